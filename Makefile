@@ -1,0 +1,115 @@
+# speechfs — one non-recursive Makefile for the core library, the daemon,
+# the mount, the tests and the benchmarks.
+
+VERSION   := $(shell cat VERSION)
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+PYTHON    ?= /usr/bin/python3
+CC        ?= cc
+
+ifeq ($(SAN),1)
+B         ?= build-asan
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=undefined
+OPT       := -O1
+else
+B         ?= build
+SANFLAGS  :=
+OPT       := -O2
+endif
+
+PKGS      := sqlite3 jansson openssl libcurl sndfile libmicrohttpd fuse3
+HAVE_PKGS := $(shell pkg-config --exists $(PKGS) && test -f /usr/include/lame/lame.h && echo yes)
+ifneq ($(HAVE_PKGS),yes)
+ifneq ($(MAKECMDGOALS),clean)
+$(info speechfs: build dependencies missing, running packaging/install-deps.sh)
+$(shell ./packaging/install-deps.sh >&2)
+endif
+endif
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	     -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wvla
+CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Icore \
+	     -DSFS_VERSION='"$(VERSION)"'
+CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
+LDFLAGS   := -pthread $(SANFLAGS)
+
+CORE_PC   := sqlite3 jansson openssl libcurl sndfile
+CORE_LIBS := $(shell pkg-config --libs $(CORE_PC)) -lmp3lame -lm
+HTTPD_LIBS:= $(shell pkg-config --libs libmicrohttpd)
+FS_CFLAGS := $(shell pkg-config --cflags fuse3)
+FS_LIBS   := $(shell pkg-config --libs fuse3)
+
+CORE_SRC  := $(wildcard core/*.c)
+HTTPD_SRC := $(wildcard httpd/*.c)
+FS_SRC    := $(wildcard fs/*.c)
+UNIT_SRC  := $(wildcard tests/unit/t_*.c)
+BENCH_SRC := $(wildcard tests/bench/*.c)
+
+CORE_OBJ  := $(CORE_SRC:%.c=$(B)/%.o)
+HTTPD_OBJ := $(HTTPD_SRC:%.c=$(B)/%.o)
+FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+
+LIB       := $(B)/libspeechfs.a
+BINS      := $(if $(HTTPD_SRC),$(B)/speechfsd) $(if $(FS_SRC),$(B)/speechfs)
+
+.PHONY: all test unit asan bench install clean run deps check-format
+all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/fs/%.o: fs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(FS_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/speechfsd: $(HTTPD_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(HTTPD_OBJ) $(LIB) $(HTTPD_LIBS) $(CORE_LIBS)
+
+$(B)/speechfs: $(FS_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(FS_LIBS) $(CORE_LIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
+
+$(B)/bench/%: $(B)/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
+
+deps:
+	@./packaging/install-deps.sh
+
+# The one test command: C unit binaries and end-to-end tests, all through
+# pytest, ending with one "N passed, M failed" line.
+test: deps all
+	SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+unit: all
+	SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_unit.py
+
+asan:
+	$(MAKE) SAN=1 test
+
+bench: deps all
+	SFS_BUILD=$(abspath $(B)) $(PYTHON) tests/bench/run.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	$(if $(filter $(B)/speechfs,$(BINS)),install -m 755 $(B)/speechfs $(DESTDIR)$(PREFIX)/bin/speechfs)
+	$(if $(filter $(B)/speechfsd,$(BINS)),install -m 755 $(B)/speechfsd $(DESTDIR)$(PREFIX)/sbin/speechfsd)
+
+check-format:
+	clang-format --dry-run --Werror $(CORE_SRC) $(HTTPD_SRC) $(FS_SRC) include/speechfs/*.h
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,53 @@
+/*
+ * The blob store's part of a metadata transaction. These run inside a
+ * write transaction on `d` and keep blob rows, reference counts, the
+ * tenant's byte usage and the files under blobs/ in step.
+ */
+#ifndef SPEECHFS_BLOB_I_H
+#define SPEECHFS_BLOB_I_H
+
+#include <stdint.h>
+#include "speechfs/blob.h"
+
+struct db;
+
+/*
+ * Take a reference on the finished stage's content for `tenant`: link it
+ * into blobs/ (fsync of the directory) and insert the row, or count one
+ * more reference on an existing blob. Must be in a write transaction.
+ * *added_bytes is the tenant's growth (0 when deduplicated).
+ */
+enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
+			       struct sfs_stage *st, int64_t *added_bytes,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/* One more reference on an existing blob (e.g. copying a file). */
+enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
+			 struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Drop a reference; the last one removes the row and the file. */
+enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
+			   struct sfs_err *e) SFS_MUST_CHECK;
+
+/* After the transaction: forget the stage's staging name (committed or not). */
+void blob_stage_done(struct sfs_stage *st);
+
+/* blobs/<tenant>/<sha[0:2]>/<sha> into out. */
+void blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
+	       char *out, size_t size);
+
+/* Recover staging directories of processes that died (store open). */
+enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
+	SFS_MUST_CHECK;
+/* Make this process's staging directory and hold its lock. */
+enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
+	SFS_MUST_CHECK;
+void blob_staging_close(struct sfs_store *s);
+
+/*
+ * Simulated crashes for the tests: when the environment variable
+ * SFS_CRASH_AT names `point`, the process exits at once with status 77.
+ */
+void sfs_crash_point(const char *point);
+
+#endif

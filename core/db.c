@@ -1,0 +1,653 @@
+/*
+ * SQLite behind the core: a pool of connections (WAL, foreign keys, a busy
+ * timeout), per-connection caches of prepared statements, transactions,
+ * and the schema with forward migrations in PRAGMA user_version.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db_i.h"
+#include "speechfs/log.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define STMT_CACHE 128
+
+struct db_stmt {
+	sqlite3_stmt *st;
+	struct db *d;
+};
+
+struct db {
+	sqlite3 *h;
+	struct sfs_store *s;
+	struct db *next;
+	int txn;
+	struct {
+		const char *sql;
+		struct db_stmt stmt;
+	} cache[STMT_CACHE];
+};
+
+static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
+				 const char *what)
+{
+	int prim = rc & 0xff;
+
+	switch (prim) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return SFS_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		sfs_warn("db", "%s: database busy", what);
+		return sfs_errf(e, SFS_BUSY, NULL,
+				"the store is busy, try again");
+	case SQLITE_FULL:
+		sfs_error("db", "%s: disk full", what);
+		return sfs_errf(e, SFS_NO_SPACE, NULL,
+				"no space left on the store's disk");
+	case SQLITE_NOMEM:
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	case SQLITE_CONSTRAINT:
+		sfs_debug("db", "%s: %s", what, d ? sqlite3_errmsg(d->h) : "");
+		return sfs_errf(e, SFS_CONFLICT, NULL, "conflicting change");
+	default:
+		sfs_error("db", "%s: %s (%d)", what,
+			  d ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc), rc);
+		return sfs_errf(e, SFS_IO, NULL, "internal database error");
+	}
+}
+
+/* ---- schema ---------------------------------------------------------- */
+
+static const char schema_v1[] =
+	"CREATE TABLE setting(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+	"CREATE TABLE tenant("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" name TEXT NOT NULL,"
+	" max_bytes INTEGER NOT NULL DEFAULT 0,"
+	" max_files INTEGER NOT NULL DEFAULT 0,"
+	" used_bytes INTEGER NOT NULL DEFAULT 0,"
+	" used_files INTEGER NOT NULL DEFAULT 0,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE user("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+	" name TEXT NOT NULL,"
+	" download_bps INTEGER NOT NULL DEFAULT -1,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE INDEX user_tenant ON user(tenant_id);"
+	"CREATE TABLE api_key("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" user_id INTEGER NOT NULL REFERENCES user(id),"
+	" hash BLOB NOT NULL UNIQUE, scopes INTEGER NOT NULL, label TEXT,"
+	" created_at INTEGER NOT NULL, revoked_at INTEGER);"
+	"CREATE TABLE blob("
+	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+	" sha256 TEXT NOT NULL, size INTEGER NOT NULL,"
+	" refs INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+	" PRIMARY KEY(tenant_id, sha256)) WITHOUT ROWID;"
+	"CREATE TABLE file("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+	" owner_id INTEGER NOT NULL REFERENCES user(id),"
+	" name TEXT NOT NULL, filename TEXT, description TEXT,"
+	" dir TEXT NOT NULL, metadata TEXT, mime TEXT, source_uri TEXT,"
+	" ingest_error TEXT,"
+	" size INTEGER, duration REAL, sha256 TEXT,"
+	" blob_ref INTEGER NOT NULL DEFAULT 0,"
+	" ingestion INTEGER NOT NULL DEFAULT 0,"
+	" is_deleted INTEGER NOT NULL DEFAULT 0,"
+	" is_purged INTEGER NOT NULL DEFAULT 0,"
+	" is_discarded INTEGER NOT NULL DEFAULT 0,"
+	" created_at INTEGER NOT NULL, deleted_at INTEGER,"
+	" purged_at INTEGER, purge_at INTEGER, discarded_at INTEGER,"
+	" publish INTEGER NOT NULL DEFAULT 0, published_at INTEGER,"
+	" want_la INTEGER NOT NULL DEFAULT 0,"
+	" la_status INTEGER NOT NULL DEFAULT 0, la_size INTEGER,"
+	" la_sha256 TEXT, la_blob_ref INTEGER NOT NULL DEFAULT 0,"
+	" la_created_at INTEGER,"
+	" la_deleted INTEGER NOT NULL DEFAULT 0,"
+	" la_purged INTEGER NOT NULL DEFAULT 0,"
+	" la_deleted_at INTEGER, la_purged_at INTEGER, la_purge_at INTEGER,"
+	" la_error TEXT,"
+	" mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL);"
+	"CREATE INDEX file_dir ON file(owner_id, is_deleted, dir, created_at);"
+	"CREATE INDEX file_created ON file(owner_id, is_deleted, created_at);"
+	"CREATE INDEX file_dir_name ON file(owner_id, is_deleted, dir,"
+	" name COLLATE NOCASE);"
+	"CREATE INDEX file_sha ON file(owner_id, sha256);"
+	"CREATE INDEX file_internal ON file(tenant_id, created_at)"
+	" WHERE publish = 1 AND is_deleted = 0;"
+	"CREATE INDEX file_purge ON file(purge_at)"
+	" WHERE is_deleted = 1 AND is_purged = 0;"
+	"CREATE INDEX file_la_purge ON file(la_purge_at)"
+	" WHERE la_deleted = 1 AND la_purged = 0;"
+	"CREATE INDEX file_blob ON file(tenant_id, sha256) WHERE blob_ref = 1;"
+	"CREATE INDEX file_la_blob ON file(tenant_id, la_sha256)"
+	" WHERE la_blob_ref = 1;"
+	"CREATE VIRTUAL TABLE file_fts USING fts5(name, filename,"
+	" content='file', content_rowid='id', tokenize='trigram');"
+	"CREATE TRIGGER file_fts_ai AFTER INSERT ON file BEGIN"
+	" INSERT INTO file_fts(rowid, name, filename)"
+	" VALUES (new.id, new.name, new.filename); END;"
+	"CREATE TRIGGER file_fts_ad AFTER DELETE ON file BEGIN"
+	" INSERT INTO file_fts(file_fts, rowid, name, filename)"
+	" VALUES ('delete', old.id, old.name, old.filename); END;"
+	"CREATE TRIGGER file_fts_au AFTER UPDATE OF name, filename ON file"
+	" BEGIN"
+	" INSERT INTO file_fts(file_fts, rowid, name, filename)"
+	" VALUES ('delete', old.id, old.name, old.filename);"
+	" INSERT INTO file_fts(rowid, name, filename)"
+	" VALUES (new.id, new.name, new.filename); END;"
+	"CREATE TABLE tag("
+	" id INTEGER PRIMARY KEY,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+	" name TEXT NOT NULL COLLATE NOCASE, UNIQUE(tenant_id, name));"
+	"CREATE TABLE file_tag("
+	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" tag_id INTEGER NOT NULL REFERENCES tag(id),"
+	" PRIMARY KEY(file_id, tag_id)) WITHOUT ROWID;"
+	"CREATE INDEX file_tag_tag ON file_tag(tag_id, file_id);"
+	"CREATE TABLE share("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" user_id INTEGER NOT NULL REFERENCES user(id),"
+	" perm INTEGER NOT NULL, created_by INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL, UNIQUE(file_id, user_id));"
+	"CREATE INDEX share_user ON share(user_id, created_at);"
+	"CREATE TABLE dir("
+	" id INTEGER PRIMARY KEY,"
+	" owner_id INTEGER NOT NULL REFERENCES user(id),"
+	" path TEXT NOT NULL, parent TEXT NOT NULL,"
+	" nfiles INTEGER NOT NULL DEFAULT 0,"
+	" explicit INTEGER NOT NULL DEFAULT 0,"
+	" mtime_ns INTEGER NOT NULL, UNIQUE(owner_id, path));"
+	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);"
+	"CREATE TABLE xattr("
+	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL, value BLOB NOT NULL,"
+	" PRIMARY KEY(file_id, name)) WITHOUT ROWID;"
+	"CREATE TABLE job("
+	" id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+	" file_id INTEGER REFERENCES file(id) ON DELETE CASCADE,"
+	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT, payload TEXT, lease_token TEXT, lease_until INTEGER,"
+	" created_at INTEGER NOT NULL, started_at INTEGER,"
+	" finished_at INTEGER);"
+	"CREATE INDEX job_runnable ON job(state, kind, id);"
+	"CREATE INDEX job_file ON job(file_id);"
+	"CREATE TABLE change("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, owner_id INTEGER,"
+	" file_id INTEGER, dir TEXT, at INTEGER NOT NULL);"
+	"CREATE TRIGGER change_file_ai AFTER INSERT ON file BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns); END;"
+	"CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"
+	" WHERE old.dir <> new.dir; END;"
+	"CREATE TRIGGER change_share_ai AFTER INSERT ON share BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (new.user_id, new.file_id, NULL, new.created_at); END;"
+	"CREATE TRIGGER change_share_ad AFTER DELETE ON share BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (old.user_id, old.file_id, NULL, old.created_at); END;"
+	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
+	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;";
+
+/* Forward migrations: migrations[v] takes a store from v to v + 1. */
+static const char *const migrations[] = {
+	[0] = schema_v1,
+};
+
+static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
+				 struct sfs_err *e)
+{
+	char sql[160];
+	int rc;
+
+	sqlite3_busy_timeout(h, cfg ? cfg->busy_timeout_ms : 10000);
+	snprintf(sql, sizeof(sql),
+		 "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
+		 " PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;",
+		 !cfg || cfg->sync_full ? "FULL" : "NORMAL");
+	rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sfs_error("db", "configuring connection: %s",
+			  sqlite3_errmsg(h));
+		return sfs_errf(e, SFS_IO, NULL, "cannot open the database");
+	}
+	return SFS_OK;
+}
+
+static enum sfs_status open_conn(const char *path, int create,
+				 const struct sfs_config *cfg, sqlite3 **out,
+				 struct sfs_err *e)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+		    (create ? SQLITE_OPEN_CREATE : 0);
+	sqlite3 *h = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &h, flags, NULL);
+	if (rc != SQLITE_OK) {
+		sfs_error("db", "cannot open '%s': %s", path,
+			  h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+		sqlite3_close(h);
+		return sfs_errf(e, rc == SQLITE_CANTOPEN ? SFS_NOT_FOUND
+							 : SFS_IO,
+				NULL, "cannot open the store's database");
+	}
+	sqlite3_extended_result_codes(h, 1);
+	if (configure(h, cfg, e)) {
+		sqlite3_close(h);
+		return e ? e->status : SFS_IO;
+	}
+	*out = h;
+	return SFS_OK;
+}
+
+static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, rc;
+	enum sfs_status ret = SFS_OK;
+
+	rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc_status(NULL, rc, e, "migrate: begin");
+	rc = sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > DB_SCHEMA_VERSION) {
+		ret = sfs_errf(e, SFS_UNSUPPORTED, NULL,
+			       "the store's schema %d is newer than this "
+			       "program's %d", version, DB_SCHEMA_VERSION);
+		goto out;
+	}
+	while (version < DB_SCHEMA_VERSION) {
+		char pragma[64];
+
+		rc = sqlite3_exec(h, migrations[version], NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			sfs_error("db", "migration to %d: %s", version + 1,
+				  sqlite3_errmsg(h));
+			ret = sfs_errf(e, SFS_IO, NULL, "schema migration failed");
+			goto out;
+		}
+		version++;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
+			 version);
+		rc = sqlite3_exec(h, pragma, NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			ret = rc_status(NULL, rc, e, "migrate: version");
+			goto out;
+		}
+		sfs_info("db", "schema migrated to version %d", version);
+	}
+	rc = sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		ret = rc_status(NULL, rc, e, "migrate: commit");
+out:
+	if (ret)
+		sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+enum sfs_status db_create(const char *path, struct sfs_err *e)
+{
+	sqlite3 *h = NULL;
+	enum sfs_status st;
+
+	st = open_conn(path, 1, NULL, &h, e);
+	if (st)
+		return st;
+	st = migrate(h, e);
+	sqlite3_close(h);
+	return st;
+}
+
+enum sfs_status db_pool_open(struct sfs_store *s, const char *path,
+			     struct sfs_err *e)
+{
+	struct db *d;
+	enum sfs_status st;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	st = open_conn(path, 0, &s->cfg, &d->h, e);
+	if (st) {
+		free(d);
+		return st;
+	}
+	st = migrate(d->h, e);
+	if (st) {
+		sqlite3_close(d->h);
+		free(d);
+		return st;
+	}
+	d->s = s;
+	s->pool_free = d;
+	s->pool_n = 1;
+	return SFS_OK;
+}
+
+static void conn_close(struct db *d)
+{
+	int i;
+
+	for (i = 0; i < STMT_CACHE; i++)
+		if (d->cache[i].stmt.st)
+			sqlite3_finalize(d->cache[i].stmt.st);
+	sqlite3_close(d->h);
+	free(d);
+}
+
+void db_pool_close(struct sfs_store *s)
+{
+	struct db *d, *next;
+
+	pthread_mutex_lock(&s->pool_mu);
+	for (d = s->pool_free; d; d = next) {
+		next = d->next;
+		conn_close(d);
+	}
+	s->pool_free = NULL;
+	pthread_mutex_unlock(&s->pool_mu);
+}
+
+enum sfs_status db_get(struct sfs_store *s, struct db **out, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	char path[4096];
+	enum sfs_status st;
+
+	pthread_mutex_lock(&s->pool_mu);
+	while (!s->pool_free && s->pool_n >= DB_POOL_MAX)
+		pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+	if (s->pool_free) {
+		d = s->pool_free;
+		s->pool_free = d->next;
+		pthread_mutex_unlock(&s->pool_mu);
+		d->next = NULL;
+		*out = d;
+		return SFS_OK;
+	}
+	s->pool_n++;
+	pthread_mutex_unlock(&s->pool_mu);
+
+	d = calloc(1, sizeof(*d));
+	snprintf(path, sizeof(path), "%s/speechfs.db", s->dir);
+	if (!d) {
+		st = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	} else {
+		st = open_conn(path, 0, &s->cfg, &d->h, e);
+	}
+	if (st) {
+		free(d);
+		pthread_mutex_lock(&s->pool_mu);
+		s->pool_n--;
+		pthread_cond_signal(&s->pool_cv);
+		pthread_mutex_unlock(&s->pool_mu);
+		return st;
+	}
+	d->s = s;
+	*out = d;
+	return SFS_OK;
+}
+
+void db_put(struct db *d)
+{
+	struct sfs_store *s;
+
+	if (!d)
+		return;
+	s = d->s;
+	if (d->txn)
+		db_rollback(d);
+	pthread_mutex_lock(&s->pool_mu);
+	d->next = s->pool_free;
+	s->pool_free = d;
+	pthread_cond_signal(&s->pool_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+}
+
+struct sfs_store *db_store(struct db *d)
+{
+	return d->s;
+}
+
+/* ---- statements ------------------------------------------------------ */
+
+struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e)
+{
+	size_t h = ((uintptr_t)sql >> 3) % STMT_CACHE, i;
+	int rc;
+
+	for (i = 0; i < STMT_CACHE; i++) {
+		size_t k = (h + i) % STMT_CACHE;
+
+		if (d->cache[k].sql == sql) {
+			sqlite3_reset(d->cache[k].stmt.st);
+			sqlite3_clear_bindings(d->cache[k].stmt.st);
+			return &d->cache[k].stmt;
+		}
+		if (!d->cache[k].sql) {
+			rc = sqlite3_prepare_v3(d->h, sql, -1,
+						SQLITE_PREPARE_PERSISTENT,
+						&d->cache[k].stmt.st, NULL);
+			if (rc != SQLITE_OK) {
+				rc_status(d, rc, e, "prepare");
+				return NULL;
+			}
+			d->cache[k].sql = sql;
+			d->cache[k].stmt.d = d;
+			return &d->cache[k].stmt;
+		}
+	}
+	sfs_error("db", "statement cache full");
+	sfs_errf(e, SFS_IO, NULL, "internal database error");
+	return NULL;
+}
+
+struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e)
+{
+	struct db_stmt *st = calloc(1, sizeof(*st));
+	int rc;
+
+	if (!st) {
+		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	rc = sqlite3_prepare_v2(d->h, sql, -1, &st->st, NULL);
+	if (rc != SQLITE_OK) {
+		rc_status(d, rc, e, "prepare");
+		free(st);
+		return NULL;
+	}
+	st->d = d;
+	return st;
+}
+
+void db_finalize(struct db_stmt *st)
+{
+	if (!st)
+		return;
+	sqlite3_finalize(st->st);
+	free(st);
+}
+
+void db_reset(struct db_stmt *st)
+{
+	if (st)
+		sqlite3_reset(st->st);
+}
+
+void db_bind_int(struct db_stmt *st, int i, int64_t v)
+{
+	sqlite3_bind_int64(st->st, i, v);
+}
+
+void db_bind_double(struct db_stmt *st, int i, double v)
+{
+	sqlite3_bind_double(st->st, i, v);
+}
+
+void db_bind_text(struct db_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st->st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st->st, i);
+}
+
+void db_bind_textn(struct db_stmt *st, int i, const char *v, size_t n)
+{
+	sqlite3_bind_text(st->st, i, v, (int)n, SQLITE_TRANSIENT);
+}
+
+void db_bind_blob(struct db_stmt *st, int i, const void *v, size_t n)
+{
+	sqlite3_bind_blob(st->st, i, v, (int)n, SQLITE_TRANSIENT);
+}
+
+void db_bind_null(struct db_stmt *st, int i)
+{
+	sqlite3_bind_null(st->st, i);
+}
+
+int db_step(struct db_stmt *st, struct sfs_err *e)
+{
+	int rc = sqlite3_step(st->st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	rc_status(st->d, rc, e, sqlite3_sql(st->st));
+	sqlite3_reset(st->st);
+	return -1;
+}
+
+enum sfs_status db_run(struct db_stmt *st, struct sfs_err *e)
+{
+	int rc = sqlite3_step(st->st);
+	enum sfs_status ret = SFS_OK;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = rc_status(st->d, rc, e, sqlite3_sql(st->st));
+	sqlite3_reset(st->st);
+	return ret;
+}
+
+int64_t db_col_int(struct db_stmt *st, int i)
+{
+	return sqlite3_column_int64(st->st, i);
+}
+
+double db_col_double(struct db_stmt *st, int i)
+{
+	return sqlite3_column_double(st->st, i);
+}
+
+const char *db_col_text(struct db_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st->st, i);
+}
+
+const void *db_col_blob(struct db_stmt *st, int i, size_t *n)
+{
+	const void *p = sqlite3_column_blob(st->st, i);
+
+	*n = (size_t)sqlite3_column_bytes(st->st, i);
+	return p;
+}
+
+int db_col_null(struct db_stmt *st, int i)
+{
+	return sqlite3_column_type(st->st, i) == SQLITE_NULL;
+}
+
+char *db_col_dup(struct db_stmt *st, int i)
+{
+	const char *t = db_col_text(st, i);
+
+	return t ? strdup(t) : NULL;
+}
+
+int64_t db_last_rowid(struct db *d)
+{
+	return sqlite3_last_insert_rowid(d->h);
+}
+
+int db_changes(struct db *d)
+{
+	return sqlite3_changes(d->h);
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+enum sfs_status db_exec(struct db *d, const char *sql, struct sfs_err *e)
+{
+	int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
+}
+
+enum sfs_status db_begin(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status st = db_exec(d, "BEGIN IMMEDIATE", e);
+
+	if (!st)
+		d->txn = 1;
+	return st;
+}
+
+enum sfs_status db_begin_read(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status st = db_exec(d, "BEGIN", e);
+
+	if (!st)
+		d->txn = 1;
+	return st;
+}
+
+enum sfs_status db_commit(struct db *d, struct sfs_err *e)
+{
+	int rc = sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK) {
+		d->txn = 0;
+		return SFS_OK;
+	}
+	/* a failed COMMIT may leave the transaction open: end it */
+	if (!sqlite3_get_autocommit(d->h))
+		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+	d->txn = 0;
+	return rc_status(d, rc, e, "commit");
+}
+
+void db_rollback(struct db *d)
+{
+	if (!sqlite3_get_autocommit(d->h))
+		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+	d->txn = 0;
+}
+
+int db_in_txn(struct db *d)
+{
+	return d->txn;
+}

@@ -1,0 +1,362 @@
+/*
+ * Opening and closing a store directory, the core's configuration keys,
+ * the change feed that front ends poll, and the janitor's purge pass.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include "blob_i.h"
+#include "db_i.h"
+#include "file_i.h"
+#include "speechfs/log.h"
+#include "store_i.h"
+#include "util_i.h"
+
+void sfs_config_init(struct sfs_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->retention_seconds = 30 * 24 * 3600;
+	c->job_lease_seconds = 30;
+	c->workers = 0;
+	c->janitor_interval_ms = 60000;
+	c->sync_full = 1;
+	c->busy_timeout_ms = 10000;
+	c->la_bitrate_kbps = 48;
+	c->la_sample_rate = 22050;
+	c->la_channels = 1;
+	c->la_vbr = 0;
+	c->import_max_bytes = (int64_t)4 << 30;
+	c->import_connect_timeout_s = 10;
+	c->import_timeout_s = 3600;
+	c->import_max_redirects = 5;
+	sfs_strlcpy(c->s3_region, "us-east-1", sizeof(c->s3_region));
+	c->s3_path_style = 1;
+}
+
+enum kind { K_I64, K_INT, K_BOOL, K_STR };
+
+static const struct {
+	const char *key;
+	enum kind kind;
+	size_t off;
+	size_t size;
+	int64_t min, max;
+} config_keys[] = {
+#define I64(k, f, lo, hi) { k, K_I64, offsetof(struct sfs_config, f), 0, lo, hi }
+#define INT(k, f, lo, hi) { k, K_INT, offsetof(struct sfs_config, f), 0, lo, hi }
+#define BOOL(k, f) { k, K_BOOL, offsetof(struct sfs_config, f), 0, 0, 1 }
+#define STR(k, f) { k, K_STR, offsetof(struct sfs_config, f), \
+		    sizeof(((struct sfs_config *)0)->f), 0, 0 }
+	I64("retention_seconds", retention_seconds, 0, INT64_MAX / 1000),
+	INT("jobs.lease_seconds", job_lease_seconds, 1, 86400),
+	INT("jobs.workers", workers, 0, 64),
+	INT("janitor.interval_ms", janitor_interval_ms, 10, 86400000),
+	BOOL("db.sync_full", sync_full),
+	INT("db.busy_timeout_ms", busy_timeout_ms, 0, 600000),
+	INT("listening.bitrate_kbps", la_bitrate_kbps, 8, 320),
+	INT("listening.sample_rate", la_sample_rate, 8000, 48000),
+	INT("listening.channels", la_channels, 1, 2),
+	BOOL("listening.vbr", la_vbr),
+	I64("import.max_bytes", import_max_bytes, 1, INT64_MAX),
+	INT("import.connect_timeout_s", import_connect_timeout_s, 1, 600),
+	INT("import.timeout_s", import_timeout_s, 1, 86400),
+	INT("import.max_redirects", import_max_redirects, 0, 20),
+	STR("import.allow", import_allow),
+	STR("s3.endpoint", s3_endpoint),
+	STR("s3.region", s3_region),
+	STR("s3.access_key", s3_access_key),
+	STR("s3.secret_key", s3_secret_key),
+	BOOL("s3.path_style", s3_path_style),
+#undef I64
+#undef INT
+#undef BOOL
+#undef STR
+};
+
+enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
+			       const char *value, struct sfs_err *e)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		char *p = (char *)c + config_keys[i].off;
+		int64_t v;
+		int b;
+
+		if (strcmp(config_keys[i].key, key))
+			continue;
+		switch (config_keys[i].kind) {
+		case K_STR:
+			if (strlen(value) >= config_keys[i].size)
+				return sfs_err_field(e, key, "too_long",
+						     "value too long");
+			sfs_strlcpy(p, value, config_keys[i].size);
+			return SFS_OK;
+		case K_BOOL:
+			if (sfs_parse_bool(value, &b))
+				return sfs_err_field(e, key, "invalid",
+						     "expected true or false");
+			*(int *)p = b;
+			return SFS_OK;
+		case K_I64:
+		case K_INT:
+			if (sfs_parse_i64(value, &v) ||
+			    v < config_keys[i].min || v > config_keys[i].max)
+				return sfs_err_field(
+					e, key, "invalid",
+					"expected an integer in %lld..%lld",
+					(long long)config_keys[i].min,
+					(long long)config_keys[i].max);
+			if (config_keys[i].kind == K_INT)
+				*(int *)p = (int)v;
+			else
+				*(int64_t *)p = v;
+			return SFS_OK;
+		}
+	}
+	return sfs_errf(e, SFS_NOT_FOUND, NULL, "unknown option '%s'", key);
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", a, b);
+	return p;
+}
+
+enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
+{
+	unsigned char secret[32];
+	char path[4096], hex[65];
+	struct stat sb;
+	struct sfs_store *s = NULL;
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+
+	if (sfs_mkdirs(dir) < 0)
+		return sfs_errno_status(e, errno, "cannot create the store");
+	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	if (stat(path, &sb) == 0)
+		return sfs_errf(e, SFS_CONFLICT, NULL,
+				"a store already exists in '%s'", dir);
+	snprintf(path, sizeof(path), "%s/blobs", dir);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return sfs_errno_status(e, errno, "cannot create blobs/");
+	snprintf(path, sizeof(path), "%s/staging", dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return sfs_errno_status(e, errno, "cannot create staging/");
+	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	ret = db_create(path, e);
+	if (ret)
+		return ret;
+
+	ret = sfs_store_open(dir, NULL, &s, e);
+	if (ret)
+		return ret;
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	if (sfs_random(secret, sizeof(secret))) {
+		ret = sfs_errf(e, SFS_IO, NULL, "no randomness");
+		goto out;
+	}
+	sfs_hex(secret, sizeof(secret), hex);
+	st = db_prep(d, "INSERT OR IGNORE INTO setting(key, value)"
+			" VALUES ('secret', ?1)", e);
+	if (!st) {
+		ret = e ? e->status : SFS_IO;
+		goto out;
+	}
+	db_bind_text(st, 1, hex);
+	ret = db_run(st, e);
+	sfs_fsync_dir(dir);
+out:
+	db_put(d);
+	sfs_store_close(s);
+	return ret;
+}
+
+static enum sfs_status load_secret(struct sfs_store *s, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+	const char *hex;
+
+	ret = db_get(s, &d, e);
+	if (ret)
+		return ret;
+	st = db_prep(d, "SELECT value FROM setting WHERE key = 'secret'", e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	if (db_step(st, e) != 1 || !(hex = db_col_text(st, 0)) ||
+	    strlen(hex) != 64 || sfs_unhex(hex, 32, s->secret)) {
+		ret = sfs_errf(e, SFS_IO, NULL, "the store has no secret");
+		goto out;
+	}
+out:
+	if (st)
+		db_reset(st);
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
+			       struct sfs_store **out, struct sfs_err *e)
+{
+	struct sfs_store *s;
+	char path[4096];
+	struct stat sb;
+	enum sfs_status ret;
+
+	*out = NULL;
+	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	if (stat(path, &sb) < 0)
+		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+				"no store in '%s' (run init first)", dir);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	s->staging_lock_fd = -1;
+	if (cfg)
+		s->cfg = *cfg;
+	else
+		sfs_config_init(&s->cfg);
+	pthread_mutex_init(&s->pool_mu, NULL);
+	pthread_cond_init(&s->pool_cv, NULL);
+	pthread_mutex_init(&s->work_mu, NULL);
+	pthread_cond_init(&s->work_cv, NULL);
+	s->dir = realpath(dir, NULL);
+	if (!s->dir) {
+		ret = sfs_errno_status(e, errno, "store directory");
+		goto fail;
+	}
+	s->blob_dir = join(s->dir, "blobs");
+	if (!s->blob_dir) {
+		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
+	ret = db_pool_open(s, path, e);
+	if (ret)
+		goto fail;
+	ret = load_secret(s, e);
+	if (ret)
+		goto fail;
+	ret = blob_recover(s, e);
+	if (ret)
+		goto fail;
+	ret = blob_staging_open(s, e);
+	if (ret)
+		goto fail;
+	*out = s;
+	return SFS_OK;
+fail:
+	sfs_store_close(s);
+	return ret;
+}
+
+void sfs_store_close(struct sfs_store *s)
+{
+	if (!s)
+		return;
+	sfs_workers_stop(s);
+	blob_staging_close(s);
+	db_pool_close(s);
+	pthread_mutex_destroy(&s->pool_mu);
+	pthread_cond_destroy(&s->pool_cv);
+	pthread_mutex_destroy(&s->work_mu);
+	pthread_cond_destroy(&s->work_cv);
+	free(s->dir);
+	free(s->blob_dir);
+	free(s->staging_dir);
+	free(s);
+}
+
+const struct sfs_config *sfs_store_config(const struct sfs_store *s)
+{
+	return &s->cfg;
+}
+
+const char *sfs_store_dir(const struct sfs_store *s)
+{
+	return s->dir;
+}
+
+enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
+				     struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+
+	*seq = 0;
+	ret = db_get(s, &d, e);
+	if (ret)
+		return ret;
+	st = db_prep(d, "SELECT coalesce(max(seq), 0) FROM change", e);
+	if (!st)
+		ret = SFS_IO;
+	else if (db_step(st, e) == 1)
+		*seq = db_col_int(st, 0);
+	else
+		ret = SFS_IO;
+	db_reset(st);
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
+				  sfs_change_fn fn, void *arg, int64_t *last,
+				  struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+	int rc;
+
+	*last = since;
+	ret = db_get(s, &d, e);
+	if (ret)
+		return ret;
+	st = db_prep(d, "SELECT seq, file_id, owner_id, dir FROM change"
+			" WHERE seq > ?1 ORDER BY seq LIMIT 10000", e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	db_bind_int(st, 1, since);
+	while ((rc = db_step(st, e)) == 1) {
+		*last = db_col_int(st, 0);
+		fn(arg, *last, db_col_int(st, 1), db_col_int(st, 2),
+		   db_col_text(st, 3));
+	}
+	if (rc < 0)
+		ret = e ? e->status : SFS_IO;
+	db_reset(st);
+out:
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
+				uint64_t *avail, struct sfs_err *e)
+{
+	struct statvfs v;
+
+	if (statvfs(s->dir, &v) < 0)
+		return sfs_errno_status(e, errno, "statvfs");
+	*total = (uint64_t)v.f_blocks * v.f_frsize;
+	*avail = (uint64_t)v.f_bavail * v.f_frsize;
+	return SFS_OK;
+}

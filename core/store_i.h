@@ -1,0 +1,39 @@
+/* The store handle's insides, shared by the core's modules. */
+#ifndef SPEECHFS_STORE_I_H
+#define SPEECHFS_STORE_I_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "speechfs/job.h"
+#include "speechfs/store.h"
+
+#define DB_POOL_MAX 32
+
+struct db;
+
+struct sfs_store {
+	char *dir;			/* the store directory */
+	char *blob_dir;			/* dir/blobs */
+	char *staging_dir;		/* dir/staging/<this process> */
+	int staging_lock_fd;		/* flock held while open */
+	struct sfs_config cfg;
+	unsigned char secret[32];	/* JWT / signed-URL key */
+
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	struct db *pool_free;
+	int pool_n;			/* connections made */
+
+	/* jobs */
+	sfs_job_fn handlers[SFS_JOB_KIND_MAX];
+	pthread_mutex_t work_mu;
+	pthread_cond_t work_cv;
+	pthread_t *workers;
+	int nworkers;
+	int stopping;
+	int kicked;
+	pthread_t janitor;
+	int janitor_running;
+};
+
+#endif

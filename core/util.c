@@ -1,0 +1,181 @@
+/* Small helpers: strings, hex, randomness, clocks, directories. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "speechfs/store.h"
+#include "util_i.h"
+
+size_t sfs_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+
+	if (size) {
+		size_t c = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+char *sfs_strdup0(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+void sfs_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int sfs_unhex(const char *in, size_t n, unsigned char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int hi = hexval((unsigned char)in[2 * i]);
+		int lo = hexval((unsigned char)in[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int sfs_random(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}
+
+int sfs_ct_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+int sfs_is_sha256_hex(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
+int sfs_parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s || strlen(s) > 20)
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int sfs_parse_bool(const char *s, int *out)
+{
+	if (!s)
+		return -1;
+	if (!strcasecmp(s, "true") || !strcmp(s, "1")) {
+		*out = 1;
+		return 0;
+	}
+	if (!strcasecmp(s, "false") || !strcmp(s, "0")) {
+		*out = 0;
+		return 0;
+	}
+	return -1;
+}
+
+int sfs_fsync_dir(const char *path)
+{
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int sfs_mkdirs(const char *path)
+{
+	char tmp[4096];
+	size_t i, n = sfs_strlcpy(tmp, path, sizeof(tmp));
+
+	if (n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		if (i < n)
+			tmp[i] = '/';
+	}
+	return 0;
+}
+
+static int64_t clock_offset_ms;
+
+void sfs_set_clock_offset_ms(int64_t offset)
+{
+	__atomic_store_n(&clock_offset_ms, offset, __ATOMIC_RELAXED);
+}
+
+int64_t sfs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+	       __atomic_load_n(&clock_offset_ms, __ATOMIC_RELAXED) * 1000000;
+}
+
+int64_t sfs_now_ms(void)
+{
+	return sfs_now_ns() / 1000000;
+}
+
+enum sfs_status sfs_errno_status(struct sfs_err *e, int err, const char *what)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		return sfs_errf(e, SFS_NO_SPACE, NULL, "%s: %s", what,
+				strerror(err));
+	if (err == ENOMEM)
+		return sfs_errf(e, SFS_NOMEM, NULL, "%s: out of memory", what);
+	return sfs_errf(e, SFS_IO, NULL, "%s: %s", what, strerror(err));
+}

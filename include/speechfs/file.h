@@ -1,0 +1,282 @@
+/*
+ * Files: the model of SpeechServiceFileResponse and its lifecycle
+ * (active -> deleted -> purged; discard content; restore), listening audio
+ * state (ListeningAudioResponse) and new content versions. Every call takes
+ * the actor and enforces tenant isolation and the permission rules:
+ * owner - everything; EDIT share - read and update metadata; VIEW share or
+ * INTERNAL publish in the same tenant - read. A file of another tenant is
+ * SFS_NOT_FOUND; a file the actor may not use is SFS_FORBIDDEN.
+ */
+#ifndef SPEECHFS_FILE_H
+#define SPEECHFS_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "auth.h"
+#include "err.h"
+
+struct sfs_store;
+struct sfs_stage;
+
+/* State of an ingestion or listening-audio job, as the API shows it. */
+enum sfs_jstate {
+	SFS_JS_NONE = 0,	/* null in the API */
+	SFS_JS_PENDING,
+	SFS_JS_PROCESSING,
+	SFS_JS_COMPLETED,
+	SFS_JS_FAILED
+};
+const char *sfs_jstate_name(enum sfs_jstate st);	/* "PENDING" ... */
+int sfs_jstate_parse(const char *s);			/* -1 if unknown */
+
+enum sfs_publish { SFS_PUBLISH_PRIVATE = 0, SFS_PUBLISH_INTERNAL = 1 };
+const char *sfs_publish_name(enum sfs_publish p);
+int sfs_publish_parse(const char *s);			/* -1 if unknown */
+
+/* What the actor may do with a file. */
+enum sfs_perm {
+	SFS_PERM_NONE = 0,
+	SFS_PERM_VIEW = 1,
+	SFS_PERM_EDIT = 2,
+	SFS_PERM_OWNER = 3
+};
+const char *sfs_perm_name(enum sfs_perm p);		/* "VIEW", "EDIT" */
+int sfs_perm_parse(const char *s);			/* -1 if unknown */
+
+/* How the actor reached a file. */
+enum sfs_access {
+	SFS_ACCESS_OWNER = 0,
+	SFS_ACCESS_DIRECT_SHARE,
+	SFS_ACCESS_INTERNAL
+};
+const char *sfs_access_name(enum sfs_access a);
+int sfs_access_parse(const char *s);			/* -1 if unknown */
+
+/* Timestamps are milliseconds since the epoch; 0 means null. */
+struct sfs_listening {
+	enum sfs_jstate status;		/* SFS_JS_NONE: never requested */
+	int64_t size;			/* -1: null */
+	char sha256[65];		/* "" when there is no MP3 */
+	int64_t created_at;
+	int deleted;
+	int purged;
+	int64_t deleted_at;
+	int64_t purged_at;
+	int64_t purge_at;
+	char *error;			/* reason when FAILED, else NULL */
+};
+
+struct sfs_file {
+	int64_t ino;			/* stable row id; the mount's inode */
+	char id[SFS_ID_SIZE];
+	int64_t owner;
+	char owner_id[SFS_ID_SIZE];
+	int64_t tenant;
+	char tenant_id[SFS_ID_SIZE];
+
+	char *name;
+	char *filename;			/* NULL: null */
+	char *description;		/* NULL: null */
+	char *path;			/* "/a/b/" */
+	char *metadata;			/* JSON object text, NULL: null */
+	char *mime;			/* NULL: unknown */
+	char *source_uri;		/* import URI, else NULL */
+	char *ingest_error;		/* reason when ingestion FAILED */
+
+	int64_t size;			/* -1: null */
+	double duration;		/* < 0: null */
+	char sha256[65];		/* "": null */
+	enum sfs_jstate ingestion;	/* NONE for uploads */
+
+	int deleted;
+	int purged;
+	int discarded;
+	int64_t created_at;
+	int64_t deleted_at;
+	int64_t purged_at;
+	int64_t purge_at;
+	int64_t discarded_at;
+
+	enum sfs_publish publish;
+	int64_t published_at;
+
+	char **tags;			/* sorted, case-insensitively */
+	size_t ntags;
+
+	struct sfs_listening la;
+
+	int64_t mtime_ns;		/* content/metadata times for the mount */
+	int64_t ctime_ns;
+
+	/* The fetching actor's relation to the file. */
+	enum sfs_access access;
+	enum sfs_perm perm;
+	char shared_by[SFS_ID_SIZE];	/* DIRECT_SHARE only */
+	int64_t shared_at;
+};
+
+void sfs_file_init(struct sfs_file *f);
+void sfs_file_release(struct sfs_file *f);
+
+#define SFS_NAME_MAX 255		/* bytes of a display name */
+#define SFS_FILENAME_MAX 255
+#define SFS_DESCRIPTION_MAX 4096
+#define SFS_METADATA_MAX 65536		/* bytes of the JSON text */
+#define SFS_TAGS_MAX 64			/* tags per file */
+
+/* What a new file is made of. NULL pointers are "not given". */
+struct sfs_file_spec {
+	const char *name;		/* required */
+	const char *filename;
+	const char *description;
+	const char *path;		/* default "/" */
+	const char *metadata;		/* JSON object text */
+	const char *const *tags;
+	size_t ntags;
+	const char *uri;		/* an import: no content, a job */
+	int listening;			/* request listening audio */
+	int64_t mtime_ns;		/* 0: now */
+};
+
+/*
+ * Create a file owned by the actor, from a stage (an upload; committed
+ * durably here) or, with spec->uri and no stage, as a pending URI import.
+ * Quota: SFS_QUOTA when the tenant's byte or file limit would be exceeded.
+ * On success the stage is consumed (still free it). out may be NULL.
+ */
+enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
+				const struct sfs_file_spec *spec,
+				struct sfs_stage *content, struct sfs_file *out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Create many content-less or empty files in one transaction (bulk
+ * metadata import, benchmarks). Each spec is validated as above.
+ */
+enum sfs_status sfs_file_create_many(struct sfs_store *s,
+				     const struct sfs_actor *a,
+				     const struct sfs_file_spec *specs,
+				     size_t n, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+enum sfs_status sfs_file_get(struct sfs_store *s, const struct sfs_actor *a,
+			     const char *id, struct sfs_file *out,
+			     struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfs_file_get_ino(struct sfs_store *s,
+				 const struct sfs_actor *a, int64_t ino,
+				 struct sfs_file *out, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+enum sfs_update_field {
+	SFS_UPD_NAME = 1 << 0,
+	SFS_UPD_DESCRIPTION = 1 << 1,
+	SFS_UPD_PATH = 1 << 2,
+	SFS_UPD_METADATA = 1 << 3,
+	SFS_UPD_TAGS = 1 << 4,
+	SFS_UPD_PUBLISH = 1 << 5,
+	SFS_UPD_MTIME = 1 << 6,
+	SFS_UPD_FILENAME = 1 << 7
+};
+
+/* The fields of a PATCH; only those named in `set` change. */
+struct sfs_file_update {
+	unsigned set;			/* enum sfs_update_field bits */
+	const char *name;
+	const char *description;	/* NULL: becomes null */
+	const char *path;
+	const char *metadata;		/* JSON object text; NULL: null */
+	const char *const *tags;	/* replace; ntags 0 clears */
+	size_t ntags;
+	enum sfs_publish publish;
+	int64_t mtime_ns;
+	const char *filename;
+};
+
+/*
+ * Update metadata (owner or EDIT share). publishedAt is set the first time
+ * a file becomes INTERNAL. SFS_CONFLICT on a deleted file.
+ */
+enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id,
+				const struct sfs_file_update *u,
+				struct sfs_file *out, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/*
+ * Soft delete (owner only): isDeleted, deletedAt, purgeAt = now +
+ * retention. A second delete is SFS_CONFLICT. With purge, the content and
+ * listening audio are released at once (isPurged, purgedAt); purging a
+ * deleted file is allowed, purging a purged one is a no-op.
+ * Pending jobs of the file are cancelled.
+ */
+enum sfs_status sfs_file_delete(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id, int purge, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/* Undo a soft delete (owner; SFS_CONFLICT if not deleted, GONE if purged). */
+enum sfs_status sfs_file_restore(struct sfs_store *s,
+				 const struct sfs_actor *a, const char *id,
+				 struct sfs_file *out, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/*
+ * Discard the content, keep the metadata (owner). SFS_CONFLICT when the
+ * file is deleted or its content already discarded.
+ */
+enum sfs_status sfs_file_discard(struct sfs_store *s,
+				 const struct sfs_actor *a, const char *id,
+				 struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A new content version of the same file (same id, tags, shares): the
+ * mount's writes. Owner or EDIT. Listening audio is regenerated when the
+ * file had it or `listening` asks for it.
+ */
+enum sfs_status sfs_file_set_content(struct sfs_store *s,
+				     const struct sfs_actor *a,
+				     const char *id, struct sfs_stage *content,
+				     int listening, struct sfs_file *out,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+enum sfs_content { SFS_CONTENT_ORIGINAL = 0, SFS_CONTENT_LISTENING = 1 };
+
+/*
+ * Open the original or the listening MP3 for reading after checking read
+ * permission and state: SFS_GONE when deleted, purged or discarded (or the
+ * listening audio deleted/purged), SFS_NOT_READY when ingestion or
+ * generation has not completed. *fd is the caller's to close; out (may be
+ * NULL) receives the file.
+ */
+enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, enum sfs_content which, int *fd,
+			      struct sfs_file *out, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/*
+ * Listening audio lifecycle of one file (the API's listening-audio
+ * endpoints). generate: owner or EDIT; SFS_CONFLICT when it exists, is in
+ * progress or was deleted/purged; SFS_GONE when the content is discarded;
+ * SFS_NOT_READY when ingestion is not completed; a FAILED one is retried.
+ * delete: owner; SFS_NOT_FOUND without listening audio; SFS_CONFLICT when
+ * already deleted and !purge. purge: owner; SFS_CONFLICT unless COMPLETED
+ * and neither deleted nor purged.
+ */
+enum sfs_status sfs_listening_generate(struct sfs_store *s,
+				       const struct sfs_actor *a,
+				       const char *id, struct sfs_file *out,
+				       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfs_listening_delete(struct sfs_store *s,
+				     const struct sfs_actor *a, const char *id,
+				     int purge, struct sfs_err *e)
+	SFS_MUST_CHECK;
+enum sfs_status sfs_listening_purge(struct sfs_store *s,
+				    const struct sfs_actor *a, const char *id,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Check a display name / original filename / description / metadata. */
+enum sfs_status sfs_name_check(const char *name, const char *field,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfs_metadata_check(const char *json, const char *field,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * A store is one directory: speechfs.db (SQLite, WAL), blobs/ (immutable,
+ * content-addressed files) and staging/ (writes in progress). A daemon and
+ * any number of mounts may have one store open at once; correctness comes
+ * from database transactions. A struct sfs_store is safe to use from many
+ * threads at once.
+ */
+#ifndef SPEECHFS_STORE_H
+#define SPEECHFS_STORE_H
+
+#include <stdint.h>
+#include "err.h"
+
+struct sfs_store;
+
+/*
+ * Options of the core, with defaults from sfs_config_init(). Front ends
+ * read a configuration file of "key = value" lines and hand every key to
+ * sfs_config_set(), which knows the core's keys (see README).
+ */
+struct sfs_config {
+	int64_t retention_seconds;	/* delete -> automatic purge (30 d) */
+	int job_lease_seconds;		/* a claim lasts this long unrenewed */
+	int workers;			/* job worker threads (0 = #cores) */
+	int janitor_interval_ms;	/* how often the janitor looks */
+	int sync_full;			/* SQLite synchronous=FULL (1) */
+	int busy_timeout_ms;
+
+	/* listening audio (media) */
+	int la_bitrate_kbps;		/* 48 */
+	int la_sample_rate;		/* 22050 */
+	int la_channels;		/* 1 */
+	int la_vbr;			/* 0 = CBR */
+
+	/* URI import */
+	int64_t import_max_bytes;
+	int import_connect_timeout_s;
+	int import_timeout_s;
+	int import_max_redirects;
+	char import_allow[512];		/* hosts/CIDRs, comma-separated */
+	char s3_endpoint[256];
+	char s3_region[64];
+	char s3_access_key[128];
+	char s3_secret_key[128];
+	int s3_path_style;
+};
+
+void sfs_config_init(struct sfs_config *c);
+
+/*
+ * Set one option by its configuration-file name ("retention_seconds",
+ * "listening.bitrate_kbps", "import.allow" ...). Unknown keys give
+ * SFS_NOT_FOUND so a front end can try its own keys first.
+ */
+enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
+			       const char *value, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/* Create a new store in `dir` (made if missing; must be empty of a store). */
+enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/*
+ * Open a store, migrating its schema forward and removing staging files of
+ * processes that died. `cfg` is copied; NULL means defaults.
+ * Ownership: close with sfs_store_close().
+ */
+enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
+			       struct sfs_store **out, struct sfs_err *e)
+	SFS_MUST_CHECK;
+void sfs_store_close(struct sfs_store *s);
+
+const struct sfs_config *sfs_store_config(const struct sfs_store *s);
+const char *sfs_store_dir(const struct sfs_store *s);
+
+/*
+ * A number that grows with every committed change of file metadata, in
+ * any process. Front ends poll it to notice changes made elsewhere.
+ */
+enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Changes after `since`: calls fn(arg, seq, file_ino, owner, dir) for each
+ * (file_ino 0 for directory-only changes). Returns the last seq seen.
+ */
+typedef void (*sfs_change_fn)(void *arg, int64_t seq, int64_t file_ino,
+			      int64_t owner, const char *dir);
+enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
+				  sfs_change_fn fn, void *arg, int64_t *last,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Space of the store's filesystem, in bytes. */
+enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
+				uint64_t *avail, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/*
+ * Purge every deleted file whose purgeAt has passed (and listening audio
+ * likewise). Returns how many were purged in *n (may be NULL).
+ */
+enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Current time in milliseconds since the epoch (overridable for tests). */
+int64_t sfs_now_ms(void);
+void sfs_set_clock_offset_ms(int64_t offset);
+
+#endif

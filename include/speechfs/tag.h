@@ -1,0 +1,30 @@
+/*
+ * Tags: per-tenant display names, unique case-insensitively (the first
+ * spelling a tenant used is kept), at most 64 bytes of printable UTF-8
+ * with no commas (the mount joins tags with commas), returned sorted.
+ */
+#ifndef SPEECHFS_TAG_H
+#define SPEECHFS_TAG_H
+
+#include <stddef.h>
+#include "buf.h"
+#include "err.h"
+
+#define SFS_TAG_MAX 64
+
+enum sfs_status sfs_tag_check(const char *tag, const char *field,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Split "a, b,c" into trimmed tags (empty string: no tags).
+ * Ownership: *out is a NULL-terminated array; free with sfs_strv_free().
+ */
+enum sfs_status sfs_tags_split(const char *csv, char ***out, size_t *n,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+/* Join tags with ',' into out. */
+enum sfs_status sfs_tags_join(char *const *tags, size_t n,
+			      struct sfs_buf *out) SFS_MUST_CHECK;
+
+void sfs_strv_free(char **v);
+
+#endif

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs every Debian package that building, testing and benchmarking
+# speechfs need. Packages already present are skipped, so it is cheap to run
+# again; `make` runs it when a dependency is missing.
+set -eu
+
+BUILD="build-essential pkg-config libsqlite3-dev libcurl4-openssl-dev
+libjansson-dev libssl-dev libmp3lame-dev libsndfile1-dev libmicrohttpd-dev
+libfuse3-dev fuse3"
+TEST="python3 python3-pytest python3-requests curl attr rsync tar valgrind
+espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl"
+BENCH="wrk nginx-light bindfs"
+
+missing=""
+for p in $BUILD $TEST $BENCH; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+echo "install-deps: installing$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
