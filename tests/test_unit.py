@@ -1,0 +1,29 @@
+"""The C unit tests of the core, one pytest case per binary; under valgrind
+too when SFS_VALGRIND=1 (no leaks allowed)."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import BUILD
+
+UNIT = sorted(p for p in (BUILD / "tests").glob("t_*") if os.access(p, os.X_OK)) \
+    if (BUILD / "tests").is_dir() else []
+
+
+@pytest.mark.parametrize("binary", UNIT, ids=[p.name for p in UNIT])
+def test_unit(binary):
+    cmd = [str(binary)]
+    if os.environ.get("SFS_VALGRIND") == "1":
+        cmd = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+               "--error-exitcode=3"] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        print(r.stdout)
+        print(r.stderr)
+    assert r.returncode == 0, f"{binary.name} failed:\n{r.stderr[-4000:]}"
+    assert " passed, 0 failed" in r.stdout
+
+
+def test_unit_binaries_exist():
+    assert UNIT, "no unit test binaries were built"
