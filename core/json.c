@@ -37,6 +37,20 @@ static json_t *finish(struct jb *b)
 	return b->obj;
 }
 
+/* Bytes in the UTF-8 sequence a lead byte starts; 0 for no lead byte. */
+static size_t seq_len(unsigned char c)
+{
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		return 2;
+	if ((c & 0xf0) == 0xe0)
+		return 3;
+	if ((c & 0xf8) == 0xf0)
+		return 4;
+	return 0;
+}
+
 /*
  * A string that is always valid JSON: bytes that are not UTF-8 (which the
  * validators should have kept out) become U+FFFD instead of failing.
@@ -45,7 +59,7 @@ static json_t *jstr_n(const char *s, size_t len)
 {
 	json_t *v;
 	char *tmp;
-	size_t i, o = 0;
+	size_t i = 0, o = 0, n;
 
 	v = json_stringn(s, len);
 	if (v)
@@ -53,24 +67,17 @@ static json_t *jstr_n(const char *s, size_t len)
 	tmp = malloc(len * 3 + 1);
 	if (!tmp)
 		return NULL;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		size_t k, n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 :
-			      (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 9;
-
-		if (c && n == 0) {
-			tmp[o++] = (char)c;
-			continue;
-		}
-		if (n <= 3 && len - i > n && sfs_utf8_valid(s + i, n + 1)) {
-			for (k = 0; k <= n; k++)
-				tmp[o++] = s[i + k];
+	while (i < len) {
+		n = seq_len((unsigned char)s[i]);
+		if (n && s[i] && n <= len - i && sfs_utf8_valid(s + i, n)) {
+			memcpy(tmp + o, s + i, n);
+			o += n;
 			i += n;
 			continue;
 		}
-		tmp[o++] = (char)0xef;
-		tmp[o++] = (char)0xbf;
-		tmp[o++] = (char)0xbd;
+		memcpy(tmp + o, "\xef\xbf\xbd", 3);
+		o += 3;
+		i++;
 	}
 	v = json_stringn(tmp, o);
 	free(tmp);

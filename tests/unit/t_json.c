@@ -288,6 +288,16 @@ static void test_invalid_utf8_name(void)
 	REQUIRE(s);
 	CHECK(!strcmp(s, "ab\xef\xbf\xbd" "c\xc3\xa9"));
 	json_decref(j);
+
+	/* a cut sequence at the end, and a surrogate */
+	f.description = strdup("x\xe2\x82");
+	f.filename = strdup("\xed\xa0\x80.wav");
+	j = sfs_json_file(&f);
+	REQUIRE(j);
+	CHECK(str_is(j, "description", "x\xef\xbf\xbd\xef\xbf\xbd"));
+	CHECK(str_is(j, "filename",
+		     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd.wav"));
+	json_decref(j);
 	sfs_file_release(&f);
 }
 
