@@ -219,7 +219,7 @@ static int stage_is(struct ctx *c, const unsigned char *want, size_t n)
 	return ok;
 }
 
-/* ---- URI validation ------------------------------------------------------ */
+/* ---- URI validation ---- */
 
 static void t_check_uri_accepts(void)
 {
@@ -306,7 +306,7 @@ static void t_fetch_refuses_bad_scheme(void)
 	ctx_close(&c);
 }
 
-/* ---- plain downloads ------------------------------------------------------ */
+/* ---- plain downloads ---- */
 
 static void t_ok(void)
 {
@@ -388,7 +388,7 @@ static void t_tls_verified(void)
 	ctx_close(&c);
 }
 
-/* ---- time limits ---------------------------------------------------------- */
+/* ---- time limits ---- */
 
 /*
  * A listener whose accept queue is full (backlog 0, two connections
@@ -453,7 +453,7 @@ static void t_slow_server(void)
 	ctx_close(&c);
 }
 
-/* ---- redirects ------------------------------------------------------------ */
+/* ---- redirects ---- */
 
 static void t_redirects(void)
 {
@@ -525,7 +525,7 @@ static void t_allow_by_host_name(void)
 	ctx_close(&c);
 }
 
-/* ---- size limits ---------------------------------------------------------- */
+/* ---- size limits ---- */
 
 static void t_too_large(void)
 {
@@ -569,7 +569,7 @@ static void t_cut_short(void)
 	ctx_close(&c);
 }
 
-/* ---- the address check ---------------------------------------------------- */
+/* ---- the address check ---- */
 
 static void t_blocked_by_default(void)
 {
@@ -643,7 +643,7 @@ static void t_allow_v6(void)
 	ctx_close(&c);
 }
 
-/* ---- progress and cancellation -------------------------------------------- */
+/* ---- progress and cancellation ---- */
 
 static int count_calls(void *arg)
 {
@@ -684,7 +684,7 @@ static void t_progress(void)
 	ctx_close(&c);
 }
 
-/* ---- S3 ------------------------------------------------------------------- */
+/* ---- S3 ---- */
 
 static void s3_config(struct ctx *c)
 {
