@@ -28,7 +28,8 @@ endif
 endif
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	     -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wvla
+	     -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wvla \
+	     -Wno-format-truncation
 CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Icore \
 	     -DSFS_VERSION='"$(VERSION)"'
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "db_i.h"
@@ -20,11 +21,18 @@ struct db_stmt {
 	struct db *d;
 };
 
+struct hook {
+	void (*fn)(struct db *, void *);
+	void *arg;
+	struct hook *next;
+};
+
 struct db {
 	sqlite3 *h;
 	struct sfs_store *s;
 	struct db *next;
 	int txn;
+	struct hook *hooks;
 	struct {
 		const char *sql;
 		struct db_stmt stmt;
@@ -625,14 +633,46 @@ enum sfs_status db_begin_read(struct db *d, struct sfs_err *e)
 	return st;
 }
 
+enum sfs_status db_on_commit(struct db *d, void (*fn)(struct db *, void *),
+			     void *arg, struct sfs_err *e)
+{
+	struct hook *h = malloc(sizeof(*h));
+
+	if (!h) {
+		free(arg);
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	}
+	h->fn = fn;
+	h->arg = arg;
+	h->next = d->hooks;
+	d->hooks = h;
+	return SFS_OK;
+}
+
+static void run_hooks(struct db *d, int run)
+{
+	struct hook *h = d->hooks, *next;
+
+	d->hooks = NULL;
+	for (; h; h = next) {
+		next = h->next;
+		if (run)
+			h->fn(d, h->arg);
+		free(h->arg);
+		free(h);
+	}
+}
+
 enum sfs_status db_commit(struct db *d, struct sfs_err *e)
 {
 	int rc = sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
 
 	if (rc == SQLITE_OK) {
 		d->txn = 0;
+		run_hooks(d, 1);
 		return SFS_OK;
 	}
+	run_hooks(d, 0);
 	/* a failed COMMIT may leave the transaction open: end it */
 	if (!sqlite3_get_autocommit(d->h))
 		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
@@ -642,6 +682,7 @@ enum sfs_status db_commit(struct db *d, struct sfs_err *e)
 
 void db_rollback(struct db *d)
 {
+	run_hooks(d, 0);
 	if (!sqlite3_get_autocommit(d->h))
 		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
 	d->txn = 0;

@@ -68,6 +68,13 @@ int db_in_txn(struct db *d);
 enum sfs_status db_exec(struct db *d, const char *sql, struct sfs_err *e)
 	SFS_MUST_CHECK;
 
+/*
+ * Run fn(d, arg) after the current transaction commits (outside it, on the
+ * same connection); on rollback fn is not run. free(arg) follows either way.
+ */
+enum sfs_status db_on_commit(struct db *d, void (*fn)(struct db *, void *),
+			     void *arg, struct sfs_err *e) SFS_MUST_CHECK;
+
 /* The store a connection belongs to. */
 struct sfs_store *db_store(struct db *d);
 

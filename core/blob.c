@@ -1,0 +1,731 @@
+/*
+ * The blob store: stages under staging/<process>/, hashed as bytes pass;
+ * immutable blobs under blobs/<tenant>/<aa>/<sha256>, deduplicated within a
+ * tenant by reference-counted rows. A blob becomes durable in the order
+ * fsync(stage) -> link into blobs/ -> fsync(dir) -> database commit, and
+ * all links and unlinks of blob files happen under the write lock, so two
+ * processes on one store never lose each other's blobs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "blob_i.h"
+#include "db_i.h"
+#include "speechfs/log.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define IO_CHUNK (128 * 1024)
+
+struct sfs_stage {
+	struct sfs_store *s;
+	int fd;
+	char path[4096];
+	EVP_MD_CTX *md;
+	int64_t size;
+	int64_t limit;
+	int random;		/* written out of order: hash at finish */
+	int finished;
+	char sha[65];
+};
+
+void sfs_crash_point(const char *point)
+{
+	const char *at = getenv("SFS_CRASH_AT");
+
+	if (at && !strcmp(at, point))
+		_exit(77);
+}
+
+static void stage_name(struct sfs_stage *st, char *out, size_t n,
+		       const char *suffix)
+{
+	unsigned char r[8];
+	char hex[17];
+
+	if (sfs_random(r, sizeof(r)))
+		memset(r, 0, sizeof(r));
+	sfs_hex(r, sizeof(r), hex);
+	snprintf(out, n, "%s/%s%s", st->s->staging_dir, hex, suffix);
+}
+
+enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
+			      struct sfs_err *e)
+{
+	struct sfs_stage *st;
+
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	st->s = s;
+	st->limit = INT64_MAX;
+	stage_name(st, st->path, sizeof(st->path), ".part");
+	st->fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (st->fd < 0) {
+		enum sfs_status ret = sfs_errno_status(e, errno, "staging");
+
+		sfs_error("blob", "cannot create '%s': %s", st->path,
+			  strerror(errno));
+		free(st);
+		return ret;
+	}
+	st->md = EVP_MD_CTX_new();
+	if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL)) {
+		sfs_stage_free(st);
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	}
+	*out = st;
+	return SFS_OK;
+}
+
+void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes)
+{
+	st->limit = max_bytes > 0 ? max_bytes : INT64_MAX;
+}
+
+static enum sfs_status write_all(int fd, const void *data, size_t len,
+				 int64_t off, struct sfs_err *e)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sfs_errno_status(e, errno, "writing the stage");
+		}
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+	}
+	return SFS_OK;
+}
+
+enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
+				size_t len, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	if (st->finished)
+		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
+	if ((int64_t)len > st->limit - st->size)
+		return sfs_errf(e, SFS_TOO_LARGE, NULL,
+				"more than %lld bytes", (long long)st->limit);
+	if (st->random)
+		ret = write_all(st->fd, data, len, st->size, e);
+	else
+		ret = write_all(st->fd, data, len, -1, e);
+	if (ret)
+		return ret;
+	if (!st->random)
+		EVP_DigestUpdate(st->md, data, len);
+	st->size += (int64_t)len;
+	return SFS_OK;
+}
+
+enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
+				 size_t len, int64_t off, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	if (st->finished)
+		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
+	if (off < 0)
+		return sfs_errf(e, SFS_INVALID, NULL, "negative offset");
+	if (off > st->limit || (int64_t)len > st->limit - off)
+		return sfs_errf(e, SFS_TOO_LARGE, NULL,
+				"more than %lld bytes", (long long)st->limit);
+	if (!st->random && off == st->size)
+		return sfs_stage_write(st, data, len, e);
+	st->random = 1;
+	ret = write_all(st->fd, data, len, off, e);
+	if (ret)
+		return ret;
+	if (off + (int64_t)len > st->size)
+		st->size = off + (int64_t)len;
+	return SFS_OK;
+}
+
+enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
+				int64_t off, size_t *got, struct sfs_err *e)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(st->fd, (char *)data + done, len - done,
+				  off + (int64_t)done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sfs_errno_status(e, errno, "reading the stage");
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+	return SFS_OK;
+}
+
+enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
+				   struct sfs_err *e)
+{
+	if (st->finished)
+		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
+	if (size < 0)
+		return sfs_errf(e, SFS_INVALID, NULL, "negative size");
+	if (size > st->limit)
+		return sfs_errf(e, SFS_TOO_LARGE, NULL,
+				"more than %lld bytes", (long long)st->limit);
+	if (size == st->size)
+		return SFS_OK;
+	if (ftruncate(st->fd, size) < 0)
+		return sfs_errno_status(e, errno, "truncating the stage");
+	st->random = 1;
+	st->size = size;
+	return SFS_OK;
+}
+
+enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
+				  struct sfs_err *e)
+{
+	unsigned char buf[IO_CHUNK];
+	int64_t off = 0;
+	enum sfs_status ret;
+
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof(buf), off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sfs_errno_status(e, errno, "reading a blob");
+		}
+		if (n == 0)
+			return SFS_OK;
+		ret = sfs_stage_write(st, buf, (size_t)n, e);
+		if (ret)
+			return ret;
+		off += n;
+	}
+}
+
+enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
+			      struct sfs_err *e)
+{
+	unsigned char buf[IO_CHUNK], md[32];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	enum sfs_status ret = SFS_OK;
+	int64_t off = 0;
+	unsigned int mdlen = 0;
+
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof(buf), off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = sfs_errno_status(e, errno, "hashing");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		off += n;
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	sfs_hex(md, 32, out);
+	if (size)
+		*size = off;
+out:
+	EVP_MD_CTX_free(ctx);
+	return ret;
+}
+
+enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	enum sfs_status ret;
+
+	if (st->finished)
+		return SFS_OK;
+	if (st->random) {
+		int64_t size;
+
+		ret = sfs_sha256_fd(st->fd, st->sha, &size, e);
+		if (ret)
+			return ret;
+		if (size != st->size)
+			return sfs_errf(e, SFS_IO, NULL, "stage size changed");
+	} else {
+		EVP_DigestFinal_ex(st->md, md, &mdlen);
+		sfs_hex(md, 32, st->sha);
+	}
+	if (fsync(st->fd) < 0)
+		return sfs_errno_status(e, errno, "syncing the stage");
+	st->finished = 1;
+	return SFS_OK;
+}
+
+int64_t sfs_stage_size(const struct sfs_stage *st)
+{
+	return st->size;
+}
+
+const char *sfs_stage_sha256(const struct sfs_stage *st)
+{
+	return st->finished ? st->sha : NULL;
+}
+
+int sfs_stage_fd(const struct sfs_stage *st)
+{
+	return st->fd;
+}
+
+void sfs_stage_free(struct sfs_stage *st)
+{
+	if (!st)
+		return;
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->path[0])
+		unlink(st->path);
+	EVP_MD_CTX_free(st->md);
+	free(st);
+}
+
+void blob_stage_done(struct sfs_stage *st)
+{
+	if (st && st->path[0]) {
+		unlink(st->path);
+		st->path[0] = '\0';
+	}
+}
+
+/* ---- blobs ----------------------------------------------------------- */
+
+void blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
+	       char *out, size_t size)
+{
+	snprintf(out, size, "%s/%lld/%.2s/%s", s->blob_dir, (long long)tenant,
+		 sha256, sha256);
+}
+
+static enum sfs_status shard_dir(struct sfs_store *s, int64_t tenant,
+				 const char *sha256, char *out, size_t size,
+				 struct sfs_err *e)
+{
+	char tdir[4096];
+
+	snprintf(tdir, sizeof(tdir), "%s/%lld", s->blob_dir, (long long)tenant);
+	snprintf(out, size, "%s/%.2s", tdir, sha256);
+	if (access(out, F_OK) == 0)
+		return SFS_OK;
+	if (mkdir(tdir, 0755) == 0)
+		sfs_fsync_dir(s->blob_dir);
+	else if (errno != EEXIST)
+		return sfs_errno_status(e, errno, "making a blob directory");
+	if (mkdir(out, 0755) == 0)
+		sfs_fsync_dir(tdir);
+	else if (errno != EEXIST)
+		return sfs_errno_status(e, errno, "making a blob directory");
+	return SFS_OK;
+}
+
+enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
+			       struct sfs_stage *st, int64_t *added_bytes,
+			       struct sfs_err *e)
+{
+	struct sfs_store *s = db_store(d);
+	char dir[4096], path[4096], named[4096];
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int64_t max_bytes = 0, used = 0;
+	int rc;
+
+	*added_bytes = 0;
+	ret = sfs_stage_finish(st, e);
+	if (ret)
+		return ret;
+	q = db_prep(d, "UPDATE blob SET refs = refs + 1"
+		       " WHERE tenant_id = ?1 AND sha256 = ?2", e);
+	if (!q)
+		return SFS_IO;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, st->sha);
+	ret = db_run(q, e);
+	if (ret)
+		return ret;
+	if (db_changes(d) == 1)
+		return SFS_OK;	/* deduplicated: the stage is dropped later */
+
+	q = db_prep(d, "SELECT max_bytes, used_bytes FROM tenant WHERE id = ?1",
+		    e);
+	if (!q)
+		return SFS_IO;
+	db_bind_int(q, 1, tenant);
+	rc = db_step(q, e);
+	if (rc == 1) {
+		max_bytes = db_col_int(q, 0);
+		used = db_col_int(q, 1);
+	}
+	db_reset(q);
+	if (rc != 1)
+		return rc < 0 ? SFS_IO
+			      : sfs_errf(e, SFS_NOT_FOUND, NULL, "no tenant");
+	if (max_bytes > 0 && used + st->size > max_bytes)
+		return sfs_errf(e, SFS_QUOTA, "quota_exceeded",
+				"the tenant's storage quota of %lld bytes "
+				"would be exceeded (%lld used, %lld more)",
+				(long long)max_bytes, (long long)used,
+				(long long)st->size);
+
+	ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
+	if (ret)
+		return ret;
+	blob_path(s, tenant, st->sha, path, sizeof(path));
+	/* name the stage after its target so a crash can be undone */
+	snprintf(named, sizeof(named), "%s/%lld-%s.stage", s->staging_dir,
+		 (long long)tenant, st->sha);
+	if (rename(st->path, named) < 0)
+		return sfs_errno_status(e, errno, "naming the stage");
+	sfs_strlcpy(st->path, named, sizeof(st->path));
+	if (link(st->path, path) < 0) {
+		if (errno != EEXIST)
+			return sfs_errno_status(e, errno, "linking a blob");
+		/* no row, so the file is an orphan of a crashed commit */
+		if (unlink(path) < 0 || link(st->path, path) < 0)
+			return sfs_errno_status(e, errno, "linking a blob");
+	}
+	if (sfs_fsync_dir(dir) < 0) {
+		ret = sfs_errno_status(e, errno, "syncing a blob directory");
+		unlink(path);
+		return ret;
+	}
+	sfs_crash_point("blob-linked");
+	q = db_prep(d, "INSERT INTO blob(tenant_id, sha256, size, refs,"
+		       " created_at) VALUES (?1, ?2, ?3, 1, ?4)", e);
+	if (!q)
+		goto undo;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, st->sha);
+	db_bind_int(q, 3, st->size);
+	db_bind_int(q, 4, sfs_now_ms());
+	if (db_run(q, e))
+		goto undo;
+	q = db_prep(d, "UPDATE tenant SET used_bytes = used_bytes + ?2"
+		       " WHERE id = ?1", e);
+	if (!q)
+		goto undo;
+	db_bind_int(q, 1, tenant);
+	db_bind_int(q, 2, st->size);
+	if (db_run(q, e))
+		goto undo;
+	*added_bytes = st->size;
+	return SFS_OK;
+undo:
+	unlink(path);
+	return e && e->status ? e->status : SFS_IO;
+}
+
+enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
+			 struct sfs_err *e)
+{
+	struct db_stmt *q;
+	enum sfs_status ret;
+
+	q = db_prep(d, "UPDATE blob SET refs = refs + 1"
+		       " WHERE tenant_id = ?1 AND sha256 = ?2", e);
+	if (!q)
+		return SFS_IO;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, sha256);
+	ret = db_run(q, e);
+	if (!ret && db_changes(d) != 1)
+		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no such blob");
+	return ret;
+}
+
+struct gc_arg {
+	int64_t tenant;
+	char sha[65];
+};
+
+/* After the commit that dropped a blob's row: remove its file, unless a
+ * commit in between (any process) made the blob again. */
+static void gc_blob(struct db *d, void *varg)
+{
+	struct gc_arg *a = varg;
+	char path[4096];
+	struct db_stmt *q;
+	int rc;
+
+	if (db_begin(d, NULL))
+		return;		/* left for fsck */
+	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", NULL);
+	if (!q) {
+		db_rollback(d);
+		return;
+	}
+	db_bind_int(q, 1, a->tenant);
+	db_bind_text(q, 2, a->sha);
+	rc = db_step(q, NULL);
+	db_reset(q);
+	if (rc == 0) {
+		blob_path(db_store(d), a->tenant, a->sha, path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT)
+			sfs_warn("blob", "cannot remove '%s': %s", path,
+				 strerror(errno));
+	}
+	db_rollback(d);
+}
+
+enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
+			   struct sfs_err *e)
+{
+	struct db_stmt *q;
+	struct gc_arg *a;
+	enum sfs_status ret;
+	int64_t refs = 0, size = 0;
+	int rc;
+
+	q = db_prep(d, "SELECT refs, size FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", e);
+	if (!q)
+		return SFS_IO;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, sha256);
+	rc = db_step(q, e);
+	if (rc == 1) {
+		refs = db_col_int(q, 0);
+		size = db_col_int(q, 1);
+	}
+	db_reset(q);
+	if (rc < 0)
+		return SFS_IO;
+	if (rc == 0) {
+		sfs_warn("blob", "dropping a reference to missing blob '%s'",
+			 sha256);
+		return SFS_OK;
+	}
+	if (refs > 1) {
+		q = db_prep(d, "UPDATE blob SET refs = refs - 1"
+			       " WHERE tenant_id = ?1 AND sha256 = ?2", e);
+		if (!q)
+			return SFS_IO;
+		db_bind_int(q, 1, tenant);
+		db_bind_text(q, 2, sha256);
+		return db_run(q, e);
+	}
+	q = db_prep(d, "DELETE FROM blob WHERE tenant_id = ?1 AND sha256 = ?2",
+		    e);
+	if (!q)
+		return SFS_IO;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, sha256);
+	ret = db_run(q, e);
+	if (ret)
+		return ret;
+	q = db_prep(d, "UPDATE tenant SET used_bytes = used_bytes - ?2"
+		       " WHERE id = ?1", e);
+	if (!q)
+		return SFS_IO;
+	db_bind_int(q, 1, tenant);
+	db_bind_int(q, 2, size);
+	ret = db_run(q, e);
+	if (ret)
+		return ret;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	a->tenant = tenant;
+	sfs_strlcpy(a->sha, sha256, sizeof(a->sha));
+	return db_on_commit(d, gc_blob, a, e);
+}
+
+enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
+			      const char *sha256, int *fd, int64_t *size,
+			      struct sfs_err *e)
+{
+	char path[4096];
+	struct stat sb;
+
+	*fd = -1;
+	if (!sfs_is_sha256_hex(sha256))
+		return sfs_errf(e, SFS_INVALID, NULL, "bad sha256");
+	blob_path(s, tenant, sha256, path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		sfs_error("blob", "cannot open blob '%s': %s", sha256,
+			  strerror(errno));
+		return sfs_errf(e, errno == ENOENT ? SFS_GONE : SFS_IO, NULL,
+				"the content is not available");
+	}
+	if (size) {
+		if (fstat(*fd, &sb) < 0) {
+			close(*fd);
+			*fd = -1;
+			return sfs_errno_status(e, errno, "stat of a blob");
+		}
+		*size = sb.st_size;
+	}
+	return SFS_OK;
+}
+
+/* ---- staging directories and recovery -------------------------------- */
+
+enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
+{
+	unsigned char r[6];
+	char hex[13], path[4096];
+
+	if (sfs_random(r, sizeof(r)))
+		return sfs_errf(e, SFS_IO, NULL, "no randomness");
+	sfs_hex(r, sizeof(r), hex);
+	snprintf(path, sizeof(path), "%s/staging/%d-%s", s->dir, (int)getpid(),
+		 hex);
+	if (mkdir(path, 0700) < 0)
+		return sfs_errno_status(e, errno, "making a staging directory");
+	s->staging_dir = strdup(path);
+	snprintf(path, sizeof(path), "%s/lock", s->staging_dir);
+	s->staging_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (!s->staging_dir || s->staging_lock_fd < 0 ||
+	    flock(s->staging_lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return sfs_errno_status(e, errno, "locking the staging area");
+	return SFS_OK;
+}
+
+static void clean_dir(const char *path)
+{
+	DIR *dh = opendir(path);
+	struct dirent *de;
+	char p[4096];
+
+	if (!dh)
+		return;
+	while ((de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		unlink(p);
+	}
+	closedir(dh);
+	rmdir(path);
+}
+
+void blob_staging_close(struct sfs_store *s)
+{
+	if (s->staging_dir)
+		clean_dir(s->staging_dir);
+	if (s->staging_lock_fd >= 0)
+		close(s->staging_lock_fd);
+	s->staging_lock_fd = -1;
+}
+
+/* A named stage "<tenant>-<sha>.stage" of a dead process: if its commit
+ * never happened, the blob file it may have linked is an orphan. */
+static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
+				     const char *name, struct sfs_err *e)
+{
+	char sha[65], path[4096];
+	long long tenant;
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int rc;
+
+	if (sscanf(name, "%lld-%64[0-9a-f].stage", &tenant, sha) != 2 ||
+	    !sfs_is_sha256_hex(sha))
+		return SFS_OK;
+	ret = db_begin(d, e);
+	if (ret)
+		return ret;
+	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", e);
+	if (!q) {
+		db_rollback(d);
+		return SFS_IO;
+	}
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, sha);
+	rc = db_step(q, e);
+	db_reset(q);
+	if (rc == 0) {
+		blob_path(s, tenant, sha, path, sizeof(path));
+		if (unlink(path) == 0)
+			sfs_info("blob", "removed blob '%s' of an unfinished "
+				 "commit", sha);
+	}
+	db_rollback(d);
+	return rc < 0 ? SFS_IO : SFS_OK;
+}
+
+enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
+{
+	char root[4096], dir[4096], lock[4096];
+	struct db *d = NULL;
+	struct dirent *de, *fe;
+	enum sfs_status ret = SFS_OK;
+	DIR *dh, *fh;
+	int fd;
+
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	dh = opendir(root);
+	if (!dh)
+		return sfs_errno_status(e, errno, "opening staging/");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	while ((de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
+		snprintf(lock, sizeof(lock), "%s/lock", dir);
+		fd = open(lock, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);	/* its process is alive */
+			continue;
+		}
+		fh = opendir(dir);
+		while (fh && (fe = readdir(fh))) {
+			if (!strstr(fe->d_name, ".stage"))
+				continue;
+			ret = recover_named(s, d, fe->d_name, e);
+			if (ret)
+				break;
+		}
+		if (fh)
+			closedir(fh);
+		if (!ret) {
+			clean_dir(dir);
+			sfs_info("blob", "removed stale staging '%s'",
+				 de->d_name);
+		}
+		if (fd >= 0)
+			close(fd);
+		if (ret)
+			break;
+	}
+out:
+	db_put(d);
+	closedir(dh);
+	return ret;
+}
