@@ -175,7 +175,7 @@ static void test_scope_parse(void)
 static void test_uuid(void)
 {
 	char a[SFS_ID_SIZE], b[SFS_ID_SIZE];
-	int i;
+	int i, n;
 
 	CHECK(sfs_uuid_valid("123e4567-e89b-42d3-a456-426614174000"));
 	CHECK(sfs_uuid_valid("123E4567-E89B-42D3-A456-426614174000"));
@@ -187,14 +187,17 @@ static void test_uuid(void)
 	CHECK(!sfs_uuid_valid(""));
 	CHECK(!sfs_uuid_valid(NULL));
 
-	sfs_uuid_new(a);
+	/* many, so that random bits cannot pass for the fixed ones */
 	sfs_uuid_new(b);
-	CHECK(sfs_uuid_valid(a));
-	CHECK(strcmp(a, b) != 0);
-	CHECK(a[14] == '4');
-	CHECK(strchr("89ab", a[19]) != NULL);
-	for (i = 0; a[i]; i++)
-		CHECK(!isupper((unsigned char)a[i]));
+	for (n = 0; n < 32; n++) {
+		sfs_uuid_new(a);
+		CHECK(sfs_uuid_valid(a));
+		CHECK(strcmp(a, b) != 0);
+		CHECK(a[14] == '4');
+		CHECK(strchr("89ab", a[19]) != NULL);
+		for (i = 0; a[i]; i++)
+			CHECK(!isupper((unsigned char)a[i]));
+	}
 }
 
 /* ---- tenants and users ----------------------------------------------- */
@@ -826,6 +829,15 @@ static void test_jwt_garbage(void)
 			 (int)(dot - tok), tok, dot);
 		CHECK_ST(sfs_auth_jwt(f.s, padded, &a, NULL),
 			 SFS_UNAUTHENTICATED);
+		/* 20 characters + 1: a length base64 cannot have, even
+		 * when the extra character carries only zero bits */
+		CHECK(dot - tok == 20);
+		snprintf(padded, sizeof(padded), "%.*sA%s",
+			 (int)(dot - tok), tok, dot);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_auth_jwt(f.s, padded, &a, &e),
+			 SFS_UNAUTHENTICATED);
+		CHECK(strstr(e.message, "header") != NULL);
 	}
 
 	/* over 8 KiB is refused before any work */
