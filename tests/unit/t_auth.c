@@ -768,8 +768,8 @@ static void test_jwt_scope_claims(void)
 		st = sfs_auth_jwt(f.s, tok, &a, NULL);
 		if (st != (cases[i].ok ? SFS_OK : SFS_UNAUTHENTICATED) ||
 		    (cases[i].ok && a.scopes != cases[i].want)) {
-			fprintf(stderr, "scope case %zu (%s): st %d scopes %u\n",
-				i, cases[i].claims, st, a.scopes);
+			fprintf(stderr, "scope case %zu (%s): st %d, %u\n", i,
+				cases[i].claims, st, a.scopes);
 			th_cur_failed = 1;
 		}
 	}
