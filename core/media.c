@@ -187,6 +187,14 @@ out:
 
 void media_install(struct sfs_store *s)
 {
-	sfs_job_set_handler(s, SFS_JOB_LISTENING, do_listening);
-	sfs_job_set_handler(s, SFS_JOB_IMPORT, do_import);
+	int has_la, has_import;
+
+	pthread_mutex_lock(&s->work_mu);
+	has_la = s->handlers[SFS_JOB_LISTENING] != NULL;
+	has_import = s->handlers[SFS_JOB_IMPORT] != NULL;
+	pthread_mutex_unlock(&s->work_mu);
+	if (!has_la)
+		sfs_job_set_handler(s, SFS_JOB_LISTENING, do_listening);
+	if (!has_import)
+		sfs_job_set_handler(s, SFS_JOB_IMPORT, do_import);
 }
