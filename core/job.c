@@ -32,6 +32,8 @@ struct running {
 	struct sfs_store *s;
 	int64_t id;
 	char token[33];
+	int lost;		/* the claim was lost: renew no more */
+	struct running *orig;	/* in the renewer's copies */
 	struct running *next;
 };
 
@@ -108,6 +110,9 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	if (!kind_valid(kind))
 		return sfs_errf(e, SFS_INVALID, NULL, "unknown job kind %d",
 				kind);
+	if (ino < 0)
+		return sfs_errf(e, SFS_INVALID, NULL, "bad file %lld",
+				(long long)ino);
 	st = db_prep(d, "INSERT INTO job(kind, file_id, state, payload,"
 			" created_at) VALUES (?1, ?2, ?3, ?4, ?5)", e);
 	if (!st)
@@ -212,6 +217,25 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 	return rc < 0 ? status_of(e) : SFS_OK;
 }
 
+/* The oldest runnable job of any of the kinds; 0 when there is none. */
+static enum sfs_status pick(struct db *d, const int *kinds, int nkinds,
+			    int64_t now, int64_t *best, struct sfs_err *e)
+{
+	enum sfs_status ret;
+	int64_t id;
+	int i;
+
+	*best = 0;
+	for (i = 0; i < nkinds; i++) {
+		ret = oldest_of_kind(d, kinds[i], now, &id, e);
+		if (ret)
+			return ret;
+		if (id && (!*best || id < *best))
+			*best = id;
+	}
+	return SFS_OK;
+}
+
 /* Take job `id` for this claim and read it into `out`. */
 static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 			    int64_t lease_ms, struct sfs_job *out,
@@ -280,7 +304,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	int kinds[SFS_JOB_KIND_MAX];
 	int nkinds = 0, i;
 	struct db *d = NULL;
-	int64_t now, best = 0, id;
+	int64_t now = 0, best = 0;
 	enum sfs_status ret;
 
 	memset(out, 0, sizeof(*out));
@@ -296,17 +320,19 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	/* BEGIN IMMEDIATE: one writer at a time, across processes too */
-	ret = db_begin(d, e);
+	/* idle polling must not take the write lock: look first */
+	ret = pick(d, kinds, nkinds, sfs_now_ms(), &best, e);
 	if (ret)
 		goto out;
-	now = sfs_now_ms();
-	for (i = 0; i < nkinds; i++) {
-		ret = oldest_of_kind(d, kinds[i], now, &id, e);
+	if (best) {
+		/* BEGIN IMMEDIATE: one writer at a time, across processes */
+		ret = db_begin(d, e);
 		if (ret)
 			goto out;
-		if (id && (!best || id < best))
-			best = id;
+		now = sfs_now_ms();
+		ret = pick(d, kinds, nkinds, now, &best, e);
+		if (ret)
+			goto out;
 	}
 	if (!best) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no runnable job");
@@ -337,7 +363,8 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id,
 	if (ret)
 		return ret;
 	st = db_prep(d, "UPDATE job SET lease_until = ?1"
-			" WHERE id = ?2 AND lease_token = ?3 AND state = ?4", e);
+			" WHERE id = ?2 AND lease_token = ?3"
+			" AND state = ?4", e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
@@ -456,6 +483,10 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 		if (!ret)
 			sfs_debug("job", "job %lld (%s) done", (long long)j->id,
 				  sfs_job_kind_name(j->kind));
+		else if (ret == SFS_CONFLICT)
+			sfs_info("job", "job %lld (%s) finished after losing"
+				 " its claim", (long long)j->id,
+				 sfs_job_kind_name(j->kind));
 		return ret;
 	}
 
@@ -466,9 +497,15 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			 (long long)j->id, sfs_job_kind_name(j->kind), why);
 		ret = finish(s, j, SFS_JOB_PROCESSING, NULL, NULL);
 	} else {
-		sfs_warn("job", "job %lld (%s) failed: %s", (long long)j->id,
-			 sfs_job_kind_name(j->kind), why);
 		ret = finish(s, j, SFS_JOB_FAILED, why, e);
+		if (ret == SFS_CONFLICT)
+			sfs_info("job", "job %lld (%s) ended after losing its"
+				 " claim: %s", (long long)j->id,
+				 sfs_job_kind_name(j->kind), why);
+		else
+			sfs_warn("job", "job %lld (%s) failed: %s",
+				 (long long)j->id, sfs_job_kind_name(j->kind),
+				 why);
 	}
 	if (ret == SFS_OK || ret == SFS_CONFLICT) {
 		/* the handler's failure is the news */
@@ -543,7 +580,7 @@ static int wait_until(struct sfs_store *s, const struct timespec *deadline,
 static void run_one(struct sfs_store *s, struct sfs_job *j)
 {
 	struct running self = { .s = s, .id = j->id }, **pp;
-	struct sfs_err e;
+	enum sfs_status st;
 
 	sfs_strlcpy(self.token, j->token, sizeof(self.token));
 	pthread_mutex_lock(&running_mu);
@@ -551,9 +588,9 @@ static void run_one(struct sfs_store *s, struct sfs_job *j)
 	running_head = &self;
 	pthread_mutex_unlock(&running_mu);
 
-	sfs_err_init(&e);
-	if (sfs_job_run(s, j, &e) == SFS_CONFLICT)
-		sfs_info("job", "%s", e.message);
+	/* sfs_job_run records and logs the outcome itself */
+	st = sfs_job_run(s, j, NULL);
+	(void)st;
 
 	pthread_mutex_lock(&running_mu);
 	for (pp = &running_head; *pp; pp = &(*pp)->next)
@@ -604,6 +641,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Stop renewing a claim that was lost, if its worker still runs it. */
+static void mark_lost(struct running *node)
+{
+	struct running *r;
+
+	pthread_mutex_lock(&running_mu);
+	for (r = running_head; r; r = r->next)
+		if (r == node)
+			r->lost = 1;
+	pthread_mutex_unlock(&running_mu);
+}
+
 /* Renew this store's running leases every third of a lease. */
 static void *renewer_main(void *arg)
 {
@@ -629,7 +678,7 @@ static void *renewer_main(void *arg)
 		pthread_mutex_lock(&running_mu);
 		n = 0;
 		for (r = running_head; r; r = r->next) {
-			if (r->s != s)
+			if (r->s != s || r->lost)
 				continue;
 			if (n == cap) {
 				size_t ncap = cap ? cap * 2 : 8;
@@ -641,16 +690,19 @@ static void *renewer_main(void *arg)
 				copy = p;
 				cap = ncap;
 			}
-			copy[n++] = *r;
+			copy[n] = *r;
+			copy[n++].orig = r;
 		}
 		pthread_mutex_unlock(&running_mu);
 
 		for (i = 0; i < n; i++) {
 			sfs_err_init(&e);
-			if (renew(s, copy[i].id, copy[i].token, &e))
-				sfs_info("job", "cannot renew the lease of job"
-					 " %lld: %s", (long long)copy[i].id,
-					 e.message);
+			if (!renew(s, copy[i].id, copy[i].token, &e))
+				continue;
+			sfs_info("job", "cannot renew the lease of job"
+				 " %lld: %s", (long long)copy[i].id, e.message);
+			if (e.status == SFS_CONFLICT)
+				mark_lost(copy[i].orig);
 		}
 	}
 	free(copy);
@@ -663,20 +715,24 @@ static void prune_changes(struct sfs_store *s)
 	struct db_stmt *st;
 	struct sfs_err e;
 
+	enum sfs_status ret;
+
 	sfs_err_init(&e);
-	if (db_get(s, &d, &e))
+	ret = db_get(s, &d, &e);
+	if (ret)
 		goto out;
 	st = db_prep(d, "DELETE FROM change WHERE seq <"
 			" (SELECT max(seq) FROM change) - ?1", &e);
-	if (!st)
+	if (!st) {
+		ret = status_of(&e);
 		goto out;
+	}
 	db_bind_int(st, 1, CHANGE_KEEP);
-	if (db_run(st, &e))
-		goto out;
-	db_put(d);
-	return;
+	ret = db_run(st, &e);
 out:
-	sfs_warn("janitor", "cannot prune the change feed: %s", e.message);
+	if (ret)
+		sfs_warn("janitor", "cannot prune the change feed: %s",
+			 e.message);
 	db_put(d);
 }
 

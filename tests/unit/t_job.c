@@ -227,8 +227,10 @@ static enum sfs_status h_slow(struct sfs_store *s, struct sfs_job *j,
 	for (i = 0; i < 500; i++) {
 		sleep_ms(20);
 		st = sfs_job_renew(s, j, e);
-		if (st)
+		if (st) {
+			__atomic_store_n(&slow_started, 2, __ATOMIC_SEQ_CST);
 			return st;
+		}
 		__atomic_add_fetch(&slow_renewed, 1, __ATOMIC_SEQ_CST);
 	}
 	return SFS_OK;
@@ -566,6 +568,46 @@ static void t_cancel(void)
 	CHECK_ST(sfs_job_claim(s, &k, &e), SFS_NOT_FOUND);
 	/* cancelling a file without jobs is fine */
 	CHECK_ST(cancel(s, 12345, 0), SFS_OK);
+	/* jobs of a missing file, or a negative one, are refused */
+	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_IMPORT, 12345, NULL, NULL, &e),
+		 SFS_CONFLICT);
+	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_IMPORT, -1, NULL, NULL, &e),
+		 SFS_INVALID);
+	done_store(s);
+}
+
+/* Cancel while a worker runs it: the handler learns it, CANCELLED stays. */
+static void t_cancel_running(void)
+{
+	struct sfs_store *s = open_store(NULL);
+	struct sfs_err e;
+	int64_t id = 0;
+	int i;
+
+	REQUIRE(s);
+	REQUIRE(make_file(s) == 0);
+	sfs_err_init(&e);
+	slow_started = slow_renewed = 0;
+	sfs_job_set_handler(s, SFS_JOB_LISTENING, h_slow);
+	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
+	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_LISTENING, 7, NULL, &id, &e),
+		   SFS_OK);
+	for (i = 0; i < 250 && !__atomic_load_n(&slow_renewed,
+						__ATOMIC_SEQ_CST); i++)
+		sleep_ms(20);
+	REQUIRE(slow_renewed > 0);
+	CHECK_ST(cancel(s, 7, SFS_JOB_LISTENING), SFS_OK);
+	/* the handler's next renew fails; the worker goes back to idle */
+	for (i = 0; i < 100; i++) {
+		if (count_state(s, SFS_JOB_LISTENING, SFS_JOB_CANCELLED) == 1 &&
+		    __atomic_load_n(&slow_started, __ATOMIC_SEQ_CST) == 2)
+			break;
+		sleep_ms(20);
+	}
+	CHECK(__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST) == 2);
+	sfs_workers_stop(s);
+	CHECK(job_row(s, id).state == SFS_JOB_CANCELLED);
+	CHECK(!strcmp(job_row(s, id).error, "cancelled"));
 	done_store(s);
 }
 
@@ -896,6 +938,7 @@ int main(void)
 	RUN(t_two_handles_concurrent);
 	RUN(t_lease_expiry);
 	RUN(t_cancel);
+	RUN(t_cancel_running);
 	RUN(t_dead_process);
 	RUN(t_workers_run_jobs);
 	RUN(t_workers_start_stop);
