@@ -16,9 +16,9 @@
 #include "store_i.h"
 #include "util_i.h"
 
-#define IDLE_WAIT_MS 500	/* notice jobs of other processes this fast */
+#define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
-#define CHANGE_KEEP 100000	/* rows of the change feed the janitor keeps */
+#define CHANGE_KEEP 100000 /* rows of the change feed the janitor keeps */
 
 /* s->stopping: workers are asked to stop, then the helper threads too. */
 enum { RUN = 0, STOP_WORKERS = 1, STOP_ALL = 2 };
@@ -32,8 +32,8 @@ struct running {
 	struct sfs_store *s;
 	int64_t id;
 	char token[33];
-	int lost;		/* the claim was lost: renew no more */
-	struct running *orig;	/* in the renewer's copies */
+	int lost;	      /* the claim was lost: renew no more */
+	struct running *orig; /* in the renewer's copies */
 	struct running *next;
 };
 
@@ -113,8 +113,10 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	if (ino < 0)
 		return sfs_errf(e, SFS_INVALID, NULL, "bad file %lld",
 				(long long)ino);
-	st = db_prep(d, "INSERT INTO job(kind, file_id, state, payload,"
-			" created_at) VALUES (?1, ?2, ?3, ?4, ?5)", e);
+	st = db_prep(d,
+		     "INSERT INTO job(kind, file_id, state, payload,"
+		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, kind);
@@ -137,11 +139,13 @@ enum sfs_status job_cancel_file(struct db *d, int64_t ino, int kind,
 	struct db_stmt *st;
 
 	/* clearing the token makes a running worker's outcome a no-op */
-	st = db_prep(d, "UPDATE job SET state = ?1, lease_token = NULL,"
-			" lease_until = NULL, finished_at = ?2,"
-			" error = 'cancelled'"
-			" WHERE file_id = ?3 AND state IN (?4, ?5)"
-			" AND (?6 = 0 OR kind = ?6)", e);
+	st = db_prep(d,
+		     "UPDATE job SET state = ?1, lease_token = NULL,"
+		     " lease_until = NULL, finished_at = ?2,"
+		     " error = 'cancelled'"
+		     " WHERE file_id = ?3 AND state IN (?4, ?5)"
+		     " AND (?6 = 0 OR kind = ?6)",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_CANCELLED);
@@ -171,7 +175,7 @@ enum sfs_status sfs_job_enqueue(struct sfs_store *s, enum sfs_job_kind kind,
 		goto out;
 	ret = db_commit(d, e);
 out:
-	db_put(d);	/* rolls back an open transaction */
+	db_put(d); /* rolls back an open transaction */
 	if (!ret)
 		sfs_workers_kick(s);
 	return ret;
@@ -190,8 +194,10 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 	int rc;
 
 	*id = 0;
-	st = db_prep(d, "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
-			" ORDER BY id LIMIT 1", e);
+	st = db_prep(d,
+		     "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
+		     " ORDER BY id LIMIT 1",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_PENDING);
@@ -203,8 +209,10 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 	if (rc < 0)
 		return status_of(e);
 
-	st = db_prep(d, "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
-			" AND lease_until < ?3 ORDER BY id LIMIT 1", e);
+	st = db_prep(d,
+		     "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
+		     " AND lease_until < ?3 ORDER BY id LIMIT 1",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_PROCESSING);
@@ -252,9 +260,11 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	sfs_hex(rnd, sizeof(rnd), out->token);
 	out->token[32] = '\0';
 
-	st = db_prep(d, "UPDATE job SET state = ?1, attempts = attempts + 1,"
-			" lease_token = ?2, lease_until = ?3, started_at = ?4,"
-			" error = NULL WHERE id = ?5", e);
+	st = db_prep(d,
+		     "UPDATE job SET state = ?1, attempts = attempts + 1,"
+		     " lease_token = ?2, lease_until = ?3, started_at = ?4,"
+		     " error = NULL WHERE id = ?5",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_PROCESSING);
@@ -266,10 +276,12 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	if (ret)
 		return ret;
 
-	st = db_prep(d, "SELECT j.kind, j.file_id, f.uuid, f.owner_id,"
-			" j.attempts, j.payload"
-			" FROM job j LEFT JOIN file f ON f.id = j.file_id"
-			" WHERE j.id = ?1", e);
+	st = db_prep(d,
+		     "SELECT j.kind, j.file_id, f.uuid, f.owner_id,"
+		     " j.attempts, j.payload"
+		     " FROM job j LEFT JOIN file f ON f.id = j.file_id"
+		     " WHERE j.id = ?1",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, id);
@@ -338,8 +350,8 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no runnable job");
 		goto out;
 	}
-	ret = take(d, best, now, (int64_t)s->cfg.job_lease_seconds * 1000,
-		   out, e);
+	ret = take(d, best, now, (int64_t)s->cfg.job_lease_seconds * 1000, out,
+		   e);
 	if (ret)
 		goto out;
 	ret = db_commit(d, e);
@@ -352,8 +364,8 @@ out:
 
 /* ---- leases and outcomes --------------------------------------------- */
 
-static enum sfs_status renew(struct sfs_store *s, int64_t id,
-			     const char *token, struct sfs_err *e)
+static enum sfs_status renew(struct sfs_store *s, int64_t id, const char *token,
+			     struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -362,15 +374,17 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "UPDATE job SET lease_until = ?1"
-			" WHERE id = ?2 AND lease_token = ?3"
-			" AND state = ?4", e);
+	st = db_prep(d,
+		     "UPDATE job SET lease_until = ?1"
+		     " WHERE id = ?2 AND lease_token = ?3"
+		     " AND state = ?4",
+		     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
 	}
-	db_bind_int(st, 1, sfs_now_ms() +
-			       (int64_t)s->cfg.job_lease_seconds * 1000);
+	db_bind_int(st, 1,
+		    sfs_now_ms() + (int64_t)s->cfg.job_lease_seconds * 1000);
 	db_bind_int(st, 2, id);
 	db_bind_text(st, 3, token);
 	db_bind_int(st, 4, SFS_JOB_PROCESSING);
@@ -378,7 +392,8 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id,
 	if (!ret && db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "job %lld is no longer ours (cancelled or"
-			       " taken over)", (long long)id);
+			       " taken over)",
+			       (long long)id);
 out:
 	db_put(d);
 	return ret;
@@ -426,15 +441,19 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	if (ret)
 		return ret;
 	if (give_up)
-		st = db_prep(d, "UPDATE job SET lease_until = 0"
-				" WHERE id = ?1 AND lease_token = ?2"
-				" AND state = ?3", e);
+		st = db_prep(d,
+			     "UPDATE job SET lease_until = 0"
+			     " WHERE id = ?1 AND lease_token = ?2"
+			     " AND state = ?3",
+			     e);
 	else
-		st = db_prep(d, "UPDATE job SET state = ?4, error = ?5,"
-				" finished_at = ?6, lease_token = NULL,"
-				" lease_until = NULL"
-				" WHERE id = ?1 AND lease_token = ?2"
-				" AND state = ?3", e);
+		st = db_prep(d,
+			     "UPDATE job SET state = ?4, error = ?5,"
+			     " finished_at = ?6, lease_token = NULL,"
+			     " lease_until = NULL"
+			     " WHERE id = ?1 AND lease_token = ?2"
+			     " AND state = ?3",
+			     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
@@ -451,7 +470,8 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	if (!ret && db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "job %lld was cancelled or taken over;"
-			       " its outcome is ignored", (long long)j->id);
+			       " its outcome is ignored",
+			       (long long)j->id);
 out:
 	db_put(d);
 	return ret;
@@ -484,9 +504,10 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			sfs_debug("job", "job %lld (%s) done", (long long)j->id,
 				  sfs_job_kind_name(j->kind));
 		else if (ret == SFS_CONFLICT)
-			sfs_info("job", "job %lld (%s) finished after losing"
-				 " its claim", (long long)j->id,
-				 sfs_job_kind_name(j->kind));
+			sfs_info("job",
+				 "job %lld (%s) finished after losing"
+				 " its claim",
+				 (long long)j->id, sfs_job_kind_name(j->kind));
 		return ret;
 	}
 
@@ -499,9 +520,11 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 	} else {
 		ret = finish(s, j, SFS_JOB_FAILED, why, e);
 		if (ret == SFS_CONFLICT)
-			sfs_info("job", "job %lld (%s) ended after losing its"
-				 " claim: %s", (long long)j->id,
-				 sfs_job_kind_name(j->kind), why);
+			sfs_info("job",
+				 "job %lld (%s) ended after losing its"
+				 " claim: %s",
+				 (long long)j->id, sfs_job_kind_name(j->kind),
+				 why);
 		else
 			sfs_warn("job", "job %lld (%s) failed: %s",
 				 (long long)j->id, sfs_job_kind_name(j->kind),
@@ -533,8 +556,10 @@ enum sfs_status sfs_job_stats(struct sfs_store *s,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT kind, state, count(*) FROM job"
-			" GROUP BY kind, state ORDER BY kind, state", e);
+	st = db_prep(d,
+		     "SELECT kind, state, count(*) FROM job"
+		     " GROUP BY kind, state ORDER BY kind, state",
+		     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
@@ -579,7 +604,7 @@ static int wait_until(struct sfs_store *s, const struct timespec *deadline,
 
 static void run_one(struct sfs_store *s, struct sfs_job *j)
 {
-	struct running self = { .s = s, .id = j->id }, **pp;
+	struct running self = {.s = s, .id = j->id}, **pp;
 	enum sfs_status st;
 
 	sfs_strlcpy(self.token, j->token, sizeof(self.token));
@@ -699,8 +724,10 @@ static void *renewer_main(void *arg)
 			sfs_err_init(&e);
 			if (!renew(s, copy[i].id, copy[i].token, &e))
 				continue;
-			sfs_info("job", "cannot renew the lease of job"
-				 " %lld: %s", (long long)copy[i].id, e.message);
+			sfs_info("job",
+				 "cannot renew the lease of job"
+				 " %lld: %s",
+				 (long long)copy[i].id, e.message);
 			if (e.status == SFS_CONFLICT)
 				mark_lost(copy[i].orig);
 		}
@@ -721,8 +748,10 @@ static void prune_changes(struct sfs_store *s)
 	ret = db_get(s, &d, &e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "DELETE FROM change WHERE seq <"
-			" (SELECT max(seq) FROM change) - ?1", &e);
+	st = db_prep(d,
+		     "DELETE FROM change WHERE seq <"
+		     " (SELECT max(seq) FROM change) - ?1",
+		     &e);
 	if (!st) {
 		ret = status_of(&e);
 		goto out;
@@ -795,7 +824,7 @@ static void join_all(struct sfs_store *s, int nstarted, int renewer)
 	s->workers = NULL;
 	s->nworkers = 0;
 	pthread_mutex_lock(&s->work_mu);
-	s->stopping = RUN;	/* sfs_job_renew works again */
+	s->stopping = RUN; /* sfs_job_renew works again */
 	pthread_mutex_unlock(&s->work_mu);
 }
 
@@ -804,8 +833,7 @@ static void join_all(struct sfs_store *s, int nstarted, int renewer)
  * Start and stop are called by the thread that owns the handle, not
  * concurrently with each other.
  */
-enum sfs_status sfs_workers_start(struct sfs_store *s, int n,
-				  struct sfs_err *e)
+enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 {
 	int nstarted = 0, rc = 0, renewer = 0;
 
