@@ -245,7 +245,7 @@ static enum sfs_status h_sleepy(struct sfs_store *s, struct sfs_job *j,
 	(void)j;
 	(void)e;
 	__atomic_store_n(&slow_started, 1, __ATOMIC_SEQ_CST);
-	sleep_ms(2500);
+	sleep_ms(4500);
 	__atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
 	return SFS_OK;
 }
@@ -801,7 +801,7 @@ static void t_lease_renewer(void)
 	int i, stolen = 0;
 
 	sfs_config_init(&cfg);
-	cfg.job_lease_seconds = 1;
+	cfg.job_lease_seconds = 2;
 	s = open_store(&cfg);
 	REQUIRE(s);
 	t = reopen(&cfg);
@@ -817,8 +817,8 @@ static void t_lease_renewer(void)
 	     i < 100 && !__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST); i++)
 		sleep_ms(20);
 	CHECK(slow_started);
-	/* 2 s of a 1 s lease: nobody may take it meanwhile */
-	for (i = 0; i < 20; i++) {
+	/* 4 s of a 2 s lease: nobody may take it meanwhile */
+	for (i = 0; i < 40; i++) {
 		if (sfs_job_claim(t, &j, NULL) == SFS_OK) {
 			stolen = 1;
 			sfs_job_release(&j);
