@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "db_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -845,6 +846,7 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 				"the workers are already running");
 	if (n == 0)
 		n = default_workers(s);
+	media_install(s);
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
