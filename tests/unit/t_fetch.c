@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <openssl/sha.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -678,6 +679,59 @@ static void t_progress(void)
 	ctx_close(&c);
 }
 
+/* ---- threads ---- */
+
+struct par {
+	struct ctx *c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	enum sfs_status ret;
+};
+
+static void *par_fetch(void *arg)
+{
+	struct par *p = arg;
+
+	p->ret = sfs_fetch(&p->c->cfg, p->c->url, p->st, 0, NULL, NULL,
+			   &p->e);
+	return NULL;
+}
+
+/* Fetches may run at once in several threads (the job workers). */
+static void t_parallel(void)
+{
+	struct par p[4];
+	pthread_t th[4];
+	struct ctx c;
+	int i, n = 0;
+
+	REQUIRE(ctx_open(&c) == 0);
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/ok/300000",
+		 web.port);
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < 4; i++) {
+		p[i].c = &c;
+		if (sfs_stage_new(c.s, &p[i].st, &p[i].e) ||
+		    pthread_create(&th[i], NULL, par_fetch, &p[i]))
+			break;
+	}
+	n = i;
+	CHECK(n == 4);
+	for (i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_ST(p[i].ret, SFS_OK);
+		CHECK_ST(sfs_stage_finish(p[i].st, &p[i].e), SFS_OK);
+		CHECK(sfs_stage_size(p[i].st) == 300000);
+		if (i)
+			CHECK(!strcmp(sfs_stage_sha256(p[i].st),
+				      sfs_stage_sha256(p[0].st)));
+	}
+	for (i = 0; i < 4; i++)
+		if (p[i].st)
+			sfs_stage_free(p[i].st);
+	ctx_close(&c);
+}
+
 /* ---- S3 ---- */
 
 static void s3_config(struct ctx *c)
@@ -807,6 +861,7 @@ int main(void)
 	RUN(t_blocked_by_default);
 	RUN(t_allow_v6);
 	RUN(t_progress);
+	RUN(t_parallel);
 	RUN(t_s3_get);
 	RUN(t_s3_encoded_key);
 	RUN(t_s3_errors);
