@@ -326,6 +326,28 @@ static void t_ok(void)
 	ctx_close(&c);
 }
 
+/* Proxy variables cannot route an import around the address check. */
+static void t_proxy_env_ignored(void)
+{
+	static const char *vars[] = { "http_proxy", "HTTPS_PROXY",
+				      "https_proxy", "ALL_PROXY", "all_proxy" };
+	struct ctx c;
+	size_t i;
+
+	REQUIRE(ctx_open(&c) == 0);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		setenv(vars[i], "http://10.255.255.1:3128", 1);
+	setenv("no_proxy", "", 1);
+	setenv("NO_PROXY", "", 1);
+	CHECK_ST(get(&c, "/ok/10", 0), SFS_OK);
+	CHECK(sfs_stage_size(c.st) == 10);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	ctx_close(&c);
+}
+
 static void t_http_errors(void)
 {
 	struct ctx c;
@@ -847,6 +869,7 @@ int main(void)
 	RUN(t_check_uri_refuses);
 	RUN(t_fetch_refuses_bad_scheme);
 	RUN(t_ok);
+	RUN(t_proxy_env_ignored);
 	RUN(t_http_errors);
 	RUN(t_connect_refused);
 	RUN(t_unresolvable);
