@@ -39,6 +39,7 @@ struct fetch {
 	long code;
 	char reason[64];
 	int64_t content_length;
+	int chunked;		/* a chunked body's Content-Length is moot */
 	struct sfs_buf errbody;	/* start of an error body (S3's XML) */
 
 	char blocked[160];	/* why the last address was refused */
@@ -470,13 +471,18 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *p)
 		f->code = sp ? strtol(sp + 1, NULL, 10) : 0;
 		f->reason[0] = '\0';
 		f->content_length = -1;
+		f->chunked = 0;
 		if (sp && strlen(sp) > 5)
 			sfs_strlcpy(f->reason, sp + 5, sizeof(f->reason));
 	} else if (!strncasecmp(line, "content-length:", 15)) {
 		for (i = 15; line[i] == ' ' || line[i] == '\t'; i++)
 			;
-		if (!sfs_parse_i64(line + i, &v) && v >= 0)
+		if (!sfs_parse_i64(line + i, &v) && v >= 0 && !f->chunked)
 			f->content_length = v;
+	} else if (!strncasecmp(line, "transfer-encoding:", 18) &&
+		   strcasestr(line, "chunked")) {
+		f->chunked = 1;
+		f->content_length = -1;
 	} else if (!len && f->code >= 200 && f->code < 300 &&
 		   f->content_length > f->limit) {
 		/* the end of the headers: refuse a declared size at once */

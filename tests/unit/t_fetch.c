@@ -583,6 +583,9 @@ static void t_cut_short(void)
 	CHECK(has(&c.e, "of 1000 bytes"));
 	CHECK_ST(get(&c, "/chunk-cut", 0), SFS_IO);
 	CHECK(has(&c.e, "transfer cut short"));
+	/* a complete chunked body is whole, whatever Content-Length says */
+	CHECK_ST(get(&c, "/chunked-with-length", 0), SFS_OK);
+	CHECK(sfs_stage_size(c.st) == 100);
 	ctx_close(&c);
 }
 
