@@ -1555,7 +1555,7 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 	struct db_stmt *st;
 	enum sfs_status ret;
 	int64_t now = sfs_now_ms(), inos[64];
-	int k = 0, i, rc, total = 0;
+	int k = 0, m = 0, i, rc, total = 0;
 
 	if (n)
 		*n = 0;
@@ -1577,6 +1577,8 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 		for (k = 0; k < 64 && (rc = db_step(st, e)) == 1; k++)
 			inos[k] = db_col_int(st, 0);
 		db_reset(st);
+		if (k < 64 && rc < 0)
+			ret = e && e->status ? e->status : SFS_IO;
 		for (i = 0; i < k && !ret; i++) {
 			struct sfs_file f;
 
@@ -1591,9 +1593,8 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 				" LIMIT 64", e);
 		if (!ret && !st)
 			ret = SFS_IO;
+		m = 0;
 		if (!ret) {
-			int m = 0;
-
 			db_bind_int(st, 1, now);
 			while (m < 64 && db_step(st, e) == 1)
 				inos[m++] = db_col_int(st, 0);
@@ -1607,15 +1608,14 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 						" la_purge_at = NULL WHERE id = ?1",
 						inos[i], now, e);
 			}
-			k += m;
 		}
 		if (ret) {
 			db_rollback(d);
 			break;
 		}
 		ret = db_commit(d, e);
-		total += k;
-	} while (!ret && k == 64);
+		total += k + m;
+	} while (!ret && (k == 64 || m == 64));
 	db_put(d);
 	if (n)
 		*n = total;
