@@ -213,12 +213,15 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 	} else if (!strcmp(key, "sha256")) {
 		size_t i;
 
-		if (!sfs_is_sha256_hex(v))
+		char low[65];
+
+		for (i = 0; i < 64 && v[i]; i++)
+			low[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32
+								  : v[i]);
+		low[i] = '\0';
+		if (i < 64 || v[64] || !sfs_is_sha256_hex(low))
 			return bad(e, key, "must be 64 hexadecimal digits");
-		for (i = 0; i < 64; i++)
-			q->sha256[i] = (char)(v[i] >= 'A' && v[i] <= 'F'
-						      ? v[i] + 32 : v[i]);
-		q->sha256[64] = '\0';
+		memcpy(q->sha256, low, sizeof(low));
 	} else if (!strcmp(key, "createdAfter") ||
 		   !strcmp(key, "createdBefore")) {
 		if (sfs_iso8601_parse(v, &n))
@@ -698,6 +701,11 @@ static enum sfs_status fetch_count(struct db *d, struct qb *qb, int64_t *n,
 	return ret;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 				 const char *path, struct sfs_file_list *l,
 				 struct sfs_err *e)
@@ -741,6 +749,9 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 	if (rc < 0 && !ret)
 		ret = status_of(e);
 	db_reset(st);
+	/* by name: the rows come in path order, where "a-x/" < "a/" */
+	if (!ret && l->ndirs > 1)
+		qsort(l->dirs, l->ndirs, sizeof(*l->dirs), cmp_str);
 	return ret;
 }
 
