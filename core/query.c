@@ -466,34 +466,61 @@ static void substring(struct qb *qb, int filename, const char *needle)
 	}
 }
 
+/*
+ * Tags (names compared case-insensitively within the tenant). Probing
+ * each candidate row with EXISTS is cheapest when another index already
+ * narrowed the rows (a directory, a trigram search); for a recursive
+ * listing of everything, the files carrying the tag are the way in, so
+ * the first condition is written as an IN list the planner can drive from
+ * (`drive`).
+ */
 static void tags_filter(struct qb *qb, const struct sfs_query *q,
-			int64_t tenant)
+			int64_t tenant, int drive)
 {
 	size_t i;
 
 	if (!q->ntags)
 		return;
-	if (!q->tags_any) {
+	if (drive)
+		add(qb, " AND f.id IN (SELECT ft.file_id FROM file_tag ft"
+			" JOIN tag t ON t.id = ft.tag_id WHERE t.tenant_id = ?");
+	else
+		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
+			" JOIN tag t ON t.id = ft.tag_id"
+			" WHERE ft.file_id = f.id AND t.tenant_id = ?");
+	bind_int(qb, tenant);
+	if (q->tags_any) {
+		add(qb, " AND t.name COLLATE NOCASE IN (");
 		for (i = 0; i < q->ntags; i++) {
-			add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
-				" JOIN tag t ON t.id = ft.tag_id"
-				" WHERE ft.file_id = f.id AND t.tenant_id = ?"
-				" AND t.name = ? COLLATE NOCASE)");
-			bind_int(qb, tenant);
+			add(qb, i ? ", ?" : "?");
 			bind_text(qb, q->tags[i]);
 		}
+		add(qb, "))");
 		return;
 	}
-	add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
-		" JOIN tag t ON t.id = ft.tag_id"
-		" WHERE ft.file_id = f.id AND t.tenant_id = ?"
-		" AND t.name COLLATE NOCASE IN (");
-	bind_int(qb, tenant);
-	for (i = 0; i < q->ntags; i++) {
-		add(qb, i ? ", ?" : "?");
+	add(qb, " AND t.name = ? COLLATE NOCASE)");
+	bind_text(qb, q->tags[0]);
+	for (i = 1; i < q->ntags; i++) {
+		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
+			" JOIN tag t ON t.id = ft.tag_id"
+			" WHERE ft.file_id = f.id AND t.tenant_id = ?"
+			" AND t.name = ? COLLATE NOCASE)");
+		bind_int(qb, tenant);
 		bind_text(qb, q->tags[i]);
 	}
-	add(qb, "))");
+}
+
+static int uses_fts(const struct sfs_query *q)
+{
+	return (q->name && utf8_chars(q->name) >= 3) ||
+	       (q->filename && utf8_chars(q->filename) >= 3);
+}
+
+/* Do the tagged files drive the query (see tags_filter)? */
+static int tags_drive(const struct sfs_query *q)
+{
+	return q->ntags && q->recursive && !uses_fts(q) &&
+	       (!q->path || !strcmp(q->path, "/"));
 }
 
 /* "/a/" -> "/a0": the first string greater than every path below "/a/". */
@@ -511,7 +538,14 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 {
 	const char *path = q->path ? q->path : "/";
 
-	add(qb, " WHERE f.owner_id = ?");
+	/*
+	 * With a trigram search or driving tags, the matching rowids are
+	 * the cheapest way in; without statistics the planner would rather
+	 * walk the owner's whole index and probe the list, so the owner
+	 * term is kept off the indexes ("+").
+	 */
+	add(qb, uses_fts(q) || tags_drive(q) ? " WHERE +f.owner_id = ?"
+					     : " WHERE f.owner_id = ?");
 	bind_int(qb, a->user);
 	if (q->deleted >= 0) {
 		add(qb, " AND f.is_deleted = ?");
@@ -566,7 +600,7 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 	}
 	substring(qb, 0, q->name);
 	substring(qb, 1, q->filename);
-	tags_filter(qb, q, a->tenant);
+	tags_filter(qb, q, a->tenant, tags_drive(q));
 }
 
 static void order_by(struct qb *qb, const struct sfs_query *q)
@@ -840,7 +874,9 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 		add(qb, count ? "SELECT f.id FROM file f"
 			      : "SELECT " FILE_COLS ", 2, 1, NULL, NULL"
 				FILE_FROM);
-		add(qb, " WHERE f.tenant_id = ? AND f.publish = 1"
+		add(qb, uses_fts(q) ? " WHERE +f.tenant_id = ?"
+				    : " WHERE f.tenant_id = ?");
+		add(qb, " AND f.publish = 1"
 			" AND f.is_deleted = 0 AND f.owner_id <> ?"
 			" AND NOT EXISTS (SELECT 1 FROM share s"
 			" WHERE s.file_id = f.id AND s.user_id = ?)");
