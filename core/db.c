@@ -210,6 +210,11 @@ static const char schema_v1[] =
 	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"
 	" INSERT INTO change(owner_id, file_id, dir, at)"
 	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
+	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (old.owner_id, 0, old.parent, new.mtime_ns);"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
 	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"
 	" INSERT INTO change(owner_id, file_id, dir, at)"
 	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;";

@@ -48,3 +48,46 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 				struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif
+
+/*
+ * The columns every file query selects, in the order file_from_row reads
+ * them; FROM clause aliases: f = file, u = owner user, t = tenant.
+ */
+#define FILE_COLS                                                          \
+	"f.id, f.uuid, f.owner_id, u.uuid, f.tenant_id, t.uuid, f.name,"   \
+	" f.filename, f.description, f.dir, f.metadata, f.mime,"           \
+	" f.source_uri, f.ingest_error, f.size, f.duration, f.sha256,"     \
+	" f.ingestion, f.is_deleted, f.is_purged, f.is_discarded,"         \
+	" f.created_at, f.deleted_at, f.purged_at, f.purge_at,"            \
+	" f.discarded_at, f.publish, f.published_at, f.la_status,"         \
+	" f.la_size, f.la_sha256, f.la_created_at, f.la_deleted,"          \
+	" f.la_purged, f.la_deleted_at, f.la_purged_at, f.la_purge_at,"    \
+	" f.la_error, f.mtime_ns, f.ctime_ns"
+#define FILE_NCOLS 40
+#define FILE_FROM                                                          \
+	" FROM file f JOIN user u ON u.id = f.owner_id"                    \
+	" JOIN tenant t ON t.id = f.tenant_id"
+
+struct db_stmt;
+
+/* Fill f (initialised) from the FILE_COLS of the current row. */
+enum sfs_status file_from_row(struct db_stmt *st, struct sfs_file *f,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+/* Load f->tags (sorted case-insensitively). */
+enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Resolve a file for an actor by uuid (or by ino when uuid is NULL):
+ * SFS_NOT_FOUND for another tenant's file, a bad id, or a deleted file of
+ * someone else; SFS_FORBIDDEN when the actor has no access at all. Fills
+ * out->access/perm/shared_by/shared_at.
+ */
+enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
+			     const char *uuid, int64_t ino,
+			     struct sfs_file *out, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/* SFS_FORBIDDEN unless the actor's token carries the scope. */
+enum sfs_status need_scope(const struct sfs_actor *a, unsigned scope,
+			   struct sfs_err *e) SFS_MUST_CHECK;

@@ -132,6 +132,11 @@ static char *join(const char *a, const char *b)
 	return p;
 }
 
+static enum sfs_status store_open(const char *dir,
+				  const struct sfs_config *cfg,
+				  int need_secret, struct sfs_store **out,
+				  struct sfs_err *e);
+
 enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 {
 	unsigned char secret[32];
@@ -159,7 +164,8 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	if (ret)
 		return ret;
 
-	ret = sfs_store_open(dir, NULL, &s, e);
+	/* the secret is written below: the first open must not demand it */
+	ret = store_open(dir, NULL, 0, &s, e);
 	if (ret)
 		return ret;
 	ret = db_get(s, &d, e);
@@ -212,8 +218,10 @@ out:
 	return ret;
 }
 
-enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
-			       struct sfs_store **out, struct sfs_err *e)
+static enum sfs_status store_open(const char *dir,
+				  const struct sfs_config *cfg,
+				  int need_secret, struct sfs_store **out,
+				  struct sfs_err *e)
 {
 	struct sfs_store *s;
 	char path[4096];
@@ -250,7 +258,7 @@ enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
 	ret = db_pool_open(s, path, e);
 	if (ret)
 		goto fail;
-	ret = load_secret(s, e);
+	ret = need_secret ? load_secret(s, e) : SFS_OK;
 	if (ret)
 		goto fail;
 	ret = blob_recover(s, e);
@@ -264,6 +272,12 @@ enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
 fail:
 	sfs_store_close(s);
 	return ret;
+}
+
+enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
+			       struct sfs_store **out, struct sfs_err *e)
+{
+	return store_open(dir, cfg, 1, out, e);
 }
 
 void sfs_store_close(struct sfs_store *s)

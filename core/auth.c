@@ -1,0 +1,1160 @@
+/*
+ * Identity: scopes, UUIDs, tenants, users, API keys (stored as SHA-256
+ * hashes) and HS256 JWTs signed with the store's secret, all of which end
+ * in a struct sfs_actor that the other core calls take.
+ */
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define NAME_MAX_LEN 127
+#define LABEL_MAX_LEN 127
+#define KEY_PREFIX "sfs_"
+#define KEY_PREFIX_LEN 4
+#define KEY_RAW 32
+#define KEY_LEN (KEY_PREFIX_LEN + 2 * KEY_RAW)
+#define JWT_MAX 8192
+#define JWT_LEEWAY_S 30
+#define JWT_TTL_MAX ((int64_t)10 * 366 * 24 * 3600)
+#define HMAC_LEN 32
+#define SCOPE_TOKEN_MAX 64
+
+static const struct {
+	unsigned bit;
+	const char *name;
+	const char *short_name;
+} scope_tab[] = {
+	{SFS_SCOPE_READ, "speech:files:read", "read"},
+	{SFS_SCOPE_WRITE, "speech:files:write", "write"},
+	{SFS_SCOPE_DELETE, "speech:files:delete", "delete"},
+	{SFS_SCOPE_SHARE, "speech:files:share", "share"},
+};
+
+/* The status a failed db_* call left in e (SFS_IO when e is NULL). */
+static enum sfs_status db_status(struct sfs_err *e)
+{
+	return e && e->status ? e->status : SFS_IO;
+}
+
+static enum sfs_status unauth(struct sfs_err *e, const char *msg)
+{
+	sfs_debug("auth", "rejected credentials: %s", msg);
+	return sfs_errf(e, SFS_UNAUTHENTICATED, NULL, "%s", msg);
+}
+
+/* ---- scopes ---------------------------------------------------------- */
+
+unsigned sfs_scope_parse(const char *name)
+{
+	size_t i;
+
+	if (!name)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(scope_tab); i++)
+		if (!strcmp(name, scope_tab[i].name) ||
+		    !strcmp(name, scope_tab[i].short_name))
+			return scope_tab[i].bit;
+	return 0;
+}
+
+const char *sfs_scope_name(unsigned one_scope)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(scope_tab); i++)
+		if (scope_tab[i].bit == one_scope)
+			return scope_tab[i].name;
+	return NULL;
+}
+
+static int is_scope_sep(char c)
+{
+	return c == ',' || c == ' ' || c == '\t';
+}
+
+/*
+ * Call fn(arg, token) for each scope name of a comma- or space-separated
+ * list; stops at the first non-zero return, which it returns.
+ */
+static int each_scope(const char *list, int (*fn)(void *, const char *),
+		      void *arg)
+{
+	char tok[SCOPE_TOKEN_MAX + 1];
+	const char *p = list;
+	size_t n;
+	int rc;
+
+	while (*p) {
+		while (is_scope_sep(*p))
+			p++;
+		if (!*p)
+			break;
+		for (n = 0; p[n] && !is_scope_sep(p[n]); n++)
+			;
+		/* too long for any scope: keep a marked prefix for messages */
+		if (n > SCOPE_TOKEN_MAX) {
+			memcpy(tok, p, SCOPE_TOKEN_MAX - 3);
+			memcpy(tok + SCOPE_TOKEN_MAX - 3, "...", 4);
+		} else {
+			memcpy(tok, p, n);
+			tok[n] = '\0';
+		}
+		rc = fn(arg, tok);
+		if (rc)
+			return rc;
+		p += n;
+	}
+	return 0;
+}
+
+struct scope_scan {
+	unsigned bits;
+	struct sfs_err *e;
+};
+
+static int scan_strict(void *arg, const char *tok)
+{
+	struct scope_scan *sc = arg;
+	unsigned bit;
+
+	if (!strcmp(tok, "all")) {
+		sc->bits |= SFS_SCOPE_ALL;
+		return 0;
+	}
+	bit = sfs_scope_parse(tok);
+	if (!bit) {
+		sfs_err_field(sc->e, "scopes", "invalid", "unknown scope '%s'",
+			      tok);
+		return -1;
+	}
+	sc->bits |= bit;
+	return 0;
+}
+
+/* Tokens carry scopes of other services too: unknown ones are ignored. */
+static int scan_lenient(void *arg, const char *tok)
+{
+	struct scope_scan *sc = arg;
+
+	sc->bits |= sfs_scope_parse(tok);
+	return 0;
+}
+
+enum sfs_status sfs_scopes_parse(const char *list, unsigned *out,
+				 struct sfs_err *e)
+{
+	struct scope_scan sc = {0, e};
+
+	*out = 0;
+	if (!list)
+		return SFS_OK;
+	if (each_scope(list, scan_strict, &sc))
+		return SFS_INVALID;
+	*out = sc.bits;
+	return SFS_OK;
+}
+
+/* ---- UUIDs ----------------------------------------------------------- */
+
+static int is_hex(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+int sfs_uuid_valid(const char *s)
+{
+	int i;
+
+	if (!s)
+		return 0;
+	for (i = 0; i < SFS_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!is_hex((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return s[SFS_UUID_LEN] == '\0';
+}
+
+/* The stored (lowercase) form of a UUID; -1 when it is not one. */
+static int uuid_norm(const char *in, char out[SFS_ID_SIZE])
+{
+	int i;
+
+	if (!sfs_uuid_valid(in))
+		return -1;
+	for (i = 0; i <= SFS_UUID_LEN; i++)
+		out[i] = (in[i] >= 'A' && in[i] <= 'F') ? in[i] + 32 : in[i];
+	return 0;
+}
+
+void sfs_uuid_new(char out[SFS_ID_SIZE])
+{
+	unsigned char b[16];
+	char hex[33];
+
+	if (sfs_random(b, sizeof(b))) {
+		/* identifiers that might repeat are a broken invariant */
+		sfs_error("auth", "no randomness for a uuid");
+		abort();
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	sfs_hex(b, sizeof(b), hex);
+	snprintf(out, SFS_ID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+		 hex + 12, hex + 16, hex + 20);
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+/* Well-formed UTF-8 without control characters (names end up in JSON). */
+static int text_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p, need, cp, min;
+
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		for (p++; need; need--, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
+			return 0;
+	}
+	return 1;
+}
+
+static enum sfs_status check_text(const char *v, const char *field,
+				  int required, size_t max, struct sfs_err *e)
+{
+	if (!v || !*v) {
+		if (!required)
+			return SFS_OK;
+		return sfs_err_field(e, field, "missing", "must not be empty");
+	}
+	if (strlen(v) > max)
+		return sfs_err_field(e, field, "too_long", "at most %zu bytes",
+				     max);
+	if (!text_ok(v))
+		return sfs_err_field(e, field, "invalid",
+				     "must be UTF-8 text without control "
+				     "characters");
+	return SFS_OK;
+}
+
+/* ---- actors ---------------------------------------------------------- */
+
+/*
+ * The actor of a user by its (normalised) UUID, scopes left 0.
+ * SFS_NOT_FOUND without a message when there is no such user, so each
+ * caller can say what that means for it.
+ */
+static enum sfs_status load_actor(struct db *d, const char *uuid,
+				  struct sfs_actor *out, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+	int rc;
+
+	st = db_prep(d,
+		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
+		     " FROM user u JOIN tenant t ON t.id = u.tenant_id"
+		     " WHERE u.uuid = ?1",
+		     e);
+	if (!st)
+		return db_status(e);
+	db_bind_text(st, 1, uuid);
+	rc = db_step(st, e);
+	if (rc < 0) {
+		ret = db_status(e);
+		goto out;
+	}
+	if (rc == 0) {
+		ret = SFS_NOT_FOUND;
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	out->user = db_col_int(st, 0);
+	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
+	out->tenant = db_col_int(st, 2);
+	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
+	out->download_bps = db_col_int(st, 4);
+out:
+	db_reset(st);
+	return ret;
+}
+
+/* ---- tenants --------------------------------------------------------- */
+
+static enum sfs_status check_quota(int64_t max_bytes, int64_t max_files,
+				   struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+
+	if (max_bytes < 0)
+		ret = sfs_err_field(e, "max_bytes", "invalid",
+				    "must be 0 (unlimited) or more");
+	if (max_files < 0)
+		ret = sfs_err_field(e, "max_files", "invalid",
+				    "must be 0 (unlimited) or more");
+	return ret;
+}
+
+enum sfs_status sfs_tenant_create(struct sfs_store *s, const char *name,
+				  int64_t max_bytes, int64_t max_files,
+				  char id_out[SFS_ID_SIZE], struct sfs_err *e)
+{
+	char id[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret, qret;
+
+	ret = check_text(name, "name", 1, NAME_MAX_LEN, e);
+	qret = check_quota(max_bytes, max_files, e);
+	if (ret || qret)
+		return SFS_INVALID;
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = db_prep(d,
+		     "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
+		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	sfs_uuid_new(id);
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, name);
+	db_bind_int(st, 3, max_bytes);
+	db_bind_int(st, 4, max_files);
+	db_bind_int(st, 5, sfs_now_ms());
+	ret = db_run(st, e);
+	if (ret)
+		goto out;
+	sfs_info("auth", "created tenant '%s' (%s)", name, id);
+	memcpy(id_out, id, SFS_ID_SIZE);
+out:
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
+				     int64_t max_bytes, int64_t max_files,
+				     struct sfs_err *e)
+{
+	char uuid[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+
+	if (check_quota(max_bytes, max_files, e))
+		return SFS_INVALID;
+	if (uuid_norm(id, uuid))
+		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+				"no tenant '%s'", id ? id : "");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = db_prep(d,
+		     "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
+		     " WHERE uuid = ?3",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	db_bind_int(st, 1, max_bytes);
+	db_bind_int(st, 2, max_files);
+	db_bind_text(st, 3, uuid);
+	ret = db_run(st, e);
+	if (!ret && db_changes(d) == 0)
+		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+			       "no tenant '%s'", uuid);
+out:
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
+			       struct sfs_tenant_info *out, struct sfs_err *e)
+{
+	char uuid[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st = NULL;
+	enum sfs_status ret;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (uuid_norm(id, uuid))
+		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+				"no tenant '%s'", id ? id : "");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = db_prep(d,
+		     "SELECT uuid, name, max_bytes, max_files, used_bytes,"
+		     " used_files FROM tenant WHERE uuid = ?1",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	db_bind_text(st, 1, uuid);
+	rc = db_step(st, e);
+	if (rc < 0) {
+		ret = db_status(e);
+		goto out;
+	}
+	if (rc == 0) {
+		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+			       "no tenant '%s'", uuid);
+		goto out;
+	}
+	sfs_strlcpy(out->id, db_col_text(st, 0), sizeof(out->id));
+	sfs_strlcpy(out->name, db_col_text(st, 1), sizeof(out->name));
+	out->max_bytes = db_col_int(st, 2);
+	out->max_files = db_col_int(st, 3);
+	out->used_bytes = db_col_int(st, 4);
+	out->used_files = db_col_int(st, 5);
+out:
+	db_reset(st);
+	db_put(d);
+	return ret;
+}
+
+/* ---- users ----------------------------------------------------------- */
+
+static enum sfs_status check_rate(int64_t bps, struct sfs_err *e)
+{
+	if (bps < -1)
+		return sfs_err_field(e, "download_bps", "invalid",
+				     "must be -1 (default), 0 (unlimited) "
+				     "or a rate in bytes per second");
+	return SFS_OK;
+}
+
+enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
+				const char *name, int64_t download_bps,
+				char id_out[SFS_ID_SIZE], struct sfs_err *e)
+{
+	char id[SFS_ID_SIZE], tenant[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret, rret;
+
+	ret = check_text(name, "name", 1, NAME_MAX_LEN, e);
+	rret = check_rate(download_bps, e);
+	if (ret || rret)
+		return SFS_INVALID;
+	if (uuid_norm(tenant_id, tenant))
+		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+				"no tenant '%s'", tenant_id ? tenant_id : "");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	/* one statement: the tenant cannot vanish between check and insert */
+	st = db_prep(d,
+		     "INSERT INTO user(uuid, tenant_id, name, download_bps,"
+		     " created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
+		     " WHERE uuid = ?5",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	sfs_uuid_new(id);
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, name);
+	db_bind_int(st, 3, download_bps);
+	db_bind_int(st, 4, sfs_now_ms());
+	db_bind_text(st, 5, tenant);
+	ret = db_run(st, e);
+	if (ret)
+		goto out;
+	if (db_changes(d) == 0) {
+		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+			       "no tenant '%s'", tenant);
+		goto out;
+	}
+	sfs_info("auth", "created user '%s' (%s) in tenant %s", name, id,
+		 tenant);
+	memcpy(id_out, id, SFS_ID_SIZE);
+out:
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
+				  int64_t download_bps, struct sfs_err *e)
+{
+	char uuid[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+
+	if (check_rate(download_bps, e))
+		return SFS_INVALID;
+	if (uuid_norm(user_id, uuid))
+		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+				"no user '%s'", user_id ? user_id : "");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = db_prep(d, "UPDATE user SET download_bps = ?1 WHERE uuid = ?2", e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	db_bind_int(st, 1, download_bps);
+	db_bind_text(st, 2, uuid);
+	ret = db_run(st, e);
+	if (!ret && db_changes(d) == 0)
+		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+			       "no user '%s'", uuid);
+out:
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
+			      unsigned scopes, struct sfs_actor *out,
+			      struct sfs_err *e)
+{
+	char uuid[SFS_ID_SIZE];
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	memset(out, 0, sizeof(*out));
+	if (uuid_norm(user_id, uuid))
+		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+				"no user '%s'", user_id ? user_id : "");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	ret = load_actor(d, uuid, out, e);
+	if (ret == SFS_NOT_FOUND)
+		sfs_errf(e, SFS_NOT_FOUND, "user_not_found", "no user '%s'",
+			 uuid);
+	else if (!ret)
+		out->scopes = scopes & SFS_SCOPE_ALL;
+out:
+	db_put(d);
+	return ret;
+}
+
+/* ---- API keys -------------------------------------------------------- */
+
+static int sha256(const void *data, size_t n, unsigned char out[32])
+{
+	unsigned int len = 0;
+
+	if (EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) != 1 ||
+	    len != 32)
+		return -1;
+	return 0;
+}
+
+enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
+			       unsigned scopes, const char *label,
+			       char key_out[SFS_API_KEY_SIZE],
+			       char key_id_out[SFS_ID_SIZE], struct sfs_err *e)
+{
+	unsigned char raw[KEY_RAW], hash[32];
+	char key[SFS_API_KEY_SIZE], id[SFS_ID_SIZE], uuid[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+
+	if (!scopes || (scopes & ~(unsigned)SFS_SCOPE_ALL))
+		ret = sfs_err_field(e, "scopes", "invalid",
+				    "a key needs at least one known scope");
+	if (check_text(label, "label", 0, LABEL_MAX_LEN, e))
+		ret = SFS_INVALID;
+	if (ret)
+		return ret;
+	if (uuid_norm(user_id, uuid))
+		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+				"no user '%s'", user_id ? user_id : "");
+	if (sfs_random(raw, sizeof(raw))) {
+		sfs_error("auth", "no randomness for an api key");
+		return sfs_errf(e, SFS_IO, NULL, "cannot make a key");
+	}
+	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
+	sfs_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
+	if (sha256(key, KEY_LEN, hash)) {
+		ret = sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
+		goto out;
+	}
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = db_prep(d,
+		     "INSERT INTO api_key(uuid, user_id, hash, scopes,"
+		     " label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
+		     " FROM user WHERE uuid = ?6",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	sfs_uuid_new(id);
+	db_bind_text(st, 1, id);
+	db_bind_blob(st, 2, hash, sizeof(hash));
+	db_bind_int(st, 3, scopes);
+	db_bind_text(st, 4, label && *label ? label : NULL);
+	db_bind_int(st, 5, sfs_now_ms());
+	db_bind_text(st, 6, uuid);
+	ret = db_run(st, e);
+	if (ret)
+		goto out;
+	if (db_changes(d) == 0) {
+		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+			       "no user '%s'", uuid);
+		goto out;
+	}
+	sfs_info("auth", "created api key %s for user %s", id, uuid);
+	memcpy(key_out, key, KEY_LEN + 1);
+	memcpy(key_id_out, id, SFS_ID_SIZE);
+out:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(key, sizeof(key));
+	db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
+			       struct sfs_err *e)
+{
+	char uuid[SFS_ID_SIZE];
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+	int rc;
+
+	if (uuid_norm(key_id, uuid))
+		return sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
+				"no api key '%s'", key_id ? key_id : "");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = db_prep(d,
+		     "UPDATE api_key SET revoked_at = ?1"
+		     " WHERE uuid = ?2 AND revoked_at IS NULL",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	db_bind_int(st, 1, sfs_now_ms());
+	db_bind_text(st, 2, uuid);
+	ret = db_run(st, e);
+	if (ret)
+		goto out;
+	if (db_changes(d) == 1) {
+		sfs_info("auth", "revoked api key %s", uuid);
+		goto out;
+	}
+	/* nothing changed: unknown, or revoked before (keys are never
+	 * deleted, so the answer cannot change in between) */
+	st = db_prep(d, "SELECT 1 FROM api_key WHERE uuid = ?1", e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	db_bind_text(st, 1, uuid);
+	rc = db_step(st, e);
+	db_reset(st);
+	if (rc < 0)
+		ret = db_status(e);
+	else if (rc == 0)
+		ret = sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
+			       "no api key '%s'", uuid);
+	else
+		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+			       "api key '%s' is already revoked", uuid);
+out:
+	db_put(d);
+	return ret;
+}
+
+static int key_format_ok(const char *key)
+{
+	size_t i;
+
+	if (strncmp(key, KEY_PREFIX, KEY_PREFIX_LEN))
+		return 0;
+	for (i = KEY_PREFIX_LEN; i < KEY_LEN; i++)
+		if (!((key[i] >= '0' && key[i] <= '9') ||
+		      (key[i] >= 'a' && key[i] <= 'f')))
+			return 0;
+	return key[KEY_LEN] == '\0';
+}
+
+enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
+				 struct sfs_actor *out, struct sfs_err *e)
+{
+	unsigned char hash[32];
+	struct db *d = NULL;
+	struct db_stmt *st = NULL;
+	enum sfs_status ret;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!key || !*key)
+		return unauth(e, "missing API key");
+	/* the format is public: checking it first reveals nothing */
+	if (!key_format_ok(key))
+		return unauth(e, "invalid API key");
+	if (sha256(key, KEY_LEN, hash))
+		return sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	/* by hash through the UNIQUE index: the key never meets a compare */
+	st = db_prep(d,
+		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
+		     " k.scopes, k.revoked_at FROM api_key k"
+		     " JOIN user u ON u.id = k.user_id"
+		     " JOIN tenant t ON t.id = u.tenant_id"
+		     " WHERE k.hash = ?1",
+		     e);
+	if (!st) {
+		ret = db_status(e);
+		goto out;
+	}
+	db_bind_blob(st, 1, hash, sizeof(hash));
+	rc = db_step(st, e);
+	if (rc < 0) {
+		ret = db_status(e);
+		goto out;
+	}
+	if (rc == 0) {
+		ret = unauth(e, "invalid API key");
+		goto out;
+	}
+	if (!db_col_null(st, 6)) {
+		ret = unauth(e, "API key revoked");
+		goto out;
+	}
+	out->user = db_col_int(st, 0);
+	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
+	out->tenant = db_col_int(st, 2);
+	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
+	out->download_bps = db_col_int(st, 4);
+	out->scopes = (unsigned)db_col_int(st, 5) & SFS_SCOPE_ALL;
+out:
+	db_reset(st);
+	db_put(d);
+	return ret;
+}
+
+/* ---- HMAC and base64url ---------------------------------------------- */
+
+static int hmac256(struct sfs_store *s, const void *msg, size_t n,
+		   unsigned char out[HMAC_LEN])
+{
+	unsigned int len = 0;
+
+	if (!HMAC(EVP_sha256(), s->secret, (int)sizeof(s->secret), msg, n, out,
+		  &len) ||
+	    len != HMAC_LEN)
+		return -1;
+	return 0;
+}
+
+static const char b64url_chars[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static enum sfs_status b64url_add(struct sfs_buf *b, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	enum sfs_status ret = SFS_OK;
+	char q[4];
+	size_t i;
+
+	for (i = 0; i < n && !ret; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		size_t k = n - i >= 3 ? 3 : n - i;
+
+		if (k > 1)
+			v |= (unsigned)p[i + 1] << 8;
+		if (k > 2)
+			v |= p[i + 2];
+		q[0] = b64url_chars[v >> 18 & 63];
+		q[1] = b64url_chars[v >> 12 & 63];
+		q[2] = b64url_chars[v >> 6 & 63];
+		q[3] = b64url_chars[v & 63];
+		ret = sfs_buf_add(b, q, k + 1);
+	}
+	return ret;
+}
+
+static int b64url_val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Decode unpadded base64url strictly: no padding, no other characters,
+ * and unused low bits zero, so each byte string has one encoding only
+ * (a token cannot be altered and still verify). out holds n * 3 / 4.
+ * Returns the decoded length, or -1.
+ */
+static long b64url_decode(const char *in, size_t n, unsigned char *out)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	size_t i, o = 0;
+
+	if (n % 4 == 1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int v = b64url_val((unsigned char)in[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6 | (unsigned)v) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (bits && (acc & ((1u << bits) - 1)))
+		return -1;
+	return (long)o;
+}
+
+/* ---- JWT ------------------------------------------------------------- */
+
+/* Decode one base64url JSON object of a token, or NULL. */
+static json_t *jwt_part(const char *in, size_t n)
+{
+	unsigned char *raw;
+	json_t *j = NULL;
+	long len;
+
+	if (!n)
+		return NULL;
+	raw = malloc(n * 3 / 4 + 1);
+	if (!raw)
+		return NULL;
+	len = b64url_decode(in, n, raw);
+	if (len > 0)
+		j = json_loadb((const char *)raw, (size_t)len,
+			       JSON_REJECT_DUPLICATES, NULL);
+	free(raw);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+static const char *jwt_check_header(const json_t *h)
+{
+	const json_t *alg = json_object_get(h, "alg");
+	const json_t *typ = json_object_get(h, "typ");
+
+	if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256"))
+		return "unsupported algorithm (only HS256 is accepted)";
+	if (typ &&
+	    (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT")))
+		return "unsupported token type";
+	/* RFC 7515 4.1.11: extensions we do not understand must fail */
+	if (json_object_get(h, "crit"))
+		return "unsupported critical header";
+	return NULL;
+}
+
+/* exp and nbf, in seconds, each with some leeway for clock skew. */
+static const char *jwt_check_times(const json_t *p)
+{
+	const json_t *exp = json_object_get(p, "exp");
+	const json_t *nbf = json_object_get(p, "nbf");
+	double now = (double)sfs_now_ms() / 1000.0;
+
+	if (exp) {
+		if (!json_is_number(exp))
+			return "invalid exp claim";
+		if (now >= json_number_value(exp) + JWT_LEEWAY_S)
+			return "token expired";
+	}
+	if (nbf) {
+		if (!json_is_number(nbf))
+			return "invalid nbf claim";
+		if (json_number_value(nbf) > now + JWT_LEEWAY_S)
+			return "token not yet valid";
+	}
+	return NULL;
+}
+
+static const char *jwt_scopes(const json_t *p, unsigned *out)
+{
+	const json_t *scope = json_object_get(p, "scope");
+	const json_t *scopes = json_object_get(p, "scopes");
+	struct scope_scan sc = {0, NULL};
+	const json_t *v;
+	size_t i;
+
+	if (scope) {
+		if (!json_is_string(scope))
+			return "invalid scope claim";
+		each_scope(json_string_value(scope), scan_lenient, &sc);
+	}
+	if (json_is_string(scopes)) {
+		each_scope(json_string_value(scopes), scan_lenient, &sc);
+	} else if (json_is_array(scopes)) {
+		json_array_foreach(scopes, i, v)
+		{
+			if (!json_is_string(v))
+				return "invalid scopes claim";
+			each_scope(json_string_value(v), scan_lenient, &sc);
+		}
+	} else if (scopes) {
+		return "invalid scopes claim";
+	}
+	*out = sc.bits;
+	return NULL;
+}
+
+enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
+			     struct sfs_actor *out, struct sfs_err *e)
+{
+	unsigned char sig[HMAC_LEN * 2], want[HMAC_LEN];
+	char uuid[SFS_ID_SIZE];
+	json_t *hdr = NULL, *pay = NULL;
+	const char *dot1, *dot2, *why = NULL;
+	const json_t *sub;
+	struct db *d = NULL;
+	unsigned scopes = 0;
+	enum sfs_status ret = SFS_OK;
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	if (!token || !*token)
+		return unauth(e, "missing token");
+	len = strnlen(token, JWT_MAX + 1);
+	if (len > JWT_MAX)
+		return unauth(e, "token too long");
+	dot1 = memchr(token, '.', len);
+	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
+		    : NULL;
+	if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
+		return unauth(e, "malformed token");
+
+	hdr = jwt_part(token, (size_t)(dot1 - token));
+	if (!hdr) {
+		ret = unauth(e, "malformed token header");
+		goto out;
+	}
+	why = jwt_check_header(hdr);
+	if (why) {
+		ret = unauth(e, why);
+		goto out;
+	}
+	/* signature before anything in the payload is believed */
+	if (len - (size_t)(dot2 + 1 - token) > sizeof(sig) ||
+	    b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig) !=
+		    HMAC_LEN) {
+		ret = unauth(e, "invalid signature");
+		goto out;
+	}
+	if (hmac256(s, token, (size_t)(dot2 - token), want)) {
+		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
+		goto out;
+	}
+	if (!sfs_ct_equal(sig, want, HMAC_LEN)) {
+		ret = unauth(e, "invalid signature");
+		goto out;
+	}
+	pay = jwt_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+	if (!pay) {
+		ret = unauth(e, "malformed token payload");
+		goto out;
+	}
+	why = jwt_check_times(pay);
+	if (!why)
+		why = jwt_scopes(pay, &scopes);
+	if (why) {
+		ret = unauth(e, why);
+		goto out;
+	}
+	sub = json_object_get(pay, "sub");
+	if (!sub) {
+		ret = unauth(e, "token has no subject");
+		goto out;
+	}
+	if (!json_is_string(sub) || uuid_norm(json_string_value(sub), uuid)) {
+		ret = unauth(e, "unknown subject");
+		goto out;
+	}
+	ret = db_get(s, &d, e);
+	if (ret)
+		goto out;
+	ret = load_actor(d, uuid, out, e);
+	if (ret == SFS_NOT_FOUND) {
+		ret = unauth(e, "unknown subject");
+		goto out;
+	}
+	if (ret)
+		goto out;
+	out->scopes = scopes;
+out:
+	if (ret)
+		memset(out, 0, sizeof(*out));
+	db_put(d);
+	json_decref(hdr);
+	json_decref(pay);
+	return ret;
+}
+
+static enum sfs_status scope_string(unsigned scopes, struct sfs_buf *b)
+{
+	enum sfs_status ret = SFS_OK;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(scope_tab) && !ret; i++) {
+		if (!(scopes & scope_tab[i].bit))
+			continue;
+		if (b->len)
+			ret = sfs_buf_addch(b, ' ');
+		if (!ret)
+			ret = sfs_buf_adds(b, scope_tab[i].name);
+	}
+	return ret;
+}
+
+enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
+			     unsigned scopes, int64_t ttl_seconds,
+			     struct sfs_buf *out, struct sfs_err *e)
+{
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	struct sfs_buf tok = SFS_BUF_INIT(JWT_MAX);
+	struct sfs_buf sc = SFS_BUF_INIT(256);
+	unsigned char mac[HMAC_LEN];
+	struct sfs_actor a;
+	json_t *pay = NULL;
+	char *json = NULL;
+	enum sfs_status ret = SFS_OK;
+	int64_t now;
+
+	if (ttl_seconds <= 0 || ttl_seconds > JWT_TTL_MAX)
+		ret = sfs_err_field(e, "ttl", "invalid",
+				    "must be 1..%lld seconds",
+				    (long long)JWT_TTL_MAX);
+	if (scopes & ~(unsigned)SFS_SCOPE_ALL)
+		ret = sfs_err_field(e, "scopes", "invalid", "unknown scope");
+	if (ret)
+		return ret;
+	ret = sfs_auth_user(s, user_id, 0, &a, e);
+	if (ret)
+		goto out;
+	now = sfs_now_ms() / 1000;
+	pay = json_pack("{s:s, s:I, s:I}", "sub", a.user_id, "iat",
+			(json_int_t)now, "exp",
+			(json_int_t)(now + ttl_seconds));
+	ret = pay ? scope_string(scopes, &sc) : SFS_NOMEM;
+	if (!ret && sc.len &&
+	    json_object_set_new(pay, "scope", json_string(sc.buf)))
+		ret = SFS_NOMEM;
+	if (!ret && !(json = json_dumps(pay, JSON_COMPACT)))
+		ret = SFS_NOMEM;
+	if (!ret)
+		ret = b64url_add(&tok, header, sizeof(header) - 1);
+	if (!ret)
+		ret = sfs_buf_addch(&tok, '.');
+	if (!ret)
+		ret = b64url_add(&tok, json, strlen(json));
+	if (ret) {
+		ret = sfs_errf(e, ret, NULL, "cannot build a token");
+		goto out;
+	}
+	if (hmac256(s, tok.buf, tok.len, mac)) {
+		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
+		goto out;
+	}
+	ret = sfs_buf_addch(&tok, '.');
+	if (!ret)
+		ret = b64url_add(&tok, mac, sizeof(mac));
+	if (!ret)
+		ret = sfs_buf_add(out, tok.buf, tok.len);
+	if (ret)
+		ret = sfs_errf(e, ret, NULL, "cannot build a token");
+out:
+	free(json);
+	json_decref(pay);
+	sfs_buf_release(&sc);
+	sfs_buf_release(&tok);
+	return ret;
+}
+
+/* ---- signed URLs ----------------------------------------------------- */
+
+enum sfs_status sfs_hmac_sign(struct sfs_store *s, const char *msg,
+			      char out[65], struct sfs_err *e)
+{
+	unsigned char mac[HMAC_LEN];
+
+	if (!msg)
+		return sfs_errf(e, SFS_INVALID, NULL, "nothing to sign");
+	if (hmac256(s, msg, strlen(msg), mac))
+		return sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
+	sfs_hex(mac, sizeof(mac), out);
+	return SFS_OK;
+}
+
+int sfs_hmac_verify(struct sfs_store *s, const char *msg, const char *hex)
+{
+	unsigned char mac[HMAC_LEN], got[HMAC_LEN];
+
+	if (!msg || !hex || strnlen(hex, 2 * HMAC_LEN + 1) != 2 * HMAC_LEN)
+		return 0;
+	if (sfs_unhex(hex, HMAC_LEN, got))
+		return 0;
+	if (hmac256(s, msg, strlen(msg), mac))
+		return 0;
+	return sfs_ct_equal(mac, got, HMAC_LEN);
+}
