@@ -369,20 +369,21 @@ static void test_probe(void)
 }
 
 /* Files that are not audio, or not intact, by their magic numbers. */
+#define MAGIC(name, lit, mime) { name, lit, sizeof(lit) - 1, mime }
 static const struct {
 	const char *name, *data;
 	size_t len;
 	const char *mime;
 } magic[] = {
-	{ "t.txt", "hello, this is not audio\n", 25,
-	  "application/octet-stream" },
-	{ "t.pdf", "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", 25,
-	  "application/pdf" },
-	{ "t.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, "image/png" },
-	{ "t.jpg", "\xff\xd8\xff\xe0\0\x10JFIF\0", 11, "image/jpeg" },
-	{ "t.m4a", "\0\0\0\x20" "ftypM4A \0\0\0\0", 16, "audio/mp4" },
-	{ "t.wav", "RIFF\x24\x10\0\0WAVEfmt ", 16, "audio/wav" },
-	{ "t.empty", "", 0, "application/octet-stream" },
+	MAGIC("t.txt", "hello, this is not audio\n",
+	      "application/octet-stream"),
+	MAGIC("t.pdf", "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
+	      "application/pdf"),
+	MAGIC("t.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png"),
+	MAGIC("t.jpg", "\xff\xd8\xff\xe0\0\x10JFIF\0", "image/jpeg"),
+	MAGIC("t.m4a", "\0\0\0\x20" "ftypM4A \0\0\0\0", "audio/mp4"),
+	MAGIC("t.wav", "RIFF\x24\x10\0\0WAVEfmt ", "audio/wav"),
+	MAGIC("t.empty", "", "application/octet-stream"),
 };
 
 static void test_probe_magic(void)
