@@ -65,13 +65,14 @@ static const char *src(const char *name)
 	return path[i];
 }
 
-/* Duration of a source per sox; s.mp3 is e.wav encoded by lame. */
+/* Duration of a source per sox; s.mp3 and s.opus are e.wav encoded. */
 static double soxi_duration(const char *path)
 {
 	char out[128];
 	size_t n = strlen(path);
 
-	if (n > 6 && !strcmp(path + n - 6, "/s.mp3"))
+	if ((n > 6 && !strcmp(path + n - 6, "/s.mp3")) ||
+	    (n > 7 && !strcmp(path + n - 7, "/s.opus")))
 		return soxi_duration(src("e.wav"));
 
 	if (capture(out, sizeof(out), "soxi -D '%s'", path))
@@ -310,6 +311,12 @@ static void test_encode_mp3(void)
 	check_encode("s.mp3", NULL, 22050, 1);
 }
 
+static void test_encode_opus_caf(void)
+{
+	check_encode("s.opus", NULL, 22050, 1);
+	check_encode("s.caf", NULL, 22050, 1);
+}
+
 /* 16 kHz mono 32 kbps: LAME leaves its tag out; ours must be there. */
 static void test_encode_small_frames(void)
 {
@@ -344,6 +351,7 @@ static void test_probe(void)
 		{ "w16.wav", "audio/wav" },	{ "w44s.wav", "audio/wav" },
 		{ "s.flac", "audio/flac" },	{ "s.ogg", "audio/ogg" },
 		{ "s.aiff", "audio/aiff" },	{ "s.mp3", "audio/mpeg" },
+		{ "s.opus", "audio/ogg" },	{ "s.caf", "audio/x-caf" },
 	};
 	char mime[64];
 	double d;
@@ -610,7 +618,8 @@ static int make_sources(void)
 		"sox e.wav -r 16000 w16.wav && "
 		"sox e.wav -r 44100 -c 2 w44s.wav && "
 		"sox e.wav s.flac && sox e.wav s.ogg && sox e.wav s.aiff && "
-		"lame --quiet -b 64 e.wav s.mp3", dir, text))
+		"sox e.wav s.caf && lame --quiet -b 64 e.wav s.mp3 && "
+		"ffmpeg -v error -i e.wav -c:a libopus s.opus", dir, text))
 		return -1;
 	/*
 	 * garbage over the middle of a FLAC's and an MP3's frames, after a
@@ -644,6 +653,7 @@ int main(void)
 	RUN(test_encode_flac);
 	RUN(test_encode_ogg);
 	RUN(test_encode_mp3);
+	RUN(test_encode_opus_caf);
 	RUN(test_encode_small_frames);
 	RUN(test_encode_vbr);
 	RUN(test_encode_not_audio);
