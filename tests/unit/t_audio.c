@@ -234,7 +234,7 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 	struct env v;
 	struct sfs_err e;
 	struct probe p;
-	char mp3[512], wav[512];
+	char mp3[512], wav[512], enc[64];
 	double d = soxi_duration(src(name)), tol, dec;
 	long ms;
 
@@ -264,6 +264,11 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 	if (fabs(dec - d) >= 0.01)
 		fprintf(stderr, "  %s: decoded %.4f s, source %.4f s\n", name,
 			dec, d);
+	/* ffmpeg names the encoder only if the LAME tag CRC is right */
+	CHECK(capture(enc, sizeof(enc), "ffprobe -v error -show_entries "
+		      "stream_tags=encoder -of default=nw=1:nk=1 '%s'",
+		      mp3) == 0);
+	CHECK(!strcmp(enc, "LAME3.100\n"));
 	last_info_flags = info_flags(mp3);
 	CHECK(last_info_flags == 3 || last_info_flags == 15);
 	ms = tlen_ms(mp3);
