@@ -4,7 +4,9 @@
  * tag filter, a name substring search), and ingest a large file into the
  * blob store side by side with `openssl dgst -sha256` of the same bytes,
  * with the ingest's peak RSS. SFS_BENCH_FILES and SFS_BENCH_INGEST_MB
- * scale it down for a quick run; SFS_BENCH_KEEP=1 keeps the store.
+ * scale it down for a quick run; SFS_BENCH_KEEP=1 keeps the store and
+ * SFS_BENCH_STORE=<kept store> times the queries on it again without a
+ * fill; SFS_BENCH_NO_INGEST=1 skips the ingest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -411,7 +413,8 @@ int main(int argc, char **argv)
 	struct lat dirq, tagq, nameq;
 	double fill_rate, t0, fill_s;
 	struct ingest ing;
-	int ing_ok;
+	const char *reuse;
+	int ing_ok = 0, skip_ingest = getenv("SFS_BENCH_NO_INGEST") != NULL;
 
 	if (argc == 4 && !strcmp(argv[1], "--ingest"))
 		return ingest_child(argv[2], argv[3]);
@@ -420,24 +423,52 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
-	snprintf(store, sizeof(store), "%s/store", work);
 	sfs_err_init(&e);
-	if (sfs_store_init(store, &e) || sfs_store_open(store, NULL, &s, &e) ||
-	    sfs_tenant_create(s, "bench", 0, 0, tenant, &e) ||
-	    sfs_user_create(s, tenant, "filler", -1, user, &e) ||
-	    sfs_auth_user(s, user, SFS_SCOPE_ALL, &a, &e))
-		die("setup", &e);
+	reuse = getenv("SFS_BENCH_STORE");
+	if (reuse && *reuse) {
+		/* a store kept by an earlier run: queries only */
+		FILE *fp;
 
-	t0 = now_s();
-	fill_rate = fill(s, &a, n, ndirs);
-	fill_s = now_s() - t0;
+		snprintf(store, sizeof(store), "%s/bench-user", reuse);
+		fp = fopen(store, "r");
+		if (!fp || fscanf(fp, "%36s %ld", user, &n) != 2)
+			die("SFS_BENCH_STORE has no bench-user file", NULL);
+		fclose(fp);
+		ndirs = n / 100 < 10000 ? (n / 100 ? n / 100 : 1) : 10000;
+		snprintf(store, sizeof(store), "%s", reuse);
+		if (sfs_store_open(store, NULL, &s, &e) ||
+		    sfs_auth_user(s, user, SFS_SCOPE_ALL, &a, &e))
+			die("reopen", &e);
+		fill_rate = 0;
+		fill_s = 0;
+	} else {
+		FILE *fp;
+
+		snprintf(store, sizeof(store), "%s/store", work);
+		if (sfs_store_init(store, &e) ||
+		    sfs_store_open(store, NULL, &s, &e) ||
+		    sfs_tenant_create(s, "bench", 0, 0, tenant, &e) ||
+		    sfs_user_create(s, tenant, "filler", -1, user, &e) ||
+		    sfs_auth_user(s, user, SFS_SCOPE_ALL, &a, &e))
+			die("setup", &e);
+		t0 = now_s();
+		fill_rate = fill(s, &a, n, ndirs);
+		fill_s = now_s() - t0;
+		snprintf(cmd, sizeof(cmd), "%s/bench-user", store);
+		fp = fopen(cmd, "w");
+		if (fp) {
+			fprintf(fp, "%s %ld\n", user, n);
+			fclose(fp);
+		}
+	}
 	time_queries(s, &a, Q_DIR, n, ndirs, &dirq);
 	time_queries(s, &a, Q_TAG, n, ndirs, &tagq);
 	time_queries(s, &a, Q_NAME, n, ndirs, &nameq);
 	sfs_store_close(s);
 
 	memset(&ing, 0, sizeof(ing));
-	ing_ok = ingest_bench(work, mb, &ing) == 0;
+	if (!skip_ingest)
+		ing_ok = ingest_bench(work, mb, &ing) == 0;
 
 	printf("bench_core: %ld files in %ld directories, %d queries each, "
 	       "%ld MiB ingest\n", n, ndirs, NQUERIES, mb);
@@ -465,14 +496,19 @@ int main(int argc, char **argv)
 		       "ingest peak RSS", (double)ing.rss_kb / 1024.0, "-", "-",
 		       mark(ing.rss_kb < 32 * 1024));
 	} else {
-		printf("  %-30s %12s\n", "ingest", "FAILED");
+		printf("  %-30s %12s\n", "ingest",
+		       skip_ingest ? "skipped" : "FAILED");
 	}
-	if (getenv("SFS_BENCH_KEEP")) {
+	if (reuse && *reuse) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", work);
+	} else if (getenv("SFS_BENCH_KEEP")) {
 		printf("  store kept in %s\n", store);
 	} else {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", work);
 	}
-	return ing_ok ? 0 : 1;
+	return ing_ok || skip_ingest ? 0 : 1;
 }

@@ -663,6 +663,48 @@ static void test_tags(void)
 	CHECK(l.files[1].ntags == 2 && !strcmp(l.files[1].tags[0], "Blue") &&
 	      !strcmp(l.files[1].tags[1], "Red"));
 	sfs_file_list_release(&l);
+
+	/*
+	 * A common tag: small pages walk the files newest first and probe
+	 * the tag, large ones start from the tagged files; the two must
+	 * agree row for row and on the total.
+	 */
+	{
+		char all[4096], paged[4096], p[8];
+		int i;
+
+		for (i = 0; i < 30; i++) {
+			char name[8];
+
+			snprintf(name, sizeof(name), "b%02d", i);
+			REQUIRE(mk(&f, &f.ann, name, NULL, i % 2 ? "/y/" : "/",
+				   i % 3 ? "bulk,Red" : "bulk", NULL) == 0);
+		}
+		REQUIRE(sql(&f, "UPDATE file SET created_at = 100 + id %% 4")
+			== 0);
+		REQUIRE(query(&f, &f.ann, &l, "tags", "BULK,red", "recursive",
+			      "true", "size", "100", NULL) == 0);
+		CHECK(l.n == 20 && l.total == 20);
+		snprintf(all, sizeof(all), "%s", names(&l));
+		sfs_file_list_release(&l);
+		paged[0] = '\0';
+		for (i = 0; i < 21; i++) {
+			snprintf(p, sizeof(p), "%d", i);
+			REQUIRE(query(&f, &f.ann, &l, "tags", "BULK,red",
+				      "recursive", "true", "size", "1", "page",
+				      p, NULL) == 0);
+			CHECK(l.total == 20);
+			CHECK(l.n == (i < 20 ? 1u : 0u));
+			if (l.n)
+				snprintf(paged + strlen(paged),
+					 sizeof(paged) - strlen(paged), "%s%s",
+					 i ? "," : "", l.files[0].name);
+			sfs_file_list_release(&l);
+		}
+		CHECK_STR(paged, all);
+		CHECK_STR(Q(&f, &f.ann, "tags", "bulk", "recursive", "true",
+			    "size", "2", "page", "14"), "b06,b02");
+	}
 	fx_close(&f);
 }
 
