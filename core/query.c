@@ -29,7 +29,7 @@ void sfs_query_init(struct sfs_query *q)
 	q->created_before = INT64_MAX;
 	q->la_deleted = -1;
 	q->la_discarded = -1;
-	q->path = strdup("/");	/* NULL (out of memory) also means "/" */
+	q->path = strdup("/"); /* NULL (out of memory) also means "/" */
 	q->recursive = 0;
 	q->sort = SFS_SORT_CREATED;
 	q->desc = 1;
@@ -49,8 +49,7 @@ void sfs_query_release(struct sfs_query *q)
 	q->ntags = 0;
 }
 
-static enum sfs_status bad(struct sfs_err *e, const char *key,
-			   const char *why)
+static enum sfs_status bad(struct sfs_err *e, const char *key, const char *why)
 {
 	return sfs_err_field(e, key, "invalid", "%s", why);
 }
@@ -94,8 +93,9 @@ static enum sfs_status parse_states(const char *key, const char *v,
 			st = sfs_jstate_parse(item);
 		}
 		if (st < 0)
-			return bad(e, key, "values are PENDING, PROCESSING, "
-					   "COMPLETED, FAILED");
+			return bad(e, key,
+				   "values are PENDING, PROCESSING, "
+				   "COMPLETED, FAILED");
 		mask |= 1u << st;
 		if (!*end)
 			break;
@@ -112,9 +112,9 @@ static enum sfs_status parse_sort(const char *key, const char *v,
 		const char *name;
 		enum sfs_sort sort;
 	} fields[] = {
-		{ "creationDate", SFS_SORT_CREATED },
-		{ "name", SFS_SORT_NAME },
-		{ "size", SFS_SORT_SIZE },
+		{"creationDate", SFS_SORT_CREATED},
+		{"name", SFS_SORT_NAME},
+		{"size", SFS_SORT_SIZE},
 	};
 	const char *comma = strchr(v, ',');
 	size_t n = comma ? (size_t)(comma - v) : strlen(v), i;
@@ -148,8 +148,8 @@ static enum sfs_status parse_tags(const char *key, const char *v,
 	sfs_err_init(&sub);
 	ret = sfs_tags_split(v, &tags, &n, &sub);
 	if (ret == SFS_INVALID)
-		return bad(e, key, sub.nfields ? sub.fields[0].message
-					       : "invalid tag");
+		return bad(e, key,
+			   sub.nfields ? sub.fields[0].message : "invalid tag");
 	if (ret)
 		return sfs_errf(e, ret, NULL, "%s", sub.message);
 	if (n > SFS_QUERY_TAGS_MAX) {
@@ -217,7 +217,7 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 
 		for (i = 0; i < 64 && v[i]; i++)
 			low[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32
-								  : v[i]);
+								   : v[i]);
 		low[i] = '\0';
 		if (i < 64 || v[64] || !sfs_is_sha256_hex(low))
 			return bad(e, key, "must be 64 hexadecimal digits");
@@ -457,8 +457,8 @@ static void substring(struct qb *qb, int filename, const char *needle)
 	if (utf8_chars(needle) >= 3) {
 		add(qb, " AND f.id IN (SELECT rowid FROM file_fts"
 			" WHERE file_fts MATCH ?)");
-		bind_owned(qb, fts_phrase(filename ? "filename" : "name",
-					  needle));
+		bind_owned(qb,
+			   fts_phrase(filename ? "filename" : "name", needle));
 	} else {
 		add(qb, filename ? " AND f.filename LIKE ? ESCAPE '\\'"
 				 : " AND f.name LIKE ? ESCAPE '\\'");
@@ -482,8 +482,9 @@ static void tags_filter(struct qb *qb, const struct sfs_query *q,
 	if (!q->ntags)
 		return;
 	if (drive)
-		add(qb, " AND f.id IN (SELECT ft.file_id FROM file_tag ft"
-			" JOIN tag t ON t.id = ft.tag_id WHERE t.tenant_id = ?");
+		add(qb,
+		    " AND f.id IN (SELECT ft.file_id FROM file_tag ft"
+		    " JOIN tag t ON t.id = ft.tag_id WHERE t.tenant_id = ?");
 	else
 		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
 			" JOIN tag t ON t.id = ft.tag_id"
@@ -534,8 +535,7 @@ static void upper_bound(const char *path, char *out, size_t size)
 
 /* The WHERE conditions of GET /files (after "WHERE f.owner_id = ?"). */
 static void files_where(struct qb *qb, const struct sfs_query *q,
-			const struct sfs_actor *a, const char *upper,
-			int drive)
+			const struct sfs_actor *a, const char *upper, int drive)
 {
 	const char *path = q->path ? q->path : "/";
 
@@ -607,14 +607,14 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 static void order_by(struct qb *qb, const struct sfs_query *q)
 {
 	static const char *const frag[3][2] = {
-		[SFS_SORT_CREATED] = { " ORDER BY f.created_at ASC, f.id ASC",
-				       " ORDER BY f.created_at DESC, f.id DESC" },
-		[SFS_SORT_NAME] = { " ORDER BY f.name COLLATE NOCASE ASC,"
-				    " f.id ASC",
-				    " ORDER BY f.name COLLATE NOCASE DESC,"
-				    " f.id DESC" },
-		[SFS_SORT_SIZE] = { " ORDER BY f.size ASC, f.id ASC",
-				    " ORDER BY f.size DESC, f.id DESC" },
+		[SFS_SORT_CREATED] = {" ORDER BY f.created_at ASC, f.id ASC",
+				      " ORDER BY f.created_at DESC, f.id DESC"},
+		[SFS_SORT_NAME] = {" ORDER BY f.name COLLATE NOCASE ASC,"
+				   " f.id ASC",
+				   " ORDER BY f.name COLLATE NOCASE DESC,"
+				   " f.id DESC"},
+		[SFS_SORT_SIZE] = {" ORDER BY f.size ASC, f.id ASC",
+				   " ORDER BY f.size DESC, f.id DESC"},
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
@@ -625,12 +625,12 @@ static void order_by(struct qb *qb, const struct sfs_query *q)
 static void order_by_cols(struct qb *qb, const struct sfs_query *q)
 {
 	static const char *const frag[3][2] = {
-		[SFS_SORT_CREATED] = { " ORDER BY 22 ASC, 1 ASC",
-				       " ORDER BY 22 DESC, 1 DESC" },
-		[SFS_SORT_NAME] = { " ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
-				    " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC" },
-		[SFS_SORT_SIZE] = { " ORDER BY 15 ASC, 1 ASC",
-				    " ORDER BY 15 DESC, 1 DESC" },
+		[SFS_SORT_CREATED] = {" ORDER BY 22 ASC, 1 ASC",
+				      " ORDER BY 22 DESC, 1 DESC"},
+		[SFS_SORT_NAME] = {" ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
+				   " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC"},
+		[SFS_SORT_SIZE] = {" ORDER BY 15 ASC, 1 ASC",
+				   " ORDER BY 15 DESC, 1 DESC"},
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
@@ -640,9 +640,11 @@ static void order_by_cols(struct qb *qb, const struct sfs_query *q)
 static void limit(struct qb *qb, const struct sfs_query *q)
 {
 	int64_t size = q->size >= 1 && q->size <= SFS_PAGE_SIZE_MAX
-			       ? q->size : SFS_PAGE_SIZE_DEFAULT;
+			       ? q->size
+			       : SFS_PAGE_SIZE_DEFAULT;
 	int64_t page = q->page >= 0 && q->page <= INT64_MAX / SFS_PAGE_SIZE_MAX
-			       ? q->page : 0;
+			       ? q->page
+			       : 0;
 
 	add(qb, " LIMIT ? OFFSET ?");
 	bind_int(qb, size);
@@ -694,7 +696,7 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 		if (ret)
 			break;
 		ret = file_from_row(st, f, e);
-		l->n++;		/* released with the list even when partial */
+		l->n++; /* released with the list even when partial */
 		if (ret)
 			break;
 		if (!shared) {
@@ -750,8 +752,10 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 	enum sfs_status ret = SFS_OK;
 	int rc;
 
-	st = db_prep(d, "SELECT path FROM dir WHERE owner_id = ?1"
-			" AND parent = ?2 ORDER BY path", e);
+	st = db_prep(d,
+		     "SELECT path FROM dir WHERE owner_id = ?1"
+		     " AND parent = ?2 ORDER BY path",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, a->user);
@@ -807,8 +811,10 @@ static enum sfs_status scan_cheaper(struct db *d, const struct sfs_actor *a,
 	if (total <= 0 || q->deleted != 0)
 		return SFS_OK;
 	/* the root row counts the owner's live files at any depth */
-	st = db_prep(d, "SELECT nfiles FROM dir WHERE owner_id = ?1"
-			" AND path = '/'", e);
+	st = db_prep(d,
+		     "SELECT nfiles FROM dir WHERE owner_id = ?1"
+		     " AND path = '/'",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, a->user);
@@ -869,7 +875,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	for (i = 0; !ret && i < out->n; i++)
 		ret = file_load_tags(d, &out->files[i], e);
 	if (d)
-		db_rollback(d);	/* a read: nothing to keep */
+		db_rollback(d); /* a read: nothing to keep */
 out:
 	db_put(d);
 	qb_release(&page);
@@ -911,8 +917,8 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 		add(qb, " UNION ALL ");
 	if (internal) {
 		add(qb, count ? "SELECT f.id FROM file f"
-			      : "SELECT " FILE_COLS ", 2, 1, NULL, NULL"
-				FILE_FROM);
+			      : "SELECT " FILE_COLS
+				", 2, 1, NULL, NULL" FILE_FROM);
 		add(qb, uses_fts(q) ? " WHERE +f.tenant_id = ?"
 				    : " WHERE f.tenant_id = ?");
 		add(qb, " AND f.publish = 1"
@@ -927,8 +933,7 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 	}
 }
 
-enum sfs_status sfs_query_shared(struct sfs_store *s,
-				 const struct sfs_actor *a,
+enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 				 const struct sfs_query *q,
 				 struct sfs_file_list *out, struct sfs_err *e)
 {
@@ -976,8 +981,7 @@ out:
 }
 
 enum sfs_status sfs_query_dir_files(struct sfs_store *s,
-				    const struct sfs_actor *a,
-				    const char *path,
+				    const struct sfs_actor *a, const char *path,
 				    int (*fn)(void *arg,
 					      const struct sfs_file *f),
 				    void *arg, struct sfs_err *e)
@@ -994,9 +998,11 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 		ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT " FILE_COLS FILE_FROM
-			" WHERE f.owner_id = ?1 AND f.is_deleted = 0"
-			" AND f.dir = ?2 ORDER BY f.id", e);
+	st = db_prep(d,
+		     "SELECT " FILE_COLS FILE_FROM
+		     " WHERE f.owner_id = ?1 AND f.is_deleted = 0"
+		     " AND f.dir = ?2 ORDER BY f.id",
+		     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
