@@ -637,18 +637,23 @@ static void order_by_cols(struct qb *qb, const struct sfs_query *q)
 	add(qb, frag[s][q->desc ? 1 : 0]);
 }
 
+/* page and size of a query filled in directly rather than by param. */
+static enum sfs_status check_page(const struct sfs_query *q, struct sfs_err *e)
+{
+	if (q->size < 1 || q->size > SFS_PAGE_SIZE_MAX)
+		return sfs_err_field(e, "size", "invalid",
+				     "must be an integer from 1 to %d",
+				     SFS_PAGE_SIZE_MAX);
+	if (q->page < 0 || q->page > INT64_MAX / SFS_PAGE_SIZE_MAX)
+		return bad(e, "page", "must be an integer >= 0");
+	return SFS_OK;
+}
+
 static void limit(struct qb *qb, const struct sfs_query *q)
 {
-	int64_t size = q->size >= 1 && q->size <= SFS_PAGE_SIZE_MAX
-			       ? q->size
-			       : SFS_PAGE_SIZE_DEFAULT;
-	int64_t page = q->page >= 0 && q->page <= INT64_MAX / SFS_PAGE_SIZE_MAX
-			       ? q->page
-			       : 0;
-
 	add(qb, " LIMIT ? OFFSET ?");
-	bind_int(qb, size);
-	bind_int(qb, page * size);
+	bind_int(qb, q->size);
+	bind_int(qb, q->page * q->size);
 }
 
 /* ---- running them ------------------------------------------------------ */
@@ -847,6 +852,8 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	qb_init(&count);
 	ret = need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
+		ret = check_page(q, e);
+	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (ret)
 		goto out;
@@ -946,6 +953,8 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	qb_init(&page);
 	qb_init(&count);
 	ret = need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = check_page(q, e);
 	if (ret)
 		goto out;
 	if (q->access == SFS_ACCESS_OWNER) {

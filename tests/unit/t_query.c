@@ -1020,6 +1020,28 @@ static void test_bad_path_in_query(void)
 	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
 	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "path"));
 	sfs_query_release(&q);
+	/* page and size set directly are checked too */
+	sfs_query_init(&q);
+	q.size = 101;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "size"));
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_shared(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	q.size = 0;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	q.size = 5;
+	q.page = -1;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_shared(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "page"));
+	q.page = 0;
+	q.access = SFS_ACCESS_OWNER;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_shared(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "accessType"));
+	sfs_query_release(&q);
 	fx_close(&f);
 }
 
