@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
@@ -593,25 +594,45 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 
 /* ---- staging directories and recovery -------------------------------- */
 
+/*
+ * The directory is made and locked under a hidden name and renamed into
+ * place, so another process's recovery never sees it unlocked.
+ */
 enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
 {
 	unsigned char r[6];
-	char hex[13], path[4096];
+	char hex[13], path[4096], tmp[4096];
 
 	if (sfs_random(r, sizeof(r)))
 		return sfs_errf(e, SFS_IO, NULL, "no randomness");
 	sfs_hex(r, sizeof(r), hex);
+	snprintf(tmp, sizeof(tmp), "%s/staging/.new-%d-%s", s->dir,
+		 (int)getpid(), hex);
 	snprintf(path, sizeof(path), "%s/staging/%d-%s", s->dir, (int)getpid(),
 		 hex);
-	if (mkdir(path, 0700) < 0)
+	if (mkdir(tmp, 0700) < 0)
 		return sfs_errno_status(e, errno, "making a staging directory");
-	s->staging_dir = strdup(path);
-	snprintf(path, sizeof(path), "%s/lock", s->staging_dir);
-	s->staging_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	s->staging_dir = strdup(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/lock", s->staging_dir);
+	s->staging_lock_fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (!s->staging_dir || s->staging_lock_fd < 0 ||
 	    flock(s->staging_lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return sfs_errno_status(e, errno, "locking the staging area");
+	if (rename(s->staging_dir, path) < 0)
+		return sfs_errno_status(e, errno, "naming the staging area");
+	free(s->staging_dir);
+	s->staging_dir = strdup(path);
+	if (!s->staging_dir)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 	return SFS_OK;
+}
+
+/* A hidden staging directory left by a process that died while opening. */
+static int stale_new_dir(const char *dir)
+{
+	struct stat sb;
+
+	return stat(dir, &sb) == 0 && sb.st_mtime + 60 < time(NULL);
 }
 
 static void clean_dir(const char *path)
@@ -695,9 +716,10 @@ enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
 	if (ret)
 		goto out;
 	while ((de = readdir(dh))) {
-		if (de->d_name[0] == '.')
-			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
+		if (de->d_name[0] == '.' &&
+		    (strncmp(de->d_name, ".new-", 5) || !stale_new_dir(dir)))
+			continue;
 		snprintf(lock, sizeof(lock), "%s/lock", dir);
 		fd = open(lock, O_RDWR | O_CLOEXEC);
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
