@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "blob_i.h"
@@ -658,6 +660,75 @@ static void test_stale_staging(void)
 	fx_close(&f);
 }
 
+struct opener {
+	const char *dir;
+	int fails;
+};
+
+static void *opener_main(void *arg)
+{
+	struct opener *o = arg;
+	int i;
+
+	for (i = 0; i < 60; i++) {
+		struct sfs_store *s = NULL;
+		struct sfs_stage *st = NULL;
+
+		if (sfs_store_open(o->dir, NULL, &s, NULL)) {
+			o->fails++;
+			continue;
+		}
+		if (sfs_stage_new(s, &st, NULL) ||
+		    sfs_stage_write(st, "x", 1, NULL) ||
+		    sfs_stage_finish(st, NULL))
+			o->fails++;
+		sfs_stage_free(st);
+		sfs_store_close(s);
+	}
+	return NULL;
+}
+
+/*
+ * Handles opening at the same moment: one's recovery must never take the
+ * other's staging directory, just made, for a dead process's.
+ */
+static void test_concurrent_opens(void)
+{
+	struct opener o[4];
+	pthread_t th[4];
+	char fresh[4096], stale[4096], p[4096];
+	struct timeval old[2] = { { 1000, 0 }, { 1000, 0 } };
+	struct fx f;
+	int i, fails = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 4; i++) {
+		o[i].dir = f.dir;
+		o[i].fails = 0;
+		REQUIRE(pthread_create(&th[i], NULL, opener_main, &o[i]) == 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		fails += o[i].fails;
+	}
+	CHECK(fails == 0);
+	CHECK(staging_files(&f) == 0);
+
+	/* hidden directories of processes caught opening: old ones go */
+	snprintf(fresh, sizeof(fresh), "%s/staging/.new-1-aaaa", f.dir);
+	snprintf(stale, sizeof(stale), "%s/staging/.new-2-bbbb", f.dir);
+	REQUIRE(mkdir(fresh, 0700) == 0 && mkdir(stale, 0700) == 0);
+	snprintf(p, sizeof(p), "%s/x.part", stale);
+	i = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(i >= 0);
+	close(i);
+	REQUIRE(utimes(stale, old) == 0);
+	REQUIRE(fx_reopen(&f) == 0);
+	CHECK(access(stale, F_OK) < 0);
+	CHECK(access(fresh, F_OK) == 0);
+	fx_close(&f);
+}
+
 /* ---- crash safety -------------------------------------------------------- */
 
 struct kept {
@@ -1154,6 +1225,7 @@ int main(void)
 	RUN(test_tenants_do_not_share);
 	RUN(test_blob_open);
 	RUN(test_stale_staging);
+	RUN(test_concurrent_opens);
 	RUN(test_crash_blob_linked);
 	RUN(test_crash_before_commit);
 	RUN(test_crash_before_commit_dedupe);
