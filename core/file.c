@@ -801,9 +801,10 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto io;
 	}
 	if ((u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path)) {
-		ret = dir_count(d, f->owner, f->path, -1, ns, e);
+		/* arrival first: a shared ancestor must not vanish */
+		ret = dir_count(d, f->owner, path.buf, 1, ns, e);
 		if (!ret)
-			ret = dir_count(d, f->owner, path.buf, 1, ns, e);
+			ret = dir_count(d, f->owner, f->path, -1, ns, e);
 		if (ret)
 			goto out;
 		st = db_prep(d, "UPDATE file SET dir = ?2 WHERE id = ?1", e);
