@@ -199,7 +199,7 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 	}
 	ret = load(d, uuid, ino, f, e);
 	if (ret)
-		return ret;
+		goto fail;
 	if (f->tenant != a->tenant)
 		goto not_found;
 	if (f->owner == a->user) {
@@ -212,8 +212,10 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 	st = db_prep(d, "SELECT s.perm, u.uuid, s.created_at FROM share s"
 			" JOIN user u ON u.id = s.created_by"
 			" WHERE s.file_id = ?1 AND s.user_id = ?2", e);
-	if (!st)
-		return SFS_IO;
+	if (!st) {
+		ret = SFS_IO;
+		goto fail;
+	}
 	db_bind_int(st, 1, f->ino);
 	db_bind_int(st, 2, a->user);
 	rc = db_step(st, e);
@@ -225,8 +227,10 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 		f->shared_at = db_col_int(st, 2);
 	}
 	db_reset(st);
-	if (rc < 0)
-		return SFS_IO;
+	if (rc < 0) {
+		ret = SFS_IO;
+		goto fail;
+	}
 	if (rc == 1)
 		return SFS_OK;
 	if (f->publish == SFS_PUBLISH_INTERNAL) {
@@ -234,12 +238,15 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 		f->perm = SFS_PERM_VIEW;
 		return SFS_OK;
 	}
-	f->perm = SFS_PERM_NONE;
-	return sfs_errf(e, SFS_FORBIDDEN, "forbidden",
-			"not authorized to access this file");
+	ret = sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+		       "not authorized to access this file");
+	goto fail;
 not_found:
+	ret = sfs_errf(e, SFS_NOT_FOUND, "file_not_found", NOT_FOUND_MSG);
+fail:
+	/* callers do not release a file they did not get */
 	sfs_file_release(f);
-	return sfs_errf(e, SFS_NOT_FOUND, "file_not_found", NOT_FOUND_MSG);
+	return ret;
 }
 
 static enum sfs_status need_perm(const struct sfs_file *f, enum sfs_perm p,
