@@ -877,6 +877,32 @@ static void test_crash_before_commit_dedupe(void)
 	crash_at("file-before-commit", 1);
 }
 
+/* In a child: upload until killed; a byte on `ready` after the first. */
+static void child_uploads(const char *dir, const char *uid, int round,
+			  int ready)
+{
+	static unsigned char buf[70000];
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	unsigned i, sd;
+	size_t n;
+
+	sfs_log_set_level(SFS_LOG_ERROR);
+	if (sfs_store_open(dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
+		_exit(2);
+	for (i = 0;; i++) {
+		/* every fourth upload repeats a blob */
+		sd = (unsigned)round * 1000 + (i % 4 == 3 ? 1 : i + 1);
+		n = 20000 + sd % 40000;
+		fill(buf, n, sd);
+		if (upload(s, &a, "k", buf, n, NULL, NULL))
+			_exit(3);
+		if (i == 0 && write(ready, "r", 1) != 1)
+			_exit(4);
+	}
+}
+
 /*
  * Kill an uploading process at random moments: whatever the moment, every
  * row that was committed has its blob, and nothing is left over. A build
@@ -893,33 +919,23 @@ static void test_crash_random_kills(void)
 	f.s = NULL;
 	srand(seed);
 	for (round = 0; round < 12; round++) {
-		struct timespec ts = { 0, (long)(rand() % 150 + 50) * 1000000 };
+		struct timespec ts = { 0, (long)(rand() % 80) * 1000000 };
+		int fds[2];
+		char c;
 		pid_t pid;
 
+		REQUIRE(pipe(fds) == 0);
 		fflush(NULL);
 		pid = fork();
 		REQUIRE(pid >= 0);
 		if (pid == 0) {
-			static unsigned char buf[70000];
-			struct sfs_store *s = NULL;
-			struct sfs_actor a;
-			unsigned i;
-
-			sfs_log_set_level(SFS_LOG_ERROR);
-			if (sfs_store_open(f.dir, NULL, &s, NULL) ||
-			    sfs_auth_user(s, f.u1, SFS_SCOPE_ALL, &a, NULL))
-				_exit(2);
-			for (i = 0;; i++) {
-				/* every fourth upload repeats a blob */
-				unsigned sd = i % 4 == 3 ? (unsigned)round * 1000 + 1
-						: (unsigned)round * 1000 + i + 1;
-
-				fill(buf, 20000 + sd % 40000, sd);
-				if (upload(s, &a, "k", buf, 20000 + sd % 40000,
-					   NULL, NULL))
-					_exit(3);
-			}
+			close(fds[0]);
+			child_uploads(f.dir, f.u1, round, fds[1]);
 		}
+		close(fds[1]);
+		/* wait for a first commit, then kill at a random moment */
+		CHECK(read(fds[0], &c, 1) == 1);
+		close(fds[0]);
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		REQUIRE(waitpid(pid, &status, 0) == pid);
@@ -929,7 +945,7 @@ static void test_crash_random_kills(void)
 	REQUIRE(fx_actors(&f) == 0);
 	CHECK(staging_files(&f) == 0);
 	/* the kills came late enough for commits to happen */
-	CHECK(file_rows(&f) >= 8);
+	CHECK(file_rows(&f) >= 12);
 	if (getenv("SFS_TEST_VERBOSE"))
 		fprintf(stderr, "  %lld files committed\n",
 			(long long)file_rows(&f));
