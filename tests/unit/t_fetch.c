@@ -3,16 +3,21 @@
  * (tests/unit/fetch_helpers: a misbehaving HTTP server and a minimal S3
  * server checking Signature V4), all on loopback.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/sha.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "speechfs/blob.h"
 #include "speechfs/fetch.h"
+#include "speechfs/job.h"
 #include "speechfs/store.h"
 #include "testhelp.h"
 
@@ -24,7 +29,7 @@ struct server {
 	int port;
 };
 
-static struct server web, s3;
+static struct server web, s3, tls;
 
 /* tests/unit/fetch_helpers, found from the binary (B/tests/t_fetch). */
 static void helper_path(const char *name, char *out, size_t size)
@@ -50,7 +55,8 @@ static void helper_path(const char *name, char *out, size_t size)
 }
 
 /* Start a helper server and read the "PORT n" line it prints. */
-static int server_start(struct server *sv, const char *name)
+static int server_start(struct server *sv, const char *name,
+			const char *arg)
 {
 	char script[PATH_MAX + 64], line[64];
 	struct pollfd pfd;
@@ -67,7 +73,7 @@ static int server_start(struct server *sv, const char *name)
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, (char *)NULL);
+		execl("/usr/bin/python3", "python3", script, arg, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -208,7 +214,7 @@ static int stage_is(struct ctx *c, const unsigned char *want, size_t n)
 	return ok;
 }
 
-/* ---- URI validation ------------------------------------------------------ */
+/* ---- URI validation ---- */
 
 static void t_check_uri_accepts(void)
 {
@@ -295,7 +301,7 @@ static void t_fetch_refuses_bad_scheme(void)
 	ctx_close(&c);
 }
 
-/* ---- plain downloads ------------------------------------------------------ */
+/* ---- plain downloads ---- */
 
 static void t_ok(void)
 {
@@ -317,6 +323,28 @@ static void t_ok(void)
 	/* exactly at the limit is fine */
 	CHECK_ST(get(&c, "/ok/5000", 5000), SFS_OK);
 	free(want);
+	ctx_close(&c);
+}
+
+/* Proxy variables cannot route an import around the address check. */
+static void t_proxy_env_ignored(void)
+{
+	static const char *vars[] = { "http_proxy", "HTTPS_PROXY",
+				      "https_proxy", "ALL_PROXY", "all_proxy" };
+	struct ctx c;
+	size_t i;
+
+	REQUIRE(ctx_open(&c) == 0);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		setenv(vars[i], "http://10.255.255.1:3128", 1);
+	setenv("no_proxy", "", 1);
+	setenv("NO_PROXY", "", 1);
+	CHECK_ST(get(&c, "/ok/10", 0), SFS_OK);
+	CHECK(sfs_stage_size(c.st) == 10);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
 	ctx_close(&c);
 }
 
@@ -360,7 +388,66 @@ static void t_unresolvable(void)
 	ctx_close(&c);
 }
 
-/* ---- time limits ---------------------------------------------------------- */
+/* An untrusted certificate fails: verification is on. */
+static void t_tls_verified(void)
+{
+	struct ctx c;
+	char url[128];
+
+	REQUIRE(ctx_open(&c) == 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok/10", tls.port);
+	CHECK_ST(get_url(&c, url), SFS_IO);
+	CHECK(has(&c.e, "TLS failure with '127.0.0.1'"));
+	CHECK(sfs_stage_size(c.st) == 0);
+	/* the server does speak TLS: plain http to it gets no valid reply */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok/10", tls.port);
+	CHECK(get_url(&c, url) != SFS_OK);
+	ctx_close(&c);
+}
+
+/* ---- time limits ---- */
+
+/*
+ * A listener whose accept queue is full (backlog 0, two connections
+ * waiting, never accepted) drops further SYNs: the connect hangs.
+ */
+static void t_connect_timeout(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int lfd, cfd[3] = { -1, -1, -1 }, i;
+	char url[128];
+	struct ctx c;
+	double t0;
+
+	REQUIRE(ctx_open(&c) == 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(lfd >= 0 && !bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) &&
+		!listen(lfd, 0) &&
+		!getsockname(lfd, (struct sockaddr *)&sa, &len));
+	for (i = 0; i < 3; i++) {
+		cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(cfd[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+		    errno != EINPROGRESS)
+			break;
+	}
+	usleep(100000);
+	c.cfg.import_connect_timeout_s = 1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x",
+		 ntohs(sa.sin_port));
+	t0 = now_s();
+	CHECK_ST(get_url(&c, url), SFS_IO);
+	CHECK(has(&c.e, "connection timed out"));
+	CHECK(now_s() - t0 < 4);
+	for (i = 0; i < 3; i++)
+		if (cfd[i] >= 0)
+			close(cfd[i]);
+	close(lfd);
+	ctx_close(&c);
+}
 
 static void t_slow_server(void)
 {
@@ -383,7 +470,7 @@ static void t_slow_server(void)
 	ctx_close(&c);
 }
 
-/* ---- redirects ------------------------------------------------------------ */
+/* ---- redirects ---- */
 
 static void t_redirects(void)
 {
@@ -455,7 +542,7 @@ static void t_allow_by_host_name(void)
 	ctx_close(&c);
 }
 
-/* ---- size limits ---------------------------------------------------------- */
+/* ---- size limits ---- */
 
 static void t_too_large(void)
 {
@@ -496,10 +583,13 @@ static void t_cut_short(void)
 	CHECK(has(&c.e, "of 1000 bytes"));
 	CHECK_ST(get(&c, "/chunk-cut", 0), SFS_IO);
 	CHECK(has(&c.e, "transfer cut short"));
+	/* a complete chunked body is whole, whatever Content-Length says */
+	CHECK_ST(get(&c, "/chunked-with-length", 0), SFS_OK);
+	CHECK(sfs_stage_size(c.st) == 100);
 	ctx_close(&c);
 }
 
-/* ---- the address check ---------------------------------------------------- */
+/* ---- the address check ---- */
 
 static void t_blocked_by_default(void)
 {
@@ -573,7 +663,7 @@ static void t_allow_v6(void)
 	ctx_close(&c);
 }
 
-/* ---- progress and cancellation -------------------------------------------- */
+/* ---- progress and cancellation ---- */
 
 static int count_calls(void *arg)
 {
@@ -614,7 +704,60 @@ static void t_progress(void)
 	ctx_close(&c);
 }
 
-/* ---- S3 ------------------------------------------------------------------- */
+/* ---- threads ---- */
+
+struct par {
+	struct ctx *c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	enum sfs_status ret;
+};
+
+static void *par_fetch(void *arg)
+{
+	struct par *p = arg;
+
+	p->ret = sfs_fetch(&p->c->cfg, p->c->url, p->st, 0, NULL, NULL,
+			   &p->e);
+	return NULL;
+}
+
+/* Fetches may run at once in several threads (the job workers). */
+static void t_parallel(void)
+{
+	struct par p[4];
+	pthread_t th[4];
+	struct ctx c;
+	int i, n = 0;
+
+	REQUIRE(ctx_open(&c) == 0);
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/ok/300000",
+		 web.port);
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < 4; i++) {
+		p[i].c = &c;
+		if (sfs_stage_new(c.s, &p[i].st, &p[i].e) ||
+		    pthread_create(&th[i], NULL, par_fetch, &p[i]))
+			break;
+	}
+	n = i;
+	CHECK(n == 4);
+	for (i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_ST(p[i].ret, SFS_OK);
+		CHECK_ST(sfs_stage_finish(p[i].st, &p[i].e), SFS_OK);
+		CHECK(sfs_stage_size(p[i].st) == 300000);
+		if (i)
+			CHECK(!strcmp(sfs_stage_sha256(p[i].st),
+				      sfs_stage_sha256(p[0].st)));
+	}
+	for (i = 0; i < 4; i++)
+		if (p[i].st)
+			sfs_stage_free(p[i].st);
+	ctx_close(&c);
+}
+
+/* ---- S3 ---- */
 
 static void s3_config(struct ctx *c)
 {
@@ -717,18 +860,24 @@ static void t_s3_virtual_hosted(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	if (server_start(&web, "httpd.py") || server_start(&s3, "s3d.py")) {
+	if (server_start(&web, "httpd.py", NULL) ||
+	    server_start(&s3, "s3d.py", NULL) ||
+	    server_start(&tls, "httpd.py", "tls")) {
 		server_stop(&web);
 		server_stop(&s3);
+		server_stop(&tls);
 		return 2;
 	}
 	RUN(t_check_uri_accepts);
 	RUN(t_check_uri_refuses);
 	RUN(t_fetch_refuses_bad_scheme);
 	RUN(t_ok);
+	RUN(t_proxy_env_ignored);
 	RUN(t_http_errors);
 	RUN(t_connect_refused);
 	RUN(t_unresolvable);
+	RUN(t_connect_timeout);
+	RUN(t_tls_verified);
 	RUN(t_slow_server);
 	RUN(t_redirects);
 	RUN(t_redirect_to_blocked);
@@ -738,11 +887,13 @@ int main(void)
 	RUN(t_blocked_by_default);
 	RUN(t_allow_v6);
 	RUN(t_progress);
+	RUN(t_parallel);
 	RUN(t_s3_get);
 	RUN(t_s3_encoded_key);
 	RUN(t_s3_errors);
 	RUN(t_s3_virtual_hosted);
 	server_stop(&web);
 	server_stop(&s3);
+	server_stop(&tls);
 	return th_report();
 }
