@@ -1230,6 +1230,77 @@ static void test_fsck_usage(void)
 	fx_close(&f);
 }
 
+struct churn {
+	const char *dir;
+	const char *uid;
+	int stop;
+	int ops;
+	int fails;
+};
+
+/* Upload, dedupe and purge on its own handle until told to stop. */
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	unsigned char buf[3000];
+	char ids[8][SFS_ID_SIZE];
+	int i = 0;
+
+	if (sfs_store_open(c->dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, c->uid, SFS_SCOPE_ALL, &a, NULL)) {
+		c->fails++;
+		sfs_store_close(s);
+		return NULL;
+	}
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED) || i < 16) {
+		int k = i % 8;
+
+		if (i >= 8 && sfs_file_delete(s, &a, ids[k], 1, NULL))
+			c->fails++;
+		fill(buf, sizeof(buf), (unsigned)(i % 5));
+		if (upload(s, &a, "churn", buf, sizeof(buf) - (size_t)(i % 7),
+			   ids[k], NULL))
+			c->fails++;
+		i++;
+	}
+	c->ops = i;
+	sfs_store_close(s);
+	return NULL;
+}
+
+/*
+ * fsck with repair while another handle commits and removes blobs: it
+ * must find nothing and break nothing.
+ */
+static void test_fsck_concurrent(void)
+{
+	struct churn c;
+	pthread_t th;
+	struct fx f;
+	int round, lines = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	memset(&c, 0, sizeof(c));
+	c.dir = f.dir;
+	c.uid = f.u1;
+	REQUIRE(pthread_create(&th, NULL, churn_main, &c) == 0);
+	for (round = 0; round < 15; round++) {
+		int n = fsck_lines(f.s, 1, NULL);
+
+		lines += n < 0 ? 100 : n;
+	}
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	CHECK(c.fails == 0);
+	CHECK(c.ops >= 16);
+	CHECK(lines == 0);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(rows_without_blob(&f) == 0);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -1252,5 +1323,6 @@ int main(void)
 	RUN(test_fsck_refcounts);
 	RUN(test_fsck_dangling_reference);
 	RUN(test_fsck_usage);
+	RUN(test_fsck_concurrent);
 	return th_report();
 }
