@@ -1154,9 +1154,10 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 			       "the file's import has not completed");
 	if (ret)
 		goto out;
-	ret = blob_ref_stage(d, f.tenant, content, &added, e);
+	/* release first: the quota counts the new version, not both */
+	ret = file_release_content(d, f.ino, e);
 	if (!ret)
-		ret = file_release_content(d, f.ino, e);
+		ret = blob_ref_stage(d, f.tenant, content, &added, e);
 	if (ret)
 		goto out;
 	st = db_prep(d, "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
