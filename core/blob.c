@@ -34,6 +34,8 @@ struct sfs_stage {
 	int64_t limit;
 	int random;		/* written out of order: hash at finish */
 	int finished;
+	int linked;		/* linked into blobs/, commit not seen */
+	int64_t linked_tenant;
 	char sha[65];
 };
 
@@ -301,10 +303,48 @@ int sfs_stage_fd(const struct sfs_stage *st)
 	return st->fd;
 }
 
+/*
+ * The stage was linked into blobs/ by a transaction that did not commit
+ * (rolled back or failed): remove the blob file unless a row names it,
+ * under the write lock so that no commit links it in between.
+ */
+static void unlink_uncommitted(struct sfs_stage *st)
+{
+	char path[4096];
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int rc = -1;
+
+	if (db_get(st->s, &d, NULL))
+		return;		/* left for fsck */
+	if (db_begin(d, NULL))
+		goto out;
+	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", NULL);
+	if (q) {
+		db_bind_int(q, 1, st->linked_tenant);
+		db_bind_text(q, 2, st->sha);
+		rc = db_step(q, NULL);
+		db_reset(q);
+	}
+	if (rc == 0) {
+		blob_path(st->s, st->linked_tenant, st->sha, path,
+			  sizeof(path));
+		if (unlink(path) == 0)
+			sfs_info("blob", "removed blob '%s' of a commit that "
+				 "did not happen", st->sha);
+	}
+	db_rollback(d);
+out:
+	db_put(d);
+}
+
 void sfs_stage_free(struct sfs_stage *st)
 {
 	if (!st)
 		return;
+	if (st->linked)
+		unlink_uncommitted(st);
 	if (st->fd >= 0)
 		close(st->fd);
 	if (st->path[0])
@@ -315,6 +355,8 @@ void sfs_stage_free(struct sfs_stage *st)
 
 void blob_stage_done(struct sfs_stage *st)
 {
+	if (st)
+		st->linked = 0;
 	if (st && st->path[0]) {
 		unlink(st->path);
 		st->path[0] = '\0';
@@ -421,6 +463,8 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		unlink(path);
 		return ret;
 	}
+	st->linked = 1;
+	st->linked_tenant = tenant;
 	sfs_crash_point("blob-linked");
 	q = db_prep(d, "INSERT INTO blob(tenant_id, sha256, size, refs,"
 		       " created_at) VALUES (?1, ?2, ?3, 1, ?4)", e);
@@ -444,6 +488,7 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	return SFS_OK;
 undo:
 	unlink(path);
+	st->linked = 0;
 	return e && e->status ? e->status : SFS_IO;
 }
 
