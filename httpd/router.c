@@ -148,9 +148,13 @@ static enum MHD_Result begin(struct req *r)
 	if (g_httpd.stopping)
 		return respond_status(r, 503, "shutting_down",
 				      "the server is shutting down");
-	if (strlen(r->path) > g_httpd.opts.max_url_len)
+	/* MHD hands the path without its query: count the arguments too */
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND,
+				  count_header, &hb);
+	if (strlen(r->path) + hb > g_httpd.opts.max_url_len)
 		return respond_status(r, 414, "uri_too_long",
 				      "the request URI is too long");
+	hb = 0;
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header,
 				  &hb);
 	if (hb > g_httpd.opts.max_header_bytes)
