@@ -1,0 +1,190 @@
+"""Limits and signed URLs: per-user request and upload rates (429 with
+Retry-After, then recovery), the per-user download bandwidth (paced without
+a busy loop), graceful shutdown with a download in flight, and signed URLs
+that need no headers and stop working after expiry, deletion or loss of
+access."""
+import os
+import signal
+import threading
+import time
+
+import requests
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_request_rate_429_then_recovers(sfsd_factory):
+    c = sfsd_factory({"http.rate_per_second": "2", "http.rate_burst": "3"})
+    codes = [c.get("").status_code for _ in range(3)]
+    assert codes == [200, 200, 200]
+    r = c.get("")
+    body = c.assert_error(r, 429, "rate_limited")
+    wait = int(r.headers["Retry-After"])
+    assert 1 <= wait <= 2
+    assert body["message"]
+    # another user has a bucket of their own
+    assert c.get("", who="bob").status_code == 200
+    time.sleep(wait + 0.1)
+    assert c.get("").status_code == 200
+    # unauthenticated health checks are not limited
+    assert all(c.get("/healthz", who=None).status_code == 200
+               for _ in range(10))
+
+
+def test_upload_rate_is_stricter(sfsd_factory):
+    c = sfsd_factory({"http.upload_rate_per_second": "0.5",
+                      "http.upload_rate_burst": "2"})
+    assert c.upload().status_code == 201
+    assert c.upload().status_code == 201
+    r = c.upload()
+    c.assert_error(r, 429)
+    assert int(r.headers["Retry-After"]) >= 1
+    r = c.post("", json={"uri": "https://e.invalid/x", "name": "i"})
+    c.assert_error(r, 429)
+    assert c.get("").status_code == 200     # reads are not upload-limited
+    time.sleep(2.1)
+    assert c.upload().status_code == 201
+
+
+def test_download_bandwidth_is_paced_without_busy_loop(sfsd):
+    data = os.urandom(192 * 1024)
+    fid = sfsd.new_file(who="slow", data=data)["id"]
+    pid = sfsd.daemon.proc.pid
+    cpu0 = cpu_seconds(pid)
+    t0 = time.monotonic()
+    r = sfsd.get(f"/{fid}/content", who="slow")
+    elapsed = time.monotonic() - t0
+    cpu = cpu_seconds(pid) - cpu0
+    assert r.status_code == 200 and r.content == data
+    # 64 KiB/s with a 16 KiB burst: at least ~2.7 s for 192 KiB
+    assert 2.4 <= elapsed <= 8, elapsed
+    assert cpu < 0.5 * elapsed, (cpu, elapsed)
+    # a range is paced too and still exact
+    t0 = time.monotonic()
+    r = sfsd.get(f"/{fid}/content", who="slow",
+                 headers={"Range": "bytes=1000-99999"})
+    assert r.status_code == 206 and r.content == data[1000:100000]
+    assert time.monotonic() - t0 >= 1.0
+
+
+def test_unlimited_user_is_not_slowed(sfsd):
+    data = os.urandom(2 * 1024 * 1024)
+    fid = sfsd.new_file(data=data)["id"]
+    t0 = time.monotonic()
+    r = sfsd.get(f"/{fid}/content")
+    assert r.content == data
+    assert time.monotonic() - t0 < 2
+
+
+def test_shutdown_finishes_inflight_download(sfsd_factory):
+    c = sfsd_factory()
+    data = os.urandom(160 * 1024)
+    fid = c.new_file(who="slow", data=data)["id"]
+    got = {}
+
+    def fetch():
+        got["r"] = requests.get(c.api + f"/{fid}/content",
+                                headers=c.hdr("slow"), timeout=30)
+    t = threading.Thread(target=fetch)
+    t.start()
+    time.sleep(0.5)
+    c.daemon.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    # no new connections once quiesced
+    try:
+        r = requests.get(c.base + "/healthz", timeout=2)
+        assert r.status_code == 503
+    except requests.ConnectionError:
+        pass
+    t.join(30)
+    assert got["r"].status_code == 200 and got["r"].content == data
+    assert c.daemon.proc.wait(20) == 0
+
+
+def signed(c, fid, who="alice", **body):
+    r = c.post(f"/{fid}/signed-url", who=who, json=body)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["expiresAt"].endswith("Z")
+    return c.base + j["url"]
+
+
+def test_signed_url_needs_no_headers(sfsd):
+    data = os.urandom(1000)
+    fid = sfsd.new_file(data=data, filename="s.wav")["id"]
+    url = signed(sfsd, fid)
+    assert f"/{fid}/content?" in url
+    r = requests.get(url, timeout=5)
+    assert r.status_code == 200 and r.content == data
+    assert "s.wav" in r.headers["Content-Disposition"]
+    r = requests.get(url, headers={"Range": "bytes=0-9"}, timeout=5)
+    assert r.status_code == 206 and r.content == data[:10]
+    # only for the target it was made for
+    other = url.replace("/content?", "/listening-audio/stream?")
+    sfsd.assert_error(requests.get(other, timeout=5), 401)
+    lurl = signed(sfsd, fid, target="listening-audio",
+                  expiresInSeconds=60)
+    assert "/listening-audio/stream?" in lurl
+
+
+def test_signed_url_tampering_401(sfsd):
+    fid = sfsd.new_file()["id"]
+    fid2 = sfsd.new_file()["id"]
+    url = signed(sfsd, fid)
+    sig = url.split("sig=")[1]
+    bad = url.replace("sig=" + sig, "sig=" + ("0" if sig[0] != "0" else
+                                               "1") + sig[1:])
+    sfsd.assert_error(requests.get(bad, timeout=5), 401)
+    sfsd.assert_error(requests.get(url.replace(fid, fid2), timeout=5), 401)
+    exp = url.split("exp=")[1].split("&")[0]
+    sfsd.assert_error(requests.get(
+        url.replace("exp=" + exp, "exp=" + str(int(exp) + 1000)),
+        timeout=5), 401)
+    sfsd.assert_error(requests.get(
+        url.replace(sfsd.users["alice"], sfsd.users["bob"]), timeout=5),
+        401)
+    sfsd.assert_error(requests.get(url.split("&sig=")[0], timeout=5), 401)
+
+
+def test_signed_url_expires(sfsd):
+    fid = sfsd.new_file()["id"]
+    url = signed(sfsd, fid, expiresInSeconds=1)
+    assert requests.get(url, timeout=5).status_code == 200
+    time.sleep(2.2)
+    sfsd.assert_error(requests.get(url, timeout=5), 401)
+
+
+def test_signed_url_stops_after_delete_and_unshare(sfsd):
+    fid = sfsd.new_file()["id"]
+    url = signed(sfsd, fid)
+    assert sfsd.delete(f"/{fid}").status_code == 204
+    sfsd.assert_error(requests.get(url, timeout=5), 410)
+
+    fid = sfsd.new_file()["id"]
+    r = sfsd.post(f"/{fid}/shares", json={"userId": sfsd.users["bob"]})
+    sid = r.json()["id"]
+    url = signed(sfsd, fid, who="bob")
+    assert requests.get(url, timeout=5).status_code == 200
+    assert sfsd.delete(f"/{fid}/shares/{sid}").status_code == 204
+    sfsd.assert_error(requests.get(url, timeout=5), 403)
+
+
+def test_signed_url_bad_requests(sfsd):
+    fid = sfsd.new_file()["id"]
+    for body, loc in [({"target": "x"}, "target"),
+                      ({"target": 1}, "target"),
+                      ({"expiresInSeconds": 0}, "expiresInSeconds"),
+                      ({"expiresInSeconds": 3601}, "expiresInSeconds"),
+                      ({"expiresInSeconds": "60"}, "expiresInSeconds")]:
+        b = sfsd.assert_error(sfsd.post(f"/{fid}/signed-url", json=body),
+                              400)
+        assert loc in [v["location"] for v in b["validation_errors"]]
+    # default body: content, 300 s
+    r = sfsd.post(f"/{fid}/signed-url")
+    assert r.status_code == 200 and "/content?" in r.json()["url"]
+    sfsd.assert_error(sfsd.post(f"/{fid}/signed-url", who="carol",
+                                json={}), 404)
