@@ -175,8 +175,14 @@ enum sfs_status sfs_fetch_check_uri(const char *uri, struct sfs_err *e)
 					     "expected s3://bucket/key");
 		return SFS_OK;
 	}
-	if (is_scheme(uri, n, "http") || is_scheme(uri, n, "https"))
+	if (is_scheme(uri, n, "http") || is_scheme(uri, n, "https")) {
+		/* curl would read "http:///x" as host x: say no */
+		if (strncmp(uri + n, "://", 3) || uri[n + 3] == '/')
+			return sfs_err_field(e, "uri", "invalid",
+					     "expected %.*s://host/...",
+					     (int)n, uri);
 		return check_http(uri, e);
+	}
 	return sfs_err_field(e, "uri", "unsupported_scheme",
 			     "unsupported scheme '%.*s' (use http, https or s3)",
 			     (int)(n > 16 ? 16 : n), uri);
@@ -455,7 +461,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *p)
 	int64_t v;
 
 	if (len >= sizeof(line))
-		return len;
+		len = sizeof(line) - 1;	/* long lines: their start will do */
 	memcpy(line, buf, len);
 	line[len] = '\0';
 	while (len && (line[len - 1] == '\r' || line[len - 1] == '\n'))
@@ -981,7 +987,7 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 	rc = curl_easy_perform(f.curl);
 	ret = outcome(&f, rc, errbuf, e);
 	if (ret)
-		sfs_info("fetch", "import from '%s' failed after %lld bytes: %s",
+		sfs_debug("fetch", "import from '%s' failed after %lld bytes: %s",
 			 f.s3 ? "s3" : "http", (long long)f.got,
 			 e ? e->message : sfs_status_str(ret));
 out:

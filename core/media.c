@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "media_i.h"
@@ -117,6 +118,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	ret = sfs_audio_encode(fd, st, &o, keep_going, &ctx, e);
 	if (ret)
 		goto fail;
+	sfs_crash_point("listening-encoded");
 	ret = file_listening_done(s, f.ino, st, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK;	/* cancelled meanwhile: nothing is kept */
@@ -187,6 +189,14 @@ out:
 
 void media_install(struct sfs_store *s)
 {
-	sfs_job_set_handler(s, SFS_JOB_LISTENING, do_listening);
-	sfs_job_set_handler(s, SFS_JOB_IMPORT, do_import);
+	int has_la, has_import;
+
+	pthread_mutex_lock(&s->work_mu);
+	has_la = s->handlers[SFS_JOB_LISTENING] != NULL;
+	has_import = s->handlers[SFS_JOB_IMPORT] != NULL;
+	pthread_mutex_unlock(&s->work_mu);
+	if (!has_la)
+		sfs_job_set_handler(s, SFS_JOB_LISTENING, do_listening);
+	if (!has_import)
+		sfs_job_set_handler(s, SFS_JOB_IMPORT, do_import);
 }

@@ -8,7 +8,10 @@
 struct sfs_store;
 struct sfs_stage;
 
-/* Install the listening-audio and URI-import job handlers on a store. */
+/*
+ * Install the listening-audio and URI-import job handlers on a store where
+ * none is set (sfs_workers_start does this; tests may install their own).
+ */
 void media_install(struct sfs_store *s);
 
 /*

@@ -13,7 +13,6 @@
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
-#include "media_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
@@ -268,7 +267,6 @@ static enum sfs_status store_open(const char *dir,
 	ret = blob_staging_open(s, e);
 	if (ret)
 		goto fail;
-	media_install(s);
 	*out = s;
 	return SFS_OK;
 fail:

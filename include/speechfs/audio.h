@@ -48,10 +48,14 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
  * duration and seek. The stage is written at random positions at the end
  * (see sfs_stage_pwrite); finishing it is the caller's business.
  * `o` NULL means the defaults. `progress(arg)` (may be NULL) is called
- * about once a second; a non-zero return stops with SFS_CONFLICT.
- * Errors: SFS_UNSUPPORTED not audio or a format libsndfile cannot read;
- * SFS_INVALID bad options, or corrupt audio data; SFS_NO_SPACE and
- * SFS_TOO_LARGE from the stage; SFS_IO when reading fails.
+ * once at the start, then about once a second; a non-zero return stops
+ * with SFS_CONFLICT ("cancelled"). A file cut short (a header promising
+ * more than there is) gives the audio that is there.
+ * Errors: SFS_UNSUPPORTED ("unsupported or unrecognised audio format")
+ * not audio or a format libsndfile cannot read; SFS_INVALID bad options,
+ * or "corrupt audio data: ..." (a damaged header, or decoding failing
+ * mid-stream); SFS_NO_SPACE and SFS_TOO_LARGE from the stage; SFS_IO when
+ * reading fails. On failure the stage holds a partial MP3: discard it.
  */
 enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 				 const struct sfs_audio_opts *o,

@@ -444,7 +444,40 @@ static void test_encode_corrupt(void)
 	CHECK_ST(encode_file(&v, src("bad.flac"), NULL, NULL, NULL, NULL,
 			     &e), SFS_INVALID);
 	CHECK(!strncmp(e.message, "corrupt audio data: ", 20));
-	fprintf(stderr, "  bad.flac: %s\n", e.message);
+	/* an MP3 with garbage in the middle */
+	CHECK_ST(encode_file(&v, src("bad.mp3"), NULL, NULL, NULL, NULL, &e),
+		 SFS_INVALID);
+	CHECK(!strncmp(e.message, "corrupt audio data: ", 20));
+	/* a RIFF/WAVE header followed by garbage */
+	CHECK_ST(encode_file(&v, src("bad.wav"), NULL, NULL, NULL, NULL, &e),
+		 SFS_INVALID);
+	CHECK(!strncmp(e.message, "corrupt audio data: ", 20));
+	env_close(&v);
+}
+
+/* A WAV cut short (its header claims more) gives what is there. */
+static void test_encode_truncated_wav(void)
+{
+	struct env v;
+	struct sfs_err e;
+	struct probe p;
+	char mp3[512];
+	double d = -1;
+	int fd = open(src("cut.wav"), O_RDONLY);
+
+	REQUIRE(fd >= 0);
+	CHECK_ST(sfs_audio_probe(fd, &d, NULL, 0, NULL), SFS_OK);
+	close(fd);
+	/* 100000 bytes of 16-bit mono 16 kHz data */
+	CHECK(fabs(d - 3.125) < 0.001);
+	REQUIRE(env_open(&v) == 0);
+	snprintf(mp3, sizeof(mp3), "%s/out.mp3", v.tmp);
+	CHECK_ST(encode_file(&v, src("cut.wav"), mp3, NULL, NULL, NULL, &e),
+		 SFS_OK);
+	CHECK(ffprobe(mp3, &p) == 0);
+	CHECK(p.duration >= 3.125 && p.duration < 3.125 + 0.1);
+	CHECK(tlen_ms(mp3) == 3125);
+	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
 	env_close(&v);
 }
 
@@ -540,10 +573,19 @@ static int make_sources(void)
 		"sox e.wav s.flac && sox e.wav s.ogg && sox e.wav s.aiff && "
 		"lame --quiet -b 64 e.wav s.mp3", dir, text))
 		return -1;
-	/* garbage over the middle of a FLAC file's frames */
-	if (run("cd '%s' && cp s.flac bad.flac && "
-		"head -c 20000 /dev/urandom | dd of=bad.flac bs=1 seek=20000 "
-		"conv=notrunc status=none", dir))
+	/*
+	 * garbage over the middle of a FLAC's and an MP3's frames, after a
+	 * RIFF/WAVE header, and a WAV cut in the middle of its data
+	 */
+	if (run("cd '%s' && cp s.flac bad.flac && cp s.mp3 bad.mp3 && "
+		"head -c 20000 /dev/zero | tr '\\0' A | "
+		"dd of=bad.flac bs=1 seek=20000 conv=notrunc status=none && "
+		"head -c 5000 /dev/zero | tr '\\0' A | "
+		"dd of=bad.mp3 bs=1 seek=8000 "
+		"conv=notrunc status=none && "
+		"(printf 'RIFF\\044\\200\\0\\0WAVE' && "
+		"head -c 5000 /dev/urandom) > bad.wav && "
+		"head -c 100044 w16.wav > cut.wav", dir))
 		return -1;
 	return 0;
 }
@@ -566,6 +608,7 @@ int main(void)
 	RUN(test_encode_vbr);
 	RUN(test_encode_not_audio);
 	RUN(test_encode_corrupt);
+	RUN(test_encode_truncated_wav);
 	RUN(test_encode_bad_opts);
 	RUN(test_encode_progress_cancel);
 	RUN(test_encode_stage_limit);

@@ -3,18 +3,28 @@
  * (tests/unit/fetch_helpers: a misbehaving HTTP server and a minimal S3
  * server checking Signature V4), all on loopback.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "speechfs/blob.h"
 #include "speechfs/fetch.h"
+#include "speechfs/job.h"
 #include "speechfs/store.h"
 #include "testhelp.h"
+
+/* store.c stops the job workers on close; job.c may not be linked yet. */
+__attribute__((weak)) void sfs_workers_stop(struct sfs_store *s)
+{
+	(void)s;
+}
 
 #define S3_ACCESS "AKIDTESTSPEECHFS"
 #define S3_SECRET "test/secret+key/0123456789abcdefghijklm"
@@ -24,7 +34,7 @@ struct server {
 	int port;
 };
 
-static struct server web, s3;
+static struct server web, s3, tls;
 
 /* tests/unit/fetch_helpers, found from the binary (B/tests/t_fetch). */
 static void helper_path(const char *name, char *out, size_t size)
@@ -50,7 +60,8 @@ static void helper_path(const char *name, char *out, size_t size)
 }
 
 /* Start a helper server and read the "PORT n" line it prints. */
-static int server_start(struct server *sv, const char *name)
+static int server_start(struct server *sv, const char *name,
+			const char *arg)
 {
 	char script[PATH_MAX + 64], line[64];
 	struct pollfd pfd;
@@ -67,7 +78,7 @@ static int server_start(struct server *sv, const char *name)
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, (char *)NULL);
+		execl("/usr/bin/python3", "python3", script, arg, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -360,7 +371,66 @@ static void t_unresolvable(void)
 	ctx_close(&c);
 }
 
+/* An untrusted certificate fails: verification is on. */
+static void t_tls_verified(void)
+{
+	struct ctx c;
+	char url[128];
+
+	REQUIRE(ctx_open(&c) == 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok/10", tls.port);
+	CHECK_ST(get_url(&c, url), SFS_IO);
+	CHECK(has(&c.e, "TLS failure with '127.0.0.1'"));
+	CHECK(sfs_stage_size(c.st) == 0);
+	/* the server does speak TLS: plain http to it gets no valid reply */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok/10", tls.port);
+	CHECK(get_url(&c, url) != SFS_OK);
+	ctx_close(&c);
+}
+
 /* ---- time limits ---------------------------------------------------------- */
+
+/*
+ * A listener whose accept queue is full (backlog 0, two connections
+ * waiting, never accepted) drops further SYNs: the connect hangs.
+ */
+static void t_connect_timeout(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int lfd, cfd[3] = { -1, -1, -1 }, i;
+	char url[128];
+	struct ctx c;
+	double t0;
+
+	REQUIRE(ctx_open(&c) == 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(lfd >= 0 && !bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) &&
+		!listen(lfd, 0) &&
+		!getsockname(lfd, (struct sockaddr *)&sa, &len));
+	for (i = 0; i < 3; i++) {
+		cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(cfd[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+		    errno != EINPROGRESS)
+			break;
+	}
+	usleep(100000);
+	c.cfg.import_connect_timeout_s = 1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x",
+		 ntohs(sa.sin_port));
+	t0 = now_s();
+	CHECK_ST(get_url(&c, url), SFS_IO);
+	CHECK(has(&c.e, "connection timed out"));
+	CHECK(now_s() - t0 < 4);
+	for (i = 0; i < 3; i++)
+		if (cfd[i] >= 0)
+			close(cfd[i]);
+	close(lfd);
+	ctx_close(&c);
+}
 
 static void t_slow_server(void)
 {
@@ -717,9 +787,12 @@ static void t_s3_virtual_hosted(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	if (server_start(&web, "httpd.py") || server_start(&s3, "s3d.py")) {
+	if (server_start(&web, "httpd.py", NULL) ||
+	    server_start(&s3, "s3d.py", NULL) ||
+	    server_start(&tls, "httpd.py", "tls")) {
 		server_stop(&web);
 		server_stop(&s3);
+		server_stop(&tls);
 		return 2;
 	}
 	RUN(t_check_uri_accepts);
@@ -729,6 +802,8 @@ int main(void)
 	RUN(t_http_errors);
 	RUN(t_connect_refused);
 	RUN(t_unresolvable);
+	RUN(t_connect_timeout);
+	RUN(t_tls_verified);
 	RUN(t_slow_server);
 	RUN(t_redirects);
 	RUN(t_redirect_to_blocked);
@@ -744,5 +819,6 @@ int main(void)
 	RUN(t_s3_virtual_hosted);
 	server_stop(&web);
 	server_stop(&s3);
+	server_stop(&tls);
 	return th_report();
 }

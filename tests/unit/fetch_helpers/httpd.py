@@ -1,8 +1,13 @@
 """Test HTTP server for t_fetch: well-behaved and misbehaving responses by
-path. Listens on 127.0.0.1 (port 0) and prints "PORT n" on stdout."""
+path. Listens on 127.0.0.1 (port 0) and prints "PORT n" on stdout; with
+the argument "tls" it speaks HTTPS with a fresh self-signed certificate."""
 import http.server
+import os
 import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -117,6 +122,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    if sys.argv[1:] == ["tls"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                            "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("PORT %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 
