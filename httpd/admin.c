@@ -108,6 +108,18 @@ static int num(const char *v, int64_t dflt, int64_t *out_v)
 	return 0;
 }
 
+static json_t *scope_names(unsigned scopes)
+{
+	json_t *arr = json_array();
+	unsigned bit;
+
+	for (bit = 1; bit <= SFS_SCOPE_SHARE; bit <<= 1)
+		if (scopes & bit)
+			json_array_append_new(arr,
+					      json_string(sfs_scope_name(bit)));
+	return arr;
+}
+
 static void fsck_line(void *arg, const char *line)
 {
 	(void)arg;
@@ -173,9 +185,9 @@ static int run(const char *cmd, const char *sub, struct args *a)
 		}
 		snprintf(text, sizeof(text), "key id: %s\nkey: %s\n"
 			 "(the key is shown only now)", kid, key);
-		rc = out(a, json_pack("{s:s, s:s, s:s, s:i}", "id", kid,
+		rc = out(a, json_pack("{s:s, s:s, s:s, s:o}", "id", kid,
 				      "key", key, "userId", arg(a, "user"),
-				      "scopes", (int)scopes), text);
+				      "scopes", scope_names(scopes)), text);
 	} else if (strcmp(cmd, "key") == 0 && strcmp(sub, "revoke") == 0) {
 		if (need(arg(a, "id"), "id"))
 			goto done;

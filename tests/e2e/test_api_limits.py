@@ -3,6 +3,7 @@ Retry-After, then recovery), the per-user download bandwidth (paced without
 a busy loop), graceful shutdown with a download in flight, and signed URLs
 that need no headers and stop working after expiry, deletion or loss of
 access."""
+import hashlib
 import os
 import signal
 import threading
@@ -188,3 +189,47 @@ def test_signed_url_bad_requests(sfsd):
     assert r.status_code == 200 and "/content?" in r.json()["url"]
     sfsd.assert_error(sfsd.post(f"/{fid}/signed-url", who="carol",
                                 json={}), 404)
+
+
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_big_chunked_upload_in_constant_memory(sfsd_factory):
+    c = sfsd_factory({"http.max_upload_bytes": str(256 * 1024 * 1024)})
+    pid = c.daemon.proc.pid
+    before = vm_hwm_kb(pid)
+    block = os.urandom(1024 * 1024)
+    nblocks = 64
+    h = hashlib.sha256()
+    for _ in range(nblocks):
+        h.update(block)
+
+    def body():
+        yield (b"--BB\r\nContent-Disposition: form-data; name=\"name\"\r\n"
+               b"\r\nbig\r\n--BB\r\nContent-Disposition: form-data; "
+               b"name=\"file\"; filename=\"big.bin\"\r\n"
+               b"Content-Type: application/octet-stream\r\n\r\n")
+        for _ in range(nblocks):
+            yield block
+        yield b"\r\n--BB--\r\n"
+    # a generator body goes out with chunked transfer encoding
+    r = c.post("", data=body(), headers={
+        "Content-Type": "multipart/form-data; boundary=BB"}, timeout=120)
+    assert r.status_code == 201, r.text
+    f = r.json()
+    assert f["size"] == nblocks * len(block)
+    assert f["sha256"] == h.hexdigest()
+    grown = vm_hwm_kb(pid) - before
+    assert grown < 24 * 1024, f"peak RSS grew {grown} KiB"
+    # and the download of it streams (sendfile) with the right bytes
+    r = c.get(f"/{f['id']}/content", stream=True)
+    d = hashlib.sha256()
+    for chunk in r.iter_content(1 << 20):
+        d.update(chunk)
+    assert d.hexdigest() == h.hexdigest()
+    assert vm_hwm_kb(pid) - before < 24 * 1024

@@ -78,6 +78,8 @@ def test_generate_202_on_request(sfsd):
                                                     "COMPLETED")
     f = wait_listening(sfsd, f["id"])
     assert f["listeningAudio"]["status"] == "COMPLETED"
+    m = sfsd.get("/metrics", who=None).text
+    assert 'speechfs_jobs{kind="listening"' in m, m[-800:]
 
 
 def test_stream_not_ready_422_without_workers(sfsd_factory):
