@@ -163,6 +163,8 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 	}
 	if (status >= 500)
 		sfs_warn("httpd", "request %s: %s", r->id, msg);
+	if (status == 503 && !r->xh_name)
+		req_set_header(r, "Retry-After", "1");
 	return error_body(r, status, type ? type : "error", msg, e);
 }
 

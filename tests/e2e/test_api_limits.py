@@ -233,3 +233,30 @@ def test_big_chunked_upload_in_constant_memory(sfsd_factory):
         d.update(chunk)
     assert d.hexdigest() == h.hexdigest()
     assert vm_hwm_kb(pid) - before < 24 * 1024
+
+
+def test_daemon_default_bandwidth_applies_to_default_users(sfsd_factory):
+    c = sfsd_factory({"http.download_bps": "65536"})
+    data = os.urandom(128 * 1024)
+    fid = c.new_file(data=data)["id"]          # alice: the default (-1)
+    t0 = time.monotonic()
+    assert c.get(f"/{fid}/content").content == data
+    assert time.monotonic() - t0 >= 1.4
+    # a user whose own rate is 0 is unlimited whatever the default
+    unl = c.admin("user", "create", "--tenant", c.tenants["a"], "--name",
+                  "fast", "--download-bps", "0")["id"]
+    c.keys["fast"] = c.admin("key", "create", "--user", unl)["key"]
+    big = os.urandom(1024 * 1024)
+    fid = c.new_file(who="fast", data=big)["id"]
+    t0 = time.monotonic()
+    assert c.get(f"/{fid}/content", who="fast").content == big
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_head_of_content(sfsd):
+    data = os.urandom(777)
+    fid = sfsd.new_file(data=data)["id"]
+    r = sfsd.req("HEAD", f"/{fid}/content")
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["Content-Length"] == "777"
+    assert r.headers["ETag"].strip('"') == hashlib.sha256(data).hexdigest()
