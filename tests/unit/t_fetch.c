@@ -20,12 +20,6 @@
 #include "speechfs/store.h"
 #include "testhelp.h"
 
-/* store.c stops the job workers on close; job.c may not be linked yet. */
-__attribute__((weak)) void sfs_workers_stop(struct sfs_store *s)
-{
-	(void)s;
-}
-
 #define S3_ACCESS "AKIDTESTSPEECHFS"
 #define S3_SECRET "test/secret+key/0123456789abcdefghijklm"
 
