@@ -24,7 +24,7 @@ struct route;
 struct httpd_opts {
 	int64_t max_upload_bytes;	/* multipart file part */
 	int64_t max_json_bytes;		/* JSON request bodies */
-	int64_t default_download_bps;	/* for users with -1; 0 unlimited */
+	int64_t default_download_bps;	/* users with -1; 0 unlimited */
 	double rate_rps;		/* general requests per second */
 	double rate_burst;
 	double upload_rps;		/* upload/import per second */
@@ -101,7 +101,7 @@ typedef enum MHD_Result (*handler_fn)(struct req *r);
 struct route {
 	const char *method;
 	const char *pattern;		/* "/files/{id}/content" */
-	unsigned scope;			/* enum sfs_scope bits, 0: no auth */
+	unsigned scope;			/* sfs_scope bits, 0: no auth */
 	enum { BODY_NO, BODY_JSON_OK, BODY_UPLOAD } accepts;
 	int upload_limited;		/* stricter rate bucket */
 	handler_fn fn;
