@@ -6,6 +6,7 @@ access."""
 import hashlib
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -260,3 +261,39 @@ def test_head_of_content(sfsd):
     assert r.status_code == 200 and r.content == b""
     assert r.headers["Content-Length"] == "777"
     assert r.headers["ETag"].strip('"') == hashlib.sha256(data).hexdigest()
+
+
+def test_slowloris_does_not_starve_others(sfsd_factory):
+    c = sfsd_factory({"http.connection_timeout": "2",
+                      "http.per_ip_connection_limit": "8",
+                      "http.connection_limit": "64"})
+    host, port = c.base.split("//")[1].split(":")
+    idle = []
+    for _ in range(30):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))        # the attacker's own address
+        try:
+            s.connect((host, int(port)))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        except OSError:
+            pass
+        idle.append(s)
+    t0 = time.monotonic()
+    for _ in range(5):
+        assert c.get("").status_code == 200
+    assert time.monotonic() - t0 < 2
+    # the half-open requests are cut off by the connection timeout
+    time.sleep(3.5)
+    closed = 0
+    for s in idle:
+        s.settimeout(0.5)
+        try:
+            closed += s.recv(100) == b""
+        except ConnectionResetError:
+            closed += 1
+        except OSError:
+            pass
+    assert closed == len(idle), closed
+    for s in idle:
+        s.close()
+    assert c.get("/healthz", who=None).status_code == 200
