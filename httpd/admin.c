@@ -48,8 +48,10 @@ static int parse(int argc, char **argv, struct args *a)
 			a->keys[a->n] = argv[i] + 2;
 			a->vals[a->n++] = argv[++i];
 		} else {
-			fprintf(stderr, "speechfsd: unexpected argument "
-				"'%s'\n", argv[i]);
+			fprintf(stderr,
+				"speechfsd: unexpected argument "
+				"'%s'\n",
+				argv[i]);
 			return -1;
 		}
 	}
@@ -68,8 +70,8 @@ static int fail(const struct args *a, const struct sfs_err *e)
 		free(s);
 		json_decref(j);
 	}
-	fprintf(stderr, "speechfsd: %s\n", e->message[0] ? e->message :
-		sfs_status_str(e->status));
+	fprintf(stderr, "speechfsd: %s\n",
+		e->message[0] ? e->message : sfs_status_str(e->status));
 	return 1;
 }
 
@@ -146,8 +148,7 @@ static int run(const char *cmd, const char *sub, struct args *a)
 		snprintf(text, sizeof(text), "initialized store '%s'", store);
 		return out(a, json_pack("{s:s}", "store", store), text);
 	}
-	if (arg(a, "scopes") && sfs_scopes_parse(arg(a, "scopes"), &scopes,
-						 &e))
+	if (arg(a, "scopes") && sfs_scopes_parse(arg(a, "scopes"), &scopes, &e))
 		return fail(a, &e);
 	if (sfs_store_open(store, NULL, &s, &e))
 		return fail(a, &e);
@@ -160,21 +161,24 @@ static int run(const char *cmd, const char *sub, struct args *a)
 			rc = fail(a, &e);
 			goto done;
 		}
-		rc = out(a, json_pack("{s:s, s:s}", "id", id, "name",
-				      arg(a, "name")), id);
+		rc = out(a,
+			 json_pack("{s:s, s:s}", "id", id, "name",
+				   arg(a, "name")),
+			 id);
 	} else if (strcmp(cmd, "user") == 0 && strcmp(sub, "create") == 0) {
 		if (need(arg(a, "tenant"), "tenant") ||
 		    need(arg(a, "name"), "name") ||
 		    num(arg(a, "download-bps"), -1, &n1))
 			goto done;
-		if (sfs_user_create(s, arg(a, "tenant"), arg(a, "name"), n1,
-				    id, &e)) {
+		if (sfs_user_create(s, arg(a, "tenant"), arg(a, "name"), n1, id,
+				    &e)) {
 			rc = fail(a, &e);
 			goto done;
 		}
-		rc = out(a, json_pack("{s:s, s:s, s:s}", "id", id, "tenantId",
-				      arg(a, "tenant"), "name",
-				      arg(a, "name")), id);
+		rc = out(a,
+			 json_pack("{s:s, s:s, s:s}", "id", id, "tenantId",
+				   arg(a, "tenant"), "name", arg(a, "name")),
+			 id);
 	} else if (strcmp(cmd, "key") == 0 && strcmp(sub, "create") == 0) {
 		if (need(arg(a, "user"), "user"))
 			goto done;
@@ -183,11 +187,15 @@ static int run(const char *cmd, const char *sub, struct args *a)
 			rc = fail(a, &e);
 			goto done;
 		}
-		snprintf(text, sizeof(text), "key id: %s\nkey: %s\n"
-			 "(the key is shown only now)", kid, key);
-		rc = out(a, json_pack("{s:s, s:s, s:s, s:o}", "id", kid,
-				      "key", key, "userId", arg(a, "user"),
-				      "scopes", scope_names(scopes)), text);
+		snprintf(text, sizeof(text),
+			 "key id: %s\nkey: %s\n"
+			 "(the key is shown only now)",
+			 kid, key);
+		rc = out(a,
+			 json_pack("{s:s, s:s, s:s, s:o}", "id", kid, "key",
+				   key, "userId", arg(a, "user"), "scopes",
+				   scope_names(scopes)),
+			 text);
 	} else if (strcmp(cmd, "key") == 0 && strcmp(sub, "revoke") == 0) {
 		if (need(arg(a, "id"), "id"))
 			goto done;
@@ -195,8 +203,10 @@ static int run(const char *cmd, const char *sub, struct args *a)
 			rc = fail(a, &e);
 			goto done;
 		}
-		rc = out(a, json_pack("{s:s, s:b}", "id", arg(a, "id"),
-				      "revoked", 1), "revoked");
+		rc = out(a,
+			 json_pack("{s:s, s:b}", "id", arg(a, "id"), "revoked",
+				   1),
+			 "revoked");
 	} else if (strcmp(cmd, "jwt") == 0) {
 		struct sfs_buf b = SFS_BUF_INIT(8192);
 
@@ -219,23 +229,21 @@ static int run(const char *cmd, const char *sub, struct args *a)
 			goto done;
 		}
 		snprintf(text, sizeof(text),
-			 "blobs %" PRId64 ", orphans %" PRId64 ", missing %"
-			 PRId64 ", bad refcounts %" PRId64 ", repaired %"
-			 PRId64, r.blobs_checked, r.orphan_files,
-			 r.missing_files, r.bad_refcounts, r.repaired);
-		rc = out(a, json_pack("{s:I, s:I, s:I, s:I, s:I}",
-				      "blobsChecked",
-				      (json_int_t)r.blobs_checked,
-				      "orphanFiles",
-				      (json_int_t)r.orphan_files,
-				      "missingFiles",
-				      (json_int_t)r.missing_files,
-				      "badRefcounts",
-				      (json_int_t)r.bad_refcounts,
-				      "repaired", (json_int_t)r.repaired),
+			 "blobs %" PRId64 ", orphans %" PRId64
+			 ", missing %" PRId64 ", bad refcounts %" PRId64
+			 ", repaired %" PRId64,
+			 r.blobs_checked, r.orphan_files, r.missing_files,
+			 r.bad_refcounts, r.repaired);
+		rc = out(a,
+			 json_pack("{s:I, s:I, s:I, s:I, s:I}", "blobsChecked",
+				   (json_int_t)r.blobs_checked, "orphanFiles",
+				   (json_int_t)r.orphan_files, "missingFiles",
+				   (json_int_t)r.missing_files, "badRefcounts",
+				   (json_int_t)r.bad_refcounts, "repaired",
+				   (json_int_t)r.repaired),
 			 text);
-		if (!a->repair && (r.orphan_files || r.missing_files ||
-				   r.bad_refcounts))
+		if (!a->repair &&
+		    (r.orphan_files || r.missing_files || r.bad_refcounts))
 			rc = 3;
 	} else {
 		fprintf(stderr, "speechfsd: unknown command '%s %s'\n", cmd,
@@ -249,8 +257,8 @@ done:
 
 int admin_is_command(const char *a)
 {
-	static const char *const cmds[] = { "init", "tenant", "user", "key",
-					    "jwt", "fsck" };
+	static const char *const cmds[] = {"init", "tenant", "user",
+					   "key",  "jwt",    "fsck"};
 	size_t i;
 
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -269,8 +277,10 @@ int admin_main(int argc, char **argv)
 	if (strcmp(cmd, "tenant") == 0 || strcmp(cmd, "user") == 0 ||
 	    strcmp(cmd, "key") == 0) {
 		if (argc < 2 || strncmp(argv[1], "--", 2) == 0) {
-			fprintf(stderr, "speechfsd: usage: speechfsd %s "
-				"create|revoke --store DIR ...\n", cmd);
+			fprintf(stderr,
+				"speechfsd: usage: speechfsd %s "
+				"create|revoke --store DIR ...\n",
+				cmd);
 			return 2;
 		}
 		sub = argv[1];

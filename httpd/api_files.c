@@ -54,7 +54,7 @@ static enum MHD_Result list(struct req *r, int shared)
 	struct sfs_query q;
 	struct sfs_file_list l;
 	struct sfs_err e;
-	struct qctx c = { &q, &e, 0 };
+	struct qctx c = {&q, &e, 0};
 	enum MHD_Result ret;
 
 	sfs_err_init(&e);
@@ -66,8 +66,8 @@ static enum MHD_Result list(struct req *r, int shared)
 		ret = respond_err(r, &e);
 		goto out;
 	}
-	if ((shared ? sfs_query_shared : sfs_query_files)(
-		    g_httpd.store, &r->actor, &q, &l, &e)) {
+	if ((shared ? sfs_query_shared
+		    : sfs_query_files)(g_httpd.store, &r->actor, &q, &l, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
@@ -234,12 +234,14 @@ static enum MHD_Result import(struct req *r)
 		goto out;
 	}
 	if (!json_is_string(json_object_get(j, "uri")))
-		sfs_err_field(&e, "uri", json_object_get(j, "uri") ?
-			      "invalid_type" : "missing",
+		sfs_err_field(&e, "uri",
+			      json_object_get(j, "uri") ? "invalid_type"
+							: "missing",
 			      "'uri' is required and must be a string");
 	if (!json_is_string(json_object_get(j, "name")))
-		sfs_err_field(&e, "name", json_object_get(j, "name") ?
-			      "invalid_type" : "missing",
+		sfs_err_field(&e, "name",
+			      json_object_get(j, "name") ? "invalid_type"
+							 : "missing",
 			      "'name' is required and must be a string");
 	want_string(j, "description", 1, &e);
 	want_string(j, "path", 0, &e);
@@ -263,8 +265,7 @@ static enum MHD_Result import(struct req *r)
 	}
 	spec.uri = json_string_value(json_object_get(j, "uri"));
 	spec.name = json_string_value(json_object_get(j, "name"));
-	spec.description = json_string_value(json_object_get(j,
-							     "description"));
+	spec.description = json_string_value(json_object_get(j, "description"));
 	spec.path = json_string_value(json_object_get(j, "path"));
 	v = json_object_get(j, "metadata");
 	if (json_is_object(v)) {
@@ -331,8 +332,8 @@ enum MHD_Result api_files_content(struct req *r)
 		goto out;
 	}
 	snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
-	ret = respond_fd(r, fd, (int64_t)sb.st_size,
-			 "application/octet-stream", f.sha256[0] ? etag : NULL,
+	ret = respond_fd(r, fd, (int64_t)sb.st_size, "application/octet-stream",
+			 f.sha256[0] ? etag : NULL,
 			 f.mtime_ns > 0 ? f.mtime_ns / 1000000 : f.created_at,
 			 f.filename ? f.filename : f.name);
 out:
@@ -365,8 +366,8 @@ enum MHD_Result api_files_patch(struct req *r)
 	if (!want_string(j, "description", 1, &e) &&
 	    json_object_get(j, "description")) {
 		u.set |= SFS_UPD_DESCRIPTION;
-		u.description = json_string_value(
-			json_object_get(j, "description"));
+		u.description =
+			json_string_value(json_object_get(j, "description"));
 	}
 	if (!want_string(j, "path", 0, &e) && json_object_get(j, "path")) {
 		u.set |= SFS_UPD_PATH;
@@ -395,8 +396,8 @@ enum MHD_Result api_files_patch(struct req *r)
 	}
 	v = json_object_get(j, "publishMode");
 	if (v) {
-		p = json_is_string(v) ? sfs_publish_parse(
-			json_string_value(v)) : -1;
+		p = json_is_string(v) ? sfs_publish_parse(json_string_value(v))
+				      : -1;
 		if (p < 0) {
 			sfs_err_field(&e, "publishMode", "invalid",
 				      "'publishMode' must be PRIVATE or "
@@ -433,8 +434,7 @@ enum MHD_Result api_files_delete(struct req *r)
 
 	sfs_err_init(&e);
 	if (req_bool_arg(r, "purge", &purge, &e) ||
-	    sfs_file_delete(g_httpd.store, &r->actor, r->params[0], purge,
-			    &e))
+	    sfs_file_delete(g_httpd.store, &r->actor, r->params[0], purge, &e))
 		return respond_err(r, &e);
 	return respond_empty(r, 204);
 }
@@ -456,16 +456,15 @@ enum MHD_Result api_files_restore(struct req *r)
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
-	if (sfs_file_restore(g_httpd.store, &r->actor, r->params[0], &f,
-			     &e)) {
+	if (sfs_file_restore(g_httpd.store, &r->actor, r->params[0], &f, &e)) {
 		sfs_file_release(&f);
 		return respond_err(r, &e);
 	}
 	return respond_file(r, 200, &f);
 }
 
-static void signed_msg(char *out, size_t n, const char *id,
-		       const char *target, const char *uid, int64_t exp)
+static void signed_msg(char *out, size_t n, const char *id, const char *target,
+		       const char *uid, int64_t exp)
 {
 	snprintf(out, n, "%s|%s|%s|%" PRId64, id, target, uid, exp);
 }
@@ -503,7 +502,8 @@ enum MHD_Result api_files_signed_url(struct req *r)
 		if (ttl < 1 || ttl > SIGNED_TTL_MAX)
 			sfs_err_field(&e, "expiresInSeconds", "invalid",
 				      "'expiresInSeconds' must be an integer "
-				      "from 1 to %d", SIGNED_TTL_MAX);
+				      "from 1 to %d",
+				      SIGNED_TTL_MAX);
 	}
 	if (e.nfields) {
 		sfs_errf(&e, SFS_INVALID, "validation_error",
@@ -521,13 +521,14 @@ enum MHD_Result api_files_signed_url(struct req *r)
 		ret = respond_err(r, &e);
 		goto out;
 	}
-	snprintf(url, sizeof(url), API_BASE "/%s/%s?exp=%" PRId64
-		 "&uid=%s&sig=%s", f.id,
-		 strcmp(target, "content") == 0 ? "content" :
-		 "listening-audio/stream", exp, r->actor.user_id, sig);
+	snprintf(url, sizeof(url),
+		 API_BASE "/%s/%s?exp=%" PRId64 "&uid=%s&sig=%s", f.id,
+		 strcmp(target, "content") == 0 ? "content"
+						: "listening-audio/stream",
+		 exp, r->actor.user_id, sig);
 	sfs_iso8601(exp * 1000, iso);
-	ret = respond_json(r, 200, json_pack("{s:s, s:s}", "url", url,
-					     "expiresAt", iso));
+	ret = respond_json(
+		r, 200, json_pack("{s:s, s:s}", "url", url, "expiresAt", iso));
 out:
 	sfs_file_release(&f);
 	json_decref(j);
@@ -562,8 +563,9 @@ int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e)
 
 enum MHD_Result api_healthz(struct req *r)
 {
-	return respond_json(r, 200, json_pack("{s:s, s:s}", "status", "ok",
-					      "version", SFS_VERSION));
+	return respond_json(r, 200,
+			    json_pack("{s:s, s:s}", "status", "ok", "version",
+				      SFS_VERSION));
 }
 
 enum MHD_Result api_openapi(struct req *r)

@@ -66,8 +66,8 @@ enum MHD_Result api_listening_delete(struct req *r)
 
 	sfs_err_init(&e);
 	if (req_bool_arg(r, "purge", &purge, &e) ||
-	    sfs_listening_delete(g_httpd.store, &r->actor, r->params[0],
-				 purge, &e))
+	    sfs_listening_delete(g_httpd.store, &r->actor, r->params[0], purge,
+				 &e))
 		return respond_err(r, &e);
 	return respond_empty(r, 204);
 }

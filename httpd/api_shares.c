@@ -16,8 +16,7 @@ enum MHD_Result api_shares_list(struct req *r)
 	size_t i, n = 0;
 
 	sfs_err_init(&e);
-	if (sfs_share_list(g_httpd.store, &r->actor, r->params[0], &sh, &n,
-			   &e))
+	if (sfs_share_list(g_httpd.store, &r->actor, r->params[0], &sh, &n, &e))
 		return respond_err(r, &e);
 	arr = json_array();
 	for (i = 0; i < n; i++)
@@ -48,8 +47,9 @@ enum MHD_Result api_shares_create(struct req *r)
 			      "'userId' must be a UUID");
 	perm = json_object_get(j, "permission");
 	if (perm) {
-		p = json_is_string(perm) ?
-		    sfs_perm_parse(json_string_value(perm)) : -1;
+		p = json_is_string(perm)
+			    ? sfs_perm_parse(json_string_value(perm))
+			    : -1;
 		if (p != SFS_PERM_VIEW && p != SFS_PERM_EDIT)
 			sfs_err_field(&e, "permission", "invalid",
 				      "'permission' must be VIEW or EDIT");

@@ -22,14 +22,14 @@ struct route;
 
 /* Options of the daemon itself (config keys in main.c). */
 struct httpd_opts {
-	int64_t max_upload_bytes;	/* multipart file part */
-	int64_t max_json_bytes;		/* JSON request bodies */
-	int64_t default_download_bps;	/* users with -1; 0 unlimited */
-	double rate_rps;		/* general requests per second */
+	int64_t max_upload_bytes;     /* multipart file part */
+	int64_t max_json_bytes;	      /* JSON request bodies */
+	int64_t default_download_bps; /* users with -1; 0 unlimited */
+	double rate_rps;	      /* general requests per second */
 	double rate_burst;
-	double upload_rps;		/* upload/import per second */
+	double upload_rps; /* upload/import per second */
 	double upload_burst;
-	int threads;			/* MHD thread pool */
+	int threads; /* MHD thread pool */
 	int conn_timeout_s;
 	int conn_limit;
 	int per_ip_limit;
@@ -43,28 +43,33 @@ struct httpd {
 	struct httpd_opts opts;
 	struct MHD_Daemon *mhd;
 	volatile int stopping;
-	int inflight;			/* requests alive (atomic) */
+	int inflight; /* requests alive (atomic) */
 };
 
 extern struct httpd g_httpd;
 
 /* The text parts of an upload besides `file`. */
 enum part {
-	PART_NAME, PART_DESCRIPTION, PART_PATH, PART_METADATA, PART_TAGS,
-	PART_GLA, PART_MAX
+	PART_NAME,
+	PART_DESCRIPTION,
+	PART_PATH,
+	PART_METADATA,
+	PART_TAGS,
+	PART_GLA,
+	PART_MAX
 };
 extern const char *const httpd_part_names[PART_MAX];
 
 /* Per-request state: allocated on the first call, freed on completion. */
 struct req {
 	struct MHD_Connection *conn;
-	char id[SFS_ID_SIZE];		/* X-Request-Id */
+	char id[SFS_ID_SIZE]; /* X-Request-Id */
 	const char *method;
-	char *path;			/* URL path (owned) */
+	char *path; /* URL path (owned) */
 	int64_t start_ns;
 	const struct route *route;
-	int route_idx;			/* -1: none */
-	char params[2][SFS_ID_SIZE];	/* {id}, {shareId} */
+	int route_idx;		     /* -1: none */
+	char params[2][SFS_ID_SIZE]; /* {id}, {shareId} */
 	int authed;
 	struct sfs_actor actor;
 	int signed_url;
@@ -77,10 +82,10 @@ struct req {
 	int64_t bytes_in;
 
 	/* multipart parts */
-	struct sfs_stage *stage;	/* the `file` part (owned) */
+	struct sfs_stage *stage; /* the `file` part (owned) */
 	int file_seen;
 	char *filename;
-	struct sfs_buf parts[PART_MAX];	/* text parts, by enum part */
+	struct sfs_buf parts[PART_MAX]; /* text parts, by enum part */
 	int part_seen[PART_MAX];
 
 	/* an error found while the body streams in, answered at the end */
@@ -88,7 +93,7 @@ struct req {
 	int has_err;
 
 	/* response bookkeeping */
-	const char *xh_name;		/* one extra header (Allow, ...) */
+	const char *xh_name; /* one extra header (Allow, ...) */
 	char xh_val[128];
 	int responded;
 	unsigned status;
@@ -100,12 +105,12 @@ typedef enum MHD_Result (*handler_fn)(struct req *r);
 
 struct route {
 	const char *method;
-	const char *pattern;		/* "/files/{id}/content" */
-	unsigned scope;			/* sfs_scope bits, 0: no auth */
+	const char *pattern; /* "/files/{id}/content" */
+	unsigned scope;	     /* sfs_scope bits, 0: no auth */
 	enum { BODY_NO, BODY_JSON_OK, BODY_UPLOAD } accepts;
-	int upload_limited;		/* stricter rate bucket */
+	int upload_limited; /* stricter rate bucket */
 	handler_fn fn;
-	const char *name;		/* metrics label */
+	const char *name; /* metrics label */
 };
 
 /* router.c */
@@ -130,8 +135,7 @@ const char *req_arg(struct req *r, const char *name);
 /* Parse the JSON body as an object; SFS_INVALID when it is not one. */
 enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e);
 void req_set_header(struct req *r, const char *name, const char *val);
-int req_bool_arg(struct req *r, const char *name, int *out,
-		 struct sfs_err *e);
+int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e);
 
 /* respond.c */
 unsigned httpd_http_status(enum sfs_status st);
@@ -140,11 +144,11 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e);
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
 			     const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-enum MHD_Result respond_status(struct req *r, unsigned status,
-			       const char *type, const char *msg);
+enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
+			       const char *msg);
 enum MHD_Result respond_empty(struct req *r, unsigned status);
-enum MHD_Result respond_text(struct req *r, unsigned status,
-			     const char *ctype, char *body, size_t len);
+enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
+			     char *body, size_t len);
 enum MHD_Result respond_queue(struct req *r, unsigned status,
 			      struct MHD_Response *resp);
 /*
@@ -155,10 +159,8 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 			   const char *ctype, const char *etag,
 			   int64_t mtime_ms, const char *filename);
 /* Parse "bytes=a-b"; 0 ok, 1 unsatisfiable, -1 ignore (serve all). */
-int httpd_parse_range(const char *h, int64_t size, int64_t *from,
-		      int64_t *to);
-void httpd_content_disposition(const char *filename, char *out,
-			       size_t outsz);
+int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
+void httpd_content_disposition(const char *filename, char *out, size_t outsz);
 
 /* limits.c */
 int limits_init(void);
@@ -172,8 +174,8 @@ struct MHD_Response *limits_throttled_response(struct req *r, int fd,
 					       int64_t bps);
 
 /* metrics.c */
-void metrics_record(int route_idx, unsigned status, int64_t ns,
-		    int64_t in, int64_t out);
+void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,
+		    int64_t out);
 enum MHD_Result api_metrics(struct req *r);
 
 /* handlers */
@@ -201,8 +203,7 @@ enum MHD_Result api_openapi(struct req *r);
 extern const char httpd_openapi_json[];
 
 /* signed URLs (api_files.c) */
-int httpd_signed_auth(struct req *r, const char *target,
-		      struct sfs_err *e);
+int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e);
 
 /* admin.c */
 int admin_main(int argc, char **argv);

@@ -240,8 +240,9 @@ static ssize_t throttle_read(void *cls, uint64_t pos, char *buf, size_t max)
 					allowed = want;
 				b->tokens -= (double)allowed;
 			} else {
-				need = (double)(want < CHUNK_MIN ? want :
-						CHUNK_MIN) - b->tokens;
+				need = (double)(want < CHUNK_MIN ? want
+								 : CHUNK_MIN) -
+				       b->tokens;
 				allowed = 0;
 			}
 		} else {
@@ -290,10 +291,9 @@ struct MHD_Response *limits_throttled_response(struct req *r, int fd,
 	/* a quarter second of burst, never below one chunk */
 	t->burst = t->bps / 4 > CHUNK_MIN ? t->bps / 4 : CHUNK_MIN;
 	t->conn = r->conn;
-	resp = MHD_create_response_from_callback((uint64_t)len, 16 * 1024,
-						 throttle_read, t,
-						 throttle_free);
+	resp = MHD_create_response_from_callback(
+		(uint64_t)len, 16 * 1024, throttle_read, t, throttle_free);
 	if (!resp)
-		free(t);	/* the caller closes fd */
+		free(t); /* the caller closes fd */
 	return resp;
 }

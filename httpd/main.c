@@ -50,7 +50,10 @@ static const struct {
 	enum otype type;
 	size_t off;
 } opt_keys[] = {
-#define K(k, t, f) { k, t, offsetof(struct httpd_opts, f) }
+#define K(k, t, f)                                                             \
+	{                                                                      \
+		k, t, offsetof(struct httpd_opts, f)                           \
+	}
 	K("http.max_upload_bytes", O_I64, max_upload_bytes),
 	K("http.max_json_bytes", O_I64, max_json_bytes),
 	K("http.download_bps", O_I64, default_download_bps),
@@ -131,8 +134,10 @@ static int read_config(const char *path, struct sfs_config *cfg)
 			continue;
 		eq = strchr(k, '=');
 		if (!eq) {
-			fprintf(stderr, "speechfsd: %s:%d: expected "
-				"'key = value'\n", path, lineno);
+			fprintf(stderr,
+				"speechfsd: %s:%d: expected "
+				"'key = value'\n",
+				path, lineno);
 			rc = -1;
 			break;
 		}
@@ -143,16 +148,18 @@ static int read_config(const char *path, struct sfs_config *cfg)
 		case 0:
 			continue;
 		case -1:
-			fprintf(stderr, "speechfsd: %s:%d: bad value for "
-				"'%s'\n", path, lineno, k);
+			fprintf(stderr,
+				"speechfsd: %s:%d: bad value for "
+				"'%s'\n",
+				path, lineno, k);
 			rc = -1;
 			goto out;
 		}
 		sfs_err_init(&e);
 		if (sfs_config_set(cfg, k, v, &e)) {
 			fprintf(stderr, "speechfsd: %s:%d: %s\n", path, lineno,
-				e.status == SFS_NOT_FOUND ? "unknown key" :
-				e.message);
+				e.status == SFS_NOT_FOUND ? "unknown key"
+							  : e.message);
 			rc = -1;
 			break;
 		}
@@ -185,8 +192,7 @@ static int parse_listen(const char *s, struct sockaddr_in *sin)
 
 static int parse_level(const char *s)
 {
-	static const char *const names[] = { "error", "warn", "info",
-					     "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 	int i;
 
 	for (i = 0; i < 4; i++)
@@ -197,13 +203,12 @@ static int parse_level(const char *s)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: speechfsd --store DIR [--listen 127.0.0.1:8080] "
-		"[--config FILE]\n"
-		"                 [--no-workers] [--log-level LEVEL]\n"
-		"       speechfsd init|tenant|user|key|jwt|fsck ... "
-		"(--help for each)\n"
-		"       speechfsd --version\n");
+	fprintf(f, "usage: speechfsd --store DIR [--listen 127.0.0.1:8080] "
+		   "[--config FILE]\n"
+		   "                 [--no-workers] [--log-level LEVEL]\n"
+		   "       speechfsd init|tenant|user|key|jwt|fsck ... "
+		   "(--help for each)\n"
+		   "       speechfsd --version\n");
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -218,7 +223,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void drain(void)
 {
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	struct timespec ts = {0, 20 * 1000 * 1000};
 	int waited_ms = 0, limit = g_httpd.opts.shutdown_timeout_s * 1000;
 
 	while (__atomic_load_n(&g_httpd.inflight, __ATOMIC_SEQ_CST) > 0 &&
@@ -234,15 +239,14 @@ static void drain(void)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "no-workers", no_argument, NULL, 'n' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+		{"store", required_argument, NULL, 's'},
+		{"listen", required_argument, NULL, 'l'},
+		{"config", required_argument, NULL, 'c'},
+		{"no-workers", no_argument, NULL, 'n'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	const char *store = NULL, *listen = "127.0.0.1:8080", *config = NULL;
 	struct sfs_config cfg;
 	struct sockaddr_in sin;
@@ -271,8 +275,10 @@ int main(int argc, char **argv)
 		case 'L':
 			lvl = parse_level(optarg);
 			if (lvl < 0) {
-				fprintf(stderr, "speechfsd: bad log level "
-					"'%s'\n", optarg);
+				fprintf(stderr,
+					"speechfsd: bad log level "
+					"'%s'\n",
+					optarg);
 				return 2;
 			}
 			sfs_log_set_level((enum sfs_log_level)lvl);
@@ -317,7 +323,7 @@ int main(int argc, char **argv)
 	}
 	g_httpd.mhd = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-		MHD_USE_ERROR_LOG,
+			MHD_USE_ERROR_LOG,
 		ntohs(sin.sin_port), NULL, NULL, httpd_access, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
 		MHD_OPTION_THREAD_POOL_SIZE,
@@ -331,8 +337,7 @@ int main(int argc, char **argv)
 		(size_t)(g_httpd.opts.max_url_len +
 			 g_httpd.opts.max_header_bytes + 64 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_END);
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!g_httpd.mhd) {
 		fprintf(stderr, "speechfsd: cannot listen on %s\n", listen);
 		goto out;

@@ -14,8 +14,8 @@
 #define MAX_ROUTES 32
 #define NSTATUS 600
 
-static const double buckets_s[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-				    1, 5, 10 };
+static const double buckets_s[] = {0.001, 0.005, 0.01, 0.05, 0.1,
+				   0.5,	  1,	 5,    10};
 #define NBUCKETS ((int)(sizeof(buckets_s) / sizeof(buckets_s[0])))
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,14 +48,14 @@ void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,
 	pthread_mutex_unlock(&lock);
 }
 
-static void job_line(void *arg, enum sfs_job_kind kind,
-		     enum sfs_job_state st, int64_t n)
+static void job_line(void *arg, enum sfs_job_kind kind, enum sfs_job_state st,
+		     int64_t n)
 {
 	struct sfs_buf *b = arg;
 
-	if (sfs_buf_addf(b, "speechfs_jobs{kind=\"%s\",state=\"%s\"} %" PRId64
-			 "\n", sfs_job_kind_name(kind),
-			 sfs_job_state_name(st), n))
+	if (sfs_buf_addf(
+		    b, "speechfs_jobs{kind=\"%s\",state=\"%s\"} %" PRId64 "\n",
+		    sfs_job_kind_name(kind), sfs_job_state_name(st), n))
 		return;
 }
 
@@ -68,33 +68,39 @@ enum MHD_Result api_metrics(struct req *r)
 
 	sfs_err_init(&e);
 	pthread_mutex_lock(&lock);
-	fail |= sfs_buf_adds(&b,
-		"# HELP speechfs_http_requests_total Requests by route and "
-		"status.\n# TYPE speechfs_http_requests_total counter\n");
+	fail |= sfs_buf_adds(
+		&b, "# HELP speechfs_http_requests_total Requests by route and "
+		    "status.\n# TYPE speechfs_http_requests_total counter\n");
 	for (i = 0; i <= MAX_ROUTES; i++)
 		for (st = 0; st < NSTATUS; st++)
 			if (requests[i][st])
 				fail |= sfs_buf_addf(
-					&b, "speechfs_http_requests_total{"
+					&b,
+					"speechfs_http_requests_total{"
 					"route=\"%s\",status=\"%d\"} %u\n",
 					httpd_route_name(i - 1), st,
 					requests[i][st]);
-	fail |= sfs_buf_adds(&b,
+	fail |= sfs_buf_adds(
+		&b,
 		"# HELP speechfs_http_request_duration_seconds Latency.\n"
 		"# TYPE speechfs_http_request_duration_seconds histogram\n");
 	for (i = 0; i <= NBUCKETS; i++) {
 		cum += hist[i];
 		if (i < NBUCKETS)
 			fail |= sfs_buf_addf(
-				&b, "speechfs_http_request_duration_seconds_"
+				&b,
+				"speechfs_http_request_duration_seconds_"
 				"bucket{le=\"%g\"} %" PRIu64 "\n",
 				buckets_s[i], cum);
 		else
 			fail |= sfs_buf_addf(
-				&b, "speechfs_http_request_duration_seconds_"
-				"bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+				&b,
+				"speechfs_http_request_duration_seconds_"
+				"bucket{le=\"+Inf\"} %" PRIu64 "\n",
+				cum);
 	}
-	fail |= sfs_buf_addf(&b,
+	fail |= sfs_buf_addf(
+		&b,
 		"speechfs_http_request_duration_seconds_sum %f\n"
 		"speechfs_http_request_duration_seconds_count %" PRIu64 "\n"
 		"# TYPE speechfs_http_bytes_in_total counter\n"
@@ -104,7 +110,7 @@ enum MHD_Result api_metrics(struct req *r)
 		lat_sum, lat_count, bytes_in, bytes_out);
 	pthread_mutex_unlock(&lock);
 	fail |= sfs_buf_adds(&b, "# HELP speechfs_jobs Jobs by kind and "
-			     "state.\n# TYPE speechfs_jobs gauge\n");
+				 "state.\n# TYPE speechfs_jobs gauge\n");
 	if (sfs_job_stats(g_httpd.store, job_line, &b, &e))
 		fail |= sfs_buf_adds(&b, "# jobs unavailable\n");
 	if (fail) {

@@ -17,12 +17,9 @@
 #define MULTIPART_OVERHEAD (1024 * 1024)
 
 const char *const httpd_part_names[PART_MAX] = {
-	[PART_NAME] = "name",
-	[PART_DESCRIPTION] = "description",
-	[PART_PATH] = "path",
-	[PART_METADATA] = "metadata",
-	[PART_TAGS] = "tags",
-	[PART_GLA] = "generateListeningAudio",
+	[PART_NAME] = "name", [PART_DESCRIPTION] = "description",
+	[PART_PATH] = "path", [PART_METADATA] = "metadata",
+	[PART_TAGS] = "tags", [PART_GLA] = "generateListeningAudio",
 };
 
 static int64_t mono_ns(void)
@@ -146,7 +143,7 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 				sfs_errf(&e, SFS_TOO_LARGE, "payload_too_large",
 					 "the file is larger than %lld bytes",
 					 (long long)
-					 g_httpd.opts.max_upload_bytes);
+						 g_httpd.opts.max_upload_bytes);
 			}
 			r->has_err = 1;
 			r->err = e;
@@ -158,7 +155,7 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 		if (key && strcmp(key, httpd_part_names[i]) == 0)
 			break;
 	if (i == PART_MAX)
-		return MHD_YES;		/* unknown parts are ignored */
+		return MHD_YES; /* unknown parts are ignored */
 	if (off == 0 && r->part_seen[i]) {
 		body_fail(r, SFS_INVALID, "invalid_multipart", key,
 			  "the part is given more than once");
@@ -198,7 +195,7 @@ enum MHD_Result req_body_start(struct req *r)
 					r, SFS_TOO_LARGE, "payload_too_large",
 					"the upload is larger than %lld bytes",
 					(long long)
-					g_httpd.opts.max_upload_bytes);
+						g_httpd.opts.max_upload_bytes);
 			r->pp = MHD_create_post_processor(r->conn, 64 * 1024,
 							  part_iter, r);
 			if (!r->pp)
@@ -218,8 +215,7 @@ enum MHD_Result req_body_start(struct req *r)
 		r->body = BODY_DISCARD;
 		return MHD_YES;
 	}
-	if (ct && *ct && !ctype_is(ct, "application/json") &&
-	    (len > 0 || !cl))
+	if (ct && *ct && !ctype_is(ct, "application/json") && (len > 0 || !cl))
 		return respond_status(r, 415, "unsupported_media_type",
 				      "the body must be application/json");
 	if (len > g_httpd.opts.max_json_bytes)
@@ -278,8 +274,7 @@ enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e)
 	if (r->json.len == 0)
 		return sfs_errf(e, SFS_INVALID, "invalid_json",
 				"a JSON object body is required");
-	j = json_loadb(r->json.buf, r->json.len, JSON_REJECT_DUPLICATES,
-		       &je);
+	j = json_loadb(r->json.buf, r->json.len, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
 		return sfs_errf(e, SFS_INVALID, "invalid_json",
 				"malformed JSON at line %d column %d: %s",
@@ -293,8 +288,7 @@ enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e)
 	return SFS_OK;
 }
 
-int req_bool_arg(struct req *r, const char *name, int *out,
-		 struct sfs_err *e)
+int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e)
 {
 	const char *v = req_arg(r, name);
 

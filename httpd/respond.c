@@ -16,22 +16,14 @@
 #include "banned.h"
 
 static const unsigned status_http[SFS_STATUS_MAX] = {
-	[SFS_OK] = 200,
-	[SFS_NOT_FOUND] = 404,
-	[SFS_FORBIDDEN] = 403,
-	[SFS_UNAUTHENTICATED] = 401,
-	[SFS_CONFLICT] = 409,
-	[SFS_GONE] = 410,
-	[SFS_NOT_READY] = 422,
-	[SFS_INVALID] = 400,
-	[SFS_RANGE] = 416,
-	[SFS_RATE_LIMITED] = 429,
-	[SFS_QUOTA] = 413,
-	[SFS_TOO_LARGE] = 413,
-	[SFS_NO_SPACE] = 507,
-	[SFS_BUSY] = 503,
-	[SFS_IO] = 500,
-	[SFS_NOMEM] = 500,
+	[SFS_OK] = 200,		 [SFS_NOT_FOUND] = 404,
+	[SFS_FORBIDDEN] = 403,	 [SFS_UNAUTHENTICATED] = 401,
+	[SFS_CONFLICT] = 409,	 [SFS_GONE] = 410,
+	[SFS_NOT_READY] = 422,	 [SFS_INVALID] = 400,
+	[SFS_RANGE] = 416,	 [SFS_RATE_LIMITED] = 429,
+	[SFS_QUOTA] = 413,	 [SFS_TOO_LARGE] = 413,
+	[SFS_NO_SPACE] = 507,	 [SFS_BUSY] = 503,
+	[SFS_IO] = 500,		 [SFS_NOMEM] = 500,
 	[SFS_UNSUPPORTED] = 400,
 };
 
@@ -79,8 +71,8 @@ enum MHD_Result respond_queue(struct req *r, unsigned status,
 	return ret;
 }
 
-enum MHD_Result respond_text(struct req *r, unsigned status,
-			     const char *ctype, char *body, size_t len)
+enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
+			     char *body, size_t len)
 {
 	struct MHD_Response *resp;
 
@@ -115,8 +107,7 @@ enum MHD_Result respond_empty(struct req *r, unsigned status)
 {
 	struct MHD_Response *resp;
 
-	resp = MHD_create_response_from_buffer(0, NULL,
-					       MHD_RESPMEM_PERSISTENT);
+	resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	return respond_queue(r, status, resp);
 }
 
@@ -129,20 +120,20 @@ static enum MHD_Result error_body(struct req *r, unsigned status,
 
 	ve = json_array();
 	for (i = 0; e && i < e->nfields && i < SFS_ERR_MAX_FIELDS; i++)
-		json_array_append_new(ve, json_pack(
-			"{s:s, s:s, s:s}",
-			"error_type", e->fields[i].type[0] ?
-				e->fields[i].type : "invalid",
-			"location", e->fields[i].field,
-			"message", e->fields[i].message));
+		json_array_append_new(
+			ve, json_pack("{s:s, s:s, s:s}", "error_type",
+				      e->fields[i].type[0] ? e->fields[i].type
+							   : "invalid",
+				      "location", e->fields[i].field, "message",
+				      e->fields[i].message));
 	j = json_pack("{s:i, s:s, s:s, s:o, s:s}", "status_code", (int)status,
-		      "error_type", type, "message", msg,
-		      "validation_errors", ve, "request_id", r->id);
+		      "error_type", type, "message", msg, "validation_errors",
+		      ve, "request_id", r->id);
 	return respond_json(r, status, j);
 }
 
-enum MHD_Result respond_status(struct req *r, unsigned status,
-			       const char *type, const char *msg)
+enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
+			       const char *msg)
 {
 	return error_body(r, status, type, msg, NULL);
 }
@@ -151,8 +142,8 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 {
 	unsigned status = httpd_http_status(e->status);
 	const char *type = e->type[0] ? e->type : sfs_status_type(e->status);
-	const char *msg = e->message[0] ? e->message :
-			  sfs_status_str(e->status);
+	const char *msg =
+		e->message[0] ? e->message : sfs_status_str(e->status);
 
 	if (e->status == SFS_OK) {
 		status = 500;
@@ -197,7 +188,7 @@ int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
 	while (*p == ' ')
 		p++;
 	if (strchr(p, ','))
-		return -1;	/* several ranges: serve the whole body */
+		return -1; /* several ranges: serve the whole body */
 	dash = strchr(p, '-');
 	if (!dash)
 		return -1;
@@ -324,7 +315,8 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 			sfs_err_init(&e);
 			sfs_errf(&e, SFS_RANGE, "range_not_satisfiable",
 				 "range '%s' is not satisfiable for %" PRId64
-				 " bytes", range, size);
+				 " bytes",
+				 range, size);
 			snprintf(cr, sizeof(cr), "bytes */%" PRId64, size);
 			req_set_header(r, "Content-Range", cr);
 			return respond_err(r, &e);

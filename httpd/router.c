@@ -21,41 +21,39 @@
 #define S SFS_SCOPE_SHARE
 
 static const struct route routes[] = {
-	{ "GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz" },
-	{ "GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics" },
-	{ "GET", "/api/v1/openapi.json", 0, BODY_NO, 0, api_openapi,
-	  "openapi" },
-	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list" },
-	{ "POST", B, W, BODY_UPLOAD, 1, api_files_create, "files_create" },
-	{ "GET", B "/shared-with-me", R, BODY_NO, 0, api_files_shared,
-	  "files_shared" },
-	{ "GET", B "/{id}", R, BODY_NO, 0, api_files_get, "files_get" },
-	{ "PATCH", B "/{id}", W, BODY_JSON_OK, 0, api_files_patch,
-	  "files_patch" },
-	{ "DELETE", B "/{id}", D, BODY_NO, 0, api_files_delete,
-	  "files_delete" },
-	{ "GET", B "/{id}/content", R, BODY_NO, 0, api_files_content,
-	  "files_content" },
-	{ "POST", B "/{id}/discard-content", W, BODY_NO, 0, api_files_discard,
-	  "files_discard" },
-	{ "POST", B "/{id}/restore", W, BODY_NO, 0, api_files_restore,
-	  "files_restore" },
-	{ "POST", B "/{id}/signed-url", R, BODY_JSON_OK, 0,
-	  api_files_signed_url, "files_signed_url" },
-	{ "GET", B "/{id}/listening-audio/stream", R, BODY_NO, 0,
-	  api_listening_stream, "listening_stream" },
-	{ "POST", B "/{id}/listening-audio/generate", W, BODY_NO, 0,
-	  api_listening_generate, "listening_generate" },
-	{ "DELETE", B "/{id}/listening-audio", D, BODY_NO, 0,
-	  api_listening_delete, "listening_delete" },
-	{ "POST", B "/{id}/listening-audio/purge", W, BODY_NO, 0,
-	  api_listening_purge, "listening_purge" },
-	{ "GET", B "/{fileId}/shares", R, BODY_NO, 0, api_shares_list,
-	  "shares_list" },
-	{ "POST", B "/{fileId}/shares", S, BODY_JSON_OK, 0, api_shares_create,
-	  "shares_create" },
-	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
-	  api_shares_delete, "shares_delete" },
+	{"GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz"},
+	{"GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics"},
+	{"GET", "/api/v1/openapi.json", 0, BODY_NO, 0, api_openapi, "openapi"},
+	{"GET", B, R, BODY_NO, 0, api_files_list, "files_list"},
+	{"POST", B, W, BODY_UPLOAD, 1, api_files_create, "files_create"},
+	{"GET", B "/shared-with-me", R, BODY_NO, 0, api_files_shared,
+	 "files_shared"},
+	{"GET", B "/{id}", R, BODY_NO, 0, api_files_get, "files_get"},
+	{"PATCH", B "/{id}", W, BODY_JSON_OK, 0, api_files_patch,
+	 "files_patch"},
+	{"DELETE", B "/{id}", D, BODY_NO, 0, api_files_delete, "files_delete"},
+	{"GET", B "/{id}/content", R, BODY_NO, 0, api_files_content,
+	 "files_content"},
+	{"POST", B "/{id}/discard-content", W, BODY_NO, 0, api_files_discard,
+	 "files_discard"},
+	{"POST", B "/{id}/restore", W, BODY_NO, 0, api_files_restore,
+	 "files_restore"},
+	{"POST", B "/{id}/signed-url", R, BODY_JSON_OK, 0, api_files_signed_url,
+	 "files_signed_url"},
+	{"GET", B "/{id}/listening-audio/stream", R, BODY_NO, 0,
+	 api_listening_stream, "listening_stream"},
+	{"POST", B "/{id}/listening-audio/generate", W, BODY_NO, 0,
+	 api_listening_generate, "listening_generate"},
+	{"DELETE", B "/{id}/listening-audio", D, BODY_NO, 0,
+	 api_listening_delete, "listening_delete"},
+	{"POST", B "/{id}/listening-audio/purge", W, BODY_NO, 0,
+	 api_listening_purge, "listening_purge"},
+	{"GET", B "/{fileId}/shares", R, BODY_NO, 0, api_shares_list,
+	 "shares_list"},
+	{"POST", B "/{fileId}/shares", S, BODY_JSON_OK, 0, api_shares_create,
+	 "shares_create"},
+	{"DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
+	 api_shares_delete, "shares_delete"},
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -149,14 +147,13 @@ static enum MHD_Result begin(struct req *r)
 		return respond_status(r, 503, "shutting_down",
 				      "the server is shutting down");
 	/* MHD hands the path without its query: count the arguments too */
-	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND,
-				  count_header, &hb);
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, count_header,
+				  &hb);
 	if (strlen(r->path) + hb > g_httpd.opts.max_url_len)
 		return respond_status(r, 414, "uri_too_long",
 				      "the request URI is too long");
 	hb = 0;
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header,
-				  &hb);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &hb);
 	if (hb > g_httpd.opts.max_header_bytes)
 		return respond_status(r, 431, "headers_too_large",
 				      "the request headers are too large");
@@ -181,8 +178,7 @@ static enum MHD_Result begin(struct req *r)
 					      "the method is not allowed on "
 					      "this resource");
 		}
-		return respond_status(r, 404, "not_found",
-				      "no such endpoint");
+		return respond_status(r, 404, "not_found", "no such endpoint");
 	}
 	r->route = &routes[i];
 	r->route_idx = i;
@@ -221,8 +217,7 @@ static enum MHD_Result begin(struct req *r)
 
 			snprintf(ra, sizeof(ra), "%d", wait);
 			req_set_header(r, "Retry-After", ra);
-			return respond_errf(r, SFS_RATE_LIMITED,
-					    "rate_limited",
+			return respond_errf(r, SFS_RATE_LIMITED, "rate_limited",
 					    "too many requests; retry in %d s",
 					    wait);
 		}
@@ -299,10 +294,8 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	ns = mono_ns() - r->start_ns;
 	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s", r->method,
 		 r->path, r->status, r->bytes_out, (double)ns / 1e6, r->id,
-		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" :
-		 " aborted");
-	metrics_record(r->route_idx, r->status, ns, r->bytes_in,
-		       r->bytes_out);
+		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	metrics_record(r->route_idx, r->status, ns, r->bytes_in, r->bytes_out);
 	req_free(r);
 	*con_cls = NULL;
 	__atomic_sub_fetch(&g_httpd.inflight, 1, __ATOMIC_SEQ_CST);
