@@ -197,3 +197,27 @@ def test_error_on_every_status_has_request_id(sfsd):
     r = requests.get(sfsd.base + API, timeout=5)
     assert r.status_code == 401
     assert r.headers["X-Request-Id"] == r.json()["request_id"]
+
+
+def test_json_body_limits_and_type(sfsd):
+    fid = sfsd.new_file()["id"]
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    r = sfsd.patch(f"/{fid}", data=big,
+                   headers={"Content-Type": "application/json"})
+    sfsd.assert_error(r, 413)
+
+    def chunks():                   # no Content-Length: caught streaming
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b'"}'
+    r = sfsd.patch(f"/{fid}", data=chunks(),
+                   headers={"Content-Type": "application/json"})
+    sfsd.assert_error(r, 413)
+    r = sfsd.patch(f"/{fid}", data=b'{"name":"x"}',
+                   headers={"Content-Type": "text/plain"})
+    sfsd.assert_error(r, 415)
+    r = sfsd.patch(f"/{fid}", data=b'{"name":"ok"}',
+                   headers={"Content-Type":
+                            "application/json; charset=utf-8"})
+    assert r.status_code == 200 and r.json()["name"] == "ok"

@@ -297,3 +297,26 @@ def test_slowloris_does_not_starve_others(sfsd_factory):
     for s in idle:
         s.close()
     assert c.get("/healthz", who=None).status_code == 200
+
+
+def test_concurrent_clients(sfsd):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i):
+        s = requests.Session()
+        data = os.urandom(10000 + i)
+        r = s.post(sfsd.api, headers=sfsd.hdr("bob"),
+                   files={"file": (f"c{i}.bin", data)},
+                   data={"name": f"c{i}", "generateListeningAudio": "false"},
+                   timeout=30)
+        assert r.status_code == 201, r.text
+        fid = r.json()["id"]
+        r = s.get(sfsd.api + f"/{fid}/content", headers=sfsd.hdr("bob"),
+                  timeout=30)
+        assert r.content == data
+        r = s.get(sfsd.api + f"/{fid}/content", timeout=30)
+        assert r.status_code == 401
+        return fid
+    with ThreadPoolExecutor(8) as ex:
+        ids = list(ex.map(work, range(24)))
+    assert len(set(ids)) == 24
