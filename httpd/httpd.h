@@ -96,6 +96,8 @@ struct req {
 	const char *xh_name; /* one extra header (Allow, ...) */
 	char xh_val[128];
 	int responded;
+	int defer;		      /* hold a first-call answer */
+	struct MHD_Response *pending; /* the held answer */
 	unsigned status;
 	int64_t bytes_out;
 };

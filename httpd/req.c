@@ -61,6 +61,8 @@ void req_free(struct req *r)
 
 	if (!r)
 		return;
+	if (r->pending)
+		MHD_destroy_response(r->pending);
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
 	if (r->stage)

@@ -64,10 +64,19 @@ enum MHD_Result respond_queue(struct req *r, unsigned status,
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	if (r->xh_name)
 		MHD_add_response_header(resp, r->xh_name, r->xh_val);
-	ret = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
 	r->responded = 1;
 	r->status = status;
+	if (r->defer) {
+		/*
+		 * An answer found on the first call to a request without a
+		 * body waits for the final call: queued any earlier,
+		 * libmicrohttpd closes the connection after it.
+		 */
+		r->pending = resp;
+		return MHD_YES;
+	}
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
 	return ret;
 }
 

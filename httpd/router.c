@@ -239,6 +239,16 @@ static enum MHD_Result begin(struct req *r)
 	return req_body_start(r);
 }
 
+/* Does the request announce a body? */
+static int has_body(struct req *r)
+{
+	const char *cl = req_header(r, "Content-Length");
+
+	if (req_header(r, "Transfer-Encoding"))
+		return 1;
+	return cl && strcmp(cl, "0") != 0;
+}
+
 enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 			     const char *url, const char *method,
 			     const char *version, const char *upload_data,
@@ -246,6 +256,7 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 {
 	struct req *r = *con_cls;
 	struct sfs_err e;
+	enum MHD_Result ret;
 
 	(void)cls;
 	(void)version;
@@ -255,7 +266,16 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 			return MHD_NO;
 		*con_cls = r;
 		__atomic_add_fetch(&g_httpd.inflight, 1, __ATOMIC_SEQ_CST);
-		return begin(r);
+		r->defer = !has_body(r);
+		ret = begin(r);
+		r->defer = 0;
+		return ret;
+	}
+	if (r->pending) {
+		ret = MHD_queue_response(conn, r->status, r->pending);
+		MHD_destroy_response(r->pending);
+		r->pending = NULL;
+		return ret;
 	}
 	if (r->responded) {
 		r->bytes_in += (int64_t)*upload_data_size;

@@ -51,8 +51,12 @@ def test_request_ids_are_unique(sfsd):
 
 
 def test_missing_credentials_401(sfsd):
-    body = sfsd.assert_error(sfsd.get("", who=None), 401)
+    r = sfsd.get("", who=None)
+    body = sfsd.assert_error(r, 401)
     assert "X-API-Key" in body["message"]
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    # an error to a request without a body keeps the connection alive
+    assert "close" not in r.headers.get("Connection", "").lower()
 
 
 def test_bad_api_key_401(sfsd):
