@@ -325,8 +325,8 @@ int main(int argc, char **argv)
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG,
 		ntohs(sin.sin_port), NULL, NULL, httpd_access, NULL,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-		MHD_OPTION_THREAD_POOL_SIZE,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+		(struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE,
 		(unsigned)(g_httpd.opts.threads > 0 ? g_httpd.opts.threads : 1),
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)g_httpd.opts.conn_timeout_s,
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 		(size_t)(g_httpd.opts.max_url_len +
 			 g_httpd.opts.max_header_bytes + 64 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+		MHD_OPTION_END);
 	if (!g_httpd.mhd) {
 		fprintf(stderr, "speechfsd: cannot listen on %s\n", listen);
 		goto out;
@@ -356,15 +356,18 @@ int main(int argc, char **argv)
 	g_httpd.stopping = 1;
 	qfd = MHD_quiesce_daemon(g_httpd.mhd);
 	drain();
+	sfs_debug("httpd", "drained");
 	rc = 0;
 out:
 	limits_stop();
 	if (g_httpd.mhd)
 		MHD_stop_daemon(g_httpd.mhd);
+	sfs_debug("httpd", "daemon stopped");
 	if (qfd >= 0)
 		close(qfd);
 	if (started)
 		sfs_workers_stop(g_httpd.store);
 	sfs_store_close(g_httpd.store);
+	sfs_debug("httpd", "store closed");
 	return rc;
 }
