@@ -43,6 +43,23 @@ static void opts_init(struct httpd_opts *o)
 	o->max_header_bytes = 16384;
 }
 
+/*
+ * The daemon's configuration keys (defaults in opts_init):
+ *   http.max_upload_bytes        largest `file` part (413 beyond)
+ *   http.max_json_bytes          largest JSON body (413 beyond)
+ *   http.download_bps            bandwidth of users created with -1
+ *                                (0: unlimited)
+ *   http.rate_per_second, http.rate_burst
+ *                                every authenticated request, per user
+ *   http.upload_rate_per_second, http.upload_rate_burst
+ *                                uploads and imports, per user (429)
+ *   http.threads                 libmicrohttpd thread pool size
+ *   http.connection_timeout      seconds an idle connection is kept
+ *   http.connection_limit, http.per_ip_connection_limit
+ *   http.shutdown_timeout        seconds in-flight requests get at exit
+ *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ * Any other key goes to sfs_config_set() (the core's keys).
+ */
 enum otype { O_I64, O_INT, O_DBL, O_SIZE };
 
 static const struct {
