@@ -79,7 +79,7 @@ def test_unlimited_user_is_not_slowed(sfsd):
     t0 = time.monotonic()
     r = sfsd.get(f"/{fid}/content")
     assert r.content == data
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 4
 
 
 def test_shutdown_finishes_inflight_download(sfsd_factory):
@@ -251,7 +251,7 @@ def test_daemon_default_bandwidth_applies_to_default_users(sfsd_factory):
     fid = c.new_file(who="fast", data=big)["id"]
     t0 = time.monotonic()
     assert c.get(f"/{fid}/content", who="fast").content == big
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 4      # throttled, it would take 16 s
 
 
 def test_head_of_content(sfsd):
