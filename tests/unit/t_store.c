@@ -341,6 +341,45 @@ static void test_secret_space_clock(void)
 	th_rmrf(dir);
 }
 
+/*
+ * A long-lived connection ends up preparing every statement of the core
+ * (well over a hundred, and growing): its cache must hold them all.
+ */
+static void test_statement_cache(void)
+{
+	static char sql[300][48];
+	char *dir = th_tmpdir();
+	struct sfs_store *s = NULL;
+	struct db *d = NULL;
+	struct db_stmt *st;
+	int i, bad = 0;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
+	for (i = 0; i < 300; i++) {
+		snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i);
+		st = db_prep(d, sql[i], NULL);
+		if (!st || db_step(st, NULL) != 1 || db_col_int(st, 0) != i)
+			bad++;
+		if (st)
+			db_reset(st);
+	}
+	CHECK(bad == 0);
+	/* and each is found again, still answering for its own text */
+	for (i = 0, bad = 0; i < 300; i++) {
+		st = db_prep(d, sql[i], NULL);
+		if (!st || db_step(st, NULL) != 1 || db_col_int(st, 0) != i)
+			bad++;
+		if (st)
+			db_reset(st);
+	}
+	CHECK(bad == 0);
+	db_put(d);
+	sfs_store_close(s);
+	th_rmrf(dir);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -350,5 +389,6 @@ int main(void)
 	RUN(test_config_applies);
 	RUN(test_change_feed);
 	RUN(test_secret_space_clock);
+	RUN(test_statement_cache);
 	return th_report();
 }
