@@ -33,8 +33,8 @@ struct fx {
 	struct sfs_store *s;
 	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
 	char u1[SFS_ID_SIZE], u2[SFS_ID_SIZE];
-	struct sfs_actor a;	/* tenant 1 */
-	struct sfs_actor x;	/* tenant 2 */
+	struct sfs_actor a; /* tenant 1 */
+	struct sfs_actor x; /* tenant 2 */
 };
 
 static int fx_actors(struct fx *f)
@@ -120,7 +120,7 @@ static enum sfs_status upload(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *name, const void *data, size_t n,
 			      char *id, char *sha)
 {
-	struct sfs_file_spec sp = { .name = name };
+	struct sfs_file_spec sp = {.name = name};
 	struct sfs_stage *st = stage_of(s, data, n);
 	struct sfs_file f;
 	enum sfs_status ret;
@@ -218,8 +218,7 @@ static int blob_exists(struct fx *f, int64_t tenant, const char *sha)
 }
 
 /* refs of a blob row, -1 when there is none. */
-static int64_t blob_refs(struct sfs_store *s, int64_t tenant,
-			 const char *sha)
+static int64_t blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 {
 	struct db *d = NULL;
 	struct db_stmt *q;
@@ -227,8 +226,10 @@ static int64_t blob_refs(struct sfs_store *s, int64_t tenant,
 
 	if (db_get(s, &d, NULL))
 		return -2;
-	q = db_prep(d, "SELECT refs FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", NULL);
+	q = db_prep(d,
+		    "SELECT refs FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    NULL);
 	if (q) {
 		db_bind_int(q, 1, tenant);
 		db_bind_text(q, 2, sha);
@@ -303,7 +304,7 @@ static void collect(void *arg, const char *line)
 static int fsck_lines(struct sfs_store *s, int repair,
 		      struct sfs_fsck_report *r)
 {
-	struct lines l = { 0, "" };
+	struct lines l = {0, ""};
 	struct sfs_err e;
 
 	sfs_err_init(&e);
@@ -353,8 +354,9 @@ static void test_stage_write_hash(void)
 	/* the empty stage hashes as the empty string */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	CHECK(!strcmp(sfs_stage_sha256(st), "e3b0c44298fc1c149afbf4c8996fb924"
-					    "27ae41e4649b934ca495991b7852b855"));
+	CHECK(!strcmp(sfs_stage_sha256(st),
+		      "e3b0c44298fc1c149afbf4c8996fb924"
+		      "27ae41e4649b934ca495991b7852b855"));
 	sfs_stage_free(st);
 	fx_close(&f);
 }
@@ -583,7 +585,8 @@ static void test_blob_open(void)
 	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, &fd, NULL, &e), SFS_GONE);
 	CHECK(fd == -1);
 	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", &fd, NULL,
-			       NULL), SFS_INVALID);
+			       NULL),
+		 SFS_INVALID);
 	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", &fd, NULL, NULL),
 		 SFS_INVALID);
 	fx_close(&f);
@@ -669,8 +672,8 @@ static void test_stale_staging(void)
 	close(fd);
 	fill(buf, sizeof(buf), 8);
 	REQUIRE(openssl_sha(buf, sizeof(buf), orphan_sha) == 0);
-	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead,
-		 (long long)f.a.tenant, orphan_sha);
+	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead, (long long)f.a.tenant,
+		 orphan_sha);
 	fd = open(p, O_CREAT | O_WRONLY, 0600);
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
@@ -692,7 +695,7 @@ static void test_stale_staging(void)
 	/* the live handle's stage is untouched and still commits */
 	CHECK(staging_files(&f) == 1);
 	{
-		struct sfs_file_spec sp = { .name = "live" };
+		struct sfs_file_spec sp = {.name = "live"};
 		struct sfs_file out;
 
 		CHECK_ST(sfs_file_create(s2, &f.a, &sp, live, &out, NULL),
@@ -745,7 +748,7 @@ static void test_concurrent_opens(void)
 	struct opener o[4];
 	pthread_t th[4];
 	char fresh[4096], stale[4096], p[4096];
-	struct timeval old[2] = { { 1000, 0 }, { 1000, 0 } };
+	struct timeval old[2] = {{1000, 0}, {1000, 0}};
 	struct fx f;
 	int i, fails = 0;
 
@@ -825,8 +828,10 @@ static int rows_without_blob(struct fx *f)
 
 	if (db_get(f->s, &d, NULL))
 		return -1;
-	q = db_prep(d, "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
-		       " UNION ALL SELECT tenant_id, sha256 FROM blob", NULL);
+	q = db_prep(d,
+		    "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
+		    " UNION ALL SELECT tenant_id, sha256 FROM blob",
+		    NULL);
 	while (q && db_step(q, NULL) == 1)
 		if (!blob_exists(f, db_col_int(q, 0), db_col_text(q, 1)))
 			bad++;
@@ -865,7 +870,7 @@ static void child_upload(const char *dir, const char *uid, const char *at,
 static void crash_at(const char *point, int dedupe)
 {
 	static unsigned char buf[70000];
-	struct kept k[2] = { { "", "", 11, 1000 }, { "", "", 12, 65000 } };
+	struct kept k[2] = {{"", "", 11, 1000}, {"", "", 12, 65000}};
 	struct sfs_fsck_report r;
 	int i, status = 0;
 	struct fx f;
@@ -875,7 +880,8 @@ static void crash_at(const char *point, int dedupe)
 	for (i = 0; i < 2; i++) {
 		fill(buf, k[i].n, k[i].seed);
 		REQUIRE_ST(upload(f.s, &f.a, "kept", buf, k[i].n, k[i].id,
-				  k[i].sha), SFS_OK);
+				  k[i].sha),
+			   SFS_OK);
 	}
 	sfs_store_close(f.s);
 	f.s = NULL;
@@ -967,7 +973,7 @@ static void test_crash_random_kills(void)
 	f.s = NULL;
 	srand(seed);
 	for (round = 0; round < 12; round++) {
-		struct timespec ts = { 0, (long)(rand() % 80) * 1000000 };
+		struct timespec ts = {0, (long)(rand() % 80) * 1000000};
 		int fds[2];
 		char c;
 		pid_t pid;
@@ -1029,7 +1035,8 @@ static void test_crash_random_kills(void)
 	fx_close(&f);
 }
 
-/* ---- fsck ------------------------------------------------------------------ */
+/* ---- fsck ------------------------------------------------------------------
+ */
 
 /* Give file `id` completed listening audio with these bytes. */
 static enum sfs_status give_listening(struct fx *f, const char *id,
@@ -1042,8 +1049,8 @@ static enum sfs_status give_listening(struct fx *f, const char *id,
 	ret = sfs_listening_generate(f->s, &f->a, id, &fi, NULL);
 	if (ret)
 		return ret;
-	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING,
-			     SFS_JS_PROCESSING, NULL, NULL);
+	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING, SFS_JS_PROCESSING,
+			     NULL, NULL);
 	st = stage_of(f->s, mp3, n);
 	if (!ret && st)
 		ret = file_listening_done(f->s, fi.ino, st, NULL);
@@ -1130,8 +1137,7 @@ static void test_fsck_missing_file(void)
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 21);
 	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL),
-		   SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
 	REQUIRE_ST(upload(f.s, &f.a, "c", "other", 5, id3, NULL), SFS_OK);
 	/* file 3's listening audio is the lost blob too */
 	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
@@ -1159,11 +1165,14 @@ static void test_fsck_missing_file(void)
 	sfs_file_release(&fi);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       &e), SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd,
-			       NULL, NULL), SFS_GONE);
+			       &e),
+		 SFS_GONE);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd, NULL,
+			       NULL),
+		 SFS_GONE);
 	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL), SFS_OK);
+			       NULL),
+		 SFS_OK);
 	if (fd >= 0)
 		close(fd);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
@@ -1192,11 +1201,12 @@ static void test_fsck_refcounts(void)
 	REQUIRE(sql(f.s, q) == 0);
 	/* a row nobody references, with its file */
 	REQUIRE(openssl_sha("nobody", 6, gone) == 0);
-	snprintf(q, sizeof(q), "INSERT INTO blob(tenant_id, sha256, size, refs,"
+	snprintf(q, sizeof(q),
+		 "INSERT INTO blob(tenant_id, sha256, size, refs,"
 		 " created_at) VALUES (%lld, '%s', 6, 1, 0);"
 		 " UPDATE tenant SET used_bytes = used_bytes + 6"
-		 " WHERE id = %lld", (long long)f.a.tenant, gone,
-		 (long long)f.a.tenant);
+		 " WHERE id = %lld",
+		 (long long)f.a.tenant, gone, (long long)f.a.tenant);
 	REQUIRE(sql(f.s, q) == 0);
 	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
 		 (long long)f.a.tenant, gone);
