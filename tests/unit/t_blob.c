@@ -1288,6 +1288,78 @@ static void test_fsck_usage(void)
 	fx_close(&f);
 }
 
+/* Many rows: the batched walks must see each exactly once. */
+static void test_fsck_many(void)
+{
+	struct sfs_file_spec specs[700];
+	struct sfs_fsck_report r;
+	struct db *d = NULL;
+	struct db_stmt *q;
+	struct fx f;
+	int i, made = 0, removed = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	memset(specs, 0, sizeof(specs));
+	for (i = 0; i < 700; i++)
+		specs[i].name = "many";
+	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 700, NULL), SFS_OK);
+	/* give each its own one-byte blob, by hand */
+	REQUIRE(sql(f.s, "UPDATE file SET sha256 = printf('%064x', id),"
+			 " size = 1, blob_ref = 1;"
+			 " INSERT INTO blob(tenant_id, sha256, size, refs,"
+			 " created_at) SELECT tenant_id, sha256, 1, 1, 0"
+			 " FROM file;"
+			 " UPDATE tenant SET used_bytes = 700 WHERE id = "
+			 " (SELECT tenant_id FROM file LIMIT 1)") == 0);
+	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+	q = db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
+	while (q && db_step(q, NULL) == 1) {
+		char p[4096], dir[4096];
+		const char *sha = db_col_text(q, 1);
+		int64_t t = db_col_int(q, 0);
+		int fd;
+
+		snprintf(dir, sizeof(dir), "%s/blobs/%lld", f.dir,
+			 (long long)t);
+		mkdir(dir, 0755);
+		snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
+			 (long long)t, sha);
+		mkdir(dir, 0755);
+		blob_path(f.s, t, sha, p, sizeof(p));
+		fd = open(p, O_CREAT | O_WRONLY, 0644);
+		if (fd >= 0 && write(fd, "x", 1) == 1)
+			made++;
+		if (fd >= 0)
+			close(fd);
+	}
+	db_reset(q);
+	db_put(d);
+	REQUIRE(made == 700);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(r.blobs_checked == 700);
+
+	/* lose every third blob file */
+	for (i = 1; i <= 700; i += 3) {
+		char sha[65], p[4096];
+
+		snprintf(sha, sizeof(sha), "%064x", i);
+		blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+		if (unlink(p) == 0)
+			removed++;
+	}
+	CHECK(removed == 234);
+	CHECK(fsck_lines(f.s, 0, &r) == removed);
+	CHECK(r.missing_files == removed && r.blobs_checked == 700);
+	CHECK(fsck_lines(f.s, 1, &r) == 2 * removed);
+	CHECK(r.repaired == removed);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_discarded = 1")
+	      == removed);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 700);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(r.blobs_checked == 700 - removed);
+	fx_close(&f);
+}
+
 struct churn {
 	const char *dir;
 	const char *uid;
@@ -1382,6 +1454,7 @@ int main(void)
 	RUN(test_fsck_refcounts);
 	RUN(test_fsck_dangling_reference);
 	RUN(test_fsck_usage);
+	RUN(test_fsck_many);
 	RUN(test_fsck_concurrent);
 	return th_report();
 }
