@@ -534,6 +534,35 @@ static void test_dedupe(void)
 	fx_close(&f);
 }
 
+/* Uploading the bytes of a blob whose file was lost brings it back. */
+static void test_dedupe_heals(void)
+{
+	unsigned char buf[700];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65], p[4096];
+	unsigned char back[800];
+	size_t got = 0;
+	struct fx f;
+	int fd = -1;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 31);
+	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
+	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	REQUIRE(unlink(p) == 0);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
+			       NULL),
+		 SFS_GONE);
+	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
+	CHECK(read_file(f.s, &f.a, id1, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
+	CHECK(read_file(f.s, &f.a, id2, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf));
+	CHECK(staging_files(&f) == 0);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
 static void test_tenants_do_not_share(void)
 {
 	unsigned char buf[3000];
@@ -1439,6 +1468,7 @@ int main(void)
 	RUN(test_stage_copy_fd);
 	RUN(test_stage_limit);
 	RUN(test_dedupe);
+	RUN(test_dedupe_heals);
 	RUN(test_tenants_do_not_share);
 	RUN(test_blob_open);
 	RUN(test_rollback_unlinks);
