@@ -972,6 +972,31 @@ static void test_set_content(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	CHECK(blob_refs(&f, v2.sha256) == 2);
+	/* the same bytes once more: the blob is kept as it is, not relinked */
+	{
+		char p[4096];
+		struct stat b1, b2;
+
+		struct sfs_file solo;
+		char sid[SFS_ID_SIZE];
+
+		REQUIRE_ST(mk(&f, &f.a, "solo", "/", "only mine", sid, NULL),
+			   SFS_OK);
+		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
+		blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
+		REQUIRE(stat(p, &b1) == 0);
+		st = stage_of(f.s, "only mine", 9);
+		CHECK_ST(
+			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
+			SFS_OK);
+		sfs_stage_free(st);
+		REQUIRE(stat(p, &b2) == 0);
+		CHECK(b1.st_ino == b2.st_ino);
+		CHECK(blob_refs(&f, solo.sha256) == 1);
+		CHECK(tenant(&f).used_files == 3);
+		CHECK_ST(sfs_file_delete(f.s, &f.a, sid, 1, NULL), SFS_OK);
+		sfs_file_release(&solo);
+	}
 	sfs_file_release(&v2);
 
 	/* not on a deleted file */
