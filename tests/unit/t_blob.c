@@ -809,6 +809,38 @@ static void test_concurrent_opens(void)
 	fx_close(&f);
 }
 
+/* A dead process whose commit did happen: its named stage is cleaned,
+ * the committed blob is kept. */
+static void test_stale_committed_stage(void)
+{
+	char dead[4096], p[4096], id[SFS_ID_SIZE], sha[65];
+	unsigned char buf[300], back[400];
+	size_t got = 0;
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 40);
+	REQUIRE_ST(upload(f.s, &f.a, "kept", buf, sizeof(buf), id, sha),
+		   SFS_OK);
+	snprintf(dead, sizeof(dead), "%s/staging/999998-c0ffee000000", f.dir);
+	REQUIRE(mkdir(dead, 0700) == 0);
+	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead, (long long)f.a.tenant,
+		 sha);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	close(fd);
+	/* (no lock file at all: a process that died long ago) */
+	REQUIRE(fx_reopen(&f) == 0);
+	CHECK(access(dead, F_OK) < 0);
+	CHECK(blob_exists(&f, f.a.tenant, sha));
+	CHECK(read_file(f.s, &f.a, id, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
 /* ---- crash safety -------------------------------------------------------- */
 
 struct kept {
@@ -1381,8 +1413,9 @@ static void test_fsck_many(void)
 	CHECK(r.missing_files == removed && r.blobs_checked == 700);
 	CHECK(fsck_lines(f.s, 1, &r) == 2 * removed);
 	CHECK(r.repaired == removed);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_discarded = 1")
-	      == removed);
+	CHECK(sql_int(f.s,
+		      "SELECT count(*) FROM file WHERE is_discarded = 1") ==
+	      removed);
 	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 700);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	CHECK(r.blobs_checked == 700 - removed);
@@ -1473,6 +1506,7 @@ int main(void)
 	RUN(test_blob_open);
 	RUN(test_rollback_unlinks);
 	RUN(test_stale_staging);
+	RUN(test_stale_committed_stage);
 	RUN(test_concurrent_opens);
 	RUN(test_crash_blob_linked);
 	RUN(test_crash_before_commit);
