@@ -689,6 +689,11 @@ static void test_permissions(void)
 	f.a.scopes = SFS_SCOPE_READ | SFS_SCOPE_WRITE;
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_FORBIDDEN);
 	CHECK_ST(mk(&f, &f.b, "x", "/", "x", NULL, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 0, NULL), SFS_FORBIDDEN);
+	f.a.scopes = SFS_SCOPE_READ | SFS_SCOPE_DELETE;
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_restore(f.s, &f.a, id, NULL, NULL), SFS_FORBIDDEN);
 	f.a.scopes = SFS_SCOPE_WRITE;
 	CHECK_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_FORBIDDEN);
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, NULL),
