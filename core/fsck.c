@@ -141,7 +141,8 @@ static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
 		if (unlink(path) == 0)
 			*removed = 1;
 		else if (errno != ENOENT)
-			ret = sfs_errno_status(c->e, errno, "removing a blob");
+			say(c, "cannot remove blob file %lld/%s: %s",
+			    (long long)tenant, sha, strerror(errno));
 	} else if (rc < 0) {
 		ret = fail(c);
 	}
@@ -560,13 +561,14 @@ static enum sfs_status check_rows(struct fsck *c)
 /* ---- files under blobs/ ----------------------------------------------- */
 
 static enum sfs_status check_file(struct fsck *c, int64_t tenant,
-				  const char *shard, const char *name)
+				  const char *shard, const char *name,
+				  int regular)
 {
 	enum sfs_status ret;
 	int rc, removed = 0;
 
-	if (!sfs_is_sha256_hex(name) || strncmp(name, shard, 2)) {
-		say(c, "unexpected file blobs/%lld/%s/%s (left alone)",
+	if (!regular || !sfs_is_sha256_hex(name) || strncmp(name, shard, 2)) {
+		say(c, "unexpected entry blobs/%lld/%s/%s (left alone)",
 		    (long long)tenant, shard, name);
 		return SFS_OK;
 	}
@@ -610,9 +612,18 @@ static enum sfs_status walk_shard(struct fsck *c, int64_t tenant,
 		return sfs_errno_status(c->e, errno,
 					"opening a blob directory");
 	while (!ret && (de = readdir(dh))) {
+		int regular = de->d_type == DT_REG;
+
 		if (de->d_name[0] == '.')
 			continue;
-		ret = check_file(c, tenant, shard, de->d_name);
+		if (de->d_type == DT_UNKNOWN) {
+			char path[4096];
+			struct stat sb;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			regular = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+		}
+		ret = check_file(c, tenant, shard, de->d_name, regular);
 	}
 	closedir(dh);
 	return ret;

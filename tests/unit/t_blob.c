@@ -1180,6 +1180,13 @@ static void test_fsck_orphan(void)
 	unlink(p);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	CHECK(blob_files(&f) == 1);
+	/* a directory with a blob's name is not a blob: reported, kept, and
+	 * the check goes on */
+	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	REQUIRE(mkdir(p, 0755) == 0);
+	CHECK(fsck_lines(f.s, 1, &r) == 1);
+	CHECK(r.orphan_files == 0 && r.repaired == 0);
+	CHECK(access(p, F_OK) == 0);
 	fx_close(&f);
 }
 
