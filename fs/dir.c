@@ -11,9 +11,6 @@
 #include "speechfs/store.h"
 #include "banned.h"
 
-/* Inodes of the synthetic directories: far above any row id. */
-#define INO_SPECIAL ((int64_t)1 << 62)
-
 static void set_times(struct stat *st, int64_t mtime_ns, int64_t ctime_ns)
 {
 	st->st_mtim.tv_sec = mtime_ns / 1000000000;
@@ -55,20 +52,22 @@ void fs_stat_file(struct stat *st, int64_t ino, int64_t size,
 }
 
 static int fill_listing(void *buf, fuse_fill_dir_t fill,
-			const struct fs_listing *l, int files_writable)
+			const struct fs_listing *l, int64_t dir_base,
+			int files_writable)
 {
 	struct stat st;
 	size_t i;
 
 	for (i = 0; i < l->nsub; i++) {
-		fs_stat_dir(&st, 0, 0);
-		st.st_ino = 0;
+		fs_stat_dir(&st, dir_base + l->subino[i], 0);
 		if (fill(buf, l->subdirs[i], &st, 0, 0))
 			return 0;
 	}
 	for (i = 0; i < l->n; i++) {
-		fs_stat_file(&st, l->v[i].ino, l->v[i].size, l->v[i].mtime_ns,
-			     l->v[i].ctime_ns, files_writable);
+		fs_stat_file(&st, l->v[i].ino + (files_writable < 0
+						 ? FS_INO_LISTENING : 0),
+			     l->v[i].size, l->v[i].mtime_ns,
+			     l->v[i].ctime_ns, files_writable > 0);
 		if (fill(buf, l->v[i].name, &st, 0, 0))
 			return 0;
 	}
@@ -152,7 +151,10 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 		goto out;
 	}
 	if (!ret) {
-		ret = fill_listing(buf, fill, &l, n.kind == FS_DIR);
+		ret = fill_listing(buf, fill, &l,
+				   n.kind == FS_LA_DIR ? FS_INO_SPECIAL + 16
+						       : FS_INO_DIR,
+				   n.kind == FS_LA_DIR ? -1 : n.kind == FS_DIR);
 		fs_listing_release(&l);
 	}
 out:
@@ -239,20 +241,20 @@ int fs_stat_node_dir(const struct fs_node *n, struct stat *st)
 {
 	switch (n->kind) {
 	case FS_DIR:
-		fs_stat_dir(st, n->di.ino ? n->di.ino : 1, n->di.mtime_ns);
+		fs_stat_dir(st, FS_INO_DIR + n->di.ino, n->di.mtime_ns);
 		if (!strcmp(n->dir, "/"))
 			st->st_ino = 1;
 		return 0;
 	case FS_LA_DIR:
-		fs_stat_dir(st, INO_SPECIAL + 16 + n->di.ino, n->di.mtime_ns);
+		fs_stat_dir(st, FS_INO_SPECIAL + 16 + n->di.ino, n->di.mtime_ns);
 		st->st_mode &= ~0222;
 		return 0;
 	case FS_TRASH_DIR:
-		fs_stat_dir(st, INO_SPECIAL + 2, 0);
+		fs_stat_dir(st, FS_INO_SPECIAL + 2, 0);
 		return 0;
 	case FS_SHARED_DIR:
 	case FS_SHARED_OWNER:
-		fs_stat_dir(st, INO_SPECIAL + 3, 0);
+		fs_stat_dir(st, FS_INO_SPECIAL + 3, 0);
 		st->st_mode &= ~0222;
 		return 0;
 	default:

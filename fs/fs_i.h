@@ -73,6 +73,7 @@ struct fs_listing {
 	struct fs_entry *v;
 	size_t n, alloc;
 	char **subdirs;			/* directory entry names */
+	int64_t *subino;		/* and their core inos */
 	size_t nsub, subdirs_alloc;
 };
 
@@ -130,8 +131,13 @@ void fs_stat_file(struct stat *st, int64_t ino, int64_t size,
 		  int64_t mtime_ns, int64_t ctime_ns, int writable);
 /* stat of a directory node (any directory kind); -ENOENT otherwise. */
 int fs_stat_node_dir(const struct fs_node *n, struct stat *st);
-/* Listening MP3s get inodes of their own, away from the originals'. */
+/*
+ * Inodes: files keep their row id; directories, listening MP3s and the
+ * synthetic directories get ranges of their own so none collide.
+ */
+#define FS_INO_DIR ((int64_t)1 << 60)
 #define FS_INO_LISTENING ((int64_t)1 << 61)
+#define FS_INO_SPECIAL ((int64_t)1 << 62)
 int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
 int fs_mkdir(const char *path, mode_t mode);

@@ -191,9 +191,9 @@ static void add_subdir(void *arg, const char *name,
 {
 	struct list_ctx *c = arg;
 	struct fs_listing *l = c->l;
+	int64_t *ni;
 	char **nv;
 
-	(void)d;
 	if (c->err)
 		return;
 	if (l->nsub == l->subdirs_alloc) {
@@ -205,8 +205,15 @@ static void add_subdir(void *arg, const char *name,
 			return;
 		}
 		l->subdirs = nv;
+		ni = realloc(l->subino, na * sizeof(*ni));
+		if (!ni) {
+			c->err = -ENOMEM;
+			return;
+		}
+		l->subino = ni;
 		l->subdirs_alloc = na;
 	}
+	l->subino[l->nsub] = d->ino;
 	l->subdirs[l->nsub] = strdup(name);
 	if (!l->subdirs[l->nsub])
 		c->err = -ENOMEM;
@@ -290,6 +297,7 @@ void fs_listing_release(struct fs_listing *l)
 		free(l->subdirs[i]);
 	free(l->v);
 	free(l->subdirs);
+	free(l->subino);
 	memset(l, 0, sizeof(*l));
 }
 
