@@ -107,7 +107,8 @@ static int taken(const struct fs_listing *l, const char *name, int root)
 
 	if (root)
 		for (i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
-			if (!strcmp(name, reserved[i]))
+			if (!strcmp(name, reserved[i]) &&
+			    (i > 0 || g_fs.listening))
 				return 1;
 	for (i = 0; i < l->nsub; i++)
 		if (!strcmp(l->subdirs[i], name))
