@@ -56,34 +56,47 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 LIB       := $(B)/libspeechfs.a
 BINS      := $(if $(HTTPD_SRC),$(B)/speechfsd) $(if $(FS_SRC),$(B)/speechfs)
 
-.PHONY: all test unit asan bench install clean run deps check-format
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+.PHONY: all test unit asan bench install clean run deps check-format valgrind
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/fs/%.o: fs/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(FS_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(FS_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(CORE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 $(B)/speechfsd: $(HTTPD_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(HTTPD_OBJ) $(LIB) $(HTTPD_LIBS) $(CORE_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(HTTPD_OBJ) $(LIB) $(HTTPD_LIBS) $(CORE_LIBS)
 
 $(B)/speechfs: $(FS_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(FS_LIBS) $(CORE_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(FS_LIBS) $(CORE_LIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
 
 $(B)/bench/%: $(B)/tests/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
 
 deps:
 	@./packaging/install-deps.sh
@@ -98,6 +111,10 @@ unit: all
 
 asan:
 	$(MAKE) SAN=1 test
+
+# The core's unit tests under valgrind: no errors, no definite leaks.
+valgrind: all
+	SFS_VALGRIND=1 SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_unit.py
 
 bench: deps all
 	SFS_BUILD=$(abspath $(B)) $(PYTHON) tests/bench/run.py

@@ -34,10 +34,10 @@ static const struct {
 	const char *name;
 	const char *short_name;
 } scope_tab[] = {
-	{ SFS_SCOPE_READ, "speech:files:read", "read" },
-	{ SFS_SCOPE_WRITE, "speech:files:write", "write" },
-	{ SFS_SCOPE_DELETE, "speech:files:delete", "delete" },
-	{ SFS_SCOPE_SHARE, "speech:files:share", "share" },
+	{SFS_SCOPE_READ, "speech:files:read", "read"},
+	{SFS_SCOPE_WRITE, "speech:files:write", "write"},
+	{SFS_SCOPE_DELETE, "speech:files:delete", "delete"},
+	{SFS_SCOPE_SHARE, "speech:files:share", "share"},
 };
 
 /* The status a failed db_* call left in e (SFS_IO when e is NULL). */
@@ -133,8 +133,8 @@ static int scan_strict(void *arg, const char *tok)
 	}
 	bit = sfs_scope_parse(tok);
 	if (!bit) {
-		sfs_err_field(sc->e, "scopes", "invalid",
-			      "unknown scope '%s'", tok);
+		sfs_err_field(sc->e, "scopes", "invalid", "unknown scope '%s'",
+			      tok);
 		return -1;
 	}
 	sc->bits |= bit;
@@ -153,7 +153,7 @@ static int scan_lenient(void *arg, const char *tok)
 enum sfs_status sfs_scopes_parse(const char *list, unsigned *out,
 				 struct sfs_err *e)
 {
-	struct scope_scan sc = { 0, e };
+	struct scope_scan sc = {0, e};
 
 	*out = 0;
 	if (!list)
@@ -211,8 +211,8 @@ void sfs_uuid_new(char out[SFS_ID_SIZE])
 		sfs_error("auth", "no randomness for a uuid");
 		abort();
 	}
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);	/* version 4 */
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);	/* RFC 4122 variant */
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	sfs_hex(b, sizeof(b), hex);
 	snprintf(out, SFS_ID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
 		 hex + 12, hex + 16, hex + 20);
@@ -263,8 +263,8 @@ static enum sfs_status check_text(const char *v, const char *field,
 		return sfs_err_field(e, field, "missing", "must not be empty");
 	}
 	if (strlen(v) > max)
-		return sfs_err_field(e, field, "too_long",
-				     "at most %zu bytes", max);
+		return sfs_err_field(e, field, "too_long", "at most %zu bytes",
+				     max);
 	if (!text_ok(v))
 		return sfs_err_field(e, field, "invalid",
 				     "must be UTF-8 text without control "
@@ -286,9 +286,11 @@ static enum sfs_status load_actor(struct db *d, const char *uuid,
 	enum sfs_status ret = SFS_OK;
 	int rc;
 
-	st = db_prep(d, "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
-			" FROM user u JOIN tenant t ON t.id = u.tenant_id"
-			" WHERE u.uuid = ?1", e);
+	st = db_prep(d,
+		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
+		     " FROM user u JOIN tenant t ON t.id = u.tenant_id"
+		     " WHERE u.uuid = ?1",
+		     e);
 	if (!st)
 		return db_status(e);
 	db_bind_text(st, 1, uuid);
@@ -305,8 +307,7 @@ static enum sfs_status load_actor(struct db *d, const char *uuid,
 	out->user = db_col_int(st, 0);
 	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
 	out->tenant = db_col_int(st, 2);
-	sfs_strlcpy(out->tenant_id, db_col_text(st, 3),
-		    sizeof(out->tenant_id));
+	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
 	out->download_bps = db_col_int(st, 4);
 out:
 	db_reset(st);
@@ -345,8 +346,10 @@ enum sfs_status sfs_tenant_create(struct sfs_store *s, const char *name,
 	ret = db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
-			" created_at) VALUES (?1, ?2, ?3, ?4, ?5)", e);
+	st = db_prep(d,
+		     "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
+		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -384,8 +387,10 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 	ret = db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
-			" WHERE uuid = ?3", e);
+	st = db_prep(d,
+		     "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
+		     " WHERE uuid = ?3",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -418,8 +423,10 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 	ret = db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "SELECT uuid, name, max_bytes, max_files, used_bytes,"
-			" used_files FROM tenant WHERE uuid = ?1", e);
+	st = db_prep(d,
+		     "SELECT uuid, name, max_bytes, max_files, used_bytes,"
+		     " used_files FROM tenant WHERE uuid = ?1",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -478,9 +485,11 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	if (ret)
 		goto out;
 	/* one statement: the tenant cannot vanish between check and insert */
-	st = db_prep(d, "INSERT INTO user(uuid, tenant_id, name, download_bps,"
-			" created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
-			" WHERE uuid = ?5", e);
+	st = db_prep(d,
+		     "INSERT INTO user(uuid, tenant_id, name, download_bps,"
+		     " created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
+		     " WHERE uuid = ?5",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -611,9 +620,11 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	ret = db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "INSERT INTO api_key(uuid, user_id, hash, scopes,"
-			" label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
-			" FROM user WHERE uuid = ?6", e);
+	st = db_prep(d,
+		     "INSERT INTO api_key(uuid, user_id, hash, scopes,"
+		     " label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
+		     " FROM user WHERE uuid = ?6",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -658,8 +669,10 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	ret = db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE api_key SET revoked_at = ?1"
-			" WHERE uuid = ?2 AND revoked_at IS NULL", e);
+	st = db_prep(d,
+		     "UPDATE api_key SET revoked_at = ?1"
+		     " WHERE uuid = ?2 AND revoked_at IS NULL",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -730,11 +743,13 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	if (ret)
 		goto out;
 	/* by hash through the UNIQUE index: the key never meets a compare */
-	st = db_prep(d, "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
-			" k.scopes, k.revoked_at FROM api_key k"
-			" JOIN user u ON u.id = k.user_id"
-			" JOIN tenant t ON t.id = u.tenant_id"
-			" WHERE k.hash = ?1", e);
+	st = db_prep(d,
+		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
+		     " k.scopes, k.revoked_at FROM api_key k"
+		     " JOIN user u ON u.id = k.user_id"
+		     " JOIN tenant t ON t.id = u.tenant_id"
+		     " WHERE k.hash = ?1",
+		     e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
@@ -756,8 +771,7 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	out->user = db_col_int(st, 0);
 	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
 	out->tenant = db_col_int(st, 2);
-	sfs_strlcpy(out->tenant_id, db_col_text(st, 3),
-		    sizeof(out->tenant_id));
+	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
 	out->download_bps = db_col_int(st, 4);
 	out->scopes = (unsigned)db_col_int(st, 5) & SFS_SCOPE_ALL;
 out:
@@ -773,8 +787,9 @@ static int hmac256(struct sfs_store *s, const void *msg, size_t n,
 {
 	unsigned int len = 0;
 
-	if (!HMAC(EVP_sha256(), s->secret, (int)sizeof(s->secret), msg, n,
-		  out, &len) || len != HMAC_LEN)
+	if (!HMAC(EVP_sha256(), s->secret, (int)sizeof(s->secret), msg, n, out,
+		  &len) ||
+	    len != HMAC_LEN)
 		return -1;
 	return 0;
 }
@@ -782,8 +797,7 @@ static int hmac256(struct sfs_store *s, const void *msg, size_t n,
 static const char b64url_chars[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static enum sfs_status b64url_add(struct sfs_buf *b, const void *data,
-				  size_t n)
+static enum sfs_status b64url_add(struct sfs_buf *b, const void *data, size_t n)
 {
 	const unsigned char *p = data;
 	enum sfs_status ret = SFS_OK;
@@ -886,8 +900,8 @@ static const char *jwt_check_header(const json_t *h)
 
 	if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256"))
 		return "unsupported algorithm (only HS256 is accepted)";
-	if (typ && (!json_is_string(typ) ||
-		    strcasecmp(json_string_value(typ), "JWT")))
+	if (typ &&
+	    (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT")))
 		return "unsupported token type";
 	/* RFC 7515 4.1.11: extensions we do not understand must fail */
 	if (json_object_get(h, "crit"))
@@ -921,7 +935,7 @@ static const char *jwt_scopes(const json_t *p, unsigned *out)
 {
 	const json_t *scope = json_object_get(p, "scope");
 	const json_t *scopes = json_object_get(p, "scopes");
-	struct scope_scan sc = { 0, NULL };
+	struct scope_scan sc = {0, NULL};
 	const json_t *v;
 	size_t i;
 
@@ -933,7 +947,8 @@ static const char *jwt_scopes(const json_t *p, unsigned *out)
 	if (json_is_string(scopes)) {
 		each_scope(json_string_value(scopes), scan_lenient, &sc);
 	} else if (json_is_array(scopes)) {
-		json_array_foreach(scopes, i, v) {
+		json_array_foreach(scopes, i, v)
+		{
 			if (!json_is_string(v))
 				return "invalid scopes claim";
 			each_scope(json_string_value(v), scan_lenient, &sc);
@@ -1078,9 +1093,9 @@ enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
 	if (ret)
 		goto out;
 	now = sfs_now_ms() / 1000;
-	pay = json_pack("{s:s, s:I, s:I}", "sub", a.user_id,
-			"iat", (json_int_t)now,
-			"exp", (json_int_t)(now + ttl_seconds));
+	pay = json_pack("{s:s, s:I, s:I}", "sub", a.user_id, "iat",
+			(json_int_t)now, "exp",
+			(json_int_t)(now + ttl_seconds));
 	ret = pay ? scope_string(scopes, &sc) : SFS_NOMEM;
 	if (!ret && sc.len &&
 	    json_object_set_new(pay, "scope", json_string(sc.buf)))

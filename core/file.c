@@ -13,6 +13,7 @@
 #include "db_i.h"
 #include "dir_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/blob.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
@@ -437,6 +438,7 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 				   const struct sfs_file_spec *sp,
 				   const char *path, struct sfs_stage *content,
+				   double duration, const char *mime,
 				   int64_t now, char uuid[SFS_ID_SIZE],
 				   struct sfs_err *e)
 {
@@ -457,9 +459,9 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		     "INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"
 		     " description, dir, metadata, source_uri, size, sha256,"
 		     " blob_ref, ingestion, created_at, want_la, la_status,"
-		     " mtime_ns, ctime_ns)"
+		     " mtime_ns, ctime_ns, duration, mime)"
 		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-		     " ?13, ?14, ?15, ?16, ?17, ?18)", e);
+		     " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)", e);
 	if (!st)
 		return SFS_IO;
 	db_bind_text(st, 1, uuid);
@@ -495,6 +497,11 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 				    ? SFS_JS_PENDING : SFS_JS_NONE);
 	db_bind_int(st, 17, sp->mtime_ns ? sp->mtime_ns : ns);
 	db_bind_int(st, 18, ns);
+	if (duration >= 0)
+		db_bind_double(st, 19, duration);
+	else
+		db_bind_null(st, 19);
+	db_bind_text(st, 20, mime);
 	ret = db_run(st, e);
 	if (ret)
 		return ret;
@@ -515,9 +522,10 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 				struct sfs_err *e)
 {
 	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
-	char uuid[SFS_ID_SIZE];
+	char uuid[SFS_ID_SIZE], mime[96] = "";
 	struct db *d = NULL;
 	enum sfs_status ret;
+	double duration = -1;
 
 	if (out)
 		sfs_file_init(out);
@@ -536,6 +544,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfs_stage_finish(content, e);
 		if (ret)
 			goto out;
+		media_probe(content, &duration, mime, sizeof(mime));
 	}
 	ret = db_get(s, &d, e);
 	if (ret)
@@ -543,7 +552,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	ret = db_begin(d, e);
 	if (ret)
 		goto out;
-	ret = insert_file(d, a, sp, path.buf, content, sfs_now_ms(), uuid, e);
+	ret = insert_file(d, a, sp, path.buf, content, duration,
+			  mime[0] ? mime : NULL, sfs_now_ms(), uuid, e);
 	if (ret) {
 		db_rollback(d);
 		goto out;
@@ -588,8 +598,8 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 	for (i = 0; i < n && !ret; i++) {
 		ret = spec_check(&specs[i], &path, e);
 		if (!ret)
-			ret = insert_file(d, a, &specs[i], path.buf, NULL, now,
-					  uuid, e);
+			ret = insert_file(d, a, &specs[i], path.buf, NULL, -1,
+					  NULL, now, uuid, e);
 	}
 	if (ret)
 		db_rollback(d);
@@ -1111,6 +1121,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	struct db *d;
 	enum sfs_status ret;
 	int64_t added = 0, ns = sfs_now_ns();
+	double duration = -1;
+	char mime[96];
 	int regen;
 
 	if (out)
@@ -1118,6 +1130,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	ret = sfs_stage_finish(content, e);
 	if (ret)
 		return ret;
+	media_probe(content, &duration, mime, sizeof(mime));
 	ret = begin_file(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
@@ -1137,8 +1150,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (ret)
 		goto out;
 	st = db_prep(d, "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
-			" is_discarded = 0, discarded_at = NULL, duration = NULL,"
-			" mime = NULL, ingestion = CASE WHEN ingestion = 0"
+			" is_discarded = 0, discarded_at = NULL, duration = ?5,"
+			" mime = ?6, ingestion = CASE WHEN ingestion = 0"
 			" THEN 0 ELSE 3 END, ingest_error = NULL,"
 			" mtime_ns = ?4, ctime_ns = ?4 WHERE id = ?1", e);
 	if (!st) {
@@ -1149,6 +1162,11 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	db_bind_int(st, 2, sfs_stage_size(content));
 	db_bind_text(st, 3, sfs_stage_sha256(content));
 	db_bind_int(st, 4, ns);
+	if (duration >= 0)
+		db_bind_double(st, 5, duration);
+	else
+		db_bind_null(st, 5);
+	db_bind_text(st, 6, mime);
 	ret = db_run(st, e);
 	if (ret)
 		goto out;

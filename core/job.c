@@ -11,14 +11,15 @@
 #include <unistd.h>
 #include "db_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
 
-#define IDLE_WAIT_MS 500	/* notice jobs of other processes this fast */
+#define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
-#define CHANGE_KEEP 100000	/* rows of the change feed the janitor keeps */
+#define CHANGE_KEEP 100000 /* rows of the change feed the janitor keeps */
 
 /* s->stopping: workers are asked to stop, then the helper threads too. */
 enum { RUN = 0, STOP_WORKERS = 1, STOP_ALL = 2 };
@@ -32,6 +33,8 @@ struct running {
 	struct sfs_store *s;
 	int64_t id;
 	char token[33];
+	int lost;	      /* the claim was lost: renew no more */
+	struct running *orig; /* in the renewer's copies */
 	struct running *next;
 };
 
@@ -108,8 +111,13 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	if (!kind_valid(kind))
 		return sfs_errf(e, SFS_INVALID, NULL, "unknown job kind %d",
 				kind);
-	st = db_prep(d, "INSERT INTO job(kind, file_id, state, payload,"
-			" created_at) VALUES (?1, ?2, ?3, ?4, ?5)", e);
+	if (ino < 0)
+		return sfs_errf(e, SFS_INVALID, NULL, "bad file %lld",
+				(long long)ino);
+	st = db_prep(d,
+		     "INSERT INTO job(kind, file_id, state, payload,"
+		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, kind);
@@ -132,11 +140,13 @@ enum sfs_status job_cancel_file(struct db *d, int64_t ino, int kind,
 	struct db_stmt *st;
 
 	/* clearing the token makes a running worker's outcome a no-op */
-	st = db_prep(d, "UPDATE job SET state = ?1, lease_token = NULL,"
-			" lease_until = NULL, finished_at = ?2,"
-			" error = 'cancelled'"
-			" WHERE file_id = ?3 AND state IN (?4, ?5)"
-			" AND (?6 = 0 OR kind = ?6)", e);
+	st = db_prep(d,
+		     "UPDATE job SET state = ?1, lease_token = NULL,"
+		     " lease_until = NULL, finished_at = ?2,"
+		     " error = 'cancelled'"
+		     " WHERE file_id = ?3 AND state IN (?4, ?5)"
+		     " AND (?6 = 0 OR kind = ?6)",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_CANCELLED);
@@ -166,7 +176,7 @@ enum sfs_status sfs_job_enqueue(struct sfs_store *s, enum sfs_job_kind kind,
 		goto out;
 	ret = db_commit(d, e);
 out:
-	db_put(d);	/* rolls back an open transaction */
+	db_put(d); /* rolls back an open transaction */
 	if (!ret)
 		sfs_workers_kick(s);
 	return ret;
@@ -185,8 +195,10 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 	int rc;
 
 	*id = 0;
-	st = db_prep(d, "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
-			" ORDER BY id LIMIT 1", e);
+	st = db_prep(d,
+		     "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
+		     " ORDER BY id LIMIT 1",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_PENDING);
@@ -198,8 +210,10 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 	if (rc < 0)
 		return status_of(e);
 
-	st = db_prep(d, "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
-			" AND lease_until < ?3 ORDER BY id LIMIT 1", e);
+	st = db_prep(d,
+		     "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
+		     " AND lease_until < ?3 ORDER BY id LIMIT 1",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_PROCESSING);
@@ -210,6 +224,25 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 		*id = db_col_int(st, 0);
 	db_reset(st);
 	return rc < 0 ? status_of(e) : SFS_OK;
+}
+
+/* The oldest runnable job of any of the kinds; 0 when there is none. */
+static enum sfs_status pick(struct db *d, const int *kinds, int nkinds,
+			    int64_t now, int64_t *best, struct sfs_err *e)
+{
+	enum sfs_status ret;
+	int64_t id;
+	int i;
+
+	*best = 0;
+	for (i = 0; i < nkinds; i++) {
+		ret = oldest_of_kind(d, kinds[i], now, &id, e);
+		if (ret)
+			return ret;
+		if (id && (!*best || id < *best))
+			*best = id;
+	}
+	return SFS_OK;
 }
 
 /* Take job `id` for this claim and read it into `out`. */
@@ -228,9 +261,11 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	sfs_hex(rnd, sizeof(rnd), out->token);
 	out->token[32] = '\0';
 
-	st = db_prep(d, "UPDATE job SET state = ?1, attempts = attempts + 1,"
-			" lease_token = ?2, lease_until = ?3, started_at = ?4,"
-			" error = NULL WHERE id = ?5", e);
+	st = db_prep(d,
+		     "UPDATE job SET state = ?1, attempts = attempts + 1,"
+		     " lease_token = ?2, lease_until = ?3, started_at = ?4,"
+		     " error = NULL WHERE id = ?5",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, SFS_JOB_PROCESSING);
@@ -242,10 +277,12 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	if (ret)
 		return ret;
 
-	st = db_prep(d, "SELECT j.kind, j.file_id, f.uuid, f.owner_id,"
-			" j.attempts, j.payload"
-			" FROM job j LEFT JOIN file f ON f.id = j.file_id"
-			" WHERE j.id = ?1", e);
+	st = db_prep(d,
+		     "SELECT j.kind, j.file_id, f.uuid, f.owner_id,"
+		     " j.attempts, j.payload"
+		     " FROM job j LEFT JOIN file f ON f.id = j.file_id"
+		     " WHERE j.id = ?1",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, id);
@@ -280,7 +317,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	int kinds[SFS_JOB_KIND_MAX];
 	int nkinds = 0, i;
 	struct db *d = NULL;
-	int64_t now, best = 0, id;
+	int64_t now = 0, best = 0;
 	enum sfs_status ret;
 
 	memset(out, 0, sizeof(*out));
@@ -296,24 +333,26 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	/* BEGIN IMMEDIATE: one writer at a time, across processes too */
-	ret = db_begin(d, e);
+	/* idle polling must not take the write lock: look first */
+	ret = pick(d, kinds, nkinds, sfs_now_ms(), &best, e);
 	if (ret)
 		goto out;
-	now = sfs_now_ms();
-	for (i = 0; i < nkinds; i++) {
-		ret = oldest_of_kind(d, kinds[i], now, &id, e);
+	if (best) {
+		/* BEGIN IMMEDIATE: one writer at a time, across processes */
+		ret = db_begin(d, e);
 		if (ret)
 			goto out;
-		if (id && (!best || id < best))
-			best = id;
+		now = sfs_now_ms();
+		ret = pick(d, kinds, nkinds, now, &best, e);
+		if (ret)
+			goto out;
 	}
 	if (!best) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no runnable job");
 		goto out;
 	}
-	ret = take(d, best, now, (int64_t)s->cfg.job_lease_seconds * 1000,
-		   out, e);
+	ret = take(d, best, now, (int64_t)s->cfg.job_lease_seconds * 1000, out,
+		   e);
 	if (ret)
 		goto out;
 	ret = db_commit(d, e);
@@ -326,8 +365,8 @@ out:
 
 /* ---- leases and outcomes --------------------------------------------- */
 
-static enum sfs_status renew(struct sfs_store *s, int64_t id,
-			     const char *token, struct sfs_err *e)
+static enum sfs_status renew(struct sfs_store *s, int64_t id, const char *token,
+			     struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -336,14 +375,17 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "UPDATE job SET lease_until = ?1"
-			" WHERE id = ?2 AND lease_token = ?3 AND state = ?4", e);
+	st = db_prep(d,
+		     "UPDATE job SET lease_until = ?1"
+		     " WHERE id = ?2 AND lease_token = ?3"
+		     " AND state = ?4",
+		     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
 	}
-	db_bind_int(st, 1, sfs_now_ms() +
-			       (int64_t)s->cfg.job_lease_seconds * 1000);
+	db_bind_int(st, 1,
+		    sfs_now_ms() + (int64_t)s->cfg.job_lease_seconds * 1000);
 	db_bind_int(st, 2, id);
 	db_bind_text(st, 3, token);
 	db_bind_int(st, 4, SFS_JOB_PROCESSING);
@@ -351,7 +393,8 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id,
 	if (!ret && db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "job %lld is no longer ours (cancelled or"
-			       " taken over)", (long long)id);
+			       " taken over)",
+			       (long long)id);
 out:
 	db_put(d);
 	return ret;
@@ -399,15 +442,19 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	if (ret)
 		return ret;
 	if (give_up)
-		st = db_prep(d, "UPDATE job SET lease_until = 0"
-				" WHERE id = ?1 AND lease_token = ?2"
-				" AND state = ?3", e);
+		st = db_prep(d,
+			     "UPDATE job SET lease_until = 0"
+			     " WHERE id = ?1 AND lease_token = ?2"
+			     " AND state = ?3",
+			     e);
 	else
-		st = db_prep(d, "UPDATE job SET state = ?4, error = ?5,"
-				" finished_at = ?6, lease_token = NULL,"
-				" lease_until = NULL"
-				" WHERE id = ?1 AND lease_token = ?2"
-				" AND state = ?3", e);
+		st = db_prep(d,
+			     "UPDATE job SET state = ?4, error = ?5,"
+			     " finished_at = ?6, lease_token = NULL,"
+			     " lease_until = NULL"
+			     " WHERE id = ?1 AND lease_token = ?2"
+			     " AND state = ?3",
+			     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
@@ -424,7 +471,8 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	if (!ret && db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "job %lld was cancelled or taken over;"
-			       " its outcome is ignored", (long long)j->id);
+			       " its outcome is ignored",
+			       (long long)j->id);
 out:
 	db_put(d);
 	return ret;
@@ -456,6 +504,11 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 		if (!ret)
 			sfs_debug("job", "job %lld (%s) done", (long long)j->id,
 				  sfs_job_kind_name(j->kind));
+		else if (ret == SFS_CONFLICT)
+			sfs_info("job",
+				 "job %lld (%s) finished after losing"
+				 " its claim",
+				 (long long)j->id, sfs_job_kind_name(j->kind));
 		return ret;
 	}
 
@@ -466,9 +519,17 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			 (long long)j->id, sfs_job_kind_name(j->kind), why);
 		ret = finish(s, j, SFS_JOB_PROCESSING, NULL, NULL);
 	} else {
-		sfs_warn("job", "job %lld (%s) failed: %s", (long long)j->id,
-			 sfs_job_kind_name(j->kind), why);
 		ret = finish(s, j, SFS_JOB_FAILED, why, e);
+		if (ret == SFS_CONFLICT)
+			sfs_info("job",
+				 "job %lld (%s) ended after losing its"
+				 " claim: %s",
+				 (long long)j->id, sfs_job_kind_name(j->kind),
+				 why);
+		else
+			sfs_warn("job", "job %lld (%s) failed: %s",
+				 (long long)j->id, sfs_job_kind_name(j->kind),
+				 why);
 	}
 	if (ret == SFS_OK || ret == SFS_CONFLICT) {
 		/* the handler's failure is the news */
@@ -496,8 +557,10 @@ enum sfs_status sfs_job_stats(struct sfs_store *s,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT kind, state, count(*) FROM job"
-			" GROUP BY kind, state ORDER BY kind, state", e);
+	st = db_prep(d,
+		     "SELECT kind, state, count(*) FROM job"
+		     " GROUP BY kind, state ORDER BY kind, state",
+		     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
@@ -542,8 +605,8 @@ static int wait_until(struct sfs_store *s, const struct timespec *deadline,
 
 static void run_one(struct sfs_store *s, struct sfs_job *j)
 {
-	struct running self = { .s = s, .id = j->id }, **pp;
-	struct sfs_err e;
+	struct running self = {.s = s, .id = j->id}, **pp;
+	enum sfs_status st;
 
 	sfs_strlcpy(self.token, j->token, sizeof(self.token));
 	pthread_mutex_lock(&running_mu);
@@ -551,9 +614,9 @@ static void run_one(struct sfs_store *s, struct sfs_job *j)
 	running_head = &self;
 	pthread_mutex_unlock(&running_mu);
 
-	sfs_err_init(&e);
-	if (sfs_job_run(s, j, &e) == SFS_CONFLICT)
-		sfs_info("job", "%s", e.message);
+	/* sfs_job_run records and logs the outcome itself */
+	st = sfs_job_run(s, j, NULL);
+	(void)st;
 
 	pthread_mutex_lock(&running_mu);
 	for (pp = &running_head; *pp; pp = &(*pp)->next)
@@ -604,6 +667,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Stop renewing a claim that was lost, if its worker still runs it. */
+static void mark_lost(struct running *node)
+{
+	struct running *r;
+
+	pthread_mutex_lock(&running_mu);
+	for (r = running_head; r; r = r->next)
+		if (r == node)
+			r->lost = 1;
+	pthread_mutex_unlock(&running_mu);
+}
+
 /* Renew this store's running leases every third of a lease. */
 static void *renewer_main(void *arg)
 {
@@ -629,7 +704,7 @@ static void *renewer_main(void *arg)
 		pthread_mutex_lock(&running_mu);
 		n = 0;
 		for (r = running_head; r; r = r->next) {
-			if (r->s != s)
+			if (r->s != s || r->lost)
 				continue;
 			if (n == cap) {
 				size_t ncap = cap ? cap * 2 : 8;
@@ -641,16 +716,21 @@ static void *renewer_main(void *arg)
 				copy = p;
 				cap = ncap;
 			}
-			copy[n++] = *r;
+			copy[n] = *r;
+			copy[n++].orig = r;
 		}
 		pthread_mutex_unlock(&running_mu);
 
 		for (i = 0; i < n; i++) {
 			sfs_err_init(&e);
-			if (renew(s, copy[i].id, copy[i].token, &e))
-				sfs_info("job", "cannot renew the lease of job"
-					 " %lld: %s", (long long)copy[i].id,
-					 e.message);
+			if (!renew(s, copy[i].id, copy[i].token, &e))
+				continue;
+			sfs_info("job",
+				 "cannot renew the lease of job"
+				 " %lld: %s",
+				 (long long)copy[i].id, e.message);
+			if (e.status == SFS_CONFLICT)
+				mark_lost(copy[i].orig);
 		}
 	}
 	free(copy);
@@ -663,20 +743,26 @@ static void prune_changes(struct sfs_store *s)
 	struct db_stmt *st;
 	struct sfs_err e;
 
+	enum sfs_status ret;
+
 	sfs_err_init(&e);
-	if (db_get(s, &d, &e))
+	ret = db_get(s, &d, &e);
+	if (ret)
 		goto out;
-	st = db_prep(d, "DELETE FROM change WHERE seq <"
-			" (SELECT max(seq) FROM change) - ?1", &e);
-	if (!st)
+	st = db_prep(d,
+		     "DELETE FROM change WHERE seq <"
+		     " (SELECT max(seq) FROM change) - ?1",
+		     &e);
+	if (!st) {
+		ret = status_of(&e);
 		goto out;
+	}
 	db_bind_int(st, 1, CHANGE_KEEP);
-	if (db_run(st, &e))
-		goto out;
-	db_put(d);
-	return;
+	ret = db_run(st, &e);
 out:
-	sfs_warn("janitor", "cannot prune the change feed: %s", e.message);
+	if (ret)
+		sfs_warn("janitor", "cannot prune the change feed: %s",
+			 e.message);
 	db_put(d);
 }
 
@@ -739,7 +825,7 @@ static void join_all(struct sfs_store *s, int nstarted, int renewer)
 	s->workers = NULL;
 	s->nworkers = 0;
 	pthread_mutex_lock(&s->work_mu);
-	s->stopping = RUN;	/* sfs_job_renew works again */
+	s->stopping = RUN; /* sfs_job_renew works again */
 	pthread_mutex_unlock(&s->work_mu);
 }
 
@@ -748,8 +834,7 @@ static void join_all(struct sfs_store *s, int nstarted, int renewer)
  * Start and stop are called by the thread that owns the handle, not
  * concurrently with each other.
  */
-enum sfs_status sfs_workers_start(struct sfs_store *s, int n,
-				  struct sfs_err *e)
+enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 {
 	int nstarted = 0, rc = 0, renewer = 0;
 
@@ -761,6 +846,7 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n,
 				"the workers are already running");
 	if (n == 0)
 		n = default_workers(s);
+	media_install(s);
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");

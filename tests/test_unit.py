@@ -15,7 +15,7 @@ UNIT = sorted(p for p in (BUILD / "tests").glob("t_*") if os.access(p, os.X_OK))
 def test_unit(binary):
     cmd = [str(binary)]
     if os.environ.get("SFS_VALGRIND") == "1":
-        cmd = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+        cmd = ["valgrind", "-q", "--leak-check=full", "--child-silent-after-fork=yes", "--errors-for-leak-kinds=definite,indirect",
                "--error-exitcode=3"] + cmd
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if r.returncode != 0:

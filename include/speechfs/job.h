@@ -63,7 +63,12 @@ enum sfs_status sfs_job_enqueue(struct sfs_store *s, enum sfs_job_kind kind,
 /* Claim the oldest runnable job of a kind with a handler. NOT_FOUND: none. */
 enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
-/* Extend the lease; SFS_CONFLICT when the claim was lost (cancelled). */
+/*
+ * Extend the lease; SFS_CONFLICT when the claim was lost (cancelled),
+ * SFS_BUSY while sfs_workers_stop() runs. Either way the handler should
+ * return that status soon: a job failing during a stop is left for the
+ * next claim. (Workers also renew every lease/3 by themselves.)
+ */
 enum sfs_status sfs_job_renew(struct sfs_store *s, const struct sfs_job *j,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 /* Run one claimed job's handler and record the outcome. */

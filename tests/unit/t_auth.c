@@ -34,6 +34,9 @@ static int fx_open(struct fx *f)
 	    sfs_tenant_create(f->s, "acme", 0, 0, f->tenant, &e) ||
 	    sfs_user_create(f->s, f->tenant, "ann", -1, f->user, &e)) {
 		fprintf(stderr, "fixture: %s\n", e.message);
+		sfs_store_close(f->s);
+		th_rmrf(f->dir);
+		memset(f, 0, sizeof(*f));
 		return -1;
 	}
 	return 0;
@@ -152,8 +155,9 @@ static void test_scope_parse(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_scopes_parse("read,write", &sc, &e), SFS_OK);
 	CHECK(sc == (SFS_SCOPE_READ | SFS_SCOPE_WRITE));
-	CHECK_ST(sfs_scopes_parse("speech:files:read speech:files:write",
-				  &sc, &e), SFS_OK);
+	CHECK_ST(sfs_scopes_parse("speech:files:read speech:files:write", &sc,
+				  &e),
+		 SFS_OK);
 	CHECK(sc == (SFS_SCOPE_READ | SFS_SCOPE_WRITE));
 	CHECK_ST(sfs_scopes_parse(" delete ,, share\t", &sc, &e), SFS_OK);
 	CHECK(sc == (SFS_SCOPE_DELETE | SFS_SCOPE_SHARE));
@@ -233,8 +237,10 @@ static void test_tenant(void)
 
 	/* usage comes from the row's counters */
 	REQUIRE_ST(db_get(f.s, &d, &e), SFS_OK);
-	st = db_prep(d, "UPDATE tenant SET used_bytes = 77, used_files = 3"
-			" WHERE uuid = ?1", &e);
+	st = db_prep(d,
+		     "UPDATE tenant SET used_bytes = 77, used_files = 3"
+		     " WHERE uuid = ?1",
+		     &e);
 	if (st) {
 		db_bind_text(st, 1, id);
 		CHECK_ST(db_run(st, &e), SFS_OK);
@@ -272,12 +278,14 @@ static void test_tenant(void)
 	/* unknown and malformed ids */
 	sfs_err_init(&e);
 	CHECK_ST(sfs_tenant_get(f.s, "123e4567-e89b-42d3-a456-426614174000",
-				&ti, &e), SFS_NOT_FOUND);
+				&ti, &e),
+		 SFS_NOT_FOUND);
 	CHECK(e.status == SFS_NOT_FOUND && e.message[0]);
 	CHECK_ST(sfs_tenant_get(f.s, "nope", &ti, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_tenant_set_quota(f.s,
-				      "123e4567-e89b-42d3-a456-426614174000",
-				      1, 1, NULL), SFS_NOT_FOUND);
+				      "123e4567-e89b-42d3-a456-426614174000", 1,
+				      1, NULL),
+		 SFS_NOT_FOUND);
 	fx_close(&f);
 }
 
@@ -307,7 +315,8 @@ static void test_user(void)
 	CHECK_ST(sfs_user_set_rate(f.s, f.user, -2, &e), SFS_INVALID);
 	CHECK(has_field(&e, "download_bps"));
 	CHECK_ST(sfs_user_set_rate(f.s, "123e4567-e89b-42d3-a456-426614174000",
-				   0, NULL), SFS_NOT_FOUND);
+				   0, NULL),
+		 SFS_NOT_FOUND);
 
 	/* a second user in another tenant is a different actor */
 	CHECK_ST(sfs_tenant_create(f.s, "other", 0, 0, t2, &e), SFS_OK);
@@ -319,7 +328,8 @@ static void test_user(void)
 	/* failures */
 	sfs_err_init(&e);
 	CHECK_ST(sfs_user_create(f.s, "123e4567-e89b-42d3-a456-426614174000",
-				 "x", -1, id, &e), SFS_NOT_FOUND);
+				 "x", -1, id, &e),
+		 SFS_NOT_FOUND);
 	CHECK(strstr(e.message, "tenant") != NULL);
 	CHECK_ST(sfs_user_create(f.s, "garbage", "x", -1, id, NULL),
 		 SFS_NOT_FOUND);
@@ -331,7 +341,8 @@ static void test_user(void)
 	CHECK(has_field(&e, "download_bps"));
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_user(f.s, "123e4567-e89b-42d3-a456-426614174000", 0,
-			       &a, &e), SFS_NOT_FOUND);
+			       &a, &e),
+		 SFS_NOT_FOUND);
 	CHECK(e.message[0] != '\0');
 	CHECK_ST(sfs_auth_user(f.s, "", 0, &a, NULL), SFS_NOT_FOUND);
 	fx_close(&f);
@@ -356,9 +367,9 @@ static void test_key_roundtrip(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	sfs_err_init(&e);
-	REQUIRE_ST(sfs_key_create(f.s, f.user,
-				  SFS_SCOPE_READ | SFS_SCOPE_WRITE, "laptop",
-				  key, kid, &e), SFS_OK);
+	REQUIRE_ST(sfs_key_create(f.s, f.user, SFS_SCOPE_READ | SFS_SCOPE_WRITE,
+				  "laptop", key, kid, &e),
+		   SFS_OK);
 	CHECK(strlen(key) == 68 && !strncmp(key, "sfs_", 4));
 	for (i = 4; key[i]; i++)
 		CHECK(isxdigit((unsigned char)key[i]) &&
@@ -373,8 +384,10 @@ static void test_key_roundtrip(void)
 	/* only the SHA-256 of the key string is stored */
 	EVP_Digest(key, strlen(key), want, &hlen, EVP_sha256(), NULL);
 	REQUIRE_ST(db_get(f.s, &d, &e), SFS_OK);
-	st = db_prep(d, "SELECT hash, label, scopes FROM api_key"
-			" WHERE uuid = ?1", &e);
+	st = db_prep(d,
+		     "SELECT hash, label, scopes FROM api_key"
+		     " WHERE uuid = ?1",
+		     &e);
 	if (st) {
 		db_bind_text(st, 1, kid);
 		while (db_step(st, &e) == 1) {
@@ -391,7 +404,8 @@ static void test_key_roundtrip(void)
 
 	/* a second key is different, and shown with its own id */
 	CHECK_ST(sfs_key_create(f.s, f.user, SFS_SCOPE_ALL, NULL, key2, kid2,
-				&e), SFS_OK);
+				&e),
+		 SFS_OK);
 	CHECK(strcmp(key, key2) != 0 && strcmp(kid, kid2) != 0);
 	CHECK_ST(sfs_auth_api_key(f.s, key2, &a, &e), SFS_OK);
 	CHECK(a.scopes == SFS_SCOPE_ALL);
@@ -408,8 +422,9 @@ static void test_key_rejects(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	sfs_err_init(&e);
-	REQUIRE_ST(sfs_key_create(f.s, f.user, SFS_SCOPE_READ, NULL, key, kid,
-				  &e), SFS_OK);
+	REQUIRE_ST(
+		sfs_key_create(f.s, f.user, SFS_SCOPE_READ, NULL, key, kid, &e),
+		SFS_OK);
 
 	/* one changed character */
 	memcpy(bad, key, sizeof(bad));
@@ -427,7 +442,8 @@ static void test_key_rejects(void)
 	CHECK_ST(sfs_auth_api_key(f.s, bad, &a, NULL), SFS_UNAUTHENTICATED);
 	memcpy(bad, key, sizeof(bad));
 	bad[10] = (char)toupper((unsigned char)bad[10]) == bad[10]
-			  ? 'G' : (char)toupper((unsigned char)bad[10]);
+			  ? 'G'
+			  : (char)toupper((unsigned char)bad[10]);
 	CHECK_ST(sfs_auth_api_key(f.s, bad, &a, NULL), SFS_UNAUTHENTICATED);
 
 	/* revoke: then the key is refused, and a second revoke conflicts */
@@ -440,7 +456,8 @@ static void test_key_rejects(void)
 	CHECK_ST(sfs_key_revoke(f.s, kid, &e), SFS_CONFLICT);
 	CHECK(strstr(e.message, "revoked") != NULL);
 	CHECK_ST(sfs_key_revoke(f.s, "123e4567-e89b-42d3-a456-426614174000",
-				NULL), SFS_NOT_FOUND);
+				NULL),
+		 SFS_NOT_FOUND);
 	CHECK_ST(sfs_key_revoke(f.s, "garbage", NULL), SFS_NOT_FOUND);
 
 	/* creation failures */
@@ -457,7 +474,8 @@ static void test_key_rejects(void)
 	long_label[150] = '\0';
 	sfs_err_init(&e);
 	CHECK_ST(sfs_key_create(f.s, f.user, SFS_SCOPE_READ, long_label, key,
-				kid, &e), SFS_INVALID);
+				kid, &e),
+		 SFS_INVALID);
 	CHECK(has_field(&e, "label"));
 	fx_close(&f);
 }
@@ -475,7 +493,8 @@ static void test_jwt_mint_verify(void)
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_buf_adds(&b, "Bearer "), SFS_OK);
 	CHECK_ST(sfs_jwt_mint(f.s, f.user, SFS_SCOPE_READ | SFS_SCOPE_SHARE,
-			      3600, &b, &e), SFS_OK);
+			      3600, &b, &e),
+		 SFS_OK);
 	CHECK(!strncmp(b.buf, "Bearer ey", 9));
 	CHECK_ST(sfs_auth_jwt(f.s, b.buf + 7, &a, &e), SFS_OK);
 	CHECK(!strcmp(a.user_id, f.user) && !strcmp(a.tenant_id, f.tenant));
@@ -495,7 +514,8 @@ static void test_jwt_mint_verify(void)
 	CHECK(has_field(&e, "ttl"));
 	CHECK_ST(sfs_jwt_mint(f.s, f.user, 0x40, 60, &b, NULL), SFS_INVALID);
 	CHECK_ST(sfs_jwt_mint(f.s, "123e4567-e89b-42d3-a456-426614174000",
-			      SFS_SCOPE_READ, 60, &b, NULL), SFS_NOT_FOUND);
+			      SFS_SCOPE_READ, 60, &b, NULL),
+		 SFS_NOT_FOUND);
 	sfs_buf_release(&b);
 	fx_close(&f);
 }
@@ -594,8 +614,8 @@ static void test_jwt_algorithms(void)
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
 	CHECK(strstr(e.message, "algorithm") != NULL);
 	/* HS512 really signed with the store's secret */
-	make_token("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", payload,
-		   EVP_sha512(), f.s->secret, sizeof(f.s->secret), tok);
+	make_token("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", payload, EVP_sha512(),
+		   f.s->secret, sizeof(f.s->secret), tok);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
 	CHECK(strstr(e.message, "algorithm") != NULL);
@@ -655,11 +675,11 @@ static void test_jwt_tampering(void)
 	dot[1] = dot[1] == 'x' ? 'y' : 'x';
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
 	store_token(&f, hs256, "", tok);
-	tok[strlen(tok) - 1] = '\0';	/* 42 characters: 31 bytes */
+	tok[strlen(tok) - 1] = '\0'; /* 42 characters: 31 bytes */
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
 	store_token(&f, hs256, "", tok);
 	n = strlen(tok);
-	memcpy(tok + n, "AAAA", 5);	/* 35 bytes */
+	memcpy(tok + n, "AAAA", 5); /* 35 bytes */
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
 
 	/* another store's secret */
@@ -671,8 +691,8 @@ static void test_jwt_tampering(void)
 	CHECK(strstr(e.message, "signature") != NULL);
 	/* a valid subject of this store, signed with the other secret */
 	snprintf(other, sizeof(other), "{\"sub\":\"%s\"}", f.user);
-	make_token(hs256, other, EVP_sha256(), g.s->secret,
-		   sizeof(g.s->secret), tok);
+	make_token(hs256, other, EVP_sha256(), g.s->secret, sizeof(g.s->secret),
+		   tok);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
 	CHECK(strstr(e.message, "signature") != NULL);
@@ -736,24 +756,24 @@ static void test_jwt_scope_claims(void)
 		int ok;
 		unsigned want;
 	} cases[] = {
-		{ "", 1, 0 },
-		{ "\"scope\":\"speech:files:read speech:files:share\"", 1,
-		  SFS_SCOPE_READ | SFS_SCOPE_SHARE },
-		{ "\"scope\":\"openid speech:files:write profile\"", 1,
-		  SFS_SCOPE_WRITE },
-		{ "\"scope\":\"\"", 1, 0 },
-		{ "\"scopes\":[\"speech:files:write\",\"speech:files:delete\"]",
-		  1, SFS_SCOPE_WRITE | SFS_SCOPE_DELETE },
-		{ "\"scopes\":\"speech:files:read\"", 1, SFS_SCOPE_READ },
-		{ "\"scopes\":[]", 1, 0 },
-		{ "\"scope\":\"speech:files:read\","
-		  "\"scopes\":[\"speech:files:share\"]", 1,
-		  SFS_SCOPE_READ | SFS_SCOPE_SHARE },
-		{ "\"scope\":\"all\"", 1, 0 },
-		{ "\"scope\":5", 0, 0 },
-		{ "\"scope\":[\"speech:files:read\"]", 0, 0 },
-		{ "\"scopes\":[1]", 0, 0 },
-		{ "\"scopes\":{}", 0, 0 },
+		{"", 1, 0},
+		{"\"scope\":\"speech:files:read speech:files:share\"", 1,
+		 SFS_SCOPE_READ | SFS_SCOPE_SHARE},
+		{"\"scope\":\"openid speech:files:write profile\"", 1,
+		 SFS_SCOPE_WRITE},
+		{"\"scope\":\"\"", 1, 0},
+		{"\"scopes\":[\"speech:files:write\",\"speech:files:delete\"]",
+		 1, SFS_SCOPE_WRITE | SFS_SCOPE_DELETE},
+		{"\"scopes\":\"speech:files:read\"", 1, SFS_SCOPE_READ},
+		{"\"scopes\":[]", 1, 0},
+		{"\"scope\":\"speech:files:read\","
+		 "\"scopes\":[\"speech:files:share\"]",
+		 1, SFS_SCOPE_READ | SFS_SCOPE_SHARE},
+		{"\"scope\":\"all\"", 1, 0},
+		{"\"scope\":5", 0, 0},
+		{"\"scope\":[\"speech:files:read\"]", 0, 0},
+		{"\"scopes\":[1]", 0, 0},
+		{"\"scopes\":{}", 0, 0},
 	};
 	struct sfs_actor a;
 	char tok[4096];
@@ -825,15 +845,15 @@ static void test_jwt_garbage(void)
 		char padded[4200];
 		char *dot = strchr(tok, '.');
 
-		snprintf(padded, sizeof(padded), "%.*s=%s",
-			 (int)(dot - tok), tok, dot);
+		snprintf(padded, sizeof(padded), "%.*s=%s", (int)(dot - tok),
+			 tok, dot);
 		CHECK_ST(sfs_auth_jwt(f.s, padded, &a, NULL),
 			 SFS_UNAUTHENTICATED);
 		/* 20 characters + 1: a length base64 cannot have, even
 		 * when the extra character carries only zero bits */
 		CHECK(dot - tok == 20);
-		snprintf(padded, sizeof(padded), "%.*sA%s",
-			 (int)(dot - tok), tok, dot);
+		snprintf(padded, sizeof(padded), "%.*sA%s", (int)(dot - tok),
+			 tok, dot);
 		sfs_err_init(&e);
 		CHECK_ST(sfs_auth_jwt(f.s, padded, &a, &e),
 			 SFS_UNAUTHENTICATED);

@@ -29,8 +29,7 @@ static struct sfs_store *open_store(const struct sfs_config *cfg)
 
 	sfs_err_init(&e);
 	tdir = th_tmpdir();
-	if (sfs_store_init(tdir, &e) ||
-	    sfs_store_open(tdir, cfg, &s, &e)) {
+	if (sfs_store_init(tdir, &e) || sfs_store_open(tdir, cfg, &s, &e)) {
 		fprintf(stderr, "cannot make a store: %s\n", e.message);
 		return NULL;
 	}
@@ -59,7 +58,7 @@ static void done_store(struct sfs_store *s)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
 	nanosleep(&ts, NULL);
 }
@@ -75,15 +74,16 @@ struct row {
 /* A job row read straight from the table; state 0 when it is missing. */
 static struct row job_row(struct sfs_store *s, int64_t id)
 {
-	struct row r = { 0 };
+	struct row r = {0};
 	struct db *d = NULL;
 	struct db_stmt *st;
 	const char *t;
 
 	if (db_get(s, &d, NULL))
 		return r;
-	st = db_prep(d, "SELECT state, attempts, error, lease_token,"
-			" coalesce(finished_at, 0) FROM job WHERE id = ?1",
+	st = db_prep(d,
+		     "SELECT state, attempts, error, lease_token,"
+		     " coalesce(finished_at, 0) FROM job WHERE id = ?1",
 		     NULL);
 	if (st) {
 		db_bind_int(st, 1, id);
@@ -141,14 +141,17 @@ static int make_file(struct sfs_store *s)
 
 	if (db_get(s, &d, NULL))
 		return -1;
-	ret = db_exec(d, "INSERT INTO tenant(id, uuid, name, created_at)"
-			 " VALUES (1, 't-1', 'acme', 0);"
-			 "INSERT INTO user(id, uuid, tenant_id, name,"
-			 " created_at) VALUES (1, 'u-1', 1, 'ann', 0);"
-			 "INSERT INTO file(id, uuid, tenant_id, owner_id, name,"
-			 " dir, created_at, mtime_ns, ctime_ns)"
-			 " VALUES (7, 'f-uuid-7', 1, 1, 'a.wav', '/', 0, 0, 0)",
-		      NULL) ? -1 : 0;
+	ret = db_exec(d,
+		      "INSERT INTO tenant(id, uuid, name, created_at)"
+		      " VALUES (1, 't-1', 'acme', 0);"
+		      "INSERT INTO user(id, uuid, tenant_id, name,"
+		      " created_at) VALUES (1, 'u-1', 1, 'ann', 0);"
+		      "INSERT INTO file(id, uuid, tenant_id, owner_id, name,"
+		      " dir, created_at, mtime_ns, ctime_ns)"
+		      " VALUES (7, 'f-uuid-7', 1, 1, 'a.wav', '/', 0, 0, 0)",
+		      NULL)
+		      ? -1
+		      : 0;
 	db_put(d);
 	return ret;
 }
@@ -199,7 +202,6 @@ static enum sfs_status h_fail(struct sfs_store *s, struct sfs_job *j,
 	return sfs_errf(e, SFS_IO, NULL, "the disk is on fire");
 }
 
-
 /* Counts runs per job, by the index in the payload. */
 static enum sfs_status h_count(struct sfs_store *s, struct sfs_job *j,
 			       struct sfs_err *e)
@@ -207,8 +209,7 @@ static enum sfs_status h_count(struct sfs_store *s, struct sfs_job *j,
 	int64_t i;
 
 	(void)s;
-	if (!j->payload || sfs_parse_i64(j->payload, &i) || i < 0 ||
-	    i >= NJOBS)
+	if (!j->payload || sfs_parse_i64(j->payload, &i) || i < 0 || i >= NJOBS)
 		return sfs_errf(e, SFS_INVALID, NULL, "bad payload");
 	__atomic_add_fetch(&runs[i], 1, __ATOMIC_SEQ_CST);
 	return SFS_OK;
@@ -227,8 +228,10 @@ static enum sfs_status h_slow(struct sfs_store *s, struct sfs_job *j,
 	for (i = 0; i < 500; i++) {
 		sleep_ms(20);
 		st = sfs_job_renew(s, j, e);
-		if (st)
+		if (st) {
+			__atomic_store_n(&slow_started, 2, __ATOMIC_SEQ_CST);
 			return st;
+		}
 		__atomic_add_fetch(&slow_renewed, 1, __ATOMIC_SEQ_CST);
 	}
 	return SFS_OK;
@@ -242,7 +245,7 @@ static enum sfs_status h_sleepy(struct sfs_store *s, struct sfs_job *j,
 	(void)j;
 	(void)e;
 	__atomic_store_n(&slow_started, 1, __ATOMIC_SEQ_CST);
-	sleep_ms(2500);
+	sleep_ms(4500);
 	__atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
 	return SFS_OK;
 }
@@ -279,8 +282,7 @@ static void t_enqueue_claim_done(void)
 	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_LISTENING, 0, NULL, &lid, &e),
 		 SFS_OK);
 	CHECK_ST(sfs_job_claim(s, &j, &e), SFS_NOT_FOUND);
-	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, "hello", &id, &e),
-		 SFS_OK);
+	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, "hello", &id, &e), SFS_OK);
 	CHECK(id > lid);
 	CHECK_ST(sfs_job_enqueue(s, (enum sfs_job_kind)42, 0, NULL, NULL, &e),
 		 SFS_INVALID);
@@ -442,7 +444,7 @@ static void t_two_handles_concurrent(void)
 	sfs_job_set_handler(a, SFS_JOB_TEST, h_count);
 	sfs_job_set_handler(b, SFS_JOB_TEST, h_count);
 	for (i = 0; i < 4; i++) {
-		c[i] = (struct claimer){ .s = i < 2 ? a : b };
+		c[i] = (struct claimer){.s = i < 2 ? a : b};
 		REQUIRE(!pthread_create(&th[i], NULL, claim_loop, &c[i]));
 	}
 	for (i = 0; i < 4; i++) {
@@ -536,8 +538,7 @@ static void t_cancel(void)
 		   SFS_OK);
 	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_IMPORT, 7, NULL, &iid, &e),
 		   SFS_OK);
-	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, NULL, &tid, &e),
-		   SFS_OK);
+	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, NULL, &tid, &e), SFS_OK);
 	REQUIRE_ST(sfs_job_claim(s, &j, &e), SFS_OK);
 	CHECK(j.id == iid);
 
@@ -554,7 +555,7 @@ static void t_cancel(void)
 	CHECK_ST(sfs_job_renew(s, &j, &e), SFS_CONFLICT);
 	calls = 0;
 	CHECK_ST(sfs_job_run(s, &j, &e), SFS_CONFLICT);
-	CHECK(calls == 1);	/* it ran, but its outcome is ignored */
+	CHECK(calls == 1); /* it ran, but its outcome is ignored */
 	CHECK(job_row(s, iid).state == SFS_JOB_CANCELLED);
 	sfs_job_release(&j);
 
@@ -566,6 +567,46 @@ static void t_cancel(void)
 	CHECK_ST(sfs_job_claim(s, &k, &e), SFS_NOT_FOUND);
 	/* cancelling a file without jobs is fine */
 	CHECK_ST(cancel(s, 12345, 0), SFS_OK);
+	/* jobs of a missing file, or a negative one, are refused */
+	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_IMPORT, 12345, NULL, NULL, &e),
+		 SFS_CONFLICT);
+	CHECK_ST(sfs_job_enqueue(s, SFS_JOB_IMPORT, -1, NULL, NULL, &e),
+		 SFS_INVALID);
+	done_store(s);
+}
+
+/* Cancel while a worker runs it: the handler learns it, CANCELLED stays. */
+static void t_cancel_running(void)
+{
+	struct sfs_store *s = open_store(NULL);
+	struct sfs_err e;
+	int64_t id = 0;
+	int i;
+
+	REQUIRE(s);
+	REQUIRE(make_file(s) == 0);
+	sfs_err_init(&e);
+	slow_started = slow_renewed = 0;
+	sfs_job_set_handler(s, SFS_JOB_LISTENING, h_slow);
+	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
+	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_LISTENING, 7, NULL, &id, &e),
+		   SFS_OK);
+	for (i = 0;
+	     i < 250 && !__atomic_load_n(&slow_renewed, __ATOMIC_SEQ_CST); i++)
+		sleep_ms(20);
+	REQUIRE(slow_renewed > 0);
+	CHECK_ST(cancel(s, 7, SFS_JOB_LISTENING), SFS_OK);
+	/* the handler's next renew fails; the worker goes back to idle */
+	for (i = 0; i < 100; i++) {
+		if (count_state(s, SFS_JOB_LISTENING, SFS_JOB_CANCELLED) == 1 &&
+		    __atomic_load_n(&slow_started, __ATOMIC_SEQ_CST) == 2)
+			break;
+		sleep_ms(20);
+	}
+	CHECK(__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST) == 2);
+	sfs_workers_stop(s);
+	CHECK(job_row(s, id).state == SFS_JOB_CANCELLED);
+	CHECK(!strcmp(job_row(s, id).error, "cancelled"));
 	done_store(s);
 }
 
@@ -660,8 +701,7 @@ static void t_workers_run_jobs(void)
 			once = 0;
 	CHECK(once);
 	/* after stop nothing runs */
-	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, "21", NULL, &e),
-		   SFS_OK);
+	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, "21", NULL, &e), SFS_OK);
 	sleep_ms(700);
 	CHECK(runs[21] == 0);
 	CHECK(count_state(s, SFS_JOB_TEST, SFS_JOB_PENDING) == 1);
@@ -684,7 +724,7 @@ static void t_workers_start_stop(void)
 	sfs_workers_stop(s);
 	CHECK_ST(sfs_workers_start(s, -1, &e), SFS_INVALID);
 	CHECK_ST(sfs_workers_start(s, 0, &e), SFS_OK);
-	CHECK(s->nworkers == 3);	/* 0: the configured number */
+	CHECK(s->nworkers == 3); /* 0: the configured number */
 	CHECK_ST(sfs_workers_start(s, 1, &e), SFS_CONFLICT);
 	CHECK(s->nworkers == 3);
 	sfs_workers_kick(s);
@@ -720,14 +760,14 @@ static void t_workers_stop_slow(void)
 	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
 	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, "slow", &id, &e),
 		   SFS_OK);
-	for (i = 0; i < 250 && !__atomic_load_n(&slow_renewed,
-						__ATOMIC_SEQ_CST); i++)
+	for (i = 0;
+	     i < 250 && !__atomic_load_n(&slow_renewed, __ATOMIC_SEQ_CST); i++)
 		sleep_ms(20);
 	CHECK(slow_started && slow_renewed > 0);
 	CHECK(job_row(s, id).state == SFS_JOB_PROCESSING);
 	t0 = sfs_now_ms();
 	sfs_workers_stop(s);
-	CHECK(sfs_now_ms() - t0 < 2000);	/* not the handler's 10 s */
+	CHECK(sfs_now_ms() - t0 < 2000); /* not the handler's 10 s */
 	CHECK(job_row(s, id).state == SFS_JOB_PROCESSING);
 	CHECK(job_row(s, id).error[0] == '\0');
 
@@ -761,7 +801,7 @@ static void t_lease_renewer(void)
 	int i, stolen = 0;
 
 	sfs_config_init(&cfg);
-	cfg.job_lease_seconds = 1;
+	cfg.job_lease_seconds = 2;
 	s = open_store(&cfg);
 	REQUIRE(s);
 	t = reopen(&cfg);
@@ -773,12 +813,12 @@ static void t_lease_renewer(void)
 	sfs_job_set_handler(t, SFS_JOB_TEST, h_ok);
 	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, NULL, &id, &e), SFS_OK);
 	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
-	for (i = 0; i < 100 && !__atomic_load_n(&slow_started,
-						__ATOMIC_SEQ_CST); i++)
+	for (i = 0;
+	     i < 100 && !__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST); i++)
 		sleep_ms(20);
 	CHECK(slow_started);
-	/* 2 s of a 1 s lease: nobody may take it meanwhile */
-	for (i = 0; i < 20; i++) {
+	/* 4 s of a 2 s lease: nobody may take it meanwhile */
+	for (i = 0; i < 40; i++) {
 		if (sfs_job_claim(t, &j, NULL) == SFS_OK) {
 			stolen = 1;
 			sfs_job_release(&j);
@@ -809,7 +849,8 @@ static void t_stats(void)
 			   SFS_OK);
 	for (i = 0; i < 2; i++)
 		REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_LISTENING, 0, NULL, NULL,
-					   &e), SFS_OK);
+					   &e),
+			   SFS_OK);
 	sfs_job_set_handler(s, SFS_JOB_TEST, h_ok);
 	REQUIRE_ST(sfs_job_claim(s, &j, &e), SFS_OK);
 	REQUIRE_ST(sfs_job_run(s, &j, &e), SFS_OK);
@@ -867,10 +908,13 @@ static void t_janitor_prunes_changes(void)
 	REQUIRE(s);
 	sfs_err_init(&e);
 	REQUIRE_ST(db_get(s, &d, &e), SFS_OK);
-	CHECK_ST(db_exec(d, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
-			    " SELECT x + 1 FROM c WHERE x < 100050)"
-			    " INSERT INTO change(owner_id, file_id, dir, at)"
-			    " SELECT 1, 0, '/', x FROM c", &e), SFS_OK);
+	CHECK_ST(db_exec(d,
+			 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
+			 " SELECT x + 1 FROM c WHERE x < 100050)"
+			 " INSERT INTO change(owner_id, file_id, dir, at)"
+			 " SELECT 1, 0, '/', x FROM c",
+			 &e),
+		 SFS_OK);
 	db_put(d);
 	CHECK(change_rows(s, &min_seq) == 100050);
 	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
@@ -896,6 +940,7 @@ int main(void)
 	RUN(t_two_handles_concurrent);
 	RUN(t_lease_expiry);
 	RUN(t_cancel);
+	RUN(t_cancel_running);
 	RUN(t_dead_process);
 	RUN(t_workers_run_jobs);
 	RUN(t_workers_start_stop);

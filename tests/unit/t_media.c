@@ -1,0 +1,453 @@
+/*
+ * The media jobs through the core, end to end: uploads get listening MP3s
+ * that real decoders accept, bad input fails with a reason, URI imports
+ * from a local HTTP server complete (or fail as they should), cancelled
+ * jobs leave nothing behind, and a job whose process died is resumed.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <math.h>
+#include <time.h>
+#include "speechfs/auth.h"
+#include "speechfs/blob.h"
+#include "speechfs/file.h"
+#include "speechfs/job.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+
+static char *srcdir;		/* audio made once for all tests */
+static pid_t http_pid = -1;
+static int http_port;
+
+struct env {
+	char *tmp;
+	struct sfs_store *s;
+	struct sfs_actor a;
+	struct sfs_config cfg;
+};
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static double probe_duration(const char *path)
+{
+	char cmd[1024], out[64] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "ffprobe -v error -show_entries format=duration"
+		 " -of default=nw=1:nk=1 '%s'", path);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	pclose(p);
+	return out[0] ? strtod(out, NULL) : -1;
+}
+
+static int env_open(struct env *v, int workers)
+{
+	char tid[SFS_ID_SIZE], uid[SFS_ID_SIZE];
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (!v->tmp) {
+		v->tmp = th_tmpdir();
+		if (sfs_store_init(v->tmp, &e))
+			return -1;
+		if (sfs_store_open(v->tmp, &v->cfg, &v->s, &e))
+			return -1;
+		if (sfs_tenant_create(v->s, "t", 0, 0, tid, &e) ||
+		    sfs_user_create(v->s, tid, "u", -1, uid, &e) ||
+		    sfs_auth_user(v->s, uid, SFS_SCOPE_ALL, &v->a, &e))
+			return -1;
+	} else if (sfs_store_open(v->tmp, &v->cfg, &v->s, &e)) {
+		return -1;
+	}
+	if (workers && sfs_workers_start(v->s, workers, &e))
+		return -1;
+	return 0;
+}
+
+static void env_init(struct env *v)
+{
+	memset(v, 0, sizeof(*v));
+	sfs_config_init(&v->cfg);
+}
+
+static void env_close(struct env *v)
+{
+	sfs_store_close(v->s);
+	v->s = NULL;
+	th_rmrf(v->tmp);
+	v->tmp = NULL;
+}
+
+static int upload(struct env *v, const char *path, const char *name,
+		  int listening, struct sfs_file *out)
+{
+	struct sfs_file_spec sp = { .name = name, .filename = name,
+				    .listening = listening };
+	struct sfs_stage *st = NULL;
+	struct sfs_err e;
+	int fd, rc;
+
+	sfs_err_init(&e);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || sfs_stage_new(v->s, &st, &e) ||
+	    sfs_stage_copy_fd(st, fd, &e)) {
+		if (fd >= 0)
+			close(fd);
+		sfs_stage_free(st);
+		return -1;
+	}
+	close(fd);
+	rc = sfs_file_create(v->s, &v->a, &sp, st, out, &e) ? -1 : 0;
+	if (rc)
+		fprintf(stderr, "upload: %s\n", e.message);
+	sfs_stage_free(st);
+	return rc;
+}
+
+/* Poll until fn says done (or 90 s pass); the file is left in *f. */
+static int wait_for(struct env *v, const char *id, struct sfs_file *f,
+		    int (*done)(const struct sfs_file *))
+{
+	char own[SFS_ID_SIZE];
+	struct sfs_err e;
+	int i;
+
+	snprintf(own, sizeof(own), "%s", id);	/* id may point into *f */
+	for (i = 0; i < 900; i++) {
+		sfs_err_init(&e);
+		sfs_file_release(f);
+		if (sfs_file_get(v->s, &v->a, own, f, &e))
+			return -1;
+		if (done(f))
+			return 0;
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+static int la_settled(const struct sfs_file *f)
+{
+	return f->la.status == SFS_JS_COMPLETED ||
+	       f->la.status == SFS_JS_FAILED;
+}
+
+static int ingest_settled(const struct sfs_file *f)
+{
+	return (f->ingestion == SFS_JS_COMPLETED && la_settled(f)) ||
+	       f->ingestion == SFS_JS_FAILED;
+}
+
+/* Copy the listening MP3 out and check it with real decoders. */
+static void check_mp3(struct env *v, const char *id, double want)
+{
+	char path[512], buf[65536];
+	struct sfs_err e;
+	ssize_t n;
+	int fd, out;
+	double got;
+
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_file_open(v->s, &v->a, id, SFS_CONTENT_LISTENING, &fd,
+				 NULL, &e), SFS_OK);
+	snprintf(path, sizeof(path), "%s/out.mp3", v->tmp);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	REQUIRE(out >= 0);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		CHECK(write(out, buf, (size_t)n) == n);
+	close(out);
+	close(fd);
+	got = probe_duration(path);
+	CHECK(got > 0 && fabs(got - want) < 0.1);
+	if (!(got > 0 && fabs(got - want) < 0.1))
+		fprintf(stderr, "  mp3 duration %.3f, source %.3f\n", got, want);
+	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", path) == 0);
+}
+
+static void t_upload_gets_listening_audio(void)
+{
+	struct sfs_file f;
+	struct env v;
+	char path[512];
+
+	env_init(&v);
+	sfs_file_init(&f);
+	REQUIRE(env_open(&v, 1) == 0);
+	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
+	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
+	CHECK(f.la.status == SFS_JS_PENDING || f.la.status == SFS_JS_PROCESSING
+	      || f.la.status == SFS_JS_COMPLETED);
+	CHECK(f.mime && !strcmp(f.mime, "audio/wav"));
+	CHECK(f.duration > 0.5);
+	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	CHECK(f.la.status == SFS_JS_COMPLETED);
+	CHECK(f.la.size > 0 && f.la.created_at > 0);
+	if (f.la.status == SFS_JS_COMPLETED)
+		check_mp3(&v, f.id, f.duration);
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
+static void t_not_audio_fails_with_reason(void)
+{
+	struct sfs_file f;
+	struct env v;
+	char path[512];
+
+	env_init(&v);
+	sfs_file_init(&f);
+	REQUIRE(env_open(&v, 1) == 0);
+	snprintf(path, sizeof(path), "%s/notes.txt", srcdir);
+	REQUIRE(upload(&v, path, "notes.txt", 1, &f) == 0);
+	CHECK(f.duration < 0);
+	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	CHECK(f.la.status == SFS_JS_FAILED);
+	CHECK(f.la.error && strstr(f.la.error, "unsupported"));
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
+static void t_delete_cancels_and_leaves_nothing(void)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+	struct env v;
+	char path[512], cmd[600], out[64] = "", id[SFS_ID_SIZE];
+	FILE *p;
+
+	env_init(&v);
+	sfs_file_init(&f);
+	sfs_err_init(&e);
+	REQUIRE(env_open(&v, 0) == 0);	/* no workers: the job waits */
+	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
+	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
+	CHECK(f.la.status == SFS_JS_PENDING);
+	REQUIRE_ST(sfs_file_delete(v.s, &v.a, f.id, 1, &e), SFS_OK);
+	REQUIRE_ST(sfs_workers_start(v.s, 1, &e), SFS_OK);
+	usleep(800 * 1000);
+	snprintf(id, sizeof(id), "%s", f.id);
+	sfs_file_release(&f);
+	REQUIRE_ST(sfs_file_get(v.s, &v.a, id, &f, &e), SFS_OK);
+	CHECK(f.purged && f.la.status != SFS_JS_COMPLETED);
+	/* no blob file is left: content and MP3 are both gone */
+	snprintf(cmd, sizeof(cmd), "find '%s/blobs' -type f | wc -l", v.tmp);
+	p = popen(cmd, "r");
+	REQUIRE(p != NULL);
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	pclose(p);
+	CHECK(strtol(out, NULL, 10) == 0);
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
+static void t_resume_after_crash_mid_job(void)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+	struct env v;
+	char path[512], id[SFS_ID_SIZE];
+	pid_t pid;
+	int status = 0;
+
+	env_init(&v);
+	v.cfg.job_lease_seconds = 1;
+	sfs_file_init(&f);
+	sfs_err_init(&e);
+	REQUIRE(env_open(&v, 0) == 0);
+	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
+	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
+	snprintf(id, sizeof(id), "%s", f.id);
+	sfs_store_close(v.s);
+	v.s = NULL;
+
+	pid = fork();
+	if (pid == 0) {
+		struct sfs_store *s;
+
+		setenv("SFS_CRASH_AT", "listening-encoded", 1);
+		if (sfs_store_open(v.tmp, &v.cfg, &s, &e) ||
+		    sfs_workers_start(s, 1, &e))
+			_exit(2);
+		sleep(60);
+		_exit(3);	/* the crash point was never reached */
+	}
+	REQUIRE(pid > 0);
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 77);
+
+	REQUIRE(env_open(&v, 1) == 0);
+	REQUIRE(wait_for(&v, id, &f, la_settled) == 0);
+	CHECK(f.la.status == SFS_JS_COMPLETED);
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int start_http(void)
+{
+	char port[16];
+	int i;
+
+	http_port = free_port();
+	snprintf(port, sizeof(port), "%d", http_port);
+	http_pid = fork();
+	if (http_pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("python3", "python3", "-m", "http.server", port,
+		       "--bind", "127.0.0.1", "--directory", srcdir,
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 100; i++) {
+		if (run("curl -s -o /dev/null http://127.0.0.1:%d/", http_port)
+		    == 0)
+			return 0;
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+static int import(struct env *v, const char *uri, struct sfs_file *out)
+{
+	struct sfs_file_spec sp = { .name = "imported", .uri = uri,
+				    .listening = 1 };
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	return sfs_file_create(v->s, &v->a, &sp, NULL, out, &e) ? -1 : 0;
+}
+
+static void t_import_from_http(void)
+{
+	struct sfs_file f;
+	struct env v;
+	char uri[256], sha[65], cmd[700];
+	FILE *p;
+
+	env_init(&v);
+	sfs_file_init(&f);
+	snprintf(v.cfg.import_allow, sizeof(v.cfg.import_allow),
+		 "127.0.0.1/32");
+	REQUIRE(env_open(&v, 1) == 0);
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav",
+		 http_port);
+	REQUIRE(import(&v, uri, &f) == 0);
+	CHECK(f.ingestion == SFS_JS_PENDING || f.ingestion ==
+	      SFS_JS_PROCESSING || f.ingestion == SFS_JS_COMPLETED);
+	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
+	CHECK(f.ingestion == SFS_JS_COMPLETED);
+	CHECK(f.la.status == SFS_JS_COMPLETED);
+	CHECK(f.duration > 0.5 && f.mime && !strcmp(f.mime, "audio/wav"));
+	snprintf(cmd, sizeof(cmd), "openssl dgst -sha256 -r '%s/speech.wav'",
+		 srcdir);
+	p = popen(cmd, "r");
+	REQUIRE(p != NULL);
+	CHECK(fscanf(p, "%64s", sha) == 1);
+	pclose(p);
+	CHECK(!strcmp(sha, f.sha256));
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
+static void t_import_failures(void)
+{
+	struct sfs_file f;
+	struct env v;
+	char uri[256];
+
+	env_init(&v);
+	sfs_file_init(&f);
+	REQUIRE(env_open(&v, 1) == 0);
+	/* without the allow-list, loopback is blocked */
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav",
+		 http_port);
+	REQUIRE(import(&v, uri, &f) == 0);
+	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
+	CHECK(f.ingestion == SFS_JS_FAILED);
+	CHECK(f.ingest_error && strstr(f.ingest_error, "blocked"));
+	CHECK(f.la.status != SFS_JS_COMPLETED);
+	sfs_file_release(&f);
+	sfs_store_close(v.s);
+	v.s = NULL;
+
+	snprintf(v.cfg.import_allow, sizeof(v.cfg.import_allow),
+		 "127.0.0.1/32");
+	REQUIRE(env_open(&v, 1) == 0);
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/missing.wav",
+		 http_port);
+	REQUIRE(import(&v, uri, &f) == 0);
+	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
+	CHECK(f.ingestion == SFS_JS_FAILED);
+	CHECK(f.ingest_error && strstr(f.ingest_error, "404"));
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
+int main(void)
+{
+	srcdir = th_tmpdir();
+	if (run("espeak-ng -s 160 -w '%s/speech.wav' 'This is a test of the"
+		" listening audio of speech f s. It has a few sentences so"
+		" that the recording lasts for a few seconds.'", srcdir) ||
+	    run("echo 'plain text, not audio' > '%s/notes.txt'", srcdir)) {
+		fprintf(stderr, "cannot make test audio\n");
+		return 2;
+	}
+	RUN(t_upload_gets_listening_audio);
+	RUN(t_not_audio_fails_with_reason);
+	RUN(t_delete_cancels_and_leaves_nothing);
+	RUN(t_resume_after_crash_mid_job);
+	if (start_http() == 0) {
+		RUN(t_import_from_http);
+		RUN(t_import_failures);
+	} else {
+		fprintf(stderr, "cannot start the local HTTP server\n");
+		th_failed++;
+	}
+	if (http_pid > 0) {
+		kill(http_pid, SIGTERM);
+		waitpid(http_pid, NULL, 0);
+	}
+	th_rmrf(srcdir);
+	return th_report();
+}
