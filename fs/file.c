@@ -272,8 +272,9 @@ static int open_node(struct fs_node *n, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 0;
-	fi->keep_cache = !wr && same_content(h->ino, h->which ? n->f.la.sha256
-							      : n->f.sha256);
+	fi->keep_cache = !wr && (h->which ? same_content(FS_INO_LISTENING +
+							 h->ino, n->f.la.sha256)
+					  : same_content(h->ino, n->f.sha256));
 	return 0;
 }
 

@@ -124,6 +124,12 @@ int fs_rename_names(const struct sfs_file *f, const char *entry,
 /* The extension of a filename (".wav"), or "" when none. */
 const char *fs_ext(const char *filename);
 
+/* Find `entry` among the listing of vdir (mode) and load its full row. */
+int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
+		 struct fs_node *n);
+/* sfs_dir_stat of a vpath into n->di; -ENOENT for bad paths. */
+int fs_stat_vdir(const char *vdir, struct fs_node *n);
+
 /* ---- dir.c ------------------------------------------------------------ */
 
 void fs_stat_dir(struct stat *st, int64_t ino, int64_t mtime_ns);

@@ -369,7 +369,7 @@ int fs_split(const char *mpath, char *dir, size_t dirsize, const char **last)
 }
 
 /* Find `entry` among the listing of `vdir`; load its full row. */
-static int find_file(const char *vdir, const char *entry,
+int fs_find_file(const char *vdir, const char *entry,
 		     enum fs_list_mode mode, struct fs_node *n)
 {
 	struct fs_listing l;
@@ -396,7 +396,7 @@ static int find_file(const char *vdir, const char *entry,
 	return st ? -fs_errno(st, &e) : 0;
 }
 
-static int stat_dir(const char *vdir, struct fs_node *n)
+int fs_stat_vdir(const char *vdir, struct fs_node *n)
 {
 	struct sfs_err e;
 	enum sfs_status st;
@@ -435,7 +435,7 @@ static int resolve_special(const char *mpath, struct fs_node *n)
 		}
 		if (strchr(rest + 1, '/'))
 			return -ENOENT;
-		ret = find_file("", rest + 1, FS_LIST_TRASH, n);
+		ret = fs_find_file("", rest + 1, FS_LIST_TRASH, n);
 		if (!ret)
 			n->kind = FS_TRASH_FILE;
 		return ret;
@@ -458,43 +458,12 @@ static int resolve_special(const char *mpath, struct fs_node *n)
 			return -ENOENT;
 		snprintf(n->owner, sizeof(n->owner), "%.36s", rest + 1);
 		last = slash + 1;
-		ret = find_file(n->owner, last, FS_LIST_SHARED, n);
+		ret = fs_find_file(n->owner, last, FS_LIST_SHARED, n);
 		if (!ret)
 			n->kind = FS_SHARED_FILE;
 		return ret;
 	}
 	return 1;
-}
-
-int fs_listening_resolve(const char *rest, struct fs_node *n)
-{
-	const char *last;
-	char dir[SFS_VPATH_MAX + 2];
-	int ret;
-
-	if (!*rest || !strcmp(rest, "/")) {
-		snprintf(n->dir, sizeof(n->dir), "/");
-		n->kind = FS_LA_DIR;
-		return stat_dir("/", n);
-	}
-	ret = fs_split(rest, dir, sizeof(dir), &last);
-	if (ret)
-		return ret;
-	if (fs_dirpath(dir, n->dir, sizeof(n->dir)))
-		return -ENOENT;
-	ret = find_file(n->dir, last, FS_LIST_LISTENING, n);
-	if (!ret) {
-		n->kind = FS_LA_FILE;
-		return 0;
-	}
-	if (ret != -ENOENT)
-		return ret;
-	if (fs_dirpath(rest, n->dir, sizeof(n->dir)))
-		return -ENOENT;
-	ret = stat_dir(n->dir, n);
-	if (!ret)
-		n->kind = FS_LA_DIR;
-	return ret;
 }
 
 int fs_resolve(const char *path, struct fs_node *n)
@@ -514,7 +483,7 @@ int fs_resolve(const char *path, struct fs_node *n)
 	if (!strcmp(mpath, "/")) {
 		snprintf(n->dir, sizeof(n->dir), "/");
 		n->kind = FS_DIR;
-		return stat_dir("/", n);
+		return fs_stat_vdir("/", n);
 	}
 	ret = resolve_special(mpath, n);
 	if (ret <= 0)
@@ -522,7 +491,7 @@ int fs_resolve(const char *path, struct fs_node *n)
 	ret = fs_split(mpath, n->dir, sizeof(n->dir), &last);
 	if (ret)
 		return ret;
-	ret = find_file(n->dir, last, FS_LIST_FILES, n);
+	ret = fs_find_file(n->dir, last, FS_LIST_FILES, n);
 	if (!ret) {
 		n->kind = FS_FILE;
 		return 0;
@@ -531,7 +500,7 @@ int fs_resolve(const char *path, struct fs_node *n)
 		return ret;
 	if (fs_dirpath(mpath, n->dir, sizeof(n->dir)))
 		return -ENOENT;
-	ret = stat_dir(n->dir, n);
+	ret = fs_stat_vdir(n->dir, n);
 	if (!ret)
 		n->kind = FS_DIR;
 	return ret;

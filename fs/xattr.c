@@ -1,7 +1,9 @@
 /*
  * Extended attributes of the mount's files: user.speechfs.* names for the
  * file model's fields (tags, description, publishMode, metadata writable;
- * the rest and the whole JSON read-only) and the freedesktop aliases
+ * the rest and the whole JSON read-only, except that writing "generate"
+ * to listeningAudio.status requests the listening MP3, as the API's
+ * POST .../listening-audio does) and the freedesktop aliases
  * user.xdg.tags / user.xdg.comment. security.* and system.* are answered
  * with ENODATA at once, without touching the database.
  */
@@ -36,7 +38,7 @@ static const struct {
 	{ PFX "durationSeconds", XA_DURATION, 0, 1 },
 	{ PFX "filename", XA_FILENAME, 0, 1 },
 	{ PFX "ingestionStatus", XA_INGESTION, 0, 1 },
-	{ PFX "listeningAudio.status", XA_LA_STATUS, 0, 1 },
+	{ PFX "listeningAudio.status", XA_LA_STATUS, 2, 1 },
 	{ PFX "json", XA_JSON, 0, 1 },
 	{ "user.xdg.tags", XA_TAGS, 1, 0 },
 	{ "user.xdg.comment", XA_DESCRIPTION, 1, 0 },
@@ -206,6 +208,31 @@ static int update(const char *path, const struct sfs_file_update *u)
 	return ret;
 }
 
+/* "generate" written to listeningAudio.status: make the listening MP3. */
+static int generate(const char *path, const char *val, size_t size)
+{
+	struct fs_node n;
+	struct sfs_err e;
+	enum sfs_status st;
+	int ret;
+
+	while (size && val[size - 1] == '\n')
+		size--;
+	if (size != 8 || memcmp(val, "generate", 8))
+		return -EINVAL;
+	sfs_err_init(&e);
+	ret = fs_resolve(path, &n);
+	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
+		ret = is_file(&n) ? -EACCES : -ENOTSUP;
+	if (!ret) {
+		st = sfs_listening_generate(g_fs.store, &g_fs.actor, n.f.id,
+					    NULL, &e);
+		ret = -fs_errno(st, &e);
+	}
+	fs_node_release(&n);
+	return ret;
+}
+
 int fs_setxattr(const char *path, const char *name, const char *val,
 		size_t size, int flags)
 {
@@ -222,6 +249,8 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 		return -ENOTSUP;
 	if (!xattrs[i].writable)
 		return -EPERM;
+	if (xattrs[i].which == XA_LA_STATUS)
+		return generate(path, val, size);
 	if (memchr(val, '\0', size))
 		return -EINVAL;
 	copy = malloc(size + 1);

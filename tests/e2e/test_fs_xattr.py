@@ -83,9 +83,13 @@ def test_read_only_fields(f):
     assert len(fid) == 36
     assert xget(f, P + "filename") == "talk.wav"
     for name in ("id", "sha256", "json", "filename", "durationSeconds",
-                 "ingestionStatus", "listeningAudio.status"):
+                 "ingestionStatus"):
         with pytest.raises(PermissionError):
             os.setxattr(f, P + name, b"x")
+    # the listening status takes only the "generate" request
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, P + "listeningAudio.status", b"COMPLETED")
+    assert ei.value.errno == errno.EINVAL
     assert xget(f, P + "id") == fid
 
 
