@@ -124,6 +124,10 @@ install: all
 	$(if $(filter $(B)/speechfs,$(BINS)),install -m 755 $(B)/speechfs $(DESTDIR)$(PREFIX)/bin/speechfs)
 	$(if $(filter $(B)/speechfsd,$(BINS)),install -m 755 $(B)/speechfsd $(DESTDIR)$(PREFIX)/sbin/speechfsd)
 
+# A demo store under ./var, the daemon on 127.0.0.1:8080, the mount at ./mnt.
+run: deps all
+	B=$(B) ./packaging/run-demo.sh
+
 check-format:
 	clang-format --dry-run --Werror $(CORE_SRC) $(HTTPD_SRC) $(FS_SRC) include/speechfs/*.h
 

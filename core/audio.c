@@ -24,7 +24,7 @@
 #define SNIFF_BYTES	64
 #define ID3_SIZE	32		/* our tag: header, TLEN, padding */
 #define MAX_FRAME	2880		/* largest MP3 frame */
-#define INFO_MIN_FRAME	192		/* Info + LAME extension + tag CRC */
+#define INFO_BYTES	52		/* Info (no TOC) + LAME extension */
 #define PROGRESS_NS	1000000000LL
 #define UNSUPPORTED_MSG	"unsupported or unrecognised audio format"
 
@@ -324,26 +324,29 @@ static const int mpeg_kbps[2][15] = {
 
 /*
  * Our own Info frame, for when LAME leaves its tag out because the
- * stream's frames are too small to hold it (16 kHz mono 32 kbps): the
- * header of LAME's first frame at the lowest bitrate whose frame holds an
- * Info tag with the LAME extension (encoder delay and padding, so decoders
- * trim them), no TOC (the stream is CBR). Returns the frame size, 0 when
- * the header is not one we know.
+ * stream's frames are too small to hold it (LAME wants room for a TOC; at
+ * 22.05 kHz mono 48 kbps or 16 kHz mono 32 kbps there is none): an Info
+ * tag without TOC (the stream is CBR, seeking is linear) and the LAME
+ * extension (encoder delay and padding, so decoders trim them), in a frame
+ * like LAME's first, at the stream's bitrate when it fits, else at the
+ * lowest that does. Returns the frame size, 0 for a header we do not know.
  */
 static int own_frame_size(const unsigned char *h, int *kbps_index)
 {
-	int ver = (h[1] >> 3) & 3, sri = (h[2] >> 2) & 3;
-	int mpeg1 = ver == 3, i, rate;
+	int ver = (h[1] >> 3) & 3, sri = (h[2] >> 2) & 3, bi = h[2] >> 4;
+	int mpeg1 = ver == 3, mono = (h[3] >> 6) == 3, i, rate, need;
 
-	if (ver == 1 || sri == 3 || ((h[1] >> 1) & 3) != 1)
+	if (ver == 1 || sri == 3 || ((h[1] >> 1) & 3) != 1 || bi == 15)
 		return 0;
 	rate = mpeg_rates[ver][sri];
-	for (i = 1; i < 15; i++) {
-		int size = (mpeg1 ? 144000 : 72000) * mpeg_kbps[mpeg1][i] /
+	need = 4 + (mpeg1 ? (mono ? 17 : 32) : (mono ? 9 : 17)) + INFO_BYTES;
+	for (i = 0; i < 15; i++) {
+		int k = i == 0 ? bi : i;
+		int size = (mpeg1 ? 144000 : 72000) * mpeg_kbps[mpeg1][k] /
 			   rate;
 
-		if (size >= INFO_MIN_FRAME) {
-			*kbps_index = i;
+		if (k > 0 && size >= need) {
+			*kbps_index = k;
 			return size;
 		}
 	}
@@ -395,9 +398,9 @@ static int own_info_frame(lame_global_flags *gf, const struct enc *x,
 	p[22] = (unsigned char)(((delay & 15) << 4) | ((pad >> 8) & 15));
 	p[23] = (unsigned char)pad;
 	put_be32(p + 28, (uint32_t)x->audio_bytes);
-	/* the tag's CRC covers the frame's first 190 bytes */
+	/* the tag's CRC covers the frame up to the CRC itself */
 	{
-		uint16_t c = crc16(f, 190, 0);
+		uint16_t c = crc16(f, (size_t)(p + 34 - f), 0);
 
 		p[34] = c >> 8;
 		p[35] = c & 0xff;

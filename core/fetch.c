@@ -39,6 +39,7 @@ struct fetch {
 	long code;
 	char reason[64];
 	int64_t content_length;
+	int chunked;		/* a chunked body's Content-Length is moot */
 	struct sfs_buf errbody;	/* start of an error body (S3's XML) */
 
 	char blocked[160];	/* why the last address was refused */
@@ -66,7 +67,7 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- URI validation ---------------------------------------------------- */
+/* ---- URI validation ---- */
 
 static int lower_alnum(int c)
 {
@@ -89,11 +90,11 @@ static size_t scheme_len(const char *uri)
 	if (!((uri[0] >= 'a' && uri[0] <= 'z') ||
 	      (uri[0] >= 'A' && uri[0] <= 'Z')))
 		return 0;
-	while (uri[i] && uri[i] != ':') {
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789+-.", uri[i]))
+	for (; uri[i] && uri[i] != ':'; i++) {
+		char c = (char)(uri[i] | 0x20);	/* ASCII lower case */
+
+		if (!lower_alnum(c) && !strchr("+-.", uri[i]))
 			return 0;
-		i++;
 	}
 	return uri[i] == ':' ? i : 0;
 }
@@ -184,11 +185,11 @@ enum sfs_status sfs_fetch_check_uri(const char *uri, struct sfs_err *e)
 		return check_http(uri, e);
 	}
 	return sfs_err_field(e, "uri", "unsupported_scheme",
-			     "unsupported scheme '%.*s' (use http, https or s3)",
-			     (int)(n > 16 ? 16 : n), uri);
+			     "unsupported scheme '%.*s' (use http, https or "
+			     "s3)", (int)(n > 16 ? 16 : n), uri);
 }
 
-/* ---- addresses: what may be connected to -------------------------------- */
+/* ---- addresses: what may be connected to ---- */
 
 struct ipaddr {
 	int v6;
@@ -437,21 +438,19 @@ static curl_socket_t on_opensocket(void *p, curlsocktype purpose,
 	ip_text(&ip, text, sizeof(text));
 	hop_host(f, host, sizeof(host));
 	ip_unmap(&ip);
-	if (allowed(f->cfg->import_allow, host, &ip))
-		goto open;
-	why = blocked_why(&ip, buf, sizeof(buf));
-	if (why) {
+	if (!allowed(f->cfg->import_allow, host, &ip) &&
+	    (why = blocked_why(&ip, buf, sizeof(buf)))) {
 		snprintf(f->blocked, sizeof(f->blocked),
 			 "blocked address %s (%s)", text, why);
 		sfs_warn("fetch", "refused to connect to %s for '%s': %s", text,
 			 host, why);
 		return CURL_SOCKET_BAD;
 	}
-open:
+	f->blocked[0] = '\0';	/* an earlier refusal is not the story now */
 	return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
 }
 
-/* ---- the transfer's callbacks ------------------------------------------- */
+/* ---- the transfer's callbacks ---- */
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *p)
 {
@@ -472,13 +471,18 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *p)
 		f->code = sp ? strtol(sp + 1, NULL, 10) : 0;
 		f->reason[0] = '\0';
 		f->content_length = -1;
+		f->chunked = 0;
 		if (sp && strlen(sp) > 5)
 			sfs_strlcpy(f->reason, sp + 5, sizeof(f->reason));
 	} else if (!strncasecmp(line, "content-length:", 15)) {
 		for (i = 15; line[i] == ' ' || line[i] == '\t'; i++)
 			;
-		if (!sfs_parse_i64(line + i, &v) && v >= 0)
+		if (!sfs_parse_i64(line + i, &v) && v >= 0 && !f->chunked)
 			f->content_length = v;
+	} else if (!strncasecmp(line, "transfer-encoding:", 18) &&
+		   strcasestr(line, "chunked")) {
+		f->chunked = 1;
+		f->content_length = -1;
 	} else if (!len && f->code >= 200 && f->code < 300 &&
 		   f->content_length > f->limit) {
 		/* the end of the headers: refuse a declared size at once */
@@ -536,7 +540,7 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow,
 	return 0;
 }
 
-/* ---- S3 ----------------------------------------------------------------- */
+/* ---- S3 ---- */
 
 /* AWS URI encoding of an object key: unreserved bytes and '/' stay. */
 static enum sfs_status s3_encode_key(struct sfs_buf *b, const char *key)
@@ -591,7 +595,8 @@ static enum sfs_status s3_sign(const struct sfs_config *cfg,
 		goto out;
 	SHA256((const unsigned char *)canon.buf, canon.len, digest);
 	sfs_hex(digest, 32, hex);
-	ret = sfs_buf_addf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s",
+	ret = sfs_buf_addf(&sts,
+			   "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s",
 			   amzdate, date, cfg->s3_region, hex);
 	if (ret)
 		goto out;
@@ -603,8 +608,8 @@ static enum sfs_status s3_sign(const struct sfs_config *cfg,
 	hmac(k, 32, sts.buf, digest);
 	sfs_hex(digest, 32, hex);
 	ret = sfs_buf_addf(auth,
-			   "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/%s/"
-			   "s3/aws4_request, SignedHeaders=host;"
+			   "Authorization: AWS4-HMAC-SHA256 Credential="
+			   "%s/%s/%s/s3/aws4_request, SignedHeaders=host;"
 			   "x-amz-content-sha256;x-amz-date, Signature=%s",
 			   cfg->s3_access_key, date, cfg->s3_region, hex);
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -744,18 +749,16 @@ out:
 	return ret;
 }
 
-/* ---- the outcome ---------------------------------------------------------- */
+/* ---- the outcome ---- */
 
+/* Reason phrases for responses without one (HTTP/2). */
 static const struct {
 	long code;
 	const char *reason;
 } reasons[] = {
-	{ 300, "Multiple Choices" }, { 301, "Moved Permanently" },
-	{ 302, "Found" }, { 303, "See Other" }, { 304, "Not Modified" },
-	{ 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
-	{ 400, "Bad Request" }, { 401, "Unauthorized" },
-	{ 403, "Forbidden" }, { 404, "Not Found" },
-	{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+	{ 301, "Moved Permanently" }, { 302, "Found" },
+	{ 304, "Not Modified" }, { 400, "Bad Request" },
+	{ 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
 	{ 410, "Gone" }, { 429, "Too Many Requests" },
 	{ 500, "Internal Server Error" }, { 502, "Bad Gateway" },
 	{ 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
@@ -987,9 +990,9 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 	rc = curl_easy_perform(f.curl);
 	ret = outcome(&f, rc, errbuf, e);
 	if (ret)
-		sfs_debug("fetch", "import from '%s' failed after %lld bytes: %s",
-			 f.s3 ? "s3" : "http", (long long)f.got,
-			 e ? e->message : sfs_status_str(ret));
+		sfs_debug("fetch", "%s import failed after %lld bytes: %s",
+			  f.s3 ? "s3" : "http", (long long)f.got,
+			  e ? e->message : sfs_status_str(ret));
 out:
 	if (f.curl)
 		curl_easy_cleanup(f.curl);

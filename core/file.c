@@ -4,6 +4,8 @@
  * listening audio state. Every rule of the file model is decided here once;
  * the front ends only translate.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1220,6 +1222,12 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 				       "the file's ingestion is %s",
 				       f.ingestion == SFS_JS_FAILED
 					       ? "failed" : "not completed");
+		} else if (f.size == 0) {
+			/* an empty file made without content has no blob */
+			*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (*fd < 0)
+				ret = sfs_errno_status(e, errno,
+						       "opening /dev/null");
 		} else {
 			ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
 		}
@@ -1555,7 +1563,7 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 	struct db_stmt *st;
 	enum sfs_status ret;
 	int64_t now = sfs_now_ms(), inos[64];
-	int k = 0, i, rc, total = 0;
+	int k = 0, m = 0, i, rc, total = 0;
 
 	if (n)
 		*n = 0;
@@ -1577,6 +1585,8 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 		for (k = 0; k < 64 && (rc = db_step(st, e)) == 1; k++)
 			inos[k] = db_col_int(st, 0);
 		db_reset(st);
+		if (k < 64 && rc < 0)
+			ret = e && e->status ? e->status : SFS_IO;
 		for (i = 0; i < k && !ret; i++) {
 			struct sfs_file f;
 
@@ -1591,9 +1601,8 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 				" LIMIT 64", e);
 		if (!ret && !st)
 			ret = SFS_IO;
+		m = 0;
 		if (!ret) {
-			int m = 0;
-
 			db_bind_int(st, 1, now);
 			while (m < 64 && db_step(st, e) == 1)
 				inos[m++] = db_col_int(st, 0);
@@ -1607,15 +1616,14 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 						" la_purge_at = NULL WHERE id = ?1",
 						inos[i], now, e);
 			}
-			k += m;
 		}
 		if (ret) {
 			db_rollback(d);
 			break;
 		}
 		ret = db_commit(d, e);
-		total += k;
-	} while (!ret && k == 64);
+		total += k + m;
+	} while (!ret && (k == 64 || m == 64));
 	db_put(d);
 	if (n)
 		*n = total;

@@ -45,7 +45,7 @@ enum sfs_status sfs_fetch_check_uri(const char *uri, struct sfs_err *e)
  *
  * Errors: SFS_INVALID (bad URI), SFS_FORBIDDEN ("import_blocked": an
  * address refused by the SSRF check), SFS_TOO_LARGE, SFS_CONFLICT
- * ("cancelled"), SFS_UNSUPPORTED (s3 without an endpoint host), SFS_IO
+ * ("cancelled"), SFS_UNSUPPORTED (an s3 endpoint not http(s)), SFS_IO
  * ("import_failed": the remote side or the network failed), or what the
  * stage returned (SFS_NO_SPACE, SFS_IO ...).
  * Safe to call from many threads at once.

@@ -65,13 +65,14 @@ static const char *src(const char *name)
 	return path[i];
 }
 
-/* Duration of a source per sox; s.mp3 is e.wav encoded by lame. */
+/* Duration of a source per sox; s.mp3 and s.opus are e.wav encoded. */
 static double soxi_duration(const char *path)
 {
 	char out[128];
 	size_t n = strlen(path);
 
-	if (n > 6 && !strcmp(path + n - 6, "/s.mp3"))
+	if ((n > 6 && !strcmp(path + n - 6, "/s.mp3")) ||
+	    (n > 7 && !strcmp(path + n - 7, "/s.opus")))
 		return soxi_duration(src("e.wav"));
 
 	if (capture(out, sizeof(out), "soxi -D '%s'", path))
@@ -190,28 +191,34 @@ static long tlen_ms(const char *path)
 	return strtol((char *)b + 21, NULL, 10);
 }
 
-/* Whether the first frame after the ID3 tag is a Xing/Info frame. */
-static int has_info_frame(const char *path)
+/*
+ * The flags of the Xing/Info tag in the first frame after the ID3 tag, or
+ * -1 without one. LAME's own tag has a TOC (flag 4); the one core/audio.c
+ * writes when LAME leaves its tag out has only frames and bytes (3).
+ */
+static int info_flags(const char *path)
 {
 	unsigned char b[256];
 	FILE *f = fopen(path, "rb");
 	size_t n, i, id3;
 
 	if (!f)
-		return 0;
+		return -1;
 	n = fread(b, 1, sizeof(b), f);
 	fclose(f);
 	if (n < 10 || memcmp(b, "ID3", 3))
-		return 0;
+		return -1;
 	id3 = 10 + ((size_t)b[6] << 21 | (size_t)b[7] << 14 |
 		    (size_t)b[8] << 7 | b[9]);
 	if (id3 + 4 > n || b[id3] != 0xff)
-		return 0;
-	for (i = id3 + 4; i + 4 <= n && i < id3 + 40; i++)
+		return -1;
+	for (i = id3 + 4; i + 8 <= n && i < id3 + 40; i++)
 		if (!memcmp(b + i, "Info", 4) || !memcmp(b + i, "Xing", 4))
-			return 1;
-	return 0;
+			return b[i + 7];
+	return -1;
 }
+
+static int last_info_flags;
 
 /*
  * Encode, then check what players would see. ffprobe's duration is the
@@ -227,7 +234,7 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 	struct env v;
 	struct sfs_err e;
 	struct probe p;
-	char mp3[512], wav[512];
+	char mp3[512], wav[512], enc[64];
 	double d = soxi_duration(src(name)), tol, dec;
 	long ms;
 
@@ -257,7 +264,13 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 	if (fabs(dec - d) >= 0.01)
 		fprintf(stderr, "  %s: decoded %.4f s, source %.4f s\n", name,
 			dec, d);
-	CHECK(has_info_frame(mp3));
+	/* ffmpeg names the encoder only if the LAME tag CRC is right */
+	CHECK(capture(enc, sizeof(enc), "ffprobe -v error -show_entries "
+		      "stream_tags=encoder -of default=nw=1:nk=1 '%s'",
+		      mp3) == 0);
+	CHECK(!strcmp(enc, "LAME3.100\n"));
+	last_info_flags = info_flags(mp3);
+	CHECK(last_info_flags == 3 || last_info_flags == 15);
 	ms = tlen_ms(mp3);
 	CHECK(labs(ms - lround(d * 1000)) <= 1);
 	env_close(&v);
@@ -278,11 +291,19 @@ static void test_encode_wav_44k_stereo(void)
 	o.sample_rate = 44100;
 	o.bitrate_kbps = 96;
 	check_encode("w44s.wav", &o, 44100, 2);
+	CHECK(last_info_flags == 15);		/* LAME's tag fits */
 }
 
 static void test_encode_flac(void)
 {
+	struct sfs_audio_opts o;
+
 	check_encode("s.flac", NULL, 22050, 1);
+	CHECK(last_info_flags == 3);		/* 156-byte frames: ours */
+	/* channels is an upper bound: mono stays mono */
+	sfs_audio_opts_init(&o);
+	o.channels = 2;
+	check_encode("s.flac", &o, 22050, 1);
 }
 
 static void test_encode_ogg(void)
@@ -295,6 +316,12 @@ static void test_encode_mp3(void)
 	check_encode("s.mp3", NULL, 22050, 1);
 }
 
+static void test_encode_opus_caf(void)
+{
+	check_encode("s.opus", NULL, 22050, 1);
+	check_encode("s.caf", NULL, 22050, 1);
+}
+
 /* 16 kHz mono 32 kbps: LAME leaves its tag out; ours must be there. */
 static void test_encode_small_frames(void)
 {
@@ -304,9 +331,11 @@ static void test_encode_small_frames(void)
 	o.sample_rate = 16000;
 	o.bitrate_kbps = 32;
 	check_encode("w16.wav", &o, 16000, 1);
+	CHECK(last_info_flags == 3);
 	o.sample_rate = 8000;
 	o.bitrate_kbps = 8;
 	check_encode("w16.wav", &o, 8000, 1);
+	CHECK(last_info_flags == 3);
 }
 
 static void test_encode_vbr(void)
@@ -316,6 +345,7 @@ static void test_encode_vbr(void)
 	sfs_audio_opts_init(&o);
 	o.vbr = 1;
 	check_encode("w44s.wav", &o, 22050, 1);
+	CHECK(last_info_flags == 15);
 }
 
 static void test_probe(void)
@@ -326,6 +356,7 @@ static void test_probe(void)
 		{ "w16.wav", "audio/wav" },	{ "w44s.wav", "audio/wav" },
 		{ "s.flac", "audio/flac" },	{ "s.ogg", "audio/ogg" },
 		{ "s.aiff", "audio/aiff" },	{ "s.mp3", "audio/mpeg" },
+		{ "s.opus", "audio/ogg" },	{ "s.caf", "audio/x-caf" },
 	};
 	char mime[64];
 	double d;
@@ -351,20 +382,21 @@ static void test_probe(void)
 }
 
 /* Files that are not audio, or not intact, by their magic numbers. */
+#define MAGIC(name, lit, mime) { name, lit, sizeof(lit) - 1, mime }
 static const struct {
 	const char *name, *data;
 	size_t len;
 	const char *mime;
 } magic[] = {
-	{ "t.txt", "hello, this is not audio\n", 25,
-	  "application/octet-stream" },
-	{ "t.pdf", "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", 25,
-	  "application/pdf" },
-	{ "t.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, "image/png" },
-	{ "t.jpg", "\xff\xd8\xff\xe0\0\x10JFIF\0", 11, "image/jpeg" },
-	{ "t.m4a", "\0\0\0\x20" "ftypM4A \0\0\0\0", 16, "audio/mp4" },
-	{ "t.wav", "RIFF\x24\x10\0\0WAVEfmt ", 16, "audio/wav" },
-	{ "t.empty", "", 0, "application/octet-stream" },
+	MAGIC("t.txt", "hello, this is not audio\n",
+	      "application/octet-stream"),
+	MAGIC("t.pdf", "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
+	      "application/pdf"),
+	MAGIC("t.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png"),
+	MAGIC("t.jpg", "\xff\xd8\xff\xe0\0\x10JFIF\0", "image/jpeg"),
+	MAGIC("t.m4a", "\0\0\0\x20" "ftypM4A \0\0\0\0", "audio/mp4"),
+	MAGIC("t.wav", "RIFF\x24\x10\0\0WAVEfmt ", "audio/wav"),
+	MAGIC("t.empty", "", "application/octet-stream"),
 };
 
 static void test_probe_magic(void)
@@ -481,6 +513,26 @@ static void test_encode_truncated_wav(void)
 	env_close(&v);
 }
 
+/* No samples at all: a valid MP3 of (next to) no duration. */
+static void test_encode_empty(void)
+{
+	struct env v;
+	struct sfs_err e;
+	struct probe p;
+	char mp3[512];
+
+	REQUIRE(env_open(&v) == 0);
+	snprintf(mp3, sizeof(mp3), "%s/out.mp3", v.tmp);
+	CHECK_ST(encode_file(&v, src("z.wav"), mp3, NULL, NULL, NULL, &e),
+		 SFS_OK);
+	CHECK(ffprobe(mp3, &p) == 0);
+	CHECK(!strcmp(p.format, "mp3"));
+	CHECK(p.duration >= 0 && p.duration < 0.1);
+	CHECK(tlen_ms(mp3) == 0);
+	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
+	env_close(&v);
+}
+
 static void test_encode_bad_opts(void)
 {
 	struct env v;
@@ -571,7 +623,8 @@ static int make_sources(void)
 		"sox e.wav -r 16000 w16.wav && "
 		"sox e.wav -r 44100 -c 2 w44s.wav && "
 		"sox e.wav s.flac && sox e.wav s.ogg && sox e.wav s.aiff && "
-		"lame --quiet -b 64 e.wav s.mp3", dir, text))
+		"sox e.wav s.caf && lame --quiet -b 64 e.wav s.mp3 && "
+		"ffmpeg -v error -i e.wav -c:a libopus s.opus", dir, text))
 		return -1;
 	/*
 	 * garbage over the middle of a FLAC's and an MP3's frames, after a
@@ -585,7 +638,8 @@ static int make_sources(void)
 		"conv=notrunc status=none && "
 		"(printf 'RIFF\\044\\200\\0\\0WAVE' && "
 		"head -c 5000 /dev/urandom) > bad.wav && "
-		"head -c 100044 w16.wav > cut.wav", dir))
+		"head -c 100044 w16.wav > cut.wav && "
+		"sox -n -r 16000 -c 1 -b 16 z.wav trim 0 0", dir))
 		return -1;
 	return 0;
 }
@@ -604,11 +658,13 @@ int main(void)
 	RUN(test_encode_flac);
 	RUN(test_encode_ogg);
 	RUN(test_encode_mp3);
+	RUN(test_encode_opus_caf);
 	RUN(test_encode_small_frames);
 	RUN(test_encode_vbr);
 	RUN(test_encode_not_audio);
 	RUN(test_encode_corrupt);
 	RUN(test_encode_truncated_wav);
+	RUN(test_encode_empty);
 	RUN(test_encode_bad_opts);
 	RUN(test_encode_progress_cancel);
 	RUN(test_encode_stage_limit);

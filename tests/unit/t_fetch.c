@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <openssl/sha.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -213,7 +214,7 @@ static int stage_is(struct ctx *c, const unsigned char *want, size_t n)
 	return ok;
 }
 
-/* ---- URI validation ------------------------------------------------------ */
+/* ---- URI validation ---- */
 
 static void t_check_uri_accepts(void)
 {
@@ -300,7 +301,7 @@ static void t_fetch_refuses_bad_scheme(void)
 	ctx_close(&c);
 }
 
-/* ---- plain downloads ------------------------------------------------------ */
+/* ---- plain downloads ---- */
 
 static void t_ok(void)
 {
@@ -322,6 +323,28 @@ static void t_ok(void)
 	/* exactly at the limit is fine */
 	CHECK_ST(get(&c, "/ok/5000", 5000), SFS_OK);
 	free(want);
+	ctx_close(&c);
+}
+
+/* Proxy variables cannot route an import around the address check. */
+static void t_proxy_env_ignored(void)
+{
+	static const char *vars[] = { "http_proxy", "HTTPS_PROXY",
+				      "https_proxy", "ALL_PROXY", "all_proxy" };
+	struct ctx c;
+	size_t i;
+
+	REQUIRE(ctx_open(&c) == 0);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		setenv(vars[i], "http://10.255.255.1:3128", 1);
+	setenv("no_proxy", "", 1);
+	setenv("NO_PROXY", "", 1);
+	CHECK_ST(get(&c, "/ok/10", 0), SFS_OK);
+	CHECK(sfs_stage_size(c.st) == 10);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
 	ctx_close(&c);
 }
 
@@ -382,7 +405,7 @@ static void t_tls_verified(void)
 	ctx_close(&c);
 }
 
-/* ---- time limits ---------------------------------------------------------- */
+/* ---- time limits ---- */
 
 /*
  * A listener whose accept queue is full (backlog 0, two connections
@@ -447,7 +470,7 @@ static void t_slow_server(void)
 	ctx_close(&c);
 }
 
-/* ---- redirects ------------------------------------------------------------ */
+/* ---- redirects ---- */
 
 static void t_redirects(void)
 {
@@ -519,7 +542,7 @@ static void t_allow_by_host_name(void)
 	ctx_close(&c);
 }
 
-/* ---- size limits ---------------------------------------------------------- */
+/* ---- size limits ---- */
 
 static void t_too_large(void)
 {
@@ -560,10 +583,13 @@ static void t_cut_short(void)
 	CHECK(has(&c.e, "of 1000 bytes"));
 	CHECK_ST(get(&c, "/chunk-cut", 0), SFS_IO);
 	CHECK(has(&c.e, "transfer cut short"));
+	/* a complete chunked body is whole, whatever Content-Length says */
+	CHECK_ST(get(&c, "/chunked-with-length", 0), SFS_OK);
+	CHECK(sfs_stage_size(c.st) == 100);
 	ctx_close(&c);
 }
 
-/* ---- the address check ---------------------------------------------------- */
+/* ---- the address check ---- */
 
 static void t_blocked_by_default(void)
 {
@@ -637,7 +663,7 @@ static void t_allow_v6(void)
 	ctx_close(&c);
 }
 
-/* ---- progress and cancellation -------------------------------------------- */
+/* ---- progress and cancellation ---- */
 
 static int count_calls(void *arg)
 {
@@ -678,7 +704,60 @@ static void t_progress(void)
 	ctx_close(&c);
 }
 
-/* ---- S3 ------------------------------------------------------------------- */
+/* ---- threads ---- */
+
+struct par {
+	struct ctx *c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	enum sfs_status ret;
+};
+
+static void *par_fetch(void *arg)
+{
+	struct par *p = arg;
+
+	p->ret = sfs_fetch(&p->c->cfg, p->c->url, p->st, 0, NULL, NULL,
+			   &p->e);
+	return NULL;
+}
+
+/* Fetches may run at once in several threads (the job workers). */
+static void t_parallel(void)
+{
+	struct par p[4];
+	pthread_t th[4];
+	struct ctx c;
+	int i, n = 0;
+
+	REQUIRE(ctx_open(&c) == 0);
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/ok/300000",
+		 web.port);
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < 4; i++) {
+		p[i].c = &c;
+		if (sfs_stage_new(c.s, &p[i].st, &p[i].e) ||
+		    pthread_create(&th[i], NULL, par_fetch, &p[i]))
+			break;
+	}
+	n = i;
+	CHECK(n == 4);
+	for (i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_ST(p[i].ret, SFS_OK);
+		CHECK_ST(sfs_stage_finish(p[i].st, &p[i].e), SFS_OK);
+		CHECK(sfs_stage_size(p[i].st) == 300000);
+		if (i)
+			CHECK(!strcmp(sfs_stage_sha256(p[i].st),
+				      sfs_stage_sha256(p[0].st)));
+	}
+	for (i = 0; i < 4; i++)
+		if (p[i].st)
+			sfs_stage_free(p[i].st);
+	ctx_close(&c);
+}
+
+/* ---- S3 ---- */
 
 static void s3_config(struct ctx *c)
 {
@@ -793,6 +872,7 @@ int main(void)
 	RUN(t_check_uri_refuses);
 	RUN(t_fetch_refuses_bad_scheme);
 	RUN(t_ok);
+	RUN(t_proxy_env_ignored);
 	RUN(t_http_errors);
 	RUN(t_connect_refused);
 	RUN(t_unresolvable);
@@ -807,6 +887,7 @@ int main(void)
 	RUN(t_blocked_by_default);
 	RUN(t_allow_v6);
 	RUN(t_progress);
+	RUN(t_parallel);
 	RUN(t_s3_get);
 	RUN(t_s3_encoded_key);
 	RUN(t_s3_errors);

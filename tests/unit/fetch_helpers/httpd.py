@@ -109,6 +109,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"c" * 500)
             self.cut()
+        elif what == "chunked-with-length":
+            # both framings: chunked wins (RFC 9112 6.3), the length is moot
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"64\r\n" + b"q" * 100 + b"\r\n0\r\n\r\n")
         elif what == "chunk-cut":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -122,6 +129,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    srv.handle_error = lambda request, address: None  # clients that hang up
     if sys.argv[1:] == ["tls"]:
         with tempfile.TemporaryDirectory() as tmp:
             key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")

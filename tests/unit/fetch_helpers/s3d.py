@@ -106,6 +106,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    srv.handle_error = lambda request, address: None  # clients that hang up
     print("PORT %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 

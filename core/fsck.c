@@ -1,0 +1,705 @@
+/*
+ * The consistency check of a store: blob files without rows, blob rows
+ * without files, file rows referencing no blob row, reference counts
+ * against the files and listening audio using them, and tenant usage.
+ * It runs in constant memory (batches of rows, a streamed directory walk);
+ * every repair is made in a write transaction that re-checks its finding.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "blob_i.h"
+#include "db_i.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define BATCH 256
+
+struct fsck {
+	struct sfs_store *s;
+	struct db *d;
+	int repair;
+	struct sfs_fsck_report *r;
+	void (*report)(void *arg, const char *line);
+	void *arg;
+	struct sfs_err *e;
+};
+
+struct blob_row {
+	int64_t tenant;
+	char sha[65];
+	int64_t size;
+	int64_t refs;
+};
+
+static void say(struct fsck *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void say(struct fsck *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	sfs_info("fsck", "%s", line);
+	if (c->report)
+		c->report(c->arg, line);
+}
+
+static enum sfs_status fail(struct fsck *c)
+{
+	return c->e->status ? c->e->status : SFS_IO;
+}
+
+/* Is there a blob row (tenant, sha)? 1 yes, 0 no, -1 error. */
+static int row_exists(struct fsck *c, int64_t tenant, const char *sha,
+		      int64_t *size)
+{
+	struct db_stmt *q;
+	int rc;
+
+	q = db_prep(c->d, "SELECT size FROM blob WHERE tenant_id = ?1"
+			  " AND sha256 = ?2", c->e);
+	if (!q)
+		return -1;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, sha);
+	rc = db_step(q, c->e);
+	if (rc == 1 && size)
+		*size = db_col_int(q, 0);
+	db_reset(q);
+	return rc;
+}
+
+/* How many file rows reference the blob (content and listening). */
+static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
+		      int64_t *n)
+{
+	struct db_stmt *q;
+	int rc;
+
+	q = db_prep(c->d, "SELECT (SELECT count(*) FROM file"
+			  " WHERE tenant_id = ?1 AND sha256 = ?2"
+			  " AND blob_ref = 1) + (SELECT count(*) FROM file"
+			  " WHERE tenant_id = ?1 AND la_sha256 = ?2"
+			  " AND la_blob_ref = 1)", c->e);
+	if (!q)
+		return -1;
+	db_bind_int(q, 1, tenant);
+	db_bind_text(q, 2, sha);
+	rc = db_step(q, c->e);
+	if (rc == 1)
+		*n = db_col_int(q, 0);
+	db_reset(q);
+	return rc == 1 ? 0 : -1;
+}
+
+static int file_present(struct fsck *c, int64_t tenant, const char *sha,
+			int64_t *size)
+{
+	char path[4096];
+	struct stat sb;
+
+	blob_path(c->s, tenant, sha, path, sizeof(path));
+	if (stat(path, &sb) < 0)
+		return 0;
+	if (size)
+		*size = sb.st_size;
+	return 1;
+}
+
+/*
+ * Remove the blob file when no row names it, under the write lock so that
+ * no commit of another process links it in between.
+ */
+static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
+					   const char *sha, int *removed)
+{
+	char path[4096];
+	enum sfs_status ret;
+	int rc;
+
+	*removed = 0;
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	rc = row_exists(c, tenant, sha, NULL);
+	if (rc == 0) {
+		blob_path(c->s, tenant, sha, path, sizeof(path));
+		if (unlink(path) == 0)
+			*removed = 1;
+		else if (errno != ENOENT)
+			ret = sfs_errno_status(c->e, errno, "removing a blob");
+	} else if (rc < 0) {
+		ret = fail(c);
+	}
+	db_rollback(c->d);
+	return ret;
+}
+
+/* ---- file rows whose blob row is missing ------------------------------ */
+
+/*
+ * A file row points at (tenant, sha) with no blob row. If the blob file is
+ * there, the row is made again; otherwise the content is marked discarded.
+ */
+static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
+				    int64_t tenant, const char *sha)
+{
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int64_t size = 0, refs = 0, now = sfs_now_ms();
+	int rc;
+
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	rc = row_exists(c, tenant, sha, NULL);
+	if (rc != 0)
+		goto out;	/* made meanwhile, or an error */
+	if (file_present(c, tenant, sha, &size)) {
+		if (count_refs(c, tenant, sha, &refs) < 0)
+			goto out;
+		q = db_prep(c->d, "INSERT INTO blob(tenant_id, sha256, size,"
+				  " refs, created_at)"
+				  " VALUES (?1, ?2, ?3, ?4, ?5)", c->e);
+		if (!q)
+			goto out;
+		db_bind_int(q, 1, tenant);
+		db_bind_text(q, 2, sha);
+		db_bind_int(q, 3, size);
+		db_bind_int(q, 4, refs);
+		db_bind_int(q, 5, now);
+		if (db_run(q, c->e))
+			goto out;
+		q = db_prep(c->d, "UPDATE tenant SET used_bytes ="
+				  " used_bytes + ?2 WHERE id = ?1", c->e);
+		if (!q)
+			goto out;
+		db_bind_int(q, 1, tenant);
+		db_bind_int(q, 2, size);
+		if (db_run(q, c->e))
+			goto out;
+		say(c, "repaired: made the row of blob %lld/%s again"
+		       " (%lld references)", (long long)tenant, sha,
+		    (long long)refs);
+	} else {
+		if (la)
+			q = db_prep(c->d, "UPDATE file SET la_purged = 1,"
+					  " la_purged_at = ?2,"
+					  " la_purge_at = NULL, la_blob_ref = 0,"
+					  " ctime_ns = ?3 WHERE id = ?1", c->e);
+		else
+			q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
+					  " discarded_at = ?2, blob_ref = 0,"
+					  " ctime_ns = ?3 WHERE id = ?1", c->e);
+		if (!q)
+			goto out;
+		db_bind_int(q, 1, ino);
+		db_bind_int(q, 2, now);
+		db_bind_int(q, 3, now * 1000000);
+		if (db_run(q, c->e))
+			goto out;
+		say(c, "repaired: file row %lld marked %s", (long long)ino,
+		    la ? "listening audio purged" : "content discarded");
+	}
+	ret = db_commit(c->d, c->e);
+	if (!ret)
+		c->r->repaired++;
+	return ret;
+out:
+	ret = rc < 0 ? fail(c) : c->e->status;
+	db_rollback(c->d);
+	return ret;
+}
+
+static enum sfs_status check_dangling(struct fsck *c, int la)
+{
+	struct {
+		int64_t ino, tenant;
+		char sha[65];
+	} batch[BATCH];
+	struct db_stmt *q;
+	enum sfs_status ret = SFS_OK;
+	int64_t after = 0;
+	int n, i, rc;
+
+	do {
+		if (la)
+			q = db_prep(c->d, "SELECT id, tenant_id, la_sha256"
+					  " FROM file WHERE id > ?1"
+					  " AND la_blob_ref = 1"
+					  " ORDER BY id LIMIT 256", c->e);
+		else
+			q = db_prep(c->d, "SELECT id, tenant_id, sha256"
+					  " FROM file WHERE id > ?1"
+					  " AND blob_ref = 1"
+					  " ORDER BY id LIMIT 256", c->e);
+		if (!q)
+			return fail(c);
+		db_bind_int(q, 1, after);
+		for (n = 0; n < BATCH && (rc = db_step(q, c->e)) == 1; n++) {
+			const char *t = db_col_text(q, 2);
+
+			batch[n].ino = db_col_int(q, 0);
+			batch[n].tenant = db_col_int(q, 1);
+			sfs_strlcpy(batch[n].sha, t ? t : "",
+				    sizeof(batch[n].sha));
+		}
+		db_reset(q);
+		if (n < BATCH && rc < 0)
+			return fail(c);
+		for (i = 0; i < n && !ret; i++) {
+			after = batch[i].ino;
+			rc = row_exists(c, batch[i].tenant, batch[i].sha, NULL);
+			if (rc < 0)
+				return fail(c);
+			if (rc == 1)
+				continue;
+			c->r->bad_refcounts++;
+			say(c, "file row %lld references %s blob %lld/%s,"
+			       " which has no row", (long long)batch[i].ino,
+			    la ? "listening" : "content",
+			    (long long)batch[i].tenant, batch[i].sha);
+			if (c->repair)
+				ret = fix_dangling(c, batch[i].ino, la,
+						   batch[i].tenant,
+						   batch[i].sha);
+		}
+	} while (!ret && n == BATCH);
+	return ret;
+}
+
+/* ---- blob rows -------------------------------------------------------- */
+
+/* The blob's file is gone: its users lose the content, visibly. */
+static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
+{
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int64_t size = 0, now = sfs_now_ms();
+	int rc;
+
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	rc = row_exists(c, b->tenant, b->sha, &size);
+	if (rc != 1 || file_present(c, b->tenant, b->sha, NULL))
+		goto out;
+	q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
+			  " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
+			  " WHERE tenant_id = ?1 AND sha256 = ?2"
+			  " AND blob_ref = 1", c->e);
+	if (!q)
+		goto out;
+	db_bind_int(q, 1, b->tenant);
+	db_bind_text(q, 2, b->sha);
+	db_bind_int(q, 3, now);
+	db_bind_int(q, 4, now * 1000000);
+	if (db_run(q, c->e))
+		goto out;
+	q = db_prep(c->d, "UPDATE file SET la_purged = 1, la_purged_at = ?3,"
+			  " la_purge_at = NULL, la_blob_ref = 0,"
+			  " ctime_ns = ?4 WHERE tenant_id = ?1"
+			  " AND la_sha256 = ?2 AND la_blob_ref = 1", c->e);
+	if (!q)
+		goto out;
+	db_bind_int(q, 1, b->tenant);
+	db_bind_text(q, 2, b->sha);
+	db_bind_int(q, 3, now);
+	db_bind_int(q, 4, now * 1000000);
+	if (db_run(q, c->e))
+		goto out;
+	q = db_prep(c->d, "DELETE FROM blob WHERE tenant_id = ?1"
+			  " AND sha256 = ?2", c->e);
+	if (!q)
+		goto out;
+	db_bind_int(q, 1, b->tenant);
+	db_bind_text(q, 2, b->sha);
+	if (db_run(q, c->e))
+		goto out;
+	q = db_prep(c->d, "UPDATE tenant SET used_bytes = used_bytes - ?2"
+			  " WHERE id = ?1", c->e);
+	if (!q)
+		goto out;
+	db_bind_int(q, 1, b->tenant);
+	db_bind_int(q, 2, size);
+	if (db_run(q, c->e))
+		goto out;
+	ret = db_commit(c->d, c->e);
+	if (!ret) {
+		c->r->repaired++;
+		say(c, "repaired: users of blob %lld/%s marked content"
+		       " discarded, row removed", (long long)b->tenant,
+		    b->sha);
+	}
+	return ret;
+out:
+	ret = rc < 0 ? fail(c) : c->e->status;
+	db_rollback(c->d);
+	return ret;
+}
+
+static enum sfs_status fix_refs(struct fsck *c, const struct blob_row *b)
+{
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int64_t refs = 0, size = 0;
+	int rc, removed = 0;
+
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	rc = row_exists(c, b->tenant, b->sha, &size);
+	if (rc != 1 || count_refs(c, b->tenant, b->sha, &refs) < 0)
+		goto out;
+	if (refs > 0) {
+		q = db_prep(c->d, "UPDATE blob SET refs = ?3"
+				  " WHERE tenant_id = ?1 AND sha256 = ?2",
+			    c->e);
+		if (!q)
+			goto out;
+		db_bind_int(q, 3, refs);
+	} else {
+		q = db_prep(c->d, "DELETE FROM blob WHERE tenant_id = ?1"
+				  " AND sha256 = ?2", c->e);
+		if (!q)
+			goto out;
+	}
+	db_bind_int(q, 1, b->tenant);
+	db_bind_text(q, 2, b->sha);
+	if (db_run(q, c->e))
+		goto out;
+	if (refs == 0) {
+		q = db_prep(c->d, "UPDATE tenant SET used_bytes ="
+				  " used_bytes - ?2 WHERE id = ?1", c->e);
+		if (!q)
+			goto out;
+		db_bind_int(q, 1, b->tenant);
+		db_bind_int(q, 2, size);
+		if (db_run(q, c->e))
+			goto out;
+	}
+	ret = db_commit(c->d, c->e);
+	if (!ret && refs == 0)
+		ret = remove_unreferenced(c, b->tenant, b->sha, &removed);
+	if (!ret) {
+		c->r->repaired++;
+		say(c, "repaired: blob %lld/%s now has %lld references%s",
+		    (long long)b->tenant, b->sha, (long long)refs,
+		    refs ? "" : " (row and file removed)");
+	}
+	return ret;
+out:
+	ret = rc < 0 ? fail(c) : c->e->status;
+	db_rollback(c->d);
+	return ret;
+}
+
+static enum sfs_status check_row(struct fsck *c, const struct blob_row *b)
+{
+	int64_t refs = 0, size = 0;
+
+	c->r->blobs_checked++;
+	if (!file_present(c, b->tenant, b->sha, &size)) {
+		c->r->missing_files++;
+		say(c, "blob %lld/%s has a row but no file",
+		    (long long)b->tenant, b->sha);
+		return c->repair ? fix_missing(c, b) : SFS_OK;
+	}
+	if (size != b->size)
+		say(c, "blob %lld/%s is %lld bytes, its row says %lld",
+		    (long long)b->tenant, b->sha, (long long)size,
+		    (long long)b->size);
+	if (count_refs(c, b->tenant, b->sha, &refs) < 0)
+		return fail(c);
+	if (refs == b->refs)
+		return SFS_OK;
+	c->r->bad_refcounts++;
+	say(c, "blob %lld/%s counts %lld references, %lld found",
+	    (long long)b->tenant, b->sha, (long long)b->refs, (long long)refs);
+	return c->repair ? fix_refs(c, b) : SFS_OK;
+}
+
+static enum sfs_status check_rows(struct fsck *c)
+{
+	struct blob_row batch[BATCH], last = { 0, "", 0, 0 };
+	struct db_stmt *q;
+	enum sfs_status ret = SFS_OK;
+	int n, i, rc;
+
+	do {
+		q = db_prep(c->d, "SELECT tenant_id, sha256, size, refs"
+				  " FROM blob WHERE (tenant_id, sha256) >"
+				  " (?1, ?2) ORDER BY tenant_id, sha256"
+				  " LIMIT 256", c->e);
+		if (!q)
+			return fail(c);
+		db_bind_int(q, 1, last.tenant);
+		db_bind_text(q, 2, last.sha);
+		for (n = 0; n < BATCH && (rc = db_step(q, c->e)) == 1; n++) {
+			batch[n].tenant = db_col_int(q, 0);
+			sfs_strlcpy(batch[n].sha, db_col_text(q, 1),
+				    sizeof(batch[n].sha));
+			batch[n].size = db_col_int(q, 2);
+			batch[n].refs = db_col_int(q, 3);
+		}
+		db_reset(q);
+		if (n < BATCH && rc < 0)
+			return fail(c);
+		for (i = 0; i < n && !ret; i++) {
+			last = batch[i];
+			ret = check_row(c, &batch[i]);
+		}
+	} while (!ret && n == BATCH);
+	return ret;
+}
+
+/* ---- files under blobs/ ----------------------------------------------- */
+
+static enum sfs_status check_file(struct fsck *c, int64_t tenant,
+				  const char *shard, const char *name)
+{
+	enum sfs_status ret;
+	int rc, removed = 0;
+
+	if (!sfs_is_sha256_hex(name) || strncmp(name, shard, 2)) {
+		say(c, "unexpected file blobs/%lld/%s/%s (left alone)",
+		    (long long)tenant, shard, name);
+		return SFS_OK;
+	}
+	rc = row_exists(c, tenant, name, NULL);
+	if (rc < 0)
+		return fail(c);
+	if (rc == 1)
+		return SFS_OK;
+	/* confirm under the write lock: a commit may be linking it now */
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	rc = row_exists(c, tenant, name, NULL);
+	db_rollback(c->d);
+	if (rc < 0)
+		return fail(c);
+	if (rc == 1)
+		return SFS_OK;
+	c->r->orphan_files++;
+	say(c, "orphan blob file %lld/%s has no row", (long long)tenant,
+	    name);
+	if (!c->repair)
+		return SFS_OK;
+	ret = remove_unreferenced(c, tenant, name, &removed);
+	if (!ret && removed) {
+		c->r->repaired++;
+		say(c, "repaired: removed orphan blob file %lld/%s",
+		    (long long)tenant, name);
+	}
+	return ret;
+}
+
+static enum sfs_status walk_shard(struct fsck *c, int64_t tenant,
+				  const char *dir, const char *shard)
+{
+	enum sfs_status ret = SFS_OK;
+	struct dirent *de;
+	DIR *dh;
+
+	dh = opendir(dir);
+	if (!dh)
+		return sfs_errno_status(c->e, errno, "opening a blob directory");
+	while (!ret && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		ret = check_file(c, tenant, shard, de->d_name);
+	}
+	closedir(dh);
+	return ret;
+}
+
+static enum sfs_status walk_tenant(struct fsck *c, int64_t tenant,
+				   const char *dir)
+{
+	enum sfs_status ret = SFS_OK;
+	char path[4096];
+	struct dirent *de;
+	struct stat sb;
+	DIR *dh;
+
+	dh = opendir(dir);
+	if (!dh)
+		return sfs_errno_status(c->e, errno, "opening a blob directory");
+	while (!ret && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (strlen(de->d_name) != 2 || stat(path, &sb) < 0 ||
+		    !S_ISDIR(sb.st_mode)) {
+			say(c, "unexpected entry blobs/%lld/%s (left alone)",
+			    (long long)tenant, de->d_name);
+			continue;
+		}
+		ret = walk_shard(c, tenant, path, de->d_name);
+	}
+	closedir(dh);
+	return ret;
+}
+
+static enum sfs_status walk_blobs(struct fsck *c)
+{
+	enum sfs_status ret = SFS_OK;
+	char path[4096];
+	struct dirent *de;
+	struct stat sb;
+	int64_t tenant;
+	DIR *dh;
+
+	dh = opendir(c->s->blob_dir);
+	if (!dh)
+		return sfs_errno_status(c->e, errno, "opening blobs/");
+	while (!ret && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c->s->blob_dir,
+			 de->d_name);
+		if (sfs_parse_i64(de->d_name, &tenant) || stat(path, &sb) < 0 ||
+		    !S_ISDIR(sb.st_mode)) {
+			say(c, "unexpected entry blobs/%s (left alone)",
+			    de->d_name);
+			continue;
+		}
+		ret = walk_tenant(c, tenant, path);
+	}
+	closedir(dh);
+	return ret;
+}
+
+/* ---- tenant usage ----------------------------------------------------- */
+
+static enum sfs_status fix_usage(struct fsck *c, int64_t tenant)
+{
+	struct db_stmt *q;
+	enum sfs_status ret;
+
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	q = db_prep(c->d, "UPDATE tenant SET used_bytes = (SELECT"
+			  " coalesce(sum(size), 0) FROM blob"
+			  " WHERE tenant_id = ?1), used_files = (SELECT"
+			  " count(*) FROM file WHERE tenant_id = ?1"
+			  " AND is_purged = 0) WHERE id = ?1", c->e);
+	if (!q) {
+		db_rollback(c->d);
+		return fail(c);
+	}
+	db_bind_int(q, 1, tenant);
+	ret = db_run(q, c->e);
+	if (!ret)
+		ret = db_commit(c->d, c->e);
+	else
+		db_rollback(c->d);
+	if (!ret) {
+		c->r->repaired++;
+		say(c, "repaired: usage of tenant %lld recounted",
+		    (long long)tenant);
+	}
+	return ret;
+}
+
+static enum sfs_status check_usage(struct fsck *c)
+{
+	struct db_stmt *q;
+	enum sfs_status ret = SFS_OK;
+	int64_t tenant = 0, used_bytes = 0, used_files = 0, bytes = 0;
+	int64_t files = 0;
+	int rc;
+
+	for (;;) {
+		q = db_prep(c->d, "SELECT t.id, t.used_bytes, t.used_files,"
+				  " (SELECT coalesce(sum(size), 0) FROM blob b"
+				  " WHERE b.tenant_id = t.id),"
+				  " (SELECT count(*) FROM user u"
+				  " JOIN file f ON f.owner_id = u.id"
+				  " WHERE u.tenant_id = t.id"
+				  " AND f.is_purged = 0)"
+				  " FROM tenant t WHERE t.id > ?1"
+				  " ORDER BY t.id LIMIT 1", c->e);
+		if (!q)
+			return fail(c);
+		db_bind_int(q, 1, tenant);
+		rc = db_step(q, c->e);
+		if (rc == 1) {
+			tenant = db_col_int(q, 0);
+			used_bytes = db_col_int(q, 1);
+			used_files = db_col_int(q, 2);
+			bytes = db_col_int(q, 3);
+			files = db_col_int(q, 4);
+		}
+		db_reset(q);
+		if (rc < 0)
+			return fail(c);
+		if (rc == 0)
+			return SFS_OK;
+		if (used_bytes == bytes && used_files == files)
+			continue;
+		say(c, "tenant %lld records %lld bytes in %lld files;"
+		       " found %lld bytes in %lld files", (long long)tenant,
+		    (long long)used_bytes, (long long)used_files,
+		    (long long)bytes, (long long)files);
+		if (c->repair) {
+			ret = fix_usage(c, tenant);
+			if (ret)
+				return ret;
+		}
+	}
+}
+
+enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
+			 struct sfs_fsck_report *r,
+			 void (*report)(void *arg, const char *line),
+			 void *arg, struct sfs_err *e)
+{
+	struct sfs_fsck_report dummy;
+	struct sfs_err le;
+	struct fsck c;
+	enum sfs_status ret;
+
+	if (!r)
+		r = &dummy;
+	memset(r, 0, sizeof(*r));
+	c.s = s;
+	c.d = NULL;
+	c.repair = repair;
+	c.r = r;
+	c.report = report;
+	c.arg = arg;
+	/* our own error record, so every failure keeps its status */
+	sfs_err_init(&le);
+	c.e = &le;
+	ret = db_get(s, &c.d, c.e);
+	if (ret)
+		goto out;
+	/* dangling references first: their blob files may still be there */
+	ret = check_dangling(&c, 0);
+	if (!ret)
+		ret = check_dangling(&c, 1);
+	if (!ret)
+		ret = check_rows(&c);
+	if (!ret)
+		ret = walk_blobs(&c);
+	if (!ret)
+		ret = check_usage(&c);
+	db_put(c.d);
+out:
+	if (ret && e && !e->status)
+		*e = le;
+	return ret;
+}

@@ -1,0 +1,987 @@
+/*
+ * Queries of files: the parameters of GET /files and shared-with-me with
+ * their validation, and the list queries themselves, assembled from fixed
+ * SQL fragments with every value bound (never spliced into the SQL text).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "db_i.h"
+#include "file_i.h"
+#include "speechfs/json.h"
+#include "speechfs/query.h"
+#include "speechfs/tag.h"
+#include "speechfs/vpath.h"
+#include "store_i.h"
+#include "util_i.h"
+
+/* ---- parameters -------------------------------------------------------- */
+
+void sfs_query_init(struct sfs_query *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->page = 0;
+	q->size = SFS_PAGE_SIZE_DEFAULT;
+	q->deleted = 0;
+	q->discarded = -1;
+	q->created_after = INT64_MIN;
+	q->created_before = INT64_MAX;
+	q->la_deleted = -1;
+	q->la_discarded = -1;
+	q->path = strdup("/");	/* NULL (out of memory) also means "/" */
+	q->recursive = 0;
+	q->sort = SFS_SORT_CREATED;
+	q->desc = 1;
+	q->tags_any = 0;
+	q->publish = -1;
+	q->access = -1;
+}
+
+void sfs_query_release(struct sfs_query *q)
+{
+	free(q->name);
+	free(q->filename);
+	free(q->path);
+	sfs_strv_free(q->tags);
+	q->name = q->filename = q->path = NULL;
+	q->tags = NULL;
+	q->ntags = 0;
+}
+
+static enum sfs_status bad(struct sfs_err *e, const char *key,
+			   const char *why)
+{
+	return sfs_err_field(e, key, "invalid", "%s", why);
+}
+
+static enum sfs_status parse_bool(const char *key, const char *v, int *out,
+				  struct sfs_err *e)
+{
+	if (!strcmp(v, "true"))
+		*out = 1;
+	else if (!strcmp(v, "false"))
+		*out = 0;
+	else
+		return bad(e, key, "must be true or false");
+	return SFS_OK;
+}
+
+/* "PENDING,FAILED" -> a mask of 1 << enum sfs_jstate. */
+static enum sfs_status parse_states(const char *key, const char *v,
+				    unsigned *out, struct sfs_err *e)
+{
+	char item[16];
+	const char *p = v, *end;
+	unsigned mask = 0;
+	int st;
+
+	for (;;) {
+		size_t n;
+
+		end = strchr(p, ',');
+		if (!end)
+			end = p + strlen(p);
+		while (p < end && *p == ' ')
+			p++;
+		n = (size_t)(end - p);
+		while (n && p[n - 1] == ' ')
+			n--;
+		st = -1;
+		if (n && n < sizeof(item)) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			st = sfs_jstate_parse(item);
+		}
+		if (st < 0)
+			return bad(e, key, "values are PENDING, PROCESSING, "
+					   "COMPLETED, FAILED");
+		mask |= 1u << st;
+		if (!*end)
+			break;
+		p = end + 1;
+	}
+	*out = mask;
+	return SFS_OK;
+}
+
+static enum sfs_status parse_sort(const char *key, const char *v,
+				  struct sfs_query *q, struct sfs_err *e)
+{
+	static const struct {
+		const char *name;
+		enum sfs_sort sort;
+	} fields[] = {
+		{ "creationDate", SFS_SORT_CREATED },
+		{ "name", SFS_SORT_NAME },
+		{ "size", SFS_SORT_SIZE },
+	};
+	const char *comma = strchr(v, ',');
+	size_t n = comma ? (size_t)(comma - v) : strlen(v), i;
+	int desc = 0;
+
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
+		if (strlen(fields[i].name) == n &&
+		    !memcmp(fields[i].name, v, n))
+			break;
+	if (i == ARRAY_SIZE(fields))
+		return bad(e, key, "fields are name, creationDate, size");
+	if (comma) {
+		if (!strcasecmp(comma + 1, "desc"))
+			desc = 1;
+		else if (strcasecmp(comma + 1, "asc"))
+			return bad(e, key, "direction is asc or desc");
+	}
+	q->sort = fields[i].sort;
+	q->desc = desc;
+	return SFS_OK;
+}
+
+static enum sfs_status parse_tags(const char *key, const char *v,
+				  struct sfs_query *q, struct sfs_err *e)
+{
+	struct sfs_err sub;
+	char **tags = NULL;
+	size_t n = 0;
+	enum sfs_status ret;
+
+	sfs_err_init(&sub);
+	ret = sfs_tags_split(v, &tags, &n, &sub);
+	if (ret == SFS_INVALID)
+		return bad(e, key, sub.nfields ? sub.fields[0].message
+					       : "invalid tag");
+	if (ret)
+		return sfs_errf(e, ret, NULL, "%s", sub.message);
+	if (n > SFS_QUERY_TAGS_MAX) {
+		sfs_strv_free(tags);
+		return sfs_err_field(e, key, "too_long", "at most %d tags",
+				     SFS_QUERY_TAGS_MAX);
+	}
+	sfs_strv_free(q->tags);
+	q->tags = tags;
+	q->ntags = n;
+	return SFS_OK;
+}
+
+static enum sfs_status set_str(char **dst, const char *v, struct sfs_err *e)
+{
+	char *s = NULL;
+
+	if (*v) {
+		s = strdup(v);
+		if (!s)
+			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	}
+	free(*dst);
+	*dst = s;
+	return SFS_OK;
+}
+
+enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
+				const char *v, struct sfs_err *e)
+{
+	int64_t n;
+	int b = 0;
+
+	if (!key)
+		return sfs_errf(e, SFS_NOT_FOUND, NULL, "no parameter name");
+	if (!v)
+		v = "";
+	if (!strcmp(key, "page")) {
+		if (sfs_parse_i64(v, &n) || n < 0 ||
+		    n > INT64_MAX / SFS_PAGE_SIZE_MAX)
+			return bad(e, key, "must be an integer >= 0");
+		q->page = n;
+	} else if (!strcmp(key, "size")) {
+		if (sfs_parse_i64(v, &n) || n < 1 || n > SFS_PAGE_SIZE_MAX)
+			return sfs_err_field(e, key, "invalid",
+					     "must be an integer from 1 to %d",
+					     SFS_PAGE_SIZE_MAX);
+		q->size = n;
+	} else if (!strcmp(key, "isDeleted")) {
+		if (parse_bool(key, v, &q->deleted, e))
+			return SFS_INVALID;
+	} else if (!strcmp(key, "isContentDiscarded")) {
+		if (parse_bool(key, v, &q->discarded, e))
+			return SFS_INVALID;
+	} else if (!strcmp(key, "ingestionStatus")) {
+		return parse_states(key, v, &q->ingestion, e);
+	} else if (!strcmp(key, "name")) {
+		return set_str(&q->name, v, e);
+	} else if (!strcmp(key, "filename")) {
+		return set_str(&q->filename, v, e);
+	} else if (!strcmp(key, "sha256")) {
+		size_t i;
+
+		char low[65];
+
+		for (i = 0; i < 64 && v[i]; i++)
+			low[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32
+								  : v[i]);
+		low[i] = '\0';
+		if (i < 64 || v[64] || !sfs_is_sha256_hex(low))
+			return bad(e, key, "must be 64 hexadecimal digits");
+		memcpy(q->sha256, low, sizeof(low));
+	} else if (!strcmp(key, "createdAfter") ||
+		   !strcmp(key, "createdBefore")) {
+		if (sfs_iso8601_parse(v, &n))
+			return bad(e, key, "must be an ISO 8601 date-time");
+		if (key[7] == 'A')
+			q->created_after = n;
+		else
+			q->created_before = n;
+	} else if (!strcmp(key, "listeningAudio.status")) {
+		return parse_states(key, v, &q->la_status, e);
+	} else if (!strcmp(key, "listeningAudio.deleted")) {
+		if (parse_bool(key, v, &q->la_deleted, e))
+			return SFS_INVALID;
+	} else if (!strcmp(key, "listeningAudio.contentDiscarded")) {
+		if (parse_bool(key, v, &q->la_discarded, e))
+			return SFS_INVALID;
+	} else if (!strcmp(key, "path")) {
+		char *p;
+
+		if (sfs_vpath_check(v, key, e))
+			return SFS_INVALID;
+		p = strdup(v);
+		if (!p)
+			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		free(q->path);
+		q->path = p;
+	} else if (!strcmp(key, "recursive")) {
+		if (parse_bool(key, v, &b, e))
+			return SFS_INVALID;
+		q->recursive = b;
+	} else if (!strcmp(key, "sort")) {
+		return parse_sort(key, v, q, e);
+	} else if (!strcmp(key, "tags")) {
+		return parse_tags(key, v, q, e);
+	} else if (!strcmp(key, "tagsMatch")) {
+		if (!strcasecmp(v, "all"))
+			q->tags_any = 0;
+		else if (!strcasecmp(v, "any"))
+			q->tags_any = 1;
+		else
+			return bad(e, key, "must be all or any");
+	} else if (!strcmp(key, "publishMode")) {
+		b = sfs_publish_parse(v);
+		if (b < 0)
+			return bad(e, key, "must be PRIVATE or INTERNAL");
+		q->publish = b;
+	} else if (!strcmp(key, "accessType")) {
+		b = sfs_access_parse(v);
+		if (b < 0)
+			return bad(e, key, "must be DIRECT_SHARE or INTERNAL");
+		q->access = b;
+	} else {
+		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+				"unknown parameter '%s'", key);
+	}
+	return SFS_OK;
+}
+
+void sfs_file_list_release(struct sfs_file_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		sfs_file_release(&l->files[i]);
+	free(l->files);
+	for (i = 0; i < l->ndirs; i++)
+		free(l->dirs[i]);
+	free(l->dirs);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---- SQL assembly ------------------------------------------------------ */
+
+#define QB_BINDS 96
+#define QB_OWNED 8
+
+/*
+ * A statement being assembled: SQL text made of fixed fragments only, and
+ * the values for its '?' placeholders in order. The first failure sticks.
+ */
+struct qb {
+	struct sfs_buf sql;
+	struct {
+		int text;
+		int64_t i;
+		const char *s;
+	} b[QB_BINDS];
+	int n;
+	char *owned[QB_OWNED];
+	int nowned;
+	enum sfs_status st;
+};
+
+static void qb_init(struct qb *qb)
+{
+	memset(qb, 0, sizeof(*qb));
+	sfs_buf_init(&qb->sql, 1 << 20);
+}
+
+static void qb_release(struct qb *qb)
+{
+	int i;
+
+	for (i = 0; i < qb->nowned; i++)
+		free(qb->owned[i]);
+	sfs_buf_release(&qb->sql);
+}
+
+/* Append a fixed SQL fragment (a string literal, never a value). */
+static void add(struct qb *qb, const char *frag)
+{
+	if (!qb->st && sfs_buf_adds(&qb->sql, frag))
+		qb->st = SFS_NOMEM;
+}
+
+static void bind_int(struct qb *qb, int64_t v)
+{
+	if (qb->n >= QB_BINDS) {
+		qb->st = SFS_IO;
+		return;
+	}
+	qb->b[qb->n].text = 0;
+	qb->b[qb->n++].i = v;
+}
+
+/* Bind a string that outlives the statement (the query's own). */
+static void bind_text(struct qb *qb, const char *s)
+{
+	if (qb->n >= QB_BINDS) {
+		qb->st = SFS_IO;
+		return;
+	}
+	qb->b[qb->n].text = 1;
+	qb->b[qb->n++].s = s;
+}
+
+/* Bind a heap string the builder now owns. */
+static void bind_owned(struct qb *qb, char *s)
+{
+	if (!s || qb->nowned >= QB_OWNED) {
+		free(s);
+		if (!qb->st)
+			qb->st = SFS_NOMEM;
+		return;
+	}
+	qb->owned[qb->nowned++] = s;
+	bind_text(qb, s);
+}
+
+static struct db_stmt *qb_prep(struct qb *qb, struct db *d, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int i;
+
+	if (qb->st) {
+		sfs_errf(e, qb->st, NULL, "cannot assemble the query");
+		return NULL;
+	}
+	st = db_prep_dyn(d, qb->sql.buf, e);
+	if (!st)
+		return NULL;
+	for (i = 0; i < qb->n; i++) {
+		if (qb->b[i].text)
+			db_bind_text(st, i + 1, qb->b[i].s);
+		else
+			db_bind_int(st, i + 1, qb->b[i].i);
+	}
+	return st;
+}
+
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* The needle as one FTS5 string: "..." with each '"' doubled. */
+static char *fts_phrase(const char *col, const char *needle)
+{
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	const char *p;
+	int bad_ = 0;
+
+	bad_ |= sfs_buf_adds(&b, col) != SFS_OK;
+	bad_ |= sfs_buf_adds(&b, " : \"") != SFS_OK;
+	for (p = needle; *p && !bad_; p++) {
+		if (*p == '"')
+			bad_ |= sfs_buf_addch(&b, '"') != SFS_OK;
+		bad_ |= sfs_buf_addch(&b, *p) != SFS_OK;
+	}
+	bad_ |= sfs_buf_addch(&b, '"') != SFS_OK;
+	if (bad_) {
+		sfs_buf_release(&b);
+		return NULL;
+	}
+	return sfs_buf_detach(&b, NULL);
+}
+
+/* %needle% for LIKE ... ESCAPE '\'. */
+static char *like_pattern(const char *needle)
+{
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	const char *p;
+	int bad_ = 0;
+
+	bad_ |= sfs_buf_addch(&b, '%') != SFS_OK;
+	for (p = needle; *p && !bad_; p++) {
+		if (*p == '%' || *p == '_' || *p == '\\')
+			bad_ |= sfs_buf_addch(&b, '\\') != SFS_OK;
+		bad_ |= sfs_buf_addch(&b, *p) != SFS_OK;
+	}
+	bad_ |= sfs_buf_addch(&b, '%') != SFS_OK;
+	if (bad_) {
+		sfs_buf_release(&b);
+		return NULL;
+	}
+	return sfs_buf_detach(&b, NULL);
+}
+
+/*
+ * Case-insensitive substring filter on f.name or f.filename: through the
+ * trigram index when the needle has a trigram, else LIKE over the rows the
+ * other conditions already narrowed to.
+ */
+static void substring(struct qb *qb, int filename, const char *needle)
+{
+	if (!needle)
+		return;
+	if (utf8_chars(needle) >= 3) {
+		add(qb, " AND f.id IN (SELECT rowid FROM file_fts"
+			" WHERE file_fts MATCH ?)");
+		bind_owned(qb, fts_phrase(filename ? "filename" : "name",
+					  needle));
+	} else {
+		add(qb, filename ? " AND f.filename LIKE ? ESCAPE '\\'"
+				 : " AND f.name LIKE ? ESCAPE '\\'");
+		bind_owned(qb, like_pattern(needle));
+	}
+}
+
+/*
+ * Tags (names compared case-insensitively within the tenant). Probing
+ * each candidate row with EXISTS is cheapest when another index already
+ * narrowed the rows (a directory, a trigram search); for a recursive
+ * listing of everything, the files carrying the tag are the way in, so
+ * the first condition is written as an IN list the planner can drive from
+ * (`drive`).
+ */
+static void tags_filter(struct qb *qb, const struct sfs_query *q,
+			int64_t tenant, int drive)
+{
+	size_t i;
+
+	if (!q->ntags)
+		return;
+	if (drive)
+		add(qb, " AND f.id IN (SELECT ft.file_id FROM file_tag ft"
+			" JOIN tag t ON t.id = ft.tag_id WHERE t.tenant_id = ?");
+	else
+		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
+			" JOIN tag t ON t.id = ft.tag_id"
+			" WHERE ft.file_id = f.id AND t.tenant_id = ?");
+	bind_int(qb, tenant);
+	if (q->tags_any) {
+		add(qb, " AND t.name COLLATE NOCASE IN (");
+		for (i = 0; i < q->ntags; i++) {
+			add(qb, i ? ", ?" : "?");
+			bind_text(qb, q->tags[i]);
+		}
+		add(qb, "))");
+		return;
+	}
+	add(qb, " AND t.name = ? COLLATE NOCASE)");
+	bind_text(qb, q->tags[0]);
+	for (i = 1; i < q->ntags; i++) {
+		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
+			" JOIN tag t ON t.id = ft.tag_id"
+			" WHERE ft.file_id = f.id AND t.tenant_id = ?"
+			" AND t.name = ? COLLATE NOCASE)");
+		bind_int(qb, tenant);
+		bind_text(qb, q->tags[i]);
+	}
+}
+
+static int uses_fts(const struct sfs_query *q)
+{
+	return (q->name && utf8_chars(q->name) >= 3) ||
+	       (q->filename && utf8_chars(q->filename) >= 3);
+}
+
+/* Do the tagged files drive the query (see tags_filter)? */
+static int tags_drive(const struct sfs_query *q)
+{
+	return q->ntags && q->recursive && !uses_fts(q) &&
+	       (!q->path || !strcmp(q->path, "/"));
+}
+
+/* "/a/" -> "/a0": the first string greater than every path below "/a/". */
+static void upper_bound(const char *path, char *out, size_t size)
+{
+	size_t n = sfs_strlcpy(out, path, size);
+
+	if (n && n < size)
+		out[n - 1] = '/' + 1;
+}
+
+/* The WHERE conditions of GET /files (after "WHERE f.owner_id = ?"). */
+static void files_where(struct qb *qb, const struct sfs_query *q,
+			const struct sfs_actor *a, const char *upper)
+{
+	const char *path = q->path ? q->path : "/";
+
+	/*
+	 * With a trigram search or driving tags, the matching rowids are
+	 * the cheapest way in; without statistics the planner would rather
+	 * walk the owner's whole index and probe the list, so the owner
+	 * term is kept off the indexes ("+").
+	 */
+	add(qb, uses_fts(q) || tags_drive(q) ? " WHERE +f.owner_id = ?"
+					     : " WHERE f.owner_id = ?");
+	bind_int(qb, a->user);
+	if (q->deleted >= 0) {
+		add(qb, " AND f.is_deleted = ?");
+		bind_int(qb, q->deleted);
+	} else {
+		/* keeps the (owner_id, is_deleted, ...) indexes usable */
+		add(qb, " AND f.is_deleted IN (0, 1)");
+	}
+	if (!q->recursive) {
+		add(qb, " AND f.dir = ?");
+		bind_text(qb, path);
+	} else if (strcmp(path, "/")) {
+		add(qb, " AND f.dir >= ? AND f.dir < ?");
+		bind_text(qb, path);
+		bind_text(qb, upper);
+	}
+	if (q->discarded >= 0) {
+		add(qb, " AND f.is_discarded = ?");
+		bind_int(qb, q->discarded);
+	}
+	if (q->ingestion) {
+		add(qb, " AND (? >> f.ingestion) & 1");
+		bind_int(qb, q->ingestion);
+	}
+	if (q->la_status) {
+		add(qb, " AND (? >> f.la_status) & 1");
+		bind_int(qb, q->la_status);
+	}
+	if (q->la_deleted >= 0) {
+		add(qb, " AND f.la_deleted = ?");
+		bind_int(qb, q->la_deleted);
+	}
+	if (q->la_discarded >= 0) {
+		add(qb, " AND f.la_purged = ?");
+		bind_int(qb, q->la_discarded);
+	}
+	if (q->sha256[0]) {
+		add(qb, " AND f.sha256 = ?");
+		bind_text(qb, q->sha256);
+	}
+	if (q->created_after != INT64_MIN) {
+		add(qb, " AND f.created_at >= ?");
+		bind_int(qb, q->created_after);
+	}
+	if (q->created_before != INT64_MAX) {
+		add(qb, " AND f.created_at <= ?");
+		bind_int(qb, q->created_before);
+	}
+	if (q->publish >= 0) {
+		add(qb, " AND f.publish = ?");
+		bind_int(qb, q->publish);
+	}
+	substring(qb, 0, q->name);
+	substring(qb, 1, q->filename);
+	tags_filter(qb, q, a->tenant, tags_drive(q));
+}
+
+static void order_by(struct qb *qb, const struct sfs_query *q)
+{
+	static const char *const frag[3][2] = {
+		[SFS_SORT_CREATED] = { " ORDER BY f.created_at ASC, f.id ASC",
+				       " ORDER BY f.created_at DESC, f.id DESC" },
+		[SFS_SORT_NAME] = { " ORDER BY f.name COLLATE NOCASE ASC,"
+				    " f.id ASC",
+				    " ORDER BY f.name COLLATE NOCASE DESC,"
+				    " f.id DESC" },
+		[SFS_SORT_SIZE] = { " ORDER BY f.size ASC, f.id ASC",
+				    " ORDER BY f.size DESC, f.id DESC" },
+	};
+	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
+
+	add(qb, frag[s][q->desc ? 1 : 0]);
+}
+
+/* The same order for a compound SELECT, by result column number. */
+static void order_by_cols(struct qb *qb, const struct sfs_query *q)
+{
+	static const char *const frag[3][2] = {
+		[SFS_SORT_CREATED] = { " ORDER BY 22 ASC, 1 ASC",
+				       " ORDER BY 22 DESC, 1 DESC" },
+		[SFS_SORT_NAME] = { " ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
+				    " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC" },
+		[SFS_SORT_SIZE] = { " ORDER BY 15 ASC, 1 ASC",
+				    " ORDER BY 15 DESC, 1 DESC" },
+	};
+	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
+
+	add(qb, frag[s][q->desc ? 1 : 0]);
+}
+
+static void limit(struct qb *qb, const struct sfs_query *q)
+{
+	int64_t size = q->size >= 1 && q->size <= SFS_PAGE_SIZE_MAX
+			       ? q->size : SFS_PAGE_SIZE_DEFAULT;
+	int64_t page = q->page >= 0 && q->page <= INT64_MAX / SFS_PAGE_SIZE_MAX
+			       ? q->page : 0;
+
+	add(qb, " LIMIT ? OFFSET ?");
+	bind_int(qb, size);
+	bind_int(qb, page * size);
+}
+
+/* ---- running them ------------------------------------------------------ */
+
+static enum sfs_status push_file(struct sfs_file_list *l, size_t *cap,
+				 struct sfs_file **slot, struct sfs_err *e)
+{
+	if (l->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct sfs_file *nf = realloc(l->files, nc * sizeof(*nf));
+
+		if (!nf)
+			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		l->files = nf;
+		*cap = nc;
+	}
+	*slot = &l->files[l->n];
+	sfs_file_init(*slot);
+	return SFS_OK;
+}
+
+static enum sfs_status status_of(struct sfs_err *e)
+{
+	return e && e->status ? e->status : SFS_IO;
+}
+
+/*
+ * Run a page query: each row is FILE_COLS, then (shared) access kind,
+ * permission, sharer uuid and share time.
+ */
+static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
+				  struct sfs_file_list *l, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	struct sfs_file *f = NULL;
+	enum sfs_status ret = SFS_OK;
+	size_t cap = 0;
+	int rc;
+
+	st = qb_prep(qb, d, e);
+	if (!st)
+		return status_of(e);
+	while ((rc = db_step(st, e)) == 1) {
+		ret = push_file(l, &cap, &f, e);
+		if (ret)
+			break;
+		ret = file_from_row(st, f, e);
+		l->n++;		/* released with the list even when partial */
+		if (ret)
+			break;
+		if (!shared) {
+			f->access = SFS_ACCESS_OWNER;
+			f->perm = SFS_PERM_OWNER;
+			continue;
+		}
+		f->access = (enum sfs_access)db_col_int(st, FILE_NCOLS);
+		f->perm = (enum sfs_perm)db_col_int(st, FILE_NCOLS + 1);
+		if (!db_col_null(st, FILE_NCOLS + 2))
+			sfs_strlcpy(f->shared_by,
+				    db_col_text(st, FILE_NCOLS + 2),
+				    sizeof(f->shared_by));
+		if (!db_col_null(st, FILE_NCOLS + 3))
+			f->shared_at = db_col_int(st, FILE_NCOLS + 3);
+	}
+	if (rc < 0 && !ret)
+		ret = status_of(e);
+	db_finalize(st);
+	return ret;
+}
+
+static enum sfs_status fetch_count(struct db *d, struct qb *qb, int64_t *n,
+				   struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+	int rc;
+
+	st = qb_prep(qb, d, e);
+	if (!st)
+		return status_of(e);
+	rc = db_step(st, e);
+	if (rc == 1)
+		*n = db_col_int(st, 0);
+	else
+		ret = rc < 0 ? status_of(e) : SFS_IO;
+	db_finalize(st);
+	return ret;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
+				 const char *path, struct sfs_file_list *l,
+				 struct sfs_err *e)
+{
+	struct db_stmt *st;
+	size_t plen = strlen(path), cap = 0;
+	enum sfs_status ret = SFS_OK;
+	int rc;
+
+	st = db_prep(d, "SELECT path FROM dir WHERE owner_id = ?1"
+			" AND parent = ?2 ORDER BY path", e);
+	if (!st)
+		return status_of(e);
+	db_bind_int(st, 1, a->user);
+	db_bind_text(st, 2, path);
+	while ((rc = db_step(st, e)) == 1) {
+		const char *p = db_col_text(st, 0);
+		size_t n = p ? strlen(p) : 0;
+
+		if (n <= plen + 1 || strncmp(p, path, plen))
+			continue;
+		if (l->ndirs == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			char **nd = realloc(l->dirs, nc * sizeof(*nd));
+
+			if (!nd) {
+				ret = sfs_errf(e, SFS_NOMEM, NULL,
+					       "out of memory");
+				break;
+			}
+			l->dirs = nd;
+			cap = nc;
+		}
+		l->dirs[l->ndirs] = strndup(p + plen, n - plen - 1);
+		if (!l->dirs[l->ndirs]) {
+			ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			break;
+		}
+		l->ndirs++;
+	}
+	if (rc < 0 && !ret)
+		ret = status_of(e);
+	db_reset(st);
+	/* by name: the rows come in path order, where "a-x/" < "a/" */
+	if (!ret && l->ndirs > 1)
+		qsort(l->dirs, l->ndirs, sizeof(*l->dirs), cmp_str);
+	return ret;
+}
+
+enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
+				const struct sfs_query *q,
+				struct sfs_file_list *out, struct sfs_err *e)
+{
+	char upper[SFS_VPATH_MAX + 2];
+	const char *path = q->path ? q->path : "/";
+	struct qb page, count;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	qb_init(&page);
+	qb_init(&count);
+	ret = need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = sfs_vpath_check(path, "path", e);
+	if (ret)
+		goto out;
+	upper_bound(path, upper, sizeof(upper));
+	add(&page, "SELECT " FILE_COLS FILE_FROM);
+	files_where(&page, q, a, upper);
+	order_by(&page, q);
+	limit(&page, q);
+	add(&count, "SELECT COUNT(*) FROM file f");
+	files_where(&count, q, a, upper);
+
+	ret = db_get(s, &d, e);
+	if (!ret)
+		ret = db_begin_read(d, e);
+	if (!ret)
+		ret = fetch_page(d, &page, 0, out, e);
+	if (!ret)
+		ret = fetch_count(d, &count, &out->total, e);
+	if (!ret && !q->recursive) {
+		out->has_dirs = 1;
+		ret = load_dirs(d, a, path, out, e);
+	}
+	for (i = 0; !ret && i < out->n; i++)
+		ret = file_load_tags(d, &out->files[i], e);
+	if (d)
+		db_rollback(d);	/* a read: nothing to keep */
+out:
+	db_put(d);
+	qb_release(&page);
+	qb_release(&count);
+	if (ret)
+		sfs_file_list_release(out);
+	return ret;
+}
+
+/*
+ * The two halves of shared-with-me: files shared directly with the actor,
+ * and INTERNAL files of the tenant not directly shared with them (so a
+ * file both shared and internal appears once, as a direct share).
+ */
+static void shared_body(struct qb *qb, const struct sfs_query *q,
+			const struct sfs_actor *a, int count)
+{
+	int direct = q->access < 0 || q->access == SFS_ACCESS_DIRECT_SHARE;
+	int internal = q->access < 0 || q->access == SFS_ACCESS_INTERNAL;
+
+	if (direct) {
+		add(qb, count ? "SELECT f.id FROM share s"
+				" JOIN file f ON f.id = s.file_id"
+			      : "SELECT " FILE_COLS ", 1, s.perm, cu.uuid,"
+				" s.created_at FROM share s"
+				" JOIN file f ON f.id = s.file_id"
+				" JOIN user u ON u.id = f.owner_id"
+				" JOIN tenant t ON t.id = f.tenant_id"
+				" LEFT JOIN user cu ON cu.id = s.created_by");
+		add(qb, " WHERE s.user_id = ? AND f.tenant_id = ?"
+			" AND f.owner_id <> ? AND f.is_deleted = 0");
+		bind_int(qb, a->user);
+		bind_int(qb, a->tenant);
+		bind_int(qb, a->user);
+		substring(qb, 0, q->name);
+		substring(qb, 1, q->filename);
+	}
+	if (direct && internal)
+		add(qb, " UNION ALL ");
+	if (internal) {
+		add(qb, count ? "SELECT f.id FROM file f"
+			      : "SELECT " FILE_COLS ", 2, 1, NULL, NULL"
+				FILE_FROM);
+		add(qb, uses_fts(q) ? " WHERE +f.tenant_id = ?"
+				    : " WHERE f.tenant_id = ?");
+		add(qb, " AND f.publish = 1"
+			" AND f.is_deleted = 0 AND f.owner_id <> ?"
+			" AND NOT EXISTS (SELECT 1 FROM share s"
+			" WHERE s.file_id = f.id AND s.user_id = ?)");
+		bind_int(qb, a->tenant);
+		bind_int(qb, a->user);
+		bind_int(qb, a->user);
+		substring(qb, 0, q->name);
+		substring(qb, 1, q->filename);
+	}
+}
+
+enum sfs_status sfs_query_shared(struct sfs_store *s,
+				 const struct sfs_actor *a,
+				 const struct sfs_query *q,
+				 struct sfs_file_list *out, struct sfs_err *e)
+{
+	struct qb page, count;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	qb_init(&page);
+	qb_init(&count);
+	ret = need_scope(a, SFS_SCOPE_READ, e);
+	if (ret)
+		goto out;
+	if (q->access == SFS_ACCESS_OWNER) {
+		ret = sfs_err_field(e, "accessType", "invalid",
+				    "must be DIRECT_SHARE or INTERNAL");
+		goto out;
+	}
+	shared_body(&page, q, a, 0);
+	order_by_cols(&page, q);
+	limit(&page, q);
+	add(&count, "SELECT COUNT(*) FROM (");
+	shared_body(&count, q, a, 1);
+	add(&count, ")");
+
+	ret = db_get(s, &d, e);
+	if (!ret)
+		ret = db_begin_read(d, e);
+	if (!ret)
+		ret = fetch_page(d, &page, 1, out, e);
+	if (!ret)
+		ret = fetch_count(d, &count, &out->total, e);
+	for (i = 0; !ret && i < out->n; i++)
+		ret = file_load_tags(d, &out->files[i], e);
+	if (d)
+		db_rollback(d);
+out:
+	db_put(d);
+	qb_release(&page);
+	qb_release(&count);
+	if (ret)
+		sfs_file_list_release(out);
+	return ret;
+}
+
+enum sfs_status sfs_query_dir_files(struct sfs_store *s,
+				    const struct sfs_actor *a,
+				    const char *path,
+				    int (*fn)(void *arg,
+					      const struct sfs_file *f),
+				    void *arg, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int rc, stop = 0;
+
+	ret = need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = sfs_vpath_check(path, "path", e);
+	if (!ret)
+		ret = db_get(s, &d, e);
+	if (ret)
+		return ret;
+	st = db_prep(d, "SELECT " FILE_COLS FILE_FROM
+			" WHERE f.owner_id = ?1 AND f.is_deleted = 0"
+			" AND f.dir = ?2 ORDER BY f.id", e);
+	if (!st) {
+		ret = status_of(e);
+		goto out;
+	}
+	db_bind_int(st, 1, a->user);
+	db_bind_text(st, 2, path);
+	while ((rc = db_step(st, e)) == 1) {
+		struct sfs_file f;
+
+		sfs_file_init(&f);
+		ret = file_from_row(st, &f, e);
+		if (!ret) {
+			f.access = SFS_ACCESS_OWNER;
+			f.perm = SFS_PERM_OWNER;
+			stop = fn(arg, &f);
+		}
+		sfs_file_release(&f);
+		if (ret || stop)
+			break;
+	}
+	if (rc < 0 && !ret)
+		ret = status_of(e);
+	db_reset(st);
+out:
+	db_put(d);
+	return ret;
+}

@@ -1,0 +1,1168 @@
+/*
+ * Tests of the blob store: stages (sequential and random writes, limits,
+ * hashes checked against openssl(1)), dedupe with reference counts, tenant
+ * isolation, recovery of dead processes' staging, crash safety of the
+ * commit order (simulated crashes and random kills), and sfs_fsck.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include "blob_i.h"
+#include "db_i.h"
+#include "file_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/blob.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "store_i.h"
+#include "testhelp.h"
+#include "util_i.h"
+
+/* ---- fixture ------------------------------------------------------------ */
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
+	char u1[SFS_ID_SIZE], u2[SFS_ID_SIZE];
+	struct sfs_actor a;	/* tenant 1 */
+	struct sfs_actor x;	/* tenant 2 */
+};
+
+static int fx_actors(struct fx *f)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_auth_user(f->s, f->u1, SFS_SCOPE_ALL, &f->a, &e) ||
+	    sfs_auth_user(f->s, f->u2, SFS_SCOPE_ALL, &f->x, &e)) {
+		fprintf(stderr, "actors: %s\n", e.message);
+		return -1;
+	}
+	return 0;
+}
+
+static int fx_open(struct fx *f)
+{
+	struct sfs_err e;
+
+	memset(f, 0, sizeof(*f));
+	sfs_err_init(&e);
+	f->dir = th_tmpdir();
+	if (sfs_store_init(f->dir, &e) ||
+	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
+	    sfs_tenant_create(f->s, "one", 0, 0, f->t1, &e) ||
+	    sfs_tenant_create(f->s, "two", 0, 0, f->t2, &e) ||
+	    sfs_user_create(f->s, f->t1, "alice", -1, f->u1, &e) ||
+	    sfs_user_create(f->s, f->t2, "xavier", -1, f->u2, &e)) {
+		fprintf(stderr, "fixture: %s\n", e.message);
+		return -1;
+	}
+	return fx_actors(f);
+}
+
+static int fx_reopen(struct fx *f)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	sfs_store_close(f->s);
+	f->s = NULL;
+	if (sfs_store_open(f->dir, NULL, &f->s, &e)) {
+		fprintf(stderr, "reopen: %s\n", e.message);
+		return -1;
+	}
+	return fx_actors(f);
+}
+
+static void fx_close(struct fx *f)
+{
+	sfs_store_close(f->s);
+	th_rmrf(f->dir);
+	f->dir = NULL;
+	f->s = NULL;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (unsigned char)(seed >> 16);
+	}
+}
+
+static struct sfs_stage *stage_of(struct sfs_store *s, const void *data,
+				  size_t n)
+{
+	struct sfs_stage *st = NULL;
+
+	if (sfs_stage_new(s, &st, NULL))
+		return NULL;
+	if (n && sfs_stage_write(st, data, n, NULL)) {
+		sfs_stage_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Upload a file with these bytes; its id into id (may be NULL). */
+static enum sfs_status upload(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *name, const void *data, size_t n,
+			      char *id, char *sha)
+{
+	struct sfs_file_spec sp = { .name = name };
+	struct sfs_stage *st = stage_of(s, data, n);
+	struct sfs_file f;
+	enum sfs_status ret;
+
+	if (!st)
+		return SFS_IO;
+	ret = sfs_file_create(s, a, &sp, st, &f, NULL);
+	sfs_stage_free(st);
+	if (!ret) {
+		if (id)
+			sfs_strlcpy(id, f.id, SFS_ID_SIZE);
+		if (sha)
+			sfs_strlcpy(sha, f.sha256, 65);
+		sfs_file_release(&f);
+	}
+	return ret;
+}
+
+/* SHA-256 of bytes as openssl(1) computes it. */
+static int openssl_sha(const void *data, size_t n, char out[65])
+{
+	char path[] = "/tmp/sfs-sha-XXXXXX", cmd[256], line[256];
+	int fd = mkstemp(path), ok = -1;
+	FILE *p;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, data, n) != (ssize_t)n) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "openssl dgst -sha256 -r '%s'", path);
+	p = popen(cmd, "r");
+	if (p && fgets(line, sizeof(line), p) && strlen(line) >= 64) {
+		memcpy(out, line, 64);
+		out[64] = '\0';
+		ok = 0;
+	}
+	if (p)
+		pclose(p);
+	unlink(path);
+	return ok;
+}
+
+/* Regular files below `dir` (recursively), skipping names equal to skip. */
+static int count_files(const char *dir, const char *skip)
+{
+	char p[4096];
+	struct dirent *de;
+	struct stat sb;
+	DIR *dh = opendir(dir);
+	int n = 0;
+
+	if (!dh)
+		return 0;
+	while ((de = readdir(dh))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (lstat(p, &sb) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode))
+			n += count_files(p, skip);
+		else if (!skip || strcmp(de->d_name, skip))
+			n++;
+	}
+	closedir(dh);
+	return n;
+}
+
+static int blob_files(struct fx *f)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/blobs", f->dir);
+	return count_files(p, NULL);
+}
+
+static int staging_files(struct fx *f)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/staging", f->dir);
+	return count_files(p, "lock");
+}
+
+static int blob_exists(struct fx *f, int64_t tenant, const char *sha)
+{
+	char p[4096];
+
+	blob_path(f->s, tenant, sha, p, sizeof(p));
+	return access(p, F_OK) == 0;
+}
+
+/* refs of a blob row, -1 when there is none. */
+static int64_t blob_refs(struct sfs_store *s, int64_t tenant,
+			 const char *sha)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t refs = -1;
+
+	if (db_get(s, &d, NULL))
+		return -2;
+	q = db_prep(d, "SELECT refs FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", NULL);
+	if (q) {
+		db_bind_int(q, 1, tenant);
+		db_bind_text(q, 2, sha);
+		if (db_step(q, NULL) == 1)
+			refs = db_col_int(q, 0);
+		db_reset(q);
+	}
+	db_put(d);
+	return refs;
+}
+
+static int sql(struct sfs_store *s, const char *text)
+{
+	struct db *d = NULL;
+	int ret;
+
+	if (db_get(s, &d, NULL))
+		return -1;
+	ret = db_exec(d, text, NULL) ? -1 : 0;
+	db_put(d);
+	return ret;
+}
+
+static int64_t sql_int(struct sfs_store *s, const char *text)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t v = -1;
+
+	if (db_get(s, &d, NULL))
+		return -1;
+	q = db_prep_dyn(d, text, NULL);
+	if (q && db_step(q, NULL) == 1)
+		v = db_col_int(q, 0);
+	db_finalize(q);
+	db_put(d);
+	return v;
+}
+
+static int read_file(struct sfs_store *s, const struct sfs_actor *a,
+		     const char *id, unsigned char *buf, size_t cap,
+		     size_t *got)
+{
+	int fd = -1;
+	ssize_t n;
+
+	if (sfs_file_open(s, a, id, SFS_CONTENT_ORIGINAL, &fd, NULL, NULL))
+		return -1;
+	n = read(fd, buf, cap);
+	close(fd);
+	if (n < 0)
+		return -1;
+	*got = (size_t)n;
+	return 0;
+}
+
+struct lines {
+	int n;
+	char last[512];
+};
+
+static void collect(void *arg, const char *line)
+{
+	struct lines *l = arg;
+
+	l->n++;
+	sfs_strlcpy(l->last, line, sizeof(l->last));
+	if (getenv("SFS_TEST_VERBOSE"))
+		fprintf(stderr, "  fsck: %s\n", line);
+}
+
+static int fsck_lines(struct sfs_store *s, int repair,
+		      struct sfs_fsck_report *r)
+{
+	struct lines l = { 0, "" };
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_fsck(s, repair, r, collect, &l, &e)) {
+		fprintf(stderr, "fsck failed: %s\n", e.message);
+		return -1;
+	}
+	if (l.n)
+		fprintf(stderr, "  fsck said %d line(s), last: %s\n", l.n,
+			l.last);
+	return l.n;
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static void test_stage_write_hash(void)
+{
+	static unsigned char buf[300 * 1024 + 7];
+	struct sfs_stage *st = NULL;
+	char want[65];
+	struct fx f;
+	size_t off;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 1);
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(staging_files(&f) == 1);
+	CHECK(sfs_stage_sha256(st) == NULL);
+	/* uneven chunks across the 128 KiB read buffer */
+	for (off = 0; off < sizeof(buf); off += 4099) {
+		size_t n = sizeof(buf) - off < 4099 ? sizeof(buf) - off : 4099;
+
+		CHECK_ST(sfs_stage_write(st, buf + off, n, NULL), SFS_OK);
+	}
+	CHECK(sfs_stage_size(st) == (int64_t)sizeof(buf));
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	REQUIRE(openssl_sha(buf, sizeof(buf), want) == 0);
+	REQUIRE(sfs_stage_sha256(st) != NULL);
+	CHECK(!strcmp(sfs_stage_sha256(st), want));
+	CHECK_ST(sfs_stage_write(st, "x", 1, NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_stage_pwrite(st, "x", 1, 0, NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_stage_truncate(st, 0, NULL), SFS_CONFLICT);
+	sfs_stage_free(st);
+	CHECK(staging_files(&f) == 0);
+
+	/* the empty stage hashes as the empty string */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	CHECK(!strcmp(sfs_stage_sha256(st), "e3b0c44298fc1c149afbf4c8996fb924"
+					    "27ae41e4649b934ca495991b7852b855"));
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+static void test_stage_pwrite_truncate(void)
+{
+	unsigned char want[10000], got[10000];
+	struct sfs_stage *st = NULL;
+	struct sfs_err e;
+	char sha[65];
+	size_t n = 0;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(want, sizeof(want), 2);
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	/* out of order: the tail first, then the head, then the middle */
+	CHECK_ST(sfs_stage_pwrite(st, want + 6000, 4000, 6000, NULL), SFS_OK);
+	CHECK(sfs_stage_size(st) == 10000);
+	CHECK_ST(sfs_stage_pwrite(st, want, 3000, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_pwrite(st, want + 3000, 3000, 3000, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_pread(st, got, sizeof(got), 0, &n, NULL), SFS_OK);
+	CHECK(n == sizeof(got) && !memcmp(got, want, sizeof(got)));
+	CHECK_ST(sfs_stage_pread(st, got, 100, 9950, &n, NULL), SFS_OK);
+	CHECK(n == 50);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_stage_pwrite(st, want, 1, -1, &e), SFS_INVALID);
+	CHECK_ST(sfs_stage_truncate(st, -5, NULL), SFS_INVALID);
+	/* shrink, then grow again: the grown part reads as zeros */
+	CHECK_ST(sfs_stage_truncate(st, 8000, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_truncate(st, 9000, NULL), SFS_OK);
+	memset(want + 8000, 0, 2000);
+	CHECK(sfs_stage_size(st) == 9000);
+	/* a sequential write after random ones appends at the end */
+	CHECK_ST(sfs_stage_write(st, "tail", 4, NULL), SFS_OK);
+	memcpy(want + 9000, "tail", 4);
+	CHECK(sfs_stage_size(st) == 9004);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	REQUIRE(openssl_sha(want, 9004, sha) == 0);
+	REQUIRE(sfs_stage_sha256(st) != NULL);
+	CHECK(!strcmp(sfs_stage_sha256(st), sha));
+	sfs_stage_free(st);
+
+	/* a pwrite exactly at the end stays sequential and hashes right */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_pwrite(st, want, 100, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_pwrite(st, want + 100, 100, 100, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	REQUIRE(openssl_sha(want, 200, sha) == 0);
+	CHECK(!strcmp(sfs_stage_sha256(st), sha));
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+static void test_stage_copy_fd(void)
+{
+	static unsigned char buf[200 * 1024];
+	char path[] = "/tmp/sfs-src-XXXXXX", sha[65];
+	struct sfs_stage *st = NULL;
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 3);
+	fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	unlink(path);
+	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_copy_fd(st, fd, NULL), SFS_OK);
+	CHECK(sfs_stage_size(st) == (int64_t)sizeof(buf));
+	/* and then modify in place, as the mount does */
+	CHECK_ST(sfs_stage_pwrite(st, "ZZ", 2, 1000, NULL), SFS_OK);
+	buf[1000] = 'Z';
+	buf[1001] = 'Z';
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	REQUIRE(openssl_sha(buf, sizeof(buf), sha) == 0);
+	CHECK(!strcmp(sfs_stage_sha256(st), sha));
+	sfs_stage_free(st);
+
+	/* a limit applies to copies too */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	sfs_stage_set_limit(st, 1000);
+	CHECK_ST(sfs_stage_copy_fd(st, fd, NULL), SFS_TOO_LARGE);
+	sfs_stage_free(st);
+	close(fd);
+	fx_close(&f);
+}
+
+static void test_stage_limit(void)
+{
+	unsigned char buf[200];
+	struct sfs_stage *st = NULL;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 4);
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	sfs_stage_set_limit(st, 100);
+	CHECK_ST(sfs_stage_write(st, buf, 60, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_write(st, buf, 41, NULL), SFS_TOO_LARGE);
+	CHECK(sfs_stage_size(st) == 60);
+	CHECK_ST(sfs_stage_write(st, buf, 40, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_write(st, buf, 1, NULL), SFS_TOO_LARGE);
+	CHECK_ST(sfs_stage_pwrite(st, buf, 1, 100, NULL), SFS_TOO_LARGE);
+	CHECK_ST(sfs_stage_pwrite(st, buf, 10, 95, NULL), SFS_TOO_LARGE);
+	CHECK_ST(sfs_stage_pwrite(st, buf, 5, 95, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_truncate(st, 101, NULL), SFS_TOO_LARGE);
+	CHECK_ST(sfs_stage_truncate(st, 100, NULL), SFS_OK);
+	CHECK(sfs_stage_size(st) == 100);
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+/* ---- dedupe and references ---------------------------------------------- */
+
+static void test_dedupe(void)
+{
+	unsigned char buf[5000], back[6000];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], id3[SFS_ID_SIZE];
+	char sha1[65], sha2[65], sha3[65];
+	struct sfs_tenant_info ti;
+	size_t got = 0;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 5);
+	REQUIRE_ST(upload(f.s, &f.a, "one", buf, sizeof(buf), id1, sha1),
+		   SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "two", buf, sizeof(buf), id2, sha2),
+		   SFS_OK);
+	CHECK(strcmp(id1, id2) != 0);
+	CHECK(!strcmp(sha1, sha2));
+	CHECK(blob_files(&f) == 1);
+	CHECK(blob_refs(f.s, f.a.tenant, sha1) == 2);
+	CHECK(staging_files(&f) == 0);
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
+	CHECK(ti.used_bytes == (int64_t)sizeof(buf));
+	CHECK(ti.used_files == 2);
+	/* a third file with other bytes is another blob */
+	buf[0] ^= 1;
+	REQUIRE_ST(upload(f.s, &f.a, "three", buf, sizeof(buf), id3, sha3),
+		   SFS_OK);
+	buf[0] ^= 1;
+	CHECK(strcmp(sha3, sha1) != 0);
+	CHECK(blob_files(&f) == 2);
+	CHECK(blob_refs(f.s, f.a.tenant, sha3) == 1);
+
+	/* releasing one of the two keeps the blob */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id1, 1, NULL), SFS_OK);
+	CHECK(blob_refs(f.s, f.a.tenant, sha1) == 1);
+	CHECK(blob_exists(&f, f.a.tenant, sha1));
+	CHECK(read_file(f.s, &f.a, id2, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
+	CHECK(ti.used_bytes == 2 * (int64_t)sizeof(buf));
+	CHECK(ti.used_files == 2);
+	/* releasing both removes the row and, after the commit, the file */
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_OK);
+	CHECK(blob_refs(f.s, f.a.tenant, sha1) == -1);
+	CHECK(!blob_exists(&f, f.a.tenant, sha1));
+	CHECK(blob_exists(&f, f.a.tenant, sha3));
+	CHECK(blob_files(&f) == 1);
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
+	CHECK(ti.used_bytes == (int64_t)sizeof(buf));
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+
+	/* the same bytes again make the blob anew */
+	REQUIRE_ST(upload(f.s, &f.a, "four", buf, sizeof(buf), NULL, sha2),
+		   SFS_OK);
+	CHECK(!strcmp(sha2, sha1));
+	CHECK(blob_exists(&f, f.a.tenant, sha1));
+	CHECK(blob_refs(f.s, f.a.tenant, sha1) == 1);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
+static void test_tenants_do_not_share(void)
+{
+	unsigned char buf[3000];
+	char sa[65], sx[65], ida[SFS_ID_SIZE];
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 6);
+	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), ida, sa), SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.x, "x", buf, sizeof(buf), NULL, sx), SFS_OK);
+	CHECK(!strcmp(sa, sx));
+	CHECK(f.a.tenant != f.x.tenant);
+	CHECK(blob_files(&f) == 2);
+	CHECK(blob_exists(&f, f.a.tenant, sa));
+	CHECK(blob_exists(&f, f.x.tenant, sx));
+	CHECK(blob_refs(f.s, f.a.tenant, sa) == 1);
+	CHECK(blob_refs(f.s, f.x.tenant, sx) == 1);
+	/* purging one tenant's file leaves the other's blob alone */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, ida, 1, NULL), SFS_OK);
+	CHECK(!blob_exists(&f, f.a.tenant, sa));
+	CHECK(blob_exists(&f, f.x.tenant, sx));
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
+static void test_blob_open(void)
+{
+	unsigned char buf[4096], back[5000];
+	char sha[65];
+	int64_t size = 0;
+	ssize_t n;
+	struct sfs_err e;
+	struct fx f;
+	int fd = -1;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 7);
+	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), NULL, sha), SFS_OK);
+	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, &fd, &size, NULL),
+		   SFS_OK);
+	CHECK(size == (int64_t)sizeof(buf));
+	n = read(fd, back, sizeof(back));
+	CHECK(n == (ssize_t)sizeof(buf) && !memcmp(back, buf, sizeof(buf)));
+	/* read-only */
+	CHECK(write(fd, "x", 1) < 0);
+	close(fd);
+	/* another tenant's view of the same sha has no file */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, &fd, NULL, &e), SFS_GONE);
+	CHECK(fd == -1);
+	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", &fd, NULL,
+			       NULL), SFS_INVALID);
+	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", &fd, NULL, NULL),
+		 SFS_INVALID);
+	fx_close(&f);
+}
+
+/* ---- staging recovery ---------------------------------------------------- */
+
+static void test_stale_staging(void)
+{
+	char dead[4096], p[4096], orphan_sha[65], shard[4096];
+	struct sfs_store *s2 = NULL;
+	struct sfs_stage *live = NULL;
+	unsigned char buf[100];
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f) == 0);
+	/* a second handle (a live process) with a stage in progress */
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
+	REQUIRE_ST(sfs_stage_new(s2, &live, NULL), SFS_OK);
+	REQUIRE_ST(sfs_stage_write(live, "live", 4, NULL), SFS_OK);
+
+	/* a dead process's staging: an upload part and a named stage whose
+	 * blob was linked but whose commit never happened */
+	snprintf(dead, sizeof(dead), "%s/staging/999999-deadbeef0000", f.dir);
+	REQUIRE(mkdir(dead, 0700) == 0);
+	snprintf(p, sizeof(p), "%s/lock", dead);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(fd >= 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/0123456789abcdef.part", dead);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "partial", 7) == 7);
+	close(fd);
+	fill(buf, sizeof(buf), 8);
+	REQUIRE(openssl_sha(buf, sizeof(buf), orphan_sha) == 0);
+	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead,
+		 (long long)f.a.tenant, orphan_sha);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	close(fd);
+	snprintf(shard, sizeof(shard), "%s/blobs/%lld", f.dir,
+		 (long long)f.a.tenant);
+	mkdir(shard, 0755);
+	snprintf(shard, sizeof(shard), "%s/blobs/%lld/%.2s", f.dir,
+		 (long long)f.a.tenant, orphan_sha);
+	REQUIRE(mkdir(shard, 0755) == 0);
+	blob_path(f.s, f.a.tenant, orphan_sha, shard, sizeof(shard));
+	REQUIRE(link(p, shard) == 0);
+	CHECK(staging_files(&f) == 3);
+	CHECK(blob_files(&f) == 1);
+
+	REQUIRE(fx_reopen(&f) == 0);
+	CHECK(access(dead, F_OK) < 0 && errno == ENOENT);
+	CHECK(blob_files(&f) == 0);
+	/* the live handle's stage is untouched and still commits */
+	CHECK(staging_files(&f) == 1);
+	{
+		struct sfs_file_spec sp = { .name = "live" };
+		struct sfs_file out;
+
+		CHECK_ST(sfs_file_create(s2, &f.a, &sp, live, &out, NULL),
+			 SFS_OK);
+		CHECK(out.size == 4);
+		sfs_file_release(&out);
+	}
+	sfs_stage_free(live);
+	sfs_store_close(s2);
+	CHECK(staging_files(&f) == 0);
+	CHECK(blob_files(&f) == 1);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
+/* ---- crash safety -------------------------------------------------------- */
+
+struct kept {
+	char id[SFS_ID_SIZE];
+	char sha[65];
+	unsigned seed;
+	size_t n;
+};
+
+/* Every committed file reads back with its bytes and hash. */
+static int kept_intact(struct fx *f, const struct kept *k, int nk)
+{
+	static unsigned char want[70000], got[70000];
+	char sha[65];
+	size_t n = 0;
+	int i, bad = 0;
+
+	for (i = 0; i < nk; i++) {
+		struct sfs_file fi;
+
+		fill(want, k[i].n, k[i].seed);
+		if (read_file(f->s, &f->a, k[i].id, got, sizeof(got), &n) ||
+		    n != k[i].n || memcmp(got, want, n)) {
+			fprintf(stderr, "  file %s lost its bytes\n", k[i].id);
+			bad++;
+			continue;
+		}
+		if (openssl_sha(got, n, sha) || strcmp(sha, k[i].sha) ||
+		    sfs_file_get(f->s, &f->a, k[i].id, &fi, NULL)) {
+			bad++;
+			continue;
+		}
+		if (strcmp(fi.sha256, sha) || fi.size != (int64_t)n)
+			bad++;
+		sfs_file_release(&fi);
+	}
+	return bad;
+}
+
+/* Every file row that references a blob has its blob file. */
+static int rows_without_blob(struct fx *f)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int bad = 0;
+
+	if (db_get(f->s, &d, NULL))
+		return -1;
+	q = db_prep(d, "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
+		       " UNION ALL SELECT tenant_id, sha256 FROM blob", NULL);
+	while (q && db_step(q, NULL) == 1)
+		if (!blob_exists(f, db_col_int(q, 0), db_col_text(q, 1)))
+			bad++;
+	db_reset(q);
+	db_put(d);
+	return bad;
+}
+
+static int64_t file_rows(struct fx *f)
+{
+	return sql_int(f->s, "SELECT count(*) FROM file");
+}
+
+/* In a child: open the store, upload (seed, n) with SFS_CRASH_AT set. */
+static void child_upload(const char *dir, const char *uid, const char *at,
+			 unsigned seed, size_t n, int dedupe)
+{
+	static unsigned char buf[70000];
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+
+	sfs_log_set_level(SFS_LOG_ERROR);
+	if (at)
+		setenv("SFS_CRASH_AT", at, 1);
+	if (sfs_store_open(dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
+		_exit(2);
+	fill(buf, n, seed);
+	(void)dedupe;
+	if (upload(s, &a, "crash", buf, n, NULL, NULL))
+		_exit(3);
+	sfs_store_close(s);
+	_exit(0);
+}
+
+static void crash_at(const char *point, int dedupe)
+{
+	static unsigned char buf[70000];
+	struct kept k[2] = { { "", "", 11, 1000 }, { "", "", 12, 65000 } };
+	struct sfs_fsck_report r;
+	int i, status = 0;
+	struct fx f;
+	pid_t pid;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 2; i++) {
+		fill(buf, k[i].n, k[i].seed);
+		REQUIRE_ST(upload(f.s, &f.a, "kept", buf, k[i].n, k[i].id,
+				  k[i].sha), SFS_OK);
+	}
+	sfs_store_close(f.s);
+	f.s = NULL;
+	fflush(NULL);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		child_upload(f.dir, f.u1, point, dedupe ? 12 : 13,
+			     dedupe ? 65000 : 30000, dedupe);
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	/* the crash point was reached: otherwise this tests nothing */
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 77);
+
+	/* before recovery, the dead process's stage is still there */
+	CHECK(staging_files(&f) >= 1);
+	REQUIRE(fx_reopen(&f) == 0);
+	CHECK(kept_intact(&f, k, 2) == 0);
+	CHECK(file_rows(&f) == 2);
+	CHECK(blob_files(&f) == 2);
+	CHECK(staging_files(&f) == 0);
+	CHECK(rows_without_blob(&f) == 0);
+	CHECK(blob_refs(f.s, f.a.tenant, k[1].sha) == 1);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(r.orphan_files == 0 && r.missing_files == 0 &&
+	      r.bad_refcounts == 0);
+	CHECK(r.blobs_checked == 2);
+	/* and the store works on: the same upload now succeeds */
+	fill(buf, 30000, 13);
+	CHECK_ST(upload(f.s, &f.a, "again", buf, 30000, NULL, NULL), SFS_OK);
+	CHECK(blob_files(&f) == 3);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
+static void test_crash_blob_linked(void)
+{
+	crash_at("blob-linked", 0);
+}
+
+static void test_crash_before_commit(void)
+{
+	crash_at("file-before-commit", 0);
+}
+
+static void test_crash_before_commit_dedupe(void)
+{
+	crash_at("file-before-commit", 1);
+}
+
+/*
+ * Kill an uploading process at random moments: whatever the moment, every
+ * row that was committed has its blob, and nothing is left over. A build
+ * that commits the row before the blob is durable fails this.
+ */
+static void test_crash_random_kills(void)
+{
+	struct fx f;
+	int round, status;
+	unsigned seed = (unsigned)time(NULL);
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_store_close(f.s);
+	f.s = NULL;
+	srand(seed);
+	for (round = 0; round < 12; round++) {
+		struct timespec ts = { 0, (long)(rand() % 150 + 50) * 1000000 };
+		pid_t pid;
+
+		fflush(NULL);
+		pid = fork();
+		REQUIRE(pid >= 0);
+		if (pid == 0) {
+			static unsigned char buf[70000];
+			struct sfs_store *s = NULL;
+			struct sfs_actor a;
+			unsigned i;
+
+			sfs_log_set_level(SFS_LOG_ERROR);
+			if (sfs_store_open(f.dir, NULL, &s, NULL) ||
+			    sfs_auth_user(s, f.u1, SFS_SCOPE_ALL, &a, NULL))
+				_exit(2);
+			for (i = 0;; i++) {
+				/* every fourth upload repeats a blob */
+				unsigned sd = i % 4 == 3 ? (unsigned)round * 1000 + 1
+						: (unsigned)round * 1000 + i + 1;
+
+				fill(buf, 20000 + sd % 40000, sd);
+				if (upload(s, &a, "k", buf, 20000 + sd % 40000,
+					   NULL, NULL))
+					_exit(3);
+			}
+		}
+		nanosleep(&ts, NULL);
+		kill(pid, SIGKILL);
+		REQUIRE(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFSIGNALED(status));
+	}
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);
+	REQUIRE(fx_actors(&f) == 0);
+	CHECK(staging_files(&f) == 0);
+	/* the kills came late enough for commits to happen */
+	CHECK(file_rows(&f) >= 8);
+	if (getenv("SFS_TEST_VERBOSE"))
+		fprintf(stderr, "  %lld files committed\n",
+			(long long)file_rows(&f));
+	CHECK(rows_without_blob(&f) == 0);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	/* every blob's bytes hash to its name */
+	{
+		struct db *d = NULL;
+		struct db_stmt *q;
+		int bad = 0, n = 0;
+
+		REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+		q = db_prep(d, "SELECT sha256 FROM blob", NULL);
+		while (q && db_step(q, NULL) == 1) {
+			char sha[65];
+			int fd = -1;
+
+			n++;
+			if (sfs_blob_open(f.s, f.a.tenant, db_col_text(q, 0),
+					  &fd, NULL, NULL) ||
+			    sfs_sha256_fd(fd, sha, NULL, NULL) ||
+			    strcmp(sha, db_col_text(q, 0)))
+				bad++;
+			if (fd >= 0)
+				close(fd);
+		}
+		db_reset(q);
+		db_put(d);
+		CHECK(bad == 0);
+		if (bad)
+			fprintf(stderr, "  seed %u\n", seed);
+	}
+	fx_close(&f);
+}
+
+/* ---- fsck ------------------------------------------------------------------ */
+
+/* Give file `id` completed listening audio with these bytes. */
+static enum sfs_status give_listening(struct fx *f, const char *id,
+				      const void *mp3, size_t n)
+{
+	struct sfs_file fi;
+	struct sfs_stage *st;
+	enum sfs_status ret;
+
+	ret = sfs_listening_generate(f->s, &f->a, id, &fi, NULL);
+	if (ret)
+		return ret;
+	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING,
+			     SFS_JS_PROCESSING, NULL, NULL);
+	st = stage_of(f->s, mp3, n);
+	if (!ret && st)
+		ret = file_listening_done(f->s, fi.ino, st, NULL);
+	sfs_stage_free(st);
+	sfs_file_release(&fi);
+	return ret;
+}
+
+static void test_fsck_clean_and_counts(void)
+{
+	unsigned char buf[2000];
+	char id[SFS_ID_SIZE], sha[65];
+	struct sfs_fsck_report r;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 20);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(r.blobs_checked == 0);
+	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id, sha), SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), NULL, NULL),
+		   SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.x, "c", buf, 100, NULL, NULL), SFS_OK);
+	/* listening audio with the same bytes as the originals: 3 refs */
+	REQUIRE_ST(give_listening(&f, id, buf, sizeof(buf)), SFS_OK);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
+	REQUIRE_ST(give_listening(&f, id, buf, 10), SFS_CONFLICT);
+	CHECK(fsck_lines(f.s, 1, &r) == 0);
+	CHECK(r.blobs_checked == 2);
+	CHECK(r.repaired == 0);
+	fx_close(&f);
+}
+
+static void test_fsck_orphan(void)
+{
+	char sha[65], p[4096], dir[4096];
+	struct sfs_fsck_report r;
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(upload(f.s, &f.a, "a", "abc", 3, NULL, NULL), SFS_OK);
+	REQUIRE(openssl_sha("orphan", 6, sha) == 0);
+	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
+		 (long long)f.a.tenant, sha);
+	mkdir(dir, 0755);
+	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	fd = open(p, O_CREAT | O_WRONLY, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "orphan", 6) == 6);
+	close(fd);
+	/* a stray file that is not a blob name is reported, never removed */
+	snprintf(p, sizeof(p), "%s/blobs/%lld/%.2s/notes.txt", f.dir,
+		 (long long)f.a.tenant, sha);
+	fd = open(p, O_CREAT | O_WRONLY, 0644);
+	REQUIRE(fd >= 0);
+	close(fd);
+
+	CHECK(fsck_lines(f.s, 0, &r) == 2);
+	CHECK(r.orphan_files == 1 && r.repaired == 0);
+	CHECK(blob_exists(&f, f.a.tenant, sha));
+	CHECK(fsck_lines(f.s, 1, &r) == 3);
+	CHECK(r.orphan_files == 1 && r.repaired == 1);
+	CHECK(!blob_exists(&f, f.a.tenant, sha));
+	CHECK(access(p, F_OK) == 0);
+	unlink(p);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(blob_files(&f) == 1);
+	fx_close(&f);
+}
+
+static void test_fsck_missing_file(void)
+{
+	unsigned char buf[1000];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], id3[SFS_ID_SIZE], sha[65];
+	char p[4096], lsha[65];
+	struct sfs_fsck_report r;
+	struct sfs_tenant_info ti;
+	struct sfs_file fi;
+	struct sfs_err e;
+	struct fx f;
+	int fd = -1;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 21);
+	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL),
+		   SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "c", "other", 5, id3, NULL), SFS_OK);
+	/* file 3's listening audio is the lost blob too */
+	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
+	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	REQUIRE(unlink(p) == 0);
+
+	CHECK(fsck_lines(f.s, 0, &r) == 1);
+	CHECK(r.missing_files == 1 && r.repaired == 0);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
+	CHECK(fsck_lines(f.s, 1, &r) == 2);
+	CHECK(r.missing_files == 1 && r.repaired == 1);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == -1);
+	/* the files are still there, visibly without content */
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id1, &fi, NULL), SFS_OK);
+	CHECK(fi.discarded && fi.discarded_at > 0 && !fi.deleted);
+	sfs_file_release(&fi);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &fi, NULL), SFS_OK);
+	CHECK(fi.discarded);
+	sfs_file_release(&fi);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id3, &fi, NULL), SFS_OK);
+	CHECK(!fi.discarded);
+	CHECK(fi.la.purged && fi.la.purged_at > 0);
+	sfs_strlcpy(lsha, fi.la.sha256, sizeof(lsha));
+	sfs_file_release(&fi);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
+			       &e), SFS_GONE);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd,
+			       NULL, NULL), SFS_GONE);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, &fd, NULL,
+			       NULL), SFS_OK);
+	if (fd >= 0)
+		close(fd);
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
+	CHECK(ti.used_bytes == 5);
+	CHECK(ti.used_files == 3);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	/* the discarded files can be deleted and purged normally */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id1, 1, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id3, 1, NULL), SFS_OK);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	fx_close(&f);
+}
+
+static void test_fsck_refcounts(void)
+{
+	char sha[65], gone[65], p[4096], dir[4096], q[512];
+	struct sfs_fsck_report r;
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(upload(f.s, &f.a, "a", "same", 4, NULL, sha), SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", "same", 4, NULL, NULL), SFS_OK);
+	snprintf(q, sizeof(q), "UPDATE blob SET refs = 7 WHERE sha256 = '%s'",
+		 sha);
+	REQUIRE(sql(f.s, q) == 0);
+	/* a row nobody references, with its file */
+	REQUIRE(openssl_sha("nobody", 6, gone) == 0);
+	snprintf(q, sizeof(q), "INSERT INTO blob(tenant_id, sha256, size, refs,"
+		 " created_at) VALUES (%lld, '%s', 6, 1, 0);"
+		 " UPDATE tenant SET used_bytes = used_bytes + 6"
+		 " WHERE id = %lld", (long long)f.a.tenant, gone,
+		 (long long)f.a.tenant);
+	REQUIRE(sql(f.s, q) == 0);
+	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
+		 (long long)f.a.tenant, gone);
+	mkdir(dir, 0755);
+	blob_path(f.s, f.a.tenant, gone, p, sizeof(p));
+	fd = open(p, O_CREAT | O_WRONLY, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "nobody", 6) == 6);
+	close(fd);
+
+	CHECK(fsck_lines(f.s, 0, &r) == 2);
+	CHECK(r.bad_refcounts == 2 && r.repaired == 0);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 7);
+	CHECK(fsck_lines(f.s, 1, &r) == 4);
+	CHECK(r.bad_refcounts == 2 && r.repaired == 2);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
+	CHECK(blob_refs(f.s, f.a.tenant, gone) == -1);
+	CHECK(!blob_exists(&f, f.a.tenant, gone));
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	fx_close(&f);
+}
+
+static void test_fsck_dangling_reference(void)
+{
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], s1[65], s2[65], q[512];
+	char p[4096];
+	struct sfs_fsck_report r;
+	struct sfs_file fi;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(upload(f.s, &f.a, "a", "first", 5, id1, s1), SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", "second", 6, id2, s2), SFS_OK);
+	/* both rows lost; blob 1's file is still there, blob 2's is not */
+	snprintf(q, sizeof(q), "DELETE FROM blob WHERE sha256 IN ('%s', '%s')",
+		 s1, s2);
+	REQUIRE(sql(f.s, q) == 0);
+	blob_path(f.s, f.a.tenant, s2, p, sizeof(p));
+	REQUIRE(unlink(p) == 0);
+	/* file 1's reference, file 2's reference, blob 1's file without a
+	 * row, and the tenant's usage */
+	CHECK(fsck_lines(f.s, 0, &r) == 4);
+	CHECK(r.bad_refcounts == 2 && r.orphan_files == 1);
+	CHECK(fsck_lines(f.s, 1, &r) >= 4);
+	CHECK(blob_refs(f.s, f.a.tenant, s1) == 1);
+	CHECK(blob_exists(&f, f.a.tenant, s1));
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id1, &fi, NULL), SFS_OK);
+	CHECK(!fi.discarded);
+	sfs_file_release(&fi);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &fi, NULL), SFS_OK);
+	CHECK(fi.discarded);
+	sfs_file_release(&fi);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	fx_close(&f);
+}
+
+static void test_fsck_usage(void)
+{
+	struct sfs_fsck_report r;
+	struct sfs_tenant_info ti;
+	struct fx f;
+	char id[SFS_ID_SIZE];
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(upload(f.s, &f.a, "a", "12345", 5, NULL, NULL), SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", "123", 3, id, NULL), SFS_OK);
+	/* a purged file does not count */
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	REQUIRE(sql(f.s, "UPDATE tenant SET used_bytes = 12345,"
+			 " used_files = 99") == 0);
+	CHECK(fsck_lines(f.s, 0, &r) == 2);
+	CHECK(fsck_lines(f.s, 1, &r) == 4);
+	CHECK(r.repaired == 2);
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
+	CHECK(ti.used_bytes == 5 && ti.used_files == 1);
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t2, &ti, NULL), SFS_OK);
+	CHECK(ti.used_bytes == 0 && ti.used_files == 0);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_ERROR);
+	RUN(test_stage_write_hash);
+	RUN(test_stage_pwrite_truncate);
+	RUN(test_stage_copy_fd);
+	RUN(test_stage_limit);
+	RUN(test_dedupe);
+	RUN(test_tenants_do_not_share);
+	RUN(test_blob_open);
+	RUN(test_stale_staging);
+	RUN(test_crash_blob_linked);
+	RUN(test_crash_before_commit);
+	RUN(test_crash_before_commit_dedupe);
+	RUN(test_crash_random_kills);
+	RUN(test_fsck_clean_and_counts);
+	RUN(test_fsck_orphan);
+	RUN(test_fsck_missing_file);
+	RUN(test_fsck_refcounts);
+	RUN(test_fsck_dangling_reference);
+	RUN(test_fsck_usage);
+	return th_report();
+}

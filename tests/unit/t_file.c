@@ -1,0 +1,1337 @@
+/*
+ * Tests of the file model: create/get/update/delete/purge/discard/restore,
+ * new content versions, open, listening-audio state rules, the janitor,
+ * quotas, validation errors and the permission rules (owner, EDIT and VIEW
+ * shares, INTERNAL, other tenants, scopes), and two store handles at once.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include "blob_i.h"
+#include "db_i.h"
+#include "file_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/blob.h"
+#include "speechfs/dir.h"
+#include "speechfs/file.h"
+#include "speechfs/job.h"
+#include "speechfs/log.h"
+#include "speechfs/share.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+#include "util_i.h"
+
+#define EMPTY_SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define RETENTION 3600
+
+/* ---- fixture ------------------------------------------------------------ */
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
+	char ua[SFS_ID_SIZE], ub[SFS_ID_SIZE], uc[SFS_ID_SIZE];
+	char ud[SFS_ID_SIZE], ux[SFS_ID_SIZE];
+	struct sfs_actor a;	/* owner of the test files */
+	struct sfs_actor b;	/* gets EDIT shares */
+	struct sfs_actor c;	/* gets VIEW shares */
+	struct sfs_actor d;	/* same tenant, no share */
+	struct sfs_actor x;	/* another tenant */
+};
+
+static int fx_open_q(struct fx *f, int64_t max_bytes, int64_t max_files)
+{
+	struct sfs_config cfg;
+	struct sfs_err e;
+
+	memset(f, 0, sizeof(*f));
+	sfs_err_init(&e);
+	sfs_config_init(&cfg);
+	cfg.retention_seconds = RETENTION;
+	f->dir = th_tmpdir();
+	if (sfs_store_init(f->dir, &e) ||
+	    sfs_store_open(f->dir, &cfg, &f->s, &e) ||
+	    sfs_tenant_create(f->s, "one", max_bytes, max_files, f->t1, &e) ||
+	    sfs_tenant_create(f->s, "two", 0, 0, f->t2, &e) ||
+	    sfs_user_create(f->s, f->t1, "alice", -1, f->ua, &e) ||
+	    sfs_user_create(f->s, f->t1, "bob", -1, f->ub, &e) ||
+	    sfs_user_create(f->s, f->t1, "carol", -1, f->uc, &e) ||
+	    sfs_user_create(f->s, f->t1, "dave", -1, f->ud, &e) ||
+	    sfs_user_create(f->s, f->t2, "xavier", -1, f->ux, &e) ||
+	    sfs_auth_user(f->s, f->ua, SFS_SCOPE_ALL, &f->a, &e) ||
+	    sfs_auth_user(f->s, f->ub, SFS_SCOPE_ALL, &f->b, &e) ||
+	    sfs_auth_user(f->s, f->uc, SFS_SCOPE_ALL, &f->c, &e) ||
+	    sfs_auth_user(f->s, f->ud, SFS_SCOPE_ALL, &f->d, &e) ||
+	    sfs_auth_user(f->s, f->ux, SFS_SCOPE_ALL, &f->x, &e)) {
+		fprintf(stderr, "fixture: %s\n", e.message);
+		return -1;
+	}
+	return 0;
+}
+
+static int fx_open(struct fx *f)
+{
+	return fx_open_q(f, 0, 0);
+}
+
+static void fx_close(struct fx *f)
+{
+	sfs_store_close(f->s);
+	th_rmrf(f->dir);
+	f->dir = NULL;
+	sfs_set_clock_offset_ms(0);
+}
+
+static struct sfs_stage *stage_of(struct sfs_store *s, const void *data,
+				  size_t n)
+{
+	struct sfs_stage *st = NULL;
+
+	if (sfs_stage_new(s, &st, NULL))
+		return NULL;
+	if (n && sfs_stage_write(st, data, n, NULL)) {
+		sfs_stage_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Create a file with content `text` at `path`; id into id. */
+static enum sfs_status mk(struct fx *f, const struct sfs_actor *a,
+			  const char *name, const char *path, const char *text,
+			  char *id, struct sfs_err *e)
+{
+	struct sfs_file_spec sp = { .name = name, .path = path };
+	struct sfs_stage *st = stage_of(f->s, text, strlen(text));
+	struct sfs_file out;
+	enum sfs_status ret;
+
+	if (!st)
+		return SFS_IO;
+	ret = sfs_file_create(f->s, a, &sp, st, &out, e);
+	sfs_stage_free(st);
+	if (!ret) {
+		if (id)
+			sfs_strlcpy(id, out.id, SFS_ID_SIZE);
+		sfs_file_release(&out);
+	}
+	return ret;
+}
+
+/* The bytes of a file's original or listening content. */
+static int slurp(struct fx *f, const struct sfs_actor *a, const char *id,
+		 enum sfs_content which, char *buf, size_t cap,
+		 enum sfs_status *st)
+{
+	ssize_t n;
+	int fd = -1;
+
+	*st = sfs_file_open(f->s, a, id, which, &fd, NULL, NULL);
+	if (*st)
+		return -1;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static enum sfs_status open_st(struct fx *f, const struct sfs_actor *a,
+			       const char *id, enum sfs_content which,
+			       struct sfs_err *e)
+{
+	int fd = -1;
+	enum sfs_status ret;
+
+	ret = sfs_file_open(f->s, a, id, which, &fd, NULL, e);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static enum sfs_status share(struct fx *f, const char *id, const char *user,
+			     enum sfs_perm p)
+{
+	int created = 0;
+
+	return sfs_share_put(f->s, &f->a, id, user, p, NULL, &created, NULL);
+}
+
+static int64_t blob_refs(struct fx *f, const char *sha)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t refs = -1;
+
+	if (db_get(f->s, &d, NULL))
+		return -2;
+	q = db_prep(d, "SELECT refs FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", NULL);
+	if (q) {
+		db_bind_int(q, 1, f->a.tenant);
+		db_bind_text(q, 2, sha);
+		if (db_step(q, NULL) == 1)
+			refs = db_col_int(q, 0);
+		db_reset(q);
+	}
+	db_put(d);
+	return refs;
+}
+
+static int64_t sql_int(struct sfs_store *s, const char *text)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t v = -1;
+
+	if (db_get(s, &d, NULL))
+		return -1;
+	q = db_prep_dyn(d, text, NULL);
+	if (q && db_step(q, NULL) == 1)
+		v = db_col_int(q, 0);
+	db_finalize(q);
+	db_put(d);
+	return v;
+}
+
+static struct sfs_tenant_info tenant(struct fx *f)
+{
+	struct sfs_tenant_info ti;
+
+	memset(&ti, 0, sizeof(ti));
+	if (sfs_tenant_get(f->s, f->t1, &ti, NULL))
+		ti.used_files = -1;
+	return ti;
+}
+
+static int fsck_clean(struct fx *f)
+{
+	struct sfs_fsck_report r;
+
+	if (sfs_fsck(f->s, 0, &r, NULL, NULL, NULL))
+		return 0;
+	return !r.orphan_files && !r.missing_files && !r.bad_refcounts;
+}
+
+/* Complete listening generation of a file with these MP3 bytes. */
+static enum sfs_status finish_listening(struct fx *f, const char *id,
+					const char *mp3)
+{
+	struct sfs_file fi;
+	struct sfs_stage *st;
+	enum sfs_status ret;
+
+	ret = sfs_file_get(f->s, &f->a, id, &fi, NULL);
+	if (ret)
+		return ret;
+	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING,
+			     SFS_JS_PROCESSING, NULL, NULL);
+	st = stage_of(f->s, mp3, strlen(mp3));
+	if (!ret)
+		ret = st ? file_listening_done(f->s, fi.ino, st, NULL) : SFS_IO;
+	sfs_stage_free(st);
+	sfs_file_release(&fi);
+	return ret;
+}
+
+static int64_t ino_of(struct fx *f, const char *id)
+{
+	struct sfs_file fi;
+	int64_t ino = -1;
+
+	if (!sfs_file_get(f->s, &f->a, id, &fi, NULL))
+		ino = fi.ino;
+	sfs_file_release(&fi);
+	return ino;
+}
+
+/* The field of the first validation error, "" when none. */
+static const char *field0(const struct sfs_err *e)
+{
+	return e->nfields ? e->fields[0].field : "";
+}
+
+static int has_field(const struct sfs_err *e, const char *field,
+		     const char *type)
+{
+	int i;
+
+	for (i = 0; i < e->nfields; i++)
+		if (!strcmp(e->fields[i].field, field) &&
+		    (!type || !strcmp(e->fields[i].type, type)))
+			return 1;
+	return 0;
+}
+
+/* ---- create and get ------------------------------------------------------ */
+
+static void test_create_get(void)
+{
+	const char *tags[] = { "b", "A", "c d" };
+	struct sfs_file_spec sp = {
+		.name = "Interview 1", .filename = "int1.wav",
+		.description = "first", .path = "/talks/2024/",
+		.metadata = "{\"speaker\":\"x\",\"n\":1}", .tags = tags,
+		.ntags = 3,
+	};
+	struct sfs_file out, g;
+	struct sfs_stage *st;
+	char upper[SFS_ID_SIZE], buf[64];
+	enum sfs_status rs;
+	struct fx f;
+	size_t i;
+
+	REQUIRE(fx_open(&f) == 0);
+	st = stage_of(f.s, "hello", 5);
+	REQUIRE(st);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
+	sfs_stage_free(st);
+	CHECK(sfs_uuid_valid(out.id));
+	CHECK(!strcmp(out.name, "Interview 1"));
+	CHECK(out.filename && !strcmp(out.filename, "int1.wav"));
+	CHECK(out.description && !strcmp(out.description, "first"));
+	CHECK(!strcmp(out.path, "/talks/2024/"));
+	CHECK(out.metadata && strstr(out.metadata, "speaker"));
+	CHECK(out.size == 5);
+	CHECK(!strcmp(out.sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e"
+				  "1b161e5c1fa7425e73043362938b9824"));
+	CHECK(!strcmp(out.owner_id, f.ua) && !strcmp(out.tenant_id, f.t1));
+	CHECK(out.created_at > 0 && !out.deleted && !out.purged &&
+	      !out.discarded);
+	CHECK(out.deleted_at == 0 && out.purge_at == 0);
+	CHECK(out.publish == SFS_PUBLISH_PRIVATE && out.published_at == 0);
+	CHECK(out.la.status == SFS_JS_NONE);
+	CHECK(out.ingestion == SFS_JS_NONE);
+	CHECK(out.access == SFS_ACCESS_OWNER && out.perm == SFS_PERM_OWNER);
+	REQUIRE(out.ntags == 3);
+	CHECK(!strcmp(out.tags[0], "A") && !strcmp(out.tags[1], "b") &&
+	      !strcmp(out.tags[2], "c d"));
+
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, out.id, &g, NULL), SFS_OK);
+	CHECK(g.ino == out.ino && !strcmp(g.name, out.name) &&
+	      g.ntags == 3 && g.created_at == out.created_at);
+	sfs_file_release(&g);
+	REQUIRE_ST(sfs_file_get_ino(f.s, &f.a, out.ino, &g, NULL), SFS_OK);
+	CHECK(!strcmp(g.id, out.id));
+	sfs_file_release(&g);
+	/* ids are case-insensitive */
+	for (i = 0; i < sizeof(upper); i++)
+		upper[i] = (char)(out.id[i] >= 'a' && out.id[i] <= 'f'
+					  ? out.id[i] - 32 : out.id[i]);
+	CHECK_ST(sfs_file_get(f.s, &f.a, upper, &g, NULL), SFS_OK);
+	sfs_file_release(&g);
+	CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
+		    &rs) == 5 && !strcmp(buf, "hello"));
+	sfs_file_release(&out);
+
+	/* unknown and malformed ids */
+	CHECK_ST(sfs_file_get(f.s, &f.a, "00000000-0000-0000-0000-000000000000",
+			      &g, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_get(f.s, &f.a, "nope", &g, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_get(f.s, &f.a, NULL, &g, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_get_ino(f.s, &f.a, 99999, &g, NULL), SFS_NOT_FOUND);
+
+	/* no content and no URI: an empty file */
+	{
+		struct sfs_file_spec e0 = { .name = "empty" };
+
+		REQUIRE_ST(sfs_file_create(f.s, &f.a, &e0, NULL, &out, NULL),
+			   SFS_OK);
+		CHECK(out.size == 0 && !strcmp(out.sha256, EMPTY_SHA));
+		CHECK(!strcmp(out.path, "/"));
+		CHECK(out.filename == NULL && out.description == NULL &&
+		      out.metadata == NULL && out.ntags == 0);
+		/* it reads as empty, though no blob was made for it */
+		CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf,
+			    sizeof(buf), &rs) == 0);
+		CHECK_ST(rs, SFS_OK);
+		sfs_file_release(&out);
+	}
+	/* listening audio requested at upload */
+	{
+		struct sfs_file_spec l = { .name = "l", .listening = 1 };
+
+		st = stage_of(f.s, "audio", 5);
+		REQUIRE_ST(sfs_file_create(f.s, &f.a, &l, st, &out, NULL),
+			   SFS_OK);
+		sfs_stage_free(st);
+		CHECK(out.la.status == SFS_JS_PENDING);
+		CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_LISTENING, NULL),
+			 SFS_NOT_READY);
+		sfs_file_release(&out);
+	}
+	/* out may be NULL */
+	st = stage_of(f.s, "x", 1);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, NULL), SFS_OK);
+	sfs_stage_free(st);
+	CHECK(tenant(&f).used_files == 4);
+	fx_close(&f);
+}
+
+static void test_create_import(void)
+{
+	struct sfs_file_spec sp = { .name = "remote",
+				    .uri = "https://example.com/a.wav",
+				    .listening = 1 };
+	char id[SFS_ID_SIZE];
+	struct sfs_file out;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK(out.ingestion == SFS_JS_PENDING);
+	CHECK(out.size == -1 && out.sha256[0] == '\0');
+	CHECK(out.source_uri && !strcmp(out.source_uri, sp.uri));
+	/* listening audio waits for the import */
+	CHECK(out.la.status == SFS_JS_NONE);
+	sfs_err_init(&e);
+	CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, &e),
+		 SFS_NOT_READY);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, out.id, NULL, NULL),
+		 SFS_NOT_READY);
+	st = stage_of(f.s, "new", 3);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, NULL, NULL),
+		 SFS_NOT_READY);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
+
+	/* the import completes: content, and the listening job queued */
+	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT,
+				SFS_JS_PROCESSING, NULL, NULL), SFS_OK);
+	CHECK_ST(file_import_done(f.s, out.ino, st, "audio/wav", 1.5, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	sfs_strlcpy(id, out.id, sizeof(id));
+	sfs_file_release(&out);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &out, NULL), SFS_OK);
+	CHECK(out.ingestion == SFS_JS_COMPLETED);
+	CHECK(out.size == 3 && out.duration == 1.5);
+	CHECK(out.la.status == SFS_JS_PENDING);
+	CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
+	sfs_file_release(&out);
+
+	/* a failed import stays unreadable */
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_FAILED,
+				"no route", NULL), SFS_OK);
+	CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, NULL),
+		 SFS_NOT_READY);
+	sfs_strlcpy(id, out.id, sizeof(id));
+	sfs_file_release(&out);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &out, NULL), SFS_OK);
+	CHECK(out.ingestion == SFS_JS_FAILED);
+	CHECK(out.ingest_error && !strcmp(out.ingest_error, "no route"));
+	/* deleting it cancels nothing more; a late outcome is refused */
+	sfs_file_release(&out);
+
+	/* content and a URI at once */
+	st = stage_of(f.s, "x", 1);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+static void test_import_cancelled_by_delete(void)
+{
+	struct sfs_file_spec sp = { .name = "remote",
+				    .uri = "https://example.com/a.wav" };
+	char id[SFS_ID_SIZE];
+	struct sfs_file out;
+	struct sfs_stage *st;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT,
+				SFS_JS_PROCESSING, NULL, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
+	st = stage_of(f.s, "late", 4);
+	CHECK_ST(file_import_done(f.s, out.ino, st, NULL, -1, NULL),
+		 SFS_CONFLICT);
+	sfs_stage_free(st);
+	sfs_strlcpy(id, out.id, sizeof(id));
+	sfs_file_release(&out);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &out, NULL), SFS_OK);
+	CHECK(out.ingestion == SFS_JS_FAILED);
+	CHECK(out.size == -1);
+	sfs_file_release(&out);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 0);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+static void test_validation(void)
+{
+	char long_name[SFS_NAME_MAX + 2], long_desc[SFS_DESCRIPTION_MAX + 2];
+	const char *many[SFS_TAGS_MAX + 1], *bad_tags[] = { "ok", "a,b" };
+	const char *bad_paths[] = { "a/b/", "/a", "/a//b/", "/../", "/./",
+				    "", "/a\n/" };
+	struct sfs_file_spec sp;
+	struct sfs_err e;
+	struct fx f;
+	size_t i;
+
+	REQUIRE(fx_open(&f) == 0);
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	memset(long_desc, 'd', sizeof(long_desc) - 1);
+	long_desc[sizeof(long_desc) - 1] = '\0';
+	for (i = 0; i < SFS_TAGS_MAX + 1; i++)
+		many[i] = "t";
+
+#define BAD(field_, type_, ...)                                            \
+	do {                                                               \
+		struct sfs_file_spec s_ = { __VA_ARGS__ };                 \
+		if (!s_.name && strcmp(field_, "name"))                    \
+			s_.name = "ok";                                    \
+		sfs_err_init(&e);                                          \
+		CHECK_ST(sfs_file_create(f.s, &f.a, &s_, NULL, NULL, &e),  \
+			 SFS_INVALID);                                     \
+		CHECK(e.status == SFS_INVALID);                            \
+		if (!has_field(&e, field_, type_))                         \
+			fprintf(stderr, "  want %s/%s, got %s/%s\n",       \
+				field_, type_ ? type_ : "*", field0(&e),  \
+				e.nfields ? e.fields[0].type : "");        \
+		CHECK(has_field(&e, field_, type_));                       \
+	} while (0)
+
+	BAD("name", "missing", .name = NULL);
+	BAD("name", "invalid", .name = "");
+	BAD("name", "too_long", .name = long_name);
+	BAD("name", "invalid", .name = "a\nb");
+	BAD("name", "invalid", .name = "tab\there");
+	BAD("name", "invalid", .name = "del\x7f");
+	BAD("name", "invalid", .name = "\xc3\x28");
+	BAD("filename", NULL, .filename = "a\001b");
+	BAD("filename", "too_long", .filename = long_name);
+	BAD("description", "too_long", .description = long_desc);
+	for (i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++)
+		BAD("path", NULL, .path = bad_paths[i]);
+	BAD("metadata", "invalid", .metadata = "[1,2]");
+	BAD("metadata", "invalid", .metadata = "\"text\"");
+	BAD("metadata", "invalid", .metadata = "{bad json");
+	BAD("metadata", "invalid", .metadata = "{\"a\":1,\"a\":2}");
+	BAD("tags", "too_long", .tags = many, .ntags = SFS_TAGS_MAX + 1);
+	BAD("tags[1]", NULL, .tags = bad_tags, .ntags = 2);
+#undef BAD
+	/* several fields are reported at once */
+	memset(&sp, 0, sizeof(sp));
+	sp.path = "nope";
+	sp.metadata = "[]";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
+	CHECK(has_field(&e, "name", "missing"));
+	CHECK(has_field(&e, "path", NULL));
+	CHECK(has_field(&e, "metadata", NULL));
+	/* the limits themselves are fine */
+	memset(&sp, 0, sizeof(sp));
+	long_name[SFS_NAME_MAX] = '\0';
+	sp.name = long_name;
+	sp.tags = many;
+	sp.ntags = SFS_TAGS_MAX;
+	sp.metadata = "{}";
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
+	/* nothing was made by the failures */
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tenant(&f).used_files == 1);
+
+	/* the checkers on their own */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_name_check("", "title", &e), SFS_INVALID);
+	CHECK(!strcmp(field0(&e), "title"));
+	CHECK_ST(sfs_metadata_check(NULL, "metadata", NULL), SFS_OK);
+	CHECK_ST(sfs_metadata_check("{\"a\":{\"b\":[1]}}", "m", NULL), SFS_OK);
+	fx_close(&f);
+}
+
+static void test_create_many(void)
+{
+	struct sfs_file_spec specs[3] = {
+		{ .name = "a", .path = "/m/" },
+		{ .name = "b", .path = "/m/" },
+		{ .name = "c", .path = "/m/n/" },
+	};
+	struct sfs_dir_info di;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, NULL), SFS_OK);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/m/", &di, NULL), SFS_OK);
+	CHECK(di.nfiles == 3);
+	CHECK(tenant(&f).used_files == 3);
+	/* one bad spec: none of the batch is made */
+	specs[1].path = "bad";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, &e), SFS_INVALID);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	CHECK(tenant(&f).used_files == 3);
+	f.a.scopes = SFS_SCOPE_READ;
+	specs[1].path = "/m/";
+	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, NULL),
+		 SFS_FORBIDDEN);
+	fx_close(&f);
+}
+
+/* ---- permissions ----------------------------------------------------------- */
+
+static void test_permissions(void)
+{
+	struct sfs_file_update u = { .set = SFS_UPD_NAME, .name = "renamed" };
+	struct sfs_file_update pub = { .set = SFS_UPD_PUBLISH,
+				       .publish = SFS_PUBLISH_INTERNAL };
+	char id[SFS_ID_SIZE];
+	struct sfs_file g;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "f", "/", "data", id, NULL), SFS_OK);
+	REQUIRE_ST(share(&f, id, f.ub, SFS_PERM_EDIT), SFS_OK);
+	REQUIRE_ST(share(&f, id, f.uc, SFS_PERM_VIEW), SFS_OK);
+
+	/* EDIT share: read and update metadata, nothing of the owner's */
+	REQUIRE_ST(sfs_file_get(f.s, &f.b, id, &g, NULL), SFS_OK);
+	CHECK(g.access == SFS_ACCESS_DIRECT_SHARE && g.perm == SFS_PERM_EDIT);
+	CHECK(!strcmp(g.shared_by, f.ua) && g.shared_at > 0);
+	sfs_file_release(&g);
+	CHECK_ST(sfs_file_update(f.s, &f.b, id, &u, NULL, NULL), SFS_OK);
+	CHECK_ST(open_st(&f, &f.b, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_delete(f.s, &f.b, id, 0, &e), SFS_FORBIDDEN);
+	CHECK(!strcmp(e.type, "forbidden"));
+	CHECK_ST(sfs_file_delete(f.s, &f.b, id, 1, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_discard(f.s, &f.b, id, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_update(f.s, &f.b, id, &pub, NULL, NULL),
+		 SFS_FORBIDDEN);
+	/* naming the current publish mode is no change */
+	pub.publish = SFS_PUBLISH_PRIVATE;
+	CHECK_ST(sfs_file_update(f.s, &f.b, id, &pub, NULL, NULL), SFS_OK);
+	CHECK_ST(sfs_listening_generate(f.s, &f.b, id, NULL, NULL), SFS_OK);
+	CHECK_ST(sfs_listening_delete(f.s, &f.b, id, 0, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_listening_purge(f.s, &f.b, id, NULL), SFS_FORBIDDEN);
+	st = stage_of(f.s, "edited", 6);
+	CHECK_ST(sfs_file_set_content(f.s, &f.b, id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+
+	/* VIEW share: read only */
+	REQUIRE_ST(sfs_file_get(f.s, &f.c, id, &g, NULL), SFS_OK);
+	CHECK(g.access == SFS_ACCESS_DIRECT_SHARE && g.perm == SFS_PERM_VIEW);
+	CHECK(!strcmp(g.name, "renamed"));
+	sfs_file_release(&g);
+	CHECK_ST(open_st(&f, &f.c, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
+	CHECK_ST(sfs_file_update(f.s, &f.c, id, &u, NULL, NULL),
+		 SFS_FORBIDDEN);
+	st = stage_of(f.s, "viewer", 6);
+	CHECK_ST(sfs_file_set_content(f.s, &f.c, id, st, 0, NULL, NULL),
+		 SFS_FORBIDDEN);
+	sfs_stage_free(st);
+	CHECK_ST(sfs_file_delete(f.s, &f.c, id, 0, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_listening_generate(f.s, &f.c, id, NULL, NULL),
+		 SFS_FORBIDDEN);
+
+	/* same tenant, no share: forbidden until the file is INTERNAL */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_get(f.s, &f.d, id, &g, &e), SFS_FORBIDDEN);
+	CHECK_ST(open_st(&f, &f.d, id, SFS_CONTENT_ORIGINAL, NULL),
+		 SFS_FORBIDDEN);
+	pub.publish = SFS_PUBLISH_INTERNAL;
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &pub, NULL, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.d, id, &g, NULL), SFS_OK);
+	CHECK(g.access == SFS_ACCESS_INTERNAL && g.perm == SFS_PERM_VIEW);
+	sfs_file_release(&g);
+	CHECK_ST(open_st(&f, &f.d, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
+	CHECK_ST(sfs_file_update(f.s, &f.d, id, &u, NULL, NULL),
+		 SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_delete(f.s, &f.d, id, 0, NULL), SFS_FORBIDDEN);
+	/* a direct share wins over INTERNAL */
+	REQUIRE_ST(sfs_file_get(f.s, &f.b, id, &g, NULL), SFS_OK);
+	CHECK(g.perm == SFS_PERM_EDIT);
+	sfs_file_release(&g);
+
+	/* another tenant never sees it, INTERNAL or not */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_get(f.s, &f.x, id, &g, &e), SFS_NOT_FOUND);
+	CHECK(!strcmp(e.type, "file_not_found"));
+	CHECK_ST(sfs_file_update(f.s, &f.x, id, &u, NULL, NULL),
+		 SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_delete(f.s, &f.x, id, 1, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_discard(f.s, &f.x, id, NULL), SFS_NOT_FOUND);
+	CHECK_ST(open_st(&f, &f.x, id, SFS_CONTENT_ORIGINAL, NULL),
+		 SFS_NOT_FOUND);
+	CHECK_ST(sfs_listening_generate(f.s, &f.x, id, NULL, NULL),
+		 SFS_NOT_FOUND);
+
+	/* scopes */
+	f.b.scopes = SFS_SCOPE_READ;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_update(f.s, &f.b, id, &u, NULL, &e), SFS_FORBIDDEN);
+	CHECK(!strcmp(e.type, "insufficient_scope"));
+	f.a.scopes = SFS_SCOPE_READ | SFS_SCOPE_WRITE;
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_FORBIDDEN);
+	CHECK_ST(mk(&f, &f.b, "x", "/", "x", NULL, NULL), SFS_FORBIDDEN);
+	f.a.scopes = SFS_SCOPE_WRITE;
+	CHECK_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_FORBIDDEN);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, NULL),
+		 SFS_FORBIDDEN);
+	f.a.scopes = SFS_SCOPE_ALL;
+
+	/* once deleted, the file is gone for everyone but its owner */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	f.b.scopes = SFS_SCOPE_ALL;
+	CHECK_ST(sfs_file_get(f.s, &f.b, id, &g, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_get(f.s, &f.d, id, &g, NULL), SFS_NOT_FOUND);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.deleted);
+	sfs_file_release(&g);
+	CHECK_ST(sfs_file_restore(f.s, &f.b, id, NULL, NULL), SFS_NOT_FOUND);
+	fx_close(&f);
+}
+
+/* ---- update ---------------------------------------------------------------- */
+
+static void test_update(void)
+{
+	const char *tags[] = { "new", "Other" };
+	struct sfs_file_update u;
+	char id[SFS_ID_SIZE];
+	struct sfs_file g;
+	struct sfs_err e;
+	int64_t first;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "f", "/a/", "data", id, NULL), SFS_OK);
+	memset(&u, 0, sizeof(u));
+	u.set = SFS_UPD_NAME | SFS_UPD_DESCRIPTION | SFS_UPD_PATH |
+		SFS_UPD_METADATA | SFS_UPD_TAGS | SFS_UPD_FILENAME |
+		SFS_UPD_MTIME;
+	u.name = "g";
+	u.description = "desc";
+	u.path = "/b/c/";
+	u.metadata = "{\"x\":true}";
+	u.tags = tags;
+	u.ntags = 2;
+	u.filename = "g.wav";
+	u.mtime_ns = 123456789;
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, id, &u, &g, NULL), SFS_OK);
+	CHECK(!strcmp(g.name, "g") && !strcmp(g.description, "desc"));
+	CHECK(!strcmp(g.path, "/b/c/") && strstr(g.metadata, "true"));
+	CHECK(g.ntags == 2 && !strcmp(g.tags[0], "new") &&
+	      !strcmp(g.tags[1], "Other"));
+	CHECK(!strcmp(g.filename, "g.wav") && g.mtime_ns == 123456789);
+	CHECK(g.size == 4);
+	sfs_file_release(&g);
+
+	/* only the named fields change; NULL makes a field null */
+	memset(&u, 0, sizeof(u));
+	u.set = SFS_UPD_DESCRIPTION | SFS_UPD_METADATA | SFS_UPD_TAGS;
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, id, &u, &g, NULL), SFS_OK);
+	CHECK(g.description == NULL && g.metadata == NULL && g.ntags == 0);
+	CHECK(!strcmp(g.name, "g") && !strcmp(g.path, "/b/c/"));
+	sfs_file_release(&g);
+
+	/* invalid input changes nothing, and names the fields */
+	memset(&u, 0, sizeof(u));
+	u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_METADATA;
+	u.name = "fine";
+	u.path = "no-slash";
+	u.metadata = "[]";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_INVALID);
+	CHECK(has_field(&e, "path", NULL) && has_field(&e, "metadata", NULL));
+	u.set = SFS_UPD_NAME;
+	u.name = "";
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_INVALID);
+	u.set = SFS_UPD_PATH;
+	u.path = NULL;
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_INVALID);
+	u.set = SFS_UPD_PUBLISH;
+	u.publish = (enum sfs_publish)7;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_INVALID);
+	CHECK(has_field(&e, "publishMode", NULL));
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(!strcmp(g.name, "g") && g.publish == SFS_PUBLISH_PRIVATE);
+	sfs_file_release(&g);
+
+	/* publishedAt: set the first time the file becomes INTERNAL only */
+	memset(&u, 0, sizeof(u));
+	u.set = SFS_UPD_PUBLISH;
+	u.publish = SFS_PUBLISH_INTERNAL;
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, id, &u, &g, NULL), SFS_OK);
+	CHECK(g.publish == SFS_PUBLISH_INTERNAL && g.published_at > 0);
+	first = g.published_at;
+	sfs_file_release(&g);
+	u.publish = SFS_PUBLISH_PRIVATE;
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, id, &u, &g, NULL), SFS_OK);
+	CHECK(g.publish == SFS_PUBLISH_PRIVATE);
+	sfs_file_release(&g);
+	sfs_set_clock_offset_ms(50000);
+	u.publish = SFS_PUBLISH_INTERNAL;
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, id, &u, &g, NULL), SFS_OK);
+	CHECK(g.published_at == first);
+	sfs_file_release(&g);
+	sfs_set_clock_offset_ms(0);
+
+	/* a deleted file is not updated */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	u.set = SFS_UPD_NAME;
+	u.name = "zombie";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_CONFLICT);
+	CHECK_ST(sfs_file_update(f.s, &f.a, NULL, &u, NULL, NULL),
+		 SFS_NOT_FOUND);
+	fx_close(&f);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void test_delete_purge_restore(void)
+{
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65];
+	struct sfs_file g;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "f", "/d/", "content", id, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	sfs_strlcpy(sha, g.sha256, sizeof(sha));
+	sfs_file_release(&g);
+
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.deleted && !g.purged && g.deleted_at > 0);
+	CHECK(g.purge_at == g.deleted_at + RETENTION * 1000);
+	sfs_file_release(&g);
+	/* content is kept until the purge */
+	CHECK(blob_refs(&f, sha) == 1);
+	CHECK(tenant(&f).used_files == 1);
+	sfs_err_init(&e);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, &e), SFS_GONE);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, &e), SFS_CONFLICT);
+	CHECK(!strcmp(e.type, "file_deleted"));
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id, NULL), SFS_CONFLICT);
+
+	/* restore */
+	REQUIRE_ST(sfs_file_restore(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(!g.deleted && g.deleted_at == 0 && g.purge_at == 0);
+	sfs_file_release(&g);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
+	CHECK_ST(sfs_file_restore(f.s, &f.a, id, NULL, NULL), SFS_CONFLICT);
+
+	/* purge of a deleted file */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.deleted && g.purged && g.purged_at > 0 && g.purge_at == 0);
+	sfs_file_release(&g);
+	CHECK(blob_refs(&f, sha) == -1);
+	CHECK(tenant(&f).used_files == 0 && tenant(&f).used_bytes == 0);
+	/* purging a purged file is a no-op; restoring it is gone */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	CHECK(tenant(&f).used_files == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_restore(f.s, &f.a, id, NULL, &e), SFS_GONE);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, NULL), SFS_GONE);
+
+	/* delete with purge at once */
+	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "content", id2, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
+	CHECK(g.deleted && g.purged && g.deleted_at > 0);
+	sfs_file_release(&g);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, "00000000-0000-4000-8000-"
+				 "000000000000", 0, NULL), SFS_NOT_FOUND);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+static void test_discard(void)
+{
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], buf[32];
+	struct sfs_file_update u = { .set = SFS_UPD_NAME, .name = "kept" };
+	enum sfs_status rs;
+	struct sfs_stage *st;
+	struct sfs_file g;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "f", "/", "content", id, NULL), SFS_OK);
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.discarded && g.discarded_at > 0 && !g.deleted);
+	CHECK(!strcmp(g.name, "f"));
+	sfs_file_release(&g);
+	CHECK(tenant(&f).used_bytes == 0 && tenant(&f).used_files == 1);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id, &e), SFS_CONFLICT);
+	CHECK(!strcmp(e.type, "content_discarded"));
+	sfs_err_init(&e);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, &e), SFS_GONE);
+	CHECK(!strcmp(e.type, "content_discarded"));
+	/* metadata is still editable */
+	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_OK);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_GONE);
+	/* a new content version brings it back */
+	st = stage_of(f.s, "again", 5);
+	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, &g, NULL),
+		   SFS_OK);
+	sfs_stage_free(st);
+	CHECK(!g.discarded && g.size == 5);
+	sfs_file_release(&g);
+	CHECK(slurp(&f, &f.a, id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
+		    &rs) == 5 && !strcmp(buf, "again"));
+	/* discard of a deleted file */
+	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "other", id2, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_CONFLICT);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+static void test_set_content(void)
+{
+	const char *tags[] = { "keep" };
+	struct sfs_file_spec sp = { .name = "v", .path = "/v/", .tags = tags,
+				    .ntags = 1 };
+	struct sfs_file v1, v2, g;
+	struct sfs_stage *st;
+	char buf[32];
+	enum sfs_status rs;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	st = stage_of(f.s, "version one", 11);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v1, NULL), SFS_OK);
+	sfs_stage_free(st);
+	REQUIRE_ST(share(&f, v1.id, f.ub, SFS_PERM_EDIT), SFS_OK);
+	st = stage_of(f.s, "version 2", 9);
+	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
+		   SFS_OK);
+	sfs_stage_free(st);
+	CHECK(!strcmp(v1.id, v2.id) && v1.ino == v2.ino);
+	CHECK(v2.size == 9 && strcmp(v1.sha256, v2.sha256) != 0);
+	CHECK(v2.ntags == 1 && !strcmp(v2.tags[0], "keep"));
+	CHECK(v2.created_at == v1.created_at);
+	CHECK(v2.la.status == SFS_JS_NONE);
+	CHECK(blob_refs(&f, v1.sha256) == -1);
+	CHECK(blob_refs(&f, v2.sha256) == 1);
+	CHECK(tenant(&f).used_bytes == 9 && tenant(&f).used_files == 1);
+	CHECK(slurp(&f, &f.b, v1.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
+		    &rs) == 9 && !strcmp(buf, "version 2"));
+	REQUIRE_ST(sfs_file_get(f.s, &f.b, v1.id, &g, NULL), SFS_OK);
+	CHECK(g.perm == SFS_PERM_EDIT);
+	sfs_file_release(&g);
+
+	/* with listening audio: it is made again from the new content */
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, v1.id, NULL, NULL),
+		   SFS_OK);
+	REQUIRE_ST(finish_listening(&f, v1.id, "mp3 one"), SFS_OK);
+	st = stage_of(f.s, "version 3", 9);
+	sfs_file_release(&v2);
+	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
+		   SFS_OK);
+	sfs_stage_free(st);
+	CHECK(v2.la.status == SFS_JS_PENDING && v2.la.sha256[0] == '\0');
+	CHECK(tenant(&f).used_bytes == 9);
+	sfs_file_release(&v2);
+	/* the same bytes as another file share its blob */
+	REQUIRE_ST(mk(&f, &f.a, "other", "/", "shared", NULL, NULL), SFS_OK);
+	st = stage_of(f.s, "shared", 6);
+	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
+		   SFS_OK);
+	sfs_stage_free(st);
+	CHECK(blob_refs(&f, v2.sha256) == 2);
+	sfs_file_release(&v2);
+
+	/* not on a deleted file */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, v1.id, 0, NULL), SFS_OK);
+	st = stage_of(f.s, "late", 4);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, NULL, NULL),
+		 SFS_CONFLICT);
+	sfs_stage_free(st);
+	sfs_file_release(&v1);
+	CHECK(fsck_clean(&f));
+	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 1);
+	fx_close(&f);
+}
+
+/* ---- listening audio -------------------------------------------------------- */
+
+static void test_listening_rules(void)
+{
+	char id[SFS_ID_SIZE], buf[32];
+	enum sfs_status rs;
+	struct sfs_file g;
+	struct sfs_err e;
+	int64_t ino;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "f", "/", "original", id, NULL), SFS_OK);
+	ino = ino_of(&f, id);
+	/* nothing to delete or purge yet */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 0, &e), SFS_NOT_FOUND);
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_NOT_FOUND);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_LISTENING, NULL),
+		 SFS_NOT_READY);
+
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.status == SFS_JS_PENDING);
+	sfs_file_release(&g);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL),
+		 SFS_CONFLICT);
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_CONFLICT);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_LISTENING, NULL),
+		 SFS_NOT_READY);
+	/* a failed generation may be retried */
+	CHECK_ST(file_job_state(f.s, ino, SFS_JOB_LISTENING, SFS_JS_FAILED,
+				"encoder broke", NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.status == SFS_JS_FAILED && g.la.error &&
+	      !strcmp(g.la.error, "encoder broke"));
+	sfs_file_release(&g);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.status == SFS_JS_PENDING && g.la.error == NULL);
+	sfs_file_release(&g);
+	REQUIRE_ST(finish_listening(&f, id, "mp3 bytes"), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.status == SFS_JS_COMPLETED && g.la.size == 9 &&
+	      g.la.created_at > 0 && g.la.sha256[0]);
+	sfs_file_release(&g);
+	CHECK(slurp(&f, &f.a, id, SFS_CONTENT_LISTENING, buf, sizeof(buf),
+		    &rs) == 9 && !strcmp(buf, "mp3 bytes"));
+	CHECK(tenant(&f).used_bytes == 8 + 9);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, &e),
+		 SFS_CONFLICT);
+
+	/* delete, then purge the deleted one */
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.deleted && g.la.deleted_at > 0 && !g.la.purged);
+	CHECK(g.la.purge_at == g.la.deleted_at + RETENTION * 1000);
+	sfs_file_release(&g);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_LISTENING, NULL), SFS_GONE);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 0, &e), SFS_CONFLICT);
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL),
+		 SFS_CONFLICT);
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.deleted && g.la.purged && g.la.purged_at > 0);
+	sfs_file_release(&g);
+	CHECK(tenant(&f).used_bytes == 8);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+static void test_listening_purge(void)
+{
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE];
+	struct sfs_file g;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "f", "/", "original", id, NULL), SFS_OK);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_OK);
+	REQUIRE_ST(finish_listening(&f, id, "mp3"), SFS_OK);
+	/* purge keeps the metadata, drops the bytes */
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.la.status == SFS_JS_COMPLETED && g.la.purged &&
+	      !g.la.deleted && g.la.purged_at > 0 && g.la.size == 3);
+	sfs_file_release(&g);
+	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_LISTENING, NULL), SFS_GONE);
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL),
+		 SFS_CONFLICT);
+	CHECK(tenant(&f).used_bytes == 8);
+
+	/* purging the file releases its listening audio too */
+	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "second", id2, NULL), SFS_OK);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL),
+		   SFS_OK);
+	REQUIRE_ST(finish_listening(&f, id2, "mp3 of two"), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
+	CHECK(g.purged && g.la.purged);
+	sfs_file_release(&g);
+	CHECK(tenant(&f).used_bytes == 8);
+	/* a deleted file's pending generation is cancelled */
+	REQUIRE_ST(mk(&f, &f.a, "f3", "/", "third", id2, NULL), SFS_OK);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL),
+		   SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
+	CHECK(g.la.status == SFS_JS_FAILED);
+	{
+		char q[128];
+
+		snprintf(q, sizeof(q), "SELECT count(*) FROM job WHERE"
+			 " file_id = %lld AND state IN (1, 2)",
+			 (long long)g.ino);
+		CHECK(sql_int(f.s, q) == 0);
+	}
+	sfs_file_release(&g);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+/* ---- janitor ---------------------------------------------------------------- */
+
+static void test_janitor(void)
+{
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], keep[SFS_ID_SIZE];
+	struct sfs_file g;
+	struct fx f;
+	int n = -1;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "gone", "/", "one", id, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "la", "/", "two", id2, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "kept", "/", "three", keep, NULL), SFS_OK);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
+	REQUIRE_ST(finish_listening(&f, id2, "mp3"), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
+	CHECK(n == 0);
+	/* just before purgeAt: still nothing */
+	sfs_set_clock_offset_ms(RETENTION * 1000 - 5000);
+	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
+	CHECK(n == 0);
+	sfs_set_clock_offset_ms(RETENTION * 1000 + 1000);
+	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
+	CHECK(n == 2);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(g.purged && g.purged_at > 0);
+	sfs_file_release(&g);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
+	CHECK(!g.purged && g.la.purged && !g.deleted);
+	sfs_file_release(&g);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, keep, &g, NULL), SFS_OK);
+	CHECK(!g.deleted && !g.purged);
+	sfs_file_release(&g);
+	CHECK(tenant(&f).used_files == 2);
+	CHECK(tenant(&f).used_bytes == 3 + 5);
+	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
+	CHECK(n == 0);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+static void test_janitor_many(void)
+{
+	struct sfs_file_spec specs[150];
+	struct fx f;
+	int n = -1, i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 150; i++) {
+		memset(&specs[i], 0, sizeof(specs[i]));
+		specs[i].name = "bulk";
+	}
+	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 150, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 1, NULL), SFS_OK);
+	{
+		struct db *d = NULL;
+
+		REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+		/* 150 deleted files and 70 expired listening audios */
+		CHECK_ST(db_exec(d, "UPDATE file SET is_deleted = 1,"
+				    " deleted_at = 1, purge_at = 2"
+				    " WHERE id <= 150;"
+				    " UPDATE file SET la_status = 3,"
+				    " la_deleted = 1, la_deleted_at = 1,"
+				    " la_purge_at = 2 WHERE id > 80", NULL),
+			 SFS_OK);
+		db_put(d);
+	}
+	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_purged = 1")
+	      == 150);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE la_purged = 0"
+			   " AND la_deleted = 1") == 0);
+	CHECK(tenant(&f).used_files == 1);
+	fx_close(&f);
+}
+
+/* ---- quotas -------------------------------------------------------------------- */
+
+static void test_quota(void)
+{
+	char big[61], id[SFS_ID_SIZE];
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open_q(&f, 100, 3) == 0);
+	memset(big, 'b', 60);
+	big[60] = '\0';
+	REQUIRE_ST(mk(&f, &f.a, "one", "/", big, id, NULL), SFS_OK);
+	big[0] = 'c';
+	sfs_err_init(&e);
+	CHECK_ST(mk(&f, &f.a, "two", "/", big, NULL, &e), SFS_QUOTA);
+	CHECK(!strcmp(e.type, "quota_exceeded"));
+	CHECK(tenant(&f).used_bytes == 60 && tenant(&f).used_files == 1);
+	/* the same bytes again take no space */
+	big[0] = 'b';
+	CHECK_ST(mk(&f, &f.a, "dup", "/", big, NULL, NULL), SFS_OK);
+	CHECK(tenant(&f).used_bytes == 60);
+	/* a new version that does not fit */
+	st = stage_of(f.s, "x", 1);
+	{
+		char more[50];
+
+		memset(more, 'm', sizeof(more));
+		REQUIRE_ST(sfs_stage_write(st, more, sizeof(more), NULL),
+			   SFS_OK);
+	}
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, NULL, &e),
+		 SFS_QUOTA);
+	CHECK(!strcmp(e.type, "quota_exceeded"));
+	sfs_stage_free(st);
+	/* the file count */
+	CHECK_ST(mk(&f, &f.a, "small", "/", "s", NULL, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, &e), SFS_QUOTA);
+	CHECK(!strcmp(e.type, "quota_exceeded"));
+	{
+		struct sfs_file_spec sp = { .name = "empty" };
+
+		CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
+			 SFS_QUOTA);
+	}
+	CHECK(tenant(&f).used_files == 3);
+	/* a soft-deleted file still counts; a purged one does not */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, NULL), SFS_QUOTA);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, NULL), SFS_OK);
+	/* another tenant has its own quota */
+	CHECK_ST(mk(&f, &f.x, "x", "/", big, NULL, NULL), SFS_OK);
+	CHECK(fsck_clean(&f));
+	{
+		char p[4096];
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s/staging", f.dir);
+		CHECK(stat(p, &sb) == 0);
+	}
+	fx_close(&f);
+}
+
+/* ---- two store handles at once ----------------------------------------------- */
+
+struct worker {
+	const char *dir;
+	const char *uid;
+	int n;
+	char path[32];
+	int failed;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	char text[64];
+	int i;
+
+	if (sfs_store_open(w->dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, w->uid, SFS_SCOPE_ALL, &a, NULL)) {
+		w->failed = w->n;
+		sfs_store_close(s);
+		return NULL;
+	}
+	for (i = 0; i < w->n; i++) {
+		struct sfs_file_spec sp = { .name = "c", .path = w->path };
+		struct sfs_stage *st = NULL;
+
+		/* half of the contents are the same in both threads */
+		snprintf(text, sizeof(text), "%s %d",
+			 i % 2 ? w->path : "common", i);
+		if (sfs_stage_new(s, &st, NULL) ||
+		    sfs_stage_write(st, text, strlen(text), NULL) ||
+		    sfs_file_create(s, &a, &sp, st, NULL, NULL))
+			w->failed++;
+		sfs_stage_free(st);
+	}
+	sfs_store_close(s);
+	return NULL;
+}
+
+static void test_two_handles(void)
+{
+	struct worker w[2];
+	pthread_t th[2];
+	struct sfs_dir_info di;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 2; i++) {
+		w[i].dir = f.dir;
+		w[i].uid = f.ua;
+		w[i].n = 40;
+		w[i].failed = 0;
+		snprintf(w[i].path, sizeof(w[i].path), "/t%d/", i);
+		REQUIRE(pthread_create(&th[i], NULL, worker_main, &w[i]) == 0);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	CHECK(w[0].failed == 0 && w[1].failed == 0);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 80);
+	CHECK(tenant(&f).used_files == 80);
+	/* 20 common contents shared by both, 20 + 20 of their own */
+	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 60);
+	CHECK(sql_int(f.s, "SELECT sum(refs) FROM blob") == 80);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/", &di, NULL), SFS_OK);
+	CHECK(di.nfiles == 80);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/t0/", &di, NULL), SFS_OK);
+	CHECK(di.nfiles == 40);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/t1/", &di, NULL), SFS_OK);
+	CHECK(di.nfiles == 40);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_ERROR);
+	RUN(test_create_get);
+	RUN(test_create_import);
+	RUN(test_import_cancelled_by_delete);
+	RUN(test_validation);
+	RUN(test_create_many);
+	RUN(test_permissions);
+	RUN(test_update);
+	RUN(test_delete_purge_restore);
+	RUN(test_discard);
+	RUN(test_set_content);
+	RUN(test_listening_rules);
+	RUN(test_listening_purge);
+	RUN(test_janitor);
+	RUN(test_janitor_many);
+	RUN(test_quota);
+	RUN(test_two_handles);
+	return th_report();
+}

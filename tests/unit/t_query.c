@@ -1,0 +1,979 @@
+/*
+ * Unit tests of core/query.c: the API's list parameters and their
+ * validation, every filter of GET /files, sort orders, pages, paths and
+ * directories, tags, substring search on both paths, shared-with-me and
+ * tenant isolation. Each test opens a fresh temporary store.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include "db_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/dir.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/query.h"
+#include "speechfs/share.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char tenant[SFS_ID_SIZE], tenant2[SFS_ID_SIZE];
+	struct sfs_actor ann, bob, cat, zed;	/* zed: the other tenant */
+};
+
+static int fx_open(struct fx *f)
+{
+	char u[SFS_ID_SIZE];
+	struct sfs_err e;
+
+	memset(f, 0, sizeof(*f));
+	sfs_err_init(&e);
+	f->dir = th_tmpdir();
+	if (sfs_store_init(f->dir, &e) ||
+	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
+	    sfs_tenant_create(f->s, "acme", 0, 0, f->tenant, &e) ||
+	    sfs_tenant_create(f->s, "other", 0, 0, f->tenant2, &e) ||
+	    sfs_user_create(f->s, f->tenant, "ann", -1, u, &e) ||
+	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->ann, &e) ||
+	    sfs_user_create(f->s, f->tenant, "bob", -1, u, &e) ||
+	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->bob, &e) ||
+	    sfs_user_create(f->s, f->tenant, "cat", -1, u, &e) ||
+	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->cat, &e) ||
+	    sfs_user_create(f->s, f->tenant2, "zed", -1, u, &e) ||
+	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->zed, &e)) {
+		fprintf(stderr, "fixture: %s\n", e.message);
+		sfs_store_close(f->s);
+		th_rmrf(f->dir);
+		memset(f, 0, sizeof(*f));
+		return -1;
+	}
+	return 0;
+}
+
+static void fx_close(struct fx *f)
+{
+	sfs_store_close(f->s);
+	th_rmrf(f->dir);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Make a content-less file; its uuid into id (may be NULL). 0 on success. */
+static int mk(struct fx *f, const struct sfs_actor *a, const char *name,
+	      const char *filename, const char *path, const char *tags_csv,
+	      char id[SFS_ID_SIZE])
+{
+	struct sfs_file_spec sp;
+	struct sfs_file out;
+	struct sfs_err e;
+	const char *tags[8];
+	char buf[256], *p, *save = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(&sp, 0, sizeof(sp));
+	sfs_err_init(&e);
+	if (tags_csv) {
+		snprintf(buf, sizeof(buf), "%s", tags_csv);
+		for (p = strtok_r(buf, ",", &save); p && n < 8;
+		     p = strtok_r(NULL, ",", &save))
+			tags[n++] = p;
+	}
+	sp.name = name;
+	sp.filename = filename;
+	sp.path = path;
+	sp.tags = tags;
+	sp.ntags = n;
+	rc = sfs_file_create(f->s, a, &sp, NULL, &out, &e);
+	if (rc) {
+		fprintf(stderr, "mk %s: %s\n", name, e.message);
+		return -1;
+	}
+	if (id)
+		snprintf(id, SFS_ID_SIZE, "%s", out.id);
+	sfs_file_release(&out);
+	return 0;
+}
+
+/* Run SQL against the store (to set states the API cannot reach fast). */
+static int sql(struct fx *f, const char *fmt, ...)
+{
+	char text[1024];
+	struct sfs_err e;
+	struct db *d = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	sfs_err_init(&e);
+	if (db_get(f->s, &d, &e))
+		return -1;
+	rc = db_exec(d, text, &e) ? -1 : 0;
+	if (rc)
+		fprintf(stderr, "sql %s: %s\n", text, e.message);
+	db_put(d);
+	return rc;
+}
+
+/*
+ * Query with key/value pairs (NULL-terminated); the names of the files
+ * found, comma-joined, into names.
+ */
+static int vquery(struct fx *f, const struct sfs_actor *a, int shared,
+		  struct sfs_file_list *l, struct sfs_err *e, va_list ap)
+{
+	struct sfs_query q;
+	const char *k, *v;
+	int rc = 0;
+
+	sfs_query_init(&q);
+	while (!rc && (k = va_arg(ap, const char *))) {
+		v = va_arg(ap, const char *);
+		rc = sfs_query_param(&q, k, v, e);
+	}
+	if (!rc)
+		rc = shared ? sfs_query_shared(f->s, a, &q, l, e)
+			    : sfs_query_files(f->s, a, &q, l, e);
+	sfs_query_release(&q);
+	return rc;
+}
+
+static int query(struct fx *f, const struct sfs_actor *a,
+		 struct sfs_file_list *l, ...)
+{
+	struct sfs_err e;
+	va_list ap;
+	int rc;
+
+	sfs_err_init(&e);
+	va_start(ap, l);
+	rc = vquery(f, a, 0, l, &e, ap);
+	va_end(ap);
+	if (rc)
+		fprintf(stderr, "query: %d %s\n", rc, e.message);
+	return rc;
+}
+
+static int squery(struct fx *f, const struct sfs_actor *a,
+		  struct sfs_file_list *l, ...)
+{
+	struct sfs_err e;
+	va_list ap;
+	int rc;
+
+	sfs_err_init(&e);
+	va_start(ap, l);
+	rc = vquery(f, a, 1, l, &e, ap);
+	va_end(ap);
+	if (rc)
+		fprintf(stderr, "squery: %d %s\n", rc, e.message);
+	return rc;
+}
+
+static const char *names(const struct sfs_file_list *l)
+{
+	static char buf[4096];
+	size_t i, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < l->n && o < sizeof(buf) - 1; i++)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
+				      i ? "," : "", l->files[i].name);
+	return buf;
+}
+
+static const char *dirs(const struct sfs_file_list *l)
+{
+	static char buf[1024];
+	size_t i, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < l->ndirs && o < sizeof(buf) - 1; i++)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
+				      i ? "," : "", l->dirs[i]);
+	return buf;
+}
+
+/* Names of a query, or "ERR" when it fails. */
+#define Q(fx, a, ...)                                                      \
+	({                                                                 \
+		struct sfs_file_list l_;                                   \
+		static char r_[4096];                                      \
+		if (query(fx, a, &l_, ##__VA_ARGS__, NULL)) {                \
+			snprintf(r_, sizeof(r_), "ERR");                   \
+		} else {                                                   \
+			snprintf(r_, sizeof(r_), "%s", names(&l_));        \
+			sfs_file_list_release(&l_);                        \
+		}                                                          \
+		r_;                                                        \
+	})
+
+#define SQ(fx, a, ...)                                                     \
+	({                                                                 \
+		struct sfs_file_list l_;                                   \
+		static char r_[4096];                                      \
+		if (squery(fx, a, &l_, ##__VA_ARGS__, NULL)) {               \
+			snprintf(r_, sizeof(r_), "ERR");                   \
+		} else {                                                   \
+			snprintf(r_, sizeof(r_), "%s", names(&l_));        \
+			sfs_file_list_release(&l_);                        \
+		}                                                          \
+		r_;                                                        \
+	})
+
+#define CHECK_STR(got, want)                                               \
+	do {                                                               \
+		const char *g_ = (got), *w_ = (want);                      \
+		if (strcmp(g_, w_)) {                                      \
+			fprintf(stderr, "%s:%d: %s: %s = \"%s\", want "    \
+				"\"%s\"\n", __FILE__, __LINE__, th_name,   \
+				#got, g_, w_);                             \
+			th_cur_failed = 1;                                 \
+		}                                                          \
+	} while (0)
+
+/* ---- parameters -------------------------------------------------------- */
+
+static void test_init_defaults(void)
+{
+	struct sfs_query q;
+
+	sfs_query_init(&q);
+	CHECK(q.page == 0);
+	CHECK(q.size == 20);
+	CHECK(q.deleted == 0);
+	CHECK(q.discarded == -1);
+	CHECK(q.ingestion == 0);
+	CHECK(q.name == NULL && q.filename == NULL);
+	CHECK(q.sha256[0] == '\0');
+	CHECK(q.created_after == INT64_MIN);
+	CHECK(q.created_before == INT64_MAX);
+	CHECK(q.la_status == 0 && q.la_deleted == -1 && q.la_discarded == -1);
+	CHECK(q.path && !strcmp(q.path, "/"));
+	CHECK(q.recursive == 0);
+	CHECK(q.sort == SFS_SORT_CREATED && q.desc == 1);
+	CHECK(q.tags == NULL && q.ntags == 0 && q.tags_any == 0);
+	CHECK(q.publish == -1 && q.access == -1);
+	sfs_query_release(&q);
+	CHECK(q.path == NULL);
+	sfs_query_release(&q);		/* twice is harmless */
+}
+
+static void test_param_values(void)
+{
+	struct sfs_query q;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	sfs_query_init(&q);
+	CHECK_ST(sfs_query_param(&q, "page", "3", &e), SFS_OK);
+	CHECK(q.page == 3);
+	CHECK_ST(sfs_query_param(&q, "size", "100", &e), SFS_OK);
+	CHECK(q.size == 100);
+	CHECK_ST(sfs_query_param(&q, "size", "1", &e), SFS_OK);
+	CHECK(q.size == 1);
+	CHECK_ST(sfs_query_param(&q, "isDeleted", "true", &e), SFS_OK);
+	CHECK(q.deleted == 1);
+	CHECK_ST(sfs_query_param(&q, "isContentDiscarded", "false", &e),
+		 SFS_OK);
+	CHECK(q.discarded == 0);
+	CHECK_ST(sfs_query_param(&q, "ingestionStatus", "PENDING,FAILED", &e),
+		 SFS_OK);
+	CHECK(q.ingestion == (1u << SFS_JS_PENDING | 1u << SFS_JS_FAILED));
+	CHECK_ST(sfs_query_param(&q, "listeningAudio.status", "COMPLETED",
+				 &e), SFS_OK);
+	CHECK(q.la_status == 1u << SFS_JS_COMPLETED);
+	CHECK_ST(sfs_query_param(&q, "listeningAudio.deleted", "true", &e),
+		 SFS_OK);
+	CHECK(q.la_deleted == 1);
+	CHECK_ST(sfs_query_param(&q, "listeningAudio.contentDiscarded",
+				 "false", &e), SFS_OK);
+	CHECK(q.la_discarded == 0);
+	CHECK_ST(sfs_query_param(&q, "sha256", "E3B0C44298FC1C149AFBF4C8996FB9"
+				 "2427AE41E4649B934CA495991B7852B855", &e),
+		 SFS_OK);
+	CHECK(!strcmp(q.sha256, "e3b0c44298fc1c149afbf4c8996fb924"
+				"27ae41e4649b934ca495991b7852b855"));
+	CHECK_ST(sfs_query_param(&q, "createdAfter", "2026-02-25T14:30:00Z",
+				 &e), SFS_OK);
+	CHECK(q.created_after == 1772029800000LL);
+	CHECK_ST(sfs_query_param(&q, "createdBefore", "2026-02-26", &e),
+		 SFS_OK);
+	CHECK(q.created_before == 1772064000000LL);
+	CHECK_ST(sfs_query_param(&q, "path", "/a/b/", &e), SFS_OK);
+	CHECK(!strcmp(q.path, "/a/b/"));
+	CHECK_ST(sfs_query_param(&q, "recursive", "true", &e), SFS_OK);
+	CHECK(q.recursive == 1);
+	CHECK_ST(sfs_query_param(&q, "sort", "name", &e), SFS_OK);
+	CHECK(q.sort == SFS_SORT_NAME && q.desc == 0);
+	CHECK_ST(sfs_query_param(&q, "sort", "size,desc", &e), SFS_OK);
+	CHECK(q.sort == SFS_SORT_SIZE && q.desc == 1);
+	CHECK_ST(sfs_query_param(&q, "sort", "creationDate,asc", &e), SFS_OK);
+	CHECK(q.sort == SFS_SORT_CREATED && q.desc == 0);
+	CHECK_ST(sfs_query_param(&q, "tags", "Red, blue,red", &e), SFS_OK);
+	CHECK(q.ntags == 2);
+	CHECK_ST(sfs_query_param(&q, "tags", "x", &e), SFS_OK);
+	CHECK(q.ntags == 1 && !strcmp(q.tags[0], "x"));
+	CHECK_ST(sfs_query_param(&q, "tagsMatch", "any", &e), SFS_OK);
+	CHECK(q.tags_any == 1);
+	CHECK_ST(sfs_query_param(&q, "tagsMatch", "all", &e), SFS_OK);
+	CHECK(q.tags_any == 0);
+	CHECK_ST(sfs_query_param(&q, "publishMode", "INTERNAL", &e), SFS_OK);
+	CHECK(q.publish == SFS_PUBLISH_INTERNAL);
+	CHECK_ST(sfs_query_param(&q, "accessType", "DIRECT_SHARE", &e),
+		 SFS_OK);
+	CHECK(q.access == SFS_ACCESS_DIRECT_SHARE);
+	CHECK_ST(sfs_query_param(&q, "name", "abc", &e), SFS_OK);
+	CHECK(q.name && !strcmp(q.name, "abc"));
+	CHECK_ST(sfs_query_param(&q, "filename", "x.wav", &e), SFS_OK);
+	CHECK(q.filename && !strcmp(q.filename, "x.wav"));
+	CHECK(e.status == SFS_OK);
+	sfs_query_release(&q);
+}
+
+static void test_param_invalid(void)
+{
+	static const struct {
+		const char *key, *value;
+	} cases[] = {
+		{ "page", "-1" }, { "page", "x" }, { "page", "" },
+		{ "page", "1.5" }, { "page", "99999999999999999999" },
+		{ "size", "0" }, { "size", "101" }, { "size", "1000" },
+		{ "size", "-5" }, { "size", "ten" },
+		{ "isDeleted", "yes" }, { "isDeleted", "" },
+		{ "isContentDiscarded", "1" }, { "recursive", "maybe" },
+		{ "listeningAudio.deleted", "TRUEISH" },
+		{ "listeningAudio.contentDiscarded", "no" },
+		{ "ingestionStatus", "DONE" }, { "ingestionStatus", "PENDING," },
+		{ "ingestionStatus", "pending" }, { "ingestionStatus", "" },
+		{ "listeningAudio.status", "COMPLETED,NOPE" },
+		{ "createdAfter", "yesterday" }, { "createdBefore", "2026-13-01" },
+		{ "sha256", "abc" },
+		{ "sha256", "g3b0c44298fc1c149afbf4c8996fb924"
+			    "27ae41e4649b934ca495991b7852b855" },
+		{ "path", "a/b/" }, { "path", "/a/b" }, { "path", "/a/../b/" },
+		{ "path", "//" },
+		{ "sort", "owner" }, { "sort", "name,up" }, { "sort", "" },
+		{ "sort", "name,asc,desc" },
+		{ "tags", "a,b\x01" },
+		{ "tagsMatch", "some" }, { "publishMode", "PUBLIC" },
+		{ "publishMode", "internal" }, { "accessType", "OWNER" },
+		{ "accessType", "SHARED" },
+	};
+	struct sfs_query q;
+	struct sfs_err e;
+	size_t i;
+
+	sfs_query_init(&q);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		sfs_err_init(&e);
+		if (sfs_query_param(&q, cases[i].key, cases[i].value, &e) !=
+			    SFS_INVALID ||
+		    e.status != SFS_INVALID || e.nfields != 1 ||
+		    strcmp(e.fields[0].field, cases[i].key)) {
+			fprintf(stderr, "  %s=%s: status %d field '%s'\n",
+				cases[i].key, cases[i].value, e.status,
+				e.nfields ? e.fields[0].field : "");
+			th_cur_failed = 1;
+		}
+	}
+	/* nothing was changed by the rejected values */
+	CHECK(q.page == 0 && q.size == 20 && q.deleted == 0);
+	CHECK(!strcmp(q.path, "/") && q.sort == SFS_SORT_CREATED && q.desc);
+	/* too many tags */
+	{
+		char many[512];
+		size_t o = 0;
+
+		for (i = 0; i < SFS_QUERY_TAGS_MAX + 1; i++)
+			o += (size_t)snprintf(many + o, sizeof(many) - o,
+					      "%st%zu", i ? "," : "", i);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_query_param(&q, "tags", many, &e), SFS_INVALID);
+		CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "tags"));
+	}
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_param(&q, "owner", "me", &e), SFS_NOT_FOUND);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_param(&q, "Page", "1", &e), SFS_NOT_FOUND);
+	sfs_query_release(&q);
+}
+
+/* ---- GET /files -------------------------------------------------------- */
+
+static void test_filters(void)
+{
+	struct fx f;
+	char id[6][SFS_ID_SIZE];
+	struct sfs_err e;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 6; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, "/", NULL, id[i]) == 0);
+	}
+	/* created 1000, 2000, ... 6000 ms; one more in the far future */
+	REQUIRE(sql(&f, "UPDATE file SET created_at = id * 1000") == 0);
+	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"),
+		  "f0,f1,f2,f3,f4,f5");
+	/* inclusive bounds: 2000 .. 4000 */
+	CHECK_STR(Q(&f, &f.ann, "createdAfter", "1970-01-01T00:00:02Z",
+		    "createdBefore", "1970-01-01T00:00:04.000Z", "sort",
+		    "creationDate,asc"),
+		  "f1,f2,f3");
+	CHECK_STR(Q(&f, &f.ann, "createdAfter", "1970-01-01T00:00:05.001Z"),
+		  "f5");
+	CHECK_STR(Q(&f, &f.ann, "createdBefore", "1970-01-01T00:00:00.999Z"),
+		  "");
+
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[0], 0, &e), SFS_OK);
+	REQUIRE_ST(sfs_file_discard(f.s, &f.ann, id[1], &e), SFS_OK);
+	CHECK_STR(Q(&f, &f.ann, "isDeleted", "true"), "f0");
+	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"),
+		  "f1,f2,f3,f4,f5");
+	CHECK_STR(Q(&f, &f.ann, "isContentDiscarded", "true"), "f1");
+	CHECK_STR(Q(&f, &f.ann, "isContentDiscarded", "false", "sort",
+		    "creationDate,asc"),
+		  "f2,f3,f4,f5");
+
+	/* states set straight in the rows */
+	REQUIRE(sql(&f, "UPDATE file SET ingestion = 1 WHERE name = 'f2';"
+			"UPDATE file SET ingestion = 4 WHERE name = 'f3';"
+			"UPDATE file SET ingestion = 3, sha256 = '%s'"
+			" WHERE name = 'f4';"
+			"UPDATE file SET la_status = 3 WHERE name IN "
+			"('f2', 'f5');"
+			"UPDATE file SET la_status = 2 WHERE name = 'f3';"
+			"UPDATE file SET la_deleted = 1 WHERE name = 'f5';"
+			"UPDATE file SET la_purged = 1, la_deleted = 1"
+			" WHERE name = 'f2';"
+			"UPDATE file SET publish = 1 WHERE name = 'f4'",
+			"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+		== 0);
+	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "PENDING"), "f2");
+	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "FAILED,COMPLETED",
+		    "sort", "name"),
+		  "f3,f4");
+	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "PROCESSING"), "");
+	CHECK_STR(Q(&f, &f.ann, "sha256",
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+		  "f4");
+	CHECK_STR(Q(&f, &f.ann, "sha256",
+		    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		    "sort", "name"),
+		  "f1,f2,f3,f5");
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status", "COMPLETED",
+		    "sort", "name"),
+		  "f2,f5");
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status",
+		    "PROCESSING,PENDING"),
+		  "f3");
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.deleted", "true", "sort",
+		    "name"),
+		  "f2,f5");
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.deleted", "false", "sort",
+		    "name"),
+		  "f1,f3,f4");
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.contentDiscarded", "true"),
+		  "f2");
+	CHECK_STR(Q(&f, &f.ann, "publishMode", "INTERNAL"), "f4");
+	CHECK_STR(Q(&f, &f.ann, "publishMode", "PRIVATE", "sort", "name"),
+		  "f1,f2,f3,f5");
+	/* combined */
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status", "COMPLETED",
+		    "listeningAudio.contentDiscarded", "false"),
+		  "f5");
+	fx_close(&f);
+}
+
+static void test_sort_and_pages(void)
+{
+	static const char *const nm[] = { "delta", "Alpha", "charlie",
+					  "bravo", "Echo", "alpha" };
+	struct sfs_file_list l;
+	struct fx f;
+	char seen[64];
+	int i, page;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 6; i++)
+		REQUIRE(mk(&f, &f.ann, nm[i], NULL, "/", NULL, NULL) == 0);
+	/* equal creation times and sizes for ties: order by id */
+	REQUIRE(sql(&f, "UPDATE file SET created_at = 5000,"
+			" size = CASE name WHEN 'delta' THEN 30"
+			" WHEN 'charlie' THEN 10 WHEN 'Echo' THEN 30"
+			" ELSE 20 END") == 0);
+	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"),
+		  "delta,Alpha,charlie,bravo,Echo,alpha");
+	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,desc"),
+		  "alpha,Echo,bravo,charlie,Alpha,delta");
+	CHECK_STR(Q(&f, &f.ann), "alpha,Echo,bravo,charlie,Alpha,delta");
+	CHECK_STR(Q(&f, &f.ann, "sort", "name"),
+		  "Alpha,alpha,bravo,charlie,delta,Echo");
+	CHECK_STR(Q(&f, &f.ann, "sort", "name,desc"),
+		  "Echo,delta,charlie,bravo,alpha,Alpha");
+	CHECK_STR(Q(&f, &f.ann, "sort", "size,asc"),
+		  "charlie,Alpha,bravo,alpha,delta,Echo");
+	CHECK_STR(Q(&f, &f.ann, "sort", "size,DESC"),
+		  "Echo,delta,alpha,bravo,Alpha,charlie");
+	/* distinct times */
+	REQUIRE(sql(&f, "UPDATE file SET created_at = 1000 + id") == 0);
+	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,desc"),
+		  "alpha,Echo,bravo,charlie,Alpha,delta");
+
+	/* pages of 4: total on every page, no row lost or repeated */
+	for (i = 6; i < 45; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "n%02d", i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, "/", NULL, NULL) == 0);
+	}
+	REQUIRE(sql(&f, "UPDATE file SET created_at = 7 WHERE id %% 3 = 0")
+		== 0);
+	memset(seen, 0, sizeof(seen));
+	for (page = 0; page < 13; page++) {
+		char p[8];
+
+		snprintf(p, sizeof(p), "%d", page);
+		REQUIRE(query(&f, &f.ann, &l, "page", p, "size", "4", NULL)
+			== 0);
+		CHECK(l.total == 45);
+		CHECK(l.n == (page < 11 ? 4u : page == 11 ? 1u : 0u));
+		for (i = 0; i < (int)l.n; i++) {
+			int64_t ino = l.files[i].ino;
+
+			REQUIRE(ino > 0 && ino < 64);
+			CHECK(!seen[ino]);
+			seen[ino] = 1;
+			CHECK(l.files[i].access == SFS_ACCESS_OWNER);
+			CHECK(l.files[i].perm == SFS_PERM_OWNER);
+		}
+		sfs_file_list_release(&l);
+	}
+	for (i = 1, page = 0; i < 64; i++)
+		page += seen[i];
+	CHECK(page == 45);
+	REQUIRE(query(&f, &f.ann, &l, "size", "100", NULL) == 0);
+	CHECK(l.n == 45 && l.total == 45);
+	sfs_file_list_release(&l);
+	fx_close(&f);
+}
+
+static void test_paths_and_dirs(void)
+{
+	struct sfs_file_list l;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "root", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "a1", NULL, "/a/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "ab1", NULL, "/a/b/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "abc1", NULL, "/a/b/c/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "sib", NULL, "/ab/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "dash", NULL, "/a-x/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobs", NULL, "/a/", NULL, NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.ann, "/empty/", &e), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.ann, "/a/new/", &e), SFS_OK);
+
+	REQUIRE(query(&f, &f.ann, &l, "sort", "name", NULL) == 0);
+	CHECK_STR(names(&l), "root");
+	CHECK(l.has_dirs == 1);
+	CHECK_STR(dirs(&l), "a,a-x,ab,empty");
+	sfs_file_list_release(&l);
+
+	REQUIRE(query(&f, &f.ann, &l, "path", "/a/", NULL) == 0);
+	CHECK_STR(names(&l), "a1");
+	CHECK(l.total == 1 && l.has_dirs == 1);
+	CHECK_STR(dirs(&l), "b,new");
+	sfs_file_list_release(&l);
+
+	REQUIRE(query(&f, &f.ann, &l, "path", "/a/", "recursive", "true",
+		      "sort", "name", NULL) == 0);
+	CHECK_STR(names(&l), "a1,ab1,abc1");
+	CHECK(l.total == 3 && l.has_dirs == 0 && l.ndirs == 0);
+	sfs_file_list_release(&l);
+
+	CHECK_STR(Q(&f, &f.ann, "recursive", "true", "sort", "name"),
+		  "a1,ab1,abc1,dash,root,sib");
+	CHECK_STR(Q(&f, &f.ann, "path", "/a/b/c/"), "abc1");
+	CHECK_STR(Q(&f, &f.ann, "path", "/empty/"), "");
+	CHECK_STR(Q(&f, &f.ann, "path", "/nothing/", "recursive", "true"),
+		  "");
+	REQUIRE(query(&f, &f.ann, &l, "path", "/empty/", NULL) == 0);
+	CHECK(l.total == 0 && l.has_dirs == 1 && l.ndirs == 0);
+	sfs_file_list_release(&l);
+	/* another user's files stay theirs */
+	CHECK_STR(Q(&f, &f.bob, "path", "/a/"), "bobs");
+	fx_close(&f);
+}
+
+static void test_tags(void)
+{
+	struct sfs_file_list l;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "rb", NULL, "/", "Red,Blue", NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "r", NULL, "/x/", "red", NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "bg", NULL, "/", "blue,Green", NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "none", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobred", NULL, "/", "RED", NULL) == 0);
+
+	CHECK_STR(Q(&f, &f.ann, "tags", "RED", "recursive", "true", "sort",
+		    "name"),
+		  "r,rb");
+	CHECK_STR(Q(&f, &f.ann, "tags", "red,BLUE", "recursive", "true"),
+		  "rb");
+	CHECK_STR(Q(&f, &f.ann, "tags", "red,blue", "tagsMatch", "all",
+		    "recursive", "true"),
+		  "rb");
+	CHECK_STR(Q(&f, &f.ann, "tags", "red,green", "tagsMatch", "any",
+		    "recursive", "true", "sort", "name"),
+		  "bg,r,rb");
+	CHECK_STR(Q(&f, &f.ann, "tags", "red,green", "tagsMatch", "ANY",
+		    "sort", "name"),
+		  "bg,rb");
+	CHECK_STR(Q(&f, &f.ann, "tags", "purple", "recursive", "true"), "");
+	CHECK_STR(Q(&f, &f.ann, "tags", "purple,red", "recursive", "true"),
+		  "");
+	CHECK_STR(Q(&f, &f.ann, "tags", "purple,red", "tagsMatch", "any",
+		    "recursive", "true", "sort", "name"),
+		  "r,rb");
+	/* an empty tag list filters nothing */
+	CHECK_STR(Q(&f, &f.ann, "tags", "", "sort", "name"), "bg,none,rb");
+	/* each file comes with its tags, sorted case-insensitively */
+	REQUIRE(query(&f, &f.ann, &l, "tags", "blue", "sort", "name", NULL)
+		== 0);
+	REQUIRE(l.n == 2);
+	CHECK(l.total == 2);
+	/* the tenant keeps the first spelling of a tag ("Blue") */
+	CHECK(l.files[0].ntags == 2 && !strcmp(l.files[0].tags[0], "Blue") &&
+	      !strcmp(l.files[0].tags[1], "Green"));
+	CHECK(l.files[1].ntags == 2 && !strcmp(l.files[1].tags[0], "Blue") &&
+	      !strcmp(l.files[1].tags[1], "Red"));
+	sfs_file_list_release(&l);
+	fx_close(&f);
+}
+
+static void test_substring(void)
+{
+	struct sfs_file_list l;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "Meeting Notes", "meeting-2026.WAV", "/",
+		   NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "100% done", "a_b.wav", "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "100 percent", "ab.wav", "/", NULL, NULL)
+		== 0);
+	REQUIRE(mk(&f, &f.ann, "say \"hi\"", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "it's", "back\\slash", "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "Überblick", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "meeting of bob", NULL, "/", NULL, NULL) == 0);
+
+	/* >= 3 characters: the trigram index, case-insensitive */
+	CHECK_STR(Q(&f, &f.ann, "name", "MEET"), "Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "name", "ting no"), "Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "name", "eting"), "Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "name", "notes!"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "100", "sort", "name"),
+		  "100 percent,100% done");
+	CHECK_STR(Q(&f, &f.ann, "name", "0% d"), "100% done");
+	CHECK_STR(Q(&f, &f.ann, "name", "\"hi\""), "say \"hi\"");
+	CHECK_STR(Q(&f, &f.ann, "name", "y \"h"), "say \"hi\"");
+	CHECK_STR(Q(&f, &f.ann, "name", "t's"), "it's");
+	CHECK_STR(Q(&f, &f.ann, "name", "blick"), "Überblick");
+	CHECK_STR(Q(&f, &f.ann, "name", "Übe"), "Überblick");
+	CHECK_STR(Q(&f, &f.ann, "name", "AND"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "a OR b"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "NEAR(x y)"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "*"), "");
+	CHECK_STR(Q(&f, &f.ann, "filename", ".wav", "sort", "name"),
+		  "100 percent,100% done,Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "filename", "a_b"), "100% done");
+	CHECK_STR(Q(&f, &f.ann, "filename", "k\\s"), "it's");
+	/* name and filename together, each on its own column */
+	CHECK_STR(Q(&f, &f.ann, "name", "100", "filename", "ab."),
+		  "100 percent");
+	CHECK_STR(Q(&f, &f.ann, "name", "wav"), "");
+
+	/* 1-2 characters: LIKE, with % _ \ taken literally */
+	CHECK_STR(Q(&f, &f.ann, "name", "%", "sort", "name"), "100% done");
+	CHECK_STR(Q(&f, &f.ann, "name", "0%"), "100% done");
+	CHECK_STR(Q(&f, &f.ann, "filename", "_"), "100% done");
+	CHECK_STR(Q(&f, &f.ann, "filename", "\\"), "it's");
+	CHECK_STR(Q(&f, &f.ann, "name", "\"", "sort", "name"), "say \"hi\"");
+	CHECK_STR(Q(&f, &f.ann, "name", "'"), "it's");
+	CHECK_STR(Q(&f, &f.ann, "name", "mE"), "Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "name", "10", "sort", "name"),
+		  "100 percent,100% done");
+	CHECK_STR(Q(&f, &f.ann, "filename", "Av", "sort", "name"),
+		  "100 percent,100% done,Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "filename", "-2"), "Meeting Notes");
+	CHECK_STR(Q(&f, &f.ann, "name", "zz"), "");
+	/* an empty needle filters nothing */
+	REQUIRE(query(&f, &f.ann, &l, "name", "", NULL) == 0);
+	CHECK(l.total == 6);
+	sfs_file_list_release(&l);
+
+	/* the index follows renames */
+	REQUIRE(sql(&f, "UPDATE file SET name = 'Renamed' WHERE name ="
+			" 'Meeting Notes'") == 0);
+	CHECK_STR(Q(&f, &f.ann, "name", "meet"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "name"), "Renamed");
+	fx_close(&f);
+}
+
+static void test_isolation_and_scope(void)
+{
+	struct sfs_file_list l;
+	struct sfs_actor ro;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "mine", "mine.wav", "/", "t", NULL) == 0);
+	REQUIRE(mk(&f, &f.zed, "theirs", "mine.wav", "/", "t", NULL) == 0);
+	REQUIRE(sql(&f, "UPDATE file SET publish = 1") == 0);
+	CHECK_STR(Q(&f, &f.ann, "recursive", "true"), "mine");
+	CHECK_STR(Q(&f, &f.zed, "recursive", "true"), "theirs");
+	CHECK_STR(Q(&f, &f.ann, "filename", "mine"), "mine");
+	CHECK_STR(Q(&f, &f.ann, "tags", "t"), "mine");
+	CHECK_STR(Q(&f, &f.bob), "");
+	/* INTERNAL reaches the same tenant only */
+	CHECK_STR(SQ(&f, &f.bob), "mine");
+	CHECK_STR(SQ(&f, &f.zed), "");
+	CHECK_STR(SQ(&f, &f.ann), "");
+
+	ro = f.ann;
+	ro.scopes = SFS_SCOPE_WRITE;
+	sfs_err_init(&e);
+	{
+		struct sfs_query q;
+
+		sfs_query_init(&q);
+		CHECK_ST(sfs_query_files(f.s, &ro, &q, &l, &e), SFS_FORBIDDEN);
+		CHECK(l.n == 0 && l.files == NULL);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_query_shared(f.s, &ro, &q, &l, &e),
+			 SFS_FORBIDDEN);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_query_dir_files(f.s, &ro, "/", NULL, NULL, &e),
+			 SFS_FORBIDDEN);
+		ro.scopes = SFS_SCOPE_READ;
+		sfs_err_init(&e);
+		CHECK_ST(sfs_query_files(f.s, &ro, &q, &l, &e), SFS_OK);
+		CHECK(l.n == 1);
+		sfs_file_list_release(&l);
+		sfs_query_release(&q);
+	}
+	fx_close(&f);
+}
+
+static void test_shared(void)
+{
+	char a1[SFS_ID_SIZE], a2[SFS_ID_SIZE], a3[SFS_ID_SIZE];
+	char a4[SFS_ID_SIZE], a5[SFS_ID_SIZE], c1[SFS_ID_SIZE];
+	char b1[SFS_ID_SIZE];
+	struct sfs_file_update u;
+	struct sfs_file_list l;
+	struct sfs_share sh;
+	struct sfs_err e;
+	struct fx f;
+	size_t i;
+	int created;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "shared view", "v.wav", "/", "x", a1) == 0);
+	REQUIRE(mk(&f, &f.ann, "internal only", "i.wav", "/d/", NULL, a2)
+		== 0);
+	REQUIRE(mk(&f, &f.ann, "both", "b.wav", "/", NULL, a3) == 0);
+	REQUIRE(mk(&f, &f.ann, "private", "p.wav", "/", NULL, a4) == 0);
+	REQUIRE(mk(&f, &f.ann, "shared deleted", NULL, "/", NULL, a5) == 0);
+	REQUIRE(mk(&f, &f.cat, "cats edit", "c.wav", "/", NULL, c1) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobs own", "o.wav", "/", NULL, b1) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a1, f.bob.user_id, SFS_PERM_VIEW,
+				 &sh, &created, &e), SFS_OK);
+	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a3, f.bob.user_id, SFS_PERM_EDIT,
+				 NULL, &created, &e), SFS_OK);
+	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a5, f.bob.user_id, SFS_PERM_VIEW,
+				 NULL, &created, &e), SFS_OK);
+	REQUIRE_ST(sfs_share_put(f.s, &f.cat, c1, f.bob.user_id, SFS_PERM_EDIT,
+				 NULL, &created, &e), SFS_OK);
+	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a4, f.cat.user_id, SFS_PERM_VIEW,
+				 NULL, &created, &e), SFS_OK);
+	memset(&u, 0, sizeof(u));
+	u.set = SFS_UPD_PUBLISH;
+	u.publish = SFS_PUBLISH_INTERNAL;
+	REQUIRE_ST(sfs_file_update(f.s, &f.ann, a2, &u, NULL, &e), SFS_OK);
+	REQUIRE_ST(sfs_file_update(f.s, &f.ann, a3, &u, NULL, &e), SFS_OK);
+	REQUIRE_ST(sfs_file_update(f.s, &f.bob, b1, &u, NULL, &e), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, a5, 0, &e), SFS_OK);
+	REQUIRE(sql(&f, "UPDATE file SET created_at = id * 1000") == 0);
+
+	REQUIRE(squery(&f, &f.bob, &l, "sort", "name", NULL) == 0);
+	CHECK_STR(names(&l), "both,cats edit,internal only,shared view");
+	CHECK(l.total == 4 && l.has_dirs == 0);
+	for (i = 0; i < l.n; i++) {
+		const struct sfs_file *x = &l.files[i];
+
+		if (!strcmp(x->name, "both")) {
+			CHECK(x->access == SFS_ACCESS_DIRECT_SHARE);
+			CHECK(x->perm == SFS_PERM_EDIT);
+			CHECK(!strcmp(x->shared_by, f.ann.user_id));
+			CHECK(x->shared_at > 0);
+		} else if (!strcmp(x->name, "cats edit")) {
+			CHECK(x->access == SFS_ACCESS_DIRECT_SHARE);
+			CHECK(x->perm == SFS_PERM_EDIT);
+			CHECK(!strcmp(x->shared_by, f.cat.user_id));
+			CHECK(!strcmp(x->owner_id, f.cat.user_id));
+		} else if (!strcmp(x->name, "internal only")) {
+			CHECK(x->access == SFS_ACCESS_INTERNAL);
+			CHECK(x->perm == SFS_PERM_VIEW);
+			CHECK(x->shared_by[0] == '\0' && x->shared_at == 0);
+		} else {
+			CHECK(x->access == SFS_ACCESS_DIRECT_SHARE);
+			CHECK(x->perm == SFS_PERM_VIEW);
+			CHECK(x->shared_at == sh.created_at);
+			CHECK(x->ntags == 1 && !strcmp(x->tags[0], "x"));
+		}
+	}
+	sfs_file_list_release(&l);
+
+	CHECK_STR(SQ(&f, &f.bob, "accessType", "DIRECT_SHARE", "sort",
+		     "name"),
+		  "both,cats edit,shared view");
+	CHECK_STR(SQ(&f, &f.bob, "accessType", "INTERNAL"), "internal only");
+	CHECK_STR(SQ(&f, &f.bob, "sort", "creationDate,asc"),
+		  "shared view,internal only,both,cats edit");
+	CHECK_STR(SQ(&f, &f.bob), "cats edit,both,internal only,shared view");
+	CHECK_STR(SQ(&f, &f.bob, "sort", "name,desc"),
+		  "shared view,internal only,cats edit,both");
+	CHECK_STR(SQ(&f, &f.bob, "name", "SHARED"), "shared view");
+	CHECK_STR(SQ(&f, &f.bob, "name", "o", "sort", "name"),
+		  "both,internal only");
+	CHECK_STR(SQ(&f, &f.bob, "filename", "i.w"), "internal only");
+	CHECK_STR(SQ(&f, &f.bob, "filename", "c.", "accessType",
+		     "INTERNAL"), "");
+	/* pages and totals */
+	REQUIRE(squery(&f, &f.bob, &l, "size", "3", "page", "1", "sort",
+		       "name", NULL) == 0);
+	CHECK_STR(names(&l), "shared view");
+	CHECK(l.total == 4);
+	sfs_file_list_release(&l);
+	REQUIRE(squery(&f, &f.bob, &l, "accessType", "INTERNAL", NULL) == 0);
+	CHECK(l.total == 1);
+	sfs_file_list_release(&l);
+	/* cat sees ann's direct share and the internals, and bob's */
+	CHECK_STR(SQ(&f, &f.cat, "sort", "name"),
+		  "bobs own,both,internal only,private");
+	/* ann sees bob's internal file only: never her own */
+	CHECK_STR(SQ(&f, &f.ann), "bobs own");
+	/* a deleted internal file disappears */
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, a2, 0, &e), SFS_OK);
+	CHECK_STR(SQ(&f, &f.bob, "accessType", "INTERNAL"), "");
+	fx_close(&f);
+}
+
+struct collect {
+	char names[512];
+	int n, stop_after;
+};
+
+static int collect_fn(void *arg, const struct sfs_file *f)
+{
+	struct collect *c = arg;
+	size_t o = strlen(c->names);
+
+	snprintf(c->names + o, sizeof(c->names) - o, "%s%s", o ? "," : "",
+		 f->name);
+	c->n++;
+	return c->stop_after && c->n >= c->stop_after;
+}
+
+static void test_dir_files(void)
+{
+	struct collect c;
+	struct sfs_err e;
+	char gone[SFS_ID_SIZE];
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 5; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "z%d", 4 - i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, "/m/", NULL,
+			   i == 2 ? gone : NULL) == 0);
+	}
+	REQUIRE(mk(&f, &f.ann, "deeper", NULL, "/m/n/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "other", NULL, "/m/", NULL, NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, gone, 0, &e), SFS_OK);
+	memset(&c, 0, sizeof(c));
+	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "/m/", collect_fn, &c, &e),
+		 SFS_OK);
+	CHECK_STR(c.names, "z4,z3,z1,z0");
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "/m/", collect_fn, &c, &e),
+		 SFS_OK);
+	CHECK_STR(c.names, "z4,z3");
+	memset(&c, 0, sizeof(c));
+	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "/none/", collect_fn, &c,
+				     &e), SFS_OK);
+	CHECK(c.n == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "m/", collect_fn, &c, &e),
+		 SFS_INVALID);
+	fx_close(&f);
+}
+
+static void test_bad_path_in_query(void)
+{
+	struct sfs_file_list l;
+	struct sfs_query q;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_query_init(&q);
+	free(q.path);
+	q.path = strdup("no-slash");
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "path"));
+	sfs_query_release(&q);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_WARN);
+	RUN(test_init_defaults);
+	RUN(test_param_values);
+	RUN(test_param_invalid);
+	RUN(test_filters);
+	RUN(test_sort_and_pages);
+	RUN(test_paths_and_dirs);
+	RUN(test_tags);
+	RUN(test_substring);
+	RUN(test_isolation_and_scope);
+	RUN(test_shared);
+	RUN(test_dir_files);
+	RUN(test_bad_path_in_query);
+	return th_report();
+}
