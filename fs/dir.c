@@ -78,32 +78,18 @@ static int fill_listing(void *buf, fuse_fill_dir_t fill,
 static int fill_owners(void *buf, fuse_fill_dir_t fill)
 {
 	struct fs_listing l;
-	char seen[64][SFS_ID_SIZE];
-	size_t nseen = 0, i, j;
+	size_t i, j;
 	int ret;
 
-	(void)fill;
 	ret = fs_list(NULL, FS_LIST_SHARED, &l);
 	if (ret)
 		return ret;
 	for (i = 0; i < l.n; i++) {
-		struct sfs_file f;
-		struct sfs_err e;
-
-		sfs_file_init(&f);
-		sfs_err_init(&e);
-		if (sfs_file_get_ino(g_fs.store, &g_fs.actor, l.v[i].ino, &f,
-				     &e) == SFS_OK) {
-			for (j = 0; j < nseen; j++)
-				if (!strcmp(seen[j], f.owner_id))
-					break;
-			if (j == nseen && nseen < 64) {
-				snprintf(seen[nseen++], SFS_ID_SIZE, "%s",
-					 f.owner_id);
-				fill(buf, f.owner_id, NULL, 0, 0);
-			}
-		}
-		sfs_file_release(&f);
+		for (j = 0; j < i; j++)
+			if (!strcmp(l.v[j].owner, l.v[i].owner))
+				break;
+		if (j == i && fill(buf, l.v[i].owner, NULL, 0, 0))
+			break;
 	}
 	fs_listing_release(&l);
 	return 0;

@@ -183,8 +183,13 @@ static int commit(struct fh *h)
 	sfs_err_init(&e);
 	st = sfs_file_set_content(g_fs.store, &g_fs.actor, h->id, h->stage,
 				  0, NULL, &e);
-	if (st)
+	if (st == SFS_CONFLICT && !strcmp(e.type, "file_deleted")) {
+		/* unlinked while open: its writes go nowhere, as on POSIX */
+		st = SFS_OK;
+		sfs_err_init(&e);
+	} else if (st) {
 		sfs_warn("fs", "cannot commit '%s': %s", h->id, e.message);
+	}
 	sfs_stage_free(h->stage);
 	h->stage = NULL;
 	h->dirty = 0;
@@ -247,7 +252,8 @@ static int open_node(struct fs_node *n, struct fuse_file_info *fi)
 	if (n->kind != FS_FILE && n->kind != FS_LA_FILE &&
 	    n->kind != FS_SHARED_FILE && n->kind != FS_TRASH_FILE)
 		return -EISDIR;
-	if (wr && (n->kind == FS_LA_FILE || n->kind == FS_TRASH_FILE))
+	if (wr && (n->kind == FS_LA_FILE || n->kind == FS_TRASH_FILE ||
+		   n->f.perm < SFS_PERM_EDIT))
 		return -EACCES;
 	if (wr && g_fs.ro)
 		return -EROFS;

@@ -64,6 +64,7 @@ struct fs_entry {
 	char *name;			/* the entry name, unique in its dir */
 	int64_t ino;
 	char id[SFS_ID_SIZE];
+	char owner[SFS_ID_SIZE];
 	int64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns;

@@ -177,6 +177,7 @@ static int add_file(void *arg, const struct sfs_file *f)
 	en->name = name;
 	en->ino = f->ino;
 	snprintf(en->id, sizeof(en->id), "%s", f->id);
+	snprintf(en->owner, sizeof(en->owner), "%s", f->owner_id);
 	en->size = size;
 	en->mtime_ns = f->mtime_ns;
 	en->ctime_ns = f->ctime_ns;
@@ -222,15 +223,27 @@ static void add_subdir(void *arg, const char *name,
 		l->nsub++;
 }
 
-/* Deleted, unpurged files of the user: one flat list, by ino. */
+static int by_ino(const void *a, const void *b)
+{
+	const struct sfs_file *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * The trash (deleted, unpurged files of the user, all directories) or
+ * the files one owner shares with the user: one flat list, named in ino
+ * order like a directory. All pages are gathered first.
+ */
 static int list_query(struct list_ctx *c, int shared, const char *owner)
 {
 	struct sfs_file_list fl = { 0 };
+	struct sfs_file *all = NULL, *na;
+	size_t n = 0, alloc = 0, i, got;
 	struct sfs_query q;
 	struct sfs_err e;
 	enum sfs_status st;
 	int64_t page = 0;
-	size_t i;
 	int ret = 0;
 
 	sfs_err_init(&e);
@@ -238,8 +251,11 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 		sfs_query_init(&q);
 		q.page = page;
 		q.size = SFS_PAGE_SIZE_MAX;
-		if (!shared)
+		q.desc = 0;
+		if (!shared) {
 			q.deleted = 1;
+			q.recursive = 1;
+		}
 		st = shared ? sfs_query_shared(g_fs.store, &g_fs.actor, &q,
 					       &fl, &e)
 			    : sfs_query_files(g_fs.store, &g_fs.actor, &q,
@@ -249,19 +265,36 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 			ret = -fs_errno(st, &e);
 			break;
 		}
-		for (i = 0; i < fl.n && !c->err; i++) {
-			if (!shared && fl.files[i].purged)
-				continue;
-			if (shared && strcmp(fl.files[i].owner_id, owner))
-				continue;
-			add_file(c, &fl.files[i]);
+		got = fl.n;
+		if (n + got > alloc) {
+			alloc = 2 * (n + got);
+			na = realloc(all, alloc * sizeof(*all));
+			if (!na) {
+				sfs_file_list_release(&fl);
+				ret = -ENOMEM;
+				break;
+			}
+			all = na;
 		}
-		i = fl.n;
+		/* take the files over: the list keeps nothing to free */
+		memcpy(all + n, fl.files, got * sizeof(*all));
+		n += got;
+		fl.n = 0;
 		sfs_file_list_release(&fl);
-		if (c->err || i < SFS_PAGE_SIZE_MAX)
+		if (got < SFS_PAGE_SIZE_MAX)
 			break;
 		page++;
 	}
+	if (n)
+		qsort(all, n, sizeof(*all), by_ino);
+	for (i = 0; i < n; i++) {
+		if (!ret && !c->err &&
+		    !(!shared && all[i].purged) &&
+		    !(shared && owner && strcmp(all[i].owner_id, owner)))
+			add_file(c, &all[i]);
+		sfs_file_release(&all[i]);
+	}
+	free(all);
 	return c->err ? c->err : ret;
 }
 
@@ -370,7 +403,7 @@ int fs_split(const char *mpath, char *dir, size_t dirsize, const char **last)
 
 /* Find `entry` among the listing of `vdir`; load its full row. */
 int fs_find_file(const char *vdir, const char *entry,
-		     enum fs_list_mode mode, struct fs_node *n)
+		 enum fs_list_mode mode, struct fs_node *n)
 {
 	struct fs_listing l;
 	struct sfs_err e;
