@@ -175,6 +175,7 @@ int fs_mkdir(const char *path, mode_t mode)
 	if (fs_dirpath(path, dir, sizeof(dir)))
 		return -EINVAL;
 	st = sfs_dir_make(g_fs.store, &g_fs.actor, dir, &e);
+	fs_names_changed();
 	return -fs_errno(st, &e);
 }
 
@@ -194,6 +195,7 @@ int fs_rmdir(const char *path)
 	if (!ret) {
 		st = sfs_dir_remove(g_fs.store, &g_fs.actor, n.dir, &e);
 		ret = st == SFS_CONFLICT ? -ENOTEMPTY : -fs_errno(st, &e);
+		fs_names_changed();
 	}
 	fs_node_release(&n);
 	return ret;

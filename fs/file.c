@@ -335,6 +335,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 				     &n.f, &e);
 	ret = -fs_errno(st, &e);
 	if (!ret) {
+		fs_names_added(n.dir, last, &n.f);
 		n.kind = FS_FILE;
 		fi->flags |= O_TRUNC;
 		ret = open_node(&n, fi);
@@ -588,6 +589,7 @@ int fs_unlink(const char *path)
 		st = sfs_file_delete(g_fs.store, &g_fs.actor, n.f.id,
 				     n.kind == FS_TRASH_FILE, &e);
 		ret = -fs_errno(st, &e);
+		fs_names_changed();
 		break;
 	case FS_LA_FILE:
 		ret = -EACCES;
@@ -704,6 +706,7 @@ int fs_rename(const char *from, const char *to, unsigned int flags)
 		ret = rename_file(&src, &dst, dret, tdir, tlast);
 	else
 		ret = -EXDEV;
+	fs_names_changed();
 out:
 	fs_node_release(&src);
 	fs_node_release(&dst);

@@ -128,6 +128,13 @@ const char *fs_ext(const char *filename);
 /* Find `entry` among the listing of vdir (mode) and load its full row. */
 int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
 		 struct fs_node *n);
+/*
+ * Keep the lookup cache right: a file the mount created in vdir as
+ * `entry`, or any other change of names (rename, removal, mkdir ...).
+ */
+void fs_names_added(const char *vdir, const char *entry,
+		    const struct sfs_file *f);
+void fs_names_changed(void);
 /* sfs_dir_stat of a vpath into n->di; -ENOENT for bad paths. */
 int fs_stat_vdir(const char *vdir, struct fs_node *n);
 

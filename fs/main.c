@@ -197,6 +197,8 @@ static void *poller(void *arg)
 				      &e))
 			continue;
 		since = last;
+		if (c.ndirs || c.overflow)
+			fs_names_changed();
 		if (!g_fs.fuse)
 			continue;
 		for (i = 0; i < c.ndirs && !g_fs.stop; i++)

@@ -11,6 +11,7 @@
 #include "fs_i.h"
 #include "speechfs/query.h"
 #include "speechfs/store.h"
+#include <pthread.h>
 #include "banned.h"
 
 #define DIVSLASH "\xe2\x88\x95"		/* U+2215 DIVISION SLASH */
@@ -401,32 +402,193 @@ int fs_split(const char *mpath, char *dir, size_t dirsize, const char **last)
 	return 0;
 }
 
-/* Find `entry` among the listing of `vdir`; load its full row. */
-int fs_find_file(const char *vdir, const char *entry,
-		 enum fs_list_mode mode, struct fs_node *n)
+/*
+ * A few recent listings, so that a lookup does not list its directory
+ * again each time (cp -r into a big directory). A listing is trusted for
+ * at most a second and only while no change was seen: the mount's own
+ * renames and removals, and the change poller for everything else, bump
+ * the generation. Files the mount creates are added in place.
+ */
+#define CACHE_SLOTS 8
+#define CACHE_TTL_MS 1000
+
+static struct cached {
+	char vdir[SFS_VPATH_MAX + 2];
+	enum fs_list_mode mode;
+	uint64_t gen;
+	int64_t at_ms;
+	uint64_t used;
+	struct fs_listing l;
+} cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t cache_gen = 1, cache_clock;
+
+void fs_names_changed(void)
+{
+	pthread_mutex_lock(&cache_lock);
+	cache_gen++;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* A valid cached listing of (vdir, mode), cache_lock held. */
+static struct cached *cache_get(const char *vdir, enum fs_list_mode mode)
+{
+	int64_t now = sfs_now_ms();
+	size_t i;
+
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		struct cached *c = &cache[i];
+
+		if (c->gen == cache_gen && c->mode == mode &&
+		    now - c->at_ms < CACHE_TTL_MS && !strcmp(c->vdir, vdir)) {
+			c->used = ++cache_clock;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Keep l (taken over) as the listing of (vdir, mode) made at gen. */
+static void cache_put(const char *vdir, enum fs_list_mode mode, uint64_t gen,
+		      struct fs_listing *l)
+{
+	struct cached *c = &cache[0];
+	size_t i;
+
+	pthread_mutex_lock(&cache_lock);
+	if (gen != cache_gen || strlen(vdir) >= sizeof(c->vdir)) {
+		pthread_mutex_unlock(&cache_lock);
+		fs_listing_release(l);
+		return;
+	}
+	for (i = 1; i < CACHE_SLOTS; i++)
+		if (cache[i].used < c->used)
+			c = &cache[i];
+	fs_listing_release(&c->l);
+	c->l = *l;
+	memset(l, 0, sizeof(*l));
+	snprintf(c->vdir, sizeof(c->vdir), "%s", vdir);
+	c->mode = mode;
+	c->gen = gen;
+	c->at_ms = sfs_now_ms();
+	c->used = ++cache_clock;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+void fs_names_added(const char *vdir, const char *entry,
+		    const struct sfs_file *f)
+{
+	struct fs_listing *l;
+	struct fs_entry *en;
+	struct cached *c;
+
+	pthread_mutex_lock(&cache_lock);
+	c = cache_get(vdir, FS_LIST_FILES);
+	if (!c)
+		goto out;
+	l = &c->l;
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? 2 * l->alloc : 32;
+		struct fs_entry *nv = realloc(l->v, na * sizeof(*nv));
+
+		if (!nv) {
+			c->gen = 0;
+			goto out;
+		}
+		l->v = nv;
+		l->alloc = na;
+	}
+	en = &l->v[l->n];
+	memset(en, 0, sizeof(*en));
+	en->name = strdup(entry);
+	if (!en->name) {
+		c->gen = 0;
+		goto out;
+	}
+	en->ino = f->ino;
+	snprintf(en->id, sizeof(en->id), "%s", f->id);
+	snprintf(en->owner, sizeof(en->owner), "%s", f->owner_id);
+	l->n++;
+out:
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* The ino of `entry` in (vdir, mode): cached, or by listing anew. */
+static int lookup_ino(const char *vdir, const char *entry,
+		      enum fs_list_mode mode, int fresh, int64_t *ino)
 {
 	struct fs_listing l;
-	struct sfs_err e;
-	enum sfs_status st;
-	int64_t ino = 0;
+	struct cached *c;
+	uint64_t gen;
 	size_t i;
 	int ret;
 
+	*ino = 0;
+	pthread_mutex_lock(&cache_lock);
+	c = fresh ? NULL : cache_get(vdir, mode);
+	if (c)
+		for (i = 0; i < c->l.n; i++)
+			if (!strcmp(c->l.v[i].name, entry)) {
+				*ino = c->l.v[i].ino;
+				break;
+			}
+	gen = cache_gen;
+	pthread_mutex_unlock(&cache_lock);
+	if (c)
+		return *ino ? 0 : -ENOENT;
 	ret = fs_list(vdir, mode, &l);
 	if (ret)
 		return ret == -EINVAL ? -ENOENT : ret;
 	for (i = 0; i < l.n; i++)
 		if (!strcmp(l.v[i].name, entry)) {
-			ino = l.v[i].ino;
+			*ino = l.v[i].ino;
 			break;
 		}
-	fs_listing_release(&l);
-	if (!ino)
-		return -ENOENT;
-	sfs_err_init(&e);
-	sfs_file_release(&n->f);
-	st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
-	return st ? -fs_errno(st, &e) : 0;
+	cache_put(vdir, mode, gen, &l);
+	return *ino ? 0 : -ENOENT;
+}
+
+/* Does the row still belong where the cached listing put it? */
+static int still_there(const struct sfs_file *f, const char *vdir,
+		       enum fs_list_mode mode)
+{
+	switch (mode) {
+	case FS_LIST_FILES:
+		return !f->deleted && f->path && !strcmp(f->path, vdir);
+	case FS_LIST_LISTENING:
+		return !f->deleted && f->path && !strcmp(f->path, vdir) &&
+		       f->la.status == SFS_JS_COMPLETED && !f->la.deleted &&
+		       !f->la.purged;
+	case FS_LIST_TRASH:
+		return f->deleted && !f->purged;
+	default:
+		return !f->deleted;
+	}
+}
+
+/* Find `entry` among the listing of `vdir`; load its full row. */
+int fs_find_file(const char *vdir, const char *entry,
+		 enum fs_list_mode mode, struct fs_node *n)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+	int64_t ino;
+	int fresh, ret;
+
+	for (fresh = 0; fresh < 2; fresh++) {
+		ret = lookup_ino(vdir, entry, mode, fresh, &ino);
+		if (ret)
+			return ret;
+		sfs_err_init(&e);
+		sfs_file_release(&n->f);
+		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
+		if (!st && still_there(&n->f, vdir, mode))
+			return 0;
+		if (st && st != SFS_NOT_FOUND)
+			return -fs_errno(st, &e);
+		fs_names_changed();
+	}
+	return -ENOENT;
 }
 
 int fs_stat_vdir(const char *vdir, struct fs_node *n)
