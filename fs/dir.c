@@ -234,7 +234,8 @@ int fs_stat_node_dir(const struct fs_node *n, struct stat *st)
 			st->st_ino = 1;
 		return 0;
 	case FS_LA_DIR:
-		fs_stat_dir(st, FS_INO_SPECIAL + 16 + n->di.ino, n->di.mtime_ns);
+		fs_stat_dir(st, FS_INO_SPECIAL + 16 + n->di.ino,
+			    n->di.mtime_ns);
 		st->st_mode &= ~0222;
 		return 0;
 	case FS_TRASH_DIR:

@@ -147,6 +147,8 @@ static int ensure_stage(struct fh *h)
 	if (h->empty_start)
 		return 0;
 	ret = open_content(h);
+	if (ret == -ENODATA)
+		return 0;	/* discarded content: the new one starts empty */
 	if (!ret) {
 		st = sfs_stage_copy_fd(h->stage, h->fd, &e);
 		ret = -fs_errno(st, &e);
@@ -269,8 +271,9 @@ static int open_node(struct fs_node *n, struct fuse_file_info *fi)
 		ret = ensure_stage(h);
 	} else {
 		ret = open_content(h);
+		/* discarded content: writes start anew */
 		if (ret == -ENODATA && wr)
-			ret = 0;	/* discarded content: writes start anew */
+			ret = 0;
 	}
 	if (ret) {
 		fh_free(h);

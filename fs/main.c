@@ -247,8 +247,7 @@ static int open_store(const struct opts *o)
 			e.message);
 		return -1;
 	}
-	if (!o->no_workers && !o->ro &&
-	    sfs_workers_start(g_fs.store, 0, &e)) {
+	if (!o->no_workers && sfs_workers_start(g_fs.store, 0, &e)) {
 		fprintf(stderr, "speechfs: cannot start workers: %s\n",
 			e.message);
 		return -1;
@@ -347,7 +346,7 @@ int main(int argc, char **argv)
 	rc = serve(&args, &co) ? 1 : 0;
 out:
 	if (g_fs.store) {
-		if (!o.no_workers && !o.ro)
+		if (!o.no_workers)
 			sfs_workers_stop(g_fs.store);
 		sfs_store_close(g_fs.store);
 	}

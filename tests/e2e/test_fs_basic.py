@@ -57,6 +57,19 @@ def test_options_via_o(store):
         m.stop()
 
 
+def test_allow_other_adds_default_permissions(store):
+    d, _, users = store
+    m = Mount(d, users[0], "-o", "allow_other")
+    try:
+        with open("/proc/self/mounts") as f:
+            line = [x for x in f if " %s " % m.dir in x][0]
+        assert "allow_other" in line
+        assert "default_permissions" in line
+        assert line.split()[2] == "fuse.speechfs"
+    finally:
+        m.stop()
+
+
 def test_store_and_user_as_o_options(store):
     d, _, users = store
     from fsutil import SPEECHFS
