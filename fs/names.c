@@ -278,7 +278,8 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 			all = na;
 		}
 		/* take the files over: the list keeps nothing to free */
-		memcpy(all + n, fl.files, got * sizeof(*all));
+		if (got)
+			memcpy(all + n, fl.files, got * sizeof(*all));
 		n += got;
 		fl.n = 0;
 		sfs_file_list_release(&fl);
