@@ -247,15 +247,26 @@ static int open_store(const struct opts *o)
 			e.message);
 		return -1;
 	}
-	if (!o->no_workers && sfs_workers_start(g_fs.store, 0, &e)) {
-		fprintf(stderr, "speechfs: cannot start workers: %s\n",
-			e.message);
+	return 0;
+}
+
+/* After fuse_daemonize: threads do not survive its fork. */
+static int start_workers(const struct opts *o)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (o->no_workers)
+		return 0;
+	if (sfs_workers_start(g_fs.store, 0, &e)) {
+		sfs_error("fs", "cannot start workers: %s", e.message);
 		return -1;
 	}
 	return 0;
 }
 
-static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co)
+static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
+		 const struct opts *o)
 {
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se;
@@ -270,7 +281,7 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co)
 	se = fuse_get_session(f);
 	if (fuse_set_signal_handlers(se))
 		goto out_mount;
-	if (fuse_daemonize(co->foreground))
+	if (fuse_daemonize(co->foreground) || start_workers(o))
 		goto out_signals;
 	if (co->singlethread) {
 		ret = fuse_loop(f);
@@ -343,7 +354,7 @@ int main(int argc, char **argv)
 	g_fs.listening = o.listening;
 	if (open_store(&o))
 		goto out;
-	rc = serve(&args, &co) ? 1 : 0;
+	rc = serve(&args, &co, &o) ? 1 : 0;
 out:
 	if (g_fs.store) {
 		if (!o.no_workers)
