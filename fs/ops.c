@@ -30,14 +30,13 @@ static const int errnos[SFS_STATUS_MAX] = {
 
 /* Error types that name a more precise errno than their status. */
 static const struct {
+	enum sfs_status st;
 	const char *type;
 	int err;
 } by_type[] = {
-	{ "directory_not_empty", ENOTEMPTY },
-	{ "file_deleted", ENOENT },
-	{ "file_not_deleted", EEXIST },
-	{ "file_purged", ENOENT },
-	{ "name_too_long", ENAMETOOLONG },
+	{ SFS_CONFLICT, "directory_not_empty", ENOTEMPTY },
+	{ SFS_CONFLICT, "file_deleted", ENOENT },
+	{ SFS_INVALID, "name_too_long", ENAMETOOLONG },
 };
 
 int fs_errno(enum sfs_status st, const struct sfs_err *e)
@@ -46,7 +45,8 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e)
 
 	if (e && e->type[0])
 		for (i = 0; i < sizeof(by_type) / sizeof(*by_type); i++)
-			if (!strcmp(e->type, by_type[i].type))
+			if (st == by_type[i].st &&
+			    !strcmp(e->type, by_type[i].type))
 				return by_type[i].err;
 	if (st < 0 || st >= SFS_STATUS_MAX)
 		return EIO;

@@ -215,8 +215,9 @@ def test_rm_goes_to_trash_and_purge(mnt):
     j = json.loads(xget(mnt.path(".trash", "gone.txt"), "user.speechfs.json"))
     assert j["id"] == fid and j["isDeleted"] and not j["isPurged"]
     # a deleted file's content is not readable
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as ei:
         mnt.path(".trash", "gone.txt").read_bytes()
+    assert ei.value.errno == errno.ENODATA
     # mv out of the trash restores it
     os.rename(mnt.path(".trash", "gone.txt"), mnt.path("back.txt"))
     assert mnt.path("back.txt").read_bytes() == b"bye"

@@ -105,3 +105,14 @@ def test_bad_paths(mnt):
         os.stat(mnt.path("nope", "deeper"))
     with pytest.raises(OSError):
         mnt.path(".listening", "x.mp3").write_bytes(b"x")
+
+
+def test_invalid_utf8_names(mnt):
+    bad = os.fsencode(str(mnt.dir)) + b"/bad\xff\xfe.txt"
+    with pytest.raises(OSError) as ei:
+        os.close(os.open(bad, os.O_CREAT | os.O_WRONLY, 0o644))
+    assert ei.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as ei:
+        os.mkdir(os.fsencode(str(mnt.dir)) + b"/dir\xff")
+    assert ei.value.errno == errno.EINVAL
+    assert [n for n in os.listdir(mnt.dir) if not n.startswith(".")] == []
