@@ -620,6 +620,7 @@ static const char *under_top(const char *mpath, const char *top)
 static int resolve_special(const char *mpath, struct fs_node *n)
 {
 	const char *rest, *last, *slash;
+	struct fs_listing l;
 	int ret;
 
 	if ((rest = under_top(mpath, FS_LISTENING)) && g_fs.listening)
@@ -646,8 +647,13 @@ static int resolve_special(const char *mpath, struct fs_node *n)
 			if (!sfs_uuid_valid(rest + 1))
 				return -ENOENT;
 			snprintf(n->owner, sizeof(n->owner), "%s", rest + 1);
+			ret = fs_list(n->owner, FS_LIST_SHARED, &l);
+			if (ret)
+				return ret;
+			ret = l.n ? 0 : -ENOENT;
+			fs_listing_release(&l);
 			n->kind = FS_SHARED_OWNER;
-			return 0;
+			return ret;
 		}
 		if ((size_t)(slash - rest - 1) != SFS_UUID_LEN ||
 		    strchr(slash + 1, '/'))

@@ -45,6 +45,17 @@ def test_shared_internal_file(store):
             os.stat(a.path(".shared", bob, "private.txt"))
         with pytest.raises(FileNotFoundError):
             os.stat(a.path(".shared", "not-a-uuid", "x"))
+        with pytest.raises(FileNotFoundError):
+            os.stat(a.path(".shared", alice))
+        # unpublished again: gone from alice's view
+        os.setxattr(b.path("bobs.txt"), P + "publishMode", b"PRIVATE")
+        deadline = time.time() + 5
+        while time.time() < deadline and (os.listdir(a.path(".shared")) or
+                                          a.path(".shared", bob).exists()):
+            time.sleep(0.2)
+        assert os.listdir(a.path(".shared")) == []
+        with pytest.raises(FileNotFoundError):
+            os.stat(a.path(".shared", bob))
     finally:
         a.stop()
         b.stop()
