@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
@@ -33,6 +34,8 @@ struct sfs_stage {
 	int64_t limit;
 	int random;		/* written out of order: hash at finish */
 	int finished;
+	int linked;		/* linked into blobs/, commit not seen */
+	int64_t linked_tenant;
 	char sha[65];
 };
 
@@ -300,10 +303,48 @@ int sfs_stage_fd(const struct sfs_stage *st)
 	return st->fd;
 }
 
+/*
+ * The stage was linked into blobs/ by a transaction that did not commit
+ * (rolled back or failed): remove the blob file unless a row names it,
+ * under the write lock so that no commit links it in between.
+ */
+static void unlink_uncommitted(struct sfs_stage *st)
+{
+	char path[4096];
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int rc = -1;
+
+	if (db_get(st->s, &d, NULL))
+		return;		/* left for fsck */
+	if (db_begin(d, NULL))
+		goto out;
+	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		       " AND sha256 = ?2", NULL);
+	if (q) {
+		db_bind_int(q, 1, st->linked_tenant);
+		db_bind_text(q, 2, st->sha);
+		rc = db_step(q, NULL);
+		db_reset(q);
+	}
+	if (rc == 0) {
+		blob_path(st->s, st->linked_tenant, st->sha, path,
+			  sizeof(path));
+		if (unlink(path) == 0)
+			sfs_info("blob", "removed blob '%s' of a commit that "
+				 "did not happen", st->sha);
+	}
+	db_rollback(d);
+out:
+	db_put(d);
+}
+
 void sfs_stage_free(struct sfs_stage *st)
 {
 	if (!st)
 		return;
+	if (st->linked)
+		unlink_uncommitted(st);
 	if (st->fd >= 0)
 		close(st->fd);
 	if (st->path[0])
@@ -314,6 +355,8 @@ void sfs_stage_free(struct sfs_stage *st)
 
 void blob_stage_done(struct sfs_stage *st)
 {
+	if (st)
+		st->linked = 0;
 	if (st && st->path[0]) {
 		unlink(st->path);
 		st->path[0] = '\0';
@@ -420,6 +463,8 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		unlink(path);
 		return ret;
 	}
+	st->linked = 1;
+	st->linked_tenant = tenant;
 	sfs_crash_point("blob-linked");
 	q = db_prep(d, "INSERT INTO blob(tenant_id, sha256, size, refs,"
 		       " created_at) VALUES (?1, ?2, ?3, 1, ?4)", e);
@@ -443,6 +488,7 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	return SFS_OK;
 undo:
 	unlink(path);
+	st->linked = 0;
 	return e && e->status ? e->status : SFS_IO;
 }
 
@@ -593,25 +639,45 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 
 /* ---- staging directories and recovery -------------------------------- */
 
+/*
+ * The directory is made and locked under a hidden name and renamed into
+ * place, so another process's recovery never sees it unlocked.
+ */
 enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
 {
 	unsigned char r[6];
-	char hex[13], path[4096];
+	char hex[13], path[4096], tmp[4096];
 
 	if (sfs_random(r, sizeof(r)))
 		return sfs_errf(e, SFS_IO, NULL, "no randomness");
 	sfs_hex(r, sizeof(r), hex);
+	snprintf(tmp, sizeof(tmp), "%s/staging/.new-%d-%s", s->dir,
+		 (int)getpid(), hex);
 	snprintf(path, sizeof(path), "%s/staging/%d-%s", s->dir, (int)getpid(),
 		 hex);
-	if (mkdir(path, 0700) < 0)
+	if (mkdir(tmp, 0700) < 0)
 		return sfs_errno_status(e, errno, "making a staging directory");
-	s->staging_dir = strdup(path);
-	snprintf(path, sizeof(path), "%s/lock", s->staging_dir);
-	s->staging_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	s->staging_dir = strdup(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/lock", s->staging_dir);
+	s->staging_lock_fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (!s->staging_dir || s->staging_lock_fd < 0 ||
 	    flock(s->staging_lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return sfs_errno_status(e, errno, "locking the staging area");
+	if (rename(s->staging_dir, path) < 0)
+		return sfs_errno_status(e, errno, "naming the staging area");
+	free(s->staging_dir);
+	s->staging_dir = strdup(path);
+	if (!s->staging_dir)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 	return SFS_OK;
+}
+
+/* A hidden staging directory left by a process that died while opening. */
+static int stale_new_dir(const char *dir)
+{
+	struct stat sb;
+
+	return stat(dir, &sb) == 0 && sb.st_mtime + 60 < time(NULL);
 }
 
 static void clean_dir(const char *path)
@@ -695,9 +761,10 @@ enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
 	if (ret)
 		goto out;
 	while ((de = readdir(dh))) {
-		if (de->d_name[0] == '.')
-			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
+		if (de->d_name[0] == '.' &&
+		    (strncmp(de->d_name, ".new-", 5) || !stale_new_dir(dir)))
+			continue;
 		snprintf(lock, sizeof(lock), "%s/lock", dir);
 		fd = open(lock, O_RDWR | O_CLOEXEC);
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {

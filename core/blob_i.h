@@ -29,7 +29,11 @@ enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
 enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 			   struct sfs_err *e) SFS_MUST_CHECK;
 
-/* After the transaction: forget the stage's staging name (committed or not). */
+/*
+ * After the commit: forget the stage's staging name. A stage freed without
+ * this after blob_ref_stage linked it removes the blob file again unless a
+ * row names it (the transaction rolled back or failed).
+ */
 void blob_stage_done(struct sfs_stage *st);
 
 /* blobs/<tenant>/<sha[0:2]>/<sha> into out. */

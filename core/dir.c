@@ -355,7 +355,7 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
-	int64_t contrib = 0, tfiles = 0, ns = sfs_now_ns();
+	int64_t contrib = 0, tfiles = 0, tdelta, ns = sfs_now_ns();
 	int rc, texplicit = 0, texists;
 
 	ret = need_scope(a, SFS_SCOPE_WRITE, e);
@@ -425,9 +425,14 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 		db_bind_text(st, 2, t.buf);
 		if (db_run(st, e))
 			goto io;
-		if (texplicit && dir_count(d, a->user, tparent, -1, ns, e))
-			goto io;
 	}
+	/*
+	 * Count the arrival before the departure, so that a common ancestor
+	 * never drops to zero on the way and is remade with a new inode.
+	 */
+	tdelta = contrib - (texists && texplicit ? 1 : 0);
+	if (tdelta && dir_count(d, a->user, tparent, (int)tdelta, ns, e))
+		goto io;
 	if (contrib && dir_count(d, a->user, fparent, -(int)contrib, ns, e))
 		goto io;
 	upper_bound(f.buf, upper, sizeof(upper));
@@ -457,8 +462,6 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	db_bind_int(st, 5, (int64_t)f.len + 1);
 	db_bind_text(st, 6, tparent);
 	if (db_run(st, e))
-		goto io;
-	if (contrib && dir_count(d, a->user, tparent, (int)contrib, ns, e))
 		goto io;
 	ret = dir_touch(d, a->user, tparent, ns, e);
 	if (!ret)

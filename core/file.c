@@ -199,7 +199,7 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 	}
 	ret = load(d, uuid, ino, f, e);
 	if (ret)
-		return ret;
+		goto fail;
 	if (f->tenant != a->tenant)
 		goto not_found;
 	if (f->owner == a->user) {
@@ -212,8 +212,10 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 	st = db_prep(d, "SELECT s.perm, u.uuid, s.created_at FROM share s"
 			" JOIN user u ON u.id = s.created_by"
 			" WHERE s.file_id = ?1 AND s.user_id = ?2", e);
-	if (!st)
-		return SFS_IO;
+	if (!st) {
+		ret = SFS_IO;
+		goto fail;
+	}
 	db_bind_int(st, 1, f->ino);
 	db_bind_int(st, 2, a->user);
 	rc = db_step(st, e);
@@ -225,8 +227,10 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 		f->shared_at = db_col_int(st, 2);
 	}
 	db_reset(st);
-	if (rc < 0)
-		return SFS_IO;
+	if (rc < 0) {
+		ret = SFS_IO;
+		goto fail;
+	}
 	if (rc == 1)
 		return SFS_OK;
 	if (f->publish == SFS_PUBLISH_INTERNAL) {
@@ -234,12 +238,15 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 		f->perm = SFS_PERM_VIEW;
 		return SFS_OK;
 	}
-	f->perm = SFS_PERM_NONE;
-	return sfs_errf(e, SFS_FORBIDDEN, "forbidden",
-			"not authorized to access this file");
+	ret = sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+		       "not authorized to access this file");
+	goto fail;
 not_found:
+	ret = sfs_errf(e, SFS_NOT_FOUND, "file_not_found", NOT_FOUND_MSG);
+fail:
+	/* callers do not release a file they did not get */
 	sfs_file_release(f);
-	return sfs_errf(e, SFS_NOT_FOUND, "file_not_found", NOT_FOUND_MSG);
+	return ret;
 }
 
 static enum sfs_status need_perm(const struct sfs_file *f, enum sfs_perm p,
@@ -801,9 +808,10 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto io;
 	}
 	if ((u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path)) {
-		ret = dir_count(d, f->owner, f->path, -1, ns, e);
+		/* arrival first: a shared ancestor must not vanish */
+		ret = dir_count(d, f->owner, path.buf, 1, ns, e);
 		if (!ret)
-			ret = dir_count(d, f->owner, path.buf, 1, ns, e);
+			ret = dir_count(d, f->owner, f->path, -1, ns, e);
 		if (ret)
 			goto out;
 		st = db_prep(d, "UPDATE file SET dir = ?2 WHERE id = ?1", e);
@@ -1146,9 +1154,10 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 			       "the file's import has not completed");
 	if (ret)
 		goto out;
-	ret = blob_ref_stage(d, f.tenant, content, &added, e);
+	/* release first: the quota counts the new version, not both */
+	ret = file_release_content(d, f.ino, e);
 	if (!ret)
-		ret = file_release_content(d, f.ino, e);
+		ret = blob_ref_stage(d, f.tenant, content, &added, e);
 	if (ret)
 		goto out;
 	st = db_prep(d, "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"

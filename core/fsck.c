@@ -148,75 +148,122 @@ static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
 /* ---- file rows whose blob row is missing ------------------------------ */
 
 /*
+ * Under the write lock, re-read the file's reference. 1: it still points
+ * at (tenant, sha) and no blob row exists; 0: no longer; -1: error.
+ */
+static int still_dangling(struct fsck *c, int64_t ino, int la,
+			  int64_t tenant, const char *sha)
+{
+	struct db_stmt *q;
+	int rc, same = 0;
+
+	if (la)
+		q = db_prep(c->d, "SELECT tenant_id, la_sha256 FROM file"
+				  " WHERE id = ?1 AND la_blob_ref = 1", c->e);
+	else
+		q = db_prep(c->d, "SELECT tenant_id, sha256 FROM file"
+				  " WHERE id = ?1 AND blob_ref = 1", c->e);
+	if (!q)
+		return -1;
+	db_bind_int(q, 1, ino);
+	rc = db_step(q, c->e);
+	if (rc == 1)
+		same = db_col_int(q, 0) == tenant && db_col_text(q, 1) &&
+		       !strcmp(db_col_text(q, 1), sha);
+	db_reset(q);
+	if (rc < 0)
+		return -1;
+	if (!same)
+		return 0;
+	rc = row_exists(c, tenant, sha, NULL);
+	return rc < 0 ? -1 : !rc;
+}
+
+/*
  * A file row points at (tenant, sha) with no blob row. If the blob file is
  * there, the row is made again; otherwise the content is marked discarded.
+ * Runs in the write transaction that confirmed the finding.
  */
 static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 				    int64_t tenant, const char *sha)
 {
 	struct db_stmt *q;
-	enum sfs_status ret;
 	int64_t size = 0, refs = 0, now = sfs_now_ms();
-	int rc;
 
-	ret = db_begin(c->d, c->e);
-	if (ret)
-		return ret;
-	rc = row_exists(c, tenant, sha, NULL);
-	if (rc != 0)
-		goto out;	/* made meanwhile, or an error */
 	if (file_present(c, tenant, sha, &size)) {
 		if (count_refs(c, tenant, sha, &refs) < 0)
-			goto out;
+			return fail(c);
 		q = db_prep(c->d, "INSERT INTO blob(tenant_id, sha256, size,"
 				  " refs, created_at)"
 				  " VALUES (?1, ?2, ?3, ?4, ?5)", c->e);
 		if (!q)
-			goto out;
+			return fail(c);
 		db_bind_int(q, 1, tenant);
 		db_bind_text(q, 2, sha);
 		db_bind_int(q, 3, size);
 		db_bind_int(q, 4, refs);
 		db_bind_int(q, 5, now);
 		if (db_run(q, c->e))
-			goto out;
+			return fail(c);
 		q = db_prep(c->d, "UPDATE tenant SET used_bytes ="
 				  " used_bytes + ?2 WHERE id = ?1", c->e);
 		if (!q)
-			goto out;
+			return fail(c);
 		db_bind_int(q, 1, tenant);
 		db_bind_int(q, 2, size);
 		if (db_run(q, c->e))
-			goto out;
+			return fail(c);
 		say(c, "repaired: made the row of blob %lld/%s again"
 		       " (%lld references)", (long long)tenant, sha,
 		    (long long)refs);
-	} else {
-		if (la)
-			q = db_prep(c->d, "UPDATE file SET la_purged = 1,"
-					  " la_purged_at = ?2,"
-					  " la_purge_at = NULL, la_blob_ref = 0,"
-					  " ctime_ns = ?3 WHERE id = ?1", c->e);
-		else
-			q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
-					  " discarded_at = ?2, blob_ref = 0,"
-					  " ctime_ns = ?3 WHERE id = ?1", c->e);
-		if (!q)
-			goto out;
-		db_bind_int(q, 1, ino);
-		db_bind_int(q, 2, now);
-		db_bind_int(q, 3, now * 1000000);
-		if (db_run(q, c->e))
-			goto out;
-		say(c, "repaired: file row %lld marked %s", (long long)ino,
-		    la ? "listening audio purged" : "content discarded");
+		return SFS_OK;
 	}
-	ret = db_commit(c->d, c->e);
-	if (!ret)
-		c->r->repaired++;
-	return ret;
-out:
-	ret = rc < 0 ? fail(c) : c->e->status;
+	if (la)
+		q = db_prep(c->d, "UPDATE file SET la_purged = 1,"
+				  " la_purged_at = ?2, la_purge_at = NULL,"
+				  " la_blob_ref = 0, ctime_ns = ?3"
+				  " WHERE id = ?1", c->e);
+	else
+		q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
+				  " discarded_at = ?2, blob_ref = 0,"
+				  " ctime_ns = ?3 WHERE id = ?1", c->e);
+	if (!q)
+		return fail(c);
+	db_bind_int(q, 1, ino);
+	db_bind_int(q, 2, now);
+	db_bind_int(q, 3, now * 1000000);
+	if (db_run(q, c->e))
+		return fail(c);
+	say(c, "repaired: file row %lld marked %s", (long long)ino,
+	    la ? "listening audio purged" : "content discarded");
+	return SFS_OK;
+}
+
+static enum sfs_status confirm_dangling(struct fsck *c, int64_t ino, int la,
+					int64_t tenant, const char *sha)
+{
+	enum sfs_status ret;
+	int rc;
+
+	ret = db_begin(c->d, c->e);
+	if (ret)
+		return ret;
+	rc = still_dangling(c, ino, la, tenant, sha);
+	if (rc <= 0) {
+		db_rollback(c->d);
+		return rc < 0 ? fail(c) : SFS_OK;
+	}
+	c->r->bad_refcounts++;
+	say(c, "file row %lld references %s blob %lld/%s, which has no row",
+	    (long long)ino, la ? "listening" : "content", (long long)tenant,
+	    sha);
+	if (c->repair) {
+		ret = fix_dangling(c, ino, la, tenant, sha);
+		if (!ret)
+			ret = db_commit(c->d, c->e);
+		if (!ret)
+			c->r->repaired++;
+	}
 	db_rollback(c->d);
 	return ret;
 }
@@ -262,17 +309,10 @@ static enum sfs_status check_dangling(struct fsck *c, int la)
 			rc = row_exists(c, batch[i].tenant, batch[i].sha, NULL);
 			if (rc < 0)
 				return fail(c);
-			if (rc == 1)
-				continue;
-			c->r->bad_refcounts++;
-			say(c, "file row %lld references %s blob %lld/%s,"
-			       " which has no row", (long long)batch[i].ino,
-			    la ? "listening" : "content",
-			    (long long)batch[i].tenant, batch[i].sha);
-			if (c->repair)
-				ret = fix_dangling(c, batch[i].ino, la,
-						   batch[i].tenant,
-						   batch[i].sha);
+			if (rc == 0)
+				ret = confirm_dangling(c, batch[i].ino, la,
+						       batch[i].tenant,
+						       batch[i].sha);
 		}
 	} while (!ret && n == BATCH);
 	return ret;
@@ -284,149 +324,166 @@ static enum sfs_status check_dangling(struct fsck *c, int la)
 static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 {
 	struct db_stmt *q;
-	enum sfs_status ret;
-	int64_t size = 0, now = sfs_now_ms();
-	int rc;
+	int64_t now = sfs_now_ms();
 
-	ret = db_begin(c->d, c->e);
-	if (ret)
-		return ret;
-	rc = row_exists(c, b->tenant, b->sha, &size);
-	if (rc != 1 || file_present(c, b->tenant, b->sha, NULL))
-		goto out;
 	q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
 			  " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
 			  " WHERE tenant_id = ?1 AND sha256 = ?2"
 			  " AND blob_ref = 1", c->e);
 	if (!q)
-		goto out;
+		return fail(c);
 	db_bind_int(q, 1, b->tenant);
 	db_bind_text(q, 2, b->sha);
 	db_bind_int(q, 3, now);
 	db_bind_int(q, 4, now * 1000000);
 	if (db_run(q, c->e))
-		goto out;
+		return fail(c);
 	q = db_prep(c->d, "UPDATE file SET la_purged = 1, la_purged_at = ?3,"
 			  " la_purge_at = NULL, la_blob_ref = 0,"
 			  " ctime_ns = ?4 WHERE tenant_id = ?1"
 			  " AND la_sha256 = ?2 AND la_blob_ref = 1", c->e);
 	if (!q)
-		goto out;
+		return fail(c);
 	db_bind_int(q, 1, b->tenant);
 	db_bind_text(q, 2, b->sha);
 	db_bind_int(q, 3, now);
 	db_bind_int(q, 4, now * 1000000);
 	if (db_run(q, c->e))
-		goto out;
+		return fail(c);
+	say(c, "repaired: users of blob %lld/%s marked content discarded,"
+	       " row removed", (long long)b->tenant, b->sha);
+	return SFS_OK;
+}
+
+/* Drop a blob row and its bytes from the tenant's usage. */
+static enum sfs_status drop_row(struct fsck *c, const struct blob_row *b)
+{
+	struct db_stmt *q;
+
 	q = db_prep(c->d, "DELETE FROM blob WHERE tenant_id = ?1"
 			  " AND sha256 = ?2", c->e);
 	if (!q)
-		goto out;
+		return fail(c);
 	db_bind_int(q, 1, b->tenant);
 	db_bind_text(q, 2, b->sha);
 	if (db_run(q, c->e))
-		goto out;
+		return fail(c);
 	q = db_prep(c->d, "UPDATE tenant SET used_bytes = used_bytes - ?2"
 			  " WHERE id = ?1", c->e);
 	if (!q)
-		goto out;
+		return fail(c);
 	db_bind_int(q, 1, b->tenant);
-	db_bind_int(q, 2, size);
-	if (db_run(q, c->e))
-		goto out;
-	ret = db_commit(c->d, c->e);
-	if (!ret) {
-		c->r->repaired++;
-		say(c, "repaired: users of blob %lld/%s marked content"
-		       " discarded, row removed", (long long)b->tenant,
-		    b->sha);
-	}
-	return ret;
-out:
-	ret = rc < 0 ? fail(c) : c->e->status;
-	db_rollback(c->d);
-	return ret;
+	db_bind_int(q, 2, b->size);
+	return db_run(q, c->e) ? fail(c) : SFS_OK;
 }
 
-static enum sfs_status fix_refs(struct fsck *c, const struct blob_row *b)
+static enum sfs_status set_refs(struct fsck *c, const struct blob_row *b,
+				int64_t refs)
+{
+	struct db_stmt *q;
+
+	if (refs == 0)
+		return drop_row(c, b);
+	q = db_prep(c->d, "UPDATE blob SET refs = ?3 WHERE tenant_id = ?1"
+			  " AND sha256 = ?2", c->e);
+	if (!q)
+		return fail(c);
+	db_bind_int(q, 1, b->tenant);
+	db_bind_text(q, 2, b->sha);
+	db_bind_int(q, 3, refs);
+	return db_run(q, c->e) ? fail(c) : SFS_OK;
+}
+
+/*
+ * Something looked wrong with a blob row: look again under the write
+ * lock, where no commit or blob removal of any process can interleave,
+ * and report (and repair) only what is really there.
+ */
+static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 {
 	struct db_stmt *q;
 	enum sfs_status ret;
 	int64_t refs = 0, size = 0;
-	int rc, removed = 0;
+	int rc, changed = 0, removed = 0;
 
 	ret = db_begin(c->d, c->e);
 	if (ret)
 		return ret;
-	rc = row_exists(c, b->tenant, b->sha, &size);
-	if (rc != 1 || count_refs(c, b->tenant, b->sha, &refs) < 0)
-		goto out;
-	if (refs > 0) {
-		q = db_prep(c->d, "UPDATE blob SET refs = ?3"
-				  " WHERE tenant_id = ?1 AND sha256 = ?2",
-			    c->e);
-		if (!q)
-			goto out;
-		db_bind_int(q, 3, refs);
-	} else {
-		q = db_prep(c->d, "DELETE FROM blob WHERE tenant_id = ?1"
-				  " AND sha256 = ?2", c->e);
-		if (!q)
-			goto out;
-	}
+	q = db_prep(c->d, "SELECT size, refs FROM blob WHERE tenant_id = ?1"
+			  " AND sha256 = ?2", c->e);
+	if (!q)
+		goto fail;
 	db_bind_int(q, 1, b->tenant);
 	db_bind_text(q, 2, b->sha);
-	if (db_run(q, c->e))
-		goto out;
-	if (refs == 0) {
-		q = db_prep(c->d, "UPDATE tenant SET used_bytes ="
-				  " used_bytes - ?2 WHERE id = ?1", c->e);
-		if (!q)
-			goto out;
-		db_bind_int(q, 1, b->tenant);
-		db_bind_int(q, 2, size);
-		if (db_run(q, c->e))
-			goto out;
+	rc = db_step(q, c->e);
+	if (rc == 1) {
+		b->size = db_col_int(q, 0);
+		b->refs = db_col_int(q, 1);
 	}
-	ret = db_commit(c->d, c->e);
-	if (!ret && refs == 0)
-		ret = remove_unreferenced(c, b->tenant, b->sha, &removed);
-	if (!ret) {
-		c->r->repaired++;
-		say(c, "repaired: blob %lld/%s now has %lld references%s",
-		    (long long)b->tenant, b->sha, (long long)refs,
-		    refs ? "" : " (row and file removed)");
-	}
-	return ret;
-out:
-	ret = rc < 0 ? fail(c) : c->e->status;
-	db_rollback(c->d);
-	return ret;
-}
-
-static enum sfs_status check_row(struct fsck *c, const struct blob_row *b)
-{
-	int64_t refs = 0, size = 0;
-
-	c->r->blobs_checked++;
+	db_reset(q);
+	if (rc < 0)
+		goto fail;
+	if (rc == 0)
+		goto out;	/* removed meanwhile */
 	if (!file_present(c, b->tenant, b->sha, &size)) {
 		c->r->missing_files++;
 		say(c, "blob %lld/%s has a row but no file",
 		    (long long)b->tenant, b->sha);
-		return c->repair ? fix_missing(c, b) : SFS_OK;
+		if (c->repair) {
+			ret = fix_missing(c, b);
+			if (!ret)
+				ret = drop_row(c, b);
+			changed = 2;	/* fix_missing said so */
+		}
+		goto out;
 	}
 	if (size != b->size)
 		say(c, "blob %lld/%s is %lld bytes, its row says %lld",
 		    (long long)b->tenant, b->sha, (long long)size,
 		    (long long)b->size);
 	if (count_refs(c, b->tenant, b->sha, &refs) < 0)
-		return fail(c);
-	if (refs == b->refs)
-		return SFS_OK;
-	c->r->bad_refcounts++;
-	say(c, "blob %lld/%s counts %lld references, %lld found",
-	    (long long)b->tenant, b->sha, (long long)b->refs, (long long)refs);
-	return c->repair ? fix_refs(c, b) : SFS_OK;
+		goto fail;
+	if (refs != b->refs) {
+		c->r->bad_refcounts++;
+		say(c, "blob %lld/%s counts %lld references, %lld found",
+		    (long long)b->tenant, b->sha, (long long)b->refs,
+		    (long long)refs);
+		if (c->repair) {
+			ret = set_refs(c, b, refs);
+			changed = 1;
+		}
+	}
+out:
+	if (!ret && changed)
+		ret = db_commit(c->d, c->e);
+	db_rollback(c->d);
+	if (ret || !changed)
+		return ret;
+	c->r->repaired++;
+	if (changed == 1 && refs == 0)
+		ret = remove_unreferenced(c, b->tenant, b->sha, &removed);
+	if (changed == 1)
+		say(c, "repaired: blob %lld/%s now has %lld references%s",
+		    (long long)b->tenant, b->sha, (long long)refs,
+		    removed ? " (row and file removed)" : "");
+	return ret;
+fail:
+	db_rollback(c->d);
+	return fail(c);
+}
+
+static enum sfs_status check_row(struct fsck *c, struct blob_row *b)
+{
+	int64_t refs = 0, size = 0;
+
+	c->r->blobs_checked++;
+	if (file_present(c, b->tenant, b->sha, &size) && size == b->size) {
+		if (count_refs(c, b->tenant, b->sha, &refs) < 0)
+			return fail(c);
+		if (refs == b->refs)
+			return SFS_OK;
+	}
+	return confirm_row(c, b);
 }
 
 static enum sfs_status check_rows(struct fsck *c)

@@ -29,7 +29,7 @@ void sfs_query_init(struct sfs_query *q)
 	q->created_before = INT64_MAX;
 	q->la_deleted = -1;
 	q->la_discarded = -1;
-	q->path = strdup("/");	/* NULL (out of memory) also means "/" */
+	q->path = strdup("/"); /* NULL (out of memory) also means "/" */
 	q->recursive = 0;
 	q->sort = SFS_SORT_CREATED;
 	q->desc = 1;
@@ -49,8 +49,7 @@ void sfs_query_release(struct sfs_query *q)
 	q->ntags = 0;
 }
 
-static enum sfs_status bad(struct sfs_err *e, const char *key,
-			   const char *why)
+static enum sfs_status bad(struct sfs_err *e, const char *key, const char *why)
 {
 	return sfs_err_field(e, key, "invalid", "%s", why);
 }
@@ -94,8 +93,9 @@ static enum sfs_status parse_states(const char *key, const char *v,
 			st = sfs_jstate_parse(item);
 		}
 		if (st < 0)
-			return bad(e, key, "values are PENDING, PROCESSING, "
-					   "COMPLETED, FAILED");
+			return bad(e, key,
+				   "values are PENDING, PROCESSING, "
+				   "COMPLETED, FAILED");
 		mask |= 1u << st;
 		if (!*end)
 			break;
@@ -112,9 +112,9 @@ static enum sfs_status parse_sort(const char *key, const char *v,
 		const char *name;
 		enum sfs_sort sort;
 	} fields[] = {
-		{ "creationDate", SFS_SORT_CREATED },
-		{ "name", SFS_SORT_NAME },
-		{ "size", SFS_SORT_SIZE },
+		{"creationDate", SFS_SORT_CREATED},
+		{"name", SFS_SORT_NAME},
+		{"size", SFS_SORT_SIZE},
 	};
 	const char *comma = strchr(v, ',');
 	size_t n = comma ? (size_t)(comma - v) : strlen(v), i;
@@ -148,8 +148,8 @@ static enum sfs_status parse_tags(const char *key, const char *v,
 	sfs_err_init(&sub);
 	ret = sfs_tags_split(v, &tags, &n, &sub);
 	if (ret == SFS_INVALID)
-		return bad(e, key, sub.nfields ? sub.fields[0].message
-					       : "invalid tag");
+		return bad(e, key,
+			   sub.nfields ? sub.fields[0].message : "invalid tag");
 	if (ret)
 		return sfs_errf(e, ret, NULL, "%s", sub.message);
 	if (n > SFS_QUERY_TAGS_MAX) {
@@ -217,7 +217,7 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 
 		for (i = 0; i < 64 && v[i]; i++)
 			low[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32
-								  : v[i]);
+								   : v[i]);
 		low[i] = '\0';
 		if (i < 64 || v[64] || !sfs_is_sha256_hex(low))
 			return bad(e, key, "must be 64 hexadecimal digits");
@@ -457,8 +457,8 @@ static void substring(struct qb *qb, int filename, const char *needle)
 	if (utf8_chars(needle) >= 3) {
 		add(qb, " AND f.id IN (SELECT rowid FROM file_fts"
 			" WHERE file_fts MATCH ?)");
-		bind_owned(qb, fts_phrase(filename ? "filename" : "name",
-					  needle));
+		bind_owned(qb,
+			   fts_phrase(filename ? "filename" : "name", needle));
 	} else {
 		add(qb, filename ? " AND f.filename LIKE ? ESCAPE '\\'"
 				 : " AND f.name LIKE ? ESCAPE '\\'");
@@ -482,8 +482,9 @@ static void tags_filter(struct qb *qb, const struct sfs_query *q,
 	if (!q->ntags)
 		return;
 	if (drive)
-		add(qb, " AND f.id IN (SELECT ft.file_id FROM file_tag ft"
-			" JOIN tag t ON t.id = ft.tag_id WHERE t.tenant_id = ?");
+		add(qb,
+		    " AND f.id IN (SELECT ft.file_id FROM file_tag ft"
+		    " JOIN tag t ON t.id = ft.tag_id WHERE t.tenant_id = ?");
 	else
 		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
 			" JOIN tag t ON t.id = ft.tag_id"
@@ -534,7 +535,7 @@ static void upper_bound(const char *path, char *out, size_t size)
 
 /* The WHERE conditions of GET /files (after "WHERE f.owner_id = ?"). */
 static void files_where(struct qb *qb, const struct sfs_query *q,
-			const struct sfs_actor *a, const char *upper)
+			const struct sfs_actor *a, const char *upper, int drive)
 {
 	const char *path = q->path ? q->path : "/";
 
@@ -544,8 +545,8 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 	 * walk the owner's whole index and probe the list, so the owner
 	 * term is kept off the indexes ("+").
 	 */
-	add(qb, uses_fts(q) || tags_drive(q) ? " WHERE +f.owner_id = ?"
-					     : " WHERE f.owner_id = ?");
+	add(qb, uses_fts(q) || drive ? " WHERE +f.owner_id = ?"
+				     : " WHERE f.owner_id = ?");
 	bind_int(qb, a->user);
 	if (q->deleted >= 0) {
 		add(qb, " AND f.is_deleted = ?");
@@ -600,20 +601,20 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 	}
 	substring(qb, 0, q->name);
 	substring(qb, 1, q->filename);
-	tags_filter(qb, q, a->tenant, tags_drive(q));
+	tags_filter(qb, q, a->tenant, drive);
 }
 
 static void order_by(struct qb *qb, const struct sfs_query *q)
 {
 	static const char *const frag[3][2] = {
-		[SFS_SORT_CREATED] = { " ORDER BY f.created_at ASC, f.id ASC",
-				       " ORDER BY f.created_at DESC, f.id DESC" },
-		[SFS_SORT_NAME] = { " ORDER BY f.name COLLATE NOCASE ASC,"
-				    " f.id ASC",
-				    " ORDER BY f.name COLLATE NOCASE DESC,"
-				    " f.id DESC" },
-		[SFS_SORT_SIZE] = { " ORDER BY f.size ASC, f.id ASC",
-				    " ORDER BY f.size DESC, f.id DESC" },
+		[SFS_SORT_CREATED] = {" ORDER BY f.created_at ASC, f.id ASC",
+				      " ORDER BY f.created_at DESC, f.id DESC"},
+		[SFS_SORT_NAME] = {" ORDER BY f.name COLLATE NOCASE ASC,"
+				   " f.id ASC",
+				   " ORDER BY f.name COLLATE NOCASE DESC,"
+				   " f.id DESC"},
+		[SFS_SORT_SIZE] = {" ORDER BY f.size ASC, f.id ASC",
+				   " ORDER BY f.size DESC, f.id DESC"},
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
@@ -624,28 +625,35 @@ static void order_by(struct qb *qb, const struct sfs_query *q)
 static void order_by_cols(struct qb *qb, const struct sfs_query *q)
 {
 	static const char *const frag[3][2] = {
-		[SFS_SORT_CREATED] = { " ORDER BY 22 ASC, 1 ASC",
-				       " ORDER BY 22 DESC, 1 DESC" },
-		[SFS_SORT_NAME] = { " ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
-				    " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC" },
-		[SFS_SORT_SIZE] = { " ORDER BY 15 ASC, 1 ASC",
-				    " ORDER BY 15 DESC, 1 DESC" },
+		[SFS_SORT_CREATED] = {" ORDER BY 22 ASC, 1 ASC",
+				      " ORDER BY 22 DESC, 1 DESC"},
+		[SFS_SORT_NAME] = {" ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
+				   " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC"},
+		[SFS_SORT_SIZE] = {" ORDER BY 15 ASC, 1 ASC",
+				   " ORDER BY 15 DESC, 1 DESC"},
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
 	add(qb, frag[s][q->desc ? 1 : 0]);
 }
 
+/* page and size of a query filled in directly rather than by param. */
+static enum sfs_status check_page(const struct sfs_query *q, struct sfs_err *e)
+{
+	if (q->size < 1 || q->size > SFS_PAGE_SIZE_MAX)
+		return sfs_err_field(e, "size", "invalid",
+				     "must be an integer from 1 to %d",
+				     SFS_PAGE_SIZE_MAX);
+	if (q->page < 0 || q->page > INT64_MAX / SFS_PAGE_SIZE_MAX)
+		return bad(e, "page", "must be an integer >= 0");
+	return SFS_OK;
+}
+
 static void limit(struct qb *qb, const struct sfs_query *q)
 {
-	int64_t size = q->size >= 1 && q->size <= SFS_PAGE_SIZE_MAX
-			       ? q->size : SFS_PAGE_SIZE_DEFAULT;
-	int64_t page = q->page >= 0 && q->page <= INT64_MAX / SFS_PAGE_SIZE_MAX
-			       ? q->page : 0;
-
 	add(qb, " LIMIT ? OFFSET ?");
-	bind_int(qb, size);
-	bind_int(qb, page * size);
+	bind_int(qb, q->size);
+	bind_int(qb, q->page * q->size);
 }
 
 /* ---- running them ------------------------------------------------------ */
@@ -693,7 +701,7 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 		if (ret)
 			break;
 		ret = file_from_row(st, f, e);
-		l->n++;		/* released with the list even when partial */
+		l->n++; /* released with the list even when partial */
 		if (ret)
 			break;
 		if (!shared) {
@@ -749,8 +757,10 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 	enum sfs_status ret = SFS_OK;
 	int rc;
 
-	st = db_prep(d, "SELECT path FROM dir WHERE owner_id = ?1"
-			" AND parent = ?2 ORDER BY path", e);
+	st = db_prep(d,
+		     "SELECT path FROM dir WHERE owner_id = ?1"
+		     " AND parent = ?2 ORDER BY path",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, a->user);
@@ -789,6 +799,42 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 	return ret;
 }
 
+/*
+ * After counting through the tagged files: is walking the owner's files
+ * newest first and probing each for the tags cheaper for this page? It
+ * visits about (offset + size) * owner_files / total rows, where driving
+ * from the tags costs about total row lookups.
+ */
+static enum sfs_status scan_cheaper(struct db *d, const struct sfs_actor *a,
+				    const struct sfs_query *q, int64_t total,
+				    int *drive, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	double owned = 0, want;
+	int rc;
+
+	if (total <= 0 || q->deleted != 0)
+		return SFS_OK;
+	/* the root row counts the owner's live files at any depth */
+	st = db_prep(d,
+		     "SELECT nfiles FROM dir WHERE owner_id = ?1"
+		     " AND path = '/'",
+		     e);
+	if (!st)
+		return status_of(e);
+	db_bind_int(st, 1, a->user);
+	rc = db_step(st, e);
+	if (rc == 1)
+		owned = (double)db_col_int(st, 0);
+	db_reset(st);
+	if (rc < 0)
+		return status_of(e);
+	want = (double)(q->page + 1) * (double)q->size;
+	if (want * owned < (double)total * (double)total)
+		*drive = 0;
+	return SFS_OK;
+}
+
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_query *q,
 				struct sfs_file_list *out, struct sfs_err *e)
@@ -799,30 +845,36 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	enum sfs_status ret;
 	size_t i;
+	int drive;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
 	qb_init(&count);
 	ret = need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
+		ret = check_page(q, e);
+	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (ret)
 		goto out;
 	upper_bound(path, upper, sizeof(upper));
-	add(&page, "SELECT " FILE_COLS FILE_FROM);
-	files_where(&page, q, a, upper);
-	order_by(&page, q);
-	limit(&page, q);
+	drive = tags_drive(q);
 	add(&count, "SELECT COUNT(*) FROM file f");
-	files_where(&count, q, a, upper);
+	files_where(&count, q, a, upper, drive);
 
 	ret = db_get(s, &d, e);
 	if (!ret)
 		ret = db_begin_read(d, e);
 	if (!ret)
-		ret = fetch_page(d, &page, 0, out, e);
-	if (!ret)
 		ret = fetch_count(d, &count, &out->total, e);
+	if (!ret && drive)
+		ret = scan_cheaper(d, a, q, out->total, &drive, e);
+	add(&page, "SELECT " FILE_COLS FILE_FROM);
+	files_where(&page, q, a, upper, drive);
+	order_by(&page, q);
+	limit(&page, q);
+	if (!ret)
+		ret = fetch_page(d, &page, 0, out, e);
 	if (!ret && !q->recursive) {
 		out->has_dirs = 1;
 		ret = load_dirs(d, a, path, out, e);
@@ -830,7 +882,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	for (i = 0; !ret && i < out->n; i++)
 		ret = file_load_tags(d, &out->files[i], e);
 	if (d)
-		db_rollback(d);	/* a read: nothing to keep */
+		db_rollback(d); /* a read: nothing to keep */
 out:
 	db_put(d);
 	qb_release(&page);
@@ -872,8 +924,8 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 		add(qb, " UNION ALL ");
 	if (internal) {
 		add(qb, count ? "SELECT f.id FROM file f"
-			      : "SELECT " FILE_COLS ", 2, 1, NULL, NULL"
-				FILE_FROM);
+			      : "SELECT " FILE_COLS
+				", 2, 1, NULL, NULL" FILE_FROM);
 		add(qb, uses_fts(q) ? " WHERE +f.tenant_id = ?"
 				    : " WHERE f.tenant_id = ?");
 		add(qb, " AND f.publish = 1"
@@ -888,8 +940,7 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 	}
 }
 
-enum sfs_status sfs_query_shared(struct sfs_store *s,
-				 const struct sfs_actor *a,
+enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 				 const struct sfs_query *q,
 				 struct sfs_file_list *out, struct sfs_err *e)
 {
@@ -902,6 +953,8 @@ enum sfs_status sfs_query_shared(struct sfs_store *s,
 	qb_init(&page);
 	qb_init(&count);
 	ret = need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = check_page(q, e);
 	if (ret)
 		goto out;
 	if (q->access == SFS_ACCESS_OWNER) {
@@ -937,8 +990,7 @@ out:
 }
 
 enum sfs_status sfs_query_dir_files(struct sfs_store *s,
-				    const struct sfs_actor *a,
-				    const char *path,
+				    const struct sfs_actor *a, const char *path,
 				    int (*fn)(void *arg,
 					      const struct sfs_file *f),
 				    void *arg, struct sfs_err *e)
@@ -955,9 +1007,11 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 		ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT " FILE_COLS FILE_FROM
-			" WHERE f.owner_id = ?1 AND f.is_deleted = 0"
-			" AND f.dir = ?2 ORDER BY f.id", e);
+	st = db_prep(d,
+		     "SELECT " FILE_COLS FILE_FROM
+		     " WHERE f.owner_id = ?1 AND f.is_deleted = 0"
+		     " AND f.dir = ?2 ORDER BY f.id",
+		     e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;

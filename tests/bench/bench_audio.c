@@ -162,11 +162,11 @@ int main(int argc, char **argv)
 	struct sfs_store *s = NULL;
 	struct job j[2];
 	pthread_t th[2];
-	double ours = 1e9, lame = 1e9, seq, par, t0, secs;
+	double ours = 1e9, lame = 1e9, seq = 1e9, par = 1e9, t0, secs = 1;
 	long rss_ours = 0, rss_lame = 0;
 	int64_t mp3_size = 0;
 	int quick = argc > 1 && !strcmp(argv[1], "--quick");
-	int i, rc = 0;
+	int i, r, rc = 0;
 
 	if (argc == 4 && !strcmp(argv[1], "--encode-child"))
 		return child_encode(argv[2], argv[3]);
@@ -209,23 +209,26 @@ int main(int argc, char **argv)
 		lame = min2(lame, time_lame(ten));
 	}
 
-	t0 = now();
-	for (i = 0; i < 2; i++)
-		if (encode_one(s, ten, NULL) != SFS_OK)
-			exit(1);
-	seq = now() - t0;
-	t0 = now();
-	for (i = 0; i < 2; i++) {
-		j[i].s = s;
-		j[i].in = ten;
-		if (pthread_create(&th[i], NULL, encode_thread, &j[i]))
+	/* alternate rounds, best of each, to share the machine's noise */
+	for (r = 0; r < ROUNDS; r++) {
+		t0 = now();
+		for (i = 0; i < 2; i++)
+			if (encode_one(s, ten, NULL) != SFS_OK)
+				exit(1);
+		seq = min2(seq, now() - t0);
+		t0 = now();
+		for (i = 0; i < 2; i++) {
+			j[i].s = s;
+			j[i].in = ten;
+			if (pthread_create(&th[i], NULL, encode_thread, &j[i]))
+				exit(1);
+		}
+		for (i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		par = min2(par, now() - t0);
+		if (j[0].st != SFS_OK || j[1].st != SFS_OK)
 			exit(1);
 	}
-	for (i = 0; i < 2; i++)
-		pthread_join(th[i], NULL);
-	par = now() - t0;
-	if (j[0].st != SFS_OK || j[1].st != SFS_OK)
-		exit(1);
 
 	if (!quick) {
 		char *enc[] = { self, "--encode-child", store, big, NULL };

@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "blob_i.h"
@@ -309,7 +311,7 @@ static int fsck_lines(struct sfs_store *s, int repair,
 		fprintf(stderr, "fsck failed: %s\n", e.message);
 		return -1;
 	}
-	if (l.n)
+	if (l.n && getenv("SFS_TEST_VERBOSE"))
 		fprintf(stderr, "  fsck said %d line(s), last: %s\n", l.n,
 			l.last);
 	return l.n;
@@ -587,6 +589,54 @@ static void test_blob_open(void)
 	fx_close(&f);
 }
 
+/*
+ * A transaction that linked a new blob and then rolled back leaves no
+ * file once the stage is freed; unless a commit made the blob meanwhile.
+ */
+static void test_rollback_unlinks(void)
+{
+	unsigned char buf[500];
+	struct sfs_stage *st;
+	struct db *d = NULL;
+	int64_t added = -1;
+	char sha[65];
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 30);
+	st = stage_of(f.s, buf, sizeof(buf));
+	REQUIRE(st);
+	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(db_begin(d, NULL), SFS_OK);
+	CHECK_ST(blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
+	CHECK(added == (int64_t)sizeof(buf));
+	sfs_strlcpy(sha, sfs_stage_sha256(st), sizeof(sha));
+	CHECK(blob_exists(&f, f.a.tenant, sha));
+	db_rollback(d);
+	db_put(d);
+	sfs_stage_free(st);
+	CHECK(!blob_exists(&f, f.a.tenant, sha));
+	CHECK(blob_files(&f) == 0);
+	CHECK(staging_files(&f) == 0);
+
+	/* rolled back, but the same bytes were committed since */
+	st = stage_of(f.s, buf, sizeof(buf));
+	REQUIRE(st);
+	d = NULL;
+	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(db_begin(d, NULL), SFS_OK);
+	CHECK_ST(blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
+	db_rollback(d);
+	db_put(d);
+	CHECK_ST(upload(f.s, &f.a, "same", buf, sizeof(buf), NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(blob_exists(&f, f.a.tenant, sha));
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 1);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
 /* ---- staging recovery ---------------------------------------------------- */
 
 static void test_stale_staging(void)
@@ -655,6 +705,75 @@ static void test_stale_staging(void)
 	CHECK(staging_files(&f) == 0);
 	CHECK(blob_files(&f) == 1);
 	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
+struct opener {
+	const char *dir;
+	int fails;
+};
+
+static void *opener_main(void *arg)
+{
+	struct opener *o = arg;
+	int i;
+
+	for (i = 0; i < 60; i++) {
+		struct sfs_store *s = NULL;
+		struct sfs_stage *st = NULL;
+
+		if (sfs_store_open(o->dir, NULL, &s, NULL)) {
+			o->fails++;
+			continue;
+		}
+		if (sfs_stage_new(s, &st, NULL) ||
+		    sfs_stage_write(st, "x", 1, NULL) ||
+		    sfs_stage_finish(st, NULL))
+			o->fails++;
+		sfs_stage_free(st);
+		sfs_store_close(s);
+	}
+	return NULL;
+}
+
+/*
+ * Handles opening at the same moment: one's recovery must never take the
+ * other's staging directory, just made, for a dead process's.
+ */
+static void test_concurrent_opens(void)
+{
+	struct opener o[4];
+	pthread_t th[4];
+	char fresh[4096], stale[4096], p[4096];
+	struct timeval old[2] = { { 1000, 0 }, { 1000, 0 } };
+	struct fx f;
+	int i, fails = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 4; i++) {
+		o[i].dir = f.dir;
+		o[i].fails = 0;
+		REQUIRE(pthread_create(&th[i], NULL, opener_main, &o[i]) == 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		fails += o[i].fails;
+	}
+	CHECK(fails == 0);
+	CHECK(staging_files(&f) == 0);
+
+	/* hidden directories of processes caught opening: old ones go */
+	snprintf(fresh, sizeof(fresh), "%s/staging/.new-1-aaaa", f.dir);
+	snprintf(stale, sizeof(stale), "%s/staging/.new-2-bbbb", f.dir);
+	REQUIRE(mkdir(fresh, 0700) == 0 && mkdir(stale, 0700) == 0);
+	snprintf(p, sizeof(p), "%s/x.part", stale);
+	i = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(i >= 0);
+	close(i);
+	REQUIRE(utimes(stale, old) == 0);
+	REQUIRE(fx_reopen(&f) == 0);
+	CHECK(access(stale, F_OK) < 0);
+	CHECK(access(fresh, F_OK) == 0);
 	fx_close(&f);
 }
 
@@ -806,6 +925,32 @@ static void test_crash_before_commit_dedupe(void)
 	crash_at("file-before-commit", 1);
 }
 
+/* In a child: upload until killed; a byte on `ready` after the first. */
+static void child_uploads(const char *dir, const char *uid, int round,
+			  int ready)
+{
+	static unsigned char buf[70000];
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	unsigned i, sd;
+	size_t n;
+
+	sfs_log_set_level(SFS_LOG_ERROR);
+	if (sfs_store_open(dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
+		_exit(2);
+	for (i = 0;; i++) {
+		/* every fourth upload repeats a blob */
+		sd = (unsigned)round * 1000 + (i % 4 == 3 ? 1 : i + 1);
+		n = 20000 + sd % 40000;
+		fill(buf, n, sd);
+		if (upload(s, &a, "k", buf, n, NULL, NULL))
+			_exit(3);
+		if (i == 0 && write(ready, "r", 1) != 1)
+			_exit(4);
+	}
+}
+
 /*
  * Kill an uploading process at random moments: whatever the moment, every
  * row that was committed has its blob, and nothing is left over. A build
@@ -822,33 +967,23 @@ static void test_crash_random_kills(void)
 	f.s = NULL;
 	srand(seed);
 	for (round = 0; round < 12; round++) {
-		struct timespec ts = { 0, (long)(rand() % 150 + 50) * 1000000 };
+		struct timespec ts = { 0, (long)(rand() % 80) * 1000000 };
+		int fds[2];
+		char c;
 		pid_t pid;
 
+		REQUIRE(pipe(fds) == 0);
 		fflush(NULL);
 		pid = fork();
 		REQUIRE(pid >= 0);
 		if (pid == 0) {
-			static unsigned char buf[70000];
-			struct sfs_store *s = NULL;
-			struct sfs_actor a;
-			unsigned i;
-
-			sfs_log_set_level(SFS_LOG_ERROR);
-			if (sfs_store_open(f.dir, NULL, &s, NULL) ||
-			    sfs_auth_user(s, f.u1, SFS_SCOPE_ALL, &a, NULL))
-				_exit(2);
-			for (i = 0;; i++) {
-				/* every fourth upload repeats a blob */
-				unsigned sd = i % 4 == 3 ? (unsigned)round * 1000 + 1
-						: (unsigned)round * 1000 + i + 1;
-
-				fill(buf, 20000 + sd % 40000, sd);
-				if (upload(s, &a, "k", buf, 20000 + sd % 40000,
-					   NULL, NULL))
-					_exit(3);
-			}
+			close(fds[0]);
+			child_uploads(f.dir, f.u1, round, fds[1]);
 		}
+		close(fds[1]);
+		/* wait for a first commit, then kill at a random moment */
+		CHECK(read(fds[0], &c, 1) == 1);
+		close(fds[0]);
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		REQUIRE(waitpid(pid, &status, 0) == pid);
@@ -858,7 +993,7 @@ static void test_crash_random_kills(void)
 	REQUIRE(fx_actors(&f) == 0);
 	CHECK(staging_files(&f) == 0);
 	/* the kills came late enough for commits to happen */
-	CHECK(file_rows(&f) >= 8);
+	CHECK(file_rows(&f) >= 12);
 	if (getenv("SFS_TEST_VERBOSE"))
 		fprintf(stderr, "  %lld files committed\n",
 			(long long)file_rows(&f));
@@ -1143,6 +1278,77 @@ static void test_fsck_usage(void)
 	fx_close(&f);
 }
 
+struct churn {
+	const char *dir;
+	const char *uid;
+	int stop;
+	int ops;
+	int fails;
+};
+
+/* Upload, dedupe and purge on its own handle until told to stop. */
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	unsigned char buf[3000];
+	char ids[8][SFS_ID_SIZE];
+	int i = 0;
+
+	if (sfs_store_open(c->dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, c->uid, SFS_SCOPE_ALL, &a, NULL)) {
+		c->fails++;
+		sfs_store_close(s);
+		return NULL;
+	}
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED) || i < 16) {
+		int k = i % 8;
+
+		if (i >= 8 && sfs_file_delete(s, &a, ids[k], 1, NULL))
+			c->fails++;
+		fill(buf, sizeof(buf), (unsigned)(i % 5));
+		if (upload(s, &a, "churn", buf, sizeof(buf) - (size_t)(i % 7),
+			   ids[k], NULL))
+			c->fails++;
+		i++;
+	}
+	c->ops = i;
+	sfs_store_close(s);
+	return NULL;
+}
+
+/*
+ * fsck with repair while another handle commits and removes blobs: it
+ * must find nothing and break nothing.
+ */
+static void test_fsck_concurrent(void)
+{
+	struct churn c;
+	pthread_t th;
+	struct fx f;
+	int round, lines = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	memset(&c, 0, sizeof(c));
+	c.dir = f.dir;
+	c.uid = f.u1;
+	REQUIRE(pthread_create(&th, NULL, churn_main, &c) == 0);
+	for (round = 0; round < 15; round++) {
+		int n = fsck_lines(f.s, 1, NULL);
+
+		lines += n < 0 ? 100 : n;
+	}
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	CHECK(c.fails == 0);
+	CHECK(c.ops >= 16);
+	CHECK(lines == 0);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(rows_without_blob(&f) == 0);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -1153,7 +1359,9 @@ int main(void)
 	RUN(test_dedupe);
 	RUN(test_tenants_do_not_share);
 	RUN(test_blob_open);
+	RUN(test_rollback_unlinks);
 	RUN(test_stale_staging);
+	RUN(test_concurrent_opens);
 	RUN(test_crash_blob_linked);
 	RUN(test_crash_before_commit);
 	RUN(test_crash_before_commit_dedupe);
@@ -1164,5 +1372,6 @@ int main(void)
 	RUN(test_fsck_refcounts);
 	RUN(test_fsck_dangling_reference);
 	RUN(test_fsck_usage);
+	RUN(test_fsck_concurrent);
 	return th_report();
 }

@@ -1208,6 +1208,34 @@ static void test_quota(void)
 		 SFS_QUOTA);
 	CHECK(!strcmp(e.type, "quota_exceeded"));
 	sfs_stage_free(st);
+	/* a new version is counted instead of the old one, not on top */
+	{
+		char own[SFS_ID_SIZE], more[71];
+		struct sfs_file g;
+
+		CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+		CHECK(tenant(&f).used_bytes == 60);
+		memset(more, 'o', 40);
+		more[40] = '\0';
+		REQUIRE_ST(mk(&f, &f.a, "own", "/", more, own, NULL), SFS_OK);
+		CHECK(tenant(&f).used_bytes == 100);
+		memset(more, 'p', 40);
+		st = stage_of(f.s, more, 40);
+		CHECK_ST(sfs_file_set_content(f.s, &f.a, own, st, 0, &g, NULL),
+			 SFS_OK);
+		sfs_stage_free(st);
+		sfs_file_release(&g);
+		CHECK(tenant(&f).used_bytes == 100);
+		/* and the same bytes again are no change at all */
+		st = stage_of(f.s, more, 40);
+		CHECK_ST(sfs_file_set_content(f.s, &f.a, own, st, 0, NULL,
+					      NULL), SFS_OK);
+		sfs_stage_free(st);
+		CHECK(tenant(&f).used_bytes == 100);
+		CHECK(fsck_clean(&f));
+		CHECK_ST(sfs_file_delete(f.s, &f.a, own, 1, NULL), SFS_OK);
+		REQUIRE_ST(mk(&f, &f.a, "one", "/", big, id, NULL), SFS_OK);
+	}
 	/* the file count */
 	CHECK_ST(mk(&f, &f.a, "small", "/", "s", NULL, NULL), SFS_OK);
 	sfs_err_init(&e);

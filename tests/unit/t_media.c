@@ -305,6 +305,30 @@ static void t_resume_after_crash_mid_job(void)
 	env_close(&v);
 }
 
+/* A 20-minute recording: flat memory, and a duration players can trust. */
+static void t_twenty_minutes(void)
+{
+	struct sfs_file f;
+	struct env v;
+	char path[512];
+
+	env_init(&v);
+	sfs_file_init(&f);
+	REQUIRE(env_open(&v, 1) == 0);
+	snprintf(path, sizeof(path), "%s/long.wav", srcdir);
+	REQUIRE(run("sox '%s/speech.wav' -r 16000 '%s' repeat - trim 0 1200",
+		    srcdir, path) == 0);
+	REQUIRE(upload(&v, path, "long.wav", 1, &f) == 0);
+	CHECK(fabs(f.duration - 1200.0) < 0.01);
+	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	CHECK(f.la.status == SFS_JS_COMPLETED);
+	if (f.la.status == SFS_JS_COMPLETED)
+		check_mp3(&v, f.id, f.duration);
+	unlink(path);
+	sfs_file_release(&f);
+	env_close(&v);
+}
+
 static int free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -437,6 +461,7 @@ int main(void)
 	RUN(t_not_audio_fails_with_reason);
 	RUN(t_delete_cancels_and_leaves_nothing);
 	RUN(t_resume_after_crash_mid_job);
+	RUN(t_twenty_minutes);
 	if (start_http() == 0) {
 		RUN(t_import_from_http);
 		RUN(t_import_failures);

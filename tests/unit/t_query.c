@@ -22,7 +22,7 @@ struct fx {
 	char *dir;
 	struct sfs_store *s;
 	char tenant[SFS_ID_SIZE], tenant2[SFS_ID_SIZE];
-	struct sfs_actor ann, bob, cat, zed;	/* zed: the other tenant */
+	struct sfs_actor ann, bob, cat, zed; /* zed: the other tenant */
 };
 
 static int fx_open(struct fx *f)
@@ -200,41 +200,42 @@ static const char *dirs(const struct sfs_file_list *l)
 }
 
 /* Names of a query, or "ERR" when it fails. */
-#define Q(fx, a, ...)                                                      \
-	({                                                                 \
-		struct sfs_file_list l_;                                   \
-		static char r_[4096];                                      \
-		if (query(fx, a, &l_, ##__VA_ARGS__, NULL)) {                \
-			snprintf(r_, sizeof(r_), "ERR");                   \
-		} else {                                                   \
-			snprintf(r_, sizeof(r_), "%s", names(&l_));        \
-			sfs_file_list_release(&l_);                        \
-		}                                                          \
-		r_;                                                        \
+#define Q(fx, a, ...)                                                          \
+	({                                                                     \
+		struct sfs_file_list l_;                                       \
+		static char r_[4096];                                          \
+		if (query(fx, a, &l_, ##__VA_ARGS__, NULL)) {                  \
+			snprintf(r_, sizeof(r_), "ERR");                       \
+		} else {                                                       \
+			snprintf(r_, sizeof(r_), "%s", names(&l_));            \
+			sfs_file_list_release(&l_);                            \
+		}                                                              \
+		r_;                                                            \
 	})
 
-#define SQ(fx, a, ...)                                                     \
-	({                                                                 \
-		struct sfs_file_list l_;                                   \
-		static char r_[4096];                                      \
-		if (squery(fx, a, &l_, ##__VA_ARGS__, NULL)) {               \
-			snprintf(r_, sizeof(r_), "ERR");                   \
-		} else {                                                   \
-			snprintf(r_, sizeof(r_), "%s", names(&l_));        \
-			sfs_file_list_release(&l_);                        \
-		}                                                          \
-		r_;                                                        \
+#define SQ(fx, a, ...)                                                         \
+	({                                                                     \
+		struct sfs_file_list l_;                                       \
+		static char r_[4096];                                          \
+		if (squery(fx, a, &l_, ##__VA_ARGS__, NULL)) {                 \
+			snprintf(r_, sizeof(r_), "ERR");                       \
+		} else {                                                       \
+			snprintf(r_, sizeof(r_), "%s", names(&l_));            \
+			sfs_file_list_release(&l_);                            \
+		}                                                              \
+		r_;                                                            \
 	})
 
-#define CHECK_STR(got, want)                                               \
-	do {                                                               \
-		const char *g_ = (got), *w_ = (want);                      \
-		if (strcmp(g_, w_)) {                                      \
-			fprintf(stderr, "%s:%d: %s: %s = \"%s\", want "    \
-				"\"%s\"\n", __FILE__, __LINE__, th_name,   \
-				#got, g_, w_);                             \
-			th_cur_failed = 1;                                 \
-		}                                                          \
+#define CHECK_STR(got, want)                                                   \
+	do {                                                                   \
+		const char *g_ = (got), *w_ = (want);                          \
+		if (strcmp(g_, w_)) {                                          \
+			fprintf(stderr,                                        \
+				"%s:%d: %s: %s = \"%s\", want "                \
+				"\"%s\"\n",                                    \
+				__FILE__, __LINE__, th_name, #got, g_, w_);    \
+			th_cur_failed = 1;                                     \
+		}                                                              \
 	} while (0)
 
 /* ---- parameters -------------------------------------------------------- */
@@ -261,7 +262,7 @@ static void test_init_defaults(void)
 	CHECK(q.publish == -1 && q.access == -1);
 	sfs_query_release(&q);
 	CHECK(q.path == NULL);
-	sfs_query_release(&q);		/* twice is harmless */
+	sfs_query_release(&q); /* twice is harmless */
 }
 
 static void test_param_values(void)
@@ -285,22 +286,26 @@ static void test_param_values(void)
 	CHECK_ST(sfs_query_param(&q, "ingestionStatus", "PENDING,FAILED", &e),
 		 SFS_OK);
 	CHECK(q.ingestion == (1u << SFS_JS_PENDING | 1u << SFS_JS_FAILED));
-	CHECK_ST(sfs_query_param(&q, "listeningAudio.status", "COMPLETED",
-				 &e), SFS_OK);
+	CHECK_ST(sfs_query_param(&q, "listeningAudio.status", "COMPLETED", &e),
+		 SFS_OK);
 	CHECK(q.la_status == 1u << SFS_JS_COMPLETED);
 	CHECK_ST(sfs_query_param(&q, "listeningAudio.deleted", "true", &e),
 		 SFS_OK);
 	CHECK(q.la_deleted == 1);
-	CHECK_ST(sfs_query_param(&q, "listeningAudio.contentDiscarded",
-				 "false", &e), SFS_OK);
+	CHECK_ST(sfs_query_param(&q, "listeningAudio.contentDiscarded", "false",
+				 &e),
+		 SFS_OK);
 	CHECK(q.la_discarded == 0);
-	CHECK_ST(sfs_query_param(&q, "sha256", "E3B0C44298FC1C149AFBF4C8996FB9"
-				 "2427AE41E4649B934CA495991B7852B855", &e),
+	CHECK_ST(sfs_query_param(&q, "sha256",
+				 "E3B0C44298FC1C149AFBF4C8996FB9"
+				 "2427AE41E4649B934CA495991B7852B855",
+				 &e),
 		 SFS_OK);
 	CHECK(!strcmp(q.sha256, "e3b0c44298fc1c149afbf4c8996fb924"
 				"27ae41e4649b934ca495991b7852b855"));
-	CHECK_ST(sfs_query_param(&q, "createdAfter", "2026-02-25T14:30:00Z",
-				 &e), SFS_OK);
+	CHECK_ST(
+		sfs_query_param(&q, "createdAfter", "2026-02-25T14:30:00Z", &e),
+		SFS_OK);
 	CHECK(q.created_after == 1772029800000LL);
 	CHECK_ST(sfs_query_param(&q, "createdBefore", "2026-02-26", &e),
 		 SFS_OK);
@@ -325,8 +330,7 @@ static void test_param_values(void)
 	CHECK(q.tags_any == 0);
 	CHECK_ST(sfs_query_param(&q, "publishMode", "INTERNAL", &e), SFS_OK);
 	CHECK(q.publish == SFS_PUBLISH_INTERNAL);
-	CHECK_ST(sfs_query_param(&q, "accessType", "DIRECT_SHARE", &e),
-		 SFS_OK);
+	CHECK_ST(sfs_query_param(&q, "accessType", "DIRECT_SHARE", &e), SFS_OK);
 	CHECK(q.access == SFS_ACCESS_DIRECT_SHARE);
 	CHECK_ST(sfs_query_param(&q, "name", "abc", &e), SFS_OK);
 	CHECK(q.name && !strcmp(q.name, "abc"));
@@ -341,29 +345,46 @@ static void test_param_invalid(void)
 	static const struct {
 		const char *key, *value;
 	} cases[] = {
-		{ "page", "-1" }, { "page", "x" }, { "page", "" },
-		{ "page", "1.5" }, { "page", "99999999999999999999" },
-		{ "size", "0" }, { "size", "101" }, { "size", "1000" },
-		{ "size", "-5" }, { "size", "ten" },
-		{ "isDeleted", "yes" }, { "isDeleted", "" },
-		{ "isContentDiscarded", "1" }, { "recursive", "maybe" },
-		{ "listeningAudio.deleted", "TRUEISH" },
-		{ "listeningAudio.contentDiscarded", "no" },
-		{ "ingestionStatus", "DONE" }, { "ingestionStatus", "PENDING," },
-		{ "ingestionStatus", "pending" }, { "ingestionStatus", "" },
-		{ "listeningAudio.status", "COMPLETED,NOPE" },
-		{ "createdAfter", "yesterday" }, { "createdBefore", "2026-13-01" },
-		{ "sha256", "abc" },
-		{ "sha256", "g3b0c44298fc1c149afbf4c8996fb924"
-			    "27ae41e4649b934ca495991b7852b855" },
-		{ "path", "a/b/" }, { "path", "/a/b" }, { "path", "/a/../b/" },
-		{ "path", "//" },
-		{ "sort", "owner" }, { "sort", "name,up" }, { "sort", "" },
-		{ "sort", "name,asc,desc" },
-		{ "tags", "a,b\x01" },
-		{ "tagsMatch", "some" }, { "publishMode", "PUBLIC" },
-		{ "publishMode", "internal" }, { "accessType", "OWNER" },
-		{ "accessType", "SHARED" },
+		{"page", "-1"},
+		{"page", "x"},
+		{"page", ""},
+		{"page", "1.5"},
+		{"page", "99999999999999999999"},
+		{"size", "0"},
+		{"size", "101"},
+		{"size", "1000"},
+		{"size", "-5"},
+		{"size", "ten"},
+		{"isDeleted", "yes"},
+		{"isDeleted", ""},
+		{"isContentDiscarded", "1"},
+		{"recursive", "maybe"},
+		{"listeningAudio.deleted", "TRUEISH"},
+		{"listeningAudio.contentDiscarded", "no"},
+		{"ingestionStatus", "DONE"},
+		{"ingestionStatus", "PENDING,"},
+		{"ingestionStatus", "pending"},
+		{"ingestionStatus", ""},
+		{"listeningAudio.status", "COMPLETED,NOPE"},
+		{"createdAfter", "yesterday"},
+		{"createdBefore", "2026-13-01"},
+		{"sha256", "abc"},
+		{"sha256", "g3b0c44298fc1c149afbf4c8996fb924"
+			   "27ae41e4649b934ca495991b7852b855"},
+		{"path", "a/b/"},
+		{"path", "/a/b"},
+		{"path", "/a/../b/"},
+		{"path", "//"},
+		{"sort", "owner"},
+		{"sort", "name,up"},
+		{"sort", ""},
+		{"sort", "name,asc,desc"},
+		{"tags", "a,b\x01"},
+		{"tagsMatch", "some"},
+		{"publishMode", "PUBLIC"},
+		{"publishMode", "internal"},
+		{"accessType", "OWNER"},
+		{"accessType", "SHARED"},
 	};
 	struct sfs_query q;
 	struct sfs_err e;
@@ -438,48 +459,49 @@ static void test_filters(void)
 	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[0], 0, &e), SFS_OK);
 	REQUIRE_ST(sfs_file_discard(f.s, &f.ann, id[1], &e), SFS_OK);
 	CHECK_STR(Q(&f, &f.ann, "isDeleted", "true"), "f0");
-	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"),
-		  "f1,f2,f3,f4,f5");
+	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"), "f1,f2,f3,f4,f5");
 	CHECK_STR(Q(&f, &f.ann, "isContentDiscarded", "true"), "f1");
 	CHECK_STR(Q(&f, &f.ann, "isContentDiscarded", "false", "sort",
 		    "creationDate,asc"),
 		  "f2,f3,f4,f5");
 
 	/* states set straight in the rows */
-	REQUIRE(sql(&f, "UPDATE file SET ingestion = 1 WHERE name = 'f2';"
-			"UPDATE file SET ingestion = 4 WHERE name = 'f3';"
-			"UPDATE file SET ingestion = 3, sha256 = '%s'"
-			" WHERE name = 'f4';"
-			"UPDATE file SET la_status = 3 WHERE name IN "
-			"('f2', 'f5');"
-			"UPDATE file SET la_status = 2 WHERE name = 'f3';"
-			"UPDATE file SET la_deleted = 1 WHERE name = 'f5';"
-			"UPDATE file SET la_purged = 1, la_deleted = 1"
-			" WHERE name = 'f2';"
-			"UPDATE file SET publish = 1 WHERE name = 'f4'",
-			"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-		== 0);
+	REQUIRE(sql(&f,
+		    "UPDATE file SET ingestion = 1 WHERE name = 'f2';"
+		    "UPDATE file SET ingestion = 4 WHERE name = 'f3';"
+		    "UPDATE file SET ingestion = 3, sha256 = '%s'"
+		    " WHERE name = 'f4';"
+		    "UPDATE file SET la_status = 3 WHERE name IN "
+		    "('f2', 'f5');"
+		    "UPDATE file SET la_status = 2 WHERE name = 'f3';"
+		    "UPDATE file SET la_deleted = 1 WHERE name = 'f5';"
+		    "UPDATE file SET la_purged = 1, la_deleted = 1"
+		    " WHERE name = 'f2';"
+		    "UPDATE file SET publish = 1 WHERE name = 'f4'",
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaa") == 0);
 	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "PENDING"), "f2");
-	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "FAILED,COMPLETED",
-		    "sort", "name"),
+	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "FAILED,COMPLETED", "sort",
+		    "name"),
 		  "f3,f4");
 	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "PROCESSING"), "");
 	CHECK_STR(Q(&f, &f.ann, "sha256",
-		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		    "AAAAAA"),
 		  "f4");
 	CHECK_STR(Q(&f, &f.ann, "sha256",
-		    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78"
+		    "52b855",
 		    "sort", "name"),
 		  "f1,f2,f3,f5");
-	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status", "COMPLETED",
-		    "sort", "name"),
-		  "f2,f5");
-	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status",
-		    "PROCESSING,PENDING"),
-		  "f3");
-	CHECK_STR(Q(&f, &f.ann, "listeningAudio.deleted", "true", "sort",
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status", "COMPLETED", "sort",
 		    "name"),
 		  "f2,f5");
+	CHECK_STR(Q(&f, &f.ann, "listeningAudio.status", "PROCESSING,PENDING"),
+		  "f3");
+	CHECK_STR(
+		Q(&f, &f.ann, "listeningAudio.deleted", "true", "sort", "name"),
+		"f2,f5");
 	CHECK_STR(Q(&f, &f.ann, "listeningAudio.deleted", "false", "sort",
 		    "name"),
 		  "f1,f3,f4");
@@ -497,8 +519,8 @@ static void test_filters(void)
 
 static void test_sort_and_pages(void)
 {
-	static const char *const nm[] = { "delta", "Alpha", "charlie",
-					  "bravo", "Echo", "alpha" };
+	static const char *const nm[] = {"delta", "Alpha", "charlie",
+					 "bravo", "Echo",  "alpha"};
 	struct sfs_file_list l;
 	struct fx f;
 	char seen[64];
@@ -537,15 +559,15 @@ static void test_sort_and_pages(void)
 		snprintf(name, sizeof(name), "n%02d", i);
 		REQUIRE(mk(&f, &f.ann, name, NULL, "/", NULL, NULL) == 0);
 	}
-	REQUIRE(sql(&f, "UPDATE file SET created_at = 7 WHERE id %% 3 = 0")
-		== 0);
+	REQUIRE(sql(&f, "UPDATE file SET created_at = 7 WHERE id %% 3 = 0") ==
+		0);
 	memset(seen, 0, sizeof(seen));
 	for (page = 0; page < 13; page++) {
 		char p[8];
 
 		snprintf(p, sizeof(p), "%d", page);
-		REQUIRE(query(&f, &f.ann, &l, "page", p, "size", "4", NULL)
-			== 0);
+		REQUIRE(query(&f, &f.ann, &l, "page", p, "size", "4", NULL) ==
+			0);
 		CHECK(l.total == 45);
 		CHECK(l.n == (page < 11 ? 4u : page == 11 ? 1u : 0u));
 		for (i = 0; i < (int)l.n; i++) {
@@ -608,8 +630,7 @@ static void test_paths_and_dirs(void)
 		  "a1,ab1,abc1,dash,root,sib");
 	CHECK_STR(Q(&f, &f.ann, "path", "/a/b/c/"), "abc1");
 	CHECK_STR(Q(&f, &f.ann, "path", "/empty/"), "");
-	CHECK_STR(Q(&f, &f.ann, "path", "/nothing/", "recursive", "true"),
-		  "");
+	CHECK_STR(Q(&f, &f.ann, "path", "/nothing/", "recursive", "true"), "");
 	REQUIRE(query(&f, &f.ann, &l, "path", "/empty/", NULL) == 0);
 	CHECK(l.total == 0 && l.has_dirs == 1 && l.ndirs == 0);
 	sfs_file_list_release(&l);
@@ -633,28 +654,26 @@ static void test_tags(void)
 	CHECK_STR(Q(&f, &f.ann, "tags", "RED", "recursive", "true", "sort",
 		    "name"),
 		  "r,rb");
-	CHECK_STR(Q(&f, &f.ann, "tags", "red,BLUE", "recursive", "true"),
-		  "rb");
+	CHECK_STR(Q(&f, &f.ann, "tags", "red,BLUE", "recursive", "true"), "rb");
 	CHECK_STR(Q(&f, &f.ann, "tags", "red,blue", "tagsMatch", "all",
 		    "recursive", "true"),
 		  "rb");
 	CHECK_STR(Q(&f, &f.ann, "tags", "red,green", "tagsMatch", "any",
 		    "recursive", "true", "sort", "name"),
 		  "bg,r,rb");
-	CHECK_STR(Q(&f, &f.ann, "tags", "red,green", "tagsMatch", "ANY",
-		    "sort", "name"),
+	CHECK_STR(Q(&f, &f.ann, "tags", "red,green", "tagsMatch", "ANY", "sort",
+		    "name"),
 		  "bg,rb");
 	CHECK_STR(Q(&f, &f.ann, "tags", "purple", "recursive", "true"), "");
-	CHECK_STR(Q(&f, &f.ann, "tags", "purple,red", "recursive", "true"),
-		  "");
+	CHECK_STR(Q(&f, &f.ann, "tags", "purple,red", "recursive", "true"), "");
 	CHECK_STR(Q(&f, &f.ann, "tags", "purple,red", "tagsMatch", "any",
 		    "recursive", "true", "sort", "name"),
 		  "r,rb");
 	/* an empty tag list filters nothing */
 	CHECK_STR(Q(&f, &f.ann, "tags", "", "sort", "name"), "bg,none,rb");
 	/* each file comes with its tags, sorted case-insensitively */
-	REQUIRE(query(&f, &f.ann, &l, "tags", "blue", "sort", "name", NULL)
-		== 0);
+	REQUIRE(query(&f, &f.ann, &l, "tags", "blue", "sort", "name", NULL) ==
+		0);
 	REQUIRE(l.n == 2);
 	CHECK(l.total == 2);
 	/* the tenant keeps the first spelling of a tag ("Blue") */
@@ -663,6 +682,49 @@ static void test_tags(void)
 	CHECK(l.files[1].ntags == 2 && !strcmp(l.files[1].tags[0], "Blue") &&
 	      !strcmp(l.files[1].tags[1], "Red"));
 	sfs_file_list_release(&l);
+
+	/*
+	 * A common tag: small pages walk the files newest first and probe
+	 * the tag, large ones start from the tagged files; the two must
+	 * agree row for row and on the total.
+	 */
+	{
+		char all[4096], paged[4096], p[8];
+		int i;
+
+		for (i = 0; i < 30; i++) {
+			char name[8];
+
+			snprintf(name, sizeof(name), "b%02d", i);
+			REQUIRE(mk(&f, &f.ann, name, NULL, i % 2 ? "/y/" : "/",
+				   i % 3 ? "bulk,Red" : "bulk", NULL) == 0);
+		}
+		REQUIRE(sql(&f, "UPDATE file SET created_at = 100 + id %% 4") ==
+			0);
+		REQUIRE(query(&f, &f.ann, &l, "tags", "BULK,red", "recursive",
+			      "true", "size", "100", NULL) == 0);
+		CHECK(l.n == 20 && l.total == 20);
+		snprintf(all, sizeof(all), "%s", names(&l));
+		sfs_file_list_release(&l);
+		paged[0] = '\0';
+		for (i = 0; i < 21; i++) {
+			snprintf(p, sizeof(p), "%d", i);
+			REQUIRE(query(&f, &f.ann, &l, "tags", "BULK,red",
+				      "recursive", "true", "size", "1", "page",
+				      p, NULL) == 0);
+			CHECK(l.total == 20);
+			CHECK(l.n == (i < 20 ? 1u : 0u));
+			if (l.n)
+				snprintf(paged + strlen(paged),
+					 sizeof(paged) - strlen(paged), "%s%s",
+					 i ? "," : "", l.files[0].name);
+			sfs_file_list_release(&l);
+		}
+		CHECK_STR(paged, all);
+		CHECK_STR(Q(&f, &f.ann, "tags", "bulk", "recursive", "true",
+			    "size", "2", "page", "14"),
+			  "b06,b02");
+	}
 	fx_close(&f);
 }
 
@@ -672,11 +734,10 @@ static void test_substring(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	REQUIRE(mk(&f, &f.ann, "Meeting Notes", "meeting-2026.WAV", "/",
-		   NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "Meeting Notes", "meeting-2026.WAV", "/", NULL,
+		   NULL) == 0);
 	REQUIRE(mk(&f, &f.ann, "100% done", "a_b.wav", "/", NULL, NULL) == 0);
-	REQUIRE(mk(&f, &f.ann, "100 percent", "ab.wav", "/", NULL, NULL)
-		== 0);
+	REQUIRE(mk(&f, &f.ann, "100 percent", "ab.wav", "/", NULL, NULL) == 0);
 	REQUIRE(mk(&f, &f.ann, "say \"hi\"", NULL, "/", NULL, NULL) == 0);
 	REQUIRE(mk(&f, &f.ann, "it's", "back\\slash", "/", NULL, NULL) == 0);
 	REQUIRE(mk(&f, &f.ann, "Überblick", NULL, "/", NULL, NULL) == 0);
@@ -766,8 +827,7 @@ static void test_isolation_and_scope(void)
 		CHECK_ST(sfs_query_files(f.s, &ro, &q, &l, &e), SFS_FORBIDDEN);
 		CHECK(l.n == 0 && l.files == NULL);
 		sfs_err_init(&e);
-		CHECK_ST(sfs_query_shared(f.s, &ro, &q, &l, &e),
-			 SFS_FORBIDDEN);
+		CHECK_ST(sfs_query_shared(f.s, &ro, &q, &l, &e), SFS_FORBIDDEN);
 		sfs_err_init(&e);
 		CHECK_ST(sfs_query_dir_files(f.s, &ro, "/", NULL, NULL, &e),
 			 SFS_FORBIDDEN);
@@ -796,8 +856,7 @@ static void test_shared(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE(mk(&f, &f.ann, "shared view", "v.wav", "/", "x", a1) == 0);
-	REQUIRE(mk(&f, &f.ann, "internal only", "i.wav", "/d/", NULL, a2)
-		== 0);
+	REQUIRE(mk(&f, &f.ann, "internal only", "i.wav", "/d/", NULL, a2) == 0);
 	REQUIRE(mk(&f, &f.ann, "both", "b.wav", "/", NULL, a3) == 0);
 	REQUIRE(mk(&f, &f.ann, "private", "p.wav", "/", NULL, a4) == 0);
 	REQUIRE(mk(&f, &f.ann, "shared deleted", NULL, "/", NULL, a5) == 0);
@@ -805,15 +864,20 @@ static void test_shared(void)
 	REQUIRE(mk(&f, &f.bob, "bobs own", "o.wav", "/", NULL, b1) == 0);
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a1, f.bob.user_id, SFS_PERM_VIEW,
-				 &sh, &created, &e), SFS_OK);
+				 &sh, &created, &e),
+		   SFS_OK);
 	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a3, f.bob.user_id, SFS_PERM_EDIT,
-				 NULL, &created, &e), SFS_OK);
+				 NULL, &created, &e),
+		   SFS_OK);
 	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a5, f.bob.user_id, SFS_PERM_VIEW,
-				 NULL, &created, &e), SFS_OK);
+				 NULL, &created, &e),
+		   SFS_OK);
 	REQUIRE_ST(sfs_share_put(f.s, &f.cat, c1, f.bob.user_id, SFS_PERM_EDIT,
-				 NULL, &created, &e), SFS_OK);
+				 NULL, &created, &e),
+		   SFS_OK);
 	REQUIRE_ST(sfs_share_put(f.s, &f.ann, a4, f.cat.user_id, SFS_PERM_VIEW,
-				 NULL, &created, &e), SFS_OK);
+				 NULL, &created, &e),
+		   SFS_OK);
 	memset(&u, 0, sizeof(u));
 	u.set = SFS_UPD_PUBLISH;
 	u.publish = SFS_PUBLISH_INTERNAL;
@@ -852,8 +916,7 @@ static void test_shared(void)
 	}
 	sfs_file_list_release(&l);
 
-	CHECK_STR(SQ(&f, &f.bob, "accessType", "DIRECT_SHARE", "sort",
-		     "name"),
+	CHECK_STR(SQ(&f, &f.bob, "accessType", "DIRECT_SHARE", "sort", "name"),
 		  "both,cats edit,shared view");
 	CHECK_STR(SQ(&f, &f.bob, "accessType", "INTERNAL"), "internal only");
 	CHECK_STR(SQ(&f, &f.bob, "sort", "creationDate,asc"),
@@ -865,11 +928,11 @@ static void test_shared(void)
 	CHECK_STR(SQ(&f, &f.bob, "name", "o", "sort", "name"),
 		  "both,internal only");
 	CHECK_STR(SQ(&f, &f.bob, "filename", "i.w"), "internal only");
-	CHECK_STR(SQ(&f, &f.bob, "filename", "c.", "accessType",
-		     "INTERNAL"), "");
+	CHECK_STR(SQ(&f, &f.bob, "filename", "c.", "accessType", "INTERNAL"),
+		  "");
 	/* pages and totals */
-	REQUIRE(squery(&f, &f.bob, &l, "size", "3", "page", "1", "sort",
-		       "name", NULL) == 0);
+	REQUIRE(squery(&f, &f.bob, &l, "size", "3", "page", "1", "sort", "name",
+		       NULL) == 0);
 	CHECK_STR(names(&l), "shared view");
 	CHECK(l.total == 4);
 	sfs_file_list_release(&l);
@@ -933,8 +996,8 @@ static void test_dir_files(void)
 		 SFS_OK);
 	CHECK_STR(c.names, "z4,z3");
 	memset(&c, 0, sizeof(c));
-	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "/none/", collect_fn, &c,
-				     &e), SFS_OK);
+	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "/none/", collect_fn, &c, &e),
+		 SFS_OK);
 	CHECK(c.n == 0);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "m/", collect_fn, &c, &e),
@@ -956,6 +1019,28 @@ static void test_bad_path_in_query(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
 	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "path"));
+	sfs_query_release(&q);
+	/* page and size set directly are checked too */
+	sfs_query_init(&q);
+	q.size = 101;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "size"));
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_shared(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	q.size = 0;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_files(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	q.size = 5;
+	q.page = -1;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_shared(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "page"));
+	q.page = 0;
+	q.access = SFS_ACCESS_OWNER;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_shared(f.s, &f.ann, &q, &l, &e), SFS_INVALID);
+	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "accessType"));
 	sfs_query_release(&q);
 	fx_close(&f);
 }

@@ -1,0 +1,578 @@
+/*
+ * Handlers of the file resource: list, shared-with-me, upload / import,
+ * get, download, update, delete, discard, restore and signed URLs. Each
+ * parses the request, calls core, and encodes the answer.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "httpd.h"
+#include "speechfs/blob.h"
+#include "speechfs/file.h"
+#include "speechfs/job.h"
+#include "speechfs/json.h"
+#include "speechfs/query.h"
+#include "speechfs/store.h"
+#include "banned.h"
+
+#define SIGNED_TTL_DEFAULT 300
+#define SIGNED_TTL_MAX 3600
+
+struct qctx {
+	struct sfs_query *q;
+	struct sfs_err *e;
+	int bad;
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind,
+				 const char *key, const char *value)
+{
+	struct qctx *c = cls;
+	struct sfs_err e;
+	enum sfs_status st;
+
+	(void)kind;
+	sfs_err_init(&e);
+	st = sfs_query_param(c->q, key, value ? value : "", &e);
+	if (st == SFS_OK || st == SFS_NOT_FOUND)
+		return MHD_YES;
+	if (!c->bad) {
+		*c->e = e;
+		c->bad = 1;
+	} else if (c->e->nfields < SFS_ERR_MAX_FIELDS && e.nfields) {
+		c->e->fields[c->e->nfields++] = e.fields[0];
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result list(struct req *r, int shared)
+{
+	struct sfs_query q;
+	struct sfs_file_list l;
+	struct sfs_err e;
+	struct qctx c = {&q, &e, 0};
+	enum MHD_Result ret;
+
+	sfs_err_init(&e);
+	sfs_query_init(&q);
+	memset(&l, 0, sizeof(l));
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg,
+				  &c);
+	if (c.bad) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if ((shared ? sfs_query_shared
+		    : sfs_query_files)(g_httpd.store, &r->actor, &q, &l, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	ret = respond_json(r, 200, sfs_json_file_list(&l, &q, shared));
+	sfs_file_list_release(&l);
+out:
+	sfs_query_release(&q);
+	return ret;
+}
+
+enum MHD_Result api_files_list(struct req *r)
+{
+	return list(r, 0);
+}
+
+enum MHD_Result api_files_shared(struct req *r)
+{
+	return list(r, 1);
+}
+
+static enum MHD_Result respond_file(struct req *r, unsigned status,
+				    struct sfs_file *f)
+{
+	json_t *j = sfs_json_file(f);
+
+	sfs_file_release(f);
+	return respond_json(r, status, j);
+}
+
+static int parse_bool_text(const char *s, int *out)
+{
+	if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0)
+		*out = 1;
+	else if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * A JSON array of strings into a NULL-less array of borrowed pointers.
+ * Ownership: free() *out (the strings belong to `arr`).
+ */
+static int string_array(json_t *arr, const char ***out, size_t *n)
+{
+	const char **v;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (!json_is_array(arr))
+		return -1;
+	v = calloc(json_array_size(arr) + 1, sizeof(*v));
+	if (!v)
+		return -1;
+	for (i = 0; i < json_array_size(arr); i++) {
+		if (!json_is_string(json_array_get(arr, i))) {
+			free(v);
+			return -1;
+		}
+		v[i] = json_string_value(json_array_get(arr, i));
+	}
+	*out = v;
+	*n = i;
+	return 0;
+}
+
+static enum MHD_Result upload(struct req *r)
+{
+	struct sfs_file_spec spec;
+	struct sfs_file f;
+	struct sfs_err e;
+	json_t *tags = NULL, *meta = NULL;
+	const char **tagv = NULL;
+	enum MHD_Result ret;
+	int gla = 1;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	memset(&spec, 0, sizeof(spec));
+	if (!r->file_seen || !r->stage)
+		sfs_err_field(&e, "file", "missing",
+			      "the file part is required");
+	if (!r->part_seen[PART_NAME])
+		sfs_err_field(&e, "name", "missing",
+			      "the name part is required");
+	if (r->part_seen[PART_METADATA]) {
+		meta = json_loads(r->parts[PART_METADATA].buf, 0, NULL);
+		if (!json_is_object(meta))
+			sfs_err_field(&e, "metadata", "invalid_json",
+				      "metadata must be a JSON object");
+	}
+	if (r->part_seen[PART_TAGS]) {
+		tags = json_loads(r->parts[PART_TAGS].buf, 0, NULL);
+		if (string_array(tags, &tagv, &spec.ntags))
+			sfs_err_field(&e, "tags", "invalid_json",
+				      "tags must be a JSON array of strings");
+	}
+	if (r->part_seen[PART_GLA] &&
+	    parse_bool_text(r->parts[PART_GLA].buf, &gla))
+		sfs_err_field(&e, "generateListeningAudio", "invalid",
+			      "generateListeningAudio must be true or false");
+	if (e.nfields) {
+		sfs_errf(&e, SFS_INVALID, "validation_error",
+			 "the upload has invalid or missing parts");
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	spec.name = r->parts[PART_NAME].buf;
+	spec.filename = r->filename;
+	if (r->part_seen[PART_DESCRIPTION])
+		spec.description = r->parts[PART_DESCRIPTION].buf;
+	if (r->part_seen[PART_PATH])
+		spec.path = r->parts[PART_PATH].buf;
+	if (meta)
+		spec.metadata = r->parts[PART_METADATA].buf;
+	spec.tags = tagv;
+	spec.listening = gla;
+	if (sfs_file_create(g_httpd.store, &r->actor, &spec, r->stage, &f,
+			    &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if (gla)
+		sfs_workers_kick(g_httpd.store);
+	ret = respond_file(r, 201, &f);
+out:
+	sfs_file_release(&f);
+	free(tagv);
+	json_decref(tags);
+	json_decref(meta);
+	return ret;
+}
+
+/* Field type checks shared by import and PATCH. */
+static int want_string(json_t *j, const char *key, int nullable,
+		       struct sfs_err *e)
+{
+	json_t *v = json_object_get(j, key);
+
+	if (!v || json_is_string(v) || (nullable && json_is_null(v)))
+		return 0;
+	sfs_err_field(e, key, "invalid_type", "'%s' must be a string%s", key,
+		      nullable ? " or null" : "");
+	return -1;
+}
+
+static enum MHD_Result import(struct req *r)
+{
+	struct sfs_file_spec spec;
+	struct sfs_file f;
+	struct sfs_err e;
+	json_t *j = NULL, *v;
+	const char **tagv = NULL;
+	char *meta = NULL;
+	enum MHD_Result ret;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	memset(&spec, 0, sizeof(spec));
+	if (req_json(r, &j, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if (!json_is_string(json_object_get(j, "uri")))
+		sfs_err_field(&e, "uri",
+			      json_object_get(j, "uri") ? "invalid_type"
+							: "missing",
+			      "'uri' is required and must be a string");
+	if (!json_is_string(json_object_get(j, "name")))
+		sfs_err_field(&e, "name",
+			      json_object_get(j, "name") ? "invalid_type"
+							 : "missing",
+			      "'name' is required and must be a string");
+	want_string(j, "description", 1, &e);
+	want_string(j, "path", 0, &e);
+	v = json_object_get(j, "metadata");
+	if (v && !json_is_object(v) && !json_is_null(v))
+		sfs_err_field(&e, "metadata", "invalid_type",
+			      "'metadata' must be an object");
+	v = json_object_get(j, "generateListeningAudio");
+	if (v && !json_is_boolean(v))
+		sfs_err_field(&e, "generateListeningAudio", "invalid_type",
+			      "'generateListeningAudio' must be a boolean");
+	v = json_object_get(j, "tags");
+	if (v && string_array(v, &tagv, &spec.ntags))
+		sfs_err_field(&e, "tags", "invalid_type",
+			      "'tags' must be an array of strings");
+	if (e.nfields) {
+		sfs_errf(&e, SFS_INVALID, "validation_error",
+			 "the import request is invalid");
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	spec.uri = json_string_value(json_object_get(j, "uri"));
+	spec.name = json_string_value(json_object_get(j, "name"));
+	spec.description = json_string_value(json_object_get(j, "description"));
+	spec.path = json_string_value(json_object_get(j, "path"));
+	v = json_object_get(j, "metadata");
+	if (json_is_object(v)) {
+		meta = json_dumps(v, JSON_COMPACT);
+		spec.metadata = meta;
+	}
+	spec.tags = tagv;
+	v = json_object_get(j, "generateListeningAudio");
+	spec.listening = v ? json_is_true(v) : 1;
+	if (sfs_file_create(g_httpd.store, &r->actor, &spec, NULL, &f, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	sfs_workers_kick(g_httpd.store);
+	ret = respond_file(r, 201, &f);
+out:
+	sfs_file_release(&f);
+	free(meta);
+	free(tagv);
+	json_decref(j);
+	return ret;
+}
+
+enum MHD_Result api_files_create(struct req *r)
+{
+	if (r->body == BODY_MULTIPART)
+		return upload(r);
+	return import(r);
+}
+
+enum MHD_Result api_files_get(struct req *r)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	if (sfs_file_get(g_httpd.store, &r->actor, r->params[0], &f, &e)) {
+		sfs_file_release(&f);
+		return respond_err(r, &e);
+	}
+	return respond_file(r, 200, &f);
+}
+
+enum MHD_Result api_files_content(struct req *r)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+	struct stat sb;
+	char etag[80];
+	enum MHD_Result ret;
+	int fd = -1;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0],
+			  SFS_CONTENT_ORIGINAL, &fd, &f, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if (fstat(fd, &sb)) {
+		close(fd);
+		ret = respond_status(r, 500, "io_error", "cannot stat");
+		goto out;
+	}
+	snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
+	ret = respond_fd(r, fd, (int64_t)sb.st_size, "application/octet-stream",
+			 f.sha256[0] ? etag : NULL,
+			 f.mtime_ns > 0 ? f.mtime_ns / 1000000 : f.created_at,
+			 f.filename ? f.filename : f.name);
+out:
+	sfs_file_release(&f);
+	return ret;
+}
+
+enum MHD_Result api_files_patch(struct req *r)
+{
+	struct sfs_file_update u;
+	struct sfs_file f;
+	struct sfs_err e;
+	json_t *j = NULL, *v;
+	const char **tagv = NULL;
+	char *meta = NULL;
+	enum MHD_Result ret;
+	int p;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	memset(&u, 0, sizeof(u));
+	if (req_json(r, &j, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if (!want_string(j, "name", 0, &e) && json_object_get(j, "name")) {
+		u.set |= SFS_UPD_NAME;
+		u.name = json_string_value(json_object_get(j, "name"));
+	}
+	if (!want_string(j, "description", 1, &e) &&
+	    json_object_get(j, "description")) {
+		u.set |= SFS_UPD_DESCRIPTION;
+		u.description =
+			json_string_value(json_object_get(j, "description"));
+	}
+	if (!want_string(j, "path", 0, &e) && json_object_get(j, "path")) {
+		u.set |= SFS_UPD_PATH;
+		u.path = json_string_value(json_object_get(j, "path"));
+	}
+	v = json_object_get(j, "metadata");
+	if (v && json_is_object(v)) {
+		meta = json_dumps(v, JSON_COMPACT);
+		u.set |= SFS_UPD_METADATA;
+		u.metadata = meta;
+	} else if (v && json_is_null(v)) {
+		u.set |= SFS_UPD_METADATA;
+	} else if (v) {
+		sfs_err_field(&e, "metadata", "invalid_type",
+			      "'metadata' must be an object or null");
+	}
+	v = json_object_get(j, "tags");
+	if (v && json_is_null(v)) {
+		u.set |= SFS_UPD_TAGS;
+	} else if (v && string_array(v, &tagv, &u.ntags)) {
+		sfs_err_field(&e, "tags", "invalid_type",
+			      "'tags' must be an array of strings");
+	} else if (v) {
+		u.set |= SFS_UPD_TAGS;
+		u.tags = tagv;
+	}
+	v = json_object_get(j, "publishMode");
+	if (v) {
+		p = json_is_string(v) ? sfs_publish_parse(json_string_value(v))
+				      : -1;
+		if (p < 0) {
+			sfs_err_field(&e, "publishMode", "invalid",
+				      "'publishMode' must be PRIVATE or "
+				      "INTERNAL");
+		} else {
+			u.set |= SFS_UPD_PUBLISH;
+			u.publish = (enum sfs_publish)p;
+		}
+	}
+	if (e.nfields) {
+		sfs_errf(&e, SFS_INVALID, "validation_error",
+			 "the update request is invalid");
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if (sfs_file_update(g_httpd.store, &r->actor, r->params[0], &u, &f,
+			    &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	ret = respond_file(r, 200, &f);
+out:
+	sfs_file_release(&f);
+	free(meta);
+	free(tagv);
+	json_decref(j);
+	return ret;
+}
+
+enum MHD_Result api_files_delete(struct req *r)
+{
+	struct sfs_err e;
+	int purge = 0;
+
+	sfs_err_init(&e);
+	if (req_bool_arg(r, "purge", &purge, &e) ||
+	    sfs_file_delete(g_httpd.store, &r->actor, r->params[0], purge, &e))
+		return respond_err(r, &e);
+	return respond_empty(r, 204);
+}
+
+enum MHD_Result api_files_discard(struct req *r)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_file_discard(g_httpd.store, &r->actor, r->params[0], &e))
+		return respond_err(r, &e);
+	return respond_empty(r, 204);
+}
+
+enum MHD_Result api_files_restore(struct req *r)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	if (sfs_file_restore(g_httpd.store, &r->actor, r->params[0], &f, &e)) {
+		sfs_file_release(&f);
+		return respond_err(r, &e);
+	}
+	return respond_file(r, 200, &f);
+}
+
+static void signed_msg(char *out, size_t n, const char *id, const char *target,
+		       const char *uid, int64_t exp)
+{
+	snprintf(out, n, "%s|%s|%s|%" PRId64, id, target, uid, exp);
+}
+
+enum MHD_Result api_files_signed_url(struct req *r)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+	json_t *j = NULL, *v;
+	const char *target = "content";
+	int64_t ttl = SIGNED_TTL_DEFAULT, exp;
+	char msg[256], sig[65], url[512], iso[32];
+	enum MHD_Result ret;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	if (r->json.len && req_json(r, &j, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	v = json_object_get(j, "target");
+	if (v) {
+		target = json_string_value(v);
+		if (!target || (strcmp(target, "content") &&
+				strcmp(target, "listening-audio"))) {
+			sfs_err_field(&e, "target", "invalid",
+				      "'target' must be \"content\" or "
+				      "\"listening-audio\"");
+			target = "content";
+		}
+	}
+	v = json_object_get(j, "expiresInSeconds");
+	if (v) {
+		ttl = json_is_integer(v) ? json_integer_value(v) : -1;
+		if (ttl < 1 || ttl > SIGNED_TTL_MAX)
+			sfs_err_field(&e, "expiresInSeconds", "invalid",
+				      "'expiresInSeconds' must be an integer "
+				      "from 1 to %d",
+				      SIGNED_TTL_MAX);
+	}
+	if (e.nfields) {
+		sfs_errf(&e, SFS_INVALID, "validation_error",
+			 "the signed URL request is invalid");
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	if (sfs_file_get(g_httpd.store, &r->actor, r->params[0], &f, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	exp = sfs_now_ms() / 1000 + ttl;
+	signed_msg(msg, sizeof(msg), f.id, target, r->actor.user_id, exp);
+	if (sfs_hmac_sign(g_httpd.store, msg, sig, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	snprintf(url, sizeof(url),
+		 API_BASE "/%s/%s?exp=%" PRId64 "&uid=%s&sig=%s", f.id,
+		 strcmp(target, "content") == 0 ? "content"
+						: "listening-audio/stream",
+		 exp, r->actor.user_id, sig);
+	sfs_iso8601(exp * 1000, iso);
+	ret = respond_json(
+		r, 200, json_pack("{s:s, s:s}", "url", url, "expiresAt", iso));
+out:
+	sfs_file_release(&f);
+	json_decref(j);
+	return ret;
+}
+
+int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e)
+{
+	const char *exps = req_arg(r, "exp"), *uid = req_arg(r, "uid");
+	const char *sig = req_arg(r, "sig");
+	char msg[256];
+	int64_t exp;
+
+	if (!exps || !uid || !sig || httpd_parse_i64(exps, &exp) ||
+	    !sfs_uuid_valid(uid))
+		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
+				"the signed URL is incomplete");
+	signed_msg(msg, sizeof(msg), r->params[0], target, uid, exp);
+	if (!sfs_hmac_verify(g_httpd.store, msg, sig))
+		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
+				"the signed URL's signature is invalid");
+	if (sfs_now_ms() / 1000 > exp)
+		return sfs_errf(e, SFS_UNAUTHENTICATED, "signed_url_expired",
+				"the signed URL has expired");
+	if (sfs_auth_user(g_httpd.store, uid, SFS_SCOPE_READ, &r->actor, e)) {
+		sfs_err_init(e);
+		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
+				"the signed URL's user no longer exists");
+	}
+	return SFS_OK;
+}
+
+enum MHD_Result api_healthz(struct req *r)
+{
+	return respond_json(r, 200,
+			    json_pack("{s:s, s:s}", "status", "ok", "version",
+				      SFS_VERSION));
+}
+
+enum MHD_Result api_openapi(struct req *r)
+{
+	char *s = strdup(httpd_openapi_json);
+
+	if (!s)
+		return MHD_NO;
+	return respond_text(r, 200, "application/json", s, strlen(s));
+}

@@ -1,0 +1,218 @@
+/*
+ * The REST daemon's private header: the daemon state, the per-request
+ * state that lives from libmicrohttpd's first call to the request-completed
+ * callback, and the helpers the handlers share (respond, limits, metrics).
+ */
+#ifndef SPEECHFSD_HTTPD_H
+#define SPEECHFSD_HTTPD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include "speechfs/auth.h"
+#include "speechfs/buf.h"
+#include "speechfs/err.h"
+
+struct sfs_store;
+struct sfs_stage;
+struct route;
+
+#define API_BASE "/api/v1/speech-services/files"
+
+/* Options of the daemon itself (config keys in main.c). */
+struct httpd_opts {
+	int64_t max_upload_bytes;     /* multipart file part */
+	int64_t max_json_bytes;	      /* JSON request bodies */
+	int64_t default_download_bps; /* users with -1; 0 unlimited */
+	double rate_rps;	      /* general requests per second */
+	double rate_burst;
+	double upload_rps; /* upload/import per second */
+	double upload_burst;
+	int threads; /* MHD thread pool */
+	int conn_timeout_s;
+	int conn_limit;
+	int per_ip_limit;
+	int shutdown_timeout_s;
+	size_t max_url_len;
+	size_t max_header_bytes;
+};
+
+struct httpd {
+	struct sfs_store *store;
+	struct httpd_opts opts;
+	struct MHD_Daemon *mhd;
+	volatile int stopping;
+	int inflight; /* requests alive (atomic) */
+};
+
+extern struct httpd g_httpd;
+
+/* The text parts of an upload besides `file`. */
+enum part {
+	PART_NAME,
+	PART_DESCRIPTION,
+	PART_PATH,
+	PART_METADATA,
+	PART_TAGS,
+	PART_GLA,
+	PART_MAX
+};
+extern const char *const httpd_part_names[PART_MAX];
+
+/* Per-request state: allocated on the first call, freed on completion. */
+struct req {
+	struct MHD_Connection *conn;
+	char id[SFS_ID_SIZE]; /* X-Request-Id */
+	const char *method;
+	char *path; /* URL path (owned) */
+	int64_t start_ns;
+	const struct route *route;
+	int route_idx;		     /* -1: none */
+	char params[2][SFS_ID_SIZE]; /* {id}, {shareId} */
+	int authed;
+	struct sfs_actor actor;
+	int signed_url;
+
+	/* body */
+	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
+	struct sfs_buf json;
+	struct MHD_PostProcessor *pp;
+	int pp_failed;
+	int64_t bytes_in;
+
+	/* multipart parts */
+	struct sfs_stage *stage; /* the `file` part (owned) */
+	int file_seen;
+	char *filename;
+	struct sfs_buf parts[PART_MAX]; /* text parts, by enum part */
+	int part_seen[PART_MAX];
+
+	/* an error found while the body streams in, answered at the end */
+	struct sfs_err err;
+	int has_err;
+
+	/* response bookkeeping */
+	const char *xh_name; /* one extra header (Allow, ...) */
+	char xh_val[128];
+	int responded;
+	int defer;		      /* hold a first-call answer */
+	struct MHD_Response *pending; /* the held answer */
+	unsigned status;
+	int64_t bytes_out;
+};
+
+/* A route handler: answers the request (queues a response). */
+typedef enum MHD_Result (*handler_fn)(struct req *r);
+
+struct route {
+	const char *method;
+	const char *pattern; /* "/files/{id}/content" */
+	unsigned scope;	     /* sfs_scope bits, 0: no auth */
+	enum { BODY_NO, BODY_JSON_OK, BODY_UPLOAD } accepts;
+	int upload_limited; /* stricter rate bucket */
+	handler_fn fn;
+	const char *name; /* metrics label */
+};
+
+/* router.c */
+enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
+			     const char *url, const char *method,
+			     const char *version, const char *upload_data,
+			     size_t *upload_data_size, void **con_cls);
+void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		     enum MHD_RequestTerminationCode toe);
+int httpd_route_count(void);
+const char *httpd_route_name(int idx);
+
+/* req.c */
+struct req *req_new(struct MHD_Connection *conn, const char *url,
+		    const char *method);
+void req_free(struct req *r);
+enum MHD_Result req_body_start(struct req *r);
+void req_body_feed(struct req *r, const char *data, size_t size);
+enum sfs_status req_body_finish(struct req *r, struct sfs_err *e);
+const char *req_header(struct req *r, const char *name);
+const char *req_arg(struct req *r, const char *name);
+/* Parse the JSON body as an object; SFS_INVALID when it is not one. */
+enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e);
+void req_set_header(struct req *r, const char *name, const char *val);
+int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e);
+
+/* respond.c */
+unsigned httpd_http_status(enum sfs_status st);
+enum MHD_Result respond_json(struct req *r, unsigned status, json_t *j);
+enum MHD_Result respond_err(struct req *r, const struct sfs_err *e);
+enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
+			     const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
+			       const char *msg);
+enum MHD_Result respond_empty(struct req *r, unsigned status);
+enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
+			     char *body, size_t len);
+enum MHD_Result respond_queue(struct req *r, unsigned status,
+			      struct MHD_Response *resp);
+/*
+ * Serve an open fd (taken: closed on every path) of `size` bytes with
+ * Range / If-Range, ETag and the bandwidth limit of the actor.
+ */
+enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
+			   const char *ctype, const char *etag,
+			   int64_t mtime_ms, const char *filename);
+/* Parse "bytes=a-b"; 0 ok, 1 unsatisfiable, -1 ignore (serve all). */
+int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
+void httpd_content_disposition(const char *filename, char *out, size_t outsz);
+
+/* limits.c */
+int limits_init(void);
+void limits_stop(void);
+/* 0 allowed; else the seconds to wait (Retry-After). */
+int limits_take(const struct sfs_actor *a, int upload);
+/* The bandwidth of an actor in bytes per second, 0 unlimited. */
+int64_t limits_bps(const struct sfs_actor *a);
+struct MHD_Response *limits_throttled_response(struct req *r, int fd,
+					       int64_t off, int64_t len,
+					       int64_t bps);
+
+/* metrics.c */
+void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,
+		    int64_t out);
+enum MHD_Result api_metrics(struct req *r);
+
+/* handlers */
+enum MHD_Result api_files_list(struct req *r);
+enum MHD_Result api_files_shared(struct req *r);
+enum MHD_Result api_files_create(struct req *r);
+enum MHD_Result api_files_get(struct req *r);
+enum MHD_Result api_files_content(struct req *r);
+enum MHD_Result api_files_patch(struct req *r);
+enum MHD_Result api_files_delete(struct req *r);
+enum MHD_Result api_files_discard(struct req *r);
+enum MHD_Result api_files_restore(struct req *r);
+enum MHD_Result api_files_signed_url(struct req *r);
+enum MHD_Result api_listening_stream(struct req *r);
+enum MHD_Result api_listening_generate(struct req *r);
+enum MHD_Result api_listening_delete(struct req *r);
+enum MHD_Result api_listening_purge(struct req *r);
+enum MHD_Result api_shares_list(struct req *r);
+enum MHD_Result api_shares_create(struct req *r);
+enum MHD_Result api_shares_delete(struct req *r);
+enum MHD_Result api_healthz(struct req *r);
+enum MHD_Result api_openapi(struct req *r);
+
+/* openapi_doc.c */
+extern const char httpd_openapi_json[];
+
+/* signed URLs (api_files.c) */
+int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e);
+
+/* admin.c */
+int admin_main(int argc, char **argv);
+int admin_is_command(const char *arg);
+
+/* small helpers (respond.c) */
+int httpd_parse_i64(const char *s, int64_t *out);
+char *httpd_strdup(const char *s);
+
+#endif

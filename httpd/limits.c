@@ -1,0 +1,299 @@
+/*
+ * Per-user limits: token buckets for the request rate (a stricter one for
+ * uploads and imports) and a bandwidth bucket for downloads and streams.
+ * A throttled body never blocks a pool thread: when the bucket is empty the
+ * content reader suspends the connection and a timer thread resumes it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "httpd.h"
+#include "speechfs/log.h"
+#include "banned.h"
+
+#define NSLOTS 256
+#define CHUNK_MIN 4096
+
+enum bucket_kind { BK_REQ, BK_UPLOAD, BK_BW, BK_MAX };
+
+struct bucket {
+	struct bucket *next;
+	int64_t user;
+	enum bucket_kind kind;
+	double tokens;
+	int64_t last_ns;
+};
+
+struct wake {
+	struct wake *next;
+	int64_t at_ns;
+	struct MHD_Connection *conn;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bucket *slots[NSLOTS];
+
+static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tcond;
+static struct wake *wakes;
+static pthread_t timer;
+static int timer_running, timer_stop;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Called with `lock` held; a full bucket on first use. */
+static struct bucket *bucket_get(int64_t user, enum bucket_kind kind,
+				 double burst)
+{
+	unsigned h = (unsigned)((uint64_t)user * 2654435761u + kind) % NSLOTS;
+	struct bucket *b;
+
+	for (b = slots[h]; b; b = b->next)
+		if (b->user == user && b->kind == kind)
+			return b;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->user = user;
+	b->kind = kind;
+	b->tokens = burst;
+	b->last_ns = mono_ns();
+	b->next = slots[h];
+	slots[h] = b;
+	return b;
+}
+
+static void refill(struct bucket *b, double rate, double burst)
+{
+	int64_t now = mono_ns();
+
+	b->tokens += rate * (double)(now - b->last_ns) / 1e9;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last_ns = now;
+}
+
+/* Take one token; 0 or the whole seconds until one is there. */
+static int take(struct bucket *b, double rate, double burst)
+{
+	refill(b, rate, burst);
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return 0;
+	}
+	return (int)ceil((1.0 - b->tokens) / rate);
+}
+
+int limits_take(const struct sfs_actor *a, int upload)
+{
+	const struct httpd_opts *o = &g_httpd.opts;
+	struct bucket *b;
+	int wait = 0;
+
+	pthread_mutex_lock(&lock);
+	if (upload && o->upload_rps > 0) {
+		b = bucket_get(a->user, BK_UPLOAD, o->upload_burst);
+		if (b)
+			wait = take(b, o->upload_rps, o->upload_burst);
+	}
+	if (!wait && o->rate_rps > 0) {
+		b = bucket_get(a->user, BK_REQ, o->rate_burst);
+		if (b)
+			wait = take(b, o->rate_rps, o->rate_burst);
+	}
+	pthread_mutex_unlock(&lock);
+	return wait > 0 ? wait : 0;
+}
+
+int64_t limits_bps(const struct sfs_actor *a)
+{
+	if (a->download_bps < 0)
+		return g_httpd.opts.default_download_bps;
+	return a->download_bps;
+}
+
+static void *timer_main(void *arg)
+{
+	struct timespec ts;
+	struct wake *w, **pp;
+	int64_t now, next;
+
+	(void)arg;
+	pthread_mutex_lock(&tlock);
+	for (;;) {
+		now = mono_ns();
+		next = now + 1000000000;
+		for (pp = &wakes; (w = *pp);) {
+			if (w->at_ns <= now || timer_stop) {
+				*pp = w->next;
+				MHD_resume_connection(w->conn);
+				free(w);
+				continue;
+			}
+			if (w->at_ns < next)
+				next = w->at_ns;
+			pp = &w->next;
+		}
+		if (timer_stop)
+			break;
+		ts.tv_sec = next / 1000000000;
+		ts.tv_nsec = next % 1000000000;
+		pthread_cond_timedwait(&tcond, &tlock, &ts);
+	}
+	pthread_mutex_unlock(&tlock);
+	return NULL;
+}
+
+int limits_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tcond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&timer, NULL, timer_main, NULL))
+		return -1;
+	timer_running = 1;
+	return 0;
+}
+
+/* Resume every suspended download: required before MHD_stop_daemon. */
+void limits_stop(void)
+{
+	struct bucket *b;
+	int i;
+
+	if (timer_running) {
+		pthread_mutex_lock(&tlock);
+		timer_stop = 1;
+		pthread_cond_signal(&tcond);
+		pthread_mutex_unlock(&tlock);
+		pthread_join(timer, NULL);
+		timer_running = 0;
+	}
+	for (i = 0; i < NSLOTS; i++)
+		while ((b = slots[i])) {
+			slots[i] = b->next;
+			free(b);
+		}
+}
+
+static void wake_at(struct MHD_Connection *conn, int64_t at_ns)
+{
+	struct wake *w = calloc(1, sizeof(*w));
+
+	pthread_mutex_lock(&tlock);
+	if (!w || timer_stop) {
+		/* no timer to wait for: carry on at once */
+		pthread_mutex_unlock(&tlock);
+		free(w);
+		MHD_resume_connection(conn);
+		return;
+	}
+	w->at_ns = at_ns;
+	w->conn = conn;
+	w->next = wakes;
+	wakes = w;
+	pthread_cond_signal(&tcond);
+	pthread_mutex_unlock(&tlock);
+}
+
+struct throttle {
+	int fd;
+	int64_t off, len;
+	int64_t user;
+	double bps, burst;
+	struct MHD_Connection *conn;
+};
+
+static ssize_t throttle_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct throttle *t = cls;
+	struct bucket *b;
+	int64_t left = t->len - (int64_t)pos, want, allowed = 0;
+	double need = 0;
+	ssize_t n;
+
+	if (left <= 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	want = left < (int64_t)max ? left : (int64_t)max;
+	if (!g_httpd.stopping) {
+		pthread_mutex_lock(&lock);
+		b = bucket_get(t->user, BK_BW, t->burst);
+		if (b) {
+			refill(b, t->bps, t->burst);
+			allowed = (int64_t)b->tokens;
+			if (allowed >= want ||
+			    allowed >= (want < CHUNK_MIN ? want : CHUNK_MIN)) {
+				if (allowed > want)
+					allowed = want;
+				b->tokens -= (double)allowed;
+			} else {
+				need = (double)(want < CHUNK_MIN ? want
+								 : CHUNK_MIN) -
+				       b->tokens;
+				allowed = 0;
+			}
+		} else {
+			allowed = want;
+		}
+		pthread_mutex_unlock(&lock);
+		if (!allowed) {
+			int64_t wait = (int64_t)(need / t->bps * 1e9);
+
+			if (wait < 2000000)
+				wait = 2000000;
+			MHD_suspend_connection(t->conn);
+			wake_at(t->conn, mono_ns() + wait);
+			return 0;
+		}
+		want = allowed;
+	}
+	n = pread(t->fd, buf, (size_t)want, t->off + (int64_t)pos);
+	if (n <= 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void throttle_free(void *cls)
+{
+	struct throttle *t = cls;
+
+	close(t->fd);
+	free(t);
+}
+
+struct MHD_Response *limits_throttled_response(struct req *r, int fd,
+					       int64_t off, int64_t len,
+					       int64_t bps)
+{
+	struct MHD_Response *resp;
+	struct throttle *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->fd = fd;
+	t->off = off;
+	t->len = len;
+	t->user = r->actor.user;
+	t->bps = (double)bps;
+	/* a quarter second of burst, never below one chunk */
+	t->burst = t->bps / 4 > CHUNK_MIN ? t->bps / 4 : CHUNK_MIN;
+	t->conn = r->conn;
+	resp = MHD_create_response_from_callback(
+		(uint64_t)len, 16 * 1024, throttle_read, t, throttle_free);
+	if (!resp)
+		free(t); /* the caller closes fd */
+	return resp;
+}

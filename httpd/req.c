@@ -1,0 +1,311 @@
+/*
+ * Per-request state and request bodies: allocated on libmicrohttpd's first
+ * call, freed only in the request-completed callback, so stages and parsers
+ * registered here are released however the request ends. Multipart uploads
+ * stream the `file` part straight into a stage (constant memory).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "httpd.h"
+#include "speechfs/blob.h"
+#include "banned.h"
+
+#define TEXT_PART_MAX (64 * 1024 + 1024)
+#define MULTIPART_OVERHEAD (1024 * 1024)
+
+const char *const httpd_part_names[PART_MAX] = {
+	[PART_NAME] = "name", [PART_DESCRIPTION] = "description",
+	[PART_PATH] = "path", [PART_METADATA] = "metadata",
+	[PART_TAGS] = "tags", [PART_GLA] = "generateListeningAudio",
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct req *req_new(struct MHD_Connection *conn, const char *url,
+		    const char *method)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	int i;
+
+	if (!r)
+		return NULL;
+	r->conn = conn;
+	r->method = method;
+	r->path = strdup(url ? url : "/");
+	if (!r->path) {
+		free(r);
+		return NULL;
+	}
+	r->start_ns = mono_ns();
+	r->route_idx = -1;
+	sfs_uuid_new(r->id);
+	sfs_buf_init(&r->json, (size_t)g_httpd.opts.max_json_bytes);
+	for (i = 0; i < PART_MAX; i++)
+		sfs_buf_init(&r->parts[i], TEXT_PART_MAX);
+	sfs_err_init(&r->err);
+	return r;
+}
+
+void req_free(struct req *r)
+{
+	int i;
+
+	if (!r)
+		return;
+	if (r->pending)
+		MHD_destroy_response(r->pending);
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	if (r->stage)
+		sfs_stage_free(r->stage);
+	sfs_buf_release(&r->json);
+	for (i = 0; i < PART_MAX; i++)
+		sfs_buf_release(&r->parts[i]);
+	free(r->filename);
+	free(r->path);
+	free(r);
+}
+
+const char *req_header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *req_arg(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+					   name);
+}
+
+void req_set_header(struct req *r, const char *name, const char *val)
+{
+	r->xh_name = name;
+	snprintf(r->xh_val, sizeof(r->xh_val), "%s", val);
+}
+
+/* First error wins; the rest of the body is read and dropped. */
+static void body_fail(struct req *r, enum sfs_status st, const char *type,
+		      const char *field, const char *msg)
+{
+	if (r->has_err)
+		return;
+	r->has_err = 1;
+	sfs_err_init(&r->err);
+	if (field)
+		sfs_err_field(&r->err, field, "invalid", "%s", msg);
+	sfs_errf(&r->err, st, type, "%s", msg);
+}
+
+static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
+				 const char *key, const char *filename,
+				 const char *content_type,
+				 const char *transfer_encoding,
+				 const char *data, uint64_t off, size_t size)
+{
+	struct req *r = cls;
+	struct sfs_err e;
+	int i;
+
+	(void)kind;
+	(void)content_type;
+	(void)transfer_encoding;
+	if (r->has_err)
+		return MHD_NO;
+	sfs_err_init(&e);
+	if (key && strcmp(key, "file") == 0) {
+		if (off == 0 && r->file_seen) {
+			body_fail(r, SFS_INVALID, "invalid_multipart", "file",
+				  "more than one file part");
+			return MHD_NO;
+		}
+		r->file_seen = 1;
+		if (!r->stage) {
+			if (sfs_stage_new(g_httpd.store, &r->stage, &e)) {
+				r->has_err = 1;
+				r->err = e;
+				return MHD_NO;
+			}
+			sfs_stage_set_limit(r->stage,
+					    g_httpd.opts.max_upload_bytes);
+		}
+		if (filename && !r->filename)
+			r->filename = strdup(filename);
+		if (size && sfs_stage_write(r->stage, data, size, &e)) {
+			if (e.status == SFS_TOO_LARGE) {
+				sfs_err_init(&e);
+				sfs_errf(&e, SFS_TOO_LARGE, "payload_too_large",
+					 "the file is larger than %lld bytes",
+					 (long long)
+						 g_httpd.opts.max_upload_bytes);
+			}
+			r->has_err = 1;
+			r->err = e;
+			return MHD_NO;
+		}
+		return MHD_YES;
+	}
+	for (i = 0; i < PART_MAX; i++)
+		if (key && strcmp(key, httpd_part_names[i]) == 0)
+			break;
+	if (i == PART_MAX)
+		return MHD_YES; /* unknown parts are ignored */
+	if (off == 0 && r->part_seen[i]) {
+		body_fail(r, SFS_INVALID, "invalid_multipart", key,
+			  "the part is given more than once");
+		return MHD_NO;
+	}
+	r->part_seen[i] = 1;
+	if (size && sfs_buf_add(&r->parts[i], data, size)) {
+		body_fail(r, SFS_INVALID, "invalid_multipart", key,
+			  "the part is too long");
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static int ctype_is(const char *ct, const char *want)
+{
+	size_t n = strlen(want);
+
+	return ct && strncasecmp(ct, want, n) == 0 &&
+	       (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+enum MHD_Result req_body_start(struct req *r)
+{
+	const char *ct = req_header(r, "Content-Type");
+	const char *cl = req_header(r, "Content-Length");
+	int64_t len = -1, limit;
+
+	if (cl && httpd_parse_i64(cl, &len))
+		len = -1;
+	if (r->route->accepts == BODY_UPLOAD) {
+		if (ctype_is(ct, "multipart/form-data")) {
+			limit = g_httpd.opts.max_upload_bytes +
+				MULTIPART_OVERHEAD;
+			if (len > limit)
+				return respond_errf(
+					r, SFS_TOO_LARGE, "payload_too_large",
+					"the upload is larger than %lld bytes",
+					(long long)
+						g_httpd.opts.max_upload_bytes);
+			r->pp = MHD_create_post_processor(r->conn, 64 * 1024,
+							  part_iter, r);
+			if (!r->pp)
+				return respond_errf(
+					r, SFS_INVALID, "invalid_multipart",
+					"the multipart body has no boundary");
+			r->body = BODY_MULTIPART;
+			return MHD_YES;
+		}
+		if (!ctype_is(ct, "application/json"))
+			return respond_status(
+				r, 415, "unsupported_media_type",
+				"POST /files takes multipart/form-data "
+				"(upload) or application/json (import)");
+	}
+	if (r->route->accepts == BODY_NO) {
+		r->body = BODY_DISCARD;
+		return MHD_YES;
+	}
+	if (ct && *ct && !ctype_is(ct, "application/json") && (len > 0 || !cl))
+		return respond_status(r, 415, "unsupported_media_type",
+				      "the body must be application/json");
+	if (len > g_httpd.opts.max_json_bytes)
+		return respond_errf(r, SFS_TOO_LARGE, "payload_too_large",
+				    "the JSON body is larger than %lld bytes",
+				    (long long)g_httpd.opts.max_json_bytes);
+	r->body = BODY_JSON;
+	return MHD_YES;
+}
+
+void req_body_feed(struct req *r, const char *data, size_t size)
+{
+	r->bytes_in += (int64_t)size;
+	switch (r->body) {
+	case BODY_JSON:
+		if (sfs_buf_add(&r->json, data, size)) {
+			body_fail(r, SFS_TOO_LARGE, "payload_too_large", NULL,
+				  "the JSON body is too large");
+			r->body = BODY_DISCARD;
+		}
+		break;
+	case BODY_MULTIPART:
+		if (MHD_post_process(r->pp, data, size) != MHD_YES) {
+			body_fail(r, SFS_INVALID, "invalid_multipart", NULL,
+				  "the multipart body is malformed");
+			r->body = BODY_DISCARD;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+enum sfs_status req_body_finish(struct req *r, struct sfs_err *e)
+{
+	if (r->pp) {
+		if (MHD_destroy_post_processor(r->pp) != MHD_YES)
+			body_fail(r, SFS_INVALID, "invalid_multipart", NULL,
+				  "the multipart body is truncated or "
+				  "malformed");
+		r->pp = NULL;
+	}
+	if (r->has_err) {
+		*e = r->err;
+		return e->status ? e->status : SFS_INVALID;
+	}
+	return SFS_OK;
+}
+
+enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e)
+{
+	json_error_t je;
+	json_t *j;
+
+	*out = NULL;
+	if (r->json.len == 0)
+		return sfs_errf(e, SFS_INVALID, "invalid_json",
+				"a JSON object body is required");
+	j = json_loadb(r->json.buf, r->json.len, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		return sfs_errf(e, SFS_INVALID, "invalid_json",
+				"malformed JSON at line %d column %d: %s",
+				je.line, je.column, je.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return sfs_errf(e, SFS_INVALID, "invalid_json",
+				"the body must be a JSON object");
+	}
+	*out = j;
+	return SFS_OK;
+}
+
+int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e)
+{
+	const char *v = req_arg(r, name);
+
+	if (!v)
+		return 0;
+	if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		*out = 1;
+		return 0;
+	}
+	if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+		*out = 0;
+		return 0;
+	}
+	sfs_err_field(e, name, "invalid", "'%s' is not a boolean", v);
+	sfs_errf(e, SFS_INVALID, "invalid_parameter",
+		 "query parameter '%s' must be true or false", name);
+	return -1;
+}

@@ -1,0 +1,224 @@
+"""Fixtures of the REST end-to-end tests: a real speechfsd on a free
+127.0.0.1 port with a fresh store made by the admin CLI (two users of one
+tenant, one of another), waited for on /healthz, stopped with SIGTERM at
+teardown, where it must exit 0."""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+SFSD = BUILD / "speechfsd"
+API = "/api/v1/speech-services/files"
+
+# Generous limits for the functional tests; limits have their own daemon.
+BASE_CONFIG = {
+    "http.rate_per_second": "1000",
+    "http.rate_burst": "1000",
+    "http.upload_rate_per_second": "1000",
+    "http.upload_rate_burst": "1000",
+    "http.max_upload_bytes": str(4 * 1024 * 1024),
+}
+
+
+def admin(store, *args):
+    """Run an admin command with --json and return its parsed output."""
+    cmd = [str(SFSD), *args, "--store", str(store), "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, f"{cmd}: {p.stderr}"
+    return json.loads(p.stdout)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """A base URL, users and their credentials, and request helpers."""
+
+    def __init__(self, base, store):
+        self.base = base
+        self.api = base + API
+        self.store = store
+        self.users = {}
+        self.tenants = {}
+        self.keys = {}
+        self.http = requests.Session()
+
+    def admin(self, *args):
+        return admin(self.store, *args)
+
+    def hdr(self, who):
+        if who is None:
+            return {}
+        if who.startswith("jwt:"):
+            return {"Authorization": "Bearer " + who[4:]}
+        return {"X-API-Key": self.keys[who]}
+
+    def req(self, method, path, who="alice", headers=None, **kw):
+        h = self.hdr(who)
+        h.update(headers or {})
+        if path.startswith("http"):
+            url = path
+        elif path.startswith("/api/") or path in ("/healthz", "/metrics"):
+            url = self.base + path
+        else:
+            url = self.api + path
+        kw.setdefault("timeout", 30)
+        return self.http.request(method, url, headers=h, **kw)
+
+    def get(self, path, who="alice", **kw):
+        return self.req("GET", path, who, **kw)
+
+    def post(self, path, who="alice", **kw):
+        return self.req("POST", path, who, **kw)
+
+    def patch(self, path, who="alice", **kw):
+        return self.req("PATCH", path, who, **kw)
+
+    def delete(self, path, who="alice", **kw):
+        return self.req("DELETE", path, who, **kw)
+
+    def upload(self, who="alice", data=b"hello world", name="rec",
+               filename="rec.wav", listening="false", **parts):
+        """POST a multipart upload; extra parts as keyword arguments."""
+        fields = {"name": name}
+        if listening is not None:
+            fields["generateListeningAudio"] = listening
+        fields.update(parts)
+        return self.post("", who, files={"file": (filename, data)},
+                         data=fields)
+
+    def new_file(self, who="alice", data=b"hello world", **kw):
+        r = self.upload(who, data, **kw)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    @staticmethod
+    def assert_error(r, status, error_type=None):
+        """The one error body and X-Request-Id of every non-2xx response."""
+        assert r.status_code == status, (r.status_code, r.text)
+        rid = r.headers.get("X-Request-Id")
+        assert rid and len(rid) == 36
+        body = r.json()
+        assert set(body) == {"status_code", "error_type", "message",
+                             "validation_errors", "request_id"}, body
+        assert body["status_code"] == status
+        assert body["request_id"] == rid
+        assert isinstance(body["message"], str) and body["message"]
+        assert isinstance(body["validation_errors"], list)
+        for v in body["validation_errors"]:
+            assert set(v) == {"error_type", "location", "message"}
+        if error_type:
+            assert body["error_type"] == error_type, body
+        return body
+
+
+def make_store(root):
+    store = root / "store"
+    admin(store, "init")
+    ta = admin(store, "tenant", "create", "--name", "acme")["id"]
+    tb = admin(store, "tenant", "create", "--name", "other")["id"]
+    users = {
+        "alice": admin(store, "user", "create", "--tenant", ta,
+                       "--name", "alice")["id"],
+        "bob": admin(store, "user", "create", "--tenant", ta,
+                     "--name", "bob")["id"],
+        "carol": admin(store, "user", "create", "--tenant", tb,
+                       "--name", "carol")["id"],
+        "slow": admin(store, "user", "create", "--tenant", ta,
+                      "--name", "slow", "--download-bps", "65536")["id"],
+    }
+    keys = {n: admin(store, "key", "create", "--user", u)["key"]
+            for n, u in users.items()}
+    keys["alice_ro"] = admin(store, "key", "create", "--user",
+                             users["alice"], "--scopes", "read")["key"]
+    keys["alice_rw"] = admin(store, "key", "create", "--user",
+                             users["alice"], "--scopes",
+                             "read,write")["key"]
+    return store, {"a": ta, "b": tb}, users, keys
+
+
+class Daemon:
+    def __init__(self, root, store, config=None, args=()):
+        self.root = root
+        self.store = store
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        cfg = dict(BASE_CONFIG)
+        cfg.update(config or {})
+        self.config = root / f"speechfsd-{self.port}.conf"
+        self.config.write_text("".join(f"{k} = {v}\n"
+                                       for k, v in cfg.items()))
+        self.log = root / f"speechfsd-{self.port}.log"
+        self.logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [str(SFSD), "--store", str(store), "--listen",
+             f"127.0.0.1:{self.port}", "--config", str(self.config),
+             *args], stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while True:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if requests.get(self.base + "/healthz",
+                                timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, "speechfsd did not start"
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "timeout"
+        self.logf.close()
+        assert rc == 0, f"speechfsd exited {rc}:\n" + \
+            self.log.read_text()[-3000:]
+
+
+def start(tmp_path_factory, config=None, args=()):
+    root = tmp_path_factory.mktemp("sfsd")
+    store, tenants, users, keys = make_store(root)
+    d = Daemon(root, store, config, args)
+    c = Client(d.base, store)
+    c.tenants, c.users, c.keys = tenants, users, keys
+    c.daemon = d
+    return d, c
+
+
+@pytest.fixture(scope="module")
+def sfsd(tmp_path_factory):
+    """A daemon per test module with generous limits; yields a Client."""
+    d, c = start(tmp_path_factory)
+    yield c
+    c.http.close()
+    d.stop()
+
+
+@pytest.fixture
+def sfsd_factory(tmp_path_factory):
+    """Start daemons with a given config; all stopped (exit 0) after."""
+    started = []
+
+    def make(config=None, args=()):
+        d, c = start(tmp_path_factory, config, args)
+        started.append((d, c))
+        return c
+    yield make
+    for d, c in started:
+        c.http.close()
+        d.stop()

@@ -1,0 +1,535 @@
+/*
+ * Tests of virtual directories: implicit ones that follow live files,
+ * explicit ones made by mkdir, rmdir, rename of whole subtrees, and the
+ * directory counts, checked after every step against a recount from the
+ * file table.
+ */
+#include <stdint.h>
+#include "db_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/blob.h"
+#include "speechfs/dir.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+#include "util_i.h"
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char t1[SFS_ID_SIZE], ua[SFS_ID_SIZE], ub[SFS_ID_SIZE];
+	struct sfs_actor a, b;
+};
+
+static int fx_open(struct fx *f)
+{
+	struct sfs_err e;
+
+	memset(f, 0, sizeof(*f));
+	sfs_err_init(&e);
+	f->dir = th_tmpdir();
+	if (sfs_store_init(f->dir, &e) ||
+	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
+	    sfs_tenant_create(f->s, "one", 0, 0, f->t1, &e) ||
+	    sfs_user_create(f->s, f->t1, "alice", -1, f->ua, &e) ||
+	    sfs_user_create(f->s, f->t1, "bob", -1, f->ub, &e) ||
+	    sfs_auth_user(f->s, f->ua, SFS_SCOPE_ALL, &f->a, &e) ||
+	    sfs_auth_user(f->s, f->ub, SFS_SCOPE_ALL, &f->b, &e)) {
+		fprintf(stderr, "fixture: %s\n", e.message);
+		return -1;
+	}
+	return 0;
+}
+
+static void fx_close(struct fx *f)
+{
+	sfs_store_close(f->s);
+	th_rmrf(f->dir);
+	f->dir = NULL;
+}
+
+static enum sfs_status mk(struct fx *f, const char *path, char *id)
+{
+	struct sfs_file_spec sp = { .name = "f", .path = path };
+	struct sfs_file out;
+	enum sfs_status ret;
+
+	ret = sfs_file_create(f->s, &f->a, &sp, NULL, &out, NULL);
+	if (!ret && id)
+		sfs_strlcpy(id, out.id, SFS_ID_SIZE);
+	if (!ret)
+		sfs_file_release(&out);
+	return ret;
+}
+
+static enum sfs_status move(struct fx *f, const char *id, const char *path)
+{
+	struct sfs_file_update u = { .set = SFS_UPD_PATH, .path = path };
+
+	return sfs_file_update(f->s, &f->a, id, &u, NULL, NULL);
+}
+
+/* nfiles of a directory, -1 when it does not exist. */
+static int64_t nfiles(struct fx *f, const char *path)
+{
+	struct sfs_dir_info di;
+
+	if (sfs_dir_stat(f->s, &f->a, path, &di, NULL))
+		return -1;
+	return di.nfiles;
+}
+
+static int is_explicit(struct fx *f, const char *path)
+{
+	struct sfs_dir_info di;
+
+	if (sfs_dir_stat(f->s, &f->a, path, &di, NULL))
+		return -1;
+	return di.explicit_;
+}
+
+static char *file_path(struct fx *f, const char *id)
+{
+	struct sfs_file g;
+	char *p = NULL;
+
+	if (!sfs_file_get(f->s, &f->a, id, &g, NULL)) {
+		p = strdup(g.path);
+		sfs_file_release(&g);
+	}
+	return p;
+}
+
+static int path_is(struct fx *f, const char *id, const char *want)
+{
+	char *p = file_path(f, id);
+	int ok = p && !strcmp(p, want);
+
+	if (!ok)
+		fprintf(stderr, "  file is in '%s', want '%s'\n", p ? p : "?",
+			want);
+	free(p);
+	return ok;
+}
+
+struct names {
+	int n;
+	char buf[512];
+};
+
+static void add_name(void *arg, const char *name, const struct sfs_dir_info *d)
+{
+	struct names *nm = arg;
+	size_t len = strlen(nm->buf);
+
+	(void)d;
+	snprintf(nm->buf + len, sizeof(nm->buf) - len, "%s%s",
+		 nm->n++ ? "," : "", name);
+}
+
+/* "a,b,c": the subdirectories of `path`. */
+static const char *subdirs(struct fx *f, const char *path, struct names *nm)
+{
+	nm->n = 0;
+	nm->buf[0] = '\0';
+	if (sfs_dir_subdirs(f->s, &f->a, path, add_name, nm, NULL))
+		return "<error>";
+	return nm->buf;
+}
+
+/*
+ * Recount every directory of every owner from the file table: a row
+ * exists exactly for "/" (optional), explicit directories and ancestors
+ * of live files and explicit directories, and its nfiles is the number
+ * of live files at any depth plus explicit directories strictly below.
+ * Returns the number of disagreements.
+ */
+static int dirs_consistent(struct fx *f)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int bad = 0, rc;
+
+	if (db_get(f->s, &d, NULL))
+		return 1;
+	/* rows against recounts */
+	q = db_prep_dyn(d,
+		"SELECT dd.owner_id, dd.path, dd.nfiles, dd.explicit,"
+		" (SELECT count(*) FROM file x WHERE x.owner_id = dd.owner_id"
+		"  AND x.is_deleted = 0 AND substr(x.dir, 1, length(dd.path))"
+		"  = dd.path)"
+		" + (SELECT count(*) FROM dir y WHERE y.owner_id = dd.owner_id"
+		"  AND y.explicit = 1 AND y.path <> dd.path"
+		"  AND substr(y.path, 1, length(dd.path)) = dd.path),"
+		" dd.parent FROM dir dd", NULL);
+	while (q && (rc = db_step(q, NULL)) == 1) {
+		const char *path = db_col_text(q, 1);
+		int64_t have = db_col_int(q, 2), want = db_col_int(q, 4);
+		const char *parent = db_col_text(q, 5);
+
+		if (have != want || (want == 0 && !db_col_int(q, 3) &&
+				     strcmp(path, "/"))) {
+			fprintf(stderr, "  dir %lld:%s counts %lld, has %lld%s\n",
+				(long long)db_col_int(q, 0), path,
+				(long long)have, (long long)want,
+				db_col_int(q, 3) ? " (explicit)" : "");
+			bad++;
+		}
+		/* parent is the path minus its last segment */
+		if (strcmp(path, "/")) {
+			size_t n = strlen(path) - 1;
+
+			while (n > 0 && path[n - 1] != '/')
+				n--;
+			if (strlen(parent) != n || strncmp(parent, path, n)) {
+				fprintf(stderr, "  dir %s has parent %s\n",
+					path, parent);
+				bad++;
+			}
+		}
+	}
+	db_finalize(q);
+	/* every live file's directory and its ancestors have rows */
+	q = db_prep_dyn(d,
+		"SELECT x.owner_id, x.dir FROM file x WHERE x.is_deleted = 0"
+		" UNION SELECT y.owner_id, y.parent FROM dir y"
+		" WHERE y.path <> '/'", NULL);
+	while (q && db_step(q, NULL) == 1) {
+		struct db_stmt *c;
+		const char *p = db_col_text(q, 1);
+
+		if (!strcmp(p, "/"))
+			continue;
+		c = db_prep(d, "SELECT 1 FROM dir WHERE owner_id = ?1"
+			       " AND path = ?2", NULL);
+		db_bind_int(c, 1, db_col_int(q, 0));
+		db_bind_text(c, 2, p);
+		if (db_step(c, NULL) != 1) {
+			fprintf(stderr, "  no row for directory %s\n", p);
+			bad++;
+		}
+		db_reset(c);
+	}
+	db_finalize(q);
+	db_put(d);
+	return bad;
+}
+
+static void test_implicit(void)
+{
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE];
+	struct sfs_dir_info di, before;
+	struct names nm;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	/* the root always exists */
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/", &di, NULL), SFS_OK);
+	CHECK(di.nfiles == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_stat(f.s, &f.a, "/a/", &di, &e), SFS_NOT_FOUND);
+	CHECK_ST(sfs_dir_stat(f.s, &f.a, "/a", &di, NULL), SFS_INVALID);
+
+	REQUIRE_ST(mk(&f, "/a/b/c/", id), SFS_OK);
+	CHECK(nfiles(&f, "/a/") == 1 && nfiles(&f, "/a/b/") == 1 &&
+	      nfiles(&f, "/a/b/c/") == 1 && nfiles(&f, "/") == 1);
+	CHECK(is_explicit(&f, "/a/b/") == 0);
+	CHECK(!strcmp(subdirs(&f, "/", &nm), "a"));
+	CHECK(!strcmp(subdirs(&f, "/a/", &nm), "b"));
+	CHECK(!strcmp(subdirs(&f, "/a/b/c/", &nm), ""));
+	REQUIRE_ST(mk(&f, "/a/", id2), SFS_OK);
+	CHECK(nfiles(&f, "/a/") == 2 && nfiles(&f, "/a/b/") == 1);
+	CHECK(dirs_consistent(&f) == 0);
+
+	/* another user has a tree of their own */
+	CHECK_ST(sfs_dir_stat(f.s, &f.b, "/a/", &di, NULL), SFS_NOT_FOUND);
+
+	/* deleting the deep file makes its directories vanish */
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/a/", &before, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/a/b/c/") == -1 && nfiles(&f, "/a/b/") == -1);
+	CHECK(nfiles(&f, "/a/") == 1);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/a/", &di, NULL), SFS_OK);
+	CHECK(di.ino == before.ino);
+	CHECK(di.mtime_ns > before.mtime_ns);
+	CHECK(!strcmp(subdirs(&f, "/a/", &nm), ""));
+	CHECK(dirs_consistent(&f) == 0);
+	/* restoring brings them back; purging a deleted file changes none */
+	CHECK_ST(sfs_file_restore(f.s, &f.a, id, NULL, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/a/b/c/") == 1 && nfiles(&f, "/a/") == 2);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/a/b/") == -1 && nfiles(&f, "/a/") == 1);
+	CHECK(dirs_consistent(&f) == 0);
+
+	/* moving a file moves its directory entries */
+	CHECK_ST(move(&f, id2, "/p/q/"), SFS_OK);
+	CHECK(nfiles(&f, "/a/") == -1 && nfiles(&f, "/p/q/") == 1);
+	CHECK(nfiles(&f, "/") == 1);
+	CHECK(!strcmp(subdirs(&f, "/", &nm), "p"));
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/later/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/p/", &before, NULL), SFS_OK);
+	CHECK_ST(move(&f, id2, "/p/"), SFS_OK);
+	CHECK(nfiles(&f, "/p/q/") == -1 && nfiles(&f, "/p/") == 1);
+	/* /p/ held the file all along: it keeps its inode */
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/p/", &di, NULL), SFS_OK);
+	CHECK(di.ino == before.ino);
+	CHECK_ST(move(&f, id2, "/p/r/"), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/p/", &di, NULL), SFS_OK);
+	CHECK(di.ino == before.ino);
+	CHECK_ST(move(&f, id2, "/p/"), SFS_OK);
+	/* a discarded file is still a live file of its directory */
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/p/") == 1 && nfiles(&f, "/") == 2);
+	CHECK(dirs_consistent(&f) == 0);
+	fx_close(&f);
+}
+
+static void test_explicit(void)
+{
+	char id[SFS_ID_SIZE];
+	struct names nm;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/x/y/", NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/x/y/") == 1 && nfiles(&f, "/x/y/") == 0);
+	/* parents are made too, and count the explicit child */
+	CHECK(is_explicit(&f, "/x/") == 0 && nfiles(&f, "/x/") == 1);
+	CHECK(!strcmp(subdirs(&f, "/x/", &nm), "y"));
+	CHECK(dirs_consistent(&f) == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/x/y/", &e), SFS_CONFLICT);
+	CHECK(!strcmp(e.type, "directory_exists"));
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/x/", NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/", NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/bad", NULL), SFS_INVALID);
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/a//b/", NULL), SFS_INVALID);
+	/* the same path for another user is theirs to make */
+	CHECK_ST(sfs_dir_make(f.s, &f.b, "/x/y/", NULL), SFS_OK);
+
+	/* an explicit directory outlives the files put in it */
+	REQUIRE_ST(mk(&f, "/x/y/", id), SFS_OK);
+	CHECK(nfiles(&f, "/x/y/") == 1 && nfiles(&f, "/x/") == 2);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/x/y/") == 1 && nfiles(&f, "/x/y/") == 0);
+	CHECK(nfiles(&f, "/x/") == 1);
+	CHECK(dirs_consistent(&f) == 0);
+	/* and a file made below an explicit one keeps it explicit */
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/x/y/z/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/x/y/") == 1 && nfiles(&f, "/x/") == 2);
+	CHECK(dirs_consistent(&f) == 0);
+
+	/* scopes */
+	f.a.scopes = SFS_SCOPE_READ;
+	CHECK_ST(sfs_dir_make(f.s, &f.a, "/r/", NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/x/y/z/", NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/x/", "/w/", NULL), SFS_FORBIDDEN);
+	f.a.scopes = SFS_SCOPE_WRITE;
+	CHECK_ST(sfs_dir_subdirs(f.s, &f.a, "/", add_name, &nm, NULL),
+		 SFS_FORBIDDEN);
+	fx_close(&f);
+}
+
+static void test_remove(void)
+{
+	char id[SFS_ID_SIZE];
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/e/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/n/sub/", NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, "/i/", id), SFS_OK);
+
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/n/", &e), SFS_CONFLICT);
+	CHECK(!strcmp(e.type, "directory_not_empty"));
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/i/", NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/", NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/nothing/", NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/e", NULL), SFS_INVALID);
+	CHECK_ST(sfs_dir_remove(f.s, &f.b, "/e/", NULL), SFS_NOT_FOUND);
+
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/e/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/e/") == -1);
+	/* removing the only child lets its implicit parent vanish */
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/n/sub/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/n/") == -1);
+	CHECK(nfiles(&f, "/") == 1);
+	CHECK(dirs_consistent(&f) == 0);
+
+	/* an explicit directory holding only a deleted file is empty */
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/k/", NULL), SFS_OK);
+	CHECK_ST(move(&f, id, "/k/"), SFS_OK);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/k/", NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/k/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/k/") == -1);
+	/* restoring the file brings its directory back */
+	CHECK_ST(sfs_file_restore(f.s, &f.a, id, NULL, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/k/") == 1 && is_explicit(&f, "/k/") == 0);
+	CHECK(dirs_consistent(&f) == 0);
+	fx_close(&f);
+}
+
+static void test_rename(void)
+{
+	char i1[SFS_ID_SIZE], i2[SFS_ID_SIZE], i3[SFS_ID_SIZE];
+	char o1[SFS_ID_SIZE];
+	struct sfs_dir_info di;
+	struct names nm;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, "/a/", i1), SFS_OK);
+	REQUIRE_ST(mk(&f, "/a/b/", i2), SFS_OK);
+	REQUIRE_ST(mk(&f, "/a/c/", i3), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, i3, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/a/e/", NULL), SFS_OK);
+	/* a sibling whose name starts the same must not move */
+	REQUIRE_ST(mk(&f, "/ab/", o1), SFS_OK);
+	CHECK(nfiles(&f, "/a/") == 3);
+	CHECK(dirs_consistent(&f) == 0);
+
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/a/", "/z/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/a/") == -1);
+	CHECK(nfiles(&f, "/z/") == 3 && nfiles(&f, "/z/b/") == 1);
+	CHECK(is_explicit(&f, "/z/e/") == 1);
+	CHECK(path_is(&f, i1, "/z/") && path_is(&f, i2, "/z/b/"));
+	/* deleted files move too, so a restore lands in the new place */
+	CHECK(path_is(&f, i3, "/z/c/"));
+	CHECK(path_is(&f, o1, "/ab/"));
+	CHECK(!strcmp(subdirs(&f, "/", &nm), "ab,z"));
+	CHECK(!strcmp(subdirs(&f, "/z/", &nm), "b,e"));
+	CHECK(nfiles(&f, "/") == 4);
+	CHECK(dirs_consistent(&f) == 0);
+	CHECK_ST(sfs_file_restore(f.s, &f.a, i3, NULL, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/z/c/") == 1 && nfiles(&f, "/z/") == 4);
+	CHECK(dirs_consistent(&f) == 0);
+
+	/* not into its own subtree, not from or onto the root */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/z/", "/z/q/", &e), SFS_INVALID);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/", "/q/", NULL), SFS_INVALID);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/z/", "/", NULL), SFS_INVALID);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/none/", "/q/", NULL),
+		 SFS_NOT_FOUND);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/z/", "bad", NULL), SFS_INVALID);
+	/* onto a directory that is not empty */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/z/b/", "/ab/", &e), SFS_CONFLICT);
+	CHECK(path_is(&f, i2, "/z/b/"));
+	/* onto an empty explicit directory: it is replaced */
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/t/u/", NULL), SFS_OK);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/z/b/", "/t/u/", NULL), SFS_OK);
+	CHECK(path_is(&f, i2, "/t/u/"));
+	CHECK(nfiles(&f, "/t/u/") == 1 && is_explicit(&f, "/t/u/") == 0);
+	CHECK(nfiles(&f, "/t/") == 1 && nfiles(&f, "/z/b/") == -1);
+	CHECK(dirs_consistent(&f) == 0);
+	/* to itself: nothing happens */
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/t/", "/t/", NULL), SFS_OK);
+
+	/* an explicit empty directory renames as itself */
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/m/n/", NULL), SFS_OK);
+	/* (a later row, so that a remade /m/ could not get its old id) */
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/later/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/m/", &di, NULL), SFS_OK);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/m/n/", "/m/o/", NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/m/o/") == 1 && nfiles(&f, "/m/n/") == -1);
+	CHECK(nfiles(&f, "/m/") == 1);
+	CHECK(dirs_consistent(&f) == 0);
+	{
+		struct sfs_dir_info after;
+
+		/* the unchanged parent keeps its inode */
+		REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/m/", &after, NULL),
+			   SFS_OK);
+		CHECK(after.ino == di.ino);
+	}
+	/* deeper: into another branch */
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/z/", "/deep/er/", NULL), SFS_OK);
+	CHECK(path_is(&f, i1, "/deep/er/") && path_is(&f, i3, "/deep/er/c/"));
+	CHECK(nfiles(&f, "/deep/") == 3);
+	CHECK(dirs_consistent(&f) == 0);
+	/* the other user's tree is untouched by all this */
+	CHECK_ST(sfs_dir_stat(f.s, &f.b, "/deep/", &di, NULL), SFS_NOT_FOUND);
+	fx_close(&f);
+}
+
+static void test_mtime(void)
+{
+	struct sfs_dir_info di, d2;
+	char id[SFS_ID_SIZE];
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/d/", NULL), SFS_OK);
+	CHECK_ST(sfs_dir_set_mtime(f.s, &f.a, "/d/", 1000000000, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/d/", &di, NULL), SFS_OK);
+	CHECK(di.mtime_ns == 1000000000);
+	/* a new entry bumps it */
+	REQUIRE_ST(mk(&f, "/d/", id), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/d/", &d2, NULL), SFS_OK);
+	CHECK(d2.mtime_ns > di.mtime_ns);
+	CHECK(d2.ino == di.ino);
+	CHECK_ST(sfs_dir_set_mtime(f.s, &f.a, "/nope/", 1, NULL),
+		 SFS_NOT_FOUND);
+	fx_close(&f);
+}
+
+/* Many random moves, deletes and restores keep every count right. */
+static void test_counts_random(void)
+{
+	static const char *paths[] = { "/", "/a/", "/a/b/", "/a/b/c/", "/b/",
+				       "/b/a/", "/ab/", "/a/bc/" };
+	char ids[24][SFS_ID_SIZE];
+	int deleted[24] = { 0 };
+	unsigned seed = 12345;
+	struct fx f;
+	int i, step;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 24; i++)
+		REQUIRE_ST(mk(&f, paths[i % 8], ids[i]), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/a/x/", NULL), SFS_OK);
+	for (step = 0; step < 150; step++) {
+		int k, op;
+
+		seed = seed * 1103515245u + 12345u;
+		k = (int)((seed >> 8) % 24);
+		op = (int)((seed >> 20) % 4);
+		if (op == 0 && !deleted[k]) {
+			CHECK_ST(sfs_file_delete(f.s, &f.a, ids[k], 0, NULL),
+				 SFS_OK);
+			deleted[k] = 1;
+		} else if (op == 1 && deleted[k]) {
+			CHECK_ST(sfs_file_restore(f.s, &f.a, ids[k], NULL,
+						  NULL), SFS_OK);
+			deleted[k] = 0;
+		} else if (!deleted[k]) {
+			CHECK_ST(move(&f, ids[k], paths[(seed >> 12) % 8]),
+				 SFS_OK);
+		}
+		if (step % 25 == 0 && dirs_consistent(&f))
+			break;
+	}
+	CHECK(dirs_consistent(&f) == 0);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_ERROR);
+	RUN(test_implicit);
+	RUN(test_explicit);
+	RUN(test_remove);
+	RUN(test_rename);
+	RUN(test_mtime);
+	RUN(test_counts_random);
+	return th_report();
+}

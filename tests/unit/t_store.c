@@ -1,0 +1,354 @@
+/*
+ * Tests of the store: init and open (errors, schema version, a newer
+ * schema refused), configuration keys, the change feed seen from another
+ * handle, the secret shared by handles, space and the test clock.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include "db_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/dir.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+#include "util_i.h"
+
+static int64_t sql_int(struct sfs_store *s, const char *text)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t v = -1;
+
+	if (db_get(s, &d, NULL))
+		return -1;
+	q = db_prep_dyn(d, text, NULL);
+	if (q && db_step(q, NULL) == 1)
+		v = db_col_int(q, 0);
+	db_finalize(q);
+	db_put(d);
+	return v;
+}
+
+static void test_init_open(void)
+{
+	char *dir = th_tmpdir(), sub[4096], path[4096];
+	struct sfs_store *s = NULL;
+	struct sfs_err e;
+	struct stat sb;
+
+	/* init makes missing parents */
+	snprintf(sub, sizeof(sub), "%s/deep/store", dir);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_init(sub, &e), SFS_OK);
+	snprintf(path, sizeof(path), "%s/speechfs.db", sub);
+	CHECK(stat(path, &sb) == 0);
+	snprintf(path, sizeof(path), "%s/blobs", sub);
+	CHECK(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+	snprintf(path, sizeof(path), "%s/staging", sub);
+	CHECK(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+	/* twice: a conflict, and the store is untouched */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_store_init(sub, &e), SFS_CONFLICT);
+	CHECK(e.message[0] != '\0');
+
+	REQUIRE_ST(sfs_store_open(sub, NULL, &s, NULL), SFS_OK);
+	CHECK(sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(sql_int(s, "PRAGMA foreign_keys") == 1);
+	CHECK(sql_int(s, "SELECT count(*) FROM pragma_journal_mode"
+			 " WHERE journal_mode = 'wal'") == 1);
+	/* the directory is canonical */
+	CHECK(sfs_store_dir(s)[0] == '/');
+	CHECK(strstr(sfs_store_dir(s), "/deep/store") != NULL);
+	CHECK(sfs_store_config(s)->retention_seconds == 30 * 24 * 3600);
+	sfs_store_close(s);
+
+	/* missing store */
+	snprintf(path, sizeof(path), "%s/none", dir);
+	sfs_err_init(&e);
+	s = (struct sfs_store *)1;
+	CHECK_ST(sfs_store_open(path, NULL, &s, &e), SFS_NOT_FOUND);
+	CHECK(s == NULL);
+	CHECK_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_NOT_FOUND);
+	sfs_store_close(NULL);
+	th_rmrf(dir);
+}
+
+static void test_bad_database(void)
+{
+	char *dir = th_tmpdir(), path[4096];
+	struct sfs_store *s = NULL;
+	struct sfs_err e;
+	int fd;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	/* a schema newer than this program is refused, not touched */
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	{
+		struct db *d = NULL;
+
+		REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
+		CHECK_ST(db_exec(d, "PRAGMA user_version = 99", NULL), SFS_OK);
+		db_put(d);
+	}
+	sfs_store_close(s);
+	s = NULL;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_store_open(dir, NULL, &s, &e), SFS_UNSUPPORTED);
+	CHECK(s == NULL);
+	th_rmrf(dir);
+
+	/* garbage where the database should be */
+	dir = th_tmpdir();
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "this is not a database, not at all. ", 36) == 36);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/speechfs.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/speechfs.db-shm", dir);
+	unlink(path);
+	sfs_err_init(&e);
+	CHECK(sfs_store_open(dir, NULL, &s, &e) != SFS_OK);
+	CHECK(s == NULL);
+	th_rmrf(dir);
+}
+
+static void test_config(void)
+{
+	struct sfs_config c;
+	struct sfs_err e;
+	char long_val[600];
+
+	sfs_config_init(&c);
+	CHECK(c.retention_seconds == 30 * 24 * 3600);
+	CHECK(c.sync_full == 1 && c.la_bitrate_kbps == 48 &&
+	      c.la_sample_rate == 22050 && c.la_channels == 1);
+	CHECK(c.busy_timeout_ms > 0 && c.job_lease_seconds > 0);
+
+	CHECK_ST(sfs_config_set(&c, "retention_seconds", "60", NULL), SFS_OK);
+	CHECK(c.retention_seconds == 60);
+	CHECK_ST(sfs_config_set(&c, "retention_seconds", "0", NULL), SFS_OK);
+	CHECK(c.retention_seconds == 0);
+	CHECK_ST(sfs_config_set(&c, "listening.bitrate_kbps", "64", NULL),
+		 SFS_OK);
+	CHECK(c.la_bitrate_kbps == 64);
+	CHECK_ST(sfs_config_set(&c, "db.sync_full", "false", NULL), SFS_OK);
+	CHECK(c.sync_full == 0);
+	CHECK_ST(sfs_config_set(&c, "listening.vbr", "true", NULL), SFS_OK);
+	CHECK(c.la_vbr == 1);
+	CHECK_ST(sfs_config_set(&c, "import.allow", "127.0.0.1,::1", NULL),
+		 SFS_OK);
+	CHECK(!strcmp(c.import_allow, "127.0.0.1,::1"));
+	CHECK_ST(sfs_config_set(&c, "import.max_bytes", "1048576", NULL),
+		 SFS_OK);
+	CHECK(c.import_max_bytes == 1048576);
+	CHECK_ST(sfs_config_set(&c, "jobs.workers", "3", NULL), SFS_OK);
+	CHECK(c.workers == 3);
+
+	/* invalid values name the key and change nothing */
+#define BADV(key, val)                                                   \
+	do {                                                             \
+		struct sfs_config before_ = c;                           \
+		sfs_err_init(&e);                                        \
+		CHECK_ST(sfs_config_set(&c, key, val, &e), SFS_INVALID); \
+		CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, key)); \
+		CHECK(!memcmp(&before_, &c, sizeof(c)));                 \
+	} while (0)
+	BADV("retention_seconds", "-1");
+	BADV("retention_seconds", "ten");
+	BADV("retention_seconds", "10s");
+	BADV("retention_seconds", "");
+	BADV("listening.bitrate_kbps", "7");
+	BADV("listening.bitrate_kbps", "321");
+	BADV("listening.channels", "3");
+	BADV("jobs.workers", "99999999999999999999");
+	BADV("db.sync_full", "maybe");
+	memset(long_val, 'h', sizeof(long_val) - 1);
+	long_val[sizeof(long_val) - 1] = '\0';
+	BADV("import.allow", long_val);
+#undef BADV
+	/* unknown keys: not found, so a front end may try its own */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_config_set(&c, "no.such.key", "1", &e), SFS_NOT_FOUND);
+	CHECK_ST(sfs_config_set(&c, "Retention_Seconds", "1", NULL),
+		 SFS_NOT_FOUND);
+}
+
+static void test_config_applies(void)
+{
+	char *dir = th_tmpdir(), t[SFS_ID_SIZE], u[SFS_ID_SIZE];
+	struct sfs_file_spec sp = { .name = "f" };
+	struct sfs_store *s = NULL;
+	struct sfs_config c;
+	struct sfs_actor a;
+	struct sfs_file out, g;
+
+	sfs_config_init(&c);
+	REQUIRE_ST(sfs_config_set(&c, "retention_seconds", "120", NULL),
+		   SFS_OK);
+	REQUIRE_ST(sfs_config_set(&c, "db.sync_full", "0", NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, &c, &s, NULL), SFS_OK);
+	/* the handle keeps its own copy */
+	c.retention_seconds = 5;
+	CHECK(sfs_store_config(s)->retention_seconds == 120);
+	CHECK(sql_int(s, "PRAGMA synchronous") == 1);
+	REQUIRE_ST(sfs_tenant_create(s, "t", 0, 0, t, NULL), SFS_OK);
+	REQUIRE_ST(sfs_user_create(s, t, "u", -1, u, NULL), SFS_OK);
+	REQUIRE_ST(sfs_auth_user(s, u, SFS_SCOPE_ALL, &a, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_create(s, &a, &sp, NULL, &out, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(s, &a, out.id, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(s, &a, out.id, &g, NULL), SFS_OK);
+	CHECK(g.purge_at - g.deleted_at == 120 * 1000);
+	sfs_file_release(&g);
+	sfs_file_release(&out);
+	sfs_store_close(s);
+	th_rmrf(dir);
+}
+
+struct seen {
+	int n;
+	int64_t last_seq;
+	int64_t file_ino;
+	int64_t owner;
+	int dir_changes;
+	char dir[64];
+};
+
+static void on_change(void *arg, int64_t seq, int64_t file_ino,
+		      int64_t owner, const char *dir)
+{
+	struct seen *w = arg;
+
+	if (seq <= w->last_seq)
+		w->n = -1000;	/* not in order */
+	w->last_seq = seq;
+	w->n++;
+	if (file_ino) {
+		w->file_ino = file_ino;
+		w->owner = owner;
+		sfs_strlcpy(w->dir, dir ? dir : "", sizeof(w->dir));
+	} else {
+		w->dir_changes++;
+	}
+}
+
+static void test_change_feed(void)
+{
+	char *dir = th_tmpdir(), t[SFS_ID_SIZE], u[SFS_ID_SIZE];
+	struct sfs_file_spec sp = { .name = "f", .path = "/in/" };
+	struct sfs_file_update up = { .set = SFS_UPD_NAME, .name = "g" };
+	struct sfs_store *s1 = NULL, *s2 = NULL;
+	struct seen w;
+	struct sfs_actor a;
+	struct sfs_file out;
+	int64_t seq0 = -1, seq1 = -1, seq2 = -1, last = -1;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s2, NULL), SFS_OK);
+	REQUIRE_ST(sfs_tenant_create(s2, "t", 0, 0, t, NULL), SFS_OK);
+	REQUIRE_ST(sfs_user_create(s2, t, "u", -1, u, NULL), SFS_OK);
+	REQUIRE_ST(sfs_auth_user(s2, u, SFS_SCOPE_ALL, &a, NULL), SFS_OK);
+	CHECK_ST(sfs_store_change_seq(s1, &seq0, NULL), SFS_OK);
+	CHECK(seq0 >= 0);
+
+	/* a file made through the other handle */
+	REQUIRE_ST(sfs_file_create(s2, &a, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK_ST(sfs_store_change_seq(s1, &seq1, NULL), SFS_OK);
+	CHECK(seq1 > seq0);
+	memset(&w, 0, sizeof(w));
+	w.last_seq = seq0;
+	CHECK_ST(sfs_store_changes(s1, seq0, on_change, &w, &last, NULL),
+		 SFS_OK);
+	CHECK(w.n >= 1 && last == seq1);
+	CHECK(w.file_ino == out.ino && w.owner == a.user);
+	CHECK(!strcmp(w.dir, "/in/"));
+	/* the new directory showed up as a directory change too */
+	CHECK(w.dir_changes >= 1);
+
+	/* nothing new: nothing seen, last stays */
+	memset(&w, 0, sizeof(w));
+	w.last_seq = seq1;
+	CHECK_ST(sfs_store_changes(s1, seq1, on_change, &w, &last, NULL),
+		 SFS_OK);
+	CHECK(w.n == 0 && last == seq1);
+
+	/* an update, a delete and a mkdir are each seen */
+	REQUIRE_ST(sfs_file_update(s2, &a, out.id, &up, NULL, NULL), SFS_OK);
+	CHECK_ST(sfs_store_change_seq(s1, &seq2, NULL), SFS_OK);
+	CHECK(seq2 > seq1);
+	REQUIRE_ST(sfs_file_delete(s2, &a, out.id, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(s2, &a, "/made/", NULL), SFS_OK);
+	memset(&w, 0, sizeof(w));
+	w.last_seq = seq1;
+	CHECK_ST(sfs_store_changes(s1, seq1, on_change, &w, &last, NULL),
+		 SFS_OK);
+	CHECK(w.n >= 3 && w.file_ino == out.ino && w.dir_changes >= 1);
+	CHECK(last > seq2);
+	sfs_file_release(&out);
+	sfs_store_close(s2);
+	sfs_store_close(s1);
+	th_rmrf(dir);
+}
+
+static void test_secret_space_clock(void)
+{
+	char *dir = th_tmpdir(), h1[65], h2[65], h3[65];
+	struct sfs_store *s1 = NULL, *s2 = NULL;
+	uint64_t total = 0, avail = 0;
+	int64_t t0, t1;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s2, NULL), SFS_OK);
+	/* one secret per store, the same for every handle */
+	CHECK_ST(sfs_hmac_sign(s1, "msg", h1, NULL), SFS_OK);
+	CHECK_ST(sfs_hmac_sign(s2, "msg", h2, NULL), SFS_OK);
+	CHECK(!strcmp(h1, h2));
+	CHECK_ST(sfs_hmac_sign(s2, "other", h3, NULL), SFS_OK);
+	CHECK(strcmp(h1, h3) != 0);
+	CHECK(sfs_hmac_verify(s1, "msg", h2));
+	CHECK(!sfs_hmac_verify(s1, "other", h2));
+
+	CHECK_ST(sfs_store_space(s1, &total, &avail, NULL), SFS_OK);
+	CHECK(total > 0 && avail <= total);
+
+	t0 = sfs_now_ms();
+	sfs_set_clock_offset_ms(3600 * 1000);
+	t1 = sfs_now_ms();
+	sfs_set_clock_offset_ms(0);
+	CHECK(t1 - t0 >= 3600 * 1000 && t1 - t0 < 3600 * 1000 + 5000);
+	CHECK(sfs_now_ms() - t0 < 5000);
+	sfs_store_close(s2);
+	sfs_store_close(s1);
+
+	/* a second store has another secret */
+	{
+		char *dir2 = th_tmpdir();
+
+		REQUIRE_ST(sfs_store_init(dir2, NULL), SFS_OK);
+		REQUIRE_ST(sfs_store_open(dir2, NULL, &s1, NULL), SFS_OK);
+		CHECK_ST(sfs_hmac_sign(s1, "msg", h3, NULL), SFS_OK);
+		CHECK(strcmp(h1, h3) != 0);
+		sfs_store_close(s1);
+		th_rmrf(dir2);
+	}
+	th_rmrf(dir);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_ERROR);
+	RUN(test_init_open);
+	RUN(test_bad_database);
+	RUN(test_config);
+	RUN(test_config_applies);
+	RUN(test_change_feed);
+	RUN(test_secret_space_clock);
+	return th_report();
+}
