@@ -67,18 +67,28 @@ static char *entry_base(const char *name, const char *ext)
 	return out;
 }
 
-/* "a.wav" + uuid -> "a (0123abcd).wav" */
+/*
+ * "a.wav" + uuid -> "a (0123abcd).wav". The part before the extension is
+ * cut (at a character boundary) so that the result fits in a segment.
+ */
 static char *with_suffix(const char *base, const char *ext, const char *id)
 {
-	size_t n = strlen(base), el = strlen(ext);
+	size_t n = strlen(base), el = strlen(ext), keep;
 	char *out = malloc(n + 12);
 
 	if (!out)
 		return NULL;
 	if (!ends_with_ci(base, ext))
 		el = 0;
-	memcpy(out, base, n - el);
-	snprintf(out + n - el, 12 + el, " (%.8s)%s", id, base + n - el);
+	keep = n - el;
+	if (keep + 11 + el > SFS_SEGMENT_MAX) {
+		keep = SFS_SEGMENT_MAX > 11 + el ? SFS_SEGMENT_MAX - 11 - el
+						 : 0;
+		while (keep && ((unsigned char)base[keep] & 0xc0) == 0x80)
+			keep--;
+	}
+	memcpy(out, base, keep);
+	snprintf(out + keep, 12 + el, " (%.8s)%s", id, base + n - el);
 	return out;
 }
 
@@ -106,6 +116,9 @@ static int taken(const struct fs_listing *l, const char *name, int root)
 {
 	size_t i;
 
+	if (!strcmp(name, ".") || !strcmp(name, "..") ||
+	    strlen(name) > SFS_SEGMENT_MAX)
+		return 1;
 	if (root)
 		for (i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
 			if (!strcmp(name, reserved[i]) &&
