@@ -598,7 +598,8 @@ int fs_find_file(const char *vdir, const char *entry,
 		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
 		if (!st && still_there(&n->f, vdir, mode))
 			return 0;
-		if (st && st != SFS_NOT_FOUND)
+		/* gone, or no longer shared with us: list again */
+		if (st && st != SFS_NOT_FOUND && st != SFS_FORBIDDEN)
 			return -fs_errno(st, &e);
 		fs_names_changed();
 	}
