@@ -436,6 +436,8 @@ static struct cached {
 } cache[CACHE_SLOTS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t cache_gen = 1, cache_clock;
+/* files added in place: a listing made meanwhile may lack them */
+static uint64_t cache_adds;
 
 void fs_names_changed(void)
 {
@@ -464,13 +466,14 @@ static struct cached *cache_get(const char *vdir, enum fs_list_mode mode)
 
 /* Keep l (taken over) as the listing of (vdir, mode) made at gen. */
 static void cache_put(const char *vdir, enum fs_list_mode mode, uint64_t gen,
-		      struct fs_listing *l)
+		      uint64_t adds, struct fs_listing *l)
 {
 	struct cached *c = &cache[0];
 	size_t i;
 
 	pthread_mutex_lock(&cache_lock);
-	if (gen != cache_gen || strlen(vdir) >= sizeof(c->vdir)) {
+	if (gen != cache_gen || adds != cache_adds ||
+	    strlen(vdir) >= sizeof(c->vdir)) {
 		pthread_mutex_unlock(&cache_lock);
 		fs_listing_release(l);
 		return;
@@ -497,6 +500,7 @@ void fs_names_added(const char *vdir, const char *entry,
 	struct cached *c;
 
 	pthread_mutex_lock(&cache_lock);
+	cache_adds++;
 	c = cache_get(vdir, FS_LIST_FILES);
 	if (!c)
 		goto out;
@@ -533,7 +537,7 @@ static int lookup_ino(const char *vdir, const char *entry,
 {
 	struct fs_listing l;
 	struct cached *c;
-	uint64_t gen;
+	uint64_t gen, adds;
 	size_t i;
 	int ret;
 
@@ -547,6 +551,7 @@ static int lookup_ino(const char *vdir, const char *entry,
 				break;
 			}
 	gen = cache_gen;
+	adds = cache_adds;
 	pthread_mutex_unlock(&cache_lock);
 	if (c)
 		return *ino ? 0 : -ENOENT;
@@ -558,7 +563,7 @@ static int lookup_ino(const char *vdir, const char *entry,
 			*ino = l.v[i].ino;
 			break;
 		}
-	cache_put(vdir, mode, gen, &l);
+	cache_put(vdir, mode, gen, adds, &l);
 	return *ino ? 0 : -ENOENT;
 }
 

@@ -190,3 +190,31 @@ def test_changes_elsewhere_show_up(store):
     finally:
         a.stop()
         b.stop()
+
+
+def test_parallel_creators_one_dir(mnt):
+    """Files created at once in one directory are all found at once (the
+    lookup cache never hides a file the mount itself created)."""
+    os.mkdir(mnt.path("many"))
+    errors = []
+
+    def creator(t):
+        try:
+            for i in range(25):
+                p = mnt.path("many", "t%d-%d.txt" % (t, i))
+                with open(p, "wb") as f:
+                    f.write(b"%d" % i)
+                os.stat(p)
+                os.listdir(mnt.path("many"))
+        except Exception as e:       # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=creator, args=(t,)) for t in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    assert len(os.listdir(mnt.path("many"))) == 100
+    for t in range(4):
+        assert mnt.path("many", "t%d-24.txt" % t).read_bytes() == b"24"
