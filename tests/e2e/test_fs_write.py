@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from fsutil import Mount, admin, have_fuse, mnt, store, xget  # noqa: F401
+from fsutil import Mount, admin, have_fuse, mnt, mounts, store, xget  # noqa: F401,E501
 
 P = "user.speechfs."
 
@@ -165,31 +165,27 @@ def test_quota_error_on_close_keeps_content(small_store):
         m.stop()
 
 
-def test_changes_elsewhere_show_up(store):
+def test_changes_elsewhere_show_up(store, mounts):
     """Two mounts of one user: a change made through one appears in the
     other within a second or so (the change poller / attr timeouts)."""
     import time
     d, _, users = store
-    a = Mount(d, users[0])
-    b = Mount(d, users[0])
-    try:
-        a.path("x.txt").write_bytes(b"v1")
-        assert b.path("x.txt").read_bytes() == b"v1"
-        a.path("x.txt").write_bytes(b"version 2")
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            if b.path("x.txt").read_bytes() == b"version 2":
-                break
-            time.sleep(0.2)
-        assert b.path("x.txt").read_bytes() == b"version 2"
-        os.unlink(a.path("x.txt"))
-        deadline = time.time() + 5
-        while time.time() < deadline and b.path("x.txt").exists():
-            time.sleep(0.2)
-        assert not b.path("x.txt").exists()
-    finally:
-        a.stop()
-        b.stop()
+    a = mounts(users[0])
+    b = mounts(users[0])
+    a.path("x.txt").write_bytes(b"v1")
+    assert b.path("x.txt").read_bytes() == b"v1"
+    a.path("x.txt").write_bytes(b"version 2")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if b.path("x.txt").read_bytes() == b"version 2":
+            break
+        time.sleep(0.2)
+    assert b.path("x.txt").read_bytes() == b"version 2"
+    os.unlink(a.path("x.txt"))
+    deadline = time.time() + 5
+    while time.time() < deadline and b.path("x.txt").exists():
+        time.sleep(0.2)
+    assert not b.path("x.txt").exists()
 
 
 def test_parallel_creators_one_dir(mnt):
