@@ -63,6 +63,7 @@ Q := @
 endif
 
 .PHONY: all test unit asan bench install clean run deps check-format valgrind
+.SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
 $(B)/%.o: %.c
