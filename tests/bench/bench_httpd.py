@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""REST daemon benchmark: a real speechfsd and an nginx serving the same
+bytes as static files, side by side in one run, as ratios.
+
+1. wrk on GET /files/{id} and on a 20-item directory listing vs nginx
+   serving the same JSON bytes from a file (best of SFS_BENCH_HTTP_ROUNDS,
+   default 2, alternating: the machine is shared);
+2. a 1 GiB multipart upload (curl -F) vs `openssl dgst -sha256` of the
+   same file, and the daemon's peak RSS during the upload;
+3. an unthrottled 1 GiB download vs nginx serving the same file.
+
+Workers: each server runs its own best default. nginx gets
+`worker_processes auto` (one event-driven worker per CPU; more only adds
+switches: 4 workers on 2 CPUs served ~30% fewer requests). speechfsd keeps
+its default pool of 4 threads (http.threads): its handlers block in SQLite
+(WAL read locks, the shared-memory mutex), so with one thread per CPU it
+served ~40% fewer requests. SFS_BENCH_HTTP_THREADS and
+SFS_BENCH_HTTP_WORKERS override them. SFS_BENCH_HTTP_MB scales the big
+file down (default 1024); SFS_BENCH_HTTP_SECS sets wrk's duration
+(default 10). Everything (daemons, temp dirs) is cleaned up even on
+failure. Exits non-zero when the benchmark could not run; a missed target
+is reported, not an error.
+"""
+import json
+import os
+import pathlib
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+SFSD = BUILD / "speechfsd"
+API = "/api/v1/speech-services/files"
+NLIST = 20
+CHUNK = 1 << 20
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("bench_httpd: " + msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin(store, *args):
+    cmd = [str(SFSD), *args, "--store", str(store), "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise BenchError("%s: %s" % (" ".join(cmd), p.stderr.strip()))
+    return json.loads(p.stdout)
+
+
+def wait_http(url, proc, logpath, what):
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            raise BenchError("%s exited %s:\n%s" % (
+                what, proc.returncode, tail(logpath)))
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError("%s did not start" % what)
+        time.sleep(0.05)
+
+
+def tail(path, n=3000):
+    try:
+        return pathlib.Path(path).read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def stop(proc, sig=signal.SIGTERM):
+    """Stop a child we started: a signal, then SIGKILL after 20 s."""
+    if proc is None or proc.poll() is not None:
+        return None
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def make_big(path, mb):
+    """mb MiB of incompressible bytes (the store does not compress, but
+    a repeated block would flatter nothing here either way)."""
+    with open(path, "wb") as f:
+        for _ in range(mb):
+            f.write(os.urandom(CHUNK))
+
+
+def start_sfsd(work, threads):
+    store = work / "store"
+    admin(store, "init")
+    tenant = admin(store, "tenant", "create", "--name", "bench")["id"]
+    user = admin(store, "user", "create", "--tenant", tenant, "--name",
+                 "bench", "--download-bps", "0")["id"]
+    key = admin(store, "key", "create", "--user", user, "--scopes",
+                "read,write,delete,share")["key"]
+    port = free_port()
+    cfg = {
+        "http.rate_per_second": "1000000",
+        "http.rate_burst": "1000000",
+        "http.upload_rate_per_second": "1000000",
+        "http.upload_rate_burst": "1000000",
+        "http.max_upload_bytes": str(4 << 30),
+        "http.connection_limit": "4096",
+        "http.per_ip_connection_limit": "4096",
+    }
+    if threads:
+        cfg["http.threads"] = threads
+    conf = work / "speechfsd.conf"
+    conf.write_text("".join("%s = %s\n" % kv for kv in cfg.items()))
+    logpath = work / "speechfsd.log"
+    with open(logpath, "wb") as logf:
+        proc = subprocess.Popen(
+            [str(SFSD), "--store", str(store), "--listen",
+             "127.0.0.1:%d" % port, "--config", str(conf),
+             "--log-level", "warn"],
+            stdout=logf, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % port
+    return proc, base, key, logpath
+
+
+NGINX_CONF = """\
+{user}
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    default_type application/octet-stream;
+    types {{ application/json json; }}
+    client_body_temp_path {work}/nginx-tmp/body;
+    proxy_temp_path {work}/nginx-tmp/proxy;
+    fastcgi_temp_path {work}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {work}/nginx-tmp/uwsgi;
+    scgi_temp_path {work}/nginx-tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {www};
+        location = /healthz {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def start_nginx(work, www, workers):
+    port = free_port()
+    (work / "nginx-tmp").mkdir()
+    user = ""
+    if os.geteuid() == 0:
+        # workers would drop to nobody, who cannot enter the 0700 temp dir
+        user = "user %s;" % pwd.getpwuid(0).pw_name
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(user=user, workers=workers, work=work,
+                                      port=port, www=www))
+    logpath = work / "nginx-error.log"
+    proc = subprocess.Popen(
+        ["nginx", "-p", str(work), "-c", str(conf), "-e", str(logpath)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % port
+    wait_http(base + "/healthz", proc, logpath, "nginx")
+    return proc, base
+
+
+def wrk(url, secs, key=None):
+    """Requests per second of wrk -t2 -c64; every answer must be 2xx."""
+    cmd = ["wrk", "-t2", "-c64", "-d%ds" % secs]
+    if key:
+        cmd += ["-H", "X-API-Key: " + key]
+    cmd.append(url)
+    p = subprocess.run(cmd, capture_output=True, text=True,
+                       timeout=secs + 60)
+    if p.returncode != 0:
+        raise BenchError("wrk failed: %s" % p.stderr.strip())
+    out = p.stdout
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if not m:
+        raise BenchError("wrk printed no rate:\n" + out)
+    for bad in ("Non-2xx or 3xx responses", "Socket errors"):
+        if bad in out:
+            raise BenchError("wrk on %s: %s" % (url, out))
+    return float(m.group(1))
+
+
+def timed(cmd):
+    """Run cmd; its stdout and the wall time in seconds."""
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.monotonic() - t0
+    if p.returncode != 0:
+        raise BenchError("%s: exit %d: %s" % (cmd[0], p.returncode,
+                                              p.stderr.strip()))
+    return p.stdout, secs
+
+
+def proc_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def download(url, size, key=None):
+    """Seconds to fetch url to /dev/null with curl; checks status + size."""
+    cmd = ["curl", "-s", "-o", "/dev/null", "-w",
+           "%{http_code} %{size_download}"]
+    if key:
+        cmd += ["-H", "X-API-Key: " + key]
+    out, secs = timed(cmd + [url])
+    code, got = out.split()
+    if code != "200" or int(got) != size:
+        raise BenchError("download %s: HTTP %s, %s of %d bytes" % (
+            url, code, got, size))
+    return secs
+
+
+def mark(ok):
+    return "ok" if ok else "MISSED"
+
+
+def run(work, mb, secs, rounds, threads, workers, rows):
+    www = work / "www"
+    www.mkdir()
+    big = work / "big"
+    size = mb * CHUNK
+    log("writing a %d MiB file" % mb)
+    make_big(big, mb)
+
+    sfsd, base, key, sfsd_log = start_sfsd(work, threads)
+    procs = {"speechfsd": sfsd}
+    try:
+        wait_http(base + "/healthz", sfsd, sfsd_log, "speechfsd")
+        procs["nginx"], nbase = start_nginx(work, www, workers)
+        http = requests.Session()
+        http.headers["X-API-Key"] = key
+        api = base + API
+
+        # 20 small files in /bench/ for the listing, one of them for GET
+        ids = []
+        for i in range(NLIST):
+            r = http.post(api, files={"file": ("rec%02d.wav" % i,
+                                                b"x" * (1000 + i))},
+                          data={"name": "recording %02d" % i,
+                                "path": "/bench/",
+                                "generateListeningAudio": "false"},
+                          timeout=30)
+            if r.status_code != 201:
+                raise BenchError("upload: %d %s" % (r.status_code, r.text))
+            ids.append(r.json()["id"])
+        get_url = "%s/%s" % (api, ids[0])
+        list_url = api + "?path=/bench/"
+        r = http.get(get_url, timeout=30)
+        r.raise_for_status()
+        (www / "file.json").write_bytes(r.content)
+        r = http.get(list_url, timeout=30)
+        r.raise_for_status()
+        if len(r.json().get("files", [])) != NLIST:
+            raise BenchError("the listing does not hold %d files: %s" % (
+                NLIST, r.text[:300]))
+        (www / "list.json").write_bytes(r.content)
+        http.close()
+
+        # 1. request rates, alternating servers
+        log("wrk -t2 -c64 -d%ds: GET, listing (speechfsd, nginx) x %d" % (
+            secs, rounds))
+        g_s = g_n = l_s = l_n = 0.0
+        for _ in range(rounds):
+            g_s = max(g_s, wrk(get_url, secs, key))
+            g_n = max(g_n, wrk(nbase + "/file.json", secs))
+        for _ in range(rounds):
+            l_s = max(l_s, wrk(list_url, secs, key))
+            l_n = max(l_n, wrk(nbase + "/list.json", secs))
+        rows.append(("GET /files/{id}", "%.0f req/s" % g_s,
+                     "%.0f req/s" % g_n, g_s / g_n, 0.5, ">= 0.5"))
+        rows.append(("GET /files?path= (%d)" % NLIST, "%.0f req/s" % l_s,
+                     "%.0f req/s" % l_n, l_s / l_n, 0.3, ">= 0.3"))
+
+        # 2. upload vs openssl dgst -sha256 (run twice: the first warms)
+        log("openssl dgst -sha256, upload of %d MiB" % mb)
+        timed(["openssl", "dgst", "-sha256", str(big)])
+        _, ssl_s = timed(["openssl", "dgst", "-sha256", str(big)])
+        hwm_before = proc_kb(sfsd.pid, "VmHWM")
+        try:
+            # reset the peak to the current RSS (Linux >= 4.0)
+            with open("/proc/%d/clear_refs" % sfsd.pid, "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+        resp = work / "upload.json"
+        out, up_s = timed([
+            "curl", "-s", "-o", str(resp), "-w", "%{http_code}",
+            "-H", "X-API-Key: " + key,
+            "-F", "file=@%s" % big, "-F", "name=big",
+            "-F", "generateListeningAudio=false", api])
+        if out.strip() != "201":
+            raise BenchError("big upload: HTTP %s %s" % (
+                out, tail(resp, 500)))
+        hwm = proc_kb(sfsd.pid, "VmHWM")
+        big_id = json.loads(resp.read_text())["id"]
+        up = size / up_s / 1e6
+        ssl = size / ssl_s / 1e6
+        rows.append(("upload %d MiB (curl -F)" % mb, "%.0f MB/s" % up,
+                     "%.0f MB/s" % ssl, up / ssl, 0.6,
+                     ">= 0.6 of sha256"))
+        rows.append(("  speechfsd peak RSS (VmHWM)",
+                     "%.1f MiB" % (hwm / 1024), "-", None,
+                     hwm < 64 * 1024, "< 64 MiB"))
+        # the disk's durable write speed, for context
+        _, dd_s = timed(["dd", "if=%s" % big, "of=%s" % (work / "dd"),
+                         "bs=1M", "conv=fsync"])
+        os.unlink(work / "dd")
+        rows.append(("  dd conv=fsync (write ceiling)",
+                     "%.0f MB/s" % (size / dd_s / 1e6), "-", up / (
+                         size / dd_s / 1e6), None, "upload / dd"))
+
+        # 3. download: warm both, then best of 3 alternating
+        log("download of %d MiB (speechfsd, nginx) x 3" % mb)
+        try:
+            os.link(big, www / "big")
+        except OSError:
+            shutil.copyfile(big, www / "big")
+        s_url = "%s/%s/content" % (api, big_id)
+        n_url = nbase + "/big"
+        download(s_url, size, key)
+        download(n_url, size)
+        s_best = n_best = None
+        for _ in range(3):
+            t = download(s_url, size, key)
+            s_best = t if s_best is None else min(s_best, t)
+            t = download(n_url, size)
+            n_best = t if n_best is None else min(n_best, t)
+        ds = size / s_best / 1e6
+        dn = size / n_best / 1e6
+        rows.append(("download %d MiB (best of 3)" % mb, "%.0f MB/s" % ds,
+                     "%.0f MB/s" % dn, ds / dn, 0.9, ">= 0.9"))
+        rows.append(("  (peak RSS before the upload)",
+                     "%.1f MiB" % (hwm_before / 1024), "-", None, None,
+                     "-"))
+    finally:
+        rc = stop(procs.get("speechfsd"))
+        stop(procs.get("nginx"), signal.SIGQUIT)
+        if rc not in (0, None):
+            log("speechfsd exited %s:\n%s" % (rc, tail(sfsd_log)))
+
+
+def main():
+    mb = int(os.environ.get("SFS_BENCH_HTTP_MB", "1024"))
+    secs = int(os.environ.get("SFS_BENCH_HTTP_SECS", "10"))
+    rounds = int(os.environ.get("SFS_BENCH_HTTP_ROUNDS", "2"))
+    workers = os.environ.get("SFS_BENCH_HTTP_WORKERS", "auto")
+    threads = os.environ.get("SFS_BENCH_HTTP_THREADS", "")
+    for tool in ("wrk", "nginx", "curl", "openssl"):
+        if not shutil.which(tool):
+            log("%s is not installed" % tool)
+            return 1
+    if not SFSD.exists():
+        log("%s is not built (make)" % SFSD)
+        return 1
+    work = pathlib.Path(tempfile.mkdtemp(prefix="sfs-bench-httpd-"))
+    rows = []
+    try:
+        run(work, mb, secs, rounds, threads, workers, rows)
+    except (BenchError, requests.RequestException, OSError) as exc:
+        log("FAILED: %s" % exc)
+        return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("bench_httpd: speechfsd (http.threads %s) vs nginx %s "
+          "(worker_processes %s, %d CPUs), wrk -t2 -c64 -d%ds best of %d "
+          "alternating, %d MiB file, load average %.1f" % (
+              threads or "default 4", nginx_version(), workers,
+              os.cpu_count() or 1, secs, rounds, mb, os.getloadavg()[0]))
+    print("  %-30s %14s %14s %7s  %s" % ("measure", "speechfsd",
+                                         "baseline", "ratio", "target"))
+    for name, val, basev, ratio, want, label in rows:
+        if isinstance(want, bool):
+            verdict = mark(want)
+        elif want is None:
+            verdict = ""
+        else:
+            verdict = mark(ratio >= want)
+        print("  %-30s %14s %14s %7s  %s %s" % (
+            name, val, basev, "-" if ratio is None else "%.2f" % ratio,
+            label, verdict))
+    return 0
+
+
+def nginx_version():
+    p = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
+    m = re.search(r"nginx/(\S+)", p.stderr)
+    return m.group(1) if m else "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
