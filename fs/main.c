@@ -1,0 +1,369 @@
+/*
+ * speechfs: mount one user's files of a speechfs store with FUSE 3.
+ * Parses the options (fuse_opt), opens the store, acts as the user, runs
+ * the job workers, serves the mount until it is unmounted or signalled,
+ * and polls the store's changes to keep the kernel's caches coherent.
+ */
+#include "fs_i.h"
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "speechfs/job.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "banned.h"
+
+struct fs g_fs;
+
+struct opts {
+	char *store;
+	char *user;
+	unsigned uid, gid, umask;
+	int set_uid, set_gid, set_umask;
+	int ro;
+	int allow_other;
+	int no_workers;
+	int listening;
+	int version;
+	int help;
+};
+
+enum { KEY_RO, KEY_ALLOW_OTHER, KEY_VERSION, KEY_HELP, KEY_UID, KEY_GID,
+       KEY_UMASK };
+
+#define OPT(t, p) { t, offsetof(struct opts, p), 1 }
+#define OPTV(t, p, v) { t, offsetof(struct opts, p), v }
+
+static const struct fuse_opt specs[] = {
+	OPT("--store %s", store),
+	OPT("--store=%s", store),
+	OPT("store=%s", store),
+	OPT("--user %s", user),
+	OPT("--user=%s", user),
+	OPT("user=%s", user),
+	OPT("no_workers", no_workers),
+	OPTV("listening=0", listening, 0),
+	OPTV("listening=1", listening, 1),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
+	FUSE_OPT_KEY("umask=", KEY_UMASK),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_END
+};
+
+static int parse_num(const char *arg, int base, unsigned *out)
+{
+	const char *v = strchr(arg, '=');
+	unsigned long n;
+	char *end;
+
+	if (!v || !v[1])
+		return -1;
+	errno = 0;
+	n = strtoul(v + 1, &end, base);
+	if (errno || *end || n > 0xffffffffUL)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct opts *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_RO:
+		o->ro = 1;
+		return 1;		/* the kernel enforces it too */
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_UID:
+		o->set_uid = 1;
+		return parse_num(arg, 10, &o->uid) ? -1 : 0;
+	case KEY_GID:
+		o->set_gid = 1;
+		return parse_num(arg, 10, &o->gid) ? -1 : 0;
+	case KEY_UMASK:
+		o->set_umask = 1;
+		return parse_num(arg, 8, &o->umask) || o->umask > 0777 ? -1
+									: 0;
+	default:
+		return 1;
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s --store DIR --user USER_ID MOUNTPOINT [options]\n"
+	       "\n"
+	       "    --store DIR, -o store=DIR   the speechfs store\n"
+	       "    --user ID, -o user=ID       act as this user (uuid)\n"
+	       "    -f                          stay in the foreground\n"
+	       "    -d                          debug output (implies -f)\n"
+	       "    -o ro                       read-only mount\n"
+	       "    -o allow_other              let other users in\n"
+	       "                                (with default_permissions)\n"
+	       "    -o uid=N,gid=N,umask=NNN    owner and modes shown\n"
+	       "    -o no_workers               run no job workers\n"
+	       "    -o listening=0|1            show /.listening/ (1)\n"
+	       "    --version                   print the version\n",
+	       prog);
+}
+
+/* ---- coherence -------------------------------------------------------- */
+
+struct change_ctx {
+	int64_t owner;
+	char dirs[16][SFS_VPATH_MAX + 2];
+	int ndirs;
+	int overflow;
+};
+
+static void on_change(void *arg, int64_t seq, int64_t file_ino,
+		      int64_t owner, const char *dir)
+{
+	struct change_ctx *c = arg;
+	int i;
+
+	(void)seq;
+	(void)file_ino;
+	if (owner != c->owner || !dir)
+		return;
+	for (i = 0; i < c->ndirs; i++)
+		if (!strcmp(c->dirs[i], dir))
+			return;
+	if (c->ndirs == 16) {
+		c->overflow = 1;
+		return;
+	}
+	snprintf(c->dirs[c->ndirs++], sizeof(c->dirs[0]), "%s", dir);
+}
+
+/* Forget the kernel's entries and attributes of one directory's files. */
+static void invalidate_dir(const char *vdir)
+{
+	char path[SFS_VPATH_MAX + 2 + 260];
+	struct fs_listing l;
+	size_t i, n = strlen(vdir);
+
+	snprintf(path, sizeof(path), "%.*s", (int)(n > 1 ? n - 1 : 1), vdir);
+	fuse_invalidate_path(g_fs.fuse, path);
+	if (fs_list(vdir, FS_LIST_FILES, &l))
+		return;
+	for (i = 0; i < l.n; i++) {
+		snprintf(path, sizeof(path), "%s%s", vdir, l.v[i].name);
+		fuse_invalidate_path(g_fs.fuse, path);
+	}
+	fs_listing_release(&l);
+}
+
+static void *poller(void *arg)
+{
+	int64_t since = 0, last;
+	struct change_ctx c;
+	struct sfs_err e;
+	int i;
+
+	(void)arg;
+	sfs_err_init(&e);
+	if (sfs_store_change_seq(g_fs.store, &since, &e))
+		sfs_warn("fs", "cannot read the change sequence: %s",
+			 e.message);
+	while (!g_fs.stop) {
+		usleep(500 * 1000);
+		memset(&c, 0, sizeof(c));
+		c.owner = g_fs.actor.user;
+		sfs_err_init(&e);
+		last = since;
+		if (sfs_store_changes(g_fs.store, since, on_change, &c, &last,
+				      &e))
+			continue;
+		since = last;
+		if (c.ndirs || c.overflow)
+			fs_names_changed();
+		if (!g_fs.fuse)
+			continue;
+		for (i = 0; i < c.ndirs && !g_fs.stop; i++)
+			invalidate_dir(c.dirs[i]);
+		if (c.overflow)
+			fuse_invalidate_path(g_fs.fuse, "/");
+	}
+	return NULL;
+}
+
+void fs_poller_start(void)
+{
+	if (g_fs.poller_running)
+		return;
+	g_fs.stop = 0;
+	if (pthread_create(&g_fs.poller, NULL, poller, NULL) == 0)
+		g_fs.poller_running = 1;
+	else
+		sfs_warn("fs", "cannot start the change poller");
+}
+
+void fs_poller_stop(void)
+{
+	if (!g_fs.poller_running)
+		return;
+	g_fs.stop = 1;
+	pthread_join(g_fs.poller, NULL);
+	g_fs.poller_running = 0;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static int open_store(const struct opts *o)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_store_open(o->store, NULL, &g_fs.store, &e)) {
+		fprintf(stderr, "speechfs: cannot open store '%s': %s\n",
+			o->store, e.message);
+		return -1;
+	}
+	if (sfs_auth_user(g_fs.store, o->user, SFS_SCOPE_ALL, &g_fs.actor,
+			  &e)) {
+		fprintf(stderr, "speechfs: unknown user '%s': %s\n", o->user,
+			e.message);
+		return -1;
+	}
+	return 0;
+}
+
+/* After fuse_daemonize: threads do not survive its fork. */
+static int start_workers(const struct opts *o)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (o->no_workers)
+		return 0;
+	if (sfs_workers_start(g_fs.store, 0, &e)) {
+		sfs_error("fs", "cannot start workers: %s", e.message);
+		return -1;
+	}
+	return 0;
+}
+
+static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
+		 const struct opts *o)
+{
+	struct fuse_loop_config *lc = NULL;
+	struct fuse_session *se;
+	struct fuse *f;
+	int ret = -1;
+
+	f = fuse_new(args, &fs_ops, sizeof(fs_ops), NULL);
+	if (!f)
+		return -1;
+	if (fuse_mount(f, co->mountpoint))
+		goto out_new;
+	se = fuse_get_session(f);
+	if (fuse_set_signal_handlers(se))
+		goto out_mount;
+	if (fuse_daemonize(co->foreground) || start_workers(o))
+		goto out_signals;
+	if (co->singlethread) {
+		ret = fuse_loop(f);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out_signals;
+		fuse_loop_cfg_set_clone_fd(lc, co->clone_fd);
+		/* UINT_MAX means "not given"; 3.14 warns when it is set */
+		if (co->max_idle_threads != (unsigned)-1)
+			fuse_loop_cfg_set_idle_threads(lc,
+						       co->max_idle_threads);
+		fuse_loop_cfg_set_max_threads(lc, co->max_threads ?
+						  co->max_threads : 10);
+		ret = fuse_loop_mt(f, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	/* a signal ends the loop with its number: a clean unmount */
+	if (ret > 0)
+		ret = 0;
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_mount:
+	fuse_unmount(f);
+out_new:
+	fuse_destroy(f);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts co;
+	struct opts o;
+	int rc = 1;
+
+	memset(&o, 0, sizeof(o));
+	memset(&co, 0, sizeof(co));
+	o.listening = 1;
+	if (fuse_opt_parse(&args, &o, specs, opt_proc) == -1)
+		goto out;
+	if (o.version) {
+		printf("speechfs %s (libfuse %s)\n", SFS_VERSION,
+		       fuse_pkgversion());
+		rc = 0;
+		goto out;
+	}
+	if (o.help) {
+		usage(argv[0]);
+		rc = 0;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &co) != 0)
+		goto out;
+	if (!o.store || !o.user || !co.mountpoint) {
+		usage(argv[0]);
+		rc = 2;
+		goto out;
+	}
+	if (o.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions"))
+		goto out;
+	if (fuse_opt_add_arg(&args, "-ofsname=speechfs") ||
+	    fuse_opt_add_arg(&args, "-osubtype=speechfs"))
+		goto out;
+	g_fs.uid = o.set_uid ? o.uid : getuid();
+	g_fs.gid = o.set_gid ? o.gid : getgid();
+	g_fs.umask = o.set_umask ? o.umask : 022;
+	g_fs.ro = o.ro;
+	g_fs.start_ns = sfs_now_ms() * 1000000;
+	g_fs.listening = o.listening;
+	if (open_store(&o))
+		goto out;
+	rc = serve(&args, &co, &o) ? 1 : 0;
+out:
+	if (g_fs.store) {
+		if (!o.no_workers)
+			sfs_workers_stop(g_fs.store);
+		sfs_store_close(g_fs.store);
+	}
+	free(co.mountpoint);
+	free(o.store);
+	free(o.user);
+	fuse_opt_free_args(&args);
+	return rc;
+}

@@ -1,0 +1,715 @@
+/*
+ * Mount paths <-> core: which file or virtual directory a path names, and
+ * the entry names a directory shows (display name with '/' as U+2215, plus
+ * the original filename's extension, made unique with the uuid's start).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "fs_i.h"
+#include "speechfs/query.h"
+#include "speechfs/store.h"
+#include <pthread.h>
+#include "banned.h"
+
+#define DIVSLASH "\xe2\x88\x95"		/* U+2215 DIVISION SLASH */
+#define EXT_MAX 16
+
+static const char *const reserved[] = { FS_LISTENING, FS_TRASH, FS_SHARED };
+
+const char *fs_ext(const char *filename)
+{
+	const char *dot;
+	size_t n;
+
+	if (!filename)
+		return "";
+	dot = strrchr(filename, '.');
+	if (!dot || dot == filename || strchr(dot, '/'))
+		return "";
+	n = strlen(dot);
+	if (n < 2 || n > EXT_MAX || strchr(dot, ' '))
+		return "";
+	return dot;
+}
+
+static int ends_with_ci(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* '/' -> U+2215 into a new string, then the extension unless present. */
+static char *entry_base(const char *name, const char *ext)
+{
+	size_t n = strlen(name), slashes = 0, i, j = 0;
+	char *out;
+
+	for (i = 0; i < n; i++)
+		slashes += name[i] == '/';
+	out = malloc(n + 2 * slashes + strlen(ext) + 1);
+	if (!out)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (name[i] == '/') {
+			memcpy(out + j, DIVSLASH, 3);
+			j += 3;
+		} else {
+			out[j++] = name[i];
+		}
+	}
+	out[j] = '\0';
+	if (*ext && !ends_with_ci(out, ext))
+		memcpy(out + j, ext, strlen(ext) + 1);
+	return out;
+}
+
+/* "a.wav" + uuid -> "a (0123abcd).wav" */
+static char *with_suffix(const char *base, const char *ext, const char *id)
+{
+	size_t n = strlen(base), el = strlen(ext);
+	char *out = malloc(n + 12);
+
+	if (!out)
+		return NULL;
+	if (!ends_with_ci(base, ext))
+		el = 0;
+	memcpy(out, base, n - el);
+	snprintf(out + n - el, 12 + el, " (%.8s)%s", id, base + n - el);
+	return out;
+}
+
+int fs_entry_to_name(const char *entry, char **name)
+{
+	size_t n = strlen(entry), i, j = 0;
+	char *out = malloc(n + 1);
+
+	if (!out)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (!strncmp(entry + i, DIVSLASH, 3)) {
+			out[j++] = '/';
+			i += 2;
+		} else {
+			out[j++] = entry[i];
+		}
+	}
+	out[j] = '\0';
+	*name = out;
+	return 0;
+}
+
+static int taken(const struct fs_listing *l, const char *name, int root)
+{
+	size_t i;
+
+	if (root)
+		for (i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
+			if (!strcmp(name, reserved[i]) &&
+			    (i > 0 || g_fs.listening))
+				return 1;
+	for (i = 0; i < l->nsub; i++)
+		if (!strcmp(l->subdirs[i], name))
+			return 1;
+	for (i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].name, name))
+			return 1;
+	return 0;
+}
+
+struct list_ctx {
+	struct fs_listing *l;
+	enum fs_list_mode mode;
+	int root;
+	int err;
+};
+
+static int add_file(void *arg, const struct sfs_file *f)
+{
+	struct list_ctx *c = arg;
+	struct fs_listing *l = c->l;
+	struct fs_entry *en;
+	const char *ext = fs_ext(f->filename);
+	char *base = NULL, *name;
+	int64_t size = f->size < 0 ? 0 : f->size;
+
+	if (c->mode == FS_LIST_LISTENING) {
+		if (f->la.status != SFS_JS_COMPLETED || f->la.deleted ||
+		    f->la.purged)
+			return 0;
+		size = f->la.size < 0 ? 0 : f->la.size;
+	}
+	base = entry_base(f->name ? f->name : f->id, ext);
+	if (base && c->mode == FS_LIST_LISTENING) {
+		char *mp3 = malloc(strlen(base) + 5);
+
+		if (mp3) {
+			size_t bl = strlen(base) - (ends_with_ci(base, ext)
+						    ? strlen(ext) : 0);
+			memcpy(mp3, base, bl);
+			memcpy(mp3 + bl, ".mp3", 5);
+		}
+		free(base);
+		base = mp3;
+		ext = ".mp3";
+	}
+	if (!base)
+		goto nomem;
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? 2 * l->alloc : 32;
+		struct fs_entry *nv = realloc(l->v, na * sizeof(*nv));
+
+		if (!nv)
+			goto nomem;
+		l->v = nv;
+		l->alloc = na;
+	}
+	name = base;
+	if (taken(l, base, c->root)) {
+		name = with_suffix(base, ext, f->id);
+		free(base);
+		if (!name)
+			goto nomem;
+	}
+	en = &l->v[l->n++];
+	en->name = name;
+	en->ino = f->ino;
+	snprintf(en->id, sizeof(en->id), "%s", f->id);
+	snprintf(en->owner, sizeof(en->owner), "%s", f->owner_id);
+	en->size = size;
+	en->mtime_ns = f->mtime_ns;
+	en->ctime_ns = f->ctime_ns;
+	return 0;
+nomem:
+	free(base);
+	c->err = -ENOMEM;
+	return 1;
+}
+
+static void add_subdir(void *arg, const char *name,
+		       const struct sfs_dir_info *d)
+{
+	struct list_ctx *c = arg;
+	struct fs_listing *l = c->l;
+	int64_t *ni;
+	char **nv;
+
+	if (c->err)
+		return;
+	if (l->nsub == l->subdirs_alloc) {
+		size_t na = l->subdirs_alloc ? 2 * l->subdirs_alloc : 16;
+
+		nv = realloc(l->subdirs, na * sizeof(*nv));
+		if (!nv) {
+			c->err = -ENOMEM;
+			return;
+		}
+		l->subdirs = nv;
+		ni = realloc(l->subino, na * sizeof(*ni));
+		if (!ni) {
+			c->err = -ENOMEM;
+			return;
+		}
+		l->subino = ni;
+		l->subdirs_alloc = na;
+	}
+	l->subino[l->nsub] = d->ino;
+	l->subdirs[l->nsub] = strdup(name);
+	if (!l->subdirs[l->nsub])
+		c->err = -ENOMEM;
+	else
+		l->nsub++;
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct sfs_file *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * The trash (deleted, unpurged files of the user, all directories) or
+ * the files one owner shares with the user: one flat list, named in ino
+ * order like a directory. All pages are gathered first.
+ */
+static int list_query(struct list_ctx *c, int shared, const char *owner)
+{
+	struct sfs_file_list fl = { 0 };
+	struct sfs_file *all = NULL, *na;
+	size_t n = 0, alloc = 0, i, got;
+	struct sfs_query q;
+	struct sfs_err e;
+	enum sfs_status st;
+	int64_t page = 0;
+	int ret = 0;
+
+	sfs_err_init(&e);
+	for (;;) {
+		sfs_query_init(&q);
+		q.page = page;
+		q.size = SFS_PAGE_SIZE_MAX;
+		q.desc = 0;
+		if (!shared) {
+			q.deleted = 1;
+			q.recursive = 1;
+		}
+		st = shared ? sfs_query_shared(g_fs.store, &g_fs.actor, &q,
+					       &fl, &e)
+			    : sfs_query_files(g_fs.store, &g_fs.actor, &q,
+					      &fl, &e);
+		sfs_query_release(&q);
+		if (st) {
+			ret = -fs_errno(st, &e);
+			break;
+		}
+		got = fl.n;
+		if (n + got > alloc) {
+			alloc = 2 * (n + got);
+			na = realloc(all, alloc * sizeof(*all));
+			if (!na) {
+				sfs_file_list_release(&fl);
+				ret = -ENOMEM;
+				break;
+			}
+			all = na;
+		}
+		/* take the files over: the list keeps nothing to free */
+		if (got)
+			memcpy(all + n, fl.files, got * sizeof(*all));
+		n += got;
+		fl.n = 0;
+		sfs_file_list_release(&fl);
+		if (got < SFS_PAGE_SIZE_MAX)
+			break;
+		page++;
+	}
+	if (n)
+		qsort(all, n, sizeof(*all), by_ino);
+	for (i = 0; i < n; i++) {
+		if (!ret && !c->err &&
+		    !(!shared && all[i].purged) &&
+		    !(shared && owner && strcmp(all[i].owner_id, owner)))
+			add_file(c, &all[i]);
+		sfs_file_release(&all[i]);
+	}
+	free(all);
+	return c->err ? c->err : ret;
+}
+
+int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l)
+{
+	struct list_ctx c = { l, mode, 0, 0 };
+	struct sfs_err e;
+	enum sfs_status st;
+
+	memset(l, 0, sizeof(*l));
+	sfs_err_init(&e);
+	if (mode == FS_LIST_TRASH)
+		return list_query(&c, 0, NULL);
+	if (mode == FS_LIST_SHARED)
+		return list_query(&c, 1, vdir);
+	c.root = mode == FS_LIST_FILES && !strcmp(vdir, "/");
+	st = sfs_dir_subdirs(g_fs.store, &g_fs.actor, vdir, add_subdir, &c,
+			     &e);
+	if (!st && !c.err)
+		st = sfs_query_dir_files(g_fs.store, &g_fs.actor, vdir,
+					 add_file, &c, &e);
+	if (c.err)
+		return c.err;
+	return st ? -fs_errno(st, &e) : 0;
+}
+
+void fs_listing_release(struct fs_listing *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	for (i = 0; i < l->nsub; i++)
+		free(l->subdirs[i]);
+	free(l->v);
+	free(l->subdirs);
+	free(l->subino);
+	memset(l, 0, sizeof(*l));
+}
+
+int fs_rename_names(const struct sfs_file *f, const char *entry,
+		    char **name, char **filename)
+{
+	const char *oext = fs_ext(f->filename);
+	int ret;
+
+	*filename = NULL;
+	ret = fs_entry_to_name(entry, name);
+	if (ret)
+		return ret;
+	if (*oext && ends_with_ci(*name, oext)) {
+		/* same extension: keep the display name without it if it was */
+		if (!ends_with_ci(f->name, oext))
+			(*name)[strlen(*name) - strlen(oext)] = '\0';
+		if (!**name) {
+			free(*name);
+			return fs_entry_to_name(entry, name);
+		}
+		return 0;
+	}
+	if (!*oext && !*fs_ext(*name))
+		return 0;
+	*filename = strdup(*name);
+	if (!*filename) {
+		free(*name);
+		*name = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int fs_dirpath(const char *mpath, char *out, size_t size)
+{
+	size_t n = strlen(mpath);
+	struct sfs_err e;
+
+	if (n + 2 > size)
+		return -ENAMETOOLONG;
+	memcpy(out, mpath, n);
+	if (n == 0 || out[n - 1] != '/')
+		out[n++] = '/';
+	out[n] = '\0';
+	sfs_err_init(&e);
+	if (sfs_vpath_check(out, "path", &e))
+		return -EINVAL;
+	return 0;
+}
+
+int fs_split(const char *mpath, char *dir, size_t dirsize, const char **last)
+{
+	const char *slash = strrchr(mpath, '/');
+	size_t n;
+
+	if (!slash || !slash[1])
+		return -ENOENT;
+	n = (size_t)(slash - mpath) + 1;
+	if (n + 1 > dirsize)
+		return -ENAMETOOLONG;
+	memcpy(dir, mpath, n);
+	dir[n] = '\0';
+	*last = slash + 1;
+	if (strlen(*last) > SFS_SEGMENT_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/*
+ * A few recent listings, so that a lookup does not list its directory
+ * again each time (cp -r into a big directory). A listing is trusted for
+ * at most a second and only while no change was seen: the mount's own
+ * renames and removals, and the change poller for everything else, bump
+ * the generation. Files the mount creates are added in place.
+ */
+#define CACHE_SLOTS 8
+#define CACHE_TTL_MS 1000
+
+static struct cached {
+	char vdir[SFS_VPATH_MAX + 2];
+	enum fs_list_mode mode;
+	uint64_t gen;
+	int64_t at_ms;
+	uint64_t used;
+	struct fs_listing l;
+} cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t cache_gen = 1, cache_clock;
+
+void fs_names_changed(void)
+{
+	pthread_mutex_lock(&cache_lock);
+	cache_gen++;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* A valid cached listing of (vdir, mode), cache_lock held. */
+static struct cached *cache_get(const char *vdir, enum fs_list_mode mode)
+{
+	int64_t now = sfs_now_ms();
+	size_t i;
+
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		struct cached *c = &cache[i];
+
+		if (c->gen == cache_gen && c->mode == mode &&
+		    now - c->at_ms < CACHE_TTL_MS && !strcmp(c->vdir, vdir)) {
+			c->used = ++cache_clock;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Keep l (taken over) as the listing of (vdir, mode) made at gen. */
+static void cache_put(const char *vdir, enum fs_list_mode mode, uint64_t gen,
+		      struct fs_listing *l)
+{
+	struct cached *c = &cache[0];
+	size_t i;
+
+	pthread_mutex_lock(&cache_lock);
+	if (gen != cache_gen || strlen(vdir) >= sizeof(c->vdir)) {
+		pthread_mutex_unlock(&cache_lock);
+		fs_listing_release(l);
+		return;
+	}
+	for (i = 1; i < CACHE_SLOTS; i++)
+		if (cache[i].used < c->used)
+			c = &cache[i];
+	fs_listing_release(&c->l);
+	c->l = *l;
+	memset(l, 0, sizeof(*l));
+	snprintf(c->vdir, sizeof(c->vdir), "%s", vdir);
+	c->mode = mode;
+	c->gen = gen;
+	c->at_ms = sfs_now_ms();
+	c->used = ++cache_clock;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+void fs_names_added(const char *vdir, const char *entry,
+		    const struct sfs_file *f)
+{
+	struct fs_listing *l;
+	struct fs_entry *en;
+	struct cached *c;
+
+	pthread_mutex_lock(&cache_lock);
+	c = cache_get(vdir, FS_LIST_FILES);
+	if (!c)
+		goto out;
+	l = &c->l;
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? 2 * l->alloc : 32;
+		struct fs_entry *nv = realloc(l->v, na * sizeof(*nv));
+
+		if (!nv) {
+			c->gen = 0;
+			goto out;
+		}
+		l->v = nv;
+		l->alloc = na;
+	}
+	en = &l->v[l->n];
+	memset(en, 0, sizeof(*en));
+	en->name = strdup(entry);
+	if (!en->name) {
+		c->gen = 0;
+		goto out;
+	}
+	en->ino = f->ino;
+	snprintf(en->id, sizeof(en->id), "%s", f->id);
+	snprintf(en->owner, sizeof(en->owner), "%s", f->owner_id);
+	l->n++;
+out:
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* The ino of `entry` in (vdir, mode): cached, or by listing anew. */
+static int lookup_ino(const char *vdir, const char *entry,
+		      enum fs_list_mode mode, int fresh, int64_t *ino)
+{
+	struct fs_listing l;
+	struct cached *c;
+	uint64_t gen;
+	size_t i;
+	int ret;
+
+	*ino = 0;
+	pthread_mutex_lock(&cache_lock);
+	c = fresh ? NULL : cache_get(vdir, mode);
+	if (c)
+		for (i = 0; i < c->l.n; i++)
+			if (!strcmp(c->l.v[i].name, entry)) {
+				*ino = c->l.v[i].ino;
+				break;
+			}
+	gen = cache_gen;
+	pthread_mutex_unlock(&cache_lock);
+	if (c)
+		return *ino ? 0 : -ENOENT;
+	ret = fs_list(vdir, mode, &l);
+	if (ret)
+		return ret == -EINVAL ? -ENOENT : ret;
+	for (i = 0; i < l.n; i++)
+		if (!strcmp(l.v[i].name, entry)) {
+			*ino = l.v[i].ino;
+			break;
+		}
+	cache_put(vdir, mode, gen, &l);
+	return *ino ? 0 : -ENOENT;
+}
+
+/* Does the row still belong where the cached listing put it? */
+static int still_there(const struct sfs_file *f, const char *vdir,
+		       enum fs_list_mode mode)
+{
+	switch (mode) {
+	case FS_LIST_FILES:
+		return !f->deleted && f->path && !strcmp(f->path, vdir);
+	case FS_LIST_LISTENING:
+		return !f->deleted && f->path && !strcmp(f->path, vdir) &&
+		       f->la.status == SFS_JS_COMPLETED && !f->la.deleted &&
+		       !f->la.purged;
+	case FS_LIST_TRASH:
+		return f->deleted && !f->purged;
+	default:
+		return !f->deleted;
+	}
+}
+
+/* Find `entry` among the listing of `vdir`; load its full row. */
+int fs_find_file(const char *vdir, const char *entry,
+		 enum fs_list_mode mode, struct fs_node *n)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+	int64_t ino;
+	int fresh, ret;
+
+	for (fresh = 0; fresh < 2; fresh++) {
+		ret = lookup_ino(vdir, entry, mode, fresh, &ino);
+		if (ret)
+			return ret;
+		sfs_err_init(&e);
+		sfs_file_release(&n->f);
+		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
+		if (!st && still_there(&n->f, vdir, mode))
+			return 0;
+		if (st && st != SFS_NOT_FOUND)
+			return -fs_errno(st, &e);
+		fs_names_changed();
+	}
+	return -ENOENT;
+}
+
+int fs_stat_vdir(const char *vdir, struct fs_node *n)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+
+	sfs_err_init(&e);
+	st = sfs_dir_stat(g_fs.store, &g_fs.actor, vdir, &n->di, &e);
+	if (st == SFS_INVALID)
+		return -ENOENT;
+	return st ? -fs_errno(st, &e) : 0;
+}
+
+/* The part of mpath after "/<top>" if it starts so ("" or "/..."). */
+static const char *under_top(const char *mpath, const char *top)
+{
+	size_t n = strlen(top);
+
+	if (mpath[0] != '/' || strncmp(mpath + 1, top, n))
+		return NULL;
+	if (mpath[n + 1] != '\0' && mpath[n + 1] != '/')
+		return NULL;
+	return mpath + n + 1;
+}
+
+/* Below /.listening/ (mirror), /.trash/ (flat) or /.shared/ (owners). */
+static int resolve_special(const char *mpath, struct fs_node *n)
+{
+	const char *rest, *last, *slash;
+	struct fs_listing l;
+	int ret;
+
+	if ((rest = under_top(mpath, FS_LISTENING)) && g_fs.listening)
+		return fs_listening_resolve(rest, n);
+	if ((rest = under_top(mpath, FS_TRASH))) {
+		if (!*rest || !strcmp(rest, "/")) {
+			n->kind = FS_TRASH_DIR;
+			return 0;
+		}
+		if (strchr(rest + 1, '/'))
+			return -ENOENT;
+		ret = fs_find_file("", rest + 1, FS_LIST_TRASH, n);
+		if (!ret)
+			n->kind = FS_TRASH_FILE;
+		return ret;
+	}
+	if ((rest = under_top(mpath, FS_SHARED))) {
+		if (!*rest || !strcmp(rest, "/")) {
+			n->kind = FS_SHARED_DIR;
+			return 0;
+		}
+		slash = strchr(rest + 1, '/');
+		if (!slash) {
+			if (!sfs_uuid_valid(rest + 1))
+				return -ENOENT;
+			snprintf(n->owner, sizeof(n->owner), "%s", rest + 1);
+			ret = fs_list(n->owner, FS_LIST_SHARED, &l);
+			if (ret)
+				return ret;
+			ret = l.n ? 0 : -ENOENT;
+			fs_listing_release(&l);
+			n->kind = FS_SHARED_OWNER;
+			return ret;
+		}
+		if ((size_t)(slash - rest - 1) != SFS_UUID_LEN ||
+		    strchr(slash + 1, '/'))
+			return -ENOENT;
+		snprintf(n->owner, sizeof(n->owner), "%.36s", rest + 1);
+		last = slash + 1;
+		ret = fs_find_file(n->owner, last, FS_LIST_SHARED, n);
+		if (!ret)
+			n->kind = FS_SHARED_FILE;
+		return ret;
+	}
+	return 1;
+}
+
+int fs_resolve(const char *path, struct fs_node *n)
+{
+	char mpath[SFS_VPATH_MAX + 2];
+	const char *last;
+	size_t len = strlen(path);
+	int ret;
+
+	memset(n, 0, sizeof(*n));
+	sfs_file_init(&n->f);
+	if (len >= sizeof(mpath))
+		return -ENAMETOOLONG;
+	memcpy(mpath, path, len + 1);
+	while (len > 1 && mpath[len - 1] == '/')
+		mpath[--len] = '\0';
+	if (!strcmp(mpath, "/")) {
+		snprintf(n->dir, sizeof(n->dir), "/");
+		n->kind = FS_DIR;
+		return fs_stat_vdir("/", n);
+	}
+	ret = resolve_special(mpath, n);
+	if (ret <= 0)
+		return ret;
+	ret = fs_split(mpath, n->dir, sizeof(n->dir), &last);
+	if (ret)
+		return ret;
+	ret = fs_find_file(n->dir, last, FS_LIST_FILES, n);
+	if (!ret) {
+		n->kind = FS_FILE;
+		return 0;
+	}
+	if (ret != -ENOENT)
+		return ret;
+	if (fs_dirpath(mpath, n->dir, sizeof(n->dir)))
+		return -ENOENT;
+	ret = fs_stat_vdir(n->dir, n);
+	if (!ret)
+		n->kind = FS_DIR;
+	return ret;
+}
+
+void fs_node_release(struct fs_node *n)
+{
+	sfs_file_release(&n->f);
+	n->kind = FS_NONE;
+}

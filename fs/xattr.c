@@ -1,0 +1,329 @@
+/*
+ * Extended attributes of the mount's files: user.speechfs.* names for the
+ * file model's fields (tags, description, publishMode, metadata writable;
+ * the rest and the whole JSON read-only, except that writing "generate"
+ * to listeningAudio.status requests the listening MP3, as the API's
+ * POST .../listening-audio does) and the freedesktop aliases
+ * user.xdg.tags / user.xdg.comment. security.* and system.* are answered
+ * with ENODATA at once, without touching the database.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fs_i.h"
+#include "speechfs/json.h"
+#include "speechfs/tag.h"
+#include "banned.h"
+
+#define PFX "user.speechfs."
+
+enum xa {
+	XA_TAGS, XA_DESCRIPTION, XA_PUBLISH, XA_METADATA, XA_ID, XA_SHA256,
+	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON
+};
+
+static const struct {
+	const char *name;
+	enum xa which;
+	int writable;
+	int listed;
+} xattrs[] = {
+	{ PFX "tags", XA_TAGS, 1, 1 },
+	{ PFX "description", XA_DESCRIPTION, 1, 1 },
+	{ PFX "publishMode", XA_PUBLISH, 1, 1 },
+	{ PFX "metadata", XA_METADATA, 1, 1 },
+	{ PFX "id", XA_ID, 0, 1 },
+	{ PFX "sha256", XA_SHA256, 0, 1 },
+	{ PFX "durationSeconds", XA_DURATION, 0, 1 },
+	{ PFX "filename", XA_FILENAME, 0, 1 },
+	{ PFX "ingestionStatus", XA_INGESTION, 0, 1 },
+	{ PFX "listeningAudio.status", XA_LA_STATUS, 2, 1 },
+	{ PFX "json", XA_JSON, 0, 1 },
+	{ "user.xdg.tags", XA_TAGS, 1, 0 },
+	{ "user.xdg.comment", XA_DESCRIPTION, 1, 0 },
+};
+
+#define NXATTRS (sizeof(xattrs) / sizeof(*xattrs))
+
+static int lookup(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NXATTRS; i++)
+		if (!strcmp(xattrs[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static int is_file(const struct fs_node *n)
+{
+	return n->kind == FS_FILE || n->kind == FS_SHARED_FILE ||
+	       n->kind == FS_TRASH_FILE || n->kind == FS_LA_FILE;
+}
+
+/* The value of one attribute into b; -ENODATA when it is null. */
+static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
+{
+	const char *s = NULL;
+	char num[64];
+	json_t *j;
+	char *txt;
+	int ret = 0;
+
+	switch (which) {
+	case XA_TAGS:
+		return sfs_tags_join(f->tags, f->ntags, b) ? -ENOMEM : 0;
+	case XA_DESCRIPTION:
+		s = f->description;
+		break;
+	case XA_PUBLISH:
+		s = sfs_publish_name(f->publish);
+		break;
+	case XA_METADATA:
+		s = f->metadata;
+		break;
+	case XA_ID:
+		s = f->id;
+		break;
+	case XA_SHA256:
+		s = f->sha256[0] ? f->sha256 : NULL;
+		break;
+	case XA_DURATION:
+		if (f->duration >= 0) {
+			snprintf(num, sizeof(num), "%.3f", f->duration);
+			s = num;
+		}
+		break;
+	case XA_FILENAME:
+		s = f->filename;
+		break;
+	case XA_INGESTION:
+		s = sfs_jstate_name(f->ingestion);
+		break;
+	case XA_LA_STATUS:
+		s = sfs_jstate_name(f->la.status);
+		break;
+	case XA_JSON:
+		j = sfs_json_file(f);
+		txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!txt)
+			return -ENOMEM;
+		ret = sfs_buf_adds(b, txt) ? -E2BIG : 0;
+		free(txt);
+		return ret;
+	}
+	if (!s)
+		return -ENODATA;
+	return sfs_buf_adds(b, s) ? -E2BIG : 0;
+}
+
+/* Names outside user.* never reach the database. */
+static int foreign(const char *name)
+{
+	return strncmp(name, "user.", 5) != 0;
+}
+
+int fs_getxattr(const char *path, const char *name, char *val, size_t size)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct fs_node n;
+	int i, ret;
+
+	if (foreign(name) || (i = lookup(name)) < 0)
+		return -ENODATA;
+	ret = fs_resolve(path, &n);
+	if (!ret && !is_file(&n))
+		ret = -ENODATA;
+	if (!ret)
+		ret = value(&n.f, xattrs[i].which, &b);
+	if (!ret) {
+		if (size && b.len > size)
+			ret = -ERANGE;
+		else if (b.len > (size_t)0x7fffffff)
+			ret = -E2BIG;
+		else
+			ret = (int)b.len;
+		if (ret > 0 && size)
+			memcpy(val, b.buf, b.len);
+	}
+	sfs_buf_release(&b);
+	fs_node_release(&n);
+	return ret;
+}
+
+/* Parse the written value into the update u (strings point into copy). */
+static int parse(enum xa which, char *copy, struct sfs_file_update *u,
+		 char ***tags)
+{
+	struct sfs_err e;
+	int p;
+
+	sfs_err_init(&e);
+	switch (which) {
+	case XA_TAGS:
+		if (sfs_tags_split(copy, tags, &u->ntags, &e))
+			return -EINVAL;
+		u->set = SFS_UPD_TAGS;
+		u->tags = (const char *const *)*tags;
+		return 0;
+	case XA_DESCRIPTION:
+		u->set = SFS_UPD_DESCRIPTION;
+		u->description = copy;
+		return 0;
+	case XA_PUBLISH:
+		p = sfs_publish_parse(copy);
+		if (p < 0)
+			return -EINVAL;
+		u->set = SFS_UPD_PUBLISH;
+		u->publish = (enum sfs_publish)p;
+		return 0;
+	case XA_METADATA:
+		u->set = SFS_UPD_METADATA;
+		u->metadata = copy;
+		return 0;
+	default:
+		return -EPERM;
+	}
+}
+
+static int update(const char *path, const struct sfs_file_update *u)
+{
+	struct fs_node n;
+	struct sfs_err e;
+	enum sfs_status st;
+	int ret;
+
+	sfs_err_init(&e);
+	ret = fs_resolve(path, &n);
+	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
+		ret = is_file(&n) ? -EACCES : -ENOTSUP;
+	if (!ret) {
+		st = sfs_file_update(g_fs.store, &g_fs.actor, n.f.id, u, NULL,
+				     &e);
+		ret = -fs_errno(st, &e);
+	}
+	fs_node_release(&n);
+	return ret;
+}
+
+/* "generate" written to listeningAudio.status: make the listening MP3. */
+static int generate(const char *path, const char *val, size_t size)
+{
+	struct fs_node n;
+	struct sfs_err e;
+	enum sfs_status st;
+	int ret;
+
+	while (size && val[size - 1] == '\n')
+		size--;
+	if (size != 8 || memcmp(val, "generate", 8))
+		return -EINVAL;
+	sfs_err_init(&e);
+	ret = fs_resolve(path, &n);
+	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
+		ret = is_file(&n) ? -EACCES : -ENOTSUP;
+	if (!ret) {
+		st = sfs_listening_generate(g_fs.store, &g_fs.actor, n.f.id,
+					    NULL, &e);
+		ret = -fs_errno(st, &e);
+	}
+	fs_node_release(&n);
+	return ret;
+}
+
+int fs_setxattr(const char *path, const char *name, const char *val,
+		size_t size, int flags)
+{
+	struct sfs_file_update u = { 0 };
+	char **tags = NULL;
+	char *copy = NULL;
+	int i, ret;
+
+	(void)flags;
+	if (foreign(name))
+		return -ENOTSUP;
+	i = lookup(name);
+	if (i < 0)
+		return -ENOTSUP;
+	if (!xattrs[i].writable)
+		return -EPERM;
+	if (xattrs[i].which == XA_LA_STATUS)
+		return generate(path, val, size);
+	if (memchr(val, '\0', size))
+		return -EINVAL;
+	copy = malloc(size + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, val, size);
+	copy[size] = '\0';
+	/* trailing newlines come from `echo`: not part of the value */
+	while (size && copy[size - 1] == '\n')
+		copy[--size] = '\0';
+	ret = parse(xattrs[i].which, copy, &u, &tags);
+	if (!ret)
+		ret = update(path, &u);
+	sfs_strv_free(tags);
+	free(copy);
+	return ret;
+}
+
+int fs_removexattr(const char *path, const char *name)
+{
+	struct sfs_file_update u = { 0 };
+	int i;
+
+	if (foreign(name) || (i = lookup(name)) < 0)
+		return -ENODATA;
+	switch (xattrs[i].which) {
+	case XA_TAGS:
+		u.set = SFS_UPD_TAGS;
+		break;
+	case XA_DESCRIPTION:
+		u.set = SFS_UPD_DESCRIPTION;
+		break;
+	case XA_METADATA:
+		u.set = SFS_UPD_METADATA;
+		break;
+	default:
+		return -EPERM;
+	}
+	return update(path, &u);
+}
+
+int fs_listxattr(const char *path, char *list, size_t size)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfs_buf v = SFS_BUF_INIT(1 << 20);
+	struct fs_node n;
+	size_t i;
+	int ret;
+
+	ret = fs_resolve(path, &n);
+	if (ret || !is_file(&n))
+		goto out;
+	for (i = 0; i < NXATTRS && !ret; i++) {
+		if (!xattrs[i].listed)
+			continue;
+		sfs_buf_reset(&v);
+		if (value(&n.f, xattrs[i].which, &v))
+			continue;
+		if (sfs_buf_add(&b, xattrs[i].name,
+				strlen(xattrs[i].name) + 1))
+			ret = -ENOMEM;
+	}
+out:
+	if (!ret) {
+		if (size && b.len > size)
+			ret = -ERANGE;
+		else
+			ret = (int)b.len;
+		if (ret > 0 && size)
+			memcpy(list, b.buf, b.len);
+	}
+	sfs_buf_release(&b);
+	sfs_buf_release(&v);
+	fs_node_release(&n);
+	return ret;
+}

@@ -1,0 +1,136 @@
+"""Fixtures of the mount's end-to-end tests: a fresh store with a tenant and
+a user (made with speechfsd's admin CLI), and `speechfs -f` mounted on a
+temporary directory. At teardown the mount is unmounted with fusermount3 -u
+and the process must have exited 0, whatever the test did (sshfs
+test/util.py). Import the fixtures into a test module to use them."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+SPEECHFS = BUILD / "speechfs"
+# The admin CLI that makes stores, tenants and users; SFS_ADMIN may name
+# another program speaking the same commands.
+ADMIN = pathlib.Path(os.environ.get("SFS_ADMIN", BUILD / "speechfsd"))
+
+
+def have_fuse():
+    return (os.path.exists("/dev/fuse") and shutil.which("fusermount3")
+            and SPEECHFS.exists())
+
+
+def admin(*args):
+    """Run one admin command with --json; return its JSON output."""
+    out = subprocess.run([str(ADMIN), *args, "--json"], check=True,
+                         capture_output=True, text=True, timeout=60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def make_store(path, max_bytes=0):
+    """A new store with one tenant and two users; returns their ids."""
+    admin("init", "--store", str(path))
+    tenant = admin("tenant", "create", "--store", str(path), "--name",
+                   "t", "--max-bytes", str(max_bytes))["id"]
+    users = [admin("user", "create", "--store", str(path), "--tenant",
+                   tenant, "--name", n)["id"] for n in ("alice", "bob")]
+    return tenant, users
+
+
+class Mount:
+    """A running `speechfs -f` on a temporary mountpoint."""
+
+    def __init__(self, store, user, *opts):
+        self.store = store
+        self.user = user
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-mnt-"))
+        self.log = open(self.dir.parent / (self.dir.name + ".log"), "w+")
+        cmd = [str(SPEECHFS), "--store", str(store), "--user", user,
+               str(self.dir), "-f", *opts]
+        self.proc = subprocess.Popen(cmd, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while not os.path.ismount(self.dir):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop(check=False)
+                raise RuntimeError("mount failed: " + self.output())
+            time.sleep(0.05)
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def path(self, *parts):
+        return self.dir.joinpath(*parts)
+
+    def stop(self, check=True):
+        """Unmount; return the process's exit status."""
+        if os.path.ismount(self.dir):
+            subprocess.run(["fusermount3", "-u", str(self.dir)],
+                           timeout=30)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        if os.path.ismount(self.dir):
+            subprocess.run(["fusermount3", "-uz", str(self.dir)])
+        out = self.output()
+        self.log.close()
+        os.unlink(self.log.name)
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass
+        if check:
+            assert rc == 0, "speechfs exited %r:\n%s" % (rc, out)
+            assert "Ignoring invalid" not in out, out
+        return rc
+
+
+@pytest.fixture
+def store(tmp_path):
+    """(store dir, tenant id, [user ids]) of a fresh store."""
+    if not have_fuse():
+        pytest.skip("FUSE or build/speechfs not available")
+    if not ADMIN.exists():
+        pytest.skip("no admin CLI (build/speechfsd) to make a store")
+    d = tmp_path / "store"
+    tenant, users = make_store(d)
+    return d, tenant, users
+
+
+@pytest.fixture
+def mnt(store):
+    """A mount of the first user of a fresh store."""
+    d, _, users = store
+    m = Mount(d, users[0])
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def xget(path, name):
+    return os.getxattr(path, name).decode()
+
+
+def sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+if __name__ == "__main__":
+    print(make_store(sys.argv[1]))

@@ -1,0 +1,301 @@
+"""The mount with ordinary tools: ls, stat, find, du, cp in and out, mv,
+rm and the trash, mkdir and rmdir, and a clean unmount."""
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+
+from fsutil import Mount, have_fuse, mnt, sha256_file, store, xget  # noqa: F401
+
+
+def run(*cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                          **kw)
+
+
+def test_version():
+    if not have_fuse():
+        pytest.skip("FUSE or build/speechfs not available")
+    from fsutil import SPEECHFS
+    out = run(str(SPEECHFS), "--version")
+    assert out.returncode == 0
+    assert out.stdout.startswith("speechfs ")
+
+
+def test_missing_options_fail(store):
+    from fsutil import SPEECHFS
+    d, _, users = store
+    out = run(str(SPEECHFS), "--store", str(d), "/nonexistent-mnt")
+    assert out.returncode != 0
+    out = run(str(SPEECHFS), "--store", str(d), "--user",
+              "00000000-0000-4000-8000-000000000000", "/tmp", "-f")
+    assert out.returncode != 0
+    assert "unknown user" in out.stderr
+
+
+def test_root_listing(mnt):
+    names = sorted(os.listdir(mnt.dir))
+    assert names == [".listening", ".shared", ".trash"]
+    st = os.stat(mnt.dir)
+    assert st.st_mtime > 1e9
+    assert st.st_uid == os.getuid()
+
+
+def test_options_via_o(store):
+    d, _, users = store
+    m = Mount(d, users[0], "-o", "umask=027,uid=1234,gid=4321,listening=0")
+    try:
+        with open(m.path("a.txt"), "w") as f:
+            f.write("x")
+        st = os.stat(m.path("a.txt"))
+        assert st.st_mode & 0o777 == 0o640
+        assert (st.st_uid, st.st_gid) == (1234, 4321)
+        assert ".listening" not in os.listdir(m.dir)
+    finally:
+        m.stop()
+
+
+def test_allow_other_adds_default_permissions(store):
+    d, _, users = store
+    m = Mount(d, users[0], "-o", "allow_other")
+    try:
+        with open("/proc/self/mounts") as f:
+            line = [x for x in f if " %s " % m.dir in x][0]
+        assert "allow_other" in line
+        assert "default_permissions" in line
+        assert line.split()[2] == "fuse.speechfs"
+    finally:
+        m.stop()
+
+
+def test_store_and_user_as_o_options(store):
+    d, _, users = store
+    from fsutil import SPEECHFS
+    import tempfile
+    import time
+    mp = tempfile.mkdtemp()
+    p = subprocess.Popen([str(SPEECHFS), mp, "-f", "-o",
+                          "store=%s,user=%s" % (d, users[0])])
+    try:
+        for _ in range(200):
+            if os.path.ismount(mp):
+                break
+            time.sleep(0.05)
+        assert os.path.ismount(mp)
+    finally:
+        subprocess.run(["fusermount3", "-u", mp])
+        assert p.wait(timeout=30) == 0
+        os.rmdir(mp)
+
+
+def test_sigterm_exits_zero(store):
+    d, _, users = store
+    m = Mount(d, users[0])
+    m.proc.terminate()
+    assert m.proc.wait(timeout=30) == 0
+    assert not os.path.ismount(m.dir)
+    m.stop()
+
+
+def test_cp_in_and_out(mnt, tmp_path):
+    src = tmp_path / "rec.wav"
+    data = os.urandom(300 * 1024 + 17)
+    src.write_bytes(data)
+    run("cp", str(src), str(mnt.path("rec.wav"))).check_returncode()
+    st = os.stat(mnt.path("rec.wav"))
+    assert st.st_size == len(data)
+    assert st.st_blocks == (len(data) + 511) // 512
+    assert st.st_nlink == 1
+    assert mnt.path("rec.wav").read_bytes() == data
+    out = tmp_path / "back.wav"
+    run("cp", str(mnt.path("rec.wav")), str(out)).check_returncode()
+    assert out.read_bytes() == data
+    assert xget(mnt.path("rec.wav"), "user.speechfs.sha256") == \
+        sha256_file(src)
+    j = json.loads(xget(mnt.path("rec.wav"), "user.speechfs.json"))
+    assert j["size"] == len(data) and j["name"] == "rec.wav"
+    assert j["path"] == "/"
+    # the inode is the file's and stays stable
+    assert os.stat(mnt.path("rec.wav")).st_ino == st.st_ino
+
+
+def test_cp_over_existing_keeps_id(mnt, tmp_path):
+    p = mnt.path("memo.txt")
+    p.write_bytes(b"first version\n")
+    fid = xget(p, "user.speechfs.id")
+    sha1 = xget(p, "user.speechfs.sha256")
+    src = tmp_path / "new.txt"
+    src.write_bytes(b"second, longer version\n")
+    run("cp", str(src), str(p)).check_returncode()
+    assert p.read_bytes() == b"second, longer version\n"
+    assert xget(p, "user.speechfs.id") == fid
+    assert xget(p, "user.speechfs.sha256") != sha1
+    assert os.listdir(mnt.path(".trash")) == []
+
+
+def test_ls_find_du(mnt):
+    os.makedirs(mnt.path("a", "b"))
+    mnt.path("a", "one.txt").write_bytes(b"1" * 1000)
+    mnt.path("a", "b", "two.txt").write_bytes(b"2" * 5000)
+    out = run("find", str(mnt.dir), "-path", "*/.*", "-prune", "-o",
+              "-type", "f", "-print")
+    files = sorted(os.path.relpath(x, mnt.dir)
+                   for x in out.stdout.split())
+    assert files == ["a/b/two.txt", "a/one.txt"]
+    out = run("du", "-sb", "--exclude=.*", str(mnt.path("a")))
+    assert int(out.stdout.split()[0]) >= 6000
+    assert os.path.isdir(mnt.path("a", "b"))
+    assert os.stat(mnt.path("a")).st_nlink == 2
+    out = run("ls", "-la", str(mnt.path("a")))
+    assert out.returncode == 0 and "one.txt" in out.stdout
+
+
+def test_mv_files_and_dirs(mnt):
+    os.mkdir(mnt.path("x"))
+    mnt.path("x", "f.txt").write_bytes(b"data")
+    fid = xget(mnt.path("x", "f.txt"), "user.speechfs.id")
+    os.rename(mnt.path("x", "f.txt"), mnt.path("x", "g.txt"))
+    assert os.listdir(mnt.path("x")) == ["g.txt"]
+    os.mkdir(mnt.path("y"))
+    os.rename(mnt.path("x", "g.txt"), mnt.path("y", "g.txt"))
+    j = json.loads(xget(mnt.path("y", "g.txt"), "user.speechfs.json"))
+    assert j["id"] == fid and j["path"] == "/y/" and j["name"] == "g.txt"
+    os.rename(mnt.path("y"), mnt.path("z"))
+    assert mnt.path("z", "g.txt").read_bytes() == b"data"
+    assert not mnt.path("y").exists()
+    j = json.loads(xget(mnt.path("z", "g.txt"), "user.speechfs.json"))
+    assert j["path"] == "/z/"
+    # a directory cannot move below itself
+    os.mkdir(mnt.path("z", "sub"))
+    with pytest.raises(OSError) as ei:
+        os.rename(mnt.path("z"), mnt.path("z", "sub", "zz"))
+    assert ei.value.errno == errno.EINVAL
+    # into a missing directory
+    with pytest.raises(FileNotFoundError):
+        os.rename(mnt.path("z", "g.txt"), mnt.path("nope", "g.txt"))
+
+
+def test_mv_over_existing_soft_deletes_target(mnt):
+    mnt.path("a.txt").write_bytes(b"A")
+    mnt.path("b.txt").write_bytes(b"B")
+    aid = xget(mnt.path("a.txt"), "user.speechfs.id")
+    bid = xget(mnt.path("b.txt"), "user.speechfs.id")
+    os.rename(mnt.path("a.txt"), mnt.path("b.txt"))
+    assert sorted(os.listdir(mnt.dir))[-1] == "b.txt"
+    assert not mnt.path("a.txt").exists()
+    assert xget(mnt.path("b.txt"), "user.speechfs.id") == aid
+    assert mnt.path("b.txt").read_bytes() == b"A"
+    trash = os.listdir(mnt.path(".trash"))
+    assert trash == ["b.txt"]
+    j = json.loads(xget(mnt.path(".trash", "b.txt"), "user.speechfs.json"))
+    assert j["id"] == bid and j["isDeleted"] is True
+
+
+def test_rename_flags(mnt):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    mnt.path("p.txt").write_bytes(b"p")
+    mnt.path("q.txt").write_bytes(b"q")
+    AT_FDCWD = -100
+    for flag, err in ((1, errno.EEXIST), (2, errno.EINVAL)):
+        r = libc.renameat2(AT_FDCWD, str(mnt.path("p.txt")).encode(),
+                           AT_FDCWD, str(mnt.path("q.txt")).encode(), flag)
+        assert r == -1 and ctypes.get_errno() == err
+    assert mnt.path("q.txt").read_bytes() == b"q"
+
+
+def test_rm_goes_to_trash_and_purge(mnt):
+    mnt.path("gone.txt").write_bytes(b"bye")
+    fid = xget(mnt.path("gone.txt"), "user.speechfs.id")
+    os.unlink(mnt.path("gone.txt"))
+    assert not mnt.path("gone.txt").exists()
+    assert os.listdir(mnt.path(".trash")) == ["gone.txt"]
+    j = json.loads(xget(mnt.path(".trash", "gone.txt"), "user.speechfs.json"))
+    assert j["id"] == fid and j["isDeleted"] and not j["isPurged"]
+    # a deleted file's content is not readable
+    with pytest.raises(OSError) as ei:
+        mnt.path(".trash", "gone.txt").read_bytes()
+    assert ei.value.errno == errno.ENODATA
+    # mv out of the trash restores it
+    os.rename(mnt.path(".trash", "gone.txt"), mnt.path("back.txt"))
+    assert mnt.path("back.txt").read_bytes() == b"bye"
+    assert xget(mnt.path("back.txt"), "user.speechfs.id") == fid
+    os.unlink(mnt.path("back.txt"))
+    # rm in the trash purges
+    os.unlink(mnt.path(".trash", "back.txt"))
+    assert os.listdir(mnt.path(".trash")) == []
+    with pytest.raises(FileNotFoundError):
+        os.unlink(mnt.path("back.txt"))
+
+
+def test_mkdir_rmdir(mnt):
+    os.mkdir(mnt.path("d"))
+    assert os.path.isdir(mnt.path("d"))
+    with pytest.raises(FileExistsError):
+        os.mkdir(mnt.path("d"))
+    with pytest.raises(FileNotFoundError):
+        os.mkdir(mnt.path("missing", "d"))
+    os.mkdir(mnt.path("d", "e"))
+    mnt.path("d", "e", "f.txt").write_bytes(b"x")
+    with pytest.raises(OSError) as ei:
+        os.rmdir(mnt.path("d", "e"))
+    assert ei.value.errno == errno.ENOTEMPTY
+    with pytest.raises(NotADirectoryError):
+        os.rmdir(mnt.path("d", "e", "f.txt"))
+    with pytest.raises(IsADirectoryError):
+        os.unlink(mnt.path("d", "e"))
+    os.unlink(mnt.path("d", "e", "f.txt"))
+    os.rmdir(mnt.path("d", "e"))
+    os.rmdir(mnt.path("d"))
+    assert "d" not in os.listdir(mnt.dir)
+    assert not mnt.path("d").exists()
+    with pytest.raises(FileNotFoundError):
+        os.rmdir(mnt.path("d"))
+
+
+def test_links_refused_chmod_accepted(mnt):
+    mnt.path("f.txt").write_bytes(b"x")
+    with pytest.raises(PermissionError):
+        os.link(mnt.path("f.txt"), mnt.path("g.txt"))
+    with pytest.raises(PermissionError):
+        os.symlink("f.txt", mnt.path("s"))
+    os.chmod(mnt.path("f.txt"), 0o600)
+    assert os.stat(mnt.path("f.txt")).st_mode & 0o777 == 0o644
+
+
+def test_utimens_and_cp_a(mnt, tmp_path):
+    src = tmp_path / "old.txt"
+    src.write_bytes(b"old content")
+    os.utime(src, (1000000000, 1000000000))
+    run("cp", "-a", str(src), str(mnt.path("old.txt"))).check_returncode()
+    assert int(os.stat(mnt.path("old.txt")).st_mtime) == 1000000000
+    os.utime(mnt.path("old.txt"), (1500000000, 1500000000))
+    assert int(os.stat(mnt.path("old.txt")).st_mtime) == 1500000000
+    os.mkdir(mnt.path("dd"))
+    os.utime(mnt.path("dd"), (1200000000, 1200000000))
+    assert int(os.stat(mnt.path("dd")).st_mtime) == 1200000000
+
+
+def test_statfs(mnt):
+    st = os.statvfs(mnt.dir)
+    assert st.f_blocks > 0 and st.f_bavail > 0
+    assert st.f_namemax == 255
+
+
+def test_read_only_mount(store):
+    d, _, users = store
+    m = Mount(d, users[0])
+    m.path("r.txt").write_bytes(b"keep")
+    m.stop()
+    m = Mount(d, users[0], "-o", "ro")
+    try:
+        assert m.path("r.txt").read_bytes() == b"keep"
+        with pytest.raises(OSError) as ei:
+            m.path("r.txt").write_bytes(b"no")
+        assert ei.value.errno == errno.EROFS
+        with pytest.raises(OSError):
+            os.mkdir(m.path("nd"))
+    finally:
+        m.stop()

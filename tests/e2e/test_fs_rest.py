@@ -1,0 +1,130 @@
+"""The mount and the REST daemon on one store: what one does, the other
+shows (within a second or two for the mount), including a direct share
+appearing under /.shared/."""
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from fsutil import ADMIN, Mount, admin, store, xget  # noqa: F401
+
+requests = pytest.importorskip("requests")
+BASE = "/api/v1/speech-services/files"
+P = "user.speechfs."
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def daemon(store):
+    d, _, users = store
+    port = free_port()
+    proc = subprocess.Popen([str(ADMIN), "--store", str(d), "--listen",
+                             "127.0.0.1:%d" % port, "--no-workers"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(url + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.skip("speechfsd did not start")
+        keys = [admin("key", "create", "--store", str(d), "--user", u)["key"]
+                for u in users]
+        yield url + BASE, keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def eventually(fn, timeout=5):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(0.1)
+
+
+def test_rest_and_mount_agree(store, daemon):
+    d, _, users = store
+    url, keys = daemon
+    h = {"X-API-Key": keys[0]}
+    m = Mount(d, users[0])
+    try:
+        os.mkdir(m.path("inbox"))
+        assert os.listdir(m.path("inbox")) == []
+        r = requests.post(url, headers=h, files={"file": ("call.wav",
+                                                          b"RIFFdata")},
+                          data={"name": "Call with Bob",
+                                "path": "/inbox/"})
+        assert r.status_code in (200, 201), r.text
+        fid = r.json()["id"]
+        entry = m.path("inbox", "Call with Bob.wav")
+        assert eventually(lambda: entry.exists())
+        assert entry.read_bytes() == b"RIFFdata"
+        assert xget(entry, P + "id") == fid
+        # the mount writes, the API reads the new version
+        entry.write_bytes(b"RIFFnewer data")
+        r = requests.get(url + "/" + fid + "/content", headers=h)
+        assert r.content == b"RIFFnewer data"
+        # the API renames, the mount follows
+        r = requests.patch(url + "/" + fid, headers=h,
+                           json={"name": "Renamed"})
+        assert r.ok, r.text
+        new = m.path("inbox", "Renamed.wav")
+        assert eventually(lambda: new.exists() and not entry.exists())
+        # the API deletes, the mount moves it to the trash
+        assert requests.delete(url + "/" + fid, headers=h).status_code \
+            in (200, 204)
+        assert eventually(lambda: not new.exists())
+        assert "Renamed.wav" in os.listdir(m.path(".trash"))
+        # the mount restores it, the API sees it
+        os.rename(m.path(".trash", "Renamed.wav"), m.path("back.wav"))
+        j = requests.get(url + "/" + fid, headers=h).json()
+        assert j["isDeleted"] is False and j["path"] == "/"
+    finally:
+        m.stop()
+
+
+def test_direct_share_shows_in_shared(store, daemon):
+    d, _, users = store
+    url, keys = daemon
+    bob = Mount(d, users[1])
+    try:
+        r = requests.post(url, headers={"X-API-Key": keys[0]},
+                          files={"file": ("n.txt", b"note")},
+                          data={"name": "note"})
+        fid = r.json()["id"]
+        r = requests.post(url + "/" + fid + "/shares",
+                          headers={"X-API-Key": keys[0]},
+                          json={"userId": users[1], "permission": "EDIT"})
+        assert r.status_code in (200, 201), r.text
+        f = bob.path(".shared", users[0], "note.txt")
+        assert eventually(lambda: f.exists())
+        assert f.read_bytes() == b"note"
+        # EDIT: bob may write a new version and set tags
+        f.write_bytes(b"note, edited by bob")
+        os.setxattr(f, P + "tags", b"edited")
+        j = requests.get(url + "/" + fid,
+                         headers={"X-API-Key": keys[0]}).json()
+        assert j["tags"] == ["edited"]
+        r = requests.get(url + "/" + fid + "/content",
+                         headers={"X-API-Key": keys[0]})
+        assert r.content == b"note, edited by bob"
+        # but not delete it
+        with pytest.raises(PermissionError):
+            os.unlink(f)
+    finally:
+        bob.stop()

@@ -1,0 +1,192 @@
+"""Writes through the mount: random-access writes, append, truncate, the
+stage's size while open, commit on close and fsync, quota errors that
+close() reports while the previous content stays, parallel writers."""
+import errno
+import hashlib
+import os
+import threading
+
+import pytest
+
+from fsutil import Mount, admin, have_fuse, mnt, store, xget  # noqa: F401
+
+P = "user.speechfs."
+
+
+def test_write_at_offsets(mnt):
+    p = mnt.path("w.bin")
+    p.write_bytes(b"0123456789")
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.pwrite(fd, b"AB", 3)
+        os.pwrite(fd, b"Z", 14)        # past the end: a hole of zeros
+        assert os.pread(fd, 20, 0) == b"012AB56789\0\0\0\0Z"
+        assert os.fstat(fd).st_size == 15
+        assert os.stat(p).st_size == 15   # by path while open
+    finally:
+        os.close(fd)
+    assert p.read_bytes() == b"012AB56789\0\0\0\0Z"
+    assert xget(p, P + "sha256") == hashlib.sha256(
+        b"012AB56789\0\0\0\0Z").hexdigest()
+
+
+def test_append_and_truncate(mnt):
+    p = mnt.path("log.txt")
+    p.write_bytes(b"one\n")
+    fid = xget(p, P + "id")
+    with open(p, "a") as f:
+        f.write("two\n")
+    assert p.read_bytes() == b"one\ntwo\n"
+    os.truncate(p, 3)
+    assert p.read_bytes() == b"one"
+    with open(p, "r+b") as f:
+        f.truncate(1)
+        f.seek(0, 2)
+        f.write(b"X")
+    assert p.read_bytes() == b"oX"
+    with open(p, "w") as f:          # O_TRUNC
+        pass
+    assert p.read_bytes() == b""
+    assert os.stat(p).st_size == 0
+    assert xget(p, P + "id") == fid
+
+
+def test_fsync_commits(mnt):
+    p = mnt.path("s.txt")
+    fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, b"durable")
+        os.fsync(fd)
+        # committed: another handle reads the new content already
+        assert xget(p, P + "sha256") == hashlib.sha256(
+            b"durable").hexdigest()
+        os.write(fd, b"+more")
+    finally:
+        os.close(fd)
+    assert p.read_bytes() == b"durable+more"
+
+
+def test_new_file_visible_before_close(mnt):
+    p = mnt.path("early.txt")
+    fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+    try:
+        assert "early.txt" in os.listdir(mnt.dir)
+        os.write(fd, b"abc")
+        assert os.stat(p).st_size == 3
+    finally:
+        os.close(fd)
+    with pytest.raises(FileExistsError):
+        os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+
+
+def test_parallel_writers(mnt):
+    datas = [os.urandom(200 * 1024 + i) for i in range(4)]
+    errors = []
+
+    def writer(i):
+        try:
+            with open(mnt.path("par%d.bin" % i), "wb") as f:
+                for off in range(0, len(datas[i]), 8192):
+                    f.write(datas[i][off:off + 8192])
+        except Exception as e:       # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    for i in range(4):
+        assert mnt.path("par%d.bin" % i).read_bytes() == datas[i]
+        assert xget(mnt.path("par%d.bin" % i), P + "sha256") == \
+            hashlib.sha256(datas[i]).hexdigest()
+
+
+def test_parallel_writers_same_file(mnt):
+    p = mnt.path("shared.bin")
+    p.write_bytes(b"")
+    datas = [bytes([65 + i]) * 50000 for i in range(4)]
+
+    def writer(i):
+        with open(p, "r+b") as f:
+            f.write(datas[i])
+
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    # each close commits a whole version: the last one wins, never a mix
+    assert p.read_bytes() in datas
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    if not have_fuse():
+        pytest.skip("FUSE or build/speechfs not available")
+    from fsutil import ADMIN
+    if not ADMIN.exists():
+        pytest.skip("no admin CLI to make a store")
+    d = tmp_path / "store"
+    admin("init", "--store", str(d))
+    tenant = admin("tenant", "create", "--store", str(d), "--name", "t",
+                   "--max-bytes", "100000")["id"]
+    user = admin("user", "create", "--store", str(d), "--tenant", tenant,
+                 "--name", "u")["id"]
+    return d, user
+
+
+def test_quota_error_on_close_keeps_content(small_store):
+    d, user = small_store
+    m = Mount(d, user)
+    try:
+        p = m.path("q.bin")
+        p.write_bytes(b"k" * 1000)
+        sha = xget(p, P + "sha256")
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"z" * 200000)
+        with pytest.raises(OSError) as ei:
+            os.close(fd)
+        assert ei.value.errno == errno.EDQUOT
+        assert p.read_bytes() == b"k" * 1000
+        assert xget(p, P + "sha256") == sha
+        # fsync reports it too
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, b"z" * 200000)
+            with pytest.raises(OSError) as ei:
+                os.fsync(fd)
+            assert ei.value.errno == errno.EDQUOT
+        finally:
+            os.close(fd)
+        assert os.stat(p).st_size == 1000
+    finally:
+        m.stop()
+
+
+def test_changes_elsewhere_show_up(store):
+    """Two mounts of one user: a change made through one appears in the
+    other within a second or so (the change poller / attr timeouts)."""
+    import time
+    d, _, users = store
+    a = Mount(d, users[0])
+    b = Mount(d, users[0])
+    try:
+        a.path("x.txt").write_bytes(b"v1")
+        assert b.path("x.txt").read_bytes() == b"v1"
+        a.path("x.txt").write_bytes(b"version 2")
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if b.path("x.txt").read_bytes() == b"version 2":
+                break
+            time.sleep(0.2)
+        assert b.path("x.txt").read_bytes() == b"version 2"
+        os.unlink(a.path("x.txt"))
+        deadline = time.time() + 5
+        while time.time() < deadline and b.path("x.txt").exists():
+            time.sleep(0.2)
+        assert not b.path("x.txt").exists()
+    finally:
+        a.stop()
+        b.stop()

@@ -1,0 +1,150 @@
+"""Extended attributes of the mount: the writable fields (tags,
+description, publishMode, metadata) and their aliases, the read-only
+ones, bad values, the length probe and ERANGE, security.* and listxattr."""
+import ctypes
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+
+from fsutil import mnt, store, xget  # noqa: F401
+
+P = "user.speechfs."
+
+
+@pytest.fixture
+def f(mnt):
+    p = mnt.path("talk.wav")
+    p.write_bytes(b"RIFF....not really audio")
+    return p
+
+
+def test_tags(f):
+    assert xget(f, P + "tags") == ""
+    os.setxattr(f, P + "tags", b"meeting, Alpha,beta")
+    assert xget(f, P + "tags") == "Alpha,beta,meeting"
+    j = json.loads(xget(f, P + "json"))
+    assert sorted(j["tags"], key=str.lower) == ["Alpha", "beta", "meeting"]
+    # replace, via the freedesktop alias
+    os.setxattr(f, "user.xdg.tags", b"solo")
+    assert xget(f, P + "tags") == "solo"
+    os.removexattr(f, P + "tags")
+    assert xget(f, P + "tags") == ""
+
+
+def test_description_and_alias(f):
+    with pytest.raises(OSError) as ei:
+        os.getxattr(f, P + "description")
+    assert ei.value.errno == errno.ENODATA
+    os.setxattr(f, P + "description", "Quarterly review ✓".encode())
+    assert xget(f, P + "description") == "Quarterly review ✓"
+    assert xget(f, "user.xdg.comment") == "Quarterly review ✓"
+    os.setxattr(f, "user.xdg.comment", b"other")
+    assert json.loads(xget(f, P + "json"))["description"] == "other"
+    os.removexattr(f, "user.xdg.comment")
+    with pytest.raises(OSError):
+        os.getxattr(f, P + "description")
+
+
+def test_publish_mode(f):
+    assert xget(f, P + "publishMode") == "PRIVATE"
+    os.setxattr(f, P + "publishMode", b"INTERNAL")
+    assert xget(f, P + "publishMode") == "INTERNAL"
+    j = json.loads(xget(f, P + "json"))
+    assert j["publishMode"] == "INTERNAL" and j["publishedAt"]
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, P + "publishMode", b"PUBLIC")
+    assert ei.value.errno == errno.EINVAL
+    assert xget(f, P + "publishMode") == "INTERNAL"
+
+
+def test_metadata(f):
+    os.setxattr(f, P + "metadata", b'{"speaker": "ann", "n": 3}')
+    assert json.loads(xget(f, P + "metadata")) == {"speaker": "ann", "n": 3}
+    for bad in (b"[1,2]", b"{not json", b'"str"'):
+        with pytest.raises(OSError) as ei:
+            os.setxattr(f, P + "metadata", bad)
+        assert ei.value.errno == errno.EINVAL
+    assert json.loads(xget(f, P + "metadata"))["speaker"] == "ann"
+
+
+def test_bad_tags(f):
+    for bad in (b"x" * 65, b"a,\x01b"):
+        with pytest.raises(OSError) as ei:
+            os.setxattr(f, P + "tags", bad)
+        assert ei.value.errno == errno.EINVAL
+    assert xget(f, P + "tags") == ""
+
+
+def test_read_only_fields(f):
+    fid = xget(f, P + "id")
+    assert len(fid) == 36
+    assert xget(f, P + "filename") == "talk.wav"
+    for name in ("id", "sha256", "json", "filename", "durationSeconds",
+                 "ingestionStatus"):
+        with pytest.raises(PermissionError):
+            os.setxattr(f, P + name, b"x")
+    # the listening status takes only the "generate" request
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, P + "listeningAudio.status", b"COMPLETED")
+    assert ei.value.errno == errno.EINVAL
+    assert xget(f, P + "id") == fid
+
+
+def test_foreign_namespaces(f):
+    for name in ("security.capability", "security.selinux",
+                 "system.posix_acl_access", "trusted.x"):
+        with pytest.raises(OSError) as ei:
+            os.getxattr(f, name)
+        assert ei.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as ei:
+        os.getxattr(f, P + "nosuch")
+    assert ei.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.other", b"x")
+    assert ei.value.errno == errno.ENOTSUP
+
+
+def test_size_probe_and_erange(f):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.getxattr.restype = ctypes.c_ssize_t
+    path = str(f).encode()
+    name = (P + "id").encode()
+    n = libc.getxattr(path, name, None, ctypes.c_size_t(0))
+    assert n == 36
+    buf = ctypes.create_string_buffer(10)
+    r = libc.getxattr(path, name, buf, ctypes.c_size_t(10))
+    assert r == -1 and ctypes.get_errno() == errno.ERANGE
+    libc.listxattr.restype = ctypes.c_ssize_t
+    n = libc.listxattr(path, None, ctypes.c_size_t(0))
+    assert n > 0
+    r = libc.listxattr(path, buf, ctypes.c_size_t(10))
+    assert r == -1 and ctypes.get_errno() == errno.ERANGE
+
+
+def test_listxattr(f):
+    names = set(os.listxattr(f))
+    assert {P + "id", P + "tags", P + "publishMode", P + "json",
+            P + "sha256", P + "filename"} <= names
+    assert P + "description" not in names   # null: not listed
+    os.setxattr(f, P + "description", b"d")
+    assert P + "description" in os.listxattr(f)
+
+
+def test_getfattr_setfattr_tools(f):
+    subprocess.run(["setfattr", "-n", P + "tags", "-v", "x,y", str(f)],
+                   check=True)
+    out = subprocess.run(["getfattr", "--only-values", "-n", P + "tags",
+                          str(f)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout == "x,y"
+
+
+def test_dir_has_no_fields(mnt):
+    os.mkdir(mnt.path("d"))
+    with pytest.raises(OSError) as ei:
+        os.getxattr(mnt.path("d"), P + "id")
+    assert ei.value.errno == errno.ENODATA
+    assert os.listxattr(mnt.path("d")) == []
