@@ -27,7 +27,9 @@ mkdir -p "$src/debian"
 (cd packaging/debian && tar -cf - --exclude=./build-deb.sh .) |
 	tar -C "$src/debian" -xf -
 
-(cd "$src" && dpkg-buildpackage -us -uc -b)
+# the package builds with its own defaults, not the calling make's B= or -j
+(cd "$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u B -u SAN \
+	dpkg-buildpackage -us -uc -b)
 
 deb="speechfs_${version}_$(dpkg-architecture -qDEB_HOST_ARCH).deb"
 mv "$work/$deb" "$B/$deb"
