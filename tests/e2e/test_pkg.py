@@ -247,6 +247,19 @@ def test_deb_contents(deb):
         assert d in depends, d
 
 
+def test_make_deb_refuses_a_version_without_changelog_entry(tmp_path):
+    """VERSION is the one version: a package is not built under another."""
+    deb_dir = tmp_path / "packaging/debian"
+    deb_dir.mkdir(parents=True)
+    for f in ("build-deb.sh", "changelog"):
+        shutil.copy2(ROOT / "packaging/debian" / f, deb_dir / f)
+    (tmp_path / "VERSION").write_text("9.9.9\n")
+    p = run([str(deb_dir / "build-deb.sh")], check=False, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert f"changelog is at {VERSION} but VERSION says 9.9.9" in p.stderr
+    assert not (tmp_path / "build").exists()
+
+
 def test_lintian_has_no_errors(deb):
     p = run(["lintian", "--no-tag-display-limit", str(deb)], check=False,
             timeout=300)
