@@ -64,6 +64,7 @@ endif
 
 .PHONY: all test unit asan bench install clean run deps check-format valgrind \
 	deb
+.SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
 $(B)/%.o: %.c

@@ -417,8 +417,23 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	ret = db_run(q, e);
 	if (ret)
 		return ret;
-	if (db_changes(d) == 1)
-		return SFS_OK;	/* deduplicated: the stage is dropped later */
+	if (db_changes(d) == 1) {
+		/* deduplicated: the stage is dropped later */
+		blob_path(s, tenant, st->sha, path, sizeof(path));
+		if (access(path, F_OK) == 0 || errno != ENOENT)
+			return SFS_OK;
+		/* the row's file was lost: these bytes bring it back */
+		ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
+		if (ret)
+			return ret;
+		if (link(st->path, path) < 0 && errno != EEXIST)
+			return sfs_errno_status(e, errno, "linking a blob");
+		if (sfs_fsync_dir(dir) < 0)
+			return sfs_errno_status(e, errno,
+						"syncing a blob directory");
+		sfs_warn("blob", "restored lost blob '%s'", st->sha);
+		return SFS_OK;
+	}
 
 	q = db_prep(d, "SELECT max_bytes, used_bytes FROM tenant WHERE id = ?1",
 		    e);

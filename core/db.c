@@ -14,7 +14,7 @@
 #include "store_i.h"
 #include "util_i.h"
 
-#define STMT_CACHE 128
+#define STMT_CACHE_MIN 256	/* slots; grows to stay at most half full */
 
 struct db_stmt {
 	sqlite3_stmt *st;
@@ -33,10 +33,12 @@ struct db {
 	struct db *next;
 	int txn;
 	struct hook *hooks;
-	struct {
+	/* open addressing by the SQL's address; statements stay in place */
+	struct cache_ent {
 		const char *sql;
-		struct db_stmt stmt;
-	} cache[STMT_CACHE];
+		struct db_stmt *stmt;
+	} *cache;
+	size_t ncache, cap;
 };
 
 static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
@@ -360,11 +362,14 @@ enum sfs_status db_pool_open(struct sfs_store *s, const char *path,
 
 static void conn_close(struct db *d)
 {
-	int i;
+	size_t i;
 
-	for (i = 0; i < STMT_CACHE; i++)
-		if (d->cache[i].stmt.st)
-			sqlite3_finalize(d->cache[i].stmt.st);
+	for (i = 0; i < d->cap; i++)
+		if (d->cache[i].stmt) {
+			sqlite3_finalize(d->cache[i].stmt->st);
+			free(d->cache[i].stmt);
+		}
+	free(d->cache);
 	sqlite3_close(d->h);
 	free(d);
 }
@@ -445,35 +450,71 @@ struct sfs_store *db_store(struct db *d)
 
 /* ---- statements ------------------------------------------------------ */
 
+static size_t slot_of(const struct cache_ent *tab, size_t cap,
+		      const char *sql)
+{
+	size_t k = ((uintptr_t)sql >> 3) % cap;
+
+	while (tab[k].sql && tab[k].sql != sql)
+		k = (k + 1) % cap;
+	return k;
+}
+
+/* Rehash into a table twice as large (the statements do not move). */
+static int cache_grow(struct db *d)
+{
+	size_t cap = d->cap ? d->cap * 2 : STMT_CACHE_MIN, i;
+	struct cache_ent *tab = calloc(cap, sizeof(*tab));
+
+	if (!tab)
+		return -1;
+	for (i = 0; i < d->cap; i++)
+		if (d->cache[i].sql)
+			tab[slot_of(tab, cap, d->cache[i].sql)] = d->cache[i];
+	free(d->cache);
+	d->cache = tab;
+	d->cap = cap;
+	return 0;
+}
+
 struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e)
 {
-	size_t h = ((uintptr_t)sql >> 3) % STMT_CACHE, i;
+	struct db_stmt *st;
+	size_t k;
 	int rc;
 
-	for (i = 0; i < STMT_CACHE; i++) {
-		size_t k = (h + i) % STMT_CACHE;
-
-		if (d->cache[k].sql == sql) {
-			sqlite3_reset(d->cache[k].stmt.st);
-			sqlite3_clear_bindings(d->cache[k].stmt.st);
-			return &d->cache[k].stmt;
-		}
-		if (!d->cache[k].sql) {
-			rc = sqlite3_prepare_v3(d->h, sql, -1,
-						SQLITE_PREPARE_PERSISTENT,
-						&d->cache[k].stmt.st, NULL);
-			if (rc != SQLITE_OK) {
-				rc_status(d, rc, e, "prepare");
-				return NULL;
-			}
-			d->cache[k].sql = sql;
-			d->cache[k].stmt.d = d;
-			return &d->cache[k].stmt;
+	if (d->cap) {
+		k = slot_of(d->cache, d->cap, sql);
+		if (d->cache[k].sql) {
+			st = d->cache[k].stmt;
+			sqlite3_reset(st->st);
+			sqlite3_clear_bindings(st->st);
+			return st;
 		}
 	}
-	sfs_error("db", "statement cache full");
-	sfs_errf(e, SFS_IO, NULL, "internal database error");
-	return NULL;
+	if ((d->ncache + 1) * 2 > d->cap && cache_grow(d) < 0) {
+		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&st->st, NULL);
+	if (rc != SQLITE_OK) {
+		rc_status(d, rc, e, "prepare");
+		sqlite3_finalize(st->st);
+		free(st);
+		return NULL;
+	}
+	st->d = d;
+	k = slot_of(d->cache, d->cap, sql);
+	d->cache[k].sql = sql;
+	d->cache[k].stmt = st;
+	d->ncache++;
+	return st;
 }
 
 struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e)

@@ -1120,6 +1120,23 @@ enum sfs_status file_queue_listening(struct db *d, int64_t ino,
 	return ret;
 }
 
+/* Does the file hold a reference on exactly this content? */
+static int same_content(struct db *d, int64_t ino, const char *sha)
+{
+	struct db_stmt *st;
+	int same = 0;
+
+	st = db_prep(d, "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
+			" AND sha256 = ?2", NULL);
+	if (!st)
+		return 0;
+	db_bind_int(st, 1, ino);
+	db_bind_text(st, 2, sha);
+	same = db_step(st, NULL) == 1;
+	db_reset(st);
+	return same;
+}
+
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     const struct sfs_actor *a,
 				     const char *id, struct sfs_stage *content,
@@ -1154,10 +1171,16 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 			       "the file's import has not completed");
 	if (ret)
 		goto out;
-	/* release first: the quota counts the new version, not both */
-	ret = file_release_content(d, f.ino, e);
-	if (!ret)
-		ret = blob_ref_stage(d, f.tenant, content, &added, e);
+	/*
+	 * The same bytes again keep their reference (no relinking under
+	 * readers); else release first: the quota counts the new version,
+	 * not both.
+	 */
+	if (!same_content(d, f.ino, sfs_stage_sha256(content))) {
+		ret = file_release_content(d, f.ino, e);
+		if (!ret)
+			ret = blob_ref_stage(d, f.tenant, content, &added, e);
+	}
 	if (ret)
 		goto out;
 	st = db_prep(d, "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"

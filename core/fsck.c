@@ -66,8 +66,10 @@ static int row_exists(struct fsck *c, int64_t tenant, const char *sha,
 	struct db_stmt *q;
 	int rc;
 
-	q = db_prep(c->d, "SELECT size FROM blob WHERE tenant_id = ?1"
-			  " AND sha256 = ?2", c->e);
+	q = db_prep(c->d,
+		    "SELECT size FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    c->e);
 	if (!q)
 		return -1;
 	db_bind_int(q, 1, tenant);
@@ -86,11 +88,13 @@ static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
 	struct db_stmt *q;
 	int rc;
 
-	q = db_prep(c->d, "SELECT (SELECT count(*) FROM file"
-			  " WHERE tenant_id = ?1 AND sha256 = ?2"
-			  " AND blob_ref = 1) + (SELECT count(*) FROM file"
-			  " WHERE tenant_id = ?1 AND la_sha256 = ?2"
-			  " AND la_blob_ref = 1)", c->e);
+	q = db_prep(c->d,
+		    "SELECT (SELECT count(*) FROM file"
+		    " WHERE tenant_id = ?1 AND sha256 = ?2"
+		    " AND blob_ref = 1) + (SELECT count(*) FROM file"
+		    " WHERE tenant_id = ?1 AND la_sha256 = ?2"
+		    " AND la_blob_ref = 1)",
+		    c->e);
 	if (!q)
 		return -1;
 	db_bind_int(q, 1, tenant);
@@ -137,7 +141,8 @@ static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
 		if (unlink(path) == 0)
 			*removed = 1;
 		else if (errno != ENOENT)
-			ret = sfs_errno_status(c->e, errno, "removing a blob");
+			say(c, "cannot remove blob file %lld/%s: %s",
+			    (long long)tenant, sha, strerror(errno));
 	} else if (rc < 0) {
 		ret = fail(c);
 	}
@@ -151,18 +156,22 @@ static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
  * Under the write lock, re-read the file's reference. 1: it still points
  * at (tenant, sha) and no blob row exists; 0: no longer; -1: error.
  */
-static int still_dangling(struct fsck *c, int64_t ino, int la,
-			  int64_t tenant, const char *sha)
+static int still_dangling(struct fsck *c, int64_t ino, int la, int64_t tenant,
+			  const char *sha)
 {
 	struct db_stmt *q;
 	int rc, same = 0;
 
 	if (la)
-		q = db_prep(c->d, "SELECT tenant_id, la_sha256 FROM file"
-				  " WHERE id = ?1 AND la_blob_ref = 1", c->e);
+		q = db_prep(c->d,
+			    "SELECT tenant_id, la_sha256 FROM file"
+			    " WHERE id = ?1 AND la_blob_ref = 1",
+			    c->e);
 	else
-		q = db_prep(c->d, "SELECT tenant_id, sha256 FROM file"
-				  " WHERE id = ?1 AND blob_ref = 1", c->e);
+		q = db_prep(c->d,
+			    "SELECT tenant_id, sha256 FROM file"
+			    " WHERE id = ?1 AND blob_ref = 1",
+			    c->e);
 	if (!q)
 		return -1;
 	db_bind_int(q, 1, ino);
@@ -193,9 +202,11 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 	if (file_present(c, tenant, sha, &size)) {
 		if (count_refs(c, tenant, sha, &refs) < 0)
 			return fail(c);
-		q = db_prep(c->d, "INSERT INTO blob(tenant_id, sha256, size,"
-				  " refs, created_at)"
-				  " VALUES (?1, ?2, ?3, ?4, ?5)", c->e);
+		q = db_prep(c->d,
+			    "INSERT INTO blob(tenant_id, sha256, size,"
+			    " refs, created_at)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5)",
+			    c->e);
 		if (!q)
 			return fail(c);
 		db_bind_int(q, 1, tenant);
@@ -205,28 +216,35 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 		db_bind_int(q, 5, now);
 		if (db_run(q, c->e))
 			return fail(c);
-		q = db_prep(c->d, "UPDATE tenant SET used_bytes ="
-				  " used_bytes + ?2 WHERE id = ?1", c->e);
+		q = db_prep(c->d,
+			    "UPDATE tenant SET used_bytes ="
+			    " used_bytes + ?2 WHERE id = ?1",
+			    c->e);
 		if (!q)
 			return fail(c);
 		db_bind_int(q, 1, tenant);
 		db_bind_int(q, 2, size);
 		if (db_run(q, c->e))
 			return fail(c);
-		say(c, "repaired: made the row of blob %lld/%s again"
-		       " (%lld references)", (long long)tenant, sha,
-		    (long long)refs);
+		say(c,
+		    "repaired: made the row of blob %lld/%s again"
+		    " (%lld references)",
+		    (long long)tenant, sha, (long long)refs);
 		return SFS_OK;
 	}
 	if (la)
-		q = db_prep(c->d, "UPDATE file SET la_purged = 1,"
-				  " la_purged_at = ?2, la_purge_at = NULL,"
-				  " la_blob_ref = 0, ctime_ns = ?3"
-				  " WHERE id = ?1", c->e);
+		q = db_prep(c->d,
+			    "UPDATE file SET la_purged = 1,"
+			    " la_purged_at = ?2, la_purge_at = NULL,"
+			    " la_blob_ref = 0, ctime_ns = ?3"
+			    " WHERE id = ?1",
+			    c->e);
 	else
-		q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
-				  " discarded_at = ?2, blob_ref = 0,"
-				  " ctime_ns = ?3 WHERE id = ?1", c->e);
+		q = db_prep(c->d,
+			    "UPDATE file SET is_discarded = 1,"
+			    " discarded_at = ?2, blob_ref = 0,"
+			    " ctime_ns = ?3 WHERE id = ?1",
+			    c->e);
 	if (!q)
 		return fail(c);
 	db_bind_int(q, 1, ino);
@@ -281,15 +299,19 @@ static enum sfs_status check_dangling(struct fsck *c, int la)
 
 	do {
 		if (la)
-			q = db_prep(c->d, "SELECT id, tenant_id, la_sha256"
-					  " FROM file WHERE id > ?1"
-					  " AND la_blob_ref = 1"
-					  " ORDER BY id LIMIT 256", c->e);
+			q = db_prep(c->d,
+				    "SELECT id, tenant_id, la_sha256"
+				    " FROM file WHERE id > ?1"
+				    " AND la_blob_ref = 1"
+				    " ORDER BY id LIMIT 256",
+				    c->e);
 		else
-			q = db_prep(c->d, "SELECT id, tenant_id, sha256"
-					  " FROM file WHERE id > ?1"
-					  " AND blob_ref = 1"
-					  " ORDER BY id LIMIT 256", c->e);
+			q = db_prep(c->d,
+				    "SELECT id, tenant_id, sha256"
+				    " FROM file WHERE id > ?1"
+				    " AND blob_ref = 1"
+				    " ORDER BY id LIMIT 256",
+				    c->e);
 		if (!q)
 			return fail(c);
 		db_bind_int(q, 1, after);
@@ -326,10 +348,12 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 	struct db_stmt *q;
 	int64_t now = sfs_now_ms();
 
-	q = db_prep(c->d, "UPDATE file SET is_discarded = 1,"
-			  " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
-			  " WHERE tenant_id = ?1 AND sha256 = ?2"
-			  " AND blob_ref = 1", c->e);
+	q = db_prep(c->d,
+		    "UPDATE file SET is_discarded = 1,"
+		    " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
+		    " WHERE tenant_id = ?1 AND sha256 = ?2"
+		    " AND blob_ref = 1",
+		    c->e);
 	if (!q)
 		return fail(c);
 	db_bind_int(q, 1, b->tenant);
@@ -338,10 +362,12 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 	db_bind_int(q, 4, now * 1000000);
 	if (db_run(q, c->e))
 		return fail(c);
-	q = db_prep(c->d, "UPDATE file SET la_purged = 1, la_purged_at = ?3,"
-			  " la_purge_at = NULL, la_blob_ref = 0,"
-			  " ctime_ns = ?4 WHERE tenant_id = ?1"
-			  " AND la_sha256 = ?2 AND la_blob_ref = 1", c->e);
+	q = db_prep(c->d,
+		    "UPDATE file SET la_purged = 1, la_purged_at = ?3,"
+		    " la_purge_at = NULL, la_blob_ref = 0,"
+		    " ctime_ns = ?4 WHERE tenant_id = ?1"
+		    " AND la_sha256 = ?2 AND la_blob_ref = 1",
+		    c->e);
 	if (!q)
 		return fail(c);
 	db_bind_int(q, 1, b->tenant);
@@ -350,8 +376,10 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 	db_bind_int(q, 4, now * 1000000);
 	if (db_run(q, c->e))
 		return fail(c);
-	say(c, "repaired: users of blob %lld/%s marked content discarded,"
-	       " row removed", (long long)b->tenant, b->sha);
+	say(c,
+	    "repaired: users of blob %lld/%s marked content discarded,"
+	    " row removed",
+	    (long long)b->tenant, b->sha);
 	return SFS_OK;
 }
 
@@ -360,16 +388,20 @@ static enum sfs_status drop_row(struct fsck *c, const struct blob_row *b)
 {
 	struct db_stmt *q;
 
-	q = db_prep(c->d, "DELETE FROM blob WHERE tenant_id = ?1"
-			  " AND sha256 = ?2", c->e);
+	q = db_prep(c->d,
+		    "DELETE FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    c->e);
 	if (!q)
 		return fail(c);
 	db_bind_int(q, 1, b->tenant);
 	db_bind_text(q, 2, b->sha);
 	if (db_run(q, c->e))
 		return fail(c);
-	q = db_prep(c->d, "UPDATE tenant SET used_bytes = used_bytes - ?2"
-			  " WHERE id = ?1", c->e);
+	q = db_prep(c->d,
+		    "UPDATE tenant SET used_bytes = used_bytes - ?2"
+		    " WHERE id = ?1",
+		    c->e);
 	if (!q)
 		return fail(c);
 	db_bind_int(q, 1, b->tenant);
@@ -384,8 +416,10 @@ static enum sfs_status set_refs(struct fsck *c, const struct blob_row *b,
 
 	if (refs == 0)
 		return drop_row(c, b);
-	q = db_prep(c->d, "UPDATE blob SET refs = ?3 WHERE tenant_id = ?1"
-			  " AND sha256 = ?2", c->e);
+	q = db_prep(c->d,
+		    "UPDATE blob SET refs = ?3 WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    c->e);
 	if (!q)
 		return fail(c);
 	db_bind_int(q, 1, b->tenant);
@@ -409,8 +443,10 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 	ret = db_begin(c->d, c->e);
 	if (ret)
 		return ret;
-	q = db_prep(c->d, "SELECT size, refs FROM blob WHERE tenant_id = ?1"
-			  " AND sha256 = ?2", c->e);
+	q = db_prep(c->d,
+		    "SELECT size, refs FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    c->e);
 	if (!q)
 		goto fail;
 	db_bind_int(q, 1, b->tenant);
@@ -424,7 +460,7 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 	if (rc < 0)
 		goto fail;
 	if (rc == 0)
-		goto out;	/* removed meanwhile */
+		goto out; /* removed meanwhile */
 	if (!file_present(c, b->tenant, b->sha, &size)) {
 		c->r->missing_files++;
 		say(c, "blob %lld/%s has a row but no file",
@@ -433,7 +469,7 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 			ret = fix_missing(c, b);
 			if (!ret)
 				ret = drop_row(c, b);
-			changed = 2;	/* fix_missing said so */
+			changed = 2; /* fix_missing said so */
 		}
 		goto out;
 	}
@@ -488,16 +524,18 @@ static enum sfs_status check_row(struct fsck *c, struct blob_row *b)
 
 static enum sfs_status check_rows(struct fsck *c)
 {
-	struct blob_row batch[BATCH], last = { 0, "", 0, 0 };
+	struct blob_row batch[BATCH], last = {0, "", 0, 0};
 	struct db_stmt *q;
 	enum sfs_status ret = SFS_OK;
 	int n, i, rc;
 
 	do {
-		q = db_prep(c->d, "SELECT tenant_id, sha256, size, refs"
-				  " FROM blob WHERE (tenant_id, sha256) >"
-				  " (?1, ?2) ORDER BY tenant_id, sha256"
-				  " LIMIT 256", c->e);
+		q = db_prep(c->d,
+			    "SELECT tenant_id, sha256, size, refs"
+			    " FROM blob WHERE (tenant_id, sha256) >"
+			    " (?1, ?2) ORDER BY tenant_id, sha256"
+			    " LIMIT 256",
+			    c->e);
 		if (!q)
 			return fail(c);
 		db_bind_int(q, 1, last.tenant);
@@ -523,13 +561,14 @@ static enum sfs_status check_rows(struct fsck *c)
 /* ---- files under blobs/ ----------------------------------------------- */
 
 static enum sfs_status check_file(struct fsck *c, int64_t tenant,
-				  const char *shard, const char *name)
+				  const char *shard, const char *name,
+				  int regular)
 {
 	enum sfs_status ret;
 	int rc, removed = 0;
 
-	if (!sfs_is_sha256_hex(name) || strncmp(name, shard, 2)) {
-		say(c, "unexpected file blobs/%lld/%s/%s (left alone)",
+	if (!regular || !sfs_is_sha256_hex(name) || strncmp(name, shard, 2)) {
+		say(c, "unexpected entry blobs/%lld/%s/%s (left alone)",
 		    (long long)tenant, shard, name);
 		return SFS_OK;
 	}
@@ -549,8 +588,7 @@ static enum sfs_status check_file(struct fsck *c, int64_t tenant,
 	if (rc == 1)
 		return SFS_OK;
 	c->r->orphan_files++;
-	say(c, "orphan blob file %lld/%s has no row", (long long)tenant,
-	    name);
+	say(c, "orphan blob file %lld/%s has no row", (long long)tenant, name);
 	if (!c->repair)
 		return SFS_OK;
 	ret = remove_unreferenced(c, tenant, name, &removed);
@@ -571,11 +609,21 @@ static enum sfs_status walk_shard(struct fsck *c, int64_t tenant,
 
 	dh = opendir(dir);
 	if (!dh)
-		return sfs_errno_status(c->e, errno, "opening a blob directory");
+		return sfs_errno_status(c->e, errno,
+					"opening a blob directory");
 	while (!ret && (de = readdir(dh))) {
+		int regular = de->d_type == DT_REG;
+
 		if (de->d_name[0] == '.')
 			continue;
-		ret = check_file(c, tenant, shard, de->d_name);
+		if (de->d_type == DT_UNKNOWN) {
+			char path[4096];
+			struct stat sb;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			regular = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+		}
+		ret = check_file(c, tenant, shard, de->d_name, regular);
 	}
 	closedir(dh);
 	return ret;
@@ -592,7 +640,8 @@ static enum sfs_status walk_tenant(struct fsck *c, int64_t tenant,
 
 	dh = opendir(dir);
 	if (!dh)
-		return sfs_errno_status(c->e, errno, "opening a blob directory");
+		return sfs_errno_status(c->e, errno,
+					"opening a blob directory");
 	while (!ret && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -648,11 +697,13 @@ static enum sfs_status fix_usage(struct fsck *c, int64_t tenant)
 	ret = db_begin(c->d, c->e);
 	if (ret)
 		return ret;
-	q = db_prep(c->d, "UPDATE tenant SET used_bytes = (SELECT"
-			  " coalesce(sum(size), 0) FROM blob"
-			  " WHERE tenant_id = ?1), used_files = (SELECT"
-			  " count(*) FROM file WHERE tenant_id = ?1"
-			  " AND is_purged = 0) WHERE id = ?1", c->e);
+	q = db_prep(c->d,
+		    "UPDATE tenant SET used_bytes = (SELECT"
+		    " coalesce(sum(size), 0) FROM blob"
+		    " WHERE tenant_id = ?1), used_files = (SELECT"
+		    " count(*) FROM file WHERE tenant_id = ?1"
+		    " AND is_purged = 0) WHERE id = ?1",
+		    c->e);
 	if (!q) {
 		db_rollback(c->d);
 		return fail(c);
@@ -680,15 +731,17 @@ static enum sfs_status check_usage(struct fsck *c)
 	int rc;
 
 	for (;;) {
-		q = db_prep(c->d, "SELECT t.id, t.used_bytes, t.used_files,"
-				  " (SELECT coalesce(sum(size), 0) FROM blob b"
-				  " WHERE b.tenant_id = t.id),"
-				  " (SELECT count(*) FROM user u"
-				  " JOIN file f ON f.owner_id = u.id"
-				  " WHERE u.tenant_id = t.id"
-				  " AND f.is_purged = 0)"
-				  " FROM tenant t WHERE t.id > ?1"
-				  " ORDER BY t.id LIMIT 1", c->e);
+		q = db_prep(c->d,
+			    "SELECT t.id, t.used_bytes, t.used_files,"
+			    " (SELECT coalesce(sum(size), 0) FROM blob b"
+			    " WHERE b.tenant_id = t.id),"
+			    " (SELECT count(*) FROM user u"
+			    " JOIN file f ON f.owner_id = u.id"
+			    " WHERE u.tenant_id = t.id"
+			    " AND f.is_purged = 0)"
+			    " FROM tenant t WHERE t.id > ?1"
+			    " ORDER BY t.id LIMIT 1",
+			    c->e);
 		if (!q)
 			return fail(c);
 		db_bind_int(q, 1, tenant);
@@ -707,10 +760,11 @@ static enum sfs_status check_usage(struct fsck *c)
 			return SFS_OK;
 		if (used_bytes == bytes && used_files == files)
 			continue;
-		say(c, "tenant %lld records %lld bytes in %lld files;"
-		       " found %lld bytes in %lld files", (long long)tenant,
-		    (long long)used_bytes, (long long)used_files,
-		    (long long)bytes, (long long)files);
+		say(c,
+		    "tenant %lld records %lld bytes in %lld files;"
+		    " found %lld bytes in %lld files",
+		    (long long)tenant, (long long)used_bytes,
+		    (long long)used_files, (long long)bytes, (long long)files);
 		if (c->repair) {
 			ret = fix_usage(c, tenant);
 			if (ret)
@@ -721,8 +775,8 @@ static enum sfs_status check_usage(struct fsck *c)
 
 enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 			 struct sfs_fsck_report *r,
-			 void (*report)(void *arg, const char *line),
-			 void *arg, struct sfs_err *e)
+			 void (*report)(void *arg, const char *line), void *arg,
+			 struct sfs_err *e)
 {
 	struct sfs_fsck_report dummy;
 	struct sfs_err le;

@@ -19,7 +19,8 @@
 
 #define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
-#define CHANGE_KEEP 100000 /* rows of the change feed the janitor keeps */
+#define CHANGE_KEEP 100000
+#define JOB_MAX_ATTEMPTS 5	/* claims of one job before it is failed */ /* rows of the change feed the janitor keeps */
 
 /* s->stopping: workers are asked to stop, then the helper threads too. */
 enum { RUN = 0, STOP_WORKERS = 1, STOP_ALL = 2 };
@@ -492,7 +493,19 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 		fn = s->handlers[j->kind];
 	pthread_mutex_unlock(&s->work_mu);
 
-	if (fn)
+	if (j->attempts > JOB_MAX_ATTEMPTS) {
+		/* its process died every time: do not take a third down */
+		hst = sfs_errf(&herr, SFS_IO, NULL,
+			       "gave up after %d attempts (the process "
+			       "running it stopped each time)",
+			       j->attempts - 1);
+		if ((j->kind == SFS_JOB_LISTENING ||
+		     j->kind == SFS_JOB_IMPORT) && j->file_ino &&
+		    file_job_state(s, j->file_ino, j->kind, SFS_JS_FAILED,
+				   herr.message, NULL))
+			sfs_warn("job", "cannot record the failure of job %lld",
+				 (long long)j->id);
+	} else if (fn)
 		hst = fn(s, j, &herr);
 	else
 		hst = sfs_errf(&herr, SFS_UNSUPPORTED, NULL,

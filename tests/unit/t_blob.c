@@ -33,8 +33,8 @@ struct fx {
 	struct sfs_store *s;
 	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
 	char u1[SFS_ID_SIZE], u2[SFS_ID_SIZE];
-	struct sfs_actor a;	/* tenant 1 */
-	struct sfs_actor x;	/* tenant 2 */
+	struct sfs_actor a; /* tenant 1 */
+	struct sfs_actor x; /* tenant 2 */
 };
 
 static int fx_actors(struct fx *f)
@@ -120,7 +120,7 @@ static enum sfs_status upload(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *name, const void *data, size_t n,
 			      char *id, char *sha)
 {
-	struct sfs_file_spec sp = { .name = name };
+	struct sfs_file_spec sp = {.name = name};
 	struct sfs_stage *st = stage_of(s, data, n);
 	struct sfs_file f;
 	enum sfs_status ret;
@@ -218,8 +218,7 @@ static int blob_exists(struct fx *f, int64_t tenant, const char *sha)
 }
 
 /* refs of a blob row, -1 when there is none. */
-static int64_t blob_refs(struct sfs_store *s, int64_t tenant,
-			 const char *sha)
+static int64_t blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 {
 	struct db *d = NULL;
 	struct db_stmt *q;
@@ -227,8 +226,10 @@ static int64_t blob_refs(struct sfs_store *s, int64_t tenant,
 
 	if (db_get(s, &d, NULL))
 		return -2;
-	q = db_prep(d, "SELECT refs FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", NULL);
+	q = db_prep(d,
+		    "SELECT refs FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    NULL);
 	if (q) {
 		db_bind_int(q, 1, tenant);
 		db_bind_text(q, 2, sha);
@@ -303,7 +304,7 @@ static void collect(void *arg, const char *line)
 static int fsck_lines(struct sfs_store *s, int repair,
 		      struct sfs_fsck_report *r)
 {
-	struct lines l = { 0, "" };
+	struct lines l = {0, ""};
 	struct sfs_err e;
 
 	sfs_err_init(&e);
@@ -353,8 +354,9 @@ static void test_stage_write_hash(void)
 	/* the empty stage hashes as the empty string */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	CHECK(!strcmp(sfs_stage_sha256(st), "e3b0c44298fc1c149afbf4c8996fb924"
-					    "27ae41e4649b934ca495991b7852b855"));
+	CHECK(!strcmp(sfs_stage_sha256(st),
+		      "e3b0c44298fc1c149afbf4c8996fb924"
+		      "27ae41e4649b934ca495991b7852b855"));
 	sfs_stage_free(st);
 	fx_close(&f);
 }
@@ -532,6 +534,35 @@ static void test_dedupe(void)
 	fx_close(&f);
 }
 
+/* Uploading the bytes of a blob whose file was lost brings it back. */
+static void test_dedupe_heals(void)
+{
+	unsigned char buf[700];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65], p[4096];
+	unsigned char back[800];
+	size_t got = 0;
+	struct fx f;
+	int fd = -1;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 31);
+	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
+	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	REQUIRE(unlink(p) == 0);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
+			       NULL),
+		 SFS_GONE);
+	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
+	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
+	CHECK(read_file(f.s, &f.a, id1, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
+	CHECK(read_file(f.s, &f.a, id2, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf));
+	CHECK(staging_files(&f) == 0);
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
 static void test_tenants_do_not_share(void)
 {
 	unsigned char buf[3000];
@@ -583,7 +614,8 @@ static void test_blob_open(void)
 	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, &fd, NULL, &e), SFS_GONE);
 	CHECK(fd == -1);
 	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", &fd, NULL,
-			       NULL), SFS_INVALID);
+			       NULL),
+		 SFS_INVALID);
 	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", &fd, NULL, NULL),
 		 SFS_INVALID);
 	fx_close(&f);
@@ -669,8 +701,8 @@ static void test_stale_staging(void)
 	close(fd);
 	fill(buf, sizeof(buf), 8);
 	REQUIRE(openssl_sha(buf, sizeof(buf), orphan_sha) == 0);
-	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead,
-		 (long long)f.a.tenant, orphan_sha);
+	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead, (long long)f.a.tenant,
+		 orphan_sha);
 	fd = open(p, O_CREAT | O_WRONLY, 0600);
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
@@ -692,7 +724,7 @@ static void test_stale_staging(void)
 	/* the live handle's stage is untouched and still commits */
 	CHECK(staging_files(&f) == 1);
 	{
-		struct sfs_file_spec sp = { .name = "live" };
+		struct sfs_file_spec sp = {.name = "live"};
 		struct sfs_file out;
 
 		CHECK_ST(sfs_file_create(s2, &f.a, &sp, live, &out, NULL),
@@ -745,7 +777,7 @@ static void test_concurrent_opens(void)
 	struct opener o[4];
 	pthread_t th[4];
 	char fresh[4096], stale[4096], p[4096];
-	struct timeval old[2] = { { 1000, 0 }, { 1000, 0 } };
+	struct timeval old[2] = {{1000, 0}, {1000, 0}};
 	struct fx f;
 	int i, fails = 0;
 
@@ -774,6 +806,38 @@ static void test_concurrent_opens(void)
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(access(stale, F_OK) < 0);
 	CHECK(access(fresh, F_OK) == 0);
+	fx_close(&f);
+}
+
+/* A dead process whose commit did happen: its named stage is cleaned,
+ * the committed blob is kept. */
+static void test_stale_committed_stage(void)
+{
+	char dead[4096], p[4096], id[SFS_ID_SIZE], sha[65];
+	unsigned char buf[300], back[400];
+	size_t got = 0;
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 40);
+	REQUIRE_ST(upload(f.s, &f.a, "kept", buf, sizeof(buf), id, sha),
+		   SFS_OK);
+	snprintf(dead, sizeof(dead), "%s/staging/999998-c0ffee000000", f.dir);
+	REQUIRE(mkdir(dead, 0700) == 0);
+	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead, (long long)f.a.tenant,
+		 sha);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	close(fd);
+	/* (no lock file at all: a process that died long ago) */
+	REQUIRE(fx_reopen(&f) == 0);
+	CHECK(access(dead, F_OK) < 0);
+	CHECK(blob_exists(&f, f.a.tenant, sha));
+	CHECK(read_file(f.s, &f.a, id, back, sizeof(back), &got) == 0);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
+	CHECK(fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -825,8 +889,10 @@ static int rows_without_blob(struct fx *f)
 
 	if (db_get(f->s, &d, NULL))
 		return -1;
-	q = db_prep(d, "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
-		       " UNION ALL SELECT tenant_id, sha256 FROM blob", NULL);
+	q = db_prep(d,
+		    "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
+		    " UNION ALL SELECT tenant_id, sha256 FROM blob",
+		    NULL);
 	while (q && db_step(q, NULL) == 1)
 		if (!blob_exists(f, db_col_int(q, 0), db_col_text(q, 1)))
 			bad++;
@@ -865,7 +931,7 @@ static void child_upload(const char *dir, const char *uid, const char *at,
 static void crash_at(const char *point, int dedupe)
 {
 	static unsigned char buf[70000];
-	struct kept k[2] = { { "", "", 11, 1000 }, { "", "", 12, 65000 } };
+	struct kept k[2] = {{"", "", 11, 1000}, {"", "", 12, 65000}};
 	struct sfs_fsck_report r;
 	int i, status = 0;
 	struct fx f;
@@ -875,7 +941,8 @@ static void crash_at(const char *point, int dedupe)
 	for (i = 0; i < 2; i++) {
 		fill(buf, k[i].n, k[i].seed);
 		REQUIRE_ST(upload(f.s, &f.a, "kept", buf, k[i].n, k[i].id,
-				  k[i].sha), SFS_OK);
+				  k[i].sha),
+			   SFS_OK);
 	}
 	sfs_store_close(f.s);
 	f.s = NULL;
@@ -967,7 +1034,7 @@ static void test_crash_random_kills(void)
 	f.s = NULL;
 	srand(seed);
 	for (round = 0; round < 12; round++) {
-		struct timespec ts = { 0, (long)(rand() % 80) * 1000000 };
+		struct timespec ts = {0, (long)(rand() % 80) * 1000000};
 		int fds[2];
 		char c;
 		pid_t pid;
@@ -1029,7 +1096,8 @@ static void test_crash_random_kills(void)
 	fx_close(&f);
 }
 
-/* ---- fsck ------------------------------------------------------------------ */
+/* ---- fsck ------------------------------------------------------------------
+ */
 
 /* Give file `id` completed listening audio with these bytes. */
 static enum sfs_status give_listening(struct fx *f, const char *id,
@@ -1042,8 +1110,8 @@ static enum sfs_status give_listening(struct fx *f, const char *id,
 	ret = sfs_listening_generate(f->s, &f->a, id, &fi, NULL);
 	if (ret)
 		return ret;
-	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING,
-			     SFS_JS_PROCESSING, NULL, NULL);
+	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING, SFS_JS_PROCESSING,
+			     NULL, NULL);
 	st = stage_of(f->s, mp3, n);
 	if (!ret && st)
 		ret = file_listening_done(f->s, fi.ino, st, NULL);
@@ -1112,6 +1180,13 @@ static void test_fsck_orphan(void)
 	unlink(p);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	CHECK(blob_files(&f) == 1);
+	/* a directory with a blob's name is not a blob: reported, kept, and
+	 * the check goes on */
+	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	REQUIRE(mkdir(p, 0755) == 0);
+	CHECK(fsck_lines(f.s, 1, &r) == 1);
+	CHECK(r.orphan_files == 0 && r.repaired == 0);
+	CHECK(access(p, F_OK) == 0);
 	fx_close(&f);
 }
 
@@ -1130,8 +1205,7 @@ static void test_fsck_missing_file(void)
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 21);
 	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL),
-		   SFS_OK);
+	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
 	REQUIRE_ST(upload(f.s, &f.a, "c", "other", 5, id3, NULL), SFS_OK);
 	/* file 3's listening audio is the lost blob too */
 	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
@@ -1159,11 +1233,14 @@ static void test_fsck_missing_file(void)
 	sfs_file_release(&fi);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       &e), SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd,
-			       NULL, NULL), SFS_GONE);
+			       &e),
+		 SFS_GONE);
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd, NULL,
+			       NULL),
+		 SFS_GONE);
 	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL), SFS_OK);
+			       NULL),
+		 SFS_OK);
 	if (fd >= 0)
 		close(fd);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
@@ -1192,11 +1269,12 @@ static void test_fsck_refcounts(void)
 	REQUIRE(sql(f.s, q) == 0);
 	/* a row nobody references, with its file */
 	REQUIRE(openssl_sha("nobody", 6, gone) == 0);
-	snprintf(q, sizeof(q), "INSERT INTO blob(tenant_id, sha256, size, refs,"
+	snprintf(q, sizeof(q),
+		 "INSERT INTO blob(tenant_id, sha256, size, refs,"
 		 " created_at) VALUES (%lld, '%s', 6, 1, 0);"
 		 " UPDATE tenant SET used_bytes = used_bytes + 6"
-		 " WHERE id = %lld", (long long)f.a.tenant, gone,
-		 (long long)f.a.tenant);
+		 " WHERE id = %lld",
+		 (long long)f.a.tenant, gone, (long long)f.a.tenant);
 	REQUIRE(sql(f.s, q) == 0);
 	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
 		 (long long)f.a.tenant, gone);
@@ -1275,6 +1353,79 @@ static void test_fsck_usage(void)
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t2, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == 0 && ti.used_files == 0);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	fx_close(&f);
+}
+
+/* Many rows: the batched walks must see each exactly once. */
+static void test_fsck_many(void)
+{
+	struct sfs_file_spec specs[700];
+	struct sfs_fsck_report r;
+	struct db *d = NULL;
+	struct db_stmt *q;
+	struct fx f;
+	int i, made = 0, removed = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	memset(specs, 0, sizeof(specs));
+	for (i = 0; i < 700; i++)
+		specs[i].name = "many";
+	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 700, NULL), SFS_OK);
+	/* give each its own one-byte blob, by hand */
+	REQUIRE(sql(f.s, "UPDATE file SET sha256 = printf('%064x', id),"
+			 " size = 1, blob_ref = 1;"
+			 " INSERT INTO blob(tenant_id, sha256, size, refs,"
+			 " created_at) SELECT tenant_id, sha256, 1, 1, 0"
+			 " FROM file;"
+			 " UPDATE tenant SET used_bytes = 700 WHERE id = "
+			 " (SELECT tenant_id FROM file LIMIT 1)") == 0);
+	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+	q = db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
+	while (q && db_step(q, NULL) == 1) {
+		char p[4096], dir[4096];
+		const char *sha = db_col_text(q, 1);
+		int64_t t = db_col_int(q, 0);
+		int fd;
+
+		snprintf(dir, sizeof(dir), "%s/blobs/%lld", f.dir,
+			 (long long)t);
+		mkdir(dir, 0755);
+		snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
+			 (long long)t, sha);
+		mkdir(dir, 0755);
+		blob_path(f.s, t, sha, p, sizeof(p));
+		fd = open(p, O_CREAT | O_WRONLY, 0644);
+		if (fd >= 0 && write(fd, "x", 1) == 1)
+			made++;
+		if (fd >= 0)
+			close(fd);
+	}
+	db_reset(q);
+	db_put(d);
+	REQUIRE(made == 700);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(r.blobs_checked == 700);
+
+	/* lose every third blob file */
+	for (i = 1; i <= 700; i += 3) {
+		char sha[65], p[4096];
+
+		snprintf(sha, sizeof(sha), "%064x", i);
+		blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+		if (unlink(p) == 0)
+			removed++;
+	}
+	CHECK(removed == 234);
+	CHECK(fsck_lines(f.s, 0, &r) == removed);
+	CHECK(r.missing_files == removed && r.blobs_checked == 700);
+	CHECK(fsck_lines(f.s, 1, &r) == 2 * removed);
+	CHECK(r.repaired == removed);
+	CHECK(sql_int(f.s,
+		      "SELECT count(*) FROM file WHERE is_discarded = 1") ==
+	      removed);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 700);
+	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(r.blobs_checked == 700 - removed);
 	fx_close(&f);
 }
 
@@ -1357,10 +1508,12 @@ int main(void)
 	RUN(test_stage_copy_fd);
 	RUN(test_stage_limit);
 	RUN(test_dedupe);
+	RUN(test_dedupe_heals);
 	RUN(test_tenants_do_not_share);
 	RUN(test_blob_open);
 	RUN(test_rollback_unlinks);
 	RUN(test_stale_staging);
+	RUN(test_stale_committed_stage);
 	RUN(test_concurrent_opens);
 	RUN(test_crash_blob_linked);
 	RUN(test_crash_before_commit);
@@ -1372,6 +1525,7 @@ int main(void)
 	RUN(test_fsck_refcounts);
 	RUN(test_fsck_dangling_reference);
 	RUN(test_fsck_usage);
+	RUN(test_fsck_many);
 	RUN(test_fsck_concurrent);
 	return th_report();
 }

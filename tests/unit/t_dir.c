@@ -51,7 +51,7 @@ static void fx_close(struct fx *f)
 
 static enum sfs_status mk(struct fx *f, const char *path, char *id)
 {
-	struct sfs_file_spec sp = { .name = "f", .path = path };
+	struct sfs_file_spec sp = {.name = "f", .path = path};
 	struct sfs_file out;
 	enum sfs_status ret;
 
@@ -65,7 +65,7 @@ static enum sfs_status mk(struct fx *f, const char *path, char *id)
 
 static enum sfs_status move(struct fx *f, const char *id, const char *path)
 {
-	struct sfs_file_update u = { .set = SFS_UPD_PATH, .path = path };
+	struct sfs_file_update u = {.set = SFS_UPD_PATH, .path = path};
 
 	return sfs_file_update(f->s, &f->a, id, &u, NULL, NULL);
 }
@@ -154,7 +154,8 @@ static int dirs_consistent(struct fx *f)
 	if (db_get(f->s, &d, NULL))
 		return 1;
 	/* rows against recounts */
-	q = db_prep_dyn(d,
+	q = db_prep_dyn(
+		d,
 		"SELECT dd.owner_id, dd.path, dd.nfiles, dd.explicit,"
 		" (SELECT count(*) FROM file x WHERE x.owner_id = dd.owner_id"
 		"  AND x.is_deleted = 0 AND substr(x.dir, 1, length(dd.path))"
@@ -162,15 +163,17 @@ static int dirs_consistent(struct fx *f)
 		" + (SELECT count(*) FROM dir y WHERE y.owner_id = dd.owner_id"
 		"  AND y.explicit = 1 AND y.path <> dd.path"
 		"  AND substr(y.path, 1, length(dd.path)) = dd.path),"
-		" dd.parent FROM dir dd", NULL);
+		" dd.parent FROM dir dd",
+		NULL);
 	while (q && (rc = db_step(q, NULL)) == 1) {
 		const char *path = db_col_text(q, 1);
 		int64_t have = db_col_int(q, 2), want = db_col_int(q, 4);
 		const char *parent = db_col_text(q, 5);
 
-		if (have != want || (want == 0 && !db_col_int(q, 3) &&
-				     strcmp(path, "/"))) {
-			fprintf(stderr, "  dir %lld:%s counts %lld, has %lld%s\n",
+		if (have != want ||
+		    (want == 0 && !db_col_int(q, 3) && strcmp(path, "/"))) {
+			fprintf(stderr,
+				"  dir %lld:%s counts %lld, has %lld%s\n",
 				(long long)db_col_int(q, 0), path,
 				(long long)have, (long long)want,
 				db_col_int(q, 3) ? " (explicit)" : "");
@@ -191,18 +194,22 @@ static int dirs_consistent(struct fx *f)
 	}
 	db_finalize(q);
 	/* every live file's directory and its ancestors have rows */
-	q = db_prep_dyn(d,
+	q = db_prep_dyn(
+		d,
 		"SELECT x.owner_id, x.dir FROM file x WHERE x.is_deleted = 0"
 		" UNION SELECT y.owner_id, y.parent FROM dir y"
-		" WHERE y.path <> '/'", NULL);
+		" WHERE y.path <> '/'",
+		NULL);
 	while (q && db_step(q, NULL) == 1) {
 		struct db_stmt *c;
 		const char *p = db_col_text(q, 1);
 
 		if (!strcmp(p, "/"))
 			continue;
-		c = db_prep(d, "SELECT 1 FROM dir WHERE owner_id = ?1"
-			       " AND path = ?2", NULL);
+		c = db_prep(d,
+			    "SELECT 1 FROM dir WHERE owner_id = ?1"
+			    " AND path = ?2",
+			    NULL);
 		db_bind_int(c, 1, db_col_int(q, 0));
 		db_bind_text(c, 2, p);
 		if (db_step(c, NULL) != 1) {
@@ -485,10 +492,10 @@ static void test_mtime(void)
 /* Many random moves, deletes and restores keep every count right. */
 static void test_counts_random(void)
 {
-	static const char *paths[] = { "/", "/a/", "/a/b/", "/a/b/c/", "/b/",
-				       "/b/a/", "/ab/", "/a/bc/" };
+	static const char *paths[] = {"/",   "/a/",   "/a/b/", "/a/b/c/",
+				      "/b/", "/b/a/", "/ab/",  "/a/bc/"};
 	char ids[24][SFS_ID_SIZE];
-	int deleted[24] = { 0 };
+	int deleted[24] = {0};
 	unsigned seed = 12345;
 	struct fx f;
 	int i, step;
@@ -508,8 +515,9 @@ static void test_counts_random(void)
 				 SFS_OK);
 			deleted[k] = 1;
 		} else if (op == 1 && deleted[k]) {
-			CHECK_ST(sfs_file_restore(f.s, &f.a, ids[k], NULL,
-						  NULL), SFS_OK);
+			CHECK_ST(
+				sfs_file_restore(f.s, &f.a, ids[k], NULL, NULL),
+				SFS_OK);
 			deleted[k] = 0;
 		} else if (!deleted[k]) {
 			CHECK_ST(move(&f, ids[k], paths[(seed >> 12) % 8]),

@@ -21,7 +21,8 @@
 #include "testhelp.h"
 #include "util_i.h"
 
-#define EMPTY_SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define EMPTY_SHA                                                              \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define RETENTION 3600
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -32,11 +33,11 @@ struct fx {
 	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
 	char ua[SFS_ID_SIZE], ub[SFS_ID_SIZE], uc[SFS_ID_SIZE];
 	char ud[SFS_ID_SIZE], ux[SFS_ID_SIZE];
-	struct sfs_actor a;	/* owner of the test files */
-	struct sfs_actor b;	/* gets EDIT shares */
-	struct sfs_actor c;	/* gets VIEW shares */
-	struct sfs_actor d;	/* same tenant, no share */
-	struct sfs_actor x;	/* another tenant */
+	struct sfs_actor a; /* owner of the test files */
+	struct sfs_actor b; /* gets EDIT shares */
+	struct sfs_actor c; /* gets VIEW shares */
+	struct sfs_actor d; /* same tenant, no share */
+	struct sfs_actor x; /* another tenant */
 };
 
 static int fx_open_q(struct fx *f, int64_t max_bytes, int64_t max_files)
@@ -101,7 +102,7 @@ static enum sfs_status mk(struct fx *f, const struct sfs_actor *a,
 			  const char *name, const char *path, const char *text,
 			  char *id, struct sfs_err *e)
 {
-	struct sfs_file_spec sp = { .name = name, .path = path };
+	struct sfs_file_spec sp = {.name = name, .path = path};
 	struct sfs_stage *st = stage_of(f->s, text, strlen(text));
 	struct sfs_file out;
 	enum sfs_status ret;
@@ -166,8 +167,10 @@ static int64_t blob_refs(struct fx *f, const char *sha)
 
 	if (db_get(f->s, &d, NULL))
 		return -2;
-	q = db_prep(d, "SELECT refs FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", NULL);
+	q = db_prep(d,
+		    "SELECT refs FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    NULL);
 	if (q) {
 		db_bind_int(q, 1, f->a.tenant);
 		db_bind_text(q, 2, sha);
@@ -225,8 +228,8 @@ static enum sfs_status finish_listening(struct fx *f, const char *id,
 	ret = sfs_file_get(f->s, &f->a, id, &fi, NULL);
 	if (ret)
 		return ret;
-	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING,
-			     SFS_JS_PROCESSING, NULL, NULL);
+	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING, SFS_JS_PROCESSING,
+			     NULL, NULL);
 	st = stage_of(f->s, mp3, strlen(mp3));
 	if (!ret)
 		ret = st ? file_listening_done(f->s, fi.ino, st, NULL) : SFS_IO;
@@ -268,11 +271,14 @@ static int has_field(const struct sfs_err *e, const char *field,
 
 static void test_create_get(void)
 {
-	const char *tags[] = { "b", "A", "c d" };
+	const char *tags[] = {"b", "A", "c d"};
 	struct sfs_file_spec sp = {
-		.name = "Interview 1", .filename = "int1.wav",
-		.description = "first", .path = "/talks/2024/",
-		.metadata = "{\"speaker\":\"x\",\"n\":1}", .tags = tags,
+		.name = "Interview 1",
+		.filename = "int1.wav",
+		.description = "first",
+		.path = "/talks/2024/",
+		.metadata = "{\"speaker\":\"x\",\"n\":1}",
+		.tags = tags,
 		.ntags = 3,
 	};
 	struct sfs_file out, g;
@@ -309,8 +315,8 @@ static void test_create_get(void)
 	      !strcmp(out.tags[2], "c d"));
 
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, out.id, &g, NULL), SFS_OK);
-	CHECK(g.ino == out.ino && !strcmp(g.name, out.name) &&
-	      g.ntags == 3 && g.created_at == out.created_at);
+	CHECK(g.ino == out.ino && !strcmp(g.name, out.name) && g.ntags == 3 &&
+	      g.created_at == out.created_at);
 	sfs_file_release(&g);
 	REQUIRE_ST(sfs_file_get_ino(f.s, &f.a, out.ino, &g, NULL), SFS_OK);
 	CHECK(!strcmp(g.id, out.id));
@@ -318,23 +324,26 @@ static void test_create_get(void)
 	/* ids are case-insensitive */
 	for (i = 0; i < sizeof(upper); i++)
 		upper[i] = (char)(out.id[i] >= 'a' && out.id[i] <= 'f'
-					  ? out.id[i] - 32 : out.id[i]);
+					  ? out.id[i] - 32
+					  : out.id[i]);
 	CHECK_ST(sfs_file_get(f.s, &f.a, upper, &g, NULL), SFS_OK);
 	sfs_file_release(&g);
 	CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
-		    &rs) == 5 && !strcmp(buf, "hello"));
+		    &rs) == 5 &&
+	      !strcmp(buf, "hello"));
 	sfs_file_release(&out);
 
 	/* unknown and malformed ids */
 	CHECK_ST(sfs_file_get(f.s, &f.a, "00000000-0000-0000-0000-000000000000",
-			      &g, NULL), SFS_NOT_FOUND);
+			      &g, NULL),
+		 SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_get(f.s, &f.a, "nope", &g, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_get(f.s, &f.a, NULL, &g, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_get_ino(f.s, &f.a, 99999, &g, NULL), SFS_NOT_FOUND);
 
 	/* no content and no URI: an empty file */
 	{
-		struct sfs_file_spec e0 = { .name = "empty" };
+		struct sfs_file_spec e0 = {.name = "empty"};
 
 		REQUIRE_ST(sfs_file_create(f.s, &f.a, &e0, NULL, &out, NULL),
 			   SFS_OK);
@@ -350,7 +359,7 @@ static void test_create_get(void)
 	}
 	/* listening audio requested at upload */
 	{
-		struct sfs_file_spec l = { .name = "l", .listening = 1 };
+		struct sfs_file_spec l = {.name = "l", .listening = 1};
 
 		st = stage_of(f.s, "audio", 5);
 		REQUIRE_ST(sfs_file_create(f.s, &f.a, &l, st, &out, NULL),
@@ -371,9 +380,9 @@ static void test_create_get(void)
 
 static void test_create_import(void)
 {
-	struct sfs_file_spec sp = { .name = "remote",
-				    .uri = "https://example.com/a.wav",
-				    .listening = 1 };
+	struct sfs_file_spec sp = {.name = "remote",
+				   .uri = "https://example.com/a.wav",
+				   .listening = 1};
 	char id[SFS_ID_SIZE];
 	struct sfs_file out;
 	struct sfs_stage *st;
@@ -398,8 +407,9 @@ static void test_create_import(void)
 	CHECK(sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
 
 	/* the import completes: content, and the listening job queued */
-	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT,
-				SFS_JS_PROCESSING, NULL, NULL), SFS_OK);
+	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_PROCESSING,
+				NULL, NULL),
+		 SFS_OK);
 	CHECK_ST(file_import_done(f.s, out.ino, st, "audio/wav", 1.5, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
@@ -415,7 +425,8 @@ static void test_create_import(void)
 	/* a failed import stays unreadable */
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
 	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_FAILED,
-				"no route", NULL), SFS_OK);
+				"no route", NULL),
+		 SFS_OK);
 	CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, NULL),
 		 SFS_NOT_READY);
 	sfs_strlcpy(id, out.id, sizeof(id));
@@ -436,8 +447,8 @@ static void test_create_import(void)
 
 static void test_import_cancelled_by_delete(void)
 {
-	struct sfs_file_spec sp = { .name = "remote",
-				    .uri = "https://example.com/a.wav" };
+	struct sfs_file_spec sp = {.name = "remote",
+				   .uri = "https://example.com/a.wav"};
 	char id[SFS_ID_SIZE];
 	struct sfs_file out;
 	struct sfs_stage *st;
@@ -445,8 +456,9 @@ static void test_import_cancelled_by_delete(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
-	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT,
-				SFS_JS_PROCESSING, NULL, NULL), SFS_OK);
+	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_PROCESSING,
+				NULL, NULL),
+		 SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
 	st = stage_of(f.s, "late", 4);
 	CHECK_ST(file_import_done(f.s, out.ino, st, NULL, -1, NULL),
@@ -463,14 +475,15 @@ static void test_import_cancelled_by_delete(void)
 	fx_close(&f);
 }
 
-/* ---- validation ------------------------------------------------------------ */
+/* ---- validation ------------------------------------------------------------
+ */
 
 static void test_validation(void)
 {
 	char long_name[SFS_NAME_MAX + 2], long_desc[SFS_DESCRIPTION_MAX + 2];
-	const char *many[SFS_TAGS_MAX + 1], *bad_tags[] = { "ok", "a,b" };
-	const char *bad_paths[] = { "a/b/", "/a", "/a//b/", "/../", "/./",
-				    "", "/a\n/" };
+	const char *many[SFS_TAGS_MAX + 1], *bad_tags[] = {"ok", "a,b"};
+	const char *bad_paths[] = {"a/b/", "/a", "/a//b/", "/../",
+				   "/./",  "",	 "/a\n/"};
 	struct sfs_file_spec sp;
 	struct sfs_err e;
 	struct fx f;
@@ -484,20 +497,20 @@ static void test_validation(void)
 	for (i = 0; i < SFS_TAGS_MAX + 1; i++)
 		many[i] = "t";
 
-#define BAD(field_, type_, ...)                                            \
-	do {                                                               \
-		struct sfs_file_spec s_ = { __VA_ARGS__ };                 \
-		if (!s_.name && strcmp(field_, "name"))                    \
-			s_.name = "ok";                                    \
-		sfs_err_init(&e);                                          \
-		CHECK_ST(sfs_file_create(f.s, &f.a, &s_, NULL, NULL, &e),  \
-			 SFS_INVALID);                                     \
-		CHECK(e.status == SFS_INVALID);                            \
-		if (!has_field(&e, field_, type_))                         \
-			fprintf(stderr, "  want %s/%s, got %s/%s\n",       \
-				field_, type_ ? type_ : "*", field0(&e),  \
-				e.nfields ? e.fields[0].type : "");        \
-		CHECK(has_field(&e, field_, type_));                       \
+#define BAD(field_, type_, ...)                                                \
+	do {                                                                   \
+		struct sfs_file_spec s_ = {__VA_ARGS__};                       \
+		if (!s_.name && strcmp(field_, "name"))                        \
+			s_.name = "ok";                                        \
+		sfs_err_init(&e);                                              \
+		CHECK_ST(sfs_file_create(f.s, &f.a, &s_, NULL, NULL, &e),      \
+			 SFS_INVALID);                                         \
+		CHECK(e.status == SFS_INVALID);                                \
+		if (!has_field(&e, field_, type_))                             \
+			fprintf(stderr, "  want %s/%s, got %s/%s\n", field_,   \
+				type_ ? type_ : "*", field0(&e),               \
+				e.nfields ? e.fields[0].type : "");            \
+		CHECK(has_field(&e, field_, type_));                           \
 	} while (0)
 
 	BAD("name", "missing", .name = NULL);
@@ -552,9 +565,9 @@ static void test_validation(void)
 static void test_create_many(void)
 {
 	struct sfs_file_spec specs[3] = {
-		{ .name = "a", .path = "/m/" },
-		{ .name = "b", .path = "/m/" },
-		{ .name = "c", .path = "/m/n/" },
+		{.name = "a", .path = "/m/"},
+		{.name = "b", .path = "/m/"},
+		{.name = "c", .path = "/m/n/"},
 	};
 	struct sfs_dir_info di;
 	struct sfs_err e;
@@ -579,13 +592,14 @@ static void test_create_many(void)
 	fx_close(&f);
 }
 
-/* ---- permissions ----------------------------------------------------------- */
+/* ---- permissions -----------------------------------------------------------
+ */
 
 static void test_permissions(void)
 {
-	struct sfs_file_update u = { .set = SFS_UPD_NAME, .name = "renamed" };
-	struct sfs_file_update pub = { .set = SFS_UPD_PUBLISH,
-				       .publish = SFS_PUBLISH_INTERNAL };
+	struct sfs_file_update u = {.set = SFS_UPD_NAME, .name = "renamed"};
+	struct sfs_file_update pub = {.set = SFS_UPD_PUBLISH,
+				      .publish = SFS_PUBLISH_INTERNAL};
 	char id[SFS_ID_SIZE];
 	struct sfs_file g;
 	struct sfs_stage *st;
@@ -628,8 +642,7 @@ static void test_permissions(void)
 	CHECK(!strcmp(g.name, "renamed"));
 	sfs_file_release(&g);
 	CHECK_ST(open_st(&f, &f.c, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
-	CHECK_ST(sfs_file_update(f.s, &f.c, id, &u, NULL, NULL),
-		 SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_update(f.s, &f.c, id, &u, NULL, NULL), SFS_FORBIDDEN);
 	st = stage_of(f.s, "viewer", 6);
 	CHECK_ST(sfs_file_set_content(f.s, &f.c, id, st, 0, NULL, NULL),
 		 SFS_FORBIDDEN);
@@ -649,8 +662,7 @@ static void test_permissions(void)
 	CHECK(g.access == SFS_ACCESS_INTERNAL && g.perm == SFS_PERM_VIEW);
 	sfs_file_release(&g);
 	CHECK_ST(open_st(&f, &f.d, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
-	CHECK_ST(sfs_file_update(f.s, &f.d, id, &u, NULL, NULL),
-		 SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_update(f.s, &f.d, id, &u, NULL, NULL), SFS_FORBIDDEN);
 	CHECK_ST(sfs_file_delete(f.s, &f.d, id, 0, NULL), SFS_FORBIDDEN);
 	/* a direct share wins over INTERNAL */
 	REQUIRE_ST(sfs_file_get(f.s, &f.b, id, &g, NULL), SFS_OK);
@@ -661,8 +673,7 @@ static void test_permissions(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_get(f.s, &f.x, id, &g, &e), SFS_NOT_FOUND);
 	CHECK(!strcmp(e.type, "file_not_found"));
-	CHECK_ST(sfs_file_update(f.s, &f.x, id, &u, NULL, NULL),
-		 SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_update(f.s, &f.x, id, &u, NULL, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_delete(f.s, &f.x, id, 1, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_discard(f.s, &f.x, id, NULL), SFS_NOT_FOUND);
 	CHECK_ST(open_st(&f, &f.x, id, SFS_CONTENT_ORIGINAL, NULL),
@@ -678,6 +689,11 @@ static void test_permissions(void)
 	f.a.scopes = SFS_SCOPE_READ | SFS_SCOPE_WRITE;
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_FORBIDDEN);
 	CHECK_ST(mk(&f, &f.b, "x", "/", "x", NULL, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 0, NULL), SFS_FORBIDDEN);
+	f.a.scopes = SFS_SCOPE_READ | SFS_SCOPE_DELETE;
+	CHECK_ST(sfs_file_discard(f.s, &f.a, id, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_restore(f.s, &f.a, id, NULL, NULL), SFS_FORBIDDEN);
 	f.a.scopes = SFS_SCOPE_WRITE;
 	CHECK_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_FORBIDDEN);
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, NULL),
@@ -696,11 +712,12 @@ static void test_permissions(void)
 	fx_close(&f);
 }
 
-/* ---- update ---------------------------------------------------------------- */
+/* ---- update ----------------------------------------------------------------
+ */
 
 static void test_update(void)
 {
-	const char *tags[] = { "new", "Other" };
+	const char *tags[] = {"new", "Other"};
 	struct sfs_file_update u;
 	char id[SFS_ID_SIZE];
 	struct sfs_file g;
@@ -793,7 +810,8 @@ static void test_update(void)
 	fx_close(&f);
 }
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------
+ */
 
 static void test_delete_purge_restore(void)
 {
@@ -851,8 +869,11 @@ static void test_delete_purge_restore(void)
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
 	CHECK(g.deleted && g.purged && g.deleted_at > 0);
 	sfs_file_release(&g);
-	CHECK_ST(sfs_file_delete(f.s, &f.a, "00000000-0000-4000-8000-"
-				 "000000000000", 0, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_delete(f.s, &f.a,
+				 "00000000-0000-4000-8000-"
+				 "000000000000",
+				 0, NULL),
+		 SFS_NOT_FOUND);
 	CHECK(fsck_clean(&f));
 	fx_close(&f);
 }
@@ -860,7 +881,7 @@ static void test_delete_purge_restore(void)
 static void test_discard(void)
 {
 	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], buf[32];
-	struct sfs_file_update u = { .set = SFS_UPD_NAME, .name = "kept" };
+	struct sfs_file_update u = {.set = SFS_UPD_NAME, .name = "kept"};
 	enum sfs_status rs;
 	struct sfs_stage *st;
 	struct sfs_file g;
@@ -892,7 +913,8 @@ static void test_discard(void)
 	CHECK(!g.discarded && g.size == 5);
 	sfs_file_release(&g);
 	CHECK(slurp(&f, &f.a, id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
-		    &rs) == 5 && !strcmp(buf, "again"));
+		    &rs) == 5 &&
+	      !strcmp(buf, "again"));
 	/* discard of a deleted file */
 	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "other", id2, NULL), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
@@ -903,9 +925,9 @@ static void test_discard(void)
 
 static void test_set_content(void)
 {
-	const char *tags[] = { "keep" };
-	struct sfs_file_spec sp = { .name = "v", .path = "/v/", .tags = tags,
-				    .ntags = 1 };
+	const char *tags[] = {"keep"};
+	struct sfs_file_spec sp = {
+		.name = "v", .path = "/v/", .tags = tags, .ntags = 1};
 	struct sfs_file v1, v2, g;
 	struct sfs_stage *st;
 	char buf[32];
@@ -930,7 +952,8 @@ static void test_set_content(void)
 	CHECK(blob_refs(&f, v2.sha256) == 1);
 	CHECK(tenant(&f).used_bytes == 9 && tenant(&f).used_files == 1);
 	CHECK(slurp(&f, &f.b, v1.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
-		    &rs) == 9 && !strcmp(buf, "version 2"));
+		    &rs) == 9 &&
+	      !strcmp(buf, "version 2"));
 	REQUIRE_ST(sfs_file_get(f.s, &f.b, v1.id, &g, NULL), SFS_OK);
 	CHECK(g.perm == SFS_PERM_EDIT);
 	sfs_file_release(&g);
@@ -954,6 +977,31 @@ static void test_set_content(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	CHECK(blob_refs(&f, v2.sha256) == 2);
+	/* the same bytes once more: the blob is kept as it is, not relinked */
+	{
+		char p[4096];
+		struct stat b1, b2;
+
+		struct sfs_file solo;
+		char sid[SFS_ID_SIZE];
+
+		REQUIRE_ST(mk(&f, &f.a, "solo", "/", "only mine", sid, NULL),
+			   SFS_OK);
+		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
+		blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
+		REQUIRE(stat(p, &b1) == 0);
+		st = stage_of(f.s, "only mine", 9);
+		CHECK_ST(
+			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
+			SFS_OK);
+		sfs_stage_free(st);
+		REQUIRE(stat(p, &b2) == 0);
+		CHECK(b1.st_ino == b2.st_ino);
+		CHECK(blob_refs(&f, solo.sha256) == 1);
+		CHECK(tenant(&f).used_files == 3);
+		CHECK_ST(sfs_file_delete(f.s, &f.a, sid, 1, NULL), SFS_OK);
+		sfs_file_release(&solo);
+	}
 	sfs_file_release(&v2);
 
 	/* not on a deleted file */
@@ -968,7 +1016,8 @@ static void test_set_content(void)
 	fx_close(&f);
 }
 
-/* ---- listening audio -------------------------------------------------------- */
+/* ---- listening audio --------------------------------------------------------
+ */
 
 static void test_listening_rules(void)
 {
@@ -999,7 +1048,8 @@ static void test_listening_rules(void)
 		 SFS_NOT_READY);
 	/* a failed generation may be retried */
 	CHECK_ST(file_job_state(f.s, ino, SFS_JOB_LISTENING, SFS_JS_FAILED,
-				"encoder broke", NULL), SFS_OK);
+				"encoder broke", NULL),
+		 SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_FAILED && g.la.error &&
 	      !strcmp(g.la.error, "encoder broke"));
@@ -1013,11 +1063,11 @@ static void test_listening_rules(void)
 	      g.la.created_at > 0 && g.la.sha256[0]);
 	sfs_file_release(&g);
 	CHECK(slurp(&f, &f.a, id, SFS_CONTENT_LISTENING, buf, sizeof(buf),
-		    &rs) == 9 && !strcmp(buf, "mp3 bytes"));
+		    &rs) == 9 &&
+	      !strcmp(buf, "mp3 bytes"));
 	CHECK(tenant(&f).used_bytes == 8 + 9);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, &e),
-		 SFS_CONFLICT);
+	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, &e), SFS_CONFLICT);
 
 	/* delete, then purge the deleted one */
 	CHECK_ST(sfs_listening_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
@@ -1054,8 +1104,8 @@ static void test_listening_purge(void)
 	/* purge keeps the metadata, drops the bytes */
 	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
-	CHECK(g.la.status == SFS_JS_COMPLETED && g.la.purged &&
-	      !g.la.deleted && g.la.purged_at > 0 && g.la.size == 3);
+	CHECK(g.la.status == SFS_JS_COMPLETED && g.la.purged && !g.la.deleted &&
+	      g.la.purged_at > 0 && g.la.size == 3);
 	sfs_file_release(&g);
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_LISTENING, NULL), SFS_GONE);
 	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_CONFLICT);
@@ -1065,8 +1115,7 @@ static void test_listening_purge(void)
 
 	/* purging the file releases its listening audio too */
 	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "second", id2, NULL), SFS_OK);
-	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL),
-		   SFS_OK);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
 	REQUIRE_ST(finish_listening(&f, id2, "mp3 of two"), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 1, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
@@ -1075,15 +1124,15 @@ static void test_listening_purge(void)
 	CHECK(tenant(&f).used_bytes == 8);
 	/* a deleted file's pending generation is cancelled */
 	REQUIRE_ST(mk(&f, &f.a, "f3", "/", "third", id2, NULL), SFS_OK);
-	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL),
-		   SFS_OK);
+	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_FAILED);
 	{
 		char q[128];
 
-		snprintf(q, sizeof(q), "SELECT count(*) FROM job WHERE"
+		snprintf(q, sizeof(q),
+			 "SELECT count(*) FROM job WHERE"
 			 " file_id = %lld AND state IN (1, 2)",
 			 (long long)g.ino);
 		CHECK(sql_int(f.s, q) == 0);
@@ -1093,7 +1142,8 @@ static void test_listening_purge(void)
 	fx_close(&f);
 }
 
-/* ---- janitor ---------------------------------------------------------------- */
+/* ---- janitor ----------------------------------------------------------------
+ */
 
 static void test_janitor(void)
 {
@@ -1154,25 +1204,28 @@ static void test_janitor_many(void)
 
 		REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
 		/* 150 deleted files and 70 expired listening audios */
-		CHECK_ST(db_exec(d, "UPDATE file SET is_deleted = 1,"
-				    " deleted_at = 1, purge_at = 2"
-				    " WHERE id <= 150;"
-				    " UPDATE file SET la_status = 3,"
-				    " la_deleted = 1, la_deleted_at = 1,"
-				    " la_purge_at = 2 WHERE id > 80", NULL),
+		CHECK_ST(db_exec(d,
+				 "UPDATE file SET is_deleted = 1,"
+				 " deleted_at = 1, purge_at = 2"
+				 " WHERE id <= 150;"
+				 " UPDATE file SET la_status = 3,"
+				 " la_deleted = 1, la_deleted_at = 1,"
+				 " la_purge_at = 2 WHERE id > 80",
+				 NULL),
 			 SFS_OK);
 		db_put(d);
 	}
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_purged = 1")
-	      == 150);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_purged = 1") ==
+	      150);
 	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE la_purged = 0"
 			   " AND la_deleted = 1") == 0);
 	CHECK(tenant(&f).used_files == 1);
 	fx_close(&f);
 }
 
-/* ---- quotas -------------------------------------------------------------------- */
+/* ---- quotas
+ * -------------------------------------------------------------------- */
 
 static void test_quota(void)
 {
@@ -1228,8 +1281,9 @@ static void test_quota(void)
 		CHECK(tenant(&f).used_bytes == 100);
 		/* and the same bytes again are no change at all */
 		st = stage_of(f.s, more, 40);
-		CHECK_ST(sfs_file_set_content(f.s, &f.a, own, st, 0, NULL,
-					      NULL), SFS_OK);
+		CHECK_ST(
+			sfs_file_set_content(f.s, &f.a, own, st, 0, NULL, NULL),
+			SFS_OK);
 		sfs_stage_free(st);
 		CHECK(tenant(&f).used_bytes == 100);
 		CHECK(fsck_clean(&f));
@@ -1242,7 +1296,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, &e), SFS_QUOTA);
 	CHECK(!strcmp(e.type, "quota_exceeded"));
 	{
-		struct sfs_file_spec sp = { .name = "empty" };
+		struct sfs_file_spec sp = {.name = "empty"};
 
 		CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
 			 SFS_QUOTA);
@@ -1266,7 +1320,8 @@ static void test_quota(void)
 	fx_close(&f);
 }
 
-/* ---- two store handles at once ----------------------------------------------- */
+/* ---- two store handles at once
+ * ----------------------------------------------- */
 
 struct worker {
 	const char *dir;
@@ -1291,7 +1346,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	for (i = 0; i < w->n; i++) {
-		struct sfs_file_spec sp = { .name = "c", .path = w->path };
+		struct sfs_file_spec sp = {.name = "c", .path = w->path};
 		struct sfs_stage *st = NULL;
 
 		/* half of the contents are the same in both threads */

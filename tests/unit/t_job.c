@@ -514,6 +514,45 @@ static void t_lease_expiry(void)
 	done_store(s);
 }
 
+/* A job whose process dies every time is failed, not claimed forever. */
+static void t_gives_up(void)
+{
+	struct sfs_config cfg;
+	struct sfs_store *s;
+	struct sfs_job j;
+	struct sfs_err e;
+	struct row r;
+	int64_t id = 0;
+	int i;
+
+	sfs_config_init(&cfg);
+	cfg.job_lease_seconds = 1;
+	s = open_store(&cfg);
+	REQUIRE(s);
+	sfs_err_init(&e);
+	calls = 0;
+	sfs_job_set_handler(s, SFS_JOB_TEST, h_ok);
+	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, NULL, &id, &e), SFS_OK);
+	for (i = 1; i <= 5; i++) {
+		/* claimed, then "the process died": the lease runs out */
+		sfs_set_clock_offset_ms(2000 * i);
+		REQUIRE_ST(sfs_job_claim(s, &j, &e), SFS_OK);
+		CHECK(j.attempts == i);
+		sfs_job_release(&j);
+	}
+	sfs_set_clock_offset_ms(2000 * 6);
+	REQUIRE_ST(sfs_job_claim(s, &j, &e), SFS_OK);
+	CHECK(j.attempts == 6);
+	CHECK_ST(sfs_job_run(s, &j, &e), SFS_IO);
+	CHECK(calls == 0);
+	r = job_row(s, id);
+	CHECK(r.state == SFS_JOB_FAILED);
+	CHECK(strstr(r.error, "gave up after 5 attempts") != NULL);
+	sfs_job_release(&j);
+	sfs_set_clock_offset_ms(0);
+	done_store(s);
+}
+
 static void t_cancel(void)
 {
 	struct sfs_store *s = open_store(NULL);
@@ -939,6 +978,7 @@ int main(void)
 	RUN(t_claim_nothing);
 	RUN(t_two_handles_concurrent);
 	RUN(t_lease_expiry);
+	RUN(t_gives_up);
 	RUN(t_cancel);
 	RUN(t_cancel_running);
 	RUN(t_dead_process);

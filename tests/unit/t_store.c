@@ -150,13 +150,13 @@ static void test_config(void)
 	CHECK(c.workers == 3);
 
 	/* invalid values name the key and change nothing */
-#define BADV(key, val)                                                   \
-	do {                                                             \
-		struct sfs_config before_ = c;                           \
-		sfs_err_init(&e);                                        \
-		CHECK_ST(sfs_config_set(&c, key, val, &e), SFS_INVALID); \
-		CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, key)); \
-		CHECK(!memcmp(&before_, &c, sizeof(c)));                 \
+#define BADV(key, val)                                                         \
+	do {                                                                   \
+		struct sfs_config before_ = c;                                 \
+		sfs_err_init(&e);                                              \
+		CHECK_ST(sfs_config_set(&c, key, val, &e), SFS_INVALID);       \
+		CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, key));      \
+		CHECK(!memcmp(&before_, &c, sizeof(c)));                       \
 	} while (0)
 	BADV("retention_seconds", "-1");
 	BADV("retention_seconds", "ten");
@@ -181,7 +181,7 @@ static void test_config(void)
 static void test_config_applies(void)
 {
 	char *dir = th_tmpdir(), t[SFS_ID_SIZE], u[SFS_ID_SIZE];
-	struct sfs_file_spec sp = { .name = "f" };
+	struct sfs_file_spec sp = {.name = "f"};
 	struct sfs_store *s = NULL;
 	struct sfs_config c;
 	struct sfs_actor a;
@@ -219,13 +219,13 @@ struct seen {
 	char dir[64];
 };
 
-static void on_change(void *arg, int64_t seq, int64_t file_ino,
-		      int64_t owner, const char *dir)
+static void on_change(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
+		      const char *dir)
 {
 	struct seen *w = arg;
 
 	if (seq <= w->last_seq)
-		w->n = -1000;	/* not in order */
+		w->n = -1000; /* not in order */
 	w->last_seq = seq;
 	w->n++;
 	if (file_ino) {
@@ -240,8 +240,8 @@ static void on_change(void *arg, int64_t seq, int64_t file_ino,
 static void test_change_feed(void)
 {
 	char *dir = th_tmpdir(), t[SFS_ID_SIZE], u[SFS_ID_SIZE];
-	struct sfs_file_spec sp = { .name = "f", .path = "/in/" };
-	struct sfs_file_update up = { .set = SFS_UPD_NAME, .name = "g" };
+	struct sfs_file_spec sp = {.name = "f", .path = "/in/"};
+	struct sfs_file_update up = {.set = SFS_UPD_NAME, .name = "g"};
 	struct sfs_store *s1 = NULL, *s2 = NULL;
 	struct seen w;
 	struct sfs_actor a;
@@ -341,6 +341,45 @@ static void test_secret_space_clock(void)
 	th_rmrf(dir);
 }
 
+/*
+ * A long-lived connection ends up preparing every statement of the core
+ * (well over a hundred, and growing): its cache must hold them all.
+ */
+static void test_statement_cache(void)
+{
+	static char sql[300][48];
+	char *dir = th_tmpdir();
+	struct sfs_store *s = NULL;
+	struct db *d = NULL;
+	struct db_stmt *st;
+	int i, bad = 0;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
+	for (i = 0; i < 300; i++) {
+		snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i);
+		st = db_prep(d, sql[i], NULL);
+		if (!st || db_step(st, NULL) != 1 || db_col_int(st, 0) != i)
+			bad++;
+		if (st)
+			db_reset(st);
+	}
+	CHECK(bad == 0);
+	/* and each is found again, still answering for its own text */
+	for (i = 0, bad = 0; i < 300; i++) {
+		st = db_prep(d, sql[i], NULL);
+		if (!st || db_step(st, NULL) != 1 || db_col_int(st, 0) != i)
+			bad++;
+		if (st)
+			db_reset(st);
+	}
+	CHECK(bad == 0);
+	db_put(d);
+	sfs_store_close(s);
+	th_rmrf(dir);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -350,5 +389,6 @@ int main(void)
 	RUN(test_config_applies);
 	RUN(test_change_feed);
 	RUN(test_secret_space_clock);
+	RUN(test_statement_cache);
 	return th_report();
 }
