@@ -227,7 +227,8 @@ def test_deb_contents(deb):
               "/lib/systemd/system/speechfsd.service",
               "/lib/systemd/system/speechfs@.service",
               "/usr/share/doc/speechfs/copyright",
-              "/usr/share/doc/speechfs/examples/mount-example.conf"):
+              "/usr/share/doc/speechfs/examples/mount-example.conf",
+              "/sbin/mount.fuse.speechfs"):
         assert f in files, f
     assert re.search(r"^-rwxr-xr-x root/root .* ./usr/sbin/speechfsd$",
                      listing, re.M)
@@ -357,6 +358,37 @@ def test_installed_package_serves(installed, tmp_path):
         wait_healthy(f"http://127.0.0.1:{port}", proc)
     finally:
         stop(proc)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
+def test_installed_fstab_helper_mounts(installed, tmp_path):
+    """`mount -t fuse.speechfs STORE MOUNTPOINT -o user=ID,...` (what an
+    /etc/fstab entry runs) mounts through /sbin/mount.fuse.speechfs, with
+    mount(8)'s own options dropped; only root may use it."""
+    store = tmp_path / "store"
+    cli = "/usr/sbin/speechfsd"
+    run([cli, "init", "--store", str(store)])
+    tenant = run([cli, "tenant", "create", "--store", str(store), "--name",
+                  "t"]).stdout.strip()
+    user = run([cli, "user", "create", "--store", str(store), "--tenant",
+                tenant, "--name", "u"]).stdout.strip()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    run(["mount", "-t", "fuse.speechfs", str(store), str(mnt), "-o",
+         f"user={user},no_workers,nofail,_netdev,noauto"])
+    try:
+        assert str(mnt) in mounts()
+        assert sorted(os.listdir(mnt)) == [".listening", ".shared", ".trash"]
+        (mnt / "note.txt").write_bytes(b"via fstab")
+        assert (mnt / "note.txt").read_bytes() == b"via fstab"
+    finally:
+        run(["umount", str(mnt)], check=False)
+    assert str(mnt) not in mounts()
+    p = run(["setpriv", "--reuid=nobody", "--regid=nogroup",
+             "--clear-groups", "/sbin/mount.fuse.speechfs", str(store),
+             str(mnt), "-o", f"user={user}"], check=False)
+    assert p.returncode == 1 and "mounted by root" in p.stderr
+    assert str(mnt) not in mounts()
 
 
 def test_purge_removes_user_store_and_conffile(installed):
