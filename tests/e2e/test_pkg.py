@@ -219,7 +219,7 @@ def installed(deb):
 
 def test_deb_contents(deb):
     listing = run(["dpkg-deb", "-c", str(deb)]).stdout
-    files = {ln.split()[-1].lstrip(".") for ln in listing.splitlines()}
+    files = {ln.split()[5].lstrip(".") for ln in listing.splitlines()}
     for f in ("/usr/sbin/speechfsd", "/usr/bin/speechfs",
               "/usr/share/man/man1/speechfs.1.gz",
               "/usr/share/man/man8/speechfsd.8.gz",
@@ -228,7 +228,8 @@ def test_deb_contents(deb):
               "/lib/systemd/system/speechfs@.service",
               "/usr/share/doc/speechfs/copyright",
               "/usr/share/doc/speechfs/examples/mount-example.conf",
-              "/sbin/mount.fuse.speechfs"):
+              "/sbin/mount.fuse.speechfs",
+              "/usr/share/man/man8/mount.fuse.speechfs.8.gz"):
         assert f in files, f
     assert re.search(r"^-rwxr-xr-x root/root .* ./usr/sbin/speechfsd$",
                      listing, re.M)
@@ -495,6 +496,36 @@ def test_make_run_in_a_fresh_copy(tmp_path):
     assert str(mnt) not in mounts()
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)  # no daemon, no mount left behind
+
+    # make itself dies of the SIGINT it was sent; the script make ran must
+    # exit 0 on it. Run it as make does, a second time: it finds the demo
+    # store and its key in var/ again.
+    log.truncate(0)
+    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=clean_env(SPEECHFS_PORT=str(port), B="build"))
+    try:
+        assert eventually(lambda: "speechfs is running" in read(log) or
+                          proc.poll() is not None, 60), read(log)
+        assert proc.poll() is None, read(log)
+        assert "A demo store was made" not in read(log)
+        assert (mnt / "from-api.txt").read_bytes() == b"uploaded with curl"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            subprocess.run(["fusermount3", "-uz", str(mnt)],
+                           capture_output=True)
+            pytest.fail(f"run-demo.sh did not stop on SIGINT: {read(log)}")
+    assert rc == 0, read(log)
+    assert "stopped." in read(log)
+    assert str(mnt) not in mounts()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
 
 
 def mounts():
