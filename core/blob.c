@@ -24,6 +24,7 @@
 #include "util_i.h"
 
 #define IO_CHUNK (128 * 1024)
+#define WRITEBACK_CHUNK (8 << 20)	/* start writeback this often */
 
 struct sfs_stage {
 	struct sfs_store *s;
@@ -32,6 +33,7 @@ struct sfs_stage {
 	EVP_MD_CTX *md;
 	int64_t size;
 	int64_t limit;
+	int64_t synced;		/* writeback started up to here */
 	int random;		/* written out of order: hash at finish */
 	int finished;
 	int linked;		/* linked into blobs/, commit not seen */
@@ -134,6 +136,12 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	if (!st->random)
 		EVP_DigestUpdate(st->md, data, len);
 	st->size += (int64_t)len;
+	/* let the disk start on big stages now, so the final fsync is short */
+	if (st->size - st->synced >= WRITEBACK_CHUNK) {
+		sync_file_range(st->fd, st->synced, st->size - st->synced,
+				SYNC_FILE_RANGE_WRITE);
+		st->synced = st->size;
+	}
 	return SFS_OK;
 }
 

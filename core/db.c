@@ -229,13 +229,14 @@ static const char *const migrations[] = {
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 				 struct sfs_err *e)
 {
-	char sql[160];
+	char sql[224];
 	int rc;
 
 	sqlite3_busy_timeout(h, cfg ? cfg->busy_timeout_ms : 10000);
 	snprintf(sql, sizeof(sql),
 		 "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-		 " PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;",
+		 " PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
+		 " PRAGMA mmap_size=1073741824;",
 		 !cfg || cfg->sync_full ? "FULL" : "NORMAL");
 	rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {

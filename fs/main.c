@@ -130,10 +130,19 @@ static void usage(const char *prog)
 
 /* ---- coherence -------------------------------------------------------- */
 
+#define MAX_DIRS 16
+#define MAX_INOS 64
+
+/* What one poll saw of this user's changes. */
 struct change_ctx {
 	int64_t owner;
-	char dirs[16][SFS_VPATH_MAX + 2];
+	char dirs[MAX_DIRS][SFS_VPATH_MAX + 2];
 	int ndirs;
+	int64_t inos[MAX_INOS];
+	int ino_dir[MAX_INOS];
+	int ninos;
+	int any;
+	int shared;			/* a share with the user changed */
 	int overflow;
 };
 
@@ -144,34 +153,60 @@ static void on_change(void *arg, int64_t seq, int64_t file_ino,
 	int i;
 
 	(void)seq;
-	(void)file_ino;
-	if (owner != c->owner || !dir)
+	if (owner != c->owner)
 		return;
-	for (i = 0; i < c->ndirs; i++)
-		if (!strcmp(c->dirs[i], dir))
-			return;
-	if (c->ndirs == 16) {
-		c->overflow = 1;
+	c->any = 1;
+	if (!dir) {
+		c->shared = 1;
 		return;
 	}
-	snprintf(c->dirs[c->ndirs++], sizeof(c->dirs[0]), "%s", dir);
+	for (i = 0; i < c->ndirs; i++)
+		if (!strcmp(c->dirs[i], dir))
+			break;
+	if (i == c->ndirs) {
+		if (c->ndirs == MAX_DIRS) {
+			c->overflow = 1;
+			return;
+		}
+		snprintf(c->dirs[c->ndirs++], sizeof(c->dirs[0]), "%s", dir);
+	}
+	if (file_ino > 0 && c->ninos < MAX_INOS) {
+		c->inos[c->ninos] = file_ino;
+		c->ino_dir[c->ninos++] = i;
+	}
 }
 
-/* Forget the kernel's entries and attributes of one directory's files. */
-static void invalidate_dir(const char *vdir)
+/*
+ * Forget the kernel's view of one changed directory: its own entry (and
+ * its /.listening/ mirror) and the entries of the files that changed in
+ * it. Data caches need nothing: a new content is a new blob, and opens
+ * keep the page cache only while the blob is the same.
+ */
+static void invalidate_dir(const struct change_ctx *c, int d)
 {
-	char path[SFS_VPATH_MAX + 2 + 260];
+	char path[SFS_VPATH_MAX + 2 + 300];
+	const char *vdir = c->dirs[d];
 	struct fs_listing l;
-	size_t i, n = strlen(vdir);
+	size_t n = strlen(vdir), i;
+	int k, want = 0;
 
 	snprintf(path, sizeof(path), "%.*s", (int)(n > 1 ? n - 1 : 1), vdir);
 	fuse_invalidate_path(g_fs.fuse, path);
-	if (fs_list(vdir, FS_LIST_FILES, &l))
+	snprintf(path, sizeof(path), "/" FS_LISTENING "%.*s",
+		 (int)(n > 1 ? n - 1 : 0), vdir);
+	fuse_invalidate_path(g_fs.fuse, path);
+	for (k = 0; k < c->ninos; k++)
+		want |= c->ino_dir[k] == d;
+	if (!want || fs_list(vdir, FS_LIST_FILES, &l))
 		return;
-	for (i = 0; i < l.n; i++) {
-		snprintf(path, sizeof(path), "%s%s", vdir, l.v[i].name);
-		fuse_invalidate_path(g_fs.fuse, path);
-	}
+	for (i = 0; i < l.n; i++)
+		for (k = 0; k < c->ninos; k++)
+			if (c->ino_dir[k] == d && c->inos[k] == l.v[i].ino) {
+				snprintf(path, sizeof(path), "%s%s", vdir,
+					 l.v[i].name);
+				fuse_invalidate_path(g_fs.fuse, path);
+				break;
+			}
 	fs_listing_release(&l);
 }
 
@@ -197,12 +232,15 @@ static void *poller(void *arg)
 				      &e))
 			continue;
 		since = last;
-		if (c.ndirs || c.overflow)
-			fs_names_changed();
+		if (!c.any)
+			continue;
+		fs_names_changed();
 		if (!g_fs.fuse)
 			continue;
 		for (i = 0; i < c.ndirs && !g_fs.stop; i++)
-			invalidate_dir(c.dirs[i]);
+			invalidate_dir(&c, i);
+		if (c.shared)
+			fuse_invalidate_path(g_fs.fuse, "/" FS_SHARED);
 		if (c.overflow)
 			fuse_invalidate_path(g_fs.fuse, "/");
 	}
@@ -276,6 +314,7 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 	f = fuse_new(args, &fs_ops, sizeof(fs_ops), NULL);
 	if (!f)
 		return -1;
+	g_fs.fuse = f;
 	if (fuse_mount(f, co->mountpoint))
 		goto out_new;
 	se = fuse_get_session(f);
@@ -299,6 +338,11 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 		ret = fuse_loop_mt(f, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	/*
+	 * The poller calls into f: stop it before fuse_destroy frees the
+	 * node tables (the fs's destroy callback runs only after that).
+	 */
+	fs_poller_stop();
 	/* a signal ends the loop with its number: a clean unmount */
 	if (ret > 0)
 		ret = 0;

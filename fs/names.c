@@ -67,18 +67,28 @@ static char *entry_base(const char *name, const char *ext)
 	return out;
 }
 
-/* "a.wav" + uuid -> "a (0123abcd).wav" */
+/*
+ * "a.wav" + uuid -> "a (0123abcd).wav". The part before the extension is
+ * cut (at a character boundary) so that the result fits in a segment.
+ */
 static char *with_suffix(const char *base, const char *ext, const char *id)
 {
-	size_t n = strlen(base), el = strlen(ext);
+	size_t n = strlen(base), el = strlen(ext), keep;
 	char *out = malloc(n + 12);
 
 	if (!out)
 		return NULL;
 	if (!ends_with_ci(base, ext))
 		el = 0;
-	memcpy(out, base, n - el);
-	snprintf(out + n - el, 12 + el, " (%.8s)%s", id, base + n - el);
+	keep = n - el;
+	if (keep + 11 + el > SFS_SEGMENT_MAX) {
+		keep = SFS_SEGMENT_MAX > 11 + el ? SFS_SEGMENT_MAX - 11 - el
+						 : 0;
+		while (keep && ((unsigned char)base[keep] & 0xc0) == 0x80)
+			keep--;
+	}
+	memcpy(out, base, keep);
+	snprintf(out + keep, 12 + el, " (%.8s)%s", id, base + n - el);
 	return out;
 }
 
@@ -106,6 +116,9 @@ static int taken(const struct fs_listing *l, const char *name, int root)
 {
 	size_t i;
 
+	if (!strcmp(name, ".") || !strcmp(name, "..") ||
+	    strlen(name) > SFS_SEGMENT_MAX)
+		return 1;
 	if (root)
 		for (i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
 			if (!strcmp(name, reserved[i]) &&
@@ -423,6 +436,8 @@ static struct cached {
 } cache[CACHE_SLOTS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t cache_gen = 1, cache_clock;
+/* files added in place: a listing made meanwhile may lack them */
+static uint64_t cache_adds;
 
 void fs_names_changed(void)
 {
@@ -451,13 +466,14 @@ static struct cached *cache_get(const char *vdir, enum fs_list_mode mode)
 
 /* Keep l (taken over) as the listing of (vdir, mode) made at gen. */
 static void cache_put(const char *vdir, enum fs_list_mode mode, uint64_t gen,
-		      struct fs_listing *l)
+		      uint64_t adds, struct fs_listing *l)
 {
 	struct cached *c = &cache[0];
 	size_t i;
 
 	pthread_mutex_lock(&cache_lock);
-	if (gen != cache_gen || strlen(vdir) >= sizeof(c->vdir)) {
+	if (gen != cache_gen || adds != cache_adds ||
+	    strlen(vdir) >= sizeof(c->vdir)) {
 		pthread_mutex_unlock(&cache_lock);
 		fs_listing_release(l);
 		return;
@@ -484,6 +500,7 @@ void fs_names_added(const char *vdir, const char *entry,
 	struct cached *c;
 
 	pthread_mutex_lock(&cache_lock);
+	cache_adds++;
 	c = cache_get(vdir, FS_LIST_FILES);
 	if (!c)
 		goto out;
@@ -520,7 +537,7 @@ static int lookup_ino(const char *vdir, const char *entry,
 {
 	struct fs_listing l;
 	struct cached *c;
-	uint64_t gen;
+	uint64_t gen, adds;
 	size_t i;
 	int ret;
 
@@ -534,6 +551,7 @@ static int lookup_ino(const char *vdir, const char *entry,
 				break;
 			}
 	gen = cache_gen;
+	adds = cache_adds;
 	pthread_mutex_unlock(&cache_lock);
 	if (c)
 		return *ino ? 0 : -ENOENT;
@@ -545,7 +563,7 @@ static int lookup_ino(const char *vdir, const char *entry,
 			*ino = l.v[i].ino;
 			break;
 		}
-	cache_put(vdir, mode, gen, &l);
+	cache_put(vdir, mode, gen, adds, &l);
 	return *ino ? 0 : -ENOENT;
 }
 
@@ -585,7 +603,8 @@ int fs_find_file(const char *vdir, const char *entry,
 		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
 		if (!st && still_there(&n->f, vdir, mode))
 			return 0;
-		if (st && st != SFS_NOT_FOUND)
+		/* gone, or no longer shared with us: list again */
+		if (st && st != SFS_NOT_FOUND && st != SFS_FORBIDDEN)
 			return -fs_errno(st, &e);
 		fs_names_changed();
 	}

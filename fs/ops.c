@@ -107,7 +107,6 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->auto_cache = 0;
 	cfg->direct_io = 0;
 	cfg->kernel_cache = 0;
-	g_fs.fuse = fuse_get_context()->fuse;
 	fs_poller_start();
 	return &g_fs;
 }

@@ -3,7 +3,9 @@
  * file model's fields (tags, description, publishMode, metadata writable;
  * the rest and the whole JSON read-only, except that writing "generate"
  * to listeningAudio.status requests the listening MP3, as the API's
- * POST .../listening-audio does) and the freedesktop aliases
+ * POST .../listening-audio does), user.speechfs.shares (the owner's direct
+ * shares as "userId:VIEW,userId:EDIT", written whole) and the freedesktop
+ * aliases
  * user.xdg.tags / user.xdg.comment. security.* and system.* are answered
  * with ENODATA at once, without touching the database.
  */
@@ -11,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "fs_i.h"
 #include "speechfs/json.h"
+#include "speechfs/share.h"
 #include "speechfs/tag.h"
 #include "banned.h"
 
@@ -20,7 +24,8 @@
 
 enum xa {
 	XA_TAGS, XA_DESCRIPTION, XA_PUBLISH, XA_METADATA, XA_ID, XA_SHA256,
-	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON
+	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON,
+	XA_SHARES
 };
 
 static const struct {
@@ -40,6 +45,7 @@ static const struct {
 	{ PFX "ingestionStatus", XA_INGESTION, 0, 1 },
 	{ PFX "listeningAudio.status", XA_LA_STATUS, 2, 1 },
 	{ PFX "json", XA_JSON, 0, 1 },
+	{ PFX "shares", XA_SHARES, 3, 1 },
 	{ "user.xdg.tags", XA_TAGS, 1, 0 },
 	{ "user.xdg.comment", XA_DESCRIPTION, 1, 0 },
 };
@@ -60,6 +66,30 @@ static int is_file(const struct fs_node *n)
 {
 	return n->kind == FS_FILE || n->kind == FS_SHARED_FILE ||
 	       n->kind == FS_TRASH_FILE || n->kind == FS_LA_FILE;
+}
+
+/*
+ * The direct shares of a file as "userId:PERM,..." (owner only; others
+ * get ENODATA, as for a field they cannot see).
+ */
+static int shares_value(const struct sfs_file *f, struct sfs_buf *b)
+{
+	struct sfs_share *v = NULL;
+	struct sfs_err e;
+	size_t n = 0, i;
+	int ret = 0;
+
+	if (f->perm != SFS_PERM_OWNER)
+		return -ENODATA;
+	sfs_err_init(&e);
+	if (sfs_share_list(g_fs.store, &g_fs.actor, f->id, &v, &n, &e))
+		return -ENODATA;
+	for (i = 0; i < n && !ret; i++)
+		if (sfs_buf_addf(b, "%s%s:%s", i ? "," : "", v[i].user_id,
+				 sfs_perm_name(v[i].perm)))
+			ret = -E2BIG;
+	free(v);
+	return ret;
 }
 
 /* The value of one attribute into b; -ENODATA when it is null. */
@@ -104,6 +134,8 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 	case XA_LA_STATUS:
 		s = sfs_jstate_name(f->la.status);
 		break;
+	case XA_SHARES:
+		return shares_value(f, b);
 	case XA_JSON:
 		j = sfs_json_file(f);
 		txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -208,6 +240,79 @@ static int update(const char *path, const struct sfs_file_update *u)
 	return ret;
 }
 
+#define SHARES_MAX 64
+
+/* Parse "userId:VIEW, userId:EDIT" (empty: none) into users/perms. */
+static int parse_shares(char *csv, char **users, enum sfs_perm *perms,
+			size_t *n)
+{
+	char *item = csv, *next, *colon;
+	int p;
+
+	*n = 0;
+	while (item && *item) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		while (*item == ' ')
+			item++;
+		colon = strchr(item, ':');
+		if (!colon || *n == SHARES_MAX)
+			return -EINVAL;
+		*colon = '\0';
+		p = sfs_perm_parse(colon + 1);
+		if (!sfs_uuid_valid(item) ||
+		    (p != SFS_PERM_VIEW && p != SFS_PERM_EDIT))
+			return -EINVAL;
+		users[*n] = item;
+		perms[(*n)++] = (enum sfs_perm)p;
+		item = next;
+	}
+	return 0;
+}
+
+/* Make the file's direct shares exactly those written. */
+static int set_shares(const char *path, char *csv)
+{
+	char *users[SHARES_MAX];
+	enum sfs_perm perms[SHARES_MAX];
+	struct sfs_share *cur = NULL;
+	size_t n, ncur = 0, i, j;
+	struct fs_node nd;
+	struct sfs_err e;
+	enum sfs_status st = SFS_OK;
+	int ret, created;
+
+	ret = parse_shares(csv, users, perms, &n);
+	if (ret)
+		return ret;
+	sfs_err_init(&e);
+	ret = fs_resolve(path, &nd);
+	if (!ret && nd.kind != FS_FILE && nd.kind != FS_SHARED_FILE)
+		ret = is_file(&nd) ? -EACCES : -ENOTSUP;
+	if (ret)
+		goto out;
+	st = sfs_share_list(g_fs.store, &g_fs.actor, nd.f.id, &cur, &ncur,
+			    &e);
+	for (i = 0; !st && i < n; i++)
+		st = sfs_share_put(g_fs.store, &g_fs.actor, nd.f.id, users[i],
+				   perms[i], NULL, &created, &e);
+	for (j = 0; !st && j < ncur; j++) {
+		for (i = 0; i < n; i++)
+			if (!strcasecmp(users[i], cur[j].user_id))
+				break;
+		if (i == n)
+			st = sfs_share_revoke_user(g_fs.store, &g_fs.actor,
+						   nd.f.id, cur[j].user_id,
+						   &e);
+	}
+	ret = -fs_errno(st, &e);
+out:
+	free(cur);
+	fs_node_release(&nd);
+	return ret;
+}
+
 /* "generate" written to listeningAudio.status: make the listening MP3. */
 static int generate(const char *path, const char *val, size_t size)
 {
@@ -251,6 +356,16 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 		return -EPERM;
 	if (xattrs[i].which == XA_LA_STATUS)
 		return generate(path, val, size);
+	if (xattrs[i].which == XA_SHARES) {
+		copy = strndup(val, size);
+		if (!copy)
+			return -ENOMEM;
+		while (*copy && copy[strlen(copy) - 1] == '\n')
+			copy[strlen(copy) - 1] = '\0';
+		ret = set_shares(path, copy);
+		free(copy);
+		return ret;
+	}
 	if (memchr(val, '\0', size))
 		return -EINVAL;
 	copy = malloc(size + 1);
@@ -286,6 +401,11 @@ int fs_removexattr(const char *path, const char *name)
 	case XA_METADATA:
 		u.set = SFS_UPD_METADATA;
 		break;
+	case XA_SHARES: {
+		char none[1] = "";
+
+		return set_shares(path, none);
+	}
 	default:
 		return -EPERM;
 	}

@@ -119,6 +119,28 @@ def mnt(store):
         m.stop()
 
 
+@pytest.fixture
+def mounts(store):
+    """mounts(user, *opts) mounts the store as that user; every mount made
+    is unmounted at teardown and each must have exited 0, even when the
+    test or another mount failed."""
+    made = []
+
+    def make(user, *opts):
+        m = Mount(store[0], user, *opts)
+        made.append(m)
+        return m
+    yield make
+    first = None
+    for m in made:
+        try:
+            m.stop()
+        except BaseException as e:      # noqa: BLE001
+            first = first or e
+    if first:
+        raise first
+
+
 def xget(path, name):
     return os.getxattr(path, name).decode()
 

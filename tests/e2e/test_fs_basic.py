@@ -35,6 +35,22 @@ def test_missing_options_fail(store):
     assert "unknown user" in out.stderr
 
 
+def test_bad_options_fail(store, tmp_path):
+    from fsutil import SPEECHFS
+    d, _, users = store
+    mp = tmp_path / "m"
+    mp.mkdir()
+    for opts in (["-o", "bogus_option"], ["-o", "umask=999"],
+                 ["-o", "uid=x"]):
+        out = run(str(SPEECHFS), "--store", str(d), "--user", users[0],
+                  str(mp), "-f", *opts)
+        assert out.returncode != 0, opts
+        assert not os.path.ismount(mp)
+    out = run(str(SPEECHFS), "--store", str(tmp_path / "nostore"), "--user",
+              users[0], str(mp), "-f")
+    assert out.returncode != 0 and "cannot open store" in out.stderr
+
+
 def test_root_listing(mnt):
     names = sorted(os.listdir(mnt.dir))
     assert names == [".listening", ".shared", ".trash"]
@@ -90,10 +106,12 @@ def test_store_and_user_as_o_options(store):
         os.rmdir(mp)
 
 
-def test_sigterm_exits_zero(store):
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_signal_exits_zero(store, sig):
+    import signal
     d, _, users = store
     m = Mount(d, users[0])
-    m.proc.terminate()
+    m.proc.send_signal(getattr(signal, sig))
     assert m.proc.wait(timeout=30) == 0
     assert not os.path.ismount(m.dir)
     m.stop()

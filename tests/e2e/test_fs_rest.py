@@ -128,3 +128,33 @@ def test_direct_share_shows_in_shared(store, daemon):
             os.unlink(f)
     finally:
         bob.stop()
+
+
+def test_names_the_mount_cannot_show_plainly(store, daemon):
+    """Names from the API that are no valid entry ("." or longer than a
+    segment once the extension is added) get the uuid suffix, cut to fit."""
+    d, _, users = store
+    url, keys = daemon
+    h = {"X-API-Key": keys[0]}
+    ids = {}
+    for name, fn in ((".", None), ("..", None), ("é" * 127 + "x",
+                                                 "a.wav")):
+        data = {"name": name}
+        r = requests.post(url, headers=h, data=data,
+                          files={"file": (fn or "blob", b"x")})
+        assert r.status_code in (200, 201), r.text
+        ids[name] = r.json()["id"]
+    m = Mount(d, users[0])
+    try:
+        names = [n for n in os.listdir(m.dir) if not n.startswith(".") or
+                 n.startswith(". (") or n.startswith(".. (")]
+        assert ". (%s)" % ids["."][:8] in names
+        assert ".. (%s)" % ids[".."][:8] in names
+        long = [n for n in names if n.startswith("é")]
+        assert len(long) == 1
+        assert len(long[0].encode()) <= 255
+        assert long[0].endswith(" (%s).wav" % ids["é" * 127 + "x"][:8])
+        for n in names:
+            assert xget(m.path(n), P + "id") in ids.values()
+    finally:
+        m.stop()

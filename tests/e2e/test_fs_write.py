@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from fsutil import Mount, admin, have_fuse, mnt, store, xget  # noqa: F401
+from fsutil import Mount, admin, have_fuse, mnt, mounts, store, xget  # noqa: F401,E501
 
 P = "user.speechfs."
 
@@ -165,28 +165,52 @@ def test_quota_error_on_close_keeps_content(small_store):
         m.stop()
 
 
-def test_changes_elsewhere_show_up(store):
+def test_changes_elsewhere_show_up(store, mounts):
     """Two mounts of one user: a change made through one appears in the
     other within a second or so (the change poller / attr timeouts)."""
     import time
     d, _, users = store
-    a = Mount(d, users[0])
-    b = Mount(d, users[0])
-    try:
-        a.path("x.txt").write_bytes(b"v1")
-        assert b.path("x.txt").read_bytes() == b"v1"
-        a.path("x.txt").write_bytes(b"version 2")
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            if b.path("x.txt").read_bytes() == b"version 2":
-                break
-            time.sleep(0.2)
-        assert b.path("x.txt").read_bytes() == b"version 2"
-        os.unlink(a.path("x.txt"))
-        deadline = time.time() + 5
-        while time.time() < deadline and b.path("x.txt").exists():
-            time.sleep(0.2)
-        assert not b.path("x.txt").exists()
-    finally:
-        a.stop()
-        b.stop()
+    a = mounts(users[0])
+    b = mounts(users[0])
+    a.path("x.txt").write_bytes(b"v1")
+    assert b.path("x.txt").read_bytes() == b"v1"
+    a.path("x.txt").write_bytes(b"version 2")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if b.path("x.txt").read_bytes() == b"version 2":
+            break
+        time.sleep(0.2)
+    assert b.path("x.txt").read_bytes() == b"version 2"
+    os.unlink(a.path("x.txt"))
+    deadline = time.time() + 5
+    while time.time() < deadline and b.path("x.txt").exists():
+        time.sleep(0.2)
+    assert not b.path("x.txt").exists()
+
+
+def test_parallel_creators_one_dir(mnt):
+    """Files created at once in one directory are all found at once (the
+    lookup cache never hides a file the mount itself created)."""
+    os.mkdir(mnt.path("many"))
+    errors = []
+
+    def creator(t):
+        try:
+            for i in range(25):
+                p = mnt.path("many", "t%d-%d.txt" % (t, i))
+                with open(p, "wb") as f:
+                    f.write(b"%d" % i)
+                os.stat(p)
+                os.listdir(mnt.path("many"))
+        except Exception as e:       # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=creator, args=(t,)) for t in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    assert len(os.listdir(mnt.path("many"))) == 100
+    for t in range(4):
+        assert mnt.path("many", "t%d-24.txt" % t).read_bytes() == b"24"

@@ -1397,6 +1397,104 @@ static void test_two_handles(void)
 	fx_close(&f);
 }
 
+struct contender {
+	const char *dir;
+	const char *uid;
+	const char *id;
+	int role;
+	int unexpected;
+};
+
+/* Role 0 writes new versions; role 1 deletes and restores. */
+static void *contender_main(void *arg)
+{
+	struct contender *c = arg;
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	char text[32];
+	int i;
+
+	if (sfs_store_open(c->dir, NULL, &s, NULL) ||
+	    sfs_auth_user(s, c->uid, SFS_SCOPE_ALL, &a, NULL)) {
+		c->unexpected++;
+		sfs_store_close(s);
+		return NULL;
+	}
+	for (i = 0; i < 40; i++) {
+		enum sfs_status r1, r2;
+
+		if (c->role == 0) {
+			struct sfs_stage *st = NULL;
+
+			snprintf(text, sizeof(text), "version %d", i % 3);
+			if (sfs_stage_new(s, &st, NULL) ||
+			    sfs_stage_write(st, text, strlen(text), NULL)) {
+				c->unexpected++;
+				sfs_stage_free(st);
+				continue;
+			}
+			r1 = sfs_file_set_content(s, &a, c->id, st, i % 4 == 0,
+						  NULL, NULL);
+			sfs_stage_free(st);
+			if (r1 != SFS_OK && r1 != SFS_CONFLICT)
+				c->unexpected++;
+		} else {
+			r1 = sfs_file_delete(s, &a, c->id, 0, NULL);
+			r2 = sfs_file_restore(s, &a, c->id, NULL, NULL);
+			if (r1 != SFS_OK || r2 != SFS_OK)
+				c->unexpected++;
+		}
+	}
+	sfs_store_close(s);
+	return NULL;
+}
+
+/* New versions against deletes and restores from another handle. */
+static void test_contention(void)
+{
+	struct contender c[2];
+	pthread_t th[2];
+	char id[SFS_ID_SIZE];
+	struct sfs_file g;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "contended", "/c/", "start", id, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "bystander", "/", "version 1", NULL, NULL),
+		   SFS_OK);
+	for (i = 0; i < 2; i++) {
+		c[i].dir = f.dir;
+		c[i].uid = f.ua;
+		c[i].id = id;
+		c[i].role = i;
+		c[i].unexpected = 0;
+		REQUIRE(pthread_create(&th[i], NULL, contender_main, &c[i]) ==
+			0);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	CHECK(c[0].unexpected == 0 && c[1].unexpected == 0);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
+	CHECK(!g.deleted);
+	CHECK(blob_refs(&f, g.sha256) >= 1);
+	sfs_file_release(&g);
+	CHECK(tenant(&f).used_files == 2);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") <= 3);
+	CHECK(tenant(&f).used_bytes ==
+	      sql_int(f.s, "SELECT sum(size) FROM blob"));
+	CHECK(fsck_clean(&f));
+	{
+		struct sfs_dir_info di;
+
+		REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/c/", &di, NULL), SFS_OK);
+		CHECK(di.nfiles == 1);
+		REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/", &di, NULL), SFS_OK);
+		CHECK(di.nfiles == 2);
+	}
+	fx_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -1416,5 +1514,6 @@ int main(void)
 	RUN(test_janitor_many);
 	RUN(test_quota);
 	RUN(test_two_handles);
+	RUN(test_contention);
 	return th_report();
 }
