@@ -62,7 +62,8 @@ else
 Q := @
 endif
 
-.PHONY: all test unit asan bench install clean run deps check-format valgrind
+.PHONY: all test unit asan bench install clean run deps check-format valgrind \
+	deb
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
@@ -120,10 +121,18 @@ valgrind: all
 bench: deps all
 	SFS_BUILD=$(abspath $(B)) $(PYTHON) tests/bench/run.py
 
-install: all
+install: $(LIB) $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	$(if $(filter $(B)/speechfs,$(BINS)),install -m 755 $(B)/speechfs $(DESTDIR)$(PREFIX)/bin/speechfs)
 	$(if $(filter $(B)/speechfsd,$(BINS)),install -m 755 $(B)/speechfsd $(DESTDIR)$(PREFIX)/sbin/speechfsd)
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 packaging/man/speechfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/speechfs.1
+	install -m 644 packaging/man/speechfsd.8 $(DESTDIR)$(PREFIX)/share/man/man8/speechfsd.8
+
+# The Debian package, built from a copy of the tree (packaging/debian as
+# ./debian) by dpkg-buildpackage; the .deb lands in $(B)/.
+deb: deps
+	B=$(B) ./packaging/debian/build-deb.sh
 
 # A demo store under ./var, the daemon on 127.0.0.1:8080, the mount at ./mnt.
 run: deps all

@@ -10,9 +10,10 @@ libfuse3-dev fuse3"
 TEST="python3 python3-pytest python3-requests curl ca-certificates git procps attr rsync tar valgrind
 espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl"
 BENCH="wrk nginx-light bindfs"
+PACKAGE="debhelper dpkg-dev lintian fakeroot groff-base man-db"
 
 missing=""
-for p in $BUILD $TEST $BENCH; do
+for p in $BUILD $TEST $BENCH $PACKAGE; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		grep -q "install ok installed"; then
 		missing="$missing $p"

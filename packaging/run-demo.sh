@@ -77,7 +77,7 @@ stop() {
 	[ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null || true
 	[ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
 	echo "stopped."
-	exit 0
+	exit "${1:-0}"
 }
 trap stop INT TERM
 
@@ -96,7 +96,10 @@ mount_pid=$!
 i=0
 until mountpoint -q "$MNT" 2>/dev/null; do
 	i=$((i + 1))
-	[ $i -lt 100 ] || { stop; }
+	if [ $i -ge 100 ] || ! kill -0 "$mount_pid" 2>/dev/null; then
+		echo "make run: the mount did not come up" >&2
+		stop 1
+	fi
 	sleep 0.1
 done
 
@@ -114,5 +117,8 @@ Try, in another shell:
 
 Ctrl-C stops both.
 MSG
-wait "$daemon" || true
-stop
+# only a daemon that ends by itself gets here (a signal runs stop)
+rc=0
+wait "$daemon" || rc=$?
+echo "make run: speechfsd exited (status $rc)" >&2
+stop 1

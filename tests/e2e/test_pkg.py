@@ -1,0 +1,563 @@
+"""Shipping: the Debian package (built with `make deb`, its contents,
+lintian, installed with dpkg, the installed daemon and admin CLI at work,
+purged at teardown whatever happened), the man pages, the shipped default
+configuration, and `make run` in a fresh copy of the tree with a file
+uploaded through the API and one copied into the mount, stopped with
+Ctrl-C (SIGINT to its process group).
+
+These tests install a package system-wide: they need root, as the test
+machine is (a disposable one)."""
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+VERSION = (ROOT / "VERSION").read_text().strip()
+API = "/api/v1/speech-services/files"
+DEB = BUILD / f"speechfs_{VERSION}_amd64.deb"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="installs a package: needs root")
+
+
+def clean_env(**extra):
+    """The environment without the calling make's jobserver and flags."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    env.update(extra)
+    return env
+
+
+def run(cmd, timeout=120, check=True, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       **kw)
+    if check:
+        assert p.returncode == 0, \
+            f"{cmd} exited {p.returncode}:\n{p.stdout[-3000:]}\n" \
+            f"{p.stderr[-3000:]}"
+    return p
+
+
+def dpkg(*args, check=True):
+    """dpkg, waiting up to two minutes for another dpkg to finish."""
+    deadline = time.time() + 120
+    while True:
+        p = run(["dpkg", *args], check=False, timeout=300,
+                env=clean_env(DEBIAN_FRONTEND="noninteractive"))
+        if "lock" not in p.stderr or time.time() > deadline:
+            break
+        time.sleep(2)
+    if check:
+        assert p.returncode == 0, f"dpkg {args}: {p.stdout}\n{p.stderr}"
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base, proc, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, \
+            f"daemon exited {proc.returncode}: {proc.stderr.read()[-2000:]}"
+        try:
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{base}/healthz did not answer in {seconds} s")
+
+
+def stop(proc):
+    """SIGTERM; the daemon must exit 0 within 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the daemon did not stop on SIGTERM")
+    assert rc == 0, proc.stderr.read()[-2000:]
+
+
+# ---- the sources: man pages and the default configuration ---------------
+
+MAN = [ROOT / "packaging/man/speechfs.1", ROOT / "packaging/man/speechfsd.8"]
+
+
+@pytest.mark.parametrize("page", MAN, ids=[p.name for p in MAN])
+def test_man_page_renders_without_warnings(page):
+    p = run(["groff", "-man", "-ww", "-z", str(page)])
+    assert p.stderr == ""
+    p = run(["man", "-l", str(page)], env=clean_env(MANWIDTH="80"))
+    assert p.stderr == "", p.stderr
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "FILES",
+                    "EXIT STATUS", "EXAMPLES"):
+        assert f"\n{section}\n" in p.stdout, section
+
+
+def c_keys(path, pattern):
+    return set(re.findall(pattern, (ROOT / path).read_text()))
+
+
+def test_man_and_config_name_every_option():
+    """Every core and daemon key (read from the sources) is in the shipped
+    configuration, commented out, and in speechfsd(8); every long option of
+    the daemon and the admin CLI is in speechfsd(8), of the mount in
+    speechfs(1)."""
+    core = c_keys("core/store.c", r'\b(?:I64|INT|BOOL|STR)\("([a-z0-9_.]+)"')
+    daemon = c_keys("httpd/main.c", r'K\("(http\.[a-z_]+)"')
+    assert len(core) >= 19 and len(daemon) >= 14, (core, daemon)
+    conf = (ROOT / "packaging/debian/speechfsd.conf").read_text()
+    shown = set(re.findall(r"^#([a-z0-9_.]+) =", conf, re.M))
+    assert shown == core | daemon, (shown ^ (core | daemon))
+    assert not re.search(r"^[a-z]", conf, re.M), "an active setting"
+    man8 = (ROOT / "packaging/man/speechfsd.8").read_text()
+    man8 = man8.replace("\\-", "-")
+    for k in core | daemon:
+        assert k in man8, k
+    longopts = c_keys("httpd/main.c", r'\{"([a-z-]+)", (?:required|no)_arg')
+    admin = c_keys("httpd/admin.c", r'arg\(a, "([a-z-]+)"\)')
+    admin |= {"json", "repair"}
+    assert {"store", "listen", "config", "no-workers"} <= longopts
+    for opt in longopts | admin:
+        assert f"--{opt}" in man8, opt
+    for cmd in ("init", "tenant create", "user create", "key create",
+                "key revoke", "jwt", "fsck"):
+        assert f"B {cmd}" in man8 or f"speechfsd {cmd}" in man8, cmd
+    man1 = (ROOT / "packaging/man/speechfs.1").read_text().replace("\\-", "-")
+    for opt in ("--store", "--user", "-f", "-d", "-s", "ro", "allow_other",
+                "uid=", "umask=", "no_workers", "listening=", "--version"):
+        assert opt in man1, opt
+
+
+def test_default_config_uncommented_is_accepted(tmp_path):
+    """The shipped configuration with every line uncommented (the defaults)
+    starts the daemon; one misspelt key stops it with status 2."""
+    sfsd = BUILD / "speechfsd"
+    conf = (ROOT / "packaging/debian/speechfsd.conf").read_text()
+    active = tmp_path / "all.conf"
+    active.write_text(re.sub(r"^#([a-z0-9_.]+ =)", r"\1", conf, flags=re.M))
+    store = tmp_path / "store"
+    run([str(sfsd), "init", "--store", str(store)])
+    port = free_port()
+    proc = subprocess.Popen([str(sfsd), "--store", str(store), "--listen",
+                             f"127.0.0.1:{port}", "--config", str(active)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+    finally:
+        stop(proc)
+    bad = tmp_path / "bad.conf"
+    bad.write_text("http.thraeds = 4\n")
+    p = run([str(sfsd), "--store", str(store), "--listen",
+             f"127.0.0.1:{free_port()}", "--config", str(bad)], check=False)
+    assert p.returncode == 2 and "bad.conf:1" in p.stderr, p.stderr
+
+
+def test_make_install_installs_binaries_and_man_pages(tmp_path):
+    dest = tmp_path / "dest"
+    run(["make", "-C", str(ROOT), f"B={BUILD}", "install", "PREFIX=/usr",
+         f"DESTDIR={dest}"], timeout=300, env=clean_env())
+    for f in ("usr/bin/speechfs", "usr/sbin/speechfsd",
+              "usr/share/man/man1/speechfs.1",
+              "usr/share/man/man8/speechfsd.8"):
+        assert (dest / f).is_file(), f
+    assert os.access(dest / "usr/sbin/speechfsd", os.X_OK)
+    p = run([str(dest / "usr/sbin/speechfsd"), "--version"])
+    assert p.stdout.strip() == f"speechfsd {VERSION}"
+    p = run([str(dest / "usr/bin/speechfs"), "--version"])
+    assert p.stdout.startswith(f"speechfs {VERSION} ")
+
+
+# ---- the Debian package ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def deb():
+    """`make deb` once for the module; the path of the .deb."""
+    if DEB.exists():
+        DEB.unlink()
+    run(["make", "-C", str(ROOT), f"B={BUILD}", "deb"], timeout=600,
+        env=clean_env())
+    assert DEB.is_file()
+    return DEB
+
+
+@pytest.fixture
+def installed(deb):
+    """The package installed with dpkg -i, purged at teardown whatever
+    happened."""
+    dpkg("--purge", "speechfs", check=False)
+    try:
+        p = dpkg("-i", str(deb), check=False)
+        if p.returncode != 0:
+            # missing dependencies: let apt install them (Debian only)
+            run(["apt-get", "-f", "install", "-y", "-q"], timeout=600,
+                env=clean_env(DEBIAN_FRONTEND="noninteractive"))
+        st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"])
+        assert st.stdout == "install ok installed", st.stdout
+        yield deb
+    finally:
+        dpkg("--purge", "speechfs", check=False)
+
+
+def test_deb_contents(deb):
+    listing = run(["dpkg-deb", "-c", str(deb)]).stdout
+    files = {ln.split()[5].lstrip(".") for ln in listing.splitlines()}
+    for f in ("/usr/sbin/speechfsd", "/usr/bin/speechfs",
+              "/usr/share/man/man1/speechfs.1.gz",
+              "/usr/share/man/man8/speechfsd.8.gz",
+              "/etc/speechfs/speechfsd.conf",
+              "/lib/systemd/system/speechfsd.service",
+              "/lib/systemd/system/speechfs@.service",
+              "/usr/share/doc/speechfs/copyright",
+              "/usr/share/doc/speechfs/examples/mount-example.conf",
+              "/sbin/mount.fuse.speechfs",
+              "/usr/share/man/man8/mount.fuse.speechfs.8.gz"):
+        assert f in files, f
+    assert re.search(r"^-rwxr-xr-x root/root .* ./usr/sbin/speechfsd$",
+                     listing, re.M)
+    with tempfile.TemporaryDirectory() as d:
+        run(["dpkg-deb", "-e", str(deb), d])
+        conffiles = pathlib.Path(d, "conffiles").read_text().split()
+        assert conffiles == ["/etc/speechfs/speechfsd.conf"]
+        postinst = pathlib.Path(d, "postinst").read_text()
+        assert "adduser --system" in postinst
+        assert "deb-systemd-helper enable 'speechfsd.service'" in postinst
+        assert "speechfs@" not in postinst  # templates are not enabled
+    fields = run(["dpkg-deb", "-f", str(deb), "Version", "Depends"]).stdout
+    assert f"Version: {VERSION}\n" in fields
+    depends = fields.split("Depends:")[1]
+    for d in ("libmicrohttpd12", "libfuse3-3", "libsqlite3-0", "fuse3",
+              "adduser"):
+        assert d in depends, d
+
+
+def test_make_deb_refuses_a_version_without_changelog_entry(tmp_path):
+    """VERSION is the one version: a package is not built under another."""
+    deb_dir = tmp_path / "packaging/debian"
+    deb_dir.mkdir(parents=True)
+    for f in ("build-deb.sh", "changelog"):
+        shutil.copy2(ROOT / "packaging/debian" / f, deb_dir / f)
+    (tmp_path / "VERSION").write_text("9.9.9\n")
+    p = run([str(deb_dir / "build-deb.sh")], check=False, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert f"changelog is at {VERSION} but VERSION says 9.9.9" in p.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_lintian_has_no_errors(deb):
+    p = run(["lintian", "--no-tag-display-limit", str(deb)], check=False,
+            timeout=300)
+    errors = [ln for ln in p.stdout.splitlines() if ln.startswith("E:")]
+    assert not errors, p.stdout
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def unit_value(unit, key):
+    text = pathlib.Path("/lib/systemd/system", unit).read_text()
+    return [ln.split("=", 1)[1] for ln in text.splitlines()
+            if ln.startswith(key + "=")]
+
+
+def test_installed_package_serves(installed, tmp_path):
+    # the postinst made the system user and its store
+    run(["id", "speechfs"])
+    state = pathlib.Path("/var/lib/speechfs/store")
+    assert (state / "speechfs.db").is_file()
+    st = state.stat()
+    assert st.st_mode & 0o777 == 0o700
+    assert run(["stat", "-c", "%U", str(state)]).stdout.strip() == "speechfs"
+    assert pathlib.Path("/etc/speechfs/speechfsd.conf").is_file()
+    p = run(["/usr/sbin/speechfsd", "--version"])
+    assert p.stdout.strip() == f"speechfsd {VERSION}"
+    p = run(["/usr/bin/speechfs", "--version"])
+    assert p.stdout.startswith(f"speechfs {VERSION} ")
+    p = run(["man", "-w", "speechfsd"])
+    assert "/usr/share/man/man8/speechfsd.8.gz" in p.stdout
+    for unit in ("speechfsd.service", "speechfs@.service"):
+        if shutil.which("systemd-analyze"):
+            if unit.startswith("speechfs@"):
+                mc = pathlib.Path("/etc/speechfs/mount-pkgtest.conf")
+                mc.write_text("STORE=/var/lib/speechfs/store\n"
+                              "USER=x\nMOUNTPOINT=/srv/pkgtest\n")
+                unit = "speechfs@pkgtest.service"
+            try:
+                run(["systemd-analyze", "verify", unit])
+            finally:
+                pathlib.Path("/etc/speechfs/mount-pkgtest.conf").unlink(
+                    missing_ok=True)
+
+    # a store of our own, made with the installed admin CLI
+    store = tmp_path / "store"
+    cli = "/usr/sbin/speechfsd"
+
+    def admin(*args):
+        return json.loads(run([cli, *args, "--store", str(store),
+                               "--json"]).stdout)
+
+    admin("init")
+    tenant = admin("tenant", "create", "--name", "pkg")["id"]
+    user = admin("user", "create", "--tenant", tenant, "--name", "u")["id"]
+    key = admin("key", "create", "--user", user, "--scopes",
+                "read,write,delete,share")["key"]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([cli, "--store", str(store), "--listen",
+                             f"127.0.0.1:{port}", "--config",
+                             "/etc/speechfs/speechfsd.conf"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(base, proc)
+        h = {"X-API-Key": key}
+        r = requests.post(base + API, headers=h,
+                          files={"file": ("hello.txt", b"hello, package")},
+                          data={"name": "hello"}, timeout=30)
+        assert r.status_code == 201, r.text
+        fid = r.json()["id"]
+        r = requests.get(base + API, headers=h, timeout=30)
+        assert r.status_code == 200
+        assert [f["id"] for f in r.json()["files"]] == [fid]
+        r = requests.get(f"{base}{API}/{fid}/content", headers=h, timeout=30)
+        assert r.content == b"hello, package"
+        r = requests.get(base + API, headers={"X-API-Key": "x" * 43},
+                         timeout=30)
+        assert r.status_code == 401
+    finally:
+        stop(proc)
+
+    # the unit's own command line, as the unit's user, on the packaged
+    # store and configuration (another port, in case a systemd runs it)
+    (execstart,) = unit_value("speechfsd.service", "ExecStart")
+    assert unit_value("speechfsd.service", "User") == ["speechfs"]
+    argv = execstart.split()
+    assert argv[0] == "/usr/sbin/speechfsd" and "127.0.0.1:8080" in argv
+    port = free_port()
+    argv[argv.index("127.0.0.1:8080")] = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(["setpriv", "--reuid=speechfs",
+                             "--regid=speechfs", "--init-groups", *argv],
+                            cwd="/", stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+    finally:
+        stop(proc)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
+def test_installed_fstab_helper_mounts(installed, tmp_path):
+    """`mount -t fuse.speechfs STORE MOUNTPOINT -o user=ID,...` (what an
+    /etc/fstab entry runs) mounts through /sbin/mount.fuse.speechfs, with
+    mount(8)'s own options dropped; only root may use it."""
+    store = tmp_path / "store"
+    cli = "/usr/sbin/speechfsd"
+    run([cli, "init", "--store", str(store)])
+    tenant = run([cli, "tenant", "create", "--store", str(store), "--name",
+                  "t"]).stdout.strip()
+    user = run([cli, "user", "create", "--store", str(store), "--tenant",
+                tenant, "--name", "u"]).stdout.strip()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    run(["mount", "-t", "fuse.speechfs", str(store), str(mnt), "-o",
+         f"user={user},no_workers,nofail,_netdev,noauto"])
+    try:
+        assert str(mnt) in mounts()
+        assert sorted(os.listdir(mnt)) == [".listening", ".shared", ".trash"]
+        (mnt / "note.txt").write_bytes(b"via fstab")
+        assert (mnt / "note.txt").read_bytes() == b"via fstab"
+    finally:
+        run(["umount", str(mnt)], check=False)
+    assert str(mnt) not in mounts()
+    p = run(["setpriv", "--reuid=nobody", "--regid=nogroup",
+             "--clear-groups", "/sbin/mount.fuse.speechfs", str(store),
+             str(mnt), "-o", f"user={user}"], check=False)
+    assert p.returncode == 1 and "mounted by root" in p.stderr
+    assert str(mnt) not in mounts()
+
+
+def test_purge_removes_user_store_and_conffile(installed):
+    dpkg("--purge", "speechfs")
+    assert run(["id", "speechfs"], check=False).returncode != 0
+    assert not os.path.exists("/var/lib/speechfs")
+    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
+    assert not os.path.exists("/usr/sbin/speechfsd")
+
+
+# ---- make run ----------------------------------------------------------
+
+def copy_tree(dst):
+    """The working tree (not builds, var/, mnt/ or .git), as a fresh
+    checkout would have it, plus the current build so make finds it up to
+    date (tar keeps the times)."""
+    excl = ["--exclude=./build", "--exclude=./build-asan", "--exclude=./var",
+            "--exclude=./mnt", "--exclude=./.git", "--exclude=./debian"]
+    tar = subprocess.Popen(["tar", "-C", str(ROOT), "-cf", "-", *excl, "."],
+                           stdout=subprocess.PIPE)
+    run(["tar", "-C", str(dst), "-xf", "-"], stdin=tar.stdout)
+    assert tar.wait() == 0
+    if BUILD.is_dir():
+        tar = subprocess.Popen(["tar", "-C", str(BUILD), "-cf", "-",
+                                "--exclude=./deb", "--exclude=./*.deb",
+                                "."], stdout=subprocess.PIPE)
+        (dst / "build").mkdir()
+        run(["tar", "-C", str(dst / "build"), "-xf", "-"], stdin=tar.stdout)
+        assert tar.wait() == 0
+
+
+def eventually(fn, seconds=15):
+    deadline = time.time() + seconds
+    while True:
+        v = fn()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(0.2)
+
+
+def test_make_run_in_a_fresh_copy(tmp_path):
+    src = tmp_path / "speechfs"
+    src.mkdir()
+    copy_tree(src)
+    port = free_port()
+    log = open(tmp_path / "run.log", "w+")
+    proc = subprocess.Popen(["make", "run"], cwd=src, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=clean_env(SPEECHFS_PORT=str(port)))
+    mnt = src / "mnt"
+    try:
+        def up():
+            assert proc.poll() is None, \
+                f"make run exited {proc.returncode}: {read(log)}"
+            return "speechfs is running" in read(log)
+        assert eventually(up, 180), read(log)
+        assert str(mnt) in mounts()
+        env = dict(ln.split("=", 1) for ln in
+                   (src / "var/demo.env").read_text().split())
+        assert env["SPEECHFS_URL"] == f"http://127.0.0.1:{port}{API}"
+        h = {"X-API-Key": env["SPEECHFS_KEY"]}
+        # through the API, seen in the mount
+        data = tmp_path / "from-api.txt"
+        data.write_bytes(b"uploaded with curl")
+        run(["curl", "-sSf", "-H", f"X-API-Key: {env['SPEECHFS_KEY']}",
+             "-F", f"file=@{data}", "-F", "name=from-api",
+             env["SPEECHFS_URL"]])
+        entry = mnt / "from-api.txt"
+        assert eventually(entry.exists), os.listdir(mnt)
+        assert entry.read_bytes() == b"uploaded with curl"
+        # through the mount, seen by the API
+        run(["cp", str(tmp_path / "from-api.txt"),
+             str(mnt / "from-mount.txt")])
+
+        def listed():
+            r = requests.get(env["SPEECHFS_URL"], headers=h, timeout=10)
+            assert r.status_code == 200, r.text
+            return [f for f in r.json()["files"]
+                    if f["name"].startswith("from-mount")]
+        found = eventually(listed)
+        assert len(found) == 1, found
+        r = requests.get(f"{env['SPEECHFS_URL']}/{found[0]['id']}/content",
+                         headers=h, timeout=10)
+        assert r.content == b"uploaded with curl"
+    finally:
+        # Ctrl-C: SIGINT to the whole foreground group
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            subprocess.run(["fusermount3", "-uz", str(mnt)],
+                           capture_output=True)
+            pytest.fail(f"make run did not stop on SIGINT: {read(log)}")
+    out = read(log)
+    # make re-raises the SIGINT it got after its recipe ended; the script
+    # itself must have ended cleanly ("stopped.", no error from make)
+    assert rc in (0, -signal.SIGINT), out
+    assert "stopped." in out and not re.search(r"make: \*\*\*.*Error", out), \
+        out
+    assert "A demo store was made" in out
+    assert str(mnt) not in mounts()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no daemon, no mount left behind
+
+    # make itself dies of the SIGINT it was sent; the script make ran must
+    # exit 0 on it. Run it as make does, a second time: it finds the demo
+    # store and its key in var/ again.
+    log.truncate(0)
+    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=clean_env(SPEECHFS_PORT=str(port), B="build"))
+    try:
+        assert eventually(lambda: "speechfs is running" in read(log) or
+                          proc.poll() is not None, 60), read(log)
+        assert proc.poll() is None, read(log)
+        assert "A demo store was made" not in read(log)
+        assert (mnt / "from-api.txt").read_bytes() == b"uploaded with curl"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            subprocess.run(["fusermount3", "-uz", str(mnt)],
+                           capture_output=True)
+            pytest.fail(f"run-demo.sh did not stop on SIGINT: {read(log)}")
+    assert rc == 0, read(log)
+    assert "stopped." in read(log)
+    assert str(mnt) not in mounts()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+
+    # a daemon that dies by itself: the script unmounts and fails
+    log.truncate(0)
+    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=clean_env(SPEECHFS_PORT=str(port), B="build"))
+    try:
+        assert eventually(lambda: "speechfs is running" in read(log) or
+                          proc.poll() is not None, 60), read(log)
+        pids = run(["pgrep", "-g", str(proc.pid), "-x", "speechfsd"])
+        (pid,) = pids.stdout.split()
+        os.kill(int(pid), signal.SIGKILL)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            subprocess.run(["fusermount3", "-uz", str(mnt)],
+                           capture_output=True)
+    assert rc == 1, read(log)
+    assert "speechfsd exited (status 137)" in read(log)
+    assert "stopped." in read(log)
+    assert str(mnt) not in mounts()
+
+
+def mounts():
+    """The mount points of /proc/self/mountinfo (a dead FUSE mount too)."""
+    with open("/proc/self/mountinfo") as f:
+        return [ln.split()[4] for ln in f]
+
+
+def read(f):
+    f.flush()
+    f.seek(0)
+    return f.read()
