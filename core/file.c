@@ -1416,21 +1416,24 @@ enum sfs_status sfs_listening_purge(struct sfs_store *s,
 
 /* ---- job outcomes ----------------------------------------------------- */
 
-enum sfs_status file_job_state(struct sfs_store *s, int64_t ino, int kind,
+enum sfs_status file_job_state(struct sfs_store *s, const struct sfs_job *j,
 			       enum sfs_jstate js, const char *reason,
 			       struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
+	int64_t ino = j->file_ino;
 
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
 	ret = db_begin(d, e);
+	if (!ret)
+		ret = job_holds(d, j, e);
 	if (ret)
 		goto out;
-	if (kind == SFS_JOB_IMPORT)
+	if (j->kind == SFS_JOB_IMPORT)
 		st = db_prep(d, "UPDATE file SET ingestion = ?2,"
 				" ingest_error = ?3 WHERE id = ?1"
 				" AND ingestion IN (1, 2) AND is_deleted = 0", e);
@@ -1449,11 +1452,13 @@ enum sfs_status file_job_state(struct sfs_store *s, int64_t ino, int kind,
 	if (!ret)
 		ret = db_commit(d, e);
 out:
+	if (ret)
+		db_rollback(d);
 	db_put(d);
 	return ret;
 }
 
-enum sfs_status file_import_done(struct sfs_store *s, int64_t ino,
+enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 				 struct sfs_stage *stage, const char *mime,
 				 double duration, struct sfs_err *e)
 {
@@ -1461,7 +1466,7 @@ enum sfs_status file_import_done(struct sfs_store *s, int64_t ino,
 	struct db_stmt *st;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	int64_t added = 0;
+	int64_t added = 0, ino = j->file_ino;
 
 	sfs_file_init(&f);
 	ret = sfs_stage_finish(stage, e);
@@ -1471,6 +1476,8 @@ enum sfs_status file_import_done(struct sfs_store *s, int64_t ino,
 	if (ret)
 		return ret;
 	ret = db_begin(d, e);
+	if (!ret)
+		ret = job_holds(d, j, e);
 	if (!ret)
 		ret = file_load_ino(d, ino, &f, e);
 	if (ret)
@@ -1529,7 +1536,8 @@ out:
 	return ret;
 }
 
-enum sfs_status file_listening_done(struct sfs_store *s, int64_t ino,
+enum sfs_status file_listening_done(struct sfs_store *s,
+				    const struct sfs_job *j,
 				    struct sfs_stage *stage,
 				    struct sfs_err *e)
 {
@@ -1537,7 +1545,7 @@ enum sfs_status file_listening_done(struct sfs_store *s, int64_t ino,
 	struct db_stmt *st;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	int64_t added = 0;
+	int64_t added = 0, ino = j->file_ino;
 
 	sfs_file_init(&f);
 	ret = sfs_stage_finish(stage, e);
@@ -1547,6 +1555,8 @@ enum sfs_status file_listening_done(struct sfs_store *s, int64_t ino,
 	if (ret)
 		return ret;
 	ret = db_begin(d, e);
+	if (!ret)
+		ret = job_holds(d, j, e);
 	if (!ret)
 		ret = file_load_ino(d, ino, &f, e);
 	if (ret)

@@ -22,22 +22,31 @@ enum sfs_status file_release_listening(struct db *d, int64_t ino,
 enum sfs_status file_queue_listening(struct db *d, int64_t ino,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
+struct sfs_job;
+
 /*
- * Job outcomes, each in its own write transaction that first checks the
- * file still wants the result (not deleted/purged/discarded meanwhile).
+ * Job outcomes of job j (on j->file_ino), each in its own write
+ * transaction that first checks the job still holds its claim (not
+ * cancelled, not taken over: SFS_CONFLICT otherwise) and the file still
+ * wants the result (not deleted/purged/discarded meanwhile).
  * `stage` is consumed into the blob store on success.
  */
-enum sfs_status file_import_done(struct sfs_store *s, int64_t ino,
+enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 				 struct sfs_stage *stage, const char *mime,
 				 double duration, struct sfs_err *e)
 	SFS_MUST_CHECK;
-enum sfs_status file_listening_done(struct sfs_store *s, int64_t ino,
+enum sfs_status file_listening_done(struct sfs_store *s,
+				    const struct sfs_job *j,
 				    struct sfs_stage *stage,
 				    struct sfs_err *e) SFS_MUST_CHECK;
-/* Record FAILED (or PROCESSING) state of an import/listening job. */
-enum sfs_status file_job_state(struct sfs_store *s, int64_t ino, int kind,
+/* Record FAILED (or PROCESSING) state of job j's import/listening audio. */
+enum sfs_status file_job_state(struct sfs_store *s, const struct sfs_job *j,
 			       enum sfs_jstate st, const char *reason,
 			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/* In a transaction: SFS_CONFLICT unless job j still holds its claim. */
+enum sfs_status job_holds(struct db *d, const struct sfs_job *j,
+			  struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Cancel the file's pending jobs (in a write transaction). */
 enum sfs_status job_cancel_file(struct db *d, int64_t ino, int kind,

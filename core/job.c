@@ -183,6 +183,28 @@ out:
 	return ret;
 }
 
+enum sfs_status job_holds(struct db *d, const struct sfs_job *j,
+			  struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = db_prep(d, "SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2"
+			" AND state = ?3", e);
+	if (!st)
+		return status_of(e);
+	db_bind_int(st, 1, j->id);
+	db_bind_text(st, 2, j->token);
+	db_bind_int(st, 3, SFS_JOB_PROCESSING);
+	rc = db_step(st, e);
+	db_reset(st);
+	if (rc < 0)
+		return status_of(e);
+	if (rc == 0)
+		return sfs_errf(e, SFS_CONFLICT, NULL, "cancelled");
+	return SFS_OK;
+}
+
 /* ---- claims ---------------------------------------------------------- */
 
 /*
@@ -501,8 +523,7 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			       j->attempts - 1);
 		if ((j->kind == SFS_JOB_LISTENING ||
 		     j->kind == SFS_JOB_IMPORT) && j->file_ino &&
-		    file_job_state(s, j->file_ino, j->kind, SFS_JS_FAILED,
-				   herr.message, NULL))
+		    file_job_state(s, j, SFS_JS_FAILED, herr.message, NULL))
 			sfs_warn("job", "cannot record the failure of job %lld",
 				 (long long)j->id);
 	} else if (fn)

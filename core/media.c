@@ -66,16 +66,16 @@ static enum sfs_status load_file(struct sfs_store *s, int64_t ino,
 }
 
 /* Record a failure for the API and hand it to the job. */
-static enum sfs_status failed(struct sfs_store *s, int64_t ino, int kind,
+static enum sfs_status failed(struct sfs_store *s, const struct sfs_job *j,
 			      enum sfs_status st, struct sfs_err *e)
 {
 	if (st == SFS_CONFLICT && !strcmp(e->message, "cancelled"))
 		return st;	/* the file's own transition said why */
-	if (file_job_state(s, ino, kind, SFS_JS_FAILED,
+	if (file_job_state(s, j, SFS_JS_FAILED,
 			   e->message[0] ? e->message : sfs_status_str(st),
 			   NULL))
 		sfs_warn("media", "cannot record the failure of file %lld",
-			 (long long)ino);
+			 (long long)j->file_ino);
 	return st;
 }
 
@@ -96,8 +96,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 		ret = SFS_OK;	/* nothing wanted any more */
 		goto out;
 	}
-	ret = file_job_state(s, f.ino, SFS_JOB_LISTENING, SFS_JS_PROCESSING,
-			     NULL, e);
+	ret = file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
 	if (ret)
 		goto out;
 	if (f.discarded || !f.sha256[0]) {
@@ -119,12 +118,12 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	if (ret)
 		goto fail;
 	sfs_crash_point("listening-encoded");
-	ret = file_listening_done(s, f.ino, st, e);
+	ret = file_listening_done(s, j, st, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK;	/* cancelled meanwhile: nothing is kept */
 	goto out;
 fail:
-	ret = failed(s, f.ino, SFS_JOB_LISTENING, ret, e);
+	ret = failed(s, j, ret, e);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -153,8 +152,7 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 		ret = SFS_OK;
 		goto out;
 	}
-	ret = file_job_state(s, f.ino, SFS_JOB_IMPORT, SFS_JS_PROCESSING, NULL,
-			     e);
+	ret = file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
 	if (ret)
 		goto out;
 	if (!sfs_tenant_get(s, f.tenant_id, &t, NULL) && t.max_bytes > 0)
@@ -172,7 +170,7 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 	if (ret)
 		goto fail;
 	media_probe(st, &duration, mime, sizeof(mime));
-	ret = file_import_done(s, f.ino, st, mime, duration, e);
+	ret = file_import_done(s, j, st, mime, duration, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK;
 	else if (ret)
@@ -180,7 +178,7 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 	sfs_workers_kick(s);	/* listening audio may have been queued */
 	goto out;
 fail:
-	ret = failed(s, f.ino, SFS_JOB_IMPORT, ret, e);
+	ret = failed(s, j, ret, e);
 out:
 	sfs_stage_free(st);
 	sfs_file_release(&f);

@@ -24,6 +24,7 @@
 #include "speechfs/store.h"
 #include "store_i.h"
 #include "testhelp.h"
+#include "testjob.h"
 #include "util_i.h"
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -1105,16 +1106,19 @@ static enum sfs_status give_listening(struct fx *f, const char *id,
 {
 	struct sfs_file fi;
 	struct sfs_stage *st;
+	struct sfs_job j;
 	enum sfs_status ret;
 
 	ret = sfs_listening_generate(f->s, &f->a, id, &fi, NULL);
 	if (ret)
 		return ret;
-	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING, SFS_JS_PROCESSING,
-			     NULL, NULL);
+	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
+	if (!ret)
+		ret = file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL, NULL);
 	st = stage_of(f->s, mp3, n);
 	if (!ret && st)
-		ret = file_listening_done(f->s, fi.ino, st, NULL);
+		ret = file_listening_done(f->s, &j, st, NULL);
+	sfs_job_release(&j);
 	sfs_stage_free(st);
 	sfs_file_release(&fi);
 	return ret;

@@ -19,6 +19,7 @@
 #include "speechfs/share.h"
 #include "speechfs/store.h"
 #include "testhelp.h"
+#include "testjob.h"
 #include "util_i.h"
 
 #define EMPTY_SHA                                                              \
@@ -223,16 +224,20 @@ static enum sfs_status finish_listening(struct fx *f, const char *id,
 {
 	struct sfs_file fi;
 	struct sfs_stage *st;
+	struct sfs_job j;
 	enum sfs_status ret;
 
 	ret = sfs_file_get(f->s, &f->a, id, &fi, NULL);
 	if (ret)
 		return ret;
-	ret = file_job_state(f->s, fi.ino, SFS_JOB_LISTENING, SFS_JS_PROCESSING,
-			     NULL, NULL);
+	memset(&j, 0, sizeof(j));
+	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
+	if (!ret)
+		ret = file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL, NULL);
 	st = stage_of(f->s, mp3, strlen(mp3));
 	if (!ret)
-		ret = st ? file_listening_done(f->s, fi.ino, st, NULL) : SFS_IO;
+		ret = st ? file_listening_done(f->s, &j, st, NULL) : SFS_IO;
+	sfs_job_release(&j);
 	sfs_stage_free(st);
 	sfs_file_release(&fi);
 	return ret;
@@ -380,6 +385,7 @@ static void test_create_get(void)
 
 static void test_create_import(void)
 {
+	struct sfs_job job;
 	struct sfs_file_spec sp = {.name = "remote",
 				   .uri = "https://example.com/a.wav",
 				   .listening = 1};
@@ -407,11 +413,12 @@ static void test_create_import(void)
 	CHECK(sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
 
 	/* the import completes: content, and the listening job queued */
-	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_PROCESSING,
-				NULL, NULL),
+	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
+	CHECK_ST(file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
-	CHECK_ST(file_import_done(f.s, out.ino, st, "audio/wav", 1.5, NULL),
+	CHECK_ST(file_import_done(f.s, &job, st, "audio/wav", 1.5, NULL),
 		 SFS_OK);
+	sfs_job_release(&job);
 	sfs_stage_free(st);
 	sfs_strlcpy(id, out.id, sizeof(id));
 	sfs_file_release(&out);
@@ -424,9 +431,10 @@ static void test_create_import(void)
 
 	/* a failed import stays unreadable */
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
-	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_FAILED,
-				"no route", NULL),
+	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
+	CHECK_ST(file_job_state(f.s, &job, SFS_JS_FAILED, "no route", NULL),
 		 SFS_OK);
+	sfs_job_release(&job);
 	CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, NULL),
 		 SFS_NOT_READY);
 	sfs_strlcpy(id, out.id, sizeof(id));
@@ -447,6 +455,7 @@ static void test_create_import(void)
 
 static void test_import_cancelled_by_delete(void)
 {
+	struct sfs_job job;
 	struct sfs_file_spec sp = {.name = "remote",
 				   .uri = "https://example.com/a.wav"};
 	char id[SFS_ID_SIZE];
@@ -456,13 +465,14 @@ static void test_import_cancelled_by_delete(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
-	CHECK_ST(file_job_state(f.s, out.ino, SFS_JOB_IMPORT, SFS_JS_PROCESSING,
-				NULL, NULL),
+	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
+	CHECK_ST(file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
 	st = stage_of(f.s, "late", 4);
-	CHECK_ST(file_import_done(f.s, out.ino, st, NULL, -1, NULL),
+	CHECK_ST(file_import_done(f.s, &job, st, NULL, -1, NULL),
 		 SFS_CONFLICT);
+	sfs_job_release(&job);
 	sfs_stage_free(st);
 	sfs_strlcpy(id, out.id, sizeof(id));
 	sfs_file_release(&out);
@@ -923,6 +933,49 @@ static void test_discard(void)
 	fx_close(&f);
 }
 
+/* A worker whose job was replaced (new content) cannot store its result. */
+static void test_stale_job_result(void)
+{
+	struct sfs_file_spec sp = {.name = "s", .listening = 1};
+	struct sfs_file v;
+	struct sfs_stage *st, *mp3;
+	struct sfs_job old, cur;
+	int64_t ino;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	st = stage_of(f.s, "first", 5);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v, NULL), SFS_OK);
+	sfs_stage_free(st);
+	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &old), SFS_OK);
+	CHECK_ST(file_job_state(f.s, &old, SFS_JS_PROCESSING, NULL, NULL),
+		 SFS_OK);
+	/* a new version cancels the running job and queues another */
+	st = stage_of(f.s, "second", 6);
+	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v.id, st, 0, NULL, NULL),
+		   SFS_OK);
+	sfs_stage_free(st);
+	mp3 = stage_of(f.s, "mp3 of the first", 16);
+	CHECK_ST(file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
+	CHECK_ST(file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
+		 SFS_CONFLICT);
+	sfs_stage_free(mp3);
+	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &cur), SFS_OK);
+	CHECK_ST(file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
+		 SFS_OK);
+	mp3 = stage_of(f.s, "mp3 of the second", 17);
+	CHECK_ST(file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
+	sfs_stage_free(mp3);
+	sfs_job_release(&old);
+	sfs_job_release(&cur);
+	ino = v.ino;
+	sfs_file_release(&v);
+	REQUIRE_ST(sfs_file_get_ino(f.s, &f.a, ino, &v, NULL), SFS_OK);
+	CHECK(v.la.status == SFS_JS_COMPLETED && v.la.size == 17);
+	sfs_file_release(&v);
+	fx_close(&f);
+}
+
 static void test_set_content(void)
 {
 	const char *tags[] = {"keep"};
@@ -1021,6 +1074,7 @@ static void test_set_content(void)
 
 static void test_listening_rules(void)
 {
+	struct sfs_job job;
 	char id[SFS_ID_SIZE], buf[32];
 	enum sfs_status rs;
 	struct sfs_file g;
@@ -1047,9 +1101,11 @@ static void test_listening_rules(void)
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_LISTENING, NULL),
 		 SFS_NOT_READY);
 	/* a failed generation may be retried */
-	CHECK_ST(file_job_state(f.s, ino, SFS_JOB_LISTENING, SFS_JS_FAILED,
-				"encoder broke", NULL),
+	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, ino, &job), SFS_OK);
+	CHECK_ST(file_job_state(f.s, &job, SFS_JS_FAILED, "encoder broke",
+				NULL),
 		 SFS_OK);
+	sfs_job_release(&job);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_FAILED && g.la.error &&
 	      !strcmp(g.la.error, "encoder broke"));
@@ -1508,6 +1564,7 @@ int main(void)
 	RUN(test_delete_purge_restore);
 	RUN(test_discard);
 	RUN(test_set_content);
+	RUN(test_stale_job_result);
 	RUN(test_listening_rules);
 	RUN(test_listening_purge);
 	RUN(test_janitor);
