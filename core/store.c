@@ -163,6 +163,9 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	ret = db_create(path, e);
 	if (ret)
 		return ret;
+	/* the database holds the signing secret: the store is its owner's */
+	if (chmod(path, 0600) < 0 || chmod(dir, 0700) < 0)
+		return sfs_errno_status(e, errno, "securing the store");
 
 	/* the secret is written below: the first open must not demand it */
 	ret = store_open(dir, NULL, 0, &s, e);

@@ -75,6 +75,19 @@ static void test_init_open(void)
 	th_rmrf(dir);
 }
 
+/* The database holds the signing secret: only the owner may read it. */
+static void test_init_modes(void)
+{
+	char *dir = th_tmpdir(), path[512];
+	struct stat sb;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+	th_rmrf(dir);
+}
+
 static void test_bad_database(void)
 {
 	char *dir = th_tmpdir(), path[4096];
@@ -384,6 +397,7 @@ int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_init_open);
+	RUN(test_init_modes);
 	RUN(test_bad_database);
 	RUN(test_config);
 	RUN(test_config_applies);
