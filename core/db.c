@@ -19,7 +19,11 @@
 struct db_stmt {
 	sqlite3_stmt *st;
 	struct db *d;
+	char *text;		/* a cached dynamic statement's SQL */
+	int busy;		/* handed out, not yet given back */
 };
+
+#define DYN_CACHE 16		/* dynamic statements kept per connection */
 
 struct hook {
 	void (*fn)(struct db *, void *);
@@ -39,6 +43,9 @@ struct db {
 		struct db_stmt *stmt;
 	} *cache;
 	size_t ncache, cap;
+	/* dynamic SQL (query filters) recurs: keep the last few prepared */
+	struct db_stmt dyn[DYN_CACHE];
+	unsigned dyn_next;
 };
 
 static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
@@ -371,6 +378,10 @@ static void conn_close(struct db *d)
 			free(d->cache[i].stmt);
 		}
 	free(d->cache);
+	for (i = 0; i < DYN_CACHE; i++) {
+		sqlite3_finalize(d->dyn[i].st);
+		free(d->dyn[i].text);
+	}
 	sqlite3_close(d->h);
 	free(d);
 }
@@ -520,29 +531,60 @@ struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e)
 
 struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e)
 {
-	struct db_stmt *st = calloc(1, sizeof(*st));
+	struct db_stmt *st;
+	char *text;
+	size_t i;
 	int rc;
 
-	if (!st) {
+	for (i = 0; i < DYN_CACHE; i++) {
+		st = &d->dyn[i];
+		if (!st->busy && st->text && !strcmp(st->text, sql)) {
+			sqlite3_reset(st->st);
+			sqlite3_clear_bindings(st->st);
+			st->busy = 1;
+			return st;
+		}
+	}
+	text = strdup(sql);
+	if (!text) {
 		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 		return NULL;
 	}
-	rc = sqlite3_prepare_v2(d->h, sql, -1, &st->st, NULL);
+	for (i = 0; i < DYN_CACHE; i++) {
+		st = &d->dyn[d->dyn_next++ % DYN_CACHE];
+		if (!st->busy)
+			break;
+	}
+	if (st->busy) {
+		free(text);
+		sfs_error("db", "too many dynamic statements in use");
+		sfs_errf(e, SFS_IO, NULL, "internal database error");
+		return NULL;
+	}
+	sqlite3_finalize(st->st);
+	free(st->text);
+	st->st = NULL;
+	st->text = NULL;
+	rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&st->st, NULL);
 	if (rc != SQLITE_OK) {
 		rc_status(d, rc, e, "prepare");
-		free(st);
+		free(text);
 		return NULL;
 	}
 	st->d = d;
+	st->text = text;
+	st->busy = 1;
 	return st;
 }
 
+/* Done with a dynamic statement: it stays cached, reset. */
 void db_finalize(struct db_stmt *st)
 {
-	if (!st)
-		return;
-	sqlite3_finalize(st->st);
-	free(st);
+	if (st) {
+		sqlite3_reset(st->st);
+		st->busy = 0;
+	}
 }
 
 void db_reset(struct db_stmt *st)

@@ -29,7 +29,10 @@ void db_put(struct db *d);
  * NULL on failure (e filled).
  */
 struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e);
-/* Uncached (for SQL built from fixed fragments); free with db_finalize. */
+/*
+ * For SQL built from fixed fragments: the last few texts stay prepared per
+ * connection. Give it back with db_finalize (which resets it).
+ */
 struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e);
 void db_finalize(struct db_stmt *st);
 void db_reset(struct db_stmt *st);

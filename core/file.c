@@ -639,7 +639,11 @@ static enum sfs_status get_common(struct sfs_store *s,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	ret = file_resolve(d, a, id, ino, out, e);
+	/* one snapshot for the row, its share and its tags */
+	ret = db_begin_read(d, e);
+	if (!ret)
+		ret = file_resolve(d, a, id, ino, out, e);
+	db_rollback(d);
 	db_put(d);
 	return ret;
 }

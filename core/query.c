@@ -549,8 +549,9 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 				     : " WHERE f.owner_id = ?");
 	bind_int(qb, a->user);
 	if (q->deleted >= 0) {
-		add(qb, " AND f.is_deleted = ?");
-		bind_int(qb, q->deleted);
+		/* a literal, so the partial indexes on is_deleted apply */
+		add(qb, q->deleted ? " AND f.is_deleted = 1"
+				   : " AND f.is_deleted = 0");
 	} else {
 		/* keeps the (owner_id, is_deleted, ...) indexes usable */
 		add(qb, " AND f.is_deleted IN (0, 1)");
