@@ -184,7 +184,7 @@ static int commit(struct fh *h)
 		return 0;
 	sfs_err_init(&e);
 	st = sfs_file_set_content(g_fs.store, &g_fs.actor, h->id, h->stage,
-				  0, NULL, &e);
+				  g_fs.generate, NULL, &e);
 	if (st == SFS_CONFLICT && !strcmp(e.type, "file_deleted")) {
 		/* unlinked while open: its writes go nowhere, as on POSIX */
 		st = SFS_OK;
@@ -305,7 +305,8 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct sfs_stage *stage = NULL;
 	char dir[SFS_VPATH_MAX + 2];
 	const char *last;
-	char *name = NULL;
+	char *name = NULL, *base = NULL;
+	const char *ext;
 	struct fs_node n;
 	struct sfs_err e;
 	enum sfs_status st;
@@ -329,8 +330,17 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		ret = fs_entry_to_name(last, &name);
 	if (ret)
 		goto out;
-	spec.name = name;
+	/* the entry minus its extension is the display name (it round-trips) */
 	spec.filename = name;
+	ext = fs_ext(name);
+	if (*ext && ext > name) {
+		base = strndup(name, (size_t)(ext - name));
+		if (!base) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	spec.name = base ? base : name;
 	spec.path = n.dir;
 	st = sfs_stage_new(g_fs.store, &stage, &e);
 	if (!st)
@@ -348,6 +358,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 out:
 	sfs_stage_free(stage);
 	free(name);
+	free(base);
 	fs_node_release(&n);
 	return ret;
 }

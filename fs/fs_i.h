@@ -29,6 +29,7 @@ struct fs {
 	int ro;
 	int64_t start_ns;		/* mtime of dirs that have none */
 	int listening;			/* show /.listening/ */
+	int generate;			/* listening audio of written files */
 	struct fuse *fuse;		/* for cache invalidation */
 	pthread_t poller;
 	int poller_running;

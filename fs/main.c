@@ -28,6 +28,7 @@ struct opts {
 	int allow_other;
 	int no_workers;
 	int listening;
+	int generate;
 	int version;
 	int help;
 };
@@ -48,6 +49,8 @@ static const struct fuse_opt specs[] = {
 	OPT("no_workers", no_workers),
 	OPTV("listening=0", listening, 0),
 	OPTV("listening=1", listening, 1),
+	OPTV("generate=0", generate, 0),
+	OPTV("generate=1", generate, 1),
 	FUSE_OPT_KEY("uid=", KEY_UID),
 	FUSE_OPT_KEY("gid=", KEY_GID),
 	FUSE_OPT_KEY("umask=", KEY_UMASK),
@@ -124,6 +127,8 @@ static void usage(const char *prog)
 	       "    -o uid=N,gid=N,umask=NNN    owner and modes shown\n"
 	       "    -o no_workers               run no job workers\n"
 	       "    -o listening=0|1            show /.listening/ (1)\n"
+	       "    -o generate=0|1             make listening audio of files\n"
+	       "                                written here (1)\n"
 	       "    --version                   print the version\n",
 	       prog);
 }
@@ -365,6 +370,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	memset(&co, 0, sizeof(co));
 	o.listening = 1;
+	o.generate = 1;
 	if (fuse_opt_parse(&args, &o, specs, opt_proc) == -1)
 		goto out;
 	if (o.version) {
@@ -396,6 +402,7 @@ int main(int argc, char **argv)
 	g_fs.ro = o.ro;
 	g_fs.start_ns = sfs_now_ms() * 1000000;
 	g_fs.listening = o.listening;
+	g_fs.generate = o.generate;
 	if (open_store(&o))
 		goto out;
 	rc = serve(&args, &co, &o) ? 1 : 0;

@@ -13,7 +13,7 @@ import wave
 
 import pytest
 
-from fsutil import mnt, store, xget  # noqa: F401
+from fsutil import mnt, mounts, store, xget  # noqa: F401
 
 P = "user.speechfs."
 
@@ -50,13 +50,15 @@ def test_listening_mp3(mnt, tmp_path):
     os.mkdir(mnt.path("talks"))
     shutil.copy(src, mnt.path("talks", "tone.wav"))
     f = mnt.path("talks", "tone.wav")
-    # nothing to listen to yet
-    assert os.listdir(mnt.path(".listening", "talks")) == []
+    # a file written through the mount gets listening audio by itself
+    assert wait_status(f, "COMPLETED") == "COMPLETED"
     with pytest.raises(OSError) as ei:
         os.setxattr(f, P + "listeningAudio.status", b"please")
     assert ei.value.errno == errno.EINVAL
-    os.setxattr(f, P + "listeningAudio.status", b"generate")
-    assert wait_status(f, "COMPLETED") == "COMPLETED"
+    # it exists: asking again is a conflict
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, P + "listeningAudio.status", b"generate")
+    assert ei.value.errno == errno.EEXIST
     la = json.loads(xget(f, P + "json"))["listeningAudio"]
     mp3 = mnt.path(".listening", "talks", "tone.mp3")
     deadline = time.time() + 5
@@ -86,3 +88,17 @@ def test_listening_mp3(mnt, tmp_path):
     # gone with the file
     os.unlink(f)
     assert os.listdir(mnt.path(".listening", "talks")) == []
+
+
+def test_generate_off_then_on_request(mounts, store, tmp_path):
+    """-o generate=0: written files get no MP3 until one is asked for."""
+    src = tmp_path / "tone.wav"
+    make_wav(src)
+    m = mounts(store[2][0], "-o", "generate=0")
+    shutil.copy(src, m.path("tone.wav"))
+    f = m.path("tone.wav")
+    with pytest.raises(OSError) as ei:
+        xget(f, P + "listeningAudio.status")
+    assert ei.value.errno == errno.ENODATA
+    os.setxattr(f, P + "listeningAudio.status", b"generate")
+    assert wait_status(f, "COMPLETED") == "COMPLETED"
