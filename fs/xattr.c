@@ -18,6 +18,8 @@
 #include "speechfs/json.h"
 #include "speechfs/share.h"
 #include "speechfs/tag.h"
+#include "speechfs/xattr.h"
+#include <sys/xattr.h>
 #include "banned.h"
 
 #define PFX "user.speechfs."
@@ -157,14 +159,101 @@ static int foreign(const char *name)
 	return strncmp(name, "user.", 5) != 0;
 }
 
+/* Unknown names under user.speechfs. are ours to define later. */
+static int reserved(const char *name)
+{
+	return !strncmp(name, "user.speechfs.", 14);
+}
+
+/* Other user.* names: stored and returned as given (cp -a, rsync -X). */
+static int extra_errno(enum sfs_status st, const struct sfs_err *e)
+{
+	switch (st) {
+	case SFS_OK:
+		return 0;
+	case SFS_NOT_FOUND:
+		return strcmp(e->type, "attribute_not_found") ? ENOENT : ENODATA;
+	case SFS_CONFLICT:
+		return strcmp(e->type, "attribute_exists") ? fs_errno(st, e)
+							     : EEXIST;
+	case SFS_TOO_LARGE:
+		return E2BIG;
+	default:
+		return fs_errno(st, e);
+	}
+}
+
+static int copy_out(const struct sfs_buf *b, char *val, size_t size)
+{
+	if (size && b->len > size)
+		return -ERANGE;
+	if (b->len > (size_t)0x7fffffff)
+		return -E2BIG;
+	if (b->len && size)
+		memcpy(val, b->buf, b->len);
+	return (int)b->len;
+}
+
+static int extra_get(const char *path, const char *name, char *val,
+		     size_t size)
+{
+	struct sfs_buf b = SFS_BUF_INIT(SFS_XATTR_VALUE_MAX + 1);
+	struct fs_node n;
+	struct sfs_err e;
+	int ret;
+
+	sfs_err_init(&e);
+	ret = fs_resolve(path, &n);
+	if (!ret && !is_file(&n))
+		ret = -ENODATA;
+	if (!ret)
+		ret = -extra_errno(sfs_xattr_get(g_fs.store, &g_fs.actor,
+						 n.f.id, name, &b, &e), &e);
+	if (!ret)
+		ret = copy_out(&b, val, size);
+	sfs_buf_release(&b);
+	fs_node_release(&n);
+	return ret;
+}
+
+static int extra_change(const char *path, const char *name, const char *val,
+			size_t size, int flags, int remove)
+{
+	struct fs_node n;
+	struct sfs_err e;
+	unsigned f = 0;
+	int ret;
+
+	if (flags & XATTR_CREATE)
+		f |= SFS_XATTR_CREATE;
+	if (flags & XATTR_REPLACE)
+		f |= SFS_XATTR_REPLACE;
+	sfs_err_init(&e);
+	ret = fs_resolve(path, &n);
+	if (!ret && !is_file(&n))
+		ret = -ENOTSUP;
+	if (!ret && remove)
+		ret = -extra_errno(sfs_xattr_remove(g_fs.store, &g_fs.actor,
+						    n.f.id, name, &e), &e);
+	else if (!ret)
+		ret = -extra_errno(sfs_xattr_set(g_fs.store, &g_fs.actor,
+						 n.f.id, name, val, size, f,
+						 &e), &e);
+	fs_node_release(&n);
+	return ret;
+}
+
 int fs_getxattr(const char *path, const char *name, char *val, size_t size)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
 	struct fs_node n;
 	int i, ret;
 
-	if (foreign(name) || (i = lookup(name)) < 0)
+	if (foreign(name))
 		return -ENODATA;
+	if ((i = lookup(name)) < 0)
+		return reserved(name) ? -ENODATA
+				      : extra_get(path, name, val, size);
 	ret = fs_resolve(path, &n);
 	if (!ret && !is_file(&n))
 		ret = -ENODATA;
@@ -346,12 +435,13 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 	char *copy = NULL;
 	int i, ret;
 
-	(void)flags;
 	if (foreign(name))
 		return -ENOTSUP;
 	i = lookup(name);
 	if (i < 0)
-		return -ENOTSUP;
+		return reserved(name) ? -ENOTSUP
+				      : extra_change(path, name, val, size,
+						     flags, 0);
 	if (!xattrs[i].writable)
 		return -EPERM;
 	if (xattrs[i].which == XA_LA_STATUS)
@@ -389,8 +479,11 @@ int fs_removexattr(const char *path, const char *name)
 	struct sfs_file_update u = { 0 };
 	int i;
 
-	if (foreign(name) || (i = lookup(name)) < 0)
+	if (foreign(name))
 		return -ENODATA;
+	if ((i = lookup(name)) < 0)
+		return reserved(name) ? -ENODATA
+				      : extra_change(path, name, NULL, 0, 0, 1);
 	switch (xattrs[i].which) {
 	case XA_TAGS:
 		u.set = SFS_UPD_TAGS;
@@ -407,7 +500,12 @@ int fs_removexattr(const char *path, const char *name)
 		return set_shares(path, none);
 	}
 	default:
-		return -EPERM;
+		/*
+		 * Derived facts (id, sha256, json ...) and publishMode cannot
+		 * be absent; removing one changes nothing. Succeeding keeps
+		 * tools that mirror attributes (rsync -X, cp -a) working.
+		 */
+		return 0;
 	}
 	return update(path, &u);
 }
@@ -432,6 +530,13 @@ int fs_listxattr(const char *path, char *list, size_t size)
 		if (sfs_buf_add(&b, xattrs[i].name,
 				strlen(xattrs[i].name) + 1))
 			ret = -ENOMEM;
+	}
+	if (!ret) {
+		struct sfs_err e;
+
+		sfs_err_init(&e);
+		ret = -extra_errno(sfs_xattr_list(g_fs.store, &g_fs.actor,
+						  n.f.id, &b, &e), &e);
 	}
 out:
 	if (!ret) {

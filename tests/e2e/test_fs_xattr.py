@@ -102,9 +102,55 @@ def test_foreign_namespaces(f):
     with pytest.raises(OSError) as ei:
         os.getxattr(f, P + "nosuch")
     assert ei.value.errno == errno.ENODATA
+    # unknown names of our own namespace are refused ...
     with pytest.raises(OSError) as ei:
-        os.setxattr(f, "user.other", b"x")
+        os.setxattr(f, P + "other", b"x")
     assert ei.value.errno == errno.ENOTSUP
+
+
+def test_other_user_attributes_round_trip(f, mnt, tmp_path):
+    """Any other user.* attribute is kept as given."""
+    value = b"\x00binary\xffvalue"
+    os.setxattr(f, "user.other", value)
+    assert os.getxattr(f, "user.other") == value
+    assert "user.other" in os.listxattr(f)
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.other", b"y", os.XATTR_CREATE)
+    assert ei.value.errno == errno.EEXIST
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.none", b"y", os.XATTR_REPLACE)
+    assert ei.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.big", b"x" * 65537)
+    assert ei.value.errno == errno.E2BIG
+    os.removexattr(f, "user.other")
+    with pytest.raises(OSError) as ei:
+        os.getxattr(f, "user.other")
+    assert ei.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as ei:
+        os.removexattr(f, "user.other")
+    assert ei.value.errno == errno.ENODATA
+    # rsync -aX in and out keeps a foreign attribute
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"hello")
+    os.setxattr(src / "a.txt", "user.origin", b"field recorder 7")
+    subprocess.run(["rsync", "-aX", f"{src}/", str(mnt.path("in")) + "/"],
+                   check=True)
+    assert os.getxattr(mnt.path("in", "a.txt"), "user.origin") == \
+        b"field recorder 7"
+    # a second identical rsync -aX transfers no data (sizes and mtimes
+    # kept); only the attributes are compared again (the mount lists its
+    # own user.speechfs.* ones)
+    again = subprocess.run(["rsync", "-aXi", f"{src}/",
+                            str(mnt.path("in")) + "/"],
+                           check=True, capture_output=True, text=True)
+    for line in again.stdout.splitlines():
+        assert line.startswith(".f") and not set(line[2:10]) - {"."}, line
+    back = tmp_path / "back"
+    subprocess.run(["rsync", "-aX", str(mnt.path("in")) + "/", f"{back}/"],
+                   check=True)
+    assert os.getxattr(back / "a.txt", "user.origin") == b"field recorder 7"
 
 
 def test_size_probe_and_erange(f):
