@@ -76,6 +76,8 @@ struct fs_listing {
 	char **subdirs;			/* directory entry names */
 	int64_t *subino;		/* and their core inos */
 	size_t nsub, subdirs_alloc;
+	size_t *hidx;			/* names.c: v's names hashed, i + 1 */
+	size_t hcap, hn;		/* slots (2^k), entries indexed */
 };
 
 /* What a mount path is. */
