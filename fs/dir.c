@@ -4,7 +4,9 @@
  * (explicit empty directories of core) and statfs of the store.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include "fs_i.h"
@@ -95,16 +97,12 @@ static int fill_owners(void *buf, fuse_fill_dir_t fill)
 	return 0;
 }
 
-int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+static int list_dir(const char *path, void *buf, fuse_fill_dir_t fill)
 {
 	struct fs_listing l;
 	struct fs_node n;
 	int ret;
 
-	(void)off;
-	(void)fi;
-	(void)flags;
 	ret = fs_resolve(path, &n);
 	if (ret)
 		goto out;
@@ -146,6 +144,126 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 out:
 	fs_node_release(&n);
 	return ret;
+}
+
+/*
+ * An open directory keeps the entries listed when it was read from the
+ * start, so readdir can hand them out with offsets: libfuse 3.14 passes
+ * attributes to READDIRPLUS only in offset mode, and with them `ls -l`
+ * needs no LOOKUP per entry.
+ */
+struct dent {
+	char *name;
+	struct stat st;
+	int has_st;
+};
+
+struct dsnap {
+	struct dent *v;
+	size_t n, alloc;
+	int err;
+};
+
+static void dsnap_clear(struct dsnap *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	free(d->v);
+	memset(d, 0, sizeof(*d));
+}
+
+static int collect(void *buf, const char *name, const struct stat *st,
+		   off_t off, enum fuse_fill_dir_flags flags)
+{
+	struct dsnap *d = buf;
+	struct dent *e;
+
+	(void)off;
+	(void)flags;
+	if (d->n == d->alloc) {
+		size_t na = d->alloc ? 2 * d->alloc : 64;
+		struct dent *nv = realloc(d->v, na * sizeof(*nv));
+
+		if (!nv) {
+			d->err = -ENOMEM;
+			return 1;
+		}
+		d->v = nv;
+		d->alloc = na;
+	}
+	e = &d->v[d->n];
+	e->name = strdup(name);
+	if (!e->name) {
+		d->err = -ENOMEM;
+		return 1;
+	}
+	e->has_st = st != NULL;
+	if (st)
+		e->st = *st;
+	else
+		memset(&e->st, 0, sizeof(e->st));
+	d->n++;
+	return 0;
+}
+
+int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct dsnap *d = calloc(1, sizeof(*d));
+
+	(void)path;
+	if (!d)
+		return -ENOMEM;
+	fi->fh = (uint64_t)(uintptr_t)d;
+	return 0;
+}
+
+int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct dsnap *d = (struct dsnap *)(uintptr_t)fi->fh;
+
+	(void)path;
+	if (d) {
+		dsnap_clear(d);
+		free(d);
+	}
+	return 0;
+}
+
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct dsnap *d = (struct dsnap *)(uintptr_t)fi->fh;
+	enum fuse_fill_dir_flags plus;
+	size_t i;
+	int ret;
+
+	if (!d)
+		return -EBADF;
+	if (off <= 0 || (size_t)off > d->n) {
+		dsnap_clear(d);
+		ret = list_dir(path, d, collect);
+		if (!ret)
+			ret = d->err;
+		if (ret) {
+			dsnap_clear(d);
+			return ret;
+		}
+		if (off < 0 || (size_t)off > d->n)
+			off = 0;
+	}
+	for (i = (size_t)off; i < d->n; i++) {
+		const struct dent *e = &d->v[i];
+
+		plus = (flags & FUSE_READDIR_PLUS) && e->has_st &&
+		       strcmp(e->name, ".") && strcmp(e->name, "..")
+		       ? FUSE_FILL_DIR_PLUS : 0;
+		if (fill(buf, e->name, e->has_st ? &e->st : NULL,
+			 (off_t)(i + 1), plus))
+			break;
+	}
+	return 0;
 }
 
 int fs_mkdir(const char *path, mode_t mode)

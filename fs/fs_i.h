@@ -77,6 +77,8 @@ struct fs_listing {
 	char **subdirs;			/* directory entry names */
 	int64_t *subino;		/* and their core inos */
 	size_t nsub, subdirs_alloc;
+	size_t *hidx;			/* names.c: v's names hashed, i + 1 */
+	size_t hcap, hn;		/* slots (2^k), entries indexed */
 };
 
 /* What a mount path is. */
@@ -153,6 +155,8 @@ int fs_stat_node_dir(const struct fs_node *n, struct stat *st);
 #define FS_INO_DIR ((int64_t)1 << 60)
 #define FS_INO_LISTENING ((int64_t)1 << 61)
 #define FS_INO_SPECIAL ((int64_t)1 << 62)
+int fs_opendir(const char *path, struct fuse_file_info *fi);
+int fs_releasedir(const char *path, struct fuse_file_info *fi);
 int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
 int fs_mkdir(const char *path, mode_t mode);

@@ -112,7 +112,70 @@ int fs_entry_to_name(const char *entry, char **name)
 	return 0;
 }
 
-static int taken(const struct fs_listing *l, const char *name, int root)
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* Put v[i] in the index unless its name is there already (first wins). */
+static void index_put(struct fs_listing *l, size_t i)
+{
+	size_t k = name_hash(l->v[i].name) & (l->hcap - 1);
+
+	while (l->hidx[k]) {
+		if (!strcmp(l->v[l->hidx[k] - 1].name, l->v[i].name))
+			return;
+		k = (k + 1) & (l->hcap - 1);
+	}
+	l->hidx[k] = i + 1;
+}
+
+/*
+ * The index of the first entry named `name`, or -1. The hash index is
+ * brought up to date first (entries are only ever appended), so
+ * listings of big directories are not quadratic.
+ */
+static ssize_t find_entry(struct fs_listing *l, const char *name)
+{
+	size_t k;
+
+	if (l->hn < l->n) {
+		if (2 * l->n > l->hcap) {
+			size_t cap = 64;
+			size_t *nh;
+
+			while (cap < 4 * l->n)
+				cap *= 2;
+			nh = calloc(cap, sizeof(*nh));
+			if (!nh)
+				goto linear;
+			free(l->hidx);
+			l->hidx = nh;
+			l->hcap = cap;
+			l->hn = 0;
+		}
+		for (; l->hn < l->n; l->hn++)
+			index_put(l, l->hn);
+	}
+	if (!l->hcap)
+		return -1;
+	for (k = name_hash(name) & (l->hcap - 1); l->hidx[k];
+	     k = (k + 1) & (l->hcap - 1))
+		if (!strcmp(l->v[l->hidx[k] - 1].name, name))
+			return (ssize_t)l->hidx[k] - 1;
+	return -1;
+linear:
+	for (k = 0; k < l->n; k++)
+		if (!strcmp(l->v[k].name, name))
+			return (ssize_t)k;
+	return -1;
+}
+
+static int taken(struct fs_listing *l, const char *name, int root)
 {
 	size_t i;
 
@@ -127,10 +190,7 @@ static int taken(const struct fs_listing *l, const char *name, int root)
 	for (i = 0; i < l->nsub; i++)
 		if (!strcmp(l->subdirs[i], name))
 			return 1;
-	for (i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i].name, name))
-			return 1;
-	return 0;
+	return find_entry(l, name) >= 0;
 }
 
 struct list_ctx {
@@ -347,6 +407,7 @@ void fs_listing_release(struct fs_listing *l)
 	free(l->v);
 	free(l->subdirs);
 	free(l->subino);
+	free(l->hidx);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -544,12 +605,12 @@ static int lookup_ino(const char *vdir, const char *entry,
 	*ino = 0;
 	pthread_mutex_lock(&cache_lock);
 	c = fresh ? NULL : cache_get(vdir, mode);
-	if (c)
-		for (i = 0; i < c->l.n; i++)
-			if (!strcmp(c->l.v[i].name, entry)) {
-				*ino = c->l.v[i].ino;
-				break;
-			}
+	if (c) {
+		ssize_t j = find_entry(&c->l, entry);
+
+		if (j >= 0)
+			*ino = c->l.v[j].ino;
+	}
 	gen = cache_gen;
 	adds = cache_adds;
 	pthread_mutex_unlock(&cache_lock);
