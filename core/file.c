@@ -883,16 +883,20 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-enum sfs_status file_release_content(struct db *d, int64_t ino,
-				     struct sfs_err *e)
+/*
+ * Drop a file row's reference on one of its blobs: `get` selects
+ * (tenant_id, sha) where the reference is held, `clear` marks it dropped.
+ * Both are string literals (statements are cached by address).
+ */
+static enum sfs_status release_ref(struct db *d, int64_t ino, const char *get,
+				   const char *clear, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	char sha[65] = "";
 	int64_t tenant = 0;
 	int rc;
 
-	st = db_prep(d, "SELECT tenant_id, sha256 FROM file"
-			" WHERE id = ?1 AND blob_ref = 1", e);
+	st = db_prep(d, get, e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, ino);
@@ -906,39 +910,27 @@ enum sfs_status file_release_content(struct db *d, int64_t ino,
 		return SFS_IO;
 	if (rc == 0)
 		return SFS_OK;
-	if (exec_ino(d, "UPDATE file SET blob_ref = ?2 WHERE id = ?1", ino, 0,
-		     e))
+	if (exec_ino(d, clear, ino, 0, e))
 		return SFS_IO;
 	return blob_unref(d, tenant, sha, e);
+}
+
+enum sfs_status file_release_content(struct db *d, int64_t ino,
+				     struct sfs_err *e)
+{
+	return release_ref(d, ino,
+			   "SELECT tenant_id, sha256 FROM file"
+			   " WHERE id = ?1 AND blob_ref = 1",
+			   "UPDATE file SET blob_ref = ?2 WHERE id = ?1", e);
 }
 
 enum sfs_status file_release_listening(struct db *d, int64_t ino,
 				       struct sfs_err *e)
 {
-	struct db_stmt *st;
-	char sha[65] = "";
-	int64_t tenant = 0;
-	int rc;
-
-	st = db_prep(d, "SELECT tenant_id, la_sha256 FROM file"
-			" WHERE id = ?1 AND la_blob_ref = 1", e);
-	if (!st)
-		return SFS_IO;
-	db_bind_int(st, 1, ino);
-	rc = db_step(st, e);
-	if (rc == 1) {
-		tenant = db_col_int(st, 0);
-		sfs_strlcpy(sha, db_col_text(st, 1), sizeof(sha));
-	}
-	db_reset(st);
-	if (rc < 0)
-		return SFS_IO;
-	if (rc == 0)
-		return SFS_OK;
-	if (exec_ino(d, "UPDATE file SET la_blob_ref = ?2 WHERE id = ?1", ino,
-		     0, e))
-		return SFS_IO;
-	return blob_unref(d, tenant, sha, e);
+	return release_ref(d, ino,
+			   "SELECT tenant_id, la_sha256 FROM file"
+			   " WHERE id = ?1 AND la_blob_ref = 1",
+			   "UPDATE file SET la_blob_ref = ?2 WHERE id = ?1", e);
 }
 
 /* Purge a (deleted) file: content and listening audio released for good. */
