@@ -27,7 +27,7 @@
 enum xa {
 	XA_TAGS, XA_DESCRIPTION, XA_PUBLISH, XA_METADATA, XA_ID, XA_SHA256,
 	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON,
-	XA_SHARES
+	XA_SHARES, XA_MIME, XA_ORIGIN, XA_INGEST_ERROR, XA_LA_ERROR
 };
 
 static const struct {
@@ -48,6 +48,10 @@ static const struct {
 	{ PFX "listeningAudio.status", XA_LA_STATUS, 2, 1 },
 	{ PFX "json", XA_JSON, 0, 1 },
 	{ PFX "shares", XA_SHARES, 3, 1 },
+	{ PFX "ingestionError", XA_INGEST_ERROR, 0, 1 },
+	{ PFX "listeningAudio.error", XA_LA_ERROR, 0, 1 },
+	{ "user.mime_type", XA_MIME, 0, 1 },
+	{ "user.xdg.origin.url", XA_ORIGIN, 0, 1 },
 	{ "user.xdg.tags", XA_TAGS, 1, 0 },
 	{ "user.xdg.comment", XA_DESCRIPTION, 1, 0 },
 };
@@ -138,6 +142,18 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 		break;
 	case XA_SHARES:
 		return shares_value(f, b);
+	case XA_MIME:
+		s = f->mime;
+		break;
+	case XA_ORIGIN:
+		s = f->source_uri;
+		break;
+	case XA_INGEST_ERROR:
+		s = f->ingest_error;
+		break;
+	case XA_LA_ERROR:
+		s = f->la.error;
+		break;
 	case XA_JSON:
 		j = sfs_json_file(f);
 		txt = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -194,3 +195,24 @@ def test_dir_has_no_fields(mnt):
         os.getxattr(mnt.path("d"), P + "id")
     assert ei.value.errno == errno.ENODATA
     assert os.listxattr(mnt.path("d")) == []
+
+
+def test_mime_type_and_reasons(f):
+    """user.mime_type comes from the probe; unset facts are ENODATA."""
+    assert xget(f, "user.mime_type") == "application/octet-stream"
+    assert "user.mime_type" in os.listxattr(f)
+    for name in ("user.xdg.origin.url", P + "ingestionError"):
+        with pytest.raises(OSError) as ei:
+            os.getxattr(f, name)
+        assert ei.value.errno == errno.ENODATA
+    # not audio: its listening audio fails, and the reason is readable
+    deadline = time.time() + 60
+    while time.time() < deadline and \
+            xget(f, P + "listeningAudio.status") not in ("FAILED",
+                                                         "COMPLETED"):
+        time.sleep(0.2)
+    assert xget(f, P + "listeningAudio.status") == "FAILED"
+    assert "unsupported" in xget(f, P + "listeningAudio.error")
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.mime_type", b"audio/wav")
+    assert ei.value.errno == errno.EPERM
