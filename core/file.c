@@ -1454,6 +1454,37 @@ out:
 	return ret;
 }
 
+/*
+ * The start of a job outcome: finish the stage, open a write transaction,
+ * insist the job still holds its claim, load the file. On failure *d is
+ * released and NULL (f stays initialised).
+ */
+static enum sfs_status begin_outcome(struct sfs_store *s,
+				     const struct sfs_job *j,
+				     struct sfs_stage *stage, struct db **d,
+				     struct sfs_file *f, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	*d = NULL;
+	sfs_file_init(f);
+	ret = sfs_stage_finish(stage, e);
+	if (!ret)
+		ret = db_get(s, d, e);
+	if (ret)
+		return ret;
+	ret = db_begin(*d, e);
+	if (!ret)
+		ret = job_holds(*d, j, e);
+	if (!ret)
+		ret = file_load_ino(*d, j->file_ino, f, e);
+	if (ret) {
+		db_put(*d);	/* rolls back */
+		*d = NULL;
+	}
+	return ret;
+}
+
 enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 				 struct sfs_stage *stage, const char *mime,
 				 double duration, struct sfs_err *e)
@@ -1464,18 +1495,7 @@ enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 	enum sfs_status ret;
 	int64_t added = 0, ino = j->file_ino;
 
-	sfs_file_init(&f);
-	ret = sfs_stage_finish(stage, e);
-	if (ret)
-		return ret;
-	ret = db_get(s, &d, e);
-	if (ret)
-		return ret;
-	ret = db_begin(d, e);
-	if (!ret)
-		ret = job_holds(d, j, e);
-	if (!ret)
-		ret = file_load_ino(d, ino, &f, e);
+	ret = begin_outcome(s, j, stage, &d, &f, e);
 	if (ret)
 		goto out;
 	if (f.deleted || f.discarded || f.ingestion != SFS_JS_PROCESSING) {
@@ -1525,7 +1545,7 @@ enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 	if (!ret)
 		blob_stage_done(stage);
 out:
-	if (ret)
+	if (ret && d)
 		db_rollback(d);
 	sfs_file_release(&f);
 	db_put(d);
@@ -1543,18 +1563,7 @@ enum sfs_status file_listening_done(struct sfs_store *s,
 	enum sfs_status ret;
 	int64_t added = 0, ino = j->file_ino;
 
-	sfs_file_init(&f);
-	ret = sfs_stage_finish(stage, e);
-	if (ret)
-		return ret;
-	ret = db_get(s, &d, e);
-	if (ret)
-		return ret;
-	ret = db_begin(d, e);
-	if (!ret)
-		ret = job_holds(d, j, e);
-	if (!ret)
-		ret = file_load_ino(d, ino, &f, e);
+	ret = begin_outcome(s, j, stage, &d, &f, e);
 	if (ret)
 		goto out;
 	if (f.deleted || f.la.deleted || f.la.status != SFS_JS_PROCESSING) {
@@ -1585,7 +1594,7 @@ enum sfs_status file_listening_done(struct sfs_store *s,
 	if (!ret)
 		blob_stage_done(stage);
 out:
-	if (ret)
+	if (ret && d)
 		db_rollback(d);
 	sfs_file_release(&f);
 	db_put(d);
