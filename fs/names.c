@@ -250,8 +250,9 @@ static int add_file(void *arg, const struct sfs_file *f)
 	en = &l->v[l->n++];
 	en->name = name;
 	en->ino = f->ino;
-	snprintf(en->id, sizeof(en->id), "%s", f->id);
-	snprintf(en->owner, sizeof(en->owner), "%s", f->owner_id);
+	/* both are NUL-terminated arrays of the same size */
+	memcpy(en->id, f->id, sizeof(en->id));
+	memcpy(en->owner, f->owner_id, sizeof(en->owner));
 	en->size = size;
 	en->mtime_ns = f->mtime_ns;
 	en->ctime_ns = f->ctime_ns;
