@@ -35,7 +35,8 @@ struct sfs_stage {
 	int64_t limit;
 	int64_t synced;		/* writeback started up to here */
 	int random;		/* written out of order: hash at finish */
-	int finished;
+	int hashed;		/* sha valid, no more writes */
+	int finished;		/* hashed and on disk (fsync) */
 	int linked;		/* linked into blobs/, commit not seen */
 	int64_t linked_tenant;
 	char sha[65];
@@ -122,7 +123,7 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 {
 	enum sfs_status ret;
 
-	if (st->finished)
+	if (st->hashed)
 		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
 	if ((int64_t)len > st->limit - st->size)
 		return sfs_errf(e, SFS_TOO_LARGE, NULL,
@@ -150,7 +151,7 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 {
 	enum sfs_status ret;
 
-	if (st->finished)
+	if (st->hashed)
 		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
 	if (off < 0)
 		return sfs_errf(e, SFS_INVALID, NULL, "negative offset");
@@ -193,7 +194,7 @@ enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 				   struct sfs_err *e)
 {
-	if (st->finished)
+	if (st->hashed)
 		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
 	if (size < 0)
 		return sfs_errf(e, SFS_INVALID, NULL, "negative size");
@@ -270,13 +271,13 @@ out:
 	return ret;
 }
 
-enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
+static enum sfs_status stage_hash(struct sfs_stage *st, struct sfs_err *e)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	enum sfs_status ret;
 
-	if (st->finished)
+	if (st->hashed)
 		return SFS_OK;
 	if (st->random) {
 		int64_t size;
@@ -290,10 +291,49 @@ enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
 		EVP_DigestFinal_ex(st->md, md, &mdlen);
 		sfs_hex(md, 32, st->sha);
 	}
+	st->hashed = 1;
+	return SFS_OK;
+}
+
+enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	if (st->finished)
+		return SFS_OK;
+	ret = stage_hash(st, e);
+	if (ret)
+		return ret;
 	if (fsync(st->fd) < 0)
 		return sfs_errno_status(e, errno, "syncing the stage");
 	st->finished = 1;
 	return SFS_OK;
+}
+
+enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
+				   struct sfs_stage *st, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int rc = 0;
+
+	ret = stage_hash(st, e);
+	if (ret || st->finished)
+		return ret;
+	/* a failed look only costs the sync it might have saved */
+	if (!db_get(s, &d, NULL)) {
+		q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			       " AND sha256 = ?2", NULL);
+		if (q) {
+			db_bind_int(q, 1, tenant);
+			db_bind_text(q, 2, st->sha);
+			rc = db_step(q, NULL);
+			db_reset(q);
+		}
+		db_put(d);
+	}
+	return rc == 1 ? SFS_OK : sfs_stage_finish(st, e);
 }
 
 int64_t sfs_stage_size(const struct sfs_stage *st)
@@ -303,7 +343,7 @@ int64_t sfs_stage_size(const struct sfs_stage *st)
 
 const char *sfs_stage_sha256(const struct sfs_stage *st)
 {
-	return st->finished ? st->sha : NULL;
+	return st->hashed ? st->sha : NULL;
 }
 
 int sfs_stage_fd(const struct sfs_stage *st)
@@ -413,7 +453,12 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	int rc;
 
 	*added_bytes = 0;
-	ret = sfs_stage_finish(st, e);
+	/*
+	 * Only bytes that become a new blob file need to reach the disk
+	 * here: a deduplicated stage is dropped, and the blob it names was
+	 * synced before its first row was written.
+	 */
+	ret = stage_hash(st, e);
 	if (ret)
 		return ret;
 	q = db_prep(d, "UPDATE blob SET refs = refs + 1"
@@ -431,7 +476,9 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		if (access(path, F_OK) == 0 || errno != ENOENT)
 			return SFS_OK;
 		/* the row's file was lost: these bytes bring it back */
-		ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
+		ret = sfs_stage_finish(st, e);
+		if (!ret)
+			ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
 		if (ret)
 			return ret;
 		if (link(st->path, path) < 0 && errno != EEXIST)
@@ -464,7 +511,9 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 				(long long)max_bytes, (long long)used,
 				(long long)st->size);
 
-	ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
+	ret = sfs_stage_finish(st, e);
+	if (!ret)
+		ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
 	if (ret)
 		return ret;
 	blob_path(s, tenant, st->sha, path, sizeof(path));

@@ -21,6 +21,16 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 			       struct sfs_stage *st, int64_t *added_bytes,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * Hash the stage and freeze it, outside any transaction; sync it unless
+ * the tenant has these bytes as a blob already (they are on disk then,
+ * and the stage will be dropped). blob_ref_stage syncs what is left
+ * unsynced if its bytes do become a new blob file after all.
+ */
+enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
+				   struct sfs_stage *st, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
 /* One more reference on an existing blob (e.g. copying a file). */
 enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
 			 struct sfs_err *e) SFS_MUST_CHECK;

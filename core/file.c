@@ -525,6 +525,23 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	return ret;
 }
 
+/*
+ * A lazy commit: synchronous=NORMAL leaves a WAL commit unsynced until
+ * the next commit at FULL (or a checkpoint, which syncs at NORMAL too),
+ * and WAL recovery keeps a prefix of commits, so the next durable commit
+ * makes this one durable as well. The setting cannot change inside a
+ * transaction: set it before BEGIN, and back before the connection
+ * returns to the pool.
+ */
+static enum sfs_status set_lazy(struct db *d, struct sfs_store *s, int on,
+				struct sfs_err *e)
+{
+	if (!s->cfg.sync_full)
+		return SFS_OK;		/* NORMAL already */
+	return on ? db_exec(d, "PRAGMA synchronous=NORMAL", e)
+		  : db_exec(d, "PRAGMA synchronous=FULL", e);
+}
+
 enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_file_spec *sp,
 				struct sfs_stage *content, struct sfs_file *out,
@@ -535,6 +552,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	enum sfs_status ret;
 	double duration = -1;
+	int lazy = 0;
 
 	if (out)
 		sfs_file_init(out);
@@ -550,14 +568,25 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	if (content) {
-		ret = sfs_stage_finish(content, e);
+		ret = blob_stage_prepare(s, a->tenant, content, e);
 		if (ret)
 			goto out;
 		media_probe(content, &duration, mime, sizeof(mime));
 	}
+	if (sp->lazy && (content || sp->uri)) {
+		ret = sfs_errf(e, SFS_INVALID, NULL,
+			       "only a content-less create can be lazy");
+		goto out;
+	}
 	ret = db_get(s, &d, e);
 	if (ret)
 		goto out;
+	if (sp->lazy) {
+		ret = set_lazy(d, s, 1, e);
+		if (ret)
+			goto out;
+		lazy = 1;
+	}
 	ret = db_begin(d, e);
 	if (ret)
 		goto out;
@@ -578,6 +607,13 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (out)
 		ret = file_resolve(d, a, uuid, 0, out, e);
 out:
+	if (lazy) {
+		if (db_in_txn(d))
+			db_rollback(d);
+		if (set_lazy(d, s, 0, NULL))
+			sfs_error("file", "cannot restore full sync on a "
+				  "connection");
+	}
 	db_put(d);
 	sfs_buf_release(&path);
 	return ret;
@@ -1095,6 +1131,27 @@ enum sfs_status sfs_file_discard(struct sfs_store *s,
 	return end_file(s, d, ret, a, &f, NULL, e);
 }
 
+enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db *d;
+	enum sfs_status ret;
+
+	ret = begin_file(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	if (ret)
+		return ret;
+	ret = need_perm(&f, SFS_PERM_EDIT, "modify", e);
+	if (!ret && f.deleted)
+		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+			       "the file is deleted");
+	/* an unchanged row still writes its page: the commit syncs it all */
+	if (!ret)
+		ret = exec_ino(d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",
+			       f.ino, f.ctime_ns, e);
+	return end_file(s, d, ret, a, &f, NULL, e);
+}
+
 /* Start (or restart) listening-audio generation of a file. */
 enum sfs_status file_queue_listening(struct db *d, int64_t ino,
 				     struct sfs_err *e)
@@ -1150,7 +1207,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 
 	if (out)
 		sfs_file_init(out);
-	ret = sfs_stage_finish(content, e);
+	ret = blob_stage_prepare(s, a->tenant, content, e);
 	if (ret)
 		return ret;
 	media_probe(content, &duration, mime, sizeof(mime));

@@ -27,6 +27,7 @@ struct fh {
 	int dirty;			/* the stage differs from the file */
 	int empty_start;		/* a new stage starts empty */
 	int append;
+	int lazy;			/* created here, not yet durable */
 	int64_t ino;
 	int64_t pending_mtime_ns;	/* utimens while dirty, 0: none */
 	char id[SFS_ID_SIZE];
@@ -180,9 +181,21 @@ static int commit(struct fh *h)
 	struct sfs_err e;
 	enum sfs_status st;
 
-	if (!h->dirty)
-		return 0;
 	sfs_err_init(&e);
+	if (!h->dirty) {
+		/* a created file closed without content (touch) */
+		if (!h->lazy)
+			return 0;
+		st = sfs_file_sync(g_fs.store, &g_fs.actor, h->id, &e);
+		if (st == SFS_CONFLICT && !strcmp(e.type, "file_deleted"))
+			st = SFS_OK;
+		if (!st)
+			h->lazy = 0;
+		else
+			sfs_warn("fs", "cannot sync '%s': %s", h->id,
+				 e.message);
+		return -fs_errno(st, &e);
+	}
 	st = sfs_file_set_content(g_fs.store, &g_fs.actor, h->id, h->stage,
 				  g_fs.generate, NULL, &e);
 	if (st == SFS_CONFLICT && !strcmp(e.type, "file_deleted")) {
@@ -192,6 +205,9 @@ static int commit(struct fh *h)
 	} else if (st) {
 		sfs_warn("fs", "cannot commit '%s': %s", h->id, e.message);
 	}
+	/* a content commit syncs the lazy create with it */
+	if (!st)
+		h->lazy = 0;
 	sfs_stage_free(h->stage);
 	h->stage = NULL;
 	h->dirty = 0;
@@ -299,10 +315,15 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 	return ret;
 }
 
+/*
+ * A new file's row is committed at once, so every process sees it, but
+ * without waiting for the disk: the content commit at close (or fsync)
+ * makes both durable with one sync, and a file closed without content
+ * is synced then. Its content starts empty, in the handle's stage.
+ */
 int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct sfs_file_spec spec = { 0 };
-	struct sfs_stage *stage = NULL;
 	char dir[SFS_VPATH_MAX + 2];
 	const char *last;
 	char *name = NULL, *base = NULL;
@@ -342,21 +363,20 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	spec.name = base ? base : name;
 	spec.path = n.dir;
-	st = sfs_stage_new(g_fs.store, &stage, &e);
-	if (!st)
-		st = sfs_file_create(g_fs.store, &g_fs.actor, &spec, stage,
-				     &n.f, &e);
+	spec.lazy = 1;
+	st = sfs_file_create(g_fs.store, &g_fs.actor, &spec, NULL, &n.f, &e);
 	ret = -fs_errno(st, &e);
 	if (!ret) {
 		fs_names_added(n.dir, last, &n.f);
 		n.kind = FS_FILE;
 		fi->flags |= O_TRUNC;
 		ret = open_node(&n, fi);
-		if (!ret)
+		if (!ret) {
 			fh_of(fi)->dirty = 0;	/* empty already */
+			fh_of(fi)->lazy = 1;
+		}
 	}
 out:
-	sfs_stage_free(stage);
 	free(name);
 	free(base);
 	fs_node_release(&n);

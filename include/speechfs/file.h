@@ -136,6 +136,13 @@ struct sfs_file_spec {
 	const char *uri;		/* an import: no content, a job */
 	int listening;			/* request listening audio */
 	int64_t mtime_ns;		/* 0: now */
+	/*
+	 * Content-less create whose commit need not wait for the disk (the
+	 * mount's create, before the file's content is written): visible at
+	 * once; durable with the file's first content commit or
+	 * sfs_file_sync(), whichever comes first.
+	 */
+	int lazy;
 };
 
 /*
@@ -157,6 +164,15 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 				     const struct sfs_actor *a,
 				     const struct sfs_file_spec *specs,
 				     size_t n, struct sfs_err *e)
+	SFS_MUST_CHECK;
+
+/*
+ * Make every change committed so far durable (after a lazy create):
+ * a write to the file's row committed with the store's full sync.
+ * Owner or EDIT; SFS_CONFLICT on a deleted file.
+ */
+enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, struct sfs_err *e)
 	SFS_MUST_CHECK;
 
 enum sfs_status sfs_file_get(struct sfs_store *s, const struct sfs_actor *a,

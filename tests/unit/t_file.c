@@ -572,6 +572,85 @@ static void test_validation(void)
 	fx_close(&f);
 }
 
+/*
+ * The mount's create: committed without waiting for the disk, visible to
+ * other handles at once, and made durable by the content commit or
+ * sfs_file_sync. The connection it used is back at full sync.
+ */
+static void test_lazy_create(void)
+{
+	struct sfs_file_spec sp = {.name = "new", .path = "/l/", .lazy = 1};
+	struct sfs_store *s2 = NULL;
+	struct sfs_file out, g;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	char other[SFS_ID_SIZE];
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK(out.size == 0 && !strcmp(out.sha256, EMPTY_SHA));
+	/* every pooled connection syncs fully again (2 = FULL) */
+	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	/* another handle (another process) sees it at once */
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
+	CHECK_ST(sfs_file_get(s2, &f.a, out.id, &g, NULL), SFS_OK);
+	CHECK(g.size == 0 && !strcmp(g.path, "/l/"));
+	sfs_file_release(&g);
+	sfs_store_close(s2);
+
+	/* only a content-less create can be lazy */
+	st = stage_of(f.s, "bytes", 5);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
+	sfs_stage_free(st);
+	sp.uri = "https://example.com/a.wav";
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
+		 SFS_INVALID);
+	sp.uri = NULL;
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+
+	/* sync: owner and EDIT; VIEW may not; another tenant sees nothing */
+	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, NULL), SFS_OK);
+	REQUIRE_ST(share(&f, out.id, f.ub, SFS_PERM_EDIT), SFS_OK);
+	REQUIRE_ST(share(&f, out.id, f.uc, SFS_PERM_VIEW), SFS_OK);
+	CHECK_ST(sfs_file_sync(f.s, &f.b, out.id, NULL), SFS_OK);
+	CHECK_ST(sfs_file_sync(f.s, &f.c, out.id, NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_file_sync(f.s, &f.x, out.id, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfs_file_get(f.s, &f.a, out.id, &g, NULL), SFS_OK);
+	CHECK(g.ctime_ns == out.ctime_ns && g.mtime_ns == out.mtime_ns);
+	sfs_file_release(&g);
+
+	/* content: the same bytes as another file's share its blob */
+	REQUIRE_ST(mk(&f, &f.a, "other", "/", "same bytes", other, NULL),
+		   SFS_OK);
+	st = stage_of(f.s, "same bytes", 10);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, &g, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(g.size == 10 && blob_refs(&f, g.sha256) == 2);
+	CHECK(tenant(&f).used_bytes == 10);
+	sfs_file_release(&g);
+	/* new bytes: a blob of their own, synced and linked */
+	st = stage_of(f.s, "fresh", 5);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, &g, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(g.size == 5 && blob_refs(&f, g.sha256) == 1);
+	CHECK(tenant(&f).used_bytes == 15);
+	sfs_file_release(&g);
+	CHECK(fsck_clean(&f));
+
+	/* a deleted file cannot be synced */
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, &e), SFS_CONFLICT);
+	CHECK(!strcmp(e.type, "file_deleted"));
+	sfs_file_release(&out);
+	fx_close(&f);
+}
+
 static void test_create_many(void)
 {
 	struct sfs_file_spec specs[3] = {
@@ -1559,6 +1638,7 @@ int main(void)
 	RUN(test_import_cancelled_by_delete);
 	RUN(test_validation);
 	RUN(test_create_many);
+	RUN(test_lazy_create);
 	RUN(test_permissions);
 	RUN(test_update);
 	RUN(test_delete_purge_restore);
