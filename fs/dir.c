@@ -68,7 +68,8 @@ void fs_stat_file(struct stat *st, int64_t ino, int64_t size,
  * 1.3 s with attributes, 0.7 s without). So the first batch goes out
  * plain and attributes follow when the kernel asks again: `ls -l` of
  * 10,000 files looks up one batch (~200 entries) and gets the rest with
- * their attributes.
+ * their attributes. Subdirectories (few) always carry theirs: a walk
+ * then enters them without a LOOKUP each.
  */
 #define MAX_EXTRA 8
 
@@ -235,7 +236,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 	enum fuse_fill_dir_flags plus;
 	struct stat st;
 	const char *name;
-	size_t i, n;
+	size_t i, n, sub;
 	int ret, has_st;
 
 	if (!d)
@@ -252,10 +253,13 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 			off = 0;
 	}
 	n = dsnap_len(d);
+	sub = d->nextra + d->owners.n;
 	for (i = (size_t)off; i < n; i++) {
 		name = dsnap_entry(d, i, &st, &has_st);
-		plus = (flags & FUSE_READDIR_PLUS) && off > 0 && has_st
-			       ? FUSE_FILL_DIR_PLUS : 0;
+		/* subdirectories always: walking into one needs no LOOKUP */
+		plus = (flags & FUSE_READDIR_PLUS) && has_st &&
+		       (off > 0 || i < sub + d->l.nsub) ? FUSE_FILL_DIR_PLUS
+							: 0;
 		if (fill(buf, name, has_st ? &st : NULL, (off_t)(i + 1), plus))
 			break;
 	}

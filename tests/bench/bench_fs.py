@@ -8,13 +8,19 @@ and bindfs (a pass-through FUSE mount) in one run, printed as ratios.
 2. cp of a big file into the mount (close returns after the durable
    commit and the hash) vs cp to a plain directory + sync + openssl dgst
    -sha256 of it;
-3. creating many small files, `ls -l` of the directory holding them and
-   `find` over the whole tree: speechfs vs bindfs of a plain directory.
-   Before each `ls -l`/`find` both mounts are remounted (empty kernel
-   dentry/attr caches) and the page cache is dropped.
+3. creating many small files (the same 100 bytes each, and distinct
+   bytes each: close() returns after a durable commit, bindfs syncs
+   nothing), `ls -l` of the directory holding them and `find` over a tree
+   of 100,000 files in 1,000 directories: speechfs vs bindfs of a plain
+   directory. The tree is made beforehand, in the store through core's
+   bulk create (tests/bench/helpers/fs_tree.c, built here) and as plain
+   files. Before each `ls -l`/`find` both mounts are remounted (empty
+   kernel dentry/attr caches) and the page cache is dropped.
 
 SFS_BENCH_FS_MB scales the big file (default 1024), SFS_BENCH_FS_FILES the
-number of small files (default 10000). Must run as root (drop_caches).
+number of small files (default 10000), SFS_BENCH_FS_TREE the files of the
+find tree (default 100000, 100 per directory). Must run as root
+(drop_caches).
 Everything (mounts, processes, temp dirs) is cleaned up even on failure.
 Exits non-zero when the benchmark could not run; a missed target is
 reported, not an error.
@@ -157,7 +163,7 @@ def dd_read(path):
     return timed(["dd", "if=%s" % path, "of=/dev/null", "bs=1M"])
 
 
-def create_files(d, n):
+def create_files(d, n, distinct=False):
     """n small files in directory d; returns seconds."""
     body = b"x" * 100
     t0 = time.monotonic()
@@ -165,10 +171,49 @@ def create_files(d, n):
         fd = os.open(os.path.join(d, "f%05d.txt" % i),
                      os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, body)
+            os.write(fd, b"%08d" % i + body[8:] if distinct else body)
         finally:
             os.close(fd)
     return time.monotonic() - t0
+
+
+PER_DIR = 100
+
+
+def build_helper(work):
+    """Compile the tree filler against the built core library."""
+    exe = work / "fs_tree"
+    libs = subprocess.run(
+        ["pkg-config", "--libs", "sqlite3", "jansson", "openssl",
+         "libcurl", "sndfile"], capture_output=True, text=True)
+    if libs.returncode != 0:
+        raise BenchError("pkg-config: %s" % libs.stderr.strip())
+    cmd = [os.environ.get("CC", "cc"), "-O2", "-D_GNU_SOURCE",
+           "-I%s" % (ROOT / "include"), "-o", str(exe),
+           str(ROOT / "tests" / "bench" / "helpers" / "fs_tree.c"),
+           str(BUILD / "libspeechfs.a"), *libs.stdout.split(),
+           "-lmp3lame", "-lm", "-pthread"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise BenchError("building fs_tree: %s" % p.stderr.strip()[-500:])
+    return exe
+
+
+def make_trees(work, store, user, plain, ntree):
+    """ntree files under /tree/ of the store and of plain/, 100 a dir."""
+    ndirs = max(1, (ntree + PER_DIR - 1) // PER_DIR)
+    exe = build_helper(work)
+    p = subprocess.run([str(exe), str(store), user, str(ndirs),
+                        str(ntree)], capture_output=True, text=True,
+                       timeout=600)
+    if p.returncode != 0:
+        raise BenchError("fs_tree: %s" % p.stderr.strip()[-500:])
+    for i in range(ntree):
+        if i % PER_DIR == 0:
+            d = plain / "tree" / ("d%04d" % (i // PER_DIR))
+            d.mkdir(parents=True)
+        with open(d / ("f%07d.txt" % i), "wb"):
+            pass
 
 
 def mark(ok):
@@ -179,7 +224,7 @@ def mbs(size, secs):
     return "%.0f MB/s" % (size / secs / 1e6)
 
 
-def run(work, mb, nfiles, rows, notes):
+def run(work, mb, nfiles, ntree, rows, notes):
     store = work / "store"
     plain = work / "plain"
     mnt = work / "mnt"
@@ -196,6 +241,11 @@ def run(work, mb, nfiles, rows, notes):
                    "--max-bytes", "0")["id"]
     user = admin(store, "user", "create", "--tenant", tenant, "--name",
                  "bench")["id"]
+    log("a tree of %d files, in the store (bulk) and as plain files" %
+        ntree)
+    t0 = time.monotonic()
+    make_trees(work, store, user, plain, ntree)
+    log("  made in %.1f s" % (time.monotonic() - t0))
     sfs = SfsMount(store, user, mnt, work / "speechfs.log")
     bind = BindMount(plain, bmnt)
     try:
@@ -273,6 +323,18 @@ def run(work, mb, nfiles, rows, notes):
         rows.append(("create %d files" % nfiles,
                      "%.0f /s" % (nfiles / c_s), "%.0f /s" % (nfiles / c_b),
                      c_b / c_s, 1.0, ">= 1.0"))
+        ndist = max(1, nfiles // 5)
+        os.mkdir(mnt / "distinct")
+        os.mkdir(bmnt / "distinct")
+        d_s = create_files(mnt / "distinct", ndist, True)
+        d_b = create_files(bmnt / "distinct", ndist, True)
+        rows.append(("  %d, distinct bytes" % ndist,
+                     "%.0f /s" % (ndist / d_s), "%.0f /s" % (ndist / d_b),
+                     d_b / d_s, None, ""))
+        notes.append("create: close() returns after a durable commit "
+                     "(one fdatasync of the WAL per file; distinct bytes "
+                     "add fsync of the blob and of its directory); "
+                     "bindfs syncs nothing")
 
         # 3. ls -l and find, each after a remount of both + drop_caches
         def fresh():
@@ -293,12 +355,12 @@ def run(work, mb, nfiles, rows, notes):
             t = timed(["ls", "-l", str(bmnt / "many")])
             ls_b = t if ls_b is None else min(ls_b, t)
             fresh()
-            t = timed(["find", str(mnt)])
+            t = timed(["find", str(mnt / "tree")])
             f_s = t if f_s is None else min(f_s, t)
-            t = timed(["find", str(bmnt)])
+            t = timed(["find", str(bmnt / "tree")])
             f_b = t if f_b is None else min(f_b, t)
-        nfind = sum(1 for _ in os.walk(bmnt)) + sum(
-            len(f) for _, _, f in os.walk(bmnt))
+        nfind = sum(1 for _ in os.walk(bmnt / "tree")) + sum(
+            len(f) for _, _, f in os.walk(bmnt / "tree"))
         rows.append(("ls -l %d files (cold)" % nfiles,
                      "%.3f s" % ls_s, "%.3f s" % ls_b, ls_b / ls_s, 2.0,
                      ">= 2.0"))
@@ -309,9 +371,18 @@ def run(work, mb, nfiles, rows, notes):
         t2 = timed(["ls", "-l", str(bmnt / "many")])
         rows.append(("  ls -l warm (2nd run)", "%.3f s" % t,
                      "%.3f s" % t2, t2 / t, None, ""))
-        notes.append("find over %d entries (the small files, the big "
-                     "file, dirs), not 100,000: creating files through "
-                     "the mount is item 'create'" % nfind)
+        fresh()
+        t = timed(["find", str(mnt / "tree")])
+        t2 = timed(["find", str(bmnt / "tree")])
+        rows.append(("  find warm (remounted)", "%.3f s" % t,
+                     "%.3f s" % t2, t2 / t, None, ""))
+        t = timed(["find", str(mnt)])
+        t2 = timed(["find", str(bmnt)])
+        rows.append(("  find whole mount (warm)", "%.3f s" % t,
+                     "%.3f s" % t2, t2 / t, None, ""))
+        notes.append("find: the tree of %d files in %d directories; the "
+                     "whole mount also walks /.listening/, which mirrors "
+                     "every directory" % (ntree, max(1, ntree // PER_DIR)))
     finally:
         rc = sfs.stop()
         bind.stop()
@@ -323,11 +394,13 @@ def run(work, mb, nfiles, rows, notes):
 def main():
     mb = int(os.environ.get("SFS_BENCH_FS_MB", "1024"))
     nfiles = int(os.environ.get("SFS_BENCH_FS_FILES", "10000"))
-    for tool in ("bindfs", "fusermount3", "openssl", "dd"):
+    ntree = int(os.environ.get("SFS_BENCH_FS_TREE", "100000"))
+    for tool in ("bindfs", "fusermount3", "openssl", "dd", "cc",
+                 "pkg-config"):
         if not shutil.which(tool):
             log("%s is not installed" % tool)
             return 1
-    for b in (SFSD, SPEECHFS):
+    for b in (SFSD, SPEECHFS, BUILD / "libspeechfs.a"):
         if not b.exists():
             log("%s is not built (make)" % b)
             return 1
@@ -340,7 +413,7 @@ def main():
     notes = []
     t0 = time.monotonic()
     try:
-        run(work, mb, nfiles, rows, notes)
+        run(work, mb, nfiles, ntree, rows, notes)
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
         log("FAILED: %s" % exc)
         return 1
@@ -349,9 +422,9 @@ def main():
             umount(d)
         shutil.rmtree(work, ignore_errors=True)
     print("bench_fs: speechfs vs native and bindfs, %d MiB file, %d small "
-          "files, %d CPUs, %.0f s, load average %.1f" % (
-              mb, nfiles, os.cpu_count() or 1, time.monotonic() - t0,
-              os.getloadavg()[0]))
+          "files, tree of %d, %d CPUs, %.0f s, load average %.1f" % (
+              mb, nfiles, ntree, os.cpu_count() or 1,
+              time.monotonic() - t0, os.getloadavg()[0]))
     print("  %-28s %14s %14s %7s  %s" % ("measure", "speechfs",
                                          "baseline", "ratio", "target"))
     for name, val, basev, ratio, want, label in rows:
