@@ -651,6 +651,54 @@ static void test_lazy_create(void)
 	fx_close(&f);
 }
 
+/*
+ * A stage is hashed and frozen before the transaction, and synced only
+ * when the tenant lacks its bytes: if they vanish before the commit
+ * (the last file holding them purged meanwhile), the commit still makes
+ * them a blob of their own.
+ */
+static void test_stage_prepare(void)
+{
+	struct sfs_file_spec sp = {.name = "again", .path = "/"};
+	struct sfs_file out;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	char id[SFS_ID_SIZE], buf[32];
+	enum sfs_status rs;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "first", "/", "shared bytes", id, NULL),
+		   SFS_OK);
+	st = stage_of(f.s, "shared bytes", 12);
+	REQUIRE(st != NULL);
+	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
+	CHECK(sfs_stage_sha256(st) != NULL);
+	/* frozen: the hash stays the bytes' */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_stage_write(st, "x", 1, &e), SFS_CONFLICT);
+	CHECK_ST(sfs_stage_truncate(st, 1, NULL), SFS_CONFLICT);
+	/* the only holder of these bytes goes, and with it the blob file */
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
+	CHECK(blob_refs(&f, sfs_stage_sha256(st)) == -1);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
+	sfs_stage_free(st);
+	CHECK(blob_refs(&f, out.sha256) == 1);
+	CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
+		    &rs) == 12 && !strcmp(buf, "shared bytes"));
+	CHECK(fsck_clean(&f));
+	sfs_file_release(&out);
+	/* a stage of new bytes prepares (and syncs) the same way */
+	st = stage_of(f.s, "new", 3);
+	REQUIRE(st != NULL);
+	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
+	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, NULL, &e),
+		 SFS_CONFLICT);		/* the purged file takes nothing */
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
 static void test_create_many(void)
 {
 	struct sfs_file_spec specs[3] = {
@@ -1639,6 +1687,7 @@ int main(void)
 	RUN(test_validation);
 	RUN(test_create_many);
 	RUN(test_lazy_create);
+	RUN(test_stage_prepare);
 	RUN(test_permissions);
 	RUN(test_update);
 	RUN(test_delete_purge_restore);
