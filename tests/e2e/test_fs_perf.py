@@ -1,0 +1,155 @@
+"""The mount's fast paths keep their promises: a created file costs no
+sync until close, and close()/fsync() still return only after a durable
+sync (seen with strace on the mount); directory listings handed out in
+several batches, plain first and with attributes after, show every entry
+with its right size, also after a change."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import fsutil
+from fsutil import Mount, have_fuse, mnt, store  # noqa: F401
+
+SYNC = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
+
+
+def syncs(trace, t0, t1):
+    """The sync calls the mount made between t0 and t1 (wall clock)."""
+    found = []
+    for line in trace.read_text().splitlines():
+        m = SYNC.match(line)
+        if m and t0 <= float(m.group(1)) <= t1:
+            found.append(m.group(2))
+    return found
+
+
+@pytest.fixture
+def traced(store, tmp_path, monkeypatch):
+    """A mount running under strace (syncs only), no job workers."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    trace = tmp_path / "trace"
+    wrapper = tmp_path / "speechfs-traced"
+    wrapper.write_text("#!/bin/sh\nexec strace -f -ttt -e trace=fsync,"
+                       "fdatasync -o %s %s \"$@\"\n" % (trace,
+                                                         fsutil.SPEECHFS))
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(fsutil, "SPEECHFS", wrapper)
+    d, _, users = store
+    m = Mount(d, users[0], "-o", "no_workers")
+    try:
+        yield m, trace
+    finally:
+        if not m.log.closed:            # the test may have stopped it
+            m.stop()
+
+
+def test_create_waits_for_no_sync_close_does(traced):
+    m, trace = traced
+    # the first write of a fresh store starts the WAL (its header is
+    # synced once); what follows is the steady state
+    (m.path("warm.txt")).write_bytes(b"warm")
+    windows = []
+    for i, body in enumerate((b"some bytes", b"some bytes", b"")):
+        t0 = time.time()
+        fd = os.open(m.path("f%d.txt" % i),
+                     os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+        t1 = time.time()
+        if body:
+            os.write(fd, body)
+        os.close(fd)
+        t2 = time.time()
+        windows.append((t0, t1, t2))
+    # fsync() of a new file is durable before it returns, too
+    fd = os.open(m.path("g.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    t3 = time.time()
+    os.fsync(fd)
+    t4 = time.time()
+    os.close(fd)
+    assert m.stop() == 0                # strace writes its trace out
+    for t0, t1, t2 in windows:
+        assert syncs(trace, t0, t1) == []
+        # new bytes, deduplicated bytes and no bytes (touch) alike
+        assert "fdatasync" in syncs(trace, t1, t2)
+    assert "fdatasync" in syncs(trace, t3, t4)
+    m2 = Mount(m.store, m.user)
+    try:
+        assert m2.path("f0.txt").read_bytes() == b"some bytes"
+        assert m2.path("f1.txt").read_bytes() == b"some bytes"
+        assert m2.path("f2.txt").stat().st_size == 0
+    finally:
+        m2.stop()
+
+
+def test_created_file_seen_by_another_mount_before_close(store):
+    d, _, users = store
+    a = Mount(d, users[0])
+    b = Mount(d, users[0])
+    try:
+        fd = os.open(a.path("open.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            deadline = time.time() + 5
+            while "open.txt" not in os.listdir(b.dir):
+                assert time.time() < deadline
+                time.sleep(0.1)
+            os.write(fd, b"later")
+        finally:
+            os.close(fd)
+        deadline = time.time() + 5
+        while os.stat(b.path("open.txt")).st_size != 5:
+            assert time.time() < deadline
+            time.sleep(0.1)
+    finally:
+        b.stop()
+        a.stop()
+
+
+def test_listing_in_batches(mnt):
+    """More entries than one readdir reply holds: the first batch goes
+    out without attributes, later ones with them; all are right."""
+    n = 700
+    d = mnt.path("big")
+    os.mkdir(d)
+    for k in range(3):
+        os.mkdir(d / ("sub%d" % k))
+    for i in range(n):
+        (d / ("f%04d.txt" % i)).write_bytes(b"x" * (i % 13))
+    want = {"f%04d.txt" % i: i % 13 for i in range(n)}
+    fresh = Mount(mnt.store, mnt.user)
+    try:
+        fd = fresh.path("big")
+        names = os.listdir(fd)
+        assert sorted(names) == sorted(list(want) + ["sub0", "sub1",
+                                                      "sub2"])
+        # stat in readdir order, as ls -l does
+        with os.scandir(fd) as it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                if e.name.startswith("sub"):
+                    assert e.is_dir()
+                else:
+                    assert e.is_file() and st.st_size == want[e.name]
+        out = subprocess.run(["ls", "-l", str(fd)], capture_output=True,
+                             text=True, check=True).stdout
+        sizes = {f[-1]: int(f[4]) for f in
+                 (line.split() for line in out.splitlines()[1:])}
+        assert all(sizes[k] == v for k, v in want.items())
+        found = subprocess.run(["find", str(fd)], capture_output=True,
+                               text=True, check=True).stdout.split()
+        assert len(found) == n + 4
+        # a change made through the other mount shows in a new listing
+        (d / "f0001.txt").write_bytes(b"y" * 100)
+        deadline = time.time() + 5
+        while True:
+            with os.scandir(fd) as it:
+                got = {e.name: e.stat().st_size for e in it}
+            if got["f0001.txt"] == 100:
+                break
+            assert time.time() < deadline
+            time.sleep(0.2)
+    finally:
+        fresh.stop()
