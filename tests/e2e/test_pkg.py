@@ -139,8 +139,8 @@ def test_man_and_config_name_every_option():
     assert {"store", "listen", "config", "no-workers"} <= longopts
     for opt in longopts | admin:
         assert f"--{opt}" in man8, opt
-    for cmd in ("init", "tenant create", "user create", "key create",
-                "key revoke", "jwt", "fsck"):
+    for cmd in ("init", "tenant create", "tenant quota", "user create",
+                "user rate", "key create", "key revoke", "jwt", "fsck"):
         assert f"B {cmd}" in man8 or f"speechfsd {cmd}" in man8, cmd
     man1 = (ROOT / "packaging/man/speechfs.1").read_text().replace("\\-", "-")
     for opt in ("--store", "--user", "-f", "-d", "-s", "ro", "allow_other",
