@@ -691,6 +691,16 @@ static void test_lazy_create(void)
 	CHECK(!strcmp(e.type, "file_deleted"));
 	sfs_file_release(&out);
 	fx_close(&f);
+
+	/* a lazy create that fails in its transaction (quota) leaves no row
+	 * and the connection at full sync */
+	REQUIRE(fx_open_q(&f, 0, 1) == 0);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_QUOTA);
+	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	fx_close(&f);
 }
 
 /*
