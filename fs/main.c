@@ -7,6 +7,7 @@
 #include "fs_i.h"
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -273,6 +274,157 @@ void fs_poller_stop(void)
 	g_fs.poller_running = 0;
 }
 
+/* ---- the request loop ------------------------------------------------- */
+
+/*
+ * libfuse's own loop lets every thread read the device, and the kernel
+ * hands each request to the thread that has waited longest: on a
+ * sequential walk two threads take turns, each with cold caches and a
+ * contended lock (find over 100,000 files: 0.33 s against 0.25 s for one
+ * thread). Here one thread reads and answers what only looks (lookup,
+ * getattr, xattrs, readdir, open ...) itself, and hands what may wait
+ * for the disk or for a database write (read, write, flush, fsync,
+ * release, changes of names and attributes) to a few workers, so those
+ * run in parallel and never hold up a lookup. Request buffers circulate
+ * between the reader and the workers and are never freed on the way.
+ */
+#define LOOP_SLOTS 64
+
+struct loop {
+	struct fuse_session *se;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;
+	struct fuse_buf spare[LOOP_SLOTS];	/* free buffers */
+	int nspare;
+	struct fuse_buf queue[LOOP_SLOTS];	/* requests for the workers */
+	int head, nqueued;
+	int stop;
+	pthread_t *threads;
+	int nthreads;
+};
+
+static int slow_request(const struct fuse_buf *b)
+{
+	const struct fuse_in_header *in = b->mem;
+
+	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in))
+		return 0;
+	switch (in->opcode) {
+	case FUSE_READ:
+	case FUSE_WRITE:
+	case FUSE_FLUSH:
+	case FUSE_FSYNC:
+	case FUSE_FSYNCDIR:
+	case FUSE_RELEASE:
+	case FUSE_CREATE:
+	case FUSE_MKNOD:
+	case FUSE_MKDIR:
+	case FUSE_UNLINK:
+	case FUSE_RMDIR:
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
+	case FUSE_SETATTR:
+	case FUSE_SETXATTR:
+	case FUSE_REMOVEXATTR:
+	case FUSE_FALLOCATE:
+	case FUSE_COPY_FILE_RANGE:
+	case FUSE_LSEEK:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void *loop_worker(void *arg)
+{
+	struct loop *l = arg;
+	struct fuse_buf b;
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		while (!l->nqueued && !l->stop)
+			pthread_cond_wait(&l->work_cv, &l->mu);
+		if (!l->nqueued)
+			break;
+		b = l->queue[l->head];
+		l->head = (l->head + 1) % LOOP_SLOTS;
+		l->nqueued--;
+		pthread_mutex_unlock(&l->mu);
+		fuse_session_process_buf(l->se, &b);
+		pthread_mutex_lock(&l->mu);
+		l->spare[l->nspare++] = b;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+/* Hand *b to a worker and put a spare buffer in its place; 0 if none. */
+static int hand_off(struct loop *l, struct fuse_buf *b)
+{
+	int ok = 0;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->nspare && l->nqueued < LOOP_SLOTS) {
+		l->queue[(l->head + l->nqueued) % LOOP_SLOTS] = *b;
+		l->nqueued++;
+		*b = l->spare[--l->nspare];
+		pthread_cond_signal(&l->work_cv);
+		ok = 1;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return ok;
+}
+
+static int run_loop(struct fuse_session *se, int nworkers)
+{
+	struct fuse_buf b;
+	struct loop l;
+	int i, res, ret = 0;
+
+	memset(&l, 0, sizeof(l));
+	memset(&b, 0, sizeof(b));
+	l.se = se;
+	pthread_mutex_init(&l.mu, NULL);
+	pthread_cond_init(&l.work_cv, NULL);
+	/* buffers are allocated by libfuse on their first use, then kept */
+	l.nspare = nworkers * 2 < LOOP_SLOTS ? nworkers * 2 : LOOP_SLOTS;
+	l.threads = calloc((size_t)nworkers, sizeof(*l.threads));
+	if (!l.threads)
+		nworkers = 0;
+	for (i = 0; i < nworkers; i++)
+		if (pthread_create(&l.threads[l.nthreads], NULL, loop_worker,
+				   &l) == 0)
+			l.nthreads++;
+	if (!l.nthreads)
+		l.nspare = 0;		/* everything inline then */
+	while (!fuse_session_exited(se)) {
+		res = fuse_session_receive_buf(se, &b);
+		if (res == -EINTR)
+			continue;
+		if (res <= 0) {
+			if (res < 0 && !fuse_session_exited(se))
+				ret = -1;
+			break;
+		}
+		if (!slow_request(&b) || !hand_off(&l, &b))
+			fuse_session_process_buf(se, &b);
+	}
+	pthread_mutex_lock(&l.mu);
+	l.stop = 1;
+	pthread_cond_broadcast(&l.work_cv);
+	pthread_mutex_unlock(&l.mu);
+	for (i = 0; i < l.nthreads; i++)
+		pthread_join(l.threads[i], NULL);
+	free(b.mem);
+	for (i = 0; i < l.nspare; i++)
+		free(l.spare[i].mem);
+	free(l.threads);
+	pthread_cond_destroy(&l.work_cv);
+	pthread_mutex_destroy(&l.mu);
+	fuse_session_reset(se);
+	return ret;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int open_store(const struct opts *o)
@@ -330,6 +482,9 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 		goto out_signals;
 	if (co->singlethread) {
 		ret = fuse_loop(f);
+	} else if (!co->clone_fd) {
+		ret = run_loop(se, co->max_threads ? (int)co->max_threads
+						   : 10);
 	} else {
 		lc = fuse_loop_cfg_create();
 		if (!lc)
