@@ -61,7 +61,8 @@ static int fill_listing(void *buf, fuse_fill_dir_t fill,
 	size_t i;
 
 	for (i = 0; i < l->nsub; i++) {
-		fs_stat_dir(&st, dir_base + l->subino[i], 0);
+		/* the real mtime: READDIRPLUS hands it to the kernel */
+		fs_stat_dir(&st, dir_base + l->subino[i], l->submtime[i]);
 		if (fill(buf, l->subdirs[i], &st, 0, 0))
 			return 0;
 	}

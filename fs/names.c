@@ -287,9 +287,16 @@ static void add_subdir(void *arg, const char *name,
 			return;
 		}
 		l->subino = ni;
+		ni = realloc(l->submtime, na * sizeof(*ni));
+		if (!ni) {
+			c->err = -ENOMEM;
+			return;
+		}
+		l->submtime = ni;
 		l->subdirs_alloc = na;
 	}
 	l->subino[l->nsub] = d->ino;
+	l->submtime[l->nsub] = d->mtime_ns;
 	l->subdirs[l->nsub] = strdup(name);
 	if (!l->subdirs[l->nsub])
 		c->err = -ENOMEM;
@@ -407,6 +414,7 @@ void fs_listing_release(struct fs_listing *l)
 	free(l->v);
 	free(l->subdirs);
 	free(l->subino);
+	free(l->submtime);
 	free(l->hidx);
 	memset(l, 0, sizeof(*l));
 }
