@@ -26,7 +26,8 @@
 enum xa {
 	XA_TAGS, XA_DESCRIPTION, XA_PUBLISH, XA_METADATA, XA_ID, XA_SHA256,
 	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON,
-	XA_SHARES, XA_MIME, XA_ORIGIN, XA_INGEST_ERROR, XA_LA_ERROR
+	XA_SHARES, XA_MIME, XA_ORIGIN, XA_INGEST_ERROR, XA_LA_ERROR,
+	XA_CONTENT
 };
 
 static const struct {
@@ -44,6 +45,7 @@ static const struct {
 	{ PFX "durationSeconds", XA_DURATION, 0, 1 },
 	{ PFX "filename", XA_FILENAME, 0, 1 },
 	{ PFX "ingestionStatus", XA_INGESTION, 0, 1 },
+	{ PFX "contentStatus", XA_CONTENT, 0, 1 },
 	{ PFX "listeningAudio.status", XA_LA_STATUS, 2, 1 },
 	{ PFX "json", XA_JSON, 0, 1 },
 	{ PFX "shares", XA_SHARES, 0, 1 },
@@ -124,6 +126,31 @@ out:
 	return ret;
 }
 
+/*
+ * Why the content can or cannot be read: open() fails with ENODATA for
+ * DISCARDED, DELETED and PURGED, with EAGAIN for the IMPORT_* states.
+ */
+static const char *content_status(const struct sfs_file *f)
+{
+	if (f->purged)
+		return "PURGED";
+	if (f->deleted)
+		return "DELETED";
+	if (f->discarded)
+		return "DISCARDED";
+	switch (f->ingestion) {
+	case SFS_JS_NONE:
+	case SFS_JS_COMPLETED:
+		return "AVAILABLE";
+	case SFS_JS_FAILED:
+		return "IMPORT_FAILED";
+	case SFS_JS_PROCESSING:
+		return "IMPORT_PROCESSING";
+	default:
+		return "IMPORT_PENDING";
+	}
+}
+
 /* The value of one attribute into b; -ENODATA when it is null. */
 static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 {
@@ -179,6 +206,9 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 		break;
 	case XA_LA_ERROR:
 		s = f->la.error;
+		break;
+	case XA_CONTENT:
+		s = content_status(f);
 		break;
 	case XA_JSON:
 		j = sfs_json_file(f);
@@ -531,6 +561,8 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 
 	if (foreign(name))
 		return -ENOTSUP;
+	if (!name[5])
+		return -EINVAL;		/* "user." alone names nothing */
 	if (share_user(name))
 		return share_set(path, share_user(name), val, size, flags);
 	i = lookup(name);
