@@ -241,7 +241,10 @@ static int add_file(void *arg, const struct sfs_file *f)
 		l->alloc = na;
 	}
 	name = base;
-	if (taken(l, base, c->root)) {
+	/* suffixed for good in its directory (not in the flat lists) */
+	if ((f->suffixed && (c->mode == FS_LIST_FILES ||
+			     c->mode == FS_LIST_LISTENING)) ||
+	    taken(l, base, c->root)) {
 		name = with_suffix(base, ext, f->id);
 		free(base);
 		if (!name)
