@@ -307,6 +307,16 @@ int fs_rmdir(const char *path)
 
 	sfs_err_init(&e);
 	ret = fs_resolve(path, &n);
+	/*
+	 * A virtual directory vanishes with its last file, so rm -r finds
+	 * the directory it emptied already gone: that is a success (the
+	 * kernel asks only for a directory it has just seen).
+	 */
+	if (ret == -ENOENT) {
+		fs_node_release(&n);
+		fs_names_changed();
+		return 0;
+	}
 	if (!ret && n.kind != FS_DIR)
 		ret = n.kind == FS_FILE ? -ENOTDIR : -EPERM;
 	if (!ret && !strcmp(n.dir, "/"))
