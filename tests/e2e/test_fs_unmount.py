@@ -65,7 +65,8 @@ def test_lazy_unmount_while_writing_commits_whole(store):
         os.write(fd, b"B" * 100000)
     finally:
         os.close(fd)
-    assert m.proc.wait(timeout=30) == 0
+    rc = m.proc.wait(timeout=30)
+    assert rc == 0, m.output()
     m.stop()
     assert content_after_remount(d, users[0], "f.bin") == \
         b"A" * 100000 + b"B" * 100000
