@@ -90,8 +90,10 @@ def test_pending_and_failed_imports(store, api):
     fid = r.json()["id"]
     m = Mount(d, users[0], "-o", "no_workers")
     try:
-        f = m.path("imports", "incoming")
-        assert os.listdir(m.path("imports")) == ["incoming"]
+        # the filename comes from the URI: the entry is "incoming.wav"
+        (entry,) = os.listdir(m.path("imports"))
+        assert entry in ("incoming", "incoming.wav")
+        f = m.path("imports", entry)
         assert os.stat(f).st_size == 0
         assert xget(f, P + "contentStatus") == "IMPORT_PENDING"
         assert xget(f, P + "ingestionStatus") == "PENDING"
@@ -108,13 +110,13 @@ def test_pending_and_failed_imports(store, api):
     # refused, and the reason is readable
     m = Mount(d, users[0])
     try:
-        f = m.path("imports", "incoming")
+        f = m.path("imports", entry)
         assert eventually(lambda: xget(f, P + "ingestionStatus") ==
                           "FAILED", timeout=60)
         assert xget(f, P + "contentStatus") == "IMPORT_FAILED"
         assert xget(f, P + "ingestionError")
         assert read_errno(f) == errno.EAGAIN
-        assert os.listdir(m.path("imports")) == ["incoming"]
+        assert os.listdir(m.path("imports")) == [entry]
     finally:
         m.stop()
 
