@@ -916,6 +916,13 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 		if (ret)
 			goto out;
 	}
+	if (u->set & SFS_UPD_SUFFIX) {
+		ret = exec_ino(d, "UPDATE file SET entry_suffix = ?2"
+				  " WHERE id = ?1", f->ino, 1, e);
+		/* not a change of the file's metadata: ctime stays */
+		if (ret || u->set == SFS_UPD_SUFFIX)
+			goto out;
+	}
 	if (u->set & SFS_UPD_TAGS) {
 		ret = set_tags(d, f->tenant, f->ino, u->tags, u->ntags, e);
 		if (ret)

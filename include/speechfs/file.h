@@ -189,7 +189,12 @@ enum sfs_update_field {
 	 * Not a field: a name or path change is not marked suffixed (the
 	 * front end made sure the new entry is unique).
 	 */
-	SFS_UPD_NO_SUFFIX = 1 << 8
+	SFS_UPD_NO_SUFFIX = 1 << 8,
+	/*
+	 * Not a field: mark the file suffixed for good (a front end showed
+	 * it with its suffix because of a clash of its own making).
+	 */
+	SFS_UPD_SUFFIX = 1 << 9
 };
 
 /* The fields of a PATCH; only those named in `set` change. */

@@ -186,6 +186,14 @@ def test_collisions_made_through_the_api(store, api):
         assert os.path.isdir(m.path("odd", "sub"))
         assert m.path("odd", "sub (%s)" % sub_id[:8]).read_bytes() == \
             b"file, not dir"
+        # the clash was resolved by the listing, and is kept: the file
+        # keeps its entry when the directory goes, so rm -r works
+        p = subprocess.run(["rm", "-r", str(m.path("odd"))],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert not m.path("odd").exists()
+        j = requests.get(url + "/" + sub_id, headers=h, timeout=30).json()
+        assert j["isDeleted"] is True, j
         # renamed through the API onto a taken name: it arrives second
         r = requests.patch(url + "/" + late, headers=h,
                            json={"name": "Report"}, timeout=30)

@@ -991,6 +991,19 @@ static void test_suffix_on_arrival(void)
 	CHECK(g.suffixed == 0);
 	sfs_file_release(&g);
 	CHECK(suffixed(&f, m) == 0);
+	/* a front end that showed a suffix keeps it; ctime stays */
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, m, &g, NULL), SFS_OK);
+	{
+		int64_t ctime = g.ctime_ns;
+
+		sfs_file_release(&g);
+		u.set = SFS_UPD_SUFFIX;
+		CHECK_ST(sfs_file_update(f.s, &f.a, m, &u, NULL, NULL),
+			 SFS_OK);
+		REQUIRE_ST(sfs_file_get(f.s, &f.a, m, &g, NULL), SFS_OK);
+		CHECK(g.suffixed == 1 && g.ctime_ns == ctime);
+		sfs_file_release(&g);
+	}
 	/* a failed update leaves the flag alone */
 	u.set = SFS_UPD_NAME;
 	u.name = "";
