@@ -143,8 +143,8 @@ struct sfs_file_spec {
 	const char *uri;		/* an import: no content, a job */
 	int listening;			/* request listening audio */
 	int64_t mtime_ns;		/* 0: now */
-	int no_suffix;			/* never suffixed (a front end made
-					   sure its entry is unique) */
+	/* never suffixed: a front end made sure its entry is unique */
+	int no_suffix;
 };
 
 /*
