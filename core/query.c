@@ -1013,11 +1013,13 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 	 * no joins (the owner is the actor) and no copies: the strings
 	 * point into the row while fn runs. Filled: ino, id, owner and
 	 * tenant (the actor's), name, filename, path, size, la.status,
-	 * la.size, la.deleted, la.purged, mtime_ns, ctime_ns, access, perm.
+	 * la.size, la.deleted, la.purged, mtime_ns, ctime_ns, suffixed,
+	 * access, perm.
 	 */
 	st = db_prep(d,
 		     "SELECT id, uuid, name, filename, size, la_status,"
-		     " la_size, la_deleted, la_purged, mtime_ns, ctime_ns"
+		     " la_size, la_deleted, la_purged, mtime_ns, ctime_ns,"
+		     " entry_suffix"
 		     " FROM file WHERE owner_id = ?1 AND is_deleted = 0"
 		     " AND dir = ?2 ORDER BY id",
 		     e);
@@ -1047,6 +1049,7 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 		f.la.purged = (int)db_col_int(st, 8);
 		f.mtime_ns = db_col_int(st, 9);
 		f.ctime_ns = db_col_int(st, 10);
+		f.suffixed = (int)db_col_int(st, 11);
 		f.access = SFS_ACCESS_OWNER;
 		f.perm = SFS_PERM_OWNER;
 		if (!f.name)

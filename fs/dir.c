@@ -110,7 +110,9 @@ static const char *dsnap_entry(const struct dsnap *d, size_t i,
 	i -= d->owners.n;
 	*has_st = 1;
 	if (i < d->l.nsub) {
-		fs_stat_dir(st, d->dir_base + d->l.subino[i], 0);
+		/* the real mtime: READDIRPLUS hands it to the kernel */
+		fs_stat_dir(st, d->dir_base + d->l.subino[i],
+			    d->l.submtime[i]);
 		return d->l.subdirs[i];
 	}
 	en = &d->l.v[i - d->l.nsub];
@@ -306,6 +308,16 @@ int fs_rmdir(const char *path)
 
 	sfs_err_init(&e);
 	ret = fs_resolve(path, &n);
+	/*
+	 * A virtual directory vanishes with its last file, so rm -r finds
+	 * the directory it emptied already gone: that is a success (the
+	 * kernel asks only for a directory it has just seen).
+	 */
+	if (ret == -ENOENT) {
+		fs_node_release(&n);
+		fs_names_changed();
+		return 0;
+	}
 	if (!ret && n.kind != FS_DIR)
 		ret = n.kind == FS_FILE ? -ENOTDIR : -EPERM;
 	if (!ret && !strcmp(n.dir, "/"))
