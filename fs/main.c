@@ -9,6 +9,7 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,15 +255,40 @@ static void *poller(void *arg)
 	return NULL;
 }
 
+/*
+ * Threads of the mount do not take SIGTERM/SIGINT/SIGHUP: libfuse's
+ * handler must run on the thread that reads the device (main), so that
+ * its read is interrupted and the loop sees the session end.
+ */
+static void signals_off(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void signals_on(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 void fs_poller_start(void)
 {
+	sigset_t old;
+
 	if (g_fs.poller_running)
 		return;
 	g_fs.stop = 0;
+	signals_off(&old);
 	if (pthread_create(&g_fs.poller, NULL, poller, NULL) == 0)
 		g_fs.poller_running = 1;
 	else
 		sfs_warn("fs", "cannot start the change poller");
+	signals_on(&old);
 }
 
 void fs_poller_stop(void)
@@ -379,6 +405,7 @@ static int run_loop(struct fuse_session *se, int nworkers)
 {
 	struct fuse_buf b;
 	struct loop l;
+	sigset_t old;
 	int i, res, ret = 0;
 
 	memset(&l, 0, sizeof(l));
@@ -391,10 +418,12 @@ static int run_loop(struct fuse_session *se, int nworkers)
 	l.threads = calloc((size_t)nworkers, sizeof(*l.threads));
 	if (!l.threads)
 		nworkers = 0;
+	signals_off(&old);
 	for (i = 0; i < nworkers; i++)
 		if (pthread_create(&l.threads[l.nthreads], NULL, loop_worker,
 				   &l) == 0)
 			l.nthreads++;
+	signals_on(&old);
 	if (!l.nthreads)
 		l.nspare = 0;		/* everything inline then */
 	while (!fuse_session_exited(se)) {
@@ -450,15 +479,19 @@ static int open_store(const struct opts *o)
 static int start_workers(const struct opts *o)
 {
 	struct sfs_err e;
+	sigset_t old;
+	int ret = 0;
 
 	sfs_err_init(&e);
 	if (o->no_workers)
 		return 0;
+	signals_off(&old);
 	if (sfs_workers_start(g_fs.store, 0, &e)) {
 		sfs_error("fs", "cannot start workers: %s", e.message);
-		return -1;
+		ret = -1;
 	}
-	return 0;
+	signals_on(&old);
+	return ret;
 }
 
 static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
