@@ -403,17 +403,19 @@ static int hand_off(struct loop *l, struct fuse_buf *b)
 }
 
 /*
- * A read is handed over only while more requests wait (readahead sends
- * several at once: they are served in parallel); a lone read is answered
+ * A read or write is handed over only while more requests wait
+ * (readahead sends several reads at once: they are served in parallel);
+ * a lone one (a sequential reader or writer waiting for it) is answered
  * at once, without the hand-over's extra wakeup (cold sequential reads
  * of 1 GiB: ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200).
  */
-static int lone_read(struct fuse_session *se, const struct fuse_buf *b)
+static int lone_io(struct fuse_session *se, const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
 	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
 
-	return in->opcode == FUSE_READ && poll(&p, 1, 0) == 0;
+	return (in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
+	       poll(&p, 1, 0) == 0;
 }
 
 static int run_loop(struct fuse_session *se, int nworkers)
@@ -450,7 +452,7 @@ static int run_loop(struct fuse_session *se, int nworkers)
 				ret = -1;
 			break;
 		}
-		if (!slow_request(&b) || lone_read(se, &b) ||
+		if (!slow_request(&b) || lone_io(se, &b) ||
 		    !hand_off(&l, &b))
 			fuse_session_process_buf(se, &b);
 	}
