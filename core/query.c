@@ -836,6 +836,119 @@ static enum sfs_status scan_cheaper(struct db *d, const struct sfs_actor *a,
 	return SFS_OK;
 }
 
+/* Hand the collected tags v[0..n) to f (NULL-terminated, as file_load_tags). */
+static enum sfs_status give_tags(struct sfs_file *f, char **v, size_t n,
+				 struct sfs_err *e)
+{
+	char **nv;
+
+	if (!f || !n)
+		return SFS_OK;
+	nv = realloc(v, (n + 1) * sizeof(*nv));
+	if (!nv)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	nv[n] = NULL;
+	f->tags = nv;
+	f->ntags = n;
+	return SFS_OK;
+}
+
+/*
+ * The tags of every file of a page in one statement rather than one per
+ * row: the page's row ids go in as one JSON array. The rows come grouped
+ * by file; each group becomes that file's tags (order as file_load_tags).
+ */
+static enum sfs_status load_page_tags(struct db *d, struct sfs_file_list *l,
+				      struct sfs_err *e)
+{
+	struct sfs_buf ids = SFS_BUF_INIT(0);
+	struct db_stmt *st = NULL;
+	struct sfs_file *cur = NULL;
+	enum sfs_status ret = SFS_OK;
+	char **v = NULL;
+	size_t i, n = 0, cap = 0, hint = 0;
+	int64_t cur_id = -1, id;
+	int rc = 0;
+
+	if (!l->n)
+		return SFS_OK;
+	for (i = 0; !ret && i < l->n; i++)
+		ret = sfs_buf_addf(&ids, "%c%lld", i ? ',' : '[',
+				   (long long)l->files[i].ino);
+	if (!ret)
+		ret = sfs_buf_addch(&ids, ']');
+	if (ret) {
+		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	st = db_prep(d,
+		     "SELECT ft.file_id, t.name FROM file_tag ft"
+		     " JOIN tag t ON t.id = ft.tag_id"
+		     " WHERE ft.file_id IN (SELECT value FROM json_each(?1))"
+		     " ORDER BY ft.file_id, t.name COLLATE NOCASE, t.name",
+		     e);
+	if (!st) {
+		ret = status_of(e);
+		goto out;
+	}
+	db_bind_text(st, 1, ids.buf);
+	while ((rc = db_step(st, e)) == 1) {
+		id = db_col_int(st, 0);
+		if (id != cur_id) {
+			ret = give_tags(cur, v, n, e);
+			if (ret)
+				break;
+			v = NULL;
+			n = cap = 0;
+			cur = NULL;
+			cur_id = id;
+			/* the page's order is rarely the ids' order: search */
+			for (i = 0; i < l->n; i++) {
+				size_t k = (hint + i) % l->n;
+
+				if (l->files[k].ino == id && !l->files[k].tags) {
+					cur = &l->files[k];
+					hint = k + 1;
+					break;
+				}
+			}
+		}
+		if (!cur)
+			continue;
+		if (n + 1 >= cap) {
+			char **nv;
+
+			cap = cap ? cap * 2 : 8;
+			nv = realloc(v, cap * sizeof(*nv));
+			if (!nv) {
+				ret = sfs_errf(e, SFS_NOMEM, NULL,
+					       "out of memory");
+				break;
+			}
+			v = nv;
+		}
+		v[n] = db_col_dup(st, 1);
+		if (!v[n]) {
+			ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			break;
+		}
+		n++;
+	}
+	if (rc < 0 && !ret)
+		ret = status_of(e);
+	if (!ret)
+		ret = give_tags(cur, v, n, e);
+	if (ret) {
+		for (i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+	}
+out:
+	db_reset(st);
+	sfs_buf_release(&ids);
+	return ret;
+}
+
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_query *q,
 				struct sfs_file_list *out, struct sfs_err *e)
@@ -845,7 +958,6 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	size_t i;
 	int drive;
 
 	memset(out, 0, sizeof(*out));
@@ -880,8 +992,8 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		out->has_dirs = 1;
 		ret = load_dirs(d, a, path, out, e);
 	}
-	for (i = 0; !ret && i < out->n; i++)
-		ret = file_load_tags(d, &out->files[i], e);
+	if (!ret)
+		ret = load_page_tags(d, out, e);
 	if (d)
 		db_rollback(d); /* a read: nothing to keep */
 out:
@@ -948,7 +1060,6 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -977,8 +1088,8 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 		ret = fetch_page(d, &page, 1, out, e);
 	if (!ret)
 		ret = fetch_count(d, &count, &out->total, e);
-	for (i = 0; !ret && i < out->n; i++)
-		ret = file_load_tags(d, &out->files[i], e);
+	if (!ret)
+		ret = load_page_tags(d, out, e);
 	if (d)
 		db_rollback(d);
 out:
