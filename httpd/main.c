@@ -41,6 +41,7 @@ static void opts_init(struct httpd_opts *o)
 	o->shutdown_timeout_s = 10;
 	o->max_url_len = 8192;
 	o->max_header_bytes = 16384;
+	o->body_buffer = 64 * 1024;
 }
 
 /*
@@ -58,6 +59,7 @@ static void opts_init(struct httpd_opts *o)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.body_buffer             bytes read from a connection at once
  * Any other key goes to sfs_config_set() (the core's keys).
  */
 enum otype { O_I64, O_INT, O_DBL, O_SIZE };
@@ -85,6 +87,7 @@ static const struct {
 	K("http.shutdown_timeout", O_INT, shutdown_timeout_s),
 	K("http.max_url_length", O_SIZE, max_url_len),
 	K("http.max_header_bytes", O_SIZE, max_header_bytes),
+	K("http.body_buffer", O_SIZE, body_buffer),
 #undef K
 };
 
@@ -352,7 +355,8 @@ int main(int argc, char **argv)
 		(unsigned)g_httpd.opts.per_ip_limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)(g_httpd.opts.max_url_len +
-			 g_httpd.opts.max_header_bytes + 64 * 1024),
+			 g_httpd.opts.max_header_bytes +
+			 g_httpd.opts.body_buffer),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
 		MHD_OPTION_END);
 	if (!g_httpd.mhd) {
