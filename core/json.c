@@ -262,16 +262,39 @@ static int tag_cmp(const void *a, const void *b)
 
 /* ---- the encoder ------------------------------------------------------- */
 
+/*
+ * Text: room for n more bytes at the end of the buffer (NULL once
+ * anything failed); out_commit then records what was written. One check
+ * per field rather than one per character.
+ */
+static char *out_reserve(struct enc *w, size_t n)
+{
+	if (w->bad || sfs_buf_grow(w->out, n)) {
+		w->bad = 1;
+		return NULL;
+	}
+	return w->out->buf + w->out->len;
+}
+
+static void out_commit(struct enc *w, char *end)
+{
+	w->out->len = (size_t)(end - w->out->buf);
+	*end = '\0';
+}
+
 static void out_add(struct enc *w, const char *s, size_t n)
 {
-	if (!w->bad && sfs_buf_add(w->out, s, n))
-		w->bad = 1;
+	char *p = out_reserve(w, n);
+
+	if (p) {
+		memcpy(p, s, n);
+		out_commit(w, p + n);
+	}
 }
 
 static void out_ch(struct enc *w, char c)
 {
-	if (!w->bad && sfs_buf_addch(w->out, c))
-		w->bad = 1;
+	out_add(w, &c, 1);
 }
 
 static int dump_cb(const char *buf, size_t size, void *data)
@@ -353,14 +376,67 @@ static void out_str(struct enc *w, const char *s)
 	w->out->len = (size_t)(o - w->out->buf);
 }
 
-/* Text: the key of the next field. */
+/*
+ * Text: the key of the next field and `n` bytes of its value, s (which
+ * must need no escaping). Keys are the API's names: plain ASCII.
+ */
+static void out_field(struct enc *w, const char *key, const char *v,
+		      size_t n)
+{
+	size_t k = strlen(key);
+	char *p = out_reserve(w, k + n + 4);
+
+	if (!p)
+		return;
+	if (w->n++)
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, k);
+	p += k;
+	*p++ = '"';
+	*p++ = ':';
+	memcpy(p, v, n);
+	out_commit(w, p + n);
+}
+
+/* Text: the key of the next field (its value follows). */
 static void out_key(struct enc *w, const char *key)
 {
+	out_field(w, key, "", 0);
+}
+
+/* Does s need no escaping nor UTF-8 checks (printable ASCII, no " \\)? */
+static int plain(const char *s, size_t *len)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+			return 0;
+	*len = (size_t)(p - (const unsigned char *)s);
+	return 1;
+}
+
+/* Text: a field whose string value is plain(): one copy. */
+static void out_plain(struct enc *w, const char *key, const char *s,
+		      size_t n)
+{
+	size_t k = strlen(key);
+	char *p = out_reserve(w, k + n + 6);
+
+	if (!p)
+		return;
 	if (w->n++)
-		out_ch(w, ',');
-	out_ch(w, '"');
-	out_add(w, key, strlen(key));
-	out_add(w, "\":", 2);
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, k);
+	p += k;
+	memcpy(p, "\":\"", 3);
+	p += 3;
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '"';
+	out_commit(w, p);
 }
 
 /* Any field as a jansson value (taken); the slow path of text. */
@@ -383,8 +459,7 @@ static void e_lit(struct enc *w, const char *key, const char *lit)
 		       lit[0] == 'n' ? json_null() : json_boolean(lit[0] == 't'));
 		return;
 	}
-	out_key(w, key);
-	out_add(w, lit, strlen(lit));
+	out_field(w, key, lit, strlen(lit));
 }
 
 static void e_null(struct enc *w, const char *key)
@@ -408,8 +483,7 @@ static void e_int(struct enc *w, const char *key, int64_t v)
 	}
 	n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 		     (json_int_t)v);
-	out_key(w, key);
-	out_add(w, num, (size_t)n);
+	out_field(w, key, num, (size_t)n);
 }
 
 /* An integer, null when negative. */
@@ -424,8 +498,12 @@ static void e_size(struct enc *w, const char *key, int64_t v)
 /* A user's string (U+FFFD for bad UTF-8), null when NULL. */
 static void e_str(struct enc *w, const char *key, const char *s)
 {
+	size_t n;
+
 	if (!s) {
 		e_null(w, key);
+	} else if (w->out && plain(s, &n)) {
+		out_plain(w, key, s, n);
 	} else if (w->out) {
 		out_key(w, key);
 		out_str(w, s);
