@@ -650,11 +650,23 @@ static enum sfs_status check_page(const struct sfs_query *q, struct sfs_err *e)
 	return SFS_OK;
 }
 
+/* One row more than the page: whether it comes says if more pages do. */
 static void limit(struct qb *qb, const struct sfs_query *q)
 {
 	add(qb, " LIMIT ? OFFSET ?");
-	bind_int(qb, q->size);
+	bind_int(qb, q->size + 1);
 	bind_int(qb, q->page * q->size);
+}
+
+/*
+ * The total without a COUNT when the page tells it: rows came and no row
+ * beyond the page did (or the first page is short), so the total is the
+ * offset plus the rows. Otherwise 0: a COUNT is needed.
+ */
+static int total_known(const struct sfs_query *q,
+		       const struct sfs_file_list *l, int more)
+{
+	return !more && (l->n > 0 || q->page == 0);
 }
 
 /* ---- running them ------------------------------------------------------ */
@@ -737,6 +749,7 @@ static enum sfs_status split_tags(const char *s, struct sfs_file *f,
  * permission, sharer uuid and share time, then TAGS_COL.
  */
 static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
+				  size_t keep, int *more,
 				  struct sfs_file_list *l, struct sfs_err *e)
 {
 	struct db_stmt *st;
@@ -748,7 +761,12 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 	st = qb_prep(qb, d, e);
 	if (!st)
 		return status_of(e);
+	*more = 0;
 	while ((rc = db_step(st, e)) == 1) {
+		if (l->n == keep) {
+			*more = 1;
+			break;
+		}
 		ret = push_file(l, &cap, &f, e);
 		if (ret)
 			break;
@@ -898,7 +916,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	int drive;
+	int drive, more = 0, counted = 0;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -918,8 +936,11 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	ret = db_get(s, &d, e);
 	if (!ret)
 		ret = db_begin_read(d, e);
-	if (!ret)
+	/* driving from the tags is chosen by the count: count first */
+	if (!ret && drive) {
 		ret = fetch_count(d, &count, &out->total, e);
+		counted = 1;
+	}
 	if (!ret && drive)
 		ret = scan_cheaper(d, a, q, out->total, &drive, e);
 	add(&page, "SELECT " FILE_COLS ", " TAGS_COL FILE_FROM);
@@ -927,7 +948,13 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	order_by(&page, q);
 	limit(&page, q);
 	if (!ret)
-		ret = fetch_page(d, &page, 0, out, e);
+		ret = fetch_page(d, &page, 0, (size_t)q->size, &more, out, e);
+	if (!ret && !counted) {
+		if (total_known(q, out, more))
+			out->total = q->page * q->size + (int64_t)out->n;
+		else
+			ret = fetch_count(d, &count, &out->total, e);
+	}
 	if (!ret && !q->recursive) {
 		out->has_dirs = 1;
 		ret = load_dirs(d, a, path, out, e);
@@ -998,6 +1025,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
+	int more = 0;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -1023,8 +1051,10 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = db_begin_read(d, e);
 	if (!ret)
-		ret = fetch_page(d, &page, 1, out, e);
-	if (!ret)
+		ret = fetch_page(d, &page, 1, (size_t)q->size, &more, out, e);
+	if (!ret && total_known(q, out, more))
+		out->total = q->page * q->size + (int64_t)out->n;
+	else if (!ret)
 		ret = fetch_count(d, &count, &out->total, e);
 	if (d)
 		db_rollback(d);

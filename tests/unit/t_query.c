@@ -587,6 +587,26 @@ static void test_sort_and_pages(void)
 	REQUIRE(query(&f, &f.ann, &l, "size", "100", NULL) == 0);
 	CHECK(l.n == 45 && l.total == 45);
 	sfs_file_list_release(&l);
+	/* pages that end exactly at the last row, and past it */
+	REQUIRE(query(&f, &f.ann, &l, "size", "45", NULL) == 0);
+	CHECK(l.n == 45 && l.total == 45);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "size", "9", "page", "4", NULL) == 0);
+	CHECK(l.n == 9 && l.total == 45);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "size", "9", "page", "5", NULL) == 0);
+	CHECK(l.n == 0 && l.total == 45);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "size", "44", "page", "1", NULL) == 0);
+	CHECK(l.n == 1 && l.total == 45);
+	sfs_file_list_release(&l);
+	/* a filter that leaves nothing: 0 on the first page and beyond */
+	REQUIRE(query(&f, &f.ann, &l, "name", "zzzz", NULL) == 0);
+	CHECK(l.n == 0 && l.total == 0);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "name", "zzzz", "page", "3", NULL) == 0);
+	CHECK(l.n == 0 && l.total == 0);
+	sfs_file_list_release(&l);
 	fx_close(&f);
 }
 
@@ -938,6 +958,18 @@ static void test_shared(void)
 	sfs_file_list_release(&l);
 	REQUIRE(squery(&f, &f.bob, &l, "accessType", "INTERNAL", NULL) == 0);
 	CHECK(l.total == 1);
+	sfs_file_list_release(&l);
+	for (i = 0; i < 4; i++) {
+		static const char *const pg[] = {"0", "1", "2", "7"};
+		static const size_t want[] = {2, 2, 0, 0};
+
+		REQUIRE(squery(&f, &f.bob, &l, "size", "2", "page", pg[i],
+			       NULL) == 0);
+		CHECK(l.n == want[i] && l.total == 4);
+		sfs_file_list_release(&l);
+	}
+	REQUIRE(squery(&f, &f.bob, &l, "size", "4", NULL) == 0);
+	CHECK(l.n == 4 && l.total == 4);
 	sfs_file_list_release(&l);
 	/* cat sees ann's direct share and the internals, and bob's */
 	CHECK_STR(SQ(&f, &f.cat, "sort", "name"),
