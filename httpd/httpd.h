@@ -78,8 +78,7 @@ struct req {
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
 	struct sfs_buf json;
-	struct MHD_PostProcessor *pp;
-	int pp_failed;
+	struct multipart *mp; /* the multipart parser (req.c) */
 	int64_t bytes_in;
 
 	/* multipart parts */
