@@ -36,7 +36,6 @@ struct httpd_opts {
 	int shutdown_timeout_s;
 	size_t max_url_len;
 	size_t max_header_bytes;
-	size_t body_buffer; /* libmicrohttpd's read buffer for bodies */
 };
 
 struct httpd {
