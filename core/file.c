@@ -405,6 +405,56 @@ static enum sfs_status spec_check(const struct sfs_file_spec *sp,
 
 /* ---- create ---------------------------------------------------------- */
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * An import's original filename: the last segment of the URI's path
+ * (before any query or fragment), percent-decoded; "" when there is none
+ * or it is not a valid name ("https://host/a/meeting%201.wav" gives
+ * "meeting 1.wav", "s3://bucket/dir/x.flac" gives "x.flac").
+ */
+static void uri_filename(const char *uri, char *out, size_t size)
+{
+	const char *p = strstr(uri, "://"), *seg = NULL, *end;
+	size_t n = 0;
+	int c;
+	struct sfs_err e;
+
+	out[0] = 0;
+	if (!p)
+		return;
+	p += 3;
+	end = p + strcspn(p, "?#");
+	for (; p < end; p++)
+		if (*p == '/')
+			seg = p + 1;
+	if (!seg)
+		return; /* only a host */
+	for (p = seg; p < end && n + 1 < size; p++) {
+		c = (unsigned char)*p;
+		if (c == '%' && end - p > 2 && hexval(p[1]) >= 0 &&
+		    hexval(p[2]) >= 0) {
+			c = hexval(p[1]) * 16 + hexval(p[2]);
+			p += 2;
+		}
+		if (c == 0) {
+			out[0] = 0;
+			return;
+		}
+		out[n++] = (char)c;
+	}
+	out[n] = 0;
+	sfs_err_init(&e);
+	if (!n || sfs_name_check(out, "filename", &e))
+		out[0] = 0;
+}
+
 static enum sfs_status count_file(struct db *d, int64_t tenant, int delta,
 				  struct sfs_err *e)
 {
@@ -454,7 +504,13 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	struct db_stmt *st;
 	enum sfs_status ret;
 	int64_t added = 0, ino, ns = now * 1000000;
+	char from_uri[256];
+	const char *filename = sp->filename;
 
+	if (!filename && sp->uri) {
+		uri_filename(sp->uri, from_uri, sizeof(from_uri));
+		filename = from_uri[0] ? from_uri : NULL;
+	}
 	ret = count_file(d, a->tenant, 1, e);
 	if (ret)
 		return ret;
@@ -477,7 +533,7 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	db_bind_int(st, 2, a->tenant);
 	db_bind_int(st, 3, a->user);
 	db_bind_text(st, 4, sp->name);
-	db_bind_text(st, 5, sp->filename);
+	db_bind_text(st, 5, filename);
 	db_bind_text(st, 6, sp->description);
 	db_bind_text(st, 7, path);
 	db_bind_text(st, 8, sp->metadata);

@@ -165,6 +165,52 @@ static int run(const char *cmd, const char *sub, struct args *a)
 			 json_pack("{s:s, s:s}", "id", id, "name",
 				   arg(a, "name")),
 			 id);
+	} else if (strcmp(cmd, "tenant") == 0 && strcmp(sub, "quota") == 0) {
+		struct sfs_tenant_info ti;
+
+		/* a limit not given stays as it is; the result is shown */
+		if (need(arg(a, "id"), "id"))
+			goto done;
+		if (sfs_tenant_get(s, arg(a, "id"), &ti, &e)) {
+			rc = fail(a, &e);
+			goto done;
+		}
+		if (num(arg(a, "max-bytes"), ti.max_bytes, &n1) ||
+		    num(arg(a, "max-files"), ti.max_files, &n2))
+			goto done;
+		memcpy(id, ti.id, sizeof(id));
+		if (sfs_tenant_set_quota(s, id, n1, n2, &e) ||
+		    sfs_tenant_get(s, id, &ti, &e)) {
+			rc = fail(a, &e);
+			goto done;
+		}
+		snprintf(text, sizeof(text),
+			 "max bytes %" PRId64 ", max files %" PRId64
+			 " (0 = unlimited); used %" PRId64 " bytes, %" PRId64
+			 " files",
+			 ti.max_bytes, ti.max_files, ti.used_bytes,
+			 ti.used_files);
+		rc = out(a,
+			 json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "id",
+				   ti.id, "name", ti.name, "maxBytes",
+				   (json_int_t)ti.max_bytes, "maxFiles",
+				   (json_int_t)ti.max_files, "usedBytes",
+				   (json_int_t)ti.used_bytes, "usedFiles",
+				   (json_int_t)ti.used_files),
+			 text);
+	} else if (strcmp(cmd, "user") == 0 && strcmp(sub, "rate") == 0) {
+		if (need(arg(a, "id"), "id") ||
+		    need(arg(a, "download-bps"), "download-bps") ||
+		    num(arg(a, "download-bps"), -1, &n1))
+			goto done;
+		if (sfs_user_set_rate(s, arg(a, "id"), n1, &e)) {
+			rc = fail(a, &e);
+			goto done;
+		}
+		rc = out(a,
+			 json_pack("{s:s, s:I}", "id", arg(a, "id"),
+				   "downloadBytesPerSecond", (json_int_t)n1),
+			 "updated");
 	} else if (strcmp(cmd, "user") == 0 && strcmp(sub, "create") == 0) {
 		if (need(arg(a, "tenant"), "tenant") ||
 		    need(arg(a, "name"), "name") ||
@@ -279,7 +325,7 @@ int admin_main(int argc, char **argv)
 		if (argc < 2 || strncmp(argv[1], "--", 2) == 0) {
 			fprintf(stderr,
 				"speechfsd: usage: speechfsd %s "
-				"create|revoke --store DIR ...\n",
+				"create|quota|rate|revoke --store DIR ...\n",
 				cmd);
 			return 2;
 		}

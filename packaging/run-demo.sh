@@ -7,8 +7,9 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build}
 PORT=${SPEECHFS_PORT:-8080}
-VAR="$top/var"
-MNT="$top/mnt"
+# SPEECHFS_VAR and SPEECHFS_MNT put the store and the mount elsewhere.
+VAR=${SPEECHFS_VAR:-$top/var}
+MNT=${SPEECHFS_MNT:-$top/mnt}
 STORE="$VAR/store"
 SPEECHFSD="$top/$B/speechfsd"
 SPEECHFS="$top/$B/speechfs"
@@ -110,7 +111,7 @@ speechfs is running:
   mount  $MNT
 
 Try, in another shell:
-  . var/demo.env
+  . $VAR/demo.env
   curl -H "X-API-Key: \$SPEECHFS_KEY" "\$SPEECHFS_URL"
   curl -H "X-API-Key: \$SPEECHFS_KEY" -F file=@some.wav -F name=hello "\$SPEECHFS_URL"
   ls -l mnt/ mnt/.listening/

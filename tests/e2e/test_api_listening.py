@@ -155,3 +155,43 @@ def test_not_audio_fails_and_can_be_retried(sfsd):
     sfsd.assert_error(sfsd.get(f"/{f['id']}/listening-audio/stream"), 422)
     r = sfsd.post(f"/{f['id']}/listening-audio/generate")
     assert r.status_code == 202
+
+
+def test_players_play_and_seek_over_http(sfsd):
+    """What a player does with the stream: ffprobe reads the duration,
+    ffmpeg seeks 40 s in (a Range request) and decodes from there, with
+    the key in a header and, like an <audio> element, through a signed URL
+    with no header at all."""
+    import subprocess
+    f = sfsd.new_file(data=wav(60.0, rate=8000), filename="long.wav",
+                      listening="true")
+    f = wait_listening(sfsd, f["id"], timeout=120)
+    assert f["listeningAudio"]["status"] == "COMPLETED", f
+    url = f"{sfsd.api}/{f['id']}/listening-audio/stream"
+    key = ["-headers", f"X-API-Key: {sfsd.keys['alice']}\r\n"]
+    r = sfsd.post(f"/{f['id']}/signed-url",
+                  json={"target": "listening-audio"})
+    assert r.status_code == 200, r.text
+    signed = sfsd.base + r.json()["url"]
+    def partials():
+        import re
+        m = re.search(r'speechfs_http_requests_total\{route='
+                      r'"listening_stream",status="206"\} (\d+)',
+                      sfsd.get("/metrics", who=None).text)
+        return int(m.group(1)) if m else 0
+    for opts, u in ((key, url), ([], signed)):
+        before = partials()
+        p = subprocess.run(["ffprobe", "-v", "error", *opts, "-show_entries",
+                            "format=duration", "-of", "csv=p=0", u],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert abs(float(p.stdout) - 60.0) < 0.5, p.stdout
+        p = subprocess.run(["ffmpeg", "-v", "error", *opts, "-ss", "40",
+                            "-i", u, "-t", "5", "-f", "s16le", "-ac", "1",
+                            "-ar", "8000", "-"],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        # 5 s from 40 s on: 5 s of 16-bit samples, and not silence
+        assert abs(len(p.stdout) - 5 * 8000 * 2) <= 2 * 1152, len(p.stdout)
+        assert max(p.stdout[1::2]) > 16
+        assert partials() > before  # the seek was a Range request

@@ -21,6 +21,8 @@ import time
 import pytest
 import requests
 
+import readme
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
 VERSION = (ROOT / "VERSION").read_text().strip()
@@ -137,8 +139,8 @@ def test_man_and_config_name_every_option():
     assert {"store", "listen", "config", "no-workers"} <= longopts
     for opt in longopts | admin:
         assert f"--{opt}" in man8, opt
-    for cmd in ("init", "tenant create", "user create", "key create",
-                "key revoke", "jwt", "fsck"):
+    for cmd in ("init", "tenant create", "tenant quota", "user create",
+                "user rate", "key create", "key revoke", "jwt", "fsck"):
         assert f"B {cmd}" in man8 or f"speechfsd {cmd}" in man8, cmd
     man1 = (ROOT / "packaging/man/speechfs.1").read_text().replace("\\-", "-")
     for opt in ("--store", "--user", "-f", "-d", "-s", "ro", "allow_other",
@@ -188,9 +190,17 @@ def test_make_install_installs_binaries_and_man_pages(tmp_path):
 
 # ---- the Debian package ----------------------------------------------------
 
+def readme_pkg_blocks():
+    """The README's package blocks: installing, then the service user."""
+    install, service = [b for b in readme.blocks() if b.kind == "pkg"]
+    return readme.commands(install.text), readme.commands(service.text)
+
+
 @pytest.fixture(scope="module")
 def deb():
-    """`make deb` once for the module; the path of the .deb."""
+    """`make deb` once for the module (the README's first package
+    command); the path of the .deb."""
+    assert readme_pkg_blocks()[0][0] == "make deb"
     if DEB.exists():
         DEB.unlink()
     run(["make", "-C", str(ROOT), f"B={BUILD}", "deb"], timeout=600,
@@ -200,20 +210,23 @@ def deb():
 
 
 @pytest.fixture
-def installed(deb):
-    """The package installed with dpkg -i, purged at teardown whatever
+def installed(deb, tmp_path):
+    """The package installed with the README's command (apt installs the
+    local .deb and any dependency missing), purged at teardown whatever
     happened."""
     dpkg("--purge", "speechfs", check=False)
+    sh = readme.Session(ROOT, clean_env(DEBIAN_FRONTEND="noninteractive"),
+                        subst=[("./build/", f"{BUILD}/"),
+                               ("apt install", "apt install -y -q")])
     try:
-        p = dpkg("-i", str(deb), check=False)
-        if p.returncode != 0:
-            # missing dependencies: let apt install them (Debian only)
-            run(["apt-get", "-f", "install", "-y", "-q"], timeout=600,
-                env=clean_env(DEBIAN_FRONTEND="noninteractive"))
+        for cmd in readme_pkg_blocks()[0][1:]:
+            sh.run(cmd, retry_for=0, timeout=600)
+        sh.close()
         st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"])
         assert st.stdout == "install ok installed", st.stdout
         yield deb
     finally:
+        sh.close()
         dpkg("--purge", "speechfs", check=False)
 
 
@@ -390,6 +403,63 @@ def test_installed_fstab_helper_mounts(installed, tmp_path):
              str(mnt), "-o", f"user={user}"], check=False)
     assert p.returncode == 1 and "mounted by root" in p.stderr
     assert str(mnt) not in mounts()
+
+
+def test_readme_service_user_block_and_fstab_line(installed):
+    """The README's commands for the packaged service (a tenant, a user and
+    a key made as the service user, then a request) against the unit's own
+    command line, and its /etc/fstab line mounted with `mount -T` from a
+    scratch fstab (as `mount` would from /etc/fstab)."""
+    (execstart,) = unit_value("speechfsd.service", "ExecStart")
+    argv = execstart.split()
+    port = free_port()
+    argv[argv.index("127.0.0.1:8080")] = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(["setpriv", "--reuid=speechfs",
+                             "--regid=speechfs", "--init-groups", *argv],
+                            cwd="/", stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))
+    mnt = scratch / "speech"
+    sh = readme.Session(scratch, clean_env(), subst=[
+        ("127.0.0.1:8080", f"127.0.0.1:{port}")])
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        out = ""
+        for cmd in readme_pkg_blocks()[1]:
+            out = sh.run(cmd, retry_for=0)
+        assert json.loads(out) == {"files": [], "nextPageToken": None} \
+            or json.loads(out)["files"] == [], out
+        user = sh.run('echo "$U"').strip()
+        assert re.fullmatch(r"[0-9a-f-]{36}", user), user
+
+        (line,) = [b.text for b in readme.blocks() if b.kind == "fstab"]
+        store, where = line.split()[:2]
+        line = line.replace(where, str(mnt)).replace("USER_ID", user)
+        os.chmod(scratch, 0o755)
+        mnt.mkdir()
+        shutil.chown(mnt, "speechfs", "speechfs")
+        (scratch / "fstab").write_text(line)
+        # Debian's udev rule makes /dev/fuse 0666, so that users mount
+        # through the setuid fusermount3; a container's /dev may not
+        fuse_mode = os.stat("/dev/fuse").st_mode & 0o777
+        os.chmod("/dev/fuse", 0o666)
+        try:
+            run(["mount", "-T", str(scratch / "fstab"), str(mnt)])
+        finally:
+            os.chmod("/dev/fuse", fuse_mode)
+        try:
+            assert str(mnt) in mounts()
+            # without allow_other, only the mounting user sees inside
+            ls = run(["runuser", "-u", "speechfs", "--", "ls", "-A",
+                      str(mnt)])
+            assert ls.stdout.split() == [".listening", ".shared", ".trash"]
+        finally:
+            run(["umount", str(mnt)], check=False)
+        assert str(mnt) not in mounts()
+    finally:
+        sh.close()
+        stop(proc)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_purge_removes_user_store_and_conffile(installed):

@@ -400,6 +400,7 @@ static void test_create_import(void)
 	CHECK(out.ingestion == SFS_JS_PENDING);
 	CHECK(out.size == -1 && out.sha256[0] == '\0');
 	CHECK(out.source_uri && !strcmp(out.source_uri, sp.uri));
+	CHECK(out.filename && !strcmp(out.filename, "a.wav"));
 	/* listening audio waits for the import */
 	CHECK(out.la.status == SFS_JS_NONE);
 	sfs_err_init(&e);
@@ -450,6 +451,47 @@ static void test_create_import(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
 	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+/* An import's filename is its URI's last path segment, decoded. */
+static void test_import_filename_from_uri(void)
+{
+	static const struct {
+		const char *uri, *filename;
+	} cases[] = {
+		{"https://h.example/rec/meeting%201.wav?sig=x#t", "meeting 1.wav"},
+		{"s3://bucket/dir/take.flac", "take.flac"},
+		{"http://h.example/a%2Fb.wav", "a/b.wav"}, /* names may hold / */
+		{"http://h.example/a%00b.wav", NULL},
+		{"http://h.example/", NULL},
+		{"http://h.example", NULL},
+		{"http://h.example/%e2%82%ac.mp3", "\xe2\x82\xac.mp3"},
+		{"http://h.example/x%4", "x%4"},
+	};
+	struct sfs_file_spec sp = {.name = "n"};
+	struct sfs_file out;
+	struct fx f;
+	size_t i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sp.uri = cases[i].uri;
+		REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL),
+			   SFS_OK);
+		if (cases[i].filename)
+			CHECK(out.filename &&
+			      !strcmp(out.filename, cases[i].filename));
+		else
+			CHECK(out.filename == NULL);
+		sfs_file_release(&out);
+	}
+	/* a filename given wins */
+	sp.uri = "https://h.example/a.wav";
+	sp.filename = "given.wav";
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK(!strcmp(out.filename, "given.wav"));
+	sfs_file_release(&out);
 	fx_close(&f);
 }
 
@@ -1556,6 +1598,7 @@ int main(void)
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_create_get);
 	RUN(test_create_import);
+	RUN(test_import_filename_from_uri);
 	RUN(test_import_cancelled_by_delete);
 	RUN(test_validation);
 	RUN(test_create_many);

@@ -1,0 +1,243 @@
+"""The README cannot rot: every fenced block of README.md carries a
+`<!-- test: KIND -->` marker, and its commands are run here (admin and
+demo blocks) or in test_pkg.py (pkg blocks); blocks that are not commands
+are checked against what they describe. See tests/e2e/readme.py."""
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+import readme
+
+ROOT = readme.ROOT
+BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+API = "/api/v1/speech-services/files"
+
+
+def of_kind(kind):
+    return [b for b in readme.blocks() if b.kind == kind]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mounted(path):
+    return subprocess.run(["mountpoint", "-q", str(path)]).returncode == 0
+
+
+def healthy(port):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz",
+                            timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def session_env(home, **extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env.update(HOME=str(home), PATH=f"{BUILD}:{env.get('PATH', '')}",
+               LC_ALL="C.UTF-8")
+    env.update(extra)
+    return env
+
+
+# ---- the blocks themselves ------------------------------------------------
+
+def test_every_block_has_a_known_marker():
+    bs = readme.blocks()
+    assert len(bs) >= 10
+    for b in bs:
+        assert b.kind in readme.KINDS, \
+            f"{b}: a block needs <!-- test: KIND --> before it, one of " \
+            f"{sorted(readme.KINDS)}"
+    for kind in ("admin", "demo", "pkg"):
+        assert of_kind(kind), kind
+
+
+def test_command_splitter():
+    text = ("A=1  # set\ncurl -X POST \\\n  -d '{\"a\":\n 1}' x | \n"
+            "  tee f\n\n# only a comment\necho \"a # b\"\n")
+    assert readme.commands(text) == [
+        "A=1", "curl -X POST    -d '{\"a\":\n 1}' x |    tee f",
+        "echo \"a # b\""]
+
+
+def test_two_commands_are_what_ci_and_test_pkg_run():
+    (b,) = of_kind("two-commands")
+    assert readme.commands(b.text) == ["make run", "make test"]
+    ci = [ln for ln in (ROOT / ".ci/run").read_text().splitlines()
+          if ln and not ln.startswith("#")]
+    assert ci[-1] == "make test"
+    pkg = (ROOT / "tests/e2e/test_pkg.py").read_text()
+    assert re.search(r'\["make", "run"\]', pkg)
+    assert "def test_make_run_in_a_fresh_copy" in pkg
+
+
+def test_systemd_blocks_name_shipped_units():
+    # debhelper's names: PACKAGE.UNIT.service, or UNIT.service
+    units = {re.sub(r"^speechfs\.(?=.+\.service$)", "", p.name)
+             for p in (ROOT / "packaging/debian").iterdir()}
+    seen = 0
+    for b in of_kind("systemd"):
+        for cmd in readme.commands(b.text):
+            m = re.match(r"sudo systemctl (\w+) (?:--now )?([\w@.-]+)", cmd)
+            if not m:
+                assert cmd.startswith("journalctl -u "), cmd
+                continue
+            seen += 1
+            name = m.group(2)
+            unit = re.sub(r"@.*", "@", name) + ".service"
+            assert unit in units, name
+    assert seen >= 3
+
+
+def test_mount_config_block_has_the_example_keys():
+    (b,) = of_kind("config")
+    keys = [ln.split("=", 1)[0] for ln in b.text.splitlines() if "=" in ln]
+    ex = (ROOT / "packaging/debian/mount-example.conf").read_text()
+    ex_keys = [ln.split("=", 1)[0] for ln in ex.splitlines()
+               if re.match(r"[A-Z]+=", ln)]
+    assert keys == ex_keys
+    unit = (ROOT / "packaging/debian/speechfs@.service").read_text()
+    for k in keys:
+        assert "$" + k in unit or "${" + k + "}" in unit, k
+
+
+def test_fstab_line_is_what_the_helper_takes():
+    (b,) = of_kind("fstab")
+    store, mnt, fstype, opts, dump, passno = b.text.split()
+    assert fstype == "fuse.speechfs" and (dump, passno) == ("0", "0")
+    assert store.startswith("/") and mnt.startswith("/")
+    helper = (ROOT / "packaging/debian/mount.fuse.speechfs").read_text()
+    for o in opts.split(","):
+        name = o.split("=")[0]
+        assert name in helper, f"{name} is not handled by the helper"
+
+
+# ---- a fresh store: admin CLI, serve, mount ----------------------------------
+
+def test_admin_blocks_on_a_fresh_store(tmp_path):
+    port = free_port()
+    sh = readme.Session(tmp_path, session_env(tmp_path), subst=[
+        ("/srv/speechfs", str(tmp_path / "store")),
+        ("127.0.0.1:8080", f"127.0.0.1:{port}")])
+    daemon = None
+    key = None
+    try:
+        for b in of_kind("admin"):
+            for cmd in readme.commands(b.text):
+                if re.match(r"speechfsd --store \S+ --listen", cmd):
+                    daemon = sh.start(cmd, lambda: healthy(port))
+                    continue
+                out = sh.run(cmd, retry_for=0)
+                if "key create" in cmd:
+                    key = json.loads(out.splitlines()[-1])["key"]
+                if cmd.startswith("ls -a"):
+                    assert {".listening", ".shared", ".trash"} <= \
+                        set(out.split())
+        # what the blocks made: a store whose key works on the daemon, and
+        # the mount came and went
+        assert key and daemon
+        r = requests.get(f"http://127.0.0.1:{port}{API}",
+                         headers={"X-API-Key": key}, timeout=10)
+        assert r.status_code == 200 and r.json()["files"] == []
+        assert not mounted(tmp_path / "speech")
+        rc, out = sh.raw(f"kill -TERM {daemon}; wait {daemon}", 60)
+        assert rc == 0, out
+        sh.bg.remove(daemon)
+    finally:
+        if mounted(tmp_path / "speech"):
+            subprocess.run(["fusermount3", "-u", str(tmp_path / "speech")])
+        sh.close()
+
+
+# ---- against `make run` ------------------------------------------------------
+
+@pytest.fixture
+def demo(tmp_path):
+    """packaging/run-demo.sh (what `make run` runs after building) with its
+    store and mount in tmp_path, which is also where the README's demo
+    commands run (`var/`, `mnt/`, `build/` relative to it); stopped with
+    SIGINT like Ctrl-C, and it must exit 0 and unmount."""
+    port = free_port()
+    (tmp_path / "build").symlink_to(BUILD)
+    log = open(tmp_path / "run.log", "w+")
+    proc = subprocess.Popen(
+        [str(ROOT / "packaging/run-demo.sh")], cwd=tmp_path, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+        env=session_env(tmp_path, B=os.path.relpath(BUILD, ROOT),
+                        SPEECHFS_PORT=str(port),
+                        SPEECHFS_VAR=str(tmp_path / "var"),
+                        SPEECHFS_MNT=str(tmp_path / "mnt")))
+    try:
+        deadline = time.time() + 60
+        while not (healthy(port) and mounted(tmp_path / "mnt")):
+            log.seek(0)
+            assert proc.poll() is None, log.read()
+            assert time.time() < deadline, log.read()
+            time.sleep(0.2)
+        yield port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rc = proc.wait()
+        log.seek(0)
+        text = log.read()
+        log.close()
+        if mounted(tmp_path / "mnt"):
+            subprocess.run(["fusermount3", "-u", str(tmp_path / "mnt")])
+            pytest.fail("make run left its mount behind:\n" + text)
+        assert rc == 0, text
+
+
+def test_demo_blocks_against_make_run(demo, tmp_path):
+    port = demo
+    env = dict(l.split("=", 1) for l in
+               (tmp_path / "var/demo.env").read_text().split())
+    sh = readme.Session(tmp_path, session_env(tmp_path))
+    try:
+        for b in of_kind("demo"):
+            for cmd in readme.commands(b.text):
+                sh.run(cmd)
+        # the upload went in whole, the MP3s are real, and the last state
+        # of the mount example is what the API says
+        assert (tmp_path / "original.wav").read_bytes() == \
+            (tmp_path / "meeting-2026-02-25.wav").read_bytes()
+        for mp3 in ("listening.mp3", "listening-part.mp3"):
+            p = subprocess.run(["mpg123", "-q", "-t", str(tmp_path / mp3)],
+                               capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+        h = {"X-API-Key": env["SPEECHFS_KEY"]}
+        base = f"http://127.0.0.1:{port}{API}"
+        r = requests.get(base, params={"path": "/archive/"}, headers=h,
+                         timeout=10)
+        (f,) = r.json()["files"]
+        assert f["isDeleted"] is False and f["publishMode"] == "INTERNAL"
+        assert sorted(f["tags"]) == ["Engineering", "Meeting"]
+        r = requests.get(f"{base}/{f['id']}/shares", headers=h, timeout=10)
+        other = sh.run('echo "$OTHER"').strip()
+        assert [(s["userId"], s["permission"]) for s in r.json()["shares"]] \
+            == [(other, "VIEW")]
+        # the README's error body has the keys a real error has
+        (b,) = of_kind("error-body")
+        r = requests.get(f"{base}/00000000-0000-4000-8000-000000000000",
+                         headers=h, timeout=10)
+        assert r.status_code == 404
+        assert set(json.loads(b.text)) == set(r.json())
+    finally:
+        sh.close()
