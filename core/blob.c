@@ -70,7 +70,7 @@ struct sfs_stage {
 	int64_t synced;		/* writeback started up to here */
 	int64_t written;	/* in the file (size less what the pipe holds) */
 	int64_t dropped;	/* written back and out of the cache below */
-	struct pipe *pipe;	/* the hashing thread, NULL: inline */
+	struct pipe *pipe;	/* writer and hasher threads; NULL: inline */
 	int random;		/* written out of order: hash at finish */
 	int finished;
 	int linked;		/* linked into blobs/, commit not seen */

@@ -182,8 +182,7 @@ static int digits(const char *s, int n, int *out)
 
 static int days_in_month(int y, int m)
 {
-	static const int d[] = { 31, 28, 31, 30, 31, 30,
-				 31, 31, 30, 31, 30, 31 };
+	static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : d[m - 1];
@@ -250,7 +249,6 @@ int sfs_iso8601_parse(const char *s, int64_t *ms)
 	*ms = ((int64_t)t - off) * 1000 + frac;
 	return 0;
 }
-
 
 static int tag_cmp(const void *a, const void *b)
 {
@@ -380,8 +378,7 @@ static void out_str(struct enc *w, const char *s)
  * Text: the key of the next field and `n` bytes of its value, s (which
  * must need no escaping). Keys are the API's names: plain ASCII.
  */
-static void out_field(struct enc *w, const char *key, const char *v,
-		      size_t n)
+static void out_field(struct enc *w, const char *key, const char *v, size_t n)
 {
 	size_t k = strlen(key);
 	char *p = out_reserve(w, k + n + 4);
@@ -418,8 +415,7 @@ static int plain(const char *s, size_t *len)
 }
 
 /* Text: a field whose string value is plain(): one copy. */
-static void out_plain(struct enc *w, const char *key, const char *s,
-		      size_t n)
+static void out_plain(struct enc *w, const char *key, const char *s, size_t n)
 {
 	size_t k = strlen(key);
 	char *p = out_reserve(w, k + n + 6);
@@ -456,7 +452,8 @@ static void e_lit(struct enc *w, const char *key, const char *lit)
 {
 	if (!w->out) {
 		e_json(w, key,
-		       lit[0] == 'n' ? json_null() : json_boolean(lit[0] == 't'));
+		       lit[0] == 'n' ? json_null()
+				     : json_boolean(lit[0] == 't'));
 		return;
 	}
 	out_field(w, key, lit, strlen(lit));
@@ -481,8 +478,7 @@ static void e_int(struct enc *w, const char *key, int64_t v)
 		e_json(w, key, json_integer((json_int_t)v));
 		return;
 	}
-	n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		     (json_int_t)v);
+	n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, (json_int_t)v);
 	out_field(w, key, num, (size_t)n);
 }
 
@@ -598,8 +594,7 @@ static enum sfs_status enc_text(struct enc *w)
 }
 
 /* Tags, sorted case-insensitively (then bytewise). */
-static void e_tags(struct enc *w, const char *key, char *const *tags,
-		   size_t n)
+static void e_tags(struct enc *w, const char *key, char *const *tags, size_t n)
 {
 	json_t *arr = NULL;
 	const char **v = NULL;
@@ -861,8 +856,7 @@ static void sort_fields(struct enc *w, const struct sfs_query *q)
 }
 
 /* Text: the "files" array. */
-static void out_files(struct enc *w, const struct sfs_file_list *l,
-		      int shared)
+static void out_files(struct enc *w, const struct sfs_file_list *l, int shared)
 {
 	struct enc f;
 	size_t i;
@@ -887,17 +881,15 @@ static void out_files(struct enc *w, const struct sfs_file_list *l,
 }
 
 /* jansson: the "files" array. */
-static void obj_files(struct enc *w, const struct sfs_file_list *l,
-		      int shared)
+static void obj_files(struct enc *w, const struct sfs_file_list *l, int shared)
 {
 	json_t *files = json_array();
 	size_t i;
 
 	for (i = 0; files && i < l->n; i++)
-		if (json_array_append_new(files,
-					  shared ? sfs_json_shared_file(
-							   &l->files[i])
-						 : sfs_json_file(&l->files[i])))
+		if (json_array_append_new(
+			    files, shared ? sfs_json_shared_file(&l->files[i])
+					  : sfs_json_file(&l->files[i])))
 			w->bad = 1;
 	e_json(w, "files", files);
 }

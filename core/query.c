@@ -663,8 +663,8 @@ static void limit(struct qb *qb, const struct sfs_query *q)
  * beyond the page did (or the first page is short), so the total is the
  * offset plus the rows. Otherwise 0: a COUNT is needed.
  */
-static int total_known(const struct sfs_query *q,
-		       const struct sfs_file_list *l, int more)
+static int total_known(const struct sfs_query *q, const struct sfs_file_list *l,
+		       int more)
 {
 	return !more && (l->n > 0 || q->page == 0);
 }

@@ -75,8 +75,7 @@ static enum MHD_Result list(struct req *r, int shared)
 	sfs_buf_init(&b, RESP_BUF_MAX);
 	if (sfs_buf_grow(&b, RESP_BUF_INITIAL) ||
 	    sfs_json_file_list_text(&l, &q, shared, &b))
-		ret = respond_status(r, 500, "internal_error",
-				     "out of memory");
+		ret = respond_status(r, 500, "internal_error", "out of memory");
 	else
 		ret = respond_buf(r, 200, &b);
 	sfs_buf_release(&b);
@@ -104,8 +103,7 @@ static enum MHD_Result respond_file(struct req *r, unsigned status,
 
 	sfs_buf_init(&b, RESP_BUF_MAX);
 	if (sfs_buf_grow(&b, 2048) || sfs_json_file_text(f, &b))
-		ret = respond_status(r, 500, "internal_error",
-				     "out of memory");
+		ret = respond_status(r, 500, "internal_error", "out of memory");
 	else
 		ret = respond_buf(r, status, &b);
 	sfs_buf_release(&b);

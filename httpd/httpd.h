@@ -142,8 +142,7 @@ int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e);
 unsigned httpd_http_status(enum sfs_status st);
 enum MHD_Result respond_json(struct req *r, unsigned status, json_t *j);
 /* JSON text written by a core encoder (detached from b; b is left empty). */
-enum MHD_Result respond_buf(struct req *r, unsigned status,
-			    struct sfs_buf *b);
+enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b);
 /* The size a JSON response buffer starts with (one allocation). */
 #define RESP_BUF_INITIAL (16 * 1024)
 #define RESP_BUF_MAX (64 * 1024 * 1024)

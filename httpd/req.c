@@ -235,13 +235,13 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 #define MP_HEADERS_MAX 8192
 
 enum mp_state {
-	MP_PREAMBLE, /* before the first delimiter: dropped */
-	MP_AFTER,    /* after a delimiter: "--" or padding and CRLF */
-	MP_AFTER_LF, /* the CR of that CRLF seen */
+	MP_PREAMBLE,   /* before the first delimiter: dropped */
+	MP_AFTER,      /* after a delimiter: "--" or padding and CRLF */
+	MP_AFTER_LF,   /* the CR of that CRLF seen */
 	MP_AFTER_DASH, /* the first '-' of "--" seen */
-	MP_HEADERS,  /* a part's header lines, to an empty line */
-	MP_DATA,     /* a part's body, to the next delimiter */
-	MP_END,      /* after the close delimiter: the epilogue, dropped */
+	MP_HEADERS,    /* a part's header lines, to an empty line */
+	MP_DATA,       /* a part's body, to the next delimiter */
+	MP_END,	       /* after the close delimiter: the epilogue, dropped */
 	MP_FAILED
 };
 
@@ -519,8 +519,8 @@ static int mp_feed(struct req *r, const char *data, size_t len)
 				err = -1;
 				break;
 			}
-			if (m->hlen < 4 || memcmp(m->hdr + m->hlen - 4,
-						  "\r\n\r\n", 4))
+			if (m->hlen < 4 ||
+			    memcmp(m->hdr + m->hlen - 4, "\r\n\r\n", 4))
 				break;
 			m->hlen -= 2; /* keep the last line's CRLF */
 			if (mp_part_headers(m)) {

@@ -112,8 +112,7 @@ enum MHD_Result respond_json(struct req *r, unsigned status, json_t *j)
 	return respond_text(r, status, "application/json", s, strlen(s));
 }
 
-enum MHD_Result respond_buf(struct req *r, unsigned status,
-			    struct sfs_buf *b)
+enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b)
 {
 	size_t len;
 	char *s = sfs_buf_detach(b, &len);
