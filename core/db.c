@@ -228,9 +228,17 @@ static const char schema_v1[] =
 	" INSERT INTO change(owner_id, file_id, dir, at)"
 	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;";
 
+/*
+ * v2: a file that arrived second under a display name another live file
+ * of its directory had keeps the mount's disambiguating suffix for good.
+ */
+static const char schema_v2[] =
+	"ALTER TABLE file ADD COLUMN entry_suffix INTEGER NOT NULL DEFAULT 0;";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
+	[1] = schema_v2,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,

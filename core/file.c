@@ -88,6 +88,7 @@ enum sfs_status file_from_row(struct db_stmt *st, struct sfs_file *f,
 	f->la.error = db_col_dup(st, 37);
 	f->mtime_ns = db_col_int(st, 38);
 	f->ctime_ns = db_col_int(st, 39);
+	f->suffixed = (int)db_col_int(st, 40);
 	if (!f->name || !f->path)
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 	return SFS_OK;
@@ -494,6 +495,30 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 				const char *payload, int64_t *id,
 				struct sfs_err *e);
 
+/*
+ * A file arrived in its directory under its display name: it is suffixed
+ * when another live file of the directory has that name (or never, with
+ * no_suffix). Names compare exactly; the NOCASE term uses the index.
+ */
+static enum sfs_status arrive(struct db *d, int64_t ino, int no_suffix,
+			      struct sfs_err *e)
+{
+	struct db_stmt *st;
+
+	st = db_prep(d, "UPDATE file SET entry_suffix = 1 - entry_suffix"
+			" WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2"
+			" THEN 0 ELSE EXISTS(SELECT 1 FROM file o"
+			" WHERE o.owner_id = file.owner_id"
+			" AND o.is_deleted = 0 AND o.dir = file.dir"
+			" AND o.name = file.name COLLATE NOCASE"
+			" AND o.name = file.name AND o.id <> file.id) END", e);
+	if (!st)
+		return SFS_IO;
+	db_bind_int(st, 1, ino);
+	db_bind_int(st, 2, no_suffix ? 1 : 0);
+	return db_run(st, e);
+}
+
 static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 				   const struct sfs_file_spec *sp,
 				   const char *path, struct sfs_stage *content,
@@ -572,6 +597,8 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		return ret;
 	ino = db_last_rowid(d);
 	ret = set_tags(d, a->tenant, ino, sp->tags, sp->ntags, e);
+	if (!ret && !sp->no_suffix)
+		ret = arrive(d, ino, 0, e);
 	if (!ret)
 		ret = dir_count(d, a->user, path, 1, ns, e);
 	if (!ret && sp->uri)
@@ -882,6 +909,20 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 		if (db_run(st, e))
 			goto io;
 	}
+	if ((u->set & SFS_UPD_NO_SUFFIX) ||
+	    ((u->set & SFS_UPD_NAME) && strcmp(u->name, f->name)) ||
+	    ((u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path))) {
+		ret = arrive(d, f->ino, u->set & SFS_UPD_NO_SUFFIX, e);
+		if (ret)
+			goto out;
+	}
+	if (u->set & SFS_UPD_SUFFIX) {
+		ret = exec_ino(d, "UPDATE file SET entry_suffix = ?2"
+				  " WHERE id = ?1", f->ino, 1, e);
+		/* not a change of the file's metadata: ctime stays */
+		if (ret || u->set == SFS_UPD_SUFFIX)
+			goto out;
+	}
 	if (u->set & SFS_UPD_TAGS) {
 		ret = set_tags(d, f->tenant, f->ino, u->tags, u->ntags, e);
 		if (ret)
@@ -1105,6 +1146,8 @@ enum sfs_status sfs_file_restore(struct sfs_store *s,
 				  " ctime_ns = ?2 WHERE id = ?1", f.ino, ns, e);
 	if (!ret)
 		ret = dir_count(d, f.owner, f.path, 1, ns, e);
+	if (!ret)
+		ret = arrive(d, f.ino, 0, e);
 	return end_file(s, d, ret, a, &f, out, e);
 }
 

@@ -71,8 +71,8 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	" f.discarded_at, f.publish, f.published_at, f.la_status,"         \
 	" f.la_size, f.la_sha256, f.la_created_at, f.la_deleted,"          \
 	" f.la_purged, f.la_deleted_at, f.la_purged_at, f.la_purge_at,"    \
-	" f.la_error, f.mtime_ns, f.ctime_ns"
-#define FILE_NCOLS 40
+	" f.la_error, f.mtime_ns, f.ctime_ns, f.entry_suffix"
+#define FILE_NCOLS 41
 #define FILE_FROM                                                          \
 	" FROM file f JOIN user u ON u.id = f.owner_id"                    \
 	" JOIN tenant t ON t.id = f.tenant_id"

@@ -61,7 +61,8 @@ static int fill_listing(void *buf, fuse_fill_dir_t fill,
 	size_t i;
 
 	for (i = 0; i < l->nsub; i++) {
-		fs_stat_dir(&st, dir_base + l->subino[i], 0);
+		/* the real mtime: READDIRPLUS hands it to the kernel */
+		fs_stat_dir(&st, dir_base + l->subino[i], l->submtime[i]);
 		if (fill(buf, l->subdirs[i], &st, 0, 0))
 			return 0;
 	}
@@ -306,6 +307,16 @@ int fs_rmdir(const char *path)
 
 	sfs_err_init(&e);
 	ret = fs_resolve(path, &n);
+	/*
+	 * A virtual directory vanishes with its last file, so rm -r finds
+	 * the directory it emptied already gone: that is a success (the
+	 * kernel asks only for a directory it has just seen).
+	 */
+	if (ret == -ENOENT) {
+		fs_node_release(&n);
+		fs_names_changed();
+		return 0;
+	}
 	if (!ret && n.kind != FS_DIR)
 		ret = n.kind == FS_FILE ? -ENOTDIR : -EPERM;
 	if (!ret && !strcmp(n.dir, "/"))

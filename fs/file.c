@@ -342,6 +342,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	spec.name = base ? base : name;
 	spec.path = n.dir;
+	spec.no_suffix = 1;	/* the entry is exactly the one created */
 	st = sfs_stage_new(g_fs.store, &stage, &e);
 	if (!st)
 		st = sfs_file_create(g_fs.store, &g_fs.actor, &spec, stage,
@@ -661,8 +662,8 @@ static int rename_file(struct fs_node *src, struct fs_node *dst, int dst_ret,
 	}
 	if (st)
 		goto out;
-	u.set = SFS_UPD_NAME | SFS_UPD_PATH | (filename ? SFS_UPD_FILENAME
-							 : 0);
+	u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_NO_SUFFIX |
+		(filename ? SFS_UPD_FILENAME : 0);
 	u.name = name;
 	u.path = tdir;
 	u.filename = filename;

@@ -76,6 +76,7 @@ struct fs_listing {
 	size_t n, alloc;
 	char **subdirs;			/* directory entry names */
 	int64_t *subino;		/* and their core inos */
+	int64_t *submtime;		/* and their mtimes */
 	size_t nsub, subdirs_alloc;
 	size_t *hidx;			/* names.c: v's names hashed, i + 1 */
 	size_t hcap, hn;		/* slots (2^k), entries indexed */

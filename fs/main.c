@@ -352,6 +352,8 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 	/* a signal ends the loop with its number: a clean unmount */
 	if (ret > 0)
 		ret = 0;
+	else if (ret < 0)
+		sfs_error("fs", "the FUSE loop failed: %s", strerror(-ret));
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_mount:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "fs_i.h"
+#include "speechfs/log.h"
 #include "speechfs/query.h"
 #include "speechfs/store.h"
 #include <pthread.h>
@@ -198,7 +199,52 @@ struct list_ctx {
 	enum fs_list_mode mode;
 	int root;
 	int err;
+	char (*pin)[SFS_ID_SIZE];	/* files to mark suffixed for good */
+	size_t npin, pin_alloc;
 };
+
+/* Remember a file shown with a suffix of the listing's own making. */
+static void pin_later(struct list_ctx *c, const char *id)
+{
+	char (*nv)[SFS_ID_SIZE];
+	size_t na;
+
+	if (c->mode != FS_LIST_FILES || g_fs.ro)
+		return;
+	if (c->npin == c->pin_alloc) {
+		na = c->pin_alloc ? 2 * c->pin_alloc : 8;
+		nv = realloc(c->pin, na * sizeof(*nv));
+		if (!nv)
+			return;		/* shown, just not pinned */
+		c->pin = nv;
+		c->pin_alloc = na;
+	}
+	snprintf(c->pin[c->npin++], SFS_ID_SIZE, "%s", id);
+}
+
+/*
+ * Clashes the listing resolved (a file named like a subdirectory or a
+ * reserved name, different names giving one entry) are recorded in core,
+ * so the entry stays when the other side goes away (rm -r works).
+ */
+static void pin_now(struct list_ctx *c)
+{
+	struct sfs_file_update u = { 0 };
+	struct sfs_err e;
+	size_t i;
+
+	u.set = SFS_UPD_SUFFIX;
+	for (i = 0; i < c->npin; i++) {
+		sfs_err_init(&e);
+		if (sfs_file_update(g_fs.store, &g_fs.actor, c->pin[i], &u,
+				    NULL, &e))
+			sfs_warn("fs", "cannot keep the suffix of '%s': %s",
+				 c->pin[i], e.message);
+	}
+	free(c->pin);
+	c->pin = NULL;
+	c->npin = c->pin_alloc = 0;
+}
 
 static int add_file(void *arg, const struct sfs_file *f)
 {
@@ -208,6 +254,7 @@ static int add_file(void *arg, const struct sfs_file *f)
 	const char *ext = fs_ext(f->filename);
 	char *base = NULL, *name;
 	int64_t size = f->size < 0 ? 0 : f->size;
+	int keep;
 
 	if (c->mode == FS_LIST_LISTENING) {
 		if (f->la.status != SFS_JS_COMPLETED || f->la.deleted ||
@@ -241,7 +288,12 @@ static int add_file(void *arg, const struct sfs_file *f)
 		l->alloc = na;
 	}
 	name = base;
-	if (taken(l, base, c->root)) {
+	/* suffixed for good in its directory (not in the flat lists) */
+	keep = f->suffixed && (c->mode == FS_LIST_FILES ||
+			       c->mode == FS_LIST_LISTENING);
+	if (keep || taken(l, base, c->root)) {
+		if (!keep)
+			pin_later(c, f->id);
 		name = with_suffix(base, ext, f->id);
 		free(base);
 		if (!name)
@@ -287,9 +339,16 @@ static void add_subdir(void *arg, const char *name,
 			return;
 		}
 		l->subino = ni;
+		ni = realloc(l->submtime, na * sizeof(*ni));
+		if (!ni) {
+			c->err = -ENOMEM;
+			return;
+		}
+		l->submtime = ni;
 		l->subdirs_alloc = na;
 	}
 	l->subino[l->nsub] = d->ino;
+	l->submtime[l->nsub] = d->mtime_ns;
 	l->subdirs[l->nsub] = strdup(name);
 	if (!l->subdirs[l->nsub])
 		c->err = -ENOMEM;
@@ -375,7 +434,7 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 
 int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l)
 {
-	struct list_ctx c = { l, mode, 0, 0 };
+	struct list_ctx c = { .l = l, .mode = mode };
 	struct sfs_err e;
 	enum sfs_status st;
 
@@ -391,6 +450,7 @@ int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l)
 	if (!st && !c.err)
 		st = sfs_query_dir_files(g_fs.store, &g_fs.actor, vdir,
 					 add_file, &c, &e);
+	pin_now(&c);
 	if (c.err)
 		return c.err;
 	return st ? -fs_errno(st, &e) : 0;
@@ -407,6 +467,7 @@ void fs_listing_release(struct fs_listing *l)
 	free(l->v);
 	free(l->subdirs);
 	free(l->subino);
+	free(l->submtime);
 	free(l->hidx);
 	memset(l, 0, sizeof(*l));
 }

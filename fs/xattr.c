@@ -3,11 +3,10 @@
  * file model's fields (tags, description, publishMode, metadata writable;
  * the rest and the whole JSON read-only, except that writing "generate"
  * to listeningAudio.status requests the listening MP3, as the API's
- * POST .../listening-audio does), user.speechfs.shares (the owner's direct
- * shares as "userId:VIEW,userId:EDIT", written whole) and the freedesktop
- * aliases
- * user.xdg.tags / user.xdg.comment. security.* and system.* are answered
- * with ENODATA at once, without touching the database.
+ * POST .../listening-audio does), the owner's direct shares (read-only
+ * JSON in user.speechfs.shares, one read-write user.speechfs.share.<userId>
+ * per share) and the freedesktop aliases user.xdg.tags / user.xdg.comment.
+ * security.* and system.* are answered with ENODATA at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +26,8 @@
 enum xa {
 	XA_TAGS, XA_DESCRIPTION, XA_PUBLISH, XA_METADATA, XA_ID, XA_SHA256,
 	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON,
-	XA_SHARES, XA_MIME, XA_ORIGIN, XA_INGEST_ERROR, XA_LA_ERROR
+	XA_SHARES, XA_MIME, XA_ORIGIN, XA_INGEST_ERROR, XA_LA_ERROR,
+	XA_CONTENT
 };
 
 static const struct {
@@ -45,9 +45,10 @@ static const struct {
 	{ PFX "durationSeconds", XA_DURATION, 0, 1 },
 	{ PFX "filename", XA_FILENAME, 0, 1 },
 	{ PFX "ingestionStatus", XA_INGESTION, 0, 1 },
+	{ PFX "contentStatus", XA_CONTENT, 0, 1 },
 	{ PFX "listeningAudio.status", XA_LA_STATUS, 2, 1 },
 	{ PFX "json", XA_JSON, 0, 1 },
-	{ PFX "shares", XA_SHARES, 3, 1 },
+	{ PFX "shares", XA_SHARES, 0, 1 },
 	{ PFX "ingestionError", XA_INGEST_ERROR, 0, 1 },
 	{ PFX "listeningAudio.error", XA_LA_ERROR, 0, 1 },
 	{ "user.mime_type", XA_MIME, 0, 1 },
@@ -75,27 +76,79 @@ static int is_file(const struct fs_node *n)
 }
 
 /*
- * The direct shares of a file as "userId:PERM,..." (owner only; others
- * get ENODATA, as for a field they cannot see).
+ * The direct shares of a file (owner only; others get ENODATA, as for a
+ * field they cannot see). Ownership: free(*v).
  */
-static int shares_value(const struct sfs_file *f, struct sfs_buf *b)
+static int owner_shares(const struct sfs_file *f, struct sfs_share **v,
+			size_t *n)
 {
-	struct sfs_share *v = NULL;
 	struct sfs_err e;
-	size_t n = 0, i;
-	int ret = 0;
 
+	*v = NULL;
+	*n = 0;
 	if (f->perm != SFS_PERM_OWNER)
 		return -ENODATA;
 	sfs_err_init(&e);
-	if (sfs_share_list(g_fs.store, &g_fs.actor, f->id, &v, &n, &e))
+	if (sfs_share_list(g_fs.store, &g_fs.actor, f->id, v, n, &e))
 		return -ENODATA;
-	for (i = 0; i < n && !ret; i++)
-		if (sfs_buf_addf(b, "%s%s:%s", i ? "," : "", v[i].user_id,
-				 sfs_perm_name(v[i].perm)))
-			ret = -E2BIG;
+	return 0;
+}
+
+/* The shares as the API's JSON array (the objects of GET .../shares). */
+static int shares_value(const struct sfs_file *f, struct sfs_buf *b)
+{
+	struct sfs_share *v = NULL;
+	json_t *arr = NULL, *o;
+	char *txt = NULL;
+	size_t n = 0, i;
+	int ret;
+
+	ret = owner_shares(f, &v, &n);
+	if (ret)
+		goto out;
+	arr = json_array();
+	for (i = 0; arr && i < n; i++) {
+		o = sfs_json_share(&v[i]);
+		if (!o || json_array_append_new(arr, o)) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	txt = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+	if (!txt)
+		ret = -ENOMEM;
+	else if (sfs_buf_adds(b, txt))
+		ret = -E2BIG;
+out:
+	free(txt);
+	json_decref(arr);
 	free(v);
 	return ret;
+}
+
+/*
+ * Why the content can or cannot be read: open() fails with ENODATA for
+ * DISCARDED, DELETED and PURGED, with EAGAIN for the IMPORT_* states.
+ */
+static const char *content_status(const struct sfs_file *f)
+{
+	if (f->purged)
+		return "PURGED";
+	if (f->deleted)
+		return "DELETED";
+	if (f->discarded)
+		return "DISCARDED";
+	switch (f->ingestion) {
+	case SFS_JS_NONE:
+	case SFS_JS_COMPLETED:
+		return "AVAILABLE";
+	case SFS_JS_FAILED:
+		return "IMPORT_FAILED";
+	case SFS_JS_PROCESSING:
+		return "IMPORT_PROCESSING";
+	default:
+		return "IMPORT_PENDING";
+	}
 }
 
 /* The value of one attribute into b; -ENODATA when it is null. */
@@ -153,6 +206,9 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 		break;
 	case XA_LA_ERROR:
 		s = f->la.error;
+		break;
+	case XA_CONTENT:
+		s = content_status(f);
 		break;
 	case XA_JSON:
 		j = sfs_json_file(f);
@@ -259,6 +315,129 @@ static int extra_change(const char *path, const char *name, const char *val,
 	return ret;
 }
 
+/*
+ * user.speechfs.share.<userId>: the permission of the direct share with
+ * that user. Core's share rules decide (owner only: EACCES; unknown user,
+ * a user of another tenant or oneself: EINVAL).
+ */
+#define SHARE_PFX PFX "share."
+
+/* The user id of a share attribute's name, or NULL. */
+static const char *share_user(const char *name)
+{
+	if (strncmp(name, SHARE_PFX, sizeof(SHARE_PFX) - 1))
+		return NULL;
+	return name + sizeof(SHARE_PFX) - 1;
+}
+
+/* Resolve a file whose shares may be changed from this path. */
+static int share_node(const char *path, struct fs_node *n)
+{
+	int ret = fs_resolve(path, n);
+
+	if (!ret && n->kind != FS_FILE && n->kind != FS_SHARED_FILE)
+		ret = is_file(n) ? -EACCES : -ENOTSUP;
+	return ret;
+}
+
+/* The permission of f's share with user, or -ENODATA. */
+static int share_perm(const struct sfs_file *f, const char *user)
+{
+	struct sfs_share *v = NULL;
+	size_t n = 0, i;
+	int ret;
+
+	ret = owner_shares(f, &v, &n);
+	for (i = 0; !ret && i < n; i++)
+		if (!strcasecmp(v[i].user_id, user))
+			break;
+	if (!ret)
+		ret = i < n ? (int)v[i].perm : -ENODATA;
+	free(v);
+	return ret;
+}
+
+static int share_get(const char *path, const char *user, char *val,
+		     size_t size)
+{
+	struct sfs_buf b = SFS_BUF_INIT(64);
+	struct fs_node n;
+	int ret;
+
+	ret = fs_resolve(path, &n);
+	if (!ret && !is_file(&n))
+		ret = -ENODATA;
+	if (!ret)
+		ret = share_perm(&n.f, user);
+	if (ret >= 0)
+		ret = sfs_buf_adds(&b, sfs_perm_name((enum sfs_perm)ret))
+			      ? -ENOMEM : 0;
+	if (!ret)
+		ret = copy_out(&b, val, size);
+	sfs_buf_release(&b);
+	fs_node_release(&n);
+	return ret;
+}
+
+static int share_set(const char *path, const char *user, const char *val,
+		     size_t size, int flags)
+{
+	char perm[8];
+	struct fs_node n;
+	struct sfs_err e;
+	enum sfs_status st;
+	int p, ret, created, had;
+
+	/* trailing newlines come from `echo`: not part of the value */
+	while (size && val[size - 1] == '\n')
+		size--;
+	if (size == 0 || size >= sizeof(perm) || memchr(val, '\0', size))
+		return -EINVAL;
+	memcpy(perm, val, size);
+	perm[size] = '\0';
+	p = sfs_perm_parse(perm);
+	if (p != SFS_PERM_VIEW && p != SFS_PERM_EDIT)
+		return -EINVAL;
+	sfs_err_init(&e);
+	ret = share_node(path, &n);
+	if (!ret && (flags & (XATTR_CREATE | XATTR_REPLACE)) &&
+	    n.f.perm == SFS_PERM_OWNER) {
+		had = share_perm(&n.f, user) >= 0;
+		if ((flags & XATTR_CREATE) && had)
+			ret = -EEXIST;
+		else if ((flags & XATTR_REPLACE) && !had)
+			ret = -ENODATA;
+	}
+	if (!ret) {
+		st = sfs_share_put(g_fs.store, &g_fs.actor, n.f.id, user,
+				   (enum sfs_perm)p, NULL, &created, &e);
+		ret = -fs_errno(st, &e);
+	}
+	fs_node_release(&n);
+	return ret;
+}
+
+static int share_remove(const char *path, const char *user)
+{
+	struct fs_node n;
+	struct sfs_err e;
+	enum sfs_status st;
+	int ret;
+
+	sfs_err_init(&e);
+	ret = share_node(path, &n);
+	if (!ret) {
+		st = sfs_share_revoke_user(g_fs.store, &g_fs.actor, n.f.id,
+					   user, &e);
+		if (st == SFS_NOT_FOUND && !strcmp(e.type, "share_not_found"))
+			ret = -ENODATA;
+		else
+			ret = -fs_errno(st, &e);
+	}
+	fs_node_release(&n);
+	return ret;
+}
+
 int fs_getxattr(const char *path, const char *name, char *val, size_t size)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
@@ -267,6 +446,8 @@ int fs_getxattr(const char *path, const char *name, char *val, size_t size)
 
 	if (foreign(name))
 		return -ENODATA;
+	if (share_user(name))
+		return share_get(path, share_user(name), val, size);
 	if ((i = lookup(name)) < 0)
 		return reserved(name) ? -ENODATA
 				      : extra_get(path, name, val, size);
@@ -345,79 +526,6 @@ static int update(const char *path, const struct sfs_file_update *u)
 	return ret;
 }
 
-#define SHARES_MAX 64
-
-/* Parse "userId:VIEW, userId:EDIT" (empty: none) into users/perms. */
-static int parse_shares(char *csv, char **users, enum sfs_perm *perms,
-			size_t *n)
-{
-	char *item = csv, *next, *colon;
-	int p;
-
-	*n = 0;
-	while (item && *item) {
-		next = strchr(item, ',');
-		if (next)
-			*next++ = '\0';
-		while (*item == ' ')
-			item++;
-		colon = strchr(item, ':');
-		if (!colon || *n == SHARES_MAX)
-			return -EINVAL;
-		*colon = '\0';
-		p = sfs_perm_parse(colon + 1);
-		if (!sfs_uuid_valid(item) ||
-		    (p != SFS_PERM_VIEW && p != SFS_PERM_EDIT))
-			return -EINVAL;
-		users[*n] = item;
-		perms[(*n)++] = (enum sfs_perm)p;
-		item = next;
-	}
-	return 0;
-}
-
-/* Make the file's direct shares exactly those written. */
-static int set_shares(const char *path, char *csv)
-{
-	char *users[SHARES_MAX];
-	enum sfs_perm perms[SHARES_MAX];
-	struct sfs_share *cur = NULL;
-	size_t n, ncur = 0, i, j;
-	struct fs_node nd;
-	struct sfs_err e;
-	enum sfs_status st = SFS_OK;
-	int ret, created;
-
-	ret = parse_shares(csv, users, perms, &n);
-	if (ret)
-		return ret;
-	sfs_err_init(&e);
-	ret = fs_resolve(path, &nd);
-	if (!ret && nd.kind != FS_FILE && nd.kind != FS_SHARED_FILE)
-		ret = is_file(&nd) ? -EACCES : -ENOTSUP;
-	if (ret)
-		goto out;
-	st = sfs_share_list(g_fs.store, &g_fs.actor, nd.f.id, &cur, &ncur,
-			    &e);
-	for (i = 0; !st && i < n; i++)
-		st = sfs_share_put(g_fs.store, &g_fs.actor, nd.f.id, users[i],
-				   perms[i], NULL, &created, &e);
-	for (j = 0; !st && j < ncur; j++) {
-		for (i = 0; i < n; i++)
-			if (!strcasecmp(users[i], cur[j].user_id))
-				break;
-		if (i == n)
-			st = sfs_share_revoke_user(g_fs.store, &g_fs.actor,
-						   nd.f.id, cur[j].user_id,
-						   &e);
-	}
-	ret = -fs_errno(st, &e);
-out:
-	free(cur);
-	fs_node_release(&nd);
-	return ret;
-}
-
 /* "generate" written to listeningAudio.status: make the listening MP3. */
 static int generate(const char *path, const char *val, size_t size)
 {
@@ -453,6 +561,10 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 
 	if (foreign(name))
 		return -ENOTSUP;
+	if (!name[5])
+		return -EINVAL;		/* "user." alone names nothing */
+	if (share_user(name))
+		return share_set(path, share_user(name), val, size, flags);
 	i = lookup(name);
 	if (i < 0)
 		return reserved(name) ? -ENOTSUP
@@ -462,16 +574,6 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 		return -EPERM;
 	if (xattrs[i].which == XA_LA_STATUS)
 		return generate(path, val, size);
-	if (xattrs[i].which == XA_SHARES) {
-		copy = strndup(val, size);
-		if (!copy)
-			return -ENOMEM;
-		while (*copy && copy[strlen(copy) - 1] == '\n')
-			copy[strlen(copy) - 1] = '\0';
-		ret = set_shares(path, copy);
-		free(copy);
-		return ret;
-	}
 	if (memchr(val, '\0', size))
 		return -EINVAL;
 	copy = malloc(size + 1);
@@ -497,6 +599,8 @@ int fs_removexattr(const char *path, const char *name)
 
 	if (foreign(name))
 		return -ENODATA;
+	if (share_user(name))
+		return share_remove(path, share_user(name));
 	if ((i = lookup(name)) < 0)
 		return reserved(name) ? -ENODATA
 				      : extra_change(path, name, NULL, 0, 0, 1);
@@ -510,11 +614,6 @@ int fs_removexattr(const char *path, const char *name)
 	case XA_METADATA:
 		u.set = SFS_UPD_METADATA;
 		break;
-	case XA_SHARES: {
-		char none[1] = "";
-
-		return set_shares(path, none);
-	}
 	default:
 		/*
 		 * Derived facts (id, sha256, json ...) and publishMode cannot
@@ -524,6 +623,25 @@ int fs_removexattr(const char *path, const char *name)
 		return 0;
 	}
 	return update(path, &u);
+}
+
+/* The owner sees user.speechfs.shares and a share.<userId> per share. */
+static int list_shares(const struct sfs_file *f, struct sfs_buf *b)
+{
+	struct sfs_share *v = NULL;
+	size_t n = 0, i;
+	int ret = 0;
+
+	if (owner_shares(f, &v, &n))
+		return 0;
+	if (sfs_buf_add(b, PFX "shares", sizeof(PFX "shares")))
+		ret = -ENOMEM;
+	for (i = 0; i < n && !ret; i++)
+		if (sfs_buf_addf(b, "%s%s", SHARE_PFX, v[i].user_id) ||
+		    sfs_buf_add(b, "", 1))
+			ret = -ENOMEM;
+	free(v);
+	return ret;
 }
 
 int fs_listxattr(const char *path, char *list, size_t size)
@@ -541,10 +659,12 @@ int fs_listxattr(const char *path, char *list, size_t size)
 		if (!xattrs[i].listed)
 			continue;
 		sfs_buf_reset(&v);
-		if (value(&n.f, xattrs[i].which, &v))
+		if (xattrs[i].which == XA_SHARES)
+			ret = list_shares(&n.f, &b);
+		else if (value(&n.f, xattrs[i].which, &v))
 			continue;
-		if (sfs_buf_add(&b, xattrs[i].name,
-				strlen(xattrs[i].name) + 1))
+		else if (sfs_buf_add(&b, xattrs[i].name,
+				     strlen(xattrs[i].name) + 1))
 			ret = -ENOMEM;
 	}
 	if (!ret) {

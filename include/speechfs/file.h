@@ -107,6 +107,13 @@ struct sfs_file {
 
 	int64_t mtime_ns;		/* content/metadata times for the mount */
 	int64_t ctime_ns;
+	/*
+	 * The file arrived (was created, moved, renamed or restored) in its
+	 * directory while another live file there had the same display
+	 * name: the mount shows it with its id suffix, and keeps doing so
+	 * when the other file goes away.
+	 */
+	int suffixed;
 
 	/* The fetching actor's relation to the file. */
 	enum sfs_access access;
@@ -136,6 +143,8 @@ struct sfs_file_spec {
 	const char *uri;		/* an import: no content, a job */
 	int listening;			/* request listening audio */
 	int64_t mtime_ns;		/* 0: now */
+	/* never suffixed: a front end made sure its entry is unique */
+	int no_suffix;
 };
 
 /*
@@ -175,7 +184,17 @@ enum sfs_update_field {
 	SFS_UPD_TAGS = 1 << 4,
 	SFS_UPD_PUBLISH = 1 << 5,
 	SFS_UPD_MTIME = 1 << 6,
-	SFS_UPD_FILENAME = 1 << 7
+	SFS_UPD_FILENAME = 1 << 7,
+	/*
+	 * Not a field: a name or path change is not marked suffixed (the
+	 * front end made sure the new entry is unique).
+	 */
+	SFS_UPD_NO_SUFFIX = 1 << 8,
+	/*
+	 * Not a field: mark the file suffixed for good (a front end showed
+	 * it with its suffix because of a clash of its own making).
+	 */
+	SFS_UPD_SUFFIX = 1 << 9
 };
 
 /* The fields of a PATCH; only those named in `set` change. */

@@ -154,5 +154,51 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def api(store):
+    """A speechfsd (no workers) on the store of the `store` fixture:
+    (files URL, [API key per user]); stopped with SIGTERM afterwards."""
+    requests = pytest.importorskip("requests")
+    d, _, users = store
+    port = free_port()
+    proc = subprocess.Popen([str(ADMIN), "--store", str(d), "--listen",
+                             "127.0.0.1:%d" % port, "--no-workers"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(url + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("speechfsd did not start")
+        keys = [admin("key", "create", "--store", str(d), "--user", u)["key"]
+                for u in users]
+        yield url + "/api/v1/speech-services/files", keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def eventually(fn, timeout=5):
+    """Poll fn until it returns something true or timeout seconds pass."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(0.1)
+
+
 if __name__ == "__main__":
     print(make_store(sys.argv[1]))

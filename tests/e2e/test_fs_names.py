@@ -4,10 +4,12 @@ flat list and with the reserved root names)."""
 import errno
 import json
 import os
+import subprocess
+import time
 
 import pytest
 
-from fsutil import Mount, mnt, store, xget  # noqa: F401
+from fsutil import Mount, api, mnt, store, xget  # noqa: F401
 
 P = "user.speechfs."
 
@@ -117,3 +119,110 @@ def test_invalid_utf8_names(mnt):
         os.mkdir(os.fsencode(str(mnt.dir)) + b"/dir\xff")
     assert ei.value.errno == errno.EINVAL
     assert [n for n in os.listdir(mnt.dir) if not n.startswith(".")] == []
+
+
+def test_long_directory_names_and_renames(mnt):
+    d255 = "d" * 120 + "ü" * 67 + "x"
+    assert len(d255.encode()) == 255
+    os.mkdir(mnt.path(d255))
+    mnt.path(d255, "in.txt").write_bytes(b"in")
+    assert os.listdir(mnt.path(d255)) == ["in.txt"]
+    assert json.loads(xget(mnt.path(d255, "in.txt"),
+                           P + "json"))["path"] == "/" + d255 + "/"
+    for bad in ("e" * 256, "ü" * 128):
+        with pytest.raises(OSError) as ei:
+            os.mkdir(mnt.path(bad))
+        assert ei.value.errno == errno.ENAMETOOLONG
+        with pytest.raises(OSError) as ei:
+            os.rename(mnt.path(d255, "in.txt"), mnt.path(d255, bad))
+        assert ei.value.errno == errno.ENAMETOOLONG
+        with pytest.raises(OSError) as ei:
+            os.rename(mnt.path(d255), mnt.path(bad))
+        assert ei.value.errno == errno.ENAMETOOLONG
+    f255 = "f" * 251 + ".txt"
+    os.rename(mnt.path(d255, "in.txt"), mnt.path(d255, f255))
+    assert os.listdir(mnt.path(d255)) == [f255]
+    assert mnt.path(d255, f255).read_bytes() == b"in"
+
+
+def test_collisions_made_through_the_api(store, api):
+    """Same-named files of one directory (only the API can make them) each
+    get an entry; the ones that arrived later have the id suffix and keep
+    it when the first goes away, so rm -r of such a directory works."""
+    import requests
+    d, _, users = store
+    url, keys = api
+    h = {"X-API-Key": keys[0]}
+
+    def upload(name, filename, path, data):
+        r = requests.post(url, headers=h, files={"file": (filename, data)},
+                          data={"name": name, "path": path}, timeout=30)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    ids = [upload("Report", "report.wav", "/dup/", b"v%d" % i)
+           for i in range(3)]
+    # one more that only collides once renamed, and names the mount must
+    # change: a slash, a file named like a subdirectory
+    late = upload("Other", "other.wav", "/dup/", b"late")
+    slash_id = upload("a/b", "ab.txt", "/dup/", b"slash")
+    deep = upload("deep", "deep.txt", "/dup/x/y/", b"deep")
+    sub_id = upload("sub", "sub", "/odd/", b"file, not dir")
+    upload("inner", "inner.txt", "/odd/sub/", b"inner")
+    m = Mount(d, users[0])
+    try:
+        names = sorted(os.listdir(m.path("dup")))
+        assert names == sorted(["Report.wav", "Other.wav", "a\u2215b.txt",
+                                "x"] + ["Report (%s).wav" % i[:8]
+                                        for i in ids[1:]])
+        assert xget(m.path("dup", "Report.wav"), P + "id") == ids[0]
+        for i in (1, 2):
+            e = m.path("dup", "Report (%s).wav" % ids[i][:8])
+            assert xget(e, P + "id") == ids[i]
+            assert e.read_bytes() == b"v%d" % i
+        assert xget(m.path("dup", "a\u2215b.txt"), P + "id") == slash_id
+        assert sorted(os.listdir(m.path("odd"))) == \
+            ["sub", "sub (%s)" % sub_id[:8]]
+        assert os.path.isdir(m.path("odd", "sub"))
+        assert m.path("odd", "sub (%s)" % sub_id[:8]).read_bytes() == \
+            b"file, not dir"
+        # the clash was resolved by the listing, and is kept: the file
+        # keeps its entry when the directory goes, so rm -r works
+        p = subprocess.run(["rm", "-r", str(m.path("odd"))],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert not m.path("odd").exists()
+        j = requests.get(url + "/" + sub_id, headers=h, timeout=30).json()
+        assert j["isDeleted"] is True, j
+        # renamed through the API onto a taken name: it arrives second
+        r = requests.patch(url + "/" + late, headers=h,
+                           json={"name": "Report"}, timeout=30)
+        assert r.ok, r.text
+        time.sleep(1.5)
+        assert "Report (%s).wav" % late[:8] in os.listdir(m.path("dup"))
+        # deleting the first through the API leaves the others' entries
+        # as they were
+        assert requests.delete(url + "/" + ids[0], headers=h,
+                               timeout=30).status_code in (200, 204)
+        time.sleep(1.5)
+        names = sorted(os.listdir(m.path("dup")))
+        assert names == sorted(["a\u2215b.txt", "x"] +
+                               ["Report (%s).wav" % i[:8]
+                                for i in ids[1:] + [late]])
+        e2 = m.path("dup", "Report (%s).wav" % ids[2][:8])
+        assert xget(e2, P + "id") == ids[2]
+        # a file renamed through the mount is exactly the entry asked for
+        os.rename(e2, m.path("dup", "Report.wav"))
+        assert xget(m.path("dup", "Report.wav"), P + "id") == ids[2]
+        os.rename(m.path("dup", "Report.wav"), e2)
+        assert xget(e2, P + "id") == ids[2]
+        # rm -r removes every entry, and the directories the API made
+        p = subprocess.run(["rm", "-r", str(m.path("dup"))],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert not m.path("dup").exists()
+        for fid in ids[1:] + [late, slash_id, deep]:
+            j = requests.get(url + "/" + fid, headers=h, timeout=30).json()
+            assert j["isDeleted"] is True, j
+    finally:
+        m.stop()

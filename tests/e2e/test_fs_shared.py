@@ -1,5 +1,6 @@
 """/.shared/: files other users of the tenant make reachable (INTERNAL
-publish here), one directory per owner, readable but not writable."""
+publish here), one directory per owner, readable but not writable.
+Direct shares made through xattrs: test_fs_share_xattr.py."""
 import errno
 import os
 import time
@@ -56,40 +57,3 @@ def test_shared_internal_file(store, mounts):
     with pytest.raises(FileNotFoundError):
         os.stat(a.path(".shared", bob))
 
-
-def test_shares_xattr(store, mounts):
-    d, _, users = store
-    alice, bob = users
-    a = mounts(alice)
-    b = mounts(bob)
-    f = a.path("memo.txt")
-    f.write_bytes(b"memo")
-    assert xget(f, P + "shares") == ""
-    os.setxattr(f, P + "shares", ("%s:VIEW" % bob).encode())
-    assert xget(f, P + "shares") == "%s:VIEW" % bob
-    g = b.path(".shared", alice, "memo.txt")
-    deadline = time.time() + 5
-    while time.time() < deadline and not g.exists():
-        time.sleep(0.2)
-    assert g.read_bytes() == b"memo"
-    with pytest.raises(PermissionError):
-        open(g, "r+b")
-    # bob does not see alice's share list
-    with pytest.raises(OSError) as ei:
-        os.getxattr(g, P + "shares")
-    assert ei.value.errno == errno.ENODATA
-    os.setxattr(f, P + "shares", ("%s:EDIT" % bob).encode())
-    assert xget(f, P + "shares") == "%s:EDIT" % bob
-    for bad in (b"nobody:VIEW", ("%s:OWNER" % bob).encode(),
-                ("%s:VIEW" % alice).encode(), bob.encode(),
-                b"00000000-0000-4000-8000-000000000000:VIEW"):
-        with pytest.raises(OSError) as ei:
-            os.setxattr(f, P + "shares", bad)
-        assert ei.value.errno == errno.EINVAL, bad
-    assert xget(f, P + "shares") == "%s:EDIT" % bob
-    os.removexattr(f, P + "shares")
-    assert xget(f, P + "shares") == ""
-    deadline = time.time() + 5
-    while time.time() < deadline and g.exists():
-        time.sleep(0.2)
-    assert not g.exists()

@@ -214,3 +214,81 @@ def test_parallel_creators_one_dir(mnt):
     assert len(os.listdir(mnt.path("many"))) == 100
     for t in range(4):
         assert mnt.path("many", "t%d-24.txt" % t).read_bytes() == b"24"
+
+
+WRITER = r'''
+import hashlib, os, sys, time
+own, shared, go, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def data(tag, n):
+    return hashlib.sha256(b"%d/%s" % (seed, tag)).digest() * (n // 32)
+while not os.path.exists(go):
+    time.sleep(0.01)
+for rnd in range(3):
+    mine = data(b"own%d" % rnd, 32 * (20000 + 997 * seed + rnd))
+    common = data(b"shared%d" % rnd, 32 * (15000 + 1009 * seed + rnd))
+    # both files open at once, written in interleaved chunks
+    with open(own, "wb") as a, open(shared, "wb") as b:
+        for off in range(0, max(len(mine), len(common)), 65536):
+            a.write(mine[off:off + 65536])
+            b.write(common[off:off + 65536])
+            time.sleep(0.001)
+    with open(own, "rb") as a:
+        assert a.read() == mine, "own file differs after close"
+    print(hashlib.sha256(common).hexdigest(), len(common), flush=True)
+print(hashlib.sha256(mine).hexdigest(), flush=True)
+'''
+
+
+def test_four_writer_processes(mnt, tmp_path):
+    """Four processes write a file each and, at the same time, one file
+    together: each close commits one whole version, so every file ends
+    as exactly one writer's last version and its sha256 matches."""
+    import subprocess
+    import sys
+    import time
+    go = tmp_path / "go"
+    shared = mnt.path("together.bin")
+    shared.write_bytes(b"before")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER,
+                               str(mnt.path("own%d.bin" % i)), str(shared),
+                               str(go), str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(4)]
+    time.sleep(0.3)
+    go.write_bytes(b"")
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    versions = {}
+    for i, (out, _) in enumerate(outs):
+        lines = out.split()
+        own_sha = lines[-1]
+        p = mnt.path("own%d.bin" % i)
+        assert sha256_file(p) == own_sha
+        assert xget(p, P + "sha256") == own_sha
+        for sha, size in zip(lines[0:-1:2], lines[1:-1:2]):
+            versions[sha] = int(size)
+    assert len(versions) == 12
+    sha = sha256_file(shared)
+    assert sha in versions, "the shared file is no writer's whole version"
+    assert os.stat(shared).st_size == versions[sha]
+    assert xget(shared, P + "sha256") == sha
+    assert json_size(shared) == versions[sha]
+    # nothing of the writers went to the trash, no duplicate entries
+    assert sorted(os.listdir(mnt.dir)) == sorted(
+        [".listening", ".shared", ".trash", "together.bin"] +
+        ["own%d.bin" % i for i in range(4)])
+    assert os.listdir(mnt.path(".trash")) == []
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def json_size(path):
+    import json
+    return json.loads(xget(path, P + "json"))["size"]

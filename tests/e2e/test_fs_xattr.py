@@ -216,3 +216,61 @@ def test_mime_type_and_reasons(f):
     with pytest.raises(OSError) as ei:
         os.setxattr(f, "user.mime_type", b"audio/wav")
     assert ei.value.errno == errno.EPERM
+
+
+BAD = {
+    "tags": [b"x" * 65, b"a,\x01b", b"a\0b", b"\xff\xfe",
+             ",".join("t%d" % i for i in range(65)).encode()],
+    "description": [b"d" * 4097, b"a\0b", b"\xff\xfe"],
+    "publishMode": [b"PUBLIC", b"internal", b"", b"PRIVATE\0", b"\xff"],
+    "metadata": [b"[1,2]", b"{not json", b'"str"', b"", b"null",
+                 b'{"a": "\xff"}'],
+    "listeningAudio.status": [b"COMPLETED", b"", b"generate please",
+                              b"\xff"],
+}
+ALIASES = {"tags": "user.xdg.tags", "description": "user.xdg.comment"}
+
+
+def test_bad_values_of_every_writable_attribute(f):
+    """EINVAL for each bad value of each writable attribute (and its
+    alias), and the attribute keeps its value."""
+    os.setxattr(f, P + "tags", b"keep")
+    os.setxattr(f, P + "description", b"keep me")
+    os.setxattr(f, P + "metadata", b'{"k": 1}')
+    before = {n: os.getxattr(f, P + n) for n in BAD}
+    for name, values in BAD.items():
+        for full in [P + name] + ([ALIASES[name]] if name in ALIASES
+                                  else []):
+            for bad in values:
+                with pytest.raises(OSError) as ei:
+                    os.setxattr(f, full, bad)
+                assert ei.value.errno == errno.EINVAL, (full, bad[:40])
+    # past the kernel's 64 KiB value limit
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, P + "metadata", b'{"a": "' + b"x" * 70000 + b'"}')
+    assert ei.value.errno == errno.E2BIG
+    assert {n: os.getxattr(f, P + n) for n in BAD} == before
+    # the tools report it as such
+    p = subprocess.run(["setfattr", "-n", P + "publishMode", "-v", "OPEN",
+                        str(f)], capture_output=True, text=True)
+    assert p.returncode != 0 and "Invalid argument" in p.stderr
+
+
+def test_bad_other_attributes(f):
+    # a name the kernel passes but the store cannot keep
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.", b"v")
+    assert ei.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.big", b"x" * 65537)
+    assert ei.value.errno == errno.E2BIG
+    os.setxattr(f, "user.fits", b"x" * 65536)
+    assert len(os.getxattr(f, "user.fits")) == 65536
+    # at most 128 stored attributes per file
+    for i in range(127):
+        os.setxattr(f, "user.n%03d" % i, b"v")
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.one-too-many", b"v")
+    assert ei.value.errno == errno.E2BIG
+    os.setxattr(f, "user.n000", b"replacing is fine")
+    assert os.getxattr(f, "user.n000") == b"replacing is fine"

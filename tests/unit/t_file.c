@@ -930,6 +930,89 @@ static void test_delete_purge_restore(void)
 	fx_close(&f);
 }
 
+/* The suffixed flag of a file (0/1), or -1. */
+static int suffixed(struct fx *f, const char *id)
+{
+	struct sfs_file g;
+	int v;
+
+	if (sfs_file_get(f->s, &f->a, id, &g, NULL))
+		return -1;
+	v = g.suffixed;
+	sfs_file_release(&g);
+	return v;
+}
+
+static void test_suffix_on_arrival(void)
+{
+	char a[SFS_ID_SIZE], b[SFS_ID_SIZE], c[SFS_ID_SIZE], m[SFS_ID_SIZE];
+	char o[SFS_ID_SIZE];
+	struct sfs_file_spec sp = {.name = "Report", .path = "/d/",
+				   .no_suffix = 1};
+	struct sfs_file_update u = {0};
+	struct sfs_file g;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "Report", "/d/", "1", a, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "Report", "/d/", "2", b, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "report", "/d/", "3", c, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "Report", "/e/", "4", o, NULL), SFS_OK);
+	/* the second arrival under one name, in one directory, exactly */
+	CHECK(suffixed(&f, a) == 0);
+	CHECK(suffixed(&f, b) == 1);
+	CHECK(suffixed(&f, c) == 0);
+	CHECK(suffixed(&f, o) == 0);
+	/* the first one going away changes nothing */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, a, 0, NULL), SFS_OK);
+	CHECK(suffixed(&f, b) == 1);
+	/* restored onto a taken name: it arrives second now */
+	REQUIRE_ST(sfs_file_restore(f.s, &f.a, a, NULL, NULL), SFS_OK);
+	CHECK(suffixed(&f, a) == 1);
+	/* a rename decides anew; a no-op rename does not */
+	u.set = SFS_UPD_NAME;
+	u.name = "Report";
+	CHECK_ST(sfs_file_update(f.s, &f.a, b, &u, NULL, NULL), SFS_OK);
+	CHECK(suffixed(&f, b) == 1);
+	u.name = "Unique";
+	CHECK_ST(sfs_file_update(f.s, &f.a, b, &u, NULL, NULL), SFS_OK);
+	CHECK(suffixed(&f, b) == 0);
+	u.set = SFS_UPD_PATH;
+	u.path = "/e/";
+	CHECK_ST(sfs_file_update(f.s, &f.a, a, &u, NULL, NULL), SFS_OK);
+	CHECK(suffixed(&f, a) == 1);		/* o is "Report" in /e/ */
+	/* a front end that made sure of its entry */
+	u.set = SFS_UPD_NO_SUFFIX;
+	CHECK_ST(sfs_file_update(f.s, &f.a, a, &u, NULL, NULL), SFS_OK);
+	CHECK(suffixed(&f, a) == 0);
+	sp.path = "/e/";
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &g, NULL), SFS_OK);
+	sfs_strlcpy(m, g.id, sizeof(m));
+	CHECK(g.suffixed == 0);
+	sfs_file_release(&g);
+	CHECK(suffixed(&f, m) == 0);
+	/* a front end that showed a suffix keeps it; ctime stays */
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, m, &g, NULL), SFS_OK);
+	{
+		int64_t ctime = g.ctime_ns;
+
+		sfs_file_release(&g);
+		u.set = SFS_UPD_SUFFIX;
+		CHECK_ST(sfs_file_update(f.s, &f.a, m, &u, NULL, NULL),
+			 SFS_OK);
+		REQUIRE_ST(sfs_file_get(f.s, &f.a, m, &g, NULL), SFS_OK);
+		CHECK(g.suffixed == 1 && g.ctime_ns == ctime);
+		sfs_file_release(&g);
+	}
+	/* a failed update leaves the flag alone */
+	u.set = SFS_UPD_NAME;
+	u.name = "";
+	CHECK_ST(sfs_file_update(f.s, &f.a, o, &u, NULL, NULL), SFS_INVALID);
+	CHECK(suffixed(&f, o) == 0);
+	CHECK(fsck_clean(&f));
+	fx_close(&f);
+}
+
 static void test_discard(void)
 {
 	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], buf[32];
@@ -1605,6 +1688,7 @@ int main(void)
 	RUN(test_permissions);
 	RUN(test_update);
 	RUN(test_delete_purge_restore);
+	RUN(test_suffix_on_arrival);
 	RUN(test_discard);
 	RUN(test_set_content);
 	RUN(test_stale_job_result);

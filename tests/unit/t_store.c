@@ -88,6 +88,29 @@ static void test_init_modes(void)
 	th_rmrf(dir);
 }
 
+/* A v1 store is migrated forward on open, its rows kept. */
+static void test_migrate_v1(void)
+{
+	char *dir = th_tmpdir();
+	struct sfs_store *s = NULL;
+	struct db *d = NULL;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
+	CHECK_ST(db_exec(d, "ALTER TABLE file DROP COLUMN entry_suffix;"
+			    " PRAGMA user_version = 1", NULL), SFS_OK);
+	db_put(d);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(sql_int(s, "SELECT count(*) FROM pragma_table_info('file')"
+			 " WHERE name = 'entry_suffix'") == 1);
+	sfs_store_close(s);
+	th_rmrf(dir);
+}
+
 static void test_bad_database(void)
 {
 	char *dir = th_tmpdir(), path[4096];
@@ -398,6 +421,7 @@ int main(void)
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_init_open);
 	RUN(test_init_modes);
+	RUN(test_migrate_v1);
 	RUN(test_bad_database);
 	RUN(test_config);
 	RUN(test_config_applies);

@@ -1,0 +1,137 @@
+"""Unmounting while a file is open for writing: fusermount3 -u refuses
+(EBUSY) and the writer finishes normally; a lazy unmount lets it finish
+and commit; SIGTERM ends the mount at once and the open file's content
+is left as it was. Whatever happens, a file is never half-written, and
+the mount process exits 0."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fsutil import Mount, store, xget  # noqa: F401
+
+P = "user.speechfs."
+OLD = b"old content\n" * 1000
+
+
+def content_after_remount(store_dir, user, name):
+    m = Mount(store_dir, user)
+    try:
+        p = m.path(name)
+        data = p.read_bytes()
+        assert xget(p, P + "sha256") == hashlib.sha256(data).hexdigest()
+        return data
+    finally:
+        m.stop()
+
+
+def test_fusermount_while_writing_refused_then_committed(store):
+    d, _, users = store
+    m = Mount(d, users[0])
+    try:
+        p = m.path("f.bin")
+        p.write_bytes(OLD)
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"new, first half\n")
+        u = subprocess.run(["fusermount3", "-u", str(m.dir)],
+                           capture_output=True, text=True)
+        assert u.returncode != 0 and "busy" in u.stderr
+        assert os.path.ismount(m.dir)
+        os.write(fd, b"new, second half\n")
+        os.close(fd)
+        assert p.read_bytes() == b"new, first half\nnew, second half\n"
+    finally:
+        assert m.stop() == 0
+    assert content_after_remount(d, users[0], "f.bin") == \
+        b"new, first half\nnew, second half\n"
+
+
+def test_lazy_unmount_while_writing_commits_whole(store):
+    d, _, users = store
+    m = Mount(d, users[0])
+    p = m.path("f.bin")
+    p.write_bytes(OLD)
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"A" * 100000)
+        subprocess.run(["fusermount3", "-uz", str(m.dir)], check=True)
+        assert not os.path.ismount(m.dir)
+        # the open file still works; the mount process serves it
+        assert m.proc.poll() is None
+        os.write(fd, b"B" * 100000)
+    finally:
+        os.close(fd)
+    rc = m.proc.wait(timeout=30)
+    assert rc == 0, m.output()
+    m.stop()
+    assert content_after_remount(d, users[0], "f.bin") == \
+        b"A" * 100000 + b"B" * 100000
+
+
+@pytest.mark.parametrize("new_file", [False, True])
+def test_sigterm_while_writing_leaves_it_as_it_was(store, new_file):
+    d, _, users = store
+    m = Mount(d, users[0])
+    p = m.path("f.bin")
+    if new_file:
+        fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    else:
+        p.write_bytes(OLD)
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"half" * 10000)
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=30) == 0
+        assert not os.path.ismount(m.dir)
+        with pytest.raises(OSError):
+            os.write(fd, b"more")
+    finally:
+        with pytest.raises(OSError):
+            os.close(fd)
+    m.stop()
+    # a new file stays as creat() made it: empty
+    assert content_after_remount(d, users[0], "f.bin") == \
+        (b"" if new_file else OLD)
+    assert os.listdir(d / "staging") == []
+
+
+WRITER = r'''
+import os, sys
+path = sys.argv[1]
+i = 0
+while True:
+    i += 1
+    try:
+        with open(path, "wb") as f:
+            for _ in range(16):
+                f.write(bytes([65 + i % 26]) * 65536)
+    except OSError:
+        break
+'''
+
+
+def test_sigterm_during_commits_never_half_written(store):
+    """SIGTERM at some moment while a writer commits version after
+    version: the file is one whole version afterwards."""
+    d, _, users = store
+    versions = {OLD} | {bytes([65 + i % 26]) * (16 * 65536)
+                        for i in range(26)}
+    for delay in (0.3, 0.55, 0.8):
+        m = Mount(d, users[0])
+        m.path("f.bin").write_bytes(OLD)
+        w = subprocess.Popen([sys.executable, "-c", WRITER,
+                              str(m.path("f.bin"))],
+                             stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        m.proc.send_signal(signal.SIGTERM)
+        try:
+            assert m.proc.wait(timeout=30) == 0
+            assert w.wait(timeout=30) == 0
+        finally:
+            w.kill()
+            m.stop()
+        assert content_after_remount(d, users[0], "f.bin") in versions
