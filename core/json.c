@@ -1,7 +1,9 @@
 /*
  * The JSON of the API's objects (files, listening audio, shares, lists)
  * and ISO 8601 timestamps, in one place so the REST daemon and the mount's
- * JSON xattr agree field for field with the API document.
+ * JSON xattr agree field for field with the API document. Each object's
+ * fields are written once, through an encoder that either builds jansson
+ * objects or appends the same compact text straight to a buffer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,28 +16,18 @@
 #include "util_i.h"
 
 /*
- * A JSON builder that remembers the first failure, so long runs of fields
- * need one check at the end instead of one per field.
+ * An encoder of one JSON object: with `obj` it fills a jansson object,
+ * with `out` it appends compact JSON text, byte for byte what
+ * json_dumps(obj, JSON_COMPACT) would give (insertion order, the same
+ * escapes). The first failure sticks, so long runs of fields need one
+ * check at the end.
  */
-struct jb {
+struct enc {
 	json_t *obj;
+	struct sfs_buf *out;
+	int n; /* text: fields written so far */
 	int bad;
 };
-
-static void put(struct jb *b, const char *key, json_t *v)
-{
-	if (!v || json_object_set_new(b->obj, key, v))
-		b->bad = 1;
-}
-
-static json_t *finish(struct jb *b)
-{
-	if (b->bad) {
-		json_decref(b->obj);
-		return NULL;
-	}
-	return b->obj;
-}
 
 /* Bytes in the UTF-8 sequence a lead byte starts; 0 for no lead byte. */
 static size_t seq_len(unsigned char c)
@@ -95,26 +87,75 @@ static json_t *jname(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era, yy;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	yy = (int64_t)yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yy + (*m <= 2);
+}
+
+static char *put_digits(char *p, unsigned v, int n)
+{
+	int i;
+
+	for (i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + n;
+}
+
+/*
+ * By arithmetic rather than gmtime_r + snprintf: a list formats five
+ * timestamps per file, and glibc's gmtime_r takes a process-wide lock.
+ */
 static void format_ms(int64_t ms, char out[32])
 {
-	int64_t secs = ms / 1000, frac = ms % 1000;
-	time_t t;
-	struct tm tm;
-	char tmp[96];
+	int64_t secs = ms / 1000, frac = ms % 1000, days, sod, y;
+	unsigned mo, d;
+	char *p = out;
 
 	if (frac < 0) {
 		frac += 1000;
 		secs--;
 	}
-	t = (time_t)secs;
-	if (!gmtime_r(&t, &tm)) {
-		out[0] = '\0';
+	days = secs / 86400;
+	sod = secs % 86400;
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	civil_from_days(days, &y, &mo, &d);
+	if (y < 0 || y > 9999) {
+		snprintf(out, 32, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
+			 (long long)y, mo, d, (int)(sod / 3600),
+			 (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
 		return;
 	}
-	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)frac);
-	sfs_strlcpy(out, tmp, 32);
+	p = put_digits(p, (unsigned)y, 4);
+	*p++ = '-';
+	p = put_digits(p, mo, 2);
+	*p++ = '-';
+	p = put_digits(p, d, 2);
+	*p++ = 'T';
+	p = put_digits(p, (unsigned)(sod / 3600), 2);
+	*p++ = ':';
+	p = put_digits(p, (unsigned)(sod / 60 % 60), 2);
+	*p++ = ':';
+	p = put_digits(p, (unsigned)(sod % 60), 2);
+	*p++ = '.';
+	p = put_digits(p, (unsigned)frac, 3);
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 void sfs_iso8601(int64_t ms, char out[32])
@@ -124,26 +165,6 @@ void sfs_iso8601(int64_t ms, char out[32])
 		return;
 	}
 	format_ms(ms, out);
-}
-
-/* A timestamp, null when 0. */
-static json_t *jtime(int64_t ms)
-{
-	char buf[32];
-
-	if (!ms)
-		return json_null();
-	format_ms(ms, buf);
-	return json_string(buf);
-}
-
-/* A timestamp the API never shows as null. */
-static json_t *jtime_nn(int64_t ms)
-{
-	char buf[32];
-
-	format_ms(ms, buf);
-	return json_string(buf);
 }
 
 static int digits(const char *s, int n, int *out)
@@ -161,8 +182,7 @@ static int digits(const char *s, int n, int *out)
 
 static int days_in_month(int y, int m)
 {
-	static const int d[] = { 31, 28, 31, 30, 31, 30,
-				 31, 31, 30, 31, 30, 31 };
+	static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : d[m - 1];
@@ -238,263 +258,699 @@ static int tag_cmp(const void *a, const void *b)
 	return r ? r : strcmp(x, y);
 }
 
-static json_t *jtags(char *const *tags, size_t n)
+/* ---- the encoder ------------------------------------------------------- */
+
+/*
+ * Text: room for n more bytes at the end of the buffer (NULL once
+ * anything failed); out_commit then records what was written. One check
+ * per field rather than one per character.
+ */
+static char *out_reserve(struct enc *w, size_t n)
 {
-	json_t *arr = json_array();
+	if (w->bad || sfs_buf_grow(w->out, n)) {
+		w->bad = 1;
+		return NULL;
+	}
+	return w->out->buf + w->out->len;
+}
+
+static void out_commit(struct enc *w, char *end)
+{
+	w->out->len = (size_t)(end - w->out->buf);
+	*end = '\0';
+}
+
+static void out_add(struct enc *w, const char *s, size_t n)
+{
+	char *p = out_reserve(w, n);
+
+	if (p) {
+		memcpy(p, s, n);
+		out_commit(w, p + n);
+	}
+}
+
+static void out_ch(struct enc *w, char c)
+{
+	out_add(w, &c, 1);
+}
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+	return sfs_buf_add(data, buf, size) ? -1 : 0;
+}
+
+/* Text: a jansson value as jansson dumps it (taken: decref'd). */
+static void out_json(struct enc *w, json_t *v)
+{
+	if (!v)
+		w->bad = 1;
+	else if (!w->bad && json_dump_callback(v, dump_cb, w->out,
+					       JSON_COMPACT | JSON_ENCODE_ANY))
+		w->bad = 1;
+	json_decref(v);
+}
+
+/*
+ * Text: a string as JSON. ASCII is escaped here as jansson does it
+ * (\" \\ \b \f \n \r \t, other controls \u00XX, nothing else); anything
+ * else goes through jansson, so UTF-8 checks and U+FFFD replacement stay
+ * those of jstr().
+ */
+static void out_str(struct enc *w, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	char *o;
+	size_t n = 0;
+
+	for (p = (const unsigned char *)s; *p; p++, n++)
+		if (*p >= 0x80) {
+			out_json(w, jstr(s));
+			return;
+		}
+	if (w->bad || sfs_buf_grow(w->out, n * 6 + 2)) {
+		w->bad = 1;
+		return;
+	}
+	o = w->out->buf + w->out->len;
+	*o++ = '"';
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p != '"' && *p != '\\') {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '\\';
+		switch (*p) {
+		case '"':
+		case '\\':
+			*o++ = (char)*p;
+			break;
+		case '\b':
+			*o++ = 'b';
+			break;
+		case '\f':
+			*o++ = 'f';
+			break;
+		case '\n':
+			*o++ = 'n';
+			break;
+		case '\r':
+			*o++ = 'r';
+			break;
+		case '\t':
+			*o++ = 't';
+			break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	w->out->len = (size_t)(o - w->out->buf);
+}
+
+/*
+ * Text: the key of the next field and `n` bytes of its value, s (which
+ * must need no escaping). Keys are the API's names: plain ASCII.
+ */
+static void out_field(struct enc *w, const char *key, const char *v, size_t n)
+{
+	size_t k = strlen(key);
+	char *p = out_reserve(w, k + n + 4);
+
+	if (!p)
+		return;
+	if (w->n++)
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, k);
+	p += k;
+	*p++ = '"';
+	*p++ = ':';
+	memcpy(p, v, n);
+	out_commit(w, p + n);
+}
+
+/* Text: the key of the next field (its value follows). */
+static void out_key(struct enc *w, const char *key)
+{
+	out_field(w, key, "", 0);
+}
+
+/* Does s need no escaping nor UTF-8 checks (printable ASCII, no " \\)? */
+static int plain(const char *s, size_t *len)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+			return 0;
+	*len = (size_t)(p - (const unsigned char *)s);
+	return 1;
+}
+
+/* Text: a field whose string value is plain(): one copy. */
+static void out_plain(struct enc *w, const char *key, const char *s, size_t n)
+{
+	size_t k = strlen(key);
+	char *p = out_reserve(w, k + n + 6);
+
+	if (!p)
+		return;
+	if (w->n++)
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, k);
+	p += k;
+	memcpy(p, "\":\"", 3);
+	p += 3;
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '"';
+	out_commit(w, p);
+}
+
+/* Any field as a jansson value (taken); the slow path of text. */
+static void e_json(struct enc *w, const char *key, json_t *v)
+{
+	if (w->out) {
+		out_key(w, key);
+		out_json(w, v);
+		return;
+	}
+	if (!v || json_object_set_new(w->obj, key, v))
+		w->bad = 1;
+}
+
+/* A literal: null, true, false. */
+static void e_lit(struct enc *w, const char *key, const char *lit)
+{
+	if (!w->out) {
+		e_json(w, key,
+		       lit[0] == 'n' ? json_null()
+				     : json_boolean(lit[0] == 't'));
+		return;
+	}
+	out_field(w, key, lit, strlen(lit));
+}
+
+static void e_null(struct enc *w, const char *key)
+{
+	e_lit(w, key, "null");
+}
+
+static void e_bool(struct enc *w, const char *key, int b)
+{
+	e_lit(w, key, b ? "true" : "false");
+}
+
+static void e_int(struct enc *w, const char *key, int64_t v)
+{
+	char num[32];
+	int n;
+
+	if (!w->out) {
+		e_json(w, key, json_integer((json_int_t)v));
+		return;
+	}
+	n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, (json_int_t)v);
+	out_field(w, key, num, (size_t)n);
+}
+
+/* An integer, null when negative. */
+static void e_size(struct enc *w, const char *key, int64_t v)
+{
+	if (v < 0)
+		e_null(w, key);
+	else
+		e_int(w, key, v);
+}
+
+/* A user's string (U+FFFD for bad UTF-8), null when NULL. */
+static void e_str(struct enc *w, const char *key, const char *s)
+{
+	size_t n;
+
+	if (!s) {
+		e_null(w, key);
+	} else if (w->out && plain(s, &n)) {
+		out_plain(w, key, s, n);
+	} else if (w->out) {
+		out_key(w, key);
+		out_str(w, s);
+	} else {
+		e_json(w, key, jstr(s));
+	}
+}
+
+/* A name from a table, null when the value has none. */
+static void e_name(struct enc *w, const char *key, const char *s)
+{
+	if (!s)
+		e_null(w, key);
+	else if (w->out)
+		e_str(w, key, s);
+	else
+		e_json(w, key, jname(s));
+}
+
+/* A timestamp the API never shows as null. */
+static void e_time_nn(struct enc *w, const char *key, int64_t ms)
+{
+	char buf[32];
+
+	format_ms(ms, buf);
+	e_name(w, key, buf);
+}
+
+/* A timestamp, null when 0. */
+static void e_time(struct enc *w, const char *key, int64_t ms)
+{
+	if (!ms)
+		e_null(w, key);
+	else
+		e_time_nn(w, key, ms);
+}
+
+/* Start a nested object under key; e_end puts it in place. */
+static void e_begin(struct enc *w, const char *key, struct enc *child)
+{
+	memset(child, 0, sizeof(*child));
+	if (w->out) {
+		out_key(w, key);
+		out_ch(w, '{');
+		child->out = w->out;
+		child->bad = w->bad;
+		return;
+	}
+	child->obj = json_object();
+	child->bad = !child->obj;
+}
+
+static void e_end(struct enc *w, const char *key, struct enc *child)
+{
+	if (w->out) {
+		w->bad |= child->bad;
+		out_ch(w, '}');
+		return;
+	}
+	if (child->bad) {
+		json_decref(child->obj);
+		w->bad = 1;
+		return;
+	}
+	e_json(w, key, child->obj);
+}
+
+/* A top-level encoder: a new jansson object, or text into out. */
+static void enc_init(struct enc *w, struct sfs_buf *out)
+{
+	memset(w, 0, sizeof(*w));
+	w->out = out;
+	if (out)
+		out_ch(w, '{');
+	else
+		w->bad = !(w->obj = json_object());
+}
+
+static json_t *enc_obj(struct enc *w)
+{
+	if (w->bad) {
+		json_decref(w->obj);
+		return NULL;
+	}
+	return w->obj;
+}
+
+static enum sfs_status enc_text(struct enc *w)
+{
+	out_ch(w, '}');
+	return w->bad ? SFS_NOMEM : SFS_OK;
+}
+
+/* Tags, sorted case-insensitively (then bytewise). */
+static void e_tags(struct enc *w, const char *key, char *const *tags, size_t n)
+{
+	json_t *arr = NULL;
 	const char **v = NULL;
 	size_t i;
 
-	if (!arr)
-		return NULL;
-	if (!n)
-		return arr;
-	v = malloc(n * sizeof(*v));
-	if (!v)
-		goto fail;
-	for (i = 0; i < n; i++)
-		v[i] = tags[i];
-	qsort(v, n, sizeof(*v), tag_cmp);
-	for (i = 0; i < n; i++)
-		if (json_array_append_new(arr, jstr(v[i])))
-			goto fail;
+	if (n) {
+		v = malloc(n * sizeof(*v));
+		if (!v) {
+			w->bad = 1;
+			return;
+		}
+		for (i = 0; i < n; i++)
+			v[i] = tags[i];
+		qsort(v, n, sizeof(*v), tag_cmp);
+	}
+	if (w->out) {
+		out_key(w, key);
+		out_ch(w, '[');
+		for (i = 0; i < n; i++) {
+			if (i)
+				out_ch(w, ',');
+			out_str(w, v[i]);
+		}
+		out_ch(w, ']');
+		free(v);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, jstr(v[i]))) {
+			json_decref(arr);
+			arr = NULL;
+		}
 	free(v);
-	return arr;
-fail:
-	free(v);
-	json_decref(arr);
-	return NULL;
+	e_json(w, key, arr);
 }
 
-static json_t *jmetadata(const char *text)
+/* Stored metadata text, re-encoded; null unless it is a JSON object. */
+static void e_metadata(struct enc *w, const char *key, const char *text)
 {
 	json_t *v;
 
-	if (!text)
-		return json_null();
+	if (!text) {
+		e_null(w, key);
+		return;
+	}
 	v = json_loads(text, JSON_DECODE_ANY, NULL);
 	if (!v || !json_is_object(v)) {
 		json_decref(v);
-		return json_null();
+		e_null(w, key);
+		return;
 	}
-	return v;
-}
-
-json_t *sfs_json_listening(const struct sfs_listening *la)
-{
-	struct jb b = { NULL, 0 };
-
-	if (!la || la->status == SFS_JS_NONE)
-		return json_null();
-	b.obj = json_object();
-	if (!b.obj)
-		return NULL;
-	put(&b, "status", jname(sfs_jstate_name(la->status)));
-	put(&b, "size", la->size < 0 ? json_null() : json_integer(la->size));
-	put(&b, "createdAt", jtime(la->created_at));
-	put(&b, "deleted", json_boolean(la->deleted));
-	put(&b, "isPurged", json_boolean(la->purged));
-	put(&b, "deletedAt", jtime(la->deleted_at));
-	put(&b, "purgedAt", jtime(la->purged_at));
-	put(&b, "purgeAt", jtime(la->purge_at));
-	put(&b, "error", jstr(la->error));
-	return finish(&b);
-}
-
-static void file_fields(struct jb *b, const struct sfs_file *f)
-{
-	put(b, "id", jstr(f->id));
-	put(b, "name", jstr(f->name ? f->name : ""));
-	put(b, "filename", jstr(f->filename));
-	put(b, "description", jstr(f->description));
-	put(b, "path", jstr(f->path ? f->path : "/"));
-	put(b, "size", f->size < 0 ? json_null() : json_integer(f->size));
-	put(b, "durationSeconds",
-	    f->duration >= 0 && isfinite(f->duration) ?
-		    json_real(f->duration) : json_null());
-	put(b, "sha256", f->sha256[0] ? jstr(f->sha256) : json_null());
-	put(b, "mimeType", jstr(f->mime));
-	put(b, "ingestionStatus", jname(sfs_jstate_name(f->ingestion)));
-	put(b, "ingestionError", jstr(f->ingest_error));
-	put(b, "listeningAudio", sfs_json_listening(&f->la));
-	put(b, "isDeleted", json_boolean(f->deleted));
-	put(b, "isPurged", json_boolean(f->purged));
-	put(b, "isContentDiscarded", json_boolean(f->discarded));
-	put(b, "creationDate", jtime_nn(f->created_at));
-	put(b, "deletedAt", jtime(f->deleted_at));
-	put(b, "purgedAt", jtime(f->purged_at));
-	put(b, "purgeAt", jtime(f->purge_at));
-	put(b, "contentDiscardedAt", jtime(f->discarded_at));
-	put(b, "metadata", jmetadata(f->metadata));
-	put(b, "tags", jtags(f->tags, f->ntags));
-	put(b, "publishMode", jname(sfs_publish_name(f->publish)));
-	put(b, "publishedAt", jtime(f->published_at));
-}
-
-json_t *sfs_json_file(const struct sfs_file *f)
-{
-	struct jb b = { json_object(), 0 };
-
-	if (!b.obj)
-		return NULL;
-	file_fields(&b, f);
-	return finish(&b);
-}
-
-json_t *sfs_json_shared_file(const struct sfs_file *f)
-{
-	struct jb b = { json_object(), 0 };
-	int direct = f->access == SFS_ACCESS_DIRECT_SHARE;
-
-	if (!b.obj)
-		return NULL;
-	file_fields(&b, f);
-	put(&b, "accessType", jname(sfs_access_name(f->access)));
-	put(&b, "permission",
-	    direct ? jname(sfs_perm_name(f->perm)) : json_null());
-	put(&b, "sharedBy",
-	    direct && f->shared_by[0] ? jstr(f->shared_by) : json_null());
-	put(&b, "sharedAt", direct ? jtime(f->shared_at) : json_null());
-	return finish(&b);
-}
-
-json_t *sfs_json_share(const struct sfs_share *sh)
-{
-	struct jb b = { json_object(), 0 };
-
-	if (!b.obj)
-		return NULL;
-	put(&b, "id", jstr(sh->id));
-	put(&b, "fileId", jstr(sh->file_id));
-	put(&b, "userId", jstr(sh->user_id));
-	put(&b, "permission", jname(sfs_perm_name(sh->perm)));
-	put(&b, "createdBy", jstr(sh->created_by));
-	put(&b, "createdAt", jtime_nn(sh->created_at));
-	return finish(&b);
+	e_json(w, key, v);
 }
 
 /* The names of the states set in a bit mask of 1 << enum sfs_jstate. */
-static json_t *jstates(unsigned mask)
+static void e_states(struct enc *w, const char *key, unsigned mask)
 {
 	json_t *arr = json_array();
 	int st;
 
-	if (!arr)
-		return NULL;
-	for (st = SFS_JS_PENDING; st <= SFS_JS_FAILED; st++) {
+	for (st = SFS_JS_PENDING; arr && st <= SFS_JS_FAILED; st++) {
 		if (!(mask & (1u << st)))
 			continue;
 		if (json_array_append_new(arr, json_string(sfs_jstate_name(
 						       (enum sfs_jstate)st)))) {
 			json_decref(arr);
-			return NULL;
+			arr = NULL;
 		}
 	}
-	return arr;
+	e_json(w, key, arr);
 }
 
-static json_t *jfilters(const struct sfs_query *q, int shared)
-{
-	struct jb b = { json_object(), 0 };
+/* ---- the objects --------------------------------------------------------- */
 
-	if (!b.obj)
-		return NULL;
+static void listening_fields(struct enc *w, const struct sfs_listening *la)
+{
+	e_name(w, "status", sfs_jstate_name(la->status));
+	e_size(w, "size", la->size);
+	e_time(w, "createdAt", la->created_at);
+	e_bool(w, "deleted", la->deleted);
+	e_bool(w, "isPurged", la->purged);
+	e_time(w, "deletedAt", la->deleted_at);
+	e_time(w, "purgedAt", la->purged_at);
+	e_time(w, "purgeAt", la->purge_at);
+	e_str(w, "error", la->error);
+}
+
+json_t *sfs_json_listening(const struct sfs_listening *la)
+{
+	struct enc w;
+
+	if (!la || la->status == SFS_JS_NONE)
+		return json_null();
+	enc_init(&w, NULL);
+	listening_fields(&w, la);
+	return enc_obj(&w);
+}
+
+static void file_fields(struct enc *w, const struct sfs_file *f)
+{
+	struct enc la;
+
+	e_str(w, "id", f->id);
+	e_str(w, "name", f->name ? f->name : "");
+	e_str(w, "filename", f->filename);
+	e_str(w, "description", f->description);
+	e_str(w, "path", f->path ? f->path : "/");
+	e_size(w, "size", f->size);
+	if (f->duration >= 0 && isfinite(f->duration))
+		e_json(w, "durationSeconds", json_real(f->duration));
+	else
+		e_null(w, "durationSeconds");
+	e_str(w, "sha256", f->sha256[0] ? f->sha256 : NULL);
+	e_str(w, "mimeType", f->mime);
+	e_name(w, "ingestionStatus", sfs_jstate_name(f->ingestion));
+	e_str(w, "ingestionError", f->ingest_error);
+	if (f->la.status == SFS_JS_NONE) {
+		e_null(w, "listeningAudio");
+	} else {
+		e_begin(w, "listeningAudio", &la);
+		listening_fields(&la, &f->la);
+		e_end(w, "listeningAudio", &la);
+	}
+	e_bool(w, "isDeleted", f->deleted);
+	e_bool(w, "isPurged", f->purged);
+	e_bool(w, "isContentDiscarded", f->discarded);
+	e_time_nn(w, "creationDate", f->created_at);
+	e_time(w, "deletedAt", f->deleted_at);
+	e_time(w, "purgedAt", f->purged_at);
+	e_time(w, "purgeAt", f->purge_at);
+	e_time(w, "contentDiscardedAt", f->discarded_at);
+	e_metadata(w, "metadata", f->metadata);
+	e_tags(w, "tags", f->tags, f->ntags);
+	e_name(w, "publishMode", sfs_publish_name(f->publish));
+	e_time(w, "publishedAt", f->published_at);
+}
+
+static void shared_file_fields(struct enc *w, const struct sfs_file *f)
+{
+	int direct = f->access == SFS_ACCESS_DIRECT_SHARE;
+
+	file_fields(w, f);
+	e_name(w, "accessType", sfs_access_name(f->access));
+	e_name(w, "permission", direct ? sfs_perm_name(f->perm) : NULL);
+	e_str(w, "sharedBy", direct && f->shared_by[0] ? f->shared_by : NULL);
+	if (direct)
+		e_time(w, "sharedAt", f->shared_at);
+	else
+		e_null(w, "sharedAt");
+}
+
+json_t *sfs_json_file(const struct sfs_file *f)
+{
+	struct enc w;
+
+	enc_init(&w, NULL);
+	file_fields(&w, f);
+	return enc_obj(&w);
+}
+
+json_t *sfs_json_shared_file(const struct sfs_file *f)
+{
+	struct enc w;
+
+	enc_init(&w, NULL);
+	shared_file_fields(&w, f);
+	return enc_obj(&w);
+}
+
+enum sfs_status sfs_json_file_text(const struct sfs_file *f,
+				   struct sfs_buf *out)
+{
+	struct enc w;
+
+	enc_init(&w, out);
+	file_fields(&w, f);
+	return enc_text(&w);
+}
+
+json_t *sfs_json_share(const struct sfs_share *sh)
+{
+	struct enc w;
+
+	enc_init(&w, NULL);
+	e_str(&w, "id", sh->id);
+	e_str(&w, "fileId", sh->file_id);
+	e_str(&w, "userId", sh->user_id);
+	e_name(&w, "permission", sfs_perm_name(sh->perm));
+	e_str(&w, "createdBy", sh->created_by);
+	e_time_nn(&w, "createdAt", sh->created_at);
+	return enc_obj(&w);
+}
+
+static void filter_fields(struct enc *w, const struct sfs_query *q, int shared)
+{
 	if (!q)
-		return b.obj;
+		return;
 	if (shared) {
 		if (q->access >= 0)
-			put(&b, "accessType",
-			    jname(sfs_access_name((enum sfs_access)q->access)));
+			e_name(w, "accessType",
+			       sfs_access_name((enum sfs_access)q->access));
 		if (q->name)
-			put(&b, "name", jstr(q->name));
+			e_str(w, "name", q->name);
 		if (q->filename)
-			put(&b, "filename", jstr(q->filename));
-		return finish(&b);
+			e_str(w, "filename", q->filename);
+		return;
 	}
-	put(&b, "path", jstr(q->path ? q->path : "/"));
-	put(&b, "recursive", json_boolean(q->recursive));
+	e_str(w, "path", q->path ? q->path : "/");
+	e_bool(w, "recursive", q->recursive);
 	if (q->deleted >= 0)
-		put(&b, "isDeleted", json_boolean(q->deleted));
+		e_bool(w, "isDeleted", q->deleted);
 	if (q->discarded >= 0)
-		put(&b, "isContentDiscarded", json_boolean(q->discarded));
+		e_bool(w, "isContentDiscarded", q->discarded);
 	if (q->ingestion)
-		put(&b, "ingestionStatus", jstates(q->ingestion));
+		e_states(w, "ingestionStatus", q->ingestion);
 	if (q->name)
-		put(&b, "name", jstr(q->name));
+		e_str(w, "name", q->name);
 	if (q->filename)
-		put(&b, "filename", jstr(q->filename));
+		e_str(w, "filename", q->filename);
 	if (q->sha256[0])
-		put(&b, "sha256", jstr(q->sha256));
+		e_str(w, "sha256", q->sha256);
 	if (q->created_after != INT64_MIN)
-		put(&b, "createdAfter", jtime_nn(q->created_after));
+		e_time_nn(w, "createdAfter", q->created_after);
 	if (q->created_before != INT64_MAX)
-		put(&b, "createdBefore", jtime_nn(q->created_before));
+		e_time_nn(w, "createdBefore", q->created_before);
 	if (q->la_status)
-		put(&b, "listeningAudio.status", jstates(q->la_status));
+		e_states(w, "listeningAudio.status", q->la_status);
 	if (q->la_deleted >= 0)
-		put(&b, "listeningAudio.deleted", json_boolean(q->la_deleted));
+		e_bool(w, "listeningAudio.deleted", q->la_deleted);
 	if (q->la_discarded >= 0)
-		put(&b, "listeningAudio.contentDiscarded",
-		    json_boolean(q->la_discarded));
+		e_bool(w, "listeningAudio.contentDiscarded", q->la_discarded);
 	if (q->ntags) {
-		put(&b, "tags", jtags(q->tags, q->ntags));
-		put(&b, "tagsMatch", json_string(q->tags_any ? "any" : "all"));
+		e_tags(w, "tags", q->tags, q->ntags);
+		e_name(w, "tagsMatch", q->tags_any ? "any" : "all");
 	}
 	if (q->publish >= 0)
-		put(&b, "publishMode",
-		    jname(sfs_publish_name((enum sfs_publish)q->publish)));
-	return finish(&b);
+		e_name(w, "publishMode",
+		       sfs_publish_name((enum sfs_publish)q->publish));
 }
 
-static json_t *jsort(const struct sfs_query *q)
+static void sort_fields(struct enc *w, const struct sfs_query *q)
 {
 	static const char *const fields[] = {
 		[SFS_SORT_CREATED] = "creationDate",
 		[SFS_SORT_NAME] = "name",
 		[SFS_SORT_SIZE] = "size",
 	};
-	struct jb b = { json_object(), 0 };
 	const char *field = "creationDate";
 	int desc = 1;
 
-	if (!b.obj)
-		return NULL;
 	if (q) {
 		if ((unsigned)q->sort < ARRAY_SIZE(fields))
 			field = fields[q->sort];
 		desc = q->desc;
 	}
-	put(&b, "field", json_string(field));
-	put(&b, "direction", json_string(desc ? "desc" : "asc"));
-	return finish(&b);
+	e_name(w, "field", field);
+	e_name(w, "direction", desc ? "desc" : "asc");
+}
+
+/* Text: the "files" array. */
+static void out_files(struct enc *w, const struct sfs_file_list *l, int shared)
+{
+	struct enc f;
+	size_t i;
+
+	out_key(w, "files");
+	out_ch(w, '[');
+	for (i = 0; i < l->n; i++) {
+		if (i)
+			out_ch(w, ',');
+		memset(&f, 0, sizeof(f));
+		f.out = w->out;
+		f.bad = w->bad;
+		out_ch(&f, '{');
+		if (shared)
+			shared_file_fields(&f, &l->files[i]);
+		else
+			file_fields(&f, &l->files[i]);
+		out_ch(&f, '}');
+		w->bad |= f.bad;
+	}
+	out_ch(w, ']');
+}
+
+/* jansson: the "files" array. */
+static void obj_files(struct enc *w, const struct sfs_file_list *l, int shared)
+{
+	json_t *files = json_array();
+	size_t i;
+
+	for (i = 0; files && i < l->n; i++)
+		if (json_array_append_new(
+			    files, shared ? sfs_json_shared_file(&l->files[i])
+					  : sfs_json_file(&l->files[i])))
+			w->bad = 1;
+	e_json(w, "files", files);
+}
+
+static void list_fields(struct enc *w, const struct sfs_file_list *l,
+			const struct sfs_query *q, int shared)
+{
+	struct enc sub;
+	json_t *dirs;
+	size_t i;
+
+	if (w->out)
+		out_files(w, l, shared);
+	else
+		obj_files(w, l, shared);
+	if (!shared && l->has_dirs && !(q && q->recursive)) {
+		if (w->out) {
+			out_key(w, "directories");
+			out_ch(w, '[');
+			for (i = 0; i < l->ndirs; i++) {
+				if (i)
+					out_ch(w, ',');
+				out_str(w, l->dirs[i]);
+			}
+			out_ch(w, ']');
+		} else {
+			dirs = json_array();
+			for (i = 0; dirs && i < l->ndirs; i++)
+				if (json_array_append_new(dirs,
+							  jstr(l->dirs[i])))
+					w->bad = 1;
+			e_json(w, "directories", dirs);
+		}
+	}
+	e_int(w, "size", (int64_t)l->n);
+	e_int(w, "total", l->total);
+	e_begin(w, "filters", &sub);
+	filter_fields(&sub, q, shared);
+	e_end(w, "filters", &sub);
+	e_begin(w, "sort", &sub);
+	sort_fields(&sub, q);
+	e_end(w, "sort", &sub);
 }
 
 json_t *sfs_json_file_list(const struct sfs_file_list *l,
 			   const struct sfs_query *q, int shared)
 {
-	struct jb b = { json_object(), 0 };
-	json_t *files = NULL, *dirs = NULL;
-	size_t i;
+	struct enc w;
 
-	if (!b.obj)
-		return NULL;
-	files = json_array();
-	put(&b, "files", files);
-	for (i = 0; files && i < l->n; i++)
-		if (json_array_append_new(files,
-					  shared ? sfs_json_shared_file(
-							   &l->files[i])
-						 : sfs_json_file(&l->files[i])))
-			b.bad = 1;
-	if (!shared && l->has_dirs && !(q && q->recursive)) {
-		dirs = json_array();
-		put(&b, "directories", dirs);
-		for (i = 0; dirs && i < l->ndirs; i++)
-			if (json_array_append_new(dirs, jstr(l->dirs[i])))
-				b.bad = 1;
-	}
-	put(&b, "size", json_integer((json_int_t)l->n));
-	put(&b, "total", json_integer(l->total));
-	put(&b, "filters", jfilters(q, shared));
-	put(&b, "sort", jsort(q));
-	return finish(&b);
+	enc_init(&w, NULL);
+	list_fields(&w, l, q, shared);
+	return enc_obj(&w);
+}
+
+enum sfs_status sfs_json_file_list_text(const struct sfs_file_list *l,
+					const struct sfs_query *q, int shared,
+					struct sfs_buf *out)
+{
+	struct enc w;
+
+	enc_init(&w, out);
+	list_fields(&w, l, q, shared);
+	return enc_text(&w);
 }

@@ -650,11 +650,23 @@ static enum sfs_status check_page(const struct sfs_query *q, struct sfs_err *e)
 	return SFS_OK;
 }
 
+/* One row more than the page: whether it comes says if more pages do. */
 static void limit(struct qb *qb, const struct sfs_query *q)
 {
 	add(qb, " LIMIT ? OFFSET ?");
-	bind_int(qb, q->size);
+	bind_int(qb, q->size + 1);
 	bind_int(qb, q->page * q->size);
+}
+
+/*
+ * The total without a COUNT when the page tells it: rows came and no row
+ * beyond the page did (or the first page is short), so the total is the
+ * offset plus the rows. Otherwise 0: a COUNT is needed.
+ */
+static int total_known(const struct sfs_query *q, const struct sfs_file_list *l,
+		       int more)
+{
+	return !more && (l->n > 0 || q->page == 0);
 }
 
 /* ---- running them ------------------------------------------------------ */
@@ -682,27 +694,86 @@ static enum sfs_status status_of(struct sfs_err *e)
 }
 
 /*
+ * A page's tags come with its rows, one correlated subquery per row in the
+ * page statement, instead of one more statement per row or per page (which
+ * cost a tenth of a listing: statements, and json_each's allocations under
+ * SQLite's global memory mutex). Tag names cannot hold control characters,
+ * so char(31) separates them.
+ */
+#define TAGS_COL                                                               \
+	"(SELECT group_concat(xt.name, char(31)) FROM file_tag xft"            \
+	" JOIN tag xt ON xt.id = xft.tag_id WHERE xft.file_id = f.id)"
+
+static int tag_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	int r = strcasecmp(x, y);
+
+	return r ? r : strcmp(x, y);
+}
+
+/* Split a TAGS_COL value into f->tags, sorted as file_load_tags sorts. */
+static enum sfs_status split_tags(const char *s, struct sfs_file *f,
+				  struct sfs_err *e)
+{
+	const char *p, *end;
+	size_t n = 1, i = 0;
+	char **v;
+
+	if (!s || !*s)
+		return SFS_OK;
+	for (p = s; *p; p++)
+		n += *p == '\x1f';
+	v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	for (p = s; i < n; p = end + 1) {
+		end = strchr(p, '\x1f');
+		if (!end)
+			end = p + strlen(p);
+		v[i] = strndup(p, (size_t)(end - p));
+		if (!v[i]) {
+			sfs_strv_free(v);
+			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		}
+		i++;
+	}
+	qsort(v, n, sizeof(*v), tag_cmp);
+	f->tags = v;
+	f->ntags = n;
+	return SFS_OK;
+}
+
+/*
  * Run a page query: each row is FILE_COLS, then (shared) access kind,
- * permission, sharer uuid and share time.
+ * permission, sharer uuid and share time, then TAGS_COL.
  */
 static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
+				  size_t keep, int *more,
 				  struct sfs_file_list *l, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	struct sfs_file *f = NULL;
 	enum sfs_status ret = SFS_OK;
 	size_t cap = 0;
-	int rc;
+	int rc, tags = shared ? FILE_NCOLS + 4 : FILE_NCOLS;
 
 	st = qb_prep(qb, d, e);
 	if (!st)
 		return status_of(e);
+	*more = 0;
 	while ((rc = db_step(st, e)) == 1) {
+		if (l->n == keep) {
+			*more = 1;
+			break;
+		}
 		ret = push_file(l, &cap, &f, e);
 		if (ret)
 			break;
 		ret = file_from_row(st, f, e);
 		l->n++; /* released with the list even when partial */
+		if (!ret)
+			ret = split_tags(db_col_text(st, tags), f, e);
 		if (ret)
 			break;
 		if (!shared) {
@@ -845,8 +916,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	size_t i;
-	int drive;
+	int drive, more = 0, counted = 0;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -866,22 +936,29 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	ret = db_get(s, &d, e);
 	if (!ret)
 		ret = db_begin_read(d, e);
-	if (!ret)
+	/* driving from the tags is chosen by the count: count first */
+	if (!ret && drive) {
 		ret = fetch_count(d, &count, &out->total, e);
+		counted = 1;
+	}
 	if (!ret && drive)
 		ret = scan_cheaper(d, a, q, out->total, &drive, e);
-	add(&page, "SELECT " FILE_COLS FILE_FROM);
+	add(&page, "SELECT " FILE_COLS ", " TAGS_COL FILE_FROM);
 	files_where(&page, q, a, upper, drive);
 	order_by(&page, q);
 	limit(&page, q);
 	if (!ret)
-		ret = fetch_page(d, &page, 0, out, e);
+		ret = fetch_page(d, &page, 0, (size_t)q->size, &more, out, e);
+	if (!ret && !counted) {
+		if (total_known(q, out, more))
+			out->total = q->page * q->size + (int64_t)out->n;
+		else
+			ret = fetch_count(d, &count, &out->total, e);
+	}
 	if (!ret && !q->recursive) {
 		out->has_dirs = 1;
 		ret = load_dirs(d, a, path, out, e);
 	}
-	for (i = 0; !ret && i < out->n; i++)
-		ret = file_load_tags(d, &out->files[i], e);
 	if (d)
 		db_rollback(d); /* a read: nothing to keep */
 out:
@@ -908,7 +985,7 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 		add(qb, count ? "SELECT f.id FROM share s"
 				" JOIN file f ON f.id = s.file_id"
 			      : "SELECT " FILE_COLS ", 1, s.perm, cu.uuid,"
-				" s.created_at FROM share s"
+				" s.created_at, " TAGS_COL " FROM share s"
 				" JOIN file f ON f.id = s.file_id"
 				" JOIN user u ON u.id = f.owner_id"
 				" JOIN tenant t ON t.id = f.tenant_id"
@@ -926,7 +1003,7 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 	if (internal) {
 		add(qb, count ? "SELECT f.id FROM file f"
 			      : "SELECT " FILE_COLS
-				", 2, 1, NULL, NULL" FILE_FROM);
+				", 2, 1, NULL, NULL, " TAGS_COL FILE_FROM);
 		add(qb, uses_fts(q) ? " WHERE +f.tenant_id = ?"
 				    : " WHERE f.tenant_id = ?");
 		add(qb, " AND f.publish = 1"
@@ -948,7 +1025,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	size_t i;
+	int more = 0;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -974,11 +1051,11 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = db_begin_read(d, e);
 	if (!ret)
-		ret = fetch_page(d, &page, 1, out, e);
-	if (!ret)
+		ret = fetch_page(d, &page, 1, (size_t)q->size, &more, out, e);
+	if (!ret && total_known(q, out, more))
+		out->total = q->page * q->size + (int64_t)out->n;
+	else if (!ret)
 		ret = fetch_count(d, &count, &out->total, e);
-	for (i = 0; !ret && i < out->n; i++)
-		ret = file_load_tags(d, &out->files[i], e);
 	if (d)
 		db_rollback(d);
 out:

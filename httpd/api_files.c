@@ -55,6 +55,7 @@ static enum MHD_Result list(struct req *r, int shared)
 	struct sfs_file_list l;
 	struct sfs_err e;
 	struct qctx c = {&q, &e, 0};
+	struct sfs_buf b;
 	enum MHD_Result ret;
 
 	sfs_err_init(&e);
@@ -71,7 +72,13 @@ static enum MHD_Result list(struct req *r, int shared)
 		ret = respond_err(r, &e);
 		goto out;
 	}
-	ret = respond_json(r, 200, sfs_json_file_list(&l, &q, shared));
+	sfs_buf_init(&b, RESP_BUF_MAX);
+	if (sfs_buf_grow(&b, RESP_BUF_INITIAL) ||
+	    sfs_json_file_list_text(&l, &q, shared, &b))
+		ret = respond_status(r, 500, "internal_error", "out of memory");
+	else
+		ret = respond_buf(r, 200, &b);
+	sfs_buf_release(&b);
 	sfs_file_list_release(&l);
 out:
 	sfs_query_release(&q);
@@ -91,10 +98,17 @@ enum MHD_Result api_files_shared(struct req *r)
 static enum MHD_Result respond_file(struct req *r, unsigned status,
 				    struct sfs_file *f)
 {
-	json_t *j = sfs_json_file(f);
+	struct sfs_buf b;
+	enum MHD_Result ret;
 
+	sfs_buf_init(&b, RESP_BUF_MAX);
+	if (sfs_buf_grow(&b, 2048) || sfs_json_file_text(f, &b))
+		ret = respond_status(r, 500, "internal_error", "out of memory");
+	else
+		ret = respond_buf(r, status, &b);
+	sfs_buf_release(&b);
 	sfs_file_release(f);
-	return respond_json(r, status, j);
+	return ret;
 }
 
 static int parse_bool_text(const char *s, int *out)

@@ -77,8 +77,7 @@ struct req {
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
 	struct sfs_buf json;
-	struct MHD_PostProcessor *pp;
-	int pp_failed;
+	struct multipart *mp; /* the multipart parser (req.c) */
 	int64_t bytes_in;
 
 	/* multipart parts */
@@ -142,6 +141,11 @@ int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e);
 /* respond.c */
 unsigned httpd_http_status(enum sfs_status st);
 enum MHD_Result respond_json(struct req *r, unsigned status, json_t *j);
+/* JSON text written by a core encoder (detached from b; b is left empty). */
+enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b);
+/* The size a JSON response buffer starts with (one allocation). */
+#define RESP_BUF_INITIAL (16 * 1024)
+#define RESP_BUF_MAX (64 * 1024 * 1024)
 enum MHD_Result respond_err(struct req *r, const struct sfs_err *e);
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
 			     const char *type, const char *fmt, ...)

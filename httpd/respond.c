@@ -112,6 +112,17 @@ enum MHD_Result respond_json(struct req *r, unsigned status, json_t *j)
 	return respond_text(r, status, "application/json", s, strlen(s));
 }
 
+enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b)
+{
+	size_t len;
+	char *s = sfs_buf_detach(b, &len);
+
+	if (!s)
+		return respond_status(r, 500, "internal_error",
+				      "out of memory");
+	return respond_text(r, status, "application/json", s, len);
+}
+
 enum MHD_Result respond_empty(struct req *r, unsigned status)
 {
 	struct MHD_Response *resp;

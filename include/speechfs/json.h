@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include "buf.h"
 #include "err.h"
 #include "file.h"
 #include "query.h"
@@ -22,6 +23,17 @@ json_t *sfs_json_share(const struct sfs_share *sh);
 json_t *sfs_json_file_list(const struct sfs_file_list *l,
 			   const struct sfs_query *q, int shared);
 
+/*
+ * The same file and list as compact JSON text appended to `out`, the very
+ * bytes json_dumps(sfs_json_file(f), JSON_COMPACT) would give, without
+ * building jansson objects (the daemon's responses). SFS_NOMEM when out
+ * cannot grow (memory or its limit); out may then hold a partial text.
+ */
+enum sfs_status sfs_json_file_text(const struct sfs_file *f,
+				   struct sfs_buf *out) SFS_MUST_CHECK;
+enum sfs_status sfs_json_file_list_text(const struct sfs_file_list *l,
+					const struct sfs_query *q, int shared,
+					struct sfs_buf *out) SFS_MUST_CHECK;
 /* "2026-02-25T14:30:00.123Z" into out[32]; "" for 0. */
 void sfs_iso8601(int64_t ms, char out[32]);
 /*

@@ -5,7 +5,9 @@ import json
 import os
 import pathlib
 import socket
+import signal
 import subprocess
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SFSD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build")) / \
@@ -111,3 +113,44 @@ def test_daemon_refuses_bad_config(tmp_path):
                         "--listen", f"127.0.0.1:{free_port()}"],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode != 0 and "cannot open store" in p.stderr
+
+
+def test_store_and_listen_from_the_config_file(tmp_path):
+    """`store` and `listen` may live in the configuration file; the
+    command line wins over it; with neither, a clear usage error."""
+    import requests
+    store = str(tmp_path / "s")
+    run("init", "--store", store)
+    port, other = free_port(), free_port()
+    cfg = tmp_path / "d.conf"
+    cfg.write_text(f"store = {store}\nlisten = 127.0.0.1:{port}\n")
+    for argv, want in ((["--config", str(cfg)], port),
+                       (["--config", str(cfg), "--listen",
+                         f"127.0.0.1:{other}"], other)):
+        proc = subprocess.Popen([str(SFSD), *argv, "--no-workers"],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 15
+            while True:
+                assert proc.poll() is None, proc.stderr.read()
+                try:
+                    r = requests.get(f"http://127.0.0.1:{want}/healthz",
+                                     timeout=1)
+                    if r.status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.time() < deadline
+                time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+    cfg.write_text("listen = 127.0.0.1:1\n")
+    p = subprocess.run([str(SFSD), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "no store" in p.stderr, p.stderr
+    cfg.write_text("store =\n")
+    p = subprocess.run([str(SFSD), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "d.conf:1" in p.stderr, p.stderr

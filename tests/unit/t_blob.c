@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -469,6 +470,150 @@ static void test_stage_limit(void)
 	CHECK_ST(sfs_stage_truncate(st, 100, NULL), SFS_OK);
 	CHECK(sfs_stage_size(st) == 100);
 	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+/*
+ * Stages past a few MiB write and hash in worker threads (the pipeline):
+ * the same bytes and hash as inline, reads in the middle see every byte
+ * written so far, and a switch to random writes or a truncate mid-way
+ * still ends with the right hash. Sizes are odd so chunk edges fall
+ * inside writes.
+ */
+#define BIG_STAGE (13 * 1024 * 1024 + 4321)
+
+static int write_pieces(struct sfs_stage *st, const unsigned char *buf,
+			size_t from, size_t to, size_t piece)
+{
+	size_t off, n;
+
+	for (off = from; off < to; off += n) {
+		n = to - off < piece ? to - off : piece;
+		if (sfs_stage_write(st, buf + off, n, NULL))
+			return -1;
+	}
+	return 0;
+}
+
+static int file_is(int fd, const unsigned char *want, size_t n)
+{
+	static unsigned char got[BIG_STAGE];
+
+	return n <= sizeof(got) && pread(fd, got, n, 0) == (ssize_t)n &&
+	       !memcmp(got, want, n);
+}
+
+static void test_stage_pipeline(void)
+{
+	static unsigned char buf[BIG_STAGE], got[70000];
+	struct sfs_stage *st = NULL;
+	char want[65], sha[65];
+	struct fx f;
+	size_t n = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 9);
+	REQUIRE(openssl_sha(buf, sizeof(buf), want) == 0);
+
+	/* straight through, in pieces like a multipart parser's */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 0, sizeof(buf), 65519) == 0);
+	CHECK(sfs_stage_size(st) == (int64_t)sizeof(buf));
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	REQUIRE(sfs_stage_sha256(st) != NULL);
+	CHECK(!strcmp(sfs_stage_sha256(st), want));
+	CHECK(file_is(sfs_stage_fd(st), buf, sizeof(buf)));
+	sfs_stage_free(st);
+	CHECK(staging_files(&f) == 0);
+
+	/* reads in the middle, then more writes: nothing lost or doubled */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 0, 9 << 20, 131072 + 3) == 0);
+	CHECK_ST(sfs_stage_pread(st, got, sizeof(got), (9 << 20) - 50000, &n,
+				 NULL),
+		 SFS_OK);
+	CHECK(n == 50000 && !memcmp(got, buf + (9 << 20) - 50000, n));
+	CHECK(write_pieces(st, buf, 9 << 20, 11 << 20, 4096) == 0);
+	CHECK_ST(sfs_stage_pread(st, got, 10, 0, &n, NULL), SFS_OK);
+	CHECK(n == 10 && !memcmp(got, buf, 10));
+	CHECK(write_pieces(st, buf, 11 << 20, sizeof(buf), 1 << 20) == 0);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	CHECK(!strcmp(sfs_stage_sha256(st), want));
+	CHECK(file_is(sfs_stage_fd(st), buf, sizeof(buf)));
+	sfs_stage_free(st);
+
+	/* a random write in the middle of a pipelined stage */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 0, 7 << 20, 50000) == 0);
+	CHECK_ST(sfs_stage_pwrite(st, "XY", 2, 12345, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 7 << 20, sizeof(buf), 50000) == 0);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	memcpy(buf + 12345, "XY", 2);
+	REQUIRE(openssl_sha(buf, sizeof(buf), sha) == 0);
+	CHECK(!strcmp(sfs_stage_sha256(st), sha));
+	CHECK(file_is(sfs_stage_fd(st), buf, sizeof(buf)));
+	sfs_stage_free(st);
+	fill(buf, sizeof(buf), 9);
+
+	/* truncated mid-way, then grown by appends */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 0, 6 << 20, 65536) == 0);
+	CHECK_ST(sfs_stage_truncate(st, 5 << 20, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 5 << 20, sizeof(buf), 65536) == 0);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	CHECK(!strcmp(sfs_stage_sha256(st), want));
+	sfs_stage_free(st);
+
+	/* freed mid-pipeline: the workers stop and the file goes */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(write_pieces(st, buf, 0, 10 << 20, 65536) == 0);
+	sfs_stage_free(st);
+	CHECK(staging_files(&f) == 0);
+
+	/* the limit holds in the pipeline too */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	sfs_stage_set_limit(st, 6 << 20);
+	CHECK(write_pieces(st, buf, 0, 6 << 20, 65536) == 0);
+	CHECK_ST(sfs_stage_write(st, buf, 1, NULL), SFS_TOO_LARGE);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	REQUIRE(openssl_sha(buf, 6 << 20, sha) == 0);
+	CHECK(!strcmp(sfs_stage_sha256(st), sha));
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+/*
+ * A write that fails in the writer thread (here: past RLIMIT_FSIZE, so
+ * EFBIG) is reported by a later write or by finish, never a stage that
+ * finishes as if complete.
+ */
+static void test_stage_pipeline_write_error(void)
+{
+	static unsigned char buf[BIG_STAGE];
+	struct sfs_stage *st = NULL;
+	struct rlimit old, lim;
+	struct sfs_err e;
+	struct fx f;
+	int failed = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	fill(buf, sizeof(buf), 5);
+	REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	lim = old;
+	lim.rlim_cur = 8 << 20;
+	REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	sfs_err_init(&e);
+	failed = write_pieces(st, buf, 0, sizeof(buf), 65536) != 0;
+	if (!failed)
+		failed = sfs_stage_finish(st, &e) != SFS_OK;
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK(failed);
+	CHECK(sfs_stage_sha256(st) == NULL);
+	sfs_stage_free(st);
+	CHECK(staging_files(&f) == 0);
 	fx_close(&f);
 }
 
@@ -1511,6 +1656,8 @@ int main(void)
 	RUN(test_stage_pwrite_truncate);
 	RUN(test_stage_copy_fd);
 	RUN(test_stage_limit);
+	RUN(test_stage_pipeline);
+	RUN(test_stage_pipeline_write_error);
 	RUN(test_dedupe);
 	RUN(test_dedupe_heals);
 	RUN(test_tenants_do_not_share);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include "speechfs/json.h"
 #include "testhelp.h"
 
@@ -746,6 +747,212 @@ static void test_iso8601_roundtrip(void)
 	}
 }
 
+/* Does the text encoder give json_dumps(j, JSON_COMPACT) byte for byte? */
+static int text_is_dump(json_t *j, const struct sfs_buf *text)
+{
+	char *want = json_dumps(j, JSON_COMPACT);
+	int same = want && !strcmp(want, text->buf);
+
+	if (!same)
+		fprintf(stderr, "text: %s\nwant: %s\n", text->buf,
+			want ? want : "(null)");
+	free(want);
+	json_decref(j);
+	return same;
+}
+
+static int file_text_ok(const struct sfs_file *f)
+{
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	int ok;
+
+	ok = sfs_json_file_text(f, &b) == SFS_OK &&
+	     text_is_dump(sfs_json_file(f), &b);
+	sfs_buf_release(&b);
+	return ok;
+}
+
+static void test_text_file(void)
+{
+	struct sfs_file f;
+
+	minimal_file(&f);
+	CHECK(file_text_ok(&f));
+	/* every escape jansson makes, and the ones it does not (/ DEL) */
+	free(f.name);
+	f.name = strdup("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f end");
+	f.filename = strdup("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xa4.wav");
+	f.description = strdup("bad \xff utf-8 \xed\xa0\x80 and \"q\"");
+	f.mime = strdup("");
+	f.size = 0;
+	f.duration = 61.5;
+	CHECK(file_text_ok(&f));
+	f.duration = 1e21;
+	f.size = INT64_MAX;
+	CHECK(file_text_ok(&f));
+	f.duration = 0.1;
+	CHECK(file_text_ok(&f));
+	f.duration = 3.0;
+	f.metadata = strdup("{ \"speaker\" : \"Ann\\u00e9\", \"n\": [1, 2.5,"
+			    " null, {\"k\": \"</x>\"}] }");
+	f.tags = calloc(4, sizeof(*f.tags));
+	REQUIRE(f.tags);
+	f.tags[0] = strdup("zeta");
+	f.tags[1] = strdup("Alpha\t1");
+	f.tags[2] = strdup("\xc3\xa9t\xc3\xa9");
+	f.ntags = 3;
+	f.ingestion = SFS_JS_COMPLETED;
+	f.ingest_error = strdup("none\n");
+	f.publish = SFS_PUBLISH_INTERNAL;
+	f.published_at = T_2026 + 5;
+	f.deleted = f.purged = f.discarded = 1;
+	f.deleted_at = 1;
+	f.purged_at = -1;
+	f.purge_at = T_2026 * 2;
+	f.discarded_at = 253402300799999LL; /* 9999-12-31T23:59:59.999Z */
+	f.la.status = SFS_JS_FAILED;
+	f.la.size = 77;
+	f.la.created_at = T_2026;
+	f.la.deleted = 1;
+	f.la.error = strdup("lame said \"no\"");
+	CHECK(file_text_ok(&f));
+	/* metadata that is not an object is null in both */
+	free(f.metadata);
+	f.metadata = strdup("[1]");
+	CHECK(file_text_ok(&f));
+	free(f.metadata);
+	f.metadata = strdup("{broken");
+	CHECK(file_text_ok(&f));
+	sfs_file_release(&f);
+}
+
+static void test_text_list(void)
+{
+	struct sfs_file files[2];
+	struct sfs_file_list l;
+	struct sfs_query q;
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	char *dirs[2];
+	char *tags[] = { "b", "A\"" };
+	int shared;
+
+	make_list(&l, files, dirs);
+	dirs[1] = "d\xc3\xa9j\xc3\xa0 \"vu\"";
+	files[1].access = SFS_ACCESS_DIRECT_SHARE;
+	files[1].perm = SFS_PERM_EDIT;
+	snprintf(files[1].shared_by, sizeof(files[1].shared_by), "%s",
+		 "b1b2c3d4-e5f6-7890-abcd-ef1234567890");
+	files[1].shared_at = T_2026 + 9;
+	query_defaults(&q);
+	for (shared = 0; shared < 2; shared++) {
+		sfs_buf_reset(&b);
+		CHECK_ST(sfs_json_file_list_text(&l, &q, shared, &b), SFS_OK);
+		CHECK(text_is_dump(sfs_json_file_list(&l, &q, shared), &b));
+	}
+	/* every filter, and no query at all */
+	q.path = "/x/";
+	q.recursive = 1;
+	q.deleted = 1;
+	q.discarded = 0;
+	q.ingestion = 1u << SFS_JS_PENDING | 1u << SFS_JS_FAILED;
+	q.name = "me\"et";
+	q.filename = "w\xc3\xa9v";
+	memset(q.sha256, 'f', 64);
+	q.created_after = T_2026;
+	q.created_before = T_2026 + 1;
+	q.la_status = 1u << SFS_JS_COMPLETED;
+	q.la_deleted = 0;
+	q.la_discarded = 1;
+	q.tags = tags;
+	q.ntags = 2;
+	q.tags_any = 1;
+	q.publish = SFS_PUBLISH_INTERNAL;
+	q.access = SFS_ACCESS_INTERNAL;
+	q.sort = SFS_SORT_SIZE;
+	q.desc = 0;
+	for (shared = 0; shared < 2; shared++) {
+		sfs_buf_reset(&b);
+		CHECK_ST(sfs_json_file_list_text(&l, &q, shared, &b), SFS_OK);
+		CHECK(text_is_dump(sfs_json_file_list(&l, &q, shared), &b));
+		sfs_buf_reset(&b);
+		CHECK_ST(sfs_json_file_list_text(&l, NULL, shared, &b),
+			 SFS_OK);
+		CHECK(text_is_dump(sfs_json_file_list(&l, NULL, shared), &b));
+	}
+	/* an empty page */
+	l.n = 0;
+	l.ndirs = 0;
+	sfs_buf_reset(&b);
+	CHECK_ST(sfs_json_file_list_text(&l, NULL, 0, &b), SFS_OK);
+	CHECK(text_is_dump(sfs_json_file_list(&l, NULL, 0), &b));
+	sfs_buf_release(&b);
+	sfs_file_release(&files[0]);
+	sfs_file_release(&files[1]);
+}
+
+/* A buffer that may not grow enough: SFS_NOMEM, never a cut text as OK. */
+static void test_text_limit(void)
+{
+	struct sfs_file f;
+	struct sfs_buf b;
+	size_t max;
+	int fails = 0, oks = 0;
+
+	minimal_file(&f);
+	f.metadata = strdup("{\"a\":\"\xc3\xa9\"}");
+	f.duration = 2.5;
+	for (max = 1; max < 1200; max += 7) {
+		sfs_buf_init(&b, max);
+		if (sfs_json_file_text(&f, &b) == SFS_OK) {
+			oks++;
+			CHECK(file_text_ok(&f));
+			CHECK(b.len <= max);
+		} else {
+			fails++;
+		}
+		sfs_buf_release(&b);
+	}
+	CHECK(fails > 0);
+	CHECK(oks > 0);
+	sfs_file_release(&f);
+}
+
+/* The arithmetic formatter against gmtime_r, over 1900..2200 and more. */
+static void test_iso8601_vs_gmtime(void)
+{
+	int64_t ms, step = 86400000LL * 37 + 3723456;
+	char got[32], want[64];
+	struct tm tm;
+	time_t t;
+	int bad = 0;
+
+	for (ms = -2208988800000LL; ms < 7258118400000LL; ms += step) {
+		int64_t secs = ms / 1000, frac = ms % 1000;
+
+		if (frac < 0) {
+			frac += 1000;
+			secs--;
+		}
+		t = (time_t)secs;
+		REQUIRE(gmtime_r(&t, &tm));
+		snprintf(want, sizeof(want),
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+		sfs_iso8601(ms, got);
+		if (strcmp(got, want) && bad++ < 5)
+			fprintf(stderr, "%lld: %s, want %s\n", (long long)ms,
+				got, want);
+	}
+	CHECK(bad == 0);
+	sfs_iso8601(-62135596800000LL, got); /* year 1 */
+	CHECK(!strcmp(got, "0001-01-01T00:00:00.000Z"));
+	sfs_iso8601(951782400000LL, got); /* leap day of a century */
+	CHECK(!strcmp(got, "2000-02-29T00:00:00.000Z"));
+	sfs_iso8601(4107542400000LL, got); /* 2100 is no leap year */
+	CHECK(!strcmp(got, "2100-03-01T00:00:00.000Z"));
+}
+
 int main(void)
 {
 	RUN(test_file_minimal);
@@ -762,5 +969,9 @@ int main(void)
 	RUN(test_iso8601_format);
 	RUN(test_iso8601_parse);
 	RUN(test_iso8601_roundtrip);
+	RUN(test_text_file);
+	RUN(test_text_list);
+	RUN(test_text_limit);
+	RUN(test_iso8601_vs_gmtime);
 	return th_report();
 }

@@ -587,6 +587,26 @@ static void test_sort_and_pages(void)
 	REQUIRE(query(&f, &f.ann, &l, "size", "100", NULL) == 0);
 	CHECK(l.n == 45 && l.total == 45);
 	sfs_file_list_release(&l);
+	/* pages that end exactly at the last row, and past it */
+	REQUIRE(query(&f, &f.ann, &l, "size", "45", NULL) == 0);
+	CHECK(l.n == 45 && l.total == 45);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "size", "9", "page", "4", NULL) == 0);
+	CHECK(l.n == 9 && l.total == 45);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "size", "9", "page", "5", NULL) == 0);
+	CHECK(l.n == 0 && l.total == 45);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "size", "44", "page", "1", NULL) == 0);
+	CHECK(l.n == 1 && l.total == 45);
+	sfs_file_list_release(&l);
+	/* a filter that leaves nothing: 0 on the first page and beyond */
+	REQUIRE(query(&f, &f.ann, &l, "name", "zzzz", NULL) == 0);
+	CHECK(l.n == 0 && l.total == 0);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "name", "zzzz", "page", "3", NULL) == 0);
+	CHECK(l.n == 0 && l.total == 0);
+	sfs_file_list_release(&l);
 	fx_close(&f);
 }
 
@@ -939,6 +959,18 @@ static void test_shared(void)
 	REQUIRE(squery(&f, &f.bob, &l, "accessType", "INTERNAL", NULL) == 0);
 	CHECK(l.total == 1);
 	sfs_file_list_release(&l);
+	for (i = 0; i < 4; i++) {
+		static const char *const pg[] = {"0", "1", "2", "7"};
+		static const size_t want[] = {2, 2, 0, 0};
+
+		REQUIRE(squery(&f, &f.bob, &l, "size", "2", "page", pg[i],
+			       NULL) == 0);
+		CHECK(l.n == want[i] && l.total == 4);
+		sfs_file_list_release(&l);
+	}
+	REQUIRE(squery(&f, &f.bob, &l, "size", "4", NULL) == 0);
+	CHECK(l.n == 4 && l.total == 4);
+	sfs_file_list_release(&l);
 	/* cat sees ann's direct share and the internals, and bob's */
 	CHECK_STR(SQ(&f, &f.cat, "sort", "name"),
 		  "bobs own,both,internal only,private");
@@ -1045,6 +1077,110 @@ static void test_bad_path_in_query(void)
 	fx_close(&f);
 }
 
+/* The tags of each listed file, as "name:t1|t2;..." in page order. */
+static const char *tag_lists(const struct sfs_file_list *l)
+{
+	static char buf[4096];
+	size_t i, k, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < l->n && o < sizeof(buf) - 1; i++) {
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s:",
+				      i ? ";" : "", l->files[i].name);
+		for (k = 0; k < l->files[i].ntags && o < sizeof(buf) - 1; k++)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+					      "%s%s", k ? "|" : "",
+					      l->files[i].tags[k]);
+		if (l->files[i].ntags &&
+		    (!l->files[i].tags ||
+		     l->files[i].tags[l->files[i].ntags] != NULL))
+			return "UNTERMINATED";
+	}
+	return buf;
+}
+
+/*
+ * A page loads the tags of all its files at once: each file must still
+ * get exactly its own tags (as sfs_file_get gives them), whatever the
+ * page order, with untagged files in between, on every page, and in
+ * shared-with-me.
+ */
+static void test_page_tags(void)
+{
+	char id[SFS_ID_SIZE], b1[SFS_ID_SIZE];
+	struct sfs_file_list l;
+	struct sfs_file one;
+	struct sfs_share sh;
+	struct sfs_err e;
+	struct fx f;
+	size_t i;
+	int created;
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	REQUIRE(mk(&f, &f.ann, "d", NULL, "/p/", "zz,Aa,mm", id) == 0);
+	REQUIRE(mk(&f, &f.ann, "b", NULL, "/p/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "a", NULL, "/p/", "solo", NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "c", NULL, "/p/", "Aa,bb", NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "e", NULL, "/p/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobs", NULL, "/p/", "aa,q", b1) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobs2", NULL, "/", NULL, NULL) == 0);
+
+	/* newest first: e c a b d; by name: a b c d e */
+	REQUIRE(query(&f, &f.ann, &l, "path", "/p/", NULL) == 0);
+	CHECK_STR(tag_lists(&l), "e:;c:Aa|bb;a:solo;b:;d:Aa|mm|zz");
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "path", "/p/", "sort", "name,asc",
+		      NULL) == 0);
+	CHECK_STR(tag_lists(&l), "a:solo;b:;c:Aa|bb;d:Aa|mm|zz;e:");
+	/* the same tags as one file's own read */
+	for (i = 0; i < l.n; i++) {
+		size_t k;
+
+		sfs_file_init(&one);
+		REQUIRE_ST(sfs_file_get(f.s, &f.ann, l.files[i].id, &one, &e),
+			   SFS_OK);
+		CHECK(one.ntags == l.files[i].ntags);
+		for (k = 0; k < one.ntags && k < l.files[i].ntags; k++)
+			CHECK(!strcmp(one.tags[k], l.files[i].tags[k]));
+		sfs_file_release(&one);
+	}
+	sfs_file_list_release(&l);
+	/* pages of two */
+	REQUIRE(query(&f, &f.ann, &l, "path", "/p/", "sort", "name,desc",
+		      "size", "2", "page", "1", NULL) == 0);
+	CHECK_STR(tag_lists(&l), "c:Aa|bb;b:");
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "path", "/p/", "sort", "name,desc",
+		      "size", "2", "page", "2", NULL) == 0);
+	CHECK_STR(tag_lists(&l), "a:solo");
+	sfs_file_list_release(&l);
+	/* beyond the last page: nothing, and no error */
+	REQUIRE(query(&f, &f.ann, &l, "path", "/p/", "page", "9", NULL) == 0);
+	CHECK(l.n == 0);
+	sfs_file_list_release(&l);
+	/* recursive, tag-filtered: the files keep all their tags */
+	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "aa",
+		      "sort", "name,asc", NULL) == 0);
+	CHECK_STR(tag_lists(&l), "c:Aa|bb;d:Aa|mm|zz");
+	sfs_file_list_release(&l);
+	/* another user's tags never leak in, nor ann's into bob's list */
+	REQUIRE(query(&f, &f.bob, &l, "recursive", "true", "sort", "name,asc",
+		      NULL) == 0);
+	/* a tag is one per tenant, named as first written: Aa */
+	CHECK_STR(tag_lists(&l), "bobs:Aa|q;bobs2:");
+	sfs_file_list_release(&l);
+	/* shared-with-me */
+	REQUIRE_ST(sfs_share_put(f.s, &f.ann, id, f.bob.user_id, SFS_PERM_VIEW,
+				 &sh, &created, &e),
+		   SFS_OK);
+	REQUIRE(squery(&f, &f.bob, &l, NULL) == 0);
+	CHECK_STR(tag_lists(&l), "d:Aa|mm|zz");
+	sfs_file_list_release(&l);
+	(void)b1;
+	fx_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_WARN);
@@ -1060,5 +1196,6 @@ int main(void)
 	RUN(test_shared);
 	RUN(test_dir_files);
 	RUN(test_bad_path_in_query);
+	RUN(test_page_tags);
 	return th_report();
 }
