@@ -6,7 +6,10 @@
  * POST .../listening-audio does), the owner's direct shares (read-only
  * JSON in user.speechfs.shares, one read-write user.speechfs.share.<userId>
  * per share) and the freedesktop aliases user.xdg.tags / user.xdg.comment.
- * security.* and system.* are answered with ENODATA at once.
+ * Other namespaces (security.*, system.*, trusted.*) are not supported:
+ * ENOTSUP at once, without the database. That is the answer of a
+ * filesystem without security labels or POSIX ACLs, and ls caches it per
+ * filesystem: `ls -l` then stops asking two attributes of every entry.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -445,7 +448,7 @@ int fs_getxattr(const char *path, const char *name, char *val, size_t size)
 	int i, ret;
 
 	if (foreign(name))
-		return -ENODATA;
+		return -ENOTSUP;
 	if (share_user(name))
 		return share_get(path, share_user(name), val, size);
 	if ((i = lookup(name)) < 0)

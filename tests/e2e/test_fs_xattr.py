@@ -95,11 +95,19 @@ def test_read_only_fields(f):
 
 
 def test_foreign_namespaces(f):
+    """Namespaces other than user.* are not supported (no security labels,
+    no POSIX ACLs): ENOTSUP, as ls and cp expect of such a filesystem."""
     for name in ("security.capability", "security.selinux",
                  "system.posix_acl_access", "trusted.x"):
         with pytest.raises(OSError) as ei:
             os.getxattr(f, name)
-        assert ei.value.errno == errno.ENODATA
+        assert ei.value.errno == errno.ENOTSUP
+        assert name not in os.listxattr(f)
+    # (the kernel itself checks the values of capabilities and ACLs)
+    for name in ("security.test", "trusted.x"):
+        with pytest.raises(OSError) as ei:
+            os.setxattr(f, name, b"x")
+        assert ei.value.errno == errno.ENOTSUP
     with pytest.raises(OSError) as ei:
         os.getxattr(f, P + "nosuch")
     assert ei.value.errno == errno.ENODATA
