@@ -245,7 +245,9 @@ def test_bad_values_of_every_writable_attribute(f):
     os.setxattr(f, P + "tags", b"keep")
     os.setxattr(f, P + "description", b"keep me")
     os.setxattr(f, P + "metadata", b'{"k": 1}')
-    before = {n: os.getxattr(f, P + n) for n in BAD}
+    # (the listening status moves by itself as the mount's worker runs)
+    kept = [n for n in BAD if n != "listeningAudio.status"]
+    before = {n: os.getxattr(f, P + n) for n in kept}
     for name, values in BAD.items():
         for full in [P + name] + ([ALIASES[name]] if name in ALIASES
                                   else []):
@@ -257,7 +259,7 @@ def test_bad_values_of_every_writable_attribute(f):
     with pytest.raises(OSError) as ei:
         os.setxattr(f, P + "metadata", b'{"a": "' + b"x" * 70000 + b'"}')
     assert ei.value.errno == errno.E2BIG
-    assert {n: os.getxattr(f, P + n) for n in BAD} == before
+    assert {n: os.getxattr(f, P + n) for n in kept} == before
     # the tools report it as such
     p = subprocess.run(["setfattr", "-n", P + "publishMode", "-v", "OPEN",
                         str(f)], capture_output=True, text=True)
