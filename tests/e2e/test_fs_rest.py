@@ -3,49 +3,15 @@ shows (within a second or two for the mount), including a direct share
 appearing under /.shared/."""
 import json
 import os
-import socket
-import subprocess
 import time
 
 import pytest
 
-from fsutil import ADMIN, Mount, admin, store, xget  # noqa: F401
+from fsutil import Mount, admin, api, store, xget  # noqa: F401
 
 requests = pytest.importorskip("requests")
 BASE = "/api/v1/speech-services/files"
 P = "user.speechfs."
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def daemon(store):
-    d, _, users = store
-    port = free_port()
-    proc = subprocess.Popen([str(ADMIN), "--store", str(d), "--listen",
-                             "127.0.0.1:%d" % port, "--no-workers"],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(url + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.skip("speechfsd did not start")
-        keys = [admin("key", "create", "--store", str(d), "--user", u)["key"]
-                for u in users]
-        yield url + BASE, keys
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def eventually(fn, timeout=5):
@@ -57,9 +23,9 @@ def eventually(fn, timeout=5):
         time.sleep(0.1)
 
 
-def test_rest_and_mount_agree(store, daemon):
+def test_rest_and_mount_agree(store, api):
     d, _, users = store
-    url, keys = daemon
+    url, keys = api
     h = {"X-API-Key": keys[0]}
     m = Mount(d, users[0])
     try:
@@ -98,9 +64,9 @@ def test_rest_and_mount_agree(store, daemon):
         m.stop()
 
 
-def test_direct_share_shows_in_shared(store, daemon):
+def test_direct_share_shows_in_shared(store, api):
     d, _, users = store
-    url, keys = daemon
+    url, keys = api
     bob = Mount(d, users[1])
     try:
         r = requests.post(url, headers={"X-API-Key": keys[0]},
@@ -130,11 +96,11 @@ def test_direct_share_shows_in_shared(store, daemon):
         bob.stop()
 
 
-def test_names_the_mount_cannot_show_plainly(store, daemon):
+def test_names_the_mount_cannot_show_plainly(store, api):
     """Names from the API that are no valid entry ("." or longer than a
     segment once the extension is added) get the uuid suffix, cut to fit."""
     d, _, users = store
-    url, keys = daemon
+    url, keys = api
     h = {"X-API-Key": keys[0]}
     ids = {}
     for name, fn in ((".", None), ("..", None), ("é" * 127 + "x",
