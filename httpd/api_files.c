@@ -324,8 +324,15 @@ enum MHD_Result api_files_get(struct req *r)
 	return respond_file(r, 200, &f);
 }
 
-enum MHD_Result api_files_content(struct req *r)
+/*
+ * A file's content or its listening MP3: the bytes with Range support, the
+ * sha256 as ETag, and the time it was made as Last-Modified; the original
+ * goes as an attachment named by its filename.
+ */
+enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 {
+	int listening = which == SFS_CONTENT_LISTENING;
+	const char *sha;
 	struct sfs_file f;
 	struct sfs_err e;
 	struct stat sb;
@@ -335,8 +342,8 @@ enum MHD_Result api_files_content(struct req *r)
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
-	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0],
-			  SFS_CONTENT_ORIGINAL, &fd, &f, &e)) {
+	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0], which, &fd,
+			  &f, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
@@ -345,14 +352,26 @@ enum MHD_Result api_files_content(struct req *r)
 		ret = respond_status(r, 500, "io_error", "cannot stat");
 		goto out;
 	}
-	snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
-	ret = respond_fd(r, fd, (int64_t)sb.st_size, "application/octet-stream",
-			 f.sha256[0] ? etag : NULL,
-			 f.mtime_ns > 0 ? f.mtime_ns / 1000000 : f.created_at,
-			 f.filename ? f.filename : f.name);
+	sha = listening ? f.la.sha256 : f.sha256;
+	snprintf(etag, sizeof(etag), "\"%s\"", sha);
+	if (listening)
+		ret = respond_fd(r, fd, (int64_t)sb.st_size, "audio/mpeg",
+				 sha[0] ? etag : NULL, f.la.created_at, NULL);
+	else
+		ret = respond_fd(r, fd, (int64_t)sb.st_size,
+				 "application/octet-stream",
+				 sha[0] ? etag : NULL,
+				 f.mtime_ns > 0 ? f.mtime_ns / 1000000
+						: f.created_at,
+				 f.filename ? f.filename : f.name);
 out:
 	sfs_file_release(&f);
 	return ret;
+}
+
+enum MHD_Result api_files_content(struct req *r)
+{
+	return api_serve_content(r, SFS_CONTENT_ORIGINAL);
 }
 
 enum MHD_Result api_files_patch(struct req *r)

@@ -2,9 +2,6 @@
  * Handlers of a file's listening audio: stream the MP3 (Range, 206, 416),
  * generate (202), delete (?purge) and purge.
  */
-#include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "httpd.h"
 #include "speechfs/file.h"
 #include "speechfs/job.h"
@@ -13,31 +10,7 @@
 
 enum MHD_Result api_listening_stream(struct req *r)
 {
-	struct sfs_file f;
-	struct sfs_err e;
-	struct stat sb;
-	char etag[80];
-	enum MHD_Result ret;
-	int fd = -1;
-
-	sfs_err_init(&e);
-	sfs_file_init(&f);
-	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0],
-			  SFS_CONTENT_LISTENING, &fd, &f, &e)) {
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	if (fstat(fd, &sb)) {
-		close(fd);
-		ret = respond_status(r, 500, "io_error", "cannot stat");
-		goto out;
-	}
-	snprintf(etag, sizeof(etag), "\"%s\"", f.la.sha256);
-	ret = respond_fd(r, fd, (int64_t)sb.st_size, "audio/mpeg",
-			 f.la.sha256[0] ? etag : NULL, f.la.created_at, NULL);
-out:
-	sfs_file_release(&f);
-	return ret;
+	return api_serve_content(r, SFS_CONTENT_LISTENING);
 }
 
 enum MHD_Result api_listening_generate(struct req *r)

@@ -13,6 +13,7 @@
 #include "speechfs/auth.h"
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
+#include "speechfs/file.h"
 
 struct sfs_store;
 struct sfs_stage;
@@ -190,6 +191,8 @@ enum MHD_Result api_files_shared(struct req *r);
 enum MHD_Result api_files_create(struct req *r);
 enum MHD_Result api_files_get(struct req *r);
 enum MHD_Result api_files_content(struct req *r);
+/* GET of a file's bytes: its content or its listening MP3 (Range, ETag). */
+enum MHD_Result api_serve_content(struct req *r, enum sfs_content which);
 enum MHD_Result api_files_patch(struct req *r);
 enum MHD_Result api_files_delete(struct req *r);
 enum MHD_Result api_files_discard(struct req *r);
