@@ -20,13 +20,13 @@
 #include "speechfs/log.h"
 #include "util_i.h"
 
-#define BLOCK_FRAMES	4096		/* frames decoded per step */
-#define SNIFF_BYTES	64
-#define ID3_SIZE	32		/* our tag: header, TLEN, padding */
-#define MAX_FRAME	2880		/* largest MP3 frame */
-#define INFO_BYTES	52		/* Info (no TOC) + LAME extension */
-#define PROGRESS_NS	1000000000LL
-#define UNSUPPORTED_MSG	"unsupported or unrecognised audio format"
+#define BLOCK_FRAMES 4096 /* frames decoded per step */
+#define SNIFF_BYTES 64
+#define ID3_SIZE 32    /* our tag: header, TLEN, padding */
+#define MAX_FRAME 2880 /* largest MP3 frame */
+#define INFO_BYTES 52  /* Info (no TOC) + LAME extension */
+#define PROGRESS_NS 1000000000LL
+#define UNSUPPORTED_MSG "unsupported or unrecognised audio format"
 
 /* lame_init and lame_init_params fill static tables on first use. */
 static pthread_mutex_t lame_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -46,7 +46,7 @@ void sfs_audio_opts_init(struct sfs_audio_opts *o)
 struct vio {
 	int fd;
 	sf_count_t pos;
-	int err;			/* errno of the first failed read */
+	int err; /* errno of the first failed read */
 };
 
 static sf_count_t vio_len(void *u)
@@ -269,10 +269,10 @@ enum tag_kind { TAG_NONE, TAG_LAME, TAG_OWN };
 
 struct enc {
 	struct sfs_stage *st;
-	int64_t audio_start;		/* offset of the first MP3 frame */
-	int64_t audio_bytes;		/* MP3 bytes written so far */
+	int64_t audio_start; /* offset of the first MP3 frame */
+	int64_t audio_bytes; /* MP3 bytes written so far */
 	enum tag_kind tag;
-	unsigned char hdr[4];		/* LAME's first frame header */
+	unsigned char hdr[4]; /* LAME's first frame header */
 };
 
 static void put_be32(unsigned char *p, uint32_t v)
@@ -307,14 +307,14 @@ static void id3_tag(unsigned char *b, int64_t ms)
 	put_syncsafe(b + 6, ID3_SIZE - 10);
 	memcpy(b + 10, "TLEN", 4);
 	put_syncsafe(b + 14, (uint32_t)nd + 1);
-	b[20] = 0;			/* ISO-8859-1 */
+	b[20] = 0; /* ISO-8859-1 */
 	memcpy(b + 21, digits, (size_t)nd);
 }
 
 static const int mpeg_rates[4][3] = {
-	[0] = { 11025, 12000, 8000 },	/* MPEG 2.5 */
-	[2] = { 22050, 24000, 16000 },	/* MPEG 2 */
-	[3] = { 44100, 48000, 32000 },	/* MPEG 1 */
+	[0] = { 11025, 12000, 8000 },  /* MPEG 2.5 */
+	[2] = { 22050, 24000, 16000 }, /* MPEG 2 */
+	[3] = { 44100, 48000, 32000 }, /* MPEG 1 */
 };
 
 static const int mpeg_kbps[2][15] = {
@@ -342,8 +342,8 @@ static int own_frame_size(const unsigned char *h, int *kbps_index)
 	need = 4 + (mpeg1 ? (mono ? 17 : 32) : (mono ? 9 : 17)) + INFO_BYTES;
 	for (i = 0; i < 15; i++) {
 		int k = i == 0 ? bi : i;
-		int size = (mpeg1 ? 144000 : 72000) * mpeg_kbps[mpeg1][k] /
-			   rate;
+		int size =
+			(mpeg1 ? 144000 : 72000) * mpeg_kbps[mpeg1][k] / rate;
 
 		if (k > 0 && size >= need) {
 			*kbps_index = k;
@@ -380,19 +380,20 @@ static int own_info_frame(lame_global_flags *gf, const struct enc *x,
 		return 0;
 	memset(f, 0, (size_t)size);
 	f[0] = 0xff;
-	f[1] = x->hdr[1] | 1;		/* no CRC */
+	f[1] = x->hdr[1] | 1; /* no CRC */
 	f[2] = (unsigned char)((bi << 4) | (x->hdr[2] & 0x0c));
 	f[3] = x->hdr[3];
 	p = f + 4 + (mpeg1 ? (mono ? 17 : 32) : (mono ? 9 : 17));
 	memcpy(p, "Info", 4);
-	put_be32(p + 4, 3);		/* frames and bytes present */
+	put_be32(p + 4, 3); /* frames and bytes present */
 	put_be32(p + 8, (uint32_t)lame_get_frameNum(gf));
 	put_be32(p + 12, (uint32_t)x->audio_bytes);
 	p += 16;
 	memcpy(p, "LAME3.100", 9);
-	p[9] = 1;			/* revision 0, CBR */
-	p[10] = (unsigned char)(lame_get_lowpassfreq(gf) / 100 > 255 ?
-				255 : lame_get_lowpassfreq(gf) / 100);
+	p[9] = 1; /* revision 0, CBR */
+	p[10] = (unsigned char)(lame_get_lowpassfreq(gf) / 100 > 255
+					? 255
+					: lame_get_lowpassfreq(gf) / 100);
 	p[20] = (unsigned char)(kbps > 255 ? 255 : kbps);
 	p[21] = (unsigned char)(delay >> 4);
 	p[22] = (unsigned char)(((delay & 15) << 4) | ((pad >> 8) & 15));
@@ -429,8 +430,8 @@ static int is_reserved_frame(const unsigned char *b, int n)
  * Append LAME output. Its first frame tells whether LAME reserved its tag
  * frame or left it out (frames too small): then we reserve ours.
  */
-static enum sfs_status put_mp3(struct enc *x, const unsigned char *b,
-			       int n, struct sfs_err *e)
+static enum sfs_status put_mp3(struct enc *x, const unsigned char *b, int n,
+			       struct sfs_err *e)
 {
 	unsigned char zero[MAX_FRAME];
 	enum sfs_status st;
@@ -477,7 +478,8 @@ static enum sfs_status check_opts(const struct sfs_audio_opts *o,
 	if (o->sample_rate < 8000 || o->sample_rate > 48000)
 		return sfs_errf(e, SFS_INVALID, NULL,
 				"listening sample rate %d out of range "
-				"8000..48000", o->sample_rate);
+				"8000..48000",
+				o->sample_rate);
 	if (o->channels != 1 && o->channels != 2)
 		return sfs_errf(e, SFS_INVALID, NULL,
 				"listening channels must be 1 or 2, not %d",
@@ -487,8 +489,8 @@ static enum sfs_status check_opts(const struct sfs_audio_opts *o,
 
 /* Set up LAME for the source; the real rate and bitrate are logged. */
 static enum sfs_status lame_setup(lame_global_flags **out,
-				  const struct sfs_audio_opts *o,
-				  int in_rate, int channels, struct sfs_err *e)
+				  const struct sfs_audio_opts *o, int in_rate,
+				  int channels, struct sfs_err *e)
 {
 	lame_global_flags *gf;
 	enum sfs_status st = SFS_OK;
@@ -523,9 +525,9 @@ static enum sfs_status lame_setup(lame_global_flags **out,
 	}
 	sfs_debug("audio", "encoding %d Hz -> %d Hz, %d kbps%s, %d channels",
 		  in_rate, lame_get_out_samplerate(gf),
-		  o->vbr ? lame_get_VBR_mean_bitrate_kbps(gf) :
-			   lame_get_brate(gf), o->vbr ? " abr" : "",
-		  channels);
+		  o->vbr ? lame_get_VBR_mean_bitrate_kbps(gf)
+			 : lame_get_brate(gf),
+		  o->vbr ? " abr" : "", channels);
 out:
 	if (st != SFS_OK && gf) {
 		lame_close(gf);
@@ -548,8 +550,8 @@ static float clean(float v)
 }
 
 /* Interleaved source frames to one or two planes. */
-static void downmix(const float *in, int in_ch, int n, int out_ch,
-		    float *l, float *r)
+static void downmix(const float *in, int in_ch, int n, int out_ch, float *l,
+		    float *r)
 {
 	int i, c;
 
@@ -606,7 +608,7 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	float *pcm = NULL, *l = NULL, *r = NULL;
 	unsigned char *mp3 = NULL, id3[ID3_SIZE];
 	int block, ratio, out_ch, mp3_size, n;
-	int64_t frames = 0, last = 0;	/* progress at once, then each 1 s */
+	int64_t frames = 0, last = 0; /* progress at once, then each 1 s */
 	enum sfs_status st;
 
 	if (!o) {

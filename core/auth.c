@@ -34,10 +34,10 @@ static const struct {
 	const char *name;
 	const char *short_name;
 } scope_tab[] = {
-	{SFS_SCOPE_READ, "speech:files:read", "read"},
-	{SFS_SCOPE_WRITE, "speech:files:write", "write"},
-	{SFS_SCOPE_DELETE, "speech:files:delete", "delete"},
-	{SFS_SCOPE_SHARE, "speech:files:share", "share"},
+	{ SFS_SCOPE_READ, "speech:files:read", "read" },
+	{ SFS_SCOPE_WRITE, "speech:files:write", "write" },
+	{ SFS_SCOPE_DELETE, "speech:files:delete", "delete" },
+	{ SFS_SCOPE_SHARE, "speech:files:share", "share" },
 };
 
 /* The status a failed db_* call left in e (SFS_IO when e is NULL). */
@@ -153,7 +153,7 @@ static int scan_lenient(void *arg, const char *tok)
 enum sfs_status sfs_scopes_parse(const char *list, unsigned *out,
 				 struct sfs_err *e)
 {
-	struct scope_scan sc = {0, e};
+	struct scope_scan sc = { 0, e };
 
 	*out = 0;
 	if (!list)
@@ -935,7 +935,7 @@ static const char *jwt_scopes(const json_t *p, unsigned *out)
 {
 	const json_t *scope = json_object_get(p, "scope");
 	const json_t *scopes = json_object_get(p, "scopes");
-	struct scope_scan sc = {0, NULL};
+	struct scope_scan sc = { 0, NULL };
 	const json_t *v;
 	size_t i;
 

@@ -25,8 +25,8 @@
 #include "util_i.h"
 
 #define IO_CHUNK (128 * 1024)
-#define WRITEBACK_CHUNK (8 << 20)	/* start writeback this often */
-#define WRITEBACK_KEEP 3		/* chunks of dirty cache kept (see below) */
+#define WRITEBACK_CHUNK (8 << 20) /* start writeback this often */
+#define WRITEBACK_KEEP 3	  /* chunks of dirty cache kept (see below) */
 
 /*
  * Big sequential stages write and hash in two threads of their own: the
@@ -45,18 +45,18 @@ enum { P_WRITER, P_HASHER, P_WORKERS };
 
 struct pipe {
 	pthread_t th[P_WORKERS];
-	int nth;		/* threads started */
+	int nth; /* threads started */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	char *mem;		/* PIPE_SLOTS * PIPE_CHUNK */
+	char *mem; /* PIPE_SLOTS * PIPE_CHUNK */
 	size_t len[PIPE_SLOTS];
-	unsigned head;		/* slots handed over, [done[w], head) to do */
+	unsigned head; /* slots handed over, [done[w], head) to do */
 	unsigned done[P_WORKERS];
-	size_t fill;		/* bytes in slot head % PIPE_SLOTS */
+	size_t fill; /* bytes in slot head % PIPE_SLOTS */
 	int stop;
-	struct sfs_stage *st;	/* md and the file's offsets are the
-				   workers' while the pipe runs */
-	enum sfs_status wst;	/* the writer's first failure */
+	struct sfs_stage *st; /* md and the file's offsets are the
+				 workers' while the pipe runs */
+	enum sfs_status wst;  /* the writer's first failure */
 	struct sfs_err werr;
 };
 
@@ -67,14 +67,14 @@ struct sfs_stage {
 	EVP_MD_CTX *md;
 	int64_t size;
 	int64_t limit;
-	int64_t synced;		/* writeback started up to here */
-	int64_t written;	/* in the file (size less what the pipe holds) */
-	int64_t dropped;	/* written back and out of the cache below */
-	struct pipe *pipe;	/* writer and hasher threads; NULL: inline */
-	int random;		/* written out of order: hash at finish */
-	int hashed;		/* sha valid, no more writes */
-	int finished;		/* hashed and on disk (fsync) */
-	int linked;		/* linked into blobs/, commit not seen */
+	int64_t synced;	   /* writeback started up to here */
+	int64_t written;   /* in the file (size less what the pipe holds) */
+	int64_t dropped;   /* written back and out of the cache below */
+	struct pipe *pipe; /* writer and hasher threads; NULL: inline */
+	int random;	   /* written out of order: hash at finish */
+	int hashed;	   /* sha valid, no more writes */
+	int finished;	   /* hashed and on disk (fsync) */
+	int linked;	   /* linked into blobs/, commit not seen */
 	int64_t linked_tenant;
 	char sha[65];
 };
@@ -140,7 +140,8 @@ static enum sfs_status write_all(int fd, const void *data, size_t len,
 	const char *p = data;
 
 	while (len) {
-		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
+		ssize_t n =
+			off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -438,10 +439,11 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	enum sfs_status ret;
 
 	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
+		return sfs_errf(e, SFS_CONFLICT, NULL,
+				"stage already finished");
 	if ((int64_t)len > st->limit - st->size)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL,
-				"more than %lld bytes", (long long)st->limit);
+		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
+				(long long)st->limit);
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		pipe_start(st);
 	if (st->pipe) {
@@ -472,12 +474,13 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 	enum sfs_status ret;
 
 	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
+		return sfs_errf(e, SFS_CONFLICT, NULL,
+				"stage already finished");
 	if (off < 0)
 		return sfs_errf(e, SFS_INVALID, NULL, "negative offset");
 	if (off > st->limit || (int64_t)len > st->limit - off)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL,
-				"more than %lld bytes", (long long)st->limit);
+		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
+				(long long)st->limit);
 	if (!st->random && off == st->size)
 		return sfs_stage_write(st, data, len, e);
 	ret = pipe_end(st, e);
@@ -525,12 +528,13 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 	enum sfs_status ret;
 
 	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL, "stage already finished");
+		return sfs_errf(e, SFS_CONFLICT, NULL,
+				"stage already finished");
 	if (size < 0)
 		return sfs_errf(e, SFS_INVALID, NULL, "negative size");
 	if (size > st->limit)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL,
-				"more than %lld bytes", (long long)st->limit);
+		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
+				(long long)st->limit);
 	if (size == st->size)
 		return SFS_OK;
 	ret = pipe_end(st, e);
@@ -660,8 +664,10 @@ enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 		return ret;
 	/* a failed look only costs the sync it might have saved */
 	if (!db_get(s, &d, NULL)) {
-		q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
-			       " AND sha256 = ?2", NULL);
+		q = db_prep(d,
+			    "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			    " AND sha256 = ?2",
+			    NULL);
 		if (q) {
 			db_bind_int(q, 1, tenant);
 			db_bind_text(q, 2, st->sha);
@@ -701,11 +707,13 @@ static void unlink_uncommitted(struct sfs_stage *st)
 	int rc = -1;
 
 	if (db_get(st->s, &d, NULL))
-		return;		/* left for fsck */
+		return; /* left for fsck */
 	if (db_begin(d, NULL))
 		goto out;
-	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", NULL);
+	q = db_prep(d,
+		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    NULL);
 	if (q) {
 		db_bind_int(q, 1, st->linked_tenant);
 		db_bind_text(q, 2, st->sha);
@@ -716,8 +724,10 @@ static void unlink_uncommitted(struct sfs_stage *st)
 		blob_path(st->s, st->linked_tenant, st->sha, path,
 			  sizeof(path));
 		if (unlink(path) == 0)
-			sfs_info("blob", "removed blob '%s' of a commit that "
-				 "did not happen", st->sha);
+			sfs_info("blob",
+				 "removed blob '%s' of a commit that "
+				 "did not happen",
+				 st->sha);
 	}
 	db_rollback(d);
 out:
@@ -800,8 +810,10 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	ret = stage_hash(st, e);
 	if (ret)
 		return ret;
-	q = db_prep(d, "UPDATE blob SET refs = refs + 1"
-		       " WHERE tenant_id = ?1 AND sha256 = ?2", e);
+	q = db_prep(d,
+		    "UPDATE blob SET refs = refs + 1"
+		    " WHERE tenant_id = ?1 AND sha256 = ?2",
+		    e);
 	if (!q)
 		return SFS_IO;
 	db_bind_int(q, 1, tenant);
@@ -817,7 +829,8 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		/* the row's file was lost: these bytes bring it back */
 		ret = sfs_stage_finish(st, e);
 		if (!ret)
-			ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
+			ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir),
+					e);
 		if (ret)
 			return ret;
 		if (link(st->path, path) < 0 && errno != EEXIST)
@@ -877,8 +890,10 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	st->linked = 1;
 	st->linked_tenant = tenant;
 	sfs_crash_point("blob-linked");
-	q = db_prep(d, "INSERT INTO blob(tenant_id, sha256, size, refs,"
-		       " created_at) VALUES (?1, ?2, ?3, 1, ?4)", e);
+	q = db_prep(d,
+		    "INSERT INTO blob(tenant_id, sha256, size, refs,"
+		    " created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+		    e);
 	if (!q)
 		goto undo;
 	db_bind_int(q, 1, tenant);
@@ -887,8 +902,10 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	db_bind_int(q, 4, sfs_now_ms());
 	if (db_run(q, e))
 		goto undo;
-	q = db_prep(d, "UPDATE tenant SET used_bytes = used_bytes + ?2"
-		       " WHERE id = ?1", e);
+	q = db_prep(d,
+		    "UPDATE tenant SET used_bytes = used_bytes + ?2"
+		    " WHERE id = ?1",
+		    e);
 	if (!q)
 		goto undo;
 	db_bind_int(q, 1, tenant);
@@ -909,8 +926,10 @@ enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
 	struct db_stmt *q;
 	enum sfs_status ret;
 
-	q = db_prep(d, "UPDATE blob SET refs = refs + 1"
-		       " WHERE tenant_id = ?1 AND sha256 = ?2", e);
+	q = db_prep(d,
+		    "UPDATE blob SET refs = refs + 1"
+		    " WHERE tenant_id = ?1 AND sha256 = ?2",
+		    e);
 	if (!q)
 		return SFS_IO;
 	db_bind_int(q, 1, tenant);
@@ -936,9 +955,11 @@ static void gc_blob(struct db *d, void *varg)
 	int rc;
 
 	if (db_begin(d, NULL))
-		return;		/* left for fsck */
-	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", NULL);
+		return; /* left for fsck */
+	q = db_prep(d,
+		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    NULL);
 	if (!q) {
 		db_rollback(d);
 		return;
@@ -965,8 +986,10 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 	int64_t refs = 0, size = 0;
 	int rc;
 
-	q = db_prep(d, "SELECT refs, size FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", e);
+	q = db_prep(d,
+		    "SELECT refs, size FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    e);
 	if (!q)
 		return SFS_IO;
 	db_bind_int(q, 1, tenant);
@@ -985,8 +1008,10 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 		return SFS_OK;
 	}
 	if (refs > 1) {
-		q = db_prep(d, "UPDATE blob SET refs = refs - 1"
-			       " WHERE tenant_id = ?1 AND sha256 = ?2", e);
+		q = db_prep(d,
+			    "UPDATE blob SET refs = refs - 1"
+			    " WHERE tenant_id = ?1 AND sha256 = ?2",
+			    e);
 		if (!q)
 			return SFS_IO;
 		db_bind_int(q, 1, tenant);
@@ -1002,8 +1027,10 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 	ret = db_run(q, e);
 	if (ret)
 		return ret;
-	q = db_prep(d, "UPDATE tenant SET used_bytes = used_bytes - ?2"
-		       " WHERE id = ?1", e);
+	q = db_prep(d,
+		    "UPDATE tenant SET used_bytes = used_bytes - ?2"
+		    " WHERE id = ?1",
+		    e);
 	if (!q)
 		return SFS_IO;
 	db_bind_int(q, 1, tenant);
@@ -1135,8 +1162,10 @@ static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
 	ret = db_begin(d, e);
 	if (ret)
 		return ret;
-	q = db_prep(d, "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		       " AND sha256 = ?2", e);
+	q = db_prep(d,
+		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
+		    " AND sha256 = ?2",
+		    e);
 	if (!q) {
 		db_rollback(d);
 		return SFS_IO;
@@ -1148,8 +1177,10 @@ static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
 	if (rc == 0) {
 		blob_path(s, tenant, sha, path, sizeof(path));
 		if (unlink(path) == 0)
-			sfs_info("blob", "removed blob '%s' of an unfinished "
-				 "commit", sha);
+			sfs_info("blob",
+				 "removed blob '%s' of an unfinished "
+				 "commit",
+				 sha);
 	}
 	db_rollback(d);
 	return rc < 0 ? SFS_IO : SFS_OK;
@@ -1179,7 +1210,7 @@ enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
 		snprintf(lock, sizeof(lock), "%s/lock", dir);
 		fd = open(lock, O_RDWR | O_CLOEXEC);
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd);	/* its process is alive */
+			close(fd); /* its process is alive */
 			continue;
 		}
 		fh = opendir(dir);

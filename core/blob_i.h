@@ -28,8 +28,8 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
  * unsynced if its bytes do become a new blob file after all.
  */
 enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
-				   struct sfs_stage *st, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				   struct sfs_stage *st,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 
 /* One more reference on an existing blob (e.g. copying a file). */
 enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
@@ -51,11 +51,11 @@ void blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
 	       char *out, size_t size);
 
 /* Recover staging directories of processes that died (store open). */
-enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status blob_recover(struct sfs_store *s,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 /* Make this process's staging directory and hold its lock. */
-enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status blob_staging_open(struct sfs_store *s,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 void blob_staging_close(struct sfs_store *s);
 
 /*

@@ -14,16 +14,16 @@
 #include "store_i.h"
 #include "util_i.h"
 
-#define STMT_CACHE_MIN 256	/* slots; grows to stay at most half full */
+#define STMT_CACHE_MIN 256 /* slots; grows to stay at most half full */
 
 struct db_stmt {
 	sqlite3_stmt *st;
 	struct db *d;
-	char *text;		/* a cached dynamic statement's SQL */
-	int busy;		/* handed out, not yet given back */
+	char *text; /* a cached dynamic statement's SQL */
+	int busy;   /* handed out, not yet given back */
 };
 
-#define DYN_CACHE 16		/* dynamic statements kept per connection */
+#define DYN_CACHE 16 /* dynamic statements kept per connection */
 
 struct hook {
 	void (*fn)(struct db *, void *);
@@ -41,7 +41,7 @@ struct db {
 	struct cache_ent {
 		const char *sql;
 		struct db_stmt *stmt;
-	} *cache;
+	} * cache;
 	size_t ncache, cap;
 	/* dynamic SQL (query filters) recurs: keep the last few prepared */
 	struct db_stmt dyn[DYN_CACHE];
@@ -276,8 +276,8 @@ static enum sfs_status open_conn(const char *path, int create,
 		sfs_error("db", "cannot open '%s': %s", path,
 			  h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
 		sqlite3_close(h);
-		return sfs_errf(e, rc == SQLITE_CANTOPEN ? SFS_NOT_FOUND
-							 : SFS_IO,
+		return sfs_errf(e,
+				rc == SQLITE_CANTOPEN ? SFS_NOT_FOUND : SFS_IO,
 				NULL, "cannot open the store's database");
 	}
 	sqlite3_extended_result_codes(h, 1);
@@ -305,7 +305,8 @@ static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
 	if (version > DB_SCHEMA_VERSION) {
 		ret = sfs_errf(e, SFS_UNSUPPORTED, NULL,
 			       "the store's schema %d is newer than this "
-			       "program's %d", version, DB_SCHEMA_VERSION);
+			       "program's %d",
+			       version, DB_SCHEMA_VERSION);
 		goto out;
 	}
 	while (version < DB_SCHEMA_VERSION) {
@@ -315,7 +316,8 @@ static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
 		if (rc != SQLITE_OK) {
 			sfs_error("db", "migration to %d: %s", version + 1,
 				  sqlite3_errmsg(h));
-			ret = sfs_errf(e, SFS_IO, NULL, "schema migration failed");
+			ret = sfs_errf(e, SFS_IO, NULL,
+				       "schema migration failed");
 			goto out;
 		}
 		version++;
@@ -470,8 +472,7 @@ struct sfs_store *db_store(struct db *d)
 
 /* ---- statements ------------------------------------------------------ */
 
-static size_t slot_of(const struct cache_ent *tab, size_t cap,
-		      const char *sql)
+static size_t slot_of(const struct cache_ent *tab, size_t cap, const char *sql)
 {
 	size_t k = ((uintptr_t)sql >> 3) % cap;
 

@@ -52,7 +52,7 @@ enum sfs_status db_run(struct db_stmt *st, struct sfs_err *e) SFS_MUST_CHECK;
 
 int64_t db_col_int(struct db_stmt *st, int i);
 double db_col_double(struct db_stmt *st, int i);
-const char *db_col_text(struct db_stmt *st, int i);	/* NULL for NULL */
+const char *db_col_text(struct db_stmt *st, int i); /* NULL for NULL */
 const void *db_col_blob(struct db_stmt *st, int i, size_t *n);
 int db_col_null(struct db_stmt *st, int i);
 /* strdup of a text column (NULL for NULL). */
@@ -68,8 +68,8 @@ enum sfs_status db_commit(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
 void db_rollback(struct db *d);
 int db_in_txn(struct db *d);
 
-enum sfs_status db_exec(struct db *d, const char *sql, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status db_exec(struct db *d, const char *sql,
+			struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Run fn(d, arg) after the current transaction commits (outside it, on the

@@ -33,18 +33,22 @@ enum sfs_status dir_touch(struct db *d, int64_t owner, const char *path,
 	struct db_stmt *st;
 
 	if (!strcmp(path, "/")) {
-		st = db_prep(d, "INSERT INTO dir(owner_id, path, parent,"
-				" mtime_ns) VALUES (?1, '/', '', ?2)"
-				" ON CONFLICT(owner_id, path) DO UPDATE"
-				" SET mtime_ns = ?2", e);
+		st = db_prep(d,
+			     "INSERT INTO dir(owner_id, path, parent,"
+			     " mtime_ns) VALUES (?1, '/', '', ?2)"
+			     " ON CONFLICT(owner_id, path) DO UPDATE"
+			     " SET mtime_ns = ?2",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, owner);
 		db_bind_int(st, 2, now_ns);
 		return db_run(st, e);
 	}
-	st = db_prep(d, "UPDATE dir SET mtime_ns = ?3"
-			" WHERE owner_id = ?1 AND path = ?2", e);
+	st = db_prep(d,
+		     "UPDATE dir SET mtime_ns = ?3"
+		     " WHERE owner_id = ?1 AND path = ?2",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, owner);
@@ -54,10 +58,9 @@ enum sfs_status dir_touch(struct db *d, int64_t owner, const char *path,
 }
 
 /* Adjust one directory row; *changed says whether it appeared/vanished. */
-static enum sfs_status count_one(struct db *d, int64_t owner,
-				 const char *path, size_t len, int delta,
-				 int64_t now_ns, int *changed,
-				 struct sfs_err *e)
+static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
+				 size_t len, int delta, int64_t now_ns,
+				 int *changed, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	size_t plen = parent_len(path, len);
@@ -65,8 +68,10 @@ static enum sfs_status count_one(struct db *d, int64_t owner,
 	int rc, explicit_ = 0;
 
 	*changed = 0;
-	st = db_prep(d, "SELECT nfiles, explicit FROM dir"
-			" WHERE owner_id = ?1 AND path = ?2", e);
+	st = db_prep(d,
+		     "SELECT nfiles, explicit FROM dir"
+		     " WHERE owner_id = ?1 AND path = ?2",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, owner);
@@ -81,9 +86,11 @@ static enum sfs_status count_one(struct db *d, int64_t owner,
 		return SFS_IO;
 	if (rc == 0) {
 		if (delta <= 0)
-			return SFS_OK;	/* nothing to take from */
-		st = db_prep(d, "INSERT INTO dir(owner_id, path, parent, nfiles,"
-				" mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)", e);
+			return SFS_OK; /* nothing to take from */
+		st = db_prep(d,
+			     "INSERT INTO dir(owner_id, path, parent, nfiles,"
+			     " mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, owner);
@@ -95,8 +102,10 @@ static enum sfs_status count_one(struct db *d, int64_t owner,
 		return db_run(st, e);
 	}
 	if (nfiles + delta <= 0 && !explicit_ && len > 1) {
-		st = db_prep(d, "DELETE FROM dir WHERE owner_id = ?1"
-				" AND path = ?2", e);
+		st = db_prep(d,
+			     "DELETE FROM dir WHERE owner_id = ?1"
+			     " AND path = ?2",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, owner);
@@ -104,8 +113,10 @@ static enum sfs_status count_one(struct db *d, int64_t owner,
 		*changed = 1;
 		return db_run(st, e);
 	}
-	st = db_prep(d, "UPDATE dir SET nfiles = max(0, nfiles + ?3)"
-			" WHERE owner_id = ?1 AND path = ?2", e);
+	st = db_prep(d,
+		     "UPDATE dir SET nfiles = max(0, nfiles + ?3)"
+		     " WHERE owner_id = ?1 AND path = ?2",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, owner);
@@ -130,8 +141,9 @@ enum sfs_status dir_count(struct db *d, int64_t owner, const char *path,
 		if (changed && i) {
 			char parent[SFS_VPATH_MAX + 1];
 
-			sfs_strlcpy(parent, path, i + 1 < sizeof(parent)
-							  ? i + 1 : sizeof(parent));
+			sfs_strlcpy(parent, path,
+				    i + 1 < sizeof(parent) ? i + 1
+							   : sizeof(parent));
 			ret = dir_touch(d, owner, parent, now_ns, e);
 			if (ret)
 				return ret;
@@ -164,8 +176,10 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT id, mtime_ns, nfiles, explicit FROM dir"
-			" WHERE owner_id = ?1 AND path = ?2", e);
+	st = db_prep(d,
+		     "SELECT id, mtime_ns, nfiles, explicit FROM dir"
+		     " WHERE owner_id = ?1 AND path = ?2",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -234,8 +248,10 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	plen = parent_len(p.buf, p.len);
-	st = db_prep(d, "INSERT INTO dir(owner_id, path, parent, explicit,"
-			" mtime_ns) VALUES (?1, ?2, ?3, 1, ?4)", e);
+	st = db_prep(d,
+		     "INSERT INTO dir(owner_id, path, parent, explicit,"
+		     " mtime_ns) VALUES (?1, ?2, ?3, 1, ?4)",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -286,8 +302,10 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 		ret = db_begin(d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
-			" AND path = ?2", e);
+	st = db_prep(d,
+		     "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
+		     " AND path = ?2",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -384,8 +402,10 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 		ret = db_begin(d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
-			" AND path = ?2", e);
+	st = db_prep(d,
+		     "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
+		     " AND path = ?2",
+		     e);
 	if (!st)
 		goto io;
 	db_bind_int(st, 1, a->user);
@@ -417,8 +437,10 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	if (texists) {
-		st = db_prep(d, "DELETE FROM dir WHERE owner_id = ?1"
-				" AND path = ?2", e);
+		st = db_prep(d,
+			     "DELETE FROM dir WHERE owner_id = ?1"
+			     " AND path = ?2",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_int(st, 1, a->user);
@@ -436,9 +458,11 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	if (contrib && dir_count(d, a->user, fparent, -(int)contrib, ns, e))
 		goto io;
 	upper_bound(f.buf, upper, sizeof(upper));
-	st = db_prep(d, "UPDATE file SET dir = ?4 || substr(dir, ?5),"
-			" ctime_ns = ?6 WHERE owner_id = ?1"
-			" AND is_deleted IN (0, 1) AND dir >= ?2 AND dir < ?3", e);
+	st = db_prep(d,
+		     "UPDATE file SET dir = ?4 || substr(dir, ?5),"
+		     " ctime_ns = ?6 WHERE owner_id = ?1"
+		     " AND is_deleted IN (0, 1) AND dir >= ?2 AND dir < ?3",
+		     e);
 	if (!st)
 		goto io;
 	db_bind_int(st, 1, a->user);
@@ -449,10 +473,12 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	db_bind_int(st, 6, ns);
 	if (db_run(st, e))
 		goto io;
-	st = db_prep(d, "UPDATE dir SET path = ?4 || substr(path, ?5),"
-			" parent = CASE WHEN path = ?2 THEN ?6"
-			" ELSE ?4 || substr(parent, ?5) END"
-			" WHERE owner_id = ?1 AND path >= ?2 AND path < ?3", e);
+	st = db_prep(d,
+		     "UPDATE dir SET path = ?4 || substr(path, ?5),"
+		     " parent = CASE WHEN path = ?2 THEN ?6"
+		     " ELSE ?4 || substr(parent, ?5) END"
+		     " WHERE owner_id = ?1 AND path >= ?2 AND path < ?3",
+		     e);
 	if (!st)
 		goto io;
 	db_bind_int(st, 1, a->user);
@@ -519,8 +545,10 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 		ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT path, id, mtime_ns, nfiles, explicit FROM dir"
-			" WHERE owner_id = ?1 AND parent = ?2 ORDER BY path", e);
+	st = db_prep(d,
+		     "SELECT path, id, mtime_ns, nfiles, explicit FROM dir"
+		     " WHERE owner_id = ?1 AND parent = ?2 ORDER BY path",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -534,8 +562,8 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 
 		if (n <= plen + 1)
 			continue;
-		sfs_strlcpy(name, p + plen, n - plen < sizeof(name)
-						    ? n - plen : sizeof(name));
+		sfs_strlcpy(name, p + plen,
+			    n - plen < sizeof(name) ? n - plen : sizeof(name));
 		info.ino = db_col_int(st, 1);
 		info.mtime_ns = db_col_int(st, 2);
 		info.nfiles = db_col_int(st, 3);

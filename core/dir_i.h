@@ -14,8 +14,8 @@ struct db;
  * listing changed.
  */
 enum sfs_status dir_count(struct db *d, int64_t owner, const char *path,
-			  int delta, int64_t now_ns, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			  int delta, int64_t now_ns,
+			  struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Bump the mtime of one directory (its listing changed). */
 enum sfs_status dir_touch(struct db *d, int64_t owner, const char *path,

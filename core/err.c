@@ -56,7 +56,7 @@ enum sfs_status sfs_errf(struct sfs_err *e, enum sfs_status st,
 	if (!e)
 		return st;
 	if (e->status != SFS_OK && e->message[0] && e->status == st)
-		return st;	/* keep the deepest cause */
+		return st; /* keep the deepest cause */
 	e->status = st;
 	sfs_strlcpy(e->type, type ? type : sfs_status_type(st),
 		    sizeof(e->type));

@@ -22,7 +22,7 @@
 #include "speechfs/store.h"
 #include "util_i.h"
 
-#define EMPTY_SHA256 \
+#define EMPTY_SHA256                                                           \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ERRBODY_MAX 4096
 
@@ -40,9 +40,9 @@ struct fetch {
 	char reason[64];
 	int64_t content_length;
 	int chunked;		/* a chunked body's Content-Length is moot */
-	struct sfs_buf errbody;	/* start of an error body (S3's XML) */
+	struct sfs_buf errbody; /* start of an error body (S3's XML) */
 
-	char blocked[160];	/* why the last address was refused */
+	char blocked[160]; /* why the last address was refused */
 	enum sfs_status stage_st;
 	int too_large, cancelled, http_failed;
 
@@ -91,7 +91,7 @@ static size_t scheme_len(const char *uri)
 	      (uri[0] >= 'A' && uri[0] <= 'Z')))
 		return 0;
 	for (; uri[i] && uri[i] != ':'; i++) {
-		char c = (char)(uri[i] | 0x20);	/* ASCII lower case */
+		char c = (char)(uri[i] | 0x20); /* ASCII lower case */
 
 		if (!lower_alnum(c) && !strchr("+-.", uri[i]))
 			return 0;
@@ -180,13 +180,14 @@ enum sfs_status sfs_fetch_check_uri(const char *uri, struct sfs_err *e)
 		/* curl would read "http:///x" as host x: say no */
 		if (strncmp(uri + n, "://", 3) || uri[n + 3] == '/')
 			return sfs_err_field(e, "uri", "invalid",
-					     "expected %.*s://host/...",
-					     (int)n, uri);
+					     "expected %.*s://host/...", (int)n,
+					     uri);
 		return check_http(uri, e);
 	}
 	return sfs_err_field(e, "uri", "unsupported_scheme",
 			     "unsupported scheme '%.*s' (use http, https or "
-			     "s3)", (int)(n > 16 ? 16 : n), uri);
+			     "s3)",
+			     (int)(n > 16 ? 16 : n), uri);
 }
 
 /* ---- addresses: what may be connected to ---- */
@@ -273,8 +274,7 @@ static const struct {
 };
 
 /* Why an address may not be connected to, or NULL. */
-static const char *blocked_why(const struct ipaddr *ip, char *buf,
-			       size_t size)
+static const char *blocked_why(const struct ipaddr *ip, char *buf, size_t size)
 {
 	struct ipaddr net, v4;
 	size_t i;
@@ -304,8 +304,8 @@ static const char *blocked_why(const struct ipaddr *ip, char *buf,
 /* An IPv4-mapped IPv6 address is the IPv4 address, for the allow-list. */
 static void ip_unmap(struct ipaddr *ip)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0,
-						  0, 0, 0xff, 0xff };
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0,    0,
+						  0, 0, 0, 0, 0xff, 0xff };
 
 	if (ip->v6 && !memcmp(ip->a, mapped, 12)) {
 		memmove(ip->a, ip->a + 12, 4);
@@ -347,8 +347,7 @@ static int allow_entry(const char *ent, const char *host,
 	return ent[0] == '.' && hn > n && !strcasecmp(host + hn - n, ent);
 }
 
-static int allowed(const char *list, const char *host,
-		   const struct ipaddr *ip)
+static int allowed(const char *list, const char *host, const struct ipaddr *ip)
 {
 	char ent[256];
 	const char *p = list, *end;
@@ -446,7 +445,7 @@ static curl_socket_t on_opensocket(void *p, curlsocktype purpose,
 			 host, why);
 		return CURL_SOCKET_BAD;
 	}
-	f->blocked[0] = '\0';	/* an earlier refusal is not the story now */
+	f->blocked[0] = '\0'; /* an earlier refusal is not the story now */
 	return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
 }
 
@@ -460,7 +459,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *p)
 	int64_t v;
 
 	if (len >= sizeof(line))
-		len = sizeof(line) - 1;	/* long lines: their start will do */
+		len = sizeof(line) - 1; /* long lines: their start will do */
 	memcpy(line, buf, len);
 	line[len] = '\0';
 	while (len && (line[len - 1] == '\r' || line[len - 1] == '\n'))
@@ -575,9 +574,9 @@ static void hmac(const void *key, size_t klen, const char *msg,
  * The Authorization header of a Signature Version 4 GET without a body:
  * signed headers host, x-amz-content-sha256 and x-amz-date.
  */
-static enum sfs_status s3_sign(const struct sfs_config *cfg,
-			       const char *host, const char *path,
-			       const char *amzdate, struct sfs_buf *auth)
+static enum sfs_status s3_sign(const struct sfs_config *cfg, const char *host,
+			       const char *path, const char *amzdate,
+			       struct sfs_buf *auth)
 {
 	struct sfs_buf canon = SFS_BUF_INIT(8192), sts = SFS_BUF_INIT(1024);
 	unsigned char digest[32], k[32];
@@ -667,11 +666,12 @@ static enum sfs_status endpoint_parse(const struct sfs_config *cfg,
 	    (strcmp(ep->scheme, "http") && strcmp(ep->scheme, "https"))) {
 		ret = sfs_errf(e, SFS_UNSUPPORTED, "import_failed",
 			       "the s3 endpoint '%s' is not an http or https "
-			       "URL", url);
+			       "URL",
+			       url);
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_PORT, &ep->port, 0))
-		ep->port = NULL;	/* no explicit port */
+		ep->port = NULL; /* no explicit port */
 	n = strlen(ep->path);
 	while (n && ep->path[n - 1] == '/')
 		ep->path[--n] = '\0';
@@ -681,9 +681,9 @@ out:
 }
 
 /* The URL and headers of a GET of s3://bucket/key from the endpoint. */
-static enum sfs_status s3_request(const struct sfs_config *cfg,
-				  const char *uri, char **url,
-				  struct curl_slist **hdrs, struct sfs_err *e)
+static enum sfs_status s3_request(const struct sfs_config *cfg, const char *uri,
+				  char **url, struct curl_slist **hdrs,
+				  struct sfs_err *e)
 {
 	struct sfs_buf host = SFS_BUF_INIT(512), path = SFS_BUF_INIT(8192);
 	struct sfs_buf u = SFS_BUF_INIT(16384), h = SFS_BUF_INIT(1024);
@@ -718,7 +718,7 @@ static enum sfs_status s3_request(const struct sfs_config *cfg,
 	if (!ret)
 		ret = add_header(hdrs, h.buf);
 	if (ret || !cfg->s3_access_key[0])
-		goto out;	/* no credentials: an anonymous GET */
+		goto out; /* no credentials: an anonymous GET */
 
 	gmtime_r(&now, &tm);
 	strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
@@ -757,11 +757,12 @@ static const struct {
 	const char *reason;
 } reasons[] = {
 	{ 301, "Moved Permanently" }, { 302, "Found" },
-	{ 304, "Not Modified" }, { 400, "Bad Request" },
-	{ 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
-	{ 410, "Gone" }, { 429, "Too Many Requests" },
-	{ 500, "Internal Server Error" }, { 502, "Bad Gateway" },
-	{ 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+	{ 304, "Not Modified" },      { 400, "Bad Request" },
+	{ 401, "Unauthorized" },      { 403, "Forbidden" },
+	{ 404, "Not Found" },	      { 410, "Gone" },
+	{ 429, "Too Many Requests" }, { 500, "Internal Server Error" },
+	{ 502, "Bad Gateway" },	      { 503, "Service Unavailable" },
+	{ 504, "Gateway Timeout" },
 };
 
 /* <Code>...</Code> of an S3 error body, into out ("" if none). */
@@ -813,7 +814,8 @@ static enum sfs_status timed_out(struct fetch *f, const char *errbuf,
 	if (!strncmp(errbuf, "Operation too slow", 18))
 		return sfs_errf(e, SFS_IO, "import_failed",
 				"transfer stalled: no data from '%s' for a "
-				"while", host);
+				"while",
+				host);
 	return sfs_errf(e, SFS_IO, "import_failed",
 			"timed out after %d s (got %lld bytes)",
 			f->cfg->import_timeout_s, (long long)f->got);
@@ -832,8 +834,8 @@ static enum sfs_status cut_short(struct fetch *f, struct sfs_err *e)
 }
 
 /* Turn what curl and the callbacks saw into a status and a message. */
-static enum sfs_status outcome(struct fetch *f, CURLcode rc,
-			       const char *errbuf, struct sfs_err *e)
+static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
+			       struct sfs_err *e)
 {
 	char host[256];
 
@@ -897,8 +899,9 @@ static enum sfs_status setup(struct fetch *f, const char *url,
 {
 	const struct sfs_config *c = f->cfg;
 	CURL *h = f->curl;
-	long low = c->import_timeout_s > 0 && c->import_timeout_s < 60 ?
-			   c->import_timeout_s : 60;
+	long low = c->import_timeout_s > 0 && c->import_timeout_s < 60
+			   ? c->import_timeout_s
+			   : 60;
 
 	if (curl_easy_setopt(h, CURLOPT_URL, url) ||
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") ||

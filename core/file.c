@@ -102,9 +102,11 @@ enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
 	size_t n = 0, cap = 0;
 	int rc;
 
-	st = db_prep(d, "SELECT t.name FROM file_tag ft"
-			" JOIN tag t ON t.id = ft.tag_id WHERE ft.file_id = ?1"
-			" ORDER BY t.name COLLATE NOCASE, t.name", e);
+	st = db_prep(d,
+		     "SELECT t.name FROM file_tag ft"
+		     " JOIN tag t ON t.id = ft.tag_id WHERE ft.file_id = ?1"
+		     " ORDER BY t.name COLLATE NOCASE, t.name",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, f->ino);
@@ -145,14 +147,15 @@ static enum sfs_status load(struct db *d, const char *uuid, int64_t ino,
 	int rc;
 
 	if (uuid) {
-		st = db_prep(d, "SELECT " FILE_COLS FILE_FROM
-				" WHERE f.uuid = ?1", e);
+		st = db_prep(d,
+			     "SELECT " FILE_COLS FILE_FROM " WHERE f.uuid = ?1",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_text(st, 1, uuid);
 	} else {
-		st = db_prep(d, "SELECT " FILE_COLS FILE_FROM
-				" WHERE f.id = ?1", e);
+		st = db_prep(
+			d, "SELECT " FILE_COLS FILE_FROM " WHERE f.id = ?1", e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, ino);
@@ -179,8 +182,8 @@ enum sfs_status file_load_ino(struct db *d, int64_t ino, struct sfs_file *out,
 }
 
 enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
-			     const char *uuid, int64_t ino,
-			     struct sfs_file *f, struct sfs_err *e)
+			     const char *uuid, int64_t ino, struct sfs_file *f,
+			     struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret;
@@ -194,7 +197,8 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 					NOT_FOUND_MSG);
 		for (i = 0; i < SFS_UUID_LEN; i++)
 			lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F'
-						  ? uuid[i] + 32 : uuid[i]);
+						  ? uuid[i] + 32
+						  : uuid[i]);
 		lower[SFS_UUID_LEN] = '\0';
 		uuid = lower;
 	}
@@ -210,9 +214,11 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 	}
 	if (f->deleted)
 		goto not_found;
-	st = db_prep(d, "SELECT s.perm, u.uuid, s.created_at FROM share s"
-			" JOIN user u ON u.id = s.created_by"
-			" WHERE s.file_id = ?1 AND s.user_id = ?2", e);
+	st = db_prep(d,
+		     "SELECT s.perm, u.uuid, s.created_at FROM share s"
+		     " JOIN user u ON u.id = s.created_by"
+		     " WHERE s.file_id = ?1 AND s.user_id = ?2",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto fail;
@@ -280,8 +286,8 @@ enum sfs_status sfs_name_check(const char *name, const char *field,
 	if (n == 0)
 		return sfs_err_field(e, field, "invalid", "must not be empty");
 	if (n > SFS_NAME_MAX)
-		return sfs_err_field(e, field, "too_long",
-				     "at most %d bytes", SFS_NAME_MAX);
+		return sfs_err_field(e, field, "too_long", "at most %d bytes",
+				     SFS_NAME_MAX);
 	if (!sfs_utf8_valid(name, n))
 		return sfs_err_field(e, field, "invalid", "not valid UTF-8");
 	if (has_control(name))
@@ -362,17 +368,21 @@ static enum sfs_status set_tags(struct db *d, int64_t tenant, int64_t ino,
 	if (db_run(st, e))
 		return SFS_IO;
 	for (i = 0; i < n; i++) {
-		st = db_prep(d, "INSERT INTO tag(tenant_id, name) VALUES (?1, ?2)"
-				" ON CONFLICT(tenant_id, name) DO NOTHING", e);
+		st = db_prep(d,
+			     "INSERT INTO tag(tenant_id, name) VALUES (?1, ?2)"
+			     " ON CONFLICT(tenant_id, name) DO NOTHING",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, tenant);
 		db_bind_text(st, 2, tags[i]);
 		if (db_run(st, e))
 			return SFS_IO;
-		st = db_prep(d, "INSERT OR IGNORE INTO file_tag(file_id, tag_id)"
-				" SELECT ?1, id FROM tag"
-				" WHERE tenant_id = ?2 AND name = ?3", e);
+		st = db_prep(d,
+			     "INSERT OR IGNORE INTO file_tag(file_id, tag_id)"
+			     " SELECT ?1, id FROM tag"
+			     " WHERE tenant_id = ?2 AND name = ?3",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, ino);
@@ -463,8 +473,10 @@ static enum sfs_status count_file(struct db *d, int64_t tenant, int delta,
 	int rc;
 
 	if (delta > 0) {
-		st = db_prep(d, "SELECT max_files, used_files FROM tenant"
-				" WHERE id = ?1", e);
+		st = db_prep(d,
+			     "SELECT max_files, used_files FROM tenant"
+			     " WHERE id = ?1",
+			     e);
 		if (!st)
 			return SFS_IO;
 		db_bind_int(st, 1, tenant);
@@ -476,14 +488,17 @@ static enum sfs_status count_file(struct db *d, int64_t tenant, int delta,
 			db_reset(st);
 			return sfs_errf(e, SFS_QUOTA, "quota_exceeded",
 					"the tenant's file count quota of %lld "
-					"files would be exceeded", max);
+					"files would be exceeded",
+					max);
 		}
 		db_reset(st);
 		if (rc < 0)
 			return SFS_IO;
 	}
-	st = db_prep(d, "UPDATE tenant SET used_files = used_files + ?2"
-			" WHERE id = ?1", e);
+	st = db_prep(d,
+		     "UPDATE tenant SET used_files = used_files + ?2"
+		     " WHERE id = ?1",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, tenant);
@@ -505,13 +520,15 @@ static enum sfs_status arrive(struct db *d, int64_t ino, int no_suffix,
 {
 	struct db_stmt *st;
 
-	st = db_prep(d, "UPDATE file SET entry_suffix = 1 - entry_suffix"
-			" WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2"
-			" THEN 0 ELSE EXISTS(SELECT 1 FROM file o"
-			" WHERE o.owner_id = file.owner_id"
-			" AND o.is_deleted = 0 AND o.dir = file.dir"
-			" AND o.name = file.name COLLATE NOCASE"
-			" AND o.name = file.name AND o.id <> file.id) END", e);
+	st = db_prep(d,
+		     "UPDATE file SET entry_suffix = 1 - entry_suffix"
+		     " WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2"
+		     " THEN 0 ELSE EXISTS(SELECT 1 FROM file o"
+		     " WHERE o.owner_id = file.owner_id"
+		     " AND o.is_deleted = 0 AND o.dir = file.dir"
+		     " AND o.name = file.name COLLATE NOCASE"
+		     " AND o.name = file.name AND o.id <> file.id) END",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, ino);
@@ -545,13 +562,15 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 			return ret;
 	}
 	sfs_uuid_new(uuid);
-	st = db_prep(d,
-		     "INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"
-		     " description, dir, metadata, source_uri, size, sha256,"
-		     " blob_ref, ingestion, created_at, want_la, la_status,"
-		     " mtime_ns, ctime_ns, duration, mime)"
-		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-		     " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)", e);
+	st = db_prep(
+		d,
+		"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"
+		" description, dir, metadata, source_uri, size, sha256,"
+		" blob_ref, ingestion, created_at, want_la, la_status,"
+		" mtime_ns, ctime_ns, duration, mime)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+		" ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		e);
 	if (!st)
 		return SFS_IO;
 	db_bind_text(st, 1, uuid);
@@ -576,15 +595,17 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	} else {
 		/* an empty file made without content (mount create) */
 		db_bind_int(st, 10, 0);
-		db_bind_text(st, 11, "e3b0c44298fc1c149afbf4c8996fb924"
-				     "27ae41e4649b934ca495991b7852b855");
+		db_bind_text(st, 11,
+			     "e3b0c44298fc1c149afbf4c8996fb924"
+			     "27ae41e4649b934ca495991b7852b855");
 		db_bind_int(st, 12, 0);
 		db_bind_int(st, 13, SFS_JS_NONE);
 	}
 	db_bind_int(st, 14, now);
 	db_bind_int(st, 15, sp->listening ? 1 : 0);
-	db_bind_int(st, 16, sp->listening && !sp->uri && content
-				    ? SFS_JS_PENDING : SFS_JS_NONE);
+	db_bind_int(st, 16,
+		    sp->listening && !sp->uri && content ? SFS_JS_PENDING
+							 : SFS_JS_NONE);
 	db_bind_int(st, 17, sp->mtime_ns ? sp->mtime_ns : ns);
 	db_bind_int(st, 18, ns);
 	if (duration >= 0)
@@ -620,7 +641,7 @@ static enum sfs_status set_lazy(struct db *d, struct sfs_store *s, int on,
 				struct sfs_err *e)
 {
 	if (!s->cfg.sync_full)
-		return SFS_OK;		/* NORMAL already */
+		return SFS_OK; /* NORMAL already */
 	return on ? db_exec(d, "PRAGMA synchronous=NORMAL", e)
 		  : db_exec(d, "PRAGMA synchronous=FULL", e);
 }
@@ -695,7 +716,7 @@ out:
 			db_rollback(d);
 		if (set_lazy(d, s, 0, NULL))
 			sfs_error("file", "cannot restore full sync on a "
-				  "connection");
+					  "connection");
 	}
 	db_put(d);
 	sfs_buf_release(&path);
@@ -777,9 +798,9 @@ enum sfs_status sfs_file_get(struct sfs_store *s, const struct sfs_actor *a,
 	return get_common(s, a, id, 0, out, e);
 }
 
-enum sfs_status sfs_file_get_ino(struct sfs_store *s,
-				 const struct sfs_actor *a, int64_t ino,
-				 struct sfs_file *out, struct sfs_err *e)
+enum sfs_status sfs_file_get_ino(struct sfs_store *s, const struct sfs_actor *a,
+				 int64_t ino, struct sfs_file *out,
+				 struct sfs_err *e)
 {
 	return get_common(s, a, NULL, ino, out, e);
 }
@@ -870,8 +891,8 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 	if ((u->set & SFS_UPD_FILENAME) && u->filename &&
 	    sfs_name_check(u->filename, "filename", e))
 		ret = SFS_INVALID;
-	if ((u->set & SFS_UPD_DESCRIPTION) && description_check(u->description,
-								 e))
+	if ((u->set & SFS_UPD_DESCRIPTION) &&
+	    description_check(u->description, e))
 		ret = SFS_INVALID;
 	if ((u->set & SFS_UPD_PATH) &&
 	    sfs_vpath_norm(u->path ? u->path : "", "path", &path, e))
@@ -903,7 +924,8 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto io;
 	}
 	if (u->set & SFS_UPD_FILENAME) {
-		st = db_prep(d, "UPDATE file SET filename = ?2 WHERE id = ?1", e);
+		st = db_prep(d, "UPDATE file SET filename = ?2 WHERE id = ?1",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_int(st, 1, f->ino);
@@ -912,8 +934,10 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto io;
 	}
 	if (u->set & SFS_UPD_DESCRIPTION) {
-		st = db_prep(d, "UPDATE file SET description = ?2"
-				" WHERE id = ?1", e);
+		st = db_prep(d,
+			     "UPDATE file SET description = ?2"
+			     " WHERE id = ?1",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_int(st, 1, f->ino);
@@ -922,7 +946,8 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto io;
 	}
 	if (u->set & SFS_UPD_METADATA) {
-		st = db_prep(d, "UPDATE file SET metadata = ?2 WHERE id = ?1", e);
+		st = db_prep(d, "UPDATE file SET metadata = ?2 WHERE id = ?1",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_int(st, 1, f->ino);
@@ -953,8 +978,10 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto out;
 	}
 	if (u->set & SFS_UPD_SUFFIX) {
-		ret = exec_ino(d, "UPDATE file SET entry_suffix = ?2"
-				  " WHERE id = ?1", f->ino, 1, e);
+		ret = exec_ino(d,
+			       "UPDATE file SET entry_suffix = ?2"
+			       " WHERE id = ?1",
+			       f->ino, 1, e);
 		/* not a change of the file's metadata: ctime stays */
 		if (ret || u->set == SFS_UPD_SUFFIX)
 			goto out;
@@ -965,10 +992,12 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto out;
 	}
 	if (u->set & SFS_UPD_PUBLISH) {
-		st = db_prep(d, "UPDATE file SET publish = ?2,"
-				" published_at = CASE WHEN ?2 = 1 AND"
-				" published_at IS NULL THEN ?3"
-				" ELSE published_at END WHERE id = ?1", e);
+		st = db_prep(d,
+			     "UPDATE file SET publish = ?2,"
+			     " published_at = CASE WHEN ?2 = 1 AND"
+			     " published_at IS NULL THEN ?3"
+			     " ELSE published_at END WHERE id = ?1",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_int(st, 1, f->ino);
@@ -995,8 +1024,7 @@ out:
 }
 
 enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
-				const char *id,
-				const struct sfs_file_update *u,
+				const char *id, const struct sfs_file_update *u,
 				struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
@@ -1080,13 +1108,14 @@ static enum sfs_status purge_file(struct db *d, const struct sfs_file *f,
 	if (!ret)
 		ret = file_release_listening(d, f->ino, e);
 	if (!ret)
-		ret = exec_ino(d, "UPDATE file SET is_purged = 1,"
-				  " purged_at = ?2, purge_at = NULL,"
-				  " la_purged = CASE WHEN la_status = 0 THEN 0"
-				  " ELSE 1 END,"
-				  " la_purged_at = CASE WHEN la_status = 0"
-				  " THEN NULL ELSE coalesce(la_purged_at, ?2)"
-				  " END, la_purge_at = NULL WHERE id = ?1",
+		ret = exec_ino(d,
+			       "UPDATE file SET is_purged = 1,"
+			       " purged_at = ?2, purge_at = NULL,"
+			       " la_purged = CASE WHEN la_status = 0 THEN 0"
+			       " ELSE 1 END,"
+			       " la_purged_at = CASE WHEN la_status = 0"
+			       " THEN NULL ELSE coalesce(la_purged_at, ?2)"
+			       " END, la_purge_at = NULL WHERE id = ?1",
 			       f->ino, now, e);
 	if (!ret)
 		ret = count_file(d, f->tenant, -1, e);
@@ -1103,19 +1132,21 @@ static enum sfs_status soft_delete(struct db *d, struct sfs_store *s,
 	ret = job_cancel_file(d, f->ino, 0, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "UPDATE file SET is_deleted = 1, deleted_at = ?2,"
-			" purge_at = ?3, ctime_ns = ?4,"
-			" ingestion = CASE WHEN ingestion IN (1, 2) THEN 4"
-			" ELSE ingestion END,"
-			" ingest_error = CASE WHEN ingestion IN (1, 2)"
-			" THEN 'cancelled: the file was deleted'"
-			" ELSE ingest_error END,"
-			" la_status = CASE WHEN la_status IN (1, 2) THEN 4"
-			" ELSE la_status END,"
-			" la_error = CASE WHEN la_status IN (1, 2)"
-			" THEN 'cancelled: the file was deleted'"
-			" ELSE la_error END"
-			" WHERE id = ?1", e);
+	st = db_prep(d,
+		     "UPDATE file SET is_deleted = 1, deleted_at = ?2,"
+		     " purge_at = ?3, ctime_ns = ?4,"
+		     " ingestion = CASE WHEN ingestion IN (1, 2) THEN 4"
+		     " ELSE ingestion END,"
+		     " ingest_error = CASE WHEN ingestion IN (1, 2)"
+		     " THEN 'cancelled: the file was deleted'"
+		     " ELSE ingest_error END,"
+		     " la_status = CASE WHEN la_status IN (1, 2) THEN 4"
+		     " ELSE la_status END,"
+		     " la_error = CASE WHEN la_status IN (1, 2)"
+		     " THEN 'cancelled: the file was deleted'"
+		     " ELSE la_error END"
+		     " WHERE id = ?1",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_int(st, 1, f->ino);
@@ -1155,9 +1186,9 @@ out:
 	return end_file(s, d, ret, a, &f, NULL, e);
 }
 
-enum sfs_status sfs_file_restore(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *id,
-				 struct sfs_file *out, struct sfs_err *e)
+enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *id, struct sfs_file *out,
+				 struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db *d;
@@ -1177,9 +1208,11 @@ enum sfs_status sfs_file_restore(struct sfs_store *s,
 		ret = sfs_errf(e, SFS_GONE, "file_purged",
 			       "the file was purged and cannot be restored");
 	if (!ret)
-		ret = exec_ino(d, "UPDATE file SET is_deleted = 0,"
-				  " deleted_at = NULL, purge_at = NULL,"
-				  " ctime_ns = ?2 WHERE id = ?1", f.ino, ns, e);
+		ret = exec_ino(d,
+			       "UPDATE file SET is_deleted = 0,"
+			       " deleted_at = NULL, purge_at = NULL,"
+			       " ctime_ns = ?2 WHERE id = ?1",
+			       f.ino, ns, e);
 	if (!ret)
 		ret = dir_count(d, f.owner, f.path, 1, ns, e);
 	if (!ret)
@@ -1187,9 +1220,8 @@ enum sfs_status sfs_file_restore(struct sfs_store *s,
 	return end_file(s, d, ret, a, &f, out, e);
 }
 
-enum sfs_status sfs_file_discard(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *id,
-				 struct sfs_err *e)
+enum sfs_status sfs_file_discard(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *id, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db *d;
@@ -1211,18 +1243,19 @@ enum sfs_status sfs_file_discard(struct sfs_store *s,
 	if (!ret)
 		ret = file_release_content(d, f.ino, e);
 	if (!ret)
-		ret = exec_ino(d, "UPDATE file SET is_discarded = 1,"
-				  " discarded_at = ?2,"
-				  " ingestion = CASE WHEN ingestion IN (1, 2)"
-				  " THEN 4 ELSE ingestion END,"
-				  " ingest_error = CASE WHEN ingestion IN (1, 2)"
-				  " THEN 'cancelled: the content was discarded'"
-				  " ELSE ingest_error END,"
-				  " la_status = CASE WHEN la_status IN (1, 2)"
-				  " THEN 4 ELSE la_status END,"
-				  " la_error = CASE WHEN la_status IN (1, 2)"
-				  " THEN 'cancelled: the content was discarded'"
-				  " ELSE la_error END WHERE id = ?1",
+		ret = exec_ino(d,
+			       "UPDATE file SET is_discarded = 1,"
+			       " discarded_at = ?2,"
+			       " ingestion = CASE WHEN ingestion IN (1, 2)"
+			       " THEN 4 ELSE ingestion END,"
+			       " ingest_error = CASE WHEN ingestion IN (1, 2)"
+			       " THEN 'cancelled: the content was discarded'"
+			       " ELSE ingest_error END,"
+			       " la_status = CASE WHEN la_status IN (1, 2)"
+			       " THEN 4 ELSE la_status END,"
+			       " la_error = CASE WHEN la_status IN (1, 2)"
+			       " THEN 'cancelled: the content was discarded'"
+			       " ELSE la_error END WHERE id = ?1",
 			       f.ino, now, e);
 	if (!ret)
 		ret = exec_ino(d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",
@@ -1261,12 +1294,14 @@ enum sfs_status file_queue_listening(struct db *d, int64_t ino,
 	if (!ret)
 		ret = file_release_listening(d, ino, e);
 	if (!ret)
-		ret = exec_ino(d, "UPDATE file SET la_status = 1, la_size = NULL,"
-				  " la_sha256 = NULL, la_created_at = NULL,"
-				  " la_deleted = 0, la_purged = 0,"
-				  " la_deleted_at = NULL, la_purged_at = NULL,"
-				  " la_purge_at = NULL, la_error = NULL,"
-				  " want_la = ?2 WHERE id = ?1", ino, 1, e);
+		ret = exec_ino(d,
+			       "UPDATE file SET la_status = 1, la_size = NULL,"
+			       " la_sha256 = NULL, la_created_at = NULL,"
+			       " la_deleted = 0, la_purged = 0,"
+			       " la_deleted_at = NULL, la_purged_at = NULL,"
+			       " la_purge_at = NULL, la_error = NULL,"
+			       " want_la = ?2 WHERE id = ?1",
+			       ino, 1, e);
 	if (!ret)
 		ret = job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL, NULL, e);
 	return ret;
@@ -1278,8 +1313,10 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 	struct db_stmt *st;
 	int same = 0;
 
-	st = db_prep(d, "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
-			" AND sha256 = ?2", NULL);
+	st = db_prep(d,
+		     "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
+		     " AND sha256 = ?2",
+		     NULL);
 	if (!st)
 		return 0;
 	db_bind_int(st, 1, ino);
@@ -1290,10 +1327,9 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 }
 
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
-				     const struct sfs_actor *a,
-				     const char *id, struct sfs_stage *content,
-				     int listening, struct sfs_file *out,
-				     struct sfs_err *e)
+				     const struct sfs_actor *a, const char *id,
+				     struct sfs_stage *content, int listening,
+				     struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db_stmt *st;
@@ -1317,8 +1353,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (!ret && f.deleted)
 		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
 			       "the file is deleted");
-	if (!ret && (f.ingestion == SFS_JS_PENDING ||
-		     f.ingestion == SFS_JS_PROCESSING))
+	if (!ret &&
+	    (f.ingestion == SFS_JS_PENDING || f.ingestion == SFS_JS_PROCESSING))
 		ret = sfs_errf(e, SFS_NOT_READY, "ingestion_pending",
 			       "the file's import has not completed");
 	if (ret)
@@ -1335,11 +1371,13 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	}
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
-			" is_discarded = 0, discarded_at = NULL, duration = ?5,"
-			" mime = ?6, ingestion = CASE WHEN ingestion = 0"
-			" THEN 0 ELSE 3 END, ingest_error = NULL,"
-			" mtime_ns = ?4, ctime_ns = ?4 WHERE id = ?1", e);
+	st = db_prep(d,
+		     "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
+		     " is_discarded = 0, discarded_at = NULL, duration = ?5,"
+		     " mime = ?6, ingestion = CASE WHEN ingestion = 0"
+		     " THEN 0 ELSE 3 END, ingest_error = NULL,"
+		     " mtime_ns = ?4, ctime_ns = ?4 WHERE id = ?1",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -1357,8 +1395,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (ret)
 		goto out;
 	ret = dir_touch(d, f.owner, f.path, ns, e);
-	regen = listening || (f.la.status != SFS_JS_NONE && !f.la.deleted &&
-			      !f.la.purged);
+	regen = listening ||
+		(f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged);
 	if (!ret && regen)
 		ret = file_queue_listening(d, f.ino, e);
 out:
@@ -1402,10 +1440,11 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 				       "discarded");
 		} else if (f.ingestion != SFS_JS_NONE &&
 			   f.ingestion != SFS_JS_COMPLETED) {
-			ret = sfs_errf(e, SFS_NOT_READY, "ingestion_not_completed",
-				       "the file's ingestion is %s",
-				       f.ingestion == SFS_JS_FAILED
-					       ? "failed" : "not completed");
+			ret = sfs_errf(
+				e, SFS_NOT_READY, "ingestion_not_completed",
+				"the file's ingestion is %s",
+				f.ingestion == SFS_JS_FAILED ? "failed"
+							     : "not completed");
 		} else if (f.size == 0) {
 			/* an empty file made without content has no blob */
 			*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1421,11 +1460,11 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 				       "the listening audio has been %s",
 				       f.la.purged ? "purged" : "deleted");
 		} else if (f.la.status != SFS_JS_COMPLETED) {
-			ret = sfs_errf(e, SFS_NOT_READY,
-				       "listening_audio_not_ready",
-				       f.la.status == SFS_JS_NONE
-					       ? "the file has no listening audio"
-					       : "the listening audio is not ready");
+			ret = sfs_errf(
+				e, SFS_NOT_READY, "listening_audio_not_ready",
+				f.la.status == SFS_JS_NONE
+					? "the file has no listening audio"
+					: "the listening audio is not ready");
 		} else {
 			ret = sfs_blob_open(s, f.tenant, f.la.sha256, fd, NULL,
 					    e);
@@ -1509,13 +1548,15 @@ enum sfs_status sfs_listening_delete(struct sfs_store *s,
 	if (ret)
 		goto out;
 	if (!f.la.deleted) {
-		st = db_prep(d, "UPDATE file SET la_deleted = 1,"
-				" la_deleted_at = ?2, la_purge_at = ?3,"
-				" la_status = CASE WHEN la_status IN (1, 2)"
-				" THEN 4 ELSE la_status END,"
-				" la_error = CASE WHEN la_status IN (1, 2)"
-				" THEN 'cancelled: deleted' ELSE la_error END"
-				" WHERE id = ?1", e);
+		st = db_prep(d,
+			     "UPDATE file SET la_deleted = 1,"
+			     " la_deleted_at = ?2, la_purge_at = ?3,"
+			     " la_status = CASE WHEN la_status IN (1, 2)"
+			     " THEN 4 ELSE la_status END,"
+			     " la_error = CASE WHEN la_status IN (1, 2)"
+			     " THEN 'cancelled: deleted' ELSE la_error END"
+			     " WHERE id = ?1",
+			     e);
 		if (!st) {
 			ret = SFS_IO;
 			goto out;
@@ -1528,9 +1569,11 @@ enum sfs_status sfs_listening_delete(struct sfs_store *s,
 	if (!ret && purge && !f.la.purged) {
 		ret = file_release_listening(d, f.ino, e);
 		if (!ret)
-			ret = exec_ino(d, "UPDATE file SET la_purged = 1,"
-					  " la_purged_at = ?2, la_purge_at = NULL"
-					  " WHERE id = ?1", f.ino, now, e);
+			ret = exec_ino(d,
+				       "UPDATE file SET la_purged = 1,"
+				       " la_purged_at = ?2, la_purge_at = NULL"
+				       " WHERE id = ?1",
+				       f.ino, now, e);
 	}
 out:
 	return end_file(s, d, ret, a, &f, NULL, e);
@@ -1555,14 +1598,17 @@ enum sfs_status sfs_listening_purge(struct sfs_store *s,
 			  f.la.purged))
 		ret = sfs_errf(e, SFS_CONFLICT, "listening_audio_conflict",
 			       "the listening audio is %s",
-			       f.la.purged ? "already purged"
-			       : f.la.deleted ? "deleted" : "not completed");
+			       f.la.purged    ? "already purged"
+			       : f.la.deleted ? "deleted"
+					      : "not completed");
 	if (!ret)
 		ret = file_release_listening(d, f.ino, e);
 	if (!ret)
-		ret = exec_ino(d, "UPDATE file SET la_purged = 1,"
-				  " la_purged_at = ?2, la_purge_at = NULL"
-				  " WHERE id = ?1", f.ino, sfs_now_ms(), e);
+		ret = exec_ino(d,
+			       "UPDATE file SET la_purged = 1,"
+			       " la_purged_at = ?2, la_purge_at = NULL"
+			       " WHERE id = ?1",
+			       f.ino, sfs_now_ms(), e);
 	return end_file(s, d, ret, a, &f, NULL, e);
 }
 
@@ -1586,13 +1632,17 @@ enum sfs_status file_job_state(struct sfs_store *s, const struct sfs_job *j,
 	if (ret)
 		goto out;
 	if (j->kind == SFS_JOB_IMPORT)
-		st = db_prep(d, "UPDATE file SET ingestion = ?2,"
-				" ingest_error = ?3 WHERE id = ?1"
-				" AND ingestion IN (1, 2) AND is_deleted = 0", e);
+		st = db_prep(d,
+			     "UPDATE file SET ingestion = ?2,"
+			     " ingest_error = ?3 WHERE id = ?1"
+			     " AND ingestion IN (1, 2) AND is_deleted = 0",
+			     e);
 	else
-		st = db_prep(d, "UPDATE file SET la_status = ?2, la_error = ?3"
-				" WHERE id = ?1 AND la_status IN (1, 2)"
-				" AND la_deleted = 0 AND is_deleted = 0", e);
+		st = db_prep(d,
+			     "UPDATE file SET la_status = ?2, la_error = ?3"
+			     " WHERE id = ?1 AND la_status IN (1, 2)"
+			     " AND la_deleted = 0 AND is_deleted = 0",
+			     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -1635,7 +1685,7 @@ static enum sfs_status begin_outcome(struct sfs_store *s,
 	if (!ret)
 		ret = file_load_ino(*d, j->file_ino, f, e);
 	if (ret) {
-		db_put(*d);	/* rolls back */
+		db_put(*d); /* rolls back */
 		*d = NULL;
 	}
 	return ret;
@@ -1662,10 +1712,12 @@ enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 	ret = blob_ref_stage(d, f.tenant, stage, &added, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
-			" ingestion = 3, ingest_error = NULL, mime = ?4,"
-			" duration = ?5, mtime_ns = ?6, ctime_ns = ?6"
-			" WHERE id = ?1", e);
+	st = db_prep(d,
+		     "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
+		     " ingestion = 3, ingest_error = NULL, mime = ?4,"
+		     " duration = ?5, mtime_ns = ?6, ctime_ns = ?6"
+		     " WHERE id = ?1",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -1681,8 +1733,10 @@ enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 	db_bind_int(st, 6, sfs_now_ns());
 	ret = db_run(st, e);
 	if (!ret && f.source_uri && f.la.status == SFS_JS_NONE) {
-		struct db_stmt *w = db_prep(d, "SELECT want_la FROM file"
-					       " WHERE id = ?1", e);
+		struct db_stmt *w = db_prep(d,
+					    "SELECT want_la FROM file"
+					    " WHERE id = ?1",
+					    e);
 		int want = 0;
 
 		if (!w) {
@@ -1710,8 +1764,7 @@ out:
 
 enum sfs_status file_listening_done(struct sfs_store *s,
 				    const struct sfs_job *j,
-				    struct sfs_stage *stage,
-				    struct sfs_err *e)
+				    struct sfs_stage *stage, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db_stmt *st;
@@ -1730,9 +1783,11 @@ enum sfs_status file_listening_done(struct sfs_store *s,
 	ret = blob_ref_stage(d, f.tenant, stage, &added, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE file SET la_status = 3, la_size = ?2,"
-			" la_sha256 = ?3, la_blob_ref = 1, la_created_at = ?4,"
-			" la_error = NULL WHERE id = ?1", e);
+	st = db_prep(d,
+		     "UPDATE file SET la_status = 3, la_size = ?2,"
+		     " la_sha256 = ?3, la_blob_ref = 1, la_created_at = ?4,"
+		     " la_error = NULL WHERE id = ?1",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -1777,8 +1832,9 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 		ret = db_begin(d, e);
 		if (ret)
 			break;
-		st = db_prep(d, "SELECT id FROM file WHERE is_deleted = 1"
-				" AND is_purged = 0 AND purge_at <= ?1 LIMIT 64",
+		st = db_prep(d,
+			     "SELECT id FROM file WHERE is_deleted = 1"
+			     " AND is_purged = 0 AND purge_at <= ?1 LIMIT 64",
 			     e);
 		if (!st) {
 			ret = SFS_IO;
@@ -1799,9 +1855,11 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 			sfs_file_release(&f);
 		}
 		/* listening audio whose own retention ran out */
-		st = db_prep(d, "SELECT id FROM file WHERE la_deleted = 1"
-				" AND la_purged = 0 AND la_purge_at <= ?1"
-				" LIMIT 64", e);
+		st = db_prep(d,
+			     "SELECT id FROM file WHERE la_deleted = 1"
+			     " AND la_purged = 0 AND la_purge_at <= ?1"
+			     " LIMIT 64",
+			     e);
 		if (!ret && !st)
 			ret = SFS_IO;
 		m = 0;
@@ -1813,10 +1871,12 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 			for (i = 0; i < m && !ret; i++) {
 				ret = file_release_listening(d, inos[i], e);
 				if (!ret)
-					ret = exec_ino(d,
+					ret = exec_ino(
+						d,
 						"UPDATE file SET la_purged = 1,"
 						" la_purged_at = ?2,"
-						" la_purge_at = NULL WHERE id = ?1",
+						" la_purge_at = NULL WHERE id "
+						"= ?1",
 						inos[i], now, e);
 			}
 		}

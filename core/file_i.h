@@ -33,8 +33,8 @@ struct sfs_job;
  */
 enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 				 struct sfs_stage *stage, const char *mime,
-				 double duration, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				 double duration,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status file_listening_done(struct sfs_store *s,
 				    const struct sfs_job *j,
 				    struct sfs_stage *stage,
@@ -62,19 +62,19 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
  * The columns every file query selects, in the order file_from_row reads
  * them; FROM clause aliases: f = file, u = owner user, t = tenant.
  */
-#define FILE_COLS                                                          \
-	"f.id, f.uuid, f.owner_id, u.uuid, f.tenant_id, t.uuid, f.name,"   \
-	" f.filename, f.description, f.dir, f.metadata, f.mime,"           \
-	" f.source_uri, f.ingest_error, f.size, f.duration, f.sha256,"     \
-	" f.ingestion, f.is_deleted, f.is_purged, f.is_discarded,"         \
-	" f.created_at, f.deleted_at, f.purged_at, f.purge_at,"            \
-	" f.discarded_at, f.publish, f.published_at, f.la_status,"         \
-	" f.la_size, f.la_sha256, f.la_created_at, f.la_deleted,"          \
-	" f.la_purged, f.la_deleted_at, f.la_purged_at, f.la_purge_at,"    \
+#define FILE_COLS                                                              \
+	"f.id, f.uuid, f.owner_id, u.uuid, f.tenant_id, t.uuid, f.name,"       \
+	" f.filename, f.description, f.dir, f.metadata, f.mime,"               \
+	" f.source_uri, f.ingest_error, f.size, f.duration, f.sha256,"         \
+	" f.ingestion, f.is_deleted, f.is_purged, f.is_discarded,"             \
+	" f.created_at, f.deleted_at, f.purged_at, f.purge_at,"                \
+	" f.discarded_at, f.publish, f.published_at, f.la_status,"             \
+	" f.la_size, f.la_sha256, f.la_created_at, f.la_deleted,"              \
+	" f.la_purged, f.la_deleted_at, f.la_purged_at, f.la_purge_at,"        \
 	" f.la_error, f.mtime_ns, f.ctime_ns, f.entry_suffix"
 #define FILE_NCOLS 41
-#define FILE_FROM                                                          \
-	" FROM file f JOIN user u ON u.id = f.owner_id"                    \
+#define FILE_FROM                                                              \
+	" FROM file f JOIN user u ON u.id = f.owner_id"                        \
 	" JOIN tenant t ON t.id = f.tenant_id"
 
 struct db_stmt;
@@ -94,8 +94,8 @@ enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
  */
 enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 			     const char *uuid, int64_t ino,
-			     struct sfs_file *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			     struct sfs_file *out,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 
 /* SFS_FORBIDDEN unless the actor's token carries the scope. */
 enum sfs_status need_scope(const struct sfs_actor *a, unsigned scope,

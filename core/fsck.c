@@ -524,7 +524,7 @@ static enum sfs_status check_row(struct fsck *c, struct blob_row *b)
 
 static enum sfs_status check_rows(struct fsck *c)
 {
-	struct blob_row batch[BATCH], last = {0, "", 0, 0};
+	struct blob_row batch[BATCH], last = { 0, "", 0, 0 };
 	struct db_stmt *q;
 	enum sfs_status ret = SFS_OK;
 	int n, i, rc;

@@ -20,7 +20,10 @@
 #define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
 #define CHANGE_KEEP 100000
-#define JOB_MAX_ATTEMPTS 5	/* claims of one job before it is failed */ /* rows of the change feed the janitor keeps */
+#define JOB_MAX_ATTEMPTS                                                       \
+	5 /* claims of one job before it is failed */ /* rows of the change    \
+							 feed the janitor      \
+							 keeps */
 
 /* s->stopping: workers are asked to stop, then the helper threads too. */
 enum { RUN = 0, STOP_WORKERS = 1, STOP_ALL = 2 };
@@ -189,8 +192,10 @@ enum sfs_status job_holds(struct db *d, const struct sfs_job *j,
 	struct db_stmt *st;
 	int rc;
 
-	st = db_prep(d, "SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2"
-			" AND state = ?3", e);
+	st = db_prep(d,
+		     "SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2"
+		     " AND state = ?3",
+		     e);
 	if (!st)
 		return status_of(e);
 	db_bind_int(st, 1, j->id);
@@ -522,7 +527,8 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			       "running it stopped each time)",
 			       j->attempts - 1);
 		if ((j->kind == SFS_JOB_LISTENING ||
-		     j->kind == SFS_JOB_IMPORT) && j->file_ino &&
+		     j->kind == SFS_JOB_IMPORT) &&
+		    j->file_ino &&
 		    file_job_state(s, j, SFS_JS_FAILED, herr.message, NULL))
 			sfs_warn("job", "cannot record the failure of job %lld",
 				 (long long)j->id);
@@ -639,7 +645,7 @@ static int wait_until(struct sfs_store *s, const struct timespec *deadline,
 
 static void run_one(struct sfs_store *s, struct sfs_job *j)
 {
-	struct running self = {.s = s, .id = j->id}, **pp;
+	struct running self = { .s = s, .id = j->id }, **pp;
 	enum sfs_status st;
 
 	sfs_strlcpy(self.token, j->token, sizeof(self.token));

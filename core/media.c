@@ -70,7 +70,7 @@ static enum sfs_status failed(struct sfs_store *s, const struct sfs_job *j,
 			      enum sfs_status st, struct sfs_err *e)
 {
 	if (st == SFS_CONFLICT && !strcmp(e->message, "cancelled"))
-		return st;	/* the file's own transition said why */
+		return st; /* the file's own transition said why */
 	if (file_job_state(s, j, SFS_JS_FAILED,
 			   e->message[0] ? e->message : sfs_status_str(st),
 			   NULL))
@@ -93,7 +93,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	if (ret)
 		goto out;
 	if (f.deleted || f.la.deleted || f.la.status == SFS_JS_COMPLETED) {
-		ret = SFS_OK;	/* nothing wanted any more */
+		ret = SFS_OK; /* nothing wanted any more */
 		goto out;
 	}
 	ret = file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
@@ -120,7 +120,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	sfs_crash_point("listening-encoded");
 	ret = file_listening_done(s, j, st, e);
 	if (ret == SFS_CONFLICT)
-		ret = SFS_OK;	/* cancelled meanwhile: nothing is kept */
+		ret = SFS_OK; /* cancelled meanwhile: nothing is kept */
 	goto out;
 fail:
 	ret = failed(s, j, ret, e);
@@ -175,7 +175,7 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 		ret = SFS_OK;
 	else if (ret)
 		goto fail;
-	sfs_workers_kick(s);	/* listening audio may have been queued */
+	sfs_workers_kick(s); /* listening audio may have been queued */
 	goto out;
 fail:
 	ret = failed(s, j, ret, e);

@@ -62,8 +62,8 @@ const char *sfs_jstate_name(enum sfs_jstate st)
 
 int sfs_jstate_parse(const char *s)
 {
-	return parse_in(jstate_names, ARRAY_SIZE(jstate_names),
-			SFS_JS_PENDING, s);
+	return parse_in(jstate_names, ARRAY_SIZE(jstate_names), SFS_JS_PENDING,
+			s);
 }
 
 const char *sfs_publish_name(enum sfs_publish p)

@@ -112,9 +112,9 @@ static enum sfs_status parse_sort(const char *key, const char *v,
 		const char *name;
 		enum sfs_sort sort;
 	} fields[] = {
-		{"creationDate", SFS_SORT_CREATED},
-		{"name", SFS_SORT_NAME},
-		{"size", SFS_SORT_SIZE},
+		{ "creationDate", SFS_SORT_CREATED },
+		{ "name", SFS_SORT_NAME },
+		{ "size", SFS_SORT_SIZE },
 	};
 	const char *comma = strchr(v, ',');
 	size_t n = comma ? (size_t)(comma - v) : strlen(v), i;
@@ -608,14 +608,15 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 static void order_by(struct qb *qb, const struct sfs_query *q)
 {
 	static const char *const frag[3][2] = {
-		[SFS_SORT_CREATED] = {" ORDER BY f.created_at ASC, f.id ASC",
-				      " ORDER BY f.created_at DESC, f.id DESC"},
-		[SFS_SORT_NAME] = {" ORDER BY f.name COLLATE NOCASE ASC,"
-				   " f.id ASC",
-				   " ORDER BY f.name COLLATE NOCASE DESC,"
-				   " f.id DESC"},
-		[SFS_SORT_SIZE] = {" ORDER BY f.size ASC, f.id ASC",
-				   " ORDER BY f.size DESC, f.id DESC"},
+		[SFS_SORT_CREATED] = { " ORDER BY f.created_at ASC, f.id ASC",
+				       " ORDER BY f.created_at DESC, f.id "
+				       "DESC" },
+		[SFS_SORT_NAME] = { " ORDER BY f.name COLLATE NOCASE ASC,"
+				    " f.id ASC",
+				    " ORDER BY f.name COLLATE NOCASE DESC,"
+				    " f.id DESC" },
+		[SFS_SORT_SIZE] = { " ORDER BY f.size ASC, f.id ASC",
+				    " ORDER BY f.size DESC, f.id DESC" },
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
@@ -626,12 +627,12 @@ static void order_by(struct qb *qb, const struct sfs_query *q)
 static void order_by_cols(struct qb *qb, const struct sfs_query *q)
 {
 	static const char *const frag[3][2] = {
-		[SFS_SORT_CREATED] = {" ORDER BY 22 ASC, 1 ASC",
-				      " ORDER BY 22 DESC, 1 DESC"},
-		[SFS_SORT_NAME] = {" ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
-				   " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC"},
-		[SFS_SORT_SIZE] = {" ORDER BY 15 ASC, 1 ASC",
-				   " ORDER BY 15 DESC, 1 DESC"},
+		[SFS_SORT_CREATED] = { " ORDER BY 22 ASC, 1 ASC",
+				       " ORDER BY 22 DESC, 1 DESC" },
+		[SFS_SORT_NAME] = { " ORDER BY 7 COLLATE NOCASE ASC, 1 ASC",
+				    " ORDER BY 7 COLLATE NOCASE DESC, 1 DESC" },
+		[SFS_SORT_SIZE] = { " ORDER BY 15 ASC, 1 ASC",
+				    " ORDER BY 15 DESC, 1 DESC" },
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 

@@ -10,11 +10,10 @@
 #include "store_i.h"
 #include "util_i.h"
 
-#define SHARE_COLS                                                         \
-	"s.uuid, f.uuid, tu.uuid, s.perm, cu.uuid, s.created_at"
-#define SHARE_FROM                                                         \
-	" FROM share s JOIN file f ON f.id = s.file_id"                    \
-	" JOIN user tu ON tu.id = s.user_id"                               \
+#define SHARE_COLS "s.uuid, f.uuid, tu.uuid, s.perm, cu.uuid, s.created_at"
+#define SHARE_FROM                                                             \
+	" FROM share s JOIN file f ON f.id = s.file_id"                        \
+	" JOIN user tu ON tu.id = s.user_id"                                   \
 	" JOIN user cu ON cu.id = s.created_by"
 
 static void share_from_row(struct db_stmt *st, struct sfs_share *sh)
@@ -53,10 +52,11 @@ static enum sfs_status target_user(struct db *d, const struct sfs_actor *a,
 	if (!user_id)
 		return sfs_err_field(e, "userId", "missing", "field required");
 	if (!sfs_uuid_valid(user_id))
-		return sfs_err_field(e, "userId", "invalid",
-				     "must be a UUID");
-	st = db_prep(d, "SELECT id FROM user WHERE uuid = lower(?1)"
-			" AND tenant_id = ?2", e);
+		return sfs_err_field(e, "userId", "invalid", "must be a UUID");
+	st = db_prep(d,
+		     "SELECT id FROM user WHERE uuid = lower(?1)"
+		     " AND tenant_id = ?2",
+		     e);
 	if (!st)
 		return SFS_IO;
 	db_bind_text(st, 1, user_id);
@@ -109,8 +109,10 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 		ret = target_user(d, a, user_id, &uid, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE share SET perm = ?3 WHERE file_id = ?1"
-			" AND user_id = ?2", e);
+	st = db_prep(d,
+		     "UPDATE share SET perm = ?3 WHERE file_id = ?1"
+		     " AND user_id = ?2",
+		     e);
 	if (!st)
 		goto io;
 	db_bind_int(st, 1, f.ino);
@@ -120,9 +122,11 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 		goto io;
 	if (db_changes(d) == 0) {
 		sfs_uuid_new(uuid);
-		st = db_prep(d, "INSERT INTO share(uuid, file_id, user_id, perm,"
-				" created_by, created_at)"
-				" VALUES (?1, ?2, ?3, ?4, ?5, ?6)", e);
+		st = db_prep(d,
+			     "INSERT INTO share(uuid, file_id, user_id, perm,"
+			     " created_by, created_at)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_text(st, 1, uuid);
@@ -136,8 +140,10 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 		*created = 1;
 	}
 	if (out) {
-		st = db_prep(d, "SELECT " SHARE_COLS SHARE_FROM
-				" WHERE s.file_id = ?1 AND s.user_id = ?2", e);
+		st = db_prep(d,
+			     "SELECT " SHARE_COLS SHARE_FROM
+			     " WHERE s.file_id = ?1 AND s.user_id = ?2",
+			     e);
 		if (!st)
 			goto io;
 		db_bind_int(st, 1, f.ino);
@@ -185,8 +191,10 @@ enum sfs_status sfs_share_list(struct sfs_store *s, const struct sfs_actor *a,
 		ret = owner_file(d, a, file_id, &f, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "SELECT " SHARE_COLS SHARE_FROM
-			" WHERE s.file_id = ?1 ORDER BY s.created_at, s.id", e);
+	st = db_prep(d,
+		     "SELECT " SHARE_COLS SHARE_FROM
+		     " WHERE s.file_id = ?1 ORDER BY s.created_at, s.id",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
@@ -247,12 +255,16 @@ static enum sfs_status revoke(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	if (share_id) {
-		st = db_prep(d, "DELETE FROM share WHERE file_id = ?1"
-				" AND uuid = lower(?2)", e);
+		st = db_prep(d,
+			     "DELETE FROM share WHERE file_id = ?1"
+			     " AND uuid = lower(?2)",
+			     e);
 	} else {
-		st = db_prep(d, "DELETE FROM share WHERE file_id = ?1"
-				" AND user_id = (SELECT id FROM user"
-				" WHERE uuid = lower(?2))", e);
+		st = db_prep(d,
+			     "DELETE FROM share WHERE file_id = ?1"
+			     " AND user_id = (SELECT id FROM user"
+			     " WHERE uuid = lower(?2))",
+			     e);
 	}
 	if (!st) {
 		ret = SFS_IO;
@@ -274,9 +286,9 @@ out:
 	return ret;
 }
 
-enum sfs_status sfs_share_revoke(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *file_id,
-				 const char *share_id, struct sfs_err *e)
+enum sfs_status sfs_share_revoke(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *file_id, const char *share_id,
+				 struct sfs_err *e)
 {
 	return revoke(s, a, file_id, share_id ? share_id : "", NULL, e);
 }

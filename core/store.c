@@ -47,11 +47,23 @@ static const struct {
 	size_t size;
 	int64_t min, max;
 } config_keys[] = {
-#define I64(k, f, lo, hi) { k, K_I64, offsetof(struct sfs_config, f), 0, lo, hi }
-#define INT(k, f, lo, hi) { k, K_INT, offsetof(struct sfs_config, f), 0, lo, hi }
-#define BOOL(k, f) { k, K_BOOL, offsetof(struct sfs_config, f), 0, 0, 1 }
-#define STR(k, f) { k, K_STR, offsetof(struct sfs_config, f), \
-		    sizeof(((struct sfs_config *)0)->f), 0, 0 }
+#define I64(k, f, lo, hi)                                                      \
+	{                                                                      \
+		k, K_I64, offsetof(struct sfs_config, f), 0, lo, hi            \
+	}
+#define INT(k, f, lo, hi)                                                      \
+	{                                                                      \
+		k, K_INT, offsetof(struct sfs_config, f), 0, lo, hi            \
+	}
+#define BOOL(k, f)                                                             \
+	{                                                                      \
+		k, K_BOOL, offsetof(struct sfs_config, f), 0, 0, 1             \
+	}
+#define STR(k, f)                                                              \
+	{                                                                      \
+		k, K_STR, offsetof(struct sfs_config, f),                      \
+			sizeof(((struct sfs_config *)0)->f), 0, 0              \
+	}
 	I64("retention_seconds", retention_seconds, 0, INT64_MAX / 1000),
 	INT("jobs.lease_seconds", job_lease_seconds, 1, 86400),
 	INT("jobs.workers", workers, 0, 64),
@@ -132,8 +144,7 @@ static char *join(const char *a, const char *b)
 	return p;
 }
 
-static enum sfs_status store_open(const char *dir,
-				  const struct sfs_config *cfg,
+static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 				  int need_secret, struct sfs_store **out,
 				  struct sfs_err *e);
 
@@ -179,8 +190,10 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 		goto out;
 	}
 	sfs_hex(secret, sizeof(secret), hex);
-	st = db_prep(d, "INSERT OR IGNORE INTO setting(key, value)"
-			" VALUES ('secret', ?1)", e);
+	st = db_prep(d,
+		     "INSERT OR IGNORE INTO setting(key, value)"
+		     " VALUES ('secret', ?1)",
+		     e);
 	if (!st) {
 		ret = e ? e->status : SFS_IO;
 		goto out;
@@ -221,8 +234,7 @@ out:
 	return ret;
 }
 
-static enum sfs_status store_open(const char *dir,
-				  const struct sfs_config *cfg,
+static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 				  int need_secret, struct sfs_store **out,
 				  struct sfs_err *e)
 {
@@ -346,8 +358,10 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 	ret = db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT seq, file_id, owner_id, dir FROM change"
-			" WHERE seq > ?1 ORDER BY seq LIMIT 10000", e);
+	st = db_prep(d,
+		     "SELECT seq, file_id, owner_id, dir FROM change"
+		     " WHERE seq > ?1 ORDER BY seq LIMIT 10000",
+		     e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;

@@ -12,17 +12,17 @@
 struct db;
 
 struct sfs_store {
-	char *dir;			/* the store directory */
-	char *blob_dir;			/* dir/blobs */
-	char *staging_dir;		/* dir/staging/<this process> */
-	int staging_lock_fd;		/* flock held while open */
+	char *dir;	     /* the store directory */
+	char *blob_dir;	     /* dir/blobs */
+	char *staging_dir;   /* dir/staging/<this process> */
+	int staging_lock_fd; /* flock held while open */
 	struct sfs_config cfg;
-	unsigned char secret[32];	/* JWT / signed-URL key */
+	unsigned char secret[32]; /* JWT / signed-URL key */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;
 	struct db *pool_free;
-	int pool_n;			/* connections made */
+	int pool_n; /* connections made */
 
 	/* jobs */
 	sfs_job_fn handlers[SFS_JOB_KIND_MAX];

@@ -26,8 +26,8 @@ static int eq_nocase(const char *a, const char *b)
 
 static int is_space(int c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-	       c == '\v' || c == '\f';
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+	       c == '\f';
 }
 
 enum sfs_status sfs_tag_check(const char *tag, const char *field,
@@ -86,7 +86,7 @@ enum sfs_status sfs_tags_split(const char *csv, char ***out, size_t *n,
 		st = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	for (p = csv; ; p = end + 1) {
+	for (p = csv;; p = end + 1) {
 		end = strchr(p, ',');
 		if (!end)
 			end = p + strlen(p);
@@ -128,8 +128,7 @@ out:
 	return st;
 }
 
-enum sfs_status sfs_tags_join(char *const *tags, size_t n,
-			      struct sfs_buf *out)
+enum sfs_status sfs_tags_join(char *const *tags, size_t n, struct sfs_buf *out)
 {
 	enum sfs_status st = SFS_OK;
 	size_t i;

@@ -69,8 +69,7 @@ enum sfs_status sfs_segment_check(const char *seg, size_t len,
 				  const char *field, struct sfs_err *e)
 {
 	if (!seg || !len)
-		return sfs_err_field(e, field, "invalid",
-				     "empty path segment");
+		return sfs_err_field(e, field, "invalid", "empty path segment");
 	if (len > SFS_SEGMENT_MAX)
 		return sfs_err_field(e, field, "too_long",
 				     "a path segment is longer than %d bytes",
@@ -86,8 +85,7 @@ enum sfs_status sfs_segment_check(const char *seg, size_t len,
 		return sfs_err_field(e, field, "invalid",
 				     "control characters are not allowed");
 	if (!sfs_utf8_valid(seg, len))
-		return sfs_err_field(e, field, "invalid",
-				     "not valid UTF-8");
+		return sfs_err_field(e, field, "invalid", "not valid UTF-8");
 	return SFS_OK;
 }
 
@@ -110,8 +108,7 @@ enum sfs_status sfs_vpath_check(const char *in, const char *field,
 		return sfs_err_field(e, field, "invalid",
 				     "must start with '/'");
 	if (in[len - 1] != '/')
-		return sfs_err_field(e, field, "invalid",
-				     "must end with '/'");
+		return sfs_err_field(e, field, "invalid", "must end with '/'");
 	if (has_control(in, len))
 		return sfs_err_field(e, field, "invalid",
 				     "control characters are not allowed");

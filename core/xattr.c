@@ -17,15 +17,15 @@ static enum sfs_status name_check(const char *name, struct sfs_err *e)
 	if (!n || n > SFS_XATTR_NAME_MAX || !sfs_utf8_valid(name, n))
 		return sfs_err_field(e, "name", "invalid",
 				     "an attribute name is 1..%d bytes of "
-				     "UTF-8", SFS_XATTR_NAME_MAX);
+				     "UTF-8",
+				     SFS_XATTR_NAME_MAX);
 	return SFS_OK;
 }
 
 /* Resolve the file in a transaction and check the permission needed. */
-static enum sfs_status open_file(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *id,
-				 int write, struct db **dp, int64_t *ino,
-				 struct sfs_err *e)
+static enum sfs_status open_file(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *id, int write, struct db **dp,
+				 int64_t *ino, struct sfs_err *e)
 {
 	struct sfs_file f;
 	enum sfs_status ret;
@@ -83,8 +83,10 @@ enum sfs_status sfs_xattr_get(struct sfs_store *s, const struct sfs_actor *a,
 		ret = open_file(s, a, file_id, 0, &d, &ino, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT value FROM xattr WHERE file_id = ?1"
-			" AND name = ?2", e);
+	st = db_prep(d,
+		     "SELECT value FROM xattr WHERE file_id = ?1"
+		     " AND name = ?2",
+		     e);
 	if (!st)
 		return finish(d, 0, SFS_IO, e);
 	db_bind_int(st, 1, ino);
@@ -110,8 +112,10 @@ static int64_t count_of(struct db *d, int64_t ino, int *exists,
 	struct db_stmt *st;
 	int64_t n = -1;
 
-	st = db_prep(d, "SELECT count(*), sum(name = ?2) FROM xattr"
-			" WHERE file_id = ?1", e);
+	st = db_prep(d,
+		     "SELECT count(*), sum(name = ?2) FROM xattr"
+		     " WHERE file_id = ?1",
+		     e);
 	if (!st)
 		return -1;
 	db_bind_int(st, 1, ino);
@@ -126,8 +130,10 @@ static int64_t count_of(struct db *d, int64_t ino, int *exists,
 
 static enum sfs_status touch(struct db *d, int64_t ino, struct sfs_err *e)
 {
-	struct db_stmt *st = db_prep(d, "UPDATE file SET ctime_ns = ?2"
-					" WHERE id = ?1", e);
+	struct db_stmt *st = db_prep(d,
+				     "UPDATE file SET ctime_ns = ?2"
+				     " WHERE id = ?1",
+				     e);
 
 	if (!st)
 		return SFS_IO;
@@ -171,9 +177,11 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 			       SFS_XATTR_PER_FILE);
 	if (ret)
 		return finish(d, 1, ret, e);
-	st = db_prep(d, "INSERT INTO xattr(file_id, name, value)"
-			" VALUES (?1, ?2, ?3) ON CONFLICT(file_id, name)"
-			" DO UPDATE SET value = excluded.value", e);
+	st = db_prep(d,
+		     "INSERT INTO xattr(file_id, name, value)"
+		     " VALUES (?1, ?2, ?3) ON CONFLICT(file_id, name)"
+		     " DO UPDATE SET value = excluded.value",
+		     e);
 	if (!st)
 		return finish(d, 1, SFS_IO, e);
 	db_bind_int(st, 1, ino);
@@ -185,8 +193,7 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 	return finish(d, 1, ret, e);
 }
 
-enum sfs_status sfs_xattr_remove(struct sfs_store *s,
-				 const struct sfs_actor *a,
+enum sfs_status sfs_xattr_remove(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *file_id, const char *name,
 				 struct sfs_err *e)
 {
@@ -228,8 +235,10 @@ enum sfs_status sfs_xattr_list(struct sfs_store *s, const struct sfs_actor *a,
 	ret = open_file(s, a, file_id, 0, &d, &ino, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT name FROM xattr WHERE file_id = ?1"
-			" ORDER BY name", e);
+	st = db_prep(d,
+		     "SELECT name FROM xattr WHERE file_id = ?1"
+		     " ORDER BY name",
+		     e);
 	if (!st)
 		return finish(d, 0, SFS_IO, e);
 	db_bind_int(st, 1, ino);

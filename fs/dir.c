@@ -38,8 +38,8 @@ void fs_stat_dir(struct stat *st, int64_t ino, int64_t mtime_ns)
 	set_times(st, mtime_ns, mtime_ns);
 }
 
-void fs_stat_file(struct stat *st, int64_t ino, int64_t size,
-		  int64_t mtime_ns, int64_t ctime_ns, int writable)
+void fs_stat_file(struct stat *st, int64_t ino, int64_t size, int64_t mtime_ns,
+		  int64_t ctime_ns, int writable)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = (ino_t)ino;
@@ -77,9 +77,9 @@ struct dsnap {
 	const char *extra[MAX_EXTRA];
 	size_t nextra;
 	struct fs_listing l;
-	struct fs_listing owners;	/* FS_SHARED_DIR: unique owners */
+	struct fs_listing owners; /* FS_SHARED_DIR: unique owners */
 	int64_t dir_base;
-	int files_writable;		/* 1 rw, 0 ro, -1 listening MP3s */
+	int files_writable; /* 1 rw, 0 ro, -1 listening MP3s */
 	int listed;
 };
 
@@ -96,8 +96,8 @@ static size_t dsnap_len(const struct dsnap *d)
 }
 
 /* The name of entry i, and its stat in st (0: none to give). */
-static const char *dsnap_entry(const struct dsnap *d, size_t i,
-			       struct stat *st, int *has_st)
+static const char *dsnap_entry(const struct dsnap *d, size_t i, struct stat *st,
+			       int *has_st)
 {
 	const struct fs_entry *en;
 
@@ -111,15 +111,13 @@ static const char *dsnap_entry(const struct dsnap *d, size_t i,
 	*has_st = 1;
 	if (i < d->l.nsub) {
 		/* the real mtime: READDIRPLUS hands it to the kernel */
-		fs_stat_dir(st, d->dir_base + d->l.subino[i],
-			    d->l.submtime[i]);
+		fs_stat_dir(st, d->dir_base + d->l.subino[i], d->l.submtime[i]);
 		return d->l.subdirs[i];
 	}
 	en = &d->l.v[i - d->l.nsub];
-	fs_stat_file(st, en->ino + (d->files_writable < 0 ? FS_INO_LISTENING
-							 : 0),
-		     en->size, en->mtime_ns, en->ctime_ns,
-		     d->files_writable > 0);
+	fs_stat_file(
+		st, en->ino + (d->files_writable < 0 ? FS_INO_LISTENING : 0),
+		en->size, en->mtime_ns, en->ctime_ns, d->files_writable > 0);
 	return en->name;
 }
 
@@ -144,7 +142,7 @@ static int list_owners(struct dsnap *d)
 		l->v[k++] = l->v[i];
 	}
 	l->n = k;
-	l->hn = 0;			/* the name index is stale now */
+	l->hn = 0; /* the name index is stale now */
 	free(l->hidx);
 	l->hidx = NULL;
 	l->hcap = 0;
@@ -260,8 +258,9 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 		name = dsnap_entry(d, i, &st, &has_st);
 		/* subdirectories always: walking into one needs no LOOKUP */
 		plus = (flags & FUSE_READDIR_PLUS) && has_st &&
-		       (off > 0 || i < sub + d->l.nsub) ? FUSE_FILL_DIR_PLUS
-							: 0;
+				       (off > 0 || i < sub + d->l.nsub)
+			       ? FUSE_FILL_DIR_PLUS
+			       : 0;
 		if (fill(buf, name, has_st ? &st : NULL, (off_t)(i + 1), plus))
 			break;
 	}

@@ -20,18 +20,18 @@
 /* The handle of one open file (fi->fh). */
 struct fh {
 	pthread_mutex_t lock;
-	int fd;				/* committed content, -1: none yet */
+	int fd; /* committed content, -1: none yet */
 	enum sfs_content which;
-	struct sfs_stage *stage;	/* writes in progress, NULL: none */
+	struct sfs_stage *stage; /* writes in progress, NULL: none */
 	int writable;
-	int dirty;			/* the stage differs from the file */
-	int empty_start;		/* a new stage starts empty */
+	int dirty;	 /* the stage differs from the file */
+	int empty_start; /* a new stage starts empty */
 	int append;
-	int lazy;			/* created here, not yet durable */
+	int lazy; /* created here, not yet durable */
 	int64_t ino;
-	int64_t pending_mtime_ns;	/* utimens while dirty, 0: none */
+	int64_t pending_mtime_ns; /* utimens while dirty, 0: none */
 	char id[SFS_ID_SIZE];
-	struct fh *next;		/* registry of write handles */
+	struct fh *next; /* registry of write handles */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -149,7 +149,7 @@ static int ensure_stage(struct fh *h)
 		return 0;
 	ret = open_content(h);
 	if (ret == -ENODATA)
-		return 0;	/* discarded content: the new one starts empty */
+		return 0; /* discarded content: the new one starts empty */
 	if (!ret) {
 		st = sfs_stage_copy_fd(h->stage, h->fd, &e);
 		ret = -fs_errno(st, &e);
@@ -232,8 +232,9 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 	if (!path && fi && fi->fh) {
 		struct fh *h = fh_of(fi);
 
-		fs_stat_file(st, h->ino, h->stage ? sfs_stage_size(h->stage)
-						  : 0, 0, 0, h->writable);
+		fs_stat_file(st, h->ino,
+			     h->stage ? sfs_stage_size(h->stage) : 0, 0, 0,
+			     h->writable);
 		return 0;
 	}
 	ret = fs_resolve(path, &n);
@@ -297,9 +298,10 @@ static int open_node(struct fs_node *n, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 0;
-	fi->keep_cache = !wr && (h->which ? same_content(FS_INO_LISTENING +
-							 h->ino, n->f.la.sha256)
-					  : same_content(h->ino, n->f.sha256));
+	fi->keep_cache =
+		!wr && (h->which ? same_content(FS_INO_LISTENING + h->ino,
+						n->f.la.sha256)
+				 : same_content(h->ino, n->f.sha256));
 	return 0;
 }
 
@@ -337,7 +339,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	sfs_err_init(&e);
 	ret = fs_resolve(path, &n);
 	if (!ret)
-		ret = open_node(&n, fi);	/* lost a race: it exists */
+		ret = open_node(&n, fi); /* lost a race: it exists */
 	fs_node_release(&n);
 	if (ret != -ENOENT)
 		return ret;
@@ -363,7 +365,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	spec.name = base ? base : name;
 	spec.path = n.dir;
-	spec.no_suffix = 1;	/* the entry is exactly the one created */
+	spec.no_suffix = 1; /* the entry is exactly the one created */
 	spec.lazy = 1;
 	st = sfs_file_create(g_fs.store, &g_fs.actor, &spec, NULL, &n.f, &e);
 	ret = -fs_errno(st, &e);
@@ -373,7 +375,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		fi->flags |= O_TRUNC;
 		ret = open_node(&n, fi);
 		if (!ret) {
-			fh_of(fi)->dirty = 0;	/* empty already */
+			fh_of(fi)->dirty = 0; /* empty already */
 			fh_of(fi)->lazy = 1;
 		}
 	}
@@ -551,8 +553,8 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 					   : -EBADF;
 	ret = fs_resolve(path, &n);
 	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
-		ret = n.kind == FS_LA_FILE || n.kind == FS_TRASH_FILE
-			      ? -EACCES : -EISDIR;
+		ret = n.kind == FS_LA_FILE || n.kind == FS_TRASH_FILE ? -EACCES
+								      : -EISDIR;
 	if (ret)
 		goto out;
 	/* the kernel may truncate by path while the file is open */
@@ -676,8 +678,7 @@ static int rename_file(struct fs_node *src, struct fs_node *dst, int dst_ret,
 		st = sfs_file_restore(g_fs.store, &g_fs.actor, src->f.id, NULL,
 				      &e);
 	if (!st && !dst_ret) {
-		st = sfs_file_delete(g_fs.store, &g_fs.actor, dst->f.id, 0,
-				     &e);
+		st = sfs_file_delete(g_fs.store, &g_fs.actor, dst->f.id, 0, &e);
 		replaced = !st;
 	}
 	if (st)

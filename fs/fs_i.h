@@ -27,10 +27,10 @@ struct fs {
 	gid_t gid;
 	mode_t umask;
 	int ro;
-	int64_t start_ns;		/* mtime of dirs that have none */
-	int listening;			/* show /.listening/ */
-	int generate;			/* listening audio of written files */
-	struct fuse *fuse;		/* for cache invalidation */
+	int64_t start_ns;  /* mtime of dirs that have none */
+	int listening;	   /* show /.listening/ */
+	int generate;	   /* listening audio of written files */
+	struct fuse *fuse; /* for cache invalidation */
 	pthread_t poller;
 	int poller_running;
 	volatile int stop;
@@ -49,20 +49,20 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e);
 
 enum fs_kind {
 	FS_NONE = 0,
-	FS_DIR,				/* a virtual directory */
-	FS_FILE,			/* a live file */
-	FS_LA_DIR,			/* /.listening/ and its mirror dirs */
-	FS_LA_FILE,			/* a listening MP3 */
-	FS_TRASH_DIR,			/* /.trash/ */
-	FS_TRASH_FILE,			/* a deleted, unpurged file */
-	FS_SHARED_DIR,			/* /.shared/ */
-	FS_SHARED_OWNER,		/* /.shared/<owner uuid>/ */
-	FS_SHARED_FILE			/* a file shared with the user */
+	FS_DIR,		 /* a virtual directory */
+	FS_FILE,	 /* a live file */
+	FS_LA_DIR,	 /* /.listening/ and its mirror dirs */
+	FS_LA_FILE,	 /* a listening MP3 */
+	FS_TRASH_DIR,	 /* /.trash/ */
+	FS_TRASH_FILE,	 /* a deleted, unpurged file */
+	FS_SHARED_DIR,	 /* /.shared/ */
+	FS_SHARED_OWNER, /* /.shared/<owner uuid>/ */
+	FS_SHARED_FILE	 /* a file shared with the user */
 };
 
 /* One entry of a directory listing. */
 struct fs_entry {
-	char *name;			/* the entry name, unique in its dir */
+	char *name; /* the entry name, unique in its dir */
 	int64_t ino;
 	char id[SFS_ID_SIZE];
 	char owner[SFS_ID_SIZE];
@@ -74,25 +74,29 @@ struct fs_entry {
 struct fs_listing {
 	struct fs_entry *v;
 	size_t n, alloc;
-	char **subdirs;			/* directory entry names */
-	int64_t *subino;		/* and their core inos */
-	int64_t *submtime;		/* and their mtimes */
+	char **subdirs;	   /* directory entry names */
+	int64_t *subino;   /* and their core inos */
+	int64_t *submtime; /* and their mtimes */
 	size_t nsub, subdirs_alloc;
-	size_t *hidx;			/* names.c: v's names hashed, i + 1 */
-	size_t hcap, hn;		/* slots (2^k), entries indexed */
+	size_t *hidx;	 /* names.c: v's names hashed, i + 1 */
+	size_t hcap, hn; /* slots (2^k), entries indexed */
 };
 
 /* What a mount path is. */
 struct fs_node {
 	enum fs_kind kind;
-	char dir[SFS_VPATH_MAX + 2];	/* the dir itself, or a file's dir */
-	char owner[SFS_ID_SIZE];	/* FS_SHARED_OWNER / _FILE */
-	struct sfs_dir_info di;		/* FS_DIR, FS_LA_DIR */
-	struct sfs_file f;		/* file kinds (full row) */
+	char dir[SFS_VPATH_MAX + 2]; /* the dir itself, or a file's dir */
+	char owner[SFS_ID_SIZE];     /* FS_SHARED_OWNER / _FILE */
+	struct sfs_dir_info di;	     /* FS_DIR, FS_LA_DIR */
+	struct sfs_file f;	     /* file kinds (full row) */
 };
 
-enum fs_list_mode { FS_LIST_FILES = 0, FS_LIST_LISTENING, FS_LIST_TRASH,
-		    FS_LIST_SHARED };
+enum fs_list_mode {
+	FS_LIST_FILES = 0,
+	FS_LIST_LISTENING,
+	FS_LIST_TRASH,
+	FS_LIST_SHARED
+};
 
 /* 0 or -errno. The node is always initialised; release it. */
 int fs_resolve(const char *mpath, struct fs_node *n);
@@ -124,8 +128,8 @@ int fs_entry_to_name(const char *entry, char **name);
  * The new display name (and, when the extension changes, the new
  * filename; else NULL) of file f renamed to `entry`. Free both.
  */
-int fs_rename_names(const struct sfs_file *f, const char *entry,
-		    char **name, char **filename);
+int fs_rename_names(const struct sfs_file *f, const char *entry, char **name,
+		    char **filename);
 /* The extension of a filename (".wav"), or "" when none. */
 const char *fs_ext(const char *filename);
 
@@ -145,8 +149,8 @@ int fs_stat_vdir(const char *vdir, struct fs_node *n);
 /* ---- dir.c ------------------------------------------------------------ */
 
 void fs_stat_dir(struct stat *st, int64_t ino, int64_t mtime_ns);
-void fs_stat_file(struct stat *st, int64_t ino, int64_t size,
-		  int64_t mtime_ns, int64_t ctime_ns, int writable);
+void fs_stat_file(struct stat *st, int64_t ino, int64_t size, int64_t mtime_ns,
+		  int64_t ctime_ns, int writable);
 /* stat of a directory node (any directory kind); -ENOENT otherwise. */
 int fs_stat_node_dir(const struct fs_node *n, struct stat *st);
 /*
@@ -188,8 +192,7 @@ int64_t fs_open_size(int64_t ino);
 
 /* ---- xattr.c ---------------------------------------------------------- */
 
-int fs_getxattr(const char *path, const char *name, char *value,
-		size_t size);
+int fs_getxattr(const char *path, const char *name, char *value, size_t size);
 int fs_setxattr(const char *path, const char *name, const char *value,
 		size_t size, int flags);
 int fs_listxattr(const char *path, char *list, size_t size);

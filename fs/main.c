@@ -37,35 +37,47 @@ struct opts {
 	int help;
 };
 
-enum { KEY_RO, KEY_ALLOW_OTHER, KEY_VERSION, KEY_HELP, KEY_UID, KEY_GID,
-       KEY_UMASK };
-
-#define OPT(t, p) { t, offsetof(struct opts, p), 1 }
-#define OPTV(t, p, v) { t, offsetof(struct opts, p), v }
-
-static const struct fuse_opt specs[] = {
-	OPT("--store %s", store),
-	OPT("--store=%s", store),
-	OPT("store=%s", store),
-	OPT("--user %s", user),
-	OPT("--user=%s", user),
-	OPT("user=%s", user),
-	OPT("no_workers", no_workers),
-	OPTV("listening=0", listening, 0),
-	OPTV("listening=1", listening, 1),
-	OPTV("generate=0", generate, 0),
-	OPTV("generate=1", generate, 1),
-	FUSE_OPT_KEY("uid=", KEY_UID),
-	FUSE_OPT_KEY("gid=", KEY_GID),
-	FUSE_OPT_KEY("umask=", KEY_UMASK),
-	FUSE_OPT_KEY("ro", KEY_RO),
-	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_END
+enum {
+	KEY_RO,
+	KEY_ALLOW_OTHER,
+	KEY_VERSION,
+	KEY_HELP,
+	KEY_UID,
+	KEY_GID,
+	KEY_UMASK
 };
+
+#define OPT(t, p)                                                              \
+	{                                                                      \
+		t, offsetof(struct opts, p), 1                                 \
+	}
+#define OPTV(t, p, v)                                                          \
+	{                                                                      \
+		t, offsetof(struct opts, p), v                                 \
+	}
+
+static const struct fuse_opt specs[] = { OPT("--store %s", store),
+					 OPT("--store=%s", store),
+					 OPT("store=%s", store),
+					 OPT("--user %s", user),
+					 OPT("--user=%s", user),
+					 OPT("user=%s", user),
+					 OPT("no_workers", no_workers),
+					 OPTV("listening=0", listening, 0),
+					 OPTV("listening=1", listening, 1),
+					 OPTV("generate=0", generate, 0),
+					 OPTV("generate=1", generate, 1),
+					 FUSE_OPT_KEY("uid=", KEY_UID),
+					 FUSE_OPT_KEY("gid=", KEY_GID),
+					 FUSE_OPT_KEY("umask=", KEY_UMASK),
+					 FUSE_OPT_KEY("ro", KEY_RO),
+					 FUSE_OPT_KEY("allow_other",
+						      KEY_ALLOW_OTHER),
+					 FUSE_OPT_KEY("--version", KEY_VERSION),
+					 FUSE_OPT_KEY("-V", KEY_VERSION),
+					 FUSE_OPT_KEY("-h", KEY_HELP),
+					 FUSE_OPT_KEY("--help", KEY_HELP),
+					 FUSE_OPT_END };
 
 static int parse_num(const char *arg, int base, unsigned *out)
 {
@@ -92,7 +104,7 @@ static int opt_proc(void *data, const char *arg, int key,
 	switch (key) {
 	case KEY_RO:
 		o->ro = 1;
-		return 1;		/* the kernel enforces it too */
+		return 1; /* the kernel enforces it too */
 	case KEY_ALLOW_OTHER:
 		o->allow_other = 1;
 		return 1;
@@ -110,8 +122,7 @@ static int opt_proc(void *data, const char *arg, int key,
 		return parse_num(arg, 10, &o->gid) ? -1 : 0;
 	case KEY_UMASK:
 		o->set_umask = 1;
-		return parse_num(arg, 8, &o->umask) || o->umask > 0777 ? -1
-									: 0;
+		return parse_num(arg, 8, &o->umask) || o->umask > 0777 ? -1 : 0;
 	default:
 		return 1;
 	}
@@ -151,12 +162,12 @@ struct change_ctx {
 	int ino_dir[MAX_INOS];
 	int ninos;
 	int any;
-	int shared;			/* a share with the user changed */
+	int shared; /* a share with the user changed */
 	int overflow;
 };
 
-static void on_change(void *arg, int64_t seq, int64_t file_ino,
-		      int64_t owner, const char *dir)
+static void on_change(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
+		      const char *dir)
 {
 	struct change_ctx *c = arg;
 	int i;
@@ -321,9 +332,9 @@ struct loop {
 	struct fuse_session *se;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;
-	struct fuse_buf spare[LOOP_SLOTS];	/* free buffers */
+	struct fuse_buf spare[LOOP_SLOTS]; /* free buffers */
 	int nspare;
-	struct fuse_buf queue[LOOP_SLOTS];	/* requests for the workers */
+	struct fuse_buf queue[LOOP_SLOTS]; /* requests for the workers */
 	int head, nqueued;
 	int stop;
 	pthread_t *threads;
@@ -442,7 +453,7 @@ static int run_loop(struct fuse_session *se, int nworkers)
 			l.nthreads++;
 	signals_on(&old);
 	if (!l.nthreads)
-		l.nspare = 0;		/* everything inline then */
+		l.nspare = 0; /* everything inline then */
 	while (!fuse_session_exited(se)) {
 		res = fuse_session_receive_buf(se, &b);
 		if (res == -EINTR)
@@ -452,8 +463,7 @@ static int run_loop(struct fuse_session *se, int nworkers)
 				ret = -1;
 			break;
 		}
-		if (!slow_request(&b) || lone_io(se, &b) ||
-		    !hand_off(&l, &b))
+		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
 			fuse_session_process_buf(se, &b);
 	}
 	pthread_mutex_lock(&l.mu);
@@ -534,8 +544,7 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 	if (co->singlethread) {
 		ret = fuse_loop(f);
 	} else if (!co->clone_fd) {
-		ret = run_loop(se, co->max_threads ? (int)co->max_threads
-						   : 10);
+		ret = run_loop(se, co->max_threads ? (int)co->max_threads : 10);
 	} else {
 		lc = fuse_loop_cfg_create();
 		if (!lc)
@@ -545,8 +554,8 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 		if (co->max_idle_threads != (unsigned)-1)
 			fuse_loop_cfg_set_idle_threads(lc,
 						       co->max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lc, co->max_threads ?
-						  co->max_threads : 10);
+		fuse_loop_cfg_set_max_threads(
+			lc, co->max_threads ? co->max_threads : 10);
 		ret = fuse_loop_mt(f, lc);
 		fuse_loop_cfg_destroy(lc);
 	}

@@ -15,7 +15,7 @@
 #include <pthread.h>
 #include "banned.h"
 
-#define DIVSLASH "\xe2\x88\x95"		/* U+2215 DIVISION SLASH */
+#define DIVSLASH "\xe2\x88\x95" /* U+2215 DIVISION SLASH */
 #define EXT_MAX 16
 
 static const char *const reserved[] = { FS_LISTENING, FS_TRASH, FS_SHARED };
@@ -115,7 +115,7 @@ int fs_entry_to_name(const char *entry, char **name)
 
 static size_t name_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
@@ -199,14 +199,14 @@ struct list_ctx {
 	enum fs_list_mode mode;
 	int root;
 	int err;
-	char (*pin)[SFS_ID_SIZE];	/* files to mark suffixed for good */
+	char (*pin)[SFS_ID_SIZE]; /* files to mark suffixed for good */
 	size_t npin, pin_alloc;
 };
 
 /* Remember a file shown with a suffix of the listing's own making. */
 static void pin_later(struct list_ctx *c, const char *id)
 {
-	char (*nv)[SFS_ID_SIZE];
+	char(*nv)[SFS_ID_SIZE];
 	size_t na;
 
 	if (c->mode != FS_LIST_FILES || g_fs.ro)
@@ -215,7 +215,7 @@ static void pin_later(struct list_ctx *c, const char *id)
 		na = c->pin_alloc ? 2 * c->pin_alloc : 8;
 		nv = realloc(c->pin, na * sizeof(*nv));
 		if (!nv)
-			return;		/* shown, just not pinned */
+			return; /* shown, just not pinned */
 		c->pin = nv;
 		c->pin_alloc = na;
 	}
@@ -267,8 +267,8 @@ static int add_file(void *arg, const struct sfs_file *f)
 		char *mp3 = malloc(strlen(base) + 5);
 
 		if (mp3) {
-			size_t bl = strlen(base) - (ends_with_ci(base, ext)
-						    ? strlen(ext) : 0);
+			size_t bl = strlen(base) -
+				    (ends_with_ci(base, ext) ? strlen(ext) : 0);
 			memcpy(mp3, base, bl);
 			memcpy(mp3 + bl, ".mp3", 5);
 		}
@@ -289,8 +289,8 @@ static int add_file(void *arg, const struct sfs_file *f)
 	}
 	name = base;
 	/* suffixed for good in its directory (not in the flat lists) */
-	keep = f->suffixed && (c->mode == FS_LIST_FILES ||
-			       c->mode == FS_LIST_LISTENING);
+	keep = f->suffixed &&
+	       (c->mode == FS_LIST_FILES || c->mode == FS_LIST_LISTENING);
 	if (keep || taken(l, base, c->root)) {
 		if (!keep)
 			pin_later(c, f->id);
@@ -390,10 +390,10 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 			q.deleted = 1;
 			q.recursive = 1;
 		}
-		st = shared ? sfs_query_shared(g_fs.store, &g_fs.actor, &q,
-					       &fl, &e)
-			    : sfs_query_files(g_fs.store, &g_fs.actor, &q,
-					      &fl, &e);
+		st = shared ? sfs_query_shared(g_fs.store, &g_fs.actor, &q, &fl,
+					       &e)
+			    : sfs_query_files(g_fs.store, &g_fs.actor, &q, &fl,
+					      &e);
 		sfs_query_release(&q);
 		if (st) {
 			ret = -fs_errno(st, &e);
@@ -423,8 +423,7 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 	if (n)
 		qsort(all, n, sizeof(*all), by_ino);
 	for (i = 0; i < n; i++) {
-		if (!ret && !c->err &&
-		    !(!shared && all[i].purged) &&
+		if (!ret && !c->err && !(!shared && all[i].purged) &&
 		    !(shared && owner && strcmp(all[i].owner_id, owner)))
 			add_file(c, &all[i]);
 		sfs_file_release(&all[i]);
@@ -446,8 +445,7 @@ int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l)
 	if (mode == FS_LIST_SHARED)
 		return list_query(&c, 1, vdir);
 	c.root = mode == FS_LIST_FILES && !strcmp(vdir, "/");
-	st = sfs_dir_subdirs(g_fs.store, &g_fs.actor, vdir, add_subdir, &c,
-			     &e);
+	st = sfs_dir_subdirs(g_fs.store, &g_fs.actor, vdir, add_subdir, &c, &e);
 	if (!st && !c.err)
 		st = sfs_query_dir_files(g_fs.store, &g_fs.actor, vdir,
 					 add_file, &c, &e);
@@ -473,8 +471,8 @@ void fs_listing_release(struct fs_listing *l)
 	memset(l, 0, sizeof(*l));
 }
 
-int fs_rename_names(const struct sfs_file *f, const char *entry,
-		    char **name, char **filename)
+int fs_rename_names(const struct sfs_file *f, const char *entry, char **name,
+		    char **filename)
 {
 	const char *oext = fs_ext(f->filename);
 	int ret;
@@ -709,8 +707,8 @@ static int still_there(const struct sfs_file *f, const char *vdir,
 }
 
 /* Find `entry` among the listing of `vdir`; load its full row. */
-int fs_find_file(const char *vdir, const char *entry,
-		 enum fs_list_mode mode, struct fs_node *n)
+int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
+		 struct fs_node *n)
 {
 	struct sfs_err e;
 	enum sfs_status st;

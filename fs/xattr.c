@@ -27,9 +27,22 @@
 #define PFX "user.speechfs."
 
 enum xa {
-	XA_TAGS, XA_DESCRIPTION, XA_PUBLISH, XA_METADATA, XA_ID, XA_SHA256,
-	XA_DURATION, XA_FILENAME, XA_INGESTION, XA_LA_STATUS, XA_JSON,
-	XA_SHARES, XA_MIME, XA_ORIGIN, XA_INGEST_ERROR, XA_LA_ERROR,
+	XA_TAGS,
+	XA_DESCRIPTION,
+	XA_PUBLISH,
+	XA_METADATA,
+	XA_ID,
+	XA_SHA256,
+	XA_DURATION,
+	XA_FILENAME,
+	XA_INGESTION,
+	XA_LA_STATUS,
+	XA_JSON,
+	XA_SHARES,
+	XA_MIME,
+	XA_ORIGIN,
+	XA_INGEST_ERROR,
+	XA_LA_ERROR,
 	XA_CONTENT
 };
 
@@ -247,10 +260,11 @@ static int extra_errno(enum sfs_status st, const struct sfs_err *e)
 	case SFS_OK:
 		return 0;
 	case SFS_NOT_FOUND:
-		return strcmp(e->type, "attribute_not_found") ? ENOENT : ENODATA;
+		return strcmp(e->type, "attribute_not_found") ? ENOENT
+							      : ENODATA;
 	case SFS_CONFLICT:
 		return strcmp(e->type, "attribute_exists") ? fs_errno(st, e)
-							     : EEXIST;
+							   : EEXIST;
 	case SFS_TOO_LARGE:
 		return E2BIG;
 	default:
@@ -269,8 +283,7 @@ static int copy_out(const struct sfs_buf *b, char *val, size_t size)
 	return (int)b->len;
 }
 
-static int extra_get(const char *path, const char *name, char *val,
-		     size_t size)
+static int extra_get(const char *path, const char *name, char *val, size_t size)
 {
 	struct sfs_buf b = SFS_BUF_INIT(SFS_XATTR_VALUE_MAX + 1);
 	struct fs_node n;
@@ -283,7 +296,8 @@ static int extra_get(const char *path, const char *name, char *val,
 		ret = -ENODATA;
 	if (!ret)
 		ret = -extra_errno(sfs_xattr_get(g_fs.store, &g_fs.actor,
-						 n.f.id, name, &b, &e), &e);
+						 n.f.id, name, &b, &e),
+				   &e);
 	if (!ret)
 		ret = copy_out(&b, val, size);
 	sfs_buf_release(&b);
@@ -309,11 +323,13 @@ static int extra_change(const char *path, const char *name, const char *val,
 		ret = -ENOTSUP;
 	if (!ret && remove)
 		ret = -extra_errno(sfs_xattr_remove(g_fs.store, &g_fs.actor,
-						    n.f.id, name, &e), &e);
+						    n.f.id, name, &e),
+				   &e);
 	else if (!ret)
 		ret = -extra_errno(sfs_xattr_set(g_fs.store, &g_fs.actor,
 						 n.f.id, name, val, size, f,
-						 &e), &e);
+						 &e),
+				   &e);
 	fs_node_release(&n);
 	return ret;
 }
@@ -360,8 +376,7 @@ static int share_perm(const struct sfs_file *f, const char *user)
 	return ret;
 }
 
-static int share_get(const char *path, const char *user, char *val,
-		     size_t size)
+static int share_get(const char *path, const char *user, char *val, size_t size)
 {
 	struct sfs_buf b = SFS_BUF_INIT(64);
 	struct fs_node n;
@@ -374,7 +389,8 @@ static int share_get(const char *path, const char *user, char *val,
 		ret = share_perm(&n.f, user);
 	if (ret >= 0)
 		ret = sfs_buf_adds(&b, sfs_perm_name((enum sfs_perm)ret))
-			      ? -ENOMEM : 0;
+			      ? -ENOMEM
+			      : 0;
 	if (!ret)
 		ret = copy_out(&b, val, size);
 	sfs_buf_release(&b);
@@ -565,14 +581,14 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 	if (foreign(name))
 		return -ENOTSUP;
 	if (!name[5])
-		return -EINVAL;		/* "user." alone names nothing */
+		return -EINVAL; /* "user." alone names nothing */
 	if (share_user(name))
 		return share_set(path, share_user(name), val, size, flags);
 	i = lookup(name);
 	if (i < 0)
-		return reserved(name) ? -ENOTSUP
-				      : extra_change(path, name, val, size,
-						     flags, 0);
+		return reserved(name)
+			       ? -ENOTSUP
+			       : extra_change(path, name, val, size, flags, 0);
 	if (!xattrs[i].writable)
 		return -EPERM;
 	if (xattrs[i].which == XA_LA_STATUS)
@@ -674,8 +690,9 @@ int fs_listxattr(const char *path, char *list, size_t size)
 		struct sfs_err e;
 
 		sfs_err_init(&e);
-		ret = -extra_errno(sfs_xattr_list(g_fs.store, &g_fs.actor,
-						  n.f.id, &b, &e), &e);
+		ret = -extra_errno(
+			sfs_xattr_list(g_fs.store, &g_fs.actor, n.f.id, &b, &e),
+			&e);
 	}
 out:
 	if (!ret) {

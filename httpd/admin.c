@@ -303,8 +303,8 @@ done:
 
 int admin_is_command(const char *a)
 {
-	static const char *const cmds[] = {"init", "tenant", "user",
-					   "key",  "jwt",    "fsck"};
+	static const char *const cmds[] = { "init", "tenant", "user",
+					    "key",  "jwt",    "fsck" };
 	size_t i;
 
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -54,7 +54,7 @@ static enum MHD_Result list(struct req *r, int shared)
 	struct sfs_query q;
 	struct sfs_file_list l;
 	struct sfs_err e;
-	struct qctx c = {&q, &e, 0};
+	struct qctx c = { &q, &e, 0 };
 	struct sfs_buf b;
 	enum MHD_Result ret;
 
@@ -358,12 +358,11 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 		ret = respond_fd(r, fd, (int64_t)sb.st_size, "audio/mpeg",
 				 sha[0] ? etag : NULL, f.la.created_at, NULL);
 	else
-		ret = respond_fd(r, fd, (int64_t)sb.st_size,
-				 "application/octet-stream",
-				 sha[0] ? etag : NULL,
-				 f.mtime_ns > 0 ? f.mtime_ns / 1000000
-						: f.created_at,
-				 f.filename ? f.filename : f.name);
+		ret = respond_fd(
+			r, fd, (int64_t)sb.st_size, "application/octet-stream",
+			sha[0] ? etag : NULL,
+			f.mtime_ns > 0 ? f.mtime_ns / 1000000 : f.created_at,
+			f.filename ? f.filename : f.name);
 out:
 	sfs_file_release(&f);
 	return ret;

@@ -137,7 +137,7 @@ static char cfg_store[4096], cfg_listen[128];
 
 static int path_key(const char *k, const char *v)
 {
-	char *dst = strcmp(k, "store") == 0 ? cfg_store
+	char *dst = strcmp(k, "store") == 0    ? cfg_store
 		    : strcmp(k, "listen") == 0 ? cfg_listen
 					       : NULL;
 	size_t size = dst == cfg_store ? sizeof(cfg_store) : sizeof(cfg_listen);
@@ -230,7 +230,7 @@ static int parse_listen(const char *s, struct sockaddr_in *sin)
 
 static int parse_level(const char *s)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
+	static const char *const names[] = { "error", "warn", "info", "debug" };
 	int i;
 
 	for (i = 0; i < 4; i++)
@@ -261,7 +261,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void drain(void)
 {
-	struct timespec ts = {0, 20 * 1000 * 1000};
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
 	int waited_ms = 0, limit = g_httpd.opts.shutdown_timeout_s * 1000;
 
 	while (__atomic_load_n(&g_httpd.inflight, __ATOMIC_SEQ_CST) > 0 &&
@@ -277,14 +277,15 @@ static void drain(void)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"store", required_argument, NULL, 's'},
-		{"listen", required_argument, NULL, 'l'},
-		{"config", required_argument, NULL, 'c'},
-		{"no-workers", no_argument, NULL, 'n'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{ "store", required_argument, NULL, 's' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "no-workers", no_argument, NULL, 'n' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
 	const char *store = NULL, *listen = NULL, *config = NULL;
 	struct sfs_config cfg;
 	struct sockaddr_in sin;

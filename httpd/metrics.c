@@ -14,8 +14,9 @@
 #define MAX_ROUTES 32
 #define NSTATUS 600
 
-static const double buckets_s[] = {0.001, 0.005, 0.01, 0.05, 0.1,
-				   0.5,	  1,	 5,    10};
+static const double buckets_s[] = {
+	0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10
+};
 #define NBUCKETS ((int)(sizeof(buckets_s) / sizeof(buckets_s[0])))
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

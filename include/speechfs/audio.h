@@ -37,8 +37,8 @@ void sfs_audio_opts_init(struct sfs_audio_opts *o);
  * Returns SFS_OK with whatever is known; SFS_IO only when reading fails.
  */
 enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
-				size_t mime_size, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				size_t mime_size,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Encode the audio of `in_fd` (read with pread from offset 0) as MP3 and

@@ -17,21 +17,21 @@ struct sfs_store;
 #define SFS_ID_SIZE (SFS_UUID_LEN + 1)
 
 enum sfs_scope {
-	SFS_SCOPE_READ = 1 << 0,	/* speech:files:read */
-	SFS_SCOPE_WRITE = 1 << 1,	/* speech:files:write */
-	SFS_SCOPE_DELETE = 1 << 2,	/* speech:files:delete */
-	SFS_SCOPE_SHARE = 1 << 3,	/* speech:files:share */
+	SFS_SCOPE_READ = 1 << 0,   /* speech:files:read */
+	SFS_SCOPE_WRITE = 1 << 1,  /* speech:files:write */
+	SFS_SCOPE_DELETE = 1 << 2, /* speech:files:delete */
+	SFS_SCOPE_SHARE = 1 << 3,  /* speech:files:share */
 	SFS_SCOPE_ALL = 0xf
 };
 
 /* Who is calling: handed to every core call on user data. */
 struct sfs_actor {
-	int64_t user;			/* internal row ids */
+	int64_t user; /* internal row ids */
 	int64_t tenant;
-	char user_id[SFS_ID_SIZE];	/* UUIDs */
+	char user_id[SFS_ID_SIZE]; /* UUIDs */
 	char tenant_id[SFS_ID_SIZE];
-	unsigned scopes;		/* enum sfs_scope bits */
-	int64_t download_bps;		/* effective rate, 0 = unlimited */
+	unsigned scopes;      /* enum sfs_scope bits */
+	int64_t download_bps; /* effective rate, 0 = unlimited */
 };
 
 /* "speech:files:read" -> SFS_SCOPE_READ; 0 when unknown. */
@@ -48,31 +48,31 @@ void sfs_uuid_new(char out[SFS_ID_SIZE]);
 struct sfs_tenant_info {
 	char id[SFS_ID_SIZE];
 	char name[128];
-	int64_t max_bytes;		/* 0 = unlimited */
-	int64_t max_files;		/* 0 = unlimited */
+	int64_t max_bytes; /* 0 = unlimited */
+	int64_t max_files; /* 0 = unlimited */
 	int64_t used_bytes;
 	int64_t used_files;
 };
 
 enum sfs_status sfs_tenant_create(struct sfs_store *s, const char *name,
 				  int64_t max_bytes, int64_t max_files,
-				  char id_out[SFS_ID_SIZE], struct sfs_err *e)
-	SFS_MUST_CHECK;
+				  char id_out[SFS_ID_SIZE],
+				  struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 				     int64_t max_bytes, int64_t max_files,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
-			       struct sfs_tenant_info *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			       struct sfs_tenant_info *out,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* download_bps: -1 = the daemon's default, 0 = unlimited. */
 enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 				const char *name, int64_t download_bps,
-				char id_out[SFS_ID_SIZE], struct sfs_err *e)
-	SFS_MUST_CHECK;
+				char id_out[SFS_ID_SIZE],
+				struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
-				  int64_t download_bps, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				  int64_t download_bps,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * The actor of a user with the given scopes (a mount acts with all).
@@ -82,7 +82,7 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 			      unsigned scopes, struct sfs_actor *out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 
-#define SFS_API_KEY_SIZE 72	/* "sfs_" + 64 hex + NUL, rounded */
+#define SFS_API_KEY_SIZE 72 /* "sfs_" + 64 hex + NUL, rounded */
 
 /*
  * Make an API key for a user. The key is written to key_out once and is
@@ -91,15 +91,15 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 			       unsigned scopes, const char *label,
 			       char key_out[SFS_API_KEY_SIZE],
-			       char key_id_out[SFS_ID_SIZE], struct sfs_err *e)
-	SFS_MUST_CHECK;
+			       char key_id_out[SFS_ID_SIZE],
+			       struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* SFS_UNAUTHENTICATED for an unknown or revoked key. */
 enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
-				 struct sfs_actor *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				 struct sfs_actor *out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Verify a JWT: HS256 only, constant-time signature compare, exp and nbf
@@ -107,14 +107,14 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
  * "scopes" (array or string). SFS_UNAUTHENTICATED on any failure.
  */
 enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
-			     struct sfs_actor *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			     struct sfs_actor *out,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Mint a JWT for a user (admin CLI, tests). Appends the token to out. */
 enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
 			     unsigned scopes, int64_t ttl_seconds,
-			     struct sfs_buf *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			     struct sfs_buf *out,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * HMAC-SHA256 with the store's secret of `msg`, as lowercase hex into

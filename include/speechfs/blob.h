@@ -29,11 +29,11 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
  * stage is hashed by reading it back at finish instead of as it passes.
  */
 enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
-				 size_t len, int64_t off, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				 size_t len, int64_t off,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
-				int64_t off, size_t *got, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				int64_t off, size_t *got,
+				struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 
@@ -45,8 +45,8 @@ enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes);
 
 /* fsync and compute the hash. Called by commit; callable early. */
-enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_stage_finish(struct sfs_stage *st,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 
 int64_t sfs_stage_size(const struct sfs_stage *st);
 /* Lowercase hex SHA-256, valid after finish. */
@@ -69,9 +69,9 @@ enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 
 struct sfs_fsck_report {
 	int64_t blobs_checked;
-	int64_t orphan_files;		/* files under blobs/ with no row */
-	int64_t missing_files;		/* rows whose file is missing */
-	int64_t bad_refcounts;		/* refs disagreeing with references */
+	int64_t orphan_files;  /* files under blobs/ with no row */
+	int64_t missing_files; /* rows whose file is missing */
+	int64_t bad_refcounts; /* refs disagreeing with references */
 	int64_t repaired;
 };
 
@@ -84,7 +84,7 @@ struct sfs_fsck_report {
  */
 enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 			 struct sfs_fsck_report *r,
-			 void (*report)(void *arg, const char *line),
-			 void *arg, struct sfs_err *e) SFS_MUST_CHECK;
+			 void (*report)(void *arg, const char *line), void *arg,
+			 struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

@@ -18,8 +18,10 @@ struct sfs_buf {
 	size_t max;
 };
 
-#define SFS_BUF_INIT(max_) \
-	{ (char *)sfs_buf_empty, 0, 0, (max_) ? (max_) : (size_t)1 << 30 }
+#define SFS_BUF_INIT(max_)                                                     \
+	{                                                                      \
+		(char *)sfs_buf_empty, 0, 0, (max_) ? (max_) : (size_t)1 << 30 \
+	}
 extern const char sfs_buf_empty[1];
 
 void sfs_buf_init(struct sfs_buf *b, size_t max);

@@ -14,10 +14,10 @@
 struct sfs_store;
 
 struct sfs_dir_info {
-	int64_t ino;			/* stable per (owner, path) */
+	int64_t ino; /* stable per (owner, path) */
 	int64_t mtime_ns;
-	int64_t nfiles;			/* live files at any depth */
-	int explicit_;			/* made by mkdir */
+	int64_t nfiles; /* live files at any depth */
+	int explicit_;	/* made by mkdir */
 };
 
 /* Does `path` exist for the actor? SFS_NOT_FOUND otherwise. "/" always. */
@@ -27,13 +27,13 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 
 /* Make an explicit directory (parents too). SFS_CONFLICT if it exists. */
 enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
-			     const char *path, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			     const char *path,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Remove an empty directory. SFS_CONFLICT when not empty. */
 enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
-			       const char *path, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			       const char *path,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Rename `from` to `to` (both directories): every file and directory below
@@ -46,8 +46,8 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 
 enum sfs_status sfs_dir_set_mtime(struct sfs_store *s,
 				  const struct sfs_actor *a, const char *path,
-				  int64_t mtime_ns, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				  int64_t mtime_ns,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Names of the direct subdirectories of `path`, sorted (callback each). */
 enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,

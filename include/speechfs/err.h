@@ -13,36 +13,36 @@
 
 enum sfs_status {
 	SFS_OK = 0,
-	SFS_NOT_FOUND,		/* no such object, or of another tenant */
-	SFS_FORBIDDEN,		/* exists, but the actor may not do this */
-	SFS_UNAUTHENTICATED,	/* no or bad credentials */
-	SFS_CONFLICT,		/* state forbids it (already deleted, ...) */
-	SFS_GONE,		/* content deleted, purged or discarded */
-	SFS_NOT_READY,		/* ingestion or generation not completed */
-	SFS_INVALID,		/* bad input; see the field errors */
-	SFS_RANGE,		/* unsatisfiable byte range */
-	SFS_RATE_LIMITED,	/* too many requests */
-	SFS_QUOTA,		/* tenant quota would be exceeded */
-	SFS_TOO_LARGE,		/* a size limit would be exceeded */
-	SFS_NO_SPACE,		/* the disk is full */
-	SFS_BUSY,		/* the database stayed locked */
-	SFS_IO,			/* an I/O or internal failure */
-	SFS_NOMEM,		/* out of memory */
-	SFS_UNSUPPORTED,	/* not supported (format, scheme, ...) */
+	SFS_NOT_FOUND,	     /* no such object, or of another tenant */
+	SFS_FORBIDDEN,	     /* exists, but the actor may not do this */
+	SFS_UNAUTHENTICATED, /* no or bad credentials */
+	SFS_CONFLICT,	     /* state forbids it (already deleted, ...) */
+	SFS_GONE,	     /* content deleted, purged or discarded */
+	SFS_NOT_READY,	     /* ingestion or generation not completed */
+	SFS_INVALID,	     /* bad input; see the field errors */
+	SFS_RANGE,	     /* unsatisfiable byte range */
+	SFS_RATE_LIMITED,    /* too many requests */
+	SFS_QUOTA,	     /* tenant quota would be exceeded */
+	SFS_TOO_LARGE,	     /* a size limit would be exceeded */
+	SFS_NO_SPACE,	     /* the disk is full */
+	SFS_BUSY,	     /* the database stayed locked */
+	SFS_IO,		     /* an I/O or internal failure */
+	SFS_NOMEM,	     /* out of memory */
+	SFS_UNSUPPORTED,     /* not supported (format, scheme, ...) */
 	SFS_STATUS_MAX
 };
 
 #define SFS_ERR_MAX_FIELDS 8
 
 struct sfs_field_err {
-	char field[64];		/* "name", "tags[2]", "file" ... */
-	char type[32];		/* "missing", "invalid", "too_long" ... */
+	char field[64]; /* "name", "tags[2]", "file" ... */
+	char type[32];	/* "missing", "invalid", "too_long" ... */
 	char message[160];
 };
 
 struct sfs_err {
 	enum sfs_status status;
-	char type[40];		/* "file_not_found", "quota_exceeded" ... */
+	char type[40]; /* "file_not_found", "quota_exceeded" ... */
 	char message[256];
 	int nfields;
 	struct sfs_field_err fields[SFS_ERR_MAX_FIELDS];

@@ -23,8 +23,8 @@ struct sfs_stage;
  * SFS_FETCH_URI_MAX bytes, no spaces or control characters. Anything else
  * is SFS_INVALID with a field error on "uri".
  */
-enum sfs_status sfs_fetch_check_uri(const char *uri, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_fetch_check_uri(const char *uri,
+				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Download `uri` into the stage `out` with sfs_stage_write(), which the

@@ -20,18 +20,18 @@ struct sfs_stage;
 
 /* State of an ingestion or listening-audio job, as the API shows it. */
 enum sfs_jstate {
-	SFS_JS_NONE = 0,	/* null in the API */
+	SFS_JS_NONE = 0, /* null in the API */
 	SFS_JS_PENDING,
 	SFS_JS_PROCESSING,
 	SFS_JS_COMPLETED,
 	SFS_JS_FAILED
 };
-const char *sfs_jstate_name(enum sfs_jstate st);	/* "PENDING" ... */
-int sfs_jstate_parse(const char *s);			/* -1 if unknown */
+const char *sfs_jstate_name(enum sfs_jstate st); /* "PENDING" ... */
+int sfs_jstate_parse(const char *s);		 /* -1 if unknown */
 
 enum sfs_publish { SFS_PUBLISH_PRIVATE = 0, SFS_PUBLISH_INTERNAL = 1 };
 const char *sfs_publish_name(enum sfs_publish p);
-int sfs_publish_parse(const char *s);			/* -1 if unknown */
+int sfs_publish_parse(const char *s); /* -1 if unknown */
 
 /* What the actor may do with a file. */
 enum sfs_perm {
@@ -40,8 +40,8 @@ enum sfs_perm {
 	SFS_PERM_EDIT = 2,
 	SFS_PERM_OWNER = 3
 };
-const char *sfs_perm_name(enum sfs_perm p);		/* "VIEW", "EDIT" */
-int sfs_perm_parse(const char *s);			/* -1 if unknown */
+const char *sfs_perm_name(enum sfs_perm p); /* "VIEW", "EDIT" */
+int sfs_perm_parse(const char *s);	    /* -1 if unknown */
 
 /* How the actor reached a file. */
 enum sfs_access {
@@ -50,24 +50,24 @@ enum sfs_access {
 	SFS_ACCESS_INTERNAL
 };
 const char *sfs_access_name(enum sfs_access a);
-int sfs_access_parse(const char *s);			/* -1 if unknown */
+int sfs_access_parse(const char *s); /* -1 if unknown */
 
 /* Timestamps are milliseconds since the epoch; 0 means null. */
 struct sfs_listening {
-	enum sfs_jstate status;		/* SFS_JS_NONE: never requested */
-	int64_t size;			/* -1: null */
-	char sha256[65];		/* "" when there is no MP3 */
+	enum sfs_jstate status; /* SFS_JS_NONE: never requested */
+	int64_t size;		/* -1: null */
+	char sha256[65];	/* "" when there is no MP3 */
 	int64_t created_at;
 	int deleted;
 	int purged;
 	int64_t deleted_at;
 	int64_t purged_at;
 	int64_t purge_at;
-	char *error;			/* reason when FAILED, else NULL */
+	char *error; /* reason when FAILED, else NULL */
 };
 
 struct sfs_file {
-	int64_t ino;			/* stable row id; the mount's inode */
+	int64_t ino; /* stable row id; the mount's inode */
 	char id[SFS_ID_SIZE];
 	int64_t owner;
 	char owner_id[SFS_ID_SIZE];
@@ -75,18 +75,18 @@ struct sfs_file {
 	char tenant_id[SFS_ID_SIZE];
 
 	char *name;
-	char *filename;			/* NULL: null */
-	char *description;		/* NULL: null */
-	char *path;			/* "/a/b/" */
-	char *metadata;			/* JSON object text, NULL: null */
-	char *mime;			/* NULL: unknown */
-	char *source_uri;		/* import URI, else NULL */
-	char *ingest_error;		/* reason when ingestion FAILED */
+	char *filename;	    /* NULL: null */
+	char *description;  /* NULL: null */
+	char *path;	    /* "/a/b/" */
+	char *metadata;	    /* JSON object text, NULL: null */
+	char *mime;	    /* NULL: unknown */
+	char *source_uri;   /* import URI, else NULL */
+	char *ingest_error; /* reason when ingestion FAILED */
 
-	int64_t size;			/* -1: null */
-	double duration;		/* < 0: null */
-	char sha256[65];		/* "": null */
-	enum sfs_jstate ingestion;	/* NONE for uploads */
+	int64_t size;		   /* -1: null */
+	double duration;	   /* < 0: null */
+	char sha256[65];	   /* "": null */
+	enum sfs_jstate ingestion; /* NONE for uploads */
 
 	int deleted;
 	int purged;
@@ -100,12 +100,12 @@ struct sfs_file {
 	enum sfs_publish publish;
 	int64_t published_at;
 
-	char **tags;			/* sorted, case-insensitively */
+	char **tags; /* sorted, case-insensitively */
 	size_t ntags;
 
 	struct sfs_listening la;
 
-	int64_t mtime_ns;		/* content/metadata times for the mount */
+	int64_t mtime_ns; /* content/metadata times for the mount */
 	int64_t ctime_ns;
 	/*
 	 * The file arrived (was created, moved, renamed or restored) in its
@@ -118,31 +118,31 @@ struct sfs_file {
 	/* The fetching actor's relation to the file. */
 	enum sfs_access access;
 	enum sfs_perm perm;
-	char shared_by[SFS_ID_SIZE];	/* DIRECT_SHARE only */
+	char shared_by[SFS_ID_SIZE]; /* DIRECT_SHARE only */
 	int64_t shared_at;
 };
 
 void sfs_file_init(struct sfs_file *f);
 void sfs_file_release(struct sfs_file *f);
 
-#define SFS_NAME_MAX 255		/* bytes of a display name */
+#define SFS_NAME_MAX 255 /* bytes of a display name */
 #define SFS_FILENAME_MAX 255
 #define SFS_DESCRIPTION_MAX 4096
-#define SFS_METADATA_MAX 65536		/* bytes of the JSON text */
-#define SFS_TAGS_MAX 64			/* tags per file */
+#define SFS_METADATA_MAX 65536 /* bytes of the JSON text */
+#define SFS_TAGS_MAX 64	       /* tags per file */
 
 /* What a new file is made of. NULL pointers are "not given". */
 struct sfs_file_spec {
-	const char *name;		/* required */
+	const char *name; /* required */
 	const char *filename;
 	const char *description;
-	const char *path;		/* default "/" */
-	const char *metadata;		/* JSON object text */
+	const char *path;     /* default "/" */
+	const char *metadata; /* JSON object text */
 	const char *const *tags;
 	size_t ntags;
-	const char *uri;		/* an import: no content, a job */
-	int listening;			/* request listening audio */
-	int64_t mtime_ns;		/* 0: now */
+	const char *uri;  /* an import: no content, a job */
+	int listening;	  /* request listening audio */
+	int64_t mtime_ns; /* 0: now */
 	/* never suffixed: a front end made sure its entry is unique */
 	int no_suffix;
 	/*
@@ -172,8 +172,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 enum sfs_status sfs_file_create_many(struct sfs_store *s,
 				     const struct sfs_actor *a,
 				     const struct sfs_file_spec *specs,
-				     size_t n, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				     size_t n,
+				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Make every change committed so far durable (after a lazy create):
@@ -181,16 +181,14 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
  * Owner or EDIT; SFS_CONFLICT on a deleted file.
  */
 enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			      const char *id, struct sfs_err *e) SFS_MUST_CHECK;
 
 enum sfs_status sfs_file_get(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *id, struct sfs_file *out,
 			     struct sfs_err *e) SFS_MUST_CHECK;
-enum sfs_status sfs_file_get_ino(struct sfs_store *s,
-				 const struct sfs_actor *a, int64_t ino,
-				 struct sfs_file *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_file_get_ino(struct sfs_store *s, const struct sfs_actor *a,
+				 int64_t ino, struct sfs_file *out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 
 enum sfs_update_field {
 	SFS_UPD_NAME = 1 << 0,
@@ -215,12 +213,12 @@ enum sfs_update_field {
 
 /* The fields of a PATCH; only those named in `set` change. */
 struct sfs_file_update {
-	unsigned set;			/* enum sfs_update_field bits */
+	unsigned set; /* enum sfs_update_field bits */
 	const char *name;
-	const char *description;	/* NULL: becomes null */
+	const char *description; /* NULL: becomes null */
 	const char *path;
-	const char *metadata;		/* JSON object text; NULL: null */
-	const char *const *tags;	/* replace; ntags 0 clears */
+	const char *metadata;	 /* JSON object text; NULL: null */
+	const char *const *tags; /* replace; ntags 0 clears */
 	size_t ntags;
 	enum sfs_publish publish;
 	int64_t mtime_ns;
@@ -232,10 +230,9 @@ struct sfs_file_update {
  * a file becomes INTERNAL. SFS_CONFLICT on a deleted file.
  */
 enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
-				const char *id,
-				const struct sfs_file_update *u,
-				struct sfs_file *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				const char *id, const struct sfs_file_update *u,
+				struct sfs_file *out,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Soft delete (owner only): isDeleted, deletedAt, purgeAt = now +
@@ -245,21 +242,20 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
  * Pending jobs of the file are cancelled.
  */
 enum sfs_status sfs_file_delete(struct sfs_store *s, const struct sfs_actor *a,
-				const char *id, int purge, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				const char *id, int purge,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Undo a soft delete (owner; SFS_CONFLICT if not deleted, GONE if purged). */
-enum sfs_status sfs_file_restore(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *id,
-				 struct sfs_file *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *id, struct sfs_file *out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Discard the content, keep the metadata (owner). SFS_CONFLICT when the
  * file is deleted or its content already discarded.
  */
-enum sfs_status sfs_file_discard(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *id,
+enum sfs_status sfs_file_discard(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *id,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
@@ -268,9 +264,9 @@ enum sfs_status sfs_file_discard(struct sfs_store *s,
  * file had it or `listening` asks for it.
  */
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
-				     const struct sfs_actor *a,
-				     const char *id, struct sfs_stage *content,
-				     int listening, struct sfs_file *out,
+				     const struct sfs_actor *a, const char *id,
+				     struct sfs_stage *content, int listening,
+				     struct sfs_file *out,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 enum sfs_content { SFS_CONTENT_ORIGINAL = 0, SFS_CONTENT_LISTENING = 1 };
@@ -284,8 +280,8 @@ enum sfs_content { SFS_CONTENT_ORIGINAL = 0, SFS_CONTENT_LISTENING = 1 };
  */
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, enum sfs_content which, int *fd,
-			      struct sfs_file *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			      struct sfs_file *out,
+			      struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Listening audio lifecycle of one file (the API's listening-audio
@@ -302,8 +298,8 @@ enum sfs_status sfs_listening_generate(struct sfs_store *s,
 				       struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_listening_delete(struct sfs_store *s,
 				     const struct sfs_actor *a, const char *id,
-				     int purge, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				     int purge,
+				     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_listening_purge(struct sfs_store *s,
 				    const struct sfs_actor *a, const char *id,
 				    struct sfs_err *e) SFS_MUST_CHECK;

@@ -15,9 +15,9 @@
 struct sfs_store;
 
 enum sfs_job_kind {
-	SFS_JOB_LISTENING = 1,		/* make the listening MP3 */
-	SFS_JOB_IMPORT = 2,		/* fetch a URI into the blob store */
-	SFS_JOB_TEST = 99,		/* for the tests of the mechanism */
+	SFS_JOB_LISTENING = 1, /* make the listening MP3 */
+	SFS_JOB_IMPORT = 2,    /* fetch a URI into the blob store */
+	SFS_JOB_TEST = 99,     /* for the tests of the mechanism */
 	SFS_JOB_KIND_MAX = 100
 };
 
@@ -36,8 +36,8 @@ struct sfs_job {
 	char file_id[SFS_ID_SIZE];
 	int64_t owner;
 	int attempts;
-	char *payload;			/* kind-specific text, may be NULL */
-	char token[33];			/* this claim's lease token */
+	char *payload;	/* kind-specific text, may be NULL */
+	char token[33]; /* this claim's lease token */
 };
 
 void sfs_job_release(struct sfs_job *j);
@@ -47,8 +47,8 @@ void sfs_job_release(struct sfs_job *j);
  * the job with e's message as its stored reason. Runs without a database
  * transaction held; long bodies call sfs_job_renew().
  */
-typedef enum sfs_status (*sfs_job_fn)(struct sfs_store *s,
-				      struct sfs_job *j, struct sfs_err *e);
+typedef enum sfs_status (*sfs_job_fn)(struct sfs_store *s, struct sfs_job *j,
+				      struct sfs_err *e);
 
 /* Install the body of a kind for this store handle (before workers run). */
 void sfs_job_set_handler(struct sfs_store *s, enum sfs_job_kind kind,
@@ -57,8 +57,8 @@ void sfs_job_set_handler(struct sfs_store *s, enum sfs_job_kind kind,
 /* Queue a job (used by core; exposed for the test kind). */
 enum sfs_status sfs_job_enqueue(struct sfs_store *s, enum sfs_job_kind kind,
 				int64_t file_ino, const char *payload,
-				int64_t *id_out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				int64_t *id_out,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Claim the oldest runnable job of a kind with a handler. NOT_FOUND: none. */
 enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,

@@ -21,28 +21,28 @@ enum sfs_sort { SFS_SORT_CREATED = 0, SFS_SORT_NAME, SFS_SORT_SIZE };
 #define SFS_QUERY_TAGS_MAX 32
 
 struct sfs_query {
-	int64_t page;			/* 0-based */
-	int64_t size;			/* 1..100 */
-	int deleted;			/* 0, 1; -1: either */
-	int discarded;			/* -1: either */
-	unsigned ingestion;		/* 1 << enum sfs_jstate; 0: any */
-	char *name;			/* substring, case-insensitive */
+	int64_t page;	    /* 0-based */
+	int64_t size;	    /* 1..100 */
+	int deleted;	    /* 0, 1; -1: either */
+	int discarded;	    /* -1: either */
+	unsigned ingestion; /* 1 << enum sfs_jstate; 0: any */
+	char *name;	    /* substring, case-insensitive */
 	char *filename;
-	char sha256[65];		/* "": any */
-	int64_t created_after;		/* ms, INT64_MIN: unset */
-	int64_t created_before;		/* ms, INT64_MAX: unset */
-	unsigned la_status;		/* 1 << enum sfs_jstate; 0: any */
-	int la_deleted;			/* -1: either */
-	int la_discarded;		/* -1: either */
-	char *path;			/* "/" */
+	char sha256[65];	/* "": any */
+	int64_t created_after;	/* ms, INT64_MIN: unset */
+	int64_t created_before; /* ms, INT64_MAX: unset */
+	unsigned la_status;	/* 1 << enum sfs_jstate; 0: any */
+	int la_deleted;		/* -1: either */
+	int la_discarded;	/* -1: either */
+	char *path;		/* "/" */
 	int recursive;
 	enum sfs_sort sort;
 	int desc;
 	char **tags;
 	size_t ntags;
-	int tags_any;			/* 0: all (AND), 1: any (OR) */
-	int publish;			/* -1: either */
-	int access;			/* shared-with-me: -1 either */
+	int tags_any; /* 0: all (AND), 1: any (OR) */
+	int publish;  /* -1: either */
+	int access;   /* shared-with-me: -1 either */
 };
 
 void sfs_query_init(struct sfs_query *q);
@@ -55,14 +55,14 @@ void sfs_query_release(struct sfs_query *q);
  * SFS_NOT_FOUND for an unknown name (a front end may ignore those).
  */
 enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
-				const char *value, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				const char *value,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 struct sfs_file_list {
 	struct sfs_file *files;
 	size_t n;
-	int64_t total;			/* across all pages */
-	char **dirs;			/* direct subdirectories (non-recursive) */
+	int64_t total; /* across all pages */
+	char **dirs;   /* direct subdirectories (non-recursive) */
 	size_t ndirs;
 	int has_dirs;
 };
@@ -72,30 +72,27 @@ void sfs_file_list_release(struct sfs_file_list *l);
 /* The actor's own files (GET /files). */
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_query *q,
-				struct sfs_file_list *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				struct sfs_file_list *out,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Files others made reachable to the actor: direct shares and INTERNAL
  * files of the same tenant, never the actor's own nor deleted ones.
  * Uses page, size, access, name, filename and sort of q.
  */
-enum sfs_status sfs_query_shared(struct sfs_store *s,
-				 const struct sfs_actor *a,
+enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 				 const struct sfs_query *q,
-				 struct sfs_file_list *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				 struct sfs_file_list *out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Every live file of one directory of the actor, all pages, cheapest
  * columns only (the mount's readdir): calls fn for each, in ino order.
  */
-enum sfs_status sfs_query_dir_files(struct sfs_store *s,
-				    const struct sfs_actor *a,
-				    const char *path,
-				    int (*fn)(void *arg,
-					      const struct sfs_file *f),
-				    void *arg, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status
+sfs_query_dir_files(struct sfs_store *s, const struct sfs_actor *a,
+		    const char *path,
+		    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
+		    struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

@@ -17,7 +17,7 @@ struct sfs_share {
 	char id[SFS_ID_SIZE];
 	char file_id[SFS_ID_SIZE];
 	char user_id[SFS_ID_SIZE];
-	enum sfs_perm perm;		/* VIEW or EDIT */
+	enum sfs_perm perm; /* VIEW or EDIT */
 	char created_by[SFS_ID_SIZE];
 	int64_t created_at;
 };
@@ -38,10 +38,9 @@ enum sfs_status sfs_share_list(struct sfs_store *s, const struct sfs_actor *a,
 			       size_t *n, struct sfs_err *e) SFS_MUST_CHECK;
 
 /* SFS_NOT_FOUND when the share does not exist on that file. */
-enum sfs_status sfs_share_revoke(struct sfs_store *s,
-				 const struct sfs_actor *a, const char *file_id,
-				 const char *share_id, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_share_revoke(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *file_id, const char *share_id,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_share_revoke_user(struct sfs_store *s,
 				      const struct sfs_actor *a,
 				      const char *file_id, const char *user_id,

@@ -19,25 +19,25 @@ struct sfs_store;
  * sfs_config_set(), which knows the core's keys (see README).
  */
 struct sfs_config {
-	int64_t retention_seconds;	/* delete -> automatic purge (30 d) */
-	int job_lease_seconds;		/* a claim lasts this long unrenewed */
-	int workers;			/* job worker threads (0 = #cores) */
-	int janitor_interval_ms;	/* how often the janitor looks */
-	int sync_full;			/* SQLite synchronous=FULL (1) */
+	int64_t retention_seconds; /* delete -> automatic purge (30 d) */
+	int job_lease_seconds;	   /* a claim lasts this long unrenewed */
+	int workers;		   /* job worker threads (0 = #cores) */
+	int janitor_interval_ms;   /* how often the janitor looks */
+	int sync_full;		   /* SQLite synchronous=FULL (1) */
 	int busy_timeout_ms;
 
 	/* listening audio (media) */
-	int la_bitrate_kbps;		/* 48 */
-	int la_sample_rate;		/* 22050 */
-	int la_channels;		/* 1 */
-	int la_vbr;			/* 0 = CBR */
+	int la_bitrate_kbps; /* 48 */
+	int la_sample_rate;  /* 22050 */
+	int la_channels;     /* 1 */
+	int la_vbr;	     /* 0 = CBR */
 
 	/* URI import */
 	int64_t import_max_bytes;
 	int import_connect_timeout_s;
 	int import_timeout_s;
 	int import_max_redirects;
-	char import_allow[512];		/* hosts/CIDRs, comma-separated */
+	char import_allow[512]; /* hosts/CIDRs, comma-separated */
 	char s3_endpoint[256];
 	char s3_region[64];
 	char s3_access_key[128];
@@ -53,12 +53,12 @@ void sfs_config_init(struct sfs_config *c);
  * SFS_NOT_FOUND so a front end can try its own keys first.
  */
 enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
-			       const char *value, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			       const char *value,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Create a new store in `dir` (made if missing; must be empty of a store). */
-enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_store_init(const char *dir,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Open a store, migrating its schema forward and removing staging files of
@@ -66,8 +66,8 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
  * Ownership: close with sfs_store_close().
  */
 enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
-			       struct sfs_store **out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			       struct sfs_store **out,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 void sfs_store_close(struct sfs_store *s);
 
 const struct sfs_config *sfs_store_config(const struct sfs_store *s);
@@ -92,8 +92,8 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
-				uint64_t *avail, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				uint64_t *avail,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Purge every deleted file whose purgeAt has passed (and listening audio

@@ -12,9 +12,9 @@
 #include "buf.h"
 #include "err.h"
 
-#define SFS_VPATH_MAX 1024	/* bytes, including both slashes */
-#define SFS_VPATH_DEPTH 32	/* segments */
-#define SFS_SEGMENT_MAX 255	/* bytes of one segment */
+#define SFS_VPATH_MAX 1024  /* bytes, including both slashes */
+#define SFS_VPATH_DEPTH 32  /* segments */
+#define SFS_SEGMENT_MAX 255 /* bytes of one segment */
 
 /*
  * Validate `in`; on success write the normalised path to out (reset first).
@@ -23,8 +23,8 @@
  * field in validation errors.
  */
 enum sfs_status sfs_vpath_norm(const char *in, const char *field,
-			       struct sfs_buf *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			       struct sfs_buf *out,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Validate a whole path in place (no copy). */
 enum sfs_status sfs_vpath_check(const char *in, const char *field,
@@ -32,15 +32,15 @@ enum sfs_status sfs_vpath_check(const char *in, const char *field,
 
 /* Validate one segment (a directory or entry name). */
 enum sfs_status sfs_segment_check(const char *seg, size_t len,
-				  const char *field, struct sfs_err *e)
-	SFS_MUST_CHECK;
+				  const char *field,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Is `s` valid UTF-8 (no overlongs, no surrogates)? */
 int sfs_utf8_valid(const char *s, size_t len);
 
 /* "/a/b/" -> "/a/", "/" -> "/" (parent written to out). */
-enum sfs_status sfs_vpath_parent(const char *path, struct sfs_buf *out)
-	SFS_MUST_CHECK;
+enum sfs_status sfs_vpath_parent(const char *path,
+				 struct sfs_buf *out) SFS_MUST_CHECK;
 
 /* Last segment of "/a/b/" is "b" (pointer into path, length in *len). */
 const char *sfs_vpath_base(const char *path, size_t *len);

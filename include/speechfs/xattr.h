@@ -20,15 +20,15 @@ struct sfs_store;
 #define SFS_XATTR_PER_FILE 128
 
 enum sfs_xattr_flags {
-	SFS_XATTR_CREATE = 1 << 0,	/* SFS_CONFLICT if it exists */
-	SFS_XATTR_REPLACE = 1 << 1	/* SFS_NOT_FOUND if it does not */
+	SFS_XATTR_CREATE = 1 << 0, /* SFS_CONFLICT if it exists */
+	SFS_XATTR_REPLACE = 1 << 1 /* SFS_NOT_FOUND if it does not */
 };
 
 /* The value into out (reset first). SFS_NOT_FOUND: no such attribute. */
 enum sfs_status sfs_xattr_get(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *file_id, const char *name,
-			      struct sfs_buf *out, struct sfs_err *e)
-	SFS_MUST_CHECK;
+			      struct sfs_buf *out,
+			      struct sfs_err *e) SFS_MUST_CHECK;
 
 /* SFS_INVALID for a bad name, SFS_TOO_LARGE past the value/count limits. */
 enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
@@ -36,8 +36,7 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 			      const void *value, size_t len, unsigned flags,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 
-enum sfs_status sfs_xattr_remove(struct sfs_store *s,
-				 const struct sfs_actor *a,
+enum sfs_status sfs_xattr_remove(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *file_id, const char *name,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 

@@ -19,10 +19,11 @@
 #include "speechfs/blob.h"
 #include "speechfs/store.h"
 
-#define TEN_MIN		600.0
-#define ROUNDS		2
-#define LAME_CMD	"lame --quiet --noreplaygain -m m --resample 22.05 " \
-			"-b 48 --cbr"
+#define TEN_MIN 600.0
+#define ROUNDS 2
+#define LAME_CMD                                                               \
+	"lame --quiet --noreplaygain -m m --resample 22.05 "                   \
+	"-b 48 --cbr"
 
 static char tmp[64];
 
@@ -236,9 +237,11 @@ int main(int argc, char **argv)
 
 		snprintf(out, sizeof(out), "%s/lame-big.mp3", tmp);
 		{
-			char *lm[] = { "lame", "--quiet", "--noreplaygain",
-				       "-m", "m", "--resample", "22.05",
-				       "-b", "48", "--cbr", big, out, NULL };
+			char *lm[] = { "lame",	"--quiet", "--noreplaygain",
+				       "-m",	"m",	   "--resample",
+				       "22.05", "-b",	   "48",
+				       "--cbr", big,	   out,
+				       NULL };
 
 			if (sh("sox '%s' -r 22050 -c 1 '%s' repeat 17", ten,
 			       big) ||

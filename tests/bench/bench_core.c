@@ -34,8 +34,8 @@
 #define CHUNK (1 << 20)
 
 static const char *const words[] = {
-	"meeting", "interview", "lecture", "call", "memo", "podcast",
-	"standup", "review", "dictation", "voicemail",
+	"meeting", "interview", "lecture", "call",	"memo",
+	"podcast", "standup",	"review",  "dictation", "voicemail",
 };
 
 static double now_s(void)
@@ -77,8 +77,8 @@ static void die(const char *what, const struct sfs_err *e)
 /* The 8 hex digits every file's name carries; a search needle. */
 static void token(long i, char out[9])
 {
-	snprintf(out, 9, "%08llx", (unsigned long long)(mix((uint64_t)i) &
-							0xffffffffULL));
+	snprintf(out, 9, "%08llx",
+		 (unsigned long long)(mix((uint64_t)i) & 0xffffffffULL));
 }
 
 static void dir_of(long i, long ndirs, char *out, size_t size)
@@ -131,9 +131,11 @@ static double fill(struct sfs_store *s, const struct sfs_actor *a, long n,
 			specs[k].filename = fnames[k];
 			specs[k].path = paths[k];
 			specs[k].tags = tags[k];
-			specs[k].ntags = tags[k][2] == tags[k][0] ||
-						 tags[k][2] == tags[k][1]
-					 ? 2 : TAGS_PER_FILE;
+			specs[k].ntags =
+				tags[k][2] == tags[k][0] ||
+						tags[k][2] == tags[k][1]
+					? 2
+					: TAGS_PER_FILE;
 		}
 		sfs_err_init(&e);
 		if (sfs_file_create_many(s, a, specs, (size_t)m, &e))
@@ -157,7 +159,7 @@ static int cmp_double(const void *a, const void *b)
 
 struct lat {
 	double p50, p99, max;
-	long rows;	/* files returned over all runs (sanity) */
+	long rows; /* files returned over all runs (sanity) */
 };
 
 enum qkind { Q_DIR, Q_TAG, Q_NAME };
@@ -193,7 +195,7 @@ static void time_queries(struct sfs_store *s, const struct sfs_actor *a,
 			break;
 		case Q_NAME:
 			token((long)(r % (uint64_t)n), buf);
-			buf[6] = '\0';	/* a prefix of one file's token */
+			buf[6] = '\0'; /* a prefix of one file's token */
 			bad = sfs_query_param(&q, "name", buf, &e) ||
 			      sfs_query_param(&q, "recursive", "true", &e);
 			break;
@@ -279,7 +281,7 @@ static int ingest_child(const char *dir, const char *input)
 	fd = open(input, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		die("open input", NULL);
-	printf("%.6f\n", now_s());	/* the clock starts after setup */
+	printf("%.6f\n", now_s()); /* the clock starts after setup */
 	fflush(stdout);
 	if (sfs_stage_new(s, &st, &e))
 		die("stage", &e);
@@ -288,7 +290,7 @@ static int ingest_child(const char *dir, const char *input)
 			die("stage write", &e);
 	if (n < 0)
 		die("read input", NULL);
-	printf("%.6f\n", now_s());	/* written and hashed, not yet durable */
+	printf("%.6f\n", now_s()); /* written and hashed, not yet durable */
 	fflush(stdout);
 	memset(&sp, 0, sizeof(sp));
 	sp.name = "big";
@@ -340,11 +342,11 @@ static int run_child(char *const argv[], const char *out, struct run *r)
 }
 
 struct ingest {
-	double mbs;		/* whole upload: stage, hash, fsync, commit */
-	double stream_mbs;	/* stage writes + hashing only */
-	double ssl_mbs;		/* openssl dgst -sha256 of the same file */
-	double dd_mbs;		/* dd conv=fsync: the disk's durable write */
-	long rss_kb;		/* peak RSS of the ingesting process */
+	double mbs;	   /* whole upload: stage, hash, fsync, commit */
+	double stream_mbs; /* stage writes + hashing only */
+	double ssl_mbs;	   /* openssl dgst -sha256 of the same file */
+	double dd_mbs;	   /* dd conv=fsync: the disk's durable write */
+	long rss_kb;	   /* peak RSS of the ingesting process */
 };
 
 static int ingest_bench(const char *work, long mb, struct ingest *out)
@@ -352,8 +354,8 @@ static int ingest_bench(const char *work, long mb, struct ingest *out)
 	char input[512], store[512], times[512], ddarg[600], ddin[600];
 	char *ssl_argv[] = { "openssl", "dgst", "-sha256", input, NULL };
 	char *ing_argv[] = { "/proc/self/exe", "--ingest", store, input, NULL };
-	char *dd_argv[] = { "dd", ddin, ddarg, "bs=1M", "conv=fsync",
-			    "status=none", NULL };
+	char *dd_argv[] = { "dd",	  ddin,		 ddarg, "bs=1M",
+			    "conv=fsync", "status=none", NULL };
 	double best_ing = 1e30, best_ssl = 1e30, best_stream = 1e30;
 	double best_dd = 1e30;
 	struct run r;
@@ -490,7 +492,8 @@ int main(int argc, char **argv)
 		ing_ok = ingest_bench(work, mb, &ing) == 0;
 
 	printf("bench_core: %ld files in %ld directories, %d queries each, "
-	       "%ld MiB ingest\n", n, ndirs, NQUERIES, mb);
+	       "%ld MiB ingest\n",
+	       n, ndirs, NQUERIES, mb);
 	printf("  %-30s %12s %12s %10s  %s\n", "measure", "value", "baseline",
 	       "ratio", "target");
 	printf("  %-30s %10.0f/s %12s %10s  (%.1f s)\n", "fill (create_many)",
@@ -506,14 +509,16 @@ int main(int argc, char **argv)
 	if (ing_ok) {
 		printf("  %-30s %7.0f MB/s %7.0f MB/s %10.3f  >= 0.8: %s\n",
 		       "ingest vs openssl sha256", ing.mbs, ing.ssl_mbs,
-		       ing.mbs / ing.ssl_mbs, mark(ing.mbs / ing.ssl_mbs >= 0.8));
+		       ing.mbs / ing.ssl_mbs,
+		       mark(ing.mbs / ing.ssl_mbs >= 0.8));
 		printf("  %-30s %7.0f MB/s %7.0f MB/s %10.2f  (before fsync "
-		       "and commit)\n", "  of it: stage write + hash",
-		       ing.stream_mbs, ing.ssl_mbs,
-		       ing.stream_mbs / ing.ssl_mbs);
+		       "and commit)\n",
+		       "  of it: stage write + hash", ing.stream_mbs,
+		       ing.ssl_mbs, ing.stream_mbs / ing.ssl_mbs);
 		printf("  %-30s %7.0f MB/s %7.0f MB/s %10.2f  (the disk's "
-		       "ceiling)\n", "ingest vs dd conv=fsync", ing.mbs,
-		       ing.dd_mbs, ing.mbs / ing.dd_mbs);
+		       "ceiling)\n",
+		       "ingest vs dd conv=fsync", ing.mbs, ing.dd_mbs,
+		       ing.mbs / ing.dd_mbs);
 		printf("  %-30s %9.1f MiB %12s %10s  < 32 MiB: %s\n",
 		       "ingest peak RSS", (double)ing.rss_kb / 1024.0, "-", "-",
 		       mark(ing.rss_kb < 32 * 1024));

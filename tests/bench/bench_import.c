@@ -77,7 +77,8 @@ int main(void)
 		return 2;
 	printf("import benchmark: %ld MiB from a local nginx\n", mb);
 	if (sh("chmod 755 %s && head -c %ldM /dev/urandom > %s/www.bin && "
-	       "chmod 644 %s/www.bin", dir, mb, dir, dir)) {
+	       "chmod 644 %s/www.bin",
+	       dir, mb, dir, dir)) {
 		fprintf(stderr, "cannot make the test file\n");
 		goto out;
 	}
@@ -85,10 +86,12 @@ int main(void)
 	f = fopen(conf, "w");
 	if (!f)
 		goto out;
-	fprintf(f, "daemon on; pid %s/nginx.pid; error_log %s/error.log;\n"
+	fprintf(f,
+		"daemon on; pid %s/nginx.pid; error_log %s/error.log;\n"
 		"events { worker_connections 64; }\n"
 		"http { access_log off; sendfile on; server {\n"
-		" listen 127.0.0.1:%d; root %s; } }\n", dir, dir, port, dir);
+		" listen 127.0.0.1:%d; root %s; } }\n",
+		dir, dir, port, dir);
 	fclose(f);
 	if (sh("nginx -c %s -p %s >/dev/null 2>&1", conf, dir)) {
 		fprintf(stderr, "cannot start nginx\n");
@@ -111,8 +114,8 @@ int main(void)
 	for (i = 0; i < 3; i++) {
 		t0 = now_s();
 		if (sh("curl -s -o %s/dl.bin %s && openssl dgst -sha256 "
-		       "%s/dl.bin >/dev/null && sync %s/dl.bin", dir, url,
-		       dir, dir)) {
+		       "%s/dl.bin >/dev/null && sync %s/dl.bin",
+		       dir, url, dir, dir)) {
 			fprintf(stderr, "baseline failed\n");
 			goto out;
 		}

@@ -13,7 +13,7 @@
 #include "speechfs/store.h"
 #include "testhelp.h"
 
-static char *dir;			/* sources, shared by the tests */
+static char *dir; /* sources, shared by the tests */
 
 struct env {
 	char *tmp;
@@ -133,8 +133,8 @@ static enum sfs_status encode_file(struct env *v, const char *in,
 	ret = sfs_stage_finish(st, e);
 	if (ret != SFS_OK)
 		goto out;
-	if (mp3 && run("cp /proc/%d/fd/%d '%s'", (int)getpid(),
-		       sfs_stage_fd(st), mp3))
+	if (mp3 &&
+	    run("cp /proc/%d/fd/%d '%s'", (int)getpid(), sfs_stage_fd(st), mp3))
 		ret = SFS_IO;
 out:
 	sfs_stage_free(st);
@@ -158,7 +158,8 @@ static int ffprobe(const char *path, struct probe *p)
 	if (capture(out, sizeof(out),
 		    "ffprobe -v error -show_entries "
 		    "format=format_name,duration:stream=sample_rate,channels "
-		    "-of default=nw=1 '%s'", path))
+		    "-of default=nw=1 '%s'",
+		    path))
 		return -1;
 	for (line = strtok_r(out, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -257,7 +258,8 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
 	/* no "more data after announced end", no resync, no error */
 	CHECK(run("mpg123 -t '%s' 2>&1 | grep -q -i -E "
-		  "'warning|error|frankenstein|skipped'", mp3) == 1);
+		  "'warning|error|frankenstein|skipped'",
+		  mp3) == 1);
 	CHECK(run("mpg123 -q -w '%s' '%s' 2>/dev/null", wav, mp3) == 0);
 	dec = soxi_duration(wav);
 	CHECK(fabs(dec - d) < 0.01);
@@ -265,7 +267,8 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 		fprintf(stderr, "  %s: decoded %.4f s, source %.4f s\n", name,
 			dec, d);
 	/* ffmpeg names the encoder only if the LAME tag CRC is right */
-	CHECK(capture(enc, sizeof(enc), "ffprobe -v error -show_entries "
+	CHECK(capture(enc, sizeof(enc),
+		      "ffprobe -v error -show_entries "
 		      "stream_tags=encoder -of default=nw=1:nk=1 '%s'",
 		      mp3) == 0);
 	CHECK(!strcmp(enc, "LAME3.100\n"));
@@ -285,13 +288,13 @@ static void test_encode_wav_44k_stereo(void)
 {
 	struct sfs_audio_opts o;
 
-	check_encode("w44s.wav", NULL, 22050, 1);	/* mixed down */
+	check_encode("w44s.wav", NULL, 22050, 1); /* mixed down */
 	sfs_audio_opts_init(&o);
 	o.channels = 2;
 	o.sample_rate = 44100;
 	o.bitrate_kbps = 96;
 	check_encode("w44s.wav", &o, 44100, 2);
-	CHECK(last_info_flags == 15);		/* LAME's tag fits */
+	CHECK(last_info_flags == 15); /* LAME's tag fits */
 }
 
 static void test_encode_flac(void)
@@ -299,7 +302,7 @@ static void test_encode_flac(void)
 	struct sfs_audio_opts o;
 
 	check_encode("s.flac", NULL, 22050, 1);
-	CHECK(last_info_flags == 3);		/* 156-byte frames: ours */
+	CHECK(last_info_flags == 3); /* 156-byte frames: ours */
 	/* channels is an upper bound: mono stays mono */
 	sfs_audio_opts_init(&o);
 	o.channels = 2;
@@ -353,10 +356,10 @@ static void test_probe(void)
 	static const struct {
 		const char *name, *mime;
 	} tab[] = {
-		{ "w16.wav", "audio/wav" },	{ "w44s.wav", "audio/wav" },
-		{ "s.flac", "audio/flac" },	{ "s.ogg", "audio/ogg" },
-		{ "s.aiff", "audio/aiff" },	{ "s.mp3", "audio/mpeg" },
-		{ "s.opus", "audio/ogg" },	{ "s.caf", "audio/x-caf" },
+		{ "w16.wav", "audio/wav" }, { "w44s.wav", "audio/wav" },
+		{ "s.flac", "audio/flac" }, { "s.ogg", "audio/ogg" },
+		{ "s.aiff", "audio/aiff" }, { "s.mp3", "audio/mpeg" },
+		{ "s.opus", "audio/ogg" },  { "s.caf", "audio/x-caf" },
 	};
 	char mime[64];
 	double d;
@@ -382,7 +385,10 @@ static void test_probe(void)
 }
 
 /* Files that are not audio, or not intact, by their magic numbers. */
-#define MAGIC(name, lit, mime) { name, lit, sizeof(lit) - 1, mime }
+#define MAGIC(name, lit, mime)                                                 \
+	{                                                                      \
+		name, lit, sizeof(lit) - 1, mime                               \
+	}
 static const struct {
 	const char *name, *data;
 	size_t len;
@@ -394,7 +400,10 @@ static const struct {
 	      "application/pdf"),
 	MAGIC("t.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png"),
 	MAGIC("t.jpg", "\xff\xd8\xff\xe0\0\x10JFIF\0", "image/jpeg"),
-	MAGIC("t.m4a", "\0\0\0\x20" "ftypM4A \0\0\0\0", "audio/mp4"),
+	MAGIC("t.m4a",
+	      "\0\0\0\x20"
+	      "ftypM4A \0\0\0\0",
+	      "audio/mp4"),
 	MAGIC("t.wav", "RIFF\x24\x10\0\0WAVEfmt ", "audio/wav"),
 	MAGIC("t.empty", "", "application/octet-stream"),
 };
@@ -454,8 +463,9 @@ static void test_encode_not_audio(void)
 
 	REQUIRE(env_open(&v) == 0);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		CHECK_ST(encode_file(&v, src(names[i]), NULL, NULL, NULL,
-				     NULL, &e), SFS_UNSUPPORTED);
+		CHECK_ST(encode_file(&v, src(names[i]), NULL, NULL, NULL, NULL,
+				     &e),
+			 SFS_UNSUPPORTED);
 		CHECK(!strcmp(e.message,
 			      "unsupported or unrecognised audio format"));
 	}
@@ -473,8 +483,8 @@ static void test_encode_corrupt(void)
 		 SFS_INVALID);
 	CHECK(!strncmp(e.message, "corrupt audio data: ", 20));
 	/* a FLAC whose frames were overwritten with garbage */
-	CHECK_ST(encode_file(&v, src("bad.flac"), NULL, NULL, NULL, NULL,
-			     &e), SFS_INVALID);
+	CHECK_ST(encode_file(&v, src("bad.flac"), NULL, NULL, NULL, NULL, &e),
+		 SFS_INVALID);
 	CHECK(!strncmp(e.message, "corrupt audio data: ", 20));
 	/* an MP3 with garbage in the middle */
 	CHECK_ST(encode_file(&v, src("bad.mp3"), NULL, NULL, NULL, NULL, &e),
@@ -575,11 +585,13 @@ static void test_encode_progress_cancel(void)
 
 	REQUIRE(env_open(&v) == 0);
 	CHECK_ST(encode_file(&v, src("w16.wav"), NULL, NULL, count_progress,
-			     &calls, &e), SFS_OK);
+			     &calls, &e),
+		 SFS_OK);
 	CHECK(calls >= 1);
 	calls = 0;
 	CHECK_ST(encode_file(&v, src("w16.wav"), NULL, NULL, cancel_progress,
-			     &calls, &e), SFS_CONFLICT);
+			     &calls, &e),
+		 SFS_CONFLICT);
 	CHECK(calls == 1);
 	CHECK(!strcmp(e.message, "cancelled"));
 	env_close(&v);
@@ -598,8 +610,7 @@ static void test_encode_stage_limit(void)
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_stage_new(v.s, &st, &e), SFS_OK);
 	sfs_stage_set_limit(st, 2000);
-	CHECK_ST(sfs_audio_encode(fd, st, NULL, NULL, NULL, &e),
-		 SFS_TOO_LARGE);
+	CHECK_ST(sfs_audio_encode(fd, st, NULL, NULL, NULL, &e), SFS_TOO_LARGE);
 	sfs_stage_free(st);
 	close(fd);
 	env_close(&v);
@@ -624,7 +635,8 @@ static int make_sources(void)
 		"sox e.wav -r 44100 -c 2 w44s.wav && "
 		"sox e.wav s.flac && sox e.wav s.ogg && sox e.wav s.aiff && "
 		"sox e.wav s.caf && lame --quiet -b 64 e.wav s.mp3 && "
-		"ffmpeg -v error -i e.wav -c:a libopus s.opus", dir, text))
+		"ffmpeg -v error -i e.wav -c:a libopus s.opus",
+		dir, text))
 		return -1;
 	/*
 	 * garbage over the middle of a FLAC's and an MP3's frames, after a
@@ -639,7 +651,8 @@ static int make_sources(void)
 		"(printf 'RIFF\\044\\200\\0\\0WAVE' && "
 		"head -c 5000 /dev/urandom) > bad.wav && "
 		"head -c 100044 w16.wav > cut.wav && "
-		"sox -n -r 16000 -c 1 -b 16 z.wav trim 0 0", dir))
+		"sox -n -r 16000 -c 1 -b 16 z.wav trim 0 0",
+		dir))
 		return -1;
 	return 0;
 }

@@ -756,24 +756,24 @@ static void test_jwt_scope_claims(void)
 		int ok;
 		unsigned want;
 	} cases[] = {
-		{"", 1, 0},
-		{"\"scope\":\"speech:files:read speech:files:share\"", 1,
-		 SFS_SCOPE_READ | SFS_SCOPE_SHARE},
-		{"\"scope\":\"openid speech:files:write profile\"", 1,
-		 SFS_SCOPE_WRITE},
-		{"\"scope\":\"\"", 1, 0},
-		{"\"scopes\":[\"speech:files:write\",\"speech:files:delete\"]",
-		 1, SFS_SCOPE_WRITE | SFS_SCOPE_DELETE},
-		{"\"scopes\":\"speech:files:read\"", 1, SFS_SCOPE_READ},
-		{"\"scopes\":[]", 1, 0},
-		{"\"scope\":\"speech:files:read\","
-		 "\"scopes\":[\"speech:files:share\"]",
-		 1, SFS_SCOPE_READ | SFS_SCOPE_SHARE},
-		{"\"scope\":\"all\"", 1, 0},
-		{"\"scope\":5", 0, 0},
-		{"\"scope\":[\"speech:files:read\"]", 0, 0},
-		{"\"scopes\":[1]", 0, 0},
-		{"\"scopes\":{}", 0, 0},
+		{ "", 1, 0 },
+		{ "\"scope\":\"speech:files:read speech:files:share\"", 1,
+		  SFS_SCOPE_READ | SFS_SCOPE_SHARE },
+		{ "\"scope\":\"openid speech:files:write profile\"", 1,
+		  SFS_SCOPE_WRITE },
+		{ "\"scope\":\"\"", 1, 0 },
+		{ "\"scopes\":[\"speech:files:write\",\"speech:files:delete\"]",
+		  1, SFS_SCOPE_WRITE | SFS_SCOPE_DELETE },
+		{ "\"scopes\":\"speech:files:read\"", 1, SFS_SCOPE_READ },
+		{ "\"scopes\":[]", 1, 0 },
+		{ "\"scope\":\"speech:files:read\","
+		  "\"scopes\":[\"speech:files:share\"]",
+		  1, SFS_SCOPE_READ | SFS_SCOPE_SHARE },
+		{ "\"scope\":\"all\"", 1, 0 },
+		{ "\"scope\":5", 0, 0 },
+		{ "\"scope\":[\"speech:files:read\"]", 0, 0 },
+		{ "\"scopes\":[1]", 0, 0 },
+		{ "\"scopes\":{}", 0, 0 },
 	};
 	struct sfs_actor a;
 	char tok[4096];

@@ -122,7 +122,7 @@ static enum sfs_status upload(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *name, const void *data, size_t n,
 			      char *id, char *sha)
 {
-	struct sfs_file_spec sp = {.name = name};
+	struct sfs_file_spec sp = { .name = name };
 	struct sfs_stage *st = stage_of(s, data, n);
 	struct sfs_file f;
 	enum sfs_status ret;
@@ -306,7 +306,7 @@ static void collect(void *arg, const char *line)
 static int fsck_lines(struct sfs_store *s, int repair,
 		      struct sfs_fsck_report *r)
 {
-	struct lines l = {0, ""};
+	struct lines l = { 0, "" };
 	struct sfs_err e;
 
 	sfs_err_init(&e);
@@ -870,7 +870,7 @@ static void test_stale_staging(void)
 	/* the live handle's stage is untouched and still commits */
 	CHECK(staging_files(&f) == 1);
 	{
-		struct sfs_file_spec sp = {.name = "live"};
+		struct sfs_file_spec sp = { .name = "live" };
 		struct sfs_file out;
 
 		CHECK_ST(sfs_file_create(s2, &f.a, &sp, live, &out, NULL),
@@ -923,7 +923,7 @@ static void test_concurrent_opens(void)
 	struct opener o[4];
 	pthread_t th[4];
 	char fresh[4096], stale[4096], p[4096];
-	struct timeval old[2] = {{1000, 0}, {1000, 0}};
+	struct timeval old[2] = { { 1000, 0 }, { 1000, 0 } };
 	struct fx f;
 	int i, fails = 0;
 
@@ -1077,7 +1077,7 @@ static void child_upload(const char *dir, const char *uid, const char *at,
 static void crash_at(const char *point, int dedupe)
 {
 	static unsigned char buf[70000];
-	struct kept k[2] = {{"", "", 11, 1000}, {"", "", 12, 65000}};
+	struct kept k[2] = { { "", "", 11, 1000 }, { "", "", 12, 65000 } };
 	struct sfs_fsck_report r;
 	int i, status = 0;
 	struct fx f;
@@ -1180,7 +1180,7 @@ static void test_crash_random_kills(void)
 	f.s = NULL;
 	srand(seed);
 	for (round = 0; round < 12; round++) {
-		struct timespec ts = {0, (long)(rand() % 80) * 1000000};
+		struct timespec ts = { 0, (long)(rand() % 80) * 1000000 };
 		int fds[2];
 		char c;
 		pid_t pid;

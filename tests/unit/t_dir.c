@@ -51,7 +51,7 @@ static void fx_close(struct fx *f)
 
 static enum sfs_status mk(struct fx *f, const char *path, char *id)
 {
-	struct sfs_file_spec sp = {.name = "f", .path = path};
+	struct sfs_file_spec sp = { .name = "f", .path = path };
 	struct sfs_file out;
 	enum sfs_status ret;
 
@@ -65,7 +65,7 @@ static enum sfs_status mk(struct fx *f, const char *path, char *id)
 
 static enum sfs_status move(struct fx *f, const char *id, const char *path)
 {
-	struct sfs_file_update u = {.set = SFS_UPD_PATH, .path = path};
+	struct sfs_file_update u = { .set = SFS_UPD_PATH, .path = path };
 
 	return sfs_file_update(f->s, &f->a, id, &u, NULL, NULL);
 }
@@ -492,10 +492,10 @@ static void test_mtime(void)
 /* Many random moves, deletes and restores keep every count right. */
 static void test_counts_random(void)
 {
-	static const char *paths[] = {"/",   "/a/",   "/a/b/", "/a/b/c/",
-				      "/b/", "/b/a/", "/ab/",  "/a/bc/"};
+	static const char *paths[] = { "/",   "/a/",   "/a/b/", "/a/b/c/",
+				       "/b/", "/b/a/", "/ab/",	"/a/bc/" };
 	char ids[24][SFS_ID_SIZE];
-	int deleted[24] = {0};
+	int deleted[24] = { 0 };
 	unsigned seed = 12345;
 	struct fx f;
 	int i, step;

@@ -55,8 +55,7 @@ static void helper_path(const char *name, char *out, size_t size)
 }
 
 /* Start a helper server and read the "PORT n" line it prints. */
-static int server_start(struct server *sv, const char *name,
-			const char *arg)
+static int server_start(struct server *sv, const char *name, const char *arg)
 {
 	char script[PATH_MAX + 64], line[64];
 	struct pollfd pfd;
@@ -171,8 +170,7 @@ static int has(const struct sfs_err *e, const char *needle)
 {
 	if (strstr(e->message, needle))
 		return 1;
-	fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", e->message,
-		needle);
+	fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", e->message, needle);
 	return 0;
 }
 
@@ -356,7 +354,7 @@ static void t_http_errors(void)
 	CHECK_ST(get(&c, "/status/404", 0), SFS_IO);
 	CHECK(has(&c.e, "HTTP 404 Not Found"));
 	CHECK(!strcmp(c.e.type, "import_failed"));
-	CHECK(sfs_stage_size(c.st) == 0);	/* the error page is not kept */
+	CHECK(sfs_stage_size(c.st) == 0); /* the error page is not kept */
 	CHECK_ST(get(&c, "/status/500", 0), SFS_IO);
 	CHECK(has(&c.e, "HTTP 500"));
 	CHECK_ST(get(&c, "/status/403", 0), SFS_IO);
@@ -436,8 +434,7 @@ static void t_connect_timeout(void)
 	}
 	usleep(100000);
 	c.cfg.import_connect_timeout_s = 1;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x",
-		 ntohs(sa.sin_port));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(sa.sin_port));
 	t0 = now_s();
 	CHECK_ST(get_url(&c, url), SFS_IO);
 	CHECK(has(&c.e, "connection timed out"));
@@ -531,8 +528,8 @@ static void t_allow_by_host_name(void)
 	CHECK_ST(get_url(&c, url), SFS_OK);
 	CHECK(sfs_stage_size(c.st) == 10);
 	snprintf(url, sizeof(url),
-		 "http://localhost:%d/goto?http://127.0.0.1:%d/ok/10",
-		 web.port, web.port);
+		 "http://localhost:%d/goto?http://127.0.0.1:%d/ok/10", web.port,
+		 web.port);
 	CHECK_ST(get_url(&c, url), SFS_FORBIDDEN);
 	CHECK(has(&c.e, "blocked address 127.0.0.1 (loopback)"));
 	/* names are not suffixes unless they say so */
@@ -657,8 +654,7 @@ static void t_allow_v6(void)
 	CHECK(!strstr(c.e.message, "blocked"));
 	CHECK(c.e.status == SFS_IO);
 	/* the mapped form of an allowed IPv4 address is that address */
-	snprintf(c.cfg.import_allow, sizeof(c.cfg.import_allow),
-		 "10.9.9.9/32");
+	snprintf(c.cfg.import_allow, sizeof(c.cfg.import_allow), "10.9.9.9/32");
 	CHECK(get_url(&c, "http://[::ffff:10.9.9.8]:1/") == SFS_FORBIDDEN);
 	ctx_close(&c);
 }
@@ -684,11 +680,10 @@ static void t_progress(void)
 	double t0;
 
 	REQUIRE(ctx_open(&c) == 0);
-	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/drip/25",
-		 web.port);
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/drip/25", web.port);
 	t0 = now_s();
-	CHECK_ST(sfs_fetch(&c.cfg, c.url, c.st, 0, count_calls, &calls,
-			   &c.e), SFS_OK);
+	CHECK_ST(sfs_fetch(&c.cfg, c.url, c.st, 0, count_calls, &calls, &c.e),
+		 SFS_OK);
 	CHECK(sfs_stage_size(c.st) == 25);
 	/* about 2.5 s: one call a second, not one per byte */
 	CHECK(calls >= 1 && calls <= (int)(now_s() - t0) + 1);
@@ -717,8 +712,7 @@ static void *par_fetch(void *arg)
 {
 	struct par *p = arg;
 
-	p->ret = sfs_fetch(&p->c->cfg, p->c->url, p->st, 0, NULL, NULL,
-			   &p->e);
+	p->ret = sfs_fetch(&p->c->cfg, p->c->url, p->st, 0, NULL, NULL, &p->e);
 	return NULL;
 }
 

@@ -103,7 +103,7 @@ static enum sfs_status mk(struct fx *f, const struct sfs_actor *a,
 			  const char *name, const char *path, const char *text,
 			  char *id, struct sfs_err *e)
 {
-	struct sfs_file_spec sp = {.name = name, .path = path};
+	struct sfs_file_spec sp = { .name = name, .path = path };
 	struct sfs_stage *st = stage_of(f->s, text, strlen(text));
 	struct sfs_file out;
 	enum sfs_status ret;
@@ -276,7 +276,7 @@ static int has_field(const struct sfs_err *e, const char *field,
 
 static void test_create_get(void)
 {
-	const char *tags[] = {"b", "A", "c d"};
+	const char *tags[] = { "b", "A", "c d" };
 	struct sfs_file_spec sp = {
 		.name = "Interview 1",
 		.filename = "int1.wav",
@@ -348,7 +348,7 @@ static void test_create_get(void)
 
 	/* no content and no URI: an empty file */
 	{
-		struct sfs_file_spec e0 = {.name = "empty"};
+		struct sfs_file_spec e0 = { .name = "empty" };
 
 		REQUIRE_ST(sfs_file_create(f.s, &f.a, &e0, NULL, &out, NULL),
 			   SFS_OK);
@@ -364,7 +364,7 @@ static void test_create_get(void)
 	}
 	/* listening audio requested at upload */
 	{
-		struct sfs_file_spec l = {.name = "l", .listening = 1};
+		struct sfs_file_spec l = { .name = "l", .listening = 1 };
 
 		st = stage_of(f.s, "audio", 5);
 		REQUIRE_ST(sfs_file_create(f.s, &f.a, &l, st, &out, NULL),
@@ -386,9 +386,9 @@ static void test_create_get(void)
 static void test_create_import(void)
 {
 	struct sfs_job job;
-	struct sfs_file_spec sp = {.name = "remote",
-				   .uri = "https://example.com/a.wav",
-				   .listening = 1};
+	struct sfs_file_spec sp = { .name = "remote",
+				    .uri = "https://example.com/a.wav",
+				    .listening = 1 };
 	char id[SFS_ID_SIZE];
 	struct sfs_file out;
 	struct sfs_stage *st;
@@ -460,16 +460,18 @@ static void test_import_filename_from_uri(void)
 	static const struct {
 		const char *uri, *filename;
 	} cases[] = {
-		{"https://h.example/rec/meeting%201.wav?sig=x#t", "meeting 1.wav"},
-		{"s3://bucket/dir/take.flac", "take.flac"},
-		{"http://h.example/a%2Fb.wav", "a/b.wav"}, /* names may hold / */
-		{"http://h.example/a%00b.wav", NULL},
-		{"http://h.example/", NULL},
-		{"http://h.example", NULL},
-		{"http://h.example/%e2%82%ac.mp3", "\xe2\x82\xac.mp3"},
-		{"http://h.example/x%4", "x%4"},
+		{ "https://h.example/rec/meeting%201.wav?sig=x#t",
+		  "meeting 1.wav" },
+		{ "s3://bucket/dir/take.flac", "take.flac" },
+		{ "http://h.example/a%2Fb.wav",
+		  "a/b.wav" }, /* names may hold / */
+		{ "http://h.example/a%00b.wav", NULL },
+		{ "http://h.example/", NULL },
+		{ "http://h.example", NULL },
+		{ "http://h.example/%e2%82%ac.mp3", "\xe2\x82\xac.mp3" },
+		{ "http://h.example/x%4", "x%4" },
 	};
-	struct sfs_file_spec sp = {.name = "n"};
+	struct sfs_file_spec sp = { .name = "n" };
 	struct sfs_file out;
 	struct fx f;
 	size_t i;
@@ -498,8 +500,8 @@ static void test_import_filename_from_uri(void)
 static void test_import_cancelled_by_delete(void)
 {
 	struct sfs_job job;
-	struct sfs_file_spec sp = {.name = "remote",
-				   .uri = "https://example.com/a.wav"};
+	struct sfs_file_spec sp = { .name = "remote",
+				    .uri = "https://example.com/a.wav" };
 	char id[SFS_ID_SIZE];
 	struct sfs_file out;
 	struct sfs_stage *st;
@@ -512,8 +514,7 @@ static void test_import_cancelled_by_delete(void)
 		 SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
 	st = stage_of(f.s, "late", 4);
-	CHECK_ST(file_import_done(f.s, &job, st, NULL, -1, NULL),
-		 SFS_CONFLICT);
+	CHECK_ST(file_import_done(f.s, &job, st, NULL, -1, NULL), SFS_CONFLICT);
 	sfs_job_release(&job);
 	sfs_stage_free(st);
 	sfs_strlcpy(id, out.id, sizeof(id));
@@ -533,9 +534,9 @@ static void test_import_cancelled_by_delete(void)
 static void test_validation(void)
 {
 	char long_name[SFS_NAME_MAX + 2], long_desc[SFS_DESCRIPTION_MAX + 2];
-	const char *many[SFS_TAGS_MAX + 1], *bad_tags[] = {"ok", "a,b"};
-	const char *bad_paths[] = {"a/b/", "/a", "/a//b/", "/../",
-				   "/./",  "",	 "/a\n/"};
+	const char *many[SFS_TAGS_MAX + 1], *bad_tags[] = { "ok", "a,b" };
+	const char *bad_paths[] = { "a/b/", "/a", "/a//b/", "/../",
+				    "/./",  "",	  "/a\n/" };
 	struct sfs_file_spec sp;
 	struct sfs_err e;
 	struct fx f;
@@ -551,7 +552,7 @@ static void test_validation(void)
 
 #define BAD(field_, type_, ...)                                                \
 	do {                                                                   \
-		struct sfs_file_spec s_ = {__VA_ARGS__};                       \
+		struct sfs_file_spec s_ = { __VA_ARGS__ };                     \
 		if (!s_.name && strcmp(field_, "name"))                        \
 			s_.name = "ok";                                        \
 		sfs_err_init(&e);                                              \
@@ -621,7 +622,7 @@ static void test_validation(void)
  */
 static void test_lazy_create(void)
 {
-	struct sfs_file_spec sp = {.name = "new", .path = "/l/", .lazy = 1};
+	struct sfs_file_spec sp = { .name = "new", .path = "/l/", .lazy = 1 };
 	struct sfs_store *s2 = NULL;
 	struct sfs_file out, g;
 	struct sfs_stage *st;
@@ -711,7 +712,7 @@ static void test_lazy_create(void)
  */
 static void test_stage_prepare(void)
 {
-	struct sfs_file_spec sp = {.name = "again", .path = "/"};
+	struct sfs_file_spec sp = { .name = "again", .path = "/" };
 	struct sfs_file out;
 	struct sfs_stage *st;
 	struct sfs_err e;
@@ -737,7 +738,8 @@ static void test_stage_prepare(void)
 	sfs_stage_free(st);
 	CHECK(blob_refs(&f, out.sha256) == 1);
 	CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
-		    &rs) == 12 && !strcmp(buf, "shared bytes"));
+		    &rs) == 12 &&
+	      !strcmp(buf, "shared bytes"));
 	CHECK(fsck_clean(&f));
 	sfs_file_release(&out);
 	/* a stage of new bytes prepares (and syncs) the same way */
@@ -746,7 +748,7 @@ static void test_stage_prepare(void)
 	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, NULL, &e),
-		 SFS_CONFLICT);		/* the purged file takes nothing */
+		 SFS_CONFLICT); /* the purged file takes nothing */
 	sfs_stage_free(st);
 	fx_close(&f);
 }
@@ -754,9 +756,9 @@ static void test_stage_prepare(void)
 static void test_create_many(void)
 {
 	struct sfs_file_spec specs[3] = {
-		{.name = "a", .path = "/m/"},
-		{.name = "b", .path = "/m/"},
-		{.name = "c", .path = "/m/n/"},
+		{ .name = "a", .path = "/m/" },
+		{ .name = "b", .path = "/m/" },
+		{ .name = "c", .path = "/m/n/" },
 	};
 	struct sfs_dir_info di;
 	struct sfs_err e;
@@ -786,9 +788,9 @@ static void test_create_many(void)
 
 static void test_permissions(void)
 {
-	struct sfs_file_update u = {.set = SFS_UPD_NAME, .name = "renamed"};
-	struct sfs_file_update pub = {.set = SFS_UPD_PUBLISH,
-				      .publish = SFS_PUBLISH_INTERNAL};
+	struct sfs_file_update u = { .set = SFS_UPD_NAME, .name = "renamed" };
+	struct sfs_file_update pub = { .set = SFS_UPD_PUBLISH,
+				       .publish = SFS_PUBLISH_INTERNAL };
 	char id[SFS_ID_SIZE];
 	struct sfs_file g;
 	struct sfs_stage *st;
@@ -906,7 +908,7 @@ static void test_permissions(void)
 
 static void test_update(void)
 {
-	const char *tags[] = {"new", "Other"};
+	const char *tags[] = { "new", "Other" };
 	struct sfs_file_update u;
 	char id[SFS_ID_SIZE];
 	struct sfs_file g;
@@ -1084,9 +1086,10 @@ static void test_suffix_on_arrival(void)
 {
 	char a[SFS_ID_SIZE], b[SFS_ID_SIZE], c[SFS_ID_SIZE], m[SFS_ID_SIZE];
 	char o[SFS_ID_SIZE];
-	struct sfs_file_spec sp = {.name = "Report", .path = "/d/",
-				   .no_suffix = 1};
-	struct sfs_file_update u = {0};
+	struct sfs_file_spec sp = { .name = "Report",
+				    .path = "/d/",
+				    .no_suffix = 1 };
+	struct sfs_file_update u = { 0 };
 	struct sfs_file g;
 	struct fx f;
 
@@ -1117,7 +1120,7 @@ static void test_suffix_on_arrival(void)
 	u.set = SFS_UPD_PATH;
 	u.path = "/e/";
 	CHECK_ST(sfs_file_update(f.s, &f.a, a, &u, NULL, NULL), SFS_OK);
-	CHECK(suffixed(&f, a) == 1);		/* o is "Report" in /e/ */
+	CHECK(suffixed(&f, a) == 1); /* o is "Report" in /e/ */
 	/* a front end that made sure of its entry */
 	u.set = SFS_UPD_NO_SUFFIX;
 	CHECK_ST(sfs_file_update(f.s, &f.a, a, &u, NULL, NULL), SFS_OK);
@@ -1135,8 +1138,7 @@ static void test_suffix_on_arrival(void)
 
 		sfs_file_release(&g);
 		u.set = SFS_UPD_SUFFIX;
-		CHECK_ST(sfs_file_update(f.s, &f.a, m, &u, NULL, NULL),
-			 SFS_OK);
+		CHECK_ST(sfs_file_update(f.s, &f.a, m, &u, NULL, NULL), SFS_OK);
 		REQUIRE_ST(sfs_file_get(f.s, &f.a, m, &g, NULL), SFS_OK);
 		CHECK(g.suffixed == 1 && g.ctime_ns == ctime);
 		sfs_file_release(&g);
@@ -1153,7 +1155,7 @@ static void test_suffix_on_arrival(void)
 static void test_discard(void)
 {
 	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], buf[32];
-	struct sfs_file_update u = {.set = SFS_UPD_NAME, .name = "kept"};
+	struct sfs_file_update u = { .set = SFS_UPD_NAME, .name = "kept" };
 	enum sfs_status rs;
 	struct sfs_stage *st;
 	struct sfs_file g;
@@ -1198,7 +1200,7 @@ static void test_discard(void)
 /* A worker whose job was replaced (new content) cannot store its result. */
 static void test_stale_job_result(void)
 {
-	struct sfs_file_spec sp = {.name = "s", .listening = 1};
+	struct sfs_file_spec sp = { .name = "s", .listening = 1 };
 	struct sfs_file v;
 	struct sfs_stage *st, *mp3;
 	struct sfs_job old, cur;
@@ -1240,9 +1242,10 @@ static void test_stale_job_result(void)
 
 static void test_set_content(void)
 {
-	const char *tags[] = {"keep"};
+	const char *tags[] = { "keep" };
 	struct sfs_file_spec sp = {
-		.name = "v", .path = "/v/", .tags = tags, .ntags = 1};
+		.name = "v", .path = "/v/", .tags = tags, .ntags = 1
+	};
 	struct sfs_file v1, v2, g;
 	struct sfs_stage *st;
 	char buf[32];
@@ -1364,9 +1367,9 @@ static void test_listening_rules(void)
 		 SFS_NOT_READY);
 	/* a failed generation may be retried */
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, ino, &job), SFS_OK);
-	CHECK_ST(file_job_state(f.s, &job, SFS_JS_FAILED, "encoder broke",
-				NULL),
-		 SFS_OK);
+	CHECK_ST(
+		file_job_state(f.s, &job, SFS_JS_FAILED, "encoder broke", NULL),
+		SFS_OK);
 	sfs_job_release(&job);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_FAILED && g.la.error &&
@@ -1614,7 +1617,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, &e), SFS_QUOTA);
 	CHECK(!strcmp(e.type, "quota_exceeded"));
 	{
-		struct sfs_file_spec sp = {.name = "empty"};
+		struct sfs_file_spec sp = { .name = "empty" };
 
 		CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
 			 SFS_QUOTA);
@@ -1664,7 +1667,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	for (i = 0; i < w->n; i++) {
-		struct sfs_file_spec sp = {.name = "c", .path = w->path};
+		struct sfs_file_spec sp = { .name = "c", .path = w->path };
 		struct sfs_stage *st = NULL;
 
 		/* half of the contents are the same in both threads */

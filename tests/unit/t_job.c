@@ -58,7 +58,7 @@ static void done_store(struct sfs_store *s)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
 }
@@ -74,7 +74,7 @@ struct row {
 /* A job row read straight from the table; state 0 when it is missing. */
 static struct row job_row(struct sfs_store *s, int64_t id)
 {
-	struct row r = {0};
+	struct row r = { 0 };
 	struct db *d = NULL;
 	struct db_stmt *st;
 	const char *t;
@@ -444,7 +444,7 @@ static void t_two_handles_concurrent(void)
 	sfs_job_set_handler(a, SFS_JOB_TEST, h_count);
 	sfs_job_set_handler(b, SFS_JOB_TEST, h_count);
 	for (i = 0; i < 4; i++) {
-		c[i] = (struct claimer){.s = i < 2 ? a : b};
+		c[i] = (struct claimer){ .s = i < 2 ? a : b };
 		REQUIRE(!pthread_create(&th[i], NULL, claim_loop, &c[i]));
 	}
 	for (i = 0; i < 4; i++) {

@@ -10,7 +10,7 @@
 #include "speechfs/json.h"
 #include "testhelp.h"
 
-#define T_2026 1772029800000LL	/* 2026-02-25T14:30:00Z */
+#define T_2026 1772029800000LL /* 2026-02-25T14:30:00Z */
 
 static const char *const file_keys[] = {
 	"id", "name", "filename", "description", "path", "size",
@@ -22,10 +22,10 @@ static const char *const file_keys[] = {
 	"mimeType", "ingestionError", NULL
 };
 
-static const char *const la_keys[] = {
-	"status", "size", "createdAt", "deleted", "isPurged", "deletedAt",
-	"purgedAt", "purgeAt", "error", NULL
-};
+static const char *const la_keys[] = { "status",   "size",     "createdAt",
+				       "deleted",  "isPurged", "deletedAt",
+				       "purgedAt", "purgeAt",  "error",
+				       NULL };
 
 static const char *const share_keys[] = {
 	"id", "fileId", "userId", "permission", "createdBy", "createdAt", NULL
@@ -248,9 +248,8 @@ static void test_file_zero_values(void)
 
 static void test_metadata_bad(void)
 {
-	static const char *const bad[] = {
-		"[1,2]", "\"s\"", "42", "null", "{", "{\"a\":1} x", "", NULL
-	};
+	static const char *const bad[] = { "[1,2]", "\"s\"",	   "42", "null",
+					   "{",	    "{\"a\":1} x", "",	 NULL };
 	struct sfs_file f;
 	json_t *j;
 	int i;
@@ -282,12 +281,14 @@ static void test_invalid_utf8_name(void)
 
 	minimal_file(&f);
 	free(f.name);
-	f.name = strdup("ab\xff" "c\xc3\xa9");
+	f.name = strdup("ab\xff"
+			"c\xc3\xa9");
 	j = sfs_json_file(&f);
 	REQUIRE(j);
 	s = json_string_value(json_object_get(j, "name"));
 	REQUIRE(s);
-	CHECK(!strcmp(s, "ab\xef\xbf\xbd" "c\xc3\xa9"));
+	CHECK(!strcmp(s, "ab\xef\xbf\xbd"
+			 "c\xc3\xa9"));
 	json_decref(j);
 
 	/* a cut sequence at the end, and a surrogate */
@@ -343,9 +344,8 @@ static void test_listening(void)
 	json_decref(j);
 }
 
-static const char *const shared_extra[] = {
-	"accessType", "permission", "sharedBy", "sharedAt", NULL
-};
+static const char *const shared_extra[] = { "accessType", "permission",
+					    "sharedBy", "sharedAt", NULL };
 
 static void test_shared_file(void)
 {
@@ -661,8 +661,8 @@ static int parses_to(const char *s, int64_t want)
 		return 0;
 	}
 	if (ms != want)
-		fprintf(stderr, "'%s' -> %lld, want %lld\n", s,
-			(long long)ms, (long long)want);
+		fprintf(stderr, "'%s' -> %lld, want %lld\n", s, (long long)ms,
+			(long long)want);
 	return ms == want;
 }
 
@@ -692,7 +692,7 @@ static void test_iso8601_parse(void)
 	CHECK(rejected("2026"));
 	CHECK(rejected("2026-02"));
 	CHECK(rejected("2026-2-25"));
-	CHECK(rejected("2026-02-25T14:30:00"));	/* no zone */
+	CHECK(rejected("2026-02-25T14:30:00")); /* no zone */
 	CHECK(rejected("2026-02-25T14:30Z"));
 	CHECK(rejected("2026-02-25T14:30:00ZZ"));
 	CHECK(rejected("2026-02-25T14:30:00Z "));
@@ -702,7 +702,7 @@ static void test_iso8601_parse(void)
 	CHECK(rejected("2026-13-01"));
 	CHECK(rejected("2026-00-01"));
 	CHECK(rejected("2026-02-30"));
-	CHECK(rejected("2026-02-29"));		/* not a leap year */
+	CHECK(rejected("2026-02-29")); /* not a leap year */
 	CHECK(rejected("2026-04-31"));
 	CHECK(rejected("2026-02-00"));
 	CHECK(rejected("2026-02-25T24:00:00Z"));
@@ -721,8 +721,15 @@ static void test_iso8601_parse(void)
 static void test_iso8601_roundtrip(void)
 {
 	static const int64_t vals[] = {
-		1, 999, 1000, 86399999, T_2026, T_2026 + 1, 1709251199999LL,
-		4102444800000LL, 253402300799999LL	/* 9999-12-31 */
+		1,
+		999,
+		1000,
+		86399999,
+		T_2026,
+		T_2026 + 1,
+		1709251199999LL,
+		4102444800000LL,
+		253402300799999LL /* 9999-12-31 */
 	};
 	char b[32];
 	int64_t ms;
@@ -875,8 +882,7 @@ static void test_text_list(void)
 		CHECK_ST(sfs_json_file_list_text(&l, &q, shared, &b), SFS_OK);
 		CHECK(text_is_dump(sfs_json_file_list(&l, &q, shared), &b));
 		sfs_buf_reset(&b);
-		CHECK_ST(sfs_json_file_list_text(&l, NULL, shared, &b),
-			 SFS_OK);
+		CHECK_ST(sfs_json_file_list_text(&l, NULL, shared, &b), SFS_OK);
 		CHECK(text_is_dump(sfs_json_file_list(&l, NULL, shared), &b));
 	}
 	/* an empty page */

@@ -21,7 +21,7 @@
 #include "speechfs/store.h"
 #include "testhelp.h"
 
-static char *srcdir;		/* audio made once for all tests */
+static char *srcdir; /* audio made once for all tests */
 static pid_t http_pid = -1;
 static int http_port;
 
@@ -53,7 +53,8 @@ static double probe_duration(const char *path)
 
 	snprintf(cmd, sizeof(cmd),
 		 "ffprobe -v error -show_entries format=duration"
-		 " -of default=nw=1:nk=1 '%s'", path);
+		 " -of default=nw=1:nk=1 '%s'",
+		 path);
 	p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -104,7 +105,8 @@ static void env_close(struct env *v)
 static int upload(struct env *v, const char *path, const char *name,
 		  int listening, struct sfs_file *out)
 {
-	struct sfs_file_spec sp = { .name = name, .filename = name,
+	struct sfs_file_spec sp = { .name = name,
+				    .filename = name,
 				    .listening = listening };
 	struct sfs_stage *st = NULL;
 	struct sfs_err e;
@@ -135,7 +137,7 @@ static int wait_for(struct env *v, const char *id, struct sfs_file *f,
 	struct sfs_err e;
 	int i;
 
-	snprintf(own, sizeof(own), "%s", id);	/* id may point into *f */
+	snprintf(own, sizeof(own), "%s", id); /* id may point into *f */
 	for (i = 0; i < 900; i++) {
 		sfs_err_init(&e);
 		sfs_file_release(f);
@@ -171,7 +173,8 @@ static void check_mp3(struct env *v, const char *id, double want)
 
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_file_open(v->s, &v->a, id, SFS_CONTENT_LISTENING, &fd,
-				 NULL, &e), SFS_OK);
+				 NULL, &e),
+		   SFS_OK);
 	snprintf(path, sizeof(path), "%s/out.mp3", v->tmp);
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	REQUIRE(out >= 0);
@@ -182,7 +185,8 @@ static void check_mp3(struct env *v, const char *id, double want)
 	got = probe_duration(path);
 	CHECK(got > 0 && fabs(got - want) < 0.1);
 	if (!(got > 0 && fabs(got - want) < 0.1))
-		fprintf(stderr, "  mp3 duration %.3f, source %.3f\n", got, want);
+		fprintf(stderr, "  mp3 duration %.3f, source %.3f\n", got,
+			want);
 	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", path) == 0);
 }
 
@@ -197,8 +201,9 @@ static void t_upload_gets_listening_audio(void)
 	REQUIRE(env_open(&v, 1) == 0);
 	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
 	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
-	CHECK(f.la.status == SFS_JS_PENDING || f.la.status == SFS_JS_PROCESSING
-	      || f.la.status == SFS_JS_COMPLETED);
+	CHECK(f.la.status == SFS_JS_PENDING ||
+	      f.la.status == SFS_JS_PROCESSING ||
+	      f.la.status == SFS_JS_COMPLETED);
 	CHECK(f.mime && !strcmp(f.mime, "audio/wav"));
 	CHECK(f.duration > 0.5);
 	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
@@ -240,7 +245,7 @@ static void t_delete_cancels_and_leaves_nothing(void)
 	env_init(&v);
 	sfs_file_init(&f);
 	sfs_err_init(&e);
-	REQUIRE(env_open(&v, 0) == 0);	/* no workers: the job waits */
+	REQUIRE(env_open(&v, 0) == 0); /* no workers: the job waits */
 	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
 	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
 	CHECK(f.la.status == SFS_JS_PENDING);
@@ -292,7 +297,7 @@ static void t_resume_after_crash_mid_job(void)
 		    sfs_workers_start(s, 1, &e))
 			_exit(2);
 		sleep(60);
-		_exit(3);	/* the crash point was never reached */
+		_exit(3); /* the crash point was never reached */
 	}
 	REQUIRE(pid > 0);
 	REQUIRE(waitpid(pid, &status, 0) == pid);
@@ -363,8 +368,8 @@ static int start_http(void)
 		_exit(127);
 	}
 	for (i = 0; i < 100; i++) {
-		if (run("curl -s -o /dev/null http://127.0.0.1:%d/", http_port)
-		    == 0)
+		if (run("curl -s -o /dev/null http://127.0.0.1:%d/",
+			http_port) == 0)
 			return 0;
 		usleep(100 * 1000);
 	}
@@ -373,7 +378,8 @@ static int start_http(void)
 
 static int import(struct env *v, const char *uri, struct sfs_file *out)
 {
-	struct sfs_file_spec sp = { .name = "imported", .uri = uri,
+	struct sfs_file_spec sp = { .name = "imported",
+				    .uri = uri,
 				    .listening = 1 };
 	struct sfs_err e;
 
@@ -393,11 +399,11 @@ static void t_import_from_http(void)
 	snprintf(v.cfg.import_allow, sizeof(v.cfg.import_allow),
 		 "127.0.0.1/32");
 	REQUIRE(env_open(&v, 1) == 0);
-	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav",
-		 http_port);
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav", http_port);
 	REQUIRE(import(&v, uri, &f) == 0);
-	CHECK(f.ingestion == SFS_JS_PENDING || f.ingestion ==
-	      SFS_JS_PROCESSING || f.ingestion == SFS_JS_COMPLETED);
+	CHECK(f.ingestion == SFS_JS_PENDING ||
+	      f.ingestion == SFS_JS_PROCESSING ||
+	      f.ingestion == SFS_JS_COMPLETED);
 	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
 	CHECK(f.ingestion == SFS_JS_COMPLETED);
 	CHECK(f.la.status == SFS_JS_COMPLETED);
@@ -423,8 +429,7 @@ static void t_import_failures(void)
 	sfs_file_init(&f);
 	REQUIRE(env_open(&v, 1) == 0);
 	/* without the allow-list, loopback is blocked */
-	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav",
-		 http_port);
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav", http_port);
 	REQUIRE(import(&v, uri, &f) == 0);
 	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
 	CHECK(f.ingestion == SFS_JS_FAILED);
@@ -452,7 +457,8 @@ int main(void)
 	srcdir = th_tmpdir();
 	if (run("espeak-ng -s 160 -w '%s/speech.wav' 'This is a test of the"
 		" listening audio of speech f s. It has a few sentences so"
-		" that the recording lasts for a few seconds.'", srcdir) ||
+		" that the recording lasts for a few seconds.'",
+		srcdir) ||
 	    run("echo 'plain text, not audio' > '%s/notes.txt'", srcdir)) {
 		fprintf(stderr, "cannot make test audio\n");
 		return 2;

@@ -345,46 +345,46 @@ static void test_param_invalid(void)
 	static const struct {
 		const char *key, *value;
 	} cases[] = {
-		{"page", "-1"},
-		{"page", "x"},
-		{"page", ""},
-		{"page", "1.5"},
-		{"page", "99999999999999999999"},
-		{"size", "0"},
-		{"size", "101"},
-		{"size", "1000"},
-		{"size", "-5"},
-		{"size", "ten"},
-		{"isDeleted", "yes"},
-		{"isDeleted", ""},
-		{"isContentDiscarded", "1"},
-		{"recursive", "maybe"},
-		{"listeningAudio.deleted", "TRUEISH"},
-		{"listeningAudio.contentDiscarded", "no"},
-		{"ingestionStatus", "DONE"},
-		{"ingestionStatus", "PENDING,"},
-		{"ingestionStatus", "pending"},
-		{"ingestionStatus", ""},
-		{"listeningAudio.status", "COMPLETED,NOPE"},
-		{"createdAfter", "yesterday"},
-		{"createdBefore", "2026-13-01"},
-		{"sha256", "abc"},
-		{"sha256", "g3b0c44298fc1c149afbf4c8996fb924"
-			   "27ae41e4649b934ca495991b7852b855"},
-		{"path", "a/b/"},
-		{"path", "/a/b"},
-		{"path", "/a/../b/"},
-		{"path", "//"},
-		{"sort", "owner"},
-		{"sort", "name,up"},
-		{"sort", ""},
-		{"sort", "name,asc,desc"},
-		{"tags", "a,b\x01"},
-		{"tagsMatch", "some"},
-		{"publishMode", "PUBLIC"},
-		{"publishMode", "internal"},
-		{"accessType", "OWNER"},
-		{"accessType", "SHARED"},
+		{ "page", "-1" },
+		{ "page", "x" },
+		{ "page", "" },
+		{ "page", "1.5" },
+		{ "page", "99999999999999999999" },
+		{ "size", "0" },
+		{ "size", "101" },
+		{ "size", "1000" },
+		{ "size", "-5" },
+		{ "size", "ten" },
+		{ "isDeleted", "yes" },
+		{ "isDeleted", "" },
+		{ "isContentDiscarded", "1" },
+		{ "recursive", "maybe" },
+		{ "listeningAudio.deleted", "TRUEISH" },
+		{ "listeningAudio.contentDiscarded", "no" },
+		{ "ingestionStatus", "DONE" },
+		{ "ingestionStatus", "PENDING," },
+		{ "ingestionStatus", "pending" },
+		{ "ingestionStatus", "" },
+		{ "listeningAudio.status", "COMPLETED,NOPE" },
+		{ "createdAfter", "yesterday" },
+		{ "createdBefore", "2026-13-01" },
+		{ "sha256", "abc" },
+		{ "sha256", "g3b0c44298fc1c149afbf4c8996fb924"
+			    "27ae41e4649b934ca495991b7852b855" },
+		{ "path", "a/b/" },
+		{ "path", "/a/b" },
+		{ "path", "/a/../b/" },
+		{ "path", "//" },
+		{ "sort", "owner" },
+		{ "sort", "name,up" },
+		{ "sort", "" },
+		{ "sort", "name,asc,desc" },
+		{ "tags", "a,b\x01" },
+		{ "tagsMatch", "some" },
+		{ "publishMode", "PUBLIC" },
+		{ "publishMode", "internal" },
+		{ "accessType", "OWNER" },
+		{ "accessType", "SHARED" },
 	};
 	struct sfs_query q;
 	struct sfs_err e;
@@ -519,8 +519,8 @@ static void test_filters(void)
 
 static void test_sort_and_pages(void)
 {
-	static const char *const nm[] = {"delta", "Alpha", "charlie",
-					 "bravo", "Echo",  "alpha"};
+	static const char *const nm[] = { "delta", "Alpha", "charlie",
+					  "bravo", "Echo",  "alpha" };
 	struct sfs_file_list l;
 	struct fx f;
 	char seen[64];
@@ -960,8 +960,8 @@ static void test_shared(void)
 	CHECK(l.total == 1);
 	sfs_file_list_release(&l);
 	for (i = 0; i < 4; i++) {
-		static const char *const pg[] = {"0", "1", "2", "7"};
-		static const size_t want[] = {2, 2, 0, 0};
+		static const char *const pg[] = { "0", "1", "2", "7" };
+		static const size_t want[] = { 2, 2, 0, 0 };
 
 		REQUIRE(squery(&f, &f.bob, &l, "size", "2", "page", pg[i],
 			       NULL) == 0);
@@ -1085,11 +1085,11 @@ static const char *tag_lists(const struct sfs_file_list *l)
 
 	buf[0] = '\0';
 	for (i = 0; i < l->n && o < sizeof(buf) - 1; i++) {
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s:",
-				      i ? ";" : "", l->files[i].name);
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+				      "%s%s:", i ? ";" : "", l->files[i].name);
 		for (k = 0; k < l->files[i].ntags && o < sizeof(buf) - 1; k++)
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-					      "%s%s", k ? "|" : "",
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
+					      k ? "|" : "",
 					      l->files[i].tags[k]);
 		if (l->files[i].ntags &&
 		    (!l->files[i].tags ||
@@ -1160,8 +1160,8 @@ static void test_page_tags(void)
 	CHECK(l.n == 0);
 	sfs_file_list_release(&l);
 	/* recursive, tag-filtered: the files keep all their tags */
-	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "aa",
-		      "sort", "name,asc", NULL) == 0);
+	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "aa", "sort",
+		      "name,asc", NULL) == 0);
 	CHECK_STR(tag_lists(&l), "c:Aa|bb;d:Aa|mm|zz");
 	sfs_file_list_release(&l);
 	/* another user's tags never leak in, nor ann's into bob's list */

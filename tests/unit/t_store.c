@@ -98,8 +98,11 @@ static void test_migrate_v1(void)
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
 	REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
-	CHECK_ST(db_exec(d, "ALTER TABLE file DROP COLUMN entry_suffix;"
-			    " PRAGMA user_version = 1", NULL), SFS_OK);
+	CHECK_ST(db_exec(d,
+			 "ALTER TABLE file DROP COLUMN entry_suffix;"
+			 " PRAGMA user_version = 1",
+			 NULL),
+		 SFS_OK);
 	db_put(d);
 	sfs_store_close(s);
 	s = NULL;
@@ -217,7 +220,7 @@ static void test_config(void)
 static void test_config_applies(void)
 {
 	char *dir = th_tmpdir(), t[SFS_ID_SIZE], u[SFS_ID_SIZE];
-	struct sfs_file_spec sp = {.name = "f"};
+	struct sfs_file_spec sp = { .name = "f" };
 	struct sfs_store *s = NULL;
 	struct sfs_config c;
 	struct sfs_actor a;
@@ -276,8 +279,8 @@ static void on_change(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
 static void test_change_feed(void)
 {
 	char *dir = th_tmpdir(), t[SFS_ID_SIZE], u[SFS_ID_SIZE];
-	struct sfs_file_spec sp = {.name = "f", .path = "/in/"};
-	struct sfs_file_update up = {.set = SFS_UPD_NAME, .name = "g"};
+	struct sfs_file_spec sp = { .name = "f", .path = "/in/" };
+	struct sfs_file_update up = { .set = SFS_UPD_NAME, .name = "g" };
 	struct sfs_store *s1 = NULL, *s2 = NULL;
 	struct seen w;
 	struct sfs_actor a;

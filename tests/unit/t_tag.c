@@ -130,7 +130,7 @@ static void test_split_invalid(void)
 {
 	struct sfs_err e;
 	char *dummy[1] = { NULL };
-	char **v = dummy;	/* must be reset to NULL on failure */
+	char **v = dummy; /* must be reset to NULL on failure */
 	size_t n = 7;
 	char big[SFS_TAG_MAX + 8];
 
@@ -261,7 +261,7 @@ static void test_file_init_release(void)
 	sfs_file_release(&f);
 	CHECK(f.name == NULL && f.tags == NULL && f.ntags == 0);
 	CHECK(f.la.error == NULL && f.size == -1);
-	sfs_file_release(&f);	/* a second release is harmless */
+	sfs_file_release(&f); /* a second release is harmless */
 }
 
 int main(void)

@@ -30,10 +30,10 @@ static void test_valid_paths(void)
 	CHECK(path_ok("/.hidden/"));
 	CHECK(path_ok("/.../"));
 	CHECK(path_ok("/a.b/"));
-	CHECK(path_ok("/caf\xc3\xa9/"));		/* é */
-	CHECK(path_ok("/\xe6\x97\xa5\xe6\x9c\xac/"));	/* 日本 */
-	CHECK(path_ok("/\xf0\x9f\x8e\xa4/"));		/* U+1F3A4 */
-	CHECK(path_ok("/\xf4\x8f\xbf\xbf/"));		/* U+10FFFF */
+	CHECK(path_ok("/caf\xc3\xa9/"));	      /* é */
+	CHECK(path_ok("/\xe6\x97\xa5\xe6\x9c\xac/")); /* 日本 */
+	CHECK(path_ok("/\xf0\x9f\x8e\xa4/"));	      /* U+1F3A4 */
+	CHECK(path_ok("/\xf4\x8f\xbf\xbf/"));	      /* U+10FFFF */
 }
 
 static void test_invalid_paths(void)
@@ -63,23 +63,23 @@ static void test_invalid_utf8(void)
 	struct sfs_err e;
 
 	CHECK(!strcmp(path_err("/\xff/", &e), "invalid"));
-	CHECK(!strcmp(path_err("/\xc3/", &e), "invalid"));	/* truncated */
-	CHECK(!strcmp(path_err("/\xc0\xaf/", &e), "invalid"));	/* overlong */
+	CHECK(!strcmp(path_err("/\xc3/", &e), "invalid"));     /* truncated */
+	CHECK(!strcmp(path_err("/\xc0\xaf/", &e), "invalid")); /* overlong */
 	CHECK(!strcmp(path_err("/\xe0\x80\xaf/", &e), "invalid"));
 	CHECK(!strcmp(path_err("/\xf0\x80\x80\xaf/", &e), "invalid"));
-	CHECK(!strcmp(path_err("/\xed\xa0\x80/", &e), "invalid"));/* D800 */
-	CHECK(!strcmp(path_err("/\xed\xbf\xbf/", &e), "invalid"));/* DFFF */
+	CHECK(!strcmp(path_err("/\xed\xa0\x80/", &e), "invalid")); /* D800 */
+	CHECK(!strcmp(path_err("/\xed\xbf\xbf/", &e), "invalid")); /* DFFF */
 	CHECK(!strcmp(path_err("/\xf4\x90\x80\x80/", &e), "invalid"));
 	CHECK(!strcmp(path_err("/\xf8\x88\x80\x80\x80/", &e), "invalid"));
-	CHECK(!strcmp(path_err("/\x80/", &e), "invalid"));	/* lone cont */
+	CHECK(!strcmp(path_err("/\x80/", &e), "invalid")); /* lone cont */
 
 	CHECK(sfs_utf8_valid("", 0));
 	CHECK(sfs_utf8_valid("abc", 3));
-	CHECK(sfs_utf8_valid("\xed\x9f\xbf", 3));		/* U+D7FF */
-	CHECK(sfs_utf8_valid("\xee\x80\x80", 3));		/* U+E000 */
+	CHECK(sfs_utf8_valid("\xed\x9f\xbf", 3)); /* U+D7FF */
+	CHECK(sfs_utf8_valid("\xee\x80\x80", 3)); /* U+E000 */
 	CHECK(!sfs_utf8_valid("\xe2\x82", 2));
-	CHECK(!sfs_utf8_valid("\xe2\x82\xac", 2));		/* cut by len */
-	CHECK(sfs_utf8_valid("\xe2\x82\xac", 3));		/* euro */
+	CHECK(!sfs_utf8_valid("\xe2\x82\xac", 2)); /* cut by len */
+	CHECK(sfs_utf8_valid("\xe2\x82\xac", 3));  /* euro */
 	CHECK(!sfs_utf8_valid("\xc1\xbf", 2));
 }
 

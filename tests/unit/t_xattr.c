@@ -69,13 +69,15 @@ static void test_set_get_list_remove(void)
 	REQUIRE(fx_open(&f) == 0);
 	CHECK_ST(sfs_xattr_get(f.s, &f.owner, f.id, "user.x", &b, NULL),
 		 SFS_NOT_FOUND);
-	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.x", bin,
-			       sizeof(bin), 0, NULL), SFS_OK);
+	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.x", bin, sizeof(bin),
+			       0, NULL),
+		 SFS_OK);
 	CHECK_ST(sfs_xattr_get(f.s, &f.owner, f.id, "user.x", &b, NULL),
 		 SFS_OK);
 	CHECK(b.len == sizeof(bin) && !memcmp(b.buf, bin, sizeof(bin)));
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.empty", "", 0, 0,
-			       NULL), SFS_OK);
+			       NULL),
+		 SFS_OK);
 	CHECK_ST(sfs_xattr_get(f.s, &f.owner, f.id, "user.empty", &b, NULL),
 		 SFS_OK);
 	CHECK(b.len == 0);
@@ -85,16 +87,18 @@ static void test_set_get_list_remove(void)
 	      !memcmp(b.buf, "user.empty\0user.x\0", b.len));
 	/* flags */
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.x", "1", 1,
-			       SFS_XATTR_CREATE, NULL), SFS_CONFLICT);
+			       SFS_XATTR_CREATE, NULL),
+		 SFS_CONFLICT);
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.y", "1", 1,
-			       SFS_XATTR_REPLACE, NULL), SFS_NOT_FOUND);
+			       SFS_XATTR_REPLACE, NULL),
+		 SFS_NOT_FOUND);
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.x", "2", 1,
-			       SFS_XATTR_REPLACE, NULL), SFS_OK);
+			       SFS_XATTR_REPLACE, NULL),
+		 SFS_OK);
 	CHECK_ST(sfs_xattr_get(f.s, &f.owner, f.id, "user.x", &b, NULL),
 		 SFS_OK);
 	CHECK(b.len == 1 && b.buf[0] == '2');
-	CHECK_ST(sfs_xattr_remove(f.s, &f.owner, f.id, "user.x", NULL),
-		 SFS_OK);
+	CHECK_ST(sfs_xattr_remove(f.s, &f.owner, f.id, "user.x", NULL), SFS_OK);
 	CHECK_ST(sfs_xattr_remove(f.s, &f.owner, f.id, "user.x", NULL),
 		 SFS_NOT_FOUND);
 	CHECK_ST(sfs_xattr_get(f.s, &f.owner, f.id, "user.x", &b, NULL),
@@ -114,9 +118,11 @@ static void test_limits(void)
 	REQUIRE(fx_open(&f) == 0);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.big", big,
-			       sizeof(big), 0, &e), SFS_TOO_LARGE);
+			       sizeof(big), 0, &e),
+		 SFS_TOO_LARGE);
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.big", big,
-			       sizeof(big) - 1, 0, NULL), SFS_OK);
+			       sizeof(big) - 1, 0, NULL),
+		 SFS_OK);
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, name, "v", 1, 0, NULL),
@@ -124,17 +130,20 @@ static void test_limits(void)
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "", "v", 1, 0, NULL),
 		 SFS_INVALID);
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.\xff", "v", 1, 0,
-			       NULL), SFS_INVALID);
+			       NULL),
+		 SFS_INVALID);
 	for (i = 1; i < SFS_XATTR_PER_FILE; i++) {
 		snprintf(name, sizeof(name), "user.n%d", i);
 		REQUIRE_ST(sfs_xattr_set(f.s, &f.owner, f.id, name, "v", 1, 0,
-					 NULL), SFS_OK);
+					 NULL),
+			   SFS_OK);
 	}
 	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.one-more", "v", 1, 0,
-			       NULL), SFS_TOO_LARGE);
+			       NULL),
+		 SFS_TOO_LARGE);
 	/* replacing an existing one is still allowed at the cap */
-	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.n1", "w", 1, 0,
-			       NULL), SFS_OK);
+	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.n1", "w", 1, 0, NULL),
+		 SFS_OK);
 	fx_close(&f);
 }
 
@@ -144,18 +153,19 @@ static void test_permissions(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	REQUIRE_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.k", "v", 1, 0,
-				 NULL), SFS_OK);
+	REQUIRE_ST(
+		sfs_xattr_set(f.s, &f.owner, f.id, "user.k", "v", 1, 0, NULL),
+		SFS_OK);
 	/* VIEW reads, cannot write */
 	CHECK_ST(sfs_xattr_get(f.s, &f.viewer, f.id, "user.k", &b, NULL),
 		 SFS_OK);
-	CHECK_ST(sfs_xattr_set(f.s, &f.viewer, f.id, "user.k", "w", 1, 0,
-			       NULL), SFS_FORBIDDEN);
+	CHECK_ST(sfs_xattr_set(f.s, &f.viewer, f.id, "user.k", "w", 1, 0, NULL),
+		 SFS_FORBIDDEN);
 	CHECK_ST(sfs_xattr_remove(f.s, &f.viewer, f.id, "user.k", NULL),
 		 SFS_FORBIDDEN);
 	/* EDIT writes */
-	CHECK_ST(sfs_xattr_set(f.s, &f.editor, f.id, "user.k", "e", 1, 0,
-			       NULL), SFS_OK);
+	CHECK_ST(sfs_xattr_set(f.s, &f.editor, f.id, "user.k", "e", 1, 0, NULL),
+		 SFS_OK);
 	/* another tenant sees nothing */
 	CHECK_ST(sfs_xattr_get(f.s, &f.stranger, f.id, "user.k", &b, NULL),
 		 SFS_NOT_FOUND);
@@ -163,8 +173,8 @@ static void test_permissions(void)
 		 SFS_NOT_FOUND);
 	/* a deleted file takes no new attributes */
 	REQUIRE_ST(sfs_file_delete(f.s, &f.owner, f.id, 0, NULL), SFS_OK);
-	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.k", "d", 1, 0,
-			       NULL), SFS_CONFLICT);
+	CHECK_ST(sfs_xattr_set(f.s, &f.owner, f.id, "user.k", "d", 1, 0, NULL),
+		 SFS_CONFLICT);
 	sfs_buf_release(&b);
 	fx_close(&f);
 }

@@ -14,60 +14,60 @@
 static int th_passed, th_failed, th_cur_failed;
 static const char *th_name;
 
-#define CHECK(cond)                                                       \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: %s: check failed: %s\n",  \
-				__FILE__, __LINE__, th_name, #cond);      \
-			th_cur_failed = 1;                                \
-		}                                                         \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: %s: check failed: %s\n",       \
+				__FILE__, __LINE__, th_name, #cond);           \
+			th_cur_failed = 1;                                     \
+		}                                                              \
 	} while (0)
 
-#define REQUIRE(cond)                                                     \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: %s: required: %s\n",      \
-				__FILE__, __LINE__, th_name, #cond);      \
-			th_cur_failed = 1;                                \
-			return;                                           \
-		}                                                         \
+#define REQUIRE(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: %s: required: %s\n", __FILE__, \
+				__LINE__, th_name, #cond);                     \
+			th_cur_failed = 1;                                     \
+			return;                                                \
+		}                                                              \
 	} while (0)
 
 /* CHECK that a status expression equals an expected status. */
-#define CHECK_ST(expr, want)                                              \
-	do {                                                              \
-		int th_got_ = (int)(expr);                                \
-		if (th_got_ != (int)(want)) {                             \
-			fprintf(stderr, "%s:%d: %s: %s = %d, want %d\n",  \
-				__FILE__, __LINE__, th_name, #expr,       \
-				th_got_, (int)(want));                    \
-			th_cur_failed = 1;                                \
-		}                                                         \
+#define CHECK_ST(expr, want)                                                   \
+	do {                                                                   \
+		int th_got_ = (int)(expr);                                     \
+		if (th_got_ != (int)(want)) {                                  \
+			fprintf(stderr, "%s:%d: %s: %s = %d, want %d\n",       \
+				__FILE__, __LINE__, th_name, #expr, th_got_,   \
+				(int)(want));                                  \
+			th_cur_failed = 1;                                     \
+		}                                                              \
 	} while (0)
 
-#define REQUIRE_ST(expr, want)                                            \
-	do {                                                              \
-		int th_got_ = (int)(expr);                                \
-		if (th_got_ != (int)(want)) {                             \
-			fprintf(stderr, "%s:%d: %s: %s = %d, want %d\n",  \
-				__FILE__, __LINE__, th_name, #expr,       \
-				th_got_, (int)(want));                    \
-			th_cur_failed = 1;                                \
-			return;                                           \
-		}                                                         \
+#define REQUIRE_ST(expr, want)                                                 \
+	do {                                                                   \
+		int th_got_ = (int)(expr);                                     \
+		if (th_got_ != (int)(want)) {                                  \
+			fprintf(stderr, "%s:%d: %s: %s = %d, want %d\n",       \
+				__FILE__, __LINE__, th_name, #expr, th_got_,   \
+				(int)(want));                                  \
+			th_cur_failed = 1;                                     \
+			return;                                                \
+		}                                                              \
 	} while (0)
 
-#define RUN(fn)                                                           \
-	do {                                                              \
-		th_name = #fn;                                            \
-		th_cur_failed = 0;                                        \
-		fn();                                                     \
-		if (th_cur_failed)                                        \
-			th_failed++;                                      \
-		else                                                      \
-			th_passed++;                                      \
-		fprintf(stderr, "%s %s\n", th_cur_failed ? "FAIL" : "ok", \
-			#fn);                                             \
+#define RUN(fn)                                                                \
+	do {                                                                   \
+		th_name = #fn;                                                 \
+		th_cur_failed = 0;                                             \
+		fn();                                                          \
+		if (th_cur_failed)                                             \
+			th_failed++;                                           \
+		else                                                           \
+			th_passed++;                                           \
+		fprintf(stderr, "%s %s\n", th_cur_failed ? "FAIL" : "ok",      \
+			#fn);                                                  \
 	} while (0)
 
 static inline int th_report(void)

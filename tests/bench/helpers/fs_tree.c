@@ -45,8 +45,7 @@ int main(int argc, char **argv)
 		m = nfiles - i < BATCH ? nfiles - i : BATCH;
 		for (k = 0; k < m; k++, i++) {
 			snprintf(names[k], sizeof(names[k]), "f%07ld", i);
-			snprintf(fnames[k], sizeof(fnames[k]), "f%07ld.txt",
-				 i);
+			snprintf(fnames[k], sizeof(fnames[k]), "f%07ld.txt", i);
 			snprintf(paths[k], sizeof(paths[k]), "/tree/d%04ld/",
 				 i / per);
 			memset(&specs[k], 0, sizeof(specs[k]));
