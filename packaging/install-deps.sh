@@ -8,7 +8,7 @@ BUILD="build-essential pkg-config libsqlite3-dev libcurl4-openssl-dev
 libjansson-dev libssl-dev libmp3lame-dev libsndfile1-dev libmicrohttpd-dev
 libfuse3-dev fuse3"
 TEST="python3 python3-pytest python3-requests curl ca-certificates git procps attr rsync tar valgrind
-espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace"
+clang-format espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace"
 BENCH="wrk nginx-light bindfs"
 PACKAGE="debhelper dpkg-dev lintian fakeroot groff-base man-db"
 
