@@ -7,6 +7,7 @@ Ctrl-C (SIGINT to its process group).
 
 These tests install a package system-wide: they need root, as the test
 machine is (a disposable one)."""
+import fcntl
 import json
 import os
 import pathlib
@@ -214,7 +215,10 @@ def deb():
 def installed(deb, tmp_path):
     """The package installed with the README's command (apt installs the
     local .deb and any dependency missing), purged at teardown whatever
-    happened."""
+    happened. The package is machine-wide: a lock file keeps two test runs
+    on one machine (two checkouts) from installing it at once."""
+    lock = open("/run/lock/speechfs-test-pkg.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     dpkg("--purge", "speechfs", check=False)
     sh = readme.Session(ROOT, clean_env(DEBIAN_FRONTEND="noninteractive"),
                         subst=[("./build/", f"{BUILD}/"),
@@ -229,6 +233,7 @@ def installed(deb, tmp_path):
     finally:
         sh.close()
         dpkg("--purge", "speechfs", check=False)
+        lock.close()
 
 
 def test_deb_contents(deb):
