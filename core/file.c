@@ -571,7 +571,7 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		d,
 		"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"
 		" description, dir, metadata, source_uri, size, sha256,"
-		" sfsi_blob_ref, ingestion, created_at, want_la, la_status,"
+		" blob_ref, ingestion, created_at, want_la, la_status,"
 		" mtime_ns, ctime_ns, duration, mime)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
 		" ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
@@ -1090,8 +1090,8 @@ enum sfs_status sfsi_file_release_content(struct db *d, int64_t ino,
 {
 	return release_ref(d, ino,
 			   "SELECT tenant_id, sha256 FROM file"
-			   " WHERE id = ?1 AND sfsi_blob_ref = 1",
-			   "UPDATE file SET sfsi_blob_ref = ?2 WHERE id = ?1",
+			   " WHERE id = ?1 AND blob_ref = 1",
+			   "UPDATE file SET blob_ref = ?2 WHERE id = ?1",
 			   e);
 }
 
@@ -1327,7 +1327,7 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 
 	st = sfsi_db_prep(
 		d,
-		"SELECT 1 FROM file WHERE id = ?1 AND sfsi_blob_ref = 1"
+		"SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
 		" AND sha256 = ?2",
 		NULL);
 	if (!st)
@@ -1387,7 +1387,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 		goto out;
 	st = sfsi_db_prep(
 		d,
-		"UPDATE file SET size = ?2, sha256 = ?3, sfsi_blob_ref = 1,"
+		"UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
 		" is_discarded = 0, discarded_at = NULL, duration = ?5,"
 		" mime = ?6, ingestion = CASE WHEN ingestion = 0"
 		" THEN 0 ELSE 3 END, ingest_error = NULL,"
@@ -1731,7 +1731,7 @@ enum sfs_status sfsi_file_import_done(struct sfs_store *s,
 		goto out;
 	st = sfsi_db_prep(
 		d,
-		"UPDATE file SET size = ?2, sha256 = ?3, sfsi_blob_ref = 1,"
+		"UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
 		" ingestion = 3, ingest_error = NULL, mime = ?4,"
 		" duration = ?5, mtime_ns = ?6, ctime_ns = ?6"
 		" WHERE id = ?1",

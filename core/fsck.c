@@ -91,7 +91,7 @@ static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
 	q = sfsi_db_prep(c->d,
 			 "SELECT (SELECT count(*) FROM file"
 			 " WHERE tenant_id = ?1 AND sha256 = ?2"
-			 " AND sfsi_blob_ref = 1) + (SELECT count(*) FROM file"
+			 " AND blob_ref = 1) + (SELECT count(*) FROM file"
 			 " WHERE tenant_id = ?1 AND la_sha256 = ?2"
 			 " AND la_blob_ref = 1)",
 			 c->e);
@@ -170,7 +170,7 @@ static int still_dangling(struct fsck *c, int64_t ino, int la, int64_t tenant,
 	else
 		q = sfsi_db_prep(c->d,
 				 "SELECT tenant_id, sha256 FROM file"
-				 " WHERE id = ?1 AND sfsi_blob_ref = 1",
+				 " WHERE id = ?1 AND blob_ref = 1",
 				 c->e);
 	if (!q)
 		return -1;
@@ -243,7 +243,7 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 	else
 		q = sfsi_db_prep(c->d,
 				 "UPDATE file SET is_discarded = 1,"
-				 " discarded_at = ?2, sfsi_blob_ref = 0,"
+				 " discarded_at = ?2, blob_ref = 0,"
 				 " ctime_ns = ?3 WHERE id = ?1",
 				 c->e);
 	if (!q)
@@ -310,7 +310,7 @@ static enum sfs_status check_dangling(struct fsck *c, int la)
 			q = sfsi_db_prep(c->d,
 					 "SELECT id, tenant_id, sha256"
 					 " FROM file WHERE id > ?1"
-					 " AND sfsi_blob_ref = 1"
+					 " AND blob_ref = 1"
 					 " ORDER BY id LIMIT 256",
 					 c->e);
 		if (!q)
@@ -352,9 +352,9 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 
 	q = sfsi_db_prep(c->d,
 			 "UPDATE file SET is_discarded = 1,"
-			 " discarded_at = ?3, sfsi_blob_ref = 0, ctime_ns = ?4"
+			 " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
 			 " WHERE tenant_id = ?1 AND sha256 = ?2"
-			 " AND sfsi_blob_ref = 1",
+			 " AND blob_ref = 1",
 			 c->e);
 	if (!q)
 		return fail(c);

@@ -1037,7 +1037,7 @@ static int rows_without_blob(struct fx *f)
 		return -1;
 	q = sfsi_db_prep(
 		d,
-		"SELECT tenant_id, sha256 FROM file WHERE sfsi_blob_ref = 1"
+		"SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
 		" UNION ALL SELECT tenant_id, sha256 FROM blob",
 		NULL);
 	while (q && sfsi_db_step(q, NULL) == 1)
@@ -1526,7 +1526,7 @@ static void test_fsck_many(void)
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 700, NULL), SFS_OK);
 	/* give each its own one-byte blob, by hand */
 	REQUIRE(sql(f.s, "UPDATE file SET sha256 = printf('%064x', id),"
-			 " size = 1, sfsi_blob_ref = 1;"
+			 " size = 1, blob_ref = 1;"
 			 " INSERT INTO blob(tenant_id, sha256, size, refs,"
 			 " created_at) SELECT tenant_id, sha256, 1, 1, 0"
 			 " FROM file;"
