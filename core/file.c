@@ -1091,8 +1091,7 @@ enum sfs_status sfsi_file_release_content(struct db *d, int64_t ino,
 	return release_ref(d, ino,
 			   "SELECT tenant_id, sha256 FROM file"
 			   " WHERE id = ?1 AND blob_ref = 1",
-			   "UPDATE file SET blob_ref = ?2 WHERE id = ?1",
-			   e);
+			   "UPDATE file SET blob_ref = ?2 WHERE id = ?1", e);
 }
 
 enum sfs_status sfsi_file_release_listening(struct db *d, int64_t ino,
@@ -1325,11 +1324,10 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 	struct db_stmt *st;
 	int same = 0;
 
-	st = sfsi_db_prep(
-		d,
-		"SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
-		" AND sha256 = ?2",
-		NULL);
+	st = sfsi_db_prep(d,
+			  "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
+			  " AND sha256 = ?2",
+			  NULL);
 	if (!st)
 		return 0;
 	sfsi_db_bind_int(st, 1, ino);

@@ -1035,11 +1035,10 @@ static int rows_without_blob(struct fx *f)
 
 	if (sfsi_db_get(f->s, &d, NULL))
 		return -1;
-	q = sfsi_db_prep(
-		d,
-		"SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
-		" UNION ALL SELECT tenant_id, sha256 FROM blob",
-		NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
+			 " UNION ALL SELECT tenant_id, sha256 FROM blob",
+			 NULL);
 	while (q && sfsi_db_step(q, NULL) == 1)
 		if (!blob_exists(f, sfsi_db_col_int(q, 0),
 				 sfsi_db_col_text(q, 1)))
