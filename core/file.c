@@ -19,8 +19,10 @@
 #include "speechfs/blob.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/tag.h"
 #include "speechfs/vpath.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -712,7 +714,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (content)
-		sfsi_blob_stage_done(content);
+		sfsi_stage_done(content);
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
 	if (out)
@@ -1415,7 +1417,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 out:
 	ret = end_file(s, d, ret, a, &f, out, e);
 	if (!ret) {
-		sfsi_blob_stage_done(content);
+		sfsi_stage_done(content);
 		sfs_workers_kick(s);
 	}
 	return ret;
@@ -1769,7 +1771,7 @@ enum sfs_status sfsi_file_import_done(struct sfs_store *s,
 	if (!ret)
 		ret = sfsi_db_commit(d, e);
 	if (!ret)
-		sfsi_blob_stage_done(stage);
+		sfsi_stage_done(stage);
 out:
 	if (ret && d)
 		sfsi_db_rollback(d);
@@ -1821,7 +1823,7 @@ enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
 	if (!ret)
 		ret = sfsi_db_commit(d, e);
 	if (!ret)
-		sfsi_blob_stage_done(stage);
+		sfsi_stage_done(stage);
 out:
 	if (ret && d)
 		sfsi_db_rollback(d);
