@@ -1,7 +1,7 @@
 /*
- * The blob store: stages under staging/<process>/, hashed as bytes pass;
- * immutable blobs under blobs/<tenant>/<aa>/<sha256>, deduplicated within a
- * tenant by reference-counted rows. A blob becomes durable in the order
+ * The blob store: immutable blobs under blobs/<tenant>/<aa>/<sha256>,
+ * deduplicated within a tenant by reference-counted rows, made from
+ * finished stages (stage.c). A blob becomes durable in the order
  * fsync(stage) -> link into blobs/ -> fsync(dir) -> database commit, and
  * all links and unlinks of blob files happen under the write lock, so two
  * processes on one store never lose each other's blobs.
