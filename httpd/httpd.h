@@ -14,6 +14,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/util.h"
 
 struct sfs_store;
 struct sfs_stage;
@@ -217,9 +218,5 @@ int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e);
 /* admin.c */
 int admin_main(int argc, char **argv);
 int admin_is_command(const char *arg);
-
-/* small helpers (respond.c) */
-int httpd_parse_i64(const char *s, int64_t *out);
-char *httpd_strdup(const char *s);
 
 #endif
