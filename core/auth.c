@@ -206,14 +206,14 @@ void sfs_uuid_new(char out[SFS_ID_SIZE])
 	unsigned char b[16];
 	char hex[33];
 
-	if (sfs_random(b, sizeof(b))) {
+	if (sfsi_random(b, sizeof(b))) {
 		/* identifiers that might repeat are a broken invariant */
 		sfs_error("auth", "no randomness for a uuid");
 		abort();
 	}
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	sfs_hex(b, sizeof(b), hex);
+	sfsi_hex(b, sizeof(b), hex);
 	snprintf(out, SFS_ID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
 		 hex + 12, hex + 16, hex + 20);
 }
@@ -286,15 +286,15 @@ static enum sfs_status load_actor(struct db *d, const char *uuid,
 	enum sfs_status ret = SFS_OK;
 	int rc;
 
-	st = db_prep(d,
-		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
-		     " FROM user u JOIN tenant t ON t.id = u.tenant_id"
-		     " WHERE u.uuid = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
+			  " FROM user u JOIN tenant t ON t.id = u.tenant_id"
+			  " WHERE u.uuid = ?1",
+			  e);
 	if (!st)
 		return db_status(e);
-	db_bind_text(st, 1, uuid);
-	rc = db_step(st, e);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
 	if (rc < 0) {
 		ret = db_status(e);
 		goto out;
@@ -304,13 +304,15 @@ static enum sfs_status load_actor(struct db *d, const char *uuid,
 		goto out;
 	}
 	memset(out, 0, sizeof(*out));
-	out->user = db_col_int(st, 0);
-	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
-	out->tenant = db_col_int(st, 2);
-	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
-	out->download_bps = db_col_int(st, 4);
+	out->user = sfsi_db_col_int(st, 0);
+	sfs_strlcpy(out->user_id, sfsi_db_col_text(st, 1),
+		    sizeof(out->user_id));
+	out->tenant = sfsi_db_col_int(st, 2);
+	sfs_strlcpy(out->tenant_id, sfsi_db_col_text(st, 3),
+		    sizeof(out->tenant_id));
+	out->download_bps = sfsi_db_col_int(st, 4);
 out:
-	db_reset(st);
+	sfsi_db_reset(st);
 	return ret;
 }
 
@@ -343,30 +345,30 @@ enum sfs_status sfs_tenant_create(struct sfs_store *s, const char *name,
 	qret = check_quota(max_bytes, max_files, e);
 	if (ret || qret)
 		return SFS_INVALID;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
-		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
+			  " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
 	sfs_uuid_new(id);
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, name);
-	db_bind_int(st, 3, max_bytes);
-	db_bind_int(st, 4, max_files);
-	db_bind_int(st, 5, sfs_now_ms());
-	ret = db_run(st, e);
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, name);
+	sfsi_db_bind_int(st, 3, max_bytes);
+	sfsi_db_bind_int(st, 4, max_files);
+	sfsi_db_bind_int(st, 5, sfs_now_ms());
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
 	sfs_info("auth", "created tenant '%s' (%s)", name, id);
 	memcpy(id_out, id, SFS_ID_SIZE);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -384,26 +386,26 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 	if (uuid_norm(id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", id ? id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
-		     " WHERE uuid = ?3",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
+			  " WHERE uuid = ?3",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_int(st, 1, max_bytes);
-	db_bind_int(st, 2, max_files);
-	db_bind_text(st, 3, uuid);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(st, 1, max_bytes);
+	sfsi_db_bind_int(st, 2, max_files);
+	sfsi_db_bind_text(st, 3, uuid);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 			       "no tenant '%s'", uuid);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -420,19 +422,19 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 	if (uuid_norm(id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", id ? id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "SELECT uuid, name, max_bytes, max_files, used_bytes,"
-		     " used_files FROM tenant WHERE uuid = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT uuid, name, max_bytes, max_files, used_bytes,"
+			  " used_files FROM tenant WHERE uuid = ?1",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_text(st, 1, uuid);
-	rc = db_step(st, e);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
 	if (rc < 0) {
 		ret = db_status(e);
 		goto out;
@@ -442,15 +444,15 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 			       "no tenant '%s'", uuid);
 		goto out;
 	}
-	sfs_strlcpy(out->id, db_col_text(st, 0), sizeof(out->id));
-	sfs_strlcpy(out->name, db_col_text(st, 1), sizeof(out->name));
-	out->max_bytes = db_col_int(st, 2);
-	out->max_files = db_col_int(st, 3);
-	out->used_bytes = db_col_int(st, 4);
-	out->used_files = db_col_int(st, 5);
+	sfs_strlcpy(out->id, sfsi_db_col_text(st, 0), sizeof(out->id));
+	sfs_strlcpy(out->name, sfsi_db_col_text(st, 1), sizeof(out->name));
+	out->max_bytes = sfsi_db_col_int(st, 2);
+	out->max_files = sfsi_db_col_int(st, 3);
+	out->used_bytes = sfsi_db_col_int(st, 4);
+	out->used_files = sfsi_db_col_int(st, 5);
 out:
-	db_reset(st);
-	db_put(d);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -481,29 +483,30 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	if (uuid_norm(tenant_id, tenant))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", tenant_id ? tenant_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	/* one statement: the tenant cannot vanish between check and insert */
-	st = db_prep(d,
-		     "INSERT INTO user(uuid, tenant_id, name, download_bps,"
-		     " created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
-		     " WHERE uuid = ?5",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"INSERT INTO user(uuid, tenant_id, name, download_bps,"
+		" created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
+		" WHERE uuid = ?5",
+		e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
 	sfs_uuid_new(id);
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, name);
-	db_bind_int(st, 3, download_bps);
-	db_bind_int(st, 4, sfs_now_ms());
-	db_bind_text(st, 5, tenant);
-	ret = db_run(st, e);
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, name);
+	sfsi_db_bind_int(st, 3, download_bps);
+	sfsi_db_bind_int(st, 4, sfs_now_ms());
+	sfsi_db_bind_text(st, 5, tenant);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	if (db_changes(d) == 0) {
+	if (sfsi_db_changes(d) == 0) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 			       "no tenant '%s'", tenant);
 		goto out;
@@ -512,7 +515,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 		 tenant);
 	memcpy(id_out, id, SFS_ID_SIZE);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -529,22 +532,23 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	if (uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE user SET download_bps = ?1 WHERE uuid = ?2", e);
+	st = sfsi_db_prep(
+		d, "UPDATE user SET download_bps = ?1 WHERE uuid = ?2", e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_int(st, 1, download_bps);
-	db_bind_text(st, 2, uuid);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(st, 1, download_bps);
+	sfsi_db_bind_text(st, 2, uuid);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 			       "no user '%s'", uuid);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -560,7 +564,7 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 	if (uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	ret = load_actor(d, uuid, out, e);
@@ -570,7 +574,7 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 	else if (!ret)
 		out->scopes = scopes & SFS_SCOPE_ALL;
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -607,39 +611,39 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	if (uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
-	if (sfs_random(raw, sizeof(raw))) {
+	if (sfsi_random(raw, sizeof(raw))) {
 		sfs_error("auth", "no randomness for an api key");
 		return sfs_errf(e, SFS_IO, NULL, "cannot make a key");
 	}
 	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
-	sfs_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
+	sfsi_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
 	if (sha256(key, KEY_LEN, hash)) {
 		ret = sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
 		goto out;
 	}
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "INSERT INTO api_key(uuid, user_id, hash, scopes,"
-		     " label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
-		     " FROM user WHERE uuid = ?6",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO api_key(uuid, user_id, hash, scopes,"
+			  " label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
+			  " FROM user WHERE uuid = ?6",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
 	sfs_uuid_new(id);
-	db_bind_text(st, 1, id);
-	db_bind_blob(st, 2, hash, sizeof(hash));
-	db_bind_int(st, 3, scopes);
-	db_bind_text(st, 4, label && *label ? label : NULL);
-	db_bind_int(st, 5, sfs_now_ms());
-	db_bind_text(st, 6, uuid);
-	ret = db_run(st, e);
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_blob(st, 2, hash, sizeof(hash));
+	sfsi_db_bind_int(st, 3, scopes);
+	sfsi_db_bind_text(st, 4, label && *label ? label : NULL);
+	sfsi_db_bind_int(st, 5, sfs_now_ms());
+	sfsi_db_bind_text(st, 6, uuid);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	if (db_changes(d) == 0) {
+	if (sfsi_db_changes(d) == 0) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 			       "no user '%s'", uuid);
 		goto out;
@@ -650,7 +654,7 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 out:
 	OPENSSL_cleanse(raw, sizeof(raw));
 	OPENSSL_cleanse(key, sizeof(key));
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -666,36 +670,36 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	if (uuid_norm(key_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
 				"no api key '%s'", key_id ? key_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE api_key SET revoked_at = ?1"
-		     " WHERE uuid = ?2 AND revoked_at IS NULL",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE api_key SET revoked_at = ?1"
+			  " WHERE uuid = ?2 AND revoked_at IS NULL",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_int(st, 1, sfs_now_ms());
-	db_bind_text(st, 2, uuid);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, sfs_now_ms());
+	sfsi_db_bind_text(st, 2, uuid);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	if (db_changes(d) == 1) {
+	if (sfsi_db_changes(d) == 1) {
 		sfs_info("auth", "revoked api key %s", uuid);
 		goto out;
 	}
 	/* nothing changed: unknown, or revoked before (keys are never
 	 * deleted, so the answer cannot change in between) */
-	st = db_prep(d, "SELECT 1 FROM api_key WHERE uuid = ?1", e);
+	st = sfsi_db_prep(d, "SELECT 1 FROM api_key WHERE uuid = ?1", e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_text(st, 1, uuid);
-	rc = db_step(st, e);
-	db_reset(st);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		ret = db_status(e);
 	else if (rc == 0)
@@ -705,7 +709,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "api key '%s' is already revoked", uuid);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -739,23 +743,23 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 		return unauth(e, "invalid API key");
 	if (sha256(key, KEY_LEN, hash))
 		return sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	/* by hash through the UNIQUE index: the key never meets a compare */
-	st = db_prep(d,
-		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
-		     " k.scopes, k.revoked_at FROM api_key k"
-		     " JOIN user u ON u.id = k.user_id"
-		     " JOIN tenant t ON t.id = u.tenant_id"
-		     " WHERE k.hash = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
+			  " k.scopes, k.revoked_at FROM api_key k"
+			  " JOIN user u ON u.id = k.user_id"
+			  " JOIN tenant t ON t.id = u.tenant_id"
+			  " WHERE k.hash = ?1",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_blob(st, 1, hash, sizeof(hash));
-	rc = db_step(st, e);
+	sfsi_db_bind_blob(st, 1, hash, sizeof(hash));
+	rc = sfsi_db_step(st, e);
 	if (rc < 0) {
 		ret = db_status(e);
 		goto out;
@@ -764,19 +768,21 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 		ret = unauth(e, "invalid API key");
 		goto out;
 	}
-	if (!db_col_null(st, 6)) {
+	if (!sfsi_db_col_null(st, 6)) {
 		ret = unauth(e, "API key revoked");
 		goto out;
 	}
-	out->user = db_col_int(st, 0);
-	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
-	out->tenant = db_col_int(st, 2);
-	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
-	out->download_bps = db_col_int(st, 4);
-	out->scopes = (unsigned)db_col_int(st, 5) & SFS_SCOPE_ALL;
+	out->user = sfsi_db_col_int(st, 0);
+	sfs_strlcpy(out->user_id, sfsi_db_col_text(st, 1),
+		    sizeof(out->user_id));
+	out->tenant = sfsi_db_col_int(st, 2);
+	sfs_strlcpy(out->tenant_id, sfsi_db_col_text(st, 3),
+		    sizeof(out->tenant_id));
+	out->download_bps = sfsi_db_col_int(st, 4);
+	out->scopes = (unsigned)sfsi_db_col_int(st, 5) & SFS_SCOPE_ALL;
 out:
-	db_reset(st);
-	db_put(d);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -1021,7 +1027,7 @@ enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
 		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
 		goto out;
 	}
-	if (!sfs_ct_equal(sig, want, HMAC_LEN)) {
+	if (!sfsi_ct_equal(sig, want, HMAC_LEN)) {
 		ret = unauth(e, "invalid signature");
 		goto out;
 	}
@@ -1046,7 +1052,7 @@ enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
 		ret = unauth(e, "unknown subject");
 		goto out;
 	}
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	ret = load_actor(d, uuid, out, e);
@@ -1060,7 +1066,7 @@ enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
 out:
 	if (ret)
 		memset(out, 0, sizeof(*out));
-	db_put(d);
+	sfsi_db_put(d);
 	json_decref(hdr);
 	json_decref(pay);
 	return ret;
@@ -1161,7 +1167,7 @@ enum sfs_status sfs_hmac_sign(struct sfs_store *s, const char *msg,
 		return sfs_errf(e, SFS_INVALID, NULL, "nothing to sign");
 	if (hmac256(s, msg, strlen(msg), mac))
 		return sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-	sfs_hex(mac, sizeof(mac), out);
+	sfsi_hex(mac, sizeof(mac), out);
 	return SFS_OK;
 }
 
@@ -1171,9 +1177,9 @@ int sfs_hmac_verify(struct sfs_store *s, const char *msg, const char *hex)
 
 	if (!msg || !hex || strnlen(hex, 2 * HMAC_LEN + 1) != 2 * HMAC_LEN)
 		return 0;
-	if (sfs_unhex(hex, HMAC_LEN, got))
+	if (sfsi_unhex(hex, HMAC_LEN, got))
 		return 0;
 	if (hmac256(s, msg, strlen(msg), mac))
 		return 0;
-	return sfs_ct_equal(mac, got, HMAC_LEN);
+	return sfsi_ct_equal(mac, got, HMAC_LEN);
 }

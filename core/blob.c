@@ -79,7 +79,7 @@ struct sfs_stage {
 	char sha[65];
 };
 
-void sfs_crash_point(const char *point)
+void sfsi_crash_point(const char *point)
 {
 	const char *at = getenv("SFS_CRASH_AT");
 
@@ -93,9 +93,9 @@ static void stage_name(struct sfs_stage *st, char *out, size_t n,
 	unsigned char r[8];
 	char hex[17];
 
-	if (sfs_random(r, sizeof(r)))
+	if (sfsi_random(r, sizeof(r)))
 		memset(r, 0, sizeof(r));
-	sfs_hex(r, sizeof(r), hex);
+	sfsi_hex(r, sizeof(r), hex);
 	snprintf(out, n, "%s/%s%s", st->s->staging_dir, hex, suffix);
 }
 
@@ -113,7 +113,7 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 	stage_name(st, st->path, sizeof(st->path), ".part");
 	st->fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (st->fd < 0) {
-		enum sfs_status ret = sfs_errno_status(e, errno, "staging");
+		enum sfs_status ret = sfsi_errno_status(e, errno, "staging");
 
 		sfs_error("blob", "cannot create '%s': %s", st->path,
 			  strerror(errno));
@@ -146,7 +146,7 @@ static enum sfs_status write_all(int fd, const void *data, size_t len,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return sfs_errno_status(e, errno, "writing the stage");
+			return sfsi_errno_status(e, errno, "writing the stage");
 		}
 		p += n;
 		len -= (size_t)n;
@@ -512,7 +512,7 @@ enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return sfs_errno_status(e, errno, "reading the stage");
+			return sfsi_errno_status(e, errno, "reading the stage");
 		}
 		if (n == 0)
 			break;
@@ -541,7 +541,7 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 	if (ret)
 		return ret;
 	if (ftruncate(st->fd, size) < 0)
-		return sfs_errno_status(e, errno, "truncating the stage");
+		return sfsi_errno_status(e, errno, "truncating the stage");
 	st->random = 1;
 	st->size = size;
 	st->written = size;
@@ -561,7 +561,7 @@ enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return sfs_errno_status(e, errno, "reading a blob");
+			return sfsi_errno_status(e, errno, "reading a blob");
 		}
 		if (n == 0)
 			return SFS_OK;
@@ -592,7 +592,7 @@ enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = sfs_errno_status(e, errno, "hashing");
+			ret = sfsi_errno_status(e, errno, "hashing");
 			goto out;
 		}
 		if (n == 0)
@@ -601,7 +601,7 @@ enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 		off += n;
 	}
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	sfs_hex(md, 32, out);
+	sfsi_hex(md, 32, out);
 	if (size)
 		*size = off;
 out:
@@ -630,7 +630,7 @@ static enum sfs_status stage_hash(struct sfs_stage *st, struct sfs_err *e)
 			return sfs_errf(e, SFS_IO, NULL, "stage size changed");
 	} else {
 		EVP_DigestFinal_ex(st->md, md, &mdlen);
-		sfs_hex(md, 32, st->sha);
+		sfsi_hex(md, 32, st->sha);
 	}
 	st->hashed = 1;
 	return SFS_OK;
@@ -646,13 +646,13 @@ enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
 	if (ret)
 		return ret;
 	if (fsync(st->fd) < 0)
-		return sfs_errno_status(e, errno, "syncing the stage");
+		return sfsi_errno_status(e, errno, "syncing the stage");
 	st->finished = 1;
 	return SFS_OK;
 }
 
-enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
-				   struct sfs_stage *st, struct sfs_err *e)
+enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
+					struct sfs_stage *st, struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *q;
@@ -663,18 +663,18 @@ enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 	if (ret || st->finished)
 		return ret;
 	/* a failed look only costs the sync it might have saved */
-	if (!db_get(s, &d, NULL)) {
-		q = db_prep(d,
-			    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-			    " AND sha256 = ?2",
-			    NULL);
+	if (!sfsi_db_get(s, &d, NULL)) {
+		q = sfsi_db_prep(d,
+				 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+				 " AND sha256 = ?2",
+				 NULL);
 		if (q) {
-			db_bind_int(q, 1, tenant);
-			db_bind_text(q, 2, st->sha);
-			rc = db_step(q, NULL);
-			db_reset(q);
+			sfsi_db_bind_int(q, 1, tenant);
+			sfsi_db_bind_text(q, 2, st->sha);
+			rc = sfsi_db_step(q, NULL);
+			sfsi_db_reset(q);
 		}
-		db_put(d);
+		sfsi_db_put(d);
 	}
 	return rc == 1 ? SFS_OK : sfs_stage_finish(st, e);
 }
@@ -706,32 +706,32 @@ static void unlink_uncommitted(struct sfs_stage *st)
 	struct db_stmt *q;
 	int rc = -1;
 
-	if (db_get(st->s, &d, NULL))
+	if (sfsi_db_get(st->s, &d, NULL))
 		return; /* left for fsck */
-	if (db_begin(d, NULL))
+	if (sfsi_db_begin(d, NULL))
 		goto out;
-	q = db_prep(d,
-		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
 	if (q) {
-		db_bind_int(q, 1, st->linked_tenant);
-		db_bind_text(q, 2, st->sha);
-		rc = db_step(q, NULL);
-		db_reset(q);
+		sfsi_db_bind_int(q, 1, st->linked_tenant);
+		sfsi_db_bind_text(q, 2, st->sha);
+		rc = sfsi_db_step(q, NULL);
+		sfsi_db_reset(q);
 	}
 	if (rc == 0) {
-		blob_path(st->s, st->linked_tenant, st->sha, path,
-			  sizeof(path));
+		sfsi_blob_path(st->s, st->linked_tenant, st->sha, path,
+			       sizeof(path));
 		if (unlink(path) == 0)
 			sfs_info("blob",
 				 "removed blob '%s' of a commit that "
 				 "did not happen",
 				 st->sha);
 	}
-	db_rollback(d);
+	sfsi_db_rollback(d);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 }
 
 void sfs_stage_free(struct sfs_stage *st)
@@ -750,7 +750,7 @@ void sfs_stage_free(struct sfs_stage *st)
 	free(st);
 }
 
-void blob_stage_done(struct sfs_stage *st)
+void sfsi_blob_stage_done(struct sfs_stage *st)
 {
 	if (st)
 		st->linked = 0;
@@ -762,8 +762,8 @@ void blob_stage_done(struct sfs_stage *st)
 
 /* ---- blobs ----------------------------------------------------------- */
 
-void blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
-	       char *out, size_t size)
+void sfsi_blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
+		    char *out, size_t size)
 {
 	snprintf(out, size, "%s/%lld/%.2s/%s", s->blob_dir, (long long)tenant,
 		 sha256, sha256);
@@ -780,21 +780,21 @@ static enum sfs_status shard_dir(struct sfs_store *s, int64_t tenant,
 	if (access(out, F_OK) == 0)
 		return SFS_OK;
 	if (mkdir(tdir, 0755) == 0)
-		sfs_fsync_dir(s->blob_dir);
+		sfsi_fsync_dir(s->blob_dir);
 	else if (errno != EEXIST)
-		return sfs_errno_status(e, errno, "making a blob directory");
+		return sfsi_errno_status(e, errno, "making a blob directory");
 	if (mkdir(out, 0755) == 0)
-		sfs_fsync_dir(tdir);
+		sfsi_fsync_dir(tdir);
 	else if (errno != EEXIST)
-		return sfs_errno_status(e, errno, "making a blob directory");
+		return sfsi_errno_status(e, errno, "making a blob directory");
 	return SFS_OK;
 }
 
-enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
-			       struct sfs_stage *st, int64_t *added_bytes,
-			       struct sfs_err *e)
+enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
+				    struct sfs_stage *st, int64_t *added_bytes,
+				    struct sfs_err *e)
 {
-	struct sfs_store *s = db_store(d);
+	struct sfs_store *s = sfsi_db_store(d);
 	char dir[4096], path[4096], named[4096];
 	struct db_stmt *q;
 	enum sfs_status ret;
@@ -810,20 +810,20 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	ret = stage_hash(st, e);
 	if (ret)
 		return ret;
-	q = db_prep(d,
-		    "UPDATE blob SET refs = refs + 1"
-		    " WHERE tenant_id = ?1 AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE blob SET refs = refs + 1"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, st->sha);
-	ret = db_run(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, st->sha);
+	ret = sfsi_db_run(q, e);
 	if (ret)
 		return ret;
-	if (db_changes(d) == 1) {
+	if (sfsi_db_changes(d) == 1) {
 		/* deduplicated: the stage is dropped later */
-		blob_path(s, tenant, st->sha, path, sizeof(path));
+		sfsi_blob_path(s, tenant, st->sha, path, sizeof(path));
 		if (access(path, F_OK) == 0 || errno != ENOENT)
 			return SFS_OK;
 		/* the row's file was lost: these bytes bring it back */
@@ -834,25 +834,25 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		if (ret)
 			return ret;
 		if (link(st->path, path) < 0 && errno != EEXIST)
-			return sfs_errno_status(e, errno, "linking a blob");
-		if (sfs_fsync_dir(dir) < 0)
-			return sfs_errno_status(e, errno,
-						"syncing a blob directory");
+			return sfsi_errno_status(e, errno, "linking a blob");
+		if (sfsi_fsync_dir(dir) < 0)
+			return sfsi_errno_status(e, errno,
+						 "syncing a blob directory");
 		sfs_warn("blob", "restored lost blob '%s'", st->sha);
 		return SFS_OK;
 	}
 
-	q = db_prep(d, "SELECT max_bytes, used_bytes FROM tenant WHERE id = ?1",
-		    e);
+	q = sfsi_db_prep(
+		d, "SELECT max_bytes, used_bytes FROM tenant WHERE id = ?1", e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	rc = db_step(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	rc = sfsi_db_step(q, e);
 	if (rc == 1) {
-		max_bytes = db_col_int(q, 0);
-		used = db_col_int(q, 1);
+		max_bytes = sfsi_db_col_int(q, 0);
+		used = sfsi_db_col_int(q, 1);
 	}
-	db_reset(q);
+	sfsi_db_reset(q);
 	if (rc != 1)
 		return rc < 0 ? SFS_IO
 			      : sfs_errf(e, SFS_NOT_FOUND, NULL, "no tenant");
@@ -868,49 +868,49 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
 	if (ret)
 		return ret;
-	blob_path(s, tenant, st->sha, path, sizeof(path));
+	sfsi_blob_path(s, tenant, st->sha, path, sizeof(path));
 	/* name the stage after its target so a crash can be undone */
 	snprintf(named, sizeof(named), "%s/%lld-%s.stage", s->staging_dir,
 		 (long long)tenant, st->sha);
 	if (rename(st->path, named) < 0)
-		return sfs_errno_status(e, errno, "naming the stage");
+		return sfsi_errno_status(e, errno, "naming the stage");
 	sfs_strlcpy(st->path, named, sizeof(st->path));
 	if (link(st->path, path) < 0) {
 		if (errno != EEXIST)
-			return sfs_errno_status(e, errno, "linking a blob");
+			return sfsi_errno_status(e, errno, "linking a blob");
 		/* no row, so the file is an orphan of a crashed commit */
 		if (unlink(path) < 0 || link(st->path, path) < 0)
-			return sfs_errno_status(e, errno, "linking a blob");
+			return sfsi_errno_status(e, errno, "linking a blob");
 	}
-	if (sfs_fsync_dir(dir) < 0) {
-		ret = sfs_errno_status(e, errno, "syncing a blob directory");
+	if (sfsi_fsync_dir(dir) < 0) {
+		ret = sfsi_errno_status(e, errno, "syncing a blob directory");
 		unlink(path);
 		return ret;
 	}
 	st->linked = 1;
 	st->linked_tenant = tenant;
-	sfs_crash_point("blob-linked");
-	q = db_prep(d,
-		    "INSERT INTO blob(tenant_id, sha256, size, refs,"
-		    " created_at) VALUES (?1, ?2, ?3, 1, ?4)",
-		    e);
+	sfsi_crash_point("blob-linked");
+	q = sfsi_db_prep(d,
+			 "INSERT INTO blob(tenant_id, sha256, size, refs,"
+			 " created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+			 e);
 	if (!q)
 		goto undo;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, st->sha);
-	db_bind_int(q, 3, st->size);
-	db_bind_int(q, 4, sfs_now_ms());
-	if (db_run(q, e))
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, st->sha);
+	sfsi_db_bind_int(q, 3, st->size);
+	sfsi_db_bind_int(q, 4, sfs_now_ms());
+	if (sfsi_db_run(q, e))
 		goto undo;
-	q = db_prep(d,
-		    "UPDATE tenant SET used_bytes = used_bytes + ?2"
-		    " WHERE id = ?1",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE tenant SET used_bytes = used_bytes + ?2"
+			 " WHERE id = ?1",
+			 e);
 	if (!q)
 		goto undo;
-	db_bind_int(q, 1, tenant);
-	db_bind_int(q, 2, st->size);
-	if (db_run(q, e))
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_int(q, 2, st->size);
+	if (sfsi_db_run(q, e))
 		goto undo;
 	*added_bytes = st->size;
 	return SFS_OK;
@@ -920,22 +920,22 @@ undo:
 	return e && e->status ? e->status : SFS_IO;
 }
 
-enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
-			 struct sfs_err *e)
+enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
+			      struct sfs_err *e)
 {
 	struct db_stmt *q;
 	enum sfs_status ret;
 
-	q = db_prep(d,
-		    "UPDATE blob SET refs = refs + 1"
-		    " WHERE tenant_id = ?1 AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE blob SET refs = refs + 1"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha256);
-	ret = db_run(q, e);
-	if (!ret && db_changes(d) != 1)
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha256);
+	ret = sfsi_db_run(q, e);
+	if (!ret && sfsi_db_changes(d) != 1)
 		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no such blob");
 	return ret;
 }
@@ -954,31 +954,32 @@ static void gc_blob(struct db *d, void *varg)
 	struct db_stmt *q;
 	int rc;
 
-	if (db_begin(d, NULL))
+	if (sfsi_db_begin(d, NULL))
 		return; /* left for fsck */
-	q = db_prep(d,
-		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
 	if (!q) {
-		db_rollback(d);
+		sfsi_db_rollback(d);
 		return;
 	}
-	db_bind_int(q, 1, a->tenant);
-	db_bind_text(q, 2, a->sha);
-	rc = db_step(q, NULL);
-	db_reset(q);
+	sfsi_db_bind_int(q, 1, a->tenant);
+	sfsi_db_bind_text(q, 2, a->sha);
+	rc = sfsi_db_step(q, NULL);
+	sfsi_db_reset(q);
 	if (rc == 0) {
-		blob_path(db_store(d), a->tenant, a->sha, path, sizeof(path));
+		sfsi_blob_path(sfsi_db_store(d), a->tenant, a->sha, path,
+			       sizeof(path));
 		if (unlink(path) < 0 && errno != ENOENT)
 			sfs_warn("blob", "cannot remove '%s': %s", path,
 				 strerror(errno));
 	}
-	db_rollback(d);
+	sfsi_db_rollback(d);
 }
 
-enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
-			   struct sfs_err *e)
+enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
+				const char *sha256, struct sfs_err *e)
 {
 	struct db_stmt *q;
 	struct gc_arg *a;
@@ -986,20 +987,20 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 	int64_t refs = 0, size = 0;
 	int rc;
 
-	q = db_prep(d,
-		    "SELECT refs, size FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "SELECT refs, size FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha256);
-	rc = db_step(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha256);
+	rc = sfsi_db_step(q, e);
 	if (rc == 1) {
-		refs = db_col_int(q, 0);
-		size = db_col_int(q, 1);
+		refs = sfsi_db_col_int(q, 0);
+		size = sfsi_db_col_int(q, 1);
 	}
-	db_reset(q);
+	sfsi_db_reset(q);
 	if (rc < 0)
 		return SFS_IO;
 	if (rc == 0) {
@@ -1008,34 +1009,34 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 		return SFS_OK;
 	}
 	if (refs > 1) {
-		q = db_prep(d,
-			    "UPDATE blob SET refs = refs - 1"
-			    " WHERE tenant_id = ?1 AND sha256 = ?2",
-			    e);
+		q = sfsi_db_prep(d,
+				 "UPDATE blob SET refs = refs - 1"
+				 " WHERE tenant_id = ?1 AND sha256 = ?2",
+				 e);
 		if (!q)
 			return SFS_IO;
-		db_bind_int(q, 1, tenant);
-		db_bind_text(q, 2, sha256);
-		return db_run(q, e);
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha256);
+		return sfsi_db_run(q, e);
 	}
-	q = db_prep(d, "DELETE FROM blob WHERE tenant_id = ?1 AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(
+		d, "DELETE FROM blob WHERE tenant_id = ?1 AND sha256 = ?2", e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha256);
-	ret = db_run(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha256);
+	ret = sfsi_db_run(q, e);
 	if (ret)
 		return ret;
-	q = db_prep(d,
-		    "UPDATE tenant SET used_bytes = used_bytes - ?2"
-		    " WHERE id = ?1",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE tenant SET used_bytes = used_bytes - ?2"
+			 " WHERE id = ?1",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_int(q, 2, size);
-	ret = db_run(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_int(q, 2, size);
+	ret = sfsi_db_run(q, e);
 	if (ret)
 		return ret;
 	a = malloc(sizeof(*a));
@@ -1043,7 +1044,7 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 	a->tenant = tenant;
 	sfs_strlcpy(a->sha, sha256, sizeof(a->sha));
-	return db_on_commit(d, gc_blob, a, e);
+	return sfsi_db_on_commit(d, gc_blob, a, e);
 }
 
 enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
@@ -1054,9 +1055,9 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 	struct stat sb;
 
 	*fd = -1;
-	if (!sfs_is_sha256_hex(sha256))
+	if (!sfsi_is_sha256_hex(sha256))
 		return sfs_errf(e, SFS_INVALID, NULL, "bad sha256");
-	blob_path(s, tenant, sha256, path, sizeof(path));
+	sfsi_blob_path(s, tenant, sha256, path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
 		sfs_error("blob", "cannot open blob '%s': %s", sha256,
@@ -1068,7 +1069,7 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 		if (fstat(*fd, &sb) < 0) {
 			close(*fd);
 			*fd = -1;
-			return sfs_errno_status(e, errno, "stat of a blob");
+			return sfsi_errno_status(e, errno, "stat of a blob");
 		}
 		*size = sb.st_size;
 	}
@@ -1081,28 +1082,29 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
  * The directory is made and locked under a hidden name and renamed into
  * place, so another process's recovery never sees it unlocked.
  */
-enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
+enum sfs_status sfsi_blob_staging_open(struct sfs_store *s, struct sfs_err *e)
 {
 	unsigned char r[6];
 	char hex[13], path[4096], tmp[4096];
 
-	if (sfs_random(r, sizeof(r)))
+	if (sfsi_random(r, sizeof(r)))
 		return sfs_errf(e, SFS_IO, NULL, "no randomness");
-	sfs_hex(r, sizeof(r), hex);
+	sfsi_hex(r, sizeof(r), hex);
 	snprintf(tmp, sizeof(tmp), "%s/staging/.new-%d-%s", s->dir,
 		 (int)getpid(), hex);
 	snprintf(path, sizeof(path), "%s/staging/%d-%s", s->dir, (int)getpid(),
 		 hex);
 	if (mkdir(tmp, 0700) < 0)
-		return sfs_errno_status(e, errno, "making a staging directory");
+		return sfsi_errno_status(e, errno,
+					 "making a staging directory");
 	s->staging_dir = strdup(tmp);
 	snprintf(tmp, sizeof(tmp), "%s/lock", s->staging_dir);
 	s->staging_lock_fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (!s->staging_dir || s->staging_lock_fd < 0 ||
 	    flock(s->staging_lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return sfs_errno_status(e, errno, "locking the staging area");
+		return sfsi_errno_status(e, errno, "locking the staging area");
 	if (rename(s->staging_dir, path) < 0)
-		return sfs_errno_status(e, errno, "naming the staging area");
+		return sfsi_errno_status(e, errno, "naming the staging area");
 	free(s->staging_dir);
 	s->staging_dir = strdup(path);
 	if (!s->staging_dir)
@@ -1136,7 +1138,7 @@ static void clean_dir(const char *path)
 	rmdir(path);
 }
 
-void blob_staging_close(struct sfs_store *s)
+void sfsi_blob_staging_close(struct sfs_store *s)
 {
 	if (s->staging_dir)
 		clean_dir(s->staging_dir);
@@ -1157,36 +1159,36 @@ static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
 	int rc;
 
 	if (sscanf(name, "%lld-%64[0-9a-f].stage", &tenant, sha) != 2 ||
-	    !sfs_is_sha256_hex(sha))
+	    !sfsi_is_sha256_hex(sha))
 		return SFS_OK;
-	ret = db_begin(d, e);
+	ret = sfsi_db_begin(d, e);
 	if (ret)
 		return ret;
-	q = db_prep(d,
-		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 e);
 	if (!q) {
-		db_rollback(d);
+		sfsi_db_rollback(d);
 		return SFS_IO;
 	}
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha);
-	rc = db_step(q, e);
-	db_reset(q);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha);
+	rc = sfsi_db_step(q, e);
+	sfsi_db_reset(q);
 	if (rc == 0) {
-		blob_path(s, tenant, sha, path, sizeof(path));
+		sfsi_blob_path(s, tenant, sha, path, sizeof(path));
 		if (unlink(path) == 0)
 			sfs_info("blob",
 				 "removed blob '%s' of an unfinished "
 				 "commit",
 				 sha);
 	}
-	db_rollback(d);
+	sfsi_db_rollback(d);
 	return rc < 0 ? SFS_IO : SFS_OK;
 }
 
-enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
+enum sfs_status sfsi_blob_recover(struct sfs_store *s, struct sfs_err *e)
 {
 	char root[4096], dir[4096], lock[4096];
 	struct db *d = NULL;
@@ -1198,8 +1200,8 @@ enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
 	snprintf(root, sizeof(root), "%s/staging", s->dir);
 	dh = opendir(root);
 	if (!dh)
-		return sfs_errno_status(e, errno, "opening staging/");
-	ret = db_get(s, &d, e);
+		return sfsi_errno_status(e, errno, "opening staging/");
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	while ((de = readdir(dh))) {
@@ -1234,7 +1236,7 @@ enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
 			break;
 	}
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	closedir(dh);
 	return ret;
 }

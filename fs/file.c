@@ -15,7 +15,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 /* The handle of one open file (fi->fh). */
 struct fh {

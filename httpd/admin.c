@@ -10,7 +10,7 @@
 #include "httpd.h"
 #include "speechfs/blob.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define MAX_OPTS 8
 
@@ -103,7 +103,7 @@ static int num(const char *v, int64_t dflt, int64_t *out_v)
 	*out_v = dflt;
 	if (!v)
 		return 0;
-	if (httpd_parse_i64(v, out_v)) {
+	if (sfs_parse_i64(v, out_v)) {
 		fprintf(stderr, "speechfsd: '%s' is not a number\n", v);
 		return -1;
 	}

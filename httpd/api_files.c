@@ -17,7 +17,7 @@
 #include "speechfs/json.h"
 #include "speechfs/query.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define SIGNED_TTL_DEFAULT 300
 #define SIGNED_TTL_MAX 3600
@@ -585,7 +585,7 @@ int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e)
 	char msg[256];
 	int64_t exp;
 
-	if (!exps || !uid || !sig || httpd_parse_i64(exps, &exp) ||
+	if (!exps || !uid || !sig || sfs_parse_i64(exps, &exp) ||
 	    !sfs_uuid_valid(uid))
 		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
 				"the signed URL is incomplete");

@@ -15,6 +15,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/util.h"
 
 struct sfs_store;
 struct sfs_stage;
@@ -244,8 +245,6 @@ int admin_main(int argc, char **argv);
 int admin_is_command(const char *arg);
 
 /* small helpers (respond.c) */
-int httpd_parse_i64(const char *s, int64_t *out);
-char *httpd_strdup(const char *s);
 /*
  * Client text fit for a message or a log line: at most `max` bytes of `s`
  * (n bytes), cut on a character boundary, with control characters and

@@ -21,7 +21,7 @@
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 struct httpd g_httpd;
 
@@ -114,7 +114,7 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val)
 			*(double *)(p + opt_keys[i].off) = d;
 			return 0;
 		}
-		if (httpd_parse_i64(val, &v) || v < 0)
+		if (sfs_parse_i64(val, &v) || v < 0)
 			return -1;
 		if (opt_keys[i].type == O_I64)
 			*(int64_t *)(p + opt_keys[i].off) = v;
@@ -223,7 +223,7 @@ static int parse_listen(const char *s, struct sockaddr_in *sin)
 	memset(sin, 0, sizeof(*sin));
 	sin->sin_family = AF_INET;
 	if (!colon || (size_t)(colon - s) >= sizeof(host) ||
-	    httpd_parse_i64(colon + 1, &port) || port < 0 || port > 65535)
+	    sfs_parse_i64(colon + 1, &port) || port < 0 || port > 65535)
 		return -1;
 	memcpy(host, s, (size_t)(colon - s));
 	host[colon - s] = 0;

@@ -12,7 +12,7 @@
 #include <time.h>
 #include "httpd.h"
 #include "speechfs/log.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define B API_BASE
 #define R SFS_SCOPE_READ

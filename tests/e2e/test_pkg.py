@@ -135,7 +135,7 @@ def test_man_and_config_name_every_option():
     man8 = man8.replace("\\-", "-")
     for k in core | daemon:
         assert k in man8, k
-    longopts = c_keys("httpd/main.c", r'\{"([a-z-]+)", (?:required|no)_arg')
+    longopts = c_keys("httpd/main.c", r'\{\s*"([a-z-]+)", (?:required|no)_arg')
     admin = c_keys("httpd/admin.c", r'arg\(a, "([a-z-]+)"\)')
     admin |= {"json", "repair"}
     assert {"store", "listen", "config", "no-workers"} <= longopts

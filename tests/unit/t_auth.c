@@ -11,6 +11,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "store_i.h"
 #include "testhelp.h"
 
@@ -254,16 +255,16 @@ static void test_tenant(void)
 	CHECK(ti.max_bytes == 0 && ti.max_files == 5);
 
 	/* usage comes from the row's counters */
-	REQUIRE_ST(db_get(f.s, &d, &e), SFS_OK);
-	st = db_prep(d,
-		     "UPDATE tenant SET used_bytes = 77, used_files = 3"
-		     " WHERE uuid = ?1",
-		     &e);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, &e), SFS_OK);
+	st = sfsi_db_prep(d,
+			  "UPDATE tenant SET used_bytes = 77, used_files = 3"
+			  " WHERE uuid = ?1",
+			  &e);
 	if (st) {
-		db_bind_text(st, 1, id);
-		CHECK_ST(db_run(st, &e), SFS_OK);
+		sfsi_db_bind_text(st, 1, id);
+		CHECK_ST(sfsi_db_run(st, &e), SFS_OK);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	CHECK_ST(sfs_tenant_get(f.s, id, &ti, &e), SFS_OK);
 	CHECK(ti.used_bytes == 77 && ti.used_files == 3);
 
@@ -401,23 +402,23 @@ static void test_key_roundtrip(void)
 
 	/* only the SHA-256 of the key string is stored */
 	EVP_Digest(key, strlen(key), want, &hlen, EVP_sha256(), NULL);
-	REQUIRE_ST(db_get(f.s, &d, &e), SFS_OK);
-	st = db_prep(d,
-		     "SELECT hash, label, scopes FROM api_key"
-		     " WHERE uuid = ?1",
-		     &e);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, &e), SFS_OK);
+	st = sfsi_db_prep(d,
+			  "SELECT hash, label, scopes FROM api_key"
+			  " WHERE uuid = ?1",
+			  &e);
 	if (st) {
-		db_bind_text(st, 1, kid);
-		while (db_step(st, &e) == 1) {
+		sfsi_db_bind_text(st, 1, kid);
+		while (sfsi_db_step(st, &e) == 1) {
 			rows++;
-			hash = db_col_blob(st, 0, &n);
+			hash = sfsi_db_col_blob(st, 0, &n);
 			CHECK(n == 32 && !memcmp(hash, want, 32));
-			CHECK(!strcmp(db_col_text(st, 1), "laptop"));
-			CHECK(db_col_int(st, 2) == 3);
+			CHECK(!strcmp(sfsi_db_col_text(st, 1), "laptop"));
+			CHECK(sfsi_db_col_int(st, 2) == 3);
 		}
-		db_reset(st);
+		sfsi_db_reset(st);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	CHECK(rows == 1);
 
 	/* a second key is different, and shown with its own id */
