@@ -18,6 +18,7 @@
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "util_i.h"
 
 #define BLOCK_FRAMES 4096 /* frames decoded per step */

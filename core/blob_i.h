@@ -10,6 +10,8 @@
 #include "speechfs/blob.h"
 
 struct db;
+struct sfs_stage;
+struct sfs_store;
 
 /*
  * Take a reference on the finished stage's content for `tenant`: link it
@@ -40,29 +42,8 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 				const char *sha256,
 				struct sfs_err *e) SFS_MUST_CHECK;
 
-/*
- * After the commit: forget the stage's staging name. A stage freed without
- * this after sfsi_blob_ref_stage linked it removes the blob file again unless a
- * row names it (the transaction rolled back or failed).
- */
-void sfsi_blob_stage_done(struct sfs_stage *st);
-
 /* blobs/<tenant>/<sha[0:2]>/<sha> into out. */
 void sfsi_blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
 		    char *out, size_t size);
-
-/* Recover staging directories of processes that died (store open). */
-enum sfs_status sfsi_blob_recover(struct sfs_store *s,
-				  struct sfs_err *e) SFS_MUST_CHECK;
-/* Make this process's staging directory and hold its lock. */
-enum sfs_status sfsi_blob_staging_open(struct sfs_store *s,
-				       struct sfs_err *e) SFS_MUST_CHECK;
-void sfsi_blob_staging_close(struct sfs_store *s);
-
-/*
- * Simulated crashes for the tests: when the environment variable
- * SFS_CRASH_AT names `point`, the process exits at once with status 77.
- */
-void sfsi_crash_point(const char *point);
 
 #endif

@@ -19,6 +19,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/fetch.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "util_i.h"
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "dir_i.h"
@@ -20,8 +21,10 @@
 #include "speechfs/fetch.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/tag.h"
 #include "speechfs/vpath.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -192,18 +195,13 @@ enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 	struct db_stmt *st;
 	enum sfs_status ret;
 	char lower[SFS_ID_SIZE];
-	int rc, i;
+	int rc;
 
 	sfs_file_init(f);
 	if (uuid) {
-		if (!sfs_uuid_valid(uuid))
+		if (sfsi_uuid_norm(uuid, lower))
 			return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
 					NOT_FOUND_MSG);
-		for (i = 0; i < SFS_UUID_LEN; i++)
-			lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F'
-						  ? uuid[i] + 32
-						  : uuid[i]);
-		lower[SFS_UUID_LEN] = '\0';
 		uuid = lower;
 	}
 	ret = load(d, uuid, ino, f, e);
@@ -716,7 +714,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (content)
-		sfsi_blob_stage_done(content);
+		sfsi_stage_done(content);
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
 	if (out)
@@ -1419,7 +1417,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 out:
 	ret = end_file(s, d, ret, a, &f, out, e);
 	if (!ret) {
-		sfsi_blob_stage_done(content);
+		sfsi_stage_done(content);
 		sfs_workers_kick(s);
 	}
 	return ret;
@@ -1773,7 +1771,7 @@ enum sfs_status sfsi_file_import_done(struct sfs_store *s,
 	if (!ret)
 		ret = sfsi_db_commit(d, e);
 	if (!ret)
-		sfsi_blob_stage_done(stage);
+		sfsi_stage_done(stage);
 out:
 	if (ret && d)
 		sfsi_db_rollback(d);
@@ -1825,7 +1823,7 @@ enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
 	if (!ret)
 		ret = sfsi_db_commit(d, e);
 	if (!ret)
-		sfsi_blob_stage_done(stage);
+		sfsi_stage_done(stage);
 out:
 	if (ret && d)
 		sfsi_db_rollback(d);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
+#include "speechfs/fsck.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
 #include "store_i.h"

@@ -16,6 +16,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/fetch.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "store_i.h"
 #include "util_i.h"
 

@@ -14,6 +14,7 @@
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/log.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -279,10 +280,10 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = need_secret ? load_secret(s, e) : SFS_OK;
 	if (ret)
 		goto fail;
-	ret = sfsi_blob_recover(s, e);
+	ret = sfsi_staging_recover(s, e);
 	if (ret)
 		goto fail;
-	ret = sfsi_blob_staging_open(s, e);
+	ret = sfsi_staging_open(s, e);
 	if (ret)
 		goto fail;
 	*out = s;
@@ -303,7 +304,7 @@ void sfs_store_close(struct sfs_store *s)
 	if (!s)
 		return;
 	sfs_workers_stop(s);
-	sfsi_blob_staging_close(s);
+	sfsi_staging_close(s);
 	sfsi_db_pool_close(s);
 	pthread_mutex_destroy(&s->pool_mu);
 	pthread_cond_destroy(&s->pool_cv);

@@ -180,3 +180,11 @@ enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what)
 		return sfs_errf(e, SFS_NOMEM, NULL, "%s: out of memory", what);
 	return sfs_errf(e, SFS_IO, NULL, "%s: %s", what, strerror(err));
 }
+
+void sfsi_crash_point(const char *point)
+{
+	const char *at = getenv("SFS_CRASH_AT");
+
+	if (at && !strcmp(at, point))
+		_exit(77);
+}

@@ -19,6 +19,8 @@ int sfsi_fsync_dir(const char *path);
 int sfsi_mkdirs(const char *path);
 /* Map errno of a failed I/O call to a status, with a message. */
 enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what);
+/* Tests of crash safety: _exit(77) here when SFS_CRASH_AT names `point`. */
+void sfsi_crash_point(const char *point);
 
 #include "speechfs/banned.h"
 

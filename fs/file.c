@@ -14,6 +14,7 @@
 #include "fs_i.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 

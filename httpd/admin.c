@@ -9,6 +9,7 @@
 #include <string.h>
 #include "httpd.h"
 #include "speechfs/blob.h"
+#include "speechfs/fsck.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 

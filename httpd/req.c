@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "speechfs/blob.h"
 #include "speechfs/banned.h"
+#include "speechfs/stage.h"
 
 #define TEXT_PART_MAX (64 * 1024 + 1024)
 #define MULTIPART_OVERHEAD (1024 * 1024)
