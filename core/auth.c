@@ -1,7 +1,7 @@
 /*
- * Identity: scopes, UUIDs, tenants, users, API keys (stored as SHA-256
- * hashes) and HS256 JWTs signed with the store's secret, all of which end
- * in a struct sfs_actor that the other core calls take.
+ * Identity: scopes, UUIDs, tenants, users and API keys (stored as SHA-256
+ * hashes), which end in a struct sfs_actor that the other core calls
+ * take. Tokens (JWTs, signed URLs) are in token.c.
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/log.h"
@@ -150,6 +151,15 @@ static int scan_lenient(void *arg, const char *tok)
 	return 0;
 }
 
+unsigned sfsi_scopes_lenient(const char *list)
+{
+	struct scope_scan sc = { 0, NULL };
+
+	if (list)
+		each_scope(list, scan_lenient, &sc);
+	return sc.bits;
+}
+
 enum sfs_status sfs_scopes_parse(const char *list, unsigned *out,
 				 struct sfs_err *e)
 {
@@ -190,7 +200,7 @@ int sfs_uuid_valid(const char *s)
 }
 
 /* The stored (lowercase) form of a UUID; -1 when it is not one. */
-static int uuid_norm(const char *in, char out[SFS_ID_SIZE])
+int sfsi_uuid_norm(const char *in, char out[SFS_ID_SIZE])
 {
 	int i;
 
@@ -279,8 +289,8 @@ static enum sfs_status check_text(const char *v, const char *field,
  * SFS_NOT_FOUND without a message when there is no such user, so each
  * caller can say what that means for it.
  */
-static enum sfs_status load_actor(struct db *d, const char *uuid,
-				  struct sfs_actor *out, struct sfs_err *e)
+enum sfs_status sfsi_auth_load_actor(struct db *d, const char *uuid,
+				     struct sfs_actor *out, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret = SFS_OK;
@@ -383,7 +393,7 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 
 	if (check_quota(max_bytes, max_files, e))
 		return SFS_INVALID;
-	if (uuid_norm(id, uuid))
+	if (sfsi_uuid_norm(id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", id ? id : "");
 	ret = sfsi_db_get(s, &d, e);
@@ -419,7 +429,7 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (uuid_norm(id, uuid))
+	if (sfsi_uuid_norm(id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", id ? id : "");
 	ret = sfsi_db_get(s, &d, e);
@@ -480,7 +490,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	rret = check_rate(download_bps, e);
 	if (ret || rret)
 		return SFS_INVALID;
-	if (uuid_norm(tenant_id, tenant))
+	if (sfsi_uuid_norm(tenant_id, tenant))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", tenant_id ? tenant_id : "");
 	ret = sfsi_db_get(s, &d, e);
@@ -529,7 +539,7 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 
 	if (check_rate(download_bps, e))
 		return SFS_INVALID;
-	if (uuid_norm(user_id, uuid))
+	if (sfsi_uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
 	ret = sfsi_db_get(s, &d, e);
@@ -561,13 +571,13 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 	enum sfs_status ret;
 
 	memset(out, 0, sizeof(*out));
-	if (uuid_norm(user_id, uuid))
+	if (sfsi_uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = load_actor(d, uuid, out, e);
+	ret = sfsi_auth_load_actor(d, uuid, out, e);
 	if (ret == SFS_NOT_FOUND)
 		sfs_errf(e, SFS_NOT_FOUND, "user_not_found", "no user '%s'",
 			 uuid);
@@ -608,7 +618,7 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 		ret = SFS_INVALID;
 	if (ret)
 		return ret;
-	if (uuid_norm(user_id, uuid))
+	if (sfsi_uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
 	if (sfsi_random(raw, sizeof(raw))) {
@@ -667,7 +677,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	enum sfs_status ret;
 	int rc;
 
-	if (uuid_norm(key_id, uuid))
+	if (sfsi_uuid_norm(key_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
 				"no api key '%s'", key_id ? key_id : "");
 	ret = sfsi_db_get(s, &d, e);
@@ -784,383 +794,4 @@ out:
 	sfsi_db_reset(st);
 	sfsi_db_put(d);
 	return ret;
-}
-
-/* ---- HMAC and base64url ---------------------------------------------- */
-
-static int hmac256(struct sfs_store *s, const void *msg, size_t n,
-		   unsigned char out[HMAC_LEN])
-{
-	unsigned int len = 0;
-
-	if (!HMAC(EVP_sha256(), s->secret, (int)sizeof(s->secret), msg, n, out,
-		  &len) ||
-	    len != HMAC_LEN)
-		return -1;
-	return 0;
-}
-
-static const char b64url_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static enum sfs_status b64url_add(struct sfs_buf *b, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	enum sfs_status ret = SFS_OK;
-	char q[4];
-	size_t i;
-
-	for (i = 0; i < n && !ret; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		size_t k = n - i >= 3 ? 3 : n - i;
-
-		if (k > 1)
-			v |= (unsigned)p[i + 1] << 8;
-		if (k > 2)
-			v |= p[i + 2];
-		q[0] = b64url_chars[v >> 18 & 63];
-		q[1] = b64url_chars[v >> 12 & 63];
-		q[2] = b64url_chars[v >> 6 & 63];
-		q[3] = b64url_chars[v & 63];
-		ret = sfs_buf_add(b, q, k + 1);
-	}
-	return ret;
-}
-
-static int b64url_val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Decode unpadded base64url strictly: no padding, no other characters,
- * and unused low bits zero, so each byte string has one encoding only
- * (a token cannot be altered and still verify). out holds n * 3 / 4.
- * Returns the decoded length, or -1.
- */
-static long b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-	unsigned acc = 0;
-	int bits = 0;
-	size_t i, o = 0;
-
-	if (n % 4 == 1)
-		return -1;
-	for (i = 0; i < n; i++) {
-		int v = b64url_val((unsigned char)in[i]);
-
-		if (v < 0)
-			return -1;
-		acc = (acc << 6 | (unsigned)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (bits && (acc & ((1u << bits) - 1)))
-		return -1;
-	return (long)o;
-}
-
-/* ---- JWT ------------------------------------------------------------- */
-
-/* Decode one base64url JSON object of a token, or NULL. */
-static json_t *jwt_part(const char *in, size_t n)
-{
-	unsigned char *raw;
-	json_t *j = NULL;
-	long len;
-
-	if (!n)
-		return NULL;
-	raw = malloc(n * 3 / 4 + 1);
-	if (!raw)
-		return NULL;
-	len = b64url_decode(in, n, raw);
-	if (len > 0)
-		j = json_loadb((const char *)raw, (size_t)len,
-			       JSON_REJECT_DUPLICATES, NULL);
-	free(raw);
-	if (j && !json_is_object(j)) {
-		json_decref(j);
-		j = NULL;
-	}
-	return j;
-}
-
-static const char *jwt_check_header(const json_t *h)
-{
-	const json_t *alg = json_object_get(h, "alg");
-	const json_t *typ = json_object_get(h, "typ");
-
-	if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256"))
-		return "unsupported algorithm (only HS256 is accepted)";
-	if (typ &&
-	    (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT")))
-		return "unsupported token type";
-	/* RFC 7515 4.1.11: extensions we do not understand must fail */
-	if (json_object_get(h, "crit"))
-		return "unsupported critical header";
-	return NULL;
-}
-
-/* exp and nbf, in seconds, each with some leeway for clock skew. */
-static const char *jwt_check_times(const json_t *p)
-{
-	const json_t *exp = json_object_get(p, "exp");
-	const json_t *nbf = json_object_get(p, "nbf");
-	double now = (double)sfs_now_ms() / 1000.0;
-
-	if (exp) {
-		if (!json_is_number(exp))
-			return "invalid exp claim";
-		if (now >= json_number_value(exp) + JWT_LEEWAY_S)
-			return "token expired";
-	}
-	if (nbf) {
-		if (!json_is_number(nbf))
-			return "invalid nbf claim";
-		if (json_number_value(nbf) > now + JWT_LEEWAY_S)
-			return "token not yet valid";
-	}
-	return NULL;
-}
-
-static const char *jwt_scopes(const json_t *p, unsigned *out)
-{
-	const json_t *scope = json_object_get(p, "scope");
-	const json_t *scopes = json_object_get(p, "scopes");
-	struct scope_scan sc = { 0, NULL };
-	const json_t *v;
-	size_t i;
-
-	if (scope) {
-		if (!json_is_string(scope))
-			return "invalid scope claim";
-		each_scope(json_string_value(scope), scan_lenient, &sc);
-	}
-	if (json_is_string(scopes)) {
-		each_scope(json_string_value(scopes), scan_lenient, &sc);
-	} else if (json_is_array(scopes)) {
-		json_array_foreach(scopes, i, v)
-		{
-			if (!json_is_string(v))
-				return "invalid scopes claim";
-			each_scope(json_string_value(v), scan_lenient, &sc);
-		}
-	} else if (scopes) {
-		return "invalid scopes claim";
-	}
-	*out = sc.bits;
-	return NULL;
-}
-
-enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
-			     struct sfs_actor *out, struct sfs_err *e)
-{
-	unsigned char sig[HMAC_LEN * 2], want[HMAC_LEN];
-	char uuid[SFS_ID_SIZE];
-	json_t *hdr = NULL, *pay = NULL;
-	const char *dot1, *dot2, *why = NULL;
-	const json_t *sub;
-	struct db *d = NULL;
-	unsigned scopes = 0;
-	enum sfs_status ret = SFS_OK;
-	size_t len;
-
-	memset(out, 0, sizeof(*out));
-	if (!token || !*token)
-		return unauth(e, "missing token");
-	len = strnlen(token, JWT_MAX + 1);
-	if (len > JWT_MAX)
-		return unauth(e, "token too long");
-	dot1 = memchr(token, '.', len);
-	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
-		    : NULL;
-	if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-		return unauth(e, "malformed token");
-
-	hdr = jwt_part(token, (size_t)(dot1 - token));
-	if (!hdr) {
-		ret = unauth(e, "malformed token header");
-		goto out;
-	}
-	why = jwt_check_header(hdr);
-	if (why) {
-		ret = unauth(e, why);
-		goto out;
-	}
-	/* signature before anything in the payload is believed */
-	if (len - (size_t)(dot2 + 1 - token) > sizeof(sig) ||
-	    b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig) !=
-		    HMAC_LEN) {
-		ret = unauth(e, "invalid signature");
-		goto out;
-	}
-	if (hmac256(s, token, (size_t)(dot2 - token), want)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-		goto out;
-	}
-	if (!sfsi_ct_equal(sig, want, HMAC_LEN)) {
-		ret = unauth(e, "invalid signature");
-		goto out;
-	}
-	pay = jwt_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-	if (!pay) {
-		ret = unauth(e, "malformed token payload");
-		goto out;
-	}
-	why = jwt_check_times(pay);
-	if (!why)
-		why = jwt_scopes(pay, &scopes);
-	if (why) {
-		ret = unauth(e, why);
-		goto out;
-	}
-	sub = json_object_get(pay, "sub");
-	if (!sub) {
-		ret = unauth(e, "token has no subject");
-		goto out;
-	}
-	if (!json_is_string(sub) || uuid_norm(json_string_value(sub), uuid)) {
-		ret = unauth(e, "unknown subject");
-		goto out;
-	}
-	ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		goto out;
-	ret = load_actor(d, uuid, out, e);
-	if (ret == SFS_NOT_FOUND) {
-		ret = unauth(e, "unknown subject");
-		goto out;
-	}
-	if (ret)
-		goto out;
-	out->scopes = scopes;
-out:
-	if (ret)
-		memset(out, 0, sizeof(*out));
-	sfsi_db_put(d);
-	json_decref(hdr);
-	json_decref(pay);
-	return ret;
-}
-
-static enum sfs_status scope_string(unsigned scopes, struct sfs_buf *b)
-{
-	enum sfs_status ret = SFS_OK;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(scope_tab) && !ret; i++) {
-		if (!(scopes & scope_tab[i].bit))
-			continue;
-		if (b->len)
-			ret = sfs_buf_addch(b, ' ');
-		if (!ret)
-			ret = sfs_buf_adds(b, scope_tab[i].name);
-	}
-	return ret;
-}
-
-enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
-			     unsigned scopes, int64_t ttl_seconds,
-			     struct sfs_buf *out, struct sfs_err *e)
-{
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	struct sfs_buf tok = SFS_BUF_INIT(JWT_MAX);
-	struct sfs_buf sc = SFS_BUF_INIT(256);
-	unsigned char mac[HMAC_LEN];
-	struct sfs_actor a;
-	json_t *pay = NULL;
-	char *json = NULL;
-	enum sfs_status ret = SFS_OK;
-	int64_t now;
-
-	if (ttl_seconds <= 0 || ttl_seconds > JWT_TTL_MAX)
-		ret = sfs_err_field(e, "ttl", "invalid",
-				    "must be 1..%lld seconds",
-				    (long long)JWT_TTL_MAX);
-	if (scopes & ~(unsigned)SFS_SCOPE_ALL)
-		ret = sfs_err_field(e, "scopes", "invalid", "unknown scope");
-	if (ret)
-		return ret;
-	ret = sfs_auth_user(s, user_id, 0, &a, e);
-	if (ret)
-		goto out;
-	now = sfs_now_ms() / 1000;
-	pay = json_pack("{s:s, s:I, s:I}", "sub", a.user_id, "iat",
-			(json_int_t)now, "exp",
-			(json_int_t)(now + ttl_seconds));
-	ret = pay ? scope_string(scopes, &sc) : SFS_NOMEM;
-	if (!ret && sc.len &&
-	    json_object_set_new(pay, "scope", json_string(sc.buf)))
-		ret = SFS_NOMEM;
-	if (!ret && !(json = json_dumps(pay, JSON_COMPACT)))
-		ret = SFS_NOMEM;
-	if (!ret)
-		ret = b64url_add(&tok, header, sizeof(header) - 1);
-	if (!ret)
-		ret = sfs_buf_addch(&tok, '.');
-	if (!ret)
-		ret = b64url_add(&tok, json, strlen(json));
-	if (ret) {
-		ret = sfs_errf(e, ret, NULL, "cannot build a token");
-		goto out;
-	}
-	if (hmac256(s, tok.buf, tok.len, mac)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-		goto out;
-	}
-	ret = sfs_buf_addch(&tok, '.');
-	if (!ret)
-		ret = b64url_add(&tok, mac, sizeof(mac));
-	if (!ret)
-		ret = sfs_buf_add(out, tok.buf, tok.len);
-	if (ret)
-		ret = sfs_errf(e, ret, NULL, "cannot build a token");
-out:
-	free(json);
-	json_decref(pay);
-	sfs_buf_release(&sc);
-	sfs_buf_release(&tok);
-	return ret;
-}
-
-/* ---- signed URLs ----------------------------------------------------- */
-
-enum sfs_status sfs_hmac_sign(struct sfs_store *s, const char *msg,
-			      char out[65], struct sfs_err *e)
-{
-	unsigned char mac[HMAC_LEN];
-
-	if (!msg)
-		return sfs_errf(e, SFS_INVALID, NULL, "nothing to sign");
-	if (hmac256(s, msg, strlen(msg), mac))
-		return sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-	sfsi_hex(mac, sizeof(mac), out);
-	return SFS_OK;
-}
-
-int sfs_hmac_verify(struct sfs_store *s, const char *msg, const char *hex)
-{
-	unsigned char mac[HMAC_LEN], got[HMAC_LEN];
-
-	if (!msg || !hex || strnlen(hex, 2 * HMAC_LEN + 1) != 2 * HMAC_LEN)
-		return 0;
-	if (sfsi_unhex(hex, HMAC_LEN, got))
-		return 0;
-	if (hmac256(s, msg, strlen(msg), mac))
-		return 0;
-	return sfsi_ct_equal(mac, got, HMAC_LEN);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "dir_i.h"
@@ -193,18 +194,13 @@ enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 	struct db_stmt *st;
 	enum sfs_status ret;
 	char lower[SFS_ID_SIZE];
-	int rc, i;
+	int rc;
 
 	sfs_file_init(f);
 	if (uuid) {
-		if (!sfs_uuid_valid(uuid))
+		if (sfsi_uuid_norm(uuid, lower))
 			return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
 					NOT_FOUND_MSG);
-		for (i = 0; i < SFS_UUID_LEN; i++)
-			lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F'
-						  ? uuid[i] + 32
-						  : uuid[i]);
-		lower[SFS_UUID_LEN] = '\0';
 		uuid = lower;
 	}
 	ret = load(d, uuid, ino, f, e);

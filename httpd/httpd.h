@@ -14,6 +14,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/token.h"
 #include "speechfs/util.h"
 
 struct sfs_store;
@@ -114,6 +115,8 @@ struct route {
 	int upload_limited; /* stricter rate bucket */
 	handler_fn fn;
 	const char *name; /* metrics label */
+	/* a signed URL may stand for credentials: what it must grant */
+	enum { SIGNED_NO, SIGNED_CONTENT, SIGNED_LISTENING } signed_url;
 };
 
 /* router.c */
@@ -211,9 +214,6 @@ enum MHD_Result api_openapi(struct req *r);
 
 /* openapi_doc.c */
 extern const char httpd_openapi_json[];
-
-/* signed URLs (api_files.c) */
-int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e);
 
 /* admin.c */
 int admin_main(int argc, char **argv);
