@@ -41,6 +41,8 @@ static void opts_init(struct httpd_opts *o)
 	o->shutdown_timeout_s = 10;
 	o->max_url_len = 8192;
 	o->max_header_bytes = 16384;
+	o->auth_fail_rps = 1;
+	o->auth_fail_burst = 30;
 }
 
 /*
@@ -58,6 +60,9 @@ static void opts_init(struct httpd_opts *o)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.auth_failures_per_second, http.auth_failures_burst
+ *                                failed authentications per client
+ *                                address (429 beyond)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
 enum otype { O_I64, O_INT, O_DBL, O_SIZE };
@@ -85,6 +90,8 @@ static const struct {
 	K("http.shutdown_timeout", O_INT, shutdown_timeout_s),
 	K("http.max_url_length", O_SIZE, max_url_len),
 	K("http.max_header_bytes", O_SIZE, max_header_bytes),
+	K("http.auth_failures_per_second", O_DBL, auth_fail_rps),
+	K("http.auth_failures_burst", O_DBL, auth_fail_burst),
 #undef K
 };
 
@@ -391,6 +398,7 @@ int main(int argc, char **argv)
 		(size_t)(g_httpd.opts.max_url_len +
 			 g_httpd.opts.max_header_bytes + 64 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
+		MHD_OPTION_URI_LOG_CALLBACK, httpd_uri_log, NULL,
 		MHD_OPTION_END);
 	if (!g_httpd.mhd) {
 		fprintf(stderr, "speechfsd: cannot listen on %s\n", listen);
