@@ -260,6 +260,31 @@ enum sfs_status sfsi_file_need_perm(const struct sfs_file *f, enum sfs_perm p,
 			"not authorized to %s this file", what);
 }
 
+enum sfs_status sfs_file_allows(const struct sfs_file *f, enum sfs_action act,
+				struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	switch (act) {
+	case SFS_ACT_READ:
+		return sfsi_file_need_perm(f, SFS_PERM_VIEW, "read", e);
+	case SFS_ACT_WRITE:
+		ret = sfsi_file_need_perm(f, SFS_PERM_EDIT, "modify", e);
+		if (!ret && f->deleted)
+			ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+				       "the file is deleted");
+		return ret;
+	case SFS_ACT_DELETE:
+		return sfsi_file_need_perm(f, SFS_PERM_OWNER, "delete", e);
+	case SFS_ACT_SHARE:
+		if (f->perm == SFS_PERM_OWNER)
+			return SFS_OK;
+		return sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
+				"only the file's owner may manage its shares");
+	}
+	return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "unknown action");
+}
+
 static int has_control(const char *s)
 {
 	for (; *s; s++)
@@ -870,9 +895,6 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 	int64_t ns = sfs_now_ns(), now = ns / 1000000;
 	struct db_stmt *st;
 
-	if (f->deleted)
-		return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
-				"the file is deleted");
 	if ((u->set & SFS_UPD_NAME) && sfs_name_check(u->name, "name", e))
 		ret = SFS_INVALID;
 	if ((u->set & SFS_UPD_FILENAME) && u->filename &&
@@ -1027,7 +1049,7 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
-	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
+	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	if (!ret)
 		ret = apply_update(d, a, &f, u, e);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
