@@ -725,10 +725,14 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	if (content)
 		sfsi_stage_done(content);
-	if (sp->uri || (sp->listening && content))
-		sfs_workers_kick(s);
+	/*
+	 * The answer shows the file as created (an import PENDING): read
+	 * it before a worker may claim its job.
+	 */
 	if (out)
 		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
+	if (sp->uri || (sp->listening && content))
+		sfs_workers_kick(s);
 out:
 	if (lazy) {
 		if (sfsi_db_in_txn(d))
