@@ -715,22 +715,26 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	ret = insert_file(d, a, sp, path.buf, content, duration,
 			  mime[0] ? mime : NULL, sfs_now_ns(), uuid, e);
+	/*
+	 * The answer shows the file as created (an import PENDING): read
+	 * it in the transaction, before a worker of any process may claim
+	 * its job.
+	 */
+	if (!ret && out)
+		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
 	if (ret) {
 		sfsi_db_rollback(d);
 		goto out;
 	}
 	sfsi_crash_point("file-before-commit");
 	ret = sfsi_db_commit(d, e);
-	if (ret)
+	if (ret) {
+		if (out)
+			sfs_file_release(out);
 		goto out;
+	}
 	if (content)
 		sfsi_stage_done(content);
-	/*
-	 * The answer shows the file as created (an import PENDING): read
-	 * it before a worker may claim its job.
-	 */
-	if (out)
-		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
 out:
