@@ -13,6 +13,7 @@
 #include "speechfs/share.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 struct fx {
@@ -34,19 +35,14 @@ static int fx_open(struct fx *f)
 
 	memset(f, 0, sizeof(*f));
 	sfs_err_init(&e);
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "t", 0, 0, f->t, &e) ||
-	    sfs_user_create(f->s, f->t, "alice", -1, f->ua, &e) ||
-	    sfs_user_create(f->s, f->t, "bob", -1, f->ub, &e) ||
-	    sfs_user_create(f->s, f->t, "carol", -1, f->uc, &e) ||
-	    sfs_user_create(f->s, f->t, "dave", -1, f->ud, &e) ||
-	    sfs_auth_user(f->s, f->ua, SFS_SCOPE_ALL, &f->a, &e) ||
-	    sfs_auth_user(f->s, f->ub, SFS_SCOPE_ALL, &f->b, &e) ||
-	    sfs_auth_user(f->s, f->uc, SFS_SCOPE_ALL, &f->c, &e) ||
-	    sfs_auth_user(f->s, f->ud, SFS_SCOPE_ALL, &f->d, &e) ||
-	    sfs_stage_new(f->s, &st, &e) ||
+	if (tfx_store(&f->dir, &f->s, NULL) ||
+	    tfx_tenant(f->s, "t", 0, 0, f->t) ||
+	    tfx_user(f->s, f->t, "alice", f->ua, &f->a) ||
+	    tfx_user(f->s, f->t, "bob", f->ub, &f->b) ||
+	    tfx_user(f->s, f->t, "carol", f->uc, &f->c) ||
+	    tfx_user(f->s, f->t, "dave", f->ud, &f->d))
+		return -1;
+	if (sfs_stage_new(f->s, &st, &e) ||
 	    sfs_stage_write(st, "data", 4, &e) ||
 	    sfs_file_create(f->s, &f->a, &sp, st, &out, &e)) {
 		fprintf(stderr, "fixture: %s\n", e.message);
@@ -68,8 +64,7 @@ static int fx_open(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
+	tfx_store_close(&f->dir, &f->s);
 }
 
 /* sfs_file_allows of act for actor a on the fixture's file. */
