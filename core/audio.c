@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <lame/lame.h>
 #include <sndfile.h>
+#include "audio_i.h"
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
@@ -727,4 +728,16 @@ out:
 	free(r);
 	free(mp3);
 	return st;
+}
+
+void sfsi_audio_probe_stage(struct sfs_stage *st, double *duration, char *mime,
+			    size_t mime_size)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	*duration = -1;
+	sfs_strlcpy(mime, "application/octet-stream", mime_size);
+	if (sfs_audio_probe(sfs_stage_fd(st), duration, mime, mime_size, &e))
+		sfs_warn("audio", "probe failed: %s", e.message);
 }

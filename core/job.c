@@ -10,8 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "db_i.h"
-#include "file_i.h"
-#include "media_i.h"
+#include "job_i.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -19,11 +18,7 @@
 
 #define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
-#define CHANGE_KEEP 100000
-#define JOB_MAX_ATTEMPTS                                                       \
-	5 /* claims of one job before it is failed */ /* rows of the change    \
-							 feed the janitor      \
-							 keeps */
+#define JOB_MAX_ATTEMPTS 5 /* claims of one job before it is failed */
 
 /* s->stopping: workers are asked to stop, then the helper threads too. */
 enum { RUN = 0, STOP_WORKERS = 1, STOP_ALL = 2 };
@@ -99,7 +94,31 @@ void sfs_job_set_handler(struct sfs_store *s, enum sfs_job_kind kind,
 	if ((int)kind <= 0 || kind >= SFS_JOB_KIND_MAX)
 		return;
 	pthread_mutex_lock(&s->work_mu);
-	s->handlers[kind] = fn;
+	s->kinds[kind].run = fn;
+	pthread_mutex_unlock(&s->work_mu);
+}
+
+void sfsi_job_kind_register(struct sfs_store *s, enum sfs_job_kind kind,
+			    sfs_job_fn run,
+			    void (*gave_up)(struct sfs_store *s,
+					    const struct sfs_job *j,
+					    const char *why))
+{
+	if ((int)kind <= 0 || kind >= SFS_JOB_KIND_MAX)
+		return;
+	pthread_mutex_lock(&s->work_mu);
+	s->kinds[kind].run = run;
+	s->kinds[kind].gave_up = gave_up;
+	pthread_mutex_unlock(&s->work_mu);
+}
+
+void sfsi_janitor_add(struct sfs_store *s, void (*chore)(struct sfs_store *s))
+{
+	pthread_mutex_lock(&s->work_mu);
+	if (s->nchores < SFSI_CHORES_MAX)
+		s->chores[s->nchores++] = chore;
+	else
+		sfs_error("janitor", "too many chores"); /* a BUG */
 	pthread_mutex_unlock(&s->work_mu);
 }
 
@@ -352,7 +371,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->work_mu);
 	for (i = 1; i < SFS_JOB_KIND_MAX; i++)
-		if (s->handlers[i])
+		if (s->kinds[i].run)
 			kinds[nkinds++] = i;
 	pthread_mutex_unlock(&s->work_mu);
 	if (!nkinds)
@@ -510,15 +529,15 @@ out:
 enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			    struct sfs_err *e)
 {
+	struct sfsi_job_kind k = { 0 };
 	struct sfs_err herr;
 	enum sfs_status hst, ret;
-	sfs_job_fn fn = NULL;
 	const char *why;
 
 	sfs_err_init(&herr);
 	pthread_mutex_lock(&s->work_mu);
 	if ((int)j->kind > 0 && j->kind < SFS_JOB_KIND_MAX)
-		fn = s->handlers[j->kind];
+		k = s->kinds[j->kind];
 	pthread_mutex_unlock(&s->work_mu);
 
 	if (j->attempts > JOB_MAX_ATTEMPTS) {
@@ -527,15 +546,10 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			       "gave up after %d attempts (the process "
 			       "running it stopped each time)",
 			       j->attempts - 1);
-		if ((j->kind == SFS_JOB_LISTENING ||
-		     j->kind == SFS_JOB_IMPORT) &&
-		    j->file_ino &&
-		    sfsi_file_job_state(s, j, SFS_JS_FAILED, herr.message,
-					NULL))
-			sfs_warn("job", "cannot record the failure of job %lld",
-				 (long long)j->id);
-	} else if (fn)
-		hst = fn(s, j, &herr);
+		if (k.gave_up)
+			k.gave_up(s, j, herr.message);
+	} else if (k.run)
+		hst = k.run(s, j, &herr);
 	else
 		hst = sfs_errf(&herr, SFS_UNSUPPORTED, NULL,
 			       "no handler for job kind '%s'",
@@ -780,41 +794,12 @@ static void *renewer_main(void *arg)
 	return NULL;
 }
 
-static void prune_changes(struct sfs_store *s)
-{
-	struct db *d = NULL;
-	struct db_stmt *st;
-	struct sfs_err e;
-
-	enum sfs_status ret;
-
-	sfs_err_init(&e);
-	ret = sfsi_db_get(s, &d, &e);
-	if (ret)
-		goto out;
-	st = sfsi_db_prep(d,
-			  "DELETE FROM change WHERE seq <"
-			  " (SELECT max(seq) FROM change) - ?1",
-			  &e);
-	if (!st) {
-		ret = status_of(&e);
-		goto out;
-	}
-	sfsi_db_bind_int(st, 1, CHANGE_KEEP);
-	ret = sfsi_db_run(st, &e);
-out:
-	if (ret)
-		sfs_warn("janitor", "cannot prune the change feed: %s",
-			 e.message);
-	sfsi_db_put(d);
-}
-
 static void *janitor_main(void *arg)
 {
 	struct sfs_store *s = arg;
+	void (*chores[SFSI_CHORES_MAX])(struct sfs_store * s);
 	struct timespec ts;
-	struct sfs_err e;
-	int n;
+	int i, n;
 
 	for (;;) {
 		deadline_in(&ts, s->cfg.janitor_interval_ms > 0
@@ -825,15 +810,11 @@ static void *janitor_main(void *arg)
 			pthread_mutex_unlock(&s->work_mu);
 			break;
 		}
+		n = s->nchores;
+		memcpy(chores, s->chores, sizeof(chores));
 		pthread_mutex_unlock(&s->work_mu);
-
-		sfs_err_init(&e);
-		n = 0;
-		if (sfs_store_janitor_run(s, &n, &e))
-			sfs_warn("janitor", "purge pass failed: %s", e.message);
-		else if (n)
-			sfs_info("janitor", "purged %d", n);
-		prune_changes(s);
+		for (i = 0; i < n; i++)
+			chores[i](s);
 	}
 	return NULL;
 }
@@ -889,7 +870,6 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 				"the workers are already running");
 	if (n == 0)
 		n = default_workers(s);
-	sfsi_media_install(s);
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/share.h"

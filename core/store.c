@@ -13,6 +13,7 @@
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
 #include "store_i.h"
@@ -145,6 +146,38 @@ static char *join(const char *a, const char *b)
 	if (p)
 		snprintf(p, n, "%s/%s", a, b);
 	return p;
+}
+
+#define CHANGE_KEEP 100000
+
+/* The change feed keeps its last CHANGE_KEEP rows (a janitor chore). */
+static void prune_changes(struct sfs_store *s)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	struct sfs_err e;
+
+	enum sfs_status ret;
+
+	sfs_err_init(&e);
+	ret = sfsi_db_get(s, &d, &e);
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(d,
+			  "DELETE FROM change WHERE seq <"
+			  " (SELECT max(seq) FROM change) - ?1",
+			  &e);
+	if (!st) {
+		ret = e.status ? e.status : SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, CHANGE_KEEP);
+	ret = sfsi_db_run(st, &e);
+out:
+	if (ret)
+		sfs_warn("janitor", "cannot prune the change feed: %s",
+			 e.message);
+	sfsi_db_put(d);
 }
 
 static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
@@ -286,6 +319,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = sfsi_staging_open(s, e);
 	if (ret)
 		goto fail;
+	sfsi_media_install(s);
+	sfsi_lifecycle_install(s);
+	sfsi_janitor_add(s, prune_changes);
 	*out = s;
 	return SFS_OK;
 fail:

@@ -3,6 +3,7 @@
  * file model does not know, with the model's permission rules.
  */
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/vpath.h"
