@@ -26,6 +26,7 @@ static const struct {
 	[SFS_IO] = { "internal_error", "internal error" },
 	[SFS_NOMEM] = { "internal_error", "out of memory" },
 	[SFS_UNSUPPORTED] = { "unsupported", "not supported" },
+	[SFS_UNAVAILABLE] = { "storage_unavailable", "storage unavailable" },
 };
 
 const char *sfs_status_type(enum sfs_status st)

@@ -26,6 +26,7 @@ static const int errnos[SFS_STATUS_MAX] = {
 	[SFS_IO] = EIO,
 	[SFS_NOMEM] = ENOMEM,
 	[SFS_UNSUPPORTED] = ENOTSUP,
+	[SFS_UNAVAILABLE] = EIO,
 };
 
 /* Error types that name a more precise errno than their status. */

@@ -29,6 +29,7 @@ enum sfs_status {
 	SFS_IO,		     /* an I/O or internal failure */
 	SFS_NOMEM,	     /* out of memory */
 	SFS_UNSUPPORTED,     /* not supported (format, scheme, ...) */
+	SFS_UNAVAILABLE,     /* a service the store needs is unreachable */
 	SFS_STATUS_MAX
 };
 
