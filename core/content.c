@@ -66,7 +66,7 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     const struct sfs_actor *a, const char *id,
-				     struct sfs_stage *content, int listening,
+				     struct sfs_stage *content, unsigned flags,
 				     struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
@@ -76,7 +76,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	int64_t added = 0, ns = sfs_now_ns();
 	double duration = -1;
 	char mime[96];
-	int regen;
+	int had, audio;
 
 	if (out)
 		sfs_file_init(out);
@@ -132,10 +132,12 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (ret)
 		goto out;
 	ret = sfsi_dir_touch(d, f.owner, f.path, ns, e);
-	regen = listening ||
-		(f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged);
-	if (!ret && regen)
+	had = f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged;
+	audio = !(flags & SFS_SET_IF_AUDIO) || !strncmp(mime, "audio/", 6);
+	if (!ret && audio && (had || (flags & SFS_SET_LISTENING)))
 		ret = sfsi_file_queue_listening(d, f.ino, e);
+	else if (!ret && !audio && had)
+		ret = sfsi_file_clear_listening(d, f.ino, e);
 out:
 	ret = sfsi_file_end(s, d, ret, a, &f, out, e);
 	if (!ret) {
@@ -220,9 +222,10 @@ enum sfs_status sfs_content_state_check(enum sfs_content_state cs,
 	}
 }
 
-enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, enum sfs_content which, int *fd,
-			      struct sfs_file *out, struct sfs_err *e)
+static enum sfs_status open_common(struct sfs_store *s,
+				   const struct sfs_actor *a, const char *id,
+				   int64_t ino, enum sfs_content which, int *fd,
+				   struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db *d = NULL;
@@ -236,7 +239,7 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = sfsi_file_resolve(d, a, id, 0, &f, e);
+	ret = sfsi_file_resolve(d, a, id, ino, &f, e);
 	sfsi_db_put(d);
 	if (!ret)
 		ret = sfs_content_state_check(sfs_file_content_state(&f, which),
@@ -260,4 +263,24 @@ out:
 	}
 	sfs_file_release(&f);
 	return ret;
+}
+
+enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, enum sfs_content which, int *fd,
+			      struct sfs_file *out, struct sfs_err *e)
+{
+	if (!id) {
+		*fd = -1;
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				SFSI_FILE_NOT_FOUND_MSG);
+	}
+	return open_common(s, a, id, 0, which, fd, out, e);
+}
+
+enum sfs_status sfs_file_open_ino(struct sfs_store *s,
+				  const struct sfs_actor *a, int64_t ino,
+				  enum sfs_content which, int *fd,
+				  struct sfs_file *out, struct sfs_err *e)
+{
+	return open_common(s, a, NULL, ino, which, fd, out, e);
 }

@@ -238,10 +238,20 @@ static const char schema_v1[] =
 static const char schema_v2[] =
 	"ALTER TABLE file ADD COLUMN entry_suffix INTEGER NOT NULL DEFAULT 0;";
 
+/*
+ * v3: a file's access time of its own (NULL: its mtime), small contents
+ * kept in their blob's row (data) instead of a file of blobs/, and the
+ * store handle that made a change (origin; NULL for other programs).
+ */
+static const char schema_v3[] = "ALTER TABLE file ADD COLUMN atime_ns INTEGER;"
+				"ALTER TABLE blob ADD COLUMN data BLOB;"
+				"ALTER TABLE change ADD COLUMN origin INTEGER;";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
 	[1] = schema_v2,
+	[2] = schema_v3,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
@@ -260,6 +270,29 @@ static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 	if (rc != SQLITE_OK) {
 		sfs_error("db", "configuring connection: %s",
 			  sqlite3_errmsg(h));
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"cannot open the database");
+	}
+	return SFS_OK;
+}
+
+/*
+ * Changes this connection makes carry the store handle's origin: a
+ * trigger of the connection's own (TEMP), so the schema's triggers stay
+ * plain SQL that any program can run.
+ */
+static enum sfs_status tag_origin(sqlite3 *h, int64_t origin, struct sfs_err *e)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+		 "CREATE TEMP TRIGGER IF NOT EXISTS change_origin"
+		 " AFTER INSERT ON main.change BEGIN"
+		 " UPDATE change SET origin = %lld WHERE seq = new.seq;"
+		 " END",
+		 (long long)origin);
+	if (sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		sfs_error("db", "tagging changes: %s", sqlite3_errmsg(h));
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
 				"cannot open the database");
 	}
@@ -371,6 +404,8 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 		return st;
 	}
 	st = migrate(d->h, e);
+	if (!st)
+		st = tag_origin(d->h, s->origin, e);
 	if (st) {
 		sqlite3_close(d->h);
 		free(d);
@@ -440,6 +475,10 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	} else {
 		st = open_conn(path, 0, &s->cfg, &d->h, e);
+		if (!st && (st = tag_origin(d->h, s->origin, e))) {
+			sqlite3_close(d->h);
+			d->h = NULL;
+		}
 	}
 	if (st) {
 		free(d);

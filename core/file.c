@@ -87,6 +87,9 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 	f->mtime_ns = sfsi_db_col_int(st, 38);
 	f->ctime_ns = sfsi_db_col_int(st, 39);
 	f->suffixed = (int)sfsi_db_col_int(st, 40);
+	/* an access time of its own only once set (utimens) */
+	f->atime_ns = sfsi_db_col_null(st, 41) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 41);
 	if (!f->name || !f->path)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	return SFS_OK;
@@ -1036,6 +1039,10 @@ static enum sfs_status apply_update(struct db *d, struct sfs_file *f,
 		ret = sfsi_exec_ino(
 			d, "UPDATE file SET mtime_ns = ?2 WHERE id = ?1",
 			f->ino, u->mtime_ns, e);
+	if (!ret && (u->set & SFS_UPD_ATIME))
+		ret = sfsi_exec_ino(
+			d, "UPDATE file SET atime_ns = ?2 WHERE id = ?1",
+			f->ino, u->atime_ns, e);
 	if (!ret)
 		ret = sfsi_exec_ino(
 			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",

@@ -19,6 +19,7 @@ struct sfs_store {
 	int staging_lock_fd; /* flock held while open */
 	struct sfs_config cfg;
 	unsigned char secret[32]; /* JWT / signed-URL key */
+	int64_t origin;		  /* tags the changes of this handle */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;

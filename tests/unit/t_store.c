@@ -87,6 +87,9 @@ static void test_migrate_v1(void)
 	REQUIRE_ST(sfsi_db_get(s, &d, NULL), SFS_OK);
 	CHECK_ST(sfsi_db_exec(d,
 			      "ALTER TABLE file DROP COLUMN entry_suffix;"
+			      " ALTER TABLE file DROP COLUMN atime_ns;"
+			      " ALTER TABLE blob DROP COLUMN data;"
+			      " ALTER TABLE change DROP COLUMN origin;"
 			      " PRAGMA user_version = 1",
 			      NULL),
 		 SFS_OK);
