@@ -198,7 +198,8 @@ static enum sfs_status count_sub(struct db *d, int64_t owner, const char *path,
 
 /*
  * An owner's directory by path, or by row id when path is NULL (its path
- * then copied into out_path[size]).
+ * then copied into out_path[size]), with its subdirectories counted in
+ * the same statement.
  */
 static enum sfs_status dir_info(struct db *d, int64_t owner, const char *path,
 				int64_t ino, char *out_path, size_t size,
@@ -210,14 +211,13 @@ static enum sfs_status dir_info(struct db *d, int64_t owner, const char *path,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	st = path ? sfsi_db_prep(d,
-				 "SELECT id, mtime_ns, nfiles, explicit, path"
-				 " FROM dir WHERE owner_id = ?1 AND path = ?2",
-				 e)
-		  : sfsi_db_prep(d,
-				 "SELECT id, mtime_ns, nfiles, explicit, path"
-				 " FROM dir WHERE owner_id = ?1 AND id = ?2",
-				 e);
+#define DIR_INFO                                                               \
+	"SELECT p.id, p.mtime_ns, p.nfiles, p.explicit, p.path,"               \
+	" (SELECT count(*) FROM dir c WHERE c.owner_id = p.owner_id"           \
+	" AND c.parent = p.path) FROM dir p WHERE p.owner_id = ?1"
+	st = path ? sfsi_db_prep(d, DIR_INFO " AND p.path = ?2", e)
+		  : sfsi_db_prep(d, DIR_INFO " AND p.id = ?2", e);
+#undef DIR_INFO
 	if (!st)
 		return SFS_IO;
 	sfsi_db_bind_int(st, 1, owner);
@@ -232,7 +232,9 @@ static enum sfs_status dir_info(struct db *d, int64_t owner, const char *path,
 		out->nfiles = sfsi_db_col_int(st, 2);
 		out->explicit_ = (int)sfsi_db_col_int(st, 3);
 		sfs_strlcpy(found, sfsi_db_col_text(st, 4), sizeof(found));
+		out->nsub = sfsi_db_col_int(st, 5);
 	} else if (rc == 0 && path && !strcmp(path, "/")) {
+		/* the root exists without a row (nothing stamped it yet) */
 		out->explicit_ = 1;
 		sfs_strlcpy(found, "/", sizeof(found));
 	} else if (rc == 0) {
@@ -242,7 +244,7 @@ static enum sfs_status dir_info(struct db *d, int64_t owner, const char *path,
 		ret = SFS_IO;
 	}
 	sfsi_db_reset(st);
-	if (!ret)
+	if (!ret && rc == 0)
 		ret = count_sub(d, owner, found, &out->nsub, e);
 	if (!ret && out_path)
 		sfs_strlcpy(out_path, found, size);

@@ -185,10 +185,14 @@ int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n)
 }
 
 /*
- * An open directory keeps what it listed when read from the start, so
- * readdir can hand entries out with offsets. Entry i is extra[i] (".",
- * "..", the root's special trees), then the subdirectories, then the
- * files; stats are made as entries go out, nothing is copied.
+ * A listing is taken when a directory is read from its start, and kept
+ * so the kernel's later batches (with offsets) continue it: entry i is
+ * extra[i] (".", "..", the root's special trees), then the
+ * subdirectories, then the files; stats are made as entries go out,
+ * nothing is copied. The kernel does not open directories (no OPENDIR or
+ * RELEASEDIR: two round trips fewer for each directory a `find` enters),
+ * so the listings live in a few slots by node, for a few seconds; a batch
+ * that finds none lists again.
  *
  * The kernel (readdirplus "auto") asks READDIRPLUS for the first batch
  * of every directory, and for later batches only once entries of the
@@ -201,15 +205,23 @@ int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n)
  * then enters them without a LOOKUP each.
  */
 #define MAX_EXTRA 8
+#define SNAP_SLOTS 16
+#define SNAP_TTL_MS 10000
 
 struct dsnap {
+	uint64_t node;
+	int64_t at_ms;
+	uint64_t used;
 	const char *extra[MAX_EXTRA];
 	uint64_t extra_node[MAX_EXTRA];
 	size_t nextra;
 	struct fs_listing l;
 	enum fs_list_mode mode;
-	int listed;
 };
+
+static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dsnap snaps[SNAP_SLOTS];
+static uint64_t snaps_clock;
 
 static void dsnap_clear(struct dsnap *d)
 {
@@ -248,38 +260,39 @@ static int list_dir(uint64_t node, struct dsnap *d)
 	return fs_list(v.vdir, v.owner, v.mode, &d->l);
 }
 
-void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * The listing of node to continue at off, or a new one from the start
+ * (snaps_lock held). NULL with *err on failure.
+ */
+static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
 {
-	struct dsnap *d;
-	struct fs_node n;
-	int ret;
+	int64_t now = sfs_now_ms();
+	struct dsnap *d = NULL, fresh;
+	size_t i;
 
-	ret = fs_dir_of(ino, &n);
-	fs_node_release(&n);
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	d = calloc(1, sizeof(*d));
+	for (i = 0; off > 0 && i < SNAP_SLOTS; i++)
+		if (snaps[i].node == node &&
+		    now - snaps[i].at_ms < SNAP_TTL_MS &&
+		    (size_t)off <= dsnap_len(&snaps[i]))
+			d = &snaps[i];
 	if (!d) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)d;
-	fi->cache_readdir = 0;
-	fuse_reply_open(req, fi);
-}
-
-void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct dsnap *d = (struct dsnap *)(uintptr_t)fi->fh;
-
-	(void)ino;
-	if (d) {
+		memset(&fresh, 0, sizeof(fresh));
+		*err = list_dir(node, &fresh);
+		if (*err) {
+			dsnap_clear(&fresh);
+			return NULL;
+		}
+		d = &snaps[0];
+		for (i = 1; i < SNAP_SLOTS; i++)
+			if (snaps[i].used < d->used)
+				d = &snaps[i];
 		dsnap_clear(d);
-		free(d);
+		*d = fresh;
+		d->node = node;
+		d->at_ms = now;
 	}
-	fuse_reply_err(req, 0);
+	d->used = ++snaps_clock;
+	return d;
 }
 
 /* Entry i as a name and, when it has them, its stat and node. */
@@ -309,40 +322,17 @@ static const char *dsnap_entry(const struct dsnap *d, size_t i, struct stat *st,
 	return en->name;
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, int plus)
+/* Fill buf[size] with the entries from off; the bytes used. */
+static size_t fill(fuse_req_t req, const struct dsnap *d, uint64_t parent,
+		   char *buf, size_t size, off_t off, int plus)
 {
-	struct dsnap *d = (struct dsnap *)(uintptr_t)fi->fh;
 	struct fuse_entry_param e;
+	size_t i, n = dsnap_len(d), used = 0, len;
+	size_t files = d->nextra + d->l.nsub;
 	const char *name;
-	size_t i, n, used = 0, len, files;
 	uint64_t node;
-	char *buf;
-	int ret, attrs;
+	int attrs;
 
-	if (!d) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	if (off <= 0 || !d->listed || (size_t)off > dsnap_len(d)) {
-		dsnap_clear(d);
-		ret = list_dir(ino, d);
-		if (ret) {
-			dsnap_clear(d);
-			fuse_reply_err(req, -ret);
-			return;
-		}
-		d->listed = 1;
-		if (off < 0 || (size_t)off > dsnap_len(d))
-			off = 0;
-	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = dsnap_len(d);
-	files = d->nextra + d->l.nsub;
 	for (i = (size_t)off; i < n; i++) {
 		memset(&e, 0, sizeof(e));
 		name = dsnap_entry(d, i, &e.attr, &node);
@@ -367,22 +357,56 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		used += len;
 		if (attrs)
-			fs_node_ref(node, ino, name, NULL, NULL);
+			fs_node_ref(node, parent, name, NULL, NULL);
 	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
+	return used;
+}
+
+/* A buffer per thread for replies, kept between them. */
+static __thread char *dbuf;
+static __thread size_t dbuf_size;
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       int plus)
+{
+	struct dsnap *d;
+	size_t used;
+	char *nb;
+	int err = 0;
+
+	if (size > dbuf_size) {
+		nb = realloc(dbuf, size);
+		if (!nb) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		dbuf = nb;
+		dbuf_size = size;
+	}
+	pthread_mutex_lock(&snaps_lock);
+	d = snapshot(ino, off < 0 ? 0 : off, &err);
+	if (d && (off < 0 || (size_t)off > dsnap_len(d)))
+		off = 0;
+	used = d ? fill(req, d, ino, dbuf, size, off, plus) : 0;
+	pthread_mutex_unlock(&snaps_lock);
+	if (!d)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, dbuf, used);
 }
 
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, 0);
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
 }
 
 void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, 1);
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
 }
 
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

@@ -47,7 +47,8 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	ret = fs_node_get(ino, &n);
 	if (!ret)
 		ret = fs_stat_node(&n, &st);
-	else if (ret == -ENOENT && fi)
+	else if (ret == -ENOENT && (fi || (FS_KIND(ino) == FS_FILE &&
+					   fs_file_is_open(FS_ID(ino)))))
 		ret = open_but_deleted(ino, &st);
 	fs_node_release(&n);
 	if (ret)

@@ -161,6 +161,16 @@ static void ofile_detach(struct fh *h)
 	free(of);
 }
 
+int fs_file_is_open(int64_t ino)
+{
+	int open;
+
+	pthread_mutex_lock(&files_lock);
+	open = find_locked(ino) != NULL;
+	pthread_mutex_unlock(&files_lock);
+	return open;
+}
+
 int fs_open_attr(int64_t ino, struct stat *st)
 {
 	struct ofile *of;

@@ -233,12 +233,11 @@ int fs_child_dir(const char *vdir, const char *name, char *out, size_t size);
 /* ---- dir.c ------------------------------------------------------------ */
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
-void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
-void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_statfs(fuse_req_t req, fuse_ino_t ino);
@@ -276,6 +275,8 @@ int fs_open_attr(int64_t ino, struct stat *st);
 /* Truncate file ino (an open handle's, or by name); 0 or -errno. */
 int fs_truncate(int64_t ino, const char *id, off_t size,
 		struct fuse_file_info *fi);
+/* Has file ino an open handle? */
+int fs_file_is_open(int64_t ino);
 /* utimens of a file being written: kept for its commit. */
 void fs_open_times(int64_t ino, int64_t mtime_ns);
 /* Wait for the mount's deferred commits (-o commit=MS); at unmount. */

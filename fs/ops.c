@@ -109,6 +109,9 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* entries are invalidated by name, data by version */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* directories are not opened: listings live by node (dir.c) */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	fs_poller_start();
@@ -141,10 +144,8 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.flush = fs_flush,
 	.release = fs_release,
 	.fsync = fs_fsync,
-	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.readdirplus = fs_readdirplus,
-	.releasedir = fs_releasedir,
 	.statfs = fs_statfs,
 	.setxattr = fs_setxattr,
 	.getxattr = fs_getxattr,
