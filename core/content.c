@@ -30,19 +30,17 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, struct sfs_err *e)
 {
 	struct sfs_file f;
-	struct db *d;
 	enum sfs_status ret;
 
-	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	ret = sfs_file_get(s, a, id, &f, e);
 	if (ret)
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
-	/* an unchanged row still writes its page: the commit syncs it all */
+	sfs_file_release(&f);
+	/* the file's commits are in the WAL: syncing it makes them durable */
 	if (!ret)
-		ret = sfsi_exec_ino(
-			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1", f.ino,
-			f.ctime_ns, e);
-	return sfsi_file_end(s, d, ret, a, &f, NULL, e);
+		ret = sfsi_db_sync(s, e);
+	return ret;
 }
 
 /* Does the file hold a reference on exactly this content? */
@@ -84,7 +82,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (ret)
 		return ret;
 	sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
-	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	/* made durable below, with concurrent commits (group commit) */
+	ret = sfsi_file_begin_nosync(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
@@ -140,10 +139,12 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 		ret = sfsi_file_clear_listening(d, f.ino, e);
 out:
 	ret = sfsi_file_end(s, d, ret, a, &f, out, e);
-	if (!ret) {
+	if (!ret)
 		sfsi_stage_done(content);
+	if (!ret && !(flags & SFS_SET_NOSYNC))
+		ret = sfsi_db_sync(s, e);
+	if (!ret)
 		sfs_workers_kick(s);
-	}
 	return ret;
 }
 

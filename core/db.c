@@ -4,11 +4,14 @@
  * and the schema with forward migrations in PRAGMA user_version.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "db_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -36,6 +39,7 @@ struct db {
 	struct sfs_store *s;
 	struct db *next;
 	int txn;
+	int nosync; /* this transaction commits without waiting for the disk */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
@@ -758,12 +762,119 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
+/* ---- group commit ---------------------------------------------------- */
+
+/*
+ * Commits made without waiting for the disk become durable together: the
+ * first caller of sfsi_db_sync syncs the WAL for every commit made before
+ * it starts, and callers that arrive meanwhile wait for the next sync,
+ * which covers their commits too. Concurrent closes share one fdatasync.
+ */
+static void sync_note_commit(struct sfs_store *s)
+{
+	pthread_mutex_lock(&s->sync_mu);
+	s->sync_committed++;
+	pthread_mutex_unlock(&s->sync_mu);
+}
+
+/*
+ * The WAL's fd, (re)opened when the file is another one (sync_mu held);
+ * -errno when there is none (-ENOENT: nothing to sync).
+ */
+static int wal_fd(struct sfs_store *s)
+{
+	char path[4096];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "%s/speechfs.db-wal", s->dir);
+	if (stat(path, &a) < 0)
+		return -errno;
+	if (s->wal_fd >= 0 && fstat(s->wal_fd, &b) == 0 &&
+	    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		return s->wal_fd;
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return s->wal_fd >= 0 ? s->wal_fd : -errno;
+}
+
+enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
+{
+	uint64_t ticket, target;
+	enum sfs_status ret = SFS_OK;
+	int fd, err = 0;
+
+	if (!s->cfg.sync_full)
+		return SFS_OK; /* the store accepts NORMAL (db.sync_full) */
+	pthread_mutex_lock(&s->sync_mu);
+	ticket = s->sync_committed;
+	while (s->sync_done < ticket && !err) {
+		if (s->sync_running) {
+			pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+			continue;
+		}
+		s->sync_running = 1;
+		target = s->sync_committed;
+		fd = wal_fd(s);
+		pthread_mutex_unlock(&s->sync_mu);
+		if (fd >= 0 && fdatasync(fd) < 0)
+			err = errno;
+		else if (fd < 0 && fd != -ENOENT)
+			err = -fd;
+		pthread_mutex_lock(&s->sync_mu);
+		s->sync_running = 0;
+		if (!err)
+			s->sync_done = target;
+		pthread_cond_broadcast(&s->sync_cv);
+	}
+	pthread_mutex_unlock(&s->sync_mu);
+	if (err) {
+		sfs_error("db", "cannot sync the WAL: %s", strerror(err));
+		ret = sfsi_errno_status(e, err, "syncing the database");
+	}
+	return ret;
+}
+
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
 	enum sfs_status st = sfsi_db_exec(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
 		d->txn = 1;
+	return st;
+}
+
+/* Back to full sync after a transaction begun with sfsi_db_begin_nosync. */
+static void end_nosync(struct db *d)
+{
+	if (!d->nosync)
+		return;
+	d->nosync = 0;
+	if (sqlite3_exec(d->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL))
+		sfs_error("db", "cannot restore full sync: %s",
+			  sqlite3_errmsg(d->h));
+}
+
+/*
+ * synchronous=NORMAL leaves a WAL commit unsynced until the WAL is synced
+ * (a FULL commit, a checkpoint, or sfsi_db_sync), and WAL recovery keeps
+ * a prefix of commits, so that sync makes this one durable as well. The
+ * setting cannot change inside a transaction: it is set before BEGIN and
+ * back after the end.
+ */
+enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	if (d->s->cfg.sync_full) {
+		st = sfsi_db_exec(d, "PRAGMA synchronous=NORMAL", e);
+		if (st)
+			return st;
+		d->nosync = 1;
+	}
+	st = sfsi_db_begin(d, e);
+	if (st)
+		end_nosync(d);
 	return st;
 }
 
@@ -812,6 +923,9 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 
 	if (rc == SQLITE_OK) {
 		d->txn = 0;
+		if (d->nosync)
+			sync_note_commit(d->s);
+		end_nosync(d);
 		run_hooks(d, 1);
 		return SFS_OK;
 	}
@@ -820,6 +934,7 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 	if (!sqlite3_get_autocommit(d->h))
 		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
 	d->txn = 0;
+	end_nosync(d);
 	return rc_status(d, rc, e, "commit");
 }
 
@@ -829,6 +944,7 @@ void sfsi_db_rollback(struct db *d)
 	if (!sqlite3_get_autocommit(d->h))
 		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
 	d->txn = 0;
+	end_nosync(d);
 }
 
 int sfsi_db_in_txn(struct db *d)

@@ -27,6 +27,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->workers = 0;
 	c->janitor_interval_ms = 60000;
 	c->sync_full = 1;
+	c->blob_inline_max = 64 * 1024;
 	c->busy_timeout_ms = 10000;
 	c->la_bitrate_kbps = 48;
 	c->la_sample_rate = 22050;
@@ -72,6 +73,7 @@ static const struct {
 	INT("jobs.workers", workers, 0, 64),
 	INT("janitor.interval_ms", janitor_interval_ms, 10, 86400000),
 	BOOL("db.sync_full", sync_full),
+	I64("blobs.inline_max", blob_inline_max, 0, 1024 * 1024),
 	INT("db.busy_timeout_ms", busy_timeout_ms, 0, 600000),
 	INT("listening.bitrate_kbps", la_bitrate_kbps, 8, 320),
 	INT("listening.sample_rate", la_sample_rate, 8000, 48000),
@@ -291,6 +293,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	if (!s)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	s->staging_lock_fd = -1;
+	s->wal_fd = -1;
+	pthread_mutex_init(&s->sync_mu, NULL);
+	pthread_cond_init(&s->sync_cv, NULL);
 	if (cfg)
 		s->cfg = *cfg;
 	else
@@ -349,6 +354,10 @@ void sfs_store_close(struct sfs_store *s)
 	sfsi_db_pool_close(s);
 	pthread_mutex_destroy(&s->pool_mu);
 	pthread_cond_destroy(&s->pool_cv);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	pthread_mutex_destroy(&s->sync_mu);
+	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
 	free(s->dir);
@@ -493,4 +502,9 @@ enum sfs_status sfs_store_space_of(struct sfs_store *s,
 		out->total_files = FILES_UNLIMITED + (uint64_t)t.used_files;
 	}
 	return SFS_OK;
+}
+
+enum sfs_status sfs_store_sync(struct sfs_store *s, struct sfs_err *e)
+{
+	return sfsi_db_sync(s, e);
 }

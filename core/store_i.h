@@ -21,6 +21,13 @@ struct sfs_store {
 	unsigned char secret[32]; /* JWT / signed-URL key */
 	int64_t origin;		  /* tags the changes of this handle */
 
+	/* group commit (db.c): commits made without syncing, and synced */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	uint64_t sync_committed, sync_done;
+	int sync_running;
+	int wal_fd;
+
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;
 	struct db *pool_free;

@@ -229,9 +229,9 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * Make every change committed so far durable (after a lazy create):
- * a write to the file's row committed with the store's full sync.
- * Owner or EDIT; SFS_CONFLICT on a deleted file.
+ * Make every change committed so far durable (after a lazy create): the
+ * store's WAL synced, shared with concurrent syncs. Owner or EDIT;
+ * SFS_CONFLICT on a deleted file.
  */
 enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, struct sfs_err *e) SFS_MUST_CHECK;
@@ -321,7 +321,12 @@ enum sfs_content_flags {
 	 * only for audio: content the probe does not recognise as audio
 	 * gets no listening-audio job, and loses the MP3 of an older one
 	 */
-	SFS_SET_IF_AUDIO = 1 << 1
+	SFS_SET_IF_AUDIO = 1 << 1,
+	/*
+	 * return without waiting for the disk: the new version becomes
+	 * durable with the next sfs_store_sync (or any durable commit)
+	 */
+	SFS_SET_NOSYNC = 1 << 2
 };
 
 /*

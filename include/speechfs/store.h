@@ -25,6 +25,7 @@ struct sfs_config {
 	int workers;		   /* job worker threads (0 = #cores) */
 	int janitor_interval_ms;   /* how often the janitor looks */
 	int sync_full;		   /* SQLite synchronous=FULL (1) */
+	int64_t blob_inline_max;   /* blobs this small live in their row */
 	int busy_timeout_ms;
 
 	/* listening audio (media) */
@@ -101,6 +102,15 @@ enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
 					    sfs_change_fn fn, void *arg,
 					    int64_t *last,
 					    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Make every commit of this store handle so far durable, with one sync
+ * shared by the callers waiting at the time (group commit). Commits that
+ * do not wait for the disk themselves (SFS_SET_NOSYNC, lazy creates) are
+ * durable once it returns.
+ */
+enum sfs_status sfs_store_sync(struct sfs_store *s,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
