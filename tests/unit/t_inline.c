@@ -6,7 +6,6 @@
  * crosses the limit either way. The row's data is looked at on purpose
  * (tfx_sql_int), as is the directory of blob files.
  */
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -40,25 +39,11 @@ static void fx_close(struct fx *f)
 	tfx_store_close(&f->dir, &f->s);
 }
 
-static struct sfs_stage *stage_of(struct sfs_store *s, const void *data,
-				  size_t n)
-{
-	struct sfs_stage *st = NULL;
-
-	if (sfs_stage_new(s, &st, NULL))
-		return NULL;
-	if (n && sfs_stage_write(st, data, n, NULL)) {
-		sfs_stage_free(st);
-		return NULL;
-	}
-	return st;
-}
-
 static enum sfs_status upload(struct fx *f, const void *data, size_t n,
 			      int listening, struct sfs_file *out)
 {
 	struct sfs_file_spec sp = { .name = "f", .listening = listening };
-	struct sfs_stage *st = stage_of(f->s, data, n);
+	struct sfs_stage *st = tfx_stage(f->s, data, n);
 	enum sfs_status ret;
 
 	if (!st)
@@ -68,36 +53,9 @@ static enum sfs_status upload(struct fx *f, const void *data, size_t n,
 	return ret;
 }
 
-/* Regular files anywhere below STORE/blobs/. */
-static int count_files(const char *dir)
-{
-	char path[4096];
-	struct dirent *de;
-	struct stat sb;
-	DIR *d = opendir(dir);
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-			n += count_files(path);
-		else if (S_ISREG(sb.st_mode))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 static int blob_files(struct fx *f)
 {
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/blobs", f->dir);
-	return count_files(path);
+	return tfx_blob_files(f->dir);
 }
 
 /* The bytes sfs_file_open gives, or -1. */
@@ -189,7 +147,7 @@ static void test_versions_across_the_limit(void)
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob"
 			       " WHERE data IS NULL") == 1);
 	/* a small new version: into the row, the file goes */
-	st = stage_of(f.s, "short now", 9);
+	st = tfx_stage(f.s, "short now", 9);
 	REQUIRE(st);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, g.id, st, 0, NULL, NULL),
 		 SFS_OK);
@@ -198,7 +156,7 @@ static void test_versions_across_the_limit(void)
 	CHECK(read_back(&f, g.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf)) == 9);
 	CHECK(fsck_clean(&f, NULL));
 	/* and back past it, without waiting for the disk, then synced */
-	st = stage_of(f.s, big, sizeof(big));
+	st = tfx_stage(f.s, big, sizeof(big));
 	REQUIRE(st);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, g.id, st, SFS_SET_NOSYNC, NULL,
 				      NULL),
