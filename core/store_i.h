@@ -11,6 +11,7 @@
 #define DB_POOL_MAX 32
 
 struct db;
+struct sfsi_keycache;
 
 struct sfs_store {
 	char *dir;	     /* the store directory */
@@ -27,6 +28,10 @@ struct sfs_store {
 	uint64_t sync_committed, sync_done;
 	int sync_running;
 	int wal_fd;
+
+	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
+	struct sfsi_keycache *keycache;
+	uint64_t *auth_gen; /* STORE/auth.gen, mapped shared */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;
