@@ -36,7 +36,8 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 # Front ends see only include/ (the public API); core/ and the tests of its
 # internals see core/ too (tests/test_tree.py checks the includes).
 CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude \
-	     -DSFS_VERSION='"$(VERSION)"'
+	     -DSFS_VERSION='"$(VERSION)"' \
+	     -DSFS_WWW_DIR='"$(PREFIX)/share/speechfs/www"'
 CORE_CPPFLAGS := -Icore
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS   := -pthread $(SANFLAGS)

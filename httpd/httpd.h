@@ -94,6 +94,8 @@ struct req {
 	int authed;
 	struct sfs_actor actor;
 	int signed_url;
+	int session_tried; /* the credential was a session cookie */
+	int by_session;	   /* ... and it was good */
 
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
@@ -199,6 +201,33 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
 void httpd_content_disposition(const char *filename, char *out, size_t outsz);
 
+/* api_session.c */
+/* The session cookie's value, NULL without one. */
+const char *httpd_session_cookie(struct req *r);
+/*
+ * Authenticate by a session token into r->actor; an unsafe method needs
+ * the session's X-CSRF-Token too (SFS_FORBIDDEN, "csrf_failed").
+ */
+enum sfs_status httpd_session_auth(struct req *r, const char *token,
+				   struct sfs_err *e);
+
+/* www.c */
+/*
+ * Load the web page's files from dir (NULL: the tree's www/ beside a
+ * build's binary, else the installed SFS_WWW_DIR). 0 on success, also
+ * when there is no page to serve (it is logged); -1 on a read error.
+ */
+int www_init(const char *dir);
+void www_free(void);
+/*
+ * Conditional GET: 1 when the request's If-None-Match names `etag` (or
+ * is "*"), so a 304 answers it.
+ */
+int httpd_etag_matches(struct req *r, const char *etag);
+/* 304 Not Modified with the ETag and Cache-Control it revalidated. */
+enum MHD_Result respond_not_modified(struct req *r, const char *etag,
+				     const char *cache_control);
+
 /* limits.c */
 int limits_init(void);
 void limits_stop(void);
@@ -242,6 +271,12 @@ enum MHD_Result api_listening_purge(struct req *r);
 enum MHD_Result api_shares_list(struct req *r);
 enum MHD_Result api_shares_create(struct req *r);
 enum MHD_Result api_shares_delete(struct req *r);
+enum MHD_Result api_listening_peaks(struct req *r);
+enum MHD_Result api_tags_list(struct req *r);
+enum MHD_Result api_session_create(struct req *r);
+enum MHD_Result api_session_get(struct req *r);
+enum MHD_Result api_session_delete(struct req *r);
+enum MHD_Result api_www(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 
