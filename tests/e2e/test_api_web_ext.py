@@ -1,7 +1,8 @@
-"""Two extensions the web page uses: a listening audio's waveform peaks
+"""Extensions the web page uses: a listening audio's waveform peaks
 (GET .../files/{id}/listening-audio/peaks, made by the listening-audio
-job, with an ETag and 304s) and the tenant's tags for suggestions
-(GET /api/v1/speech-services/tags?prefix=)."""
+job, with an ETag and 304s), the tenant's tags for suggestions
+(GET /api/v1/speech-services/tags?prefix=), and the listing's isPurged
+filter (the trash without what was deleted for good)."""
 import requests
 
 from test_api_listening import wait_listening, wav
@@ -85,3 +86,26 @@ def test_tags_for_suggestions(sfsd_factory):
     assert c.get(TAGS).json()["tags"] == ["engage", "Zeta"]
     r = requests.post(c.base + TAGS, headers=c.hdr("alice"), timeout=30)
     c.assert_error(r, 405)
+
+
+def test_is_purged_filter(sfsd_factory):
+    c = sfsd_factory()
+    kept = c.new_file(name="kept")
+    gone = c.new_file(name="gone")
+    live = c.new_file(name="live")
+    assert c.delete(f"/{kept['id']}").status_code == 204
+    assert c.delete(f"/{gone['id']}", params={"purge": "true"}
+                    ).status_code == 204
+
+    def names(**q):
+        j = c.get("", params=dict(recursive="true", **q)).json()
+        return sorted(f["name"] for f in j["files"]), j
+
+    assert names(isDeleted="true")[0] == ["gone", "kept"]
+    got, j = names(isDeleted="true", isPurged="false")
+    assert got == ["kept"] and j["total"] == 1
+    assert j["filters"]["isPurged"] is False
+    assert names(isDeleted="true", isPurged="true")[0] == ["gone"]
+    assert names(isPurged="false")[0] == [live["name"]]
+    body = c.assert_error(c.get("", params={"isPurged": "maybe"}), 400)
+    assert body["validation_errors"][0]["location"] == "isPurged"
