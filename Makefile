@@ -142,6 +142,9 @@ install: $(LIB) $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 packaging/man/speechfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/speechfs.1
 	install -m 644 packaging/man/speechfsd.8 $(DESTDIR)$(PREFIX)/share/man/man8/speechfsd.8
+	install -d $(DESTDIR)$(PREFIX)/share/speechfs/www/js
+	install -m 644 www/index.html www/style.css www/favicon.svg $(DESTDIR)$(PREFIX)/share/speechfs/www/
+	install -m 644 www/js/*.js $(DESTDIR)$(PREFIX)/share/speechfs/www/js/
 
 # The Debian package, built from a copy of the tree (packaging/debian as
 # ./debian) by dpkg-buildpackage; the .deb lands in $(B)/.

@@ -3,12 +3,14 @@
 content type, an ETag and 304s, Cache-Control, headers that keep the page
 to its own origin, HEAD, 405 for other methods, and 404 for anything that
 is not one of its files, however the path is spelt."""
+import os
 import socket
+import subprocess
 
 import pytest
 import requests
 
-from conftest import ROOT
+from conftest import BUILD, ROOT
 
 
 def raw_get(port, path):
@@ -130,3 +132,26 @@ def test_no_page(sfsd_factory, tmp_path):
     c = sfsd_factory(args=("--www", str(tmp_path / "missing")))
     c.assert_error(requests.get(c.base + "/", timeout=30), 404)
     assert c.get("").status_code == 200  # the API is not affected
+
+
+def test_make_install_installs_the_page(sfsd_factory, tmp_path):
+    """What the package installs (its rules run make install with
+    PREFIX=/usr): every file of www/, which the installed daemon serves."""
+    dest = tmp_path / "dest"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    p = subprocess.run(["make", "-C", str(ROOT), f"B={BUILD}", "install",
+                        "PREFIX=/usr", f"DESTDIR={dest}"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    www = ROOT / "www"
+    inst = dest / "usr/share/speechfs/www"
+    want = sorted(q.relative_to(www).as_posix() for q in www.rglob("*")
+                  if q.is_file())
+    got = sorted(q.relative_to(inst).as_posix() for q in inst.rglob("*")
+                 if q.is_file())
+    assert got == want
+    c = sfsd_factory(args=("--www", str(inst)))
+    for f in want:
+        r = requests.get(f"{c.base}/{f}", timeout=30)
+        assert r.status_code == 200 and r.content == (www / f).read_bytes()
