@@ -741,9 +741,22 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
+/*
+ * BEGIN, COMMIT and ROLLBACK come from the statement cache: through
+ * sqlite3_exec they were parsed again for every transaction, a tenth of
+ * the work of a GET of one file.
+ */
+static enum sfs_status txn_stmt(struct db *d, const char *sql,
+				struct sfs_err *e)
+{
+	struct db_stmt *st = sfsi_db_prep(d, sql, e);
+
+	return st ? sfsi_db_run(st, e) : SFS_IO;
+}
+
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = sfsi_db_exec(d, "BEGIN IMMEDIATE", e);
+	enum sfs_status st = txn_stmt(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
 		d->txn = 1;
@@ -752,7 +765,7 @@ enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = sfsi_db_exec(d, "BEGIN", e);
+	enum sfs_status st = txn_stmt(d, "BEGIN", e);
 
 	if (!st)
 		d->txn = 1;
@@ -791,9 +804,9 @@ static void run_hooks(struct db *d, int run)
 
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
-	int rc = sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
+	enum sfs_status st = txn_stmt(d, "COMMIT", e);
 
-	if (rc == SQLITE_OK) {
+	if (st == SFS_OK) {
 		d->txn = 0;
 		run_hooks(d, 1);
 		return SFS_OK;
@@ -801,16 +814,16 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 	run_hooks(d, 0);
 	/* a failed COMMIT may leave the transaction open: end it */
 	if (!sqlite3_get_autocommit(d->h))
-		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
-	return rc_status(d, rc, e, "commit");
+	return st;
 }
 
 void sfsi_db_rollback(struct db *d)
 {
 	run_hooks(d, 0);
 	if (!sqlite3_get_autocommit(d->h))
-		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
 }
 

@@ -17,6 +17,7 @@
 #include "media_i.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
+#include "auth_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -320,6 +321,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = need_secret ? load_secret(s, e) : SFS_OK;
 	if (ret)
 		goto fail;
+	sfsi_keycache_open(s);
 	ret = sfsi_staging_recover(s, e);
 	if (ret)
 		goto fail;
@@ -350,6 +352,7 @@ void sfs_store_close(struct sfs_store *s)
 	sfs_workers_stop(s);
 	sfsi_staging_close(s);
 	sfsi_db_pool_close(s);
+	sfsi_keycache_close(s);
 	pthread_mutex_destroy(&s->pool_mu);
 	pthread_cond_destroy(&s->pool_cv);
 	pthread_mutex_destroy(&s->work_mu);

@@ -11,6 +11,7 @@
 #define DB_POOL_MAX 32
 
 struct db;
+struct sfsi_keycache;
 
 struct sfs_store {
 	char *dir;	     /* the store directory */
@@ -19,6 +20,9 @@ struct sfs_store {
 	int staging_lock_fd; /* flock held while open */
 	struct sfs_config cfg;
 	unsigned char secret[32]; /* JWT / signed-URL key */
+	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
+	struct sfsi_keycache *keycache;
+	uint64_t *auth_gen; /* STORE/auth.gen, mapped shared */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;

@@ -340,7 +340,7 @@ enum MHD_Result api_files_get(struct req *r)
 enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 {
 	int listening = which == SFS_CONTENT_LISTENING;
-	const char *sha;
+	const char *sha, *want;
 	struct sfs_file f;
 	struct sfs_err e;
 	struct stat sb;
@@ -361,6 +361,16 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 		goto out;
 	}
 	sha = listening ? f.la.sha256 : f.sha256;
+	want = req_arg(r, "sha256");
+	if (want && (!sha[0] || strcasecmp(want, sha))) {
+		/* named by its sha256: these bytes or none */
+		close(fd);
+		ret = respond_status(r, 409, "content_changed",
+				     "the content is no longer the one with "
+				     "this sha256");
+		goto out;
+	}
+	r->immutable = want != NULL;
 	snprintf(etag, sizeof(etag), "\"%s\"", sha);
 	if (listening)
 		ret = respond_fd(r, fd, (int64_t)sb.st_size, "audio/mpeg",

@@ -11,8 +11,6 @@
 #include "speechfs/json.h"
 #include "speechfs/banned.h"
 
-#define PEAKS_CACHE "private, no-cache"
-
 enum MHD_Result api_listening_stream(struct req *r)
 {
 	return api_serve_content(r, SFS_CONTENT_LISTENING);
@@ -62,13 +60,13 @@ enum MHD_Result api_listening_purge(struct req *r)
 
 /*
  * The waveform overview of the listening audio as JSON (an extension):
- * 0..255 peaks of equal slices of time. Its ETag follows the MP3 it was
- * drawn from, so a browser revalidates it with a 304.
+ * 0..255 peaks of equal slices of time. Like every JSON answer it carries
+ * an ETag of its bytes, so a browser revalidates it with a 304.
  */
 enum MHD_Result api_listening_peaks(struct req *r)
 {
 	struct sfs_peaks *p = malloc(sizeof(*p));
-	char sha[65], etag[72];
+	char sha[65];
 	struct sfs_err e;
 	enum MHD_Result ret;
 	json_t *arr;
@@ -82,16 +80,9 @@ enum MHD_Result api_listening_peaks(struct req *r)
 		ret = respond_err(r, &e);
 		goto out;
 	}
-	snprintf(etag, sizeof(etag), "\"p-%s\"", sha);
-	if (httpd_etag_matches(r, etag)) {
-		ret = respond_not_modified(r, etag, PEAKS_CACHE);
-		goto out;
-	}
 	arr = json_array();
 	for (i = 0; arr && i < p->n; i++)
 		json_array_append_new(arr, json_integer(p->v[i]));
-	req_set_header(r, "ETag", etag);
-	req_set_header(r, "Cache-Control", PEAKS_CACHE);
 	ret = respond_json(
 		r, 200,
 		json_pack("{s:i, s:i, s:f, s:f, s:I, s:o}", "bits", 8,

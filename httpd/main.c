@@ -63,6 +63,7 @@ static void opts_init(struct httpd_opts *o)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.cors_origins            origins (or *) browsers may call from
  *   http.request_head_timeout    seconds a request head may take (from
  *                                its first byte; a new connection's
  *                                from the accept)
@@ -73,7 +74,7 @@ static void opts_init(struct httpd_opts *o)
  *                                address (429 beyond)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
-enum otype { O_I64, O_INT, O_DBL, O_SIZE };
+enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_STR };
 
 static const struct {
 	const char *key;
@@ -101,6 +102,7 @@ static const struct {
 	K("http.auth_failures_per_second", O_DBL, auth_fail_rps),
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst),
 	K("http.request_head_timeout", O_INT, head_timeout_s),
+	K("http.cors_origins", O_STR, cors_origins),
 	K("http.min_body_rate", O_I64, min_body_rate),
 #undef K
 };
@@ -116,6 +118,12 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val)
 	for (i = 0; i < sizeof(opt_keys) / sizeof(opt_keys[0]); i++) {
 		if (strcmp(opt_keys[i].key, key) != 0)
 			continue;
+		if (opt_keys[i].type == O_STR) {
+			if (strlen(val) >= sizeof(o->cors_origins))
+				return -1;
+			memcpy(p + opt_keys[i].off, val, strlen(val) + 1);
+			return 0;
+		}
 		if (opt_keys[i].type == O_DBL) {
 			errno = 0;
 			d = strtod(val, &end);
@@ -417,7 +425,7 @@ int main(int argc, char **argv)
 		 */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)(g_httpd.opts.max_url_len +
-			 g_httpd.opts.max_header_bytes + 64 * 1024),
+			 g_httpd.opts.max_header_bytes + 16 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
 		MHD_OPTION_URI_LOG_CALLBACK, httpd_uri_log, NULL,
 		MHD_OPTION_END);

@@ -237,44 +237,6 @@ void www_free(void)
 	nfiles = total = 0;
 }
 
-int httpd_etag_matches(struct req *r, const char *etag)
-{
-	const char *h = req_header(r, "If-None-Match"), *p, *end;
-	size_t n = strlen(etag);
-
-	if (!h)
-		return 0;
-	for (p = h; *p; p = *end ? end + 1 : end) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		end = strchr(p, ',');
-		if (!end)
-			end = p + strlen(p);
-		if (end - p >= 1 && *p == '*')
-			return 1;
-		if (p[0] == 'W' && p[1] == '/') /* weak comparison */
-			p += 2;
-		if ((size_t)(end - p) >= n && strncmp(p, etag, n) == 0 &&
-		    (p[n] == ',' || p[n] == ' ' || p[n] == '\t' || !p[n]))
-			return 1;
-	}
-	return 0;
-}
-
-enum MHD_Result respond_not_modified(struct req *r, const char *etag,
-				     const char *cache_control)
-{
-	struct MHD_Response *resp;
-
-	resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, "ETag", etag);
-	if (cache_control)
-		MHD_add_response_header(resp, "Cache-Control", cache_control);
-	return respond_queue(r, 304, resp);
-}
-
 enum MHD_Result api_www(struct req *r)
 {
 	struct MHD_Response *resp;
@@ -290,8 +252,8 @@ enum MHD_Result api_www(struct req *r)
 		  : NULL;
 	if (!w)
 		return respond_status(r, 404, "not_found", "no such page");
-	if (httpd_etag_matches(r, w->etag))
-		return respond_not_modified(r, w->etag, CACHE_CONTROL);
+	if (cache_fresh(r, w->etag, 0))
+		return cache_not_modified(r, w->etag, CACHE_CONTROL, NULL);
 	resp = MHD_create_response_from_buffer(w->len, w->body,
 					       MHD_RESPMEM_PERSISTENT);
 	if (!resp)
