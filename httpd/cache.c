@@ -45,6 +45,7 @@ void cache_etag_of(const void *body, size_t len, char out[CACHE_ETAG_SIZE])
 }
 
 /*
+<<<<<<< HEAD
  * Does an If-None-Match list name etag? "*" names any; the comparison is
  * weak (W/ ignored), as RFC 9110 13.1.2 asks of If-None-Match.
  */
@@ -74,6 +75,8 @@ int cache_inm_match(const char *inm, const char *etag)
 }
 
 /*
+=======
+>>>>>>> main
  * Is the client's copy current? If-None-Match decides when present;
  * otherwise If-Modified-Since against mtime_ms (seconds, as HTTP dates
  * are). Only for GET and HEAD.
