@@ -152,14 +152,15 @@ out:
 }
 
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, enum sfs_content which, int *fd,
+			      const char *id, enum sfs_content which,
+			      unsigned flags, struct sfs_blob **blob,
 			      struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db *d = NULL;
 	enum sfs_status ret;
 
-	*fd = -1;
+	*blob = NULL;
 	sfs_file_init(&f);
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (ret)
@@ -190,12 +191,10 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 							     : "not completed");
 		} else if (f.size == 0) {
 			/* an empty file made without content has no blob */
-			*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (*fd < 0)
-				ret = sfsi_errno_status(e, errno,
-							"opening /dev/null");
+			ret = sfs_blob_open_empty(blob, e);
 		} else {
-			ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
+			ret = sfs_blob_open(s, f.tenant, f.sha256, flags, blob,
+					    e);
 		}
 	} else {
 		if (f.la.deleted || f.la.purged) {
@@ -209,8 +208,8 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 					? "the file has no listening audio"
 					: "the listening audio is not ready");
 		} else {
-			ret = sfs_blob_open(s, f.tenant, f.la.sha256, fd, NULL,
-					    e);
+			ret = sfs_blob_open(s, f.tenant, f.la.sha256, flags,
+					    blob, e);
 		}
 	}
 out:

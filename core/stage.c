@@ -545,6 +545,29 @@ enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
 	}
 }
 
+enum sfs_status sfs_stage_copy_blob(struct sfs_stage *st, struct sfs_blob *b,
+				    struct sfs_err *e)
+{
+	unsigned char buf[IO_CHUNK];
+	int64_t off = 0;
+	enum sfs_status ret;
+	size_t got;
+
+	if (sfs_blob_fd(b) >= 0)
+		return sfs_stage_copy_fd(st, sfs_blob_fd(b), e);
+	while (off < sfs_blob_size(b)) {
+		ret = sfs_blob_pread(b, buf, sizeof(buf), off, &got, e);
+		if (!ret && !got)
+			ret = sfs_errf(e, SFS_IO, NULL, "the blob ended early");
+		if (!ret)
+			ret = sfs_stage_write(st, buf, got, e);
+		if (ret)
+			return ret;
+		off += (int64_t)got;
+	}
+	return SFS_OK;
+}
+
 enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 			      struct sfs_err *e)
 {
@@ -736,45 +759,60 @@ void sfsi_staging_close(struct sfs_store *s)
 	s->staging_lock_fd = -1;
 }
 
-/* A named stage "<tenant>-<sha>.stage" of a dead process: if its commit
- * never happened, the blob file it may have linked is an orphan. */
-static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
-				     const char *name, struct sfs_err *e)
+/*
+ * A named stage "<tenant>-<sha>.stage" of a dead process: if its commit
+ * never happened, the bytes the backend may hold for it are orphans. A
+ * backend that cannot be reached now leaves them for fsck.
+ */
+static void recover_named(struct sfs_store *s, struct db *d, const char *name)
 {
-	char sha[65], path[4096];
+	struct sfs_err e;
+	char sha[65];
 	long long tenant;
-	struct db_stmt *q;
-	enum sfs_status ret;
-	int rc;
+	int removed = 0;
 
+	(void)s;
 	if (sscanf(name, "%lld-%64[0-9a-f].stage", &tenant, sha) != 2 ||
 	    !sfsi_is_sha256_hex(sha))
-		return SFS_OK;
-	ret = sfsi_db_begin(d, e);
-	if (ret)
-		return ret;
-	q = sfsi_db_prep(d,
-			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
-			 e);
-	if (!q) {
-		sfsi_db_rollback(d);
-		return SFS_IO;
+		return;
+	sfs_err_init(&e);
+	if (sfsi_blob_remove_unreferenced(d, tenant, sha, &removed, &e))
+		sfs_warn("blob",
+			 "cannot check blob '%s' of an unfinished commit "
+			 "(left for fsck): %s",
+			 sha, e.message);
+	else if (removed)
+		sfs_info("blob", "removed blob '%s' of an unfinished commit",
+			 sha);
+}
+
+/* How many other processes have the store open (their staging locked). */
+int sfsi_staging_others(struct sfs_store *s)
+{
+	char root[4096], lock[4096];
+	struct dirent *de;
+	int fd, n = 0;
+	DIR *dh;
+
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	dh = opendir(root);
+	while (dh && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(lock, sizeof(lock), "%s/%s/lock", root, de->d_name);
+		if (s->staging_dir &&
+		    !strncmp(lock, s->staging_dir, strlen(s->staging_dir)))
+			continue; /* ours */
+		fd = open(lock, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+			n++;
+		close(fd);
 	}
-	sfsi_db_bind_int(q, 1, tenant);
-	sfsi_db_bind_text(q, 2, sha);
-	rc = sfsi_db_step(q, e);
-	sfsi_db_reset(q);
-	if (rc == 0) {
-		sfsi_blob_path(s, tenant, sha, path, sizeof(path));
-		if (unlink(path) == 0)
-			sfs_info("blob",
-				 "removed blob '%s' of an unfinished "
-				 "commit",
-				 sha);
-	}
-	sfsi_db_rollback(d);
-	return rc < 0 ? SFS_IO : SFS_OK;
+	if (dh)
+		closedir(dh);
+	return n;
 }
 
 enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
@@ -805,13 +843,9 @@ enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
 			continue;
 		}
 		fh = opendir(dir);
-		while (fh && (fe = readdir(fh))) {
-			if (!strstr(fe->d_name, ".stage"))
-				continue;
-			ret = recover_named(s, d, fe->d_name, e);
-			if (ret)
-				break;
-		}
+		while (fh && (fe = readdir(fh)))
+			if (strstr(fe->d_name, ".stage"))
+				recover_named(s, d, fe->d_name);
 		if (fh)
 			closedir(fh);
 		if (!ret) {

@@ -25,7 +25,7 @@ struct sfs_stage {
 	int random;	   /* written out of order: hash at finish */
 	int hashed;	   /* sha valid, no more writes */
 	int finished;	   /* hashed and on disk (fsync) */
-	int linked;	   /* linked into blobs/, commit not seen */
+	int linked;	   /* bytes in the blob backend, commit not seen */
 	int64_t linked_tenant;
 	char sha[65];
 };
@@ -51,9 +51,12 @@ enum sfs_status sfsi_staging_recover(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * The stage was linked into blobs/ by a transaction that did not commit:
- * remove the blob file unless a row names it (blob.c).
+ * The stage's bytes went to the blob backend for a commit that did not
+ * happen: remove them unless a row names them (blob.c).
  */
 void sfsi_blob_unlink_uncommitted(struct sfs_stage *st);
+
+/* How many other processes have the store open right now. */
+int sfsi_staging_others(struct sfs_store *s);
 
 #endif

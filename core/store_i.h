@@ -11,6 +11,7 @@
 #define DB_POOL_MAX 32
 
 struct db;
+struct sfsi_blob_backend;
 
 struct sfs_store {
 	char *dir;	     /* the store directory */
@@ -18,6 +19,9 @@ struct sfs_store {
 	char *staging_dir;   /* dir/staging/<this process> */
 	int staging_lock_fd; /* flock held while open */
 	struct sfs_config cfg;
+	/* where blob bytes live (blob_i.h), chosen at open */
+	const struct sfsi_blob_backend *blob_be;
+	void *blob_state;
 	unsigned char secret[32]; /* JWT / signed-URL key */
 
 	pthread_mutex_t pool_mu;

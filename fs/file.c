@@ -21,7 +21,7 @@
 /* The handle of one open file (fi->fh). */
 struct fh {
 	pthread_mutex_t lock;
-	int fd; /* committed content, -1: none yet */
+	struct sfs_blob *blob; /* committed content, NULL: none yet */
 	enum sfs_content which;
 	struct sfs_stage *stage; /* writes in progress, NULL: none */
 	int writable;
@@ -73,7 +73,6 @@ static struct fh *fh_new(const struct sfs_file *f, int writable)
 	if (!h)
 		return NULL;
 	pthread_mutex_init(&h->lock, NULL);
-	h->fd = -1;
 	h->ino = f->ino;
 	h->writable = writable;
 	snprintf(h->id, sizeof(h->id), "%s", f->id);
@@ -99,8 +98,7 @@ static void fh_free(struct fh *h)
 			}
 		pthread_mutex_unlock(&reg_lock);
 	}
-	if (h->fd >= 0)
-		close(h->fd);
+	sfs_blob_close(h->blob);
 	sfs_stage_free(h->stage);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -119,18 +117,46 @@ int64_t fs_open_size(int64_t ino)
 	return size;
 }
 
-/* Open the committed content into h->fd (h locked). */
+/*
+ * Open the committed content into h->blob (h locked). Bytes kept in an
+ * object store are read through the store's local block cache.
+ */
 static int open_content(struct fh *h)
 {
 	struct sfs_err e;
 	enum sfs_status st;
 
-	if (h->fd >= 0)
+	if (h->blob)
 		return 0;
 	sfs_err_init(&e);
-	st = sfs_file_open(g_fs.store, &g_fs.actor, h->id, h->which, &h->fd,
-			   NULL, &e);
+	st = sfs_file_open(g_fs.store, &g_fs.actor, h->id, h->which,
+			   SFS_BLOB_CACHED, &h->blob, NULL, &e);
+	if (st)
+		sfs_warn("fs", "cannot open the content of '%s': %s", h->id,
+			 e.message);
 	return -fs_errno(st, &e);
+}
+
+/* Read all of [off, off + size) that the blob has; bytes or -errno. */
+static int blob_read(struct sfs_blob *b, char *buf, size_t size, off_t off)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+	size_t done = 0, got;
+
+	sfs_err_init(&e);
+	while (done < size) {
+		st = sfs_blob_pread(b, buf + done, size - done,
+				    (int64_t)off + (int64_t)done, &got, &e);
+		if (st) {
+			sfs_warn("fs", "cannot read content: %s", e.message);
+			return -fs_errno(st, &e);
+		}
+		if (!got)
+			break;
+		done += got;
+	}
+	return (int)done;
 }
 
 /* Make the stage on the first change: a copy of the content, or empty. */
@@ -152,7 +178,7 @@ static int ensure_stage(struct fh *h)
 	if (ret == -ENODATA)
 		return 0; /* discarded content: the new one starts empty */
 	if (!ret) {
-		st = sfs_stage_copy_fd(h->stage, h->fd, &e);
+		st = sfs_stage_copy_blob(h->stage, h->blob, &e);
 		ret = -fs_errno(st, &e);
 	}
 	if (ret) {
@@ -213,9 +239,8 @@ static int commit(struct fh *h)
 	h->stage = NULL;
 	h->dirty = 0;
 	h->empty_start = 0;
-	if (h->fd >= 0)
-		close(h->fd);
-	h->fd = -1;
+	sfs_blob_close(h->blob);
+	h->blob = NULL;
 	if (!st && h->pending_mtime_ns &&
 	    apply_mtime(h->id, h->pending_mtime_ns, &e))
 		sfs_warn("fs", "cannot set the mtime of '%s': %s", h->id,
@@ -394,7 +419,6 @@ int fs_read(const char *path, char *buf, size_t size, off_t off,
 	struct sfs_err e;
 	enum sfs_status st;
 	size_t got = 0;
-	ssize_t r;
 	int ret;
 
 	(void)path;
@@ -405,18 +429,19 @@ int fs_read(const char *path, char *buf, size_t size, off_t off,
 		ret = st ? -fs_errno(st, &e) : (int)got;
 	} else {
 		ret = open_content(h);
-		if (!ret) {
-			r = pread(h->fd, buf, size, off);
-			ret = r < 0 ? -errno : (int)r;
-		}
+		if (!ret)
+			ret = blob_read(h->blob, buf, size, off);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return ret;
 }
 
 /*
- * Reads of committed content hand libfuse the blob's fd, so it can splice
- * straight from the blob; staged content is read through memory.
+ * Reads of committed content in a local file hand libfuse the blob's fd,
+ * so it can splice straight from the blob; bytes kept in an object store
+ * and staged content are read through memory. A read-only handle's blob
+ * never changes, so it is read without the handle's lock: reads in
+ * parallel stay parallel.
  */
 int fs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 		off_t off, struct fuse_file_info *fi)
@@ -453,9 +478,22 @@ int fs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 	bv = malloc(sizeof(*bv));
 	if (!bv)
 		return -ENOMEM;
+	if (sfs_blob_fd(h->blob) < 0) {
+		mem = malloc(size ? size : 1);
+		ret = mem ? blob_read(h->blob, mem, size, off) : -ENOMEM;
+		if (ret < 0) {
+			free(bv);
+			free(mem);
+			return ret;
+		}
+		*bv = FUSE_BUFVEC_INIT((size_t)ret);
+		bv->buf[0].mem = mem;
+		*bufp = bv;
+		return 0;
+	}
 	*bv = FUSE_BUFVEC_INIT(size);
 	bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv->buf[0].fd = h->fd;
+	bv->buf[0].fd = sfs_blob_fd(h->blob);
 	bv->buf[0].pos = off;
 	*bufp = bv;
 	return 0;
@@ -564,14 +602,12 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		goto out;
 	memset(&tmp, 0, sizeof(tmp));
 	pthread_mutex_init(&tmp.lock, NULL);
-	tmp.fd = -1;
 	tmp.ino = n.f.ino;
 	snprintf(tmp.id, sizeof(tmp.id), "%s", n.f.id);
 	ret = truncate_handle(&tmp, size);
 	if (!ret)
 		ret = commit(&tmp);
-	if (tmp.fd >= 0)
-		close(tmp.fd);
+	sfs_blob_close(tmp.blob);
 	sfs_stage_free(tmp.stage);
 	pthread_mutex_destroy(&tmp.lock);
 out:

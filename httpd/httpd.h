@@ -42,6 +42,8 @@ struct httpd_opts {
 	size_t max_header_bytes;
 	double auth_fail_rps; /* failed authentications per address */
 	double auth_fail_burst;
+	int redirect_to_object_store; /* 302 to a presigned URL */
+	int redirect_ttl_s;	      /* its lifetime */
 };
 
 struct httpd {
@@ -181,12 +183,15 @@ enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
 enum MHD_Result respond_queue(struct req *r, unsigned status,
 			      struct MHD_Response *resp);
 /*
- * Serve an open fd (taken: closed on every path) of `size` bytes with
- * Range / If-Range, ETag and the bandwidth limit of the actor.
+ * Serve an open blob (taken: closed on every path) with Range / If-Range,
+ * ETag and the bandwidth limit of the actor; from its local file with
+ * sendfile, else read from wherever it is kept (a 503 if that does not
+ * answer for the first byte).
  */
-enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
-			   const char *ctype, const char *etag,
-			   int64_t mtime_ms, const char *filename);
+struct sfs_blob;
+enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
+			     const char *ctype, const char *etag,
+			     int64_t mtime_ms, const char *filename);
 /* Parse "bytes=a-b"; 0 ok, 1 unsatisfiable, -1 ignore (serve all). */
 int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
 void httpd_content_disposition(const char *filename, char *out, size_t outsz);
@@ -205,9 +210,10 @@ int limits_auth_wait(const struct sockaddr *peer);
 void limits_auth_failed(const struct sockaddr *peer);
 /* The bandwidth of an actor in bytes per second, 0 unlimited. */
 int64_t limits_bps(const struct sfs_actor *a);
-struct MHD_Response *limits_throttled_response(struct req *r, int fd,
-					       int64_t off, int64_t len,
-					       int64_t bps);
+/* The blob is taken (closed with the response). */
+struct MHD_Response *limits_throttled_response(struct req *r,
+					       struct sfs_blob *b, int64_t off,
+					       int64_t len, int64_t bps);
 
 /* metrics.c */
 void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,

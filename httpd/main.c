@@ -43,6 +43,8 @@ static void opts_init(struct httpd_opts *o)
 	o->max_header_bytes = 16384;
 	o->auth_fail_rps = 1;
 	o->auth_fail_burst = 30;
+	o->redirect_to_object_store = 0;
+	o->redirect_ttl_s = 300;
 }
 
 /*
@@ -63,9 +65,12 @@ static void opts_init(struct httpd_opts *o)
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)
+ *   http.redirect_to_object_store  content kept in an object store is
+ *                                a 302 to a presigned URL (false)
+ *   http.redirect_ttl             that URL's lifetime in seconds (300)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
-enum otype { O_I64, O_INT, O_DBL, O_SIZE };
+enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_BOOL };
 
 static const struct {
 	const char *key;
@@ -92,6 +97,8 @@ static const struct {
 	K("http.max_header_bytes", O_SIZE, max_header_bytes),
 	K("http.auth_failures_per_second", O_DBL, auth_fail_rps),
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst),
+	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store),
+	K("http.redirect_ttl", O_INT, redirect_ttl_s),
 #undef K
 };
 
@@ -106,6 +113,10 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val)
 	for (i = 0; i < sizeof(opt_keys) / sizeof(opt_keys[0]); i++) {
 		if (strcmp(opt_keys[i].key, key) != 0)
 			continue;
+		if (opt_keys[i].type == O_BOOL)
+			return sfs_parse_bool(val, (int *)(p + opt_keys[i].off))
+				       ? -1
+				       : 0;
 		if (opt_keys[i].type == O_DBL) {
 			errno = 0;
 			d = strtod(val, &end);

@@ -275,11 +275,15 @@ enum sfs_content { SFS_CONTENT_ORIGINAL = 0, SFS_CONTENT_LISTENING = 1 };
  * Open the original or the listening MP3 for reading after checking read
  * permission and state: SFS_GONE when deleted, purged or discarded (or the
  * listening audio deleted/purged), SFS_NOT_READY when ingestion or
- * generation has not completed. *fd is the caller's to close; out (may be
- * NULL) receives the file.
+ * generation has not completed, SFS_UNAVAILABLE when the object store
+ * keeping the bytes cannot be reached. `flags` are sfs_blob_open's
+ * (blob.h). Ownership: *blob is the caller's (sfs_blob_close); out (may
+ * be NULL) receives the file.
  */
+struct sfs_blob;
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, enum sfs_content which, int *fd,
+			      const char *id, enum sfs_content which,
+			      unsigned flags, struct sfs_blob **blob,
 			      struct sfs_file *out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 

@@ -278,17 +278,14 @@ static int read_file(struct sfs_store *s, const struct sfs_actor *a,
 		     const char *id, unsigned char *buf, size_t cap,
 		     size_t *got)
 {
-	int fd = -1;
-	ssize_t n;
+	struct sfs_blob *b = NULL;
+	int ret;
 
-	if (sfs_file_open(s, a, id, SFS_CONTENT_ORIGINAL, &fd, NULL, NULL))
+	if (sfs_file_open(s, a, id, SFS_CONTENT_ORIGINAL, 0, &b, NULL, NULL))
 		return -1;
-	n = read(fd, buf, cap);
-	close(fd);
-	if (n < 0)
-		return -1;
-	*got = (size_t)n;
-	return 0;
+	ret = sfs_blob_pread(b, buf, cap, 0, got, NULL) ? -1 : 0;
+	sfs_blob_close(b);
+	return ret;
 }
 
 struct lines {
@@ -691,16 +688,17 @@ static void test_dedupe_heals(void)
 	unsigned char back[800];
 	size_t got = 0;
 	struct fx f;
-	int fd = -1;
+	struct sfs_blob *b = NULL;
 
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 31);
 	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
 	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 	REQUIRE(unlink(p) == 0);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, 0, &b,
+			       NULL, NULL),
 		 SFS_GONE);
+	CHECK(b == NULL);
 	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
 	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
 	CHECK(read_file(f.s, &f.a, id1, back, sizeof(back), &got) == 0);
@@ -741,31 +739,38 @@ static void test_blob_open(void)
 {
 	unsigned char buf[4096], back[5000];
 	char sha[65];
-	int64_t size = 0;
-	ssize_t n;
+	struct sfs_blob *b = NULL;
 	struct sfs_err e;
 	struct fx f;
-	int fd = -1;
+	size_t got = 0;
+	char *url = NULL;
 
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 7);
 	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), NULL, sha), SFS_OK);
-	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, &fd, &size, NULL),
-		   SFS_OK);
-	CHECK(size == (int64_t)sizeof(buf));
-	n = read(fd, back, sizeof(back));
-	CHECK(n == (ssize_t)sizeof(buf) && !memcmp(back, buf, sizeof(buf)));
-	/* read-only */
-	CHECK(write(fd, "x", 1) < 0);
-	close(fd);
-	/* another tenant's view of the same sha has no file */
+	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, 0, &b, NULL), SFS_OK);
+	CHECK(sfs_blob_size(b) == (int64_t)sizeof(buf));
+	CHECK_ST(sfs_blob_pread(b, back, sizeof(back), 0, &got, NULL), SFS_OK);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, sizeof(buf)));
+	CHECK_ST(sfs_blob_pread(b, back, 10, 4090, &got, NULL), SFS_OK);
+	CHECK(got == 6 && !memcmp(back, buf + 4090, 6));
+	CHECK_ST(sfs_blob_pread(b, back, 10, 4096, &got, NULL), SFS_OK);
+	CHECK(got == 0);
+	/* a local file: its descriptor is read-only, and there is no URL */
+	REQUIRE(sfs_blob_fd(b) >= 0);
+	CHECK(write(sfs_blob_fd(b), "x", 1) < 0);
+	CHECK_ST(sfs_blob_url(b, 60, NULL, NULL, &url, NULL), SFS_UNSUPPORTED);
+	CHECK(url == NULL);
+	sfs_blob_close(b);
+	b = NULL;
+	/* another tenant's view of the same sha has no blob */
 	sfs_err_init(&e);
-	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, &fd, NULL, &e), SFS_GONE);
-	CHECK(fd == -1);
-	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", &fd, NULL,
+	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, 0, &b, &e), SFS_GONE);
+	CHECK(b == NULL);
+	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", 0, &b,
 			       NULL),
 		 SFS_INVALID);
-	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", &fd, NULL, NULL),
+	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", 0, &b, NULL),
 		 SFS_INVALID);
 	fx_close(&f);
 }
@@ -1226,17 +1231,16 @@ static void test_crash_random_kills(void)
 		q = sfsi_db_prep(d, "SELECT sha256 FROM blob", NULL);
 		while (q && sfsi_db_step(q, NULL) == 1) {
 			char sha[65];
-			int fd = -1;
+			struct sfs_blob *b = NULL;
 
 			n++;
 			if (sfs_blob_open(f.s, f.a.tenant,
-					  sfsi_db_col_text(q, 0), &fd, NULL,
+					  sfsi_db_col_text(q, 0), 0, &b,
 					  NULL) ||
-			    sfs_sha256_fd(fd, sha, NULL, NULL) ||
+			    sfs_sha256_fd(sfs_blob_fd(b), sha, NULL, NULL) ||
 			    strcmp(sha, sfsi_db_col_text(q, 0)))
 				bad++;
-			if (fd >= 0)
-				close(fd);
+			sfs_blob_close(b);
 		}
 		sfsi_db_reset(q);
 		sfsi_db_put(d);
@@ -1355,7 +1359,7 @@ static void test_fsck_missing_file(void)
 	struct sfs_file fi;
 	struct sfs_err e;
 	struct fx f;
-	int fd = -1;
+	struct sfs_blob *b = NULL;
 
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 21);
@@ -1387,17 +1391,16 @@ static void test_fsck_missing_file(void)
 	sfs_strlcpy(lsha, fi.la.sha256, sizeof(lsha));
 	sfs_file_release(&fi);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       &e),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, 0, &b,
+			       NULL, &e),
 		 SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd, NULL,
-			       NULL),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, 0, &b,
+			       NULL, NULL),
 		 SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, 0, &b,
+			       NULL, NULL),
 		 SFS_OK);
-	if (fd >= 0)
-		close(fd);
+	sfs_blob_close(b);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == 5);
 	CHECK(ti.used_files == 3);

@@ -128,15 +128,15 @@ static int slurp(struct fx *f, const struct sfs_actor *a, const char *id,
 		 enum sfs_content which, char *buf, size_t cap,
 		 enum sfs_status *st)
 {
-	ssize_t n;
-	int fd = -1;
+	struct sfs_blob *b = NULL;
+	size_t n = 0;
 
-	*st = sfs_file_open(f->s, a, id, which, &fd, NULL, NULL);
+	*st = sfs_file_open(f->s, a, id, which, 0, &b, NULL, NULL);
 	if (*st)
 		return -1;
-	n = read(fd, buf, cap - 1);
-	close(fd);
-	if (n < 0)
+	*st = sfs_blob_pread(b, buf, cap - 1, 0, &n, NULL);
+	sfs_blob_close(b);
+	if (*st)
 		return -1;
 	buf[n] = '\0';
 	return (int)n;
@@ -146,12 +146,11 @@ static enum sfs_status open_st(struct fx *f, const struct sfs_actor *a,
 			       const char *id, enum sfs_content which,
 			       struct sfs_err *e)
 {
-	int fd = -1;
+	struct sfs_blob *b = NULL;
 	enum sfs_status ret;
 
-	ret = sfs_file_open(f->s, a, id, which, &fd, NULL, e);
-	if (fd >= 0)
-		close(fd);
+	ret = sfs_file_open(f->s, a, id, which, 0, &b, NULL, e);
+	sfs_blob_close(b);
 	return ret;
 }
 
