@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
+#include "stage_i.h"
 #include "speechfs/fsck.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -577,6 +578,12 @@ static enum sfs_status check_file(struct fsck *c, int64_t tenant,
 	if (ret)
 		return ret;
 	rc = row_exists(c, tenant, sha, NULL);
+	/* sent before its commit by a live process: not an orphan yet */
+	if (rc == 0 && sfsi_staging_in_flight(c->s, tenant, sha))
+		rc = 1;
+	/* removed meanwhile (the walk's view is older than the lock) */
+	if (rc == 0)
+		rc = file_present(c, tenant, sha, NULL) == 0 ? 1 : rc;
 	sfsi_db_rollback(c->d);
 	if (rc < 0)
 		return fail(c);

@@ -786,6 +786,41 @@ static void recover_named(struct sfs_store *s, struct db *d, const char *name)
 			 sha);
 }
 
+/*
+ * Is blob (tenant, sha) on its way in a live process: its named stage in
+ * a locked staging directory (ours included)? Its bytes may be in the
+ * backend already while its commit is still to come.
+ */
+int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant, const char *sha)
+{
+	char root[4096], p[4096];
+	struct dirent *de;
+	int fd, found = 0;
+	DIR *dh;
+
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	dh = opendir(root);
+	while (!found && dh && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/%lld-%s.stage", root, de->d_name,
+			 (long long)tenant, sha);
+		if (access(p, F_OK))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/lock", root, de->d_name);
+		fd = open(p, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		found = (s->staging_dir &&
+			 !strncmp(p, s->staging_dir, strlen(s->staging_dir))) ||
+			flock(fd, LOCK_EX | LOCK_NB) < 0;
+		close(fd);
+	}
+	if (dh)
+		closedir(dh);
+	return found;
+}
+
 /* How many other processes have the store open (their staging locked). */
 int sfsi_staging_others(struct sfs_store *s)
 {

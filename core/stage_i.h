@@ -56,6 +56,10 @@ enum sfs_status sfsi_staging_recover(struct sfs_store *s,
  */
 void sfsi_blob_unlink_uncommitted(struct sfs_stage *st);
 
+/* Is blob (tenant, sha) being committed by a live process right now? */
+int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant,
+			   const char *sha);
+
 /* How many other processes have the store open right now. */
 int sfsi_staging_others(struct sfs_store *s);
 

@@ -3,6 +3,9 @@
  * hashes checked against openssl(1)), dedupe with reference counts, tenant
  * isolation, recovery of dead processes' staging, crash safety of the
  * commit order (simulated crashes and random kills), and sfs_fsck.
+ * tests/test_unit.py runs it once per blob backend: local, and s3 against
+ * the test run's Ceph RADOS Gateway (SFS_BLOB_BACKEND=s3 with
+ * SFS_S3_ENDPOINT and the rest in the environment).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +18,9 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <openssl/evp.h>
 #include "blob_i.h"
+#include "blob_s3_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "media_i.h"
@@ -55,15 +60,22 @@ static int fx_actors(struct fx *f)
 	return 0;
 }
 
+/* The backend under test (testhelp.h). */
+#define use_s3 th_s3
+
 static int fx_open(struct fx *f)
 {
+	struct sfs_config cfg;
 	struct sfs_err e;
 
 	memset(f, 0, sizeof(*f));
 	sfs_err_init(&e);
 	f->dir = th_tmpdir();
+	sfs_config_init(&cfg);
+	if (th_blob_config(&cfg))
+		return -1;
 	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
+	    sfs_store_open(f->dir, &cfg, &f->s, &e) ||
 	    sfs_tenant_create(f->s, "one", 0, 0, f->t1, &e) ||
 	    sfs_tenant_create(f->s, "two", 0, 0, f->t2, &e) ||
 	    sfs_user_create(f->s, f->t1, "alice", -1, f->u1, &e) ||
@@ -198,12 +210,24 @@ static int count_files(const char *dir, const char *skip)
 	return n;
 }
 
+static int count_blob(void *arg, int64_t tenant, const char *sha, int64_t size,
+		      const char *odd)
+{
+	(void)tenant;
+	(void)size;
+	if (sha && !odd)
+		++*(int *)arg;
+	return 0;
+}
+
+/* Blobs the backend holds (rows or not). */
 static int blob_files(struct fx *f)
 {
-	char p[4096];
+	int n = 0;
 
-	snprintf(p, sizeof(p), "%s/blobs", f->dir);
-	return count_files(p, NULL);
+	if (f->s->blob_be->walk(f->s, count_blob, &n, NULL))
+		return -1;
+	return n;
 }
 
 static int staging_files(struct fx *f)
@@ -216,10 +240,92 @@ static int staging_files(struct fx *f)
 
 static int blob_exists(struct fx *f, int64_t tenant, const char *sha)
 {
+	int present = 0;
+	int64_t size;
+
+	if (f->s->blob_be->stat(f->s, tenant, sha, &present, &size, NULL))
+		return -1;
+	return present;
+}
+
+/* Lose a blob's bytes behind the store's back; 0 if they were there. */
+static int blob_drop(struct fx *f, int64_t tenant, const char *sha)
+{
+	if (blob_exists(f, tenant, sha) != 1)
+		return -1;
+	return f->s->blob_be->remove(f->s, tenant, sha, NULL) ? -1 : 0;
+}
+
+/* Bytes stored in the backend under a name, behind the store's back. */
+static int backend_plant(struct fx *f, const char *name, const void *data,
+			 size_t n)
+{
+	char p[4096], *slash;
+	int fd, ok;
+
+	if (use_s3)
+		return sfsi_s3_put_mem(
+			       ((struct sfsi_s3_backend *)f->s->blob_state)->c,
+			       name, data, n, NULL)
+			       ? -1
+			       : 0;
+	snprintf(p, sizeof(p), "%s/blobs/%s", f->dir, name);
+	slash = strrchr(p, '/');
+	*slash = '\0';
+	sfsi_mkdirs(p);
+	*slash = '/';
+	fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	ok = fd >= 0 && write(fd, data, n) == (ssize_t)n;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+static int backend_unplant(struct fx *f, const char *name)
+{
 	char p[4096];
 
-	sfsi_blob_path(f->s, tenant, sha, p, sizeof(p));
-	return access(p, F_OK) == 0;
+	if (use_s3)
+		return sfsi_s3_delete(
+			       ((struct sfsi_s3_backend *)f->s->blob_state)->c,
+			       name, NULL)
+			       ? -1
+			       : 0;
+	snprintf(p, sizeof(p), "%s/blobs/%s", f->dir, name);
+	return unlink(p);
+}
+
+/* The bytes of blob (tenant, sha) without a row. */
+static int blob_plant(struct fx *f, int64_t tenant, const char *sha,
+		      const void *data, size_t n)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "%lld/%.2s/%s", (long long)tenant, sha,
+		 sha);
+	return backend_plant(f, name, data, n);
+}
+
+/* SHA-256 of an open blob, read through it. */
+static int blob_sha(struct sfs_blob *b, char out[65])
+{
+	unsigned char buf[65536], md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int64_t off = 0;
+	size_t got;
+	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+
+	while (ok && off < sfs_blob_size(b)) {
+		ok = !sfs_blob_pread(b, buf, sizeof(buf), off, &got, NULL) &&
+		     got && EVP_DigestUpdate(ctx, buf, got);
+		off += (int64_t)got;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	if (ok)
+		sfsi_hex(md, 32, out);
+	return ok ? 0 : -1;
 }
 
 /* refs of a blob row, -1 when there is none. */
@@ -684,7 +790,7 @@ static void test_dedupe(void)
 static void test_dedupe_heals(void)
 {
 	unsigned char buf[700];
-	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65], p[4096];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65];
 	unsigned char back[800];
 	size_t got = 0;
 	struct fx f;
@@ -693,11 +799,18 @@ static void test_dedupe_heals(void)
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 31);
 	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, 0, &b,
-			       NULL, NULL),
-		 SFS_GONE);
+	REQUIRE(blob_drop(&f, f.a.tenant, sha) == 0);
+	/* the row says there is content; the backend has none */
+	if (sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, 0, &b, NULL,
+			  NULL) == SFS_OK) {
+		size_t n = 0;
+
+		/* kept elsewhere: the bytes are looked for when read */
+		CHECK(use_s3);
+		CHECK(sfs_blob_pread(b, back, sizeof(back), 0, &n, NULL) != 0);
+		sfs_blob_close(b);
+		b = NULL;
+	}
 	CHECK(b == NULL);
 	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
 	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
@@ -756,11 +869,21 @@ static void test_blob_open(void)
 	CHECK(got == 6 && !memcmp(back, buf + 4090, 6));
 	CHECK_ST(sfs_blob_pread(b, back, 10, 4096, &got, NULL), SFS_OK);
 	CHECK(got == 0);
-	/* a local file: its descriptor is read-only, and there is no URL */
-	REQUIRE(sfs_blob_fd(b) >= 0);
-	CHECK(write(sfs_blob_fd(b), "x", 1) < 0);
-	CHECK_ST(sfs_blob_url(b, 60, NULL, NULL, &url, NULL), SFS_UNSUPPORTED);
-	CHECK(url == NULL);
+	if (use_s3) {
+		/* an object: no descriptor, a presigned URL of its key */
+		CHECK(sfs_blob_fd(b) == -1);
+		CHECK_ST(sfs_blob_url(b, 60, NULL, NULL, &url, NULL), SFS_OK);
+		CHECK(url && strstr(url, sha) &&
+		      strstr(url, "X-Amz-Signature="));
+		free(url);
+	} else {
+		/* a local file: its descriptor is read-only, and no URL */
+		REQUIRE(sfs_blob_fd(b) >= 0);
+		CHECK(write(sfs_blob_fd(b), "x", 1) < 0);
+		CHECK_ST(sfs_blob_url(b, 60, NULL, NULL, &url, NULL),
+			 SFS_UNSUPPORTED);
+		CHECK(url == NULL);
+	}
 	sfs_blob_close(b);
 	b = NULL;
 	/* another tenant's view of the same sha has no blob */
@@ -827,7 +950,7 @@ static void test_rollback_unlinks(void)
 
 static void test_stale_staging(void)
 {
-	char dead[4096], p[4096], orphan_sha[65], shard[4096];
+	char dead[4096], p[4096], orphan_sha[65];
 	struct sfs_store *s2 = NULL;
 	struct sfs_stage *live = NULL;
 	unsigned char buf[100];
@@ -861,14 +984,7 @@ static void test_stale_staging(void)
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
 	close(fd);
-	snprintf(shard, sizeof(shard), "%s/blobs/%lld", f.dir,
-		 (long long)f.a.tenant);
-	mkdir(shard, 0755);
-	snprintf(shard, sizeof(shard), "%s/blobs/%lld/%.2s", f.dir,
-		 (long long)f.a.tenant, orphan_sha);
-	REQUIRE(mkdir(shard, 0755) == 0);
-	sfsi_blob_path(f.s, f.a.tenant, orphan_sha, shard, sizeof(shard));
-	REQUIRE(link(p, shard) == 0);
+	REQUIRE(blob_plant(&f, f.a.tenant, orphan_sha, buf, sizeof(buf)) == 0);
 	CHECK(staging_files(&f) == 3);
 	CHECK(blob_files(&f) == 1);
 
@@ -1237,7 +1353,7 @@ static void test_crash_random_kills(void)
 			if (sfs_blob_open(f.s, f.a.tenant,
 					  sfsi_db_col_text(q, 0), 0, &b,
 					  NULL) ||
-			    sfs_sha256_fd(sfs_blob_fd(b), sha, NULL, NULL) ||
+			    blob_sha(b, sha) ||
 			    strcmp(sha, sfsi_db_col_text(q, 0)))
 				bad++;
 			sfs_blob_close(b);
@@ -1306,46 +1422,37 @@ static void test_fsck_clean_and_counts(void)
 
 static void test_fsck_orphan(void)
 {
-	char sha[65], p[4096], dir[4096];
+	char sha[65], p[4096], odd[200];
 	struct sfs_fsck_report r;
 	struct fx f;
-	int fd;
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(upload(f.s, &f.a, "a", "abc", 3, NULL, NULL), SFS_OK);
 	REQUIRE(openssl_sha("orphan", 6, sha) == 0);
-	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
-		 (long long)f.a.tenant, sha);
-	mkdir(dir, 0755);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	REQUIRE(write(fd, "orphan", 6) == 6);
-	close(fd);
-	/* a stray file that is not a blob name is reported, never removed */
-	snprintf(p, sizeof(p), "%s/blobs/%lld/%.2s/notes.txt", f.dir,
-		 (long long)f.a.tenant, sha);
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	close(fd);
+	REQUIRE(blob_plant(&f, f.a.tenant, sha, "orphan", 6) == 0);
+	/* a stray entry that is not a blob name is reported, never removed */
+	snprintf(odd, sizeof(odd), "%lld/%.2s/notes.txt", (long long)f.a.tenant,
+		 sha);
+	REQUIRE(backend_plant(&f, odd, "", 0) == 0);
 
 	CHECK(fsck_lines(f.s, 0, &r) == 2);
 	CHECK(r.orphan_files == 1 && r.repaired == 0);
-	CHECK(blob_exists(&f, f.a.tenant, sha));
+	CHECK(blob_exists(&f, f.a.tenant, sha) == 1);
 	CHECK(fsck_lines(f.s, 1, &r) == 3);
 	CHECK(r.orphan_files == 1 && r.repaired == 1);
-	CHECK(!blob_exists(&f, f.a.tenant, sha));
-	CHECK(access(p, F_OK) == 0);
-	unlink(p);
+	CHECK(blob_exists(&f, f.a.tenant, sha) == 0);
+	CHECK(backend_unplant(&f, odd) == 0);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	CHECK(blob_files(&f) == 1);
-	/* a directory with a blob's name is not a blob: reported, kept, and
-	 * the check goes on */
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(mkdir(p, 0755) == 0);
-	CHECK(fsck_lines(f.s, 1, &r) == 1);
-	CHECK(r.orphan_files == 0 && r.repaired == 0);
-	CHECK(access(p, F_OK) == 0);
+	if (!use_s3) {
+		/* a directory with a blob's name is not a blob: reported,
+		 * kept, and the check goes on */
+		sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+		REQUIRE(mkdir(p, 0755) == 0);
+		CHECK(fsck_lines(f.s, 1, &r) == 1);
+		CHECK(r.orphan_files == 0 && r.repaired == 0);
+		CHECK(access(p, F_OK) == 0);
+	}
 	fx_close(&f);
 }
 
@@ -1353,7 +1460,7 @@ static void test_fsck_missing_file(void)
 {
 	unsigned char buf[1000];
 	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], id3[SFS_ID_SIZE], sha[65];
-	char p[4096], lsha[65];
+	char lsha[65];
 	struct sfs_fsck_report r;
 	struct sfs_tenant_info ti;
 	struct sfs_file fi;
@@ -1369,8 +1476,7 @@ static void test_fsck_missing_file(void)
 	/* file 3's listening audio is the lost blob too */
 	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
 	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
+	REQUIRE(blob_drop(&f, f.a.tenant, sha) == 0);
 
 	CHECK(fsck_lines(f.s, 0, &r) == 1);
 	CHECK(r.missing_files == 1 && r.repaired == 0);
@@ -1414,10 +1520,9 @@ static void test_fsck_missing_file(void)
 
 static void test_fsck_refcounts(void)
 {
-	char sha[65], gone[65], p[4096], dir[4096], q[512];
+	char sha[65], gone[65], q[512];
 	struct sfs_fsck_report r;
 	struct fx f;
-	int fd;
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(upload(f.s, &f.a, "a", "same", 4, NULL, sha), SFS_OK);
@@ -1434,14 +1539,7 @@ static void test_fsck_refcounts(void)
 		 " WHERE id = %lld",
 		 (long long)f.a.tenant, gone, (long long)f.a.tenant);
 	REQUIRE(sql(f.s, q) == 0);
-	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
-		 (long long)f.a.tenant, gone);
-	mkdir(dir, 0755);
-	sfsi_blob_path(f.s, f.a.tenant, gone, p, sizeof(p));
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	REQUIRE(write(fd, "nobody", 6) == 6);
-	close(fd);
+	REQUIRE(blob_plant(&f, f.a.tenant, gone, "nobody", 6) == 0);
 
 	CHECK(fsck_lines(f.s, 0, &r) == 2);
 	CHECK(r.bad_refcounts == 2 && r.repaired == 0);
@@ -1450,7 +1548,7 @@ static void test_fsck_refcounts(void)
 	CHECK(r.bad_refcounts == 2 && r.repaired == 2);
 	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
 	CHECK(blob_refs(f.s, f.a.tenant, gone) == -1);
-	CHECK(!blob_exists(&f, f.a.tenant, gone));
+	CHECK(blob_exists(&f, f.a.tenant, gone) == 0);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	fx_close(&f);
 }
@@ -1458,7 +1556,6 @@ static void test_fsck_refcounts(void)
 static void test_fsck_dangling_reference(void)
 {
 	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], s1[65], s2[65], q[512];
-	char p[4096];
 	struct sfs_fsck_report r;
 	struct sfs_file fi;
 	struct fx f;
@@ -1470,8 +1567,7 @@ static void test_fsck_dangling_reference(void)
 	snprintf(q, sizeof(q), "DELETE FROM blob WHERE sha256 IN ('%s', '%s')",
 		 s1, s2);
 	REQUIRE(sql(f.s, q) == 0);
-	sfsi_blob_path(f.s, f.a.tenant, s2, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
+	REQUIRE(blob_drop(&f, f.a.tenant, s2) == 0);
 	/* file 1's reference, file 2's reference, blob 1's file without a
 	 * row, and the tenant's usage */
 	CHECK(fsck_lines(f.s, 0, &r) == 4);
@@ -1539,25 +1635,10 @@ static void test_fsck_many(void)
 			 " (SELECT tenant_id FROM file LIMIT 1)") == 0);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	q = sfsi_db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
-	while (q && sfsi_db_step(q, NULL) == 1) {
-		char p[4096], dir[4096];
-		const char *sha = sfsi_db_col_text(q, 1);
-		int64_t t = sfsi_db_col_int(q, 0);
-		int fd;
-
-		snprintf(dir, sizeof(dir), "%s/blobs/%lld", f.dir,
-			 (long long)t);
-		mkdir(dir, 0755);
-		snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
-			 (long long)t, sha);
-		mkdir(dir, 0755);
-		sfsi_blob_path(f.s, t, sha, p, sizeof(p));
-		fd = open(p, O_CREAT | O_WRONLY, 0644);
-		if (fd >= 0 && write(fd, "x", 1) == 1)
+	while (q && sfsi_db_step(q, NULL) == 1)
+		if (!blob_plant(&f, sfsi_db_col_int(q, 0),
+				sfsi_db_col_text(q, 1), "x", 1))
 			made++;
-		if (fd >= 0)
-			close(fd);
-	}
 	sfsi_db_reset(q);
 	sfsi_db_put(d);
 	REQUIRE(made == 700);
@@ -1566,11 +1647,10 @@ static void test_fsck_many(void)
 
 	/* lose every third blob file */
 	for (i = 1; i <= 700; i += 3) {
-		char sha[65], p[4096];
+		char sha[65];
 
 		snprintf(sha, sizeof(sha), "%064x", i);
-		sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-		if (unlink(p) == 0)
+		if (blob_drop(&f, f.a.tenant, sha) == 0)
 			removed++;
 	}
 	CHECK(removed == 234);
@@ -1661,6 +1741,8 @@ static void test_fsck_concurrent(void)
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
+	if (th_blob_setup()) /* SFS_BLOB_BACKEND */
+		return 1;
 	RUN(test_stage_write_hash);
 	RUN(test_stage_pwrite_truncate);
 	RUN(test_stage_copy_fd);

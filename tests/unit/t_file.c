@@ -53,6 +53,8 @@ static int fx_open_q(struct fx *f, int64_t max_bytes, int64_t max_files)
 	sfs_err_init(&e);
 	sfs_config_init(&cfg);
 	cfg.retention_seconds = RETENTION;
+	if (th_blob_config(&cfg))
+		return -1;
 	f->dir = th_tmpdir();
 	if (sfs_store_init(f->dir, &e) ||
 	    sfs_store_open(f->dir, &cfg, &f->s, &e) ||
@@ -140,6 +142,17 @@ static int slurp(struct fx *f, const struct sfs_actor *a, const char *id,
 		return -1;
 	buf[n] = '\0';
 	return (int)n;
+}
+
+/* Does the file's original content read back as `want`? */
+static int slurp_is(struct fx *f, const struct sfs_actor *a, const char *id,
+		    const char *want)
+{
+	char buf[256];
+	enum sfs_status st;
+	int n = slurp(f, a, id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf), &st);
+
+	return n == (int)strlen(want) && !memcmp(buf, want, (size_t)n);
 }
 
 static enum sfs_status open_st(struct fx *f, const struct sfs_actor *a,
@@ -1313,14 +1326,16 @@ static void test_set_content(void)
 			   SFS_OK);
 		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
 		sfsi_blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
-		REQUIRE(stat(p, &b1) == 0);
+		/* (the local backend's file; an object has no inode) */
+		REQUIRE(th_s3 || stat(p, &b1) == 0);
 		st = stage_of(f.s, "only mine", 9);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
 			SFS_OK);
 		sfs_stage_free(st);
-		REQUIRE(stat(p, &b2) == 0);
-		CHECK(b1.st_ino == b2.st_ino);
+		REQUIRE(th_s3 || stat(p, &b2) == 0);
+		CHECK(th_s3 || b1.st_ino == b2.st_ino);
+		CHECK(slurp_is(&f, &f.a, sid, "only mine"));
 		CHECK(blob_refs(&f, solo.sha256) == 1);
 		CHECK(tenant(&f).used_files == 3);
 		CHECK_ST(sfs_file_delete(f.s, &f.a, sid, 1, NULL), SFS_OK);
@@ -1825,6 +1840,8 @@ static void test_contention(void)
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
+	if (th_blob_setup()) /* SFS_BLOB_BACKEND */
+		return 1;
 	RUN(test_create_get);
 	RUN(test_create_import);
 	RUN(test_import_filename_from_uri);

@@ -93,6 +93,8 @@ static void env_init(struct env *v)
 {
 	memset(v, 0, sizeof(*v));
 	sfs_config_init(&v->cfg);
+	if (th_blob_config(&v->cfg)) /* SFS_BLOB_BACKEND */
+		fprintf(stderr, "cannot configure the blob backend\n");
 }
 
 static void env_close(struct env *v)
@@ -458,6 +460,8 @@ static void t_import_failures(void)
 
 int main(void)
 {
+	if (th_blob_setup())
+		return 1;
 	srcdir = th_tmpdir();
 	if (run("espeak-ng -s 160 -w '%s/speech.wav' 'This is a test of the"
 		" listening audio of speech f s. It has a few sentences so"
