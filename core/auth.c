@@ -50,7 +50,7 @@ static enum sfs_status db_status(struct sfs_err *e)
 static enum sfs_status unauth(struct sfs_err *e, const char *msg)
 {
 	sfs_debug("auth", "rejected credentials: %s", msg);
-	return sfs_errf(e, SFS_UNAUTHENTICATED, NULL, "%s", msg);
+	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_NONE, "%s", msg);
 }
 
 /* ---- scopes ---------------------------------------------------------- */
@@ -394,7 +394,7 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 	if (check_quota(max_bytes, max_files, e))
 		return SFS_INVALID;
 	if (sfsi_uuid_norm(id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", id ? id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -412,7 +412,7 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 	sfsi_db_bind_text(st, 3, uuid);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 			       "no tenant '%s'", uuid);
 out:
 	sfsi_db_put(d);
@@ -430,7 +430,7 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 
 	memset(out, 0, sizeof(*out));
 	if (sfsi_uuid_norm(id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", id ? id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -450,7 +450,7 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 		goto out;
 	}
 	if (rc == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 			       "no tenant '%s'", uuid);
 		goto out;
 	}
@@ -491,7 +491,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	if (ret || rret)
 		return SFS_INVALID;
 	if (sfsi_uuid_norm(tenant_id, tenant))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", tenant_id ? tenant_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -517,7 +517,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	if (ret)
 		goto out;
 	if (sfsi_db_changes(d) == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 			       "no tenant '%s'", tenant);
 		goto out;
 	}
@@ -540,7 +540,7 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	if (check_rate(download_bps, e))
 		return SFS_INVALID;
 	if (sfsi_uuid_norm(user_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s'", user_id ? user_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -555,7 +555,7 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	sfsi_db_bind_text(st, 2, uuid);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 			       "no user '%s'", uuid);
 out:
 	sfsi_db_put(d);
@@ -572,14 +572,14 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 
 	memset(out, 0, sizeof(*out));
 	if (sfsi_uuid_norm(user_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s'", user_id ? user_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	ret = sfsi_auth_load_actor(d, uuid, out, e);
 	if (ret == SFS_NOT_FOUND)
-		sfs_errf(e, SFS_NOT_FOUND, "user_not_found", "no user '%s'",
+		sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND, "no user '%s'",
 			 uuid);
 	else if (!ret)
 		out->scopes = scopes & SFS_SCOPE_ALL;
@@ -619,16 +619,16 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	if (ret)
 		return ret;
 	if (sfsi_uuid_norm(user_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s'", user_id ? user_id : "");
 	if (sfsi_random(raw, sizeof(raw))) {
 		sfs_error("auth", "no randomness for an api key");
-		return sfs_errf(e, SFS_IO, NULL, "cannot make a key");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot make a key");
 	}
 	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
 	sfsi_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
 	if (sha256(key, KEY_LEN, hash)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 		goto out;
 	}
 	ret = sfsi_db_get(s, &d, e);
@@ -654,7 +654,7 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	if (ret)
 		goto out;
 	if (sfsi_db_changes(d) == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 			       "no user '%s'", uuid);
 		goto out;
 	}
@@ -678,7 +678,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	int rc;
 
 	if (sfsi_uuid_norm(key_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_KEY_NOT_FOUND,
 				"no api key '%s'", key_id ? key_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -713,10 +713,10 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	if (rc < 0)
 		ret = db_status(e);
 	else if (rc == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_KEY_NOT_FOUND,
 			       "no api key '%s'", uuid);
 	else
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "api key '%s' is already revoked", uuid);
 out:
 	sfsi_db_put(d);
@@ -752,7 +752,7 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	if (!key_format_ok(key))
 		return unauth(e, "invalid API key");
 	if (sha256(key, KEY_LEN, hash))
-		return sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
@@ -832,7 +832,7 @@ enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
 {
 	if ((a->scopes & scope) == scope)
 		return SFS_OK;
-	return sfs_errf(e, SFS_FORBIDDEN, "insufficient_scope",
+	return sfs_errf(e, SFS_FORBIDDEN, SFS_R_INSUFFICIENT_SCOPE,
 			"the credentials lack the scope '%s'",
 			sfs_scope_name(scope));
 }

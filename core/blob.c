@@ -179,9 +179,10 @@ static enum sfs_status check_quota(struct db *d, int64_t tenant, int64_t size,
 	sfsi_db_reset(q);
 	if (rc != 1)
 		return rc < 0 ? SFS_IO
-			      : sfs_errf(e, SFS_NOT_FOUND, NULL, "no tenant");
+			      : sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+					 "no tenant");
 	if (max_bytes > 0 && used + size > max_bytes)
-		return sfs_errf(e, SFS_QUOTA, "quota_exceeded",
+		return sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
 				"the tenant's storage quota of %lld bytes "
 				"would be exceeded (%lld used, %lld more)",
 				(long long)max_bytes, (long long)used,
@@ -282,7 +283,7 @@ enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
 	sfsi_db_bind_text(q, 2, sha256);
 	ret = sfsi_db_run(q, e);
 	if (!ret && sfsi_db_changes(d) != 1)
-		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no such blob");
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE, "no such blob");
 	return ret;
 }
 
@@ -370,7 +371,7 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 		return ret;
 	a = malloc(sizeof(*a));
 	if (!a)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	a->tenant = tenant;
 	sfs_strlcpy(a->sha, sha256, sizeof(a->sha));
 	return sfsi_db_on_commit(d, gc_blob, a, e);
@@ -390,7 +391,7 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 
 	*out = NULL;
 	if (!sfsi_is_sha256_hex(sha256))
-		return sfs_errf(e, SFS_INVALID, NULL, "bad sha256");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad sha256");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
@@ -411,7 +412,7 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 		return e && e->status ? e->status : SFS_IO;
 	if (rc == 0) {
 		sfs_error("blob", "no blob %lld/%s", (long long)tenant, sha256);
-		return sfs_errf(e, SFS_GONE, NULL,
+		return sfs_errf(e, SFS_GONE, SFS_R_NONE,
 				"the content is not available");
 	}
 	return s->blob_be->open_blob(s, tenant, sha256, size, flags, out, e);
@@ -438,7 +439,7 @@ static enum sfs_status no_url(struct sfs_blob *b, int expires_s,
 	(void)ctype;
 	(void)disposition;
 	*url = NULL;
-	return sfs_errf(e, SFS_UNSUPPORTED, NULL,
+	return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
 			"the store serves these bytes itself");
 }
 
@@ -459,7 +460,7 @@ enum sfs_status sfs_blob_open_empty(struct sfs_blob **out, struct sfs_err *e)
 
 	*out = b;
 	if (!b)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	b->ops = &empty_ops;
 	b->fd = -1;
 	return SFS_OK;
@@ -480,7 +481,7 @@ enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,
 {
 	*got = 0;
 	if (off < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "negative offset");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "negative offset");
 	if (off >= b->size || !len)
 		return SFS_OK;
 	if ((int64_t)len > b->size - off)
@@ -520,13 +521,14 @@ enum sfs_status sfsi_blob_local_copy(struct sfs_store *s, struct sfs_blob *b,
 		return sfsi_errno_status(e, errno, "making a temporary file");
 	buf = malloc(1 << 20);
 	if (!buf) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	while (off < b->size) {
 		ret = sfs_blob_pread(b, buf, 1 << 20, off, &got, e);
 		if (!ret && !got)
-			ret = sfs_errf(e, SFS_IO, NULL, "the blob ended early");
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				       "the blob ended early");
 		if (ret)
 			goto out;
 		if (write(*fd, buf, got) != (ssize_t)got) {

@@ -149,7 +149,7 @@ static enum sfs_status fd_url(struct sfs_blob *b, int expires_s,
 	(void)ctype;
 	(void)disposition;
 	*url = NULL;
-	return sfs_errf(e, SFS_UNSUPPORTED, NULL,
+	return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
 			"blobs of the local backend have no URL");
 }
 
@@ -180,7 +180,7 @@ static enum sfs_status local_open_blob(struct sfs_store *s, int64_t tenant,
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	b->ops = &fd_ops;
 	b->tenant = tenant;
 	sfs_strlcpy(b->sha, sha, sizeof(b->sha));
@@ -192,8 +192,8 @@ static enum sfs_status local_open_blob(struct sfs_store *s, int64_t tenant,
 		sfs_error("blob", "cannot open blob '%s': %s", sha,
 			  strerror(err));
 		fd_close(b);
-		return sfs_errf(e, err == ENOENT ? SFS_GONE : SFS_IO, NULL,
-				"the content is not available");
+		return sfs_errf(e, err == ENOENT ? SFS_GONE : SFS_IO,
+				SFS_R_NONE, "the content is not available");
 	}
 	/* the file is the truth: it is what a reader gets */
 	b->size = sb.st_size;

@@ -139,11 +139,11 @@ static enum sfs_status refuse(const struct record *r, const char *want,
 			      struct sfs_err *e)
 {
 	if (!strcmp(r->backend, "s3"))
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"this store keeps its blobs in s3://%s/%s, "
 				"but the configuration says %s",
 				r->bucket, r->prefix, want);
-	return sfs_errf(e, SFS_CONFLICT, NULL,
+	return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			"this store keeps its blobs in its directory "
 			"(blobs/), but the configuration says %s: move them "
 			"with 'speechfsd blob migrate --to s3'",
@@ -209,7 +209,7 @@ static enum sfs_status choose(struct db *d, struct sfs_config *c,
 	}
 	effective(c, &r);
 	if (!c->blob_s3_bucket[0]) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "blob.backend = s3 needs blob.s3.bucket");
 		goto out;
 	}
@@ -292,7 +292,7 @@ static enum sfs_status migrate_one(struct migration *m, int64_t tenant,
 	if (ret)
 		return ret;
 	if (b->size != size)
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "blob %lld/%s has %lld bytes, its row says %lld",
 			       (long long)tenant, sha, (long long)b->size,
 			       (long long)size);
@@ -301,7 +301,7 @@ static enum sfs_status migrate_one(struct migration *m, int64_t tenant,
 	if (!ret)
 		ret = sfsi_s3_head(m->c, key, &got, e);
 	if (!ret && got != size)
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: '%s' has %lld bytes after its "
 			       "upload, not %lld",
 			       key, (long long)got, (long long)size);
@@ -385,7 +385,7 @@ static enum sfs_status switch_store(struct migration *m,
 		goto out;
 	others = sfsi_staging_others(m->s);
 	if (others) {
-		ret = sfs_errf(e, SFS_BUSY, NULL,
+		ret = sfs_errf(e, SFS_BUSY, SFS_R_NONE,
 			       "every blob is copied and verified, but %d "
 			       "other process%s (the daemon, a mount) %s the "
 			       "store open: stop %s and run this again to "
@@ -431,7 +431,7 @@ enum sfs_status sfs_blob_migrate(
 	here.blob_s3_prefix[0] = '\0';
 	effective(&target, &none);
 	if (!target.blob_s3_bucket[0])
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"the target needs blob.s3.bucket");
 	ret = sfs_store_open(dir, &here, &m.s, e);
 	if (ret)
@@ -439,7 +439,7 @@ enum sfs_status sfs_blob_migrate(
 	if (!strcmp(m.s->cfg.blob_backend, "s3")) {
 		if (strcmp(m.s->cfg.blob_s3_bucket, target.blob_s3_bucket) ||
 		    strcmp(m.s->cfg.blob_s3_prefix, target.blob_s3_prefix))
-			ret = sfs_errf(e, SFS_CONFLICT, NULL,
+			ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				       "the store's blobs are in s3://%s/%s "
 				       "already",
 				       m.s->cfg.blob_s3_bucket,

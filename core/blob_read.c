@@ -244,7 +244,7 @@ static void fetch_one(struct sfsi_s3_backend *be, struct fetch_job *j)
 	f.len = 0;
 	f.cap = (size_t)want;
 	if (!sl->buf) {
-		st = sfs_errf(&e, SFS_NOMEM, NULL, "out of memory");
+		st = sfs_errf(&e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	} else if ((b->flags & SFS_BLOB_CACHED) &&
 		   cache_read(be, b, idx, sl->buf, (size_t)want)) {
 		f.len = (size_t)want;
@@ -253,7 +253,7 @@ static void fetch_one(struct sfsi_s3_backend *be, struct fetch_job *j)
 		st = sfsi_s3_get(be->c, b->key, off, want, fill_sink, &f, NULL,
 				 &e);
 		if (!st && f.len != (size_t)want)
-			st = sfs_errf(&e, SFS_IO, NULL,
+			st = sfs_errf(&e, SFS_IO, SFS_R_NONE,
 				      "object store: short block of '%s'",
 				      b->key);
 	}
@@ -338,12 +338,12 @@ enum sfs_status sfsi_s3_reader_start(struct sfsi_s3_backend *be,
 	}
 	be->threads = calloc((size_t)be->nthreads, sizeof(*be->threads));
 	if (!be->threads)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	for (i = 0; i < be->nthreads; i++)
 		if (pthread_create(&be->threads[i], NULL, fetcher, be))
 			break;
 	if (i == 0)
-		return sfs_errf(e, SFS_IO, NULL, "cannot start fetchers");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot start fetchers");
 	be->nthreads = i;
 	return SFS_OK;
 }
@@ -453,9 +453,9 @@ static enum sfs_status s3_pread(struct sfs_blob *bb, void *buf, size_t len,
 	       (sl->state == S_QUEUED || sl->state == S_LOADING))
 		pthread_cond_wait(&b->cv, &b->mu);
 	if (sl->idx != idx || sl->state == S_EMPTY) {
-		ret = sfs_errf(e, SFS_IO, NULL, "a block was lost");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "a block was lost");
 	} else if (sl->state == S_FAILED) {
-		ret = sfs_errf(e, sl->st, NULL, "%s", sl->msg);
+		ret = sfs_errf(e, sl->st, SFS_R_NONE, "%s", sl->msg);
 		sl->state = S_EMPTY; /* the next read tries again */
 	} else {
 		in = off - idx * b->be->block;
@@ -513,7 +513,7 @@ enum sfs_status sfsi_s3_blob_open(struct sfsi_s3_backend *be, int64_t tenant,
 
 	*out = NULL;
 	if (!b)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	b->b.ops = &s3_ops;
 	b->b.tenant = tenant;
 	sfs_strlcpy(b->b.sha, sha, sizeof(b->b.sha));

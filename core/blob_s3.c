@@ -130,7 +130,7 @@ static enum sfs_status find_credentials(const struct sfs_config *cfg,
 		profile = env("AWS_PROFILE") ? env("AWS_PROFILE") : "default";
 	if (file && !read_credentials_file(file, profile, c))
 		return SFS_OK;
-	return sfs_errf(e, SFS_INVALID, NULL,
+	return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			"no credentials for the object store: set "
 			"blob.s3.access_key and blob.s3.secret_key, "
 			"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a "
@@ -153,7 +153,7 @@ enum sfs_status sfsi_s3_backend_client(const struct sfs_config *cfg,
 
 	*out = NULL;
 	if (!cfg->blob_s3_bucket[0])
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"blob.s3.bucket is not set");
 	ret = find_credentials(cfg, &cr, e);
 	if (ret)
@@ -187,7 +187,7 @@ static enum sfs_status s3_open(struct sfs_store *s, struct sfs_err *e)
 
 	be = calloc(1, sizeof(*be));
 	if (!be)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	ret = sfsi_s3_backend_client(cfg, &be->c, e);
 	if (ret)
 		goto out;
@@ -295,7 +295,7 @@ static enum sfs_status s3_store(struct sfs_store *s, int64_t tenant,
 		if (!ret)
 			ret = s3_stat(s, tenant, st->sha, &present, &size, e);
 		if (!ret && (!present || size != st->size))
-			ret = sfs_errf(e, SFS_IO, NULL,
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 				       "object store: blob '%s' has %lld "
 				       "bytes after its upload, not %lld",
 				       st->sha, (long long)size,

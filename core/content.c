@@ -38,7 +38,7 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
 	if (!ret && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			       "the file is deleted");
 	/* an unchanged row still writes its page: the commit syncs it all */
 	if (!ret)
@@ -92,11 +92,11 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
 	if (!ret && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			       "the file is deleted");
 	if (!ret &&
 	    (f.ingestion == SFS_JS_PENDING || f.ingestion == SFS_JS_PROCESSING))
-		ret = sfs_errf(e, SFS_NOT_READY, "ingestion_pending",
+		ret = sfs_errf(e, SFS_NOT_READY, SFS_R_INGESTION_PENDING,
 			       "the file's import has not completed");
 	if (ret)
 		goto out;
@@ -173,19 +173,19 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (f.deleted || f.purged) {
-		ret = sfs_errf(e, SFS_GONE, "file_deleted",
+		ret = sfs_errf(e, SFS_GONE, SFS_R_FILE_DELETED,
 			       "the file has been deleted");
 		goto out;
 	}
 	if (which == SFS_CONTENT_ORIGINAL) {
 		if (f.discarded) {
-			ret = sfs_errf(e, SFS_GONE, "content_discarded",
+			ret = sfs_errf(e, SFS_GONE, SFS_R_CONTENT_DISCARDED,
 				       "the file's content has been "
 				       "discarded");
 		} else if (f.ingestion != SFS_JS_NONE &&
 			   f.ingestion != SFS_JS_COMPLETED) {
 			ret = sfs_errf(
-				e, SFS_NOT_READY, "ingestion_not_completed",
+				e, SFS_NOT_READY, SFS_R_INGESTION_NOT_COMPLETED,
 				"the file's ingestion is %s",
 				f.ingestion == SFS_JS_FAILED ? "failed"
 							     : "not completed");
@@ -198,12 +198,14 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 		}
 	} else {
 		if (f.la.deleted || f.la.purged) {
-			ret = sfs_errf(e, SFS_GONE, "listening_audio_deleted",
+			ret = sfs_errf(e, SFS_GONE,
+				       SFS_R_LISTENING_AUDIO_DELETED,
 				       "the listening audio has been %s",
 				       f.la.purged ? "purged" : "deleted");
 		} else if (f.la.status != SFS_JS_COMPLETED) {
 			ret = sfs_errf(
-				e, SFS_NOT_READY, "listening_audio_not_ready",
+				e, SFS_NOT_READY,
+				SFS_R_LISTENING_AUDIO_NOT_READY,
 				f.la.status == SFS_JS_NONE
 					? "the file has no listening audio"
 					: "the listening audio is not ready");

@@ -212,7 +212,7 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 	} else if (rc == 0 && !strcmp(path, "/")) {
 		out->explicit_ = 1;
 	} else if (rc == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_DIRECTORY_NOT_FOUND,
 			       "no such directory");
 	} else {
 		ret = SFS_IO;
@@ -240,7 +240,7 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (!strcmp(p.buf, "/")) {
-		ret = sfs_errf(e, SFS_CONFLICT, NULL, "the root exists");
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE, "the root exists");
 		goto out;
 	}
 	ret = sfsi_db_get(s, &d, e);
@@ -260,7 +260,7 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_reset(st);
 	if (rc != 0) {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_CONFLICT, "directory_exists",
+			     : sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_EXISTS,
 					"the directory exists");
 		goto out;
 	}
@@ -310,7 +310,7 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (!strcmp(p.buf, "/")) {
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "the root cannot be removed");
 		goto out;
 	}
@@ -337,12 +337,13 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_reset(st);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
+			     : sfs_errf(e, SFS_NOT_FOUND,
+					SFS_R_DIRECTORY_NOT_FOUND,
 					"no such directory");
 		goto out;
 	}
 	if (nfiles > 0) {
-		ret = sfs_errf(e, SFS_CONFLICT, "directory_not_empty",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY,
 			       "the directory is not empty");
 		goto out;
 	}
@@ -402,14 +403,14 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (!strcmp(f.buf, "/") || !strcmp(t.buf, "/")) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "the root cannot be renamed or replaced");
 		goto out;
 	}
 	if (!strcmp(f.buf, t.buf))
 		goto out;
 	if (sfs_vpath_under(t.buf, f.buf)) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "a directory cannot move below itself");
 		goto out;
 	}
@@ -434,7 +435,8 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_reset(st);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
+			     : sfs_errf(e, SFS_NOT_FOUND,
+					SFS_R_DIRECTORY_NOT_FOUND,
 					"no such directory");
 		goto out;
 	}
@@ -450,7 +452,7 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	if (rc < 0)
 		goto io;
 	if (texists && tfiles > 0) {
-		ret = sfs_errf(e, SFS_CONFLICT, "directory_not_empty",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY,
 			       "the target directory is not empty");
 		goto out;
 	}

@@ -129,7 +129,7 @@ static enum sfs_status check_http(const char *uri, struct sfs_err *e)
 	enum sfs_status ret = SFS_OK;
 
 	if (!u)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	uc = curl_url_set(u, CURLUPART_URL, uri, 0);
 	if (uc) {
 		ret = sfs_err_field(e, "uri", "invalid", "not a valid URL: %s",
@@ -565,18 +565,18 @@ static enum sfs_status s3_request(const struct sfs_config *cfg, const char *uri,
 				 cfg->s3_path_style, bucket, key, &u, &tmp);
 	if (ret) {
 		ret = sfs_errf(e, ret == SFS_INVALID ? SFS_UNSUPPORTED : ret,
-			       "import_failed", "%s", tmp.message);
+			       SFS_R_IMPORT_FAILED, "%s", tmp.message);
 		goto out;
 	}
 	/* curl 7.88 signs a payload hash but does not send it */
 	if (cfg->s3_access_key[0] &&
 	    add_header(hdrs, "x-amz-content-sha256: " EMPTY_SHA256)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	*url = sfs_buf_detach(&u, NULL);
 	if (!*url)
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 out:
 	sfs_buf_release(&u);
 	return ret;
@@ -628,7 +628,7 @@ static enum sfs_status http_error(struct fetch *f, struct sfs_err *e)
 		if (reasons[i].code == f->code)
 			reason = reasons[i].reason;
 	s3_error_code(f->errbody.buf, code, sizeof(code));
-	return sfs_errf(e, SFS_IO, "import_failed", "HTTP %ld%s%s%s%s%s",
+	return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED, "HTTP %ld%s%s%s%s%s",
 			f->code, reason[0] ? " " : "", reason,
 			code[0] ? " (" : "", code, code[0] ? ")" : "");
 }
@@ -637,19 +637,19 @@ static enum sfs_status timed_out(struct fetch *f, const char *errbuf,
 				 const char *host, struct sfs_err *e)
 {
 	if (!strncmp(errbuf, "Resolving", 9))
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"could not resolve host '%s' (timed out)",
 				host);
 	if (!strncmp(errbuf, "Connection", 10) ||
 	    !strncmp(errbuf, "Failed to connect", 17))
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"connection timed out ('%s')", host);
 	if (!strncmp(errbuf, "Operation too slow", 18))
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"transfer stalled: no data from '%s' for a "
 				"while",
 				host);
-	return sfs_errf(e, SFS_IO, "import_failed",
+	return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 			"timed out after %d s (got %lld bytes)",
 			f->cfg->import_timeout_s, (long long)f->got);
 }
@@ -657,11 +657,11 @@ static enum sfs_status timed_out(struct fetch *f, const char *errbuf,
 static enum sfs_status cut_short(struct fetch *f, struct sfs_err *e)
 {
 	if (f->content_length >= 0)
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"transfer cut short: got %lld of %lld bytes",
 				(long long)f->got,
 				(long long)f->content_length);
-	return sfs_errf(e, SFS_IO, "import_failed",
+	return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 			"transfer cut short after %lld bytes",
 			(long long)f->got);
 }
@@ -675,9 +675,9 @@ static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
 	if (f->stage_st)
 		return f->stage_st;
 	if (f->cancelled)
-		return sfs_errf(e, SFS_CONFLICT, "cancelled", "cancelled");
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_CANCELLED, "cancelled");
 	if (f->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL,
+		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE,
 				"too large: more than %lld bytes",
 				(long long)f->limit);
 	if (f->http_failed ||
@@ -688,13 +688,13 @@ static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
 	case CURLE_OK:
 		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"could not resolve host '%s'", host);
 	case CURLE_COULDNT_CONNECT:
 		if (f->blocked[0])
-			return sfs_errf(e, SFS_FORBIDDEN, "import_blocked",
+			return sfs_errf(e, SFS_FORBIDDEN, SFS_R_IMPORT_BLOCKED,
 					"%s", f->blocked);
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"could not connect to '%s'", host);
 	case CURLE_OPERATION_TIMEDOUT:
 		return timed_out(f, errbuf, host, e);
@@ -703,21 +703,21 @@ static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
 	case CURLE_GOT_NOTHING:
 		return cut_short(f, e);
 	case CURLE_TOO_MANY_REDIRECTS:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"too many redirects (more than %d)",
 				f->cfg->import_max_redirects);
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"redirected to an unsupported scheme (only "
 				"http and https)");
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"TLS failure with '%s': %s", host, errbuf);
 	default:
-		return sfs_errf(e, SFS_IO, "import_failed", "%s",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
 	/* curl is content when a body ends early on a closed connection */
@@ -767,7 +767,8 @@ static enum sfs_status setup(struct fetch *f, const char *url,
 	    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, f->s3 ? 1L : 0L) ||
 	    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
 			     (curl_off_t)f->limit))
-		return sfs_errf(e, SFS_IO, NULL, "libcurl refused an option");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"libcurl refused an option");
 	if (f->s3 && c->s3_access_key[0]) {
 		char sigv4[96];
 
@@ -775,7 +776,7 @@ static enum sfs_status setup(struct fetch *f, const char *url,
 		if (curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4) ||
 		    curl_easy_setopt(h, CURLOPT_USERNAME, c->s3_access_key) ||
 		    curl_easy_setopt(h, CURLOPT_PASSWORD, c->s3_secret_key))
-			return sfs_errf(e, SFS_IO, NULL,
+			return sfs_errf(e, SFS_IO, SFS_R_NONE,
 					"libcurl refused an option");
 	}
 	return SFS_OK;
@@ -803,7 +804,8 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 		cfg = &defaults;
 	}
 	if (sfsi_curl_global_init()) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot initialise libcurl");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "cannot initialise libcurl");
 		goto out;
 	}
 	f.cfg = cfg;
@@ -820,13 +822,13 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 	errbuf[0] = '\0';
 	f.curl = curl_easy_init();
 	if (!f.curl) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	if (f.s3)
 		ret = s3_request(cfg, uri, &url, &hdrs, e);
 	else if (!(url = strdup(uri)))
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (ret)
 		goto out;
 	ret = setup(&f, url, hdrs, errbuf, e);

@@ -87,7 +87,7 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 	f->ctime_ns = sfsi_db_col_int(st, 39);
 	f->suffixed = (int)sfsi_db_col_int(st, 40);
 	if (!f->name || !f->path)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	return SFS_OK;
 }
 
@@ -116,7 +116,8 @@ enum sfs_status sfsi_file_load_tags(struct db *d, struct sfs_file *f,
 			nv = realloc(v, cap * sizeof(*v));
 			if (!nv) {
 				rc = -1;
-				sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+				sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					 "out of memory");
 				break;
 			}
 			v = nv;
@@ -162,7 +163,7 @@ static enum sfs_status load(struct db *d, const char *uuid, int64_t ino,
 	if (rc == 1)
 		ret = sfsi_file_from_row(st, f, e);
 	else if (rc == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 			       SFSI_FILE_NOT_FOUND_MSG);
 	else
 		ret = e && e->status ? e->status : SFS_IO;
@@ -191,7 +192,7 @@ enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 	sfs_file_init(f);
 	if (uuid) {
 		if (sfsi_uuid_norm(uuid, lower))
-			return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
+			return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 					SFSI_FILE_NOT_FOUND_MSG);
 		uuid = lower;
 	}
@@ -238,11 +239,11 @@ enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 		f->perm = SFS_PERM_VIEW;
 		return SFS_OK;
 	}
-	ret = sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+	ret = sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
 		       "not authorized to access this file");
 	goto fail;
 not_found:
-	ret = sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
+	ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 		       SFSI_FILE_NOT_FOUND_MSG);
 fail:
 	/* callers do not release a file they did not get */
@@ -255,7 +256,7 @@ enum sfs_status sfsi_file_need_perm(const struct sfs_file *f, enum sfs_perm p,
 {
 	if (f->perm >= p)
 		return SFS_OK;
-	return sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+	return sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
 			"not authorized to %s this file", what);
 }
 
@@ -481,7 +482,7 @@ enum sfs_status sfsi_file_count(struct db *d, int64_t tenant, int delta,
 			long long max = sfsi_db_col_int(st, 0);
 
 			sfsi_db_reset(st);
-			return sfs_errf(e, SFS_QUOTA, "quota_exceeded",
+			return sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
 					"the tenant's file count quota of %lld "
 					"files would be exceeded",
 					max);
@@ -660,7 +661,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (content && sp->uri) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "a file has either content or a URI");
 		goto out;
 	}
@@ -671,7 +672,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
 	}
 	if (sp->lazy && (content || sp->uri)) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "only a content-less create can be lazy");
 		goto out;
 	}
@@ -784,7 +785,7 @@ enum sfs_status sfs_file_get(struct sfs_store *s, const struct sfs_actor *a,
 			     struct sfs_err *e)
 {
 	if (!id)
-		return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				SFSI_FILE_NOT_FOUND_MSG);
 	return get_common(s, a, id, 0, out, e);
 }
@@ -812,7 +813,7 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		return ret;
 	if (!id)
-		return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				SFSI_FILE_NOT_FOUND_MSG);
 	ret = sfsi_db_get(s, dp, e);
 	if (ret)
@@ -870,7 +871,7 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 	struct db_stmt *st;
 
 	if (f->deleted)
-		return sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 				"the file is deleted");
 	if ((u->set & SFS_UPD_NAME) && sfs_name_check(u->name, "name", e))
 		ret = SFS_INVALID;
@@ -896,7 +897,7 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 		goto out;
 	if ((u->set & SFS_UPD_PUBLISH) && f->perm != SFS_PERM_OWNER &&
 	    u->publish != f->publish) {
-		ret = sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+		ret = sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
 			       "only the owner may change the publish mode");
 		goto out;
 	}

@@ -121,7 +121,8 @@ static int file_present(struct fsck *c, int64_t tenant, const char *sha,
 	if (c->s->blob_be->stat(c->s, tenant, sha, &present, &sz, c->e))
 		return -1;
 	if (present && sz < 0) {
-		sfs_errf(c->e, SFS_IO, NULL, "cannot tell the size of %s", sha);
+		sfs_errf(c->e, SFS_IO, SFS_R_NONE, "cannot tell the size of %s",
+			 sha);
 		return -1;
 	}
 	if (size)

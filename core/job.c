@@ -132,10 +132,10 @@ enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	enum sfs_status ret;
 
 	if (!kind_valid(kind))
-		return sfs_errf(e, SFS_INVALID, NULL, "unknown job kind %d",
-				kind);
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"unknown job kind %d", kind);
 	if (ino < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "bad file %lld",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad file %lld",
 				(long long)ino);
 	st = sfsi_db_prep(d,
 			  "INSERT INTO job(kind, file_id, state, payload,"
@@ -225,7 +225,7 @@ enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
 	if (rc < 0)
 		return status_of(e);
 	if (rc == 0)
-		return sfs_errf(e, SFS_CONFLICT, NULL, "cancelled");
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE, "cancelled");
 	return SFS_OK;
 }
 
@@ -304,7 +304,8 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	int rc;
 
 	if (sfsi_random(rnd, sizeof(rnd)))
-		return sfs_errf(e, SFS_IO, NULL, "no randomness for a lease");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"no randomness for a lease");
 	sfsi_hex(rnd, sizeof(rnd), out->token);
 	out->token[32] = '\0';
 
@@ -347,13 +348,13 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 		if (!sfsi_db_col_null(st, 5)) {
 			out->payload = sfsi_db_col_dup(st, 5);
 			if (!out->payload)
-				ret = sfs_errf(e, SFS_NOMEM, NULL,
+				ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
 					       "out of memory");
 		}
 	} else {
 		ret = rc < 0 ? status_of(e)
-			     : sfs_errf(e, SFS_IO, NULL, "job %lld vanished",
-					(long long)id);
+			     : sfs_errf(e, SFS_IO, SFS_R_NONE,
+					"job %lld vanished", (long long)id);
 	}
 	sfsi_db_reset(st);
 	return ret;
@@ -375,7 +376,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 			kinds[nkinds++] = i;
 	pthread_mutex_unlock(&s->work_mu);
 	if (!nkinds)
-		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no job handlers installed");
 
 	ret = sfsi_db_get(s, &d, e);
@@ -396,7 +397,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 			goto out;
 	}
 	if (!best) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no runnable job");
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE, "no runnable job");
 		goto out;
 	}
 	ret = take(d, best, now, (int64_t)s->cfg.job_lease_seconds * 1000, out,
@@ -439,7 +440,7 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id, const char *token,
 	sfsi_db_bind_int(st, 4, SFS_JOB_PROCESSING);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "job %lld is no longer ours (cancelled or"
 			       " taken over)",
 			       (long long)id);
@@ -467,7 +468,7 @@ enum sfs_status sfs_job_renew(struct sfs_store *s, const struct sfs_job *j,
 			      struct sfs_err *e)
 {
 	if (stopping(s))
-		return sfs_errf(e, SFS_BUSY, NULL,
+		return sfs_errf(e, SFS_BUSY, SFS_R_NONE,
 				"the job workers are stopping");
 	return renew(s, j->id, j->token, e);
 }
@@ -517,7 +518,7 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	}
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "job %lld was cancelled or taken over;"
 			       " its outcome is ignored",
 			       (long long)j->id);
@@ -542,7 +543,7 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 
 	if (j->attempts > JOB_MAX_ATTEMPTS) {
 		/* its process died every time: do not take a third down */
-		hst = sfs_errf(&herr, SFS_IO, NULL,
+		hst = sfs_errf(&herr, SFS_IO, SFS_R_NONE,
 			       "gave up after %d attempts (the process "
 			       "running it stopped each time)",
 			       j->attempts - 1);
@@ -551,7 +552,7 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 	} else if (k.run)
 		hst = k.run(s, j, &herr);
 	else
-		hst = sfs_errf(&herr, SFS_UNSUPPORTED, NULL,
+		hst = sfs_errf(&herr, SFS_UNSUPPORTED, SFS_R_NONE,
 			       "no handler for job kind '%s'",
 			       sfs_job_kind_name(j->kind));
 
@@ -592,7 +593,7 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 		if (e) {
 			*e = herr;
 			if (!e->message[0])
-				sfs_errf(e, hst, NULL, "%s", why);
+				sfs_errf(e, hst, SFS_R_NONE, "%s", why);
 			e->status = hst;
 		}
 		ret = hst;
@@ -863,16 +864,16 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 	int nstarted = 0, rc = 0, renewer = 0;
 
 	if (n < 0 || n > MAX_WORKERS)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"bad number of workers %d", n);
 	if (s->workers)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"the workers are already running");
 	if (n == 0)
 		n = default_workers(s);
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	pthread_mutex_lock(&s->work_mu);
 	s->stopping = RUN;
 	pthread_mutex_unlock(&s->work_mu);

@@ -154,7 +154,7 @@ enum sfs_status sfs_file_delete(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (f.deleted && !purge) {
-		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			       "the file is already deleted");
 		goto out;
 	}
@@ -182,10 +182,10 @@ enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_OWNER, "restore", e);
 	if (!ret && !f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, "file_not_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_NOT_DELETED,
 			       "the file is not deleted");
 	if (!ret && f.purged)
-		ret = sfs_errf(e, SFS_GONE, "file_purged",
+		ret = sfs_errf(e, SFS_GONE, SFS_R_FILE_PURGED,
 			       "the file was purged and cannot be restored");
 	if (!ret)
 		ret = sfsi_exec_ino(d,
@@ -214,10 +214,10 @@ enum sfs_status sfs_file_discard(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_file_need_perm(&f, SFS_PERM_OWNER, "discard the content of",
 				  e);
 	if (!ret && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			       "the file is deleted");
 	if (!ret && f.discarded)
-		ret = sfs_errf(e, SFS_CONFLICT, "content_discarded",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_CONTENT_DISCARDED,
 			       "the content is already discarded");
 	if (!ret)
 		ret = sfsi_job_cancel_file(d, f.ino, 0, e);

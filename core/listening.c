@@ -63,21 +63,21 @@ enum sfs_status sfs_listening_generate(struct sfs_store *s,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
 	if (!ret && (f.deleted || f.purged))
-		ret = sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 			       "the file has been deleted");
 	else if (!ret && f.discarded)
-		ret = sfs_errf(e, SFS_GONE, "content_discarded",
+		ret = sfs_errf(e, SFS_GONE, SFS_R_CONTENT_DISCARDED,
 			       "the file's content has been discarded");
 	else if (!ret && f.ingestion != SFS_JS_NONE &&
 		 f.ingestion != SFS_JS_COMPLETED)
-		ret = sfs_errf(e, SFS_NOT_READY, "ingestion_not_completed",
+		ret = sfs_errf(e, SFS_NOT_READY, SFS_R_INGESTION_NOT_COMPLETED,
 			       "the file's ingestion is not completed");
 	else if (!ret && (f.la.deleted || f.la.purged))
-		ret = sfs_errf(e, SFS_CONFLICT, "listening_audio_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_LISTENING_AUDIO_DELETED,
 			       "the listening audio has been deleted");
 	else if (!ret && f.la.status != SFS_JS_NONE &&
 		 f.la.status != SFS_JS_FAILED)
-		ret = sfs_errf(e, SFS_CONFLICT, "listening_audio_exists",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_LISTENING_AUDIO_EXISTS,
 			       "listening audio already exists or is in "
 			       "progress");
 	if (!ret)
@@ -103,10 +103,11 @@ enum sfs_status sfs_listening_delete(struct sfs_store *s,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_OWNER, "delete", e);
 	if (!ret && f.la.status == SFS_JS_NONE)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "listening_audio_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND,
+			       SFS_R_LISTENING_AUDIO_NOT_FOUND,
 			       "the file has no listening audio");
 	else if (!ret && f.la.deleted && !purge)
-		ret = sfs_errf(e, SFS_CONFLICT, "listening_audio_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_LISTENING_AUDIO_DELETED,
 			       "the listening audio is already deleted");
 	if (ret)
 		goto out;
@@ -159,11 +160,12 @@ enum sfs_status sfs_listening_purge(struct sfs_store *s,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_OWNER, "purge", e);
 	if (!ret && f.la.status == SFS_JS_NONE)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "listening_audio_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND,
+			       SFS_R_LISTENING_AUDIO_NOT_FOUND,
 			       "the file has no listening audio");
 	else if (!ret && (f.la.status != SFS_JS_COMPLETED || f.la.deleted ||
 			  f.la.purged))
-		ret = sfs_errf(e, SFS_CONFLICT, "listening_audio_conflict",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_LISTENING_AUDIO_CONFLICT,
 			       "the listening audio is %s",
 			       f.la.purged    ? "already purged"
 			       : f.la.deleted ? "deleted"

@@ -94,7 +94,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	if (ret)
 		goto out;
 	if (f.discarded || !f.sha256[0]) {
-		ret = sfs_errf(e, SFS_GONE, NULL,
+		ret = sfs_errf(e, SFS_GONE, SFS_R_NONE,
 			       "the original content is not available");
 		goto fail;
 	}
@@ -166,7 +166,7 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 		ret = sfs_fetch(&s->cfg, f.source_uri, st, max, keep_going,
 				&ctx, e);
 	if (ret == SFS_TOO_LARGE && max > 0 && max < s->cfg.import_max_bytes)
-		ret = sfs_errf(e, SFS_QUOTA, "quota_exceeded",
+		ret = sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
 			       "the tenant's storage quota would be exceeded");
 	if (!ret)
 		ret = sfs_stage_finish(st, e);
@@ -296,7 +296,7 @@ enum sfs_status sfsi_file_import_done(struct sfs_store *s,
 	if (ret)
 		goto out;
 	if (f.deleted || f.discarded || f.ingestion != SFS_JS_PROCESSING) {
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "the import was cancelled");
 		goto out;
 	}
@@ -369,7 +369,7 @@ enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
 	if (ret)
 		goto out;
 	if (f.deleted || f.la.deleted || f.la.status != SFS_JS_PROCESSING) {
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "the generation was cancelled");
 		goto out;
 	}

@@ -109,7 +109,7 @@ static enum sfs_status endpoint_parse(const char *url, const char *region,
 
 	memset(ep, 0, sizeof(*ep));
 	if (!u)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (!url || !url[0]) {
 		snprintf(def, sizeof(def), "https://s3.%s.amazonaws.com",
 			 region && region[0] ? region : "us-east-1");
@@ -120,7 +120,7 @@ static enum sfs_status endpoint_parse(const char *url, const char *region,
 	    curl_url_get(u, CURLUPART_HOST, &ep->host, 0) ||
 	    curl_url_get(u, CURLUPART_PATH, &ep->path, 0) ||
 	    (strcmp(ep->scheme, "http") && strcmp(ep->scheme, "https"))) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "the s3 endpoint '%s' is not an http or https "
 			       "URL",
 			       url);
@@ -176,7 +176,7 @@ enum sfs_status sfsi_s3_object_url(const char *endpoint, const char *region,
 	if (!ret)
 		ret = sfsi_s3_encode(url, key, 1);
 	if (ret)
-		ret = sfs_errf(e, ret, NULL, "cannot build the s3 URL");
+		ret = sfs_errf(e, ret, SFS_R_NONE, "cannot build the s3 URL");
 out:
 	endpoint_release(&ep);
 	sfs_buf_release(&host);
@@ -219,23 +219,23 @@ static enum sfs_status check_opts(const struct sfsi_s3_opts *o,
 				  struct sfs_err *e)
 {
 	if (!o->bucket || !bucket_ok(o->bucket))
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"'%s' is not a valid bucket name (3-63 "
 				"characters of a-z, 0-9, '.' and '-')",
 				o->bucket ? o->bucket : "");
 	if (o->part_size < SFSI_S3_MIN_PART ||
 	    o->part_size > ((int64_t)5 << 30))
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"the part size must be 5 MiB to 5 GiB (got "
 				"%lld)",
 				(long long)o->part_size);
 	if (o->parallel < 1 || o->parallel > 64)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"parts in parallel must be 1 to 64 (got %d)",
 				o->parallel);
 	if (o->access_key && o->access_key[0] &&
 	    (!o->secret_key || !o->secret_key[0]))
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"an access key without a secret key");
 	return SFS_OK;
 }
@@ -255,7 +255,8 @@ enum sfs_status sfsi_s3_new(const struct sfsi_s3_opts *o, struct sfsi_s3 **out,
 	if (ret)
 		goto out;
 	if (sfsi_curl_global_init()) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot initialise libcurl");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "cannot initialise libcurl");
 		goto out;
 	}
 	ret = endpoint_parse(o->endpoint, o->region, &ep, e);
@@ -267,7 +268,7 @@ enum sfs_status sfsi_s3_new(const struct sfsi_s3_opts *o, struct sfsi_s3 **out,
 				   o->session_token);
 	c = calloc(1, sizeof(*c));
 	if (ret || !c) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	pthread_mutex_init(&c->mu, NULL);
@@ -298,7 +299,7 @@ enum sfs_status sfsi_s3_new(const struct sfsi_s3_opts *o, struct sfsi_s3 **out,
 	if (!c->base || !c->host || !c->root || !c->bucket_path || !c->prefix ||
 	    !c->access_key || !c->secret_key || !c->token ||
 	    (th.len && !c->token_hdr) || !c->ca_file) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	*out = c;
@@ -339,7 +340,7 @@ static enum sfs_status put_one(struct sfsi_s3 *c, const char *key, int fd,
 		sha256 = hex;
 	}
 	if (!ret && sfsi_s3_url(c, &r, key, NULL))
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (ret)
 		goto out;
 	r.fd = fd;
@@ -381,7 +382,7 @@ enum sfs_status sfsi_s3_get(struct sfsi_s3 *c, const char *key, int64_t off,
 		return sfsi_s3_head(c, key, size, e);
 	sfsi_s3_req_init(&r, "GET");
 	if (sfsi_s3_url(c, &r, key, NULL)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	r.sink = sink;
@@ -392,7 +393,7 @@ enum sfs_status sfsi_s3_get(struct sfsi_s3 *c, const char *key, int64_t off,
 	if (ret)
 		goto out;
 	if (r.range_start >= 0 && r.range_start != r.range_off) {
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: asked for '%s' from %lld, got "
 			       "bytes from %lld",
 			       key, (long long)r.range_off,
@@ -400,13 +401,13 @@ enum sfs_status sfsi_s3_get(struct sfsi_s3 *c, const char *key, int64_t off,
 		goto out;
 	}
 	if (r.range_start < 0 && r.range_off > 0) {
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: the Range of '%s' was ignored",
 			       key);
 		goto out;
 	}
 	if (len > 0 && r.done + r.got != len) {
-		ret = sfs_errf(e, SFS_RANGE, NULL,
+		ret = sfs_errf(e, SFS_RANGE, SFS_R_NONE,
 			       "object store: '%s' ends before %lld", key,
 			       (long long)(off + len));
 		goto out;
@@ -426,7 +427,7 @@ enum sfs_status sfsi_s3_head(struct sfsi_s3 *c, const char *key, int64_t *size,
 
 	sfsi_s3_req_init(&r, "HEAD");
 	if (sfsi_s3_url(c, &r, key, NULL)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = sfsi_s3_run(c, &r, e);
@@ -445,7 +446,7 @@ enum sfs_status sfsi_s3_delete(struct sfsi_s3 *c, const char *key,
 
 	sfsi_s3_req_init(&r, "DELETE");
 	if (sfsi_s3_url(c, &r, key, NULL)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = sfsi_s3_run(c, &r, e);
@@ -525,10 +526,10 @@ enum sfs_status sfsi_s3_presign(struct sfsi_s3 *c, const char *key,
 
 	*url = NULL;
 	if (expires_s < 1 || expires_s > 604800)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"a presigned URL lasts 1 s to 7 days");
 	if (!c->access_key[0])
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"presigned URLs need credentials");
 	gmtime_r(&now, &tm);
 	strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
@@ -571,7 +572,7 @@ enum sfs_status sfsi_s3_presign(struct sfsi_s3 *c, const char *key,
 	ret = SFS_OK;
 	goto out;
 nomem:
-	ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+	ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 out:
 	if (secret) {
 		OPENSSL_cleanse(secret, strlen(secret));

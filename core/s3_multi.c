@@ -46,7 +46,7 @@ static enum sfs_status mp_begin(struct multipart *m, struct sfs_err *e)
 	sfsi_s3_req_init(&r, "POST");
 	/* "uploads=": the query exactly as curl's signature canonicalises */
 	if (sfsi_s3_url(m->c, &r, m->key, "uploads=")) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = sfsi_s3_run(m->c, &r, e);
@@ -55,7 +55,7 @@ static enum sfs_status mp_begin(struct multipart *m, struct sfs_err *e)
 	sfsi_s3_xml_text(r.body.buf, r.body.buf + r.body.len, "UploadId",
 			 m->upload_id, sizeof(m->upload_id));
 	if (!m->upload_id[0])
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: no UploadId for '%s'", m->key);
 out:
 	sfsi_s3_req_release(&r);
@@ -78,7 +78,7 @@ static enum sfs_status mp_part(struct multipart *m, int n, struct sfs_err *e)
 	if (sfs_buf_addf(&q, "partNumber=%d&", n) ||
 	    upload_query(&q, m->upload_id) ||
 	    sfsi_s3_url(m->c, &r, m->key, q.buf)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	r.fd = m->fd;
@@ -88,7 +88,7 @@ static enum sfs_status mp_part(struct multipart *m, int n, struct sfs_err *e)
 	r.cancel = &m->cancel;
 	ret = sfsi_s3_run(m->c, &r, e);
 	if (!ret && !r.etag[0])
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: no ETag for part %d of '%s'", n,
 			       m->key);
 	if (!ret)
@@ -151,7 +151,7 @@ static enum sfs_status mp_complete(struct multipart *m, struct sfs_err *e)
 	if (!ret)
 		ret = sfsi_s3_url(m->c, &r, m->key, q.buf);
 	if (ret) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = sfsi_s3_sha256_hex(-1, x.buf, 0, (int64_t)x.len, sha, e);
@@ -177,7 +177,7 @@ enum sfs_status sfsi_s3_abort(struct sfsi_s3 *c, const char *key,
 
 	sfsi_s3_req_init(&r, "DELETE");
 	if (upload_query(&q, upload_id) || sfsi_s3_url(c, &r, key, q.buf)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = sfsi_s3_run(c, &r, e);
@@ -226,7 +226,7 @@ enum sfs_status sfsi_s3_multipart(struct sfsi_s3 *c, const char *key, int fd,
 	m.nparts = (int)((size + m.part - 1) / m.part);
 	m.etags = calloc((size_t)m.nparts, ETAG_MAX);
 	if (!m.etags) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = mp_begin(&m, e);
@@ -240,7 +240,7 @@ enum sfs_status sfsi_s3_multipart(struct sfsi_s3 *c, const char *key, int fd,
 	if (!ret)
 		ret = sfsi_s3_head(c, key, &got, e);
 	if (!ret && got != size)
-		ret = sfs_errf(e, SFS_IO, NULL,
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: '%s' has %lld bytes after its "
 			       "upload, not %lld",
 			       key, (long long)got, (long long)size);
@@ -286,7 +286,7 @@ static enum sfs_status list_page(struct sfsi_s3 *c, const char *query,
 	sfsi_s3_req_release(r);
 	sfsi_s3_req_init(r, "GET");
 	if (sfsi_s3_url(c, r, NULL, query))
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	ret = sfsi_s3_run(c, r, e);
 	return ret;
 }
@@ -306,7 +306,7 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 
 	sfsi_s3_req_init(&r, "GET");
 	if (sfs_buf_addf(&full, "%s%s", c->prefix, prefix)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	do {
@@ -330,7 +330,8 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 		if (!ret)
 			ret = sfsi_s3_encode(&q, full.buf, 0);
 		if (ret) {
-			ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
 			goto out;
 		}
 		ret = list_page(c, q.buf, &r, e);
@@ -419,14 +420,15 @@ enum sfs_status sfsi_s3_uploads(struct sfsi_s3 *c, const char *prefix,
 
 	sfsi_s3_req_init(&r, "GET");
 	if (sfs_buf_addf(&full, "%s%s", c->prefix, prefix)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	do {
 		sfs_buf_reset(&q);
 		if (uploads_query(&q, kmark, c->list_max_keys, full.buf,
 				  umark)) {
-			ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
 			goto out;
 		}
 		ret = list_page(c, q.buf, &r, e);

@@ -359,11 +359,11 @@ static enum sfs_status outcome(struct sfsi_s3 *c, struct s3_req *r, CURLcode rc,
 		return sfsi_errno_status(e, r->read_errno,
 					 "reading the bytes to send");
 	if (r->cancel && __atomic_load_n(r->cancel, __ATOMIC_RELAXED))
-		return sfs_errf(e, SFS_IO, NULL, "cancelled");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cancelled");
 	if (rc != CURLE_OK) {
 		*again = transient_curl(rc);
-		return sfs_errf(e, *again ? SFS_UNAVAILABLE : SFS_IO, NULL,
-				"object store %s: %s", c->host,
+		return sfs_errf(e, *again ? SFS_UNAVAILABLE : SFS_IO,
+				SFS_R_NONE, "object store %s: %s", c->host,
 				errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
 	curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->code);
@@ -375,7 +375,8 @@ static enum sfs_status outcome(struct sfsi_s3 *c, struct s3_req *r, CURLcode rc,
 					 "Code", s3code, sizeof(s3code));
 			*again = unavailable(200, s3code);
 			return sfs_errf(e, *again ? SFS_UNAVAILABLE : SFS_IO,
-					NULL, "object store: %s %s failed: %s",
+					SFS_R_NONE,
+					"object store: %s %s failed: %s",
 					r->method, r->what, s3code);
 		}
 		if (r->clen >= 0 && strcmp(r->method, "HEAD") &&
@@ -386,19 +387,19 @@ static enum sfs_status outcome(struct sfsi_s3 *c, struct s3_req *r, CURLcode rc,
 	sfsi_s3_xml_text(r->body.buf, r->body.buf + r->body.len, "Code", s3code,
 			 sizeof(s3code));
 	if (r->code == 404 && strcmp(s3code, "NoSuchBucket"))
-		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"object store: no object '%s'", r->what);
 	if (r->code == 416)
-		return sfs_errf(e, SFS_RANGE, NULL,
+		return sfs_errf(e, SFS_RANGE, SFS_R_NONE,
 				"object store: range outside '%s'", r->what);
 	*again = unavailable(r->code, s3code) || damaged(s3code);
-	return sfs_errf(e,
-			unavailable(r->code, s3code) ? SFS_UNAVAILABLE : SFS_IO,
-			NULL, "object store: %s %s: HTTP %ld%s%s", r->method,
-			r->what, r->code, s3code[0] ? " " : "", s3code);
+	return sfs_errf(
+		e, unavailable(r->code, s3code) ? SFS_UNAVAILABLE : SFS_IO,
+		SFS_R_NONE, "object store: %s %s: HTTP %ld%s%s", r->method,
+		r->what, r->code, s3code[0] ? " " : "", s3code);
 short_body:
 	*again = 1;
-	return sfs_errf(e, SFS_UNAVAILABLE, NULL,
+	return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
 			"object store: %s cut short (%lld of %lld bytes)",
 			r->what, (long long)r->got, (long long)r->clen);
 }
@@ -415,16 +416,17 @@ static enum sfs_status attempt(struct sfsi_s3 *c, struct s3_req *r, int *again,
 	r->h = handle_get(c);
 	*again = 0;
 	if (!r->h) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	ret = request_headers(c, r, &l);
 	if (ret) {
-		ret = sfs_errf(e, ret, NULL, "out of memory");
+		ret = sfs_errf(e, ret, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	if (setup(c, r, l, errbuf)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "libcurl refused an option");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "libcurl refused an option");
 		goto out;
 	}
 	rc = curl_easy_perform(r->h);
@@ -528,17 +530,17 @@ enum sfs_status sfsi_s3_sha256_hex(int fd, const void *mem, int64_t off,
 	ssize_t k;
 
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	if (mem) {
 		if (!EVP_DigestUpdate(ctx, mem, (size_t)len))
-			ret = sfs_errf(e, SFS_IO, NULL, "sha256 failed");
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "sha256 failed");
 		goto fin;
 	}
 	buf = malloc(SFSI_S3_HASH_BUF);
 	if (!buf) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	while (done < len) {
@@ -553,14 +555,14 @@ enum sfs_status sfsi_s3_sha256_hex(int fd, const void *mem, int64_t off,
 			goto out;
 		}
 		if (!EVP_DigestUpdate(ctx, buf, (size_t)k)) {
-			ret = sfs_errf(e, SFS_IO, NULL, "sha256 failed");
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "sha256 failed");
 			goto out;
 		}
 		done += k;
 	}
 fin:
 	if (!ret && !EVP_DigestFinal_ex(ctx, md, &mdlen))
-		ret = sfs_errf(e, SFS_IO, NULL, "sha256 failed");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "sha256 failed");
 	if (!ret)
 		sfsi_hex(md, 32, out);
 out:

@@ -168,7 +168,8 @@ enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
 			return SFS_OK;
 		}
 	}
-	return sfs_errf(e, SFS_NOT_FOUND, NULL, "unknown option '%s'", key);
+	return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE, "unknown option '%s'",
+			key);
 }
 
 static char *join(const char *a, const char *b)
@@ -231,7 +232,7 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 		return sfsi_errno_status(e, errno, "cannot create the store");
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
 	if (stat(path, &sb) == 0)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"a store already exists in '%s'", dir);
 	snprintf(path, sizeof(path), "%s/blobs", dir);
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
@@ -255,7 +256,7 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	if (ret)
 		goto out;
 	if (sfsi_random(secret, sizeof(secret))) {
-		ret = sfs_errf(e, SFS_IO, NULL, "no randomness");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
 		goto out;
 	}
 	sfsi_hex(secret, sizeof(secret), hex);
@@ -294,7 +295,8 @@ static enum sfs_status load_secret(struct sfs_store *s, struct sfs_err *e)
 	}
 	if (sfsi_db_step(st, e) != 1 || !(hex = sfsi_db_col_text(st, 0)) ||
 	    strlen(hex) != 64 || sfsi_unhex(hex, 32, s->secret)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "the store has no secret");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "the store has no secret");
 		goto out;
 	}
 out:
@@ -316,11 +318,11 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	*out = NULL;
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
 	if (stat(path, &sb) < 0)
-		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no store in '%s' (run init first)", dir);
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	s->staging_lock_fd = -1;
 	if (cfg)
 		s->cfg = *cfg;
@@ -337,7 +339,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	}
 	s->blob_dir = join(s->dir, "blobs");
 	if (!s->blob_dir) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto fail;
 	}
 	ret = sfsi_db_pool_open(s, path, e);

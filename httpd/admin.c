@@ -62,9 +62,8 @@ static int parse(int argc, char **argv, struct args *a)
 static int fail(const struct args *a, const struct sfs_err *e)
 {
 	if (a->json) {
-		json_t *j = json_pack("{s:s, s:s}", "error",
-				      sfs_status_type(e->status), "message",
-				      e->message);
+		json_t *j = json_pack("{s:s, s:s}", "error", sfs_err_type(e),
+				      "message", e->message);
 		char *s = json_dumps(j, JSON_COMPACT);
 
 		printf("%s\n", s ? s : "{}");

@@ -253,7 +253,7 @@ enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
 enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 {
 	unsigned status = httpd_http_status(e->status);
-	const char *type = e->type[0] ? e->type : sfs_status_type(e->status);
+	const char *type = sfs_err_type(e);
 	const char *msg =
 		e->message[0] ? e->message : sfs_status_str(e->status);
 
@@ -261,8 +261,6 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 		status = 500;
 		type = "internal_error";
 		msg = "internal error";
-	} else if (e->status == SFS_QUOTA && !e->type[0]) {
-		type = "quota_exceeded";
 	}
 	if (status >= 500)
 		sfs_warn("httpd", "request %s: %s", r->id, msg);
@@ -272,15 +270,14 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 }
 
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
-			     const char *type, const char *fmt, ...)
+			     enum sfs_reason why, const char *fmt, ...)
 {
 	struct sfs_err e;
 	va_list ap;
 
 	sfs_err_init(&e);
 	e.status = st;
-	if (type)
-		snprintf(e.type, sizeof(e.type), "%s", type);
+	e.reason = why;
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof(e.message), fmt, ap);
 	va_end(ap);
@@ -489,7 +486,7 @@ enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
 			char cr[64];
 
 			sfs_blob_close(b);
-			sfs_errf(&e, SFS_RANGE, "range_not_satisfiable",
+			sfs_errf(&e, SFS_RANGE, SFS_R_RANGE_NOT_SATISFIABLE,
 				 "range '%s' is not satisfiable for %" PRId64
 				 " bytes",
 				 range, size);

@@ -200,7 +200,7 @@ static enum sfs_status h_fail(struct sfs_store *s, struct sfs_job *j,
 	calls++;
 	if (j->payload && !strcmp(j->payload, "quiet"))
 		return SFS_BUSY;
-	return sfs_errf(e, SFS_IO, NULL, "the disk is on fire");
+	return sfs_errf(e, SFS_IO, SFS_R_NONE, "the disk is on fire");
 }
 
 /* Counts runs per job, by the index in the payload. */
@@ -211,7 +211,7 @@ static enum sfs_status h_count(struct sfs_store *s, struct sfs_job *j,
 
 	(void)s;
 	if (!j->payload || sfs_parse_i64(j->payload, &i) || i < 0 || i >= NJOBS)
-		return sfs_errf(e, SFS_INVALID, NULL, "bad payload");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad payload");
 	__atomic_add_fetch(&runs[i], 1, __ATOMIC_SEQ_CST);
 	return SFS_OK;
 }
