@@ -249,6 +249,8 @@ extern const char httpd_openapi_json[];
 /* admin.c */
 int admin_main(int argc, char **argv);
 int admin_is_command(const char *arg);
+/* admin_blob.c: speechfsd blob show|migrate */
+int admin_blob_main(int argc, char **argv);
 
 /* small helpers (respond.c) */
 /*

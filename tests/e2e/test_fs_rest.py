@@ -9,6 +9,9 @@ import pytest
 
 from fsutil import Mount, admin, api, store, xget  # noqa: F401
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 requests = pytest.importorskip("requests")
 BASE = "/api/v1/speech-services/files"
 P = "user.speechfs."
