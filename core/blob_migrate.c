@@ -309,6 +309,7 @@ static enum sfs_status migrate_one(struct migration *m, int64_t tenant,
 	if (!ret) {
 		m->r->copied++;
 		m->r->bytes += size;
+		sfsi_crash_point("blob-migrated");
 	}
 	return ret;
 }

@@ -43,20 +43,22 @@ class Blobs:
 
     serial = itertools.count(1)
 
-    def __init__(self, kind, gateway=None, bucket=None):
+    def __init__(self, kind, gateway=None, bucket=None, endpoint=None):
         self.kind = kind
         self.gateway = gateway
         self.bucket = bucket
+        self.endpoint = endpoint or (gateway.endpoint if gateway else None)
+        self.prefix = None
 
     def init(self, store):
         """Point a fresh store (after `init`) at its own prefix."""
         if self.kind != "s3":
             return
-        prefix = "e2e/%d-%d/" % (os.getpid(), next(self.serial))
+        self.prefix = "e2e/%d-%d/" % (os.getpid(), next(self.serial))
         p = subprocess.run(
             [str(SFSD), "blob", "migrate", "--to", "s3", "--store",
-             str(store), "--endpoint", self.gateway.endpoint, "--bucket",
-             self.bucket, "--prefix", prefix, "--json"],
+             str(store), "--endpoint", self.endpoint, "--bucket",
+             self.bucket, "--prefix", self.prefix, "--json"],
             capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
         assert json.loads(p.stdout)["switched"] is True
