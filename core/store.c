@@ -128,8 +128,9 @@ enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
 {
 	size_t i;
 
-	if (!strcmp(key, "blob.backend") && strcmp(value, "local") &&
-	    strcmp(value, "s3"))
+	/* "" leaves it to the store's record */
+	if (!strcmp(key, "blob.backend") && value[0] &&
+	    strcmp(value, "local") && strcmp(value, "s3"))
 		return sfs_err_field(e, key, "invalid",
 				     "expected local or s3 (got '%s')", value);
 	for (i = 0; i < ARRAY_SIZE(config_keys); i++) {
