@@ -430,9 +430,9 @@ static enum sfs_status empty_pread(struct sfs_blob *b, void *buf, size_t len,
 	return SFS_OK;
 }
 
-static enum sfs_status no_url(struct sfs_blob *b, int expires_s,
-			      const char *ctype, const char *disposition,
-			      char **url, struct sfs_err *e)
+enum sfs_status sfsi_blob_no_url(struct sfs_blob *b, int expires_s,
+				 const char *ctype, const char *disposition,
+				 char **url, struct sfs_err *e)
 {
 	(void)b;
 	(void)expires_s;
@@ -450,7 +450,7 @@ static void free_close(struct sfs_blob *b)
 
 static const struct sfsi_blob_ops empty_ops = {
 	.pread = empty_pread,
-	.url = no_url,
+	.url = sfsi_blob_no_url,
 	.close = free_close,
 };
 

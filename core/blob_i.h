@@ -36,6 +36,11 @@ struct sfs_blob {
 	int fd; /* the bytes in a local file, or -1 */
 };
 
+/* The url of a blob whose bytes the store serves itself: SFS_UNSUPPORTED. */
+enum sfs_status sfsi_blob_no_url(struct sfs_blob *b, int expires_s,
+				 const char *ctype, const char *disposition,
+				 char **url, struct sfs_err *e);
+
 /* ---- backends ---- */
 
 /*

@@ -140,19 +140,6 @@ static enum sfs_status fd_pread(struct sfs_blob *b, void *buf, size_t len,
 	return SFS_OK;
 }
 
-static enum sfs_status fd_url(struct sfs_blob *b, int expires_s,
-			      const char *ctype, const char *disposition,
-			      char **url, struct sfs_err *e)
-{
-	(void)b;
-	(void)expires_s;
-	(void)ctype;
-	(void)disposition;
-	*url = NULL;
-	return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
-			"blobs of the local backend have no URL");
-}
-
 static void fd_close(struct sfs_blob *b)
 {
 	if (b->fd >= 0)
@@ -162,7 +149,7 @@ static void fd_close(struct sfs_blob *b)
 
 static const struct sfsi_blob_ops fd_ops = {
 	.pread = fd_pread,
-	.url = fd_url,
+	.url = sfsi_blob_no_url,
 	.close = fd_close,
 };
 

@@ -263,8 +263,16 @@ static enum sfs_status begin_outcome(struct sfs_store *s,
 	enum sfs_status ret;
 
 	*d = NULL;
+	/*
+	 * The bytes go to the blob backend before the write lock is taken
+	 * (an object store's upload takes a while); the commit then only
+	 * checks them.
+	 */
+	ret = load_file(s, j->file_ino, f, e);
+	if (!ret)
+		ret = sfsi_blob_stage_prepare(s, f->tenant, stage, e);
+	sfs_file_release(f);
 	sfs_file_init(f);
-	ret = sfs_stage_finish(stage, e);
 	if (!ret)
 		ret = sfsi_db_get(s, d, e);
 	if (ret)

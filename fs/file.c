@@ -451,50 +451,38 @@ int fs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 	void *mem;
 	int ret;
 
-	if (h->writable) {
-		bv = malloc(sizeof(*bv));
-		mem = malloc(size ? size : 1);
-		if (!bv || !mem) {
-			free(bv);
-			free(mem);
-			return -ENOMEM;
-		}
-		ret = fs_read(path, mem, size, off, fi);
-		if (ret < 0) {
-			free(bv);
-			free(mem);
+	if (!h->writable) {
+		pthread_mutex_lock(&h->lock);
+		ret = open_content(h);
+		pthread_mutex_unlock(&h->lock);
+		if (ret)
 			return ret;
-		}
-		*bv = FUSE_BUFVEC_INIT((size_t)ret);
-		bv->buf[0].mem = mem;
-		*bufp = bv;
-		return 0;
 	}
-	pthread_mutex_lock(&h->lock);
-	ret = open_content(h);
-	pthread_mutex_unlock(&h->lock);
-	if (ret)
-		return ret;
 	bv = malloc(sizeof(*bv));
 	if (!bv)
 		return -ENOMEM;
-	if (sfs_blob_fd(h->blob) < 0) {
-		mem = malloc(size ? size : 1);
-		ret = mem ? blob_read(h->blob, mem, size, off) : -ENOMEM;
-		if (ret < 0) {
-			free(bv);
-			free(mem);
-			return ret;
-		}
-		*bv = FUSE_BUFVEC_INIT((size_t)ret);
-		bv->buf[0].mem = mem;
+	if (!h->writable && sfs_blob_fd(h->blob) >= 0) {
+		*bv = FUSE_BUFVEC_INIT(size);
+		bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv->buf[0].fd = sfs_blob_fd(h->blob);
+		bv->buf[0].pos = off;
 		*bufp = bv;
 		return 0;
 	}
-	*bv = FUSE_BUFVEC_INIT(size);
-	bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv->buf[0].fd = sfs_blob_fd(h->blob);
-	bv->buf[0].pos = off;
+	mem = malloc(size ? size : 1);
+	if (!mem)
+		ret = -ENOMEM;
+	else if (h->writable)
+		ret = fs_read(path, mem, size, off, fi);
+	else
+		ret = blob_read(h->blob, mem, size, off);
+	if (ret < 0) {
+		free(bv);
+		free(mem);
+		return ret;
+	}
+	*bv = FUSE_BUFVEC_INIT((size_t)ret);
+	bv->buf[0].mem = mem;
 	*bufp = bv;
 	return 0;
 }
