@@ -100,6 +100,13 @@ struct sfsi_blob_backend {
 				 int64_t *found, int64_t *fixed,
 				 void (*say)(void *arg, const char *line),
 				 void *arg, struct sfs_err *e);
+	/*
+	 * A sequential stage passed a few MiB: start sending it while it is
+	 * written (st->stream), for prepare to finish (NULL: no streaming).
+	 */
+	void (*stream)(struct sfs_store *s, struct sfs_stage *st);
+	/* The stage goes without a commit: stop and undo its stream. */
+	void (*stream_free)(struct sfs_store *s, struct sfs_stage *st);
 };
 
 extern const struct sfsi_blob_backend sfsi_blob_local;

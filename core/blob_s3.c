@@ -244,12 +244,42 @@ static enum sfs_status upload(struct sfs_store *s, int64_t tenant,
 	return SFS_OK;
 }
 
+/* A streamed stage: finish its object; *done when it is in place. */
+static enum sfs_status finish_stream(struct sfs_store *s, int64_t tenant,
+				     struct sfs_stage *st, int known, int *done,
+				     struct sfs_err *e)
+{
+	struct sfs_err tmp;
+
+	*done = 0;
+	if (!st->stream)
+		return SFS_OK;
+	sfs_err_init(&tmp);
+	if (sfsi_s3_stream_finish(s, tenant, st, known, done, &tmp)) {
+		/* what streaming could not finish is sent whole */
+		sfs_debug("s3", "streamed '%s' not kept: %s", st->sha,
+			  tmp.message);
+		return SFS_OK;
+	}
+	if (!*done)
+		return SFS_OK;
+	st->linked = 1;
+	st->linked_tenant = tenant;
+	sfsi_crash_point("s3-uploaded");
+	(void)e;
+	return SFS_OK;
+}
+
 static enum sfs_status s3_prepare(struct sfs_store *s, int64_t tenant,
 				  struct sfs_stage *st, int known,
 				  struct sfs_err *e)
 {
-	if (known)
-		return SFS_OK;
+	enum sfs_status ret;
+	int done = 0;
+
+	ret = finish_stream(s, tenant, st, known, &done, e);
+	if (ret || done || known)
+		return ret;
 	return upload(s, tenant, st, e);
 }
 
@@ -277,11 +307,12 @@ static enum sfs_status s3_stat(struct sfs_store *s, int64_t tenant,
 static enum sfs_status s3_store(struct sfs_store *s, int64_t tenant,
 				struct sfs_stage *st, struct sfs_err *e)
 {
-	enum sfs_status ret = SFS_OK;
-	int present = 0;
+	enum sfs_status ret;
+	int present = 0, done = 0;
 	int64_t size = -1;
 
-	if (!st->linked || st->linked_tenant != tenant)
+	ret = finish_stream(s, tenant, st, 0, &done, e);
+	if (!ret && (!st->linked || st->linked_tenant != tenant))
 		ret = upload(s, tenant, st, e);
 	/*
 	 * Under the write lock, after any removal of the same blob by
@@ -326,14 +357,20 @@ struct walk {
 	void *arg;
 };
 
-/* "<tenant>/<aa>/<sha>" is a blob; anything else is odd. */
-static int walk_key(void *arg, const char *key, int64_t size)
+/*
+ * "<tenant>/<aa>/<sha>" is a blob; "incoming/..." a streamed upload's
+ * temporary object (the sweep's); anything else is odd.
+ */
+static int walk_key(void *arg, const char *key, int64_t size, int64_t mtime)
 {
 	struct walk *w = arg;
 	char tenant[32], shard[3], sha[65], odd[300];
 	int64_t t;
 	int n = 0;
 
+	(void)mtime;
+	if (!strncmp(key, "incoming/", 9))
+		return 0;
 	if (sscanf(key, "%31[0-9]/%2[0-9a-f]/%64[0-9a-f]%n", tenant, shard, sha,
 		   &n) == 3 &&
 	    !key[n] && !sfs_parse_i64(tenant, &t) && sfsi_is_sha256_hex(sha) &&
@@ -381,6 +418,28 @@ static int sweep_upload(void *arg, const char *key, const char *id,
 	return 0;
 }
 
+/* A streamed upload's temporary object of a day ago: a dead process's. */
+static int sweep_incoming(void *arg, const char *key, int64_t size,
+			  int64_t mtime)
+{
+	struct sweep *w = arg;
+	char line[512];
+
+	(void)size;
+	if (mtime > w->now - STALE_UPLOAD_S)
+		return 0;
+	w->found++;
+	snprintf(line, sizeof(line), "temporary object '%s' since %lld", key,
+		 (long long)mtime);
+	w->say(w->arg, line);
+	if (w->repair && !sfsi_s3_delete(w->c, key, NULL)) {
+		w->fixed++;
+		snprintf(line, sizeof(line), "repaired: removed '%s'", key);
+		w->say(w->arg, line);
+	}
+	return 0;
+}
+
 static enum sfs_status s3_sweep(struct sfs_store *s, int repair, int64_t *found,
 				int64_t *fixed,
 				void (*say)(void *arg, const char *line),
@@ -391,6 +450,8 @@ static enum sfs_status s3_sweep(struct sfs_store *s, int repair, int64_t *found,
 	enum sfs_status ret;
 
 	ret = sfsi_s3_uploads(w.c, "", sweep_upload, &w, e);
+	if (!ret)
+		ret = sfsi_s3_list(w.c, "incoming/", sweep_incoming, &w, e);
 	*found = w.found;
 	*fixed = w.fixed;
 	return ret;
@@ -407,4 +468,6 @@ const struct sfsi_blob_backend sfsi_blob_s3 = {
 	.open_blob = s3_open_blob,
 	.walk = s3_walk,
 	.sweep = s3_sweep,
+	.stream = sfsi_s3_stream_start,
+	.stream_free = sfsi_s3_stream_free,
 };

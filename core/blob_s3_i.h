@@ -13,6 +13,8 @@
 #include "s3_i.h"
 
 struct s3_blob;
+struct sfs_stage;
+struct sfs_store;
 
 /* A block to fetch for an open blob: its slot. */
 struct fetch_job {
@@ -58,6 +60,19 @@ void sfsi_s3_blob_key(int64_t tenant, const char *sha, char *out, size_t size);
 enum sfs_status sfsi_s3_reader_start(struct sfsi_s3_backend *be,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_s3_reader_stop(struct sfsi_s3_backend *be);
+
+/*
+ * Streaming of big sequential stages (blob_stream.c): start, and stop
+ * and undo (blob_i.h's stream, stream_free). sfsi_s3_stream_finish, at
+ * prepare: the stage's object is complete at its key when *done; else
+ * nothing was kept and the stage goes the usual way.
+ */
+void sfsi_s3_stream_start(struct sfs_store *s, struct sfs_stage *st);
+void sfsi_s3_stream_free(struct sfs_store *s, struct sfs_stage *st);
+enum sfs_status sfsi_s3_stream_finish(struct sfs_store *s, int64_t tenant,
+				      struct sfs_stage *st, int known,
+				      int *done,
+				      struct sfs_err *e) SFS_MUST_CHECK;
 
 /* An open blob of the S3 backend (blob_i.h's open_blob). */
 enum sfs_status sfsi_s3_blob_open(struct sfsi_s3_backend *be, int64_t tenant,

@@ -83,6 +83,8 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	st->s = s;
 	st->limit = INT64_MAX;
+	pthread_mutex_init(&st->fmu, NULL);
+	pthread_cond_init(&st->fcv, NULL);
 	stage_name(st, st->path, sizeof(st->path), ".part");
 	st->fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (st->fd < 0) {
@@ -160,6 +162,40 @@ static void writeback(struct sfs_stage *st, int drop)
 	st->dropped = old;
 }
 
+/* Followers of the stage: `written` bytes are in the file; `end`: no more. */
+static void followers(struct sfs_stage *st, int64_t written, int end)
+{
+	pthread_mutex_lock(&st->fmu);
+	if (written > st->fwritten)
+		st->fwritten = written;
+	st->fend |= end;
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
+			  const int *cancel)
+{
+	int64_t got;
+
+	pthread_mutex_lock(&st->fmu);
+	while (st->fwritten < want && !st->fend &&
+	       !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)))
+		pthread_cond_wait(&st->fcv, &st->fmu);
+	got = st->fwritten;
+	if (end)
+		*end = st->fend;
+	pthread_mutex_unlock(&st->fmu);
+	return got;
+}
+
+void sfsi_stage_follow_wake(struct sfs_stage *st)
+{
+	pthread_mutex_lock(&st->fmu);
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
 /* Spare pipeline buffers, so uploads reuse memory already touched. */
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *spare[2];
@@ -209,6 +245,7 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	if (ret)
 		return ret;
 	st->written += (int64_t)p->len[slot];
+	followers(st, st->written, 0);
 	writeback(st, 1);
 	return SFS_OK;
 }
@@ -419,6 +456,12 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		pipe_start(st);
+	/* big and in order: the blob backend may send it as it comes */
+	if (!st->random && !st->stream_tried && st->size >= PIPE_START) {
+		st->stream_tried = 1;
+		if (st->s->blob_be && st->s->blob_be->stream)
+			st->s->blob_be->stream(st->s, st);
+	}
 	if (st->pipe) {
 		ret = pipe_write(st, data, len, e);
 		if (ret)
@@ -436,6 +479,8 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		EVP_DigestUpdate(st->md, data, len);
 	st->size += (int64_t)len;
 	st->written = st->size;
+	if (!st->random)
+		followers(st, st->written, 0);
 	/* a random stage is read back to hash it: keep its cache */
 	writeback(st, !st->random);
 	return SFS_OK;
@@ -460,6 +505,7 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 	if (ret)
 		return ret;
 	st->random = 1;
+	followers(st, 0, 1);
 	ret = write_all(st->fd, data, len, off, e);
 	if (ret)
 		return ret;
@@ -516,6 +562,7 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 	if (ftruncate(st->fd, size) < 0)
 		return sfsi_errno_status(e, errno, "truncating the stage");
 	st->random = 1;
+	followers(st, 0, 1);
 	st->size = size;
 	st->written = size;
 	return SFS_OK;
@@ -631,6 +678,7 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 		sfsi_hex(md, 32, st->sha);
 	}
 	st->hashed = 1;
+	followers(st, st->random ? 0 : st->size, 1); /* all there is */
 	return SFS_OK;
 }
 
@@ -670,6 +718,9 @@ void sfs_stage_free(struct sfs_stage *st)
 		return;
 	if (st->pipe)
 		(void)pipe_end(st, NULL);
+	followers(st, 0, 1);
+	if (st->stream && st->s->blob_be && st->s->blob_be->stream_free)
+		st->s->blob_be->stream_free(st->s, st);
 	if (st->linked)
 		sfsi_blob_unlink_uncommitted(st);
 	if (st->fd >= 0)
@@ -677,6 +728,8 @@ void sfs_stage_free(struct sfs_stage *st)
 	if (st->path[0])
 		unlink(st->path);
 	EVP_MD_CTX_free(st->md);
+	pthread_mutex_destroy(&st->fmu);
+	pthread_cond_destroy(&st->fcv);
 	free(st);
 }
 

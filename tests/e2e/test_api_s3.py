@@ -328,3 +328,59 @@ def test_local_store_ignores_the_redirect_option(sfsd_factory):
     f = c.new_file(data=b"served by us")
     r = c.get(f"/{f['id']}/content", allow_redirects=False)
     assert r.status_code == 200 and r.content == b"served by us"
+
+
+def uploads_left(env):
+    s3 = env.gw.client()
+    try:
+        return [k for k, _ in s3.uploads(env.bucket)
+                if k.startswith(env.prefix)]
+    finally:
+        s3.close()
+
+
+def test_big_uploads_stream_while_received(env):
+    """An upload of several parts is sent while it is received (a
+    multipart upload under incoming/, copied to its key at the end); the
+    same bytes again are deduplicated and their streamed parts dropped;
+    an upload that breaks off leaves nothing behind."""
+    c = env.start({"blob.s3.part_size_mb": "5",
+                   "http.max_upload_bytes": str(64 << 20),
+                   "http.connection_timeout": "3"})
+    data = os.urandom(23 * 1024 * 1024 + 77)
+    f = c.new_file(data=data, filename="long.wav")
+    sha = hashlib.sha256(data).hexdigest()
+    objs = env.objects()
+    assert list(objs.values()) == [len(data)], objs
+    assert next(iter(objs)).endswith(sha)
+    assert uploads_left(env) == []
+    r = c.get(f"/{f['id']}/content")
+    assert r.status_code == 200 and hashlib.sha256(
+        r.content).hexdigest() == sha
+    g = c.new_file(data=data, name="again")
+    assert g["sha256"] == sha and len(env.objects()) == 1
+    assert uploads_left(env) == []
+    # a client that goes silent in the middle of 30 MiB (dropped after
+    # the connection timeout)
+    import socket
+    s = socket.create_connection(("127.0.0.1", c.daemon.port))
+    body = os.urandom(30 << 20)
+    head = ("POST %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+            "Content-Type: multipart/form-data; boundary=zz\r\n"
+            "Content-Length: %d\r\n\r\n--zz\r\nContent-Disposition: "
+            "form-data; name=\"name\"\r\n\r\ncut\r\n--zz\r\n"
+            "Content-Disposition: form-data; name=\"file\"; "
+            "filename=\"c.bin\"\r\n\r\n" % (API, c.keys["alice"],
+                                             len(body) + 200))
+    s.sendall(head.encode() + body[:20 << 20])
+    s.close()
+    deadline = time.time() + 30
+    while uploads_left(env) and time.time() < deadline:
+        time.sleep(0.1)
+    assert uploads_left(env) == []
+    assert len(env.objects()) == 1
+    s3 = env.gw.client()
+    try:
+        assert s3.list(env.bucket, env.prefix + "incoming/") == {}
+    finally:
+        s3.close()
