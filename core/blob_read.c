@@ -30,6 +30,7 @@ struct slot {
 	unsigned char *buf;
 	size_t len;
 	uint64_t used;
+	int pinned; /* being written to the block cache: not to be reused */
 	enum sfs_status st;
 	char msg[256];
 };
@@ -257,15 +258,21 @@ static void fetch_one(struct sfsi_s3_backend *be, struct fetch_job *j)
 				      "object store: short block of '%s'",
 				      b->key);
 	}
-	if (!st && !cached && (b->flags & SFS_BLOB_CACHED))
-		cache_write(be, b, idx, sl->buf, f.len);
-
 	pthread_mutex_lock(&b->mu);
 	sl->st = st;
 	sl->len = f.len;
 	sl->state = st ? S_FAILED : S_READY;
 	if (st)
 		sfs_strlcpy(sl->msg, e.message, sizeof(sl->msg));
+	if (!st && !cached && (b->flags & SFS_BLOB_CACHED)) {
+		/* the reader goes on while the block goes to the cache */
+		sl->pinned = 1;
+		pthread_cond_broadcast(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		cache_write(be, b, idx, sl->buf, f.len);
+		pthread_mutex_lock(&b->mu);
+		sl->pinned = 0;
+	}
 done:
 	b->inflight--;
 	pthread_cond_broadcast(&b->cv);
@@ -395,7 +402,8 @@ static int want_block(struct s3_blob *b, int64_t idx, int64_t keep, int urgent)
 		return i;
 	for (i = 0; i < b->nslots; i++) {
 		sl = &b->slots[i];
-		if (sl->state == S_QUEUED || sl->state == S_LOADING)
+		if (sl->state == S_QUEUED || sl->state == S_LOADING ||
+		    sl->pinned)
 			continue;
 		if (sl->state == S_READY && sl->idx >= keep && sl->idx < idx)
 			continue;

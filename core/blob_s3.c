@@ -193,7 +193,9 @@ static enum sfs_status s3_open(struct sfs_store *s, struct sfs_err *e)
 		goto out;
 	be->block = (int64_t)cfg->blob_s3_block_size_mb << 20;
 	be->readahead = cfg->blob_s3_readahead;
-	be->nthreads = cfg->blob_s3_parallel;
+	be->parallel = cfg->blob_s3_parallel;
+	/* a fetcher for each block in flight ahead of a reader */
+	be->nthreads = cfg->blob_s3_readahead > 0 ? cfg->blob_s3_readahead : 1;
 	if (cfg->blob_cache_dir[0])
 		sfs_strlcpy(be->cache_dir, cfg->blob_cache_dir,
 			    sizeof(be->cache_dir));

@@ -30,6 +30,7 @@ struct sfsi_s3_backend {
 	int64_t block; /* bytes per block (a Range GET) */
 	int readahead; /* blocks fetched ahead of a sequential reader */
 	int nthreads;  /* fetchers */
+	int parallel;  /* senders of a streamed stage */
 	pthread_t *threads;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -122,7 +122,7 @@ void sfsi_s3_stream_start(struct sfs_store *s, struct sfs_stage *st)
 	memcpy(x->tmp, "incoming/", 9);
 	sfsi_hex(r, sizeof(r), x->tmp + 9);
 	pthread_mutex_init(&x->mu, NULL);
-	n = be->nthreads < MAX_SENDERS ? be->nthreads : MAX_SENDERS;
+	n = be->parallel < MAX_SENDERS ? be->parallel : MAX_SENDERS;
 	for (i = 0; i < n; i++)
 		if (!pthread_create(&x->th[x->nth], NULL, sender, x))
 			x->nth++;

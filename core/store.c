@@ -43,7 +43,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->blob_s3_part_size_mb = 16;
 	c->blob_s3_parallel = 4;
 	c->blob_s3_block_size_mb = 4;
-	c->blob_s3_readahead = 4;
+	c->blob_s3_readahead = 8;
 	c->blob_s3_connect_timeout_s = 5;
 	c->blob_s3_timeout_s = 30;
 	c->blob_s3_retries = 3;

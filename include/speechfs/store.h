@@ -64,9 +64,9 @@ struct sfs_config {
 	char blob_s3_ca_file[512];
 	int blob_s3_path_style;	   /* -1 = the store's record (1) */
 	int blob_s3_part_size_mb;  /* multipart above this (16) */
-	int blob_s3_parallel;	   /* parts and blocks in flight (4) */
+	int blob_s3_parallel;	   /* parts in flight (4) */
 	int blob_s3_block_size_mb; /* a read's Range GET (4) */
-	int blob_s3_readahead;	   /* blocks ahead of a reader (4) */
+	int blob_s3_readahead;	   /* blocks ahead of a reader (8) */
 	int blob_s3_connect_timeout_s;
 	int blob_s3_timeout_s; /* a transfer stalled this long fails */
 	int blob_s3_retries;
