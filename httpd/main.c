@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include "conn.h"
 #include "httpd.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
@@ -45,6 +46,8 @@ static void opts_init(struct httpd_opts *o)
 	o->auth_fail_burst = 30;
 	o->redirect_to_object_store = 0;
 	o->redirect_ttl_s = 300;
+	o->head_timeout_s = 10;
+	o->min_body_rate = 1024;
 }
 
 /*
@@ -62,6 +65,11 @@ static void opts_init(struct httpd_opts *o)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.request_head_timeout    seconds a request head may take (from
+ *                                its first byte; a new connection's
+ *                                from the accept)
+ *   http.min_body_rate           bytes per second a body must average
+ *                                after its first request_head_timeout
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)
@@ -99,6 +107,8 @@ static const struct {
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst),
 	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store),
 	K("http.redirect_ttl", O_INT, redirect_ttl_s),
+	K("http.request_head_timeout", O_INT, head_timeout_s),
+	K("http.min_body_rate", O_I64, min_body_rate),
 #undef K
 };
 
@@ -384,22 +394,24 @@ int main(int argc, char **argv)
 			store, e.message);
 		return 1;
 	}
-	if (limits_init()) {
-		fprintf(stderr, "speechfsd: cannot start the timer\n");
+	if (limits_init() || conn_init()) {
+		fprintf(stderr, "speechfsd: cannot start the timers\n");
 		goto out;
 	}
 	g_httpd.mhd = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG,
-		ntohs(sin.sin_port), NULL, NULL, httpd_access, NULL,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-		(struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE,
+		ntohs(sin.sin_port), conn_accept_policy, NULL, httpd_access,
+		NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+		MHD_OPTION_THREAD_POOL_SIZE,
 		(unsigned)(g_httpd.opts.threads > 0 ? g_httpd.opts.threads : 1),
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)g_httpd.opts.conn_timeout_s,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)g_httpd.opts.conn_limit,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		(unsigned)g_httpd.opts.per_ip_limit,
+		/* the limits are the guard's (conn.c): it evicts, not refuses
+		 */
+		MHD_OPTION_CONNECTION_LIMIT, conn_mhd_limit(),
+		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
 		/*
 		 * libmicrohttpd zeroes the whole pool between the requests of
 		 * a connection: 256 KiB more for bodies cut upload syscalls
@@ -432,6 +444,7 @@ int main(int argc, char **argv)
 	sfs_debug("httpd", "drained");
 	rc = 0;
 out:
+	conn_stop();
 	limits_stop();
 	if (g_httpd.mhd)
 		MHD_stop_daemon(g_httpd.mhd);

@@ -3,13 +3,22 @@
  * new content versions, open, listening-audio state rules, the janitor,
  * quotas, validation errors and the permission rules (owner, EDIT and VIEW
  * shares, INTERNAL, other tenants, scopes), and two store handles at once.
+ * The share calls themselves are t_share.c's.
+ *
+ * About internals on purpose: a job's outcome is reported by the worker
+ * that claimed it, so the tests play that worker (testjob.h, then
+ * sfsi_file_job_state, sfsi_file_import_done, sfsi_file_listening_done)
+ * to reach a finished import, a stale result or a failed generation at
+ * the moment they choose; they prepare a stage's blob as an upload does
+ * before its transaction (sfsi_blob_stage_prepare); and where a promise is
+ * about what is stored (one job per import, rows purged, the blob's file
+ * kept, synchronous=FULL) they read the database, or set a state no
+ * public call makes (timestamps long past) in SQL.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include "blob_i.h"
-#include "db_i.h"
-#include "file_i.h"
 #include "media_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
@@ -21,9 +30,10 @@
 #include "speechfs/share.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
+#include "fixture.h"
 #include "testhelp.h"
 #include "testjob.h"
-#include "util_i.h"
 
 #define EMPTY_SHA                                                              \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -47,32 +57,20 @@ struct fx {
 static int fx_open_q(struct fx *f, int64_t max_bytes, int64_t max_files)
 {
 	struct sfs_config cfg;
-	struct sfs_err e;
 
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
 	sfs_config_init(&cfg);
 	cfg.retention_seconds = RETENTION;
-	if (th_blob_config(&cfg))
+	if (tfx_store(&f->dir, &f->s, &cfg))
 		return -1;
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, &cfg, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "one", max_bytes, max_files, f->t1, &e) ||
-	    sfs_tenant_create(f->s, "two", 0, 0, f->t2, &e) ||
-	    sfs_user_create(f->s, f->t1, "alice", -1, f->ua, &e) ||
-	    sfs_user_create(f->s, f->t1, "bob", -1, f->ub, &e) ||
-	    sfs_user_create(f->s, f->t1, "carol", -1, f->uc, &e) ||
-	    sfs_user_create(f->s, f->t1, "dave", -1, f->ud, &e) ||
-	    sfs_user_create(f->s, f->t2, "xavier", -1, f->ux, &e) ||
-	    sfs_auth_user(f->s, f->ua, SFS_SCOPE_ALL, &f->a, &e) ||
-	    sfs_auth_user(f->s, f->ub, SFS_SCOPE_ALL, &f->b, &e) ||
-	    sfs_auth_user(f->s, f->uc, SFS_SCOPE_ALL, &f->c, &e) ||
-	    sfs_auth_user(f->s, f->ud, SFS_SCOPE_ALL, &f->d, &e) ||
-	    sfs_auth_user(f->s, f->ux, SFS_SCOPE_ALL, &f->x, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
+	if (tfx_tenant(f->s, "one", max_bytes, max_files, f->t1) ||
+	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
+	    tfx_user(f->s, f->t1, "alice", f->ua, &f->a) ||
+	    tfx_user(f->s, f->t1, "bob", f->ub, &f->b) ||
+	    tfx_user(f->s, f->t1, "carol", f->uc, &f->c) ||
+	    tfx_user(f->s, f->t1, "dave", f->ud, &f->d) ||
+	    tfx_user(f->s, f->t2, "xavier", f->ux, &f->x))
 		return -1;
-	}
 	return 0;
 }
 
@@ -83,24 +81,8 @@ static int fx_open(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
-	f->dir = NULL;
+	tfx_store_close(&f->dir, &f->s);
 	sfs_set_clock_offset_ms(0);
-}
-
-static struct sfs_stage *stage_of(struct sfs_store *s, const void *data,
-				  size_t n)
-{
-	struct sfs_stage *st = NULL;
-
-	if (sfs_stage_new(s, &st, NULL))
-		return NULL;
-	if (n && sfs_stage_write(st, data, n, NULL)) {
-		sfs_stage_free(st);
-		return NULL;
-	}
-	return st;
 }
 
 /* Create a file with content `text` at `path`; id into id. */
@@ -109,7 +91,7 @@ static enum sfs_status mk(struct fx *f, const struct sfs_actor *a,
 			  char *id, struct sfs_err *e)
 {
 	struct sfs_file_spec sp = { .name = name, .path = path };
-	struct sfs_stage *st = stage_of(f->s, text, strlen(text));
+	struct sfs_stage *st = tfx_stage(f->s, text, strlen(text));
 	struct sfs_file out;
 	enum sfs_status ret;
 
@@ -130,29 +112,13 @@ static int slurp(struct fx *f, const struct sfs_actor *a, const char *id,
 		 enum sfs_content which, char *buf, size_t cap,
 		 enum sfs_status *st)
 {
-	struct sfs_blob *b = NULL;
 	size_t n = 0;
 
-	*st = sfs_file_open(f->s, a, id, which, 0, &b, NULL, NULL);
-	if (*st)
-		return -1;
-	*st = sfs_blob_pread(b, buf, cap - 1, 0, &n, NULL);
-	sfs_blob_close(b);
+	*st = tfx_read(f->s, a, id, which, buf, cap - 1, &n);
 	if (*st)
 		return -1;
 	buf[n] = '\0';
 	return (int)n;
-}
-
-/* Does the file's original content read back as `want`? */
-static int slurp_is(struct fx *f, const struct sfs_actor *a, const char *id,
-		    const char *want)
-{
-	char buf[256];
-	enum sfs_status st;
-	int n = slurp(f, a, id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf), &st);
-
-	return n == (int)strlen(want) && !memcmp(buf, want, (size_t)n);
 }
 
 static enum sfs_status open_st(struct fx *f, const struct sfs_actor *a,
@@ -175,45 +141,6 @@ static enum sfs_status share(struct fx *f, const char *id, const char *user,
 	return sfs_share_put(f->s, &f->a, id, user, p, NULL, &created, NULL);
 }
 
-static int64_t blob_refs(struct fx *f, const char *sha)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t refs = -1;
-
-	if (sfsi_db_get(f->s, &d, NULL))
-		return -2;
-	q = sfsi_db_prep(d,
-			 "SELECT refs FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
-			 NULL);
-	if (q) {
-		sfsi_db_bind_int(q, 1, f->a.tenant);
-		sfsi_db_bind_text(q, 2, sha);
-		if (sfsi_db_step(q, NULL) == 1)
-			refs = sfsi_db_col_int(q, 0);
-		sfsi_db_reset(q);
-	}
-	sfsi_db_put(d);
-	return refs;
-}
-
-static int64_t sql_int(struct sfs_store *s, const char *text)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t v = -1;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -1;
-	q = sfsi_db_prep_dyn(d, text, NULL);
-	if (q && sfsi_db_step(q, NULL) == 1)
-		v = sfsi_db_col_int(q, 0);
-	sfsi_db_finalize(q);
-	sfsi_db_put(d);
-	return v;
-}
-
 static struct sfs_tenant_info tenant(struct fx *f)
 {
 	struct sfs_tenant_info ti;
@@ -222,42 +149,6 @@ static struct sfs_tenant_info tenant(struct fx *f)
 	if (sfs_tenant_get(f->s, f->t1, &ti, NULL))
 		ti.used_files = -1;
 	return ti;
-}
-
-static int fsck_clean(struct fx *f)
-{
-	struct sfs_fsck_report r;
-
-	if (sfs_fsck(f->s, 0, &r, NULL, NULL, NULL))
-		return 0;
-	return !r.orphan_files && !r.missing_files && !r.bad_refcounts;
-}
-
-/* Complete listening generation of a file with these MP3 bytes. */
-static enum sfs_status finish_listening(struct fx *f, const char *id,
-					const char *mp3)
-{
-	struct sfs_file fi;
-	struct sfs_stage *st;
-	struct sfs_job j;
-	enum sfs_status ret;
-
-	ret = sfs_file_get(f->s, &f->a, id, &fi, NULL);
-	if (ret)
-		return ret;
-	memset(&j, 0, sizeof(j));
-	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
-	if (!ret)
-		ret = sfsi_file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL,
-					  NULL);
-	st = stage_of(f->s, mp3, strlen(mp3));
-	if (!ret)
-		ret = st ? sfsi_file_listening_done(f->s, &j, st, NULL)
-			 : SFS_IO;
-	sfs_job_release(&j);
-	sfs_stage_free(st);
-	sfs_file_release(&fi);
-	return ret;
 }
 
 static int64_t ino_of(struct fx *f, const char *id)
@@ -275,18 +166,6 @@ static int64_t ino_of(struct fx *f, const char *id)
 static const char *field0(const struct sfs_err *e)
 {
 	return e->nfields ? e->fields[0].field : "";
-}
-
-static int has_field(const struct sfs_err *e, const char *field,
-		     const char *type)
-{
-	int i;
-
-	for (i = 0; i < e->nfields; i++)
-		if (!strcmp(e->fields[i].field, field) &&
-		    (!type || !strcmp(e->fields[i].type, type)))
-			return 1;
-	return 0;
 }
 
 /* ---- create and get ------------------------------------------------------ */
@@ -311,7 +190,7 @@ static void test_create_get(void)
 	size_t i;
 
 	REQUIRE(fx_open(&f) == 0);
-	st = stage_of(f.s, "hello", 5);
+	st = tfx_stage(f.s, "hello", 5);
 	REQUIRE(st);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
 	sfs_stage_free(st);
@@ -383,7 +262,7 @@ static void test_create_get(void)
 	{
 		struct sfs_file_spec l = { .name = "l", .listening = 1 };
 
-		st = stage_of(f.s, "audio", 5);
+		st = tfx_stage(f.s, "audio", 5);
 		REQUIRE_ST(sfs_file_create(f.s, &f.a, &l, st, &out, NULL),
 			   SFS_OK);
 		sfs_stage_free(st);
@@ -393,7 +272,7 @@ static void test_create_get(void)
 		sfs_file_release(&out);
 	}
 	/* out may be NULL */
-	st = stage_of(f.s, "x", 1);
+	st = tfx_stage(f.s, "x", 1);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, NULL), SFS_OK);
 	sfs_stage_free(st);
 	CHECK(tenant(&f).used_files == 4);
@@ -425,10 +304,10 @@ static void test_create_import(void)
 		 SFS_NOT_READY);
 	CHECK_ST(sfs_listening_generate(f.s, &f.a, out.id, NULL, NULL),
 		 SFS_NOT_READY);
-	st = stage_of(f.s, "new", 3);
+	st = tfx_stage(f.s, "new", 3);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, NULL, NULL),
 		 SFS_NOT_READY);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
 
 	/* the import completes: content, and the listening job queued */
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
@@ -465,7 +344,7 @@ static void test_create_import(void)
 	sfs_file_release(&out);
 
 	/* content and a URI at once */
-	st = stage_of(f.s, "x", 1);
+	st = tfx_stage(f.s, "x", 1);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
 	sfs_stage_free(st);
@@ -531,7 +410,7 @@ static void test_import_cancelled_by_delete(void)
 	CHECK_ST(sfsi_file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
-	st = stage_of(f.s, "late", 4);
+	st = tfx_stage(f.s, "late", 4);
 	CHECK_ST(sfsi_file_import_done(f.s, &job, st, NULL, -1, NULL),
 		 SFS_CONFLICT);
 	sfs_job_release(&job);
@@ -542,8 +421,8 @@ static void test_import_cancelled_by_delete(void)
 	CHECK(out.ingestion == SFS_JS_FAILED);
 	CHECK(out.size == -1);
 	sfs_file_release(&out);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 0);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 0);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -578,11 +457,11 @@ static void test_validation(void)
 		CHECK_ST(sfs_file_create(f.s, &f.a, &s_, NULL, NULL, &e),      \
 			 SFS_INVALID);                                         \
 		CHECK(e.status == SFS_INVALID);                                \
-		if (!has_field(&e, field_, type_))                             \
+		if (!tfx_has_field(&e, field_, type_))                         \
 			fprintf(stderr, "  want %s/%s, got %s/%s\n", field_,   \
 				type_ ? type_ : "*", field0(&e),               \
 				e.nfields ? e.fields[0].type : "");            \
-		CHECK(has_field(&e, field_, type_));                           \
+		CHECK(tfx_has_field(&e, field_, type_));                       \
 	} while (0)
 
 	BAD("name", "missing", .name = NULL);
@@ -610,9 +489,9 @@ static void test_validation(void)
 	sp.metadata = "[]";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
-	CHECK(has_field(&e, "name", "missing"));
-	CHECK(has_field(&e, "path", NULL));
-	CHECK(has_field(&e, "metadata", NULL));
+	CHECK(tfx_has_field(&e, "name", "missing"));
+	CHECK(tfx_has_field(&e, "path", NULL));
+	CHECK(tfx_has_field(&e, "metadata", NULL));
 	/* the limits themselves are fine */
 	memset(&sp, 0, sizeof(sp));
 	long_name[SFS_NAME_MAX] = '\0';
@@ -622,7 +501,7 @@ static void test_validation(void)
 	sp.metadata = "{}";
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
 	/* nothing was made by the failures */
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
 	CHECK(tenant(&f).used_files == 1);
 
 	/* the checkers on their own */
@@ -653,7 +532,7 @@ static void test_lazy_create(void)
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
 	CHECK(out.size == 0 && !strcmp(out.sha256, EMPTY_SHA));
 	/* every pooled connection syncs fully again (2 = FULL) */
-	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	CHECK(tfx_sql_int(f.s, "PRAGMA synchronous") == 2);
 	/* another handle (another process) sees it at once */
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
 	CHECK_ST(sfs_file_get(s2, &f.a, out.id, &g, NULL), SFS_OK);
@@ -662,7 +541,7 @@ static void test_lazy_create(void)
 	sfs_store_close(s2);
 
 	/* only a content-less create can be lazy */
-	st = stage_of(f.s, "bytes", 5);
+	st = tfx_stage(f.s, "bytes", 5);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
 	sfs_stage_free(st);
@@ -670,8 +549,8 @@ static void test_lazy_create(void)
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
 		 SFS_INVALID);
 	sp.uri = NULL;
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
-	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "PRAGMA synchronous") == 2);
 
 	/* sync: owner and EDIT; VIEW may not; another tenant sees nothing */
 	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, NULL), SFS_OK);
@@ -687,22 +566,22 @@ static void test_lazy_create(void)
 	/* content: the same bytes as another file's share its blob */
 	REQUIRE_ST(mk(&f, &f.a, "other", "/", "same bytes", other, NULL),
 		   SFS_OK);
-	st = stage_of(f.s, "same bytes", 10);
+	st = tfx_stage(f.s, "same bytes", 10);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, &g, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
-	CHECK(g.size == 10 && blob_refs(&f, g.sha256) == 2);
+	CHECK(g.size == 10 && tfx_blob_refs(f.s, f.a.tenant, g.sha256) == 2);
 	CHECK(tenant(&f).used_bytes == 10);
 	sfs_file_release(&g);
 	/* new bytes: a blob of their own, synced and linked */
-	st = stage_of(f.s, "fresh", 5);
+	st = tfx_stage(f.s, "fresh", 5);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, &g, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
-	CHECK(g.size == 5 && blob_refs(&f, g.sha256) == 1);
+	CHECK(g.size == 5 && tfx_blob_refs(f.s, f.a.tenant, g.sha256) == 1);
 	CHECK(tenant(&f).used_bytes == 15);
 	sfs_file_release(&g);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 
 	/* a deleted file cannot be synced */
 	REQUIRE_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
@@ -718,8 +597,8 @@ static void test_lazy_create(void)
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_QUOTA);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
-	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "PRAGMA synchronous") == 2);
 	fx_close(&f);
 }
 
@@ -742,7 +621,7 @@ static void test_stage_prepare(void)
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(mk(&f, &f.a, "first", "/", "shared bytes", id, NULL),
 		   SFS_OK);
-	st = stage_of(f.s, "shared bytes", 12);
+	st = tfx_stage(f.s, "shared bytes", 12);
 	REQUIRE(st != NULL);
 	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK(sfs_stage_sha256(st) != NULL);
@@ -752,17 +631,17 @@ static void test_stage_prepare(void)
 	CHECK_ST(sfs_stage_truncate(st, 1, NULL), SFS_CONFLICT);
 	/* the only holder of these bytes goes, and with it the blob file */
 	REQUIRE_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
-	CHECK(blob_refs(&f, sfs_stage_sha256(st)) == -1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sfs_stage_sha256(st)) == -1);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
 	sfs_stage_free(st);
-	CHECK(blob_refs(&f, out.sha256) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, out.sha256) == 1);
 	CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
 		    &rs) == 12 &&
 	      !strcmp(buf, "shared bytes"));
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	sfs_file_release(&out);
 	/* a stage of new bytes prepares (and syncs) the same way */
-	st = stage_of(f.s, "new", 3);
+	st = tfx_stage(f.s, "new", 3);
 	REQUIRE(st != NULL);
 	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
@@ -785,7 +664,7 @@ static void test_create_many(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, NULL), SFS_OK);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/m/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 3);
 	CHECK(tenant(&f).used_files == 3);
@@ -793,7 +672,7 @@ static void test_create_many(void)
 	specs[1].path = "bad";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, &e), SFS_INVALID);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
 	CHECK(tenant(&f).used_files == 3);
 	f.a.scopes = SFS_SCOPE_READ;
 	specs[1].path = "/m/";
@@ -841,7 +720,7 @@ static void test_permissions(void)
 	CHECK_ST(sfs_listening_generate(f.s, &f.b, id, NULL, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_delete(f.s, &f.b, id, 0, NULL), SFS_FORBIDDEN);
 	CHECK_ST(sfs_listening_purge(f.s, &f.b, id, NULL), SFS_FORBIDDEN);
-	st = stage_of(f.s, "edited", 6);
+	st = tfx_stage(f.s, "edited", 6);
 	CHECK_ST(sfs_file_set_content(f.s, &f.b, id, st, 0, NULL, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
@@ -853,7 +732,7 @@ static void test_permissions(void)
 	sfs_file_release(&g);
 	CHECK_ST(open_st(&f, &f.c, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
 	CHECK_ST(sfs_file_update(f.s, &f.c, id, &u, NULL, NULL), SFS_FORBIDDEN);
-	st = stage_of(f.s, "viewer", 6);
+	st = tfx_stage(f.s, "viewer", 6);
 	CHECK_ST(sfs_file_set_content(f.s, &f.c, id, st, 0, NULL, NULL),
 		 SFS_FORBIDDEN);
 	sfs_stage_free(st);
@@ -974,7 +853,8 @@ static void test_update(void)
 	u.metadata = "[]";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_INVALID);
-	CHECK(has_field(&e, "path", NULL) && has_field(&e, "metadata", NULL));
+	CHECK(tfx_has_field(&e, "path", NULL) &&
+	      tfx_has_field(&e, "metadata", NULL));
 	u.set = SFS_UPD_NAME;
 	u.name = "";
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_INVALID);
@@ -985,7 +865,7 @@ static void test_update(void)
 	u.publish = (enum sfs_publish)7;
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_INVALID);
-	CHECK(has_field(&e, "publishMode", NULL));
+	CHECK(tfx_has_field(&e, "publishMode", NULL));
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(!strcmp(g.name, "g") && g.publish == SFS_PUBLISH_PRIVATE);
 	sfs_file_release(&g);
@@ -1042,7 +922,7 @@ static void test_delete_purge_restore(void)
 	CHECK(g.purge_at == g.deleted_at + RETENTION * 1000);
 	sfs_file_release(&g);
 	/* content is kept until the purge */
-	CHECK(blob_refs(&f, sha) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 1);
 	CHECK(tenant(&f).used_files == 1);
 	sfs_err_init(&e);
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, &e), SFS_GONE);
@@ -1064,7 +944,7 @@ static void test_delete_purge_restore(void)
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.deleted && g.purged && g.purged_at > 0 && g.purge_at == 0);
 	sfs_file_release(&g);
-	CHECK(blob_refs(&f, sha) == -1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == -1);
 	CHECK(tenant(&f).used_files == 0 && tenant(&f).used_bytes == 0);
 	/* purging a purged file is a no-op; restoring it is gone */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
@@ -1084,7 +964,7 @@ static void test_delete_purge_restore(void)
 				 "000000000000",
 				 0, NULL),
 		 SFS_NOT_FOUND);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1167,7 +1047,7 @@ static void test_suffix_on_arrival(void)
 	u.name = "";
 	CHECK_ST(sfs_file_update(f.s, &f.a, o, &u, NULL, NULL), SFS_INVALID);
 	CHECK(suffixed(&f, o) == 0);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1199,7 +1079,7 @@ static void test_discard(void)
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_GONE);
 	/* a new content version brings it back */
-	st = stage_of(f.s, "again", 5);
+	st = tfx_stage(f.s, "again", 5);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, &g, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
@@ -1212,7 +1092,7 @@ static void test_discard(void)
 	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "other", id2, NULL), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_CONFLICT);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1227,18 +1107,18 @@ static void test_stale_job_result(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	st = stage_of(f.s, "first", 5);
+	st = tfx_stage(f.s, "first", 5);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v, NULL), SFS_OK);
 	sfs_stage_free(st);
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &old), SFS_OK);
 	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	/* a new version cancels the running job and queues another */
-	st = stage_of(f.s, "second", 6);
+	st = tfx_stage(f.s, "second", 6);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v.id, st, 0, NULL, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
-	mp3 = stage_of(f.s, "mp3 of the first", 16);
+	mp3 = tfx_stage(f.s, "mp3 of the first", 16);
 	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
 	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
 		 SFS_CONFLICT);
@@ -1246,7 +1126,7 @@ static void test_stale_job_result(void)
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &cur), SFS_OK);
 	CHECK_ST(sfsi_file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
-	mp3 = stage_of(f.s, "mp3 of the second", 17);
+	mp3 = tfx_stage(f.s, "mp3 of the second", 17);
 	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
 	sfs_stage_free(mp3);
 	sfs_job_release(&old);
@@ -1272,11 +1152,11 @@ static void test_set_content(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	st = stage_of(f.s, "version one", 11);
+	st = tfx_stage(f.s, "version one", 11);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v1, NULL), SFS_OK);
 	sfs_stage_free(st);
 	REQUIRE_ST(share(&f, v1.id, f.ub, SFS_PERM_EDIT), SFS_OK);
-	st = stage_of(f.s, "version 2", 9);
+	st = tfx_stage(f.s, "version 2", 9);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
@@ -1285,8 +1165,8 @@ static void test_set_content(void)
 	CHECK(v2.ntags == 1 && !strcmp(v2.tags[0], "keep"));
 	CHECK(v2.created_at == v1.created_at);
 	CHECK(v2.la.status == SFS_JS_NONE);
-	CHECK(blob_refs(&f, v1.sha256) == -1);
-	CHECK(blob_refs(&f, v2.sha256) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, v1.sha256) == -1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, v2.sha256) == 1);
 	CHECK(tenant(&f).used_bytes == 9 && tenant(&f).used_files == 1);
 	CHECK(slurp(&f, &f.b, v1.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
 		    &rs) == 9 &&
@@ -1298,8 +1178,8 @@ static void test_set_content(void)
 	/* with listening audio: it is made again from the new content */
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, v1.id, NULL, NULL),
 		   SFS_OK);
-	REQUIRE_ST(finish_listening(&f, v1.id, "mp3 one"), SFS_OK);
-	st = stage_of(f.s, "version 3", 9);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, v1.id, "mp3 one", 7), SFS_OK);
+	st = tfx_stage(f.s, "version 3", 9);
 	sfs_file_release(&v2);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
 		   SFS_OK);
@@ -1309,11 +1189,11 @@ static void test_set_content(void)
 	sfs_file_release(&v2);
 	/* the same bytes as another file share its blob */
 	REQUIRE_ST(mk(&f, &f.a, "other", "/", "shared", NULL, NULL), SFS_OK);
-	st = stage_of(f.s, "shared", 6);
+	st = tfx_stage(f.s, "shared", 6);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
-	CHECK(blob_refs(&f, v2.sha256) == 2);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, v2.sha256) == 2);
 	/* the same bytes once more: the blob is kept as it is, not relinked */
 	{
 		char p[4096];
@@ -1328,15 +1208,22 @@ static void test_set_content(void)
 		sfsi_blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
 		/* (the local backend's file; an object has no inode) */
 		REQUIRE(th_s3 || stat(p, &b1) == 0);
-		st = stage_of(f.s, "only mine", 9);
+		st = tfx_stage(f.s, "only mine", 9);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
 			SFS_OK);
 		sfs_stage_free(st);
 		REQUIRE(th_s3 || stat(p, &b2) == 0);
 		CHECK(th_s3 || b1.st_ino == b2.st_ino);
-		CHECK(slurp_is(&f, &f.a, sid, "only mine"));
-		CHECK(blob_refs(&f, solo.sha256) == 1);
+		{
+			char back[32];
+			enum sfs_status rst;
+
+			CHECK(slurp(&f, &f.a, sid, SFS_CONTENT_ORIGINAL, back,
+				    sizeof(back), &rst) == 9 &&
+			      !strcmp(back, "only mine"));
+		}
+		CHECK(tfx_blob_refs(f.s, f.a.tenant, solo.sha256) == 1);
 		CHECK(tenant(&f).used_files == 3);
 		CHECK_ST(sfs_file_delete(f.s, &f.a, sid, 1, NULL), SFS_OK);
 		sfs_file_release(&solo);
@@ -1345,13 +1232,13 @@ static void test_set_content(void)
 
 	/* not on a deleted file */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, v1.id, 0, NULL), SFS_OK);
-	st = stage_of(f.s, "late", 4);
+	st = tfx_stage(f.s, "late", 4);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, NULL, NULL),
 		 SFS_CONFLICT);
 	sfs_stage_free(st);
 	sfs_file_release(&v1);
-	CHECK(fsck_clean(&f));
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 1);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 1);
 	fx_close(&f);
 }
 
@@ -1399,7 +1286,7 @@ static void test_listening_rules(void)
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_PENDING && g.la.error == NULL);
 	sfs_file_release(&g);
-	REQUIRE_ST(finish_listening(&f, id, "mp3 bytes"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id, "mp3 bytes", 9), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_COMPLETED && g.la.size == 9 &&
 	      g.la.created_at > 0 && g.la.sha256[0]);
@@ -1429,7 +1316,7 @@ static void test_listening_rules(void)
 	CHECK(g.la.deleted && g.la.purged && g.la.purged_at > 0);
 	sfs_file_release(&g);
 	CHECK(tenant(&f).used_bytes == 8);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1442,7 +1329,7 @@ static void test_listening_purge(void)
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(mk(&f, &f.a, "f", "/", "original", id, NULL), SFS_OK);
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_OK);
-	REQUIRE_ST(finish_listening(&f, id, "mp3"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id, "mp3", 3), SFS_OK);
 	/* purge keeps the metadata, drops the bytes */
 	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
@@ -1458,7 +1345,8 @@ static void test_listening_purge(void)
 	/* purging the file releases its listening audio too */
 	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "second", id2, NULL), SFS_OK);
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
-	REQUIRE_ST(finish_listening(&f, id2, "mp3 of two"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id2, "mp3 of two", 10),
+		   SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 1, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
 	CHECK(g.purged && g.la.purged);
@@ -1477,10 +1365,10 @@ static void test_listening_purge(void)
 			 "SELECT count(*) FROM job WHERE"
 			 " file_id = %lld AND state IN (1, 2)",
 			 (long long)g.ino);
-		CHECK(sql_int(f.s, q) == 0);
+		CHECK(tfx_sql_int(f.s, q) == 0);
 	}
 	sfs_file_release(&g);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1499,7 +1387,7 @@ static void test_janitor(void)
 	REQUIRE_ST(mk(&f, &f.a, "la", "/", "two", id2, NULL), SFS_OK);
 	REQUIRE_ST(mk(&f, &f.a, "kept", "/", "three", keep, NULL), SFS_OK);
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
-	REQUIRE_ST(finish_listening(&f, id2, "mp3"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id2, "mp3", 3), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
@@ -1524,7 +1412,7 @@ static void test_janitor(void)
 	CHECK(tenant(&f).used_bytes == 3 + 5);
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
 	CHECK(n == 0);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1541,27 +1429,19 @@ static void test_janitor_many(void)
 	}
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 150, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 1, NULL), SFS_OK);
-	{
-		struct db *d = NULL;
-
-		REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
-		/* 150 deleted files and 70 expired listening audios */
-		CHECK_ST(sfsi_db_exec(d,
-				      "UPDATE file SET is_deleted = 1,"
-				      " deleted_at = 1, purge_at = 2"
-				      " WHERE id <= 150;"
-				      " UPDATE file SET la_status = 3,"
-				      " la_deleted = 1, la_deleted_at = 1,"
-				      " la_purge_at = 2 WHERE id > 80",
-				      NULL),
-			 SFS_OK);
-		sfsi_db_put(d);
-	}
+	/* 150 deleted files and 70 expired listening audios */
+	CHECK(tfx_sql(f.s, "UPDATE file SET is_deleted = 1,"
+			   " deleted_at = 1, purge_at = 2"
+			   " WHERE id <= 150;"
+			   " UPDATE file SET la_status = 3,"
+			   " la_deleted = 1, la_deleted_at = 1,"
+			   " la_purge_at = 2 WHERE id > 80") == 0);
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_purged = 1") ==
+	CHECK(tfx_sql_int(f.s,
+			  "SELECT count(*) FROM file WHERE is_purged = 1") ==
 	      150);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE la_purged = 0"
-			   " AND la_deleted = 1") == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file WHERE la_purged = 0"
+			       " AND la_deleted = 1") == 0);
 	CHECK(tenant(&f).used_files == 1);
 	fx_close(&f);
 }
@@ -1590,7 +1470,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "dup", "/", big, NULL, NULL), SFS_OK);
 	CHECK(tenant(&f).used_bytes == 60);
 	/* a new version that does not fit */
-	st = stage_of(f.s, "x", 1);
+	st = tfx_stage(f.s, "x", 1);
 	{
 		char more[50];
 
@@ -1615,20 +1495,20 @@ static void test_quota(void)
 		REQUIRE_ST(mk(&f, &f.a, "own", "/", more, own, NULL), SFS_OK);
 		CHECK(tenant(&f).used_bytes == 100);
 		memset(more, 'p', 40);
-		st = stage_of(f.s, more, 40);
+		st = tfx_stage(f.s, more, 40);
 		CHECK_ST(sfs_file_set_content(f.s, &f.a, own, st, 0, &g, NULL),
 			 SFS_OK);
 		sfs_stage_free(st);
 		sfs_file_release(&g);
 		CHECK(tenant(&f).used_bytes == 100);
 		/* and the same bytes again are no change at all */
-		st = stage_of(f.s, more, 40);
+		st = tfx_stage(f.s, more, 40);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, own, st, 0, NULL, NULL),
 			SFS_OK);
 		sfs_stage_free(st);
 		CHECK(tenant(&f).used_bytes == 100);
-		CHECK(fsck_clean(&f));
+		CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 		CHECK_ST(sfs_file_delete(f.s, &f.a, own, 1, NULL), SFS_OK);
 		REQUIRE_ST(mk(&f, &f.a, "one", "/", big, id, NULL), SFS_OK);
 	}
@@ -1651,7 +1531,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, NULL), SFS_OK);
 	/* another tenant has its own quota */
 	CHECK_ST(mk(&f, &f.x, "x", "/", big, NULL, NULL), SFS_OK);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	{
 		char p[4096];
 		struct stat sb;
@@ -1724,18 +1604,18 @@ static void test_two_handles(void)
 	for (i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	CHECK(w[0].failed == 0 && w[1].failed == 0);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 80);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 80);
 	CHECK(tenant(&f).used_files == 80);
 	/* 20 common contents shared by both, 20 + 20 of their own */
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 60);
-	CHECK(sql_int(f.s, "SELECT sum(refs) FROM blob") == 80);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 60);
+	CHECK(tfx_sql_int(f.s, "SELECT sum(refs) FROM blob") == 80);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 80);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/t0/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 40);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/t1/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 40);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1819,13 +1699,13 @@ static void test_contention(void)
 	CHECK(c[0].unexpected == 0 && c[1].unexpected == 0);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(!g.deleted);
-	CHECK(blob_refs(&f, g.sha256) >= 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, g.sha256) >= 1);
 	sfs_file_release(&g);
 	CHECK(tenant(&f).used_files == 2);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") <= 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") <= 3);
 	CHECK(tenant(&f).used_bytes ==
-	      sql_int(f.s, "SELECT sum(size) FROM blob"));
-	CHECK(fsck_clean(&f));
+	      tfx_sql_int(f.s, "SELECT sum(size) FROM blob"));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	{
 		struct sfs_dir_info di;
 
