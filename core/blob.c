@@ -43,19 +43,24 @@ static int row_exists(struct db *d, int64_t tenant, const char *sha,
 }
 
 /*
- * Name the stage after the blob it becomes, "<tenant>-<sha>.stage": a
- * process that dies before the commit leaves it for the next open, which
- * removes the bytes the backend may hold unless a row names them.
+ * Name the stage after the blob it becomes, "<tenant>-<sha>-<n>.stage"
+ * (n: stages of the same bytes may be on their way at once): a process
+ * that dies before the commit leaves it for the next open, which removes
+ * the bytes the backend may hold unless a row names them.
  */
 static enum sfs_status name_stage(struct sfs_stage *st, int64_t tenant,
 				  struct sfs_err *e)
 {
+	static unsigned long serial;
 	char named[4096];
+	int n;
 
-	snprintf(named, sizeof(named), "%s/%lld-%s.stage", st->s->staging_dir,
-		 (long long)tenant, st->sha);
-	if (!strcmp(named, st->path))
+	n = snprintf(named, sizeof(named), "%s/%lld-%s-", st->s->staging_dir,
+		     (long long)tenant, st->sha);
+	if (!strncmp(named, st->path, (size_t)n))
 		return SFS_OK;
+	snprintf(named + n, sizeof(named) - (size_t)n, "%lu.stage",
+		 __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
 	if (rename(st->path, named) < 0)
 		return sfsi_errno_status(e, errno, "naming the stage");
 	sfs_strlcpy(st->path, named, sizeof(st->path));

@@ -815,9 +815,9 @@ void sfsi_staging_close(struct sfs_store *s)
 }
 
 /*
- * A named stage "<tenant>-<sha>.stage" of a dead process: if its commit
- * never happened, the bytes the backend may hold for it are orphans. A
- * backend that cannot be reached now leaves them for fsck.
+ * A named stage "<tenant>-<sha>-<n>.stage" of a dead process: if its
+ * commit never happened, the bytes the backend may hold for it are
+ * orphans. A backend that cannot be reached now leaves them for fsck.
  */
 static void recover_named(struct sfs_store *s, struct db *d, const char *name)
 {
@@ -848,19 +848,25 @@ static void recover_named(struct sfs_store *s, struct db *d, const char *name)
  */
 int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant, const char *sha)
 {
-	char root[4096], p[4096];
-	struct dirent *de;
-	int fd, found = 0;
-	DIR *dh;
+	char root[4096], p[4096], name[128];
+	struct dirent *de, *fe;
+	int fd, found = 0, has;
+	DIR *dh, *fh;
 
+	snprintf(name, sizeof(name), "%lld-%s-", (long long)tenant, sha);
 	snprintf(root, sizeof(root), "%s/staging", s->dir);
 	dh = opendir(root);
 	while (!found && dh && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(p, sizeof(p), "%s/%s/%lld-%s.stage", root, de->d_name,
-			 (long long)tenant, sha);
-		if (access(p, F_OK))
+		snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
+		fh = opendir(p);
+		has = 0;
+		while (fh && !has && (fe = readdir(fh)))
+			has = !strncmp(fe->d_name, name, strlen(name));
+		if (fh)
+			closedir(fh);
+		if (!has)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s/lock", root, de->d_name);
 		fd = open(p, O_RDWR | O_CLOEXEC);

@@ -11,13 +11,12 @@ import pytest
 
 import rgw
 from conftest import Blobs
-from fsutil import Mount, have_fuse, make_store
+from fsutil import Mount, make_store, need_fuse
 
 
 @pytest.fixture
 def s3mount(tmp_path, rgw_gateway, monkeypatch):
-    if not have_fuse():
-        pytest.fail("FUSE or build/speechfs not available")
+    need_fuse()
     g = rgw_gateway
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", g.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", g.secret_key)
