@@ -75,7 +75,8 @@ enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 	int known = 0;
 
 	ret = sfsi_stage_hash(st, e);
-	if (ret)
+	/* small bytes go into the database's row: nothing to prepare */
+	if (ret || sfsi_blob_inline_size(s, st->size))
 		return ret;
 	/* a failed look only costs the work it might have saved */
 	if (!sfsi_db_get(s, &d, NULL)) {
@@ -144,13 +145,16 @@ void sfsi_blob_unlink_uncommitted(struct sfs_stage *st)
 }
 
 /* Dedupe: the row is there; are its bytes? Bring them back if not. */
-static enum sfs_status check_dedupe(struct sfs_store *s, int64_t tenant,
+static enum sfs_status check_dedupe(struct db *d, int64_t tenant,
 				    struct sfs_stage *st, struct sfs_err *e)
 {
+	struct sfs_store *s = sfsi_db_store(d);
 	enum sfs_status ret;
 	int present = 0;
 	int64_t size = 0;
 
+	if (sfsi_blob_row_inline(d, tenant, st->sha))
+		return SFS_OK; /* kept in its row */
 	ret = s->blob_be->stat(s, tenant, st->sha, &present, &size, e);
 	if (ret || (present && (size < 0 || size == st->size)))
 		return ret;
@@ -249,9 +253,11 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 	if (ret)
 		return ret;
 	if (sfsi_db_changes(d) == 1)
-		return check_dedupe(s, tenant, st,
+		return check_dedupe(d, tenant, st,
 				    e); /* the stage is dropped */
 	ret = check_quota(d, tenant, st->size, e);
+	if (!ret && sfsi_blob_inline_size(s, st->size))
+		return sfsi_blob_put_inline(d, tenant, st, added_bytes, e);
 	if (!ret)
 		ret = name_stage(st, tenant, e);
 	if (!ret)
@@ -320,11 +326,11 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 	struct gc_arg *a;
 	enum sfs_status ret;
 	int64_t refs = 0, size = 0;
-	int rc;
+	int rc, inl = 0;
 
 	q = sfsi_db_prep(d,
-			 "SELECT refs, size FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
+			 "SELECT refs, size, data IS NOT NULL FROM blob"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2",
 			 e);
 	if (!q)
 		return SFS_IO;
@@ -334,6 +340,7 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 	if (rc == 1) {
 		refs = sfsi_db_col_int(q, 0);
 		size = sfsi_db_col_int(q, 1);
+		inl = (int)sfsi_db_col_int(q, 2);
 	}
 	sfsi_db_reset(q);
 	if (rc < 0)
@@ -372,8 +379,8 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 	sfsi_db_bind_int(q, 1, tenant);
 	sfsi_db_bind_int(q, 2, size);
 	ret = sfsi_db_run(q, e);
-	if (ret)
-		return ret;
+	if (ret || inl)
+		return ret; /* an inline blob's bytes went with its row */
 	a = malloc(sizeof(*a));
 	if (!a)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -392,7 +399,7 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 	struct db_stmt *q;
 	enum sfs_status ret;
 	int64_t size = -1;
-	int rc = 0;
+	int rc = 0, inl = 0, fd = -1;
 
 	*out = NULL;
 	if (!sfsi_is_sha256_hex(sha256))
@@ -401,15 +408,17 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 	if (ret)
 		return ret;
 	q = sfsi_db_prep(d,
-			 "SELECT size FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
+			 "SELECT size, data IS NOT NULL FROM blob"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2",
 			 e);
 	if (q) {
 		sfsi_db_bind_int(q, 1, tenant);
 		sfsi_db_bind_text(q, 2, sha256);
 		rc = sfsi_db_step(q, e);
-		if (rc == 1)
+		if (rc == 1) {
 			size = sfsi_db_col_int(q, 0);
+			inl = (int)sfsi_db_col_int(q, 1);
+		}
 		sfsi_db_reset(q);
 	}
 	sfsi_db_put(d);
@@ -420,7 +429,12 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 		return sfs_errf(e, SFS_GONE, SFS_R_NONE,
 				"the content is not available");
 	}
-	return s->blob_be->open_blob(s, tenant, sha256, size, flags, out, e);
+	if (!inl)
+		return s->blob_be->open_blob(s, tenant, sha256, size, flags,
+					     out, e);
+	/* a small blob, kept in its row, whichever the backend */
+	ret = sfsi_blob_open_inline(s, tenant, sha256, &fd, NULL, e);
+	return ret ? ret : sfsi_blob_open_fd(fd, tenant, sha256, out, e);
 }
 
 static enum sfs_status empty_pread(struct sfs_blob *b, void *buf, size_t len,
@@ -478,7 +492,7 @@ int64_t sfs_blob_size(const struct sfs_blob *b)
 
 int sfs_blob_fd(const struct sfs_blob *b)
 {
-	return b->fd;
+	return b ? b->fd : -1;
 }
 
 enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,

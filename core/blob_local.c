@@ -153,39 +153,57 @@ static const struct sfsi_blob_ops fd_ops = {
 	.close = fd_close,
 };
 
+enum sfs_status sfsi_blob_open_fd(int fd, int64_t tenant, const char *sha,
+				  struct sfs_blob **out, struct sfs_err *e)
+{
+	struct sfs_blob *b;
+	struct stat sb;
+
+	*out = NULL;
+	if (fstat(fd, &sb) < 0) {
+		enum sfs_status ret =
+			sfsi_errno_status(e, errno, "stat of a blob");
+
+		close(fd);
+		return ret;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		close(fd);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	b->ops = &fd_ops;
+	b->tenant = tenant;
+	sfs_strlcpy(b->sha, sha, sizeof(b->sha));
+	b->fd = fd;
+	/* the file is the truth: it is what a reader gets */
+	b->size = sb.st_size;
+	*out = b;
+	return SFS_OK;
+}
+
 static enum sfs_status local_open_blob(struct sfs_store *s, int64_t tenant,
 				       const char *sha, int64_t size,
 				       unsigned flags, struct sfs_blob **out,
 				       struct sfs_err *e)
 {
 	char path[4096];
-	struct sfs_blob *b;
-	struct stat sb;
+	int fd;
 
 	(void)size;
 	(void)flags;
 	*out = NULL;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	b->ops = &fd_ops;
-	b->tenant = tenant;
-	sfs_strlcpy(b->sha, sha, sizeof(b->sha));
 	sfsi_blob_path(s, tenant, sha, path, sizeof(path));
-	b->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (b->fd < 0 || fstat(b->fd, &sb) < 0) {
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		int err = errno;
 
 		sfs_error("blob", "cannot open blob '%s': %s", sha,
 			  strerror(err));
-		fd_close(b);
 		return sfs_errf(e, err == ENOENT ? SFS_GONE : SFS_IO,
 				SFS_R_NONE, "the content is not available");
 	}
-	/* the file is the truth: it is what a reader gets */
-	b->size = sb.st_size;
-	*out = b;
-	return SFS_OK;
+	return sfsi_blob_open_fd(fd, tenant, sha, out, e);
 }
 
 /* ---- the walk over blobs/ (fsck) ---- */

@@ -189,8 +189,11 @@ static enum sfs_status choose(struct db *d, struct sfs_config *c,
 		sfs_strlcpy(c->blob_backend, "local", sizeof(c->blob_backend));
 		goto out;
 	}
-	/* a store's first use of a bucket: only while it has no blobs */
-	q = sfsi_db_prep(d, "SELECT 1 FROM blob LIMIT 1", e);
+	/*
+	 * A store's first use of a bucket: only while it has no blobs
+	 * outside their rows (small ones stay in the database either way).
+	 */
+	q = sfsi_db_prep(d, "SELECT 1 FROM blob WHERE data IS NULL LIMIT 1", e);
 	if (!q) {
 		ret = SFS_IO;
 		goto out;
@@ -335,6 +338,7 @@ static enum sfs_status migrate_all(struct migration *m, struct sfs_err *e)
 		q = sfsi_db_prep(d,
 				 "SELECT tenant_id, sha256, size FROM blob"
 				 " WHERE (tenant_id, sha256) > (?1, ?2)"
+				 " AND data IS NULL"
 				 " ORDER BY tenant_id, sha256 LIMIT 64",
 				 e);
 		n = 0;

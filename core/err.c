@@ -105,8 +105,13 @@ const char *sfs_status_str(enum sfs_status st)
 
 void sfs_err_init(struct sfs_err *e)
 {
-	if (e)
-		memset(e, 0, sizeof(*e));
+	/* only what is read before written: the fields are 2 KiB */
+	if (!e)
+		return;
+	e->status = SFS_OK;
+	e->reason = SFS_R_NONE;
+	e->message[0] = '\0';
+	e->nfields = 0;
 }
 
 enum sfs_status sfs_errf(struct sfs_err *e, enum sfs_status st,

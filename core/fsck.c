@@ -109,15 +109,31 @@ static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
 }
 
 /*
- * Are the blob's bytes in the backend? 1 yes (*size), 0 no, -1 the
- * backend could not say (unreachable): never taken for "missing".
+ * Are the blob's bytes there: its row's data (a small blob kept inline),
+ * else in the backend? 1 yes (*size), 0 no, -1 the backend could not say
+ * (unreachable): never taken for "missing".
  */
 static int file_present(struct fsck *c, int64_t tenant, const char *sha,
 			int64_t *size)
 {
-	int present = 0;
+	struct db_stmt *q;
+	int present = 0, rc;
 	int64_t sz = -1;
 
+	q = sfsi_db_prep(c->d,
+			 "SELECT length(data) FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2 AND data IS NOT NULL",
+			 c->e);
+	if (!q)
+		return -1;
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha);
+	rc = sfsi_db_step(q, c->e);
+	if (rc == 1 && size)
+		*size = sfsi_db_col_int(q, 0);
+	sfsi_db_reset(q);
+	if (rc)
+		return rc;
 	if (c->s->blob_be->stat(c->s, tenant, sha, &present, &sz, c->e))
 		return -1;
 	if (present && sz < 0) {

@@ -47,6 +47,27 @@ enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 	return ret;
 }
 
+enum sfs_status sfsi_file_clear_listening(struct db *d, int64_t ino,
+					  struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	ret = sfsi_job_cancel_file(d, ino, SFS_JOB_LISTENING, e);
+	if (!ret)
+		ret = sfsi_file_release_listening(d, ino, e);
+	if (!ret)
+		ret = sfsi_exec_ino(
+			d,
+			"UPDATE file SET la_status = 0, la_size = NULL,"
+			" la_sha256 = NULL, la_created_at = NULL,"
+			" la_deleted = 0, la_purged = 0,"
+			" la_deleted_at = NULL, la_purged_at = NULL,"
+			" la_purge_at = NULL, la_error = NULL,"
+			" want_la = ?2 WHERE id = ?1",
+			ino, 0, e);
+	return ret;
+}
+
 enum sfs_status sfs_listening_generate(struct sfs_store *s,
 				       const struct sfs_actor *a,
 				       const char *id, struct sfs_file *out,

@@ -12,6 +12,7 @@
 
 struct db;
 struct sfsi_blob_backend;
+struct sfsi_keycache;
 
 struct sfs_store {
 	char *dir;	     /* the store directory */
@@ -23,6 +24,18 @@ struct sfs_store {
 	const struct sfsi_blob_backend *blob_be;
 	void *blob_state;
 	unsigned char secret[32]; /* JWT / signed-URL key */
+	int64_t origin;		  /* tags the changes of this handle */
+
+	/* group commit (db.c): commits made without syncing, and synced */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	uint64_t sync_committed, sync_done;
+	int sync_running;
+	int wal_fd;
+
+	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
+	struct sfsi_keycache *keycache;
+	uint64_t *auth_gen; /* STORE/auth.gen, mapped shared */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;

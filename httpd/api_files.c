@@ -333,11 +333,6 @@ enum MHD_Result api_files_get(struct req *r)
 }
 
 /*
- * A file's content or its listening MP3: the bytes with Range support, the
- * sha256 as ETag, and the time it was made as Last-Modified; the original
- * goes as an attachment named by its filename.
- */
-/*
  * With http.redirect_to_object_store, a blob kept in an object store is
  * answered with a 302 to a short-lived presigned URL of it (carrying the
  * type and the attachment name), so its bytes do not pass through us.
@@ -377,7 +372,7 @@ static int redirect(struct req *r, struct sfs_blob *b, const char *ctype,
 enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 {
 	int listening = which == SFS_CONTENT_LISTENING;
-	const char *sha, *ctype, *filename;
+	const char *sha, *want, *ctype, *filename;
 	struct sfs_blob *b = NULL;
 	struct sfs_file f;
 	struct sfs_err e;
@@ -393,13 +388,25 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 		goto out;
 	}
 	sha = listening ? f.la.sha256 : f.sha256;
+	want = req_arg(r, "sha256");
+	if (want && (!sha[0] || strcasecmp(want, sha))) {
+		/* named by its sha256: these bytes or none */
+		sfs_blob_close(b);
+		ret = respond_status(r, 409, "content_changed",
+				     "the content is no longer the one with "
+				     "this sha256");
+		goto out;
+	}
+	r->immutable = want != NULL;
 	snprintf(etag, sizeof(etag), "\"%s\"", sha);
 	ctype = listening ? "audio/mpeg" : "application/octet-stream";
 	filename = listening ? NULL : f.filename ? f.filename : f.name;
 	mtime = listening	 ? f.la.created_at
 		: f.mtime_ns > 0 ? f.mtime_ns / 1000000
 				 : f.created_at;
-	if (redirect(r, b, ctype, filename, &ret))
+	/* a client's fresh copy is a 304 here, not a trip to the store */
+	if (!cache_fresh(r, sha[0] ? etag : NULL, mtime) &&
+	    redirect(r, b, ctype, filename, &ret))
 		goto out;
 	ret = respond_blob(r, b, ctype, sha[0] ? etag : NULL, mtime, filename);
 out:

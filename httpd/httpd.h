@@ -41,7 +41,8 @@ struct httpd_opts {
 	int shutdown_timeout_s;
 	size_t max_url_len;
 	size_t max_header_bytes;
-	double auth_fail_rps; /* failed authentications per address */
+	char cors_origins[1024]; /* http.cors_origins: "" = no CORS */
+	double auth_fail_rps;	 /* failed authentications per address */
 	double auth_fail_burst;
 	int redirect_to_object_store; /* 302 to a presigned URL */
 	int redirect_ttl_s;	      /* its lifetime */
@@ -72,7 +73,7 @@ enum part {
 extern const char *const httpd_part_names[PART_MAX];
 
 /* Extra response headers a request may carry (Allow, Retry-After ...). */
-#define REQ_MAX_HEADERS 8
+#define REQ_MAX_HEADERS 12
 
 /*
  * Per-request state: allocated when libmicrohttpd has read the request
@@ -96,6 +97,7 @@ struct req {
 	int authed;
 	struct sfs_actor actor;
 	int signed_url;
+	int immutable; /* content named by its sha256: cache for good */
 
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
@@ -110,16 +112,21 @@ struct req {
 	struct sfs_buf parts[PART_MAX]; /* text parts, by enum part */
 	int part_seen[PART_MAX];
 
-	/* an error found while the body streams in, answered at the end */
-	struct sfs_err err;
+	/*
+	 * An error found while the body streams in, answered at the end
+	 * (allocated then: the struct is 2 KiB and most requests have none).
+	 */
+	struct sfs_err *err;
 	int has_err;
 
-	/* response bookkeeping */
+	/* response bookkeeping: extra headers, values in xh_buf */
 	struct {
 		const char *name; /* static strings */
-		char val[160];
+		const char *val;
 	} xh[REQ_MAX_HEADERS];
 	int nxh;
+	char xh_buf[768];
+	size_t xh_used;
 	int responded;
 	int defer;		      /* hold a first-call answer */
 	struct MHD_Response *pending; /* the held answer */
@@ -203,6 +210,27 @@ enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
 /* Parse "bytes=a-b"; 0 ok, 1 unsatisfiable, -1 ignore (serve all). */
 int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
 void httpd_content_disposition(const char *filename, char *out, size_t outsz);
+
+/* cache.c */
+#define CACHE_ETAG_SIZE 20 /* "\"j\" 16 hex \"\"" and NUL */
+#define CACHE_PRIVATE "private, no-cache"
+#define CACHE_IMMUTABLE "private, max-age=31536000, immutable"
+/* The strong ETag of a body, from a hash of its bytes. */
+void cache_etag_of(const void *body, size_t len, char out[CACHE_ETAG_SIZE]);
+/* Does an If-None-Match value name etag (weakly; "*" names any)? */
+int cache_inm_match(const char *inm, const char *etag);
+/* Is the client's copy current (If-None-Match, else If-Modified-Since)? */
+int cache_fresh(struct req *r, const char *etag, int64_t mtime_ms);
+/* Answer 304 with the validators (each may be NULL). */
+enum MHD_Result cache_not_modified(struct req *r, const char *etag,
+				   const char *cache_control,
+				   const char *last_modified);
+
+/* cors.c */
+/* Access-Control-Allow-Origin (and what a script may read) if allowed. */
+void cors_headers(struct req *r);
+/* OPTIONS on a resource whose methods are `allow`: a preflight or not. */
+enum MHD_Result cors_options(struct req *r, const char *allow);
 
 /* limits.c */
 int limits_init(void);

@@ -65,6 +65,7 @@ static void opts_init(struct httpd_opts *o)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.cors_origins            origins (or *) browsers may call from
  *   http.request_head_timeout    seconds a request head may take (from
  *                                its first byte; a new connection's
  *                                from the accept)
@@ -78,7 +79,7 @@ static void opts_init(struct httpd_opts *o)
  *   http.redirect_ttl             that URL's lifetime in seconds (300)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
-enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_BOOL };
+enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_BOOL, O_STR };
 
 static const struct {
 	const char *key;
@@ -108,6 +109,7 @@ static const struct {
 	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store),
 	K("http.redirect_ttl", O_INT, redirect_ttl_s),
 	K("http.request_head_timeout", O_INT, head_timeout_s),
+	K("http.cors_origins", O_STR, cors_origins),
 	K("http.min_body_rate", O_I64, min_body_rate),
 #undef K
 };
@@ -127,6 +129,12 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val)
 			return sfs_parse_bool(val, (int *)(p + opt_keys[i].off))
 				       ? -1
 				       : 0;
+		if (opt_keys[i].type == O_STR) {
+			if (strlen(val) >= sizeof(o->cors_origins))
+				return -1;
+			memcpy(p + opt_keys[i].off, val, strlen(val) + 1);
+			return 0;
+		}
 		if (opt_keys[i].type == O_DBL) {
 			errno = 0;
 			d = strtod(val, &end);
@@ -419,7 +427,7 @@ int main(int argc, char **argv)
 		 */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)(g_httpd.opts.max_url_len +
-			 g_httpd.opts.max_header_bytes + 64 * 1024),
+			 g_httpd.opts.max_header_bytes + 16 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
 		MHD_OPTION_URI_LOG_CALLBACK, httpd_uri_log, NULL,
 		MHD_OPTION_END);

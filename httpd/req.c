@@ -14,8 +14,9 @@
 #include "conn.h"
 #include "httpd.h"
 #include "speechfs/blob.h"
-#include "speechfs/banned.h"
+#include "speechfs/log.h"
 #include "speechfs/stage.h"
+#include "speechfs/banned.h"
 
 #define TEXT_PART_MAX (64 * 1024 + 1024)
 #define MULTIPART_OVERHEAD (1024 * 1024)
@@ -114,7 +115,6 @@ struct req *req_new(struct MHD_Connection *conn, const char *uri)
 	sfs_buf_init(&r->json, (size_t)g_httpd.opts.max_json_bytes);
 	for (i = 0; i < PART_MAX; i++)
 		sfs_buf_init(&r->parts[i], TEXT_PART_MAX);
-	sfs_err_init(&r->err);
 	return r;
 }
 
@@ -134,6 +134,7 @@ void req_free(struct req *r)
 		sfs_buf_release(&r->parts[i]);
 	free(r->filename);
 	free(r->path);
+	free(r->err);
 	free(r);
 }
 
@@ -150,17 +151,24 @@ const char *req_arg(struct req *r, const char *name)
 
 void req_set_header(struct req *r, const char *name, const char *val)
 {
+	size_t n;
 	int i;
 
 	for (i = 0; i < r->nxh; i++)
 		if (strcasecmp(r->xh[i].name, name) == 0)
 			break;
-	if (i == REQ_MAX_HEADERS)
-		return; /* a bug: the handlers set a few at most */
+	n = strlen(val) + 1;
+	if (i == REQ_MAX_HEADERS || n > sizeof(r->xh_buf) - r->xh_used) {
+		/* a bug: a request sets a few short ones */
+		sfs_warn("httpd", "request %s: no room for header '%s'", r->id,
+			 name);
+		return;
+	}
 	if (i == r->nxh)
 		r->nxh++;
 	r->xh[i].name = name;
-	snprintf(r->xh[i].val, sizeof(r->xh[i].val), "%s", val);
+	r->xh[i].val = memcpy(r->xh_buf + r->xh_used, val, n);
+	r->xh_used += n;
 }
 
 const char *req_get_header_set(struct req *r, const char *name)
@@ -173,17 +181,30 @@ const char *req_get_header_set(struct req *r, const char *name)
 	return NULL;
 }
 
-/* First error wins; the rest of the body is read and dropped. */
-static void body_fail(struct req *r, enum sfs_status st, enum sfs_reason type,
-		      const char *field, const char *msg)
+/* Keep the first error found in the body (a copy of e). */
+static void keep_err(struct req *r, const struct sfs_err *e)
 {
 	if (r->has_err)
 		return;
 	r->has_err = 1;
-	sfs_err_init(&r->err);
+	r->err = malloc(sizeof(*r->err));
+	if (r->err)
+		*r->err = *e;
+}
+
+/* First error wins; the rest of the body is read and dropped. */
+static void body_fail(struct req *r, enum sfs_status st, enum sfs_reason type,
+		      const char *field, const char *msg)
+{
+	struct sfs_err e;
+
+	if (r->has_err)
+		return;
+	sfs_err_init(&e);
 	if (field)
-		sfs_err_field(&r->err, field, "invalid", "%s", msg);
-	sfs_errf(&r->err, st, type, "%s", msg);
+		sfs_err_field(&e, field, "invalid", "%s", msg);
+	sfs_errf(&e, st, type, "%s", msg);
+	keep_err(r, &e);
 }
 
 static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
@@ -211,8 +232,7 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 		r->file_seen = 1;
 		if (!r->stage) {
 			if (sfs_stage_new(g_httpd.store, &r->stage, &e)) {
-				r->has_err = 1;
-				r->err = e;
+				keep_err(r, &e);
 				return MHD_NO;
 			}
 			sfs_stage_set_limit(r->stage,
@@ -229,8 +249,7 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 					 (long long)
 						 g_httpd.opts.max_upload_bytes);
 			}
-			r->has_err = 1;
-			r->err = e;
+			keep_err(r, &e);
 			return MHD_NO;
 		}
 		return MHD_YES;
@@ -662,7 +681,10 @@ enum sfs_status req_body_finish(struct req *r, struct sfs_err *e)
 		r->mp = NULL;
 	}
 	if (r->has_err) {
-		*e = r->err;
+		if (!r->err)
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
+		*e = *r->err;
 		return e->status ? e->status : SFS_INVALID;
 	}
 	return SFS_OK;

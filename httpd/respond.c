@@ -152,11 +152,37 @@ enum MHD_Result respond_queue(struct req *r, unsigned status,
 	return ret;
 }
 
+/*
+ * A 200 to GET or HEAD of user data names its bytes with an ETag and may
+ * be kept only by the client, revalidated (304 while it still has them);
+ * errors, other methods and what needs no credentials (health, metrics,
+ * the API document) are never stored.
+ */
+static int cache_policy(struct req *r, unsigned status, const char *body,
+			size_t len, char etag[CACHE_ETAG_SIZE])
+{
+	if (!r->route || !r->route->scope || status != 200 ||
+	    (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))) {
+		req_set_header(r, "Cache-Control", "no-store");
+		return 0;
+	}
+	cache_etag_of(body, len, etag);
+	req_set_header(r, "ETag", etag);
+	req_set_header(r, "Cache-Control", CACHE_PRIVATE);
+	return cache_fresh(r, etag, 0);
+}
+
 enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
 			     char *body, size_t len)
 {
 	struct MHD_Response *resp;
+	char etag[CACHE_ETAG_SIZE];
 
+	if (cache_policy(r, status, body, len, etag)) {
+		free(body);
+		r->bytes_out = 0;
+		return respond_empty(r, 304);
+	}
 	resp = MHD_create_response_from_buffer(len, body,
 					       MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
@@ -481,11 +507,19 @@ enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
 	int64_t size = sfs_blob_size(b), from = 0, to = size - 1, bps;
 	unsigned status = 200;
 	struct sfs_err e;
-	char hdr[1024];
+	char hdr[1024], lm[64] = "";
 	size_t got;
 	int rc;
 
 	sfs_err_init(&e);
+	req_set_header(r, "Cache-Control",
+		       r->immutable ? CACHE_IMMUTABLE : CACHE_PRIVATE);
+	if (mtime_ms > 0)
+		http_date(mtime_ms, lm, sizeof(lm));
+	if (cache_fresh(r, etag, mtime_ms)) {
+		sfs_blob_close(b);
+		return cache_not_modified(r, etag, NULL, lm[0] ? lm : NULL);
+	}
 	if (range && if_range_ok(r, etag, mtime_ms)) {
 		rc = httpd_parse_range(range, size, &from, &to);
 		if (rc == 1) {
@@ -535,10 +569,8 @@ enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	if (etag)
 		MHD_add_response_header(resp, "ETag", etag);
-	if (mtime_ms > 0) {
-		http_date(mtime_ms, hdr, sizeof(hdr));
-		MHD_add_response_header(resp, "Last-Modified", hdr);
-	}
+	if (lm[0])
+		MHD_add_response_header(resp, "Last-Modified", lm);
 	if (filename) {
 		httpd_content_disposition(filename, hdr, sizeof(hdr));
 		MHD_add_response_header(resp, "Content-Disposition", hdr);

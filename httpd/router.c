@@ -282,6 +282,8 @@ static enum MHD_Result route(struct req *r, const char *seg[2],
 		}
 	}
 	if (i == NROUTES) {
+		if (allow[0] && strcmp(r->method, "OPTIONS") == 0)
+			return cors_options(r, allow);
 		if (allow[0]) {
 			req_set_header(r, "Allow", allow);
 			return respond_status(r, 405, "method_not_allowed",
@@ -406,6 +408,7 @@ static enum MHD_Result begin(struct req *r)
 		return respond_status(r, 400, "invalid_parameter",
 				      "a query argument contains a NUL "
 				      "character");
+	cors_headers(r);
 	ret = route(r, seg, seglen, pnames, &np);
 	if (!r->route)
 		return ret;
@@ -520,11 +523,25 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The access log's line (the path escaped: it is the client's). */
+static void access_line(struct req *r, int64_t ns,
+			enum MHD_RequestTerminationCode toe)
+{
+	char path[256];
+
+	httpd_echo(r->path, strlen(r->path), 200, path, sizeof(path));
+	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s",
+		 r->begun ? r->method : "-", path, r->status, r->bytes_out,
+		 (double)ns / 1e6, r->id,
+		 !r->begun				      ? " refused"
+		 : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+							      : " aborted");
+}
+
 void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		     enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *con_cls;
-	char path[256];
 	int64_t ns;
 
 	(void)cls;
@@ -539,13 +556,8 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		conn_set_phase(r->cn, CONN_IDLE);
 	}
 	ns = mono_ns() - r->start_ns;
-	httpd_echo(r->path, strlen(r->path), 200, path, sizeof(path));
-	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s",
-		 r->begun ? r->method : "-", path, r->status, r->bytes_out,
-		 (double)ns / 1e6, r->id,
-		 !r->begun				      ? " refused"
-		 : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-							      : " aborted");
+	if (sfs_log_get_level() >= SFS_LOG_INFO)
+		access_line(r, ns, toe);
 	metrics_record(r->route_idx, r->status, ns, r->bytes_in, r->bytes_out);
 	req_free(r);
 	*con_cls = NULL;

@@ -149,11 +149,12 @@ def test_redirect_to_a_presigned_url(env):
 
 def test_unreachable_store_503_then_resumes(env):
     c = env.start()
-    data = os.urandom(50000)
+    # (past blobs.inline_max: small blobs stay in the database's rows)
+    data = os.urandom(100000)
     f = c.new_file(data=data)
     before = c.get("", params={"recursive": "true"}).json()
     env.relay.cut()
-    r = c.upload(data=os.urandom(40000), name="during")
+    r = c.upload(data=os.urandom(90000), name="during")
     body = c.assert_error(r, 503, "storage_unavailable")
     assert int(r.headers["Retry-After"]) >= 1
     assert "object store" in body["message"]
@@ -167,8 +168,9 @@ def test_unreachable_store_503_then_resumes(env):
     env.relay.mend()
     r = c.get(f"/{f['id']}/content")
     assert r.status_code == 200 and r.content == data
-    g = c.new_file(data=b"after the outage", name="after")
-    assert c.get(f"/{g['id']}/content").content == b"after the outage"
+    after = os.urandom(80000)
+    g = c.new_file(data=after, name="after")
+    assert c.get(f"/{g['id']}/content").content == after
     assert len(env.objects()) == 2
 
 
@@ -180,7 +182,7 @@ def fsck(store, *args):
 
 def test_fsck_finds_and_removes_objects_without_rows(env):
     c = env.start()
-    c.new_file(data=b"kept bytes")
+    c.new_file(data=os.urandom(100000))
     sha = hashlib.sha256(b"stray").hexdigest()
     key = "%s1/%s/%s" % (env.prefix, sha[:2], sha)
     s3 = env.gw.client()
@@ -229,7 +231,7 @@ def test_crash_between_upload_and_commit_leaves_nothing(env):
         with pytest.raises(requests.ConnectionError):
             requests.post(base + API,
                           headers={"X-API-Key": env.keys["alice"]},
-                          files={"file": ("x.bin", os.urandom(30000))},
+                          files={"file": ("x.bin", os.urandom(100000))},
                           data={"name": "lost"}, timeout=30)
         assert proc.wait(timeout=30) == 77
     finally:
@@ -272,11 +274,12 @@ def test_migrate_copies_verifies_resumes_and_switches(tmp_path, aws_env,
     c.keys = keys
     files = {}
     try:
+        # the first is small: it stays in its row, not moved
         for i in range(5):
             data = os.urandom(1000 + 70000 * i)
             files[c.new_file(data=data, name="m%d" % i)["id"]] = data
-        c.new_file(data=files[next(iter(files))], name="dup")  # deduped
-        assert len(local_blob_files(store)) == 5
+        c.new_file(data=files[list(files)[1]], name="dup")  # deduped
+        assert len(local_blob_files(store)) == 4
         # interrupted after the first blob: the copy resumes from there
         rc, out, err = migrate(store, bucket, "mig/", gw.endpoint,
                                {"SFS_CRASH_AT": "blob-migrated"})
@@ -286,7 +289,7 @@ def test_migrate_copies_verifies_resumes_and_switches(tmp_path, aws_env,
         # with the daemon running: every blob copied, but no switch
         rc, out, err = migrate(store, bucket, "mig/", gw.endpoint)
         assert rc == 75 and out["switched"] is False, (out, err)
-        assert out["present"] == 1 and out["copied"] == 4, out
+        assert out["present"] == 1 and out["copied"] == 3, out
         assert "stop" in err
         assert c.get(f"/{next(iter(files))}/content").status_code == 200
     finally:
@@ -294,10 +297,11 @@ def test_migrate_copies_verifies_resumes_and_switches(tmp_path, aws_env,
         d.stop()
     rc, out, err = migrate(store, bucket, "mig/", gw.endpoint)
     assert rc == 0 and out["switched"] is True, (out, err)
-    assert out["present"] == 5 and out["copied"] == 0
+    assert out["present"] == 4 and out["copied"] == 0
     objs = s3.list(bucket, "mig/")
     s3.close()
-    assert sorted(objs.values()) == sorted(len(v) for v in files.values())
+    assert sorted(objs.values()) == sorted(len(v) for v in files.values()
+                                           if len(v) > 65536)
     # the daemon follows the store's record: reads come from the bucket
     p = subprocess.run([str(SFSD), "blob", "show", "--store", str(store),
                         "--json"], capture_output=True, text=True)

@@ -483,7 +483,7 @@ def copy_tree(dst):
     """The working tree (not builds, var/, mnt/ or .git), as a fresh
     checkout would have it, plus the current build so make finds it up to
     date (tar keeps the times)."""
-    excl = ["--exclude=./build", "--exclude=./build-asan", "--exclude=./var",
+    excl = ["--exclude=./build", "--exclude=./build-*", "--exclude=./var",
             "--exclude=./mnt", "--exclude=./.git", "--exclude=./debian"]
     tar = subprocess.Popen(["tar", "-C", str(ROOT), "-cf", "-", *excl, "."],
                            stdout=subprocess.PIPE)

@@ -300,9 +300,11 @@ def test_bucket_blocks_against_the_gateway(tmp_path, s3_bucket):
         key = json.loads((tmp_path / "key.json").read_text())["key"]
         sh.start(f"speechfsd --store {old} --listen 127.0.0.1:{port}",
                  lambda: healthy(port))
+        # (past blobs.inline_max: small files stay in the database)
+        moved = os.urandom(100000)
         r = requests.post(f"http://127.0.0.1:{port}{API}",
                           headers={"X-API-Key": key},
-                          files={"file": ("a.wav", b"moved bytes")},
+                          files={"file": ("a.wav", moved)},
                           data={"name": "a",
                                 "generateListeningAudio": "false"},
                           timeout=30)
@@ -320,6 +322,6 @@ def test_bucket_blocks_against_the_gateway(tmp_path, s3_bucket):
             keys = s3.list(bucket, "moved/")
         finally:
             s3.close()
-        assert list(keys.values()) == [len(b"moved bytes")]
+        assert list(keys.values()) == [len(moved)]
     finally:
         sh.close()

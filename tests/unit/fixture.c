@@ -321,9 +321,27 @@ int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 
 int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha)
 {
-	int present = 0;
+	struct db *d = NULL;
+	struct db_stmt *q;
 	int64_t size;
+	int present = 0;
 
+	/* a small blob keeps its bytes in its row */
+	if (sfsi_db_get(s, &d, NULL))
+		return -1;
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2 AND data IS NOT NULL",
+			 NULL);
+	if (q) {
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		present = sfsi_db_step(q, NULL) == 1;
+		sfsi_db_reset(q);
+	}
+	sfsi_db_put(d);
+	if (present)
+		return 1;
 	if (s->blob_be->stat(s, tenant, sha, &present, &size, NULL))
 		return -1;
 	return present;

@@ -107,8 +107,9 @@ int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha);
 /*
  * The blob backend under test (testhelp.h: SFS_BLOB_BACKEND; local files
  * under STORE/blobs/, or objects of the test gateway's bucket), asked
- * through its table: whether blob (tenant, sha) is there (1, 0, -1 when
- * it cannot say); how many blobs it holds, rows or not.
+ * through its table: whether blob (tenant, sha) is there, in its row (a
+ * small blob) or in the backend (1, 0, -1 when it cannot say); how many
+ * blobs the backend holds, rows or not.
  */
 int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha);
 int tfx_blob_files(struct sfs_store *s);

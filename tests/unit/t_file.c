@@ -1194,21 +1194,25 @@ static void test_set_content(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, v2.sha256) == 2);
-	/* the same bytes once more: the blob is kept as it is, not relinked */
+	/*
+	 * the same bytes once more: the blob is kept as it is, not relinked
+	 * (bytes past blobs.inline_max, so that they are a file)
+	 */
 	{
+		static char mine[70001];
 		char p[4096];
 		struct stat b1, b2;
 
 		struct sfs_file solo;
 		char sid[SFS_ID_SIZE];
 
-		REQUIRE_ST(mk(&f, &f.a, "solo", "/", "only mine", sid, NULL),
-			   SFS_OK);
+		memset(mine, 'm', sizeof(mine) - 1);
+		REQUIRE_ST(mk(&f, &f.a, "solo", "/", mine, sid, NULL), SFS_OK);
 		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
 		sfsi_blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
 		/* (the local backend's file; an object has no inode) */
 		REQUIRE(th_s3 || stat(p, &b1) == 0);
-		st = tfx_stage(f.s, "only mine", 9);
+		st = tfx_stage(f.s, mine, sizeof(mine) - 1);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
 			SFS_OK);
@@ -1216,12 +1220,12 @@ static void test_set_content(void)
 		REQUIRE(th_s3 || stat(p, &b2) == 0);
 		CHECK(th_s3 || b1.st_ino == b2.st_ino);
 		{
-			char back[32];
+			static char back[sizeof(mine)];
 			enum sfs_status rst;
 
 			CHECK(slurp(&f, &f.a, sid, SFS_CONTENT_ORIGINAL, back,
-				    sizeof(back), &rst) == 9 &&
-			      !strcmp(back, "only mine"));
+				    sizeof(back), &rst) == sizeof(mine) - 1 &&
+			      !memcmp(back, mine, sizeof(mine) - 1));
 		}
 		CHECK(tfx_blob_refs(f.s, f.a.tenant, solo.sha256) == 1);
 		CHECK(tenant(&f).used_files == 3);

@@ -89,6 +89,9 @@ static void test_migrate_v1(void)
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
 	CHECK(tfx_sql(s, "ALTER TABLE file DROP COLUMN entry_suffix;"
+			 " ALTER TABLE file DROP COLUMN atime_ns;"
+			 " ALTER TABLE blob DROP COLUMN data;"
+			 " ALTER TABLE change DROP COLUMN origin;"
 			 " PRAGMA user_version = 1") == 0);
 	sfs_store_close(s);
 	s = NULL;
