@@ -1004,7 +1004,26 @@ static void test_crash_random_kills(void)
 		fprintf(stderr, "  %lld files committed\n",
 			(long long)file_rows(&f));
 	CHECK(tfx_rows_without_blob(f.s) == 0);
-	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	{
+		struct sfs_fsck_report r;
+		int n = tfx_fsck_lines(f.s, 0, &r);
+
+		/*
+		 * A local blob file is unlinked by the next open for good.
+		 * An object store may still carry out the PUT a process sent
+		 * just before it was killed after the next open removed the
+		 * object: then an object without a row is left, at most one
+		 * per kill, which fsck finds and --repair removes.
+		 */
+		CHECK(th_s3 ? n >= 0 && n <= 12 : n == 0);
+		CHECK(r.orphan_files == n && r.missing_files == 0 &&
+		      r.bad_refcounts == 0);
+		if (th_s3 && n > 0) {
+			/* (a line found, a line repaired) */
+			CHECK(tfx_fsck_lines(f.s, 1, NULL) == 2 * n);
+			CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+		}
+	}
 	/* every blob's bytes hash to its name */
 	{
 		struct db *d = NULL;
