@@ -327,7 +327,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in sin;
 	struct sfs_err e;
 	sigset_t sigs;
-	int c, workers = 1, sig = 0, rc = 1, lvl, qfd = -1, started = 0;
+	int c, workers = 1, sig = 0, rc = 1, lvl, started = 0;
 
 	if (argc > 1 && admin_is_command(argv[1]))
 		return admin_main(argc - 1, argv + 1);
@@ -446,8 +446,17 @@ int main(int argc, char **argv)
 	while (sigwait(&sigs, &sig) != 0)
 		;
 	sfs_info("httpd", "signal %d: shutting down", sig);
-	g_httpd.stopping = 1;
-	qfd = MHD_quiesce_daemon(g_httpd.mhd);
+	/*
+	 * From now on new connections are closed at accept (the accept
+	 * policy) and requests on open ones answer 503, while the requests
+	 * in flight finish. Not MHD_quiesce_daemon(): with epoll and a
+	 * thread pool it sets each worker's was_quiesced and takes the
+	 * listening socket out of that worker's epoll set, while the worker,
+	 * seeing was_quiesced, may take it out too; the loser's EPOLL_CTL_DEL
+	 * fails with ENOENT, which libmicrohttpd 0.9.75 turns into
+	 * MHD_PANIC, an abort at SIGTERM, in either thread.
+	 */
+	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
 	drain();
 	sfs_debug("httpd", "drained");
 	rc = 0;
@@ -457,8 +466,6 @@ out:
 	if (g_httpd.mhd)
 		MHD_stop_daemon(g_httpd.mhd);
 	sfs_debug("httpd", "daemon stopped");
-	if (qfd >= 0)
-		close(qfd);
 	if (started)
 		sfs_workers_stop(g_httpd.store);
 	sfs_store_close(g_httpd.store);
