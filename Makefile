@@ -23,7 +23,8 @@ HAVE_PKGS := $(shell pkg-config --exists $(PKGS) && test -f /usr/include/lame/la
 # Targets that install what is missing first (packaging/install-deps.sh) and
 # then build in a second make, which reads the libraries' flags afresh.
 # Parsing this file never installs anything.
-DEPS_GOALS := deps test unit valgrind bench run asan deb clean check-format
+DEPS_GOALS := deps test unit valgrind bench run asan deb clean check-format \
+	      fuzz
 ifneq ($(HAVE_PKGS),yes)
 ifneq ($(filter-out $(DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 $(error build dependencies are missing: run 'make deps' (packaging/install-deps.sh) first)
@@ -70,7 +71,7 @@ Q := @
 endif
 
 .PHONY: all test unit asan bench install clean run deps check-format valgrind \
-	deb
+	deb fuzz fuzz-build
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
@@ -109,14 +110,55 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIB)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
 
+# libFuzzer targets (clang, ASan + UBSan) in $(FB): the core and the
+# daemon's parsers that need no connection, instrumented for coverage.
+# `make fuzz` runs each target FUZZ_SECS seconds from its seed corpus in
+# tests/fuzz/corpus/; `make test` runs each for 20 s (tests/test_fuzz.py).
+FUZZ_CC   ?= clang
+FB        ?= build-fuzz
+FUZZ_SECS ?= 60
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	     -fno-omit-frame-pointer
+FUZZ_WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	     -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wvla
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -pthread $(FUZZ_WARN) $(FUZZ_SAN) \
+	     -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
+FUZZ_DAEMON := $(addprefix $(FB)/httpd/,multipart.o parse.o body.o)
+
+$(FB)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CLANG   $<"
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(CORE_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FB)/libspeechfs.a: $(CORE_SRC:%.c=$(FB)/%.o)
+	@rm -f $@
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/tests/fuzz/fuzz_%.o $(FUZZ_DAEMON) \
+		$(FB)/tests/fuzz/common.o $(FB)/tests/unit/fixture.o \
+		$(FB)/libspeechfs.a
+	@echo "  LINK    $@"
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ \
+		$(CORE_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	$(PYTHON) tests/fuzz/run.py --build $(abspath $(FB)) \
+		--seconds $(FUZZ_SECS)
+
 deps:
 	@./packaging/install-deps.sh
 
 # The one test command: C unit binaries and end-to-end tests, all through
 # pytest, ending with one "N passed, M failed" line.
 test: deps
-	$(MAKE) all
-	SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(MAKE) all fuzz-build
+	SFS_FUZZ_BUILD=$(abspath $(FB)) SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 unit: deps
 	$(MAKE) all
@@ -159,6 +201,6 @@ check-format:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) $(FB) -name '*.d' 2>/dev/null)

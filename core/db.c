@@ -769,6 +769,12 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
  * first caller of sfsi_db_sync syncs the WAL for every commit made before
  * it starts, and callers that arrive meanwhile wait for the next sync,
  * which covers their commits too. Concurrent closes share one fdatasync.
+ *
+ * A failed sync is final for the handle: Linux reports a writeback error
+ * once per open file, so a second fdatasync of the same WAL would return 0
+ * for pages the kernel may have dropped. Every caller waiting for that sync,
+ * and every later one, gets the error; reopening the store starts afresh
+ * (SQLite then recovers from what the WAL really holds).
  */
 static void sync_note_commit(struct sfs_store *s)
 {
@@ -808,7 +814,7 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 		return SFS_OK; /* the store accepts NORMAL (db.sync_full) */
 	pthread_mutex_lock(&s->sync_mu);
 	ticket = s->sync_committed;
-	while (s->sync_done < ticket && !err) {
+	while (s->sync_done < ticket && !(err = s->sync_err)) {
 		if (s->sync_running) {
 			pthread_cond_wait(&s->sync_cv, &s->sync_mu);
 			continue;
@@ -823,7 +829,9 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 			err = -fd;
 		pthread_mutex_lock(&s->sync_mu);
 		s->sync_running = 0;
-		if (!err)
+		if (err)
+			s->sync_err = err;
+		else
 			s->sync_done = target;
 		pthread_cond_broadcast(&s->sync_cv);
 	}

@@ -62,6 +62,9 @@ static int gen_open(struct sfs_store *s)
 		return -1;
 	if (geteuid() == 0 && fchown(fd, sb.st_uid, sb.st_gid) < 0)
 		sfs_debug("auth", "cannot give '%s' the store's owner", path);
+	/* the umask narrowed the mode open() made it with: widen it back */
+	if (fchmod(fd, sb.st_mode & 0666) < 0)
+		sfs_debug("auth", "cannot give '%s' the store's mode", path);
 	if (ftruncate(fd, sizeof(uint64_t)) < 0) {
 		close(fd);
 		return -1;
@@ -126,6 +129,12 @@ void sfsi_auth_gen_bump(struct sfs_store *s)
 {
 	if (s->auth_gen)
 		__atomic_add_fetch(s->auth_gen, 1, __ATOMIC_SEQ_CST);
+	else
+		sfs_warn("auth",
+			 "the change is stored, but processes running on "
+			 "'%s' cannot be told (no %s): they may go on "
+			 "accepting the old credentials for up to %d s",
+			 s->dir, gen_name, TTL_MS / 1000);
 }
 
 /* The key's slot: its digits are random, so they are their own hash. */

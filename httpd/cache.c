@@ -45,35 +45,6 @@ void cache_etag_of(const void *body, size_t len, char out[CACHE_ETAG_SIZE])
 }
 
 /*
- * Does an If-None-Match list name etag? "*" names any; the comparison is
- * weak (W/ ignored), as RFC 9110 13.1.2 asks of If-None-Match.
- */
-int cache_inm_match(const char *inm, const char *etag)
-{
-	const char *p = inm, *q;
-	size_t n, elen = strlen(etag);
-
-	while (*p) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (*p == '*')
-			return 1;
-		if (p[0] == 'W' && p[1] == '/')
-			p += 2;
-		if (*p != '"')
-			return 0; /* malformed: no match */
-		q = strchr(p + 1, '"');
-		if (!q)
-			return 0;
-		n = (size_t)(q - p) + 1;
-		if (n == elen && memcmp(p, etag, n) == 0)
-			return 1;
-		p = q + 1;
-	}
-	return 0;
-}
-
-/*
  * Is the client's copy current? If-None-Match decides when present;
  * otherwise If-Modified-Since against mtime_ms (seconds, as HTTP dates
  * are). Only for GET and HEAD.

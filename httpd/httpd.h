@@ -15,6 +15,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "parse.h"
 #include "speechfs/token.h"
 #include "speechfs/util.h"
 
@@ -102,7 +103,7 @@ struct req {
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
 	struct sfs_buf json;
-	struct multipart *mp; /* the multipart parser (req.c) */
+	struct multipart *mp; /* the multipart parser (multipart.h) */
 	int64_t bytes_in;
 
 	/* multipart parts */
@@ -207,9 +208,6 @@ struct sfs_blob;
 enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
 			     const char *ctype, const char *etag,
 			     int64_t mtime_ms, const char *filename);
-/* Parse "bytes=a-b"; 0 ok, 1 unsatisfiable, -1 ignore (serve all). */
-int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
-void httpd_content_disposition(const char *filename, char *out, size_t outsz);
 
 /* cache.c */
 #define CACHE_ETAG_SIZE 20 /* "\"j\" 16 hex \"\"" and NUL */
@@ -217,8 +215,6 @@ void httpd_content_disposition(const char *filename, char *out, size_t outsz);
 #define CACHE_IMMUTABLE "private, max-age=31536000, immutable"
 /* The strong ETag of a body, from a hash of its bytes. */
 void cache_etag_of(const void *body, size_t len, char out[CACHE_ETAG_SIZE]);
-/* Does an If-None-Match value name etag (weakly; "*" names any)? */
-int cache_inm_match(const char *inm, const char *etag);
 /* Is the client's copy current (If-None-Match, else If-Modified-Since)? */
 int cache_fresh(struct req *r, const char *etag, int64_t mtime_ms);
 /* Answer 304 with the validators (each may be NULL). */
@@ -289,12 +285,6 @@ int admin_is_command(const char *arg);
 int admin_blob_main(int argc, char **argv);
 
 /* small helpers (respond.c) */
-/*
- * Client text fit for a message or a log line: at most `max` bytes of `s`
- * (n bytes), cut on a character boundary, with control characters and
- * bytes that are not UTF-8 written as \xHH. Always NUL-terminated.
- */
-void httpd_echo(const char *s, size_t n, size_t max, char *out, size_t outsz);
 /* The client's address (never NULL: a zeroed one if unknown). */
 const struct sockaddr *httpd_peer(struct req *r);
 
