@@ -251,11 +251,33 @@ static const char schema_v3[] = "ALTER TABLE file ADD COLUMN atime_ns INTEGER;"
 				"ALTER TABLE blob ADD COLUMN data BLOB;"
 				"ALTER TABLE change ADD COLUMN origin INTEGER;";
 
+/*
+ * v4: the waveform peaks of a file's listening audio, made by the
+ * listening-audio job beside the MP3 (la_sha256 names the MP3 they were
+ * drawn from; audio made before v4 has none until it is made again);
+ * and the web page's sign-in sessions, stored as SHA-256 hashes of their
+ * tokens and tied to the API key that opened them.
+ */
+static const char schema_v4[] =
+	"CREATE TABLE peaks("
+	" file_id INTEGER PRIMARY KEY REFERENCES file(id) ON DELETE CASCADE,"
+	" la_sha256 TEXT NOT NULL, sample_rate INTEGER NOT NULL,"
+	" frames INTEGER NOT NULL, frames_per_peak INTEGER NOT NULL,"
+	" data BLOB NOT NULL);"
+	"CREATE TABLE session("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" hash BLOB NOT NULL UNIQUE,"
+	" key_id INTEGER NOT NULL REFERENCES api_key(id),"
+	" created_at INTEGER NOT NULL, idle_until INTEGER NOT NULL,"
+	" expires_at INTEGER NOT NULL, revoked_at INTEGER);"
+	"CREATE INDEX session_expires ON session(expires_at);";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
 	[1] = schema_v2,
 	[2] = schema_v3,
+	[3] = schema_v4,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,

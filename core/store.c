@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
@@ -50,6 +51,8 @@ void sfs_config_init(struct sfs_config *c)
 	c->blob_s3_timeout_s = 30;
 	c->blob_s3_retries = 3;
 	c->blob_cache_bytes = (int64_t)1 << 30;
+	c->session_idle_s = 30 * 60;
+	c->session_max_s = 12 * 3600;
 }
 
 enum kind { K_I64, K_INT, K_BOOL, K_STR };
@@ -120,6 +123,8 @@ static const struct {
 	INT("blob.s3.retries", blob_s3_retries, 0, 10),
 	STR("blob.cache_dir", blob_cache_dir),
 	I64("blob.cache_bytes", blob_cache_bytes, 0, INT64_MAX),
+	I64("session.idle_seconds", session_idle_s, 60, 7 * 24 * 3600),
+	I64("session.max_seconds", session_max_s, 60, 30 * 24 * 3600),
 #undef I64
 #undef INT
 #undef BOOL
@@ -371,6 +376,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	sfsi_media_install(s);
 	sfsi_lifecycle_install(s);
 	sfsi_janitor_add(s, prune_changes);
+	sfsi_session_install(s);
 	*out = s;
 	return SFS_OK;
 fail:
