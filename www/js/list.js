@@ -159,7 +159,7 @@ export class FileList {
       this.loading = false;
       clear(this.tbody);
       this.rowsById.clear();
-      $("list-status").textContent = `Cannot list: ${errText(e)}`;
+      this.failed(`Cannot list: ${errText(e)}`, () => this.reload());
       return;
     }
     if (gen !== this.gen) return;
@@ -182,10 +182,18 @@ export class FileList {
       this.page++;
       this.render(j, false);
     } catch (e) {
-      if (gen === this.gen) $("list-status").textContent = `Cannot list: ${errText(e)}`;
+      if (gen === this.gen) this.failed(`Cannot list more: ${errText(e)}`, () => this.more());
     } finally {
       if (gen === this.gen) this.loading = false;
     }
+  }
+
+  // A listing failed: say why, with a button that tries again.
+  failed(text, again) {
+    const st = $("list-status");
+    st.textContent = text + " ";
+    st.append(h("button", { type: "button", class: "link", id: "list-retry", onclick: again }, "Try again"));
+    $("more").hidden = true;
   }
 
   render(j, first) {
