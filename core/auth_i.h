@@ -38,6 +38,8 @@ int sfsi_hmac_verify(struct sfs_store *s, const char *msg, const char *hex);
 uint64_t sfsi_auth_gen(struct sfs_store *s);
 /* After committing such a change (a key revoked, a user's rate). */
 void sfsi_auth_gen_bump(struct sfs_store *s);
+/* After a commit of this process (db.c's WAL hook). */
+void sfsi_data_gen_bump(struct sfs_store *s);
 void sfsi_keycache_open(struct sfs_store *s);
 void sfsi_keycache_close(struct sfs_store *s);
 /* 1 and the actor when `key` was looked up under the current generation. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "conn.h"
 #include "httpd.h"
+#include "respcache.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -46,6 +47,7 @@ static void opts_init(struct httpd_opts *o)
 	o->auth_fail_burst = 30;
 	o->head_timeout_s = 10;
 	o->min_body_rate = 1024;
+	o->response_cache = 1024;
 }
 
 /*
@@ -72,6 +74,8 @@ static void opts_init(struct httpd_opts *o)
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)
+ *   http.response_cache          answers of GET /files and /files/{id}
+ *                                kept until the store changes (0: off)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
 enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_STR };
@@ -104,6 +108,7 @@ static const struct {
 	K("http.request_head_timeout", O_INT, head_timeout_s),
 	K("http.cors_origins", O_STR, cors_origins),
 	K("http.min_body_rate", O_I64, min_body_rate),
+	K("http.response_cache", O_INT, response_cache),
 #undef K
 };
 
@@ -391,7 +396,8 @@ int main(int argc, char **argv)
 			store, e.message);
 		return 1;
 	}
-	if (limits_init() || conn_init()) {
+	if (limits_init() || conn_init() ||
+	    respcache_init(g_httpd.opts.response_cache)) {
 		fprintf(stderr, "speechfsd: cannot start the timers\n");
 		goto out;
 	}
@@ -450,6 +456,7 @@ out:
 		close(qfd);
 	if (started)
 		sfs_workers_stop(g_httpd.store);
+	respcache_close();
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
 	return rc;
