@@ -37,7 +37,8 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 # Front ends see only include/ (the public API); core/ and the tests of its
 # internals see core/ too (tests/test_tree.py checks the includes).
 CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude \
-	     -DSFS_VERSION='"$(VERSION)"'
+	     -DSFS_VERSION='"$(VERSION)"' \
+	     -DSFS_WWW_DIR='"$(PREFIX)/share/speechfs/www"'
 CORE_CPPFLAGS := -Icore
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS   := -pthread $(SANFLAGS)
@@ -183,6 +184,9 @@ install: $(LIB) $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 packaging/man/speechfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/speechfs.1
 	install -m 644 packaging/man/speechfsd.8 $(DESTDIR)$(PREFIX)/share/man/man8/speechfsd.8
+	install -d $(DESTDIR)$(PREFIX)/share/speechfs/www/js
+	install -m 644 www/index.html www/style.css www/favicon.svg $(DESTDIR)$(PREFIX)/share/speechfs/www/
+	install -m 644 www/js/*.js $(DESTDIR)$(PREFIX)/share/speechfs/www/js/
 
 # The Debian package, built from a copy of the tree (packaging/debian as
 # ./debian) by dpkg-buildpackage; the .deb lands in $(B)/.

@@ -31,6 +31,9 @@ enum sfs_status sfsi_hmac_sign(struct sfs_store *s, const char *msg,
 /* 1 when hex (any case) is msg's HMAC; compared in constant time. */
 int sfsi_hmac_verify(struct sfs_store *s, const char *msg, const char *hex);
 
+/* Give the janitor the chore of forgetting ended sessions (session.c). */
+void sfsi_session_install(struct sfs_store *s);
+
 /*
  * The credential generation (keycache.c): changes when anything a cached
  * actor holds may have changed, in any process. 0 without the file.

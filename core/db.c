@@ -252,11 +252,33 @@ static const char schema_v3[] = "ALTER TABLE file ADD COLUMN atime_ns INTEGER;"
 				"ALTER TABLE blob ADD COLUMN data BLOB;"
 				"ALTER TABLE change ADD COLUMN origin INTEGER;";
 
+/*
+ * v4: the waveform peaks of a file's listening audio, made by the
+ * listening-audio job beside the MP3 (la_sha256 names the MP3 they were
+ * drawn from; audio made before v4 has none until it is made again);
+ * and the web page's sign-in sessions, stored as SHA-256 hashes of their
+ * tokens and tied to the API key that opened them.
+ */
+static const char schema_v4[] =
+	"CREATE TABLE peaks("
+	" file_id INTEGER PRIMARY KEY REFERENCES file(id) ON DELETE CASCADE,"
+	" la_sha256 TEXT NOT NULL, sample_rate INTEGER NOT NULL,"
+	" frames INTEGER NOT NULL, frames_per_peak INTEGER NOT NULL,"
+	" data BLOB NOT NULL);"
+	"CREATE TABLE session("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" hash BLOB NOT NULL UNIQUE,"
+	" key_id INTEGER NOT NULL REFERENCES api_key(id),"
+	" created_at INTEGER NOT NULL, idle_until INTEGER NOT NULL,"
+	" expires_at INTEGER NOT NULL, revoked_at INTEGER);"
+	"CREATE INDEX session_expires ON session(expires_at);";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
 	[1] = schema_v2,
 	[2] = schema_v3,
+	[3] = schema_v4,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
@@ -804,6 +826,12 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
  * first caller of sfsi_db_sync syncs the WAL for every commit made before
  * it starts, and callers that arrive meanwhile wait for the next sync,
  * which covers their commits too. Concurrent closes share one fdatasync.
+ *
+ * A failed sync is final for the handle: Linux reports a writeback error
+ * once per open file, so a second fdatasync of the same WAL would return 0
+ * for pages the kernel may have dropped. Every caller waiting for that sync,
+ * and every later one, gets the error; reopening the store starts afresh
+ * (SQLite then recovers from what the WAL really holds).
  */
 static void sync_note_commit(struct sfs_store *s)
 {
@@ -843,7 +871,7 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 		return SFS_OK; /* the store accepts NORMAL (db.sync_full) */
 	pthread_mutex_lock(&s->sync_mu);
 	ticket = s->sync_committed;
-	while (s->sync_done < ticket && !err) {
+	while (s->sync_done < ticket && !(err = s->sync_err)) {
 		if (s->sync_running) {
 			pthread_cond_wait(&s->sync_cv, &s->sync_mu);
 			continue;
@@ -858,7 +886,9 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 			err = -fd;
 		pthread_mutex_lock(&s->sync_mu);
 		s->sync_running = 0;
-		if (!err)
+		if (err)
+			s->sync_err = err;
+		else
 			s->sync_done = target;
 		pthread_cond_broadcast(&s->sync_cv);
 	}

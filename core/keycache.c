@@ -67,6 +67,9 @@ static int gen_open(struct sfs_store *s)
 		return -1;
 	if (geteuid() == 0 && fchown(fd, sb.st_uid, sb.st_gid) < 0)
 		sfs_debug("auth", "cannot give '%s' the store's owner", path);
+	/* the umask narrowed the mode open() made it with: widen it back */
+	if (fchmod(fd, sb.st_mode & 0666) < 0)
+		sfs_debug("auth", "cannot give '%s' the store's mode", path);
 	/* the credential generation, then the data generation */
 	if (fstat(fd, &sb) < 0 ||
 	    (sb.st_size < GEN_BYTES && ftruncate(fd, GEN_BYTES) < 0)) {
@@ -134,6 +137,12 @@ void sfsi_auth_gen_bump(struct sfs_store *s)
 {
 	if (s->auth_gen)
 		__atomic_add_fetch(s->auth_gen, 1, __ATOMIC_SEQ_CST);
+	else
+		sfs_warn("auth",
+			 "the change is stored, but processes running on "
+			 "'%s' cannot be told (no %s): they may go on "
+			 "accepting the old credentials for up to %d s",
+			 s->dir, gen_name, TTL_MS / 1000);
 }
 
 uint64_t sfs_store_data_gen(struct sfs_store *s)

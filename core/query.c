@@ -305,6 +305,10 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 		add(qb, " AND f.is_discarded = ?");
 		bind_int(qb, q->discarded);
 	}
+	if (q->purged >= 0) {
+		add(qb, " AND f.is_purged = ?");
+		bind_int(qb, q->purged);
+	}
 	if (q->ingestion) {
 		add(qb, " AND (? >> f.ingestion) & 1");
 		bind_int(qb, q->ingestion);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
@@ -41,6 +42,8 @@ void sfs_config_init(struct sfs_config *c)
 	sfs_strlcpy(c->s3_region, "us-east-1", sizeof(c->s3_region));
 	c->s3_path_style = 1;
 	c->jwt_max_ttl_s = 24 * 3600;
+	c->session_idle_s = 30 * 60;
+	c->session_max_s = 12 * 3600;
 }
 
 enum kind { K_I64, K_INT, K_BOOL, K_STR };
@@ -91,6 +94,8 @@ static const struct {
 	STR("s3.secret_key", s3_secret_key),
 	BOOL("s3.path_style", s3_path_style),
 	I64("jwt.max_ttl", jwt_max_ttl_s, 60, (int64_t)10 * 366 * 24 * 3600),
+	I64("session.idle_seconds", session_idle_s, 60, 7 * 24 * 3600),
+	I64("session.max_seconds", session_max_s, 60, 30 * 24 * 3600),
 #undef I64
 #undef INT
 #undef BOOL
@@ -334,6 +339,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	sfsi_media_install(s);
 	sfsi_lifecycle_install(s);
 	sfsi_janitor_add(s, prune_changes);
+	sfsi_session_install(s);
 	*out = s;
 	return SFS_OK;
 fail:

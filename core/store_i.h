@@ -27,6 +27,7 @@ struct sfs_store {
 	pthread_cond_t sync_cv;
 	uint64_t sync_committed, sync_done;
 	int sync_running;
+	int sync_err; /* errno of a failed WAL sync: sticky (see db.c) */
 	int wal_fd;
 
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */

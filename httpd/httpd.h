@@ -98,9 +98,11 @@ struct req {
 	int authed;
 	struct sfs_actor actor;
 	int signed_url;
-	int immutable;	  /* content named by its sha256: cache for good */
-	uint64_t rc_gen;  /* data generation read before the handler ran */
-	uint64_t rc_hash; /* its key in the answer cache (respcache.c) */
+	int session_tried; /* the credential was a session cookie */
+	int by_session;	   /* ... and it was good */
+	int immutable;	   /* content named by its sha256: cache for good */
+	uint64_t rc_gen;   /* data generation read before the handler ran */
+	uint64_t rc_hash;  /* its key in the answer cache (respcache.c) */
 
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
@@ -209,6 +211,24 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 			   const char *ctype, const char *etag,
 			   int64_t mtime_ms, const char *filename);
 
+/* api_session.c */
+/* The session cookie's value, NULL without one. */
+const char *httpd_session_cookie(struct req *r);
+/*
+ * Authenticate by a session token into r->actor; an unsafe method needs
+ * the session's X-CSRF-Token too (SFS_FORBIDDEN, "csrf_failed").
+ */
+enum sfs_status httpd_session_auth(struct req *r, const char *token,
+				   struct sfs_err *e);
+
+/* www.c */
+/*
+ * Load the web page's files from dir (NULL: the tree's www/ beside a
+ * build's binary, else the installed SFS_WWW_DIR). 0 on success, also
+ * when there is no page to serve (it is logged); -1 on a read error.
+ */
+int www_init(const char *dir);
+void www_free(void);
 /* cache.c */
 #define CACHE_ETAG_SIZE 20 /* "\"j\" 16 hex \"\"" and NUL */
 #define CACHE_PRIVATE "private, no-cache"
@@ -271,6 +291,12 @@ enum MHD_Result api_listening_purge(struct req *r);
 enum MHD_Result api_shares_list(struct req *r);
 enum MHD_Result api_shares_create(struct req *r);
 enum MHD_Result api_shares_delete(struct req *r);
+enum MHD_Result api_listening_peaks(struct req *r);
+enum MHD_Result api_tags_list(struct req *r);
+enum MHD_Result api_session_create(struct req *r);
+enum MHD_Result api_session_get(struct req *r);
+enum MHD_Result api_session_delete(struct req *r);
+enum MHD_Result api_www(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 

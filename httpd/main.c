@@ -273,7 +273,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: speechfsd --store DIR [--listen 127.0.0.1:8080] "
 		   "[--config FILE]\n"
-		   "                 [--no-workers] [--log-level LEVEL]\n"
+		   "                 [--no-workers] [--log-level LEVEL] [--www "
+		   "DIR]\n"
 		   "       speechfsd init|tenant|user|key|jwt|fsck ... "
 		   "(--help for each)\n"
 		   "       speechfsd --version\n");
@@ -312,11 +313,12 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "no-workers", no_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "www", required_argument, NULL, 'w' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *store = NULL, *listen = NULL, *config = NULL;
+	const char *store = NULL, *listen = NULL, *config = NULL, *www = NULL;
 	struct sfs_config cfg;
 	struct sockaddr_in sin;
 	struct sfs_err e;
@@ -340,6 +342,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			workers = 0;
+			break;
+		case 'w':
+			www = optarg;
 			break;
 		case 'L':
 			lvl = parse_level(optarg);
@@ -395,6 +400,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "speechfsd: cannot open store '%s': %s\n",
 			store, e.message);
 		return 1;
+	}
+	if (www_init(www)) {
+		fprintf(stderr, "speechfsd: cannot read the web page\n");
+		goto out;
 	}
 	if (limits_init() || conn_init() ||
 	    respcache_init(g_httpd.opts.response_cache)) {
@@ -459,5 +468,6 @@ out:
 	respcache_close();
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
+	www_free();
 	return rc;
 }

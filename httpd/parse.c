@@ -182,8 +182,8 @@ int cache_inm_match(const char *inm, const char *etag)
 		if (*p != '"')
 			return 0; /* malformed: no match */
 		q = strchr(p + 1, '"');
-		if (!q)
-			return 0;
+		if (!q || (q[1] && q[1] != ',' && q[1] != ' ' && q[1] != '\t'))
+			return 0; /* malformed: no match */
 		n = (size_t)(q - p) + 1;
 		if (n == elen && memcmp(p, etag, n) == 0)
 			return 1;

@@ -62,6 +62,19 @@ static const struct route routes[] = {
 	  "shares_create", SIGNED_NO, 0 },
 	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
 	  api_shares_delete, "shares_delete", SIGNED_NO, 0 },
+	{ "GET", B "/{id}/listening-audio/peaks", R, BODY_NO, 0,
+	  api_listening_peaks, "listening_peaks", SIGNED_NO, 0 },
+	{ "GET", "/api/v1/speech-services/tags", R, BODY_NO, 0, api_tags_list,
+	  "tags_list", SIGNED_NO, 0 },
+	/* sign-in sessions authenticate themselves (api_session.c) */
+	{ "POST", "/api/v1/speech-services/session", 0, BODY_NO, 0,
+	  api_session_create, "session_create", SIGNED_NO, 0 },
+	{ "GET", "/api/v1/speech-services/session", 0, BODY_NO, 0,
+	  api_session_get, "session_get", SIGNED_NO, 0 },
+	{ "DELETE", "/api/v1/speech-services/session", 0, BODY_NO, 0,
+	  api_session_delete, "session_delete", SIGNED_NO, 0 },
+	/* last: the web page's files, at every path outside /api/ */
+	{ "GET", "/*", 0, BODY_NO, 0, api_www, "www", SIGNED_NO, 0 },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -79,15 +92,22 @@ const char *httpd_route_name(int idx)
 /*
  * Match the raw (still percent-encoded) path against a pattern: literal
  * segments compare byte for byte, each {x} takes one whole segment, so
- * "%2f" can never split or join segments. Captured segments go to
- * seg[] / seglen[] and their names to pnames[]. Returns 1 on a match.
+ * "%2f" can never split or join segments; a final "*" takes the rest of a
+ * path that is not under /api/ (those stay the API's: 404 or 405).
+ * Captured segments go to seg[] / seglen[] and their names to pnames[].
+ * Returns 1 on a match.
  */
 static int match(const char *pat, const char *path, const char *seg[2],
 		 size_t seglen[2], const char *pnames[2])
 {
+	const char *start = path;
 	int np = 0;
 
-	while (*pat && *path) {
+	for (;;) {
+		if (pat[0] == '*' && pat[1] == '\0')
+			return strncmp(start, "/api/", 5) != 0;
+		if (!*pat || !*path)
+			break;
 		if (*pat == '{') {
 			const char *pe = strchr(pat, '}');
 			size_t n = strcspn(path, "/");
@@ -250,6 +270,8 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 	const char *key = req_header(r, "X-API-Key");
 	const char *authz = req_header(r, "Authorization");
 
+	const char *cookie;
+
 	if (key)
 		return sfs_auth_api_key(g_httpd.store, key, &r->actor, e);
 	if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
@@ -257,6 +279,12 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 		while (*authz == ' ')
 			authz++;
 		return sfs_auth_jwt(g_httpd.store, authz, &r->actor, e);
+	}
+	/* a browser's session: ambient, so any header above wins over it */
+	cookie = httpd_session_cookie(r);
+	if (cookie && !authz) {
+		r->session_tried = 1;
+		return httpd_session_auth(r, cookie, e);
 	}
 	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_UNAUTHENTICATED,
 			"an X-API-Key or Authorization: Bearer header is "
@@ -342,7 +370,9 @@ static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
 	}
 	if (r->signed_url ? signed_auth(r, &e) != SFS_OK
 			  : authenticate(r, &e) != SFS_OK) {
-		if (e.status == SFS_UNAUTHENTICATED)
+		/* 256-bit session tokens are not guessed: a stale cookie
+		 * of a page left open is no attack to throttle */
+		if (e.status == SFS_UNAUTHENTICATED && !r->session_tried)
 			limits_auth_failed(peer);
 		if (!r->signed_url)
 			req_set_header(r, "WWW-Authenticate",

@@ -17,6 +17,7 @@
 
 struct sfs_store;
 struct sfs_stage;
+struct sfs_peaks;
 
 /* State of an ingestion or listening-audio job, as the API shows it. */
 enum sfs_jstate {
@@ -377,6 +378,19 @@ enum sfs_status sfs_listening_delete(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_listening_purge(struct sfs_store *s,
 				    const struct sfs_actor *a, const char *id,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The waveform peaks of a file's listening audio (speechfs/audio.h), made
+ * by the listening-audio job beside the MP3: read permission and the
+ * listening audio's state as for sfs_file_open (SFS_GONE, SFS_NOT_READY).
+ * la_sha256 (may be NULL) receives the SHA-256 of the MP3 they belong to.
+ * SFS_NOT_FOUND ("peaks_not_found") for listening audio made before the
+ * store kept peaks: they come when the listening audio is made again.
+ */
+enum sfs_status sfs_listening_peaks(struct sfs_store *s,
+				    const struct sfs_actor *a, const char *id,
+				    struct sfs_peaks *out, char *la_sha256,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Check a display name / original filename / description / metadata. */

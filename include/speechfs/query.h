@@ -25,6 +25,7 @@ struct sfs_query {
 	int64_t size;	    /* 1..100 */
 	int deleted;	    /* 0, 1; -1: either */
 	int discarded;	    /* -1: either */
+	int purged;	    /* -1: either (isPurged, an extension) */
 	unsigned ingestion; /* 1 << enum sfs_jstate; 0: any */
 	char *name;	    /* substring, case-insensitive */
 	char *filename;

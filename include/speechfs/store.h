@@ -48,6 +48,10 @@ struct sfs_config {
 
 	/* JWTs: the longest lifetime accepted (exp - iat, or exp - now) */
 	int64_t jwt_max_ttl_s; /* 86400 */
+
+	/* sign-in sessions: idle and absolute lifetimes */
+	int64_t session_idle_s; /* 1800 */
+	int64_t session_max_s;	/* 43200 */
 };
 
 void sfs_config_init(struct sfs_config *c);

@@ -195,3 +195,15 @@ def test_cors_wildcard(sfsd_factory):
     r = c.get("", headers={"Origin": "https://anywhere.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     assert "Vary" not in r.headers
+
+
+def test_cors_wildcard_among_origins(sfsd_factory):
+    """A list with "*" in it allows every origin and answers "*": the
+    request's Origin, whatever its size, is never echoed back."""
+    c = sfsd_factory({"http.cors_origins": "https://app.example *"})
+    long_origin = "https://" + "a" * 900 + ".example"
+    r = c.get("", headers={"Origin": long_origin})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Cache-Control"]
+    assert "Vary" not in r.headers

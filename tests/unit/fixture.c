@@ -153,7 +153,8 @@ enum sfs_status tfx_listening_done(struct sfs_store *s,
 		ret = sfsi_file_job_state(s, &j, SFS_JS_PROCESSING, NULL, NULL);
 	if (!ret) {
 		st = tfx_stage(s, mp3, n);
-		ret = st ? sfsi_file_listening_done(s, &j, st, NULL) : SFS_IO;
+		ret = st ? sfsi_file_listening_done(s, &j, st, NULL, NULL)
+			 : SFS_IO;
 	}
 	sfs_job_release(&j);
 	sfs_stage_free(st);

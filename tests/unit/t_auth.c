@@ -12,6 +12,7 @@
  * it right is being exactly HMAC-SHA256 of the canonical request.
  */
 #include <ctype.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "auth_i.h"
@@ -421,6 +422,32 @@ static void test_key_roundtrip(void)
  * here or through another handle on the store (another process), is seen
  * at once; a change made behind the store's back within a minute.
  */
+/*
+ * The credential generation's file has the database's mode whatever the
+ * umask of the process that made it: a group that may change the store
+ * (the admin CLI run by a member) can tell the daemon of a revocation.
+ */
+static void test_key_cache_counter_mode(void)
+{
+	char db[4096], gen[4096];
+	struct sfs_store *s = NULL;
+	struct stat sb;
+	mode_t old;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	snprintf(db, sizeof(db), "%s/speechfs.db", f.dir);
+	snprintf(gen, sizeof(gen), "%s/auth.gen", f.dir);
+	REQUIRE(chmod(db, 0660) == 0);
+	REQUIRE(unlink(gen) == 0);
+	old = umask(022);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s, NULL), SFS_OK);
+	umask(old);
+	CHECK(stat(gen, &sb) == 0 && (sb.st_mode & 0777) == 0660);
+	sfs_store_close(s);
+	fx_close(&f);
+}
+
 static void test_key_cache(void)
 {
 	char key[SFS_API_KEY_SIZE], kid[SFS_ID_SIZE];
@@ -1165,6 +1192,7 @@ int main(void)
 	RUN(test_key_rejects);
 	RUN(test_key_cache);
 	RUN(test_data_gen);
+	RUN(test_key_cache_counter_mode);
 	RUN(test_jwt_mint_verify);
 	RUN(test_jwt_expiry);
 	RUN(test_jwt_algorithms);

@@ -1125,7 +1125,8 @@ static void test_stale_job_result(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	mp3 = tfx_stage(f.s, "mp3 of the first", 16);
-	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
+	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL, NULL),
+		 SFS_CONFLICT);
 	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
 		 SFS_CONFLICT);
 	sfs_stage_free(mp3);
@@ -1133,7 +1134,7 @@ static void test_stale_job_result(void)
 	CHECK_ST(sfsi_file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	mp3 = tfx_stage(f.s, "mp3 of the second", 17);
-	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
+	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL, NULL), SFS_OK);
 	sfs_stage_free(mp3);
 	sfs_job_release(&old);
 	sfs_job_release(&cur);

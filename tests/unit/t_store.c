@@ -92,6 +92,7 @@ static void test_migrate_v1(void)
 			 " ALTER TABLE file DROP COLUMN atime_ns;"
 			 " ALTER TABLE blob DROP COLUMN data;"
 			 " ALTER TABLE change DROP COLUMN origin;"
+			 " DROP TABLE peaks; DROP TABLE session;"
 			 " PRAGMA user_version = 1") == 0);
 	sfs_store_close(s);
 	s = NULL;
@@ -99,6 +100,8 @@ static void test_migrate_v1(void)
 	CHECK(tfx_sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
 	CHECK(tfx_sql_int(s, "SELECT count(*) FROM pragma_table_info('file')"
 			     " WHERE name = 'entry_suffix'") == 1);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+			     " ('peaks', 'session', 'session_expires')") == 3);
 	sfs_store_close(s);
 	th_rmrf(dir);
 }
