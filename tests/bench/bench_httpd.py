@@ -8,7 +8,9 @@ bytes as static files, side by side in one run, as ratios.
    wrk repeats one request, so the daemon answers from its answer cache
    (httpd/respcache.c, valid until the store changes); one more round
    with a second daemon on the same store and http.response_cache = 0
-   shows what a request costs when its answer must be made;
+   shows what a request costs when its answer must be made; then a
+   bounded load under the default rate limits, where every answer must
+   be a 200 (404 for a missing id) or a 429;
 2. a 1 GiB multipart upload (curl -F) vs `openssl dgst -sha256` of the
    same file, and the daemon's peak RSS during the upload;
 3. an unthrottled 1 GiB download vs nginx serving the same file.
@@ -276,6 +278,62 @@ def mark(ok):
     return "ok" if ok else "MISSED"
 
 
+WRK_STATUS_LUA = """
+statuses = {}
+threads = {}
+function setup(thread)
+    table.insert(threads, thread)
+end
+function init(args)
+    counts = {}
+end
+function response(status, headers, body)
+    counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+    local all = {}
+    for _, t in ipairs(threads) do
+        local c = t:get("counts")
+        for k, v in pairs(c) do all[k] = (all[k] or 0) + v end
+    end
+    for k, v in pairs(all) do io.write(string.format("status %d %d\\n", k, v)) end
+end
+"""
+
+
+def load_run(work, store, key, ids, secs, threads, rows):
+    """A bounded load under the default limits (50 requests a second per
+    user, bursts of 100): wrk on a file, a listing and a missing id from
+    one user. Every answer must be 200, 404 for the missing id, or 429
+    -- nothing else, no socket errors."""
+    script = work / "status.lua"
+    script.write_text(WRK_STATUS_LUA)
+    d, base, _, dlog, _ = start_sfsd(work, threads, (store, key), {
+        "http.rate_per_second": "50", "http.rate_burst": "100"})
+    try:
+        wait_http(base + "/healthz", d, dlog, "speechfsd (default limits)")
+        api = base + API
+        got = {}
+        for url in ("%s/%s" % (api, ids[1]), api + "?path=/bench/",
+                    "%s/%s" % (api, "00000000-0000-4000-8000-000000000000")):
+            p = subprocess.run(
+                ["wrk", "-t2", "-c16", "-d%ds" % secs, "-s", str(script),
+                 "-H", "X-API-Key: " + key, url],
+                capture_output=True, text=True, timeout=secs + 60)
+            if p.returncode != 0 or "Socket errors" in p.stdout:
+                raise BenchError("wrk (load): %s %s" % (p.stdout, p.stderr))
+            for code, n in re.findall(r"status (\d+) (\d+)", p.stdout):
+                got[int(code)] = got.get(int(code), 0) + int(n)
+    finally:
+        stop(d)
+    bad = {k: v for k, v in got.items() if k not in (200, 404, 429)}
+    rows.append(("load, default limits (3 x %d s)" % secs,
+                 " ".join("%d:%d" % kv for kv in sorted(got.items())),
+                 "-", None, not bad and got.get(429, 0) > 0 and
+                 got.get(200, 0) > 0,
+                 "only 200, 404 and 429"))
+
+
 def run(work, mb, secs, rounds, threads, workers, rows):
     www = work / "www"
     www.mkdir()
@@ -357,6 +415,10 @@ def run(work, mb, secs, rounds, threads, workers, rows):
                      "%.0f req/s" % l_n, rate / l_n, None,
                      "%.0f us CPU per listing" % us))
         stop(procs.pop("speechfsd (no cache)"))
+
+        # 1b. a bounded load under the default rate limits
+        log("bounded load under the default limits")
+        load_run(work, store, key, ids, min(secs, 5), threads, rows)
 
         # 2. upload vs openssl dgst -sha256 (run twice: the first warms)
         log("openssl dgst -sha256, upload of %d MiB" % mb)
