@@ -112,10 +112,12 @@ def test_signal_exits_zero(store, sig):
     import signal
     d, _, users = store
     m = Mount(d, users[0])
-    m.proc.send_signal(getattr(signal, sig))
-    assert m.proc.wait(timeout=30) == 0
-    assert not os.path.ismount(m.dir)
-    m.stop()
+    try:
+        m.proc.send_signal(getattr(signal, sig))
+        assert m.proc.wait(timeout=30) == 0
+        assert not os.path.ismount(m.dir)
+    finally:
+        m.stop()    # unmounts and ends it if the signal did not
 
 
 def test_cp_in_and_out(mnt, tmp_path):
