@@ -88,6 +88,20 @@ static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
 
 /* ---- schema ---------------------------------------------------------- */
 
+/* A directory's changes, for the change feed (v1; made again by v5). */
+#define DIR_TRIGGERS                                                           \
+	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"               \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"            \
+	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir BEGIN"       \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (old.owner_id, 0, old.parent, new.mtime_ns);"                 \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"            \
+	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"               \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;"
+
 static const char schema_v1[] =
 	"CREATE TABLE setting(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
 	"CREATE TABLE tenant("
@@ -223,18 +237,8 @@ static const char schema_v1[] =
 	" VALUES (new.user_id, new.file_id, NULL, new.created_at); END;"
 	"CREATE TRIGGER change_share_ad AFTER DELETE ON share BEGIN"
 	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.user_id, old.file_id, NULL, old.created_at); END;"
-	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
-	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.owner_id, 0, old.parent, new.mtime_ns);"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
-	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;";
+	" VALUES (old.user_id, old.file_id, NULL, old.created_at); "
+	"END;" DIR_TRIGGERS;
 
 /*
  * v2: a file that arrived second under a display name another live file
@@ -273,12 +277,31 @@ static const char schema_v4[] =
 	" expires_at INTEGER NOT NULL, revoked_at INTEGER);"
 	"CREATE INDEX session_expires ON session(expires_at);";
 
+/*
+ * v5: directory ids are never used again (AUTOINCREMENT). The mount's
+ * node ids are row ids: a new directory that took the id of a removed one
+ * became, for the kernel, the old directory's inode, and a process inside
+ * the old one (its cwd, an open fd) listed and created files in the new.
+ */
+static const char schema_v5[] =
+	"CREATE TABLE dir_v5("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" owner_id INTEGER NOT NULL REFERENCES user(id),"
+	" path TEXT NOT NULL, parent TEXT NOT NULL,"
+	" nfiles INTEGER NOT NULL DEFAULT 0,"
+	" explicit INTEGER NOT NULL DEFAULT 0,"
+	" mtime_ns INTEGER NOT NULL, UNIQUE(owner_id, path));"
+	"INSERT INTO dir_v5(id, owner_id, path, parent, nfiles, explicit,"
+	" mtime_ns) SELECT id, owner_id, path, parent, nfiles, explicit,"
+	" mtime_ns FROM dir;"
+	"DROP TABLE dir;"
+	"ALTER TABLE dir_v5 RENAME TO dir;"
+	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);" DIR_TRIGGERS;
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
-	[0] = schema_v1,
-	[1] = schema_v2,
-	[2] = schema_v3,
-	[3] = schema_v4,
+	[0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
+	[3] = schema_v4, [4] = schema_v5,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
