@@ -303,8 +303,8 @@ done:
 
 int admin_is_command(const char *a)
 {
-	static const char *const cmds[] = { "init", "tenant", "user",
-					    "key",  "jwt",    "fsck" };
+	static const char *const cmds[] = { "init", "tenant", "user", "key",
+					    "jwt",  "fsck",   "blob" };
 	size_t i;
 
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -319,6 +319,8 @@ int admin_main(int argc, char **argv)
 	const char *cmd = argv[0], *sub = "";
 	int first = 1;
 
+	if (strcmp(cmd, "blob") == 0)
+		return admin_blob_main(argc, argv);
 	/* tenant, user and key take a verb */
 	if (strcmp(cmd, "tenant") == 0 || strcmp(cmd, "user") == 0 ||
 	    strcmp(cmd, "key") == 0) {

@@ -44,6 +44,8 @@ static void opts_init(struct httpd_opts *o)
 	o->max_header_bytes = 16384;
 	o->auth_fail_rps = 1;
 	o->auth_fail_burst = 30;
+	o->redirect_to_object_store = 0;
+	o->redirect_ttl_s = 300;
 	o->head_timeout_s = 10;
 	o->min_body_rate = 1024;
 }
@@ -72,9 +74,12 @@ static void opts_init(struct httpd_opts *o)
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)
+ *   http.redirect_to_object_store  content kept in an object store is
+ *                                a 302 to a presigned URL (false)
+ *   http.redirect_ttl             that URL's lifetime in seconds (300)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
-enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_STR };
+enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_BOOL, O_STR };
 
 static const struct {
 	const char *key;
@@ -101,6 +106,8 @@ static const struct {
 	K("http.max_header_bytes", O_SIZE, max_header_bytes),
 	K("http.auth_failures_per_second", O_DBL, auth_fail_rps),
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst),
+	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store),
+	K("http.redirect_ttl", O_INT, redirect_ttl_s),
 	K("http.request_head_timeout", O_INT, head_timeout_s),
 	K("http.cors_origins", O_STR, cors_origins),
 	K("http.min_body_rate", O_I64, min_body_rate),
@@ -118,6 +125,10 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val)
 	for (i = 0; i < sizeof(opt_keys) / sizeof(opt_keys[0]); i++) {
 		if (strcmp(opt_keys[i].key, key) != 0)
 			continue;
+		if (opt_keys[i].type == O_BOOL)
+			return sfs_parse_bool(val, (int *)(p + opt_keys[i].off))
+				       ? -1
+				       : 0;
 		if (opt_keys[i].type == O_STR) {
 			if (strlen(val) >= sizeof(o->cors_origins))
 				return -1;
@@ -318,7 +329,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in sin;
 	struct sfs_err e;
 	sigset_t sigs;
-	int c, workers = 1, sig = 0, rc = 1, lvl, qfd = -1, started = 0;
+	int c, workers = 1, sig = 0, rc = 1, lvl, started = 0;
 
 	if (argc > 1 && admin_is_command(argv[1]))
 		return admin_main(argc - 1, argv + 1);
@@ -444,8 +455,17 @@ int main(int argc, char **argv)
 	while (sigwait(&sigs, &sig) != 0)
 		;
 	sfs_info("httpd", "signal %d: shutting down", sig);
-	g_httpd.stopping = 1;
-	qfd = MHD_quiesce_daemon(g_httpd.mhd);
+	/*
+	 * From now on new connections are closed at accept (the accept
+	 * policy) and requests on open ones answer 503, while the requests
+	 * in flight finish. Not MHD_quiesce_daemon(): with epoll and a
+	 * thread pool it sets each worker's was_quiesced and takes the
+	 * listening socket out of that worker's epoll set, while the worker,
+	 * seeing was_quiesced, may take it out too; the loser's EPOLL_CTL_DEL
+	 * fails with ENOENT, which libmicrohttpd 0.9.75 turns into
+	 * MHD_PANIC, an abort at SIGTERM, in either thread.
+	 */
+	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
 	drain();
 	sfs_debug("httpd", "drained");
 	rc = 0;
@@ -455,8 +475,6 @@ out:
 	if (g_httpd.mhd)
 		MHD_stop_daemon(g_httpd.mhd);
 	sfs_debug("httpd", "daemon stopped");
-	if (qfd >= 0)
-		close(qfd);
 	if (started)
 		sfs_workers_stop(g_httpd.store);
 	sfs_store_close(g_httpd.store);
