@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "conn.h"
 #include "httpd.h"
+#include "respcache.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -48,6 +49,7 @@ static void opts_init(struct httpd_opts *o)
 	o->redirect_ttl_s = 300;
 	o->head_timeout_s = 10;
 	o->min_body_rate = 1024;
+	o->response_cache = 1024;
 }
 
 /*
@@ -77,6 +79,8 @@ static void opts_init(struct httpd_opts *o)
  *   http.redirect_to_object_store  content kept in an object store is
  *                                a 302 to a presigned URL (false)
  *   http.redirect_ttl             that URL's lifetime in seconds (300)
+ *   http.response_cache          answers of GET /files and /files/{id}
+ *                                kept until the store changes (0: off)
  * Any other key goes to sfs_config_set() (the core's keys).
  */
 enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_BOOL, O_STR };
@@ -111,6 +115,7 @@ static const struct {
 	K("http.request_head_timeout", O_INT, head_timeout_s),
 	K("http.cors_origins", O_STR, cors_origins),
 	K("http.min_body_rate", O_I64, min_body_rate),
+	K("http.response_cache", O_INT, response_cache),
 #undef K
 };
 
@@ -411,7 +416,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "speechfsd: cannot read the web page\n");
 		goto out;
 	}
-	if (limits_init() || conn_init()) {
+	if (limits_init() || conn_init() ||
+	    respcache_init(g_httpd.opts.response_cache)) {
 		fprintf(stderr, "speechfsd: cannot start the timers\n");
 		goto out;
 	}
@@ -477,6 +483,7 @@ out:
 	sfs_debug("httpd", "daemon stopped");
 	if (started)
 		sfs_workers_stop(g_httpd.store);
+	respcache_close();
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
 	www_free();
