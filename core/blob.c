@@ -301,7 +301,33 @@ enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
 struct gc_arg {
 	int64_t tenant;
 	char sha[65];
+	char mark[4096]; /* our named stage for it while the removal is due */
 };
+
+/*
+ * Between the commit that dropped a blob's last row and the removal of its
+ * bytes, the blob is on its way out in this process: a named stage says so
+ * (fsck leaves it alone, sfsi_staging_in_flight) and, should the process
+ * die first, the next open removes the bytes (recover_named).
+ */
+static void mark_leaving(struct sfs_store *s, struct gc_arg *a)
+{
+	static unsigned long serial;
+	int fd;
+
+	a->mark[0] = '\0';
+	if (!s->staging_dir)
+		return;
+	snprintf(a->mark, sizeof(a->mark), "%s/%lld-%s-g%lu.stage",
+		 s->staging_dir, (long long)a->tenant, a->sha,
+		 __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
+	fd = open(a->mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		a->mark[0] = '\0';
+		return;
+	}
+	close(fd);
+}
 
 /*
  * After the commit that dropped a blob's row: remove its bytes, unless a
@@ -317,6 +343,8 @@ static void gc_blob(struct db *d, void *varg)
 		sfs_warn("blob",
 			 "cannot remove blob %lld/%s (left for fsck): %s",
 			 (long long)a->tenant, a->sha, e.message);
+	if (a->mark[0])
+		unlink(a->mark);
 }
 
 enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
@@ -386,6 +414,7 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	a->tenant = tenant;
 	sfs_strlcpy(a->sha, sha256, sizeof(a->sha));
+	mark_leaving(sfsi_db_store(d), a);
 	return sfsi_db_on_commit(d, gc_blob, a, e);
 }
 
