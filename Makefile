@@ -18,7 +18,8 @@ SANFLAGS  :=
 OPT       := -O2
 endif
 
-PKGS      := sqlite3 jansson openssl libcurl sndfile libmicrohttpd fuse3
+PKGS      := sqlite3 jansson openssl libcurl sndfile libmicrohttpd fuse3 \
+	     libsystemd
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) && test -f /usr/include/lame/lame.h && echo yes)
 # Targets that install what is missing first (packaging/install-deps.sh) and
 # then build in a second make, which reads the libraries' flags afresh.
@@ -40,9 +41,9 @@ LDFLAGS   := -pthread $(SANFLAGS)
 
 CORE_PC   := sqlite3 jansson openssl libcurl sndfile
 CORE_LIBS := $(shell pkg-config --libs $(CORE_PC)) -lmp3lame -lm
-HTTPD_LIBS:= $(shell pkg-config --libs libmicrohttpd)
+HTTPD_LIBS:= $(shell pkg-config --libs libmicrohttpd libsystemd)
 FS_CFLAGS := $(shell pkg-config --cflags fuse3)
-FS_LIBS   := $(shell pkg-config --libs fuse3)
+FS_LIBS   := $(shell pkg-config --libs fuse3 libsystemd)
 
 CORE_SRC  := $(wildcard core/*.c)
 HTTPD_SRC := $(wildcard httpd/*.c)

@@ -7,6 +7,8 @@
 #define SPEECHFSD_HTTPD_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -14,6 +16,11 @@
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/store.h"
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 struct sfs_store;
 struct sfs_stage;
@@ -37,6 +44,23 @@ struct httpd_opts {
 	int shutdown_timeout_s;
 	size_t max_url_len;
 	size_t max_header_bytes;
+};
+
+/* Everything the configuration says: the file, then the command line. */
+struct httpd_kv {
+	char key[64];
+	char value[256];
+};
+
+struct httpd_config {
+	char store[4096];
+	char listen[256];
+	int log_level; /* enum sfs_log_level */
+	int workers;   /* run the job workers (jobs.enabled) */
+	struct httpd_opts opts;
+	struct sfs_config core;
+	struct httpd_kv seen[96]; /* the file's keys as read, for reloads */
+	int nseen;
 };
 
 struct httpd {
@@ -169,8 +193,31 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
 void httpd_content_disposition(const char *filename, char *out, size_t outsz);
 
+/* config.c */
+void httpd_config_init(struct httpd_config *c);
+/* Read a file into c; -1 with "FILE:LINE: KEY: ..." in e. */
+int httpd_config_load(struct httpd_config *c, const char *path,
+		      struct sfs_err *e);
+/*
+ * SIGHUP: read the file again; apply the run-time keys to g_httpd and the
+ * log level (unless level_fixed: given on the command line), log each
+ * change. A file with an error changes nothing. The number of changes,
+ * or -1.
+ */
+int httpd_config_reload(struct httpd_config *cur, const char *path,
+			int level_fixed);
+/*
+ * "8080", "HOST:PORT" (an IPv4 address or localhost), "[IPV6]:PORT".
+ * 0, or -1 with why (and the forms accepted) in msg.
+ */
+int httpd_listen_parse(const char *s, struct sockaddr_storage *ss,
+		       socklen_t *len, int *v6, char *msg, size_t msgsz);
+
 /* limits.c */
 int limits_init(void);
+/* New request rates (a reload), taken by the buckets at once. */
+void limits_set_rates(double rps, double burst, double upload_rps,
+		      double upload_burst);
 void limits_stop(void);
 /* 0 allowed; else the seconds to wait (Retry-After). */
 int limits_take(const struct sfs_actor *a, int upload);
@@ -217,6 +264,24 @@ int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e);
 /* admin.c */
 int admin_main(int argc, char **argv);
 int admin_is_command(const char *arg);
+/* The commands with their summaries, one per line. */
+void admin_list_commands(FILE *f);
+
+/* cli.c */
+struct option;
+/*
+ * Check argv before getopt_long sees it: a long option must be given by
+ * its whole name (no abbreviations) and a flag takes no "=value". Prints
+ * what is wrong (naming the option) and returns -1.
+ */
+int cli_check_args(const char *prog, int argc, char **argv,
+		   const char *shortopts, const struct option *lo);
+/*
+ * getopt_long with our messages: a missing value or an unknown option is
+ * printed (naming it) and returned as '?'. shortopts starts with ':'.
+ */
+int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+	       const struct option *lo);
 
 /* small helpers (respond.c) */
 int httpd_parse_i64(const char *s, int64_t *out);

@@ -7,95 +7,26 @@ Ctrl-C (SIGINT to its process group).
 
 These tests install a package system-wide: they need root, as the test
 machine is (a disposable one)."""
-import fcntl
 import json
 import os
 import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 import requests
 
 import readme
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
-VERSION = (ROOT / "VERSION").read_text().strip()
-API = "/api/v1/speech-services/files"
-DEB = BUILD / f"speechfs_{VERSION}_amd64.deb"
+from pkgtest import (API, BUILD, ROOT, VERSION, clean_env, deb,  # noqa: F401
+                     dpkg, eventually, free_port, installed, mounts,
+                     packaged_admin, purge, readme_pkg_blocks, run, stop,
+                     unit_value, wait_healthy)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="installs a package: needs root")
-
-
-def clean_env(**extra):
-    """The environment without the calling make's jobserver and flags."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
-    env.update(extra)
-    return env
-
-
-def run(cmd, timeout=120, check=True, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                       **kw)
-    if check:
-        assert p.returncode == 0, \
-            f"{cmd} exited {p.returncode}:\n{p.stdout[-3000:]}\n" \
-            f"{p.stderr[-3000:]}"
-    return p
-
-
-def dpkg(*args, check=True):
-    """dpkg, waiting up to two minutes for another dpkg to finish."""
-    deadline = time.time() + 120
-    while True:
-        p = run(["dpkg", *args], check=False, timeout=300,
-                env=clean_env(DEBIAN_FRONTEND="noninteractive"))
-        if "lock" not in p.stderr or time.time() > deadline:
-            break
-        time.sleep(2)
-    if check:
-        assert p.returncode == 0, f"dpkg {args}: {p.stdout}\n{p.stderr}"
-    return p
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(base, proc, seconds=20):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        assert proc.poll() is None, \
-            f"daemon exited {proc.returncode}: {proc.stderr.read()[-2000:]}"
-        try:
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{base}/healthz did not answer in {seconds} s")
-
-
-def stop(proc):
-    """SIGTERM; the daemon must exit 0 within 20 s."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail("the daemon did not stop on SIGTERM")
-    assert rc == 0, proc.stderr.read()[-2000:]
 
 
 # ---- the sources: man pages and the default configuration ---------------
@@ -124,29 +55,31 @@ def test_man_and_config_name_every_option():
     the daemon and the admin CLI is in speechfsd(8), of the mount in
     speechfs(1)."""
     core = c_keys("core/store.c", r'\b(?:I64|INT|BOOL|STR)\("([a-z0-9_.]+)"')
-    daemon = c_keys("httpd/main.c", r'K\("(http\.[a-z_]+)"')
+    daemon = c_keys("httpd/config.c", r'K\("(http\.[a-z_]+)"')
     assert len(core) >= 19 and len(daemon) >= 14, (core, daemon)
     conf = (ROOT / "packaging/debian/speechfsd.conf").read_text()
     shown = set(re.findall(r"^#([a-z0-9_.]+) =", conf, re.M))
-    where = {"store", "listen"}     # also options of the command line
-    assert shown == core | daemon | where, (shown ^ (core | daemon | where))
-    assert not re.search(r"^[a-z]", conf, re.M), "an active setting"
+    # the unit passes only --config: where the daemon is lives in the file
+    active = dict(re.findall(r"^([a-z][a-z0-9_.]*) = (.*)$", conf, re.M))
+    assert active == {"store": "/var/lib/speechfs/store",
+                      "listen": "127.0.0.1:8080"}, active
+    own = {"log.level", "jobs.enabled"}
+    assert shown | set(active) == core | daemon | own | {"store", "listen"}, \
+        (shown ^ (core | daemon | own))
     man8 = (ROOT / "packaging/man/speechfsd.8").read_text()
     man8 = man8.replace("\\-", "-")
-    for k in core | daemon:
+    for k in core | daemon | own:
         assert k in man8, k
-    longopts = c_keys("httpd/main.c", r'\{"([a-z-]+)", (?:required|no)_arg')
-    admin = c_keys("httpd/admin.c", r'arg\(a, "([a-z-]+)"\)')
-    admin |= {"json", "repair"}
-    assert {"store", "listen", "config", "no-workers"} <= longopts
-    for opt in longopts | admin:
+    # every option of the admin table (tests/e2e/test_man.py compares
+    # each command's --help with its section)
+    admin = c_keys("httpd/admin.c", r'\[O_[A-Z_]+\] = \{ "([a-z-]+)"')
+    assert {"store", "json", "name", "max-bytes", "scopes"} <= admin
+    for opt in admin:
         assert f"--{opt}" in man8, opt
-    for cmd in ("init", "tenant create", "tenant quota", "user create",
-                "user rate", "key create", "key revoke", "jwt", "fsck"):
-        assert f"B {cmd}" in man8 or f"speechfsd {cmd}" in man8, cmd
     man1 = (ROOT / "packaging/man/speechfs.1").read_text().replace("\\-", "-")
-    for opt in ("--store", "--user", "-f", "-d", "-s", "ro", "allow_other",
-                "uid=", "umask=", "no_workers", "listening=", "--version"):
+    for opt in ("--store", "--user", "--config", "-f", "-d", "-s", "ro",
+                "allow_other", "uid=", "umask=", "no_workers", "listening=",
+                "generate=", "--version"):
         assert opt in man1, opt
 
 
@@ -191,50 +124,6 @@ def test_make_install_installs_binaries_and_man_pages(tmp_path):
 
 
 # ---- the Debian package ----------------------------------------------------
-
-def readme_pkg_blocks():
-    """The README's package blocks: installing, then the service user."""
-    install, service = [b for b in readme.blocks() if b.kind == "pkg"]
-    return readme.commands(install.text), readme.commands(service.text)
-
-
-@pytest.fixture(scope="module")
-def deb():
-    """`make deb` once for the module (the README's first package
-    command); the path of the .deb."""
-    assert readme_pkg_blocks()[0][0] == "make deb"
-    if DEB.exists():
-        DEB.unlink()
-    run(["make", "-C", str(ROOT), f"B={BUILD}", "deb"], timeout=600,
-        env=clean_env())
-    assert DEB.is_file()
-    return DEB
-
-
-@pytest.fixture
-def installed(deb, tmp_path):
-    """The package installed with the README's command (apt installs the
-    local .deb and any dependency missing), purged at teardown whatever
-    happened. The package is machine-wide: a lock file keeps two test runs
-    on one machine (two checkouts) from installing it at once."""
-    lock = open("/run/lock/speechfs-test-pkg.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    dpkg("--purge", "speechfs", check=False)
-    sh = readme.Session(ROOT, clean_env(DEBIAN_FRONTEND="noninteractive"),
-                        subst=[("./build/", f"{BUILD}/"),
-                               ("apt install", "apt install -y -q")])
-    try:
-        for cmd in readme_pkg_blocks()[0][1:]:
-            sh.run(cmd, retry_for=0, timeout=600)
-        sh.close()
-        st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"])
-        assert st.stdout == "install ok installed", st.stdout
-        yield deb
-    finally:
-        sh.close()
-        dpkg("--purge", "speechfs", check=False)
-        lock.close()
-
 
 def test_deb_contents(deb):
     listing = run(["dpkg-deb", "-c", str(deb)]).stdout
@@ -289,21 +178,24 @@ def test_lintian_has_no_errors(deb):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def unit_value(unit, key):
-    text = pathlib.Path("/lib/systemd/system", unit).read_text()
-    return [ln.split("=", 1)[1] for ln in text.splitlines()
-            if ln.startswith(key + "=")]
-
-
-def start_as_unit():
+def start_as_unit(tmp_path):
     """The daemon as speechfsd.service runs it (its ExecStart, as its user,
-    on the packaged store and configuration), on a free port in case a
-    systemd runs the unit itself; (process, port)."""
+    on the packaged store and configuration), with the configuration's
+    listen on a free port in case a systemd runs the unit itself;
+    (process, port)."""
     (execstart,) = unit_value("speechfsd.service", "ExecStart")
     argv = execstart.split()
-    assert argv[0] == "/usr/sbin/speechfsd" and "127.0.0.1:8080" in argv
+    conf = "/etc/speechfs/speechfsd.conf"
+    assert argv == ["/usr/sbin/speechfsd", "--config", conf]
     port = free_port()
-    argv[argv.index("127.0.0.1:8080")] = f"127.0.0.1:{port}"
+    text = pathlib.Path(conf).read_text()
+    assert "\nlisten = 127.0.0.1:8080\n" in text
+    copy = tmp_path / "speechfsd.conf"
+    copy.write_text(text.replace("\nlisten = 127.0.0.1:8080\n",
+                                 f"\nlisten = 127.0.0.1:{port}\n"))
+    os.chmod(tmp_path, 0o755)
+    os.chmod(copy, 0o644)
+    argv[2] = str(copy)
     proc = subprocess.Popen(["setpriv", "--reuid=speechfs",
                              "--regid=speechfs", "--init-groups", *argv],
                             cwd="/", stdout=subprocess.DEVNULL,
@@ -381,7 +273,7 @@ def test_installed_package_serves(installed, tmp_path):
     # the unit's own command line, as the unit's user, on the packaged
     # store and configuration (another port, in case a systemd runs it)
     assert unit_value("speechfsd.service", "User") == ["speechfs"]
-    proc, port = start_as_unit()
+    proc, port = start_as_unit(tmp_path)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
     finally:
@@ -419,12 +311,12 @@ def test_installed_fstab_helper_mounts(installed, tmp_path):
     assert str(mnt) not in mounts()
 
 
-def test_readme_service_user_block_and_fstab_line(installed):
+def test_readme_service_user_block_and_fstab_line(installed, tmp_path):
     """The README's commands for the packaged service (a tenant, a user and
     a key made as the service user, then a request) against the unit's own
     command line, and its /etc/fstab line mounted with `mount -T` from a
     scratch fstab (as `mount` would from /etc/fstab)."""
-    proc, port = start_as_unit()
+    proc, port = start_as_unit(tmp_path)
     scratch = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))
     mnt = scratch / "speech"
     sh = readme.Session(scratch, clean_env(), subst=[
@@ -469,12 +361,45 @@ def test_readme_service_user_block_and_fstab_line(installed):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def test_purge_removes_user_store_and_conffile(installed):
-    dpkg("--purge", "speechfs")
-    assert run(["id", "speechfs"], check=False).returncode != 0
-    assert not os.path.exists("/var/lib/speechfs")
-    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
+def test_purge_keeps_the_store_unless_asked(installed):
+    """dpkg --purge keeps the store and its owner by default and says
+    where it is; a new installation uses it again; only the answer 'yes'
+    to the package's question removes it."""
+    tenant = packaged_admin("tenant", "create", "--name", "kept")
+    show = run(["debconf-show", "speechfs"]).stdout
+    assert "speechfs/purge_store: false" in show, show
+    p = purge()
+    assert p.returncode == 0, p.stderr
+    assert "the store /var/lib/speechfs/store was kept" in p.stdout + p.stderr
+    st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"], check=False)
+    assert "not-installed" in st.stdout or st.returncode != 0
     assert not os.path.exists("/usr/sbin/speechfsd")
+    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
+    assert pathlib.Path("/var/lib/speechfs/store/speechfs.db").is_file()
+    run(["id", "speechfs"])
+    # installed again: the same store, the tenant still there
+    dpkg("-i", str(installed))
+    q = json.loads(packaged_admin("tenant", "quota", "--id", tenant,
+                                  "--json"))
+    assert q["name"] == "kept"
+    # the administrator says yes: the store and its owner go
+    p = purge(remove_store=True)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists("/var/lib/speechfs")
+    assert run(["id", "speechfs"], check=False).returncode != 0
+    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
+
+
+def test_apt_remove_keeps_everything(installed):
+    tenant = packaged_admin("tenant", "create", "--name", "kept")
+    dpkg("--remove", "speechfs")
+    assert not os.path.exists("/usr/sbin/speechfsd")
+    assert pathlib.Path("/etc/speechfs/speechfsd.conf").is_file()
+    assert pathlib.Path("/var/lib/speechfs/store/speechfs.db").is_file()
+    dpkg("-i", str(installed))
+    q = json.loads(packaged_admin("tenant", "quota", "--id", tenant,
+                                  "--json"))
+    assert q["name"] == "kept"
 
 
 # ---- make run ----------------------------------------------------------
@@ -496,15 +421,6 @@ def copy_tree(dst):
         (dst / "build").mkdir()
         run(["tar", "-C", str(dst / "build"), "-xf", "-"], stdin=tar.stdout)
         assert tar.wait() == 0
-
-
-def eventually(fn, seconds=15):
-    deadline = time.time() + seconds
-    while True:
-        v = fn()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(0.2)
 
 
 def interrupt(proc, mnt, log, what):
@@ -621,12 +537,6 @@ def test_make_run_in_a_fresh_copy(tmp_path):
     assert "speechfsd exited (status 137)" in read(log)
     assert "stopped." in read(log)
     assert str(mnt) not in mounts()
-
-
-def mounts():
-    """The mount points of /proc/self/mountinfo (a dead FUSE mount too)."""
-    with open("/proc/self/mountinfo") as f:
-        return [ln.split()[4] for ln in f]
 
 
 def read(f):
