@@ -1,9 +1,9 @@
 """Shipping: the Debian package (built with `make deb`, its contents,
 lintian, installed with dpkg, the installed daemon and admin CLI at work,
-purged at teardown whatever happened), the man pages, the shipped default
-configuration, and `make run` in a fresh copy of the tree with a file
-uploaded through the API and one copied into the mount, stopped with
-Ctrl-C (SIGINT to its process group).
+a purge that keeps the store unless asked, purged at teardown whatever
+happened), the man pages and the shipped default configuration. The
+units under systemd are in test_pkg_systemd.py, `make run` in
+test_make_run.py.
 
 These tests install a package system-wide: they need root, as the test
 machine is (a disposable one)."""
@@ -12,7 +12,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 
@@ -21,7 +20,7 @@ import requests
 
 import readme
 from pkgtest import (API, BUILD, ROOT, VERSION, clean_env, deb,  # noqa: F401
-                     dpkg, eventually, free_port, installed, mounts,
+                     dpkg, free_port, installed, mounts,
                      packaged_admin, purge, readme_pkg_blocks, run, stop,
                      unit_value, wait_healthy)
 
@@ -400,146 +399,3 @@ def test_apt_remove_keeps_everything(installed):
     q = json.loads(packaged_admin("tenant", "quota", "--id", tenant,
                                   "--json"))
     assert q["name"] == "kept"
-
-
-# ---- make run ----------------------------------------------------------
-
-def copy_tree(dst):
-    """The working tree (not builds, var/, mnt/ or .git), as a fresh
-    checkout would have it, plus the current build so make finds it up to
-    date (tar keeps the times)."""
-    excl = ["--exclude=./build", "--exclude=./build-asan", "--exclude=./var",
-            "--exclude=./mnt", "--exclude=./.git", "--exclude=./debian"]
-    tar = subprocess.Popen(["tar", "-C", str(ROOT), "-cf", "-", *excl, "."],
-                           stdout=subprocess.PIPE)
-    run(["tar", "-C", str(dst), "-xf", "-"], stdin=tar.stdout)
-    assert tar.wait() == 0
-    if BUILD.is_dir():
-        tar = subprocess.Popen(["tar", "-C", str(BUILD), "-cf", "-",
-                                "--exclude=./deb", "--exclude=./*.deb",
-                                "."], stdout=subprocess.PIPE)
-        (dst / "build").mkdir()
-        run(["tar", "-C", str(dst / "build"), "-xf", "-"], stdin=tar.stdout)
-        assert tar.wait() == 0
-
-
-def interrupt(proc, mnt, log, what):
-    """Ctrl-C: SIGINT to the whole foreground group; its exit status. If it
-    does not stop, kill it, unmount what it left and fail."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
-        pytest.fail(f"{what} did not stop on SIGINT: {read(log)}")
-
-
-def test_make_run_in_a_fresh_copy(tmp_path):
-    src = tmp_path / "speechfs"
-    src.mkdir()
-    copy_tree(src)
-    port = free_port()
-    log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen(["make", "run"], cwd=src, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port)))
-    mnt = src / "mnt"
-    try:
-        def up():
-            assert proc.poll() is None, \
-                f"make run exited {proc.returncode}: {read(log)}"
-            return "speechfs is running" in read(log)
-        assert eventually(up, 180), read(log)
-        assert str(mnt) in mounts()
-        env = dict(ln.split("=", 1) for ln in
-                   (src / "var/demo.env").read_text().split())
-        assert env["SPEECHFS_URL"] == f"http://127.0.0.1:{port}{API}"
-        h = {"X-API-Key": env["SPEECHFS_KEY"]}
-        # through the API, seen in the mount
-        data = tmp_path / "from-api.txt"
-        data.write_bytes(b"uploaded with curl")
-        run(["curl", "-sSf", "-H", f"X-API-Key: {env['SPEECHFS_KEY']}",
-             "-F", f"file=@{data}", "-F", "name=from-api",
-             env["SPEECHFS_URL"]])
-        entry = mnt / "from-api.txt"
-        assert eventually(entry.exists), os.listdir(mnt)
-        assert entry.read_bytes() == b"uploaded with curl"
-        # through the mount, seen by the API
-        run(["cp", str(tmp_path / "from-api.txt"),
-             str(mnt / "from-mount.txt")])
-
-        def listed():
-            r = requests.get(env["SPEECHFS_URL"], headers=h, timeout=10)
-            assert r.status_code == 200, r.text
-            return [f for f in r.json()["files"]
-                    if f["name"].startswith("from-mount")]
-        found = eventually(listed)
-        assert len(found) == 1, found
-        r = requests.get(f"{env['SPEECHFS_URL']}/{found[0]['id']}/content",
-                         headers=h, timeout=10)
-        assert r.content == b"uploaded with curl"
-    finally:
-        rc = interrupt(proc, mnt, log, "make run")
-    out = read(log)
-    # make re-raises the SIGINT it got after its recipe ended; the script
-    # itself must have ended cleanly ("stopped.", no error from make)
-    assert rc in (0, -signal.SIGINT), out
-    assert "stopped." in out and not re.search(r"make: \*\*\*.*Error", out), \
-        out
-    assert "A demo store was made" in out
-    assert str(mnt) not in mounts()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)  # no daemon, no mount left behind
-
-    # make itself dies of the SIGINT it was sent; the script make ran must
-    # exit 0 on it. Run it as make does, a second time: it finds the demo
-    # store and its key in var/ again.
-    log.truncate(0)
-    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port), B="build"))
-    try:
-        assert eventually(lambda: "speechfs is running" in read(log) or
-                          proc.poll() is not None, 60), read(log)
-        assert proc.poll() is None, read(log)
-        assert "A demo store was made" not in read(log)
-        assert (mnt / "from-api.txt").read_bytes() == b"uploaded with curl"
-    finally:
-        rc = interrupt(proc, mnt, log, "run-demo.sh")
-    assert rc == 0, read(log)
-    assert "stopped." in read(log)
-    assert str(mnt) not in mounts()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)
-
-    # a daemon that dies by itself: the script unmounts and fails
-    log.truncate(0)
-    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port), B="build"))
-    try:
-        assert eventually(lambda: "speechfs is running" in read(log) or
-                          proc.poll() is not None, 60), read(log)
-        pids = run(["pgrep", "-g", str(proc.pid), "-x", "speechfsd"])
-        (pid,) = pids.stdout.split()
-        os.kill(int(pid), signal.SIGKILL)
-        rc = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            subprocess.run(["fusermount3", "-uz", str(mnt)],
-                           capture_output=True)
-    assert rc == 1, read(log)
-    assert "speechfsd exited (status 137)" in read(log)
-    assert "stopped." in read(log)
-    assert str(mnt) not in mounts()
-
-
-def read(f):
-    f.flush()
-    f.seek(0)
-    return f.read()
