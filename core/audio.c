@@ -18,6 +18,7 @@
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "util_i.h"
 
 #define BLOCK_FRAMES 4096 /* frames decoded per step */
@@ -217,7 +218,7 @@ static enum sfs_status read_head(int fd, unsigned char *b, size_t size,
 
 	*n = (size_t)vio_read(b, (sf_count_t)size, &v);
 	if (v.err)
-		return sfs_errno_status(e, v.err, "cannot read audio");
+		return sfsi_errno_status(e, v.err, "cannot read audio");
 	return SFS_OK;
 }
 
@@ -237,7 +238,7 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
 	memset(&info, 0, sizeof(info));
 	sf = sf_open_virtual(&vio_ops, SFM_READ, &info, &v);
 	if (v.err) {
-		st = sfs_errno_status(e, v.err, "cannot read audio");
+		st = sfsi_errno_status(e, v.err, "cannot read audio");
 		goto out;
 	}
 	if (sf) {
@@ -621,7 +622,7 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	memset(&info, 0, sizeof(info));
 	sf = sf_open_virtual(&vio_ops, SFM_READ, &info, &v);
 	if (v.err) {
-		st = sfs_errno_status(e, v.err, "cannot read audio");
+		st = sfsi_errno_status(e, v.err, "cannot read audio");
 		goto out;
 	}
 	if (!sf) {
@@ -663,7 +664,7 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 		sf_count_t got = sf_readf_float(sf, pcm, block);
 
 		if (v.err) {
-			st = sfs_errno_status(e, v.err, "cannot read audio");
+			st = sfsi_errno_status(e, v.err, "cannot read audio");
 			goto out;
 		}
 		if (got <= 0)

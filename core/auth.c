@@ -1,7 +1,7 @@
 /*
- * Identity: scopes, UUIDs, tenants, users, API keys (stored as SHA-256
- * hashes) and HS256 JWTs signed with the store's secret, all of which end
- * in a struct sfs_actor that the other core calls take.
+ * Identity: scopes, UUIDs, tenants, users and API keys (stored as SHA-256
+ * hashes), which end in a struct sfs_actor that the other core calls
+ * take. Tokens (JWTs, signed URLs) are in token.c.
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/log.h"
@@ -150,6 +151,15 @@ static int scan_lenient(void *arg, const char *tok)
 	return 0;
 }
 
+unsigned sfsi_scopes_lenient(const char *list)
+{
+	struct scope_scan sc = { 0, NULL };
+
+	if (list)
+		each_scope(list, scan_lenient, &sc);
+	return sc.bits;
+}
+
 enum sfs_status sfs_scopes_parse(const char *list, unsigned *out,
 				 struct sfs_err *e)
 {
@@ -190,7 +200,7 @@ int sfs_uuid_valid(const char *s)
 }
 
 /* The stored (lowercase) form of a UUID; -1 when it is not one. */
-static int uuid_norm(const char *in, char out[SFS_ID_SIZE])
+int sfsi_uuid_norm(const char *in, char out[SFS_ID_SIZE])
 {
 	int i;
 
@@ -206,14 +216,14 @@ void sfs_uuid_new(char out[SFS_ID_SIZE])
 	unsigned char b[16];
 	char hex[33];
 
-	if (sfs_random(b, sizeof(b))) {
+	if (sfsi_random(b, sizeof(b))) {
 		/* identifiers that might repeat are a broken invariant */
 		sfs_error("auth", "no randomness for a uuid");
 		abort();
 	}
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	sfs_hex(b, sizeof(b), hex);
+	sfsi_hex(b, sizeof(b), hex);
 	snprintf(out, SFS_ID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
 		 hex + 12, hex + 16, hex + 20);
 }
@@ -279,22 +289,22 @@ static enum sfs_status check_text(const char *v, const char *field,
  * SFS_NOT_FOUND without a message when there is no such user, so each
  * caller can say what that means for it.
  */
-static enum sfs_status load_actor(struct db *d, const char *uuid,
-				  struct sfs_actor *out, struct sfs_err *e)
+enum sfs_status sfsi_auth_load_actor(struct db *d, const char *uuid,
+				     struct sfs_actor *out, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret = SFS_OK;
 	int rc;
 
-	st = db_prep(d,
-		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
-		     " FROM user u JOIN tenant t ON t.id = u.tenant_id"
-		     " WHERE u.uuid = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps"
+			  " FROM user u JOIN tenant t ON t.id = u.tenant_id"
+			  " WHERE u.uuid = ?1",
+			  e);
 	if (!st)
 		return db_status(e);
-	db_bind_text(st, 1, uuid);
-	rc = db_step(st, e);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
 	if (rc < 0) {
 		ret = db_status(e);
 		goto out;
@@ -304,13 +314,15 @@ static enum sfs_status load_actor(struct db *d, const char *uuid,
 		goto out;
 	}
 	memset(out, 0, sizeof(*out));
-	out->user = db_col_int(st, 0);
-	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
-	out->tenant = db_col_int(st, 2);
-	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
-	out->download_bps = db_col_int(st, 4);
+	out->user = sfsi_db_col_int(st, 0);
+	sfs_strlcpy(out->user_id, sfsi_db_col_text(st, 1),
+		    sizeof(out->user_id));
+	out->tenant = sfsi_db_col_int(st, 2);
+	sfs_strlcpy(out->tenant_id, sfsi_db_col_text(st, 3),
+		    sizeof(out->tenant_id));
+	out->download_bps = sfsi_db_col_int(st, 4);
 out:
-	db_reset(st);
+	sfsi_db_reset(st);
 	return ret;
 }
 
@@ -343,30 +355,30 @@ enum sfs_status sfs_tenant_create(struct sfs_store *s, const char *name,
 	qret = check_quota(max_bytes, max_files, e);
 	if (ret || qret)
 		return SFS_INVALID;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
-		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO tenant(uuid, name, max_bytes, max_files,"
+			  " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
 	sfs_uuid_new(id);
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, name);
-	db_bind_int(st, 3, max_bytes);
-	db_bind_int(st, 4, max_files);
-	db_bind_int(st, 5, sfs_now_ms());
-	ret = db_run(st, e);
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, name);
+	sfsi_db_bind_int(st, 3, max_bytes);
+	sfsi_db_bind_int(st, 4, max_files);
+	sfsi_db_bind_int(st, 5, sfs_now_ms());
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
 	sfs_info("auth", "created tenant '%s' (%s)", name, id);
 	memcpy(id_out, id, SFS_ID_SIZE);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -381,29 +393,29 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 
 	if (check_quota(max_bytes, max_files, e))
 		return SFS_INVALID;
-	if (uuid_norm(id, uuid))
+	if (sfsi_uuid_norm(id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", id ? id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
-		     " WHERE uuid = ?3",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE tenant SET max_bytes = ?1, max_files = ?2"
+			  " WHERE uuid = ?3",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_int(st, 1, max_bytes);
-	db_bind_int(st, 2, max_files);
-	db_bind_text(st, 3, uuid);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(st, 1, max_bytes);
+	sfsi_db_bind_int(st, 2, max_files);
+	sfsi_db_bind_text(st, 3, uuid);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 			       "no tenant '%s'", uuid);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -417,22 +429,22 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (uuid_norm(id, uuid))
+	if (sfsi_uuid_norm(id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", id ? id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "SELECT uuid, name, max_bytes, max_files, used_bytes,"
-		     " used_files FROM tenant WHERE uuid = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT uuid, name, max_bytes, max_files, used_bytes,"
+			  " used_files FROM tenant WHERE uuid = ?1",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_text(st, 1, uuid);
-	rc = db_step(st, e);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
 	if (rc < 0) {
 		ret = db_status(e);
 		goto out;
@@ -442,15 +454,15 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 			       "no tenant '%s'", uuid);
 		goto out;
 	}
-	sfs_strlcpy(out->id, db_col_text(st, 0), sizeof(out->id));
-	sfs_strlcpy(out->name, db_col_text(st, 1), sizeof(out->name));
-	out->max_bytes = db_col_int(st, 2);
-	out->max_files = db_col_int(st, 3);
-	out->used_bytes = db_col_int(st, 4);
-	out->used_files = db_col_int(st, 5);
+	sfs_strlcpy(out->id, sfsi_db_col_text(st, 0), sizeof(out->id));
+	sfs_strlcpy(out->name, sfsi_db_col_text(st, 1), sizeof(out->name));
+	out->max_bytes = sfsi_db_col_int(st, 2);
+	out->max_files = sfsi_db_col_int(st, 3);
+	out->used_bytes = sfsi_db_col_int(st, 4);
+	out->used_files = sfsi_db_col_int(st, 5);
 out:
-	db_reset(st);
-	db_put(d);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -478,32 +490,33 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	rret = check_rate(download_bps, e);
 	if (ret || rret)
 		return SFS_INVALID;
-	if (uuid_norm(tenant_id, tenant))
+	if (sfsi_uuid_norm(tenant_id, tenant))
 		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 				"no tenant '%s'", tenant_id ? tenant_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	/* one statement: the tenant cannot vanish between check and insert */
-	st = db_prep(d,
-		     "INSERT INTO user(uuid, tenant_id, name, download_bps,"
-		     " created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
-		     " WHERE uuid = ?5",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"INSERT INTO user(uuid, tenant_id, name, download_bps,"
+		" created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
+		" WHERE uuid = ?5",
+		e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
 	sfs_uuid_new(id);
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, name);
-	db_bind_int(st, 3, download_bps);
-	db_bind_int(st, 4, sfs_now_ms());
-	db_bind_text(st, 5, tenant);
-	ret = db_run(st, e);
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, name);
+	sfsi_db_bind_int(st, 3, download_bps);
+	sfsi_db_bind_int(st, 4, sfs_now_ms());
+	sfsi_db_bind_text(st, 5, tenant);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	if (db_changes(d) == 0) {
+	if (sfsi_db_changes(d) == 0) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
 			       "no tenant '%s'", tenant);
 		goto out;
@@ -512,7 +525,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 		 tenant);
 	memcpy(id_out, id, SFS_ID_SIZE);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -526,25 +539,26 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 
 	if (check_rate(download_bps, e))
 		return SFS_INVALID;
-	if (uuid_norm(user_id, uuid))
+	if (sfsi_uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "UPDATE user SET download_bps = ?1 WHERE uuid = ?2", e);
+	st = sfsi_db_prep(
+		d, "UPDATE user SET download_bps = ?1 WHERE uuid = ?2", e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_int(st, 1, download_bps);
-	db_bind_text(st, 2, uuid);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(st, 1, download_bps);
+	sfsi_db_bind_text(st, 2, uuid);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 			       "no user '%s'", uuid);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -557,20 +571,20 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 	enum sfs_status ret;
 
 	memset(out, 0, sizeof(*out));
-	if (uuid_norm(user_id, uuid))
+	if (sfsi_uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = load_actor(d, uuid, out, e);
+	ret = sfsi_auth_load_actor(d, uuid, out, e);
 	if (ret == SFS_NOT_FOUND)
 		sfs_errf(e, SFS_NOT_FOUND, "user_not_found", "no user '%s'",
 			 uuid);
 	else if (!ret)
 		out->scopes = scopes & SFS_SCOPE_ALL;
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -604,42 +618,42 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 		ret = SFS_INVALID;
 	if (ret)
 		return ret;
-	if (uuid_norm(user_id, uuid))
+	if (sfsi_uuid_norm(user_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 				"no user '%s'", user_id ? user_id : "");
-	if (sfs_random(raw, sizeof(raw))) {
+	if (sfsi_random(raw, sizeof(raw))) {
 		sfs_error("auth", "no randomness for an api key");
 		return sfs_errf(e, SFS_IO, NULL, "cannot make a key");
 	}
 	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
-	sfs_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
+	sfsi_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
 	if (sha256(key, KEY_LEN, hash)) {
 		ret = sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
 		goto out;
 	}
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "INSERT INTO api_key(uuid, user_id, hash, scopes,"
-		     " label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
-		     " FROM user WHERE uuid = ?6",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO api_key(uuid, user_id, hash, scopes,"
+			  " label, created_at) SELECT ?1, id, ?2, ?3, ?4, ?5"
+			  " FROM user WHERE uuid = ?6",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
 	sfs_uuid_new(id);
-	db_bind_text(st, 1, id);
-	db_bind_blob(st, 2, hash, sizeof(hash));
-	db_bind_int(st, 3, scopes);
-	db_bind_text(st, 4, label && *label ? label : NULL);
-	db_bind_int(st, 5, sfs_now_ms());
-	db_bind_text(st, 6, uuid);
-	ret = db_run(st, e);
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_blob(st, 2, hash, sizeof(hash));
+	sfsi_db_bind_int(st, 3, scopes);
+	sfsi_db_bind_text(st, 4, label && *label ? label : NULL);
+	sfsi_db_bind_int(st, 5, sfs_now_ms());
+	sfsi_db_bind_text(st, 6, uuid);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	if (db_changes(d) == 0) {
+	if (sfsi_db_changes(d) == 0) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
 			       "no user '%s'", uuid);
 		goto out;
@@ -650,7 +664,7 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 out:
 	OPENSSL_cleanse(raw, sizeof(raw));
 	OPENSSL_cleanse(key, sizeof(key));
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -663,39 +677,39 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	enum sfs_status ret;
 	int rc;
 
-	if (uuid_norm(key_id, uuid))
+	if (sfsi_uuid_norm(key_id, uuid))
 		return sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
 				"no api key '%s'", key_id ? key_id : "");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE api_key SET revoked_at = ?1"
-		     " WHERE uuid = ?2 AND revoked_at IS NULL",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE api_key SET revoked_at = ?1"
+			  " WHERE uuid = ?2 AND revoked_at IS NULL",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_int(st, 1, sfs_now_ms());
-	db_bind_text(st, 2, uuid);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, sfs_now_ms());
+	sfsi_db_bind_text(st, 2, uuid);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	if (db_changes(d) == 1) {
+	if (sfsi_db_changes(d) == 1) {
 		sfs_info("auth", "revoked api key %s", uuid);
 		goto out;
 	}
 	/* nothing changed: unknown, or revoked before (keys are never
 	 * deleted, so the answer cannot change in between) */
-	st = db_prep(d, "SELECT 1 FROM api_key WHERE uuid = ?1", e);
+	st = sfsi_db_prep(d, "SELECT 1 FROM api_key WHERE uuid = ?1", e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_text(st, 1, uuid);
-	rc = db_step(st, e);
-	db_reset(st);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		ret = db_status(e);
 	else if (rc == 0)
@@ -705,7 +719,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "api key '%s' is already revoked", uuid);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -739,23 +753,23 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 		return unauth(e, "invalid API key");
 	if (sha256(key, KEY_LEN, hash))
 		return sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	/* by hash through the UNIQUE index: the key never meets a compare */
-	st = db_prep(d,
-		     "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
-		     " k.scopes, k.revoked_at FROM api_key k"
-		     " JOIN user u ON u.id = k.user_id"
-		     " JOIN tenant t ON t.id = u.tenant_id"
-		     " WHERE k.hash = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
+			  " k.scopes, k.revoked_at FROM api_key k"
+			  " JOIN user u ON u.id = k.user_id"
+			  " JOIN tenant t ON t.id = u.tenant_id"
+			  " WHERE k.hash = ?1",
+			  e);
 	if (!st) {
 		ret = db_status(e);
 		goto out;
 	}
-	db_bind_blob(st, 1, hash, sizeof(hash));
-	rc = db_step(st, e);
+	sfsi_db_bind_blob(st, 1, hash, sizeof(hash));
+	rc = sfsi_db_step(st, e);
 	if (rc < 0) {
 		ret = db_status(e);
 		goto out;
@@ -764,397 +778,20 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 		ret = unauth(e, "invalid API key");
 		goto out;
 	}
-	if (!db_col_null(st, 6)) {
+	if (!sfsi_db_col_null(st, 6)) {
 		ret = unauth(e, "API key revoked");
 		goto out;
 	}
-	out->user = db_col_int(st, 0);
-	sfs_strlcpy(out->user_id, db_col_text(st, 1), sizeof(out->user_id));
-	out->tenant = db_col_int(st, 2);
-	sfs_strlcpy(out->tenant_id, db_col_text(st, 3), sizeof(out->tenant_id));
-	out->download_bps = db_col_int(st, 4);
-	out->scopes = (unsigned)db_col_int(st, 5) & SFS_SCOPE_ALL;
+	out->user = sfsi_db_col_int(st, 0);
+	sfs_strlcpy(out->user_id, sfsi_db_col_text(st, 1),
+		    sizeof(out->user_id));
+	out->tenant = sfsi_db_col_int(st, 2);
+	sfs_strlcpy(out->tenant_id, sfsi_db_col_text(st, 3),
+		    sizeof(out->tenant_id));
+	out->download_bps = sfsi_db_col_int(st, 4);
+	out->scopes = (unsigned)sfsi_db_col_int(st, 5) & SFS_SCOPE_ALL;
 out:
-	db_reset(st);
-	db_put(d);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
-}
-
-/* ---- HMAC and base64url ---------------------------------------------- */
-
-static int hmac256(struct sfs_store *s, const void *msg, size_t n,
-		   unsigned char out[HMAC_LEN])
-{
-	unsigned int len = 0;
-
-	if (!HMAC(EVP_sha256(), s->secret, (int)sizeof(s->secret), msg, n, out,
-		  &len) ||
-	    len != HMAC_LEN)
-		return -1;
-	return 0;
-}
-
-static const char b64url_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static enum sfs_status b64url_add(struct sfs_buf *b, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	enum sfs_status ret = SFS_OK;
-	char q[4];
-	size_t i;
-
-	for (i = 0; i < n && !ret; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		size_t k = n - i >= 3 ? 3 : n - i;
-
-		if (k > 1)
-			v |= (unsigned)p[i + 1] << 8;
-		if (k > 2)
-			v |= p[i + 2];
-		q[0] = b64url_chars[v >> 18 & 63];
-		q[1] = b64url_chars[v >> 12 & 63];
-		q[2] = b64url_chars[v >> 6 & 63];
-		q[3] = b64url_chars[v & 63];
-		ret = sfs_buf_add(b, q, k + 1);
-	}
-	return ret;
-}
-
-static int b64url_val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Decode unpadded base64url strictly: no padding, no other characters,
- * and unused low bits zero, so each byte string has one encoding only
- * (a token cannot be altered and still verify). out holds n * 3 / 4.
- * Returns the decoded length, or -1.
- */
-static long b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-	unsigned acc = 0;
-	int bits = 0;
-	size_t i, o = 0;
-
-	if (n % 4 == 1)
-		return -1;
-	for (i = 0; i < n; i++) {
-		int v = b64url_val((unsigned char)in[i]);
-
-		if (v < 0)
-			return -1;
-		acc = (acc << 6 | (unsigned)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (bits && (acc & ((1u << bits) - 1)))
-		return -1;
-	return (long)o;
-}
-
-/* ---- JWT ------------------------------------------------------------- */
-
-/* Decode one base64url JSON object of a token, or NULL. */
-static json_t *jwt_part(const char *in, size_t n)
-{
-	unsigned char *raw;
-	json_t *j = NULL;
-	long len;
-
-	if (!n)
-		return NULL;
-	raw = malloc(n * 3 / 4 + 1);
-	if (!raw)
-		return NULL;
-	len = b64url_decode(in, n, raw);
-	if (len > 0)
-		j = json_loadb((const char *)raw, (size_t)len,
-			       JSON_REJECT_DUPLICATES, NULL);
-	free(raw);
-	if (j && !json_is_object(j)) {
-		json_decref(j);
-		j = NULL;
-	}
-	return j;
-}
-
-static const char *jwt_check_header(const json_t *h)
-{
-	const json_t *alg = json_object_get(h, "alg");
-	const json_t *typ = json_object_get(h, "typ");
-
-	if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256"))
-		return "unsupported algorithm (only HS256 is accepted)";
-	if (typ &&
-	    (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT")))
-		return "unsupported token type";
-	/* RFC 7515 4.1.11: extensions we do not understand must fail */
-	if (json_object_get(h, "crit"))
-		return "unsupported critical header";
-	return NULL;
-}
-
-/* exp and nbf, in seconds, each with some leeway for clock skew. */
-static const char *jwt_check_times(const json_t *p)
-{
-	const json_t *exp = json_object_get(p, "exp");
-	const json_t *nbf = json_object_get(p, "nbf");
-	double now = (double)sfs_now_ms() / 1000.0;
-
-	if (exp) {
-		if (!json_is_number(exp))
-			return "invalid exp claim";
-		if (now >= json_number_value(exp) + JWT_LEEWAY_S)
-			return "token expired";
-	}
-	if (nbf) {
-		if (!json_is_number(nbf))
-			return "invalid nbf claim";
-		if (json_number_value(nbf) > now + JWT_LEEWAY_S)
-			return "token not yet valid";
-	}
-	return NULL;
-}
-
-static const char *jwt_scopes(const json_t *p, unsigned *out)
-{
-	const json_t *scope = json_object_get(p, "scope");
-	const json_t *scopes = json_object_get(p, "scopes");
-	struct scope_scan sc = { 0, NULL };
-	const json_t *v;
-	size_t i;
-
-	if (scope) {
-		if (!json_is_string(scope))
-			return "invalid scope claim";
-		each_scope(json_string_value(scope), scan_lenient, &sc);
-	}
-	if (json_is_string(scopes)) {
-		each_scope(json_string_value(scopes), scan_lenient, &sc);
-	} else if (json_is_array(scopes)) {
-		json_array_foreach(scopes, i, v)
-		{
-			if (!json_is_string(v))
-				return "invalid scopes claim";
-			each_scope(json_string_value(v), scan_lenient, &sc);
-		}
-	} else if (scopes) {
-		return "invalid scopes claim";
-	}
-	*out = sc.bits;
-	return NULL;
-}
-
-enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
-			     struct sfs_actor *out, struct sfs_err *e)
-{
-	unsigned char sig[HMAC_LEN * 2], want[HMAC_LEN];
-	char uuid[SFS_ID_SIZE];
-	json_t *hdr = NULL, *pay = NULL;
-	const char *dot1, *dot2, *why = NULL;
-	const json_t *sub;
-	struct db *d = NULL;
-	unsigned scopes = 0;
-	enum sfs_status ret = SFS_OK;
-	size_t len;
-
-	memset(out, 0, sizeof(*out));
-	if (!token || !*token)
-		return unauth(e, "missing token");
-	len = strnlen(token, JWT_MAX + 1);
-	if (len > JWT_MAX)
-		return unauth(e, "token too long");
-	dot1 = memchr(token, '.', len);
-	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
-		    : NULL;
-	if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-		return unauth(e, "malformed token");
-
-	hdr = jwt_part(token, (size_t)(dot1 - token));
-	if (!hdr) {
-		ret = unauth(e, "malformed token header");
-		goto out;
-	}
-	why = jwt_check_header(hdr);
-	if (why) {
-		ret = unauth(e, why);
-		goto out;
-	}
-	/* signature before anything in the payload is believed */
-	if (len - (size_t)(dot2 + 1 - token) > sizeof(sig) ||
-	    b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig) !=
-		    HMAC_LEN) {
-		ret = unauth(e, "invalid signature");
-		goto out;
-	}
-	if (hmac256(s, token, (size_t)(dot2 - token), want)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-		goto out;
-	}
-	if (!sfs_ct_equal(sig, want, HMAC_LEN)) {
-		ret = unauth(e, "invalid signature");
-		goto out;
-	}
-	pay = jwt_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-	if (!pay) {
-		ret = unauth(e, "malformed token payload");
-		goto out;
-	}
-	why = jwt_check_times(pay);
-	if (!why)
-		why = jwt_scopes(pay, &scopes);
-	if (why) {
-		ret = unauth(e, why);
-		goto out;
-	}
-	sub = json_object_get(pay, "sub");
-	if (!sub) {
-		ret = unauth(e, "token has no subject");
-		goto out;
-	}
-	if (!json_is_string(sub) || uuid_norm(json_string_value(sub), uuid)) {
-		ret = unauth(e, "unknown subject");
-		goto out;
-	}
-	ret = db_get(s, &d, e);
-	if (ret)
-		goto out;
-	ret = load_actor(d, uuid, out, e);
-	if (ret == SFS_NOT_FOUND) {
-		ret = unauth(e, "unknown subject");
-		goto out;
-	}
-	if (ret)
-		goto out;
-	out->scopes = scopes;
-out:
-	if (ret)
-		memset(out, 0, sizeof(*out));
-	db_put(d);
-	json_decref(hdr);
-	json_decref(pay);
-	return ret;
-}
-
-static enum sfs_status scope_string(unsigned scopes, struct sfs_buf *b)
-{
-	enum sfs_status ret = SFS_OK;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(scope_tab) && !ret; i++) {
-		if (!(scopes & scope_tab[i].bit))
-			continue;
-		if (b->len)
-			ret = sfs_buf_addch(b, ' ');
-		if (!ret)
-			ret = sfs_buf_adds(b, scope_tab[i].name);
-	}
-	return ret;
-}
-
-enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
-			     unsigned scopes, int64_t ttl_seconds,
-			     struct sfs_buf *out, struct sfs_err *e)
-{
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	struct sfs_buf tok = SFS_BUF_INIT(JWT_MAX);
-	struct sfs_buf sc = SFS_BUF_INIT(256);
-	unsigned char mac[HMAC_LEN];
-	struct sfs_actor a;
-	json_t *pay = NULL;
-	char *json = NULL;
-	enum sfs_status ret = SFS_OK;
-	int64_t now;
-
-	if (ttl_seconds <= 0 || ttl_seconds > JWT_TTL_MAX)
-		ret = sfs_err_field(e, "ttl", "invalid",
-				    "must be 1..%lld seconds",
-				    (long long)JWT_TTL_MAX);
-	if (scopes & ~(unsigned)SFS_SCOPE_ALL)
-		ret = sfs_err_field(e, "scopes", "invalid", "unknown scope");
-	if (ret)
-		return ret;
-	ret = sfs_auth_user(s, user_id, 0, &a, e);
-	if (ret)
-		goto out;
-	now = sfs_now_ms() / 1000;
-	pay = json_pack("{s:s, s:I, s:I}", "sub", a.user_id, "iat",
-			(json_int_t)now, "exp",
-			(json_int_t)(now + ttl_seconds));
-	ret = pay ? scope_string(scopes, &sc) : SFS_NOMEM;
-	if (!ret && sc.len &&
-	    json_object_set_new(pay, "scope", json_string(sc.buf)))
-		ret = SFS_NOMEM;
-	if (!ret && !(json = json_dumps(pay, JSON_COMPACT)))
-		ret = SFS_NOMEM;
-	if (!ret)
-		ret = b64url_add(&tok, header, sizeof(header) - 1);
-	if (!ret)
-		ret = sfs_buf_addch(&tok, '.');
-	if (!ret)
-		ret = b64url_add(&tok, json, strlen(json));
-	if (ret) {
-		ret = sfs_errf(e, ret, NULL, "cannot build a token");
-		goto out;
-	}
-	if (hmac256(s, tok.buf, tok.len, mac)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-		goto out;
-	}
-	ret = sfs_buf_addch(&tok, '.');
-	if (!ret)
-		ret = b64url_add(&tok, mac, sizeof(mac));
-	if (!ret)
-		ret = sfs_buf_add(out, tok.buf, tok.len);
-	if (ret)
-		ret = sfs_errf(e, ret, NULL, "cannot build a token");
-out:
-	free(json);
-	json_decref(pay);
-	sfs_buf_release(&sc);
-	sfs_buf_release(&tok);
-	return ret;
-}
-
-/* ---- signed URLs ----------------------------------------------------- */
-
-enum sfs_status sfs_hmac_sign(struct sfs_store *s, const char *msg,
-			      char out[65], struct sfs_err *e)
-{
-	unsigned char mac[HMAC_LEN];
-
-	if (!msg)
-		return sfs_errf(e, SFS_INVALID, NULL, "nothing to sign");
-	if (hmac256(s, msg, strlen(msg), mac))
-		return sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
-	sfs_hex(mac, sizeof(mac), out);
-	return SFS_OK;
-}
-
-int sfs_hmac_verify(struct sfs_store *s, const char *msg, const char *hex)
-{
-	unsigned char mac[HMAC_LEN], got[HMAC_LEN];
-
-	if (!msg || !hex || strnlen(hex, 2 * HMAC_LEN + 1) != 2 * HMAC_LEN)
-		return 0;
-	if (sfs_unhex(hex, HMAC_LEN, got))
-		return 0;
-	if (hmac256(s, msg, strlen(msg), mac))
-		return 0;
-	return sfs_ct_equal(mac, got, HMAC_LEN);
 }

@@ -1,7 +1,7 @@
 /*
- * The blob store: stages under staging/<process>/, hashed as bytes pass;
- * immutable blobs under blobs/<tenant>/<aa>/<sha256>, deduplicated within a
- * tenant by reference-counted rows. A blob becomes durable in the order
+ * The blob store: immutable blobs under blobs/<tenant>/<aa>/<sha256>,
+ * deduplicated within a tenant by reference-counted rows, made from
+ * finished stages (stage.c). A blob becomes durable in the order
  * fsync(stage) -> link into blobs/ -> fsync(dir) -> database commit, and
  * all links and unlinks of blob files happen under the write lock, so two
  * processes on one store never lose each other's blobs.
@@ -9,689 +9,45 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
-#define IO_CHUNK (128 * 1024)
-#define WRITEBACK_CHUNK (8 << 20) /* start writeback this often */
-#define WRITEBACK_KEEP 3	  /* chunks of dirty cache kept (see below) */
-
-/*
- * Big sequential stages write and hash in two threads of their own: the
- * caller only copies the bytes into one of PIPE_SLOTS chunks and goes back
- * to receiving; a writer writes the chunks to the file (and paces the
- * writeback) while a hasher hashes them, in order. SHA-256 is the largest
- * single cost of an upload (about 0.7 s per GiB here), about as much as
- * receiving and writing together, so in a pipeline the three overlap.
- * Stages start inline and turn to the pipeline past PIPE_START bytes.
- */
-#define PIPE_CHUNK (1 << 20)
-#define PIPE_SLOTS 6
-#define PIPE_START (4 << 20)
-
-enum { P_WRITER, P_HASHER, P_WORKERS };
-
-struct pipe {
-	pthread_t th[P_WORKERS];
-	int nth; /* threads started */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	char *mem; /* PIPE_SLOTS * PIPE_CHUNK */
-	size_t len[PIPE_SLOTS];
-	unsigned head; /* slots handed over, [done[w], head) to do */
-	unsigned done[P_WORKERS];
-	size_t fill; /* bytes in slot head % PIPE_SLOTS */
-	int stop;
-	struct sfs_stage *st; /* md and the file's offsets are the
-				 workers' while the pipe runs */
-	enum sfs_status wst;  /* the writer's first failure */
-	struct sfs_err werr;
-};
-
-struct sfs_stage {
-	struct sfs_store *s;
-	int fd;
-	char path[4096];
-	EVP_MD_CTX *md;
-	int64_t size;
-	int64_t limit;
-	int64_t synced;	   /* writeback started up to here */
-	int64_t written;   /* in the file (size less what the pipe holds) */
-	int64_t dropped;   /* written back and out of the cache below */
-	struct pipe *pipe; /* writer and hasher threads; NULL: inline */
-	int random;	   /* written out of order: hash at finish */
-	int hashed;	   /* sha valid, no more writes */
-	int finished;	   /* hashed and on disk (fsync) */
-	int linked;	   /* linked into blobs/, commit not seen */
-	int64_t linked_tenant;
-	char sha[65];
-};
-
-void sfs_crash_point(const char *point)
-{
-	const char *at = getenv("SFS_CRASH_AT");
-
-	if (at && !strcmp(at, point))
-		_exit(77);
-}
-
-static void stage_name(struct sfs_stage *st, char *out, size_t n,
-		       const char *suffix)
-{
-	unsigned char r[8];
-	char hex[17];
-
-	if (sfs_random(r, sizeof(r)))
-		memset(r, 0, sizeof(r));
-	sfs_hex(r, sizeof(r), hex);
-	snprintf(out, n, "%s/%s%s", st->s->staging_dir, hex, suffix);
-}
-
-enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
-			      struct sfs_err *e)
-{
-	struct sfs_stage *st;
-
-	*out = NULL;
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
-	st->s = s;
-	st->limit = INT64_MAX;
-	stage_name(st, st->path, sizeof(st->path), ".part");
-	st->fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (st->fd < 0) {
-		enum sfs_status ret = sfs_errno_status(e, errno, "staging");
-
-		sfs_error("blob", "cannot create '%s': %s", st->path,
-			  strerror(errno));
-		free(st);
-		return ret;
-	}
-	st->md = EVP_MD_CTX_new();
-	if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL)) {
-		sfs_stage_free(st);
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
-	}
-	*out = st;
-	return SFS_OK;
-}
-
-void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes)
-{
-	st->limit = max_bytes > 0 ? max_bytes : INT64_MAX;
-}
-
-static enum sfs_status write_all(int fd, const void *data, size_t len,
-				 int64_t off, struct sfs_err *e)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t n =
-			off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return sfs_errno_status(e, errno, "writing the stage");
-		}
-		p += n;
-		len -= (size_t)n;
-		if (off >= 0)
-			off += n;
-	}
-	return SFS_OK;
-}
-
-/*
- * Start writeback of each WRITEBACK_CHUNK as it fills, so the final fsync
- * is short; and once a chunk WRITEBACK_KEEP chunks back is on the disk,
- * drop it from the page cache. An upload then recycles a few dozen MiB of
- * cache pages instead of claiming fresh ones for every byte (on this kind
- * of virtual machine, first touches of memory are what write() spends
- * its time on). Durability is unchanged: finish still fsyncs everything.
- */
-static void writeback(struct sfs_stage *st, int drop)
-{
-	int64_t old;
-
-	if (st->written - st->synced < WRITEBACK_CHUNK)
-		return;
-	sync_file_range(st->fd, st->synced, st->written - st->synced,
-			SYNC_FILE_RANGE_WRITE);
-	st->synced = st->written;
-	if (!drop)
-		return;
-	old = st->synced - (int64_t)WRITEBACK_KEEP * WRITEBACK_CHUNK;
-	if (old <= st->dropped)
-		return;
-	if (sync_file_range(st->fd, st->dropped, old - st->dropped,
-			    SYNC_FILE_RANGE_WAIT_BEFORE |
-				    SYNC_FILE_RANGE_WRITE |
-				    SYNC_FILE_RANGE_WAIT_AFTER) == 0)
-		posix_fadvise(st->fd, st->dropped, old - st->dropped,
-			      POSIX_FADV_DONTNEED);
-	st->dropped = old;
-}
-
-/* Spare pipeline buffers, so uploads reuse memory already touched. */
-static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *spare[2];
-
-static char *pipe_mem_get(void)
-{
-	char *m = NULL;
-	size_t i;
-
-	pthread_mutex_lock(&spare_mu);
-	for (i = 0; i < ARRAY_SIZE(spare) && !m; i++) {
-		m = spare[i];
-		spare[i] = NULL;
-	}
-	pthread_mutex_unlock(&spare_mu);
-	return m ? m : malloc((size_t)PIPE_SLOTS * PIPE_CHUNK);
-}
-
-static void pipe_mem_put(char *m)
-{
-	size_t i;
-
-	pthread_mutex_lock(&spare_mu);
-	for (i = 0; i < ARRAY_SIZE(spare) && m; i++)
-		if (!spare[i]) {
-			spare[i] = m;
-			m = NULL;
-		}
-	pthread_mutex_unlock(&spare_mu);
-	free(m);
-}
-
-static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
-				 int failed, struct sfs_err *e)
-{
-	struct sfs_stage *st = p->st;
-	const char *buf = p->mem + (size_t)slot * PIPE_CHUNK;
-	enum sfs_status ret;
-
-	if (w == P_HASHER) {
-		EVP_DigestUpdate(st->md, buf, p->len[slot]);
-		return SFS_OK;
-	}
-	if (failed)
-		return SFS_OK; /* the stage is lost anyway: just drain */
-	ret = write_all(st->fd, buf, p->len[slot], -1, e);
-	if (ret)
-		return ret;
-	st->written += (int64_t)p->len[slot];
-	writeback(st, 1);
-	return SFS_OK;
-}
-
-struct worker_arg {
-	struct pipe *p;
-	int w;
-};
-
-static void *pipe_worker(void *arg)
-{
-	struct worker_arg *a = arg;
-	struct pipe *p = a->p;
-	struct sfs_err e;
-	enum sfs_status ret;
-	int w = a->w, failed;
-	unsigned slot;
-
-	free(a);
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (p->done[w] == p->head && !p->stop)
-			pthread_cond_wait(&p->cv, &p->mu);
-		if (p->done[w] == p->head)
-			break;
-		slot = p->done[w] % PIPE_SLOTS;
-		failed = p->wst != SFS_OK;
-		pthread_mutex_unlock(&p->mu);
-		sfs_err_init(&e);
-		ret = pipe_work(p, w, slot, failed, &e);
-		pthread_mutex_lock(&p->mu);
-		if (ret && !p->wst) {
-			p->wst = ret;
-			p->werr = e;
-		}
-		p->done[w]++;
-		pthread_cond_broadcast(&p->cv);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-/* Slots handed over that some worker has not done yet. */
-static unsigned pipe_lag(const struct pipe *p)
-{
-	unsigned w = p->head - p->done[P_WRITER];
-	unsigned h = p->head - p->done[P_HASHER];
-
-	return w > h ? w : h;
-}
-
-static void pipe_free(struct pipe *p)
-{
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
-	pipe_mem_put(p->mem);
-	free(p);
-}
-
-/* Stop the workers once they have done every slot handed over. */
-static void pipe_join(struct pipe *p)
-{
-	int i;
-
-	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	for (i = 0; i < p->nth; i++)
-		pthread_join(p->th[i], NULL);
-}
-
-/* Start the workers; on failure the stage just stays inline. */
-static void pipe_start(struct sfs_stage *st)
-{
-	struct pipe *p = calloc(1, sizeof(*p));
-	struct worker_arg *a;
-	int w;
-
-	if (!p)
-		return;
-	p->st = st;
-	p->mem = pipe_mem_get();
-	if (!p->mem || pthread_mutex_init(&p->mu, NULL)) {
-		free(p->mem);
-		free(p);
-		return;
-	}
-	if (pthread_cond_init(&p->cv, NULL)) {
-		pthread_mutex_destroy(&p->mu);
-		pipe_mem_put(p->mem);
-		free(p);
-		return;
-	}
-	for (w = 0; w < P_WORKERS; w++) {
-		a = malloc(sizeof(*a));
-		if (!a)
-			break;
-		a->p = p;
-		a->w = w;
-		if (pthread_create(&p->th[w], NULL, pipe_worker, a)) {
-			free(a);
-			break;
-		}
-		p->nth++;
-	}
-	if (p->nth < P_WORKERS) {
-		/* nothing was handed over: the stage is as it was */
-		pipe_join(p);
-		pipe_free(p);
-		return;
-	}
-	st->pipe = p;
-}
-
-/* Hand the filling slot over; then wait for the next one to be free. */
-static void pipe_push(struct pipe *p)
-{
-	if (!p->fill)
-		return;
-	p->len[p->head % PIPE_SLOTS] = p->fill;
-	p->fill = 0;
-	pthread_mutex_lock(&p->mu);
-	p->head++;
-	pthread_cond_broadcast(&p->cv);
-	while (pipe_lag(p) >= PIPE_SLOTS)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-}
-
-static enum sfs_status pipe_status(struct pipe *p, struct sfs_err *e)
-{
-	enum sfs_status ret;
-
-	pthread_mutex_lock(&p->mu);
-	ret = p->wst;
-	if (ret && e)
-		*e = p->werr;
-	pthread_mutex_unlock(&p->mu);
-	return ret;
-}
-
-/* Everything handed over is in the file (hashing may go on). */
-static enum sfs_status pipe_sync(struct sfs_stage *st, struct sfs_err *e)
-{
-	struct pipe *p = st->pipe;
-
-	pipe_push(p);
-	pthread_mutex_lock(&p->mu);
-	while (p->done[P_WRITER] != p->head)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-	return pipe_status(p, e);
-}
-
-/*
- * Back to inline: everything buffered written and hashed, the workers
- * joined, st->md holding the hash of all bytes so far. Called before any
- * other use of the file (pwrite, truncate, finish, free).
- */
-static enum sfs_status pipe_end(struct sfs_stage *st, struct sfs_err *e)
-{
-	struct pipe *p = st->pipe;
-	enum sfs_status ret;
-
-	if (!p)
-		return SFS_OK;
-	pipe_push(p);
-	pipe_join(p);
-	ret = pipe_status(p, e);
-	pipe_free(p);
-	st->pipe = NULL;
-	return ret;
-}
-
-static enum sfs_status pipe_write(struct sfs_stage *st, const char *data,
-				  size_t len, struct sfs_err *e)
-{
-	struct pipe *p = st->pipe;
-	size_t n;
-
-	while (len) {
-		n = PIPE_CHUNK - p->fill;
-		if (n > len)
-			n = len;
-		memcpy(p->mem + (size_t)(p->head % PIPE_SLOTS) * PIPE_CHUNK +
-			       p->fill,
-		       data, n);
-		p->fill += n;
-		data += n;
-		len -= n;
-		if (p->fill == PIPE_CHUNK)
-			pipe_push(p);
-	}
-	return pipe_status(p, e);
-}
-
-enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
-				size_t len, struct sfs_err *e)
-{
-	enum sfs_status ret;
-
-	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
-				"stage already finished");
-	if ((int64_t)len > st->limit - st->size)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
-				(long long)st->limit);
-	if (!st->random && !st->pipe && st->size >= PIPE_START)
-		pipe_start(st);
-	if (st->pipe) {
-		ret = pipe_write(st, data, len, e);
-		if (ret)
-			return ret;
-		st->size += (int64_t)len;
-		return SFS_OK;
-	}
-	if (st->random)
-		ret = write_all(st->fd, data, len, st->size, e);
-	else
-		ret = write_all(st->fd, data, len, -1, e);
-	if (ret)
-		return ret;
-	if (!st->random)
-		EVP_DigestUpdate(st->md, data, len);
-	st->size += (int64_t)len;
-	st->written = st->size;
-	/* a random stage is read back to hash it: keep its cache */
-	writeback(st, !st->random);
-	return SFS_OK;
-}
-
-enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
-				 size_t len, int64_t off, struct sfs_err *e)
-{
-	enum sfs_status ret;
-
-	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
-				"stage already finished");
-	if (off < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "negative offset");
-	if (off > st->limit || (int64_t)len > st->limit - off)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
-				(long long)st->limit);
-	if (!st->random && off == st->size)
-		return sfs_stage_write(st, data, len, e);
-	ret = pipe_end(st, e);
-	if (ret)
-		return ret;
-	st->random = 1;
-	ret = write_all(st->fd, data, len, off, e);
-	if (ret)
-		return ret;
-	if (off + (int64_t)len > st->size)
-		st->size = off + (int64_t)len;
-	st->written = st->size;
-	return SFS_OK;
-}
-
-enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
-				int64_t off, size_t *got, struct sfs_err *e)
-{
-	size_t done = 0;
-	/* the bytes still buffered go to the file; hashing goes on */
-	enum sfs_status ret = st->pipe ? pipe_sync(st, e) : SFS_OK;
-
-	if (ret)
-		return ret;
-	while (done < len) {
-		ssize_t n = pread(st->fd, (char *)data + done, len - done,
-				  off + (int64_t)done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return sfs_errno_status(e, errno, "reading the stage");
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*got = done;
-	return SFS_OK;
-}
-
-enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
-				   struct sfs_err *e)
-{
-	enum sfs_status ret;
-
-	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
-				"stage already finished");
-	if (size < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "negative size");
-	if (size > st->limit)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
-				(long long)st->limit);
-	if (size == st->size)
-		return SFS_OK;
-	ret = pipe_end(st, e);
-	if (ret)
-		return ret;
-	if (ftruncate(st->fd, size) < 0)
-		return sfs_errno_status(e, errno, "truncating the stage");
-	st->random = 1;
-	st->size = size;
-	st->written = size;
-	return SFS_OK;
-}
-
-enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
-				  struct sfs_err *e)
-{
-	unsigned char buf[IO_CHUNK];
-	int64_t off = 0;
-	enum sfs_status ret;
-
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof(buf), off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return sfs_errno_status(e, errno, "reading a blob");
-		}
-		if (n == 0)
-			return SFS_OK;
-		ret = sfs_stage_write(st, buf, (size_t)n, e);
-		if (ret)
-			return ret;
-		off += n;
-	}
-}
-
-enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
-			      struct sfs_err *e)
-{
-	unsigned char buf[IO_CHUNK], md[32];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	enum sfs_status ret = SFS_OK;
-	int64_t off = 0;
-	unsigned int mdlen = 0;
-
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof(buf), off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = sfs_errno_status(e, errno, "hashing");
-			goto out;
-		}
-		if (n == 0)
-			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		off += n;
-	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	sfs_hex(md, 32, out);
-	if (size)
-		*size = off;
-out:
-	EVP_MD_CTX_free(ctx);
-	return ret;
-}
-
-static enum sfs_status stage_hash(struct sfs_stage *st, struct sfs_err *e)
-{
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	enum sfs_status ret;
-
-	if (st->hashed)
-		return SFS_OK;
-	ret = pipe_end(st, e);
-	if (ret)
-		return ret;
-	if (st->random) {
-		int64_t size;
-
-		ret = sfs_sha256_fd(st->fd, st->sha, &size, e);
-		if (ret)
-			return ret;
-		if (size != st->size)
-			return sfs_errf(e, SFS_IO, NULL, "stage size changed");
-	} else {
-		EVP_DigestFinal_ex(st->md, md, &mdlen);
-		sfs_hex(md, 32, st->sha);
-	}
-	st->hashed = 1;
-	return SFS_OK;
-}
-
-enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
-{
-	enum sfs_status ret;
-
-	if (st->finished)
-		return SFS_OK;
-	ret = stage_hash(st, e);
-	if (ret)
-		return ret;
-	if (fsync(st->fd) < 0)
-		return sfs_errno_status(e, errno, "syncing the stage");
-	st->finished = 1;
-	return SFS_OK;
-}
-
-enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
-				   struct sfs_stage *st, struct sfs_err *e)
+enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
+					struct sfs_stage *st, struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *q;
 	enum sfs_status ret;
 	int rc = 0;
 
-	ret = stage_hash(st, e);
+	ret = sfsi_stage_hash(st, e);
 	if (ret || st->finished)
 		return ret;
 	/* a failed look only costs the sync it might have saved */
-	if (!db_get(s, &d, NULL)) {
-		q = db_prep(d,
-			    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-			    " AND sha256 = ?2",
-			    NULL);
+	if (!sfsi_db_get(s, &d, NULL)) {
+		q = sfsi_db_prep(d,
+				 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+				 " AND sha256 = ?2",
+				 NULL);
 		if (q) {
-			db_bind_int(q, 1, tenant);
-			db_bind_text(q, 2, st->sha);
-			rc = db_step(q, NULL);
-			db_reset(q);
+			sfsi_db_bind_int(q, 1, tenant);
+			sfsi_db_bind_text(q, 2, st->sha);
+			rc = sfsi_db_step(q, NULL);
+			sfsi_db_reset(q);
 		}
-		db_put(d);
+		sfsi_db_put(d);
 	}
 	return rc == 1 ? SFS_OK : sfs_stage_finish(st, e);
-}
-
-int64_t sfs_stage_size(const struct sfs_stage *st)
-{
-	return st->size;
-}
-
-const char *sfs_stage_sha256(const struct sfs_stage *st)
-{
-	return st->hashed ? st->sha : NULL;
-}
-
-int sfs_stage_fd(const struct sfs_stage *st)
-{
-	return st->fd;
 }
 
 /*
@@ -699,71 +55,45 @@ int sfs_stage_fd(const struct sfs_stage *st)
  * (rolled back or failed): remove the blob file unless a row names it,
  * under the write lock so that no commit links it in between.
  */
-static void unlink_uncommitted(struct sfs_stage *st)
+void sfsi_blob_unlink_uncommitted(struct sfs_stage *st)
 {
 	char path[4096];
 	struct db *d = NULL;
 	struct db_stmt *q;
 	int rc = -1;
 
-	if (db_get(st->s, &d, NULL))
+	if (sfsi_db_get(st->s, &d, NULL))
 		return; /* left for fsck */
-	if (db_begin(d, NULL))
+	if (sfsi_db_begin(d, NULL))
 		goto out;
-	q = db_prep(d,
-		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
 	if (q) {
-		db_bind_int(q, 1, st->linked_tenant);
-		db_bind_text(q, 2, st->sha);
-		rc = db_step(q, NULL);
-		db_reset(q);
+		sfsi_db_bind_int(q, 1, st->linked_tenant);
+		sfsi_db_bind_text(q, 2, st->sha);
+		rc = sfsi_db_step(q, NULL);
+		sfsi_db_reset(q);
 	}
 	if (rc == 0) {
-		blob_path(st->s, st->linked_tenant, st->sha, path,
-			  sizeof(path));
+		sfsi_blob_path(st->s, st->linked_tenant, st->sha, path,
+			       sizeof(path));
 		if (unlink(path) == 0)
 			sfs_info("blob",
 				 "removed blob '%s' of a commit that "
 				 "did not happen",
 				 st->sha);
 	}
-	db_rollback(d);
+	sfsi_db_rollback(d);
 out:
-	db_put(d);
-}
-
-void sfs_stage_free(struct sfs_stage *st)
-{
-	if (!st)
-		return;
-	if (st->pipe)
-		(void)pipe_end(st, NULL);
-	if (st->linked)
-		unlink_uncommitted(st);
-	if (st->fd >= 0)
-		close(st->fd);
-	if (st->path[0])
-		unlink(st->path);
-	EVP_MD_CTX_free(st->md);
-	free(st);
-}
-
-void blob_stage_done(struct sfs_stage *st)
-{
-	if (st)
-		st->linked = 0;
-	if (st && st->path[0]) {
-		unlink(st->path);
-		st->path[0] = '\0';
-	}
+	sfsi_db_put(d);
 }
 
 /* ---- blobs ----------------------------------------------------------- */
 
-void blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
-	       char *out, size_t size)
+void sfsi_blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
+		    char *out, size_t size)
 {
 	snprintf(out, size, "%s/%lld/%.2s/%s", s->blob_dir, (long long)tenant,
 		 sha256, sha256);
@@ -780,21 +110,21 @@ static enum sfs_status shard_dir(struct sfs_store *s, int64_t tenant,
 	if (access(out, F_OK) == 0)
 		return SFS_OK;
 	if (mkdir(tdir, 0755) == 0)
-		sfs_fsync_dir(s->blob_dir);
+		sfsi_fsync_dir(s->blob_dir);
 	else if (errno != EEXIST)
-		return sfs_errno_status(e, errno, "making a blob directory");
+		return sfsi_errno_status(e, errno, "making a blob directory");
 	if (mkdir(out, 0755) == 0)
-		sfs_fsync_dir(tdir);
+		sfsi_fsync_dir(tdir);
 	else if (errno != EEXIST)
-		return sfs_errno_status(e, errno, "making a blob directory");
+		return sfsi_errno_status(e, errno, "making a blob directory");
 	return SFS_OK;
 }
 
-enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
-			       struct sfs_stage *st, int64_t *added_bytes,
-			       struct sfs_err *e)
+enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
+				    struct sfs_stage *st, int64_t *added_bytes,
+				    struct sfs_err *e)
 {
-	struct sfs_store *s = db_store(d);
+	struct sfs_store *s = sfsi_db_store(d);
 	char dir[4096], path[4096], named[4096];
 	struct db_stmt *q;
 	enum sfs_status ret;
@@ -807,23 +137,23 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 	 * here: a deduplicated stage is dropped, and the blob it names was
 	 * synced before its first row was written.
 	 */
-	ret = stage_hash(st, e);
+	ret = sfsi_stage_hash(st, e);
 	if (ret)
 		return ret;
-	q = db_prep(d,
-		    "UPDATE blob SET refs = refs + 1"
-		    " WHERE tenant_id = ?1 AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE blob SET refs = refs + 1"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, st->sha);
-	ret = db_run(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, st->sha);
+	ret = sfsi_db_run(q, e);
 	if (ret)
 		return ret;
-	if (db_changes(d) == 1) {
+	if (sfsi_db_changes(d) == 1) {
 		/* deduplicated: the stage is dropped later */
-		blob_path(s, tenant, st->sha, path, sizeof(path));
+		sfsi_blob_path(s, tenant, st->sha, path, sizeof(path));
 		if (access(path, F_OK) == 0 || errno != ENOENT)
 			return SFS_OK;
 		/* the row's file was lost: these bytes bring it back */
@@ -834,25 +164,25 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		if (ret)
 			return ret;
 		if (link(st->path, path) < 0 && errno != EEXIST)
-			return sfs_errno_status(e, errno, "linking a blob");
-		if (sfs_fsync_dir(dir) < 0)
-			return sfs_errno_status(e, errno,
-						"syncing a blob directory");
+			return sfsi_errno_status(e, errno, "linking a blob");
+		if (sfsi_fsync_dir(dir) < 0)
+			return sfsi_errno_status(e, errno,
+						 "syncing a blob directory");
 		sfs_warn("blob", "restored lost blob '%s'", st->sha);
 		return SFS_OK;
 	}
 
-	q = db_prep(d, "SELECT max_bytes, used_bytes FROM tenant WHERE id = ?1",
-		    e);
+	q = sfsi_db_prep(
+		d, "SELECT max_bytes, used_bytes FROM tenant WHERE id = ?1", e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	rc = db_step(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	rc = sfsi_db_step(q, e);
 	if (rc == 1) {
-		max_bytes = db_col_int(q, 0);
-		used = db_col_int(q, 1);
+		max_bytes = sfsi_db_col_int(q, 0);
+		used = sfsi_db_col_int(q, 1);
 	}
-	db_reset(q);
+	sfsi_db_reset(q);
 	if (rc != 1)
 		return rc < 0 ? SFS_IO
 			      : sfs_errf(e, SFS_NOT_FOUND, NULL, "no tenant");
@@ -868,49 +198,49 @@ enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
 		ret = shard_dir(s, tenant, st->sha, dir, sizeof(dir), e);
 	if (ret)
 		return ret;
-	blob_path(s, tenant, st->sha, path, sizeof(path));
+	sfsi_blob_path(s, tenant, st->sha, path, sizeof(path));
 	/* name the stage after its target so a crash can be undone */
 	snprintf(named, sizeof(named), "%s/%lld-%s.stage", s->staging_dir,
 		 (long long)tenant, st->sha);
 	if (rename(st->path, named) < 0)
-		return sfs_errno_status(e, errno, "naming the stage");
+		return sfsi_errno_status(e, errno, "naming the stage");
 	sfs_strlcpy(st->path, named, sizeof(st->path));
 	if (link(st->path, path) < 0) {
 		if (errno != EEXIST)
-			return sfs_errno_status(e, errno, "linking a blob");
+			return sfsi_errno_status(e, errno, "linking a blob");
 		/* no row, so the file is an orphan of a crashed commit */
 		if (unlink(path) < 0 || link(st->path, path) < 0)
-			return sfs_errno_status(e, errno, "linking a blob");
+			return sfsi_errno_status(e, errno, "linking a blob");
 	}
-	if (sfs_fsync_dir(dir) < 0) {
-		ret = sfs_errno_status(e, errno, "syncing a blob directory");
+	if (sfsi_fsync_dir(dir) < 0) {
+		ret = sfsi_errno_status(e, errno, "syncing a blob directory");
 		unlink(path);
 		return ret;
 	}
 	st->linked = 1;
 	st->linked_tenant = tenant;
-	sfs_crash_point("blob-linked");
-	q = db_prep(d,
-		    "INSERT INTO blob(tenant_id, sha256, size, refs,"
-		    " created_at) VALUES (?1, ?2, ?3, 1, ?4)",
-		    e);
+	sfsi_crash_point("blob-linked");
+	q = sfsi_db_prep(d,
+			 "INSERT INTO blob(tenant_id, sha256, size, refs,"
+			 " created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+			 e);
 	if (!q)
 		goto undo;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, st->sha);
-	db_bind_int(q, 3, st->size);
-	db_bind_int(q, 4, sfs_now_ms());
-	if (db_run(q, e))
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, st->sha);
+	sfsi_db_bind_int(q, 3, st->size);
+	sfsi_db_bind_int(q, 4, sfs_now_ms());
+	if (sfsi_db_run(q, e))
 		goto undo;
-	q = db_prep(d,
-		    "UPDATE tenant SET used_bytes = used_bytes + ?2"
-		    " WHERE id = ?1",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE tenant SET used_bytes = used_bytes + ?2"
+			 " WHERE id = ?1",
+			 e);
 	if (!q)
 		goto undo;
-	db_bind_int(q, 1, tenant);
-	db_bind_int(q, 2, st->size);
-	if (db_run(q, e))
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_int(q, 2, st->size);
+	if (sfsi_db_run(q, e))
 		goto undo;
 	*added_bytes = st->size;
 	return SFS_OK;
@@ -920,22 +250,22 @@ undo:
 	return e && e->status ? e->status : SFS_IO;
 }
 
-enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
-			 struct sfs_err *e)
+enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
+			      struct sfs_err *e)
 {
 	struct db_stmt *q;
 	enum sfs_status ret;
 
-	q = db_prep(d,
-		    "UPDATE blob SET refs = refs + 1"
-		    " WHERE tenant_id = ?1 AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE blob SET refs = refs + 1"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha256);
-	ret = db_run(q, e);
-	if (!ret && db_changes(d) != 1)
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha256);
+	ret = sfsi_db_run(q, e);
+	if (!ret && sfsi_db_changes(d) != 1)
 		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no such blob");
 	return ret;
 }
@@ -954,31 +284,32 @@ static void gc_blob(struct db *d, void *varg)
 	struct db_stmt *q;
 	int rc;
 
-	if (db_begin(d, NULL))
+	if (sfsi_db_begin(d, NULL))
 		return; /* left for fsck */
-	q = db_prep(d,
-		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
 	if (!q) {
-		db_rollback(d);
+		sfsi_db_rollback(d);
 		return;
 	}
-	db_bind_int(q, 1, a->tenant);
-	db_bind_text(q, 2, a->sha);
-	rc = db_step(q, NULL);
-	db_reset(q);
+	sfsi_db_bind_int(q, 1, a->tenant);
+	sfsi_db_bind_text(q, 2, a->sha);
+	rc = sfsi_db_step(q, NULL);
+	sfsi_db_reset(q);
 	if (rc == 0) {
-		blob_path(db_store(d), a->tenant, a->sha, path, sizeof(path));
+		sfsi_blob_path(sfsi_db_store(d), a->tenant, a->sha, path,
+			       sizeof(path));
 		if (unlink(path) < 0 && errno != ENOENT)
 			sfs_warn("blob", "cannot remove '%s': %s", path,
 				 strerror(errno));
 	}
-	db_rollback(d);
+	sfsi_db_rollback(d);
 }
 
-enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
-			   struct sfs_err *e)
+enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
+				const char *sha256, struct sfs_err *e)
 {
 	struct db_stmt *q;
 	struct gc_arg *a;
@@ -986,20 +317,20 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 	int64_t refs = 0, size = 0;
 	int rc;
 
-	q = db_prep(d,
-		    "SELECT refs, size FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(d,
+			 "SELECT refs, size FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha256);
-	rc = db_step(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha256);
+	rc = sfsi_db_step(q, e);
 	if (rc == 1) {
-		refs = db_col_int(q, 0);
-		size = db_col_int(q, 1);
+		refs = sfsi_db_col_int(q, 0);
+		size = sfsi_db_col_int(q, 1);
 	}
-	db_reset(q);
+	sfsi_db_reset(q);
 	if (rc < 0)
 		return SFS_IO;
 	if (rc == 0) {
@@ -1008,34 +339,34 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 		return SFS_OK;
 	}
 	if (refs > 1) {
-		q = db_prep(d,
-			    "UPDATE blob SET refs = refs - 1"
-			    " WHERE tenant_id = ?1 AND sha256 = ?2",
-			    e);
+		q = sfsi_db_prep(d,
+				 "UPDATE blob SET refs = refs - 1"
+				 " WHERE tenant_id = ?1 AND sha256 = ?2",
+				 e);
 		if (!q)
 			return SFS_IO;
-		db_bind_int(q, 1, tenant);
-		db_bind_text(q, 2, sha256);
-		return db_run(q, e);
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha256);
+		return sfsi_db_run(q, e);
 	}
-	q = db_prep(d, "DELETE FROM blob WHERE tenant_id = ?1 AND sha256 = ?2",
-		    e);
+	q = sfsi_db_prep(
+		d, "DELETE FROM blob WHERE tenant_id = ?1 AND sha256 = ?2", e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha256);
-	ret = db_run(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha256);
+	ret = sfsi_db_run(q, e);
 	if (ret)
 		return ret;
-	q = db_prep(d,
-		    "UPDATE tenant SET used_bytes = used_bytes - ?2"
-		    " WHERE id = ?1",
-		    e);
+	q = sfsi_db_prep(d,
+			 "UPDATE tenant SET used_bytes = used_bytes - ?2"
+			 " WHERE id = ?1",
+			 e);
 	if (!q)
 		return SFS_IO;
-	db_bind_int(q, 1, tenant);
-	db_bind_int(q, 2, size);
-	ret = db_run(q, e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_int(q, 2, size);
+	ret = sfsi_db_run(q, e);
 	if (ret)
 		return ret;
 	a = malloc(sizeof(*a));
@@ -1043,7 +374,7 @@ enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 	a->tenant = tenant;
 	sfs_strlcpy(a->sha, sha256, sizeof(a->sha));
-	return db_on_commit(d, gc_blob, a, e);
+	return sfsi_db_on_commit(d, gc_blob, a, e);
 }
 
 enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
@@ -1054,9 +385,9 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 	struct stat sb;
 
 	*fd = -1;
-	if (!sfs_is_sha256_hex(sha256))
+	if (!sfsi_is_sha256_hex(sha256))
 		return sfs_errf(e, SFS_INVALID, NULL, "bad sha256");
-	blob_path(s, tenant, sha256, path, sizeof(path));
+	sfsi_blob_path(s, tenant, sha256, path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
 		sfs_error("blob", "cannot open blob '%s': %s", sha256,
@@ -1068,173 +399,9 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 		if (fstat(*fd, &sb) < 0) {
 			close(*fd);
 			*fd = -1;
-			return sfs_errno_status(e, errno, "stat of a blob");
+			return sfsi_errno_status(e, errno, "stat of a blob");
 		}
 		*size = sb.st_size;
 	}
 	return SFS_OK;
-}
-
-/* ---- staging directories and recovery -------------------------------- */
-
-/*
- * The directory is made and locked under a hidden name and renamed into
- * place, so another process's recovery never sees it unlocked.
- */
-enum sfs_status blob_staging_open(struct sfs_store *s, struct sfs_err *e)
-{
-	unsigned char r[6];
-	char hex[13], path[4096], tmp[4096];
-
-	if (sfs_random(r, sizeof(r)))
-		return sfs_errf(e, SFS_IO, NULL, "no randomness");
-	sfs_hex(r, sizeof(r), hex);
-	snprintf(tmp, sizeof(tmp), "%s/staging/.new-%d-%s", s->dir,
-		 (int)getpid(), hex);
-	snprintf(path, sizeof(path), "%s/staging/%d-%s", s->dir, (int)getpid(),
-		 hex);
-	if (mkdir(tmp, 0700) < 0)
-		return sfs_errno_status(e, errno, "making a staging directory");
-	s->staging_dir = strdup(tmp);
-	snprintf(tmp, sizeof(tmp), "%s/lock", s->staging_dir);
-	s->staging_lock_fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (!s->staging_dir || s->staging_lock_fd < 0 ||
-	    flock(s->staging_lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return sfs_errno_status(e, errno, "locking the staging area");
-	if (rename(s->staging_dir, path) < 0)
-		return sfs_errno_status(e, errno, "naming the staging area");
-	free(s->staging_dir);
-	s->staging_dir = strdup(path);
-	if (!s->staging_dir)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
-	return SFS_OK;
-}
-
-/* A hidden staging directory left by a process that died while opening. */
-static int stale_new_dir(const char *dir)
-{
-	struct stat sb;
-
-	return stat(dir, &sb) == 0 && sb.st_mtime + 60 < time(NULL);
-}
-
-static void clean_dir(const char *path)
-{
-	DIR *dh = opendir(path);
-	struct dirent *de;
-	char p[4096];
-
-	if (!dh)
-		return;
-	while ((de = readdir(dh))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		unlink(p);
-	}
-	closedir(dh);
-	rmdir(path);
-}
-
-void blob_staging_close(struct sfs_store *s)
-{
-	if (s->staging_dir)
-		clean_dir(s->staging_dir);
-	if (s->staging_lock_fd >= 0)
-		close(s->staging_lock_fd);
-	s->staging_lock_fd = -1;
-}
-
-/* A named stage "<tenant>-<sha>.stage" of a dead process: if its commit
- * never happened, the blob file it may have linked is an orphan. */
-static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
-				     const char *name, struct sfs_err *e)
-{
-	char sha[65], path[4096];
-	long long tenant;
-	struct db_stmt *q;
-	enum sfs_status ret;
-	int rc;
-
-	if (sscanf(name, "%lld-%64[0-9a-f].stage", &tenant, sha) != 2 ||
-	    !sfs_is_sha256_hex(sha))
-		return SFS_OK;
-	ret = db_begin(d, e);
-	if (ret)
-		return ret;
-	q = db_prep(d,
-		    "SELECT 1 FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    e);
-	if (!q) {
-		db_rollback(d);
-		return SFS_IO;
-	}
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha);
-	rc = db_step(q, e);
-	db_reset(q);
-	if (rc == 0) {
-		blob_path(s, tenant, sha, path, sizeof(path));
-		if (unlink(path) == 0)
-			sfs_info("blob",
-				 "removed blob '%s' of an unfinished "
-				 "commit",
-				 sha);
-	}
-	db_rollback(d);
-	return rc < 0 ? SFS_IO : SFS_OK;
-}
-
-enum sfs_status blob_recover(struct sfs_store *s, struct sfs_err *e)
-{
-	char root[4096], dir[4096], lock[4096];
-	struct db *d = NULL;
-	struct dirent *de, *fe;
-	enum sfs_status ret = SFS_OK;
-	DIR *dh, *fh;
-	int fd;
-
-	snprintf(root, sizeof(root), "%s/staging", s->dir);
-	dh = opendir(root);
-	if (!dh)
-		return sfs_errno_status(e, errno, "opening staging/");
-	ret = db_get(s, &d, e);
-	if (ret)
-		goto out;
-	while ((de = readdir(dh))) {
-		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
-		if (de->d_name[0] == '.' &&
-		    (strncmp(de->d_name, ".new-", 5) || !stale_new_dir(dir)))
-			continue;
-		snprintf(lock, sizeof(lock), "%s/lock", dir);
-		fd = open(lock, O_RDWR | O_CLOEXEC);
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd); /* its process is alive */
-			continue;
-		}
-		fh = opendir(dir);
-		while (fh && (fe = readdir(fh))) {
-			if (!strstr(fe->d_name, ".stage"))
-				continue;
-			ret = recover_named(s, d, fe->d_name, e);
-			if (ret)
-				break;
-		}
-		if (fh)
-			closedir(fh);
-		if (!ret) {
-			clean_dir(dir);
-			sfs_info("blob", "removed stale staging '%s'",
-				 de->d_name);
-		}
-		if (fd >= 0)
-			close(fd);
-		if (ret)
-			break;
-	}
-out:
-	db_put(d);
-	closedir(dh);
-	return ret;
 }

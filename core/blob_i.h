@@ -10,6 +10,8 @@
 #include "speechfs/blob.h"
 
 struct db;
+struct sfs_stage;
+struct sfs_store;
 
 /*
  * Take a reference on the finished stage's content for `tenant`: link it
@@ -17,51 +19,31 @@ struct db;
  * more reference on an existing blob. Must be in a write transaction.
  * *added_bytes is the tenant's growth (0 when deduplicated).
  */
-enum sfs_status blob_ref_stage(struct db *d, int64_t tenant,
-			       struct sfs_stage *st, int64_t *added_bytes,
-			       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
+				    struct sfs_stage *st, int64_t *added_bytes,
+				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Hash the stage and freeze it, outside any transaction; sync it unless
  * the tenant has these bytes as a blob already (they are on disk then,
- * and the stage will be dropped). blob_ref_stage syncs what is left
+ * and the stage will be dropped). sfsi_blob_ref_stage syncs what is left
  * unsynced if its bytes do become a new blob file after all.
  */
-enum sfs_status blob_stage_prepare(struct sfs_store *s, int64_t tenant,
-				   struct sfs_stage *st,
-				   struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
+					struct sfs_stage *st,
+					struct sfs_err *e) SFS_MUST_CHECK;
 
 /* One more reference on an existing blob (e.g. copying a file). */
-enum sfs_status blob_ref(struct db *d, int64_t tenant, const char *sha256,
-			 struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
+			      struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Drop a reference; the last one removes the row and the file. */
-enum sfs_status blob_unref(struct db *d, int64_t tenant, const char *sha256,
-			   struct sfs_err *e) SFS_MUST_CHECK;
-
-/*
- * After the commit: forget the stage's staging name. A stage freed without
- * this after blob_ref_stage linked it removes the blob file again unless a
- * row names it (the transaction rolled back or failed).
- */
-void blob_stage_done(struct sfs_stage *st);
+enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
+				const char *sha256,
+				struct sfs_err *e) SFS_MUST_CHECK;
 
 /* blobs/<tenant>/<sha[0:2]>/<sha> into out. */
-void blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
-	       char *out, size_t size);
-
-/* Recover staging directories of processes that died (store open). */
-enum sfs_status blob_recover(struct sfs_store *s,
-			     struct sfs_err *e) SFS_MUST_CHECK;
-/* Make this process's staging directory and hold its lock. */
-enum sfs_status blob_staging_open(struct sfs_store *s,
-				  struct sfs_err *e) SFS_MUST_CHECK;
-void blob_staging_close(struct sfs_store *s);
-
-/*
- * Simulated crashes for the tests: when the environment variable
- * SFS_CRASH_AT names `point`, the process exits at once with status 77.
- */
-void sfs_crash_point(const char *point);
+void sfsi_blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
+		    char *out, size_t size);
 
 #endif

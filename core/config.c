@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "speechfs/config.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define LINE_MAX_LEN 4096
 

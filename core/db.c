@@ -144,7 +144,8 @@ static const char schema_v1[] =
 	" WHERE is_deleted = 1 AND is_purged = 0;"
 	"CREATE INDEX file_la_purge ON file(la_purge_at)"
 	" WHERE la_deleted = 1 AND la_purged = 0;"
-	"CREATE INDEX file_blob ON file(tenant_id, sha256) WHERE blob_ref = 1;"
+	"CREATE INDEX file_blob ON file(tenant_id, sha256) WHERE blob_ref "
+	"= 1;"
 	"CREATE INDEX file_la_blob ON file(tenant_id, la_sha256)"
 	" WHERE la_blob_ref = 1;"
 	"CREATE VIRTUAL TABLE file_fts USING fts5(name, filename,"
@@ -339,7 +340,7 @@ out:
 	return ret;
 }
 
-enum sfs_status db_create(const char *path, struct sfs_err *e)
+enum sfs_status sfsi_db_create(const char *path, struct sfs_err *e)
 {
 	sqlite3 *h = NULL;
 	enum sfs_status st;
@@ -352,8 +353,8 @@ enum sfs_status db_create(const char *path, struct sfs_err *e)
 	return st;
 }
 
-enum sfs_status db_pool_open(struct sfs_store *s, const char *path,
-			     struct sfs_err *e)
+enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
+				  struct sfs_err *e)
 {
 	struct db *d;
 	enum sfs_status st;
@@ -396,7 +397,7 @@ static void conn_close(struct db *d)
 	free(d);
 }
 
-void db_pool_close(struct sfs_store *s)
+void sfsi_db_pool_close(struct sfs_store *s)
 {
 	struct db *d, *next;
 
@@ -409,7 +410,8 @@ void db_pool_close(struct sfs_store *s)
 	pthread_mutex_unlock(&s->pool_mu);
 }
 
-enum sfs_status db_get(struct sfs_store *s, struct db **out, struct sfs_err *e)
+enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
+			    struct sfs_err *e)
 {
 	struct db *d = NULL;
 	char path[4096];
@@ -449,7 +451,7 @@ enum sfs_status db_get(struct sfs_store *s, struct db **out, struct sfs_err *e)
 	return SFS_OK;
 }
 
-void db_put(struct db *d)
+void sfsi_db_put(struct db *d)
 {
 	struct sfs_store *s;
 
@@ -457,7 +459,7 @@ void db_put(struct db *d)
 		return;
 	s = d->s;
 	if (d->txn)
-		db_rollback(d);
+		sfsi_db_rollback(d);
 	pthread_mutex_lock(&s->pool_mu);
 	d->next = s->pool_free;
 	s->pool_free = d;
@@ -465,7 +467,7 @@ void db_put(struct db *d)
 	pthread_mutex_unlock(&s->pool_mu);
 }
 
-struct sfs_store *db_store(struct db *d)
+struct sfs_store *sfsi_db_store(struct db *d)
 {
 	return d->s;
 }
@@ -498,7 +500,7 @@ static int cache_grow(struct db *d)
 	return 0;
 }
 
-struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e)
+struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	size_t k;
@@ -538,7 +540,8 @@ struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e)
 	return st;
 }
 
-struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e)
+struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
+				 struct sfs_err *e)
 {
 	struct db_stmt *st;
 	char *text;
@@ -588,7 +591,7 @@ struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e)
 }
 
 /* Done with a dynamic statement: it stays cached, reset. */
-void db_finalize(struct db_stmt *st)
+void sfsi_db_finalize(struct db_stmt *st)
 {
 	if (st) {
 		sqlite3_reset(st->st);
@@ -596,23 +599,23 @@ void db_finalize(struct db_stmt *st)
 	}
 }
 
-void db_reset(struct db_stmt *st)
+void sfsi_db_reset(struct db_stmt *st)
 {
 	if (st)
 		sqlite3_reset(st->st);
 }
 
-void db_bind_int(struct db_stmt *st, int i, int64_t v)
+void sfsi_db_bind_int(struct db_stmt *st, int i, int64_t v)
 {
 	sqlite3_bind_int64(st->st, i, v);
 }
 
-void db_bind_double(struct db_stmt *st, int i, double v)
+void sfsi_db_bind_double(struct db_stmt *st, int i, double v)
 {
 	sqlite3_bind_double(st->st, i, v);
 }
 
-void db_bind_text(struct db_stmt *st, int i, const char *v)
+void sfsi_db_bind_text(struct db_stmt *st, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(st->st, i, v, -1, SQLITE_TRANSIENT);
@@ -620,22 +623,22 @@ void db_bind_text(struct db_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st->st, i);
 }
 
-void db_bind_textn(struct db_stmt *st, int i, const char *v, size_t n)
+void sfsi_db_bind_textn(struct db_stmt *st, int i, const char *v, size_t n)
 {
 	sqlite3_bind_text(st->st, i, v, (int)n, SQLITE_TRANSIENT);
 }
 
-void db_bind_blob(struct db_stmt *st, int i, const void *v, size_t n)
+void sfsi_db_bind_blob(struct db_stmt *st, int i, const void *v, size_t n)
 {
 	sqlite3_bind_blob(st->st, i, v, (int)n, SQLITE_TRANSIENT);
 }
 
-void db_bind_null(struct db_stmt *st, int i)
+void sfsi_db_bind_null(struct db_stmt *st, int i)
 {
 	sqlite3_bind_null(st->st, i);
 }
 
-int db_step(struct db_stmt *st, struct sfs_err *e)
+int sfsi_db_step(struct db_stmt *st, struct sfs_err *e)
 {
 	int rc = sqlite3_step(st->st);
 
@@ -648,7 +651,7 @@ int db_step(struct db_stmt *st, struct sfs_err *e)
 	return -1;
 }
 
-enum sfs_status db_run(struct db_stmt *st, struct sfs_err *e)
+enum sfs_status sfsi_db_run(struct db_stmt *st, struct sfs_err *e)
 {
 	int rc = sqlite3_step(st->st);
 	enum sfs_status ret = SFS_OK;
@@ -659,22 +662,22 @@ enum sfs_status db_run(struct db_stmt *st, struct sfs_err *e)
 	return ret;
 }
 
-int64_t db_col_int(struct db_stmt *st, int i)
+int64_t sfsi_db_col_int(struct db_stmt *st, int i)
 {
 	return sqlite3_column_int64(st->st, i);
 }
 
-double db_col_double(struct db_stmt *st, int i)
+double sfsi_db_col_double(struct db_stmt *st, int i)
 {
 	return sqlite3_column_double(st->st, i);
 }
 
-const char *db_col_text(struct db_stmt *st, int i)
+const char *sfsi_db_col_text(struct db_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st->st, i);
 }
 
-const void *db_col_blob(struct db_stmt *st, int i, size_t *n)
+const void *sfsi_db_col_blob(struct db_stmt *st, int i, size_t *n)
 {
 	const void *p = sqlite3_column_blob(st->st, i);
 
@@ -682,57 +685,57 @@ const void *db_col_blob(struct db_stmt *st, int i, size_t *n)
 	return p;
 }
 
-int db_col_null(struct db_stmt *st, int i)
+int sfsi_db_col_null(struct db_stmt *st, int i)
 {
 	return sqlite3_column_type(st->st, i) == SQLITE_NULL;
 }
 
-char *db_col_dup(struct db_stmt *st, int i)
+char *sfsi_db_col_dup(struct db_stmt *st, int i)
 {
-	const char *t = db_col_text(st, i);
+	const char *t = sfsi_db_col_text(st, i);
 
 	return t ? strdup(t) : NULL;
 }
 
-int64_t db_last_rowid(struct db *d)
+int64_t sfsi_db_last_rowid(struct db *d)
 {
 	return sqlite3_last_insert_rowid(d->h);
 }
 
-int db_changes(struct db *d)
+int sfsi_db_changes(struct db *d)
 {
 	return sqlite3_changes(d->h);
 }
 
 /* ---- transactions ---------------------------------------------------- */
 
-enum sfs_status db_exec(struct db *d, const char *sql, struct sfs_err *e)
+enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 {
 	int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
 
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
-enum sfs_status db_begin(struct db *d, struct sfs_err *e)
+enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = db_exec(d, "BEGIN IMMEDIATE", e);
+	enum sfs_status st = sfsi_db_exec(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
 		d->txn = 1;
 	return st;
 }
 
-enum sfs_status db_begin_read(struct db *d, struct sfs_err *e)
+enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = db_exec(d, "BEGIN", e);
+	enum sfs_status st = sfsi_db_exec(d, "BEGIN", e);
 
 	if (!st)
 		d->txn = 1;
 	return st;
 }
 
-enum sfs_status db_on_commit(struct db *d, void (*fn)(struct db *, void *),
-			     void *arg, struct sfs_err *e)
+enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
+				  void *arg, struct sfs_err *e)
 {
 	struct hook *h = malloc(sizeof(*h));
 
@@ -761,7 +764,7 @@ static void run_hooks(struct db *d, int run)
 	}
 }
 
-enum sfs_status db_commit(struct db *d, struct sfs_err *e)
+enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
 	int rc = sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
 
@@ -778,7 +781,7 @@ enum sfs_status db_commit(struct db *d, struct sfs_err *e)
 	return rc_status(d, rc, e, "commit");
 }
 
-void db_rollback(struct db *d)
+void sfsi_db_rollback(struct db *d)
 {
 	run_hooks(d, 0);
 	if (!sqlite3_get_autocommit(d->h))
@@ -786,7 +789,7 @@ void db_rollback(struct db *d)
 	d->txn = 0;
 }
 
-int db_in_txn(struct db *d)
+int sfsi_db_in_txn(struct db *d)
 {
 	return d->txn;
 }

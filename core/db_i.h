@@ -18,74 +18,78 @@ struct db_stmt;
 #define DB_SCHEMA_VERSION 2
 
 /* Take a connection of the store's pool (blocking when all are in use). */
-enum sfs_status db_get(struct sfs_store *s, struct db **out,
-		       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
+			    struct sfs_err *e) SFS_MUST_CHECK;
 /* Give it back; an open transaction is rolled back first. */
-void db_put(struct db *d);
+void sfsi_db_put(struct db *d);
 
 /*
  * A cached prepared statement for `sql`, which must be a string literal
  * (the cache is keyed by its address). Reset and with bindings cleared.
  * NULL on failure (e filled).
  */
-struct db_stmt *db_prep(struct db *d, const char *sql, struct sfs_err *e);
+struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e);
 /*
  * For SQL built from fixed fragments: the last few texts stay prepared per
- * connection. Give it back with db_finalize (which resets it).
+ * connection. Give it back with sfsi_db_finalize (which resets it).
  */
-struct db_stmt *db_prep_dyn(struct db *d, const char *sql, struct sfs_err *e);
-void db_finalize(struct db_stmt *st);
-void db_reset(struct db_stmt *st);
+struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
+				 struct sfs_err *e);
+void sfsi_db_finalize(struct db_stmt *st);
+void sfsi_db_reset(struct db_stmt *st);
 
 /* Bind by 1-based index. text: NULL binds NULL. */
-void db_bind_int(struct db_stmt *st, int i, int64_t v);
-void db_bind_double(struct db_stmt *st, int i, double v);
-void db_bind_text(struct db_stmt *st, int i, const char *v);
-void db_bind_textn(struct db_stmt *st, int i, const char *v, size_t n);
-void db_bind_blob(struct db_stmt *st, int i, const void *v, size_t n);
-void db_bind_null(struct db_stmt *st, int i);
+void sfsi_db_bind_int(struct db_stmt *st, int i, int64_t v);
+void sfsi_db_bind_double(struct db_stmt *st, int i, double v);
+void sfsi_db_bind_text(struct db_stmt *st, int i, const char *v);
+void sfsi_db_bind_textn(struct db_stmt *st, int i, const char *v, size_t n);
+void sfsi_db_bind_blob(struct db_stmt *st, int i, const void *v, size_t n);
+void sfsi_db_bind_null(struct db_stmt *st, int i);
 
 /* 1: a row, 0: done, -1: error (status in e). */
-int db_step(struct db_stmt *st, struct sfs_err *e);
+int sfsi_db_step(struct db_stmt *st, struct sfs_err *e);
 /* Step a statement that returns no rows; reset afterwards. */
-enum sfs_status db_run(struct db_stmt *st, struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_run(struct db_stmt *st,
+			    struct sfs_err *e) SFS_MUST_CHECK;
 
-int64_t db_col_int(struct db_stmt *st, int i);
-double db_col_double(struct db_stmt *st, int i);
-const char *db_col_text(struct db_stmt *st, int i); /* NULL for NULL */
-const void *db_col_blob(struct db_stmt *st, int i, size_t *n);
-int db_col_null(struct db_stmt *st, int i);
+int64_t sfsi_db_col_int(struct db_stmt *st, int i);
+double sfsi_db_col_double(struct db_stmt *st, int i);
+const char *sfsi_db_col_text(struct db_stmt *st, int i); /* NULL for NULL */
+const void *sfsi_db_col_blob(struct db_stmt *st, int i, size_t *n);
+int sfsi_db_col_null(struct db_stmt *st, int i);
 /* strdup of a text column (NULL for NULL). */
-char *db_col_dup(struct db_stmt *st, int i);
+char *sfsi_db_col_dup(struct db_stmt *st, int i);
 
-int64_t db_last_rowid(struct db *d);
-int db_changes(struct db *d);
+int64_t sfsi_db_last_rowid(struct db *d);
+int sfsi_db_changes(struct db *d);
 
 /* BEGIN IMMEDIATE (writes) / BEGIN (a consistent read). */
-enum sfs_status db_begin(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
-enum sfs_status db_begin_read(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
-enum sfs_status db_commit(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
-void db_rollback(struct db *d);
-int db_in_txn(struct db *d);
+enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_begin_read(struct db *d,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_db_rollback(struct db *d);
+int sfsi_db_in_txn(struct db *d);
 
-enum sfs_status db_exec(struct db *d, const char *sql,
-			struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_exec(struct db *d, const char *sql,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Run fn(d, arg) after the current transaction commits (outside it, on the
  * same connection); on rollback fn is not run. free(arg) follows either way.
  */
-enum sfs_status db_on_commit(struct db *d, void (*fn)(struct db *, void *),
-			     void *arg, struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
+				  void *arg, struct sfs_err *e) SFS_MUST_CHECK;
 
 /* The store a connection belongs to. */
-struct sfs_store *db_store(struct db *d);
+struct sfs_store *sfsi_db_store(struct db *d);
 
 /* Open the pool and migrate (store.c). */
-enum sfs_status db_pool_open(struct sfs_store *s, const char *path,
-			     struct sfs_err *e) SFS_MUST_CHECK;
-void db_pool_close(struct sfs_store *s);
+enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_db_pool_close(struct sfs_store *s);
 /* Create the schema of a new store. */
-enum sfs_status db_create(const char *path, struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_db_create(const char *path,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

@@ -27,34 +27,34 @@ static size_t parent_len(const char *path, size_t len)
 	return 0;
 }
 
-enum sfs_status dir_touch(struct db *d, int64_t owner, const char *path,
-			  int64_t now_ns, struct sfs_err *e)
+enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
+			       int64_t now_ns, struct sfs_err *e)
 {
 	struct db_stmt *st;
 
 	if (!strcmp(path, "/")) {
-		st = db_prep(d,
-			     "INSERT INTO dir(owner_id, path, parent,"
-			     " mtime_ns) VALUES (?1, '/', '', ?2)"
-			     " ON CONFLICT(owner_id, path) DO UPDATE"
-			     " SET mtime_ns = ?2",
-			     e);
+		st = sfsi_db_prep(d,
+				  "INSERT INTO dir(owner_id, path, parent,"
+				  " mtime_ns) VALUES (?1, '/', '', ?2)"
+				  " ON CONFLICT(owner_id, path) DO UPDATE"
+				  " SET mtime_ns = ?2",
+				  e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, owner);
-		db_bind_int(st, 2, now_ns);
-		return db_run(st, e);
+		sfsi_db_bind_int(st, 1, owner);
+		sfsi_db_bind_int(st, 2, now_ns);
+		return sfsi_db_run(st, e);
 	}
-	st = db_prep(d,
-		     "UPDATE dir SET mtime_ns = ?3"
-		     " WHERE owner_id = ?1 AND path = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE dir SET mtime_ns = ?3"
+			  " WHERE owner_id = ?1 AND path = ?2",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, owner);
-	db_bind_text(st, 2, path);
-	db_bind_int(st, 3, now_ns);
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_text(st, 2, path);
+	sfsi_db_bind_int(st, 3, now_ns);
+	return sfsi_db_run(st, e);
 }
 
 /* Adjust one directory row; *changed says whether it appeared/vanished. */
@@ -68,65 +68,66 @@ static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 	int rc, explicit_ = 0;
 
 	*changed = 0;
-	st = db_prep(d,
-		     "SELECT nfiles, explicit FROM dir"
-		     " WHERE owner_id = ?1 AND path = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT nfiles, explicit FROM dir"
+			  " WHERE owner_id = ?1 AND path = ?2",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, owner);
-	db_bind_textn(st, 2, path, len);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_textn(st, 2, path, len);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
-		nfiles = db_col_int(st, 0);
-		explicit_ = (int)db_col_int(st, 1);
+		nfiles = sfsi_db_col_int(st, 0);
+		explicit_ = (int)sfsi_db_col_int(st, 1);
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		return SFS_IO;
 	if (rc == 0) {
 		if (delta <= 0)
 			return SFS_OK; /* nothing to take from */
-		st = db_prep(d,
-			     "INSERT INTO dir(owner_id, path, parent, nfiles,"
-			     " mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-			     e);
+		st = sfsi_db_prep(
+			d,
+			"INSERT INTO dir(owner_id, path, parent, nfiles,"
+			" mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+			e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, owner);
-		db_bind_textn(st, 2, path, len);
-		db_bind_textn(st, 3, path, plen);
-		db_bind_int(st, 4, delta);
-		db_bind_int(st, 5, now_ns);
+		sfsi_db_bind_int(st, 1, owner);
+		sfsi_db_bind_textn(st, 2, path, len);
+		sfsi_db_bind_textn(st, 3, path, plen);
+		sfsi_db_bind_int(st, 4, delta);
+		sfsi_db_bind_int(st, 5, now_ns);
 		*changed = len > 1;
-		return db_run(st, e);
+		return sfsi_db_run(st, e);
 	}
 	if (nfiles + delta <= 0 && !explicit_ && len > 1) {
-		st = db_prep(d,
-			     "DELETE FROM dir WHERE owner_id = ?1"
-			     " AND path = ?2",
-			     e);
+		st = sfsi_db_prep(d,
+				  "DELETE FROM dir WHERE owner_id = ?1"
+				  " AND path = ?2",
+				  e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, owner);
-		db_bind_textn(st, 2, path, len);
+		sfsi_db_bind_int(st, 1, owner);
+		sfsi_db_bind_textn(st, 2, path, len);
 		*changed = 1;
-		return db_run(st, e);
+		return sfsi_db_run(st, e);
 	}
-	st = db_prep(d,
-		     "UPDATE dir SET nfiles = max(0, nfiles + ?3)"
-		     " WHERE owner_id = ?1 AND path = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE dir SET nfiles = max(0, nfiles + ?3)"
+			  " WHERE owner_id = ?1 AND path = ?2",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, owner);
-	db_bind_textn(st, 2, path, len);
-	db_bind_int(st, 3, delta);
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_textn(st, 2, path, len);
+	sfsi_db_bind_int(st, 3, delta);
+	return sfsi_db_run(st, e);
 }
 
-enum sfs_status dir_count(struct db *d, int64_t owner, const char *path,
-			  int delta, int64_t now_ns, struct sfs_err *e)
+enum sfs_status sfsi_dir_count(struct db *d, int64_t owner, const char *path,
+			       int delta, int64_t now_ns, struct sfs_err *e)
 {
 	size_t len = strlen(path), i;
 	enum sfs_status ret;
@@ -144,12 +145,12 @@ enum sfs_status dir_count(struct db *d, int64_t owner, const char *path,
 			sfs_strlcpy(parent, path,
 				    i + 1 < sizeof(parent) ? i + 1
 							   : sizeof(parent));
-			ret = dir_touch(d, owner, parent, now_ns, e);
+			ret = sfsi_dir_touch(d, owner, parent, now_ns, e);
 			if (ret)
 				return ret;
 		}
 	}
-	return dir_touch(d, owner, path, now_ns, e);
+	return sfsi_dir_touch(d, owner, path, now_ns, e);
 }
 
 static enum sfs_status check_path(const char *path, struct sfs_buf *out,
@@ -168,30 +169,30 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (ret)
 		return ret;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "SELECT id, mtime_ns, nfiles, explicit FROM dir"
-		     " WHERE owner_id = ?1 AND path = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT id, mtime_ns, nfiles, explicit FROM dir"
+			  " WHERE owner_id = ?1 AND path = ?2",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, path);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, path);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
-		out->ino = db_col_int(st, 0);
-		out->mtime_ns = db_col_int(st, 1);
-		out->nfiles = db_col_int(st, 2);
-		out->explicit_ = (int)db_col_int(st, 3);
+		out->ino = sfsi_db_col_int(st, 0);
+		out->mtime_ns = sfsi_db_col_int(st, 1);
+		out->nfiles = sfsi_db_col_int(st, 2);
+		out->explicit_ = (int)sfsi_db_col_int(st, 3);
 	} else if (rc == 0 && !strcmp(path, "/")) {
 		out->explicit_ = 1;
 	} else if (rc == 0) {
@@ -200,9 +201,9 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 	} else {
 		ret = SFS_IO;
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -217,7 +218,7 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 	size_t plen;
 	int rc;
 
-	ret = need_scope(a, SFS_SCOPE_WRITE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (!ret)
 		ret = check_path(path, &p, e);
 	if (ret)
@@ -226,21 +227,21 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfs_errf(e, SFS_CONFLICT, NULL, "the root exists");
 		goto out;
 	}
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d, "SELECT 1 FROM dir WHERE owner_id = ?1 AND path = ?2",
-		     e);
+	st = sfsi_db_prep(
+		d, "SELECT 1 FROM dir WHERE owner_id = ?1 AND path = ?2", e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, p.buf);
-	rc = db_step(st, e);
-	db_reset(st);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, p.buf);
+	rc = sfsi_db_step(st, e);
+	sfsi_db_reset(st);
 	if (rc != 0) {
 		ret = rc < 0 ? SFS_IO
 			     : sfs_errf(e, SFS_CONFLICT, "directory_exists",
@@ -248,31 +249,31 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	plen = parent_len(p.buf, p.len);
-	st = db_prep(d,
-		     "INSERT INTO dir(owner_id, path, parent, explicit,"
-		     " mtime_ns) VALUES (?1, ?2, ?3, 1, ?4)",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO dir(owner_id, path, parent, explicit,"
+			  " mtime_ns) VALUES (?1, ?2, ?3, 1, ?4)",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, p.buf);
-	db_bind_textn(st, 3, p.buf, plen);
-	db_bind_int(st, 4, ns);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, p.buf);
+	sfsi_db_bind_textn(st, 3, p.buf, plen);
+	sfsi_db_bind_int(st, 4, ns);
+	ret = sfsi_db_run(st, e);
 	if (!ret) {
 		char parent[SFS_VPATH_MAX + 1];
 
 		sfs_strlcpy(parent, p.buf, plen + 1);
-		ret = dir_count(d, a->user, parent, 1, ns, e);
+		ret = sfsi_dir_count(d, a->user, parent, 1, ns, e);
 	}
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 out:
 	if (d && ret)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_buf_release(&p);
 	return ret;
 }
@@ -287,7 +288,7 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 	int64_t nfiles = 0, ns = sfs_now_ns();
 	int rc, explicit_ = 0;
 
-	ret = need_scope(a, SFS_SCOPE_WRITE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (!ret)
 		ret = check_path(path, &p, e);
 	if (ret)
@@ -297,27 +298,27 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 			       "the root cannot be removed");
 		goto out;
 	}
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
-		     " AND path = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
+			  " AND path = ?2",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, p.buf);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, p.buf);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
-		nfiles = db_col_int(st, 0);
-		explicit_ = (int)db_col_int(st, 1);
+		nfiles = sfsi_db_col_int(st, 0);
+		explicit_ = (int)sfsi_db_col_int(st, 1);
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
 			     : sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
@@ -329,26 +330,27 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 			       "the directory is not empty");
 		goto out;
 	}
-	st = db_prep(d, "DELETE FROM dir WHERE owner_id = ?1 AND path = ?2", e);
+	st = sfsi_db_prep(
+		d, "DELETE FROM dir WHERE owner_id = ?1 AND path = ?2", e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, p.buf);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, p.buf);
+	ret = sfsi_db_run(st, e);
 	if (!ret && explicit_) {
 		char parent[SFS_VPATH_MAX + 1];
 
 		sfs_strlcpy(parent, p.buf, parent_len(p.buf, p.len) + 1);
-		ret = dir_count(d, a->user, parent, -1, ns, e);
+		ret = sfsi_dir_count(d, a->user, parent, -1, ns, e);
 	}
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 out:
 	if (d && ret)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_buf_release(&p);
 	return ret;
 }
@@ -376,7 +378,7 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	int64_t contrib = 0, tfiles = 0, tdelta, ns = sfs_now_ns();
 	int rc, texplicit = 0, texists;
 
-	ret = need_scope(a, SFS_SCOPE_WRITE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (!ret && check_path(from, &f, e))
 		ret = SFS_INVALID;
 	if (!ret && sfs_vpath_norm(to, "to", &t, e))
@@ -397,38 +399,38 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	}
 	sfs_strlcpy(fparent, f.buf, parent_len(f.buf, f.len) + 1);
 	sfs_strlcpy(tparent, t.buf, parent_len(t.buf, t.len) + 1);
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
-		     " AND path = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
+			  " AND path = ?2",
+			  e);
 	if (!st)
 		goto io;
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, f.buf);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, f.buf);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1)
-		contrib = db_col_int(st, 0) + db_col_int(st, 1);
-	db_reset(st);
+		contrib = sfsi_db_col_int(st, 0) + sfsi_db_col_int(st, 1);
+	sfsi_db_reset(st);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
 			     : sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
 					"no such directory");
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, t.buf);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, t.buf);
+	rc = sfsi_db_step(st, e);
 	texists = rc == 1;
 	if (texists) {
-		tfiles = db_col_int(st, 0);
-		texplicit = (int)db_col_int(st, 1);
+		tfiles = sfsi_db_col_int(st, 0);
+		texplicit = (int)sfsi_db_col_int(st, 1);
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		goto io;
 	if (texists && tfiles > 0) {
@@ -437,15 +439,15 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	if (texists) {
-		st = db_prep(d,
-			     "DELETE FROM dir WHERE owner_id = ?1"
-			     " AND path = ?2",
-			     e);
+		st = sfsi_db_prep(d,
+				  "DELETE FROM dir WHERE owner_id = ?1"
+				  " AND path = ?2",
+				  e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, a->user);
-		db_bind_text(st, 2, t.buf);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, a->user);
+		sfsi_db_bind_text(st, 2, t.buf);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	/*
@@ -453,54 +455,56 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	 * never drops to zero on the way and is remade with a new inode.
 	 */
 	tdelta = contrib - (texists && texplicit ? 1 : 0);
-	if (tdelta && dir_count(d, a->user, tparent, (int)tdelta, ns, e))
+	if (tdelta && sfsi_dir_count(d, a->user, tparent, (int)tdelta, ns, e))
 		goto io;
-	if (contrib && dir_count(d, a->user, fparent, -(int)contrib, ns, e))
+	if (contrib &&
+	    sfsi_dir_count(d, a->user, fparent, -(int)contrib, ns, e))
 		goto io;
 	upper_bound(f.buf, upper, sizeof(upper));
-	st = db_prep(d,
-		     "UPDATE file SET dir = ?4 || substr(dir, ?5),"
-		     " ctime_ns = ?6 WHERE owner_id = ?1"
-		     " AND is_deleted IN (0, 1) AND dir >= ?2 AND dir < ?3",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET dir = ?4 || substr(dir, ?5),"
+		" ctime_ns = ?6 WHERE owner_id = ?1"
+		" AND is_deleted IN (0, 1) AND dir >= ?2 AND dir < ?3",
+		e);
 	if (!st)
 		goto io;
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, f.buf);
-	db_bind_text(st, 3, upper);
-	db_bind_text(st, 4, t.buf);
-	db_bind_int(st, 5, (int64_t)f.len + 1);
-	db_bind_int(st, 6, ns);
-	if (db_run(st, e))
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, f.buf);
+	sfsi_db_bind_text(st, 3, upper);
+	sfsi_db_bind_text(st, 4, t.buf);
+	sfsi_db_bind_int(st, 5, (int64_t)f.len + 1);
+	sfsi_db_bind_int(st, 6, ns);
+	if (sfsi_db_run(st, e))
 		goto io;
-	st = db_prep(d,
-		     "UPDATE dir SET path = ?4 || substr(path, ?5),"
-		     " parent = CASE WHEN path = ?2 THEN ?6"
-		     " ELSE ?4 || substr(parent, ?5) END"
-		     " WHERE owner_id = ?1 AND path >= ?2 AND path < ?3",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE dir SET path = ?4 || substr(path, ?5),"
+			  " parent = CASE WHEN path = ?2 THEN ?6"
+			  " ELSE ?4 || substr(parent, ?5) END"
+			  " WHERE owner_id = ?1 AND path >= ?2 AND path < ?3",
+			  e);
 	if (!st)
 		goto io;
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, f.buf);
-	db_bind_text(st, 3, upper);
-	db_bind_text(st, 4, t.buf);
-	db_bind_int(st, 5, (int64_t)f.len + 1);
-	db_bind_text(st, 6, tparent);
-	if (db_run(st, e))
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, f.buf);
+	sfsi_db_bind_text(st, 3, upper);
+	sfsi_db_bind_text(st, 4, t.buf);
+	sfsi_db_bind_int(st, 5, (int64_t)f.len + 1);
+	sfsi_db_bind_text(st, 6, tparent);
+	if (sfsi_db_run(st, e))
 		goto io;
-	ret = dir_touch(d, a->user, tparent, ns, e);
+	ret = sfsi_dir_touch(d, a->user, tparent, ns, e);
 	if (!ret)
-		ret = dir_touch(d, a->user, fparent, ns, e);
+		ret = sfsi_dir_touch(d, a->user, fparent, ns, e);
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 	goto out;
 io:
 	ret = e && e->status ? e->status : SFS_IO;
 out:
 	if (d && ret)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_buf_release(&f);
 	sfs_buf_release(&t);
 	return ret;
@@ -516,12 +520,12 @@ enum sfs_status sfs_dir_set_mtime(struct sfs_store *s,
 
 	ret = sfs_dir_stat(s, a, path, &info, e);
 	if (!ret)
-		ret = need_scope(a, SFS_SCOPE_WRITE, e);
+		ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (!ret)
-		ret = db_get(s, &d, e);
+		ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = dir_touch(d, a->user, path, mtime_ns, e);
-	db_put(d);
+		ret = sfsi_dir_touch(d, a->user, path, mtime_ns, e);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -538,25 +542,25 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 	size_t plen = strlen(path);
 	int rc;
 
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (!ret)
-		ret = db_get(s, &d, e);
+		ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "SELECT path, id, mtime_ns, nfiles, explicit FROM dir"
-		     " WHERE owner_id = ?1 AND parent = ?2 ORDER BY path",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT path, id, mtime_ns, nfiles, explicit FROM dir"
+			  " WHERE owner_id = ?1 AND parent = ?2 ORDER BY path",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, path);
-	while ((rc = db_step(st, e)) == 1) {
-		const char *p = db_col_text(st, 0);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, path);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		const char *p = sfsi_db_col_text(st, 0);
 		char name[SFS_SEGMENT_MAX + 1];
 		size_t n = strlen(p);
 
@@ -564,16 +568,16 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 			continue;
 		sfs_strlcpy(name, p + plen,
 			    n - plen < sizeof(name) ? n - plen : sizeof(name));
-		info.ino = db_col_int(st, 1);
-		info.mtime_ns = db_col_int(st, 2);
-		info.nfiles = db_col_int(st, 3);
-		info.explicit_ = (int)db_col_int(st, 4);
+		info.ino = sfsi_db_col_int(st, 1);
+		info.mtime_ns = sfsi_db_col_int(st, 2);
+		info.nfiles = sfsi_db_col_int(st, 3);
+		info.explicit_ = (int)sfsi_db_col_int(st, 4);
 		fn(arg, name, &info);
 	}
 	if (rc < 0)
 		ret = SFS_IO;
-	db_reset(st);
+	sfsi_db_reset(st);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }

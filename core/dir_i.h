@@ -13,12 +13,13 @@ struct db;
  * drop implicit directory rows, and bump the mtimes of directories whose
  * listing changed.
  */
-enum sfs_status dir_count(struct db *d, int64_t owner, const char *path,
-			  int delta, int64_t now_ns,
-			  struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_dir_count(struct db *d, int64_t owner, const char *path,
+			       int delta, int64_t now_ns,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Bump the mtime of one directory (its listing changed). */
-enum sfs_status dir_touch(struct db *d, int64_t owner, const char *path,
-			  int64_t now_ns, struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
+			       int64_t now_ns,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

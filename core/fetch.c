@@ -19,6 +19,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/fetch.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "util_i.h"
 
@@ -593,7 +594,7 @@ static enum sfs_status s3_sign(const struct sfs_config *cfg, const char *host,
 	if (ret)
 		goto out;
 	SHA256((const unsigned char *)canon.buf, canon.len, digest);
-	sfs_hex(digest, 32, hex);
+	sfsi_hex(digest, 32, hex);
 	ret = sfs_buf_addf(&sts,
 			   "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s",
 			   amzdate, date, cfg->s3_region, hex);
@@ -605,7 +606,7 @@ static enum sfs_status s3_sign(const struct sfs_config *cfg, const char *host,
 	hmac(k, 32, "s3", k);
 	hmac(k, 32, "aws4_request", k);
 	hmac(k, 32, sts.buf, digest);
-	sfs_hex(digest, 32, hex);
+	sfsi_hex(digest, 32, hex);
 	ret = sfs_buf_addf(auth,
 			   "Authorization: AWS4-HMAC-SHA256 Credential="
 			   "%s/%s/%s/s3/aws4_request, SignedHeaders=host;"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "dir_i.h"
@@ -19,15 +20,17 @@
 #include "speechfs/blob.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/tag.h"
 #include "speechfs/vpath.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
 #define NOT_FOUND_MSG "no file with this id exists"
 
-enum sfs_status need_scope(const struct sfs_actor *a, unsigned scope,
-			   struct sfs_err *e)
+enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
+				struct sfs_err *e)
 {
 	if ((a->scopes & scope) == scope)
 		return SFS_OK;
@@ -38,79 +41,82 @@ enum sfs_status need_scope(const struct sfs_actor *a, unsigned scope,
 
 static int64_t ms_or_zero(struct db_stmt *st, int i)
 {
-	return db_col_null(st, i) ? 0 : db_col_int(st, i);
+	return sfsi_db_col_null(st, i) ? 0 : sfsi_db_col_int(st, i);
 }
 
-enum sfs_status file_from_row(struct db_stmt *st, struct sfs_file *f,
-			      struct sfs_err *e)
+enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
+				   struct sfs_err *e)
 {
 	const char *t;
 
-	f->ino = db_col_int(st, 0);
-	sfs_strlcpy(f->id, db_col_text(st, 1), sizeof(f->id));
-	f->owner = db_col_int(st, 2);
-	sfs_strlcpy(f->owner_id, db_col_text(st, 3), sizeof(f->owner_id));
-	f->tenant = db_col_int(st, 4);
-	sfs_strlcpy(f->tenant_id, db_col_text(st, 5), sizeof(f->tenant_id));
-	f->name = db_col_dup(st, 6);
-	f->filename = db_col_dup(st, 7);
-	f->description = db_col_dup(st, 8);
-	f->path = db_col_dup(st, 9);
-	f->metadata = db_col_dup(st, 10);
-	f->mime = db_col_dup(st, 11);
-	f->source_uri = db_col_dup(st, 12);
-	f->ingest_error = db_col_dup(st, 13);
-	f->size = db_col_null(st, 14) ? -1 : db_col_int(st, 14);
-	f->duration = db_col_null(st, 15) ? -1 : db_col_double(st, 15);
-	t = db_col_text(st, 16);
+	f->ino = sfsi_db_col_int(st, 0);
+	sfs_strlcpy(f->id, sfsi_db_col_text(st, 1), sizeof(f->id));
+	f->owner = sfsi_db_col_int(st, 2);
+	sfs_strlcpy(f->owner_id, sfsi_db_col_text(st, 3), sizeof(f->owner_id));
+	f->tenant = sfsi_db_col_int(st, 4);
+	sfs_strlcpy(f->tenant_id, sfsi_db_col_text(st, 5),
+		    sizeof(f->tenant_id));
+	f->name = sfsi_db_col_dup(st, 6);
+	f->filename = sfsi_db_col_dup(st, 7);
+	f->description = sfsi_db_col_dup(st, 8);
+	f->path = sfsi_db_col_dup(st, 9);
+	f->metadata = sfsi_db_col_dup(st, 10);
+	f->mime = sfsi_db_col_dup(st, 11);
+	f->source_uri = sfsi_db_col_dup(st, 12);
+	f->ingest_error = sfsi_db_col_dup(st, 13);
+	f->size = sfsi_db_col_null(st, 14) ? -1 : sfsi_db_col_int(st, 14);
+	f->duration =
+		sfsi_db_col_null(st, 15) ? -1 : sfsi_db_col_double(st, 15);
+	t = sfsi_db_col_text(st, 16);
 	sfs_strlcpy(f->sha256, t ? t : "", sizeof(f->sha256));
-	f->ingestion = (enum sfs_jstate)db_col_int(st, 17);
-	f->deleted = (int)db_col_int(st, 18);
-	f->purged = (int)db_col_int(st, 19);
-	f->discarded = (int)db_col_int(st, 20);
-	f->created_at = db_col_int(st, 21);
+	f->ingestion = (enum sfs_jstate)sfsi_db_col_int(st, 17);
+	f->deleted = (int)sfsi_db_col_int(st, 18);
+	f->purged = (int)sfsi_db_col_int(st, 19);
+	f->discarded = (int)sfsi_db_col_int(st, 20);
+	f->created_at = sfsi_db_col_int(st, 21);
 	f->deleted_at = ms_or_zero(st, 22);
 	f->purged_at = ms_or_zero(st, 23);
 	f->purge_at = ms_or_zero(st, 24);
 	f->discarded_at = ms_or_zero(st, 25);
-	f->publish = (enum sfs_publish)db_col_int(st, 26);
+	f->publish = (enum sfs_publish)sfsi_db_col_int(st, 26);
 	f->published_at = ms_or_zero(st, 27);
-	f->la.status = (enum sfs_jstate)db_col_int(st, 28);
-	f->la.size = db_col_null(st, 29) ? -1 : db_col_int(st, 29);
-	t = db_col_text(st, 30);
+	f->la.status = (enum sfs_jstate)sfsi_db_col_int(st, 28);
+	f->la.size = sfsi_db_col_null(st, 29) ? -1 : sfsi_db_col_int(st, 29);
+	t = sfsi_db_col_text(st, 30);
 	sfs_strlcpy(f->la.sha256, t ? t : "", sizeof(f->la.sha256));
 	f->la.created_at = ms_or_zero(st, 31);
-	f->la.deleted = (int)db_col_int(st, 32);
-	f->la.purged = (int)db_col_int(st, 33);
+	f->la.deleted = (int)sfsi_db_col_int(st, 32);
+	f->la.purged = (int)sfsi_db_col_int(st, 33);
 	f->la.deleted_at = ms_or_zero(st, 34);
 	f->la.purged_at = ms_or_zero(st, 35);
 	f->la.purge_at = ms_or_zero(st, 36);
-	f->la.error = db_col_dup(st, 37);
-	f->mtime_ns = db_col_int(st, 38);
-	f->ctime_ns = db_col_int(st, 39);
-	f->suffixed = (int)db_col_int(st, 40);
+	f->la.error = sfsi_db_col_dup(st, 37);
+	f->mtime_ns = sfsi_db_col_int(st, 38);
+	f->ctime_ns = sfsi_db_col_int(st, 39);
+	f->suffixed = (int)sfsi_db_col_int(st, 40);
 	if (!f->name || !f->path)
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 	return SFS_OK;
 }
 
-enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
-			       struct sfs_err *e)
+enum sfs_status sfsi_file_load_tags(struct db *d, struct sfs_file *f,
+				    struct sfs_err *e)
 {
 	struct db_stmt *st;
 	char **v = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
 
-	st = db_prep(d,
-		     "SELECT t.name FROM file_tag ft"
-		     " JOIN tag t ON t.id = ft.tag_id WHERE ft.file_id = ?1"
-		     " ORDER BY t.name COLLATE NOCASE, t.name",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"SELECT t.name FROM file_tag ft"
+		" JOIN tag t ON t.id = ft.tag_id WHERE ft.file_id = ?1"
+		" ORDER BY t.name COLLATE NOCASE, t.name",
+		e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, f->ino);
-	while ((rc = db_step(st, e)) == 1) {
+	sfsi_db_bind_int(st, 1, f->ino);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
 		if (n + 2 > cap) {
 			char **nv;
 
@@ -123,10 +129,10 @@ enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
 			}
 			v = nv;
 		}
-		v[n] = db_col_dup(st, 0);
+		v[n] = sfsi_db_col_dup(st, 0);
 		v[++n] = NULL;
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc < 0) {
 		if (v) {
 			v[n] = NULL;
@@ -147,59 +153,54 @@ static enum sfs_status load(struct db *d, const char *uuid, int64_t ino,
 	int rc;
 
 	if (uuid) {
-		st = db_prep(d,
-			     "SELECT " FILE_COLS FILE_FROM " WHERE f.uuid = ?1",
-			     e);
+		st = sfsi_db_prep(
+			d, "SELECT " FILE_COLS FILE_FROM " WHERE f.uuid = ?1",
+			e);
 		if (!st)
 			return SFS_IO;
-		db_bind_text(st, 1, uuid);
+		sfsi_db_bind_text(st, 1, uuid);
 	} else {
-		st = db_prep(
+		st = sfsi_db_prep(
 			d, "SELECT " FILE_COLS FILE_FROM " WHERE f.id = ?1", e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, ino);
+		sfsi_db_bind_int(st, 1, ino);
 	}
-	rc = db_step(st, e);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1)
-		ret = file_from_row(st, f, e);
+		ret = sfsi_file_from_row(st, f, e);
 	else if (rc == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
 			       NOT_FOUND_MSG);
 	else
 		ret = e && e->status ? e->status : SFS_IO;
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (!ret)
-		ret = file_load_tags(d, f, e);
+		ret = sfsi_file_load_tags(d, f, e);
 	return ret;
 }
 
-enum sfs_status file_load_ino(struct db *d, int64_t ino, struct sfs_file *out,
-			      struct sfs_err *e)
+enum sfs_status sfsi_file_load_ino(struct db *d, int64_t ino,
+				   struct sfs_file *out, struct sfs_err *e)
 {
 	sfs_file_init(out);
 	return load(d, NULL, ino, out, e);
 }
 
-enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
-			     const char *uuid, int64_t ino, struct sfs_file *f,
-			     struct sfs_err *e)
+enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
+				  const char *uuid, int64_t ino,
+				  struct sfs_file *f, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret;
 	char lower[SFS_ID_SIZE];
-	int rc, i;
+	int rc;
 
 	sfs_file_init(f);
 	if (uuid) {
-		if (!sfs_uuid_valid(uuid))
+		if (sfsi_uuid_norm(uuid, lower))
 			return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
 					NOT_FOUND_MSG);
-		for (i = 0; i < SFS_UUID_LEN; i++)
-			lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F'
-						  ? uuid[i] + 32
-						  : uuid[i]);
-		lower[SFS_UUID_LEN] = '\0';
 		uuid = lower;
 	}
 	ret = load(d, uuid, ino, f, e);
@@ -214,26 +215,26 @@ enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
 	}
 	if (f->deleted)
 		goto not_found;
-	st = db_prep(d,
-		     "SELECT s.perm, u.uuid, s.created_at FROM share s"
-		     " JOIN user u ON u.id = s.created_by"
-		     " WHERE s.file_id = ?1 AND s.user_id = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT s.perm, u.uuid, s.created_at FROM share s"
+			  " JOIN user u ON u.id = s.created_by"
+			  " WHERE s.file_id = ?1 AND s.user_id = ?2",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto fail;
 	}
-	db_bind_int(st, 1, f->ino);
-	db_bind_int(st, 2, a->user);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, f->ino);
+	sfsi_db_bind_int(st, 2, a->user);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
 		f->access = SFS_ACCESS_DIRECT_SHARE;
-		f->perm = (enum sfs_perm)db_col_int(st, 0);
-		sfs_strlcpy(f->shared_by, db_col_text(st, 1),
+		f->perm = (enum sfs_perm)sfsi_db_col_int(st, 0);
+		sfs_strlcpy(f->shared_by, sfsi_db_col_text(st, 1),
 			    sizeof(f->shared_by));
-		f->shared_at = db_col_int(st, 2);
+		f->shared_at = sfsi_db_col_int(st, 2);
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc < 0) {
 		ret = SFS_IO;
 		goto fail;
@@ -361,34 +362,36 @@ static enum sfs_status set_tags(struct db *d, int64_t tenant, int64_t ino,
 	struct db_stmt *st;
 	size_t i;
 
-	st = db_prep(d, "DELETE FROM file_tag WHERE file_id = ?1", e);
+	st = sfsi_db_prep(d, "DELETE FROM file_tag WHERE file_id = ?1", e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, ino);
-	if (db_run(st, e))
+	sfsi_db_bind_int(st, 1, ino);
+	if (sfsi_db_run(st, e))
 		return SFS_IO;
 	for (i = 0; i < n; i++) {
-		st = db_prep(d,
-			     "INSERT INTO tag(tenant_id, name) VALUES (?1, ?2)"
-			     " ON CONFLICT(tenant_id, name) DO NOTHING",
-			     e);
+		st = sfsi_db_prep(
+			d,
+			"INSERT INTO tag(tenant_id, name) VALUES (?1, ?2)"
+			" ON CONFLICT(tenant_id, name) DO NOTHING",
+			e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, tenant);
-		db_bind_text(st, 2, tags[i]);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, tenant);
+		sfsi_db_bind_text(st, 2, tags[i]);
+		if (sfsi_db_run(st, e))
 			return SFS_IO;
-		st = db_prep(d,
-			     "INSERT OR IGNORE INTO file_tag(file_id, tag_id)"
-			     " SELECT ?1, id FROM tag"
-			     " WHERE tenant_id = ?2 AND name = ?3",
-			     e);
+		st = sfsi_db_prep(
+			d,
+			"INSERT OR IGNORE INTO file_tag(file_id, tag_id)"
+			" SELECT ?1, id FROM tag"
+			" WHERE tenant_id = ?2 AND name = ?3",
+			e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, ino);
-		db_bind_int(st, 2, tenant);
-		db_bind_text(st, 3, tags[i]);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, ino);
+		sfsi_db_bind_int(st, 2, tenant);
+		sfsi_db_bind_text(st, 3, tags[i]);
+		if (sfsi_db_run(st, e))
 			return SFS_IO;
 	}
 	return SFS_OK;
@@ -473,42 +476,42 @@ static enum sfs_status count_file(struct db *d, int64_t tenant, int delta,
 	int rc;
 
 	if (delta > 0) {
-		st = db_prep(d,
-			     "SELECT max_files, used_files FROM tenant"
-			     " WHERE id = ?1",
-			     e);
+		st = sfsi_db_prep(d,
+				  "SELECT max_files, used_files FROM tenant"
+				  " WHERE id = ?1",
+				  e);
 		if (!st)
 			return SFS_IO;
-		db_bind_int(st, 1, tenant);
-		rc = db_step(st, e);
-		if (rc == 1 && db_col_int(st, 0) > 0 &&
-		    db_col_int(st, 1) + delta > db_col_int(st, 0)) {
-			long long max = db_col_int(st, 0);
+		sfsi_db_bind_int(st, 1, tenant);
+		rc = sfsi_db_step(st, e);
+		if (rc == 1 && sfsi_db_col_int(st, 0) > 0 &&
+		    sfsi_db_col_int(st, 1) + delta > sfsi_db_col_int(st, 0)) {
+			long long max = sfsi_db_col_int(st, 0);
 
-			db_reset(st);
+			sfsi_db_reset(st);
 			return sfs_errf(e, SFS_QUOTA, "quota_exceeded",
 					"the tenant's file count quota of %lld "
 					"files would be exceeded",
 					max);
 		}
-		db_reset(st);
+		sfsi_db_reset(st);
 		if (rc < 0)
 			return SFS_IO;
 	}
-	st = db_prep(d,
-		     "UPDATE tenant SET used_files = used_files + ?2"
-		     " WHERE id = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE tenant SET used_files = used_files + ?2"
+			  " WHERE id = ?1",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, tenant);
-	db_bind_int(st, 2, delta);
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, tenant);
+	sfsi_db_bind_int(st, 2, delta);
+	return sfsi_db_run(st, e);
 }
 
-enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
-				const char *payload, int64_t *id,
-				struct sfs_err *e);
+enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
+				     const char *payload, int64_t *id,
+				     struct sfs_err *e);
 
 /*
  * A file arrived in its directory under its display name: it is suffixed
@@ -520,20 +523,20 @@ static enum sfs_status arrive(struct db *d, int64_t ino, int no_suffix,
 {
 	struct db_stmt *st;
 
-	st = db_prep(d,
-		     "UPDATE file SET entry_suffix = 1 - entry_suffix"
-		     " WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2"
-		     " THEN 0 ELSE EXISTS(SELECT 1 FROM file o"
-		     " WHERE o.owner_id = file.owner_id"
-		     " AND o.is_deleted = 0 AND o.dir = file.dir"
-		     " AND o.name = file.name COLLATE NOCASE"
-		     " AND o.name = file.name AND o.id <> file.id) END",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE file SET entry_suffix = 1 - entry_suffix"
+			  " WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2"
+			  " THEN 0 ELSE EXISTS(SELECT 1 FROM file o"
+			  " WHERE o.owner_id = file.owner_id"
+			  " AND o.is_deleted = 0 AND o.dir = file.dir"
+			  " AND o.name = file.name COLLATE NOCASE"
+			  " AND o.name = file.name AND o.id <> file.id) END",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, ino);
-	db_bind_int(st, 2, no_suffix ? 1 : 0);
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, no_suffix ? 1 : 0);
+	return sfsi_db_run(st, e);
 }
 
 static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
@@ -557,12 +560,12 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	if (ret)
 		return ret;
 	if (content) {
-		ret = blob_ref_stage(d, a->tenant, content, &added, e);
+		ret = sfsi_blob_ref_stage(d, a->tenant, content, &added, e);
 		if (ret)
 			return ret;
 	}
 	sfs_uuid_new(uuid);
-	st = db_prep(
+	st = sfsi_db_prep(
 		d,
 		"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"
 		" description, dir, metadata, source_uri, size, sha256,"
@@ -573,59 +576,61 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		e);
 	if (!st)
 		return SFS_IO;
-	db_bind_text(st, 1, uuid);
-	db_bind_int(st, 2, a->tenant);
-	db_bind_int(st, 3, a->user);
-	db_bind_text(st, 4, sp->name);
-	db_bind_text(st, 5, filename);
-	db_bind_text(st, 6, sp->description);
-	db_bind_text(st, 7, path);
-	db_bind_text(st, 8, sp->metadata);
-	db_bind_text(st, 9, sp->uri);
+	sfsi_db_bind_text(st, 1, uuid);
+	sfsi_db_bind_int(st, 2, a->tenant);
+	sfsi_db_bind_int(st, 3, a->user);
+	sfsi_db_bind_text(st, 4, sp->name);
+	sfsi_db_bind_text(st, 5, filename);
+	sfsi_db_bind_text(st, 6, sp->description);
+	sfsi_db_bind_text(st, 7, path);
+	sfsi_db_bind_text(st, 8, sp->metadata);
+	sfsi_db_bind_text(st, 9, sp->uri);
 	if (content) {
-		db_bind_int(st, 10, sfs_stage_size(content));
-		db_bind_text(st, 11, sfs_stage_sha256(content));
-		db_bind_int(st, 12, 1);
-		db_bind_int(st, 13, SFS_JS_NONE);
+		sfsi_db_bind_int(st, 10, sfs_stage_size(content));
+		sfsi_db_bind_text(st, 11, sfs_stage_sha256(content));
+		sfsi_db_bind_int(st, 12, 1);
+		sfsi_db_bind_int(st, 13, SFS_JS_NONE);
 	} else if (sp->uri) {
-		db_bind_null(st, 10);
-		db_bind_null(st, 11);
-		db_bind_int(st, 12, 0);
-		db_bind_int(st, 13, SFS_JS_PENDING);
+		sfsi_db_bind_null(st, 10);
+		sfsi_db_bind_null(st, 11);
+		sfsi_db_bind_int(st, 12, 0);
+		sfsi_db_bind_int(st, 13, SFS_JS_PENDING);
 	} else {
 		/* an empty file made without content (mount create) */
-		db_bind_int(st, 10, 0);
-		db_bind_text(st, 11,
-			     "e3b0c44298fc1c149afbf4c8996fb924"
-			     "27ae41e4649b934ca495991b7852b855");
-		db_bind_int(st, 12, 0);
-		db_bind_int(st, 13, SFS_JS_NONE);
+		sfsi_db_bind_int(st, 10, 0);
+		sfsi_db_bind_text(st, 11,
+				  "e3b0c44298fc1c149afbf4c8996fb924"
+				  "27ae41e4649b934ca495991b7852b855");
+		sfsi_db_bind_int(st, 12, 0);
+		sfsi_db_bind_int(st, 13, SFS_JS_NONE);
 	}
-	db_bind_int(st, 14, now);
-	db_bind_int(st, 15, sp->listening ? 1 : 0);
-	db_bind_int(st, 16,
-		    sp->listening && !sp->uri && content ? SFS_JS_PENDING
-							 : SFS_JS_NONE);
-	db_bind_int(st, 17, sp->mtime_ns ? sp->mtime_ns : ns);
-	db_bind_int(st, 18, ns);
+	sfsi_db_bind_int(st, 14, now);
+	sfsi_db_bind_int(st, 15, sp->listening ? 1 : 0);
+	sfsi_db_bind_int(st, 16,
+			 sp->listening && !sp->uri && content ? SFS_JS_PENDING
+							      : SFS_JS_NONE);
+	sfsi_db_bind_int(st, 17, sp->mtime_ns ? sp->mtime_ns : ns);
+	sfsi_db_bind_int(st, 18, ns);
 	if (duration >= 0)
-		db_bind_double(st, 19, duration);
+		sfsi_db_bind_double(st, 19, duration);
 	else
-		db_bind_null(st, 19);
-	db_bind_text(st, 20, mime);
-	ret = db_run(st, e);
+		sfsi_db_bind_null(st, 19);
+	sfsi_db_bind_text(st, 20, mime);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		return ret;
-	ino = db_last_rowid(d);
+	ino = sfsi_db_last_rowid(d);
 	ret = set_tags(d, a->tenant, ino, sp->tags, sp->ntags, e);
 	if (!ret && !sp->no_suffix)
 		ret = arrive(d, ino, 0, e);
 	if (!ret)
-		ret = dir_count(d, a->user, path, 1, ns, e);
+		ret = sfsi_dir_count(d, a->user, path, 1, ns, e);
 	if (!ret && sp->uri)
-		ret = job_enqueue_txn(d, SFS_JOB_IMPORT, ino, sp->uri, NULL, e);
+		ret = sfsi_job_enqueue_txn(d, SFS_JOB_IMPORT, ino, sp->uri,
+					   NULL, e);
 	else if (!ret && sp->listening && content)
-		ret = job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL, NULL, e);
+		ret = sfsi_job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL,
+					   NULL, e);
 	return ret;
 }
 
@@ -642,8 +647,8 @@ static enum sfs_status set_lazy(struct db *d, struct sfs_store *s, int on,
 {
 	if (!s->cfg.sync_full)
 		return SFS_OK; /* NORMAL already */
-	return on ? db_exec(d, "PRAGMA synchronous=NORMAL", e)
-		  : db_exec(d, "PRAGMA synchronous=FULL", e);
+	return on ? sfsi_db_exec(d, "PRAGMA synchronous=NORMAL", e)
+		  : sfsi_db_exec(d, "PRAGMA synchronous=FULL", e);
 }
 
 enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
@@ -660,7 +665,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 
 	if (out)
 		sfs_file_init(out);
-	ret = need_scope(a, SFS_SCOPE_WRITE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (ret)
 		goto out;
 	ret = spec_check(sp, &path, e);
@@ -672,17 +677,17 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	if (content) {
-		ret = blob_stage_prepare(s, a->tenant, content, e);
+		ret = sfsi_blob_stage_prepare(s, a->tenant, content, e);
 		if (ret)
 			goto out;
-		media_probe(content, &duration, mime, sizeof(mime));
+		sfsi_media_probe(content, &duration, mime, sizeof(mime));
 	}
 	if (sp->lazy && (content || sp->uri)) {
 		ret = sfs_errf(e, SFS_INVALID, NULL,
 			       "only a content-less create can be lazy");
 		goto out;
 	}
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	if (sp->lazy) {
@@ -691,34 +696,34 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 			goto out;
 		lazy = 1;
 	}
-	ret = db_begin(d, e);
+	ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
 	ret = insert_file(d, a, sp, path.buf, content, duration,
 			  mime[0] ? mime : NULL, sfs_now_ms(), uuid, e);
 	if (ret) {
-		db_rollback(d);
+		sfsi_db_rollback(d);
 		goto out;
 	}
-	sfs_crash_point("file-before-commit");
-	ret = db_commit(d, e);
+	sfsi_crash_point("file-before-commit");
+	ret = sfsi_db_commit(d, e);
 	if (ret)
 		goto out;
 	if (content)
-		blob_stage_done(content);
+		sfsi_stage_done(content);
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
 	if (out)
-		ret = file_resolve(d, a, uuid, 0, out, e);
+		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
 out:
 	if (lazy) {
-		if (db_in_txn(d))
-			db_rollback(d);
+		if (sfsi_db_in_txn(d))
+			sfsi_db_rollback(d);
 		if (set_lazy(d, s, 0, NULL))
 			sfs_error("file", "cannot restore full sync on a "
 					  "connection");
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	sfs_buf_release(&path);
 	return ret;
 }
@@ -735,13 +740,13 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 	int64_t now = sfs_now_ms();
 	size_t i;
 
-	ret = need_scope(a, SFS_SCOPE_WRITE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (ret)
 		goto out;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = db_begin(d, e);
+	ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
 	for (i = 0; i < n && !ret; i++) {
@@ -751,13 +756,13 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 					  NULL, now, uuid, e);
 	}
 	if (ret)
-		db_rollback(d);
+		sfsi_db_rollback(d);
 	else
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 	if (!ret)
 		sfs_workers_kick(s);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	sfs_buf_release(&path);
 	return ret;
 }
@@ -773,18 +778,18 @@ static enum sfs_status get_common(struct sfs_store *s,
 	enum sfs_status ret;
 
 	sfs_file_init(out);
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (ret)
 		return ret;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
 	/* one snapshot for the row, its share and its tags */
-	ret = db_begin_read(d, e);
+	ret = sfsi_db_begin_read(d, e);
 	if (!ret)
-		ret = file_resolve(d, a, id, ino, out, e);
-	db_rollback(d);
-	db_put(d);
+		ret = sfsi_file_resolve(d, a, id, ino, out, e);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -820,20 +825,20 @@ static enum sfs_status begin_file(struct sfs_store *s,
 
 	*dp = NULL;
 	sfs_file_init(f);
-	ret = need_scope(a, scope, e);
+	ret = sfsi_need_scope(a, scope, e);
 	if (ret)
 		return ret;
 	if (!id)
 		return sfs_errf(e, SFS_NOT_FOUND, "file_not_found",
 				NOT_FOUND_MSG);
-	ret = db_get(s, dp, e);
+	ret = sfsi_db_get(s, dp, e);
 	if (ret)
 		return ret;
-	ret = db_begin(*dp, e);
+	ret = sfsi_db_begin(*dp, e);
 	if (!ret)
-		ret = file_resolve(*dp, a, id, 0, f, e);
+		ret = sfsi_file_resolve(*dp, a, id, 0, f, e);
 	if (ret) {
-		db_put(*dp);
+		sfsi_db_put(*dp);
 		*dp = NULL;
 	}
 	return ret;
@@ -849,12 +854,12 @@ static enum sfs_status end_file(struct sfs_store *s, struct db *d,
 	sfs_strlcpy(id, f->id, sizeof(id));
 	sfs_file_release(f);
 	if (ret)
-		db_rollback(d);
+		sfsi_db_rollback(d);
 	else
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 	if (!ret && out)
-		ret = file_resolve(d, a, id, 0, out, e);
-	db_put(d);
+		ret = sfsi_file_resolve(d, a, id, 0, out, e);
+	sfsi_db_put(d);
 	(void)s;
 	return ret;
 }
@@ -862,13 +867,13 @@ static enum sfs_status end_file(struct sfs_store *s, struct db *d,
 static enum sfs_status exec_ino(struct db *d, const char *sql, int64_t ino,
 				int64_t v, struct sfs_err *e)
 {
-	struct db_stmt *st = db_prep(d, sql, e);
+	struct db_stmt *st = sfsi_db_prep(d, sql, e);
 
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, ino);
-	db_bind_int(st, 2, v);
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, v);
+	return sfsi_db_run(st, e);
 }
 
 /* ---- update ---------------------------------------------------------- */
@@ -915,59 +920,61 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 		goto out;
 	}
 	if (u->set & SFS_UPD_NAME) {
-		st = db_prep(d, "UPDATE file SET name = ?2 WHERE id = ?1", e);
+		st = sfsi_db_prep(d, "UPDATE file SET name = ?2 WHERE id = ?1",
+				  e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f->ino);
-		db_bind_text(st, 2, u->name);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, f->ino);
+		sfsi_db_bind_text(st, 2, u->name);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	if (u->set & SFS_UPD_FILENAME) {
-		st = db_prep(d, "UPDATE file SET filename = ?2 WHERE id = ?1",
-			     e);
+		st = sfsi_db_prep(
+			d, "UPDATE file SET filename = ?2 WHERE id = ?1", e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f->ino);
-		db_bind_text(st, 2, u->filename);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, f->ino);
+		sfsi_db_bind_text(st, 2, u->filename);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	if (u->set & SFS_UPD_DESCRIPTION) {
-		st = db_prep(d,
-			     "UPDATE file SET description = ?2"
-			     " WHERE id = ?1",
-			     e);
+		st = sfsi_db_prep(d,
+				  "UPDATE file SET description = ?2"
+				  " WHERE id = ?1",
+				  e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f->ino);
-		db_bind_text(st, 2, u->description);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, f->ino);
+		sfsi_db_bind_text(st, 2, u->description);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	if (u->set & SFS_UPD_METADATA) {
-		st = db_prep(d, "UPDATE file SET metadata = ?2 WHERE id = ?1",
-			     e);
+		st = sfsi_db_prep(
+			d, "UPDATE file SET metadata = ?2 WHERE id = ?1", e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f->ino);
-		db_bind_text(st, 2, u->metadata);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, f->ino);
+		sfsi_db_bind_text(st, 2, u->metadata);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	if ((u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path)) {
 		/* arrival first: a shared ancestor must not vanish */
-		ret = dir_count(d, f->owner, path.buf, 1, ns, e);
+		ret = sfsi_dir_count(d, f->owner, path.buf, 1, ns, e);
 		if (!ret)
-			ret = dir_count(d, f->owner, f->path, -1, ns, e);
+			ret = sfsi_dir_count(d, f->owner, f->path, -1, ns, e);
 		if (ret)
 			goto out;
-		st = db_prep(d, "UPDATE file SET dir = ?2 WHERE id = ?1", e);
+		st = sfsi_db_prep(d, "UPDATE file SET dir = ?2 WHERE id = ?1",
+				  e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f->ino);
-		db_bind_text(st, 2, path.buf);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, f->ino);
+		sfsi_db_bind_text(st, 2, path.buf);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	if ((u->set & SFS_UPD_NO_SUFFIX) ||
@@ -992,18 +999,18 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 			goto out;
 	}
 	if (u->set & SFS_UPD_PUBLISH) {
-		st = db_prep(d,
-			     "UPDATE file SET publish = ?2,"
-			     " published_at = CASE WHEN ?2 = 1 AND"
-			     " published_at IS NULL THEN ?3"
-			     " ELSE published_at END WHERE id = ?1",
-			     e);
+		st = sfsi_db_prep(d,
+				  "UPDATE file SET publish = ?2,"
+				  " published_at = CASE WHEN ?2 = 1 AND"
+				  " published_at IS NULL THEN ?3"
+				  " ELSE published_at END WHERE id = ?1",
+				  e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f->ino);
-		db_bind_int(st, 2, u->publish);
-		db_bind_int(st, 3, now);
-		if (db_run(st, e))
+		sfsi_db_bind_int(st, 1, f->ino);
+		sfsi_db_bind_int(st, 2, u->publish);
+		sfsi_db_bind_int(st, 3, now);
+		if (sfsi_db_run(st, e))
 			goto io;
 	}
 	if (u->set & SFS_UPD_MTIME) {
@@ -1057,27 +1064,27 @@ static enum sfs_status release_ref(struct db *d, int64_t ino, const char *get,
 	int64_t tenant = 0;
 	int rc;
 
-	st = db_prep(d, get, e);
+	st = sfsi_db_prep(d, get, e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, ino);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
-		tenant = db_col_int(st, 0);
-		sfs_strlcpy(sha, db_col_text(st, 1), sizeof(sha));
+		tenant = sfsi_db_col_int(st, 0);
+		sfs_strlcpy(sha, sfsi_db_col_text(st, 1), sizeof(sha));
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		return SFS_IO;
 	if (rc == 0)
 		return SFS_OK;
 	if (exec_ino(d, clear, ino, 0, e))
 		return SFS_IO;
-	return blob_unref(d, tenant, sha, e);
+	return sfsi_blob_unref(d, tenant, sha, e);
 }
 
-enum sfs_status file_release_content(struct db *d, int64_t ino,
-				     struct sfs_err *e)
+enum sfs_status sfsi_file_release_content(struct db *d, int64_t ino,
+					  struct sfs_err *e)
 {
 	return release_ref(d, ino,
 			   "SELECT tenant_id, sha256 FROM file"
@@ -1085,8 +1092,8 @@ enum sfs_status file_release_content(struct db *d, int64_t ino,
 			   "UPDATE file SET blob_ref = ?2 WHERE id = ?1", e);
 }
 
-enum sfs_status file_release_listening(struct db *d, int64_t ino,
-				       struct sfs_err *e)
+enum sfs_status sfsi_file_release_listening(struct db *d, int64_t ino,
+					    struct sfs_err *e)
 {
 	return release_ref(d, ino,
 			   "SELECT tenant_id, la_sha256 FROM file"
@@ -1102,11 +1109,11 @@ static enum sfs_status purge_file(struct db *d, const struct sfs_file *f,
 
 	if (f->purged)
 		return SFS_OK;
-	ret = job_cancel_file(d, f->ino, 0, e);
+	ret = sfsi_job_cancel_file(d, f->ino, 0, e);
 	if (!ret)
-		ret = file_release_content(d, f->ino, e);
+		ret = sfsi_file_release_content(d, f->ino, e);
 	if (!ret)
-		ret = file_release_listening(d, f->ino, e);
+		ret = sfsi_file_release_listening(d, f->ino, e);
 	if (!ret)
 		ret = exec_ino(d,
 			       "UPDATE file SET is_purged = 1,"
@@ -1129,33 +1136,34 @@ static enum sfs_status soft_delete(struct db *d, struct sfs_store *s,
 	struct db_stmt *st;
 	enum sfs_status ret;
 
-	ret = job_cancel_file(d, f->ino, 0, e);
+	ret = sfsi_job_cancel_file(d, f->ino, 0, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "UPDATE file SET is_deleted = 1, deleted_at = ?2,"
-		     " purge_at = ?3, ctime_ns = ?4,"
-		     " ingestion = CASE WHEN ingestion IN (1, 2) THEN 4"
-		     " ELSE ingestion END,"
-		     " ingest_error = CASE WHEN ingestion IN (1, 2)"
-		     " THEN 'cancelled: the file was deleted'"
-		     " ELSE ingest_error END,"
-		     " la_status = CASE WHEN la_status IN (1, 2) THEN 4"
-		     " ELSE la_status END,"
-		     " la_error = CASE WHEN la_status IN (1, 2)"
-		     " THEN 'cancelled: the file was deleted'"
-		     " ELSE la_error END"
-		     " WHERE id = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE file SET is_deleted = 1, deleted_at = ?2,"
+			  " purge_at = ?3, ctime_ns = ?4,"
+			  " ingestion = CASE WHEN ingestion IN (1, 2) THEN 4"
+			  " ELSE ingestion END,"
+			  " ingest_error = CASE WHEN ingestion IN (1, 2)"
+			  " THEN 'cancelled: the file was deleted'"
+			  " ELSE ingest_error END,"
+			  " la_status = CASE WHEN la_status IN (1, 2) THEN 4"
+			  " ELSE la_status END,"
+			  " la_error = CASE WHEN la_status IN (1, 2)"
+			  " THEN 'cancelled: the file was deleted'"
+			  " ELSE la_error END"
+			  " WHERE id = ?1",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, f->ino);
-	db_bind_int(st, 2, now);
-	db_bind_int(st, 3, now + s->cfg.retention_seconds * 1000);
-	db_bind_int(st, 4, now * 1000000);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, f->ino);
+	sfsi_db_bind_int(st, 2, now);
+	sfsi_db_bind_int(st, 3, now + s->cfg.retention_seconds * 1000);
+	sfsi_db_bind_int(st, 4, now * 1000000);
+	ret = sfsi_db_run(st, e);
 	if (!ret)
-		ret = dir_count(d, f->owner, f->path, -1, now * 1000000, e);
+		ret = sfsi_dir_count(d, f->owner, f->path, -1, now * 1000000,
+				     e);
 	return ret;
 }
 
@@ -1214,7 +1222,7 @@ enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
 			       " ctime_ns = ?2 WHERE id = ?1",
 			       f.ino, ns, e);
 	if (!ret)
-		ret = dir_count(d, f.owner, f.path, 1, ns, e);
+		ret = sfsi_dir_count(d, f.owner, f.path, 1, ns, e);
 	if (!ret)
 		ret = arrive(d, f.ino, 0, e);
 	return end_file(s, d, ret, a, &f, out, e);
@@ -1239,9 +1247,9 @@ enum sfs_status sfs_file_discard(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfs_errf(e, SFS_CONFLICT, "content_discarded",
 			       "the content is already discarded");
 	if (!ret)
-		ret = job_cancel_file(d, f.ino, 0, e);
+		ret = sfsi_job_cancel_file(d, f.ino, 0, e);
 	if (!ret)
-		ret = file_release_content(d, f.ino, e);
+		ret = sfsi_file_release_content(d, f.ino, e);
 	if (!ret)
 		ret = exec_ino(d,
 			       "UPDATE file SET is_discarded = 1,"
@@ -1285,14 +1293,14 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 }
 
 /* Start (or restart) listening-audio generation of a file. */
-enum sfs_status file_queue_listening(struct db *d, int64_t ino,
-				     struct sfs_err *e)
+enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
+					  struct sfs_err *e)
 {
 	enum sfs_status ret;
 
-	ret = job_cancel_file(d, ino, SFS_JOB_LISTENING, e);
+	ret = sfsi_job_cancel_file(d, ino, SFS_JOB_LISTENING, e);
 	if (!ret)
-		ret = file_release_listening(d, ino, e);
+		ret = sfsi_file_release_listening(d, ino, e);
 	if (!ret)
 		ret = exec_ino(d,
 			       "UPDATE file SET la_status = 1, la_size = NULL,"
@@ -1303,7 +1311,8 @@ enum sfs_status file_queue_listening(struct db *d, int64_t ino,
 			       " want_la = ?2 WHERE id = ?1",
 			       ino, 1, e);
 	if (!ret)
-		ret = job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL, NULL, e);
+		ret = sfsi_job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL,
+					   NULL, e);
 	return ret;
 }
 
@@ -1313,16 +1322,16 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 	struct db_stmt *st;
 	int same = 0;
 
-	st = db_prep(d,
-		     "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
-		     " AND sha256 = ?2",
-		     NULL);
+	st = sfsi_db_prep(d,
+			  "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
+			  " AND sha256 = ?2",
+			  NULL);
 	if (!st)
 		return 0;
-	db_bind_int(st, 1, ino);
-	db_bind_text(st, 2, sha);
-	same = db_step(st, NULL) == 1;
-	db_reset(st);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, sha);
+	same = sfsi_db_step(st, NULL) == 1;
+	sfsi_db_reset(st);
 	return same;
 }
 
@@ -1342,10 +1351,10 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 
 	if (out)
 		sfs_file_init(out);
-	ret = blob_stage_prepare(s, a->tenant, content, e);
+	ret = sfsi_blob_stage_prepare(s, a->tenant, content, e);
 	if (ret)
 		return ret;
-	media_probe(content, &duration, mime, sizeof(mime));
+	sfsi_media_probe(content, &duration, mime, sizeof(mime));
 	ret = begin_file(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
@@ -1365,44 +1374,46 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	 * not both.
 	 */
 	if (!same_content(d, f.ino, sfs_stage_sha256(content))) {
-		ret = file_release_content(d, f.ino, e);
+		ret = sfsi_file_release_content(d, f.ino, e);
 		if (!ret)
-			ret = blob_ref_stage(d, f.tenant, content, &added, e);
+			ret = sfsi_blob_ref_stage(d, f.tenant, content, &added,
+						  e);
 	}
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
-		     " is_discarded = 0, discarded_at = NULL, duration = ?5,"
-		     " mime = ?6, ingestion = CASE WHEN ingestion = 0"
-		     " THEN 0 ELSE 3 END, ingest_error = NULL,"
-		     " mtime_ns = ?4, ctime_ns = ?4 WHERE id = ?1",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
+		" is_discarded = 0, discarded_at = NULL, duration = ?5,"
+		" mime = ?6, ingestion = CASE WHEN ingestion = 0"
+		" THEN 0 ELSE 3 END, ingest_error = NULL,"
+		" mtime_ns = ?4, ctime_ns = ?4 WHERE id = ?1",
+		e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, f.ino);
-	db_bind_int(st, 2, sfs_stage_size(content));
-	db_bind_text(st, 3, sfs_stage_sha256(content));
-	db_bind_int(st, 4, ns);
+	sfsi_db_bind_int(st, 1, f.ino);
+	sfsi_db_bind_int(st, 2, sfs_stage_size(content));
+	sfsi_db_bind_text(st, 3, sfs_stage_sha256(content));
+	sfsi_db_bind_int(st, 4, ns);
 	if (duration >= 0)
-		db_bind_double(st, 5, duration);
+		sfsi_db_bind_double(st, 5, duration);
 	else
-		db_bind_null(st, 5);
-	db_bind_text(st, 6, mime);
-	ret = db_run(st, e);
+		sfsi_db_bind_null(st, 5);
+	sfsi_db_bind_text(st, 6, mime);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;
-	ret = dir_touch(d, f.owner, f.path, ns, e);
+	ret = sfsi_dir_touch(d, f.owner, f.path, ns, e);
 	regen = listening ||
 		(f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged);
 	if (!ret && regen)
-		ret = file_queue_listening(d, f.ino, e);
+		ret = sfsi_file_queue_listening(d, f.ino, e);
 out:
 	ret = end_file(s, d, ret, a, &f, out, e);
 	if (!ret) {
-		blob_stage_done(content);
+		sfsi_stage_done(content);
 		sfs_workers_kick(s);
 	}
 	return ret;
@@ -1418,14 +1429,14 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 
 	*fd = -1;
 	sfs_file_init(&f);
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (ret)
 		goto out;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = file_resolve(d, a, id, 0, &f, e);
-	db_put(d);
+	ret = sfsi_file_resolve(d, a, id, 0, &f, e);
+	sfsi_db_put(d);
 	if (ret)
 		goto out;
 	if (f.deleted || f.purged) {
@@ -1449,8 +1460,8 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 			/* an empty file made without content has no blob */
 			*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 			if (*fd < 0)
-				ret = sfs_errno_status(e, errno,
-						       "opening /dev/null");
+				ret = sfsi_errno_status(e, errno,
+							"opening /dev/null");
 		} else {
 			ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
 		}
@@ -1515,7 +1526,7 @@ enum sfs_status sfs_listening_generate(struct sfs_store *s,
 			       "listening audio already exists or is in "
 			       "progress");
 	if (!ret)
-		ret = file_queue_listening(d, f.ino, e);
+		ret = sfsi_file_queue_listening(d, f.ino, e);
 	ret = end_file(s, d, ret, a, &f, out, e);
 	if (!ret)
 		sfs_workers_kick(s);
@@ -1544,30 +1555,30 @@ enum sfs_status sfs_listening_delete(struct sfs_store *s,
 			       "the listening audio is already deleted");
 	if (ret)
 		goto out;
-	ret = job_cancel_file(d, f.ino, SFS_JOB_LISTENING, e);
+	ret = sfsi_job_cancel_file(d, f.ino, SFS_JOB_LISTENING, e);
 	if (ret)
 		goto out;
 	if (!f.la.deleted) {
-		st = db_prep(d,
-			     "UPDATE file SET la_deleted = 1,"
-			     " la_deleted_at = ?2, la_purge_at = ?3,"
-			     " la_status = CASE WHEN la_status IN (1, 2)"
-			     " THEN 4 ELSE la_status END,"
-			     " la_error = CASE WHEN la_status IN (1, 2)"
-			     " THEN 'cancelled: deleted' ELSE la_error END"
-			     " WHERE id = ?1",
-			     e);
+		st = sfsi_db_prep(d,
+				  "UPDATE file SET la_deleted = 1,"
+				  " la_deleted_at = ?2, la_purge_at = ?3,"
+				  " la_status = CASE WHEN la_status IN (1, 2)"
+				  " THEN 4 ELSE la_status END,"
+				  " la_error = CASE WHEN la_status IN (1, 2)"
+				  " THEN 'cancelled: deleted' ELSE la_error END"
+				  " WHERE id = ?1",
+				  e);
 		if (!st) {
 			ret = SFS_IO;
 			goto out;
 		}
-		db_bind_int(st, 1, f.ino);
-		db_bind_int(st, 2, now);
-		db_bind_int(st, 3, now + s->cfg.retention_seconds * 1000);
-		ret = db_run(st, e);
+		sfsi_db_bind_int(st, 1, f.ino);
+		sfsi_db_bind_int(st, 2, now);
+		sfsi_db_bind_int(st, 3, now + s->cfg.retention_seconds * 1000);
+		ret = sfsi_db_run(st, e);
 	}
 	if (!ret && purge && !f.la.purged) {
-		ret = file_release_listening(d, f.ino, e);
+		ret = sfsi_file_release_listening(d, f.ino, e);
 		if (!ret)
 			ret = exec_ino(d,
 				       "UPDATE file SET la_purged = 1,"
@@ -1602,7 +1613,7 @@ enum sfs_status sfs_listening_purge(struct sfs_store *s,
 			       : f.la.deleted ? "deleted"
 					      : "not completed");
 	if (!ret)
-		ret = file_release_listening(d, f.ino, e);
+		ret = sfsi_file_release_listening(d, f.ino, e);
 	if (!ret)
 		ret = exec_ino(d,
 			       "UPDATE file SET la_purged = 1,"
@@ -1614,49 +1625,50 @@ enum sfs_status sfs_listening_purge(struct sfs_store *s,
 
 /* ---- job outcomes ----------------------------------------------------- */
 
-enum sfs_status file_job_state(struct sfs_store *s, const struct sfs_job *j,
-			       enum sfs_jstate js, const char *reason,
-			       struct sfs_err *e)
+enum sfs_status sfsi_file_job_state(struct sfs_store *s,
+				    const struct sfs_job *j, enum sfs_jstate js,
+				    const char *reason, struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
 	int64_t ino = j->file_ino;
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	ret = db_begin(d, e);
+	ret = sfsi_db_begin(d, e);
 	if (!ret)
-		ret = job_holds(d, j, e);
+		ret = sfsi_job_holds(d, j, e);
 	if (ret)
 		goto out;
 	if (j->kind == SFS_JOB_IMPORT)
-		st = db_prep(d,
-			     "UPDATE file SET ingestion = ?2,"
-			     " ingest_error = ?3 WHERE id = ?1"
-			     " AND ingestion IN (1, 2) AND is_deleted = 0",
-			     e);
+		st = sfsi_db_prep(d,
+				  "UPDATE file SET ingestion = ?2,"
+				  " ingest_error = ?3 WHERE id = ?1"
+				  " AND ingestion IN (1, 2) AND is_deleted = 0",
+				  e);
 	else
-		st = db_prep(d,
-			     "UPDATE file SET la_status = ?2, la_error = ?3"
-			     " WHERE id = ?1 AND la_status IN (1, 2)"
-			     " AND la_deleted = 0 AND is_deleted = 0",
-			     e);
+		st = sfsi_db_prep(
+			d,
+			"UPDATE file SET la_status = ?2, la_error = ?3"
+			" WHERE id = ?1 AND la_status IN (1, 2)"
+			" AND la_deleted = 0 AND is_deleted = 0",
+			e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, ino);
-	db_bind_int(st, 2, js);
-	db_bind_text(st, 3, reason);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, js);
+	sfsi_db_bind_text(st, 3, reason);
+	ret = sfsi_db_run(st, e);
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 out:
 	if (ret)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -1676,24 +1688,25 @@ static enum sfs_status begin_outcome(struct sfs_store *s,
 	sfs_file_init(f);
 	ret = sfs_stage_finish(stage, e);
 	if (!ret)
-		ret = db_get(s, d, e);
+		ret = sfsi_db_get(s, d, e);
 	if (ret)
 		return ret;
-	ret = db_begin(*d, e);
+	ret = sfsi_db_begin(*d, e);
 	if (!ret)
-		ret = job_holds(*d, j, e);
+		ret = sfsi_job_holds(*d, j, e);
 	if (!ret)
-		ret = file_load_ino(*d, j->file_ino, f, e);
+		ret = sfsi_file_load_ino(*d, j->file_ino, f, e);
 	if (ret) {
-		db_put(*d); /* rolls back */
+		sfsi_db_put(*d); /* rolls back */
 		*d = NULL;
 	}
 	return ret;
 }
 
-enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
-				 struct sfs_stage *stage, const char *mime,
-				 double duration, struct sfs_err *e)
+enum sfs_status sfsi_file_import_done(struct sfs_store *s,
+				      const struct sfs_job *j,
+				      struct sfs_stage *stage, const char *mime,
+				      double duration, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db_stmt *st;
@@ -1709,62 +1722,64 @@ enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
 			       "the import was cancelled");
 		goto out;
 	}
-	ret = blob_ref_stage(d, f.tenant, stage, &added, e);
+	ret = sfsi_blob_ref_stage(d, f.tenant, stage, &added, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
-		     " ingestion = 3, ingest_error = NULL, mime = ?4,"
-		     " duration = ?5, mtime_ns = ?6, ctime_ns = ?6"
-		     " WHERE id = ?1",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
+		" ingestion = 3, ingest_error = NULL, mime = ?4,"
+		" duration = ?5, mtime_ns = ?6, ctime_ns = ?6"
+		" WHERE id = ?1",
+		e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, ino);
-	db_bind_int(st, 2, sfs_stage_size(stage));
-	db_bind_text(st, 3, sfs_stage_sha256(stage));
-	db_bind_text(st, 4, mime);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, sfs_stage_size(stage));
+	sfsi_db_bind_text(st, 3, sfs_stage_sha256(stage));
+	sfsi_db_bind_text(st, 4, mime);
 	if (duration >= 0)
-		db_bind_double(st, 5, duration);
+		sfsi_db_bind_double(st, 5, duration);
 	else
-		db_bind_null(st, 5);
-	db_bind_int(st, 6, sfs_now_ns());
-	ret = db_run(st, e);
+		sfsi_db_bind_null(st, 5);
+	sfsi_db_bind_int(st, 6, sfs_now_ns());
+	ret = sfsi_db_run(st, e);
 	if (!ret && f.source_uri && f.la.status == SFS_JS_NONE) {
-		struct db_stmt *w = db_prep(d,
-					    "SELECT want_la FROM file"
-					    " WHERE id = ?1",
-					    e);
+		struct db_stmt *w = sfsi_db_prep(d,
+						 "SELECT want_la FROM file"
+						 " WHERE id = ?1",
+						 e);
 		int want = 0;
 
 		if (!w) {
 			ret = SFS_IO;
 			goto out;
 		}
-		db_bind_int(w, 1, ino);
-		if (db_step(w, e) == 1)
-			want = (int)db_col_int(w, 0);
-		db_reset(w);
+		sfsi_db_bind_int(w, 1, ino);
+		if (sfsi_db_step(w, e) == 1)
+			want = (int)sfsi_db_col_int(w, 0);
+		sfsi_db_reset(w);
 		if (want)
-			ret = file_queue_listening(d, ino, e);
+			ret = sfsi_file_queue_listening(d, ino, e);
 	}
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 	if (!ret)
-		blob_stage_done(stage);
+		sfsi_stage_done(stage);
 out:
 	if (ret && d)
-		db_rollback(d);
+		sfsi_db_rollback(d);
 	sfs_file_release(&f);
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
-enum sfs_status file_listening_done(struct sfs_store *s,
-				    const struct sfs_job *j,
-				    struct sfs_stage *stage, struct sfs_err *e)
+enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
+					 const struct sfs_job *j,
+					 struct sfs_stage *stage,
+					 struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db_stmt *st;
@@ -1780,35 +1795,36 @@ enum sfs_status file_listening_done(struct sfs_store *s,
 			       "the generation was cancelled");
 		goto out;
 	}
-	ret = blob_ref_stage(d, f.tenant, stage, &added, e);
+	ret = sfsi_blob_ref_stage(d, f.tenant, stage, &added, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE file SET la_status = 3, la_size = ?2,"
-		     " la_sha256 = ?3, la_blob_ref = 1, la_created_at = ?4,"
-		     " la_error = NULL WHERE id = ?1",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET la_status = 3, la_size = ?2,"
+		" la_sha256 = ?3, la_blob_ref = 1, la_created_at = ?4,"
+		" la_error = NULL WHERE id = ?1",
+		e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, ino);
-	db_bind_int(st, 2, sfs_stage_size(stage));
-	db_bind_text(st, 3, sfs_stage_sha256(stage));
-	db_bind_int(st, 4, sfs_now_ms());
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, sfs_stage_size(stage));
+	sfsi_db_bind_text(st, 3, sfs_stage_sha256(stage));
+	sfsi_db_bind_int(st, 4, sfs_now_ms());
+	ret = sfsi_db_run(st, e);
 	if (!ret)
 		ret = exec_ino(d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",
 			       ino, sfs_now_ns(), e);
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 	if (!ret)
-		blob_stage_done(stage);
+		sfsi_stage_done(stage);
 out:
 	if (ret && d)
-		db_rollback(d);
+		sfsi_db_rollback(d);
 	sfs_file_release(&f);
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -1825,51 +1841,53 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 
 	if (n)
 		*n = 0;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
 	do {
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 		if (ret)
 			break;
-		st = db_prep(d,
-			     "SELECT id FROM file WHERE is_deleted = 1"
-			     " AND is_purged = 0 AND purge_at <= ?1 LIMIT 64",
-			     e);
+		st = sfsi_db_prep(
+			d,
+			"SELECT id FROM file WHERE is_deleted = 1"
+			" AND is_purged = 0 AND purge_at <= ?1 LIMIT 64",
+			e);
 		if (!st) {
 			ret = SFS_IO;
 			break;
 		}
-		db_bind_int(st, 1, now);
-		for (k = 0; k < 64 && (rc = db_step(st, e)) == 1; k++)
-			inos[k] = db_col_int(st, 0);
-		db_reset(st);
+		sfsi_db_bind_int(st, 1, now);
+		for (k = 0; k < 64 && (rc = sfsi_db_step(st, e)) == 1; k++)
+			inos[k] = sfsi_db_col_int(st, 0);
+		sfsi_db_reset(st);
 		if (k < 64 && rc < 0)
 			ret = e && e->status ? e->status : SFS_IO;
 		for (i = 0; i < k && !ret; i++) {
 			struct sfs_file f;
 
-			ret = file_load_ino(d, inos[i], &f, e);
+			ret = sfsi_file_load_ino(d, inos[i], &f, e);
 			if (!ret)
 				ret = purge_file(d, &f, now, e);
 			sfs_file_release(&f);
 		}
 		/* listening audio whose own retention ran out */
-		st = db_prep(d,
-			     "SELECT id FROM file WHERE la_deleted = 1"
-			     " AND la_purged = 0 AND la_purge_at <= ?1"
-			     " LIMIT 64",
-			     e);
+		st = sfsi_db_prep(d,
+				  "SELECT id FROM file WHERE la_deleted = 1"
+				  " AND la_purged = 0 AND la_purge_at <= ?1"
+				  " LIMIT 64",
+				  e);
 		if (!ret && !st)
 			ret = SFS_IO;
 		m = 0;
 		if (!ret) {
-			db_bind_int(st, 1, now);
-			while (m < 64 && db_step(st, e) == 1)
-				inos[m++] = db_col_int(st, 0);
-			db_reset(st);
+			sfsi_db_bind_int(st, 1, now);
+			while (m < 64 && sfsi_db_step(st, e) == 1)
+				inos[m++] = sfsi_db_col_int(st, 0);
+			sfsi_db_reset(st);
 			for (i = 0; i < m && !ret; i++) {
-				ret = file_release_listening(d, inos[i], e);
+				ret = sfsi_file_release_listening(d, inos[i],
+								  e);
 				if (!ret)
 					ret = exec_ino(
 						d,
@@ -1881,13 +1899,13 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 			}
 		}
 		if (ret) {
-			db_rollback(d);
+			sfsi_db_rollback(d);
 			break;
 		}
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 		total += k + m;
 	} while (!ret && (k == 64 || m == 64));
-	db_put(d);
+	sfsi_db_put(d);
 	if (n)
 		*n = total;
 	if (total)

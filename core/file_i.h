@@ -9,18 +9,19 @@ struct db;
 struct sfs_store;
 
 /* Load a file by row id without permission checks (workers). */
-enum sfs_status file_load_ino(struct db *d, int64_t ino, struct sfs_file *out,
-			      struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_load_ino(struct db *d, int64_t ino,
+				   struct sfs_file *out,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Release the content blob / listening blob references of a file row. */
-enum sfs_status file_release_content(struct db *d, int64_t ino,
-				     struct sfs_err *e) SFS_MUST_CHECK;
-enum sfs_status file_release_listening(struct db *d, int64_t ino,
-				       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_release_content(struct db *d, int64_t ino,
+					  struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_release_listening(struct db *d, int64_t ino,
+					    struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Queue listening-audio generation for a file (in a write transaction). */
-enum sfs_status file_queue_listening(struct db *d, int64_t ino,
-				     struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
+					  struct sfs_err *e) SFS_MUST_CHECK;
 
 struct sfs_job;
 
@@ -31,35 +32,37 @@ struct sfs_job;
  * wants the result (not deleted/purged/discarded meanwhile).
  * `stage` is consumed into the blob store on success.
  */
-enum sfs_status file_import_done(struct sfs_store *s, const struct sfs_job *j,
-				 struct sfs_stage *stage, const char *mime,
-				 double duration,
-				 struct sfs_err *e) SFS_MUST_CHECK;
-enum sfs_status file_listening_done(struct sfs_store *s,
-				    const struct sfs_job *j,
-				    struct sfs_stage *stage,
-				    struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_import_done(struct sfs_store *s,
+				      const struct sfs_job *j,
+				      struct sfs_stage *stage, const char *mime,
+				      double duration,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
+					 const struct sfs_job *j,
+					 struct sfs_stage *stage,
+					 struct sfs_err *e) SFS_MUST_CHECK;
 /* Record FAILED (or PROCESSING) state of job j's import/listening audio. */
-enum sfs_status file_job_state(struct sfs_store *s, const struct sfs_job *j,
-			       enum sfs_jstate st, const char *reason,
-			       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_job_state(struct sfs_store *s,
+				    const struct sfs_job *j, enum sfs_jstate st,
+				    const char *reason,
+				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /* In a transaction: SFS_CONFLICT unless job j still holds its claim. */
-enum sfs_status job_holds(struct db *d, const struct sfs_job *j,
-			  struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Cancel the file's pending jobs (in a write transaction). */
-enum sfs_status job_cancel_file(struct db *d, int64_t ino, int kind,
-				struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_job_cancel_file(struct db *d, int64_t ino, int kind,
+				     struct sfs_err *e) SFS_MUST_CHECK;
 /* Queue a job inside an open write transaction. */
-enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
-				const char *payload, int64_t *id,
-				struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
+				     const char *payload, int64_t *id,
+				     struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif
 
 /*
- * The columns every file query selects, in the order file_from_row reads
+ * The columns every file query selects, in the order sfsi_file_from_row reads
  * them; FROM clause aliases: f = file, u = owner user, t = tenant.
  */
 #define FILE_COLS                                                              \
@@ -80,11 +83,11 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 struct db_stmt;
 
 /* Fill f (initialised) from the FILE_COLS of the current row. */
-enum sfs_status file_from_row(struct db_stmt *st, struct sfs_file *f,
-			      struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 /* Load f->tags (sorted case-insensitively). */
-enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
-			       struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_load_tags(struct db *d, struct sfs_file *f,
+				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Resolve a file for an actor by uuid (or by ino when uuid is NULL):
@@ -92,11 +95,11 @@ enum sfs_status file_load_tags(struct db *d, struct sfs_file *f,
  * someone else; SFS_FORBIDDEN when the actor has no access at all. Fills
  * out->access/perm/shared_by/shared_at.
  */
-enum sfs_status file_resolve(struct db *d, const struct sfs_actor *a,
-			     const char *uuid, int64_t ino,
-			     struct sfs_file *out,
-			     struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
+				  const char *uuid, int64_t ino,
+				  struct sfs_file *out,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 
 /* SFS_FORBIDDEN unless the actor's token carries the scope. */
-enum sfs_status need_scope(const struct sfs_actor *a, unsigned scope,
-			   struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
+				struct sfs_err *e) SFS_MUST_CHECK;

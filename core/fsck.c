@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
+#include "speechfs/fsck.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
 #include "store_i.h"
@@ -66,18 +67,18 @@ static int row_exists(struct fsck *c, int64_t tenant, const char *sha,
 	struct db_stmt *q;
 	int rc;
 
-	q = db_prep(c->d,
-		    "SELECT size FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "SELECT size FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 c->e);
 	if (!q)
 		return -1;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha);
-	rc = db_step(q, c->e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha);
+	rc = sfsi_db_step(q, c->e);
 	if (rc == 1 && size)
-		*size = db_col_int(q, 0);
-	db_reset(q);
+		*size = sfsi_db_col_int(q, 0);
+	sfsi_db_reset(q);
 	return rc;
 }
 
@@ -88,21 +89,21 @@ static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
 	struct db_stmt *q;
 	int rc;
 
-	q = db_prep(c->d,
-		    "SELECT (SELECT count(*) FROM file"
-		    " WHERE tenant_id = ?1 AND sha256 = ?2"
-		    " AND blob_ref = 1) + (SELECT count(*) FROM file"
-		    " WHERE tenant_id = ?1 AND la_sha256 = ?2"
-		    " AND la_blob_ref = 1)",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "SELECT (SELECT count(*) FROM file"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2"
+			 " AND blob_ref = 1) + (SELECT count(*) FROM file"
+			 " WHERE tenant_id = ?1 AND la_sha256 = ?2"
+			 " AND la_blob_ref = 1)",
+			 c->e);
 	if (!q)
 		return -1;
-	db_bind_int(q, 1, tenant);
-	db_bind_text(q, 2, sha);
-	rc = db_step(q, c->e);
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha);
+	rc = sfsi_db_step(q, c->e);
 	if (rc == 1)
-		*n = db_col_int(q, 0);
-	db_reset(q);
+		*n = sfsi_db_col_int(q, 0);
+	sfsi_db_reset(q);
 	return rc == 1 ? 0 : -1;
 }
 
@@ -112,7 +113,7 @@ static int file_present(struct fsck *c, int64_t tenant, const char *sha,
 	char path[4096];
 	struct stat sb;
 
-	blob_path(c->s, tenant, sha, path, sizeof(path));
+	sfsi_blob_path(c->s, tenant, sha, path, sizeof(path));
 	if (stat(path, &sb) < 0)
 		return 0;
 	if (size)
@@ -132,12 +133,12 @@ static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
 	int rc;
 
 	*removed = 0;
-	ret = db_begin(c->d, c->e);
+	ret = sfsi_db_begin(c->d, c->e);
 	if (ret)
 		return ret;
 	rc = row_exists(c, tenant, sha, NULL);
 	if (rc == 0) {
-		blob_path(c->s, tenant, sha, path, sizeof(path));
+		sfsi_blob_path(c->s, tenant, sha, path, sizeof(path));
 		if (unlink(path) == 0)
 			*removed = 1;
 		else if (errno != ENOENT)
@@ -146,7 +147,7 @@ static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
 	} else if (rc < 0) {
 		ret = fail(c);
 	}
-	db_rollback(c->d);
+	sfsi_db_rollback(c->d);
 	return ret;
 }
 
@@ -163,23 +164,24 @@ static int still_dangling(struct fsck *c, int64_t ino, int la, int64_t tenant,
 	int rc, same = 0;
 
 	if (la)
-		q = db_prep(c->d,
-			    "SELECT tenant_id, la_sha256 FROM file"
-			    " WHERE id = ?1 AND la_blob_ref = 1",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "SELECT tenant_id, la_sha256 FROM file"
+				 " WHERE id = ?1 AND la_blob_ref = 1",
+				 c->e);
 	else
-		q = db_prep(c->d,
-			    "SELECT tenant_id, sha256 FROM file"
-			    " WHERE id = ?1 AND blob_ref = 1",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "SELECT tenant_id, sha256 FROM file"
+				 " WHERE id = ?1 AND blob_ref = 1",
+				 c->e);
 	if (!q)
 		return -1;
-	db_bind_int(q, 1, ino);
-	rc = db_step(q, c->e);
+	sfsi_db_bind_int(q, 1, ino);
+	rc = sfsi_db_step(q, c->e);
 	if (rc == 1)
-		same = db_col_int(q, 0) == tenant && db_col_text(q, 1) &&
-		       !strcmp(db_col_text(q, 1), sha);
-	db_reset(q);
+		same = sfsi_db_col_int(q, 0) == tenant &&
+		       sfsi_db_col_text(q, 1) &&
+		       !strcmp(sfsi_db_col_text(q, 1), sha);
+	sfsi_db_reset(q);
 	if (rc < 0)
 		return -1;
 	if (!same)
@@ -202,29 +204,29 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 	if (file_present(c, tenant, sha, &size)) {
 		if (count_refs(c, tenant, sha, &refs) < 0)
 			return fail(c);
-		q = db_prep(c->d,
-			    "INSERT INTO blob(tenant_id, sha256, size,"
-			    " refs, created_at)"
-			    " VALUES (?1, ?2, ?3, ?4, ?5)",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "INSERT INTO blob(tenant_id, sha256, size,"
+				 " refs, created_at)"
+				 " VALUES (?1, ?2, ?3, ?4, ?5)",
+				 c->e);
 		if (!q)
 			return fail(c);
-		db_bind_int(q, 1, tenant);
-		db_bind_text(q, 2, sha);
-		db_bind_int(q, 3, size);
-		db_bind_int(q, 4, refs);
-		db_bind_int(q, 5, now);
-		if (db_run(q, c->e))
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		sfsi_db_bind_int(q, 3, size);
+		sfsi_db_bind_int(q, 4, refs);
+		sfsi_db_bind_int(q, 5, now);
+		if (sfsi_db_run(q, c->e))
 			return fail(c);
-		q = db_prep(c->d,
-			    "UPDATE tenant SET used_bytes ="
-			    " used_bytes + ?2 WHERE id = ?1",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "UPDATE tenant SET used_bytes ="
+				 " used_bytes + ?2 WHERE id = ?1",
+				 c->e);
 		if (!q)
 			return fail(c);
-		db_bind_int(q, 1, tenant);
-		db_bind_int(q, 2, size);
-		if (db_run(q, c->e))
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_int(q, 2, size);
+		if (sfsi_db_run(q, c->e))
 			return fail(c);
 		say(c,
 		    "repaired: made the row of blob %lld/%s again"
@@ -233,24 +235,24 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 		return SFS_OK;
 	}
 	if (la)
-		q = db_prep(c->d,
-			    "UPDATE file SET la_purged = 1,"
-			    " la_purged_at = ?2, la_purge_at = NULL,"
-			    " la_blob_ref = 0, ctime_ns = ?3"
-			    " WHERE id = ?1",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "UPDATE file SET la_purged = 1,"
+				 " la_purged_at = ?2, la_purge_at = NULL,"
+				 " la_blob_ref = 0, ctime_ns = ?3"
+				 " WHERE id = ?1",
+				 c->e);
 	else
-		q = db_prep(c->d,
-			    "UPDATE file SET is_discarded = 1,"
-			    " discarded_at = ?2, blob_ref = 0,"
-			    " ctime_ns = ?3 WHERE id = ?1",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "UPDATE file SET is_discarded = 1,"
+				 " discarded_at = ?2, blob_ref = 0,"
+				 " ctime_ns = ?3 WHERE id = ?1",
+				 c->e);
 	if (!q)
 		return fail(c);
-	db_bind_int(q, 1, ino);
-	db_bind_int(q, 2, now);
-	db_bind_int(q, 3, now * 1000000);
-	if (db_run(q, c->e))
+	sfsi_db_bind_int(q, 1, ino);
+	sfsi_db_bind_int(q, 2, now);
+	sfsi_db_bind_int(q, 3, now * 1000000);
+	if (sfsi_db_run(q, c->e))
 		return fail(c);
 	say(c, "repaired: file row %lld marked %s", (long long)ino,
 	    la ? "listening audio purged" : "content discarded");
@@ -263,12 +265,12 @@ static enum sfs_status confirm_dangling(struct fsck *c, int64_t ino, int la,
 	enum sfs_status ret;
 	int rc;
 
-	ret = db_begin(c->d, c->e);
+	ret = sfsi_db_begin(c->d, c->e);
 	if (ret)
 		return ret;
 	rc = still_dangling(c, ino, la, tenant, sha);
 	if (rc <= 0) {
-		db_rollback(c->d);
+		sfsi_db_rollback(c->d);
 		return rc < 0 ? fail(c) : SFS_OK;
 	}
 	c->r->bad_refcounts++;
@@ -278,11 +280,11 @@ static enum sfs_status confirm_dangling(struct fsck *c, int64_t ino, int la,
 	if (c->repair) {
 		ret = fix_dangling(c, ino, la, tenant, sha);
 		if (!ret)
-			ret = db_commit(c->d, c->e);
+			ret = sfsi_db_commit(c->d, c->e);
 		if (!ret)
 			c->r->repaired++;
 	}
-	db_rollback(c->d);
+	sfsi_db_rollback(c->d);
 	return ret;
 }
 
@@ -299,31 +301,32 @@ static enum sfs_status check_dangling(struct fsck *c, int la)
 
 	do {
 		if (la)
-			q = db_prep(c->d,
-				    "SELECT id, tenant_id, la_sha256"
-				    " FROM file WHERE id > ?1"
-				    " AND la_blob_ref = 1"
-				    " ORDER BY id LIMIT 256",
-				    c->e);
+			q = sfsi_db_prep(c->d,
+					 "SELECT id, tenant_id, la_sha256"
+					 " FROM file WHERE id > ?1"
+					 " AND la_blob_ref = 1"
+					 " ORDER BY id LIMIT 256",
+					 c->e);
 		else
-			q = db_prep(c->d,
-				    "SELECT id, tenant_id, sha256"
-				    " FROM file WHERE id > ?1"
-				    " AND blob_ref = 1"
-				    " ORDER BY id LIMIT 256",
-				    c->e);
+			q = sfsi_db_prep(c->d,
+					 "SELECT id, tenant_id, sha256"
+					 " FROM file WHERE id > ?1"
+					 " AND blob_ref = 1"
+					 " ORDER BY id LIMIT 256",
+					 c->e);
 		if (!q)
 			return fail(c);
-		db_bind_int(q, 1, after);
-		for (n = 0; n < BATCH && (rc = db_step(q, c->e)) == 1; n++) {
-			const char *t = db_col_text(q, 2);
+		sfsi_db_bind_int(q, 1, after);
+		for (n = 0; n < BATCH && (rc = sfsi_db_step(q, c->e)) == 1;
+		     n++) {
+			const char *t = sfsi_db_col_text(q, 2);
 
-			batch[n].ino = db_col_int(q, 0);
-			batch[n].tenant = db_col_int(q, 1);
+			batch[n].ino = sfsi_db_col_int(q, 0);
+			batch[n].tenant = sfsi_db_col_int(q, 1);
 			sfs_strlcpy(batch[n].sha, t ? t : "",
 				    sizeof(batch[n].sha));
 		}
-		db_reset(q);
+		sfsi_db_reset(q);
 		if (n < BATCH && rc < 0)
 			return fail(c);
 		for (i = 0; i < n && !ret; i++) {
@@ -348,33 +351,33 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 	struct db_stmt *q;
 	int64_t now = sfs_now_ms();
 
-	q = db_prep(c->d,
-		    "UPDATE file SET is_discarded = 1,"
-		    " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
-		    " WHERE tenant_id = ?1 AND sha256 = ?2"
-		    " AND blob_ref = 1",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "UPDATE file SET is_discarded = 1,"
+			 " discarded_at = ?3, blob_ref = 0, ctime_ns = ?4"
+			 " WHERE tenant_id = ?1 AND sha256 = ?2"
+			 " AND blob_ref = 1",
+			 c->e);
 	if (!q)
 		return fail(c);
-	db_bind_int(q, 1, b->tenant);
-	db_bind_text(q, 2, b->sha);
-	db_bind_int(q, 3, now);
-	db_bind_int(q, 4, now * 1000000);
-	if (db_run(q, c->e))
+	sfsi_db_bind_int(q, 1, b->tenant);
+	sfsi_db_bind_text(q, 2, b->sha);
+	sfsi_db_bind_int(q, 3, now);
+	sfsi_db_bind_int(q, 4, now * 1000000);
+	if (sfsi_db_run(q, c->e))
 		return fail(c);
-	q = db_prep(c->d,
-		    "UPDATE file SET la_purged = 1, la_purged_at = ?3,"
-		    " la_purge_at = NULL, la_blob_ref = 0,"
-		    " ctime_ns = ?4 WHERE tenant_id = ?1"
-		    " AND la_sha256 = ?2 AND la_blob_ref = 1",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "UPDATE file SET la_purged = 1, la_purged_at = ?3,"
+			 " la_purge_at = NULL, la_blob_ref = 0,"
+			 " ctime_ns = ?4 WHERE tenant_id = ?1"
+			 " AND la_sha256 = ?2 AND la_blob_ref = 1",
+			 c->e);
 	if (!q)
 		return fail(c);
-	db_bind_int(q, 1, b->tenant);
-	db_bind_text(q, 2, b->sha);
-	db_bind_int(q, 3, now);
-	db_bind_int(q, 4, now * 1000000);
-	if (db_run(q, c->e))
+	sfsi_db_bind_int(q, 1, b->tenant);
+	sfsi_db_bind_text(q, 2, b->sha);
+	sfsi_db_bind_int(q, 3, now);
+	sfsi_db_bind_int(q, 4, now * 1000000);
+	if (sfsi_db_run(q, c->e))
 		return fail(c);
 	say(c,
 	    "repaired: users of blob %lld/%s marked content discarded,"
@@ -388,25 +391,25 @@ static enum sfs_status drop_row(struct fsck *c, const struct blob_row *b)
 {
 	struct db_stmt *q;
 
-	q = db_prep(c->d,
-		    "DELETE FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "DELETE FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 c->e);
 	if (!q)
 		return fail(c);
-	db_bind_int(q, 1, b->tenant);
-	db_bind_text(q, 2, b->sha);
-	if (db_run(q, c->e))
+	sfsi_db_bind_int(q, 1, b->tenant);
+	sfsi_db_bind_text(q, 2, b->sha);
+	if (sfsi_db_run(q, c->e))
 		return fail(c);
-	q = db_prep(c->d,
-		    "UPDATE tenant SET used_bytes = used_bytes - ?2"
-		    " WHERE id = ?1",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "UPDATE tenant SET used_bytes = used_bytes - ?2"
+			 " WHERE id = ?1",
+			 c->e);
 	if (!q)
 		return fail(c);
-	db_bind_int(q, 1, b->tenant);
-	db_bind_int(q, 2, b->size);
-	return db_run(q, c->e) ? fail(c) : SFS_OK;
+	sfsi_db_bind_int(q, 1, b->tenant);
+	sfsi_db_bind_int(q, 2, b->size);
+	return sfsi_db_run(q, c->e) ? fail(c) : SFS_OK;
 }
 
 static enum sfs_status set_refs(struct fsck *c, const struct blob_row *b,
@@ -416,16 +419,16 @@ static enum sfs_status set_refs(struct fsck *c, const struct blob_row *b,
 
 	if (refs == 0)
 		return drop_row(c, b);
-	q = db_prep(c->d,
-		    "UPDATE blob SET refs = ?3 WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "UPDATE blob SET refs = ?3 WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 c->e);
 	if (!q)
 		return fail(c);
-	db_bind_int(q, 1, b->tenant);
-	db_bind_text(q, 2, b->sha);
-	db_bind_int(q, 3, refs);
-	return db_run(q, c->e) ? fail(c) : SFS_OK;
+	sfsi_db_bind_int(q, 1, b->tenant);
+	sfsi_db_bind_text(q, 2, b->sha);
+	sfsi_db_bind_int(q, 3, refs);
+	return sfsi_db_run(q, c->e) ? fail(c) : SFS_OK;
 }
 
 /*
@@ -440,23 +443,23 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 	int64_t refs = 0, size = 0;
 	int rc, changed = 0, removed = 0;
 
-	ret = db_begin(c->d, c->e);
+	ret = sfsi_db_begin(c->d, c->e);
 	if (ret)
 		return ret;
-	q = db_prep(c->d,
-		    "SELECT size, refs FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "SELECT size, refs FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 c->e);
 	if (!q)
 		goto fail;
-	db_bind_int(q, 1, b->tenant);
-	db_bind_text(q, 2, b->sha);
-	rc = db_step(q, c->e);
+	sfsi_db_bind_int(q, 1, b->tenant);
+	sfsi_db_bind_text(q, 2, b->sha);
+	rc = sfsi_db_step(q, c->e);
 	if (rc == 1) {
-		b->size = db_col_int(q, 0);
-		b->refs = db_col_int(q, 1);
+		b->size = sfsi_db_col_int(q, 0);
+		b->refs = sfsi_db_col_int(q, 1);
 	}
-	db_reset(q);
+	sfsi_db_reset(q);
 	if (rc < 0)
 		goto fail;
 	if (rc == 0)
@@ -491,8 +494,8 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 	}
 out:
 	if (!ret && changed)
-		ret = db_commit(c->d, c->e);
-	db_rollback(c->d);
+		ret = sfsi_db_commit(c->d, c->e);
+	sfsi_db_rollback(c->d);
 	if (ret || !changed)
 		return ret;
 	c->r->repaired++;
@@ -504,7 +507,7 @@ out:
 		    removed ? " (row and file removed)" : "");
 	return ret;
 fail:
-	db_rollback(c->d);
+	sfsi_db_rollback(c->d);
 	return fail(c);
 }
 
@@ -530,24 +533,25 @@ static enum sfs_status check_rows(struct fsck *c)
 	int n, i, rc;
 
 	do {
-		q = db_prep(c->d,
-			    "SELECT tenant_id, sha256, size, refs"
-			    " FROM blob WHERE (tenant_id, sha256) >"
-			    " (?1, ?2) ORDER BY tenant_id, sha256"
-			    " LIMIT 256",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "SELECT tenant_id, sha256, size, refs"
+				 " FROM blob WHERE (tenant_id, sha256) >"
+				 " (?1, ?2) ORDER BY tenant_id, sha256"
+				 " LIMIT 256",
+				 c->e);
 		if (!q)
 			return fail(c);
-		db_bind_int(q, 1, last.tenant);
-		db_bind_text(q, 2, last.sha);
-		for (n = 0; n < BATCH && (rc = db_step(q, c->e)) == 1; n++) {
-			batch[n].tenant = db_col_int(q, 0);
-			sfs_strlcpy(batch[n].sha, db_col_text(q, 1),
+		sfsi_db_bind_int(q, 1, last.tenant);
+		sfsi_db_bind_text(q, 2, last.sha);
+		for (n = 0; n < BATCH && (rc = sfsi_db_step(q, c->e)) == 1;
+		     n++) {
+			batch[n].tenant = sfsi_db_col_int(q, 0);
+			sfs_strlcpy(batch[n].sha, sfsi_db_col_text(q, 1),
 				    sizeof(batch[n].sha));
-			batch[n].size = db_col_int(q, 2);
-			batch[n].refs = db_col_int(q, 3);
+			batch[n].size = sfsi_db_col_int(q, 2);
+			batch[n].refs = sfsi_db_col_int(q, 3);
 		}
-		db_reset(q);
+		sfsi_db_reset(q);
 		if (n < BATCH && rc < 0)
 			return fail(c);
 		for (i = 0; i < n && !ret; i++) {
@@ -567,7 +571,7 @@ static enum sfs_status check_file(struct fsck *c, int64_t tenant,
 	enum sfs_status ret;
 	int rc, removed = 0;
 
-	if (!regular || !sfs_is_sha256_hex(name) || strncmp(name, shard, 2)) {
+	if (!regular || !sfsi_is_sha256_hex(name) || strncmp(name, shard, 2)) {
 		say(c, "unexpected entry blobs/%lld/%s/%s (left alone)",
 		    (long long)tenant, shard, name);
 		return SFS_OK;
@@ -578,11 +582,11 @@ static enum sfs_status check_file(struct fsck *c, int64_t tenant,
 	if (rc == 1)
 		return SFS_OK;
 	/* confirm under the write lock: a commit may be linking it now */
-	ret = db_begin(c->d, c->e);
+	ret = sfsi_db_begin(c->d, c->e);
 	if (ret)
 		return ret;
 	rc = row_exists(c, tenant, name, NULL);
-	db_rollback(c->d);
+	sfsi_db_rollback(c->d);
 	if (rc < 0)
 		return fail(c);
 	if (rc == 1)
@@ -609,8 +613,8 @@ static enum sfs_status walk_shard(struct fsck *c, int64_t tenant,
 
 	dh = opendir(dir);
 	if (!dh)
-		return sfs_errno_status(c->e, errno,
-					"opening a blob directory");
+		return sfsi_errno_status(c->e, errno,
+					 "opening a blob directory");
 	while (!ret && (de = readdir(dh))) {
 		int regular = de->d_type == DT_REG;
 
@@ -640,8 +644,8 @@ static enum sfs_status walk_tenant(struct fsck *c, int64_t tenant,
 
 	dh = opendir(dir);
 	if (!dh)
-		return sfs_errno_status(c->e, errno,
-					"opening a blob directory");
+		return sfsi_errno_status(c->e, errno,
+					 "opening a blob directory");
 	while (!ret && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -669,7 +673,7 @@ static enum sfs_status walk_blobs(struct fsck *c)
 
 	dh = opendir(c->s->blob_dir);
 	if (!dh)
-		return sfs_errno_status(c->e, errno, "opening blobs/");
+		return sfsi_errno_status(c->e, errno, "opening blobs/");
 	while (!ret && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -694,26 +698,26 @@ static enum sfs_status fix_usage(struct fsck *c, int64_t tenant)
 	struct db_stmt *q;
 	enum sfs_status ret;
 
-	ret = db_begin(c->d, c->e);
+	ret = sfsi_db_begin(c->d, c->e);
 	if (ret)
 		return ret;
-	q = db_prep(c->d,
-		    "UPDATE tenant SET used_bytes = (SELECT"
-		    " coalesce(sum(size), 0) FROM blob"
-		    " WHERE tenant_id = ?1), used_files = (SELECT"
-		    " count(*) FROM file WHERE tenant_id = ?1"
-		    " AND is_purged = 0) WHERE id = ?1",
-		    c->e);
+	q = sfsi_db_prep(c->d,
+			 "UPDATE tenant SET used_bytes = (SELECT"
+			 " coalesce(sum(size), 0) FROM blob"
+			 " WHERE tenant_id = ?1), used_files = (SELECT"
+			 " count(*) FROM file WHERE tenant_id = ?1"
+			 " AND is_purged = 0) WHERE id = ?1",
+			 c->e);
 	if (!q) {
-		db_rollback(c->d);
+		sfsi_db_rollback(c->d);
 		return fail(c);
 	}
-	db_bind_int(q, 1, tenant);
-	ret = db_run(q, c->e);
+	sfsi_db_bind_int(q, 1, tenant);
+	ret = sfsi_db_run(q, c->e);
 	if (!ret)
-		ret = db_commit(c->d, c->e);
+		ret = sfsi_db_commit(c->d, c->e);
 	else
-		db_rollback(c->d);
+		sfsi_db_rollback(c->d);
 	if (!ret) {
 		c->r->repaired++;
 		say(c, "repaired: usage of tenant %lld recounted",
@@ -731,29 +735,29 @@ static enum sfs_status check_usage(struct fsck *c)
 	int rc;
 
 	for (;;) {
-		q = db_prep(c->d,
-			    "SELECT t.id, t.used_bytes, t.used_files,"
-			    " (SELECT coalesce(sum(size), 0) FROM blob b"
-			    " WHERE b.tenant_id = t.id),"
-			    " (SELECT count(*) FROM user u"
-			    " JOIN file f ON f.owner_id = u.id"
-			    " WHERE u.tenant_id = t.id"
-			    " AND f.is_purged = 0)"
-			    " FROM tenant t WHERE t.id > ?1"
-			    " ORDER BY t.id LIMIT 1",
-			    c->e);
+		q = sfsi_db_prep(c->d,
+				 "SELECT t.id, t.used_bytes, t.used_files,"
+				 " (SELECT coalesce(sum(size), 0) FROM blob b"
+				 " WHERE b.tenant_id = t.id),"
+				 " (SELECT count(*) FROM user u"
+				 " JOIN file f ON f.owner_id = u.id"
+				 " WHERE u.tenant_id = t.id"
+				 " AND f.is_purged = 0)"
+				 " FROM tenant t WHERE t.id > ?1"
+				 " ORDER BY t.id LIMIT 1",
+				 c->e);
 		if (!q)
 			return fail(c);
-		db_bind_int(q, 1, tenant);
-		rc = db_step(q, c->e);
+		sfsi_db_bind_int(q, 1, tenant);
+		rc = sfsi_db_step(q, c->e);
 		if (rc == 1) {
-			tenant = db_col_int(q, 0);
-			used_bytes = db_col_int(q, 1);
-			used_files = db_col_int(q, 2);
-			bytes = db_col_int(q, 3);
-			files = db_col_int(q, 4);
+			tenant = sfsi_db_col_int(q, 0);
+			used_bytes = sfsi_db_col_int(q, 1);
+			used_files = sfsi_db_col_int(q, 2);
+			bytes = sfsi_db_col_int(q, 3);
+			files = sfsi_db_col_int(q, 4);
 		}
-		db_reset(q);
+		sfsi_db_reset(q);
 		if (rc < 0)
 			return fail(c);
 		if (rc == 0)
@@ -795,7 +799,7 @@ enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 	/* our own error record, so every failure keeps its status */
 	sfs_err_init(&le);
 	c.e = &le;
-	ret = db_get(s, &c.d, c.e);
+	ret = sfsi_db_get(s, &c.d, c.e);
 	if (ret)
 		goto out;
 	/* dangling references first: their blob files may still be there */
@@ -808,7 +812,7 @@ enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 		ret = walk_blobs(&c);
 	if (!ret)
 		ret = check_usage(&c);
-	db_put(c.d);
+	sfsi_db_put(c.d);
 out:
 	if (ret && e && !e->status)
 		*e = le;

@@ -105,9 +105,9 @@ void sfs_job_set_handler(struct sfs_store *s, enum sfs_job_kind kind,
 
 /* ---- queueing and cancelling (inside a write transaction) ------------ */
 
-enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
-				const char *payload, int64_t *id,
-				struct sfs_err *e)
+enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
+				     const char *payload, int64_t *id,
+				     struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret;
@@ -118,48 +118,48 @@ enum sfs_status job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	if (ino < 0)
 		return sfs_errf(e, SFS_INVALID, NULL, "bad file %lld",
 				(long long)ino);
-	st = db_prep(d,
-		     "INSERT INTO job(kind, file_id, state, payload,"
-		     " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO job(kind, file_id, state, payload,"
+			  " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, kind);
+	sfsi_db_bind_int(st, 1, kind);
 	if (ino > 0)
-		db_bind_int(st, 2, ino);
+		sfsi_db_bind_int(st, 2, ino);
 	else
-		db_bind_null(st, 2);
-	db_bind_int(st, 3, SFS_JOB_PENDING);
-	db_bind_text(st, 4, payload);
-	db_bind_int(st, 5, sfs_now_ms());
-	ret = db_run(st, e);
+		sfsi_db_bind_null(st, 2);
+	sfsi_db_bind_int(st, 3, SFS_JOB_PENDING);
+	sfsi_db_bind_text(st, 4, payload);
+	sfsi_db_bind_int(st, 5, sfs_now_ms());
+	ret = sfsi_db_run(st, e);
 	if (!ret && id)
-		*id = db_last_rowid(d);
+		*id = sfsi_db_last_rowid(d);
 	return ret;
 }
 
-enum sfs_status job_cancel_file(struct db *d, int64_t ino, int kind,
-				struct sfs_err *e)
+enum sfs_status sfsi_job_cancel_file(struct db *d, int64_t ino, int kind,
+				     struct sfs_err *e)
 {
 	struct db_stmt *st;
 
 	/* clearing the token makes a running worker's outcome a no-op */
-	st = db_prep(d,
-		     "UPDATE job SET state = ?1, lease_token = NULL,"
-		     " lease_until = NULL, finished_at = ?2,"
-		     " error = 'cancelled'"
-		     " WHERE file_id = ?3 AND state IN (?4, ?5)"
-		     " AND (?6 = 0 OR kind = ?6)",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE job SET state = ?1, lease_token = NULL,"
+			  " lease_until = NULL, finished_at = ?2,"
+			  " error = 'cancelled'"
+			  " WHERE file_id = ?3 AND state IN (?4, ?5)"
+			  " AND (?6 = 0 OR kind = ?6)",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, SFS_JOB_CANCELLED);
-	db_bind_int(st, 2, sfs_now_ms());
-	db_bind_int(st, 3, ino);
-	db_bind_int(st, 4, SFS_JOB_PENDING);
-	db_bind_int(st, 5, SFS_JOB_PROCESSING);
-	db_bind_int(st, 6, kind);
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, SFS_JOB_CANCELLED);
+	sfsi_db_bind_int(st, 2, sfs_now_ms());
+	sfsi_db_bind_int(st, 3, ino);
+	sfsi_db_bind_int(st, 4, SFS_JOB_PENDING);
+	sfsi_db_bind_int(st, 5, SFS_JOB_PROCESSING);
+	sfsi_db_bind_int(st, 6, kind);
+	return sfsi_db_run(st, e);
 }
 
 enum sfs_status sfs_job_enqueue(struct sfs_store *s, enum sfs_job_kind kind,
@@ -169,40 +169,40 @@ enum sfs_status sfs_job_enqueue(struct sfs_store *s, enum sfs_job_kind kind,
 	struct db *d = NULL;
 	enum sfs_status ret;
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	ret = db_begin(d, e);
+	ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
-	ret = job_enqueue_txn(d, kind, file_ino, payload, id_out, e);
+	ret = sfsi_job_enqueue_txn(d, kind, file_ino, payload, id_out, e);
 	if (ret)
 		goto out;
-	ret = db_commit(d, e);
+	ret = sfsi_db_commit(d, e);
 out:
-	db_put(d); /* rolls back an open transaction */
+	sfsi_db_put(d); /* rolls back an open transaction */
 	if (!ret)
 		sfs_workers_kick(s);
 	return ret;
 }
 
-enum sfs_status job_holds(struct db *d, const struct sfs_job *j,
-			  struct sfs_err *e)
+enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
+			       struct sfs_err *e)
 {
 	struct db_stmt *st;
 	int rc;
 
-	st = db_prep(d,
-		     "SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2"
-		     " AND state = ?3",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2"
+			  " AND state = ?3",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, j->id);
-	db_bind_text(st, 2, j->token);
-	db_bind_int(st, 3, SFS_JOB_PROCESSING);
-	rc = db_step(st, e);
-	db_reset(st);
+	sfsi_db_bind_int(st, 1, j->id);
+	sfsi_db_bind_text(st, 2, j->token);
+	sfsi_db_bind_int(st, 3, SFS_JOB_PROCESSING);
+	rc = sfsi_db_step(st, e);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		return status_of(e);
 	if (rc == 0)
@@ -223,34 +223,34 @@ static enum sfs_status oldest_of_kind(struct db *d, int kind, int64_t now,
 	int rc;
 
 	*id = 0;
-	st = db_prep(d,
-		     "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
-		     " ORDER BY id LIMIT 1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
+			  " ORDER BY id LIMIT 1",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, SFS_JOB_PENDING);
-	db_bind_int(st, 2, kind);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, SFS_JOB_PENDING);
+	sfsi_db_bind_int(st, 2, kind);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1)
-		*id = db_col_int(st, 0);
-	db_reset(st);
+		*id = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		return status_of(e);
 
-	st = db_prep(d,
-		     "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
-		     " AND lease_until < ?3 ORDER BY id LIMIT 1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT id FROM job WHERE state = ?1 AND kind = ?2"
+			  " AND lease_until < ?3 ORDER BY id LIMIT 1",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, SFS_JOB_PROCESSING);
-	db_bind_int(st, 2, kind);
-	db_bind_int(st, 3, now);
-	rc = db_step(st, e);
-	if (rc == 1 && (!*id || db_col_int(st, 0) < *id))
-		*id = db_col_int(st, 0);
-	db_reset(st);
+	sfsi_db_bind_int(st, 1, SFS_JOB_PROCESSING);
+	sfsi_db_bind_int(st, 2, kind);
+	sfsi_db_bind_int(st, 3, now);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1 && (!*id || sfsi_db_col_int(st, 0) < *id))
+		*id = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
 	return rc < 0 ? status_of(e) : SFS_OK;
 }
 
@@ -284,48 +284,49 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	const char *uuid;
 	int rc;
 
-	if (sfs_random(rnd, sizeof(rnd)))
+	if (sfsi_random(rnd, sizeof(rnd)))
 		return sfs_errf(e, SFS_IO, NULL, "no randomness for a lease");
-	sfs_hex(rnd, sizeof(rnd), out->token);
+	sfsi_hex(rnd, sizeof(rnd), out->token);
 	out->token[32] = '\0';
 
-	st = db_prep(d,
-		     "UPDATE job SET state = ?1, attempts = attempts + 1,"
-		     " lease_token = ?2, lease_until = ?3, started_at = ?4,"
-		     " error = NULL WHERE id = ?5",
-		     e);
+	st = sfsi_db_prep(
+		d,
+		"UPDATE job SET state = ?1, attempts = attempts + 1,"
+		" lease_token = ?2, lease_until = ?3, started_at = ?4,"
+		" error = NULL WHERE id = ?5",
+		e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, SFS_JOB_PROCESSING);
-	db_bind_text(st, 2, out->token);
-	db_bind_int(st, 3, now + lease_ms);
-	db_bind_int(st, 4, now);
-	db_bind_int(st, 5, id);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, SFS_JOB_PROCESSING);
+	sfsi_db_bind_text(st, 2, out->token);
+	sfsi_db_bind_int(st, 3, now + lease_ms);
+	sfsi_db_bind_int(st, 4, now);
+	sfsi_db_bind_int(st, 5, id);
+	ret = sfsi_db_run(st, e);
 	if (ret)
 		return ret;
 
-	st = db_prep(d,
-		     "SELECT j.kind, j.file_id, f.uuid, f.owner_id,"
-		     " j.attempts, j.payload"
-		     " FROM job j LEFT JOIN file f ON f.id = j.file_id"
-		     " WHERE j.id = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT j.kind, j.file_id, f.uuid, f.owner_id,"
+			  " j.attempts, j.payload"
+			  " FROM job j LEFT JOIN file f ON f.id = j.file_id"
+			  " WHERE j.id = ?1",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, id);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, id);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
 		out->id = id;
-		out->kind = (enum sfs_job_kind)db_col_int(st, 0);
-		out->file_ino = db_col_int(st, 1);
-		uuid = db_col_text(st, 2);
+		out->kind = (enum sfs_job_kind)sfsi_db_col_int(st, 0);
+		out->file_ino = sfsi_db_col_int(st, 1);
+		uuid = sfsi_db_col_text(st, 2);
 		sfs_strlcpy(out->file_id, uuid ? uuid : "",
 			    sizeof(out->file_id));
-		out->owner = db_col_int(st, 3);
-		out->attempts = (int)db_col_int(st, 4);
-		if (!db_col_null(st, 5)) {
-			out->payload = db_col_dup(st, 5);
+		out->owner = sfsi_db_col_int(st, 3);
+		out->attempts = (int)sfsi_db_col_int(st, 4);
+		if (!sfsi_db_col_null(st, 5)) {
+			out->payload = sfsi_db_col_dup(st, 5);
 			if (!out->payload)
 				ret = sfs_errf(e, SFS_NOMEM, NULL,
 					       "out of memory");
@@ -335,7 +336,7 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 			     : sfs_errf(e, SFS_IO, NULL, "job %lld vanished",
 					(long long)id);
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	return ret;
 }
 
@@ -358,7 +359,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 		return sfs_errf(e, SFS_NOT_FOUND, NULL,
 				"no job handlers installed");
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
 	/* idle polling must not take the write lock: look first */
@@ -367,7 +368,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 		goto out;
 	if (best) {
 		/* BEGIN IMMEDIATE: one writer at a time, across processes */
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 		if (ret)
 			goto out;
 		now = sfs_now_ms();
@@ -383,9 +384,9 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 		   e);
 	if (ret)
 		goto out;
-	ret = db_commit(d, e);
+	ret = sfsi_db_commit(d, e);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	if (ret)
 		sfs_job_release(out);
 	return ret;
@@ -400,31 +401,31 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id, const char *token,
 	struct db_stmt *st;
 	enum sfs_status ret;
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "UPDATE job SET lease_until = ?1"
-		     " WHERE id = ?2 AND lease_token = ?3"
-		     " AND state = ?4",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE job SET lease_until = ?1"
+			  " WHERE id = ?2 AND lease_token = ?3"
+			  " AND state = ?4",
+			  e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
 	}
-	db_bind_int(st, 1,
-		    sfs_now_ms() + (int64_t)s->cfg.job_lease_seconds * 1000);
-	db_bind_int(st, 2, id);
-	db_bind_text(st, 3, token);
-	db_bind_int(st, 4, SFS_JOB_PROCESSING);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(
+		st, 1, sfs_now_ms() + (int64_t)s->cfg.job_lease_seconds * 1000);
+	sfsi_db_bind_int(st, 2, id);
+	sfsi_db_bind_text(st, 3, token);
+	sfsi_db_bind_int(st, 4, SFS_JOB_PROCESSING);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "job %lld is no longer ours (cancelled or"
 			       " taken over)",
 			       (long long)id);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -466,43 +467,43 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	enum sfs_status ret;
 	int give_up = state == SFS_JOB_PROCESSING;
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
 	if (give_up)
-		st = db_prep(d,
-			     "UPDATE job SET lease_until = 0"
-			     " WHERE id = ?1 AND lease_token = ?2"
-			     " AND state = ?3",
-			     e);
+		st = sfsi_db_prep(d,
+				  "UPDATE job SET lease_until = 0"
+				  " WHERE id = ?1 AND lease_token = ?2"
+				  " AND state = ?3",
+				  e);
 	else
-		st = db_prep(d,
-			     "UPDATE job SET state = ?4, error = ?5,"
-			     " finished_at = ?6, lease_token = NULL,"
-			     " lease_until = NULL"
-			     " WHERE id = ?1 AND lease_token = ?2"
-			     " AND state = ?3",
-			     e);
+		st = sfsi_db_prep(d,
+				  "UPDATE job SET state = ?4, error = ?5,"
+				  " finished_at = ?6, lease_token = NULL,"
+				  " lease_until = NULL"
+				  " WHERE id = ?1 AND lease_token = ?2"
+				  " AND state = ?3",
+				  e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
 	}
-	db_bind_int(st, 1, j->id);
-	db_bind_text(st, 2, j->token);
-	db_bind_int(st, 3, SFS_JOB_PROCESSING);
+	sfsi_db_bind_int(st, 1, j->id);
+	sfsi_db_bind_text(st, 2, j->token);
+	sfsi_db_bind_int(st, 3, SFS_JOB_PROCESSING);
 	if (!give_up) {
-		db_bind_int(st, 4, state);
-		db_bind_text(st, 5, error);
-		db_bind_int(st, 6, sfs_now_ms());
+		sfsi_db_bind_int(st, 4, state);
+		sfsi_db_bind_text(st, 5, error);
+		sfsi_db_bind_int(st, 6, sfs_now_ms());
 	}
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_CONFLICT, NULL,
 			       "job %lld was cancelled or taken over;"
 			       " its outcome is ignored",
 			       (long long)j->id);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -529,7 +530,8 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 		if ((j->kind == SFS_JOB_LISTENING ||
 		     j->kind == SFS_JOB_IMPORT) &&
 		    j->file_ino &&
-		    file_job_state(s, j, SFS_JS_FAILED, herr.message, NULL))
+		    sfsi_file_job_state(s, j, SFS_JS_FAILED, herr.message,
+					NULL))
 			sfs_warn("job", "cannot record the failure of job %lld",
 				 (long long)j->id);
 	} else if (fn)
@@ -594,25 +596,26 @@ enum sfs_status sfs_job_stats(struct sfs_store *s,
 	enum sfs_status ret;
 	int rc;
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "SELECT kind, state, count(*) FROM job"
-		     " GROUP BY kind, state ORDER BY kind, state",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT kind, state, count(*) FROM job"
+			  " GROUP BY kind, state ORDER BY kind, state",
+			  e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
 	}
-	while ((rc = db_step(st, e)) == 1)
-		fn(arg, (enum sfs_job_kind)db_col_int(st, 0),
-		   (enum sfs_job_state)db_col_int(st, 1), db_col_int(st, 2));
+	while ((rc = sfsi_db_step(st, e)) == 1)
+		fn(arg, (enum sfs_job_kind)sfsi_db_col_int(st, 0),
+		   (enum sfs_job_state)sfsi_db_col_int(st, 1),
+		   sfsi_db_col_int(st, 2));
 	if (rc < 0)
 		ret = status_of(e);
-	db_reset(st);
+	sfsi_db_reset(st);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -786,24 +789,24 @@ static void prune_changes(struct sfs_store *s)
 	enum sfs_status ret;
 
 	sfs_err_init(&e);
-	ret = db_get(s, &d, &e);
+	ret = sfsi_db_get(s, &d, &e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "DELETE FROM change WHERE seq <"
-		     " (SELECT max(seq) FROM change) - ?1",
-		     &e);
+	st = sfsi_db_prep(d,
+			  "DELETE FROM change WHERE seq <"
+			  " (SELECT max(seq) FROM change) - ?1",
+			  &e);
 	if (!st) {
 		ret = status_of(&e);
 		goto out;
 	}
-	db_bind_int(st, 1, CHANGE_KEEP);
-	ret = db_run(st, &e);
+	sfsi_db_bind_int(st, 1, CHANGE_KEEP);
+	ret = sfsi_db_run(st, &e);
 out:
 	if (ret)
 		sfs_warn("janitor", "cannot prune the change feed: %s",
 			 e.message);
-	db_put(d);
+	sfsi_db_put(d);
 }
 
 static void *janitor_main(void *arg)
@@ -886,7 +889,7 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 				"the workers are already running");
 	if (n == 0)
 		n = default_workers(s);
-	media_install(s);
+	sfsi_media_install(s);
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
 		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
@@ -914,7 +917,7 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 		pthread_cond_broadcast(&s->work_cv);
 		pthread_mutex_unlock(&s->work_mu);
 		join_all(s, nstarted, renewer);
-		return sfs_errno_status(e, rc, "cannot start the job workers");
+		return sfsi_errno_status(e, rc, "cannot start the job workers");
 	}
 	sfs_debug("job", "%d workers started", n);
 	return SFS_OK;

@@ -16,6 +16,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/fetch.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -39,8 +40,8 @@ static int keep_going(void *arg)
 	return sfs_job_renew(c->s, c->j, NULL) == SFS_CONFLICT;
 }
 
-void media_probe(struct sfs_stage *st, double *duration, char *mime,
-		 size_t mime_size)
+void sfsi_media_probe(struct sfs_stage *st, double *duration, char *mime,
+		      size_t mime_size)
 {
 	struct sfs_err e;
 
@@ -58,10 +59,10 @@ static enum sfs_status load_file(struct sfs_store *s, int64_t ino,
 	enum sfs_status ret;
 
 	sfs_file_init(f);
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = file_load_ino(d, ino, f, e);
-	db_put(d);
+		ret = sfsi_file_load_ino(d, ino, f, e);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -71,9 +72,9 @@ static enum sfs_status failed(struct sfs_store *s, const struct sfs_job *j,
 {
 	if (st == SFS_CONFLICT && !strcmp(e->message, "cancelled"))
 		return st; /* the file's own transition said why */
-	if (file_job_state(s, j, SFS_JS_FAILED,
-			   e->message[0] ? e->message : sfs_status_str(st),
-			   NULL))
+	if (sfsi_file_job_state(s, j, SFS_JS_FAILED,
+				e->message[0] ? e->message : sfs_status_str(st),
+				NULL))
 		sfs_warn("media", "cannot record the failure of file %lld",
 			 (long long)j->file_ino);
 	return st;
@@ -96,7 +97,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 		ret = SFS_OK; /* nothing wanted any more */
 		goto out;
 	}
-	ret = file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
+	ret = sfsi_file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
 	if (ret)
 		goto out;
 	if (f.discarded || !f.sha256[0]) {
@@ -117,8 +118,8 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	ret = sfs_audio_encode(fd, st, &o, keep_going, &ctx, e);
 	if (ret)
 		goto fail;
-	sfs_crash_point("listening-encoded");
-	ret = file_listening_done(s, j, st, e);
+	sfsi_crash_point("listening-encoded");
+	ret = sfsi_file_listening_done(s, j, st, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK; /* cancelled meanwhile: nothing is kept */
 	goto out;
@@ -152,7 +153,7 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 		ret = SFS_OK;
 		goto out;
 	}
-	ret = file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
+	ret = sfsi_file_job_state(s, j, SFS_JS_PROCESSING, NULL, e);
 	if (ret)
 		goto out;
 	if (!sfs_tenant_get(s, f.tenant_id, &t, NULL) && t.max_bytes > 0)
@@ -169,8 +170,8 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 		ret = sfs_stage_finish(st, e);
 	if (ret)
 		goto fail;
-	media_probe(st, &duration, mime, sizeof(mime));
-	ret = file_import_done(s, j, st, mime, duration, e);
+	sfsi_media_probe(st, &duration, mime, sizeof(mime));
+	ret = sfsi_file_import_done(s, j, st, mime, duration, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK;
 	else if (ret)
@@ -185,7 +186,7 @@ out:
 	return ret;
 }
 
-void media_install(struct sfs_store *s)
+void sfsi_media_install(struct sfs_store *s)
 {
 	int has_la, has_import;
 

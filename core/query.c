@@ -219,7 +219,7 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 			low[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32
 								   : v[i]);
 		low[i] = '\0';
-		if (i < 64 || v[64] || !sfs_is_sha256_hex(low))
+		if (i < 64 || v[64] || !sfsi_is_sha256_hex(low))
 			return bad(e, key, "must be 64 hexadecimal digits");
 		memcpy(q->sha256, low, sizeof(low));
 	} else if (!strcmp(key, "createdAfter") ||
@@ -380,14 +380,14 @@ static struct db_stmt *qb_prep(struct qb *qb, struct db *d, struct sfs_err *e)
 		sfs_errf(e, qb->st, NULL, "cannot assemble the query");
 		return NULL;
 	}
-	st = db_prep_dyn(d, qb->sql.buf, e);
+	st = sfsi_db_prep_dyn(d, qb->sql.buf, e);
 	if (!st)
 		return NULL;
 	for (i = 0; i < qb->n; i++) {
 		if (qb->b[i].text)
-			db_bind_text(st, i + 1, qb->b[i].s);
+			sfsi_db_bind_text(st, i + 1, qb->b[i].s);
 		else
-			db_bind_int(st, i + 1, qb->b[i].i);
+			sfsi_db_bind_int(st, i + 1, qb->b[i].i);
 	}
 	return st;
 }
@@ -713,7 +713,7 @@ static int tag_cmp(const void *a, const void *b)
 	return r ? r : strcmp(x, y);
 }
 
-/* Split a TAGS_COL value into f->tags, sorted as file_load_tags sorts. */
+/* Split a TAGS_COL value into f->tags, sorted as sfsi_file_load_tags sorts. */
 static enum sfs_status split_tags(const char *s, struct sfs_file *f,
 				  struct sfs_err *e)
 {
@@ -763,7 +763,7 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 	if (!st)
 		return status_of(e);
 	*more = 0;
-	while ((rc = db_step(st, e)) == 1) {
+	while ((rc = sfsi_db_step(st, e)) == 1) {
 		if (l->n == keep) {
 			*more = 1;
 			break;
@@ -771,10 +771,10 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 		ret = push_file(l, &cap, &f, e);
 		if (ret)
 			break;
-		ret = file_from_row(st, f, e);
+		ret = sfsi_file_from_row(st, f, e);
 		l->n++; /* released with the list even when partial */
 		if (!ret)
-			ret = split_tags(db_col_text(st, tags), f, e);
+			ret = split_tags(sfsi_db_col_text(st, tags), f, e);
 		if (ret)
 			break;
 		if (!shared) {
@@ -782,18 +782,18 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 			f->perm = SFS_PERM_OWNER;
 			continue;
 		}
-		f->access = (enum sfs_access)db_col_int(st, FILE_NCOLS);
-		f->perm = (enum sfs_perm)db_col_int(st, FILE_NCOLS + 1);
-		if (!db_col_null(st, FILE_NCOLS + 2))
+		f->access = (enum sfs_access)sfsi_db_col_int(st, FILE_NCOLS);
+		f->perm = (enum sfs_perm)sfsi_db_col_int(st, FILE_NCOLS + 1);
+		if (!sfsi_db_col_null(st, FILE_NCOLS + 2))
 			sfs_strlcpy(f->shared_by,
-				    db_col_text(st, FILE_NCOLS + 2),
+				    sfsi_db_col_text(st, FILE_NCOLS + 2),
 				    sizeof(f->shared_by));
-		if (!db_col_null(st, FILE_NCOLS + 3))
-			f->shared_at = db_col_int(st, FILE_NCOLS + 3);
+		if (!sfsi_db_col_null(st, FILE_NCOLS + 3))
+			f->shared_at = sfsi_db_col_int(st, FILE_NCOLS + 3);
 	}
 	if (rc < 0 && !ret)
 		ret = status_of(e);
-	db_finalize(st);
+	sfsi_db_finalize(st);
 	return ret;
 }
 
@@ -807,12 +807,12 @@ static enum sfs_status fetch_count(struct db *d, struct qb *qb, int64_t *n,
 	st = qb_prep(qb, d, e);
 	if (!st)
 		return status_of(e);
-	rc = db_step(st, e);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1)
-		*n = db_col_int(st, 0);
+		*n = sfsi_db_col_int(st, 0);
 	else
 		ret = rc < 0 ? status_of(e) : SFS_IO;
-	db_finalize(st);
+	sfsi_db_finalize(st);
 	return ret;
 }
 
@@ -830,16 +830,16 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 	enum sfs_status ret = SFS_OK;
 	int rc;
 
-	st = db_prep(d,
-		     "SELECT path FROM dir WHERE owner_id = ?1"
-		     " AND parent = ?2 ORDER BY path",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT path FROM dir WHERE owner_id = ?1"
+			  " AND parent = ?2 ORDER BY path",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, path);
-	while ((rc = db_step(st, e)) == 1) {
-		const char *p = db_col_text(st, 0);
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, path);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		const char *p = sfsi_db_col_text(st, 0);
 		size_t n = p ? strlen(p) : 0;
 
 		if (n <= plen + 1 || strncmp(p, path, plen))
@@ -865,7 +865,7 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 	}
 	if (rc < 0 && !ret)
 		ret = status_of(e);
-	db_reset(st);
+	sfsi_db_reset(st);
 	/* by name: the rows come in path order, where "a-x/" < "a/" */
 	if (!ret && l->ndirs > 1)
 		qsort(l->dirs, l->ndirs, sizeof(*l->dirs), cmp_str);
@@ -889,17 +889,17 @@ static enum sfs_status scan_cheaper(struct db *d, const struct sfs_actor *a,
 	if (total <= 0 || q->deleted != 0)
 		return SFS_OK;
 	/* the root row counts the owner's live files at any depth */
-	st = db_prep(d,
-		     "SELECT nfiles FROM dir WHERE owner_id = ?1"
-		     " AND path = '/'",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT nfiles FROM dir WHERE owner_id = ?1"
+			  " AND path = '/'",
+			  e);
 	if (!st)
 		return status_of(e);
-	db_bind_int(st, 1, a->user);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, a->user);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1)
-		owned = (double)db_col_int(st, 0);
-	db_reset(st);
+		owned = (double)sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		return status_of(e);
 	want = (double)(q->page + 1) * (double)q->size;
@@ -922,7 +922,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
 	qb_init(&count);
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = check_page(q, e);
 	if (!ret)
@@ -934,9 +934,9 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	add(&count, "SELECT COUNT(*) FROM file f");
 	files_where(&count, q, a, upper, drive);
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin_read(d, e);
+		ret = sfsi_db_begin_read(d, e);
 	/* driving from the tags is chosen by the count: count first */
 	if (!ret && drive) {
 		ret = fetch_count(d, &count, &out->total, e);
@@ -961,9 +961,9 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		ret = load_dirs(d, a, path, out, e);
 	}
 	if (d)
-		db_rollback(d); /* a read: nothing to keep */
+		sfsi_db_rollback(d); /* a read: nothing to keep */
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	qb_release(&page);
 	qb_release(&count);
 	if (ret)
@@ -1031,7 +1031,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
 	qb_init(&count);
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = check_page(q, e);
 	if (ret)
@@ -1048,9 +1048,9 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	shared_body(&count, q, a, 1);
 	add(&count, ")");
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin_read(d, e);
+		ret = sfsi_db_begin_read(d, e);
 	if (!ret)
 		ret = fetch_page(d, &page, 1, (size_t)q->size, &more, out, e);
 	if (!ret && total_known(q, out, more))
@@ -1058,9 +1058,9 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	else if (!ret)
 		ret = fetch_count(d, &count, &out->total, e);
 	if (d)
-		db_rollback(d);
+		sfsi_db_rollback(d);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	qb_release(&page);
 	qb_release(&count);
 	if (ret)
@@ -1079,11 +1079,11 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 	enum sfs_status ret;
 	int rc, stop = 0;
 
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (!ret)
-		ret = db_get(s, &d, e);
+		ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
 	/*
@@ -1094,40 +1094,41 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 	 * la.size, la.deleted, la.purged, mtime_ns, ctime_ns, suffixed,
 	 * access, perm.
 	 */
-	st = db_prep(d,
-		     "SELECT id, uuid, name, filename, size, la_status,"
-		     " la_size, la_deleted, la_purged, mtime_ns, ctime_ns,"
-		     " entry_suffix"
-		     " FROM file WHERE owner_id = ?1 AND is_deleted = 0"
-		     " AND dir = ?2 ORDER BY id",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT id, uuid, name, filename, size, la_status,"
+			  " la_size, la_deleted, la_purged, mtime_ns, ctime_ns,"
+			  " entry_suffix"
+			  " FROM file WHERE owner_id = ?1 AND is_deleted = 0"
+			  " AND dir = ?2 ORDER BY id",
+			  e);
 	if (!st) {
 		ret = status_of(e);
 		goto out;
 	}
-	db_bind_int(st, 1, a->user);
-	db_bind_text(st, 2, path);
-	while ((rc = db_step(st, e)) == 1) {
+	sfsi_db_bind_int(st, 1, a->user);
+	sfsi_db_bind_text(st, 2, path);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
 		struct sfs_file f;
 
 		sfs_file_init(&f);
-		f.ino = db_col_int(st, 0);
-		sfs_strlcpy(f.id, db_col_text(st, 1), sizeof(f.id));
+		f.ino = sfsi_db_col_int(st, 0);
+		sfs_strlcpy(f.id, sfsi_db_col_text(st, 1), sizeof(f.id));
 		f.owner = a->user;
 		sfs_strlcpy(f.owner_id, a->user_id, sizeof(f.owner_id));
 		f.tenant = a->tenant;
 		sfs_strlcpy(f.tenant_id, a->tenant_id, sizeof(f.tenant_id));
-		f.name = (char *)db_col_text(st, 2);
-		f.filename = (char *)db_col_text(st, 3);
+		f.name = (char *)sfsi_db_col_text(st, 2);
+		f.filename = (char *)sfsi_db_col_text(st, 3);
 		f.path = (char *)path;
-		f.size = db_col_null(st, 4) ? -1 : db_col_int(st, 4);
-		f.la.status = (enum sfs_jstate)db_col_int(st, 5);
-		f.la.size = db_col_null(st, 6) ? -1 : db_col_int(st, 6);
-		f.la.deleted = (int)db_col_int(st, 7);
-		f.la.purged = (int)db_col_int(st, 8);
-		f.mtime_ns = db_col_int(st, 9);
-		f.ctime_ns = db_col_int(st, 10);
-		f.suffixed = (int)db_col_int(st, 11);
+		f.size = sfsi_db_col_null(st, 4) ? -1 : sfsi_db_col_int(st, 4);
+		f.la.status = (enum sfs_jstate)sfsi_db_col_int(st, 5);
+		f.la.size =
+			sfsi_db_col_null(st, 6) ? -1 : sfsi_db_col_int(st, 6);
+		f.la.deleted = (int)sfsi_db_col_int(st, 7);
+		f.la.purged = (int)sfsi_db_col_int(st, 8);
+		f.mtime_ns = sfsi_db_col_int(st, 9);
+		f.ctime_ns = sfsi_db_col_int(st, 10);
+		f.suffixed = (int)sfsi_db_col_int(st, 11);
 		f.access = SFS_ACCESS_OWNER;
 		f.perm = SFS_PERM_OWNER;
 		if (!f.name)
@@ -1141,8 +1142,8 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 	}
 	if (rc < 0 && !ret)
 		ret = status_of(e);
-	db_reset(st);
+	sfsi_db_reset(st);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }

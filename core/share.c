@@ -18,12 +18,13 @@
 
 static void share_from_row(struct db_stmt *st, struct sfs_share *sh)
 {
-	sfs_strlcpy(sh->id, db_col_text(st, 0), sizeof(sh->id));
-	sfs_strlcpy(sh->file_id, db_col_text(st, 1), sizeof(sh->file_id));
-	sfs_strlcpy(sh->user_id, db_col_text(st, 2), sizeof(sh->user_id));
-	sh->perm = (enum sfs_perm)db_col_int(st, 3);
-	sfs_strlcpy(sh->created_by, db_col_text(st, 4), sizeof(sh->created_by));
-	sh->created_at = db_col_int(st, 5);
+	sfs_strlcpy(sh->id, sfsi_db_col_text(st, 0), sizeof(sh->id));
+	sfs_strlcpy(sh->file_id, sfsi_db_col_text(st, 1), sizeof(sh->file_id));
+	sfs_strlcpy(sh->user_id, sfsi_db_col_text(st, 2), sizeof(sh->user_id));
+	sh->perm = (enum sfs_perm)sfsi_db_col_int(st, 3);
+	sfs_strlcpy(sh->created_by, sfsi_db_col_text(st, 4),
+		    sizeof(sh->created_by));
+	sh->created_at = sfsi_db_col_int(st, 5);
 }
 
 /* Resolve the file in a transaction and insist on ownership. */
@@ -31,7 +32,7 @@ static enum sfs_status owner_file(struct db *d, const struct sfs_actor *a,
 				  const char *file_id, struct sfs_file *f,
 				  struct sfs_err *e)
 {
-	enum sfs_status ret = file_resolve(d, a, file_id, 0, f, e);
+	enum sfs_status ret = sfsi_file_resolve(d, a, file_id, 0, f, e);
 
 	if (ret)
 		return ret;
@@ -53,18 +54,18 @@ static enum sfs_status target_user(struct db *d, const struct sfs_actor *a,
 		return sfs_err_field(e, "userId", "missing", "field required");
 	if (!sfs_uuid_valid(user_id))
 		return sfs_err_field(e, "userId", "invalid", "must be a UUID");
-	st = db_prep(d,
-		     "SELECT id FROM user WHERE uuid = lower(?1)"
-		     " AND tenant_id = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT id FROM user WHERE uuid = lower(?1)"
+			  " AND tenant_id = ?2",
+			  e);
 	if (!st)
 		return SFS_IO;
-	db_bind_text(st, 1, user_id);
-	db_bind_int(st, 2, a->tenant);
-	rc = db_step(st, e);
+	sfsi_db_bind_text(st, 1, user_id);
+	sfsi_db_bind_int(st, 2, a->tenant);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1)
-		*uid = db_col_int(st, 0);
-	db_reset(st);
+		*uid = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		return SFS_IO;
 	if (rc == 0)
@@ -91,15 +92,15 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 
 	sfs_file_init(&f);
 	*created = 0;
-	ret = need_scope(a, SFS_SCOPE_SHARE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_SHARE, e);
 	if (ret)
 		return ret;
 	if (perm != SFS_PERM_VIEW && perm != SFS_PERM_EDIT)
 		return sfs_err_field(e, "permission", "invalid",
 				     "must be VIEW or EDIT");
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 	if (!ret)
 		ret = owner_file(d, a, file_id, &f, e);
 	if (!ret && f.deleted)
@@ -109,60 +110,61 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 		ret = target_user(d, a, user_id, &uid, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "UPDATE share SET perm = ?3 WHERE file_id = ?1"
-		     " AND user_id = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "UPDATE share SET perm = ?3 WHERE file_id = ?1"
+			  " AND user_id = ?2",
+			  e);
 	if (!st)
 		goto io;
-	db_bind_int(st, 1, f.ino);
-	db_bind_int(st, 2, uid);
-	db_bind_int(st, 3, perm);
-	if (db_run(st, e))
+	sfsi_db_bind_int(st, 1, f.ino);
+	sfsi_db_bind_int(st, 2, uid);
+	sfsi_db_bind_int(st, 3, perm);
+	if (sfsi_db_run(st, e))
 		goto io;
-	if (db_changes(d) == 0) {
+	if (sfsi_db_changes(d) == 0) {
 		sfs_uuid_new(uuid);
-		st = db_prep(d,
-			     "INSERT INTO share(uuid, file_id, user_id, perm,"
-			     " created_by, created_at)"
-			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			     e);
+		st = sfsi_db_prep(
+			d,
+			"INSERT INTO share(uuid, file_id, user_id, perm,"
+			" created_by, created_at)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			e);
 		if (!st)
 			goto io;
-		db_bind_text(st, 1, uuid);
-		db_bind_int(st, 2, f.ino);
-		db_bind_int(st, 3, uid);
-		db_bind_int(st, 4, perm);
-		db_bind_int(st, 5, a->user);
-		db_bind_int(st, 6, sfs_now_ms());
-		if (db_run(st, e))
+		sfsi_db_bind_text(st, 1, uuid);
+		sfsi_db_bind_int(st, 2, f.ino);
+		sfsi_db_bind_int(st, 3, uid);
+		sfsi_db_bind_int(st, 4, perm);
+		sfsi_db_bind_int(st, 5, a->user);
+		sfsi_db_bind_int(st, 6, sfs_now_ms());
+		if (sfsi_db_run(st, e))
 			goto io;
 		*created = 1;
 	}
 	if (out) {
-		st = db_prep(d,
-			     "SELECT " SHARE_COLS SHARE_FROM
-			     " WHERE s.file_id = ?1 AND s.user_id = ?2",
-			     e);
+		st = sfsi_db_prep(d,
+				  "SELECT " SHARE_COLS SHARE_FROM
+				  " WHERE s.file_id = ?1 AND s.user_id = ?2",
+				  e);
 		if (!st)
 			goto io;
-		db_bind_int(st, 1, f.ino);
-		db_bind_int(st, 2, uid);
-		rc = db_step(st, e);
+		sfsi_db_bind_int(st, 1, f.ino);
+		sfsi_db_bind_int(st, 2, uid);
+		rc = sfsi_db_step(st, e);
 		if (rc == 1)
 			share_from_row(st, out);
-		db_reset(st);
+		sfsi_db_reset(st);
 		if (rc != 1)
 			goto io;
 	}
-	ret = db_commit(d, e);
+	ret = sfsi_db_commit(d, e);
 	goto out;
 io:
 	ret = e && e->status ? e->status : SFS_IO;
 out:
 	if (d && ret)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_file_release(&f);
 	return ret;
 }
@@ -182,25 +184,25 @@ enum sfs_status sfs_share_list(struct sfs_store *s, const struct sfs_actor *a,
 	sfs_file_init(&f);
 	*out = NULL;
 	*n = 0;
-	ret = need_scope(a, SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
-		ret = db_get(s, &d, e);
+		ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin_read(d, e);
+		ret = sfsi_db_begin_read(d, e);
 	if (!ret)
 		ret = owner_file(d, a, file_id, &f, e);
 	if (ret)
 		goto out;
-	st = db_prep(d,
-		     "SELECT " SHARE_COLS SHARE_FROM
-		     " WHERE s.file_id = ?1 ORDER BY s.created_at, s.id",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT " SHARE_COLS SHARE_FROM
+			  " WHERE s.file_id = ?1 ORDER BY s.created_at, s.id",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, f.ino);
-	while ((rc = db_step(st, e)) == 1) {
+	sfsi_db_bind_int(st, 1, f.ino);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 8;
 			nv = realloc(v, cap * sizeof(*v));
@@ -213,13 +215,13 @@ enum sfs_status sfs_share_list(struct sfs_store *s, const struct sfs_actor *a,
 		}
 		share_from_row(st, &v[(*n)++]);
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	if (rc < 0)
 		ret = SFS_IO;
 out:
 	if (d)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_file_release(&f);
 	if (ret) {
 		free(v);
@@ -240,11 +242,11 @@ static enum sfs_status revoke(struct sfs_store *s, const struct sfs_actor *a,
 	enum sfs_status ret;
 
 	sfs_file_init(&f);
-	ret = need_scope(a, SFS_SCOPE_SHARE, e);
+	ret = sfsi_need_scope(a, SFS_SCOPE_SHARE, e);
 	if (!ret)
-		ret = db_get(s, &d, e);
+		ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = db_begin(d, e);
+		ret = sfsi_db_begin(d, e);
 	if (!ret)
 		ret = owner_file(d, a, file_id, &f, e);
 	if (ret)
@@ -255,33 +257,33 @@ static enum sfs_status revoke(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	}
 	if (share_id) {
-		st = db_prep(d,
-			     "DELETE FROM share WHERE file_id = ?1"
-			     " AND uuid = lower(?2)",
-			     e);
+		st = sfsi_db_prep(d,
+				  "DELETE FROM share WHERE file_id = ?1"
+				  " AND uuid = lower(?2)",
+				  e);
 	} else {
-		st = db_prep(d,
-			     "DELETE FROM share WHERE file_id = ?1"
-			     " AND user_id = (SELECT id FROM user"
-			     " WHERE uuid = lower(?2))",
-			     e);
+		st = sfsi_db_prep(d,
+				  "DELETE FROM share WHERE file_id = ?1"
+				  " AND user_id = (SELECT id FROM user"
+				  " WHERE uuid = lower(?2))",
+				  e);
 	}
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, f.ino);
-	db_bind_text(st, 2, share_id ? share_id : user_id);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(st, 1, f.ino);
+	sfsi_db_bind_text(st, 2, share_id ? share_id : user_id);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "share_not_found",
 			       "no share with this id exists on the file");
 	if (!ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 out:
 	if (d && ret)
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_file_release(&f);
 	return ret;
 }

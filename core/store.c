@@ -14,6 +14,7 @@
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/log.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -158,51 +159,51 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	struct db_stmt *st;
 	enum sfs_status ret;
 
-	if (sfs_mkdirs(dir) < 0)
-		return sfs_errno_status(e, errno, "cannot create the store");
+	if (sfsi_mkdirs(dir) < 0)
+		return sfsi_errno_status(e, errno, "cannot create the store");
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
 	if (stat(path, &sb) == 0)
 		return sfs_errf(e, SFS_CONFLICT, NULL,
 				"a store already exists in '%s'", dir);
 	snprintf(path, sizeof(path), "%s/blobs", dir);
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return sfs_errno_status(e, errno, "cannot create blobs/");
+		return sfsi_errno_status(e, errno, "cannot create blobs/");
 	snprintf(path, sizeof(path), "%s/staging", dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return sfs_errno_status(e, errno, "cannot create staging/");
+		return sfsi_errno_status(e, errno, "cannot create staging/");
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
-	ret = db_create(path, e);
+	ret = sfsi_db_create(path, e);
 	if (ret)
 		return ret;
 	/* the database holds the signing secret: the store is its owner's */
 	if (chmod(path, 0600) < 0 || chmod(dir, 0700) < 0)
-		return sfs_errno_status(e, errno, "securing the store");
+		return sfsi_errno_status(e, errno, "securing the store");
 
 	/* the secret is written below: the first open must not demand it */
 	ret = store_open(dir, NULL, 0, &s, e);
 	if (ret)
 		return ret;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	if (sfs_random(secret, sizeof(secret))) {
+	if (sfsi_random(secret, sizeof(secret))) {
 		ret = sfs_errf(e, SFS_IO, NULL, "no randomness");
 		goto out;
 	}
-	sfs_hex(secret, sizeof(secret), hex);
-	st = db_prep(d,
-		     "INSERT OR IGNORE INTO setting(key, value)"
-		     " VALUES ('secret', ?1)",
-		     e);
+	sfsi_hex(secret, sizeof(secret), hex);
+	st = sfsi_db_prep(d,
+			  "INSERT OR IGNORE INTO setting(key, value)"
+			  " VALUES ('secret', ?1)",
+			  e);
 	if (!st) {
 		ret = e ? e->status : SFS_IO;
 		goto out;
 	}
-	db_bind_text(st, 1, hex);
-	ret = db_run(st, e);
-	sfs_fsync_dir(dir);
+	sfsi_db_bind_text(st, 1, hex);
+	ret = sfsi_db_run(st, e);
+	sfsi_fsync_dir(dir);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	sfs_store_close(s);
 	return ret;
 }
@@ -214,23 +215,24 @@ static enum sfs_status load_secret(struct sfs_store *s, struct sfs_err *e)
 	enum sfs_status ret;
 	const char *hex;
 
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT value FROM setting WHERE key = 'secret'", e);
+	st = sfsi_db_prep(d, "SELECT value FROM setting WHERE key = 'secret'",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	if (db_step(st, e) != 1 || !(hex = db_col_text(st, 0)) ||
-	    strlen(hex) != 64 || sfs_unhex(hex, 32, s->secret)) {
+	if (sfsi_db_step(st, e) != 1 || !(hex = sfsi_db_col_text(st, 0)) ||
+	    strlen(hex) != 64 || sfsi_unhex(hex, 32, s->secret)) {
 		ret = sfs_errf(e, SFS_IO, NULL, "the store has no secret");
 		goto out;
 	}
 out:
 	if (st)
-		db_reset(st);
-	db_put(d);
+		sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -262,7 +264,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_cond_init(&s->work_cv, NULL);
 	s->dir = realpath(dir, NULL);
 	if (!s->dir) {
-		ret = sfs_errno_status(e, errno, "store directory");
+		ret = sfsi_errno_status(e, errno, "store directory");
 		goto fail;
 	}
 	s->blob_dir = join(s->dir, "blobs");
@@ -270,16 +272,16 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
 		goto fail;
 	}
-	ret = db_pool_open(s, path, e);
+	ret = sfsi_db_pool_open(s, path, e);
 	if (ret)
 		goto fail;
 	ret = need_secret ? load_secret(s, e) : SFS_OK;
 	if (ret)
 		goto fail;
-	ret = blob_recover(s, e);
+	ret = sfsi_staging_recover(s, e);
 	if (ret)
 		goto fail;
-	ret = blob_staging_open(s, e);
+	ret = sfsi_staging_open(s, e);
 	if (ret)
 		goto fail;
 	*out = s;
@@ -300,8 +302,8 @@ void sfs_store_close(struct sfs_store *s)
 	if (!s)
 		return;
 	sfs_workers_stop(s);
-	blob_staging_close(s);
-	db_pool_close(s);
+	sfsi_staging_close(s);
+	sfsi_db_pool_close(s);
 	pthread_mutex_destroy(&s->pool_mu);
 	pthread_cond_destroy(&s->pool_cv);
 	pthread_mutex_destroy(&s->work_mu);
@@ -330,18 +332,18 @@ enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
 	enum sfs_status ret;
 
 	*seq = 0;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "SELECT coalesce(max(seq), 0) FROM change", e);
+	st = sfsi_db_prep(d, "SELECT coalesce(max(seq), 0) FROM change", e);
 	if (!st)
 		ret = SFS_IO;
-	else if (db_step(st, e) == 1)
-		*seq = db_col_int(st, 0);
+	else if (sfsi_db_step(st, e) == 1)
+		*seq = sfsi_db_col_int(st, 0);
 	else
 		ret = SFS_IO;
-	db_reset(st);
-	db_put(d);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -355,28 +357,28 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 	int rc;
 
 	*last = since;
-	ret = db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "SELECT seq, file_id, owner_id, dir FROM change"
-		     " WHERE seq > ?1 ORDER BY seq LIMIT 10000",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT seq, file_id, owner_id, dir FROM change"
+			  " WHERE seq > ?1 ORDER BY seq LIMIT 10000",
+			  e);
 	if (!st) {
 		ret = SFS_IO;
 		goto out;
 	}
-	db_bind_int(st, 1, since);
-	while ((rc = db_step(st, e)) == 1) {
-		*last = db_col_int(st, 0);
-		fn(arg, *last, db_col_int(st, 1), db_col_int(st, 2),
-		   db_col_text(st, 3));
+	sfsi_db_bind_int(st, 1, since);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		*last = sfsi_db_col_int(st, 0);
+		fn(arg, *last, sfsi_db_col_int(st, 1), sfsi_db_col_int(st, 2),
+		   sfsi_db_col_text(st, 3));
 	}
 	if (rc < 0)
 		ret = e ? e->status : SFS_IO;
-	db_reset(st);
+	sfsi_db_reset(st);
 out:
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -386,7 +388,7 @@ enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
 	struct statvfs v;
 
 	if (statvfs(s->dir, &v) < 0)
-		return sfs_errno_status(e, errno, "statvfs");
+		return sfsi_errno_status(e, errno, "statvfs");
 	*total = (uint64_t)v.f_blocks * v.f_frsize;
 	*avail = (uint64_t)v.f_bavail * v.f_frsize;
 	return SFS_OK;

@@ -28,7 +28,7 @@ char *sfs_strdup0(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-void sfs_hex(const unsigned char *in, size_t n, char *out)
+void sfsi_hex(const unsigned char *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -51,7 +51,7 @@ static int hexval(int c)
 	return -1;
 }
 
-int sfs_unhex(const char *in, size_t n, unsigned char *out)
+int sfsi_unhex(const char *in, size_t n, unsigned char *out)
 {
 	size_t i;
 
@@ -65,17 +65,17 @@ int sfs_unhex(const char *in, size_t n, unsigned char *out)
 	return 0;
 }
 
-int sfs_random(void *buf, size_t n)
+int sfsi_random(void *buf, size_t n)
 {
 	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
 }
 
-int sfs_ct_equal(const void *a, const void *b, size_t n)
+int sfsi_ct_equal(const void *a, const void *b, size_t n)
 {
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-int sfs_is_sha256_hex(const char *s)
+int sfsi_is_sha256_hex(const char *s)
 {
 	size_t i;
 
@@ -91,7 +91,8 @@ int sfs_parse_i64(const char *s, int64_t *out)
 	char *end;
 	long long v;
 
-	if (!s || !*s || strlen(s) > 20)
+	if (!s || !*s || strlen(s) > 20 ||
+	    (*s != '-' && (*s < '0' || *s > '9')))
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
@@ -116,7 +117,7 @@ int sfs_parse_bool(const char *s, int *out)
 	return -1;
 }
 
-int sfs_fsync_dir(const char *path)
+int sfsi_fsync_dir(const char *path)
 {
 	int fd, rc;
 
@@ -128,7 +129,7 @@ int sfs_fsync_dir(const char *path)
 	return rc;
 }
 
-int sfs_mkdirs(const char *path)
+int sfsi_mkdirs(const char *path)
 {
 	char tmp[4096];
 	size_t i, n = sfs_strlcpy(tmp, path, sizeof(tmp));
@@ -170,7 +171,7 @@ int64_t sfs_now_ms(void)
 	return sfs_now_ns() / 1000000;
 }
 
-enum sfs_status sfs_errno_status(struct sfs_err *e, int err, const char *what)
+enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what)
 {
 	if (err == ENOSPC || err == EDQUOT)
 		return sfs_errf(e, SFS_NO_SPACE, NULL, "%s: %s", what,
@@ -178,4 +179,12 @@ enum sfs_status sfs_errno_status(struct sfs_err *e, int err, const char *what)
 	if (err == ENOMEM)
 		return sfs_errf(e, SFS_NOMEM, NULL, "%s: out of memory", what);
 	return sfs_errf(e, SFS_IO, NULL, "%s: %s", what, strerror(err));
+}
+
+void sfsi_crash_point(const char *point)
+{
+	const char *at = getenv("SFS_CRASH_AT");
+
+	if (at && !strcmp(at, point))
+		_exit(77);
 }

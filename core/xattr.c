@@ -31,14 +31,14 @@ static enum sfs_status open_file(struct sfs_store *s, const struct sfs_actor *a,
 	enum sfs_status ret;
 
 	*dp = NULL;
-	ret = need_scope(a, write ? SFS_SCOPE_WRITE : SFS_SCOPE_READ, e);
+	ret = sfsi_need_scope(a, write ? SFS_SCOPE_WRITE : SFS_SCOPE_READ, e);
 	if (!ret)
-		ret = db_get(s, dp, e);
+		ret = sfsi_db_get(s, dp, e);
 	if (ret)
 		return ret;
-	ret = write ? db_begin(*dp, e) : db_begin_read(*dp, e);
+	ret = write ? sfsi_db_begin(*dp, e) : sfsi_db_begin_read(*dp, e);
 	if (!ret)
-		ret = file_resolve(*dp, a, id, 0, &f, e);
+		ret = sfsi_file_resolve(*dp, a, id, 0, &f, e);
 	if (!ret && write && f.perm < SFS_PERM_EDIT)
 		ret = sfs_errf(e, SFS_FORBIDDEN, "forbidden",
 			       "not authorized to modify this file");
@@ -48,7 +48,7 @@ static enum sfs_status open_file(struct sfs_store *s, const struct sfs_actor *a,
 	*ino = f.ino;
 	sfs_file_release(&f);
 	if (ret) {
-		db_put(*dp);
+		sfsi_db_put(*dp);
 		*dp = NULL;
 	}
 	return ret;
@@ -58,10 +58,10 @@ static enum sfs_status finish(struct db *d, int write, enum sfs_status ret,
 			      struct sfs_err *e)
 {
 	if (write && !ret)
-		ret = db_commit(d, e);
+		ret = sfsi_db_commit(d, e);
 	else
-		db_rollback(d);
-	db_put(d);
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -83,17 +83,17 @@ enum sfs_status sfs_xattr_get(struct sfs_store *s, const struct sfs_actor *a,
 		ret = open_file(s, a, file_id, 0, &d, &ino, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "SELECT value FROM xattr WHERE file_id = ?1"
-		     " AND name = ?2",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT value FROM xattr WHERE file_id = ?1"
+			  " AND name = ?2",
+			  e);
 	if (!st)
 		return finish(d, 0, SFS_IO, e);
-	db_bind_int(st, 1, ino);
-	db_bind_text(st, 2, name);
-	rc = db_step(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, name);
+	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
-		v = db_col_blob(st, 0, &n);
+		v = sfsi_db_col_blob(st, 0, &n);
 		if (sfs_buf_add(out, v ? v : "", n))
 			ret = sfs_errf(e, SFS_TOO_LARGE, NULL,
 				       "the value is too large");
@@ -102,7 +102,7 @@ enum sfs_status sfs_xattr_get(struct sfs_store *s, const struct sfs_actor *a,
 			     : sfs_errf(e, SFS_NOT_FOUND, "attribute_not_found",
 					"no such attribute");
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	return finish(d, 0, ret, e);
 }
 
@@ -112,34 +112,34 @@ static int64_t count_of(struct db *d, int64_t ino, int *exists,
 	struct db_stmt *st;
 	int64_t n = -1;
 
-	st = db_prep(d,
-		     "SELECT count(*), sum(name = ?2) FROM xattr"
-		     " WHERE file_id = ?1",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT count(*), sum(name = ?2) FROM xattr"
+			  " WHERE file_id = ?1",
+			  e);
 	if (!st)
 		return -1;
-	db_bind_int(st, 1, ino);
-	db_bind_text(st, 2, name);
-	if (db_step(st, e) == 1) {
-		n = db_col_int(st, 0);
-		*exists = db_col_int(st, 1) > 0;
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, name);
+	if (sfsi_db_step(st, e) == 1) {
+		n = sfsi_db_col_int(st, 0);
+		*exists = sfsi_db_col_int(st, 1) > 0;
 	}
-	db_reset(st);
+	sfsi_db_reset(st);
 	return n;
 }
 
 static enum sfs_status touch(struct db *d, int64_t ino, struct sfs_err *e)
 {
-	struct db_stmt *st = db_prep(d,
-				     "UPDATE file SET ctime_ns = ?2"
-				     " WHERE id = ?1",
-				     e);
+	struct db_stmt *st = sfsi_db_prep(d,
+					  "UPDATE file SET ctime_ns = ?2"
+					  " WHERE id = ?1",
+					  e);
 
 	if (!st)
 		return SFS_IO;
-	db_bind_int(st, 1, ino);
-	db_bind_int(st, 2, sfs_now_ns());
-	return db_run(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, sfs_now_ns());
+	return sfsi_db_run(st, e);
 }
 
 enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
@@ -177,17 +177,17 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 			       SFS_XATTR_PER_FILE);
 	if (ret)
 		return finish(d, 1, ret, e);
-	st = db_prep(d,
-		     "INSERT INTO xattr(file_id, name, value)"
-		     " VALUES (?1, ?2, ?3) ON CONFLICT(file_id, name)"
-		     " DO UPDATE SET value = excluded.value",
-		     e);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO xattr(file_id, name, value)"
+			  " VALUES (?1, ?2, ?3) ON CONFLICT(file_id, name)"
+			  " DO UPDATE SET value = excluded.value",
+			  e);
 	if (!st)
 		return finish(d, 1, SFS_IO, e);
-	db_bind_int(st, 1, ino);
-	db_bind_text(st, 2, name);
-	db_bind_blob(st, 3, len ? value : "", len);
-	ret = db_run(st, e);
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, name);
+	sfsi_db_bind_blob(st, 3, len ? value : "", len);
+	ret = sfsi_db_run(st, e);
 	if (!ret)
 		ret = touch(d, ino, e);
 	return finish(d, 1, ret, e);
@@ -207,14 +207,14 @@ enum sfs_status sfs_xattr_remove(struct sfs_store *s, const struct sfs_actor *a,
 		ret = open_file(s, a, file_id, 1, &d, &ino, e);
 	if (ret)
 		return ret;
-	st = db_prep(d, "DELETE FROM xattr WHERE file_id = ?1 AND name = ?2",
-		     e);
+	st = sfsi_db_prep(
+		d, "DELETE FROM xattr WHERE file_id = ?1 AND name = ?2", e);
 	if (!st)
 		return finish(d, 1, SFS_IO, e);
-	db_bind_int(st, 1, ino);
-	db_bind_text(st, 2, name);
-	ret = db_run(st, e);
-	if (!ret && db_changes(d) == 0)
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, name);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, "attribute_not_found",
 			       "no such attribute");
 	if (!ret)
@@ -235,15 +235,15 @@ enum sfs_status sfs_xattr_list(struct sfs_store *s, const struct sfs_actor *a,
 	ret = open_file(s, a, file_id, 0, &d, &ino, e);
 	if (ret)
 		return ret;
-	st = db_prep(d,
-		     "SELECT name FROM xattr WHERE file_id = ?1"
-		     " ORDER BY name",
-		     e);
+	st = sfsi_db_prep(d,
+			  "SELECT name FROM xattr WHERE file_id = ?1"
+			  " ORDER BY name",
+			  e);
 	if (!st)
 		return finish(d, 0, SFS_IO, e);
-	db_bind_int(st, 1, ino);
-	while ((rc = db_step(st, e)) == 1) {
-		const char *nm = db_col_text(st, 0);
+	sfsi_db_bind_int(st, 1, ino);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		const char *nm = sfsi_db_col_text(st, 0);
 
 		if (sfs_buf_add(out, nm, strlen(nm) + 1)) {
 			ret = sfs_errf(e, SFS_TOO_LARGE, NULL,
@@ -253,6 +253,6 @@ enum sfs_status sfs_xattr_list(struct sfs_store *s, const struct sfs_actor *a,
 	}
 	if (rc < 0 && !ret)
 		ret = SFS_IO;
-	db_reset(st);
+	sfsi_db_reset(st);
 	return finish(d, 0, ret, e);
 }

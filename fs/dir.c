@@ -11,7 +11,7 @@
 #include <sys/statvfs.h>
 #include "fs_i.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 static void set_times(struct stat *st, int64_t mtime_ns, int64_t ctime_ns)
 {

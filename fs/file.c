@@ -14,8 +14,9 @@
 #include "fs_i.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 /* The handle of one open file (fi->fh). */
 struct fh {

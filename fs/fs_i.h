@@ -15,6 +15,7 @@
 #include "speechfs/dir.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/util.h"
 #include "speechfs/vpath.h"
 
 struct sfs_store;

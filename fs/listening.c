@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "fs_i.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 int fs_listening_resolve(const char *rest, struct fs_node *n)
 {

@@ -13,7 +13,7 @@
 #include "speechfs/query.h"
 #include "speechfs/store.h"
 #include <pthread.h>
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define DIVSLASH "\xe2\x88\x95" /* U+2215 DIVISION SLASH */
 #define EXT_MAX 16

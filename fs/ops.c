@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include "fs_i.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 static const int errnos[SFS_STATUS_MAX] = {
 	[SFS_OK] = 0,

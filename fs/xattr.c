@@ -22,7 +22,7 @@
 #include "speechfs/tag.h"
 #include "speechfs/xattr.h"
 #include <sys/xattr.h>
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define PFX "user.speechfs."
 

@@ -13,7 +13,7 @@
 #include "admin.h"
 #include "speechfs/config.h"
 #include "speechfs/log.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 const struct admin_optdef admin_opts[O_MAX] = {
 	[O_STORE] = { "store", 0, "DIR", K_STR, 0 },
@@ -258,7 +258,7 @@ static int take(struct admin_ctx *x, enum admin_opt_id id, const char *val)
 		x->set[id]++;
 		return 0;
 	case K_NUM:
-		if (httpd_parse_i64(val, &x->num[id]) || x->num[id] < d->min)
+		if (sfs_parse_i64(val, &x->num[id]) || x->num[id] < d->min)
 			return usage_error(x->cmd,
 					   "--%s: '%s' is not a whole number "
 					   ">= %" PRId64,

@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "admin.h"
-#include "speechfs/blob.h"
+#include "speechfs/fsck.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/token.h"
+#include "speechfs/banned.h"
 
 static json_t *scope_names(unsigned scopes)
 {

@@ -17,10 +17,7 @@
 #include "speechfs/json.h"
 #include "speechfs/query.h"
 #include "speechfs/store.h"
-#include "banned.h"
-
-#define SIGNED_TTL_DEFAULT 300
-#define SIGNED_TTL_MAX 3600
+#include "speechfs/banned.h"
 
 struct qctx {
 	struct sfs_query *q;
@@ -495,24 +492,18 @@ enum MHD_Result api_files_restore(struct req *r)
 	return respond_file(r, 200, &f);
 }
 
-static void signed_msg(char *out, size_t n, const char *id, const char *target,
-		       const char *uid, int64_t exp)
-{
-	snprintf(out, n, "%s|%s|%s|%" PRId64, id, target, uid, exp);
-}
-
 enum MHD_Result api_files_signed_url(struct req *r)
 {
-	struct sfs_file f;
+	struct sfs_signed_url u;
 	struct sfs_err e;
 	json_t *j = NULL, *v;
-	const char *target = "content";
-	int64_t ttl = SIGNED_TTL_DEFAULT, exp;
-	char msg[256], sig[65], url[512], iso[32];
+	enum sfs_content which = SFS_CONTENT_ORIGINAL;
+	int64_t ttl = SFS_SIGNED_TTL_DEFAULT;
+	char url[512], iso[32];
+	const char *target;
 	enum MHD_Result ret;
 
 	sfs_err_init(&e);
-	sfs_file_init(&f);
 	if (r->json.len && req_json(r, &j, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
@@ -520,77 +511,33 @@ enum MHD_Result api_files_signed_url(struct req *r)
 	v = json_object_get(j, "target");
 	if (v) {
 		target = json_string_value(v);
-		if (!target || (strcmp(target, "content") &&
-				strcmp(target, "listening-audio"))) {
+		if (target && !strcmp(target, "listening-audio"))
+			which = SFS_CONTENT_LISTENING;
+		else if (!target || strcmp(target, "content"))
 			sfs_err_field(&e, "target", "invalid",
 				      "'target' must be \"content\" or "
 				      "\"listening-audio\"");
-			target = "content";
-		}
 	}
 	v = json_object_get(j, "expiresInSeconds");
-	if (v) {
+	if (v)
 		ttl = json_is_integer(v) ? json_integer_value(v) : -1;
-		if (ttl < 1 || ttl > SIGNED_TTL_MAX)
-			sfs_err_field(&e, "expiresInSeconds", "invalid",
-				      "'expiresInSeconds' must be an integer "
-				      "from 1 to %d",
-				      SIGNED_TTL_MAX);
-	}
-	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, "validation_error",
-			 "the signed URL request is invalid");
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	if (sfs_file_get(g_httpd.store, &r->actor, r->params[0], &f, &e)) {
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	exp = sfs_now_ms() / 1000 + ttl;
-	signed_msg(msg, sizeof(msg), f.id, target, r->actor.user_id, exp);
-	if (sfs_hmac_sign(g_httpd.store, msg, sig, &e)) {
+	if (e.nfields ||
+	    sfs_signed_url_make(g_httpd.store, &r->actor, r->params[0], which,
+				ttl, &u, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
 	snprintf(url, sizeof(url),
-		 API_BASE "/%s/%s?exp=%" PRId64 "&uid=%s&sig=%s", f.id,
-		 strcmp(target, "content") == 0 ? "content"
-						: "listening-audio/stream",
-		 exp, r->actor.user_id, sig);
-	sfs_iso8601(exp * 1000, iso);
+		 API_BASE "/%s/%s?exp=%" PRId64 "&uid=%s&sig=%s", u.file_id,
+		 which == SFS_CONTENT_LISTENING ? "listening-audio/stream"
+						: "content",
+		 u.exp, u.user_id, u.sig);
+	sfs_iso8601(u.exp * 1000, iso);
 	ret = respond_json(
 		r, 200, json_pack("{s:s, s:s}", "url", url, "expiresAt", iso));
 out:
-	sfs_file_release(&f);
 	json_decref(j);
 	return ret;
-}
-
-int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e)
-{
-	const char *exps = req_arg(r, "exp"), *uid = req_arg(r, "uid");
-	const char *sig = req_arg(r, "sig");
-	char msg[256];
-	int64_t exp;
-
-	if (!exps || !uid || !sig || httpd_parse_i64(exps, &exp) ||
-	    !sfs_uuid_valid(uid))
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
-				"the signed URL is incomplete");
-	signed_msg(msg, sizeof(msg), r->params[0], target, uid, exp);
-	if (!sfs_hmac_verify(g_httpd.store, msg, sig))
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
-				"the signed URL's signature is invalid");
-	if (sfs_now_ms() / 1000 > exp)
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "signed_url_expired",
-				"the signed URL has expired");
-	if (sfs_auth_user(g_httpd.store, uid, SFS_SCOPE_READ, &r->actor, e)) {
-		sfs_err_init(e);
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
-				"the signed URL's user no longer exists");
-	}
-	return SFS_OK;
 }
 
 enum MHD_Result api_healthz(struct req *r)

@@ -6,7 +6,7 @@
 #include "speechfs/file.h"
 #include "speechfs/job.h"
 #include "speechfs/json.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 enum MHD_Result api_listening_stream(struct req *r)
 {

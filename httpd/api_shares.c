@@ -6,7 +6,7 @@
 #include "httpd.h"
 #include "speechfs/json.h"
 #include "speechfs/share.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 enum MHD_Result api_shares_list(struct req *r)
 {

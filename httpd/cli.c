@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "httpd.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 static const struct option *find_long(const struct option *lo, const char *name,
 				      size_t n)

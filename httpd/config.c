@@ -15,7 +15,7 @@
 #include "httpd.h"
 #include "speechfs/config.h"
 #include "speechfs/log.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 static void opts_init(struct httpd_opts *o)
 {
@@ -116,7 +116,7 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val,
 			*(double *)(p + opt_keys[i].off) = d;
 			return 0;
 		}
-		if (httpd_parse_i64(val, &v) || v < 0 ||
+		if (sfs_parse_i64(val, &v) || v < 0 ||
 		    (opt_keys[i].type == O_INT && v > 1000000000)) {
 			snprintf(msg, msgsz, "expected a whole number >= 0");
 			return -1;
@@ -244,7 +244,7 @@ int httpd_listen_parse(const char *s, struct sockaddr_storage *ss,
 		host[colon - s] = '\0';
 		port = colon + 1;
 	}
-	if (httpd_parse_i64(port, &p) || *port == '-' || p < 1 || p > 65535)
+	if (sfs_parse_i64(port, &p) || *port == '-' || p < 1 || p > 65535)
 		return bad_listen(s, "a port is 1-65535", msg, msgsz);
 	if (*v6) {
 		sin6->sin6_family = AF_INET6;

@@ -17,10 +17,8 @@
 #include "speechfs/err.h"
 #include "speechfs/file.h"
 #include "speechfs/store.h"
-
-#ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#endif
+#include "speechfs/token.h"
+#include "speechfs/util.h"
 
 struct sfs_store;
 struct sfs_stage;
@@ -137,6 +135,8 @@ struct route {
 	int upload_limited; /* stricter rate bucket */
 	handler_fn fn;
 	const char *name; /* metrics label */
+	/* a signed URL may stand for credentials: what it must grant */
+	enum { SIGNED_NO, SIGNED_CONTENT, SIGNED_LISTENING } signed_url;
 };
 
 /* router.c */
@@ -258,9 +258,6 @@ enum MHD_Result api_openapi(struct req *r);
 /* openapi_doc.c */
 extern const char httpd_openapi_json[];
 
-/* signed URLs (api_files.c) */
-int httpd_signed_auth(struct req *r, const char *target, struct sfs_err *e);
-
 /* admin.c */
 int admin_main(int argc, char **argv);
 int admin_is_command(const char *arg);
@@ -282,9 +279,5 @@ int cli_check_args(const char *prog, int argc, char **argv,
  */
 int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 	       const struct option *lo);
-
-/* small helpers (respond.c) */
-int httpd_parse_i64(const char *s, int64_t *out);
-char *httpd_strdup(const char *s);
 
 #endif

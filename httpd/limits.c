@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "httpd.h"
 #include "speechfs/log.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define NSLOTS 256
 #define CHUNK_MIN 4096

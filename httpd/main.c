@@ -22,7 +22,7 @@
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 struct httpd g_httpd;
 

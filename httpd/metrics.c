@@ -9,7 +9,7 @@
 #include <string.h>
 #include "httpd.h"
 #include "speechfs/job.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define MAX_ROUTES 32
 #define NSTATUS 600

@@ -13,7 +13,8 @@
 #include <time.h>
 #include "httpd.h"
 #include "speechfs/blob.h"
-#include "banned.h"
+#include "speechfs/banned.h"
+#include "speechfs/stage.h"
 
 #define TEXT_PART_MAX (64 * 1024 + 1024)
 #define MULTIPART_OVERHEAD (1024 * 1024)
@@ -554,7 +555,7 @@ enum MHD_Result req_body_start(struct req *r)
 	const char *cl = req_header(r, "Content-Length");
 	int64_t len = -1, limit;
 
-	if (cl && httpd_parse_i64(cl, &len))
+	if (cl && sfs_parse_i64(cl, &len))
 		len = -1;
 	if (r->route->accepts == BODY_UPLOAD) {
 		if (ctype_is(ct, "multipart/form-data")) {

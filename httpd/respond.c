@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "httpd.h"
 #include "speechfs/log.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 static const unsigned status_http[SFS_STATUS_MAX] = {
 	[SFS_OK] = 200,		 [SFS_NOT_FOUND] = 404,
@@ -32,26 +32,6 @@ unsigned httpd_http_status(enum sfs_status st)
 	if ((int)st < 0 || st >= SFS_STATUS_MAX || !status_http[st])
 		return 500;
 	return status_http[st];
-}
-
-int httpd_parse_i64(const char *s, int64_t *out)
-{
-	char *end;
-	long long v;
-
-	if (!s || !*s || (*s != '-' && (*s < '0' || *s > '9')))
-		return -1;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-char *httpd_strdup(const char *s)
-{
-	return s ? strdup(s) : NULL;
 }
 
 enum MHD_Result respond_queue(struct req *r, unsigned status,
@@ -218,11 +198,11 @@ int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
 			return -1;
 		memcpy(num, p, n);
 		num[n] = 0;
-		if (httpd_parse_i64(num, &a) || a < 0)
+		if (sfs_parse_i64(num, &a) || a < 0)
 			return -1;
 	}
 	if (dash[1]) {
-		if (httpd_parse_i64(dash + 1, &b) || b < 0)
+		if (sfs_parse_i64(dash + 1, &b) || b < 0)
 			return -1;
 	}
 	if (a < 0 && b < 0)

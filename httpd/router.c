@@ -12,7 +12,7 @@
 #include <time.h>
 #include "httpd.h"
 #include "speechfs/log.h"
-#include "banned.h"
+#include "speechfs/banned.h"
 
 #define B API_BASE
 #define R SFS_SCOPE_READ
@@ -21,41 +21,43 @@
 #define S SFS_SCOPE_SHARE
 
 static const struct route routes[] = {
-	{ "GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz" },
-	{ "GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics" },
-	{ "GET", "/api/v1/openapi.json", 0, BODY_NO, 0, api_openapi,
-	  "openapi" },
-	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list" },
-	{ "POST", B, W, BODY_UPLOAD, 1, api_files_create, "files_create" },
+	{ "GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz", SIGNED_NO },
+	{ "GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics", SIGNED_NO },
+	{ "GET", "/api/v1/openapi.json", 0, BODY_NO, 0, api_openapi, "openapi",
+	  SIGNED_NO },
+	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list", SIGNED_NO },
+	{ "POST", B, W, BODY_UPLOAD, 1, api_files_create, "files_create",
+	  SIGNED_NO },
 	{ "GET", B "/shared-with-me", R, BODY_NO, 0, api_files_shared,
-	  "files_shared" },
-	{ "GET", B "/{id}", R, BODY_NO, 0, api_files_get, "files_get" },
+	  "files_shared", SIGNED_NO },
+	{ "GET", B "/{id}", R, BODY_NO, 0, api_files_get, "files_get",
+	  SIGNED_NO },
 	{ "PATCH", B "/{id}", W, BODY_JSON_OK, 0, api_files_patch,
-	  "files_patch" },
-	{ "DELETE", B "/{id}", D, BODY_NO, 0, api_files_delete,
-	  "files_delete" },
+	  "files_patch", SIGNED_NO },
+	{ "DELETE", B "/{id}", D, BODY_NO, 0, api_files_delete, "files_delete",
+	  SIGNED_NO },
 	{ "GET", B "/{id}/content", R, BODY_NO, 0, api_files_content,
-	  "files_content" },
+	  "files_content", SIGNED_CONTENT },
 	{ "POST", B "/{id}/discard-content", W, BODY_NO, 0, api_files_discard,
-	  "files_discard" },
+	  "files_discard", SIGNED_NO },
 	{ "POST", B "/{id}/restore", W, BODY_NO, 0, api_files_restore,
-	  "files_restore" },
+	  "files_restore", SIGNED_NO },
 	{ "POST", B "/{id}/signed-url", R, BODY_JSON_OK, 0,
-	  api_files_signed_url, "files_signed_url" },
+	  api_files_signed_url, "files_signed_url", SIGNED_NO },
 	{ "GET", B "/{id}/listening-audio/stream", R, BODY_NO, 0,
-	  api_listening_stream, "listening_stream" },
+	  api_listening_stream, "listening_stream", SIGNED_LISTENING },
 	{ "POST", B "/{id}/listening-audio/generate", W, BODY_NO, 0,
-	  api_listening_generate, "listening_generate" },
+	  api_listening_generate, "listening_generate", SIGNED_NO },
 	{ "DELETE", B "/{id}/listening-audio", D, BODY_NO, 0,
-	  api_listening_delete, "listening_delete" },
+	  api_listening_delete, "listening_delete", SIGNED_NO },
 	{ "POST", B "/{id}/listening-audio/purge", W, BODY_NO, 0,
-	  api_listening_purge, "listening_purge" },
+	  api_listening_purge, "listening_purge", SIGNED_NO },
 	{ "GET", B "/{fileId}/shares", R, BODY_NO, 0, api_shares_list,
-	  "shares_list" },
+	  "shares_list", SIGNED_NO },
 	{ "POST", B "/{fileId}/shares", S, BODY_JSON_OK, 0, api_shares_create,
-	  "shares_create" },
+	  "shares_create", SIGNED_NO },
 	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
-	  api_shares_delete, "shares_delete" },
+	  api_shares_delete, "shares_delete", SIGNED_NO },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -191,14 +193,14 @@ static enum MHD_Result begin(struct req *r)
 		snprintf(r->params[i], SFS_ID_SIZE, "%s", params[i]);
 
 	if (r->route->scope) {
-		const char *target = NULL;
-
-		if (r->route->fn == api_files_content)
-			target = "content";
-		else if (r->route->fn == api_listening_stream)
-			target = "listening-audio";
-		if (target && req_arg(r, "sig")) {
-			if (httpd_signed_auth(r, target, &e))
+		if (r->route->signed_url != SIGNED_NO && req_arg(r, "sig")) {
+			if (sfs_signed_url_verify(
+				    g_httpd.store, r->params[0],
+				    r->route->signed_url == SIGNED_LISTENING
+					    ? SFS_CONTENT_LISTENING
+					    : SFS_CONTENT_ORIGINAL,
+				    req_arg(r, "exp"), req_arg(r, "uid"),
+				    req_arg(r, "sig"), &r->actor, &e))
 				return respond_err(r, &e);
 			r->signed_url = 1;
 		} else if (authenticate(r, &e)) {

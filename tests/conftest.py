@@ -1,7 +1,14 @@
-"""Shared pytest configuration: the build directory, and one closing line
-"N passed, M failed" so every run ends the same way."""
+"""Shared pytest configuration: the build directory, one closing line
+"N passed, M failed" so every run ends the same way, and the fixtures of
+the throwaway Ceph RADOS Gateway (tests/rgw.py) that the object-store
+tests use."""
 import os
 import pathlib
+import sys
+
+import pytest
+
+import rgw
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
@@ -16,3 +23,32 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if skipped:
         line += f", {skipped} skipped"
     terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def rgw_gateway(tmp_path_factory):
+    """One throwaway Ceph RADOS Gateway for the whole run (tests/rgw.py).
+    It not starting fails the tests that use it, with its logs; a daemon
+    that crashed meanwhile fails the teardown."""
+    g = rgw.Gateway(tmp_path_factory.mktemp("rgw"))
+    try:
+        g.start()
+    except rgw.GatewayError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    sys.stderr.write("\nrgw: %s answered signed S3 %.2f s after start\n"
+                     % (g.endpoint, g.start_seconds))
+    yield g
+    g.stop()
+
+
+@pytest.fixture
+def s3_bucket(rgw_gateway):
+    """A fresh bucket of the session's gateway, emptied and deleted
+    after the test; yields (gateway, bucket name)."""
+    name = rgw_gateway.make_bucket()
+    yield rgw_gateway, name
+    s3 = rgw_gateway.client()
+    try:
+        s3.drop_bucket(name)
+    finally:
+        s3.close()

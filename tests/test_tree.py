@@ -1,8 +1,11 @@
 """Checks of the source tree itself: every C source is formatted with the
-repository's .clang-format (the generated OpenAPI document aside)."""
+repository's .clang-format (the generated OpenAPI document aside); the
+front ends include only the public API; the library exports only
+prefixed symbols."""
+import re
 import subprocess
 
-from conftest import ROOT
+from conftest import BUILD, ROOT
 
 GENERATED = {"httpd/openapi_doc.c"}
 
@@ -20,3 +23,39 @@ def test_sources_are_formatted():
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, \
         "run 'clang-format -i' on these:\n" + r.stderr[-3000:]
+
+
+def test_front_ends_include_only_the_public_api():
+    """fs/ and httpd/ include the system's headers, their own, and
+    include/speechfs/ — never a header of core/."""
+    own = {"fs": {"fs_i.h"}, "httpd": {"httpd.h", "admin.h"}}
+    bad = []
+    for d, allowed in own.items():
+        for f in sorted((ROOT / d).glob("*.[ch]")):
+            for n, line in enumerate(f.read_text().splitlines(), 1):
+                m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+                if m and m.group(1) not in allowed and \
+                        not m.group(1).startswith("speechfs/"):
+                    bad.append(f"{f.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not bad, "front ends may include only speechfs/*.h:\n" + \
+        "\n".join(bad)
+
+
+def test_library_exports_only_prefixed_symbols():
+    """Every global symbol libspeechfs.a defines is public (sfs_, declared
+    in include/speechfs/) or internal (sfsi_): nothing pollutes the
+    namespace of a program that links the library."""
+    lib = BUILD / "libspeechfs.a"
+    assert lib.is_file(), f"{lib} is not built"
+    out = subprocess.run(["nm", "-g", "--defined-only", str(lib)],
+                         capture_output=True, text=True, check=True).stdout
+    syms = {f[2] for f in (l.split() for l in out.splitlines())
+            if len(f) == 3}
+    assert syms, "nm listed no symbols"
+    headers = "\n".join(p.read_text()
+                        for p in (ROOT / "include" / "speechfs").glob("*.h"))
+    declared = set(re.findall(r"\b(sfs_\w+)\b", headers))
+    bad = sorted(s for s in syms if not s.startswith("sfsi_") and
+                 not (s.startswith("sfs_") and s in declared))
+    assert not bad, "exported but neither public nor sfsi_: " + \
+        " ".join(bad)

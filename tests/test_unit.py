@@ -1,23 +1,35 @@
 """The C unit tests of the core, one pytest case per binary; under valgrind
-too when SFS_VALGRIND=1 (no leaks allowed)."""
+too when SFS_VALGRIND=1 (no leaks allowed). A binary whose source reads
+SFS_S3_ENDPOINT gets the session's Ceph RADOS Gateway and a bucket of its
+own in its environment (tests/rgw.py)."""
 import os
 import subprocess
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, ROOT
 
 UNIT = sorted(p for p in (BUILD / "tests").glob("t_*") if os.access(p, os.X_OK)) \
     if (BUILD / "tests").is_dir() else []
 
 
+def needs_s3(binary):
+    src = ROOT / "tests" / "unit" / (binary.name + ".c")
+    return src.exists() and "SFS_S3_ENDPOINT" in src.read_text()
+
+
 @pytest.mark.parametrize("binary", UNIT, ids=[p.name for p in UNIT])
-def test_unit(binary):
+def test_unit(binary, request):
+    env = dict(os.environ)
+    if needs_s3(binary):
+        gw, bucket = request.getfixturevalue("s3_bucket")
+        env.update(gw.env(bucket))
     cmd = [str(binary)]
     if os.environ.get("SFS_VALGRIND") == "1":
         cmd = ["valgrind", "-q", "--leak-check=full", "--child-silent-after-fork=yes", "--errors-for-leak-kinds=definite,indirect",
                "--error-exitcode=3"] + cmd
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                       env=env)
     if r.returncode != 0:
         print(r.stdout)
         print(r.stderr)

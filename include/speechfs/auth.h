@@ -101,27 +101,4 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 				 struct sfs_actor *out,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
-/*
- * Verify a JWT: HS256 only, constant-time signature compare, exp and nbf
- * checked, sub = user id, scopes from "scope" (space-separated) or
- * "scopes" (array or string). SFS_UNAUTHENTICATED on any failure.
- */
-enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
-			     struct sfs_actor *out,
-			     struct sfs_err *e) SFS_MUST_CHECK;
-
-/* Mint a JWT for a user (admin CLI, tests). Appends the token to out. */
-enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
-			     unsigned scopes, int64_t ttl_seconds,
-			     struct sfs_buf *out,
-			     struct sfs_err *e) SFS_MUST_CHECK;
-
-/*
- * HMAC-SHA256 with the store's secret of `msg`, as lowercase hex into
- * out[65]; used for signed URLs. sfs_hmac_verify compares in constant time.
- */
-enum sfs_status sfs_hmac_sign(struct sfs_store *s, const char *msg,
-			      char out[65], struct sfs_err *e) SFS_MUST_CHECK;
-int sfs_hmac_verify(struct sfs_store *s, const char *msg, const char *hex);
-
 #endif

@@ -102,8 +102,4 @@ enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
 enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 				      struct sfs_err *e) SFS_MUST_CHECK;
 
-/* Current time in milliseconds since the epoch (overridable for tests). */
-int64_t sfs_now_ms(void);
-void sfs_set_clock_offset_ms(int64_t offset);
-
 #endif

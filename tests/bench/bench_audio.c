@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 
 #define TEN_MIN 600.0

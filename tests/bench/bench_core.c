@@ -25,6 +25,7 @@
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/query.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 
 #define BATCH 1000

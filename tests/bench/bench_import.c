@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "speechfs/blob.h"
 #include "speechfs/fetch.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 
 static double now_s(void)

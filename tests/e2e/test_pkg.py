@@ -69,11 +69,13 @@ def test_man_and_config_name_every_option():
     man8 = man8.replace("\\-", "-")
     for k in core | daemon | own:
         assert k in man8, k
-    # every option of the admin table (tests/e2e/test_man.py compares
-    # each command's --help with its section)
+    # every option of the daemon and of the admin table (test_man.py
+    # compares each command's --help with its own section)
+    longopts = c_keys("httpd/main.c", r'\{\s*"([a-z-]+)", (?:required|no)_arg')
+    assert {"store", "listen", "config", "no-workers"} <= longopts
     admin = c_keys("httpd/admin.c", r'\[O_[A-Z_]+\] = \{ "([a-z-]+)"')
     assert {"store", "json", "name", "max-bytes", "scopes"} <= admin
-    for opt in admin:
+    for opt in longopts | admin:
         assert f"--{opt}" in man8, opt
     man1 = (ROOT / "packaging/man/speechfs.1").read_text().replace("\\-", "-")
     for opt in ("--store", "--user", "--config", "-f", "-d", "-s", "ro",

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "testhelp.h"
 

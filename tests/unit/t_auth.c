@@ -1,16 +1,21 @@
 /*
  * Unit tests of core/auth.c: scopes, UUIDs, tenants, users, API keys, JWTs
- * (minted by the core and hand-made with OpenSSL to reach every rejection)
- * and the HMAC of signed URLs. Each test opens a fresh temporary store.
+ * (minted by the core and hand-made with OpenSSL to reach every rejection),
+ * the HMAC of signed URLs and the grants they carry (core/token.c). Each test
+ * opens a fresh temporary store.
  */
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/buf.h"
+#include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "speechfs/token.h"
+#include "speechfs/util.h"
 #include "store_i.h"
 #include "testhelp.h"
 
@@ -236,16 +241,16 @@ static void test_tenant(void)
 	CHECK(ti.max_bytes == 0 && ti.max_files == 5);
 
 	/* usage comes from the row's counters */
-	REQUIRE_ST(db_get(f.s, &d, &e), SFS_OK);
-	st = db_prep(d,
-		     "UPDATE tenant SET used_bytes = 77, used_files = 3"
-		     " WHERE uuid = ?1",
-		     &e);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, &e), SFS_OK);
+	st = sfsi_db_prep(d,
+			  "UPDATE tenant SET used_bytes = 77, used_files = 3"
+			  " WHERE uuid = ?1",
+			  &e);
 	if (st) {
-		db_bind_text(st, 1, id);
-		CHECK_ST(db_run(st, &e), SFS_OK);
+		sfsi_db_bind_text(st, 1, id);
+		CHECK_ST(sfsi_db_run(st, &e), SFS_OK);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	CHECK_ST(sfs_tenant_get(f.s, id, &ti, &e), SFS_OK);
 	CHECK(ti.used_bytes == 77 && ti.used_files == 3);
 
@@ -383,23 +388,23 @@ static void test_key_roundtrip(void)
 
 	/* only the SHA-256 of the key string is stored */
 	EVP_Digest(key, strlen(key), want, &hlen, EVP_sha256(), NULL);
-	REQUIRE_ST(db_get(f.s, &d, &e), SFS_OK);
-	st = db_prep(d,
-		     "SELECT hash, label, scopes FROM api_key"
-		     " WHERE uuid = ?1",
-		     &e);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, &e), SFS_OK);
+	st = sfsi_db_prep(d,
+			  "SELECT hash, label, scopes FROM api_key"
+			  " WHERE uuid = ?1",
+			  &e);
 	if (st) {
-		db_bind_text(st, 1, kid);
-		while (db_step(st, &e) == 1) {
+		sfsi_db_bind_text(st, 1, kid);
+		while (sfsi_db_step(st, &e) == 1) {
 			rows++;
-			hash = db_col_blob(st, 0, &n);
+			hash = sfsi_db_col_blob(st, 0, &n);
 			CHECK(n == 32 && !memcmp(hash, want, 32));
-			CHECK(!strcmp(db_col_text(st, 1), "laptop"));
-			CHECK(db_col_int(st, 2) == 3);
+			CHECK(!strcmp(sfsi_db_col_text(st, 1), "laptop"));
+			CHECK(sfsi_db_col_int(st, 2) == 3);
 		}
-		db_reset(st);
+		sfsi_db_reset(st);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	CHECK(rows == 1);
 
 	/* a second key is different, and shown with its own id */
@@ -891,7 +896,7 @@ static void test_hmac(void)
 		REQUIRE(0);
 	}
 	sfs_err_init(&e);
-	CHECK_ST(sfs_hmac_sign(f.s, "GET /files/x?exp=100", sig, &e), SFS_OK);
+	CHECK_ST(sfsi_hmac_sign(f.s, "GET /files/x?exp=100", sig, &e), SFS_OK);
 	CHECK(strlen(sig) == 64);
 	HMAC(EVP_sha256(), f.s->secret, 32,
 	     (const unsigned char *)"GET /files/x?exp=100", 20, want, &len);
@@ -902,28 +907,126 @@ static void test_hmac(void)
 			snprintf(hex + 2 * i, 3, "%02x", want[i]);
 		CHECK(!strcmp(hex, sig));
 	}
-	CHECK_ST(sfs_hmac_sign(f.s, "GET /files/x?exp=100", sig2, &e), SFS_OK);
+	CHECK_ST(sfsi_hmac_sign(f.s, "GET /files/x?exp=100", sig2, &e), SFS_OK);
 	CHECK(!strcmp(sig, sig2));
-	CHECK(sfs_hmac_verify(f.s, "GET /files/x?exp=100", sig));
+	CHECK(sfsi_hmac_verify(f.s, "GET /files/x?exp=100", sig));
 	for (i = 0; i < 65; i++)
 		upper[i] = (char)toupper((unsigned char)sig[i]);
-	CHECK(sfs_hmac_verify(f.s, "GET /files/x?exp=100", upper));
+	CHECK(sfsi_hmac_verify(f.s, "GET /files/x?exp=100", upper));
 
-	CHECK(!sfs_hmac_verify(f.s, "GET /files/x?exp=101", sig));
-	CHECK(!sfs_hmac_verify(g.s, "GET /files/x?exp=100", sig));
+	CHECK(!sfsi_hmac_verify(f.s, "GET /files/x?exp=101", sig));
+	CHECK(!sfsi_hmac_verify(g.s, "GET /files/x?exp=100", sig));
 	sig2[5] = sig2[5] == '0' ? '1' : '0';
-	CHECK(!sfs_hmac_verify(f.s, "GET /files/x?exp=100", sig2));
+	CHECK(!sfsi_hmac_verify(f.s, "GET /files/x?exp=100", sig2));
 	memcpy(sig2, sig, sizeof(sig2));
 	sig2[63] = '\0';
-	CHECK(!sfs_hmac_verify(f.s, "GET /files/x?exp=100", sig2));
+	CHECK(!sfsi_hmac_verify(f.s, "GET /files/x?exp=100", sig2));
 	memcpy(sig2, sig, sizeof(sig2));
 	sig2[10] = 'z';
-	CHECK(!sfs_hmac_verify(f.s, "GET /files/x?exp=100", sig2));
-	CHECK(!sfs_hmac_verify(f.s, "GET /files/x?exp=100", ""));
-	CHECK(!sfs_hmac_verify(f.s, "GET /files/x?exp=100", NULL));
-	CHECK(!sfs_hmac_verify(f.s, NULL, sig));
-	CHECK_ST(sfs_hmac_sign(f.s, NULL, sig, NULL), SFS_INVALID);
+	CHECK(!sfsi_hmac_verify(f.s, "GET /files/x?exp=100", sig2));
+	CHECK(!sfsi_hmac_verify(f.s, "GET /files/x?exp=100", ""));
+	CHECK(!sfsi_hmac_verify(f.s, "GET /files/x?exp=100", NULL));
+	CHECK(!sfsi_hmac_verify(f.s, NULL, sig));
+	CHECK_ST(sfsi_hmac_sign(f.s, NULL, sig, NULL), SFS_INVALID);
 	fx_close(&g);
+	fx_close(&f);
+}
+
+/* ---- signed URLs ----------------------------------------------------- */
+
+static void test_signed_url(void)
+{
+	struct sfs_file_spec sp = { .name = "talk" };
+	struct sfs_signed_url u, v;
+	struct sfs_actor a, b, got;
+	char other[SFS_ID_SIZE], exp[24], sig[65];
+	struct sfs_file file;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_auth_user(f.s, f.user, SFS_SCOPE_ALL, &a, &e), SFS_OK);
+	REQUIRE_ST(sfs_user_create(f.s, f.tenant, "bob", -1, other, &e),
+		   SFS_OK);
+	REQUIRE_ST(sfs_auth_user(f.s, other, SFS_SCOPE_ALL, &b, &e), SFS_OK);
+	REQUIRE_ST(sfs_file_create(f.s, &a, &sp, NULL, &file, &e), SFS_OK);
+
+	/* the grant is checked against the caller's access and the ttl */
+	CHECK_ST(sfs_signed_url_make(f.s, &a, file.id, SFS_CONTENT_ORIGINAL, 0,
+				     &u, &e),
+		 SFS_INVALID);
+	CHECK(has_field(&e, "expiresInSeconds"));
+	sfs_err_init(&e);
+	CHECK_ST(sfs_signed_url_make(f.s, &a, file.id, SFS_CONTENT_ORIGINAL,
+				     SFS_SIGNED_TTL_MAX + 1, &u, &e),
+		 SFS_INVALID);
+	CHECK_ST(sfs_signed_url_make(f.s, &b, file.id, SFS_CONTENT_ORIGINAL, 60,
+				     &u, NULL),
+		 SFS_FORBIDDEN);
+	CHECK_ST(sfs_signed_url_make(f.s, &a, other, SFS_CONTENT_ORIGINAL, 60,
+				     &u, NULL),
+		 SFS_NOT_FOUND);
+	REQUIRE_ST(sfs_signed_url_make(f.s, &a, file.id, SFS_CONTENT_ORIGINAL,
+				       60, &u, &e),
+		   SFS_OK);
+	CHECK(!strcmp(u.file_id, file.id) && !strcmp(u.user_id, f.user));
+	CHECK(u.exp >= sfs_now_ms() / 1000 + 59);
+	snprintf(exp, sizeof(exp), "%lld", (long long)u.exp);
+
+	/* the grant: the granting user, reading only */
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
+				       u.user_id, u.sig, &got, &e),
+		 SFS_OK);
+	CHECK(!strcmp(got.user_id, f.user) && got.scopes == SFS_SCOPE_READ);
+
+	/* nothing else: another target, file, user, expiry or signature */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_LISTENING, exp,
+				       u.user_id, u.sig, &got, &e),
+		 SFS_UNAUTHENTICATED);
+	CHECK(!strcmp(e.type, "invalid_signature"));
+	CHECK_ST(sfs_signed_url_verify(f.s, other, SFS_CONTENT_ORIGINAL, exp,
+				       u.user_id, u.sig, &got, NULL),
+		 SFS_UNAUTHENTICATED);
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
+				       other, u.sig, &got, NULL),
+		 SFS_UNAUTHENTICATED);
+	snprintf(exp, sizeof(exp), "%lld", (long long)u.exp + 3600);
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
+				       u.user_id, u.sig, &got, NULL),
+		 SFS_UNAUTHENTICATED);
+	snprintf(exp, sizeof(exp), "%lld", (long long)u.exp);
+	memcpy(sig, u.sig, sizeof(sig));
+	sig[0] = sig[0] == 'a' ? 'b' : 'a';
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
+				       u.user_id, sig, &got, NULL),
+		 SFS_UNAUTHENTICATED);
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
+				       u.user_id, NULL, &got, NULL),
+		 SFS_UNAUTHENTICATED);
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL,
+				       "12x", u.user_id, u.sig, &got, NULL),
+		 SFS_UNAUTHENTICATED);
+
+	/* a listening grant is its own */
+	REQUIRE_ST(sfs_signed_url_make(f.s, &a, file.id, SFS_CONTENT_LISTENING,
+				       60, &v, &e),
+		   SFS_OK);
+	CHECK(strcmp(v.sig, u.sig));
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_LISTENING, exp,
+				       v.user_id, v.sig, &got, NULL),
+		 SFS_OK);
+
+	/* past its expiry (the store's clock stepped, not waited for) */
+	sfs_set_clock_offset_ms(61 * 1000);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
+				       u.user_id, u.sig, &got, &e),
+		 SFS_UNAUTHENTICATED);
+	CHECK(!strcmp(e.type, "signed_url_expired"));
+	sfs_set_clock_offset_ms(0);
+	sfs_file_release(&file);
 	fx_close(&f);
 }
 
@@ -943,6 +1046,7 @@ int main(void)
 	RUN(test_jwt_subject);
 	RUN(test_jwt_scope_claims);
 	RUN(test_jwt_garbage);
+	RUN(test_signed_url);
 	RUN(test_hmac);
 	return th_report();
 }

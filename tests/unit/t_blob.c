@@ -21,7 +21,9 @@
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
+#include "speechfs/fsck.h"
 #include "speechfs/log.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "store_i.h"
 #include "testhelp.h"
@@ -215,7 +217,7 @@ static int blob_exists(struct fx *f, int64_t tenant, const char *sha)
 {
 	char p[4096];
 
-	blob_path(f->s, tenant, sha, p, sizeof(p));
+	sfsi_blob_path(f->s, tenant, sha, p, sizeof(p));
 	return access(p, F_OK) == 0;
 }
 
@@ -226,20 +228,20 @@ static int64_t blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 	struct db_stmt *q;
 	int64_t refs = -1;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -2;
-	q = db_prep(d,
-		    "SELECT refs FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT refs FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
 	if (q) {
-		db_bind_int(q, 1, tenant);
-		db_bind_text(q, 2, sha);
-		if (db_step(q, NULL) == 1)
-			refs = db_col_int(q, 0);
-		db_reset(q);
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		if (sfsi_db_step(q, NULL) == 1)
+			refs = sfsi_db_col_int(q, 0);
+		sfsi_db_reset(q);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	return refs;
 }
 
@@ -248,10 +250,10 @@ static int sql(struct sfs_store *s, const char *text)
 	struct db *d = NULL;
 	int ret;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -1;
-	ret = db_exec(d, text, NULL) ? -1 : 0;
-	db_put(d);
+	ret = sfsi_db_exec(d, text, NULL) ? -1 : 0;
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -261,13 +263,13 @@ static int64_t sql_int(struct sfs_store *s, const char *text)
 	struct db_stmt *q;
 	int64_t v = -1;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -1;
-	q = db_prep_dyn(d, text, NULL);
-	if (q && db_step(q, NULL) == 1)
-		v = db_col_int(q, 0);
-	db_finalize(q);
-	db_put(d);
+	q = sfsi_db_prep_dyn(d, text, NULL);
+	if (q && sfsi_db_step(q, NULL) == 1)
+		v = sfsi_db_col_int(q, 0);
+	sfsi_db_finalize(q);
+	sfsi_db_put(d);
 	return v;
 }
 
@@ -693,7 +695,7 @@ static void test_dedupe_heals(void)
 	REQUIRE(fx_open(&f) == 0);
 	fill(buf, sizeof(buf), 31);
 	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
-	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 	REQUIRE(unlink(p) == 0);
 	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
 			       NULL),
@@ -784,14 +786,14 @@ static void test_rollback_unlinks(void)
 	fill(buf, sizeof(buf), 30);
 	st = stage_of(f.s, buf, sizeof(buf));
 	REQUIRE(st);
-	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
-	REQUIRE_ST(db_begin(d, NULL), SFS_OK);
-	CHECK_ST(blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
 	CHECK(added == (int64_t)sizeof(buf));
 	sfs_strlcpy(sha, sfs_stage_sha256(st), sizeof(sha));
 	CHECK(blob_exists(&f, f.a.tenant, sha));
-	db_rollback(d);
-	db_put(d);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	sfs_stage_free(st);
 	CHECK(!blob_exists(&f, f.a.tenant, sha));
 	CHECK(blob_files(&f) == 0);
@@ -801,11 +803,11 @@ static void test_rollback_unlinks(void)
 	st = stage_of(f.s, buf, sizeof(buf));
 	REQUIRE(st);
 	d = NULL;
-	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
-	REQUIRE_ST(db_begin(d, NULL), SFS_OK);
-	CHECK_ST(blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
-	db_rollback(d);
-	db_put(d);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
 	CHECK_ST(upload(f.s, &f.a, "same", buf, sizeof(buf), NULL, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
@@ -859,7 +861,7 @@ static void test_stale_staging(void)
 	snprintf(shard, sizeof(shard), "%s/blobs/%lld/%.2s", f.dir,
 		 (long long)f.a.tenant, orphan_sha);
 	REQUIRE(mkdir(shard, 0755) == 0);
-	blob_path(f.s, f.a.tenant, orphan_sha, shard, sizeof(shard));
+	sfsi_blob_path(f.s, f.a.tenant, orphan_sha, shard, sizeof(shard));
 	REQUIRE(link(p, shard) == 0);
 	CHECK(staging_files(&f) == 3);
 	CHECK(blob_files(&f) == 1);
@@ -1033,17 +1035,18 @@ static int rows_without_blob(struct fx *f)
 	struct db_stmt *q;
 	int bad = 0;
 
-	if (db_get(f->s, &d, NULL))
+	if (sfsi_db_get(f->s, &d, NULL))
 		return -1;
-	q = db_prep(d,
-		    "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
-		    " UNION ALL SELECT tenant_id, sha256 FROM blob",
-		    NULL);
-	while (q && db_step(q, NULL) == 1)
-		if (!blob_exists(f, db_col_int(q, 0), db_col_text(q, 1)))
+	q = sfsi_db_prep(d,
+			 "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
+			 " UNION ALL SELECT tenant_id, sha256 FROM blob",
+			 NULL);
+	while (q && sfsi_db_step(q, NULL) == 1)
+		if (!blob_exists(f, sfsi_db_col_int(q, 0),
+				 sfsi_db_col_text(q, 1)))
 			bad++;
-	db_reset(q);
-	db_put(d);
+	sfsi_db_reset(q);
+	sfsi_db_put(d);
 	return bad;
 }
 
@@ -1218,23 +1221,24 @@ static void test_crash_random_kills(void)
 		struct db_stmt *q;
 		int bad = 0, n = 0;
 
-		REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
-		q = db_prep(d, "SELECT sha256 FROM blob", NULL);
-		while (q && db_step(q, NULL) == 1) {
+		REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+		q = sfsi_db_prep(d, "SELECT sha256 FROM blob", NULL);
+		while (q && sfsi_db_step(q, NULL) == 1) {
 			char sha[65];
 			int fd = -1;
 
 			n++;
-			if (sfs_blob_open(f.s, f.a.tenant, db_col_text(q, 0),
-					  &fd, NULL, NULL) ||
+			if (sfs_blob_open(f.s, f.a.tenant,
+					  sfsi_db_col_text(q, 0), &fd, NULL,
+					  NULL) ||
 			    sfs_sha256_fd(fd, sha, NULL, NULL) ||
-			    strcmp(sha, db_col_text(q, 0)))
+			    strcmp(sha, sfsi_db_col_text(q, 0)))
 				bad++;
 			if (fd >= 0)
 				close(fd);
 		}
-		db_reset(q);
-		db_put(d);
+		sfsi_db_reset(q);
+		sfsi_db_put(d);
 		CHECK(bad == 0);
 		if (bad)
 			fprintf(stderr, "  seed %u\n", seed);
@@ -1259,10 +1263,11 @@ static enum sfs_status give_listening(struct fx *f, const char *id,
 		return ret;
 	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
 	if (!ret)
-		ret = file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL, NULL);
+		ret = sfsi_file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL,
+					  NULL);
 	st = stage_of(f->s, mp3, n);
 	if (!ret && st)
-		ret = file_listening_done(f->s, &j, st, NULL);
+		ret = sfsi_file_listening_done(f->s, &j, st, NULL);
 	sfs_job_release(&j);
 	sfs_stage_free(st);
 	sfs_file_release(&fi);
@@ -1307,7 +1312,7 @@ static void test_fsck_orphan(void)
 	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
 		 (long long)f.a.tenant, sha);
 	mkdir(dir, 0755);
-	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 	fd = open(p, O_CREAT | O_WRONLY, 0644);
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, "orphan", 6) == 6);
@@ -1331,7 +1336,7 @@ static void test_fsck_orphan(void)
 	CHECK(blob_files(&f) == 1);
 	/* a directory with a blob's name is not a blob: reported, kept, and
 	 * the check goes on */
-	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 	REQUIRE(mkdir(p, 0755) == 0);
 	CHECK(fsck_lines(f.s, 1, &r) == 1);
 	CHECK(r.orphan_files == 0 && r.repaired == 0);
@@ -1359,7 +1364,7 @@ static void test_fsck_missing_file(void)
 	/* file 3's listening audio is the lost blob too */
 	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
 	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
-	blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 	REQUIRE(unlink(p) == 0);
 
 	CHECK(fsck_lines(f.s, 0, &r) == 1);
@@ -1428,7 +1433,7 @@ static void test_fsck_refcounts(void)
 	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
 		 (long long)f.a.tenant, gone);
 	mkdir(dir, 0755);
-	blob_path(f.s, f.a.tenant, gone, p, sizeof(p));
+	sfsi_blob_path(f.s, f.a.tenant, gone, p, sizeof(p));
 	fd = open(p, O_CREAT | O_WRONLY, 0644);
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, "nobody", 6) == 6);
@@ -1461,7 +1466,7 @@ static void test_fsck_dangling_reference(void)
 	snprintf(q, sizeof(q), "DELETE FROM blob WHERE sha256 IN ('%s', '%s')",
 		 s1, s2);
 	REQUIRE(sql(f.s, q) == 0);
-	blob_path(f.s, f.a.tenant, s2, p, sizeof(p));
+	sfsi_blob_path(f.s, f.a.tenant, s2, p, sizeof(p));
 	REQUIRE(unlink(p) == 0);
 	/* file 1's reference, file 2's reference, blob 1's file without a
 	 * row, and the tenant's usage */
@@ -1528,12 +1533,12 @@ static void test_fsck_many(void)
 			 " FROM file;"
 			 " UPDATE tenant SET used_bytes = 700 WHERE id = "
 			 " (SELECT tenant_id FROM file LIMIT 1)") == 0);
-	REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
-	q = db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
-	while (q && db_step(q, NULL) == 1) {
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	q = sfsi_db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
+	while (q && sfsi_db_step(q, NULL) == 1) {
 		char p[4096], dir[4096];
-		const char *sha = db_col_text(q, 1);
-		int64_t t = db_col_int(q, 0);
+		const char *sha = sfsi_db_col_text(q, 1);
+		int64_t t = sfsi_db_col_int(q, 0);
 		int fd;
 
 		snprintf(dir, sizeof(dir), "%s/blobs/%lld", f.dir,
@@ -1542,15 +1547,15 @@ static void test_fsck_many(void)
 		snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
 			 (long long)t, sha);
 		mkdir(dir, 0755);
-		blob_path(f.s, t, sha, p, sizeof(p));
+		sfsi_blob_path(f.s, t, sha, p, sizeof(p));
 		fd = open(p, O_CREAT | O_WRONLY, 0644);
 		if (fd >= 0 && write(fd, "x", 1) == 1)
 			made++;
 		if (fd >= 0)
 			close(fd);
 	}
-	db_reset(q);
-	db_put(d);
+	sfsi_db_reset(q);
+	sfsi_db_put(d);
 	REQUIRE(made == 700);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	CHECK(r.blobs_checked == 700);
@@ -1560,7 +1565,7 @@ static void test_fsck_many(void)
 		char sha[65], p[4096];
 
 		snprintf(sha, sizeof(sha), "%064x", i);
-		blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+		sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 		if (unlink(p) == 0)
 			removed++;
 	}

@@ -151,10 +151,10 @@ static int dirs_consistent(struct fx *f)
 	struct db_stmt *q;
 	int bad = 0, rc;
 
-	if (db_get(f->s, &d, NULL))
+	if (sfsi_db_get(f->s, &d, NULL))
 		return 1;
 	/* rows against recounts */
-	q = db_prep_dyn(
+	q = sfsi_db_prep_dyn(
 		d,
 		"SELECT dd.owner_id, dd.path, dd.nfiles, dd.explicit,"
 		" (SELECT count(*) FROM file x WHERE x.owner_id = dd.owner_id"
@@ -165,18 +165,19 @@ static int dirs_consistent(struct fx *f)
 		"  AND substr(y.path, 1, length(dd.path)) = dd.path),"
 		" dd.parent FROM dir dd",
 		NULL);
-	while (q && (rc = db_step(q, NULL)) == 1) {
-		const char *path = db_col_text(q, 1);
-		int64_t have = db_col_int(q, 2), want = db_col_int(q, 4);
-		const char *parent = db_col_text(q, 5);
+	while (q && (rc = sfsi_db_step(q, NULL)) == 1) {
+		const char *path = sfsi_db_col_text(q, 1);
+		int64_t have = sfsi_db_col_int(q, 2),
+			want = sfsi_db_col_int(q, 4);
+		const char *parent = sfsi_db_col_text(q, 5);
 
-		if (have != want ||
-		    (want == 0 && !db_col_int(q, 3) && strcmp(path, "/"))) {
+		if (have != want || (want == 0 && !sfsi_db_col_int(q, 3) &&
+				     strcmp(path, "/"))) {
 			fprintf(stderr,
 				"  dir %lld:%s counts %lld, has %lld%s\n",
-				(long long)db_col_int(q, 0), path,
+				(long long)sfsi_db_col_int(q, 0), path,
 				(long long)have, (long long)want,
-				db_col_int(q, 3) ? " (explicit)" : "");
+				sfsi_db_col_int(q, 3) ? " (explicit)" : "");
 			bad++;
 		}
 		/* parent is the path minus its last segment */
@@ -192,34 +193,34 @@ static int dirs_consistent(struct fx *f)
 			}
 		}
 	}
-	db_finalize(q);
+	sfsi_db_finalize(q);
 	/* every live file's directory and its ancestors have rows */
-	q = db_prep_dyn(
+	q = sfsi_db_prep_dyn(
 		d,
 		"SELECT x.owner_id, x.dir FROM file x WHERE x.is_deleted = 0"
 		" UNION SELECT y.owner_id, y.parent FROM dir y"
 		" WHERE y.path <> '/'",
 		NULL);
-	while (q && db_step(q, NULL) == 1) {
+	while (q && sfsi_db_step(q, NULL) == 1) {
 		struct db_stmt *c;
-		const char *p = db_col_text(q, 1);
+		const char *p = sfsi_db_col_text(q, 1);
 
 		if (!strcmp(p, "/"))
 			continue;
-		c = db_prep(d,
-			    "SELECT 1 FROM dir WHERE owner_id = ?1"
-			    " AND path = ?2",
-			    NULL);
-		db_bind_int(c, 1, db_col_int(q, 0));
-		db_bind_text(c, 2, p);
-		if (db_step(c, NULL) != 1) {
+		c = sfsi_db_prep(d,
+				 "SELECT 1 FROM dir WHERE owner_id = ?1"
+				 " AND path = ?2",
+				 NULL);
+		sfsi_db_bind_int(c, 1, sfsi_db_col_int(q, 0));
+		sfsi_db_bind_text(c, 2, p);
+		if (sfsi_db_step(c, NULL) != 1) {
 			fprintf(stderr, "  no row for directory %s\n", p);
 			bad++;
 		}
-		db_reset(c);
+		sfsi_db_reset(c);
 	}
-	db_finalize(q);
-	db_put(d);
+	sfsi_db_finalize(q);
+	sfsi_db_put(d);
 	return bad;
 }
 

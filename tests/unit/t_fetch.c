@@ -18,6 +18,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/fetch.h"
 #include "speechfs/job.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "testhelp.h"
 

@@ -14,9 +14,11 @@
 #include "speechfs/blob.h"
 #include "speechfs/dir.h"
 #include "speechfs/file.h"
+#include "speechfs/fsck.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/share.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "testhelp.h"
 #include "testjob.h"
@@ -166,20 +168,20 @@ static int64_t blob_refs(struct fx *f, const char *sha)
 	struct db_stmt *q;
 	int64_t refs = -1;
 
-	if (db_get(f->s, &d, NULL))
+	if (sfsi_db_get(f->s, &d, NULL))
 		return -2;
-	q = db_prep(d,
-		    "SELECT refs FROM blob WHERE tenant_id = ?1"
-		    " AND sha256 = ?2",
-		    NULL);
+	q = sfsi_db_prep(d,
+			 "SELECT refs FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
 	if (q) {
-		db_bind_int(q, 1, f->a.tenant);
-		db_bind_text(q, 2, sha);
-		if (db_step(q, NULL) == 1)
-			refs = db_col_int(q, 0);
-		db_reset(q);
+		sfsi_db_bind_int(q, 1, f->a.tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		if (sfsi_db_step(q, NULL) == 1)
+			refs = sfsi_db_col_int(q, 0);
+		sfsi_db_reset(q);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	return refs;
 }
 
@@ -189,13 +191,13 @@ static int64_t sql_int(struct sfs_store *s, const char *text)
 	struct db_stmt *q;
 	int64_t v = -1;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -1;
-	q = db_prep_dyn(d, text, NULL);
-	if (q && db_step(q, NULL) == 1)
-		v = db_col_int(q, 0);
-	db_finalize(q);
-	db_put(d);
+	q = sfsi_db_prep_dyn(d, text, NULL);
+	if (q && sfsi_db_step(q, NULL) == 1)
+		v = sfsi_db_col_int(q, 0);
+	sfsi_db_finalize(q);
+	sfsi_db_put(d);
 	return v;
 }
 
@@ -233,10 +235,12 @@ static enum sfs_status finish_listening(struct fx *f, const char *id,
 	memset(&j, 0, sizeof(j));
 	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
 	if (!ret)
-		ret = file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL, NULL);
+		ret = sfsi_file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL,
+					  NULL);
 	st = stage_of(f->s, mp3, strlen(mp3));
 	if (!ret)
-		ret = st ? file_listening_done(f->s, &j, st, NULL) : SFS_IO;
+		ret = st ? sfsi_file_listening_done(f->s, &j, st, NULL)
+			 : SFS_IO;
 	sfs_job_release(&j);
 	sfs_stage_free(st);
 	sfs_file_release(&fi);
@@ -415,9 +419,9 @@ static void test_create_import(void)
 
 	/* the import completes: content, and the listening job queued */
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
-	CHECK_ST(file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
+	CHECK_ST(sfsi_file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
-	CHECK_ST(file_import_done(f.s, &job, st, "audio/wav", 1.5, NULL),
+	CHECK_ST(sfsi_file_import_done(f.s, &job, st, "audio/wav", 1.5, NULL),
 		 SFS_OK);
 	sfs_job_release(&job);
 	sfs_stage_free(st);
@@ -433,8 +437,9 @@ static void test_create_import(void)
 	/* a failed import stays unreadable */
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
-	CHECK_ST(file_job_state(f.s, &job, SFS_JS_FAILED, "no route", NULL),
-		 SFS_OK);
+	CHECK_ST(
+		sfsi_file_job_state(f.s, &job, SFS_JS_FAILED, "no route", NULL),
+		SFS_OK);
 	sfs_job_release(&job);
 	CHECK_ST(open_st(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, NULL),
 		 SFS_NOT_READY);
@@ -510,11 +515,12 @@ static void test_import_cancelled_by_delete(void)
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
-	CHECK_ST(file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
+	CHECK_ST(sfsi_file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
 	st = stage_of(f.s, "late", 4);
-	CHECK_ST(file_import_done(f.s, &job, st, NULL, -1, NULL), SFS_CONFLICT);
+	CHECK_ST(sfsi_file_import_done(f.s, &job, st, NULL, -1, NULL),
+		 SFS_CONFLICT);
 	sfs_job_release(&job);
 	sfs_stage_free(st);
 	sfs_strlcpy(id, out.id, sizeof(id));
@@ -725,7 +731,7 @@ static void test_stage_prepare(void)
 		   SFS_OK);
 	st = stage_of(f.s, "shared bytes", 12);
 	REQUIRE(st != NULL);
-	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
+	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK(sfs_stage_sha256(st) != NULL);
 	/* frozen: the hash stays the bytes' */
 	sfs_err_init(&e);
@@ -745,8 +751,8 @@ static void test_stage_prepare(void)
 	/* a stage of new bytes prepares (and syncs) the same way */
 	st = stage_of(f.s, "new", 3);
 	REQUIRE(st != NULL);
-	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
-	CHECK_ST(blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
+	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
+	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, NULL, &e),
 		 SFS_CONFLICT); /* the purged file takes nothing */
 	sfs_stage_free(st);
@@ -1212,7 +1218,7 @@ static void test_stale_job_result(void)
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v, NULL), SFS_OK);
 	sfs_stage_free(st);
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &old), SFS_OK);
-	CHECK_ST(file_job_state(f.s, &old, SFS_JS_PROCESSING, NULL, NULL),
+	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	/* a new version cancels the running job and queues another */
 	st = stage_of(f.s, "second", 6);
@@ -1220,15 +1226,15 @@ static void test_stale_job_result(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	mp3 = stage_of(f.s, "mp3 of the first", 16);
-	CHECK_ST(file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
-	CHECK_ST(file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
+	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
+	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
 		 SFS_CONFLICT);
 	sfs_stage_free(mp3);
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &cur), SFS_OK);
-	CHECK_ST(file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
+	CHECK_ST(sfsi_file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	mp3 = stage_of(f.s, "mp3 of the second", 17);
-	CHECK_ST(file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
+	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
 	sfs_stage_free(mp3);
 	sfs_job_release(&old);
 	sfs_job_release(&cur);
@@ -1306,7 +1312,7 @@ static void test_set_content(void)
 		REQUIRE_ST(mk(&f, &f.a, "solo", "/", "only mine", sid, NULL),
 			   SFS_OK);
 		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
-		blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
+		sfsi_blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
 		REQUIRE(stat(p, &b1) == 0);
 		st = stage_of(f.s, "only mine", 9);
 		CHECK_ST(
@@ -1367,9 +1373,9 @@ static void test_listening_rules(void)
 		 SFS_NOT_READY);
 	/* a failed generation may be retried */
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, ino, &job), SFS_OK);
-	CHECK_ST(
-		file_job_state(f.s, &job, SFS_JS_FAILED, "encoder broke", NULL),
-		SFS_OK);
+	CHECK_ST(sfsi_file_job_state(f.s, &job, SFS_JS_FAILED, "encoder broke",
+				     NULL),
+		 SFS_OK);
 	sfs_job_release(&job);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_FAILED && g.la.error &&
@@ -1523,18 +1529,18 @@ static void test_janitor_many(void)
 	{
 		struct db *d = NULL;
 
-		REQUIRE_ST(db_get(f.s, &d, NULL), SFS_OK);
+		REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 		/* 150 deleted files and 70 expired listening audios */
-		CHECK_ST(db_exec(d,
-				 "UPDATE file SET is_deleted = 1,"
-				 " deleted_at = 1, purge_at = 2"
-				 " WHERE id <= 150;"
-				 " UPDATE file SET la_status = 3,"
-				 " la_deleted = 1, la_deleted_at = 1,"
-				 " la_purge_at = 2 WHERE id > 80",
-				 NULL),
+		CHECK_ST(sfsi_db_exec(d,
+				      "UPDATE file SET is_deleted = 1,"
+				      " deleted_at = 1, purge_at = 2"
+				      " WHERE id <= 150;"
+				      " UPDATE file SET la_status = 3,"
+				      " la_deleted = 1, la_deleted_at = 1,"
+				      " la_purge_at = 2 WHERE id > 80",
+				      NULL),
 			 SFS_OK);
-		db_put(d);
+		sfsi_db_put(d);
 	}
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
 	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_purged = 1") ==

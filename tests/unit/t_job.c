@@ -79,25 +79,25 @@ static struct row job_row(struct sfs_store *s, int64_t id)
 	struct db_stmt *st;
 	const char *t;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return r;
-	st = db_prep(d,
-		     "SELECT state, attempts, error, lease_token,"
-		     " coalesce(finished_at, 0) FROM job WHERE id = ?1",
-		     NULL);
+	st = sfsi_db_prep(d,
+			  "SELECT state, attempts, error, lease_token,"
+			  " coalesce(finished_at, 0) FROM job WHERE id = ?1",
+			  NULL);
 	if (st) {
-		db_bind_int(st, 1, id);
-		if (db_step(st, NULL) == 1) {
-			r.state = (int)db_col_int(st, 0);
-			r.attempts = (int)db_col_int(st, 1);
-			t = db_col_text(st, 2);
+		sfsi_db_bind_int(st, 1, id);
+		if (sfsi_db_step(st, NULL) == 1) {
+			r.state = (int)sfsi_db_col_int(st, 0);
+			r.attempts = (int)sfsi_db_col_int(st, 1);
+			t = sfsi_db_col_text(st, 2);
 			snprintf(r.error, sizeof(r.error), "%s", t ? t : "");
-			r.has_token = !db_col_null(st, 3);
-			r.finished_at = db_col_int(st, 4);
+			r.has_token = !sfsi_db_col_null(st, 3);
+			r.finished_at = sfsi_db_col_int(st, 4);
 		}
-		db_reset(st);
+		sfsi_db_reset(st);
 	}
-	db_put(d);
+	sfsi_db_put(d);
 	return r;
 }
 
@@ -139,9 +139,10 @@ static int make_file(struct sfs_store *s)
 	struct db *d = NULL;
 	int ret;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -1;
-	ret = db_exec(d,
+	ret = sfsi_db_exec(
+		      d,
 		      "INSERT INTO tenant(id, uuid, name, created_at)"
 		      " VALUES (1, 't-1', 'acme', 0);"
 		      "INSERT INTO user(id, uuid, tenant_id, name,"
@@ -152,7 +153,7 @@ static int make_file(struct sfs_store *s)
 		      NULL)
 		      ? -1
 		      : 0;
-	db_put(d);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -163,15 +164,15 @@ static enum sfs_status cancel(struct sfs_store *s, int64_t ino, int kind)
 	enum sfs_status ret;
 
 	sfs_err_init(&e);
-	ret = db_get(s, &d, &e);
+	ret = sfsi_db_get(s, &d, &e);
 	if (ret)
 		return ret;
-	ret = db_begin(d, &e);
+	ret = sfsi_db_begin(d, &e);
 	if (!ret)
-		ret = job_cancel_file(d, ino, kind, &e);
+		ret = sfsi_job_cancel_file(d, ino, kind, &e);
 	if (!ret)
-		ret = db_commit(d, &e);
-	db_put(d);
+		ret = sfsi_db_commit(d, &e);
+	sfsi_db_put(d);
 	return ret;
 }
 
@@ -919,16 +920,16 @@ static int64_t change_rows(struct sfs_store *s, int64_t *min_seq)
 	struct db_stmt *st;
 	int64_t n = -1;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -1;
-	st = db_prep(d, "SELECT count(*), coalesce(min(seq), 0) FROM change",
-		     NULL);
-	if (st && db_step(st, NULL) == 1) {
-		n = db_col_int(st, 0);
-		*min_seq = db_col_int(st, 1);
+	st = sfsi_db_prep(
+		d, "SELECT count(*), coalesce(min(seq), 0) FROM change", NULL);
+	if (st && sfsi_db_step(st, NULL) == 1) {
+		n = sfsi_db_col_int(st, 0);
+		*min_seq = sfsi_db_col_int(st, 1);
 	}
-	db_reset(st);
-	db_put(d);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return n;
 }
 
@@ -946,15 +947,15 @@ static void t_janitor_prunes_changes(void)
 	s = open_store(&cfg);
 	REQUIRE(s);
 	sfs_err_init(&e);
-	REQUIRE_ST(db_get(s, &d, &e), SFS_OK);
-	CHECK_ST(db_exec(d,
-			 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
-			 " SELECT x + 1 FROM c WHERE x < 100050)"
-			 " INSERT INTO change(owner_id, file_id, dir, at)"
-			 " SELECT 1, 0, '/', x FROM c",
-			 &e),
+	REQUIRE_ST(sfsi_db_get(s, &d, &e), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d,
+			      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL"
+			      " SELECT x + 1 FROM c WHERE x < 100050)"
+			      " INSERT INTO change(owner_id, file_id, dir, at)"
+			      " SELECT 1, 0, '/', x FROM c",
+			      &e),
 		 SFS_OK);
-	db_put(d);
+	sfsi_db_put(d);
 	CHECK(change_rows(s, &min_seq) == 100050);
 	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
 	for (i = 0; i < 250; i++) {

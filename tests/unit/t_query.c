@@ -111,12 +111,12 @@ static int sql(struct fx *f, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	sfs_err_init(&e);
-	if (db_get(f->s, &d, &e))
+	if (sfsi_db_get(f->s, &d, &e))
 		return -1;
-	rc = db_exec(d, text, &e) ? -1 : 0;
+	rc = sfsi_db_exec(d, text, &e) ? -1 : 0;
 	if (rc)
 		fprintf(stderr, "sql %s: %s\n", text, e.message);
-	db_put(d);
+	sfsi_db_put(d);
 	return rc;
 }
 

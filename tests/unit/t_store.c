@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/dir.h"
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "speechfs/token.h"
 #include "testhelp.h"
 #include "util_i.h"
 
@@ -21,13 +23,13 @@ static int64_t sql_int(struct sfs_store *s, const char *text)
 	struct db_stmt *q;
 	int64_t v = -1;
 
-	if (db_get(s, &d, NULL))
+	if (sfsi_db_get(s, &d, NULL))
 		return -1;
-	q = db_prep_dyn(d, text, NULL);
-	if (q && db_step(q, NULL) == 1)
-		v = db_col_int(q, 0);
-	db_finalize(q);
-	db_put(d);
+	q = sfsi_db_prep_dyn(d, text, NULL);
+	if (q && sfsi_db_step(q, NULL) == 1)
+		v = sfsi_db_col_int(q, 0);
+	sfsi_db_finalize(q);
+	sfsi_db_put(d);
 	return v;
 }
 
@@ -97,13 +99,13 @@ static void test_migrate_v1(void)
 
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
-	REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
-	CHECK_ST(db_exec(d,
-			 "ALTER TABLE file DROP COLUMN entry_suffix;"
-			 " PRAGMA user_version = 1",
-			 NULL),
+	REQUIRE_ST(sfsi_db_get(s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d,
+			      "ALTER TABLE file DROP COLUMN entry_suffix;"
+			      " PRAGMA user_version = 1",
+			      NULL),
 		 SFS_OK);
-	db_put(d);
+	sfsi_db_put(d);
 	sfs_store_close(s);
 	s = NULL;
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
@@ -127,9 +129,10 @@ static void test_bad_database(void)
 	{
 		struct db *d = NULL;
 
-		REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
-		CHECK_ST(db_exec(d, "PRAGMA user_version = 99", NULL), SFS_OK);
-		db_put(d);
+		REQUIRE_ST(sfsi_db_get(s, &d, NULL), SFS_OK);
+		CHECK_ST(sfsi_db_exec(d, "PRAGMA user_version = 99", NULL),
+			 SFS_OK);
+		sfsi_db_put(d);
 	}
 	sfs_store_close(s);
 	s = NULL;
@@ -346,13 +349,13 @@ static void test_secret_space_clock(void)
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s1, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s2, NULL), SFS_OK);
 	/* one secret per store, the same for every handle */
-	CHECK_ST(sfs_hmac_sign(s1, "msg", h1, NULL), SFS_OK);
-	CHECK_ST(sfs_hmac_sign(s2, "msg", h2, NULL), SFS_OK);
+	CHECK_ST(sfsi_hmac_sign(s1, "msg", h1, NULL), SFS_OK);
+	CHECK_ST(sfsi_hmac_sign(s2, "msg", h2, NULL), SFS_OK);
 	CHECK(!strcmp(h1, h2));
-	CHECK_ST(sfs_hmac_sign(s2, "other", h3, NULL), SFS_OK);
+	CHECK_ST(sfsi_hmac_sign(s2, "other", h3, NULL), SFS_OK);
 	CHECK(strcmp(h1, h3) != 0);
-	CHECK(sfs_hmac_verify(s1, "msg", h2));
-	CHECK(!sfs_hmac_verify(s1, "other", h2));
+	CHECK(sfsi_hmac_verify(s1, "msg", h2));
+	CHECK(!sfsi_hmac_verify(s1, "other", h2));
 
 	CHECK_ST(sfs_store_space(s1, &total, &avail, NULL), SFS_OK);
 	CHECK(total > 0 && avail <= total);
@@ -372,7 +375,7 @@ static void test_secret_space_clock(void)
 
 		REQUIRE_ST(sfs_store_init(dir2, NULL), SFS_OK);
 		REQUIRE_ST(sfs_store_open(dir2, NULL, &s1, NULL), SFS_OK);
-		CHECK_ST(sfs_hmac_sign(s1, "msg", h3, NULL), SFS_OK);
+		CHECK_ST(sfsi_hmac_sign(s1, "msg", h3, NULL), SFS_OK);
 		CHECK(strcmp(h1, h3) != 0);
 		sfs_store_close(s1);
 		th_rmrf(dir2);
@@ -395,26 +398,28 @@ static void test_statement_cache(void)
 
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
-	REQUIRE_ST(db_get(s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_get(s, &d, NULL), SFS_OK);
 	for (i = 0; i < 300; i++) {
 		snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i);
-		st = db_prep(d, sql[i], NULL);
-		if (!st || db_step(st, NULL) != 1 || db_col_int(st, 0) != i)
+		st = sfsi_db_prep(d, sql[i], NULL);
+		if (!st || sfsi_db_step(st, NULL) != 1 ||
+		    sfsi_db_col_int(st, 0) != i)
 			bad++;
 		if (st)
-			db_reset(st);
+			sfsi_db_reset(st);
 	}
 	CHECK(bad == 0);
 	/* and each is found again, still answering for its own text */
 	for (i = 0, bad = 0; i < 300; i++) {
-		st = db_prep(d, sql[i], NULL);
-		if (!st || db_step(st, NULL) != 1 || db_col_int(st, 0) != i)
+		st = sfsi_db_prep(d, sql[i], NULL);
+		if (!st || sfsi_db_step(st, NULL) != 1 ||
+		    sfsi_db_col_int(st, 0) != i)
 			bad++;
 		if (st)
-			db_reset(st);
+			sfsi_db_reset(st);
 	}
 	CHECK(bad == 0);
-	db_put(d);
+	sfsi_db_put(d);
 	sfs_store_close(s);
 	th_rmrf(dir);
 }

@@ -1,7 +1,7 @@
 /*
  * For tests that play a job worker by hand: claim the job of one kind for
  * one file, as a worker would, so its outcome can be reported with the
- * claim (file_job_state, file_*_done).
+ * claim (sfsi_file_job_state, file_*_done).
  */
 #ifndef SPEECHFS_TESTJOB_H
 #define SPEECHFS_TESTJOB_H

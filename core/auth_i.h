@@ -1,0 +1,34 @@
+/* Identity internals shared by accounts (auth.c) and tokens (token.c). */
+#ifndef SPEECHFS_AUTH_I_H
+#define SPEECHFS_AUTH_I_H
+
+#include "speechfs/auth.h"
+
+struct db;
+struct sfs_store;
+
+/*
+ * The actor of a user by its (normalised) UUID, scopes left 0.
+ * SFS_NOT_FOUND without a message when there is no such user, so each
+ * caller can say what that means for it.
+ */
+enum sfs_status sfsi_auth_load_actor(struct db *d, const char *uuid,
+				     struct sfs_actor *out,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/* A valid UUID in lowercase into out; -1 when in is not a UUID. */
+int sfsi_uuid_norm(const char *in, char out[SFS_ID_SIZE]);
+
+/*
+ * The known scopes of a comma- or space-separated list; unknown names are
+ * ignored (tokens carry scopes of other services too).
+ */
+unsigned sfsi_scopes_lenient(const char *list);
+
+/* HMAC-SHA256 of msg with the store's secret, lowercase hex into out[65]. */
+enum sfs_status sfsi_hmac_sign(struct sfs_store *s, const char *msg,
+			       char out[65], struct sfs_err *e) SFS_MUST_CHECK;
+/* 1 when hex (any case) is msg's HMAC; compared in constant time. */
+int sfsi_hmac_verify(struct sfs_store *s, const char *msg, const char *hex);
+
+#endif

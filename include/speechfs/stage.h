@@ -1,0 +1,63 @@
+/*
+ * Stages: bytes on their way into the blob store (an upload, a mount's
+ * write, an import, an encode), written to a file under staging/ of this
+ * process and hashed (SHA-256) as they pass, in constant memory. A stage
+ * is handed to the file operation that commits it (file.h).
+ */
+#ifndef SPEECHFS_STAGE_H
+#define SPEECHFS_STAGE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "err.h"
+
+struct sfs_store;
+struct sfs_stage;
+
+/* Ownership: free with sfs_stage_free() (which discards it if uncommitted). */
+enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Append bytes; hashed as they pass (sequential writes only). */
+enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
+				size_t len, struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Random-access writes (the mount): after the first pwrite or truncate the
+ * stage is hashed by reading it back at finish instead of as it passes.
+ */
+enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
+				 size_t len, int64_t off,
+				 struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
+				int64_t off, size_t *got,
+				struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Fill a stage with a copy of an existing blob (for writes that modify). */
+enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Refuse to grow the stage past this many bytes (SFS_TOO_LARGE). */
+void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes);
+
+/* fsync and compute the hash. Called by commit; callable early. */
+enum sfs_status sfs_stage_finish(struct sfs_stage *st,
+				 struct sfs_err *e) SFS_MUST_CHECK;
+
+int64_t sfs_stage_size(const struct sfs_stage *st);
+/* Lowercase hex SHA-256, valid after finish. */
+const char *sfs_stage_sha256(const struct sfs_stage *st);
+/* The stage's file, for probing (audio) after finish. */
+int sfs_stage_fd(const struct sfs_stage *st);
+void sfs_stage_free(struct sfs_stage *st);
+
+/*
+ * SHA-256 of a whole fd from offset 0 (OpenSSL EVP, reused buffer):
+ * lowercase hex into out[65].
+ */
+enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Small helpers the core and both front ends use: array sizes, bounded
+ * string copies, strict number parsing, the clock. Include
+ * "speechfs/banned.h" last in every source file.
+ */
+#ifndef SPEECHFS_UTIL_H
+#define SPEECHFS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Copy with truncation, always NUL-terminated; returns strlen(src). */
+size_t sfs_strlcpy(char *dst, const char *src, size_t size);
+
+/* strdup that returns NULL for NULL. Ownership: free() the result. */
+char *sfs_strdup0(const char *s);
+
+/*
+ * Parse a whole decimal integer: an optional '-', digits, nothing else (no
+ * blanks, no '+', no trailing junk), within int64_t. 0 on success, -1
+ * otherwise (*out untouched).
+ */
+int sfs_parse_i64(const char *s, int64_t *out);
+
+/* "true"/"1" or "false"/"0" (case-insensitive words); 0 on success. */
+int sfs_parse_bool(const char *s, int *out);
+
+/*
+ * The store's one clock: nanoseconds since the epoch (CLOCK_REALTIME plus
+ * an offset that tests step with sfs_set_clock_offset_ms). A change takes
+ * one reading and stamps everything it writes with it.
+ */
+int64_t sfs_now_ns(void);
+/* The same clock in milliseconds (what the API shows). */
+int64_t sfs_now_ms(void);
+/* Move the clock by `offset` ms from the real time (tests only). */
+void sfs_set_clock_offset_ms(int64_t offset);
+
+#endif
