@@ -179,26 +179,19 @@ def test_lintian_has_no_errors(deb):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def start_as_unit(tmp_path):
+def start_as_unit():
     """The daemon as speechfsd.service runs it (its ExecStart, as its user,
-    on the packaged store and configuration), with the configuration's
-    listen on a free port in case a systemd runs the unit itself;
-    (process, port)."""
+    on the packaged configuration, which the user must be able to read),
+    on a free port (--listen over the file's) in case a systemd runs the
+    unit itself; (process, port)."""
     (execstart,) = unit_value("speechfsd.service", "ExecStart")
     argv = execstart.split()
-    conf = "/etc/speechfs/speechfsd.conf"
-    assert argv == ["/usr/sbin/speechfsd", "--config", conf]
+    assert argv == ["/usr/sbin/speechfsd", "--config",
+                    "/etc/speechfs/speechfsd.conf"]
     port = free_port()
-    text = pathlib.Path(conf).read_text()
-    assert "\nlisten = 127.0.0.1:8080\n" in text
-    copy = tmp_path / "speechfsd.conf"
-    copy.write_text(text.replace("\nlisten = 127.0.0.1:8080\n",
-                                 f"\nlisten = 127.0.0.1:{port}\n"))
-    os.chmod(tmp_path, 0o755)
-    os.chmod(copy, 0o644)
-    argv[2] = str(copy)
     proc = subprocess.Popen(["setpriv", "--reuid=speechfs",
-                             "--regid=speechfs", "--init-groups", *argv],
+                             "--regid=speechfs", "--init-groups", *argv,
+                             "--listen", f"127.0.0.1:{port}"],
                             cwd="/", stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     return proc, port
@@ -274,7 +267,7 @@ def test_installed_package_serves(installed, tmp_path):
     # the unit's own command line, as the unit's user, on the packaged
     # store and configuration (another port, in case a systemd runs it)
     assert unit_value("speechfsd.service", "User") == ["speechfs"]
-    proc, port = start_as_unit(tmp_path)
+    proc, port = start_as_unit()
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
     finally:
@@ -312,12 +305,12 @@ def test_installed_fstab_helper_mounts(installed, tmp_path):
     assert str(mnt) not in mounts()
 
 
-def test_readme_service_user_block_and_fstab_line(installed, tmp_path):
+def test_readme_service_user_block_and_fstab_line(installed):
     """The README's commands for the packaged service (a tenant, a user and
     a key made as the service user, then a request) against the unit's own
     command line, and its /etc/fstab line mounted with `mount -T` from a
     scratch fstab (as `mount` would from /etc/fstab)."""
-    proc, port = start_as_unit(tmp_path)
+    proc, port = start_as_unit()
     scratch = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))
     mnt = scratch / "speech"
     sh = readme.Session(scratch, clean_env(), subst=[
