@@ -255,7 +255,7 @@ enum MHD_Result api_shares_delete(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 
-/* openapi_doc.c */
+/* openapi.c: httpd/openapi.json, NUL-terminated */
 extern const char httpd_openapi_json[];
 
 /* admin.c */
