@@ -23,7 +23,7 @@ const struct admin_optdef admin_opts[O_MAX] = {
 	[O_HELP] = { "help", 'h', NULL, K_FLAG, 0 },
 	[O_NAME] = { "name", 0, "NAME", K_STR, 0 },
 	[O_ID] = { "id", 0, "ID", K_STR, 0 },
-	[O_TENANT] = { "tenant", 0, "TENANT_ID", K_STR, 0 },
+	[O_TENANT] = { "tenant", 0, "TENANT", K_STR, 0 },
 	[O_USER] = { "user", 0, "USER_ID", K_STR, 0 },
 	[O_MAX_BYTES] = { "max-bytes", 0, "BYTES", K_NUM, 0 },
 	[O_MAX_FILES] = { "max-files", 0, "N", K_NUM, 0 },
@@ -374,7 +374,8 @@ void admin_json_error(const struct admin_ctx *x, const struct sfs_err *e)
 
 	if (!x->set[O_JSON])
 		return;
-	j = json_pack("{s:s, s:s}", "error", sfs_status_type(e->status),
+	j = json_pack("{s:s, s:s}", "error",
+		      e->type[0] ? e->type : sfs_status_type(e->status),
 		      "message",
 		      e->message[0] ? e->message : sfs_status_str(e->status));
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -1,14 +1,18 @@
 /*
  * The admin commands of speechfsd and their table: init, tenants, users,
- * API keys, JWTs and fsck. Each runs after admin.c has checked every
- * option, and prints only its result.
+ * API keys (made, changed, listed, found), JWTs and fsck. Each runs after
+ * admin.c has checked every option, and prints only its result.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include "admin.h"
 #include "speechfs/fsck.h"
+#include "speechfs/people.h"
 #include "speechfs/store.h"
 #include "speechfs/token.h"
 #include "speechfs/banned.h"
@@ -25,6 +29,70 @@ static json_t *scope_names(unsigned scopes)
 	return arr;
 }
 
+/* "2026-12-03T10:16:00Z", or `none` for 0. */
+static const char *iso(int64_t ms, const char *none, char buf[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!ms)
+		return none;
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static json_t *json_time(int64_t ms)
+{
+	char buf[32];
+
+	return ms ? json_string(iso(ms, "", buf)) : json_null();
+}
+
+/*
+ * --tenant: an id, or the name of exactly one tenant (ignoring case), as
+ * an operator remembers it. 0, or the exit status after the message.
+ */
+struct tenant_match {
+	const char *name;
+	char id[SFS_ID_SIZE];
+	int n;
+};
+
+static int match_tenant(void *arg, const struct sfs_tenant_info *t)
+{
+	struct tenant_match *m = arg;
+
+	if (strcasecmp(t->name, m->name) == 0 && m->n++ == 0)
+		memcpy(m->id, t->id, sizeof(m->id));
+	return 0;
+}
+
+static int tenant_arg(struct admin_ctx *x, char id[SFS_ID_SIZE])
+{
+	struct tenant_match m = { x->val[O_TENANT], "", 0 };
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_uuid_valid(m.name)) {
+		snprintf(id, SFS_ID_SIZE, "%s", m.name);
+		return 0;
+	}
+	if (sfs_tenant_list(x->s, match_tenant, &m, &e))
+		return admin_fail(x, &e);
+	if (m.n == 1) {
+		memcpy(id, m.id, SFS_ID_SIZE);
+		return 0;
+	}
+	if (m.n)
+		sfs_errf(&e, SFS_CONFLICT, "tenant_ambiguous",
+			 "%d tenants are named '%s': give the id", m.n, m.name);
+	else
+		sfs_errf(&e, SFS_NOT_FOUND, "tenant_not_found",
+			 "no tenant '%s'", m.name);
+	return admin_fail(x, &e);
+}
+
 static int cmd_init(struct admin_ctx *x)
 {
 	struct sfs_err e;
@@ -39,11 +107,12 @@ static int cmd_init(struct admin_ctx *x)
 
 static json_t *tenant_json(const struct sfs_tenant_info *t)
 {
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "id", t->id, "name",
-			 t->name, "maxBytes", (json_int_t)t->max_bytes,
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", t->id,
+			 "name", t->name, "maxBytes", (json_int_t)t->max_bytes,
 			 "maxFiles", (json_int_t)t->max_files, "usedBytes",
 			 (json_int_t)t->used_bytes, "usedFiles",
-			 (json_int_t)t->used_files);
+			 (json_int_t)t->used_files, "users",
+			 (json_int_t)t->users);
 }
 
 static int cmd_tenant_create(struct admin_ctx *x)
@@ -90,19 +159,242 @@ static int cmd_tenant_quota(struct admin_ctx *x)
 
 static int cmd_user_create(struct admin_ctx *x)
 {
-	char id[SFS_ID_SIZE];
+	char id[SFS_ID_SIZE], tenant[SFS_ID_SIZE];
 	struct sfs_err e;
+	int rc;
 
 	sfs_err_init(&e);
-	if (sfs_user_create(x->s, x->val[O_TENANT], x->val[O_NAME],
+	rc = tenant_arg(x, tenant);
+	if (rc)
+		return rc;
+	if (sfs_user_create(x->s, tenant, x->val[O_NAME],
 			    x->set[O_DOWNLOAD_BPS] ? x->num[O_DOWNLOAD_BPS]
 						   : -1,
 			    id, &e))
 		return admin_fail(x, &e);
 	return admin_out(x,
 			 json_pack("{s:s, s:s, s:s}", "id", id, "tenantId",
-				   x->val[O_TENANT], "name", x->val[O_NAME]),
+				   tenant, "name", x->val[O_NAME]),
 			 id);
+}
+
+/* ---- finding people ------------------------------------------------------ */
+
+/* A listing: JSON objects into an array, or text lines into a buffer. */
+struct listing {
+	const struct admin_ctx *x;
+	json_t *arr;
+	struct sfs_buf text;
+	int fail;
+};
+
+static void listing_init(struct listing *l, const struct admin_ctx *x,
+			 const char *header)
+{
+	l->x = x;
+	l->arr = json_array();
+	sfs_buf_init(&l->text, 64 << 20);
+	l->fail = !l->arr || sfs_buf_adds(&l->text, header);
+}
+
+static void listing_add(struct listing *l, json_t *j, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void listing_add(struct listing *l, json_t *j, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (!j || json_array_append_new(l->arr, j) ||
+	    sfs_buf_adds(&l->text, line))
+		l->fail = 1;
+}
+
+/* Print it (the array under key with --json) and release it. */
+static int listing_done(struct listing *l, const char *key)
+{
+	struct sfs_err e;
+	int rc;
+
+	sfs_err_init(&e);
+	if (l->fail) {
+		json_decref(l->arr);
+		sfs_buf_release(&l->text);
+		sfs_errf(&e, SFS_NOMEM, NULL, "out of memory");
+		return admin_fail(l->x, &e);
+	}
+	/* the text without its last newline: admin_out adds one */
+	if (l->text.len && l->text.buf[l->text.len - 1] == '\n')
+		l->text.buf[--l->text.len] = '\0';
+	rc = admin_out(l->x, json_pack("{s:o}", key, l->arr), l->text.buf);
+	sfs_buf_release(&l->text);
+	return rc;
+}
+
+static int tenant_line(void *arg, const struct sfs_tenant_info *t)
+{
+	listing_add(arg, tenant_json(t),
+		    "%-36s  %-20s  %5" PRId64 "  %9" PRId64 "  %13" PRId64
+		    "  %9" PRId64 "  %13" PRId64 "\n",
+		    t->id, t->name, t->users, t->used_files, t->used_bytes,
+		    t->max_files, t->max_bytes);
+	return 0;
+}
+
+static int cmd_tenant_list(struct admin_ctx *x)
+{
+	struct listing l;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	listing_init(&l, x,
+		     "ID                                    NAME             "
+		     "     USERS      FILES          BYTES  MAX FILES      MAX "
+		     "BYTES\n");
+	if (sfs_tenant_list(x->s, tenant_line, &l, &e)) {
+		json_decref(l.arr);
+		sfs_buf_release(&l.text);
+		return admin_fail(x, &e);
+	}
+	return listing_done(&l, "tenants");
+}
+
+static const char *rate_text(int64_t bps, char buf[64])
+{
+	if (bps < 0)
+		return "the daemon's default (http.download_bps)";
+	if (bps == 0)
+		return "unlimited";
+	snprintf(buf, 64, "%" PRId64 " bytes/s", bps);
+	return buf;
+}
+
+static json_t *user_json(const struct sfs_user_info *u)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:I}", "id", u->id,
+			 "name", u->name, "tenantId", u->tenant_id,
+			 "tenantName", u->tenant_name, "downloadBytesPerSecond",
+			 (json_int_t)u->download_bps, "createdAt",
+			 json_time(u->created_ms), "keys", (json_int_t)u->keys);
+}
+
+static int user_line(void *arg, const struct sfs_user_info *u)
+{
+	char when[32];
+
+	listing_add(arg, user_json(u),
+		    "%-36s  %-20s  %-20s  %4" PRId64 "  %s\n", u->id,
+		    u->tenant_name, u->name, u->keys,
+		    iso(u->created_ms, "-", when));
+	return 0;
+}
+
+static int cmd_user_list(struct admin_ctx *x)
+{
+	char tenant[SFS_ID_SIZE];
+	struct listing l;
+	struct sfs_err e;
+	int rc;
+
+	sfs_err_init(&e);
+	if (x->set[O_TENANT] && (rc = tenant_arg(x, tenant)))
+		return rc;
+	listing_init(&l, x,
+		     "ID                                    TENANT           "
+		     "     NAME                  KEYS  CREATED\n");
+	if (sfs_user_list(x->s, x->set[O_TENANT] ? tenant : NULL, user_line, &l,
+			  &e)) {
+		json_decref(l.arr);
+		sfs_buf_release(&l.text);
+		return admin_fail(x, &e);
+	}
+	return listing_done(&l, "users");
+}
+
+static int cmd_user_show(struct admin_ctx *x)
+{
+	char tenant[SFS_ID_SIZE], when[32], rate[64], text[1024];
+	struct sfs_user_info u;
+	struct sfs_err e;
+	int rc;
+
+	sfs_err_init(&e);
+	if (!x->pos == !x->set[O_NAME] || x->set[O_NAME] != x->set[O_TENANT]) {
+		fprintf(stderr,
+			"speechfsd user show: give a USER_ID, or --tenant "
+			"and --name; see 'speechfsd user show --help'\n");
+		return 2;
+	}
+	if (x->pos) {
+		rc = sfs_user_get(x->s, x->pos, &u, &e) ? admin_fail(x, &e) : 0;
+	} else {
+		rc = tenant_arg(x, tenant);
+		if (!rc && sfs_user_find(x->s, tenant, x->val[O_NAME], &u, &e))
+			rc = admin_fail(x, &e);
+	}
+	if (rc)
+		return rc;
+	snprintf(text, sizeof(text),
+		 "id:        %s\nname:      %s\ntenant:    %s (%s)\n"
+		 "created:   %s\nbandwidth: %s\napi keys:  %" PRId64,
+		 u.id, u.name, u.tenant_name, u.tenant_id,
+		 iso(u.created_ms, "-", when), rate_text(u.download_bps, rate),
+		 u.keys);
+	return admin_out(x, user_json(&u), text);
+}
+
+static void scope_words(unsigned scopes, char *buf, size_t size)
+{
+	static const char *const names[] = { "read", "write", "delete",
+					     "share" };
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < ARRAY_SIZE(names); i++)
+		if (scopes & (1u << i))
+			n += (size_t)snprintf(buf + n, size - n, "%s%s",
+					      n ? "," : "", names[i]);
+}
+
+static int key_line(void *arg, const struct sfs_key_info *k)
+{
+	char scopes[64], c[32], u[32], r[32];
+
+	scope_words(k->scopes, scopes, sizeof(scopes));
+	listing_add(arg,
+		    json_pack("{s:s, s:s?, s:o, s:o, s:o, s:o}", "id", k->id,
+			      "label", k->label[0] ? k->label : NULL, "scopes",
+			      scope_names(k->scopes), "createdAt",
+			      json_time(k->created_ms), "lastUsedAt",
+			      json_time(k->last_used_ms), "revokedAt",
+			      json_time(k->revoked_ms)),
+		    "%-36s  %-16s  %-22s  %-20s  %-20s  %s\n", k->id,
+		    k->label[0] ? k->label : "-", scopes,
+		    iso(k->created_ms, "-", c),
+		    iso(k->last_used_ms, "never", u),
+		    iso(k->revoked_ms, "-", r));
+	return 0;
+}
+
+static int cmd_key_list(struct admin_ctx *x)
+{
+	struct listing l;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	listing_init(&l, x,
+		     "ID                                    LABEL             "
+		     "SCOPES                  CREATED               LAST USED "
+		     "            REVOKED\n");
+	if (sfs_key_list(x->s, x->val[O_USER], key_line, &l, &e)) {
+		json_decref(l.arr);
+		sfs_buf_release(&l.text);
+		return admin_fail(x, &e);
+	}
+	return listing_done(&l, "keys");
 }
 
 static int cmd_user_rate(struct admin_ctx *x)
@@ -237,6 +529,14 @@ const struct admin_cmd admin_cmds[] = {
 			   " --name acme --max-files 100000",
 	},
 	{
+		.name = "tenant list",
+		.fn = cmd_tenant_list,
+		.summary = "list the tenants",
+		.description = "List every tenant with its users, its use and "
+			       "its quota (0: no limit),\noldest first.",
+		.example = "speechfsd tenant list --store " S " --json",
+	},
+	{
 		.name = "tenant quota",
 		.fn = cmd_tenant_quota,
 		.summary = "change a tenant's quota",
@@ -257,7 +557,8 @@ const struct admin_cmd admin_cmds[] = {
 		.summary = "create a user in a tenant",
 		.description = "Create a user in a tenant; print its id. User "
 			       "names are unique in a\ntenant, ignoring case.",
-		.opts = { { O_TENANT, REQ, "the tenant's id" },
+		.opts = { { O_TENANT, REQ,
+			    "the tenant (an id, or the name of one tenant)" },
 			  { O_NAME, REQ, "the user's name" },
 			  { O_DOWNLOAD_BPS, 0,
 			    "download and stream bandwidth in bytes per "
@@ -265,6 +566,34 @@ const struct admin_cmd admin_cmds[] = {
 			    "http.download_bps; 0: unlimited)" } },
 		.example = "speechfsd user create --store " S
 			   " --tenant $T --name alice",
+	},
+	{
+		.name = "user list",
+		.fn = cmd_user_list,
+		.summary = "list the users",
+		.description =
+			"List the users of a tenant, or of every tenant, "
+			"by tenant and name,\nwith their active API "
+			"keys.",
+		.opts = { { O_TENANT, 0,
+			    "only this tenant's (an id, or the name of one "
+			    "tenant)" } },
+		.example = "speechfsd user list --store " S " --tenant acme",
+	},
+	{
+		.name = "user show",
+		.fn = cmd_user_show,
+		.summary = "show one user, by id or by name",
+		.description = "Show one user: by id, or by name (ignoring "
+			       "case) in a tenant. The id\nis what sharing a "
+			       "file with the user takes.",
+		.positional = "[USER_ID]",
+		.opts = { { O_TENANT, 0,
+			    "the user's tenant (an id, or the name of one "
+			    "tenant), with --name" },
+			  { O_NAME, 0, "the user's name, with --tenant" } },
+		.example = "speechfsd user show --store " S
+			   " --tenant acme --name bob",
 	},
 	{
 		.name = "user rate",
@@ -293,6 +622,17 @@ const struct admin_cmd admin_cmds[] = {
 			  { O_LABEL, 0, "a note on what the key is for" } },
 		.example = "speechfsd key create --store " S
 			   " --user $U --scopes read,write --label laptop",
+	},
+	{
+		.name = "key list",
+		.fn = cmd_key_list,
+		.summary = "list a user's API keys",
+		.description = "List a user's API keys, oldest first: id, "
+			       "label, scopes, when made,\nlast used (to the "
+			       "minute) and revoked. The keys themselves are\n"
+			       "never stored, so never shown.",
+		.opts = { { O_USER, REQ, "the user's id" } },
+		.example = "speechfsd key list --store " S " --user $U",
 	},
 	{
 		.name = "key revoke",

@@ -252,6 +252,7 @@ enum MHD_Result api_listening_purge(struct req *r);
 enum MHD_Result api_shares_list(struct req *r);
 enum MHD_Result api_shares_create(struct req *r);
 enum MHD_Result api_shares_delete(struct req *r);
+enum MHD_Result api_users_list(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 

@@ -58,6 +58,8 @@ static const struct route routes[] = {
 	  "shares_create", SIGNED_NO },
 	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
 	  api_shares_delete, "shares_delete", SIGNED_NO },
+	{ "GET", "/api/v1/speech-services/users", R, BODY_NO, 0, api_users_list,
+	  "users_list", SIGNED_NO },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))

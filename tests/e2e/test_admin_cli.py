@@ -59,9 +59,9 @@ def store(tmp_path):
 
 
 def test_group_help_lists_the_verbs():
-    for group, verbs in (("tenant", ("create", "quota")),
-                         ("user", ("create", "rate")),
-                         ("key", ("create", "revoke"))):
+    for group, verbs in (("tenant", ("create", "list", "quota")),
+                         ("user", ("create", "list", "show", "rate")),
+                         ("key", ("create", "list", "revoke"))):
         for asked in ([group, "--help"], [group, "-h"], ["help", group]):
             p = run(*asked)
             assert p.returncode == 0 and p.stderr == "", asked
@@ -158,7 +158,7 @@ def test_runtime_errors_exit_1_with_json(store):
         p = run(*args, "--store", s, "--json")
         assert p.returncode == 1, (args, p.stderr)
         err = json.loads(p.stdout)
-        assert err["error"] == "not_found" and err["message"], err
+        assert err["error"].endswith("not_found") and err["message"], err
         assert err["message"] in p.stderr
     assert rows(s) == before
     p = run("tenant", "create", "--store", s.parent / "none", "--name", "x")
@@ -296,3 +296,91 @@ def test_every_setting_lives_in_the_file(store, tmp_path):
     log = proc.stderr.read()
     assert " debug " in log, log
     assert "worker" not in log, log
+
+
+# ---- finding people ---------------------------------------------------------
+
+def test_lists_and_lookups(store):
+    s, t, alice = store
+    t2 = ok("tenant", "create", "--store", s, "--name", "Other").strip()
+    bob = ok("user", "create", "--store", s, "--tenant", "ACME", "--name",
+             "Bob", "--download-bps", "1000").strip()
+    carol = ok("user", "create", "--store", s, "--tenant", t2, "--name",
+               "carol").strip()
+    k = json.loads(ok("key", "create", "--store", s, "--user", alice,
+                      "--scopes", "read,share", "--label", "laptop",
+                      "--json"))
+    k2 = json.loads(ok("key", "create", "--store", s, "--user", alice,
+                       "--json"))
+    ok("key", "revoke", "--store", s, "--id", k2["id"])
+
+    tenants = json.loads(ok("tenant", "list", "--store", s, "--json"))
+    assert [(x["name"], x["users"]) for x in tenants["tenants"]] == \
+        [("acme", 2), ("Other", 1)]
+    text = ok("tenant", "list", "--store", s).splitlines()
+    assert text[0].split()[:3] == ["ID", "NAME", "USERS"]
+    assert text[1].split()[:3] == [t, "acme", "2"]
+
+    users = json.loads(ok("user", "list", "--store", s, "--json"))["users"]
+    assert [(u["tenantName"], u["name"]) for u in users] == \
+        [("acme", "alice"), ("acme", "Bob"), ("Other", "carol")]
+    assert users[0]["keys"] == 1 and users[0]["id"] == alice
+    for sel in (t2, "other"):
+        only = json.loads(ok("user", "list", "--store", s, "--tenant", sel,
+                             "--json"))["users"]
+        assert [u["id"] for u in only] == [carol]
+
+    # one user, by id or by name in a tenant (ignoring case)
+    by_id = json.loads(ok("user", "show", "--store", s, bob, "--json"))
+    by_name = json.loads(ok("user", "show", "--store", s, "--tenant", "acme",
+                            "--name", "BOB", "--json"))
+    assert by_id == by_name
+    assert by_id["downloadBytesPerSecond"] == 1000
+    assert by_id["tenantId"] == t and by_id["name"] == "Bob"
+    text = ok("user", "show", "--store", s, "--tenant", t, "--name", "bob")
+    assert f"id:        {bob}\n" in text and "1000 bytes/s" in text
+
+    keys = json.loads(ok("key", "list", "--store", s, "--user", alice,
+                         "--json"))["keys"]
+    assert [(x["id"], x["label"], x["revokedAt"] is None) for x in keys] == \
+        [(k["id"], "laptop", True), (k2["id"], None, False)]
+    assert keys[0]["scopes"] == ["speech:files:read", "speech:files:share"]
+    assert keys[0]["lastUsedAt"] is None
+    out = ok("key", "list", "--store", s, "--user", alice)
+    assert k["key"] not in out and k2["key"] not in out   # never the secret
+    assert "laptop" in out and "never" in out
+
+
+def test_user_names_unique_in_a_tenant(store):
+    s, t, alice = store
+    before = rows(s)
+    p = run("user", "create", "--store", s, "--tenant", t, "--name", "ALICE",
+            "--json")
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["error"] == "user_exists"
+    assert "unique in a tenant" in p.stderr
+    assert rows(s) == before
+
+
+def test_lookup_errors(store):
+    s, t, alice = store
+    ok("tenant", "create", "--store", s, "--name", "twin")
+    ok("tenant", "create", "--store", s, "--name", "TWIN")
+    for args, rc, says in (
+            (("user", "show"), 2, "give a USER_ID, or --tenant and --name"),
+            (("user", "show", alice, "--name", "x"), 2, "give a USER_ID"),
+            (("user", "show", "--name", "alice"), 2, "give a USER_ID"),
+            (("user", "show", NOBODY), 1, f"no user '{NOBODY}'"),
+            (("user", "show", "--tenant", "acme", "--name", "zed"), 1,
+             "no user named 'zed'"),
+            (("user", "list", "--tenant", "nope"), 1, "no tenant 'nope'"),
+            (("user", "list", "--tenant", "twin"), 1,
+             "2 tenants are named 'twin': give the id"),
+            (("user", "create", "--tenant", "nope", "--name", "x"), 1,
+             "no tenant 'nope'"),
+            (("key", "list", "--user", NOBODY), 1, "no user"),
+            (("key", "list"), 2, "--user is required"),
+            (("tenant", "list", "extra"), 2, "unexpected argument 'extra'")):
+        p = run(*args, "--store", s)
+        assert p.returncode == rc, (args, p.stderr)
+        assert says in p.stderr, (args, p.stderr)

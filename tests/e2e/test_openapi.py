@@ -100,6 +100,9 @@ def test_schemas_have_the_keys_of_real_responses(sfsd):
     assert set(r.json()) == props(doc, "SignedUrl")
     r = sfsd.get("/00000000-0000-4000-8000-000000000000")
     assert set(r.json()) == props(doc, "Error")
+    r = sfsd.get("/api/v1/speech-services/users")
+    assert set(r.json()) == props(doc, "UserList")
+    assert set(r.json()["users"][0]) == props(doc, "User")
     assert set(sfsd.get("/healthz", who=None).json()) == set(
         doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]
         ["application/json"]["schema"]["properties"])
