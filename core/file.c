@@ -18,6 +18,7 @@
 #include "file_i.h"
 #include "media_i.h"
 #include "speechfs/blob.h"
+#include "speechfs/fetch.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
@@ -413,6 +414,9 @@ static enum sfs_status spec_check(const struct sfs_file_spec *sp,
 	if (sfs_metadata_check(sp->metadata, "metadata", e))
 		ret = SFS_INVALID;
 	if (tags_check(sp->tags, sp->ntags, e))
+		ret = SFS_INVALID;
+	/* the scheme and form now; addresses at connect time */
+	if (sp->uri && sfs_fetch_check_uri(sp->uri, e))
 		ret = SFS_INVALID;
 	return ret;
 }

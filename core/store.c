@@ -37,6 +37,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->import_max_redirects = 5;
 	sfs_strlcpy(c->s3_region, "us-east-1", sizeof(c->s3_region));
 	c->s3_path_style = 1;
+	c->jwt_max_ttl_s = 24 * 3600;
 }
 
 enum kind { K_I64, K_INT, K_BOOL, K_STR };
@@ -85,6 +86,7 @@ static const struct {
 	STR("s3.access_key", s3_access_key),
 	STR("s3.secret_key", s3_secret_key),
 	BOOL("s3.path_style", s3_path_style),
+	I64("jwt.max_ttl", jwt_max_ttl_s, 60, (int64_t)10 * 366 * 24 * 3600),
 #undef I64
 #undef INT
 #undef BOOL

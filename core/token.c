@@ -157,19 +157,34 @@ static const char *jwt_check_header(const json_t *h)
 	return NULL;
 }
 
-/* exp and nbf, in seconds, each with some leeway for clock skew. */
-static const char *jwt_check_times(const json_t *p)
+/*
+ * exp and nbf, in seconds, each with some leeway for clock skew. A token
+ * must expire, and within the store's jwt.max_ttl: of when it was issued
+ * (iat), or of now when it does not say.
+ */
+static const char *jwt_check_times(const json_t *p, int64_t max_ttl)
 {
 	const json_t *exp = json_object_get(p, "exp");
 	const json_t *nbf = json_object_get(p, "nbf");
-	double now = (double)sfs_now_ms() / 1000.0;
+	const json_t *iat = json_object_get(p, "iat");
+	double now = (double)sfs_now_ms() / 1000.0, from = now;
 
-	if (exp) {
-		if (!json_is_number(exp))
-			return "invalid exp claim";
-		if (now >= json_number_value(exp) + JWT_LEEWAY_S)
-			return "token expired";
+	if (!exp)
+		return "token has no expiry (exp)";
+	if (!json_is_number(exp))
+		return "invalid exp claim";
+	if (now >= json_number_value(exp) + JWT_LEEWAY_S)
+		return "token expired";
+	if (iat) {
+		if (!json_is_number(iat))
+			return "invalid iat claim";
+		if (json_number_value(iat) > now + JWT_LEEWAY_S)
+			return "token issued in the future";
+		from = json_number_value(iat);
 	}
+	if (json_number_value(exp) - from > (double)max_ttl + JWT_LEEWAY_S)
+		return "token lifetime exceeds the server's limit "
+		       "(jwt.max_ttl)";
 	if (nbf) {
 		if (!json_is_number(nbf))
 			return "invalid nbf claim";
@@ -263,7 +278,7 @@ enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
 		ret = unauth(e, "malformed token payload");
 		goto out;
 	}
-	why = jwt_check_times(pay);
+	why = jwt_check_times(pay, s->cfg.jwt_max_ttl_s);
 	if (!why)
 		why = jwt_scopes(pay, &scopes);
 	if (why) {
@@ -330,10 +345,14 @@ enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
 	enum sfs_status ret = SFS_OK;
 	int64_t now;
 
-	if (ttl_seconds <= 0 || ttl_seconds > JWT_TTL_MAX)
-		ret = sfs_err_field(e, "ttl", "invalid",
-				    "must be 1..%lld seconds",
-				    (long long)JWT_TTL_MAX);
+	if (ttl_seconds <= 0 || ttl_seconds > JWT_TTL_MAX ||
+	    ttl_seconds > s->cfg.jwt_max_ttl_s)
+		ret = sfs_err_field(
+			e, "ttl", "invalid",
+			"must be 1..%lld seconds (jwt.max_ttl)",
+			(long long)(s->cfg.jwt_max_ttl_s < JWT_TTL_MAX
+					    ? s->cfg.jwt_max_ttl_s
+					    : JWT_TTL_MAX));
 	if (scopes & ~(unsigned)SFS_SCOPE_ALL)
 		ret = sfs_err_field(e, "scopes", "invalid", "unknown scope");
 	if (ret)

@@ -25,6 +25,16 @@ struct qctx {
 	int bad;
 };
 
+/* A core encoder failed: for want of memory, or (a bug) on bad text. */
+static enum MHD_Result encode_failed(struct req *r, enum sfs_status st)
+{
+	return respond_errf(r, st == SFS_NOMEM ? SFS_NOMEM : SFS_IO,
+			    "internal_error", "%s",
+			    st == SFS_NOMEM ? "out of memory"
+					    : "the response could not be "
+					      "encoded");
+}
+
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind,
 				 const char *key, const char *value)
 {
@@ -54,6 +64,7 @@ static enum MHD_Result list(struct req *r, int shared)
 	struct qctx c = { &q, &e, 0 };
 	struct sfs_buf b;
 	enum MHD_Result ret;
+	enum sfs_status st;
 
 	sfs_err_init(&e);
 	sfs_query_init(&q);
@@ -70,11 +81,10 @@ static enum MHD_Result list(struct req *r, int shared)
 		goto out;
 	}
 	sfs_buf_init(&b, RESP_BUF_MAX);
-	if (sfs_buf_grow(&b, RESP_BUF_INITIAL) ||
-	    sfs_json_file_list_text(&l, &q, shared, &b))
-		ret = respond_status(r, 500, "internal_error", "out of memory");
-	else
-		ret = respond_buf(r, 200, &b);
+	st = sfs_buf_grow(&b, RESP_BUF_INITIAL);
+	if (!st)
+		st = sfs_json_file_list_text(&l, &q, shared, &b);
+	ret = st ? encode_failed(r, st) : respond_buf(r, 200, &b);
 	sfs_buf_release(&b);
 	sfs_file_list_release(&l);
 out:
@@ -97,12 +107,13 @@ static enum MHD_Result respond_file(struct req *r, unsigned status,
 {
 	struct sfs_buf b;
 	enum MHD_Result ret;
+	enum sfs_status st;
 
 	sfs_buf_init(&b, RESP_BUF_MAX);
-	if (sfs_buf_grow(&b, 2048) || sfs_json_file_text(f, &b))
-		ret = respond_status(r, 500, "internal_error", "out of memory");
-	else
-		ret = respond_buf(r, status, &b);
+	st = sfs_buf_grow(&b, 2048);
+	if (!st)
+		st = sfs_json_file_text(f, &b);
+	ret = st ? encode_failed(r, st) : respond_buf(r, status, &b);
 	sfs_buf_release(&b);
 	sfs_file_release(f);
 	return ret;

@@ -33,6 +33,8 @@ static void opts_init(struct httpd_opts *o)
 	o->shutdown_timeout_s = 10;
 	o->max_url_len = 8192;
 	o->max_header_bytes = 16384;
+	o->auth_fail_rps = 1;
+	o->auth_fail_burst = 30;
 }
 
 void httpd_config_init(struct httpd_config *c)
@@ -60,6 +62,9 @@ void httpd_config_init(struct httpd_config *c)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.auth_failures_per_second, http.auth_failures_burst
+ *                                failed authentications per client
+ *                                address (429 beyond)
  * RUN marks the keys a reload (SIGHUP) applies; the others, like the
  * core's keys, store, listen and jobs.enabled, take effect at a restart.
  */
@@ -90,6 +95,8 @@ static const struct {
 	K("http.shutdown_timeout", O_INT, shutdown_timeout_s, 0),
 	K("http.max_url_length", O_SIZE, max_url_len, 0),
 	K("http.max_header_bytes", O_SIZE, max_header_bytes, 0),
+	K("http.auth_failures_per_second", O_DBL, auth_fail_rps, 0),
+	K("http.auth_failures_burst", O_DBL, auth_fail_burst, 0),
 #undef RUN
 #undef K
 };

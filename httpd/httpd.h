@@ -42,6 +42,8 @@ struct httpd_opts {
 	int shutdown_timeout_s;
 	size_t max_url_len;
 	size_t max_header_bytes;
+	double auth_fail_rps; /* failed authentications per address */
+	double auth_fail_burst;
 };
 
 /* Everything the configuration says: the file, then the command line. */
@@ -83,12 +85,21 @@ enum part {
 };
 extern const char *const httpd_part_names[PART_MAX];
 
-/* Per-request state: allocated on the first call, freed on completion. */
+/* Extra response headers a request may carry (Allow, Retry-After ...). */
+#define REQ_MAX_HEADERS 8
+
+/*
+ * Per-request state: allocated when libmicrohttpd has read the request
+ * line (the URI log callback, which sees the URI before it is decoded),
+ * freed in the request-completed callback.
+ */
 struct req {
 	struct MHD_Connection *conn;
 	char id[SFS_ID_SIZE]; /* X-Request-Id */
-	const char *method;
-	char *path; /* URL path (owned) */
+	const char *method;   /* set on the first access call */
+	char *path;	      /* the raw path, not percent-decoded (owned) */
+	size_t uri_len;	      /* of the raw URI, query included */
+	int begun;	      /* the first access call was made */
 	int64_t start_ns;
 	const struct route *route;
 	int route_idx;		     /* -1: none */
@@ -115,8 +126,11 @@ struct req {
 	int has_err;
 
 	/* response bookkeeping */
-	const char *xh_name; /* one extra header (Allow, ...) */
-	char xh_val[128];
+	struct {
+		const char *name; /* static strings */
+		char val[160];
+	} xh[REQ_MAX_HEADERS];
+	int nxh;
 	int responded;
 	int defer;		      /* hold a first-call answer */
 	struct MHD_Response *pending; /* the held answer */
@@ -146,12 +160,13 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 			     size_t *upload_data_size, void **con_cls);
 void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		     enum MHD_RequestTerminationCode toe);
+void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
 int httpd_route_count(void);
 const char *httpd_route_name(int idx);
 
 /* req.c */
-struct req *req_new(struct MHD_Connection *conn, const char *url,
-		    const char *method);
+/* The raw URI as the client sent it ("/path?query"); NULL without memory. */
+struct req *req_new(struct MHD_Connection *conn, const char *uri);
 void req_free(struct req *r);
 enum MHD_Result req_body_start(struct req *r);
 void req_body_feed(struct req *r, const char *data, size_t size);
@@ -160,7 +175,9 @@ const char *req_header(struct req *r, const char *name);
 const char *req_arg(struct req *r, const char *name);
 /* Parse the JSON body as an object; SFS_INVALID when it is not one. */
 enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e);
+/* Add (or replace) a response header; `name` must be a static string. */
 void req_set_header(struct req *r, const char *name, const char *val);
+const char *req_get_header_set(struct req *r, const char *name);
 int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e);
 
 /* respond.c */
@@ -221,6 +238,13 @@ void limits_set_rates(double rps, double burst, double upload_rps,
 void limits_stop(void);
 /* 0 allowed; else the seconds to wait (Retry-After). */
 int limits_take(const struct sfs_actor *a, int upload);
+/*
+ * Failed authentications per client address (an IPv4 address, an IPv6
+ * /64): limits_auth_wait is 0 while the address may still try, else the
+ * seconds until it may (Retry-After); limits_auth_failed takes a token.
+ */
+int limits_auth_wait(const struct sockaddr *peer);
+void limits_auth_failed(const struct sockaddr *peer);
 /* The bandwidth of an actor in bytes per second, 0 unlimited. */
 int64_t limits_bps(const struct sfs_actor *a);
 struct MHD_Response *limits_throttled_response(struct req *r, int fd,
@@ -280,5 +304,15 @@ int cli_check_args(const char *prog, int argc, char **argv,
  */
 int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 	       const struct option *lo);
+
+/* small helpers (respond.c) */
+/*
+ * Client text fit for a message or a log line: at most `max` bytes of `s`
+ * (n bytes), cut on a character boundary, with control characters and
+ * bytes that are not UTF-8 written as \xHH. Always NUL-terminated.
+ */
+void httpd_echo(const char *s, size_t n, size_t max, char *out, size_t outsz);
+/* The client's address (never NULL: a zeroed one if unknown). */
+const struct sockaddr *httpd_peer(struct req *r);
 
 #endif

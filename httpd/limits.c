@@ -11,6 +11,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include "httpd.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
@@ -123,6 +126,136 @@ void limits_set_rates(double rps, double burst, double upload_rps,
 	g_httpd.opts.rate_burst = burst;
 	g_httpd.opts.upload_rps = upload_rps;
 	g_httpd.opts.upload_burst = upload_burst;
+	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Failed authentications, per client address: a small table of buckets
+ * probed from a keyed hash (an attacker cannot aim at another address's
+ * slot), where a bucket that has refilled is as good as absent and is
+ * reused first, so memory stays fixed whatever the number of addresses.
+ */
+#define AUTH_SLOTS 4096
+#define AUTH_PROBE 8
+
+struct auth_bucket {
+	unsigned char key[16]; /* IPv4 address, or an IPv6 /64 */
+	int used;
+	double tokens;
+	int64_t last_ns;
+};
+
+static struct auth_bucket auth_tab[AUTH_SLOTS];
+static uint64_t auth_seed;
+
+static int peer_key(const struct sockaddr *sa, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const unsigned char *a =
+			((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const unsigned char v4map[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+		};
+
+		if (memcmp(a, v4map, 12) == 0)
+			memcpy(key, a + 12, 4);
+		else
+			memcpy(key + 4, a, 8);
+		return 0;
+	}
+	return -1;
+}
+
+static uint64_t key_hash(const unsigned char key[16])
+{
+	uint64_t h = auth_seed ^ 0x9e3779b97f4a7c15ull;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		h ^= key[i];
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+/* Called with `lock` held: the address's bucket, refilled; NULL if none. */
+static struct auth_bucket *auth_find(const struct sockaddr *sa, int make)
+{
+	const struct httpd_opts *o = &g_httpd.opts;
+	struct auth_bucket *b, *spare = NULL;
+	unsigned char key[16];
+	int64_t now = mono_ns();
+	uint64_t h;
+	int i;
+
+	if (peer_key(sa, key))
+		return NULL;
+	if (!auth_seed && getrandom(&auth_seed, sizeof(auth_seed), 0) < 0)
+		auth_seed = (uint64_t)now;
+	h = key_hash(key);
+	for (i = 0; i < AUTH_PROBE; i++) {
+		b = &auth_tab[(h + (uint64_t)i) % AUTH_SLOTS];
+		if (b->used) {
+			b->tokens += o->auth_fail_rps *
+				     (double)(now - b->last_ns) / 1e9;
+			if (b->tokens >= o->auth_fail_burst) {
+				b->tokens = o->auth_fail_burst;
+				b->used = memcmp(b->key, key, 16) == 0;
+			}
+			b->last_ns = now;
+		}
+		if (b->used && memcmp(b->key, key, 16) == 0)
+			return b;
+		/* a free slot, else the one nearest to full */
+		if (!b->used) {
+			if (!spare || spare->used)
+				spare = b;
+		} else if (!spare ||
+			   (spare->used && b->tokens > spare->tokens)) {
+			spare = b;
+		}
+	}
+	if (!make || !spare)
+		return NULL;
+	memcpy(spare->key, key, 16);
+	spare->used = 1;
+	spare->tokens = o->auth_fail_burst;
+	spare->last_ns = now;
+	return spare;
+}
+
+int limits_auth_wait(const struct sockaddr *peer)
+{
+	const struct httpd_opts *o = &g_httpd.opts;
+	struct auth_bucket *b;
+	int wait = 0;
+
+	if (o->auth_fail_rps <= 0)
+		return 0;
+	pthread_mutex_lock(&lock);
+	b = auth_find(peer, 0);
+	if (b && b->tokens < 1.0)
+		wait = (int)ceil((1.0 - b->tokens) / o->auth_fail_rps);
+	pthread_mutex_unlock(&lock);
+	return wait;
+}
+
+void limits_auth_failed(const struct sockaddr *peer)
+{
+	struct auth_bucket *b;
+
+	if (g_httpd.opts.auth_fail_rps <= 0)
+		return;
+	pthread_mutex_lock(&lock);
+	b = auth_find(peer, 1);
+	if (b)
+		b->tokens -= 1.0;
 	pthread_mutex_unlock(&lock);
 }
 

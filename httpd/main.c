@@ -234,6 +234,7 @@ static struct MHD_Daemon *start_mhd(const struct sockaddr_storage *ss, int v6)
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)(o->max_url_len + o->max_header_bytes + 64 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
+		MHD_OPTION_URI_LOG_CALLBACK, httpd_uri_log, NULL,
 		MHD_OPTION_END);
 }
 

@@ -82,17 +82,21 @@ static void request_id(char out[SFS_ID_SIZE])
 	out[o] = '\0';
 }
 
-struct req *req_new(struct MHD_Connection *conn, const char *url,
-		    const char *method)
+struct req *req_new(struct MHD_Connection *conn, const char *uri)
 {
 	struct req *r = calloc(1, sizeof(*r));
+	size_t n;
 	int i;
 
 	if (!r)
 		return NULL;
+	if (!uri || !*uri)
+		uri = "/";
+	r->uri_len = strlen(uri);
+	n = strcspn(uri, "?");
 	r->conn = conn;
-	r->method = method;
-	r->path = strdup(url ? url : "/");
+	r->method = "";
+	r->path = strndup(uri, n);
 	if (!r->path) {
 		free(r);
 		return NULL;
@@ -139,8 +143,27 @@ const char *req_arg(struct req *r, const char *name)
 
 void req_set_header(struct req *r, const char *name, const char *val)
 {
-	r->xh_name = name;
-	snprintf(r->xh_val, sizeof(r->xh_val), "%s", val);
+	int i;
+
+	for (i = 0; i < r->nxh; i++)
+		if (strcasecmp(r->xh[i].name, name) == 0)
+			break;
+	if (i == REQ_MAX_HEADERS)
+		return; /* a bug: the handlers set a few at most */
+	if (i == r->nxh)
+		r->nxh++;
+	r->xh[i].name = name;
+	snprintf(r->xh[i].val, sizeof(r->xh[i].val), "%s", val);
+}
+
+const char *req_get_header_set(struct req *r, const char *name)
+{
+	int i;
+
+	for (i = 0; i < r->nxh; i++)
+		if (strcasecmp(r->xh[i].name, name) == 0)
+			return r->xh[i].val;
+	return NULL;
 }
 
 /* First error wins; the rest of the body is read and dropped. */

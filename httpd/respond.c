@@ -4,6 +4,7 @@
  * response, and file bodies with Range, If-Range and Content-Disposition.
  */
 #include <errno.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,16 +35,100 @@ unsigned httpd_http_status(enum sfs_status st)
 	return status_http[st];
 }
 
+/* The length of the UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0], cp;
+	size_t len, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+void httpd_echo(const char *s, size_t n, size_t max, char *out, size_t outsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, o = 0, len, room;
+
+	if (!outsz)
+		return;
+	room = outsz - 1 < max ? outsz - 1 : max;
+	while (i < n) {
+		len = utf8_len(p + i, n - i);
+		if (len == 1 && (p[i] < 0x20 || p[i] == 0x7f))
+			len = 0;
+		if (len) {
+			if (o + len > room)
+				break;
+			memcpy(out + o, p + i, len);
+			o += len;
+			i += len;
+			continue;
+		}
+		if (o + 4 > room)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[p[i] >> 4];
+		out[o++] = hex[p[i] & 15];
+		i++;
+	}
+	out[o] = '\0';
+}
+
+const struct sockaddr *httpd_peer(struct req *r)
+{
+	static const struct sockaddr none = { .sa_family = AF_UNSPEC };
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(r->conn,
+				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	return ci && ci->client_addr ? ci->client_addr : &none;
+}
+
+/* A JSON string of any client text: invalid UTF-8 is escaped, not fatal. */
+static json_t *json_text(const char *s)
+{
+	char buf[1024];
+	json_t *j = json_string(s ? s : "");
+
+	if (j)
+		return j;
+	httpd_echo(s, strlen(s), sizeof(buf) - 1, buf, sizeof(buf));
+	return json_string(buf);
+}
+
 enum MHD_Result respond_queue(struct req *r, unsigned status,
 			      struct MHD_Response *resp)
 {
 	enum MHD_Result ret;
+	int i;
 
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	if (r->xh_name)
-		MHD_add_response_header(resp, r->xh_name, r->xh_val);
+	for (i = 0; i < r->nxh; i++)
+		MHD_add_response_header(resp, r->xh[i].name, r->xh[i].val);
 	r->responded = 1;
 	r->status = status;
 	if (r->defer) {
@@ -77,18 +162,27 @@ enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
 	return respond_queue(r, status, resp);
 }
 
+/*
+ * Encoding fails only for a bug (a string that is not UTF-8 reached a
+ * success body) or for want of memory: say which, never guess.
+ */
+static enum MHD_Result encode_failed(struct req *r, const char *what)
+{
+	sfs_warn("httpd", "request %s: cannot encode the %s", r->id, what);
+	return respond_status(r, 500, "internal_error",
+			      "the response could not be encoded");
+}
+
 enum MHD_Result respond_json(struct req *r, unsigned status, json_t *j)
 {
 	char *s;
 
 	if (!j)
-		return respond_status(r, 500, "internal_error",
-				      "out of memory");
+		return encode_failed(r, "response");
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (!s)
-		return respond_status(r, 500, "internal_error",
-				      "out of memory");
+		return encode_failed(r, "response");
 	return respond_text(r, status, "application/json", s, strlen(s));
 }
 
@@ -98,8 +192,7 @@ enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b)
 	char *s = sfs_buf_detach(b, &len);
 
 	if (!s)
-		return respond_status(r, 500, "internal_error",
-				      "out of memory");
+		return encode_failed(r, "response");
 	return respond_text(r, status, "application/json", s, len);
 }
 
@@ -115,21 +208,39 @@ static enum MHD_Result error_body(struct req *r, unsigned status,
 				  const char *type, const char *msg,
 				  const struct sfs_err *e)
 {
-	json_t *j, *ve;
+	json_t *j, *ve, *v;
+	char *s;
 	int i;
 
 	ve = json_array();
-	for (i = 0; e && i < e->nfields && i < SFS_ERR_MAX_FIELDS; i++)
-		json_array_append_new(
-			ve, json_pack("{s:s, s:s, s:s}", "error_type",
-				      e->fields[i].type[0] ? e->fields[i].type
-							   : "invalid",
-				      "location", e->fields[i].field, "message",
-				      e->fields[i].message));
-	j = json_pack("{s:i, s:s, s:s, s:o, s:s}", "status_code", (int)status,
-		      "error_type", type, "message", msg, "validation_errors",
-		      ve, "request_id", r->id);
-	return respond_json(r, status, j);
+	for (i = 0; e && i < e->nfields && i < SFS_ERR_MAX_FIELDS; i++) {
+		v = json_pack("{s:o, s:o, s:o}", "error_type",
+			      json_text(e->fields[i].type[0] ? e->fields[i].type
+							     : "invalid"),
+			      "location", json_text(e->fields[i].field),
+			      "message", json_text(e->fields[i].message));
+		json_array_append_new(ve, v);
+	}
+	j = json_pack("{s:i, s:o, s:o, s:o, s:s}", "status_code", (int)status,
+		      "error_type", json_text(type), "message", json_text(msg),
+		      "validation_errors", ve, "request_id", r->id);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!s) {
+		/* no memory even for this: a body that needs none */
+		static const char oom[] = "{\"status_code\":500,"
+					  "\"error_type\":\"internal_error\","
+					  "\"message\":\"out of memory\","
+					  "\"validation_errors\":[]}";
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+			sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+
+		if (resp)
+			MHD_add_response_header(resp, "Content-Type",
+						"application/json");
+		return respond_queue(r, 500, resp);
+	}
+	return respond_text(r, status, "application/json", s, strlen(s));
 }
 
 enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
@@ -154,7 +265,7 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 	}
 	if (status >= 500)
 		sfs_warn("httpd", "request %s: %s", r->id, msg);
-	if (status == 503 && !r->xh_name)
+	if (status == 503 && !req_get_header_set(r, "Retry-After"))
 		req_set_header(r, "Retry-After", "1");
 	return error_body(r, status, type ? type : "error", msg, e);
 }

@@ -75,11 +75,13 @@ const char *httpd_route_name(int idx)
 }
 
 /*
- * Match a path against a pattern; {x} segments are captured into
- * params (and names into pnames). Returns 1 on a match.
+ * Match the raw (still percent-encoded) path against a pattern: literal
+ * segments compare byte for byte, each {x} takes one whole segment, so
+ * "%2f" can never split or join segments. Captured segments go to
+ * seg[] / seglen[] and their names to pnames[]. Returns 1 on a match.
  */
-static int match(const char *pat, const char *path, char params[2][64],
-		 const char *pnames[2])
+static int match(const char *pat, const char *path, const char *seg[2],
+		 size_t seglen[2], const char *pnames[2])
 {
 	int np = 0;
 
@@ -91,10 +93,8 @@ static int match(const char *pat, const char *path, char params[2][64],
 			if (!pe || n == 0)
 				return 0;
 			if (np < 2) {
-				snprintf(params[np], 64, "%.*s",
-					 n > 63 ? 63 : (int)n, path);
-				if (n > 63)
-					params[np][0] = '!';
+				seg[np] = path;
+				seglen[np] = n;
 				pnames[np] = pat + 1;
 				np++;
 			}
@@ -110,14 +110,108 @@ static int match(const char *pat, const char *path, char params[2][64],
 	return *pat == 0 && *path == 0;
 }
 
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
-				    const char *key, const char *value)
+static int hexval(int c)
 {
-	size_t *n = cls;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * Percent-decode one path segment into out[outsz]. -1 for a bad escape,
+ * a decoded NUL or '/', or a result that does not fit: such a segment is
+ * never a canonical id.
+ */
+static int segment_decode(const char *in, size_t n, char *out, size_t outsz)
+{
+	size_t i, o = 0;
+	int c, hi, lo;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)in[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			hi = hexval((unsigned char)in[i + 1]);
+			lo = hexval((unsigned char)in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0 || c == '/' || o + 1 >= outsz)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * What one pass over the headers and arguments finds: their size, and the
+ * credentials, counted to refuse ambiguous ones.
+ */
+struct creds {
+	size_t hbytes;	   /* headers, as "name: value\r\n" */
+	int keys, authz;   /* X-API-Key, Authorization headers */
+	int sig, exp, uid; /* signed URL arguments */
+	int nul;	   /* an argument with an embedded NUL */
+};
+
+static enum MHD_Result count_headers(void *cls, enum MHD_ValueKind kind,
+				     const char *key, size_t klen,
+				     const char *value, size_t vlen)
+{
+	struct creds *c = cls;
+
+	(void)value;
+	if (kind != MHD_HEADER_KIND)
+		return MHD_YES;
+	c->hbytes += klen + vlen + 4;
+	if (strcasecmp(key, "X-API-Key") == 0)
+		c->keys++;
+	else if (strcasecmp(key, "Authorization") == 0)
+		c->authz++;
+	return MHD_YES;
+}
+
+static enum MHD_Result count_args(void *cls, enum MHD_ValueKind kind,
+				  const char *key, size_t klen,
+				  const char *value, size_t vlen)
+{
+	struct creds *c = cls;
 
 	(void)kind;
-	*n += strlen(key) + (value ? strlen(value) : 0) + 4;
+	if (strlen(key) != klen || (value && strlen(value) != vlen))
+		c->nul = 1;
+	if (strcmp(key, "sig") == 0)
+		c->sig++;
+	else if (strcmp(key, "exp") == 0)
+		c->exp++;
+	else if (strcmp(key, "uid") == 0)
+		c->uid++;
 	return MHD_YES;
+}
+
+/*
+ * One credential, or none: two X-API-Key headers, a key and an
+ * Authorization header, or a signed URL with either are refused rather
+ * than resolved by "first wins".
+ */
+static enum sfs_status check_ambiguous(const struct creds *c, int signed_url,
+				       struct sfs_err *e)
+{
+	if (c->keys > 1 || c->authz > 1 || (c->keys && c->authz))
+		return sfs_errf(e, SFS_INVALID, "ambiguous_credentials",
+				"send one credential: a single X-API-Key or "
+				"a single Authorization header");
+	if (signed_url &&
+	    (c->keys || c->authz || c->sig > 1 || c->exp > 1 || c->uid > 1))
+		return sfs_errf(e, SFS_INVALID, "ambiguous_credentials",
+				"a signed URL carries its own credential: "
+				"send it alone, with each argument once");
+	return SFS_OK;
 }
 
 static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
@@ -138,33 +232,15 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 			"required");
 }
 
-/* The first call: everything that does not need the body. */
-static enum MHD_Result begin(struct req *r)
+/* Find the route; 404 or 405 (with Allow) answered here. */
+static enum MHD_Result route(struct req *r, const char *seg[2],
+			     size_t seglen[2], const char *pnames[2], int *np)
 {
-	char params[2][64];
-	const char *pnames[2];
 	char allow[128] = "";
-	struct sfs_err e;
-	size_t hb = 0;
-	int i, np, wait;
+	int i;
 
-	sfs_err_init(&e);
-	if (g_httpd.stopping)
-		return respond_status(r, 503, "shutting_down",
-				      "the server is shutting down");
-	/* MHD hands the path without its query: count the arguments too */
-	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, count_header,
-				  &hb);
-	if (strlen(r->path) + hb > g_httpd.opts.max_url_len)
-		return respond_status(r, 414, "uri_too_long",
-				      "the request URI is too long");
-	hb = 0;
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &hb);
-	if (hb > g_httpd.opts.max_header_bytes)
-		return respond_status(r, 431, "headers_too_large",
-				      "the request headers are too large");
 	for (i = 0; i < NROUTES; i++) {
-		if (!match(routes[i].pattern, r->path, params, pnames))
+		if (!match(routes[i].pattern, r->path, seg, seglen, pnames))
 			continue;
 		if (strcmp(routes[i].method, r->method) == 0 ||
 		    (strcmp(r->method, "HEAD") == 0 &&
@@ -188,59 +264,131 @@ static enum MHD_Result begin(struct req *r)
 	}
 	r->route = &routes[i];
 	r->route_idx = i;
-	for (i = 0, np = 0; r->route->pattern[i]; i++)
-		np += r->route->pattern[i] == '{';
-	/* raw copies: a signed URL is checked before the UUIDs are */
-	for (i = 0; i < np && i < 2; i++)
-		snprintf(r->params[i], SFS_ID_SIZE, "%s", params[i]);
+	for (i = 0, *np = 0; r->route->pattern[i]; i++)
+		*np += r->route->pattern[i] == '{';
+	if (*np > 2)
+		*np = 2;
+	return MHD_YES;
+}
 
-	if (r->route->scope) {
-		if (r->route->signed_url != SIGNED_NO && req_arg(r, "sig")) {
-			if (sfs_signed_url_verify(
-				    g_httpd.store, r->params[0],
-				    r->route->signed_url == SIGNED_LISTENING
-					    ? SFS_CONTENT_LISTENING
-					    : SFS_CONTENT_ORIGINAL,
-				    req_arg(r, "exp"), req_arg(r, "uid"),
-				    req_arg(r, "sig"), &r->actor, &e))
-				return respond_err(r, &e);
-			r->signed_url = 1;
-		} else if (authenticate(r, &e)) {
+/* A signed URL's grant: for this file, this kind of content, in time. */
+static enum sfs_status signed_auth(struct req *r, struct sfs_err *e)
+{
+	return sfs_signed_url_verify(g_httpd.store, r->params[0],
+				     r->route->signed_url == SIGNED_LISTENING
+					     ? SFS_CONTENT_LISTENING
+					     : SFS_CONTENT_ORIGINAL,
+				     req_arg(r, "exp"), req_arg(r, "uid"),
+				     req_arg(r, "sig"), &r->actor, e);
+}
+
+/* Credentials, scope and rate: 0 to go on, else the answer was queued. */
+static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
+{
+	const struct sockaddr *peer = httpd_peer(r);
+	struct sfs_err e;
+	char ra[16];
+	int wait;
+
+	sfs_err_init(&e);
+	r->signed_url = r->route->signed_url != SIGNED_NO && c->sig;
+	if (check_ambiguous(c, r->signed_url, &e)) {
+		*ret = respond_err(r, &e);
+		return -1;
+	}
+	wait = limits_auth_wait(peer);
+	if (wait > 0) {
+		snprintf(ra, sizeof(ra), "%d", wait);
+		req_set_header(r, "Retry-After", ra);
+		*ret = respond_errf(r, SFS_RATE_LIMITED, "too_many_failures",
+				    "too many failed authentications from "
+				    "this address; retry in %d s",
+				    wait);
+		return -1;
+	}
+	if (r->signed_url ? signed_auth(r, &e) != SFS_OK
+			  : authenticate(r, &e) != SFS_OK) {
+		if (e.status == SFS_UNAUTHENTICATED)
+			limits_auth_failed(peer);
+		if (!r->signed_url)
 			req_set_header(r, "WWW-Authenticate",
 				       "Bearer realm=\"speechfs\"");
-			return respond_err(r, &e);
-		}
-		r->authed = 1;
-		if ((r->actor.scopes & r->route->scope) != r->route->scope)
-			return respond_errf(r, SFS_FORBIDDEN,
-					    "insufficient_scope",
-					    "this endpoint requires the scope "
-					    "'%s'",
-					    sfs_scope_name(r->route->scope));
-		wait = limits_take(&r->actor, r->route->upload_limited);
-		if (wait > 0) {
-			char ra[16];
-
-			snprintf(ra, sizeof(ra), "%d", wait);
-			req_set_header(r, "Retry-After", ra);
-			return respond_errf(r, SFS_RATE_LIMITED, "rate_limited",
-					    "too many requests; retry in %d s",
-					    wait);
-		}
+		*ret = respond_err(r, &e);
+		return -1;
 	}
-	for (i = 0; i < np && i < 2; i++) {
+	r->authed = 1;
+	if ((r->actor.scopes & r->route->scope) != r->route->scope) {
+		*ret = respond_errf(r, SFS_FORBIDDEN, "insufficient_scope",
+				    "this endpoint requires the scope '%s'",
+				    sfs_scope_name(r->route->scope));
+		return -1;
+	}
+	wait = limits_take(&r->actor, r->route->upload_limited);
+	if (wait > 0) {
+		snprintf(ra, sizeof(ra), "%d", wait);
+		req_set_header(r, "Retry-After", ra);
+		*ret = respond_errf(r, SFS_RATE_LIMITED, "rate_limited",
+				    "too many requests; retry in %d s", wait);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first call: everything that does not need the body. */
+static enum MHD_Result begin(struct req *r)
+{
+	const char *seg[2], *pnames[2];
+	size_t seglen[2];
+	struct creds c = { 0 };
+	struct sfs_err e;
+	enum MHD_Result ret;
+	char echo[80];
+	int i, np = 0, bad = 0;
+
+	sfs_err_init(&e);
+	if (g_httpd.stopping)
+		return respond_status(r, 503, "shutting_down",
+				      "the server is shutting down");
+	if (r->uri_len > g_httpd.opts.max_url_len)
+		return respond_status(r, 414, "uri_too_long",
+				      "the request URI is too long");
+	MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, count_headers,
+				    &c);
+	if (c.hbytes > g_httpd.opts.max_header_bytes)
+		return respond_status(r, 431, "headers_too_large",
+				      "the request headers are too large");
+	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, count_args,
+				    &c);
+	if (c.nul)
+		return respond_status(r, 400, "invalid_parameter",
+				      "a query argument contains a NUL "
+				      "character");
+	ret = route(r, seg, seglen, pnames, &np);
+	if (!r->route)
+		return ret;
+	/* decoded before the credentials: a signed URL names its file */
+	for (i = 0; i < np; i++)
+		if (segment_decode(seg[i], seglen[i], r->params[i],
+				   sizeof(r->params[i])) ||
+		    !sfs_uuid_valid(r->params[i]))
+			bad |= 1 << i;
+	if (r->route->scope && admit(r, &c, &ret))
+		return ret;
+	for (i = 0; i < np; i++) {
 		char pn[16];
 		const char *pe = strchr(pnames[i], '}');
 
+		if (!(bad & 1 << i))
+			continue;
 		snprintf(pn, sizeof(pn), "%.*s", (int)(pe - pnames[i]),
 			 pnames[i]);
-		if (!sfs_uuid_valid(params[i])) {
-			sfs_err_field(&e, pn, "invalid_uuid",
-				      "'%.60s' is not a UUID", params[i]);
-			sfs_errf(&e, SFS_INVALID, "invalid_request",
-				 "path parameter '%s' must be a UUID", pn);
-			return respond_err(r, &e);
-		}
+		httpd_echo(seg[i], seglen[i], 60, echo, sizeof(echo));
+		sfs_err_field(&e, pn, "invalid_uuid", "'%s' is not a UUID",
+			      echo);
+		snprintf(e.type, sizeof(e.type), "invalid_uuid");
+		snprintf(e.message, sizeof(e.message),
+			 "path parameter '%s' must be a UUID", pn);
+		return respond_err(r, &e);
 	}
 	return req_body_start(r);
 }
@@ -255,6 +403,23 @@ static int has_body(struct req *r)
 	return cl && strcmp(cl, "0") != 0;
 }
 
+/*
+ * libmicrohttpd's URI log callback: the request line has been read and the
+ * URI is still as the client sent it. The request state starts here, so
+ * routing sees the raw path (an encoded "/" or NUL cannot change a route or
+ * cut an id) and every request ends in httpd_completed, even one that
+ * libmicrohttpd refuses before its headers are complete.
+ */
+void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct req *r = req_new(conn, uri);
+
+	(void)cls;
+	if (r)
+		__atomic_add_fetch(&g_httpd.inflight, 1, __ATOMIC_SEQ_CST);
+	return r;
+}
+
 enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 			     const char *url, const char *method,
 			     const char *version, const char *upload_data,
@@ -266,12 +431,12 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 
 	(void)cls;
 	(void)version;
-	if (!r) {
-		r = req_new(conn, url, method);
-		if (!r)
-			return MHD_NO;
-		*con_cls = r;
-		__atomic_add_fetch(&g_httpd.inflight, 1, __ATOMIC_SEQ_CST);
+	(void)url; /* decoded: routing uses the raw path */
+	if (!r)
+		return MHD_NO; /* no memory for it in httpd_uri_log */
+	if (!r->begun) {
+		r->begun = 1;
+		r->method = method;
 		r->defer = !has_body(r);
 		ret = begin(r);
 		r->defer = 0;
@@ -311,6 +476,7 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		     enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *con_cls;
+	char path[256];
 	int64_t ns;
 
 	(void)cls;
@@ -318,9 +484,13 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	ns = mono_ns() - r->start_ns;
-	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s", r->method,
-		 r->path, r->status, r->bytes_out, (double)ns / 1e6, r->id,
-		 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	httpd_echo(r->path, strlen(r->path), 200, path, sizeof(path));
+	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s",
+		 r->begun ? r->method : "-", path, r->status, r->bytes_out,
+		 (double)ns / 1e6, r->id,
+		 !r->begun				      ? " refused"
+		 : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+							      : " aborted");
 	metrics_record(r->route_idx, r->status, ns, r->bytes_in, r->bytes_out);
 	req_free(r);
 	*con_cls = NULL;

@@ -43,6 +43,9 @@ struct sfs_config {
 	char s3_access_key[128];
 	char s3_secret_key[128];
 	int s3_path_style;
+
+	/* JWTs: the longest lifetime accepted (exp - iat, or exp - now) */
+	int64_t jwt_max_ttl_s; /* 86400 */
 };
 
 void sfs_config_init(struct sfs_config *c);

@@ -25,6 +25,7 @@ BASE_CONFIG = {
     "http.upload_rate_per_second": "1000",
     "http.upload_rate_burst": "1000",
     "http.max_upload_bytes": str(4 * 1024 * 1024),
+    "http.auth_failures_burst": "100000",
 }
 
 

@@ -119,8 +119,9 @@ static void make_token(const char *header, const char *payload,
 static const char hs256[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
 /* A token for the fixture's user with extra claims, signed as the store. */
-static void store_token(struct fx *f, const char *header, const char *extra,
-			char *out)
+/* A token of the store: extra claims as given, nothing added. */
+static void store_token_raw(struct fx *f, const char *header, const char *extra,
+			    char *out)
 {
 	char payload[1024];
 
@@ -128,6 +129,23 @@ static void store_token(struct fx *f, const char *header, const char *extra,
 		 *extra ? "," : "", extra);
 	make_token(header, payload, EVP_sha256(), f->s->secret,
 		   sizeof(f->s->secret), out);
+}
+
+static long now_s(void);
+
+/* The same with an exp ten minutes ahead unless extra has one. */
+static void store_token(struct fx *f, const char *header, const char *extra,
+			char *out)
+{
+	char more[1024];
+
+	if (strstr(extra, "\"exp\"")) {
+		store_token_raw(f, header, extra, out);
+		return;
+	}
+	snprintf(more, sizeof(more), "\"exp\":%ld%s%s", now_s() + 600,
+		 *extra ? "," : "", extra);
+	store_token_raw(f, header, more, out);
 }
 
 static long now_s(void)
@@ -559,9 +577,35 @@ static void test_jwt_expiry(void)
 	snprintf(extra, sizeof(extra), "\"exp\":%ld.5", now_s() + 600);
 	store_token(&f, hs256, extra, tok);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_OK);
-	/* no exp at all is accepted */
-	store_token(&f, hs256, "\"scope\":\"speech:files:read\"", tok);
+	/* no exp at all is refused: a token must expire */
+	store_token_raw(&f, hs256, "\"scope\":\"speech:files:read\"", tok);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
+	CHECK(strstr(e.message, "no expiry") != NULL);
+	/* nor a lifetime beyond jwt.max_ttl (24 h): from now, or from iat */
+	snprintf(extra, sizeof(extra), "\"exp\":%ld", now_s() + 2 * 86400);
+	store_token(&f, hs256, extra, tok);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
+	CHECK(strstr(e.message, "jwt.max_ttl") != NULL);
+	snprintf(extra, sizeof(extra), "\"iat\":%ld,\"exp\":%ld",
+		 now_s() - 2 * 86400, now_s() + 600);
+	store_token(&f, hs256, extra, tok);
+	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
+	snprintf(extra, sizeof(extra), "\"iat\":%ld,\"exp\":%ld", now_s() - 600,
+		 now_s() + 85000);
+	store_token(&f, hs256, extra, tok);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_OK);
+	snprintf(extra, sizeof(extra), "\"iat\":\"x\",\"exp\":%ld",
+		 now_s() + 600);
+	store_token(&f, hs256, extra, tok);
+	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
+	/* and minting one longer is refused */
+	sfs_err_init(&e);
+	sfs_buf_reset(&b);
+	CHECK_ST(sfs_jwt_mint(f.s, f.user, SFS_SCOPE_READ, 86401, &b, &e),
+		 SFS_INVALID);
+	CHECK(has_field(&e, "ttl"));
 
 	/* nbf in the future, beyond and within the leeway */
 	snprintf(extra, sizeof(extra), "\"nbf\":%ld", now_s() + 120);
@@ -709,6 +753,17 @@ static void test_jwt_tampering(void)
 	fx_close(&f);
 }
 
+/* A token with the given claims (no "sub" added) and an exp. */
+static void subject_token(struct fx *f, const char *claims, char *out)
+{
+	char payload[512];
+
+	snprintf(payload, sizeof(payload), "{%s,\"exp\":%ld}", claims,
+		 now_s() + 600);
+	make_token(hs256, payload, EVP_sha256(), f->s->secret,
+		   sizeof(f->s->secret), out);
+}
+
 static void test_jwt_subject(void)
 {
 	struct sfs_actor a;
@@ -718,37 +773,32 @@ static void test_jwt_subject(void)
 	int i;
 
 	REQUIRE(fx_open(&f) == 0);
-	make_token(hs256, "{\"scope\":\"speech:files:read\"}", EVP_sha256(),
-		   f.s->secret, sizeof(f.s->secret), tok);
+	subject_token(&f, "\"scope\":\"speech:files:read\"", tok);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
 	CHECK(strstr(e.message, "subject") != NULL);
 
-	make_token(hs256, "{\"sub\":\"123e4567-e89b-42d3-a456-426614174000\"}",
-		   EVP_sha256(), f.s->secret, sizeof(f.s->secret), tok);
+	subject_token(&f, "\"sub\":\"123e4567-e89b-42d3-a456-426614174000\"",
+		      tok);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, &e), SFS_UNAUTHENTICATED);
 	CHECK(strstr(e.message, "unknown subject") != NULL);
 
-	make_token(hs256, "{\"sub\":42}", EVP_sha256(), f.s->secret,
-		   sizeof(f.s->secret), tok);
+	subject_token(&f, "\"sub\":42", tok);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
-	make_token(hs256, "{\"sub\":\"ann\"}", EVP_sha256(), f.s->secret,
-		   sizeof(f.s->secret), tok);
+	subject_token(&f, "\"sub\":\"ann\"", tok);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
 	/* the tenant id is not a user */
-	snprintf(payload, sizeof(payload), "{\"sub\":\"%s\"}", f.tenant);
-	make_token(hs256, payload, EVP_sha256(), f.s->secret,
-		   sizeof(f.s->secret), tok);
+	snprintf(payload, sizeof(payload), "\"sub\":\"%s\"", f.tenant);
+	subject_token(&f, payload, tok);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_UNAUTHENTICATED);
 
 	/* an upper-case subject is the same user */
 	for (i = 0; f.user[i]; i++)
 		upper[i] = (char)toupper((unsigned char)f.user[i]);
 	upper[i] = '\0';
-	snprintf(payload, sizeof(payload), "{\"sub\":\"%s\"}", upper);
-	make_token(hs256, payload, EVP_sha256(), f.s->secret,
-		   sizeof(f.s->secret), tok);
+	snprintf(payload, sizeof(payload), "\"sub\":\"%s\"", upper);
+	subject_token(&f, payload, tok);
 	CHECK_ST(sfs_auth_jwt(f.s, tok, &a, NULL), SFS_OK);
 	CHECK(!strcmp(a.user_id, f.user));
 	fx_close(&f);
