@@ -17,11 +17,12 @@ struct fx {
 	char id[SFS_ID_SIZE];
 };
 
-static int actor(struct fx *f, const char *tenant, struct sfs_actor *a)
+static int actor(struct fx *f, const char *tenant, const char *name,
+		 struct sfs_actor *a)
 {
 	char uid[SFS_ID_SIZE];
 
-	return sfs_user_create(f->s, tenant, "u", -1, uid, NULL) ||
+	return sfs_user_create(f->s, tenant, name, -1, uid, NULL) ||
 	       sfs_auth_user(f->s, uid, SFS_SCOPE_ALL, a, NULL);
 }
 
@@ -39,8 +40,10 @@ static int fx_open(struct fx *f)
 	    sfs_store_open(f->dir, NULL, &f->s, NULL) ||
 	    sfs_tenant_create(f->s, "t1", 0, 0, t1, NULL) ||
 	    sfs_tenant_create(f->s, "t2", 0, 0, t2, NULL) ||
-	    actor(f, t1, &f->owner) || actor(f, t1, &f->viewer) ||
-	    actor(f, t1, &f->editor) || actor(f, t2, &f->stranger))
+	    actor(f, t1, "owner", &f->owner) ||
+	    actor(f, t1, "viewer", &f->viewer) ||
+	    actor(f, t1, "editor", &f->editor) ||
+	    actor(f, t2, "stranger", &f->stranger))
 		return -1;
 	if (sfs_file_create(f->s, &f->owner, &sp, NULL, &out, NULL))
 		return -1;
