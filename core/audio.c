@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <lame/lame.h>
 #include <sndfile.h>
+#include "audio_i.h"
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
@@ -473,16 +474,16 @@ static enum sfs_status check_opts(const struct sfs_audio_opts *o,
 				  struct sfs_err *e)
 {
 	if (o->bitrate_kbps < 8 || o->bitrate_kbps > 320)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"listening bitrate %d kbps out of range 8..320",
 				o->bitrate_kbps);
 	if (o->sample_rate < 8000 || o->sample_rate > 48000)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"listening sample rate %d out of range "
 				"8000..48000",
 				o->sample_rate);
 	if (o->channels != 1 && o->channels != 2)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"listening channels must be 1 or 2, not %d",
 				o->channels);
 	return SFS_OK;
@@ -499,7 +500,8 @@ static enum sfs_status lame_setup(lame_global_flags **out,
 	pthread_mutex_lock(&lame_lock);
 	gf = lame_init();
 	if (!gf) {
-		st = sfs_errf(e, SFS_NOMEM, NULL, "cannot start the encoder");
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+			      "cannot start the encoder");
 		goto out;
 	}
 	lame_set_errorf(gf, lame_quiet);
@@ -519,7 +521,7 @@ static enum sfs_status lame_setup(lame_global_flags **out,
 		lame_set_brate(gf, o->bitrate_kbps);
 	}
 	if (lame_init_params(gf) < 0) {
-		st = sfs_errf(e, SFS_UNSUPPORTED, NULL,
+		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
 			      "cannot encode %d Hz, %d channels at %d kbps",
 			      in_rate, channels, o->bitrate_kbps);
 		goto out;
@@ -590,9 +592,9 @@ static enum sfs_status open_failed(int fd, struct sfs_err *e)
 		return st;
 	sniff(head, n, &damaged);
 	if (damaged)
-		return sfs_errf(e, SFS_INVALID, NULL, "corrupt audio data: %s",
-				sf_strerror(NULL));
-	return sfs_errf(e, SFS_UNSUPPORTED, NULL, UNSUPPORTED_MSG);
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"corrupt audio data: %s", sf_strerror(NULL));
+	return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE, UNSUPPORTED_MSG);
 }
 
 enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
@@ -631,7 +633,7 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	}
 	if (info.samplerate < 1000 || info.samplerate > 768000 ||
 	    info.channels < 1) {
-		st = sfs_errf(e, SFS_UNSUPPORTED, NULL, UNSUPPORTED_MSG);
+		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE, UNSUPPORTED_MSG);
 		goto out;
 	}
 	out_ch = (o->channels == 2 && info.channels == 2) ? 2 : 1;
@@ -649,7 +651,8 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	r = malloc(sizeof(*r) * (size_t)block);
 	mp3 = malloc((size_t)mp3_size);
 	if (!pcm || !l || !r || !mp3) {
-		st = sfs_errf(e, SFS_NOMEM, NULL, "no memory to encode audio");
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+			      "no memory to encode audio");
 		goto out;
 	}
 
@@ -674,7 +677,7 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 		n = lame_encode_buffer_ieee_float(gf, l, out_ch == 2 ? r : l,
 						  (int)got, mp3, mp3_size);
 		if (n < 0) {
-			st = sfs_errf(e, SFS_IO, NULL,
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
 				      "mp3 encoder failed (%d)", n);
 			goto out;
 		}
@@ -684,20 +687,21 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 		if (progress && sfs_now_ns() - last >= PROGRESS_NS) {
 			last = sfs_now_ns();
 			if (progress(arg)) {
-				st = sfs_errf(e, SFS_CONFLICT, NULL,
+				st = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 					      "cancelled");
 				goto out;
 			}
 		}
 	}
 	if (sf_error(sf) != SF_ERR_NO_ERROR) {
-		st = sfs_errf(e, SFS_INVALID, NULL, "corrupt audio data: %s",
-			      sf_strerror(sf));
+		st = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+			      "corrupt audio data: %s", sf_strerror(sf));
 		goto out;
 	}
 	n = lame_encode_flush(gf, mp3, mp3_size);
 	if (n < 0) {
-		st = sfs_errf(e, SFS_IO, NULL, "mp3 encoder failed (%d)", n);
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE, "mp3 encoder failed (%d)",
+			      n);
 		goto out;
 	}
 	st = put_mp3(&x, mp3, n, e);
@@ -727,4 +731,16 @@ out:
 	free(r);
 	free(mp3);
 	return st;
+}
+
+void sfsi_audio_probe_stage(struct sfs_stage *st, double *duration, char *mime,
+			    size_t mime_size)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	*duration = -1;
+	sfs_strlcpy(mime, "application/octet-stream", mime_size);
+	if (sfs_audio_probe(sfs_stage_fd(st), duration, mime, mime_size, &e))
+		sfs_warn("audio", "probe failed: %s", e.message);
 }

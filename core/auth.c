@@ -50,7 +50,7 @@ static enum sfs_status db_status(struct sfs_err *e)
 static enum sfs_status unauth(struct sfs_err *e, const char *msg)
 {
 	sfs_debug("auth", "rejected credentials: %s", msg);
-	return sfs_errf(e, SFS_UNAUTHENTICATED, NULL, "%s", msg);
+	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_NONE, "%s", msg);
 }
 
 /* ---- scopes ---------------------------------------------------------- */
@@ -394,7 +394,7 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 	if (check_quota(max_bytes, max_files, e))
 		return SFS_INVALID;
 	if (sfsi_uuid_norm(id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", id ? id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -412,7 +412,7 @@ enum sfs_status sfs_tenant_set_quota(struct sfs_store *s, const char *id,
 	sfsi_db_bind_text(st, 3, uuid);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 			       "no tenant '%s'", uuid);
 out:
 	sfsi_db_put(d);
@@ -430,7 +430,7 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 
 	memset(out, 0, sizeof(*out));
 	if (sfsi_uuid_norm(id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", id ? id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -452,7 +452,7 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 		goto out;
 	}
 	if (rc == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 			       "no tenant '%s'", uuid);
 		goto out;
 	}
@@ -482,7 +482,7 @@ static enum sfs_status check_rate(int64_t bps, struct sfs_err *e)
 
 static enum sfs_status name_taken(const char *name, struct sfs_err *e)
 {
-	return sfs_errf(e, SFS_CONFLICT, "user_exists",
+	return sfs_errf(e, SFS_CONFLICT, SFS_R_USER_EXISTS,
 			"the tenant has a user named '%s' already (names are "
 			"unique in a tenant, ignoring case)",
 			name);
@@ -504,7 +504,7 @@ static enum sfs_status tenant_has(struct db *d, const char *uuid,
 	if (rc < 0)
 		return db_status(e);
 	if (rc == 0)
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", uuid);
 	return SFS_OK;
 }
@@ -523,7 +523,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	if (ret || rret)
 		return SFS_INVALID;
 	if (sfsi_uuid_norm(tenant_id, tenant))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", tenant_id ? tenant_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -582,7 +582,7 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	if (check_rate(download_bps, e))
 		return SFS_INVALID;
 	if (sfsi_uuid_norm(user_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s'", user_id ? user_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -597,7 +597,7 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	sfsi_db_bind_text(st, 2, uuid);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 			       "no user '%s'", uuid);
 out:
 	sfsi_db_put(d);
@@ -614,14 +614,14 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 
 	memset(out, 0, sizeof(*out));
 	if (sfsi_uuid_norm(user_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s'", user_id ? user_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
 	ret = sfsi_auth_load_actor(d, uuid, out, e);
 	if (ret == SFS_NOT_FOUND)
-		sfs_errf(e, SFS_NOT_FOUND, "user_not_found", "no user '%s'",
+		sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND, "no user '%s'",
 			 uuid);
 	else if (!ret)
 		out->scopes = scopes & SFS_SCOPE_ALL;
@@ -661,16 +661,16 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	if (ret)
 		return ret;
 	if (sfsi_uuid_norm(user_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s'", user_id ? user_id : "");
 	if (sfsi_random(raw, sizeof(raw))) {
 		sfs_error("auth", "no randomness for an api key");
-		return sfs_errf(e, SFS_IO, NULL, "cannot make a key");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot make a key");
 	}
 	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
 	sfsi_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
 	if (sha256(key, KEY_LEN, hash)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 		goto out;
 	}
 	ret = sfsi_db_get(s, &d, e);
@@ -696,7 +696,7 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	if (ret)
 		goto out;
 	if (sfsi_db_changes(d) == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 			       "no user '%s'", uuid);
 		goto out;
 	}
@@ -720,7 +720,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	int rc;
 
 	if (sfsi_uuid_norm(key_id, uuid))
-		return sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_KEY_NOT_FOUND,
 				"no api key '%s'", key_id ? key_id : "");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -755,10 +755,10 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	if (rc < 0)
 		ret = db_status(e);
 	else if (rc == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "key_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_KEY_NOT_FOUND,
 			       "no api key '%s'", uuid);
 	else
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "api key '%s' is already revoked", uuid);
 out:
 	sfsi_db_put(d);
@@ -818,7 +818,7 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	if (!key_format_ok(key))
 		return unauth(e, "invalid API key");
 	if (sha256(key, KEY_LEN, hash))
-		return sfs_errf(e, SFS_IO, NULL, "cannot hash the key");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
@@ -866,4 +866,45 @@ out:
 	sfsi_db_reset(st);
 	sfsi_db_put(d);
 	return ret;
+}
+
+/*
+ * Files and their lifecycle: create (upload or pending import), read,
+ * update, soft delete, purge, discard, restore, new content versions, and
+ * listening audio state. Every rule of the file model is decided here once;
+ * the front ends only translate.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "auth_i.h"
+#include "blob_i.h"
+#include "db_i.h"
+#include "dir_i.h"
+#include "file_i.h"
+#include "media_i.h"
+#include "speechfs/blob.h"
+#include "speechfs/job.h"
+#include "speechfs/log.h"
+#include "speechfs/stage.h"
+#include "speechfs/tag.h"
+#include "speechfs/vpath.h"
+#include "stage_i.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define NOT_FOUND_MSG "no file with this id exists"
+
+enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
+				struct sfs_err *e)
+{
+	if ((a->scopes & scope) == scope)
+		return SFS_OK;
+	return sfs_errf(e, SFS_FORBIDDEN, SFS_R_INSUFFICIENT_SCOPE,
+			"the credentials lack the scope '%s'",
+			sfs_scope_name(scope));
 }

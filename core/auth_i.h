@@ -31,4 +31,8 @@ enum sfs_status sfsi_hmac_sign(struct sfs_store *s, const char *msg,
 /* 1 when hex (any case) is msg's HMAC; compared in constant time. */
 int sfsi_hmac_verify(struct sfs_store *s, const char *msg, const char *hex);
 
+/* SFS_FORBIDDEN unless the actor's token carries the scope. */
+enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
+				struct sfs_err *e) SFS_MUST_CHECK;
+
 #endif

@@ -185,9 +185,10 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 	sfsi_db_reset(q);
 	if (rc != 1)
 		return rc < 0 ? SFS_IO
-			      : sfs_errf(e, SFS_NOT_FOUND, NULL, "no tenant");
+			      : sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+					 "no tenant");
 	if (max_bytes > 0 && used + st->size > max_bytes)
-		return sfs_errf(e, SFS_QUOTA, "quota_exceeded",
+		return sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
 				"the tenant's storage quota of %lld bytes "
 				"would be exceeded (%lld used, %lld more)",
 				(long long)max_bytes, (long long)used,
@@ -266,7 +267,7 @@ enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
 	sfsi_db_bind_text(q, 2, sha256);
 	ret = sfsi_db_run(q, e);
 	if (!ret && sfsi_db_changes(d) != 1)
-		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no such blob");
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE, "no such blob");
 	return ret;
 }
 
@@ -371,7 +372,7 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 		return ret;
 	a = malloc(sizeof(*a));
 	if (!a)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	a->tenant = tenant;
 	sfs_strlcpy(a->sha, sha256, sizeof(a->sha));
 	return sfsi_db_on_commit(d, gc_blob, a, e);
@@ -386,14 +387,14 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 
 	*fd = -1;
 	if (!sfsi_is_sha256_hex(sha256))
-		return sfs_errf(e, SFS_INVALID, NULL, "bad sha256");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad sha256");
 	sfsi_blob_path(s, tenant, sha256, path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
 		sfs_error("blob", "cannot open blob '%s': %s", sha256,
 			  strerror(errno));
-		return sfs_errf(e, errno == ENOENT ? SFS_GONE : SFS_IO, NULL,
-				"the content is not available");
+		return sfs_errf(e, errno == ENOENT ? SFS_GONE : SFS_IO,
+				SFS_R_NONE, "the content is not available");
 	}
 	if (size) {
 		if (fstat(*fd, &sb) < 0) {

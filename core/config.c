@@ -35,13 +35,13 @@ static enum sfs_status one_line(const char *where, char *line,
 	int r = 1;
 
 	if (!eq)
-		return sfs_errf(e, SFS_INVALID, "invalid_config",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"%s: expected 'key = value'", where);
 	*eq = '\0';
 	key = trim(line);
 	value = trim(eq + 1);
 	if (!*key)
-		return sfs_errf(e, SFS_INVALID, "invalid_config",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"%s: a line without a key", where);
 	sfs_err_init(&ce);
 	msg[0] = '\0';
@@ -52,17 +52,17 @@ static enum sfs_status one_line(const char *where, char *line,
 		return SFS_OK;
 	}
 	if (st != SFS_NOT_FOUND)
-		return sfs_errf(e, SFS_INVALID, "invalid_config",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"%s: %s: %s (got '%s')", where, key,
 				ce.nfields ? ce.fields[0].message : ce.message,
 				value);
 	if (own)
 		r = own(arg, key, value, 0, msg, sizeof(msg));
 	if (r > 0)
-		return sfs_errf(e, SFS_INVALID, "invalid_config",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"%s: %s: unknown key", where, key);
 	if (r < 0)
-		return sfs_errf(e, SFS_INVALID, "invalid_config",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"%s: %s: %s (got '%s')", where, key,
 				msg[0] ? msg : "bad value", value);
 	return SFS_OK;
@@ -80,14 +80,14 @@ enum sfs_status sfs_config_read(const char *path, struct sfs_config *cfg,
 
 	if (!f)
 		return sfs_errf(e, errno == ENOENT ? SFS_NOT_FOUND : SFS_IO,
-				NULL, "cannot read '%s': %s", path,
+				SFS_R_NONE, "cannot read '%s': %s", path,
 				strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);
 		n = strlen(line);
 		if (n == sizeof(line) - 1 && line[n - 1] != '\n' && !feof(f)) {
-			ret = sfs_errf(e, SFS_INVALID, "invalid_config",
+			ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				       "%s: line longer than %d bytes", where,
 				       LINE_MAX_LEN - 2);
 			goto out;
@@ -100,8 +100,8 @@ enum sfs_status sfs_config_read(const char *path, struct sfs_config *cfg,
 			goto out;
 	}
 	if (ferror(f))
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot read '%s': %s", path,
-			       strerror(errno));
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot read '%s': %s",
+			       path, strerror(errno));
 out:
 	fclose(f);
 	return ret;

@@ -61,21 +61,23 @@ static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		sfs_warn("db", "%s: database busy", what);
-		return sfs_errf(e, SFS_BUSY, NULL,
+		return sfs_errf(e, SFS_BUSY, SFS_R_NONE,
 				"the store is busy, try again");
 	case SQLITE_FULL:
 		sfs_error("db", "%s: disk full", what);
-		return sfs_errf(e, SFS_NO_SPACE, NULL,
+		return sfs_errf(e, SFS_NO_SPACE, SFS_R_NONE,
 				"no space left on the store's disk");
 	case SQLITE_NOMEM:
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	case SQLITE_CONSTRAINT:
 		sfs_debug("db", "%s: %s", what, d ? sqlite3_errmsg(d->h) : "");
-		return sfs_errf(e, SFS_CONFLICT, NULL, "conflicting change");
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"conflicting change");
 	default:
 		sfs_error("db", "%s: %s (%d)", what,
 			  d ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc), rc);
-		return sfs_errf(e, SFS_IO, NULL, "internal database error");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"internal database error");
 	}
 }
 
@@ -303,7 +305,8 @@ static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 	if (rc != SQLITE_OK) {
 		sfs_error("db", "configuring connection: %s",
 			  sqlite3_errmsg(h));
-		return sfs_errf(e, SFS_IO, NULL, "cannot open the database");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"cannot open the database");
 	}
 	return SFS_OK;
 }
@@ -324,7 +327,7 @@ static enum sfs_status open_conn(const char *path, int create,
 		sqlite3_close(h);
 		return sfs_errf(e,
 				rc == SQLITE_CANTOPEN ? SFS_NOT_FOUND : SFS_IO,
-				NULL, "cannot open the store's database");
+				SFS_R_NONE, "cannot open the store's database");
 	}
 	sqlite3_extended_result_codes(h, 1);
 	if (configure(h, cfg, e)) {
@@ -349,7 +352,7 @@ static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (version > DB_SCHEMA_VERSION) {
-		ret = sfs_errf(e, SFS_UNSUPPORTED, NULL,
+		ret = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
 			       "the store's schema %d is newer than this "
 			       "program's %d",
 			       version, DB_SCHEMA_VERSION);
@@ -362,7 +365,7 @@ static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
 		if (rc != SQLITE_OK) {
 			sfs_error("db", "migration to %d: %s", version + 1,
 				  sqlite3_errmsg(h));
-			ret = sfs_errf(e, SFS_IO, NULL,
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 				       "schema migration failed");
 			goto out;
 		}
@@ -409,7 +412,7 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 
 	d = calloc(1, sizeof(*d));
 	if (!d)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	st = open_conn(path, 0, &s->cfg, &d->h, e);
 	if (st) {
 		free(d);
@@ -482,7 +485,7 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	d = calloc(1, sizeof(*d));
 	snprintf(path, sizeof(path), "%s/speechfs.db", s->dir);
 	if (!d) {
-		st = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	} else {
 		st = open_conn(path, 0, &s->cfg, &d->h, e);
 	}
@@ -564,12 +567,12 @@ struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 		}
 	}
 	if ((d->ncache + 1) * 2 > d->cap && cache_grow(d) < 0) {
-		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		return NULL;
 	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
-		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		return NULL;
 	}
 	rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
@@ -607,7 +610,7 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 	}
 	text = strdup(sql);
 	if (!text) {
-		sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		return NULL;
 	}
 	for (i = 0; i < DYN_CACHE; i++) {
@@ -618,7 +621,7 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 	if (st->busy) {
 		free(text);
 		sfs_error("db", "too many dynamic statements in use");
-		sfs_errf(e, SFS_IO, NULL, "internal database error");
+		sfs_errf(e, SFS_IO, SFS_R_NONE, "internal database error");
 		return NULL;
 	}
 	sqlite3_finalize(st->st);
@@ -789,7 +792,7 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 
 	if (!h) {
 		free(arg);
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	}
 	h->fn = fn;
 	h->arg = arg;

@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "dir_i.h"
 #include "file_i.h"
@@ -27,8 +28,13 @@ static size_t parent_len(const char *path, size_t len)
 	return 0;
 }
 
-enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
-			       int64_t now_ns, struct sfs_err *e)
+/*
+ * Stamp a directory's mtime: exactly `ns` when `exact` (utimens), else
+ * the change's time, but never backwards (two changes within one tick of
+ * the clock, or a clock stepped back, still move it forward).
+ */
+static enum sfs_status stamp(struct db *d, int64_t owner, const char *path,
+			     int64_t ns, int exact, struct sfs_err *e)
 {
 	struct db_stmt *st;
 
@@ -37,24 +43,34 @@ enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
 				  "INSERT INTO dir(owner_id, path, parent,"
 				  " mtime_ns) VALUES (?1, '/', '', ?2)"
 				  " ON CONFLICT(owner_id, path) DO UPDATE"
-				  " SET mtime_ns = ?2",
+				  " SET mtime_ns = CASE WHEN ?3 THEN ?2"
+				  " ELSE max(dir.mtime_ns + 1, ?2) END",
 				  e);
 		if (!st)
 			return SFS_IO;
 		sfsi_db_bind_int(st, 1, owner);
-		sfsi_db_bind_int(st, 2, now_ns);
+		sfsi_db_bind_int(st, 2, ns);
+		sfsi_db_bind_int(st, 3, exact);
 		return sfsi_db_run(st, e);
 	}
 	st = sfsi_db_prep(d,
-			  "UPDATE dir SET mtime_ns = ?3"
+			  "UPDATE dir SET mtime_ns = CASE WHEN ?4 THEN ?3"
+			  " ELSE max(mtime_ns + 1, ?3) END"
 			  " WHERE owner_id = ?1 AND path = ?2",
 			  e);
 	if (!st)
 		return SFS_IO;
 	sfsi_db_bind_int(st, 1, owner);
 	sfsi_db_bind_text(st, 2, path);
-	sfsi_db_bind_int(st, 3, now_ns);
+	sfsi_db_bind_int(st, 3, ns);
+	sfsi_db_bind_int(st, 4, exact);
 	return sfsi_db_run(st, e);
+}
+
+enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
+			       int64_t now_ns, struct sfs_err *e)
+{
+	return stamp(d, owner, path, now_ns, 0, e);
 }
 
 /* Adjust one directory row; *changed says whether it appeared/vanished. */
@@ -196,7 +212,7 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 	} else if (rc == 0 && !strcmp(path, "/")) {
 		out->explicit_ = 1;
 	} else if (rc == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_DIRECTORY_NOT_FOUND,
 			       "no such directory");
 	} else {
 		ret = SFS_IO;
@@ -224,7 +240,7 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (!strcmp(p.buf, "/")) {
-		ret = sfs_errf(e, SFS_CONFLICT, NULL, "the root exists");
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE, "the root exists");
 		goto out;
 	}
 	ret = sfsi_db_get(s, &d, e);
@@ -244,7 +260,7 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_reset(st);
 	if (rc != 0) {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_CONFLICT, "directory_exists",
+			     : sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_EXISTS,
 					"the directory exists");
 		goto out;
 	}
@@ -294,7 +310,7 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (!strcmp(p.buf, "/")) {
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "the root cannot be removed");
 		goto out;
 	}
@@ -321,12 +337,13 @@ enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_reset(st);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
+			     : sfs_errf(e, SFS_NOT_FOUND,
+					SFS_R_DIRECTORY_NOT_FOUND,
 					"no such directory");
 		goto out;
 	}
 	if (nfiles > 0) {
-		ret = sfs_errf(e, SFS_CONFLICT, "directory_not_empty",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY,
 			       "the directory is not empty");
 		goto out;
 	}
@@ -386,14 +403,14 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (!strcmp(f.buf, "/") || !strcmp(t.buf, "/")) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "the root cannot be renamed or replaced");
 		goto out;
 	}
 	if (!strcmp(f.buf, t.buf))
 		goto out;
 	if (sfs_vpath_under(t.buf, f.buf)) {
-		ret = sfs_errf(e, SFS_INVALID, NULL,
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 			       "a directory cannot move below itself");
 		goto out;
 	}
@@ -418,7 +435,8 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_reset(st);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_NOT_FOUND, "directory_not_found",
+			     : sfs_errf(e, SFS_NOT_FOUND,
+					SFS_R_DIRECTORY_NOT_FOUND,
 					"no such directory");
 		goto out;
 	}
@@ -434,7 +452,7 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	if (rc < 0)
 		goto io;
 	if (texists && tfiles > 0) {
-		ret = sfs_errf(e, SFS_CONFLICT, "directory_not_empty",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY,
 			       "the target directory is not empty");
 		goto out;
 	}
@@ -524,7 +542,7 @@ enum sfs_status sfs_dir_set_mtime(struct sfs_store *s,
 	if (!ret)
 		ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = sfsi_dir_touch(d, a->user, path, mtime_ns, e);
+		ret = stamp(d, a->user, path, mtime_ns, 1, e);
 	sfsi_db_put(d);
 	return ret;
 }

@@ -17,7 +17,10 @@ enum sfs_status sfsi_dir_count(struct db *d, int64_t owner, const char *path,
 			       int delta, int64_t now_ns,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
-/* Bump the mtime of one directory (its listing changed). */
+/*
+ * Bump the mtime of one directory (its listing changed): to now_ns, or
+ * one nanosecond past its mtime when that is not earlier.
+ */
 enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
 			       int64_t now_ns,
 			       struct sfs_err *e) SFS_MUST_CHECK;

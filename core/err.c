@@ -1,4 +1,5 @@
-/* The status enum's names and the helpers that fill a struct sfs_err. */
+/* The names of statuses and reasons, and the helpers that fill a struct
+ * sfs_err. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static const struct {
 	[SFS_IO] = { "internal_error", "internal error" },
 	[SFS_NOMEM] = { "internal_error", "out of memory" },
 	[SFS_UNSUPPORTED] = { "unsupported", "not supported" },
+	[SFS_UNAVAILABLE] = { "storage_unavailable", "storage unavailable" },
 };
 
 const char *sfs_status_type(enum sfs_status st)
@@ -33,6 +35,66 @@ const char *sfs_status_type(enum sfs_status st)
 	if ((unsigned)st >= SFS_STATUS_MAX)
 		return "internal_error";
 	return status_tab[st].type;
+}
+
+static const char *const reason_tab[SFS_R_MAX] = {
+	[SFS_R_AMBIGUOUS_CREDENTIALS] = "ambiguous_credentials",
+	[SFS_R_ATTRIBUTE_EXISTS] = "attribute_exists",
+	[SFS_R_ATTRIBUTE_NOT_FOUND] = "attribute_not_found",
+	[SFS_R_ATTRIBUTE_TOO_LARGE] = "attribute_too_large",
+	[SFS_R_CANCELLED] = "cancelled",
+	[SFS_R_CONTENT_DISCARDED] = "content_discarded",
+	[SFS_R_DIRECTORY_EXISTS] = "directory_exists",
+	[SFS_R_DIRECTORY_NOT_EMPTY] = "directory_not_empty",
+	[SFS_R_DIRECTORY_NOT_FOUND] = "directory_not_found",
+	[SFS_R_FILE_DELETED] = "file_deleted",
+	[SFS_R_FILE_NOT_DELETED] = "file_not_deleted",
+	[SFS_R_FILE_NOT_FOUND] = "file_not_found",
+	[SFS_R_FILE_PURGED] = "file_purged",
+	[SFS_R_FORBIDDEN] = "forbidden",
+	[SFS_R_IMPORT_BLOCKED] = "import_blocked",
+	[SFS_R_IMPORT_FAILED] = "import_failed",
+	[SFS_R_INGESTION_NOT_COMPLETED] = "ingestion_not_completed",
+	[SFS_R_INGESTION_PENDING] = "ingestion_pending",
+	[SFS_R_INSUFFICIENT_SCOPE] = "insufficient_scope",
+	[SFS_R_INVALID_JSON] = "invalid_json",
+	[SFS_R_INVALID_MULTIPART] = "invalid_multipart",
+	[SFS_R_INVALID_PARAMETER] = "invalid_parameter",
+	[SFS_R_INVALID_REQUEST] = "invalid_request",
+	[SFS_R_INVALID_SIGNATURE] = "invalid_signature",
+	[SFS_R_INVALID_UUID] = "invalid_uuid",
+	[SFS_R_KEY_NOT_FOUND] = "key_not_found",
+	[SFS_R_LISTENING_AUDIO_CONFLICT] = "listening_audio_conflict",
+	[SFS_R_LISTENING_AUDIO_DELETED] = "listening_audio_deleted",
+	[SFS_R_LISTENING_AUDIO_EXISTS] = "listening_audio_exists",
+	[SFS_R_LISTENING_AUDIO_NOT_FOUND] = "listening_audio_not_found",
+	[SFS_R_LISTENING_AUDIO_NOT_READY] = "listening_audio_not_ready",
+	[SFS_R_PAYLOAD_TOO_LARGE] = "payload_too_large",
+	[SFS_R_QUOTA_EXCEEDED] = "quota_exceeded",
+	[SFS_R_RANGE_NOT_SATISFIABLE] = "range_not_satisfiable",
+	[SFS_R_RATE_LIMITED] = "rate_limited",
+	[SFS_R_SHARE_NOT_FOUND] = "share_not_found",
+	[SFS_R_SIGNED_URL_EXPIRED] = "signed_url_expired",
+	[SFS_R_TENANT_NOT_FOUND] = "tenant_not_found",
+	[SFS_R_TOO_MANY_FAILURES] = "too_many_failures",
+	[SFS_R_UNAUTHENTICATED] = "unauthenticated",
+	[SFS_R_USER_EXISTS] = "user_exists",
+	[SFS_R_USER_NOT_FOUND] = "user_not_found",
+	[SFS_R_VALIDATION_ERROR] = "validation_error",
+};
+
+const char *sfs_reason_name(enum sfs_reason r)
+{
+	if ((unsigned)r >= SFS_R_MAX)
+		return NULL;
+	return reason_tab[r];
+}
+
+const char *sfs_err_type(const struct sfs_err *e)
+{
+	const char *n = sfs_reason_name(e->reason);
+
+	return n ? n : sfs_status_type(e->status);
 }
 
 const char *sfs_status_str(enum sfs_status st)
@@ -49,7 +111,7 @@ void sfs_err_init(struct sfs_err *e)
 }
 
 enum sfs_status sfs_errf(struct sfs_err *e, enum sfs_status st,
-			 const char *type, const char *fmt, ...)
+			 enum sfs_reason why, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -58,8 +120,7 @@ enum sfs_status sfs_errf(struct sfs_err *e, enum sfs_status st,
 	if (e->status != SFS_OK && e->message[0] && e->status == st)
 		return st; /* keep the deepest cause */
 	e->status = st;
-	sfs_strlcpy(e->type, type ? type : sfs_status_type(st),
-		    sizeof(e->type));
+	e->reason = why;
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
@@ -76,7 +137,7 @@ enum sfs_status sfs_err_field(struct sfs_err *e, const char *field,
 		return SFS_INVALID;
 	if (e->status != SFS_INVALID) {
 		e->status = SFS_INVALID;
-		sfs_strlcpy(e->type, "invalid_request", sizeof(e->type));
+		e->reason = SFS_R_INVALID_REQUEST;
 		e->message[0] = '\0';
 	}
 	if (e->nfields >= SFS_ERR_MAX_FIELDS)

@@ -6,8 +6,6 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "s3_i.h"
 #include "util_i.h"
 
 #define EMPTY_SHA256                                                           \
@@ -51,14 +50,6 @@ struct fetch {
 	void *arg;
 	int64_t next_progress_ns;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static int64_t mono_ns(void)
 {
@@ -138,7 +129,7 @@ static enum sfs_status check_http(const char *uri, struct sfs_err *e)
 	enum sfs_status ret = SFS_OK;
 
 	if (!u)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	uc = curl_url_set(u, CURLUPART_URL, uri, 0);
 	if (uc) {
 		ret = sfs_err_field(e, "uri", "invalid", "not a valid URL: %s",
@@ -542,84 +533,6 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow,
 
 /* ---- S3 ---- */
 
-/* AWS URI encoding of an object key: unreserved bytes and '/' stay. */
-static enum sfs_status s3_encode_key(struct sfs_buf *b, const char *key)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	enum sfs_status ret = SFS_OK;
-	unsigned char c;
-
-	for (; *key && !ret; key++) {
-		c = (unsigned char)*key;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '.' || c == '~' || c == '/')
-			ret = sfs_buf_addch(b, (char)c);
-		else
-			ret = sfs_buf_addf(b, "%%%c%c", hex[c >> 4],
-					   hex[c & 15]);
-	}
-	return ret;
-}
-
-static void hmac(const void *key, size_t klen, const char *msg,
-		 unsigned char out[32])
-{
-	unsigned int n = 32;
-
-	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg,
-	     strlen(msg), out, &n);
-}
-
-/*
- * The Authorization header of a Signature Version 4 GET without a body:
- * signed headers host, x-amz-content-sha256 and x-amz-date.
- */
-static enum sfs_status s3_sign(const struct sfs_config *cfg, const char *host,
-			       const char *path, const char *amzdate,
-			       struct sfs_buf *auth)
-{
-	struct sfs_buf canon = SFS_BUF_INIT(8192), sts = SFS_BUF_INIT(1024);
-	unsigned char digest[32], k[32];
-	char hex[65], date[9], secret[136];
-	enum sfs_status ret;
-
-	memcpy(date, amzdate, 8);
-	date[8] = '\0';
-	ret = sfs_buf_addf(&canon,
-			   "GET\n%s\n\nhost:%s\nx-amz-content-sha256:%s\n"
-			   "x-amz-date:%s\n\nhost;x-amz-content-sha256;"
-			   "x-amz-date\n%s",
-			   path, host, EMPTY_SHA256, amzdate, EMPTY_SHA256);
-	if (ret)
-		goto out;
-	SHA256((const unsigned char *)canon.buf, canon.len, digest);
-	sfsi_hex(digest, 32, hex);
-	ret = sfs_buf_addf(&sts,
-			   "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s",
-			   amzdate, date, cfg->s3_region, hex);
-	if (ret)
-		goto out;
-	snprintf(secret, sizeof(secret), "AWS4%s", cfg->s3_secret_key);
-	hmac(secret, strlen(secret), date, k);
-	hmac(k, 32, cfg->s3_region, k);
-	hmac(k, 32, "s3", k);
-	hmac(k, 32, "aws4_request", k);
-	hmac(k, 32, sts.buf, digest);
-	sfsi_hex(digest, 32, hex);
-	ret = sfs_buf_addf(auth,
-			   "Authorization: AWS4-HMAC-SHA256 Credential="
-			   "%s/%s/%s/s3/aws4_request, SignedHeaders=host;"
-			   "x-amz-content-sha256;x-amz-date, Signature=%s",
-			   cfg->s3_access_key, date, cfg->s3_region, hex);
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(k, sizeof(k));
-out:
-	sfs_buf_release(&canon);
-	sfs_buf_release(&sts);
-	return ret;
-}
-
 static enum sfs_status add_header(struct curl_slist **list, const char *h)
 {
 	struct curl_slist *n = curl_slist_append(*list, h);
@@ -630,123 +543,42 @@ static enum sfs_status add_header(struct curl_slist **list, const char *h)
 	return SFS_OK;
 }
 
-/* The endpoint's parts: scheme, host (with brackets), port, path prefix. */
-struct endpoint {
-	char *scheme, *host, *port, *path;
-};
-
-static void endpoint_release(struct endpoint *ep)
-{
-	curl_free(ep->scheme);
-	curl_free(ep->host);
-	curl_free(ep->port);
-	curl_free(ep->path);
-}
-
-static enum sfs_status endpoint_parse(const struct sfs_config *cfg,
-				      struct endpoint *ep, struct sfs_err *e)
-{
-	char def[128];
-	const char *url = cfg->s3_endpoint;
-	enum sfs_status ret = SFS_OK;
-	CURLU *u = curl_url();
-	size_t n;
-
-	memset(ep, 0, sizeof(*ep));
-	if (!u)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
-	if (!url[0]) {
-		snprintf(def, sizeof(def), "https://s3.%s.amazonaws.com",
-			 cfg->s3_region);
-		url = def;
-	}
-	if (curl_url_set(u, CURLUPART_URL, url, 0) ||
-	    curl_url_get(u, CURLUPART_SCHEME, &ep->scheme, 0) ||
-	    curl_url_get(u, CURLUPART_HOST, &ep->host, 0) ||
-	    curl_url_get(u, CURLUPART_PATH, &ep->path, 0) ||
-	    (strcmp(ep->scheme, "http") && strcmp(ep->scheme, "https"))) {
-		ret = sfs_errf(e, SFS_UNSUPPORTED, "import_failed",
-			       "the s3 endpoint '%s' is not an http or https "
-			       "URL",
-			       url);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_PORT, &ep->port, 0))
-		ep->port = NULL; /* no explicit port */
-	n = strlen(ep->path);
-	while (n && ep->path[n - 1] == '/')
-		ep->path[--n] = '\0';
-out:
-	curl_url_cleanup(u);
-	return ret;
-}
-
-/* The URL and headers of a GET of s3://bucket/key from the endpoint. */
+/*
+ * The URL and headers of a GET of s3://bucket/key from the endpoint;
+ * libcurl signs it (setup) when there are credentials.
+ */
 static enum sfs_status s3_request(const struct sfs_config *cfg, const char *uri,
 				  char **url, struct curl_slist **hdrs,
 				  struct sfs_err *e)
 {
-	struct sfs_buf host = SFS_BUF_INIT(512), path = SFS_BUF_INIT(8192);
-	struct sfs_buf u = SFS_BUF_INIT(16384), h = SFS_BUF_INIT(1024);
-	struct endpoint ep;
-	char bucket[64], amzdate[17];
+	struct sfs_buf u = SFS_BUF_INIT(16384);
+	struct sfs_err tmp;
+	char bucket[64];
 	const char *key;
 	enum sfs_status ret;
-	time_t now = time(NULL);
-	struct tm tm;
 
 	if (s3_split(uri, bucket, &key))
 		return sfs_err_field(e, "uri", "invalid",
 				     "expected s3://bucket/key");
-	ret = endpoint_parse(cfg, &ep, e);
-	if (ret)
+	sfs_err_init(&tmp);
+	ret = sfsi_s3_object_url(cfg->s3_endpoint, cfg->s3_region,
+				 cfg->s3_path_style, bucket, key, &u, &tmp);
+	if (ret) {
+		ret = sfs_errf(e, ret == SFS_INVALID ? SFS_UNSUPPORTED : ret,
+			       SFS_R_IMPORT_FAILED, "%s", tmp.message);
 		goto out;
-	ret = sfs_buf_addf(&host, "%s%s%s%s%s",
-			   cfg->s3_path_style ? "" : bucket,
-			   cfg->s3_path_style ? "" : ".", ep.host,
-			   ep.port ? ":" : "", ep.port ? ep.port : "");
-	if (!ret)
-		ret = sfs_buf_addf(&path, "%s%s%s/", ep.path,
-				   cfg->s3_path_style ? "/" : "",
-				   cfg->s3_path_style ? bucket : "");
-	if (!ret)
-		ret = s3_encode_key(&path, key);
-	if (!ret)
-		ret = sfs_buf_addf(&u, "%s://%s%s", ep.scheme, host.buf,
-				   path.buf);
-	if (!ret)
-		ret = sfs_buf_addf(&h, "Host: %s", host.buf);
-	if (!ret)
-		ret = add_header(hdrs, h.buf);
-	if (ret || !cfg->s3_access_key[0])
-		goto out; /* no credentials: an anonymous GET */
-
-	gmtime_r(&now, &tm);
-	strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
-	sfs_buf_reset(&h);
-	ret = sfs_buf_addf(&h, "x-amz-date: %s", amzdate);
-	if (!ret)
-		ret = add_header(hdrs, h.buf);
-	if (!ret)
-		ret = add_header(hdrs, "x-amz-content-sha256: " EMPTY_SHA256);
-	sfs_buf_reset(&h);
-	if (!ret)
-		ret = s3_sign(cfg, host.buf, path.buf, amzdate, &h);
-	if (!ret)
-		ret = add_header(hdrs, h.buf);
-out:
-	if (!ret) {
-		*url = sfs_buf_detach(&u, NULL);
-		if (!*url)
-			ret = SFS_NOMEM;
 	}
-	if (ret && (!e || !e->status))
-		ret = sfs_errf(e, ret, NULL, "cannot build the s3 request");
-	endpoint_release(&ep);
-	sfs_buf_release(&host);
-	sfs_buf_release(&path);
+	/* curl 7.88 signs a payload hash but does not send it */
+	if (cfg->s3_access_key[0] &&
+	    add_header(hdrs, "x-amz-content-sha256: " EMPTY_SHA256)) {
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+		goto out;
+	}
+	*url = sfs_buf_detach(&u, NULL);
+	if (!*url)
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+out:
 	sfs_buf_release(&u);
-	sfs_buf_release(&h);
 	return ret;
 }
 
@@ -796,7 +628,7 @@ static enum sfs_status http_error(struct fetch *f, struct sfs_err *e)
 		if (reasons[i].code == f->code)
 			reason = reasons[i].reason;
 	s3_error_code(f->errbody.buf, code, sizeof(code));
-	return sfs_errf(e, SFS_IO, "import_failed", "HTTP %ld%s%s%s%s%s",
+	return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED, "HTTP %ld%s%s%s%s%s",
 			f->code, reason[0] ? " " : "", reason,
 			code[0] ? " (" : "", code, code[0] ? ")" : "");
 }
@@ -805,19 +637,19 @@ static enum sfs_status timed_out(struct fetch *f, const char *errbuf,
 				 const char *host, struct sfs_err *e)
 {
 	if (!strncmp(errbuf, "Resolving", 9))
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"could not resolve host '%s' (timed out)",
 				host);
 	if (!strncmp(errbuf, "Connection", 10) ||
 	    !strncmp(errbuf, "Failed to connect", 17))
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"connection timed out ('%s')", host);
 	if (!strncmp(errbuf, "Operation too slow", 18))
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"transfer stalled: no data from '%s' for a "
 				"while",
 				host);
-	return sfs_errf(e, SFS_IO, "import_failed",
+	return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 			"timed out after %d s (got %lld bytes)",
 			f->cfg->import_timeout_s, (long long)f->got);
 }
@@ -825,11 +657,11 @@ static enum sfs_status timed_out(struct fetch *f, const char *errbuf,
 static enum sfs_status cut_short(struct fetch *f, struct sfs_err *e)
 {
 	if (f->content_length >= 0)
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"transfer cut short: got %lld of %lld bytes",
 				(long long)f->got,
 				(long long)f->content_length);
-	return sfs_errf(e, SFS_IO, "import_failed",
+	return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 			"transfer cut short after %lld bytes",
 			(long long)f->got);
 }
@@ -843,9 +675,9 @@ static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
 	if (f->stage_st)
 		return f->stage_st;
 	if (f->cancelled)
-		return sfs_errf(e, SFS_CONFLICT, "cancelled", "cancelled");
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_CANCELLED, "cancelled");
 	if (f->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL,
+		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE,
 				"too large: more than %lld bytes",
 				(long long)f->limit);
 	if (f->http_failed ||
@@ -856,13 +688,13 @@ static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
 	case CURLE_OK:
 		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"could not resolve host '%s'", host);
 	case CURLE_COULDNT_CONNECT:
 		if (f->blocked[0])
-			return sfs_errf(e, SFS_FORBIDDEN, "import_blocked",
+			return sfs_errf(e, SFS_FORBIDDEN, SFS_R_IMPORT_BLOCKED,
 					"%s", f->blocked);
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"could not connect to '%s'", host);
 	case CURLE_OPERATION_TIMEDOUT:
 		return timed_out(f, errbuf, host, e);
@@ -871,21 +703,21 @@ static enum sfs_status outcome(struct fetch *f, CURLcode rc, const char *errbuf,
 	case CURLE_GOT_NOTHING:
 		return cut_short(f, e);
 	case CURLE_TOO_MANY_REDIRECTS:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"too many redirects (more than %d)",
 				f->cfg->import_max_redirects);
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"redirected to an unsupported scheme (only "
 				"http and https)");
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
-		return sfs_errf(e, SFS_IO, "import_failed",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED,
 				"TLS failure with '%s': %s", host, errbuf);
 	default:
-		return sfs_errf(e, SFS_IO, "import_failed", "%s",
+		return sfs_errf(e, SFS_IO, SFS_R_IMPORT_FAILED, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
 	/* curl is content when a body ends early on a closed connection */
@@ -935,7 +767,18 @@ static enum sfs_status setup(struct fetch *f, const char *url,
 	    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, f->s3 ? 1L : 0L) ||
 	    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
 			     (curl_off_t)f->limit))
-		return sfs_errf(e, SFS_IO, NULL, "libcurl refused an option");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"libcurl refused an option");
+	if (f->s3 && c->s3_access_key[0]) {
+		char sigv4[96];
+
+		snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", c->s3_region);
+		if (curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4) ||
+		    curl_easy_setopt(h, CURLOPT_USERNAME, c->s3_access_key) ||
+		    curl_easy_setopt(h, CURLOPT_PASSWORD, c->s3_secret_key))
+			return sfs_errf(e, SFS_IO, SFS_R_NONE,
+					"libcurl refused an option");
+	}
 	return SFS_OK;
 }
 
@@ -960,9 +803,9 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 		sfs_config_init(&defaults);
 		cfg = &defaults;
 	}
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot initialise libcurl");
+	if (sfsi_curl_global_init()) {
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "cannot initialise libcurl");
 		goto out;
 	}
 	f.cfg = cfg;
@@ -979,13 +822,13 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 	errbuf[0] = '\0';
 	f.curl = curl_easy_init();
 	if (!f.curl) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	if (f.s3)
 		ret = s3_request(cfg, uri, &url, &hdrs, e);
 	else if (!(url = strdup(uri)))
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (ret)
 		goto out;
 	ret = setup(&f, url, hdrs, errbuf, e);

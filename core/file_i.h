@@ -1,4 +1,8 @@
-/* File internals shared by the core's modules (jobs, media, janitor). */
+/*
+ * File internals shared by the core's modules: the file module's own
+ * files (file.c, content.c, lifecycle.c, listening.c) and the others that
+ * load or change file rows (media, query, shares, directories, xattrs).
+ */
 #ifndef SPEECHFS_FILE_I_H
 #define SPEECHFS_FILE_I_H
 
@@ -22,44 +26,6 @@ enum sfs_status sfsi_file_release_listening(struct db *d, int64_t ino,
 /* Queue listening-audio generation for a file (in a write transaction). */
 enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 					  struct sfs_err *e) SFS_MUST_CHECK;
-
-struct sfs_job;
-
-/*
- * Job outcomes of job j (on j->file_ino), each in its own write
- * transaction that first checks the job still holds its claim (not
- * cancelled, not taken over: SFS_CONFLICT otherwise) and the file still
- * wants the result (not deleted/purged/discarded meanwhile).
- * `stage` is consumed into the blob store on success.
- */
-enum sfs_status sfsi_file_import_done(struct sfs_store *s,
-				      const struct sfs_job *j,
-				      struct sfs_stage *stage, const char *mime,
-				      double duration,
-				      struct sfs_err *e) SFS_MUST_CHECK;
-enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
-					 const struct sfs_job *j,
-					 struct sfs_stage *stage,
-					 struct sfs_err *e) SFS_MUST_CHECK;
-/* Record FAILED (or PROCESSING) state of job j's import/listening audio. */
-enum sfs_status sfsi_file_job_state(struct sfs_store *s,
-				    const struct sfs_job *j, enum sfs_jstate st,
-				    const char *reason,
-				    struct sfs_err *e) SFS_MUST_CHECK;
-
-/* In a transaction: SFS_CONFLICT unless job j still holds its claim. */
-enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
-			       struct sfs_err *e) SFS_MUST_CHECK;
-
-/* Cancel the file's pending jobs (in a write transaction). */
-enum sfs_status sfsi_job_cancel_file(struct db *d, int64_t ino, int kind,
-				     struct sfs_err *e) SFS_MUST_CHECK;
-/* Queue a job inside an open write transaction. */
-enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
-				     const char *payload, int64_t *id,
-				     struct sfs_err *e) SFS_MUST_CHECK;
-
-#endif
 
 /*
  * The columns every file query selects, in the order sfsi_file_from_row reads
@@ -100,6 +66,48 @@ enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 				  struct sfs_file *out,
 				  struct sfs_err *e) SFS_MUST_CHECK;
 
-/* SFS_FORBIDDEN unless the actor's token carries the scope. */
-enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
+#define SFSI_FILE_NOT_FOUND_MSG "no file with this id exists"
+
+/* SFS_FORBIDDEN unless the actor's permission on f is at least p. */
+enum sfs_status sfsi_file_need_perm(const struct sfs_file *f, enum sfs_perm p,
+				    const char *what,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Open a write transaction and resolve the file in it with the scope
+ * checked, so that the checks and the change see one state even with
+ * other processes writing. On failure *dp is NULL and f released.
+ */
+enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id, unsigned scope, struct db **dp,
+				struct sfs_file *f,
 				struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * End what sfsi_file_begin started: roll back on ret, else commit; on
+ * success with out, resolve the file again into out. Releases f and d.
+ */
+enum sfs_status sfsi_file_end(struct sfs_store *s, struct db *d,
+			      enum sfs_status ret, const struct sfs_actor *a,
+			      struct sfs_file *f, struct sfs_file *out,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Run sql with ?1 = ino and ?2 = v (a string literal: cached by address). */
+enum sfs_status sfsi_exec_ino(struct db *d, const char *sql, int64_t ino,
+			      int64_t v, struct sfs_err *e) SFS_MUST_CHECK;
+
+/* The tenant's file count moves by delta; SFS_QUOTA past its limit. */
+enum sfs_status sfsi_file_count(struct db *d, int64_t tenant, int delta,
+				struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A file arrived in its directory under its display name: it is suffixed
+ * when another live file of the directory has that name (never with
+ * no_suffix).
+ */
+enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
+				 struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Give the janitor the purge pass of the retention (at open). */
+void sfsi_lifecycle_install(struct sfs_store *s);
+
+#endif

@@ -199,7 +199,7 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 				    int64_t tenant, const char *sha)
 {
 	struct db_stmt *q;
-	int64_t size = 0, refs = 0, now = sfs_now_ms();
+	int64_t size = 0, refs = 0, ns = sfs_now_ns(), now = ns / 1000000;
 
 	if (file_present(c, tenant, sha, &size)) {
 		if (count_refs(c, tenant, sha, &refs) < 0)
@@ -251,7 +251,7 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 		return fail(c);
 	sfsi_db_bind_int(q, 1, ino);
 	sfsi_db_bind_int(q, 2, now);
-	sfsi_db_bind_int(q, 3, now * 1000000);
+	sfsi_db_bind_int(q, 3, ns);
 	if (sfsi_db_run(q, c->e))
 		return fail(c);
 	say(c, "repaired: file row %lld marked %s", (long long)ino,
@@ -349,7 +349,7 @@ static enum sfs_status check_dangling(struct fsck *c, int la)
 static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 {
 	struct db_stmt *q;
-	int64_t now = sfs_now_ms();
+	int64_t ns = sfs_now_ns(), now = ns / 1000000;
 
 	q = sfsi_db_prep(c->d,
 			 "UPDATE file SET is_discarded = 1,"
@@ -362,7 +362,7 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 	sfsi_db_bind_int(q, 1, b->tenant);
 	sfsi_db_bind_text(q, 2, b->sha);
 	sfsi_db_bind_int(q, 3, now);
-	sfsi_db_bind_int(q, 4, now * 1000000);
+	sfsi_db_bind_int(q, 4, ns);
 	if (sfsi_db_run(q, c->e))
 		return fail(c);
 	q = sfsi_db_prep(c->d,
@@ -376,7 +376,7 @@ static enum sfs_status fix_missing(struct fsck *c, const struct blob_row *b)
 	sfsi_db_bind_int(q, 1, b->tenant);
 	sfsi_db_bind_text(q, 2, b->sha);
 	sfsi_db_bind_int(q, 3, now);
-	sfsi_db_bind_int(q, 4, now * 1000000);
+	sfsi_db_bind_int(q, 4, ns);
 	if (sfsi_db_run(q, c->e))
 		return fail(c);
 	say(c,

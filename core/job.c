@@ -10,8 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "db_i.h"
-#include "file_i.h"
-#include "media_i.h"
+#include "job_i.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -19,11 +18,7 @@
 
 #define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
-#define CHANGE_KEEP 100000
-#define JOB_MAX_ATTEMPTS                                                       \
-	5 /* claims of one job before it is failed */ /* rows of the change    \
-							 feed the janitor      \
-							 keeps */
+#define JOB_MAX_ATTEMPTS 5 /* claims of one job before it is failed */
 
 /* s->stopping: workers are asked to stop, then the helper threads too. */
 enum { RUN = 0, STOP_WORKERS = 1, STOP_ALL = 2 };
@@ -99,7 +94,31 @@ void sfs_job_set_handler(struct sfs_store *s, enum sfs_job_kind kind,
 	if ((int)kind <= 0 || kind >= SFS_JOB_KIND_MAX)
 		return;
 	pthread_mutex_lock(&s->work_mu);
-	s->handlers[kind] = fn;
+	s->kinds[kind].run = fn;
+	pthread_mutex_unlock(&s->work_mu);
+}
+
+void sfsi_job_kind_register(struct sfs_store *s, enum sfs_job_kind kind,
+			    sfs_job_fn run,
+			    void (*gave_up)(struct sfs_store *s,
+					    const struct sfs_job *j,
+					    const char *why))
+{
+	if ((int)kind <= 0 || kind >= SFS_JOB_KIND_MAX)
+		return;
+	pthread_mutex_lock(&s->work_mu);
+	s->kinds[kind].run = run;
+	s->kinds[kind].gave_up = gave_up;
+	pthread_mutex_unlock(&s->work_mu);
+}
+
+void sfsi_janitor_add(struct sfs_store *s, void (*chore)(struct sfs_store *s))
+{
+	pthread_mutex_lock(&s->work_mu);
+	if (s->nchores < SFSI_CHORES_MAX)
+		s->chores[s->nchores++] = chore;
+	else
+		sfs_error("janitor", "too many chores"); /* a BUG */
 	pthread_mutex_unlock(&s->work_mu);
 }
 
@@ -113,10 +132,10 @@ enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	enum sfs_status ret;
 
 	if (!kind_valid(kind))
-		return sfs_errf(e, SFS_INVALID, NULL, "unknown job kind %d",
-				kind);
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"unknown job kind %d", kind);
 	if (ino < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "bad file %lld",
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad file %lld",
 				(long long)ino);
 	st = sfsi_db_prep(d,
 			  "INSERT INTO job(kind, file_id, state, payload,"
@@ -206,7 +225,7 @@ enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
 	if (rc < 0)
 		return status_of(e);
 	if (rc == 0)
-		return sfs_errf(e, SFS_CONFLICT, NULL, "cancelled");
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE, "cancelled");
 	return SFS_OK;
 }
 
@@ -285,7 +304,8 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 	int rc;
 
 	if (sfsi_random(rnd, sizeof(rnd)))
-		return sfs_errf(e, SFS_IO, NULL, "no randomness for a lease");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"no randomness for a lease");
 	sfsi_hex(rnd, sizeof(rnd), out->token);
 	out->token[32] = '\0';
 
@@ -328,13 +348,13 @@ static enum sfs_status take(struct db *d, int64_t id, int64_t now,
 		if (!sfsi_db_col_null(st, 5)) {
 			out->payload = sfsi_db_col_dup(st, 5);
 			if (!out->payload)
-				ret = sfs_errf(e, SFS_NOMEM, NULL,
+				ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
 					       "out of memory");
 		}
 	} else {
 		ret = rc < 0 ? status_of(e)
-			     : sfs_errf(e, SFS_IO, NULL, "job %lld vanished",
-					(long long)id);
+			     : sfs_errf(e, SFS_IO, SFS_R_NONE,
+					"job %lld vanished", (long long)id);
 	}
 	sfsi_db_reset(st);
 	return ret;
@@ -352,11 +372,11 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->work_mu);
 	for (i = 1; i < SFS_JOB_KIND_MAX; i++)
-		if (s->handlers[i])
+		if (s->kinds[i].run)
 			kinds[nkinds++] = i;
 	pthread_mutex_unlock(&s->work_mu);
 	if (!nkinds)
-		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no job handlers installed");
 
 	ret = sfsi_db_get(s, &d, e);
@@ -377,7 +397,7 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 			goto out;
 	}
 	if (!best) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, NULL, "no runnable job");
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE, "no runnable job");
 		goto out;
 	}
 	ret = take(d, best, now, (int64_t)s->cfg.job_lease_seconds * 1000, out,
@@ -420,7 +440,7 @@ static enum sfs_status renew(struct sfs_store *s, int64_t id, const char *token,
 	sfsi_db_bind_int(st, 4, SFS_JOB_PROCESSING);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "job %lld is no longer ours (cancelled or"
 			       " taken over)",
 			       (long long)id);
@@ -448,7 +468,7 @@ enum sfs_status sfs_job_renew(struct sfs_store *s, const struct sfs_job *j,
 			      struct sfs_err *e)
 {
 	if (stopping(s))
-		return sfs_errf(e, SFS_BUSY, NULL,
+		return sfs_errf(e, SFS_BUSY, SFS_R_NONE,
 				"the job workers are stopping");
 	return renew(s, j->id, j->token, e);
 }
@@ -498,7 +518,7 @@ static enum sfs_status finish(struct sfs_store *s, const struct sfs_job *j,
 	}
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_CONFLICT, NULL,
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 			       "job %lld was cancelled or taken over;"
 			       " its outcome is ignored",
 			       (long long)j->id);
@@ -510,34 +530,29 @@ out:
 enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 			    struct sfs_err *e)
 {
+	struct sfsi_job_kind k = { 0 };
 	struct sfs_err herr;
 	enum sfs_status hst, ret;
-	sfs_job_fn fn = NULL;
 	const char *why;
 
 	sfs_err_init(&herr);
 	pthread_mutex_lock(&s->work_mu);
 	if ((int)j->kind > 0 && j->kind < SFS_JOB_KIND_MAX)
-		fn = s->handlers[j->kind];
+		k = s->kinds[j->kind];
 	pthread_mutex_unlock(&s->work_mu);
 
 	if (j->attempts > JOB_MAX_ATTEMPTS) {
 		/* its process died every time: do not take a third down */
-		hst = sfs_errf(&herr, SFS_IO, NULL,
+		hst = sfs_errf(&herr, SFS_IO, SFS_R_NONE,
 			       "gave up after %d attempts (the process "
 			       "running it stopped each time)",
 			       j->attempts - 1);
-		if ((j->kind == SFS_JOB_LISTENING ||
-		     j->kind == SFS_JOB_IMPORT) &&
-		    j->file_ino &&
-		    sfsi_file_job_state(s, j, SFS_JS_FAILED, herr.message,
-					NULL))
-			sfs_warn("job", "cannot record the failure of job %lld",
-				 (long long)j->id);
-	} else if (fn)
-		hst = fn(s, j, &herr);
+		if (k.gave_up)
+			k.gave_up(s, j, herr.message);
+	} else if (k.run)
+		hst = k.run(s, j, &herr);
 	else
-		hst = sfs_errf(&herr, SFS_UNSUPPORTED, NULL,
+		hst = sfs_errf(&herr, SFS_UNSUPPORTED, SFS_R_NONE,
 			       "no handler for job kind '%s'",
 			       sfs_job_kind_name(j->kind));
 
@@ -578,7 +593,7 @@ enum sfs_status sfs_job_run(struct sfs_store *s, struct sfs_job *j,
 		if (e) {
 			*e = herr;
 			if (!e->message[0])
-				sfs_errf(e, hst, NULL, "%s", why);
+				sfs_errf(e, hst, SFS_R_NONE, "%s", why);
 			e->status = hst;
 		}
 		ret = hst;
@@ -780,41 +795,12 @@ static void *renewer_main(void *arg)
 	return NULL;
 }
 
-static void prune_changes(struct sfs_store *s)
-{
-	struct db *d = NULL;
-	struct db_stmt *st;
-	struct sfs_err e;
-
-	enum sfs_status ret;
-
-	sfs_err_init(&e);
-	ret = sfsi_db_get(s, &d, &e);
-	if (ret)
-		goto out;
-	st = sfsi_db_prep(d,
-			  "DELETE FROM change WHERE seq <"
-			  " (SELECT max(seq) FROM change) - ?1",
-			  &e);
-	if (!st) {
-		ret = status_of(&e);
-		goto out;
-	}
-	sfsi_db_bind_int(st, 1, CHANGE_KEEP);
-	ret = sfsi_db_run(st, &e);
-out:
-	if (ret)
-		sfs_warn("janitor", "cannot prune the change feed: %s",
-			 e.message);
-	sfsi_db_put(d);
-}
-
 static void *janitor_main(void *arg)
 {
 	struct sfs_store *s = arg;
+	void (*chores[SFSI_CHORES_MAX])(struct sfs_store * s);
 	struct timespec ts;
-	struct sfs_err e;
-	int n;
+	int i, n;
 
 	for (;;) {
 		deadline_in(&ts, s->cfg.janitor_interval_ms > 0
@@ -825,15 +811,11 @@ static void *janitor_main(void *arg)
 			pthread_mutex_unlock(&s->work_mu);
 			break;
 		}
+		n = s->nchores;
+		memcpy(chores, s->chores, sizeof(chores));
 		pthread_mutex_unlock(&s->work_mu);
-
-		sfs_err_init(&e);
-		n = 0;
-		if (sfs_store_janitor_run(s, &n, &e))
-			sfs_warn("janitor", "purge pass failed: %s", e.message);
-		else if (n)
-			sfs_info("janitor", "purged %d", n);
-		prune_changes(s);
+		for (i = 0; i < n; i++)
+			chores[i](s);
 	}
 	return NULL;
 }
@@ -882,17 +864,16 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 	int nstarted = 0, rc = 0, renewer = 0;
 
 	if (n < 0 || n > MAX_WORKERS)
-		return sfs_errf(e, SFS_INVALID, NULL,
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"bad number of workers %d", n);
 	if (s->workers)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"the workers are already running");
 	if (n == 0)
 		n = default_workers(s);
-	sfsi_media_install(s);
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	pthread_mutex_lock(&s->work_mu);
 	s->stopping = RUN;
 	pthread_mutex_unlock(&s->work_mu);

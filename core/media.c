@@ -1,14 +1,17 @@
 /*
- * The bodies of the two media jobs: listening audio (the original's blob
- * decoded by libsndfile and encoded by LAME into a new blob) and URI import
- * (libcurl into a stage, then probed and committed). Both record their
- * progress in the file row so the API shows the jobs' states, and both
- * stop early when the file's job is cancelled or the store is closing.
+ * The two media jobs: listening audio (the original's blob decoded by
+ * libsndfile and encoded by LAME into a new blob) and URI import (libcurl
+ * into a stage, then probed), their bodies and their outcomes. Both record
+ * their progress in the file row so the API shows the jobs' states, both
+ * stop early when the file's job is cancelled or the store is closing, and
+ * an outcome commits only while its job still holds its claim.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "audio_i.h"
 #include "blob_i.h"
+#include "stage_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "media_i.h"
@@ -38,18 +41,6 @@ static int keep_going(void *arg)
 		return 1;
 	/* a lost claim means the job was cancelled (file deleted ...) */
 	return sfs_job_renew(c->s, c->j, NULL) == SFS_CONFLICT;
-}
-
-void sfsi_media_probe(struct sfs_stage *st, double *duration, char *mime,
-		      size_t mime_size)
-{
-	struct sfs_err e;
-
-	sfs_err_init(&e);
-	*duration = -1;
-	sfs_strlcpy(mime, "application/octet-stream", mime_size);
-	if (sfs_audio_probe(sfs_stage_fd(st), duration, mime, mime_size, &e))
-		sfs_warn("media", "probe failed: %s", e.message);
 }
 
 static enum sfs_status load_file(struct sfs_store *s, int64_t ino,
@@ -101,7 +92,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	if (ret)
 		goto out;
 	if (f.discarded || !f.sha256[0]) {
-		ret = sfs_errf(e, SFS_GONE, NULL,
+		ret = sfs_errf(e, SFS_GONE, SFS_R_NONE,
 			       "the original content is not available");
 		goto fail;
 	}
@@ -164,13 +155,13 @@ static enum sfs_status do_import(struct sfs_store *s, struct sfs_job *j,
 		ret = sfs_fetch(&s->cfg, f.source_uri, st, max, keep_going,
 				&ctx, e);
 	if (ret == SFS_TOO_LARGE && max > 0 && max < s->cfg.import_max_bytes)
-		ret = sfs_errf(e, SFS_QUOTA, "quota_exceeded",
+		ret = sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
 			       "the tenant's storage quota would be exceeded");
 	if (!ret)
 		ret = sfs_stage_finish(st, e);
 	if (ret)
 		goto fail;
-	sfsi_media_probe(st, &duration, mime, sizeof(mime));
+	sfsi_audio_probe_stage(st, &duration, mime, sizeof(mime));
 	ret = sfsi_file_import_done(s, j, st, mime, duration, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK;
@@ -186,16 +177,221 @@ out:
 	return ret;
 }
 
+/* A media job given up: its file shows FAILED with the reason. */
+static void gave_up(struct sfs_store *s, const struct sfs_job *j,
+		    const char *why)
+{
+	if (j->file_ino && sfsi_file_job_state(s, j, SFS_JS_FAILED, why, NULL))
+		sfs_warn("media", "cannot record the failure of job %lld",
+			 (long long)j->id);
+}
+
 void sfsi_media_install(struct sfs_store *s)
 {
-	int has_la, has_import;
+	sfsi_job_kind_register(s, SFS_JOB_LISTENING, do_listening, gave_up);
+	sfsi_job_kind_register(s, SFS_JOB_IMPORT, do_import, gave_up);
+}
 
-	pthread_mutex_lock(&s->work_mu);
-	has_la = s->handlers[SFS_JOB_LISTENING] != NULL;
-	has_import = s->handlers[SFS_JOB_IMPORT] != NULL;
-	pthread_mutex_unlock(&s->work_mu);
-	if (!has_la)
-		sfs_job_set_handler(s, SFS_JOB_LISTENING, do_listening);
-	if (!has_import)
-		sfs_job_set_handler(s, SFS_JOB_IMPORT, do_import);
+enum sfs_status sfsi_file_job_state(struct sfs_store *s,
+				    const struct sfs_job *j, enum sfs_jstate js,
+				    const char *reason, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+	int64_t ino = j->file_ino;
+
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	ret = sfsi_db_begin(d, e);
+	if (!ret)
+		ret = sfsi_job_holds(d, j, e);
+	if (ret)
+		goto out;
+	if (j->kind == SFS_JOB_IMPORT)
+		st = sfsi_db_prep(d,
+				  "UPDATE file SET ingestion = ?2,"
+				  " ingest_error = ?3 WHERE id = ?1"
+				  " AND ingestion IN (1, 2) AND is_deleted = 0",
+				  e);
+	else
+		st = sfsi_db_prep(
+			d,
+			"UPDATE file SET la_status = ?2, la_error = ?3"
+			" WHERE id = ?1 AND la_status IN (1, 2)"
+			" AND la_deleted = 0 AND is_deleted = 0",
+			e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, js);
+	sfsi_db_bind_text(st, 3, reason);
+	ret = sfsi_db_run(st, e);
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+out:
+	if (ret)
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	return ret;
+}
+
+/*
+ * The start of a job outcome: finish the stage, open a write transaction,
+ * insist the job still holds its claim, load the file. On failure *d is
+ * released and NULL (f stays initialised).
+ */
+static enum sfs_status begin_outcome(struct sfs_store *s,
+				     const struct sfs_job *j,
+				     struct sfs_stage *stage, struct db **d,
+				     struct sfs_file *f, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	*d = NULL;
+	sfs_file_init(f);
+	ret = sfs_stage_finish(stage, e);
+	if (!ret)
+		ret = sfsi_db_get(s, d, e);
+	if (ret)
+		return ret;
+	ret = sfsi_db_begin(*d, e);
+	if (!ret)
+		ret = sfsi_job_holds(*d, j, e);
+	if (!ret)
+		ret = sfsi_file_load_ino(*d, j->file_ino, f, e);
+	if (ret) {
+		sfsi_db_put(*d); /* rolls back */
+		*d = NULL;
+	}
+	return ret;
+}
+
+enum sfs_status sfsi_file_import_done(struct sfs_store *s,
+				      const struct sfs_job *j,
+				      struct sfs_stage *stage, const char *mime,
+				      double duration, struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db_stmt *st;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int64_t added = 0, ino = j->file_ino;
+
+	ret = begin_outcome(s, j, stage, &d, &f, e);
+	if (ret)
+		goto out;
+	if (f.deleted || f.discarded || f.ingestion != SFS_JS_PROCESSING) {
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+			       "the import was cancelled");
+		goto out;
+	}
+	ret = sfsi_blob_ref_stage(d, f.tenant, stage, &added, e);
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
+		" ingestion = 3, ingest_error = NULL, mime = ?4,"
+		" duration = ?5, mtime_ns = ?6, ctime_ns = ?6"
+		" WHERE id = ?1",
+		e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, sfs_stage_size(stage));
+	sfsi_db_bind_text(st, 3, sfs_stage_sha256(stage));
+	sfsi_db_bind_text(st, 4, mime);
+	if (duration >= 0)
+		sfsi_db_bind_double(st, 5, duration);
+	else
+		sfsi_db_bind_null(st, 5);
+	sfsi_db_bind_int(st, 6, sfs_now_ns());
+	ret = sfsi_db_run(st, e);
+	if (!ret && f.source_uri && f.la.status == SFS_JS_NONE) {
+		struct db_stmt *w = sfsi_db_prep(d,
+						 "SELECT want_la FROM file"
+						 " WHERE id = ?1",
+						 e);
+		int want = 0;
+
+		if (!w) {
+			ret = SFS_IO;
+			goto out;
+		}
+		sfsi_db_bind_int(w, 1, ino);
+		if (sfsi_db_step(w, e) == 1)
+			want = (int)sfsi_db_col_int(w, 0);
+		sfsi_db_reset(w);
+		if (want)
+			ret = sfsi_file_queue_listening(d, ino, e);
+	}
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+	if (!ret)
+		sfsi_stage_done(stage);
+out:
+	if (ret && d)
+		sfsi_db_rollback(d);
+	sfs_file_release(&f);
+	sfsi_db_put(d);
+	return ret;
+}
+
+enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
+					 const struct sfs_job *j,
+					 struct sfs_stage *stage,
+					 struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db_stmt *st;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int64_t added = 0, ino = j->file_ino, ns = sfs_now_ns();
+
+	ret = begin_outcome(s, j, stage, &d, &f, e);
+	if (ret)
+		goto out;
+	if (f.deleted || f.la.deleted || f.la.status != SFS_JS_PROCESSING) {
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+			       "the generation was cancelled");
+		goto out;
+	}
+	ret = sfsi_blob_ref_stage(d, f.tenant, stage, &added, e);
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET la_status = 3, la_size = ?2,"
+		" la_sha256 = ?3, la_blob_ref = 1, la_created_at = ?4,"
+		" la_error = NULL WHERE id = ?1",
+		e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, sfs_stage_size(stage));
+	sfsi_db_bind_text(st, 3, sfs_stage_sha256(stage));
+	sfsi_db_bind_int(st, 4, ns / 1000000);
+	ret = sfsi_db_run(st, e);
+	if (!ret)
+		ret = sfsi_exec_ino(
+			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1", ino,
+			ns, e);
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+	if (!ret)
+		sfsi_stage_done(stage);
+out:
+	if (ret && d)
+		sfsi_db_rollback(d);
+	sfs_file_release(&f);
+	sfsi_db_put(d);
+	return ret;
 }

@@ -1,25 +1,42 @@
-/* The media jobs' bodies and the probe of new content (core/media.c). */
+/* The media jobs: their kinds and their outcomes (core/media.c). */
 #ifndef SPEECHFS_MEDIA_I_H
 #define SPEECHFS_MEDIA_I_H
 
 #include <stddef.h>
 #include "speechfs/err.h"
+#include "speechfs/file.h"
 
 struct sfs_store;
 struct sfs_stage;
 
 /*
- * Install the listening-audio and URI-import job handlers on a store where
- * none is set (sfs_workers_start does this; tests may install their own).
+ * Register the listening-audio and URI-import job kinds on a store (at
+ * open; tests may set their own handlers after it).
  */
 void sfsi_media_install(struct sfs_store *s);
 
+struct sfs_job;
+
 /*
- * Probe a finished stage: duration in seconds (-1 unknown) and a MIME
- * type (application/octet-stream when nothing is recognised). Never fails:
- * a probe that cannot read leaves the values unknown.
+ * Job outcomes of job j (on j->file_ino), each in its own write
+ * transaction that first checks the job still holds its claim (not
+ * cancelled, not taken over: SFS_CONFLICT otherwise) and the file still
+ * wants the result (not deleted/purged/discarded meanwhile).
+ * `stage` is consumed into the blob store on success.
  */
-void sfsi_media_probe(struct sfs_stage *st, double *duration, char *mime,
-		      size_t mime_size);
+enum sfs_status sfsi_file_import_done(struct sfs_store *s,
+				      const struct sfs_job *j,
+				      struct sfs_stage *stage, const char *mime,
+				      double duration,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
+					 const struct sfs_job *j,
+					 struct sfs_stage *stage,
+					 struct sfs_err *e) SFS_MUST_CHECK;
+/* Record FAILED (or PROCESSING) state of job j's import/listening audio. */
+enum sfs_status sfsi_file_job_state(struct sfs_store *s,
+				    const struct sfs_job *j, enum sfs_jstate st,
+				    const char *reason,
+				    struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

@@ -150,7 +150,7 @@ enum sfs_status sfs_user_list(struct sfs_store *s, const char *tenant_id,
 	int rc;
 
 	if (tenant_id && sfsi_uuid_norm(tenant_id, tenant))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", tenant_id);
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
@@ -160,7 +160,7 @@ enum sfs_status sfs_user_list(struct sfs_store *s, const char *tenant_id,
 		if (rc <= 0) {
 			ret = rc < 0 ? db_status(e)
 				     : sfs_errf(e, SFS_NOT_FOUND,
-						"tenant_not_found",
+						SFS_R_TENANT_NOT_FOUND,
 						"no tenant '%s'", tenant);
 			goto out;
 		}
@@ -231,7 +231,7 @@ enum sfs_status sfs_user_get(struct sfs_store *s, const char *user_id,
 	if (!sfsi_uuid_norm(user_id, uuid))
 		ret = one_user(s, BY_ID, uuid, NULL, out, e);
 	if (ret == SFS_NOT_FOUND)
-		sfs_errf(e, SFS_NOT_FOUND, "user_not_found", "no user '%s'",
+		sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND, "no user '%s'",
 			 user_id ? user_id : "");
 	return ret;
 }
@@ -245,12 +245,12 @@ enum sfs_status sfs_user_find(struct sfs_store *s, const char *tenant_id,
 
 	memset(out, 0, sizeof(*out));
 	if (sfsi_uuid_norm(tenant_id, tenant))
-		return sfs_errf(e, SFS_NOT_FOUND, "tenant_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 				"no tenant '%s'", tenant_id ? tenant_id : "");
 	if (name && *name)
 		ret = one_user(s, BY_NAME, tenant, name, out, e);
 	if (ret == SFS_NOT_FOUND)
-		sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 			 "no user named '%s' in tenant %s", name ? name : "",
 			 tenant);
 	return ret;
@@ -413,7 +413,7 @@ enum sfs_status sfs_user_resolve(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret == SFS_NOT_FOUND && who && *who)
 		ret = one_user(s, BY_NAME, a->tenant_id, who, &u, e);
 	if (ret == SFS_NOT_FOUND)
-		return sfs_errf(e, SFS_NOT_FOUND, "user_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 				"no user '%s' in your tenant", who ? who : "");
 	if (!ret)
 		memcpy(id_out, u.id, SFS_ID_SIZE);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/json.h"
@@ -151,7 +152,7 @@ static enum sfs_status parse_tags(const char *key, const char *v,
 		return bad(e, key,
 			   sub.nfields ? sub.fields[0].message : "invalid tag");
 	if (ret)
-		return sfs_errf(e, ret, NULL, "%s", sub.message);
+		return sfs_errf(e, ret, SFS_R_NONE, "%s", sub.message);
 	if (n > SFS_QUERY_TAGS_MAX) {
 		sfs_strv_free(tags);
 		return sfs_err_field(e, key, "too_long", "at most %d tags",
@@ -170,7 +171,8 @@ static enum sfs_status set_str(char **dst, const char *v, struct sfs_err *e)
 	if (*v) {
 		s = strdup(v);
 		if (!s)
-			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
 	}
 	free(*dst);
 	*dst = s;
@@ -184,7 +186,8 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 	int b = 0;
 
 	if (!key)
-		return sfs_errf(e, SFS_NOT_FOUND, NULL, "no parameter name");
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no parameter name");
 	if (!v)
 		v = "";
 	if (!strcmp(key, "page")) {
@@ -245,7 +248,8 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 			return SFS_INVALID;
 		p = strdup(v);
 		if (!p)
-			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
 		free(q->path);
 		q->path = p;
 	} else if (!strcmp(key, "recursive")) {
@@ -274,7 +278,7 @@ enum sfs_status sfs_query_param(struct sfs_query *q, const char *key,
 			return bad(e, key, "must be DIRECT_SHARE or INTERNAL");
 		q->access = b;
 	} else {
-		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"unknown parameter '%s'", key);
 	}
 	return SFS_OK;
@@ -377,7 +381,7 @@ static struct db_stmt *qb_prep(struct qb *qb, struct db *d, struct sfs_err *e)
 	int i;
 
 	if (qb->st) {
-		sfs_errf(e, qb->st, NULL, "cannot assemble the query");
+		sfs_errf(e, qb->st, SFS_R_NONE, "cannot assemble the query");
 		return NULL;
 	}
 	st = sfsi_db_prep_dyn(d, qb->sql.buf, e);
@@ -680,7 +684,8 @@ static enum sfs_status push_file(struct sfs_file_list *l, size_t *cap,
 		struct sfs_file *nf = realloc(l->files, nc * sizeof(*nf));
 
 		if (!nf)
-			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
 		l->files = nf;
 		*cap = nc;
 	}
@@ -727,7 +732,7 @@ static enum sfs_status split_tags(const char *s, struct sfs_file *f,
 		n += *p == '\x1f';
 	v = calloc(n + 1, sizeof(*v));
 	if (!v)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	for (p = s; i < n; p = end + 1) {
 		end = strchr(p, '\x1f');
 		if (!end)
@@ -735,7 +740,8 @@ static enum sfs_status split_tags(const char *s, struct sfs_file *f,
 		v[i] = strndup(p, (size_t)(end - p));
 		if (!v[i]) {
 			sfs_strv_free(v);
-			return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
 		}
 		i++;
 	}
@@ -849,7 +855,7 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 			char **nd = realloc(l->dirs, nc * sizeof(*nd));
 
 			if (!nd) {
-				ret = sfs_errf(e, SFS_NOMEM, NULL,
+				ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
 					       "out of memory");
 				break;
 			}
@@ -858,7 +864,8 @@ static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
 		}
 		l->dirs[l->ndirs] = strndup(p + plen, n - plen - 1);
 		if (!l->dirs[l->ndirs]) {
-			ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+			ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
 			break;
 		}
 		l->ndirs++;
@@ -1132,7 +1139,8 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 		f.access = SFS_ACCESS_OWNER;
 		f.perm = SFS_PERM_OWNER;
 		if (!f.name)
-			ret = sfs_errf(e, SFS_IO, NULL, "a file without name");
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				       "a file without name");
 		else
 			stop = fn(arg, &f);
 		f.name = f.filename = f.path = NULL;

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/share.h"
@@ -37,7 +38,7 @@ static enum sfs_status owner_file(struct db *d, const struct sfs_actor *a,
 	if (ret)
 		return ret;
 	if (f->perm != SFS_PERM_OWNER)
-		return sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+		return sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
 				"only the file's owner may manage its shares");
 	return SFS_OK;
 }
@@ -104,7 +105,7 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = owner_file(d, a, file_id, &f, e);
 	if (!ret && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			       "the file is deleted");
 	if (!ret)
 		ret = target_user(d, a, user_id, &uid, e);
@@ -207,7 +208,7 @@ enum sfs_status sfs_share_list(struct sfs_store *s, const struct sfs_actor *a,
 			cap = cap ? cap * 2 : 8;
 			nv = realloc(v, cap * sizeof(*v));
 			if (!nv) {
-				ret = sfs_errf(e, SFS_NOMEM, NULL,
+				ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
 					       "out of memory");
 				break;
 			}
@@ -252,7 +253,7 @@ static enum sfs_status revoke(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	if (share_id && !sfs_uuid_valid(share_id)) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, "share_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND,
 			       "no share with this id exists on the file");
 		goto out;
 	}
@@ -276,7 +277,7 @@ static enum sfs_status revoke(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_bind_text(st, 2, share_id ? share_id : user_id);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "share_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND,
 			       "no share with this id exists on the file");
 	if (!ret)
 		ret = sfsi_db_commit(d, e);
@@ -301,7 +302,7 @@ enum sfs_status sfs_share_revoke_user(struct sfs_store *s,
 				      struct sfs_err *e)
 {
 	if (!user_id || !sfs_uuid_valid(user_id))
-		return sfs_errf(e, SFS_NOT_FOUND, "share_not_found",
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND,
 				"no share for this user exists on the file");
 	return revoke(s, a, file_id, NULL, user_id, e);
 }

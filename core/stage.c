@@ -80,7 +80,7 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 	*out = NULL;
 	st = calloc(1, sizeof(*st));
 	if (!st)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	st->s = s;
 	st->limit = INT64_MAX;
 	stage_name(st, st->path, sizeof(st->path), ".part");
@@ -96,7 +96,7 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 	st->md = EVP_MD_CTX_new();
 	if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL)) {
 		sfs_stage_free(st);
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	}
 	*out = st;
 	return SFS_OK;
@@ -412,11 +412,11 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	enum sfs_status ret;
 
 	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"stage already finished");
 	if ((int64_t)len > st->limit - st->size)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
-				(long long)st->limit);
+		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE,
+				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		pipe_start(st);
 	if (st->pipe) {
@@ -447,13 +447,13 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 	enum sfs_status ret;
 
 	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"stage already finished");
 	if (off < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "negative offset");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "negative offset");
 	if (off > st->limit || (int64_t)len > st->limit - off)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
-				(long long)st->limit);
+		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE,
+				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && off == st->size)
 		return sfs_stage_write(st, data, len, e);
 	ret = pipe_end(st, e);
@@ -501,13 +501,13 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 	enum sfs_status ret;
 
 	if (st->hashed)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"stage already finished");
 	if (size < 0)
-		return sfs_errf(e, SFS_INVALID, NULL, "negative size");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "negative size");
 	if (size > st->limit)
-		return sfs_errf(e, SFS_TOO_LARGE, NULL, "more than %lld bytes",
-				(long long)st->limit);
+		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE,
+				"more than %lld bytes", (long long)st->limit);
 	if (size == st->size)
 		return SFS_OK;
 	ret = pipe_end(st, e);
@@ -555,7 +555,7 @@ enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 	unsigned int mdlen = 0;
 
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -600,7 +600,8 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 		if (ret)
 			return ret;
 		if (size != st->size)
-			return sfs_errf(e, SFS_IO, NULL, "stage size changed");
+			return sfs_errf(e, SFS_IO, SFS_R_NONE,
+					"stage size changed");
 	} else {
 		EVP_DigestFinal_ex(st->md, md, &mdlen);
 		sfsi_hex(md, 32, st->sha);
@@ -677,7 +678,7 @@ enum sfs_status sfsi_staging_open(struct sfs_store *s, struct sfs_err *e)
 	char hex[13], path[4096], tmp[4096];
 
 	if (sfsi_random(r, sizeof(r)))
-		return sfs_errf(e, SFS_IO, NULL, "no randomness");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
 	sfsi_hex(r, sizeof(r), hex);
 	snprintf(tmp, sizeof(tmp), "%s/staging/.new-%d-%s", s->dir,
 		 (int)getpid(), hex);
@@ -697,7 +698,7 @@ enum sfs_status sfsi_staging_open(struct sfs_store *s, struct sfs_err *e)
 	free(s->staging_dir);
 	s->staging_dir = strdup(path);
 	if (!s->staging_dir)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	return SFS_OK;
 }
 

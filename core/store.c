@@ -13,6 +13,7 @@
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
 #include "store_i.h"
@@ -134,7 +135,8 @@ enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
 			return SFS_OK;
 		}
 	}
-	return sfs_errf(e, SFS_NOT_FOUND, NULL, "unknown option '%s'", key);
+	return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE, "unknown option '%s'",
+			key);
 }
 
 static char *join(const char *a, const char *b)
@@ -145,6 +147,38 @@ static char *join(const char *a, const char *b)
 	if (p)
 		snprintf(p, n, "%s/%s", a, b);
 	return p;
+}
+
+#define CHANGE_KEEP 100000
+
+/* The change feed keeps its last CHANGE_KEEP rows (a janitor chore). */
+static void prune_changes(struct sfs_store *s)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	struct sfs_err e;
+
+	enum sfs_status ret;
+
+	sfs_err_init(&e);
+	ret = sfsi_db_get(s, &d, &e);
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(d,
+			  "DELETE FROM change WHERE seq <"
+			  " (SELECT max(seq) FROM change) - ?1",
+			  &e);
+	if (!st) {
+		ret = e.status ? e.status : SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, CHANGE_KEEP);
+	ret = sfsi_db_run(st, &e);
+out:
+	if (ret)
+		sfs_warn("janitor", "cannot prune the change feed: %s",
+			 e.message);
+	sfsi_db_put(d);
 }
 
 static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
@@ -165,7 +199,7 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 		return sfsi_errno_status(e, errno, "cannot create the store");
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
 	if (stat(path, &sb) == 0)
-		return sfs_errf(e, SFS_CONFLICT, NULL,
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"a store already exists in '%s'", dir);
 	snprintf(path, sizeof(path), "%s/blobs", dir);
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
@@ -189,7 +223,7 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	if (ret)
 		goto out;
 	if (sfsi_random(secret, sizeof(secret))) {
-		ret = sfs_errf(e, SFS_IO, NULL, "no randomness");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
 		goto out;
 	}
 	sfsi_hex(secret, sizeof(secret), hex);
@@ -228,7 +262,8 @@ static enum sfs_status load_secret(struct sfs_store *s, struct sfs_err *e)
 	}
 	if (sfsi_db_step(st, e) != 1 || !(hex = sfsi_db_col_text(st, 0)) ||
 	    strlen(hex) != 64 || sfsi_unhex(hex, 32, s->secret)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "the store has no secret");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "the store has no secret");
 		goto out;
 	}
 out:
@@ -250,11 +285,11 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	*out = NULL;
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
 	if (stat(path, &sb) < 0)
-		return sfs_errf(e, SFS_NOT_FOUND, NULL,
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no store in '%s' (run init first)", dir);
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	s->staging_lock_fd = -1;
 	if (cfg)
 		s->cfg = *cfg;
@@ -271,7 +306,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	}
 	s->blob_dir = join(s->dir, "blobs");
 	if (!s->blob_dir) {
-		ret = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto fail;
 	}
 	ret = sfsi_db_pool_open(s, path, e);
@@ -286,6 +321,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = sfsi_staging_open(s, e);
 	if (ret)
 		goto fail;
+	sfsi_media_install(s);
+	sfsi_lifecycle_install(s);
+	sfsi_janitor_add(s, prune_changes);
 	*out = s;
 	return SFS_OK;
 fail:

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include "speechfs/job.h"
+#include "job_i.h"
 #include "speechfs/store.h"
 
 #define DB_POOL_MAX 32
@@ -24,8 +25,10 @@ struct sfs_store {
 	struct db *pool_free;
 	int pool_n; /* connections made */
 
-	/* jobs */
-	sfs_job_fn handlers[SFS_JOB_KIND_MAX];
+	/* jobs: the kinds registered at open, and the janitor's chores */
+	struct sfsi_job_kind kinds[SFS_JOB_KIND_MAX];
+	void (*chores[SFSI_CHORES_MAX])(struct sfs_store *s);
+	int nchores;
 	pthread_mutex_t work_mu;
 	pthread_cond_t work_cv;
 	pthread_t *workers;

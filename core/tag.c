@@ -83,7 +83,7 @@ enum sfs_status sfs_tags_split(const char *csv, char ***out, size_t *n,
 			cap++;
 	v = calloc(cap + 1, sizeof(*v));
 	if (!v) {
-		st = sfs_errf(e, SFS_NOMEM, NULL, "out of memory");
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
 	for (p = csv;; p = end + 1) {
@@ -98,7 +98,7 @@ enum sfs_status sfs_tags_split(const char *csv, char ***out, size_t *n,
 		if (q > p) {
 			item = strndup(p, (size_t)(q - p));
 			if (!item) {
-				st = sfs_errf(e, SFS_NOMEM, NULL,
+				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
 					      "out of memory");
 				goto out;
 			}

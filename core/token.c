@@ -25,7 +25,7 @@
 static enum sfs_status unauth(struct sfs_err *e, const char *msg)
 {
 	sfs_debug("auth", "rejected credentials: %s", msg);
-	return sfs_errf(e, SFS_UNAUTHENTICATED, NULL, "%s", msg);
+	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_NONE, "%s", msg);
 }
 
 /* ---- HMAC and base64url ---------------------------------------------- */
@@ -266,7 +266,7 @@ enum sfs_status sfs_auth_jwt(struct sfs_store *s, const char *token,
 		goto out;
 	}
 	if (hmac256(s, token, (size_t)(dot2 - token), want)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot compute an hmac");
 		goto out;
 	}
 	if (!sfsi_ct_equal(sig, want, HMAC_LEN)) {
@@ -377,11 +377,11 @@ enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
 	if (!ret)
 		ret = b64url_add(&tok, json, strlen(json));
 	if (ret) {
-		ret = sfs_errf(e, ret, NULL, "cannot build a token");
+		ret = sfs_errf(e, ret, SFS_R_NONE, "cannot build a token");
 		goto out;
 	}
 	if (hmac256(s, tok.buf, tok.len, mac)) {
-		ret = sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot compute an hmac");
 		goto out;
 	}
 	ret = sfs_buf_addch(&tok, '.');
@@ -390,7 +390,7 @@ enum sfs_status sfs_jwt_mint(struct sfs_store *s, const char *user_id,
 	if (!ret)
 		ret = sfs_buf_add(out, tok.buf, tok.len);
 	if (ret)
-		ret = sfs_errf(e, ret, NULL, "cannot build a token");
+		ret = sfs_errf(e, ret, SFS_R_NONE, "cannot build a token");
 out:
 	free(json);
 	json_decref(pay);
@@ -420,9 +420,10 @@ enum sfs_status sfsi_hmac_sign(struct sfs_store *s, const char *msg,
 	unsigned char mac[HMAC_LEN];
 
 	if (!msg)
-		return sfs_errf(e, SFS_INVALID, NULL, "nothing to sign");
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "nothing to sign");
 	if (hmac256(s, msg, strlen(msg), mac))
-		return sfs_errf(e, SFS_IO, NULL, "cannot compute an hmac");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"cannot compute an hmac");
 	sfsi_hex(mac, sizeof(mac), out);
 	return SFS_OK;
 }
@@ -486,18 +487,19 @@ enum sfs_status sfs_signed_url_verify(struct sfs_store *s, const char *file_id,
 	if (!file_id || !exp || !uid || !sig || sfs_parse_i64(exp, &t) ||
 	    !sfs_uuid_valid(uid) || !sfs_uuid_valid(file_id) ||
 	    (unsigned)which >= ARRAY_SIZE(target_name))
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
+		return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_INVALID_SIGNATURE,
 				"the signed URL is incomplete");
 	signed_msg(msg, sizeof(msg), file_id, which, uid, t);
 	if (!sfsi_hmac_verify(s, msg, sig))
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
+		return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_INVALID_SIGNATURE,
 				"the signed URL's signature is invalid");
 	if (sfs_now_ms() / 1000 > t)
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "signed_url_expired",
+		return sfs_errf(e, SFS_UNAUTHENTICATED,
+				SFS_R_SIGNED_URL_EXPIRED,
 				"the signed URL has expired");
 	/* a grant of reading one file: the read scope and nothing else */
 	if (sfs_auth_user(s, uid, SFS_SCOPE_READ, out, NULL))
-		return sfs_errf(e, SFS_UNAUTHENTICATED, "invalid_signature",
+		return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_INVALID_SIGNATURE,
 				"the signed URL's user no longer exists");
 	return SFS_OK;
 }

@@ -174,11 +174,12 @@ int64_t sfs_now_ms(void)
 enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what)
 {
 	if (err == ENOSPC || err == EDQUOT)
-		return sfs_errf(e, SFS_NO_SPACE, NULL, "%s: %s", what,
+		return sfs_errf(e, SFS_NO_SPACE, SFS_R_NONE, "%s: %s", what,
 				strerror(err));
 	if (err == ENOMEM)
-		return sfs_errf(e, SFS_NOMEM, NULL, "%s: out of memory", what);
-	return sfs_errf(e, SFS_IO, NULL, "%s: %s", what, strerror(err));
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "%s: out of memory",
+				what);
+	return sfs_errf(e, SFS_IO, SFS_R_NONE, "%s: %s", what, strerror(err));
 }
 
 void sfsi_crash_point(const char *point)

@@ -143,7 +143,7 @@ enum sfs_status sfs_vpath_norm(const char *in, const char *field,
 		return st;
 	st = sfs_buf_adds(out, in);
 	if (st)
-		return sfs_errf(e, st, NULL, "cannot copy path");
+		return sfs_errf(e, st, SFS_R_NONE, "cannot copy path");
 	return SFS_OK;
 }
 

@@ -3,6 +3,7 @@
  * file model does not know, with the model's permission rules.
  */
 #include <string.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "speechfs/vpath.h"
@@ -40,10 +41,10 @@ static enum sfs_status open_file(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = sfsi_file_resolve(*dp, a, id, 0, &f, e);
 	if (!ret && write && f.perm < SFS_PERM_EDIT)
-		ret = sfs_errf(e, SFS_FORBIDDEN, "forbidden",
+		ret = sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
 			       "not authorized to modify this file");
 	if (!ret && write && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, "file_deleted",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			       "the file is deleted");
 	*ino = f.ino;
 	sfs_file_release(&f);
@@ -95,11 +96,13 @@ enum sfs_status sfs_xattr_get(struct sfs_store *s, const struct sfs_actor *a,
 	if (rc == 1) {
 		v = sfsi_db_col_blob(st, 0, &n);
 		if (sfs_buf_add(out, v ? v : "", n))
-			ret = sfs_errf(e, SFS_TOO_LARGE, NULL,
+			ret = sfs_errf(e, SFS_TOO_LARGE,
+				       SFS_R_ATTRIBUTE_TOO_LARGE,
 				       "the value is too large");
 	} else {
 		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_NOT_FOUND, "attribute_not_found",
+			     : sfs_errf(e, SFS_NOT_FOUND,
+					SFS_R_ATTRIBUTE_NOT_FOUND,
 					"no such attribute");
 	}
 	sfsi_db_reset(st);
@@ -155,7 +158,7 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 
 	ret = name_check(name, e);
 	if (!ret && len > SFS_XATTR_VALUE_MAX)
-		ret = sfs_errf(e, SFS_TOO_LARGE, NULL,
+		ret = sfs_errf(e, SFS_TOO_LARGE, SFS_R_ATTRIBUTE_TOO_LARGE,
 			       "an attribute value is at most %d bytes",
 			       SFS_XATTR_VALUE_MAX);
 	if (!ret)
@@ -166,13 +169,13 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 	if (n < 0)
 		ret = SFS_IO;
 	else if (exists && (flags & SFS_XATTR_CREATE))
-		ret = sfs_errf(e, SFS_CONFLICT, "attribute_exists",
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_ATTRIBUTE_EXISTS,
 			       "the attribute exists");
 	else if (!exists && (flags & SFS_XATTR_REPLACE))
-		ret = sfs_errf(e, SFS_NOT_FOUND, "attribute_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
 			       "no such attribute");
 	else if (!exists && n >= SFS_XATTR_PER_FILE)
-		ret = sfs_errf(e, SFS_TOO_LARGE, NULL,
+		ret = sfs_errf(e, SFS_TOO_LARGE, SFS_R_ATTRIBUTE_TOO_LARGE,
 			       "a file has at most %d extra attributes",
 			       SFS_XATTR_PER_FILE);
 	if (ret)
@@ -215,7 +218,7 @@ enum sfs_status sfs_xattr_remove(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_bind_text(st, 2, name);
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
-		ret = sfs_errf(e, SFS_NOT_FOUND, "attribute_not_found",
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
 			       "no such attribute");
 	if (!ret)
 		ret = touch(d, ino, e);
@@ -246,7 +249,8 @@ enum sfs_status sfs_xattr_list(struct sfs_store *s, const struct sfs_actor *a,
 		const char *nm = sfsi_db_col_text(st, 0);
 
 		if (sfs_buf_add(out, nm, strlen(nm) + 1)) {
-			ret = sfs_errf(e, SFS_TOO_LARGE, NULL,
+			ret = sfs_errf(e, SFS_TOO_LARGE,
+				       SFS_R_ATTRIBUTE_TOO_LARGE,
 				       "too many attributes");
 			break;
 		}

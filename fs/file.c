@@ -188,7 +188,7 @@ static int commit(struct fh *h)
 		if (!h->lazy)
 			return 0;
 		st = sfs_file_sync(g_fs.store, &g_fs.actor, h->id, &e);
-		if (st == SFS_CONFLICT && !strcmp(e.type, "file_deleted"))
+		if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED)
 			st = SFS_OK;
 		if (!st)
 			h->lazy = 0;
@@ -199,7 +199,7 @@ static int commit(struct fh *h)
 	}
 	st = sfs_file_set_content(g_fs.store, &g_fs.actor, h->id, h->stage,
 				  g_fs.generate, NULL, &e);
-	if (st == SFS_CONFLICT && !strcmp(e.type, "file_deleted")) {
+	if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED) {
 		/* unlinked while open: its writes go nowhere, as on POSIX */
 		st = SFS_OK;
 		sfs_err_init(&e);

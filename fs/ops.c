@@ -26,28 +26,31 @@ static const int errnos[SFS_STATUS_MAX] = {
 	[SFS_IO] = EIO,
 	[SFS_NOMEM] = ENOMEM,
 	[SFS_UNSUPPORTED] = ENOTSUP,
+	[SFS_UNAVAILABLE] = EIO,
 };
 
-/* Error types that name a more precise errno than their status. */
+/* Reasons that name a more precise errno than their status. */
 static const struct {
 	enum sfs_status st;
-	const char *type;
+	enum sfs_reason why;
 	int err;
-} by_type[] = {
-	{ SFS_CONFLICT, "directory_not_empty", ENOTEMPTY },
-	{ SFS_CONFLICT, "file_deleted", ENOENT },
-	{ SFS_INVALID, "name_too_long", ENAMETOOLONG },
+} by_reason[] = {
+	{ SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY, ENOTEMPTY },
+	{ SFS_CONFLICT, SFS_R_FILE_DELETED, ENOENT },
+	{ SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND, ENODATA },
+	{ SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND, ENODATA },
+	{ SFS_TOO_LARGE, SFS_R_ATTRIBUTE_TOO_LARGE, E2BIG },
 };
 
 int fs_errno(enum sfs_status st, const struct sfs_err *e)
 {
 	size_t i;
 
-	if (e && e->type[0])
-		for (i = 0; i < sizeof(by_type) / sizeof(*by_type); i++)
-			if (st == by_type[i].st &&
-			    !strcmp(e->type, by_type[i].type))
-				return by_type[i].err;
+	if (e && e->reason)
+		for (i = 0; i < ARRAY_SIZE(by_reason); i++)
+			if (st == by_reason[i].st &&
+			    e->reason == by_reason[i].why)
+				return by_reason[i].err;
 	if (st < 0 || st >= SFS_STATUS_MAX)
 		return EIO;
 	return errnos[st] ? errnos[st] : (st ? EIO : 0);

@@ -254,25 +254,6 @@ static int reserved(const char *name)
 	return !strncmp(name, "user.speechfs.", 14);
 }
 
-/* Other user.* names: stored and returned as given (cp -a, rsync -X). */
-static int extra_errno(enum sfs_status st, const struct sfs_err *e)
-{
-	switch (st) {
-	case SFS_OK:
-		return 0;
-	case SFS_NOT_FOUND:
-		return strcmp(e->type, "attribute_not_found") ? ENOENT
-							      : ENODATA;
-	case SFS_CONFLICT:
-		return strcmp(e->type, "attribute_exists") ? fs_errno(st, e)
-							   : EEXIST;
-	case SFS_TOO_LARGE:
-		return E2BIG;
-	default:
-		return fs_errno(st, e);
-	}
-}
-
 static int copy_out(const struct sfs_buf *b, char *val, size_t size)
 {
 	if (size && b->len > size)
@@ -296,9 +277,9 @@ static int extra_get(const char *path, const char *name, char *val, size_t size)
 	if (!ret && !is_file(&n))
 		ret = -ENODATA;
 	if (!ret)
-		ret = -extra_errno(sfs_xattr_get(g_fs.store, &g_fs.actor,
-						 n.f.id, name, &b, &e),
-				   &e);
+		ret = -fs_errno(sfs_xattr_get(g_fs.store, &g_fs.actor, n.f.id,
+					      name, &b, &e),
+				&e);
 	if (!ret)
 		ret = copy_out(&b, val, size);
 	sfs_buf_release(&b);
@@ -323,14 +304,13 @@ static int extra_change(const char *path, const char *name, const char *val,
 	if (!ret && !is_file(&n))
 		ret = -ENOTSUP;
 	if (!ret && remove)
-		ret = -extra_errno(sfs_xattr_remove(g_fs.store, &g_fs.actor,
-						    n.f.id, name, &e),
-				   &e);
+		ret = -fs_errno(sfs_xattr_remove(g_fs.store, &g_fs.actor,
+						 n.f.id, name, &e),
+				&e);
 	else if (!ret)
-		ret = -extra_errno(sfs_xattr_set(g_fs.store, &g_fs.actor,
-						 n.f.id, name, val, size, f,
-						 &e),
-				   &e);
+		ret = -fs_errno(sfs_xattr_set(g_fs.store, &g_fs.actor, n.f.id,
+					      name, val, size, f, &e),
+				&e);
 	fs_node_release(&n);
 	return ret;
 }
@@ -467,10 +447,7 @@ static int share_remove(const char *path, const char *who)
 	if (!ret) {
 		st = sfs_share_revoke_user(g_fs.store, &g_fs.actor, n.f.id,
 					   user, &e);
-		if (st == SFS_NOT_FOUND && !strcmp(e.type, "share_not_found"))
-			ret = -ENODATA;
-		else
-			ret = -fs_errno(st, &e);
+		ret = -fs_errno(st, &e);
 	}
 	fs_node_release(&n);
 	return ret;
@@ -709,7 +686,7 @@ int fs_listxattr(const char *path, char *list, size_t size)
 		struct sfs_err e;
 
 		sfs_err_init(&e);
-		ret = -extra_errno(
+		ret = -fs_errno(
 			sfs_xattr_list(g_fs.store, &g_fs.actor, n.f.id, &b, &e),
 			&e);
 	}

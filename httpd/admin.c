@@ -374,9 +374,7 @@ void admin_json_error(const struct admin_ctx *x, const struct sfs_err *e)
 
 	if (!x->set[O_JSON])
 		return;
-	j = json_pack("{s:s, s:s}", "error",
-		      e->type[0] ? e->type : sfs_status_type(e->status),
-		      "message",
+	j = json_pack("{s:s, s:s}", "error", sfs_err_type(e), "message",
 		      e->message[0] ? e->message : sfs_status_str(e->status));
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	printf("%s\n", s ? s : "{}");

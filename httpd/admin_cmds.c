@@ -85,10 +85,10 @@ static int tenant_arg(struct admin_ctx *x, char id[SFS_ID_SIZE])
 		return 0;
 	}
 	if (m.n)
-		sfs_errf(&e, SFS_CONFLICT, "tenant_ambiguous",
+		sfs_errf(&e, SFS_CONFLICT, SFS_R_NONE,
 			 "%d tenants are named '%s': give the id", m.n, m.name);
 	else
-		sfs_errf(&e, SFS_NOT_FOUND, "tenant_not_found",
+		sfs_errf(&e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
 			 "no tenant '%s'", m.name);
 	return admin_fail(x, &e);
 }
@@ -223,7 +223,7 @@ static int listing_done(struct listing *l, const char *key)
 	if (l->fail) {
 		json_decref(l->arr);
 		sfs_buf_release(&l->text);
-		sfs_errf(&e, SFS_NOMEM, NULL, "out of memory");
+		sfs_errf(&e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		return admin_fail(l->x, &e);
 	}
 	/* the text without its last newline: admin_out adds one */

@@ -28,8 +28,8 @@ struct qctx {
 /* A core encoder failed: for want of memory, or (a bug) on bad text. */
 static enum MHD_Result encode_failed(struct req *r, enum sfs_status st)
 {
-	return respond_errf(r, st == SFS_NOMEM ? SFS_NOMEM : SFS_IO,
-			    "internal_error", "%s",
+	return respond_errf(r, st == SFS_NOMEM ? SFS_NOMEM : SFS_IO, SFS_R_NONE,
+			    "%s",
 			    st == SFS_NOMEM ? "out of memory"
 					    : "the response could not be "
 					      "encoded");
@@ -194,7 +194,7 @@ static enum MHD_Result upload(struct req *r)
 		sfs_err_field(&e, "generateListeningAudio", "invalid",
 			      "generateListeningAudio must be true or false");
 	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, "validation_error",
+		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the upload has invalid or missing parts");
 		ret = respond_err(r, &e);
 		goto out;
@@ -280,7 +280,7 @@ static enum MHD_Result import(struct req *r)
 		sfs_err_field(&e, "tags", "invalid_type",
 			      "'tags' must be an array of strings");
 	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, "validation_error",
+		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the import request is invalid");
 		ret = respond_err(r, &e);
 		goto out;
@@ -448,7 +448,7 @@ enum MHD_Result api_files_patch(struct req *r)
 		}
 	}
 	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, "validation_error",
+		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the update request is invalid");
 		ret = respond_err(r, &e);
 		goto out;

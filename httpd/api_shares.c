@@ -55,7 +55,7 @@ enum MHD_Result api_shares_create(struct req *r)
 				      "'permission' must be VIEW or EDIT");
 	}
 	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, "validation_error",
+		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the share request is invalid");
 		ret = respond_err(r, &e);
 		goto out;

@@ -51,10 +51,10 @@ enum MHD_Result api_users_list(struct req *r)
 			      "'size' must be a whole number from 1 to %d",
 			      PAGE_MAX);
 	if (e.nfields)
-		sfs_errf(&e, SFS_INVALID, "validation_error",
+		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the query parameters are invalid");
 	else if (!arr)
-		sfs_errf(&e, SFS_NOMEM, NULL, "out of memory");
+		sfs_errf(&e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	else
 		st = sfs_user_directory(g_httpd.store, &r->actor, prefix,
 					page * size, size, add_user, arr,

@@ -190,7 +190,7 @@ enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b);
 #define RESP_BUF_MAX (64 * 1024 * 1024)
 enum MHD_Result respond_err(struct req *r, const struct sfs_err *e);
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
-			     const char *type, const char *fmt, ...)
+			     enum sfs_reason why, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
 			       const char *msg);

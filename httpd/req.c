@@ -167,7 +167,7 @@ const char *req_get_header_set(struct req *r, const char *name)
 }
 
 /* First error wins; the rest of the body is read and dropped. */
-static void body_fail(struct req *r, enum sfs_status st, const char *type,
+static void body_fail(struct req *r, enum sfs_status st, enum sfs_reason type,
 		      const char *field, const char *msg)
 {
 	if (r->has_err)
@@ -197,8 +197,8 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 	sfs_err_init(&e);
 	if (key && strcmp(key, "file") == 0) {
 		if (off == 0 && r->file_seen) {
-			body_fail(r, SFS_INVALID, "invalid_multipart", "file",
-				  "more than one file part");
+			body_fail(r, SFS_INVALID, SFS_R_INVALID_MULTIPART,
+				  "file", "more than one file part");
 			return MHD_NO;
 		}
 		r->file_seen = 1;
@@ -216,7 +216,8 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 		if (size && sfs_stage_write(r->stage, data, size, &e)) {
 			if (e.status == SFS_TOO_LARGE) {
 				sfs_err_init(&e);
-				sfs_errf(&e, SFS_TOO_LARGE, "payload_too_large",
+				sfs_errf(&e, SFS_TOO_LARGE,
+					 SFS_R_PAYLOAD_TOO_LARGE,
 					 "the file is larger than %lld bytes",
 					 (long long)
 						 g_httpd.opts.max_upload_bytes);
@@ -233,13 +234,13 @@ static enum MHD_Result part_iter(void *cls, enum MHD_ValueKind kind,
 	if (i == PART_MAX)
 		return MHD_YES; /* unknown parts are ignored */
 	if (off == 0 && r->part_seen[i]) {
-		body_fail(r, SFS_INVALID, "invalid_multipart", key,
+		body_fail(r, SFS_INVALID, SFS_R_INVALID_MULTIPART, key,
 			  "the part is given more than once");
 		return MHD_NO;
 	}
 	r->part_seen[i] = 1;
 	if (size && sfs_buf_add(&r->parts[i], data, size)) {
-		body_fail(r, SFS_INVALID, "invalid_multipart", key,
+		body_fail(r, SFS_INVALID, SFS_R_INVALID_MULTIPART, key,
 			  "the part is too long");
 		return MHD_NO;
 	}
@@ -586,14 +587,15 @@ enum MHD_Result req_body_start(struct req *r)
 				MULTIPART_OVERHEAD;
 			if (len > limit)
 				return respond_errf(
-					r, SFS_TOO_LARGE, "payload_too_large",
+					r, SFS_TOO_LARGE,
+					SFS_R_PAYLOAD_TOO_LARGE,
 					"the upload is larger than %lld bytes",
 					(long long)
 						g_httpd.opts.max_upload_bytes);
 			r->mp = mp_new(ct);
 			if (!r->mp)
 				return respond_errf(
-					r, SFS_INVALID, "invalid_multipart",
+					r, SFS_INVALID, SFS_R_INVALID_MULTIPART,
 					"the multipart body has no boundary");
 			r->body = BODY_MULTIPART;
 			return MHD_YES;
@@ -612,7 +614,7 @@ enum MHD_Result req_body_start(struct req *r)
 		return respond_status(r, 415, "unsupported_media_type",
 				      "the body must be application/json");
 	if (len > g_httpd.opts.max_json_bytes)
-		return respond_errf(r, SFS_TOO_LARGE, "payload_too_large",
+		return respond_errf(r, SFS_TOO_LARGE, SFS_R_PAYLOAD_TOO_LARGE,
 				    "the JSON body is larger than %lld bytes",
 				    (long long)g_httpd.opts.max_json_bytes);
 	r->body = BODY_JSON;
@@ -625,14 +627,14 @@ void req_body_feed(struct req *r, const char *data, size_t size)
 	switch (r->body) {
 	case BODY_JSON:
 		if (sfs_buf_add(&r->json, data, size)) {
-			body_fail(r, SFS_TOO_LARGE, "payload_too_large", NULL,
-				  "the JSON body is too large");
+			body_fail(r, SFS_TOO_LARGE, SFS_R_PAYLOAD_TOO_LARGE,
+				  NULL, "the JSON body is too large");
 			r->body = BODY_DISCARD;
 		}
 		break;
 	case BODY_MULTIPART:
 		if (mp_feed(r, data, size)) {
-			body_fail(r, SFS_INVALID, "invalid_multipart", NULL,
+			body_fail(r, SFS_INVALID, SFS_R_INVALID_MULTIPART, NULL,
 				  "the multipart body is malformed");
 			r->body = BODY_DISCARD;
 		}
@@ -646,7 +648,7 @@ enum sfs_status req_body_finish(struct req *r, struct sfs_err *e)
 {
 	if (r->mp) {
 		if (r->mp->state != MP_END)
-			body_fail(r, SFS_INVALID, "invalid_multipart", NULL,
+			body_fail(r, SFS_INVALID, SFS_R_INVALID_MULTIPART, NULL,
 				  "the multipart body is truncated or "
 				  "malformed");
 		free(r->mp);
@@ -666,16 +668,16 @@ enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e)
 
 	*out = NULL;
 	if (r->json.len == 0)
-		return sfs_errf(e, SFS_INVALID, "invalid_json",
+		return sfs_errf(e, SFS_INVALID, SFS_R_INVALID_JSON,
 				"a JSON object body is required");
 	j = json_loadb(r->json.buf, r->json.len, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
-		return sfs_errf(e, SFS_INVALID, "invalid_json",
+		return sfs_errf(e, SFS_INVALID, SFS_R_INVALID_JSON,
 				"malformed JSON at line %d column %d: %s",
 				je.line, je.column, je.text);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return sfs_errf(e, SFS_INVALID, "invalid_json",
+		return sfs_errf(e, SFS_INVALID, SFS_R_INVALID_JSON,
 				"the body must be a JSON object");
 	}
 	*out = j;
@@ -697,7 +699,7 @@ int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e)
 		return 0;
 	}
 	sfs_err_field(e, name, "invalid", "'%s' is not a boolean", v);
-	sfs_errf(e, SFS_INVALID, "invalid_parameter",
+	sfs_errf(e, SFS_INVALID, SFS_R_INVALID_PARAMETER,
 		 "query parameter '%s' must be true or false", name);
 	return -1;
 }

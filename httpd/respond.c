@@ -25,7 +25,7 @@ static const unsigned status_http[SFS_STATUS_MAX] = {
 	[SFS_QUOTA] = 413,	 [SFS_TOO_LARGE] = 413,
 	[SFS_NO_SPACE] = 507,	 [SFS_BUSY] = 503,
 	[SFS_IO] = 500,		 [SFS_NOMEM] = 500,
-	[SFS_UNSUPPORTED] = 400,
+	[SFS_UNSUPPORTED] = 400, [SFS_UNAVAILABLE] = 503,
 };
 
 unsigned httpd_http_status(enum sfs_status st)
@@ -252,7 +252,7 @@ enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
 enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 {
 	unsigned status = httpd_http_status(e->status);
-	const char *type = e->type[0] ? e->type : sfs_status_type(e->status);
+	const char *type = sfs_err_type(e);
 	const char *msg =
 		e->message[0] ? e->message : sfs_status_str(e->status);
 
@@ -260,8 +260,6 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 		status = 500;
 		type = "internal_error";
 		msg = "internal error";
-	} else if (e->status == SFS_QUOTA && !e->type[0]) {
-		type = "quota_exceeded";
 	}
 	if (status >= 500)
 		sfs_warn("httpd", "request %s: %s", r->id, msg);
@@ -271,15 +269,14 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 }
 
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
-			     const char *type, const char *fmt, ...)
+			     enum sfs_reason why, const char *fmt, ...)
 {
 	struct sfs_err e;
 	va_list ap;
 
 	sfs_err_init(&e);
 	e.status = st;
-	if (type)
-		snprintf(e.type, sizeof(e.type), "%s", type);
+	e.reason = why;
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof(e.message), fmt, ap);
 	va_end(ap);
@@ -424,7 +421,7 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 
 			close(fd);
 			sfs_err_init(&e);
-			sfs_errf(&e, SFS_RANGE, "range_not_satisfiable",
+			sfs_errf(&e, SFS_RANGE, SFS_R_RANGE_NOT_SATISFIABLE,
 				 "range '%s' is not satisfiable for %" PRId64
 				 " bytes",
 				 range, size);

@@ -203,12 +203,12 @@ static enum sfs_status check_ambiguous(const struct creds *c, int signed_url,
 				       struct sfs_err *e)
 {
 	if (c->keys > 1 || c->authz > 1 || (c->keys && c->authz))
-		return sfs_errf(e, SFS_INVALID, "ambiguous_credentials",
+		return sfs_errf(e, SFS_INVALID, SFS_R_AMBIGUOUS_CREDENTIALS,
 				"send one credential: a single X-API-Key or "
 				"a single Authorization header");
 	if (signed_url &&
 	    (c->keys || c->authz || c->sig > 1 || c->exp > 1 || c->uid > 1))
-		return sfs_errf(e, SFS_INVALID, "ambiguous_credentials",
+		return sfs_errf(e, SFS_INVALID, SFS_R_AMBIGUOUS_CREDENTIALS,
 				"a signed URL carries its own credential: "
 				"send it alone, with each argument once");
 	return SFS_OK;
@@ -227,7 +227,7 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 			authz++;
 		return sfs_auth_jwt(g_httpd.store, authz, &r->actor, e);
 	}
-	return sfs_errf(e, SFS_UNAUTHENTICATED, "unauthenticated",
+	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_UNAUTHENTICATED,
 			"an X-API-Key or Authorization: Bearer header is "
 			"required");
 }
@@ -300,7 +300,8 @@ static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
 	if (wait > 0) {
 		snprintf(ra, sizeof(ra), "%d", wait);
 		req_set_header(r, "Retry-After", ra);
-		*ret = respond_errf(r, SFS_RATE_LIMITED, "too_many_failures",
+		*ret = respond_errf(r, SFS_RATE_LIMITED,
+				    SFS_R_TOO_MANY_FAILURES,
 				    "too many failed authentications from "
 				    "this address; retry in %d s",
 				    wait);
@@ -318,7 +319,7 @@ static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
 	}
 	r->authed = 1;
 	if ((r->actor.scopes & r->route->scope) != r->route->scope) {
-		*ret = respond_errf(r, SFS_FORBIDDEN, "insufficient_scope",
+		*ret = respond_errf(r, SFS_FORBIDDEN, SFS_R_INSUFFICIENT_SCOPE,
 				    "this endpoint requires the scope '%s'",
 				    sfs_scope_name(r->route->scope));
 		return -1;
@@ -327,7 +328,7 @@ static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
 	if (wait > 0) {
 		snprintf(ra, sizeof(ra), "%d", wait);
 		req_set_header(r, "Retry-After", ra);
-		*ret = respond_errf(r, SFS_RATE_LIMITED, "rate_limited",
+		*ret = respond_errf(r, SFS_RATE_LIMITED, SFS_R_RATE_LIMITED,
 				    "too many requests; retry in %d s", wait);
 		return -1;
 	}
@@ -385,7 +386,7 @@ static enum MHD_Result begin(struct req *r)
 		httpd_echo(seg[i], seglen[i], 60, echo, sizeof(echo));
 		sfs_err_field(&e, pn, "invalid_uuid", "'%s' is not a UUID",
 			      echo);
-		snprintf(e.type, sizeof(e.type), "invalid_uuid");
+		e.reason = SFS_R_INVALID_UUID;
 		snprintf(e.message, sizeof(e.message),
 			 "path parameter '%s' must be a UUID", pn);
 		return respond_err(r, &e);

@@ -1,8 +1,10 @@
 /*
  * The one error convention of speechfs: every core call returns an
  * enum sfs_status (0 = OK) and fills an optional struct sfs_err with a
- * message, a machine-readable error type and field-level validation errors.
- * Front ends translate the status in one table each (HTTP status, errno).
+ * reason (what exactly went wrong, when the status alone does not say),
+ * a message and field-level validation errors. Front ends translate the
+ * status and reason in one table each (HTTP status and error type; errno)
+ * and never look at the message.
  */
 #ifndef SPEECHFS_ERR_H
 #define SPEECHFS_ERR_H
@@ -29,7 +31,61 @@ enum sfs_status {
 	SFS_IO,		     /* an I/O or internal failure */
 	SFS_NOMEM,	     /* out of memory */
 	SFS_UNSUPPORTED,     /* not supported (format, scheme, ...) */
+	SFS_UNAVAILABLE,     /* a service the store needs is unreachable */
 	SFS_STATUS_MAX
+};
+
+/*
+ * Reasons: the API's error types where they are more precise than the
+ * status's (sfs_err_type gives the name: SFS_R_FILE_DELETED is
+ * "file_deleted").
+ */
+enum sfs_reason {
+	SFS_R_NONE = 0, /* the status says it all */
+	SFS_R_AMBIGUOUS_CREDENTIALS,
+	SFS_R_ATTRIBUTE_EXISTS,
+	SFS_R_ATTRIBUTE_NOT_FOUND,
+	SFS_R_ATTRIBUTE_TOO_LARGE,
+	SFS_R_CANCELLED,
+	SFS_R_CONTENT_DISCARDED,
+	SFS_R_DIRECTORY_EXISTS,
+	SFS_R_DIRECTORY_NOT_EMPTY,
+	SFS_R_DIRECTORY_NOT_FOUND,
+	SFS_R_FILE_DELETED,
+	SFS_R_FILE_NOT_DELETED,
+	SFS_R_FILE_NOT_FOUND,
+	SFS_R_FILE_PURGED,
+	SFS_R_FORBIDDEN,
+	SFS_R_IMPORT_BLOCKED,
+	SFS_R_IMPORT_FAILED,
+	SFS_R_INGESTION_NOT_COMPLETED,
+	SFS_R_INGESTION_PENDING,
+	SFS_R_INSUFFICIENT_SCOPE,
+	SFS_R_INVALID_JSON,
+	SFS_R_INVALID_MULTIPART,
+	SFS_R_INVALID_PARAMETER,
+	SFS_R_INVALID_REQUEST,
+	SFS_R_INVALID_SIGNATURE,
+	SFS_R_INVALID_UUID,
+	SFS_R_KEY_NOT_FOUND,
+	SFS_R_LISTENING_AUDIO_CONFLICT,
+	SFS_R_LISTENING_AUDIO_DELETED,
+	SFS_R_LISTENING_AUDIO_EXISTS,
+	SFS_R_LISTENING_AUDIO_NOT_FOUND,
+	SFS_R_LISTENING_AUDIO_NOT_READY,
+	SFS_R_PAYLOAD_TOO_LARGE,
+	SFS_R_QUOTA_EXCEEDED,
+	SFS_R_RANGE_NOT_SATISFIABLE,
+	SFS_R_RATE_LIMITED,
+	SFS_R_SHARE_NOT_FOUND,
+	SFS_R_SIGNED_URL_EXPIRED,
+	SFS_R_TENANT_NOT_FOUND,
+	SFS_R_TOO_MANY_FAILURES,
+	SFS_R_UNAUTHENTICATED,
+	SFS_R_USER_EXISTS,
+	SFS_R_USER_NOT_FOUND,
+	SFS_R_VALIDATION_ERROR,
+	SFS_R_MAX
 };
 
 #define SFS_ERR_MAX_FIELDS 8
@@ -42,7 +98,7 @@ struct sfs_field_err {
 
 struct sfs_err {
 	enum sfs_status status;
-	char type[40]; /* "file_not_found", "quota_exceeded" ... */
+	enum sfs_reason reason;
 	char message[256];
 	int nfields;
 	struct sfs_field_err fields[SFS_ERR_MAX_FIELDS];
@@ -53,12 +109,12 @@ void sfs_err_init(struct sfs_err *e);
 
 /*
  * Record an error and return its status, so callers can write
- * `return sfs_errf(e, SFS_INVALID, "invalid_request", "bad %s", x);`.
- * `e` may be NULL; `type` may be NULL for the status's default type.
- * A message already set is not overwritten (the first, deepest cause wins).
+ * `return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED, "bad %s", x);`.
+ * `e` may be NULL; `why` may be SFS_R_NONE. An error of the same status
+ * already recorded is kept (the first, deepest cause wins).
  */
 enum sfs_status sfs_errf(struct sfs_err *e, enum sfs_status st,
-			 const char *type, const char *fmt, ...)
+			 enum sfs_reason why, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* Add a field-level validation error (st becomes SFS_INVALID). */
@@ -68,6 +124,12 @@ enum sfs_status sfs_err_field(struct sfs_err *e, const char *field,
 
 /* "not_found", "forbidden" ...: the default error type of a status. */
 const char *sfs_status_type(enum sfs_status st);
+
+/* "file_deleted" ...: the name of a reason; NULL for SFS_R_NONE. */
+const char *sfs_reason_name(enum sfs_reason r);
+
+/* The error type the API shows for e: its reason's, else its status's. */
+const char *sfs_err_type(const struct sfs_err *e);
 
 /* A short English text for a status. */
 const char *sfs_status_str(enum sfs_status st);

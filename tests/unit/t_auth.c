@@ -454,7 +454,7 @@ static void test_key_rejects(void)
 	bad[20] = bad[20] == 'a' ? 'b' : 'a';
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_api_key(f.s, bad, &a, &e), SFS_UNAUTHENTICATED);
-	CHECK(!strcmp(e.type, "unauthenticated") && e.message[0]);
+	CHECK(!strcmp(sfs_err_type(&e), "unauthenticated") && e.message[0]);
 	CHECK(a.user == 0 && a.scopes == 0);
 	/* shapes that are not keys at all */
 	CHECK_ST(sfs_auth_api_key(f.s, "", &a, NULL), SFS_UNAUTHENTICATED);
@@ -473,7 +473,7 @@ static void test_key_rejects(void)
 	CHECK_ST(sfs_key_revoke(f.s, kid, &e), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_UNAUTHENTICATED);
-	CHECK(!strcmp(e.type, "unauthenticated"));
+	CHECK(!strcmp(sfs_err_type(&e), "unauthenticated"));
 	CHECK(strstr(e.message, "revoked") != NULL);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_key_revoke(f.s, kid, &e), SFS_CONFLICT);
@@ -562,7 +562,7 @@ static void test_jwt_expiry(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_auth_jwt(f.s, b.buf, &a, &e), SFS_UNAUTHENTICATED);
 	CHECK(strstr(e.message, "expired") != NULL);
-	CHECK(!strcmp(e.type, "unauthenticated"));
+	CHECK(!strcmp(sfs_err_type(&e), "unauthenticated"));
 	CHECK(a.user == 0 && a.scopes == 0);
 	sfs_set_clock_offset_ms(0);
 
@@ -878,7 +878,8 @@ static void test_jwt_garbage(void)
 		sfs_err_init(&e);
 		CHECK_ST(sfs_auth_jwt(f.s, junk[i], &a, &e),
 			 SFS_UNAUTHENTICATED);
-		CHECK(!strcmp(e.type, "unauthenticated") && e.message[0]);
+		CHECK(!strcmp(sfs_err_type(&e), "unauthenticated") &&
+		      e.message[0]);
 	}
 	CHECK_ST(sfs_auth_jwt(f.s, NULL, &a, NULL), SFS_UNAUTHENTICATED);
 
@@ -1035,7 +1036,7 @@ static void test_signed_url(void)
 	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_LISTENING, exp,
 				       u.user_id, u.sig, &got, &e),
 		 SFS_UNAUTHENTICATED);
-	CHECK(!strcmp(e.type, "invalid_signature"));
+	CHECK(e.reason == SFS_R_INVALID_SIGNATURE);
 	CHECK_ST(sfs_signed_url_verify(f.s, other, SFS_CONTENT_ORIGINAL, exp,
 				       u.user_id, u.sig, &got, NULL),
 		 SFS_UNAUTHENTICATED);
@@ -1074,7 +1075,7 @@ static void test_signed_url(void)
 	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_ORIGINAL, exp,
 				       u.user_id, u.sig, &got, &e),
 		 SFS_UNAUTHENTICATED);
-	CHECK(!strcmp(e.type, "signed_url_expired"));
+	CHECK(e.reason == SFS_R_SIGNED_URL_EXPIRED);
 	sfs_set_clock_offset_ms(0);
 	sfs_file_release(&file);
 	fx_close(&f);

@@ -18,6 +18,7 @@
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"

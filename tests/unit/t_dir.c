@@ -311,7 +311,7 @@ static void test_explicit(void)
 	CHECK(dirs_consistent(&f) == 0);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_dir_make(f.s, &f.a, "/x/y/", &e), SFS_CONFLICT);
-	CHECK(!strcmp(e.type, "directory_exists"));
+	CHECK(e.reason == SFS_R_DIRECTORY_EXISTS);
 	CHECK_ST(sfs_dir_make(f.s, &f.a, "/x/", NULL), SFS_CONFLICT);
 	CHECK_ST(sfs_dir_make(f.s, &f.a, "/", NULL), SFS_CONFLICT);
 	CHECK_ST(sfs_dir_make(f.s, &f.a, "/bad", NULL), SFS_INVALID);
@@ -355,7 +355,7 @@ static void test_remove(void)
 
 	sfs_err_init(&e);
 	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/n/", &e), SFS_CONFLICT);
-	CHECK(!strcmp(e.type, "directory_not_empty"));
+	CHECK(e.reason == SFS_R_DIRECTORY_NOT_EMPTY);
 	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/i/", NULL), SFS_CONFLICT);
 	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/", NULL), SFS_CONFLICT);
 	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/nothing/", NULL), SFS_NOT_FOUND);

@@ -354,7 +354,7 @@ static void t_http_errors(void)
 	REQUIRE(ctx_open(&c) == 0);
 	CHECK_ST(get(&c, "/status/404", 0), SFS_IO);
 	CHECK(has(&c.e, "HTTP 404 Not Found"));
-	CHECK(!strcmp(c.e.type, "import_failed"));
+	CHECK(c.e.reason == SFS_R_IMPORT_FAILED);
 	CHECK(sfs_stage_size(c.st) == 0); /* the error page is not kept */
 	CHECK_ST(get(&c, "/status/500", 0), SFS_IO);
 	CHECK(has(&c.e, "HTTP 500"));
@@ -495,7 +495,7 @@ static void t_redirect_to_blocked(void)
 	REQUIRE(ctx_open(&c) == 0);
 	CHECK_ST(get(&c, "/goto?http://10.255.255.1/x", 0), SFS_FORBIDDEN);
 	CHECK(has(&c.e, "blocked address 10.255.255.1 (private network)"));
-	CHECK(!strcmp(c.e.type, "import_blocked"));
+	CHECK(c.e.reason == SFS_R_IMPORT_BLOCKED);
 	CHECK_ST(get(&c, "/goto?http://169.254.169.254/latest/meta-data/", 0),
 		 SFS_FORBIDDEN);
 	CHECK(has(&c.e, "blocked address 169.254.169.254 (link-local)"));

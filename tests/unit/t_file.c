@@ -10,6 +10,7 @@
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
+#include "media_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/dir.h"
@@ -695,7 +696,7 @@ static void test_lazy_create(void)
 	REQUIRE_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, &e), SFS_CONFLICT);
-	CHECK(!strcmp(e.type, "file_deleted"));
+	CHECK(e.reason == SFS_R_FILE_DELETED);
 	sfs_file_release(&out);
 	fx_close(&f);
 
@@ -817,7 +818,7 @@ static void test_permissions(void)
 	CHECK_ST(open_st(&f, &f.b, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_delete(f.s, &f.b, id, 0, &e), SFS_FORBIDDEN);
-	CHECK(!strcmp(e.type, "forbidden"));
+	CHECK(e.reason == SFS_R_FORBIDDEN);
 	CHECK_ST(sfs_file_delete(f.s, &f.b, id, 1, NULL), SFS_FORBIDDEN);
 	CHECK_ST(sfs_file_discard(f.s, &f.b, id, NULL), SFS_FORBIDDEN);
 	CHECK_ST(sfs_file_update(f.s, &f.b, id, &pub, NULL, NULL),
@@ -869,7 +870,7 @@ static void test_permissions(void)
 	/* another tenant never sees it, INTERNAL or not */
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_get(f.s, &f.x, id, &g, &e), SFS_NOT_FOUND);
-	CHECK(!strcmp(e.type, "file_not_found"));
+	CHECK(e.reason == SFS_R_FILE_NOT_FOUND);
 	CHECK_ST(sfs_file_update(f.s, &f.x, id, &u, NULL, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_delete(f.s, &f.x, id, 1, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_file_discard(f.s, &f.x, id, NULL), SFS_NOT_FOUND);
@@ -882,7 +883,7 @@ static void test_permissions(void)
 	f.b.scopes = SFS_SCOPE_READ;
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_update(f.s, &f.b, id, &u, NULL, &e), SFS_FORBIDDEN);
-	CHECK(!strcmp(e.type, "insufficient_scope"));
+	CHECK(e.reason == SFS_R_INSUFFICIENT_SCOPE);
 	f.a.scopes = SFS_SCOPE_READ | SFS_SCOPE_WRITE;
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_FORBIDDEN);
 	CHECK_ST(mk(&f, &f.b, "x", "/", "x", NULL, NULL), SFS_FORBIDDEN);
@@ -1035,7 +1036,7 @@ static void test_delete_purge_restore(void)
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, &e), SFS_GONE);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, &e), SFS_CONFLICT);
-	CHECK(!strcmp(e.type, "file_deleted"));
+	CHECK(e.reason == SFS_R_FILE_DELETED);
 	CHECK_ST(sfs_file_discard(f.s, &f.a, id, NULL), SFS_CONFLICT);
 
 	/* restore */
@@ -1178,10 +1179,10 @@ static void test_discard(void)
 	CHECK(tenant(&f).used_bytes == 0 && tenant(&f).used_files == 1);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_discard(f.s, &f.a, id, &e), SFS_CONFLICT);
-	CHECK(!strcmp(e.type, "content_discarded"));
+	CHECK(e.reason == SFS_R_CONTENT_DISCARDED);
 	sfs_err_init(&e);
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, &e), SFS_GONE);
-	CHECK(!strcmp(e.type, "content_discarded"));
+	CHECK(e.reason == SFS_R_CONTENT_DISCARDED);
 	/* metadata is still editable */
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_GONE);
@@ -1568,7 +1569,7 @@ static void test_quota(void)
 	big[0] = 'c';
 	sfs_err_init(&e);
 	CHECK_ST(mk(&f, &f.a, "two", "/", big, NULL, &e), SFS_QUOTA);
-	CHECK(!strcmp(e.type, "quota_exceeded"));
+	CHECK(e.reason == SFS_R_QUOTA_EXCEEDED);
 	CHECK(tenant(&f).used_bytes == 60 && tenant(&f).used_files == 1);
 	/* the same bytes again take no space */
 	big[0] = 'b';
@@ -1586,7 +1587,7 @@ static void test_quota(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, NULL, &e),
 		 SFS_QUOTA);
-	CHECK(!strcmp(e.type, "quota_exceeded"));
+	CHECK(e.reason == SFS_R_QUOTA_EXCEEDED);
 	sfs_stage_free(st);
 	/* a new version is counted instead of the old one, not on top */
 	{
@@ -1621,7 +1622,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "small", "/", "s", NULL, NULL), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, &e), SFS_QUOTA);
-	CHECK(!strcmp(e.type, "quota_exceeded"));
+	CHECK(e.reason == SFS_R_QUOTA_EXCEEDED);
 	{
 		struct sfs_file_spec sp = { .name = "empty" };
 

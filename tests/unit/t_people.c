@@ -98,7 +98,7 @@ static void test_names_unique_in_a_tenant(void)
 	REQUIRE(fx_open(&f) == 0);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_user_create(f.s, f.t1, "ANN", -1, id, &e), SFS_CONFLICT);
-	CHECK(!strcmp(e.type, "user_exists"));
+	CHECK(e.reason == SFS_R_USER_EXISTS);
 	CHECK(strstr(e.message, "'ANN'") != NULL);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_user_create(f.s, f.t1, "bob", -1, id, &e), SFS_CONFLICT);
@@ -109,7 +109,7 @@ static void test_names_unique_in_a_tenant(void)
 	CHECK_ST(sfs_user_create(f.s, "00000000-0000-4000-8000-000000000000",
 				 "ann", -1, id, &e),
 		 SFS_NOT_FOUND);
-	CHECK(!strcmp(e.type, "tenant_not_found"));
+	CHECK(e.reason == SFS_R_TENANT_NOT_FOUND);
 	fx_close(&f);
 }
 
@@ -140,7 +140,7 @@ static void test_lists(void)
 	CHECK_ST(sfs_user_list(f.s, "00000000-0000-4000-8000-000000000000",
 			       user_cb, &ns, &e),
 		 SFS_NOT_FOUND);
-	CHECK(!strcmp(e.type, "tenant_not_found"));
+	CHECK(e.reason == SFS_R_TENANT_NOT_FOUND);
 	CHECK_ST(sfs_user_list(f.s, "nonsense", user_cb, &ns, NULL),
 		 SFS_NOT_FOUND);
 	fx_close(&f);
@@ -166,7 +166,7 @@ static void test_get_and_find(void)
 	CHECK(!strcmp(u.id, f.bob));
 	sfs_err_init(&e);
 	CHECK_ST(sfs_user_get(f.s, f.t1, &u, &e), SFS_NOT_FOUND);
-	CHECK(!strcmp(e.type, "user_not_found"));
+	CHECK(e.reason == SFS_R_USER_NOT_FOUND);
 	CHECK_ST(sfs_user_get(f.s, "bob", &u, NULL), SFS_NOT_FOUND);
 
 	REQUIRE_ST(sfs_user_find(f.s, f.t1, "BOB", &u, NULL), SFS_OK);
@@ -315,7 +315,7 @@ static void test_resolve_in_own_tenant(void)
 	/* another tenant's user, by id or by name, is not there */
 	sfs_err_init(&e);
 	CHECK_ST(sfs_user_resolve(f.s, &ann, f.cid, id, &e), SFS_NOT_FOUND);
-	CHECK(!strcmp(e.type, "user_not_found"));
+	CHECK(e.reason == SFS_R_USER_NOT_FOUND);
 	CHECK_ST(sfs_user_resolve(f.s, &ann, "cid", id, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_user_resolve(f.s, &ann, "", id, NULL), SFS_NOT_FOUND);
 	CHECK_ST(sfs_user_resolve(f.s, &ann, NULL, id, NULL), SFS_NOT_FOUND);

@@ -166,7 +166,7 @@ static void test_norm(void)
 	CHECK_ST(sfs_vpath_norm("/a/b", "dest", &b, &e), SFS_INVALID);
 	CHECK(b.len == 0);
 	CHECK(e.nfields == 1 && !strcmp(e.fields[0].field, "dest"));
-	CHECK(!strcmp(e.type, "invalid_request"));
+	CHECK(e.reason == SFS_R_INVALID_REQUEST);
 	sfs_buf_release(&b);
 }
 

@@ -1,0 +1,225 @@
+/*
+ * A file's content: new content versions (the same id, a new blob; the
+ * listening audio made again), durable syncs of a file's row, and opening
+ * the original or its listening MP3 for reading after the file model's
+ * checks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "blob_i.h"
+#include "stage_i.h"
+#include "auth_i.h"
+#include "db_i.h"
+#include "dir_i.h"
+#include "file_i.h"
+#include "job_i.h"
+#include "speechfs/blob.h"
+#include "speechfs/job.h"
+#include "speechfs/log.h"
+#include "speechfs/stage.h"
+#include "store_i.h"
+#include "util_i.h"
+#include "audio_i.h"
+
+enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db *d;
+	enum sfs_status ret;
+
+	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	if (ret)
+		return ret;
+	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
+	if (!ret && f.deleted)
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+			       "the file is deleted");
+	/* an unchanged row still writes its page: the commit syncs it all */
+	if (!ret)
+		ret = sfsi_exec_ino(
+			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1", f.ino,
+			f.ctime_ns, e);
+	return sfsi_file_end(s, d, ret, a, &f, NULL, e);
+}
+
+/* Does the file hold a reference on exactly this content? */
+static int same_content(struct db *d, int64_t ino, const char *sha)
+{
+	struct db_stmt *st;
+	int same = 0;
+
+	st = sfsi_db_prep(d,
+			  "SELECT 1 FROM file WHERE id = ?1 AND blob_ref = 1"
+			  " AND sha256 = ?2",
+			  NULL);
+	if (!st)
+		return 0;
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, sha);
+	same = sfsi_db_step(st, NULL) == 1;
+	sfsi_db_reset(st);
+	return same;
+}
+
+enum sfs_status sfs_file_set_content(struct sfs_store *s,
+				     const struct sfs_actor *a, const char *id,
+				     struct sfs_stage *content, int listening,
+				     struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db_stmt *st;
+	struct db *d;
+	enum sfs_status ret;
+	int64_t added = 0, ns = sfs_now_ns();
+	double duration = -1;
+	char mime[96];
+	int regen;
+
+	if (out)
+		sfs_file_init(out);
+	ret = sfsi_blob_stage_prepare(s, a->tenant, content, e);
+	if (ret)
+		return ret;
+	sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
+	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	if (ret)
+		return ret;
+	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
+	if (!ret && f.deleted)
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+			       "the file is deleted");
+	if (!ret &&
+	    (f.ingestion == SFS_JS_PENDING || f.ingestion == SFS_JS_PROCESSING))
+		ret = sfs_errf(e, SFS_NOT_READY, SFS_R_INGESTION_PENDING,
+			       "the file's import has not completed");
+	if (ret)
+		goto out;
+	/*
+	 * The same bytes again keep their reference (no relinking under
+	 * readers); else release first: the quota counts the new version,
+	 * not both.
+	 */
+	if (!same_content(d, f.ino, sfs_stage_sha256(content))) {
+		ret = sfsi_file_release_content(d, f.ino, e);
+		if (!ret)
+			ret = sfsi_blob_ref_stage(d, f.tenant, content, &added,
+						  e);
+	}
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET size = ?2, sha256 = ?3, blob_ref = 1,"
+		" is_discarded = 0, discarded_at = NULL, duration = ?5,"
+		" mime = ?6, ingestion = CASE WHEN ingestion = 0"
+		" THEN 0 ELSE 3 END, ingest_error = NULL,"
+		" mtime_ns = ?4, ctime_ns = ?4 WHERE id = ?1",
+		e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, f.ino);
+	sfsi_db_bind_int(st, 2, sfs_stage_size(content));
+	sfsi_db_bind_text(st, 3, sfs_stage_sha256(content));
+	sfsi_db_bind_int(st, 4, ns);
+	if (duration >= 0)
+		sfsi_db_bind_double(st, 5, duration);
+	else
+		sfsi_db_bind_null(st, 5);
+	sfsi_db_bind_text(st, 6, mime);
+	ret = sfsi_db_run(st, e);
+	if (ret)
+		goto out;
+	ret = sfsi_dir_touch(d, f.owner, f.path, ns, e);
+	regen = listening ||
+		(f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged);
+	if (!ret && regen)
+		ret = sfsi_file_queue_listening(d, f.ino, e);
+out:
+	ret = sfsi_file_end(s, d, ret, a, &f, out, e);
+	if (!ret) {
+		sfsi_stage_done(content);
+		sfs_workers_kick(s);
+	}
+	return ret;
+}
+
+enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, enum sfs_content which, int *fd,
+			      struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	*fd = -1;
+	sfs_file_init(&f);
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
+	if (ret)
+		goto out;
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		goto out;
+	ret = sfsi_file_resolve(d, a, id, 0, &f, e);
+	sfsi_db_put(d);
+	if (ret)
+		goto out;
+	if (f.deleted || f.purged) {
+		ret = sfs_errf(e, SFS_GONE, SFS_R_FILE_DELETED,
+			       "the file has been deleted");
+		goto out;
+	}
+	if (which == SFS_CONTENT_ORIGINAL) {
+		if (f.discarded) {
+			ret = sfs_errf(e, SFS_GONE, SFS_R_CONTENT_DISCARDED,
+				       "the file's content has been "
+				       "discarded");
+		} else if (f.ingestion != SFS_JS_NONE &&
+			   f.ingestion != SFS_JS_COMPLETED) {
+			ret = sfs_errf(
+				e, SFS_NOT_READY, SFS_R_INGESTION_NOT_COMPLETED,
+				"the file's ingestion is %s",
+				f.ingestion == SFS_JS_FAILED ? "failed"
+							     : "not completed");
+		} else if (f.size == 0) {
+			/* an empty file made without content has no blob */
+			*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (*fd < 0)
+				ret = sfsi_errno_status(e, errno,
+							"opening /dev/null");
+		} else {
+			ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
+		}
+	} else {
+		if (f.la.deleted || f.la.purged) {
+			ret = sfs_errf(e, SFS_GONE,
+				       SFS_R_LISTENING_AUDIO_DELETED,
+				       "the listening audio has been %s",
+				       f.la.purged ? "purged" : "deleted");
+		} else if (f.la.status != SFS_JS_COMPLETED) {
+			ret = sfs_errf(
+				e, SFS_NOT_READY,
+				SFS_R_LISTENING_AUDIO_NOT_READY,
+				f.la.status == SFS_JS_NONE
+					? "the file has no listening audio"
+					: "the listening audio is not ready");
+		} else {
+			ret = sfs_blob_open(s, f.tenant, f.la.sha256, fd, NULL,
+					    e);
+		}
+	}
+out:
+	if (!ret && out) {
+		*out = f;
+		return SFS_OK;
+	}
+	sfs_file_release(&f);
+	return ret;
+}
