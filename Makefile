@@ -58,6 +58,7 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(B)/%.o)
 HTTPD_OBJ := $(HTTPD_SRC:%.c=$(B)/%.o)
 FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_FIX  := $(B)/tests/unit/fixture.o
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
 LIB       := $(B)/libspeechfs.a
@@ -103,10 +104,10 @@ $(B)/speechfs: $(FS_OBJ) $(LIB)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(FS_LIBS) $(CORE_LIBS)
 
-$(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
+$(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_FIX) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(UNIT_FIX) $(LIB) $(CORE_LIBS)
 
 $(B)/bench/%: $(B)/tests/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)

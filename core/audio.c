@@ -597,6 +597,121 @@ static enum sfs_status open_failed(int fd, struct sfs_err *e)
 	return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE, UNSUPPORTED_MSG);
 }
 
+/* The encoder's working memory, sized once per encode. */
+struct encbuf {
+	float *pcm, *l, *r;
+	unsigned char *mp3;
+	int block;    /* frames decoded at a time */
+	int mp3_size; /* bytes of mp3 */
+};
+
+static enum sfs_status encbuf_alloc(struct encbuf *b, int rate_in, int rate_out,
+				    int channels, struct sfs_err *e)
+{
+	/* upsampling makes more MP3 per input frame: smaller blocks */
+	int ratio = (rate_out + rate_in - 1) / rate_in;
+
+	b->block = BLOCK_FRAMES / (ratio > 1 ? ratio : 1);
+	b->mp3_size = 5 * BLOCK_FRAMES / 2 + 7200;
+	b->pcm = malloc(sizeof(*b->pcm) * (size_t)b->block * (size_t)channels);
+	b->l = malloc(sizeof(*b->l) * (size_t)b->block);
+	b->r = malloc(sizeof(*b->r) * (size_t)b->block);
+	b->mp3 = malloc((size_t)b->mp3_size);
+	if (!b->pcm || !b->l || !b->r || !b->mp3)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				"no memory to encode audio");
+	return SFS_OK;
+}
+
+static void encbuf_release(struct encbuf *b)
+{
+	free(b->pcm);
+	free(b->l);
+	free(b->r);
+	free(b->mp3);
+}
+
+/* Decode and encode every frame; *frames counts them. */
+static enum sfs_status encode_frames(SNDFILE *sf, const struct vio *v,
+				     int channels, int out_ch,
+				     lame_global_flags *gf, struct enc *x,
+				     struct encbuf *b, int64_t *frames,
+				     int (*progress)(void *arg), void *arg,
+				     struct sfs_err *e)
+{
+	int64_t last = 0; /* progress at once, then each second */
+	enum sfs_status st;
+	int n;
+
+	for (;;) {
+		sf_count_t got = sf_readf_float(sf, b->pcm, b->block);
+
+		if (v->err)
+			return sfsi_errno_status(e, v->err,
+						 "cannot read audio");
+		if (got <= 0)
+			break;
+		*frames += got;
+		downmix(b->pcm, channels, (int)got, out_ch, b->l, b->r);
+		n = lame_encode_buffer_ieee_float(
+			gf, b->l, out_ch == 2 ? b->r : b->l, (int)got, b->mp3,
+			b->mp3_size);
+		if (n < 0)
+			return sfs_errf(e, SFS_IO, SFS_R_NONE,
+					"mp3 encoder failed (%d)", n);
+		st = put_mp3(x, b->mp3, n, e);
+		if (st != SFS_OK)
+			return st;
+		if (progress && sfs_now_ns() - last >= PROGRESS_NS) {
+			last = sfs_now_ns();
+			if (progress(arg))
+				return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+						"cancelled");
+		}
+	}
+	if (sf_error(sf) != SF_ERR_NO_ERROR)
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"corrupt audio data: %s", sf_strerror(sf));
+	return SFS_OK;
+}
+
+/*
+ * The end of the MP3: the encoder's last frames, the Info frame written
+ * over the placeholder at the start of the audio, and the ID3 tag with
+ * the duration actually decoded.
+ */
+static enum sfs_status finish_mp3(lame_global_flags *gf, struct enc *x,
+				  struct encbuf *b, int64_t duration_ms,
+				  struct sfs_err *e)
+{
+	unsigned char id3[ID3_SIZE];
+	enum sfs_status st;
+	int n;
+
+	n = lame_encode_flush(gf, b->mp3, b->mp3_size);
+	if (n < 0)
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"mp3 encoder failed (%d)", n);
+	st = put_mp3(x, b->mp3, n, e);
+	if (st != SFS_OK)
+		return st;
+	n = 0;
+	if (x->tag == TAG_LAME)
+		n = (int)lame_get_lametag_frame(gf, b->mp3,
+						(size_t)b->mp3_size);
+	else if (x->tag == TAG_OWN)
+		n = own_info_frame(gf, x, b->mp3);
+	if (n > 0)
+		st = sfs_stage_pwrite(x->st, b->mp3, (size_t)n, x->audio_start,
+				      e);
+	else
+		sfs_warn("audio", "mp3 written without an info frame");
+	if (st != SFS_OK)
+		return st;
+	id3_tag(id3, duration_ms);
+	return sfs_stage_pwrite(x->st, id3, sizeof(id3), 0, e);
+}
+
 enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 				 const struct sfs_audio_opts *o,
 				 int (*progress)(void *arg), void *arg,
@@ -605,14 +720,14 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	struct sfs_audio_opts defaults;
 	struct vio v = { .fd = in_fd };
 	struct enc x = { .st = out };
+	struct encbuf b = { 0 };
 	lame_global_flags *gf = NULL;
 	SNDFILE *sf = NULL;
 	SF_INFO info;
-	float *pcm = NULL, *l = NULL, *r = NULL;
-	unsigned char *mp3 = NULL, id3[ID3_SIZE];
-	int block, ratio, out_ch, mp3_size, n;
-	int64_t frames = 0, last = 0; /* progress at once, then each 1 s */
+	unsigned char id3[ID3_SIZE];
+	int64_t frames = 0;
 	enum sfs_status st;
+	int out_ch;
 
 	if (!o) {
 		sfs_audio_opts_init(&defaults);
@@ -638,98 +753,28 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	}
 	out_ch = (o->channels == 2 && info.channels == 2) ? 2 : 1;
 	st = lame_setup(&gf, o, info.samplerate, out_ch, e);
+	if (st == SFS_OK)
+		st = encbuf_alloc(&b, info.samplerate,
+				  lame_get_out_samplerate(gf), info.channels,
+				  e);
 	if (st != SFS_OK)
 		goto out;
-
-	/* upsampling makes more MP3 per input frame: smaller blocks */
-	ratio = (lame_get_out_samplerate(gf) + info.samplerate - 1) /
-		info.samplerate;
-	block = BLOCK_FRAMES / (ratio > 1 ? ratio : 1);
-	mp3_size = 5 * BLOCK_FRAMES / 2 + 7200;
-	pcm = malloc(sizeof(*pcm) * (size_t)block * (size_t)info.channels);
-	l = malloc(sizeof(*l) * (size_t)block);
-	r = malloc(sizeof(*r) * (size_t)block);
-	mp3 = malloc((size_t)mp3_size);
-	if (!pcm || !l || !r || !mp3) {
-		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-			      "no memory to encode audio");
-		goto out;
-	}
-
-	/* the tag is rewritten with the duration actually decoded */
+	/* a placeholder tag: rewritten with the duration decoded */
 	id3_tag(id3, 0);
 	st = sfs_stage_write(out, id3, sizeof(id3), e);
 	if (st != SFS_OK)
 		goto out;
 	x.audio_start = sizeof(id3);
-
-	for (;;) {
-		sf_count_t got = sf_readf_float(sf, pcm, block);
-
-		if (v.err) {
-			st = sfsi_errno_status(e, v.err, "cannot read audio");
-			goto out;
-		}
-		if (got <= 0)
-			break;
-		frames += got;
-		downmix(pcm, info.channels, (int)got, out_ch, l, r);
-		n = lame_encode_buffer_ieee_float(gf, l, out_ch == 2 ? r : l,
-						  (int)got, mp3, mp3_size);
-		if (n < 0) {
-			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
-				      "mp3 encoder failed (%d)", n);
-			goto out;
-		}
-		st = put_mp3(&x, mp3, n, e);
-		if (st != SFS_OK)
-			goto out;
-		if (progress && sfs_now_ns() - last >= PROGRESS_NS) {
-			last = sfs_now_ns();
-			if (progress(arg)) {
-				st = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
-					      "cancelled");
-				goto out;
-			}
-		}
-	}
-	if (sf_error(sf) != SF_ERR_NO_ERROR) {
-		st = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
-			      "corrupt audio data: %s", sf_strerror(sf));
-		goto out;
-	}
-	n = lame_encode_flush(gf, mp3, mp3_size);
-	if (n < 0) {
-		st = sfs_errf(e, SFS_IO, SFS_R_NONE, "mp3 encoder failed (%d)",
-			      n);
-		goto out;
-	}
-	st = put_mp3(&x, mp3, n, e);
-	if (st != SFS_OK)
-		goto out;
-
-	n = 0;
-	if (x.tag == TAG_LAME)
-		n = (int)lame_get_lametag_frame(gf, mp3, (size_t)mp3_size);
-	else if (x.tag == TAG_OWN)
-		n = own_info_frame(gf, &x, mp3);
-	if (n > 0)
-		st = sfs_stage_pwrite(out, mp3, (size_t)n, x.audio_start, e);
-	else
-		sfs_warn("audio", "mp3 written without an info frame");
-	if (st != SFS_OK)
-		goto out;
-	id3_tag(id3, frames * 1000 / info.samplerate);
-	st = sfs_stage_pwrite(out, id3, sizeof(id3), 0, e);
+	st = encode_frames(sf, &v, info.channels, out_ch, gf, &x, &b, &frames,
+			   progress, arg, e);
+	if (st == SFS_OK)
+		st = finish_mp3(gf, &x, &b, frames * 1000 / info.samplerate, e);
 out:
 	if (gf)
 		lame_close(gf);
 	if (sf)
 		sf_close(sf);
-	free(pcm);
-	free(l);
-	free(r);
-	free(mp3);
+	encbuf_release(&b);
 	return st;
 }
 

@@ -381,19 +381,89 @@ static void upper_bound(const char *path, char *out, size_t size)
 		out[n - 1] = '/' + 1;
 }
 
+/* A directory row: 1 found (counts filled), 0 none, -1 error. */
+static int dir_row(struct db *d, int64_t owner, const char *path,
+		   int64_t *nfiles, int *explicit_, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = sfsi_db_prep(d,
+			  "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
+			  " AND path = ?2",
+			  e);
+	if (!st)
+		return -1;
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_text(st, 2, path);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1) {
+		*nfiles = sfsi_db_col_int(st, 0);
+		*explicit_ = (int)sfsi_db_col_int(st, 1);
+	}
+	sfsi_db_reset(st);
+	return rc;
+}
+
+/* Every file and directory below `from` moves below `to` (one statement
+ * each, by the range of their paths). */
+static enum sfs_status move_subtree(struct db *d, int64_t owner,
+				    const struct sfs_buf *from,
+				    const struct sfs_buf *to,
+				    const char *tparent, int64_t ns,
+				    struct sfs_err *e)
+{
+	char upper[SFS_VPATH_MAX + 2];
+	struct db_stmt *st;
+	enum sfs_status ret;
+
+	upper_bound(from->buf, upper, sizeof(upper));
+	st = sfsi_db_prep(
+		d,
+		"UPDATE file SET dir = ?4 || substr(dir, ?5),"
+		" ctime_ns = ?6 WHERE owner_id = ?1"
+		" AND is_deleted IN (0, 1) AND dir >= ?2 AND dir < ?3",
+		e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_text(st, 2, from->buf);
+	sfsi_db_bind_text(st, 3, upper);
+	sfsi_db_bind_text(st, 4, to->buf);
+	sfsi_db_bind_int(st, 5, (int64_t)from->len + 1);
+	sfsi_db_bind_int(st, 6, ns);
+	ret = sfsi_db_run(st, e);
+	if (ret)
+		return ret;
+	st = sfsi_db_prep(d,
+			  "UPDATE dir SET path = ?4 || substr(path, ?5),"
+			  " parent = CASE WHEN path = ?2 THEN ?6"
+			  " ELSE ?4 || substr(parent, ?5) END"
+			  " WHERE owner_id = ?1 AND path >= ?2 AND path < ?3",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_text(st, 2, from->buf);
+	sfsi_db_bind_text(st, 3, upper);
+	sfsi_db_bind_text(st, 4, to->buf);
+	sfsi_db_bind_int(st, 5, (int64_t)from->len + 1);
+	sfsi_db_bind_text(st, 6, tparent);
+	return sfsi_db_run(st, e);
+}
+
 enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *from, const char *to,
 			       struct sfs_err *e)
 {
 	struct sfs_buf f = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct sfs_buf t = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
-	char upper[SFS_VPATH_MAX + 2], fparent[SFS_VPATH_MAX + 1];
-	char tparent[SFS_VPATH_MAX + 1];
+	char fparent[SFS_VPATH_MAX + 1], tparent[SFS_VPATH_MAX + 1];
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
-	int64_t contrib = 0, tfiles = 0, tdelta, ns = sfs_now_ns();
-	int rc, texplicit = 0, texists;
+	int64_t fcount = 0, tfiles = 0, tdelta, ns = sfs_now_ns();
+	int rc, fexplicit = 0, texplicit = 0, texists;
 
 	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
 	if (!ret && check_path(from, &f, e))
@@ -421,18 +491,7 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
-	st = sfsi_db_prep(d,
-			  "SELECT nfiles, explicit FROM dir WHERE owner_id = ?1"
-			  " AND path = ?2",
-			  e);
-	if (!st)
-		goto io;
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, f.buf);
-	rc = sfsi_db_step(st, e);
-	if (rc == 1)
-		contrib = sfsi_db_col_int(st, 0) + sfsi_db_col_int(st, 1);
-	sfsi_db_reset(st);
+	rc = dir_row(d, a->user, f.buf, &fcount, &fexplicit, e);
 	if (rc != 1) {
 		ret = rc < 0 ? SFS_IO
 			     : sfs_errf(e, SFS_NOT_FOUND,
@@ -440,17 +499,11 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 					"no such directory");
 		goto out;
 	}
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, t.buf);
-	rc = sfsi_db_step(st, e);
-	texists = rc == 1;
-	if (texists) {
-		tfiles = sfsi_db_col_int(st, 0);
-		texplicit = (int)sfsi_db_col_int(st, 1);
-	}
-	sfsi_db_reset(st);
+	fcount += fexplicit; /* what the directory counts in its parent */
+	rc = dir_row(d, a->user, t.buf, &tfiles, &texplicit, e);
 	if (rc < 0)
 		goto io;
+	texists = rc == 1;
 	if (texists && tfiles > 0) {
 		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY,
 			       "the target directory is not empty");
@@ -472,46 +525,14 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 	 * Count the arrival before the departure, so that a common ancestor
 	 * never drops to zero on the way and is remade with a new inode.
 	 */
-	tdelta = contrib - (texists && texplicit ? 1 : 0);
+	tdelta = fcount - (texists && texplicit ? 1 : 0);
 	if (tdelta && sfsi_dir_count(d, a->user, tparent, (int)tdelta, ns, e))
 		goto io;
-	if (contrib &&
-	    sfsi_dir_count(d, a->user, fparent, -(int)contrib, ns, e))
+	if (fcount && sfsi_dir_count(d, a->user, fparent, -(int)fcount, ns, e))
 		goto io;
-	upper_bound(f.buf, upper, sizeof(upper));
-	st = sfsi_db_prep(
-		d,
-		"UPDATE file SET dir = ?4 || substr(dir, ?5),"
-		" ctime_ns = ?6 WHERE owner_id = ?1"
-		" AND is_deleted IN (0, 1) AND dir >= ?2 AND dir < ?3",
-		e);
-	if (!st)
-		goto io;
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, f.buf);
-	sfsi_db_bind_text(st, 3, upper);
-	sfsi_db_bind_text(st, 4, t.buf);
-	sfsi_db_bind_int(st, 5, (int64_t)f.len + 1);
-	sfsi_db_bind_int(st, 6, ns);
-	if (sfsi_db_run(st, e))
-		goto io;
-	st = sfsi_db_prep(d,
-			  "UPDATE dir SET path = ?4 || substr(path, ?5),"
-			  " parent = CASE WHEN path = ?2 THEN ?6"
-			  " ELSE ?4 || substr(parent, ?5) END"
-			  " WHERE owner_id = ?1 AND path >= ?2 AND path < ?3",
-			  e);
-	if (!st)
-		goto io;
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, f.buf);
-	sfsi_db_bind_text(st, 3, upper);
-	sfsi_db_bind_text(st, 4, t.buf);
-	sfsi_db_bind_int(st, 5, (int64_t)f.len + 1);
-	sfsi_db_bind_text(st, 6, tparent);
-	if (sfsi_db_run(st, e))
-		goto io;
-	ret = sfsi_dir_touch(d, a->user, tparent, ns, e);
+	ret = move_subtree(d, a->user, &f, &t, tparent, ns, e);
+	if (!ret)
+		ret = sfsi_dir_touch(d, a->user, tparent, ns, e);
 	if (!ret)
 		ret = sfsi_dir_touch(d, a->user, fparent, ns, e);
 	if (!ret)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -860,15 +861,12 @@ enum sfs_status sfsi_exec_ino(struct db *d, const char *sql, int64_t ino,
 	return sfsi_db_run(st, e);
 }
 
-static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
-				    struct sfs_file *f,
+/* Validate an update whole, so that every bad field is reported at once. */
+static enum sfs_status check_update(const struct sfs_file *f,
 				    const struct sfs_file_update *u,
-				    struct sfs_err *e)
+				    struct sfs_buf *path, struct sfs_err *e)
 {
-	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	enum sfs_status ret = SFS_OK;
-	int64_t ns = sfs_now_ns(), now = ns / 1000000;
-	struct db_stmt *st;
 
 	if (f->deleted)
 		return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
@@ -882,7 +880,7 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 	    description_check(u->description, e))
 		ret = SFS_INVALID;
 	if ((u->set & SFS_UPD_PATH) &&
-	    sfs_vpath_norm(u->path ? u->path : "", "path", &path, e))
+	    sfs_vpath_norm(u->path ? u->path : "", "path", path, e))
 		ret = SFS_INVALID;
 	if ((u->set & SFS_UPD_METADATA) &&
 	    sfs_metadata_check(u->metadata, "metadata", e))
@@ -893,122 +891,125 @@ static enum sfs_status apply_update(struct db *d, const struct sfs_actor *a,
 	    u->publish != SFS_PUBLISH_INTERNAL)
 		ret = sfs_err_field(e, "publishMode", "invalid",
 				    "must be PRIVATE or INTERNAL");
-	if (ret)
-		goto out;
-	if ((u->set & SFS_UPD_PUBLISH) && f->perm != SFS_PERM_OWNER &&
-	    u->publish != f->publish) {
+	if (!ret && (u->set & SFS_UPD_PUBLISH) && f->perm != SFS_PERM_OWNER &&
+	    u->publish != f->publish)
 		ret = sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
 			       "only the owner may change the publish mode");
+	return ret;
+}
+
+/* The text columns an update sets as given: one statement each. */
+static const struct {
+	unsigned bit;
+	size_t off; /* of the const char * in struct sfs_file_update */
+	const char *sql;
+} text_cols[] = {
+	{ SFS_UPD_NAME, offsetof(struct sfs_file_update, name),
+	  "UPDATE file SET name = ?2 WHERE id = ?1" },
+	{ SFS_UPD_FILENAME, offsetof(struct sfs_file_update, filename),
+	  "UPDATE file SET filename = ?2 WHERE id = ?1" },
+	{ SFS_UPD_DESCRIPTION, offsetof(struct sfs_file_update, description),
+	  "UPDATE file SET description = ?2 WHERE id = ?1" },
+	{ SFS_UPD_METADATA, offsetof(struct sfs_file_update, metadata),
+	  "UPDATE file SET metadata = ?2 WHERE id = ?1" },
+};
+
+static enum sfs_status set_text(struct db *d, const char *sql, int64_t ino,
+				const char *v, struct sfs_err *e)
+{
+	struct db_stmt *st = sfsi_db_prep(d, sql, e);
+
+	if (!st)
+		return e && e->status ? e->status : SFS_IO;
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, v);
+	return sfsi_db_run(st, e);
+}
+
+/* publishedAt is set the first time the file becomes INTERNAL. */
+static enum sfs_status set_publish(struct db *d, int64_t ino,
+				   enum sfs_publish p, int64_t now_ms,
+				   struct sfs_err *e)
+{
+	struct db_stmt *st;
+
+	st = sfsi_db_prep(d,
+			  "UPDATE file SET publish = ?2,"
+			  " published_at = CASE WHEN ?2 = 1 AND"
+			  " published_at IS NULL THEN ?3"
+			  " ELSE published_at END WHERE id = ?1",
+			  e);
+	if (!st)
+		return e && e->status ? e->status : SFS_IO;
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, p);
+	sfsi_db_bind_int(st, 3, now_ms);
+	return sfsi_db_run(st, e);
+}
+
+/* The file leaves its directory for `to` (arrival first: a shared
+ * ancestor must not vanish in between). */
+static enum sfs_status move_file(struct db *d, const struct sfs_file *f,
+				 const char *to, int64_t ns, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	ret = sfsi_dir_count(d, f->owner, to, 1, ns, e);
+	if (!ret)
+		ret = sfsi_dir_count(d, f->owner, f->path, -1, ns, e);
+	if (!ret)
+		ret = set_text(d, "UPDATE file SET dir = ?2 WHERE id = ?1",
+			       f->ino, to, e);
+	return ret;
+}
+
+static enum sfs_status apply_update(struct db *d, struct sfs_file *f,
+				    const struct sfs_file_update *u,
+				    struct sfs_err *e)
+{
+	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
+	int64_t ns = sfs_now_ns();
+	int moved, renamed;
+	enum sfs_status ret;
+	size_t i;
+
+	ret = check_update(f, u, &path, e);
+	for (i = 0; i < ARRAY_SIZE(text_cols) && !ret; i++)
+		if (u->set & text_cols[i].bit)
+			ret = set_text(d, text_cols[i].sql, f->ino,
+				       *(const char *const *)((const char *)u +
+							      text_cols[i].off),
+				       e);
+	if (ret)
 		goto out;
-	}
-	if (u->set & SFS_UPD_NAME) {
-		st = sfsi_db_prep(d, "UPDATE file SET name = ?2 WHERE id = ?1",
-				  e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_int(st, 1, f->ino);
-		sfsi_db_bind_text(st, 2, u->name);
-		if (sfsi_db_run(st, e))
-			goto io;
-	}
-	if (u->set & SFS_UPD_FILENAME) {
-		st = sfsi_db_prep(
-			d, "UPDATE file SET filename = ?2 WHERE id = ?1", e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_int(st, 1, f->ino);
-		sfsi_db_bind_text(st, 2, u->filename);
-		if (sfsi_db_run(st, e))
-			goto io;
-	}
-	if (u->set & SFS_UPD_DESCRIPTION) {
-		st = sfsi_db_prep(d,
-				  "UPDATE file SET description = ?2"
-				  " WHERE id = ?1",
-				  e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_int(st, 1, f->ino);
-		sfsi_db_bind_text(st, 2, u->description);
-		if (sfsi_db_run(st, e))
-			goto io;
-	}
-	if (u->set & SFS_UPD_METADATA) {
-		st = sfsi_db_prep(
-			d, "UPDATE file SET metadata = ?2 WHERE id = ?1", e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_int(st, 1, f->ino);
-		sfsi_db_bind_text(st, 2, u->metadata);
-		if (sfsi_db_run(st, e))
-			goto io;
-	}
-	if ((u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path)) {
-		/* arrival first: a shared ancestor must not vanish */
-		ret = sfsi_dir_count(d, f->owner, path.buf, 1, ns, e);
-		if (!ret)
-			ret = sfsi_dir_count(d, f->owner, f->path, -1, ns, e);
-		if (ret)
-			goto out;
-		st = sfsi_db_prep(d, "UPDATE file SET dir = ?2 WHERE id = ?1",
-				  e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_int(st, 1, f->ino);
-		sfsi_db_bind_text(st, 2, path.buf);
-		if (sfsi_db_run(st, e))
-			goto io;
-	}
-	if ((u->set & SFS_UPD_NO_SUFFIX) ||
-	    ((u->set & SFS_UPD_NAME) && strcmp(u->name, f->name)) ||
-	    ((u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path))) {
+	moved = (u->set & SFS_UPD_PATH) && strcmp(path.buf, f->path);
+	renamed = (u->set & SFS_UPD_NAME) && strcmp(u->name, f->name);
+	if (moved)
+		ret = move_file(d, f, path.buf, ns, e);
+	if (!ret && (moved || renamed || (u->set & SFS_UPD_NO_SUFFIX)))
 		ret = sfsi_file_arrive(d, f->ino, u->set & SFS_UPD_NO_SUFFIX,
 				       e);
-		if (ret)
-			goto out;
-	}
-	if (u->set & SFS_UPD_SUFFIX) {
+	if (!ret && (u->set & SFS_UPD_SUFFIX)) {
 		ret = sfsi_exec_ino(d,
 				    "UPDATE file SET entry_suffix = ?2"
 				    " WHERE id = ?1",
 				    f->ino, 1, e);
 		/* not a change of the file's metadata: ctime stays */
-		if (ret || u->set == SFS_UPD_SUFFIX)
+		if (u->set == SFS_UPD_SUFFIX)
 			goto out;
 	}
-	if (u->set & SFS_UPD_TAGS) {
+	if (!ret && (u->set & SFS_UPD_TAGS))
 		ret = set_tags(d, f->tenant, f->ino, u->tags, u->ntags, e);
-		if (ret)
-			goto out;
-	}
-	if (u->set & SFS_UPD_PUBLISH) {
-		st = sfsi_db_prep(d,
-				  "UPDATE file SET publish = ?2,"
-				  " published_at = CASE WHEN ?2 = 1 AND"
-				  " published_at IS NULL THEN ?3"
-				  " ELSE published_at END WHERE id = ?1",
-				  e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_int(st, 1, f->ino);
-		sfsi_db_bind_int(st, 2, u->publish);
-		sfsi_db_bind_int(st, 3, now);
-		if (sfsi_db_run(st, e))
-			goto io;
-	}
-	if (u->set & SFS_UPD_MTIME) {
+	if (!ret && (u->set & SFS_UPD_PUBLISH))
+		ret = set_publish(d, f->ino, u->publish, ns / 1000000, e);
+	if (!ret && (u->set & SFS_UPD_MTIME))
 		ret = sfsi_exec_ino(
 			d, "UPDATE file SET mtime_ns = ?2 WHERE id = ?1",
 			f->ino, u->mtime_ns, e);
-		if (ret)
-			goto out;
-	}
-	ret = sfsi_exec_ino(d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",
-			    f->ino, ns, e);
-	(void)a;
-	goto out;
-io:
-	ret = e && e->status ? e->status : SFS_IO;
+	if (!ret)
+		ret = sfsi_exec_ino(
+			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",
+			f->ino, ns, e);
 out:
 	sfs_buf_release(&path);
 	return ret;
@@ -1029,6 +1030,6 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 		return ret;
 	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
 	if (!ret)
-		ret = apply_update(d, a, &f, u, e);
+		ret = apply_update(d, &f, u, e);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
 }

@@ -12,6 +12,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 static char *dir; /* sources, shared by the tests */
@@ -20,20 +21,6 @@ struct env {
 	char *tmp;
 	struct sfs_store *s;
 };
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
 
 /* First line of a command's output into out; 0 on success. */
 static int capture(char *out, size_t size, const char *fmt, ...)
@@ -134,8 +121,8 @@ static enum sfs_status encode_file(struct env *v, const char *in,
 	ret = sfs_stage_finish(st, e);
 	if (ret != SFS_OK)
 		goto out;
-	if (mp3 &&
-	    run("cp /proc/%d/fd/%d '%s'", (int)getpid(), sfs_stage_fd(st), mp3))
+	if (mp3 && tfx_run("cp /proc/%d/fd/%d '%s'", (int)getpid(),
+			   sfs_stage_fd(st), mp3))
 		ret = SFS_IO;
 out:
 	sfs_stage_free(st);
@@ -256,12 +243,12 @@ static void check_encode(const char *name, const struct sfs_audio_opts *o,
 			p.duration, d);
 	CHECK(p.rate == want_rate);
 	CHECK(p.channels == want_channels);
-	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
+	CHECK(tfx_run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
 	/* no "more data after announced end", no resync, no error */
-	CHECK(run("mpg123 -t '%s' 2>&1 | grep -q -i -E "
-		  "'warning|error|frankenstein|skipped'",
-		  mp3) == 1);
-	CHECK(run("mpg123 -q -w '%s' '%s' 2>/dev/null", wav, mp3) == 0);
+	CHECK(tfx_run("mpg123 -t '%s' 2>&1 | grep -q -i -E "
+		      "'warning|error|frankenstein|skipped'",
+		      mp3) == 1);
+	CHECK(tfx_run("mpg123 -q -w '%s' '%s' 2>/dev/null", wav, mp3) == 0);
 	dec = soxi_duration(wav);
 	CHECK(fabs(dec - d) < 0.01);
 	if (fabs(dec - d) >= 0.01)
@@ -520,7 +507,7 @@ static void test_encode_truncated_wav(void)
 	CHECK(ffprobe(mp3, &p) == 0);
 	CHECK(p.duration >= 3.125 && p.duration < 3.125 + 0.1);
 	CHECK(tlen_ms(mp3) == 3125);
-	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
+	CHECK(tfx_run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
 	env_close(&v);
 }
 
@@ -540,7 +527,7 @@ static void test_encode_empty(void)
 	CHECK(!strcmp(p.format, "mp3"));
 	CHECK(p.duration >= 0 && p.duration < 0.1);
 	CHECK(tlen_ms(mp3) == 0);
-	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
+	CHECK(tfx_run("mpg123 -q -t '%s' 2>/dev/null", mp3) == 0);
 	env_close(&v);
 }
 
@@ -631,29 +618,31 @@ static int make_sources(void)
 		snprintf(path, sizeof(path), "%s/%s", dir, magic[i].name);
 		write_file(path, magic[i].data, magic[i].len);
 	}
-	if (run("cd '%s' && espeak-ng -w e.wav '%s' && "
-		"sox e.wav -r 16000 w16.wav && "
-		"sox e.wav -r 44100 -c 2 w44s.wav && "
-		"sox e.wav s.flac && sox e.wav s.ogg && sox e.wav s.aiff && "
-		"sox e.wav s.caf && lame --quiet -b 64 e.wav s.mp3 && "
-		"ffmpeg -v error -i e.wav -c:a libopus s.opus",
-		dir, text))
+	if (tfx_run("cd '%s' && espeak-ng -w e.wav '%s' && "
+		    "sox e.wav -r 16000 w16.wav && "
+		    "sox e.wav -r 44100 -c 2 w44s.wav && "
+		    "sox e.wav s.flac && sox e.wav s.ogg && sox e.wav s.aiff "
+		    "&& "
+		    "sox e.wav s.caf && lame --quiet -b 64 e.wav s.mp3 && "
+		    "ffmpeg -v error -i e.wav -c:a libopus s.opus",
+		    dir, text))
 		return -1;
 	/*
 	 * garbage over the middle of a FLAC's and an MP3's frames, after a
 	 * RIFF/WAVE header, and a WAV cut in the middle of its data
 	 */
-	if (run("cd '%s' && cp s.flac bad.flac && cp s.mp3 bad.mp3 && "
-		"head -c 20000 /dev/zero | tr '\\0' A | "
-		"dd of=bad.flac bs=1 seek=20000 conv=notrunc status=none && "
-		"head -c 5000 /dev/zero | tr '\\0' A | "
-		"dd of=bad.mp3 bs=1 seek=8000 "
-		"conv=notrunc status=none && "
-		"(printf 'RIFF\\044\\200\\0\\0WAVE' && "
-		"head -c 5000 /dev/urandom) > bad.wav && "
-		"head -c 100044 w16.wav > cut.wav && "
-		"sox -n -r 16000 -c 1 -b 16 z.wav trim 0 0",
-		dir))
+	if (tfx_run("cd '%s' && cp s.flac bad.flac && cp s.mp3 bad.mp3 && "
+		    "head -c 20000 /dev/zero | tr '\\0' A | "
+		    "dd of=bad.flac bs=1 seek=20000 conv=notrunc status=none "
+		    "&& "
+		    "head -c 5000 /dev/zero | tr '\\0' A | "
+		    "dd of=bad.mp3 bs=1 seek=8000 "
+		    "conv=notrunc status=none && "
+		    "(printf 'RIFF\\044\\200\\0\\0WAVE' && "
+		    "head -c 5000 /dev/urandom) > bad.wav && "
+		    "head -c 100044 w16.wav > cut.wav && "
+		    "sox -n -r 16000 -c 1 -b 16 z.wav trim 0 0",
+		    dir))
 		return -1;
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "speechfs/token.h"
 #include "speechfs/util.h"
 #include "store_i.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 struct fx {
@@ -29,19 +30,12 @@ struct fx {
 /* A fresh store with one tenant and one user; 0 on success. */
 static int fx_open(struct fx *f)
 {
-	struct sfs_err e;
-
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "acme", 0, 0, f->tenant, &e) ||
-	    sfs_user_create(f->s, f->tenant, "ann", -1, f->user, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
-		sfs_store_close(f->s);
-		th_rmrf(f->dir);
-		memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, NULL))
+		return -1;
+	if (tfx_tenant(f->s, "acme", 0, 0, f->tenant) ||
+	    tfx_user(f->s, f->tenant, "ann", f->user, NULL)) {
+		tfx_store_close(&f->dir, &f->s);
 		return -1;
 	}
 	return 0;
@@ -49,10 +43,7 @@ static int fx_open(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
-	f->s = NULL;
-	f->dir = NULL;
+	tfx_store_close(&f->dir, &f->s);
 }
 
 static int has_field(const struct sfs_err *e, const char *field)

@@ -27,6 +27,7 @@
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "store_i.h"
+#include "fixture.h"
 #include "testhelp.h"
 #include "testjob.h"
 #include "util_i.h"
@@ -57,20 +58,14 @@ static int fx_actors(struct fx *f)
 
 static int fx_open(struct fx *f)
 {
-	struct sfs_err e;
-
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "one", 0, 0, f->t1, &e) ||
-	    sfs_tenant_create(f->s, "two", 0, 0, f->t2, &e) ||
-	    sfs_user_create(f->s, f->t1, "alice", -1, f->u1, &e) ||
-	    sfs_user_create(f->s, f->t2, "xavier", -1, f->u2, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
+	if (tfx_store(&f->dir, &f->s, NULL))
 		return -1;
-	}
+	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
+	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
+	    tfx_user(f->s, f->t1, "alice", f->u1, NULL) ||
+	    tfx_user(f->s, f->t2, "xavier", f->u2, NULL))
+		return -1;
 	return fx_actors(f);
 }
 
@@ -90,10 +85,7 @@ static int fx_reopen(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
-	f->dir = NULL;
-	f->s = NULL;
+	tfx_store_close(&f->dir, &f->s);
 }
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
@@ -256,22 +248,6 @@ static int sql(struct sfs_store *s, const char *text)
 	ret = sfsi_db_exec(d, text, NULL) ? -1 : 0;
 	sfsi_db_put(d);
 	return ret;
-}
-
-static int64_t sql_int(struct sfs_store *s, const char *text)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t v = -1;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -1;
-	q = sfsi_db_prep_dyn(d, text, NULL);
-	if (q && sfsi_db_step(q, NULL) == 1)
-		v = sfsi_db_col_int(q, 0);
-	sfsi_db_finalize(q);
-	sfsi_db_put(d);
-	return v;
 }
 
 static int read_file(struct sfs_store *s, const struct sfs_actor *a,
@@ -1053,7 +1029,7 @@ static int rows_without_blob(struct fx *f)
 
 static int64_t file_rows(struct fx *f)
 {
-	return sql_int(f->s, "SELECT count(*) FROM file");
+	return tfx_sql_int(f->s, "SELECT count(*) FROM file");
 }
 
 /* In a child: open the store, upload (seed, n) with SFS_CRASH_AT set. */
@@ -1575,10 +1551,10 @@ static void test_fsck_many(void)
 	CHECK(r.missing_files == removed && r.blobs_checked == 700);
 	CHECK(fsck_lines(f.s, 1, &r) == 2 * removed);
 	CHECK(r.repaired == removed);
-	CHECK(sql_int(f.s,
-		      "SELECT count(*) FROM file WHERE is_discarded = 1") ==
+	CHECK(tfx_sql_int(f.s,
+			  "SELECT count(*) FROM file WHERE is_discarded = 1") ==
 	      removed);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 700);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 700);
 	CHECK(fsck_lines(f.s, 0, &r) == 0);
 	CHECK(r.blobs_checked == 700 - removed);
 	fx_close(&f);

@@ -12,6 +12,7 @@
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "fixture.h"
 #include "testhelp.h"
 #include "util_i.h"
 
@@ -24,29 +25,19 @@ struct fx {
 
 static int fx_open(struct fx *f)
 {
-	struct sfs_err e;
-
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "one", 0, 0, f->t1, &e) ||
-	    sfs_user_create(f->s, f->t1, "alice", -1, f->ua, &e) ||
-	    sfs_user_create(f->s, f->t1, "bob", -1, f->ub, &e) ||
-	    sfs_auth_user(f->s, f->ua, SFS_SCOPE_ALL, &f->a, &e) ||
-	    sfs_auth_user(f->s, f->ub, SFS_SCOPE_ALL, &f->b, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
+	if (tfx_store(&f->dir, &f->s, NULL))
 		return -1;
-	}
-	return 0;
+	return tfx_tenant(f->s, "one", 0, 0, f->t1) ||
+			       tfx_user(f->s, f->t1, "alice", f->ua, &f->a) ||
+			       tfx_user(f->s, f->t1, "bob", f->ub, &f->b)
+		       ? -1
+		       : 0;
 }
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
-	f->dir = NULL;
+	tfx_store_close(&f->dir, &f->s);
 }
 
 static enum sfs_status mk(struct fx *f, const char *path, char *id)

@@ -21,6 +21,7 @@
 #include "speechfs/share.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "fixture.h"
 #include "testhelp.h"
 #include "testjob.h"
 #include "util_i.h"
@@ -47,30 +48,20 @@ struct fx {
 static int fx_open_q(struct fx *f, int64_t max_bytes, int64_t max_files)
 {
 	struct sfs_config cfg;
-	struct sfs_err e;
 
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
 	sfs_config_init(&cfg);
 	cfg.retention_seconds = RETENTION;
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, &cfg, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "one", max_bytes, max_files, f->t1, &e) ||
-	    sfs_tenant_create(f->s, "two", 0, 0, f->t2, &e) ||
-	    sfs_user_create(f->s, f->t1, "alice", -1, f->ua, &e) ||
-	    sfs_user_create(f->s, f->t1, "bob", -1, f->ub, &e) ||
-	    sfs_user_create(f->s, f->t1, "carol", -1, f->uc, &e) ||
-	    sfs_user_create(f->s, f->t1, "dave", -1, f->ud, &e) ||
-	    sfs_user_create(f->s, f->t2, "xavier", -1, f->ux, &e) ||
-	    sfs_auth_user(f->s, f->ua, SFS_SCOPE_ALL, &f->a, &e) ||
-	    sfs_auth_user(f->s, f->ub, SFS_SCOPE_ALL, &f->b, &e) ||
-	    sfs_auth_user(f->s, f->uc, SFS_SCOPE_ALL, &f->c, &e) ||
-	    sfs_auth_user(f->s, f->ud, SFS_SCOPE_ALL, &f->d, &e) ||
-	    sfs_auth_user(f->s, f->ux, SFS_SCOPE_ALL, &f->x, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
+	if (tfx_store(&f->dir, &f->s, &cfg))
 		return -1;
-	}
+	if (tfx_tenant(f->s, "one", max_bytes, max_files, f->t1) ||
+	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
+	    tfx_user(f->s, f->t1, "alice", f->ua, &f->a) ||
+	    tfx_user(f->s, f->t1, "bob", f->ub, &f->b) ||
+	    tfx_user(f->s, f->t1, "carol", f->uc, &f->c) ||
+	    tfx_user(f->s, f->t1, "dave", f->ud, &f->d) ||
+	    tfx_user(f->s, f->t2, "xavier", f->ux, &f->x))
+		return -1;
 	return 0;
 }
 
@@ -81,9 +72,7 @@ static int fx_open(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
-	f->dir = NULL;
+	tfx_store_close(&f->dir, &f->s);
 	sfs_set_clock_offset_ms(0);
 }
 
@@ -184,22 +173,6 @@ static int64_t blob_refs(struct fx *f, const char *sha)
 	}
 	sfsi_db_put(d);
 	return refs;
-}
-
-static int64_t sql_int(struct sfs_store *s, const char *text)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t v = -1;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -1;
-	q = sfsi_db_prep_dyn(d, text, NULL);
-	if (q && sfsi_db_step(q, NULL) == 1)
-		v = sfsi_db_col_int(q, 0);
-	sfsi_db_finalize(q);
-	sfsi_db_put(d);
-	return v;
 }
 
 static struct sfs_tenant_info tenant(struct fx *f)
@@ -416,7 +389,7 @@ static void test_create_import(void)
 	st = stage_of(f.s, "new", 3);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, NULL, NULL),
 		 SFS_NOT_READY);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
 
 	/* the import completes: content, and the listening job queued */
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_IMPORT, out.ino, &job), SFS_OK);
@@ -530,7 +503,7 @@ static void test_import_cancelled_by_delete(void)
 	CHECK(out.ingestion == SFS_JS_FAILED);
 	CHECK(out.size == -1);
 	sfs_file_release(&out);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 0);
 	CHECK(fsck_clean(&f));
 	fx_close(&f);
 }
@@ -610,7 +583,7 @@ static void test_validation(void)
 	sp.metadata = "{}";
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
 	/* nothing was made by the failures */
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
 	CHECK(tenant(&f).used_files == 1);
 
 	/* the checkers on their own */
@@ -641,7 +614,7 @@ static void test_lazy_create(void)
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
 	CHECK(out.size == 0 && !strcmp(out.sha256, EMPTY_SHA));
 	/* every pooled connection syncs fully again (2 = FULL) */
-	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	CHECK(tfx_sql_int(f.s, "PRAGMA synchronous") == 2);
 	/* another handle (another process) sees it at once */
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
 	CHECK_ST(sfs_file_get(s2, &f.a, out.id, &g, NULL), SFS_OK);
@@ -658,8 +631,8 @@ static void test_lazy_create(void)
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
 		 SFS_INVALID);
 	sp.uri = NULL;
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
-	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "PRAGMA synchronous") == 2);
 
 	/* sync: owner and EDIT; VIEW may not; another tenant sees nothing */
 	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, NULL), SFS_OK);
@@ -706,8 +679,8 @@ static void test_lazy_create(void)
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_QUOTA);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 1);
-	CHECK(sql_int(f.s, "PRAGMA synchronous") == 2);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "PRAGMA synchronous") == 2);
 	fx_close(&f);
 }
 
@@ -773,7 +746,7 @@ static void test_create_many(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, NULL), SFS_OK);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/m/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 3);
 	CHECK(tenant(&f).used_files == 3);
@@ -781,7 +754,7 @@ static void test_create_many(void)
 	specs[1].path = "bad";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create_many(f.s, &f.a, specs, 3, &e), SFS_INVALID);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
 	CHECK(tenant(&f).used_files == 3);
 	f.a.scopes = SFS_SCOPE_READ;
 	specs[1].path = "/m/";
@@ -1337,7 +1310,7 @@ static void test_set_content(void)
 	sfs_stage_free(st);
 	sfs_file_release(&v1);
 	CHECK(fsck_clean(&f));
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 1);
 	fx_close(&f);
 }
 
@@ -1463,7 +1436,7 @@ static void test_listening_purge(void)
 			 "SELECT count(*) FROM job WHERE"
 			 " file_id = %lld AND state IN (1, 2)",
 			 (long long)g.ino);
-		CHECK(sql_int(f.s, q) == 0);
+		CHECK(tfx_sql_int(f.s, q) == 0);
 	}
 	sfs_file_release(&g);
 	CHECK(fsck_clean(&f));
@@ -1544,10 +1517,11 @@ static void test_janitor_many(void)
 		sfsi_db_put(d);
 	}
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE is_purged = 1") ==
+	CHECK(tfx_sql_int(f.s,
+			  "SELECT count(*) FROM file WHERE is_purged = 1") ==
 	      150);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file WHERE la_purged = 0"
-			   " AND la_deleted = 1") == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file WHERE la_purged = 0"
+			       " AND la_deleted = 1") == 0);
 	CHECK(tenant(&f).used_files == 1);
 	fx_close(&f);
 }
@@ -1710,11 +1684,11 @@ static void test_two_handles(void)
 	for (i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	CHECK(w[0].failed == 0 && w[1].failed == 0);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM file") == 80);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 80);
 	CHECK(tenant(&f).used_files == 80);
 	/* 20 common contents shared by both, 20 + 20 of their own */
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") == 60);
-	CHECK(sql_int(f.s, "SELECT sum(refs) FROM blob") == 80);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 60);
+	CHECK(tfx_sql_int(f.s, "SELECT sum(refs) FROM blob") == 80);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 80);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/t0/", &di, NULL), SFS_OK);
@@ -1808,9 +1782,9 @@ static void test_contention(void)
 	CHECK(blob_refs(&f, g.sha256) >= 1);
 	sfs_file_release(&g);
 	CHECK(tenant(&f).used_files == 2);
-	CHECK(sql_int(f.s, "SELECT count(*) FROM blob") <= 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") <= 3);
 	CHECK(tenant(&f).used_bytes ==
-	      sql_int(f.s, "SELECT sum(size) FROM blob"));
+	      tfx_sql_int(f.s, "SELECT sum(size) FROM blob"));
 	CHECK(fsck_clean(&f));
 	{
 		struct sfs_dir_info di;

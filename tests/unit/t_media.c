@@ -20,6 +20,7 @@
 #include "speechfs/job.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 static char *srcdir; /* audio made once for all tests */
@@ -32,20 +33,6 @@ struct env {
 	struct sfs_actor a;
 	struct sfs_config cfg;
 };
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
 
 static double probe_duration(const char *path)
 {
@@ -188,7 +175,7 @@ static void check_mp3(struct env *v, const char *id, double want)
 	if (!(got > 0 && fabs(got - want) < 0.1))
 		fprintf(stderr, "  mp3 duration %.3f, source %.3f\n", got,
 			want);
-	CHECK(run("mpg123 -q -t '%s' 2>/dev/null", path) == 0);
+	CHECK(tfx_run("mpg123 -q -t '%s' 2>/dev/null", path) == 0);
 }
 
 static void t_upload_gets_listening_audio(void)
@@ -322,8 +309,9 @@ static void t_twenty_minutes(void)
 	sfs_file_init(&f);
 	REQUIRE(env_open(&v, 1) == 0);
 	snprintf(path, sizeof(path), "%s/long.wav", srcdir);
-	REQUIRE(run("sox '%s/speech.wav' -r 16000 '%s' repeat - trim 0 1200",
-		    srcdir, path) == 0);
+	REQUIRE(tfx_run("sox '%s/speech.wav' -r 16000 '%s' repeat - trim 0 "
+			"1200",
+			srcdir, path) == 0);
 	REQUIRE(upload(&v, path, "long.wav", 1, &f) == 0);
 	CHECK(fabs(f.duration - 1200.0) < 0.01);
 	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
@@ -369,8 +357,8 @@ static int start_http(void)
 		_exit(127);
 	}
 	for (i = 0; i < 100; i++) {
-		if (run("curl -s -o /dev/null http://127.0.0.1:%d/",
-			http_port) == 0)
+		if (tfx_run("curl -s -o /dev/null http://127.0.0.1:%d/",
+			    http_port) == 0)
 			return 0;
 		usleep(100 * 1000);
 	}
@@ -456,11 +444,11 @@ static void t_import_failures(void)
 int main(void)
 {
 	srcdir = th_tmpdir();
-	if (run("espeak-ng -s 160 -w '%s/speech.wav' 'This is a test of the"
-		" listening audio of speech f s. It has a few sentences so"
-		" that the recording lasts for a few seconds.'",
-		srcdir) ||
-	    run("echo 'plain text, not audio' > '%s/notes.txt'", srcdir)) {
+	if (tfx_run("espeak-ng -s 160 -w '%s/speech.wav' 'This is a test of the"
+		    " listening audio of speech f s. It has a few sentences so"
+		    " that the recording lasts for a few seconds.'",
+		    srcdir) ||
+	    tfx_run("echo 'plain text, not audio' > '%s/notes.txt'", srcdir)) {
 		fprintf(stderr, "cannot make test audio\n");
 		return 2;
 	}

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include "db_i.h"
+#include "fixture.h"
 #include "speechfs/auth.h"
 #include "speechfs/log.h"
 #include "speechfs/people.h"
@@ -26,31 +27,24 @@ struct fx {
 /* Tenants acme (ann, Bob) and other (cid). */
 static int fx_open(struct fx *f)
 {
-	struct sfs_err e;
-
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "acme", 0, 0, f->t1, &e) ||
-	    sfs_tenant_create(f->s, "other", 10, 0, f->t2, &e) ||
-	    sfs_user_create(f->s, f->t1, "ann", -1, f->ann, &e) ||
-	    sfs_user_create(f->s, f->t1, "Bob", 0, f->bob, &e) ||
-	    sfs_user_create(f->s, f->t2, "cid", -1, f->cid, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
-		sfs_store_close(f->s);
-		th_rmrf(f->dir);
-		memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, NULL))
+		return -1;
+	if (tfx_tenant(f->s, "acme", 0, 0, f->t1) ||
+	    tfx_tenant(f->s, "other", 10, 0, f->t2) ||
+	    tfx_user(f->s, f->t1, "ann", f->ann, NULL) ||
+	    tfx_user(f->s, f->t1, "Bob", f->bob, NULL) ||
+	    tfx_user(f->s, f->t2, "cid", f->cid, NULL)) {
+		tfx_store_close(&f->dir, &f->s);
 		return -1;
 	}
-	return 0;
+	/* Bob downloads unlimited */
+	return sfs_user_set_rate(f->s, f->bob, 0, NULL) ? -1 : 0;
 }
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
+	tfx_store_close(&f->dir, &f->s);
 }
 
 /* Collect what a listing gives, as "a,b,c". */

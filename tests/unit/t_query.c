@@ -14,6 +14,7 @@
 #include "speechfs/query.h"
 #include "speechfs/share.h"
 #include "speechfs/store.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -27,28 +28,16 @@ struct fx {
 
 static int fx_open(struct fx *f)
 {
-	char u[SFS_ID_SIZE];
-	struct sfs_err e;
-
 	memset(f, 0, sizeof(*f));
-	sfs_err_init(&e);
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, &e) ||
-	    sfs_store_open(f->dir, NULL, &f->s, &e) ||
-	    sfs_tenant_create(f->s, "acme", 0, 0, f->tenant, &e) ||
-	    sfs_tenant_create(f->s, "other", 0, 0, f->tenant2, &e) ||
-	    sfs_user_create(f->s, f->tenant, "ann", -1, u, &e) ||
-	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->ann, &e) ||
-	    sfs_user_create(f->s, f->tenant, "bob", -1, u, &e) ||
-	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->bob, &e) ||
-	    sfs_user_create(f->s, f->tenant, "cat", -1, u, &e) ||
-	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->cat, &e) ||
-	    sfs_user_create(f->s, f->tenant2, "zed", -1, u, &e) ||
-	    sfs_auth_user(f->s, u, SFS_SCOPE_ALL, &f->zed, &e)) {
-		fprintf(stderr, "fixture: %s\n", e.message);
-		sfs_store_close(f->s);
-		th_rmrf(f->dir);
-		memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, NULL))
+		return -1;
+	if (tfx_tenant(f->s, "acme", 0, 0, f->tenant) ||
+	    tfx_tenant(f->s, "other", 0, 0, f->tenant2) ||
+	    tfx_user(f->s, f->tenant, "ann", NULL, &f->ann) ||
+	    tfx_user(f->s, f->tenant, "bob", NULL, &f->bob) ||
+	    tfx_user(f->s, f->tenant, "cat", NULL, &f->cat) ||
+	    tfx_user(f->s, f->tenant2, "zed", NULL, &f->zed)) {
+		tfx_store_close(&f->dir, &f->s);
 		return -1;
 	}
 	return 0;
@@ -56,8 +45,7 @@ static int fx_open(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
+	tfx_store_close(&f->dir, &f->s);
 	memset(f, 0, sizeof(*f));
 }
 

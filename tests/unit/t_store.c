@@ -14,24 +14,9 @@
 #include "speechfs/log.h"
 #include "speechfs/store.h"
 #include "speechfs/token.h"
+#include "fixture.h"
 #include "testhelp.h"
 #include "util_i.h"
-
-static int64_t sql_int(struct sfs_store *s, const char *text)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t v = -1;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -1;
-	q = sfsi_db_prep_dyn(d, text, NULL);
-	if (q && sfsi_db_step(q, NULL) == 1)
-		v = sfsi_db_col_int(q, 0);
-	sfsi_db_finalize(q);
-	sfsi_db_put(d);
-	return v;
-}
 
 static void test_init_open(void)
 {
@@ -56,10 +41,10 @@ static void test_init_open(void)
 	CHECK(e.message[0] != '\0');
 
 	REQUIRE_ST(sfs_store_open(sub, NULL, &s, NULL), SFS_OK);
-	CHECK(sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
-	CHECK(sql_int(s, "PRAGMA foreign_keys") == 1);
-	CHECK(sql_int(s, "SELECT count(*) FROM pragma_journal_mode"
-			 " WHERE journal_mode = 'wal'") == 1);
+	CHECK(tfx_sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(s, "PRAGMA foreign_keys") == 1);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM pragma_journal_mode"
+			     " WHERE journal_mode = 'wal'") == 1);
 	/* the directory is canonical */
 	CHECK(sfs_store_dir(s)[0] == '/');
 	CHECK(strstr(sfs_store_dir(s), "/deep/store") != NULL);
@@ -112,9 +97,9 @@ static void test_migrate_v1(void)
 	sfs_store_close(s);
 	s = NULL;
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
-	CHECK(sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
-	CHECK(sql_int(s, "SELECT count(*) FROM pragma_table_info('file')"
-			 " WHERE name = 'entry_suffix'") == 1);
+	CHECK(tfx_sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM pragma_table_info('file')"
+			     " WHERE name = 'entry_suffix'") == 1);
 	sfs_store_close(s);
 	th_rmrf(dir);
 }
@@ -241,7 +226,7 @@ static void test_config_applies(void)
 	/* the handle keeps its own copy */
 	c.retention_seconds = 5;
 	CHECK(sfs_store_config(s)->retention_seconds == 120);
-	CHECK(sql_int(s, "PRAGMA synchronous") == 1);
+	CHECK(tfx_sql_int(s, "PRAGMA synchronous") == 1);
 	REQUIRE_ST(sfs_tenant_create(s, "t", 0, 0, t, NULL), SFS_OK);
 	REQUIRE_ST(sfs_user_create(s, t, "u", -1, u, NULL), SFS_OK);
 	REQUIRE_ST(sfs_auth_user(s, u, SFS_SCOPE_ALL, &a, NULL), SFS_OK);

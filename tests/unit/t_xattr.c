@@ -8,6 +8,7 @@
 #include "speechfs/share.h"
 #include "speechfs/store.h"
 #include "speechfs/xattr.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 struct fx {
@@ -16,15 +17,6 @@ struct fx {
 	struct sfs_actor owner, viewer, editor, stranger;
 	char id[SFS_ID_SIZE];
 };
-
-static int actor(struct fx *f, const char *tenant, const char *name,
-		 struct sfs_actor *a)
-{
-	char uid[SFS_ID_SIZE];
-
-	return sfs_user_create(f->s, tenant, name, -1, uid, NULL) ||
-	       sfs_auth_user(f->s, uid, SFS_SCOPE_ALL, a, NULL);
-}
 
 static int fx_open(struct fx *f)
 {
@@ -35,15 +27,14 @@ static int fx_open(struct fx *f)
 	int created;
 
 	memset(f, 0, sizeof(*f));
-	f->dir = th_tmpdir();
-	if (sfs_store_init(f->dir, NULL) ||
-	    sfs_store_open(f->dir, NULL, &f->s, NULL) ||
-	    sfs_tenant_create(f->s, "t1", 0, 0, t1, NULL) ||
-	    sfs_tenant_create(f->s, "t2", 0, 0, t2, NULL) ||
-	    actor(f, t1, "owner", &f->owner) ||
-	    actor(f, t1, "viewer", &f->viewer) ||
-	    actor(f, t1, "editor", &f->editor) ||
-	    actor(f, t2, "stranger", &f->stranger))
+	if (tfx_store(&f->dir, &f->s, NULL))
+		return -1;
+	if (tfx_tenant(f->s, "t1", 0, 0, t1) ||
+	    tfx_tenant(f->s, "t2", 0, 0, t2) ||
+	    tfx_user(f->s, t1, "owner", NULL, &f->owner) ||
+	    tfx_user(f->s, t1, "viewer", NULL, &f->viewer) ||
+	    tfx_user(f->s, t1, "editor", NULL, &f->editor) ||
+	    tfx_user(f->s, t2, "stranger", NULL, &f->stranger))
 		return -1;
 	if (sfs_file_create(f->s, &f->owner, &sp, NULL, &out, NULL))
 		return -1;
@@ -59,8 +50,7 @@ static int fx_open(struct fx *f)
 
 static void fx_close(struct fx *f)
 {
-	sfs_store_close(f->s);
-	th_rmrf(f->dir);
+	tfx_store_close(&f->dir, &f->s);
 }
 
 static void test_set_get_list_remove(void)

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static int th_passed, th_failed, th_cur_failed;
-static const char *th_name;
+static int th_passed __attribute__((unused));
+static int th_failed __attribute__((unused));
+static int th_cur_failed __attribute__((unused));
+static const char *th_name __attribute__((unused));
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \
