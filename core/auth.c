@@ -488,9 +488,8 @@ static enum sfs_status name_taken(const char *name, struct sfs_err *e)
 			name);
 }
 
-/* SFS_OK when the tenant exists, else SFS_NOT_FOUND with a message. */
-static enum sfs_status tenant_has(struct db *d, const char *uuid,
-				  struct sfs_err *e)
+enum sfs_status sfsi_tenant_exists(struct db *d, const char *uuid,
+				   struct sfs_err *e)
 {
 	struct db_stmt *st;
 	int rc;
@@ -558,7 +557,7 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	if (ret)
 		goto out;
 	if (sfsi_db_changes(d) == 0) {
-		ret = tenant_has(d, tenant, e);
+		ret = sfsi_tenant_exists(d, tenant, e);
 		if (!ret)
 			ret = name_taken(name, e);
 		goto out;

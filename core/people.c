@@ -56,21 +56,6 @@ static enum sfs_status each_row(struct db_stmt *st,
 	return ret;
 }
 
-/* 1 when a tenant with this (normalised) uuid exists, 0 not, -1 error. */
-static int tenant_exists(struct db *d, const char *uuid, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	int rc;
-
-	st = sfsi_db_prep(d, "SELECT 1 FROM tenant WHERE uuid = ?1", e);
-	if (!st)
-		return -1;
-	sfsi_db_bind_text(st, 1, uuid);
-	rc = sfsi_db_step(st, e);
-	sfsi_db_reset(st);
-	return rc;
-}
-
 /* ---- tenants ------------------------------------------------------------ */
 
 struct tenant_cb {
@@ -147,7 +132,6 @@ enum sfs_status sfs_user_list(struct sfs_store *s, const char *tenant_id,
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
-	int rc;
 
 	if (tenant_id && sfsi_uuid_norm(tenant_id, tenant))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
@@ -156,14 +140,9 @@ enum sfs_status sfs_user_list(struct sfs_store *s, const char *tenant_id,
 	if (ret)
 		goto out;
 	if (tenant_id) {
-		rc = tenant_exists(d, tenant, e);
-		if (rc <= 0) {
-			ret = rc < 0 ? db_status(e)
-				     : sfs_errf(e, SFS_NOT_FOUND,
-						SFS_R_TENANT_NOT_FOUND,
-						"no tenant '%s'", tenant);
+		ret = sfsi_tenant_exists(d, tenant, e);
+		if (ret)
 			goto out;
-		}
 	}
 	st = sfsi_db_prep(d,
 			  "SELECT " USER_COLS USER_FROM

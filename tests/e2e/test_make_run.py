@@ -6,7 +6,6 @@ it; Ctrl-C stops everything and make exits 0; the next start with
 another port rewrites var/demo.env; a daemon that dies takes the demo
 down with status 1."""
 import os
-import pathlib
 import pty
 import re
 import select
@@ -189,15 +188,8 @@ def test_make_run_on_a_terminal(tree, tmp_path):
 
     # the next start, on another port: demo.env follows
     port = free_port()
-    log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=tree,
-                            stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port),
-                                          B="build"))
+    proc, log = start_script(tree, tmp_path, port)
     try:
-        assert eventually(lambda: "Ctrl-C stops both." in read(log) or
-                          proc.poll() is not None, 60), read(log)
         assert proc.poll() is None, read(log)
         assert "A demo store was made" not in read(log)
         env2 = demo_env(tree)
@@ -216,16 +208,8 @@ def test_make_run_on_a_terminal(tree, tmp_path):
 
 
 def test_a_daemon_that_dies_stops_the_demo(tree, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=tree,
-                            stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port),
-                                          B="build"))
+    proc, log = start_script(tree, tmp_path, free_port())
     try:
-        assert eventually(lambda: "Ctrl-C stops both." in read(log) or
-                          proc.poll() is not None, 60), read(log)
         pids = run(["pgrep", "-g", str(proc.pid), "-x", "speechfsd"])
         (pid,) = pids.stdout.split()
         os.kill(int(pid), signal.SIGKILL)
@@ -239,6 +223,20 @@ def test_a_daemon_that_dies_stops_the_demo(tree, tmp_path):
     assert "stopped." in read(log)
     assert str(tree / "mnt") not in mounts()
     assert not (tree / "var/demo.run").exists()
+
+
+def start_script(tree, tmp_path, port):
+    """packaging/run-demo.sh as make runs it, without a terminal, in a
+    process group of its own; (process, log) once it is up or ended."""
+    log = open(tmp_path / "run.log", "w+")
+    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=tree,
+                            stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            env=clean_env(SPEECHFS_PORT=str(port),
+                                          B="build"))
+    assert eventually(lambda: "Ctrl-C stops both." in read(log) or
+                      proc.poll() is not None, 60), read(log)
+    return proc, log
 
 
 def interrupt(proc, mnt, log):
