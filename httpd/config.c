@@ -35,6 +35,8 @@ static void opts_init(struct httpd_opts *o)
 	o->max_header_bytes = 16384;
 	o->auth_fail_rps = 1;
 	o->auth_fail_burst = 30;
+	o->head_timeout_s = 10;
+	o->min_body_rate = 1024;
 }
 
 void httpd_config_init(struct httpd_config *c)
@@ -62,6 +64,11 @@ void httpd_config_init(struct httpd_config *c)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.request_head_timeout    seconds a request head may take (from
+ *                                its first byte; a new connection's
+ *                                from the accept)
+ *   http.min_body_rate           bytes per second a body must average
+ *                                after its first request_head_timeout
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)
@@ -95,6 +102,8 @@ static const struct {
 	K("http.shutdown_timeout", O_INT, shutdown_timeout_s, 0),
 	K("http.max_url_length", O_SIZE, max_url_len, 0),
 	K("http.max_header_bytes", O_SIZE, max_header_bytes, 0),
+	K("http.request_head_timeout", O_INT, head_timeout_s, 0),
+	K("http.min_body_rate", O_I64, min_body_rate, 0),
 	K("http.auth_failures_per_second", O_DBL, auth_fail_rps, 0),
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst, 0),
 #undef RUN

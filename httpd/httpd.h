@@ -23,6 +23,7 @@
 struct sfs_store;
 struct sfs_stage;
 struct route;
+struct conn;
 
 #define API_BASE "/api/v1/speech-services/files"
 
@@ -44,6 +45,8 @@ struct httpd_opts {
 	size_t max_header_bytes;
 	double auth_fail_rps; /* failed authentications per address */
 	double auth_fail_burst;
+	int head_timeout_s;    /* a request head, from its first byte */
+	int64_t min_body_rate; /* bytes/s a body averages after that */
 };
 
 /* Everything the configuration says: the file, then the command line. */
@@ -95,10 +98,13 @@ extern const char *const httpd_part_names[PART_MAX];
  */
 struct req {
 	struct MHD_Connection *conn;
+	struct conn *cn;      /* the guard's view of the connection (conn.h) */
 	char id[SFS_ID_SIZE]; /* X-Request-Id */
 	const char *method;   /* set on the first access call */
 	char *path;	      /* the raw path, not percent-decoded (owned) */
 	size_t uri_len;	      /* of the raw URI, query included */
+	int bad_uri;	      /* with spaces or control characters */
+	const char *version;  /* "HTTP/1.1" */
 	int begun;	      /* the first access call was made */
 	int64_t start_ns;
 	const struct route *route;
@@ -165,6 +171,8 @@ int httpd_route_count(void);
 const char *httpd_route_name(int idx);
 
 /* req.c */
+/* A fresh X-Request-Id (a version 4 UUID). */
+void httpd_request_id(char out[SFS_ID_SIZE]);
 /* The raw URI as the client sent it ("/path?query"); NULL without memory. */
 struct req *req_new(struct MHD_Connection *conn, const char *uri);
 void req_free(struct req *r);

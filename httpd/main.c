@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
+#include "conn.h"
 #include "httpd.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
@@ -218,14 +219,16 @@ static struct MHD_Daemon *start_mhd(const struct sockaddr_storage *ss, int v6)
 	return MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
-		ntohs(v6 ? sin6->sin6_port : sin->sin_port), NULL, NULL,
-		httpd_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+		ntohs(v6 ? sin6->sin6_port : sin->sin_port), conn_accept_policy,
+		NULL, httpd_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		NULL, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
 		MHD_OPTION_THREAD_POOL_SIZE,
 		(unsigned)(o->threads > 0 ? o->threads : 1),
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->conn_timeout_s,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->conn_limit,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip_limit,
+		/* the limits are the guard's (conn.c): it evicts, not refuses
+		 */
+		MHD_OPTION_CONNECTION_LIMIT, conn_mhd_limit(),
+		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
 		/*
 		 * libmicrohttpd zeroes the whole pool between the requests of
 		 * a connection: 256 KiB more for bodies cut upload syscalls
@@ -265,8 +268,8 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 		fatal("cannot open store '%s': %s\n", cfg->store, e.message);
 		return 1;
 	}
-	if (limits_init()) {
-		fatal("cannot start the timer\n");
+	if (limits_init() || conn_init()) {
+		fatal("cannot start the timers\n");
 		goto out;
 	}
 	g_httpd.mhd = start_mhd(ss, v6);
@@ -312,6 +315,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	sfs_debug("httpd", "drained");
 	rc = 0;
 out:
+	conn_stop();
 	limits_stop();
 	if (g_httpd.mhd)
 		MHD_stop_daemon(g_httpd.mhd);

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include "conn.h"
 #include "httpd.h"
 #include "speechfs/blob.h"
 #include "speechfs/banned.h"
@@ -60,7 +61,7 @@ static uint64_t rid_next(void)
 	return rid_s[1] + y;
 }
 
-static void request_id(char out[SFS_ID_SIZE])
+void httpd_request_id(char out[SFS_ID_SIZE])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
@@ -93,6 +94,9 @@ struct req *req_new(struct MHD_Connection *conn, const char *uri)
 	if (!uri || !*uri)
 		uri = "/";
 	r->uri_len = strlen(uri);
+	for (n = 0; n < r->uri_len; n++)
+		if ((unsigned char)uri[n] <= ' ' || uri[n] == 0x7f)
+			r->bad_uri = 1;
 	n = strcspn(uri, "?");
 	r->conn = conn;
 	r->method = "";
@@ -103,7 +107,10 @@ struct req *req_new(struct MHD_Connection *conn, const char *uri)
 	}
 	r->start_ns = mono_ns();
 	r->route_idx = -1;
-	request_id(r->id);
+	httpd_request_id(r->id);
+	r->cn = conn_of(conn);
+	if (r->cn)
+		memcpy(r->cn->rid, r->id, sizeof(r->id));
 	sfs_buf_init(&r->json, (size_t)g_httpd.opts.max_json_bytes);
 	for (i = 0; i < PART_MAX; i++)
 		sfs_buf_init(&r->parts[i], TEXT_PART_MAX);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "conn.h"
 #include "httpd.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
@@ -131,6 +132,11 @@ enum MHD_Result respond_queue(struct req *r, unsigned status,
 		MHD_add_response_header(resp, r->xh[i].name, r->xh[i].val);
 	r->responded = 1;
 	r->status = status;
+	if (r->cn) {
+		/* from here the bytes on the wire are ours (wire.c) */
+		r->cn->ours = 1;
+		conn_set_phase(r->cn, CONN_BUSY);
+	}
 	if (r->defer) {
 		/*
 		 * An answer found on the first call to a request without a

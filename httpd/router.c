@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "conn.h"
 #include "httpd.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
@@ -157,7 +158,35 @@ struct creds {
 	int keys, authz;   /* X-API-Key, Authorization headers */
 	int sig, exp, uid; /* signed URL arguments */
 	int nul;	   /* an argument with an embedded NUL */
+	int bad_header;	   /* a name that is not a token, a control byte */
 };
+
+/*
+ * RFC 9110 5.1 and 5.5: a field name is a token, a value has no control
+ * characters but HTAB. libmicrohttpd 0.9.75 takes "Name : v" and control
+ * bytes as they come; a proxy in front might not read them the same way.
+ */
+static int header_ok(const char *k, size_t klen, const char *v, size_t vlen)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	unsigned char ch;
+	size_t i;
+
+	if (!klen)
+		return 0;
+	for (i = 0; i < klen; i++) {
+		ch = (unsigned char)k[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || (ch && strchr(tchar, ch))))
+			return 0;
+	}
+	for (i = 0; v && i < vlen; i++) {
+		ch = (unsigned char)v[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return 0;
+	}
+	return 1;
+}
 
 static enum MHD_Result count_headers(void *cls, enum MHD_ValueKind kind,
 				     const char *key, size_t klen,
@@ -165,10 +194,11 @@ static enum MHD_Result count_headers(void *cls, enum MHD_ValueKind kind,
 {
 	struct creds *c = cls;
 
-	(void)value;
 	if (kind != MHD_HEADER_KIND)
 		return MHD_YES;
 	c->hbytes += klen + vlen + 4;
+	if (!header_ok(key, klen, value, vlen))
+		c->bad_header = 1;
 	if (strcasecmp(key, "X-API-Key") == 0)
 		c->keys++;
 	else if (strcasecmp(key, "Authorization") == 0)
@@ -358,6 +388,20 @@ static enum MHD_Result begin(struct req *r)
 	if (c.hbytes > g_httpd.opts.max_header_bytes)
 		return respond_status(r, 431, "headers_too_large",
 				      "the request headers are too large");
+	if (c.bad_header || r->bad_uri ||
+	    (strcmp(r->version, MHD_HTTP_VERSION_1_1) == 0 &&
+	     !req_header(r, "Host"))) {
+		req_set_header(r, "Connection", "close");
+		return respond_status(r, 400, "bad_request",
+				      c.bad_header ? "a header name is not a "
+						     "token or a header has "
+						     "control characters"
+				      : r->bad_uri
+					      ? "the URI has spaces or "
+						"control characters"
+					      : "an HTTP/1.1 request needs "
+						"a Host header");
+	}
 	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, count_args,
 				    &c);
 	if (c.nul)
@@ -431,14 +475,18 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 	enum MHD_Result ret;
 
 	(void)cls;
-	(void)version;
 	(void)url; /* decoded: routing uses the raw path */
 	if (!r)
 		return MHD_NO; /* no memory for it in httpd_uri_log */
 	if (!r->begun) {
 		r->begun = 1;
 		r->method = method;
+		r->version = version;
 		r->defer = !has_body(r);
+		if (r->cn) {
+			r->cn->head_only = strcmp(method, "HEAD") == 0;
+			conn_set_phase(r->cn, r->defer ? CONN_BUSY : CONN_BODY);
+		}
 		ret = begin(r);
 		r->defer = 0;
 		return ret;
@@ -460,6 +508,7 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	}
 	sfs_err_init(&e);
+	conn_set_phase(r->cn, CONN_BUSY);
 	if (req_body_finish(r, &e))
 		return respond_err(r, &e);
 	return r->route->fn(r);
@@ -484,6 +533,13 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	if (!r)
 		return;
+	if (r->cn) {
+		if (!r->responded && r->cn->replaced)
+			r->status = r->cn->own_status; /* the library's reply */
+		r->cn->ours = 0;
+		r->cn->rid[0] = '\0';
+		conn_set_phase(r->cn, CONN_IDLE);
+	}
 	ns = mono_ns() - r->start_ns;
 	httpd_echo(r->path, strlen(r->path), 200, path, sizeof(path));
 	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s",

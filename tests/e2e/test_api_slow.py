@@ -1,0 +1,233 @@
+"""Slow clients (issue 13, defect 2): a request head has a deadline, a body
+a minimum rate, and the connection limits evict clients that only wait
+instead of refusing everyone else; under 1,000 slow connections from 16
+loopback addresses every legitimate request is served within a second."""
+import errno
+import selectors
+import socket
+import threading
+import time
+
+import edgeutil as eu
+
+API = "/api/v1/speech-services/files"
+
+
+def closed_within(s, limit):
+    """Seconds until the server closes s (reading and dropping), or None
+    if it stays open `limit` seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        s.settimeout(max(0.01, limit - (time.monotonic() - t0)))
+        try:
+            if not s.recv(65536):
+                return time.monotonic() - t0
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            return time.monotonic() - t0
+    return None
+
+
+def test_slow_head_is_closed_at_its_deadline(sfsd_factory):
+    c = sfsd_factory({"http.request_head_timeout": "2"})
+    with eu.connect(c.base) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        gone = None
+        while gone is None and time.monotonic() - t0 < 8:
+            try:
+                s.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                gone = time.monotonic() - t0
+                break
+            s.settimeout(0.4)
+            try:
+                if not s.recv(4096):
+                    gone = time.monotonic() - t0
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                gone = time.monotonic() - t0
+        assert gone is not None, "a head trickling in was never cut"
+        assert 1.9 <= gone <= 4.5, gone
+    # a connection that sends nothing at all is cut too
+    with eu.connect(c.base) as s:
+        gone = closed_within(s, 6)
+        assert gone is not None and 1.9 <= gone <= 4.5, gone
+
+
+def test_idle_keep_alive_is_not_a_slow_head(sfsd_factory):
+    c = sfsd_factory({"http.request_head_timeout": "1"})
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with eu.connect(c.base) as s:
+        s.sendall(req)
+        r, rest = eu.read_response(s)
+        assert r.status == 200
+        time.sleep(2.5)             # idle longer than a head may take
+        s.sendall(req)
+        r, rest = eu.read_response(s, rest)
+        assert r.status == 200
+
+
+def test_slow_body_is_closed(sfsd_factory):
+    c = sfsd_factory({"http.request_head_timeout": "1",
+                      "http.min_body_rate": "2000"})
+    head = ("POST %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            "Content-Length: 1000000\r\n\r\n" % (API, c.keys["alice"]))
+    with eu.connect(c.base) as s:
+        s.sendall(head.encode() + b"--b\r\n")
+        t0 = time.monotonic()
+        gone = None
+        while gone is None and time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b"x" * 200)
+            except OSError:
+                gone = time.monotonic() - t0
+                break
+            s.settimeout(0.3)
+            try:
+                if not s.recv(4096):
+                    gone = time.monotonic() - t0
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                gone = time.monotonic() - t0
+        assert gone is not None, "a body at 700 B/s was never cut"
+        assert gone < 6, gone
+    # the same upload at full speed is fine
+    r = c.upload(data=b"y" * 500000)
+    assert r.status_code == 201, r.text
+
+
+def test_address_at_its_limit_evicts_its_oldest_waiting(sfsd_factory):
+    """A NAT: one address holds its limit of idle connections; a request
+    from behind it still gets in, and the oldest waiting one goes."""
+    c = sfsd_factory({"http.per_ip_connection_limit": "8"})
+    idle = [eu.connect(c.base, source="127.0.0.2") for _ in range(8)]
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        r = eu.get(c.base, API, [("X-API-Key", c.keys["alice"])],
+                   source="127.0.0.2")
+        assert r.status == 200 and time.monotonic() - t0 < 1
+        assert closed_within(idle[0], 3) is not None
+        # another address is not affected at all
+        assert eu.get(c.base, "/healthz", source="127.0.0.3").status == 200
+    finally:
+        for s in idle:
+            s.close()
+
+
+class Slowloris:
+    """n connections from the given addresses, each sending a request
+    head one line every `every` seconds and never finishing it; a closed
+    one is opened again after `again` seconds."""
+
+    def __init__(self, base, n, sources, every=5.0, again=0.2):
+        host, port = base.split("//")[1].split(":")
+        self.addr = (host, int(port))
+        self.n, self.sources, self.every, self.again = \
+            n, sources, every, again
+        self.sel = selectors.DefaultSelector()
+        self.stop = threading.Event()
+        self.opened = self.closed = 0
+        self.live = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        s.bind((self.sources[i % len(self.sources)], 0))
+        rc = s.connect_ex(self.addr)
+        if rc not in (0, errno.EINPROGRESS):
+            s.close()
+            return None
+        self.opened += 1
+        st = {"i": i, "sent": 0, "next": time.monotonic()}
+        self.sel.register(s, selectors.EVENT_READ, st)
+        return s
+
+    def run(self):
+        socks = {}
+        pending = []              # (time to reopen, index)
+        for i in range(self.n):
+            socks[i] = self.open(i)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for key, _ in self.sel.select(timeout=0.05):
+                try:
+                    data = key.fileobj.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.drop(socks, pending, key, now)
+            for i, s in list(socks.items()):
+                if s is None:
+                    continue
+                st = self.sel.get_key(s).data
+                if now < st["next"]:
+                    continue
+                line = (b"GET " + API.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                        if st["sent"] == 0 else b"X-Slow: %d\r\n" % st["sent"])
+                try:
+                    s.send(line)
+                    st["sent"] += 1
+                    st["next"] = now + self.every
+                except BlockingIOError:
+                    st["next"] = now + 0.05    # not connected yet
+                except OSError:
+                    self.drop(socks, pending, self.sel.get_key(s), now)
+            for when, i in list(pending):
+                if when <= now and socks.get(i) is None:
+                    pending.remove((when, i))
+                    socks[i] = self.open(i)
+            self.live = sum(1 for s in socks.values() if s is not None)
+        for s in socks.values():
+            if s is not None:
+                self.sel.unregister(s)
+                s.close()
+
+    def drop(self, socks, pending, key, now):
+        i = key.data["i"]
+        self.sel.unregister(key.fileobj)
+        key.fileobj.close()
+        socks[i] = None
+        self.closed += 1
+        pending.append((now + self.again, i))
+
+
+def test_slowloris_from_16_addresses(sfsd_factory):
+    """1,000 slow connections from 127.0.0.2-17 under the default limits
+    (512 in all, 64 per address, 10 s per head): 28 legitimate requests,
+    from an address of their own and from behind each attacking one, are
+    all served, each within a second."""
+    c = sfsd_factory({"http.rate_per_second": "1000",
+                      "http.rate_burst": "1000"})
+    sources = ["127.0.0.%d" % i for i in range(2, 18)]
+    attack = Slowloris(c.base, 1000, sources)
+    attack.thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while attack.opened < 1000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
+        key = [("X-API-Key", c.keys["alice"])]
+        who = ["127.0.0.1"] * 12 + sources
+        slow = []
+        for i, src in enumerate(who):
+            t0 = time.monotonic()
+            r = eu.get(c.base, API, key, source=src)
+            took = time.monotonic() - t0
+            assert r.status == 200, (src, r.status)
+            if took >= 1:
+                slow.append((src, took))
+            time.sleep(0.35)
+        assert not slow, slow
+        # the attack was real: connections were being held and cut
+        assert attack.live > 400, attack.live
+        assert attack.closed > 0
+    finally:
+        attack.stop.set()
+        attack.thread.join(10)
