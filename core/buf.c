@@ -1,4 +1,6 @@
 /* struct sfs_buf: a bounded, growable, always NUL-terminated buffer. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,14 @@ enum sfs_status sfs_buf_grow(struct sfs_buf *b, size_t extra)
 
 	if (extra > b->max || b->len > b->max - extra)
 		return SFS_TOO_LARGE;
-	want = b->len + extra + 1;
+	/*
+	 * No object is larger than PTRDIFF_MAX, and below it neither the
+	 * NUL's byte nor the growth step below can wrap round.
+	 */
+	want = b->len + extra;
+	if (want >= PTRDIFF_MAX)
+		return SFS_TOO_LARGE;
+	want++;
 	if (want <= b->alloc)
 		return SFS_OK;
 	n = b->alloc ? b->alloc : 64;
@@ -75,7 +84,8 @@ enum sfs_status sfs_buf_add(struct sfs_buf *b, const void *data, size_t len)
 
 	if (st)
 		return st;
-	memcpy(b->buf + b->len, data, len);
+	if (len)
+		memcpy(b->buf + b->len, data, len);
 	b->len += len;
 	b->buf[b->len] = '\0';
 	return SFS_OK;

@@ -78,6 +78,63 @@ static enum sfs_status target_user(struct db *d, const struct sfs_actor *a,
 	return SFS_OK;
 }
 
+/*
+ * Grant `perm` on file `ino` to user `uid`: a new share (*created = 1), or
+ * a new permission of the existing one. A permission that changed is a
+ * change of the file for that user (the change feed's triggers see only
+ * inserts and deletes of shares), so that their mounts learn of it.
+ */
+static enum sfs_status upsert(struct db *d, const struct sfs_actor *a,
+			      int64_t ino, int64_t uid, enum sfs_perm perm,
+			      int *created, struct sfs_err *e)
+{
+	char uuid[SFS_ID_SIZE];
+	struct db_stmt *st;
+
+	st = sfsi_db_prep(d,
+			  "UPDATE share SET perm = ?3 WHERE file_id = ?1"
+			  " AND user_id = ?2 AND perm <> ?3",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_int(st, 2, uid);
+	sfsi_db_bind_int(st, 3, perm);
+	if (sfsi_db_run(st, e))
+		return SFS_IO;
+	if (sfsi_db_changes(d)) {
+		st = sfsi_db_prep(d,
+				  "INSERT INTO change(owner_id, file_id, dir,"
+				  " at) VALUES (?1, ?2, NULL, ?3)",
+				  e);
+		if (!st)
+			return SFS_IO;
+		sfsi_db_bind_int(st, 1, uid);
+		sfsi_db_bind_int(st, 2, ino);
+		sfsi_db_bind_int(st, 3, sfs_now_ns());
+		return sfsi_db_run(st, e) ? SFS_IO : SFS_OK;
+	}
+	sfs_uuid_new(uuid);
+	st = sfsi_db_prep(d,
+			  "INSERT INTO share(uuid, file_id, user_id, perm,"
+			  " created_by, created_at)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+			  " ON CONFLICT(file_id, user_id) DO NOTHING",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_text(st, 1, uuid);
+	sfsi_db_bind_int(st, 2, ino);
+	sfsi_db_bind_int(st, 3, uid);
+	sfsi_db_bind_int(st, 4, perm);
+	sfsi_db_bind_int(st, 5, a->user);
+	sfsi_db_bind_int(st, 6, sfs_now_ms());
+	if (sfsi_db_run(st, e))
+		return SFS_IO;
+	*created = sfsi_db_changes(d) == 1;
+	return SFS_OK;
+}
+
 enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *file_id, const char *user_id,
 			      enum sfs_perm perm, struct sfs_share *out,
@@ -86,7 +143,6 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 	struct sfs_file f;
 	struct db *d = NULL;
 	struct db_stmt *st;
-	char uuid[SFS_ID_SIZE];
 	enum sfs_status ret;
 	int64_t uid = 0;
 	int rc;
@@ -111,37 +167,8 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 		ret = target_user(d, a, user_id, &uid, e);
 	if (ret)
 		goto out;
-	st = sfsi_db_prep(d,
-			  "UPDATE share SET perm = ?3 WHERE file_id = ?1"
-			  " AND user_id = ?2",
-			  e);
-	if (!st)
+	if (upsert(d, a, f.ino, uid, perm, created, e))
 		goto io;
-	sfsi_db_bind_int(st, 1, f.ino);
-	sfsi_db_bind_int(st, 2, uid);
-	sfsi_db_bind_int(st, 3, perm);
-	if (sfsi_db_run(st, e))
-		goto io;
-	if (sfsi_db_changes(d) == 0) {
-		sfs_uuid_new(uuid);
-		st = sfsi_db_prep(
-			d,
-			"INSERT INTO share(uuid, file_id, user_id, perm,"
-			" created_by, created_at)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			e);
-		if (!st)
-			goto io;
-		sfsi_db_bind_text(st, 1, uuid);
-		sfsi_db_bind_int(st, 2, f.ino);
-		sfsi_db_bind_int(st, 3, uid);
-		sfsi_db_bind_int(st, 4, perm);
-		sfsi_db_bind_int(st, 5, a->user);
-		sfsi_db_bind_int(st, 6, sfs_now_ms());
-		if (sfsi_db_run(st, e))
-			goto io;
-		*created = 1;
-	}
 	if (out) {
 		st = sfsi_db_prep(d,
 				  "SELECT " SHARE_COLS SHARE_FROM

@@ -32,6 +32,12 @@ void sfs_buf_reset(struct sfs_buf *b);
 /* Ownership: hand the NUL-terminated string to the caller (free()). */
 char *sfs_buf_detach(struct sfs_buf *b, size_t *len);
 
+/*
+ * Make room for `extra` more bytes (and the NUL), or fail whole with
+ * SFS_TOO_LARGE past the maximum, SFS_NOMEM: the buffer is unchanged.
+ * The appends below do the same; adding 0 bytes is fine (data may then
+ * be NULL).
+ */
 enum sfs_status sfs_buf_grow(struct sfs_buf *b, size_t extra) SFS_MUST_CHECK;
 enum sfs_status sfs_buf_add(struct sfs_buf *b, const void *data,
 			    size_t len) SFS_MUST_CHECK;

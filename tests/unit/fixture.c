@@ -1,12 +1,19 @@
 /* The unit tests' shared fixtures (fixture.h). */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include "blob_i.h"
 #include "db_i.h"
 #include "fixture.h"
+#include "media_i.h"
+#include "speechfs/util.h"
 #include "testhelp.h"
+#include "testjob.h"
 
 int tfx_store(char **dir, struct sfs_store **s, const struct sfs_config *cfg)
 {
@@ -61,6 +68,201 @@ int tfx_user(struct sfs_store *s, const char *tenant, const char *name,
 	return 0;
 }
 
+void tfx_fill(void *p, size_t n, unsigned seed)
+{
+	unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		b[i] = (unsigned char)(seed >> 16);
+	}
+}
+
+struct sfs_stage *tfx_stage(struct sfs_store *s, const void *data, size_t n)
+{
+	struct sfs_stage *st = NULL;
+
+	if (sfs_stage_new(s, &st, NULL))
+		return NULL;
+	if (n && sfs_stage_write(st, data, n, NULL)) {
+		sfs_stage_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+enum sfs_status tfx_upload(struct sfs_store *s, const struct sfs_actor *a,
+			   const char *name, const void *data, size_t n,
+			   char *id, char *sha)
+{
+	struct sfs_file_spec sp = { .name = name };
+	struct sfs_stage *st = tfx_stage(s, data, n);
+	struct sfs_file f;
+	enum sfs_status ret;
+
+	if (!st)
+		return SFS_IO;
+	ret = sfs_file_create(s, a, &sp, st, &f, NULL);
+	sfs_stage_free(st);
+	if (!ret) {
+		if (id)
+			sfs_strlcpy(id, f.id, SFS_ID_SIZE);
+		if (sha)
+			sfs_strlcpy(sha, f.sha256, 65);
+		sfs_file_release(&f);
+	}
+	return ret;
+}
+
+enum sfs_status tfx_read(struct sfs_store *s, const struct sfs_actor *a,
+			 const char *id, enum sfs_content which, void *buf,
+			 size_t cap, size_t *got)
+{
+	enum sfs_status ret;
+	int fd = -1;
+	ssize_t n;
+
+	*got = 0;
+	ret = sfs_file_open(s, a, id, which, &fd, NULL, NULL);
+	if (ret)
+		return ret;
+	n = read(fd, buf, cap);
+	close(fd);
+	if (n < 0)
+		return SFS_IO;
+	*got = (size_t)n;
+	return SFS_OK;
+}
+
+enum sfs_status tfx_listening_done(struct sfs_store *s,
+				   const struct sfs_actor *a, const char *id,
+				   const void *mp3, size_t n)
+{
+	struct sfs_stage *st = NULL;
+	struct sfs_file fi;
+	struct sfs_job j;
+	enum sfs_status ret;
+
+	memset(&j, 0, sizeof(j));
+	ret = sfs_file_get(s, a, id, &fi, NULL);
+	if (ret)
+		return ret;
+	ret = claim_for(s, SFS_JOB_LISTENING, fi.ino, &j);
+	if (!ret)
+		ret = sfsi_file_job_state(s, &j, SFS_JS_PROCESSING, NULL, NULL);
+	if (!ret) {
+		st = tfx_stage(s, mp3, n);
+		ret = st ? sfsi_file_listening_done(s, &j, st, NULL) : SFS_IO;
+	}
+	sfs_job_release(&j);
+	sfs_stage_free(st);
+	sfs_file_release(&fi);
+	return ret;
+}
+
+int tfx_openssl_sha(const void *data, size_t n, char out[65])
+{
+	char path[] = "/tmp/sfs-sha-XXXXXX", cmd[256], line[256];
+	int fd = mkstemp(path), ok = -1;
+	FILE *p;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, data, n) != (ssize_t)n) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "openssl dgst -sha256 -r '%s'", path);
+	p = popen(cmd, "r");
+	if (p && fgets(line, sizeof(line), p) && strlen(line) >= 64) {
+		memcpy(out, line, 64);
+		out[64] = '\0';
+		ok = 0;
+	}
+	if (p)
+		pclose(p);
+	unlink(path);
+	return ok;
+}
+
+int tfx_has_field(const struct sfs_err *e, const char *field, const char *type)
+{
+	int i;
+
+	for (i = 0; i < e->nfields; i++)
+		if (!strcmp(e->fields[i].field, field) &&
+		    (!type || !strcmp(e->fields[i].type, type)))
+			return 1;
+	return 0;
+}
+
+struct lines {
+	int n;
+	char last[512];
+};
+
+static void collect(void *arg, const char *line)
+{
+	struct lines *l = arg;
+
+	l->n++;
+	sfs_strlcpy(l->last, line, sizeof(l->last));
+	if (getenv("SFS_TEST_VERBOSE"))
+		fprintf(stderr, "  fsck: %s\n", line);
+}
+
+int tfx_fsck_lines(struct sfs_store *s, int repair, struct sfs_fsck_report *r)
+{
+	struct lines l = { 0, "" };
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_fsck(s, repair, r, collect, &l, &e)) {
+		fprintf(stderr, "fsck failed: %s\n", e.message);
+		return -1;
+	}
+	return l.n;
+}
+
+int tfx_run(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+int tfx_sql(struct sfs_store *s, const char *fmt, ...)
+{
+	char text[4096];
+	struct sfs_err e;
+	struct db *d = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	sfs_err_init(&e);
+	if (sfsi_db_get(s, &d, &e)) {
+		fprintf(stderr, "fixture: sql: %s\n", e.message);
+		return -1;
+	}
+	rc = sfsi_db_exec(d, text, &e) ? -1 : 0;
+	if (rc)
+		fprintf(stderr, "fixture: sql '%s': %s\n", text, e.message);
+	sfsi_db_put(d);
+	return rc;
+}
+
 int64_t tfx_sql_int(struct sfs_store *s, const char *sql)
 {
 	struct db *d = NULL;
@@ -77,15 +279,96 @@ int64_t tfx_sql_int(struct sfs_store *s, const char *sql)
 	return v;
 }
 
-int tfx_run(const char *fmt, ...)
+int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 {
-	char cmd[2048];
-	va_list ap;
-	int rc;
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t refs = -1;
 
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+	if (sfsi_db_get(s, &d, NULL))
+		return -2;
+	q = sfsi_db_prep(d,
+			 "SELECT refs FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2",
+			 NULL);
+	if (q) {
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		if (sfsi_db_step(q, NULL) == 1)
+			refs = sfsi_db_col_int(q, 0);
+		sfsi_db_reset(q);
+	}
+	sfsi_db_put(d);
+	return refs;
+}
+
+int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha)
+{
+	char p[4096];
+
+	sfsi_blob_path(s, tenant, sha, p, sizeof(p));
+	return access(p, F_OK) == 0;
+}
+
+/* Regular files below `dir` (recursively), skipping names equal to skip. */
+static int count_files(const char *dir, const char *skip)
+{
+	char p[4096];
+	struct dirent *de;
+	struct stat sb;
+	DIR *dh = opendir(dir);
+	int n = 0;
+
+	if (!dh)
+		return 0;
+	while ((de = readdir(dh))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (lstat(p, &sb) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode))
+			n += count_files(p, skip);
+		else if (!skip || strcmp(de->d_name, skip))
+			n++;
+	}
+	closedir(dh);
+	return n;
+}
+
+int tfx_blob_files(const char *store_dir)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/blobs", store_dir);
+	return count_files(p, NULL);
+}
+
+int tfx_staging_files(const char *store_dir)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/staging", store_dir);
+	return count_files(p, "lock");
+}
+
+int tfx_rows_without_blob(struct sfs_store *s)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int bad = 0;
+
+	if (sfsi_db_get(s, &d, NULL))
+		return -1;
+	q = sfsi_db_prep(d,
+			 "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
+			 " UNION ALL SELECT tenant_id, sha256 FROM blob",
+			 NULL);
+	while (q && sfsi_db_step(q, NULL) == 1)
+		if (!tfx_blob_exists(s, sfsi_db_col_int(q, 0),
+				     sfsi_db_col_text(q, 1)))
+			bad++;
+	sfsi_db_reset(q);
+	sfsi_db_put(d);
+	return bad;
 }

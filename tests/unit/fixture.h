@@ -1,15 +1,22 @@
 /*
  * Fixtures the unit tests share: a fresh store in a temporary directory,
- * its tenants and users with their actors, a shell runner for the tests
- * that drive command-line tools, and one SQL reading for the tests that
- * check, on purpose, what a call left in the database.
+ * its tenants and users with their actors, files made from bytes, a shell
+ * runner for the tests that drive command-line tools; and, in the second
+ * half, the few readings of the database and the blob directory for the
+ * tests that check, on purpose, what a call left behind.
  */
 #ifndef SPEECHFS_TEST_FIXTURE_H
 #define SPEECHFS_TEST_FIXTURE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "speechfs/auth.h"
+#include "speechfs/file.h"
+#include "speechfs/fsck.h"
+#include "speechfs/stage.h"
 #include "speechfs/store.h"
+
+/* ---- through the public API --------------------------------------------- */
 
 /*
  * Make and open a store in a new temporary directory (cfg may be NULL).
@@ -32,13 +39,79 @@ int tfx_tenant(struct sfs_store *s, const char *name, int64_t max_bytes,
 int tfx_user(struct sfs_store *s, const char *tenant, const char *name,
 	     char *id, struct sfs_actor *a);
 
+/* n bytes of a fixed pseudo-random sequence: one seed, the same bytes. */
+void tfx_fill(void *p, size_t n, unsigned seed);
+
+/* A stage holding these bytes, NULL on failure. Ownership: sfs_stage_free. */
+struct sfs_stage *tfx_stage(struct sfs_store *s, const void *data, size_t n);
+
+/*
+ * Create a file named `name` at "/" with these bytes; its id into id and
+ * its SHA-256 into sha (each may be NULL). The core's status.
+ */
+enum sfs_status tfx_upload(struct sfs_store *s, const struct sfs_actor *a,
+			   const char *name, const void *data, size_t n,
+			   char *id, char *sha);
+
+/*
+ * Read up to cap bytes of a file's original or listening content as `a`
+ * (sfs_file_open); the count into *got. The core's status, or SFS_IO when
+ * the read itself failed.
+ */
+enum sfs_status tfx_read(struct sfs_store *s, const struct sfs_actor *a,
+			 const char *id, enum sfs_content which, void *buf,
+			 size_t cap, size_t *got);
+
+/*
+ * Complete the pending listening-audio job of file `id` with these MP3
+ * bytes, as a worker would (the job is claimed, started and finished).
+ */
+enum sfs_status tfx_listening_done(struct sfs_store *s,
+				   const struct sfs_actor *a, const char *id,
+				   const void *mp3, size_t n);
+
+/* SHA-256 of bytes as openssl(1) computes it; 0 on success. */
+int tfx_openssl_sha(const void *data, size_t n, char out[65]);
+
+/* Whether e has a validation error on `field` (of `type` unless NULL). */
+int tfx_has_field(const struct sfs_err *e, const char *field, const char *type);
+
+/*
+ * Run sfs_fsck (r may be NULL): the number of lines it reported, -1 when
+ * it failed. SFS_TEST_VERBOSE=1 prints the lines.
+ */
+int tfx_fsck_lines(struct sfs_store *s, int repair, struct sfs_fsck_report *r);
+
+/* Run a shell command; its exit status (128 when killed, -1 on error). */
+int tfx_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- inside the store, on purpose --------------------------------------- */
+
+/*
+ * Execute SQL (printf-formatted) on the store's database: for tests that
+ * set up a state no public call makes (a lost row, a wrong count, an old
+ * timestamp). 0 on success (the reason printed).
+ */
+int tfx_sql(struct sfs_store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /*
  * The first column of the first row of `sql` as an integer (-1 when there
  * is none): for tests that look into the database on purpose.
  */
 int64_t tfx_sql_int(struct sfs_store *s, const char *sql);
 
-/* Run a shell command; its exit status (128 when killed, -1 on error). */
-int tfx_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The reference count of a blob row; -1 when there is no row. */
+int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha);
+
+/* Whether the blob's file exists under STORE/blobs/. */
+int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha);
+
+/* Regular files below STORE/blobs/ and STORE/staging/ (lock files aside). */
+int tfx_blob_files(const char *store_dir);
+int tfx_staging_files(const char *store_dir);
+
+/* File and blob rows whose blob file is missing (-1 on error). */
+int tfx_rows_without_blob(struct sfs_store *s);
 
 #endif

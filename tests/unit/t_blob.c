@@ -1,10 +1,17 @@
 /*
  * Tests of the blob store: stages (sequential and random writes, limits,
  * hashes checked against openssl(1)), dedupe with reference counts, tenant
- * isolation, recovery of dead processes' staging, crash safety of the
- * commit order (simulated crashes and random kills), and sfs_fsck.
+ * isolation, recovery of dead processes' staging, and crash safety of the
+ * commit order (simulated crashes and random kills). sfs_fsck has its own
+ * tests (t_fsck.c).
+ *
+ * About internals on purpose: what these tests promise is a state of the
+ * store on disk — one file per blob under STORE/blobs/, a reference count
+ * per blob row, nothing left in STORE/staging/ — so they read the blob
+ * directory, the blob rows and the blob paths (sfsi_blob_path), plant a
+ * dead process's staging by hand, and hold a transaction open around
+ * sfsi_blob_ref_stage to roll it back.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,8 +24,7 @@
 #include <time.h>
 #include "blob_i.h"
 #include "db_i.h"
-#include "file_i.h"
-#include "media_i.h"
+#include "fixture.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
@@ -26,11 +32,8 @@
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
-#include "store_i.h"
-#include "fixture.h"
+#include "speechfs/util.h"
 #include "testhelp.h"
-#include "testjob.h"
-#include "util_i.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -88,217 +91,6 @@ static void fx_close(struct fx *f)
 	tfx_store_close(&f->dir, &f->s);
 }
 
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (unsigned char)(seed >> 16);
-	}
-}
-
-static struct sfs_stage *stage_of(struct sfs_store *s, const void *data,
-				  size_t n)
-{
-	struct sfs_stage *st = NULL;
-
-	if (sfs_stage_new(s, &st, NULL))
-		return NULL;
-	if (n && sfs_stage_write(st, data, n, NULL)) {
-		sfs_stage_free(st);
-		return NULL;
-	}
-	return st;
-}
-
-/* Upload a file with these bytes; its id into id (may be NULL). */
-static enum sfs_status upload(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *name, const void *data, size_t n,
-			      char *id, char *sha)
-{
-	struct sfs_file_spec sp = { .name = name };
-	struct sfs_stage *st = stage_of(s, data, n);
-	struct sfs_file f;
-	enum sfs_status ret;
-
-	if (!st)
-		return SFS_IO;
-	ret = sfs_file_create(s, a, &sp, st, &f, NULL);
-	sfs_stage_free(st);
-	if (!ret) {
-		if (id)
-			sfs_strlcpy(id, f.id, SFS_ID_SIZE);
-		if (sha)
-			sfs_strlcpy(sha, f.sha256, 65);
-		sfs_file_release(&f);
-	}
-	return ret;
-}
-
-/* SHA-256 of bytes as openssl(1) computes it. */
-static int openssl_sha(const void *data, size_t n, char out[65])
-{
-	char path[] = "/tmp/sfs-sha-XXXXXX", cmd[256], line[256];
-	int fd = mkstemp(path), ok = -1;
-	FILE *p;
-
-	if (fd < 0)
-		return -1;
-	if (write(fd, data, n) != (ssize_t)n) {
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "openssl dgst -sha256 -r '%s'", path);
-	p = popen(cmd, "r");
-	if (p && fgets(line, sizeof(line), p) && strlen(line) >= 64) {
-		memcpy(out, line, 64);
-		out[64] = '\0';
-		ok = 0;
-	}
-	if (p)
-		pclose(p);
-	unlink(path);
-	return ok;
-}
-
-/* Regular files below `dir` (recursively), skipping names equal to skip. */
-static int count_files(const char *dir, const char *skip)
-{
-	char p[4096];
-	struct dirent *de;
-	struct stat sb;
-	DIR *dh = opendir(dir);
-	int n = 0;
-
-	if (!dh)
-		return 0;
-	while ((de = readdir(dh))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		if (lstat(p, &sb) < 0)
-			continue;
-		if (S_ISDIR(sb.st_mode))
-			n += count_files(p, skip);
-		else if (!skip || strcmp(de->d_name, skip))
-			n++;
-	}
-	closedir(dh);
-	return n;
-}
-
-static int blob_files(struct fx *f)
-{
-	char p[4096];
-
-	snprintf(p, sizeof(p), "%s/blobs", f->dir);
-	return count_files(p, NULL);
-}
-
-static int staging_files(struct fx *f)
-{
-	char p[4096];
-
-	snprintf(p, sizeof(p), "%s/staging", f->dir);
-	return count_files(p, "lock");
-}
-
-static int blob_exists(struct fx *f, int64_t tenant, const char *sha)
-{
-	char p[4096];
-
-	sfsi_blob_path(f->s, tenant, sha, p, sizeof(p));
-	return access(p, F_OK) == 0;
-}
-
-/* refs of a blob row, -1 when there is none. */
-static int64_t blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t refs = -1;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -2;
-	q = sfsi_db_prep(d,
-			 "SELECT refs FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
-			 NULL);
-	if (q) {
-		sfsi_db_bind_int(q, 1, tenant);
-		sfsi_db_bind_text(q, 2, sha);
-		if (sfsi_db_step(q, NULL) == 1)
-			refs = sfsi_db_col_int(q, 0);
-		sfsi_db_reset(q);
-	}
-	sfsi_db_put(d);
-	return refs;
-}
-
-static int sql(struct sfs_store *s, const char *text)
-{
-	struct db *d = NULL;
-	int ret;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -1;
-	ret = sfsi_db_exec(d, text, NULL) ? -1 : 0;
-	sfsi_db_put(d);
-	return ret;
-}
-
-static int read_file(struct sfs_store *s, const struct sfs_actor *a,
-		     const char *id, unsigned char *buf, size_t cap,
-		     size_t *got)
-{
-	int fd = -1;
-	ssize_t n;
-
-	if (sfs_file_open(s, a, id, SFS_CONTENT_ORIGINAL, &fd, NULL, NULL))
-		return -1;
-	n = read(fd, buf, cap);
-	close(fd);
-	if (n < 0)
-		return -1;
-	*got = (size_t)n;
-	return 0;
-}
-
-struct lines {
-	int n;
-	char last[512];
-};
-
-static void collect(void *arg, const char *line)
-{
-	struct lines *l = arg;
-
-	l->n++;
-	sfs_strlcpy(l->last, line, sizeof(l->last));
-	if (getenv("SFS_TEST_VERBOSE"))
-		fprintf(stderr, "  fsck: %s\n", line);
-}
-
-static int fsck_lines(struct sfs_store *s, int repair,
-		      struct sfs_fsck_report *r)
-{
-	struct lines l = { 0, "" };
-	struct sfs_err e;
-
-	sfs_err_init(&e);
-	if (sfs_fsck(s, repair, r, collect, &l, &e)) {
-		fprintf(stderr, "fsck failed: %s\n", e.message);
-		return -1;
-	}
-	if (l.n && getenv("SFS_TEST_VERBOSE"))
-		fprintf(stderr, "  fsck said %d line(s), last: %s\n", l.n,
-			l.last);
-	return l.n;
-}
-
 /* ---- stages ------------------------------------------------------------- */
 
 static void test_stage_write_hash(void)
@@ -310,9 +102,9 @@ static void test_stage_write_hash(void)
 	size_t off;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 1);
+	tfx_fill(buf, sizeof(buf), 1);
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
-	CHECK(staging_files(&f) == 1);
+	CHECK(tfx_staging_files(f.dir) == 1);
 	CHECK(sfs_stage_sha256(st) == NULL);
 	/* uneven chunks across the 128 KiB read buffer */
 	for (off = 0; off < sizeof(buf); off += 4099) {
@@ -323,14 +115,14 @@ static void test_stage_write_hash(void)
 	CHECK(sfs_stage_size(st) == (int64_t)sizeof(buf));
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	REQUIRE(openssl_sha(buf, sizeof(buf), want) == 0);
+	REQUIRE(tfx_openssl_sha(buf, sizeof(buf), want) == 0);
 	REQUIRE(sfs_stage_sha256(st) != NULL);
 	CHECK(!strcmp(sfs_stage_sha256(st), want));
 	CHECK_ST(sfs_stage_write(st, "x", 1, NULL), SFS_CONFLICT);
 	CHECK_ST(sfs_stage_pwrite(st, "x", 1, 0, NULL), SFS_CONFLICT);
 	CHECK_ST(sfs_stage_truncate(st, 0, NULL), SFS_CONFLICT);
 	sfs_stage_free(st);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 
 	/* the empty stage hashes as the empty string */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
@@ -352,7 +144,7 @@ static void test_stage_pwrite_truncate(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(want, sizeof(want), 2);
+	tfx_fill(want, sizeof(want), 2);
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
 	/* out of order: the tail first, then the head, then the middle */
 	CHECK_ST(sfs_stage_pwrite(st, want + 6000, 4000, 6000, NULL), SFS_OK);
@@ -376,7 +168,7 @@ static void test_stage_pwrite_truncate(void)
 	memcpy(want + 9000, "tail", 4);
 	CHECK(sfs_stage_size(st) == 9004);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	REQUIRE(openssl_sha(want, 9004, sha) == 0);
+	REQUIRE(tfx_openssl_sha(want, 9004, sha) == 0);
 	REQUIRE(sfs_stage_sha256(st) != NULL);
 	CHECK(!strcmp(sfs_stage_sha256(st), sha));
 	sfs_stage_free(st);
@@ -386,7 +178,7 @@ static void test_stage_pwrite_truncate(void)
 	CHECK_ST(sfs_stage_pwrite(st, want, 100, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_stage_pwrite(st, want + 100, 100, 100, NULL), SFS_OK);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	REQUIRE(openssl_sha(want, 200, sha) == 0);
+	REQUIRE(tfx_openssl_sha(want, 200, sha) == 0);
 	CHECK(!strcmp(sfs_stage_sha256(st), sha));
 	sfs_stage_free(st);
 	fx_close(&f);
@@ -401,7 +193,7 @@ static void test_stage_copy_fd(void)
 	int fd;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 3);
+	tfx_fill(buf, sizeof(buf), 3);
 	fd = mkstemp(path);
 	REQUIRE(fd >= 0);
 	unlink(path);
@@ -414,7 +206,7 @@ static void test_stage_copy_fd(void)
 	buf[1000] = 'Z';
 	buf[1001] = 'Z';
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	REQUIRE(openssl_sha(buf, sizeof(buf), sha) == 0);
+	REQUIRE(tfx_openssl_sha(buf, sizeof(buf), sha) == 0);
 	CHECK(!strcmp(sfs_stage_sha256(st), sha));
 	sfs_stage_free(st);
 
@@ -434,7 +226,7 @@ static void test_stage_limit(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 4);
+	tfx_fill(buf, sizeof(buf), 4);
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
 	sfs_stage_set_limit(st, 100);
 	CHECK_ST(sfs_stage_write(st, buf, 60, NULL), SFS_OK);
@@ -491,8 +283,8 @@ static void test_stage_pipeline(void)
 	size_t n = 0;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 9);
-	REQUIRE(openssl_sha(buf, sizeof(buf), want) == 0);
+	tfx_fill(buf, sizeof(buf), 9);
+	REQUIRE(tfx_openssl_sha(buf, sizeof(buf), want) == 0);
 
 	/* straight through, in pieces like a multipart parser's */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
@@ -503,7 +295,7 @@ static void test_stage_pipeline(void)
 	CHECK(!strcmp(sfs_stage_sha256(st), want));
 	CHECK(file_is(sfs_stage_fd(st), buf, sizeof(buf)));
 	sfs_stage_free(st);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 
 	/* reads in the middle, then more writes: nothing lost or doubled */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
@@ -528,11 +320,11 @@ static void test_stage_pipeline(void)
 	CHECK(write_pieces(st, buf, 7 << 20, sizeof(buf), 50000) == 0);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
 	memcpy(buf + 12345, "XY", 2);
-	REQUIRE(openssl_sha(buf, sizeof(buf), sha) == 0);
+	REQUIRE(tfx_openssl_sha(buf, sizeof(buf), sha) == 0);
 	CHECK(!strcmp(sfs_stage_sha256(st), sha));
 	CHECK(file_is(sfs_stage_fd(st), buf, sizeof(buf)));
 	sfs_stage_free(st);
-	fill(buf, sizeof(buf), 9);
+	tfx_fill(buf, sizeof(buf), 9);
 
 	/* truncated mid-way, then grown by appends */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
@@ -547,7 +339,7 @@ static void test_stage_pipeline(void)
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
 	CHECK(write_pieces(st, buf, 0, 10 << 20, 65536) == 0);
 	sfs_stage_free(st);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 
 	/* the limit holds in the pipeline too */
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
@@ -555,7 +347,7 @@ static void test_stage_pipeline(void)
 	CHECK(write_pieces(st, buf, 0, 6 << 20, 65536) == 0);
 	CHECK_ST(sfs_stage_write(st, buf, 1, NULL), SFS_TOO_LARGE);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
-	REQUIRE(openssl_sha(buf, 6 << 20, sha) == 0);
+	REQUIRE(tfx_openssl_sha(buf, 6 << 20, sha) == 0);
 	CHECK(!strcmp(sfs_stage_sha256(st), sha));
 	sfs_stage_free(st);
 	fx_close(&f);
@@ -576,7 +368,7 @@ static void test_stage_pipeline_write_error(void)
 	int failed = 0;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 5);
+	tfx_fill(buf, sizeof(buf), 5);
 	REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
 	signal(SIGXFSZ, SIG_IGN);
 	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
@@ -592,7 +384,7 @@ static void test_stage_pipeline_write_error(void)
 	CHECK(failed);
 	CHECK(sfs_stage_sha256(st) == NULL);
 	sfs_stage_free(st);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 	fx_close(&f);
 }
 
@@ -608,54 +400,56 @@ static void test_dedupe(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 5);
-	REQUIRE_ST(upload(f.s, &f.a, "one", buf, sizeof(buf), id1, sha1),
+	tfx_fill(buf, sizeof(buf), 5);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "one", buf, sizeof(buf), id1, sha1),
 		   SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "two", buf, sizeof(buf), id2, sha2),
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "two", buf, sizeof(buf), id2, sha2),
 		   SFS_OK);
 	CHECK(strcmp(id1, id2) != 0);
 	CHECK(!strcmp(sha1, sha2));
-	CHECK(blob_files(&f) == 1);
-	CHECK(blob_refs(f.s, f.a.tenant, sha1) == 2);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_blob_files(f.dir) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == 2);
+	CHECK(tfx_staging_files(f.dir) == 0);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == (int64_t)sizeof(buf));
 	CHECK(ti.used_files == 2);
 	/* a third file with other bytes is another blob */
 	buf[0] ^= 1;
-	REQUIRE_ST(upload(f.s, &f.a, "three", buf, sizeof(buf), id3, sha3),
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "three", buf, sizeof(buf), id3, sha3),
 		   SFS_OK);
 	buf[0] ^= 1;
 	CHECK(strcmp(sha3, sha1) != 0);
-	CHECK(blob_files(&f) == 2);
-	CHECK(blob_refs(f.s, f.a.tenant, sha3) == 1);
+	CHECK(tfx_blob_files(f.dir) == 2);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha3) == 1);
 
 	/* releasing one of the two keeps the blob */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id1, 1, NULL), SFS_OK);
-	CHECK(blob_refs(f.s, f.a.tenant, sha1) == 1);
-	CHECK(blob_exists(&f, f.a.tenant, sha1));
-	CHECK(read_file(f.s, &f.a, id2, back, sizeof(back), &got) == 0);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == 1);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha1));
+	CHECK_ST(tfx_read(f.s, &f.a, id2, SFS_CONTENT_ORIGINAL, back,
+			  sizeof(back), &got),
+		 SFS_OK);
 	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == 2 * (int64_t)sizeof(buf));
 	CHECK(ti.used_files == 2);
 	/* releasing both removes the row and, after the commit, the file */
 	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_OK);
-	CHECK(blob_refs(f.s, f.a.tenant, sha1) == -1);
-	CHECK(!blob_exists(&f, f.a.tenant, sha1));
-	CHECK(blob_exists(&f, f.a.tenant, sha3));
-	CHECK(blob_files(&f) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == -1);
+	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sha1));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha3));
+	CHECK(tfx_blob_files(f.dir) == 1);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == (int64_t)sizeof(buf));
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 
 	/* the same bytes again make the blob anew */
-	REQUIRE_ST(upload(f.s, &f.a, "four", buf, sizeof(buf), NULL, sha2),
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "four", buf, sizeof(buf), NULL, sha2),
 		   SFS_OK);
 	CHECK(!strcmp(sha2, sha1));
-	CHECK(blob_exists(&f, f.a.tenant, sha1));
-	CHECK(blob_refs(f.s, f.a.tenant, sha1) == 1);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha1));
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == 1);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -670,21 +464,27 @@ static void test_dedupe_heals(void)
 	int fd = -1;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 31);
-	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
+	tfx_fill(buf, sizeof(buf), 31);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha),
+		   SFS_OK);
 	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
 	REQUIRE(unlink(p) == 0);
 	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
 			       NULL),
 		 SFS_GONE);
-	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
-	CHECK(read_file(f.s, &f.a, id1, back, sizeof(back), &got) == 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL),
+		   SFS_OK);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 2);
+	CHECK_ST(tfx_read(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, back,
+			  sizeof(back), &got),
+		 SFS_OK);
 	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
-	CHECK(read_file(f.s, &f.a, id2, back, sizeof(back), &got) == 0);
+	CHECK_ST(tfx_read(f.s, &f.a, id2, SFS_CONTENT_ORIGINAL, back,
+			  sizeof(back), &got),
+		 SFS_OK);
 	CHECK(got == sizeof(buf));
-	CHECK(staging_files(&f) == 0);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -695,21 +495,23 @@ static void test_tenants_do_not_share(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 6);
-	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), ida, sa), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.x, "x", buf, sizeof(buf), NULL, sx), SFS_OK);
+	tfx_fill(buf, sizeof(buf), 6);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", buf, sizeof(buf), ida, sa),
+		   SFS_OK);
+	REQUIRE_ST(tfx_upload(f.s, &f.x, "x", buf, sizeof(buf), NULL, sx),
+		   SFS_OK);
 	CHECK(!strcmp(sa, sx));
 	CHECK(f.a.tenant != f.x.tenant);
-	CHECK(blob_files(&f) == 2);
-	CHECK(blob_exists(&f, f.a.tenant, sa));
-	CHECK(blob_exists(&f, f.x.tenant, sx));
-	CHECK(blob_refs(f.s, f.a.tenant, sa) == 1);
-	CHECK(blob_refs(f.s, f.x.tenant, sx) == 1);
+	CHECK(tfx_blob_files(f.dir) == 2);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sa));
+	CHECK(tfx_blob_exists(f.s, f.x.tenant, sx));
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sa) == 1);
+	CHECK(tfx_blob_refs(f.s, f.x.tenant, sx) == 1);
 	/* purging one tenant's file leaves the other's blob alone */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, ida, 1, NULL), SFS_OK);
-	CHECK(!blob_exists(&f, f.a.tenant, sa));
-	CHECK(blob_exists(&f, f.x.tenant, sx));
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sa));
+	CHECK(tfx_blob_exists(f.s, f.x.tenant, sx));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -724,8 +526,9 @@ static void test_blob_open(void)
 	int fd = -1;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 7);
-	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), NULL, sha), SFS_OK);
+	tfx_fill(buf, sizeof(buf), 7);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", buf, sizeof(buf), NULL, sha),
+		   SFS_OK);
 	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, &fd, &size, NULL),
 		   SFS_OK);
 	CHECK(size == (int64_t)sizeof(buf));
@@ -760,24 +563,24 @@ static void test_rollback_unlinks(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 30);
-	st = stage_of(f.s, buf, sizeof(buf));
+	tfx_fill(buf, sizeof(buf), 30);
+	st = tfx_stage(f.s, buf, sizeof(buf));
 	REQUIRE(st);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
 	CHECK_ST(sfsi_blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
 	CHECK(added == (int64_t)sizeof(buf));
 	sfs_strlcpy(sha, sfs_stage_sha256(st), sizeof(sha));
-	CHECK(blob_exists(&f, f.a.tenant, sha));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
 	sfsi_db_rollback(d);
 	sfsi_db_put(d);
 	sfs_stage_free(st);
-	CHECK(!blob_exists(&f, f.a.tenant, sha));
-	CHECK(blob_files(&f) == 0);
-	CHECK(staging_files(&f) == 0);
+	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_files(f.dir) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 
 	/* rolled back, but the same bytes were committed since */
-	st = stage_of(f.s, buf, sizeof(buf));
+	st = tfx_stage(f.s, buf, sizeof(buf));
 	REQUIRE(st);
 	d = NULL;
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
@@ -785,12 +588,12 @@ static void test_rollback_unlinks(void)
 	CHECK_ST(sfsi_blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
 	sfsi_db_rollback(d);
 	sfsi_db_put(d);
-	CHECK_ST(upload(f.s, &f.a, "same", buf, sizeof(buf), NULL, NULL),
+	CHECK_ST(tfx_upload(f.s, &f.a, "same", buf, sizeof(buf), NULL, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
-	CHECK(blob_exists(&f, f.a.tenant, sha));
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 1);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 1);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -824,8 +627,8 @@ static void test_stale_staging(void)
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, "partial", 7) == 7);
 	close(fd);
-	fill(buf, sizeof(buf), 8);
-	REQUIRE(openssl_sha(buf, sizeof(buf), orphan_sha) == 0);
+	tfx_fill(buf, sizeof(buf), 8);
+	REQUIRE(tfx_openssl_sha(buf, sizeof(buf), orphan_sha) == 0);
 	snprintf(p, sizeof(p), "%s/%lld-%s.stage", dead, (long long)f.a.tenant,
 		 orphan_sha);
 	fd = open(p, O_CREAT | O_WRONLY, 0600);
@@ -840,14 +643,14 @@ static void test_stale_staging(void)
 	REQUIRE(mkdir(shard, 0755) == 0);
 	sfsi_blob_path(f.s, f.a.tenant, orphan_sha, shard, sizeof(shard));
 	REQUIRE(link(p, shard) == 0);
-	CHECK(staging_files(&f) == 3);
-	CHECK(blob_files(&f) == 1);
+	CHECK(tfx_staging_files(f.dir) == 3);
+	CHECK(tfx_blob_files(f.dir) == 1);
 
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(access(dead, F_OK) < 0 && errno == ENOENT);
-	CHECK(blob_files(&f) == 0);
+	CHECK(tfx_blob_files(f.dir) == 0);
 	/* the live handle's stage is untouched and still commits */
-	CHECK(staging_files(&f) == 1);
+	CHECK(tfx_staging_files(f.dir) == 1);
 	{
 		struct sfs_file_spec sp = { .name = "live" };
 		struct sfs_file out;
@@ -859,9 +662,9 @@ static void test_stale_staging(void)
 	}
 	sfs_stage_free(live);
 	sfs_store_close(s2);
-	CHECK(staging_files(&f) == 0);
-	CHECK(blob_files(&f) == 1);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
+	CHECK(tfx_blob_files(f.dir) == 1);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -917,7 +720,7 @@ static void test_concurrent_opens(void)
 		fails += o[i].fails;
 	}
 	CHECK(fails == 0);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 
 	/* hidden directories of processes caught opening: old ones go */
 	snprintf(fresh, sizeof(fresh), "%s/staging/.new-1-aaaa", f.dir);
@@ -945,8 +748,8 @@ static void test_stale_committed_stage(void)
 	int fd;
 
 	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 40);
-	REQUIRE_ST(upload(f.s, &f.a, "kept", buf, sizeof(buf), id, sha),
+	tfx_fill(buf, sizeof(buf), 40);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "kept", buf, sizeof(buf), id, sha),
 		   SFS_OK);
 	snprintf(dead, sizeof(dead), "%s/staging/999998-c0ffee000000", f.dir);
 	REQUIRE(mkdir(dead, 0700) == 0);
@@ -959,10 +762,12 @@ static void test_stale_committed_stage(void)
 	/* (no lock file at all: a process that died long ago) */
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(access(dead, F_OK) < 0);
-	CHECK(blob_exists(&f, f.a.tenant, sha));
-	CHECK(read_file(f.s, &f.a, id, back, sizeof(back), &got) == 0);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK_ST(tfx_read(f.s, &f.a, id, SFS_CONTENT_ORIGINAL, back,
+			  sizeof(back), &got),
+		 SFS_OK);
 	CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -986,14 +791,15 @@ static int kept_intact(struct fx *f, const struct kept *k, int nk)
 	for (i = 0; i < nk; i++) {
 		struct sfs_file fi;
 
-		fill(want, k[i].n, k[i].seed);
-		if (read_file(f->s, &f->a, k[i].id, got, sizeof(got), &n) ||
+		tfx_fill(want, k[i].n, k[i].seed);
+		if (tfx_read(f->s, &f->a, k[i].id, SFS_CONTENT_ORIGINAL, got,
+			     sizeof(got), &n) ||
 		    n != k[i].n || memcmp(got, want, n)) {
 			fprintf(stderr, "  file %s lost its bytes\n", k[i].id);
 			bad++;
 			continue;
 		}
-		if (openssl_sha(got, n, sha) || strcmp(sha, k[i].sha) ||
+		if (tfx_openssl_sha(got, n, sha) || strcmp(sha, k[i].sha) ||
 		    sfs_file_get(f->s, &f->a, k[i].id, &fi, NULL)) {
 			bad++;
 			continue;
@@ -1002,28 +808,6 @@ static int kept_intact(struct fx *f, const struct kept *k, int nk)
 			bad++;
 		sfs_file_release(&fi);
 	}
-	return bad;
-}
-
-/* Every file row that references a blob has its blob file. */
-static int rows_without_blob(struct fx *f)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int bad = 0;
-
-	if (sfsi_db_get(f->s, &d, NULL))
-		return -1;
-	q = sfsi_db_prep(d,
-			 "SELECT tenant_id, sha256 FROM file WHERE blob_ref = 1"
-			 " UNION ALL SELECT tenant_id, sha256 FROM blob",
-			 NULL);
-	while (q && sfsi_db_step(q, NULL) == 1)
-		if (!blob_exists(f, sfsi_db_col_int(q, 0),
-				 sfsi_db_col_text(q, 1)))
-			bad++;
-	sfsi_db_reset(q);
-	sfsi_db_put(d);
 	return bad;
 }
 
@@ -1046,9 +830,9 @@ static void child_upload(const char *dir, const char *uid, const char *at,
 	if (sfs_store_open(dir, NULL, &s, NULL) ||
 	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
 		_exit(2);
-	fill(buf, n, seed);
+	tfx_fill(buf, n, seed);
 	(void)dedupe;
-	if (upload(s, &a, "crash", buf, n, NULL, NULL))
+	if (tfx_upload(s, &a, "crash", buf, n, NULL, NULL))
 		_exit(3);
 	sfs_store_close(s);
 	_exit(0);
@@ -1065,9 +849,9 @@ static void crash_at(const char *point, int dedupe)
 
 	REQUIRE(fx_open(&f) == 0);
 	for (i = 0; i < 2; i++) {
-		fill(buf, k[i].n, k[i].seed);
-		REQUIRE_ST(upload(f.s, &f.a, "kept", buf, k[i].n, k[i].id,
-				  k[i].sha),
+		tfx_fill(buf, k[i].n, k[i].seed);
+		REQUIRE_ST(tfx_upload(f.s, &f.a, "kept", buf, k[i].n, k[i].id,
+				      k[i].sha),
 			   SFS_OK);
 	}
 	sfs_store_close(f.s);
@@ -1083,23 +867,24 @@ static void crash_at(const char *point, int dedupe)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 77);
 
 	/* before recovery, the dead process's stage is still there */
-	CHECK(staging_files(&f) >= 1);
+	CHECK(tfx_staging_files(f.dir) >= 1);
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(kept_intact(&f, k, 2) == 0);
 	CHECK(file_rows(&f) == 2);
-	CHECK(blob_files(&f) == 2);
-	CHECK(staging_files(&f) == 0);
-	CHECK(rows_without_blob(&f) == 0);
-	CHECK(blob_refs(f.s, f.a.tenant, k[1].sha) == 1);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
+	CHECK(tfx_blob_files(f.dir) == 2);
+	CHECK(tfx_staging_files(f.dir) == 0);
+	CHECK(tfx_rows_without_blob(f.s) == 0);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, k[1].sha) == 1);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0);
 	CHECK(r.orphan_files == 0 && r.missing_files == 0 &&
 	      r.bad_refcounts == 0);
 	CHECK(r.blobs_checked == 2);
 	/* and the store works on: the same upload now succeeds */
-	fill(buf, 30000, 13);
-	CHECK_ST(upload(f.s, &f.a, "again", buf, 30000, NULL, NULL), SFS_OK);
-	CHECK(blob_files(&f) == 3);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	tfx_fill(buf, 30000, 13);
+	CHECK_ST(tfx_upload(f.s, &f.a, "again", buf, 30000, NULL, NULL),
+		 SFS_OK);
+	CHECK(tfx_blob_files(f.dir) == 3);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1136,8 +921,8 @@ static void child_uploads(const char *dir, const char *uid, int round,
 		/* every fourth upload repeats a blob */
 		sd = (unsigned)round * 1000 + (i % 4 == 3 ? 1 : i + 1);
 		n = 20000 + sd % 40000;
-		fill(buf, n, sd);
-		if (upload(s, &a, "k", buf, n, NULL, NULL))
+		tfx_fill(buf, n, sd);
+		if (tfx_upload(s, &a, "k", buf, n, NULL, NULL))
 			_exit(3);
 		if (i == 0 && write(ready, "r", 1) != 1)
 			_exit(4);
@@ -1184,14 +969,14 @@ static void test_crash_random_kills(void)
 	}
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);
 	REQUIRE(fx_actors(&f) == 0);
-	CHECK(staging_files(&f) == 0);
+	CHECK(tfx_staging_files(f.dir) == 0);
 	/* the kills came late enough for commits to happen */
 	CHECK(file_rows(&f) >= 12);
 	if (getenv("SFS_TEST_VERBOSE"))
 		fprintf(stderr, "  %lld files committed\n",
 			(long long)file_rows(&f));
-	CHECK(rows_without_blob(&f) == 0);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
+	CHECK(tfx_rows_without_blob(f.s) == 0);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	/* every blob's bytes hash to its name */
 	{
 		struct db *d = NULL;
@@ -1223,414 +1008,6 @@ static void test_crash_random_kills(void)
 	fx_close(&f);
 }
 
-/* ---- fsck ------------------------------------------------------------------
- */
-
-/* Give file `id` completed listening audio with these bytes. */
-static enum sfs_status give_listening(struct fx *f, const char *id,
-				      const void *mp3, size_t n)
-{
-	struct sfs_file fi;
-	struct sfs_stage *st;
-	struct sfs_job j;
-	enum sfs_status ret;
-
-	ret = sfs_listening_generate(f->s, &f->a, id, &fi, NULL);
-	if (ret)
-		return ret;
-	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
-	if (!ret)
-		ret = sfsi_file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL,
-					  NULL);
-	st = stage_of(f->s, mp3, n);
-	if (!ret && st)
-		ret = sfsi_file_listening_done(f->s, &j, st, NULL);
-	sfs_job_release(&j);
-	sfs_stage_free(st);
-	sfs_file_release(&fi);
-	return ret;
-}
-
-static void test_fsck_clean_and_counts(void)
-{
-	unsigned char buf[2000];
-	char id[SFS_ID_SIZE], sha[65];
-	struct sfs_fsck_report r;
-	struct fx f;
-
-	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 20);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	CHECK(r.blobs_checked == 0);
-	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id, sha), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), NULL, NULL),
-		   SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.x, "c", buf, 100, NULL, NULL), SFS_OK);
-	/* listening audio with the same bytes as the originals: 3 refs */
-	REQUIRE_ST(give_listening(&f, id, buf, sizeof(buf)), SFS_OK);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
-	REQUIRE_ST(give_listening(&f, id, buf, 10), SFS_CONFLICT);
-	CHECK(fsck_lines(f.s, 1, &r) == 0);
-	CHECK(r.blobs_checked == 2);
-	CHECK(r.repaired == 0);
-	fx_close(&f);
-}
-
-static void test_fsck_orphan(void)
-{
-	char sha[65], p[4096], dir[4096];
-	struct sfs_fsck_report r;
-	struct fx f;
-	int fd;
-
-	REQUIRE(fx_open(&f) == 0);
-	REQUIRE_ST(upload(f.s, &f.a, "a", "abc", 3, NULL, NULL), SFS_OK);
-	REQUIRE(openssl_sha("orphan", 6, sha) == 0);
-	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
-		 (long long)f.a.tenant, sha);
-	mkdir(dir, 0755);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	REQUIRE(write(fd, "orphan", 6) == 6);
-	close(fd);
-	/* a stray file that is not a blob name is reported, never removed */
-	snprintf(p, sizeof(p), "%s/blobs/%lld/%.2s/notes.txt", f.dir,
-		 (long long)f.a.tenant, sha);
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	close(fd);
-
-	CHECK(fsck_lines(f.s, 0, &r) == 2);
-	CHECK(r.orphan_files == 1 && r.repaired == 0);
-	CHECK(blob_exists(&f, f.a.tenant, sha));
-	CHECK(fsck_lines(f.s, 1, &r) == 3);
-	CHECK(r.orphan_files == 1 && r.repaired == 1);
-	CHECK(!blob_exists(&f, f.a.tenant, sha));
-	CHECK(access(p, F_OK) == 0);
-	unlink(p);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	CHECK(blob_files(&f) == 1);
-	/* a directory with a blob's name is not a blob: reported, kept, and
-	 * the check goes on */
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(mkdir(p, 0755) == 0);
-	CHECK(fsck_lines(f.s, 1, &r) == 1);
-	CHECK(r.orphan_files == 0 && r.repaired == 0);
-	CHECK(access(p, F_OK) == 0);
-	fx_close(&f);
-}
-
-static void test_fsck_missing_file(void)
-{
-	unsigned char buf[1000];
-	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], id3[SFS_ID_SIZE], sha[65];
-	char p[4096], lsha[65];
-	struct sfs_fsck_report r;
-	struct sfs_tenant_info ti;
-	struct sfs_file fi;
-	struct sfs_err e;
-	struct fx f;
-	int fd = -1;
-
-	REQUIRE(fx_open(&f) == 0);
-	fill(buf, sizeof(buf), 21);
-	REQUIRE_ST(upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "c", "other", 5, id3, NULL), SFS_OK);
-	/* file 3's listening audio is the lost blob too */
-	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
-
-	CHECK(fsck_lines(f.s, 0, &r) == 1);
-	CHECK(r.missing_files == 1 && r.repaired == 0);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 3);
-	CHECK(fsck_lines(f.s, 1, &r) == 2);
-	CHECK(r.missing_files == 1 && r.repaired == 1);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == -1);
-	/* the files are still there, visibly without content */
-	REQUIRE_ST(sfs_file_get(f.s, &f.a, id1, &fi, NULL), SFS_OK);
-	CHECK(fi.discarded && fi.discarded_at > 0 && !fi.deleted);
-	sfs_file_release(&fi);
-	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &fi, NULL), SFS_OK);
-	CHECK(fi.discarded);
-	sfs_file_release(&fi);
-	REQUIRE_ST(sfs_file_get(f.s, &f.a, id3, &fi, NULL), SFS_OK);
-	CHECK(!fi.discarded);
-	CHECK(fi.la.purged && fi.la.purged_at > 0);
-	sfs_strlcpy(lsha, fi.la.sha256, sizeof(lsha));
-	sfs_file_release(&fi);
-	sfs_err_init(&e);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       &e),
-		 SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd, NULL,
-			       NULL),
-		 SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL),
-		 SFS_OK);
-	if (fd >= 0)
-		close(fd);
-	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
-	CHECK(ti.used_bytes == 5);
-	CHECK(ti.used_files == 3);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	/* the discarded files can be deleted and purged normally */
-	CHECK_ST(sfs_file_delete(f.s, &f.a, id1, 1, NULL), SFS_OK);
-	CHECK_ST(sfs_file_delete(f.s, &f.a, id3, 1, NULL), SFS_OK);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	fx_close(&f);
-}
-
-static void test_fsck_refcounts(void)
-{
-	char sha[65], gone[65], p[4096], dir[4096], q[512];
-	struct sfs_fsck_report r;
-	struct fx f;
-	int fd;
-
-	REQUIRE(fx_open(&f) == 0);
-	REQUIRE_ST(upload(f.s, &f.a, "a", "same", 4, NULL, sha), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", "same", 4, NULL, NULL), SFS_OK);
-	snprintf(q, sizeof(q), "UPDATE blob SET refs = 7 WHERE sha256 = '%s'",
-		 sha);
-	REQUIRE(sql(f.s, q) == 0);
-	/* a row nobody references, with its file */
-	REQUIRE(openssl_sha("nobody", 6, gone) == 0);
-	snprintf(q, sizeof(q),
-		 "INSERT INTO blob(tenant_id, sha256, size, refs,"
-		 " created_at) VALUES (%lld, '%s', 6, 1, 0);"
-		 " UPDATE tenant SET used_bytes = used_bytes + 6"
-		 " WHERE id = %lld",
-		 (long long)f.a.tenant, gone, (long long)f.a.tenant);
-	REQUIRE(sql(f.s, q) == 0);
-	snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
-		 (long long)f.a.tenant, gone);
-	mkdir(dir, 0755);
-	sfsi_blob_path(f.s, f.a.tenant, gone, p, sizeof(p));
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	REQUIRE(write(fd, "nobody", 6) == 6);
-	close(fd);
-
-	CHECK(fsck_lines(f.s, 0, &r) == 2);
-	CHECK(r.bad_refcounts == 2 && r.repaired == 0);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 7);
-	CHECK(fsck_lines(f.s, 1, &r) == 4);
-	CHECK(r.bad_refcounts == 2 && r.repaired == 2);
-	CHECK(blob_refs(f.s, f.a.tenant, sha) == 2);
-	CHECK(blob_refs(f.s, f.a.tenant, gone) == -1);
-	CHECK(!blob_exists(&f, f.a.tenant, gone));
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	fx_close(&f);
-}
-
-static void test_fsck_dangling_reference(void)
-{
-	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], s1[65], s2[65], q[512];
-	char p[4096];
-	struct sfs_fsck_report r;
-	struct sfs_file fi;
-	struct fx f;
-
-	REQUIRE(fx_open(&f) == 0);
-	REQUIRE_ST(upload(f.s, &f.a, "a", "first", 5, id1, s1), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", "second", 6, id2, s2), SFS_OK);
-	/* both rows lost; blob 1's file is still there, blob 2's is not */
-	snprintf(q, sizeof(q), "DELETE FROM blob WHERE sha256 IN ('%s', '%s')",
-		 s1, s2);
-	REQUIRE(sql(f.s, q) == 0);
-	sfsi_blob_path(f.s, f.a.tenant, s2, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
-	/* file 1's reference, file 2's reference, blob 1's file without a
-	 * row, and the tenant's usage */
-	CHECK(fsck_lines(f.s, 0, &r) == 4);
-	CHECK(r.bad_refcounts == 2 && r.orphan_files == 1);
-	CHECK(fsck_lines(f.s, 1, &r) >= 4);
-	CHECK(blob_refs(f.s, f.a.tenant, s1) == 1);
-	CHECK(blob_exists(&f, f.a.tenant, s1));
-	REQUIRE_ST(sfs_file_get(f.s, &f.a, id1, &fi, NULL), SFS_OK);
-	CHECK(!fi.discarded);
-	sfs_file_release(&fi);
-	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &fi, NULL), SFS_OK);
-	CHECK(fi.discarded);
-	sfs_file_release(&fi);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	fx_close(&f);
-}
-
-static void test_fsck_usage(void)
-{
-	struct sfs_fsck_report r;
-	struct sfs_tenant_info ti;
-	struct fx f;
-	char id[SFS_ID_SIZE];
-
-	REQUIRE(fx_open(&f) == 0);
-	REQUIRE_ST(upload(f.s, &f.a, "a", "12345", 5, NULL, NULL), SFS_OK);
-	REQUIRE_ST(upload(f.s, &f.a, "b", "123", 3, id, NULL), SFS_OK);
-	/* a purged file does not count */
-	REQUIRE_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
-	REQUIRE(sql(f.s, "UPDATE tenant SET used_bytes = 12345,"
-			 " used_files = 99") == 0);
-	CHECK(fsck_lines(f.s, 0, &r) == 2);
-	CHECK(fsck_lines(f.s, 1, &r) == 4);
-	CHECK(r.repaired == 2);
-	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
-	CHECK(ti.used_bytes == 5 && ti.used_files == 1);
-	REQUIRE_ST(sfs_tenant_get(f.s, f.t2, &ti, NULL), SFS_OK);
-	CHECK(ti.used_bytes == 0 && ti.used_files == 0);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	fx_close(&f);
-}
-
-/* Many rows: the batched walks must see each exactly once. */
-static void test_fsck_many(void)
-{
-	struct sfs_file_spec specs[700];
-	struct sfs_fsck_report r;
-	struct db *d = NULL;
-	struct db_stmt *q;
-	struct fx f;
-	int i, made = 0, removed = 0;
-
-	REQUIRE(fx_open(&f) == 0);
-	memset(specs, 0, sizeof(specs));
-	for (i = 0; i < 700; i++)
-		specs[i].name = "many";
-	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 700, NULL), SFS_OK);
-	/* give each its own one-byte blob, by hand */
-	REQUIRE(sql(f.s, "UPDATE file SET sha256 = printf('%064x', id),"
-			 " size = 1, blob_ref = 1;"
-			 " INSERT INTO blob(tenant_id, sha256, size, refs,"
-			 " created_at) SELECT tenant_id, sha256, 1, 1, 0"
-			 " FROM file;"
-			 " UPDATE tenant SET used_bytes = 700 WHERE id = "
-			 " (SELECT tenant_id FROM file LIMIT 1)") == 0);
-	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
-	q = sfsi_db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
-	while (q && sfsi_db_step(q, NULL) == 1) {
-		char p[4096], dir[4096];
-		const char *sha = sfsi_db_col_text(q, 1);
-		int64_t t = sfsi_db_col_int(q, 0);
-		int fd;
-
-		snprintf(dir, sizeof(dir), "%s/blobs/%lld", f.dir,
-			 (long long)t);
-		mkdir(dir, 0755);
-		snprintf(dir, sizeof(dir), "%s/blobs/%lld/%.2s", f.dir,
-			 (long long)t, sha);
-		mkdir(dir, 0755);
-		sfsi_blob_path(f.s, t, sha, p, sizeof(p));
-		fd = open(p, O_CREAT | O_WRONLY, 0644);
-		if (fd >= 0 && write(fd, "x", 1) == 1)
-			made++;
-		if (fd >= 0)
-			close(fd);
-	}
-	sfsi_db_reset(q);
-	sfsi_db_put(d);
-	REQUIRE(made == 700);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	CHECK(r.blobs_checked == 700);
-
-	/* lose every third blob file */
-	for (i = 1; i <= 700; i += 3) {
-		char sha[65], p[4096];
-
-		snprintf(sha, sizeof(sha), "%064x", i);
-		sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-		if (unlink(p) == 0)
-			removed++;
-	}
-	CHECK(removed == 234);
-	CHECK(fsck_lines(f.s, 0, &r) == removed);
-	CHECK(r.missing_files == removed && r.blobs_checked == 700);
-	CHECK(fsck_lines(f.s, 1, &r) == 2 * removed);
-	CHECK(r.repaired == removed);
-	CHECK(tfx_sql_int(f.s,
-			  "SELECT count(*) FROM file WHERE is_discarded = 1") ==
-	      removed);
-	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 700);
-	CHECK(fsck_lines(f.s, 0, &r) == 0);
-	CHECK(r.blobs_checked == 700 - removed);
-	fx_close(&f);
-}
-
-struct churn {
-	const char *dir;
-	const char *uid;
-	int stop;
-	int ops;
-	int fails;
-};
-
-/* Upload, dedupe and purge on its own handle until told to stop. */
-static void *churn_main(void *arg)
-{
-	struct churn *c = arg;
-	struct sfs_store *s = NULL;
-	struct sfs_actor a;
-	unsigned char buf[3000];
-	char ids[8][SFS_ID_SIZE];
-	int i = 0;
-
-	if (sfs_store_open(c->dir, NULL, &s, NULL) ||
-	    sfs_auth_user(s, c->uid, SFS_SCOPE_ALL, &a, NULL)) {
-		c->fails++;
-		sfs_store_close(s);
-		return NULL;
-	}
-	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED) || i < 16) {
-		int k = i % 8;
-
-		if (i >= 8 && sfs_file_delete(s, &a, ids[k], 1, NULL))
-			c->fails++;
-		fill(buf, sizeof(buf), (unsigned)(i % 5));
-		if (upload(s, &a, "churn", buf, sizeof(buf) - (size_t)(i % 7),
-			   ids[k], NULL))
-			c->fails++;
-		i++;
-	}
-	c->ops = i;
-	sfs_store_close(s);
-	return NULL;
-}
-
-/*
- * fsck with repair while another handle commits and removes blobs: it
- * must find nothing and break nothing.
- */
-static void test_fsck_concurrent(void)
-{
-	struct churn c;
-	pthread_t th;
-	struct fx f;
-	int round, lines = 0;
-
-	REQUIRE(fx_open(&f) == 0);
-	memset(&c, 0, sizeof(c));
-	c.dir = f.dir;
-	c.uid = f.u1;
-	REQUIRE(pthread_create(&th, NULL, churn_main, &c) == 0);
-	for (round = 0; round < 15; round++) {
-		int n = fsck_lines(f.s, 1, NULL);
-
-		lines += n < 0 ? 100 : n;
-	}
-	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(th, NULL);
-	CHECK(c.fails == 0);
-	CHECK(c.ops >= 16);
-	CHECK(lines == 0);
-	CHECK(fsck_lines(f.s, 0, NULL) == 0);
-	CHECK(rows_without_blob(&f) == 0);
-	fx_close(&f);
-}
-
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -1652,13 +1029,5 @@ int main(void)
 	RUN(test_crash_before_commit);
 	RUN(test_crash_before_commit_dedupe);
 	RUN(test_crash_random_kills);
-	RUN(test_fsck_clean_and_counts);
-	RUN(test_fsck_orphan);
-	RUN(test_fsck_missing_file);
-	RUN(test_fsck_refcounts);
-	RUN(test_fsck_dangling_reference);
-	RUN(test_fsck_usage);
-	RUN(test_fsck_many);
-	RUN(test_fsck_concurrent);
 	return th_report();
 }

@@ -3,6 +3,10 @@
  * explicit ones made by mkdir, rmdir, rename of whole subtrees, and the
  * directory counts, checked after every step against a recount from the
  * file table.
+ *
+ * About internals on purpose: a directory's counts are a cache the core
+ * keeps of the file table, and only a recount from that table, in SQL
+ * (dirs_consistent), shows they never drift.
  */
 #include <stdint.h>
 #include "db_i.h"
@@ -12,9 +16,9 @@
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "fixture.h"
 #include "testhelp.h"
-#include "util_i.h"
 
 struct fx {
 	char *dir;

@@ -3,13 +3,22 @@
  * new content versions, open, listening-audio state rules, the janitor,
  * quotas, validation errors and the permission rules (owner, EDIT and VIEW
  * shares, INTERNAL, other tenants, scopes), and two store handles at once.
+ * The share calls themselves are t_share.c's.
+ *
+ * About internals on purpose: a job's outcome is reported by the worker
+ * that claimed it, so the tests play that worker (testjob.h, then
+ * sfsi_file_job_state, sfsi_file_import_done, sfsi_file_listening_done)
+ * to reach a finished import, a stale result or a failed generation at
+ * the moment they choose; they prepare a stage's blob as an upload does
+ * before its transaction (sfsi_blob_stage_prepare); and where a promise is
+ * about what is stored (one job per import, rows purged, the blob's file
+ * kept, synchronous=FULL) they read the database, or set a state no
+ * public call makes (timestamps long past) in SQL.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include "blob_i.h"
-#include "db_i.h"
-#include "file_i.h"
 #include "media_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
@@ -21,10 +30,10 @@
 #include "speechfs/share.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "fixture.h"
 #include "testhelp.h"
 #include "testjob.h"
-#include "util_i.h"
 
 #define EMPTY_SHA                                                              \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -76,27 +85,13 @@ static void fx_close(struct fx *f)
 	sfs_set_clock_offset_ms(0);
 }
 
-static struct sfs_stage *stage_of(struct sfs_store *s, const void *data,
-				  size_t n)
-{
-	struct sfs_stage *st = NULL;
-
-	if (sfs_stage_new(s, &st, NULL))
-		return NULL;
-	if (n && sfs_stage_write(st, data, n, NULL)) {
-		sfs_stage_free(st);
-		return NULL;
-	}
-	return st;
-}
-
 /* Create a file with content `text` at `path`; id into id. */
 static enum sfs_status mk(struct fx *f, const struct sfs_actor *a,
 			  const char *name, const char *path, const char *text,
 			  char *id, struct sfs_err *e)
 {
 	struct sfs_file_spec sp = { .name = name, .path = path };
-	struct sfs_stage *st = stage_of(f->s, text, strlen(text));
+	struct sfs_stage *st = tfx_stage(f->s, text, strlen(text));
 	struct sfs_file out;
 	enum sfs_status ret;
 
@@ -152,29 +147,6 @@ static enum sfs_status share(struct fx *f, const char *id, const char *user,
 	return sfs_share_put(f->s, &f->a, id, user, p, NULL, &created, NULL);
 }
 
-static int64_t blob_refs(struct fx *f, const char *sha)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t refs = -1;
-
-	if (sfsi_db_get(f->s, &d, NULL))
-		return -2;
-	q = sfsi_db_prep(d,
-			 "SELECT refs FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
-			 NULL);
-	if (q) {
-		sfsi_db_bind_int(q, 1, f->a.tenant);
-		sfsi_db_bind_text(q, 2, sha);
-		if (sfsi_db_step(q, NULL) == 1)
-			refs = sfsi_db_col_int(q, 0);
-		sfsi_db_reset(q);
-	}
-	sfsi_db_put(d);
-	return refs;
-}
-
 static struct sfs_tenant_info tenant(struct fx *f)
 {
 	struct sfs_tenant_info ti;
@@ -183,42 +155,6 @@ static struct sfs_tenant_info tenant(struct fx *f)
 	if (sfs_tenant_get(f->s, f->t1, &ti, NULL))
 		ti.used_files = -1;
 	return ti;
-}
-
-static int fsck_clean(struct fx *f)
-{
-	struct sfs_fsck_report r;
-
-	if (sfs_fsck(f->s, 0, &r, NULL, NULL, NULL))
-		return 0;
-	return !r.orphan_files && !r.missing_files && !r.bad_refcounts;
-}
-
-/* Complete listening generation of a file with these MP3 bytes. */
-static enum sfs_status finish_listening(struct fx *f, const char *id,
-					const char *mp3)
-{
-	struct sfs_file fi;
-	struct sfs_stage *st;
-	struct sfs_job j;
-	enum sfs_status ret;
-
-	ret = sfs_file_get(f->s, &f->a, id, &fi, NULL);
-	if (ret)
-		return ret;
-	memset(&j, 0, sizeof(j));
-	ret = claim_for(f->s, SFS_JOB_LISTENING, fi.ino, &j);
-	if (!ret)
-		ret = sfsi_file_job_state(f->s, &j, SFS_JS_PROCESSING, NULL,
-					  NULL);
-	st = stage_of(f->s, mp3, strlen(mp3));
-	if (!ret)
-		ret = st ? sfsi_file_listening_done(f->s, &j, st, NULL)
-			 : SFS_IO;
-	sfs_job_release(&j);
-	sfs_stage_free(st);
-	sfs_file_release(&fi);
-	return ret;
 }
 
 static int64_t ino_of(struct fx *f, const char *id)
@@ -236,18 +172,6 @@ static int64_t ino_of(struct fx *f, const char *id)
 static const char *field0(const struct sfs_err *e)
 {
 	return e->nfields ? e->fields[0].field : "";
-}
-
-static int has_field(const struct sfs_err *e, const char *field,
-		     const char *type)
-{
-	int i;
-
-	for (i = 0; i < e->nfields; i++)
-		if (!strcmp(e->fields[i].field, field) &&
-		    (!type || !strcmp(e->fields[i].type, type)))
-			return 1;
-	return 0;
 }
 
 /* ---- create and get ------------------------------------------------------ */
@@ -272,7 +196,7 @@ static void test_create_get(void)
 	size_t i;
 
 	REQUIRE(fx_open(&f) == 0);
-	st = stage_of(f.s, "hello", 5);
+	st = tfx_stage(f.s, "hello", 5);
 	REQUIRE(st);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
 	sfs_stage_free(st);
@@ -344,7 +268,7 @@ static void test_create_get(void)
 	{
 		struct sfs_file_spec l = { .name = "l", .listening = 1 };
 
-		st = stage_of(f.s, "audio", 5);
+		st = tfx_stage(f.s, "audio", 5);
 		REQUIRE_ST(sfs_file_create(f.s, &f.a, &l, st, &out, NULL),
 			   SFS_OK);
 		sfs_stage_free(st);
@@ -354,7 +278,7 @@ static void test_create_get(void)
 		sfs_file_release(&out);
 	}
 	/* out may be NULL */
-	st = stage_of(f.s, "x", 1);
+	st = tfx_stage(f.s, "x", 1);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, NULL), SFS_OK);
 	sfs_stage_free(st);
 	CHECK(tenant(&f).used_files == 4);
@@ -386,7 +310,7 @@ static void test_create_import(void)
 		 SFS_NOT_READY);
 	CHECK_ST(sfs_listening_generate(f.s, &f.a, out.id, NULL, NULL),
 		 SFS_NOT_READY);
-	st = stage_of(f.s, "new", 3);
+	st = tfx_stage(f.s, "new", 3);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, NULL, NULL),
 		 SFS_NOT_READY);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM job WHERE kind = 2") == 1);
@@ -426,7 +350,7 @@ static void test_create_import(void)
 	sfs_file_release(&out);
 
 	/* content and a URI at once */
-	st = stage_of(f.s, "x", 1);
+	st = tfx_stage(f.s, "x", 1);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
 	sfs_stage_free(st);
@@ -492,7 +416,7 @@ static void test_import_cancelled_by_delete(void)
 	CHECK_ST(sfsi_file_job_state(f.s, &job, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
-	st = stage_of(f.s, "late", 4);
+	st = tfx_stage(f.s, "late", 4);
 	CHECK_ST(sfsi_file_import_done(f.s, &job, st, NULL, -1, NULL),
 		 SFS_CONFLICT);
 	sfs_job_release(&job);
@@ -504,7 +428,7 @@ static void test_import_cancelled_by_delete(void)
 	CHECK(out.size == -1);
 	sfs_file_release(&out);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 0);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -539,11 +463,11 @@ static void test_validation(void)
 		CHECK_ST(sfs_file_create(f.s, &f.a, &s_, NULL, NULL, &e),      \
 			 SFS_INVALID);                                         \
 		CHECK(e.status == SFS_INVALID);                                \
-		if (!has_field(&e, field_, type_))                             \
+		if (!tfx_has_field(&e, field_, type_))                         \
 			fprintf(stderr, "  want %s/%s, got %s/%s\n", field_,   \
 				type_ ? type_ : "*", field0(&e),               \
 				e.nfields ? e.fields[0].type : "");            \
-		CHECK(has_field(&e, field_, type_));                           \
+		CHECK(tfx_has_field(&e, field_, type_));                       \
 	} while (0)
 
 	BAD("name", "missing", .name = NULL);
@@ -571,9 +495,9 @@ static void test_validation(void)
 	sp.metadata = "[]";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
-	CHECK(has_field(&e, "name", "missing"));
-	CHECK(has_field(&e, "path", NULL));
-	CHECK(has_field(&e, "metadata", NULL));
+	CHECK(tfx_has_field(&e, "name", "missing"));
+	CHECK(tfx_has_field(&e, "path", NULL));
+	CHECK(tfx_has_field(&e, "metadata", NULL));
 	/* the limits themselves are fine */
 	memset(&sp, 0, sizeof(sp));
 	long_name[SFS_NAME_MAX] = '\0';
@@ -623,7 +547,7 @@ static void test_lazy_create(void)
 	sfs_store_close(s2);
 
 	/* only a content-less create can be lazy */
-	st = stage_of(f.s, "bytes", 5);
+	st = tfx_stage(f.s, "bytes", 5);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
 	sfs_stage_free(st);
@@ -648,22 +572,22 @@ static void test_lazy_create(void)
 	/* content: the same bytes as another file's share its blob */
 	REQUIRE_ST(mk(&f, &f.a, "other", "/", "same bytes", other, NULL),
 		   SFS_OK);
-	st = stage_of(f.s, "same bytes", 10);
+	st = tfx_stage(f.s, "same bytes", 10);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, &g, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
-	CHECK(g.size == 10 && blob_refs(&f, g.sha256) == 2);
+	CHECK(g.size == 10 && tfx_blob_refs(f.s, f.a.tenant, g.sha256) == 2);
 	CHECK(tenant(&f).used_bytes == 10);
 	sfs_file_release(&g);
 	/* new bytes: a blob of their own, synced and linked */
-	st = stage_of(f.s, "fresh", 5);
+	st = tfx_stage(f.s, "fresh", 5);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, out.id, st, 0, &g, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
-	CHECK(g.size == 5 && blob_refs(&f, g.sha256) == 1);
+	CHECK(g.size == 5 && tfx_blob_refs(f.s, f.a.tenant, g.sha256) == 1);
 	CHECK(tenant(&f).used_bytes == 15);
 	sfs_file_release(&g);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 
 	/* a deleted file cannot be synced */
 	REQUIRE_ST(sfs_file_delete(f.s, &f.a, out.id, 0, NULL), SFS_OK);
@@ -703,7 +627,7 @@ static void test_stage_prepare(void)
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(mk(&f, &f.a, "first", "/", "shared bytes", id, NULL),
 		   SFS_OK);
-	st = stage_of(f.s, "shared bytes", 12);
+	st = tfx_stage(f.s, "shared bytes", 12);
 	REQUIRE(st != NULL);
 	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK(sfs_stage_sha256(st) != NULL);
@@ -713,17 +637,17 @@ static void test_stage_prepare(void)
 	CHECK_ST(sfs_stage_truncate(st, 1, NULL), SFS_CONFLICT);
 	/* the only holder of these bytes goes, and with it the blob file */
 	REQUIRE_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
-	CHECK(blob_refs(&f, sfs_stage_sha256(st)) == -1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sfs_stage_sha256(st)) == -1);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
 	sfs_stage_free(st);
-	CHECK(blob_refs(&f, out.sha256) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, out.sha256) == 1);
 	CHECK(slurp(&f, &f.a, out.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
 		    &rs) == 12 &&
 	      !strcmp(buf, "shared bytes"));
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	sfs_file_release(&out);
 	/* a stage of new bytes prepares (and syncs) the same way */
-	st = stage_of(f.s, "new", 3);
+	st = tfx_stage(f.s, "new", 3);
 	REQUIRE(st != NULL);
 	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
 	CHECK_ST(sfsi_blob_stage_prepare(f.s, f.a.tenant, st, NULL), SFS_OK);
@@ -802,7 +726,7 @@ static void test_permissions(void)
 	CHECK_ST(sfs_listening_generate(f.s, &f.b, id, NULL, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_delete(f.s, &f.b, id, 0, NULL), SFS_FORBIDDEN);
 	CHECK_ST(sfs_listening_purge(f.s, &f.b, id, NULL), SFS_FORBIDDEN);
-	st = stage_of(f.s, "edited", 6);
+	st = tfx_stage(f.s, "edited", 6);
 	CHECK_ST(sfs_file_set_content(f.s, &f.b, id, st, 0, NULL, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
@@ -814,7 +738,7 @@ static void test_permissions(void)
 	sfs_file_release(&g);
 	CHECK_ST(open_st(&f, &f.c, id, SFS_CONTENT_ORIGINAL, NULL), SFS_OK);
 	CHECK_ST(sfs_file_update(f.s, &f.c, id, &u, NULL, NULL), SFS_FORBIDDEN);
-	st = stage_of(f.s, "viewer", 6);
+	st = tfx_stage(f.s, "viewer", 6);
 	CHECK_ST(sfs_file_set_content(f.s, &f.c, id, st, 0, NULL, NULL),
 		 SFS_FORBIDDEN);
 	sfs_stage_free(st);
@@ -935,7 +859,8 @@ static void test_update(void)
 	u.metadata = "[]";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_INVALID);
-	CHECK(has_field(&e, "path", NULL) && has_field(&e, "metadata", NULL));
+	CHECK(tfx_has_field(&e, "path", NULL) &&
+	      tfx_has_field(&e, "metadata", NULL));
 	u.set = SFS_UPD_NAME;
 	u.name = "";
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_INVALID);
@@ -946,7 +871,7 @@ static void test_update(void)
 	u.publish = (enum sfs_publish)7;
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, &e), SFS_INVALID);
-	CHECK(has_field(&e, "publishMode", NULL));
+	CHECK(tfx_has_field(&e, "publishMode", NULL));
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(!strcmp(g.name, "g") && g.publish == SFS_PUBLISH_PRIVATE);
 	sfs_file_release(&g);
@@ -1003,7 +928,7 @@ static void test_delete_purge_restore(void)
 	CHECK(g.purge_at == g.deleted_at + RETENTION * 1000);
 	sfs_file_release(&g);
 	/* content is kept until the purge */
-	CHECK(blob_refs(&f, sha) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 1);
 	CHECK(tenant(&f).used_files == 1);
 	sfs_err_init(&e);
 	CHECK_ST(open_st(&f, &f.a, id, SFS_CONTENT_ORIGINAL, &e), SFS_GONE);
@@ -1025,7 +950,7 @@ static void test_delete_purge_restore(void)
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.deleted && g.purged && g.purged_at > 0 && g.purge_at == 0);
 	sfs_file_release(&g);
-	CHECK(blob_refs(&f, sha) == -1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == -1);
 	CHECK(tenant(&f).used_files == 0 && tenant(&f).used_bytes == 0);
 	/* purging a purged file is a no-op; restoring it is gone */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 1, NULL), SFS_OK);
@@ -1045,7 +970,7 @@ static void test_delete_purge_restore(void)
 				 "000000000000",
 				 0, NULL),
 		 SFS_NOT_FOUND);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1128,7 +1053,7 @@ static void test_suffix_on_arrival(void)
 	u.name = "";
 	CHECK_ST(sfs_file_update(f.s, &f.a, o, &u, NULL, NULL), SFS_INVALID);
 	CHECK(suffixed(&f, o) == 0);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1160,7 +1085,7 @@ static void test_discard(void)
 	CHECK_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_GONE);
 	/* a new content version brings it back */
-	st = stage_of(f.s, "again", 5);
+	st = tfx_stage(f.s, "again", 5);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, id, st, 0, &g, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
@@ -1173,7 +1098,7 @@ static void test_discard(void)
 	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "other", id2, NULL), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_CONFLICT);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1188,18 +1113,18 @@ static void test_stale_job_result(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	st = stage_of(f.s, "first", 5);
+	st = tfx_stage(f.s, "first", 5);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v, NULL), SFS_OK);
 	sfs_stage_free(st);
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &old), SFS_OK);
 	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	/* a new version cancels the running job and queues another */
-	st = stage_of(f.s, "second", 6);
+	st = tfx_stage(f.s, "second", 6);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v.id, st, 0, NULL, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
-	mp3 = stage_of(f.s, "mp3 of the first", 16);
+	mp3 = tfx_stage(f.s, "mp3 of the first", 16);
 	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
 	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
 		 SFS_CONFLICT);
@@ -1207,7 +1132,7 @@ static void test_stale_job_result(void)
 	REQUIRE_ST(claim_for(f.s, SFS_JOB_LISTENING, v.ino, &cur), SFS_OK);
 	CHECK_ST(sfsi_file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
-	mp3 = stage_of(f.s, "mp3 of the second", 17);
+	mp3 = tfx_stage(f.s, "mp3 of the second", 17);
 	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
 	sfs_stage_free(mp3);
 	sfs_job_release(&old);
@@ -1233,11 +1158,11 @@ static void test_set_content(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	st = stage_of(f.s, "version one", 11);
+	st = tfx_stage(f.s, "version one", 11);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &v1, NULL), SFS_OK);
 	sfs_stage_free(st);
 	REQUIRE_ST(share(&f, v1.id, f.ub, SFS_PERM_EDIT), SFS_OK);
-	st = stage_of(f.s, "version 2", 9);
+	st = tfx_stage(f.s, "version 2", 9);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
@@ -1246,8 +1171,8 @@ static void test_set_content(void)
 	CHECK(v2.ntags == 1 && !strcmp(v2.tags[0], "keep"));
 	CHECK(v2.created_at == v1.created_at);
 	CHECK(v2.la.status == SFS_JS_NONE);
-	CHECK(blob_refs(&f, v1.sha256) == -1);
-	CHECK(blob_refs(&f, v2.sha256) == 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, v1.sha256) == -1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, v2.sha256) == 1);
 	CHECK(tenant(&f).used_bytes == 9 && tenant(&f).used_files == 1);
 	CHECK(slurp(&f, &f.b, v1.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf),
 		    &rs) == 9 &&
@@ -1259,8 +1184,8 @@ static void test_set_content(void)
 	/* with listening audio: it is made again from the new content */
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, v1.id, NULL, NULL),
 		   SFS_OK);
-	REQUIRE_ST(finish_listening(&f, v1.id, "mp3 one"), SFS_OK);
-	st = stage_of(f.s, "version 3", 9);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, v1.id, "mp3 one", 7), SFS_OK);
+	st = tfx_stage(f.s, "version 3", 9);
 	sfs_file_release(&v2);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
 		   SFS_OK);
@@ -1270,11 +1195,11 @@ static void test_set_content(void)
 	sfs_file_release(&v2);
 	/* the same bytes as another file share its blob */
 	REQUIRE_ST(mk(&f, &f.a, "other", "/", "shared", NULL, NULL), SFS_OK);
-	st = stage_of(f.s, "shared", 6);
+	st = tfx_stage(f.s, "shared", 6);
 	REQUIRE_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, &v2, NULL),
 		   SFS_OK);
 	sfs_stage_free(st);
-	CHECK(blob_refs(&f, v2.sha256) == 2);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, v2.sha256) == 2);
 	/* the same bytes once more: the blob is kept as it is, not relinked */
 	{
 		char p[4096];
@@ -1288,14 +1213,14 @@ static void test_set_content(void)
 		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
 		sfsi_blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
 		REQUIRE(stat(p, &b1) == 0);
-		st = stage_of(f.s, "only mine", 9);
+		st = tfx_stage(f.s, "only mine", 9);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
 			SFS_OK);
 		sfs_stage_free(st);
 		REQUIRE(stat(p, &b2) == 0);
 		CHECK(b1.st_ino == b2.st_ino);
-		CHECK(blob_refs(&f, solo.sha256) == 1);
+		CHECK(tfx_blob_refs(f.s, f.a.tenant, solo.sha256) == 1);
 		CHECK(tenant(&f).used_files == 3);
 		CHECK_ST(sfs_file_delete(f.s, &f.a, sid, 1, NULL), SFS_OK);
 		sfs_file_release(&solo);
@@ -1304,12 +1229,12 @@ static void test_set_content(void)
 
 	/* not on a deleted file */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, v1.id, 0, NULL), SFS_OK);
-	st = stage_of(f.s, "late", 4);
+	st = tfx_stage(f.s, "late", 4);
 	CHECK_ST(sfs_file_set_content(f.s, &f.a, v1.id, st, 0, NULL, NULL),
 		 SFS_CONFLICT);
 	sfs_stage_free(st);
 	sfs_file_release(&v1);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") == 1);
 	fx_close(&f);
 }
@@ -1358,7 +1283,7 @@ static void test_listening_rules(void)
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_PENDING && g.la.error == NULL);
 	sfs_file_release(&g);
-	REQUIRE_ST(finish_listening(&f, id, "mp3 bytes"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id, "mp3 bytes", 9), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(g.la.status == SFS_JS_COMPLETED && g.la.size == 9 &&
 	      g.la.created_at > 0 && g.la.sha256[0]);
@@ -1388,7 +1313,7 @@ static void test_listening_rules(void)
 	CHECK(g.la.deleted && g.la.purged && g.la.purged_at > 0);
 	sfs_file_release(&g);
 	CHECK(tenant(&f).used_bytes == 8);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1401,7 +1326,7 @@ static void test_listening_purge(void)
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(mk(&f, &f.a, "f", "/", "original", id, NULL), SFS_OK);
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id, NULL, NULL), SFS_OK);
-	REQUIRE_ST(finish_listening(&f, id, "mp3"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id, "mp3", 3), SFS_OK);
 	/* purge keeps the metadata, drops the bytes */
 	CHECK_ST(sfs_listening_purge(f.s, &f.a, id, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
@@ -1417,7 +1342,8 @@ static void test_listening_purge(void)
 	/* purging the file releases its listening audio too */
 	REQUIRE_ST(mk(&f, &f.a, "f2", "/", "second", id2, NULL), SFS_OK);
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
-	REQUIRE_ST(finish_listening(&f, id2, "mp3 of two"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id2, "mp3 of two", 10),
+		   SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 1, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id2, &g, NULL), SFS_OK);
 	CHECK(g.purged && g.la.purged);
@@ -1439,7 +1365,7 @@ static void test_listening_purge(void)
 		CHECK(tfx_sql_int(f.s, q) == 0);
 	}
 	sfs_file_release(&g);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1458,7 +1384,7 @@ static void test_janitor(void)
 	REQUIRE_ST(mk(&f, &f.a, "la", "/", "two", id2, NULL), SFS_OK);
 	REQUIRE_ST(mk(&f, &f.a, "kept", "/", "three", keep, NULL), SFS_OK);
 	REQUIRE_ST(sfs_listening_generate(f.s, &f.a, id2, NULL, NULL), SFS_OK);
-	REQUIRE_ST(finish_listening(&f, id2, "mp3"), SFS_OK);
+	REQUIRE_ST(tfx_listening_done(f.s, &f.a, id2, "mp3", 3), SFS_OK);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_listening_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
@@ -1483,7 +1409,7 @@ static void test_janitor(void)
 	CHECK(tenant(&f).used_bytes == 3 + 5);
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
 	CHECK(n == 0);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1500,22 +1426,13 @@ static void test_janitor_many(void)
 	}
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 150, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 1, NULL), SFS_OK);
-	{
-		struct db *d = NULL;
-
-		REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
-		/* 150 deleted files and 70 expired listening audios */
-		CHECK_ST(sfsi_db_exec(d,
-				      "UPDATE file SET is_deleted = 1,"
-				      " deleted_at = 1, purge_at = 2"
-				      " WHERE id <= 150;"
-				      " UPDATE file SET la_status = 3,"
-				      " la_deleted = 1, la_deleted_at = 1,"
-				      " la_purge_at = 2 WHERE id > 80",
-				      NULL),
-			 SFS_OK);
-		sfsi_db_put(d);
-	}
+	/* 150 deleted files and 70 expired listening audios */
+	CHECK(tfx_sql(f.s, "UPDATE file SET is_deleted = 1,"
+			   " deleted_at = 1, purge_at = 2"
+			   " WHERE id <= 150;"
+			   " UPDATE file SET la_status = 3,"
+			   " la_deleted = 1, la_deleted_at = 1,"
+			   " la_purge_at = 2 WHERE id > 80") == 0);
 	CHECK_ST(sfs_store_janitor_run(f.s, &n, NULL), SFS_OK);
 	CHECK(tfx_sql_int(f.s,
 			  "SELECT count(*) FROM file WHERE is_purged = 1") ==
@@ -1550,7 +1467,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "dup", "/", big, NULL, NULL), SFS_OK);
 	CHECK(tenant(&f).used_bytes == 60);
 	/* a new version that does not fit */
-	st = stage_of(f.s, "x", 1);
+	st = tfx_stage(f.s, "x", 1);
 	{
 		char more[50];
 
@@ -1575,20 +1492,20 @@ static void test_quota(void)
 		REQUIRE_ST(mk(&f, &f.a, "own", "/", more, own, NULL), SFS_OK);
 		CHECK(tenant(&f).used_bytes == 100);
 		memset(more, 'p', 40);
-		st = stage_of(f.s, more, 40);
+		st = tfx_stage(f.s, more, 40);
 		CHECK_ST(sfs_file_set_content(f.s, &f.a, own, st, 0, &g, NULL),
 			 SFS_OK);
 		sfs_stage_free(st);
 		sfs_file_release(&g);
 		CHECK(tenant(&f).used_bytes == 100);
 		/* and the same bytes again are no change at all */
-		st = stage_of(f.s, more, 40);
+		st = tfx_stage(f.s, more, 40);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, own, st, 0, NULL, NULL),
 			SFS_OK);
 		sfs_stage_free(st);
 		CHECK(tenant(&f).used_bytes == 100);
-		CHECK(fsck_clean(&f));
+		CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 		CHECK_ST(sfs_file_delete(f.s, &f.a, own, 1, NULL), SFS_OK);
 		REQUIRE_ST(mk(&f, &f.a, "one", "/", big, id, NULL), SFS_OK);
 	}
@@ -1611,7 +1528,7 @@ static void test_quota(void)
 	CHECK_ST(mk(&f, &f.a, "fourth", "/", "t", NULL, NULL), SFS_OK);
 	/* another tenant has its own quota */
 	CHECK_ST(mk(&f, &f.x, "x", "/", big, NULL, NULL), SFS_OK);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	{
 		char p[4096];
 		struct stat sb;
@@ -1695,7 +1612,7 @@ static void test_two_handles(void)
 	CHECK(di.nfiles == 40);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/t1/", &di, NULL), SFS_OK);
 	CHECK(di.nfiles == 40);
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
 
@@ -1779,13 +1696,13 @@ static void test_contention(void)
 	CHECK(c[0].unexpected == 0 && c[1].unexpected == 0);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id, &g, NULL), SFS_OK);
 	CHECK(!g.deleted);
-	CHECK(blob_refs(&f, g.sha256) >= 1);
+	CHECK(tfx_blob_refs(f.s, f.a.tenant, g.sha256) >= 1);
 	sfs_file_release(&g);
 	CHECK(tenant(&f).used_files == 2);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob") <= 3);
 	CHECK(tenant(&f).used_bytes ==
 	      tfx_sql_int(f.s, "SELECT sum(size) FROM blob"));
-	CHECK(fsck_clean(&f));
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	{
 		struct sfs_dir_info di;
 

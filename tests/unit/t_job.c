@@ -2,6 +2,13 @@
  * Tests of the persistent jobs: claims under a lease across store handles
  * and processes, outcomes, cancellation, the worker threads and their
  * lease renewer and janitor.
+ *
+ * About internals on purpose: the queue is tested on its own, below the
+ * file model, so its files are raw rows (make_file); a job's whole row
+ * (attempts, error, lease token, finish time) is what a claim, an outcome
+ * or a lease expiry promises, so job_row reads it; cancellation is the
+ * file model's call inside its transaction (sfsi_job_cancel_file); and the
+ * number of worker threads started is read off the store (store_i.h).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -9,12 +16,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include "db_i.h"
-#include "file_i.h"
 #include "speechfs/job.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "store_i.h"
 #include "testhelp.h"
-#include "util_i.h"
 
 #define NJOBS 200
 

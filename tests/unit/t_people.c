@@ -8,7 +8,6 @@
  */
 #include <ctype.h>
 #include <inttypes.h>
-#include "db_i.h"
 #include "fixture.h"
 #include "speechfs/auth.h"
 #include "speechfs/log.h"
@@ -323,29 +322,23 @@ static void test_resolve_in_own_tenant(void)
 static void test_migration_renames_duplicates(void)
 {
 	struct sfs_user_info u;
-	struct db *d = NULL;
 	struct fx f;
 	char want[160];
 
 	REQUIRE(fx_open(&f) == 0);
-	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
-	CHECK_ST(sfsi_db_exec(
-			 d,
-			 "DROP INDEX user_tenant_name;"
-			 " ALTER TABLE api_key DROP COLUMN last_used_at;"
-			 " INSERT INTO user(uuid, tenant_id, name, created_at)"
-			 " SELECT 'aaaaaaaa-0000-4000-8000-000000000001', id,"
-			 " 'ANN', 1 FROM tenant WHERE name = 'acme';"
-			 " INSERT INTO user(uuid, tenant_id, name, created_at)"
-			 " SELECT 'bbbbbbbb-0000-4000-8000-000000000002', id,"
-			 " 'Ann', 2 FROM tenant WHERE name = 'acme';"
-			 " INSERT INTO user(uuid, tenant_id, name, created_at)"
-			 " SELECT 'cccccccc-0000-4000-8000-000000000003', id,"
-			 " 'ANN', 3 FROM tenant WHERE name = 'other';"
-			 " PRAGMA user_version = 2",
-			 NULL),
-		 SFS_OK);
-	sfsi_db_put(d);
+	CHECK(tfx_sql(f.s,
+		      "DROP INDEX user_tenant_name;"
+		      " ALTER TABLE api_key DROP COLUMN last_used_at;"
+		      " INSERT INTO user(uuid, tenant_id, name, created_at)"
+		      " SELECT 'aaaaaaaa-0000-4000-8000-000000000001', id,"
+		      " 'ANN', 1 FROM tenant WHERE name = 'acme';"
+		      " INSERT INTO user(uuid, tenant_id, name, created_at)"
+		      " SELECT 'bbbbbbbb-0000-4000-8000-000000000002', id,"
+		      " 'Ann', 2 FROM tenant WHERE name = 'acme';"
+		      " INSERT INTO user(uuid, tenant_id, name, created_at)"
+		      " SELECT 'cccccccc-0000-4000-8000-000000000003', id,"
+		      " 'ANN', 3 FROM tenant WHERE name = 'other';"
+		      " PRAGMA user_version = 2") == 0);
 	sfs_store_close(f.s);
 	f.s = NULL;
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);

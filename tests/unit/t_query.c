@@ -6,7 +6,6 @@
  */
 #include <stdarg.h>
 #include <stdint.h>
-#include "db_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/dir.h"
 #include "speechfs/file.h"
@@ -87,27 +86,6 @@ static int mk(struct fx *f, const struct sfs_actor *a, const char *name,
 }
 
 /* Run SQL against the store (to set states the API cannot reach fast). */
-static int sql(struct fx *f, const char *fmt, ...)
-{
-	char text[1024];
-	struct sfs_err e;
-	struct db *d = NULL;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	sfs_err_init(&e);
-	if (sfsi_db_get(f->s, &d, &e))
-		return -1;
-	rc = sfsi_db_exec(d, text, &e) ? -1 : 0;
-	if (rc)
-		fprintf(stderr, "sql %s: %s\n", text, e.message);
-	sfsi_db_put(d);
-	return rc;
-}
-
 /*
  * Query with key/value pairs (NULL-terminated); the names of the files
  * found, comma-joined, into names.
@@ -430,7 +408,7 @@ static void test_filters(void)
 		REQUIRE(mk(&f, &f.ann, name, NULL, "/", NULL, id[i]) == 0);
 	}
 	/* created 1000, 2000, ... 6000 ms; one more in the far future */
-	REQUIRE(sql(&f, "UPDATE file SET created_at = id * 1000") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET created_at = id * 1000") == 0);
 	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"),
 		  "f0,f1,f2,f3,f4,f5");
 	/* inclusive bounds: 2000 .. 4000 */
@@ -454,20 +432,21 @@ static void test_filters(void)
 		  "f2,f3,f4,f5");
 
 	/* states set straight in the rows */
-	REQUIRE(sql(&f,
-		    "UPDATE file SET ingestion = 1 WHERE name = 'f2';"
-		    "UPDATE file SET ingestion = 4 WHERE name = 'f3';"
-		    "UPDATE file SET ingestion = 3, sha256 = '%s'"
-		    " WHERE name = 'f4';"
-		    "UPDATE file SET la_status = 3 WHERE name IN "
-		    "('f2', 'f5');"
-		    "UPDATE file SET la_status = 2 WHERE name = 'f3';"
-		    "UPDATE file SET la_deleted = 1 WHERE name = 'f5';"
-		    "UPDATE file SET la_purged = 1, la_deleted = 1"
-		    " WHERE name = 'f2';"
-		    "UPDATE file SET publish = 1 WHERE name = 'f4'",
-		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		    "aaaaaa") == 0);
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET ingestion = 1 WHERE name = 'f2';"
+			"UPDATE file SET ingestion = 4 WHERE name = 'f3';"
+			"UPDATE file SET ingestion = 3, sha256 = '%s'"
+			" WHERE name = 'f4';"
+			"UPDATE file SET la_status = 3 WHERE name IN "
+			"('f2', 'f5');"
+			"UPDATE file SET la_status = 2 WHERE name = 'f3';"
+			"UPDATE file SET la_deleted = 1 WHERE name = 'f5';"
+			"UPDATE file SET la_purged = 1, la_deleted = 1"
+			" WHERE name = 'f2';"
+			"UPDATE file SET publish = 1 WHERE name = 'f4'",
+			"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			"aaaa"
+			"aaaaaa") == 0);
 	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "PENDING"), "f2");
 	CHECK_STR(Q(&f, &f.ann, "ingestionStatus", "FAILED,COMPLETED", "sort",
 		    "name"),
@@ -518,10 +497,10 @@ static void test_sort_and_pages(void)
 	for (i = 0; i < 6; i++)
 		REQUIRE(mk(&f, &f.ann, nm[i], NULL, "/", NULL, NULL) == 0);
 	/* equal creation times and sizes for ties: order by id */
-	REQUIRE(sql(&f, "UPDATE file SET created_at = 5000,"
-			" size = CASE name WHEN 'delta' THEN 30"
-			" WHEN 'charlie' THEN 10 WHEN 'Echo' THEN 30"
-			" ELSE 20 END") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET created_at = 5000,"
+			     " size = CASE name WHEN 'delta' THEN 30"
+			     " WHEN 'charlie' THEN 10 WHEN 'Echo' THEN 30"
+			     " ELSE 20 END") == 0);
 	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,asc"),
 		  "delta,Alpha,charlie,bravo,Echo,alpha");
 	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,desc"),
@@ -536,7 +515,7 @@ static void test_sort_and_pages(void)
 	CHECK_STR(Q(&f, &f.ann, "sort", "size,DESC"),
 		  "Echo,delta,alpha,bravo,Alpha,charlie");
 	/* distinct times */
-	REQUIRE(sql(&f, "UPDATE file SET created_at = 1000 + id") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET created_at = 1000 + id") == 0);
 	CHECK_STR(Q(&f, &f.ann, "sort", "creationDate,desc"),
 		  "alpha,Echo,bravo,charlie,Alpha,delta");
 
@@ -547,7 +526,8 @@ static void test_sort_and_pages(void)
 		snprintf(name, sizeof(name), "n%02d", i);
 		REQUIRE(mk(&f, &f.ann, name, NULL, "/", NULL, NULL) == 0);
 	}
-	REQUIRE(sql(&f, "UPDATE file SET created_at = 7 WHERE id %% 3 = 0") ==
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET created_at = 7 WHERE id %% 3 = 0") ==
 		0);
 	memset(seen, 0, sizeof(seen));
 	for (page = 0; page < 13; page++) {
@@ -707,7 +687,8 @@ static void test_tags(void)
 			REQUIRE(mk(&f, &f.ann, name, NULL, i % 2 ? "/y/" : "/",
 				   i % 3 ? "bulk,Red" : "bulk", NULL) == 0);
 		}
-		REQUIRE(sql(&f, "UPDATE file SET created_at = 100 + id %% 4") ==
+		REQUIRE(tfx_sql(f.s,
+				"UPDATE file SET created_at = 100 + id %% 4") ==
 			0);
 		REQUIRE(query(&f, &f.ann, &l, "tags", "BULK,red", "recursive",
 			      "true", "size", "100", NULL) == 0);
@@ -797,8 +778,8 @@ static void test_substring(void)
 	sfs_file_list_release(&l);
 
 	/* the index follows renames */
-	REQUIRE(sql(&f, "UPDATE file SET name = 'Renamed' WHERE name ="
-			" 'Meeting Notes'") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET name = 'Renamed' WHERE name ="
+			     " 'Meeting Notes'") == 0);
 	CHECK_STR(Q(&f, &f.ann, "name", "meet"), "");
 	CHECK_STR(Q(&f, &f.ann, "name", "name"), "Renamed");
 	fx_close(&f);
@@ -814,7 +795,7 @@ static void test_isolation_and_scope(void)
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE(mk(&f, &f.ann, "mine", "mine.wav", "/", "t", NULL) == 0);
 	REQUIRE(mk(&f, &f.zed, "theirs", "mine.wav", "/", "t", NULL) == 0);
-	REQUIRE(sql(&f, "UPDATE file SET publish = 1") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET publish = 1") == 0);
 	CHECK_STR(Q(&f, &f.ann, "recursive", "true"), "mine");
 	CHECK_STR(Q(&f, &f.zed, "recursive", "true"), "theirs");
 	CHECK_STR(Q(&f, &f.ann, "filename", "mine"), "mine");
@@ -893,7 +874,7 @@ static void test_shared(void)
 	REQUIRE_ST(sfs_file_update(f.s, &f.ann, a3, &u, NULL, &e), SFS_OK);
 	REQUIRE_ST(sfs_file_update(f.s, &f.bob, b1, &u, NULL, &e), SFS_OK);
 	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, a5, 0, &e), SFS_OK);
-	REQUIRE(sql(&f, "UPDATE file SET created_at = id * 1000") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET created_at = id * 1000") == 0);
 
 	REQUIRE(squery(&f, &f.bob, &l, "sort", "name", NULL) == 0);
 	CHECK_STR(names(&l), "both,cats edit,internal only,shared view");
