@@ -1,7 +1,7 @@
 """Shared pytest configuration: the build directory, one closing line
-"N passed, M failed" so every run ends the same way, and the fixtures of
-the throwaway Ceph RADOS Gateway (tests/rgw.py) that the object-store
-tests use."""
+"N passed, M failed" so every run ends the same way, no skipped test
+under CI, and the fixtures of the throwaway Ceph RADOS Gateway
+(tests/rgw.py) that the object-store tests use."""
 import os
 import pathlib
 import sys
@@ -12,6 +12,25 @@ import rgw
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+
+
+def under_ci():
+    """Whether this run is CI's (CI=true, as .ci/run sets it)."""
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a skip is a failure: a missing component (no /dev/fuse,
+    a binary not built, not root for the package tests) must never pass
+    for green. Elsewhere a skip says what is missing and why."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and under_ci() and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) \
+            else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under CI=true, which fails: {reason}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

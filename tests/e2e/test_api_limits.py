@@ -87,23 +87,31 @@ def test_shutdown_finishes_inflight_download(sfsd_factory):
     data = os.urandom(160 * 1024)
     fid = c.new_file(who="slow", data=data)["id"]
     got = {}
+    started = threading.Event()
 
     def fetch():
-        got["r"] = requests.get(c.api + f"/{fid}/content",
-                                headers=c.hdr("slow"), timeout=30)
+        # paced at 64 KiB/s: 2.5 s of body after the headers
+        r = requests.get(c.api + f"/{fid}/content", headers=c.hdr("slow"),
+                         timeout=30, stream=True)
+        started.set()
+        got["r"], got["data"] = r, r.content
     t = threading.Thread(target=fetch)
     t.start()
-    time.sleep(0.5)
+    assert started.wait(30), "the download did not start"
     c.daemon.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    # no new connections once quiesced
-    try:
-        r = requests.get(c.base + "/healthz", timeout=2)
-        assert r.status_code == 503
-    except requests.ConnectionError:
-        pass
+    # once quiesced, new requests are refused (503 or no connection)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(c.base + "/healthz", timeout=2).status_code \
+                    == 503:
+                break
+        except requests.ConnectionError:
+            break
+        assert time.monotonic() < deadline, "still serving after SIGTERM"
+        time.sleep(0.05)
     t.join(30)
-    assert got["r"].status_code == 200 and got["r"].content == data
+    assert got["r"].status_code == 200 and got["data"] == data
     assert c.daemon.proc.wait(20) == 0
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from fsutil import Mount, have_fuse, mnt, sha256_file, store, xget  # noqa: F401
+from fsutil import Mount, mnt, need_fuse, sha256_file, store, xget  # noqa: F401
 
 
 def run(*cmd, **kw):
@@ -16,8 +16,7 @@ def run(*cmd, **kw):
 
 
 def test_version():
-    if not have_fuse():
-        pytest.skip("FUSE or build/speechfs not available")
+    need_fuse()
     from fsutil import SPEECHFS
     out = run(str(SPEECHFS), "--version")
     assert out.returncode == 0

@@ -74,11 +74,11 @@ def test_listening_mp3(mnt, tmp_path):
         fh.seek(len(data) // 2)
         assert fh.read(100) == data[len(data) // 2:len(data) // 2 + 100]
     # decode and compare the duration (never bytes)
-    if shutil.which("ffprobe"):
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration",
-             "-of", "csv=p=0", str(mp3)], capture_output=True, text=True)
-        assert abs(float(out.stdout.strip()) - 2.0) < 0.15
+    assert shutil.which("ffprobe"), "packaging/install-deps.sh installs it"
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration",
+         "-of", "csv=p=0", str(mp3)], capture_output=True, text=True)
+    assert abs(float(out.stdout.strip()) - 2.0) < 0.15
     # read-only
     with pytest.raises(OSError) as ei:
         open(mp3, "r+b")

@@ -5,11 +5,10 @@ import errno
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from fsutil import Mount, api, mnt, store, xget  # noqa: F401
+from fsutil import Mount, api, eventually, mnt, store, xget  # noqa: F401
 
 P = "user.speechfs."
 
@@ -198,17 +197,17 @@ def test_collisions_made_through_the_api(store, api):
         r = requests.patch(url + "/" + late, headers=h,
                            json={"name": "Report"}, timeout=30)
         assert r.ok, r.text
-        time.sleep(1.5)
-        assert "Report (%s).wav" % late[:8] in os.listdir(m.path("dup"))
+        assert eventually(lambda: "Report (%s).wav" % late[:8] in
+                          os.listdir(m.path("dup"))), \
+            os.listdir(m.path("dup"))
         # deleting the first through the API leaves the others' entries
         # as they were
         assert requests.delete(url + "/" + ids[0], headers=h,
                                timeout=30).status_code in (200, 204)
-        time.sleep(1.5)
-        names = sorted(os.listdir(m.path("dup")))
-        assert names == sorted(["a\u2215b.txt", "x"] +
-                               ["Report (%s).wav" % i[:8]
-                                for i in ids[1:] + [late]])
+        want = sorted(["a\u2215b.txt", "x"] +
+                      ["Report (%s).wav" % i[:8] for i in ids[1:] + [late]])
+        assert eventually(lambda: sorted(os.listdir(m.path("dup"))) ==
+                          want), os.listdir(m.path("dup"))
         e2 = m.path("dup", "Report (%s).wav" % ids[2][:8])
         assert xget(e2, P + "id") == ids[2]
         # a file renamed through the mount is exactly the entry asked for

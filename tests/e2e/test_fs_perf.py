@@ -12,7 +12,7 @@ import time
 import pytest
 
 import fsutil
-from fsutil import Mount, have_fuse, mnt, store  # noqa: F401
+from fsutil import Mount, mnt, store  # noqa: F401
 
 SYNC = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
 

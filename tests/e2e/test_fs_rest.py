@@ -3,24 +3,14 @@ shows (within a second or two for the mount), including a direct share
 appearing under /.shared/."""
 import json
 import os
-import time
 
 import pytest
+import requests
 
-from fsutil import Mount, admin, api, store, xget  # noqa: F401
+from fsutil import Mount, admin, api, eventually, store, xget  # noqa: F401
 
-requests = pytest.importorskip("requests")
 BASE = "/api/v1/speech-services/files"
 P = "user.speechfs."
-
-
-def eventually(fn, timeout=5):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(0.1)
 
 
 def test_rest_and_mount_agree(store, api):

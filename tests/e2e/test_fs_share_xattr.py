@@ -10,10 +10,10 @@ import os
 import subprocess
 
 import pytest
+import requests
 
 from fsutil import admin, api, eventually, mounts, store, xget  # noqa: F401
 
-requests = pytest.importorskip("requests")
 P = "user.speechfs."
 S = P + "share."
 

@@ -126,7 +126,7 @@ def test_sigterm_during_commits_never_half_written(store):
         w = subprocess.Popen([sys.executable, "-c", WRITER,
                               str(m.path("f.bin"))],
                              stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        time.sleep(delay)       # the moment of the SIGTERM, simulated
         m.proc.send_signal(signal.SIGTERM)
         try:
             assert m.proc.wait(timeout=30) == 0

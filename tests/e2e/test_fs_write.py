@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from fsutil import Mount, admin, have_fuse, mnt, mounts, store, xget  # noqa: F401,E501
+from fsutil import Mount, admin, mnt, mounts, need_fuse, store, xget  # noqa: F401,E501
 
 P = "user.speechfs."
 
@@ -123,11 +123,7 @@ def test_parallel_writers_same_file(mnt):
 
 @pytest.fixture
 def small_store(tmp_path):
-    if not have_fuse():
-        pytest.skip("FUSE or build/speechfs not available")
-    from fsutil import ADMIN
-    if not ADMIN.exists():
-        pytest.skip("no admin CLI to make a store")
+    need_fuse()
     d = tmp_path / "store"
     admin("init", "--store", str(d))
     tenant = admin("tenant", "create", "--store", str(d), "--name", "t",
@@ -221,6 +217,7 @@ import hashlib, os, sys, time
 own, shared, go, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def data(tag, n):
     return hashlib.sha256(b"%d/%s" % (seed, tag)).digest() * (n // 32)
+open(go + ".ready%d" % seed, "w").close()
 while not os.path.exists(go):
     time.sleep(0.01)
 for rnd in range(3):
@@ -231,7 +228,7 @@ for rnd in range(3):
         for off in range(0, max(len(mine), len(common)), 65536):
             a.write(mine[off:off + 65536])
             b.write(common[off:off + 65536])
-            time.sleep(0.001)
+            time.sleep(0.001)    # let the other writers in between
     with open(own, "rb") as a:
         assert a.read() == mine, "own file differs after close"
     print(hashlib.sha256(common).hexdigest(), len(common), flush=True)
@@ -254,7 +251,13 @@ def test_four_writer_processes(mnt, tmp_path):
                                str(go), str(i)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for i in range(4)]
-    time.sleep(0.3)
+    # all four started and waiting: then they go at once
+    deadline = time.time() + 60
+    while not all(os.path.exists("%s.ready%d" % (go, i)) for i in range(4)):
+        assert all(p.poll() is None for p in procs), \
+            [p.communicate() for p in procs if p.poll() is not None]
+        assert time.time() < deadline, "the writers did not start"
+        time.sleep(0.05)
     go.write_bytes(b"")
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):

@@ -1,6 +1,8 @@
 """Test HTTP server for t_fetch: well-behaved and misbehaving responses by
 path. Listens on 127.0.0.1 (port 0) and prints "PORT n" on stdout; with
-the argument "tls" it speaks HTTPS with a fresh self-signed certificate."""
+the argument "tls" it speaks HTTPS with a fresh self-signed certificate.
+Its sleeps are what it simulates: a server slow to answer, one that stalls
+mid-body, one that drips a byte at a time."""
 import http.server
 import os
 import socket
