@@ -56,3 +56,13 @@ def test_library_exports_only_prefixed_symbols():
                  not (s.startswith("sfs_") and s in declared))
     assert not bad, "exported but neither public nor sfsi_: " + \
         " ".join(bad)
+
+
+def test_no_build_outputs_are_tracked():
+    """Binaries, objects and run-time data never enter the repository."""
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split()
+    bad = [f for f in out
+           if re.match(r"(build[^/]*|var|mnt)/", f)
+           or re.search(r"\.(o|a|so|d)$", f)]
+    assert not bad, "tracked build outputs: " + " ".join(bad[:20])

@@ -119,7 +119,11 @@ static int upload(struct env *v, const char *path, const char *name,
 	return rc;
 }
 
-/* Poll until fn says done (or 90 s pass); the file is left in *f. */
+/*
+ * Poll until fn says done; the file is left in *f. The deadline only
+ * catches a hang: a 20-minute encode under valgrind on a loaded machine
+ * takes minutes.
+ */
 static int wait_for(struct env *v, const char *id, struct sfs_file *f,
 		    int (*done)(const struct sfs_file *))
 {
@@ -128,7 +132,7 @@ static int wait_for(struct env *v, const char *id, struct sfs_file *f,
 	int i;
 
 	snprintf(own, sizeof(own), "%s", id); /* id may point into *f */
-	for (i = 0; i < 900; i++) {
+	for (i = 0; i < 6000; i++) {
 		sfs_err_init(&e);
 		sfs_file_release(f);
 		if (sfs_file_get(v->s, &v->a, own, f, &e))
