@@ -36,10 +36,7 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
-	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
-	if (!ret && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
-			       "the file is deleted");
+	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	/* an unchanged row still writes its page: the commit syncs it all */
 	if (!ret)
 		ret = sfsi_exec_ino(
@@ -90,10 +87,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
-	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
-	if (!ret && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
-			       "the file is deleted");
+	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	if (!ret &&
 	    (f.ingestion == SFS_JS_PENDING || f.ingestion == SFS_JS_PROCESSING))
 		ret = sfs_errf(e, SFS_NOT_READY, SFS_R_INGESTION_PENDING,
@@ -151,6 +145,81 @@ out:
 	return ret;
 }
 
+enum sfs_content_state sfs_file_content_state(const struct sfs_file *f,
+					      enum sfs_content which)
+{
+	enum sfs_jstate js;
+
+	if (f->purged)
+		return SFS_CS_PURGED;
+	if (f->deleted)
+		return SFS_CS_DELETED;
+	if (which == SFS_CONTENT_ORIGINAL) {
+		if (f->discarded)
+			return SFS_CS_DISCARDED;
+		js = f->ingestion == SFS_JS_NONE ? SFS_JS_COMPLETED
+						 : f->ingestion;
+	} else {
+		if (f->la.purged)
+			return SFS_CS_PURGED;
+		if (f->la.deleted)
+			return SFS_CS_DELETED;
+		js = f->la.status;
+	}
+	switch (js) {
+	case SFS_JS_COMPLETED:
+		return SFS_CS_READY;
+	case SFS_JS_PENDING:
+		return SFS_CS_PENDING;
+	case SFS_JS_PROCESSING:
+		return SFS_CS_PROCESSING;
+	case SFS_JS_FAILED:
+		return SFS_CS_FAILED;
+	default:
+		return SFS_CS_NONE;
+	}
+}
+
+enum sfs_status sfs_content_state_check(enum sfs_content_state cs,
+					enum sfs_content which,
+					struct sfs_err *e)
+{
+	int la = which == SFS_CONTENT_LISTENING;
+
+	switch (cs) {
+	case SFS_CS_READY:
+		return SFS_OK;
+	case SFS_CS_DISCARDED:
+		return sfs_errf(e, SFS_GONE, SFS_R_CONTENT_DISCARDED,
+				"the file's content has been discarded");
+	case SFS_CS_DELETED:
+	case SFS_CS_PURGED:
+		if (la)
+			return sfs_errf(
+				e, SFS_GONE, SFS_R_LISTENING_AUDIO_DELETED,
+				"the listening audio has been %s",
+				cs == SFS_CS_PURGED ? "purged" : "deleted");
+		return sfs_errf(e, SFS_GONE, SFS_R_FILE_DELETED,
+				"the file has been deleted");
+	case SFS_CS_FAILED:
+		if (!la)
+			return sfs_errf(e, SFS_NOT_READY, SFS_R_IMPORT_FAILED,
+					"the file's import failed");
+		/* fall through */
+	default:
+		if (la)
+			return sfs_errf(e, SFS_NOT_READY,
+					SFS_R_LISTENING_AUDIO_NOT_READY,
+					cs == SFS_CS_NONE
+						? "the file has no listening "
+						  "audio"
+						: "the listening audio is not "
+						  "ready");
+		return sfs_errf(e, SFS_NOT_READY, SFS_R_INGESTION_NOT_COMPLETED,
+				"the file's ingestion is not completed");
+	}
+}
+
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, enum sfs_content which, int *fd,
 			      struct sfs_file *out, struct sfs_err *e)
@@ -169,51 +238,20 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	ret = sfsi_file_resolve(d, a, id, 0, &f, e);
 	sfsi_db_put(d);
+	if (!ret)
+		ret = sfs_content_state_check(sfs_file_content_state(&f, which),
+					      which, e);
 	if (ret)
 		goto out;
-	if (f.deleted || f.purged) {
-		ret = sfs_errf(e, SFS_GONE, SFS_R_FILE_DELETED,
-			       "the file has been deleted");
-		goto out;
-	}
-	if (which == SFS_CONTENT_ORIGINAL) {
-		if (f.discarded) {
-			ret = sfs_errf(e, SFS_GONE, SFS_R_CONTENT_DISCARDED,
-				       "the file's content has been "
-				       "discarded");
-		} else if (f.ingestion != SFS_JS_NONE &&
-			   f.ingestion != SFS_JS_COMPLETED) {
-			ret = sfs_errf(
-				e, SFS_NOT_READY, SFS_R_INGESTION_NOT_COMPLETED,
-				"the file's ingestion is %s",
-				f.ingestion == SFS_JS_FAILED ? "failed"
-							     : "not completed");
-		} else if (f.size == 0) {
-			/* an empty file made without content has no blob */
-			*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (*fd < 0)
-				ret = sfsi_errno_status(e, errno,
-							"opening /dev/null");
-		} else {
-			ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
-		}
+	if (which == SFS_CONTENT_LISTENING) {
+		ret = sfs_blob_open(s, f.tenant, f.la.sha256, fd, NULL, e);
+	} else if (f.size == 0) {
+		/* an empty file made without content has no blob */
+		*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			ret = sfsi_errno_status(e, errno, "opening /dev/null");
 	} else {
-		if (f.la.deleted || f.la.purged) {
-			ret = sfs_errf(e, SFS_GONE,
-				       SFS_R_LISTENING_AUDIO_DELETED,
-				       "the listening audio has been %s",
-				       f.la.purged ? "purged" : "deleted");
-		} else if (f.la.status != SFS_JS_COMPLETED) {
-			ret = sfs_errf(
-				e, SFS_NOT_READY,
-				SFS_R_LISTENING_AUDIO_NOT_READY,
-				f.la.status == SFS_JS_NONE
-					? "the file has no listening audio"
-					: "the listening audio is not ready");
-		} else {
-			ret = sfs_blob_open(s, f.tenant, f.la.sha256, fd, NULL,
-					    e);
-		}
+		ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
 	}
 out:
 	if (!ret && out) {

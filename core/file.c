@@ -261,6 +261,31 @@ enum sfs_status sfsi_file_need_perm(const struct sfs_file *f, enum sfs_perm p,
 			"not authorized to %s this file", what);
 }
 
+enum sfs_status sfs_file_allows(const struct sfs_file *f, enum sfs_action act,
+				struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	switch (act) {
+	case SFS_ACT_READ:
+		return sfsi_file_need_perm(f, SFS_PERM_VIEW, "read", e);
+	case SFS_ACT_WRITE:
+		ret = sfsi_file_need_perm(f, SFS_PERM_EDIT, "modify", e);
+		if (!ret && f->deleted)
+			ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+				       "the file is deleted");
+		return ret;
+	case SFS_ACT_DELETE:
+		return sfsi_file_need_perm(f, SFS_PERM_OWNER, "delete", e);
+	case SFS_ACT_SHARE:
+		if (f->perm == SFS_PERM_OWNER)
+			return SFS_OK;
+		return sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
+				"only the file's owner may manage its shares");
+	}
+	return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "unknown action");
+}
+
 static int has_control(const char *s)
 {
 	for (; *s; s++)
@@ -691,20 +716,28 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	ret = insert_file(d, a, sp, path.buf, content, duration,
 			  mime[0] ? mime : NULL, sfs_now_ns(), uuid, e);
+	/*
+	 * The answer shows the file as created (an import PENDING): read
+	 * it in the transaction, before a worker of any process may claim
+	 * its job.
+	 */
+	if (!ret && out)
+		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
 	if (ret) {
 		sfsi_db_rollback(d);
 		goto out;
 	}
 	sfsi_crash_point("file-before-commit");
 	ret = sfsi_db_commit(d, e);
-	if (ret)
+	if (ret) {
+		if (out)
+			sfs_file_release(out);
 		goto out;
+	}
 	if (content)
 		sfsi_stage_done(content);
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
-	if (out)
-		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
 out:
 	if (lazy) {
 		if (sfsi_db_in_txn(d))
@@ -868,9 +901,6 @@ static enum sfs_status check_update(const struct sfs_file *f,
 {
 	enum sfs_status ret = SFS_OK;
 
-	if (f->deleted)
-		return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
-				"the file is deleted");
 	if ((u->set & SFS_UPD_NAME) && sfs_name_check(u->name, "name", e))
 		ret = SFS_INVALID;
 	if ((u->set & SFS_UPD_FILENAME) && u->filename &&
@@ -1028,7 +1058,7 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
-	ret = sfsi_file_need_perm(&f, SFS_PERM_EDIT, "modify", e);
+	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	if (!ret)
 		ret = apply_update(d, &f, u, e);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);

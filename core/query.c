@@ -889,3 +889,24 @@ out:
 	sfsi_db_put(d);
 	return ret;
 }
+
+int sfs_file_listed(const struct sfs_file *f, enum sfs_listing listing,
+		    const char *dir)
+{
+	int own = f->perm == SFS_PERM_OWNER;
+
+	switch (listing) {
+	case SFS_LIST_DIR:
+		return own && !f->deleted && f->path && dir &&
+		       !strcmp(f->path, dir);
+	case SFS_LIST_LISTENING:
+		return sfs_file_listed(f, SFS_LIST_DIR, dir) &&
+		       sfs_file_content_state(f, SFS_CONTENT_LISTENING) ==
+			       SFS_CS_READY;
+	case SFS_LIST_TRASH:
+		return own && f->deleted && !f->purged;
+	case SFS_LIST_SHARED:
+		return !own && !f->deleted && f->perm >= SFS_PERM_VIEW;
+	}
+	return 0;
+}

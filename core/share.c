@@ -28,6 +28,14 @@ static void share_from_row(struct db_stmt *st, struct sfs_share *sh)
 	sh->created_at = sfsi_db_col_int(st, 5);
 }
 
+enum sfs_status sfs_share_perm_check(int perm, struct sfs_err *e)
+{
+	if (perm == SFS_PERM_VIEW || perm == SFS_PERM_EDIT)
+		return SFS_OK;
+	return sfs_err_field(e, "permission", "invalid",
+			     "'permission' must be VIEW or EDIT");
+}
+
 /* Resolve the file in a transaction and insist on ownership. */
 static enum sfs_status owner_file(struct db *d, const struct sfs_actor *a,
 				  const char *file_id, struct sfs_file *f,
@@ -37,10 +45,7 @@ static enum sfs_status owner_file(struct db *d, const struct sfs_actor *a,
 
 	if (ret)
 		return ret;
-	if (f->perm != SFS_PERM_OWNER)
-		return sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
-				"only the file's owner may manage its shares");
-	return SFS_OK;
+	return sfs_file_allows(f, SFS_ACT_SHARE, e);
 }
 
 /* The target of a share: a user of the actor's tenant other than itself. */
@@ -152,9 +157,9 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_need_scope(a, SFS_SCOPE_SHARE, e);
 	if (ret)
 		return ret;
-	if (perm != SFS_PERM_VIEW && perm != SFS_PERM_EDIT)
-		return sfs_err_field(e, "permission", "invalid",
-				     "must be VIEW or EDIT");
+	ret = sfs_share_perm_check((int)perm, e);
+	if (ret)
+		return ret;
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
 		ret = sfsi_db_begin(d, e);

@@ -40,12 +40,8 @@ static enum sfs_status open_file(struct sfs_store *s, const struct sfs_actor *a,
 	ret = write ? sfsi_db_begin(*dp, e) : sfsi_db_begin_read(*dp, e);
 	if (!ret)
 		ret = sfsi_file_resolve(*dp, a, id, 0, &f, e);
-	if (!ret && write && f.perm < SFS_PERM_EDIT)
-		ret = sfs_errf(e, SFS_FORBIDDEN, SFS_R_FORBIDDEN,
-			       "not authorized to modify this file");
-	if (!ret && write && f.deleted)
-		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
-			       "the file is deleted");
+	if (!ret && write)
+		ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	*ino = f.ino;
 	sfs_file_release(&f);
 	if (ret) {

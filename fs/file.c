@@ -248,8 +248,7 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 		size = fs_open_size(n.f.ino);
 		fs_stat_file(st, n.f.ino, size >= 0 ? size : n.f.size,
 			     n.f.mtime_ns, n.f.ctime_ns,
-			     n.kind != FS_TRASH_FILE &&
-				     n.f.perm >= SFS_PERM_EDIT);
+			     !sfs_file_allows(&n.f, SFS_ACT_WRITE, NULL));
 		break;
 	case FS_LA_FILE:
 		fs_stat_file(st, FS_INO_LISTENING + n.f.ino, n.f.la.size,
@@ -266,15 +265,20 @@ out:
 static int open_node(struct fs_node *n, struct fuse_file_info *fi)
 {
 	int acc = fi->flags & O_ACCMODE, wr = acc != O_RDONLY;
+	struct sfs_err e;
+	enum sfs_status st;
 	struct fh *h;
 	int ret;
 
 	if (n->kind != FS_FILE && n->kind != FS_LA_FILE &&
 	    n->kind != FS_SHARED_FILE && n->kind != FS_TRASH_FILE)
 		return -EISDIR;
-	if (wr && (n->kind == FS_LA_FILE || n->kind == FS_TRASH_FILE ||
-		   n->f.perm < SFS_PERM_EDIT))
+	/* the mirror and the trash are read-only views */
+	if (wr && (n->kind == FS_LA_FILE || n->kind == FS_TRASH_FILE))
 		return -EACCES;
+	sfs_err_init(&e);
+	if (wr && (st = sfs_file_allows(&n->f, SFS_ACT_WRITE, &e)))
+		return -fs_errno(st, &e);
 	if (wr && g_fs.ro)
 		return -EROFS;
 	h = fh_new(&n->f, wr);

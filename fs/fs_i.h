@@ -9,6 +9,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include "speechfs/auth.h"
@@ -199,13 +200,32 @@ int fs_setxattr(const char *path, const char *name, const char *value,
 int fs_listxattr(const char *path, char *list, size_t size);
 int fs_removexattr(const char *path, const char *name);
 
-/* ---- listening.c / ops.c ---------------------------------------------- */
+/* ---- listening.c ------------------------------------------------------ */
 
 /* Mirror lookups below /.listening/: rest is the path after it. */
 int fs_listening_resolve(const char *rest, struct fs_node *n);
+
+/* ---- poller.c --------------------------------------------------------- */
+
 /* Start/stop the change poller (coherence with other processes). */
 void fs_poller_start(void);
 void fs_poller_stop(void);
+
+/* ---- loop.c ----------------------------------------------------------- */
+
+struct fuse_session;
+/*
+ * Serve the session until it ends: the reading thread answers lookups
+ * and the like, nworkers threads the rest. 0, or -1 when reading failed.
+ */
+int fs_loop_run(struct fuse_session *se, int nworkers);
+/*
+ * Block SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads
+ * it starts until fs_signals_on): only the thread reading the device
+ * takes them, so the loop sees the session end.
+ */
+void fs_signals_off(sigset_t *old);
+void fs_signals_on(const sigset_t *old);
 
 extern const struct fuse_operations fs_ops;
 

@@ -1,15 +1,13 @@
 /*
  * speechfs: mount one user's files of a speechfs store with FUSE 3.
  * Parses the options (fuse_opt), opens the store, acts as the user, runs
- * the job workers, serves the mount until it is unmounted or signalled,
- * and polls the store's changes to keep the kernel's caches coherent.
+ * the job workers and serves the mount (loop.c, with the change poller of
+ * poller.c) until it is unmounted or signalled.
  */
 #include "fs_i.h"
 #include <errno.h>
 #include <fuse_lowlevel.h>
-#include <linux/fuse.h>
 #include <malloc.h>
-#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -165,340 +163,6 @@ static void usage(const char *prog)
 	       prog, prog);
 }
 
-/* ---- coherence -------------------------------------------------------- */
-
-#define MAX_DIRS 16
-#define MAX_INOS 64
-
-/* What one poll saw of this user's changes. */
-struct change_ctx {
-	int64_t owner;
-	char dirs[MAX_DIRS][SFS_VPATH_MAX + 2];
-	int ndirs;
-	int64_t inos[MAX_INOS];
-	int ino_dir[MAX_INOS];
-	int ninos;
-	int any;
-	int shared; /* a share with the user changed */
-	int overflow;
-};
-
-static void on_change(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
-		      const char *dir)
-{
-	struct change_ctx *c = arg;
-	int i;
-
-	(void)seq;
-	if (owner != c->owner)
-		return;
-	c->any = 1;
-	if (!dir) {
-		c->shared = 1;
-		return;
-	}
-	for (i = 0; i < c->ndirs; i++)
-		if (!strcmp(c->dirs[i], dir))
-			break;
-	if (i == c->ndirs) {
-		if (c->ndirs == MAX_DIRS) {
-			c->overflow = 1;
-			return;
-		}
-		snprintf(c->dirs[c->ndirs++], sizeof(c->dirs[0]), "%s", dir);
-	}
-	if (file_ino > 0 && c->ninos < MAX_INOS) {
-		c->inos[c->ninos] = file_ino;
-		c->ino_dir[c->ninos++] = i;
-	}
-}
-
-/*
- * Forget the kernel's view of one changed directory: its own entry (and
- * its /.listening/ mirror) and the entries of the files that changed in
- * it. Data caches need nothing: a new content is a new blob, and opens
- * keep the page cache only while the blob is the same.
- */
-static void invalidate_dir(const struct change_ctx *c, int d)
-{
-	char path[SFS_VPATH_MAX + 2 + 300];
-	const char *vdir = c->dirs[d];
-	struct fs_listing l;
-	size_t n = strlen(vdir), i;
-	int k, want = 0;
-
-	snprintf(path, sizeof(path), "%.*s", (int)(n > 1 ? n - 1 : 1), vdir);
-	fuse_invalidate_path(g_fs.fuse, path);
-	snprintf(path, sizeof(path), "/" FS_LISTENING "%.*s",
-		 (int)(n > 1 ? n - 1 : 0), vdir);
-	fuse_invalidate_path(g_fs.fuse, path);
-	for (k = 0; k < c->ninos; k++)
-		want |= c->ino_dir[k] == d;
-	if (!want || fs_list(vdir, FS_LIST_FILES, &l))
-		return;
-	for (i = 0; i < l.n; i++)
-		for (k = 0; k < c->ninos; k++)
-			if (c->ino_dir[k] == d && c->inos[k] == l.v[i].ino) {
-				snprintf(path, sizeof(path), "%s%s", vdir,
-					 l.v[i].name);
-				fuse_invalidate_path(g_fs.fuse, path);
-				break;
-			}
-	fs_listing_release(&l);
-}
-
-static void *poller(void *arg)
-{
-	int64_t since = 0, last;
-	struct change_ctx c;
-	struct sfs_err e;
-	int i;
-
-	(void)arg;
-	sfs_err_init(&e);
-	if (sfs_store_change_seq(g_fs.store, &since, &e))
-		sfs_warn("fs", "cannot read the change sequence: %s",
-			 e.message);
-	while (!g_fs.stop) {
-		usleep(500 * 1000);
-		memset(&c, 0, sizeof(c));
-		c.owner = g_fs.actor.user;
-		sfs_err_init(&e);
-		last = since;
-		if (sfs_store_changes(g_fs.store, since, on_change, &c, &last,
-				      &e))
-			continue;
-		since = last;
-		if (!c.any)
-			continue;
-		fs_names_changed();
-		if (!g_fs.fuse)
-			continue;
-		for (i = 0; i < c.ndirs && !g_fs.stop; i++)
-			invalidate_dir(&c, i);
-		if (c.shared)
-			fuse_invalidate_path(g_fs.fuse, "/" FS_SHARED);
-		if (c.overflow)
-			fuse_invalidate_path(g_fs.fuse, "/");
-	}
-	return NULL;
-}
-
-/*
- * Threads of the mount do not take SIGTERM/SIGINT/SIGHUP: libfuse's
- * handler must run on the thread that reads the device (main), so that
- * its read is interrupted and the loop sees the session end.
- */
-static void signals_off(sigset_t *old)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-static void signals_on(const sigset_t *old)
-{
-	pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
-void fs_poller_start(void)
-{
-	sigset_t old;
-
-	if (g_fs.poller_running)
-		return;
-	g_fs.stop = 0;
-	signals_off(&old);
-	if (pthread_create(&g_fs.poller, NULL, poller, NULL) == 0)
-		g_fs.poller_running = 1;
-	else
-		sfs_warn("fs", "cannot start the change poller");
-	signals_on(&old);
-}
-
-void fs_poller_stop(void)
-{
-	if (!g_fs.poller_running)
-		return;
-	g_fs.stop = 1;
-	pthread_join(g_fs.poller, NULL);
-	g_fs.poller_running = 0;
-}
-
-/* ---- the request loop ------------------------------------------------- */
-
-/*
- * libfuse's own loop lets every thread read the device, and the kernel
- * hands each request to the thread that has waited longest: on a
- * sequential walk two threads take turns, each with cold caches and a
- * contended lock (find over 100,000 files: 0.33 s against 0.25 s for one
- * thread). Here one thread reads and answers what only looks (lookup,
- * getattr, xattrs, readdir, open ...) itself, and hands what may wait
- * for the disk or for a database write (read, write, flush, fsync,
- * release, changes of names and attributes) to a few workers, so those
- * run in parallel and never hold up a lookup. Request buffers circulate
- * between the reader and the workers and are never freed on the way.
- */
-#define LOOP_SLOTS 64
-
-struct loop {
-	struct fuse_session *se;
-	pthread_mutex_t mu;
-	pthread_cond_t work_cv;
-	struct fuse_buf spare[LOOP_SLOTS]; /* free buffers */
-	int nspare;
-	struct fuse_buf queue[LOOP_SLOTS]; /* requests for the workers */
-	int head, nqueued;
-	int stop;
-	pthread_t *threads;
-	int nthreads;
-};
-
-static int slow_request(const struct fuse_buf *b)
-{
-	const struct fuse_in_header *in = b->mem;
-
-	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in))
-		return 0;
-	switch (in->opcode) {
-	case FUSE_READ:
-	case FUSE_WRITE:
-	case FUSE_FLUSH:
-	case FUSE_FSYNC:
-	case FUSE_FSYNCDIR:
-	case FUSE_RELEASE:
-	case FUSE_CREATE:
-	case FUSE_MKNOD:
-	case FUSE_MKDIR:
-	case FUSE_UNLINK:
-	case FUSE_RMDIR:
-	case FUSE_RENAME:
-	case FUSE_RENAME2:
-	case FUSE_SETATTR:
-	case FUSE_SETXATTR:
-	case FUSE_REMOVEXATTR:
-	case FUSE_FALLOCATE:
-	case FUSE_COPY_FILE_RANGE:
-	case FUSE_LSEEK:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-static void *loop_worker(void *arg)
-{
-	struct loop *l = arg;
-	struct fuse_buf b;
-
-	pthread_mutex_lock(&l->mu);
-	for (;;) {
-		while (!l->nqueued && !l->stop)
-			pthread_cond_wait(&l->work_cv, &l->mu);
-		if (!l->nqueued)
-			break;
-		b = l->queue[l->head];
-		l->head = (l->head + 1) % LOOP_SLOTS;
-		l->nqueued--;
-		pthread_mutex_unlock(&l->mu);
-		fuse_session_process_buf(l->se, &b);
-		pthread_mutex_lock(&l->mu);
-		l->spare[l->nspare++] = b;
-	}
-	pthread_mutex_unlock(&l->mu);
-	return NULL;
-}
-
-/* Hand *b to a worker and put a spare buffer in its place; 0 if none. */
-static int hand_off(struct loop *l, struct fuse_buf *b)
-{
-	int ok = 0;
-
-	pthread_mutex_lock(&l->mu);
-	if (l->nspare && l->nqueued < LOOP_SLOTS) {
-		l->queue[(l->head + l->nqueued) % LOOP_SLOTS] = *b;
-		l->nqueued++;
-		*b = l->spare[--l->nspare];
-		pthread_cond_signal(&l->work_cv);
-		ok = 1;
-	}
-	pthread_mutex_unlock(&l->mu);
-	return ok;
-}
-
-/*
- * A read or write is handed over only while more requests wait
- * (readahead sends several reads at once: they are served in parallel);
- * a lone one (a sequential reader or writer waiting for it) is answered
- * at once, without the hand-over's extra wakeup (cold sequential reads
- * of 1 GiB: ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200).
- */
-static int lone_io(struct fuse_session *se, const struct fuse_buf *b)
-{
-	const struct fuse_in_header *in = b->mem;
-	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
-
-	return (in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
-	       poll(&p, 1, 0) == 0;
-}
-
-static int run_loop(struct fuse_session *se, int nworkers)
-{
-	struct fuse_buf b;
-	struct loop l;
-	sigset_t old;
-	int i, res, ret = 0;
-
-	memset(&l, 0, sizeof(l));
-	memset(&b, 0, sizeof(b));
-	l.se = se;
-	pthread_mutex_init(&l.mu, NULL);
-	pthread_cond_init(&l.work_cv, NULL);
-	/* buffers are allocated by libfuse on their first use, then kept */
-	l.nspare = nworkers * 2 < LOOP_SLOTS ? nworkers * 2 : LOOP_SLOTS;
-	l.threads = calloc((size_t)nworkers, sizeof(*l.threads));
-	if (!l.threads)
-		nworkers = 0;
-	signals_off(&old);
-	for (i = 0; i < nworkers; i++)
-		if (pthread_create(&l.threads[l.nthreads], NULL, loop_worker,
-				   &l) == 0)
-			l.nthreads++;
-	signals_on(&old);
-	if (!l.nthreads)
-		l.nspare = 0; /* everything inline then */
-	while (!fuse_session_exited(se)) {
-		res = fuse_session_receive_buf(se, &b);
-		if (res == -EINTR)
-			continue;
-		if (res <= 0) {
-			if (res < 0 && !fuse_session_exited(se))
-				ret = -1;
-			break;
-		}
-		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
-			fuse_session_process_buf(se, &b);
-	}
-	pthread_mutex_lock(&l.mu);
-	l.stop = 1;
-	pthread_cond_broadcast(&l.work_cv);
-	pthread_mutex_unlock(&l.mu);
-	for (i = 0; i < l.nthreads; i++)
-		pthread_join(l.threads[i], NULL);
-	free(b.mem);
-	for (i = 0; i < l.nspare; i++)
-		free(l.spare[i].mem);
-	free(l.threads);
-	pthread_cond_destroy(&l.work_cv);
-	pthread_mutex_destroy(&l.mu);
-	fuse_session_reset(se);
-	return ret;
-}
-
 /* ---- main ------------------------------------------------------------- */
 
 /*
@@ -580,12 +244,12 @@ static int start_workers(const struct opts *o)
 	sfs_err_init(&e);
 	if (o->no_workers)
 		return 0;
-	signals_off(&old);
+	fs_signals_off(&old);
 	if (sfs_workers_start(g_fs.store, 0, &e)) {
 		sfs_error("fs", "cannot start workers: %s", e.message);
 		ret = -1;
 	}
-	signals_on(&old);
+	fs_signals_on(&old);
 	return ret;
 }
 
@@ -614,7 +278,8 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 	if (co->singlethread) {
 		ret = fuse_loop(f);
 	} else if (!co->clone_fd) {
-		ret = run_loop(se, co->max_threads ? (int)co->max_threads : 10);
+		ret = fs_loop_run(se,
+				  co->max_threads ? (int)co->max_threads : 10);
 	} else {
 		lc = fuse_loop_cfg_create();
 		if (!lc)

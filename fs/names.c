@@ -20,6 +20,14 @@
 
 static const char *const reserved[] = { FS_LISTENING, FS_TRASH, FS_SHARED };
 
+/* The core listing each mode shows. */
+static const enum sfs_listing listing_of[] = {
+	[FS_LIST_FILES] = SFS_LIST_DIR,
+	[FS_LIST_LISTENING] = SFS_LIST_LISTENING,
+	[FS_LIST_TRASH] = SFS_LIST_TRASH,
+	[FS_LIST_SHARED] = SFS_LIST_SHARED,
+};
+
 const char *fs_ext(const char *filename)
 {
 	const char *dot;
@@ -257,8 +265,7 @@ static int add_file(void *arg, const struct sfs_file *f)
 	int keep;
 
 	if (c->mode == FS_LIST_LISTENING) {
-		if (f->la.status != SFS_JS_COMPLETED || f->la.deleted ||
-		    f->la.purged)
+		if (!sfs_file_listed(f, SFS_LIST_LISTENING, f->path))
 			return 0;
 		size = f->la.size < 0 ? 0 : f->la.size;
 	}
@@ -423,7 +430,8 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 	if (n)
 		qsort(all, n, sizeof(*all), by_ino);
 	for (i = 0; i < n; i++) {
-		if (!ret && !c->err && !(!shared && all[i].purged) &&
+		if (!ret && !c->err &&
+		    sfs_file_listed(&all[i], listing_of[c->mode], NULL) &&
 		    !(shared && owner && strcmp(all[i].owner_id, owner)))
 			add_file(c, &all[i]);
 		sfs_file_release(&all[i]);
@@ -688,24 +696,6 @@ static int lookup_ino(const char *vdir, const char *entry,
 	return *ino ? 0 : -ENOENT;
 }
 
-/* Does the row still belong where the cached listing put it? */
-static int still_there(const struct sfs_file *f, const char *vdir,
-		       enum fs_list_mode mode)
-{
-	switch (mode) {
-	case FS_LIST_FILES:
-		return !f->deleted && f->path && !strcmp(f->path, vdir);
-	case FS_LIST_LISTENING:
-		return !f->deleted && f->path && !strcmp(f->path, vdir) &&
-		       f->la.status == SFS_JS_COMPLETED && !f->la.deleted &&
-		       !f->la.purged;
-	case FS_LIST_TRASH:
-		return f->deleted && !f->purged;
-	default:
-		return !f->deleted;
-	}
-}
-
 /* Find `entry` among the listing of `vdir`; load its full row. */
 int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
 		 struct fs_node *n)
@@ -722,7 +712,8 @@ int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
 		sfs_err_init(&e);
 		sfs_file_release(&n->f);
 		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
-		if (!st && still_there(&n->f, vdir, mode))
+		/* does the row still belong where the listing put it? */
+		if (!st && sfs_file_listed(&n->f, listing_of[mode], vdir))
 			return 0;
 		/* gone, or no longer shared with us: list again */
 		if (st && st != SFS_NOT_FOUND && st != SFS_FORBIDDEN)

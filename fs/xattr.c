@@ -103,7 +103,7 @@ static int owner_shares(const struct sfs_file *f, struct sfs_share **v,
 
 	*v = NULL;
 	*n = 0;
-	if (f->perm != SFS_PERM_OWNER)
+	if (sfs_file_allows(f, SFS_ACT_SHARE, NULL))
 		return -ENODATA;
 	sfs_err_init(&e);
 	if (sfs_share_list(g_fs.store, &g_fs.actor, f->id, v, n, &e))
@@ -144,29 +144,20 @@ out:
 }
 
 /*
- * Why the content can or cannot be read: open() fails with ENODATA for
- * DISCARDED, DELETED and PURGED, with EAGAIN for the IMPORT_* states.
+ * user.speechfs.contentStatus: core's state of the content by the names
+ * fs/README.md documents (why open() fails: ENODATA for DISCARDED,
+ * DELETED, PURGED and IMPORT_FAILED, EAGAIN for the other IMPORT_ ones).
  */
-static const char *content_status(const struct sfs_file *f)
-{
-	if (f->purged)
-		return "PURGED";
-	if (f->deleted)
-		return "DELETED";
-	if (f->discarded)
-		return "DISCARDED";
-	switch (f->ingestion) {
-	case SFS_JS_NONE:
-	case SFS_JS_COMPLETED:
-		return "AVAILABLE";
-	case SFS_JS_FAILED:
-		return "IMPORT_FAILED";
-	case SFS_JS_PROCESSING:
-		return "IMPORT_PROCESSING";
-	default:
-		return "IMPORT_PENDING";
-	}
-}
+static const char *const content_names[] = {
+	[SFS_CS_READY] = "AVAILABLE",
+	[SFS_CS_NONE] = "AVAILABLE",
+	[SFS_CS_PENDING] = "IMPORT_PENDING",
+	[SFS_CS_PROCESSING] = "IMPORT_PROCESSING",
+	[SFS_CS_FAILED] = "IMPORT_FAILED",
+	[SFS_CS_DISCARDED] = "DISCARDED",
+	[SFS_CS_DELETED] = "DELETED",
+	[SFS_CS_PURGED] = "PURGED",
+};
 
 /* The value of one attribute into b; -ENODATA when it is null. */
 static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
@@ -225,7 +216,8 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 		s = f->la.error;
 		break;
 	case XA_CONTENT:
-		s = content_status(f);
+		s = content_names[sfs_file_content_state(f,
+							 SFS_CONTENT_ORIGINAL)];
 		break;
 	case XA_JSON:
 		j = sfs_json_file(f);
@@ -409,14 +401,14 @@ static int share_set(const char *path, const char *who, const char *val,
 	memcpy(perm, val, size);
 	perm[size] = '\0';
 	p = sfs_perm_parse(perm);
-	if (p != SFS_PERM_VIEW && p != SFS_PERM_EDIT)
+	if (sfs_share_perm_check(p, NULL))
 		return -EINVAL;
 	if (share_target(who, user))
 		return -EINVAL;
 	sfs_err_init(&e);
 	ret = share_node(path, &n);
 	if (!ret && (flags & (XATTR_CREATE | XATTR_REPLACE)) &&
-	    n.f.perm == SFS_PERM_OWNER) {
+	    !sfs_file_allows(&n.f, SFS_ACT_SHARE, NULL)) {
 		had = share_perm(&n.f, user) >= 0;
 		if ((flags & XATTR_CREATE) && had)
 			ret = -EEXIST;

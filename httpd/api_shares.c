@@ -50,9 +50,8 @@ enum MHD_Result api_shares_create(struct req *r)
 		p = json_is_string(perm)
 			    ? sfs_perm_parse(json_string_value(perm))
 			    : -1;
-		if (p != SFS_PERM_VIEW && p != SFS_PERM_EDIT)
-			sfs_err_field(&e, "permission", "invalid",
-				      "'permission' must be VIEW or EDIT");
+		if (sfs_share_perm_check(p, &e))
+			p = SFS_PERM_VIEW; /* reported with the fields */
 	}
 	if (e.nfields) {
 		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,

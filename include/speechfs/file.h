@@ -125,6 +125,58 @@ struct sfs_file {
 void sfs_file_init(struct sfs_file *f);
 void sfs_file_release(struct sfs_file *f);
 
+/*
+ * What an actor may do to a file, decided by its permission (owner, EDIT,
+ * VIEW or INTERNAL) and the file's state; the one rule every front end
+ * and core itself apply before a change.
+ */
+enum sfs_action {
+	SFS_ACT_READ,	/* metadata, content, listening audio: any access */
+	SFS_ACT_WRITE,	/* metadata and content: owner or EDIT, not deleted */
+	SFS_ACT_DELETE, /* delete, purge, discard, restore: the owner */
+	SFS_ACT_SHARE	/* create, change or revoke shares: the owner */
+};
+
+/*
+ * SFS_OK when f (as loaded for the actor) allows act; else SFS_FORBIDDEN
+ * (the permission is too weak) or, for SFS_ACT_WRITE on a deleted file,
+ * SFS_CONFLICT with SFS_R_FILE_DELETED. e may be NULL.
+ */
+enum sfs_status sfs_file_allows(const struct sfs_file *f, enum sfs_action act,
+				struct sfs_err *e) SFS_MUST_CHECK;
+
+enum sfs_content { SFS_CONTENT_ORIGINAL = 0, SFS_CONTENT_LISTENING = 1 };
+
+/*
+ * Whether a file's content or its listening MP3 can be read now, and if
+ * not why: the one answer for opening, the mount's attributes and
+ * listings, and the API's downloads.
+ */
+enum sfs_content_state {
+	SFS_CS_READY = 0,  /* readable */
+	SFS_CS_NONE,	   /* listening audio never requested */
+	SFS_CS_PENDING,	   /* an import or encode is queued */
+	SFS_CS_PROCESSING, /* ... and running */
+	SFS_CS_FAILED,	   /* the import or encode failed (for good) */
+	SFS_CS_DISCARDED,  /* the content was discarded (original only) */
+	SFS_CS_DELETED,	   /* the file (or its listening audio) is deleted */
+	SFS_CS_PURGED	   /* ... and purged */
+};
+
+enum sfs_content_state sfs_file_content_state(const struct sfs_file *f,
+					      enum sfs_content which);
+
+/*
+ * The status of reading content in state cs, with its reason in e:
+ * SFS_OK when READY; SFS_GONE for DISCARDED, DELETED and PURGED;
+ * SFS_NOT_READY for NONE, PENDING, PROCESSING and FAILED (the reason says
+ * which: SFS_R_IMPORT_FAILED for a failed import, which will not change
+ * by waiting).
+ */
+enum sfs_status sfs_content_state_check(enum sfs_content_state cs,
+					enum sfs_content which,
+					struct sfs_err *e) SFS_MUST_CHECK;
+
 #define SFS_NAME_MAX 255 /* bytes of a display name */
 #define SFS_FILENAME_MAX 255
 #define SFS_DESCRIPTION_MAX 4096
@@ -269,14 +321,11 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     struct sfs_file *out,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
-enum sfs_content { SFS_CONTENT_ORIGINAL = 0, SFS_CONTENT_LISTENING = 1 };
-
 /*
  * Open the original or the listening MP3 for reading after checking read
- * permission and state: SFS_GONE when deleted, purged or discarded (or the
- * listening audio deleted/purged), SFS_NOT_READY when ingestion or
- * generation has not completed. *fd is the caller's to close; out (may be
- * NULL) receives the file.
+ * permission and its state (sfs_content_state_check of
+ * sfs_file_content_state). *fd is the caller's to close; out (may be NULL)
+ * receives the file.
  */
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, enum sfs_content which, int *fd,

@@ -85,6 +85,24 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 				 struct sfs_file_list *out,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
+/* The listings of a front end in which a file can appear. */
+enum sfs_listing {
+	SFS_LIST_DIR,	    /* the actor's live files of one directory */
+	SFS_LIST_LISTENING, /* ... whose listening MP3 can be read */
+	SFS_LIST_TRASH,	    /* the actor's deleted, unpurged files */
+	SFS_LIST_SHARED	    /* live files of others reachable to the actor */
+};
+
+/*
+ * Does f, loaded for the actor, belong in `listing` (of directory `dir`
+ * for SFS_LIST_DIR and SFS_LIST_LISTENING; dir is ignored for the
+ * others)? The rule the listing queries apply (sfs_query_dir_files,
+ * isDeleted=true, sfs_query_shared), for a front end that checks a row it
+ * holds, such as a cached lookup.
+ */
+int sfs_file_listed(const struct sfs_file *f, enum sfs_listing listing,
+		    const char *dir);
+
 /*
  * Every live file of one directory of the actor, all pages, cheapest
  * columns only (the mount's readdir): calls fn for each, in ino order.

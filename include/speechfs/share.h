@@ -23,6 +23,14 @@ struct sfs_share {
 };
 
 /*
+ * The permissions a share can grant: VIEW or EDIT (sfs_perm_parse of the
+ * API's names gives one of them or -1). SFS_INVALID with a field error
+ * on "permission" for anything else.
+ */
+enum sfs_status sfs_share_perm_check(int perm,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
  * Create or update the share of file_id with user_id. *created says which
  * (1: new, 0: permission updated). SFS_INVALID for sharing with oneself or
  * an unknown user or a user of another tenant (field "userId").

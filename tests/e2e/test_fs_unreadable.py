@@ -1,7 +1,8 @@
 """Files whose content cannot be read: discarded content, imports not
 completed (pending, failed) and deleted files in the trash. They stay
 visible with their metadata; open() fails with the documented errno
-(ENODATA: the content is gone; EAGAIN: an import has not completed),
+(ENODATA: the content is gone or its import failed; EAGAIN: an import
+is still pending or running),
 never with partial or invented bytes; user.speechfs.contentStatus says
 why."""
 import errno
@@ -126,7 +127,8 @@ def test_pending_and_failed_imports(store, api):
                           "FAILED", timeout=60)
         assert xget(f, P + "contentStatus") == "IMPORT_FAILED"
         assert xget(f, P + "ingestionError")
-        assert read_errno(f) == errno.EAGAIN
+        # permanent: waiting will not bring the content
+        assert read_errno(f) == errno.ENODATA
         assert os.listdir(m.path("imports")) == [entry]
     finally:
         m.stop()
