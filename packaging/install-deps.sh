@@ -11,7 +11,7 @@ libjansson-dev libssl-dev libmp3lame-dev libsndfile1-dev libmicrohttpd-dev
 libfuse3-dev fuse3 libsystemd-dev"
 TEST="python3 python3-pytest python3-requests curl ca-certificates git procps attr rsync tar valgrind
 clang-format espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace
-ceph-mon ceph-osd radosgw ceph-common prometheus"
+ceph-mon ceph-osd radosgw ceph-common prometheus postgresql postgresql-contrib"
 BENCH="wrk nginx-light bindfs"
 PACKAGE="debhelper dpkg-dev lintian fakeroot groff-base man-db"
 
@@ -40,7 +40,8 @@ fi
 
 if [ -n "$missing" ]; then
 	echo "install-deps: installing$missing"
-	# Some test tools are daemons too (prometheus, for its promtool):
+	# Some test tools are daemons too (prometheus, for its promtool;
+	# postgresql, whose server the tests start themselves):
 	# installing them starts nothing. A policy-rc.d the machine has
 	# stays as it is; one made here goes afterwards.
 	policy=""

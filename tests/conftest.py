@@ -1,13 +1,18 @@
 """Shared pytest configuration: the build directory, one closing line
 "N passed, M failed" so every run ends the same way, no skipped test
 under CI, and the fixtures of the throwaway Ceph RADOS Gateway
-(tests/rgw.py) that the object-store tests use."""
+(tests/rgw.py) and PostgreSQL server (tests/pg.py) that the object-store
+and metadata-backend tests use."""
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
+import time
 
 import pytest
 
+import pg
 import rgw
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -71,3 +76,35 @@ def s3_bucket(rgw_gateway):
         s3.drop_bucket(name)
     finally:
         s3.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the whole run (tests/pg.py), in
+    a directory of its own under /tmp (its user must reach it). It not
+    starting fails the tests that use it, with its log; it must stop
+    cleanly at the end."""
+    base = tempfile.mkdtemp(prefix="sfs-pg-")
+    s = pg.Server(base)
+    t0 = time.monotonic()
+    try:
+        s.start()
+    except pg.ServerError as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(str(exc), pytrace=False)
+    sys.stderr.write("\npg: answered %.2f s after initdb began\n"
+                     % (time.monotonic() - t0))
+    yield s
+    rc = s.stop()
+    log = s.tail()
+    shutil.rmtree(base, ignore_errors=True)
+    assert rc == 0, "postgres exited %d:\n%s" % (rc, log)
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh empty database of the session's server, dropped after the
+    test; yields its libpq URL."""
+    name = pg_server.new_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
