@@ -120,11 +120,15 @@ stop() {
 	trap - INT TERM
 	echo
 	echo "stopping ..."
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" || true
-	fi
+	# SIGTERM: the mount unmounts itself and exits (an unmount from
+	# outside would leave it running while any other mount namespace
+	# still holds a copy of the mount)
 	if [ -n "$mount_pid" ]; then
+		kill -TERM "$mount_pid" 2>/dev/null || true
 		wait "$mount_pid" 2>/dev/null || true
+	fi
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -uz "$MNT" || true
 	fi
 	if [ -n "$daemon" ]; then
 		kill -TERM "$daemon" 2>/dev/null || true
@@ -174,8 +178,11 @@ Try, in another shell:
 
 Ctrl-C stops both.
 MSG
-# only a daemon that ends by itself gets here (a signal runs stop)
+# A signal to the script runs stop. Ctrl-C also reaches the daemon,
+# which may end before the script takes its own signal: the daemon exits
+# 0 only when it was told to stop, so that is a clean stop as well.
 rc=0
 wait "$daemon" || rc=$?
+[ "$rc" -eq 0 ] && stop 0
 echo "make run: speechfsd exited (status $rc)" >&2
 stop 1

@@ -22,6 +22,12 @@ import time
 BOOT = r"""
 set -e
 mount --make-rprivate /
+# Other tests' FUSE mounts came along with the copy of the mount table:
+# let go of them here, or their unmount outside would leave the
+# connection alive (and their file system process running) as long as
+# this systemd runs.
+awk '$3 ~ /^fuse/ { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$(printf '%b' "$m")" || true; done
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system /run/systemd/journald.conf.d
 printf '[Journal]\nStorage=volatile\n' \

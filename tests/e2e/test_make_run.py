@@ -4,8 +4,10 @@ shows in the mount and one copied into the mount shows in the API; a
 second `make run` on the same store says what runs instead of touching
 it; Ctrl-C stops everything and make exits 0; the next start with
 another port rewrites var/demo.env; a daemon that dies takes the demo
-down with status 1."""
+down with status 1; a copy of the mount in another mount namespace does
+not keep the demo from stopping."""
 import os
+import pathlib
 import pty
 import re
 import select
@@ -222,6 +224,33 @@ def test_a_daemon_that_dies_stops_the_demo(tree, tmp_path):
     assert "speechfsd exited (status 137)" in read(log)
     assert "stopped." in read(log)
     assert str(tree / "mnt") not in mounts()
+    assert not (tree / "var/demo.run").exists()
+
+
+def test_stops_while_another_namespace_holds_the_mount(tree, tmp_path):
+    """A mount namespace made while the demo runs (a container, unshare)
+    holds a copy of its mount: an unmount from outside would not end the
+    mount process, the demo must stop all the same."""
+    proc, log = start_script(tree, tmp_path, free_port())
+    mnt = tree / "mnt"
+    other = None
+    try:
+        assert proc.poll() is None, read(log)
+        other = subprocess.Popen(["unshare", "--mount", "--propagation",
+                                  "private", "sleep", "300"])
+        ns = pathlib.Path(f"/proc/{other.pid}/ns/mnt")
+        info = pathlib.Path(f"/proc/{other.pid}/mountinfo")
+        assert eventually(lambda: other.poll() is None and
+                          os.readlink(ns) != os.readlink("/proc/self/ns/mnt")
+                          and f" {mnt} " in info.read_text()), "no copy"
+        rc = interrupt(proc, mnt, log)
+    finally:
+        if other:
+            other.kill()
+            other.wait()
+    assert rc == 0, read(log)
+    assert "stopped." in read(log)
+    assert str(mnt) not in mounts()
     assert not (tree / "var/demo.run").exists()
 
 
