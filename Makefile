@@ -24,7 +24,8 @@ HAVE_PKGS := $(shell pkg-config --exists $(PKGS) && test -f /usr/include/lame/la
 # Targets that install what is missing first (packaging/install-deps.sh) and
 # then build in a second make, which reads the libraries' flags afresh.
 # Parsing this file never installs anything.
-DEPS_GOALS := deps test unit valgrind bench run asan deb clean check-format
+DEPS_GOALS := deps test unit valgrind bench run asan deb clean check-format \
+	      fuzz
 ifneq ($(HAVE_PKGS),yes)
 ifneq ($(filter-out $(DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 $(error build dependencies are missing: run 'make deps' (packaging/install-deps.sh) first)
@@ -37,7 +38,8 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 # Front ends see only include/ (the public API); core/ and the tests of its
 # internals see core/ too (tests/test_tree.py checks the includes).
 CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude \
-	     -DSFS_VERSION='"$(VERSION)"'
+	     -DSFS_VERSION='"$(VERSION)"' \
+	     -DSFS_WWW_DIR='"$(PREFIX)/share/speechfs/www"'
 CORE_CPPFLAGS := -Icore
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS   := -pthread $(SANFLAGS)
@@ -71,7 +73,7 @@ Q := @
 endif
 
 .PHONY: all test unit asan bench install clean run deps check-format valgrind \
-	deb
+	deb fuzz fuzz-build
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
@@ -114,14 +116,55 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIB)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CORE_LIBS)
 
+# libFuzzer targets (clang, ASan + UBSan) in $(FB): the core and the
+# daemon's parsers that need no connection, instrumented for coverage.
+# `make fuzz` runs each target FUZZ_SECS seconds from its seed corpus in
+# tests/fuzz/corpus/; `make test` runs each for 20 s (tests/test_fuzz.py).
+FUZZ_CC   ?= clang
+FB        ?= build-fuzz
+FUZZ_SECS ?= 60
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	     -fno-omit-frame-pointer
+FUZZ_WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	     -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wvla
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -pthread $(FUZZ_WARN) $(FUZZ_SAN) \
+	     -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
+FUZZ_DAEMON := $(addprefix $(FB)/httpd/,multipart.o parse.o body.o)
+
+$(FB)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CLANG   $<"
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(CORE_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FB)/libspeechfs.a: $(CORE_SRC:%.c=$(FB)/%.o)
+	@rm -f $@
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/tests/fuzz/fuzz_%.o $(FUZZ_DAEMON) \
+		$(FB)/tests/fuzz/common.o $(FB)/tests/unit/fixture.o \
+		$(FB)/libspeechfs.a
+	@echo "  LINK    $@"
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ \
+		$(CORE_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	$(PYTHON) tests/fuzz/run.py --build $(abspath $(FB)) \
+		--seconds $(FUZZ_SECS)
+
 deps:
 	@./packaging/install-deps.sh
 
 # The one test command: C unit binaries and end-to-end tests, all through
 # pytest, ending with one "N passed, M failed" line.
 test: deps
-	$(MAKE) all
-	SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(MAKE) all fuzz-build
+	SFS_FUZZ_BUILD=$(abspath $(FB)) SFS_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 unit: deps
 	$(MAKE) all
@@ -146,6 +189,9 @@ install: $(LIB) $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 packaging/man/speechfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/speechfs.1
 	install -m 644 packaging/man/speechfsd.8 $(DESTDIR)$(PREFIX)/share/man/man8/speechfsd.8
+	install -d $(DESTDIR)$(PREFIX)/share/speechfs/www/js
+	install -m 644 www/index.html www/style.css www/favicon.svg $(DESTDIR)$(PREFIX)/share/speechfs/www/
+	install -m 644 www/js/*.js $(DESTDIR)$(PREFIX)/share/speechfs/www/js/
 
 # The Debian package, built from a copy of the tree (packaging/debian as
 # ./debian) by dpkg-buildpackage; the .deb lands in $(B)/.
@@ -163,6 +209,6 @@ check-format:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) $(FB) -name '*.d' 2>/dev/null)

@@ -579,6 +579,62 @@ static void downmix(const float *in, int in_ch, int n, int out_ch, float *l,
 	}
 }
 
+void sfs_peaks_init(struct sfs_peaks *p, int sample_rate)
+{
+	memset(p, 0, sizeof(*p));
+	p->sample_rate = sample_rate;
+	p->frames_per_peak = (int64_t)sample_rate * SFS_PEAKS_SLICE_MS / 1000;
+	if (p->frames_per_peak < 1)
+		p->frames_per_peak = 1;
+}
+
+/* Close the slice being filled; merge neighbours when the array is full. */
+static void peaks_push(struct sfs_peaks *p)
+{
+	size_t i;
+
+	if (p->n == SFS_PEAKS_MAX) {
+		for (i = 0; i < SFS_PEAKS_MAX / 2; i++)
+			p->v[i] = p->v[2 * i] > p->v[2 * i + 1]
+					  ? p->v[2 * i]
+					  : p->v[2 * i + 1];
+		p->n = SFS_PEAKS_MAX / 2;
+		p->frames_per_peak *= 2;
+		/* the open slice now ends at the doubled boundary */
+		if (p->in_cur < p->frames_per_peak)
+			return;
+	}
+	p->v[p->n++] = (unsigned char)lrintf(p->cur * 255.0f);
+	p->cur = 0;
+	p->in_cur = 0;
+}
+
+void sfs_peaks_add(struct sfs_peaks *p, const float *l, const float *r, int n)
+{
+	float a;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		a = fabsf(l[i]);
+		if (r && fabsf(r[i]) > a)
+			a = fabsf(r[i]);
+		if (a > p->cur)
+			p->cur = a > 1 ? 1 : a;
+		if (++p->in_cur >= p->frames_per_peak)
+			peaks_push(p);
+	}
+	p->frames += n;
+}
+
+void sfs_peaks_finish(struct sfs_peaks *p)
+{
+	if (p->in_cur > 0)
+		peaks_push(p);
+	/* a slice that the merge left open is pushed by the second call */
+	if (p->in_cur > 0)
+		peaks_push(p);
+}
+
 /* Why libsndfile could not open a file: corrupt or unsupported. */
 static enum sfs_status open_failed(int fd, struct sfs_err *e)
 {
@@ -632,12 +688,11 @@ static void encbuf_release(struct encbuf *b)
 }
 
 /* Decode and encode every frame; *frames counts them. */
-static enum sfs_status encode_frames(SNDFILE *sf, const struct vio *v,
-				     int channels, int out_ch,
-				     lame_global_flags *gf, struct enc *x,
-				     struct encbuf *b, int64_t *frames,
-				     int (*progress)(void *arg), void *arg,
-				     struct sfs_err *e)
+static enum sfs_status
+encode_frames(SNDFILE *sf, const struct vio *v, int channels, int out_ch,
+	      lame_global_flags *gf, struct enc *x, struct encbuf *b,
+	      int64_t *frames, struct sfs_peaks *peaks,
+	      int (*progress)(void *arg), void *arg, struct sfs_err *e)
 {
 	int64_t last = 0; /* progress at once, then each second */
 	enum sfs_status st;
@@ -653,6 +708,9 @@ static enum sfs_status encode_frames(SNDFILE *sf, const struct vio *v,
 			break;
 		*frames += got;
 		downmix(b->pcm, channels, (int)got, out_ch, b->l, b->r);
+		if (peaks)
+			sfs_peaks_add(peaks, b->l, out_ch == 2 ? b->r : NULL,
+				      (int)got);
 		n = lame_encode_buffer_ieee_float(
 			gf, b->l, out_ch == 2 ? b->r : b->l, (int)got, b->mp3,
 			b->mp3_size);
@@ -714,6 +772,7 @@ static enum sfs_status finish_mp3(lame_global_flags *gf, struct enc *x,
 
 enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 				 const struct sfs_audio_opts *o,
+				 struct sfs_peaks *peaks,
 				 int (*progress)(void *arg), void *arg,
 				 struct sfs_err *e)
 {
@@ -752,6 +811,8 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 		goto out;
 	}
 	out_ch = (o->channels == 2 && info.channels == 2) ? 2 : 1;
+	if (peaks)
+		sfs_peaks_init(peaks, info.samplerate);
 	st = lame_setup(&gf, o, info.samplerate, out_ch, e);
 	if (st == SFS_OK)
 		st = encbuf_alloc(&b, info.samplerate,
@@ -766,9 +827,11 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 		goto out;
 	x.audio_start = sizeof(id3);
 	st = encode_frames(sf, &v, info.channels, out_ch, gf, &x, &b, &frames,
-			   progress, arg, e);
+			   peaks, progress, arg, e);
 	if (st == SFS_OK)
 		st = finish_mp3(gf, &x, &b, frames * 1000 / info.samplerate, e);
+	if (st == SFS_OK && peaks)
+		sfs_peaks_finish(peaks);
 out:
 	if (gf)
 		lame_close(gf);

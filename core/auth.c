@@ -598,6 +598,8 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
 			       "no user '%s'", uuid);
+	else if (!ret)
+		sfsi_auth_gen_bump(s); /* cached actors carry the rate */
 out:
 	sfsi_db_put(d);
 	return ret;
@@ -739,6 +741,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 		goto out;
 	if (sfsi_db_changes(d) == 1) {
 		sfs_info("auth", "revoked api key %s", uuid);
+		sfsi_auth_gen_bump(s);
 		goto out;
 	}
 	/* nothing changed: unknown, or revoked before (keys are never
@@ -808,6 +811,7 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	struct db_stmt *st = NULL;
 	enum sfs_status ret;
 	int64_t key_row, last;
+	uint64_t gen;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -816,6 +820,9 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	/* the format is public: checking it first reveals nothing */
 	if (!key_format_ok(key))
 		return unauth(e, "invalid API key");
+	gen = sfsi_auth_gen(s); /* before the lookup: a change after it wins */
+	if (sfsi_keycache_get(s, key, KEY_LEN, out))
+		return SFS_OK;
 	if (sha256(key, KEY_LEN, hash))
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 	ret = sfsi_db_get(s, &d, e);
@@ -860,7 +867,9 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	last = sfsi_db_col_int(st, 8);
 	sfsi_db_reset(st);
 	st = NULL;
+	/* a cached key comes back here within a minute: its use is noted */
 	note_use(d, key_row, last);
+	sfsi_keycache_put(s, key, KEY_LEN, gen, out);
 out:
 	sfsi_db_reset(st);
 	sfsi_db_put(d);

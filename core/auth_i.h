@@ -39,6 +39,25 @@ enum sfs_status sfsi_hmac_sign(struct sfs_store *s, const char *msg,
 /* 1 when hex (any case) is msg's HMAC; compared in constant time. */
 int sfsi_hmac_verify(struct sfs_store *s, const char *msg, const char *hex);
 
+/* Give the janitor the chore of forgetting ended sessions (session.c). */
+void sfsi_session_install(struct sfs_store *s);
+
+/*
+ * The credential generation (keycache.c): changes when anything a cached
+ * actor holds may have changed, in any process. 0 without the file.
+ */
+uint64_t sfsi_auth_gen(struct sfs_store *s);
+/* After committing such a change (a key revoked, a user's rate). */
+void sfsi_auth_gen_bump(struct sfs_store *s);
+void sfsi_keycache_open(struct sfs_store *s);
+void sfsi_keycache_close(struct sfs_store *s);
+/* 1 and the actor when `key` was looked up under the current generation. */
+int sfsi_keycache_get(struct sfs_store *s, const char *key, size_t len,
+		      struct sfs_actor *out);
+/* Remember a key's actor, looked up under generation `gen`. */
+void sfsi_keycache_put(struct sfs_store *s, const char *key, size_t len,
+		       uint64_t gen, const struct sfs_actor *a);
+
 /* SFS_FORBIDDEN unless the actor's token carries the scope. */
 enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
 				struct sfs_err *e) SFS_MUST_CHECK;

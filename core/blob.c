@@ -31,7 +31,8 @@ enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 	int rc = 0;
 
 	ret = sfsi_stage_hash(st, e);
-	if (ret || st->finished)
+	/* small bytes go into the database's row: no file to sync */
+	if (ret || st->finished || sfsi_blob_inline_size(s, st->size))
 		return ret;
 	/* a failed look only costs the sync it might have saved */
 	if (!sfsi_db_get(s, &d, NULL)) {
@@ -156,6 +157,8 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 		sfsi_blob_path(s, tenant, st->sha, path, sizeof(path));
 		if (access(path, F_OK) == 0 || errno != ENOENT)
 			return SFS_OK;
+		if (sfsi_blob_row_inline(d, tenant, st->sha))
+			return SFS_OK; /* kept in its row */
 		/* the row's file was lost: these bytes bring it back */
 		ret = sfs_stage_finish(st, e);
 		if (!ret)
@@ -193,6 +196,8 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 				"would be exceeded (%lld used, %lld more)",
 				(long long)max_bytes, (long long)used,
 				(long long)st->size);
+	if (sfsi_blob_inline_size(s, st->size))
+		return sfsi_blob_put_inline(d, tenant, st, added_bytes, e);
 
 	ret = sfs_stage_finish(st, e);
 	if (!ret)
@@ -390,6 +395,9 @@ enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
 		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad sha256");
 	sfsi_blob_path(s, tenant, sha256, path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 && errno == ENOENT &&
+	    !sfsi_blob_open_inline(s, tenant, sha256, fd, size, NULL))
+		return SFS_OK; /* a small blob, kept in its row */
 	if (*fd < 0) {
 		sfs_error("blob", "cannot open blob '%s': %s", sha256,
 			  strerror(errno));

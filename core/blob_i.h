@@ -42,6 +42,27 @@ enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 				const char *sha256,
 				struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * Small blobs are kept in their row (blob_inline.c): at most
+ * blobs.inline_max bytes (64 KiB), committed with the metadata, no file
+ * of their own. Is a blob of `size` bytes kept so?
+ */
+int sfsi_blob_inline_size(const struct sfs_store *s, int64_t size);
+/* Does the tenant's blob row hold its bytes? */
+int sfsi_blob_row_inline(struct db *d, int64_t tenant, const char *sha256);
+/*
+ * Insert the row of a new small blob with the stage's bytes and count
+ * them to the tenant (in a write transaction).
+ */
+enum sfs_status sfsi_blob_put_inline(struct db *d, int64_t tenant,
+				     struct sfs_stage *st, int64_t *added_bytes,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+/* A memfd of an inline blob's bytes; SFS_GONE when there is none. */
+enum sfs_status sfsi_blob_open_inline(struct sfs_store *s, int64_t tenant,
+				      const char *sha256, int *fd,
+				      int64_t *size,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+
 /* blobs/<tenant>/<sha[0:2]>/<sha> into out. */
 void sfsi_blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
 		    char *out, size_t size);

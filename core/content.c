@@ -30,19 +30,17 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, struct sfs_err *e)
 {
 	struct sfs_file f;
-	struct db *d;
 	enum sfs_status ret;
 
-	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	ret = sfs_file_get(s, a, id, &f, e);
 	if (ret)
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
-	/* an unchanged row still writes its page: the commit syncs it all */
+	sfs_file_release(&f);
+	/* the file's commits are in the WAL: syncing it makes them durable */
 	if (!ret)
-		ret = sfsi_exec_ino(
-			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1", f.ino,
-			f.ctime_ns, e);
-	return sfsi_file_end(s, d, ret, a, &f, NULL, e);
+		ret = sfsi_db_sync(s, e);
+	return ret;
 }
 
 /* Does the file hold a reference on exactly this content? */
@@ -66,7 +64,7 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     const struct sfs_actor *a, const char *id,
-				     struct sfs_stage *content, int listening,
+				     struct sfs_stage *content, unsigned flags,
 				     struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
@@ -76,7 +74,7 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	int64_t added = 0, ns = sfs_now_ns();
 	double duration = -1;
 	char mime[96];
-	int regen;
+	int had, audio;
 
 	if (out)
 		sfs_file_init(out);
@@ -84,7 +82,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (ret)
 		return ret;
 	sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
-	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	/* made durable below, with concurrent commits (group commit) */
+	ret = sfsi_file_begin_nosync(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
@@ -132,16 +131,20 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	if (ret)
 		goto out;
 	ret = sfsi_dir_touch(d, f.owner, f.path, ns, e);
-	regen = listening ||
-		(f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged);
-	if (!ret && regen)
+	had = f.la.status != SFS_JS_NONE && !f.la.deleted && !f.la.purged;
+	audio = !(flags & SFS_SET_IF_AUDIO) || !strncmp(mime, "audio/", 6);
+	if (!ret && audio && (had || (flags & SFS_SET_LISTENING)))
 		ret = sfsi_file_queue_listening(d, f.ino, e);
+	else if (!ret && !audio && had)
+		ret = sfsi_file_clear_listening(d, f.ino, e);
 out:
 	ret = sfsi_file_end(s, d, ret, a, &f, out, e);
-	if (!ret) {
+	if (!ret)
 		sfsi_stage_done(content);
+	if (!ret && !(flags & SFS_SET_NOSYNC))
+		ret = sfsi_db_sync(s, e);
+	if (!ret)
 		sfs_workers_kick(s);
-	}
 	return ret;
 }
 
@@ -220,9 +223,10 @@ enum sfs_status sfs_content_state_check(enum sfs_content_state cs,
 	}
 }
 
-enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, enum sfs_content which, int *fd,
-			      struct sfs_file *out, struct sfs_err *e)
+static enum sfs_status open_common(struct sfs_store *s,
+				   const struct sfs_actor *a, const char *id,
+				   int64_t ino, enum sfs_content which, int *fd,
+				   struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db *d = NULL;
@@ -236,7 +240,7 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = sfsi_file_resolve(d, a, id, 0, &f, e);
+	ret = sfsi_file_resolve(d, a, id, ino, &f, e);
 	sfsi_db_put(d);
 	if (!ret)
 		ret = sfs_content_state_check(sfs_file_content_state(&f, which),
@@ -260,4 +264,24 @@ out:
 	}
 	sfs_file_release(&f);
 	return ret;
+}
+
+enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *id, enum sfs_content which, int *fd,
+			      struct sfs_file *out, struct sfs_err *e)
+{
+	if (!id) {
+		*fd = -1;
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				SFSI_FILE_NOT_FOUND_MSG);
+	}
+	return open_common(s, a, id, 0, which, fd, out, e);
+}
+
+enum sfs_status sfs_file_open_ino(struct sfs_store *s,
+				  const struct sfs_actor *a, int64_t ino,
+				  enum sfs_content which, int *fd,
+				  struct sfs_file *out, struct sfs_err *e)
+{
+	return open_common(s, a, NULL, ino, which, fd, out, e);
 }

@@ -4,11 +4,14 @@
  * and the schema with forward migrations in PRAGMA user_version.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "db_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -36,6 +39,7 @@ struct db {
 	struct sfs_store *s;
 	struct db *next;
 	int txn;
+	int nosync; /* this transaction commits without waiting for the disk */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
@@ -239,12 +243,42 @@ static const char schema_v2[] =
 	"ALTER TABLE file ADD COLUMN entry_suffix INTEGER NOT NULL DEFAULT 0;";
 
 /*
- * User names become unique in a tenant, ignoring case. Of users sharing a
+ * v3: a file's access time of its own (NULL: its mtime), small contents
+ * kept in their blob's row (data) instead of a file of blobs/, and the
+ * store handle that made a change (origin; NULL for other programs).
+ */
+static const char schema_v3[] = "ALTER TABLE file ADD COLUMN atime_ns INTEGER;"
+				"ALTER TABLE blob ADD COLUMN data BLOB;"
+				"ALTER TABLE change ADD COLUMN origin INTEGER;";
+
+/*
+ * v4: the waveform peaks of a file's listening audio, made by the
+ * listening-audio job beside the MP3 (la_sha256 names the MP3 they were
+ * drawn from; audio made before v4 has none until it is made again);
+ * and the web page's sign-in sessions, stored as SHA-256 hashes of their
+ * tokens and tied to the API key that opened them.
+ */
+static const char schema_v4[] =
+	"CREATE TABLE peaks("
+	" file_id INTEGER PRIMARY KEY REFERENCES file(id) ON DELETE CASCADE,"
+	" la_sha256 TEXT NOT NULL, sample_rate INTEGER NOT NULL,"
+	" frames INTEGER NOT NULL, frames_per_peak INTEGER NOT NULL,"
+	" data BLOB NOT NULL);"
+	"CREATE TABLE session("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" hash BLOB NOT NULL UNIQUE,"
+	" key_id INTEGER NOT NULL REFERENCES api_key(id),"
+	" created_at INTEGER NOT NULL, idle_until INTEGER NOT NULL,"
+	" expires_at INTEGER NOT NULL, revoked_at INTEGER);"
+	"CREATE INDEX session_expires ON session(expires_at);";
+
+/*
+ * v5: user names become unique in a tenant, ignoring case. Of users sharing a
  * name, the first made keeps it and the others get " (xxxxxxxx)", the
  * start of their id, as same-named files do in a listing; the migration
  * logs each (see renamed_users). API keys note their last use.
  */
-static const char schema_v3[] =
+static const char schema_v5[] =
 	"CREATE TEMP TABLE renamed_user AS SELECT u.id, u.uuid, u.name"
 	" FROM user u WHERE EXISTS (SELECT 1 FROM user o"
 	" WHERE o.tenant_id = u.tenant_id"
@@ -257,12 +291,11 @@ static const char schema_v3[] =
 
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
-	[0] = schema_v1,
-	[1] = schema_v2,
-	[2] = schema_v3,
+	[0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
+	[3] = schema_v4, [4] = schema_v5,
 };
 
-/* After schema_v3: say which users were renamed, then forget them. */
+/* After schema_v5: say which users were renamed, then forget them. */
 static void renamed_users(sqlite3 *h)
 {
 	sqlite3_stmt *st = NULL;
@@ -286,7 +319,7 @@ static void renamed_users(sqlite3 *h)
 
 /* What a migration leaves to do in C (NULL: nothing). */
 static void (*const after_migration[])(sqlite3 *h) = {
-	[2] = renamed_users,
+	[4] = renamed_users,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
@@ -305,6 +338,29 @@ static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 	if (rc != SQLITE_OK) {
 		sfs_error("db", "configuring connection: %s",
 			  sqlite3_errmsg(h));
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"cannot open the database");
+	}
+	return SFS_OK;
+}
+
+/*
+ * Changes this connection makes carry the store handle's origin: a
+ * trigger of the connection's own (TEMP), so the schema's triggers stay
+ * plain SQL that any program can run.
+ */
+static enum sfs_status tag_origin(sqlite3 *h, int64_t origin, struct sfs_err *e)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+		 "CREATE TEMP TRIGGER IF NOT EXISTS change_origin"
+		 " AFTER INSERT ON main.change BEGIN"
+		 " UPDATE change SET origin = %lld WHERE seq = new.seq;"
+		 " END",
+		 (long long)origin);
+	if (sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		sfs_error("db", "tagging changes: %s", sqlite3_errmsg(h));
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
 				"cannot open the database");
 	}
@@ -419,6 +475,8 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 		return st;
 	}
 	st = migrate(d->h, e);
+	if (!st)
+		st = tag_origin(d->h, s->origin, e);
 	if (st) {
 		sqlite3_close(d->h);
 		free(d);
@@ -488,6 +546,10 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	} else {
 		st = open_conn(path, 0, &s->cfg, &d->h, e);
+		if (!st && (st = tag_origin(d->h, s->origin, e))) {
+			sqlite3_close(d->h);
+			d->h = NULL;
+		}
 	}
 	if (st) {
 		free(d);
@@ -767,18 +829,146 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
+/* ---- group commit ---------------------------------------------------- */
+
+/*
+ * Commits made without waiting for the disk become durable together: the
+ * first caller of sfsi_db_sync syncs the WAL for every commit made before
+ * it starts, and callers that arrive meanwhile wait for the next sync,
+ * which covers their commits too. Concurrent closes share one fdatasync.
+ *
+ * A failed sync is final for the handle: Linux reports a writeback error
+ * once per open file, so a second fdatasync of the same WAL would return 0
+ * for pages the kernel may have dropped. Every caller waiting for that sync,
+ * and every later one, gets the error; reopening the store starts afresh
+ * (SQLite then recovers from what the WAL really holds).
+ */
+static void sync_note_commit(struct sfs_store *s)
+{
+	pthread_mutex_lock(&s->sync_mu);
+	s->sync_committed++;
+	pthread_mutex_unlock(&s->sync_mu);
+}
+
+/*
+ * The WAL's fd, (re)opened when the file is another one (sync_mu held);
+ * -errno when there is none (-ENOENT: nothing to sync).
+ */
+static int wal_fd(struct sfs_store *s)
+{
+	char path[4096];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "%s/speechfs.db-wal", s->dir);
+	if (stat(path, &a) < 0)
+		return -errno;
+	if (s->wal_fd >= 0 && fstat(s->wal_fd, &b) == 0 &&
+	    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		return s->wal_fd;
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return s->wal_fd >= 0 ? s->wal_fd : -errno;
+}
+
+enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
+{
+	uint64_t ticket, target;
+	enum sfs_status ret = SFS_OK;
+	int fd, err = 0;
+
+	if (!s->cfg.sync_full)
+		return SFS_OK; /* the store accepts NORMAL (db.sync_full) */
+	pthread_mutex_lock(&s->sync_mu);
+	ticket = s->sync_committed;
+	while (s->sync_done < ticket && !(err = s->sync_err)) {
+		if (s->sync_running) {
+			pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+			continue;
+		}
+		s->sync_running = 1;
+		target = s->sync_committed;
+		fd = wal_fd(s);
+		pthread_mutex_unlock(&s->sync_mu);
+		if (fd >= 0 && fdatasync(fd) < 0)
+			err = errno;
+		else if (fd < 0 && fd != -ENOENT)
+			err = -fd;
+		pthread_mutex_lock(&s->sync_mu);
+		s->sync_running = 0;
+		if (err)
+			s->sync_err = err;
+		else
+			s->sync_done = target;
+		pthread_cond_broadcast(&s->sync_cv);
+	}
+	pthread_mutex_unlock(&s->sync_mu);
+	if (err) {
+		sfs_error("db", "cannot sync the WAL: %s", strerror(err));
+		ret = sfsi_errno_status(e, err, "syncing the database");
+	}
+	return ret;
+}
+
+/*
+ * BEGIN, COMMIT and ROLLBACK come from the statement cache: through
+ * sqlite3_exec they were parsed again for every transaction, a tenth of
+ * the work of a GET of one file.
+ */
+static enum sfs_status txn_stmt(struct db *d, const char *sql,
+				struct sfs_err *e)
+{
+	struct db_stmt *st = sfsi_db_prep(d, sql, e);
+
+	return st ? sfsi_db_run(st, e) : SFS_IO;
+}
+
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = sfsi_db_exec(d, "BEGIN IMMEDIATE", e);
+	enum sfs_status st = txn_stmt(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
 		d->txn = 1;
 	return st;
 }
 
+/* Back to full sync after a transaction begun with sfsi_db_begin_nosync. */
+static void end_nosync(struct db *d)
+{
+	if (!d->nosync)
+		return;
+	d->nosync = 0;
+	if (sqlite3_exec(d->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL))
+		sfs_error("db", "cannot restore full sync: %s",
+			  sqlite3_errmsg(d->h));
+}
+
+/*
+ * synchronous=NORMAL leaves a WAL commit unsynced until the WAL is synced
+ * (a FULL commit, a checkpoint, or sfsi_db_sync), and WAL recovery keeps
+ * a prefix of commits, so that sync makes this one durable as well. The
+ * setting cannot change inside a transaction: it is set before BEGIN and
+ * back after the end.
+ */
+enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	if (d->s->cfg.sync_full) {
+		st = sfsi_db_exec(d, "PRAGMA synchronous=NORMAL", e);
+		if (st)
+			return st;
+		d->nosync = 1;
+	}
+	st = sfsi_db_begin(d, e);
+	if (st)
+		end_nosync(d);
+	return st;
+}
+
 enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = sfsi_db_exec(d, "BEGIN", e);
+	enum sfs_status st = txn_stmt(d, "BEGIN", e);
 
 	if (!st)
 		d->txn = 1;
@@ -817,27 +1007,32 @@ static void run_hooks(struct db *d, int run)
 
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
-	int rc = sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
+	enum sfs_status st = txn_stmt(d, "COMMIT", e);
 
-	if (rc == SQLITE_OK) {
+	if (st == SFS_OK) {
 		d->txn = 0;
+		if (d->nosync)
+			sync_note_commit(d->s);
+		end_nosync(d);
 		run_hooks(d, 1);
 		return SFS_OK;
 	}
 	run_hooks(d, 0);
 	/* a failed COMMIT may leave the transaction open: end it */
 	if (!sqlite3_get_autocommit(d->h))
-		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
-	return rc_status(d, rc, e, "commit");
+	end_nosync(d);
+	return st;
 }
 
 void sfsi_db_rollback(struct db *d)
 {
 	run_hooks(d, 0);
 	if (!sqlite3_get_autocommit(d->h))
-		sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
+	end_nosync(d);
 }
 
 int sfsi_db_in_txn(struct db *d)

@@ -15,7 +15,7 @@ struct sfs_store;
 struct db;
 struct db_stmt;
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 5
 
 /* Take a connection of the store's pool (blocking when all are in use). */
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
@@ -65,6 +65,15 @@ int sfsi_db_changes(struct db *d);
 
 /* BEGIN IMMEDIATE (writes) / BEGIN (a consistent read). */
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * A write transaction whose commit does not wait for the disk: durable
+ * with the next sfsi_db_sync of the store (group commit).
+ */
+enum sfs_status sfsi_db_begin_nosync(struct db *d,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+/* Make every commit of this store so far durable (one shared sync). */
+enum sfs_status sfsi_db_sync(struct sfs_store *s,
+			     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_begin_read(struct db *d,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;

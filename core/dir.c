@@ -175,42 +175,68 @@ static enum sfs_status check_path(const char *path, struct sfs_buf *out,
 	return sfs_vpath_norm(path, "path", out, e);
 }
 
-enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
-			     const char *path, struct sfs_dir_info *out,
-			     struct sfs_err *e)
+/* The number of direct subdirectories of an owner's path. */
+static enum sfs_status count_sub(struct db *d, int64_t owner, const char *path,
+				 int64_t *n, struct sfs_err *e)
 {
-	struct db *d = NULL;
 	struct db_stmt *st;
-	enum sfs_status ret;
+	int rc;
+
+	st = sfsi_db_prep(d,
+			  "SELECT count(*) FROM dir WHERE owner_id = ?1"
+			  " AND parent = ?2",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, owner);
+	sfsi_db_bind_text(st, 2, path);
+	rc = sfsi_db_step(st, e);
+	*n = rc == 1 ? sfsi_db_col_int(st, 0) : 0;
+	sfsi_db_reset(st);
+	return rc == 1 ? SFS_OK : SFS_IO;
+}
+
+/*
+ * An owner's directory by path, or by row id when path is NULL (its path
+ * then copied into out_path[size]), with its subdirectories counted in
+ * the same statement.
+ */
+static enum sfs_status dir_info(struct db *d, int64_t owner, const char *path,
+				int64_t ino, char *out_path, size_t size,
+				struct sfs_dir_info *out, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+	char found[SFS_VPATH_MAX + 2];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
-	if (!ret)
-		ret = sfs_vpath_check(path, "path", e);
-	if (ret)
-		return ret;
-	ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		return ret;
-	st = sfsi_db_prep(d,
-			  "SELECT id, mtime_ns, nfiles, explicit FROM dir"
-			  " WHERE owner_id = ?1 AND path = ?2",
-			  e);
-	if (!st) {
-		ret = SFS_IO;
-		goto out;
-	}
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, path);
+#define DIR_INFO                                                               \
+	"SELECT p.id, p.mtime_ns, p.nfiles, p.explicit, p.path,"               \
+	" (SELECT count(*) FROM dir c WHERE c.owner_id = p.owner_id"           \
+	" AND c.parent = p.path) FROM dir p WHERE p.owner_id = ?1"
+	st = path ? sfsi_db_prep(d, DIR_INFO " AND p.path = ?2", e)
+		  : sfsi_db_prep(d, DIR_INFO " AND p.id = ?2", e);
+#undef DIR_INFO
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, owner);
+	if (path)
+		sfsi_db_bind_text(st, 2, path);
+	else
+		sfsi_db_bind_int(st, 2, ino);
 	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
 		out->ino = sfsi_db_col_int(st, 0);
 		out->mtime_ns = sfsi_db_col_int(st, 1);
 		out->nfiles = sfsi_db_col_int(st, 2);
 		out->explicit_ = (int)sfsi_db_col_int(st, 3);
-	} else if (rc == 0 && !strcmp(path, "/")) {
+		sfs_strlcpy(found, sfsi_db_col_text(st, 4), sizeof(found));
+		out->nsub = sfsi_db_col_int(st, 5);
+	} else if (rc == 0 && path && !strcmp(path, "/")) {
+		/* the root exists without a row (nothing stamped it yet) */
 		out->explicit_ = 1;
+		sfs_strlcpy(found, "/", sizeof(found));
 	} else if (rc == 0) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_DIRECTORY_NOT_FOUND,
 			       "no such directory");
@@ -218,7 +244,47 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 		ret = SFS_IO;
 	}
 	sfsi_db_reset(st);
-out:
+	if (!ret && rc == 0)
+		ret = count_sub(d, owner, found, &out->nsub, e);
+	if (!ret && out_path)
+		sfs_strlcpy(out_path, found, size);
+	return ret;
+}
+
+enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
+			     const char *path, struct sfs_dir_info *out,
+			     struct sfs_err *e)
+{
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = sfs_vpath_check(path, "path", e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	ret = dir_info(d, a->user, path, 0, NULL, 0, out, e);
+	sfsi_db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_dir_stat_ino(struct sfs_store *s, const struct sfs_actor *a,
+				 int64_t ino, char *path, size_t size,
+				 struct sfs_dir_info *out, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	ret = dir_info(d, a->user, NULL, ino, path, size, out, e);
 	sfsi_db_put(d);
 	return ret;
 }
@@ -589,8 +655,12 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		return ret;
 	st = sfsi_db_prep(d,
-			  "SELECT path, id, mtime_ns, nfiles, explicit FROM dir"
-			  " WHERE owner_id = ?1 AND parent = ?2 ORDER BY path",
+			  "SELECT p.path, p.id, p.mtime_ns, p.nfiles,"
+			  " p.explicit, (SELECT count(*) FROM dir c"
+			  " WHERE c.owner_id = p.owner_id"
+			  " AND c.parent = p.path) FROM dir p"
+			  " WHERE p.owner_id = ?1 AND p.parent = ?2"
+			  " ORDER BY p.path",
 			  e);
 	if (!st) {
 		ret = SFS_IO;
@@ -611,6 +681,7 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 		info.mtime_ns = sfsi_db_col_int(st, 2);
 		info.nfiles = sfsi_db_col_int(st, 3);
 		info.explicit_ = (int)sfsi_db_col_int(st, 4);
+		info.nsub = sfsi_db_col_int(st, 5);
 		fn(arg, name, &info);
 	}
 	if (rc < 0)

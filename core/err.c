@@ -44,6 +44,7 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_ATTRIBUTE_TOO_LARGE] = "attribute_too_large",
 	[SFS_R_CANCELLED] = "cancelled",
 	[SFS_R_CONTENT_DISCARDED] = "content_discarded",
+	[SFS_R_CSRF_FAILED] = "csrf_failed",
 	[SFS_R_DIRECTORY_EXISTS] = "directory_exists",
 	[SFS_R_DIRECTORY_NOT_EMPTY] = "directory_not_empty",
 	[SFS_R_DIRECTORY_NOT_FOUND] = "directory_not_found",
@@ -61,6 +62,7 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_INVALID_MULTIPART] = "invalid_multipart",
 	[SFS_R_INVALID_PARAMETER] = "invalid_parameter",
 	[SFS_R_INVALID_REQUEST] = "invalid_request",
+	[SFS_R_INVALID_SESSION] = "invalid_session",
 	[SFS_R_INVALID_SIGNATURE] = "invalid_signature",
 	[SFS_R_INVALID_UUID] = "invalid_uuid",
 	[SFS_R_KEY_NOT_FOUND] = "key_not_found",
@@ -70,9 +72,11 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_LISTENING_AUDIO_NOT_FOUND] = "listening_audio_not_found",
 	[SFS_R_LISTENING_AUDIO_NOT_READY] = "listening_audio_not_ready",
 	[SFS_R_PAYLOAD_TOO_LARGE] = "payload_too_large",
+	[SFS_R_PEAKS_NOT_FOUND] = "peaks_not_found",
 	[SFS_R_QUOTA_EXCEEDED] = "quota_exceeded",
 	[SFS_R_RANGE_NOT_SATISFIABLE] = "range_not_satisfiable",
 	[SFS_R_RATE_LIMITED] = "rate_limited",
+	[SFS_R_SESSION_EXPIRED] = "session_expired",
 	[SFS_R_SHARE_NOT_FOUND] = "share_not_found",
 	[SFS_R_SIGNED_URL_EXPIRED] = "signed_url_expired",
 	[SFS_R_TENANT_NOT_FOUND] = "tenant_not_found",
@@ -106,8 +110,13 @@ const char *sfs_status_str(enum sfs_status st)
 
 void sfs_err_init(struct sfs_err *e)
 {
-	if (e)
-		memset(e, 0, sizeof(*e));
+	/* only what is read before written: the fields are 2 KiB */
+	if (!e)
+		return;
+	e->status = SFS_OK;
+	e->reason = SFS_R_NONE;
+	e->message[0] = '\0';
+	e->nfields = 0;
 }
 
 enum sfs_status sfs_errf(struct sfs_err *e, enum sfs_status st,

@@ -87,6 +87,9 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 	f->mtime_ns = sfsi_db_col_int(st, 38);
 	f->ctime_ns = sfsi_db_col_int(st, 39);
 	f->suffixed = (int)sfsi_db_col_int(st, 40);
+	/* an access time of its own only once set (utimens) */
+	f->atime_ns = sfsi_db_col_null(st, 41) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 41);
 	if (!f->name || !f->path)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	return SFS_OK;
@@ -649,23 +652,6 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	return ret;
 }
 
-/*
- * A lazy commit: synchronous=NORMAL leaves a WAL commit unsynced until
- * the next commit at FULL (or a checkpoint, which syncs at NORMAL too),
- * and WAL recovery keeps a prefix of commits, so the next durable commit
- * makes this one durable as well. The setting cannot change inside a
- * transaction: set it before BEGIN, and back before the connection
- * returns to the pool.
- */
-static enum sfs_status set_lazy(struct db *d, struct sfs_store *s, int on,
-				struct sfs_err *e)
-{
-	if (!s->cfg.sync_full)
-		return SFS_OK; /* NORMAL already */
-	return on ? sfsi_db_exec(d, "PRAGMA synchronous=NORMAL", e)
-		  : sfsi_db_exec(d, "PRAGMA synchronous=FULL", e);
-}
-
 enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_file_spec *sp,
 				struct sfs_stage *content, struct sfs_file *out,
@@ -676,7 +662,6 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	enum sfs_status ret;
 	double duration = -1;
-	int lazy = 0;
 
 	if (out)
 		sfs_file_init(out);
@@ -705,13 +690,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	if (sp->lazy) {
-		ret = set_lazy(d, s, 1, e);
-		if (ret)
-			goto out;
-		lazy = 1;
-	}
-	ret = sfsi_db_begin(d, e);
+	/* lazy: durable with the file's content, or sfs_file_sync */
+	ret = sp->lazy ? sfsi_db_begin_nosync(d, e) : sfsi_db_begin(d, e);
 	if (ret)
 		goto out;
 	ret = insert_file(d, a, sp, path.buf, content, duration,
@@ -739,13 +719,6 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
 out:
-	if (lazy) {
-		if (sfsi_db_in_txn(d))
-			sfsi_db_rollback(d);
-		if (set_lazy(d, s, 0, NULL))
-			sfs_error("file", "cannot restore full sync on a "
-					  "connection");
-	}
 	sfsi_db_put(d);
 	sfs_buf_release(&path);
 	return ret;
@@ -835,9 +808,10 @@ enum sfs_status sfs_file_get_ino(struct sfs_store *s, const struct sfs_actor *a,
  * Open a write transaction and resolve the file in it, so that the checks
  * and the change see one state even with other processes writing.
  */
-enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
-				const char *id, unsigned scope, struct db **dp,
-				struct sfs_file *f, struct sfs_err *e)
+static enum sfs_status file_begin(struct sfs_store *s,
+				  const struct sfs_actor *a, const char *id,
+				  unsigned scope, int nosync, struct db **dp,
+				  struct sfs_file *f, struct sfs_err *e)
 {
 	enum sfs_status ret;
 
@@ -852,7 +826,7 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_db_get(s, dp, e);
 	if (ret)
 		return ret;
-	ret = sfsi_db_begin(*dp, e);
+	ret = nosync ? sfsi_db_begin_nosync(*dp, e) : sfsi_db_begin(*dp, e);
 	if (!ret)
 		ret = sfsi_file_resolve(*dp, a, id, 0, f, e);
 	if (ret) {
@@ -860,6 +834,22 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 		*dp = NULL;
 	}
 	return ret;
+}
+
+enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id, unsigned scope, struct db **dp,
+				struct sfs_file *f, struct sfs_err *e)
+{
+	return file_begin(s, a, id, scope, 0, dp, f, e);
+}
+
+enum sfs_status sfsi_file_begin_nosync(struct sfs_store *s,
+				       const struct sfs_actor *a,
+				       const char *id, unsigned scope,
+				       struct db **dp, struct sfs_file *f,
+				       struct sfs_err *e)
+{
+	return file_begin(s, a, id, scope, 1, dp, f, e);
 }
 
 enum sfs_status sfsi_file_end(struct sfs_store *s, struct db *d,
@@ -1036,6 +1026,10 @@ static enum sfs_status apply_update(struct db *d, struct sfs_file *f,
 		ret = sfsi_exec_ino(
 			d, "UPDATE file SET mtime_ns = ?2 WHERE id = ?1",
 			f->ino, u->mtime_ns, e);
+	if (!ret && (u->set & SFS_UPD_ATIME))
+		ret = sfsi_exec_ino(
+			d, "UPDATE file SET atime_ns = ?2 WHERE id = ?1",
+			f->ino, u->atime_ns, e);
 	if (!ret)
 		ret = sfsi_exec_ino(
 			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1",

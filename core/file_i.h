@@ -26,6 +26,9 @@ enum sfs_status sfsi_file_release_listening(struct db *d, int64_t ino,
 /* Queue listening-audio generation for a file (in a write transaction). */
 enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 					  struct sfs_err *e) SFS_MUST_CHECK;
+/* The file has no listening audio any more (null), nor a job for it. */
+enum sfs_status sfsi_file_clear_listening(struct db *d, int64_t ino,
+					  struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * The columns every file query selects, in the order sfsi_file_from_row reads
@@ -40,8 +43,8 @@ enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 	" f.discarded_at, f.publish, f.published_at, f.la_status,"             \
 	" f.la_size, f.la_sha256, f.la_created_at, f.la_deleted,"              \
 	" f.la_purged, f.la_deleted_at, f.la_purged_at, f.la_purge_at,"        \
-	" f.la_error, f.mtime_ns, f.ctime_ns, f.entry_suffix"
-#define FILE_NCOLS 41
+	" f.la_error, f.mtime_ns, f.ctime_ns, f.entry_suffix, f.atime_ns"
+#define FILE_NCOLS 42
 #define FILE_FROM                                                              \
 	" FROM file f JOIN user u ON u.id = f.owner_id"                        \
 	" JOIN tenant t ON t.id = f.tenant_id"
@@ -82,6 +85,12 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 				const char *id, unsigned scope, struct db **dp,
 				struct sfs_file *f,
 				struct sfs_err *e) SFS_MUST_CHECK;
+/* The same, for a commit made durable later by sfsi_db_sync. */
+enum sfs_status sfsi_file_begin_nosync(struct sfs_store *s,
+				       const struct sfs_actor *a,
+				       const char *id, unsigned scope,
+				       struct db **dp, struct sfs_file *f,
+				       struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * End what sfsi_file_begin started: roll back on ret, else commit; on
  * success with out, resolve the file again into out. Releases f and d.

@@ -107,18 +107,37 @@ static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
 	return rc == 1 ? 0 : -1;
 }
 
+/*
+ * Are the blob's bytes there: its file under blobs/, or its row's data
+ * (a small blob kept inline), whose size goes to *size.
+ */
 static int file_present(struct fsck *c, int64_t tenant, const char *sha,
 			int64_t *size)
 {
 	char path[4096];
+	struct db_stmt *q;
 	struct stat sb;
+	int rc;
 
 	sfsi_blob_path(c->s, tenant, sha, path, sizeof(path));
-	if (stat(path, &sb) < 0)
+	if (stat(path, &sb) == 0) {
+		if (size)
+			*size = sb.st_size;
+		return 1;
+	}
+	q = sfsi_db_prep(c->d,
+			 "SELECT length(data) FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2 AND data IS NOT NULL",
+			 NULL);
+	if (!q)
 		return 0;
-	if (size)
-		*size = sb.st_size;
-	return 1;
+	sfsi_db_bind_int(q, 1, tenant);
+	sfsi_db_bind_text(q, 2, sha);
+	rc = sfsi_db_step(q, NULL);
+	if (rc == 1 && size)
+		*size = sfsi_db_col_int(q, 0);
+	sfsi_db_reset(q);
+	return rc == 1;
 }
 
 /*

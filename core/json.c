@@ -811,6 +811,8 @@ static void filter_fields(struct enc *w, const struct sfs_query *q, int shared)
 		e_bool(w, "isDeleted", q->deleted);
 	if (q->discarded >= 0)
 		e_bool(w, "isContentDiscarded", q->discarded);
+	if (q->purged >= 0)
+		e_bool(w, "isPurged", q->purged);
 	if (q->ingestion)
 		e_states(w, "ingestionStatus", q->ingestion);
 	if (q->name)

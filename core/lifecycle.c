@@ -67,10 +67,17 @@ enum sfs_status sfsi_file_release_content(struct db *d, int64_t ino,
 enum sfs_status sfsi_file_release_listening(struct db *d, int64_t ino,
 					    struct sfs_err *e)
 {
-	return release_ref(d, ino,
-			   "SELECT tenant_id, la_sha256 FROM file"
-			   " WHERE id = ?1 AND la_blob_ref = 1",
-			   "UPDATE file SET la_blob_ref = ?2 WHERE id = ?1", e);
+	enum sfs_status ret;
+
+	ret = release_ref(d, ino,
+			  "SELECT tenant_id, la_sha256 FROM file"
+			  " WHERE id = ?1 AND la_blob_ref = 1",
+			  "UPDATE file SET la_blob_ref = ?2 WHERE id = ?1", e);
+	/* the peaks go with the audio they were drawn from */
+	if (!ret)
+		ret = sfsi_exec_ino(d, "DELETE FROM peaks WHERE file_id = ?1",
+				    ino, 0, e);
+	return ret;
 }
 
 /* Purge a (deleted) file: content and listening audio released for good. */

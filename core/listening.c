@@ -15,6 +15,7 @@
 #include "dir_i.h"
 #include "file_i.h"
 #include "job_i.h"
+#include "speechfs/audio.h"
 #include "speechfs/blob.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
@@ -44,6 +45,27 @@ enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 	if (!ret)
 		ret = sfsi_job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL,
 					   NULL, e);
+	return ret;
+}
+
+enum sfs_status sfsi_file_clear_listening(struct db *d, int64_t ino,
+					  struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	ret = sfsi_job_cancel_file(d, ino, SFS_JOB_LISTENING, e);
+	if (!ret)
+		ret = sfsi_file_release_listening(d, ino, e);
+	if (!ret)
+		ret = sfsi_exec_ino(
+			d,
+			"UPDATE file SET la_status = 0, la_size = NULL,"
+			" la_sha256 = NULL, la_created_at = NULL,"
+			" la_deleted = 0, la_purged = 0,"
+			" la_deleted_at = NULL, la_purged_at = NULL,"
+			" la_purge_at = NULL, la_error = NULL,"
+			" want_la = ?2 WHERE id = ?1",
+			ino, 0, e);
 	return ret;
 }
 
@@ -179,4 +201,84 @@ enum sfs_status sfs_listening_purge(struct sfs_store *s,
 				    " WHERE id = ?1",
 				    f.ino, sfs_now_ms(), e);
 	return sfsi_file_end(s, d, ret, a, &f, NULL, e);
+}
+
+/* The listening audio can be read (sfs_file_open's rules). */
+static enum sfs_status listening_ready(const struct sfs_file *f,
+				       struct sfs_err *e)
+{
+	if (f->deleted || f->purged)
+		return sfs_errf(e, SFS_GONE, SFS_R_FILE_DELETED,
+				"the file has been deleted");
+	if (f->la.deleted || f->la.purged)
+		return sfs_errf(e, SFS_GONE, SFS_R_LISTENING_AUDIO_DELETED,
+				"the listening audio has been %s",
+				f->la.purged ? "purged" : "deleted");
+	if (f->la.status != SFS_JS_COMPLETED)
+		return sfs_errf(e, SFS_NOT_READY,
+				SFS_R_LISTENING_AUDIO_NOT_READY,
+				f->la.status == SFS_JS_NONE
+					? "the file has no listening audio"
+					: "the listening audio is not ready");
+	return SFS_OK;
+}
+
+enum sfs_status sfs_listening_peaks(struct sfs_store *s,
+				    const struct sfs_actor *a, const char *id,
+				    struct sfs_peaks *out, char *la_sha256,
+				    struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db *d = NULL;
+	struct db_stmt *st = NULL;
+	enum sfs_status ret;
+	const void *data;
+	size_t n = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sfs_file_init(&f);
+	ret = sfs_file_get(s, a, id, &f, e);
+	if (!ret)
+		ret = listening_ready(&f, e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(d,
+			  "SELECT sample_rate, frames, frames_per_peak, data"
+			  " FROM peaks WHERE file_id = ?1 AND la_sha256 = ?2",
+			  e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, f.ino);
+	sfsi_db_bind_text(st, 2, f.la.sha256);
+	rc = sfsi_db_step(st, e);
+	if (rc < 0) {
+		ret = SFS_IO;
+		goto out;
+	}
+	if (rc == 0) {
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_PEAKS_NOT_FOUND,
+			       "this listening audio was made before the "
+			       "store kept waveform peaks; they come when it "
+			       "is made again");
+		goto out;
+	}
+	data = sfsi_db_col_blob(st, 3, &n);
+	out->sample_rate = (int)sfsi_db_col_int(st, 0);
+	out->frames = sfsi_db_col_int(st, 1);
+	out->frames_per_peak = sfsi_db_col_int(st, 2);
+	out->n = n < SFS_PEAKS_MAX ? n : SFS_PEAKS_MAX;
+	if (out->n)
+		memcpy(out->v, data, out->n);
+	if (la_sha256)
+		memcpy(la_sha256, f.la.sha256, sizeof(f.la.sha256));
+out:
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
+	sfs_file_release(&f);
+	return ret;
 }

@@ -77,6 +77,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	struct job_ctx ctx = { s, j };
 	struct sfs_audio_opts o;
 	struct sfs_stage *st = NULL;
+	struct sfs_peaks *peaks = NULL;
 	struct sfs_file f;
 	enum sfs_status ret;
 	int fd = -1;
@@ -101,16 +102,21 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 		ret = sfs_stage_new(s, &st, e);
 	if (ret)
 		goto fail;
+	peaks = malloc(sizeof(*peaks));
+	if (!peaks) {
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+		goto fail;
+	}
 	sfs_audio_opts_init(&o);
 	o.bitrate_kbps = s->cfg.la_bitrate_kbps;
 	o.sample_rate = s->cfg.la_sample_rate;
 	o.channels = s->cfg.la_channels;
 	o.vbr = s->cfg.la_vbr;
-	ret = sfs_audio_encode(fd, st, &o, keep_going, &ctx, e);
+	ret = sfs_audio_encode(fd, st, &o, peaks, keep_going, &ctx, e);
 	if (ret)
 		goto fail;
 	sfsi_crash_point("listening-encoded");
-	ret = sfsi_file_listening_done(s, j, st, e);
+	ret = sfsi_file_listening_done(s, j, st, peaks, e);
 	if (ret == SFS_CONFLICT)
 		ret = SFS_OK; /* cancelled meanwhile: nothing is kept */
 	goto out;
@@ -119,6 +125,7 @@ fail:
 out:
 	if (fd >= 0)
 		close(fd);
+	free(peaks);
 	sfs_stage_free(st);
 	sfs_file_release(&f);
 	return ret;
@@ -343,9 +350,32 @@ out:
 	return ret;
 }
 
+/* The peaks of the listening audio just made, beside it. */
+static enum sfs_status store_peaks(struct db *d, int64_t ino, const char *sha,
+				   const struct sfs_peaks *p, struct sfs_err *e)
+{
+	struct db_stmt *st;
+
+	st = sfsi_db_prep(d,
+			  "INSERT OR REPLACE INTO peaks(file_id, la_sha256,"
+			  " sample_rate, frames, frames_per_peak, data)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, ino);
+	sfsi_db_bind_text(st, 2, sha);
+	sfsi_db_bind_int(st, 3, p->sample_rate);
+	sfsi_db_bind_int(st, 4, p->frames);
+	sfsi_db_bind_int(st, 5, p->frames_per_peak);
+	sfsi_db_bind_blob(st, 6, p->v, p->n);
+	return sfsi_db_run(st, e);
+}
+
 enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
 					 const struct sfs_job *j,
 					 struct sfs_stage *stage,
+					 const struct sfs_peaks *peaks,
 					 struct sfs_err *e)
 {
 	struct sfs_file f;
@@ -380,6 +410,8 @@ enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
 	sfsi_db_bind_text(st, 3, sfs_stage_sha256(stage));
 	sfsi_db_bind_int(st, 4, ns / 1000000);
 	ret = sfsi_db_run(st, e);
+	if (!ret && peaks)
+		ret = store_peaks(d, ino, sfs_stage_sha256(stage), peaks, e);
 	if (!ret)
 		ret = sfsi_exec_ino(
 			d, "UPDATE file SET ctime_ns = ?2 WHERE id = ?1", ino,

@@ -8,6 +8,7 @@
 
 struct sfs_store;
 struct sfs_stage;
+struct sfs_peaks;
 
 /*
  * Register the listening-audio and URI-import job kinds on a store (at
@@ -29,9 +30,11 @@ enum sfs_status sfsi_file_import_done(struct sfs_store *s,
 				      struct sfs_stage *stage, const char *mime,
 				      double duration,
 				      struct sfs_err *e) SFS_MUST_CHECK;
+/* `peaks` (may be NULL) are kept beside the listening audio. */
 enum sfs_status sfsi_file_listening_done(struct sfs_store *s,
 					 const struct sfs_job *j,
 					 struct sfs_stage *stage,
+					 const struct sfs_peaks *peaks,
 					 struct sfs_err *e) SFS_MUST_CHECK;
 /* Record FAILED (or PROCESSING) state of job j's import/listening audio. */
 enum sfs_status sfsi_file_job_state(struct sfs_store *s,

@@ -305,6 +305,10 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 		add(qb, " AND f.is_discarded = ?");
 		bind_int(qb, q->discarded);
 	}
+	if (q->purged >= 0) {
+		add(qb, " AND f.is_purged = ?");
+		bind_int(qb, q->purged);
+	}
 	if (q->ingestion) {
 		add(qb, " AND (? >> f.ingestion) & 1");
 		bind_int(qb, q->ingestion);
@@ -809,45 +813,48 @@ out:
 	return ret;
 }
 
-enum sfs_status sfs_query_dir_files(struct sfs_store *s,
-				    const struct sfs_actor *a, const char *path,
-				    int (*fn)(void *arg,
-					      const struct sfs_file *f),
-				    void *arg, struct sfs_err *e)
+struct names_ctx {
+	const char *const *names;
+	size_t n;
+	const char *prefix;
+	int (*fn)(void *arg, const struct sfs_file *f);
+	void *arg;
+};
+
+/* Only the rows whose name is exactly one of the names, or id prefixed. */
+static int name_filter(void *arg, const struct sfs_file *f)
 {
-	struct db_stmt *st;
-	struct db *d = NULL;
-	enum sfs_status ret;
+	const struct names_ctx *c = arg;
+	size_t i;
+
+	if (c->prefix && !strncmp(f->id, c->prefix, strlen(c->prefix)))
+		return c->fn(c->arg, f);
+	for (i = 0; i < c->n; i++)
+		if (c->names[i] && !strcmp(c->names[i], f->name))
+			return c->fn(c->arg, f);
+	return 0;
+}
+
+/*
+ * The mount's rows of one directory: read only what an entry shows, with
+ * no joins (the owner is the actor) and no copies: the strings point into
+ * the row while fn runs. Filled: ino, id, owner and tenant (the actor's),
+ * name, filename, path, size, la.status, la.size, la.deleted, la.purged,
+ * mtime_ns, atime_ns, ctime_ns, suffixed, access, perm.
+ */
+#define DIR_COLS                                                               \
+	"SELECT id, uuid, name, filename, size, la_status, la_size,"           \
+	" la_deleted, la_purged, mtime_ns, ctime_ns, entry_suffix, atime_ns"   \
+	" FROM file WHERE owner_id = ?1 AND is_deleted = 0 AND dir = ?2"
+
+static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
+				const char *path,
+				int (*fn)(void *arg, const struct sfs_file *f),
+				void *arg, struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
 	int rc, stop = 0;
 
-	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
-	if (!ret)
-		ret = sfs_vpath_check(path, "path", e);
-	if (!ret)
-		ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		return ret;
-	/*
-	 * A listing of a big directory reads only what an entry shows, with
-	 * no joins (the owner is the actor) and no copies: the strings
-	 * point into the row while fn runs. Filled: ino, id, owner and
-	 * tenant (the actor's), name, filename, path, size, la.status,
-	 * la.size, la.deleted, la.purged, mtime_ns, ctime_ns, suffixed,
-	 * access, perm.
-	 */
-	st = sfsi_db_prep(d,
-			  "SELECT id, uuid, name, filename, size, la_status,"
-			  " la_size, la_deleted, la_purged, mtime_ns, ctime_ns,"
-			  " entry_suffix"
-			  " FROM file WHERE owner_id = ?1 AND is_deleted = 0"
-			  " AND dir = ?2 ORDER BY id",
-			  e);
-	if (!st) {
-		ret = status_of(e);
-		goto out;
-	}
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, path);
 	while ((rc = sfsi_db_step(st, e)) == 1) {
 		struct sfs_file f;
 
@@ -870,6 +877,8 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 		f.mtime_ns = sfsi_db_col_int(st, 9);
 		f.ctime_ns = sfsi_db_col_int(st, 10);
 		f.suffixed = (int)sfsi_db_col_int(st, 11);
+		f.atime_ns = sfsi_db_col_null(st, 12) ? f.mtime_ns
+						      : sfsi_db_col_int(st, 12);
 		f.access = SFS_ACCESS_OWNER;
 		f.perm = SFS_PERM_OWNER;
 		if (!f.name)
@@ -885,7 +894,97 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 	if (rc < 0 && !ret)
 		ret = status_of(e);
 	sfsi_db_reset(st);
-out:
+	return ret;
+}
+
+enum sfs_status sfs_query_dir_files(struct sfs_store *s,
+				    const struct sfs_actor *a, const char *path,
+				    int (*fn)(void *arg,
+					      const struct sfs_file *f),
+				    void *arg, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = sfs_vpath_check(path, "path", e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	st = sfsi_db_prep(d, DIR_COLS " ORDER BY id", e);
+	if (st) {
+		sfsi_db_bind_int(st, 1, a->user);
+		sfsi_db_bind_text(st, 2, path);
+		ret = dir_rows(st, a, path, fn, arg, e);
+	} else {
+		ret = status_of(e);
+	}
+	sfsi_db_put(d);
+	return ret;
+}
+
+enum sfs_status
+sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
+		    const char *path, const char *const *names, size_t n,
+		    const char *id_prefix,
+		    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
+		    struct sfs_err *e)
+{
+	struct names_ctx c = { names, n, id_prefix, fn, arg };
+	char upper[SFS_ID_SIZE];
+	struct db_stmt *st;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	size_t i;
+
+	if (n > 4)
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"at most four names at once");
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
+	if (!ret)
+		ret = sfs_vpath_check(path, "path", e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	/*
+	 * NOCASE picks the index (owner, is_deleted, dir, name NOCASE), the
+	 * id's range the unique index of ids
+	 */
+	st = sfsi_db_prep(d,
+			  DIR_COLS
+			  " AND (name = ?3 COLLATE NOCASE"
+			  " OR name = ?4 COLLATE NOCASE"
+			  " OR name = ?5 COLLATE NOCASE"
+			  " OR name = ?6 COLLATE NOCASE"
+			  " OR (uuid >= ?7 AND uuid < ?8)) ORDER BY id",
+			  e);
+	if (st) {
+		sfsi_db_bind_int(st, 1, a->user);
+		sfsi_db_bind_text(st, 2, path);
+		for (i = 0; i < 4; i++)
+			if (i < n && names[i])
+				sfsi_db_bind_text(st, (int)i + 3, names[i]);
+			else
+				sfsi_db_bind_null(st, (int)i + 3);
+		/* ids are lower case hex: "0123" .. "0124" */
+		if (id_prefix && *id_prefix &&
+		    strlen(id_prefix) < sizeof(upper)) {
+			sfs_strlcpy(upper, id_prefix, sizeof(upper));
+			upper[strlen(upper) - 1]++;
+			sfsi_db_bind_text(st, 7, id_prefix);
+			sfsi_db_bind_text(st, 8, upper);
+		} else {
+			sfsi_db_bind_null(st, 7);
+			sfsi_db_bind_null(st, 8);
+		}
+		ret = dir_rows(st, a, path, name_filter, &c, e);
+	} else {
+		ret = status_of(e);
+	}
 	sfsi_db_put(d);
 	return ret;
 }

@@ -20,6 +20,7 @@ void sfs_query_init(struct sfs_query *q)
 	q->size = SFS_PAGE_SIZE_DEFAULT;
 	q->deleted = 0;
 	q->discarded = -1;
+	q->purged = -1;
 	q->created_after = INT64_MIN;
 	q->created_before = INT64_MAX;
 	q->la_deleted = -1;
@@ -212,6 +213,12 @@ static enum sfs_status p_discarded(struct sfs_query *q, const char *key,
 	return parse_bool(key, v, &q->discarded, e);
 }
 
+static enum sfs_status p_purged(struct sfs_query *q, const char *key,
+				const char *v, struct sfs_err *e)
+{
+	return parse_bool(key, v, &q->purged, e);
+}
+
 static enum sfs_status p_ingestion(struct sfs_query *q, const char *key,
 				   const char *v, struct sfs_err *e)
 {
@@ -354,6 +361,7 @@ static const struct {
 	{ "size", p_size },
 	{ "isDeleted", p_deleted },
 	{ "isContentDiscarded", p_discarded },
+	{ "isPurged", p_purged },
 	{ "ingestionStatus", p_ingestion },
 	{ "name", p_name },
 	{ "filename", p_filename },

@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "file_i.h"
 #include "media_i.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
+#include "auth_i.h"
 #include "store_i.h"
 #include "util_i.h"
 
@@ -27,6 +29,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->workers = 0;
 	c->janitor_interval_ms = 60000;
 	c->sync_full = 1;
+	c->blob_inline_max = 64 * 1024;
 	c->busy_timeout_ms = 10000;
 	c->la_bitrate_kbps = 48;
 	c->la_sample_rate = 22050;
@@ -39,6 +42,8 @@ void sfs_config_init(struct sfs_config *c)
 	sfs_strlcpy(c->s3_region, "us-east-1", sizeof(c->s3_region));
 	c->s3_path_style = 1;
 	c->jwt_max_ttl_s = 24 * 3600;
+	c->session_idle_s = 30 * 60;
+	c->session_max_s = 12 * 3600;
 }
 
 enum kind { K_I64, K_INT, K_BOOL, K_STR };
@@ -72,6 +77,7 @@ static const struct {
 	INT("jobs.workers", workers, 0, 64),
 	INT("janitor.interval_ms", janitor_interval_ms, 10, 86400000),
 	BOOL("db.sync_full", sync_full),
+	I64("blobs.inline_max", blob_inline_max, 0, 1024 * 1024),
 	INT("db.busy_timeout_ms", busy_timeout_ms, 0, 600000),
 	INT("listening.bitrate_kbps", la_bitrate_kbps, 8, 320),
 	INT("listening.sample_rate", la_sample_rate, 8000, 48000),
@@ -88,6 +94,8 @@ static const struct {
 	STR("s3.secret_key", s3_secret_key),
 	BOOL("s3.path_style", s3_path_style),
 	I64("jwt.max_ttl", jwt_max_ttl_s, 60, (int64_t)10 * 366 * 24 * 3600),
+	I64("session.idle_seconds", session_idle_s, 60, 7 * 24 * 3600),
+	I64("session.max_seconds", session_max_s, 60, 30 * 24 * 3600),
 #undef I64
 #undef INT
 #undef BOOL
@@ -291,6 +299,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	if (!s)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	s->staging_lock_fd = -1;
+	s->wal_fd = -1;
+	pthread_mutex_init(&s->sync_mu, NULL);
+	pthread_cond_init(&s->sync_cv, NULL);
 	if (cfg)
 		s->cfg = *cfg;
 	else
@@ -304,6 +315,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 		ret = sfsi_errno_status(e, errno, "store directory");
 		goto fail;
 	}
+	if (sfsi_random(&s->origin, sizeof(s->origin)))
+		s->origin = (int64_t)getpid() << 20 ^ sfs_now_ns();
+	s->origin &= INT64_MAX;
 	s->blob_dir = join(s->dir, "blobs");
 	if (!s->blob_dir) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -315,6 +329,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = need_secret ? load_secret(s, e) : SFS_OK;
 	if (ret)
 		goto fail;
+	sfsi_keycache_open(s);
 	ret = sfsi_staging_recover(s, e);
 	if (ret)
 		goto fail;
@@ -324,6 +339,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	sfsi_media_install(s);
 	sfsi_lifecycle_install(s);
 	sfsi_janitor_add(s, prune_changes);
+	sfsi_session_install(s);
 	*out = s;
 	return SFS_OK;
 fail:
@@ -344,8 +360,13 @@ void sfs_store_close(struct sfs_store *s)
 	sfs_workers_stop(s);
 	sfsi_staging_close(s);
 	sfsi_db_pool_close(s);
+	sfsi_keycache_close(s);
 	pthread_mutex_destroy(&s->pool_mu);
 	pthread_cond_destroy(&s->pool_cv);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	pthread_mutex_destroy(&s->sync_mu);
+	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
 	free(s->dir);
@@ -387,9 +408,9 @@ enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
 	return ret;
 }
 
-enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
-				  sfs_change_fn fn, void *arg, int64_t *last,
-				  struct sfs_err *e)
+static enum sfs_status changes(struct sfs_store *s, int64_t since, int others,
+			       sfs_change_fn fn, void *arg, int64_t *last,
+			       struct sfs_err *e)
 {
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -401,7 +422,8 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 	if (ret)
 		return ret;
 	st = sfsi_db_prep(d,
-			  "SELECT seq, file_id, owner_id, dir FROM change"
+			  "SELECT seq, file_id, owner_id, dir,"
+			  " coalesce(origin = ?2, 0) FROM change"
 			  " WHERE seq > ?1 ORDER BY seq LIMIT 10000",
 			  e);
 	if (!st) {
@@ -409,8 +431,11 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 		goto out;
 	}
 	sfsi_db_bind_int(st, 1, since);
+	sfsi_db_bind_int(st, 2, s->origin);
 	while ((rc = sfsi_db_step(st, e)) == 1) {
 		*last = sfsi_db_col_int(st, 0);
+		if (others && sfsi_db_col_int(st, 4))
+			continue;
 		fn(arg, *last, sfsi_db_col_int(st, 1), sfsi_db_col_int(st, 2),
 		   sfsi_db_col_text(st, 3));
 	}
@@ -420,6 +445,20 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 out:
 	sfsi_db_put(d);
 	return ret;
+}
+
+enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
+				  sfs_change_fn fn, void *arg, int64_t *last,
+				  struct sfs_err *e)
+{
+	return changes(s, since, 0, fn, arg, last, e);
+}
+
+enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
+					    sfs_change_fn fn, void *arg,
+					    int64_t *last, struct sfs_err *e)
+{
+	return changes(s, since, 1, fn, arg, last, e);
 }
 
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
@@ -432,4 +471,49 @@ enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
 	*total = (uint64_t)v.f_blocks * v.f_frsize;
 	*avail = (uint64_t)v.f_bavail * v.f_frsize;
 	return SFS_OK;
+}
+
+/* Files a tenant without a file quota can still make, for statfs. */
+#define FILES_UNLIMITED ((uint64_t)1 << 32)
+
+enum sfs_status sfs_store_space_of(struct sfs_store *s,
+				   const struct sfs_actor *a,
+				   struct sfs_space *out, struct sfs_err *e)
+{
+	struct sfs_tenant_info t;
+	uint64_t total = 0, avail = 0, used, left;
+	enum sfs_status ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = sfs_store_space(s, &total, &avail, e);
+	if (!ret)
+		ret = sfs_tenant_get(s, a->tenant_id, &t, e);
+	if (ret)
+		return ret;
+	used = t.used_bytes > 0 ? (uint64_t)t.used_bytes : 0;
+	if (t.max_bytes > 0 && (uint64_t)t.max_bytes < total)
+		total = (uint64_t)t.max_bytes;
+	if (used > total)
+		total = used;
+	left = total - used;
+	out->total_bytes = total;
+	out->used_bytes = used;
+	out->free_bytes = left;
+	out->avail_bytes = left < avail ? left : avail;
+	if (t.max_files > 0) {
+		out->total_files = (uint64_t)t.max_files;
+		out->free_files =
+			t.used_files < t.max_files
+				? (uint64_t)(t.max_files - t.used_files)
+				: 0;
+	} else {
+		out->free_files = FILES_UNLIMITED;
+		out->total_files = FILES_UNLIMITED + (uint64_t)t.used_files;
+	}
+	return SFS_OK;
+}
+
+enum sfs_status sfs_store_sync(struct sfs_store *s, struct sfs_err *e)
+{
+	return sfsi_db_sync(s, e);
 }

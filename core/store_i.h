@@ -11,6 +11,7 @@
 #define DB_POOL_MAX 32
 
 struct db;
+struct sfsi_keycache;
 
 struct sfs_store {
 	char *dir;	     /* the store directory */
@@ -19,6 +20,19 @@ struct sfs_store {
 	int staging_lock_fd; /* flock held while open */
 	struct sfs_config cfg;
 	unsigned char secret[32]; /* JWT / signed-URL key */
+	int64_t origin;		  /* tags the changes of this handle */
+
+	/* group commit (db.c): commits made without syncing, and synced */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	uint64_t sync_committed, sync_done;
+	int sync_running;
+	int sync_err; /* errno of a failed WAL sync: sticky (see db.c) */
+	int wal_fd;
+
+	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
+	struct sfsi_keycache *keycache;
+	uint64_t *auth_gen; /* STORE/auth.gen, mapped shared */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;

@@ -1,11 +1,14 @@
 /*
  * Tag names: validation, the comma-separated form the API's query strings
- * and the mount's xattrs use, and string vectors. Case-insensitivity is
- * ASCII folding, the same as SQLite's NOCASE.
+ * and the mount's xattrs use, string vectors, and the tenant's tags for
+ * suggestions. Case-insensitivity is ASCII folding, the same as SQLite's
+ * NOCASE.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth_i.h"
+#include "db_i.h"
 #include "speechfs/tag.h"
 #include "speechfs/vpath.h"
 #include "util_i.h"
@@ -152,4 +155,91 @@ void sfs_strv_free(char **v)
 	for (p = v; *p; p++)
 		free(*p);
 	free(v);
+}
+
+/* A LIKE pattern matching what starts with `prefix` (escape '\\'). */
+static char *like_prefix(const char *prefix)
+{
+	size_t i, o = 0, n = strlen(prefix);
+	char *p = malloc(2 * n + 2);
+
+	if (!p)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (prefix[i] == '%' || prefix[i] == '_' || prefix[i] == '\\')
+			p[o++] = '\\';
+		p[o++] = prefix[i];
+	}
+	p[o++] = '%';
+	p[o] = '\0';
+	return p;
+}
+
+enum sfs_status sfs_tag_list(struct sfs_store *s, const struct sfs_actor *a,
+			     const char *prefix, size_t limit, char ***out,
+			     size_t *n, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *st = NULL;
+	enum sfs_status ret;
+	char *like = NULL, **v = NULL;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
+	if (ret)
+		return ret;
+	if (limit < 1 || limit > SFS_TAG_LIST_MAX)
+		return sfs_err_field(e, "size", "invalid",
+				     "'size' must be from 1 to %d",
+				     SFS_TAG_LIST_MAX);
+	if (prefix && *prefix && !(like = like_prefix(prefix)))
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	v = calloc(limit + 1, sizeof(*v));
+	if (!v) {
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+		goto out;
+	}
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		goto out;
+	st = sfsi_db_prep(d,
+			  "SELECT t.name FROM tag t WHERE t.tenant_id = ?1"
+			  " AND (?2 IS NULL OR t.name LIKE ?2 ESCAPE '\\')"
+			  " AND EXISTS (SELECT 1 FROM file_tag ft"
+			  " JOIN file f ON f.id = ft.file_id"
+			  " WHERE ft.tag_id = t.id AND f.is_purged = 0)"
+			  " ORDER BY t.name COLLATE NOCASE LIMIT ?3",
+			  e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, a->tenant);
+	sfsi_db_bind_text(st, 2, like);
+	sfsi_db_bind_int(st, 3, (int64_t)limit);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		v[k] = sfsi_db_col_dup(st, 0);
+		if (!v[k]) {
+			ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
+			goto out;
+		}
+		k++;
+	}
+	if (rc < 0)
+		ret = SFS_IO;
+out:
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
+	free(like);
+	if (ret) {
+		sfs_strv_free(v);
+		return ret;
+	}
+	*out = v;
+	*n = k;
+	return SFS_OK;
 }

@@ -179,6 +179,9 @@ enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what)
 	if (err == ENOMEM)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "%s: out of memory",
 				what);
+	if (err == EFBIG)
+		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE, "%s: %s", what,
+				strerror(err));
 	return sfs_errf(e, SFS_IO, SFS_R_NONE, "%s: %s", what, strerror(err));
 }
 

@@ -1,7 +1,8 @@
 /*
- * Directories of the mount: stat of entries, readdir of virtual
- * directories, /.listening/, /.trash/ and /.shared/, mkdir and rmdir
- * (explicit empty directories of core) and statfs of the store.
+ * Directories of the mount: lookups of names, listings (readdir and
+ * readdirplus) of the user's directories and of /.listening/, /.trash/
+ * and /.shared/, mkdir and rmdir (explicit directories of core), and
+ * statfs of the store as the user's tenant sees it.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -13,292 +14,444 @@
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
-static void set_times(struct stat *st, int64_t mtime_ns, int64_t ctime_ns)
-{
-	st->st_mtim.tv_sec = mtime_ns / 1000000000;
-	st->st_mtim.tv_nsec = mtime_ns % 1000000000;
-	st->st_ctim.tv_sec = ctime_ns / 1000000000;
-	st->st_ctim.tv_nsec = ctime_ns % 1000000000;
-	st->st_atim = st->st_mtim;
-}
-
-void fs_stat_dir(struct stat *st, int64_t ino, int64_t mtime_ns)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = (ino_t)ino;
-	st->st_mode = S_IFDIR | (0755 & ~g_fs.umask);
-	st->st_nlink = 2;
-	st->st_uid = g_fs.uid;
-	st->st_gid = g_fs.gid;
-	st->st_size = 4096;
-	st->st_blocks = 8;
-	st->st_blksize = 4096;
-	if (mtime_ns <= 0)
-		mtime_ns = g_fs.start_ns;
-	set_times(st, mtime_ns, mtime_ns);
-}
-
-void fs_stat_file(struct stat *st, int64_t ino, int64_t size, int64_t mtime_ns,
-		  int64_t ctime_ns, int writable)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = (ino_t)ino;
-	st->st_mode = S_IFREG | ((writable ? 0644 : 0444) & ~g_fs.umask);
-	st->st_nlink = 1;
-	st->st_uid = g_fs.uid;
-	st->st_gid = g_fs.gid;
-	st->st_size = size < 0 ? 0 : size;
-	st->st_blocks = (st->st_size + 511) / 512;
-	st->st_blksize = 65536;
-	set_times(st, mtime_ns, ctime_ns);
-}
-
-/*
- * An open directory keeps what it listed when read from the start, so
- * readdir can hand entries out with offsets: libfuse 3.14 passes
- * attributes to READDIRPLUS only in offset mode, and with them `ls -l`
- * needs no LOOKUP per entry. Entry i is extra[i] (".", "..", the root's
- * special trees, /.shared/'s owners), then the listing's subdirectories,
- * then its files; stats are made as entries go out, nothing is copied.
- *
- * The kernel (readdirplus "auto") asks READDIRPLUS for the first batch
- * of every directory, and for later batches only once entries of the
- * previous one were looked up or stat'ed. Attributes cost a kernel inode
- * and a libfuse node per entry, which `find` never uses (100,000 files:
- * 1.3 s with attributes, 0.7 s without). So the first batch goes out
- * plain and attributes follow when the kernel asks again: `ls -l` of
- * 10,000 files looks up one batch (~200 entries) and gets the rest with
- * their attributes. Subdirectories (few) always carry theirs: a walk
- * then enters them without a LOOKUP each.
- */
-#define MAX_EXTRA 8
-
-struct dsnap {
-	const char *extra[MAX_EXTRA];
-	size_t nextra;
-	struct fs_listing l;
-	struct fs_listing owners; /* FS_SHARED_DIR: unique owners */
-	int64_t dir_base;
-	int files_writable; /* 1 rw, 0 ro, -1 listening MP3s */
-	int listed;
+/* What a directory node lists: its mode and the vpath (or owner). */
+struct dir_view {
+	enum fs_list_mode mode;
+	char vdir[SFS_VPATH_MAX + 2];
+	char owner[SFS_ID_SIZE];
+	int shared_root; /* /.shared/: its owners */
 };
 
-static void dsnap_clear(struct dsnap *d)
+int fs_dir_of(uint64_t node, struct fs_node *n)
 {
-	fs_listing_release(&d->l);
-	fs_listing_release(&d->owners);
-	memset(d, 0, sizeof(*d));
+	int ret = fs_node_get(node, n);
+
+	if (!ret && fs_is_file_kind(n->kind))
+		ret = -ENOTDIR;
+	return ret;
 }
 
-static size_t dsnap_len(const struct dsnap *d)
-{
-	return d->nextra + d->owners.n + d->l.nsub + d->l.n;
-}
-
-/* The name of entry i, and its stat in st (0: none to give). */
-static const char *dsnap_entry(const struct dsnap *d, size_t i, struct stat *st,
-			       int *has_st)
-{
-	const struct fs_entry *en;
-
-	*has_st = 0;
-	if (i < d->nextra)
-		return d->extra[i];
-	i -= d->nextra;
-	if (i < d->owners.n)
-		return d->owners.v[i].owner;
-	i -= d->owners.n;
-	*has_st = 1;
-	if (i < d->l.nsub) {
-		/* the real mtime: READDIRPLUS hands it to the kernel */
-		fs_stat_dir(st, d->dir_base + d->l.subino[i], d->l.submtime[i]);
-		return d->l.subdirs[i];
-	}
-	en = &d->l.v[i - d->l.nsub];
-	fs_stat_file(
-		st, en->ino + (d->files_writable < 0 ? FS_INO_LISTENING : 0),
-		en->size, en->mtime_ns, en->ctime_ns, d->files_writable > 0);
-	return en->name;
-}
-
-/* Keep one entry per owner who shares something with the user. */
-static int list_owners(struct dsnap *d)
-{
-	struct fs_listing *l = &d->owners;
-	size_t i, j, k = 0;
-	int ret;
-
-	ret = fs_list(NULL, FS_LIST_SHARED, l);
-	if (ret)
-		return ret;
-	for (i = 0; i < l->n; i++) {
-		for (j = 0; j < k; j++)
-			if (!strcmp(l->v[j].owner, l->v[i].owner))
-				break;
-		if (j < k) {
-			free(l->v[i].name);
-			continue;
-		}
-		l->v[k++] = l->v[i];
-	}
-	l->n = k;
-	l->hn = 0; /* the name index is stale now */
-	free(l->hidx);
-	l->hidx = NULL;
-	l->hcap = 0;
-	return 0;
-}
-
-static int list_dir(const char *path, struct dsnap *d)
+static int view_of(uint64_t node, struct dir_view *v)
 {
 	struct fs_node n;
 	int ret;
 
-	/*
-	 * The kernel reads only what it knows as a directory: an ordinary
-	 * one needs no lookup here (a directory removed meanwhile lists
-	 * empty), the special trees are resolved.
-	 */
-	if (path[0] == '/' && path[1] != '.') {
-		memset(&n, 0, sizeof(n));
-		sfs_file_init(&n.f);
-		n.kind = FS_DIR;
-		ret = fs_dirpath(path, n.dir, sizeof(n.dir)) ? -ENOENT : 0;
-	} else {
-		ret = fs_resolve(path, &n);
-	}
+	memset(v, 0, sizeof(*v));
+	ret = fs_dir_of(node, &n);
 	if (ret)
 		goto out;
-	d->extra[d->nextra++] = ".";
-	d->extra[d->nextra++] = "..";
-	d->dir_base = FS_INO_DIR;
-	d->files_writable = 0;
+	snprintf(v->vdir, sizeof(v->vdir), "%s", n.dir);
+	snprintf(v->owner, sizeof(v->owner), "%s", n.owner);
 	switch (n.kind) {
-	case FS_DIR:
-		if (!strcmp(path, "/")) {
-			if (g_fs.listening)
-				d->extra[d->nextra++] = FS_LISTENING;
-			d->extra[d->nextra++] = FS_TRASH;
-			d->extra[d->nextra++] = FS_SHARED;
-		}
-		d->files_writable = 1;
-		ret = fs_list(n.dir, FS_LIST_FILES, &d->l);
+	case FS_SPECIAL:
+		if (node == FS_LA_ROOT)
+			v->mode = FS_LIST_LISTENING;
+		else if (node == FS_TRASH_ROOT)
+			v->mode = FS_LIST_TRASH;
+		else if (node == FS_SHARED_ROOT)
+			v->shared_root = 1;
 		break;
 	case FS_LA_DIR:
-		d->dir_base = FS_INO_SPECIAL + 16;
-		d->files_writable = -1;
-		ret = fs_list(n.dir, FS_LIST_LISTENING, &d->l);
-		break;
-	case FS_TRASH_DIR:
-		ret = fs_list(NULL, FS_LIST_TRASH, &d->l);
+		v->mode = FS_LIST_LISTENING;
 		break;
 	case FS_SHARED_DIR:
-		ret = list_owners(d);
-		break;
-	case FS_SHARED_OWNER:
-		ret = fs_list(n.owner, FS_LIST_SHARED, &d->l);
+		v->mode = FS_LIST_SHARED;
 		break;
 	default:
-		ret = -ENOTDIR;
+		break;
 	}
 out:
 	fs_node_release(&n);
 	return ret;
 }
 
-int fs_opendir(const char *path, struct fuse_file_info *fi)
+/* The node a listing's file entry stands for. */
+static uint64_t file_node(enum fs_list_mode mode, int64_t ino)
 {
-	struct dsnap *d = calloc(1, sizeof(*d));
+	if (mode == FS_LIST_LISTENING)
+		return FS_NODE(FS_LA_FILE, ino);
+	if (mode == FS_LIST_TRASH)
+		return FS_NODE(FS_TRASH_FILE, ino);
+	return FS_NODE(FS_FILE, ino);
+}
 
-	(void)path;
-	if (!d)
-		return -ENOMEM;
-	fi->fh = (uint64_t)(uintptr_t)d;
+static void stat_entry(struct stat *st, enum fs_list_mode mode,
+		       const struct fs_entry *en)
+{
+	uint64_t node = file_node(mode, en->ino);
+
+	fs_stat_file(st, node, en->ino, en->size, en->mtime_ns, en->atime_ns,
+		     en->ctime_ns, en->writable);
+	if (mode != FS_LIST_LISTENING)
+		fs_open_attr(en->ino, st);
+}
+
+static void stat_sub(struct stat *st, enum fs_list_mode mode,
+		     const struct fs_subdir *sd)
+{
+	fs_stat_dir(st, sd->node, sd->mtime_ns, sd->nsub,
+		    mode == FS_LIST_FILES && !g_fs.ro);
+}
+
+/* The special names of the root. */
+static uint64_t root_special(const char *name)
+{
+	if (!strcmp(name, FS_LISTENING) && g_fs.listening)
+		return FS_LA_ROOT;
+	if (!strcmp(name, FS_TRASH))
+		return FS_TRASH_ROOT;
+	if (!strcmp(name, FS_SHARED))
+		return FS_SHARED_ROOT;
 	return 0;
 }
 
-int fs_releasedir(const char *path, struct fuse_file_info *fi)
+/*
+ * Find `name` in the directory node `parent`: the node and, when the
+ * lookup already has them, its attributes (*has_st). 0 or -errno.
+ */
+static int find_child(uint64_t parent, const char *name, uint64_t *node,
+		      struct stat *st, int *has_st)
 {
-	struct dsnap *d = (struct dsnap *)(uintptr_t)fi->fh;
+	struct dir_view v;
+	struct fs_entry en;
+	struct fs_subdir sd;
+	char owner[SFS_ID_SIZE];
+	int64_t row;
+	int ret;
 
-	(void)path;
-	if (d) {
-		dsnap_clear(d);
-		free(d);
+	*has_st = 0;
+	if (strlen(name) > SFS_SEGMENT_MAX)
+		return -ENAMETOOLONG;
+	if (parent == FS_ROOT && (*node = root_special(name)))
+		return 0;
+	ret = view_of(parent, &v);
+	if (ret)
+		return ret;
+	if (v.shared_root) {
+		ret = fs_shared_owner_find(name, owner, &row);
+		if (!ret)
+			*node = fs_shared_dir_node(owner, "/");
+		return ret || *node ? ret : -ENOMEM;
+	}
+	ret = fs_find(v.vdir, v.owner, v.mode, name, &en, &sd);
+	if (ret < 0)
+		return ret;
+	*has_st = 1;
+	if (ret == 1) {
+		*node = sd.node;
+		stat_sub(st, v.mode, &sd);
+	} else {
+		*node = file_node(v.mode, en.ino);
+		stat_entry(st, v.mode, &en);
 	}
 	return 0;
 }
 
-int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct dsnap *d = (struct dsnap *)(uintptr_t)fi->fh;
-	enum fuse_fill_dir_flags plus;
-	struct stat st;
-	const char *name;
-	size_t i, n, sub;
+	struct fuse_entry_param e;
+	uint64_t node = 0;
 	int ret, has_st;
 
-	if (!d)
-		return -EBADF;
-	if (off <= 0 || !d->listed || (size_t)off > dsnap_len(d)) {
-		dsnap_clear(d);
-		ret = list_dir(path, d);
-		if (ret) {
-			dsnap_clear(d);
-			return ret;
-		}
-		d->listed = 1;
-		if (off < 0 || (size_t)off > dsnap_len(d))
-			off = 0;
+	memset(&e, 0, sizeof(e));
+	ret = find_child(parent, name, &node, &e.attr, &has_st);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
 	}
-	n = dsnap_len(d);
-	sub = d->nextra + d->owners.n;
-	for (i = (size_t)off; i < n; i++) {
-		name = dsnap_entry(d, i, &st, &has_st);
-		/* subdirectories always: walking into one needs no LOOKUP */
-		plus = (flags & FUSE_READDIR_PLUS) && has_st &&
-				       (off > 0 || i < sub + d->l.nsub)
-			       ? FUSE_FILL_DIR_PLUS
-			       : 0;
-		if (fill(buf, name, has_st ? &st : NULL, (off_t)(i + 1), plus))
-			break;
+	if (!has_st) {
+		fs_reply_entry_node(req, parent, name, node);
+		return;
 	}
-	return 0;
+	e.ino = node;
+	e.attr_timeout = g_fs.timeout;
+	e.entry_timeout = g_fs.timeout;
+	fs_node_ref(node, parent, name, NULL, NULL);
+	fuse_reply_entry(req, &e);
 }
 
-int fs_mkdir(const char *path, mode_t mode)
+int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n)
 {
-	char dir[SFS_VPATH_MAX + 2];
-	const char *last;
-	struct fs_node n;
+	struct stat st;
+	uint64_t node = 0;
+	int ret, has_st;
+
+	memset(n, 0, sizeof(*n));
+	sfs_file_init(&n->f);
+	ret = find_child(parent, name, &node, &st, &has_st);
+	if (ret)
+		return ret;
+	return fs_node_get(node, n);
+}
+
+/*
+ * A listing is taken when a directory is read from its start, and kept
+ * so the kernel's later batches (with offsets) continue it: entry i is
+ * extra[i] (".", "..", the root's special trees), then the
+ * subdirectories, then the files; stats are made as entries go out,
+ * nothing is copied. The kernel does not open directories (no OPENDIR or
+ * RELEASEDIR: two round trips fewer for each directory a `find` enters),
+ * so the listings live in a few slots by node, for a few seconds; a batch
+ * that finds none lists again.
+ *
+ * The kernel (readdirplus "auto") asks READDIRPLUS for the first batch
+ * of every directory, and for later batches only once entries of the
+ * previous one were looked up or stat'ed. Attributes cost a kernel inode
+ * per entry, which `find` never uses (100,000 files: 1.3 s with
+ * attributes, 0.7 s without). So the first batch goes out without the
+ * files' attributes and they follow when the kernel asks again: `ls -l`
+ * of 10,000 files looks up one batch (~200 entries) and gets the rest
+ * with their attributes. Subdirectories (few) always carry theirs: a walk
+ * then enters them without a LOOKUP each.
+ */
+#define MAX_EXTRA 8
+#define SNAP_SLOTS 16
+#define SNAP_TTL_MS 10000
+
+struct dsnap {
+	uint64_t node;
+	int64_t at_ms;
+	uint64_t used;
+	const char *extra[MAX_EXTRA];
+	uint64_t extra_node[MAX_EXTRA];
+	size_t nextra;
+	struct fs_listing l;
+	enum fs_list_mode mode;
+};
+
+static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dsnap snaps[SNAP_SLOTS];
+static uint64_t snaps_clock;
+
+static void dsnap_clear(struct dsnap *d)
+{
+	fs_listing_release(&d->l);
+	memset(d, 0, sizeof(*d));
+}
+
+static size_t dsnap_len(const struct dsnap *d)
+{
+	return d->nextra + d->l.nsub + d->l.n;
+}
+
+static int list_dir(uint64_t node, struct dsnap *d)
+{
+	struct dir_view v;
+	int ret;
+
+	ret = view_of(node, &v);
+	if (ret)
+		return ret;
+	d->mode = v.mode;
+	d->extra[d->nextra++] = ".";
+	d->extra[d->nextra++] = "..";
+	if (node == FS_ROOT) {
+		if (g_fs.listening) {
+			d->extra_node[d->nextra] = FS_LA_ROOT;
+			d->extra[d->nextra++] = FS_LISTENING;
+		}
+		d->extra_node[d->nextra] = FS_TRASH_ROOT;
+		d->extra[d->nextra++] = FS_TRASH;
+		d->extra_node[d->nextra] = FS_SHARED_ROOT;
+		d->extra[d->nextra++] = FS_SHARED;
+	}
+	if (v.shared_root)
+		return fs_shared_owners(&d->l);
+	return fs_list(v.vdir, v.owner, v.mode, &d->l);
+}
+
+/*
+ * The listing of node to continue at off, or a new one from the start
+ * (snaps_lock held). NULL with *err on failure.
+ */
+static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
+{
+	int64_t now = sfs_now_ms();
+	struct dsnap *d = NULL, fresh;
+	size_t i;
+
+	for (i = 0; off > 0 && i < SNAP_SLOTS; i++)
+		if (snaps[i].node == node &&
+		    now - snaps[i].at_ms < SNAP_TTL_MS &&
+		    (size_t)off <= dsnap_len(&snaps[i]))
+			d = &snaps[i];
+	if (!d) {
+		memset(&fresh, 0, sizeof(fresh));
+		*err = list_dir(node, &fresh);
+		if (*err) {
+			dsnap_clear(&fresh);
+			return NULL;
+		}
+		d = &snaps[0];
+		for (i = 1; i < SNAP_SLOTS; i++)
+			if (snaps[i].used < d->used)
+				d = &snaps[i];
+		dsnap_clear(d);
+		*d = fresh;
+		d->node = node;
+		d->at_ms = now;
+	}
+	d->used = ++snaps_clock;
+	return d;
+}
+
+/* Entry i as a name and, when it has them, its stat and node. */
+static const char *dsnap_entry(const struct dsnap *d, size_t i, struct stat *st,
+			       uint64_t *node)
+{
+	const struct fs_entry *en;
+	const struct fs_subdir *sd;
+
+	*node = 0;
+	memset(st, 0, sizeof(*st));
+	if (i < d->nextra) {
+		st->st_mode = S_IFDIR;
+		st->st_ino = d->extra_node[i];
+		return d->extra[i];
+	}
+	i -= d->nextra;
+	if (i < d->l.nsub) {
+		sd = &d->l.sub[i];
+		stat_sub(st, d->mode, sd);
+		*node = sd->node;
+		return sd->name;
+	}
+	en = &d->l.v[i - d->l.nsub];
+	stat_entry(st, d->mode, en);
+	*node = file_node(d->mode, en->ino);
+	return en->name;
+}
+
+/* Fill buf[size] with the entries from off; the bytes used. */
+static size_t fill(fuse_req_t req, const struct dsnap *d, uint64_t parent,
+		   char *buf, size_t size, off_t off, int plus)
+{
+	struct fuse_entry_param e;
+	size_t i, n = dsnap_len(d), used = 0, len;
+	size_t files = d->nextra + d->l.nsub;
+	const char *name;
+	uint64_t node;
+	int attrs;
+
+	for (i = (size_t)off; i < n; i++) {
+		memset(&e, 0, sizeof(e));
+		name = dsnap_entry(d, i, &e.attr, &node);
+		if (!plus) {
+			len = fuse_add_direntry(req, buf + used, size - used,
+						name, &e.attr, (off_t)(i + 1));
+			if (len > size - used)
+				break;
+			used += len;
+			continue;
+		}
+		/* subdirectories always; files from the second batch on */
+		attrs = node && (off > 0 || i < files);
+		if (attrs) {
+			e.ino = node;
+			e.attr_timeout = g_fs.timeout;
+			e.entry_timeout = g_fs.timeout;
+		}
+		len = fuse_add_direntry_plus(req, buf + used, size - used, name,
+					     &e, (off_t)(i + 1));
+		if (len > size - used)
+			break;
+		used += len;
+		if (attrs)
+			fs_node_ref(node, parent, name, NULL, NULL);
+	}
+	return used;
+}
+
+/* A buffer per thread for replies, kept between them. */
+static __thread char *dbuf;
+static __thread size_t dbuf_size;
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       int plus)
+{
+	struct dsnap *d;
+	size_t used;
+	char *nb;
+	int err = 0;
+
+	if (size > dbuf_size) {
+		nb = realloc(dbuf, size);
+		if (!nb) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		dbuf = nb;
+		dbuf_size = size;
+	}
+	pthread_mutex_lock(&snaps_lock);
+	d = snapshot(ino, off < 0 ? 0 : off, &err);
+	if (d && (off < 0 || (size_t)off > dsnap_len(d)))
+		off = 0;
+	used = d ? fill(req, d, ino, dbuf, size, off, plus) : 0;
+	pthread_mutex_unlock(&snaps_lock);
+	if (!d)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, dbuf, used);
+}
+
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
+}
+
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
+}
+
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	char path[SFS_VPATH_MAX + 2];
+	struct sfs_dir_info di;
+	struct fs_node n, c;
 	struct sfs_err e;
 	enum sfs_status st;
 	int ret;
 
 	(void)mode;
-	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	fs_node_release(&n);
-	if (ret != -ENOENT)
-		return ret ? ret : -EEXIST;
-	ret = fs_split(path, dir, sizeof(dir), &last);
-	if (ret)
-		return ret;
-	ret = fs_resolve(dir, &n);
-	if (!ret && n.kind != FS_DIR)
+	ret = fs_resolve_child(parent, name, &c);
+	fs_node_release(&c);
+	if (ret != -ENOENT) {
+		fuse_reply_err(req, ret ? -ret : EEXIST);
+		return;
+	}
+	ret = fs_dir_of(parent, &n);
+	if (!ret && n.kind != FS_DIR && parent != FS_ROOT)
 		ret = -EPERM;
+	if (!ret && parent == FS_ROOT && root_special(name))
+		ret = -EEXIST;
+	if (!ret)
+		ret = fs_child_dir(n.dir, name, path, sizeof(path));
+	if (!ret && g_fs.ro)
+		ret = -EROFS;
 	fs_node_release(&n);
-	if (ret)
-		return ret;
-	if (fs_dirpath(path, dir, sizeof(dir)))
-		return -EINVAL;
-	st = sfs_dir_make(g_fs.store, &g_fs.actor, dir, &e);
+	if (ret) {
+		fuse_reply_err(req, ret == -ENOENT ? EINVAL : -ret);
+		return;
+	}
+	sfs_err_init(&e);
+	st = sfs_dir_make(g_fs.store, &g_fs.actor, path, &e);
+	if (!st)
+		st = sfs_dir_stat(g_fs.store, &g_fs.actor, path, &di, &e);
 	fs_names_changed();
-	return -fs_errno(st, &e);
+	if (st) {
+		fuse_reply_err(req, fs_errno(st, &e));
+		return;
+	}
+	fs_reply_entry_node(req, parent, name, FS_NODE(FS_DIR, di.ino));
 }
 
-int fs_rmdir(const char *path)
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_node n;
 	struct sfs_err e;
@@ -306,7 +459,7 @@ int fs_rmdir(const char *path)
 	int ret;
 
 	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
+	ret = fs_resolve_child(parent, name, &n);
 	/*
 	 * A virtual directory vanishes with its last file, so rm -r finds
 	 * the directory it emptied already gone: that is a success (the
@@ -314,68 +467,45 @@ int fs_rmdir(const char *path)
 	 */
 	if (ret == -ENOENT) {
 		fs_node_release(&n);
-		fs_names_changed();
-		return 0;
+		fuse_reply_err(req, 0);
+		return;
 	}
 	if (!ret && n.kind != FS_DIR)
-		ret = n.kind == FS_FILE ? -ENOTDIR : -EPERM;
-	if (!ret && !strcmp(n.dir, "/"))
-		ret = -EBUSY;
+		ret = fs_is_file_kind(n.kind) ? -ENOTDIR : -EPERM;
+	if (!ret && g_fs.ro)
+		ret = -EROFS;
 	if (!ret) {
 		st = sfs_dir_remove(g_fs.store, &g_fs.actor, n.dir, &e);
-		ret = st == SFS_CONFLICT ? -ENOTEMPTY : -fs_errno(st, &e);
+		ret = -fs_errno(st, &e);
 		fs_names_changed();
 	}
 	fs_node_release(&n);
-	return ret;
+	fuse_reply_err(req, -ret);
 }
 
-int fs_statfs(const char *path, struct statvfs *st)
+void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	uint64_t total = 0, avail = 0;
+	struct sfs_space sp;
+	struct statvfs st;
 	struct sfs_err e;
 	enum sfs_status s;
 
-	(void)path;
+	(void)ino;
 	sfs_err_init(&e);
-	s = sfs_store_space(g_fs.store, &total, &avail, &e);
-	if (s)
-		return -fs_errno(s, &e);
-	memset(st, 0, sizeof(*st));
-	st->f_bsize = 4096;
-	st->f_frsize = 4096;
-	st->f_blocks = total / 4096;
-	st->f_bfree = avail / 4096;
-	st->f_bavail = avail / 4096;
-	st->f_files = 1 << 30;
-	st->f_ffree = 1 << 29;
-	st->f_favail = 1 << 29;
-	st->f_namemax = SFS_SEGMENT_MAX;
-	return 0;
-}
-
-int fs_stat_node_dir(const struct fs_node *n, struct stat *st)
-{
-	switch (n->kind) {
-	case FS_DIR:
-		fs_stat_dir(st, FS_INO_DIR + n->di.ino, n->di.mtime_ns);
-		if (!strcmp(n->dir, "/"))
-			st->st_ino = 1;
-		return 0;
-	case FS_LA_DIR:
-		fs_stat_dir(st, FS_INO_SPECIAL + 16 + n->di.ino,
-			    n->di.mtime_ns);
-		st->st_mode &= ~0222;
-		return 0;
-	case FS_TRASH_DIR:
-		fs_stat_dir(st, FS_INO_SPECIAL + 2, 0);
-		return 0;
-	case FS_SHARED_DIR:
-	case FS_SHARED_OWNER:
-		fs_stat_dir(st, FS_INO_SPECIAL + 3, 0);
-		st->st_mode &= ~0222;
-		return 0;
-	default:
-		return -ENOENT;
+	s = sfs_store_space_of(g_fs.store, &g_fs.actor, &sp, &e);
+	if (s) {
+		fuse_reply_err(req, fs_errno(s, &e));
+		return;
 	}
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_blocks = sp.total_bytes / 4096;
+	st.f_bfree = sp.free_bytes / 4096;
+	st.f_bavail = sp.avail_bytes / 4096;
+	st.f_files = sp.total_files;
+	st.f_ffree = sp.free_files;
+	st.f_favail = sp.free_files;
+	st.f_namemax = SFS_SEGMENT_MAX;
+	fuse_reply_statfs(req, &st);
 }

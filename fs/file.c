@@ -1,42 +1,54 @@
 /*
- * Files of the mount: stat, open/read straight from the immutable blobs,
- * and writes staged in an sfs_stage that becomes a new content version of
- * the same file id when it is closed or fsync'd (the commit's error is
- * what close() and fsync() return). Also unlink, rename and utimens.
+ * Open files of the mount. Each handle open for writing writes a version
+ * of its own (a stage that becomes a new content version of the same file
+ * id when it is closed or fsync'd; the commit's error is what close() and
+ * fsync() return). A read-only handle reads the version it opened (the
+ * immutable blob, kept even when the file is deleted meanwhile), or,
+ * opened while the file was being written, the version of the writer that
+ * changed it last, as it goes on.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 #include "fs_i.h"
-#include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
-#include "speechfs/store.h"
 #include "speechfs/banned.h"
 
-/* The handle of one open file (fi->fh). */
-struct fh {
-	pthread_mutex_t lock;
-	int fd; /* committed content, -1: none yet */
-	enum sfs_content which;
-	struct sfs_stage *stage; /* writes in progress, NULL: none */
-	int writable;
-	int dirty;	 /* the stage differs from the file */
-	int empty_start; /* a new stage starts empty */
-	int append;
-	int lazy; /* created here, not yet durable */
+/* A file with open handles. */
+struct ofile {
 	int64_t ino;
-	int64_t pending_mtime_ns; /* utimens while dirty, 0: none */
 	char id[SFS_ID_SIZE];
-	struct fh *next; /* registry of write handles */
+	int refs; /* handles */
+	pthread_mutex_t lock;
+	struct fh *handles;
+	struct fh *writer; /* the last handle to change its version */
+	int lazy;	   /* created here, the row not yet durable */
+	uint64_t version;  /* commits made through the mount */
+	struct ofile *next;
 };
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fh *reg;
+/* The handle of one open (fi->fh). */
+struct fh {
+	struct ofile *of;
+	enum sfs_content which;
+	int fd;		  /* the committed version read, -1: none */
+	uint64_t version; /* of->version when fd was opened */
+	int writable;
+	int follow; /* reads the writer's version, if there is one */
+	int append;
+	struct sfs_stage *stage; /* a writer's own version, or NULL */
+	int dirty;		 /* the stage differs from the content */
+	int64_t mtime_ns;	 /* the stage's last change */
+	int64_t set_mtime_ns;	 /* utimens while dirty: for the commit */
+	struct fh *next;	 /* in of->handles */
+};
+
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ofile *files;
 
 /*
  * The content each inode had when last opened: a read-only open keeps the
@@ -44,20 +56,20 @@ static struct fh *reg;
  */
 #define SEEN_SLOTS 1024
 static struct {
-	int64_t ino;
+	uint64_t node;
 	char sha[65];
 } seen[SEEN_SLOTS];
 
-static int same_content(int64_t ino, const char *sha)
+static int same_content(uint64_t node, const char *sha)
 {
-	unsigned i = (unsigned)(ino % SEEN_SLOTS);
+	unsigned i = (unsigned)(node % SEEN_SLOTS);
 	int same;
 
-	pthread_mutex_lock(&reg_lock);
-	same = seen[i].ino == ino && !strcmp(seen[i].sha, sha);
-	seen[i].ino = ino;
+	pthread_mutex_lock(&files_lock);
+	same = seen[i].node == node && sha[0] && !strcmp(seen[i].sha, sha);
+	seen[i].node = node;
 	snprintf(seen[i].sha, sizeof(seen[i].sha), "%s", sha);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&files_lock);
 	return same;
 }
 
@@ -66,79 +78,168 @@ static struct fh *fh_of(struct fuse_file_info *fi)
 	return (struct fh *)(uintptr_t)fi->fh;
 }
 
-static struct fh *fh_new(const struct sfs_file *f, int writable)
+static struct ofile *find_locked(int64_t ino)
 {
-	struct fh *h = calloc(1, sizeof(*h));
+	struct ofile *of;
 
-	if (!h)
-		return NULL;
-	pthread_mutex_init(&h->lock, NULL);
-	h->fd = -1;
-	h->ino = f->ino;
-	h->writable = writable;
-	snprintf(h->id, sizeof(h->id), "%s", f->id);
-	if (writable) {
-		pthread_mutex_lock(&reg_lock);
-		h->next = reg;
-		reg = h;
-		pthread_mutex_unlock(&reg_lock);
-	}
-	return h;
+	for (of = files; of; of = of->next)
+		if (of->ino == ino)
+			return of;
+	return NULL;
 }
 
-static void fh_free(struct fh *h)
+/* Attach h to the open file of ino (made if needed). */
+static int ofile_attach(struct fh *h, int64_t ino, const char *id)
 {
-	struct fh **p;
+	struct ofile *of;
 
-	if (h->writable) {
-		pthread_mutex_lock(&reg_lock);
-		for (p = &reg; *p; p = &(*p)->next)
-			if (*p == h) {
-				*p = h->next;
+	pthread_mutex_lock(&files_lock);
+	of = find_locked(ino);
+	if (!of) {
+		of = calloc(1, sizeof(*of));
+		if (!of) {
+			pthread_mutex_unlock(&files_lock);
+			return -ENOMEM;
+		}
+		pthread_mutex_init(&of->lock, NULL);
+		of->ino = ino;
+		snprintf(of->id, sizeof(of->id), "%s", id);
+		of->next = files;
+		files = of;
+	}
+	of->refs++;
+	pthread_mutex_lock(&of->lock);
+	h->of = of;
+	h->next = of->handles;
+	of->handles = h;
+	h->version = of->version;
+	pthread_mutex_unlock(&of->lock);
+	pthread_mutex_unlock(&files_lock);
+	return 0;
+}
+
+/* The most recent writer with a version of its own, but h (of locked). */
+static struct fh *other_writer(struct ofile *of, const struct fh *h)
+{
+	struct fh *w, *best = NULL;
+
+	for (w = of->handles; w; w = w->next)
+		if (w != h && w->stage && w->dirty &&
+		    (!best || w->mtime_ns > best->mtime_ns))
+			best = w;
+	return best;
+}
+
+static void ofile_detach(struct fh *h)
+{
+	struct ofile *of = h->of;
+	struct ofile **p;
+	struct fh **q;
+	int last;
+
+	pthread_mutex_lock(&files_lock);
+	pthread_mutex_lock(&of->lock);
+	for (q = &of->handles; *q; q = &(*q)->next)
+		if (*q == h) {
+			*q = h->next;
+			break;
+		}
+	if (of->writer == h)
+		of->writer = other_writer(of, h);
+	pthread_mutex_unlock(&of->lock);
+	last = --of->refs == 0;
+	if (last)
+		for (p = &files; *p; p = &(*p)->next)
+			if (*p == of) {
+				*p = of->next;
 				break;
 			}
-		pthread_mutex_unlock(&reg_lock);
-	}
-	if (h->fd >= 0)
-		close(h->fd);
-	sfs_stage_free(h->stage);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	pthread_mutex_unlock(&files_lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&of->lock);
+	free(of);
 }
 
-int64_t fs_open_size(int64_t ino)
+int fs_file_is_open(int64_t ino)
 {
-	int64_t size = -1;
-	struct fh *h;
+	int open;
 
-	pthread_mutex_lock(&reg_lock);
-	for (h = reg; h; h = h->next)
-		if (h->ino == ino && h->stage && h->dirty)
-			size = sfs_stage_size(h->stage);
-	pthread_mutex_unlock(&reg_lock);
-	return size;
+	pthread_mutex_lock(&files_lock);
+	open = find_locked(ino) != NULL;
+	pthread_mutex_unlock(&files_lock);
+	return open;
 }
 
-/* Open the committed content into h->fd (h locked). */
+int fs_open_attr(int64_t ino, struct stat *st)
+{
+	struct ofile *of;
+	struct fh *w;
+	int changed = 0;
+
+	pthread_mutex_lock(&files_lock);
+	of = find_locked(ino);
+	if (of) {
+		pthread_mutex_lock(&of->lock);
+		w = of->writer;
+		if (w && w->stage && w->dirty) {
+			st->st_size = sfs_stage_size(w->stage);
+			st->st_blocks = (st->st_size + 511) / 512;
+			st->st_mtim.tv_sec = w->mtime_ns / 1000000000;
+			st->st_mtim.tv_nsec = w->mtime_ns % 1000000000;
+			st->st_ctim = st->st_mtim;
+			changed = 1;
+		}
+		pthread_mutex_unlock(&of->lock);
+	}
+	pthread_mutex_unlock(&files_lock);
+	return changed;
+}
+
+void fs_open_times(int64_t ino, int64_t mtime_ns)
+{
+	struct ofile *of;
+	struct fh *w;
+
+	pthread_mutex_lock(&files_lock);
+	of = find_locked(ino);
+	if (of) {
+		pthread_mutex_lock(&of->lock);
+		w = of->writer;
+		if (w && w->dirty)
+			w->set_mtime_ns = w->mtime_ns = mtime_ns;
+		pthread_mutex_unlock(&of->lock);
+	}
+	pthread_mutex_unlock(&files_lock);
+}
+
+/* (Re)open the committed content for h (of locked). */
 static int open_content(struct fh *h)
 {
 	struct sfs_err e;
 	enum sfs_status st;
 
-	if (h->fd >= 0)
+	if (h->fd >= 0 && h->version == h->of->version)
 		return 0;
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
 	sfs_err_init(&e);
-	st = sfs_file_open(g_fs.store, &g_fs.actor, h->id, h->which, &h->fd,
-			   NULL, &e);
+	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, h->of->ino, h->which,
+			       &h->fd, NULL, &e);
+	h->version = h->of->version;
 	return -fs_errno(st, &e);
 }
 
-/* Make the stage on the first change: a copy of the content, or empty. */
-static int ensure_stage(struct fh *h)
+/*
+ * Make a writer's version on its first change: a copy of the content, or
+ * empty (of locked).
+ */
+static int ensure_stage(struct fh *h, int empty)
 {
 	struct sfs_err e;
 	enum sfs_status st;
-	int ret;
+	int ret = 0;
 
 	if (h->stage)
 		return 0;
@@ -146,14 +247,13 @@ static int ensure_stage(struct fh *h)
 	st = sfs_stage_new(g_fs.store, &h->stage, &e);
 	if (st)
 		return -fs_errno(st, &e);
-	if (h->empty_start)
-		return 0;
-	ret = open_content(h);
-	if (ret == -ENODATA)
-		return 0; /* discarded content: the new one starts empty */
-	if (!ret) {
-		st = sfs_stage_copy_fd(h->stage, h->fd, &e);
-		ret = -fs_errno(st, &e);
+	if (!empty) {
+		ret = open_content(h);
+		if (ret == -ENODATA)
+			ret = 0; /* no content (discarded): starts empty */
+		else if (!ret)
+			ret = -fs_errno(sfs_stage_copy_fd(h->stage, h->fd, &e),
+					&e);
 	}
 	if (ret) {
 		sfs_stage_free(h->stage);
@@ -162,633 +262,517 @@ static int ensure_stage(struct fh *h)
 	return ret;
 }
 
-static enum sfs_status apply_mtime(const char *id, int64_t mtime_ns,
-				   struct sfs_err *e)
+/* h changed its version: readers opened from now on see it. */
+static void touched(struct fh *h)
 {
-	struct sfs_file_update u = { 0 };
-
-	u.set = SFS_UPD_MTIME;
-	u.mtime_ns = mtime_ns;
-	return sfs_file_update(g_fs.store, &g_fs.actor, id, &u, NULL, e);
+	h->dirty = 1;
+	h->mtime_ns = sfs_now_ns();
+	h->set_mtime_ns = 0;
+	h->of->writer = h;
 }
 
 /*
- * Commit the stage as the file's new content (h locked). On failure the
- * previous content stays and the stage is dropped: the error is reported
- * once, by the close() or fsync() that triggered it.
+ * Commit a writer's version as the file's new content (of locked). On
+ * failure the previous content stays and the version is dropped: the
+ * error is reported once, by the close() or fsync() that triggered it.
  */
 static int commit(struct fh *h)
 {
+	struct sfs_file_update u = { 0 };
+	struct ofile *of = h->of;
 	struct sfs_err e;
 	enum sfs_status st;
 
 	sfs_err_init(&e);
 	if (!h->dirty) {
 		/* a created file closed without content (touch) */
-		if (!h->lazy)
+		if (!of->lazy)
 			return 0;
-		st = sfs_file_sync(g_fs.store, &g_fs.actor, h->id, &e);
+		st = sfs_file_sync(g_fs.store, &g_fs.actor, of->id, &e);
 		if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED)
 			st = SFS_OK;
 		if (!st)
-			h->lazy = 0;
+			of->lazy = 0;
 		else
-			sfs_warn("fs", "cannot sync '%s': %s", h->id,
+			sfs_warn("fs", "cannot sync '%s': %s", of->id,
 				 e.message);
 		return -fs_errno(st, &e);
 	}
-	st = sfs_file_set_content(g_fs.store, &g_fs.actor, h->id, h->stage,
-				  g_fs.generate, NULL, &e);
+	st = sfs_file_set_content(
+		g_fs.store, &g_fs.actor, of->id, h->stage,
+		SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0),
+		NULL, &e);
 	if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED) {
 		/* unlinked while open: its writes go nowhere, as on POSIX */
 		st = SFS_OK;
 		sfs_err_init(&e);
 	} else if (st) {
-		sfs_warn("fs", "cannot commit '%s': %s", h->id, e.message);
+		sfs_warn("fs", "cannot commit '%s': %s", of->id, e.message);
 	}
-	/* a content commit syncs the lazy create with it */
 	if (!st)
-		h->lazy = 0;
+		of->lazy = 0; /* a content commit syncs the lazy create */
 	sfs_stage_free(h->stage);
 	h->stage = NULL;
 	h->dirty = 0;
-	h->empty_start = 0;
-	if (h->fd >= 0)
-		close(h->fd);
-	h->fd = -1;
-	if (!st && h->pending_mtime_ns &&
-	    apply_mtime(h->id, h->pending_mtime_ns, &e))
-		sfs_warn("fs", "cannot set the mtime of '%s': %s", h->id,
-			 e.message);
-	h->pending_mtime_ns = 0;
+	of->version++;
+	if (of->writer == h)
+		of->writer = other_writer(of, h);
+	if (!st && h->set_mtime_ns) {
+		u.set = SFS_UPD_MTIME;
+		u.mtime_ns = h->set_mtime_ns;
+		if (sfs_file_update(g_fs.store, &g_fs.actor, of->id, &u, NULL,
+				    &e))
+			sfs_warn("fs", "cannot set the mtime of '%s': %s",
+				 of->id, e.message);
+	}
+	h->set_mtime_ns = 0;
 	return -fs_errno(st, &e);
 }
 
-int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static struct fh *fh_new(int64_t ino, const char *id, int writable)
 {
-	struct fs_node n;
-	int64_t size;
-	int ret;
+	struct fh *h = calloc(1, sizeof(*h));
 
-	if (!path && fi && fi->fh) {
-		struct fh *h = fh_of(fi);
-
-		fs_stat_file(st, h->ino,
-			     h->stage ? sfs_stage_size(h->stage) : 0, 0, 0,
-			     h->writable);
-		return 0;
+	if (!h)
+		return NULL;
+	h->fd = -1;
+	h->writable = writable;
+	if (ofile_attach(h, ino, id)) {
+		free(h);
+		return NULL;
 	}
-	ret = fs_resolve(path, &n);
-	if (ret)
+	return h;
+}
+
+static void fh_free(struct fh *h)
+{
+	ofile_detach(h);
+	if (h->fd >= 0)
+		close(h->fd);
+	sfs_stage_free(h->stage);
+	free(h);
+}
+
+/* Open a file for reading: its row and its content, loaded once. */
+static int open_read(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
+{
+	enum sfs_content which = FS_KIND(node) == FS_LA_FILE
+					 ? SFS_CONTENT_LISTENING
+					 : SFS_CONTENT_ORIGINAL;
+	struct sfs_file f;
+	struct sfs_err e;
+	enum sfs_status st;
+	struct fh *h = NULL;
+	int fd = -1, ret;
+
+	sfs_file_init(&f);
+	sfs_err_init(&e);
+	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, FS_ID(node), which, &fd,
+			       &f, &e);
+	ret = -fs_errno(st, &e);
+	if (!ret && FS_KIND(node) == FS_FILE && f.deleted)
+		ret = -ENOENT;
+	if (!ret)
+		h = fh_new(f.ino, f.id, 0);
+	if (!ret && !h)
+		ret = -ENOMEM;
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
 		goto out;
-	switch (n.kind) {
-	case FS_FILE:
-	case FS_TRASH_FILE:
-	case FS_SHARED_FILE:
-		size = fs_open_size(n.f.ino);
-		fs_stat_file(st, n.f.ino, size >= 0 ? size : n.f.size,
-			     n.f.mtime_ns, n.f.ctime_ns,
-			     !sfs_file_allows(&n.f, SFS_ACT_WRITE, NULL));
-		break;
-	case FS_LA_FILE:
-		fs_stat_file(st, FS_INO_LISTENING + n.f.ino, n.f.la.size,
-			     n.f.mtime_ns, n.f.ctime_ns, 0);
-		break;
-	default:
-		ret = fs_stat_node_dir(&n, st);
 	}
+	h->fd = fd;
+	h->which = which;
+	pthread_mutex_lock(&h->of->lock);
+	h->follow = h->of->writer != NULL;
+	pthread_mutex_unlock(&h->of->lock);
+	fi->keep_cache = !h->follow &&
+			 same_content(node, which ? f.la.sha256 : f.sha256);
+	*hp = h;
 out:
-	fs_node_release(&n);
+	sfs_file_release(&f);
 	return ret;
 }
 
-static int open_node(struct fs_node *n, struct fuse_file_info *fi)
+/* Open a file for writing (not in /.listening/ or /.trash/). */
+static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 {
-	int acc = fi->flags & O_ACCMODE, wr = acc != O_RDONLY;
+	int trunc = !!(fi->flags & O_TRUNC);
+	struct sfs_file f;
 	struct sfs_err e;
 	enum sfs_status st;
-	struct fh *h;
-	int ret;
+	struct fh *h = NULL;
+	int fd = -1, ret;
 
-	if (n->kind != FS_FILE && n->kind != FS_LA_FILE &&
-	    n->kind != FS_SHARED_FILE && n->kind != FS_TRASH_FILE)
-		return -EISDIR;
-	/* the mirror and the trash are read-only views */
-	if (wr && (n->kind == FS_LA_FILE || n->kind == FS_TRASH_FILE))
-		return -EACCES;
-	sfs_err_init(&e);
-	if (wr && (st = sfs_file_allows(&n->f, SFS_ACT_WRITE, &e)))
-		return -fs_errno(st, &e);
-	if (wr && g_fs.ro)
+	if (FS_KIND(node) == FS_LA_FILE)
+		return -EACCES; /* the mirror is read-only */
+	if (g_fs.ro)
 		return -EROFS;
-	h = fh_new(&n->f, wr);
-	if (!h)
-		return -ENOMEM;
-	h->which = n->kind == FS_LA_FILE ? SFS_CONTENT_LISTENING
-					 : SFS_CONTENT_ORIGINAL;
-	h->append = !!(fi->flags & O_APPEND);
-	if (wr && (fi->flags & O_TRUNC)) {
-		h->empty_start = 1;
-		h->dirty = 1;
-		ret = ensure_stage(h);
-	} else {
-		ret = open_content(h);
-		/* discarded content: writes start anew */
-		if (ret == -ENODATA && wr)
-			ret = 0;
+	sfs_file_init(&f);
+	sfs_err_init(&e);
+	/* the content a write will start from, with the row */
+	st = trunc ? SFS_GONE
+		   : sfs_file_open_ino(g_fs.store, &g_fs.actor, FS_ID(node),
+				       SFS_CONTENT_ORIGINAL, &fd, &f, &e);
+	if (st == SFS_GONE || st == SFS_NOT_READY) {
+		sfs_err_init(&e);
+		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, FS_ID(node), &f,
+				      &e);
 	}
+	ret = -fs_errno(st, &e);
+	/* the trash is read-only; a file deleted meanwhile is gone */
+	if (!ret && f.deleted)
+		ret = FS_KIND(node) == FS_TRASH_FILE ? -EACCES : -ENOENT;
+	if (!ret && (st = sfs_file_allows(&f, SFS_ACT_WRITE, &e)))
+		ret = -fs_errno(st, &e);
+	if (!ret && !(h = fh_new(f.ino, f.id, 1)))
+		ret = -ENOMEM;
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	h->fd = fd;
+	h->append = !!(fi->flags & O_APPEND);
+	pthread_mutex_lock(&h->of->lock);
+	if (trunc) {
+		ret = ensure_stage(h, 1);
+		if (!ret)
+			touched(h);
+	}
+	pthread_mutex_unlock(&h->of->lock);
 	if (ret) {
 		fh_free(h);
-		return ret;
+		goto out;
+	}
+	fi->keep_cache = 0;
+	*hp = h;
+out:
+	sfs_file_release(&f);
+	return ret;
+}
+
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *h = NULL;
+	int ret;
+
+	if (!fs_is_file_kind(FS_KIND(ino))) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		ret = open_read(ino, fi, &h);
+	else
+		ret = open_write(ino, fi, &h);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 0;
-	fi->keep_cache =
-		!wr && (h->which ? same_content(FS_INO_LISTENING + h->ino,
-						n->f.la.sha256)
-				 : same_content(h->ino, n->f.sha256));
-	return 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_free(h); /* the open was interrupted */
 }
 
-int fs_open(const char *path, struct fuse_file_info *fi)
+/*
+ * Make the file `name` in directory node parent, as node c: committed at
+ * once so that every process sees it; with lazy, without waiting for the
+ * disk (its first close or content commit makes it durable).
+ */
+static int make_file(uint64_t parent, const char *name, int lazy,
+		     struct fs_node *c)
 {
+	struct sfs_file_spec spec = { 0 };
+	char *dname = NULL, *filename = NULL;
 	struct fs_node n;
+	struct sfs_err err;
+	enum sfs_status st;
 	int ret;
 
-	ret = fs_resolve(path, &n);
+	sfs_err_init(&err);
+	ret = fs_dir_of(parent, &n);
+	if (!ret && n.kind != FS_DIR && parent != FS_ROOT)
+		ret = -EACCES;
+	if (!ret && g_fs.ro)
+		ret = -EROFS;
+	if (!ret) {
+		ret = fs_resolve_child(parent, name, c);
+		ret = ret == -ENOENT ? 0 : ret ? ret : -EEXIST;
+		fs_node_release(c);
+	}
 	if (!ret)
-		ret = open_node(&n, fi);
+		ret = fs_names_for_entry(NULL, name, &dname, &filename);
+	if (ret)
+		goto out;
+	spec.name = dname;
+	spec.filename = filename;
+	spec.path = n.dir;
+	spec.no_suffix = 1; /* the entry is exactly the one created */
+	spec.lazy = lazy;
+	st = sfs_file_create(g_fs.store, &g_fs.actor, &spec, NULL, &c->f, &err);
+	ret = -fs_errno(st, &err);
+	if (!ret) {
+		fs_names_added(n.dir, name, &c->f);
+		c->kind = FS_FILE;
+		c->id = FS_NODE(FS_FILE, c->f.ino);
+	}
+out:
+	free(dname);
+	free(filename);
 	fs_node_release(&n);
 	return ret;
 }
 
-/*
- * A new file's row is committed at once, so every process sees it, but
- * without waiting for the disk: the content commit at close (or fsync)
- * makes both durable with one sync, and a file closed without content
- * is synced then. Its content starts empty, in the handle's stage.
- */
-int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
 {
-	struct sfs_file_spec spec = { 0 };
-	char dir[SFS_VPATH_MAX + 2];
-	const char *last;
-	char *name = NULL, *base = NULL;
-	const char *ext;
-	struct fs_node n;
-	struct sfs_err e;
-	enum sfs_status st;
+	struct fuse_entry_param e;
+	struct fs_node c;
+	struct fh *h = NULL;
 	int ret;
 
 	(void)mode;
-	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (!ret)
-		ret = open_node(&n, fi); /* lost a race: it exists */
-	fs_node_release(&n);
-	if (ret != -ENOENT)
-		return ret;
-	ret = fs_split(path, dir, sizeof(dir), &last);
-	if (ret)
-		return ret;
-	ret = fs_resolve(dir, &n);
-	if (!ret && n.kind != FS_DIR)
-		ret = -EACCES;
-	if (!ret)
-		ret = fs_entry_to_name(last, &name);
+	memset(&c, 0, sizeof(c));
+	sfs_file_init(&c.f);
+	ret = make_file(parent, name, 1, &c);
+	if (!ret && !(h = fh_new(c.f.ino, c.f.id, 1)))
+		ret = -ENOMEM;
 	if (ret)
 		goto out;
-	/* the entry minus its extension is the display name (it round-trips) */
-	spec.filename = name;
-	ext = fs_ext(name);
-	if (*ext && ext > name) {
-		base = strndup(name, (size_t)(ext - name));
-		if (!base) {
-			ret = -ENOMEM;
-			goto out;
-		}
+	/* its content starts empty, in the handle's version */
+	pthread_mutex_lock(&h->of->lock);
+	h->of->lazy = 1;
+	ret = ensure_stage(h, 1);
+	pthread_mutex_unlock(&h->of->lock);
+	if (!ret)
+		ret = fs_entry_of(&c, parent, name, &e);
+	if (ret) {
+		fh_free(h);
+		goto out;
 	}
-	spec.name = base ? base : name;
-	spec.path = n.dir;
-	spec.no_suffix = 1; /* the entry is exactly the one created */
-	spec.lazy = 1;
-	st = sfs_file_create(g_fs.store, &g_fs.actor, &spec, NULL, &n.f, &e);
-	ret = -fs_errno(st, &e);
-	if (!ret) {
-		fs_names_added(n.dir, last, &n.f);
-		n.kind = FS_FILE;
-		fi->flags |= O_TRUNC;
-		ret = open_node(&n, fi);
-		if (!ret) {
-			fh_of(fi)->dirty = 0; /* empty already */
-			fh_of(fi)->lazy = 1;
-		}
-	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	fuse_reply_create(req, &e, fi);
 out:
-	free(name);
-	free(base);
-	fs_node_release(&n);
-	return ret;
-}
-
-int fs_read(const char *path, char *buf, size_t size, off_t off,
-	    struct fuse_file_info *fi)
-{
-	struct fh *h = fh_of(fi);
-	struct sfs_err e;
-	enum sfs_status st;
-	size_t got = 0;
-	ssize_t r;
-	int ret;
-
-	(void)path;
-	sfs_err_init(&e);
-	pthread_mutex_lock(&h->lock);
-	if (h->stage) {
-		st = sfs_stage_pread(h->stage, buf, size, off, &got, &e);
-		ret = st ? -fs_errno(st, &e) : (int)got;
-	} else {
-		ret = open_content(h);
-		if (!ret) {
-			r = pread(h->fd, buf, size, off);
-			ret = r < 0 ? -errno : (int)r;
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	return ret;
+	if (ret)
+		fuse_reply_err(req, -ret);
+	fs_node_release(&c);
 }
 
 /*
- * Reads of committed content hand libfuse the blob's fd, so it can splice
- * straight from the blob; staged content is read through memory.
+ * mknod makes only regular files (tar does so for files with attributes):
+ * empty and durable at once, as no close will follow. Device nodes and
+ * pipes have no place in the model.
  */
-int fs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
-		off_t off, struct fuse_file_info *fi)
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev)
 {
-	struct fh *h = fh_of(fi);
-	struct fuse_bufvec *bv;
-	void *mem;
+	struct fuse_entry_param e;
+	struct fs_node c;
 	int ret;
 
-	if (h->writable) {
-		bv = malloc(sizeof(*bv));
-		mem = malloc(size ? size : 1);
-		if (!bv || !mem) {
-			free(bv);
-			free(mem);
-			return -ENOMEM;
-		}
-		ret = fs_read(path, mem, size, off, fi);
-		if (ret < 0) {
-			free(bv);
-			free(mem);
-			return ret;
-		}
-		*bv = FUSE_BUFVEC_INIT((size_t)ret);
-		bv->buf[0].mem = mem;
-		*bufp = bv;
-		return 0;
-	}
-	pthread_mutex_lock(&h->lock);
-	ret = open_content(h);
-	pthread_mutex_unlock(&h->lock);
+	(void)rdev;
+	memset(&c, 0, sizeof(c));
+	sfs_file_init(&c.f);
+	ret = S_ISREG(mode) ? make_file(parent, name, 0, &c) : -EPERM;
+	if (!ret)
+		ret = fs_entry_of(&c, parent, name, &e);
 	if (ret)
-		return ret;
-	bv = malloc(sizeof(*bv));
-	if (!bv)
-		return -ENOMEM;
-	*bv = FUSE_BUFVEC_INIT(size);
-	bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv->buf[0].fd = h->fd;
-	bv->buf[0].pos = off;
-	*bufp = bv;
-	return 0;
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+	fs_node_release(&c);
 }
 
-int fs_write(const char *path, const char *buf, size_t size, off_t off,
+/* A buffer per thread for reads through memory, kept between reads. */
+static __thread char *rbuf;
+static __thread size_t rbuf_size;
+
+static char *read_buf(size_t size)
+{
+	char *nb;
+
+	if (size <= rbuf_size)
+		return rbuf;
+	nb = realloc(rbuf, size);
+	if (!nb)
+		return NULL;
+	rbuf = nb;
+	rbuf_size = size;
+	return rbuf;
+}
+
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	struct fh *h = fh_of(fi);
+	struct ofile *of = h->of;
+	struct sfs_err e;
+	enum sfs_status st;
+	struct fh *w;
+	size_t got = 0;
+	char *mem;
+	int ret = 0;
+
+	(void)ino;
+	/* a reader of its own version: straight from the blob (splice) */
+	if (!h->writable && !h->follow && h->fd >= 0) {
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	mem = read_buf(size ? size : 1);
+	if (!mem) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	sfs_err_init(&e);
+	pthread_mutex_lock(&of->lock);
+	/* a writer reads its version, a follower the last writer's */
+	w = h->stage ? h : h->follow ? of->writer : NULL;
+	if (w && w->stage) {
+		st = sfs_stage_pread(w->stage, mem, size, off, &got, &e);
+		ret = -fs_errno(st, &e);
+	} else {
+		ret = open_content(h);
+		if (!ret) {
+			ssize_t r = pread(h->fd, mem, size, off);
+
+			ret = r < 0 ? -errno : 0;
+			got = r < 0 ? 0 : (size_t)r;
+		}
+	}
+	pthread_mutex_unlock(&of->lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, mem, got);
+}
+
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
 	struct sfs_err e;
 	enum sfs_status st;
 	int ret;
 
-	(void)path;
-	if (!h->writable)
-		return -EBADF;
+	(void)ino;
+	if (!h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	sfs_err_init(&e);
-	pthread_mutex_lock(&h->lock);
-	ret = ensure_stage(h);
+	pthread_mutex_lock(&h->of->lock);
+	ret = ensure_stage(h, 0);
 	if (!ret) {
 		if (h->append)
 			off = sfs_stage_size(h->stage);
 		st = sfs_stage_pwrite(h->stage, buf, size, off, &e);
-		ret = st ? -fs_errno(st, &e) : (int)size;
+		ret = -fs_errno(st, &e);
 		if (!st)
-			h->dirty = 1;
+			touched(h);
 	}
-	pthread_mutex_unlock(&h->lock);
-	return ret;
+	pthread_mutex_unlock(&h->of->lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
 }
 
-static int truncate_handle(struct fh *h, off_t size)
+/* Truncate a writer's version (of locked). */
+static int truncate_locked(struct fh *h, off_t size)
 {
 	struct sfs_err e;
-	enum sfs_status st;
 	int ret;
 
 	sfs_err_init(&e);
-	pthread_mutex_lock(&h->lock);
-	if (!h->stage && size == 0)
-		h->empty_start = 1;
-	ret = ensure_stage(h);
-	if (!ret) {
-		st = sfs_stage_truncate(h->stage, size, &e);
-		ret = -fs_errno(st, &e);
-		if (!st)
-			h->dirty = 1;
-	}
-	pthread_mutex_unlock(&h->lock);
+	ret = ensure_stage(h, size == 0);
+	if (!ret)
+		ret = -fs_errno(sfs_stage_truncate(h->stage, size, &e), &e);
+	if (!ret)
+		touched(h);
 	return ret;
 }
 
-/*
- * Run fn on the open write handle of ino, if any, holding the registry so
- * the handle cannot be released meanwhile. 1 when there was none.
- */
-static int with_write_handle(int64_t ino, int (*fn)(struct fh *, void *),
-			     void *arg)
+int fs_truncate(int64_t ino, const char *id, off_t size,
+		struct fuse_file_info *fi)
 {
-	struct fh *h;
-	int ret = 1;
-
-	pthread_mutex_lock(&reg_lock);
-	for (h = reg; h; h = h->next)
-		if (h->ino == ino) {
-			ret = fn(h, arg);
-			break;
-		}
-	pthread_mutex_unlock(&reg_lock);
-	return ret;
-}
-
-static int truncate_cb(struct fh *h, void *arg)
-{
-	return truncate_handle(h, *(off_t *)arg);
-}
-
-static int mtime_cb(struct fh *h, void *arg)
-{
-	pthread_mutex_lock(&h->lock);
-	h->pending_mtime_ns = h->dirty ? *(int64_t *)arg : 0;
-	pthread_mutex_unlock(&h->lock);
-	return 0;
-}
-
-int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	struct fh tmp;
-	struct fs_node n;
+	struct fh *h, *w;
 	int ret;
 
 	if (size < 0)
 		return -EINVAL;
-	if (fi && fi->fh)
-		return fh_of(fi)->writable ? truncate_handle(fh_of(fi), size)
-					   : -EBADF;
-	ret = fs_resolve(path, &n);
-	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
-		ret = n.kind == FS_LA_FILE || n.kind == FS_TRASH_FILE ? -EACCES
-								      : -EISDIR;
-	if (ret)
-		goto out;
-	/* the kernel may truncate by path while the file is open */
-	ret = with_write_handle(n.f.ino, truncate_cb, &size);
-	if (ret <= 0)
-		goto out;
-	memset(&tmp, 0, sizeof(tmp));
-	pthread_mutex_init(&tmp.lock, NULL);
-	tmp.fd = -1;
-	tmp.ino = n.f.ino;
-	snprintf(tmp.id, sizeof(tmp.id), "%s", n.f.id);
-	ret = truncate_handle(&tmp, size);
-	if (!ret)
-		ret = commit(&tmp);
-	if (tmp.fd >= 0)
-		close(tmp.fd);
-	sfs_stage_free(tmp.stage);
-	pthread_mutex_destroy(&tmp.lock);
-out:
-	fs_node_release(&n);
+	if (fi && fi->fh) {
+		h = fh_of(fi);
+		if (!h->writable)
+			return -EBADF;
+		pthread_mutex_lock(&h->of->lock);
+		ret = truncate_locked(h, size);
+		pthread_mutex_unlock(&h->of->lock);
+		return ret;
+	}
+	/*
+	 * By name: the version of the file's writer, if it has one (the
+	 * kernel truncates by name what a writer opened with O_TRUNC), or
+	 * a new version committed at once.
+	 */
+	h = fh_new(ino, id, 1);
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_lock(&h->of->lock);
+	w = h->of->writer;
+	ret = truncate_locked(w ? w : h, size);
+	if (!ret && !w)
+		ret = commit(h);
+	pthread_mutex_unlock(&h->of->lock);
+	fh_free(h);
 	return ret;
 }
 
-int fs_flush(const char *path, struct fuse_file_info *fi)
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
-	int ret;
+	int ret = 0;
 
-	(void)path;
-	pthread_mutex_lock(&h->lock);
-	ret = commit(h);
-	pthread_mutex_unlock(&h->lock);
-	return ret;
+	(void)ino;
+	if (h->writable) {
+		pthread_mutex_lock(&h->of->lock);
+		ret = commit(h);
+		pthread_mutex_unlock(&h->of->lock);
+	}
+	fuse_reply_err(req, -ret);
 }
 
-int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi)
 {
 	(void)datasync;
-	return fs_flush(path, fi);
+	fs_flush(req, ino, fi);
 }
 
-int fs_release(const char *path, struct fuse_file_info *fi)
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
 
-	(void)path;
-	pthread_mutex_lock(&h->lock);
-	(void)commit(h);
-	pthread_mutex_unlock(&h->lock);
+	(void)ino;
+	if (h->writable) {
+		pthread_mutex_lock(&h->of->lock);
+		(void)commit(h);
+		pthread_mutex_unlock(&h->of->lock);
+	}
 	fh_free(h);
-	return 0;
+	fuse_reply_err(req, 0);
 }
 
-int fs_unlink(const char *path)
+void fs_commits_drain(void)
 {
-	struct fs_node n;
-	struct sfs_err e;
-	enum sfs_status st;
-	int ret;
-
-	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (ret)
-		goto out;
-	switch (n.kind) {
-	case FS_FILE:
-	case FS_SHARED_FILE:
-	case FS_TRASH_FILE:
-		st = sfs_file_delete(g_fs.store, &g_fs.actor, n.f.id,
-				     n.kind == FS_TRASH_FILE, &e);
-		ret = -fs_errno(st, &e);
-		fs_names_changed();
-		break;
-	case FS_LA_FILE:
-		ret = -EACCES;
-		break;
-	default:
-		ret = -EISDIR;
-	}
-out:
-	fs_node_release(&n);
-	return ret;
 }
 
-static int rename_dir(const struct fs_node *src, const struct fs_node *dst,
-		      int dst_ret, const char *to)
+void fs_commits_start(void)
 {
-	char tdir[SFS_VPATH_MAX + 2];
-	struct sfs_err e;
-	enum sfs_status st;
-
-	if (!dst_ret && dst->kind != FS_DIR)
-		return -ENOTDIR;
-	if (fs_dirpath(to, tdir, sizeof(tdir)))
-		return -EINVAL;
-	if (!strcmp(src->dir, "/"))
-		return -EBUSY;
-	sfs_err_init(&e);
-	st = sfs_dir_rename(g_fs.store, &g_fs.actor, src->dir, tdir, &e);
-	return -fs_errno(st, &e);
-}
-
-static int rename_file(struct fs_node *src, struct fs_node *dst, int dst_ret,
-		       const char *tdir, const char *tlast)
-{
-	struct sfs_file_update u = { 0 };
-	char *name = NULL, *filename = NULL;
-	struct sfs_err e;
-	enum sfs_status st = SFS_OK;
-	int ret, replaced = 0;
-
-	sfs_err_init(&e);
-	if (!dst_ret && dst->kind != FS_FILE)
-		return -EISDIR;
-	if (!dst_ret && dst->f.ino == src->f.ino)
-		return 0;
-	ret = fs_rename_names(&src->f, tlast, &name, &filename);
-	if (ret)
-		return ret;
-	if (src->kind == FS_TRASH_FILE)
-		st = sfs_file_restore(g_fs.store, &g_fs.actor, src->f.id, NULL,
-				      &e);
-	if (!st && !dst_ret) {
-		st = sfs_file_delete(g_fs.store, &g_fs.actor, dst->f.id, 0, &e);
-		replaced = !st;
-	}
-	if (st)
-		goto out;
-	u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_NO_SUFFIX |
-		(filename ? SFS_UPD_FILENAME : 0);
-	u.name = name;
-	u.path = tdir;
-	u.filename = filename;
-	st = sfs_file_update(g_fs.store, &g_fs.actor, src->f.id, &u, NULL, &e);
-	if (st && replaced) {
-		struct sfs_err e2;
-
-		sfs_err_init(&e2);
-		if (sfs_file_restore(g_fs.store, &g_fs.actor, dst->f.id, NULL,
-				     &e2))
-			sfs_warn("fs", "cannot restore '%s': %s", dst->f.id,
-				 e2.message);
-	}
-out:
-	free(name);
-	free(filename);
-	return -fs_errno(st, &e);
-}
-
-int fs_rename(const char *from, const char *to, unsigned int flags)
-{
-	char tdir[SFS_VPATH_MAX + 2];
-	struct fs_node src, dst, parent;
-	const char *tlast;
-	int ret, dret;
-
-	if (flags & RENAME_EXCHANGE)
-		return -EINVAL;
-	if (flags & ~RENAME_NOREPLACE)
-		return -EINVAL;
-	ret = fs_resolve(from, &src);
-	dret = fs_resolve(to, &dst);
-	if (ret)
-		goto out;
-	if (dret && dret != -ENOENT) {
-		ret = dret;
-		goto out;
-	}
-	if (!dret && (flags & RENAME_NOREPLACE)) {
-		ret = -EEXIST;
-		goto out;
-	}
-	ret = fs_split(to, tdir, sizeof(tdir), &tlast);
-	if (!ret) {
-		ret = fs_resolve(tdir, &parent);
-		if (!ret && parent.kind != FS_DIR)
-			ret = -EXDEV;
-		fs_node_release(&parent);
-	}
-	if (ret)
-		goto out;
-	if (src.kind == FS_DIR)
-		ret = rename_dir(&src, &dst, dret, to);
-	else if (src.kind == FS_FILE || src.kind == FS_TRASH_FILE)
-		ret = rename_file(&src, &dst, dret, tdir, tlast);
-	else
-		ret = -EXDEV;
-	fs_names_changed();
-out:
-	fs_node_release(&src);
-	fs_node_release(&dst);
-	return ret;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-	if (ts->tv_nsec == UTIME_NOW)
-		return sfs_now_ms() * 1000000;
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
-int fs_utimens(const char *path, const struct timespec tv[2],
-	       struct fuse_file_info *fi)
-{
-	struct fs_node n;
-	struct sfs_err e;
-	enum sfs_status st = SFS_OK;
-	int64_t ns;
-	int ret;
-
-	(void)fi;
-	if (tv[1].tv_nsec == UTIME_OMIT)
-		return 0;
-	ns = ts_ns(&tv[1]);
-	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (ret)
-		goto out;
-	if (n.kind == FS_FILE || n.kind == FS_SHARED_FILE) {
-		(void)with_write_handle(n.f.ino, mtime_cb, &ns);
-		st = apply_mtime(n.f.id, ns, &e);
-	} else if (n.kind == FS_DIR) {
-		st = sfs_dir_set_mtime(g_fs.store, &g_fs.actor, n.dir, ns, &e);
-	} else {
-		ret = -EACCES;
-	}
-	if (!ret)
-		ret = -fs_errno(st, &e);
-out:
-	fs_node_release(&n);
-	return ret;
 }

@@ -1,13 +1,14 @@
 /*
- * Internals of the speechfs mount: the mount's state, the node a mount
- * path resolves to, directory listings with their entry names, and the
- * adapters each file of fs/ gives to the operations table in ops.c.
+ * Internals of the speechfs mount: the mount's state, the nodes the
+ * kernel knows (a node id is a row of the store: a file, a directory, a
+ * user), directory listings with their entry names, open files, and the
+ * handlers each file of fs/ gives to the operations table in ops.c.
  */
 #ifndef SPEECHFS_FS_I_H
 #define SPEECHFS_FS_I_H
 
 #define FUSE_USE_VERSION 312
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include "speechfs/dir.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/query.h"
 #include "speechfs/util.h"
 #include "speechfs/vpath.h"
 
@@ -25,17 +27,20 @@ struct sfs_store;
 struct fs {
 	struct sfs_store *store;
 	struct sfs_actor actor;
+	struct fuse_session *se; /* for cache invalidation */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
 	int ro;
-	int64_t start_ns;  /* mtime of dirs that have none */
-	int listening;	   /* show /.listening/ */
-	int generate;	   /* listening audio of written files */
-	struct fuse *fuse; /* for cache invalidation */
+	int64_t start_ns; /* mtime of dirs that have none */
+	int listening;	  /* show /.listening/ */
+	int generate;	  /* listening audio of written audio files */
+	int commit_ms;	  /* -o commit=MS: close() does not wait (0: it does) */
+	double timeout;	  /* entry and attribute lifetime in the kernel */
 	pthread_t poller;
 	int poller_running;
 	volatile int stop;
+	int wake_fd; /* the poller's eventfd: stop or look now */
 };
 
 extern struct fs g_fs;
@@ -44,166 +49,261 @@ extern struct fs g_fs;
 #define FS_TRASH ".trash"
 #define FS_SHARED ".shared"
 
-/* The one table: a core status (and its error type) as an errno. */
+/* The one table: a core status (and its reason) as an errno. */
 int fs_errno(enum sfs_status st, const struct sfs_err *e);
 
-/* ---- names.c ---------------------------------------------------------- */
+/* ---- node.c: node ids, the kernel's references, attributes ---------- */
 
+/*
+ * A node id is a kind in its top byte and, below, the row id of what it
+ * shows (the file's inode, the directory's row, the owner's user row) or
+ * a number the mount gave it (the special directories, the directories
+ * of /.shared/<owner>/). A lookup, a create or a readdirplus entry with
+ * attributes hands the kernel a reference; forget gives them back.
+ */
 enum fs_kind {
-	FS_NONE = 0,
-	FS_DIR,		 /* a virtual directory */
-	FS_FILE,	 /* a live file */
-	FS_LA_DIR,	 /* /.listening/ and its mirror dirs */
-	FS_LA_FILE,	 /* a listening MP3 */
-	FS_TRASH_DIR,	 /* /.trash/ */
-	FS_TRASH_FILE,	 /* a deleted, unpurged file */
-	FS_SHARED_DIR,	 /* /.shared/ */
-	FS_SHARED_OWNER, /* /.shared/<owner uuid>/ */
-	FS_SHARED_FILE	 /* a file shared with the user */
+	FS_SPECIAL = 0,	 /* FS_ROOT, FS_LA_ROOT, FS_TRASH_ROOT, ... */
+	FS_DIR,		 /* a directory of the user: dir row */
+	FS_FILE,	 /* a live file (own or shared): file row */
+	FS_LA_DIR,	 /* the mirror of a directory in /.listening/ */
+	FS_LA_FILE,	 /* a listening MP3: file row */
+	FS_TRASH_FILE,	 /* a deleted, unpurged file: file row */
+	FS_SHARED_OWNER, /* /.shared/<owner>/: the owner's user row */
+	FS_SHARED_DIR,	 /* /.shared/<owner>/a/b/: a number of the mount */
+	FS_KIND_MAX
 };
 
-/* One entry of a directory listing. */
+#define FS_ID_BITS 56
+#define FS_NODE(kind, id) (((uint64_t)(kind) << FS_ID_BITS) | (uint64_t)(id))
+#define FS_KIND(node) ((enum fs_kind)((uint64_t)(node) >> FS_ID_BITS))
+#define FS_ID(node) ((int64_t)((uint64_t)(node) & ((1ULL << FS_ID_BITS) - 1)))
+
+#define FS_ROOT FUSE_ROOT_ID
+#define FS_LA_ROOT FS_NODE(FS_SPECIAL, 2)
+#define FS_TRASH_ROOT FS_NODE(FS_SPECIAL, 3)
+#define FS_SHARED_ROOT FS_NODE(FS_SPECIAL, 4)
+
+/* What a node id stands for, resolved for one request. */
+struct fs_node {
+	uint64_t id;
+	enum fs_kind kind;
+	char dir[SFS_VPATH_MAX + 2]; /* directory kinds: the vpath */
+	char owner[SFS_ID_SIZE];     /* FS_SHARED_*: the owner's user id */
+	struct sfs_dir_info di;	     /* FS_DIR, FS_LA_DIR */
+	struct sfs_file f;	     /* file kinds: the full row */
+};
+
+/*
+ * Resolve a node id: load the file row (with the actor's permission) or
+ * find the directory. 0 or -errno (ENOENT when the node no longer is
+ * what it was, ESTALE never). Release n in every case.
+ */
+int fs_node_get(uint64_t id, struct fs_node *n);
+void fs_node_release(struct fs_node *n);
+int fs_is_file_kind(enum fs_kind k);
+
+/*
+ * The kernel got a reference on `id`, named `name` in `parent`: count it
+ * and remember the name (for invalidation). For FS_SHARED_* nodes, the
+ * owner and path they show are remembered too (path may be NULL).
+ */
+void fs_node_ref(uint64_t id, uint64_t parent, const char *name,
+		 const char *owner, const char *path);
+void fs_node_forget(uint64_t id, uint64_t nlookup);
+/* The node of (owner, path) below /.shared/, made once. */
+uint64_t fs_shared_dir_node(const char *owner, const char *path);
+/* What an FS_SHARED_* node shows; 0 or -ENOENT. */
+int fs_shared_node_info(uint64_t id, char owner[SFS_ID_SIZE], char *path,
+			size_t size);
+/*
+ * Forget the names the kernel holds for file `ino` (in any of its kinds)
+ * and its attributes; and a directory node's entries and attributes.
+ * From the poller: never while a request on that node is answered.
+ */
+void fs_node_inval_file(int64_t ino);
+void fs_node_inval_dir(uint64_t dir_node);
+/* Forget every name the kernel holds below directory node `parent`. */
+void fs_node_inval_children(uint64_t parent);
+/* The kernel's name of a node was changed by the mount itself. */
+void fs_node_renamed(uint64_t id, uint64_t parent, const char *name);
+
+/* Attributes. */
+void fs_stat_dir(struct stat *st, uint64_t node, int64_t mtime_ns, int64_t nsub,
+		 int writable);
+void fs_stat_file(struct stat *st, uint64_t node, int64_t ino, int64_t size,
+		  int64_t mtime_ns, int64_t atime_ns, int64_t ctime_ns,
+		  int writable);
+/* The stat of a resolved node; 0 or -errno. */
+int fs_stat_node(const struct fs_node *n, struct stat *st);
+/* Fill an entry reply for a resolved node (and take the reference). */
+int fs_entry_of(const struct fs_node *n, uint64_t parent, const char *name,
+		struct fuse_entry_param *e);
+/* Reply to a request with the entry of node `id` in parent. */
+void fs_reply_entry_node(fuse_req_t req, uint64_t parent, const char *name,
+			 uint64_t id);
+
+/* ---- names.c: entry names and directory listings --------------------- */
+
+enum fs_list_mode {
+	FS_LIST_FILES = 0, /* a directory of the user */
+	FS_LIST_LISTENING, /* its /.listening/ mirror */
+	FS_LIST_TRASH,	   /* /.trash/ */
+	FS_LIST_SHARED	   /* /.shared/<owner>/path/ */
+};
+
+/* One file entry of a directory listing. */
 struct fs_entry {
 	char *name; /* the entry name, unique in its dir */
 	int64_t ino;
-	char id[SFS_ID_SIZE];
-	char owner[SFS_ID_SIZE];
 	int64_t size;
 	int64_t mtime_ns;
+	int64_t atime_ns;
 	int64_t ctime_ns;
+	int writable;
+};
+
+/* One subdirectory entry. */
+struct fs_subdir {
+	char *name;
+	uint64_t node;
+	int64_t mtime_ns;
+	int64_t nsub;
 };
 
 struct fs_listing {
 	struct fs_entry *v;
 	size_t n, alloc;
-	char **subdirs;	   /* directory entry names */
-	int64_t *subino;   /* and their core inos */
-	int64_t *submtime; /* and their mtimes */
-	size_t nsub, subdirs_alloc;
-	size_t *hidx;	 /* names.c: v's names hashed, i + 1 */
+	struct fs_subdir *sub;
+	size_t nsub, sub_alloc;
+	size_t *hidx;	 /* v's names hashed, i + 1 */
 	size_t hcap, hn; /* slots (2^k), entries indexed */
 };
 
-/* What a mount path is. */
-struct fs_node {
-	enum fs_kind kind;
-	char dir[SFS_VPATH_MAX + 2]; /* the dir itself, or a file's dir */
-	char owner[SFS_ID_SIZE];     /* FS_SHARED_OWNER / _FILE */
-	struct sfs_dir_info di;	     /* FS_DIR, FS_LA_DIR */
-	struct sfs_file f;	     /* file kinds (full row) */
-};
-
-enum fs_list_mode {
-	FS_LIST_FILES = 0,
-	FS_LIST_LISTENING,
-	FS_LIST_TRASH,
-	FS_LIST_SHARED
-};
-
-/* 0 or -errno. The node is always initialised; release it. */
-int fs_resolve(const char *mpath, struct fs_node *n);
-void fs_node_release(struct fs_node *n);
-
 /*
- * The entries of the directory `vdir` ("/a/b/"), named as the mount shows
- * them: display name ('/' as U+2215) plus the original filename's
- * extension; later (higher ino) duplicates get " (xxxxxxxx)". For
- * FS_LIST_SHARED, vdir is the owner's uuid. 0 or -errno.
+ * The entries of a directory, named as the mount shows them: display
+ * name ('/' as U+2215) plus the original filename's extension; later
+ * (higher ino) duplicates get " (xxxxxxxx)". vdir is the directory's
+ * vpath ("/a/b/"); for FS_LIST_SHARED owner names whose files. For
+ * FS_LIST_TRASH vdir is ignored. 0 or -errno.
  */
-int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l);
+int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
+	    struct fs_listing *l);
 void fs_listing_release(struct fs_listing *l);
+/* Append a subdirectory entry to l (name copied); 0 or -ENOMEM. */
+int fs_listing_add_sub(struct fs_listing *l, const char *name, uint64_t node,
+		       int64_t mtime_ns, int64_t nsub);
+/*
+ * Every file of the trash (shared 0) or shared with the user (1): all
+ * pages, in ino order. Ownership: sfs_file_release each, free(*out).
+ */
+int fs_query_all(int shared, struct sfs_file **out, size_t *n);
 
 /*
- * Split a mount path into its parent directory (as a vpath "/a/b/") and
- * its last segment. -ENOENT / -ENAMETOOLONG / -EINVAL for bad paths.
+ * Find `entry` in the (cached) listing of vdir: a file (*ino set) or a
+ * subdirectory (*sub filled, its name borrowed only while... copied).
+ * 0, -ENOENT, or -errno.
  */
-int fs_split(const char *mpath, char *dir, size_t dirsize, const char **last);
-/* A mount directory path "/a/b" as a vpath "/a/b/" (validated). */
-int fs_dirpath(const char *mpath, char *out, size_t size);
+int fs_find(const char *vdir, const char *owner, enum fs_list_mode mode,
+	    const char *entry, struct fs_entry *file, struct fs_subdir *sub);
 
-/*
- * The display name and filename a new entry name stands for: the name is
- * the entry with U+2215 turned back into '/'. Ownership: free() both.
- */
+/* The display name an entry name stands for. Ownership: free(). */
 int fs_entry_to_name(const char *entry, char **name);
 /*
- * The new display name (and, when the extension changes, the new
- * filename; else NULL) of file f renamed to `entry`. Free both.
+ * The display name and filename a file gets from the entry it is created
+ * or renamed to: the entry minus its extension, and the entry itself.
+ * Renaming with the same extension keeps the original filename (*filename
+ * NULL). Free both.
  */
-int fs_rename_names(const struct sfs_file *f, const char *entry, char **name,
-		    char **filename);
+int fs_names_for_entry(const struct sfs_file *f, const char *entry, char **name,
+		       char **filename);
 /* The extension of a filename (".wav"), or "" when none. */
 const char *fs_ext(const char *filename);
 
-/* Find `entry` among the listing of vdir (mode) and load its full row. */
-int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
-		 struct fs_node *n);
 /*
- * Keep the lookup cache right: a file the mount created in vdir as
+ * Keep the listing cache right: a file the mount created in vdir as
  * `entry`, or any other change of names (rename, removal, mkdir ...).
  */
 void fs_names_added(const char *vdir, const char *entry,
 		    const struct sfs_file *f);
 void fs_names_changed(void);
-/* sfs_dir_stat of a vpath into n->di; -ENOENT for bad paths. */
-int fs_stat_vdir(const char *vdir, struct fs_node *n);
+
+/* A directory name in vdir as a vpath ("/a/b/" + "c" -> "/a/b/c/"). */
+int fs_child_dir(const char *vdir, const char *name, char *out, size_t size);
 
 /* ---- dir.c ------------------------------------------------------------ */
 
-void fs_stat_dir(struct stat *st, int64_t ino, int64_t mtime_ns);
-void fs_stat_file(struct stat *st, int64_t ino, int64_t size, int64_t mtime_ns,
-		  int64_t ctime_ns, int writable);
-/* stat of a directory node (any directory kind); -ENOENT otherwise. */
-int fs_stat_node_dir(const struct fs_node *n, struct stat *st);
-/*
- * Inodes: files keep their row id; directories, listening MP3s and the
- * synthetic directories get ranges of their own so none collide.
- */
-#define FS_INO_DIR ((int64_t)1 << 60)
-#define FS_INO_LISTENING ((int64_t)1 << 61)
-#define FS_INO_SPECIAL ((int64_t)1 << 62)
-int fs_opendir(const char *path, struct fuse_file_info *fi);
-int fs_releasedir(const char *path, struct fuse_file_info *fi);
-int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
-int fs_mkdir(const char *path, mode_t mode);
-int fs_rmdir(const char *path);
-int fs_statfs(const char *path, struct statvfs *st);
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 
-/* ---- file.c ----------------------------------------------------------- */
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_statfs(fuse_req_t req, fuse_ino_t ino);
+/* The vpath a directory node shows, for a change below it; 0 / -errno. */
+int fs_dir_of(uint64_t node, struct fs_node *n);
 
-int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
-int fs_open(const char *path, struct fuse_file_info *fi);
-int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
-int fs_read(const char *path, char *buf, size_t size, off_t off,
-	    struct fuse_file_info *fi);
-int fs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
-		off_t off, struct fuse_file_info *fi);
-int fs_write(const char *path, const char *buf, size_t size, off_t off,
-	     struct fuse_file_info *fi);
-int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
-int fs_flush(const char *path, struct fuse_file_info *fi);
-int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi);
-int fs_release(const char *path, struct fuse_file_info *fi);
-int fs_unlink(const char *path);
-int fs_rename(const char *from, const char *to, unsigned int flags);
-int fs_utimens(const char *path, const struct timespec tv[2],
+/* ---- shared.c: /.shared/ ---------------------------------------------- */
+
+/* The owners sharing with the user, as entries of /.shared/. */
+int fs_shared_owners(struct fs_listing *l);
+/* Look `name` up in /.shared/: the owner's user id; 0 or -ENOENT. */
+int fs_shared_owner_find(const char *name, char owner[SFS_ID_SIZE],
+			 int64_t *owner_row);
+
+/* ---- file.c: open files ----------------------------------------------- */
+
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi);
-/* The size of an open write stage of this file, or -1. */
-int64_t fs_open_size(int64_t ino);
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/*
+ * What the open handles of a file know better than its row: the size and
+ * times of a version being written. 1 when st was changed.
+ */
+int fs_open_attr(int64_t ino, struct stat *st);
+/* Truncate file ino (an open handle's, or by name); 0 or -errno. */
+int fs_truncate(int64_t ino, const char *id, off_t size,
+		struct fuse_file_info *fi);
+/* Has file ino an open handle? */
+int fs_file_is_open(int64_t ino);
+/* utimens of a file being written: kept for its commit. */
+void fs_open_times(int64_t ino, int64_t mtime_ns);
+/* Wait for the mount's deferred commits (-o commit=MS); at unmount. */
+void fs_commits_drain(void);
+void fs_commits_start(void);
+
+/* ---- entry.c: changes of names and attributes ------------------------- */
+
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+/*
+ * Resolve `name` in directory node `parent` into n (a file or a
+ * directory of any kind). 0 or -errno; release n in every case.
+ */
+int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n);
 
 /* ---- xattr.c ---------------------------------------------------------- */
 
-int fs_getxattr(const char *path, const char *name, char *value, size_t size);
-int fs_setxattr(const char *path, const char *name, const char *value,
-		size_t size, int flags);
-int fs_listxattr(const char *path, char *list, size_t size);
-int fs_removexattr(const char *path, const char *name);
-
-/* ---- listening.c ------------------------------------------------------ */
-
-/* Mirror lookups below /.listening/: rest is the path after it. */
-int fs_listening_resolve(const char *rest, struct fs_node *n);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* ---- poller.c --------------------------------------------------------- */
 
@@ -213,7 +313,6 @@ void fs_poller_stop(void);
 
 /* ---- loop.c ----------------------------------------------------------- */
 
-struct fuse_session;
 /*
  * Serve the session until it ends: the reading thread answers lookups
  * and the like, nworkers threads the rest. 0, or -1 when reading failed.
@@ -227,6 +326,6 @@ int fs_loop_run(struct fuse_session *se, int nworkers);
 void fs_signals_off(sigset_t *old);
 void fs_signals_on(const sigset_t *old);
 
-extern const struct fuse_operations fs_ops;
+extern const struct fuse_lowlevel_ops fs_ops;
 
 #endif

@@ -1,14 +1,14 @@
 /*
  * speechfs: mount one user's files of a speechfs store with FUSE 3.
- * Parses the options (fuse_opt), opens the store, acts as the user, runs
- * the job workers and serves the mount (loop.c, with the change poller of
- * poller.c) until it is unmounted or signalled.
+ * Parses the options (fuse_opt) and refuses bad ones with a one-line
+ * reason, opens the store, acts as the user, runs the job workers and
+ * serves the mount (loop.c, with the change poller of poller.c) until it
+ * is unmounted or signalled.
  */
 #include "fs_i.h"
+#include <dirent.h>
 #include <errno.h>
-#include <fuse_lowlevel.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,32 +21,36 @@
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
-struct fs g_fs;
+struct fs g_fs = { .wake_fd = -1 };
 
 struct opts {
 	char *store;
 	char *user;
 	char *config;
 	char *cfg_store; /* the config file's 'store' */
+	char *umask_arg;
+	char *commit_arg;
 	unsigned uid, gid, umask;
-	int set_uid, set_gid, set_umask;
+	int set_uid, set_gid;
 	int ro;
 	int allow_other;
+	int nonempty;
 	int no_workers;
 	int listening;
 	int generate;
 	int version;
 	int help;
+	int bad; /* an option was refused (said why) */
 };
 
 enum {
 	KEY_RO,
 	KEY_ALLOW_OTHER,
+	KEY_NONEMPTY,
 	KEY_VERSION,
 	KEY_HELP,
 	KEY_UID,
-	KEY_GID,
-	KEY_UMASK
+	KEY_GID
 };
 
 #define OPT(t, p)                                                              \
@@ -67,6 +71,8 @@ static const struct fuse_opt specs[] = { OPT("--store %s", store),
 					 OPT("--user %s", user),
 					 OPT("--user=%s", user),
 					 OPT("user=%s", user),
+					 OPT("umask=%s", umask_arg),
+					 OPT("commit=%s", commit_arg),
 					 OPT("no_workers", no_workers),
 					 OPTV("listening=0", listening, 0),
 					 OPTV("listening=1", listening, 1),
@@ -74,27 +80,30 @@ static const struct fuse_opt specs[] = { OPT("--store %s", store),
 					 OPTV("generate=1", generate, 1),
 					 FUSE_OPT_KEY("uid=", KEY_UID),
 					 FUSE_OPT_KEY("gid=", KEY_GID),
-					 FUSE_OPT_KEY("umask=", KEY_UMASK),
 					 FUSE_OPT_KEY("ro", KEY_RO),
 					 FUSE_OPT_KEY("allow_other",
 						      KEY_ALLOW_OTHER),
+					 FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
 					 FUSE_OPT_KEY("--version", KEY_VERSION),
 					 FUSE_OPT_KEY("-V", KEY_VERSION),
 					 FUSE_OPT_KEY("-h", KEY_HELP),
 					 FUSE_OPT_KEY("--help", KEY_HELP),
 					 FUSE_OPT_END };
 
-static int parse_num(const char *arg, int base, unsigned *out)
+/* A number after '=' in base `base`, at most max; -1 when it is not. */
+static int parse_num(const char *arg, int base, unsigned long max,
+		     unsigned *out)
 {
 	const char *v = strchr(arg, '=');
 	unsigned long n;
 	char *end;
 
-	if (!v || !v[1])
+	v = v ? v + 1 : arg;
+	if (!*v || *v == '-' || *v == '+')
 		return -1;
 	errno = 0;
-	n = strtoul(v + 1, &end, base);
-	if (errno || *end || n > 0xffffffffUL)
+	n = strtoul(v, &end, base);
+	if (errno || *end || n > max)
 		return -1;
 	*out = (unsigned)n;
 	return 0;
@@ -113,6 +122,9 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_ALLOW_OTHER:
 		o->allow_other = 1;
 		return 1;
+	case KEY_NONEMPTY:
+		o->nonempty = 1;
+		return 0; /* ours: libfuse 3 has no such option */
 	case KEY_VERSION:
 		o->version = 1;
 		return 0;
@@ -121,13 +133,18 @@ static int opt_proc(void *data, const char *arg, int key,
 		return 0;
 	case KEY_UID:
 		o->set_uid = 1;
-		return parse_num(arg, 10, &o->uid) ? -1 : 0;
+		if (parse_num(arg, 10, 0xfffffffeUL, &o->uid) == 0)
+			return 0;
+		fprintf(stderr, "speechfs: -o %s: expected a user id\n", arg);
+		o->bad = 1;
+		return 0;
 	case KEY_GID:
 		o->set_gid = 1;
-		return parse_num(arg, 10, &o->gid) ? -1 : 0;
-	case KEY_UMASK:
-		o->set_umask = 1;
-		return parse_num(arg, 8, &o->umask) || o->umask > 0777 ? -1 : 0;
+		if (parse_num(arg, 10, 0xfffffffeUL, &o->gid) == 0)
+			return 0;
+		fprintf(stderr, "speechfs: -o %s: expected a group id\n", arg);
+		o->bad = 1;
+		return 0;
 	default:
 		return 1;
 	}
@@ -150,10 +167,16 @@ static void usage(const char *prog)
 	       "    -o ro                       read-only mount\n"
 	       "    -o allow_other              let other users in\n"
 	       "                                (with default_permissions)\n"
+	       "    -o nonempty                 mount over a non-empty "
+	       "directory\n"
 	       "    -o uid=N,gid=N,umask=NNN    owner and modes shown\n"
+	       "    -o commit=MS                close() returns at once; "
+	       "writes are\n"
+	       "                                durable within MS ms "
+	       "(fsync waits)\n"
 	       "    -o no_workers               run no job workers\n"
 	       "    -o listening=0|1            show /.listening/ (1)\n"
-	       "    -o generate=0|1             make listening audio of files\n"
+	       "    -o generate=0|1             make listening audio of audio\n"
 	       "                                written here (1)\n"
 	       "    -V, --version               print the version\n"
 	       "    -h, --help                  print this help\n"
@@ -163,7 +186,87 @@ static void usage(const char *prog)
 	       prog, prog);
 }
 
-/* ---- main ------------------------------------------------------------- */
+/* The values of the mount's own options; a one-line reason on error. */
+static int check_opts(struct opts *o, const struct fuse_cmdline_opts *co)
+{
+	unsigned ms = 0;
+
+	if (o->bad)
+		return -1;
+	if (!o->store && !o->config) {
+		fprintf(stderr, "speechfs: missing --store DIR (or -o "
+				"store=DIR, or a --config FILE that names "
+				"it): the store to mount\n");
+		return -1;
+	}
+	if (!o->user) {
+		fprintf(stderr, "speechfs: missing --user USER_ID (or -o "
+				"user=USER_ID): the user to act as\n");
+		return -1;
+	}
+	if (!co->mountpoint) {
+		fprintf(stderr, "speechfs: missing the mount point\n");
+		return -1;
+	}
+	o->umask = 022;
+	if (o->umask_arg && parse_num(o->umask_arg, 8, 0777, &o->umask)) {
+		fprintf(stderr,
+			"speechfs: -o umask=%s: expected an octal mode "
+			"of at most 777 (e.g. 022)\n",
+			o->umask_arg);
+		return -1;
+	}
+	if (o->commit_arg &&
+	    (parse_num(o->commit_arg, 10, 60000, &ms) || ms == 0)) {
+		fprintf(stderr,
+			"speechfs: -o commit=%s: expected milliseconds "
+			"from 1 to 60000\n",
+			o->commit_arg);
+		return -1;
+	}
+	g_fs.commit_ms = (int)ms;
+	return 0;
+}
+
+/* The mount point must be an existing directory, empty unless nonempty. */
+static int check_mountpoint(const char *mp, int nonempty)
+{
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int n = 0;
+
+	if (stat(mp, &sb) < 0) {
+		fprintf(stderr, "speechfs: mount point '%s': %s\n", mp,
+			strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		fprintf(stderr,
+			"speechfs: mount point '%s' is not a directory\n", mp);
+		return -1;
+	}
+	if (nonempty)
+		return 0;
+	d = opendir(mp);
+	if (!d) {
+		fprintf(stderr, "speechfs: mount point '%s': %s\n", mp,
+			strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	if (n) {
+		fprintf(stderr,
+			"speechfs: mount point '%s' is not empty (-o nonempty "
+			"mounts over it)\n",
+			mp);
+		return -1;
+	}
+	return 0;
+}
 
 /*
  * The mount reads the daemon's file for the core's keys (retention,
@@ -242,10 +345,9 @@ static int start_workers(const struct opts *o)
 	int ret = 0;
 
 	sfs_err_init(&e);
-	if (o->no_workers)
-		return 0;
 	fs_signals_off(&old);
-	if (sfs_workers_start(g_fs.store, 0, &e)) {
+	fs_commits_start();
+	if (!o->no_workers && sfs_workers_start(g_fs.store, 0, &e)) {
 		sfs_error("fs", "cannot start workers: %s", e.message);
 		ret = -1;
 	}
@@ -256,61 +358,43 @@ static int start_workers(const struct opts *o)
 static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 		 const struct opts *o)
 {
-	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se;
-	struct fuse *f;
 	int ret = -1;
 
-	f = fuse_new(args, &fs_ops, sizeof(fs_ops), NULL);
-	if (!f)
+	se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), NULL);
+	if (!se)
 		return -1;
-	g_fs.fuse = f;
-	if (fuse_mount(f, co->mountpoint))
-		goto out_new;
-	se = fuse_get_session(f);
+	g_fs.se = se;
 	if (fuse_set_signal_handlers(se))
-		goto out_mount;
-	if (fuse_daemonize(co->foreground) || start_workers(o))
+		goto out_destroy;
+	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
+	if (fuse_daemonize(co->foreground) || start_workers(o))
+		goto out_unmount;
 	/* systemd's Type=notify: the kernel queues requests until the loop */
 	sd_notifyf(0, "READY=1\nSTATUS=mounted %s as user %s", co->mountpoint,
 		   g_fs.actor.user_id);
-	if (co->singlethread) {
-		ret = fuse_loop(f);
-	} else if (!co->clone_fd) {
+	if (co->singlethread)
+		ret = fuse_session_loop(se);
+	else
 		ret = fs_loop_run(se,
 				  co->max_threads ? (int)co->max_threads : 10);
-	} else {
-		lc = fuse_loop_cfg_create();
-		if (!lc)
-			goto out_signals;
-		fuse_loop_cfg_set_clone_fd(lc, co->clone_fd);
-		/* UINT_MAX means "not given"; 3.14 warns when it is set */
-		if (co->max_idle_threads != (unsigned)-1)
-			fuse_loop_cfg_set_idle_threads(lc,
-						       co->max_idle_threads);
-		fuse_loop_cfg_set_max_threads(
-			lc, co->max_threads ? co->max_threads : 10);
-		ret = fuse_loop_mt(f, lc);
-		fuse_loop_cfg_destroy(lc);
-	}
-	/*
-	 * The poller calls into f: stop it before fuse_destroy frees the
-	 * node tables (the fs's destroy callback runs only after that).
-	 */
 	sd_notify(0, "STOPPING=1\nSTATUS=unmounting");
-	fs_poller_stop();
 	/* a signal ends the loop with its number: a clean unmount */
 	if (ret > 0)
 		ret = 0;
 	else if (ret < 0)
 		sfs_error("fs", "the FUSE loop failed: %s", strerror(-ret));
+out_unmount:
+	/* writes closed with -o commit are made durable before leaving */
+	fs_commits_drain();
+	fs_poller_stop();
+	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
-out_mount:
-	fuse_unmount(f);
-out_new:
-	fuse_destroy(f);
+out_destroy:
+	fuse_session_destroy(se);
+	g_fs.se = NULL;
 	return ret;
 }
 
@@ -348,8 +432,8 @@ int main(int argc, char **argv)
 	}
 	if (fuse_parse_cmdline(&args, &co) != 0)
 		goto out;
-	if ((!o.store && !o.config) || !o.user || !co.mountpoint) {
-		usage(argv[0]);
+	if (check_opts(&o, &co) ||
+	    check_mountpoint(co.mountpoint, o.nonempty)) {
 		rc = 2;
 		goto out;
 	}
@@ -360,11 +444,12 @@ int main(int argc, char **argv)
 		goto out;
 	g_fs.uid = o.set_uid ? o.uid : getuid();
 	g_fs.gid = o.set_gid ? o.gid : getgid();
-	g_fs.umask = o.set_umask ? o.umask : 022;
+	g_fs.umask = o.umask;
 	g_fs.ro = o.ro;
-	g_fs.start_ns = sfs_now_ms() * 1000000;
+	g_fs.start_ns = sfs_now_ns();
 	g_fs.listening = o.listening;
 	g_fs.generate = o.generate;
+	g_fs.timeout = 1.0;
 	if (open_store(&o))
 		goto out;
 	rc = serve(&args, &co, &o) ? 1 : 0;
@@ -379,6 +464,8 @@ out:
 	free(o.user);
 	free(o.config);
 	free(o.cfg_store);
+	free(o.umask_arg);
+	free(o.commit_arg);
 	fuse_opt_free_args(&args);
 	return rc;
 }

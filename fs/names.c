@@ -1,7 +1,10 @@
 /*
- * Mount paths <-> core: which file or virtual directory a path names, and
- * the entry names a directory shows (display name with '/' as U+2215, plus
- * the original filename's extension, made unique with the uuid's start).
+ * Entry names of the mount: a file's entry is its display name ('/' as
+ * U+2215) plus the extension of its original filename, made unique in
+ * its directory with the start of its uuid. Directory listings, and the
+ * lookup of one entry name by an indexed query of the names it may stand
+ * for; the flat trees (/.listening/ mirrors, /.trash/, /.shared/) are
+ * looked up in short-lived cached listings.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,23 +13,14 @@
 #include <strings.h>
 #include "fs_i.h"
 #include "speechfs/log.h"
-#include "speechfs/query.h"
 #include "speechfs/store.h"
-#include <pthread.h>
 #include "speechfs/banned.h"
 
 #define DIVSLASH "\xe2\x88\x95" /* U+2215 DIVISION SLASH */
 #define EXT_MAX 16
+#define SUFFIX_LEN 11 /* " (0123abcd)" */
 
 static const char *const reserved[] = { FS_LISTENING, FS_TRASH, FS_SHARED };
-
-/* The core listing each mode shows. */
-static const enum sfs_listing listing_of[] = {
-	[FS_LIST_FILES] = SFS_LIST_DIR,
-	[FS_LIST_LISTENING] = SFS_LIST_LISTENING,
-	[FS_LIST_TRASH] = SFS_LIST_TRASH,
-	[FS_LIST_SHARED] = SFS_LIST_SHARED,
-};
 
 const char *fs_ext(const char *filename)
 {
@@ -76,6 +70,28 @@ static char *entry_base(const char *name, const char *ext)
 	return out;
 }
 
+/* The entry a file has before clashes: its base, or the MP3's name. */
+static char *file_base(const struct sfs_file *f, enum fs_list_mode mode,
+		       const char **ext)
+{
+	char *base, *mp3;
+	size_t bl;
+
+	*ext = fs_ext(f->filename);
+	base = entry_base(f->name ? f->name : f->id, *ext);
+	if (!base || mode != FS_LIST_LISTENING)
+		return base;
+	bl = strlen(base) - (ends_with_ci(base, *ext) ? strlen(*ext) : 0);
+	mp3 = malloc(bl + 5);
+	if (mp3) {
+		memcpy(mp3, base, bl);
+		memcpy(mp3 + bl, ".mp3", 5);
+	}
+	free(base);
+	*ext = ".mp3";
+	return mp3;
+}
+
 /*
  * "a.wav" + uuid -> "a (0123abcd).wav". The part before the extension is
  * cut (at a character boundary) so that the result fits in a segment.
@@ -83,21 +99,23 @@ static char *entry_base(const char *name, const char *ext)
 static char *with_suffix(const char *base, const char *ext, const char *id)
 {
 	size_t n = strlen(base), el = strlen(ext), keep;
-	char *out = malloc(n + 12);
+	char *out = malloc(n + SUFFIX_LEN + 1);
 
 	if (!out)
 		return NULL;
 	if (!ends_with_ci(base, ext))
 		el = 0;
 	keep = n - el;
-	if (keep + 11 + el > SFS_SEGMENT_MAX) {
-		keep = SFS_SEGMENT_MAX > 11 + el ? SFS_SEGMENT_MAX - 11 - el
-						 : 0;
+	if (keep + SUFFIX_LEN + el > SFS_SEGMENT_MAX) {
+		keep = SFS_SEGMENT_MAX > SUFFIX_LEN + el
+			       ? SFS_SEGMENT_MAX - SUFFIX_LEN - el
+			       : 0;
 		while (keep && ((unsigned char)base[keep] & 0xc0) == 0x80)
 			keep--;
 	}
 	memcpy(out, base, keep);
-	snprintf(out + keep, 12 + el, " (%.8s)%s", id, base + n - el);
+	snprintf(out + keep, SUFFIX_LEN + 1 + el, " (%.8s)%s", id,
+		 base + n - el);
 	return out;
 }
 
@@ -120,6 +138,48 @@ int fs_entry_to_name(const char *entry, char **name)
 	*name = out;
 	return 0;
 }
+
+int fs_names_for_entry(const struct sfs_file *f, const char *entry, char **name,
+		       char **filename)
+{
+	const char *oext = f ? fs_ext(f->filename) : "", *ext;
+	int ret;
+
+	*filename = NULL;
+	ret = fs_entry_to_name(entry, name);
+	if (ret)
+		return ret;
+	ext = fs_ext(*name);
+	/*
+	 * Renamed with its extension (or none) kept: the original filename
+	 * stays, and the display name keeps showing its extension only if
+	 * it did (a name given through the API may lack it).
+	 */
+	if (f && !strcasecmp(ext, oext) &&
+	    (!*oext || !ends_with_ci(f->name, oext))) {
+		if (*ext && (*name)[0] != '.')
+			(*name)[strlen(*name) - strlen(ext)] = '\0';
+		if (!**name) {
+			free(*name);
+			return fs_entry_to_name(entry, name);
+		}
+		return 0;
+	}
+	if (f && !strcasecmp(ext, oext))
+		return 0; /* the name kept its extension, as the file's did */
+	/* new or re-extended: as `cp` makes it, the entry minus extension */
+	*filename = strdup(*name);
+	if (!*filename) {
+		free(*name);
+		*name = NULL;
+		return -ENOMEM;
+	}
+	if (*ext && ext > *name)
+		(*name)[ext - *name] = '\0';
+	return 0;
+}
+
+/* ---- listings -------------------------------------------------------- */
 
 static size_t name_hash(const char *s)
 {
@@ -184,6 +244,16 @@ linear:
 	return -1;
 }
 
+static int is_reserved(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(reserved); i++)
+		if (!strcmp(name, reserved[i]) && (i > 0 || g_fs.listening))
+			return 1;
+	return 0;
+}
+
 static int taken(struct fs_listing *l, const char *name, int root)
 {
 	size_t i;
@@ -191,13 +261,10 @@ static int taken(struct fs_listing *l, const char *name, int root)
 	if (!strcmp(name, ".") || !strcmp(name, "..") ||
 	    strlen(name) > SFS_SEGMENT_MAX)
 		return 1;
-	if (root)
-		for (i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
-			if (!strcmp(name, reserved[i]) &&
-			    (i > 0 || g_fs.listening))
-				return 1;
+	if (root && is_reserved(name))
+		return 1;
 	for (i = 0; i < l->nsub; i++)
-		if (!strcmp(l->subdirs[i], name))
+		if (!strcmp(l->sub[i].name, name))
 			return 1;
 	return find_entry(l, name) >= 0;
 }
@@ -205,6 +272,7 @@ static int taken(struct fs_listing *l, const char *name, int root)
 struct list_ctx {
 	struct fs_listing *l;
 	enum fs_list_mode mode;
+	const char *vdir;
 	int root;
 	int err;
 	char (*pin)[SFS_ID_SIZE]; /* files to mark suffixed for good */
@@ -233,7 +301,8 @@ static void pin_later(struct list_ctx *c, const char *id)
 /*
  * Clashes the listing resolved (a file named like a subdirectory or a
  * reserved name, different names giving one entry) are recorded in core,
- * so the entry stays when the other side goes away (rm -r works).
+ * so the entry stays when the other side goes away (rm -r works), and a
+ * lookup by name finds it where the listing showed it.
  */
 static void pin_now(struct list_ctx *c)
 {
@@ -254,35 +323,26 @@ static void pin_now(struct list_ctx *c)
 	c->npin = c->pin_alloc = 0;
 }
 
+static int writable_in(const struct sfs_file *f, enum fs_list_mode mode)
+{
+	if (g_fs.ro || mode == FS_LIST_LISTENING || mode == FS_LIST_TRASH)
+		return 0;
+	return !sfs_file_allows(f, SFS_ACT_WRITE, NULL);
+}
+
 static int add_file(void *arg, const struct sfs_file *f)
 {
 	struct list_ctx *c = arg;
 	struct fs_listing *l = c->l;
 	struct fs_entry *en;
-	const char *ext = fs_ext(f->filename);
+	const char *ext;
 	char *base = NULL, *name;
-	int64_t size = f->size < 0 ? 0 : f->size;
 	int keep;
 
-	if (c->mode == FS_LIST_LISTENING) {
-		if (!sfs_file_listed(f, SFS_LIST_LISTENING, f->path))
-			return 0;
-		size = f->la.size < 0 ? 0 : f->la.size;
-	}
-	base = entry_base(f->name ? f->name : f->id, ext);
-	if (base && c->mode == FS_LIST_LISTENING) {
-		char *mp3 = malloc(strlen(base) + 5);
-
-		if (mp3) {
-			size_t bl = strlen(base) -
-				    (ends_with_ci(base, ext) ? strlen(ext) : 0);
-			memcpy(mp3, base, bl);
-			memcpy(mp3 + bl, ".mp3", 5);
-		}
-		free(base);
-		base = mp3;
-		ext = ".mp3";
-	}
+	if (c->mode == FS_LIST_LISTENING &&
+	    !sfs_file_listed(f, SFS_LIST_LISTENING, c->vdir))
+		return 0;
+	base = file_base(f, c->mode, &ext);
 	if (!base)
 		goto nomem;
 	if (l->n == l->alloc) {
@@ -309,12 +369,11 @@ static int add_file(void *arg, const struct sfs_file *f)
 	en = &l->v[l->n++];
 	en->name = name;
 	en->ino = f->ino;
-	/* both are NUL-terminated arrays of the same size */
-	memcpy(en->id, f->id, sizeof(en->id));
-	memcpy(en->owner, f->owner_id, sizeof(en->owner));
-	en->size = size;
+	en->size = c->mode == FS_LIST_LISTENING ? f->la.size : f->size;
 	en->mtime_ns = f->mtime_ns;
+	en->atime_ns = f->atime_ns;
 	en->ctime_ns = f->ctime_ns;
+	en->writable = writable_in(f, c->mode);
 	return 0;
 nomem:
 	free(base);
@@ -322,46 +381,43 @@ nomem:
 	return 1;
 }
 
+/* Append a subdirectory entry (name copied). */
+int fs_listing_add_sub(struct fs_listing *l, const char *name, uint64_t node,
+		       int64_t mtime_ns, int64_t nsub)
+{
+	struct fs_subdir *nv;
+
+	if (l->nsub == l->sub_alloc) {
+		size_t na = l->sub_alloc ? 2 * l->sub_alloc : 16;
+
+		nv = realloc(l->sub, na * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		l->sub = nv;
+		l->sub_alloc = na;
+	}
+	l->sub[l->nsub].name = strdup(name);
+	if (!l->sub[l->nsub].name)
+		return -ENOMEM;
+	l->sub[l->nsub].node = node;
+	l->sub[l->nsub].mtime_ns = mtime_ns;
+	l->sub[l->nsub].nsub = nsub;
+	l->nsub++;
+	return 0;
+}
+
 static void add_subdir(void *arg, const char *name,
 		       const struct sfs_dir_info *d)
 {
 	struct list_ctx *c = arg;
-	struct fs_listing *l = c->l;
-	int64_t *ni;
-	char **nv;
 
 	if (c->err)
 		return;
-	if (l->nsub == l->subdirs_alloc) {
-		size_t na = l->subdirs_alloc ? 2 * l->subdirs_alloc : 16;
-
-		nv = realloc(l->subdirs, na * sizeof(*nv));
-		if (!nv) {
-			c->err = -ENOMEM;
-			return;
-		}
-		l->subdirs = nv;
-		ni = realloc(l->subino, na * sizeof(*ni));
-		if (!ni) {
-			c->err = -ENOMEM;
-			return;
-		}
-		l->subino = ni;
-		ni = realloc(l->submtime, na * sizeof(*ni));
-		if (!ni) {
-			c->err = -ENOMEM;
-			return;
-		}
-		l->submtime = ni;
-		l->subdirs_alloc = na;
-	}
-	l->subino[l->nsub] = d->ino;
-	l->submtime[l->nsub] = d->mtime_ns;
-	l->subdirs[l->nsub] = strdup(name);
-	if (!l->subdirs[l->nsub])
-		c->err = -ENOMEM;
-	else
-		l->nsub++;
+	c->err = fs_listing_add_sub(
+		c->l, name,
+		FS_NODE(c->mode == FS_LIST_LISTENING ? FS_LA_DIR : FS_DIR,
+			d->ino),
+		d->mtime_ns, d->nsub);
 }
 
 static int by_ino(const void *a, const void *b)
@@ -372,15 +428,14 @@ static int by_ino(const void *a, const void *b)
 }
 
 /*
- * The trash (deleted, unpurged files of the user, all directories) or
- * the files one owner shares with the user: one flat list, named in ino
- * order like a directory. All pages are gathered first.
+ * Every file of a query (the trash, or all that is shared with the user):
+ * all pages, in ino order. Ownership: sfs_file_release each, free(*out).
  */
-static int list_query(struct list_ctx *c, int shared, const char *owner)
+int fs_query_all(int shared, struct sfs_file **out, size_t *nout)
 {
 	struct sfs_file_list fl = { 0 };
 	struct sfs_file *all = NULL, *na;
-	size_t n = 0, alloc = 0, i, got;
+	size_t n = 0, alloc = 0, got;
 	struct sfs_query q;
 	struct sfs_err e;
 	enum sfs_status st;
@@ -429,10 +484,75 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 	}
 	if (n)
 		qsort(all, n, sizeof(*all), by_ino);
+	*out = all;
+	*nout = n;
+	return ret;
+}
+
+/* The segment of path after vdir ("/a/" in "/a/b/c/" -> "b"), or NULL. */
+static const char *child_of(const char *path, const char *vdir, size_t *len)
+{
+	size_t n = strlen(vdir);
+	const char *slash;
+
+	if (strncmp(path, vdir, n) || !path[n])
+		return NULL;
+	slash = strchr(path + n, '/');
+	if (!slash)
+		return NULL;
+	*len = (size_t)(slash - path - n);
+	return path + n;
+}
+
+/* The files one owner shares with the user below vdir, and its subdirs. */
+static int list_shared(struct list_ctx *c, const char *owner)
+{
+	char seg[SFS_SEGMENT_MAX + 1], sub[SFS_VPATH_MAX + 2];
+	struct sfs_file *all = NULL;
+	size_t n = 0, i, j, len;
+	const char *p;
+	int ret;
+
+	ret = fs_query_all(1, &all, &n);
+	for (i = 0; i < n; i++) {
+		if (ret || c->err || strcmp(all[i].owner_id, owner) ||
+		    !sfs_file_listed(&all[i], SFS_LIST_SHARED, NULL))
+			goto next;
+		if (!strcmp(all[i].path, c->vdir)) {
+			add_file(c, &all[i]);
+			goto next;
+		}
+		p = child_of(all[i].path, c->vdir, &len);
+		if (!p || len > SFS_SEGMENT_MAX)
+			goto next;
+		memcpy(seg, p, len);
+		seg[len] = '\0';
+		for (j = 0; j < c->l->nsub; j++)
+			if (!strcmp(c->l->sub[j].name, seg))
+				break;
+		if (j == c->l->nsub) {
+			snprintf(sub, sizeof(sub), "%s%s/", c->vdir, seg);
+			ret = fs_listing_add_sub(c->l, seg,
+						 fs_shared_dir_node(owner, sub),
+						 0, 0);
+		}
+	next:
+		sfs_file_release(&all[i]);
+	}
+	free(all);
+	return c->err ? c->err : ret;
+}
+
+static int list_trash(struct list_ctx *c)
+{
+	struct sfs_file *all = NULL;
+	size_t n = 0, i;
+	int ret;
+
+	ret = fs_query_all(0, &all, &n);
 	for (i = 0; i < n; i++) {
 		if (!ret && !c->err &&
-		    sfs_file_listed(&all[i], listing_of[c->mode], NULL) &&
-		    !(shared && owner && strcmp(all[i].owner_id, owner)))
+		    sfs_file_listed(&all[i], SFS_LIST_TRASH, NULL))
 			add_file(c, &all[i]);
 		sfs_file_release(&all[i]);
 	}
@@ -440,18 +560,19 @@ static int list_query(struct list_ctx *c, int shared, const char *owner)
 	return c->err ? c->err : ret;
 }
 
-int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l)
+int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
+	    struct fs_listing *l)
 {
-	struct list_ctx c = { .l = l, .mode = mode };
+	struct list_ctx c = { .l = l, .mode = mode, .vdir = vdir };
 	struct sfs_err e;
 	enum sfs_status st;
 
 	memset(l, 0, sizeof(*l));
 	sfs_err_init(&e);
 	if (mode == FS_LIST_TRASH)
-		return list_query(&c, 0, NULL);
+		return list_trash(&c);
 	if (mode == FS_LIST_SHARED)
-		return list_query(&c, 1, vdir);
+		return list_shared(&c, owner);
 	c.root = mode == FS_LIST_FILES && !strcmp(vdir, "/");
 	st = sfs_dir_subdirs(g_fs.store, &g_fs.actor, vdir, add_subdir, &c, &e);
 	if (!st && !c.err)
@@ -460,6 +581,8 @@ int fs_list(const char *vdir, enum fs_list_mode mode, struct fs_listing *l)
 	pin_now(&c);
 	if (c.err)
 		return c.err;
+	if (st == SFS_INVALID)
+		return -ENOENT;
 	return st ? -fs_errno(st, &e) : 0;
 }
 
@@ -470,93 +593,42 @@ void fs_listing_release(struct fs_listing *l)
 	for (i = 0; i < l->n; i++)
 		free(l->v[i].name);
 	for (i = 0; i < l->nsub; i++)
-		free(l->subdirs[i]);
+		free(l->sub[i].name);
 	free(l->v);
-	free(l->subdirs);
-	free(l->subino);
-	free(l->submtime);
+	free(l->sub);
 	free(l->hidx);
 	memset(l, 0, sizeof(*l));
 }
 
-int fs_rename_names(const struct sfs_file *f, const char *entry, char **name,
-		    char **filename)
+int fs_child_dir(const char *vdir, const char *name, char *out, size_t size)
 {
-	const char *oext = fs_ext(f->filename);
-	int ret;
-
-	*filename = NULL;
-	ret = fs_entry_to_name(entry, name);
-	if (ret)
-		return ret;
-	if (*oext && ends_with_ci(*name, oext)) {
-		/* same extension: keep the display name without it if it was */
-		if (!ends_with_ci(f->name, oext))
-			(*name)[strlen(*name) - strlen(oext)] = '\0';
-		if (!**name) {
-			free(*name);
-			return fs_entry_to_name(entry, name);
-		}
-		return 0;
-	}
-	if (!*oext && !*fs_ext(*name))
-		return 0;
-	*filename = strdup(*name);
-	if (!*filename) {
-		free(*name);
-		*name = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-int fs_dirpath(const char *mpath, char *out, size_t size)
-{
-	size_t n = strlen(mpath);
 	struct sfs_err e;
+	int n;
 
-	if (n + 2 > size)
-		return -ENAMETOOLONG;
-	memcpy(out, mpath, n);
-	if (n == 0 || out[n - 1] != '/')
-		out[n++] = '/';
-	out[n] = '\0';
-	sfs_err_init(&e);
-	if (sfs_vpath_check(out, "path", &e))
-		return -EINVAL;
-	return 0;
-}
-
-int fs_split(const char *mpath, char *dir, size_t dirsize, const char **last)
-{
-	const char *slash = strrchr(mpath, '/');
-	size_t n;
-
-	if (!slash || !slash[1])
+	if (!strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
 		return -ENOENT;
-	n = (size_t)(slash - mpath) + 1;
-	if (n + 1 > dirsize)
+	n = snprintf(out, size, "%s%s/", vdir, name);
+	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
-	memcpy(dir, mpath, n);
-	dir[n] = '\0';
-	*last = slash + 1;
-	if (strlen(*last) > SFS_SEGMENT_MAX)
-		return -ENAMETOOLONG;
-	return 0;
+	sfs_err_init(&e);
+	return sfs_vpath_check(out, "path", &e) ? -ENOENT : 0;
 }
+
+/* ---- lookups --------------------------------------------------------- */
 
 /*
- * A few recent listings, so that a lookup does not list its directory
- * again each time (cp -r into a big directory). A listing is trusted for
- * at most a second and only while no change was seen: the mount's own
- * renames and removals, and the change poller for everything else, bump
- * the generation. Files the mount creates are added in place.
+ * A few recent listings of the flat trees (/.listening/ mirrors, /.trash/,
+ * /.shared/), so that looking up their entries one by one does not list
+ * them again each time. A listing is trusted for at most a second and
+ * only while no change was seen: the mount's own changes and the change
+ * poller bump the generation.
  */
 #define CACHE_SLOTS 8
 #define CACHE_TTL_MS 1000
 
 static struct cached {
 	char vdir[SFS_VPATH_MAX + 2];
+	char owner[SFS_ID_SIZE];
 	enum fs_list_mode mode;
 	uint64_t gen;
 	int64_t at_ms;
@@ -565,8 +637,6 @@ static struct cached {
 } cache[CACHE_SLOTS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t cache_gen = 1, cache_clock;
-/* files added in place: a listing made meanwhile may lack them */
-static uint64_t cache_adds;
 
 void fs_names_changed(void)
 {
@@ -575,272 +645,233 @@ void fs_names_changed(void)
 	pthread_mutex_unlock(&cache_lock);
 }
 
-/* A valid cached listing of (vdir, mode), cache_lock held. */
-static struct cached *cache_get(const char *vdir, enum fs_list_mode mode)
-{
-	int64_t now = sfs_now_ms();
-	size_t i;
-
-	for (i = 0; i < CACHE_SLOTS; i++) {
-		struct cached *c = &cache[i];
-
-		if (c->gen == cache_gen && c->mode == mode &&
-		    now - c->at_ms < CACHE_TTL_MS && !strcmp(c->vdir, vdir)) {
-			c->used = ++cache_clock;
-			return c;
-		}
-	}
-	return NULL;
-}
-
-/* Keep l (taken over) as the listing of (vdir, mode) made at gen. */
-static void cache_put(const char *vdir, enum fs_list_mode mode, uint64_t gen,
-		      uint64_t adds, struct fs_listing *l)
-{
-	struct cached *c = &cache[0];
-	size_t i;
-
-	pthread_mutex_lock(&cache_lock);
-	if (gen != cache_gen || adds != cache_adds ||
-	    strlen(vdir) >= sizeof(c->vdir)) {
-		pthread_mutex_unlock(&cache_lock);
-		fs_listing_release(l);
-		return;
-	}
-	for (i = 1; i < CACHE_SLOTS; i++)
-		if (cache[i].used < c->used)
-			c = &cache[i];
-	fs_listing_release(&c->l);
-	c->l = *l;
-	memset(l, 0, sizeof(*l));
-	snprintf(c->vdir, sizeof(c->vdir), "%s", vdir);
-	c->mode = mode;
-	c->gen = gen;
-	c->at_ms = sfs_now_ms();
-	c->used = ++cache_clock;
-	pthread_mutex_unlock(&cache_lock);
-}
-
 void fs_names_added(const char *vdir, const char *entry,
 		    const struct sfs_file *f)
 {
-	struct fs_listing *l;
-	struct fs_entry *en;
-	struct cached *c;
-
-	pthread_mutex_lock(&cache_lock);
-	cache_adds++;
-	c = cache_get(vdir, FS_LIST_FILES);
-	if (!c)
-		goto out;
-	l = &c->l;
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? 2 * l->alloc : 32;
-		struct fs_entry *nv = realloc(l->v, na * sizeof(*nv));
-
-		if (!nv) {
-			c->gen = 0;
-			goto out;
-		}
-		l->v = nv;
-		l->alloc = na;
-	}
-	en = &l->v[l->n];
-	memset(en, 0, sizeof(*en));
-	en->name = strdup(entry);
-	if (!en->name) {
-		c->gen = 0;
-		goto out;
-	}
-	en->ino = f->ino;
-	snprintf(en->id, sizeof(en->id), "%s", f->id);
-	snprintf(en->owner, sizeof(en->owner), "%s", f->owner_id);
-	l->n++;
-out:
-	pthread_mutex_unlock(&cache_lock);
+	(void)vdir;
+	(void)entry;
+	(void)f;
+	fs_names_changed();
 }
 
-/* The ino of `entry` in (vdir, mode): cached, or by listing anew. */
-static int lookup_ino(const char *vdir, const char *entry,
-		      enum fs_list_mode mode, int fresh, int64_t *ino)
+static int same_key(const struct cached *c, const char *vdir, const char *owner,
+		    enum fs_list_mode mode)
 {
+	return c->mode == mode && !strcmp(c->vdir, vdir) &&
+	       !strcmp(c->owner, owner ? owner : "");
+}
+
+/* Look entry up in the cached listing of (vdir, owner, mode). */
+static int cached_find(const char *vdir, const char *owner,
+		       enum fs_list_mode mode, const char *entry,
+		       struct fs_entry *file, struct fs_subdir *sub)
+{
+	struct cached *c = NULL;
 	struct fs_listing l;
-	struct cached *c;
-	uint64_t gen, adds;
+	int64_t now = sfs_now_ms();
+	uint64_t gen;
+	ssize_t j;
 	size_t i;
 	int ret;
 
-	*ino = 0;
 	pthread_mutex_lock(&cache_lock);
-	c = fresh ? NULL : cache_get(vdir, mode);
-	if (c) {
-		ssize_t j = find_entry(&c->l, entry);
-
-		if (j >= 0)
-			*ino = c->l.v[j].ino;
-	}
 	gen = cache_gen;
-	adds = cache_adds;
-	pthread_mutex_unlock(&cache_lock);
-	if (c)
-		return *ino ? 0 : -ENOENT;
-	ret = fs_list(vdir, mode, &l);
-	if (ret)
-		return ret == -EINVAL ? -ENOENT : ret;
-	for (i = 0; i < l.n; i++)
-		if (!strcmp(l.v[i].name, entry)) {
-			*ino = l.v[i].ino;
-			break;
-		}
-	cache_put(vdir, mode, gen, adds, &l);
-	return *ino ? 0 : -ENOENT;
-}
-
-/* Find `entry` among the listing of `vdir`; load its full row. */
-int fs_find_file(const char *vdir, const char *entry, enum fs_list_mode mode,
-		 struct fs_node *n)
-{
-	struct sfs_err e;
-	enum sfs_status st;
-	int64_t ino;
-	int fresh, ret;
-
-	for (fresh = 0; fresh < 2; fresh++) {
-		ret = lookup_ino(vdir, entry, mode, fresh, &ino);
+	for (i = 0; i < CACHE_SLOTS && !c; i++)
+		if (cache[i].gen == gen &&
+		    now - cache[i].at_ms < CACHE_TTL_MS &&
+		    same_key(&cache[i], vdir, owner, mode))
+			c = &cache[i];
+	if (!c) {
+		pthread_mutex_unlock(&cache_lock);
+		ret = fs_list(vdir, owner, mode, &l);
 		if (ret)
 			return ret;
-		sfs_err_init(&e);
-		sfs_file_release(&n->f);
-		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, ino, &n->f, &e);
-		/* does the row still belong where the listing put it? */
-		if (!st && sfs_file_listed(&n->f, listing_of[mode], vdir))
-			return 0;
-		/* gone, or no longer shared with us: list again */
-		if (st && st != SFS_NOT_FOUND && st != SFS_FORBIDDEN)
-			return -fs_errno(st, &e);
-		fs_names_changed();
+		pthread_mutex_lock(&cache_lock);
+		c = &cache[0];
+		for (i = 1; i < CACHE_SLOTS; i++)
+			if (cache[i].used < c->used)
+				c = &cache[i];
+		fs_listing_release(&c->l);
+		c->l = l;
+		snprintf(c->vdir, sizeof(c->vdir), "%s", vdir);
+		snprintf(c->owner, sizeof(c->owner), "%s", owner ? owner : "");
+		c->mode = mode;
+		c->gen = gen;
+		c->at_ms = now;
 	}
-	return -ENOENT;
-}
-
-int fs_stat_vdir(const char *vdir, struct fs_node *n)
-{
-	struct sfs_err e;
-	enum sfs_status st;
-
-	sfs_err_init(&e);
-	st = sfs_dir_stat(g_fs.store, &g_fs.actor, vdir, &n->di, &e);
-	if (st == SFS_INVALID)
-		return -ENOENT;
-	return st ? -fs_errno(st, &e) : 0;
-}
-
-/* The part of mpath after "/<top>" if it starts so ("" or "/..."). */
-static const char *under_top(const char *mpath, const char *top)
-{
-	size_t n = strlen(top);
-
-	if (mpath[0] != '/' || strncmp(mpath + 1, top, n))
-		return NULL;
-	if (mpath[n + 1] != '\0' && mpath[n + 1] != '/')
-		return NULL;
-	return mpath + n + 1;
-}
-
-/* Below /.listening/ (mirror), /.trash/ (flat) or /.shared/ (owners). */
-static int resolve_special(const char *mpath, struct fs_node *n)
-{
-	const char *rest, *last, *slash;
-	struct fs_listing l;
-	int ret;
-
-	if ((rest = under_top(mpath, FS_LISTENING)) && g_fs.listening)
-		return fs_listening_resolve(rest, n);
-	if ((rest = under_top(mpath, FS_TRASH))) {
-		if (!*rest || !strcmp(rest, "/")) {
-			n->kind = FS_TRASH_DIR;
-			return 0;
+	c->used = ++cache_clock;
+	ret = -ENOENT;
+	for (i = 0; i < c->l.nsub && ret; i++)
+		if (!strcmp(c->l.sub[i].name, entry)) {
+			*sub = c->l.sub[i];
+			sub->name = NULL;
+			ret = 1;
 		}
-		if (strchr(rest + 1, '/'))
-			return -ENOENT;
-		ret = fs_find_file("", rest + 1, FS_LIST_TRASH, n);
-		if (!ret)
-			n->kind = FS_TRASH_FILE;
-		return ret;
+	if (ret && (j = find_entry(&c->l, entry)) >= 0) {
+		*file = c->l.v[j];
+		file->name = NULL;
+		ret = 0;
 	}
-	if ((rest = under_top(mpath, FS_SHARED))) {
-		if (!*rest || !strcmp(rest, "/")) {
-			n->kind = FS_SHARED_DIR;
-			return 0;
-		}
-		slash = strchr(rest + 1, '/');
-		if (!slash) {
-			if (!sfs_uuid_valid(rest + 1))
-				return -ENOENT;
-			snprintf(n->owner, sizeof(n->owner), "%s", rest + 1);
-			ret = fs_list(n->owner, FS_LIST_SHARED, &l);
-			if (ret)
-				return ret;
-			ret = l.n ? 0 : -ENOENT;
-			fs_listing_release(&l);
-			n->kind = FS_SHARED_OWNER;
-			return ret;
-		}
-		if ((size_t)(slash - rest - 1) != SFS_UUID_LEN ||
-		    strchr(slash + 1, '/'))
-			return -ENOENT;
-		snprintf(n->owner, sizeof(n->owner), "%.36s", rest + 1);
-		last = slash + 1;
-		ret = fs_find_file(n->owner, last, FS_LIST_SHARED, n);
-		if (!ret)
-			n->kind = FS_SHARED_FILE;
-		return ret;
-	}
-	return 1;
-}
-
-int fs_resolve(const char *path, struct fs_node *n)
-{
-	char mpath[SFS_VPATH_MAX + 2];
-	const char *last;
-	size_t len = strlen(path);
-	int ret;
-
-	memset(n, 0, sizeof(*n));
-	sfs_file_init(&n->f);
-	if (len >= sizeof(mpath))
-		return -ENAMETOOLONG;
-	memcpy(mpath, path, len + 1);
-	while (len > 1 && mpath[len - 1] == '/')
-		mpath[--len] = '\0';
-	if (!strcmp(mpath, "/")) {
-		snprintf(n->dir, sizeof(n->dir), "/");
-		n->kind = FS_DIR;
-		return fs_stat_vdir("/", n);
-	}
-	ret = resolve_special(mpath, n);
-	if (ret <= 0)
-		return ret;
-	ret = fs_split(mpath, n->dir, sizeof(n->dir), &last);
-	if (ret)
-		return ret;
-	ret = fs_find_file(n->dir, last, FS_LIST_FILES, n);
-	if (!ret) {
-		n->kind = FS_FILE;
-		return 0;
-	}
-	if (ret != -ENOENT)
-		return ret;
-	if (fs_dirpath(mpath, n->dir, sizeof(n->dir)))
-		return -ENOENT;
-	ret = fs_stat_vdir(n->dir, n);
-	if (!ret)
-		n->kind = FS_DIR;
+	pthread_mutex_unlock(&cache_lock);
 	return ret;
 }
 
-void fs_node_release(struct fs_node *n)
+struct pick {
+	const char *entry;
+	int root;
+	struct fs_entry *file;
+	struct fs_listing seen; /* entries of lower inos with a claim */
+	int found, err;
+};
+
+/*
+ * A candidate file of an entry name (in ino order): it is the entry when
+ * its unsuffixed base is that name and no lower ino claimed it first, or
+ * when its suffixed name is.
+ */
+static int pick_file(void *arg, const struct sfs_file *f)
 {
-	sfs_file_release(&n->f);
-	n->kind = FS_NONE;
+	struct list_ctx c = { 0 };
+	struct pick *p = arg;
+	ssize_t j;
+
+	if (p->found)
+		return 1;
+	c.l = &p->seen;
+	c.mode = FS_LIST_FILES;
+	c.root = p->root;
+	c.vdir = f->path;
+	add_file(&c, f);
+	free(c.pin); /* the listing of the directory pins, not a lookup */
+	if (c.err) {
+		p->err = c.err;
+		return 1;
+	}
+	j = find_entry(&p->seen, p->entry);
+	if (j < 0 || p->seen.v[j].ino != f->ino)
+		return 0;
+	*p->file = p->seen.v[j];
+	p->file->name = NULL;
+	p->found = 1;
+	return 1;
+}
+
+/* Add name and name minus its extension to v (k counts them). */
+static int with_and_without_ext(char *name, char *v[4], size_t *k)
+{
+	const char *ext = fs_ext(name);
+	char *base;
+
+	v[(*k)++] = name;
+	if (*ext && ext > name) {
+		base = strndup(name, (size_t)(ext - name));
+		if (!base)
+			return -ENOMEM;
+		v[(*k)++] = base;
+	}
+	return 0;
+}
+
+/*
+ * The display names an entry can stand for (at most 4): itself and
+ * without its extension, and the same without a " (0123abcd)" suffix
+ * (*plain gets the entry without it, prefix the id's start; else both
+ * ""). Free v's strings.
+ */
+static int candidates(const char *entry, char *v[4], char *plain, size_t size,
+		      char prefix[9])
+{
+	char *name = NULL, *stripped;
+	const char *ext, *open;
+	size_t n, k = 0;
+	int ret;
+
+	memset(v, 0, 4 * sizeof(*v));
+	plain[0] = '\0';
+	prefix[0] = '\0';
+	ret = fs_entry_to_name(entry, &name);
+	if (ret)
+		return ret;
+	ret = with_and_without_ext(name, v, &k);
+	ext = fs_ext(entry);
+	n = strlen(entry) - strlen(ext);
+	open = n >= SUFFIX_LEN ? entry + n - SUFFIX_LEN : NULL;
+	if (ret || !open || strncmp(open, " (", 2) || open[10] != ')' ||
+	    strspn(open + 2, "0123456789abcdef") < 8)
+		return ret;
+	snprintf(prefix, 9, "%.8s", open + 2);
+	snprintf(plain, size, "%.*s%s", (int)(open - entry), entry, ext);
+	ret = fs_entry_to_name(plain, &stripped);
+	if (!ret)
+		ret = with_and_without_ext(stripped, v, &k);
+	return ret;
+}
+
+/* A file of one of the user's directories by entry name. */
+static int find_in_dir(const char *vdir, const char *entry,
+		       struct fs_entry *file)
+{
+	struct pick p = { .entry = entry, .file = file };
+	char *v[4], plain[SFS_SEGMENT_MAX + 1], path[SFS_VPATH_MAX + 2];
+	char prefix[9];
+	struct sfs_dir_info di;
+	struct sfs_err e;
+	enum sfs_status st;
+	int ret, i;
+
+	p.root = !strcmp(vdir, "/");
+	if (p.root && is_reserved(entry))
+		return -ENOENT;
+	ret = candidates(entry, v, plain, sizeof(plain), prefix);
+	sfs_err_init(&e);
+	/* a suffix may come of a clash with a subdirectory's name */
+	if (!ret && plain[0] &&
+	    !fs_child_dir(vdir, plain, path, sizeof(path)) &&
+	    !sfs_dir_stat(g_fs.store, &g_fs.actor, path, &di, &e))
+		ret = fs_listing_add_sub(&p.seen, plain, 0, 0, 0);
+	sfs_err_init(&e);
+	if (!ret) {
+		st = sfs_query_dir_names(
+			g_fs.store, &g_fs.actor, vdir, (const char *const *)v,
+			4, prefix[0] ? prefix : NULL, pick_file, &p, &e);
+		ret = p.err ? p.err : st ? -fs_errno(st, &e) : 0;
+	}
+	for (i = 0; i < 4; i++)
+		free(v[i]);
+	fs_listing_release(&p.seen);
+	if (ret)
+		return ret == -EINVAL ? -ENOENT : ret;
+	return p.found ? 0 : -ENOENT;
+}
+
+int fs_find(const char *vdir, const char *owner, enum fs_list_mode mode,
+	    const char *entry, struct fs_entry *file, struct fs_subdir *sub)
+{
+	char path[SFS_VPATH_MAX + 2];
+	struct sfs_dir_info di;
+	struct sfs_err e;
+	enum sfs_status st;
+	int ret;
+
+	memset(file, 0, sizeof(*file));
+	memset(sub, 0, sizeof(*sub));
+	if (mode != FS_LIST_FILES)
+		return cached_find(vdir, owner, mode, entry, file, sub);
+	/* a subdirectory wins over a file of the same entry name */
+	ret = fs_child_dir(vdir, entry, path, sizeof(path));
+	if (!ret) {
+		sfs_err_init(&e);
+		st = sfs_dir_stat(g_fs.store, &g_fs.actor, path, &di, &e);
+		if (!st) {
+			sub->node = FS_NODE(FS_DIR, di.ino);
+			sub->mtime_ns = di.mtime_ns;
+			sub->nsub = di.nsub;
+			return 1;
+		}
+		if (st != SFS_NOT_FOUND)
+			return -fs_errno(st, &e);
+	} else if (ret != -ENOENT) {
+		return ret;
+	}
+	return find_in_dir(vdir, entry, file);
 }

@@ -1,7 +1,8 @@
 /*
- * The FUSE operations table of speechfs and the one table that turns a
- * core status into an errno. The bodies live by concern in dir.c, file.c
- * and xattr.c; what is here are the few ops that need nothing else.
+ * The FUSE operations table of speechfs (libfuse's low-level API: node
+ * ids are rows of the store) and the one table that turns a core status
+ * into an errno. The bodies live by concern in dir.c, entry.c, file.c and
+ * xattr.c; what is here are the few ops that need nothing else.
  */
 #include <errno.h>
 #include <string.h>
@@ -58,49 +59,44 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e)
 	return errnos[st] ? errnos[st] : (st ? EIO : 0);
 }
 
-/*
- * Modes and owners are not part of the file model: chmod and chown are
- * accepted and ignored on existing entries so that cp -a and rsync -a
- * work; the mode shown comes from umask= and the owner from uid=/gid=.
- */
-static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct fs_node n;
-	int ret;
-
-	(void)mode;
-	(void)fi;
-	ret = fs_resolve(path, &n);
-	fs_node_release(&n);
-	return ret;
+	fs_node_forget(ino, nlookup);
+	fuse_reply_none(req);
 }
 
-static int fs_chown(const char *path, uid_t uid, gid_t gid,
-		    struct fuse_file_info *fi)
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
 {
-	(void)uid;
-	(void)gid;
-	return fs_chmod(path, 0, fi);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_node_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
-/* Hard links, symbolic links and device nodes have no place in the model. */
-static int fs_link(const char *from, const char *to)
+/* Hard links and symbolic links have no place in the model. */
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
 {
-	(void)from;
-	(void)to;
-	return -EPERM;
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
 }
 
-static int fs_mknod(const char *path, mode_t mode, dev_t dev)
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
 {
-	(void)path;
-	(void)mode;
-	(void)dev;
-	return -EPERM;
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
 }
 
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void fs_init(void *data, struct fuse_conn_info *conn)
 {
+	(void)data;
 	/*
 	 * Replies of blob reads are spliced from the blob's fd into the
 	 * device, instead of pread into a 128 KiB buffer and writev: cold
@@ -108,18 +104,17 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	cfg->use_ino = 1;
-	cfg->readdir_ino = 1;
-	cfg->nullpath_ok = 0;
-	cfg->hard_remove = 1;
-	cfg->entry_timeout = 1.0;
-	cfg->attr_timeout = 1.0;
-	cfg->negative_timeout = 0;
-	cfg->auto_cache = 0;
-	cfg->direct_io = 0;
-	cfg->kernel_cache = 0;
+	/* the mount checks nothing by mode: the kernel does with -o allow_other
+	 */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* entries are invalidated by name, data by version */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* directories are not opened: listings live by node (dir.c) */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	fs_poller_start();
-	return &g_fs;
 }
 
 static void fs_destroy(void *data)
@@ -128,35 +123,33 @@ static void fs_destroy(void *data)
 	fs_poller_stop();
 }
 
-const struct fuse_operations fs_ops = {
+const struct fuse_lowlevel_ops fs_ops = {
 	.init = fs_init,
 	.destroy = fs_destroy,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
 	.getattr = fs_getattr,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.releasedir = fs_releasedir,
-	.mkdir = fs_mkdir,
-	.rmdir = fs_rmdir,
-	.statfs = fs_statfs,
-	.open = fs_open,
-	.create = fs_create,
-	.read = fs_read,
-	.read_buf = fs_read_buf,
-	.write = fs_write,
-	.truncate = fs_truncate,
-	.flush = fs_flush,
-	.fsync = fs_fsync,
-	.release = fs_release,
-	.unlink = fs_unlink,
-	.rename = fs_rename,
-	.utimens = fs_utimens,
-	.chmod = fs_chmod,
-	.chown = fs_chown,
-	.link = fs_link,
-	.symlink = fs_link,
+	.setattr = fs_setattr,
 	.mknod = fs_mknod,
-	.getxattr = fs_getxattr,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.statfs = fs_statfs,
 	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
 	.listxattr = fs_listxattr,
 	.removexattr = fs_removexattr,
+	.create = fs_create,
 };

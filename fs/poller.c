@@ -1,131 +1,198 @@
 /*
  * The change poller: keeps the kernel's caches coherent with changes made
  * by other processes on the same store (the REST daemon, other mounts).
- * It reads the store's change feed and invalidates the entries of the
- * directories and files that changed.
+ * Every commit writes the database's WAL, so the poller sleeps on
+ * inotify of the store's directory and wakes when any process commits;
+ * it then reads the store's change feed and invalidates the kernel's
+ * entries and attributes of what changed. An idle mount stays asleep.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 #include "fs_i.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
-#define MAX_DIRS 16
-#define MAX_INOS 64
+/*
+ * At most one look every MIN_GAP_MS (a burst of commits costs one query
+ * per gap, not one each), and one every IDLE_MS even without a wake-up
+ * (a store on a filesystem without inotify, or a lost event).
+ */
+#define MIN_GAP_MS 10
+#define IDLE_MS 5000
+#define MAX_DIRS 64
 
-/* What one poll saw of this user's changes. */
+/* What one look saw: directories of the user that changed. */
 struct change_ctx {
-	int64_t owner;
+	int64_t user;
 	char dirs[MAX_DIRS][SFS_VPATH_MAX + 2];
+	int dir_only[MAX_DIRS]; /* a directory itself changed there */
 	int ndirs;
-	int64_t inos[MAX_INOS];
-	int ino_dir[MAX_INOS];
-	int ninos;
 	int any;
-	int shared; /* a share with the user changed */
-	int overflow;
+	int shared;   /* a share with the user changed */
+	int overflow; /* too many directories: the root goes */
 };
+
+static void note_dir(struct change_ctx *c, const char *dir, int dir_only)
+{
+	int i;
+
+	for (i = 0; i < c->ndirs; i++)
+		if (!strcmp(c->dirs[i], dir)) {
+			c->dir_only[i] |= dir_only;
+			return;
+		}
+	if (c->ndirs == MAX_DIRS) {
+		c->overflow = 1;
+		return;
+	}
+	snprintf(c->dirs[c->ndirs], sizeof(c->dirs[0]), "%s", dir);
+	c->dir_only[c->ndirs++] = dir_only;
+}
 
 static void on_change(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
 		      const char *dir)
 {
 	struct change_ctx *c = arg;
-	int i;
 
 	(void)seq;
-	if (owner != c->owner)
+	/* a file the kernel knows, whoever owns it (shared files too) */
+	if (file_ino > 0)
+		fs_node_inval_file(file_ino);
+	if (owner != c->user)
 		return;
 	c->any = 1;
-	if (!dir) {
+	if (!dir)
 		c->shared = 1;
-		return;
-	}
-	for (i = 0; i < c->ndirs; i++)
-		if (!strcmp(c->dirs[i], dir))
-			break;
-	if (i == c->ndirs) {
-		if (c->ndirs == MAX_DIRS) {
-			c->overflow = 1;
-			return;
-		}
-		snprintf(c->dirs[c->ndirs++], sizeof(c->dirs[0]), "%s", dir);
-	}
-	if (file_ino > 0 && c->ninos < MAX_INOS) {
-		c->inos[c->ninos] = file_ino;
-		c->ino_dir[c->ninos++] = i;
-	}
+	else
+		note_dir(c, dir, file_ino == 0);
+}
+
+/* The node of one of the user's directories, or 0 (gone, or bad). */
+static uint64_t dir_node(const char *vdir)
+{
+	struct sfs_dir_info di;
+	struct sfs_err e;
+
+	if (!strcmp(vdir, "/"))
+		return FS_ROOT;
+	sfs_err_init(&e);
+	if (sfs_dir_stat(g_fs.store, &g_fs.actor, vdir, &di, &e))
+		return 0;
+	return FS_NODE(FS_DIR, di.ino);
 }
 
 /*
- * Forget the kernel's view of one changed directory: its own entry (and
- * its /.listening/ mirror) and the entries of the files that changed in
- * it. Data caches need nothing: a new content is a new blob, and opens
- * keep the page cache only while the blob is the same.
+ * Forget the kernel's view of one changed directory: its attributes and
+ * listing, those of its /.listening/ mirror, and, when a directory below
+ * it changed (made, renamed, removed), the names of its entries.
  */
-static void invalidate_dir(const struct change_ctx *c, int d)
+static void invalidate_dir(const char *vdir, int dir_only)
 {
-	char path[SFS_VPATH_MAX + 2 + 300];
-	const char *vdir = c->dirs[d];
-	struct fs_listing l;
-	size_t n = strlen(vdir), i;
-	int k, want = 0;
+	uint64_t node = dir_node(vdir);
 
-	snprintf(path, sizeof(path), "%.*s", (int)(n > 1 ? n - 1 : 1), vdir);
-	fuse_invalidate_path(g_fs.fuse, path);
-	snprintf(path, sizeof(path), "/" FS_LISTENING "%.*s",
-		 (int)(n > 1 ? n - 1 : 0), vdir);
-	fuse_invalidate_path(g_fs.fuse, path);
-	for (k = 0; k < c->ninos; k++)
-		want |= c->ino_dir[k] == d;
-	if (!want || fs_list(vdir, FS_LIST_FILES, &l))
+	if (!node)
 		return;
-	for (i = 0; i < l.n; i++)
-		for (k = 0; k < c->ninos; k++)
-			if (c->ino_dir[k] == d && c->inos[k] == l.v[i].ino) {
-				snprintf(path, sizeof(path), "%s%s", vdir,
-					 l.v[i].name);
-				fuse_invalidate_path(g_fs.fuse, path);
-				break;
-			}
-	fs_listing_release(&l);
+	fuse_lowlevel_notify_inval_inode(g_fs.se, node, 0, 0);
+	fuse_lowlevel_notify_inval_inode(
+		g_fs.se,
+		node == FS_ROOT ? FS_LA_ROOT : FS_NODE(FS_LA_DIR, FS_ID(node)),
+		0, 0);
+	if (dir_only)
+		fs_node_inval_children(node);
+}
+
+static int64_t look(int64_t since)
+{
+	struct change_ctx c;
+	struct sfs_err e;
+	int64_t last = since;
+	int i;
+
+	memset(&c, 0, sizeof(c));
+	c.user = g_fs.actor.user;
+	sfs_err_init(&e);
+	if (sfs_store_changes_by_others(g_fs.store, since, on_change, &c, &last,
+					&e))
+		return since;
+	if (!c.any)
+		return last;
+	fs_names_changed();
+	for (i = 0; i < c.ndirs && !g_fs.stop; i++)
+		invalidate_dir(c.dirs[i], c.dir_only[i]);
+	if (c.shared || c.overflow) {
+		fuse_lowlevel_notify_inval_inode(g_fs.se, FS_SHARED_ROOT, 0, 0);
+		fs_node_inval_children(FS_SHARED_ROOT);
+	}
+	if (c.overflow) {
+		fuse_lowlevel_notify_inval_inode(g_fs.se, FS_ROOT, 0, 0);
+		fs_node_inval_children(FS_ROOT);
+	}
+	/* more than one batch waiting: look again at once */
+	return last;
+}
+
+/* Empty the inotify queue; 1 when something happened. */
+static int drain(int fd)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	int any = 0;
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		any = 1;
+	return any;
 }
 
 static void *poller(void *arg)
 {
-	int64_t since = 0, last;
-	struct change_ctx c;
+	struct pollfd p[2];
+	int64_t since = 0, next, t;
 	struct sfs_err e;
-	int i;
+	int in, n;
 
 	(void)arg;
 	sfs_err_init(&e);
 	if (sfs_store_change_seq(g_fs.store, &since, &e))
 		sfs_warn("fs", "cannot read the change sequence: %s",
 			 e.message);
-	while (!g_fs.stop) {
-		usleep(500 * 1000);
-		memset(&c, 0, sizeof(c));
-		c.owner = g_fs.actor.user;
-		sfs_err_init(&e);
-		last = since;
-		if (sfs_store_changes(g_fs.store, since, on_change, &c, &last,
-				      &e))
-			continue;
-		since = last;
-		if (!c.any)
-			continue;
-		fs_names_changed();
-		if (!g_fs.fuse)
-			continue;
-		for (i = 0; i < c.ndirs && !g_fs.stop; i++)
-			invalidate_dir(&c, i);
-		if (c.shared)
-			fuse_invalidate_path(g_fs.fuse, "/" FS_SHARED);
-		if (c.overflow)
-			fuse_invalidate_path(g_fs.fuse, "/");
+	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (in >= 0 &&
+	    inotify_add_watch(in, sfs_store_dir(g_fs.store),
+			      IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+		sfs_warn("fs", "cannot watch the store: %s", strerror(errno));
+		close(in);
+		in = -1;
 	}
+	p[0].fd = g_fs.wake_fd;
+	p[0].events = POLLIN;
+	p[1].fd = in;
+	p[1].events = POLLIN;
+	next = 0;
+	while (!g_fs.stop) {
+		n = poll(p, in >= 0 ? 2 : 1, in >= 0 ? IDLE_MS : 500);
+		if (g_fs.stop)
+			break;
+		if (n > 0 && (p[0].revents & POLLIN)) {
+			uint64_t v;
+
+			if (read(g_fs.wake_fd, &v, sizeof(v)) < 0)
+				v = 0;
+		}
+		if (in >= 0 && n > 0 && (p[1].revents & POLLIN))
+			drain(in);
+		t = sfs_now_ms();
+		if (t < next)
+			usleep((useconds_t)(next - t) * 1000);
+		next = sfs_now_ms() + MIN_GAP_MS;
+		since = look(since);
+	}
+	if (in >= 0)
+		close(in);
 	return NULL;
 }
 
@@ -136,6 +203,12 @@ void fs_poller_start(void)
 	if (g_fs.poller_running)
 		return;
 	g_fs.stop = 0;
+	g_fs.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (g_fs.wake_fd < 0) {
+		sfs_warn("fs", "cannot start the change poller: %s",
+			 strerror(errno));
+		return;
+	}
 	fs_signals_off(&old);
 	if (pthread_create(&g_fs.poller, NULL, poller, NULL) == 0)
 		g_fs.poller_running = 1;
@@ -146,9 +219,15 @@ void fs_poller_start(void)
 
 void fs_poller_stop(void)
 {
+	uint64_t one = 1;
+
 	if (!g_fs.poller_running)
 		return;
 	g_fs.stop = 1;
+	if (write(g_fs.wake_fd, &one, sizeof(one)) < 0)
+		sfs_warn("fs", "cannot wake the change poller");
 	pthread_join(g_fs.poller, NULL);
+	close(g_fs.wake_fd);
+	g_fs.wake_fd = -1;
 	g_fs.poller_running = 0;
 }

@@ -6,6 +6,8 @@
  * POST .../listening-audio does), the owner's direct shares (read-only
  * JSON in user.speechfs.shares, one read-write user.speechfs.share.<userId>
  * per share) and the freedesktop aliases user.xdg.tags / user.xdg.comment.
+ * A listening MP3 in /.listening/ has its own facts: its sha256 and MIME
+ * type are the MP3's.
  * Other namespaces (security.*, system.*, trusted.*) are not supported:
  * ENOTSUP at once, without the database. That is the answer of a
  * filesystem without security labels or POSIX ACLs, and ls caches it per
@@ -88,8 +90,17 @@ static int lookup(const char *name)
 
 static int is_file(const struct fs_node *n)
 {
-	return n->kind == FS_FILE || n->kind == FS_SHARED_FILE ||
-	       n->kind == FS_TRASH_FILE || n->kind == FS_LA_FILE;
+	return fs_is_file_kind(n->kind);
+}
+
+/* A file node of any tree; directories have no attributes (errno `dir`). */
+static int file_node(uint64_t node, struct fs_node *n, int dir)
+{
+	int ret = fs_node_get(node, n);
+
+	if (!ret && !is_file(n))
+		ret = -dir;
+	return ret;
 }
 
 /*
@@ -160,8 +171,10 @@ static const char *const content_names[] = {
 };
 
 /* The value of one attribute into b; -ENODATA when it is null. */
-static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
+static int value(const struct fs_node *n, enum xa which, struct sfs_buf *b)
 {
+	const struct sfs_file *f = &n->f;
+	int mp3 = n->kind == FS_LA_FILE;
 	const char *s = NULL;
 	char num[64];
 	json_t *j;
@@ -184,7 +197,8 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 		s = f->id;
 		break;
 	case XA_SHA256:
-		s = f->sha256[0] ? f->sha256 : NULL;
+		s = mp3 ? f->la.sha256 : f->sha256;
+		s = s[0] ? s : NULL;
 		break;
 	case XA_DURATION:
 		if (f->duration >= 0) {
@@ -193,10 +207,10 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 		}
 		break;
 	case XA_FILENAME:
-		s = f->filename;
+		s = mp3 ? NULL : f->filename;
 		break;
 	case XA_INGESTION:
-		s = sfs_jstate_name(f->ingestion);
+		s = mp3 ? NULL : sfs_jstate_name(f->ingestion);
 		break;
 	case XA_LA_STATUS:
 		s = sfs_jstate_name(f->la.status);
@@ -204,20 +218,20 @@ static int value(const struct sfs_file *f, enum xa which, struct sfs_buf *b)
 	case XA_SHARES:
 		return shares_value(f, b);
 	case XA_MIME:
-		s = f->mime;
+		s = mp3 ? "audio/mpeg" : f->mime;
 		break;
 	case XA_ORIGIN:
-		s = f->source_uri;
+		s = mp3 ? NULL : f->source_uri;
 		break;
 	case XA_INGEST_ERROR:
-		s = f->ingest_error;
+		s = mp3 ? NULL : f->ingest_error;
 		break;
 	case XA_LA_ERROR:
 		s = f->la.error;
 		break;
 	case XA_CONTENT:
-		s = content_names[sfs_file_content_state(f,
-							 SFS_CONTENT_ORIGINAL)];
+		s = content_names[sfs_file_content_state(
+			f, mp3 ? SFS_CONTENT_LISTENING : SFS_CONTENT_ORIGINAL)];
 		break;
 	case XA_JSON:
 		j = sfs_json_file(f);
@@ -246,40 +260,23 @@ static int reserved(const char *name)
 	return !strncmp(name, "user.speechfs.", 14);
 }
 
-static int copy_out(const struct sfs_buf *b, char *val, size_t size)
+static int extra_get(uint64_t node, const char *name, struct sfs_buf *b)
 {
-	if (size && b->len > size)
-		return -ERANGE;
-	if (b->len > (size_t)0x7fffffff)
-		return -E2BIG;
-	if (b->len && size)
-		memcpy(val, b->buf, b->len);
-	return (int)b->len;
-}
-
-static int extra_get(const char *path, const char *name, char *val, size_t size)
-{
-	struct sfs_buf b = SFS_BUF_INIT(SFS_XATTR_VALUE_MAX + 1);
 	struct fs_node n;
 	struct sfs_err e;
 	int ret;
 
 	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (!ret && !is_file(&n))
-		ret = -ENODATA;
+	ret = file_node(node, &n, ENODATA);
 	if (!ret)
 		ret = -fs_errno(sfs_xattr_get(g_fs.store, &g_fs.actor, n.f.id,
-					      name, &b, &e),
+					      name, b, &e),
 				&e);
-	if (!ret)
-		ret = copy_out(&b, val, size);
-	sfs_buf_release(&b);
 	fs_node_release(&n);
 	return ret;
 }
 
-static int extra_change(const char *path, const char *name, const char *val,
+static int extra_change(uint64_t node, const char *name, const char *val,
 			size_t size, int flags, int remove)
 {
 	struct fs_node n;
@@ -292,9 +289,7 @@ static int extra_change(const char *path, const char *name, const char *val,
 	if (flags & XATTR_REPLACE)
 		f |= SFS_XATTR_REPLACE;
 	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (!ret && !is_file(&n))
-		ret = -ENOTSUP;
+	ret = file_node(node, &n, ENOTSUP);
 	if (!ret && remove)
 		ret = -fs_errno(sfs_xattr_remove(g_fs.store, &g_fs.actor,
 						 n.f.id, name, &e),
@@ -332,13 +327,13 @@ static const char *share_user(const char *name)
 	return name + sizeof(SHARE_PFX) - 1;
 }
 
-/* Resolve a file whose shares may be changed from this path. */
-static int share_node(const char *path, struct fs_node *n)
+/* A file whose shares may be changed (not in /.trash/, /.listening/). */
+static int share_node(uint64_t node, struct fs_node *n)
 {
-	int ret = fs_resolve(path, n);
+	int ret = file_node(node, n, ENOTSUP);
 
-	if (!ret && n->kind != FS_FILE && n->kind != FS_SHARED_FILE)
-		ret = is_file(n) ? -EACCES : -ENOTSUP;
+	if (!ret && n->kind != FS_FILE)
+		ret = -EACCES;
 	return ret;
 }
 
@@ -359,32 +354,26 @@ static int share_perm(const struct sfs_file *f, const char *user)
 	return ret;
 }
 
-static int share_get(const char *path, const char *who, char *val, size_t size)
+static int share_get(uint64_t node, const char *who, struct sfs_buf *b)
 {
-	struct sfs_buf b = SFS_BUF_INIT(64);
 	char user[SFS_ID_SIZE];
 	struct fs_node n;
 	int ret;
 
 	if (share_target(who, user))
 		return -ENODATA;
-	ret = fs_resolve(path, &n);
-	if (!ret && !is_file(&n))
-		ret = -ENODATA;
+	ret = file_node(node, &n, ENODATA);
 	if (!ret)
 		ret = share_perm(&n.f, user);
 	if (ret >= 0)
-		ret = sfs_buf_adds(&b, sfs_perm_name((enum sfs_perm)ret))
+		ret = sfs_buf_adds(b, sfs_perm_name((enum sfs_perm)ret))
 			      ? -ENOMEM
 			      : 0;
-	if (!ret)
-		ret = copy_out(&b, val, size);
-	sfs_buf_release(&b);
 	fs_node_release(&n);
 	return ret;
 }
 
-static int share_set(const char *path, const char *who, const char *val,
+static int share_set(uint64_t node, const char *who, const char *val,
 		     size_t size, int flags)
 {
 	char perm[8], user[SFS_ID_SIZE];
@@ -406,7 +395,7 @@ static int share_set(const char *path, const char *who, const char *val,
 	if (share_target(who, user))
 		return -EINVAL;
 	sfs_err_init(&e);
-	ret = share_node(path, &n);
+	ret = share_node(node, &n);
 	if (!ret && (flags & (XATTR_CREATE | XATTR_REPLACE)) &&
 	    !sfs_file_allows(&n.f, SFS_ACT_SHARE, NULL)) {
 		had = share_perm(&n.f, user) >= 0;
@@ -424,7 +413,7 @@ static int share_set(const char *path, const char *who, const char *val,
 	return ret;
 }
 
-static int share_remove(const char *path, const char *who)
+static int share_remove(uint64_t node, const char *who)
 {
 	char user[SFS_ID_SIZE];
 	struct fs_node n;
@@ -435,7 +424,7 @@ static int share_remove(const char *path, const char *who)
 	if (share_target(who, user))
 		return -ENODATA;
 	sfs_err_init(&e);
-	ret = share_node(path, &n);
+	ret = share_node(node, &n);
 	if (!ret) {
 		st = sfs_share_revoke_user(g_fs.store, &g_fs.actor, n.f.id,
 					   user, &e);
@@ -445,37 +434,49 @@ static int share_remove(const char *path, const char *who)
 	return ret;
 }
 
-int fs_getxattr(const char *path, const char *name, char *val, size_t size)
+/* Answer a get or list: the length for a size-0 probe, ERANGE, or it. */
+static void reply_value(fuse_req_t req, int ret, const struct sfs_buf *b,
+			size_t size)
 {
-	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	if (!ret && b->len > (size_t)0x7fffffff)
+		ret = -E2BIG;
+	if (!ret && size && b->len > size)
+		ret = -ERANGE;
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else if (!size)
+		fuse_reply_xattr(req, b->len);
+	else
+		fuse_reply_buf(req, b->buf, b->len);
+}
+
+static int get_value(uint64_t node, const char *name, struct sfs_buf *b)
+{
 	struct fs_node n;
 	int i, ret;
 
-	if (foreign(name))
-		return -ENOTSUP;
 	if (share_user(name))
-		return share_get(path, share_user(name), val, size);
+		return share_get(node, share_user(name), b);
 	if ((i = lookup(name)) < 0)
-		return reserved(name) ? -ENODATA
-				      : extra_get(path, name, val, size);
-	ret = fs_resolve(path, &n);
-	if (!ret && !is_file(&n))
-		ret = -ENODATA;
+		return reserved(name) ? -ENODATA : extra_get(node, name, b);
+	ret = file_node(node, &n, ENODATA);
 	if (!ret)
-		ret = value(&n.f, xattrs[i].which, &b);
-	if (!ret) {
-		if (size && b.len > size)
-			ret = -ERANGE;
-		else if (b.len > (size_t)0x7fffffff)
-			ret = -E2BIG;
-		else
-			ret = (int)b.len;
-		if (ret > 0 && size)
-			memcpy(val, b.buf, b.len);
-	}
-	sfs_buf_release(&b);
+		ret = value(&n, xattrs[i].which, b);
 	fs_node_release(&n);
 	return ret;
+}
+
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+
+	/* names outside user.* never reach the database */
+	if (foreign(name)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	reply_value(req, get_value(ino, name, &b), &b, size);
+	sfs_buf_release(&b);
 }
 
 /* Parse the written value into the update u (strings point into copy). */
@@ -513,7 +514,8 @@ static int parse(enum xa which, char *copy, struct sfs_file_update *u,
 	}
 }
 
-static int update(const char *path, const struct sfs_file_update *u)
+/* A change of the file's fields (not in /.trash/ or /.listening/). */
+static int update(uint64_t node, const struct sfs_file_update *u)
 {
 	struct fs_node n;
 	struct sfs_err e;
@@ -521,9 +523,7 @@ static int update(const char *path, const struct sfs_file_update *u)
 	int ret;
 
 	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
-		ret = is_file(&n) ? -EACCES : -ENOTSUP;
+	ret = share_node(node, &n);
 	if (!ret) {
 		st = sfs_file_update(g_fs.store, &g_fs.actor, n.f.id, u, NULL,
 				     &e);
@@ -533,8 +533,11 @@ static int update(const char *path, const struct sfs_file_update *u)
 	return ret;
 }
 
-/* "generate" written to listeningAudio.status: make the listening MP3. */
-static int generate(const char *path, const char *val, size_t size)
+/*
+ * listeningAudio.status is read-only but for one value: "generate" asks
+ * for the listening MP3 (as POST .../listening-audio does).
+ */
+static int generate(uint64_t node, const char *val, size_t size)
 {
 	struct fs_node n;
 	struct sfs_err e;
@@ -544,11 +547,9 @@ static int generate(const char *path, const char *val, size_t size)
 	while (size && val[size - 1] == '\n')
 		size--;
 	if (size != 8 || memcmp(val, "generate", 8))
-		return -EINVAL;
+		return -EPERM;
 	sfs_err_init(&e);
-	ret = fs_resolve(path, &n);
-	if (!ret && n.kind != FS_FILE && n.kind != FS_SHARED_FILE)
-		ret = is_file(&n) ? -EACCES : -ENOTSUP;
+	ret = share_node(node, &n);
 	if (!ret) {
 		st = sfs_listening_generate(g_fs.store, &g_fs.actor, n.f.id,
 					    NULL, &e);
@@ -558,29 +559,27 @@ static int generate(const char *path, const char *val, size_t size)
 	return ret;
 }
 
-int fs_setxattr(const char *path, const char *name, const char *val,
-		size_t size, int flags)
+static int set_value(uint64_t node, const char *name, const char *val,
+		     size_t size, int flags)
 {
 	struct sfs_file_update u = { 0 };
 	char **tags = NULL;
 	char *copy = NULL;
 	int i, ret;
 
-	if (foreign(name))
-		return -ENOTSUP;
 	if (!name[5])
 		return -EINVAL; /* "user." alone names nothing */
 	if (share_user(name))
-		return share_set(path, share_user(name), val, size, flags);
+		return share_set(node, share_user(name), val, size, flags);
 	i = lookup(name);
 	if (i < 0)
 		return reserved(name)
 			       ? -ENOTSUP
-			       : extra_change(path, name, val, size, flags, 0);
+			       : extra_change(node, name, val, size, flags, 0);
+	if (xattrs[i].which == XA_LA_STATUS)
+		return generate(node, val, size);
 	if (!xattrs[i].writable)
 		return -EPERM;
-	if (xattrs[i].which == XA_LA_STATUS)
-		return generate(path, val, size);
 	if (memchr(val, '\0', size))
 		return -EINVAL;
 	copy = malloc(size + 1);
@@ -593,24 +592,36 @@ int fs_setxattr(const char *path, const char *name, const char *val,
 		copy[--size] = '\0';
 	ret = parse(xattrs[i].which, copy, &u, &tags);
 	if (!ret)
-		ret = update(path, &u);
+		ret = update(node, &u);
 	sfs_strv_free(tags);
 	free(copy);
 	return ret;
 }
 
-int fs_removexattr(const char *path, const char *name)
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags)
+{
+	if (foreign(name)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (g_fs.ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fuse_reply_err(req, -set_value(ino, name, value, size, flags));
+}
+
+static int remove_value(uint64_t node, const char *name)
 {
 	struct sfs_file_update u = { 0 };
 	int i;
 
-	if (foreign(name))
-		return -ENODATA;
 	if (share_user(name))
-		return share_remove(path, share_user(name));
+		return share_remove(node, share_user(name));
 	if ((i = lookup(name)) < 0)
 		return reserved(name) ? -ENODATA
-				      : extra_change(path, name, NULL, 0, 0, 1);
+				      : extra_change(node, name, NULL, 0, 0, 1);
 	switch (xattrs[i].which) {
 	case XA_TAGS:
 		u.set = SFS_UPD_TAGS;
@@ -621,15 +632,27 @@ int fs_removexattr(const char *path, const char *name)
 	case XA_METADATA:
 		u.set = SFS_UPD_METADATA;
 		break;
-	default:
-		/*
-		 * Derived facts (id, sha256, json ...) and publishMode cannot
-		 * be absent; removing one changes nothing. Succeeding keeps
-		 * tools that mirror attributes (rsync -X, cp -a) working.
-		 */
+	case XA_PUBLISH:
+		/* a mode cannot be absent: removing it changes nothing */
 		return 0;
+	default:
+		/* derived facts (id, sha256, json ...) are read-only */
+		return -EPERM;
 	}
-	return update(path, &u);
+	return update(node, &u);
+}
+
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (foreign(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (g_fs.ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fuse_reply_err(req, -remove_value(ino, name));
 }
 
 /* The owner sees user.speechfs.shares and a share.<userId> per share. */
@@ -651,15 +674,15 @@ static int list_shares(const struct sfs_file *f, struct sfs_buf *b)
 	return ret;
 }
 
-int fs_listxattr(const char *path, char *list, size_t size)
+static int list_names(uint64_t node, struct sfs_buf *b)
 {
-	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
 	struct sfs_buf v = SFS_BUF_INIT(1 << 20);
+	struct sfs_err e;
 	struct fs_node n;
 	size_t i;
 	int ret;
 
-	ret = fs_resolve(path, &n);
+	ret = fs_node_get(node, &n);
 	if (ret || !is_file(&n))
 		goto out;
 	for (i = 0; i < NXATTRS && !ret; i++) {
@@ -667,32 +690,28 @@ int fs_listxattr(const char *path, char *list, size_t size)
 			continue;
 		sfs_buf_reset(&v);
 		if (xattrs[i].which == XA_SHARES)
-			ret = list_shares(&n.f, &b);
-		else if (value(&n.f, xattrs[i].which, &v))
+			ret = n.kind == FS_FILE ? list_shares(&n.f, b) : 0;
+		else if (value(&n, xattrs[i].which, &v))
 			continue;
-		else if (sfs_buf_add(&b, xattrs[i].name,
+		else if (sfs_buf_add(b, xattrs[i].name,
 				     strlen(xattrs[i].name) + 1))
 			ret = -ENOMEM;
 	}
-	if (!ret) {
-		struct sfs_err e;
-
-		sfs_err_init(&e);
+	sfs_err_init(&e);
+	if (!ret && n.kind != FS_LA_FILE)
 		ret = -fs_errno(
-			sfs_xattr_list(g_fs.store, &g_fs.actor, n.f.id, &b, &e),
+			sfs_xattr_list(g_fs.store, &g_fs.actor, n.f.id, b, &e),
 			&e);
-	}
 out:
-	if (!ret) {
-		if (size && b.len > size)
-			ret = -ERANGE;
-		else
-			ret = (int)b.len;
-		if (ret > 0 && size)
-			memcpy(list, b.buf, b.len);
-	}
-	sfs_buf_release(&b);
 	sfs_buf_release(&v);
 	fs_node_release(&n);
 	return ret;
+}
+
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+
+	reply_value(req, list_names(ino, &b), &b, size);
+	sfs_buf_release(&b);
 }

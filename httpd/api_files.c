@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "body.h"
 #include "httpd.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
@@ -130,34 +131,6 @@ static int parse_bool_text(const char *s, int *out)
 	return 0;
 }
 
-/*
- * A JSON array of strings into a NULL-less array of borrowed pointers.
- * Ownership: free() *out (the strings belong to `arr`).
- */
-static int string_array(json_t *arr, const char ***out, size_t *n)
-{
-	const char **v;
-	size_t i;
-
-	*out = NULL;
-	*n = 0;
-	if (!json_is_array(arr))
-		return -1;
-	v = calloc(json_array_size(arr) + 1, sizeof(*v));
-	if (!v)
-		return -1;
-	for (i = 0; i < json_array_size(arr); i++) {
-		if (!json_is_string(json_array_get(arr, i))) {
-			free(v);
-			return -1;
-		}
-		v[i] = json_string_value(json_array_get(arr, i));
-	}
-	*out = v;
-	*n = i;
-	return 0;
-}
-
 static enum MHD_Result upload(struct req *r)
 {
 	struct sfs_file_spec spec;
@@ -185,7 +158,7 @@ static enum MHD_Result upload(struct req *r)
 	}
 	if (r->part_seen[PART_TAGS]) {
 		tags = json_loads(r->parts[PART_TAGS].buf, 0, NULL);
-		if (string_array(tags, &tagv, &spec.ntags))
+		if (body_string_array(tags, &tagv, &spec.ntags))
 			sfs_err_field(&e, "tags", "invalid_json",
 				      "tags must be a JSON array of strings");
 	}
@@ -225,79 +198,19 @@ out:
 	return ret;
 }
 
-/* Field type checks shared by import and PATCH. */
-static int want_string(json_t *j, const char *key, int nullable,
-		       struct sfs_err *e)
-{
-	json_t *v = json_object_get(j, key);
-
-	if (!v || json_is_string(v) || (nullable && json_is_null(v)))
-		return 0;
-	sfs_err_field(e, key, "invalid_type", "'%s' must be a string%s", key,
-		      nullable ? " or null" : "");
-	return -1;
-}
-
 static enum MHD_Result import(struct req *r)
 {
-	struct sfs_file_spec spec;
 	struct sfs_file f;
 	struct sfs_err e;
-	json_t *j = NULL, *v;
-	const char **tagv = NULL;
-	char *meta = NULL;
+	struct body b;
+	json_t *j = NULL;
 	enum MHD_Result ret;
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
-	memset(&spec, 0, sizeof(spec));
-	if (req_json(r, &j, &e)) {
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	if (!json_is_string(json_object_get(j, "uri")))
-		sfs_err_field(&e, "uri",
-			      json_object_get(j, "uri") ? "invalid_type"
-							: "missing",
-			      "'uri' is required and must be a string");
-	if (!json_is_string(json_object_get(j, "name")))
-		sfs_err_field(&e, "name",
-			      json_object_get(j, "name") ? "invalid_type"
-							 : "missing",
-			      "'name' is required and must be a string");
-	want_string(j, "description", 1, &e);
-	want_string(j, "path", 0, &e);
-	v = json_object_get(j, "metadata");
-	if (v && !json_is_object(v) && !json_is_null(v))
-		sfs_err_field(&e, "metadata", "invalid_type",
-			      "'metadata' must be an object");
-	v = json_object_get(j, "generateListeningAudio");
-	if (v && !json_is_boolean(v))
-		sfs_err_field(&e, "generateListeningAudio", "invalid_type",
-			      "'generateListeningAudio' must be a boolean");
-	v = json_object_get(j, "tags");
-	if (v && string_array(v, &tagv, &spec.ntags))
-		sfs_err_field(&e, "tags", "invalid_type",
-			      "'tags' must be an array of strings");
-	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
-			 "the import request is invalid");
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	spec.uri = json_string_value(json_object_get(j, "uri"));
-	spec.name = json_string_value(json_object_get(j, "name"));
-	spec.description = json_string_value(json_object_get(j, "description"));
-	spec.path = json_string_value(json_object_get(j, "path"));
-	v = json_object_get(j, "metadata");
-	if (json_is_object(v)) {
-		meta = json_dumps(v, JSON_COMPACT);
-		spec.metadata = meta;
-	}
-	spec.tags = tagv;
-	v = json_object_get(j, "generateListeningAudio");
-	spec.listening = v ? json_is_true(v) : 1;
-	if (sfs_file_create(g_httpd.store, &r->actor, &spec, NULL, &f, &e)) {
+	body_init(&b);
+	if (req_json(r, &j, &e) || body_import(j, &b, &e) ||
+	    sfs_file_create(g_httpd.store, &r->actor, &b.spec, NULL, &f, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
@@ -305,8 +218,7 @@ static enum MHD_Result import(struct req *r)
 	ret = respond_file(r, 201, &f);
 out:
 	sfs_file_release(&f);
-	free(meta);
-	free(tagv);
+	body_release(&b);
 	json_decref(j);
 	return ret;
 }
@@ -340,7 +252,7 @@ enum MHD_Result api_files_get(struct req *r)
 enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 {
 	int listening = which == SFS_CONTENT_LISTENING;
-	const char *sha;
+	const char *sha, *want;
 	struct sfs_file f;
 	struct sfs_err e;
 	struct stat sb;
@@ -361,6 +273,16 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 		goto out;
 	}
 	sha = listening ? f.la.sha256 : f.sha256;
+	want = req_arg(r, "sha256");
+	if (want && (!sha[0] || strcasecmp(want, sha))) {
+		/* named by its sha256: these bytes or none */
+		close(fd);
+		ret = respond_status(r, 409, "content_changed",
+				     "the content is no longer the one with "
+				     "this sha256");
+		goto out;
+	}
+	r->immutable = want != NULL;
 	snprintf(etag, sizeof(etag), "\"%s\"", sha);
 	if (listening)
 		ret = respond_fd(r, fd, (int64_t)sb.st_size, "audio/mpeg",
@@ -383,77 +305,17 @@ enum MHD_Result api_files_content(struct req *r)
 
 enum MHD_Result api_files_patch(struct req *r)
 {
-	struct sfs_file_update u;
 	struct sfs_file f;
 	struct sfs_err e;
-	json_t *j = NULL, *v;
-	const char **tagv = NULL;
-	char *meta = NULL;
+	struct body b;
+	json_t *j = NULL;
 	enum MHD_Result ret;
-	int p;
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
-	memset(&u, 0, sizeof(u));
-	if (req_json(r, &j, &e)) {
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	if (!want_string(j, "name", 0, &e) && json_object_get(j, "name")) {
-		u.set |= SFS_UPD_NAME;
-		u.name = json_string_value(json_object_get(j, "name"));
-	}
-	if (!want_string(j, "description", 1, &e) &&
-	    json_object_get(j, "description")) {
-		u.set |= SFS_UPD_DESCRIPTION;
-		u.description =
-			json_string_value(json_object_get(j, "description"));
-	}
-	if (!want_string(j, "path", 0, &e) && json_object_get(j, "path")) {
-		u.set |= SFS_UPD_PATH;
-		u.path = json_string_value(json_object_get(j, "path"));
-	}
-	v = json_object_get(j, "metadata");
-	if (v && json_is_object(v)) {
-		meta = json_dumps(v, JSON_COMPACT);
-		u.set |= SFS_UPD_METADATA;
-		u.metadata = meta;
-	} else if (v && json_is_null(v)) {
-		u.set |= SFS_UPD_METADATA;
-	} else if (v) {
-		sfs_err_field(&e, "metadata", "invalid_type",
-			      "'metadata' must be an object or null");
-	}
-	v = json_object_get(j, "tags");
-	if (v && json_is_null(v)) {
-		u.set |= SFS_UPD_TAGS;
-	} else if (v && string_array(v, &tagv, &u.ntags)) {
-		sfs_err_field(&e, "tags", "invalid_type",
-			      "'tags' must be an array of strings");
-	} else if (v) {
-		u.set |= SFS_UPD_TAGS;
-		u.tags = tagv;
-	}
-	v = json_object_get(j, "publishMode");
-	if (v) {
-		p = json_is_string(v) ? sfs_publish_parse(json_string_value(v))
-				      : -1;
-		if (p < 0) {
-			sfs_err_field(&e, "publishMode", "invalid",
-				      "'publishMode' must be PRIVATE or "
-				      "INTERNAL");
-		} else {
-			u.set |= SFS_UPD_PUBLISH;
-			u.publish = (enum sfs_publish)p;
-		}
-	}
-	if (e.nfields) {
-		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
-			 "the update request is invalid");
-		ret = respond_err(r, &e);
-		goto out;
-	}
-	if (sfs_file_update(g_httpd.store, &r->actor, r->params[0], &u, &f,
+	body_init(&b);
+	if (req_json(r, &j, &e) || body_update(j, &b, &e) ||
+	    sfs_file_update(g_httpd.store, &r->actor, r->params[0], &b.upd, &f,
 			    &e)) {
 		ret = respond_err(r, &e);
 		goto out;
@@ -461,8 +323,7 @@ enum MHD_Result api_files_patch(struct req *r)
 	ret = respond_file(r, 200, &f);
 out:
 	sfs_file_release(&f);
-	free(meta);
-	free(tagv);
+	body_release(&b);
 	json_decref(j);
 	return ret;
 }

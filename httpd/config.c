@@ -64,6 +64,7 @@ void httpd_config_init(struct httpd_config *c)
  *   http.connection_limit, http.per_ip_connection_limit
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
+ *   http.cors_origins            origins (or *) browsers may call from
  *   http.request_head_timeout    seconds a request head may take (from
  *                                its first byte; a new connection's
  *                                from the accept)
@@ -75,7 +76,7 @@ void httpd_config_init(struct httpd_config *c)
  * RUN marks the keys a reload (SIGHUP) applies; the others, like the
  * core's keys, store, listen and jobs.enabled, take effect at a restart.
  */
-enum otype { O_I64, O_INT, O_DBL, O_SIZE };
+enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_STR };
 
 static const struct {
 	const char *key;
@@ -106,6 +107,7 @@ static const struct {
 	K("http.min_body_rate", O_I64, min_body_rate, 0),
 	K("http.auth_failures_per_second", O_DBL, auth_fail_rps, 0),
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst, 0),
+	K("http.cors_origins", O_STR, cors_origins, 0),
 #undef RUN
 #undef K
 };
@@ -122,6 +124,14 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val,
 	for (i = 0; i < ARRAY_SIZE(opt_keys); i++) {
 		if (strcmp(opt_keys[i].key, key) != 0)
 			continue;
+		if (opt_keys[i].type == O_STR) {
+			if (strlen(val) >= sizeof(o->cors_origins)) {
+				snprintf(msg, msgsz, "too long");
+				return -1;
+			}
+			memcpy(p + opt_keys[i].off, val, strlen(val) + 1);
+			return 0;
+		}
 		if (opt_keys[i].type == O_DBL) {
 			errno = 0;
 			d = strtod(val, &end);

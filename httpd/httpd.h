@@ -17,6 +17,7 @@
 #include "speechfs/err.h"
 #include "speechfs/file.h"
 #include "speechfs/store.h"
+#include "parse.h"
 #include "speechfs/token.h"
 #include "speechfs/util.h"
 
@@ -43,7 +44,8 @@ struct httpd_opts {
 	int shutdown_timeout_s;
 	size_t max_url_len;
 	size_t max_header_bytes;
-	double auth_fail_rps; /* failed authentications per address */
+	char cors_origins[1024]; /* http.cors_origins: "" = no CORS */
+	double auth_fail_rps;	 /* failed authentications per address */
 	double auth_fail_burst;
 	int head_timeout_s;    /* a request head, from its first byte */
 	int64_t min_body_rate; /* bytes/s a body averages after that */
@@ -89,7 +91,7 @@ enum part {
 extern const char *const httpd_part_names[PART_MAX];
 
 /* Extra response headers a request may carry (Allow, Retry-After ...). */
-#define REQ_MAX_HEADERS 8
+#define REQ_MAX_HEADERS 12
 
 /*
  * Per-request state: allocated when libmicrohttpd has read the request
@@ -113,11 +115,14 @@ struct req {
 	int authed;
 	struct sfs_actor actor;
 	int signed_url;
+	int session_tried; /* the credential was a session cookie */
+	int by_session;	   /* ... and it was good */
+	int immutable;	   /* content named by its sha256: cache for good */
 
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
 	struct sfs_buf json;
-	struct multipart *mp; /* the multipart parser (req.c) */
+	struct multipart *mp; /* the multipart parser (multipart.h) */
 	int64_t bytes_in;
 
 	/* multipart parts */
@@ -127,16 +132,21 @@ struct req {
 	struct sfs_buf parts[PART_MAX]; /* text parts, by enum part */
 	int part_seen[PART_MAX];
 
-	/* an error found while the body streams in, answered at the end */
-	struct sfs_err err;
+	/*
+	 * An error found while the body streams in, answered at the end
+	 * (allocated then: the struct is 2 KiB and most requests have none).
+	 */
+	struct sfs_err *err;
 	int has_err;
 
-	/* response bookkeeping */
+	/* response bookkeeping: extra headers, values in xh_buf */
 	struct {
 		const char *name; /* static strings */
-		char val[160];
+		const char *val;
 	} xh[REQ_MAX_HEADERS];
 	int nxh;
+	char xh_buf[768];
+	size_t xh_used;
 	int responded;
 	int defer;		      /* hold a first-call answer */
 	struct MHD_Response *pending; /* the held answer */
@@ -214,9 +224,43 @@ enum MHD_Result respond_queue(struct req *r, unsigned status,
 enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 			   const char *ctype, const char *etag,
 			   int64_t mtime_ms, const char *filename);
-/* Parse "bytes=a-b"; 0 ok, 1 unsatisfiable, -1 ignore (serve all). */
-int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to);
-void httpd_content_disposition(const char *filename, char *out, size_t outsz);
+
+/* api_session.c */
+/* The session cookie's value, NULL without one. */
+const char *httpd_session_cookie(struct req *r);
+/*
+ * Authenticate by a session token into r->actor; an unsafe method needs
+ * the session's X-CSRF-Token too (SFS_FORBIDDEN, "csrf_failed").
+ */
+enum sfs_status httpd_session_auth(struct req *r, const char *token,
+				   struct sfs_err *e);
+
+/* www.c */
+/*
+ * Load the web page's files from dir (NULL: the tree's www/ beside a
+ * build's binary, else the installed SFS_WWW_DIR). 0 on success, also
+ * when there is no page to serve (it is logged); -1 on a read error.
+ */
+int www_init(const char *dir);
+void www_free(void);
+/* cache.c */
+#define CACHE_ETAG_SIZE 20 /* "\"j\" 16 hex \"\"" and NUL */
+#define CACHE_PRIVATE "private, no-cache"
+#define CACHE_IMMUTABLE "private, max-age=31536000, immutable"
+/* The strong ETag of a body, from a hash of its bytes. */
+void cache_etag_of(const void *body, size_t len, char out[CACHE_ETAG_SIZE]);
+/* Is the client's copy current (If-None-Match, else If-Modified-Since)? */
+int cache_fresh(struct req *r, const char *etag, int64_t mtime_ms);
+/* Answer 304 with the validators (each may be NULL). */
+enum MHD_Result cache_not_modified(struct req *r, const char *etag,
+				   const char *cache_control,
+				   const char *last_modified);
+
+/* cors.c */
+/* Access-Control-Allow-Origin (and what a script may read) if allowed. */
+void cors_headers(struct req *r);
+/* OPTIONS on a resource whose methods are `allow`: a preflight or not. */
+enum MHD_Result cors_options(struct req *r, const char *allow);
 
 /* config.c */
 void httpd_config_init(struct httpd_config *c);
@@ -285,6 +329,12 @@ enum MHD_Result api_shares_list(struct req *r);
 enum MHD_Result api_shares_create(struct req *r);
 enum MHD_Result api_shares_delete(struct req *r);
 enum MHD_Result api_users_list(struct req *r);
+enum MHD_Result api_listening_peaks(struct req *r);
+enum MHD_Result api_tags_list(struct req *r);
+enum MHD_Result api_session_create(struct req *r);
+enum MHD_Result api_session_get(struct req *r);
+enum MHD_Result api_session_delete(struct req *r);
+enum MHD_Result api_www(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 
@@ -314,12 +364,6 @@ int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 	       const struct option *lo);
 
 /* small helpers (respond.c) */
-/*
- * Client text fit for a message or a log line: at most `max` bytes of `s`
- * (n bytes), cut on a character boundary, with control characters and
- * bytes that are not UTF-8 written as \xHH. Always NUL-terminated.
- */
-void httpd_echo(const char *s, size_t n, size_t max, char *out, size_t outsz);
 /* The client's address (never NULL: a zeroed one if unknown). */
 const struct sockaddr *httpd_peer(struct req *r);
 

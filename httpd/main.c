@@ -31,7 +31,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: speechfsd --config FILE [--store DIR] [--listen ADDR]\n"
-		"                 [--no-workers] [--log-level LEVEL]\n"
+		"                 [--no-workers] [--log-level LEVEL] [--www "
+		"DIR]\n"
 		"       speechfsd COMMAND [VERB] [options]   (the store's "
 		"administration)\n"
 		"       speechfsd --version | --help\n"
@@ -54,6 +55,9 @@ static void usage(FILE *f)
 		"'jobs.enabled')\n"
 		"      --log-level LEVEL error, warn, info or debug (the "
 		"file's 'log.level')\n"
+		"      --www DIR         serve the web page from DIR (default: "
+		"the installed\n"
+		"                        page, or www/ beside a build)\n"
 		"  -V, --version         print the version\n"
 		"  -h, --help            print this help\n"
 		"\n"
@@ -107,7 +111,7 @@ static void drain(void)
 
 /* What the command line says; it wins over the file. */
 struct cmdline {
-	const char *config, *store, *listen;
+	const char *config, *store, *listen, *www;
 	int no_workers;
 	int log_level; /* -1: not given */
 };
@@ -121,6 +125,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "no-workers", no_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "www", required_argument, NULL, 'w' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -145,6 +150,9 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 			break;
 		case 'n':
 			cl->no_workers = 1;
+			break;
+		case 'w':
+			cl->www = optarg;
 			break;
 		case 'L':
 			cl->log_level = sfs_log_level_parse(optarg);
@@ -235,7 +243,7 @@ static struct MHD_Daemon *start_mhd(const struct sockaddr_storage *ss, int v6)
 		 * but cost GETs a quarter more CPU (43 -> 53 us), so 64 KiB.
 		 */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(o->max_url_len + o->max_header_bytes + 64 * 1024),
+		(size_t)(o->max_url_len + o->max_header_bytes + 16 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
 		MHD_OPTION_URI_LOG_CALLBACK, httpd_uri_log, NULL,
 		MHD_OPTION_END);
@@ -267,6 +275,10 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	if (sfs_store_open(cfg->store, &cfg->core, &g_httpd.store, &e)) {
 		fatal("cannot open store '%s': %s\n", cfg->store, e.message);
 		return 1;
+	}
+	if (www_init(cl->www)) {
+		fatal("cannot read the web page\n");
+		goto out;
 	}
 	if (limits_init() || conn_init()) {
 		fatal("cannot start the timers\n");
@@ -326,6 +338,7 @@ out:
 		sfs_workers_stop(g_httpd.store);
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
+	www_free();
 	return rc;
 }
 

@@ -36,67 +36,6 @@ unsigned httpd_http_status(enum sfs_status st)
 	return status_http[st];
 }
 
-/* The length of the UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], cp;
-	size_t len, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-void httpd_echo(const char *s, size_t n, size_t max, char *out, size_t outsz)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, o = 0, len, room;
-
-	if (!outsz)
-		return;
-	room = outsz - 1 < max ? outsz - 1 : max;
-	while (i < n) {
-		len = utf8_len(p + i, n - i);
-		if (len == 1 && (p[i] < 0x20 || p[i] == 0x7f))
-			len = 0;
-		if (len) {
-			if (o + len > room)
-				break;
-			memcpy(out + o, p + i, len);
-			o += len;
-			i += len;
-			continue;
-		}
-		if (o + 4 > room)
-			break;
-		out[o++] = '\\';
-		out[o++] = 'x';
-		out[o++] = hex[p[i] >> 4];
-		out[o++] = hex[p[i] & 15];
-		i++;
-	}
-	out[o] = '\0';
-}
-
 const struct sockaddr *httpd_peer(struct req *r)
 {
 	static const struct sockaddr none = { .sa_family = AF_UNSPEC };
@@ -151,11 +90,37 @@ enum MHD_Result respond_queue(struct req *r, unsigned status,
 	return ret;
 }
 
+/*
+ * A 200 to GET or HEAD of user data names its bytes with an ETag and may
+ * be kept only by the client, revalidated (304 while it still has them);
+ * errors, other methods and what needs no credentials (health, metrics,
+ * the API document) are never stored.
+ */
+static int cache_policy(struct req *r, unsigned status, const char *body,
+			size_t len, char etag[CACHE_ETAG_SIZE])
+{
+	if (!r->route || !r->route->scope || status != 200 ||
+	    (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))) {
+		req_set_header(r, "Cache-Control", "no-store");
+		return 0;
+	}
+	cache_etag_of(body, len, etag);
+	req_set_header(r, "ETag", etag);
+	req_set_header(r, "Cache-Control", CACHE_PRIVATE);
+	return cache_fresh(r, etag, 0);
+}
+
 enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
 			     char *body, size_t len)
 {
 	struct MHD_Response *resp;
+	char etag[CACHE_ETAG_SIZE];
 
+	if (cache_policy(r, status, body, len, etag)) {
+		free(body);
+		r->bytes_out = 0;
+		return respond_empty(r, 304);
+	}
 	resp = MHD_create_response_from_buffer(len, body,
 					       MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
@@ -289,98 +254,6 @@ enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
 	return respond_err(r, &e);
 }
 
-int httpd_parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
-{
-	const char *p, *dash;
-	int64_t a = -1, b = -1;
-	char num[32];
-	size_t n;
-
-	if (strncmp(h, "bytes=", 6) != 0)
-		return -1;
-	p = h + 6;
-	while (*p == ' ')
-		p++;
-	if (strchr(p, ','))
-		return -1; /* several ranges: serve the whole body */
-	dash = strchr(p, '-');
-	if (!dash)
-		return -1;
-	n = (size_t)(dash - p);
-	if (n) {
-		if (n >= sizeof(num))
-			return -1;
-		memcpy(num, p, n);
-		num[n] = 0;
-		if (sfs_parse_i64(num, &a) || a < 0)
-			return -1;
-	}
-	if (dash[1]) {
-		if (sfs_parse_i64(dash + 1, &b) || b < 0)
-			return -1;
-	}
-	if (a < 0 && b < 0)
-		return -1;
-	if (a < 0) {
-		/* suffix: the last b bytes */
-		if (b == 0 || size == 0)
-			return 1;
-		*from = b >= size ? 0 : size - b;
-		*to = size - 1;
-		return 0;
-	}
-	if (b >= 0 && b < a)
-		return -1;
-	if (a >= size)
-		return 1;
-	*from = a;
-	*to = (b < 0 || b >= size) ? size - 1 : b;
-	return 0;
-}
-
-void httpd_content_disposition(const char *filename, char *out, size_t outsz)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char ascii[256], enc[800];
-	size_t i, ai = 0, ei = 0;
-	int plain = 1;
-
-	if (!filename || !*filename)
-		filename = "download";
-	for (i = 0; filename[i] && ai < sizeof(ascii) - 1; i++) {
-		unsigned char c = (unsigned char)filename[i];
-
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-			plain = 0;
-			/* one '_' per UTF-8 sequence, not per byte */
-			if (c < 0x80 || c >= 0xc0)
-				ascii[ai++] = '_';
-		} else {
-			ascii[ai++] = (char)c;
-		}
-	}
-	ascii[ai] = 0;
-	if (plain) {
-		snprintf(out, outsz, "attachment; filename=\"%s\"", ascii);
-		return;
-	}
-	for (i = 0; filename[i] && ei + 4 < sizeof(enc); i++) {
-		unsigned char c = (unsigned char)filename[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || strchr("!#$&+-.^_`|~", c)) {
-			enc[ei++] = (char)c;
-		} else {
-			enc[ei++] = '%';
-			enc[ei++] = hex[c >> 4];
-			enc[ei++] = hex[c & 15];
-		}
-	}
-	enc[ei] = 0;
-	snprintf(out, outsz, "attachment; filename=\"%s\"; filename*=UTF-8''%s",
-		 ascii, enc);
-}
-
 static void http_date(int64_t ms, char *out, size_t outsz)
 {
 	time_t t = (time_t)(ms / 1000);
@@ -416,9 +289,17 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 	const char *range = req_header(r, "Range");
 	int64_t from = 0, to = size - 1, bps;
 	unsigned status = 200;
-	char hdr[1024];
+	char hdr[1024], lm[64] = "";
 	int rc;
 
+	req_set_header(r, "Cache-Control",
+		       r->immutable ? CACHE_IMMUTABLE : CACHE_PRIVATE);
+	if (mtime_ms > 0)
+		http_date(mtime_ms, lm, sizeof(lm));
+	if (cache_fresh(r, etag, mtime_ms)) {
+		close(fd);
+		return cache_not_modified(r, etag, NULL, lm[0] ? lm : NULL);
+	}
 	if (range && if_range_ok(r, etag, mtime_ms)) {
 		rc = httpd_parse_range(range, size, &from, &to);
 		if (rc == 1) {
@@ -464,10 +345,8 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	if (etag)
 		MHD_add_response_header(resp, "ETag", etag);
-	if (mtime_ms > 0) {
-		http_date(mtime_ms, hdr, sizeof(hdr));
-		MHD_add_response_header(resp, "Last-Modified", hdr);
-	}
+	if (lm[0])
+		MHD_add_response_header(resp, "Last-Modified", lm);
 	if (filename) {
 		httpd_content_disposition(filename, hdr, sizeof(hdr));
 		MHD_add_response_header(resp, "Content-Disposition", hdr);

@@ -61,6 +61,19 @@ static const struct route routes[] = {
 	  api_shares_delete, "shares_delete", SIGNED_NO },
 	{ "GET", "/api/v1/speech-services/users", R, BODY_NO, 0, api_users_list,
 	  "users_list", SIGNED_NO },
+	{ "GET", B "/{id}/listening-audio/peaks", R, BODY_NO, 0,
+	  api_listening_peaks, "listening_peaks", SIGNED_NO },
+	{ "GET", "/api/v1/speech-services/tags", R, BODY_NO, 0, api_tags_list,
+	  "tags_list", SIGNED_NO },
+	/* sign-in sessions authenticate themselves (api_session.c) */
+	{ "POST", "/api/v1/speech-services/session", 0, BODY_NO, 0,
+	  api_session_create, "session_create", SIGNED_NO },
+	{ "GET", "/api/v1/speech-services/session", 0, BODY_NO, 0,
+	  api_session_get, "session_get", SIGNED_NO },
+	{ "DELETE", "/api/v1/speech-services/session", 0, BODY_NO, 0,
+	  api_session_delete, "session_delete", SIGNED_NO },
+	/* last: the web page's files, at every path outside /api/ */
+	{ "GET", "/*", 0, BODY_NO, 0, api_www, "www", SIGNED_NO },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -78,15 +91,22 @@ const char *httpd_route_name(int idx)
 /*
  * Match the raw (still percent-encoded) path against a pattern: literal
  * segments compare byte for byte, each {x} takes one whole segment, so
- * "%2f" can never split or join segments. Captured segments go to
- * seg[] / seglen[] and their names to pnames[]. Returns 1 on a match.
+ * "%2f" can never split or join segments; a final "*" takes the rest of a
+ * path that is not under /api/ (those stay the API's: 404 or 405).
+ * Captured segments go to seg[] / seglen[] and their names to pnames[].
+ * Returns 1 on a match.
  */
 static int match(const char *pat, const char *path, const char *seg[2],
 		 size_t seglen[2], const char *pnames[2])
 {
+	const char *start = path;
 	int np = 0;
 
-	while (*pat && *path) {
+	for (;;) {
+		if (pat[0] == '*' && pat[1] == '\0')
+			return strncmp(start, "/api/", 5) != 0;
+		if (!*pat || !*path)
+			break;
 		if (*pat == '{') {
 			const char *pe = strchr(pat, '}');
 			size_t n = strcspn(path, "/");
@@ -249,6 +269,8 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 	const char *key = req_header(r, "X-API-Key");
 	const char *authz = req_header(r, "Authorization");
 
+	const char *cookie;
+
 	if (key)
 		return sfs_auth_api_key(g_httpd.store, key, &r->actor, e);
 	if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
@@ -256,6 +278,12 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 		while (*authz == ' ')
 			authz++;
 		return sfs_auth_jwt(g_httpd.store, authz, &r->actor, e);
+	}
+	/* a browser's session: ambient, so any header above wins over it */
+	cookie = httpd_session_cookie(r);
+	if (cookie && !authz) {
+		r->session_tried = 1;
+		return httpd_session_auth(r, cookie, e);
 	}
 	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_UNAUTHENTICATED,
 			"an X-API-Key or Authorization: Bearer header is "
@@ -284,6 +312,8 @@ static enum MHD_Result route(struct req *r, const char *seg[2],
 		}
 	}
 	if (i == NROUTES) {
+		if (allow[0] && strcmp(r->method, "OPTIONS") == 0)
+			return cors_options(r, allow);
 		if (allow[0]) {
 			req_set_header(r, "Allow", allow);
 			return respond_status(r, 405, "method_not_allowed",
@@ -339,7 +369,9 @@ static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
 	}
 	if (r->signed_url ? signed_auth(r, &e) != SFS_OK
 			  : authenticate(r, &e) != SFS_OK) {
-		if (e.status == SFS_UNAUTHENTICATED)
+		/* 256-bit session tokens are not guessed: a stale cookie
+		 * of a page left open is no attack to throttle */
+		if (e.status == SFS_UNAUTHENTICATED && !r->session_tried)
 			limits_auth_failed(peer);
 		if (!r->signed_url)
 			req_set_header(r, "WWW-Authenticate",
@@ -408,6 +440,7 @@ static enum MHD_Result begin(struct req *r)
 		return respond_status(r, 400, "invalid_parameter",
 				      "a query argument contains a NUL "
 				      "character");
+	cors_headers(r);
 	ret = route(r, seg, seglen, pnames, &np);
 	if (!r->route)
 		return ret;
@@ -522,11 +555,25 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The access log's line (the path escaped: it is the client's). */
+static void access_line(struct req *r, int64_t ns,
+			enum MHD_RequestTerminationCode toe)
+{
+	char path[256];
+
+	httpd_echo(r->path, strlen(r->path), 200, path, sizeof(path));
+	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s",
+		 r->begun ? r->method : "-", path, r->status, r->bytes_out,
+		 (double)ns / 1e6, r->id,
+		 !r->begun				      ? " refused"
+		 : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+							      : " aborted");
+}
+
 void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		     enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *con_cls;
-	char path[256];
 	int64_t ns;
 
 	(void)cls;
@@ -541,13 +588,8 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		conn_set_phase(r->cn, CONN_IDLE);
 	}
 	ns = mono_ns() - r->start_ns;
-	httpd_echo(r->path, strlen(r->path), 200, path, sizeof(path));
-	sfs_info("access", "%s %s %u %" PRId64 " %.1fms %s%s",
-		 r->begun ? r->method : "-", path, r->status, r->bytes_out,
-		 (double)ns / 1e6, r->id,
-		 !r->begun				      ? " refused"
-		 : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-							      : " aborted");
+	if (sfs_log_get_level() >= SFS_LOG_INFO)
+		access_line(r, ns, toe);
 	metrics_record(r->route_idx, r->status, ns, r->bytes_in, r->bytes_out);
 	req_free(r);
 	*con_cls = NULL;

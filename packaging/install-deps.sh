@@ -10,8 +10,9 @@ BUILD="build-essential pkg-config libsqlite3-dev libcurl4-openssl-dev
 libjansson-dev libssl-dev libmp3lame-dev libsndfile1-dev libmicrohttpd-dev
 libfuse3-dev fuse3 libsystemd-dev"
 TEST="python3 python3-pytest python3-requests curl ca-certificates git procps attr rsync tar valgrind
-clang-format espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace
-ceph-mon ceph-osd radosgw ceph-common prometheus postgresql postgresql-contrib"
+clang clang-format libclang-rt-14-dev espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace
+ceph-mon ceph-osd radosgw ceph-common prometheus postgresql postgresql-contrib
+chromium chromium-driver python3-selenium fonts-dejavu-core"
 BENCH="wrk nginx-light bindfs"
 PACKAGE="debhelper dpkg-dev lintian fakeroot groff-base man-db"
 

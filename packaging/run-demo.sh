@@ -178,11 +178,14 @@ Try, in another shell:
 
 Ctrl-C stops both.
 MSG
-# A signal to the script runs stop. Ctrl-C also reaches the daemon,
-# which may end before the script takes its own signal: the daemon exits
-# 0 only when it was told to stop, so that is a clean stop as well.
+# A signal to this shell runs stop. Ctrl-C reaches speechfsd too, which
+# may exit (status 0) before this shell sees the signal: speechfsd exits 0
+# only when stopped by a signal, so that is a stop, not a failure.
 rc=0
 wait "$daemon" || rc=$?
-[ "$rc" -eq 0 ] && stop 0
+if [ "$rc" -eq 0 ]; then
+	echo "make run: speechfsd stopped" >&2
+	stop 0
+fi
 echo "make run: speechfsd exited (status $rc)" >&2
 stop 1

@@ -6,6 +6,7 @@ and metadata-backend tests use."""
 import os
 import pathlib
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -17,6 +18,19 @@ import rgw
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
+
+
+def pytest_configure(config):
+    """Signals as a terminal's Ctrl-C and Ctrl-\\ send them. A run started
+    in the background of a non-interactive shell (`make test &`, a script
+    under nohup) inherits SIGINT and SIGQUIT ignored, and so would every
+    program a test starts: the mount would not stop on the SIGINT a test
+    sends it, nor `make run` (a shell cannot trap a signal ignored on
+    entry). The programs the tests start get the defaults."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def under_ci():

@@ -8,6 +8,7 @@
 #define SPEECHFS_AUDIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "err.h"
 
 struct sfs_stage;
@@ -41,6 +42,35 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
 				struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
+ * The waveform overview of a recording: the loudest sample (0..255, linear
+ * in amplitude) of each slice of time, for a player to draw and click
+ * into. Slices start at SFS_PEAKS_SLICE_MS; when a recording needs more
+ * than SFS_PEAKS_MAX of them, neighbours merge in pairs and the slice
+ * doubles, so a recording of any length ends with at most SFS_PEAKS_MAX
+ * peaks (at least half that many once merging began) in fixed memory.
+ */
+#define SFS_PEAKS_MAX 2000
+#define SFS_PEAKS_SLICE_MS 10
+
+struct sfs_peaks {
+	int sample_rate;	 /* of the decoded source */
+	int64_t frames;		 /* frames decoded, in all */
+	int64_t frames_per_peak; /* one slice, in frames */
+	size_t n;		 /* peaks in v */
+	unsigned char v[SFS_PEAKS_MAX];
+	/* the slice being filled */
+	float cur;
+	int64_t in_cur;
+};
+
+/* Start an empty overview of audio at sample_rate (> 0). */
+void sfs_peaks_init(struct sfs_peaks *p, int sample_rate);
+/* Account n frames of one or two channel planes (r may be NULL). */
+void sfs_peaks_add(struct sfs_peaks *p, const float *l, const float *r, int n);
+/* Close the last slice (a partial one counts). */
+void sfs_peaks_finish(struct sfs_peaks *p);
+
+/*
  * Encode the audio of `in_fd` (read with pread from offset 0) as MP3 and
  * append it to `out`, which should be empty: an ID3v2.4 tag with TLEN
  * (duration in ms), then the MP3 frames, the first of which is a Xing/Info
@@ -51,6 +81,8 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
  * once at the start, then about once a second; a non-zero return stops
  * with SFS_CONFLICT ("cancelled"). A file cut short (a header promising
  * more than there is) gives the audio that is there.
+ * `peaks` (may be NULL) receives the waveform overview of the audio
+ * decoded (of the mix that is encoded: both channels of a stereo MP3).
  * Errors: SFS_UNSUPPORTED ("unsupported or unrecognised audio format")
  * not audio or a format libsndfile cannot read; SFS_INVALID bad options,
  * or "corrupt audio data: ..." (a damaged header, or decoding failing
@@ -59,6 +91,7 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
  */
 enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 				 const struct sfs_audio_opts *o,
+				 struct sfs_peaks *peaks,
 				 int (*progress)(void *arg), void *arg,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 

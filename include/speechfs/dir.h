@@ -7,6 +7,7 @@
 #ifndef SPEECHFS_DIR_H
 #define SPEECHFS_DIR_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "auth.h"
 #include "err.h"
@@ -17,6 +18,7 @@ struct sfs_dir_info {
 	int64_t ino; /* stable per (owner, path) */
 	int64_t mtime_ns;
 	int64_t nfiles; /* live files at any depth */
+	int64_t nsub;	/* direct subdirectories */
 	int explicit_;	/* made by mkdir */
 };
 
@@ -24,6 +26,16 @@ struct sfs_dir_info {
 enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *path, struct sfs_dir_info *out,
 			     struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The actor's directory with row id `ino` (sfs_dir_info.ino): its path
+ * into path[size] ("/a/b/") and its info. SFS_NOT_FOUND when there is no
+ * such directory of the actor (any more: ids stay across renames).
+ */
+enum sfs_status sfs_dir_stat_ino(struct sfs_store *s, const struct sfs_actor *a,
+				 int64_t ino, char *path, size_t size,
+				 struct sfs_dir_info *out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Make an explicit directory (parents too). SFS_CONFLICT if it exists. */
 enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,

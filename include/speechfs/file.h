@@ -17,6 +17,7 @@
 
 struct sfs_store;
 struct sfs_stage;
+struct sfs_peaks;
 
 /* State of an ingestion or listening-audio job, as the API shows it. */
 enum sfs_jstate {
@@ -106,6 +107,7 @@ struct sfs_file {
 	struct sfs_listening la;
 
 	int64_t mtime_ns; /* content/metadata times for the mount */
+	int64_t atime_ns; /* as set by utimens; mtime_ns until then */
 	int64_t ctime_ns;
 	/*
 	 * The file arrived (was created, moved, renamed or restored) in its
@@ -228,9 +230,9 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * Make every change committed so far durable (after a lazy create):
- * a write to the file's row committed with the store's full sync.
- * Owner or EDIT; SFS_CONFLICT on a deleted file.
+ * Make every change committed so far durable (after a lazy create): the
+ * store's WAL synced, shared with concurrent syncs. Owner or EDIT;
+ * SFS_CONFLICT on a deleted file.
  */
 enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, struct sfs_err *e) SFS_MUST_CHECK;
@@ -260,7 +262,8 @@ enum sfs_update_field {
 	 * Not a field: mark the file suffixed for good (a front end showed
 	 * it with its suffix because of a clash of its own making).
 	 */
-	SFS_UPD_SUFFIX = 1 << 9
+	SFS_UPD_SUFFIX = 1 << 9,
+	SFS_UPD_ATIME = 1 << 10
 };
 
 /* The fields of a PATCH; only those named in `set` change. */
@@ -274,6 +277,7 @@ struct sfs_file_update {
 	size_t ntags;
 	enum sfs_publish publish;
 	int64_t mtime_ns;
+	int64_t atime_ns;
 	const char *filename;
 };
 
@@ -310,14 +314,31 @@ enum sfs_status sfs_file_discard(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *id,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
+/* How a new content version treats listening audio and the disk. */
+enum sfs_content_flags {
+	/* ask for listening audio (made again anyway if the file had it) */
+	SFS_SET_LISTENING = 1 << 0,
+	/*
+	 * only for audio: content the probe does not recognise as audio
+	 * gets no listening-audio job, and loses the MP3 of an older one
+	 */
+	SFS_SET_IF_AUDIO = 1 << 1,
+	/*
+	 * return without waiting for the disk: the new version becomes
+	 * durable with the next sfs_store_sync (or any durable commit)
+	 */
+	SFS_SET_NOSYNC = 1 << 2
+};
+
 /*
  * A new content version of the same file (same id, tags, shares): the
- * mount's writes. Owner or EDIT. Listening audio is regenerated when the
- * file had it or `listening` asks for it.
+ * mount's writes. Owner or EDIT; SFS_NOT_READY while an import runs.
+ * Listening audio is made again when the file had it or `flags` asks for
+ * it (enum sfs_content_flags).
  */
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     const struct sfs_actor *a, const char *id,
-				     struct sfs_stage *content, int listening,
+				     struct sfs_stage *content, unsigned flags,
 				     struct sfs_file *out,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
@@ -331,6 +352,12 @@ enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, enum sfs_content which, int *fd,
 			      struct sfs_file *out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
+/* The same by the file's row id (the mount's inode): one load of the row. */
+enum sfs_status sfs_file_open_ino(struct sfs_store *s,
+				  const struct sfs_actor *a, int64_t ino,
+				  enum sfs_content which, int *fd,
+				  struct sfs_file *out,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Listening audio lifecycle of one file (the API's listening-audio
@@ -351,6 +378,19 @@ enum sfs_status sfs_listening_delete(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfs_listening_purge(struct sfs_store *s,
 				    const struct sfs_actor *a, const char *id,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The waveform peaks of a file's listening audio (speechfs/audio.h), made
+ * by the listening-audio job beside the MP3: read permission and the
+ * listening audio's state as for sfs_file_open (SFS_GONE, SFS_NOT_READY).
+ * la_sha256 (may be NULL) receives the SHA-256 of the MP3 they belong to.
+ * SFS_NOT_FOUND ("peaks_not_found") for listening audio made before the
+ * store kept peaks: they come when the listening audio is made again.
+ */
+enum sfs_status sfs_listening_peaks(struct sfs_store *s,
+				    const struct sfs_actor *a, const char *id,
+				    struct sfs_peaks *out, char *la_sha256,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Check a display name / original filename / description / metadata. */

@@ -25,6 +25,7 @@ struct sfs_query {
 	int64_t size;	    /* 1..100 */
 	int deleted;	    /* 0, 1; -1: either */
 	int discarded;	    /* -1: either */
+	int purged;	    /* -1: either (isPurged, an extension) */
 	unsigned ingestion; /* 1 << enum sfs_jstate; 0: any */
 	char *name;	    /* substring, case-insensitive */
 	char *filename;
@@ -110,6 +111,20 @@ int sfs_file_listed(const struct sfs_file *f, enum sfs_listing listing,
 enum sfs_status
 sfs_query_dir_files(struct sfs_store *s, const struct sfs_actor *a,
 		    const char *path,
+		    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
+		    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The live files of one directory of the actor whose display name is
+ * exactly one of names[0..n) (n <= 4; NULL entries are skipped) or whose
+ * id starts with id_prefix (lower case hex; NULL: none), with the columns
+ * of sfs_query_dir_files, in ino order: the mount's lookup of an entry
+ * name by the names and the id it can stand for.
+ */
+enum sfs_status
+sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
+		    const char *path, const char *const *names, size_t n,
+		    const char *id_prefix,
 		    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
 		    struct sfs_err *e) SFS_MUST_CHECK;
 

@@ -9,6 +9,7 @@
 #define SPEECHFS_STORE_H
 
 #include <stdint.h>
+#include "auth.h"
 #include "err.h"
 
 struct sfs_store;
@@ -24,6 +25,7 @@ struct sfs_config {
 	int workers;		   /* job worker threads (0 = #cores) */
 	int janitor_interval_ms;   /* how often the janitor looks */
 	int sync_full;		   /* SQLite synchronous=FULL (1) */
+	int64_t blob_inline_max;   /* blobs this small live in their row */
 	int busy_timeout_ms;
 
 	/* listening audio (media) */
@@ -46,6 +48,10 @@ struct sfs_config {
 
 	/* JWTs: the longest lifetime accepted (exp - iat, or exp - now) */
 	int64_t jwt_max_ttl_s; /* 86400 */
+
+	/* sign-in sessions: idle and absolute lifetimes */
+	int64_t session_idle_s; /* 1800 */
+	int64_t session_max_s;	/* 43200 */
 };
 
 void sfs_config_init(struct sfs_config *c);
@@ -92,11 +98,44 @@ typedef void (*sfs_change_fn)(void *arg, int64_t seq, int64_t file_ino,
 enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 				  sfs_change_fn fn, void *arg, int64_t *last,
 				  struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The same without the changes made through this store handle (a mount
+ * knows its own): *last still moves past them.
+ */
+enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
+					    sfs_change_fn fn, void *arg,
+					    int64_t *last,
+					    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Make every commit of this store handle so far durable, with one sync
+ * shared by the callers waiting at the time (group commit). Commits that
+ * do not wait for the disk themselves (SFS_SET_NOSYNC, lazy creates) are
+ * durable once it returns.
+ */
+enum sfs_status sfs_store_sync(struct sfs_store *s,
+			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,
 				uint64_t *avail,
 				struct sfs_err *e) SFS_MUST_CHECK;
+
+/* The space a user has: the store's, as the tenant's quotas cap it. */
+struct sfs_space {
+	uint64_t total_bytes; /* the byte quota, or the disk's size */
+	uint64_t used_bytes;  /* the tenant's bytes */
+	uint64_t free_bytes;  /* total - used */
+	uint64_t avail_bytes; /* what can still be stored (disk and quota) */
+	uint64_t total_files; /* the file quota, or used + what is free */
+	uint64_t free_files;
+};
+
+/* The actor's space (statfs of the mount, df). */
+enum sfs_status sfs_store_space_of(struct sfs_store *s,
+				   const struct sfs_actor *a,
+				   struct sfs_space *out,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Purge every deleted file whose purgeAt has passed (and listening audio

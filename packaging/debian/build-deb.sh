@@ -19,7 +19,7 @@ work="$B/deb"
 src="$work/speechfs-$version"
 rm -rf "$work"
 mkdir -p "$src"
-tar -C "$top" -cf - --exclude=./build --exclude=./build-asan \
+tar -C "$top" -cf - --exclude=./build --exclude='./build-*' \
 	--exclude=./var --exclude=./mnt --exclude=./.git --exclude="./$B" \
 	--exclude=./debian . | tar -C "$src" -xf -
 rm -rf "$src/packaging/debian"

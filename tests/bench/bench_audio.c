@@ -64,7 +64,7 @@ static enum sfs_status encode_one(struct sfs_store *s, const char *in,
 		return SFS_IO;
 	ret = sfs_stage_new(s, &st, &e);
 	if (ret == SFS_OK)
-		ret = sfs_audio_encode(fd, st, NULL, NULL, NULL, &e);
+		ret = sfs_audio_encode(fd, st, NULL, NULL, NULL, NULL, &e);
 	if (ret == SFS_OK)
 		ret = sfs_stage_finish(st, &e);
 	if (ret == SFS_OK && mp3_size)

@@ -6,6 +6,7 @@ fixtures `deb` and `installed` into a test module to use them."""
 import fcntl
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,30 +62,92 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listeners(port):
+    """Who listens on TCP port `port`: "pid N: command line" of each
+    process holding a listening socket on it (from /proc, as ss -ltnp
+    would tell)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+                       for fd in fds):
+                continue
+            cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue    # gone meanwhile, or a descriptor closed
+        cmd = cmd.replace(b"\0", b" ").decode(errors="replace")
+        found.append(f"pid {pid}: {cmd.strip()}")
+    return found
+
+
+def daemon_report(proc, what):
+    """What a failure of a daemon needs: what went wrong, its exit status,
+    who listened on its port (while it was up, else now) and everything it
+    wrote to stderr (read once: a second report shows the same)."""
+    port = getattr(proc, "port", None)
+    seen = getattr(proc, "listeners", None)
+    if seen is None and port:
+        seen = f"{listeners(port)} (after it ended)"
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if not hasattr(proc, "err_text"):
+        proc.err_text = proc.stderr.read()
+    proc.reported = True
+    return (f"{what}\ndaemon pid {proc.pid}: {' '.join(proc.args)}\n"
+            f"exit status {proc.returncode}\n"
+            f"listening on port {port}: {seen}\n"
+            f"its stderr:\n{proc.err_text}")
+
+
 def wait_healthy(base, proc, seconds=20):
+    """Waits for /healthz to answer 200, then checks that the process
+    listening on the port is `proc` (not another daemon that took it)."""
+    proc.port = int(base.rsplit(":", 1)[1])
     deadline = time.time() + seconds
     while time.time() < deadline:
-        assert proc.poll() is None, \
-            f"daemon exited {proc.returncode}: {proc.stderr.read()[-2000:]}"
+        if proc.poll() is not None:
+            pytest.fail(daemon_report(proc, "the daemon exited at start"))
         try:
             if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                return
+                break
         except requests.ConnectionError:
             pass
         time.sleep(0.1)
-    pytest.fail(f"{base}/healthz did not answer in {seconds} s")
+    else:
+        pytest.fail(daemon_report(proc, f"{base}/healthz did not answer "
+                                  f"in {seconds} s"))
+    proc.listeners = listeners(proc.port)
+    if [ln.split(":")[0] for ln in proc.listeners] != [f"pid {proc.pid}"]:
+        pytest.fail(daemon_report(proc, "another process answered"))
 
 
 def stop(proc):
-    """SIGTERM; the daemon must exit 0 within 20 s."""
+    """SIGTERM; the daemon must exit 0 within 20 s. A daemon whose failure
+    was already reported is only made sure to be gone."""
+    if getattr(proc, "reported", False):
+        return
+    if proc.poll() is not None:
+        pytest.fail(daemon_report(proc, "the daemon ended before SIGTERM"))
     proc.send_signal(signal.SIGTERM)
     try:
-        rc = proc.wait(timeout=20)
+        proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail("the daemon did not stop on SIGTERM")
-    assert rc == 0, proc.stderr.read()[-2000:]
+        pytest.fail(daemon_report(proc, "the daemon did not stop on "
+                                  "SIGTERM"))
+    if proc.returncode != 0:
+        pytest.fail(daemon_report(proc, "the daemon failed at SIGTERM"))
 
 
 def readme_pkg_blocks():
@@ -114,8 +177,7 @@ def installed(deb, tmp_path):
     on one machine (two checkouts) from installing it at once."""
     lock = open("/run/lock/speechfs-test-pkg.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
-    purge(remove_store=True)
-    assert not os.path.exists("/var/lib/speechfs")
+    purge_all()
     sh = readme.Session(ROOT, clean_env(DEBIAN_FRONTEND="noninteractive"),
                         subst=[("./build/", f"{BUILD}/"),
                                ("apt install", "apt install -y -q")])
@@ -128,8 +190,31 @@ def installed(deb, tmp_path):
         yield deb
     finally:
         sh.close()
-        purge(remove_store=True)
+        purge_all()
         lock.close()
+
+
+def purge_all():
+    """dpkg --purge (the store too), then what an earlier installation may
+    have left on the machine: the store in /var/lib/speechfs (kept by a
+    run stopped before its purge, or by a purge that kept it),
+    /etc/speechfs and the system user and group. The machine is then as
+    before the first installation, where the tests start: the postinst
+    makes the user and a store of this version (an older store of a newer
+    version would stop the daemon: "the store's schema N is newer than
+    this program's")."""
+    purge(remove_store=True)
+    st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"], check=False)
+    assert st.returncode != 0 or st.stdout.endswith(" not-installed"), \
+        f"speechfs is still installed: {st.stdout}"
+    for d in ("/var/lib/speechfs", "/etc/speechfs"):
+        shutil.rmtree(d, ignore_errors=True)
+    if run(["getent", "passwd", "speechfs"], check=False).returncode == 0:
+        run(["userdel", "speechfs"])
+    if run(["getent", "group", "speechfs"], check=False).returncode == 0:
+        run(["groupdel", "speechfs"])
+    for d in ("/var/lib/speechfs", "/etc/speechfs"):
+        assert not os.path.exists(d), d
 
 
 def purge(remove_store=None):

@@ -153,7 +153,8 @@ enum sfs_status tfx_listening_done(struct sfs_store *s,
 		ret = sfsi_file_job_state(s, &j, SFS_JS_PROCESSING, NULL, NULL);
 	if (!ret) {
 		st = tfx_stage(s, mp3, n);
-		ret = st ? sfsi_file_listening_done(s, &j, st, NULL) : SFS_IO;
+		ret = st ? sfsi_file_listening_done(s, &j, st, NULL, NULL)
+			 : SFS_IO;
 	}
 	sfs_job_release(&j);
 	sfs_stage_free(st);
@@ -304,10 +305,29 @@ int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 
 int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha)
 {
+	struct db *d = NULL;
+	struct db_stmt *q;
 	char p[4096];
+	int rc = 0;
 
 	sfsi_blob_path(s, tenant, sha, p, sizeof(p));
-	return access(p, F_OK) == 0;
+	if (access(p, F_OK) == 0)
+		return 1;
+	/* a small blob keeps its bytes in its row */
+	if (sfsi_db_get(s, &d, NULL))
+		return 0;
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2 AND data IS NOT NULL",
+			 NULL);
+	if (q) {
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		rc = sfsi_db_step(q, NULL) == 1;
+		sfsi_db_reset(q);
+	}
+	sfsi_db_put(d);
+	return rc;
 }
 
 /* Regular files below `dir` (recursively), skipping names equal to skip. */

@@ -104,7 +104,8 @@ int64_t tfx_sql_int(struct sfs_store *s, const char *sql);
 /* The reference count of a blob row; -1 when there is no row. */
 int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha);
 
-/* Whether the blob's file exists under STORE/blobs/. */
+/* Whether the blob's bytes exist: its file under STORE/blobs/, or its row's
+ * data. */
 int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha);
 
 /* Regular files below STORE/blobs/ and STORE/staging/ (lock files aside). */

@@ -115,7 +115,7 @@ static enum sfs_status encode_file(struct env *v, const char *in,
 	ret = sfs_stage_new(v->s, &st, e);
 	if (ret != SFS_OK)
 		goto out;
-	ret = sfs_audio_encode(fd, st, o, progress, arg, e);
+	ret = sfs_audio_encode(fd, st, o, NULL, progress, arg, e);
 	if (ret != SFS_OK)
 		goto out;
 	ret = sfs_stage_finish(st, e);
@@ -598,10 +598,133 @@ static void test_encode_stage_limit(void)
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_stage_new(v.s, &st, &e), SFS_OK);
 	sfs_stage_set_limit(st, 2000);
-	CHECK_ST(sfs_audio_encode(fd, st, NULL, NULL, NULL, &e), SFS_TOO_LARGE);
+	CHECK_ST(sfs_audio_encode(fd, st, NULL, NULL, NULL, NULL, &e),
+		 SFS_TOO_LARGE);
 	sfs_stage_free(st);
 	close(fd);
 	env_close(&v);
+}
+
+/* Encode a source with peaks; 0 on success. */
+static int encode_peaks(const char *name, int channels, struct sfs_peaks *p)
+{
+	struct sfs_audio_opts o;
+	struct sfs_stage *st = NULL;
+	struct sfs_err e;
+	struct env v;
+	int fd = open(src(name), O_RDONLY), rc = -1;
+
+	sfs_err_init(&e);
+	if (fd < 0 || env_open(&v))
+		goto out;
+	sfs_audio_opts_init(&o);
+	o.channels = channels;
+	if (sfs_stage_new(v.s, &st, &e) == SFS_OK &&
+	    sfs_audio_encode(fd, st, &o, p, NULL, NULL, &e) == SFS_OK)
+		rc = 0;
+	else
+		fprintf(stderr, "encode %s: %s\n", name, e.message);
+	sfs_stage_free(st);
+	env_close(&v);
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Every peak of v[from, to) within want +- tol. */
+static int peaks_near(const struct sfs_peaks *p, size_t from, size_t to,
+		      int want, int tol)
+{
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (abs((int)p->v[i] - want) > tol) {
+			fprintf(stderr, "peak %zu is %d, want %d\n", i, p->v[i],
+				want);
+			return 0;
+		}
+	return 1;
+}
+
+static void test_peaks_of_a_recording(void)
+{
+	struct sfs_peaks *p = malloc(sizeof(*p));
+
+	REQUIRE(p);
+	REQUIRE(encode_peaks("pk.wav", 1, p) == 0);
+	CHECK(p->sample_rate == 16000);
+	CHECK(p->frames == 48000);
+	CHECK(p->frames_per_peak == 160); /* 10 ms */
+	CHECK(p->n == 300);
+	/* the slices at the joins may hold a little of both sides */
+	CHECK(peaks_near(p, 1, 99, 127, 3));
+	CHECK(peaks_near(p, 101, 199, 0, 0));
+	CHECK(peaks_near(p, 201, 299, 64, 3));
+	free(p);
+}
+
+static void test_peaks_stereo(void)
+{
+	struct sfs_peaks *p = malloc(sizeof(*p));
+
+	REQUIRE(p);
+	/* a stereo MP3 keeps the loud channel's peaks */
+	REQUIRE(encode_peaks("st.wav", 2, p) == 0);
+	CHECK(p->n == 100);
+	CHECK(peaks_near(p, 1, 99, 204, 3));
+	/* a mono one is drawn from the mix that is encoded */
+	REQUIRE(encode_peaks("st.wav", 1, p) == 0);
+	CHECK(peaks_near(p, 1, 99, 102, 3));
+	/* none without audio */
+	REQUIRE(encode_peaks("z.wav", 1, p) == 0);
+	CHECK(p->n == 0 && p->frames == 0);
+	free(p);
+}
+
+/* A long recording: slices double, the count stays within the cap. */
+static void test_peaks_merge(void)
+{
+	struct sfs_peaks *p = malloc(sizeof(*p));
+	float *buf = calloc(1000, sizeof(float));
+	int64_t i, spike = 3 * 3600 * 1000 + 12345; /* 3 h in, at 1 kHz */
+
+	REQUIRE(p && buf);
+	sfs_peaks_init(p, 1000);
+	CHECK(p->frames_per_peak == 10);
+	/* exactly SFS_PEAKS_MAX slices: no merge */
+	for (i = 0; i < SFS_PEAKS_MAX * 10 / 1000; i++)
+		sfs_peaks_add(p, buf, NULL, 1000);
+	sfs_peaks_finish(p);
+	CHECK(p->n == SFS_PEAKS_MAX && p->frames_per_peak == 10);
+	/* one frame more: the slices merge and the partial one counts */
+	sfs_peaks_init(p, 1000);
+	for (i = 0; i < SFS_PEAKS_MAX * 10 / 1000; i++)
+		sfs_peaks_add(p, buf, NULL, 1000);
+	sfs_peaks_add(p, buf, NULL, 1);
+	sfs_peaks_finish(p);
+	CHECK(p->n == SFS_PEAKS_MAX / 2 + 1 && p->frames_per_peak == 20);
+	/* four hours at 1 kHz, silent but for one sample */
+	sfs_peaks_init(p, 1000);
+	for (i = 0; i < 4 * 3600; i++) {
+		if (i == spike / 1000)
+			buf[spike % 1000] = -0.75f;
+		sfs_peaks_add(p, buf, NULL, 1000);
+		buf[spike % 1000] = 0;
+	}
+	sfs_peaks_finish(p);
+	CHECK(p->frames == (int64_t)4 * 3600 * 1000);
+	CHECK(p->n <= SFS_PEAKS_MAX && p->n > SFS_PEAKS_MAX / 2);
+	CHECK((int64_t)p->n * p->frames_per_peak >= p->frames);
+	CHECK((int64_t)(p->n - 1) * p->frames_per_peak < p->frames);
+	for (i = 0; i < (int64_t)p->n; i++)
+		if (i == spike / p->frames_per_peak)
+			CHECK(p->v[i] == 191);
+		else if (p->v[i] != 0)
+			break;
+	CHECK(i == (int64_t)p->n);
+	free(buf);
+	free(p);
 }
 
 static int make_sources(void)
@@ -644,6 +767,20 @@ static int make_sources(void)
 		    "sox -n -r 16000 -c 1 -b 16 z.wav trim 0 0",
 		    dir))
 		return -1;
+	/*
+	 * for the peaks: 1 s of a tone at half scale, 1 s of silence, 1 s
+	 * at a quarter; and a stereo tone, loud on the left, silent right
+	 */
+	if (tfx_run("cd '%s' && "
+		    "sox -n -r 16000 -c 1 -b 16 t1.wav synth 1 sine 440 "
+		    "vol 0.5 && "
+		    "sox -n -r 16000 -c 1 -b 16 t0.wav trim 0 1 && "
+		    "sox -n -r 16000 -c 1 -b 16 t2.wav synth 1 sine 440 "
+		    "vol 0.25 && sox t1.wav t0.wav t2.wav pk.wav && "
+		    "sox -n -r 16000 -c 1 -b 16 l.wav synth 1 sine 300 "
+		    "vol 0.8 && sox -M l.wav t0.wav st.wav",
+		    dir))
+		return -1;
 	return 0;
 }
 
@@ -671,6 +808,9 @@ int main(void)
 	RUN(test_encode_bad_opts);
 	RUN(test_encode_progress_cancel);
 	RUN(test_encode_stage_limit);
+	RUN(test_peaks_of_a_recording);
+	RUN(test_peaks_stereo);
+	RUN(test_peaks_merge);
 	th_rmrf(dir);
 	return th_report();
 }

@@ -12,6 +12,7 @@
  * it right is being exactly HMAC-SHA256 of the canonical request.
  */
 #include <ctype.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "auth_i.h"
@@ -413,6 +414,86 @@ static void test_key_roundtrip(void)
 	CHECK(strcmp(key, key2) != 0 && strcmp(kid, kid2) != 0);
 	CHECK_ST(sfs_auth_api_key(f.s, key2, &a, &e), SFS_OK);
 	CHECK(a.scopes == SFS_SCOPE_ALL);
+	fx_close(&f);
+}
+
+/*
+ * A key's actor is cached (keycache.c): a revocation or a rate change,
+ * here or through another handle on the store (another process), is seen
+ * at once; a change made behind the store's back within a minute.
+ */
+/*
+ * The credential generation's file has the database's mode whatever the
+ * umask of the process that made it: a group that may change the store
+ * (the admin CLI run by a member) can tell the daemon of a revocation.
+ */
+static void test_key_cache_counter_mode(void)
+{
+	char db[4096], gen[4096];
+	struct sfs_store *s = NULL;
+	struct stat sb;
+	mode_t old;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	snprintf(db, sizeof(db), "%s/speechfs.db", f.dir);
+	snprintf(gen, sizeof(gen), "%s/auth.gen", f.dir);
+	REQUIRE(chmod(db, 0660) == 0);
+	REQUIRE(unlink(gen) == 0);
+	old = umask(022);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s, NULL), SFS_OK);
+	umask(old);
+	CHECK(stat(gen, &sb) == 0 && (sb.st_mode & 0777) == 0660);
+	sfs_store_close(s);
+	fx_close(&f);
+}
+
+static void test_key_cache(void)
+{
+	char key[SFS_API_KEY_SIZE], kid[SFS_ID_SIZE];
+	struct sfs_store *other = NULL;
+	struct sfs_actor a;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	REQUIRE(f.s->keycache != NULL);
+	REQUIRE_ST(
+		sfs_key_create(f.s, f.user, SFS_SCOPE_READ, NULL, key, kid, &e),
+		SFS_OK);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK); /* cached */
+	CHECK(a.scopes == SFS_SCOPE_READ && a.download_bps == -1);
+	/* a rate change is in the next lookup */
+	CHECK_ST(sfs_user_set_rate(f.s, f.user, 4096, &e), SFS_OK);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK);
+	CHECK(a.download_bps == 4096);
+	/* revoked through another handle: refused here at once */
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &other, &e), SFS_OK);
+	CHECK_ST(sfs_key_revoke(other, kid, &e), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_UNAUTHENTICATED);
+	CHECK(strstr(e.message, "revoked") != NULL);
+	/* behind the store's back: good for at most a minute */
+	REQUIRE_ST(
+		sfs_key_create(f.s, f.user, SFS_SCOPE_READ, NULL, key, kid, &e),
+		SFS_OK);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK);
+	CHECK(tfx_sql_int(f.s, "UPDATE api_key SET revoked_at = 1"
+			       " WHERE revoked_at IS NULL RETURNING 1") == 1);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK);
+	sfs_set_clock_offset_ms(61 * 1000);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, NULL), SFS_UNAUTHENTICATED);
+	sfs_set_clock_offset_ms(0);
+	/* a wrong key in a cached key's slot is not taken for it */
+	REQUIRE_ST(
+		sfs_key_create(f.s, f.user, SFS_SCOPE_READ, NULL, key, kid, &e),
+		SFS_OK);
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK);
+	key[strlen(key) - 1] = key[strlen(key) - 1] == '0' ? '1' : '0';
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, NULL), SFS_UNAUTHENTICATED);
+	sfs_store_close(other);
 	fx_close(&f);
 }
 
@@ -1071,6 +1152,8 @@ int main(void)
 	RUN(test_user);
 	RUN(test_key_roundtrip);
 	RUN(test_key_rejects);
+	RUN(test_key_cache);
+	RUN(test_key_cache_counter_mode);
 	RUN(test_jwt_mint_verify);
 	RUN(test_jwt_expiry);
 	RUN(test_jwt_algorithms);

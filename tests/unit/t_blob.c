@@ -59,10 +59,23 @@ static int fx_actors(struct fx *f)
 	return 0;
 }
 
+/*
+ * These tests are of the blob files: every blob is one, in every process
+ * that opens the store (small blobs kept in their row: t_inline.c).
+ */
+static const struct sfs_config *files_only(void)
+{
+	static struct sfs_config cfg;
+
+	sfs_config_init(&cfg);
+	cfg.blob_inline_max = 0;
+	return &cfg;
+}
+
 static int fx_open(struct fx *f)
 {
 	memset(f, 0, sizeof(*f));
-	if (tfx_store(&f->dir, &f->s, NULL))
+	if (tfx_store(&f->dir, &f->s, files_only()))
 		return -1;
 	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
 	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
@@ -79,7 +92,7 @@ static int fx_reopen(struct fx *f)
 	sfs_err_init(&e);
 	sfs_store_close(f->s);
 	f->s = NULL;
-	if (sfs_store_open(f->dir, NULL, &f->s, &e)) {
+	if (sfs_store_open(f->dir, files_only(), &f->s, &e)) {
 		fprintf(stderr, "reopen: %s\n", e.message);
 		return -1;
 	}
@@ -610,7 +623,7 @@ static void test_stale_staging(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	/* a second handle (a live process) with a stage in progress */
-	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(f.dir, files_only(), &s2, NULL), SFS_OK);
 	REQUIRE_ST(sfs_stage_new(s2, &live, NULL), SFS_OK);
 	REQUIRE_ST(sfs_stage_write(live, "live", 4, NULL), SFS_OK);
 
@@ -682,7 +695,7 @@ static void *opener_main(void *arg)
 		struct sfs_store *s = NULL;
 		struct sfs_stage *st = NULL;
 
-		if (sfs_store_open(o->dir, NULL, &s, NULL)) {
+		if (sfs_store_open(o->dir, files_only(), &s, NULL)) {
 			o->fails++;
 			continue;
 		}
@@ -827,7 +840,7 @@ static void child_upload(const char *dir, const char *uid, const char *at,
 	sfs_log_set_level(SFS_LOG_ERROR);
 	if (at)
 		setenv("SFS_CRASH_AT", at, 1);
-	if (sfs_store_open(dir, NULL, &s, NULL) ||
+	if (sfs_store_open(dir, files_only(), &s, NULL) ||
 	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
 		_exit(2);
 	tfx_fill(buf, n, seed);
@@ -914,7 +927,7 @@ static void child_uploads(const char *dir, const char *uid, int round,
 	size_t n;
 
 	sfs_log_set_level(SFS_LOG_ERROR);
-	if (sfs_store_open(dir, NULL, &s, NULL) ||
+	if (sfs_store_open(dir, files_only(), &s, NULL) ||
 	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
 		_exit(2);
 	for (i = 0;; i++) {
@@ -967,7 +980,7 @@ static void test_crash_random_kills(void)
 		REQUIRE(waitpid(pid, &status, 0) == pid);
 		CHECK(WIFSIGNALED(status));
 	}
-	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(f.dir, files_only(), &f.s, NULL), SFS_OK);
 	REQUIRE(fx_actors(&f) == 0);
 	CHECK(tfx_staging_files(f.dir) == 0);
 	/* the kills came late enough for commits to happen */

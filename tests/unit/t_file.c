@@ -1125,7 +1125,8 @@ static void test_stale_job_result(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	mp3 = tfx_stage(f.s, "mp3 of the first", 16);
-	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL), SFS_CONFLICT);
+	CHECK_ST(sfsi_file_listening_done(f.s, &old, mp3, NULL, NULL),
+		 SFS_CONFLICT);
 	CHECK_ST(sfsi_file_job_state(f.s, &old, SFS_JS_FAILED, "late", NULL),
 		 SFS_CONFLICT);
 	sfs_stage_free(mp3);
@@ -1133,7 +1134,7 @@ static void test_stale_job_result(void)
 	CHECK_ST(sfsi_file_job_state(f.s, &cur, SFS_JS_PROCESSING, NULL, NULL),
 		 SFS_OK);
 	mp3 = tfx_stage(f.s, "mp3 of the second", 17);
-	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL), SFS_OK);
+	CHECK_ST(sfsi_file_listening_done(f.s, &cur, mp3, NULL, NULL), SFS_OK);
 	sfs_stage_free(mp3);
 	sfs_job_release(&old);
 	sfs_job_release(&cur);
@@ -1200,20 +1201,24 @@ static void test_set_content(void)
 		   SFS_OK);
 	sfs_stage_free(st);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, v2.sha256) == 2);
-	/* the same bytes once more: the blob is kept as it is, not relinked */
+	/*
+	 * the same bytes once more: the blob is kept as it is, not relinked
+	 * (bytes past blobs.inline_max, so that they are a file)
+	 */
 	{
+		static char mine[70001];
 		char p[4096];
 		struct stat b1, b2;
 
 		struct sfs_file solo;
 		char sid[SFS_ID_SIZE];
 
-		REQUIRE_ST(mk(&f, &f.a, "solo", "/", "only mine", sid, NULL),
-			   SFS_OK);
+		memset(mine, 'm', sizeof(mine) - 1);
+		REQUIRE_ST(mk(&f, &f.a, "solo", "/", mine, sid, NULL), SFS_OK);
 		REQUIRE_ST(sfs_file_get(f.s, &f.a, sid, &solo, NULL), SFS_OK);
 		sfsi_blob_path(f.s, f.a.tenant, solo.sha256, p, sizeof(p));
 		REQUIRE(stat(p, &b1) == 0);
-		st = tfx_stage(f.s, "only mine", 9);
+		st = tfx_stage(f.s, mine, sizeof(mine) - 1);
 		CHECK_ST(
 			sfs_file_set_content(f.s, &f.a, sid, st, 0, NULL, NULL),
 			SFS_OK);

@@ -418,6 +418,7 @@ static void query_defaults(struct sfs_query *q)
 	q->size = SFS_PAGE_SIZE_DEFAULT;
 	q->deleted = 0;
 	q->discarded = -1;
+	q->purged = -1;
 	q->created_after = INT64_MIN;
 	q->created_before = INT64_MAX;
 	q->la_deleted = -1;
@@ -525,6 +526,7 @@ static void test_list_filters(void)
 	q.path = "/x/";
 	q.deleted = 1;
 	q.discarded = 0;
+	q.purged = 0;
 	q.ingestion = 1u << SFS_JS_PENDING | 1u << SFS_JS_FAILED;
 	q.name = "meet";
 	q.filename = "wav";
@@ -547,6 +549,7 @@ static void test_list_filters(void)
 	CHECK(str_is(flt, "path", "/x/"));
 	CHECK(bool_is(flt, "isDeleted", 1));
 	CHECK(bool_is(flt, "isContentDiscarded", 0));
+	CHECK(bool_is(flt, "isPurged", 0));
 	a = json_object_get(flt, "ingestionStatus");
 	REQUIRE(json_is_array(a) && json_array_size(a) == 2);
 	CHECK(!strcmp(json_string_value(json_array_get(a, 0)), "PENDING"));
@@ -566,7 +569,7 @@ static void test_list_filters(void)
 	CHECK(!strcmp(json_string_value(json_array_get(a, 0)), "A"));
 	CHECK(str_is(flt, "tagsMatch", "any"));
 	CHECK(str_is(flt, "publishMode", "INTERNAL"));
-	CHECK(json_object_size(flt) == 16);
+	CHECK(json_object_size(flt) == 17);
 	srt = json_object_get(j, "sort");
 	CHECK(str_is(srt, "field", "name"));
 	CHECK(str_is(srt, "direction", "asc"));

@@ -4,7 +4,8 @@
  * from a local HTTP server complete (or fail as they should), cancelled
  * jobs leave nothing behind, and a job whose process died is resumed.
  * Through the public API, but for one look into STORE/blobs/ to see that
- * a cancelled job left no file behind.
+ * a cancelled job left no file behind, and into the peaks table (to make
+ * a store whose listening audio predates peaks, and to see them go).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <math.h>
 #include <time.h>
+#include "speechfs/audio.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
@@ -209,6 +211,84 @@ static void t_upload_gets_listening_audio(void)
 	env_close(&v);
 }
 
+/* A stage of a file's bytes, NULL on failure. */
+static struct sfs_stage *stage_of(struct env *v, const char *path)
+{
+	struct sfs_stage *st = NULL;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0 || sfs_stage_new(v->s, &st, NULL) ||
+	    sfs_stage_copy_fd(st, fd, NULL)) {
+		sfs_stage_free(st);
+		st = NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	return st;
+}
+
+static void t_peaks_beside_listening_audio(void)
+{
+	struct sfs_peaks *p = malloc(sizeof(*p));
+	struct sfs_stage *st = NULL;
+	char sha[65], path[512], tid[SFS_ID_SIZE];
+	struct sfs_actor other;
+	struct sfs_file f;
+	struct sfs_err e;
+	struct env v;
+	size_t i, loud = 0;
+
+	env_init(&v);
+	sfs_file_init(&f);
+	REQUIRE(p);
+	REQUIRE(env_open(&v, 1) == 0);
+	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
+	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
+	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	REQUIRE(f.la.status == SFS_JS_COMPLETED);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_listening_peaks(v.s, &v.a, f.id, p, sha, &e), SFS_OK);
+	CHECK(strcmp(sha, f.la.sha256) == 0);
+	CHECK(p->frames_per_peak == p->sample_rate / 100); /* 10 ms */
+	CHECK(fabs((double)p->frames / p->sample_rate - f.duration) < 0.05);
+	CHECK(p->n == (size_t)((p->frames + p->frames_per_peak - 1) /
+			       p->frames_per_peak));
+	for (i = 0; i < p->n; i++)
+		loud += p->v[i] > 50;
+	CHECK(loud > p->n / 4); /* speech, not silence */
+
+	/* nobody else sees them: another tenant's user finds no file */
+	REQUIRE(tfx_tenant(v.s, "other", 0, 0, tid) == 0);
+	REQUIRE(tfx_user(v.s, tid, "eve", NULL, &other) == 0);
+	CHECK_ST(sfs_listening_peaks(v.s, &other, f.id, p, NULL, &e),
+		 SFS_NOT_FOUND);
+
+	/* listening audio made before peaks were kept: none, and why */
+	REQUIRE(tfx_sql(v.s, "DELETE FROM peaks") == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_listening_peaks(v.s, &v.a, f.id, p, NULL, &e),
+		 SFS_NOT_FOUND);
+	CHECK(strcmp(sfs_err_type(&e), "peaks_not_found") == 0);
+	/* made again (a new content version): peaks come with it */
+	st = stage_of(&v, path);
+	REQUIRE(st);
+	REQUIRE_ST(sfs_file_set_content(v.s, &v.a, f.id, st, 0, NULL, &e),
+		   SFS_OK);
+	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	CHECK_ST(sfs_listening_peaks(v.s, &v.a, f.id, p, sha, &e), SFS_OK);
+	CHECK(strcmp(sha, f.la.sha256) == 0 && p->n > 0);
+
+	/* the listening audio purged: gone, and its peaks with it */
+	REQUIRE_ST(sfs_listening_delete(v.s, &v.a, f.id, 1, &e), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_listening_peaks(v.s, &v.a, f.id, p, NULL, &e), SFS_GONE);
+	CHECK(tfx_sql_int(v.s, "SELECT count(*) FROM peaks") == 0);
+	sfs_stage_free(st);
+	sfs_file_release(&f);
+	free(p);
+	env_close(&v);
+}
+
 static void t_not_audio_fails_with_reason(void)
 {
 	struct sfs_file f;
@@ -280,7 +360,7 @@ static void t_delete_cancels_and_leaves_nothing(void)
 	CHECK(listening_jobs[SFS_JOB_DONE] == 0);
 	CHECK(listening_jobs[SFS_JOB_FAILED] == 1); /* the text's */
 	/* the only blob left is the later file's text: nothing of speech */
-	CHECK(tfx_blob_files(v.tmp) == 1);
+	CHECK(tfx_sql_int(v.s, "SELECT count(*) FROM blob") == 1);
 	sfs_file_release(&later);
 	sfs_file_release(&f);
 	env_close(&v);
@@ -483,6 +563,7 @@ int main(void)
 		return 2;
 	}
 	RUN(t_upload_gets_listening_audio);
+	RUN(t_peaks_beside_listening_audio);
 	RUN(t_not_audio_fails_with_reason);
 	RUN(t_delete_cancels_and_leaves_nothing);
 	RUN(t_resume_after_crash_mid_job);

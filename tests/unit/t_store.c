@@ -88,8 +88,12 @@ static void test_migrate_v1(void)
 
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
-	/* what schemas 2 and 3 added goes, as a store of schema 1 lacks it */
+	/* what schemas 2 to 5 added goes, as a store of schema 1 lacks it */
 	CHECK(tfx_sql(s, "ALTER TABLE file DROP COLUMN entry_suffix;"
+			 " ALTER TABLE file DROP COLUMN atime_ns;"
+			 " ALTER TABLE blob DROP COLUMN data;"
+			 " ALTER TABLE change DROP COLUMN origin;"
+			 " DROP TABLE peaks; DROP TABLE session;"
 			 " DROP INDEX user_tenant_name;"
 			 " ALTER TABLE api_key DROP COLUMN last_used_at;"
 			 " PRAGMA user_version = 1") == 0);
@@ -99,6 +103,8 @@ static void test_migrate_v1(void)
 	CHECK(tfx_sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
 	CHECK(tfx_sql_int(s, "SELECT count(*) FROM pragma_table_info('file')"
 			     " WHERE name = 'entry_suffix'") == 1);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+			     " ('peaks', 'session', 'session_expires')") == 3);
 	sfs_store_close(s);
 	th_rmrf(dir);
 }

@@ -1,10 +1,13 @@
 /*
- * Unit tests of tag names (validation, splitting, joining) and of the
- * enumeration names of file.h with struct sfs_file's init/release.
+ * Unit tests of tag names (validation, splitting, joining), the tenant's
+ * tags for suggestions, and of the enumeration names of file.h with
+ * struct sfs_file's init/release.
  */
 #include <string.h>
 #include "speechfs/file.h"
+#include "speechfs/log.h"
 #include "speechfs/tag.h"
+#include "fixture.h"
 #include "testhelp.h"
 
 /* The field error type of a rejected tag, "" when it was accepted. */
@@ -264,8 +267,98 @@ static void test_file_init_release(void)
 	sfs_file_release(&f); /* a second release is harmless */
 }
 
+/* A file of `a` tagged with the comma-separated tags; its id into id. */
+static int tagged(struct sfs_store *s, const struct sfs_actor *a,
+		  const char *csv, char id[SFS_ID_SIZE])
+{
+	struct sfs_file_update u = { .set = SFS_UPD_TAGS };
+	char **tags = NULL;
+	int rc = -1;
+
+	if (tfx_upload(s, a, "rec", "x", 1, id, NULL) ||
+	    sfs_tags_split(csv, &tags, &u.ntags, NULL))
+		goto out;
+	u.tags = (const char *const *)tags;
+	rc = sfs_file_update(s, a, id, &u, NULL, NULL) ? -1 : 0;
+out:
+	sfs_strv_free(tags);
+	return rc;
+}
+
+/* The list as one comma-separated string, "!" on failure. */
+static const char *list(struct sfs_store *s, const struct sfs_actor *a,
+			const char *prefix, size_t limit)
+{
+	static char out[512];
+	char **v = NULL;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	if (sfs_tag_list(s, a, prefix, limit, &v, &n, NULL))
+		return "!";
+	for (i = 0; i < n; i++)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s",
+			 i ? "," : "", v[i]);
+	if (v[n] != NULL)
+		snprintf(out, sizeof(out), "unterminated");
+	sfs_strv_free(v);
+	return out;
+}
+
+static void test_tenant_tags(void)
+{
+	char ta[SFS_ID_SIZE], tb[SFS_ID_SIZE], id[SFS_ID_SIZE];
+	struct sfs_actor alice, bob, carol, ro;
+	struct sfs_store *s = NULL;
+	struct sfs_err e;
+	char *dir = NULL;
+	char **v = NULL;
+	size_t n;
+
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "a", 0, 0, ta) == 0 &&
+		tfx_tenant(s, "b", 0, 0, tb) == 0);
+	REQUIRE(tfx_user(s, ta, "alice", NULL, &alice) == 0 &&
+		tfx_user(s, ta, "bob", NULL, &bob) == 0 &&
+		tfx_user(s, tb, "carol", NULL, &carol) == 0);
+	REQUIRE(tagged(s, &alice, "Engineering, Meeting, 50%", id) == 0);
+	REQUIRE(tagged(s, &bob, "engage, Zeta, 5_0", id) == 0);
+	REQUIRE(tagged(s, &carol, "Engine-B", id) == 0);
+	REQUIRE(tagged(s, &alice, "Deleted", id) == 0);
+	REQUIRE_ST(sfs_file_delete(s, &alice, id, 0, NULL), SFS_OK);
+	REQUIRE(tagged(s, &alice, "Gone", id) == 0);
+	REQUIRE_ST(sfs_file_delete(s, &alice, id, 1, NULL), SFS_OK);
+
+	/* the tenant's, whoever tagged; a purged file's tags are not */
+	CHECK(!strcmp(list(s, &alice, NULL, 100),
+		      "50%,5_0,Deleted,engage,Engineering,Meeting,Zeta"));
+	CHECK(!strcmp(list(s, &bob, "", 100),
+		      "50%,5_0,Deleted,engage,Engineering,Meeting,Zeta"));
+	CHECK(!strcmp(list(s, &carol, "", 100), "Engine-B"));
+	/* a prefix, any case; LIKE's wildcards are plain characters */
+	CHECK(!strcmp(list(s, &alice, "ENG", 100), "engage,Engineering"));
+	CHECK(!strcmp(list(s, &alice, "5_", 100), "5_0"));
+	CHECK(!strcmp(list(s, &alice, "50%", 100), "50%"));
+	CHECK(!strcmp(list(s, &alice, "%", 100), ""));
+	CHECK(!strcmp(list(s, &alice, "x", 100), ""));
+	CHECK(!strcmp(list(s, &alice, "", 2), "50%,5_0"));
+
+	sfs_err_init(&e);
+	CHECK_ST(sfs_tag_list(s, &alice, NULL, 0, &v, &n, &e), SFS_INVALID);
+	CHECK(tfx_has_field(&e, "size", NULL));
+	CHECK_ST(sfs_tag_list(s, &alice, NULL, SFS_TAG_LIST_MAX + 1, &v, &n,
+			      NULL),
+		 SFS_INVALID);
+	CHECK(v == NULL && n == 0);
+	ro = alice;
+	ro.scopes = SFS_SCOPE_WRITE;
+	CHECK_ST(sfs_tag_list(s, &ro, NULL, 10, &v, &n, NULL), SFS_FORBIDDEN);
+	tfx_store_close(&dir, &s);
+}
+
 int main(void)
 {
+	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_check_valid);
 	RUN(test_check_invalid);
 	RUN(test_split);
@@ -275,5 +368,6 @@ int main(void)
 	RUN(test_roundtrip);
 	RUN(test_enum_names);
 	RUN(test_file_init_release);
+	RUN(test_tenant_tags);
 	return th_report();
 }

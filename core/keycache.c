@@ -1,0 +1,190 @@
+/*
+ * The actors of recently used API keys, so that a request with a known key
+ * costs neither a SHA-256 nor a query. What could make a cached actor
+ * wrong -- a key revoked, a user's rate changed -- bumps the store's
+ * credential generation, a counter in STORE/auth.gen that every process
+ * maps shared: a lookup reads it (a load, no system call) and ignores
+ * entries made under another. An entry also lives at most a minute, which
+ * bounds what a change made without the bump (an older program, an edit
+ * of the database by hand) can outlive, and lets the key's use be noted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include "auth_i.h"
+#include "speechfs/log.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define SLOTS 1024 /* a power of two */
+#define STRIPES 16 /* locks, each over SLOTS / STRIPES slots */
+#define TTL_MS 60000
+#define KEY_MAX 80 /* "sfs_" and 64 hex digits, with room */
+
+struct slot {
+	char key[KEY_MAX];
+	size_t len;
+	uint64_t gen;
+	int64_t made_ms;
+	struct sfs_actor actor;
+};
+
+struct sfsi_keycache {
+	pthread_mutex_t lock[STRIPES];
+	struct slot slot[SLOTS];
+};
+
+static const char gen_name[] = "auth.gen";
+
+/*
+ * The counter's file: made with the database's mode and, when root makes
+ * it, the database's owner (as SQLite does for its -shm), so the service
+ * user and the admin CLI share it.
+ */
+static int gen_open(struct sfs_store *s)
+{
+	char path[4096], db[4096];
+	struct stat sb;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, gen_name);
+	snprintf(db, sizeof(db), "%s/speechfs.db", s->dir);
+	if (stat(db, &sb) < 0)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, sb.st_mode & 0666);
+	if (fd < 0)
+		return -1;
+	if (geteuid() == 0 && fchown(fd, sb.st_uid, sb.st_gid) < 0)
+		sfs_debug("auth", "cannot give '%s' the store's owner", path);
+	/* the umask narrowed the mode open() made it with: widen it back */
+	if (fchmod(fd, sb.st_mode & 0666) < 0)
+		sfs_debug("auth", "cannot give '%s' the store's mode", path);
+	if (ftruncate(fd, sizeof(uint64_t)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void sfsi_keycache_open(struct sfs_store *s)
+{
+	struct sfsi_keycache *c;
+	void *map;
+	int fd, i;
+
+	fd = gen_open(s);
+	if (fd < 0) {
+		sfs_warn("auth",
+			 "no credential generation in '%s': %s (API "
+			 "keys are looked up every time)",
+			 s->dir, strerror(errno));
+		return;
+	}
+	map = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED,
+		   fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		munmap(map, sizeof(uint64_t));
+		return;
+	}
+	for (i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&c->lock[i], NULL);
+	s->auth_gen = map;
+	s->keycache = c;
+}
+
+void sfsi_keycache_close(struct sfs_store *s)
+{
+	struct sfsi_keycache *c = s->keycache;
+	int i;
+
+	if (c) {
+		for (i = 0; i < STRIPES; i++)
+			pthread_mutex_destroy(&c->lock[i]);
+		OPENSSL_cleanse(c->slot, sizeof(c->slot));
+		free(c);
+		s->keycache = NULL;
+	}
+	if (s->auth_gen) {
+		munmap((void *)s->auth_gen, sizeof(uint64_t));
+		s->auth_gen = NULL;
+	}
+}
+
+uint64_t sfsi_auth_gen(struct sfs_store *s)
+{
+	return s->auth_gen ? __atomic_load_n(s->auth_gen, __ATOMIC_ACQUIRE) : 0;
+}
+
+void sfsi_auth_gen_bump(struct sfs_store *s)
+{
+	if (s->auth_gen)
+		__atomic_add_fetch(s->auth_gen, 1, __ATOMIC_SEQ_CST);
+	else
+		sfs_warn("auth",
+			 "the change is stored, but processes running on "
+			 "'%s' cannot be told (no %s): they may go on "
+			 "accepting the old credentials for up to %d s",
+			 s->dir, gen_name, TTL_MS / 1000);
+}
+
+/* The key's slot: its digits are random, so they are their own hash. */
+static size_t slot_of(const char *key, size_t len)
+{
+	size_t h = 0, i;
+
+	for (i = 4; i < len && i < 20; i++)
+		h = h * 31 + (unsigned char)key[i];
+	return h & (SLOTS - 1);
+}
+
+int sfsi_keycache_get(struct sfs_store *s, const char *key, size_t len,
+		      struct sfs_actor *out)
+{
+	struct sfsi_keycache *c = s->keycache;
+	struct slot *sl;
+	size_t k;
+	int hit;
+
+	if (!c || len >= KEY_MAX)
+		return 0;
+	k = slot_of(key, len);
+	sl = &c->slot[k];
+	pthread_mutex_lock(&c->lock[k % STRIPES]);
+	hit = sl->len == len && CRYPTO_memcmp(sl->key, key, len) == 0 &&
+	      sl->gen == sfsi_auth_gen(s) &&
+	      sfs_now_ms() - sl->made_ms < TTL_MS;
+	if (hit)
+		*out = sl->actor;
+	pthread_mutex_unlock(&c->lock[k % STRIPES]);
+	return hit;
+}
+
+void sfsi_keycache_put(struct sfs_store *s, const char *key, size_t len,
+		       uint64_t gen, const struct sfs_actor *a)
+{
+	struct sfsi_keycache *c = s->keycache;
+	struct slot *sl;
+	size_t k;
+
+	if (!c || len >= KEY_MAX)
+		return;
+	k = slot_of(key, len);
+	sl = &c->slot[k];
+	pthread_mutex_lock(&c->lock[k % STRIPES]);
+	memcpy(sl->key, key, len);
+	sl->len = len;
+	sl->gen = gen;
+	sl->made_ms = sfs_now_ms();
+	sl->actor = *a;
+	pthread_mutex_unlock(&c->lock[k % STRIPES]);
+}

@@ -1,0 +1,109 @@
+/*
+ * Tests of group commit when the disk fails: a failed sync of the WAL is
+ * reported to its caller and to every later caller of that store handle,
+ * never answered by a second fdatasync that Linux would let succeed for
+ * pages it may have dropped.
+ *
+ * This binary defines fdatasync() itself, on purpose: the library's calls
+ * (and SQLite's) reach it, and it fails while `fail_syncs` is set.
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "fixture.h"
+#include "speechfs/file.h"
+#include "speechfs/stage.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+
+static int fail_syncs, syncs_failed;
+
+int fdatasync(int fd)
+{
+	if (fail_syncs) {
+		syncs_failed++;
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char t[SFS_ID_SIZE];
+	struct sfs_actor a;
+	char id[SFS_ID_SIZE];
+};
+
+static int fx_open(struct fx *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, NULL) ||
+	    tfx_tenant(f->s, "t", 0, 0, f->t) ||
+	    tfx_user(f->s, f->t, "alice", NULL, &f->a) ||
+	    tfx_upload(f->s, &f->a, "f", "first", 5, f->id, NULL))
+		return -1;
+	return 0;
+}
+
+/* A new version of the file, committed without waiting for the disk. */
+static enum sfs_status set_nosync(struct fx *f, const char *text)
+{
+	struct sfs_stage *st = tfx_stage(f->s, text, strlen(text));
+	enum sfs_status ret;
+
+	if (!st)
+		return SFS_IO;
+	ret = sfs_file_set_content(f->s, &f->a, f->id, st, SFS_SET_NOSYNC, NULL,
+				   NULL);
+	sfs_stage_free(st);
+	return ret;
+}
+
+static void test_failed_sync_is_final(void)
+{
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
+	fail_syncs = 1;
+	sfs_err_init(&e);
+	CHECK(sfs_store_sync(f.s, &e) != SFS_OK);
+	CHECK(syncs_failed == 1);
+	CHECK(strstr(e.message, "sync") != NULL);
+	fail_syncs = 0;
+	/* the disk answers again: the handle still does not claim durability */
+	CHECK(sfs_store_sync(f.s, NULL) != SFS_OK);
+	CHECK_ST(set_nosync(&f, "third"), SFS_OK);
+	CHECK(sfs_store_sync(f.s, NULL) != SFS_OK);
+	CHECK(sfs_file_sync(f.s, &f.a, f.id, NULL) != SFS_OK);
+	CHECK(syncs_failed == 1);
+	sfs_store_close(f.s);
+	f.s = NULL;
+	/* a new handle on the same store starts afresh */
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, &e), SFS_OK);
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+static void test_sync_without_failure(void)
+{
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK); /* nothing left to sync */
+	CHECK(syncs_failed == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+int main(void)
+{
+	RUN(test_sync_without_failure);
+	RUN(test_failed_sync_is_final);
+	return th_report();
+}

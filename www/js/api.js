@@ -1,0 +1,139 @@
+// The public API of speechfsd, as the page uses it: JSON requests with the
+// session's CSRF token on unsafe methods, the one error body turned into an
+// ApiError, and a hook for "signed out" (any 401).
+
+export const BASE = "/api/v1/speech-services";
+export const FILES = BASE + "/files";
+
+let csrf = "";
+let onSignedOut = () => {};
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.type = (body && body.error_type) || "";
+    this.body = body;
+  }
+}
+
+export function setCsrf(token) {
+  csrf = token || "";
+}
+
+export function csrfToken() {
+  return csrf;
+}
+
+export function whenSignedOut(fn) {
+  onSignedOut = fn;
+}
+
+async function errorOf(r) {
+  let body = null;
+  try {
+    body = await r.json();
+  } catch (e) {
+    body = null;
+  }
+  return new ApiError(r.status, body);
+}
+
+// One request: JSON in and out. Returns the parsed body (null for 204),
+// or throws ApiError.
+export async function call(method, path, { body, headers, query, signal } = {}) {
+  const h = Object.assign({}, headers);
+  let url = path;
+  if (query) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+    }
+    const s = q.toString();
+    if (s) url += (url.includes("?") ? "&" : "?") + s;
+  }
+  if (method !== "GET" && method !== "HEAD" && csrf) h["X-CSRF-Token"] = csrf;
+  let payload;
+  if (body !== undefined) {
+    h["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const r = await fetch(url, {
+    method, headers: h, body: payload, credentials: "same-origin", signal,
+  });
+  if (r.status === 401 && !path.endsWith("/session")) {
+    const err = await errorOf(r);
+    onSignedOut(err);
+    throw err;
+  }
+  if (!r.ok) throw await errorOf(r);
+  if (r.status === 204) return null;
+  return r.json();
+}
+
+export const get = (path, opts) => call("GET", path, opts);
+export const post = (path, body, opts = {}) => call("POST", path, Object.assign({ body }, opts));
+export const patch = (path, body, opts = {}) => call("PATCH", path, Object.assign({ body }, opts));
+export const del = (path, opts) => call("DELETE", path, opts);
+
+// The session: sign in with a key (sent once, in a header; never kept),
+// read it back after a reload, sign out.
+export async function signIn(key) {
+  const r = await fetch(BASE + "/session", {
+    method: "POST", headers: { "X-API-Key": key }, credentials: "same-origin",
+  });
+  if (!r.ok) throw await errorOf(r);
+  const s = await r.json();
+  setCsrf(s.csrfToken);
+  return s;
+}
+
+export async function currentSession() {
+  const r = await fetch(BASE + "/session", { credentials: "same-origin" });
+  if (r.status === 401) return null;
+  if (!r.ok) throw await errorOf(r);
+  const s = await r.json();
+  setCsrf(s.csrfToken);
+  return s;
+}
+
+export async function signOut() {
+  try {
+    await call("DELETE", BASE + "/session");
+  } finally {
+    setCsrf("");
+  }
+}
+
+export const fileUrl = (id, rest = "") => `${FILES}/${encodeURIComponent(id)}${rest}`;
+
+// An upload with progress (fetch has no upload progress): multipart, the
+// CSRF header, onProgress(fraction). Resolves with the new file.
+export function upload(file, fields, onProgress) {
+  return new Promise((resolve, reject) => {
+    const fd = new FormData();
+    for (const [k, v] of Object.entries(fields)) fd.append(k, v);
+    fd.append("file", file, file.name);
+    const x = new XMLHttpRequest();
+    x.open("POST", FILES);
+    x.withCredentials = true;
+    if (csrf) x.setRequestHeader("X-CSRF-Token", csrf);
+    x.responseType = "json";
+    x.upload.onprogress = (ev) => {
+      if (ev.lengthComputable && ev.total > 0) onProgress(ev.loaded / ev.total);
+    };
+    x.onload = () => {
+      if (x.status === 201) {
+        onProgress(1);
+        resolve(x.response);
+        return;
+      }
+      const err = new ApiError(x.status, x.response);
+      if (x.status === 401) onSignedOut(err);
+      reject(err);
+    };
+    x.onerror = () => reject(new ApiError(0, { message: "the upload failed: no connection" }));
+    x.onabort = () => reject(new ApiError(0, { message: "the upload was cancelled" }));
+    x.send(fd);
+  });
+}
