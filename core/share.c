@@ -338,3 +338,40 @@ enum sfs_status sfs_share_revoke_user(struct sfs_store *s,
 				"no share for this user exists on the file");
 	return revoke(s, a, file_id, NULL, user_id, e);
 }
+
+enum sfs_status sfs_share_user_name(struct sfs_store *s,
+				    const struct sfs_actor *a,
+				    const char *user_id, char *name,
+				    size_t size, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int rc;
+
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	st = sfsi_db_prep(d,
+			  "SELECT name FROM user WHERE uuid = lower(?1)"
+			  " AND tenant_id = ?2",
+			  e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_text(st, 1, user_id);
+	sfsi_db_bind_int(st, 2, a->tenant);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1)
+		sfs_strlcpy(name, sfsi_db_col_text(st, 0), size);
+	sfsi_db_reset(st);
+	if (rc < 0)
+		ret = SFS_IO;
+	else if (rc == 0)
+		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
+			       "no such user in the tenant");
+out:
+	sfsi_db_put(d);
+	return ret;
+}

@@ -288,6 +288,11 @@ static int commit(struct fh *h)
 		/* a created file closed without content (touch) */
 		if (!of->lazy)
 			return 0;
+		if (g_fs.commit_ms) {
+			of->lazy = 0; /* durable with the next sync */
+			fs_commits_note();
+			return 0;
+		}
 		st = sfs_file_sync(g_fs.store, &g_fs.actor, of->id, &e);
 		if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED)
 			st = SFS_OK;
@@ -300,7 +305,8 @@ static int commit(struct fh *h)
 	}
 	st = sfs_file_set_content(
 		g_fs.store, &g_fs.actor, of->id, h->stage,
-		SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0),
+		SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0) |
+			(g_fs.commit_ms ? SFS_SET_NOSYNC : 0),
 		NULL, &e);
 	if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED) {
 		/* unlinked while open: its writes go nowhere, as on POSIX */
@@ -311,6 +317,8 @@ static int commit(struct fh *h)
 	}
 	if (!st)
 		of->lazy = 0; /* a content commit syncs the lazy create */
+	if (!st && g_fs.commit_ms)
+		fs_commits_note();
 	sfs_stage_free(h->stage);
 	h->stage = NULL;
 	h->dirty = 0;
@@ -751,8 +759,20 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	      struct fuse_file_info *fi)
 {
+	struct fh *h = fh_of(fi);
+	int ret = 0;
+
+	(void)ino;
 	(void)datasync;
-	fs_flush(req, ino, fi);
+	if (h->writable) {
+		pthread_mutex_lock(&h->of->lock);
+		ret = commit(h);
+		pthread_mutex_unlock(&h->of->lock);
+	}
+	/* with -o commit=MS: this file's earlier closes too */
+	if (!ret)
+		ret = fs_commits_sync();
+	fuse_reply_err(req, -ret);
 }
 
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -767,12 +787,4 @@ void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fh_free(h);
 	fuse_reply_err(req, 0);
-}
-
-void fs_commits_drain(void)
-{
-}
-
-void fs_commits_start(void)
-{
 }

@@ -110,6 +110,11 @@ int fs_is_file_kind(enum fs_kind k);
 void fs_node_ref(uint64_t id, uint64_t parent, const char *name,
 		 const char *owner, const char *path);
 void fs_node_forget(uint64_t id, uint64_t nlookup);
+/*
+ * Invalidate the names nodes had before a lookup found them under
+ * another (renamed elsewhere); from the poller, which fs_node_ref wakes.
+ */
+void fs_node_inval_stale(void);
 /* The node of (owner, path) below /.shared/, made once. */
 uint64_t fs_shared_dir_node(const char *owner, const char *path);
 /* What an FS_SHARED_* node shows; 0 or -ENOENT. */
@@ -208,6 +213,8 @@ int fs_find(const char *vdir, const char *owner, enum fs_list_mode mode,
 
 /* The display name an entry name stands for. Ownership: free(). */
 int fs_entry_to_name(const char *entry, char **name);
+/* A name as an entry ('/' as U+2215), malloc'd; NULL: out of memory. */
+char *fs_name_as_entry(const char *name);
 /*
  * The display name and filename a file gets from the entry it is created
  * or renamed to: the entry minus its extension, and the entry itself.
@@ -279,9 +286,17 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 int fs_file_is_open(int64_t ino);
 /* utimens of a file being written: kept for its commit. */
 void fs_open_times(int64_t ino, int64_t mtime_ns);
-/* Wait for the mount's deferred commits (-o commit=MS); at unmount. */
-void fs_commits_drain(void);
+
+/* ---- commits.c: -o commit=MS ----------------------------------------- */
+
+/* Start the thread that makes closes durable (with -o commit=MS). */
 void fs_commits_start(void);
+/* A close committed without waiting: durable within the window. */
+void fs_commits_note(void);
+/* fsync with -o commit=MS: every commit so far durable now. 0 or -errno. */
+int fs_commits_sync(void);
+/* Stop the thread, every commit durable; at unmount. */
+void fs_commits_drain(void);
 
 /* ---- entry.c: changes of names and attributes ------------------------- */
 
@@ -310,6 +325,8 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 /* Start/stop the change poller (coherence with other processes). */
 void fs_poller_start(void);
 void fs_poller_stop(void);
+/* Have the poller look at once (and invalidate stale names). */
+void fs_poller_wake(void);
 
 /* ---- loop.c ----------------------------------------------------------- */
 

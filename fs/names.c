@@ -70,6 +70,11 @@ static char *entry_base(const char *name, const char *ext)
 	return out;
 }
 
+char *fs_name_as_entry(const char *name)
+{
+	return entry_base(name, "");
+}
+
 /* The entry a file has before clashes: its base, or the MP3's name. */
 static char *file_base(const struct sfs_file *f, enum fs_list_mode mode,
 		       const char **ext)

@@ -86,11 +86,39 @@ static int refs_grow(void)
 	return 0;
 }
 
+/*
+ * Names the kernel may still hold for a node that a lookup found under
+ * another name: renamed elsewhere, and looked up by its new name before
+ * the change poller saw the change (it would then invalidate the new
+ * name, which it remembers, and the old one would live on in the
+ * kernel's cache). The poller invalidates them: a lookup cannot, as the
+ * kernel holds the directory meanwhile. Past STALE_MAX waiting, the
+ * entry's timeout does it.
+ */
+#define STALE_MAX 64
+struct stale_name {
+	uint64_t parent;
+	char name[SFS_SEGMENT_MAX * 3 + 16];
+};
+static struct stale_name stale[STALE_MAX];
+static int nstale;
+
+/* refs_lock held. */
+static void stale_add(uint64_t parent, const char *name)
+{
+	if (!parent || nstale == STALE_MAX)
+		return;
+	stale[nstale].parent = parent;
+	snprintf(stale[nstale].name, sizeof(stale[0].name), "%s", name);
+	nstale++;
+}
+
 void fs_node_ref(uint64_t id, uint64_t parent, const char *name,
 		 const char *owner, const char *path)
 {
 	struct ref *r;
 	size_t k;
+	int woke = 0;
 
 	(void)owner;
 	(void)path;
@@ -116,11 +144,33 @@ void fs_node_ref(uint64_t id, uint64_t parent, const char *name,
 	r->nlookup++;
 	if (name &&
 	    (!r->name || r->parent != parent || strcmp(r->name, name))) {
+		if (r->name)
+			stale_add(r->parent, r->name);
 		free(r->name);
 		r->name = strdup(name);
 		r->parent = parent;
+		woke = !!r->parent;
 	}
 	pthread_mutex_unlock(&refs_lock);
+	if (woke)
+		fs_poller_wake();
+}
+
+void fs_node_inval_stale(void)
+{
+	struct stale_name v[STALE_MAX];
+	int i, n;
+
+	if (!g_fs.se)
+		return;
+	pthread_mutex_lock(&refs_lock);
+	n = nstale;
+	memcpy(v, stale, (size_t)n * sizeof(v[0]));
+	nstale = 0;
+	pthread_mutex_unlock(&refs_lock);
+	for (i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_entry(g_fs.se, v[i].parent,
+						 v[i].name, strlen(v[i].name));
 }
 
 void fs_node_forget(uint64_t id, uint64_t nlookup)

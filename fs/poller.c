@@ -185,6 +185,7 @@ static void *poller(void *arg)
 		}
 		if (in >= 0 && n > 0 && (p[1].revents & POLLIN))
 			drain(in);
+		fs_node_inval_stale();
 		t = sfs_now_ms();
 		if (t < next)
 			usleep((useconds_t)(next - t) * 1000);
@@ -215,6 +216,14 @@ void fs_poller_start(void)
 	else
 		sfs_warn("fs", "cannot start the change poller");
 	fs_signals_on(&old);
+}
+
+void fs_poller_wake(void)
+{
+	uint64_t one = 1;
+
+	if (g_fs.wake_fd >= 0 && write(g_fs.wake_fd, &one, sizeof(one)) < 0)
+		sfs_debug("fs", "cannot wake the change poller");
 }
 
 void fs_poller_stop(void)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fs_i.h"
+#include "speechfs/share.h"
 #include "speechfs/banned.h"
 
 struct owner {
@@ -25,10 +26,40 @@ static int by_row(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
-/* A user's name as an entry ('/' cannot be in one). */
+/* The length of s cut to at most max bytes, at a character's start. */
+static int cut_utf8(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return (int)n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return (int)n;
+}
+
+/*
+ * A user's name as an entry: '/' as U+2215 (as in file names), cut to a
+ * segment; the user's id when the name is none ("", ".", "..") or the
+ * user cannot be read.
+ */
 static void entry_name(const char *user_id, char *out, size_t size)
 {
-	snprintf(out, size, "%s", user_id);
+	char name[SFS_SEGMENT_MAX + 1], *shown = NULL;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_share_user_name(g_fs.store, &g_fs.actor, user_id, name,
+				sizeof(name), &e) ||
+	    !strcmp(name, "") || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    !(shown = fs_name_as_entry(name))) {
+		snprintf(out, size, "%s", user_id);
+		free(shown);
+		return;
+	}
+	snprintf(out, size, "%.*s", cut_utf8(shown, size - 1), shown);
+	free(shown);
 }
 
 /* The distinct owners of what is shared with the user, named. */
@@ -76,8 +107,8 @@ static int owners(struct owner **out, size_t *nout)
 			char tmp[SFS_SEGMENT_MAX + 1];
 
 			snprintf(tmp, sizeof(tmp), "%.*s (%.8s)",
-				 (int)(SFS_SEGMENT_MAX - 11), v[i].name,
-				 v[i].id);
+				 cut_utf8(v[i].name, SFS_SEGMENT_MAX - 11),
+				 v[i].name, v[i].id);
 			memcpy(v[i].name, tmp, sizeof(tmp));
 		}
 	}

@@ -54,4 +54,14 @@ enum sfs_status sfs_share_revoke_user(struct sfs_store *s,
 				      const char *file_id, const char *user_id,
 				      struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * The name of a user of the actor's tenant (the owners under the mount's
+ * /.shared/), at most size - 1 bytes; SFS_NOT_FOUND for anyone else.
+ */
+enum sfs_status sfs_share_user_name(struct sfs_store *s,
+				    const struct sfs_actor *a,
+				    const char *user_id, char *name,
+				    size_t size,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
 #endif

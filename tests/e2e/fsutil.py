@@ -76,8 +76,9 @@ class Mount:
         deadline = time.time() + 10
         while not os.path.ismount(self.dir):
             if self.proc.poll() is not None or time.time() > deadline:
+                out = self.output()
                 self.stop(check=False)
-                raise RuntimeError("mount failed: " + self.output())
+                raise RuntimeError("mount failed: " + out)
             time.sleep(0.05)
 
     def output(self):

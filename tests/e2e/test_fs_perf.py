@@ -27,8 +27,7 @@ def syncs(trace, t0, t1):
     return found
 
 
-@pytest.fixture
-def traced(store, tmp_path, monkeypatch):
+def traced_mount(store, tmp_path, monkeypatch, *opts):
     """A mount running under strace (syncs only), no job workers."""
     assert shutil.which("strace"), "packaging/install-deps.sh installs it"
     trace = tmp_path / "trace"
@@ -43,7 +42,12 @@ def traced(store, tmp_path, monkeypatch):
     wrapper.chmod(0o755)
     monkeypatch.setattr(fsutil, "SPEECHFS", wrapper)
     d, _, users = store
-    m = Mount(d, users[0], "-o", "no_workers")
+    return Mount(d, users[0], "-o", "no_workers", *opts), trace
+
+
+@pytest.fixture
+def traced(store, tmp_path, monkeypatch):
+    m, trace = traced_mount(store, tmp_path, monkeypatch)
     try:
         yield m, trace
     finally:
@@ -84,6 +88,50 @@ def test_create_waits_for_no_sync_close_does(traced):
         assert m2.path("f0.txt").read_bytes() == b"some bytes"
         assert m2.path("f1.txt").read_bytes() == b"some bytes"
         assert m2.path("f2.txt").stat().st_size == 0
+    finally:
+        m2.stop()
+
+
+def test_commit_window_closes_without_waiting(store, tmp_path, monkeypatch):
+    """-o commit=MS: close() returns without a sync; one sync made by the
+    mount itself, later, covers all of them; fsync() still syncs before
+    it returns; unmounting makes the last closes durable."""
+    m, trace = traced_mount(store, tmp_path, monkeypatch, "-o",
+                            "commit=1000")
+    try:
+        m.path("warm.txt").write_bytes(b"warm")    # the WAL's first sync
+        assert fsutil.eventually(
+            lambda: "fdatasync" in syncs(trace, 0, time.time()), timeout=30)
+        t0 = time.time()
+        for i in range(20):
+            m.path("c%02d.txt" % i).write_bytes(b"bulk %d" % i)
+        t1 = time.time()
+        # no sync per close: one a window at most while they ran
+        closing = syncs(trace, t0, t1)
+        # then one (or a few, if the closes outlasted the window) later
+        assert fsutil.eventually(
+            lambda: syncs(trace, t1, time.time()), timeout=30)
+        fd = os.open(m.path("f.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, b"synced")
+        t3 = time.time()
+        os.fsync(fd)
+        t4 = time.time()
+        os.close(fd)
+        m.path("last.txt").write_bytes(b"last")
+        t5 = time.time()
+    finally:
+        assert m.stop() == 0
+    assert len(closing) <= (t1 - t0) / 1.0 + 1, closing
+    assert "fdatasync" in syncs(trace, t3, t4)
+    assert "fdatasync" in syncs(trace, t5, time.time())
+    m2 = Mount(m.store, m.user)
+    try:
+        assert sorted(n for n in os.listdir(m2.dir)
+                      if not n.startswith(".")) == sorted(
+            ["c%02d.txt" % i for i in range(20)] +
+            ["f.txt", "last.txt", "warm.txt"])
+        assert m2.path("c07.txt").read_bytes() == b"bulk 7"
+        assert m2.path("last.txt").read_bytes() == b"last"
     finally:
         m2.stop()
 

@@ -67,7 +67,7 @@ def test_direct_share_shows_in_shared(store, api):
                           headers={"X-API-Key": keys[0]},
                           json={"userId": users[1], "permission": "EDIT"})
         assert r.status_code in (200, 201), r.text
-        f = bob.path(".shared", users[0], "note.txt")
+        f = bob.path(".shared", "alice", "note.txt")
         assert eventually(lambda: f.exists())
         assert f.read_bytes() == b"note"
         # EDIT: bob may write a new version and set tags

@@ -60,7 +60,7 @@ def test_share_set_get_remove(store, mounts, api):
     assert [(s["userId"], s["permission"], s["fileId"]) for s in j] == \
         [(bob, "VIEW", fid)]
     assert S + bob in os.listxattr(f)
-    g = b.path(".shared", alice, "memo.txt")
+    g = b.path(".shared", "alice", "memo.txt")
     assert eventually(g.exists)
     assert g.read_bytes() == b"memo"
     with pytest.raises(PermissionError):
@@ -192,7 +192,7 @@ def test_share_non_owner(store, mounts):
     f = a.path("z.wav")
     f.write_bytes(b"z")
     os.setxattr(f, S + bob, b"EDIT")
-    g = b.path(".shared", alice, "z.wav")
+    g = b.path(".shared", "alice", "z.wav")
     assert eventually(g.exists)
     # bob may edit the file but not manage its shares
     with pytest.raises(OSError) as ei:
