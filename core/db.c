@@ -87,6 +87,20 @@ static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
 
 /* ---- schema ---------------------------------------------------------- */
 
+/* A directory's changes, for the change feed (v1; made again by v5). */
+#define DIR_TRIGGERS                                                           \
+	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"               \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"            \
+	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir BEGIN"       \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (old.owner_id, 0, old.parent, new.mtime_ns);"                 \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"            \
+	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"               \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;"
+
 static const char schema_v1[] =
 	"CREATE TABLE setting(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
 	"CREATE TABLE tenant("
@@ -222,18 +236,8 @@ static const char schema_v1[] =
 	" VALUES (new.user_id, new.file_id, NULL, new.created_at); END;"
 	"CREATE TRIGGER change_share_ad AFTER DELETE ON share BEGIN"
 	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.user_id, old.file_id, NULL, old.created_at); END;"
-	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
-	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.owner_id, 0, old.parent, new.mtime_ns);"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"
-	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;";
+	" VALUES (old.user_id, old.file_id, NULL, old.created_at); "
+	"END;" DIR_TRIGGERS;
 
 /*
  * v2: a file that arrived second under a display name another live file
@@ -273,12 +277,33 @@ static const char schema_v4[] =
 	"CREATE INDEX session_expires ON session(expires_at);";
 
 /*
- * v5: user names become unique in a tenant, ignoring case. Of users sharing a
- * name, the first made keeps it and the others get " (xxxxxxxx)", the
+ * v5: directory ids are never used again (AUTOINCREMENT). The mount's
+ * node ids are row ids: a new directory that took the id of a removed one
+ * became, for the kernel, the old directory's inode, and a process inside
+ * the old one (its cwd, an open fd) listed and created files in the new.
+ */
+static const char schema_v5[] =
+	"CREATE TABLE dir_v5("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" owner_id INTEGER NOT NULL REFERENCES user(id),"
+	" path TEXT NOT NULL, parent TEXT NOT NULL,"
+	" nfiles INTEGER NOT NULL DEFAULT 0,"
+	" explicit INTEGER NOT NULL DEFAULT 0,"
+	" mtime_ns INTEGER NOT NULL, UNIQUE(owner_id, path));"
+	"INSERT INTO dir_v5(id, owner_id, path, parent, nfiles, explicit,"
+	" mtime_ns) SELECT id, owner_id, path, parent, nfiles, explicit,"
+	" mtime_ns FROM dir;"
+	"DROP TABLE dir;"
+	"ALTER TABLE dir_v5 RENAME TO dir;"
+	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);" DIR_TRIGGERS;
+
+/*
+ * v6: user names become unique in a tenant, ignoring case. Of users
+ * sharing a name, the first made keeps it and the others get " (xxxxxxxx)", the
  * start of their id, as same-named files do in a listing; the migration
  * logs each (see renamed_users). API keys note their last use.
  */
-static const char schema_v5[] =
+static const char schema_v6[] =
 	"CREATE TEMP TABLE renamed_user AS SELECT u.id, u.uuid, u.name"
 	" FROM user u WHERE EXISTS (SELECT 1 FROM user o"
 	" WHERE o.tenant_id = u.tenant_id"
@@ -292,10 +317,10 @@ static const char schema_v5[] =
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
-	[3] = schema_v4, [4] = schema_v5,
+	[3] = schema_v4, [4] = schema_v5, [5] = schema_v6,
 };
 
-/* After schema_v5: say which users were renamed, then forget them. */
+/* After schema_v6: say which users were renamed, then forget them. */
 static void renamed_users(sqlite3 *h)
 {
 	sqlite3_stmt *st = NULL;
@@ -319,7 +344,7 @@ static void renamed_users(sqlite3 *h)
 
 /* What a migration leaves to do in C (NULL: nothing). */
 static void (*const after_migration[])(sqlite3 *h) = {
-	[4] = renamed_users,
+	[5] = renamed_users,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,

@@ -379,6 +379,38 @@ static void test_remove(void)
 	fx_close(&f);
 }
 
+/*
+ * A directory's id (the mount's node id) is never given to another one:
+ * not after rmdir of the newest directory, nor after an implicit one
+ * vanished with its last file, nor across a reopen of the store.
+ */
+static void test_ids_not_reused(void)
+{
+	struct sfs_dir_info a, b, c;
+	char id[SFS_ID_SIZE];
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/e/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/e/", &a, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_remove(f.s, &f.a, "/e/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/f/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/f/", &b, NULL), SFS_OK);
+	CHECK(b.ino != a.ino);
+	/* an implicit directory goes with its last file */
+	REQUIRE_ST(mk(&f, "/g/", id), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/g/", &a, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/g/") == -1);
+	sfs_store_close(f.s);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/h/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/h/", &c, NULL), SFS_OK);
+	CHECK(c.ino != a.ino && c.ino != b.ino);
+	CHECK(dirs_consistent(&f) == 0);
+	fx_close(&f);
+}
+
 static void test_rename(void)
 {
 	char i1[SFS_ID_SIZE], i2[SFS_ID_SIZE], i3[SFS_ID_SIZE];
@@ -532,6 +564,7 @@ int main(void)
 	RUN(test_implicit);
 	RUN(test_explicit);
 	RUN(test_remove);
+	RUN(test_ids_not_reused);
 	RUN(test_rename);
 	RUN(test_mtime);
 	RUN(test_counts_random);

@@ -316,7 +316,7 @@ static void test_resolve_in_own_tenant(void)
 }
 
 /*
- * A store as schema 2 left it: same names in a tenant are allowed there.
+ * A store as schema 5 left it: same names in a tenant are allowed there.
  * Opening it makes them unique; the first made keeps its name.
  */
 static void test_migration_renames_duplicates(void)
@@ -338,7 +338,7 @@ static void test_migration_renames_duplicates(void)
 		      " INSERT INTO user(uuid, tenant_id, name, created_at)"
 		      " SELECT 'cccccccc-0000-4000-8000-000000000003', id,"
 		      " 'ANN', 3 FROM tenant WHERE name = 'other';"
-		      " PRAGMA user_version = 4") == 0);
+		      " PRAGMA user_version = 5") == 0);
 	sfs_store_close(f.s);
 	f.s = NULL;
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);

@@ -88,7 +88,7 @@ static void test_migrate_v1(void)
 
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
-	/* what schemas 2 to 5 added goes, as a store of schema 1 lacks it */
+	/* what schemas 2 to 6 added goes, as a store of schema 1 lacks it */
 	CHECK(tfx_sql(s, "ALTER TABLE file DROP COLUMN entry_suffix;"
 			 " ALTER TABLE file DROP COLUMN atime_ns;"
 			 " ALTER TABLE blob DROP COLUMN data;"
@@ -105,6 +105,65 @@ static void test_migrate_v1(void)
 			     " WHERE name = 'entry_suffix'") == 1);
 	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE name IN"
 			     " ('peaks', 'session', 'session_expires')") == 3);
+	sfs_store_close(s);
+	th_rmrf(dir);
+}
+
+/*
+ * A v4 store's directories (ids that could be reused) move to v5 with
+ * their ids, counts and change triggers; ids then only grow.
+ */
+static void test_migrate_v4_dirs(void)
+{
+	char *dir = th_tmpdir(), t[SFS_ID_SIZE];
+	struct sfs_store *s = NULL;
+	struct sfs_dir_info a, b;
+	struct sfs_actor u;
+
+	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	REQUIRE_ST(sfs_dir_make(s, &u, "/a/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(s, &u, "/b/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(s, &u, "/a/", &a, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(s, &u, "/b/", &b, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_remove(s, &u, "/b/", NULL), SFS_OK);
+	/* the table as v1 to v4 made it: no AUTOINCREMENT */
+	CHECK(tfx_sql(s,
+		      "PRAGMA foreign_keys = OFF;"
+		      " CREATE TABLE d4 AS SELECT * FROM dir; DROP TABLE dir;"
+		      " CREATE TABLE dir(id INTEGER PRIMARY KEY,"
+		      " owner_id INTEGER NOT NULL REFERENCES user(id),"
+		      " path TEXT NOT NULL, parent TEXT NOT NULL,"
+		      " nfiles INTEGER NOT NULL DEFAULT 0,"
+		      " explicit INTEGER NOT NULL DEFAULT 0,"
+		      " mtime_ns INTEGER NOT NULL, UNIQUE(owner_id, path));"
+		      " INSERT INTO dir SELECT * FROM d4; DROP TABLE d4;"
+		      " DELETE FROM sqlite_sequence WHERE name = 'dir';"
+		      /* and without what v6 adds */
+		      " DROP INDEX user_tenant_name;"
+		      " ALTER TABLE api_key DROP COLUMN last_used_at;"
+		      " PRAGMA user_version = 4") == 0);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(s,
+			  "SELECT count(*) FROM sqlite_schema WHERE"
+			  " name = 'dir' AND sql LIKE '%AUTOINCREMENT%'") == 1);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE"
+			     " type = 'trigger' AND tbl_name = 'dir'") == 3);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE"
+			     " name = 'dir_parent'") == 1);
+	REQUIRE_ST(sfs_dir_stat(s, &u, "/a/", &b, NULL), SFS_OK);
+	CHECK(b.ino == a.ino && b.explicit_);
+	REQUIRE_ST(sfs_dir_make(s, &u, "/c/", NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(s, &u, "/c/", &b, NULL), SFS_OK);
+	CHECK(b.ino > a.ino);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM change WHERE dir = '/'"
+			     " AND at = (SELECT mtime_ns FROM dir"
+			     " WHERE path = '/c/')") >= 1);
 	sfs_store_close(s);
 	th_rmrf(dir);
 }
@@ -416,6 +475,7 @@ int main(void)
 	RUN(test_init_open);
 	RUN(test_init_modes);
 	RUN(test_migrate_v1);
+	RUN(test_migrate_v4_dirs);
 	RUN(test_bad_database);
 	RUN(test_config);
 	RUN(test_config_applies);
