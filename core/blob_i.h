@@ -1,7 +1,10 @@
 /*
- * The blob store's part of a metadata transaction. These run inside a
- * write transaction on `d` and keep blob rows, reference counts, the
- * tenant's byte usage and the files under blobs/ in step.
+ * The blob store inside core: its part of a metadata transaction (rows,
+ * reference counts, the tenant's byte usage; blob.c) and the backends
+ * that keep the bytes, one table of functions each, chosen once when the
+ * store opens (the way SQLite's sqlite3_vfs is): blob_local.c (files under
+ * blobs/) and blob_s3.c (objects in a bucket). Nothing else in core knows
+ * which backend is in use.
  */
 #ifndef SPEECHFS_BLOB_I_H
 #define SPEECHFS_BLOB_I_H
@@ -13,21 +16,127 @@ struct db;
 struct sfs_stage;
 struct sfs_store;
 
+/* ---- open blobs ---- */
+
+struct sfsi_blob_ops {
+	enum sfs_status (*pread)(struct sfs_blob *b, void *buf, size_t len,
+				 int64_t off, size_t *got, struct sfs_err *e);
+	enum sfs_status (*url)(struct sfs_blob *b, int expires_s,
+			       const char *ctype, const char *disposition,
+			       char **url, struct sfs_err *e);
+	void (*close)(struct sfs_blob *b);
+};
+
+/* The head of every backend's open blob. */
+struct sfs_blob {
+	const struct sfsi_blob_ops *ops;
+	int64_t tenant;
+	char sha[65];
+	int64_t size;
+	int fd; /* the bytes in a local file, or -1 */
+};
+
+/* The url of a blob whose bytes the store serves itself: SFS_UNSUPPORTED. */
+enum sfs_status sfsi_blob_no_url(struct sfs_blob *b, int expires_s,
+				 const char *ctype, const char *disposition,
+				 char **url, struct sfs_err *e);
+
+/* ---- backends ---- */
+
 /*
- * Take a reference on the finished stage's content for `tenant`: link it
- * into blobs/ (fsync of the directory) and insert the row, or count one
- * more reference on an existing blob. Must be in a write transaction.
- * *added_bytes is the tenant's growth (0 when deduplicated).
+ * A report of a backend's walk over what it stores: a blob (sha set), or
+ * an entry that is not one (odd set, a name for people).
+ */
+typedef int (*sfsi_blob_each)(void *arg, int64_t tenant, const char *sha,
+			      int64_t size, const char *odd);
+
+struct sfsi_blob_backend {
+	const char *name; /* "local", "s3" */
+
+	/* At store open: check the configuration, connect nothing yet. */
+	enum sfs_status (*open)(struct sfs_store *s, struct sfs_err *e);
+	void (*close)(struct sfs_store *s);
+
+	/*
+	 * Outside any transaction, the stage hashed and named after its
+	 * blob: make the bytes ready to become blob (tenant, sha) cheaply
+	 * under the write lock. `known`: the tenant has that blob already,
+	 * so the bytes will most likely be dropped. (local: fsync the
+	 * stage unless known; s3: upload the object unless known.)
+	 */
+	enum sfs_status (*prepare)(struct sfs_store *s, int64_t tenant,
+				   struct sfs_stage *st, int known,
+				   struct sfs_err *e);
+	/*
+	 * In the write transaction that inserts the blob's row: the stage's
+	 * bytes are durable and verified as blob (tenant, sha) when this
+	 * returns SFS_OK (local: link into blobs/ and fsync the directory;
+	 * s3: upload if prepare did not, then HEAD for the size). Checked
+	 * under the write lock, so a removal of the same blob by another
+	 * process (under the lock too) cannot slip in between.
+	 */
+	enum sfs_status (*store)(struct sfs_store *s, int64_t tenant,
+				 struct sfs_stage *st, struct sfs_err *e);
+	/* Are the bytes of (tenant, sha) there? 1 yes (size), 0 no. */
+	enum sfs_status (*stat)(struct sfs_store *s, int64_t tenant,
+				const char *sha, int *present, int64_t *size,
+				struct sfs_err *e);
+	/* Remove them (no row names them; under the write lock). */
+	enum sfs_status (*remove)(struct sfs_store *s, int64_t tenant,
+				  const char *sha, struct sfs_err *e);
+	/* Open them for reading; the size is known from the row. */
+	enum sfs_status (*open_blob)(struct sfs_store *s, int64_t tenant,
+				     const char *sha, int64_t size,
+				     unsigned flags, struct sfs_blob **out,
+				     struct sfs_err *e);
+	/* Everything stored, for fsck: each(arg, ...) per entry. */
+	enum sfs_status (*walk)(struct sfs_store *s, sfsi_blob_each each,
+				void *arg, struct sfs_err *e);
+	/*
+	 * fsck's chores of the backend beyond blobs (s3: multipart uploads
+	 * left unfinished for a day, aborted on repair), or NULL.
+	 */
+	enum sfs_status (*sweep)(struct sfs_store *s, int repair,
+				 int64_t *found, int64_t *fixed,
+				 void (*say)(void *arg, const char *line),
+				 void *arg, struct sfs_err *e);
+	/*
+	 * A sequential stage passed a few MiB: start sending it while it is
+	 * written (st->stream), for prepare to finish (NULL: no streaming).
+	 */
+	void (*stream)(struct sfs_store *s, struct sfs_stage *st);
+	/* The stage goes without a commit: stop and undo its stream. */
+	void (*stream_free)(struct sfs_store *s, struct sfs_stage *st);
+};
+
+extern const struct sfsi_blob_backend sfsi_blob_local;
+extern const struct sfsi_blob_backend sfsi_blob_s3;
+
+/*
+ * Choose the store's backend at open: the store records where its blobs
+ * live (setting rows blob.*); a configuration that names another place is
+ * refused, a fresh store takes the configured one.
+ */
+enum sfs_status sfsi_blob_backend_open(struct sfs_store *s,
+				       struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_blob_backend_close(struct sfs_store *s);
+
+/* ---- the blob store's part of a transaction ---- */
+
+/*
+ * Take a reference on the finished stage's content for `tenant`: store
+ * its bytes in the backend (durable, verified) and insert the row, or
+ * count one more reference on an existing blob. Must be in a write
+ * transaction. *added_bytes is the tenant's growth (0 when deduplicated).
  */
 enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 				    struct sfs_stage *st, int64_t *added_bytes,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * Hash the stage and freeze it, outside any transaction; sync it unless
- * the tenant has these bytes as a blob already (they are on disk then,
- * and the stage will be dropped). sfsi_blob_ref_stage syncs what is left
- * unsynced if its bytes do become a new blob file after all.
+ * Hash the stage and freeze it, outside any transaction, and let the
+ * backend prepare its bytes (prepare above): sfsi_blob_ref_stage then
+ * holds the write lock as briefly as it can.
  */
 enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 					struct sfs_stage *st,
@@ -37,10 +146,19 @@ enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 enum sfs_status sfsi_blob_ref(struct db *d, int64_t tenant, const char *sha256,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 
-/* Drop a reference; the last one removes the row and the file. */
+/* Drop a reference; the last one removes the row and then the bytes. */
 enum sfs_status sfsi_blob_unref(struct db *d, int64_t tenant,
 				const char *sha256,
 				struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Under the write lock: remove the bytes of (tenant, sha) if no row names
+ * them (a commit that did not happen, a dead process's stage, fsck).
+ * *removed (may be NULL) says whether it did.
+ */
+enum sfs_status sfsi_blob_remove_unreferenced(struct db *d, int64_t tenant,
+					      const char *sha, int *removed,
+					      struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Small blobs are kept in their row (blob_inline.c): at most
@@ -63,8 +181,20 @@ enum sfs_status sfsi_blob_open_inline(struct sfs_store *s, int64_t tenant,
 				      int64_t *size,
 				      struct sfs_err *e) SFS_MUST_CHECK;
 
-/* blobs/<tenant>/<sha[0:2]>/<sha> into out. */
+/*
+ * An open blob reading the file fd (a blob file, an inline blob's memfd);
+ * takes the fd, closed even on failure.
+ */
+enum sfs_status sfsi_blob_open_fd(int fd, int64_t tenant, const char *sha,
+				  struct sfs_blob **out,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+
+/* blobs/<tenant>/<sha[0:2]>/<sha> into out (the local backend's). */
 void sfsi_blob_path(struct sfs_store *s, int64_t tenant, const char *sha256,
 		    char *out, size_t size);
+
+/* A temporary local file holding the blob's bytes (for a decoder). */
+enum sfs_status sfsi_blob_local_copy(struct sfs_store *s, struct sfs_blob *b,
+				     int *fd, struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

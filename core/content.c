@@ -225,14 +225,15 @@ enum sfs_status sfs_content_state_check(enum sfs_content_state cs,
 
 static enum sfs_status open_common(struct sfs_store *s,
 				   const struct sfs_actor *a, const char *id,
-				   int64_t ino, enum sfs_content which, int *fd,
+				   int64_t ino, enum sfs_content which,
+				   unsigned flags, struct sfs_blob **blob,
 				   struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db *d = NULL;
 	enum sfs_status ret;
 
-	*fd = -1;
+	*blob = NULL;
 	sfs_file_init(&f);
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (ret)
@@ -247,16 +248,13 @@ static enum sfs_status open_common(struct sfs_store *s,
 					      which, e);
 	if (ret)
 		goto out;
-	if (which == SFS_CONTENT_LISTENING) {
-		ret = sfs_blob_open(s, f.tenant, f.la.sha256, fd, NULL, e);
-	} else if (f.size == 0) {
+	if (which == SFS_CONTENT_LISTENING)
+		ret = sfs_blob_open(s, f.tenant, f.la.sha256, flags, blob, e);
+	else if (f.size == 0)
 		/* an empty file made without content has no blob */
-		*fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (*fd < 0)
-			ret = sfsi_errno_status(e, errno, "opening /dev/null");
-	} else {
-		ret = sfs_blob_open(s, f.tenant, f.sha256, fd, NULL, e);
-	}
+		ret = sfs_blob_open_empty(blob, e);
+	else
+		ret = sfs_blob_open(s, f.tenant, f.sha256, flags, blob, e);
 out:
 	if (!ret && out) {
 		*out = f;
@@ -267,21 +265,23 @@ out:
 }
 
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, enum sfs_content which, int *fd,
+			      const char *id, enum sfs_content which,
+			      unsigned flags, struct sfs_blob **blob,
 			      struct sfs_file *out, struct sfs_err *e)
 {
 	if (!id) {
-		*fd = -1;
+		*blob = NULL;
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				SFSI_FILE_NOT_FOUND_MSG);
 	}
-	return open_common(s, a, id, 0, which, fd, out, e);
+	return open_common(s, a, id, 0, which, flags, blob, out, e);
 }
 
 enum sfs_status sfs_file_open_ino(struct sfs_store *s,
 				  const struct sfs_actor *a, int64_t ino,
-				  enum sfs_content which, int *fd,
-				  struct sfs_file *out, struct sfs_err *e)
+				  enum sfs_content which, unsigned flags,
+				  struct sfs_blob **blob, struct sfs_file *out,
+				  struct sfs_err *e)
 {
-	return open_common(s, a, NULL, ino, which, fd, out, e);
+	return open_common(s, a, NULL, ino, which, flags, blob, out, e);
 }

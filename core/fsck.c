@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
+#include "stage_i.h"
 #include "speechfs/fsck.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -108,65 +109,53 @@ static int count_refs(struct fsck *c, int64_t tenant, const char *sha,
 }
 
 /*
- * Are the blob's bytes there: its file under blobs/, or its row's data
- * (a small blob kept inline), whose size goes to *size.
+ * Are the blob's bytes there: its row's data (a small blob kept inline),
+ * else in the backend? 1 yes (*size), 0 no, -1 the backend could not say
+ * (unreachable): never taken for "missing".
  */
 static int file_present(struct fsck *c, int64_t tenant, const char *sha,
 			int64_t *size)
 {
-	char path[4096];
 	struct db_stmt *q;
-	struct stat sb;
-	int rc;
+	int present = 0, rc;
+	int64_t sz = -1;
 
-	sfsi_blob_path(c->s, tenant, sha, path, sizeof(path));
-	if (stat(path, &sb) == 0) {
-		if (size)
-			*size = sb.st_size;
-		return 1;
-	}
 	q = sfsi_db_prep(c->d,
 			 "SELECT length(data) FROM blob WHERE tenant_id = ?1"
 			 " AND sha256 = ?2 AND data IS NOT NULL",
-			 NULL);
+			 c->e);
 	if (!q)
-		return 0;
+		return -1;
 	sfsi_db_bind_int(q, 1, tenant);
 	sfsi_db_bind_text(q, 2, sha);
-	rc = sfsi_db_step(q, NULL);
+	rc = sfsi_db_step(q, c->e);
 	if (rc == 1 && size)
 		*size = sfsi_db_col_int(q, 0);
 	sfsi_db_reset(q);
-	return rc == 1;
+	if (rc)
+		return rc;
+	if (c->s->blob_be->stat(c->s, tenant, sha, &present, &sz, c->e))
+		return -1;
+	if (present && sz < 0) {
+		sfs_errf(c->e, SFS_IO, SFS_R_NONE, "cannot tell the size of %s",
+			 sha);
+		return -1;
+	}
+	if (size)
+		*size = sz;
+	return present;
 }
 
-/*
- * Remove the blob file when no row names it, under the write lock so that
- * no commit of another process links it in between.
- */
+/* Remove the blob's bytes when no row names them (under the write lock). */
 static enum sfs_status remove_unreferenced(struct fsck *c, int64_t tenant,
 					   const char *sha, int *removed)
 {
-	char path[4096];
 	enum sfs_status ret;
-	int rc;
 
-	*removed = 0;
-	ret = sfsi_db_begin(c->d, c->e);
+	ret = sfsi_blob_remove_unreferenced(c->d, tenant, sha, removed, c->e);
 	if (ret)
-		return ret;
-	rc = row_exists(c, tenant, sha, NULL);
-	if (rc == 0) {
-		sfsi_blob_path(c->s, tenant, sha, path, sizeof(path));
-		if (unlink(path) == 0)
-			*removed = 1;
-		else if (errno != ENOENT)
-			say(c, "cannot remove blob file %lld/%s: %s",
-			    (long long)tenant, sha, strerror(errno));
-	} else if (rc < 0) {
-		ret = fail(c);
-	}
-	sfsi_db_rollback(c->d);
+		say(c, "cannot remove blob %lld/%s: %s", (long long)tenant, sha,
+		    c->e->message);
 	return ret;
 }
 
@@ -219,8 +208,12 @@ static enum sfs_status fix_dangling(struct fsck *c, int64_t ino, int la,
 {
 	struct db_stmt *q;
 	int64_t size = 0, refs = 0, ns = sfs_now_ns(), now = ns / 1000000;
+	int rc;
 
-	if (file_present(c, tenant, sha, &size)) {
+	rc = file_present(c, tenant, sha, &size);
+	if (rc < 0)
+		return fail(c);
+	if (rc) {
 		if (count_refs(c, tenant, sha, &refs) < 0)
 			return fail(c);
 		q = sfsi_db_prep(c->d,
@@ -483,7 +476,10 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 		goto fail;
 	if (rc == 0)
 		goto out; /* removed meanwhile */
-	if (!file_present(c, b->tenant, b->sha, &size)) {
+	rc = file_present(c, b->tenant, b->sha, &size);
+	if (rc < 0)
+		goto fail;
+	if (!rc) {
 		c->r->missing_files++;
 		say(c, "blob %lld/%s has a row but no file",
 		    (long long)b->tenant, b->sha);
@@ -535,7 +531,7 @@ static enum sfs_status check_row(struct fsck *c, struct blob_row *b)
 	int64_t refs = 0, size = 0;
 
 	c->r->blobs_checked++;
-	if (file_present(c, b->tenant, b->sha, &size) && size == b->size) {
+	if (file_present(c, b->tenant, b->sha, &size) == 1 && size == b->size) {
 		if (count_refs(c, b->tenant, b->sha, &refs) < 0)
 			return fail(c);
 		if (refs == b->refs)
@@ -581,132 +577,109 @@ static enum sfs_status check_rows(struct fsck *c)
 	return ret;
 }
 
-/* ---- files under blobs/ ----------------------------------------------- */
+/* ---- what the backend holds ------------------------------------------ */
 
 static enum sfs_status check_file(struct fsck *c, int64_t tenant,
-				  const char *shard, const char *name,
-				  int regular)
+				  const char *sha)
 {
 	enum sfs_status ret;
 	int rc, removed = 0;
 
-	if (!regular || !sfsi_is_sha256_hex(name) || strncmp(name, shard, 2)) {
-		say(c, "unexpected entry blobs/%lld/%s/%s (left alone)",
-		    (long long)tenant, shard, name);
-		return SFS_OK;
-	}
-	rc = row_exists(c, tenant, name, NULL);
+	rc = row_exists(c, tenant, sha, NULL);
 	if (rc < 0)
 		return fail(c);
 	if (rc == 1)
 		return SFS_OK;
-	/* confirm under the write lock: a commit may be linking it now */
+	/* confirm under the write lock: a commit may be storing it now */
 	ret = sfsi_db_begin(c->d, c->e);
 	if (ret)
 		return ret;
-	rc = row_exists(c, tenant, name, NULL);
+	rc = row_exists(c, tenant, sha, NULL);
+	/* sent before its commit by a live process: not an orphan yet */
+	if (rc == 0 && sfsi_staging_in_flight(c->s, tenant, sha))
+		rc = 1;
+	/* removed meanwhile (the walk's view is older than the lock) */
+	if (rc == 0)
+		rc = file_present(c, tenant, sha, NULL) == 0 ? 1 : rc;
 	sfsi_db_rollback(c->d);
 	if (rc < 0)
 		return fail(c);
 	if (rc == 1)
 		return SFS_OK;
 	c->r->orphan_files++;
-	say(c, "orphan blob file %lld/%s has no row", (long long)tenant, name);
+	say(c, "orphan blob %lld/%s has no row", (long long)tenant, sha);
 	if (!c->repair)
 		return SFS_OK;
-	ret = remove_unreferenced(c, tenant, name, &removed);
+	ret = remove_unreferenced(c, tenant, sha, &removed);
 	if (!ret && removed) {
 		c->r->repaired++;
-		say(c, "repaired: removed orphan blob file %lld/%s",
-		    (long long)tenant, name);
+		say(c, "repaired: removed orphan blob %lld/%s",
+		    (long long)tenant, sha);
 	}
 	return ret;
 }
 
-static enum sfs_status walk_shard(struct fsck *c, int64_t tenant,
-				  const char *dir, const char *shard)
+static int each_stored(void *arg, int64_t tenant, const char *sha, int64_t size,
+		       const char *odd)
 {
-	enum sfs_status ret = SFS_OK;
-	struct dirent *de;
-	DIR *dh;
+	struct fsck *c = arg;
 
-	dh = opendir(dir);
-	if (!dh)
-		return sfsi_errno_status(c->e, errno,
-					 "opening a blob directory");
-	while (!ret && (de = readdir(dh))) {
-		int regular = de->d_type == DT_REG;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (de->d_type == DT_UNKNOWN) {
-			char path[4096];
-			struct stat sb;
-
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			regular = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-		}
-		ret = check_file(c, tenant, shard, de->d_name, regular);
+	(void)size;
+	if (odd) {
+		say(c, "unexpected entry %s (left alone)", odd);
+		return SFS_OK;
 	}
-	closedir(dh);
-	return ret;
-}
-
-static enum sfs_status walk_tenant(struct fsck *c, int64_t tenant,
-				   const char *dir)
-{
-	enum sfs_status ret = SFS_OK;
-	char path[4096];
-	struct dirent *de;
-	struct stat sb;
-	DIR *dh;
-
-	dh = opendir(dir);
-	if (!dh)
-		return sfsi_errno_status(c->e, errno,
-					 "opening a blob directory");
-	while (!ret && (de = readdir(dh))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (strlen(de->d_name) != 2 || stat(path, &sb) < 0 ||
-		    !S_ISDIR(sb.st_mode)) {
-			say(c, "unexpected entry blobs/%lld/%s (left alone)",
-			    (long long)tenant, de->d_name);
-			continue;
-		}
-		ret = walk_shard(c, tenant, path, de->d_name);
-	}
-	closedir(dh);
-	return ret;
+	return (int)check_file(c, tenant, sha);
 }
 
 static enum sfs_status walk_blobs(struct fsck *c)
 {
-	enum sfs_status ret = SFS_OK;
-	char path[4096];
-	struct dirent *de;
-	struct stat sb;
-	int64_t tenant;
-	DIR *dh;
+	return c->s->blob_be->walk(c->s, each_stored, c, c->e);
+}
 
-	dh = opendir(c->s->blob_dir);
-	if (!dh)
-		return sfsi_errno_status(c->e, errno, "opening blobs/");
-	while (!ret && (de = readdir(dh))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", c->s->blob_dir,
-			 de->d_name);
-		if (sfs_parse_i64(de->d_name, &tenant) || stat(path, &sb) < 0 ||
-		    !S_ISDIR(sb.st_mode)) {
-			say(c, "unexpected entry blobs/%s (left alone)",
-			    de->d_name);
-			continue;
-		}
-		ret = walk_tenant(c, tenant, path);
+static int first_only(void *arg, int64_t tenant, const char *sha, int64_t size,
+		      const char *odd)
+{
+	(void)arg;
+	(void)tenant;
+	(void)sha;
+	(void)size;
+	(void)odd;
+	return SFS_CONFLICT; /* seen one: the backend answers */
+}
+
+/*
+ * Before judging rows by what the backend holds: can it be listed at all?
+ * (A bucket that is missing or unreachable must not make every blob look
+ * missing.)
+ */
+static enum sfs_status probe_backend(struct fsck *c)
+{
+	enum sfs_status ret = c->s->blob_be->walk(c->s, first_only, c, c->e);
+
+	if (ret == SFS_CONFLICT) {
+		sfs_err_init(c->e);
+		ret = SFS_OK;
 	}
-	closedir(dh);
+	return ret;
+}
+
+static void say_line(void *arg, const char *line)
+{
+	say(arg, "%s", line);
+}
+
+static enum sfs_status sweep_backend(struct fsck *c)
+{
+	int64_t found = 0, fixed = 0;
+	enum sfs_status ret;
+
+	if (!c->s->blob_be->sweep)
+		return SFS_OK;
+	ret = c->s->blob_be->sweep(c->s, c->repair, &found, &fixed, say_line, c,
+				   c->e);
+	c->r->orphan_files += found;
+	c->r->repaired += fixed;
 	return ret;
 }
 
@@ -821,14 +794,18 @@ enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 	ret = sfsi_db_get(s, &c.d, c.e);
 	if (ret)
 		goto out;
+	ret = probe_backend(&c);
 	/* dangling references first: their blob files may still be there */
-	ret = check_dangling(&c, 0);
+	if (!ret)
+		ret = check_dangling(&c, 0);
 	if (!ret)
 		ret = check_dangling(&c, 1);
 	if (!ret)
 		ret = check_rows(&c);
 	if (!ret)
 		ret = walk_blobs(&c);
+	if (!ret)
+		ret = sweep_backend(&c);
 	if (!ret)
 		ret = check_usage(&c);
 	sfsi_db_put(c.d);

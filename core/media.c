@@ -6,6 +6,7 @@
  * stop early when the file's job is cancelled or the store is closing, and
  * an outcome commits only while its job still holds its claim.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +78,7 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 	struct job_ctx ctx = { s, j };
 	struct sfs_audio_opts o;
 	struct sfs_stage *st = NULL;
+	struct sfs_blob *b = NULL;
 	struct sfs_peaks *peaks = NULL;
 	struct sfs_file f;
 	enum sfs_status ret;
@@ -97,7 +99,16 @@ static enum sfs_status do_listening(struct sfs_store *s, struct sfs_job *j,
 			       "the original content is not available");
 		goto fail;
 	}
-	ret = sfs_blob_open(s, f.tenant, f.sha256, &fd, NULL, e);
+	ret = sfs_blob_open(s, f.tenant, f.sha256, SFS_BLOB_SEQUENTIAL, &b, e);
+	/* the decoder wants a file: bytes kept elsewhere are copied first */
+	if (!ret && sfs_blob_fd(b) >= 0)
+		fd = dup(sfs_blob_fd(b));
+	else if (!ret)
+		ret = sfsi_blob_local_copy(s, b, &fd, e);
+	if (!ret && fd < 0)
+		ret = sfsi_errno_status(e, errno, "duplicating a descriptor");
+	sfs_blob_close(b);
+	b = NULL;
 	if (!ret)
 		ret = sfs_stage_new(s, &st, e);
 	if (ret)
@@ -259,8 +270,16 @@ static enum sfs_status begin_outcome(struct sfs_store *s,
 	enum sfs_status ret;
 
 	*d = NULL;
+	/*
+	 * The bytes go to the blob backend before the write lock is taken
+	 * (an object store's upload takes a while); the commit then only
+	 * checks them.
+	 */
+	ret = load_file(s, j->file_ino, f, e);
+	if (!ret)
+		ret = sfsi_blob_stage_prepare(s, f->tenant, stage, e);
+	sfs_file_release(f);
 	sfs_file_init(f);
-	ret = sfs_stage_finish(stage, e);
 	if (!ret)
 		ret = sfsi_db_get(s, d, e);
 	if (ret)

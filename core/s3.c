@@ -204,6 +204,7 @@ void sfsi_s3_free(struct sfsi_s3 *c)
 	free(c->host);
 	free(c->root);
 	free(c->bucket_path);
+	free(c->bucket);
 	free(c->prefix);
 	free(c->access_key);
 	if (c->secret_key)
@@ -284,6 +285,7 @@ enum sfs_status sfsi_s3_new(const struct sfsi_s3_opts *o, struct sfsi_s3 **out,
 	if (c->bucket_path && o->path_style)
 		c->bucket_path[strlen(c->bucket_path) - 1] = '\0';
 	c->prefix = dup_or_empty(o->prefix);
+	c->bucket = dup_or_empty(o->bucket);
 	c->access_key = dup_or_empty(o->access_key);
 	c->secret_key = dup_or_empty(o->secret_key);
 	c->token = dup_or_empty(o->session_token);
@@ -296,8 +298,8 @@ enum sfs_status sfsi_s3_new(const struct sfsi_s3_opts *o, struct sfsi_s3 **out,
 	c->stall_timeout_s = o->stall_timeout_s > 0 ? o->stall_timeout_s : 30;
 	c->retries = o->retries >= 0 ? o->retries : 0;
 	c->list_max_keys = o->list_max_keys > 0 ? o->list_max_keys : 0;
-	if (!c->base || !c->host || !c->root || !c->bucket_path || !c->prefix ||
-	    !c->access_key || !c->secret_key || !c->token ||
+	if (!c->base || !c->host || !c->root || !c->bucket_path || !c->bucket ||
+	    !c->prefix || !c->access_key || !c->secret_key || !c->token ||
 	    (th.len && !c->token_hdr) || !c->ca_file) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
@@ -312,6 +314,11 @@ out:
 	sfs_buf_release(&root);
 	sfs_buf_release(&th);
 	return ret;
+}
+
+int64_t sfsi_s3_part(const struct sfsi_s3 *c)
+{
+	return c->part_size;
 }
 
 int64_t sfsi_s3_part_size(const struct sfsi_s3 *c, int64_t size)

@@ -45,6 +45,9 @@ struct sfsi_s3_opts {
 	int list_max_keys;	   /* keys per listing page (0 = the store's) */
 };
 
+/* The client's part size (multipart above it). */
+int64_t sfsi_s3_part(const struct sfsi_s3 *c);
+
 /* Defaults of every field (strings ""; part_size 16 MiB, parallel 4 ...). */
 void sfsi_s3_opts_init(struct sfsi_s3_opts *o);
 
@@ -69,6 +72,33 @@ void sfsi_s3_free(struct sfsi_s3 *c);
 enum sfs_status sfsi_s3_put_fd(struct sfsi_s3 *c, const char *key, int fd,
 			       int64_t off, int64_t size, const char *sha256,
 			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A multipart upload built by the caller: parts (1 .. 10,000, all but the
+ * last at least 5 MiB) sent in any order, from any threads, each from
+ * `len` bytes of fd at `off`, with their SHA-256 when known (the store
+ * checks it) or unsigned; complete with the number of parts. Free aborts
+ * an upload not completed. *cancel (may be NULL), set by another thread,
+ * stops a part in flight.
+ */
+struct sfsi_s3_upload;
+enum sfs_status sfsi_s3_upload_begin(struct sfsi_s3 *c, const char *key,
+				     struct sfsi_s3_upload **out,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_s3_upload_part(struct sfsi_s3_upload *u, int n, int fd,
+				    int64_t off, int64_t len,
+				    const char *sha256, int *cancel,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_s3_upload_complete(struct sfsi_s3_upload *u, int nparts,
+					struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_s3_upload_free(struct sfsi_s3_upload *u);
+
+/*
+ * Copy object `from` to `to` inside the bucket, by the store (up to 5 GiB;
+ * Ceph RGW shares the data, a moment for any size).
+ */
+enum sfs_status sfsi_s3_copy(struct sfsi_s3 *c, const char *from,
+			     const char *to, struct sfs_err *e) SFS_MUST_CHECK;
 
 /* The same for bytes in memory (one PUT whatever the size). */
 enum sfs_status sfsi_s3_put_mem(struct sfsi_s3 *c, const char *key,
@@ -105,12 +135,13 @@ enum sfs_status sfsi_s3_delete(struct sfsi_s3 *c, const char *key,
 
 /*
  * Every key under `prefix` (relative, like all keys), in the store's
- * order (bytewise), page by page: fn(arg, key, size) for each; a non-zero
- * return stops the listing and becomes the status.
+ * order (bytewise), page by page: fn(arg, key, size, mtime) for each
+ * (mtime: its Last-Modified, seconds since the epoch); a non-zero return
+ * stops the listing and becomes the status.
  */
 enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
-			     int (*fn)(void *arg, const char *key,
-				       int64_t size),
+			     int (*fn)(void *arg, const char *key, int64_t size,
+				       int64_t mtime),
 			     void *arg, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*

@@ -15,20 +15,14 @@
 
 #define ETAG_MAX 80
 
-struct multipart {
+struct sfsi_s3_upload {
 	struct sfsi_s3 *c;
-	const char *key;
+	char key[1100];
 	char upload_id[512];
-	int fd;
-	int64_t off, size, part;
-	int nparts;
+	pthread_mutex_t mu; /* etags */
 	char (*etags)[ETAG_MAX];
-
-	pthread_mutex_t mu;
-	int next;
-	int cancel; /* read atomically by the transfers */
-	enum sfs_status st;
-	struct sfs_err err;
+	int cap;
+	int completed;
 };
 
 static enum sfs_status upload_query(struct sfs_buf *q, const char *upload_id)
@@ -38,99 +32,118 @@ static enum sfs_status upload_query(struct sfs_buf *q, const char *upload_id)
 	return ret ? ret : sfsi_s3_encode(q, upload_id, 0);
 }
 
-static enum sfs_status mp_begin(struct multipart *m, struct sfs_err *e)
+enum sfs_status sfsi_s3_upload_begin(struct sfsi_s3 *c, const char *key,
+				     struct sfsi_s3_upload **out,
+				     struct sfs_err *e)
 {
+	struct sfsi_s3_upload *u = calloc(1, sizeof(*u));
 	struct s3_req r;
 	enum sfs_status ret;
 
+	*out = NULL;
 	sfsi_s3_req_init(&r, "POST");
-	/* "uploads=": the query exactly as curl's signature canonicalises */
-	if (sfsi_s3_url(m->c, &r, m->key, "uploads=")) {
+	if (!u) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
-	ret = sfsi_s3_run(m->c, &r, e);
+	u->c = c;
+	pthread_mutex_init(&u->mu, NULL);
+	sfs_strlcpy(u->key, key, sizeof(u->key));
+	/* "uploads=": the query exactly as curl's signature canonicalises */
+	if (sfsi_s3_url(c, &r, key, "uploads=")) {
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+		goto out;
+	}
+	ret = sfsi_s3_run(c, &r, e);
 	if (ret)
 		goto out;
 	sfsi_s3_xml_text(r.body.buf, r.body.buf + r.body.len, "UploadId",
-			 m->upload_id, sizeof(m->upload_id));
-	if (!m->upload_id[0])
+			 u->upload_id, sizeof(u->upload_id));
+	if (!u->upload_id[0])
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
-			       "object store: no UploadId for '%s'", m->key);
+			       "object store: no UploadId for '%s'", key);
 out:
 	sfsi_s3_req_release(&r);
+	if (ret) {
+		u->completed = 1; /* nothing to abort */
+		sfsi_s3_upload_free(u);
+	} else {
+		*out = u;
+	}
 	return ret;
 }
 
-static enum sfs_status mp_part(struct multipart *m, int n, struct sfs_err *e)
+/* Room for the ETag of part n (u locked). */
+static int etag_room(struct sfsi_s3_upload *u, int n)
+{
+	char(*v)[ETAG_MAX];
+	int cap;
+
+	if (n <= u->cap)
+		return 0;
+	cap = u->cap ? u->cap : 64;
+	while (cap < n)
+		cap *= 2;
+	v = realloc(u->etags, (size_t)cap * ETAG_MAX);
+	if (!v)
+		return -1;
+	memset(v + u->cap, 0, (size_t)(cap - u->cap) * ETAG_MAX);
+	u->etags = v;
+	u->cap = cap;
+	return 0;
+}
+
+enum sfs_status sfsi_s3_upload_part(struct sfsi_s3_upload *u, int n, int fd,
+				    int64_t off, int64_t len,
+				    const char *sha256, int *cancel,
+				    struct sfs_err *e)
 {
 	struct sfs_buf q = SFS_BUF_INIT(2048);
 	struct s3_req r;
-	int64_t off = (int64_t)(n - 1) * m->part;
-	int64_t len = m->size - off < m->part ? m->size - off : m->part;
-	char sha[65];
-	enum sfs_status ret;
+	enum sfs_status ret = SFS_OK;
+	int room;
 
 	sfsi_s3_req_init(&r, "PUT");
-	ret = sfsi_s3_sha256_hex(m->fd, NULL, m->off + off, len, sha, e);
-	if (ret)
+	if (n < 1 || n > SFSI_S3_MAX_PARTS) {
+		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE, "part %d", n);
 		goto out;
+	}
 	if (sfs_buf_addf(&q, "partNumber=%d&", n) ||
-	    upload_query(&q, m->upload_id) ||
-	    sfsi_s3_url(m->c, &r, m->key, q.buf)) {
+	    upload_query(&q, u->upload_id) ||
+	    sfsi_s3_url(u->c, &r, u->key, q.buf)) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
-	r.fd = m->fd;
-	r.src_off = m->off + off;
+	r.fd = fd;
+	r.src_off = off;
 	r.src_len = len;
-	r.payload = sha;
-	r.cancel = &m->cancel;
-	ret = sfsi_s3_run(m->c, &r, e);
+	/* an unknown hash: the store checks the length, TLS the bytes */
+	r.payload = sha256 ? sha256 : "UNSIGNED-PAYLOAD";
+	r.cancel = cancel;
+	ret = sfsi_s3_run(u->c, &r, e);
 	if (!ret && !r.etag[0])
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			       "object store: no ETag for part %d of '%s'", n,
-			       m->key);
-	if (!ret)
-		sfs_strlcpy(m->etags[n - 1], r.etag, ETAG_MAX);
+			       u->key);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&u->mu);
+	room = etag_room(u, n);
+	if (!room)
+		sfs_strlcpy(u->etags[n - 1], r.etag, ETAG_MAX);
+	pthread_mutex_unlock(&u->mu);
+	if (room)
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 out:
 	sfs_buf_release(&q);
 	sfsi_s3_req_release(&r);
 	return ret;
 }
 
-static void *mp_worker(void *arg)
+enum sfs_status sfsi_s3_upload_complete(struct sfsi_s3_upload *u, int nparts,
+					struct sfs_err *e)
 {
-	struct multipart *m = arg;
-	struct sfs_err e;
-	enum sfs_status st;
-	int n;
-
-	for (;;) {
-		pthread_mutex_lock(&m->mu);
-		n = m->st ? m->nparts + 1 : ++m->next;
-		pthread_mutex_unlock(&m->mu);
-		if (n > m->nparts)
-			break;
-		sfs_err_init(&e);
-		st = mp_part(m, n, &e);
-		if (!st)
-			continue;
-		pthread_mutex_lock(&m->mu);
-		if (!m->st) {
-			m->st = st;
-			m->err = e;
-			__atomic_store_n(&m->cancel, 1, __ATOMIC_RELAXED);
-		}
-		pthread_mutex_unlock(&m->mu);
-		break;
-	}
-	return NULL;
-}
-
-static enum sfs_status mp_complete(struct multipart *m, struct sfs_err *e)
-{
-	struct sfs_buf x = SFS_BUF_INIT((size_t)m->nparts * 160 + 128);
+	struct sfs_buf x = SFS_BUF_INIT((size_t)nparts * 160 + 128);
 	struct sfs_buf q = SFS_BUF_INIT(2048);
 	struct s3_req r;
 	char sha[65];
@@ -139,17 +152,24 @@ static enum sfs_status mp_complete(struct multipart *m, struct sfs_err *e)
 
 	sfsi_s3_req_init(&r, "POST");
 	ret = sfs_buf_adds(&x, "<CompleteMultipartUpload>");
-	for (i = 0; i < m->nparts && !ret; i++)
+	for (i = 0; i < nparts && !ret; i++) {
+		if (i >= u->cap || !u->etags[i][0]) {
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				       "part %d of '%s' was not sent", i + 1,
+				       u->key);
+			goto out;
+		}
 		ret = sfs_buf_addf(&x,
 				   "<Part><PartNumber>%d</PartNumber>"
 				   "<ETag>%s</ETag></Part>",
-				   i + 1, m->etags[i]);
+				   i + 1, u->etags[i]);
+	}
 	if (!ret)
 		ret = sfs_buf_adds(&x, "</CompleteMultipartUpload>");
 	if (!ret)
-		ret = upload_query(&q, m->upload_id);
+		ret = upload_query(&q, u->upload_id);
 	if (!ret)
-		ret = sfsi_s3_url(m->c, &r, m->key, q.buf);
+		ret = sfsi_s3_url(u->c, &r, u->key, q.buf);
 	if (ret) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
@@ -160,7 +180,9 @@ static enum sfs_status mp_complete(struct multipart *m, struct sfs_err *e)
 	r.post = x.buf;
 	r.post_len = x.len;
 	r.payload = sha;
-	ret = sfsi_s3_run(m->c, &r, e);
+	ret = sfsi_s3_run(u->c, &r, e);
+	if (!ret)
+		u->completed = 1;
 out:
 	sfs_buf_release(&x);
 	sfs_buf_release(&q);
@@ -187,11 +209,106 @@ out:
 	return ret;
 }
 
+void sfsi_s3_upload_free(struct sfsi_s3_upload *u)
+{
+	struct sfs_err e;
+
+	if (!u)
+		return;
+	sfs_err_init(&e);
+	if (!u->completed && sfsi_s3_abort(u->c, u->key, u->upload_id, &e) &&
+	    e.status != SFS_NOT_FOUND)
+		sfs_warn("s3", "cannot abort the upload of '%s': %s", u->key,
+			 e.message);
+	pthread_mutex_destroy(&u->mu);
+	free(u->etags);
+	free(u);
+}
+
+enum sfs_status sfsi_s3_copy(struct sfsi_s3 *c, const char *from,
+			     const char *to, struct sfs_err *e)
+{
+	struct sfs_buf src = SFS_BUF_INIT(4096);
+	struct s3_req r;
+	enum sfs_status ret;
+
+	sfsi_s3_req_init(&r, "PUT");
+	/* x-amz-copy-source: /bucket/prefix+key, URI-encoded */
+	if (sfs_buf_addf(&src, "x-amz-copy-source: /%s/", c->bucket) ||
+	    sfsi_s3_encode(&src, c->prefix, 1) ||
+	    sfsi_s3_encode(&src, from, 1) || sfsi_s3_url(c, &r, to, NULL)) {
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+		goto out;
+	}
+	r.extra_header = src.buf;
+	r.mem = "";
+	r.src_len = 0;
+	ret = sfsi_s3_run(c, &r, e);
+out:
+	sfs_buf_release(&src);
+	sfsi_s3_req_release(&r);
+	return ret;
+}
+
+/* ---- a file's bytes, parts sent by several threads at once ---- */
+
+struct multipart {
+	struct sfsi_s3_upload *u;
+	int fd;
+	int64_t off, size, part;
+	int nparts;
+
+	pthread_mutex_t mu;
+	int next;
+	int cancel; /* read atomically by the transfers */
+	enum sfs_status st;
+	struct sfs_err err;
+};
+
+static void *mp_worker(void *arg)
+{
+	struct multipart *m = arg;
+	struct sfs_err e;
+	enum sfs_status st;
+	int64_t off, len;
+	char sha[65];
+	int n;
+
+	for (;;) {
+		pthread_mutex_lock(&m->mu);
+		n = m->st ? m->nparts + 1 : ++m->next;
+		pthread_mutex_unlock(&m->mu);
+		if (n > m->nparts)
+			break;
+		off = (int64_t)(n - 1) * m->part;
+		len = m->size - off < m->part ? m->size - off : m->part;
+		sfs_err_init(&e);
+		/* hashed first: the store checks each part as it comes */
+		st = sfsi_s3_sha256_hex(m->fd, NULL, m->off + off, len, sha,
+					&e);
+		if (!st)
+			st = sfsi_s3_upload_part(m->u, n, m->fd, m->off + off,
+						 len, sha, &m->cancel, &e);
+		if (!st)
+			continue;
+		pthread_mutex_lock(&m->mu);
+		if (!m->st) {
+			m->st = st;
+			m->err = e;
+			__atomic_store_n(&m->cancel, 1, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_unlock(&m->mu);
+		break;
+	}
+	return NULL;
+}
+
 /* Send the parts with `parallel` threads (the caller's is one of them). */
-static enum sfs_status mp_send(struct multipart *m, struct sfs_err *e)
+static enum sfs_status mp_send(struct multipart *m, int parallel,
+			       struct sfs_err *e)
 {
 	pthread_t th[64];
-	int i, nth = m->c->parallel < m->nparts ? m->c->parallel : m->nparts;
+	int i, nth = parallel < m->nparts ? parallel : m->nparts;
 	int started = 0;
 
 	for (i = 1; i < nth; i++) {
@@ -211,31 +328,23 @@ enum sfs_status sfsi_s3_multipart(struct sfsi_s3 *c, const char *key, int fd,
 				  int64_t off, int64_t size, struct sfs_err *e)
 {
 	struct multipart m;
-	struct sfs_err tmp;
 	enum sfs_status ret;
 	int64_t got = -1;
 
 	memset(&m, 0, sizeof(m));
 	pthread_mutex_init(&m.mu, NULL);
-	m.c = c;
-	m.key = key;
 	m.fd = fd;
 	m.off = off;
 	m.size = size;
 	m.part = sfsi_s3_part_size(c, size);
 	m.nparts = (int)((size + m.part - 1) / m.part);
-	m.etags = calloc((size_t)m.nparts, ETAG_MAX);
-	if (!m.etags) {
-		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-		goto out;
-	}
-	ret = mp_begin(&m, e);
+	ret = sfsi_s3_upload_begin(c, key, &m.u, e);
 	if (ret)
 		goto out;
-	ret = mp_send(&m, e);
+	ret = mp_send(&m, c->parallel, e);
 	sfsi_crash_point("s3-parts-sent");
 	if (!ret)
-		ret = mp_complete(&m, e);
+		ret = sfsi_s3_upload_complete(m.u, m.nparts, e);
 	/* complete means complete: the whole object is there, or nothing */
 	if (!ret)
 		ret = sfsi_s3_head(c, key, &got, e);
@@ -244,16 +353,11 @@ enum sfs_status sfsi_s3_multipart(struct sfsi_s3 *c, const char *key, int fd,
 			       "object store: '%s' has %lld bytes after its "
 			       "upload, not %lld",
 			       key, (long long)got, (long long)size);
-	if (ret && m.upload_id[0]) {
-		sfs_err_init(&tmp);
-		if (sfsi_s3_abort(c, key, m.upload_id, &tmp) &&
-		    tmp.status != SFS_NOT_FOUND)
-			sfs_warn("s3", "cannot abort the upload of '%s': %s",
-				 key, tmp.message);
-	}
+	if (ret && m.u && m.u->completed && sfsi_s3_delete(c, key, NULL))
+		sfs_warn("s3", "cannot remove the bad object '%s'", key);
 out:
+	sfsi_s3_upload_free(m.u); /* aborts one not completed */
 	pthread_mutex_destroy(&m.mu);
-	free(m.etags);
 	return ret;
 }
 
@@ -291,14 +395,24 @@ static enum sfs_status list_page(struct sfsi_s3 *c, const char *query,
 	return ret;
 }
 
+static int64_t parse_iso8601(const char *s)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
 enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
-			     int (*fn)(void *arg, const char *key,
-				       int64_t size),
+			     int (*fn)(void *arg, const char *key, int64_t size,
+				       int64_t mtime),
 			     void *arg, struct sfs_err *e)
 {
 	struct sfs_buf q = SFS_BUF_INIT(8192), full = SFS_BUF_INIT(4096);
 	struct s3_req r;
-	char token[1024] = "", key[1100], size[32], trunc[8];
+	char token[1024] = "", key[1100], size[32], trunc[8], when[40];
 	const char *p, *end, *bend;
 	size_t plen = strlen(c->prefix);
 	enum sfs_status ret;
@@ -342,10 +456,13 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 		while ((p = next_block(p, end, "Contents", &bend))) {
 			sfsi_s3_xml_text(p, bend, "Key", key, sizeof(key));
 			sfsi_s3_xml_text(p, bend, "Size", size, sizeof(size));
+			sfsi_s3_xml_text(p, bend, "LastModified", when,
+					 sizeof(when));
 			p = bend;
 			if (strncmp(key, c->prefix, plen))
 				continue;
-			rc = fn(arg, key + plen, strtoll(size, NULL, 10));
+			rc = fn(arg, key + plen, strtoll(size, NULL, 10),
+				parse_iso8601(when));
 			if (rc) {
 				ret = (enum sfs_status)rc;
 				goto out;
@@ -361,16 +478,6 @@ out:
 	sfs_buf_release(&full);
 	sfsi_s3_req_release(&r);
 	return ret;
-}
-
-static int64_t parse_iso8601(const char *s)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (!strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
-		return 0;
-	return (int64_t)timegm(&tm);
 }
 
 static enum sfs_status uploads_query(struct sfs_buf *q, const char *kmark,

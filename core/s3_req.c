@@ -176,6 +176,8 @@ static enum sfs_status request_headers(struct sfsi_s3 *c, struct s3_req *r,
 	ret = add_header(l, h);
 	if (!ret && c->token_hdr)
 		ret = add_header(l, c->token_hdr);
+	if (!ret && r->extra_header)
+		ret = add_header(l, r->extra_header);
 	if (!ret && r->post)
 		ret = add_header(l, "Content-Type: application/xml");
 	return ret;

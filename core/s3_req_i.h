@@ -19,6 +19,7 @@ struct sfsi_s3 {
 	char *host;	   /* the Host header's value */
 	char *root;	   /* encoded path of the bucket's root, ends in '/' */
 	char *bucket_path; /* the path of the bucket's own requests */
+	char *bucket;
 	char *prefix;
 	char region[64];
 	char sigv4[96]; /* CURLOPT_AWS_SIGV4's provider:region:service */
@@ -48,7 +49,8 @@ struct s3_req {
 	int64_t src_off, src_len, sent;
 	const char *post;
 	size_t post_len;
-	const char *payload; /* x-amz-content-sha256 (NULL: empty body) */
+	const char *payload;	  /* x-amz-content-sha256 (NULL: empty body) */
+	const char *extra_header; /* one more (x-amz-copy-source), or NULL */
 	int read_errno;
 
 	/* the bytes wanted: from range_off, range_len of them (-1: all) */

@@ -83,6 +83,8 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	st->s = s;
 	st->limit = INT64_MAX;
+	pthread_mutex_init(&st->fmu, NULL);
+	pthread_cond_init(&st->fcv, NULL);
 	stage_name(st, st->path, sizeof(st->path), ".part");
 	st->fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (st->fd < 0) {
@@ -160,6 +162,40 @@ static void writeback(struct sfs_stage *st, int drop)
 	st->dropped = old;
 }
 
+/* Followers of the stage: `written` bytes are in the file; `end`: no more. */
+static void followers(struct sfs_stage *st, int64_t written, int end)
+{
+	pthread_mutex_lock(&st->fmu);
+	if (written > st->fwritten)
+		st->fwritten = written;
+	st->fend |= end;
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
+			  const int *cancel)
+{
+	int64_t got;
+
+	pthread_mutex_lock(&st->fmu);
+	while (st->fwritten < want && !st->fend &&
+	       !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)))
+		pthread_cond_wait(&st->fcv, &st->fmu);
+	got = st->fwritten;
+	if (end)
+		*end = st->fend;
+	pthread_mutex_unlock(&st->fmu);
+	return got;
+}
+
+void sfsi_stage_follow_wake(struct sfs_stage *st)
+{
+	pthread_mutex_lock(&st->fmu);
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
 /* Spare pipeline buffers, so uploads reuse memory already touched. */
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *spare[2];
@@ -209,6 +245,7 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	if (ret)
 		return ret;
 	st->written += (int64_t)p->len[slot];
+	followers(st, st->written, 0);
 	writeback(st, 1);
 	return SFS_OK;
 }
@@ -419,6 +456,12 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		pipe_start(st);
+	/* big and in order: the blob backend may send it as it comes */
+	if (!st->random && !st->stream_tried && st->size >= PIPE_START) {
+		st->stream_tried = 1;
+		if (st->s->blob_be && st->s->blob_be->stream)
+			st->s->blob_be->stream(st->s, st);
+	}
 	if (st->pipe) {
 		ret = pipe_write(st, data, len, e);
 		if (ret)
@@ -436,6 +479,8 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		EVP_DigestUpdate(st->md, data, len);
 	st->size += (int64_t)len;
 	st->written = st->size;
+	if (!st->random)
+		followers(st, st->written, 0);
 	/* a random stage is read back to hash it: keep its cache */
 	writeback(st, !st->random);
 	return SFS_OK;
@@ -460,6 +505,7 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 	if (ret)
 		return ret;
 	st->random = 1;
+	followers(st, 0, 1);
 	ret = write_all(st->fd, data, len, off, e);
 	if (ret)
 		return ret;
@@ -516,6 +562,7 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 	if (ftruncate(st->fd, size) < 0)
 		return sfsi_errno_status(e, errno, "truncating the stage");
 	st->random = 1;
+	followers(st, 0, 1);
 	st->size = size;
 	st->written = size;
 	return SFS_OK;
@@ -543,6 +590,30 @@ enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
 			return ret;
 		off += n;
 	}
+}
+
+enum sfs_status sfs_stage_copy_blob(struct sfs_stage *st, struct sfs_blob *b,
+				    struct sfs_err *e)
+{
+	unsigned char buf[IO_CHUNK];
+	int64_t off = 0;
+	enum sfs_status ret;
+	size_t got;
+
+	if (sfs_blob_fd(b) >= 0)
+		return sfs_stage_copy_fd(st, sfs_blob_fd(b), e);
+	while (off < sfs_blob_size(b)) {
+		ret = sfs_blob_pread(b, buf, sizeof(buf), off, &got, e);
+		if (!ret && !got)
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				       "the blob ended early");
+		if (!ret)
+			ret = sfs_stage_write(st, buf, got, e);
+		if (ret)
+			return ret;
+		off += (int64_t)got;
+	}
+	return SFS_OK;
 }
 
 enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
@@ -607,6 +678,7 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 		sfsi_hex(md, 32, st->sha);
 	}
 	st->hashed = 1;
+	followers(st, st->random ? 0 : st->size, 1); /* all there is */
 	return SFS_OK;
 }
 
@@ -646,6 +718,9 @@ void sfs_stage_free(struct sfs_stage *st)
 		return;
 	if (st->pipe)
 		(void)pipe_end(st, NULL);
+	followers(st, 0, 1);
+	if (st->stream && st->s->blob_be && st->s->blob_be->stream_free)
+		st->s->blob_be->stream_free(st->s, st);
 	if (st->linked)
 		sfsi_blob_unlink_uncommitted(st);
 	if (st->fd >= 0)
@@ -653,6 +728,8 @@ void sfs_stage_free(struct sfs_stage *st)
 	if (st->path[0])
 		unlink(st->path);
 	EVP_MD_CTX_free(st->md);
+	pthread_mutex_destroy(&st->fmu);
+	pthread_cond_destroy(&st->fcv);
 	free(st);
 }
 
@@ -737,45 +814,101 @@ void sfsi_staging_close(struct sfs_store *s)
 	s->staging_lock_fd = -1;
 }
 
-/* A named stage "<tenant>-<sha>.stage" of a dead process: if its commit
- * never happened, the blob file it may have linked is an orphan. */
-static enum sfs_status recover_named(struct sfs_store *s, struct db *d,
-				     const char *name, struct sfs_err *e)
+/*
+ * A named stage "<tenant>-<sha>-<n>.stage" of a dead process: if its
+ * commit never happened, the bytes the backend may hold for it are
+ * orphans. A backend that cannot be reached now leaves them for fsck.
+ */
+static void recover_named(struct sfs_store *s, struct db *d, const char *name)
 {
-	char sha[65], path[4096];
+	struct sfs_err e;
+	char sha[65];
 	long long tenant;
-	struct db_stmt *q;
-	enum sfs_status ret;
-	int rc;
+	int removed = 0;
 
+	(void)s;
 	if (sscanf(name, "%lld-%64[0-9a-f].stage", &tenant, sha) != 2 ||
 	    !sfsi_is_sha256_hex(sha))
-		return SFS_OK;
-	ret = sfsi_db_begin(d, e);
-	if (ret)
-		return ret;
-	q = sfsi_db_prep(d,
-			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
-			 " AND sha256 = ?2",
-			 e);
-	if (!q) {
-		sfsi_db_rollback(d);
-		return SFS_IO;
+		return;
+	sfs_err_init(&e);
+	if (sfsi_blob_remove_unreferenced(d, tenant, sha, &removed, &e))
+		sfs_warn("blob",
+			 "cannot check blob '%s' of an unfinished commit "
+			 "(left for fsck): %s",
+			 sha, e.message);
+	else if (removed)
+		sfs_info("blob", "removed blob '%s' of an unfinished commit",
+			 sha);
+}
+
+/*
+ * Is blob (tenant, sha) on its way in a live process: its named stage in
+ * a locked staging directory (ours included)? Its bytes may be in the
+ * backend already while its commit is still to come.
+ */
+int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant, const char *sha)
+{
+	char root[4096], p[4096], name[128];
+	struct dirent *de, *fe;
+	int fd, found = 0, has;
+	DIR *dh, *fh;
+
+	snprintf(name, sizeof(name), "%lld-%s-", (long long)tenant, sha);
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	dh = opendir(root);
+	while (!found && dh && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
+		fh = opendir(p);
+		has = 0;
+		while (fh && !has && (fe = readdir(fh)))
+			has = !strncmp(fe->d_name, name, strlen(name));
+		if (fh)
+			closedir(fh);
+		if (!has)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/lock", root, de->d_name);
+		fd = open(p, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		found = (s->staging_dir &&
+			 !strncmp(p, s->staging_dir, strlen(s->staging_dir))) ||
+			flock(fd, LOCK_EX | LOCK_NB) < 0;
+		close(fd);
 	}
-	sfsi_db_bind_int(q, 1, tenant);
-	sfsi_db_bind_text(q, 2, sha);
-	rc = sfsi_db_step(q, e);
-	sfsi_db_reset(q);
-	if (rc == 0) {
-		sfsi_blob_path(s, tenant, sha, path, sizeof(path));
-		if (unlink(path) == 0)
-			sfs_info("blob",
-				 "removed blob '%s' of an unfinished "
-				 "commit",
-				 sha);
+	if (dh)
+		closedir(dh);
+	return found;
+}
+
+/* How many other processes have the store open (their staging locked). */
+int sfsi_staging_others(struct sfs_store *s)
+{
+	char root[4096], lock[4096];
+	struct dirent *de;
+	int fd, n = 0;
+	DIR *dh;
+
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	dh = opendir(root);
+	while (dh && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(lock, sizeof(lock), "%s/%s/lock", root, de->d_name);
+		if (s->staging_dir &&
+		    !strncmp(lock, s->staging_dir, strlen(s->staging_dir)))
+			continue; /* ours */
+		fd = open(lock, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+			n++;
+		close(fd);
 	}
-	sfsi_db_rollback(d);
-	return rc < 0 ? SFS_IO : SFS_OK;
+	if (dh)
+		closedir(dh);
+	return n;
 }
 
 enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
@@ -806,13 +939,9 @@ enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
 			continue;
 		}
 		fh = opendir(dir);
-		while (fh && (fe = readdir(fh))) {
-			if (!strstr(fe->d_name, ".stage"))
-				continue;
-			ret = recover_named(s, d, fe->d_name, e);
-			if (ret)
-				break;
-		}
+		while (fh && (fe = readdir(fh)))
+			if (strstr(fe->d_name, ".stage"))
+				recover_named(s, d, fe->d_name);
 		if (fh)
 			closedir(fh);
 		if (!ret) {

@@ -5,6 +5,7 @@
 #ifndef SPEECHFS_STAGE_I_H
 #define SPEECHFS_STAGE_I_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <openssl/evp.h>
 #include "speechfs/stage.h"
@@ -25,10 +26,31 @@ struct sfs_stage {
 	int random;	   /* written out of order: hash at finish */
 	int hashed;	   /* sha valid, no more writes */
 	int finished;	   /* hashed and on disk (fsync) */
-	int linked;	   /* linked into blobs/, commit not seen */
+	int linked;	   /* bytes in the blob backend, commit not seen */
 	int64_t linked_tenant;
 	char sha[65];
+
+	/*
+	 * A sequential stage can be followed as it is written (the S3
+	 * backend sends it while it is received): fwritten bytes are in the
+	 * file, in order; fend says no more will come.
+	 */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	int64_t fwritten;
+	int fend;
+	int stream_tried;
+	void *stream; /* the blob backend's, or NULL */
 };
+
+/*
+ * Wait until `want` bytes are in the stage's file, or no more will come,
+ * or *cancel is set (sfsi_stage_follow_wake wakes the waiters); returns
+ * how many are there. *end (may be NULL): no more will come.
+ */
+int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
+			  const int *cancel);
+void sfsi_stage_follow_wake(struct sfs_stage *st);
 
 /* Hash the stage if not yet done (no more writes after it). */
 enum sfs_status sfsi_stage_hash(struct sfs_stage *st,
@@ -51,9 +73,16 @@ enum sfs_status sfsi_staging_recover(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * The stage was linked into blobs/ by a transaction that did not commit:
- * remove the blob file unless a row names it (blob.c).
+ * The stage's bytes went to the blob backend for a commit that did not
+ * happen: remove them unless a row names them (blob.c).
  */
 void sfsi_blob_unlink_uncommitted(struct sfs_stage *st);
+
+/* Is blob (tenant, sha) being committed by a live process right now? */
+int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant,
+			   const char *sha);
+
+/* How many other processes have the store open right now. */
+int sfsi_staging_others(struct sfs_store *s);
 
 #endif

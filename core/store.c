@@ -42,6 +42,15 @@ void sfs_config_init(struct sfs_config *c)
 	sfs_strlcpy(c->s3_region, "us-east-1", sizeof(c->s3_region));
 	c->s3_path_style = 1;
 	c->jwt_max_ttl_s = 24 * 3600;
+	c->blob_s3_path_style = -1;
+	c->blob_s3_part_size_mb = 16;
+	c->blob_s3_parallel = 4;
+	c->blob_s3_block_size_mb = 4;
+	c->blob_s3_readahead = 8;
+	c->blob_s3_connect_timeout_s = 5;
+	c->blob_s3_timeout_s = 30;
+	c->blob_s3_retries = 3;
+	c->blob_cache_bytes = (int64_t)1 << 30;
 	c->session_idle_s = 30 * 60;
 	c->session_max_s = 12 * 3600;
 }
@@ -94,6 +103,26 @@ static const struct {
 	STR("s3.secret_key", s3_secret_key),
 	BOOL("s3.path_style", s3_path_style),
 	I64("jwt.max_ttl", jwt_max_ttl_s, 60, (int64_t)10 * 366 * 24 * 3600),
+	STR("blob.backend", blob_backend),
+	STR("blob.s3.endpoint", blob_s3_endpoint),
+	STR("blob.s3.bucket", blob_s3_bucket),
+	STR("blob.s3.prefix", blob_s3_prefix),
+	STR("blob.s3.region", blob_s3_region),
+	STR("blob.s3.access_key", blob_s3_access_key),
+	STR("blob.s3.secret_key", blob_s3_secret_key),
+	STR("blob.s3.credentials_file", blob_s3_credentials_file),
+	STR("blob.s3.profile", blob_s3_profile),
+	STR("blob.s3.ca_file", blob_s3_ca_file),
+	BOOL("blob.s3.path_style", blob_s3_path_style),
+	INT("blob.s3.part_size_mb", blob_s3_part_size_mb, 5, 5120),
+	INT("blob.s3.parallel", blob_s3_parallel, 1, 64),
+	INT("blob.s3.block_size_mb", blob_s3_block_size_mb, 1, 64),
+	INT("blob.s3.readahead", blob_s3_readahead, 0, 16),
+	INT("blob.s3.connect_timeout_s", blob_s3_connect_timeout_s, 1, 600),
+	INT("blob.s3.timeout_s", blob_s3_timeout_s, 1, 3600),
+	INT("blob.s3.retries", blob_s3_retries, 0, 10),
+	STR("blob.cache_dir", blob_cache_dir),
+	I64("blob.cache_bytes", blob_cache_bytes, 0, INT64_MAX),
 	I64("session.idle_seconds", session_idle_s, 60, 7 * 24 * 3600),
 	I64("session.max_seconds", session_max_s, 60, 30 * 24 * 3600),
 #undef I64
@@ -107,6 +136,11 @@ enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
 {
 	size_t i;
 
+	/* "" leaves it to the store's record */
+	if (!strcmp(key, "blob.backend") && value[0] &&
+	    strcmp(value, "local") && strcmp(value, "s3"))
+		return sfs_err_field(e, key, "invalid",
+				     "expected local or s3 (got '%s')", value);
 	for (i = 0; i < ARRAY_SIZE(config_keys); i++) {
 		char *p = (char *)c + config_keys[i].off;
 		int64_t v;
@@ -329,6 +363,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = need_secret ? load_secret(s, e) : SFS_OK;
 	if (ret)
 		goto fail;
+	ret = sfsi_blob_backend_open(s, e);
+	if (ret)
+		goto fail;
 	sfsi_keycache_open(s);
 	ret = sfsi_staging_recover(s, e);
 	if (ret)
@@ -359,6 +396,7 @@ void sfs_store_close(struct sfs_store *s)
 		return;
 	sfs_workers_stop(s);
 	sfsi_staging_close(s);
+	sfsi_blob_backend_close(s);
 	sfsi_db_pool_close(s);
 	sfsi_keycache_close(s);
 	pthread_mutex_destroy(&s->pool_mu);

@@ -11,6 +11,7 @@
 #define DB_POOL_MAX 32
 
 struct db;
+struct sfsi_blob_backend;
 struct sfsi_keycache;
 
 struct sfs_store {
@@ -19,6 +20,9 @@ struct sfs_store {
 	char *staging_dir;   /* dir/staging/<this process> */
 	int staging_lock_fd; /* flock held while open */
 	struct sfs_config cfg;
+	/* where blob bytes live (blob_i.h), chosen at open */
+	const struct sfsi_blob_backend *blob_be;
+	void *blob_state;
 	unsigned char secret[32]; /* JWT / signed-URL key */
 	int64_t origin;		  /* tags the changes of this handle */
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "fs_i.h"
+#include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/banned.h"
@@ -35,8 +36,8 @@ struct ofile {
 struct fh {
 	struct ofile *of;
 	enum sfs_content which;
-	int fd;		  /* the committed version read, -1: none */
-	uint64_t version; /* of->version when fd was opened */
+	struct sfs_blob *blob; /* the committed version read, or NULL */
+	uint64_t version;      /* of->version when blob was opened */
 	int writable;
 	int follow; /* reads the writer's version, if there is one */
 	int append;
@@ -213,22 +214,49 @@ void fs_open_times(int64_t ino, int64_t mtime_ns)
 	pthread_mutex_unlock(&files_lock);
 }
 
-/* (Re)open the committed content for h (of locked). */
+/*
+ * (Re)open the committed content for h (of locked). Bytes kept in an
+ * object store are read through the store's local block cache.
+ */
 static int open_content(struct fh *h)
 {
 	struct sfs_err e;
 	enum sfs_status st;
 
-	if (h->fd >= 0 && h->version == h->of->version)
+	if (h->blob && h->version == h->of->version)
 		return 0;
-	if (h->fd >= 0)
-		close(h->fd);
-	h->fd = -1;
+	sfs_blob_close(h->blob);
+	h->blob = NULL;
 	sfs_err_init(&e);
 	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, h->of->ino, h->which,
-			       &h->fd, NULL, &e);
+			       SFS_BLOB_CACHED, &h->blob, NULL, &e);
+	if (st && st != SFS_GONE && st != SFS_NOT_READY)
+		sfs_warn("fs", "cannot open the content of '%s': %s", h->of->id,
+			 e.message);
 	h->version = h->of->version;
 	return -fs_errno(st, &e);
+}
+
+/* Read all of [off, off + size) that the blob has; bytes or -errno. */
+static int blob_read(struct sfs_blob *b, char *buf, size_t size, off_t off)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+	size_t done = 0, got;
+
+	sfs_err_init(&e);
+	while (done < size) {
+		st = sfs_blob_pread(b, buf + done, size - done,
+				    (int64_t)off + (int64_t)done, &got, &e);
+		if (st) {
+			sfs_warn("fs", "cannot read content: %s", e.message);
+			return -fs_errno(st, &e);
+		}
+		if (!got)
+			break;
+		done += got;
+	}
+	return (int)done;
 }
 
 /*
@@ -252,8 +280,8 @@ static int ensure_stage(struct fh *h, int empty)
 		if (ret == -ENODATA)
 			ret = 0; /* no content (discarded): starts empty */
 		else if (!ret)
-			ret = -fs_errno(sfs_stage_copy_fd(h->stage, h->fd, &e),
-					&e);
+			ret = -fs_errno(
+				sfs_stage_copy_blob(h->stage, h->blob, &e), &e);
 	}
 	if (ret) {
 		sfs_stage_free(h->stage);
@@ -343,7 +371,6 @@ static struct fh *fh_new(int64_t ino, const char *id, int writable)
 
 	if (!h)
 		return NULL;
-	h->fd = -1;
 	h->writable = writable;
 	if (ofile_attach(h, ino, id)) {
 		free(h);
@@ -355,8 +382,7 @@ static struct fh *fh_new(int64_t ino, const char *id, int writable)
 static void fh_free(struct fh *h)
 {
 	ofile_detach(h);
-	if (h->fd >= 0)
-		close(h->fd);
+	sfs_blob_close(h->blob);
 	sfs_stage_free(h->stage);
 	free(h);
 }
@@ -370,13 +396,14 @@ static int open_read(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	struct sfs_file f;
 	struct sfs_err e;
 	enum sfs_status st;
+	struct sfs_blob *blob = NULL;
 	struct fh *h = NULL;
-	int fd = -1, ret;
+	int ret;
 
 	sfs_file_init(&f);
 	sfs_err_init(&e);
-	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, FS_ID(node), which, &fd,
-			       &f, &e);
+	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, FS_ID(node), which,
+			       SFS_BLOB_CACHED, &blob, &f, &e);
 	ret = -fs_errno(st, &e);
 	if (!ret && FS_KIND(node) == FS_FILE && f.deleted)
 		ret = -ENOENT;
@@ -385,11 +412,10 @@ static int open_read(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	if (!ret && !h)
 		ret = -ENOMEM;
 	if (ret) {
-		if (fd >= 0)
-			close(fd);
+		sfs_blob_close(blob);
 		goto out;
 	}
-	h->fd = fd;
+	h->blob = blob;
 	h->which = which;
 	pthread_mutex_lock(&h->of->lock);
 	h->follow = h->of->writer != NULL;
@@ -409,8 +435,9 @@ static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	struct sfs_file f;
 	struct sfs_err e;
 	enum sfs_status st;
+	struct sfs_blob *blob = NULL;
 	struct fh *h = NULL;
-	int fd = -1, ret;
+	int ret;
 
 	if (FS_KIND(node) == FS_LA_FILE)
 		return -EACCES; /* the mirror is read-only */
@@ -421,7 +448,8 @@ static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	/* the content a write will start from, with the row */
 	st = trunc ? SFS_GONE
 		   : sfs_file_open_ino(g_fs.store, &g_fs.actor, FS_ID(node),
-				       SFS_CONTENT_ORIGINAL, &fd, &f, &e);
+				       SFS_CONTENT_ORIGINAL, SFS_BLOB_CACHED,
+				       &blob, &f, &e);
 	if (st == SFS_GONE || st == SFS_NOT_READY) {
 		sfs_err_init(&e);
 		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, FS_ID(node), &f,
@@ -436,11 +464,10 @@ static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	if (!ret && !(h = fh_new(f.ino, f.id, 1)))
 		ret = -ENOMEM;
 	if (ret) {
-		if (fd >= 0)
-			close(fd);
+		sfs_blob_close(blob);
 		goto out;
 	}
-	h->fd = fd;
+	h->blob = blob;
 	h->append = !!(fi->flags & O_APPEND);
 	pthread_mutex_lock(&h->of->lock);
 	if (trunc) {
@@ -626,9 +653,9 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	/* a reader of its own version: straight from the blob (splice) */
-	if (!h->writable && !h->follow && h->fd >= 0) {
+	if (!h->writable && !h->follow && sfs_blob_fd(h->blob) >= 0) {
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = h->fd;
+		bv.buf[0].fd = sfs_blob_fd(h->blob);
 		bv.buf[0].pos = off;
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
@@ -636,6 +663,19 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	mem = read_buf(size ? size : 1);
 	if (!mem) {
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/*
+	 * Its own version kept in an object store: through memory, without
+	 * the file's lock (the blob never changes), so reads in parallel
+	 * stay parallel while blocks are fetched.
+	 */
+	if (!h->writable && !h->follow) {
+		ret = blob_read(h->blob, mem, size, off);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_buf(req, mem, (size_t)ret);
 		return;
 	}
 	sfs_err_init(&e);
@@ -647,12 +687,10 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		ret = -fs_errno(st, &e);
 	} else {
 		ret = open_content(h);
-		if (!ret) {
-			ssize_t r = pread(h->fd, mem, size, off);
-
-			ret = r < 0 ? -errno : 0;
-			got = r < 0 ? 0 : (size_t)r;
-		}
+		if (!ret)
+			ret = blob_read(h->blob, mem, size, off);
+		got = ret < 0 ? 0 : (size_t)ret;
+		ret = ret < 0 ? ret : 0;
 	}
 	pthread_mutex_unlock(&of->lock);
 	if (ret)

@@ -71,7 +71,8 @@ static const struct admin_cmd *find_cmd(const char *name, const char *verb)
 
 int admin_is_command(const char *a)
 {
-	return strcmp(a, "help") == 0 || find_cmd(a, NULL) || is_verb_group(a);
+	return strcmp(a, "help") == 0 || strcmp(a, "blob") == 0 ||
+	       find_cmd(a, NULL) || is_verb_group(a);
 }
 
 void admin_list_commands(FILE *f)
@@ -81,6 +82,10 @@ void admin_list_commands(FILE *f)
 	for (i = 0; i < admin_ncmds; i++)
 		fprintf(f, "  %-15s %s\n", admin_cmds[i].name,
 			admin_cmds[i].summary);
+	fprintf(f, "  %-15s %s\n", "blob show",
+		"where the store keeps its blobs");
+	fprintf(f, "  %-15s %s\n", "blob migrate",
+		"move the blobs into an S3 object store");
 }
 
 /* ---- help ------------------------------------------------------------- */
@@ -441,6 +446,9 @@ int admin_main(int argc, char **argv)
 	const struct admin_cmd *c;
 	int help = 0;
 
+	/* blob show|migrate parse their own options (admin_blob.c) */
+	if (strcmp(argv[0], "blob") == 0)
+		return admin_blob_main(argc, argv);
 	if (strcmp(argv[0], "help") == 0) {
 		/* `speechfsd help [COMMAND [VERB]]` */
 		if (argc == 1) {

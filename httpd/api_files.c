@@ -245,6 +245,38 @@ enum MHD_Result api_files_get(struct req *r)
 }
 
 /*
+ * With http.redirect_to_object_store, a blob kept in an object store is
+ * answered with a 302 to a short-lived presigned URL of it (carrying the
+ * type and the attachment name), so its bytes do not pass through us.
+ * 1 if answered so.
+ */
+static int redirect(struct req *r, struct sfs_blob *b, const char *ctype,
+		    const char *filename, enum MHD_Result *ret)
+{
+	struct MHD_Response *resp;
+	char disp[1024], *url = NULL;
+
+	if (!g_httpd.opts.redirect_to_object_store)
+		return 0;
+	if (filename)
+		httpd_content_disposition(filename, disp, sizeof(disp));
+	if (sfs_blob_url(b, g_httpd.opts.redirect_ttl_s, ctype,
+			 filename ? disp : NULL, &url, NULL))
+		return 0; /* the store serves these bytes itself */
+	resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (resp) {
+		MHD_add_response_header(resp, "Location", url);
+		MHD_add_response_header(resp, "Cache-Control", "no-store");
+	}
+	*ret = resp ? respond_queue(r, 302, resp)
+		    : respond_status(r, 500, "internal_error",
+				     "cannot make a response");
+	free(url);
+	sfs_blob_close(b);
+	return 1;
+}
+
+/*
  * A file's content or its listening MP3: the bytes with Range support, the
  * sha256 as ETag, and the time it was made as Last-Modified; the original
  * goes as an attachment named by its filename.
@@ -252,31 +284,26 @@ enum MHD_Result api_files_get(struct req *r)
 enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 {
 	int listening = which == SFS_CONTENT_LISTENING;
-	const char *sha, *want;
+	const char *sha, *want, *ctype, *filename;
+	struct sfs_blob *b = NULL;
 	struct sfs_file f;
 	struct sfs_err e;
-	struct stat sb;
 	char etag[80];
 	enum MHD_Result ret;
-	int fd = -1;
+	int64_t mtime;
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
-	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0], which, &fd,
-			  &f, &e)) {
+	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0], which,
+			  SFS_BLOB_SEQUENTIAL, &b, &f, &e)) {
 		ret = respond_err(r, &e);
-		goto out;
-	}
-	if (fstat(fd, &sb)) {
-		close(fd);
-		ret = respond_status(r, 500, "io_error", "cannot stat");
 		goto out;
 	}
 	sha = listening ? f.la.sha256 : f.sha256;
 	want = req_arg(r, "sha256");
 	if (want && (!sha[0] || strcasecmp(want, sha))) {
 		/* named by its sha256: these bytes or none */
-		close(fd);
+		sfs_blob_close(b);
 		ret = respond_status(r, 409, "content_changed",
 				     "the content is no longer the one with "
 				     "this sha256");
@@ -284,15 +311,16 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 	}
 	r->immutable = want != NULL;
 	snprintf(etag, sizeof(etag), "\"%s\"", sha);
-	if (listening)
-		ret = respond_fd(r, fd, (int64_t)sb.st_size, "audio/mpeg",
-				 sha[0] ? etag : NULL, f.la.created_at, NULL);
-	else
-		ret = respond_fd(
-			r, fd, (int64_t)sb.st_size, "application/octet-stream",
-			sha[0] ? etag : NULL,
-			f.mtime_ns > 0 ? f.mtime_ns / 1000000 : f.created_at,
-			f.filename ? f.filename : f.name);
+	ctype = listening ? "audio/mpeg" : "application/octet-stream";
+	filename = listening ? NULL : f.filename ? f.filename : f.name;
+	mtime = listening	 ? f.la.created_at
+		: f.mtime_ns > 0 ? f.mtime_ns / 1000000
+				 : f.created_at;
+	/* a client's fresh copy is a 304 here, not a trip to the store */
+	if (!cache_fresh(r, sha[0] ? etag : NULL, mtime) &&
+	    redirect(r, b, ctype, filename, &ret))
+		goto out;
+	ret = respond_blob(r, b, ctype, sha[0] ? etag : NULL, mtime, filename);
 out:
 	sfs_file_release(&f);
 	return ret;

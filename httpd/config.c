@@ -36,6 +36,8 @@ static void opts_init(struct httpd_opts *o)
 	o->auth_fail_rps = 1;
 	o->auth_fail_burst = 30;
 	o->head_timeout_s = 10;
+	o->redirect_to_object_store = 0;
+	o->redirect_ttl_s = 300;
 	o->min_body_rate = 1024;
 }
 
@@ -65,6 +67,9 @@ void httpd_config_init(struct httpd_config *c)
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
  *   http.cors_origins            origins (or *) browsers may call from
+ *   http.redirect_to_object_store  content kept in an object store is
+ *                                a 302 to a presigned URL (false)
+ *   http.redirect_ttl             that URL's lifetime in seconds (300)
  *   http.request_head_timeout    seconds a request head may take (from
  *                                its first byte; a new connection's
  *                                from the accept)
@@ -76,7 +81,7 @@ void httpd_config_init(struct httpd_config *c)
  * RUN marks the keys a reload (SIGHUP) applies; the others, like the
  * core's keys, store, listen and jobs.enabled, take effect at a restart.
  */
-enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_STR };
+enum otype { O_I64, O_INT, O_DBL, O_SIZE, O_BOOL, O_STR };
 
 static const struct {
 	const char *key;
@@ -108,6 +113,8 @@ static const struct {
 	K("http.auth_failures_per_second", O_DBL, auth_fail_rps, 0),
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst, 0),
 	K("http.cors_origins", O_STR, cors_origins, 0),
+	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store, 0),
+	K("http.redirect_ttl", O_INT, redirect_ttl_s, 0),
 #undef RUN
 #undef K
 };
@@ -124,6 +131,13 @@ static int opt_set(struct httpd_opts *o, const char *key, const char *val,
 	for (i = 0; i < ARRAY_SIZE(opt_keys); i++) {
 		if (strcmp(opt_keys[i].key, key) != 0)
 			continue;
+		if (opt_keys[i].type == O_BOOL) {
+			if (sfs_parse_bool(val, (int *)(p + opt_keys[i].off))) {
+				snprintf(msg, msgsz, "expected true or false");
+				return -1;
+			}
+			return 0;
+		}
 		if (opt_keys[i].type == O_STR) {
 			if (strlen(val) >= sizeof(o->cors_origins)) {
 				snprintf(msg, msgsz, "too long");

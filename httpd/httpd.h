@@ -47,8 +47,10 @@ struct httpd_opts {
 	char cors_origins[1024]; /* http.cors_origins: "" = no CORS */
 	double auth_fail_rps;	 /* failed authentications per address */
 	double auth_fail_burst;
-	int head_timeout_s;    /* a request head, from its first byte */
-	int64_t min_body_rate; /* bytes/s a body averages after that */
+	int redirect_to_object_store; /* 302 to a presigned URL */
+	int redirect_ttl_s;	      /* its lifetime */
+	int head_timeout_s;	      /* a request head, from its first byte */
+	int64_t min_body_rate;	      /* bytes/s a body averages after that */
 };
 
 /* Everything the configuration says: the file, then the command line. */
@@ -218,12 +220,15 @@ enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
 enum MHD_Result respond_queue(struct req *r, unsigned status,
 			      struct MHD_Response *resp);
 /*
- * Serve an open fd (taken: closed on every path) of `size` bytes with
- * Range / If-Range, ETag and the bandwidth limit of the actor.
+ * Serve an open blob (taken: closed on every path) with Range / If-Range,
+ * ETag and the bandwidth limit of the actor; from its local file with
+ * sendfile, else read from wherever it is kept (a 503 if that does not
+ * answer for the first byte).
  */
-enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
-			   const char *ctype, const char *etag,
-			   int64_t mtime_ms, const char *filename);
+struct sfs_blob;
+enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
+			     const char *ctype, const char *etag,
+			     int64_t mtime_ms, const char *filename);
 
 /* api_session.c */
 /* The session cookie's value, NULL without one. */
@@ -299,9 +304,10 @@ int limits_auth_wait(const struct sockaddr *peer);
 void limits_auth_failed(const struct sockaddr *peer);
 /* The bandwidth of an actor in bytes per second, 0 unlimited. */
 int64_t limits_bps(const struct sfs_actor *a);
-struct MHD_Response *limits_throttled_response(struct req *r, int fd,
-					       int64_t off, int64_t len,
-					       int64_t bps);
+/* The blob is taken (closed with the response). */
+struct MHD_Response *limits_throttled_response(struct req *r,
+					       struct sfs_blob *b, int64_t off,
+					       int64_t len, int64_t bps);
 
 /* metrics.c */
 void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,
@@ -362,6 +368,8 @@ int cli_check_args(const char *prog, int argc, char **argv,
  */
 int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 	       const struct option *lo);
+/* admin_blob.c: speechfsd blob show|migrate */
+int admin_blob_main(int argc, char **argv);
 
 /* small helpers (respond.c) */
 /* The client's address (never NULL: a zeroed one if unknown). */

@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include "httpd.h"
+#include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
 
@@ -355,7 +356,7 @@ static void wake_at(struct MHD_Connection *conn, int64_t at_ns)
 }
 
 struct throttle {
-	int fd;
+	struct sfs_blob *b;
 	int64_t off, len;
 	int64_t user;
 	double bps, burst;
@@ -368,7 +369,7 @@ static ssize_t throttle_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct bucket *b;
 	int64_t left = t->len - (int64_t)pos, want, allowed = 0;
 	double need = 0;
-	ssize_t n;
+	size_t got = 0;
 
 	if (left <= 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
@@ -405,30 +406,33 @@ static ssize_t throttle_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		want = allowed;
 	}
-	n = pread(t->fd, buf, (size_t)want, t->off + (int64_t)pos);
-	if (n <= 0)
+	if (sfs_blob_pread(t->b, buf, (size_t)want, t->off + (int64_t)pos, &got,
+			   NULL) ||
+	    !got)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
-	return n;
+	return (ssize_t)got;
 }
 
 static void throttle_free(void *cls)
 {
 	struct throttle *t = cls;
 
-	close(t->fd);
+	sfs_blob_close(t->b);
 	free(t);
 }
 
-struct MHD_Response *limits_throttled_response(struct req *r, int fd,
-					       int64_t off, int64_t len,
-					       int64_t bps)
+struct MHD_Response *limits_throttled_response(struct req *r,
+					       struct sfs_blob *b, int64_t off,
+					       int64_t len, int64_t bps)
 {
 	struct MHD_Response *resp;
 	struct throttle *t = calloc(1, sizeof(*t));
 
-	if (!t)
+	if (!t) {
+		sfs_blob_close(b);
 		return NULL;
-	t->fd = fd;
+	}
+	t->b = b;
 	t->off = off;
 	t->len = len;
 	t->user = r->actor.user;
@@ -438,7 +442,9 @@ struct MHD_Response *limits_throttled_response(struct req *r, int fd,
 	t->conn = r->conn;
 	resp = MHD_create_response_from_callback(
 		(uint64_t)len, 16 * 1024, throttle_read, t, throttle_free);
-	if (!resp)
-		free(t); /* the caller closes fd */
+	if (!resp) {
+		sfs_blob_close(b);
+		free(t);
+	}
 	return resp;
 }

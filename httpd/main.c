@@ -260,7 +260,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 {
 	struct sfs_err e;
 	sigset_t sigs;
-	int sig = 0, rc = 1, qfd = -1, started = 0, failed;
+	int sig = 0, rc = 1, started = 0, failed;
 
 	/* every thread made from here on inherits the blocked signals */
 	sigemptyset(&sigs);
@@ -321,8 +321,17 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	sfs_info("httpd", "signal %d: shutting down", sig);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the requests "
 		     "in flight");
-	g_httpd.stopping = 1;
-	qfd = MHD_quiesce_daemon(g_httpd.mhd);
+	/*
+	 * From now on new connections are closed at accept (the accept
+	 * policy) and requests on open ones answer 503, while the requests
+	 * in flight finish. Not MHD_quiesce_daemon(): with epoll and a
+	 * thread pool it sets each worker's was_quiesced and takes the
+	 * listening socket out of that worker's epoll set, while the worker,
+	 * seeing was_quiesced, may take it out too; the loser's EPOLL_CTL_DEL
+	 * fails with ENOENT, which libmicrohttpd 0.9.75 turns into
+	 * MHD_PANIC, an abort at SIGTERM, in either thread.
+	 */
+	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
 	drain();
 	sfs_debug("httpd", "drained");
 	rc = 0;
@@ -332,8 +341,6 @@ out:
 	if (g_httpd.mhd)
 		MHD_stop_daemon(g_httpd.mhd);
 	sfs_debug("httpd", "daemon stopped");
-	if (qfd >= 0)
-		close(qfd);
 	if (started)
 		sfs_workers_stop(g_httpd.store);
 	sfs_store_close(g_httpd.store);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "conn.h"
 #include "httpd.h"
+#include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
 
@@ -281,33 +282,97 @@ static int if_range_ok(struct req *r, const char *etag, int64_t mtime_ms)
 	return (int64_t)timegm(&tm) >= mtime_ms / 1000;
 }
 
-enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
-			   const char *ctype, const char *etag,
-			   int64_t mtime_ms, const char *filename)
+struct blob_body {
+	struct sfs_blob *b;
+	int64_t off;
+};
+
+static ssize_t blob_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct blob_body *bb = cls;
+	struct sfs_err e;
+	size_t got = 0;
+
+	sfs_err_init(&e);
+	if (sfs_blob_pread(bb->b, buf, max, bb->off + (int64_t)pos, &got, &e) ||
+	    !got) {
+		sfs_warn("httpd", "a download stopped at byte %lld: %s",
+			 (long long)(bb->off + (int64_t)pos),
+			 got ? e.message : "the blob ended early");
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return (ssize_t)got;
+}
+
+static void blob_body_free(void *cls)
+{
+	struct blob_body *bb = cls;
+
+	sfs_blob_close(bb->b);
+	free(bb);
+}
+
+/* The body of len bytes from off: sendfile from a local file, else read. */
+static struct MHD_Response *blob_response(struct sfs_blob *b, int64_t off,
+					  int64_t len)
+{
+	struct MHD_Response *resp = NULL;
+	struct blob_body *bb;
+	int fd;
+
+	if (sfs_blob_fd(b) >= 0) {
+		fd = dup(sfs_blob_fd(b));
+		sfs_blob_close(b);
+		if (fd >= 0)
+			resp = MHD_create_response_from_fd_at_offset64(
+				(uint64_t)len, fd, (uint64_t)off);
+		if (fd >= 0 && !resp)
+			close(fd);
+		return resp;
+	}
+	bb = calloc(1, sizeof(*bb));
+	if (bb) {
+		bb->b = b;
+		bb->off = off;
+		resp = MHD_create_response_from_callback((uint64_t)len,
+							 256 * 1024, blob_read,
+							 bb, blob_body_free);
+	}
+	if (!resp) {
+		free(bb);
+		sfs_blob_close(b);
+	}
+	return resp;
+}
+
+enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
+			     const char *ctype, const char *etag,
+			     int64_t mtime_ms, const char *filename)
 {
 	struct MHD_Response *resp = NULL;
 	const char *range = req_header(r, "Range");
-	int64_t from = 0, to = size - 1, bps;
+	int64_t size = sfs_blob_size(b), from = 0, to = size - 1, bps;
 	unsigned status = 200;
+	struct sfs_err e;
 	char hdr[1024], lm[64] = "";
+	size_t got;
 	int rc;
 
+	sfs_err_init(&e);
 	req_set_header(r, "Cache-Control",
 		       r->immutable ? CACHE_IMMUTABLE : CACHE_PRIVATE);
 	if (mtime_ms > 0)
 		http_date(mtime_ms, lm, sizeof(lm));
 	if (cache_fresh(r, etag, mtime_ms)) {
-		close(fd);
+		sfs_blob_close(b);
 		return cache_not_modified(r, etag, NULL, lm[0] ? lm : NULL);
 	}
 	if (range && if_range_ok(r, etag, mtime_ms)) {
 		rc = httpd_parse_range(range, size, &from, &to);
 		if (rc == 1) {
-			struct sfs_err e;
 			char cr[64];
 
-			close(fd);
-			sfs_err_init(&e);
+			sfs_blob_close(b);
 			sfs_errf(&e, SFS_RANGE, SFS_R_RANGE_NOT_SATISFIABLE,
 				 "range '%s' is not satisfiable for %" PRId64
 				 " bytes",
@@ -323,23 +388,29 @@ enum MHD_Result respond_fd(struct req *r, int fd, int64_t size,
 			to = size - 1;
 		}
 	}
+	/*
+	 * Bytes kept elsewhere: the first of them now, so that an object
+	 * store that does not answer is a 503, not a transfer cut short.
+	 */
+	if (size > 0 && sfs_blob_fd(b) < 0 &&
+	    sfs_blob_pread(b, hdr, 1, from, &got, &e)) {
+		sfs_blob_close(b);
+		return respond_err(r, &e);
+	}
 	bps = limits_bps(&r->actor);
-	if (size == 0)
+	if (size == 0) {
+		sfs_blob_close(b);
 		resp = MHD_create_response_from_buffer(0, NULL,
 						       MHD_RESPMEM_PERSISTENT);
-	else if (bps > 0)
-		resp = limits_throttled_response(r, fd, from, to - from + 1,
+	} else if (bps > 0) {
+		resp = limits_throttled_response(r, b, from, to - from + 1,
 						 bps);
-	else
-		resp = MHD_create_response_from_fd_at_offset64(
-			(uint64_t)(to - from + 1), fd, (uint64_t)from);
-	if (!resp) {
-		close(fd);
+	} else {
+		resp = blob_response(b, from, to - from + 1);
+	}
+	if (!resp)
 		return respond_status(r, 500, "internal_error",
 				      "cannot make a response");
-	}
-	if (size == 0)
-		close(fd);
 	r->bytes_out = size ? to - from + 1 : 0;
 	MHD_add_response_header(resp, "Content-Type", ctype);
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -220,6 +221,91 @@ class S3:
             if root.findtext(S3NS + "IsTruncated") != "true":
                 return out
             token = root.findtext(S3NS + "NextContinuationToken")
+
+
+# ---- a way to the gateway that can be cut ----
+
+class Proxy:
+    """A TCP relay on 127.0.0.1 to the gateway, for fault tests: while
+    cut(), new connections are refused and those open are closed (the
+    store is unreachable); mend() lets them through again on the same
+    port."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.lock = threading.Lock()
+        self.conns = []
+        self.sock = None
+        self.stopping = False
+        self.mend()
+
+    def _listen(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        return s
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _accept(self, lsock):
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return  # cut or stopped
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b),
+                                 daemon=True).start()
+
+    def mend(self):
+        with self.lock:
+            if self.sock:
+                return
+            self.sock = self._listen()
+            threading.Thread(target=self._accept, args=(self.sock,),
+                             daemon=True).start()
+
+    def cut(self):
+        with self.lock:
+            s, self.sock = self.sock, None
+            conns, self.conns = self.conns, []
+        if s:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+    stop = cut
 
 
 # ---- the cluster ----

@@ -1,7 +1,8 @@
 """The C unit tests of the core, one pytest case per binary; under valgrind
 too when SFS_VALGRIND=1 (no leaks allowed). A binary whose source reads
 SFS_S3_ENDPOINT gets the session's Ceph RADOS Gateway and a bucket of its
-own in its environment (tests/rgw.py)."""
+own in its environment (tests/rgw.py); one that calls th_blob_setup()
+runs once per blob backend, local and s3 (SFS_BLOB_BACKEND)."""
 import os
 import subprocess
 
@@ -13,15 +14,27 @@ UNIT = sorted(p for p in (BUILD / "tests").glob("t_*") if os.access(p, os.X_OK))
     if (BUILD / "tests").is_dir() else []
 
 
-def needs_s3(binary):
+def source(binary):
     src = ROOT / "tests" / "unit" / (binary.name + ".c")
-    return src.exists() and "SFS_S3_ENDPOINT" in src.read_text()
+    return src.read_text() if src.exists() else ""
 
 
-@pytest.mark.parametrize("binary", UNIT, ids=[p.name for p in UNIT])
-def test_unit(binary, request):
+CASES = []
+for b in UNIT:
+    if "th_blob_setup()" in source(b):
+        CASES += [(b, "local"), (b, "s3")]
+    else:
+        CASES.append((b, None))
+
+
+@pytest.mark.parametrize("binary,backend", CASES,
+                         ids=[b.name + (f"[{k}]" if k else "")
+                              for b, k in CASES])
+def test_unit(binary, backend, request):
     env = dict(os.environ)
-    if needs_s3(binary):
+    if backend:
+        env["SFS_BLOB_BACKEND"] = backend
+    if backend == "s3" or "SFS_S3_ENDPOINT" in source(binary):
         gw, bucket = request.getfixturevalue("s3_bucket")
         env.update(gw.env(bucket))
     cmd = [str(binary)]

@@ -1,22 +1,103 @@
 /*
- * The blob store: immutable, content-addressed files under blobs/, named
- * by SHA-256 and deduplicated within a tenant with reference counts.
+ * The blob store: immutable content named by SHA-256, deduplicated within
+ * a tenant with reference counts. Its bytes live in a backend chosen when
+ * the store opens (`blob.backend`): `local`, files under blobs/ of the
+ * store, or `s3`, objects in a bucket of an S3-compatible object store.
  * Bytes come in through a stage (stage.h); a stage is committed by the
- * file operations that take it (file.h), which make it durable in the
- * order fsync(file) -> link into blobs/ -> fsync(dir) -> database commit.
+ * file operations that take it (file.h), and a blob's row is written only
+ * once its bytes are durable and verified in the backend. Reading goes
+ * through an open blob, whichever backend keeps the bytes.
  */
 #ifndef SPEECHFS_BLOB_H
 #define SPEECHFS_BLOB_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "err.h"
 
 struct sfs_store;
+struct sfs_config;
+struct sfs_blob;
 
-/* Open a blob for reading (O_RDONLY|O_CLOEXEC). Caller closes the fd. */
+enum sfs_blob_flags {
+	/* read ahead from the start: the bytes will be read in order */
+	SFS_BLOB_SEQUENTIAL = 1 << 0,
+	/* keep what is fetched in the store's local block cache (the mount) */
+	SFS_BLOB_CACHED = 1 << 1,
+};
+
+/*
+ * Open blob (tenant, sha256) for reading. SFS_GONE if the store has no
+ * such blob, SFS_UNAVAILABLE if its backend cannot be reached.
+ * Ownership: close with sfs_blob_close().
+ */
 enum sfs_status sfs_blob_open(struct sfs_store *s, int64_t tenant,
-			      const char *sha256, int *fd, int64_t *size,
+			      const char *sha256, unsigned flags,
+			      struct sfs_blob **out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
+
+/* An open blob of no bytes (a file made empty, without content). */
+enum sfs_status sfs_blob_open_empty(struct sfs_blob **out,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+int64_t sfs_blob_size(const struct sfs_blob *b);
+
+/*
+ * Read up to `len` bytes at `off`; *got is 0 at the end. Safe to call
+ * from several threads on one blob. Errors: SFS_IO, SFS_UNAVAILABLE (the
+ * object store did not answer).
+ */
+enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,
+			       int64_t off, size_t *got,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A file descriptor of exactly the blob's bytes when they are in a local
+ * file (for sendfile or a decoder that wants a file), else -1. It belongs
+ * to the blob: valid until sfs_blob_close().
+ */
+int sfs_blob_fd(const struct sfs_blob *b);
+
+/*
+ * A URL from which a client may GET the bytes without us, valid for
+ * `expires_s` seconds, the response carrying `content_type` and
+ * `disposition` (may be NULL): a presigned URL of the object store.
+ * SFS_UNSUPPORTED when the backend keeps the bytes itself (local).
+ * Ownership: *url is the caller's (free()).
+ */
+enum sfs_status sfs_blob_url(struct sfs_blob *b, int expires_s,
+			     const char *content_type, const char *disposition,
+			     char **url, struct sfs_err *e) SFS_MUST_CHECK;
+
+void sfs_blob_close(struct sfs_blob *b);
+
+/* The name of the store's blob backend: "local" or "s3". */
+const char *sfs_blob_backend_name(const struct sfs_store *s);
+
+struct sfs_blob_migrate_report {
+	int64_t blobs;	 /* blobs of the store */
+	int64_t copied;	 /* sent to the target and verified */
+	int64_t present; /* already there and verified (a resumed run) */
+	int64_t bytes;	 /* bytes sent */
+	int switched;	 /* the store now uses the target */
+};
+
+/*
+ * Copy every blob of a store using the local backend into the object
+ * store that `cfg` names (blob.s3.*), verify each there (size and, as it
+ * is sent, its SHA-256), then switch the store to it (the store's record,
+ * which every process opening it follows). Objects already present with
+ * the right size are verified and kept, so an interrupted run resumes
+ * where it stopped. The store must not be open elsewhere while it
+ * switches (SFS_BUSY otherwise); the local files stay until fsck-ed away
+ * by the administrator. `progress(arg, report)` (may be NULL) is called
+ * after each blob.
+ */
+enum sfs_status sfs_blob_migrate(
+	const char *dir, const struct sfs_config *cfg,
+	struct sfs_blob_migrate_report *r,
+	void (*progress)(void *arg, const struct sfs_blob_migrate_report *r),
+	void *arg, struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

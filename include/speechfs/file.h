@@ -345,18 +345,22 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 /*
  * Open the original or the listening MP3 for reading after checking read
  * permission and its state (sfs_content_state_check of
- * sfs_file_content_state). *fd is the caller's to close; out (may be NULL)
- * receives the file.
+ * sfs_file_content_state): SFS_GONE, SFS_NOT_READY; SFS_UNAVAILABLE when
+ * the object store keeping the bytes cannot be reached. `flags` are
+ * sfs_blob_open's (blob.h). Ownership: *blob is the caller's
+ * (sfs_blob_close); out (may be NULL) receives the file.
  */
+struct sfs_blob;
 enum sfs_status sfs_file_open(struct sfs_store *s, const struct sfs_actor *a,
-			      const char *id, enum sfs_content which, int *fd,
+			      const char *id, enum sfs_content which,
+			      unsigned flags, struct sfs_blob **blob,
 			      struct sfs_file *out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 /* The same by the file's row id (the mount's inode): one load of the row. */
 enum sfs_status sfs_file_open_ino(struct sfs_store *s,
 				  const struct sfs_actor *a, int64_t ino,
-				  enum sfs_content which, int *fd,
-				  struct sfs_file *out,
+				  enum sfs_content which, unsigned flags,
+				  struct sfs_blob **blob, struct sfs_file *out,
 				  struct sfs_err *e) SFS_MUST_CHECK;
 
 /*

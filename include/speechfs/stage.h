@@ -39,6 +39,11 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 enum sfs_status sfs_stage_copy_fd(struct sfs_stage *st, int fd,
 				  struct sfs_err *e) SFS_MUST_CHECK;
 
+/* The same from an open blob, wherever its bytes are (blob.h). */
+struct sfs_blob;
+enum sfs_status sfs_stage_copy_blob(struct sfs_stage *st, struct sfs_blob *b,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
 /* Refuse to grow the stage past this many bytes (SFS_TOO_LARGE). */
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes);
 

@@ -49,6 +49,31 @@ struct sfs_config {
 	/* JWTs: the longest lifetime accepted (exp - iat, or exp - now) */
 	int64_t jwt_max_ttl_s; /* 86400 */
 
+	/*
+	 * The blob store (blob.h). Where blobs live is recorded in the store
+	 * when first used; empty strings take the store's record, and a
+	 * configuration naming another place is refused at open.
+	 */
+	char blob_backend[16];	    /* "local" | "s3" | "" */
+	char blob_s3_endpoint[256]; /* "" = AWS_ENDPOINT_URL or AWS */
+	char blob_s3_bucket[64];
+	char blob_s3_prefix[256];
+	char blob_s3_region[64];      /* "" = AWS_REGION or us-east-1 */
+	char blob_s3_access_key[128]; /* "" = AWS_* or a credentials file */
+	char blob_s3_secret_key[128];
+	char blob_s3_credentials_file[512]; /* "" = ~/.aws/credentials */
+	char blob_s3_profile[64];	    /* "" = AWS_PROFILE or default */
+	char blob_s3_ca_file[512];
+	int blob_s3_path_style;	   /* -1 = the store's record (1) */
+	int blob_s3_part_size_mb;  /* multipart above this (16) */
+	int blob_s3_parallel;	   /* parts in flight (4) */
+	int blob_s3_block_size_mb; /* a read's Range GET (4) */
+	int blob_s3_readahead;	   /* blocks ahead of a reader (8) */
+	int blob_s3_connect_timeout_s;
+	int blob_s3_timeout_s; /* a transfer stalled this long fails */
+	int blob_s3_retries;
+	char blob_cache_dir[512]; /* "" = STORE/cache */
+	int64_t blob_cache_bytes; /* the mount's block cache (1 GiB) */
 	/* sign-in sessions: idle and absolute lifetimes */
 	int64_t session_idle_s; /* 1800 */
 	int64_t session_max_s;	/* 43200 */

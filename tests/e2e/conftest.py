@@ -1,7 +1,16 @@
 """Fixtures of the REST end-to-end tests: a real speechfsd on a free
 127.0.0.1 port with a fresh store made by the admin CLI (two users of one
 tenant, one of another), waited for on /healthz, stopped with SIGTERM at
-teardown, where it must exit 0."""
+teardown, where it must exit 0.
+
+The blob backend: a module that sets BLOB_BACKENDS = ["local", "s3"] runs
+every test of it once per backend (the `blobs` fixture). For s3, each
+store is pointed at a prefix of its own in a bucket of the run's Ceph
+RADOS Gateway (tests/rgw.py) by `speechfsd blob migrate --to s3` right
+after `init`, so every process that opens it (daemon, admin CLI, mount)
+follows the store's record, with the credentials in AWS_* as a
+deployment might give them."""
+import itertools
 import json
 import os
 import pathlib
@@ -27,6 +36,76 @@ BASE_CONFIG = {
     "http.max_upload_bytes": str(4 * 1024 * 1024),
     "http.auth_failures_burst": "100000",
 }
+
+
+class Blobs:
+    """Where the stores of a test module keep their blobs."""
+
+    serial = itertools.count(1)
+
+    def __init__(self, kind, gateway=None, bucket=None, endpoint=None):
+        self.kind = kind
+        self.gateway = gateway
+        self.bucket = bucket
+        self.endpoint = endpoint or (gateway.endpoint if gateway else None)
+        self.prefix = None
+
+    def init(self, store):
+        """Point a fresh store (after `init`) at its own prefix."""
+        if self.kind != "s3":
+            return
+        self.prefix = "e2e/%d-%d/" % (os.getpid(), next(self.serial))
+        p = subprocess.run(
+            [str(SFSD), "blob", "migrate", "--to", "s3", "--store",
+             str(store), "--endpoint", self.endpoint, "--bucket",
+             self.bucket, "--prefix", self.prefix, "--json"],
+            capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert json.loads(p.stdout)["switched"] is True
+
+    def objects(self, store=None):
+        """{key: size} of the bucket (for s3)."""
+        s3 = self.gateway.client()
+        try:
+            return s3.list(self.bucket)
+        finally:
+            s3.close()
+
+
+AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+
+
+@pytest.fixture(scope="module")
+def blobs(request):
+    """The blob backend of the module's stores (BLOB_BACKENDS)."""
+    if request.param != "s3":
+        yield Blobs("local")
+        return
+    gw = request.getfixturevalue("rgw_gateway")
+    bucket = gw.make_bucket("e2e")
+    saved = {k: os.environ.get(k) for k in AWS_KEYS}
+    os.environ.update(AWS_ACCESS_KEY_ID=gw.access_key,
+                      AWS_SECRET_ACCESS_KEY=gw.secret_key,
+                      AWS_REGION=gw.region)
+    try:
+        yield Blobs("s3", gw, bucket)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        s3 = gw.client()
+        try:
+            s3.drop_bucket(bucket)
+        finally:
+            s3.close()
+
+
+def pytest_generate_tests(metafunc):
+    if "blobs" in metafunc.fixturenames:
+        kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
+        metafunc.parametrize("blobs", kinds, indirect=True, scope="module")
 
 
 def admin(store, *args):
@@ -124,9 +203,11 @@ class Client:
         return body
 
 
-def make_store(root):
+def make_store(root, blobs=None):
     store = root / "store"
     admin(store, "init")
+    if blobs:
+        blobs.init(store)
     ta = admin(store, "tenant", "create", "--name", "acme")["id"]
     tb = admin(store, "tenant", "create", "--name", "other")["id"]
     users = {
@@ -191,32 +272,33 @@ class Daemon:
             self.log.read_text()[-3000:]
 
 
-def start(tmp_path_factory, config=None, args=()):
+def start(tmp_path_factory, config=None, args=(), blobs=None):
     root = tmp_path_factory.mktemp("sfsd")
-    store, tenants, users, keys = make_store(root)
+    store, tenants, users, keys = make_store(root, blobs)
     d = Daemon(root, store, config, args)
     c = Client(d.base, store)
     c.tenants, c.users, c.keys = tenants, users, keys
     c.daemon = d
+    c.blobs = blobs
     return d, c
 
 
 @pytest.fixture(scope="module")
-def sfsd(tmp_path_factory):
+def sfsd(tmp_path_factory, blobs):
     """A daemon per test module with generous limits; yields a Client."""
-    d, c = start(tmp_path_factory)
+    d, c = start(tmp_path_factory, blobs=blobs)
     yield c
     c.http.close()
     d.stop()
 
 
 @pytest.fixture
-def sfsd_factory(tmp_path_factory):
+def sfsd_factory(tmp_path_factory, blobs):
     """Start daemons with a given config; all stopped (exit 0) after."""
     started = []
 
     def make(config=None, args=()):
-        d, c = start(tmp_path_factory, config, args)
+        d, c = start(tmp_path_factory, config, args, blobs)
         started.append((d, c))
         return c
     yield make

@@ -51,9 +51,11 @@ def admin(*args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def make_store(path, max_bytes=0):
+def make_store(path, max_bytes=0, blobs=None):
     """A new store with one tenant and two users; returns their ids."""
     admin("init", "--store", str(path))
+    if blobs:
+        blobs.init(path)
     tenant = admin("tenant", "create", "--store", str(path), "--name",
                    "t", "--max-bytes", str(max_bytes))["id"]
     users = [admin("user", "create", "--store", str(path), "--tenant",
@@ -115,11 +117,12 @@ class Mount:
 
 
 @pytest.fixture
-def store(tmp_path):
-    """(store dir, tenant id, [user ids]) of a fresh store."""
+def store(tmp_path, blobs):
+    """(store dir, tenant id, [user ids]) of a fresh store, its blobs
+    where the module's `blobs` backend keeps them."""
     need_fuse()
     d = tmp_path / "store"
-    tenant, users = make_store(d)
+    tenant, users = make_store(d, blobs=blobs)
     return d, tenant, users
 
 

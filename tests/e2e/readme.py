@@ -30,6 +30,11 @@ KINDS = {
     "pkg": "against the installed Debian package",
     "systemd": "systemctl: its units are checked (no systemd here)",
     "fstab": "an /etc/fstab line: test_pkg mounts it",
+    "bucket-config": "a configuration for a store in a bucket: used, with "
+                     "the test gateway's endpoint and bucket, by the "
+                     "bucket blocks",
+    "bucket": "a store in a bucket: run against the test run's Ceph "
+              "RADOS Gateway",
 }
 
 MARK = re.compile(r"<!--\s*test:\s*([a-z-]+)\s*-->")

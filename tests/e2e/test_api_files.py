@@ -7,6 +7,9 @@ import os
 import urllib.parse
 import uuid
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 
 def test_upload_returns_the_file(sfsd):
     data = os.urandom(3000)

@@ -99,7 +99,7 @@ def test_shutdown_finishes_inflight_download(sfsd_factory):
     t.start()
     assert started.wait(30), "the download did not start"
     c.daemon.proc.send_signal(signal.SIGTERM)
-    # once quiesced, new requests are refused (503 or no connection)
+    # once stopping, new requests are refused (503 or no connection)
     deadline = time.monotonic() + 20
     while True:
         try:

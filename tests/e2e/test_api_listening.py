@@ -7,6 +7,9 @@ import struct
 import time
 import wave
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 
 def wav(seconds=1.0, rate=16000, freq=440.0):
     buf = io.BytesIO()

@@ -10,6 +10,9 @@ import socket
 import time
 import urllib.parse
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 API = "/api/v1/speech-services/files"
 
 

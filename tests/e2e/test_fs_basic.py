@@ -9,6 +9,9 @@ import pytest
 
 from fsutil import Mount, mnt, need_fuse, sha256_file, store, xget  # noqa: F401
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 
 def run(*cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60,

@@ -15,6 +15,9 @@ import pytest
 
 from fsutil import mnt, mounts, store, xget  # noqa: F401
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 P = "user.speechfs."
 
 

@@ -9,6 +9,9 @@ import requests
 
 from fsutil import Mount, admin, api, eventually, store, xget  # noqa: F401
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 BASE = "/api/v1/speech-services/files"
 P = "user.speechfs."
 

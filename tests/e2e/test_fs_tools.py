@@ -8,6 +8,9 @@ import subprocess
 
 from fsutil import mnt, store, xget  # noqa: F401
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 P = "user.speechfs."
 SPECIAL = (".listening", ".trash", ".shared")
 TAR_X = ["--xattrs", "--xattrs-include=user.*"]

@@ -10,6 +10,9 @@ import pytest
 
 from fsutil import Mount, admin, mnt, mounts, need_fuse, store, xget  # noqa: F401,E501
 
+# every test once per blob backend (conftest.py)
+BLOB_BACKENDS = ["local", "s3"]
+
 P = "user.speechfs."
 
 

@@ -249,3 +249,87 @@ def test_demo_blocks_against_make_run(demo, tmp_path):
         assert set(json.loads(b.text)) == set(r.json())
     finally:
         sh.close()
+
+
+# ---- a store in a bucket: against the run's Ceph RADOS Gateway ---------------
+
+def s3_config(gw, bucket, prefix):
+    """The README's configuration, naming the test gateway's bucket."""
+    (b,) = of_kind("bucket-config")
+    out = []
+    for ln in b.text.splitlines():
+        k, v = (x.strip() for x in ln.split("=", 1))
+        v = {"blob.s3.endpoint": gw.endpoint, "blob.s3.bucket": bucket,
+             "blob.s3.prefix": prefix}.get(k, v)
+        out.append(f"{k} = {v}")
+    assert [ln.split(" = ")[0] for ln in out] == [
+        "blob.backend", "blob.s3.endpoint", "blob.s3.bucket",
+        "blob.s3.prefix", "blob.s3.region"]
+    return "\n".join(out) + "\n"
+
+
+def test_bucket_blocks_against_the_gateway(tmp_path, s3_bucket):
+    gw, bucket = s3_bucket
+    port = free_port()
+    sh = readme.Session(tmp_path, session_env(tmp_path), subst=[
+        ("AWS_ACCESS_KEY_ID=...", f"AWS_ACCESS_KEY_ID={gw.access_key}"),
+        ("AWS_SECRET_ACCESS_KEY=...",
+         f"AWS_SECRET_ACCESS_KEY={gw.secret_key}"),
+        ("127.0.0.1:8080", f"127.0.0.1:{port}")])
+    first, second = of_kind("bucket")
+    try:
+        # a new store in the bucket: the daemon records it at start
+        (tmp_path / "speechfsd.conf").write_text(
+            s3_config(gw, bucket, "new/"))
+        sh.run(f"S={tmp_path / 'new'}", retry_for=0)
+        daemon = None
+        for cmd in readme.commands(first.text):
+            if re.match(r"speechfsd --store \S+ --config", cmd):
+                daemon = sh.start(cmd, lambda: healthy(port))
+            else:
+                sh.run(cmd, retry_for=0)
+        assert daemon
+        out = sh.run("speechfsd blob show --store $S", retry_for=0)
+        # (the session's output has the daemon's log lines too)
+        assert out.strip().splitlines()[-1].startswith(
+            f"s3 s3://{bucket}/new/"), out
+        rc, out = sh.raw(f"kill -TERM {daemon}; wait {daemon}", 60)
+        assert rc == 0, out
+        sh.bg.remove(daemon)
+        # an existing store with a file moves into the bucket
+        (tmp_path / "speechfsd.conf").write_text(
+            s3_config(gw, bucket, "moved/"))
+        old = tmp_path / "old"
+        sh.run(f"S={old}; speechfsd init --store $S", retry_for=0)
+        sh.run("T=$(speechfsd tenant create --store $S --name t) && "
+               "U=$(speechfsd user create --store $S --tenant $T --name u)"
+               " && speechfsd key create --store $S --user $U --json "
+               "> key.json", retry_for=0)
+        key = json.loads((tmp_path / "key.json").read_text())["key"]
+        sh.start(f"speechfsd --store {old} --listen 127.0.0.1:{port}",
+                 lambda: healthy(port))
+        # (past blobs.inline_max: small files stay in the database)
+        moved = os.urandom(100000)
+        r = requests.post(f"http://127.0.0.1:{port}{API}",
+                          headers={"X-API-Key": key},
+                          files={"file": ("a.wav", moved)},
+                          data={"name": "a",
+                                "generateListeningAudio": "false"},
+                          timeout=30)
+        assert r.status_code == 201, r.text
+        pid = sh.bg.pop()
+        rc, out = sh.raw(f"kill -TERM {pid}; wait {pid}", 60)
+        assert rc == 0, out
+        outs = [sh.run(cmd, retry_for=0)
+                for cmd in readme.commands(second.text)]
+        assert "copied" in outs[0]
+        assert outs[1].strip().splitlines()[-1].startswith(
+            f"s3 s3://{bucket}/moved/"), outs[1]
+        s3 = gw.client()
+        try:
+            keys = s3.list(bucket, "moved/")
+        finally:
+            s3.close()
+        assert list(keys.values()) == [len(moved)]
+    finally:
+        sh.close()

@@ -247,6 +247,24 @@ def test_search_and_tag_filter(page, site):
            20, "one tag")
 
 
+def test_paging_as_you_scroll(page, site):
+    b = page
+    for i in range(250):
+        site.new_file(data=b"x", name=f"p{i:03d}", filename=f"p{i:03d}.txt",
+                      path="/long/")
+    b.js("location.hash = '#/files/long/'")
+    b.wait(lambda b: len(b.row_names()) == 100, 20, "the first page")
+    assert b.text("list-status") == "250 files, 100 shown"
+    # a reader who scrolls to the end (and stays there) gets every page
+    b.wait(lambda b: b.js("window.scrollTo(0, document.body.scrollHeight);"
+                          " return document.querySelectorAll("
+                          "'#rows tr').length") == 250, 30, "every page")
+    assert b.text("list-status") == "250 files"
+    assert not b.visible("more")
+    # each row once: a page follows the one before
+    assert sorted(b.row_names()) == [f"p{i:03d}" for i in range(250)]
+
+
 # ---- upload and import ----------------------------------------------------
 
 WATCH_PROGRESS = """
@@ -543,6 +561,105 @@ def test_delete_undo_restore_purge(page, site):
     b.d.refresh()
     b.wait_rows()
     assert b.row("interview") is None  # the trash leaves purged files out
+
+
+def test_shared_with_me(page, site):
+    b = page
+    bob = site.get("", who="bob").json()["files"]
+    (notes,) = [f for f in bob if f["name"] == "bobs-notes"]
+    r = site.post(f"/{notes['id']}/shares", who="bob",
+                  json={"userId": site.users["alice"], "permission": "VIEW"})
+    assert r.status_code in (200, 201), r.text
+    b.css("#views a[data-view='shared']")[0].click()
+    b.wait(lambda b: b.row_names() == ["bobs-notes"], 20, "bob's file")
+    assert b.css("#views a[data-view='shared']")[0] \
+        .get_attribute("aria-current") == "page"
+    assert not b.visible("folder-actions")  # no uploads into others' files
+    b.shot("shared")
+    axe(b, "shared with me")
+    open_details(b, "bobs-notes")
+    assert "you can listen" in b.text("d-info")
+    assert not b.visible("d-save") and not b.by_id("d-name").is_enabled()
+    b.by_id("d-cancel").click()
+    # bob takes it back: gone from the view
+    site.delete(f"/{notes['id']}/shares/{r.json()['id']}", who="bob")
+    b.js("location.hash = '#/files/'")
+    b.wait_rows()
+    b.js("location.hash = '#/shared'")
+    b.wait(lambda b: b.text("list-status") == "Nothing here yet.", 20,
+           "the share gone")
+
+
+# ---- errors, said to people ----------------------------------------------
+
+ERR_TEXT = """
+const done = arguments[arguments.length - 1];
+Promise.all([import("/js/util.js"), import("/js/api.js")]).then(([u, a]) =>
+  done([
+    u.errText(new a.ApiError(500, {message: "internal error",
+                                   request_id: "r-1"})),
+    u.errText(new a.ApiError(429, {message: "too many requests"}, 7)),
+    u.errText(new a.ApiError(429, {message: "too many requests"})),
+    u.errText(new a.ApiError(400, {message: "invalid", validation_errors:
+        [{location: "name", message: "too long"}]})),
+    u.errText(new a.ApiError(0, {message: a.OFFLINE})),
+  ]));
+"""
+
+
+def test_errors_are_said_in_words(page, site):
+    assert page.js_async(ERR_TEXT) == [
+        "Internal error. Try again; if it keeps failing, tell whoever runs "
+        "speechfs (reference r-1).",
+        "Too many requests. Try again in 7 s.",
+        "Too many requests. Try again in a moment.",
+        "Name: too long.",
+        "Cannot reach speechfs: check the network connection, then try "
+        "again.",
+    ]
+
+
+def test_offline_list_and_try_again(page, site):
+    b = page
+    b.d.set_network_conditions(offline=True, latency=0,
+                               download_throughput=-1, upload_throughput=-1)
+    try:
+        b.by_id("search").send_keys("stand")
+        b.wait(lambda b: "Cannot reach speechfs" in b.text("list-status"),
+               20, "the offline notice")
+        assert b.row_names() == []
+        assert b.visible("list-retry")
+    finally:
+        b.d.delete_network_conditions()
+    b.by_id("list-retry").click()
+    b.wait(lambda b: b.row_names() == ["standup"], 20, "the list again")
+
+
+def test_upload_refused_says_why(page, site, tmp_path):
+    b = page
+    big = tmp_path / "too-big.wav"
+    big.write_bytes(b"\0" * (4 * 1024 * 1024 + 1))  # BASE_CONFIG's limit + 1
+    b.by_id("upload-input").send_keys(str(big))
+    li = b.wait(lambda b: [li for li in
+                           b.css("#upload-list li[data-state='failed']")
+                           if "too-big.wav" in li.text], 60, "the refusal")
+    assert "larger than 4194304 bytes" in li[0].text, li[0].text
+    assert site.get("", params={"name": "too-big"}).json()["total"] == 0
+
+
+def test_player_says_why_it_cannot_play(page, site, audio):
+    b = page
+    f = site.new_file(data=audio["standup"].read_bytes(), name="no-audio",
+                      filename="no-audio.wav", listening="true",
+                      path="/gone/")
+    wait_listening(site, f["id"])
+    b.js("location.hash = '#/files/gone/'")
+    b.wait_row("no-audio")
+    # the audio goes after the page listed it
+    assert site.delete(f"/{f['id']}/listening-audio").status_code == 204
+    b.wait_row("no-audio").find_element(By.CSS_SELECTOR, ".play").click()
+    b.wait(lambda b: "Cannot play" in b.text("p-state"), 20, "the reason")
+    assert "listening audio has been deleted" in b.text("p-state")
 
 
 # ---- sign out, phone, keyboard -------------------------------------------

@@ -4,7 +4,9 @@ content type, an ETag and 304s, Cache-Control, headers that keep the page
 to its own origin, HEAD, 405 for other methods, and 404 for anything that
 is not one of its files, however the path is spelt."""
 import os
+import re
 import socket
+import struct
 import subprocess
 
 import pytest
@@ -155,3 +157,18 @@ def test_make_install_installs_the_page(sfsd_factory, tmp_path):
     for f in want:
         r = requests.get(f"{c.base}/{f}", timeout=30)
         assert r.status_code == 200 and r.content == (www / f).read_bytes()
+
+
+def test_readme_shows_the_page():
+    """The README's section on the page shows a screenshot that exists
+    (a copy of the player screen test_web_page.py keeps as an artefact)."""
+    text = (ROOT / "README.md").read_text()
+    sec = text[text.index("\n## The web page\n"):]
+    sec = sec[:sec.index("\n## ", 1)]
+    pics = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", sec)
+    assert pics, "no picture in the section"
+    for pic in pics:
+        data = (ROOT / pic).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", pic
+        width, height = struct.unpack(">II", data[16:24])
+        assert width >= 800 and height >= 500, (pic, width, height)

@@ -1,5 +1,7 @@
 /* The unit tests' shared fixtures (fixture.h). */
 #include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,21 +10,35 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "blob_i.h"
+#include "blob_s3_i.h"
 #include "db_i.h"
 #include "fixture.h"
 #include "media_i.h"
+#include "store_i.h"
+#include "util_i.h"
 #include "speechfs/util.h"
 #include "testhelp.h"
 #include "testjob.h"
 
 int tfx_store(char **dir, struct sfs_store **s, const struct sfs_config *cfg)
 {
+	struct sfs_config c;
 	struct sfs_err e;
 
 	sfs_err_init(&e);
 	*s = NULL;
 	*dir = th_tmpdir();
-	if (sfs_store_init(*dir, &e) || sfs_store_open(*dir, cfg, s, &e)) {
+	/* the blob backend under test (testhelp.h: SFS_BLOB_BACKEND) */
+	if (cfg)
+		c = *cfg;
+	else
+		sfs_config_init(&c);
+	if (th_blob_config(&c)) {
+		fprintf(stderr, "fixture: cannot configure the backend\n");
+		tfx_store_close(dir, s);
+		return -1;
+	}
+	if (sfs_store_init(*dir, &e) || sfs_store_open(*dir, &c, s, &e)) {
 		fprintf(stderr, "fixture: store: %s\n", e.message);
 		tfx_store_close(dir, s);
 		return -1;
@@ -119,20 +135,21 @@ enum sfs_status tfx_read(struct sfs_store *s, const struct sfs_actor *a,
 			 const char *id, enum sfs_content which, void *buf,
 			 size_t cap, size_t *got)
 {
+	struct sfs_blob *b = NULL;
 	enum sfs_status ret;
-	int fd = -1;
-	ssize_t n;
+	size_t n;
 
 	*got = 0;
-	ret = sfs_file_open(s, a, id, which, &fd, NULL, NULL);
+	ret = sfs_file_open(s, a, id, which, 0, &b, NULL, NULL);
 	if (ret)
 		return ret;
-	n = read(fd, buf, cap);
-	close(fd);
-	if (n < 0)
-		return SFS_IO;
-	*got = (size_t)n;
-	return SFS_OK;
+	while (*got < cap &&
+	       !(ret = sfs_blob_pread(b, (char *)buf + *got, cap - *got,
+				      (int64_t)*got, &n, NULL)) &&
+	       n)
+		*got += n;
+	sfs_blob_close(b);
+	return ret ? SFS_IO : SFS_OK;
 }
 
 enum sfs_status tfx_listening_done(struct sfs_store *s,
@@ -307,15 +324,12 @@ int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha)
 {
 	struct db *d = NULL;
 	struct db_stmt *q;
-	char p[4096];
-	int rc = 0;
+	int64_t size;
+	int present = 0;
 
-	sfsi_blob_path(s, tenant, sha, p, sizeof(p));
-	if (access(p, F_OK) == 0)
-		return 1;
 	/* a small blob keeps its bytes in its row */
 	if (sfsi_db_get(s, &d, NULL))
-		return 0;
+		return -1;
 	q = sfsi_db_prep(d,
 			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
 			 " AND sha256 = ?2 AND data IS NOT NULL",
@@ -323,11 +337,15 @@ int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha)
 	if (q) {
 		sfsi_db_bind_int(q, 1, tenant);
 		sfsi_db_bind_text(q, 2, sha);
-		rc = sfsi_db_step(q, NULL) == 1;
+		present = sfsi_db_step(q, NULL) == 1;
 		sfsi_db_reset(q);
 	}
 	sfsi_db_put(d);
-	return rc;
+	if (present)
+		return 1;
+	if (s->blob_be->stat(s, tenant, sha, &present, &size, NULL))
+		return -1;
+	return present;
 }
 
 /* Regular files below `dir` (recursively), skipping names equal to skip. */
@@ -356,12 +374,99 @@ static int count_files(const char *dir, const char *skip)
 	return n;
 }
 
-int tfx_blob_files(const char *store_dir)
+static int count_blob(void *arg, int64_t tenant, const char *sha, int64_t size,
+		      const char *odd)
+{
+	(void)tenant;
+	(void)size;
+	if (sha && !odd)
+		++*(int *)arg;
+	return 0;
+}
+
+int tfx_blob_files(struct sfs_store *s)
+{
+	int n = 0;
+
+	if (s->blob_be->walk(s, count_blob, &n, NULL))
+		return -1;
+	return n;
+}
+
+int tfx_blob_drop(struct sfs_store *s, int64_t tenant, const char *sha)
+{
+	if (tfx_blob_exists(s, tenant, sha) != 1)
+		return -1;
+	return s->blob_be->remove(s, tenant, sha, NULL) ? -1 : 0;
+}
+
+int tfx_backend_put(struct sfs_store *s, const char *name, const void *data,
+		    size_t n)
+{
+	char p[4096], *slash;
+	int fd, ok;
+
+	if (th_s3)
+		return sfsi_s3_put_mem(
+			       ((struct sfsi_s3_backend *)s->blob_state)->c,
+			       name, data, n, NULL)
+			       ? -1
+			       : 0;
+	snprintf(p, sizeof(p), "%s/blobs/%s", sfs_store_dir(s), name);
+	slash = strrchr(p, '/');
+	*slash = '\0';
+	sfsi_mkdirs(p);
+	*slash = '/';
+	fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	ok = fd >= 0 && write(fd, data, n) == (ssize_t)n;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+int tfx_backend_remove(struct sfs_store *s, const char *name)
 {
 	char p[4096];
 
-	snprintf(p, sizeof(p), "%s/blobs", store_dir);
-	return count_files(p, NULL);
+	if (th_s3)
+		return sfsi_s3_delete(
+			       ((struct sfsi_s3_backend *)s->blob_state)->c,
+			       name, NULL)
+			       ? -1
+			       : 0;
+	snprintf(p, sizeof(p), "%s/blobs/%s", sfs_store_dir(s), name);
+	return unlink(p);
+}
+
+int tfx_blob_plant(struct sfs_store *s, int64_t tenant, const char *sha,
+		   const void *data, size_t n)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "%lld/%.2s/%s", (long long)tenant, sha,
+		 sha);
+	return tfx_backend_put(s, name, data, n);
+}
+
+int tfx_blob_sha(struct sfs_blob *b, char out[65])
+{
+	unsigned char buf[65536], md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int64_t off = 0;
+	size_t got;
+	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+
+	while (ok && off < sfs_blob_size(b)) {
+		ok = !sfs_blob_pread(b, buf, sizeof(buf), off, &got, NULL) &&
+		     got && EVP_DigestUpdate(ctx, buf, got);
+		off += (int64_t)got;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	if (ok)
+		sfsi_hex(md, 32, out);
+	return ok ? 0 : -1;
 }
 
 int tfx_staging_files(const char *store_dir)
@@ -385,8 +490,8 @@ int tfx_rows_without_blob(struct sfs_store *s)
 			 " UNION ALL SELECT tenant_id, sha256 FROM blob",
 			 NULL);
 	while (q && sfsi_db_step(q, NULL) == 1)
-		if (!tfx_blob_exists(s, sfsi_db_col_int(q, 0),
-				     sfsi_db_col_text(q, 1)))
+		if (tfx_blob_exists(s, sfsi_db_col_int(q, 0),
+				    sfsi_db_col_text(q, 1)) != 1)
 			bad++;
 	sfsi_db_reset(q);
 	sfsi_db_put(d);

@@ -104,12 +104,35 @@ int64_t tfx_sql_int(struct sfs_store *s, const char *sql);
 /* The reference count of a blob row; -1 when there is no row. */
 int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha);
 
-/* Whether the blob's bytes exist: its file under STORE/blobs/, or its row's
- * data. */
+/*
+ * The blob backend under test (testhelp.h: SFS_BLOB_BACKEND; local files
+ * under STORE/blobs/, or objects of the test gateway's bucket), asked
+ * through its table: whether blob (tenant, sha) is there, in its row (a
+ * small blob) or in the backend (1, 0, -1 when it cannot say); how many
+ * blobs the backend holds, rows or not.
+ */
 int tfx_blob_exists(struct sfs_store *s, int64_t tenant, const char *sha);
+int tfx_blob_files(struct sfs_store *s);
 
-/* Regular files below STORE/blobs/ and STORE/staging/ (lock files aside). */
-int tfx_blob_files(const char *store_dir);
+/* Lose a blob's bytes behind the store's back; 0 if they were there. */
+int tfx_blob_drop(struct sfs_store *s, int64_t tenant, const char *sha);
+
+/*
+ * Bytes stored in the backend behind the store's back: under a name of
+ * its own ("<tenant>/<aa>/<name>"), or as blob (tenant, sha) without a
+ * row; 0 on success. tfx_backend_remove takes such a name away again.
+ */
+int tfx_backend_put(struct sfs_store *s, const char *name, const void *data,
+		    size_t n);
+int tfx_backend_remove(struct sfs_store *s, const char *name);
+int tfx_blob_plant(struct sfs_store *s, int64_t tenant, const char *sha,
+		   const void *data, size_t n);
+
+/* SHA-256 of an open blob, read through it; 0 on success. */
+struct sfs_blob;
+int tfx_blob_sha(struct sfs_blob *b, char out[65]);
+
+/* Regular files below STORE/staging/ (lock files aside). */
 int tfx_staging_files(const char *store_dir);
 
 /* File and blob rows whose blob file is missing (-1 on error). */

@@ -420,7 +420,7 @@ static void test_dedupe(void)
 		   SFS_OK);
 	CHECK(strcmp(id1, id2) != 0);
 	CHECK(!strcmp(sha1, sha2));
-	CHECK(tfx_blob_files(f.dir) == 1);
+	CHECK(tfx_blob_files(f.s) == 1);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == 2);
 	CHECK(tfx_staging_files(f.dir) == 0);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
@@ -432,13 +432,13 @@ static void test_dedupe(void)
 		   SFS_OK);
 	buf[0] ^= 1;
 	CHECK(strcmp(sha3, sha1) != 0);
-	CHECK(tfx_blob_files(f.dir) == 2);
+	CHECK(tfx_blob_files(f.s) == 2);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha3) == 1);
 
 	/* releasing one of the two keeps the blob */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id1, 1, NULL), SFS_OK);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == 1);
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha1));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha1) == 1);
 	CHECK_ST(tfx_read(f.s, &f.a, id2, SFS_CONTENT_ORIGINAL, back,
 			  sizeof(back), &got),
 		 SFS_OK);
@@ -449,9 +449,9 @@ static void test_dedupe(void)
 	/* releasing both removes the row and, after the commit, the file */
 	CHECK_ST(sfs_file_discard(f.s, &f.a, id2, NULL), SFS_OK);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == -1);
-	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sha1));
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha3));
-	CHECK(tfx_blob_files(f.dir) == 1);
+	CHECK(0 == tfx_blob_exists(f.s, f.a.tenant, sha1));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha3) == 1);
+	CHECK(tfx_blob_files(f.s) == 1);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == (int64_t)sizeof(buf));
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
@@ -460,7 +460,7 @@ static void test_dedupe(void)
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "four", buf, sizeof(buf), NULL, sha2),
 		   SFS_OK);
 	CHECK(!strcmp(sha2, sha1));
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha1));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha1) == 1);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha1) == 1);
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
@@ -470,21 +470,26 @@ static void test_dedupe(void)
 static void test_dedupe_heals(void)
 {
 	unsigned char buf[700];
-	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65], p[4096];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65];
 	unsigned char back[800];
+	struct sfs_blob *b = NULL;
 	size_t got = 0;
 	struct fx f;
-	int fd = -1;
 
 	REQUIRE(fx_open(&f) == 0);
 	tfx_fill(buf, sizeof(buf), 31);
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", buf, sizeof(buf), id1, sha),
 		   SFS_OK);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL),
-		 SFS_GONE);
+	REQUIRE(tfx_blob_drop(f.s, f.a.tenant, sha) == 0);
+	/* the row says there is content; the backend has none */
+	if (sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, 0, &b, NULL,
+			  NULL) == SFS_OK) {
+		/* kept elsewhere: the bytes are looked for when read */
+		CHECK(th_s3);
+		CHECK(sfs_blob_pread(b, back, sizeof(back), 0, &got, NULL) !=
+		      SFS_OK);
+		sfs_blob_close(b);
+	}
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "b", buf, sizeof(buf), id2, NULL),
 		   SFS_OK);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 2);
@@ -515,15 +520,15 @@ static void test_tenants_do_not_share(void)
 		   SFS_OK);
 	CHECK(!strcmp(sa, sx));
 	CHECK(f.a.tenant != f.x.tenant);
-	CHECK(tfx_blob_files(f.dir) == 2);
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sa));
-	CHECK(tfx_blob_exists(f.s, f.x.tenant, sx));
+	CHECK(tfx_blob_files(f.s) == 2);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sa) == 1);
+	CHECK(tfx_blob_exists(f.s, f.x.tenant, sx) == 1);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sa) == 1);
 	CHECK(tfx_blob_refs(f.s, f.x.tenant, sx) == 1);
 	/* purging one tenant's file leaves the other's blob alone */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, ida, 1, NULL), SFS_OK);
-	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sa));
-	CHECK(tfx_blob_exists(f.s, f.x.tenant, sx));
+	CHECK(0 == tfx_blob_exists(f.s, f.a.tenant, sa));
+	CHECK(tfx_blob_exists(f.s, f.x.tenant, sx) == 1);
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
@@ -531,33 +536,49 @@ static void test_tenants_do_not_share(void)
 static void test_blob_open(void)
 {
 	unsigned char buf[4096], back[5000];
-	char sha[65];
-	int64_t size = 0;
-	ssize_t n;
+	char sha[65], *url = NULL;
+	struct sfs_blob *b = NULL;
 	struct sfs_err e;
+	size_t got = 0;
 	struct fx f;
-	int fd = -1;
 
 	REQUIRE(fx_open(&f) == 0);
 	tfx_fill(buf, sizeof(buf), 7);
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", buf, sizeof(buf), NULL, sha),
 		   SFS_OK);
-	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, &fd, &size, NULL),
-		   SFS_OK);
-	CHECK(size == (int64_t)sizeof(buf));
-	n = read(fd, back, sizeof(back));
-	CHECK(n == (ssize_t)sizeof(buf) && !memcmp(back, buf, sizeof(buf)));
-	/* read-only */
-	CHECK(write(fd, "x", 1) < 0);
-	close(fd);
-	/* another tenant's view of the same sha has no file */
+	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, 0, &b, NULL), SFS_OK);
+	CHECK(sfs_blob_size(b) == (int64_t)sizeof(buf));
+	CHECK_ST(sfs_blob_pread(b, back, sizeof(back), 0, &got, NULL), SFS_OK);
+	CHECK(got == sizeof(buf) && !memcmp(back, buf, sizeof(buf)));
+	CHECK_ST(sfs_blob_pread(b, back, 10, 4090, &got, NULL), SFS_OK);
+	CHECK(got == 6 && !memcmp(back, buf + 4090, 6));
+	CHECK_ST(sfs_blob_pread(b, back, 10, 4096, &got, NULL), SFS_OK);
+	CHECK(got == 0);
+	if (th_s3) {
+		/* an object: no descriptor, a presigned URL of its key */
+		CHECK(sfs_blob_fd(b) == -1);
+		CHECK_ST(sfs_blob_url(b, 60, NULL, NULL, &url, NULL), SFS_OK);
+		CHECK(url && strstr(url, sha) &&
+		      strstr(url, "X-Amz-Signature="));
+		free(url);
+	} else {
+		/* a local file: its descriptor is read-only, and no URL */
+		REQUIRE(sfs_blob_fd(b) >= 0);
+		CHECK(write(sfs_blob_fd(b), "x", 1) < 0);
+		CHECK_ST(sfs_blob_url(b, 60, NULL, NULL, &url, NULL),
+			 SFS_UNSUPPORTED);
+		CHECK(url == NULL);
+	}
+	sfs_blob_close(b);
+	b = NULL;
+	/* another tenant's view of the same sha has no blob */
 	sfs_err_init(&e);
-	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, &fd, NULL, &e), SFS_GONE);
-	CHECK(fd == -1);
-	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", &fd, NULL,
+	CHECK_ST(sfs_blob_open(f.s, f.x.tenant, sha, 0, &b, &e), SFS_GONE);
+	CHECK(b == NULL);
+	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "../../speechfs.db", 0, &b,
 			       NULL),
 		 SFS_INVALID);
-	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", &fd, NULL, NULL),
+	CHECK_ST(sfs_blob_open(f.s, f.a.tenant, "ABCD", 0, &b, NULL),
 		 SFS_INVALID);
 	fx_close(&f);
 }
@@ -584,12 +605,12 @@ static void test_rollback_unlinks(void)
 	CHECK_ST(sfsi_blob_ref_stage(d, f.a.tenant, st, &added, NULL), SFS_OK);
 	CHECK(added == (int64_t)sizeof(buf));
 	sfs_strlcpy(sha, sfs_stage_sha256(st), sizeof(sha));
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
 	sfsi_db_rollback(d);
 	sfsi_db_put(d);
 	sfs_stage_free(st);
-	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sha));
-	CHECK(tfx_blob_files(f.dir) == 0);
+	CHECK(0 == tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_files(f.s) == 0);
 	CHECK(tfx_staging_files(f.dir) == 0);
 
 	/* rolled back, but the same bytes were committed since */
@@ -604,7 +625,7 @@ static void test_rollback_unlinks(void)
 	CHECK_ST(tfx_upload(f.s, &f.a, "same", buf, sizeof(buf), NULL, NULL),
 		 SFS_OK);
 	sfs_stage_free(st);
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 1);
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
@@ -614,7 +635,7 @@ static void test_rollback_unlinks(void)
 
 static void test_stale_staging(void)
 {
-	char dead[4096], p[4096], orphan_sha[65], shard[4096];
+	char dead[4096], p[4096], orphan_sha[65];
 	struct sfs_store *s2 = NULL;
 	struct sfs_stage *live = NULL;
 	unsigned char buf[100];
@@ -648,20 +669,14 @@ static void test_stale_staging(void)
 	REQUIRE(fd >= 0);
 	REQUIRE(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
 	close(fd);
-	snprintf(shard, sizeof(shard), "%s/blobs/%lld", f.dir,
-		 (long long)f.a.tenant);
-	mkdir(shard, 0755);
-	snprintf(shard, sizeof(shard), "%s/blobs/%lld/%.2s", f.dir,
-		 (long long)f.a.tenant, orphan_sha);
-	REQUIRE(mkdir(shard, 0755) == 0);
-	sfsi_blob_path(f.s, f.a.tenant, orphan_sha, shard, sizeof(shard));
-	REQUIRE(link(p, shard) == 0);
+	REQUIRE(tfx_blob_plant(f.s, f.a.tenant, orphan_sha, buf, sizeof(buf)) ==
+		0);
 	CHECK(tfx_staging_files(f.dir) == 3);
-	CHECK(tfx_blob_files(f.dir) == 1);
+	CHECK(tfx_blob_files(f.s) == 1);
 
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(access(dead, F_OK) < 0 && errno == ENOENT);
-	CHECK(tfx_blob_files(f.dir) == 0);
+	CHECK(tfx_blob_files(f.s) == 0);
 	/* the live handle's stage is untouched and still commits */
 	CHECK(tfx_staging_files(f.dir) == 1);
 	{
@@ -676,7 +691,7 @@ static void test_stale_staging(void)
 	sfs_stage_free(live);
 	sfs_store_close(s2);
 	CHECK(tfx_staging_files(f.dir) == 0);
-	CHECK(tfx_blob_files(f.dir) == 1);
+	CHECK(tfx_blob_files(f.s) == 1);
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
@@ -775,7 +790,7 @@ static void test_stale_committed_stage(void)
 	/* (no lock file at all: a process that died long ago) */
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(access(dead, F_OK) < 0);
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
 	CHECK_ST(tfx_read(f.s, &f.a, id, SFS_CONTENT_ORIGINAL, back,
 			  sizeof(back), &got),
 		 SFS_OK);
@@ -884,7 +899,7 @@ static void crash_at(const char *point, int dedupe)
 	REQUIRE(fx_reopen(&f) == 0);
 	CHECK(kept_intact(&f, k, 2) == 0);
 	CHECK(file_rows(&f) == 2);
-	CHECK(tfx_blob_files(f.dir) == 2);
+	CHECK(tfx_blob_files(f.s) == 2);
 	CHECK(tfx_staging_files(f.dir) == 0);
 	CHECK(tfx_rows_without_blob(f.s) == 0);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, k[1].sha) == 1);
@@ -896,7 +911,7 @@ static void crash_at(const char *point, int dedupe)
 	tfx_fill(buf, 30000, 13);
 	CHECK_ST(tfx_upload(f.s, &f.a, "again", buf, 30000, NULL, NULL),
 		 SFS_OK);
-	CHECK(tfx_blob_files(f.dir) == 3);
+	CHECK(tfx_blob_files(f.s) == 3);
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
 	fx_close(&f);
 }
@@ -989,7 +1004,26 @@ static void test_crash_random_kills(void)
 		fprintf(stderr, "  %lld files committed\n",
 			(long long)file_rows(&f));
 	CHECK(tfx_rows_without_blob(f.s) == 0);
-	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	{
+		struct sfs_fsck_report r;
+		int n = tfx_fsck_lines(f.s, 0, &r);
+
+		/*
+		 * A local blob file is unlinked by the next open for good.
+		 * An object store may still carry out the PUT a process sent
+		 * just before it was killed after the next open removed the
+		 * object: then an object without a row is left, at most one
+		 * per kill, which fsck finds and --repair removes.
+		 */
+		CHECK(th_s3 ? n >= 0 && n <= 12 : n == 0);
+		CHECK(r.orphan_files == n && r.missing_files == 0 &&
+		      r.bad_refcounts == 0);
+		if (th_s3 && n > 0) {
+			/* (a line found, a line repaired) */
+			CHECK(tfx_fsck_lines(f.s, 1, NULL) == 2 * n);
+			CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+		}
+	}
 	/* every blob's bytes hash to its name */
 	{
 		struct db *d = NULL;
@@ -1000,17 +1034,16 @@ static void test_crash_random_kills(void)
 		q = sfsi_db_prep(d, "SELECT sha256 FROM blob", NULL);
 		while (q && sfsi_db_step(q, NULL) == 1) {
 			char sha[65];
-			int fd = -1;
+			struct sfs_blob *b = NULL;
 
 			n++;
 			if (sfs_blob_open(f.s, f.a.tenant,
-					  sfsi_db_col_text(q, 0), &fd, NULL,
+					  sfsi_db_col_text(q, 0), 0, &b,
 					  NULL) ||
-			    sfs_sha256_fd(fd, sha, NULL, NULL) ||
+			    tfx_blob_sha(b, sha) ||
 			    strcmp(sha, sfsi_db_col_text(q, 0)))
 				bad++;
-			if (fd >= 0)
-				close(fd);
+			sfs_blob_close(b);
 		}
 		sfsi_db_reset(q);
 		sfsi_db_put(d);
@@ -1024,6 +1057,8 @@ static void test_crash_random_kills(void)
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
+	if (th_blob_setup()) /* SFS_BLOB_BACKEND */
+		return 1;
 	RUN(test_stage_write_hash);
 	RUN(test_stage_pwrite_truncate);
 	RUN(test_stage_copy_fd);

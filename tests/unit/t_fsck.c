@@ -77,25 +77,11 @@ static enum sfs_status give_listening(struct fx *f, const char *id,
 	return ret;
 }
 
-/* Write a file of these bytes at the blob path of (tenant, sha). */
+/* These bytes as blob (tenant, sha) in the backend, without a row. */
 static int plant_blob(struct fx *f, int64_t tenant, const char *sha,
 		      const void *data, size_t n)
 {
-	char p[4096];
-	int fd, ok;
-
-	snprintf(p, sizeof(p), "%s/blobs/%lld", f->dir, (long long)tenant);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/blobs/%lld/%.2s", f->dir, (long long)tenant,
-		 sha);
-	mkdir(p, 0755);
-	sfsi_blob_path(f->s, tenant, sha, p, sizeof(p));
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	if (fd < 0)
-		return -1;
-	ok = write(fd, data, n) == (ssize_t)n;
-	close(fd);
-	return ok ? 0 : -1;
+	return tfx_blob_plant(f->s, tenant, sha, data, n);
 }
 
 static void test_fsck_clean_and_counts(void)
@@ -126,39 +112,37 @@ static void test_fsck_clean_and_counts(void)
 
 static void test_fsck_orphan(void)
 {
-	char sha[65], p[4096];
+	char sha[65], p[4096], odd[200];
 	struct sfs_fsck_report r;
 	struct fx f;
-	int fd;
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", "abc", 3, NULL, NULL), SFS_OK);
 	REQUIRE(tfx_openssl_sha("orphan", 6, sha) == 0);
 	REQUIRE(plant_blob(&f, f.a.tenant, sha, "orphan", 6) == 0);
-	/* a stray file that is not a blob name is reported, never removed */
-	snprintf(p, sizeof(p), "%s/blobs/%lld/%.2s/notes.txt", f.dir,
-		 (long long)f.a.tenant, sha);
-	fd = open(p, O_CREAT | O_WRONLY, 0644);
-	REQUIRE(fd >= 0);
-	close(fd);
+	/* a stray entry that is not a blob name is reported, never removed */
+	snprintf(odd, sizeof(odd), "%lld/%.2s/notes.txt", (long long)f.a.tenant,
+		 sha);
+	REQUIRE(tfx_backend_put(f.s, odd, "", 0) == 0);
 
 	CHECK(tfx_fsck_lines(f.s, 0, &r) == 2);
 	CHECK(r.orphan_files == 1 && r.repaired == 0);
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
 	CHECK(tfx_fsck_lines(f.s, 1, &r) == 3);
 	CHECK(r.orphan_files == 1 && r.repaired == 1);
-	CHECK(!tfx_blob_exists(f.s, f.a.tenant, sha));
-	CHECK(access(p, F_OK) == 0);
-	unlink(p);
+	CHECK(0 == tfx_blob_exists(f.s, f.a.tenant, sha));
+	CHECK(tfx_backend_remove(f.s, odd) == 0); /* it was kept */
 	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0);
-	CHECK(tfx_blob_files(f.dir) == 1);
-	/* a directory with a blob's name is not a blob: reported, kept, and
-	 * the check goes on */
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(mkdir(p, 0755) == 0);
-	CHECK(tfx_fsck_lines(f.s, 1, &r) == 1);
-	CHECK(r.orphan_files == 0 && r.repaired == 0);
-	CHECK(access(p, F_OK) == 0);
+	CHECK(tfx_blob_files(f.s) == 1);
+	if (!th_s3) {
+		/* a directory with a blob's name is not a blob: reported,
+		 * kept, and the check goes on */
+		sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
+		REQUIRE(mkdir(p, 0755) == 0);
+		CHECK(tfx_fsck_lines(f.s, 1, &r) == 1);
+		CHECK(r.orphan_files == 0 && r.repaired == 0);
+		CHECK(access(p, F_OK) == 0);
+	}
 	fx_close(&f);
 }
 
@@ -166,13 +150,13 @@ static void test_fsck_missing_file(void)
 {
 	unsigned char buf[1000];
 	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], id3[SFS_ID_SIZE], sha[65];
-	char p[4096], lsha[65];
+	char lsha[65];
 	struct sfs_fsck_report r;
 	struct sfs_tenant_info ti;
 	struct sfs_file fi;
+	struct sfs_blob *b = NULL;
 	struct sfs_err e;
 	struct fx f;
-	int fd = -1;
 
 	REQUIRE(fx_open(&f) == 0);
 	tfx_fill(buf, sizeof(buf), 21);
@@ -184,8 +168,7 @@ static void test_fsck_missing_file(void)
 	/* file 3's listening audio is the lost blob too */
 	REQUIRE_ST(give_listening(&f, id3, buf, sizeof(buf)), SFS_OK);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 3);
-	sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
+	REQUIRE(tfx_blob_drop(f.s, f.a.tenant, sha) == 0);
 
 	CHECK(tfx_fsck_lines(f.s, 0, &r) == 1);
 	CHECK(r.missing_files == 1 && r.repaired == 0);
@@ -206,17 +189,16 @@ static void test_fsck_missing_file(void)
 	sfs_strlcpy(lsha, fi.la.sha256, sizeof(lsha));
 	sfs_file_release(&fi);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       &e),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id1, SFS_CONTENT_ORIGINAL, 0, &b,
+			       NULL, &e),
 		 SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, &fd, NULL,
-			       NULL),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_LISTENING, 0, &b,
+			       NULL, NULL),
 		 SFS_GONE);
-	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, &fd, NULL,
-			       NULL),
+	CHECK_ST(sfs_file_open(f.s, &f.a, id3, SFS_CONTENT_ORIGINAL, 0, &b,
+			       NULL, NULL),
 		 SFS_OK);
-	if (fd >= 0)
-		close(fd);
+	sfs_blob_close(b);
 	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
 	CHECK(ti.used_bytes == 5);
 	CHECK(ti.used_files == 3);
@@ -257,14 +239,14 @@ static void test_fsck_refcounts(void)
 	CHECK(r.bad_refcounts == 2 && r.repaired == 2);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, sha) == 2);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, gone) == -1);
-	CHECK(!tfx_blob_exists(f.s, f.a.tenant, gone));
+	CHECK(0 == tfx_blob_exists(f.s, f.a.tenant, gone));
 	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0);
 	fx_close(&f);
 }
 
 static void test_fsck_dangling_reference(void)
 {
-	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], s1[65], s2[65], p[4096];
+	char id1[SFS_ID_SIZE], id2[SFS_ID_SIZE], s1[65], s2[65];
 	struct sfs_fsck_report r;
 	struct sfs_file fi;
 	struct fx f;
@@ -275,15 +257,14 @@ static void test_fsck_dangling_reference(void)
 	/* both rows lost; blob 1's file is still there, blob 2's is not */
 	REQUIRE(tfx_sql(f.s, "DELETE FROM blob WHERE sha256 IN ('%s', '%s')",
 			s1, s2) == 0);
-	sfsi_blob_path(f.s, f.a.tenant, s2, p, sizeof(p));
-	REQUIRE(unlink(p) == 0);
+	REQUIRE(tfx_blob_drop(f.s, f.a.tenant, s2) == 0);
 	/* file 1's reference, file 2's reference, blob 1's file without a
 	 * row, and the tenant's usage */
 	CHECK(tfx_fsck_lines(f.s, 0, &r) == 4);
 	CHECK(r.bad_refcounts == 2 && r.orphan_files == 1);
 	CHECK(tfx_fsck_lines(f.s, 1, &r) >= 4);
 	CHECK(tfx_blob_refs(f.s, f.a.tenant, s1) == 1);
-	CHECK(tfx_blob_exists(f.s, f.a.tenant, s1));
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, s1) == 1);
 	REQUIRE_ST(sfs_file_get(f.s, &f.a, id1, &fi, NULL), SFS_OK);
 	CHECK(!fi.discarded);
 	sfs_file_release(&fi);
@@ -356,11 +337,10 @@ static void test_fsck_many(void)
 
 	/* lose every third blob file */
 	for (i = 1; i <= 700; i += 3) {
-		char sha[65], p[4096];
+		char sha[65];
 
 		snprintf(sha, sizeof(sha), "%064x", i);
-		sfsi_blob_path(f.s, f.a.tenant, sha, p, sizeof(p));
-		if (unlink(p) == 0)
+		if (tfx_blob_drop(f.s, f.a.tenant, sha) == 0)
 			removed++;
 	}
 	CHECK(removed == 234);
@@ -451,6 +431,8 @@ static void test_fsck_concurrent(void)
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
+	if (th_blob_setup()) /* SFS_BLOB_BACKEND */
+		return 1;
 	RUN(test_fsck_clean_and_counts);
 	RUN(test_fsck_orphan);
 	RUN(test_fsck_missing_file);

@@ -8,6 +8,7 @@
  */
 #include <stdint.h>
 #include "speechfs/auth.h"
+#include "speechfs/blob.h"
 #include "speechfs/file.h"
 #include "speechfs/query.h"
 #include "speechfs/share.h"
@@ -208,13 +209,12 @@ static int open_reason(struct fx *f, enum sfs_content which,
 		       enum sfs_reason *why)
 {
 	struct sfs_err e;
+	struct sfs_blob *b = NULL;
 	enum sfs_status st;
-	int fd = -1;
 
 	sfs_err_init(&e);
-	st = sfs_file_open(f->s, &f->a, f->id, which, &fd, NULL, &e);
-	if (fd >= 0)
-		close(fd);
+	st = sfs_file_open(f->s, &f->a, f->id, which, 0, &b, NULL, &e);
+	sfs_blob_close(b);
 	*why = e.reason;
 	return (int)st;
 }

@@ -221,6 +221,53 @@ static void t_multipart(void)
 	sfsi_s3_free(c);
 }
 
+/* Parts sent by the caller, out of order and unsigned; then a copy. */
+static void t_upload_parts_and_copy(void)
+{
+	struct sfsi_s3 *c = client("parts");
+	struct sfsi_s3_upload *u = NULL;
+	unsigned char *data = NULL;
+	size_t n = ((size_t)11 << 20) + 3;
+	int fd = temp_file(&data, n, 0, 6), uploads = 0;
+	struct mem m = { 0 };
+	int64_t size = 0;
+
+	REQUIRE(c && fd >= 0);
+	REQUIRE(sfsi_s3_upload_begin(c, "tmp", &u, NULL) == SFS_OK);
+	CHECK_ST(sfsi_s3_upload_part(u, 3, fd, 10 << 20,
+				     (int64_t)n - (10 << 20), NULL, NULL, NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_s3_upload_part(u, 1, fd, 0, 5 << 20, NULL, NULL, NULL),
+		 SFS_OK);
+	/* complete before every part is there: refused, nothing made */
+	CHECK(sfsi_s3_upload_complete(u, 3, NULL) != SFS_OK);
+	CHECK_ST(sfsi_s3_upload_part(u, 2, fd, 5 << 20, 5 << 20, NULL, NULL,
+				     NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_s3_upload_complete(u, 3, NULL), SFS_OK);
+	sfsi_s3_upload_free(u);
+	CHECK_ST(sfsi_s3_copy(c, "tmp", "final", NULL), SFS_OK);
+	CHECK_ST(sfsi_s3_delete(c, "tmp", NULL), SFS_OK);
+	CHECK_ST(sfsi_s3_head(c, "final", &size, NULL), SFS_OK);
+	CHECK(size == (int64_t)n);
+	CHECK_ST(sfsi_s3_get(c, "final", 0, -1, mem_sink, &m, NULL, NULL),
+		 SFS_OK);
+	CHECK(m.len == n && !memcmp(m.buf, data, n));
+	/* an upload freed before it completed is aborted */
+	REQUIRE(sfsi_s3_upload_begin(c, "gone", &u, NULL) == SFS_OK);
+	CHECK_ST(sfsi_s3_upload_part(u, 1, fd, 0, 5 << 20, NULL, NULL, NULL),
+		 SFS_OK);
+	sfsi_s3_upload_free(u);
+	CHECK_ST(sfsi_s3_uploads(c, "", count_upload, &uploads, NULL), SFS_OK);
+	CHECK(uploads == 0);
+	CHECK_ST(sfsi_s3_head(c, "gone", NULL, NULL), SFS_NOT_FOUND);
+	CHECK_ST(sfsi_s3_copy(c, "nothing", "x", NULL), SFS_NOT_FOUND);
+	free(m.buf);
+	free(data);
+	close(fd);
+	sfsi_s3_free(c);
+}
+
 /* A part that cannot be read: the upload is aborted, nothing is left. */
 static void t_multipart_failure_aborts(void)
 {
@@ -331,10 +378,11 @@ struct listing {
 	int n;
 };
 
-static int collect(void *arg, const char *key, int64_t size)
+static int collect(void *arg, const char *key, int64_t size, int64_t mtime)
 {
 	struct listing *l = arg;
 
+	CHECK(mtime > 1700000000);
 	if (l->n < 64) {
 		snprintf(l->keys[l->n], sizeof(l->keys[0]), "%s", key);
 		l->sizes[l->n++] = size;
@@ -342,12 +390,13 @@ static int collect(void *arg, const char *key, int64_t size)
 	return 0;
 }
 
-static int stop_at_two(void *arg, const char *key, int64_t size)
+static int stop_at_two(void *arg, const char *key, int64_t size, int64_t mtime)
 {
 	int *n = arg;
 
 	(void)key;
 	(void)size;
+	(void)mtime;
 	return ++*n == 2 ? SFS_CONFLICT : 0;
 }
 
@@ -751,6 +800,7 @@ int main(void)
 	RUN(t_put_get_head_delete);
 	RUN(t_put_fd_checked_hash);
 	RUN(t_multipart);
+	RUN(t_upload_parts_and_copy);
 	RUN(t_multipart_failure_aborts);
 	RUN(t_unfinished_upload_found);
 	RUN(t_ranges);

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include "speechfs/store.h"
 
 static int th_passed __attribute__((unused));
 static int th_failed __attribute__((unused));
@@ -101,6 +103,61 @@ static inline void th_rmrf(char *dir)
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
 	free(dir);
+}
+
+/*
+ * The blob backend under test. tests/test_unit.py runs a binary whose
+ * source names SFS_BLOB_BACKEND once per backend: local, and s3 against
+ * the run's Ceph RADOS Gateway (SFS_S3_* in the environment, from
+ * tests/rgw.py). th_blob_setup() at the start of main; th_blob_config()
+ * on the configuration of each new store, which records its bucket and a
+ * prefix of its own; stores opened later without a configuration follow
+ * that record and find the credentials in AWS_*, as a deployment might.
+ */
+static inline int th_is_s3(void)
+{
+	const char *be = getenv("SFS_BLOB_BACKEND");
+
+	return be && !strcmp(be, "s3");
+}
+
+/* (read from the environment: every file of a test binary agrees) */
+#define th_s3 th_is_s3()
+
+static inline int th_blob_setup(void)
+{
+	if (!th_s3)
+		return 0;
+	if (!getenv("SFS_S3_ENDPOINT") || !getenv("SFS_S3_BUCKET") ||
+	    !getenv("SFS_S3_ACCESS_KEY") || !getenv("SFS_S3_SECRET_KEY")) {
+		fprintf(stderr, "SFS_BLOB_BACKEND=s3 needs SFS_S3_ENDPOINT, "
+				"SFS_S3_BUCKET and the keys (tests/rgw.py)\n");
+		printf("0 passed, 1 failed\n");
+		return -1;
+	}
+	setenv("AWS_ACCESS_KEY_ID", getenv("SFS_S3_ACCESS_KEY"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", getenv("SFS_S3_SECRET_KEY"), 1);
+	setenv("AWS_REGION",
+	       getenv("SFS_S3_REGION") ? getenv("SFS_S3_REGION") : "us-east-1",
+	       1);
+	return 0;
+}
+
+static inline int th_blob_config(struct sfs_config *c)
+{
+	static int serial;
+	char prefix[128];
+
+	if (!th_s3)
+		return 0;
+	snprintf(prefix, sizeof(prefix), "unit/%d-%ld-%d/", (int)getpid(),
+		 (long)time(NULL), ++serial);
+	return sfs_config_set(c, "blob.backend", "s3", NULL) ||
+	       sfs_config_set(c, "blob.s3.endpoint", getenv("SFS_S3_ENDPOINT"),
+			      NULL) ||
+	       sfs_config_set(c, "blob.s3.bucket", getenv("SFS_S3_BUCKET"),
+			      NULL) ||
+	       sfs_config_set(c, "blob.s3.prefix", prefix, NULL);
 }
 
 #endif

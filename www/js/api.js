@@ -9,12 +9,21 @@ let csrf = "";
 let onSignedOut = () => {};
 
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = 0) {
     super((body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.type = (body && body.error_type) || "";
     this.body = body;
+    this.retryAfter = retryAfter; // seconds, from a 429 or 503
   }
+}
+
+// What a person is told when the daemon cannot be reached at all.
+export const OFFLINE = "cannot reach speechfs: check the network connection, then try again";
+
+function retryAfter(r) {
+  const v = Number(r.headers.get("Retry-After"));
+  return Number.isFinite(v) && v > 0 ? v : 0;
 }
 
 export function setCsrf(token) {
@@ -36,7 +45,17 @@ async function errorOf(r) {
   } catch (e) {
     body = null;
   }
-  return new ApiError(r.status, body);
+  return new ApiError(r.status, body, retryAfter(r));
+}
+
+// fetch, with a failure to connect turned into an ApiError (status 0).
+async function send(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError(0, { error_type: "offline", message: OFFLINE });
+  }
 }
 
 // One request: JSON in and out. Returns the parsed body (null for 204),
@@ -58,7 +77,7 @@ export async function call(method, path, { body, headers, query, signal } = {}) 
     h["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const r = await fetch(url, {
+  const r = await send(url, {
     method, headers: h, body: payload, credentials: "same-origin", signal,
   });
   if (r.status === 401 && !path.endsWith("/session")) {
@@ -79,7 +98,7 @@ export const del = (path, opts) => call("DELETE", path, opts);
 // The session: sign in with a key (sent once, in a header; never kept),
 // read it back after a reload, sign out.
 export async function signIn(key) {
-  const r = await fetch(BASE + "/session", {
+  const r = await send(BASE + "/session", {
     method: "POST", headers: { "X-API-Key": key }, credentials: "same-origin",
   });
   if (!r.ok) throw await errorOf(r);
@@ -89,7 +108,7 @@ export async function signIn(key) {
 }
 
 export async function currentSession() {
-  const r = await fetch(BASE + "/session", { credentials: "same-origin" });
+  const r = await send(BASE + "/session", { credentials: "same-origin" });
   if (r.status === 401) return null;
   if (!r.ok) throw await errorOf(r);
   const s = await r.json();
@@ -128,12 +147,28 @@ export function upload(file, fields, onProgress) {
         resolve(x.response);
         return;
       }
-      const err = new ApiError(x.status, x.response);
+      const ra = Number(x.getResponseHeader("Retry-After"));
+      const err = new ApiError(x.status, x.response, Number.isFinite(ra) && ra > 0 ? ra : 0);
       if (x.status === 401) onSignedOut(err);
       reject(err);
     };
-    x.onerror = () => reject(new ApiError(0, { message: "the upload failed: no connection" }));
+    x.onerror = () => reject(new ApiError(0, { error_type: "offline", message: OFFLINE }));
     x.onabort = () => reject(new ApiError(0, { message: "the upload was cancelled" }));
     x.send(fd);
   });
+}
+
+// Why a URL the page cannot use directly (an <audio> source) fails: the
+// error of a one-byte ranged GET, or null when it answers.
+export async function whyNot(url) {
+  let r;
+  try {
+    r = await send(url, { headers: { Range: "bytes=0-0" }, credentials: "same-origin" });
+  } catch (e) {
+    return e;
+  }
+  if (r.ok) return null;
+  const err = await errorOf(r);
+  if (r.status === 401) onSignedOut(err);
+  return err;
 }

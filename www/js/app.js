@@ -53,18 +53,23 @@ function signedIn(s) {
   route();
 }
 
+// The view and folder of a location's hash; null for an unknown one.
+function viewOf(hash) {
+  hash = hash || "#/files/";
+  if (hash.startsWith("#/shared")) return { view: "shared", path: "/" };
+  if (hash.startsWith("#/trash")) return { view: "trash", path: "/" };
+  if (hash.startsWith("#/files/")) return { view: "files", path: folderOfHash(hash.slice("#/files/".length)) };
+  return null;
+}
+
 function route() {
   if (!session) return;
-  const hash = location.hash || "#/files/";
-  let view = "files";
-  let path = "/";
-  if (hash.startsWith("#/shared")) view = "shared";
-  else if (hash.startsWith("#/trash")) view = "trash";
-  else if (hash.startsWith("#/files/")) path = folderOfHash(hash.slice("#/files/".length));
-  else {
+  const where = viewOf(location.hash);
+  if (!where) {
     location.replace(folderHash("/"));
     return;
   }
+  const { view, path } = where;
   for (const a of document.querySelectorAll("#views a")) {
     if (a.dataset.view === view) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -132,11 +137,16 @@ window.addEventListener("hashchange", route);
 (async () => {
   document.body.classList.add("no-player");
   let s = null;
+  const where = viewOf(location.hash);
+  if (where) list.prefetch(where.view, where.path);
   try {
     s = await api.currentSession();
   } catch (e) {
     notify(`The server did not answer: ${errText(e)}`, { error: true });
   }
   if (s) signedIn(s);
-  else showSignIn();
+  else {
+    list.early = null; // asked without a session: refused
+    showSignIn();
+  }
 })();

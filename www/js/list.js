@@ -64,6 +64,7 @@ export class FileList {
     this.loading = false;
     this.gen = 0; // a newer load makes older answers stale
     this.rowsById = new Map();
+    this.early = null; // a first page asked for at start (prefetch)
     this.tbody = $("rows");
     this.bind();
   }
@@ -76,9 +77,19 @@ export class FileList {
     $("sort").addEventListener("change", () => this.reload());
     $("more").addEventListener("click", () => this.more());
     // more rows when the "Show more" button scrolls into view
-    new IntersectionObserver((entries) => {
+    this.io = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.more();
-    }, { rootMargin: "400px" }).observe($("more"));
+    }, { rootMargin: "400px" });
+    this.io.observe($("more"));
+  }
+
+  // After a page: observing afresh reports where the button is now, so a
+  // reader who is still at the end gets the next page (the browser's
+  // scroll anchoring can keep the button in view across the insertion,
+  // which the observer would never report as a change).
+  watchMore() {
+    this.io.unobserve($("more"));
+    if (this.loaded < this.total) this.io.observe($("more"));
   }
 
   filtering() {
@@ -145,6 +156,30 @@ export class FileList {
     nav.append(ol);
   }
 
+  // Ask for the first page of a view before the session is confirmed
+  // (both requests at once: a round trip less before the first rows);
+  // reload() takes the answer when it wants the same page. A 401 here is
+  // the sign-in's to report, not the list's.
+  prefetch(view, path) {
+    const saved = [this.view, this.path];
+    [this.view, this.path] = [view, path];
+    const url = this.url();
+    const query = this.query(0);
+    [this.view, this.path] = saved;
+    const p = api.get(url, { query });
+    p.catch(() => {});
+    this.early = { key: url + "?" + new URLSearchParams(query), p };
+  }
+
+  firstPage() {
+    const url = this.url();
+    const query = this.query(0);
+    const early = this.early;
+    this.early = null;
+    if (early && early.key === url + "?" + new URLSearchParams(query)) return early.p;
+    return api.get(url, { query });
+  }
+
   async reload() {
     const gen = ++this.gen;
     this.page = 0;
@@ -153,13 +188,13 @@ export class FileList {
     $("list-status").textContent = "Loading\u2026";
     let j;
     try {
-      j = await api.get(this.url(), { query: this.query(0) });
+      j = await this.firstPage();
     } catch (e) {
       if (gen !== this.gen) return;
       this.loading = false;
       clear(this.tbody);
       this.rowsById.clear();
-      $("list-status").textContent = `Cannot list: ${errText(e)}`;
+      this.failed(`Cannot list: ${errText(e)}`, () => this.reload());
       return;
     }
     if (gen !== this.gen) return;
@@ -167,6 +202,7 @@ export class FileList {
     this.rowsById.clear();
     this.render(j, true);
     this.loading = false;
+    this.watchMore();
     performance.mark("sfs:rows");
     document.dispatchEvent(new CustomEvent("sfs:rows", { detail: { total: j.total } }));
   }
@@ -181,11 +217,21 @@ export class FileList {
       if (gen !== this.gen) return;
       this.page++;
       this.render(j, false);
+      this.loading = false;
+      this.watchMore();
     } catch (e) {
-      if (gen === this.gen) $("list-status").textContent = `Cannot list: ${errText(e)}`;
+      if (gen === this.gen) this.failed(`Cannot list more: ${errText(e)}`, () => this.more());
     } finally {
       if (gen === this.gen) this.loading = false;
     }
+  }
+
+  // A listing failed: say why, with a button that tries again.
+  failed(text, again) {
+    const st = $("list-status");
+    st.textContent = text + " ";
+    st.append(h("button", { type: "button", class: "link", id: "list-retry", onclick: again }, "Try again"));
+    $("more").hidden = true;
   }
 
   render(j, first) {

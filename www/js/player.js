@@ -73,9 +73,7 @@ export class Player {
       if (this.file) store(POS_KEY + this.file.id, null);
       this.update();
     });
-    a.addEventListener("error", () => {
-      if (this.file && a.error) this.setState("The audio cannot be played here.");
-    });
+    a.addEventListener("error", () => this.failed());
     this.wave.addEventListener("click", (ev) => {
       const r = this.wave.getBoundingClientRect();
       if (r.width > 0) this.seekFraction((ev.clientX - r.left) / r.width);
@@ -118,6 +116,21 @@ export class Player {
       default: return;
     }
     ev.preventDefault();
+  }
+
+  // The audio element gave up: ask the API why (the element cannot say:
+  // a 410 and a broken file are both "not supported" to it).
+  async failed() {
+    const a = this.audio;
+    const mine = this.file;
+    if (!mine || !a.error) return;
+    if (a.error.code === MediaError.MEDIA_ERR_NETWORK) {
+      this.setState("The audio stopped loading: the connection failed. Press play to try again.");
+      return;
+    }
+    const e = await api.whyNot(api.fileUrl(mine.id, "/listening-audio/stream"));
+    if (this.file !== mine) return;
+    this.setState(e ? `Cannot play: ${errText(e)}` : "This browser cannot play the audio.");
   }
 
   duration() {
@@ -223,6 +236,13 @@ export class Player {
 
   toggle() {
     if (!this.file || !this.audio.src) return;
+    if (this.audio.error) {
+      // after a failure the element needs its source loaded again
+      const t = this.audio.currentTime;
+      this.audio.load();
+      if (t > 0) this.pendingSeek = t;
+      this.setState("Loading\u2026");
+    }
     if (this.audio.paused) this.audio.play().catch(() => {});
     else this.audio.pause();
   }

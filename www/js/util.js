@@ -110,10 +110,24 @@ export function baseName(path) {
   return parts.length ? parts[parts.length - 1] : "";
 }
 
+// An error as a sentence for people: the API's message (or its field
+// errors), what to do about a refusal for now, and the reference of a
+// failure of the server for whoever runs it.
 export function errText(e) {
-  if (!e) return "something went wrong";
+  if (!e) return "Something went wrong.";
+  let text;
   if (e.body && Array.isArray(e.body.validation_errors) && e.body.validation_errors.length) {
-    return e.body.validation_errors.map((v) => `${v.location}: ${v.message}`).join("; ");
+    text = e.body.validation_errors.map((v) => `${v.location}: ${v.message}`).join("; ");
+  } else {
+    text = e.message || String(e);
   }
-  return e.message || String(e);
+  text = text.charAt(0).toUpperCase() + text.slice(1);
+  if (!/[.!?]$/.test(text)) text += ".";
+  if (e.status === 429 || e.status === 503) {
+    text += e.retryAfter ? ` Try again in ${e.retryAfter} s.` : " Try again in a moment.";
+  } else if (e.status >= 500) {
+    const ref = e.body && e.body.request_id;
+    text += " Try again; if it keeps failing, tell whoever runs speechfs" + (ref ? ` (reference ${ref}).` : ".");
+  }
+  return text;
 }

@@ -1,0 +1,544 @@
+/*
+ * Reading blobs of the S3 backend: an open blob keeps a small window of
+ * blocks (Range GETs of `block` bytes) filled by the backend's fetcher
+ * threads, a reader that goes in order gets `readahead` blocks fetched
+ * ahead of it, and a read waits only for the block it needs. With
+ * SFS_BLOB_CACHED (the mount) blocks also go to a bounded cache on local
+ * disk, whence they are read again: content named by its hash never
+ * changes, so a cached block never needs checking again; the least
+ * recently used blocks leave first.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "blob_s3_i.h"
+#include "speechfs/log.h"
+#include "util_i.h"
+
+#define MAX_SLOTS 18
+
+enum slot_state { S_EMPTY, S_QUEUED, S_LOADING, S_READY, S_FAILED };
+
+struct slot {
+	int64_t idx;
+	enum slot_state state;
+	unsigned char *buf;
+	size_t len;
+	uint64_t used;
+	int pinned; /* being written to the block cache: not to be reused */
+	enum sfs_status st;
+	char msg[256];
+};
+
+struct s3_blob {
+	struct sfs_blob b;
+	struct sfsi_s3_backend *be;
+	char key[128];
+	unsigned flags;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct slot slots[MAX_SLOTS];
+	int nslots;
+	int64_t nblocks;
+	uint64_t tick;
+	int64_t last_idx;
+	int seq;
+	int inflight; /* jobs queued or being fetched */
+	int closing;
+};
+
+void sfsi_s3_blob_key(int64_t tenant, const char *sha, char *out, size_t size)
+{
+	snprintf(out, size, "%lld/%.2s/%s", (long long)tenant, sha, sha);
+}
+
+/* ---- the local block cache ---- */
+
+static void cache_path(struct sfsi_s3_backend *be, const struct s3_blob *b,
+		       int64_t idx, char *out, size_t size)
+{
+	snprintf(out, size, "%s/%lld/%.2s/%s.%lld", be->cache_dir,
+		 (long long)b->b.tenant, b->b.sha, b->b.sha, (long long)idx);
+}
+
+/* A cached block of exactly `len` bytes into buf: 1, else 0. */
+static int cache_read(struct sfsi_s3_backend *be, const struct s3_blob *b,
+		      int64_t idx, unsigned char *buf, size_t len)
+{
+	char path[4096];
+	struct stat sb;
+	ssize_t n;
+	int fd, ok = 0;
+
+	cache_path(be, b, idx, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &sb) == 0 && sb.st_size == (off_t)len) {
+		n = pread(fd, buf, len, 0);
+		ok = n == (ssize_t)len;
+		/* its time of use, for the eviction's order */
+		if (ok)
+			futimens(fd, NULL);
+	}
+	close(fd);
+	return ok;
+}
+
+struct cached {
+	int64_t mtime_ns;
+	int64_t size;
+	char path[300];
+};
+
+static int by_age(const void *a, const void *b)
+{
+	const struct cached *x = a, *y = b;
+
+	return x->mtime_ns < y->mtime_ns ? -1 : x->mtime_ns > y->mtime_ns;
+}
+
+/* Every cached block under dir (two levels down), appended to *v. */
+static void cache_scan(const char *dir, int depth, struct cached **v, size_t *n,
+		       size_t *cap, int64_t *total)
+{
+	char path[4096];
+	struct dirent *de;
+	struct stat sb;
+	DIR *dh = opendir(dir);
+
+	while (dh && (de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &sb) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode) && depth < 2) {
+			cache_scan(path, depth + 1, v, n, cap, total);
+			continue;
+		}
+		if (!S_ISREG(sb.st_mode) || strlen(path) >= 300)
+			continue;
+		*total += sb.st_size;
+		if (!v)
+			continue;
+		if (*n == *cap) {
+			size_t c = *cap ? *cap * 2 : 256;
+			struct cached *nv = realloc(*v, c * sizeof(**v));
+
+			if (!nv)
+				break;
+			*v = nv;
+			*cap = c;
+		}
+		(*v)[*n].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
+				    sb.st_mtim.tv_nsec;
+		(*v)[*n].size = sb.st_size;
+		sfs_strlcpy((*v)[*n].path, path, sizeof((*v)[*n].path));
+		(*n)++;
+	}
+	if (dh)
+		closedir(dh);
+}
+
+/*
+ * Over the bound: look at what the directory really holds (other
+ * processes add to it too) and remove the oldest blocks down to 90 %.
+ */
+static void cache_evict(struct sfsi_s3_backend *be)
+{
+	struct cached *v = NULL;
+	size_t n = 0, cap = 0, i;
+	int64_t total = 0, goal = be->cache_bytes / 10 * 9;
+
+	cache_scan(be->cache_dir, 0, &v, &n, &cap, &total);
+	if (v)
+		qsort(v, n, sizeof(*v), by_age);
+	for (i = 0; i < n && total > goal; i++)
+		if (unlink(v[i].path) == 0)
+			total -= v[i].size;
+	be->cache_used = total;
+	free(v);
+}
+
+static void cache_write(struct sfsi_s3_backend *be, const struct s3_blob *b,
+			int64_t idx, const unsigned char *buf, size_t len)
+{
+	char path[4096], tmp[4200], *slash;
+	int fd;
+
+	if (be->cache_bytes <= 0 || (int64_t)len > be->cache_bytes)
+		return;
+	cache_path(be, b, idx, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)gettid());
+	slash = strrchr(tmp, '/');
+	*slash = '\0';
+	sfsi_mkdirs(tmp);
+	*slash = '/';
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	/* written whole, then renamed: a cached block is always complete */
+	if (write(fd, buf, len) != (ssize_t)len || close(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		unlink(tmp);
+		return;
+	}
+	pthread_mutex_lock(&be->cache_mu);
+	be->cache_used += (int64_t)len;
+	if (be->cache_used > be->cache_bytes)
+		cache_evict(be);
+	pthread_mutex_unlock(&be->cache_mu);
+}
+
+/* ---- the fetchers ---- */
+
+struct fill {
+	unsigned char *buf;
+	size_t len, cap;
+};
+
+static int fill_sink(void *arg, const void *data, size_t len)
+{
+	struct fill *f = arg;
+
+	if (len > f->cap - f->len)
+		return SFS_IO; /* more than the range asked for */
+	memcpy(f->buf + f->len, data, len);
+	f->len += len;
+	return 0;
+}
+
+static void fetch_one(struct sfsi_s3_backend *be, struct fetch_job *j)
+{
+	struct s3_blob *b = j->b;
+	struct slot *sl = &b->slots[j->slot];
+	struct sfs_err e;
+	struct fill f;
+	enum sfs_status st = SFS_OK;
+	int64_t idx, off, want;
+	int cached = 0;
+
+	pthread_mutex_lock(&b->mu);
+	idx = sl->idx;
+	if (b->closing || sl->state != S_QUEUED) {
+		if (sl->state == S_QUEUED)
+			sl->state = S_EMPTY;
+		goto done;
+	}
+	sl->state = S_LOADING;
+	/* every block of a small blob fits in the blob's size */
+	if (!sl->buf)
+		sl->buf = malloc((size_t)(b->b.size < be->block ? b->b.size
+								: be->block));
+	pthread_mutex_unlock(&b->mu);
+
+	off = idx * be->block;
+	want = b->b.size - off < be->block ? b->b.size - off : be->block;
+	sfs_err_init(&e);
+	f.buf = sl->buf;
+	f.len = 0;
+	f.cap = (size_t)want;
+	if (!sl->buf) {
+		st = sfs_errf(&e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	} else if ((b->flags & SFS_BLOB_CACHED) &&
+		   cache_read(be, b, idx, sl->buf, (size_t)want)) {
+		f.len = (size_t)want;
+		cached = 1;
+	} else {
+		st = sfsi_s3_get(be->c, b->key, off, want, fill_sink, &f, NULL,
+				 &e);
+		if (!st && f.len != (size_t)want)
+			st = sfs_errf(&e, SFS_IO, SFS_R_NONE,
+				      "object store: short block of '%s'",
+				      b->key);
+	}
+	pthread_mutex_lock(&b->mu);
+	sl->st = st;
+	sl->len = f.len;
+	sl->state = st ? S_FAILED : S_READY;
+	if (st)
+		sfs_strlcpy(sl->msg, e.message, sizeof(sl->msg));
+	if (!st && !cached && (b->flags & SFS_BLOB_CACHED)) {
+		/* the reader goes on while the block goes to the cache */
+		sl->pinned = 1;
+		pthread_cond_broadcast(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		cache_write(be, b, idx, sl->buf, f.len);
+		pthread_mutex_lock(&b->mu);
+		sl->pinned = 0;
+	}
+done:
+	b->inflight--;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void *fetcher(void *arg)
+{
+	struct sfsi_s3_backend *be = arg;
+	struct fetch_job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&be->mu);
+		while (!be->head && !be->stop)
+			pthread_cond_wait(&be->cv, &be->mu);
+		j = be->head;
+		if (j) {
+			be->head = j->next;
+			if (!be->head)
+				be->tail = NULL;
+		}
+		pthread_mutex_unlock(&be->mu);
+		if (!j)
+			return NULL; /* stopping, nothing queued */
+		fetch_one(be, j);
+		free(j);
+	}
+}
+
+/* Queue a slot's block: a block someone waits for goes first. */
+static int enqueue(struct sfsi_s3_backend *be, struct s3_blob *b, int slot,
+		   int urgent)
+{
+	struct fetch_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -1;
+	j->b = b;
+	j->slot = slot;
+	pthread_mutex_lock(&be->mu);
+	if (urgent || !be->tail) {
+		j->next = be->head;
+		be->head = j;
+		if (!be->tail)
+			be->tail = j;
+	} else {
+		be->tail->next = j;
+		be->tail = j;
+	}
+	pthread_cond_signal(&be->cv);
+	pthread_mutex_unlock(&be->mu);
+	return 0;
+}
+
+enum sfs_status sfsi_s3_reader_start(struct sfsi_s3_backend *be,
+				     struct sfs_err *e)
+{
+	int64_t total = 0;
+	int i;
+
+	pthread_mutex_init(&be->mu, NULL);
+	pthread_cond_init(&be->cv, NULL);
+	pthread_mutex_init(&be->cache_mu, NULL);
+	if (be->cache_bytes > 0) {
+		if (sfsi_mkdirs(be->cache_dir) < 0)
+			return sfsi_errno_status(e, errno,
+						 "making the block cache");
+		cache_scan(be->cache_dir, 0, NULL, NULL, NULL, &total);
+		be->cache_used = total;
+	}
+	be->threads = calloc((size_t)be->nthreads, sizeof(*be->threads));
+	if (!be->threads)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	for (i = 0; i < be->nthreads; i++)
+		if (pthread_create(&be->threads[i], NULL, fetcher, be))
+			break;
+	if (i == 0)
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot start fetchers");
+	be->nthreads = i;
+	return SFS_OK;
+}
+
+void sfsi_s3_reader_stop(struct sfsi_s3_backend *be)
+{
+	int i;
+
+	if (!be->threads)
+		return;
+	pthread_mutex_lock(&be->mu);
+	be->stop = 1;
+	pthread_cond_broadcast(&be->cv);
+	pthread_mutex_unlock(&be->mu);
+	for (i = 0; i < be->nthreads; i++)
+		pthread_join(be->threads[i], NULL);
+	free(be->threads);
+	be->threads = NULL;
+	pthread_mutex_destroy(&be->mu);
+	pthread_cond_destroy(&be->cv);
+	pthread_mutex_destroy(&be->cache_mu);
+}
+
+/* ---- open blobs ---- */
+
+/* The slot holding block idx, or -1 (b locked). */
+static int find_slot(struct s3_blob *b, int64_t idx)
+{
+	int i;
+
+	for (i = 0; i < b->nslots; i++)
+		if (b->slots[i].idx == idx && b->slots[i].state != S_EMPTY)
+			return i;
+	return -1;
+}
+
+/*
+ * Make sure block idx is in a slot or on its way (b locked): reuse the
+ * least recently used slot that is not busy and not holding a block in
+ * [keep, idx). Returns the slot, or -1 if all are busy.
+ */
+static int want_block(struct s3_blob *b, int64_t idx, int64_t keep, int urgent)
+{
+	struct slot *sl;
+	int i, best = -1;
+
+	i = find_slot(b, idx);
+	if (i >= 0)
+		return i;
+	for (i = 0; i < b->nslots; i++) {
+		sl = &b->slots[i];
+		if (sl->state == S_QUEUED || sl->state == S_LOADING ||
+		    sl->pinned)
+			continue;
+		if (sl->state == S_READY && sl->idx >= keep && sl->idx < idx)
+			continue;
+		if (best < 0 || sl->state == S_EMPTY ||
+		    (b->slots[best].state != S_EMPTY &&
+		     sl->used < b->slots[best].used))
+			best = i;
+	}
+	if (best < 0)
+		return -1;
+	sl = &b->slots[best];
+	sl->idx = idx;
+	sl->state = S_QUEUED;
+	sl->used = ++b->tick;
+	b->inflight++;
+	if (enqueue(b->be, b, best, urgent)) {
+		sl->state = S_EMPTY;
+		b->inflight--;
+		return -1;
+	}
+	return best;
+}
+
+static void read_ahead(struct s3_blob *b, int64_t idx)
+{
+	int64_t k;
+
+	for (k = 1; k <= b->be->readahead && idx + k < b->nblocks; k++)
+		if (want_block(b, idx + k, idx, 0) < 0)
+			break;
+}
+
+static enum sfs_status s3_pread(struct sfs_blob *bb, void *buf, size_t len,
+				int64_t off, size_t *got, struct sfs_err *e)
+{
+	struct s3_blob *b = (struct s3_blob *)bb;
+	int64_t idx = off / b->be->block, in;
+	enum sfs_status ret = SFS_OK;
+	struct slot *sl;
+	size_t n;
+	int i;
+
+	pthread_mutex_lock(&b->mu);
+	if (idx == b->last_idx || idx == b->last_idx + 1)
+		b->seq++;
+	else
+		b->seq = 0;
+	b->last_idx = idx;
+	while ((i = want_block(b, idx, idx, 1)) < 0)
+		pthread_cond_wait(&b->cv, &b->mu); /* every slot is busy */
+	if ((b->flags & SFS_BLOB_SEQUENTIAL) || b->seq >= 2)
+		read_ahead(b, idx);
+	sl = &b->slots[i];
+	while (sl->idx == idx &&
+	       (sl->state == S_QUEUED || sl->state == S_LOADING))
+		pthread_cond_wait(&b->cv, &b->mu);
+	if (sl->idx != idx || sl->state == S_EMPTY) {
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "a block was lost");
+	} else if (sl->state == S_FAILED) {
+		ret = sfs_errf(e, sl->st, SFS_R_NONE, "%s", sl->msg);
+		sl->state = S_EMPTY; /* the next read tries again */
+	} else {
+		in = off - idx * b->be->block;
+		n = sl->len > (size_t)in ? sl->len - (size_t)in : 0;
+		if (n > len)
+			n = len;
+		memcpy(buf, sl->buf + in, n);
+		sl->used = ++b->tick;
+		*got = n;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return ret;
+}
+
+static enum sfs_status s3_url(struct sfs_blob *bb, int expires_s,
+			      const char *ctype, const char *disposition,
+			      char **url, struct sfs_err *e)
+{
+	struct s3_blob *b = (struct s3_blob *)bb;
+
+	return sfsi_s3_presign(b->be->c, b->key, expires_s, ctype, disposition,
+			       url, e);
+}
+
+static void s3_close(struct sfs_blob *bb)
+{
+	struct s3_blob *b = (struct s3_blob *)bb;
+	int i;
+
+	/* queued jobs see `closing` and let go; wait for them all */
+	pthread_mutex_lock(&b->mu);
+	b->closing = 1;
+	while (b->inflight)
+		pthread_cond_wait(&b->cv, &b->mu);
+	pthread_mutex_unlock(&b->mu);
+	for (i = 0; i < b->nslots; i++)
+		free(b->slots[i].buf);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	free(b);
+}
+
+static const struct sfsi_blob_ops s3_ops = {
+	.pread = s3_pread,
+	.url = s3_url,
+	.close = s3_close,
+};
+
+enum sfs_status sfsi_s3_blob_open(struct sfsi_s3_backend *be, int64_t tenant,
+				  const char *sha, int64_t size, unsigned flags,
+				  struct sfs_blob **out, struct sfs_err *e)
+{
+	struct s3_blob *b = calloc(1, sizeof(*b));
+	int i;
+
+	*out = NULL;
+	if (!b)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	b->b.ops = &s3_ops;
+	b->b.tenant = tenant;
+	sfs_strlcpy(b->b.sha, sha, sizeof(b->b.sha));
+	b->b.size = size;
+	b->b.fd = -1;
+	b->be = be;
+	b->flags = flags;
+	sfsi_s3_blob_key(tenant, sha, b->key, sizeof(b->key));
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	b->nblocks = (size + be->block - 1) / be->block;
+	b->nslots = be->readahead + 2;
+	if (b->nslots > MAX_SLOTS)
+		b->nslots = MAX_SLOTS;
+	for (i = 0; i < b->nslots; i++)
+		b->slots[i].idx = -1;
+	b->last_idx = -2;
+	*out = &b->b;
+	return SFS_OK;
+}
