@@ -40,6 +40,7 @@ struct db {
 	struct db *next;
 	int txn;
 	int nosync; /* this transaction commits without waiting for the disk */
+	int64_t synced_changes; /* sqlite3_total_changes64 when last synced */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
@@ -354,11 +355,16 @@ static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 	int rc;
 
 	sqlite3_busy_timeout(h, cfg ? cfg->busy_timeout_ms : 10000);
+	/*
+	 * NORMAL: a commit writes the WAL without syncing it; durable
+	 * commits then sync it themselves (sfsi_db_commit, sfsi_db_put), one
+	 * fdatasync shared by the commits of that moment (group commit).
+	 */
+	(void)cfg;
 	snprintf(sql, sizeof(sql),
 		 "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-		 " PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
-		 " PRAGMA mmap_size=1073741824;",
-		 !cfg || cfg->sync_full ? "FULL" : "NORMAL");
+		 " PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
+		 " PRAGMA mmap_size=1073741824;");
 	rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		sfs_error("db", "configuring connection: %s",
@@ -589,6 +595,8 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	return SFS_OK;
 }
 
+static void sync_note_commit(struct sfs_store *s);
+
 void sfsi_db_put(struct db *d)
 {
 	struct sfs_store *s;
@@ -598,6 +606,13 @@ void sfsi_db_put(struct db *d)
 	s = d->s;
 	if (d->txn)
 		sfsi_db_rollback(d);
+	/* writes made outside a transaction (autocommit) are durable too */
+	if (sqlite3_total_changes64(d->h) != d->synced_changes) {
+		sync_note_commit(s);
+		if (sfsi_db_sync(s, NULL))
+			sfs_error("db", "a write may not be durable");
+		d->synced_changes = sqlite3_total_changes64(d->h);
+	}
 	pthread_mutex_lock(&s->pool_mu);
 	d->next = s->pool_free;
 	s->pool_free = d;
@@ -957,37 +972,18 @@ enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 	return st;
 }
 
-/* Back to full sync after a transaction begun with sfsi_db_begin_nosync. */
-static void end_nosync(struct db *d)
-{
-	if (!d->nosync)
-		return;
-	d->nosync = 0;
-	if (sqlite3_exec(d->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL))
-		sfs_error("db", "cannot restore full sync: %s",
-			  sqlite3_errmsg(d->h));
-}
-
 /*
- * synchronous=NORMAL leaves a WAL commit unsynced until the WAL is synced
- * (a FULL commit, a checkpoint, or sfsi_db_sync), and WAL recovery keeps
- * a prefix of commits, so that sync makes this one durable as well. The
- * setting cannot change inside a transaction: it is set before BEGIN and
- * back after the end.
+ * The connections run at synchronous=NORMAL: a commit leaves the WAL
+ * unsynced until sfsi_db_sync (or a checkpoint), and WAL recovery keeps a
+ * prefix of commits, so that sync makes every earlier commit durable.
+ * A transaction begun so is not synced at its commit.
  */
 enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st;
+	enum sfs_status st = sfsi_db_begin(d, e);
 
-	if (d->s->cfg.sync_full) {
-		st = sfsi_db_exec(d, "PRAGMA synchronous=NORMAL", e);
-		if (st)
-			return st;
+	if (!st)
 		d->nosync = 1;
-	}
-	st = sfsi_db_begin(d, e);
-	if (st)
-		end_nosync(d);
 	return st;
 }
 
@@ -1033,21 +1029,25 @@ static void run_hooks(struct db *d, int run)
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
 	enum sfs_status st = txn_stmt(d, "COMMIT", e);
+	enum sfs_status ret = SFS_OK;
 
 	if (st == SFS_OK) {
 		d->txn = 0;
-		if (d->nosync)
-			sync_note_commit(d->s);
-		end_nosync(d);
+		sync_note_commit(d->s);
+		d->synced_changes = sqlite3_total_changes64(d->h);
+		if (!d->nosync)
+			ret = sfsi_db_sync(d->s, e);
+		d->nosync = 0;
 		run_hooks(d, 1);
-		return SFS_OK;
+		return ret;
 	}
 	run_hooks(d, 0);
 	/* a failed COMMIT may leave the transaction open: end it */
 	if (!sqlite3_get_autocommit(d->h))
 		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
-	end_nosync(d);
+	d->nosync = 0;
+	d->synced_changes = sqlite3_total_changes64(d->h);
 	return st;
 }
 
@@ -1057,7 +1057,9 @@ void sfsi_db_rollback(struct db *d)
 	if (!sqlite3_get_autocommit(d->h))
 		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
-	end_nosync(d);
+	d->nosync = 0;
+	/* what was rolled back needs no sync */
+	d->synced_changes = sqlite3_total_changes64(d->h);
 }
 
 int sfsi_db_in_txn(struct db *d)

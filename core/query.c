@@ -842,10 +842,12 @@ static int name_filter(void *arg, const struct sfs_file *f)
  * name, filename, path, size, la.status, la.size, la.deleted, la.purged,
  * mtime_ns, atime_ns, ctime_ns, suffixed, access, perm.
  */
+#define DIR_SEL                                                                \
+	"id, uuid, name, filename, size, la_status, la_size, la_deleted,"      \
+	" la_purged, mtime_ns, ctime_ns, entry_suffix, atime_ns"
 #define DIR_COLS                                                               \
-	"SELECT id, uuid, name, filename, size, la_status, la_size,"           \
-	" la_deleted, la_purged, mtime_ns, ctime_ns, entry_suffix, atime_ns"   \
-	" FROM file WHERE owner_id = ?1 AND is_deleted = 0 AND dir = ?2"
+	"SELECT " DIR_SEL " FROM file WHERE owner_id = ?1 AND is_deleted = 0"  \
+	" AND dir = ?2"
 
 static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
 				const char *path,
@@ -951,16 +953,17 @@ sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		return ret;
 	/*
-	 * NOCASE picks the index (owner, is_deleted, dir, name NOCASE), the
-	 * id's range the unique index of ids
+	 * Two searches of one index each: the names by (owner, is_deleted,
+	 * dir, name NOCASE), the id's range by the ids' (the + keeps the
+	 * directory's index out of the second)
 	 */
 	st = sfsi_db_prep(d,
 			  DIR_COLS
-			  " AND (name = ?3 COLLATE NOCASE"
-			  " OR name = ?4 COLLATE NOCASE"
-			  " OR name = ?5 COLLATE NOCASE"
-			  " OR name = ?6 COLLATE NOCASE"
-			  " OR (uuid >= ?7 AND uuid < ?8)) ORDER BY id",
+			  " AND name COLLATE NOCASE IN (?3, ?4, ?5, ?6)"
+			  " UNION SELECT " DIR_SEL
+			  " FROM file WHERE uuid >= ?7 AND uuid < ?8"
+			  " AND +owner_id = ?1 AND +is_deleted = 0"
+			  " AND +dir = ?2 ORDER BY 1",
 			  e);
 	if (st) {
 		sfsi_db_bind_int(st, 1, a->user);
