@@ -49,6 +49,8 @@ void sfsi_session_install(struct sfs_store *s);
 uint64_t sfsi_auth_gen(struct sfs_store *s);
 /* After committing such a change (a key revoked, a user's rate). */
 void sfsi_auth_gen_bump(struct sfs_store *s);
+/* After a commit of this process (db.c's WAL hook). */
+void sfsi_data_gen_bump(struct sfs_store *s);
 void sfsi_keycache_open(struct sfs_store *s);
 void sfsi_keycache_close(struct sfs_store *s);
 /* 1 and the actor when `key` was looked up under the current generation. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "auth_i.h"
 #include "db_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -491,6 +492,23 @@ enum sfs_status sfsi_db_create(const char *path, struct sfs_err *e)
 	return st;
 }
 
+/*
+ * Called after each commit of a connection, once the commit is visible to
+ * new readers: the data generation moves on (sfs_store_data_gen). A WAL
+ * hook replaces SQLite's automatic checkpoint, so it does that too, as
+ * the default does (passive, at 1,000 frames).
+ */
+#define WAL_AUTOCHECKPOINT 1000
+
+static int on_wal_commit(void *arg, sqlite3 *h, const char *db, int frames)
+{
+	sfsi_data_gen_bump(arg);
+	if (frames >= WAL_AUTOCHECKPOINT)
+		(void)sqlite3_wal_checkpoint_v2(
+			h, db, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
 enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 				  struct sfs_err *e)
 {
@@ -508,6 +526,8 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 	st = migrate(d->h, e);
 	if (!st)
 		st = tag_origin(d->h, s->origin, e);
+	if (!st)
+		sqlite3_wal_hook(d->h, on_wal_commit, s);
 	if (st) {
 		sqlite3_close(d->h);
 		free(d);
@@ -581,6 +601,8 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 			sqlite3_close(d->h);
 			d->h = NULL;
 		}
+		if (!st)
+			sqlite3_wal_hook(d->h, on_wal_commit, s);
 	}
 	if (st) {
 		free(d);
@@ -653,6 +675,19 @@ static int cache_grow(struct db *d)
 	return 0;
 }
 
+/*
+ * Reset a statement. A write outside a transaction that is reset before
+ * it ran to its end (one row of a RETURNING taken) commits here, where
+ * SQLite calls no WAL hook: the data generation moves on all the same.
+ */
+static void stmt_reset(struct db_stmt *st)
+{
+	sqlite3_reset(st->st);
+	if (!sqlite3_stmt_readonly(st->st) && st->d->s &&
+	    sqlite3_get_autocommit(st->d->h))
+		sfsi_data_gen_bump(st->d->s);
+}
+
 struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 {
 	struct db_stmt *st;
@@ -663,7 +698,7 @@ struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 		k = slot_of(d->cache, d->cap, sql);
 		if (d->cache[k].sql) {
 			st = d->cache[k].stmt;
-			sqlite3_reset(st->st);
+			stmt_reset(st);
 			sqlite3_clear_bindings(st->st);
 			return st;
 		}
@@ -704,7 +739,7 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 	for (i = 0; i < DYN_CACHE; i++) {
 		st = &d->dyn[i];
 		if (!st->busy && st->text && !strcmp(st->text, sql)) {
-			sqlite3_reset(st->st);
+			stmt_reset(st);
 			sqlite3_clear_bindings(st->st);
 			st->busy = 1;
 			return st;
@@ -747,7 +782,7 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 void sfsi_db_finalize(struct db_stmt *st)
 {
 	if (st) {
-		sqlite3_reset(st->st);
+		stmt_reset(st);
 		st->busy = 0;
 	}
 }
@@ -755,7 +790,7 @@ void sfsi_db_finalize(struct db_stmt *st)
 void sfsi_db_reset(struct db_stmt *st)
 {
 	if (st)
-		sqlite3_reset(st->st);
+		stmt_reset(st);
 }
 
 void sfsi_db_bind_int(struct db_stmt *st, int i, int64_t v)
@@ -800,7 +835,7 @@ int sfsi_db_step(struct db_stmt *st, struct sfs_err *e)
 	if (rc == SQLITE_DONE)
 		return 0;
 	rc_status(st->d, rc, e, sqlite3_sql(st->st));
-	sqlite3_reset(st->st);
+	stmt_reset(st);
 	return -1;
 }
 
@@ -811,7 +846,7 @@ enum sfs_status sfsi_db_run(struct db_stmt *st, struct sfs_err *e)
 
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		ret = rc_status(st->d, rc, e, sqlite3_sql(st->st));
-	sqlite3_reset(st->st);
+	stmt_reset(st);
 	return ret;
 }
 

@@ -7,6 +7,10 @@
  * entries made under another. An entry also lives at most a minute, which
  * bounds what a change made without the bump (an older program, an edit
  * of the database by hand) can outlive, and lets the key's use be noted.
+ *
+ * The same file holds the data generation, bumped after every commit of
+ * any process (db.c's WAL hook): caches of answers (the daemon's) keep
+ * what they made under one generation only while it lasts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +30,7 @@
 #define STRIPES 16 /* locks, each over SLOTS / STRIPES slots */
 #define TTL_MS 60000
 #define KEY_MAX 80 /* "sfs_" and 64 hex digits, with room */
+#define GEN_BYTES (2 * (off_t)sizeof(uint64_t))
 
 struct slot {
 	char key[KEY_MAX];
@@ -65,7 +70,9 @@ static int gen_open(struct sfs_store *s)
 	/* the umask narrowed the mode open() made it with: widen it back */
 	if (fchmod(fd, sb.st_mode & 0666) < 0)
 		sfs_debug("auth", "cannot give '%s' the store's mode", path);
-	if (ftruncate(fd, sizeof(uint64_t)) < 0) {
+	/* the credential generation, then the data generation */
+	if (fstat(fd, &sb) < 0 ||
+	    (sb.st_size < GEN_BYTES && ftruncate(fd, GEN_BYTES) < 0)) {
 		close(fd);
 		return -1;
 	}
@@ -86,19 +93,19 @@ void sfsi_keycache_open(struct sfs_store *s)
 			 s->dir, strerror(errno));
 		return;
 	}
-	map = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED,
-		   fd, 0);
+	map = mmap(NULL, GEN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return;
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		munmap(map, sizeof(uint64_t));
+		munmap(map, GEN_BYTES);
 		return;
 	}
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&c->lock[i], NULL);
 	s->auth_gen = map;
+	s->data_gen = (uint64_t *)map + 1;
 	s->keycache = c;
 }
 
@@ -115,7 +122,8 @@ void sfsi_keycache_close(struct sfs_store *s)
 		s->keycache = NULL;
 	}
 	if (s->auth_gen) {
-		munmap((void *)s->auth_gen, sizeof(uint64_t));
+		s->data_gen = NULL;
+		munmap((void *)s->auth_gen, GEN_BYTES);
 		s->auth_gen = NULL;
 	}
 }
@@ -135,6 +143,19 @@ void sfsi_auth_gen_bump(struct sfs_store *s)
 			 "'%s' cannot be told (no %s): they may go on "
 			 "accepting the old credentials for up to %d s",
 			 s->dir, gen_name, TTL_MS / 1000);
+}
+
+uint64_t sfs_store_data_gen(struct sfs_store *s)
+{
+	/* never 0 while known: 0 says "unknown, cache nothing" */
+	return s->data_gen ? __atomic_load_n(s->data_gen, __ATOMIC_ACQUIRE) | 1
+			   : 0;
+}
+
+void sfsi_data_gen_bump(struct sfs_store *s)
+{
+	if (s->data_gen)
+		__atomic_add_fetch(s->data_gen, 2, __ATOMIC_SEQ_CST);
 }
 
 /* The key's slot: its digits are random, so they are their own hash. */

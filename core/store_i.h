@@ -37,6 +37,7 @@ struct sfs_store {
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
 	struct sfsi_keycache *keycache;
 	uint64_t *auth_gen; /* STORE/auth.gen, mapped shared */
+	uint64_t *data_gen; /* its second word: bumped after every commit */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;

@@ -39,6 +39,7 @@ static void opts_init(struct httpd_opts *o)
 	o->redirect_to_object_store = 0;
 	o->redirect_ttl_s = 300;
 	o->min_body_rate = 1024;
+	o->response_cache = 1024;
 }
 
 void httpd_config_init(struct httpd_config *c)
@@ -70,6 +71,8 @@ void httpd_config_init(struct httpd_config *c)
  *   http.redirect_to_object_store  content kept in an object store is
  *                                a 302 to a presigned URL (false)
  *   http.redirect_ttl             that URL's lifetime in seconds (300)
+ *   http.response_cache          answers of GET /files and /files/{id}
+ *                                kept until the store changes (0: off)
  *   http.request_head_timeout    seconds a request head may take (from
  *                                its first byte; a new connection's
  *                                from the accept)
@@ -115,6 +118,7 @@ static const struct {
 	K("http.cors_origins", O_STR, cors_origins, 0),
 	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store, 0),
 	K("http.redirect_ttl", O_INT, redirect_ttl_s, 0),
+	K("http.response_cache", O_INT, response_cache, 0),
 #undef RUN
 #undef K
 };

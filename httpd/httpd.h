@@ -51,6 +51,7 @@ struct httpd_opts {
 	int redirect_ttl_s;	      /* its lifetime */
 	int head_timeout_s;	      /* a request head, from its first byte */
 	int64_t min_body_rate;	      /* bytes/s a body averages after that */
+	int response_cache;	      /* answers kept (respcache.c); 0: none */
 };
 
 /* Everything the configuration says: the file, then the command line. */
@@ -106,6 +107,7 @@ struct req {
 	char id[SFS_ID_SIZE]; /* X-Request-Id */
 	const char *method;   /* set on the first access call */
 	char *path;	      /* the raw path, not percent-decoded (owned) */
+	const char *query;    /* the raw query after '?' (in path's block) */
 	size_t uri_len;	      /* of the raw URI, query included */
 	int bad_uri;	      /* with spaces or control characters */
 	const char *version;  /* "HTTP/1.1" */
@@ -120,6 +122,8 @@ struct req {
 	int session_tried; /* the credential was a session cookie */
 	int by_session;	   /* ... and it was good */
 	int immutable;	   /* content named by its sha256: cache for good */
+	uint64_t rc_gen;   /* data generation read before the handler ran */
+	uint64_t rc_hash;  /* its key in the answer cache (respcache.c) */
 
 	/* body */
 	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
@@ -169,6 +173,7 @@ struct route {
 	const char *name; /* metrics label */
 	/* a signed URL may stand for credentials: what it must grant */
 	enum { SIGNED_NO, SIGNED_CONTENT, SIGNED_LISTENING } signed_url;
+	int cached; /* its 200s are kept in the answer cache (respcache.c) */
 };
 
 /* router.c */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "conn.h"
 #include "httpd.h"
+#include "respcache.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -280,7 +281,8 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 		fatal("cannot read the web page\n");
 		goto out;
 	}
-	if (limits_init() || conn_init()) {
+	if (limits_init() || conn_init() ||
+	    respcache_init(g_httpd.opts.response_cache)) {
 		fatal("cannot start the timers\n");
 		goto out;
 	}
@@ -343,6 +345,7 @@ out:
 	sfs_debug("httpd", "daemon stopped");
 	if (started)
 		sfs_workers_stop(g_httpd.store);
+	respcache_close();
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
 	www_free();

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "httpd.h"
+#include "respcache.h"
 #include "speechfs/job.h"
 #include "speechfs/banned.h"
 
@@ -64,7 +65,7 @@ enum MHD_Result api_metrics(struct req *r)
 {
 	struct sfs_buf b = SFS_BUF_INIT(4 * 1024 * 1024);
 	struct sfs_err e;
-	uint64_t cum = 0;
+	uint64_t cum = 0, hits, misses;
 	int i, st, fail = 0;
 
 	sfs_err_init(&e);
@@ -117,6 +118,17 @@ enum MHD_Result api_metrics(struct req *r)
 		"speechfs_http_bytes_out_total %" PRIu64 "\n",
 		lat_sum, lat_count, bytes_in, bytes_out);
 	pthread_mutex_unlock(&lock);
+	respcache_counts(&hits, &misses);
+	fail |= sfs_buf_addf(
+		&b,
+		"# HELP speechfs_http_response_cache_total Answers of the "
+		"cached routes served from the cache (hit) or made (miss).\n"
+		"# TYPE speechfs_http_response_cache_total counter\n"
+		"speechfs_http_response_cache_total{result=\"hit\"} %" PRIu64
+		"\n"
+		"speechfs_http_response_cache_total{result=\"miss\"} %" PRIu64
+		"\n",
+		hits, misses);
 	fail |= sfs_buf_adds(
 		&b,
 		"# HELP speechfs_jobs Jobs in the store (all "

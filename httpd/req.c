@@ -102,10 +102,14 @@ struct req *req_new(struct MHD_Connection *conn, const char *uri)
 	n = strcspn(uri, "?");
 	r->conn = conn;
 	r->method = "";
-	r->path = strndup(uri, n);
+	r->path = strdup(uri);
 	if (!r->path) {
 		free(r);
 		return NULL;
+	}
+	if (r->path[n] == '?') {
+		r->path[n] = '\0';
+		r->query = r->path + n + 1;
 	}
 	r->start_ns = mono_ns();
 	r->route_idx = -1;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "conn.h"
 #include "httpd.h"
+#include "respcache.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
@@ -122,11 +123,17 @@ enum MHD_Result respond_text(struct req *r, unsigned status, const char *ctype,
 		r->bytes_out = 0;
 		return respond_empty(r, 304);
 	}
-	resp = MHD_create_response_from_buffer(len, body,
-					       MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(body);
-		return MHD_NO;
+	if (status == 200 && r->rc_gen &&
+	    respcache_keep(r, body, len, etag, &resp)) {
+		if (!resp)
+			return MHD_NO; /* the body is the cache's now */
+	} else {
+		resp = MHD_create_response_from_buffer(len, body,
+						       MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(body);
+			return MHD_NO;
+		}
 	}
 	if (ctype)
 		MHD_add_response_header(resp, "Content-Type", ctype);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include "conn.h"
 #include "httpd.h"
+#include "respcache.h"
 #include "speechfs/log.h"
 #include "speechfs/banned.h"
 
@@ -22,58 +23,61 @@
 #define S SFS_SCOPE_SHARE
 
 static const struct route routes[] = {
-	{ "GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz", SIGNED_NO },
-	{ "GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics", SIGNED_NO },
+	{ "GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz", SIGNED_NO,
+	  0 },
+	{ "GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics", SIGNED_NO,
+	  0 },
 	{ "GET", "/api/v1/openapi.json", 0, BODY_NO, 0, api_openapi, "openapi",
-	  SIGNED_NO },
-	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list", SIGNED_NO },
+	  SIGNED_NO, 0 },
+	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list", SIGNED_NO, 1 },
 	{ "POST", B, W, BODY_UPLOAD, 1, api_files_create, "files_create",
-	  SIGNED_NO },
+	  SIGNED_NO, 0 },
 	{ "GET", B "/shared-with-me", R, BODY_NO, 0, api_files_shared,
-	  "files_shared", SIGNED_NO },
+	  "files_shared", SIGNED_NO, 1 },
 	{ "GET", B "/{id}", R, BODY_NO, 0, api_files_get, "files_get",
-	  SIGNED_NO },
+	  SIGNED_NO, 1 },
 	{ "PATCH", B "/{id}", W, BODY_JSON_OK, 0, api_files_patch,
-	  "files_patch", SIGNED_NO },
+	  "files_patch", SIGNED_NO, 0 },
 	{ "DELETE", B "/{id}", D, BODY_NO, 0, api_files_delete, "files_delete",
-	  SIGNED_NO },
+	  SIGNED_NO, 0 },
 	{ "GET", B "/{id}/content", R, BODY_NO, 0, api_files_content,
-	  "files_content", SIGNED_CONTENT },
+	  "files_content", SIGNED_CONTENT, 0 },
 	{ "POST", B "/{id}/discard-content", W, BODY_NO, 0, api_files_discard,
-	  "files_discard", SIGNED_NO },
+	  "files_discard", SIGNED_NO, 0 },
 	{ "POST", B "/{id}/restore", W, BODY_NO, 0, api_files_restore,
-	  "files_restore", SIGNED_NO },
+	  "files_restore", SIGNED_NO, 0 },
 	{ "POST", B "/{id}/signed-url", R, BODY_JSON_OK, 0,
-	  api_files_signed_url, "files_signed_url", SIGNED_NO },
+	  api_files_signed_url, "files_signed_url", SIGNED_NO, 0 },
 	{ "GET", B "/{id}/listening-audio/stream", R, BODY_NO, 0,
-	  api_listening_stream, "listening_stream", SIGNED_LISTENING },
+	  api_listening_stream, "listening_stream", SIGNED_LISTENING, 0 },
 	{ "POST", B "/{id}/listening-audio/generate", W, BODY_NO, 0,
-	  api_listening_generate, "listening_generate", SIGNED_NO },
+	  api_listening_generate, "listening_generate", SIGNED_NO, 0 },
 	{ "DELETE", B "/{id}/listening-audio", D, BODY_NO, 0,
-	  api_listening_delete, "listening_delete", SIGNED_NO },
+	  api_listening_delete, "listening_delete", SIGNED_NO, 0 },
 	{ "POST", B "/{id}/listening-audio/purge", W, BODY_NO, 0,
-	  api_listening_purge, "listening_purge", SIGNED_NO },
+	  api_listening_purge, "listening_purge", SIGNED_NO, 0 },
 	{ "GET", B "/{fileId}/shares", R, BODY_NO, 0, api_shares_list,
-	  "shares_list", SIGNED_NO },
+	  "shares_list", SIGNED_NO, 0 },
 	{ "POST", B "/{fileId}/shares", S, BODY_JSON_OK, 0, api_shares_create,
-	  "shares_create", SIGNED_NO },
+	  "shares_create", SIGNED_NO, 0 },
 	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
-	  api_shares_delete, "shares_delete", SIGNED_NO },
+	  api_shares_delete, "shares_delete", SIGNED_NO, 0 },
 	{ "GET", "/api/v1/speech-services/users", R, BODY_NO, 0, api_users_list,
-	  "users_list", SIGNED_NO },
+	  "users_list", SIGNED_NO, 0 },
+
 	{ "GET", B "/{id}/listening-audio/peaks", R, BODY_NO, 0,
-	  api_listening_peaks, "listening_peaks", SIGNED_NO },
+	  api_listening_peaks, "listening_peaks", SIGNED_NO, 0 },
 	{ "GET", "/api/v1/speech-services/tags", R, BODY_NO, 0, api_tags_list,
-	  "tags_list", SIGNED_NO },
+	  "tags_list", SIGNED_NO, 0 },
 	/* sign-in sessions authenticate themselves (api_session.c) */
 	{ "POST", "/api/v1/speech-services/session", 0, BODY_NO, 0,
-	  api_session_create, "session_create", SIGNED_NO },
+	  api_session_create, "session_create", SIGNED_NO, 0 },
 	{ "GET", "/api/v1/speech-services/session", 0, BODY_NO, 0,
-	  api_session_get, "session_get", SIGNED_NO },
+	  api_session_get, "session_get", SIGNED_NO, 0 },
 	{ "DELETE", "/api/v1/speech-services/session", 0, BODY_NO, 0,
-	  api_session_delete, "session_delete", SIGNED_NO },
+	  api_session_delete, "session_delete", SIGNED_NO, 0 },
 	/* last: the web page's files, at every path outside /api/ */
-	{ "GET", "/*", 0, BODY_NO, 0, api_www, "www", SIGNED_NO },
+	{ "GET", "/*", 0, BODY_NO, 0, api_www, "www", SIGNED_NO, 0 },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -544,6 +548,8 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 	conn_set_phase(r->cn, CONN_BUSY);
 	if (req_body_finish(r, &e))
 		return respond_err(r, &e);
+	if (respcache_lookup(r, &ret))
+		return ret;
 	return r->route->fn(r);
 }
 

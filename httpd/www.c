@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,12 @@
 #define WWW_FILES_MAX 512
 #define WWW_DEPTH_MAX 4
 
-/* The browser revalidates every file (a 304 costs a round trip only). */
+/* The browser revalidates every file (a 304 costs a round trip only)... */
 #define CACHE_CONTROL "no-cache"
+/* ... but keeps those named by the page's version without asking. */
+#define CACHE_VERSIONED "public, max-age=31536000, immutable"
+#define VERSION_PREFIX "/v/"
+#define VERSION_LEN 16
 /*
  * The page loads nothing from elsewhere and may not be framed; audio comes
  * from the API (same origin), waveforms are drawn on a canvas.
@@ -50,6 +55,7 @@ struct wfile {
 static struct wfile *files;
 static size_t nfiles;
 static size_t total;
+static char version[VERSION_LEN + 1]; /* of all the files together */
 
 static const struct {
 	const char *ext;
@@ -183,6 +189,76 @@ static int by_path(const void *a, const void *b)
 		      ((const struct wfile *)b)->path);
 }
 
+static struct wfile *find(const char *path)
+{
+	struct wfile key;
+
+	key.path = (char *)path;
+	return files ? bsearch(&key, files, nfiles, sizeof(*files), by_path)
+		     : NULL;
+}
+
+/* The page's version: a hash of its files' ETags (they are sorted). */
+static void page_version(void)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i, k;
+
+	for (i = 0; i < nfiles; i++)
+		for (k = 0; files[i].etag[k]; k++) {
+			h ^= (unsigned char)files[i].etag[k];
+			h *= 0x100000001b3ULL;
+		}
+	snprintf(version, sizeof(version), "%016llx", (unsigned long long)h);
+}
+
+/*
+ * In /index.html, every attribute value that names one of the page's
+ * files (style.css, js/app.js) becomes v/VERSION/ and that name, and the
+ * modules' relative imports follow it: the browser keeps them all until
+ * the page changes, where it would otherwise ask for each one again at
+ * every visit. The version names what the files are now, so an old page
+ * never gets new files under an old name kept for good.
+ */
+static int versioned_index(void)
+{
+	struct wfile *w = find("/index.html");
+	const char *p, *q, *end;
+	char path[PATH_MAX], *out, *o;
+	size_t n = 0;
+
+	if (!w)
+		return 0;
+	for (p = w->body, end = w->body + w->len; p + 1 < end; p++)
+		n += p[0] == '=' && p[1] == '"';
+	out = malloc(w->len + n * (sizeof(VERSION_PREFIX) + VERSION_LEN) + 1);
+	if (!out)
+		return -1;
+	for (p = w->body, o = out; p < end;) {
+		*o++ = *p++;
+		if (p[-1] != '=' || p == end || *p != '"')
+			continue;
+		*o++ = *p++;
+		q = memchr(p, '"', (size_t)(end - p));
+		if (!q || q - p >= (ptrdiff_t)sizeof(path) - 1 || *p == '/')
+			continue;
+		snprintf(path, sizeof(path), "/%.*s", (int)(q - p), p);
+		if (!find(path))
+			continue;
+		memcpy(o, VERSION_PREFIX + 1, strlen(VERSION_PREFIX) - 1);
+		o += strlen(VERSION_PREFIX) - 1;
+		memcpy(o, version, VERSION_LEN);
+		o += VERSION_LEN;
+		*o++ = '/';
+	}
+	free(w->body);
+	w->body = out;
+	total += (size_t)(o - out) - w->len;
+	w->len = (size_t)(o - out);
+	etag_of(w->body, w->len, w->etag);
+	return 0;
+}
+
 /* A build's binary finds the page in the tree: <binary>/../www. */
 static int tree_dir(char *out, size_t size)
 {
@@ -219,8 +295,13 @@ int www_init(const char *dir)
 		return -1;
 	}
 	qsort(files, nfiles, sizeof(*files), by_path);
-	sfs_info("www", "web page: %zu files (%zu bytes) from '%s'", nfiles,
-		 total, dir);
+	page_version();
+	if (versioned_index()) {
+		www_free();
+		return -1;
+	}
+	sfs_info("www", "web page: %zu files (%zu bytes) from '%s', version %s",
+		 nfiles, total, dir, version);
 	return 0;
 }
 
@@ -239,28 +320,40 @@ void www_free(void)
 
 enum MHD_Result api_www(struct req *r)
 {
+	const char *cc = CACHE_CONTROL, *rel = r->path, *slash;
 	struct MHD_Response *resp;
-	struct wfile key, *w;
+	struct wfile *w;
 	char path[PATH_MAX];
-	size_t n = strlen(r->path);
+	size_t n;
 
+	/* /v/VERSION/NAME is NAME, kept for good when VERSION is current */
+	if (strncmp(rel, VERSION_PREFIX, strlen(VERSION_PREFIX)) == 0) {
+		rel += strlen(VERSION_PREFIX);
+		slash = strchr(rel, '/');
+		if (!slash)
+			return respond_status(r, 404, "not_found",
+					      "no such page");
+		if (slash - rel == VERSION_LEN &&
+		    memcmp(rel, version, VERSION_LEN) == 0)
+			cc = CACHE_VERSIONED;
+		rel = slash;
+	}
 	/* a directory's page is its index.html */
-	snprintf(path, sizeof(path), "%s%s", r->path,
-		 n && r->path[n - 1] == '/' ? "index.html" : "");
-	key.path = path;
-	w = files ? bsearch(&key, files, nfiles, sizeof(*files), by_path)
-		  : NULL;
+	n = strlen(rel);
+	snprintf(path, sizeof(path), "%s%s", rel,
+		 n && rel[n - 1] == '/' ? "index.html" : "");
+	w = find(path);
 	if (!w)
 		return respond_status(r, 404, "not_found", "no such page");
 	if (cache_fresh(r, w->etag, 0))
-		return cache_not_modified(r, w->etag, CACHE_CONTROL, NULL);
+		return cache_not_modified(r, w->etag, cc, NULL);
 	resp = MHD_create_response_from_buffer(w->len, w->body,
 					       MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", w->ctype);
 	MHD_add_response_header(resp, "ETag", w->etag);
-	MHD_add_response_header(resp, "Cache-Control", CACHE_CONTROL);
+	MHD_add_response_header(resp, "Cache-Control", cc);
 	MHD_add_response_header(resp, "Content-Security-Policy", CSP);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");

@@ -108,6 +108,15 @@ const struct sfs_config *sfs_store_config(const struct sfs_store *s);
 const char *sfs_store_dir(const struct sfs_store *s);
 
 /*
+ * The data generation: changes after every commit to the store's
+ * database, by any process of this version, with no query (a load from a
+ * mapped counter). An answer made from what was read after the generation
+ * was g is current while the generation is still g. 0 when unknown: then
+ * nothing may be cached by it.
+ */
+uint64_t sfs_store_data_gen(struct sfs_store *s);
+
+/*
  * A number that grows with every committed change of file metadata, in
  * any process. Front ends poll it to notice changes made elsewhere.
  */

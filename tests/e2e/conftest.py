@@ -231,7 +231,7 @@ def make_store(root, blobs=None):
 
 
 class Daemon:
-    def __init__(self, root, store, config=None, args=()):
+    def __init__(self, root, store, config=None, args=(), prefix=()):
         self.root = root
         self.store = store
         self.port = free_port()
@@ -244,7 +244,7 @@ class Daemon:
         self.log = root / f"speechfsd-{self.port}.log"
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [str(SFSD), "--store", str(store), "--listen",
+            [*prefix, str(SFSD), "--store", str(store), "--listen",
              f"127.0.0.1:{self.port}", "--config", str(self.config),
              *args], stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
@@ -272,10 +272,12 @@ class Daemon:
             self.log.read_text()[-3000:]
 
 
-def start(tmp_path_factory, config=None, args=(), blobs=None):
+def start(tmp_path_factory, config=None, args=(), blobs=None, prefix=()):
+    """A store and a daemon on it; prefix: a command the daemon runs
+    under (it must exec the daemon, so that signals reach it)."""
     root = tmp_path_factory.mktemp("sfsd")
     store, tenants, users, keys = make_store(root, blobs)
-    d = Daemon(root, store, config, args)
+    d = Daemon(root, store, config, args, prefix)
     c = Client(d.base, store)
     c.tenants, c.users, c.keys = tenants, users, keys
     c.daemon = d

@@ -265,6 +265,20 @@ def test_paging_as_you_scroll(page, site):
     assert sorted(b.row_names()) == [f"p{i:03d}" for i in range(250)]
 
 
+def test_the_pages_files_come_from_the_cache(page, site):
+    b = page
+    b.open("/?again#/files/")  # a visit, the page seen before
+    b.wait_rows()
+    got = b.js("return performance.getEntriesByType('resource')"
+               ".filter(e => e.name.includes('/v/'))"
+               ".map(e => [e.name, e.transferSize])")
+    names = sorted(n.rsplit("/", 1)[-1] for n, _ in got)
+    assert names == sorted(["style.css", "app.js", "api.js", "util.js",
+                            "list.js", "player.js", "details.js",
+                            "uploads.js"]), got
+    assert all(size == 0 for _, size in got), got  # none asked again
+
+
 # ---- upload and import ----------------------------------------------------
 
 WATCH_PROGRESS = """

@@ -14,6 +14,13 @@ import requests
 
 from conftest import BUILD, ROOT
 
+# The daemon names the page's files in index.html by its version.
+VERSIONED = re.compile(rb'="v/([0-9a-f]{16})/')
+
+
+def unversioned(body):
+    return VERSIONED.sub(b'="', body)
+
 
 def raw_get(port, path):
     """A request line sent as is (requests would normalise the path)."""
@@ -33,7 +40,8 @@ def test_the_page_from_the_tree(sfsd):
     r = requests.get(sfsd.base + "/", timeout=30)
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert r.content == (ROOT / "www" / "index.html").read_bytes()
+    assert unversioned(r.content) == \
+        (ROOT / "www" / "index.html").read_bytes()
     assert r.headers["Cache-Control"] == "no-cache"
     csp = r.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -61,7 +69,7 @@ def test_every_file_of_the_tree_with_its_type(sfsd):
         url = "/" + p.relative_to(www).as_posix()
         r = requests.get(sfsd.base + url, timeout=30)
         assert r.status_code == 200, url
-        assert r.content == p.read_bytes(), url
+        assert unversioned(r.content) == p.read_bytes(), url
         if p.suffix in types:
             assert r.headers["Content-Type"] == types[p.suffix], url
 
@@ -84,6 +92,55 @@ def test_conditional_get_and_head(sfsd):
     assert h.status_code == 200 and h.content == b""
     assert h.headers["ETag"] == etag
     assert int(h.headers["Content-Length"]) == len(r.content)
+
+
+def test_versioned_files_are_kept(sfsd):
+    """index.html names the page's files by the page's version, so a
+    browser keeps them without asking again until the page changes."""
+    page = requests.get(sfsd.base + "/", timeout=30).content
+    versions = set(VERSIONED.findall(page))
+    assert len(versions) == 1, versions
+    v = versions.pop().decode()
+    for name in ("style.css", "js/app.js", "js/api.js", "js/list.js",
+                 "favicon.svg"):
+        assert f'="v/{v}/{name}"'.encode() in page, name
+    assert b'href="#/files/"' in page  # links within the page stay
+    plain = requests.get(sfsd.base + "/js/app.js", timeout=30)
+    kept = requests.get(f"{sfsd.base}/v/{v}/js/app.js", timeout=30)
+    assert kept.status_code == 200 and kept.content == plain.content
+    assert kept.headers["Cache-Control"] == \
+        "public, max-age=31536000, immutable"
+    assert kept.headers["ETag"] == plain.headers["ETag"]
+    assert plain.headers["Cache-Control"] == "no-cache"
+    n = requests.get(f"{sfsd.base}/v/{v}/js/app.js", timeout=30,
+                     headers={"If-None-Match": kept.headers["ETag"]})
+    assert n.status_code == 304
+    assert n.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # another version (a page from before a change): today's file, asked
+    # again next time
+    old = requests.get(sfsd.base + "/v/0123456789abcdef/js/app.js",
+                       timeout=30)
+    assert old.content == plain.content
+    assert old.headers["Cache-Control"] == "no-cache"
+    for bad in (f"/v/{v}", f"/v/{v}/nothing.js", "/v/", "/v/x/y/z.js"):
+        sfsd.assert_error(requests.get(sfsd.base + bad, timeout=30), 404)
+
+
+def test_version_follows_the_files(sfsd_factory, page_dir):
+    (page_dir / "index.html").write_text(
+        '<!doctype html><script type="module" src="sub/a.js"></script>'
+        '<a href="sub/missing.js">x</a><a href="/sub/a.js">y</a>')
+    one = sfsd_factory(args=("--www", str(page_dir)))
+    first = requests.get(one.base + "/", timeout=30).text
+    (page_dir / "sub" / "a.js").write_text("export const a = 2;\n")
+    two = sfsd_factory(args=("--www", str(page_dir)))
+    second = requests.get(two.base + "/", timeout=30).text
+    (v1,) = re.findall(r'src="v/([0-9a-f]{16})/sub/a.js"', first)
+    (v2,) = re.findall(r'src="v/([0-9a-f]{16})/sub/a.js"', second)
+    assert v1 != v2
+    # only names of the page's own files, relative ones, change
+    assert 'href="sub/missing.js"' in second
+    assert 'href="/sub/a.js"' in second
 
 
 def test_only_the_pages_files(sfsd):
@@ -156,7 +213,8 @@ def test_make_install_installs_the_page(sfsd_factory, tmp_path):
     c = sfsd_factory(args=("--www", str(inst)))
     for f in want:
         r = requests.get(f"{c.base}/{f}", timeout=30)
-        assert r.status_code == 200 and r.content == (www / f).read_bytes()
+        assert r.status_code == 200
+        assert unversioned(r.content) == (www / f).read_bytes()
 
 
 def test_readme_shows_the_page():

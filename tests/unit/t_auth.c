@@ -497,6 +497,44 @@ static void test_key_cache(void)
 	fx_close(&f);
 }
 
+/* The data generation: moved by every commit, of any handle, not reads. */
+static void test_data_gen(void)
+{
+	char key[SFS_API_KEY_SIZE], kid[SFS_ID_SIZE];
+	struct sfs_store *other = NULL;
+	struct sfs_actor a;
+	struct sfs_err e;
+	struct fx f;
+	uint64_t g0, g1, g2;
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	g0 = sfs_store_data_gen(f.s);
+	CHECK(g0 != 0);
+	REQUIRE_ST(
+		sfs_key_create(f.s, f.user, SFS_SCOPE_READ, NULL, key, kid, &e),
+		SFS_OK);
+	g1 = sfs_store_data_gen(f.s);
+	CHECK(g1 != g0 && g1 != 0);
+	/* reads leave it */
+	CHECK_ST(sfs_auth_api_key(f.s, key, &a, &e), SFS_OK);
+	CHECK(tfx_sql_int(f.s, "SELECT COUNT(*) FROM api_key") >= 1);
+	CHECK(sfs_store_data_gen(f.s) == g1);
+	/* a commit through another handle (another process) moves it here */
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &other, &e), SFS_OK);
+	CHECK(sfs_store_data_gen(other) == g1);
+	CHECK_ST(sfs_key_revoke(other, kid, &e), SFS_OK);
+	g2 = sfs_store_data_gen(f.s);
+	CHECK(g2 != g1 && g2 != 0);
+	CHECK(sfs_store_data_gen(other) == g2);
+	/* a statement outside a transaction commits too */
+	CHECK(tfx_sql_int(f.s, "UPDATE api_key SET label = 'x'"
+			       " RETURNING 1") >= 1);
+	CHECK(sfs_store_data_gen(other) != g2);
+	sfs_store_close(other);
+	fx_close(&f);
+}
+
 static void test_key_rejects(void)
 {
 	char key[SFS_API_KEY_SIZE], kid[SFS_ID_SIZE], bad[SFS_API_KEY_SIZE];
@@ -1153,6 +1191,7 @@ int main(void)
 	RUN(test_key_roundtrip);
 	RUN(test_key_rejects);
 	RUN(test_key_cache);
+	RUN(test_data_gen);
 	RUN(test_key_cache_counter_mode);
 	RUN(test_jwt_mint_verify);
 	RUN(test_jwt_expiry);
