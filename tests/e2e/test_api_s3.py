@@ -248,6 +248,50 @@ def test_crash_between_upload_and_commit_leaves_nothing(env):
     assert rc == 0, (r, err)
 
 
+
+def test_credentials_from_the_configuration_or_a_credentials_file(
+        tmp_path, env, monkeypatch):
+    """The three places credentials come from, in their order: the
+    configuration's keys, else AWS_*, else a credentials file (its path
+    and profile configured, or ~/.aws/credentials and AWS_PROFILE)."""
+    g = env.gw
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+              "AWS_SESSION_TOKEN", "AWS_PROFILE",
+              "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    # none anywhere: the daemon does not start, and says why
+    with pytest.raises(AssertionError) as exc:
+        env.start()
+    assert "no credentials for the object store" in str(exc.value)
+    env.daemons = []
+    creds = tmp_path / "creds"
+    creds.write_text("[default]\naws_access_key_id = WRONG\n"
+                     "aws_secret_access_key = wrong\n\n"
+                     "# the gateway's user\n[speech]\n"
+                     "aws_access_key_id = %s\naws_secret_access_key = %s\n"
+                     % (g.access_key, g.secret_key))
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text(creds.read_text())
+    monkeypatch.setenv("AWS_PROFILE", "speech")
+    ways = [
+        {"blob.s3.access_key": g.access_key,
+         "blob.s3.secret_key": g.secret_key},
+        {"blob.s3.credentials_file": str(creds),
+         "blob.s3.profile": "speech"},
+        {},  # ~/.aws/credentials, profile AWS_PROFILE
+    ]
+    for i, config in enumerate(ways):
+        c = env.start(config)
+        data = os.urandom(70000 + i)
+        f = c.new_file(data=data, name="w%d" % i)
+        assert c.get(f"/{f['id']}/content").content == data
+        env.stop()
+    assert sorted(env.objects().values()) == [70000, 70001, 70002]
+
+
 def test_daemon_refuses_a_configuration_naming_another_place(env):
     with pytest.raises(AssertionError) as exc:
         env.start({"blob.backend": "local"})
