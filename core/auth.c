@@ -437,7 +437,9 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 		goto out;
 	st = sfsi_db_prep(d,
 			  "SELECT uuid, name, max_bytes, max_files, used_bytes,"
-			  " used_files FROM tenant WHERE uuid = ?1",
+			  " used_files, (SELECT count(*) FROM user u"
+			  " WHERE u.tenant_id = tenant.id)"
+			  " FROM tenant WHERE uuid = ?1",
 			  e);
 	if (!st) {
 		ret = db_status(e);
@@ -460,6 +462,7 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 	out->max_files = sfsi_db_col_int(st, 3);
 	out->used_bytes = sfsi_db_col_int(st, 4);
 	out->used_files = sfsi_db_col_int(st, 5);
+	out->users = sfsi_db_col_int(st, 6);
 out:
 	sfsi_db_reset(st);
 	sfsi_db_put(d);
@@ -474,6 +477,34 @@ static enum sfs_status check_rate(int64_t bps, struct sfs_err *e)
 		return sfs_err_field(e, "download_bps", "invalid",
 				     "must be -1 (default), 0 (unlimited) "
 				     "or a rate in bytes per second");
+	return SFS_OK;
+}
+
+static enum sfs_status name_taken(const char *name, struct sfs_err *e)
+{
+	return sfs_errf(e, SFS_CONFLICT, SFS_R_USER_EXISTS,
+			"the tenant has a user named '%s' already (names are "
+			"unique in a tenant, ignoring case)",
+			name);
+}
+
+enum sfs_status sfsi_tenant_exists(struct db *d, const char *uuid,
+				   struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = sfsi_db_prep(d, "SELECT 1 FROM tenant WHERE uuid = ?1", e);
+	if (!st)
+		return db_status(e);
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return db_status(e);
+	if (rc == 0)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
+				"no tenant '%s'", uuid);
 	return SFS_OK;
 }
 
@@ -496,12 +527,16 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	/* one statement: the tenant cannot vanish between check and insert */
+	/*
+	 * one statement: the tenant cannot vanish, nor the name be taken,
+	 * between the check and the insert (the unique index stands behind)
+	 */
 	st = sfsi_db_prep(
 		d,
 		"INSERT INTO user(uuid, tenant_id, name, download_bps,"
-		" created_at) SELECT ?1, id, ?2, ?3, ?4 FROM tenant"
-		" WHERE uuid = ?5",
+		" created_at) SELECT ?1, t.id, ?2, ?3, ?4 FROM tenant t"
+		" WHERE t.uuid = ?5 AND NOT EXISTS (SELECT 1 FROM user o"
+		" WHERE o.tenant_id = t.id AND o.name = ?2 COLLATE NOCASE)",
 		e);
 	if (!st) {
 		ret = db_status(e);
@@ -514,11 +549,17 @@ enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 	sfsi_db_bind_int(st, 4, sfs_now_ms());
 	sfsi_db_bind_text(st, 5, tenant);
 	ret = sfsi_db_run(st, e);
+	if (ret == SFS_CONFLICT) { /* another insert won the race */
+		if (e)
+			sfs_err_init(e);
+		ret = name_taken(name, e);
+	}
 	if (ret)
 		goto out;
 	if (sfsi_db_changes(d) == 0) {
-		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_TENANT_NOT_FOUND,
-			       "no tenant '%s'", tenant);
+		ret = sfsi_tenant_exists(d, tenant, e);
+		if (!ret)
+			ret = name_taken(name, e);
 		goto out;
 	}
 	sfs_info("auth", "created user '%s' (%s) in tenant %s", name, id,
@@ -739,6 +780,29 @@ static int key_format_ok(const char *key)
 	return key[KEY_LEN] == '\0';
 }
 
+/*
+ * Record a key's use, to the minute: at most one write a minute per key,
+ * outside any transaction, and never a reason to refuse the request.
+ */
+static void note_use(struct db *d, int64_t key, int64_t last_ms)
+{
+	int64_t now = sfs_now_ms();
+	struct db_stmt *st;
+
+	if (now - last_ms < 60 * 1000)
+		return;
+	st = sfsi_db_prep(d,
+			  "UPDATE api_key SET last_used_at = ?1 WHERE id = ?2"
+			  " AND coalesce(last_used_at, 0) < ?1 - 60000",
+			  NULL);
+	if (!st)
+		return;
+	sfsi_db_bind_int(st, 1, now);
+	sfsi_db_bind_int(st, 2, key);
+	if (sfsi_db_run(st, NULL))
+		sfs_debug("auth", "could not note the use of a key");
+}
+
 enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 				 struct sfs_actor *out, struct sfs_err *e)
 {
@@ -746,6 +810,7 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	struct db *d = NULL;
 	struct db_stmt *st = NULL;
 	enum sfs_status ret;
+	int64_t key_row, last;
 	uint64_t gen;
 	int rc;
 
@@ -766,7 +831,8 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	/* by hash through the UNIQUE index: the key never meets a compare */
 	st = sfsi_db_prep(d,
 			  "SELECT u.id, u.uuid, t.id, t.uuid, u.download_bps,"
-			  " k.scopes, k.revoked_at FROM api_key k"
+			  " k.scopes, k.revoked_at, k.id,"
+			  " coalesce(k.last_used_at, 0) FROM api_key k"
 			  " JOIN user u ON u.id = k.user_id"
 			  " JOIN tenant t ON t.id = u.tenant_id"
 			  " WHERE k.hash = ?1",
@@ -797,6 +863,12 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 		    sizeof(out->tenant_id));
 	out->download_bps = sfsi_db_col_int(st, 4);
 	out->scopes = (unsigned)sfsi_db_col_int(st, 5) & SFS_SCOPE_ALL;
+	key_row = sfsi_db_col_int(st, 7);
+	last = sfsi_db_col_int(st, 8);
+	sfsi_db_reset(st);
+	st = NULL;
+	/* a cached key comes back here within a minute: its use is noted */
+	note_use(d, key_row, last);
 	sfsi_keycache_put(s, key, KEY_LEN, gen, out);
 out:
 	sfsi_db_reset(st);

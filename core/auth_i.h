@@ -16,6 +16,14 @@ enum sfs_status sfsi_auth_load_actor(struct db *d, const char *uuid,
 				     struct sfs_actor *out,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * SFS_OK when a tenant with this (normalised) UUID exists, else
+ * SFS_NOT_FOUND ("tenant_not_found", with a message) or the database's
+ * error.
+ */
+enum sfs_status sfsi_tenant_exists(struct db *d, const char *uuid,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+
 /* A valid UUID in lowercase into out; -1 when in is not a UUID. */
 int sfsi_uuid_norm(const char *in, char out[SFS_ID_SIZE]);
 

@@ -299,10 +299,54 @@ static const char schema_v5[] =
 	"ALTER TABLE dir_v5 RENAME TO dir;"
 	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);" DIR_TRIGGERS;
 
+/*
+ * v6: user names become unique in a tenant, ignoring case. Of users
+ * sharing a name, the first made keeps it and the others get " (xxxxxxxx)", the
+ * start of their id, as same-named files do in a listing; the migration
+ * logs each (see renamed_users). API keys note their last use.
+ */
+static const char schema_v6[] =
+	"CREATE TEMP TABLE renamed_user AS SELECT u.id, u.uuid, u.name"
+	" FROM user u WHERE EXISTS (SELECT 1 FROM user o"
+	" WHERE o.tenant_id = u.tenant_id"
+	" AND o.name = u.name COLLATE NOCASE AND o.id < u.id);"
+	"UPDATE user SET name = name || ' (' || substr(uuid, 1, 8) || ')'"
+	" WHERE id IN (SELECT id FROM temp.renamed_user);"
+	"CREATE UNIQUE INDEX user_tenant_name ON user(tenant_id,"
+	" name COLLATE NOCASE);"
+	"ALTER TABLE api_key ADD COLUMN last_used_at INTEGER;";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
-	[3] = schema_v4, [4] = schema_v5,
+	[3] = schema_v4, [4] = schema_v5, [5] = schema_v6,
+};
+
+/* After schema_v6: say which users were renamed, then forget them. */
+static void renamed_users(sqlite3 *h)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(
+		    h,
+		    "SELECT r.uuid, r.name, u.name FROM"
+		    " temp.renamed_user r JOIN user u ON u.id = r.id",
+		    -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			sfs_warn("db",
+				 "user names are unique in a tenant now: user "
+				 "%s '%s' is now '%s'",
+				 (const char *)sqlite3_column_text(st, 0),
+				 (const char *)sqlite3_column_text(st, 1),
+				 (const char *)sqlite3_column_text(st, 2));
+	sqlite3_finalize(st);
+	sqlite3_exec(h, "DROP TABLE IF EXISTS temp.renamed_user", NULL, NULL,
+		     NULL);
+}
+
+/* What a migration leaves to do in C (NULL: nothing). */
+static void (*const after_migration[])(sqlite3 *h) = {
+	[5] = renamed_users,
 };
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
@@ -413,6 +457,9 @@ static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
 				       "schema migration failed");
 			goto out;
 		}
+		if ((size_t)version < ARRAY_SIZE(after_migration) &&
+		    after_migration[version])
+			after_migration[version](h);
 		version++;
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
 			 version);

@@ -82,6 +82,7 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_TENANT_NOT_FOUND] = "tenant_not_found",
 	[SFS_R_TOO_MANY_FAILURES] = "too_many_failures",
 	[SFS_R_UNAUTHENTICATED] = "unauthenticated",
+	[SFS_R_USER_EXISTS] = "user_exists",
 	[SFS_R_USER_NOT_FOUND] = "user_not_found",
 	[SFS_R_VALIDATION_ERROR] = "validation_error",
 };

@@ -6,6 +6,7 @@
  */
 #include "fs_i.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <poll.h>
@@ -150,6 +151,24 @@ static int lone_io(struct fuse_session *se, const struct fuse_buf *b)
 	       poll(&p, 1, 0) == 0;
 }
 
+/*
+ * Wait until the device has a request, taking SIGTERM/SIGINT/SIGHUP only
+ * while waiting: a signal that comes between the loop's look at the
+ * session and a blocking read would leave that read waiting for the next
+ * request (the mount would not stop on Ctrl-C until something touched
+ * it). ppoll unblocks them atomically with the wait; the device is
+ * non-blocking, so a request taken back before the read (its caller
+ * killed) only means another wait. 0, or -errno (-EINTR on a signal).
+ */
+static int wait_request(struct fuse_session *se, const sigset_t *sigs)
+{
+	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
+
+	if (ppoll(&p, 1, NULL, sigs) < 0)
+		return -errno;
+	return 0;
+}
+
 int fs_loop_run(struct fuse_session *se, int nworkers)
 {
 	struct fuse_buf b;
@@ -172,12 +191,16 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 		if (pthread_create(&l.threads[l.nthreads], NULL, loop_worker,
 				   &l) == 0)
 			l.nthreads++;
-	fs_signals_on(&old);
 	if (!l.nthreads)
 		l.nspare = 0; /* everything inline then */
+	/* the signals stay blocked here but in wait_request (and after) */
+	fcntl(fuse_session_fd(se), F_SETFL,
+	      fcntl(fuse_session_fd(se), F_GETFL) | O_NONBLOCK);
 	while (!fuse_session_exited(se)) {
-		res = fuse_session_receive_buf(se, &b);
-		if (res == -EINTR)
+		res = wait_request(se, &old);
+		if (!res)
+			res = fuse_session_receive_buf(se, &b);
+		if (res == -EINTR || res == -EAGAIN)
 			continue;
 		if (res <= 0) {
 			if (res < 0 && !fuse_session_exited(se))
@@ -187,6 +210,7 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
 			fuse_session_process_buf(se, &b);
 	}
+	fs_signals_on(&old);
 	pthread_mutex_lock(&l.mu);
 	l.stop = 1;
 	pthread_cond_broadcast(&l.work_cv);

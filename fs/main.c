@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
+#include "speechfs/config.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -24,6 +26,8 @@ struct fs g_fs = { .wake_fd = -1 };
 struct opts {
 	char *store;
 	char *user;
+	char *config;
+	char *cfg_store; /* the config file's 'store' */
 	char *umask_arg;
 	char *commit_arg;
 	unsigned uid, gid, umask;
@@ -61,6 +65,9 @@ enum {
 static const struct fuse_opt specs[] = { OPT("--store %s", store),
 					 OPT("--store=%s", store),
 					 OPT("store=%s", store),
+					 OPT("--config %s", config),
+					 OPT("--config=%s", config),
+					 OPT("config=%s", config),
 					 OPT("--user %s", user),
 					 OPT("--user=%s", user),
 					 OPT("user=%s", user),
@@ -151,6 +158,9 @@ static void usage(const char *prog)
 	       "\n"
 	       "    --store DIR, -o store=DIR   the speechfs store\n"
 	       "    --user ID, -o user=ID       act as this user (uuid)\n"
+	       "    --config FILE, -o config=FILE\n"
+	       "                                the core's settings (the "
+	       "daemon's file)\n"
 	       "    -f                          stay in the foreground\n"
 	       "    -d                          debug output (implies -f)\n"
 	       "    -s                          serve in a single thread\n"
@@ -169,8 +179,11 @@ static void usage(const char *prog)
 	       "    -o generate=0|1             make listening audio of audio\n"
 	       "                                written here (1)\n"
 	       "    -V, --version               print the version\n"
-	       "    -h, --help                  print this help\n",
-	       prog);
+	       "    -h, --help                  print this help\n"
+	       "\n"
+	       "example:\n"
+	       "    %s --store /srv/speechfs --user $U ~/speech\n",
+	       prog, prog);
 }
 
 /* The values of the mount's own options; a one-line reason on error. */
@@ -180,9 +193,10 @@ static int check_opts(struct opts *o, const struct fuse_cmdline_opts *co)
 
 	if (o->bad)
 		return -1;
-	if (!o->store) {
+	if (!o->store && !o->config) {
 		fprintf(stderr, "speechfs: missing --store DIR (or -o "
-				"store=DIR): the store to mount\n");
+				"store=DIR, or a --config FILE that names "
+				"it): the store to mount\n");
 		return -1;
 	}
 	if (!o->user) {
@@ -254,12 +268,62 @@ static int check_mountpoint(const char *mp, int nonempty)
 	return 0;
 }
 
-static int open_store(const struct opts *o)
+/*
+ * The mount reads the daemon's file for the core's keys (retention,
+ * listening audio, import ...), so both agree; the daemon's own keys are
+ * skipped, 'store' is the default store and 'jobs.enabled = false'
+ * means no_workers.
+ */
+static int mount_key(void *arg, const char *key, const char *value,
+		     int core_key, char *msg, size_t msgsz)
 {
+	struct opts *o = arg;
+	int lvl;
+
+	if (core_key || !strcmp(key, "listen") || !strncmp(key, "http.", 5))
+		return 0;
+	if (!strcmp(key, "store")) {
+		free(o->cfg_store);
+		o->cfg_store = strdup(value);
+		return o->cfg_store ? 0 : -1;
+	}
+	if (!strcmp(key, "jobs.enabled")) {
+		if (!strcmp(value, "false") || !strcmp(value, "0"))
+			o->no_workers = 1;
+		else if (strcmp(value, "true") && strcmp(value, "1"))
+			snprintf(msg, msgsz, "expected true or false");
+		return msg[0] ? -1 : 0;
+	}
+	if (!strcmp(key, "log.level")) {
+		lvl = sfs_log_level_parse(value);
+		if (lvl < 0)
+			snprintf(msg, msgsz,
+				 "expected error, warn, info or debug");
+		else
+			sfs_log_set_level((enum sfs_log_level)lvl);
+		return lvl < 0 ? -1 : 0;
+	}
+	return 1;
+}
+
+static int open_store(struct opts *o)
+{
+	struct sfs_config cfg;
 	struct sfs_err e;
 
 	sfs_err_init(&e);
-	if (sfs_store_open(o->store, NULL, &g_fs.store, &e)) {
+	sfs_config_init(&cfg);
+	if (o->config && sfs_config_read(o->config, &cfg, mount_key, o, &e)) {
+		fprintf(stderr, "speechfs: %s\n", e.message);
+		return -1;
+	}
+	if (!o->store && o->cfg_store)
+		o->store = strdup(o->cfg_store);
+	if (!o->store) {
+		fprintf(stderr, "speechfs: no store: give --store DIR\n");
+		return -1;
+	}
+	if (sfs_store_open(o->store, &cfg, &g_fs.store, &e)) {
 		fprintf(stderr, "speechfs: cannot open store '%s': %s\n",
 			o->store, e.message);
 		return -1;
@@ -307,11 +371,15 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 		goto out_signals;
 	if (fuse_daemonize(co->foreground) || start_workers(o))
 		goto out_unmount;
+	/* systemd's Type=notify: the kernel queues requests until the loop */
+	sd_notifyf(0, "READY=1\nSTATUS=mounted %s as user %s", co->mountpoint,
+		   g_fs.actor.user_id);
 	if (co->singlethread)
 		ret = fuse_session_loop(se);
 	else
 		ret = fs_loop_run(se,
 				  co->max_threads ? (int)co->max_threads : 10);
+	sd_notify(0, "STOPPING=1\nSTATUS=unmounting");
 	/* a signal ends the loop with its number: a clean unmount */
 	if (ret > 0)
 		ret = 0;
@@ -394,6 +462,8 @@ out:
 	free(co.mountpoint);
 	free(o.store);
 	free(o.user);
+	free(o.config);
+	free(o.cfg_store);
 	free(o.umask_arg);
 	free(o.commit_arg);
 	fuse_opt_free_args(&args);

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include "fs_i.h"
 #include "speechfs/json.h"
+#include "speechfs/people.h"
 #include "speechfs/share.h"
 #include "speechfs/tag.h"
 #include "speechfs/xattr.h"
@@ -302,11 +303,21 @@ static int extra_change(uint64_t node, const char *name, const char *val,
 }
 
 /*
- * user.speechfs.share.<userId>: the permission of the direct share with
- * that user. Core's share rules decide (owner only: EACCES; unknown user,
+ * user.speechfs.share.<user>: the permission of the direct share with
+ * that user, named by id or by name (core resolves it in the mount user's
+ * tenant). Core's share rules decide (owner only: EACCES; unknown user,
  * a user of another tenant or oneself: EINVAL).
  */
 #define SHARE_PFX PFX "share."
+
+/* The id of the user a share attribute names; -1 when there is none. */
+static int share_target(const char *who, char id[SFS_ID_SIZE])
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	return sfs_user_resolve(g_fs.store, &g_fs.actor, who, id, &e) ? -1 : 0;
+}
 
 /* The user id of a share attribute's name, or NULL. */
 static const char *share_user(const char *name)
@@ -343,11 +354,14 @@ static int share_perm(const struct sfs_file *f, const char *user)
 	return ret;
 }
 
-static int share_get(uint64_t node, const char *user, struct sfs_buf *b)
+static int share_get(uint64_t node, const char *who, struct sfs_buf *b)
 {
+	char user[SFS_ID_SIZE];
 	struct fs_node n;
 	int ret;
 
+	if (share_target(who, user))
+		return -ENODATA;
 	ret = file_node(node, &n, ENODATA);
 	if (!ret)
 		ret = share_perm(&n.f, user);
@@ -359,10 +373,10 @@ static int share_get(uint64_t node, const char *user, struct sfs_buf *b)
 	return ret;
 }
 
-static int share_set(uint64_t node, const char *user, const char *val,
+static int share_set(uint64_t node, const char *who, const char *val,
 		     size_t size, int flags)
 {
-	char perm[8];
+	char perm[8], user[SFS_ID_SIZE];
 	struct fs_node n;
 	struct sfs_err e;
 	enum sfs_status st;
@@ -377,6 +391,8 @@ static int share_set(uint64_t node, const char *user, const char *val,
 	perm[size] = '\0';
 	p = sfs_perm_parse(perm);
 	if (sfs_share_perm_check(p, NULL))
+		return -EINVAL;
+	if (share_target(who, user))
 		return -EINVAL;
 	sfs_err_init(&e);
 	ret = share_node(node, &n);
@@ -397,13 +413,16 @@ static int share_set(uint64_t node, const char *user, const char *val,
 	return ret;
 }
 
-static int share_remove(uint64_t node, const char *user)
+static int share_remove(uint64_t node, const char *who)
 {
+	char user[SFS_ID_SIZE];
 	struct fs_node n;
 	struct sfs_err e;
 	enum sfs_status st;
 	int ret;
 
+	if (share_target(who, user))
+		return -ENODATA;
 	sfs_err_init(&e);
 	ret = share_node(node, &n);
 	if (!ret) {

@@ -1,340 +1,489 @@
 /*
- * The admin CLI of speechfsd: init a store, create tenants, users and API
- * keys, revoke keys, mint JWTs and check the store (fsck). Every command
- * takes --store DIR and prints text, or JSON with --json.
+ * The admin CLI of speechfsd: one table of commands (git's commands[] is
+ * the model), each with its options, help and example, parsed with
+ * getopt_long. Every argument is checked before the store is touched, so
+ * a wrong one creates nothing (exit 2); the output is the result (an id,
+ * a table, or JSON with --json) and logs appear only with -v.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "httpd.h"
-#include "speechfs/blob.h"
-#include "speechfs/fsck.h"
-#include "speechfs/store.h"
+#include "admin.h"
+#include "speechfs/config.h"
+#include "speechfs/log.h"
 #include "speechfs/banned.h"
 
-#define MAX_OPTS 8
-
-struct args {
-	const char *keys[MAX_OPTS];
-	const char *vals[MAX_OPTS];
-	int n;
-	int json;
-	int repair;
+const struct admin_optdef admin_opts[O_MAX] = {
+	[O_STORE] = { "store", 0, "DIR", K_STR, 0 },
+	[O_CONFIG] = { "config", 'c', "FILE", K_STR, 0 },
+	[O_JSON] = { "json", 0, NULL, K_FLAG, 0 },
+	[O_VERBOSE] = { "verbose", 'v', NULL, K_FLAG, 0 },
+	[O_HELP] = { "help", 'h', NULL, K_FLAG, 0 },
+	[O_NAME] = { "name", 0, "NAME", K_STR, 0 },
+	[O_ID] = { "id", 0, "ID", K_STR, 0 },
+	[O_TENANT] = { "tenant", 0, "TENANT", K_STR, 0 },
+	[O_USER] = { "user", 0, "USER_ID", K_STR, 0 },
+	[O_MAX_BYTES] = { "max-bytes", 0, "BYTES", K_NUM, 0 },
+	[O_MAX_FILES] = { "max-files", 0, "N", K_NUM, 0 },
+	[O_DOWNLOAD_BPS] = { "download-bps", 0, "BPS", K_NUM, -1 },
+	[O_SCOPES] = { "scopes", 0, "SCOPES", K_SCOPES, 0 },
+	[O_LABEL] = { "label", 0, "TEXT", K_STR, 0 },
+	[O_TTL] = { "ttl", 0, "SECONDS", K_NUM, 1 },
+	[O_REPAIR] = { "repair", 0, NULL, K_FLAG, 0 },
 };
 
-static const char *arg(const struct args *a, const char *key)
+/* Every command takes these after its own. */
+static const struct admin_cmd_opt common_opts[] = {
+	{ O_STORE, 0, "the store directory" },
+	{ O_CONFIG, 0,
+	  "take the store and the core's settings from a configuration file "
+	  "(the daemon's)" },
+	{ O_JSON, 0, "print the result as JSON" },
+	{ O_VERBOSE, 0, "log what is done (twice: debug)" },
+	{ O_HELP, 0, "print this help" },
+};
+
+static int is_verb_group(const char *name)
 {
-	int i;
+	size_t i, n = strlen(name);
 
-	for (i = 0; i < a->n; i++)
-		if (strcmp(a->keys[i], key) == 0)
-			return a->vals[i];
-	return NULL;
-}
-
-/* --key value pairs and the flags --json, --repair. */
-static int parse(int argc, char **argv, struct args *a)
-{
-	int i;
-
-	memset(a, 0, sizeof(*a));
-	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			a->json = 1;
-		} else if (strcmp(argv[i], "--repair") == 0) {
-			a->repair = 1;
-		} else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc &&
-			   a->n < MAX_OPTS) {
-			a->keys[a->n] = argv[i] + 2;
-			a->vals[a->n++] = argv[++i];
-		} else {
-			fprintf(stderr,
-				"speechfsd: unexpected argument "
-				"'%s'\n",
-				argv[i]);
-			return -1;
-		}
-	}
+	for (i = 0; i < admin_ncmds; i++)
+		if (strncmp(admin_cmds[i].name, name, n) == 0 &&
+		    admin_cmds[i].name[n] == ' ')
+			return 1;
 	return 0;
 }
 
-static int fail(const struct args *a, const struct sfs_err *e)
+static const struct admin_cmd *find_cmd(const char *name, const char *verb)
 {
-	if (a->json) {
-		json_t *j = json_pack("{s:s, s:s}", "error", sfs_err_type(e),
-				      "message", e->message);
-		char *s = json_dumps(j, JSON_COMPACT);
+	char full[64];
+	size_t i;
 
-		printf("%s\n", s ? s : "{}");
-		free(s);
-		json_decref(j);
+	snprintf(full, sizeof(full), "%s%s%s", name, verb ? " " : "",
+		 verb ? verb : "");
+	for (i = 0; i < admin_ncmds; i++)
+		if (strcmp(admin_cmds[i].name, full) == 0)
+			return &admin_cmds[i];
+	return NULL;
+}
+
+int admin_is_command(const char *a)
+{
+	return strcmp(a, "help") == 0 || strcmp(a, "blob") == 0 ||
+	       find_cmd(a, NULL) || is_verb_group(a);
+}
+
+void admin_list_commands(FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < admin_ncmds; i++)
+		fprintf(f, "  %-15s %s\n", admin_cmds[i].name,
+			admin_cmds[i].summary);
+	fprintf(f, "  %-15s %s\n", "blob show",
+		"where the store keeps its blobs");
+	fprintf(f, "  %-15s %s\n", "blob migrate",
+		"move the blobs into an S3 object store");
+}
+
+/* ---- help ------------------------------------------------------------- */
+
+static void wrap(FILE *f, size_t *col, size_t indent, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (*col + 1 + n > 79) {
+		fprintf(f, "\n%*s", (int)indent, "");
+		*col = indent;
+	} else {
+		fputc(' ', f);
+		(*col)++;
 	}
-	fprintf(stderr, "speechfsd: %s\n",
+	fputs(word, f);
+	*col += n;
+}
+
+static void opt_words(const struct admin_cmd_opt *o, char *buf, size_t size)
+{
+	const struct admin_optdef *d = &admin_opts[o->id];
+
+	if (d->meta)
+		snprintf(buf, size, "%s--%s %s%s", o->req ? "" : "[", d->name,
+			 d->meta, o->req ? "" : "]");
+	else
+		snprintf(buf, size, "[--%s]", d->name);
+}
+
+static void synopsis(FILE *f, const struct admin_cmd *c)
+{
+	char w[128];
+	size_t col, indent, i;
+
+	col = (size_t)fprintf(f, "usage: speechfsd %s", c->name);
+	indent = col + 1;
+	wrap(f, &col, indent, "--store DIR");
+	if (c->positional)
+		wrap(f, &col, indent, c->positional);
+	for (i = 0; i < ARRAY_SIZE(c->opts) && c->opts[i].help; i++) {
+		opt_words(&c->opts[i], w, sizeof(w));
+		wrap(f, &col, indent, w);
+	}
+	wrap(f, &col, indent, "[--json]");
+	wrap(f, &col, indent, "[-v]");
+	fputc('\n', f);
+}
+
+static void opt_line(FILE *f, const struct admin_cmd_opt *o)
+{
+	const struct admin_optdef *d = &admin_opts[o->id];
+	char left[64];
+
+	if (d->shortc)
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", d->shortc,
+			 d->name, d->meta ? " " : "", d->meta ? d->meta : "");
+	else
+		snprintf(left, sizeof(left), "    --%s%s%s", d->name,
+			 d->meta ? " " : "", d->meta ? d->meta : "");
+	char text[256], *w, *save = NULL;
+	size_t col;
+
+	snprintf(text, sizeof(text), "%s%s", o->help,
+		 o->req ? " (required)" : "");
+	if (strlen(left) > 22)
+		col = (size_t)fprintf(f, "  %s\n  %-22s", left, "") -
+		      strlen(left) - 3;
+	else
+		col = (size_t)fprintf(f, "  %-22s", left);
+	for (w = strtok_r(text, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		wrap(f, &col, 25, w);
+	fputc('\n', f);
+}
+
+static void cmd_help(FILE *f, const struct admin_cmd *c)
+{
+	size_t i;
+
+	synopsis(f, c);
+	fprintf(f, "\n%s\n\noptions:\n", c->description);
+	for (i = 0; i < ARRAY_SIZE(c->opts) && c->opts[i].help; i++)
+		opt_line(f, &c->opts[i]);
+	for (i = 0; i < ARRAY_SIZE(common_opts); i++)
+		opt_line(f, &common_opts[i]);
+	fprintf(f, "\nexample:\n  %s\n", c->example);
+}
+
+/* `speechfsd tenant --help`: the verbs of a group. */
+static void group_help(FILE *f, const char *group)
+{
+	size_t i, n = strlen(group);
+
+	fprintf(f, "usage: speechfsd %s VERB --store DIR [options]\n\nverbs:\n",
+		group);
+	for (i = 0; i < admin_ncmds; i++)
+		if (strncmp(admin_cmds[i].name, group, n) == 0 &&
+		    admin_cmds[i].name[n] == ' ')
+			fprintf(f, "  %-8s %s\n", admin_cmds[i].name + n + 1,
+				admin_cmds[i].summary);
+	fprintf(f, "\n'speechfsd %s VERB --help' tells more.\n", group);
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static int usage_error(const struct admin_cmd *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int usage_error(const struct admin_cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "speechfsd %s: ", c->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see 'speechfsd %s --help'\n", c->name);
+	return 2;
+}
+
+/* The getopt table of a command: its options, then the common ones. */
+static size_t build_longopts(const struct admin_cmd *c, struct option *lo,
+			     size_t max, char *shortopts, size_t shortmax)
+{
+	const struct admin_cmd_opt *o;
+	size_t n = 0, ns = 1, i, j;
+
+	shortopts[0] = ':';
+	for (j = 0; j < 2; j++) {
+		size_t count =
+			j ? ARRAY_SIZE(common_opts) : ARRAY_SIZE(c->opts);
+
+		for (i = 0; i < count && n + 1 < max; i++) {
+			o = j ? &common_opts[i] : &c->opts[i];
+			if (!o->help)
+				break;
+			lo[n].name = admin_opts[o->id].name;
+			lo[n].has_arg = admin_opts[o->id].kind == K_FLAG
+						? no_argument
+						: required_argument;
+			lo[n].flag = NULL;
+			lo[n].val = 256 + (int)o->id;
+			n++;
+			if (admin_opts[o->id].shortc && ns + 3 < shortmax) {
+				shortopts[ns++] = admin_opts[o->id].shortc;
+				if (lo[n - 1].has_arg)
+					shortopts[ns++] = ':';
+			}
+		}
+	}
+	memset(&lo[n], 0, sizeof(lo[n]));
+	shortopts[ns] = '\0';
+	return n;
+}
+
+static enum admin_opt_id short_id(int c)
+{
+	size_t i;
+
+	for (i = 0; i < O_MAX; i++)
+		if (admin_opts[i].shortc == c)
+			return (enum admin_opt_id)i;
+	return O_MAX;
+}
+
+/* Check and keep one option's value; 0 or an exit status. */
+static int take(struct admin_ctx *x, enum admin_opt_id id, const char *val)
+{
+	const struct admin_optdef *d = &admin_opts[id];
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	switch (d->kind) {
+	case K_FLAG:
+		x->set[id]++;
+		return 0;
+	case K_NUM:
+		if (sfs_parse_i64(val, &x->num[id]) || x->num[id] < d->min)
+			return usage_error(x->cmd,
+					   "--%s: '%s' is not a whole number "
+					   ">= %" PRId64,
+					   d->name, val, d->min);
+		break;
+	case K_SCOPES:
+		if (sfs_scopes_parse(val, &x->scopes, &e) || !x->scopes)
+			return usage_error(
+				x->cmd, "--scopes: %s",
+				e.nfields ? e.fields[0].message
+					  : "give some of read, write, delete, "
+					    "share");
+		break;
+	case K_STR:
+		if (!*val)
+			return usage_error(x->cmd, "--%s: the value is empty",
+					   d->name);
+		break;
+	}
+	x->val[id] = val;
+	x->set[id] = 1;
+	return 0;
+}
+
+static int parse(struct admin_ctx *x, int argc, char **argv)
+{
+	struct option
+		lo[ARRAY_SIZE(x->cmd->opts) + ARRAY_SIZE(common_opts) + 1];
+	char shortopts[16], prog[64];
+	const struct admin_cmd_opt *o;
+	int c, rc;
+	size_t i;
+
+	snprintf(prog, sizeof(prog), "speechfsd %s", x->cmd->name);
+	build_longopts(x->cmd, lo, ARRAY_SIZE(lo), shortopts,
+		       sizeof(shortopts));
+	if (cli_check_args(prog, argc, argv, shortopts, lo))
+		return 2;
+	optind = 1;
+	while ((c = cli_getopt(prog, argc, argv, shortopts, lo)) != -1) {
+		if (c == '?')
+			return 2;
+		rc = take(x,
+			  c >= 256 ? (enum admin_opt_id)(c - 256) : short_id(c),
+			  optarg);
+		if (rc)
+			return rc;
+	}
+	if (x->set[O_HELP])
+		return 0;
+	if (optind < argc && x->cmd->positional && !x->pos)
+		x->pos = argv[optind++];
+	if (optind < argc)
+		return usage_error(x->cmd, "unexpected argument '%s'",
+				   argv[optind]);
+	for (i = 0; i < ARRAY_SIZE(x->cmd->opts); i++) {
+		o = &x->cmd->opts[i];
+		if (o->help && o->req && !x->set[o->id])
+			return usage_error(x->cmd, "--%s is required",
+					   admin_opts[o->id].name);
+	}
+	if (!x->set[O_STORE] && !x->set[O_CONFIG])
+		return usage_error(x->cmd, "--store DIR is required");
+	return 0;
+}
+
+/* The store and the core's settings: --store, or the --config file's. */
+static int open_store(struct admin_ctx *x)
+{
+	struct httpd_config *cfg = calloc(1, sizeof(*cfg));
+	struct sfs_err e;
+	const char *dir;
+	int rc = 1;
+
+	sfs_err_init(&e);
+	if (!cfg)
+		return 1;
+	httpd_config_init(cfg);
+	if (x->set[O_CONFIG] && httpd_config_load(cfg, x->val[O_CONFIG], &e)) {
+		fprintf(stderr, "speechfsd %s: %s\n", x->cmd->name, e.message);
+		rc = 2;
+		goto out;
+	}
+	dir = x->set[O_STORE] ? x->val[O_STORE] : cfg->store;
+	if (!*dir) {
+		rc = usage_error(x->cmd, "no store: '%s' has no 'store' key",
+				 x->val[O_CONFIG]);
+		goto out;
+	}
+	snprintf(x->store, sizeof(x->store), "%s", dir);
+	if (x->cmd->flags & CMD_NO_OPEN) {
+		rc = 0;
+		goto out;
+	}
+	if (sfs_store_open(x->store, &cfg->core, &x->s, &e)) {
+		fprintf(stderr, "speechfsd %s: cannot open store '%s': %s\n",
+			x->cmd->name, x->store, e.message);
+		admin_json_error(x, &e);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(cfg);
+	return rc;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+void admin_json_error(const struct admin_ctx *x, const struct sfs_err *e)
+{
+	json_t *j;
+	char *s;
+
+	if (!x->set[O_JSON])
+		return;
+	j = json_pack("{s:s, s:s}", "error", sfs_err_type(e), "message",
+		      e->message[0] ? e->message : sfs_status_str(e->status));
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	printf("%s\n", s ? s : "{}");
+	free(s);
+	json_decref(j);
+}
+
+int admin_fail(const struct admin_ctx *x, const struct sfs_err *e)
+{
+	fprintf(stderr, "speechfsd %s: %s\n", x->cmd->name,
 		e->message[0] ? e->message : sfs_status_str(e->status));
+	admin_json_error(x, e);
 	return 1;
 }
 
-/* Print a JSON object (taken) or its text form. */
-static int out(const struct args *a, json_t *j, const char *text)
+int admin_out(const struct admin_ctx *x, json_t *j, const char *text)
 {
-	if (a->json) {
-		char *s = json_dumps(j, JSON_COMPACT);
+	char *s;
 
+	if (x->set[O_JSON]) {
+		s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 		printf("%s\n", s ? s : "{}");
 		free(s);
-	} else {
+	} else if (text && *text) {
 		printf("%s\n", text);
 	}
 	json_decref(j);
 	return 0;
 }
 
-static int need(const char *v, const char *name)
-{
-	if (v)
-		return 0;
-	fprintf(stderr, "speechfsd: --%s is required\n", name);
-	return -1;
-}
+/* ---- main -----------------------------------------------------------------
+ */
 
-static int num(const char *v, int64_t dflt, int64_t *out_v)
+static int run(const struct admin_cmd *c, int argc, char **argv)
 {
-	*out_v = dflt;
-	if (!v)
-		return 0;
-	if (sfs_parse_i64(v, out_v)) {
-		fprintf(stderr, "speechfsd: '%s' is not a number\n", v);
-		return -1;
+	struct admin_ctx *x = calloc(1, sizeof(*x));
+	int rc;
+
+	if (!x)
+		return 1;
+	x->cmd = c;
+	x->scopes = SFS_SCOPE_ALL;
+	rc = parse(x, argc, argv);
+	if (rc || x->set[O_HELP]) {
+		if (!rc)
+			cmd_help(stdout, c);
+		goto out;
 	}
-	return 0;
-}
-
-static json_t *scope_names(unsigned scopes)
-{
-	json_t *arr = json_array();
-	unsigned bit;
-
-	for (bit = 1; bit <= SFS_SCOPE_SHARE; bit <<= 1)
-		if (scopes & bit)
-			json_array_append_new(arr,
-					      json_string(sfs_scope_name(bit)));
-	return arr;
-}
-
-static void fsck_line(void *arg, const char *line)
-{
-	(void)arg;
-	fprintf(stderr, "fsck: %s\n", line);
-}
-
-static int run(const char *cmd, const char *sub, struct args *a)
-{
-	struct sfs_store *s = NULL;
-	struct sfs_err e;
-	char id[SFS_ID_SIZE], kid[SFS_ID_SIZE], key[SFS_API_KEY_SIZE];
-	char text[512];
-	const char *store = arg(a, "store");
-	unsigned scopes = SFS_SCOPE_ALL;
-	int64_t n1, n2;
-	int rc = 1;
-
-	sfs_err_init(&e);
-	if (need(store, "store"))
-		return 2;
-	if (strcmp(cmd, "init") == 0) {
-		if (sfs_store_init(store, &e))
-			return fail(a, &e);
-		snprintf(text, sizeof(text), "initialized store '%s'", store);
-		return out(a, json_pack("{s:s}", "store", store), text);
-	}
-	if (arg(a, "scopes") && sfs_scopes_parse(arg(a, "scopes"), &scopes, &e))
-		return fail(a, &e);
-	if (sfs_store_open(store, NULL, &s, &e))
-		return fail(a, &e);
-	if (strcmp(cmd, "tenant") == 0 && strcmp(sub, "create") == 0) {
-		if (need(arg(a, "name"), "name") ||
-		    num(arg(a, "max-bytes"), 0, &n1) ||
-		    num(arg(a, "max-files"), 0, &n2))
-			goto done;
-		if (sfs_tenant_create(s, arg(a, "name"), n1, n2, id, &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		rc = out(a,
-			 json_pack("{s:s, s:s}", "id", id, "name",
-				   arg(a, "name")),
-			 id);
-	} else if (strcmp(cmd, "tenant") == 0 && strcmp(sub, "quota") == 0) {
-		struct sfs_tenant_info ti;
-
-		/* a limit not given stays as it is; the result is shown */
-		if (need(arg(a, "id"), "id"))
-			goto done;
-		if (sfs_tenant_get(s, arg(a, "id"), &ti, &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		if (num(arg(a, "max-bytes"), ti.max_bytes, &n1) ||
-		    num(arg(a, "max-files"), ti.max_files, &n2))
-			goto done;
-		memcpy(id, ti.id, sizeof(id));
-		if (sfs_tenant_set_quota(s, id, n1, n2, &e) ||
-		    sfs_tenant_get(s, id, &ti, &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		snprintf(text, sizeof(text),
-			 "max bytes %" PRId64 ", max files %" PRId64
-			 " (0 = unlimited); used %" PRId64 " bytes, %" PRId64
-			 " files",
-			 ti.max_bytes, ti.max_files, ti.used_bytes,
-			 ti.used_files);
-		rc = out(a,
-			 json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "id",
-				   ti.id, "name", ti.name, "maxBytes",
-				   (json_int_t)ti.max_bytes, "maxFiles",
-				   (json_int_t)ti.max_files, "usedBytes",
-				   (json_int_t)ti.used_bytes, "usedFiles",
-				   (json_int_t)ti.used_files),
-			 text);
-	} else if (strcmp(cmd, "user") == 0 && strcmp(sub, "rate") == 0) {
-		if (need(arg(a, "id"), "id") ||
-		    need(arg(a, "download-bps"), "download-bps") ||
-		    num(arg(a, "download-bps"), -1, &n1))
-			goto done;
-		if (sfs_user_set_rate(s, arg(a, "id"), n1, &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		rc = out(a,
-			 json_pack("{s:s, s:I}", "id", arg(a, "id"),
-				   "downloadBytesPerSecond", (json_int_t)n1),
-			 "updated");
-	} else if (strcmp(cmd, "user") == 0 && strcmp(sub, "create") == 0) {
-		if (need(arg(a, "tenant"), "tenant") ||
-		    need(arg(a, "name"), "name") ||
-		    num(arg(a, "download-bps"), -1, &n1))
-			goto done;
-		if (sfs_user_create(s, arg(a, "tenant"), arg(a, "name"), n1, id,
-				    &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		rc = out(a,
-			 json_pack("{s:s, s:s, s:s}", "id", id, "tenantId",
-				   arg(a, "tenant"), "name", arg(a, "name")),
-			 id);
-	} else if (strcmp(cmd, "key") == 0 && strcmp(sub, "create") == 0) {
-		if (need(arg(a, "user"), "user"))
-			goto done;
-		if (sfs_key_create(s, arg(a, "user"), scopes, arg(a, "label"),
-				   key, kid, &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		snprintf(text, sizeof(text),
-			 "key id: %s\nkey: %s\n"
-			 "(the key is shown only now)",
-			 kid, key);
-		rc = out(a,
-			 json_pack("{s:s, s:s, s:s, s:o}", "id", kid, "key",
-				   key, "userId", arg(a, "user"), "scopes",
-				   scope_names(scopes)),
-			 text);
-	} else if (strcmp(cmd, "key") == 0 && strcmp(sub, "revoke") == 0) {
-		if (need(arg(a, "id"), "id"))
-			goto done;
-		if (sfs_key_revoke(s, arg(a, "id"), &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		rc = out(a,
-			 json_pack("{s:s, s:b}", "id", arg(a, "id"), "revoked",
-				   1),
-			 "revoked");
-	} else if (strcmp(cmd, "jwt") == 0) {
-		struct sfs_buf b = SFS_BUF_INIT(8192);
-
-		if (need(arg(a, "user"), "user") ||
-		    num(arg(a, "ttl"), 3600, &n1))
-			goto done;
-		if (sfs_jwt_mint(s, arg(a, "user"), scopes, n1, &b, &e)) {
-			sfs_buf_release(&b);
-			rc = fail(a, &e);
-			goto done;
-		}
-		rc = out(a, json_pack("{s:s}", "token", b.buf), b.buf);
-		sfs_buf_release(&b);
-	} else if (strcmp(cmd, "fsck") == 0) {
-		struct sfs_fsck_report r;
-
-		memset(&r, 0, sizeof(r));
-		if (sfs_fsck(s, a->repair, &r, fsck_line, NULL, &e)) {
-			rc = fail(a, &e);
-			goto done;
-		}
-		snprintf(text, sizeof(text),
-			 "blobs %" PRId64 ", orphans %" PRId64
-			 ", missing %" PRId64 ", bad refcounts %" PRId64
-			 ", repaired %" PRId64,
-			 r.blobs_checked, r.orphan_files, r.missing_files,
-			 r.bad_refcounts, r.repaired);
-		rc = out(a,
-			 json_pack("{s:I, s:I, s:I, s:I, s:I}", "blobsChecked",
-				   (json_int_t)r.blobs_checked, "orphanFiles",
-				   (json_int_t)r.orphan_files, "missingFiles",
-				   (json_int_t)r.missing_files, "badRefcounts",
-				   (json_int_t)r.bad_refcounts, "repaired",
-				   (json_int_t)r.repaired),
-			 text);
-		if (!a->repair &&
-		    (r.orphan_files || r.missing_files || r.bad_refcounts))
-			rc = 3;
-	} else {
-		fprintf(stderr, "speechfsd: unknown command '%s %s'\n", cmd,
-			sub);
-		rc = 2;
-	}
-done:
-	sfs_store_close(s);
+	/* quiet on success: the core's info lines only with -v */
+	sfs_log_set_level(x->set[O_VERBOSE] >= 2   ? SFS_LOG_DEBUG
+			  : x->set[O_VERBOSE] == 1 ? SFS_LOG_INFO
+						   : SFS_LOG_WARN);
+	rc = open_store(x);
+	if (!rc)
+		rc = c->fn(x);
+	sfs_store_close(x->s);
+out:
+	free(x);
 	return rc;
-}
-
-int admin_is_command(const char *a)
-{
-	static const char *const cmds[] = { "init", "tenant", "user", "key",
-					    "jwt",  "fsck",   "blob" };
-	size_t i;
-
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(a, cmds[i]) == 0)
-			return 1;
-	return 0;
 }
 
 int admin_main(int argc, char **argv)
 {
-	struct args a;
-	const char *cmd = argv[0], *sub = "";
-	int first = 1;
+	const struct admin_cmd *c;
+	int help = 0;
 
-	if (strcmp(cmd, "blob") == 0)
+	/* blob show|migrate parse their own options (admin_blob.c) */
+	if (strcmp(argv[0], "blob") == 0)
 		return admin_blob_main(argc, argv);
-	/* tenant, user and key take a verb */
-	if (strcmp(cmd, "tenant") == 0 || strcmp(cmd, "user") == 0 ||
-	    strcmp(cmd, "key") == 0) {
-		if (argc < 2 || strncmp(argv[1], "--", 2) == 0) {
+	if (strcmp(argv[0], "help") == 0) {
+		/* `speechfsd help [COMMAND [VERB]]` */
+		if (argc == 1) {
+			printf("commands (each with --help):\n");
+			admin_list_commands(stdout);
+			return 0;
+		}
+		argc--;
+		argv++;
+		help = 1;
+	}
+	c = find_cmd(argv[0], NULL);
+	if (!c) {
+		/* a group: tenant, user, key */
+		if (argc < 2 || argv[1][0] == '-') {
+			int asked = argc >= 2 && (!strcmp(argv[1], "--help") ||
+						  !strcmp(argv[1], "-h"));
+
+			group_help(asked || help ? stdout : stderr, argv[0]);
+			return asked || help ? 0 : 2;
+		}
+		c = find_cmd(argv[0], argv[1]);
+		if (!c) {
 			fprintf(stderr,
-				"speechfsd: usage: speechfsd %s "
-				"create|quota|rate|revoke --store DIR ...\n",
-				cmd);
+				"speechfsd %s: unknown verb '%s'; see "
+				"'speechfsd %s --help'\n",
+				argv[0], argv[1], argv[0]);
 			return 2;
 		}
-		sub = argv[1];
-		first = 2;
+		argc--;
+		argv++;
 	}
-	if (parse(argc - first, argv + first, &a))
-		return 2;
-	return run(cmd, sub, &a);
+	if (help) {
+		cmd_help(stdout, c);
+		return 0;
+	}
+	return run(c, argc, argv);
 }

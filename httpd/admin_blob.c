@@ -12,6 +12,7 @@
 #include <string.h>
 #include "httpd.h"
 #include "speechfs/blob.h"
+#include "speechfs/log.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
@@ -96,6 +97,7 @@ static int migrate(int argc, char **argv)
 		{ "region", required_argument, NULL, 'r' },
 		{ "path-style", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -114,7 +116,7 @@ static int migrate(int argc, char **argv)
 
 	sfs_config_init(&cfg);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -127,6 +129,9 @@ static int migrate(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'v':
+			sfs_log_set_level(SFS_LOG_INFO);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -193,16 +198,25 @@ static int migrate(int argc, char **argv)
 static int show(int argc, char **argv)
 {
 	struct sfs_store *s = NULL;
+	struct sfs_config cfg;
 	struct sfs_err e;
 	const struct sfs_config *c;
-	const char *store = NULL;
+	const char *store = NULL, *config = NULL;
 	int i, json = 0;
 
+	sfs_config_init(&cfg);
 	for (i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--store") && i + 1 < argc)
 			store = argv[++i];
+		else if ((!strcmp(argv[i], "--config") ||
+			  !strcmp(argv[i], "-c")) &&
+			 i + 1 < argc)
+			config = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
 			json = 1;
+		else if (!strcmp(argv[i], "--verbose") ||
+			 !strcmp(argv[i], "-v"))
+			sfs_log_set_level(SFS_LOG_INFO);
 		else {
 			fputs(usage, stderr);
 			return 2;
@@ -212,8 +226,10 @@ static int show(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (config && load_config(config, &cfg))
+		return 2;
 	sfs_err_init(&e);
-	if (sfs_store_open(store, NULL, &s, &e)) {
+	if (sfs_store_open(store, &cfg, &s, &e)) {
 		fprintf(stderr, "speechfsd: %s\n", e.message);
 		return 1;
 	}
@@ -241,8 +257,68 @@ static int show(int argc, char **argv)
 	return 0;
 }
 
+static const char show_help[] =
+	"usage: speechfsd blob show --store DIR [--config FILE] [--json] [-v]\n"
+	"\n"
+	"Where the store keeps its blobs: local (its blobs/ directory) or\n"
+	"s3 with the bucket, prefix and endpoint.\n"
+	"\n"
+	"options:\n"
+	"      --store DIR        the store directory\n"
+	"  -c, --config FILE      the core's settings (the daemon's file)\n"
+	"      --json             print the result as JSON\n"
+	"  -v, --verbose          log what is done\n"
+	"  -h, --help             print this help\n"
+	"\n"
+	"example:\n"
+	"  speechfsd blob show --store /srv/speechfs\n";
+
+static const char migrate_help[] =
+	"usage: speechfsd blob migrate --to s3 --store DIR [--config FILE]\n"
+	"              [--endpoint URL] [--bucket B] [--prefix P]\n"
+	"              [--region R] [--path-style true|false] [--json]\n"
+	"\n"
+	"Move the store's blobs into an S3 object store, then switch the\n"
+	"store to it (a run stopped before the switch resumes).\n"
+	"\n"
+	"options:\n"
+	"      --to s3            the kind of store to move to (required)\n"
+	"      --endpoint URL     the object store (blob.s3.endpoint)\n"
+	"      --bucket B         the bucket (blob.s3.bucket)\n"
+	"      --prefix P         the key prefix (blob.s3.prefix)\n"
+	"      --region R         the region (blob.s3.region)\n"
+	"      --path-style true|false\n"
+	"                         path-style URLs (blob.s3.path_style)\n"
+	"      --store DIR        the store directory\n"
+	"  -c, --config FILE      the blob.s3.* keys (the daemon's file)\n"
+	"      --json             print the result as JSON\n"
+	"  -v, --verbose          log what is done\n"
+	"  -h, --help             print this help\n"
+	"\n"
+	"example:\n"
+	"  speechfsd blob migrate --to s3 --store /srv/speechfs "
+	"--config /etc/speechfs/speechfsd.conf\n";
+
+static int asks_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
 int admin_blob_main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "show") && asks_help(argc, argv)) {
+		fputs(show_help, stdout);
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "migrate") && asks_help(argc, argv)) {
+		fputs(migrate_help, stdout);
+		return 0;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "migrate"))
 		return migrate(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "show"))

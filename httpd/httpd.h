@@ -7,6 +7,7 @@
 #define SPEECHFSD_HTTPD_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <jansson.h>
@@ -15,6 +16,7 @@
 #include "speechfs/buf.h"
 #include "speechfs/err.h"
 #include "speechfs/file.h"
+#include "speechfs/store.h"
 #include "parse.h"
 #include "speechfs/token.h"
 #include "speechfs/util.h"
@@ -50,6 +52,23 @@ struct httpd_opts {
 	int head_timeout_s;	      /* a request head, from its first byte */
 	int64_t min_body_rate;	      /* bytes/s a body averages after that */
 	int response_cache;	      /* answers kept (respcache.c); 0: none */
+};
+
+/* Everything the configuration says: the file, then the command line. */
+struct httpd_kv {
+	char key[64];
+	char value[256];
+};
+
+struct httpd_config {
+	char store[4096];
+	char listen[256];
+	int log_level; /* enum sfs_log_level */
+	int workers;   /* run the job workers (jobs.enabled) */
+	struct httpd_opts opts;
+	struct sfs_config core;
+	struct httpd_kv seen[96]; /* the file's keys as read, for reloads */
+	int nseen;
 };
 
 struct httpd {
@@ -253,8 +272,31 @@ void cors_headers(struct req *r);
 /* OPTIONS on a resource whose methods are `allow`: a preflight or not. */
 enum MHD_Result cors_options(struct req *r, const char *allow);
 
+/* config.c */
+void httpd_config_init(struct httpd_config *c);
+/* Read a file into c; -1 with "FILE:LINE: KEY: ..." in e. */
+int httpd_config_load(struct httpd_config *c, const char *path,
+		      struct sfs_err *e);
+/*
+ * SIGHUP: read the file again; apply the run-time keys to g_httpd and the
+ * log level (unless level_fixed: given on the command line), log each
+ * change. A file with an error changes nothing. The number of changes,
+ * or -1.
+ */
+int httpd_config_reload(struct httpd_config *cur, const char *path,
+			int level_fixed);
+/*
+ * "8080", "HOST:PORT" (an IPv4 address or localhost), "[IPV6]:PORT".
+ * 0, or -1 with why (and the forms accepted) in msg.
+ */
+int httpd_listen_parse(const char *s, struct sockaddr_storage *ss,
+		       socklen_t *len, int *v6, char *msg, size_t msgsz);
+
 /* limits.c */
 int limits_init(void);
+/* New request rates (a reload), taken by the buckets at once. */
+void limits_set_rates(double rps, double burst, double upload_rps,
+		      double upload_burst);
 void limits_stop(void);
 /* 0 allowed; else the seconds to wait (Retry-After). */
 int limits_take(const struct sfs_actor *a, int upload);
@@ -297,6 +339,7 @@ enum MHD_Result api_listening_purge(struct req *r);
 enum MHD_Result api_shares_list(struct req *r);
 enum MHD_Result api_shares_create(struct req *r);
 enum MHD_Result api_shares_delete(struct req *r);
+enum MHD_Result api_users_list(struct req *r);
 enum MHD_Result api_listening_peaks(struct req *r);
 enum MHD_Result api_tags_list(struct req *r);
 enum MHD_Result api_session_create(struct req *r);
@@ -306,12 +349,30 @@ enum MHD_Result api_www(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 
-/* openapi_doc.c */
+/* openapi.c: httpd/openapi.json, NUL-terminated */
 extern const char httpd_openapi_json[];
 
 /* admin.c */
 int admin_main(int argc, char **argv);
 int admin_is_command(const char *arg);
+/* The commands with their summaries, one per line. */
+void admin_list_commands(FILE *f);
+
+/* cli.c */
+struct option;
+/*
+ * Check argv before getopt_long sees it: a long option must be given by
+ * its whole name (no abbreviations) and a flag takes no "=value". Prints
+ * what is wrong (naming the option) and returns -1.
+ */
+int cli_check_args(const char *prog, int argc, char **argv,
+		   const char *shortopts, const struct option *lo);
+/*
+ * getopt_long with our messages: a missing value or an unknown option is
+ * printed (naming it) and returned as '?'. shortopts starts with ':'.
+ */
+int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+	       const struct option *lo);
 /* admin_blob.c: speechfsd blob show|migrate */
 int admin_blob_main(int argc, char **argv);
 

@@ -119,6 +119,17 @@ int limits_take(const struct sfs_actor *a, int upload)
 	return wait > 0 ? wait : 0;
 }
 
+void limits_set_rates(double rps, double burst, double upload_rps,
+		      double upload_burst)
+{
+	pthread_mutex_lock(&lock);
+	g_httpd.opts.rate_rps = rps;
+	g_httpd.opts.rate_burst = burst;
+	g_httpd.opts.upload_rps = upload_rps;
+	g_httpd.opts.upload_burst = upload_burst;
+	pthread_mutex_unlock(&lock);
+}
+
 /*
  * Failed authentications, per client address: a small table of buckets
  * probed from a keyed hash (an attacker cannot aim at another address's
@@ -252,7 +263,8 @@ void limits_auth_failed(const struct sockaddr *peer)
 int64_t limits_bps(const struct sfs_actor *a)
 {
 	if (a->download_bps < 0)
-		return g_httpd.opts.default_download_bps;
+		return __atomic_load_n(&g_httpd.opts.default_download_bps,
+				       __ATOMIC_RELAXED);
 	return a->download_bps;
 }
 

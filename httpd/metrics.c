@@ -71,8 +71,10 @@ enum MHD_Result api_metrics(struct req *r)
 	sfs_err_init(&e);
 	pthread_mutex_lock(&lock);
 	fail |= sfs_buf_adds(
-		&b, "# HELP speechfs_http_requests_total Requests by route and "
-		    "status.\n# TYPE speechfs_http_requests_total counter\n");
+		&b,
+		"# HELP speechfs_http_requests_total Requests answered, by "
+		"route "
+		"and status.\n# TYPE speechfs_http_requests_total counter\n");
 	for (i = 0; i <= MAX_ROUTES; i++)
 		for (st = 0; st < NSTATUS; st++)
 			if (requests[i][st])
@@ -84,7 +86,8 @@ enum MHD_Result api_metrics(struct req *r)
 					requests[i][st]);
 	fail |= sfs_buf_adds(
 		&b,
-		"# HELP speechfs_http_request_duration_seconds Latency.\n"
+		"# HELP speechfs_http_request_duration_seconds Time from a "
+		"request's first byte to its response's last.\n"
 		"# TYPE speechfs_http_request_duration_seconds histogram\n");
 	for (i = 0; i <= NBUCKETS; i++) {
 		cum += hist[i];
@@ -105,8 +108,12 @@ enum MHD_Result api_metrics(struct req *r)
 		&b,
 		"speechfs_http_request_duration_seconds_sum %f\n"
 		"speechfs_http_request_duration_seconds_count %" PRIu64 "\n"
+		"# HELP speechfs_http_bytes_in_total Bytes of request bodies "
+		"received.\n"
 		"# TYPE speechfs_http_bytes_in_total counter\n"
 		"speechfs_http_bytes_in_total %" PRIu64 "\n"
+		"# HELP speechfs_http_bytes_out_total Bytes of response bodies "
+		"sent.\n"
 		"# TYPE speechfs_http_bytes_out_total counter\n"
 		"speechfs_http_bytes_out_total %" PRIu64 "\n",
 		lat_sum, lat_count, bytes_in, bytes_out);
@@ -122,8 +129,10 @@ enum MHD_Result api_metrics(struct req *r)
 		"speechfs_http_response_cache_total{result=\"miss\"} %" PRIu64
 		"\n",
 		hits, misses);
-	fail |= sfs_buf_adds(&b, "# HELP speechfs_jobs Jobs by kind and "
-				 "state.\n# TYPE speechfs_jobs gauge\n");
+	fail |= sfs_buf_adds(
+		&b,
+		"# HELP speechfs_jobs Jobs in the store (all "
+		"processes), by kind and state.\n# TYPE speechfs_jobs gauge\n");
 	if (sfs_job_stats(g_httpd.store, job_line, &b, &e))
 		fail |= sfs_buf_adds(&b, "# jobs unavailable\n");
 	if (fail) {

@@ -62,6 +62,9 @@ static const struct route routes[] = {
 	  "shares_create", SIGNED_NO, 0 },
 	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
 	  api_shares_delete, "shares_delete", SIGNED_NO, 0 },
+	{ "GET", "/api/v1/speech-services/users", R, BODY_NO, 0, api_users_list,
+	  "users_list", SIGNED_NO, 0 },
+
 	{ "GET", B "/{id}/listening-audio/peaks", R, BODY_NO, 0,
 	  api_listening_peaks, "listening_peaks", SIGNED_NO, 0 },
 	{ "GET", "/api/v1/speech-services/tags", R, BODY_NO, 0, api_tags_list,

@@ -1,7 +1,9 @@
 #!/bin/sh
 # `make run`: a demo store under ./var (a tenant, a user and an API key,
-# made once and kept in ./var/demo.env), speechfsd on 127.0.0.1:8080 and
-# the mount at ./mnt, in the foreground; Ctrl-C unmounts and stops both.
+# made once), speechfsd on 127.0.0.1:8080 and the mount at ./mnt, in the
+# foreground; Ctrl-C unmounts and stops both and exits 0. var/demo.env is
+# written at every start (the URL of this start, the key of the store);
+# a second `make run` on the same var/ says what is running instead.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,14 +22,51 @@ die() {
 	exit 1
 }
 
-json_field() {
-	$PY -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
+# Ctrl-C on a terminal signals the whole foreground process group, make
+# included, and make then fails with "Interrupt" however cleanly the demo
+# stops. So on a terminal the demo runs in a process group of its own that
+# gets the terminal: Ctrl-C reaches the demo alone, it stops everything
+# and exits 0, and so does make.
+if [ -z "${SFS_DEMO_OWN_GROUP:-}" ] && [ -t 0 ] && [ -t 2 ]; then
+	SFS_DEMO_OWN_GROUP=1 exec $PY -c '
+import os, signal, sys
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+tty = os.open("/dev/tty", os.O_RDWR)
+before = os.tcgetpgrp(tty)
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    os.tcsetpgrp(tty, os.getpgrp())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execv(sys.argv[1], sys.argv[1:])
+try:
+    os.setpgid(pid, pid)  # or the child did, and may have run exec
+except OSError:
+    pass
+_, status = os.waitpid(pid, 0)
+os.tcsetpgrp(tty, before)
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+' "$0"
+fi
 
 [ -x "$SPEECHFSD" ] || die "$SPEECHFSD is missing (run make)"
 [ -x "$SPEECHFS" ] || die "$SPEECHFS is missing (run make)"
+mkdir -p "$VAR" "$MNT"
 
-if $PY - "$PORT" <<'PYEOF'
+# One demo per var/: var/demo.run names the one that runs.
+if [ -f "$VAR/demo.run" ]; then
+	# shellcheck disable=SC1091
+	. "$VAR/demo.run"
+	if kill -0 "${DEMO_PID:-0}" 2>/dev/null &&
+		grep -q run-demo "/proc/$DEMO_PID/cmdline" 2>/dev/null; then
+		die "a demo is already running on this store (pid $DEMO_PID):" \
+			"API on 127.0.0.1:$DEMO_PORT, mount at $DEMO_MNT;" \
+			"stop it with Ctrl-C in its terminal (or kill $DEMO_PID)"
+	fi
+fi
+if $PY - "$PORT" <<'PYEOF'; then
 import socket, sys
 s = socket.socket()
 try:
@@ -36,34 +75,44 @@ except OSError:
     sys.exit(0)
 sys.exit(1)
 PYEOF
-then
-	die "port $PORT on 127.0.0.1 is taken; stop what uses it or set SPEECHFS_PORT"
+	die "port $PORT on 127.0.0.1 is taken by another program;" \
+		"stop it or set SPEECHFS_PORT"
 fi
 if mountpoint -q "$MNT" 2>/dev/null; then
-	die "$MNT is already a mount point; unmount it with: fusermount3 -u $MNT"
+	die "$MNT is still mounted, but no demo runs: unmount it with" \
+		"fusermount3 -u $MNT"
 fi
-mkdir -p "$VAR" "$MNT"
 
 if [ ! -f "$STORE/speechfs.db" ]; then
-	"$SPEECHFSD" init --store "$STORE" >/dev/null
-	tenant=$("$SPEECHFSD" tenant create --store "$STORE" --name demo --json |
-		json_field id)
+	"$SPEECHFSD" init --store "$STORE"
+	tenant=$("$SPEECHFSD" tenant create --store "$STORE" --name demo)
 	user=$("$SPEECHFSD" user create --store "$STORE" --tenant "$tenant" \
-		--name demo --json | json_field id)
+		--name demo)
 	key=$("$SPEECHFSD" key create --store "$STORE" --user "$user" \
 		--scopes read,write,delete,share --label demo --json |
-		json_field key)
-	umask 077
-	cat >"$VAR/demo.env" <<ENV
-SPEECHFS_URL=http://127.0.0.1:$PORT/api/v1/speech-services/files
-SPEECHFS_KEY=$key
-SPEECHFS_USER=$user
-SPEECHFS_TENANT=$tenant
-ENV
+		$PY -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+	(
+		umask 077
+		printf 'SPEECHFS_KEY=%s\nSPEECHFS_USER=%s\nSPEECHFS_TENANT=%s\n' \
+			"$key" "$user" "$tenant" >"$VAR/demo.credentials"
+	)
 	echo "A demo store was made in $STORE."
-	echo "Its API key (shown once, also saved in var/demo.env): $key"
+	echo "Its API key (shown once, also saved in $VAR/demo.env): $key"
 fi
+[ -f "$VAR/demo.credentials" ] ||
+	die "$VAR/demo.credentials is missing: remove $VAR to start afresh"
+# this start's URL with the store's credentials, every time
+(
+	umask 077
+	printf 'SPEECHFS_URL=http://127.0.0.1:%s/api/v1/speech-services/files\n' \
+		"$PORT" >"$VAR/demo.env.new"
+	cat "$VAR/demo.credentials" >>"$VAR/demo.env.new"
+	mv "$VAR/demo.env.new" "$VAR/demo.env"
+)
+# shellcheck disable=SC1091
 . "$VAR/demo.env"
+printf 'DEMO_PID=%s\nDEMO_PORT=%s\nDEMO_MNT=%s\n' "$$" "$PORT" "$MNT" \
+	>"$VAR/demo.run"
 
 daemon=""
 mount_pid=""
@@ -71,12 +120,21 @@ stop() {
 	trap - INT TERM
 	echo
 	echo "stopping ..."
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" || true
+	# SIGTERM: the mount unmounts itself and exits (an unmount from
+	# outside would leave it running while any other mount namespace
+	# still holds a copy of the mount)
+	if [ -n "$mount_pid" ]; then
+		kill -TERM "$mount_pid" 2>/dev/null || true
+		wait "$mount_pid" 2>/dev/null || true
 	fi
-	[ -n "$mount_pid" ] && wait "$mount_pid" 2>/dev/null || true
-	[ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null || true
-	[ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -uz "$MNT" || true
+	fi
+	if [ -n "$daemon" ]; then
+		kill -TERM "$daemon" 2>/dev/null || true
+		wait "$daemon" 2>/dev/null || true
+	fi
+	rm -f "$VAR/demo.run"
 	echo "stopped."
 	exit "${1:-0}"
 }
@@ -87,8 +145,10 @@ daemon=$!
 i=0
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do
 	i=$((i + 1))
-	[ $i -lt 100 ] || { kill "$daemon" 2>/dev/null; die "speechfsd did not start"; }
-	kill -0 "$daemon" 2>/dev/null || die "speechfsd exited"
+	if [ $i -ge 100 ] || ! kill -0 "$daemon" 2>/dev/null; then
+		echo "make run: speechfsd did not start" >&2
+		stop 1
+	fi
 	sleep 0.1
 done
 
@@ -114,7 +174,7 @@ Try, in another shell:
   . $VAR/demo.env
   curl -H "X-API-Key: \$SPEECHFS_KEY" "\$SPEECHFS_URL"
   curl -H "X-API-Key: \$SPEECHFS_KEY" -F file=@some.wav -F name=hello "\$SPEECHFS_URL"
-  ls -l mnt/ mnt/.listening/
+  ls -l $MNT/ $MNT/.listening/
 
 Ctrl-C stops both.
 MSG

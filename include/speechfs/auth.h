@@ -52,6 +52,7 @@ struct sfs_tenant_info {
 	int64_t max_files; /* 0 = unlimited */
 	int64_t used_bytes;
 	int64_t used_files;
+	int64_t users;
 };
 
 enum sfs_status sfs_tenant_create(struct sfs_store *s, const char *name,
@@ -65,7 +66,10 @@ enum sfs_status sfs_tenant_get(struct sfs_store *s, const char *id,
 			       struct sfs_tenant_info *out,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
-/* download_bps: -1 = the daemon's default, 0 = unlimited. */
+/*
+ * download_bps: -1 = the daemon's default, 0 = unlimited. A name another
+ * user of the tenant has (ignoring case) is SFS_CONFLICT ("user_exists").
+ */
 enum sfs_status sfs_user_create(struct sfs_store *s, const char *tenant_id,
 				const char *name, int64_t download_bps,
 				char id_out[SFS_ID_SIZE],
@@ -96,7 +100,10 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
-/* SFS_UNAUTHENTICATED for an unknown or revoked key. */
+/*
+ * SFS_UNAUTHENTICATED for an unknown or revoked key. A key's last use is
+ * recorded to the minute (one write a minute at most, best effort).
+ */
 enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 				 struct sfs_actor *out,
 				 struct sfs_err *e) SFS_MUST_CHECK;

@@ -1,14 +1,24 @@
 /*
- * Logging: one line per event to stderr (or a configured sink), tagged with
- * a subsystem, in git's message style: lower case, no full stop.
+ * Logging: one line per event to stderr, tagged with a subsystem, in git's
+ * message style: lower case, no full stop; with a syslog priority prefix
+ * when stderr is systemd's journal.
  */
 #ifndef SPEECHFS_LOG_H
 #define SPEECHFS_LOG_H
 
 enum sfs_log_level { SFS_LOG_ERROR, SFS_LOG_WARN, SFS_LOG_INFO, SFS_LOG_DEBUG };
 
+/* "error", "warn" (or "warning"), "info", "debug"; -1 when unknown. */
+int sfs_log_level_parse(const char *s);
+const char *sfs_log_level_name(enum sfs_log_level lvl);
+/* Safe to call while other threads log (a reload sets it). */
 void sfs_log_set_level(enum sfs_log_level lvl);
 enum sfs_log_level sfs_log_get_level(void);
+/*
+ * 1 when stderr is systemd's journal (JOURNAL_STREAM): lines then start
+ * with a syslog priority, "<3>" ... "<7>", and carry no time stamp.
+ */
+int sfs_log_to_journal(void);
 void sfs_log(enum sfs_log_level lvl, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

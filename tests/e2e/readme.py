@@ -122,7 +122,8 @@ def commands(text):
 
 # What the session defines before the README's commands run: curl fails on
 # an HTTP error (the README's commands are meant to succeed) and is quiet;
-# sudo and mpv stand in where this machine has none (root, no sound card).
+# sudo stands in where this machine has none (root), and mpg123 decodes
+# without playing (-t: this machine has no sound card).
 PRELUDE = r"""
 exec 2>&1
 set -o pipefail
@@ -136,9 +137,7 @@ if ! command -v sudo >/dev/null; then
 		fi
 	}
 fi
-if ! command -v mpv >/dev/null; then
-	mpv() { mpg123 -q -t "$@"; }
-fi
+mpg123() { command mpg123 -q -t "$@"; }
 """
 
 

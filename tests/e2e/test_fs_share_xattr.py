@@ -219,3 +219,42 @@ def test_share_non_owner(store, mounts):
     with pytest.raises(OSError) as ei:
         os.setxattr(t, S + bob, b"VIEW")
     assert ei.value.errno == errno.EACCES
+
+
+def test_share_by_user_name(store, mounts, api):
+    """user.speechfs.share.<name>: a user of the mount's tenant named by
+    name (ignoring case) is the same share as by id; a name of another
+    tenant's user, or nobody's, is refused like an unknown id."""
+    d, tenant, users = store
+    alice, bob = users
+    url, keys = api
+    other = admin("tenant", "create", "--store", str(d), "--name", "o")["id"]
+    admin("user", "create", "--store", str(d), "--tenant", other,
+          "--name", "carol")
+    a = mounts(alice)
+    f = a.path("by-name.txt")
+    f.write_bytes(b"by name")
+    fid = xget(f, P + "id")
+    p = setfattr("-n", S + "bob", "-v", "EDIT", str(f))
+    assert p.returncode == 0, p.stderr
+    assert api_shares(url, keys[0], fid) == {bob: "EDIT"}
+    # the same share, by id or by any case of the name
+    assert getfattr_value(f, S + "BOB")[1] == "EDIT"
+    assert getfattr_value(f, S + bob)[1] == "EDIT"
+    # the listing names shares by id, as before
+    assert [n for n in os.listxattr(f) if n.startswith(S)] == [S + bob]
+    p = setfattr("-n", S + "Bob", "-v", "VIEW", str(f))
+    assert p.returncode == 0, p.stderr
+    assert api_shares(url, keys[0], fid) == {bob: "VIEW"}
+    for who in ("carol", "nobody"):
+        with pytest.raises(OSError) as ei:
+            os.setxattr(f, S + who, b"VIEW")
+        assert ei.value.errno == errno.EINVAL, who
+        with pytest.raises(OSError) as ei:
+            os.getxattr(f, S + who)
+        assert ei.value.errno == errno.ENODATA, who
+    os.removexattr(f, S + "bob")
+    assert api_shares(url, keys[0], fid) == {}
+    with pytest.raises(OSError) as ei:
+        os.removexattr(f, S + "bob")
+    assert ei.value.errno == errno.ENODATA

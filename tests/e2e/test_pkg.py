@@ -1,163 +1,31 @@
 """Shipping: the Debian package (built with `make deb`, its contents,
 lintian, installed with dpkg, the installed daemon and admin CLI at work,
-purged at teardown whatever happened), the man pages, the shipped default
-configuration, and `make run` in a fresh copy of the tree with a file
-uploaded through the API and one copied into the mount, stopped with
-Ctrl-C (SIGINT to its process group).
+a purge that keeps the store unless asked, purged at teardown whatever
+happened), the man pages and the shipped default configuration. The
+units under systemd are in test_pkg_systemd.py, `make run` in
+test_make_run.py.
 
 These tests install a package system-wide: they need root, as the test
 machine is (a disposable one)."""
-import fcntl
 import json
 import os
 import pathlib
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 import requests
 
 import readme
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
-VERSION = (ROOT / "VERSION").read_text().strip()
-API = "/api/v1/speech-services/files"
-DEB = BUILD / f"speechfs_{VERSION}_amd64.deb"
+from pkgtest import (API, BUILD, ROOT, VERSION, clean_env, deb,  # noqa: F401
+                     dpkg, free_port, installed, mounts,
+                     packaged_admin, purge, readme_pkg_blocks, run, stop,
+                     unit_value, wait_healthy)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="installs a package: needs root")
-
-
-def clean_env(**extra):
-    """The environment without the calling make's jobserver and flags."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
-    env.update(extra)
-    return env
-
-
-def run(cmd, timeout=120, check=True, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                       **kw)
-    if check:
-        assert p.returncode == 0, \
-            f"{cmd} exited {p.returncode}:\n{p.stdout[-3000:]}\n" \
-            f"{p.stderr[-3000:]}"
-    return p
-
-
-def dpkg(*args, check=True):
-    """dpkg, waiting up to two minutes for another dpkg to finish."""
-    deadline = time.time() + 120
-    while True:
-        p = run(["dpkg", *args], check=False, timeout=300,
-                env=clean_env(DEBIAN_FRONTEND="noninteractive"))
-        if "lock" not in p.stderr or time.time() > deadline:
-            break
-        time.sleep(2)
-    if check:
-        assert p.returncode == 0, f"dpkg {args}: {p.stdout}\n{p.stderr}"
-    return p
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listeners(port):
-    """Who listens on TCP port `port`: "pid N: command line" of each
-    process holding a listening socket on it (from /proc, as ss -ltnp
-    would tell)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = pathlib.Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            f = row.split()
-            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{f[9]}]")
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
-                       for fd in fds):
-                continue
-            cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue    # gone meanwhile, or a descriptor closed
-        cmd = cmd.replace(b"\0", b" ").decode(errors="replace")
-        found.append(f"pid {pid}: {cmd.strip()}")
-    return found
-
-
-def daemon_report(proc, what):
-    """What a failure of a daemon needs: what went wrong, its exit status,
-    who listened on its port (while it was up, else now) and everything it
-    wrote to stderr (read once: a second report shows the same)."""
-    port = getattr(proc, "port", None)
-    seen = getattr(proc, "listeners", None)
-    if seen is None and port:
-        seen = f"{listeners(port)} (after it ended)"
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    if not hasattr(proc, "err_text"):
-        proc.err_text = proc.stderr.read()
-    proc.reported = True
-    return (f"{what}\ndaemon pid {proc.pid}: {' '.join(proc.args)}\n"
-            f"exit status {proc.returncode}\n"
-            f"listening on port {port}: {seen}\n"
-            f"its stderr:\n{proc.err_text}")
-
-
-def wait_healthy(base, proc, seconds=20):
-    """Waits for /healthz to answer 200, then checks that the process
-    listening on the port is `proc` (not another daemon that took it)."""
-    proc.port = int(base.rsplit(":", 1)[1])
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(daemon_report(proc, "the daemon exited at start"))
-        try:
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail(daemon_report(proc, f"{base}/healthz did not answer "
-                                  f"in {seconds} s"))
-    proc.listeners = listeners(proc.port)
-    if [ln.split(":")[0] for ln in proc.listeners] != [f"pid {proc.pid}"]:
-        pytest.fail(daemon_report(proc, "another process answered"))
-
-
-def stop(proc):
-    """SIGTERM; the daemon must exit 0 within 20 s. A daemon whose failure
-    was already reported is only made sure to be gone."""
-    if getattr(proc, "reported", False):
-        return
-    if proc.poll() is not None:
-        pytest.fail(daemon_report(proc, "the daemon ended before SIGTERM"))
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pytest.fail(daemon_report(proc, "the daemon did not stop on "
-                                  "SIGTERM"))
-    if proc.returncode != 0:
-        pytest.fail(daemon_report(proc, "the daemon failed at SIGTERM"))
 
 
 # ---- the sources: man pages and the default configuration ---------------
@@ -186,29 +54,33 @@ def test_man_and_config_name_every_option():
     the daemon and the admin CLI is in speechfsd(8), of the mount in
     speechfs(1)."""
     core = c_keys("core/store.c", r'\b(?:I64|INT|BOOL|STR)\("([a-z0-9_.]+)"')
-    daemon = c_keys("httpd/main.c", r'K\("(http\.[a-z_]+)"')
+    daemon = c_keys("httpd/config.c", r'K\("(http\.[a-z_]+)"')
     assert len(core) >= 19 and len(daemon) >= 14, (core, daemon)
     conf = (ROOT / "packaging/debian/speechfsd.conf").read_text()
     shown = set(re.findall(r"^#([a-z0-9_.]+) =", conf, re.M))
-    where = {"store", "listen"}     # also options of the command line
-    assert shown == core | daemon | where, (shown ^ (core | daemon | where))
-    assert not re.search(r"^[a-z]", conf, re.M), "an active setting"
+    # the unit passes only --config: where the daemon is lives in the file
+    active = dict(re.findall(r"^([a-z][a-z0-9_.]*) = (.*)$", conf, re.M))
+    assert active == {"store": "/var/lib/speechfs/store",
+                      "listen": "127.0.0.1:8080"}, active
+    own = {"log.level", "jobs.enabled"}
+    assert shown | set(active) == core | daemon | own | {"store", "listen"}, \
+        (shown ^ (core | daemon | own))
     man8 = (ROOT / "packaging/man/speechfsd.8").read_text()
     man8 = man8.replace("\\-", "-")
-    for k in core | daemon:
+    for k in core | daemon | own:
         assert k in man8, k
+    # every option of the daemon and of the admin table (test_man.py
+    # compares each command's --help with its own section)
     longopts = c_keys("httpd/main.c", r'\{\s*"([a-z-]+)", (?:required|no)_arg')
-    admin = c_keys("httpd/admin.c", r'arg\(a, "([a-z-]+)"\)')
-    admin |= {"json", "repair"}
     assert {"store", "listen", "config", "no-workers"} <= longopts
+    admin = c_keys("httpd/admin.c", r'\[O_[A-Z_]+\] = \{ "([a-z-]+)"')
+    assert {"store", "json", "name", "max-bytes", "scopes"} <= admin
     for opt in longopts | admin:
         assert f"--{opt}" in man8, opt
-    for cmd in ("init", "tenant create", "tenant quota", "user create",
-                "user rate", "key create", "key revoke", "jwt", "fsck"):
-        assert f"B {cmd}" in man8 or f"speechfsd {cmd}" in man8, cmd
     man1 = (ROOT / "packaging/man/speechfs.1").read_text().replace("\\-", "-")
-    for opt in ("--store", "--user", "-f", "-d", "-s", "ro", "allow_other",
-                "uid=", "umask=", "no_workers", "listening=", "--version"):
+    for opt in ("--store", "--user", "--config", "-f", "-d", "-s", "ro",
+                "allow_other", "uid=", "umask=", "no_workers", "listening=",
+                "generate=", "--version"):
         assert opt in man1, opt
 
 
@@ -253,73 +125,6 @@ def test_make_install_installs_binaries_and_man_pages(tmp_path):
 
 
 # ---- the Debian package ----------------------------------------------------
-
-def readme_pkg_blocks():
-    """The README's package blocks: installing, then the service user."""
-    install, service = [b for b in readme.blocks() if b.kind == "pkg"]
-    return readme.commands(install.text), readme.commands(service.text)
-
-
-@pytest.fixture(scope="module")
-def deb():
-    """`make deb` once for the module (the README's first package
-    command); the path of the .deb."""
-    assert readme_pkg_blocks()[0][0] == "make deb"
-    if DEB.exists():
-        DEB.unlink()
-    run(["make", "-C", str(ROOT), f"B={BUILD}", "deb"], timeout=600,
-        env=clean_env())
-    assert DEB.is_file()
-    return DEB
-
-
-def purge_all():
-    """dpkg --purge, then what an earlier installation may have left on
-    the machine: the store in /var/lib/speechfs (kept by a run stopped
-    before its purge, or by a package whose purge keeps it), /etc/speechfs
-    and the system user and group. The machine is then as before the first
-    installation, where the tests start: the postinst makes the user and a
-    store of this version (an older store of a newer version would stop
-    the daemon: "the store's schema N is newer than this program's")."""
-    dpkg("--purge", "speechfs", check=False)
-    st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"], check=False)
-    assert st.returncode != 0 or st.stdout.endswith(" not-installed"), \
-        f"speechfs is still installed: {st.stdout}"
-    for d in ("/var/lib/speechfs", "/etc/speechfs"):
-        shutil.rmtree(d, ignore_errors=True)
-    if run(["getent", "passwd", "speechfs"], check=False).returncode == 0:
-        run(["userdel", "speechfs"])
-    if run(["getent", "group", "speechfs"], check=False).returncode == 0:
-        run(["groupdel", "speechfs"])
-    for d in ("/var/lib/speechfs", "/etc/speechfs"):
-        assert not os.path.exists(d), d
-
-
-@pytest.fixture
-def installed(deb, tmp_path):
-    """The package installed with the README's command (apt installs the
-    local .deb and any dependency missing) on a machine without any trace
-    of an earlier installation, purged at teardown whatever happened. The
-    package is machine-wide: a lock file keeps two test runs on one
-    machine (two checkouts) from installing it at once."""
-    lock = open("/run/lock/speechfs-test-pkg.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    purge_all()
-    sh = readme.Session(ROOT, clean_env(DEBIAN_FRONTEND="noninteractive"),
-                        subst=[("./build/", f"{BUILD}/"),
-                               ("apt install", "apt install -y -q")])
-    try:
-        for cmd in readme_pkg_blocks()[0][1:]:
-            sh.run(cmd, retry_for=0, timeout=600)
-        sh.close()
-        st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"])
-        assert st.stdout == "install ok installed", st.stdout
-        yield deb
-    finally:
-        sh.close()
-        purge_all()
-        lock.close()
-
 
 def test_deb_contents(deb):
     listing = run(["dpkg-deb", "-c", str(deb)]).stdout
@@ -374,23 +179,19 @@ def test_lintian_has_no_errors(deb):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def unit_value(unit, key):
-    text = pathlib.Path("/lib/systemd/system", unit).read_text()
-    return [ln.split("=", 1)[1] for ln in text.splitlines()
-            if ln.startswith(key + "=")]
-
-
 def start_as_unit():
     """The daemon as speechfsd.service runs it (its ExecStart, as its user,
-    on the packaged store and configuration), on a free port in case a
-    systemd runs the unit itself; (process, port)."""
+    on the packaged configuration, which the user must be able to read),
+    on a free port (--listen over the file's) in case a systemd runs the
+    unit itself; (process, port)."""
     (execstart,) = unit_value("speechfsd.service", "ExecStart")
     argv = execstart.split()
-    assert argv[0] == "/usr/sbin/speechfsd" and "127.0.0.1:8080" in argv
+    assert argv == ["/usr/sbin/speechfsd", "--config",
+                    "/etc/speechfs/speechfsd.conf"]
     port = free_port()
-    argv[argv.index("127.0.0.1:8080")] = f"127.0.0.1:{port}"
     proc = subprocess.Popen(["setpriv", "--reuid=speechfs",
-                             "--regid=speechfs", "--init-groups", *argv],
+                             "--regid=speechfs", "--init-groups", *argv,
+                             "--listen", f"127.0.0.1:{port}"],
                             cwd="/", stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     return proc, port
@@ -554,174 +355,42 @@ def test_readme_service_user_block_and_fstab_line(installed):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def test_purge_removes_user_store_and_conffile(installed):
-    dpkg("--purge", "speechfs")
-    assert run(["id", "speechfs"], check=False).returncode != 0
-    assert not os.path.exists("/var/lib/speechfs")
-    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
+def test_purge_keeps_the_store_unless_asked(installed):
+    """dpkg --purge keeps the store and its owner by default and says
+    where it is; a new installation uses it again; only the answer 'yes'
+    to the package's question removes it."""
+    tenant = packaged_admin("tenant", "create", "--name", "kept")
+    show = run(["debconf-show", "speechfs"]).stdout
+    assert "speechfs/purge_store: false" in show, show
+    p = purge()
+    assert p.returncode == 0, p.stderr
+    assert "the store /var/lib/speechfs/store was kept" in p.stdout + p.stderr
+    st = run(["dpkg-query", "-W", "-f=${Status}", "speechfs"], check=False)
+    assert "not-installed" in st.stdout or st.returncode != 0
     assert not os.path.exists("/usr/sbin/speechfsd")
+    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
+    assert pathlib.Path("/var/lib/speechfs/store/speechfs.db").is_file()
+    run(["id", "speechfs"])
+    # installed again: the same store, the tenant still there
+    dpkg("-i", str(installed))
+    q = json.loads(packaged_admin("tenant", "quota", "--id", tenant,
+                                  "--json"))
+    assert q["name"] == "kept"
+    # the administrator says yes: the store and its owner go
+    p = purge(remove_store=True)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists("/var/lib/speechfs")
+    assert run(["id", "speechfs"], check=False).returncode != 0
+    assert not os.path.exists("/etc/speechfs/speechfsd.conf")
 
 
-# ---- make run ----------------------------------------------------------
-
-def copy_tree(dst):
-    """The working tree (not builds, var/, mnt/ or .git), as a fresh
-    checkout would have it, plus the current build so make finds it up to
-    date (tar keeps the times)."""
-    excl = ["--exclude=./build", "--exclude=./build-*", "--exclude=./var",
-            "--exclude=./mnt", "--exclude=./.git", "--exclude=./debian"]
-    tar = subprocess.Popen(["tar", "-C", str(ROOT), "-cf", "-", *excl, "."],
-                           stdout=subprocess.PIPE)
-    run(["tar", "-C", str(dst), "-xf", "-"], stdin=tar.stdout)
-    assert tar.wait() == 0
-    if BUILD.is_dir():
-        tar = subprocess.Popen(["tar", "-C", str(BUILD), "-cf", "-",
-                                "--exclude=./deb", "--exclude=./*.deb",
-                                "."], stdout=subprocess.PIPE)
-        (dst / "build").mkdir()
-        run(["tar", "-C", str(dst / "build"), "-xf", "-"], stdin=tar.stdout)
-        assert tar.wait() == 0
-
-
-def eventually(fn, seconds=15):
-    deadline = time.time() + seconds
-    while True:
-        v = fn()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(0.2)
-
-
-def interrupt(proc, mnt, log, what):
-    """Ctrl-C: SIGINT to the whole foreground group; its exit status. If it
-    does not stop, kill it, unmount what it left and fail."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
-        pytest.fail(f"{what} did not stop on SIGINT: {read(log)}")
-
-
-def test_make_run_in_a_fresh_copy(tmp_path):
-    src = tmp_path / "speechfs"
-    src.mkdir()
-    copy_tree(src)
-    port = free_port()
-    log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen(["make", "run"], cwd=src, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port)))
-    mnt = src / "mnt"
-    try:
-        def up():
-            assert proc.poll() is None, \
-                f"make run exited {proc.returncode}: {read(log)}"
-            return "speechfs is running" in read(log)
-        assert eventually(up, 180), read(log)
-        assert str(mnt) in mounts()
-        env = dict(ln.split("=", 1) for ln in
-                   (src / "var/demo.env").read_text().split())
-        assert env["SPEECHFS_URL"] == f"http://127.0.0.1:{port}{API}"
-        h = {"X-API-Key": env["SPEECHFS_KEY"]}
-        # through the API, seen in the mount
-        data = tmp_path / "from-api.txt"
-        data.write_bytes(b"uploaded with curl")
-        run(["curl", "-sSf", "-H", f"X-API-Key: {env['SPEECHFS_KEY']}",
-             "-F", f"file=@{data}", "-F", "name=from-api",
-             env["SPEECHFS_URL"]])
-        entry = mnt / "from-api.txt"
-        assert eventually(entry.exists), os.listdir(mnt)
-        assert entry.read_bytes() == b"uploaded with curl"
-        # through the mount, seen by the API
-        run(["cp", str(tmp_path / "from-api.txt"),
-             str(mnt / "from-mount.txt")])
-
-        def listed():
-            r = requests.get(env["SPEECHFS_URL"], headers=h, timeout=10)
-            assert r.status_code == 200, r.text
-            return [f for f in r.json()["files"]
-                    if f["name"].startswith("from-mount")]
-        found = eventually(listed)
-        assert len(found) == 1, found
-        r = requests.get(f"{env['SPEECHFS_URL']}/{found[0]['id']}/content",
-                         headers=h, timeout=10)
-        assert r.content == b"uploaded with curl"
-    finally:
-        rc = interrupt(proc, mnt, log, "make run")
-    out = read(log)
-    # make re-raises the SIGINT it got after its recipe ended; the script
-    # itself must have ended cleanly ("stopped.", no error from make)
-    assert rc in (0, -signal.SIGINT), out
-    assert "stopped." in out and not re.search(r"make: \*\*\*.*Error", out), \
-        out
-    assert "A demo store was made" in out
-    assert str(mnt) not in mounts()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)  # no daemon, no mount left behind
-
-    # make itself dies of the SIGINT it was sent; the script make ran must
-    # exit 0 on it. Run it as make does, a second time: it finds the demo
-    # store and its key in var/ again.
-    log.truncate(0)
-    proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env=clean_env(SPEECHFS_PORT=str(port), B="build"))
-    try:
-        assert eventually(lambda: "speechfs is running" in read(log) or
-                          proc.poll() is not None, 60), read(log)
-        assert proc.poll() is None, read(log)
-        assert "A demo store was made" not in read(log)
-        assert (mnt / "from-api.txt").read_bytes() == b"uploaded with curl"
-    finally:
-        rc = interrupt(proc, mnt, log, "run-demo.sh")
-    assert rc == 0, read(log)
-    assert "stopped." in read(log)
-    assert str(mnt) not in mounts()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)
-
-    # a daemon that dies by itself: the script unmounts and fails; one
-    # that the Ctrl-C reached before the script (it exits 0 only when
-    # stopped by a signal): the script unmounts and ends cleanly
-    for sig, want_rc, says in ((signal.SIGKILL, 1,
-                                "speechfsd exited (status 137)"),
-                               (signal.SIGINT, 0, "speechfsd stopped")):
-        log.truncate(0)
-        proc = subprocess.Popen(["./packaging/run-demo.sh"], cwd=src,
-                                stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True,
-                                env=clean_env(SPEECHFS_PORT=str(port),
-                                              B="build"))
-        try:
-            assert eventually(lambda: "speechfs is running" in read(log) or
-                              proc.poll() is not None, 60), read(log)
-            pids = run(["pgrep", "-g", str(proc.pid), "-x", "speechfsd"])
-            (pid,) = pids.stdout.split()
-            os.kill(int(pid), sig)
-            rc = proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                subprocess.run(["fusermount3", "-uz", str(mnt)],
-                               capture_output=True)
-        assert rc == want_rc, read(log)
-        assert says in read(log)
-        assert "stopped." in read(log)
-        assert str(mnt) not in mounts()
-
-
-def mounts():
-    """The mount points of /proc/self/mountinfo (a dead FUSE mount too)."""
-    with open("/proc/self/mountinfo") as f:
-        return [ln.split()[4] for ln in f]
-
-
-def read(f):
-    f.flush()
-    f.seek(0)
-    return f.read()
+def test_apt_remove_keeps_everything(installed):
+    tenant = packaged_admin("tenant", "create", "--name", "kept")
+    dpkg("--remove", "speechfs")
+    assert not os.path.exists("/usr/sbin/speechfsd")
+    assert pathlib.Path("/etc/speechfs/speechfsd.conf").is_file()
+    assert pathlib.Path("/var/lib/speechfs/store/speechfs.db").is_file()
+    dpkg("-i", str(installed))
+    q = json.loads(packaged_admin("tenant", "quota", "--id", tenant,
+                                  "--json"))
+    assert q["name"] == "kept"

@@ -79,9 +79,9 @@ def test_two_commands_are_what_ci_and_test_pkg_run():
     ci = [ln for ln in (ROOT / ".ci/run").read_text().splitlines()
           if ln and not ln.startswith("#")]
     assert ci[-1] == "make test"
-    pkg = (ROOT / "tests/e2e/test_pkg.py").read_text()
+    pkg = (ROOT / "tests/e2e/test_make_run.py").read_text()
     assert re.search(r'\["make", "run"\]', pkg)
-    assert "def test_make_run_in_a_fresh_copy" in pkg
+    assert "def test_make_run_on_a_terminal" in pkg
 
 
 def test_systemd_blocks_name_shipped_units():
@@ -93,7 +93,8 @@ def test_systemd_blocks_name_shipped_units():
         for cmd in readme.commands(b.text):
             m = re.match(r"sudo systemctl (\w+) (?:--now )?([\w@.-]+)", cmd)
             if not m:
-                assert cmd.startswith("journalctl -u "), cmd
+                assert cmd.startswith(("journalctl -u ",
+                                       "sudo editor /etc/speechfs/")), cmd
                 continue
             seen += 1
             name = m.group(2)
@@ -209,17 +210,24 @@ def test_demo_blocks_against_make_run(demo, tmp_path):
     port = demo
     env = dict(l.split("=", 1) for l in
                (tmp_path / "var/demo.env").read_text().split())
-    sh = readme.Session(tmp_path, session_env(tmp_path))
+    home = tmp_path / "home"    # tools write dotfiles to HOME
+    home.mkdir()
+    sh = readme.Session(tmp_path, session_env(home))
+    before = set(os.listdir(tmp_path))
     try:
         for b in of_kind("demo"):
             for cmd in readme.commands(b.text):
                 sh.run(cmd)
+        # the demo's files are under var/: the checkout stays clean
+        assert set(os.listdir(tmp_path)) == before
+        assert sh.run("pwd").strip() == str(tmp_path)
         # the upload went in whole, the MP3s are real, and the last state
         # of the mount example is what the API says
-        assert (tmp_path / "original.wav").read_bytes() == \
-            (tmp_path / "meeting-2026-02-25.wav").read_bytes()
+        var = tmp_path / "var"
+        assert (var / "original.wav").read_bytes() == \
+            (var / "meeting-2026-02-25.wav").read_bytes()
         for mp3 in ("listening.mp3", "listening-part.mp3"):
-            p = subprocess.run(["mpg123", "-q", "-t", str(tmp_path / mp3)],
+            p = subprocess.run(["mpg123", "-q", "-t", str(var / mp3)],
                                capture_output=True, text=True)
             assert p.returncode == 0, p.stderr
         h = {"X-API-Key": env["SPEECHFS_KEY"]}
