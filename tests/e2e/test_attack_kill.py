@@ -83,7 +83,7 @@ def test_kill_9_mid_upload_loses_no_acknowledged_upload(tmp_path_factory):
             assert not t.is_alive()
         left = staging_parts(store)
         stale_seen += bool(left)
-        p = subprocess.run([str(SFSD), "fsck", "--store", str(store)],
+        p = subprocess.run([str(SFSD), "fsck", "-v", "--store", str(store)],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stdout + p.stderr
         if left:

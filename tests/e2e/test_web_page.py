@@ -577,6 +577,62 @@ def test_delete_undo_restore_purge(page, site):
     assert b.row("interview") is None  # the trash leaves purged files out
 
 
+def test_share_with_a_colleague_by_name(page, site):
+    b = page
+    fid = site.files["weekly-meeting"]["id"]
+    b.js("location.hash = '#/files/meetings/'")
+    open_details(b, "weekly-meeting")
+    b.wait(lambda b: "Nobody yet." in b.text("d-share-list"), 10,
+           "no shares yet")
+    who = b.by_id("d-share-name")
+    # somebody unknown is refused in words, nothing is shared
+    who.send_keys("nobody-here", Keys.ENTER)
+    b.wait(lambda b: "Nobody in your organisation is called" in
+           b.text("d-share-error"), 10, "the refusal")
+    who.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
+    # the directory suggests by prefix, any case
+    who.send_keys("BO")
+    b.wait(lambda b: [o.get_attribute("value") for o in
+                      b.css("#d-people option")] == ["bob"], 10,
+           "bob suggested")
+    who.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
+    who.send_keys("bob")
+    b.by_id("d-share-perm").find_element(
+        By.CSS_SELECTOR, "option[value='EDIT']").click()
+    b.by_id("d-share-form").submit()
+    b.wait(lambda b: "bob \u2014 can edit" in b.text("d-share-list"), 10,
+           "the share listed")
+    b.shot("share")
+    axe(b, "sharing")
+    shares = site.get(f"/{fid}/shares").json()["shares"]
+    assert [(s["userId"], s["permission"]) for s in shares] == \
+        [(site.users["bob"], "EDIT")]
+    b.by_id("d-cancel").click()
+    # bob signs in and finds it in his "Shared with me"
+    b.by_id("sign-out").click()
+    b.wait_visible("signin")
+    b.sign_in(site.keys["bob"])
+    b.js("location.hash = '#/shared'")
+    b.wait(lambda b: "weekly-meeting" in b.row_names(), 20,
+           "the share in bob's view")
+    open_details(b, "weekly-meeting")
+    assert "you can edit" in b.text("d-info")
+    b.by_id("d-cancel").click()
+    b.by_id("sign-out").click()
+    b.wait_visible("signin")
+    # alice stops sharing
+    b.sign_in(site.keys["alice"])
+    b.js("location.hash = '#/files/meetings/'")
+    open_details(b, "weekly-meeting")
+    b.wait(lambda b: b.css("#d-share-list button"), 10, "the share's button")
+    b.css("#d-share-list button[aria-label='Stop sharing with bob']")[0] \
+        .click()
+    b.wait(lambda b: "Nobody yet." in b.text("d-share-list"), 10,
+           "the share gone")
+    assert site.get(f"/{fid}/shares").json()["shares"] == []
+    b.by_id("d-cancel").click()
+
+
 def test_shared_with_me(page, site):
     b = page
     bob = site.get("", who="bob").json()["files"]
