@@ -309,7 +309,9 @@ static int mount_key(void *arg, const char *key, const char *value,
 static int open_store(struct opts *o)
 {
 	struct sfs_config cfg;
+	enum sfs_status st;
 	struct sfs_err e;
+	sigset_t old;
 
 	sfs_err_init(&e);
 	sfs_config_init(&cfg);
@@ -323,7 +325,12 @@ static int open_store(struct opts *o)
 		fprintf(stderr, "speechfs: no store: give --store DIR\n");
 		return -1;
 	}
-	if (sfs_store_open(o->store, &cfg, &g_fs.store, &e)) {
+	/* threads the store starts (an object store's fetchers) must not
+	 * take the signals meant for the loop (fs_signals_off) */
+	fs_signals_off(&old);
+	st = sfs_store_open(o->store, &cfg, &g_fs.store, &e);
+	fs_signals_on(&old);
+	if (st) {
 		fprintf(stderr, "speechfs: cannot open store '%s': %s\n",
 			o->store, e.message);
 		return -1;
