@@ -633,7 +633,7 @@ out:
 
 /* ---- API keys -------------------------------------------------------- */
 
-static int sha256(const void *data, size_t n, unsigned char out[32])
+int sfsi_sha256(const void *data, size_t n, unsigned char out[32])
 {
 	unsigned int len = 0;
 
@@ -670,7 +670,7 @@ enum sfs_status sfs_key_create(struct sfs_store *s, const char *user_id,
 	}
 	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
 	sfsi_hex(raw, sizeof(raw), key + KEY_PREFIX_LEN);
-	if (sha256(key, KEY_LEN, hash)) {
+	if (sfsi_sha256(key, KEY_LEN, hash)) {
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 		goto out;
 	}
@@ -823,7 +823,7 @@ enum sfs_status sfs_auth_api_key(struct sfs_store *s, const char *key,
 	gen = sfsi_auth_gen(s); /* before the lookup: a change after it wins */
 	if (sfsi_keycache_get(s, key, KEY_LEN, out))
 		return SFS_OK;
-	if (sha256(key, KEY_LEN, hash))
+	if (sfsi_sha256(key, KEY_LEN, hash))
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash the key");
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)

@@ -34,6 +34,9 @@ int sfsi_uuid_norm(const char *in, char out[SFS_ID_SIZE]);
 unsigned sfsi_scopes_lenient(const char *list);
 
 /* HMAC-SHA256 of msg with the store's secret, lowercase hex into out[65]. */
+/* SHA-256 of n bytes into out: 0, or -1 when OpenSSL fails. */
+int sfsi_sha256(const void *data, size_t n, unsigned char out[32]);
+
 enum sfs_status sfsi_hmac_sign(struct sfs_store *s, const char *msg,
 			       char out[65], struct sfs_err *e) SFS_MUST_CHECK;
 /* 1 when hex (any case) is msg's HMAC; compared in constant time. */

@@ -23,9 +23,12 @@
 #include "store_i.h"
 #include "util_i.h"
 
-/* Start (or restart) listening-audio generation of a file. */
-enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
-					  struct sfs_err *e)
+/*
+ * A file's listening audio back to nothing: its job cancelled, its MP3
+ * released, its state cleared; wanted (1: pending again) or not (0).
+ */
+static enum sfs_status reset_listening(struct db *d, int64_t ino, int want,
+				       struct sfs_err *e)
 {
 	enum sfs_status ret;
 
@@ -35,13 +38,22 @@ enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 	if (!ret)
 		ret = sfsi_exec_ino(
 			d,
-			"UPDATE file SET la_status = 1, la_size = NULL,"
+			"UPDATE file SET la_status = ?2, la_size = NULL,"
 			" la_sha256 = NULL, la_created_at = NULL,"
 			" la_deleted = 0, la_purged = 0,"
 			" la_deleted_at = NULL, la_purged_at = NULL,"
 			" la_purge_at = NULL, la_error = NULL,"
 			" want_la = ?2 WHERE id = ?1",
-			ino, 1, e);
+			ino, want, e);
+	return ret;
+}
+
+/* Start (or restart) listening-audio generation of a file. */
+enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
+					  struct sfs_err *e)
+{
+	enum sfs_status ret = reset_listening(d, ino, 1, e);
+
 	if (!ret)
 		ret = sfsi_job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL,
 					   NULL, e);
@@ -51,22 +63,7 @@ enum sfs_status sfsi_file_queue_listening(struct db *d, int64_t ino,
 enum sfs_status sfsi_file_clear_listening(struct db *d, int64_t ino,
 					  struct sfs_err *e)
 {
-	enum sfs_status ret;
-
-	ret = sfsi_job_cancel_file(d, ino, SFS_JOB_LISTENING, e);
-	if (!ret)
-		ret = sfsi_file_release_listening(d, ino, e);
-	if (!ret)
-		ret = sfsi_exec_ino(
-			d,
-			"UPDATE file SET la_status = 0, la_size = NULL,"
-			" la_sha256 = NULL, la_created_at = NULL,"
-			" la_deleted = 0, la_purged = 0,"
-			" la_deleted_at = NULL, la_purged_at = NULL,"
-			" la_purge_at = NULL, la_error = NULL,"
-			" want_la = ?2 WHERE id = ?1",
-			ino, 0, e);
-	return ret;
+	return reset_listening(d, ino, 0, e);
 }
 
 enum sfs_status sfs_listening_generate(struct sfs_store *s,

@@ -6,7 +6,6 @@
  * that have ended.
  */
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include "auth_i.h"
@@ -36,20 +35,22 @@ static int token_format_ok(const char *t)
 	return t[TOKEN_LEN] == '\0';
 }
 
-static int sha256(const char *s, size_t n, unsigned char out[32])
-{
-	unsigned int len = 0;
-
-	return EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32
-		       ? 0
-		       : -1;
-}
-
 static enum sfs_status invalid(struct sfs_err *e, const char *why)
 {
 	sfs_debug("session", "refused: %s", why);
 	return sfs_errf(e, SFS_UNAUTHENTICATED, SFS_R_INVALID_SESSION, "%s",
 			why);
+}
+
+/* A well-formed token's hash (the session row's key). */
+static enum sfs_status token_hash(const char *token, unsigned char hash[32],
+				  struct sfs_err *e)
+{
+	if (!token_format_ok(token))
+		return invalid(e, "invalid session");
+	if (sfsi_sha256(token, TOKEN_LEN, hash))
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash a token");
+	return SFS_OK;
 }
 
 enum sfs_status sfs_session_create(struct sfs_store *s, const char *api_key,
@@ -71,14 +72,14 @@ enum sfs_status sfs_session_create(struct sfs_store *s, const char *api_key,
 	if (ret)
 		goto out;
 	if (sfsi_random(raw, sizeof(raw)) ||
-	    sha256(api_key, strlen(api_key), khash)) {
+	    sfsi_sha256(api_key, strlen(api_key), khash)) {
 		sfs_error("session", "no randomness or hash for a session");
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot make a session");
 		goto out;
 	}
 	memcpy(token, TOKEN_PREFIX, TOKEN_PREFIX_LEN);
 	sfsi_hex(raw, sizeof(raw), token + TOKEN_PREFIX_LEN);
-	if (sha256(token, TOKEN_LEN, hash)) {
+	if (sfsi_sha256(token, TOKEN_LEN, hash)) {
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot make a session");
 		goto out;
 	}
@@ -164,10 +165,9 @@ enum sfs_status sfs_auth_session(struct sfs_store *s, const char *token,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!token_format_ok(token))
-		return invalid(e, "invalid session");
-	if (sha256(token, TOKEN_LEN, hash))
-		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash a token");
+	ret = token_hash(token, hash, e);
+	if (ret)
+		return ret;
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
@@ -271,10 +271,9 @@ enum sfs_status sfs_session_revoke(struct sfs_store *s, const char *token,
 	struct db_stmt *st;
 	enum sfs_status ret;
 
-	if (!token_format_ok(token))
-		return invalid(e, "invalid session");
-	if (sha256(token, TOKEN_LEN, hash))
-		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot hash a token");
+	ret = token_hash(token, hash, e);
+	if (ret)
+		return ret;
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
