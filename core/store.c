@@ -451,6 +451,10 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	if (!c.db_url[0] && stat(path, &sb) < 0)
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no store in '%s' (run init first)", dir);
+	if (c.db_url[0] && !had && stat(path, &sb) == 0)
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"the store's metadata are in its speechfs.db,"
+				" not in db.url");
 	/* (init opens before it records) */
 	if (c.db_url[0] && (stat(dir, &sb) < 0 || (need_secret && !had)))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
@@ -584,7 +588,7 @@ static enum sfs_status changes(struct sfs_store *s, int64_t since, int others,
 		return ret;
 	st = sfsi_db_prep(d,
 			  "SELECT seq, file_id, owner_id, dir,"
-			  " coalesce(origin = ?2, 0) FROM change"
+			  " CASE WHEN origin = ?2 THEN 1 ELSE 0 END FROM change"
 			  " WHERE seq > ?1 ORDER BY seq LIMIT 10000",
 			  e);
 	if (!st) {

@@ -1104,7 +1104,8 @@ static void test_rename_replace(void)
 	gen = sfs_store_data_gen(f.s);
 	REQUIRE_ST(sfs_file_update(f.s, &f.a, c, &u, NULL, NULL), SFS_OK);
 	one = sfs_store_data_gen(f.s) - gen;
-	CHECK(one > 0);
+	/* PostgreSQL: the generation is unknown (0), caches stay off */
+	CHECK(th_is_pg() ? gen == 0 && one == 0 : one > 0);
 	u.name = "final";
 	gen = sfs_store_data_gen(f.s);
 	REQUIRE_ST(sfs_file_rename(f.s, &f.a, b, &u, a, 0, &g, NULL), SFS_OK);
