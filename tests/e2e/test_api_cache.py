@@ -79,6 +79,31 @@ def http_date(secs):
     return email.utils.formatdate(secs, usegmt=True)
 
 
+def test_dates_stay_exact_over_a_new_version_in_the_same_second(sfsd):
+    """A client holds the Last-Modified; the bytes are replaced at once
+    (PUT content), most likely within the very second that date names:
+    the old date must get neither a 304 nor a range of the new bytes."""
+    old, new = b"first version " * 50, b"second version " * 50
+    fid = sfsd.new_file(data=old)["id"]
+    held = dated(sfsd, f"/{fid}/content").headers["Last-Modified"]
+    r = sfsd.req("PUT", f"/{fid}/content", data=new)
+    assert r.status_code == 200, r.text
+    for h in ({"If-Modified-Since": held},
+              {"If-Range": held, "Range": "bytes=0-9"}):
+        r = sfsd.get(f"/{fid}/content", headers=h)
+        assert r.status_code == 200 and r.content == new, h
+        # no date while the second of the new bytes lasts; after it, a
+        # later one than the copy's
+        lm = r.headers.get("Last-Modified")
+        assert lm is None or email.utils.parsedate_to_datetime(lm) > \
+            email.utils.parsedate_to_datetime(held)
+    r = dated(sfsd, f"/{fid}/content")
+    assert r.content == new and r.headers["Last-Modified"] != held
+    r = sfsd.get(f"/{fid}/content", headers={
+        "If-Modified-Since": r.headers["Last-Modified"]})
+    assert r.status_code == 304
+
+
 def test_content_etag_304_and_immutable_by_sha256(sfsd):
     data = b"content addressed" * 100
     f = sfsd.new_file(data=data)
