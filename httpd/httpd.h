@@ -356,6 +356,7 @@ enum MHD_Result api_dirs_list(struct req *r);
 enum MHD_Result api_dirs_create(struct req *r);
 enum MHD_Result api_dirs_delete(struct req *r);
 enum MHD_Result api_dirs_rename(struct req *r);
+enum MHD_Result api_dirs_patch(struct req *r);
 enum MHD_Result api_changes_get(struct req *r);
 enum MHD_Result api_xattrs_list(struct req *r);
 enum MHD_Result api_xattrs_put(struct req *r);

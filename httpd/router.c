@@ -82,6 +82,8 @@ static const struct route routes[] = {
 	  api_dirs_list, "dirs_list", SIGNED_NO, 0 },
 	{ "POST", "/api/v1/speech-services/directories", W, BODY_JSON_OK, 0,
 	  api_dirs_create, "dirs_create", SIGNED_NO, 0 },
+	{ "PATCH", "/api/v1/speech-services/directories", W, BODY_JSON_OK, 0,
+	  api_dirs_patch, "dirs_patch", SIGNED_NO, 0 },
 	{ "DELETE", "/api/v1/speech-services/directories", W, BODY_NO, 0,
 	  api_dirs_delete, "dirs_delete", SIGNED_NO, 0 },
 	{ "POST", "/api/v1/speech-services/directories/rename", W, BODY_JSON_OK,

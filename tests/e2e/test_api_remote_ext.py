@@ -269,6 +269,27 @@ def test_directory_rename_moves_everything_below(sfsd):
         assert c.get(f"/{fid}").json()["path"] == "/ren/b/" + "s/" * i
 
 
+def test_directory_modification_time(sfsd):
+    c = sfsd
+    assert c.post(DIRS, json={"path": "/touch/d/"}).status_code == 201
+    when = "2020-01-02T03:04:05.678Z"
+    r = c.patch(DIRS, json={"path": "/touch/d/", "modifiedAt": when})
+    assert r.status_code == 200, r.text
+    assert r.json()["modifiedAt"] == when and r.json()["path"] == "/touch/d/"
+    (d,) = c.get(DIRS, params={"path": "/touch/"}).json()["directories"]
+    assert d["modifiedAt"] == when
+    c.assert_error(c.patch(DIRS, json={"path": "/touch/d/",
+                                       "modifiedAt": "yesterday"}), 400)
+    c.assert_error(c.patch(DIRS, json={"path": "/touch/d/"}), 400)
+    c.assert_error(c.patch(DIRS, json={"path": "/touch/none/",
+                                       "modifiedAt": when}), 404,
+                   "directory_not_found")
+    c.assert_error(c.patch(DIRS, who="alice_ro", json={
+        "path": "/touch/d/", "modifiedAt": when}), 403, "insufficient_scope")
+    c.assert_error(c.patch(DIRS, who="bob", json={
+        "path": "/touch/d/", "modifiedAt": when}), 404, "directory_not_found")
+
+
 def test_directories_scopes_and_isolation(sfsd):
     c = sfsd
     assert c.post(DIRS, json={"path": "/iso/mine/"}).status_code == 201
