@@ -430,7 +430,9 @@ static int top_level(void *arg, const char *name)
 
 	if (!strcmp(name, "incoming/"))
 		return 0;
-	if (sscanf(name, "%*[0-9]/%n", &n) == 0 && n && !name[n] && n < 24) {
+	/* "7/" is a tenant's; "07/" is not (it would be walked as 7's) */
+	if (sscanf(name, "%*[0-9]/%n", &n) == 0 && n && !name[n] && n < 24 &&
+	    name[0] != '0') {
 		char num[24];
 
 		memcpy(num, name, (size_t)n - 1);
