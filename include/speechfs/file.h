@@ -363,6 +363,20 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
+ * The same, on a condition checked in the transaction that commits it
+ * (the REST API's If-Match): if_match is the SHA-256 (lowercase hex) the
+ * caller saw, "" for a file without content, "*" for any content; NULL
+ * for none. SFS_PRECONDITION when the file's content is another.
+ */
+/* Does f's content meet if_match (as sfs_file_set_content_if reads it)? */
+int sfs_file_content_matches(const struct sfs_file *f, const char *if_match);
+enum sfs_status
+sfs_file_set_content_if(struct sfs_store *s, const struct sfs_actor *a,
+			const char *id, struct sfs_stage *content,
+			unsigned flags, const char *if_match,
+			struct sfs_file *out, struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
  * Open the original or the listening MP3 for reading after checking read
  * permission and its state (sfs_content_state_check of
  * sfs_file_content_state): SFS_GONE, SFS_NOT_READY; SFS_UNAVAILABLE when
