@@ -2,8 +2,9 @@
 // session's CSRF token on unsafe methods, the one error body turned into an
 // ApiError, and a hook for "signed out" (any 401).
 
-export const BASE = "/api/v1/speech-services";
-export const FILES = BASE + "/files";
+const { BASE, FILES, withQuery, takeEarly } = self.sfsBoot; // js/boot.js
+
+export { BASE, FILES };
 
 let csrf = "";
 let onSignedOut = () => {};
@@ -59,27 +60,19 @@ async function send(url, init) {
 }
 
 // One request: JSON in and out. Returns the parsed body (null for 204),
-// or throws ApiError.
+// or throws ApiError. A GET that boot.js sent early takes its answer.
 export async function call(method, path, { body, headers, query, signal } = {}) {
   const h = Object.assign({}, headers);
-  let url = path;
-  if (query) {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) {
-      if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
-    }
-    const s = q.toString();
-    if (s) url += (url.includes("?") ? "&" : "?") + s;
-  }
+  const url = withQuery(path, query);
   if (method !== "GET" && method !== "HEAD" && csrf) h["X-CSRF-Token"] = csrf;
   let payload;
   if (body !== undefined) {
     h["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const r = await send(url, {
-    method, headers: h, body: payload, credentials: "same-origin", signal,
-  });
+  const early = method === "GET" && !headers && !signal ? takeEarly(url) : null;
+  const r = early ? await early.catch(() => send(url, { method, credentials: "same-origin" }))
+    : await send(url, { method, headers: h, body: payload, credentials: "same-origin", signal });
   if (r.status === 401 && !path.endsWith("/session")) {
     const err = await errorOf(r);
     onSignedOut(err);
@@ -108,7 +101,9 @@ export async function signIn(key) {
 }
 
 export async function currentSession() {
-  const r = await send(BASE + "/session", { credentials: "same-origin" });
+  const early = takeEarly(BASE + "/session");
+  const r = early ? await early.catch(() => send(BASE + "/session", { credentials: "same-origin" }))
+    : await send(BASE + "/session", { credentials: "same-origin" });
   if (r.status === 401) return null;
   if (!r.ok) throw await errorOf(r);
   const s = await r.json();
