@@ -73,12 +73,15 @@
     return s ? url + (url.includes("?") ? "&" : "?") + s : url;
   }
 
-  // The early requests: promises of their Responses (a failure to connect
+  // The early requests: promises of their answers (a failure to connect
   // rejects, as fetch does), each taken once.
   const early = new Map();
 
+  // An answer is read to its end here ({ r, text }): the page then goes
+  // from its modules to the first rows in one task, without a frame of
+  // an empty list in between.
   function ask(url) {
-    const p = fetch(url, { credentials: "same-origin" });
+    const p = fetch(url, { credentials: "same-origin" }).then((r) => r.text().then((text) => ({ r, text })));
     p.catch(() => {}); // whoever takes it reports a failure
     early.set(url, p);
   }
