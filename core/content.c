@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <jansson.h>
 #include "blob_i.h"
 #include "stage_i.h"
@@ -62,10 +63,41 @@ static int same_content(struct db *d, int64_t ino, const char *sha)
 	return same;
 }
 
+int sfs_file_content_matches(const struct sfs_file *f, const char *if_match)
+{
+	if (!if_match)
+		return 1;
+	if (!strcmp(if_match, "*"))
+		return f->sha256[0] != '\0';
+	return !strcasecmp(if_match, f->sha256);
+}
+
+/* Is the file's content the one the caller saw (sfs_file_set_content_if)? */
+static enum sfs_status check_if_match(const struct sfs_file *f,
+				      const char *if_match, struct sfs_err *e)
+{
+	if (sfs_file_content_matches(f, if_match))
+		return SFS_OK;
+	return sfs_errf(e, SFS_PRECONDITION, SFS_R_NONE,
+			"the file's content is no longer the one expected "
+			"(its sha256 is %s)",
+			f->sha256[0] ? f->sha256 : "null: it has none");
+}
+
 enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     const struct sfs_actor *a, const char *id,
 				     struct sfs_stage *content, unsigned flags,
 				     struct sfs_file *out, struct sfs_err *e)
+{
+	return sfs_file_set_content_if(s, a, id, content, flags, NULL, out, e);
+}
+
+enum sfs_status sfs_file_set_content_if(struct sfs_store *s,
+					const struct sfs_actor *a,
+					const char *id,
+					struct sfs_stage *content,
+					unsigned flags, const char *if_match,
+					struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_file f;
 	struct db_stmt *st;
@@ -91,6 +123,8 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 	    (f.ingestion == SFS_JS_PENDING || f.ingestion == SFS_JS_PROCESSING))
 		ret = sfs_errf(e, SFS_NOT_READY, SFS_R_INGESTION_PENDING,
 			       "the file's import has not completed");
+	if (!ret)
+		ret = check_if_match(&f, if_match, e);
 	if (ret)
 		goto out;
 	/*

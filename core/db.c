@@ -1,7 +1,7 @@
 /*
  * SQLite behind the core: a pool of connections (WAL, foreign keys, a busy
- * timeout), per-connection caches of prepared statements, transactions,
- * and the schema with forward migrations in PRAGMA user_version.
+ * timeout), per-connection caches of prepared statements, transactions.
+ * The schema and its migrations are core/schema.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "auth_i.h"
 #include "db_i.h"
+#include "schema_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
@@ -54,8 +55,8 @@ struct db {
 	unsigned dyn_next;
 };
 
-static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
-				 const char *what)
+enum sfs_status sfsi_db_rc_status(sqlite3 *h, int rc, struct sfs_err *e,
+				  const char *what)
 {
 	int prim = rc & 0xff;
 
@@ -76,278 +77,22 @@ static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
 	case SQLITE_NOMEM:
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	case SQLITE_CONSTRAINT:
-		sfs_debug("db", "%s: %s", what, d ? sqlite3_errmsg(d->h) : "");
+		sfs_debug("db", "%s: %s", what, h ? sqlite3_errmsg(h) : "");
 		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"conflicting change");
 	default:
 		sfs_error("db", "%s: %s (%d)", what,
-			  d ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc), rc);
+			  h ? sqlite3_errmsg(h) : sqlite3_errstr(rc), rc);
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
 				"internal database error");
 	}
 }
 
-/* ---- schema ---------------------------------------------------------- */
-
-/* A directory's changes, for the change feed (v1; made again by v5). */
-#define DIR_TRIGGERS                                                           \
-	"CREATE TRIGGER change_dir_ai AFTER INSERT ON dir BEGIN"               \
-	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
-	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"            \
-	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir BEGIN"       \
-	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
-	" VALUES (old.owner_id, 0, old.parent, new.mtime_ns);"                 \
-	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
-	" VALUES (new.owner_id, 0, new.parent, new.mtime_ns); END;"            \
-	"CREATE TRIGGER change_dir_ad AFTER DELETE ON dir BEGIN"               \
-	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
-	" VALUES (old.owner_id, 0, old.parent, old.mtime_ns); END;"
-
-static const char schema_v1[] =
-	"CREATE TABLE setting(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
-	"CREATE TABLE tenant("
-	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-	" name TEXT NOT NULL,"
-	" max_bytes INTEGER NOT NULL DEFAULT 0,"
-	" max_files INTEGER NOT NULL DEFAULT 0,"
-	" used_bytes INTEGER NOT NULL DEFAULT 0,"
-	" used_files INTEGER NOT NULL DEFAULT 0,"
-	" created_at INTEGER NOT NULL);"
-	"CREATE TABLE user("
-	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
-	" name TEXT NOT NULL,"
-	" download_bps INTEGER NOT NULL DEFAULT -1,"
-	" created_at INTEGER NOT NULL);"
-	"CREATE INDEX user_tenant ON user(tenant_id);"
-	"CREATE TABLE api_key("
-	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-	" user_id INTEGER NOT NULL REFERENCES user(id),"
-	" hash BLOB NOT NULL UNIQUE, scopes INTEGER NOT NULL, label TEXT,"
-	" created_at INTEGER NOT NULL, revoked_at INTEGER);"
-	"CREATE TABLE blob("
-	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
-	" sha256 TEXT NOT NULL, size INTEGER NOT NULL,"
-	" refs INTEGER NOT NULL, created_at INTEGER NOT NULL,"
-	" PRIMARY KEY(tenant_id, sha256)) WITHOUT ROWID;"
-	"CREATE TABLE file("
-	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
-	" owner_id INTEGER NOT NULL REFERENCES user(id),"
-	" name TEXT NOT NULL, filename TEXT, description TEXT,"
-	" dir TEXT NOT NULL, metadata TEXT, mime TEXT, source_uri TEXT,"
-	" ingest_error TEXT,"
-	" size INTEGER, duration REAL, sha256 TEXT,"
-	" blob_ref INTEGER NOT NULL DEFAULT 0,"
-	" ingestion INTEGER NOT NULL DEFAULT 0,"
-	" is_deleted INTEGER NOT NULL DEFAULT 0,"
-	" is_purged INTEGER NOT NULL DEFAULT 0,"
-	" is_discarded INTEGER NOT NULL DEFAULT 0,"
-	" created_at INTEGER NOT NULL, deleted_at INTEGER,"
-	" purged_at INTEGER, purge_at INTEGER, discarded_at INTEGER,"
-	" publish INTEGER NOT NULL DEFAULT 0, published_at INTEGER,"
-	" want_la INTEGER NOT NULL DEFAULT 0,"
-	" la_status INTEGER NOT NULL DEFAULT 0, la_size INTEGER,"
-	" la_sha256 TEXT, la_blob_ref INTEGER NOT NULL DEFAULT 0,"
-	" la_created_at INTEGER,"
-	" la_deleted INTEGER NOT NULL DEFAULT 0,"
-	" la_purged INTEGER NOT NULL DEFAULT 0,"
-	" la_deleted_at INTEGER, la_purged_at INTEGER, la_purge_at INTEGER,"
-	" la_error TEXT,"
-	" mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL);"
-	"CREATE INDEX file_dir ON file(owner_id, is_deleted, dir, created_at);"
-	"CREATE INDEX file_created ON file(owner_id, is_deleted, created_at);"
-	"CREATE INDEX file_dir_name ON file(owner_id, is_deleted, dir,"
-	" name COLLATE NOCASE);"
-	"CREATE INDEX file_sha ON file(owner_id, sha256);"
-	"CREATE INDEX file_internal ON file(tenant_id, created_at)"
-	" WHERE publish = 1 AND is_deleted = 0;"
-	"CREATE INDEX file_purge ON file(purge_at)"
-	" WHERE is_deleted = 1 AND is_purged = 0;"
-	"CREATE INDEX file_la_purge ON file(la_purge_at)"
-	" WHERE la_deleted = 1 AND la_purged = 0;"
-	"CREATE INDEX file_blob ON file(tenant_id, sha256) WHERE blob_ref "
-	"= 1;"
-	"CREATE INDEX file_la_blob ON file(tenant_id, la_sha256)"
-	" WHERE la_blob_ref = 1;"
-	"CREATE VIRTUAL TABLE file_fts USING fts5(name, filename,"
-	" content='file', content_rowid='id', tokenize='trigram');"
-	"CREATE TRIGGER file_fts_ai AFTER INSERT ON file BEGIN"
-	" INSERT INTO file_fts(rowid, name, filename)"
-	" VALUES (new.id, new.name, new.filename); END;"
-	"CREATE TRIGGER file_fts_ad AFTER DELETE ON file BEGIN"
-	" INSERT INTO file_fts(file_fts, rowid, name, filename)"
-	" VALUES ('delete', old.id, old.name, old.filename); END;"
-	"CREATE TRIGGER file_fts_au AFTER UPDATE OF name, filename ON file"
-	" BEGIN"
-	" INSERT INTO file_fts(file_fts, rowid, name, filename)"
-	" VALUES ('delete', old.id, old.name, old.filename);"
-	" INSERT INTO file_fts(rowid, name, filename)"
-	" VALUES (new.id, new.name, new.filename); END;"
-	"CREATE TABLE tag("
-	" id INTEGER PRIMARY KEY,"
-	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
-	" name TEXT NOT NULL COLLATE NOCASE, UNIQUE(tenant_id, name));"
-	"CREATE TABLE file_tag("
-	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
-	" tag_id INTEGER NOT NULL REFERENCES tag(id),"
-	" PRIMARY KEY(file_id, tag_id)) WITHOUT ROWID;"
-	"CREATE INDEX file_tag_tag ON file_tag(tag_id, file_id);"
-	"CREATE TABLE share("
-	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
-	" user_id INTEGER NOT NULL REFERENCES user(id),"
-	" perm INTEGER NOT NULL, created_by INTEGER NOT NULL,"
-	" created_at INTEGER NOT NULL, UNIQUE(file_id, user_id));"
-	"CREATE INDEX share_user ON share(user_id, created_at);"
-	"CREATE TABLE dir("
-	" id INTEGER PRIMARY KEY,"
-	" owner_id INTEGER NOT NULL REFERENCES user(id),"
-	" path TEXT NOT NULL, parent TEXT NOT NULL,"
-	" nfiles INTEGER NOT NULL DEFAULT 0,"
-	" explicit INTEGER NOT NULL DEFAULT 0,"
-	" mtime_ns INTEGER NOT NULL, UNIQUE(owner_id, path));"
-	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);"
-	"CREATE TABLE xattr("
-	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
-	" name TEXT NOT NULL, value BLOB NOT NULL,"
-	" PRIMARY KEY(file_id, name)) WITHOUT ROWID;"
-	"CREATE TABLE job("
-	" id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
-	" file_id INTEGER REFERENCES file(id) ON DELETE CASCADE,"
-	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" error TEXT, payload TEXT, lease_token TEXT, lease_until INTEGER,"
-	" created_at INTEGER NOT NULL, started_at INTEGER,"
-	" finished_at INTEGER);"
-	"CREATE INDEX job_runnable ON job(state, kind, id);"
-	"CREATE INDEX job_file ON job(file_id);"
-	"CREATE TABLE change("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT, owner_id INTEGER,"
-	" file_id INTEGER, dir TEXT, at INTEGER NOT NULL);"
-	"CREATE TRIGGER change_file_ai AFTER INSERT ON file BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns); END;"
-	"CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"
-	" WHERE old.dir <> new.dir; END;"
-	"CREATE TRIGGER change_share_ai AFTER INSERT ON share BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (new.user_id, new.file_id, NULL, new.created_at); END;"
-	"CREATE TRIGGER change_share_ad AFTER DELETE ON share BEGIN"
-	" INSERT INTO change(owner_id, file_id, dir, at)"
-	" VALUES (old.user_id, old.file_id, NULL, old.created_at); "
-	"END;" DIR_TRIGGERS;
-
-/*
- * v2: a file that arrived second under a display name another live file
- * of its directory had keeps the mount's disambiguating suffix for good.
- */
-static const char schema_v2[] =
-	"ALTER TABLE file ADD COLUMN entry_suffix INTEGER NOT NULL DEFAULT 0;";
-
-/*
- * v3: a file's access time of its own (NULL: its mtime), small contents
- * kept in their blob's row (data) instead of a file of blobs/, and the
- * store handle that made a change (origin; NULL for other programs).
- */
-static const char schema_v3[] = "ALTER TABLE file ADD COLUMN atime_ns INTEGER;"
-				"ALTER TABLE blob ADD COLUMN data BLOB;"
-				"ALTER TABLE change ADD COLUMN origin INTEGER;";
-
-/*
- * v4: the waveform peaks of a file's listening audio, made by the
- * listening-audio job beside the MP3 (la_sha256 names the MP3 they were
- * drawn from; audio made before v4 has none until it is made again);
- * and the web page's sign-in sessions, stored as SHA-256 hashes of their
- * tokens and tied to the API key that opened them.
- */
-static const char schema_v4[] =
-	"CREATE TABLE peaks("
-	" file_id INTEGER PRIMARY KEY REFERENCES file(id) ON DELETE CASCADE,"
-	" la_sha256 TEXT NOT NULL, sample_rate INTEGER NOT NULL,"
-	" frames INTEGER NOT NULL, frames_per_peak INTEGER NOT NULL,"
-	" data BLOB NOT NULL);"
-	"CREATE TABLE session("
-	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-	" hash BLOB NOT NULL UNIQUE,"
-	" key_id INTEGER NOT NULL REFERENCES api_key(id),"
-	" created_at INTEGER NOT NULL, idle_until INTEGER NOT NULL,"
-	" expires_at INTEGER NOT NULL, revoked_at INTEGER);"
-	"CREATE INDEX session_expires ON session(expires_at);";
-
-/*
- * v5: directory ids are never used again (AUTOINCREMENT). The mount's
- * node ids are row ids: a new directory that took the id of a removed one
- * became, for the kernel, the old directory's inode, and a process inside
- * the old one (its cwd, an open fd) listed and created files in the new.
- */
-static const char schema_v5[] =
-	"CREATE TABLE dir_v5("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" owner_id INTEGER NOT NULL REFERENCES user(id),"
-	" path TEXT NOT NULL, parent TEXT NOT NULL,"
-	" nfiles INTEGER NOT NULL DEFAULT 0,"
-	" explicit INTEGER NOT NULL DEFAULT 0,"
-	" mtime_ns INTEGER NOT NULL, UNIQUE(owner_id, path));"
-	"INSERT INTO dir_v5(id, owner_id, path, parent, nfiles, explicit,"
-	" mtime_ns) SELECT id, owner_id, path, parent, nfiles, explicit,"
-	" mtime_ns FROM dir;"
-	"DROP TABLE dir;"
-	"ALTER TABLE dir_v5 RENAME TO dir;"
-	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);" DIR_TRIGGERS;
-
-/*
- * v6: user names become unique in a tenant, ignoring case. Of users
- * sharing a name, the first made keeps it and the others get " (xxxxxxxx)", the
- * start of their id, as same-named files do in a listing; the migration
- * logs each (see renamed_users). API keys note their last use.
- */
-static const char schema_v6[] =
-	"CREATE TEMP TABLE renamed_user AS SELECT u.id, u.uuid, u.name"
-	" FROM user u WHERE EXISTS (SELECT 1 FROM user o"
-	" WHERE o.tenant_id = u.tenant_id"
-	" AND o.name = u.name COLLATE NOCASE AND o.id < u.id);"
-	"UPDATE user SET name = name || ' (' || substr(uuid, 1, 8) || ')'"
-	" WHERE id IN (SELECT id FROM temp.renamed_user);"
-	"CREATE UNIQUE INDEX user_tenant_name ON user(tenant_id,"
-	" name COLLATE NOCASE);"
-	"ALTER TABLE api_key ADD COLUMN last_used_at INTEGER;";
-
-/* Forward migrations: migrations[v] takes a store from v to v + 1. */
-static const char *const migrations[] = {
-	[0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
-	[3] = schema_v4, [4] = schema_v5, [5] = schema_v6,
-};
-
-/* After schema_v6: say which users were renamed, then forget them. */
-static void renamed_users(sqlite3 *h)
+static enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
+				 const char *what)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(
-		    h,
-		    "SELECT r.uuid, r.name, u.name FROM"
-		    " temp.renamed_user r JOIN user u ON u.id = r.id",
-		    -1, &st, NULL) == SQLITE_OK)
-		while (sqlite3_step(st) == SQLITE_ROW)
-			sfs_warn("db",
-				 "user names are unique in a tenant now: user "
-				 "%s '%s' is now '%s'",
-				 (const char *)sqlite3_column_text(st, 0),
-				 (const char *)sqlite3_column_text(st, 1),
-				 (const char *)sqlite3_column_text(st, 2));
-	sqlite3_finalize(st);
-	sqlite3_exec(h, "DROP TABLE IF EXISTS temp.renamed_user", NULL, NULL,
-		     NULL);
+	return sfsi_db_rc_status(d ? d->h : NULL, rc, e, what);
 }
-
-/* What a migration leaves to do in C (NULL: nothing). */
-static void (*const after_migration[])(sqlite3 *h) = {
-	[5] = renamed_users,
-};
 
 static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 				 struct sfs_err *e)
@@ -426,59 +171,6 @@ static enum sfs_status open_conn(const char *path, int create,
 	return SFS_OK;
 }
 
-static enum sfs_status migrate(sqlite3 *h, struct sfs_err *e)
-{
-	sqlite3_stmt *st = NULL;
-	int version = 0, rc;
-	enum sfs_status ret = SFS_OK;
-
-	rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return rc_status(NULL, rc, e, "migrate: begin");
-	rc = sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL);
-	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > DB_SCHEMA_VERSION) {
-		ret = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
-			       "the store's schema %d is newer than this "
-			       "program's %d",
-			       version, DB_SCHEMA_VERSION);
-		goto out;
-	}
-	while (version < DB_SCHEMA_VERSION) {
-		char pragma[64];
-
-		rc = sqlite3_exec(h, migrations[version], NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
-			sfs_error("db", "migration to %d: %s", version + 1,
-				  sqlite3_errmsg(h));
-			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
-				       "schema migration failed");
-			goto out;
-		}
-		if ((size_t)version < ARRAY_SIZE(after_migration) &&
-		    after_migration[version])
-			after_migration[version](h);
-		version++;
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
-			 version);
-		rc = sqlite3_exec(h, pragma, NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
-			ret = rc_status(NULL, rc, e, "migrate: version");
-			goto out;
-		}
-		sfs_info("db", "schema migrated to version %d", version);
-	}
-	rc = sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		ret = rc_status(NULL, rc, e, "migrate: commit");
-out:
-	if (ret)
-		sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
-	return ret;
-}
-
 enum sfs_status sfsi_db_create(const char *path, struct sfs_err *e)
 {
 	sqlite3 *h = NULL;
@@ -487,7 +179,7 @@ enum sfs_status sfsi_db_create(const char *path, struct sfs_err *e)
 	st = open_conn(path, 1, NULL, &h, e);
 	if (st)
 		return st;
-	st = migrate(h, e);
+	st = sfsi_schema_migrate(h, e);
 	sqlite3_close(h);
 	return st;
 }
@@ -523,7 +215,7 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 		free(d);
 		return st;
 	}
-	st = migrate(d->h, e);
+	st = sfsi_schema_migrate(d->h, e);
 	if (!st)
 		st = tag_origin(d->h, s->origin, e);
 	if (!st)

@@ -1,8 +1,9 @@
 /*
  * The database layer: a pool of SQLite connections, cached prepared
- * statements, transactions, and the schema with its migrations. Only
- * core/db.c includes sqlite3.h; the other modules use these wrappers, and
- * SQLite result codes become enum sfs_status here alone.
+ * statements, transactions (core/db.c), and the schema with its
+ * migrations (core/schema.c). Only those two files include sqlite3.h; the
+ * other modules use these wrappers, and SQLite result codes become enum
+ * sfs_status in db.c alone.
  */
 #ifndef SPEECHFS_DB_I_H
 #define SPEECHFS_DB_I_H

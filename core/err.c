@@ -28,6 +28,7 @@ static const struct {
 	[SFS_NOMEM] = { "internal_error", "out of memory" },
 	[SFS_UNSUPPORTED] = { "unsupported", "not supported" },
 	[SFS_UNAVAILABLE] = { "storage_unavailable", "storage unavailable" },
+	[SFS_PRECONDITION] = { "precondition_failed", "precondition failed" },
 };
 
 const char *sfs_status_type(enum sfs_status st)
@@ -45,6 +46,7 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_CANCELLED] = "cancelled",
 	[SFS_R_CONTENT_DISCARDED] = "content_discarded",
 	[SFS_R_CSRF_FAILED] = "csrf_failed",
+	[SFS_R_CURSOR_EXPIRED] = "cursor_expired",
 	[SFS_R_DIRECTORY_EXISTS] = "directory_exists",
 	[SFS_R_DIRECTORY_NOT_EMPTY] = "directory_not_empty",
 	[SFS_R_DIRECTORY_NOT_FOUND] = "directory_not_found",

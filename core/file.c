@@ -983,9 +983,9 @@ static enum sfs_status move_file(struct db *d, const struct sfs_file *f,
 	return ret;
 }
 
-static enum sfs_status apply_update(struct db *d, struct sfs_file *f,
-				    const struct sfs_file_update *u,
-				    struct sfs_err *e)
+enum sfs_status sfsi_file_apply_update(struct db *d, struct sfs_file *f,
+				       const struct sfs_file_update *u,
+				       struct sfs_err *e)
 {
 	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	int64_t ns = sfs_now_ns();
@@ -1054,6 +1054,6 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	if (!ret)
-		ret = apply_update(d, &f, u, e);
+		ret = sfsi_file_apply_update(d, &f, u, e);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
 }

@@ -116,6 +116,15 @@ enum sfs_status sfsi_file_count(struct db *d, int64_t tenant, int delta,
 enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * Apply an update to f (resolved in the transaction of d, write allowed):
+ * checks every field, then changes the row. Used by sfs_file_update and
+ * sfs_file_rename.
+ */
+enum sfs_status sfsi_file_apply_update(struct db *d, struct sfs_file *f,
+				       const struct sfs_file_update *u,
+				       struct sfs_err *e) SFS_MUST_CHECK;
+
 /* Give the janitor the purge pass of the retention (at open). */
 void sfsi_lifecycle_install(struct sfs_store *s);
 

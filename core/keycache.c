@@ -16,8 +16,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -30,7 +34,13 @@
 #define STRIPES 16 /* locks, each over SLOTS / STRIPES slots */
 #define TTL_MS 60000
 #define KEY_MAX 80 /* "sfs_" and 64 hex digits, with room */
-#define GEN_BYTES (2 * (off_t)sizeof(uint64_t))
+/*
+ * STORE/auth.gen: the credential generation, the data generation and the
+ * number of threads (of any process) waiting for the data generation to
+ * move (sfs_store_data_gen_wait). A file of an older version, two words
+ * long, grows to three; the older version maps the first two.
+ */
+#define GEN_BYTES (3 * (off_t)sizeof(uint64_t))
 
 struct slot {
 	char key[KEY_MAX];
@@ -106,6 +116,7 @@ void sfsi_keycache_open(struct sfs_store *s)
 		pthread_mutex_init(&c->lock[i], NULL);
 	s->auth_gen = map;
 	s->data_gen = (uint64_t *)map + 1;
+	s->gen_waiters = (uint64_t *)map + 2;
 	s->keycache = c;
 }
 
@@ -123,6 +134,7 @@ void sfsi_keycache_close(struct sfs_store *s)
 	}
 	if (s->auth_gen) {
 		s->data_gen = NULL;
+		s->gen_waiters = NULL;
 		munmap((void *)s->auth_gen, GEN_BYTES);
 		s->auth_gen = NULL;
 	}
@@ -152,10 +164,62 @@ uint64_t sfs_store_data_gen(struct sfs_store *s)
 			   : 0;
 }
 
+/*
+ * The futex word of the data generation: its low 32 bits, which every
+ * bump changes. The mapping is shared (a file), so the futex is too: a
+ * commit in one process wakes a waiter in another.
+ */
+static uint32_t *gen_word(struct sfs_store *s)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (uint32_t *)s->data_gen;
+#else
+	return (uint32_t *)s->data_gen + 1;
+#endif
+}
+
+static void gen_futex_wake(struct sfs_store *s)
+{
+	syscall(SYS_futex, gen_word(s), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
 void sfsi_data_gen_bump(struct sfs_store *s)
 {
+	if (!s->data_gen)
+		return;
+	__atomic_add_fetch(s->data_gen, 2, __ATOMIC_SEQ_CST);
+	/* a system call only while someone waits (seq_cst on both sides) */
+	if (__atomic_load_n(s->gen_waiters, __ATOMIC_SEQ_CST))
+		gen_futex_wake(s);
+}
+
+uint64_t sfs_store_data_gen_wait(struct sfs_store *s, uint64_t gen,
+				 int timeout_ms)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	ts.tv_sec = timeout_ms / 1000;
+	ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
+	if (!s->data_gen) {
+		nanosleep(&ts, NULL);
+		return 0;
+	}
+	__atomic_add_fetch(s->gen_waiters, 1, __ATOMIC_SEQ_CST);
+	now = __atomic_load_n(s->data_gen, __ATOMIC_SEQ_CST);
+	if ((now | 1) == gen && timeout_ms > 0)
+		syscall(SYS_futex, gen_word(s), FUTEX_WAIT, (uint32_t)now, &ts,
+			NULL, 0);
+	__atomic_sub_fetch(s->gen_waiters, 1, __ATOMIC_SEQ_CST);
+	return sfs_store_data_gen(s);
+}
+
+void sfs_store_data_gen_wake(struct sfs_store *s)
+{
 	if (s->data_gen)
-		__atomic_add_fetch(s->data_gen, 2, __ATOMIC_SEQ_CST);
+		gen_futex_wake(s);
 }
 
 /* The key's slot: its digits are random, so they are their own hash. */

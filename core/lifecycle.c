@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "auth_i.h"
 #include "blob_i.h"
 #include "db_i.h"
 #include "dir_i.h"
@@ -173,25 +174,17 @@ out:
 	return sfsi_file_end(s, d, ret, a, &f, NULL, e);
 }
 
-enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
-				 const char *id, struct sfs_file *out,
-				 struct sfs_err *e)
+/* Undo the soft delete of f (resolved in d's transaction). */
+static enum sfs_status restore_row(struct db *d, struct sfs_file *f, int64_t ns,
+				   struct sfs_err *e)
 {
-	struct sfs_file f;
-	struct db *d;
 	enum sfs_status ret;
-	int64_t ns = sfs_now_ns();
 
-	if (out)
-		sfs_file_init(out);
-	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
-	if (ret)
-		return ret;
-	ret = sfsi_file_need_perm(&f, SFS_PERM_OWNER, "restore", e);
-	if (!ret && !f.deleted)
+	ret = sfsi_file_need_perm(f, SFS_PERM_OWNER, "restore", e);
+	if (!ret && !f->deleted)
 		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_NOT_DELETED,
 			       "the file is not deleted");
-	if (!ret && f.purged)
+	if (!ret && f->purged)
 		ret = sfs_errf(e, SFS_GONE, SFS_R_FILE_PURGED,
 			       "the file was purged and cannot be restored");
 	if (!ret)
@@ -199,11 +192,70 @@ enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
 				    "UPDATE file SET is_deleted = 0,"
 				    " deleted_at = NULL, purge_at = NULL,"
 				    " ctime_ns = ?2 WHERE id = ?1",
-				    f.ino, ns, e);
+				    f->ino, ns, e);
 	if (!ret)
-		ret = sfsi_dir_count(d, f.owner, f.path, 1, ns, e);
+		ret = sfsi_dir_count(d, f->owner, f->path, 1, ns, e);
 	if (!ret)
-		ret = sfsi_file_arrive(d, f.ino, 0, e);
+		ret = sfsi_file_arrive(d, f->ino, 0, e);
+	if (!ret)
+		f->deleted = 0;
+	return ret;
+}
+
+enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *id, struct sfs_file *out,
+				 struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db *d;
+	enum sfs_status ret;
+
+	if (out)
+		sfs_file_init(out);
+	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	if (ret)
+		return ret;
+	ret = restore_row(d, &f, sfs_now_ns(), e);
+	return sfsi_file_end(s, d, ret, a, &f, out, e);
+}
+
+enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id, const struct sfs_file_update *u,
+				const char *replace_id, unsigned flags,
+				struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file f, t;
+	struct db *d;
+	enum sfs_status ret;
+	int64_t ns = sfs_now_ns();
+
+	if (out)
+		sfs_file_init(out);
+	sfs_file_init(&t);
+	if (replace_id) {
+		ret = sfsi_need_scope(a, SFS_SCOPE_DELETE, e);
+		if (ret)
+			return ret;
+	}
+	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	if (ret)
+		return ret;
+	if ((flags & SFS_RENAME_RESTORE) && f.deleted)
+		ret = restore_row(d, &f, ns, e);
+	if (!ret)
+		ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
+	if (!ret && replace_id && strcmp(replace_id, f.id)) {
+		ret = sfsi_file_resolve(d, a, replace_id, 0, &t, e);
+		if (!ret)
+			ret = sfsi_file_need_perm(&t, SFS_PERM_OWNER, "delete",
+						  e);
+		/* deleted meanwhile: its name is free already */
+		if (!ret && !t.deleted)
+			ret = soft_delete(d, s, &t, ns, e);
+	}
+	if (!ret)
+		ret = sfsi_file_apply_update(d, &f, u, e);
+	sfs_file_release(&t);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
 }
 

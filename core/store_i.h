@@ -36,8 +36,9 @@ struct sfs_store {
 
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
 	struct sfsi_keycache *keycache;
-	uint64_t *auth_gen; /* STORE/auth.gen, mapped shared */
-	uint64_t *data_gen; /* its second word: bumped after every commit */
+	uint64_t *auth_gen;    /* STORE/auth.gen, mapped shared */
+	uint64_t *data_gen;    /* its second word: bumped after every commit */
+	uint64_t *gen_waiters; /* its third: processes' threads waiting on it */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;

@@ -191,8 +191,8 @@ static int rename_file(struct fs_node *src, struct fs_node *dst, int dst_ret,
 	struct sfs_file_update u = { 0 };
 	char *name = NULL, *filename = NULL;
 	struct sfs_err e;
-	enum sfs_status st = SFS_OK;
-	int ret, replaced = 0;
+	enum sfs_status st;
+	int ret;
 
 	sfs_err_init(&e);
 	if (!dst_ret && !fs_is_file_kind(dst->kind))
@@ -202,31 +202,16 @@ static int rename_file(struct fs_node *src, struct fs_node *dst, int dst_ret,
 	ret = fs_names_for_entry(&src->f, tname, &name, &filename);
 	if (ret)
 		return ret;
-	if (src->kind == FS_TRASH_FILE)
-		st = sfs_file_restore(g_fs.store, &g_fs.actor, src->f.id, NULL,
-				      &e);
-	if (!st && !dst_ret) {
-		st = sfs_file_delete(g_fs.store, &g_fs.actor, dst->f.id, 0, &e);
-		replaced = !st;
-	}
-	if (st)
-		goto out;
+	/* restore, replace and rename: one transaction (core) */
 	u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_NO_SUFFIX |
 		(filename ? SFS_UPD_FILENAME : 0);
 	u.name = name;
 	u.path = tdir;
 	u.filename = filename;
-	st = sfs_file_update(g_fs.store, &g_fs.actor, src->f.id, &u, NULL, &e);
-	if (st && replaced) {
-		struct sfs_err e2;
-
-		sfs_err_init(&e2);
-		if (sfs_file_restore(g_fs.store, &g_fs.actor, dst->f.id, NULL,
-				     &e2))
-			sfs_warn("fs", "cannot restore '%s': %s", dst->f.id,
-				 e2.message);
-	}
-out:
+	st = sfs_file_rename(
+		g_fs.store, &g_fs.actor, src->f.id, &u,
+		dst_ret ? NULL : dst->f.id,
+		src->kind == FS_TRASH_FILE ? SFS_RENAME_RESTORE : 0, NULL, &e);
 	free(name);
 	free(filename);
 	return -fs_errno(st, &e);

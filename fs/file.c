@@ -29,6 +29,15 @@ struct ofile {
 	struct fh *writer; /* the last handle to change its version */
 	int lazy;	   /* created here, the row not yet durable */
 	uint64_t version;  /* commits made through the mount */
+	/*
+	 * The handle whose version is being committed, or NULL. A commit
+	 * runs without the lock (hashing, staging and the database's sync
+	 * take long for a big file), so that opens, attributes and listings
+	 * of the file answer meanwhile; that handle's stage is not written
+	 * until it ends, and the end is signalled on cv.
+	 */
+	struct fh *committing;
+	pthread_cond_t cv;
 	struct ofile *next;
 };
 
@@ -103,6 +112,7 @@ static int ofile_attach(struct fh *h, int64_t ino, const char *id)
 			return -ENOMEM;
 		}
 		pthread_mutex_init(&of->lock, NULL);
+		pthread_cond_init(&of->cv, NULL);
 		of->ino = ino;
 		snprintf(of->id, sizeof(of->id), "%s", id);
 		of->next = files;
@@ -159,6 +169,7 @@ static void ofile_detach(struct fh *h)
 	if (!last)
 		return;
 	pthread_mutex_destroy(&of->lock);
+	pthread_cond_destroy(&of->cv);
 	free(of);
 }
 
@@ -299,10 +310,84 @@ static void touched(struct fh *h)
 	h->of->writer = h;
 }
 
+/* Wait until h's version is not being committed (of locked). */
+static void wait_commit_of(struct ofile *of, const struct fh *h)
+{
+	while (of->committing && (!h || of->committing == h))
+		pthread_cond_wait(&of->cv, &of->lock);
+}
+
 /*
- * Commit a writer's version as the file's new content (of locked). On
- * failure the previous content stays and the version is dropped: the
- * error is reported once, by the close() or fsync() that triggered it.
+ * A test's hold on the first content commit of the mount: with
+ * SPEECHFS_TEST_HOLD_COMMIT naming a FIFO, that commit waits (without
+ * the file's lock) until the test opens the FIFO and writes a byte.
+ */
+static void test_hold(void)
+{
+	static int done;
+	const char *fifo = getenv("SPEECHFS_TEST_HOLD_COMMIT");
+	char c;
+	int fd;
+
+	if (!fifo || __atomic_exchange_n(&done, 1, __ATOMIC_SEQ_CST))
+		return;
+	fd = open(fifo, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		while (read(fd, &c, 1) < 0 && errno == EINTR)
+			;
+		close(fd);
+	}
+}
+
+/* Make a content-less create durable (touch); 0 or -errno. */
+static int commit_create(struct ofile *of)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+
+	if (g_fs.commit_ms) {
+		of->lazy = 0; /* durable with the next sync */
+		fs_commits_note();
+		return 0;
+	}
+	sfs_err_init(&e);
+	st = sfs_file_sync(g_fs.store, &g_fs.actor, of->id, &e);
+	if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED)
+		st = SFS_OK;
+	if (!st)
+		of->lazy = 0;
+	else
+		sfs_warn("fs", "cannot sync '%s': %s", of->id, e.message);
+	return -fs_errno(st, &e);
+}
+
+/* Commit a stage as the content of file `id` (no lock held). */
+static enum sfs_status commit_stage(const char *id, struct sfs_stage *stage,
+				    struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	test_hold();
+	st = sfs_file_set_content(
+		g_fs.store, &g_fs.actor, id, stage,
+		SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0) |
+			(g_fs.commit_ms ? SFS_SET_NOSYNC : 0),
+		NULL, e);
+	if (st == SFS_CONFLICT && e->reason == SFS_R_FILE_DELETED) {
+		/* unlinked while open: its writes go nowhere, as on POSIX */
+		sfs_err_init(e);
+		return SFS_OK;
+	}
+	if (st)
+		sfs_warn("fs", "cannot commit '%s': %s", id, e->message);
+	return st;
+}
+
+/*
+ * Commit a writer's version as the file's new content (of locked; the
+ * lock is let go while the commit runs). On failure the previous
+ * content stays and the version is dropped: the error is reported once,
+ * by the close() or fsync() that triggered it.
  */
 static int commit(struct fh *h)
 {
@@ -310,39 +395,22 @@ static int commit(struct fh *h)
 	struct ofile *of = h->of;
 	struct sfs_err e;
 	enum sfs_status st;
+	int ret;
 
+	wait_commit_of(of, NULL); /* one commit of a file at a time */
+	if (!h->dirty && !of->lazy)
+		return 0;
+	of->committing = h;
+	pthread_mutex_unlock(&of->lock);
 	sfs_err_init(&e);
 	if (!h->dirty) {
 		/* a created file closed without content (touch) */
-		if (!of->lazy)
-			return 0;
-		if (g_fs.commit_ms) {
-			of->lazy = 0; /* durable with the next sync */
-			fs_commits_note();
-			return 0;
-		}
-		st = sfs_file_sync(g_fs.store, &g_fs.actor, of->id, &e);
-		if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED)
-			st = SFS_OK;
-		if (!st)
-			of->lazy = 0;
-		else
-			sfs_warn("fs", "cannot sync '%s': %s", of->id,
-				 e.message);
-		return -fs_errno(st, &e);
+		ret = commit_create(of);
+		pthread_mutex_lock(&of->lock);
+		goto out;
 	}
-	st = sfs_file_set_content(
-		g_fs.store, &g_fs.actor, of->id, h->stage,
-		SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0) |
-			(g_fs.commit_ms ? SFS_SET_NOSYNC : 0),
-		NULL, &e);
-	if (st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED) {
-		/* unlinked while open: its writes go nowhere, as on POSIX */
-		st = SFS_OK;
-		sfs_err_init(&e);
-	} else if (st) {
-		sfs_warn("fs", "cannot commit '%s': %s", of->id, e.message);
-	}
+	st = commit_stage(of->id, h->stage, &e);
+	pthread_mutex_lock(&of->lock);
 	if (!st)
 		of->lazy = 0; /* a content commit syncs the lazy create */
 	if (!st && g_fs.commit_ms)
@@ -353,16 +421,23 @@ static int commit(struct fh *h)
 	of->version++;
 	if (of->writer == h)
 		of->writer = other_writer(of, h);
-	if (!st && h->set_mtime_ns) {
+	u.mtime_ns = h->set_mtime_ns;
+	h->set_mtime_ns = 0;
+	if (!st && u.mtime_ns) {
 		u.set = SFS_UPD_MTIME;
-		u.mtime_ns = h->set_mtime_ns;
+		pthread_mutex_unlock(&of->lock);
 		if (sfs_file_update(g_fs.store, &g_fs.actor, of->id, &u, NULL,
 				    &e))
 			sfs_warn("fs", "cannot set the mtime of '%s': %s",
 				 of->id, e.message);
+		sfs_err_init(&e);
+		pthread_mutex_lock(&of->lock);
 	}
-	h->set_mtime_ns = 0;
-	return -fs_errno(st, &e);
+	ret = -fs_errno(st, &e);
+out:
+	of->committing = NULL;
+	pthread_cond_broadcast(&of->cv);
+	return ret;
 }
 
 static struct fh *fh_new(int64_t ino, const char *id, int writable)
@@ -681,7 +756,12 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	sfs_err_init(&e);
 	pthread_mutex_lock(&of->lock);
 	/* a writer reads its version, a follower the last writer's */
-	w = h->stage ? h : h->follow ? of->writer : NULL;
+	for (;;) {
+		w = h->stage ? h : h->follow ? of->writer : NULL;
+		if (!w || w != of->committing)
+			break;
+		pthread_cond_wait(&of->cv, &of->lock); /* then the blob */
+	}
 	if (w && w->stage) {
 		st = sfs_stage_pread(w->stage, mem, size, off, &got, &e);
 		ret = -fs_errno(st, &e);
@@ -714,6 +794,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	sfs_err_init(&e);
 	pthread_mutex_lock(&h->of->lock);
+	wait_commit_of(h->of, h);
 	ret = ensure_stage(h, 0);
 	if (!ret) {
 		if (h->append)
@@ -737,6 +818,7 @@ static int truncate_locked(struct fh *h, off_t size)
 	int ret;
 
 	sfs_err_init(&e);
+	wait_commit_of(h->of, h);
 	ret = ensure_stage(h, size == 0);
 	if (!ret)
 		ret = -fs_errno(sfs_stage_truncate(h->stage, size, &e), &e);
@@ -771,6 +853,7 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	if (!h)
 		return -ENOMEM;
 	pthread_mutex_lock(&h->of->lock);
+	wait_commit_of(h->of, NULL); /* a committed writer is no writer */
 	w = h->of->writer;
 	ret = truncate_locked(w ? w : h, size);
 	if (!ret && !w)

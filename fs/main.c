@@ -8,12 +8,14 @@
 #include "fs_i.h"
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include "speechfs/config.h"
 #include "speechfs/job.h"
@@ -344,7 +346,78 @@ static int open_store(struct opts *o)
 	return 0;
 }
 
-/* After fuse_daemonize: threads do not survive its fork. */
+/*
+ * Without -f the mount goes to the background the way mature daemons do:
+ * fork before anything starts a thread (the store's fetchers, the
+ * workers: threads do not survive a fork, so fuse_daemonize after the
+ * store was opened left an object store without its fetchers), and keep
+ * the parent until the child reports readiness through a pipe. A child
+ * that cannot open its store or mount says why on the terminal it still
+ * holds and exits; the parent then exits with the child's status.
+ * Returns the write end of the pipe in the child (-1 with -f).
+ */
+static int detach(void)
+{
+	int fds[2], status = 0;
+	ssize_t n;
+	pid_t pid;
+	char c;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		fprintf(stderr, "speechfs: cannot detach: %s\n",
+			strerror(errno));
+		return -2;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "speechfs: cannot detach: %s\n",
+			strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return -2;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if (setsid() < 0)
+			sfs_warn("fs", "setsid: %s", strerror(errno));
+		return fds[1];
+	}
+	close(fds[1]);
+	do
+		n = read(fds[0], &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		_exit(0);
+	/* the child ended before it was ready (and said why) */
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	_exit(WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status)
+						       : 1);
+}
+
+/* Mounted and serving: release the parent, leave the terminal. */
+static void detached(int *ready_fd)
+{
+	char c = 1;
+	int fd;
+
+	if (*ready_fd < 0)
+		return;
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	while (write(*ready_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(*ready_fd);
+	*ready_fd = -1;
+}
+
+/* After detach: threads do not survive its fork. */
 static int start_workers(const struct opts *o)
 {
 	struct sfs_err e;
@@ -363,7 +436,7 @@ static int start_workers(const struct opts *o)
 }
 
 static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
-		 const struct opts *o)
+		 const struct opts *o, int *ready_fd)
 {
 	struct fuse_session *se;
 	int ret = -1;
@@ -376,8 +449,10 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 		goto out_destroy;
 	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
-	if (fuse_daemonize(co->foreground) || start_workers(o))
+	/* fuse_daemonize(1) only changes to '/': detach() forked already */
+	if (fuse_daemonize(1) || start_workers(o))
 		goto out_unmount;
+	detached(ready_fd);
 	/* systemd's Type=notify: the kernel queues requests until the loop */
 	sd_notifyf(0, "READY=1\nSTATUS=mounted %s as user %s", co->mountpoint,
 		   g_fs.actor.user_id);
@@ -410,6 +485,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts co;
 	struct opts o;
+	int ready_fd = -1;
 	int rc = 1;
 
 	/*
@@ -457,9 +533,14 @@ int main(int argc, char **argv)
 	g_fs.listening = o.listening;
 	g_fs.generate = o.generate;
 	g_fs.timeout = 1.0;
+	if (!co.foreground) {
+		ready_fd = detach();
+		if (ready_fd == -2)
+			goto out;
+	}
 	if (open_store(&o))
 		goto out;
-	rc = serve(&args, &co, &o) ? 1 : 0;
+	rc = serve(&args, &co, &o, &ready_fd) ? 1 : 0;
 out:
 	if (g_fs.store) {
 		if (!o.no_workers)
@@ -474,5 +555,7 @@ out:
 	free(o.umask_arg);
 	free(o.commit_arg);
 	fuse_opt_free_args(&args);
+	if (ready_fd >= 0)
+		close(ready_fd);
 	return rc;
 }

@@ -28,6 +28,7 @@ static const int errnos[SFS_STATUS_MAX] = {
 	[SFS_NOMEM] = ENOMEM,
 	[SFS_UNSUPPORTED] = ENOTSUP,
 	[SFS_UNAVAILABLE] = EIO,
+	[SFS_PRECONDITION] = ESTALE,
 };
 
 /* Reasons that name a more precise errno than their status. */

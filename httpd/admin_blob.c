@@ -85,7 +85,22 @@ static void progress(void *arg, const struct sfs_blob_migrate_report *r)
 			r->blobs, r->copied, r->present);
 }
 
-static int migrate(int argc, char **argv)
+/* What `blob migrate` was asked: its options, before they are checked. */
+struct migrate_args {
+	const char *store, *to, *config;
+	int json;
+	const char *set[128]; /* the target's keys, by option letter */
+};
+
+/* The target's keys that options override, by option letter. */
+static const char *const migrate_keys[] = {
+	['e'] = "blob.s3.endpoint",   ['b'] = "blob.s3.bucket",
+	['p'] = "blob.s3.prefix",     ['r'] = "blob.s3.region",
+	['P'] = "blob.s3.path_style",
+};
+
+/* The options into `a`: -1 to go on, else the exit status. */
+static int migrate_options(int argc, char **argv, struct migrate_args *a)
 {
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
@@ -101,34 +116,22 @@ static int migrate(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const keys[] = {
-		['e'] = "blob.s3.endpoint",   ['b'] = "blob.s3.bucket",
-		['p'] = "blob.s3.prefix",     ['r'] = "blob.s3.region",
-		['P'] = "blob.s3.path_style",
-	};
-	struct sfs_blob_migrate_report r;
-	struct sfs_config cfg;
-	struct sfs_err e;
-	const char *store = NULL, *to = NULL, *config = NULL;
-	const char *set[128] = { 0 };
-	int c, json = 0, rc;
-	size_t i;
+	int c;
 
-	sfs_config_init(&cfg);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			store = optarg;
+			a->store = optarg;
 			break;
 		case 't':
-			to = optarg;
+			a->to = optarg;
 			break;
 		case 'c':
-			config = optarg;
+			a->config = optarg;
 			break;
 		case 'j':
-			json = 1;
+			a->json = 1;
 			break;
 		case 'v':
 			sfs_log_set_level(SFS_LOG_INFO);
@@ -141,56 +144,91 @@ static int migrate(int argc, char **argv)
 		case 'p':
 		case 'r':
 		case 'P':
-			set[c] = optarg;
+			a->set[c] = optarg;
 			break;
 		default:
 			fputs(usage, stderr);
 			return 2;
 		}
 	}
-	if (optind < argc || !store || !to || strcmp(to, "s3")) {
+	if (optind < argc || !a->store || !a->to || strcmp(a->to, "s3")) {
 		fprintf(stderr, "speechfsd: %s\n%s",
 			optind < argc ? "unexpected argument"
-			: !store      ? "--store is required"
-			: !to	      ? "--to is required"
+			: !a->store   ? "--store is required"
+			: !a->to      ? "--to is required"
 				      : "--to takes s3 only",
 			usage);
 		return 2;
 	}
-	if (config && load_config(config, &cfg))
-		return 2;
-	for (i = 0; i < ARRAY_SIZE(keys); i++) {
+	return -1;
+}
+
+/* The target's keys: the configuration file's, then the options'. */
+static int migrate_config(const struct migrate_args *a, struct sfs_config *cfg)
+{
+	struct sfs_err e;
+	size_t i;
+
+	sfs_config_init(cfg);
+	if (a->config && load_config(a->config, cfg))
+		return -1;
+	for (i = 0; i < ARRAY_SIZE(migrate_keys); i++) {
 		sfs_err_init(&e);
-		if (keys[i] && set[i] &&
-		    sfs_config_set(&cfg, keys[i], set[i], &e)) {
+		if (migrate_keys[i] && a->set[i] &&
+		    sfs_config_set(cfg, migrate_keys[i], a->set[i], &e)) {
 			fprintf(stderr, "speechfsd: %s\n", e.message);
-			return 2;
+			return -1;
 		}
 	}
-	sfs_err_init(&e);
-	memset(&r, 0, sizeof(r));
-	rc = sfs_blob_migrate(store, &cfg, &r, progress, &json, &e) ? 1 : 0;
-	if (json) {
+	return 0;
+}
+
+/* The run's outcome, as JSON or a sentence; failed: e says why. */
+static void migrate_report(const struct migrate_args *a,
+			   const struct sfs_config *cfg,
+			   const struct sfs_blob_migrate_report *r, int failed,
+			   const struct sfs_err *e)
+{
+	if (a->json) {
 		json_t *j = json_pack(
 			"{s:I, s:I, s:I, s:I, s:b, s:s?}", "blobs",
-			(json_int_t)r.blobs, "copied", (json_int_t)r.copied,
-			"present", (json_int_t)r.present, "bytes",
-			(json_int_t)r.bytes, "switched", r.switched, "error",
-			rc ? e.message : NULL);
+			(json_int_t)r->blobs, "copied", (json_int_t)r->copied,
+			"present", (json_int_t)r->present, "bytes",
+			(json_int_t)r->bytes, "switched", r->switched, "error",
+			failed ? e->message : NULL);
 		char *s = json_dumps(j, JSON_COMPACT);
 
 		printf("%s\n", s ? s : "{}");
 		free(s);
 		json_decref(j);
-	} else if (!rc) {
+	} else if (!failed) {
 		printf("%" PRId64 " blobs: %" PRId64 " copied (%" PRId64
 		       " bytes), %" PRId64 " there already; the store now "
 		       "keeps its blobs in s3://%s/%s\n",
-		       r.blobs, r.copied, r.bytes, r.present,
-		       cfg.blob_s3_bucket, cfg.blob_s3_prefix);
+		       r->blobs, r->copied, r->bytes, r->present,
+		       cfg->blob_s3_bucket, cfg->blob_s3_prefix);
 	}
-	if (rc)
-		fprintf(stderr, "speechfsd: blob migrate: %s\n", e.message);
+	if (failed)
+		fprintf(stderr, "speechfsd: blob migrate: %s\n", e->message);
+}
+
+static int migrate(int argc, char **argv)
+{
+	struct migrate_args a = { 0 };
+	struct sfs_blob_migrate_report r;
+	struct sfs_config cfg;
+	struct sfs_err e;
+	int rc;
+
+	rc = migrate_options(argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	if (migrate_config(&a, &cfg))
+		return 2;
+	sfs_err_init(&e);
+	memset(&r, 0, sizeof(r));
+	rc = sfs_blob_migrate(a.store, &cfg, &r, progress, &a.json, &e) ? 1 : 0;
+	migrate_report(&a, &cfg, &r, rc, &e);
 	/* a busy store: copied, not switched; run it again */
 	return rc ? (e.status == SFS_BUSY ? 75 : 1) : 0;
 }

@@ -40,6 +40,7 @@ static void opts_init(struct httpd_opts *o)
 	o->redirect_ttl_s = 300;
 	o->min_body_rate = 1024;
 	o->response_cache = 1024;
+	o->changes_max_waiters = 256;
 }
 
 void httpd_config_init(struct httpd_config *c)
@@ -78,6 +79,8 @@ void httpd_config_init(struct httpd_config *c)
  *                                from the accept)
  *   http.min_body_rate           bytes per second a body must average
  *                                after its first request_head_timeout
+ *   http.changes_max_waiters     long polls of the change feed waiting
+ *                                at once (503 beyond)
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)
@@ -119,6 +122,7 @@ static const struct {
 	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store, 0),
 	K("http.redirect_ttl", O_INT, redirect_ttl_s, 0),
 	K("http.response_cache", O_INT, response_cache, 0),
+	K("http.changes_max_waiters", O_INT, changes_max_waiters, 0),
 #undef RUN
 #undef K
 };

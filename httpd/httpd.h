@@ -52,6 +52,7 @@ struct httpd_opts {
 	int head_timeout_s;	      /* a request head, from its first byte */
 	int64_t min_body_rate;	      /* bytes/s a body averages after that */
 	int response_cache;	      /* answers kept (respcache.c); 0: none */
+	int changes_max_waiters;      /* long polls waiting at once */
 };
 
 /* Everything the configuration says: the file, then the command line. */
@@ -126,7 +127,13 @@ struct req {
 	uint64_t rc_hash;  /* its key in the answer cache (respcache.c) */
 
 	/* body */
-	enum { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_DISCARD } body;
+	enum {
+		BODY_NONE,
+		BODY_JSON,
+		BODY_MULTIPART,
+		BODY_DISCARD,
+		BODY_STAGE /* raw bytes into r->stage (PUT content) */
+	} body;
 	struct sfs_buf json;
 	struct multipart *mp; /* the multipart parser (multipart.h) */
 	int64_t bytes_in;
@@ -158,6 +165,13 @@ struct req {
 	struct MHD_Response *pending; /* the held answer */
 	unsigned status;
 	int64_t bytes_out;
+
+	/* PUT content: the If-Match tag that matched ("" none, "*") */
+	char if_match[68];
+	int if_match_set;
+
+	/* a long poll of the change feed, while it waits (api_changes.c) */
+	struct changes_wait *wait;
 };
 
 /* A route handler: answers the request (queues a response). */
@@ -167,7 +181,7 @@ struct route {
 	const char *method;
 	const char *pattern; /* "/files/{id}/content" */
 	unsigned scope;	     /* sfs_scope bits, 0: no auth */
-	enum { BODY_NO, BODY_JSON_OK, BODY_UPLOAD } accepts;
+	enum { BODY_NO, BODY_JSON_OK, BODY_UPLOAD, BODY_CONTENT } accepts;
 	int upload_limited; /* stricter rate bucket */
 	handler_fn fn;
 	const char *name; /* metrics label */
@@ -319,12 +333,30 @@ void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,
 		    int64_t out);
 enum MHD_Result api_metrics(struct req *r);
 
+/* api_content.c: PUT content's checks before its body streams in */
+enum MHD_Result api_content_start(struct req *r, int64_t len);
+
+/* api_changes.c: the long polls' waiting room */
+int changes_init(void);
+/* Answer every waiting poll (shutdown) and refuse new waits. */
+void changes_stop(void);
+/* How many long polls wait now (the metrics' gauge). */
+int changes_waiting(void);
+/* A request that ends while it is still listed (never, but safely). */
+void changes_req_free(struct req *r);
+
 /* handlers */
 enum MHD_Result api_files_list(struct req *r);
 enum MHD_Result api_files_shared(struct req *r);
 enum MHD_Result api_files_create(struct req *r);
 enum MHD_Result api_files_get(struct req *r);
 enum MHD_Result api_files_content(struct req *r);
+enum MHD_Result api_files_put_content(struct req *r);
+enum MHD_Result api_dirs_list(struct req *r);
+enum MHD_Result api_dirs_create(struct req *r);
+enum MHD_Result api_dirs_delete(struct req *r);
+enum MHD_Result api_dirs_rename(struct req *r);
+enum MHD_Result api_changes_get(struct req *r);
 /* GET of a file's bytes: its content or its listening MP3 (Range, ETag). */
 enum MHD_Result api_serve_content(struct req *r, enum sfs_content which);
 enum MHD_Result api_files_patch(struct req *r);

@@ -282,7 +282,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 		goto out;
 	}
 	if (limits_init() || conn_init() ||
-	    respcache_init(g_httpd.opts.response_cache)) {
+	    respcache_init(g_httpd.opts.response_cache) || changes_init()) {
 		fatal("cannot start the timers\n");
 		goto out;
 	}
@@ -334,10 +334,12 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	 * MHD_PANIC, an abort at SIGTERM, in either thread.
 	 */
 	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
+	changes_stop(); /* the long polls answer now */
 	drain();
 	sfs_debug("httpd", "drained");
 	rc = 0;
 out:
+	changes_stop();
 	conn_stop();
 	limits_stop();
 	if (g_httpd.mhd)

@@ -129,6 +129,12 @@ enum MHD_Result api_metrics(struct req *r)
 		"speechfs_http_response_cache_total{result=\"miss\"} %" PRIu64
 		"\n",
 		hits, misses);
+	fail |= sfs_buf_addf(&b,
+			     "# HELP speechfs_http_changes_waiting Long polls "
+			     "of the change feed waiting for a change.\n"
+			     "# TYPE speechfs_http_changes_waiting gauge\n"
+			     "speechfs_http_changes_waiting %d\n",
+			     changes_waiting());
 	fail |= sfs_buf_adds(
 		&b,
 		"# HELP speechfs_jobs Jobs in the store (all "

@@ -129,6 +129,8 @@ void req_free(struct req *r)
 
 	if (!r)
 		return;
+	if (r->wait)
+		changes_req_free(r);
 	if (r->pending)
 		MHD_destroy_response(r->pending);
 	mp_free(r->mp);
@@ -304,6 +306,8 @@ enum MHD_Result req_body_start(struct req *r)
 
 	if (cl && sfs_parse_i64(cl, &len))
 		len = -1;
+	if (r->route->accepts == BODY_CONTENT)
+		return api_content_start(r, cl ? len : -1);
 	if (r->route->accepts == BODY_UPLOAD) {
 		if (ctype_is(ct, "multipart/form-data")) {
 			limit = g_httpd.opts.max_upload_bytes +
@@ -344,6 +348,24 @@ enum MHD_Result req_body_start(struct req *r)
 	return MHD_YES;
 }
 
+/* Raw bytes into the stage (PUT content); an error drops the rest. */
+static void stage_feed(struct req *r, const char *data, size_t size)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (!sfs_stage_write(r->stage, data, size, &e))
+		return;
+	if (e.status == SFS_TOO_LARGE) {
+		sfs_err_init(&e);
+		sfs_errf(&e, SFS_TOO_LARGE, SFS_R_PAYLOAD_TOO_LARGE,
+			 "the content is larger than %lld bytes",
+			 (long long)g_httpd.opts.max_upload_bytes);
+	}
+	keep_err(r, &e);
+	r->body = BODY_DISCARD;
+}
+
 void req_body_feed(struct req *r, const char *data, size_t size)
 {
 	r->bytes_in += (int64_t)size;
@@ -354,6 +376,9 @@ void req_body_feed(struct req *r, const char *data, size_t size)
 				  NULL, "the JSON body is too large");
 			r->body = BODY_DISCARD;
 		}
+		break;
+	case BODY_STAGE:
+		stage_feed(r, data, size);
 		break;
 	case BODY_MULTIPART:
 		if (mp_feed(r->mp, data, size)) {

@@ -20,15 +20,16 @@
 #include "speechfs/banned.h"
 
 static const unsigned status_http[SFS_STATUS_MAX] = {
-	[SFS_OK] = 200,		 [SFS_NOT_FOUND] = 404,
-	[SFS_FORBIDDEN] = 403,	 [SFS_UNAUTHENTICATED] = 401,
-	[SFS_CONFLICT] = 409,	 [SFS_GONE] = 410,
-	[SFS_NOT_READY] = 422,	 [SFS_INVALID] = 400,
-	[SFS_RANGE] = 416,	 [SFS_RATE_LIMITED] = 429,
-	[SFS_QUOTA] = 413,	 [SFS_TOO_LARGE] = 413,
-	[SFS_NO_SPACE] = 507,	 [SFS_BUSY] = 503,
-	[SFS_IO] = 500,		 [SFS_NOMEM] = 500,
-	[SFS_UNSUPPORTED] = 400, [SFS_UNAVAILABLE] = 503,
+	[SFS_OK] = 200,		  [SFS_NOT_FOUND] = 404,
+	[SFS_FORBIDDEN] = 403,	  [SFS_UNAUTHENTICATED] = 401,
+	[SFS_CONFLICT] = 409,	  [SFS_GONE] = 410,
+	[SFS_NOT_READY] = 422,	  [SFS_INVALID] = 400,
+	[SFS_RANGE] = 416,	  [SFS_RATE_LIMITED] = 429,
+	[SFS_QUOTA] = 413,	  [SFS_TOO_LARGE] = 413,
+	[SFS_NO_SPACE] = 507,	  [SFS_BUSY] = 503,
+	[SFS_IO] = 500,		  [SFS_NOMEM] = 500,
+	[SFS_UNSUPPORTED] = 400,  [SFS_UNAVAILABLE] = 503,
+	[SFS_PRECONDITION] = 412,
 };
 
 unsigned httpd_http_status(enum sfs_status st)

@@ -38,6 +38,21 @@ def test_front_ends_include_only_the_public_api():
         "\n".join(bad)
 
 
+def test_only_the_database_layer_includes_sqlite():
+    """SQLite is core/db.c's (connections, statements, transactions) and
+    core/schema.c's (the schema and its migrations): every other module
+    goes through core/db_i.h."""
+    allowed = {"core/db.c", "core/schema.c"}
+    found = set()
+    for d in ("core", "fs", "httpd", "include"):
+        for f in sorted((ROOT / d).rglob("*.[ch]")):
+            if re.search(r'^\s*#\s*include\s*<sqlite3\.h>',
+                         f.read_text(), re.M):
+                found.add(str(f.relative_to(ROOT)))
+    assert found == allowed, "sqlite3.h included by: " + \
+        " ".join(sorted(found))
+
+
 def test_library_exports_only_prefixed_symbols():
     """Every global symbol libspeechfs.a defines is public (sfs_, declared
     in include/speechfs/) or internal (sfsi_): nothing pollutes the

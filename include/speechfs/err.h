@@ -32,6 +32,7 @@ enum sfs_status {
 	SFS_NOMEM,	     /* out of memory */
 	SFS_UNSUPPORTED,     /* not supported (format, scheme, ...) */
 	SFS_UNAVAILABLE,     /* a service the store needs is unreachable */
+	SFS_PRECONDITION,    /* a condition of the caller's (If-Match) failed */
 	SFS_STATUS_MAX
 };
 
@@ -49,6 +50,7 @@ enum sfs_reason {
 	SFS_R_CANCELLED,
 	SFS_R_CONTENT_DISCARDED,
 	SFS_R_CSRF_FAILED,
+	SFS_R_CURSOR_EXPIRED,
 	SFS_R_DIRECTORY_EXISTS,
 	SFS_R_DIRECTORY_NOT_EMPTY,
 	SFS_R_DIRECTORY_NOT_FOUND,

@@ -306,6 +306,26 @@ enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *id, struct sfs_file *out,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
+enum sfs_rename_flags {
+	/* a deleted file comes out of the trash first (owner only) */
+	SFS_RENAME_RESTORE = 1 << 0
+};
+
+/*
+ * rename(2) of a file onto an entry, all in one transaction: with
+ * SFS_RENAME_RESTORE a deleted `id` is restored first; the live file
+ * `replace_id` (NULL: none) that held the entry is soft-deleted (owner
+ * only, as sfs_file_delete; one deleted meanwhile is left as it is); `id`
+ * gets u's fields (as sfs_file_update). Either all of it is committed or
+ * nothing: no crash can leave the entry's old file deleted with `id` not
+ * yet in its place.
+ */
+enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id, const struct sfs_file_update *u,
+				const char *replace_id, unsigned flags,
+				struct sfs_file *out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+
 /*
  * Discard the content, keep the metadata (owner). SFS_CONFLICT when the
  * file is deleted or its content already discarded.
@@ -341,6 +361,20 @@ enum sfs_status sfs_file_set_content(struct sfs_store *s,
 				     struct sfs_stage *content, unsigned flags,
 				     struct sfs_file *out,
 				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The same, on a condition checked in the transaction that commits it
+ * (the REST API's If-Match): if_match is the SHA-256 (lowercase hex) the
+ * caller saw, "" for a file without content, "*" for any content; NULL
+ * for none. SFS_PRECONDITION when the file's content is another.
+ */
+/* Does f's content meet if_match (as sfs_file_set_content_if reads it)? */
+int sfs_file_content_matches(const struct sfs_file *f, const char *if_match);
+enum sfs_status
+sfs_file_set_content_if(struct sfs_store *s, const struct sfs_actor *a,
+			const char *id, struct sfs_stage *content,
+			unsigned flags, const char *if_match,
+			struct sfs_file *out, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Open the original or the listening MP3 for reading after checking read

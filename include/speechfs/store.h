@@ -117,6 +117,18 @@ const char *sfs_store_dir(const struct sfs_store *s);
 uint64_t sfs_store_data_gen(struct sfs_store *s);
 
 /*
+ * Sleep until the data generation is no longer `gen` (a commit of any
+ * process of this version), sfs_store_data_gen_wake is called, or
+ * timeout_ms pass, whichever comes first; returns the generation then
+ * (a futex on the shared counter: no polling). Without a generation it
+ * sleeps the timeout and returns 0. Spurious returns are possible.
+ */
+uint64_t sfs_store_data_gen_wait(struct sfs_store *s, uint64_t gen,
+				 int timeout_ms);
+/* Wake every thread in sfs_store_data_gen_wait on this store. */
+void sfs_store_data_gen_wake(struct sfs_store *s);
+
+/*
  * A number that grows with every committed change of file metadata, in
  * any process. Front ends poll it to notice changes made elsewhere.
  */

@@ -17,6 +17,7 @@ POLICY = {
     ("patch", "/{id}"): ("write", "EDIT"),
     ("delete", "/{id}"): ("delete", "OWNER"),
     ("get", "/{id}/content"): ("read", "VIEW"),
+    ("put", "/{id}/content"): ("write", "EDIT"),
     ("post", "/{id}/discard-content"): ("write", "OWNER"),
     ("post", "/{id}/restore"): ("write", "OWNER"),
     ("post", "/{id}/signed-url"): ("read", "VIEW"),
@@ -115,6 +116,8 @@ def call(c, caller, method, route, fid, share_id):
     kw = {}
     if method == "patch":
         kw["json"] = {"name": "by " + caller}
+    elif method == "put":
+        kw["data"] = b"by " + caller.encode()
     elif route.endswith("/shares") and method == "post":
         kw["json"] = {"userId": c.users["bob"], "permission": "VIEW"}
     elif route.endswith("/signed-url"):
@@ -163,6 +166,9 @@ def test_tenant_matrix(sfsd):
                 assert g.status_code == 200, (cell, g.text)
                 assert g.json()["name"] != "by " + caller, cell
                 assert not g.json()["isDeleted"], cell
+                if method == "put":
+                    assert c.get(f"/{fid}/content").content != \
+                        b"by " + caller.encode(), cell
     assert cells >= 240
     assert failures == [], "%d of %d cells wrong: %s" % (
         wrong, cells, failures[:10])

@@ -1,9 +1,13 @@
 """The mount with ordinary tools: ls, stat, find, du, cp in and out, mv,
 rm and the trash, mkdir and rmdir, and a clean unmount."""
 import errno
+import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -121,6 +125,88 @@ def test_signal_exits_zero(store, sig):
         assert not os.path.ismount(m.dir)
     finally:
         m.stop()    # unmounts and ends it if the signal did not
+
+
+def sha256sum(path):
+    """The file's sha256, read by another process that a mount which
+    does not answer cannot hang forever (it is killed at the deadline)."""
+    out = run("sha256sum", str(path))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[0]
+
+
+class Background:
+    """`speechfs` without -f: it returns once mounted, leaving the mount
+    in a process of its own (found by its unique mount point in /proc);
+    stop() unmounts and waits for that process to end."""
+
+    def __init__(self, store, user, mp):
+        from fsutil import SPEECHFS
+        self.mp = mp
+        out = run(str(SPEECHFS), "--store", str(store), "--user", user,
+                  str(mp))
+        assert out.returncode == 0, out.stderr
+        assert os.path.ismount(mp)
+        self.pid = next(int(p) for p in os.listdir("/proc") if p.isdigit()
+                        and self._cmdline(p).endswith("\0%s\0" % mp))
+
+    @staticmethod
+    def _cmdline(pid):
+        try:
+            with open("/proc/%s/cmdline" % pid) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if os.path.ismount(self.mp):
+            run("fusermount3", "-u", str(self.mp))
+        deadline = time.monotonic() + 30
+        while os.path.exists("/proc/%d" % self.pid):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                run("fusermount3", "-uz", str(self.mp))
+                raise AssertionError("the background mount did not end")
+            time.sleep(0.05)
+
+
+def test_background_mount_reads_and_writes(store, tmp_path):
+    """Without -f the mount forks before it opens the store, so the
+    threads of an object store (its fetchers) and the workers live in the
+    process that serves: a file written, then read back by a second
+    mount with an empty block cache, comes from the store."""
+    d, _, users = store
+    mp = tmp_path / "m"
+    mp.mkdir()
+    data = os.urandom(3 << 20)
+    want = hashlib.sha256(data).hexdigest()
+    m = Background(d, users[0], mp)
+    try:
+        (mp / "a.bin").write_bytes(data)
+        assert sha256sum(mp / "a.bin") == want
+    finally:
+        m.stop()
+    shutil.rmtree(d / "cache", ignore_errors=True)
+    m = Background(d, users[0], mp)
+    try:
+        assert sha256sum(mp / "a.bin") == want
+    finally:
+        m.stop()
+
+
+def test_background_mount_bad_store_fails_on_terminal(tmp_path):
+    """A mount that cannot open its store says why in one line and
+    exits non-zero before it leaves the terminal."""
+    need_fuse()
+    from fsutil import SPEECHFS
+    mp = tmp_path / "m"
+    mp.mkdir()
+    out = run(str(SPEECHFS), "--store", str(tmp_path / "nostore"),
+              "--user", "00000000-0000-4000-8000-000000000000", str(mp))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open store" in lines[0], out.stderr
+    assert not os.path.ismount(mp)
 
 
 def test_cp_in_and_out(mnt, tmp_path):

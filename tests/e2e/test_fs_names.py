@@ -59,6 +59,44 @@ def test_extension_kept_on_rename(mnt):
     assert os.listdir(mnt.dir).count("b.flac") == 1
 
 
+def test_rename_over_a_file_never_leaves_the_name_empty(mnt):
+    """`mv tmp final` over an existing final is one commit: a reader of
+    the store (another process, at any moment) sees exactly one live
+    `final` in the directory, never none; the replaced files are in the
+    trash."""
+    import sqlite3
+    import threading
+    os.mkdir(mnt.path("d"))
+    mnt.path("d", "final.txt").write_bytes(b"v0")
+    url = "file:%s?mode=ro" % (mnt.store / "speechfs.db")
+    q = ("SELECT count(*) FROM file WHERE dir = '/d/' AND name = 'final'"
+         " AND is_deleted = 0")
+    seen, stop = [], threading.Event()
+
+    def watch():
+        db = sqlite3.connect(url, uri=True, timeout=30)
+        while not stop.is_set():
+            seen.append(db.execute(q).fetchone()[0])
+        db.close()
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        for i in range(1, 101):
+            tmp = mnt.path("d", ".final.txt.%06d" % i)
+            tmp.write_bytes(b"v%d" % i)
+            os.rename(tmp, mnt.path("d", "final.txt"))
+    finally:
+        stop.set()
+        t.join()
+    assert len(seen) > 100 and set(seen) == {1}, sorted(set(seen))
+    assert mnt.path("d", "final.txt").read_bytes() == b"v100"
+    assert os.listdir(mnt.path("d")) == ["final.txt"]
+    assert name_of(mnt.path("d", "final.txt")) == "final"
+    assert len([n for n in os.listdir(mnt.path(".trash"))
+                if n.startswith("final")]) == 100
+
+
 def test_trash_collisions(mnt):
     ids = []
     for _ in range(3):

@@ -5,6 +5,7 @@ import errno
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -298,3 +299,66 @@ def sha256_file(path):
 def json_size(path):
     import json
     return json.loads(xget(path, P + "json"))["size"]
+
+
+def test_a_file_being_committed_answers(store, tmp_path, monkeypatch):
+    """close() commits a file without holding it: while the commit of a
+    big file is held (the mount's test hook SPEECHFS_TEST_HOLD_COMMIT
+    keeps its first content commit waiting on a FIFO), stat, open,
+    listings and attributes of that very file answer, with the size
+    written; the close returns once the commit goes on."""
+    d, _, users = store
+    fifo = tmp_path / "hold"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("SPEECHFS_TEST_HOLD_COMMIT", str(fifo))
+    m = Mount(d, users[0])
+    wfd = -1
+    try:
+        data = os.urandom(8 << 20)
+        f = m.path("big.bin")
+        closed = threading.Event()
+
+        def write():
+            with open(f, "wb") as out:
+                out.write(data)
+            closed.set()
+
+        w = threading.Thread(target=write)
+        w.start()
+        # the commit is held once it has the FIFO open for reading
+        deadline = time.time() + 60
+        while wfd < 0:
+            try:
+                wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                assert e.errno == errno.ENXIO
+                assert time.time() < deadline, "the commit never started"
+                time.sleep(0.01)
+        seen = {}
+
+        def probe():
+            seen["size"] = os.stat(f).st_size
+            seen["list"] = os.listdir(m.path())
+            fd = os.open(f, os.O_RDONLY)
+            seen["fsize"] = os.fstat(fd).st_size
+            os.close(fd)
+            seen["id"] = xget(f, P + "id")
+
+        p = threading.Thread(target=probe)
+        p.start()
+        p.join(timeout=60)  # a deadline, not a measure: it must return
+        answered = not p.is_alive()
+        assert not closed.is_set()  # the commit was held all along
+        os.write(wfd, b"go")
+        w.join(timeout=120)
+        p.join(timeout=120)
+        assert answered, "the file's attributes waited for its commit"
+        assert closed.is_set()
+        assert seen["size"] == seen["fsize"] == len(data)
+        assert "big.bin" in seen["list"] and seen["id"]
+        assert hashlib.sha256(f.read_bytes()).digest() == \
+            hashlib.sha256(data).digest()
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+        m.stop()

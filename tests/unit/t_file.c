@@ -1059,6 +1059,101 @@ static void test_suffix_on_arrival(void)
 	fx_close(&f);
 }
 
+/* The display name and deleted flag of a file ("" / -1 when unreadable). */
+static int name_of(struct fx *f, const char *id, char *name, size_t size)
+{
+	struct sfs_file g;
+	int deleted;
+
+	name[0] = 0;
+	if (sfs_file_get(f->s, &f->a, id, &g, NULL))
+		return -1;
+	sfs_strlcpy(name, g.name, size);
+	deleted = g.deleted;
+	sfs_file_release(&g);
+	return deleted;
+}
+
+/*
+ * rename(2) over an existing entry: the target's delete and the rename
+ * are one commit (the data generation moves once), and a rename that
+ * fails leaves the target in place.
+ */
+static void test_rename_replace(void)
+{
+	char a[SFS_ID_SIZE], b[SFS_ID_SIZE], c[SFS_ID_SIZE], n[64];
+	struct sfs_file_update u = { 0 };
+	struct sfs_file g;
+	struct sfs_err e;
+	uint64_t gen, one;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, &f.a, "final", "/d/", "old", a, NULL), SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, ".final.X1y2", "/tmp/", "new", b, NULL),
+		   SFS_OK);
+	REQUIRE_ST(mk(&f, &f.a, "other", "/d/", "3", c, NULL), SFS_OK);
+	u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_NO_SUFFIX;
+	u.name = "final";
+	u.path = "/d/";
+	/* what one commit moves the data generation by */
+	u.name = "other";
+	gen = sfs_store_data_gen(f.s);
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, c, &u, NULL, NULL), SFS_OK);
+	one = sfs_store_data_gen(f.s) - gen;
+	CHECK(one > 0);
+	u.name = "final";
+	gen = sfs_store_data_gen(f.s);
+	REQUIRE_ST(sfs_file_rename(f.s, &f.a, b, &u, a, 0, &g, NULL), SFS_OK);
+	CHECK(sfs_store_data_gen(f.s) - gen == one); /* one commit */
+	CHECK(!g.deleted && !g.suffixed && !strcmp(g.name, "final") &&
+	      !strcmp(g.path, "/d/"));
+	sfs_file_release(&g);
+	CHECK(name_of(&f, a, n, sizeof(n)) == 1);
+
+	/* a bad field: nothing happens, the target stays */
+	u.name = "bad\001name";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_rename(f.s, &f.a, c, &u, b, 0, NULL, &e),
+		 SFS_INVALID);
+	CHECK(name_of(&f, b, n, sizeof(n)) == 0 && !strcmp(n, "final"));
+	CHECK(name_of(&f, c, n, sizeof(n)) == 0 && !strcmp(n, "other"));
+	/* an editor who may not delete the target: nothing happens */
+	REQUIRE_ST(share(&f, c, f.ub, SFS_PERM_EDIT), SFS_OK);
+	REQUIRE_ST(share(&f, b, f.ub, SFS_PERM_EDIT), SFS_OK);
+	u.name = "final";
+	CHECK_ST(sfs_file_rename(f.s, &f.b, c, &u, b, 0, NULL, NULL),
+		 SFS_FORBIDDEN);
+	CHECK(name_of(&f, b, n, sizeof(n)) == 0);
+	CHECK(name_of(&f, c, n, sizeof(n)) == 0 && !strcmp(n, "other"));
+	/* an unknown target: nothing happens */
+	CHECK_ST(sfs_file_rename(f.s, &f.a, c, &u,
+				 "00000000-0000-4000-8000-000000000000", 0,
+				 NULL, NULL),
+		 SFS_NOT_FOUND);
+	CHECK(name_of(&f, c, n, sizeof(n)) == 0 && !strcmp(n, "other"));
+
+	/* out of the trash onto a taken entry, in one commit */
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, c, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_file_rename(f.s, &f.a, c, &u, b, 0, NULL, NULL),
+		 SFS_CONFLICT); /* deleted, without the flag */
+	gen = sfs_store_data_gen(f.s);
+	REQUIRE_ST(sfs_file_rename(f.s, &f.a, c, &u, b, SFS_RENAME_RESTORE,
+				   NULL, NULL),
+		   SFS_OK);
+	CHECK(sfs_store_data_gen(f.s) - gen == one);
+	CHECK(name_of(&f, c, n, sizeof(n)) == 0 && !strcmp(n, "final"));
+	CHECK(name_of(&f, b, n, sizeof(n)) == 1);
+	CHECK(suffixed(&f, c) == 0);
+	/* a target deleted meanwhile: the rename goes on */
+	u.name = "again";
+	CHECK_ST(sfs_file_rename(f.s, &f.a, c, &u, a, 0, NULL, NULL), SFS_OK);
+	CHECK(name_of(&f, c, n, sizeof(n)) == 0 && !strcmp(n, "again"));
+	CHECK(tenant(&f).used_files == 3);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	fx_close(&f);
+}
+
 static void test_discard(void)
 {
 	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], buf[32];
@@ -1747,6 +1842,7 @@ int main(void)
 	RUN(test_update);
 	RUN(test_delete_purge_restore);
 	RUN(test_suffix_on_arrival);
+	RUN(test_rename_replace);
 	RUN(test_discard);
 	RUN(test_set_content);
 	RUN(test_stale_job_result);

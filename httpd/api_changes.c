@@ -1,0 +1,374 @@
+/*
+ * GET /api/v1/speech-services/changes (an extension): the caller's change
+ * feed (core's changes.h) after a cursor, and a long poll on it.
+ *
+ * A poll that finds nothing waits without a thread: its connection is
+ * suspended (MHD_suspend_connection) and listed here. One watcher thread
+ * sleeps on the store's data generation, a counter in shared memory that
+ * every commit of any process moves, through a futex
+ * (sfs_store_data_gen_wait): when it moves, the watcher reads the change
+ * sequence once and resumes the polls that have not seen that far; it
+ * also resumes each poll at its deadline. A resumed poll runs its handler
+ * again (libmicrohttpd calls it once more), reads its changes and answers,
+ * or waits again when none of the new rows were for its caller.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "httpd.h"
+#include "speechfs/changes.h"
+#include "speechfs/json.h"
+#include "speechfs/log.h"
+#include "speechfs/store.h"
+#include "speechfs/banned.h"
+
+#define TIMEOUT_MAX_S 120
+#define LIMIT_DEFAULT 1000
+/* the watcher looks at the sequence at least this often without a futex */
+#define NO_GEN_POLL_MS 1000
+
+struct changes_wait {
+	struct changes_wait *prev, *next; /* in the waiting room (lock) */
+	struct req *r;
+	int listed;
+	int64_t cursor;	     /* what the poll has looked at so far */
+	int64_t deadline_ms; /* monotonic */
+	int limit;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	int started, stopping;
+	struct changes_wait head; /* a ring */
+	int n;
+	int64_t seq; /* the change sequence the watcher last read */
+	int fresh;   /* seq was read since the room was last empty */
+} W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Take a poll out of the room and let libmicrohttpd run it again (lock). */
+static void fire(struct changes_wait *w)
+{
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	w->listed = 0;
+	W.n--;
+	MHD_resume_connection(w->r->conn);
+}
+
+/* Resume the polls behind seq and those whose time is up (lock). */
+static int64_t fire_due(int64_t t)
+{
+	struct changes_wait *w, *nx;
+	int64_t nearest = INT64_MAX;
+
+	for (w = W.head.next; w != &W.head; w = nx) {
+		nx = w->next;
+		if ((W.fresh && w->cursor < W.seq) || w->deadline_ms <= t ||
+		    W.stopping)
+			fire(w);
+		else if (w->deadline_ms < nearest)
+			nearest = w->deadline_ms;
+	}
+	return nearest;
+}
+
+static void *watcher(void *arg)
+{
+	struct sfs_err e;
+	uint64_t gen, g;
+	int64_t nearest, seq, t;
+	int wait_ms, read_seq;
+
+	(void)arg;
+	gen = sfs_store_data_gen(g_httpd.store);
+	pthread_mutex_lock(&W.mu);
+	while (!W.stopping) {
+		if (!W.n) {
+			W.fresh = 0; /* no one waits: no need to follow */
+			pthread_cond_wait(&W.cv, &W.mu);
+			continue;
+		}
+		read_seq = !W.fresh;
+		t = now_ms();
+		nearest = fire_due(t);
+		pthread_mutex_unlock(&W.mu);
+		if (!read_seq) {
+			wait_ms = nearest == INT64_MAX	? 60000
+				  : nearest - t > 60000 ? 60000
+							: (int)(nearest - t);
+			if (!gen && wait_ms > NO_GEN_POLL_MS)
+				wait_ms = NO_GEN_POLL_MS;
+			g = sfs_store_data_gen_wait(g_httpd.store, gen,
+						    wait_ms);
+			read_seq = g != gen || !g;
+			gen = g;
+		}
+		seq = -1;
+		sfs_err_init(&e);
+		if (read_seq && sfs_store_change_seq(g_httpd.store, &seq, &e))
+			sfs_warn("changes",
+				 "cannot read the change sequence: "
+				 "%s",
+				 e.message);
+		pthread_mutex_lock(&W.mu);
+		if (seq >= 0) {
+			if (seq > W.seq)
+				W.seq = seq;
+			W.fresh = 1;
+		}
+	}
+	fire_due(INT64_MAX);
+	pthread_mutex_unlock(&W.mu);
+	return NULL;
+}
+
+int changes_init(void)
+{
+	W.head.next = W.head.prev = &W.head;
+	W.stopping = 0;
+	if (pthread_create(&W.th, NULL, watcher, NULL))
+		return -1;
+	W.started = 1;
+	return 0;
+}
+
+void changes_stop(void)
+{
+	if (!W.started)
+		return;
+	pthread_mutex_lock(&W.mu);
+	W.stopping = 1;
+	pthread_cond_signal(&W.cv);
+	pthread_mutex_unlock(&W.mu);
+	sfs_store_data_gen_wake(g_httpd.store);
+	pthread_join(W.th, NULL);
+	W.started = 0;
+}
+
+int changes_waiting(void)
+{
+	int n;
+
+	pthread_mutex_lock(&W.mu);
+	n = W.n;
+	pthread_mutex_unlock(&W.mu);
+	return n;
+}
+
+void changes_req_free(struct req *r)
+{
+	pthread_mutex_lock(&W.mu);
+	if (r->wait->listed) {
+		r->wait->prev->next = r->wait->next;
+		r->wait->next->prev = r->wait->prev;
+		W.n--;
+	}
+	pthread_mutex_unlock(&W.mu);
+	free(r->wait);
+	r->wait = NULL;
+}
+
+/*
+ * Wait for changes after w->cursor: 1 when the connection is suspended,
+ * 0 when the poll must look again at once (the watcher has seen further
+ * already), -1 when the room is full or closing.
+ */
+static int wait_in_room(struct changes_wait *w)
+{
+	int ret;
+
+	pthread_mutex_lock(&W.mu);
+	if (W.stopping || W.n >= g_httpd.opts.changes_max_waiters) {
+		ret = -1;
+	} else if (W.fresh && W.seq > w->cursor) {
+		ret = 0;
+	} else {
+		w->next = &W.head;
+		w->prev = W.head.prev;
+		W.head.prev->next = w;
+		W.head.prev = w;
+		w->listed = 1;
+		W.n++;
+		/* under the lock: the watcher cannot resume it before */
+		MHD_suspend_connection(w->r->conn);
+		pthread_cond_signal(&W.cv);
+		ret = 1;
+	}
+	pthread_mutex_unlock(&W.mu);
+	/* the watcher may sleep past this poll's deadline: let it look */
+	if (ret == 1)
+		sfs_store_data_gen_wake(g_httpd.store);
+	return ret;
+}
+
+/* The answer being built: {"changes":[...],"cursor":"N","hasMore":b}. */
+struct feed {
+	struct sfs_buf b;
+	int n;
+	int failed;
+};
+
+static int add_string(struct sfs_buf *b, const char *s)
+{
+	json_t *j = json_string(s);
+	char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	int rc = !t || sfs_buf_adds(b, t);
+
+	free(t);
+	json_decref(j);
+	return rc;
+}
+
+static int add_change(void *arg, const struct sfs_change *c)
+{
+	struct feed *f = arg;
+	struct sfs_buf *b = &f->b;
+	int bad;
+
+	bad = f->n++ && sfs_buf_addch(b, ',');
+	if (c->kind == SFS_CHANGE_DIR) {
+		bad = bad ||
+		      sfs_buf_adds(b, "{\"type\":\"directory\",\"path\":") ||
+		      add_string(b, c->dir) || sfs_buf_addch(b, '}');
+	} else {
+		bad = bad ||
+		      sfs_buf_addf(b,
+				   "{\"type\":\"file\",\"fileId\":\"%s\","
+				   "\"removed\":%s,\"file\":",
+				   c->file_id, c->visible ? "false" : "true") ||
+		      (c->visible ? sfs_json_file_text(&c->file, b) != SFS_OK
+				  : sfs_buf_adds(b, "null")) ||
+		      sfs_buf_addch(b, '}');
+	}
+	f->failed |= bad;
+	return bad;
+}
+
+static enum MHD_Result answer(struct req *r, struct feed *f, int64_t next,
+			      int more)
+{
+	enum MHD_Result ret;
+
+	if (f->failed ||
+	    sfs_buf_addf(&f->b, "],\"cursor\":\"%" PRId64 "\",\"hasMore\":%s}",
+			 next, more ? "true" : "false")) {
+		sfs_buf_release(&f->b);
+		return respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	ret = respond_buf(r, 200, &f->b);
+	sfs_buf_release(&f->b);
+	return ret;
+}
+
+/* An integer query argument in [lo, hi], or a field error. */
+static int int_arg(struct req *r, const char *name, int64_t lo, int64_t hi,
+		   int64_t *out, struct sfs_err *e)
+{
+	const char *v = req_arg(r, name);
+
+	if (!v)
+		return 0;
+	if (sfs_parse_i64(v, out) || *out < lo || *out > hi) {
+		sfs_err_field(e, name, "invalid",
+			      "'%s' must be an integer from %" PRId64
+			      " to %" PRId64,
+			      name, lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first call: read the arguments into a new wait state. */
+static enum MHD_Result start(struct req *r, int *answered)
+{
+	int64_t cursor = -1, timeout = 0, limit = LIMIT_DEFAULT;
+	struct feed f = { 0 };
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	*answered = 1;
+	if (req_arg(r, "cursor") &&
+	    int_arg(r, "cursor", 0, INT64_MAX, &cursor, &e))
+		return respond_errf(r, SFS_INVALID, SFS_R_INVALID_PARAMETER,
+				    "'cursor' must be a cursor this "
+				    "endpoint gave");
+	if (int_arg(r, "timeout", 0, TIMEOUT_MAX_S, &timeout, &e) ||
+	    int_arg(r, "limit", 1, SFS_CHANGES_LIMIT_MAX, &limit, &e))
+		return respond_err(r, &e);
+	if (cursor < 0) {
+		/* no cursor: the cursor of now, to list the tree after */
+		if (sfs_changes_cursor(g_httpd.store, &r->actor, &cursor, &e))
+			return respond_err(r, &e);
+		sfs_buf_init(&f.b, RESP_BUF_MAX);
+		if (sfs_buf_adds(&f.b, "{\"changes\":["))
+			f.failed = 1;
+		return answer(r, &f, cursor, 0);
+	}
+	r->wait = calloc(1, sizeof(*r->wait));
+	if (!r->wait)
+		return respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	r->wait->r = r;
+	r->wait->cursor = cursor;
+	r->wait->limit = (int)limit;
+	r->wait->deadline_ms = now_ms() + timeout * 1000;
+	*answered = 0;
+	return MHD_YES;
+}
+
+enum MHD_Result api_changes_get(struct req *r)
+{
+	struct changes_wait *w;
+	struct feed f;
+	struct sfs_err e;
+	enum MHD_Result ret;
+	int64_t next;
+	int more, answered, room;
+
+	if (!r->wait) {
+		ret = start(r, &answered);
+		if (answered)
+			return ret;
+	}
+	w = r->wait;
+	for (;;) {
+		sfs_err_init(&e);
+		sfs_buf_init(&f.b, RESP_BUF_MAX);
+		f.n = 0;
+		f.failed = sfs_buf_grow(&f.b, 4096) ||
+			   sfs_buf_adds(&f.b, "{\"changes\":[");
+		if (sfs_changes_since(g_httpd.store, &r->actor, w->cursor,
+				      w->limit, add_change, &f, &next, &more,
+				      &e)) {
+			sfs_buf_release(&f.b);
+			return respond_err(r, &e);
+		}
+		w->cursor = next;
+		if (f.n || more || g_httpd.stopping ||
+		    now_ms() >= w->deadline_ms)
+			return answer(r, &f, next, more);
+		sfs_buf_release(&f.b);
+		room = wait_in_room(w);
+		if (room == 1)
+			return MHD_YES;
+		if (room < 0) {
+			req_set_header(r, "Retry-After", "1");
+			return respond_status(r, 503, "too_many_waiters",
+					      "too many long polls wait "
+					      "already; poll again later");
+		}
+	}
+}

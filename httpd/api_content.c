@@ -1,0 +1,160 @@
+/*
+ * PUT /files/{id}/content (an extension): a new content version of a file
+ * under the same id, its bytes streamed into a stage as an upload's are
+ * (hashed as they pass, the upload's size limit, the tenant's quota and
+ * dedupe at commit), committed in one transaction with the listening
+ * audio made again. If-Match makes it conditional on the content the
+ * client last saw (412 otherwise), checked before the body streams in and
+ * again in the committing transaction.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include "httpd.h"
+#include "speechfs/file.h"
+#include "speechfs/json.h"
+#include "speechfs/stage.h"
+#include "speechfs/banned.h"
+
+/*
+ * Read If-Match against the file's content now: a list of strong entity
+ * tags (our ETags are the quoted sha256) or "*". 1 when one matches (its
+ * value kept in r->if_match for the commit), 0 when none does, -1 when
+ * the header is not one.
+ */
+static int if_match(struct req *r, const struct sfs_file *f)
+{
+	const char *h = req_header(r, "If-Match"), *p, *q;
+	char tag[68];
+	int any = 0;
+
+	if (!h)
+		return 1;
+	r->if_match_set = 1;
+	for (p = h;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		if (*p == '*') {
+			snprintf(tag, sizeof(tag), "*");
+			p++;
+		} else {
+			int weak = !strncmp(p, "W/", 2);
+
+			if (weak)
+				p += 2;
+			if (*p != '"')
+				return -1;
+			q = strchr(p + 1, '"');
+			if (!q)
+				return -1;
+			/* a weak tag never matches (RFC 9110 13.1.1) */
+			if (weak || (size_t)(q - p - 1) >= sizeof(tag))
+				tag[0] = '\x01';
+			else
+				snprintf(tag, sizeof(tag), "%.*s",
+					 (int)(q - p - 1), p + 1);
+			p = q + 1;
+		}
+		any = 1;
+		if (tag[0] != '\x01' && sfs_file_content_matches(f, tag)) {
+			snprintf(r->if_match, sizeof(r->if_match), "%s", tag);
+			return 1;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p && *p != ',')
+			return -1;
+	}
+	return any ? 0 : -1;
+}
+
+static enum MHD_Result precondition_failed(struct req *r,
+					   const struct sfs_file *f)
+{
+	return respond_errf(r, SFS_PRECONDITION, SFS_R_NONE,
+			    "If-Match: the file's content is no longer the "
+			    "one expected (its sha256 is %s)",
+			    f->sha256[0] ? f->sha256 : "null: it has none");
+}
+
+enum MHD_Result api_content_start(struct req *r, int64_t len)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+	enum MHD_Result ret;
+	int gla = 1, m;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	if (len > g_httpd.opts.max_upload_bytes) {
+		ret = respond_errf(r, SFS_TOO_LARGE, SFS_R_PAYLOAD_TOO_LARGE,
+				   "the content is larger than %lld bytes",
+				   (long long)g_httpd.opts.max_upload_bytes);
+		goto out;
+	}
+	/* refused before the bytes come: the same checks as the commit's */
+	if (req_bool_arg(r, "generateListeningAudio", &gla, &e) ||
+	    sfs_file_get(g_httpd.store, &r->actor, r->params[0], &f, &e) ||
+	    sfs_file_allows(&f, SFS_ACT_WRITE, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	m = if_match(r, &f);
+	if (m < 0) {
+		ret = respond_errf(r, SFS_INVALID, SFS_R_INVALID_PARAMETER,
+				   "If-Match must be \"*\" or a list of "
+				   "entity tags (\"<sha256>\")");
+		goto out;
+	}
+	if (m == 0) {
+		ret = precondition_failed(r, &f);
+		goto out;
+	}
+	if (sfs_stage_new(g_httpd.store, &r->stage, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	sfs_stage_set_limit(r->stage, g_httpd.opts.max_upload_bytes);
+	r->body = BODY_STAGE;
+	ret = MHD_YES;
+out:
+	sfs_file_release(&f);
+	return ret;
+}
+
+enum MHD_Result api_files_put_content(struct req *r)
+{
+	struct sfs_file f;
+	struct sfs_err e;
+	struct sfs_buf b;
+	enum MHD_Result ret;
+	enum sfs_status st;
+	char etag[80];
+	int gla = 1;
+
+	sfs_err_init(&e);
+	sfs_file_init(&f);
+	if (!r->stage)
+		return respond_errf(r, SFS_IO, SFS_R_NONE, "no content staged");
+	if (req_bool_arg(r, "generateListeningAudio", &gla, &e) ||
+	    sfs_file_set_content_if(
+		    g_httpd.store, &r->actor, r->params[0], r->stage,
+		    SFS_SET_IF_AUDIO | (gla ? SFS_SET_LISTENING : 0),
+		    r->if_match_set ? r->if_match : NULL, &f, &e))
+		return respond_err(r, &e);
+	if (f.sha256[0]) {
+		snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
+		req_set_header(r, "ETag", etag);
+	}
+	sfs_buf_init(&b, RESP_BUF_MAX);
+	st = sfs_buf_grow(&b, 2048);
+	if (!st)
+		st = sfs_json_file_text(&f, &b);
+	ret = st ? respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory")
+		 : respond_buf(r, 200, &b);
+	sfs_buf_release(&b);
+	sfs_file_release(&f);
+	return ret;
+}

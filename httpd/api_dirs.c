@@ -1,0 +1,166 @@
+/*
+ * Directories (an extension for remote mounts): the caller's virtual
+ * directories as the mount has them - listed, made empty (explicit),
+ * removed when empty, renamed with everything below in one transaction.
+ * The rules are core's (dir.h); these only translate.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "httpd.h"
+#include "speechfs/dir.h"
+#include "speechfs/json.h"
+#include "speechfs/vpath.h"
+#include "speechfs/banned.h"
+
+static json_t *dir_json(const char *path, const char *name,
+			const struct sfs_dir_info *d)
+{
+	char iso[32];
+
+	sfs_iso8601(d->mtime_ns / 1000000, iso);
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:s}", "path", path, "name",
+			 name, "explicit", d->explicit_, "descendantCount",
+			 (json_int_t)d->nfiles, "subdirectoryCount",
+			 (json_int_t)d->nsub, "modifiedAt", iso);
+}
+
+/* The directory at path as JSON: stat it (after a change, the new one). */
+static enum MHD_Result respond_dir(struct req *r, unsigned status,
+				   const char *path)
+{
+	struct sfs_dir_info d;
+	struct sfs_err e;
+	const char *base;
+	char name[SFS_SEGMENT_MAX + 1] = "";
+	size_t n = 0;
+
+	sfs_err_init(&e);
+	if (sfs_dir_stat(g_httpd.store, &r->actor, path, &d, &e))
+		return respond_err(r, &e);
+	base = sfs_vpath_base(path, &n);
+	if (base && n < sizeof(name))
+		snprintf(name, sizeof(name), "%.*s", (int)n, base);
+	return respond_json(r, status, dir_json(path, name, &d));
+}
+
+struct listing {
+	const char *parent;
+	json_t *arr;
+	int failed;
+};
+
+static void add_sub(void *arg, const char *name, const struct sfs_dir_info *d)
+{
+	struct listing *l = arg;
+	char path[SFS_VPATH_MAX + SFS_SEGMENT_MAX + 4];
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s%s/", l->parent, name);
+	j = dir_json(path, name, d);
+	if (!j || json_array_append_new(l->arr, j))
+		l->failed = 1;
+}
+
+enum MHD_Result api_dirs_list(struct req *r)
+{
+	const char *path = req_arg(r, "path");
+	struct sfs_dir_info d;
+	struct listing l = { 0 };
+	struct sfs_err e;
+	char iso[32];
+	json_t *j;
+
+	sfs_err_init(&e);
+	if (!path)
+		path = "/";
+	if (sfs_dir_stat(g_httpd.store, &r->actor, path, &d, &e))
+		return respond_err(r, &e);
+	l.parent = path;
+	l.arr = json_array();
+	if (!l.arr)
+		return respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	if (sfs_dir_subdirs(g_httpd.store, &r->actor, path, add_sub, &l, &e)) {
+		json_decref(l.arr);
+		return respond_err(r, &e);
+	}
+	if (l.failed) {
+		json_decref(l.arr);
+		return respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	sfs_iso8601(d.mtime_ns / 1000000, iso);
+	j = json_pack("{s:s, s:b, s:I, s:I, s:s, s:o}", "path", path,
+		      "explicit", d.explicit_, "descendantCount",
+		      (json_int_t)d.nfiles, "subdirectoryCount",
+		      (json_int_t)d.nsub, "modifiedAt", iso, "directories",
+		      l.arr);
+	return respond_json(r, 200, j);
+}
+
+/* A required string member of the JSON body, or a field error. */
+static const char *member(json_t *j, const char *key, struct sfs_err *e)
+{
+	const char *v = json_string_value(json_object_get(j, key));
+
+	if (!v)
+		sfs_err_field(e, key, "missing", "'%s' (a string) is required",
+			      key);
+	return v;
+}
+
+enum MHD_Result api_dirs_create(struct req *r)
+{
+	struct sfs_err e;
+	const char *path;
+	enum MHD_Result ret;
+	json_t *j = NULL;
+
+	sfs_err_init(&e);
+	if (req_json(r, &j, &e) || !(path = member(j, "path", &e)) ||
+	    sfs_dir_make(g_httpd.store, &r->actor, path, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	ret = respond_dir(r, 201, path);
+out:
+	json_decref(j);
+	return ret;
+}
+
+enum MHD_Result api_dirs_delete(struct req *r)
+{
+	const char *path = req_arg(r, "path");
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (!path) {
+		sfs_err_field(&e, "path", "missing",
+			      "the query parameter 'path' is required");
+		return respond_err(r, &e);
+	}
+	if (sfs_dir_remove(g_httpd.store, &r->actor, path, &e))
+		return respond_err(r, &e);
+	return respond_empty(r, 204);
+}
+
+enum MHD_Result api_dirs_rename(struct req *r)
+{
+	const char *from = NULL, *to = NULL;
+	struct sfs_err e;
+	enum MHD_Result ret;
+	json_t *j = NULL;
+
+	sfs_err_init(&e);
+	if (!req_json(r, &j, &e)) {
+		from = member(j, "from", &e);
+		to = member(j, "to", &e);
+	}
+	if (e.status ||
+	    sfs_dir_rename(g_httpd.store, &r->actor, from, to, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	ret = respond_dir(r, 200, to);
+out:
+	json_decref(j);
+	return ret;
+}

@@ -1,0 +1,77 @@
+/*
+ * A store on a server: the first pieces of the core's second
+ * implementation, over the REST API (design: the remote mount, issue 14).
+ * Not yet behind struct sfs_store: a connection to a speechfsd, what it
+ * offers, its answers turned back into the core's statuses and reasons
+ * (so a front end's one errno or status table serves both stores), a
+ * file's JSON decoded into struct sfs_file, new content versions and the
+ * change feed. A struct sfs_remote is used by one thread at a time.
+ */
+#ifndef SPEECHFS_REMOTE_H
+#define SPEECHFS_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "file.h"
+
+struct sfs_remote;
+
+/* The extensions a server offers beyond the seed's API. */
+enum sfs_remote_features {
+	SFS_REMOTE_CONTENT = 1 << 0, /* PUT /files/{id}/content */
+	SFS_REMOTE_DIRS = 1 << 1,    /* /directories */
+	SFS_REMOTE_CHANGES = 1 << 2  /* /changes with its long poll */
+};
+
+/*
+ * Connect to base_url ("http://host:port", no path) with an API key; reads
+ * the server's OpenAPI document to learn its features. timeout_s bounds a
+ * connect and a stall (0: 10 s). SFS_UNAVAILABLE when the server does not
+ * answer. Ownership: sfs_remote_close().
+ */
+enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
+				int timeout_s, struct sfs_remote **out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+void sfs_remote_close(struct sfs_remote *r);
+unsigned sfs_remote_features(const struct sfs_remote *r);
+
+/*
+ * An answer of the server as the core's status: 2xx is SFS_OK; an error
+ * body's status_code and error_type become the status and reason that
+ * made it (the inverse of the daemon's table), its message the message.
+ */
+enum sfs_status sfs_remote_status(long http_status, const char *body,
+				  size_t len, struct sfs_err *e) SFS_MUST_CHECK;
+
+/* A file's JSON (the API's File object) into out (sfs_file_release). */
+enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
+				       struct sfs_file *out,
+				       struct sfs_err *e) SFS_MUST_CHECK;
+
+enum sfs_status sfs_remote_file_get(struct sfs_remote *r, const char *id,
+				    struct sfs_file *out,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A new content version of file id from the bytes of fd (read from its
+ * offset 0 to its end, streamed), on the condition if_match (a sha256,
+ * "*", or NULL for none). SFS_UNSUPPORTED when the server lacks it.
+ */
+enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
+				       int fd, const char *if_match,
+				       struct sfs_file *out,
+				       struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The change feed after cursor (NULL: the cursor of now), waiting up to
+ * timeout_s for a change. fn gets each change's JSON object text; the
+ * next cursor goes to next[size]. SFS_GONE (cursor_expired): list again.
+ */
+enum sfs_status
+sfs_remote_changes(struct sfs_remote *r, const char *cursor, int timeout_s,
+		   void (*fn)(void *arg, const char *json, size_t len),
+		   void *arg, char *next, size_t size, int *more,
+		   struct sfs_err *e) SFS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,543 @@
+"""The API's extensions for remote mounts, against a real daemon:
+PUT /files/{id}/content (a new content version under the same id,
+streamed, with If-Match), the caller's directories (list, make, remove
+when empty, rename atomically) and the change feed with its long poll
+(woken by commits of any process, bounded, answered at shutdown), each
+with its scopes, tenant isolation and shares."""
+import concurrent.futures
+import hashlib
+import re
+import sqlite3
+import time
+
+import requests
+
+from conftest import API
+from test_api_listening import wav, wait_listening
+
+DIRS = "/api/v1/speech-services/directories"
+CHANGES = "/api/v1/speech-services/changes"
+
+
+def put(c, fid, data, who="alice", headers=None, **params):
+    return c.req("PUT", f"/{fid}/content", who, data=data,
+                 headers=headers, params=params or None)
+
+
+def etag(sha):
+    return '"%s"' % sha
+
+
+def used_bytes(c, tenant):
+    return c.admin("tenant", "quota", "--id", tenant)["usedBytes"]
+
+
+# ---- PUT /files/{id}/content -------------------------------------------
+
+def test_put_content_keeps_the_id_and_replaces_the_bytes(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"first version", name="doc", path="/put/",
+                   tags='["keep"]')
+    r = put(c, f["id"], b"second version, longer")
+    assert r.status_code == 200, r.text
+    g = r.json()
+    want = hashlib.sha256(b"second version, longer").hexdigest()
+    assert g["id"] == f["id"] and g["sha256"] == want
+    assert g["size"] == len(b"second version, longer")
+    assert g["name"] == "doc" and g["path"] == "/put/"
+    assert g["tags"] == ["keep"]
+    assert r.headers["ETag"] == etag(want)
+    d = c.get(f"/{f['id']}/content")
+    assert d.content == b"second version, longer"
+    assert d.headers["ETag"] == etag(want)
+    # an empty body is an empty file
+    r = put(c, f["id"], b"")
+    assert r.status_code == 200 and r.json()["size"] == 0
+    assert c.get(f"/{f['id']}/content").content == b""
+
+
+def test_put_content_streams_chunked_bodies(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"x")
+    blocks = [bytes([i]) * 65536 for i in range(48)]     # 3 MiB
+
+    def gen():
+        yield from blocks
+    r = put(c, f["id"], gen())
+    assert r.status_code == 200, r.text
+    whole = b"".join(blocks)
+    assert r.json()["sha256"] == hashlib.sha256(whole).hexdigest()
+    assert c.get(f"/{f['id']}/content").content == whole
+
+
+def test_put_content_if_match(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"v1")
+    old = etag(f["sha256"])
+    r = put(c, f["id"], b"v2", headers={"If-Match": old})
+    assert r.status_code == 200, r.text
+    new = r.headers["ETag"]
+    # a writer that saw v1 loses: 412 and nothing changes
+    r = put(c, f["id"], b"v3", headers={"If-Match": old})
+    body = c.assert_error(r, 412, "precondition_failed")
+    assert f["sha256"] not in body["message"]
+    assert c.get(f"/{f['id']}/content").content == b"v2"
+    # a list with the current tag, and "*", match; a weak tag never does
+    r = put(c, f["id"], b"v3", headers={"If-Match": '"00", ' + new})
+    assert r.status_code == 200, r.text
+    assert put(c, f["id"], b"v4", headers={"If-Match": "*"}).status_code \
+        == 200
+    cur = etag(c.get(f"/{f['id']}").json()["sha256"])
+    c.assert_error(put(c, f["id"], b"v5", headers={"If-Match": "W/" + cur}),
+                   412, "precondition_failed")
+    c.assert_error(put(c, f["id"], b"v5", headers={"If-Match": "abc"}),
+                   400, "invalid_parameter")
+    assert c.get(f"/{f['id']}/content").content == b"v4"
+
+
+def test_put_content_if_match_is_one_winner_among_racers(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"base")
+    tag = etag(f["sha256"])
+
+    def one(i):
+        s = requests.Session()
+        r = s.put(c.api + f"/{f['id']}/content", data=b"racer %d" % i,
+                  headers={**c.hdr("alice"), "If-Match": tag}, timeout=30)
+        s.close()
+        return r.status_code
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        codes = list(ex.map(one, range(6)))
+    assert sorted(codes) == [200] + [412] * 5, codes
+    body = c.get(f"/{f['id']}/content").content
+    assert re.fullmatch(rb"racer \d", body), body
+
+
+def test_put_content_permissions_and_scopes(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"owned by alice")
+    fid = f["id"]
+    r = c.post(f"/{fid}/shares", json={"userId": c.users["bob"],
+                                       "permission": "VIEW"})
+    assert r.status_code in (200, 201), r.text
+    c.assert_error(put(c, fid, b"by bob", who="bob"), 403, "forbidden")
+    c.assert_error(put(c, fid, b"by carol", who="carol"), 404,
+                   "file_not_found")
+    c.assert_error(put(c, fid, b"ro", who="alice_ro"), 403,
+                   "insufficient_scope")
+    c.assert_error(put(c, fid, b"none", who=None), 401)
+    assert c.get(f"/{fid}/content").content == b"owned by alice"
+    # an EDIT share may write the content
+    r = c.post(f"/{fid}/shares", json={"userId": c.users["bob"],
+                                       "permission": "EDIT"})
+    assert r.status_code in (200, 201), r.text
+    r = put(c, fid, b"by bob", who="bob")
+    assert r.status_code == 200, r.text
+    assert c.get(f"/{fid}/content").content == b"by bob"
+    # a deleted file takes no content; an unknown one is 404
+    assert c.delete(f"/{fid}").status_code == 204
+    c.assert_error(put(c, fid, b"late"), 409, "file_deleted")
+    c.assert_error(put(c, "00000000-0000-4000-8000-000000000000", b"x"),
+                   404, "file_not_found")
+
+
+def test_put_content_size_limit(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"small")
+    big = b"z" * (4 * 1024 * 1024 + 1)       # the test daemon's limit + 1
+    c.assert_error(put(c, f["id"], big), 413, "payload_too_large")
+
+    def gen():
+        for i in range(0, len(big), 1 << 20):
+            yield big[i:i + (1 << 20)]
+    c.assert_error(put(c, f["id"], gen()), 413, "payload_too_large")
+    assert c.get(f"/{f['id']}/content").content == b"small"
+
+
+def test_put_content_quota_and_dedupe(sfsd_factory):
+    c = sfsd_factory()
+    t = c.admin("tenant", "create", "--name", "small", "--max-bytes",
+                "1000", "--max-files", "10")["id"]
+    u = c.admin("user", "create", "--tenant", t, "--name", "q")["id"]
+    c.keys["q"] = c.admin("key", "create", "--user", u)["key"]
+    a = c.new_file(who="q", data=b"a" * 400)
+    b = c.new_file(who="q", data=b"b" * 400)
+    assert used_bytes(c, t) == 800
+    # the new version counts, not both: 400 -> 500 fits (900)
+    assert put(c, a["id"], b"c" * 500, who="q").status_code == 200
+    assert used_bytes(c, t) == 900
+    c.assert_error(put(c, a["id"], b"d" * 700, who="q"), 413,
+                   "quota_exceeded")
+    assert c.get(f"/{a['id']}/content", who="q").content == b"c" * 500
+    # the same bytes as another file are stored once
+    r = put(c, a["id"], b"b" * 400, who="q")
+    assert r.status_code == 200 and r.json()["sha256"] == b["sha256"]
+    assert used_bytes(c, t) == 400
+
+
+def test_put_content_makes_listening_audio_again(sfsd):
+    c = sfsd
+    f = c.new_file(data=wav(0.5, freq=300), filename="a.wav",
+                   listening="true")
+    first = wait_listening(c, f["id"])["listeningAudio"]
+    assert first["status"] == "COMPLETED"
+    r = put(c, f["id"], wav(0.8, freq=600))
+    assert r.status_code == 200, r.text
+    assert r.json()["listeningAudio"]["status"] in ("PENDING",
+                                                    "PROCESSING",
+                                                    "COMPLETED")
+    g = c.get(f"/{f['id']}").json()
+    deadline = time.time() + 60
+    while g["listeningAudio"]["status"] != "COMPLETED" or \
+            g["listeningAudio"]["createdAt"] == first["createdAt"]:
+        assert time.time() < deadline, g
+        time.sleep(0.1)
+        g = c.get(f"/{f['id']}").json()
+    assert g["listeningAudio"]["size"] != first["size"]
+    assert g["durationSeconds"] > 0.7
+    # content that is not audio loses its MP3 and gets no new one
+    r = put(c, f["id"], b"plain text now")
+    assert r.status_code == 200
+    assert r.json()["listeningAudio"] is None or \
+        r.json()["listeningAudio"]["status"] != "PENDING"
+
+
+# ---- directories ---------------------------------------------------------
+
+def test_directories_make_list_remove(sfsd):
+    c = sfsd
+    r = c.post(DIRS, json={"path": "/dirs/empty/"})
+    assert r.status_code == 201, r.text
+    d = r.json()
+    assert d["path"] == "/dirs/empty/" and d["name"] == "empty"
+    assert d["explicit"] is True and d["descendantCount"] == 0
+    assert d["subdirectoryCount"] == 0
+    c.assert_error(c.post(DIRS, json={"path": "/dirs/empty/"}), 409,
+                   "directory_exists")
+    c.assert_error(c.post(DIRS, json={"path": "/dirs/../x/"}), 400)
+    c.assert_error(c.post(DIRS, json={"path": "/no-slash"}), 400)
+    c.assert_error(c.post(DIRS, json={}), 400)
+    r = c.get(DIRS, params={"path": "/dirs/"})
+    assert r.status_code == 200, r.text
+    assert [x["name"] for x in r.json()["directories"]] == ["empty"]
+    assert "empty" in [x["name"] for x in c.get(
+        DIRS, params={"path": "/dirs/"}).json()["directories"]]
+    # a directory with a file in it is not removed
+    c.new_file(data=b"in dir", path="/dirs/full/")
+    c.assert_error(c.delete(DIRS, params={"path": "/dirs/full/"}), 409,
+                   "directory_not_empty")
+    c.assert_error(c.delete(DIRS, params={"path": "/dirs/nothing/"}), 404,
+                   "directory_not_found")
+    c.assert_error(c.delete(DIRS), 400)
+    assert c.delete(DIRS, params={"path": "/dirs/empty/"}).status_code \
+        == 204
+    names = [x["name"] for x in c.get(DIRS, params={"path": "/dirs/"})
+             .json()["directories"]]
+    assert names == ["full"], names
+    c.assert_error(c.get(DIRS, params={"path": "/dirs/empty/"}), 404,
+                   "directory_not_found")
+
+
+def test_directory_rename_moves_everything_below(sfsd):
+    c = sfsd
+    ids = [c.new_file(data=b"f%d" % i, name="f%d" % i,
+                      path="/ren/a/" + "s/" * i)["id"] for i in range(3)]
+    assert c.post(DIRS, json={"path": "/ren/a/empty/"}).status_code == 201
+    r = c.post(DIRS + "/rename", json={"from": "/ren/a/", "to": "/ren/b/"})
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "/ren/b/" and r.json()["descendantCount"] == 4
+    for i, fid in enumerate(ids):
+        assert c.get(f"/{fid}").json()["path"] == "/ren/b/" + "s/" * i
+    names = {x["name"] for x in c.get(DIRS, params={"path": "/ren/b/"})
+             .json()["directories"]}
+    assert names == {"s", "empty"}
+    c.assert_error(c.get(DIRS, params={"path": "/ren/a/"}), 404)
+    # below itself (EINVAL as rename(2) says), onto a directory that is
+    # not empty, from nowhere
+    c.assert_error(c.post(DIRS + "/rename", json={"from": "/ren/b/",
+                                                  "to": "/ren/b/s/x/"}),
+                   400)
+    c.new_file(data=b"other", path="/ren/c/")
+    c.assert_error(c.post(DIRS + "/rename", json={"from": "/ren/b/",
+                                                  "to": "/ren/c/"}), 409)
+    c.assert_error(c.post(DIRS + "/rename", json={"from": "/ren/zz/",
+                                                  "to": "/ren/d/"}), 404)
+    c.assert_error(c.post(DIRS + "/rename", json={"from": "/ren/b/"}), 400)
+    for i, fid in enumerate(ids):
+        assert c.get(f"/{fid}").json()["path"] == "/ren/b/" + "s/" * i
+
+
+def test_directories_scopes_and_isolation(sfsd):
+    c = sfsd
+    assert c.post(DIRS, json={"path": "/iso/mine/"}).status_code == 201
+    c.assert_error(c.post(DIRS, json={"path": "/iso/ro/"}, who="alice_ro"),
+                   403, "insufficient_scope")
+    c.assert_error(c.delete(DIRS, params={"path": "/iso/mine/"},
+                            who="alice_ro"), 403, "insufficient_scope")
+    c.assert_error(c.post(DIRS + "/rename", who="alice_ro",
+                          json={"from": "/iso/", "to": "/iso2/"}),
+                   403, "insufficient_scope")
+    c.assert_error(c.get(DIRS, who=None), 401)
+    assert c.get(DIRS, params={"path": "/iso/"}, who="alice_ro") \
+        .status_code == 200
+    # directories are the user's own: a colleague and another tenant see
+    # none of them and cannot touch them
+    for who in ("bob", "carol"):
+        c.assert_error(c.get(DIRS, params={"path": "/iso/"}, who=who), 404,
+                       "directory_not_found")
+        c.assert_error(c.delete(DIRS, params={"path": "/iso/mine/"},
+                                who=who), 404)
+        c.assert_error(c.post(DIRS + "/rename", who=who,
+                              json={"from": "/iso/", "to": "/x/"}), 404)
+    assert c.get(DIRS, params={"path": "/iso/mine/"}).status_code == 200
+
+
+# ---- the change feed -----------------------------------------------------
+
+def cursor(c, who="alice"):
+    r = c.get(CHANGES, who=who)
+    assert r.status_code == 200, r.text
+    assert r.json()["changes"] == [] and r.json()["hasMore"] is False
+    return r.json()["cursor"]
+
+
+def changes(c, cur, who="alice", **params):
+    r = c.get(CHANGES, who=who, params={"cursor": cur, **params},
+              timeout=150)
+    assert r.status_code == 200, r.text
+    assert "no-cache" in r.headers["Cache-Control"]
+    return r.json()
+
+
+def file_changes(feed):
+    return {x["fileId"]: x for x in feed["changes"] if x["type"] == "file"}
+
+
+def waiting(c):
+    m = re.search(r"^speechfs_http_changes_waiting (\d+)$",
+                  c.get("/metrics", who=None).text, re.M)
+    return int(m.group(1))
+
+
+def wait_waiting(c, n):
+    deadline = time.time() + 20
+    while waiting(c) != n:
+        assert time.time() < deadline, "no poll waits"
+        time.sleep(0.02)
+
+
+def test_changes_report_files_once_in_their_state_now(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    f = c.new_file(data=b"feed 1", path="/feed/")
+    c.patch(f"/{f['id']}", json={"name": "renamed"})
+    put(c, f["id"], b"feed 2")
+    feed = changes(c, cur)
+    fc = file_changes(feed)
+    assert list(fc) == [f["id"]]
+    x = fc[f["id"]]
+    assert x["removed"] is False and x["file"]["name"] == "renamed"
+    assert x["file"]["sha256"] == hashlib.sha256(b"feed 2").hexdigest()
+    assert int(feed["cursor"]) > int(cur)
+    assert changes(c, feed["cursor"])["changes"] == []
+    # delete, restore, purge: the state says which
+    cur = feed["cursor"]
+    assert c.delete(f"/{f['id']}").status_code == 204
+    feed = changes(c, cur)
+    assert file_changes(feed)[f["id"]]["file"]["isDeleted"] is True
+    assert c.post(f"/{f['id']}/restore").status_code == 200
+    feed = changes(c, feed["cursor"])
+    assert file_changes(feed)[f["id"]]["file"]["isDeleted"] is False
+    assert c.delete(f"/{f['id']}", params={"purge": "true"}) \
+        .status_code == 204
+    feed = changes(c, feed["cursor"])
+    assert file_changes(feed)[f["id"]]["file"]["isPurged"] is True
+
+
+def test_changes_report_directories(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    assert c.post(DIRS, json={"path": "/feeddir/sub/"}).status_code == 201
+    feed = changes(c, cur)
+    dirs = {x["path"] for x in feed["changes"] if x["type"] == "directory"}
+    assert "/feeddir/" in dirs, feed
+    assert c.post(DIRS + "/rename", json={"from": "/feeddir/sub/",
+                                          "to": "/feeddir/moved/"}) \
+        .status_code == 200
+    feed = changes(c, feed["cursor"])
+    dirs = [x["path"] for x in feed["changes"] if x["type"] == "directory"]
+    assert dirs == ["/feeddir/"], feed
+
+
+def test_changes_follow_shares_publish_and_tenants(sfsd):
+    c = sfsd
+    curs = {w: cursor(c, w) for w in ("bob", "carol")}
+    f = c.new_file(data=b"shared later", path="/feedshare/")
+    fid = f["id"]
+    # not shared yet: bob and carol hear nothing
+    for w in ("bob", "carol"):
+        assert fid not in file_changes(changes(c, curs[w], w))
+    r = c.post(f"/{fid}/shares", json={"userId": c.users["bob"],
+                                       "permission": "VIEW"})
+    assert r.status_code in (200, 201), r.text
+    share = r.json()["id"]
+    feed = changes(c, curs["bob"], "bob")
+    x = file_changes(feed)[fid]
+    assert x["removed"] is False and x["file"]["id"] == fid
+    # the owner's changes reach the share's user
+    c.patch(f"/{fid}", json={"description": "new words"})
+    feed = changes(c, feed["cursor"], "bob")
+    assert file_changes(feed)[fid]["file"]["description"] == "new words"
+    # revoked: bob is told to forget it, with nothing of it
+    assert c.delete(f"/{fid}/shares/{share}").status_code == 204
+    feed = changes(c, feed["cursor"], "bob")
+    x = file_changes(feed)[fid]
+    assert x["removed"] is True and x["file"] is None
+    # INTERNAL reaches the tenant, PRIVATE again takes it away
+    c.patch(f"/{fid}", json={"publishMode": "INTERNAL"})
+    feed = changes(c, feed["cursor"], "bob")
+    assert file_changes(feed)[fid]["removed"] is False
+    c.patch(f"/{fid}", json={"publishMode": "PRIVATE"})
+    feed = changes(c, feed["cursor"], "bob")
+    assert file_changes(feed)[fid]["removed"] is True
+    # another tenant never hears of it, whatever happened
+    whole = changes(c, curs["carol"], "carol")
+    assert fid not in file_changes(whole)
+    assert "shared later" not in str(whole)
+
+
+def test_changes_arguments_and_scopes(sfsd):
+    c = sfsd
+    cur = cursor(c, "alice_ro")
+    assert changes(c, cur, "alice_ro")["changes"] == []
+    c.assert_error(c.get(CHANGES, who=None), 401)
+    for bad in ({"cursor": "x"}, {"cursor": "-1"},
+                {"cursor": cur, "timeout": "121"},
+                {"cursor": cur, "timeout": "-1"},
+                {"cursor": cur, "limit": "0"},
+                {"cursor": cur, "limit": "10001"}):
+        c.assert_error(c.get(CHANGES, params=bad), 400)
+    # a cursor of the future (another store's): start again
+    body = c.assert_error(c.get(CHANGES, params={"cursor": "999999999"}),
+                          410, "cursor_expired")
+    assert "new cursor" in body["message"]
+
+
+def test_changes_page_with_limit(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    ids = [c.new_file(data=b"page %d" % i, path="/page/")["id"]
+           for i in range(5)]
+    seen, pages = [], 0
+    while True:
+        feed = changes(c, cur, limit="2")
+        pages += 1
+        seen += list(file_changes(feed))
+        cur = feed["cursor"]
+        if not feed["hasMore"]:
+            break
+    assert pages >= 3
+    assert [i for i in seen if i in ids] == ids
+
+
+def test_changes_expired_cursor_410(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    c.new_file(data=b"before the prune")
+    c.new_file(data=b"before the prune 2")
+    # the janitor keeps the last rows only: drop the old ones as it does
+    db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30)
+    with db:
+        db.execute("DELETE FROM change WHERE seq <= ?", (int(cur) + 1,))
+    db.close()
+    body = c.assert_error(c.get(CHANGES, params={"cursor": cur}), 410,
+                          "cursor_expired")
+    assert "list the files again" in body["message"]
+    assert changes(c, cursor(c))["changes"] == []
+
+
+def test_long_poll_wakes_on_a_change(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(changes, c, cur, "alice", timeout="100")
+        wait_waiting(c, 1)
+        f = c.new_file(data=b"wake up", path="/lp/")
+        feed = fut.result(timeout=30)
+    assert f["id"] in file_changes(feed), feed
+    assert waiting(c) == 0
+
+
+def test_long_poll_wakes_on_another_process_commit(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(changes, c, cur, "alice", timeout="100")
+        wait_waiting(c, 1)
+        # the admin CLI is another process: its commit wakes the poll
+        c.admin("key", "create", "--user", c.users["alice"])
+        t = c.admin("tenant", "list")
+        assert t
+        f = c.new_file(data=b"after the cli", path="/lp/")
+        feed = fut.result(timeout=30)
+    assert f["id"] in file_changes(feed)
+
+
+def test_long_poll_ignores_what_the_caller_may_not_see(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(changes, c, cur, "alice", timeout="3")
+        wait_waiting(c, 1)
+        c.new_file(who="carol", data=b"carol's")
+        c.new_file(who="bob", data=b"bob's private")
+        feed = fut.result(timeout=60)
+    assert feed["changes"] == [], feed
+    assert int(feed["cursor"]) > int(cur)     # past the rows looked at
+
+
+def test_long_poll_timeout_answers_empty(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    t0 = time.monotonic()
+    feed = changes(c, cur, timeout="1")
+    assert feed == {"changes": [], "cursor": cur, "hasMore": False}
+    assert time.monotonic() - t0 >= 1.0
+
+
+def test_long_poll_outlives_the_connection_timeout(sfsd_factory):
+    c = sfsd_factory({"http.connection_timeout": "1"})
+    cur = cursor(c)
+    feed = changes(c, cur, timeout="3")
+    assert feed["changes"] == [] and feed["cursor"] == cur
+
+
+def test_long_polls_are_bounded(sfsd_factory):
+    c = sfsd_factory({"http.changes_max_waiters": "2"})
+    cur = cursor(c)
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        futs = [ex.submit(changes, c, cur, "alice", timeout="100")
+                for _ in range(2)]
+        wait_waiting(c, 2)
+        r = c.get(CHANGES, params={"cursor": cur, "timeout": "100"})
+        c.assert_error(r, 503, "too_many_waiters")
+        assert r.headers["Retry-After"] == "1"
+        # a poll without a timeout never waits, so it is served
+        assert changes(c, cur)["changes"] == []
+        f = c.new_file(data=b"for both")
+        for fu in futs:
+            assert f["id"] in file_changes(fu.result(timeout=30))
+
+
+def test_shutdown_answers_waiting_polls(sfsd_factory):
+    c = sfsd_factory()
+    cur = cursor(c)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(changes, c, cur, "alice", timeout="100")
+        wait_waiting(c, 1)
+        c.daemon.stop()                  # SIGTERM; asserts exit status 0
+        feed = fut.result(timeout=30)
+    assert feed["changes"] == [] and feed["cursor"] == cur
+    # answered at once, not drained out at the shutdown timeout
+    assert "still in flight" not in c.daemon.log.read_text()
+    c.daemon.stop = lambda: None         # already stopped

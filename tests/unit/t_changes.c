@@ -1,0 +1,295 @@
+/*
+ * Tests of the change feed as a user sees it (core/changes.c), of new
+ * content versions on a condition (sfs_file_set_content_if) and of waiting
+ * on the data generation (sfs_store_data_gen_wait): a file is reported
+ * once, in its state now; shares make a file appear and disappear for
+ * their user; another tenant hears nothing; the window is bounded by the
+ * limit; old and foreign cursors expire; a condition that no longer holds
+ * is SFS_PRECONDITION and changes nothing; a commit wakes a waiter.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "fixture.h"
+#include "speechfs/changes.h"
+#include "speechfs/dir.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/share.h"
+#include "speechfs/stage.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
+	char ua[SFS_ID_SIZE], ub[SFS_ID_SIZE], ux[SFS_ID_SIZE];
+	struct sfs_actor a, b, x;
+};
+
+static int fx_open(struct fx *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, NULL))
+		return -1;
+	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
+	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
+	    tfx_user(f->s, f->t1, "alice", f->ua, &f->a) ||
+	    tfx_user(f->s, f->t1, "bob", f->ub, &f->b) ||
+	    tfx_user(f->s, f->t2, "xavier", f->ux, &f->x))
+		return -1;
+	return 0;
+}
+
+static void fx_close(struct fx *f)
+{
+	tfx_store_close(&f->dir, &f->s);
+}
+
+/* What one read of the feed gave. */
+struct seen {
+	int n, files, dirs, removed;
+	char ids[16][SFS_ID_SIZE];
+	int visible[16];
+	char names[16][32];
+	char dir_paths[8][64];
+};
+
+static int note(void *arg, const struct sfs_change *c)
+{
+	struct seen *w = arg;
+
+	if (c->kind == SFS_CHANGE_DIR) {
+		if (w->dirs < 8)
+			snprintf(w->dir_paths[w->dirs], 64, "%s", c->dir);
+		w->dirs++;
+	} else if (w->files < 16) {
+		memcpy(w->ids[w->files], c->file_id, SFS_ID_SIZE);
+		w->visible[w->files] = c->visible;
+		snprintf(w->names[w->files], 32, "%s",
+			 c->visible ? c->file.name : "");
+		w->removed += !c->visible;
+		w->files++;
+	}
+	w->n++;
+	return 0;
+}
+
+static enum sfs_status feed(struct fx *f, const struct sfs_actor *a,
+			    int64_t *cur, int limit, struct seen *w, int *more)
+{
+	struct sfs_err e;
+	int64_t next;
+	int m;
+	enum sfs_status st;
+
+	memset(w, 0, sizeof(*w));
+	sfs_err_init(&e);
+	st = sfs_changes_since(f->s, a, *cur, limit, note, w, &next, &m, &e);
+	if (!st)
+		*cur = next;
+	if (more)
+		*more = m;
+	return st;
+}
+
+static int64_t now_cursor(struct fx *f, const struct sfs_actor *a)
+{
+	int64_t c = -1;
+
+	if (sfs_changes_cursor(f->s, a, &c, NULL))
+		return -1;
+	return c;
+}
+
+static void test_a_file_once_as_it_is_now(void)
+{
+	struct sfs_file_update u = { 0 };
+	struct seen w;
+	struct fx f;
+	char id[SFS_ID_SIZE];
+	int64_t cur;
+
+	REQUIRE(fx_open(&f) == 0);
+	cur = now_cursor(&f, &f.a);
+	REQUIRE(cur >= 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "first", "abc", 3, id, NULL), SFS_OK);
+	u.set = SFS_UPD_NAME;
+	u.name = "second";
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, id, &u, NULL, NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	CHECK(w.files == 1);
+	CHECK(!strcmp(w.ids[0], id) && w.visible[0]);
+	CHECK(!strcmp(w.names[0], "second"));
+	/* nothing new: nothing reported, the cursor stays */
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	CHECK(w.n == 0);
+	/* a directory made: its parent's entries changed */
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/made/", NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	CHECK(w.files == 0 && w.dirs == 1 && !strcmp(w.dir_paths[0], "/"));
+	fx_close(&f);
+}
+
+static void test_shares_and_tenants(void)
+{
+	struct sfs_share sh;
+	struct seen w;
+	struct fx f;
+	char id[SFS_ID_SIZE];
+	int64_t cb, cx, ca;
+	int created;
+
+	REQUIRE(fx_open(&f) == 0);
+	cb = now_cursor(&f, &f.b);
+	cx = now_cursor(&f, &f.x);
+	REQUIRE(cb >= 0 && cx >= 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "private", "p", 1, id, NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.b, &cb, 100, &w, NULL), SFS_OK);
+	CHECK(w.n == 0); /* a colleague's private file: not a word */
+	REQUIRE_ST(sfs_share_put(f.s, &f.a, id, f.ub, SFS_PERM_VIEW, &sh,
+				 &created, NULL),
+		   SFS_OK);
+	REQUIRE_ST(feed(&f, &f.b, &cb, 100, &w, NULL), SFS_OK);
+	CHECK(w.files == 1 && w.visible[0] && !strcmp(w.ids[0], id));
+	REQUIRE_ST(sfs_share_revoke_user(f.s, &f.a, id, f.ub, NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.b, &cb, 100, &w, NULL), SFS_OK);
+	CHECK(w.files == 1 && w.removed == 1 && !strcmp(w.ids[0], id));
+	/* another tenant's feed never names it */
+	REQUIRE_ST(feed(&f, &f.x, &cx, 100, &w, NULL), SFS_OK);
+	CHECK(w.n == 0);
+	/* the read scope is needed */
+	ca = 0;
+	f.a.scopes = SFS_SCOPE_WRITE;
+	CHECK_ST(feed(&f, &f.a, &ca, 100, &w, NULL), SFS_FORBIDDEN);
+	fx_close(&f);
+}
+
+static void test_limit_and_expiry(void)
+{
+	struct seen w;
+	struct fx f;
+	struct sfs_err e;
+	int64_t cur, start, far;
+	int i, more = 0, total = 0, pages = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	start = cur = now_cursor(&f, &f.a);
+	for (i = 0; i < 5; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		REQUIRE_ST(tfx_upload(f.s, &f.a, name, name, strlen(name), NULL,
+				      NULL),
+			   SFS_OK);
+	}
+	do {
+		REQUIRE_ST(feed(&f, &f.a, &cur, 2, &w, &more), SFS_OK);
+		total += w.files;
+		pages++;
+	} while (more && pages < 20);
+	CHECK(total == 5);
+	CHECK(pages >= 3);
+	/* a cursor beyond the store's last change is another store's */
+	far = cur + 1000;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_changes_since(f.s, &f.a, far, 10, note, &w, &cur, &i, &e),
+		 SFS_GONE);
+	CHECK(e.reason == SFS_R_CURSOR_EXPIRED);
+	CHECK(start >= 0);
+	fx_close(&f);
+}
+
+static void test_set_content_if(void)
+{
+	struct sfs_stage *st;
+	struct sfs_file out;
+	struct sfs_err e;
+	struct fx f;
+	char id[SFS_ID_SIZE], sha[65], got[16];
+	size_t n = 0;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "doc", "one", 3, id, sha), SFS_OK);
+	/* the content the caller saw: stored */
+	st = tfx_stage(f.s, "two", 3);
+	REQUIRE(st);
+	sfs_file_init(&out);
+	CHECK_ST(sfs_file_set_content_if(f.s, &f.a, id, st, 0, sha, &out, NULL),
+		 SFS_OK);
+	CHECK(strcmp(out.sha256, sha) != 0);
+	sfs_file_release(&out);
+	sfs_stage_free(st);
+	/* the old one again: refused, nothing changes */
+	st = tfx_stage(f.s, "three", 5);
+	REQUIRE(st);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_set_content_if(f.s, &f.a, id, st, 0, sha, NULL, &e),
+		 SFS_PRECONDITION);
+	sfs_stage_free(st);
+	CHECK_ST(tfx_read(f.s, &f.a, id, SFS_CONTENT_ORIGINAL, got, sizeof(got),
+			  &n),
+		 SFS_OK);
+	CHECK(n == 3 && !memcmp(got, "two", 3));
+	/* "*" is any content; "" is none (and the file has some) */
+	st = tfx_stage(f.s, "four", 4);
+	REQUIRE(st);
+	CHECK_ST(sfs_file_set_content_if(f.s, &f.a, id, st, 0, "", NULL, NULL),
+		 SFS_PRECONDITION);
+	CHECK_ST(sfs_file_set_content_if(f.s, &f.a, id, st, 0, "*", NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	fx_close(&f);
+}
+
+struct waiter {
+	struct sfs_store *s;
+	uint64_t gen, got;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->got = sfs_store_data_gen_wait(w->s, w->gen, 60000);
+	return NULL;
+}
+
+static void test_data_gen_wait(void)
+{
+	struct waiter w;
+	struct fx f;
+	pthread_t th;
+	uint64_t g;
+
+	REQUIRE(fx_open(&f) == 0);
+	g = sfs_store_data_gen(f.s);
+	REQUIRE(g != 0);
+	/* no commit, a short timeout: the same generation */
+	CHECK(sfs_store_data_gen_wait(f.s, g, 20) == g);
+	/* a stale generation returns at once */
+	CHECK(sfs_store_data_gen_wait(f.s, g + 2, 60000) == g);
+	/* a commit wakes a waiter long before its minute is up */
+	w.s = f.s;
+	w.gen = g;
+	w.got = 0;
+	REQUIRE(pthread_create(&th, NULL, wait_thread, &w) == 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "wake", "w", 1, NULL, NULL), SFS_OK);
+	pthread_join(th, NULL);
+	CHECK(w.got != g && w.got != 0);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_ERROR);
+	RUN(test_a_file_once_as_it_is_now);
+	RUN(test_shares_and_tenants);
+	RUN(test_limit_and_expiry);
+	RUN(test_set_content_if);
+	RUN(test_data_gen_wait);
+	return th_report();
+}

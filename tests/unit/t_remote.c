@@ -1,0 +1,283 @@
+/*
+ * Tests of the remote store's first pieces (core/remote.c) against a real
+ * speechfsd (the build's, beside this binary) on 127.0.0.1 serving a
+ * fresh store: the server's features are read from its OpenAPI document;
+ * error bodies come back as the core's own statuses and reasons; a file's
+ * JSON decodes to what the core holds; a new content version goes up
+ * streamed from a file, on its If-Match condition; the change feed gives
+ * a cursor and then, waiting, the change a commit of another process
+ * made; a daemon that is gone is SFS_UNAVAILABLE, not a hang.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "fixture.h"
+#include "speechfs/auth.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/remote.h"
+#include "speechfs/store.h"
+#include "testhelp.h"
+
+struct fx {
+	char *dir;
+	struct sfs_store *s;
+	char t1[SFS_ID_SIZE], t2[SFS_ID_SIZE];
+	char ua[SFS_ID_SIZE], ux[SFS_ID_SIZE];
+	struct sfs_actor a, x;
+	char key_a[SFS_API_KEY_SIZE], key_x[SFS_API_KEY_SIZE];
+	char url[64];
+	pid_t pid;
+};
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !getsockname(fd, (struct sockaddr *)&sa, &len))
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* The daemon of this build: ../speechfsd from this binary's directory. */
+static int daemon_path(char *out, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	snprintf(out, size, "%s/../speechfsd", dirname(self));
+	return access(out, X_OK);
+}
+
+static int start_daemon(struct fx *f)
+{
+	char bin[PATH_MAX], listen[32], log[PATH_MAX];
+	struct sfs_remote *r = NULL;
+	int port = free_port(), fd, i;
+
+	if (port < 0 || daemon_path(bin, sizeof(bin)))
+		return -1;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(f->url, sizeof(f->url), "http://%s", listen);
+	snprintf(log, sizeof(log), "%s/daemon.log", f->dir);
+	f->pid = fork();
+	if (f->pid < 0)
+		return -1;
+	if (f->pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, "--store", f->dir, "--listen", listen,
+		      (char *)NULL);
+		_exit(127);
+	}
+	/* up when it answers: at most 15 s */
+	for (i = 0; i < 300; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (sfs_remote_open(f->url, f->key_a, 2, &r, NULL) == SFS_OK) {
+			sfs_remote_close(r);
+			return 0;
+		}
+		if (waitpid(f->pid, NULL, WNOHANG) == f->pid) {
+			f->pid = 0;
+			return -1;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* SIGTERM and its exit status (0 expected), -1 if it would not stop. */
+static int stop_daemon(struct fx *f)
+{
+	int status = 0, i;
+
+	if (f->pid <= 0)
+		return 0;
+	kill(f->pid, SIGTERM);
+	for (i = 0; i < 400; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		}
+		nanosleep(&ts, NULL);
+	}
+	kill(f->pid, SIGKILL);
+	waitpid(f->pid, NULL, 0);
+	f->pid = 0;
+	return -1;
+}
+
+static int fx_open(struct fx *f)
+{
+	char kid[SFS_ID_SIZE];
+
+	memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, NULL))
+		return -1;
+	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
+	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
+	    tfx_user(f->s, f->t1, "alice", f->ua, &f->a) ||
+	    tfx_user(f->s, f->t2, "xavier", f->ux, &f->x) ||
+	    sfs_key_create(f->s, f->ua, SFS_SCOPE_ALL, "t", f->key_a, kid,
+			   NULL) ||
+	    sfs_key_create(f->s, f->ux, SFS_SCOPE_ALL, "t", f->key_x, kid,
+			   NULL))
+		return -1;
+	return start_daemon(f);
+}
+
+static void fx_close(struct fx *f)
+{
+	CHECK(stop_daemon(f) == 0);
+	tfx_store_close(&f->dir, &f->s);
+}
+
+static void test_status_of_answers(void)
+{
+	struct sfs_err e;
+	static const char quota[] =
+		"{\"status_code\":413,\"error_type\":\"quota_exceeded\","
+		"\"message\":\"the tenant's byte quota\"}";
+	static const char notempty[] =
+		"{\"status_code\":409,\"error_type\":\"directory_not_empty\","
+		"\"message\":\"the directory is not empty\"}";
+
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_status(200, NULL, 0, &e), SFS_OK);
+	CHECK_ST(sfs_remote_status(413, quota, strlen(quota), &e), SFS_QUOTA);
+	CHECK(!strcmp(e.message, "the tenant's byte quota"));
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_status(413, "{}", 2, &e), SFS_TOO_LARGE);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_status(409, notempty, strlen(notempty), &e),
+		 SFS_CONFLICT);
+	CHECK(e.reason == SFS_R_DIRECTORY_NOT_EMPTY);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_status(412, NULL, 0, &e), SFS_PRECONDITION);
+	CHECK_ST(sfs_remote_status(507, "x", 1, NULL), SFS_NO_SPACE);
+	CHECK_ST(sfs_remote_status(502, NULL, 0, NULL), SFS_IO);
+}
+
+struct got {
+	int n;
+	int named; /* a change named the file looked for */
+	const char *id;
+};
+
+static void on_change(void *arg, const char *json, size_t len)
+{
+	struct got *g = arg;
+
+	g->n++;
+	if (len && strstr(json, g->id))
+		g->named = 1;
+}
+
+static void test_against_a_daemon(void)
+{
+	struct sfs_remote *r = NULL, *rx = NULL;
+	struct sfs_file f;
+	struct sfs_err e;
+	struct fx fx;
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], sha[65], cur[32], next[32];
+	char tmp[PATH_MAX];
+	struct got g = { 0 };
+	int fd, more;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE_ST(tfx_upload(fx.s, &fx.a, "talk", "words", 5, id, sha),
+		   SFS_OK);
+	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 5, &r, NULL), SFS_OK);
+	CHECK(sfs_remote_features(r) ==
+	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES));
+	/* a file as the core has it */
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
+	CHECK(!strcmp(f.name, "talk") && !strcmp(f.path, "/"));
+	CHECK(f.size == 5 && !strcmp(f.sha256, sha));
+	sfs_file_release(&f);
+	/* another tenant's file does not exist, as the core says */
+	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_x, 5, &rx, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_file_get(rx, id, &f, &e), SFS_NOT_FOUND);
+	CHECK(e.reason == SFS_R_FILE_NOT_FOUND);
+	sfs_remote_close(rx);
+	/* the change feed: the cursor of now */
+	REQUIRE_ST(sfs_remote_changes(r, NULL, 0, on_change, &g, cur,
+				      sizeof(cur), &more, NULL),
+		   SFS_OK);
+	CHECK(g.n == 0);
+	/* a new version from a file, on its condition */
+	snprintf(tmp, sizeof(tmp), "%s/upload.bin", fx.dir);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, "new words", 9) == 9);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_set_content(r, id, fd, sha, &f, &e), SFS_OK);
+	CHECK(f.size == 9 && strcmp(f.sha256, sha) != 0);
+	sfs_file_release(&f);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_set_content(r, id, fd, sha, NULL, &e),
+		 SFS_PRECONDITION);
+	close(fd);
+	/* the feed tells of it */
+	g.id = id;
+	REQUIRE_ST(sfs_remote_changes(r, cur, 30, on_change, &g, next,
+				      sizeof(next), &more, NULL),
+		   SFS_OK);
+	CHECK(g.named);
+	/* a commit of another process (this one) wakes a waiting poll */
+	REQUIRE_ST(tfx_upload(fx.s, &fx.a, "later", "later", 5, id2, NULL),
+		   SFS_OK);
+	memset(&g, 0, sizeof(g));
+	g.id = id2;
+	CHECK_ST(sfs_remote_changes(r, next, 30, on_change, &g, cur,
+				    sizeof(cur), &more, NULL),
+		 SFS_OK);
+	CHECK(g.named);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_changes(r, "999999999", 0, on_change, &g, cur,
+				    sizeof(cur), &more, &e),
+		 SFS_GONE);
+	CHECK(e.reason == SFS_R_CURSOR_EXPIRED);
+	/* the daemon gone: a clear failure, at once */
+	CHECK(stop_daemon(&fx) == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_remote_file_get(r, id, &f, &e), SFS_UNAVAILABLE);
+	sfs_remote_close(r);
+	fx_close(&fx);
+}
+
+int main(void)
+{
+	sfs_log_set_level(SFS_LOG_ERROR);
+	RUN(test_status_of_answers);
+	RUN(test_against_a_daemon);
+	return th_report();
+}
