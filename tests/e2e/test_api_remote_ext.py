@@ -8,6 +8,7 @@ import base64
 import concurrent.futures
 import hashlib
 import re
+import socket
 import sqlite3
 import time
 
@@ -604,6 +605,29 @@ def test_long_poll_ignores_what_the_caller_may_not_see(sfsd):
         feed = fut.result(timeout=60)
     assert feed["changes"] == [], feed
     assert int(feed["cursor"]) > int(cur)     # past the rows looked at
+
+
+def test_a_poll_whose_client_left_is_let_go(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    host, port = c.base[len("http://"):].split(":")
+    socks = []
+    for _ in range(3):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(("GET %s?cursor=%s&timeout=2 HTTP/1.1\r\nHost: x\r\n"
+                   "X-API-Key: %s\r\n\r\n" % (CHANGES, cur,
+                                                c.keys["alice"])).encode())
+        socks.append(s)
+    wait_waiting(c, 3)
+    for s in socks:
+        s.close()
+    # parked, the connections are not watched: each goes at its deadline
+    deadline = time.time() + 30
+    while waiting(c) != 0:
+        assert time.time() < deadline, "the polls were never let go"
+        time.sleep(0.05)
+    f = c.new_file(data=b"still serving")
+    assert f["id"] in file_changes(changes(c, cur))
 
 
 def test_long_poll_timeout_answers_empty(sfsd):
