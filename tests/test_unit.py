@@ -24,7 +24,8 @@ def source(binary):
 
 # the core's modules whose tests pass on PostgreSQL too (issue 16; the
 # others follow as their statements are made to run there)
-PG_UNIT = {"t_dir", "t_file", "t_query", "t_store", "t_tag"}
+PG_UNIT = {"t_blob", "t_dir", "t_file", "t_job", "t_media", "t_query", "t_share",
+           "t_store", "t_tag"}
 
 CASES = []
 for b in UNIT:
