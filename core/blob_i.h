@@ -93,6 +93,21 @@ struct sfsi_blob_backend {
 	enum sfs_status (*walk)(struct sfs_store *s, sfsi_blob_each each,
 				void *arg, struct sfs_err *e);
 	/*
+	 * For fsck's merge of a large store against its rows, a page at a
+	 * time, never every name in memory (NULL: fsck asks stat for each
+	 * row and walks everything for objects without rows): the blobs of
+	 * one tenant in the order of their sha, and the tenants that have
+	 * any (fn(arg, tenant, NULL)) or entries that are not a tenant's
+	 * (fn(arg, 0, odd)), in any order.
+	 */
+	enum sfs_status (*walk_tenant)(struct sfs_store *s, int64_t tenant,
+				       sfsi_blob_each each, void *arg,
+				       struct sfs_err *e);
+	enum sfs_status (*tenants)(struct sfs_store *s,
+				   int (*fn)(void *arg, int64_t tenant,
+					     const char *odd),
+				   void *arg, struct sfs_err *e);
+	/*
 	 * fsck's chores of the backend beyond blobs (s3: multipart uploads
 	 * left unfinished for a day, aborted on repair), or NULL.
 	 */

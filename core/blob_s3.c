@@ -173,6 +173,7 @@ enum sfs_status sfsi_s3_backend_client(const struct sfs_config *cfg,
 	o.connect_timeout_s = cfg->blob_s3_connect_timeout_s;
 	o.stall_timeout_s = cfg->blob_s3_timeout_s;
 	o.retries = cfg->blob_s3_retries;
+	o.list_max_keys = cfg->blob_s3_list_max_keys;
 	ret = sfsi_s3_new(&o, out, e);
 out:
 	OPENSSL_cleanse(&cr, sizeof(cr));
@@ -390,6 +391,69 @@ static enum sfs_status s3_walk(struct sfs_store *s, sfsi_blob_each each,
 	return sfsi_s3_list(be_of(s)->c, "", walk_key, &w, e);
 }
 
+/* The blobs of one tenant: the keys under "<tenant>/", in sha order. */
+static enum sfs_status s3_walk_tenant(struct sfs_store *s, int64_t tenant,
+				      sfsi_blob_each each, void *arg,
+				      struct sfs_err *e)
+{
+	struct walk w = { each, arg };
+	char prefix[32];
+
+	snprintf(prefix, sizeof(prefix), "%lld/", (long long)tenant);
+	return sfsi_s3_list(be_of(s)->c, prefix, walk_key, &w, e);
+}
+
+struct tenants {
+	int (*fn)(void *arg, int64_t tenant, const char *odd);
+	void *arg;
+};
+
+/* A key at the top: never a blob's. */
+static int top_key(void *arg, const char *key, int64_t size, int64_t mtime)
+{
+	struct tenants *t = arg;
+	char odd[300];
+
+	(void)size;
+	(void)mtime;
+	snprintf(odd, sizeof(odd), "object %s", key);
+	return t->fn(t->arg, 0, odd);
+}
+
+/* "<tenant>/" at the top; "incoming/" is the sweep's. */
+static int top_level(void *arg, const char *name)
+{
+	struct tenants *t = arg;
+	char odd[300];
+	int64_t id;
+	int n = 0;
+
+	if (!strcmp(name, "incoming/"))
+		return 0;
+	/* "7/" is a tenant's; "07/" is not (it would be walked as 7's) */
+	if (sscanf(name, "%*[0-9]/%n", &n) == 0 && n && !name[n] && n < 24 &&
+	    name[0] != '0') {
+		char num[24];
+
+		memcpy(num, name, (size_t)n - 1);
+		num[n - 1] = '\0';
+		if (!sfs_parse_i64(num, &id) && id > 0)
+			return t->fn(t->arg, id, NULL);
+	}
+	snprintf(odd, sizeof(odd), "objects under %s", name);
+	return t->fn(t->arg, 0, odd);
+}
+
+static enum sfs_status s3_tenants(struct sfs_store *s,
+				  int (*fn)(void *arg, int64_t tenant,
+					    const char *odd),
+				  void *arg, struct sfs_err *e)
+{
+	struct tenants t = { fn, arg };
+
+	return sfsi_s3_list_level(be_of(s)->c, "", top_key, top_level, &t, e);
+}
+
 struct sweep {
 	struct sfsi_s3 *c;
 	int repair;
@@ -469,6 +533,8 @@ const struct sfsi_blob_backend sfsi_blob_s3 = {
 	.remove = s3_remove,
 	.open_blob = s3_open_blob,
 	.walk = s3_walk,
+	.walk_tenant = s3_walk_tenant,
+	.tenants = s3_tenants,
 	.sweep = s3_sweep,
 	.stream = sfsi_s3_stream_start,
 	.stream_free = sfsi_s3_stream_free,

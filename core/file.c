@@ -32,9 +32,10 @@
 #include "store_i.h"
 #include "util_i.h"
 
+/* A NULL time reads as 0 (sqlite3_column_int64's NULL): no type check. */
 static int64_t ms_or_zero(struct db_stmt *st, int i)
 {
-	return sfsi_db_col_null(st, i) ? 0 : sfsi_db_col_int(st, i);
+	return sfsi_db_col_int(st, i);
 }
 
 enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,

@@ -38,6 +38,7 @@ struct blob_row {
 	char sha[65];
 	int64_t size;
 	int64_t refs;
+	int inl; /* its bytes are in the row (merge_backend's rows only) */
 };
 
 static void say(struct fsck *c, const char *fmt, ...)
@@ -542,7 +543,7 @@ static enum sfs_status check_row(struct fsck *c, struct blob_row *b)
 
 static enum sfs_status check_rows(struct fsck *c)
 {
-	struct blob_row batch[BATCH], last = { 0, "", 0, 0 };
+	struct blob_row batch[BATCH], last = { 0, "", 0, 0, 0 };
 	struct db_stmt *q;
 	enum sfs_status ret = SFS_OK;
 	int n, i, rc;
@@ -661,6 +662,202 @@ static enum sfs_status probe_backend(struct fsck *c)
 		sfs_err_init(c->e);
 		ret = SFS_OK;
 	}
+	return ret;
+}
+
+/* ---- a large backend merged with the rows, tenant by tenant --------- */
+
+/*
+ * A backend that lists a tenant's blobs in sha order is read a page at a
+ * time beside that tenant's rows, BATCH at a time, in the same order: an
+ * object without a row is checked as walk_blobs would (under the write
+ * lock, a blob in flight left alone), a row without an object as
+ * check_rows would (confirmed by stat under the lock); neither side is
+ * ever held whole, and a row that is there costs no request of its own.
+ */
+struct merge {
+	struct fsck *c;
+	int64_t tenant;
+	struct blob_row rows[BATCH];
+	int n, i, end; /* rows in the batch, the next one, no more after */
+	int64_t *seen; /* the tenants merged */
+	size_t nseen, aseen;
+};
+
+static enum sfs_status next_rows(struct merge *m)
+{
+	struct fsck *c = m->c;
+	struct db_stmt *q;
+	char after[65] = "";
+	int rc = 0;
+
+	if (m->n)
+		sfs_strlcpy(after, m->rows[m->n - 1].sha, sizeof(after));
+	q = sfsi_db_prep(c->d,
+			 "SELECT sha256, size, refs, data IS NOT NULL"
+			 " FROM blob WHERE tenant_id = ?1 AND sha256 > ?2"
+			 " ORDER BY sha256 LIMIT 256",
+			 c->e);
+	if (!q)
+		return fail(c);
+	sfsi_db_bind_int(q, 1, m->tenant);
+	sfsi_db_bind_text(q, 2, after);
+	for (m->n = 0, m->i = 0;
+	     m->n < BATCH && (rc = sfsi_db_step(q, c->e)) == 1; m->n++) {
+		struct blob_row *b = &m->rows[m->n];
+
+		b->tenant = m->tenant;
+		sfs_strlcpy(b->sha, sfsi_db_col_text(q, 0), sizeof(b->sha));
+		b->size = sfsi_db_col_int(q, 1);
+		b->refs = sfsi_db_col_int(q, 2);
+		b->inl = (int)sfsi_db_col_int(q, 3);
+	}
+	sfsi_db_reset(q);
+	if (rc < 0)
+		return fail(c);
+	m->end = m->n < BATCH;
+	return SFS_OK;
+}
+
+/* The next row of the tenant (NULL: none left, or *ret says why). */
+static struct blob_row *peek_row(struct merge *m, enum sfs_status *ret)
+{
+	*ret = SFS_OK;
+	if (m->i == m->n && !m->end)
+		*ret = next_rows(m);
+	return !*ret && m->i < m->n ? &m->rows[m->i] : NULL;
+}
+
+/* A row, its object listed (present, size) or not. */
+static enum sfs_status check_listed(struct fsck *c, struct blob_row *b,
+				    int present, int64_t size)
+{
+	int64_t refs = 0;
+
+	if (b->inl)
+		return check_row(c, b);
+	c->r->blobs_checked++;
+	if (present && size == b->size) {
+		if (count_refs(c, b->tenant, b->sha, &refs) < 0)
+			return fail(c);
+		if (refs == b->refs)
+			return SFS_OK;
+	}
+	return confirm_row(c, b);
+}
+
+static int each_listed(void *arg, int64_t tenant, const char *sha, int64_t size,
+		       const char *odd)
+{
+	struct merge *m = arg;
+	struct blob_row *b;
+	enum sfs_status ret;
+
+	if (odd || tenant != m->tenant) {
+		say(m->c, "unexpected entry %s (left alone)",
+		    odd ? odd : "of another tenant");
+		return SFS_OK;
+	}
+	while ((b = peek_row(m, &ret)) && strcmp(b->sha, sha) < 0) {
+		m->i++;
+		ret = check_listed(m->c, b, 0, -1);
+		if (ret)
+			return (int)ret;
+	}
+	if (ret)
+		return (int)ret;
+	if (b && !strcmp(b->sha, sha)) {
+		m->i++;
+		return (int)check_listed(m->c, b, 1, size);
+	}
+	return (int)check_file(m->c, tenant, sha);
+}
+
+static enum sfs_status merge_tenant(struct merge *m, int64_t tenant)
+{
+	struct blob_row *b;
+	enum sfs_status ret;
+	int64_t *n;
+
+	if (m->nseen == m->aseen) {
+		n = realloc(m->seen, (m->aseen * 2 + 16) * sizeof(*n));
+		if (!n)
+			return sfs_errf(m->c->e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
+		m->seen = n;
+		m->aseen = m->aseen * 2 + 16;
+	}
+	m->seen[m->nseen++] = tenant;
+	m->tenant = tenant;
+	m->n = m->i = m->end = 0;
+	ret = m->c->s->blob_be->walk_tenant(m->c->s, tenant, each_listed, m,
+					    m->c->e);
+	/* rows past the last object */
+	while (!ret && (b = peek_row(m, &ret))) {
+		m->i++;
+		ret = check_listed(m->c, b, 0, -1);
+	}
+	return ret;
+}
+
+static int each_tenant(void *arg, int64_t tenant, const char *odd)
+{
+	struct merge *m = arg;
+
+	if (odd) {
+		say(m->c, "unexpected entry %s (left alone)", odd);
+		return SFS_OK;
+	}
+	return (int)merge_tenant(m, tenant);
+}
+
+static int was_seen(const struct merge *m, int64_t tenant)
+{
+	size_t i;
+
+	for (i = 0; i < m->nseen; i++)
+		if (m->seen[i] == tenant)
+			return 1;
+	return 0;
+}
+
+static enum sfs_status merge_backend(struct fsck *c)
+{
+	struct merge *m = calloc(1, sizeof(*m));
+	struct db_stmt *q;
+	enum sfs_status ret;
+	int64_t tenant = 0;
+	int rc;
+
+	if (!m)
+		return sfs_errf(c->e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	m->c = c;
+	ret = c->s->blob_be->tenants(c->s, each_tenant, m, c->e);
+	/* tenants with rows and no object at all */
+	while (!ret) {
+		q = sfsi_db_prep(c->d,
+				 "SELECT tenant_id FROM blob"
+				 " WHERE tenant_id > ?1"
+				 " ORDER BY tenant_id LIMIT 1",
+				 c->e);
+		if (!q) {
+			ret = fail(c);
+			break;
+		}
+		sfsi_db_bind_int(q, 1, tenant);
+		rc = sfsi_db_step(q, c->e);
+		if (rc == 1)
+			tenant = sfsi_db_col_int(q, 0);
+		sfsi_db_reset(q);
+		if (rc < 0)
+			ret = fail(c);
+		if (rc != 1)
+			break;
+		if (!was_seen(m, tenant))
+			ret = merge_tenant(m, tenant);
+	}
+	free(m->seen);
+	free(m);
 	return ret;
 }
 
@@ -800,9 +997,11 @@ enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 		ret = check_dangling(&c, 0);
 	if (!ret)
 		ret = check_dangling(&c, 1);
-	if (!ret)
+	if (!ret && s->blob_be->walk_tenant && s->blob_be->tenants)
+		ret = merge_backend(&c);
+	else if (!ret)
 		ret = check_rows(&c);
-	if (!ret)
+	if (!ret && !(s->blob_be->walk_tenant && s->blob_be->tenants))
 		ret = walk_blobs(&c);
 	if (!ret)
 		ret = sweep_backend(&c);

@@ -332,13 +332,50 @@ int64_t sfsi_s3_part_size(const struct sfsi_s3 *c, int64_t size)
 
 /* ---- objects ---- */
 
-/* One PUT of bytes from fd or memory. */
+int sfsi_s3_checksums(const struct sfsi_s3 *c)
+{
+	return __atomic_load_n(&c->checksums, __ATOMIC_RELAXED);
+}
+
+/*
+ * What the answer to a PUT that carried x-amz-checksum-sha256 says of it:
+ * a store that checks the header echoes it (a different value is a
+ * failure), one that ignores it does not. Learnt once, said once.
+ */
+static enum sfs_status learn_checksums(struct sfsi_s3 *c,
+				       const struct s3_req *r, const char *key,
+				       struct sfs_err *e)
+{
+	int was, now = r->checksum_back[0] ? 1 : -1;
+
+	if (now > 0 && strcmp(r->checksum_back, r->checksum))
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the object store stored '%s' with "
+				"x-amz-checksum-sha256 %s, not %s",
+				key, r->checksum_back, r->checksum);
+	was = __atomic_exchange_n(&c->checksums, now, __ATOMIC_RELAXED);
+	if (was != now)
+		sfs_info("s3",
+			 now > 0 ? "the object store checks "
+				   "x-amz-checksum-sha256"
+				 : "the object store ignores "
+				   "x-amz-checksum-sha256: uploads are "
+				   "verified by x-amz-content-sha256 and size");
+	return SFS_OK;
+}
+
+/*
+ * One PUT of bytes from fd or memory, with the SHA-256 of its bytes as the
+ * payload hash (the store checks it) and as x-amz-checksum-sha256 (a
+ * store that supports it checks and keeps it with the object).
+ */
 static enum sfs_status put_one(struct sfsi_s3 *c, const char *key, int fd,
 			       const void *mem, int64_t off, int64_t size,
 			       const char *sha256, struct sfs_err *e)
 {
 	struct s3_req r;
-	char hex[65];
+	unsigned char md[32];
+	char hex[65], b64[48];
 	enum sfs_status ret = SFS_OK;
 
 	sfsi_s3_req_init(&r, "PUT");
@@ -350,12 +387,18 @@ static enum sfs_status put_one(struct sfsi_s3 *c, const char *key, int fd,
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (ret)
 		goto out;
+	if (strlen(sha256) == 64 && !sfsi_unhex(sha256, 32, md)) {
+		EVP_EncodeBlock((unsigned char *)b64, md, sizeof(md));
+		r.checksum = b64;
+	}
 	r.fd = fd;
 	r.mem = mem;
 	r.src_off = off;
 	r.src_len = size;
 	r.payload = sha256;
 	ret = sfsi_s3_run(c, &r, e);
+	if (!ret && r.checksum)
+		ret = learn_checksums(c, &r, key, e);
 out:
 	sfsi_s3_req_release(&r);
 	return ret;

@@ -76,8 +76,8 @@ enum sfs_status sfsi_s3_put_fd(struct sfsi_s3 *c, const char *key, int fd,
 /*
  * A multipart upload built by the caller: parts (1 .. 10,000, all but the
  * last at least 5 MiB) sent in any order, from any threads, each from
- * `len` bytes of fd at `off`, with their SHA-256 when known (the store
- * checks it) or unsigned; complete with the number of parts. Free aborts
+ * `len` bytes of fd at `off`, with their SHA-256 (computed here when
+ * NULL), which the store checks; complete with the number of parts. Free aborts
  * an upload not completed. *cancel (may be NULL), set by another thread,
  * stops a part in flight.
  */
@@ -99,6 +99,13 @@ void sfsi_s3_upload_free(struct sfsi_s3_upload *u);
  */
 enum sfs_status sfsi_s3_copy(struct sfsi_s3 *c, const char *from,
 			     const char *to, struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Whether the store checks x-amz-checksum-sha256, as the answer to the
+ * last single PUT showed: 1 yes, -1 no (Ceph 16's RGW ignores it; the
+ * payload hash and the size verify then), 0 not known yet.
+ */
+int sfsi_s3_checksums(const struct sfsi_s3 *c);
 
 /* The same for bytes in memory (one PUT whatever the size). */
 enum sfs_status sfsi_s3_put_mem(struct sfsi_s3 *c, const char *key,
@@ -143,6 +150,16 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 			     int (*fn)(void *arg, const char *key, int64_t size,
 				       int64_t mtime),
 			     void *arg, struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * One level under `prefix` (delimiter '/'): fn for the keys right under
+ * it, dirs(arg, "name/") for each level below, names relative to prefix.
+ */
+enum sfs_status sfsi_s3_list_level(struct sfsi_s3 *c, const char *prefix,
+				   int (*fn)(void *arg, const char *key,
+					     int64_t size, int64_t mtime),
+				   int (*dirs)(void *arg, const char *name),
+				   void *arg, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Multipart uploads begun and never completed or aborted under `prefix`

@@ -100,10 +100,17 @@ enum sfs_status sfsi_s3_upload_part(struct sfsi_s3_upload *u, int n, int fd,
 {
 	struct sfs_buf q = SFS_BUF_INIT(2048);
 	struct s3_req r;
+	char hex[65];
 	enum sfs_status ret = SFS_OK;
 	int room;
 
 	sfsi_s3_req_init(&r, "PUT");
+	if (!sha256) {
+		ret = sfsi_s3_sha256_hex(fd, NULL, off, len, hex, e);
+		if (ret)
+			goto out;
+		sha256 = hex;
+	}
 	if (n < 1 || n > SFSI_S3_MAX_PARTS) {
 		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE, "part %d", n);
 		goto out;
@@ -117,8 +124,8 @@ enum sfs_status sfsi_s3_upload_part(struct sfsi_s3_upload *u, int n, int fd,
 	r.fd = fd;
 	r.src_off = off;
 	r.src_len = len;
-	/* an unknown hash: the store checks the length, TLS the bytes */
-	r.payload = sha256 ? sha256 : "UNSIGNED-PAYLOAD";
+	/* the store checks it (Ceph 16's RGW too: XAmzContentSHA256Mismatch) */
+	r.payload = sha256;
 	r.cancel = cancel;
 	ret = sfsi_s3_run(u->c, &r, e);
 	if (!ret && !r.etag[0])
@@ -405,10 +412,15 @@ static int64_t parse_iso8601(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
-enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
-			     int (*fn)(void *arg, const char *key, int64_t size,
-				       int64_t mtime),
-			     void *arg, struct sfs_err *e)
+/*
+ * The keys under prefix, page by page, to fn; with `dirs` (delimiter '/'),
+ * the names of the levels right under it (CommonPrefixes) to dirs too.
+ */
+static enum sfs_status list_keys(struct sfsi_s3 *c, const char *prefix,
+				 int (*fn)(void *arg, const char *key,
+					   int64_t size, int64_t mtime),
+				 int (*dirs)(void *arg, const char *name),
+				 void *arg, struct sfs_err *e)
 {
 	struct sfs_buf q = SFS_BUF_INIT(8192), full = SFS_BUF_INIT(4096);
 	struct s3_req r;
@@ -424,7 +436,8 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 		goto out;
 	}
 	do {
-		/* sorted: continuation-token, list-type, max-keys, prefix */
+		/* sorted: continuation-token, delimiter, list-type,
+		 * max-keys, prefix */
 		sfs_buf_reset(&q);
 		ret = SFS_OK;
 		if (token[0]) {
@@ -434,6 +447,8 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 			if (!ret)
 				ret = sfs_buf_addch(&q, '&');
 		}
+		if (!ret && dirs)
+			ret = sfs_buf_adds(&q, "delimiter=%2F&");
 		if (!ret)
 			ret = sfs_buf_adds(&q, "list-type=2&");
 		if (!ret && c->list_max_keys)
@@ -468,6 +483,19 @@ enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
 				goto out;
 			}
 		}
+		p = r.body.buf;
+		while (dirs &&
+		       (p = next_block(p, end, "CommonPrefixes", &bend))) {
+			sfsi_s3_xml_text(p, bend, "Prefix", key, sizeof(key));
+			p = bend;
+			if (strncmp(key, full.buf, full.len))
+				continue;
+			rc = dirs(arg, key + full.len);
+			if (rc) {
+				ret = (enum sfs_status)rc;
+				goto out;
+			}
+		}
 		sfsi_s3_xml_text(r.body.buf, end, "IsTruncated", trunc,
 				 sizeof(trunc));
 		sfsi_s3_xml_text(r.body.buf, end, "NextContinuationToken",
@@ -478,6 +506,23 @@ out:
 	sfs_buf_release(&full);
 	sfsi_s3_req_release(&r);
 	return ret;
+}
+
+enum sfs_status sfsi_s3_list(struct sfsi_s3 *c, const char *prefix,
+			     int (*fn)(void *arg, const char *key, int64_t size,
+				       int64_t mtime),
+			     void *arg, struct sfs_err *e)
+{
+	return list_keys(c, prefix, fn, NULL, arg, e);
+}
+
+enum sfs_status sfsi_s3_list_level(struct sfsi_s3 *c, const char *prefix,
+				   int (*fn)(void *arg, const char *key,
+					     int64_t size, int64_t mtime),
+				   int (*dirs)(void *arg, const char *name),
+				   void *arg, struct sfs_err *e)
+{
+	return list_keys(c, prefix, fn, dirs, arg, e);
 }
 
 static enum sfs_status uploads_query(struct sfs_buf *q, const char *kmark,

@@ -63,12 +63,18 @@ static size_t on_header(char *buf, size_t size, size_t n, void *p)
 		r->total = -1;
 		r->range_start = -1;
 		r->etag[0] = '\0';
+		r->checksum_back[0] = '\0';
 	} else if (!strncasecmp(line, "content-length:", 15)) {
 		r->clen = strtoll(line + 15, NULL, 10);
 	} else if (!strncasecmp(line, "etag:", 5)) {
 		sfs_strlcpy(r->etag, line + 5 + strspn(line + 5, " \t"),
 			    sizeof(r->etag));
 		r->etag[strcspn(r->etag, "\r\n")] = '\0';
+	} else if (!strncasecmp(line, "x-amz-checksum-sha256:", 22)) {
+		sfs_strlcpy(r->checksum_back,
+			    line + 22 + strspn(line + 22, " \t"),
+			    sizeof(r->checksum_back));
+		r->checksum_back[strcspn(r->checksum_back, "\r\n")] = '\0';
 	} else if (!strncasecmp(line, "content-range:", 14) &&
 		   sscanf(line + 14, " bytes %lld-%lld/%lld", &a, &b, &t) ==
 			   3) {
@@ -174,6 +180,11 @@ static enum sfs_status request_headers(struct sfsi_s3 *c, struct s3_req *r,
 	snprintf(h, sizeof(h), "x-amz-content-sha256: %s",
 		 r->payload ? r->payload : SFSI_S3_EMPTY_SHA256);
 	ret = add_header(l, h);
+	if (!ret && r->checksum) {
+		snprintf(h, sizeof(h), "x-amz-checksum-sha256: %s",
+			 r->checksum);
+		ret = add_header(l, h);
+	}
 	if (!ret && c->token_hdr)
 		ret = add_header(l, c->token_hdr);
 	if (!ret && r->extra_header)

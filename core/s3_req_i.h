@@ -30,6 +30,13 @@ struct sfsi_s3 {
 	int parallel;
 	int connect_timeout_s, stall_timeout_s, retries;
 	int list_max_keys;
+	/*
+	 * x-amz-checksum-sha256 as learnt from the first single PUT's answer:
+	 * 0 not yet known, 1 the store checks it (and echoes it), -1 it
+	 * ignores the header (Ceph 16's RGW): x-amz-content-sha256 and the
+	 * object's size verify instead. Atomic.
+	 */
+	int checksums;
 
 	pthread_mutex_t mu; /* the pool of idle handles */
 	void *pool[32];
@@ -51,6 +58,7 @@ struct s3_req {
 	size_t post_len;
 	const char *payload;	  /* x-amz-content-sha256 (NULL: empty body) */
 	const char *extra_header; /* one more (x-amz-copy-source), or NULL */
+	const char *checksum;	  /* x-amz-checksum-sha256 (base64), or NULL */
 	int read_errno;
 
 	/* the bytes wanted: from range_off, range_len of them (-1: all) */
@@ -65,7 +73,8 @@ struct s3_req {
 	long code;
 	int64_t clen, total, range_start;
 	char etag[80];
-	int *cancel; /* set by another thread: stop */
+	char checksum_back[64]; /* the x-amz-checksum-sha256 answered */
+	int *cancel;		/* set by another thread: stop */
 };
 
 void sfsi_s3_req_init(struct s3_req *r, const char *method);

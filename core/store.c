@@ -121,6 +121,7 @@ static const struct {
 	INT("blob.s3.connect_timeout_s", blob_s3_connect_timeout_s, 1, 600),
 	INT("blob.s3.timeout_s", blob_s3_timeout_s, 1, 3600),
 	INT("blob.s3.retries", blob_s3_retries, 0, 10),
+	INT("blob.s3.list_max_keys", blob_s3_list_max_keys, 0, 1000),
 	STR("blob.cache_dir", blob_cache_dir),
 	I64("blob.cache_bytes", blob_cache_bytes, 0, INT64_MAX),
 	I64("session.idle_seconds", session_idle_s, 60, 7 * 24 * 3600),

@@ -9,7 +9,75 @@
 #include <time.h>
 #include <unistd.h>
 #include "speechfs/store.h"
+#include "speechfs/buf.h"
 #include "util_i.h"
+
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int sfs_base64_encode(const void *data, size_t len, struct sfs_buf *out)
+{
+	const unsigned char *p = data;
+	char q[4];
+	size_t i;
+	uint32_t v;
+
+	for (i = 0; i < len; i += 3) {
+		v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		q[0] = b64[v >> 18 & 63];
+		q[1] = b64[v >> 12 & 63];
+		q[2] = i + 1 < len ? b64[v >> 6 & 63] : '=';
+		q[3] = i + 2 < len ? b64[v & 63] : '=';
+		if (sfs_buf_add(out, q, 4))
+			return -1;
+	}
+	return 0;
+}
+
+static int b64_val(char c)
+{
+	const char *p = c ? strchr(b64, c) : NULL;
+
+	return p ? (int)(p - b64) : -1;
+}
+
+int sfs_base64_decode(const char *s, size_t len, struct sfs_buf *out)
+{
+	unsigned char o[3];
+	int v[4], k, pad;
+	size_t i;
+
+	if (len % 4)
+		return -1;
+	for (i = 0; i < len; i += 4) {
+		pad = 0;
+		for (k = 0; k < 4; k++) {
+			if (s[i + k] == '=' && i + 4 == len && k >= 2) {
+				v[k] = 0;
+				pad++;
+				continue;
+			}
+			v[k] = pad ? -1 : b64_val(s[i + k]);
+			if (v[k] < 0)
+				return -1;
+		}
+		if (pad == 1 && s[i + 2] == '=')
+			return -1;
+		/* canonical: the bits padding drops are zero */
+		if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)))
+			return -1;
+		o[0] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		o[1] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
+		o[2] = (unsigned char)((v[2] & 3) << 6 | v[3]);
+		if (sfs_buf_add(out, o, (size_t)(3 - pad)))
+			return -1;
+	}
+	return 0;
+}
 
 size_t sfs_strlcpy(char *dst, const char *src, size_t size)
 {

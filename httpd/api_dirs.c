@@ -164,3 +164,32 @@ out:
 	json_decref(j);
 	return ret;
 }
+
+/* {"path", "modifiedAt"}: set a directory's modification time (touch). */
+enum MHD_Result api_dirs_patch(struct req *r)
+{
+	const char *path = NULL, *at = NULL;
+	struct sfs_err e;
+	enum MHD_Result ret;
+	json_t *j = NULL;
+	int64_t ms = 0;
+
+	sfs_err_init(&e);
+	if (!req_json(r, &j, &e)) {
+		path = member(j, "path", &e);
+		at = member(j, "modifiedAt", &e);
+		if (at && sfs_iso8601_parse(at, &ms))
+			sfs_err_field(&e, "modifiedAt", "invalid",
+				      "'modifiedAt' must be an ISO 8601 "
+				      "date-time");
+	}
+	if (e.status || sfs_dir_set_mtime(g_httpd.store, &r->actor, path,
+					  ms * 1000000, &e)) {
+		ret = respond_err(r, &e);
+		goto out;
+	}
+	ret = respond_dir(r, 200, path);
+out:
+	json_decref(j);
+	return ret;
+}

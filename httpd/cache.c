@@ -46,14 +46,12 @@ void cache_etag_of(const void *body, size_t len, char out[CACHE_ETAG_SIZE])
 
 /*
  * Is the client's copy current? If-None-Match decides when present;
- * otherwise If-Modified-Since against mtime_ms (seconds, as HTTP dates
- * are). Only for GET and HEAD.
+ * otherwise If-Modified-Since against mtime_ms, exactly (parse.h: a date
+ * in the second of the last change is weak). Only for GET and HEAD.
  */
 int cache_fresh(struct req *r, const char *etag, int64_t mtime_ms)
 {
 	const char *inm, *ims;
-	struct tm tm;
-	char *end;
 
 	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
 		return 0;
@@ -63,11 +61,7 @@ int cache_fresh(struct req *r, const char *etag, int64_t mtime_ms)
 	ims = req_header(r, "If-Modified-Since");
 	if (!ims || mtime_ms <= 0)
 		return 0;
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (!end || *end)
-		return 0;
-	return mtime_ms / 1000 <= (int64_t)timegm(&tm);
+	return httpd_date_current(ims, mtime_ms, sfs_now_ms(), 0);
 }
 
 enum MHD_Result cache_not_modified(struct req *r, const char *etag,

@@ -356,7 +356,12 @@ enum MHD_Result api_dirs_list(struct req *r);
 enum MHD_Result api_dirs_create(struct req *r);
 enum MHD_Result api_dirs_delete(struct req *r);
 enum MHD_Result api_dirs_rename(struct req *r);
+enum MHD_Result api_dirs_patch(struct req *r);
 enum MHD_Result api_changes_get(struct req *r);
+enum MHD_Result api_xattrs_list(struct req *r);
+enum MHD_Result api_xattrs_put(struct req *r);
+enum MHD_Result api_xattrs_delete(struct req *r);
+enum MHD_Result api_space_get(struct req *r);
 /* GET of a file's bytes: its content or its listening MP3 (Range, ETag). */
 enum MHD_Result api_serve_content(struct req *r, enum sfs_content which);
 enum MHD_Result api_files_patch(struct req *r);

@@ -191,3 +191,117 @@ int cache_inm_match(const char *inm, const char *etag)
 	}
 	return 0;
 }
+
+/* ---- HTTP dates as validators ------------------------------------------- */
+
+static const char wdays[7][4] = { "Thu", "Fri", "Sat", "Sun",
+				  "Mon", "Tue", "Wed" }; /* from 1970-01-01 */
+static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+/* The IMF-fixdate of a time in seconds: "Sun, 06 Nov 1994 08:49:37 GMT". */
+static void fixdate(int64_t secs, char *out, size_t outsz)
+{
+	int64_t days = secs / 86400, sod = secs % 86400, y;
+	unsigned m, d;
+
+	civil_from_days(days, &y, &m, &d);
+	snprintf(out, outsz, "%s, %02u %s %04lld %02d:%02d:%02d GMT",
+		 wdays[days % 7], d, months[m - 1], (long long)y,
+		 (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
+}
+
+static int two(const char *s, unsigned *out)
+{
+	if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+		return -1;
+	*out = (unsigned)(s[0] - '0') * 10 + (unsigned)(s[1] - '0');
+	return 0;
+}
+
+int httpd_parse_date(const char *s, int64_t *secs)
+{
+	unsigned d, mo, y1, y2, h, mi, sec, m, dd;
+	int64_t days, y;
+
+	/* "Sun, 06 Nov 1994 08:49:37 GMT": 29 bytes, fixed places */
+	if (!s || strlen(s) != 29 || s[3] != ',' || s[4] != ' ' ||
+	    s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[19] != ':' ||
+	    s[22] != ':' || strcmp(s + 25, " GMT") != 0)
+		return -1;
+	if (two(s + 5, &d) || two(s + 12, &y1) || two(s + 14, &y2) ||
+	    two(s + 17, &h) || two(s + 20, &mi) || two(s + 23, &sec))
+		return -1;
+	for (mo = 0; mo < 12 && strncmp(s + 8, months[mo], 3); mo++)
+		;
+	if (mo == 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	days = days_from_civil(y1 * 100 + y2, mo + 1, d);
+	if (days < 0 || strncmp(s, wdays[days % 7], 3) != 0)
+		return -1; /* before 1970, or not that day of the week */
+	civil_from_days(days, &y, &m, &dd);
+	if (m != mo + 1 || dd != d)
+		return -1; /* a day the month lacks (30 Feb is 2 Mar) */
+	*secs = days * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec);
+	return 0;
+}
+
+/*
+ * A Last-Modified names the end of the second in which the bytes last
+ * changed (the first whole second after mtime): a date on or after it
+ * comes from a copy taken after that change, and a change later within
+ * the same second as a copy moves the stamp past the copy's date.
+ */
+static int64_t stamp_of(int64_t mtime_ms)
+{
+	return mtime_ms / 1000 + 1;
+}
+
+int httpd_last_modified(int64_t mtime_ms, int64_t now_ms, char *out,
+			size_t outsz)
+{
+	out[0] = '\0';
+	if (mtime_ms <= 0 || now_ms / 1000 < stamp_of(mtime_ms))
+		return 0;
+	fixdate(stamp_of(mtime_ms), out, outsz);
+	return 1;
+}
+
+int httpd_date_current(const char *date, int64_t mtime_ms, int64_t now_ms,
+		       int exact)
+{
+	int64_t d;
+
+	if (mtime_ms <= 0 || httpd_parse_date(date, &d))
+		return 0;
+	if (exact)
+		return d == stamp_of(mtime_ms) && d <= now_ms / 1000;
+	return d >= stamp_of(mtime_ms) && d <= now_ms / 1000;
+}

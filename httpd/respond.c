@@ -263,31 +263,17 @@ enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
 	return respond_err(r, &e);
 }
 
-static void http_date(int64_t ms, char *out, size_t outsz)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
 /* Is the Range header to be honoured, given If-Range? */
 static int if_range_ok(struct req *r, const char *etag, int64_t mtime_ms)
 {
 	const char *ir = req_header(r, "If-Range");
-	struct tm tm;
-	char *end;
 
 	if (!ir)
 		return 1;
 	if (ir[0] == '"' || (ir[0] == 'W' && ir[1] == '/'))
 		return etag && ir[0] == '"' && strcmp(ir, etag) == 0;
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(ir, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (!end || *end || mtime_ms <= 0)
-		return 0;
-	return (int64_t)timegm(&tm) >= mtime_ms / 1000;
+	/* a date: only the Last-Modified itself, and only a strong one */
+	return httpd_date_current(ir, mtime_ms, sfs_now_ms(), 1);
 }
 
 struct blob_body {
@@ -370,7 +356,7 @@ enum MHD_Result respond_blob(struct req *r, struct sfs_blob *b,
 	req_set_header(r, "Cache-Control",
 		       r->immutable ? CACHE_IMMUTABLE : CACHE_PRIVATE);
 	if (mtime_ms > 0)
-		http_date(mtime_ms, lm, sizeof(lm));
+		httpd_last_modified(mtime_ms, sfs_now_ms(), lm, sizeof(lm));
 	if (cache_fresh(r, etag, mtime_ms)) {
 		sfs_blob_close(b);
 		return cache_not_modified(r, etag, NULL, lm[0] ? lm : NULL);

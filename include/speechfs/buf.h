@@ -20,7 +20,8 @@ struct sfs_buf {
 
 #define SFS_BUF_INIT(max_)                                                     \
 	{                                                                      \
-		(char *)sfs_buf_empty, 0, 0, (max_) ? (max_) : (size_t)1 << 30 \
+		(char *)sfs_buf_empty, 0, 0,                                   \
+			(max_) != 0 ? (size_t)(max_) : (size_t)1 << 30         \
 	}
 extern const char sfs_buf_empty[1];
 

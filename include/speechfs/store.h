@@ -72,8 +72,9 @@ struct sfs_config {
 	int blob_s3_connect_timeout_s;
 	int blob_s3_timeout_s; /* a transfer stalled this long fails */
 	int blob_s3_retries;
-	char blob_cache_dir[512]; /* "" = STORE/cache */
-	int64_t blob_cache_bytes; /* the mount's block cache (1 GiB) */
+	int blob_s3_list_max_keys; /* keys per listing page (0: the store's) */
+	char blob_cache_dir[512];  /* "" = STORE/cache */
+	int64_t blob_cache_bytes;  /* the mount's block cache (1 GiB) */
 	/* sign-in sessions: idle and absolute lifetimes */
 	int64_t session_idle_s; /* 1800 */
 	int64_t session_max_s;	/* 43200 */

@@ -24,6 +24,15 @@ char *sfs_strdup0(const char *s);
  */
 int sfs_parse_i64(const char *s, int64_t *out);
 
+/*
+ * Base64 (RFC 4648, with padding). encode appends to out; decode takes
+ * exactly the canonical form (no blanks) and appends the bytes. 0 on
+ * success, -1 on bad input or when out cannot grow.
+ */
+struct sfs_buf;
+int sfs_base64_encode(const void *data, size_t len, struct sfs_buf *out);
+int sfs_base64_decode(const char *s, size_t len, struct sfs_buf *out);
+
 /* "true"/"1" or "false"/"0" (case-insensitive words); 0 on success. */
 int sfs_parse_bool(const char *s, int *out);
 

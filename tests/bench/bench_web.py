@@ -3,12 +3,16 @@
 speechfsd, each figure beside its baseline measured in the same run:
 
 1. A folder of 10,000 files opens to its first rows: the time from a
-   navigation to the rows on screen (signed in, the page's files in the
-   browser's cache) against the API's own time for the same listing
-   (GET of the first page, keep-alive, from Python). Target: the page adds
-   less than 100 ms. Then paging on: scrolling to the end of the list ten
-   times (100 rows a page), the time per page and the longest task that
-   blocked the page's main thread (Long Tasks API).
+   navigation to the first row painted on screen (Element Timing API:
+   the presentation of the frame that shows it; signed in, the page's
+   files in the browser's cache) against the API's own time for the same
+   listing (GET of the first page, keep-alive, from Python). Target: the
+   page adds less than 100 ms. Beside it, the time until all 100 rows of
+   the page are in the list, and the browser alone: the same listing's
+   JSON opened as a document, navigation to its text painted. Then paging
+   on: scrolling to the end of the list ten times (100 rows a page), the
+   time per page and the longest task that blocked the page's main
+   thread (Long Tasks API).
 2. Playback: from a click on a row's play button to the audio element's
    "playing" event, on a warm cache (played once before), against the
    API's own time to the first 64 KiB of the same listening MP3. Target:
@@ -67,18 +71,28 @@ def api_listing_ms(c, rounds):
 
 FIRST_ROWS = """
 const done = arguments[arguments.length - 1];
+// the first row's name painted (Element Timing: the time the frame that
+// shows it was presented), the whole first page in the list (the page's
+// mark), and where the time went: the page itself, its scripts, the
+// listing
+let painted = 0;
+new PerformanceObserver((l) => {
+  for (const e of l.getEntries()) {
+    if (e.identifier === "sfs-rows" && !painted) painted = e.renderTime;
+  }
+}).observe({type: "element", buffered: true});
 const ok = () => {
   const m = performance.getEntriesByName("sfs:rows");
-  if (!m.length || document.querySelectorAll("#rows tr").length < 100) {
+  if (!m.length || !painted ||
+      document.querySelectorAll("#rows tr").length < 100) {
     setTimeout(ok, 5);
     return;
   }
-  // where the time went: the page itself, its scripts, the listing
   const nav = performance.getEntriesByType("navigation")[0];
   const res = performance.getEntriesByType("resource");
   const js = res.filter(e => e.name.includes("/js/"));
   const list = res.filter(e => e.name.includes("/files?"));
-  done({rows: m[m.length - 1].startTime, html: nav.responseEnd,
+  done({painted, rows: m[m.length - 1].startTime, html: nav.responseEnd,
         scripts: Math.max(...js.map(e => e.responseEnd)),
         asked: list.length ? list[0].startTime : 0,
         listed: list.length ? list[0].responseEnd : 0});
@@ -88,8 +102,8 @@ ok();
 
 
 def page_first_rows_ms(b, rounds):
-    """Navigation start to the first rows, as the page marks them; and
-    the steps on the way (each a list of times, ms)."""
+    """Navigation start to the first rows on screen; and the steps on the
+    way (each a list of times, ms)."""
     out = {}
     for i in range(rounds + 1):
         # a new URL each time: a real navigation, not a hash change
@@ -98,6 +112,34 @@ def page_first_rows_ms(b, rounds):
         if i:  # the first load fills the browser's cache
             for k, v in r.items():
                 out.setdefault(k, []).append(v)
+    return out
+
+
+RAW_PAINTED = """
+const done = arguments[arguments.length - 1];
+const ok = () => {
+  const p = performance.getEntriesByName("first-contentful-paint");
+  if (!p.length) {
+    setTimeout(ok, 5);
+    return;
+  }
+  done(p[0].startTime);
+};
+ok();
+"""
+
+
+def raw_listing_ms(b, rounds):
+    """The same listing as the browser shows it without the page (its
+    JSON as text, the session's cookie): navigation start to that text
+    painted. The browser's own part of a visit, for comparison."""
+    out = []
+    q = "page=0&size=100&sort=creationDate%2Cdesc&path=%2Ftree%2Fd0000%2F"
+    for i in range(rounds + 1):
+        b.open(f"/api/v1/speech-services/files?{q}&round={i}")
+        ms = b.js_async(RAW_PAINTED)
+        if i:
+            out.append(ms)
     return out
 
 
@@ -209,12 +251,13 @@ def main():
         b.sign_in(keys["alice"])
         api_ms = api_listing_ms(c, ROUNDS)
         steps = page_first_rows_ms(b, ROUNDS)
-        page_ms = steps["rows"]
+        raw = raw_listing_ms(b, ROUNDS)
+        page_ms = steps["painted"]
         api_ms += api_listing_ms(c, ROUNDS)  # before and after: same load
-        a, pg = median(api_ms), median(page_ms)
+        a, pg, rw = median(api_ms), median(page_ms), median(raw)
         log(f"first page of a {NFILES}-file folder: API {a:.1f} ms, "
-            f"page (navigation to rows) {pg:.1f} ms; the page adds "
-            f"{pg - a:.1f} ms (target < 100 ms: "
+            f"page (navigation to the first rows painted) {pg:.1f} ms; "
+            f"the page adds {pg - a:.1f} ms (target < 100 ms: "
             f"{'met' if pg - a < 100 else 'MISSED'}); ratio {pg / a:.2f}")
         log(f"  spread: API {min(api_ms):.1f}-{max(api_ms):.1f} ms, page "
             f"{min(page_ms):.1f}-{max(page_ms):.1f} ms")
@@ -222,8 +265,13 @@ def main():
             f"{median(steps['html']):.1f} ms, its scripts "
             f"{median(steps['scripts']):.1f}, listing asked "
             f"{median(steps['asked']):.1f}, answered "
-            f"{median(steps['listed']):.1f}, rows on screen "
-            f"{pg:.1f}")
+            f"{median(steps['listed']):.1f}, first rows painted "
+            f"{pg:.1f}, all 100 rows in the list "
+            f"{median(steps['rows']):.1f}")
+        log(f"  the browser alone: the same listing's JSON shown as text "
+            f"(no page) painted at {rw:.1f} ms "
+            f"({min(raw):.1f}-{max(raw):.1f}); the page's rows "
+            f"{pg - rw:+.1f} ms later")
         b.open("/?scroll#/files/tree/d0000/")
         b.js_async(FIRST_ROWS)
         r = b.js_async(SCROLL)

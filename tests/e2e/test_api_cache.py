@@ -2,6 +2,8 @@
 JSON, listings, content and listening stream; Cache-Control on each kind
 of answer (content named by its sha256 is immutable); CORS when
 http.cors_origins is set, preflights answered."""
+import datetime
+import email.utils
 import os
 import subprocess
 import tempfile
@@ -57,6 +59,51 @@ def test_file_json_and_listing_etag_304(sfsd):
         sfsd.get(f"/{fid}").headers["ETag"]
 
 
+def dated(sfsd, path, deadline=5.0):
+    """The first answer with a Last-Modified: the daemon sends none while
+    the second of the last change lasts (a later change in it would share
+    the date), so this waits out that second -- a condition, not a fixed
+    sleep."""
+    end = time.monotonic() + deadline
+    while True:
+        r = sfsd.get(path)
+        assert r.status_code == 200, r.text[:200]
+        if "Last-Modified" in r.headers:
+            return r
+        assert time.monotonic() < end, "no Last-Modified after %s s" % (
+            deadline)
+        time.sleep(0.05)
+
+
+def http_date(secs):
+    return email.utils.formatdate(secs, usegmt=True)
+
+
+def test_dates_stay_exact_over_a_new_version_in_the_same_second(sfsd):
+    """A client holds the Last-Modified; the bytes are replaced at once
+    (PUT content), most likely within the very second that date names:
+    the old date must get neither a 304 nor a range of the new bytes."""
+    old, new = b"first version " * 50, b"second version " * 50
+    fid = sfsd.new_file(data=old)["id"]
+    held = dated(sfsd, f"/{fid}/content").headers["Last-Modified"]
+    r = sfsd.req("PUT", f"/{fid}/content", data=new)
+    assert r.status_code == 200, r.text
+    for h in ({"If-Modified-Since": held},
+              {"If-Range": held, "Range": "bytes=0-9"}):
+        r = sfsd.get(f"/{fid}/content", headers=h)
+        assert r.status_code == 200 and r.content == new, h
+        # no date while the second of the new bytes lasts; after it, a
+        # later one than the copy's
+        lm = r.headers.get("Last-Modified")
+        assert lm is None or email.utils.parsedate_to_datetime(lm) > \
+            email.utils.parsedate_to_datetime(held)
+    r = dated(sfsd, f"/{fid}/content")
+    assert r.content == new and r.headers["Last-Modified"] != held
+    r = sfsd.get(f"/{fid}/content", headers={
+        "If-Modified-Since": r.headers["Last-Modified"]})
+    assert r.status_code == 304
+
+
 def test_content_etag_304_and_immutable_by_sha256(sfsd):
     data = b"content addressed" * 100
     f = sfsd.new_file(data=data)
@@ -66,9 +113,36 @@ def test_content_etag_304_and_immutable_by_sha256(sfsd):
     assert r.headers["ETag"] == '"%s"' % sha
     assert r.headers["Cache-Control"] == "private, no-cache"
     revalidates(sfsd, f"/{fid}/content", '"%s"' % sha)
+    r = dated(sfsd, f"/{fid}/content")
     lm = r.headers["Last-Modified"]
     r = sfsd.get(f"/{fid}/content", headers={"If-Modified-Since": lm})
     assert r.status_code == 304 and r.content == b""
+    assert r.headers["Last-Modified"] == lm
+    # Last-Modified is the end of the second of the change, never before
+    # it: a date within that second may belong to a copy from before a
+    # second change in it, so it is weak and no proof of a current copy
+    made = datetime.datetime.fromisoformat(
+        f["creationDate"].replace("Z", "+00:00")).timestamp()
+    assert email.utils.parsedate_to_datetime(lm).timestamp() == \
+        int(made) + 1
+    for stale in (http_date(int(made)), http_date(int(made) - 60)):
+        r = sfsd.get(f"/{fid}/content",
+                     headers={"If-Modified-Since": stale})
+        assert r.status_code == 200 and r.content == data, stale
+        r = sfsd.get(f"/{fid}/content",
+                     headers={"If-Range": stale, "Range": "bytes=0-9"})
+        assert r.status_code == 200 and r.content == data, stale
+    # a later date is current for If-Modified-Since, but If-Range takes
+    # the Last-Modified alone; a date in the future is no date
+    r = sfsd.get(f"/{fid}/content",
+                 headers={"If-Modified-Since": http_date(int(made) + 2)})
+    assert r.status_code in (200, 304)  # 304 once that second has come
+    r = sfsd.get(f"/{fid}/content",
+                 headers={"If-Modified-Since": http_date(time.time() + 3600)})
+    assert r.status_code == 200 and r.content == data
+    r = sfsd.get(f"/{fid}/content",
+                 headers={"If-Range": lm, "Range": "bytes=0-9"})
+    assert r.status_code == 206 and r.content == data[:10]
     # If-None-Match wins over If-Modified-Since
     r = sfsd.get(f"/{fid}/content", headers={"If-Modified-Since": lm,
                                              "If-None-Match": '"x"'})

@@ -4,9 +4,11 @@ streamed, with If-Match), the caller's directories (list, make, remove
 when empty, rename atomically) and the change feed with its long poll
 (woken by commits of any process, bounded, answered at shutdown), each
 with its scopes, tenant isolation and shares."""
+import base64
 import concurrent.futures
 import hashlib
 import re
+import socket
 import sqlite3
 import time
 
@@ -16,6 +18,7 @@ from conftest import API
 from test_api_listening import wav, wait_listening
 
 DIRS = "/api/v1/speech-services/directories"
+SPACE = "/api/v1/speech-services/space"
 CHANGES = "/api/v1/speech-services/changes"
 
 
@@ -267,6 +270,27 @@ def test_directory_rename_moves_everything_below(sfsd):
         assert c.get(f"/{fid}").json()["path"] == "/ren/b/" + "s/" * i
 
 
+def test_directory_modification_time(sfsd):
+    c = sfsd
+    assert c.post(DIRS, json={"path": "/touch/d/"}).status_code == 201
+    when = "2020-01-02T03:04:05.678Z"
+    r = c.patch(DIRS, json={"path": "/touch/d/", "modifiedAt": when})
+    assert r.status_code == 200, r.text
+    assert r.json()["modifiedAt"] == when and r.json()["path"] == "/touch/d/"
+    (d,) = c.get(DIRS, params={"path": "/touch/"}).json()["directories"]
+    assert d["modifiedAt"] == when
+    c.assert_error(c.patch(DIRS, json={"path": "/touch/d/",
+                                       "modifiedAt": "yesterday"}), 400)
+    c.assert_error(c.patch(DIRS, json={"path": "/touch/d/"}), 400)
+    c.assert_error(c.patch(DIRS, json={"path": "/touch/none/",
+                                       "modifiedAt": when}), 404,
+                   "directory_not_found")
+    c.assert_error(c.patch(DIRS, who="alice_ro", json={
+        "path": "/touch/d/", "modifiedAt": when}), 403, "insufficient_scope")
+    c.assert_error(c.patch(DIRS, who="bob", json={
+        "path": "/touch/d/", "modifiedAt": when}), 404, "directory_not_found")
+
+
 def test_directories_scopes_and_isolation(sfsd):
     c = sfsd
     assert c.post(DIRS, json={"path": "/iso/mine/"}).status_code == 201
@@ -290,6 +314,93 @@ def test_directories_scopes_and_isolation(sfsd):
         c.assert_error(c.post(DIRS + "/rename", who=who,
                               json={"from": "/iso/", "to": "/x/"}), 404)
     assert c.get(DIRS, params={"path": "/iso/mine/"}).status_code == 200
+
+
+# ---- extra attributes and space -----------------------------------------
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def xattrs(c, fid, who="alice"):
+    r = c.get(f"/{fid}/xattrs", who=who)
+    assert r.status_code == 200, r.text
+    return {x["name"]: base64.b64decode(x["value"])
+            for x in r.json()["xattrs"]}
+
+
+def test_xattrs_round_trip_bytes(sfsd):
+    c = sfsd
+    fid = c.new_file(data=b"with attributes")["id"]
+    assert xattrs(c, fid) == {}
+    value = bytes(range(256)) + b"\0tail"
+    r = c.req("PUT", f"/{fid}/xattrs", json={"name": "user.bin",
+                                              "value": b64(value)})
+    assert r.status_code == 204, r.text
+    c.req("PUT", f"/{fid}/xattrs", json={"name": "user.a", "value": ""})
+    assert xattrs(c, fid) == {"user.a": b"", "user.bin": value}
+    assert [x["name"] for x in c.get(f"/{fid}/xattrs").json()["xattrs"]] \
+        == ["user.a", "user.bin"]
+    # XATTR_CREATE and XATTR_REPLACE
+    c.assert_error(c.req("PUT", f"/{fid}/xattrs", json={
+        "name": "user.a", "value": b64(b"x"), "create": True}), 409,
+        "attribute_exists")
+    c.assert_error(c.req("PUT", f"/{fid}/xattrs", json={
+        "name": "user.none", "value": b64(b"x"), "replace": True}), 404,
+        "attribute_not_found")
+    for bad in ({"name": "user.a", "value": "a b"},
+                {"name": "user.a", "value": "QQ"},
+                {"name": "user.a", "value": "QR=="},
+                {"value": "QQ=="}, {"name": "user.a"}):
+        c.assert_error(c.req("PUT", f"/{fid}/xattrs", json=bad), 400)
+    assert c.delete(f"/{fid}/xattrs", params={"name": "user.a"}) \
+        .status_code == 204
+    c.assert_error(c.delete(f"/{fid}/xattrs", params={"name": "user.a"}),
+                   404, "attribute_not_found")
+    c.assert_error(c.delete(f"/{fid}/xattrs"), 400)
+    assert xattrs(c, fid) == {"user.bin": value}
+
+
+def test_xattrs_permissions(sfsd):
+    c = sfsd
+    fid = c.new_file(data=b"xattr perms")["id"]
+    c.req("PUT", f"/{fid}/xattrs", json={"name": "user.k",
+                                         "value": b64(b"v")})
+    r = c.post(f"/{fid}/shares", json={"userId": c.users["bob"],
+                                       "permission": "VIEW"})
+    assert r.status_code in (200, 201), r.text
+    assert xattrs(c, fid, "bob") == {"user.k": b"v"}
+    c.assert_error(c.req("PUT", f"/{fid}/xattrs", who="bob", json={
+        "name": "user.k", "value": b64(b"bob")}), 403, "forbidden")
+    c.assert_error(c.delete(f"/{fid}/xattrs", who="bob",
+                            params={"name": "user.k"}), 403, "forbidden")
+    c.assert_error(c.get(f"/{fid}/xattrs", who="carol"), 404,
+                   "file_not_found")
+    c.assert_error(c.req("PUT", f"/{fid}/xattrs", who="alice_ro", json={
+        "name": "user.k", "value": b64(b"ro")}), 403, "insufficient_scope")
+    assert xattrs(c, fid) == {"user.k": b"v"}
+
+
+def test_space_is_the_tenants(sfsd_factory):
+    c = sfsd_factory()
+    t = c.admin("tenant", "create", "--name", "spaced", "--max-bytes",
+                "100000", "--max-files", "50")["id"]
+    u = c.admin("user", "create", "--tenant", t, "--name", "s")["id"]
+    c.keys["s"] = c.admin("key", "create", "--user", u)["key"]
+    c.new_file(who="s", data=b"s" * 1000)
+    r = c.get(SPACE, who="s")
+    assert r.status_code == 200, r.text
+    sp = r.json()
+    assert set(sp) == {"totalBytes", "usedBytes", "freeBytes",
+                       "availableBytes", "totalFiles", "freeFiles"}
+    assert sp["totalBytes"] == 100000 and sp["usedBytes"] == 1000
+    assert sp["freeBytes"] == 99000 and sp["availableBytes"] <= 99000
+    assert sp["totalFiles"] == 50 and sp["freeFiles"] == 49
+    # another tenant's is its own; a read-only key may ask; no key may not
+    other = c.get(SPACE, who="alice").json()
+    assert other["usedBytes"] == 0 and other["totalBytes"] != 100000
+    assert c.get(SPACE, who="alice_ro").status_code == 200
+    c.assert_error(c.get(SPACE, who=None), 401)
 
 
 # ---- the change feed -----------------------------------------------------
@@ -494,6 +605,29 @@ def test_long_poll_ignores_what_the_caller_may_not_see(sfsd):
         feed = fut.result(timeout=60)
     assert feed["changes"] == [], feed
     assert int(feed["cursor"]) > int(cur)     # past the rows looked at
+
+
+def test_a_poll_whose_client_left_is_let_go(sfsd):
+    c = sfsd
+    cur = cursor(c)
+    host, port = c.base[len("http://"):].split(":")
+    socks = []
+    for _ in range(3):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(("GET %s?cursor=%s&timeout=2 HTTP/1.1\r\nHost: x\r\n"
+                   "X-API-Key: %s\r\n\r\n" % (CHANGES, cur,
+                                                c.keys["alice"])).encode())
+        socks.append(s)
+    wait_waiting(c, 3)
+    for s in socks:
+        s.close()
+    # parked, the connections are not watched: each goes at its deadline
+    deadline = time.time() + 30
+    while waiting(c) != 0:
+        assert time.time() < deadline, "the polls were never let go"
+        time.sleep(0.05)
+    f = c.new_file(data=b"still serving")
+    assert f["id"] in file_changes(changes(c, cur))
 
 
 def test_long_poll_timeout_answers_empty(sfsd):

@@ -6,6 +6,8 @@ INTERNAL files. Each cell is refused exactly when the caller's scope or
 permission is short of the route's (401, 403 or 404 with the matching
 error type, and nothing changed), and otherwise gets past the checks;
 listings never show a file to a caller who may not see it."""
+import base64
+
 import requests
 
 from conftest import API
@@ -18,6 +20,9 @@ POLICY = {
     ("delete", "/{id}"): ("delete", "OWNER"),
     ("get", "/{id}/content"): ("read", "VIEW"),
     ("put", "/{id}/content"): ("write", "EDIT"),
+    ("get", "/{id}/xattrs"): ("read", "VIEW"),
+    ("put", "/{id}/xattrs"): ("write", "EDIT"),
+    ("delete", "/{id}/xattrs"): ("write", "EDIT"),
     ("post", "/{id}/discard-content"): ("write", "OWNER"),
     ("post", "/{id}/restore"): ("write", "OWNER"),
     ("post", "/{id}/signed-url"): ("read", "VIEW"),
@@ -116,6 +121,11 @@ def call(c, caller, method, route, fid, share_id):
     kw = {}
     if method == "patch":
         kw["json"] = {"name": "by " + caller}
+    elif route.endswith("/xattrs") and method == "put":
+        kw["json"] = {"name": "user.m", "value": base64.b64encode(
+            b"by " + caller.encode()).decode()}
+    elif route.endswith("/xattrs") and method == "delete":
+        kw["params"] = {"name": "user.m"}
     elif method == "put":
         kw["data"] = b"by " + caller.encode()
     elif route.endswith("/shares") and method == "post":
@@ -166,7 +176,7 @@ def test_tenant_matrix(sfsd):
                 assert g.status_code == 200, (cell, g.text)
                 assert g.json()["name"] != "by " + caller, cell
                 assert not g.json()["isDeleted"], cell
-                if method == "put":
+                if method == "put" and route.endswith("/content"):
                     assert c.get(f"/{fid}/content").content != \
                         b"by " + caller.encode(), cell
     assert cells >= 240

@@ -140,6 +140,12 @@ def test_deb_contents(deb):
               "/sbin/mount.fuse.speechfs",
               "/usr/share/man/man8/mount.fuse.speechfs.8.gz"):
         assert f in files, f
+    # the web page: every file of www/
+    www = ROOT / "www"
+    page = {"/usr/share/speechfs/www/" + str(p.relative_to(www))
+            for p in www.rglob("*") if p.is_file()}
+    assert "/usr/share/speechfs/www/index.html" in page
+    assert page <= files, sorted(page - files)
     assert re.search(r"^-rwxr-xr-x root/root .* ./usr/sbin/speechfsd$",
                      listing, re.M)
     with tempfile.TemporaryDirectory() as d:
@@ -261,6 +267,18 @@ def test_installed_package_serves(installed, tmp_path):
         r = requests.get(base + API, headers={"X-API-Key": "x" * 43},
                          timeout=30)
         assert r.status_code == 401
+        # the page, from the package's files, with the modules it names
+        r = requests.get(base + "/", timeout=30)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert "<title>speechfs</title>" in r.text
+        scripts = re.findall(r'src="(v/[0-9a-f]{16}/js/[a-z]+\.js)"', r.text)
+        assert "js/boot.js" in " ".join(scripts) and \
+            "js/app.js" in " ".join(scripts), scripts
+        for src in scripts:
+            r = requests.get(f"{base}/{src}", timeout=30)
+            assert r.status_code == 200 and r.content, src
+            assert r.content == (ROOT / "www" / src[19:]).read_bytes(), src
     finally:
         stop(proc)
 

@@ -273,10 +273,36 @@ def test_the_pages_files_come_from_the_cache(page, site):
                ".filter(e => e.name.includes('/v/'))"
                ".map(e => [e.name, e.transferSize])")
     names = sorted(n.rsplit("/", 1)[-1] for n, _ in got)
-    assert names == sorted(["style.css", "app.js", "api.js", "util.js",
-                            "list.js", "player.js", "details.js",
+    assert names == sorted(["style.css", "boot.js", "app.js", "api.js",
+                            "util.js", "list.js", "player.js", "details.js",
                             "uploads.js"]), got
     assert all(size == 0 for _, size in got), got  # none asked again
+
+
+def test_the_first_requests_go_out_while_the_page_is_parsed(page, site):
+    """boot.js asks for the session and the folder's first page from the
+    head of the document: both requests start before the parser reaches
+    the end (the modules run only after it), and the list uses that very
+    answer (no second request for it)."""
+    b = page
+    b.open("/?early#/files/meetings/")
+    b.wait_rows()
+    assert b.row_names() == ["weekly-meeting"]
+    got = b.js("""
+      const nav = performance.getEntriesByType("navigation")[0];
+      return {parsed: nav.domInteractive,
+              api: performance.getEntriesByType("resource")
+                .filter(e => e.name.includes("/api/"))
+                .map(e => [e.name.replace(location.origin, ""),
+                           e.startTime])};""")
+    names = [n for n, _ in got["api"]]
+    listing = [n for n in names if n.startswith(
+        "/api/v1/speech-services/files?")]
+    assert "/api/v1/speech-services/session" in names, got
+    assert len(listing) == 1 and "path=%2Fmeetings%2F" in listing[0], got
+    for n, start in got["api"]:
+        if n == listing[0] or n.endswith("/session"):
+            assert start < got["parsed"], got
 
 
 # ---- upload and import ----------------------------------------------------

@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: the daemon's parsers of header text (httpd/parse.c).
  * The input is four NUL-separated fields: a Range header, an
- * If-None-Match value, a filename and text to echo. Checked: a satisfied
- * range lies inside the body; If-None-Match names its own tag; a
+ * If-None-Match value (also read as an HTTP date), a filename and text to
+ * echo. Checked: a satisfied range lies inside the body; If-None-Match
+ * names its own tag; a date that parses formats back to itself; a
  * Content-Disposition never carries a control character (no header
  * injection through a filename); an echo is UTF-8 without control
  * characters, within its bound.
@@ -61,6 +62,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (inm[0] == '"' && strchr(inm + 1, '"') &&
 	    strchr(inm + 1, '"')[1] == '\0' && !cache_inm_match(inm, inm))
 		abort();
+	if (httpd_parse_date(inm, &from) == 0 && from > 0) {
+		/* the Last-Modified of a change just before that second */
+		if (!httpd_last_modified(from * 1000 - 1, INT64_MAX, out,
+					 sizeof(out)) ||
+		    httpd_parse_date(out, &to) || to != from ||
+		    !httpd_date_current(out, from * 1000 - 1, INT64_MAX, 1) ||
+		    httpd_date_current(out, from * 1000, INT64_MAX, 0))
+			abort();
+	}
+	(void)httpd_date_current(inm, 1 << 30, INT64_MAX, 0);
 	httpd_content_disposition(name, out, sizeof(out));
 	if (!utf8_clean((const unsigned char *)out))
 		abort();

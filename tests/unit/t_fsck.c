@@ -46,6 +46,8 @@ static const struct sfs_config *files_only(void)
 
 	sfs_config_init(&cfg);
 	cfg.blob_inline_max = 0;
+	/* listings of several pages, whatever the test's size */
+	cfg.blob_s3_list_max_keys = 97;
 	return &cfg;
 }
 
@@ -300,7 +302,11 @@ static void test_fsck_usage(void)
 	fx_close(&f);
 }
 
-/* Many rows: the batched walks must see each exactly once. */
+/*
+ * Many rows: the batched walks must see each exactly once (an object
+ * store's listing too, a page at a time beside the rows: orphans between
+ * them are found, blobs lost between them too).
+ */
 static void test_fsck_many(void)
 {
 	struct sfs_file_spec specs[700];
@@ -308,21 +314,22 @@ static void test_fsck_many(void)
 	struct db *d = NULL;
 	struct db_stmt *q;
 	struct fx f;
-	int i, made = 0, removed = 0;
+	int i, made = 0, removed = 0, orphans = 0;
 
 	REQUIRE(fx_open(&f) == 0);
 	memset(specs, 0, sizeof(specs));
 	for (i = 0; i < 700; i++)
 		specs[i].name = "many";
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 700, NULL), SFS_OK);
-	/* give each its own one-byte blob, by hand */
-	REQUIRE(tfx_sql(f.s, "UPDATE file SET sha256 = printf('%%064x', id),"
-			     " size = 1, blob_ref = 1;"
-			     " INSERT INTO blob(tenant_id, sha256, size, refs,"
-			     " created_at) SELECT tenant_id, sha256, 1, 1, 0"
-			     " FROM file;"
-			     " UPDATE tenant SET used_bytes = 700 WHERE id = "
-			     " (SELECT tenant_id FROM file LIMIT 1)") == 0);
+	/* give each its own one-byte blob, by hand (room between them) */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET sha256 = printf('%%064x', id * 16),"
+			" size = 1, blob_ref = 1;"
+			" INSERT INTO blob(tenant_id, sha256, size, refs,"
+			" created_at) SELECT tenant_id, sha256, 1, 1, 0"
+			" FROM file;"
+			" UPDATE tenant SET used_bytes = 700 WHERE id = "
+			" (SELECT tenant_id FROM file LIMIT 1)") == 0);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	q = sfsi_db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
 	while (q && sfsi_db_step(q, NULL) == 1)
@@ -335,11 +342,26 @@ static void test_fsck_many(void)
 	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0);
 	CHECK(r.blobs_checked == 700);
 
+	/* objects without rows between the rows */
+	for (i = 1; i <= 700; i += 17) {
+		char sha[65];
+
+		snprintf(sha, sizeof(sha), "%064x", i * 16 + 8);
+		if (plant_blob(&f, f.a.tenant, sha, "y", 1) == 0)
+			orphans++;
+	}
+	REQUIRE(orphans == 42);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == orphans);
+	CHECK(r.orphan_files == orphans && r.blobs_checked == 700);
+	CHECK(tfx_fsck_lines(f.s, 1, &r) == 2 * orphans);
+	CHECK(r.repaired == orphans);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0);
+
 	/* lose every third blob file */
 	for (i = 1; i <= 700; i += 3) {
 		char sha[65];
 
-		snprintf(sha, sizeof(sha), "%064x", i);
+		snprintf(sha, sizeof(sha), "%064x", i * 16);
 		if (tfx_blob_drop(f.s, f.a.tenant, sha) == 0)
 			removed++;
 	}

@@ -785,9 +785,24 @@ static int file_text_ok(const struct sfs_file *f)
 static void test_text_file(void)
 {
 	struct sfs_file f;
+	int i, j;
 
 	minimal_file(&f);
 	CHECK(file_text_ok(&f));
+	/* the plain scan reads four bytes a step: a special byte or the
+	 * end at each place of the step */
+	for (i = 0; i < 10; i++) {
+		for (j = 0; j <= i; j++) {
+			char s[16] = "abcdefghij";
+
+			s[i] = '\0';
+			if (j < i)
+				s[j] = "\"\\\x01\xc3"[j % 4];
+			free(f.name);
+			f.name = strdup(s);
+			CHECK(file_text_ok(&f));
+		}
+	}
 	/* every escape jansson makes, and the ones it does not (/ DEL) */
 	free(f.name);
 	f.name = strdup("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f end");

@@ -24,10 +24,12 @@
 #include <unistd.h>
 #include "fixture.h"
 #include "speechfs/auth.h"
+#include "speechfs/buf.h"
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/remote.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "testhelp.h"
 
 struct fx {
@@ -184,6 +186,48 @@ static void test_status_of_answers(void)
 	CHECK_ST(sfs_remote_status(502, NULL, 0, NULL), SFS_IO);
 }
 
+/* Base64 as RFC 4648's test vectors have it; only the canonical form in. */
+static void test_base64(void)
+{
+	static const char *const plain[] = { "",     "f",     "fo",    "foo",
+					     "foob", "fooba", "foobar" };
+	static const char *const coded[] = {
+		"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"
+	};
+	static const char *const bad[] = { "Zg=",  "Z===",     "Zh==", "Zm9=",
+					   "Zm 9", "Zg==Zg==", "Zm8" };
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	unsigned char all[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		sfs_buf_reset(&b);
+		CHECK(sfs_base64_encode(plain[i], strlen(plain[i]), &b) == 0);
+		CHECK(b.len == strlen(coded[i]) &&
+		      !memcmp(b.buf, coded[i], b.len));
+		sfs_buf_reset(&b);
+		CHECK(sfs_base64_decode(coded[i], strlen(coded[i]), &b) == 0);
+		CHECK(b.len == strlen(plain[i]) &&
+		      !memcmp(b.buf, plain[i], b.len));
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sfs_buf_reset(&b);
+		CHECK(sfs_base64_decode(bad[i], strlen(bad[i]), &b) == -1);
+	}
+	for (i = 0; i < sizeof(all); i++)
+		all[i] = (unsigned char)i;
+	sfs_buf_reset(&b);
+	REQUIRE(sfs_base64_encode(all, sizeof(all), &b) == 0);
+	{
+		struct sfs_buf d = SFS_BUF_INIT(0);
+
+		CHECK(sfs_base64_decode(b.buf, b.len, &d) == 0);
+		CHECK(d.len == sizeof(all) && !memcmp(d.buf, all, d.len));
+		sfs_buf_release(&d);
+	}
+	sfs_buf_release(&b);
+}
+
 struct got {
 	int n;
 	int named; /* a change named the file looked for */
@@ -278,6 +322,7 @@ int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_status_of_answers);
+	RUN(test_base64);
 	RUN(test_against_a_daemon);
 	return th_report();
 }

@@ -2,8 +2,9 @@
 // session's CSRF token on unsafe methods, the one error body turned into an
 // ApiError, and a hook for "signed out" (any 401).
 
-export const BASE = "/api/v1/speech-services";
-export const FILES = BASE + "/files";
+const { BASE, FILES, withQuery, takeEarly } = self.sfsBoot; // js/boot.js
+
+export { BASE, FILES };
 
 let csrf = "";
 let onSignedOut = () => {};
@@ -58,36 +59,50 @@ async function send(url, init) {
   }
 }
 
+// An answer read to its end (text) as the page wants it: the parsed body
+// (null for 204), or an ApiError; any 401 but the session's own is a
+// sign-out.
+function answer(r, text, path) {
+  if (!r.ok) {
+    let body = null;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      body = null;
+    }
+    const err = new ApiError(r.status, body, retryAfter(r));
+    if (r.status === 401 && !path.endsWith("/session")) onSignedOut(err);
+    throw err;
+  }
+  return r.status === 204 ? null : JSON.parse(text);
+}
+
+// An early answer (boot.js: { r, text }, read to its end, so the page
+// goes on without waiting for another task), or null when it failed.
+async function early(url) {
+  const p = takeEarly(url);
+  try {
+    return p ? await p : null;
+  } catch (e) {
+    return null; // asked again, so that a failure is reported as any other
+  }
+}
+
 // One request: JSON in and out. Returns the parsed body (null for 204),
-// or throws ApiError.
+// or throws ApiError. A GET that boot.js sent early takes its answer.
 export async function call(method, path, { body, headers, query, signal } = {}) {
   const h = Object.assign({}, headers);
-  let url = path;
-  if (query) {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) {
-      if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
-    }
-    const s = q.toString();
-    if (s) url += (url.includes("?") ? "&" : "?") + s;
-  }
+  const url = withQuery(path, query);
   if (method !== "GET" && method !== "HEAD" && csrf) h["X-CSRF-Token"] = csrf;
   let payload;
   if (body !== undefined) {
     h["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const r = await send(url, {
-    method, headers: h, body: payload, credentials: "same-origin", signal,
-  });
-  if (r.status === 401 && !path.endsWith("/session")) {
-    const err = await errorOf(r);
-    onSignedOut(err);
-    throw err;
-  }
-  if (!r.ok) throw await errorOf(r);
-  if (r.status === 204) return null;
-  return r.json();
+  const a = method === "GET" && !headers && !signal ? await early(url) : null;
+  if (a) return answer(a.r, a.text, path);
+  const r = await send(url, { method, headers: h, body: payload, credentials: "same-origin", signal });
+  return answer(r, await r.text(), path);
 }
 
 export const get = (path, opts) => call("GET", path, opts);
@@ -108,10 +123,13 @@ export async function signIn(key) {
 }
 
 export async function currentSession() {
-  const r = await send(BASE + "/session", { credentials: "same-origin" });
-  if (r.status === 401) return null;
-  if (!r.ok) throw await errorOf(r);
-  const s = await r.json();
+  let a = await early(BASE + "/session");
+  if (!a) {
+    const r = await send(BASE + "/session", { credentials: "same-origin" });
+    a = { r, text: await r.text() };
+  }
+  if (a.r.status === 401) return null;
+  const s = answer(a.r, a.text, BASE + "/session");
   setCsrf(s.csrfToken);
   return s;
 }

@@ -5,9 +5,11 @@
 import * as api from "./api.js";
 import { $, notify, errText } from "./util.js";
 import { Player } from "./player.js";
-import { FileList, folderHash, folderOfHash } from "./list.js";
+import { FileList } from "./list.js";
 import { Details } from "./details.js";
 import { Uploads } from "./uploads.js";
+
+const { folderHash, viewOf, dropEarly } = self.sfsBoot; // js/boot.js
 
 const player = new Player();
 const details = new Details({ onSaved: (f) => list.update(f) });
@@ -51,15 +53,6 @@ function signedIn(s) {
   $("who").hidden = false;
   $("who-name").textContent = s.userName ? `Signed in as ${s.userName}` : "Signed in";
   route();
-}
-
-// The view and folder of a location's hash; null for an unknown one.
-function viewOf(hash) {
-  hash = hash || "#/files/";
-  if (hash.startsWith("#/shared")) return { view: "shared", path: "/" };
-  if (hash.startsWith("#/trash")) return { view: "trash", path: "/" };
-  if (hash.startsWith("#/files/")) return { view: "files", path: folderOfHash(hash.slice("#/files/".length)) };
-  return null;
 }
 
 function route() {
@@ -137,16 +130,12 @@ window.addEventListener("hashchange", route);
 (async () => {
   document.body.classList.add("no-player");
   let s = null;
-  const where = viewOf(location.hash);
-  if (where) list.prefetch(where.view, where.path);
   try {
-    s = await api.currentSession();
+    s = await api.currentSession(); // asked by boot.js, with the first page
   } catch (e) {
     notify(`The server did not answer: ${errText(e)}`, { error: true });
   }
-  if (s) signedIn(s);
-  else {
-    list.early = null; // asked without a session: refused
-    showSignIn();
-  }
+  if (s) signedIn(s); // the list takes the first page boot.js asked for
+  else showSignIn();
+  dropEarly(); // what was not taken now would be stale later
 })();

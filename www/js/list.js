@@ -6,24 +6,11 @@
 import * as api from "./api.js";
 import { $, h, clear, fmtSize, fmtTime, fmtDate, debounce, notify, confirmDialog, errText } from "./util.js";
 
-const PAGE = 100;
+const { folderHash, listRequest } = self.sfsBoot; // js/boot.js
 
-// "#/files/a/b/" <-> "/a/b/"
-export function folderHash(path) {
-  const parts = path.split("/").filter(Boolean).map(encodeURIComponent);
-  return "#/files/" + (parts.length ? parts.join("/") + "/" : "");
-}
-
-export function folderOfHash(rest) {
-  const parts = rest.split("/").filter(Boolean).map((p) => {
-    try {
-      return decodeURIComponent(p);
-    } catch (e) {
-      return p;
-    }
-  });
-  return "/" + (parts.length ? parts.join("/") + "/" : "");
-}
+// The rows of a view's first page that fill a screen are drawn first (a
+// row is at least 2.5rem high), the others once those are on screen.
+const firstRows = () => Math.max(10, Math.ceil(window.innerHeight / 40) + 1);
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -37,6 +24,9 @@ function folderIcon() {
   svg.append(p);
   return svg;
 }
+
+// A cell of a row (its role is explicit: the list is drawn as a grid).
+const cell = (cls, ...children) => h("td", { class: cls, role: "cell" }, ...children);
 
 // Whether a row can be played: content that was fetched, audio or not yet.
 function playable(f) {
@@ -52,6 +42,28 @@ function stateLine(f) {
   return null;
 }
 
+// Once the first rows are on screen: when the browser reports their
+// paint (Element Timing API), else after the next frame and a moment.
+function painted() {
+  return new Promise((resolve) => {
+    let po = null;
+    const done = () => {
+      clearTimeout(t);
+      if (po) po.disconnect();
+      resolve();
+    };
+    const t = setTimeout(done, 250);
+    if ((PerformanceObserver.supportedEntryTypes || []).includes("element")) {
+      po = new PerformanceObserver((l) => {
+        if (l.getEntries().some((e) => e.identifier === "sfs-rows")) done();
+      });
+      po.observe({ type: "element" });
+    } else {
+      requestAnimationFrame(() => setTimeout(done, 0));
+    }
+  });
+}
+
 export class FileList {
   constructor(player, { onDetails }) {
     this.player = player;
@@ -64,7 +76,6 @@ export class FileList {
     this.loading = false;
     this.gen = 0; // a newer load makes older answers stale
     this.rowsById = new Map();
-    this.early = null; // a first page asked for at start (prefetch)
     this.tbody = $("rows");
     this.bind();
   }
@@ -96,31 +107,18 @@ export class FileList {
     return $("search").value.trim() !== "" || (this.view !== "shared" && $("tags-filter").value.trim() !== "");
   }
 
-  query(page) {
-    const q = { page, size: PAGE, sort: $("sort").value };
-    const name = $("search").value.trim();
-    const tags = $("tags-filter").value.split(",").map((t) => t.trim()).filter(Boolean).join(",");
-    if (name) q.name = name;
-    if (this.view === "shared") return q;
-    if (tags) {
-      q.tags = tags;
-      q.tagsMatch = $("tags-match").value;
-    }
-    if (this.view === "trash") {
-      q.isDeleted = "true";
-      q.isPurged = "false";
-      q.recursive = "true";
-    } else if (name || tags) {
-      q.path = this.path;
-      q.recursive = "true";
-    } else {
-      q.path = this.path;
-    }
-    return q;
+  request(page) {
+    return listRequest(this.view, this.path, page, {
+      sort: $("sort").value,
+      name: $("search").value.trim(),
+      tags: this.view === "shared" ? "" : $("tags-filter").value.split(",").map((t) => t.trim()).filter(Boolean).join(","),
+      match: $("tags-match").value,
+    });
   }
 
-  url() {
-    return this.view === "shared" ? api.FILES + "/shared-with-me" : api.FILES;
+  get(page) {
+    const { url, query } = this.request(page);
+    return api.get(url, { query });
   }
 
   show(view, path) {
@@ -156,30 +154,6 @@ export class FileList {
     nav.append(ol);
   }
 
-  // Ask for the first page of a view before the session is confirmed
-  // (both requests at once: a round trip less before the first rows);
-  // reload() takes the answer when it wants the same page. A 401 here is
-  // the sign-in's to report, not the list's.
-  prefetch(view, path) {
-    const saved = [this.view, this.path];
-    [this.view, this.path] = [view, path];
-    const url = this.url();
-    const query = this.query(0);
-    [this.view, this.path] = saved;
-    const p = api.get(url, { query });
-    p.catch(() => {});
-    this.early = { key: url + "?" + new URLSearchParams(query), p };
-  }
-
-  firstPage() {
-    const url = this.url();
-    const query = this.query(0);
-    const early = this.early;
-    this.early = null;
-    if (early && early.key === url + "?" + new URLSearchParams(query)) return early.p;
-    return api.get(url, { query });
-  }
-
   async reload() {
     const gen = ++this.gen;
     this.page = 0;
@@ -188,7 +162,7 @@ export class FileList {
     $("list-status").textContent = "Loading\u2026";
     let j;
     try {
-      j = await this.firstPage();
+      j = await this.get(0);
     } catch (e) {
       if (gen !== this.gen) return;
       this.loading = false;
@@ -200,7 +174,7 @@ export class FileList {
     if (gen !== this.gen) return;
     clear(this.tbody);
     this.rowsById.clear();
-    this.render(j, true);
+    if (!(await this.render(j, true, gen))) return;
     this.loading = false;
     this.watchMore();
     performance.mark("sfs:rows");
@@ -213,7 +187,7 @@ export class FileList {
     this.loading = true;
     $("list-status").textContent = "Loading more\u2026";
     try {
-      const j = await api.get(this.url(), { query: this.query(this.page + 1) });
+      const j = await this.get(this.page + 1);
       if (gen !== this.gen) return;
       this.page++;
       this.render(j, false);
@@ -234,13 +208,24 @@ export class FileList {
     $("more").hidden = true;
   }
 
-  render(j, first) {
-    const frag = document.createDocumentFragment();
+  // A page's rows. Of a first page, those that fill the screen are drawn
+  // at once and the others after the browser has shown them (a person
+  // sees the top of the list sooner: the page lays out and paints a
+  // screenful, not a hundred rows); false when a newer load came meanwhile.
+  async render(j, first, gen) {
+    const rows = [];
     if (first && this.view === "files" && !this.filtering()) {
-      for (const d of j.directories || []) frag.append(this.dirRow(d));
+      for (const d of j.directories || []) rows.push(() => this.dirRow(d));
     }
-    for (const f of j.files) frag.append(this.row(f));
-    this.tbody.append(frag);
+    for (const f of j.files) rows.push(() => this.row(f));
+    const n = first ? Math.min(firstRows(), rows.length) : rows.length;
+    const shown = n < rows.length ? painted() : null;
+    this.append(rows.slice(0, n), first);
+    if (shown) {
+      await shown;
+      if (gen !== this.gen) return false;
+      this.append(rows.slice(n), false);
+    }
     this.total = j.total;
     this.loaded += j.files.length;
     const dirs = first && !this.filtering() ? (j.directories || []).length : 0;
@@ -252,19 +237,32 @@ export class FileList {
     }
     $("list-status").textContent = status;
     $("more").hidden = this.loaded >= this.total;
+    return true;
+  }
+
+  // Rows (functions that make them) at the end of the list. The first
+  // row of a view's first page names its text for the Element Timing
+  // API: when it is painted, a person sees the list (tests/bench/).
+  append(makers, first) {
+    const frag = document.createDocumentFragment();
+    for (const make of makers) frag.append(make());
+    if (first && frag.firstElementChild) {
+      const name = frag.firstElementChild.querySelector(".c-name > a, .c-name > button");
+      if (name) name.setAttribute("elementtiming", "sfs-rows");
+    }
+    this.tbody.append(frag);
   }
 
   dirRow(name) {
     const path = this.path + name + "/";
-    return h("tr", { class: "dir" },
-      h("td", { class: "c-play" }),
-      h("td", { class: "c-name" }, h("a", { href: folderHash(path) }, folderIcon(), name)),
-      h("td", { class: "c-tags" }), h("td", { class: "c-dur" }), h("td", { class: "c-size" }),
-      h("td", { class: "c-date" }), h("td", { class: "c-act" }));
+    return h("tr", { class: "dir", role: "row" },
+      cell("c-play"),
+      cell("c-name", h("a", { href: folderHash(path) }, folderIcon(), name)),
+      cell("c-tags"), cell("c-dur"), cell("c-size"), cell("c-date"), cell("c-act"));
   }
 
   row(f) {
-    const tr = h("tr", { dataset: { id: f.id } });
+    const tr = h("tr", { role: "row", dataset: { id: f.id } });
     this.fill(tr, f);
     this.rowsById.set(f.id, tr);
     return tr;
@@ -277,12 +275,12 @@ export class FileList {
     tr.classList.toggle("playing", !!(this.player.file && this.player.file.id === f.id));
     const trash = this.view === "trash";
     const st = stateLine(f);
-    const name = h("td", { class: "c-name" },
+    const name = cell("c-name",
       h("button", { type: "button", class: "link name-btn", onclick: () => this.onDetails(f, this.view) }, f.name));
     if (this.filtering() || trash || this.view === "shared") name.append(h("span", { class: "path" }, f.path));
     if (st) name.append(h("span", { class: "state " + st[1] }, st[0]));
     if (trash && f.purgeAt) name.append(h("span", { class: "state" }, `Deleted for good on ${fmtDate(f.purgeAt)}`));
-    const acts = h("td", { class: "c-act" });
+    const acts = cell("c-act");
     if (trash) {
       acts.append(h("button", { type: "button", onclick: () => this.restore(f) , "aria-label": `Restore ${f.name}` }, "Restore"), " ",
         h("button", { type: "button", class: "danger", onclick: () => this.purge(f), "aria-label": `Delete for good ${f.name}` }, "Delete for good"));
@@ -297,15 +295,15 @@ export class FileList {
       }
     }
     tr.append(
-      h("td", { class: "c-play" }, trash || !playable(f) ? null : h("button", {
+      cell("c-play", trash || !playable(f) ? null : h("button", {
         type: "button", class: "icon-btn play", "aria-label": `Play ${f.name}`,
         onclick: () => this.player.open(f),
       }, "\u25b6")),
       name,
-      h("td", { class: "c-tags" }, (f.tags || []).map((t) => h("span", { class: "tag" }, t))),
-      h("td", { class: "c-dur" }, f.durationSeconds ? fmtTime(f.durationSeconds) : ""),
-      h("td", { class: "c-size" }, fmtSize(f.size)),
-      h("td", { class: "c-date" }, fmtDate(f.creationDate)),
+      cell("c-tags", (f.tags || []).map((t) => h("span", { class: "tag" }, t))),
+      cell("c-dur", f.durationSeconds ? fmtTime(f.durationSeconds) : ""),
+      cell("c-size", fmtSize(f.size)),
+      cell("c-date", fmtDate(f.creationDate)),
       acts);
   }
 
