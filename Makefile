@@ -18,7 +18,7 @@ SANFLAGS  :=
 OPT       := -O2
 endif
 
-PKGS      := sqlite3 jansson openssl libcurl sndfile libmicrohttpd fuse3 \
+PKGS      := sqlite3 libpq jansson openssl libcurl sndfile libmicrohttpd fuse3 \
 	     libsystemd
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) && test -f /usr/include/lame/lame.h && echo yes)
 # Targets that install what is missing first (packaging/install-deps.sh) and
@@ -41,10 +41,12 @@ CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude \
 	     -DSFS_VERSION='"$(VERSION)"' \
 	     -DSFS_WWW_DIR='"$(PREFIX)/share/speechfs/www"'
 CORE_CPPFLAGS := -Icore
+# libpq's header (only core/db_pg.c includes it)
+PQ_CFLAGS := $(shell pkg-config --cflags libpq)
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS   := -pthread $(SANFLAGS)
 
-CORE_PC   := sqlite3 jansson openssl libcurl sndfile
+CORE_PC   := sqlite3 libpq jansson openssl libcurl sndfile
 CORE_LIBS := $(shell pkg-config --libs $(CORE_PC)) -lmp3lame -lm
 HTTPD_LIBS:= $(shell pkg-config --libs libmicrohttpd libsystemd)
 FS_CFLAGS := $(shell pkg-config --cflags fuse3)
@@ -83,6 +85,7 @@ $(B)/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/core/%.o $(B)/tests/unit/%.o $(B)/tests/bench/%.o: CPPFLAGS += $(CORE_CPPFLAGS)
+$(B)/core/db_pg.o: CPPFLAGS += $(PQ_CFLAGS)
 
 $(B)/fs/%.o: fs/%.c
 	@mkdir -p $(dir $@)
@@ -142,6 +145,8 @@ $(FB)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CLANG   $<"
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(CORE_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FB)/core/db_pg.o: CPPFLAGS += $(PQ_CFLAGS)
 
 $(FB)/libspeechfs.a: $(CORE_SRC:%.c=$(FB)/%.o)
 	@rm -f $@

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "auth_i.h"
 #include "db_i.h"
+#include "db_pg_i.h"
 #include "schema_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
@@ -23,6 +24,7 @@
 
 struct db_stmt {
 	sqlite3_stmt *st;
+	struct pgstmt *pg; /* instead of st on PostgreSQL */
 	struct db *d;
 	char *text; /* a cached dynamic statement's SQL */
 	int busy;   /* handed out, not yet given back */
@@ -38,6 +40,7 @@ struct hook {
 
 struct db {
 	sqlite3 *h;
+	struct pgconn *pg; /* instead of h on PostgreSQL (db_pg.c) */
 	struct sfs_store *s;
 	struct db *next;
 	int txn;
@@ -224,6 +227,15 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	if (s->cfg.db_url[0]) {
+		st = sfsi_pg_open(s->cfg.db_url, s->cfg.db_schema, s->origin, 1,
+				  &d->pg, e);
+		if (st) {
+			free(d);
+			return st;
+		}
+		goto done;
+	}
 	st = open_conn(path, 0, &s->cfg, &d->h, e);
 	if (st) {
 		free(d);
@@ -239,6 +251,7 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 		free(d);
 		return st;
 	}
+done:
 	d->s = s;
 	s->pool_free = d;
 	s->pool_n = 1;
@@ -252,14 +265,17 @@ static void conn_close(struct db *d)
 	for (i = 0; i < d->cap; i++)
 		if (d->cache[i].stmt) {
 			sqlite3_finalize(d->cache[i].stmt->st);
+			sfsi_pg_stmt_free(d->cache[i].stmt->pg);
 			free(d->cache[i].stmt);
 		}
 	free(d->cache);
 	for (i = 0; i < DYN_CACHE; i++) {
 		sqlite3_finalize(d->dyn[i].st);
+		sfsi_pg_stmt_free(d->dyn[i].pg);
 		free(d->dyn[i].text);
 	}
 	sqlite3_close(d->h);
+	sfsi_pg_close(d->pg);
 	free(d);
 }
 
@@ -301,6 +317,9 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	snprintf(path, sizeof(path), "%s/speechfs.db", s->dir);
 	if (!d) {
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	} else if (s->cfg.db_url[0]) {
+		st = sfsi_pg_open(s->cfg.db_url, s->cfg.db_schema, s->origin, 0,
+				  &d->pg, e);
 	} else {
 		st = open_conn(path, 0, &s->cfg, &d->h, e);
 		if (!st && (st = tag_origin(d->h, s->origin, e))) {
@@ -335,7 +354,7 @@ void sfsi_db_put(struct db *d)
 	if (d->txn)
 		sfsi_db_rollback(d);
 	/* writes made outside a transaction (autocommit) are durable too */
-	if (sqlite3_total_changes64(d->h) != d->synced_changes) {
+	if (!d->pg && sqlite3_total_changes64(d->h) != d->synced_changes) {
 		sync_note_commit(s);
 		if (sfsi_db_sync(s, NULL))
 			sfs_error("db", "a write may not be durable");
@@ -351,6 +370,23 @@ void sfsi_db_put(struct db *d)
 struct sfs_store *sfsi_db_store(struct db *d)
 {
 	return d->s;
+}
+
+int sfsi_db_is_pg(struct db *d)
+{
+	return d->pg != NULL;
+}
+
+int sfsi_db_store_is_pg(const struct sfs_store *s)
+{
+	return s->cfg.db_url[0] != '\0';
+}
+
+/* On PostgreSQL, a commit moves the data generation on here. */
+static void pg_committed(struct db *d)
+{
+	if (sfsi_pg_take_wrote(d->pg) && d->s)
+		sfsi_data_gen_bump(d->s);
 }
 
 /* ---- statements ------------------------------------------------------ */
@@ -388,6 +424,10 @@ static int cache_grow(struct db *d)
  */
 static void stmt_reset(struct db_stmt *st)
 {
+	if (st->pg) {
+		sfsi_pg_reset(st->pg);
+		return;
+	}
 	sqlite3_reset(st->st);
 	if (!sqlite3_stmt_readonly(st->st) && st->d->s &&
 	    sqlite3_get_autocommit(st->d->h))
@@ -405,7 +445,10 @@ struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 		if (d->cache[k].sql) {
 			st = d->cache[k].stmt;
 			stmt_reset(st);
-			sqlite3_clear_bindings(st->st);
+			if (st->pg)
+				sfsi_pg_clear(st->pg);
+			else
+				sqlite3_clear_bindings(st->st);
 			return st;
 		}
 	}
@@ -418,6 +461,14 @@ struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 		sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		return NULL;
 	}
+	if (d->pg) {
+		st->pg = sfsi_pg_prep(d->pg, sql, e);
+		if (!st->pg) {
+			free(st);
+			return NULL;
+		}
+		goto prepared;
+	}
 	rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
 				&st->st, NULL);
 	if (rc != SQLITE_OK) {
@@ -426,6 +477,7 @@ struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 		free(st);
 		return NULL;
 	}
+prepared:
 	st->d = d;
 	k = slot_of(d->cache, d->cap, sql);
 	d->cache[k].sql = sql;
@@ -446,7 +498,10 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 		st = &d->dyn[i];
 		if (!st->busy && st->text && !strcmp(st->text, sql)) {
 			stmt_reset(st);
-			sqlite3_clear_bindings(st->st);
+			if (st->pg)
+				sfsi_pg_clear(st->pg);
+			else
+				sqlite3_clear_bindings(st->st);
 			st->busy = 1;
 			return st;
 		}
@@ -468,11 +523,23 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 		return NULL;
 	}
 	sqlite3_finalize(st->st);
+	sfsi_pg_stmt_free(st->pg);
 	free(st->text);
 	st->st = NULL;
+	st->pg = NULL;
 	st->text = NULL;
-	rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
-				&st->st, NULL);
+	if (d->pg) {
+		st->pg = sfsi_pg_prep(d->pg, sql, e);
+		rc = st->pg ? SQLITE_OK : SQLITE_NOMEM;
+		if (!st->pg) {
+			free(text);
+			return NULL;
+		}
+	} else {
+		rc = sqlite3_prepare_v3(d->h, sql, -1,
+					SQLITE_PREPARE_PERSISTENT, &st->st,
+					NULL);
+	}
 	if (rc != SQLITE_OK) {
 		rc_status(d, rc, e, "prepare");
 		free(text);
@@ -501,16 +568,31 @@ void sfsi_db_reset(struct db_stmt *st)
 
 void sfsi_db_bind_int(struct db_stmt *st, int i, int64_t v)
 {
+	if (st->pg) {
+		sfsi_pg_bind_int(st->pg, i, v);
+		return;
+	}
 	sqlite3_bind_int64(st->st, i, v);
 }
 
 void sfsi_db_bind_double(struct db_stmt *st, int i, double v)
 {
+	if (st->pg) {
+		sfsi_pg_bind_double(st->pg, i, v);
+		return;
+	}
 	sqlite3_bind_double(st->st, i, v);
 }
 
 void sfsi_db_bind_text(struct db_stmt *st, int i, const char *v)
 {
+	if (st->pg) {
+		if (v)
+			sfsi_pg_bind_textn(st->pg, i, v, strlen(v));
+		else
+			sfsi_pg_bind_null(st->pg, i);
+		return;
+	}
 	if (v)
 		sqlite3_bind_text(st->st, i, v, -1, SQLITE_TRANSIENT);
 	else
@@ -519,23 +601,51 @@ void sfsi_db_bind_text(struct db_stmt *st, int i, const char *v)
 
 void sfsi_db_bind_textn(struct db_stmt *st, int i, const char *v, size_t n)
 {
+	if (st->pg) {
+		sfsi_pg_bind_textn(st->pg, i, v, n);
+		return;
+	}
 	sqlite3_bind_text(st->st, i, v, (int)n, SQLITE_TRANSIENT);
 }
 
 void sfsi_db_bind_blob(struct db_stmt *st, int i, const void *v, size_t n)
 {
+	if (st->pg) {
+		sfsi_pg_bind_blob(st->pg, i, v, n);
+		return;
+	}
 	sqlite3_bind_blob(st->st, i, v, (int)n, SQLITE_TRANSIENT);
 }
 
 void sfsi_db_bind_null(struct db_stmt *st, int i)
 {
+	if (st->pg) {
+		sfsi_pg_bind_null(st->pg, i);
+		return;
+	}
 	sqlite3_bind_null(st->st, i);
+}
+
+/* A PostgreSQL statement's step (it may commit a write of its own). */
+static int pg_step(struct db_stmt *st, struct sfs_err *e)
+{
+	int rc = sfsi_pg_step(st->pg, e);
+
+	pg_committed(st->d);
+	return rc;
 }
 
 int sfsi_db_step(struct db_stmt *st, struct sfs_err *e)
 {
-	int rc = sqlite3_step(st->st);
+	int rc;
 
+	if (st->pg) {
+		rc = pg_step(st, e);
+		if (rc < 0)
+			sfsi_pg_reset(st->pg);
+		return rc;
+	}
+	rc = sqlite3_step(st->st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)
@@ -547,9 +657,16 @@ int sfsi_db_step(struct db_stmt *st, struct sfs_err *e)
 
 enum sfs_status sfsi_db_run(struct db_stmt *st, struct sfs_err *e)
 {
-	int rc = sqlite3_step(st->st);
 	enum sfs_status ret = SFS_OK;
+	int rc;
 
+	if (st->pg) {
+		if (pg_step(st, e) < 0)
+			ret = e && e->status ? e->status : SFS_IO;
+		sfsi_pg_reset(st->pg);
+		return ret;
+	}
+	rc = sqlite3_step(st->st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		ret = rc_status(st->d, rc, e, sqlite3_sql(st->st));
 	stmt_reset(st);
@@ -558,29 +675,40 @@ enum sfs_status sfsi_db_run(struct db_stmt *st, struct sfs_err *e)
 
 int64_t sfsi_db_col_int(struct db_stmt *st, int i)
 {
+	if (st->pg)
+		return sfsi_pg_col_int(st->pg, i);
 	return sqlite3_column_int64(st->st, i);
 }
 
 double sfsi_db_col_double(struct db_stmt *st, int i)
 {
+	if (st->pg)
+		return sfsi_pg_col_double(st->pg, i);
 	return sqlite3_column_double(st->st, i);
 }
 
 const char *sfsi_db_col_text(struct db_stmt *st, int i)
 {
+	if (st->pg)
+		return sfsi_pg_col_text(st->pg, i);
 	return (const char *)sqlite3_column_text(st->st, i);
 }
 
 const void *sfsi_db_col_blob(struct db_stmt *st, int i, size_t *n)
 {
-	const void *p = sqlite3_column_blob(st->st, i);
+	const void *p;
 
+	if (st->pg)
+		return sfsi_pg_col_blob(st->pg, i, n);
+	p = sqlite3_column_blob(st->st, i);
 	*n = (size_t)sqlite3_column_bytes(st->st, i);
 	return p;
 }
 
 int sfsi_db_col_null(struct db_stmt *st, int i)
 {
+	if (st->pg)
+		return sfsi_pg_col_null(st->pg, i);
 	return sqlite3_column_type(st->st, i) == SQLITE_NULL;
 }
 
@@ -593,11 +721,15 @@ char *sfsi_db_col_dup(struct db_stmt *st, int i)
 
 int64_t sfsi_db_last_rowid(struct db *d)
 {
+	if (d->pg)
+		return sfsi_pg_last_id(d->pg);
 	return sqlite3_last_insert_rowid(d->h);
 }
 
 int sfsi_db_changes(struct db *d)
 {
+	if (d->pg)
+		return sfsi_pg_changes(d->pg);
 	return sqlite3_changes(d->h);
 }
 
@@ -605,8 +737,15 @@ int sfsi_db_changes(struct db *d)
 
 enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 {
-	int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+	enum sfs_status ret;
+	int rc;
 
+	if (d->pg) {
+		ret = sfsi_pg_exec(d->pg, sql, e);
+		pg_committed(d);
+		return ret;
+	}
+	rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
@@ -660,6 +799,8 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 
 	if (!s->cfg.sync_full)
 		return SFS_OK; /* the store accepts NORMAL (db.sync_full) */
+	if (s->cfg.db_url[0])
+		return SFS_OK; /* PostgreSQL's commits are durable */
 	pthread_mutex_lock(&s->sync_mu);
 	ticket = s->sync_committed;
 	while (s->sync_done < ticket && !(err = s->sync_err)) {
@@ -706,7 +847,8 @@ static enum sfs_status txn_stmt(struct db *d, const char *sql,
 
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = txn_stmt(d, "BEGIN IMMEDIATE", e);
+	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, 1, e)
+				   : txn_stmt(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
 		d->txn = 1;
@@ -730,7 +872,8 @@ enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = txn_stmt(d, "BEGIN", e);
+	enum sfs_status st =
+		d->pg ? sfsi_pg_begin(d->pg, 0, e) : txn_stmt(d, "BEGIN", e);
 
 	if (!st)
 		d->txn = 1;
@@ -767,10 +910,26 @@ static void run_hooks(struct db *d, int run)
 	}
 }
 
+/* PostgreSQL's commit: hooks as SQLite's, nothing to sync. */
+static enum sfs_status pg_commit(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_pg_commit(d->pg, e);
+
+	d->txn = 0;
+	d->nosync = 0;
+	if (!st)
+		pg_committed(d);
+	run_hooks(d, st == SFS_OK);
+	return st;
+}
+
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = txn_stmt(d, "COMMIT", e);
-	enum sfs_status ret = SFS_OK;
+	enum sfs_status st, ret = SFS_OK;
+
+	if (d->pg)
+		return pg_commit(d, e);
+	st = txn_stmt(d, "COMMIT", e);
 
 	if (st == SFS_OK) {
 		d->txn = 0;
@@ -795,6 +954,12 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 void sfsi_db_rollback(struct db *d)
 {
 	run_hooks(d, 0);
+	if (d->pg) {
+		sfsi_pg_rollback(d->pg);
+		d->txn = 0;
+		d->nosync = 0;
+		return;
+	}
 	if (!sqlite3_get_autocommit(d->h))
 		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;

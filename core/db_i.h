@@ -1,9 +1,10 @@
 /*
- * The database layer: a pool of SQLite connections, cached prepared
- * statements, transactions (core/db.c), and the schema with its
- * migrations (core/schema.c). Only those two files include sqlite3.h; the
- * other modules use these wrappers, and SQLite result codes become enum
- * sfs_status in db.c alone.
+ * The database layer: a pool of connections to SQLite or, with db.url,
+ * PostgreSQL; cached prepared statements, transactions (core/db.c), and
+ * the schema with its migrations (core/schema.c; PostgreSQL's in
+ * core/db_pg.c). Only db.c and schema.c include sqlite3.h and only
+ * db_pg.c libpq-fe.h; the other modules use these wrappers, and result
+ * codes become enum sfs_status in db.c and db_pg.c alone.
  */
 #ifndef SPEECHFS_DB_I_H
 #define SPEECHFS_DB_I_H
@@ -90,6 +91,20 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql,
  */
 enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 				  void *arg, struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * One SQL text serves both backends (db_pg.c rewrites SQLite's dialect
+ * for PostgreSQL once per connection); where no rewrite is honest, a
+ * statement has a text per dialect and this picks the connection's.
+ * Both must be string literals (the statement cache keys on addresses).
+ */
+int sfsi_db_is_pg(struct db *d);
+int sfsi_db_store_is_pg(const struct sfs_store *s);
+static inline const char *sfsi_db_sql(struct db *d, const char *sqlite,
+				      const char *pg)
+{
+	return sfsi_db_is_pg(d) ? pg : sqlite;
+}
 
 /* The store a connection belongs to. */
 struct sfs_store *sfsi_db_store(struct db *d);

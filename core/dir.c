@@ -43,7 +43,7 @@ static enum sfs_status stamp(struct db *d, int64_t owner, const char *path,
 				  "INSERT INTO dir(owner_id, path, parent,"
 				  " mtime_ns) VALUES (?1, '/', '', ?2)"
 				  " ON CONFLICT(owner_id, path) DO UPDATE"
-				  " SET mtime_ns = CASE WHEN ?3 THEN ?2"
+				  " SET mtime_ns = CASE WHEN ?3 <> 0 THEN ?2"
 				  " ELSE max(dir.mtime_ns + 1, ?2) END",
 				  e);
 		if (!st)
@@ -54,7 +54,7 @@ static enum sfs_status stamp(struct db *d, int64_t owner, const char *path,
 		return sfsi_db_run(st, e);
 	}
 	st = sfsi_db_prep(d,
-			  "UPDATE dir SET mtime_ns = CASE WHEN ?4 THEN ?3"
+			  "UPDATE dir SET mtime_ns = CASE WHEN ?4 <> 0 THEN ?3"
 			  " ELSE max(mtime_ns + 1, ?3) END"
 			  " WHERE owner_id = ?1 AND path = ?2",
 			  e);

@@ -544,12 +544,13 @@ enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
 
 	st = sfsi_db_prep(d,
 			  "UPDATE file SET entry_suffix = 1 - entry_suffix"
-			  " WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2"
-			  " THEN 0 ELSE EXISTS(SELECT 1 FROM file o"
+			  " WHERE id = ?1 AND entry_suffix <> CASE WHEN ?2 <> 0"
+			  " THEN 0 WHEN EXISTS(SELECT 1 FROM file o"
 			  " WHERE o.owner_id = file.owner_id"
 			  " AND o.is_deleted = 0 AND o.dir = file.dir"
 			  " AND o.name = file.name COLLATE NOCASE"
-			  " AND o.name = file.name AND o.id <> file.id) END",
+			  " AND o.name = file.name AND o.id <> file.id)"
+			  " THEN 1 ELSE 0 END",
 			  e);
 	if (!st)
 		return SFS_IO;
@@ -584,15 +585,17 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 			return ret;
 	}
 	sfs_uuid_new(uuid);
+	/* PostgreSQL has no last row id: the row says it */
+#define INSERT_FILE                                                            \
+	"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"          \
+	" description, dir, metadata, source_uri, size, sha256,"               \
+	" blob_ref, ingestion, created_at, want_la, la_status,"                \
+	" mtime_ns, ctime_ns, duration, mime)"                                 \
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"          \
+	" ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
 	st = sfsi_db_prep(
-		d,
-		"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"
-		" description, dir, metadata, source_uri, size, sha256,"
-		" blob_ref, ingestion, created_at, want_la, la_status,"
-		" mtime_ns, ctime_ns, duration, mime)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-		" ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-		e);
+		d, sfsi_db_sql(d, INSERT_FILE, INSERT_FILE " RETURNING id"), e);
+#undef INSERT_FILE
 	if (!st)
 		return SFS_IO;
 	sfsi_db_bind_text(st, 1, uuid);

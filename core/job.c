@@ -137,10 +137,13 @@ enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	if (ino < 0)
 		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "bad file %lld",
 				(long long)ino);
-	st = sfsi_db_prep(d,
-			  "INSERT INTO job(kind, file_id, state, payload,"
-			  " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-			  e);
+		/* PostgreSQL has no last row id: the row says it */
+#define INSERT_JOB                                                             \
+	"INSERT INTO job(kind, file_id, state, payload,"                       \
+	" created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	st = sfsi_db_prep(
+		d, sfsi_db_sql(d, INSERT_JOB, INSERT_JOB " RETURNING id"), e);
+#undef INSERT_JOB
 	if (!st)
 		return status_of(e);
 	sfsi_db_bind_int(st, 1, kind);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "auth_i.h"
+#include "db_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
@@ -95,6 +96,17 @@ void sfsi_keycache_open(struct sfs_store *s)
 	void *map;
 	int fd, i;
 
+	/*
+	 * PostgreSQL: other machines' processes change the store too, and
+	 * a file of this machine cannot tell them; until the generations
+	 * come from the database, nothing is cached (keys are looked up
+	 * every time, and data generation 0 keeps responses uncached)
+	 */
+	if (sfsi_db_store_is_pg(s)) {
+		sfs_debug("auth", "metadata in PostgreSQL: no key or response"
+				  " caches");
+		return;
+	}
 	fd = gen_open(s);
 	if (fd < 0) {
 		sfs_warn("auth",
@@ -149,7 +161,7 @@ void sfsi_auth_gen_bump(struct sfs_store *s)
 {
 	if (s->auth_gen)
 		__atomic_add_fetch(s->auth_gen, 1, __ATOMIC_SEQ_CST);
-	else
+	else if (!sfsi_db_store_is_pg(s)) /* (there nothing is cached) */
 		sfs_warn("auth",
 			 "the change is stored, but processes running on "
 			 "'%s' cannot be told (no %s): they may go on "

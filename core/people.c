@@ -146,7 +146,7 @@ enum sfs_status sfs_user_list(struct sfs_store *s, const char *tenant_id,
 	}
 	st = sfsi_db_prep(d,
 			  "SELECT " USER_COLS USER_FROM
-			  " WHERE ?1 IS NULL OR t.uuid = ?1"
+			  " WHERE CAST(?1 AS TEXT) IS NULL OR t.uuid = ?1"
 			  " ORDER BY t.id, u.name COLLATE NOCASE, u.id",
 			  e);
 	if (!st) {

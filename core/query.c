@@ -50,6 +50,7 @@ struct qb {
 	char *owned[QB_OWNED];
 	int nowned;
 	enum sfs_status st;
+	int pg; /* the store's metadata are in PostgreSQL */
 };
 
 static void qb_init(struct qb *qb)
@@ -191,7 +192,8 @@ static void substring(struct qb *qb, int filename, const char *needle)
 {
 	if (!needle)
 		return;
-	if (utf8_chars(needle) >= 3) {
+	/* PostgreSQL: pg_trgm's indexes serve the (I)LIKE itself */
+	if (!qb->pg && utf8_chars(needle) >= 3) {
 		add(qb, " AND f.id IN (SELECT rowid FROM file_fts"
 			" WHERE file_fts MATCH ?)");
 		bind_owned(qb,
@@ -310,11 +312,11 @@ static void files_where(struct qb *qb, const struct sfs_query *q,
 		bind_int(qb, q->purged);
 	}
 	if (q->ingestion) {
-		add(qb, " AND (? >> f.ingestion) & 1");
+		add(qb, " AND ((? >> f.ingestion) & 1) <> 0");
 		bind_int(qb, q->ingestion);
 	}
 	if (q->la_status) {
-		add(qb, " AND (? >> f.la_status) & 1");
+		add(qb, " AND ((? >> f.la_status) & 1) <> 0");
 		bind_int(qb, q->la_status);
 	}
 	if (q->la_deleted >= 0) {
@@ -361,7 +363,12 @@ static void order_by(struct qb *qb, const struct sfs_query *q)
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
-	add(qb, frag[s][q->desc ? 1 : 0]);
+	/* SQLite's NULLs are the smallest values; PostgreSQL's the largest */
+	if (qb->pg && s == SFS_SORT_SIZE)
+		add(qb, q->desc ? " ORDER BY f.size DESC NULLS LAST, f.id DESC"
+				: " ORDER BY f.size ASC NULLS FIRST, f.id ASC");
+	else
+		add(qb, frag[s][q->desc ? 1 : 0]);
 }
 
 /* The same order for a compound SELECT, by result column number. */
@@ -377,7 +384,14 @@ static void order_by_cols(struct qb *qb, const struct sfs_query *q)
 	};
 	unsigned s = (unsigned)q->sort < 3 ? (unsigned)q->sort : 0;
 
-	add(qb, frag[s][q->desc ? 1 : 0]);
+	if (qb->pg && s == SFS_SORT_SIZE)
+		add(qb, q->desc ? " ORDER BY 15 DESC NULLS LAST, 1 DESC"
+				: " ORDER BY 15 ASC NULLS FIRST, 1 ASC");
+	else if (qb->pg && s == SFS_SORT_NAME)
+		add(qb, q->desc ? " ORDER BY name_key DESC, 1 DESC"
+				: " ORDER BY name_key ASC, 1 ASC");
+	else
+		add(qb, frag[s][q->desc ? 1 : 0]);
 }
 
 /* page and size of a query filled in directly rather than by param. */
@@ -667,6 +681,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
 	qb_init(&count);
+	page.pg = count.pg = sfsi_db_store_is_pg(s);
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = check_page(q, e);
@@ -727,15 +742,26 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 	int direct = q->access < 0 || q->access == SFS_ACCESS_DIRECT_SHARE;
 	int internal = q->access < 0 || q->access == SFS_ACCESS_INTERNAL;
 
+	/*
+	 * PostgreSQL orders a compound SELECT by its output columns only,
+	 * never by an expression of one: the name's sort key is a column
+	 */
+	const char *key = qb->pg && !count ? ", lower(f.name) AS name_key" : "";
+
 	if (direct) {
-		add(qb, count ? "SELECT f.id FROM share s"
-				" JOIN file f ON f.id = s.file_id"
-			      : "SELECT " FILE_COLS ", 1, s.perm, cu.uuid,"
-				" s.created_at, " TAGS_COL " FROM share s"
+		if (count) {
+			add(qb, "SELECT f.id FROM share s"
+				" JOIN file f ON f.id = s.file_id");
+		} else {
+			add(qb, "SELECT " FILE_COLS ", 1, s.perm, cu.uuid,"
+				" s.created_at, " TAGS_COL);
+			add(qb, key);
+			add(qb, " FROM share s"
 				" JOIN file f ON f.id = s.file_id"
 				" JOIN user u ON u.id = f.owner_id"
 				" JOIN tenant t ON t.id = f.tenant_id"
 				" LEFT JOIN user cu ON cu.id = s.created_by");
+		}
 		add(qb, " WHERE s.user_id = ? AND f.tenant_id = ?"
 			" AND f.owner_id <> ? AND f.is_deleted = 0");
 		bind_int(qb, a->user);
@@ -747,9 +773,14 @@ static void shared_body(struct qb *qb, const struct sfs_query *q,
 	if (direct && internal)
 		add(qb, " UNION ALL ");
 	if (internal) {
-		add(qb, count ? "SELECT f.id FROM file f"
-			      : "SELECT " FILE_COLS
-				", 2, 1, NULL, NULL, " TAGS_COL FILE_FROM);
+		if (count) {
+			add(qb, "SELECT f.id FROM file f");
+		} else {
+			add(qb, "SELECT " FILE_COLS
+				", 2, 1, NULL, NULL, " TAGS_COL);
+			add(qb, key);
+			add(qb, FILE_FROM);
+		}
 		add(qb, uses_fts(q) ? " WHERE +f.tenant_id = ?"
 				    : " WHERE f.tenant_id = ?");
 		add(qb, " AND f.publish = 1"
@@ -776,6 +807,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
 	qb_init(&count);
+	page.pg = count.pg = sfsi_db_store_is_pg(s);
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = check_page(q, e);
@@ -791,7 +823,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	limit(&page, q);
 	add(&count, "SELECT COUNT(*) FROM (");
 	shared_body(&count, q, a, 1);
-	add(&count, ")");
+	add(&count, ") AS shared");
 
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret)

@@ -15,6 +15,7 @@
 #include "db_i.h"
 #include "file_i.h"
 #include "media_i.h"
+#include "speechfs/config.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
 #include "auth_i.h"
@@ -88,6 +89,8 @@ static const struct {
 	BOOL("db.sync_full", sync_full),
 	I64("blobs.inline_max", blob_inline_max, 0, 1024 * 1024),
 	INT("db.busy_timeout_ms", busy_timeout_ms, 0, 600000),
+	STR("db.url", db_url),
+	STR("db.schema", db_schema),
 	INT("listening.bitrate_kbps", la_bitrate_kbps, 8, 320),
 	INT("listening.sample_rate", la_sample_rate, 8000, 48000),
 	INT("listening.channels", la_channels, 1, 2),
@@ -138,6 +141,18 @@ enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
 	size_t i;
 
 	/* "" leaves it to the store's record */
+	if (!strcmp(key, "db.url") && value[0] &&
+	    strncmp(value, "postgresql://", 13) &&
+	    strncmp(value, "postgres://", 11))
+		return sfs_err_field(e, key, "invalid",
+				     "expected a postgresql:// URL");
+	if (!strcmp(key, "db.schema") &&
+	    (strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		     strlen(value) ||
+	     (value[0] >= '0' && value[0] <= '9')))
+		return sfs_err_field(e, key, "invalid",
+				     "expected lower-case letters, digits and"
+				     " '_', not first a digit");
 	if (!strcmp(key, "blob.backend") && value[0] &&
 	    strcmp(value, "local") && strcmp(value, "s3"))
 		return sfs_err_field(e, key, "invalid",
@@ -228,7 +243,78 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 				  int need_secret, struct sfs_store **out,
 				  struct sfs_err *e);
 
+/*
+ * STORE/db.url: where a store's metadata live when not in speechfs.db,
+ * as configuration lines (db.url, db.schema), so that a handle opened
+ * without a configuration finds them. Mode 0600: a URL may hold a
+ * password.
+ */
+static enum sfs_status db_record_write(const char *dir,
+				       const struct sfs_config *cfg,
+				       struct sfs_err *e)
+{
+	char path[4096], text[1200];
+	int fd, n, err = 0;
+
+	snprintf(path, sizeof(path), "%s/db.url", dir);
+	n = snprintf(text, sizeof(text), "db.url = %s\ndb.schema = %s\n",
+		     cfg->db_url, cfg->db_schema);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sfsi_errno_status(e, errno, "recording the database");
+	if (write(fd, text, (size_t)n) != n || fsync(fd) < 0)
+		err = errno ? errno : EIO;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	if (err) {
+		unlink(path);
+		return sfsi_errno_status(e, err, "recording the database");
+	}
+	sfsi_fsync_dir(dir);
+	return SFS_OK;
+}
+
+/*
+ * The configuration's database, or the store's record of it when the
+ * configuration names none; another database than the record's is
+ * refused (two stores would share blobs/ then).
+ */
+static enum sfs_status db_record_read(const char *dir, struct sfs_config *cfg,
+				      int *had, struct sfs_err *e)
+{
+	struct sfs_config rec;
+	char path[4096];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/db.url", dir);
+	*had = stat(path, &sb) == 0;
+	if (!*had)
+		return SFS_OK;
+	sfs_config_init(&rec);
+	if (sfs_config_read(path, &rec, NULL, NULL, e))
+		return SFS_IO;
+	if (!cfg->db_url[0]) {
+		sfs_strlcpy(cfg->db_url, rec.db_url, sizeof(cfg->db_url));
+		sfs_strlcpy(cfg->db_schema, rec.db_schema,
+			    sizeof(cfg->db_schema));
+	} else if (strcmp(cfg->db_url, rec.db_url) ||
+		   strcmp(cfg->db_schema, rec.db_schema)) {
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"the store's metadata are in another database"
+				" (%s)",
+				path);
+	}
+	return SFS_OK;
+}
+
 enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
+{
+	return sfs_store_init_cfg(dir, NULL, e);
+}
+
+enum sfs_status sfs_store_init_cfg(const char *dir,
+				   const struct sfs_config *cfg,
+				   struct sfs_err *e)
 {
 	unsigned char secret[32];
 	char path[4096], hex[65];
@@ -237,10 +323,15 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
+	int pg = cfg && cfg->db_url[0];
 
 	if (sfsi_mkdirs(dir) < 0)
 		return sfsi_errno_status(e, errno, "cannot create the store");
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	if (stat(path, &sb) == 0)
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"a store already exists in '%s'", dir);
+	snprintf(path, sizeof(path), "%s/db.url", dir);
 	if (stat(path, &sb) == 0)
 		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
 				"a store already exists in '%s'", dir);
@@ -250,21 +341,41 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	snprintf(path, sizeof(path), "%s/staging", dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return sfsi_errno_status(e, errno, "cannot create staging/");
-	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
-	ret = sfsi_db_create(path, e);
-	if (ret)
-		return ret;
-	/* the database holds the signing secret: the store is its owner's */
-	if (chmod(path, 0600) < 0 || chmod(dir, 0700) < 0)
+	if (!pg) {
+		snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+		ret = sfsi_db_create(path, e);
+		if (ret)
+			return ret;
+		/* the database holds the signing secret: the owner's alone */
+		if (chmod(path, 0600) < 0)
+			return sfsi_errno_status(e, errno,
+						 "securing the store");
+	}
+	if (chmod(dir, 0700) < 0)
 		return sfsi_errno_status(e, errno, "securing the store");
 
 	/* the secret is written below: the first open must not demand it */
-	ret = store_open(dir, NULL, 0, &s, e);
+	ret = store_open(dir, pg ? cfg : NULL, 0, &s, e);
 	if (ret)
 		return ret;
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
+	if (pg) {
+		st = sfsi_db_prep(
+			d, "SELECT 1 FROM setting WHERE key = 'secret'", e);
+		if (!st) {
+			ret = e ? e->status : SFS_IO;
+			goto out;
+		}
+		if (sfsi_db_step(st, e) != 0) {
+			sfsi_db_reset(st);
+			ret = sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				       "the database holds a store already");
+			goto out;
+		}
+		sfsi_db_reset(st);
+	}
 	if (sfsi_random(secret, sizeof(secret))) {
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
 		goto out;
@@ -280,6 +391,8 @@ enum sfs_status sfs_store_init(const char *dir, struct sfs_err *e)
 	}
 	sfsi_db_bind_text(st, 1, hex);
 	ret = sfsi_db_run(st, e);
+	if (!ret && pg)
+		ret = db_record_write(dir, cfg, e);
 	sfsi_fsync_dir(dir);
 out:
 	sfsi_db_put(d);
@@ -321,13 +434,30 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 				  struct sfs_err *e)
 {
 	struct sfs_store *s;
+	struct sfs_config c;
 	char path[4096];
 	struct stat sb;
 	enum sfs_status ret;
+	int had;
 
 	*out = NULL;
+	if (cfg)
+		c = *cfg;
+	else
+		sfs_config_init(&c);
+	ret = db_record_read(dir, &c, &had, e);
+	if (ret)
+		return ret;
 	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
-	if (stat(path, &sb) < 0)
+	if (!c.db_url[0] && stat(path, &sb) < 0)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no store in '%s' (run init first)", dir);
+	if (c.db_url[0] && !had && stat(path, &sb) == 0)
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"the store's metadata are in its speechfs.db,"
+				" not in db.url");
+	/* (init opens before it records) */
+	if (c.db_url[0] && (stat(dir, &sb) < 0 || (need_secret && !had)))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no store in '%s' (run init first)", dir);
 	s = calloc(1, sizeof(*s));
@@ -337,10 +467,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	s->wal_fd = -1;
 	pthread_mutex_init(&s->sync_mu, NULL);
 	pthread_cond_init(&s->sync_cv, NULL);
-	if (cfg)
-		s->cfg = *cfg;
-	else
-		sfs_config_init(&s->cfg);
+	s->cfg = c;
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cv, NULL);
 	pthread_mutex_init(&s->work_mu, NULL);
@@ -462,7 +589,7 @@ static enum sfs_status changes(struct sfs_store *s, int64_t since, int others,
 		return ret;
 	st = sfsi_db_prep(d,
 			  "SELECT seq, file_id, owner_id, dir,"
-			  " coalesce(origin = ?2, 0) FROM change"
+			  " CASE WHEN origin = ?2 THEN 1 ELSE 0 END FROM change"
 			  " WHERE seq > ?1 ORDER BY seq LIMIT 10000",
 			  e);
 	if (!st) {

@@ -207,7 +207,8 @@ enum sfs_status sfs_tag_list(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	st = sfsi_db_prep(d,
 			  "SELECT t.name FROM tag t WHERE t.tenant_id = ?1"
-			  " AND (?2 IS NULL OR t.name LIKE ?2 ESCAPE '\\')"
+			  " AND (CAST(?2 AS TEXT) IS NULL"
+			  " OR t.name LIKE ?2 ESCAPE '\\')"
 			  " AND EXISTS (SELECT 1 FROM file_tag ft"
 			  " JOIN file f ON f.id = ft.file_id"
 			  " WHERE ft.tag_id = t.id AND f.is_purged = 0)"

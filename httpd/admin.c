@@ -354,6 +354,7 @@ static int open_store(struct admin_ctx *x)
 		goto out;
 	}
 	snprintf(x->store, sizeof(x->store), "%s", dir);
+	x->core = cfg->core;
 	if (x->cmd->flags & CMD_NO_OPEN) {
 		rc = 0;
 		goto out;

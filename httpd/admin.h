@@ -81,6 +81,7 @@ struct admin_ctx {
 	const char *pos; /* the positional argument */
 	char store[4096];
 	struct sfs_store *s;
+	struct sfs_config core; /* the configuration's core keys (init) */
 };
 
 /* Print the result: JSON with --json (j taken), else text (may be ""). */

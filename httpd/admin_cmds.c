@@ -98,7 +98,8 @@ static int cmd_init(struct admin_ctx *x)
 	struct sfs_err e;
 
 	sfs_err_init(&e);
-	if (sfs_store_init(x->store, &e))
+	/* db.url of --config: the metadata in PostgreSQL */
+	if (sfs_store_init_cfg(x->store, &x->core, &e))
 		return admin_fail(x, &e);
 	return admin_out(x, json_pack("{s:s}", "store", x->store), "");
 }
@@ -509,7 +510,10 @@ const struct admin_cmd admin_cmds[] = {
 		.summary = "make a new, empty store",
 		.description = "Make a new, empty store in DIR (created if "
 			       "missing) with its signing\nsecret. Fails if a "
-			       "store is already there.",
+			       "store is already there. With db.url in the\n"
+			       "--config file, its metadata go to that "
+			       "PostgreSQL database (schema db.schema),\n"
+			       "recorded in DIR/db.url.",
 		.example = "speechfsd init --store " S,
 		.flags = CMD_NO_OPEN,
 	},

@@ -6,7 +6,7 @@
 # dependency is missing.
 set -eu
 
-BUILD="build-essential pkg-config libsqlite3-dev libcurl4-openssl-dev
+BUILD="build-essential pkg-config libsqlite3-dev libpq-dev libcurl4-openssl-dev
 libjansson-dev libssl-dev libmp3lame-dev libsndfile1-dev libmicrohttpd-dev
 libfuse3-dev fuse3 libsystemd-dev"
 TEST="python3 python3-pytest python3-requests curl ca-certificates git procps attr rsync tar valgrind

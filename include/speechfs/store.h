@@ -27,6 +27,13 @@ struct sfs_config {
 	int sync_full;		   /* SQLite synchronous=FULL (1) */
 	int64_t blob_inline_max;   /* blobs this small live in their row */
 	int busy_timeout_ms;
+	/*
+	 * Metadata in PostgreSQL instead of STORE/speechfs.db: a libpq URL
+	 * ("postgresql://…"), and the schema of the database that holds the
+	 * store ("" = public). Recorded in STORE/db.url at init.
+	 */
+	char db_url[1024];
+	char db_schema[64];
 
 	/* listening audio (media) */
 	int la_bitrate_kbps; /* 48 */
@@ -94,6 +101,14 @@ enum sfs_status sfs_config_set(struct sfs_config *c, const char *key,
 /* Create a new store in `dir` (made if missing; must be empty of a store). */
 enum sfs_status sfs_store_init(const char *dir,
 			       struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The same with a configuration: with db.url, the metadata go to that
+ * PostgreSQL database (its schema db.schema, made if missing, must not
+ * hold a store yet) and STORE/db.url records where (mode 0600).
+ */
+enum sfs_status sfs_store_init_cfg(const char *dir,
+				   const struct sfs_config *cfg,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Open a store, migrating its schema forward and removing staging files of

@@ -384,3 +384,35 @@ def test_lookup_errors(store):
         p = run(*args, "--store", s)
         assert p.returncode == rc, (args, p.stderr)
         assert says in p.stderr, (args, p.stderr)
+
+
+def test_init_on_postgresql(tmp_path, pg_database, pg_server):
+    """`init -c` with db.url puts the metadata in PostgreSQL and records
+    where in STORE/db.url (0600); later commands find the store with
+    --store alone, and its rows are in that database, not in a file."""
+    s = tmp_path / "store"
+    conf = tmp_path / "speechfsd.conf"
+    conf.write_text("store = %s\ndb.url = %s\ndb.schema = cli\n"
+                    % (s, pg_database))
+    assert json.loads(ok("init", "-c", conf, "--json")) == {"store": str(s)}
+    assert (s / "db.url").stat().st_mode & 0o777 == 0o600
+    assert not (s / "speechfs.db").exists()
+    t = ok("tenant", "create", "--store", s, "--name", "acme").strip()
+    ok("user", "create", "--store", s, "--tenant", t, "--name", "alice")
+    tenants = json.loads(ok("tenant", "list", "--store", s, "--json"))
+    assert [(x["name"], x["users"]) for x in tenants["tenants"]] == \
+        [("acme", 1)]
+    db = pg_database.split("?")[0].rsplit("/", 1)[1]
+    out = pg_server.psql(db, "SELECT t.uuid, count(u.id) FROM cli.tenant t"
+                         " JOIN cli.\"user\" u ON u.tenant_id = t.id"
+                         " GROUP BY t.uuid")
+    assert out.strip() == "%s|1" % t
+    # twice: the store is there, and the schema holds one
+    p = run("init", "-c", conf)
+    assert p.returncode == 1 and "already" in p.stderr
+    other = tmp_path / "other.conf"
+    other.write_text("store = %s\ndb.url = %s\ndb.schema = cli\n"
+                     % (tmp_path / "store2", pg_database))
+    p = run("init", "-c", other)
+    assert p.returncode == 1 and "holds a store" in p.stderr
+    assert not (tmp_path / "store2" / "db.url").exists()

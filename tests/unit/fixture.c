@@ -33,12 +33,13 @@ int tfx_store(char **dir, struct sfs_store **s, const struct sfs_config *cfg)
 		c = *cfg;
 	else
 		sfs_config_init(&c);
-	if (th_blob_config(&c)) {
+	if (th_blob_config(&c) || th_db_config(&c)) {
 		fprintf(stderr, "fixture: cannot configure the backend\n");
 		tfx_store_close(dir, s);
 		return -1;
 	}
-	if (sfs_store_init(*dir, &e) || sfs_store_open(*dir, &c, s, &e)) {
+	if (sfs_store_init_cfg(*dir, &c, &e) ||
+	    sfs_store_open(*dir, &c, s, &e)) {
 		fprintf(stderr, "fixture: store: %s\n", e.message);
 		tfx_store_close(dir, s);
 		return -1;

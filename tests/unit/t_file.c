@@ -520,6 +520,9 @@ static int64_t unsynced(struct fx *f)
 	return (int64_t)(f->s->sync_committed - f->s->sync_done);
 }
 
+/* On PostgreSQL every commit is durable when it returns: none waits. */
+#define LAZY (th_is_pg() ? 0 : 1)
+
 /*
  * The mount's create: committed without waiting for the disk, visible to
  * other handles at once, and made durable by the content commit or
@@ -539,7 +542,7 @@ static void test_lazy_create(void)
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, &out, NULL), SFS_OK);
 	CHECK(out.size == 0 && !strcmp(out.sha256, EMPTY_SHA));
 	/* its commit waits for a sync (the store's internals, on purpose) */
-	CHECK(unsynced(&f) == 1);
+	CHECK(unsynced(&f) == LAZY);
 	/* another handle (another process) sees it at once */
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
 	CHECK_ST(sfs_file_get(s2, &f.a, out.id, &g, NULL), SFS_OK);
@@ -557,7 +560,7 @@ static void test_lazy_create(void)
 		 SFS_INVALID);
 	sp.uri = NULL;
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
-	CHECK(unsynced(&f) == 1);
+	CHECK(unsynced(&f) == LAZY);
 
 	/* sync: owner and EDIT; VIEW may not; another tenant sees nothing */
 	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, NULL), SFS_OK);
@@ -606,7 +609,7 @@ static void test_lazy_create(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_QUOTA);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
-	CHECK(unsynced(&f) == 1);
+	CHECK(unsynced(&f) == LAZY);
 	fx_close(&f);
 }
 
@@ -1101,7 +1104,8 @@ static void test_rename_replace(void)
 	gen = sfs_store_data_gen(f.s);
 	REQUIRE_ST(sfs_file_update(f.s, &f.a, c, &u, NULL, NULL), SFS_OK);
 	one = sfs_store_data_gen(f.s) - gen;
-	CHECK(one > 0);
+	/* PostgreSQL: the generation is unknown (0), caches stay off */
+	CHECK(th_is_pg() ? gen == 0 && one == 0 : one > 0);
 	u.name = "final";
 	gen = sfs_store_data_gen(f.s);
 	REQUIRE_ST(sfs_file_rename(f.s, &f.a, b, &u, a, 0, &g, NULL), SFS_OK);

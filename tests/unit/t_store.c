@@ -23,6 +23,21 @@
 #include "fixture.h"
 #include "testhelp.h"
 
+/*
+ * A new store on the metadata backend under test (SQLite, or with
+ * SFS_DB_URL a schema of its own in PostgreSQL): handles opened later
+ * without a configuration find it through the store's record.
+ */
+static enum sfs_status init_store(const char *dir, struct sfs_err *e)
+{
+	struct sfs_config c;
+
+	sfs_config_init(&c);
+	if (th_db_config(&c))
+		return SFS_INVALID;
+	return sfs_store_init_cfg(dir, &c, e);
+}
+
 static void test_init_open(void)
 {
 	char *dir = th_tmpdir(), sub[4096], path[4096];
@@ -278,12 +293,14 @@ static void test_config_applies(void)
 	REQUIRE_ST(sfs_config_set(&c, "retention_seconds", "120", NULL),
 		   SFS_OK);
 	REQUIRE_ST(sfs_config_set(&c, "db.sync_full", "0", NULL), SFS_OK);
-	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(init_store(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, &c, &s, NULL), SFS_OK);
 	/* the handle keeps its own copy */
 	c.retention_seconds = 5;
 	CHECK(sfs_store_config(s)->retention_seconds == 120);
-	CHECK(tfx_sql_int(s, "PRAGMA synchronous") == 1);
+	/* NORMAL: SQLite's setting (PostgreSQL's commits are its server's) */
+	if (!th_is_pg())
+		CHECK(tfx_sql_int(s, "PRAGMA synchronous") == 1);
 	REQUIRE_ST(sfs_tenant_create(s, "t", 0, 0, t, NULL), SFS_OK);
 	REQUIRE_ST(sfs_user_create(s, t, "u", -1, u, NULL), SFS_OK);
 	REQUIRE_ST(sfs_auth_user(s, u, SFS_SCOPE_ALL, &a, NULL), SFS_OK);
@@ -335,7 +352,7 @@ static void test_change_feed(void)
 	struct sfs_file out;
 	int64_t seq0 = -1, seq1 = -1, seq2 = -1, last = -1;
 
-	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(init_store(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s1, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s2, NULL), SFS_OK);
 	REQUIRE_ST(sfs_tenant_create(s2, "t", 0, 0, t, NULL), SFS_OK);
@@ -390,7 +407,7 @@ static void test_secret_space_clock(void)
 	uint64_t total = 0, avail = 0;
 	int64_t t0, t1;
 
-	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(init_store(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s1, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s2, NULL), SFS_OK);
 	/* one secret per store, the same for every handle */
@@ -418,7 +435,7 @@ static void test_secret_space_clock(void)
 	{
 		char *dir2 = th_tmpdir();
 
-		REQUIRE_ST(sfs_store_init(dir2, NULL), SFS_OK);
+		REQUIRE_ST(init_store(dir2, NULL), SFS_OK);
 		REQUIRE_ST(sfs_store_open(dir2, NULL, &s1, NULL), SFS_OK);
 		CHECK_ST(sfsi_hmac_sign(s1, "msg", h3, NULL), SFS_OK);
 		CHECK(strcmp(h1, h3) != 0);
@@ -441,7 +458,7 @@ static void test_statement_cache(void)
 	struct db_stmt *st;
 	int i, bad = 0;
 
-	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
+	REQUIRE_ST(init_store(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_get(s, &d, NULL), SFS_OK);
 	for (i = 0; i < 300; i++) {
@@ -469,6 +486,111 @@ static void test_statement_cache(void)
 	th_rmrf(dir);
 }
 
+/* db.url takes a PostgreSQL URL, db.schema a plain lower-case name. */
+static void test_db_config(void)
+{
+	struct sfs_config c;
+
+	sfs_config_init(&c);
+	CHECK(c.db_url[0] == '\0' && c.db_schema[0] == '\0');
+	CHECK_ST(sfs_config_set(&c, "db.url", "mysql://h/db", NULL),
+		 SFS_INVALID);
+	CHECK_ST(sfs_config_set(&c, "db.url", "speechfs.db", NULL),
+		 SFS_INVALID);
+	CHECK(c.db_url[0] == '\0');
+	CHECK_ST(sfs_config_set(&c, "db.url", "postgresql://h:5432/db", NULL),
+		 SFS_OK);
+	CHECK(!strcmp(c.db_url, "postgresql://h:5432/db"));
+	CHECK_ST(sfs_config_set(&c, "db.url", "postgres:///db?host=/s", NULL),
+		 SFS_OK);
+	CHECK_ST(sfs_config_set(&c, "db.url", "", NULL), SFS_OK);
+	CHECK(c.db_url[0] == '\0');
+	CHECK_ST(sfs_config_set(&c, "db.schema", "Store", NULL), SFS_INVALID);
+	CHECK_ST(sfs_config_set(&c, "db.schema", "a-b", NULL), SFS_INVALID);
+	CHECK_ST(sfs_config_set(&c, "db.schema", "1st", NULL), SFS_INVALID);
+	CHECK_ST(sfs_config_set(&c, "db.schema", "a\"; DROP", NULL),
+		 SFS_INVALID);
+	CHECK_ST(sfs_config_set(&c, "db.schema", "team_2", NULL), SFS_OK);
+	CHECK(!strcmp(c.db_schema, "team_2"));
+}
+
+/*
+ * Where a store's metadata are: speechfs.db, or (db.url at init) the
+ * database recorded in STORE/db.url, which later handles follow and a
+ * configuration naming another database may not override.
+ */
+static void test_db_record(void)
+{
+	char *dir = th_tmpdir(), *dir2 = th_tmpdir(), path[4096];
+	char t[SFS_ID_SIZE], t2[SFS_ID_SIZE];
+	struct sfs_store *s = NULL;
+	struct sfs_config c;
+	struct sfs_tenant_info ti;
+	struct sfs_err e;
+	struct stat sb;
+
+	sfs_config_init(&c);
+	REQUIRE(th_db_config(&c) == 0);
+	REQUIRE_ST(sfs_store_init_cfg(dir, &c, NULL), SFS_OK);
+	snprintf(path, sizeof(path), "%s/db.url", dir);
+	if (!th_is_pg()) {
+		/* SQLite: the database is the file, and nothing else */
+		CHECK(stat(path, &sb) < 0);
+		snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+		CHECK(stat(path, &sb) == 0);
+		/* a configuration naming PostgreSQL does not take it over */
+		REQUIRE_ST(sfs_config_set(&c, "db.url", "postgresql:///nowhere",
+					  NULL),
+			   SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_store_open(dir, &c, &s, &e), SFS_CONFLICT);
+		CHECK(s == NULL && strstr(e.message, "speechfs.db"));
+		goto out;
+	}
+	/* PostgreSQL: a record the owner alone reads, no speechfs.db */
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+	snprintf(path, sizeof(path), "%s/speechfs.db", dir);
+	CHECK(stat(path, &sb) < 0);
+	/* opened without a configuration, the store is the same one */
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	REQUIRE_ST(sfs_tenant_create(s, "t", 0, 0, t, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, "SELECT version FROM schema_version") ==
+	      DB_SCHEMA_VERSION);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK_ST(sfs_tenant_get(s, t, &ti, NULL), SFS_OK);
+	sfs_store_close(s);
+	s = NULL;
+	/* a configuration naming another schema is refused */
+	{
+		struct sfs_config other = c;
+
+		REQUIRE_ST(
+			sfs_config_set(&other, "db.schema", "elsewhere", NULL),
+			SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_store_open(dir, &other, &s, &e), SFS_CONFLICT);
+		CHECK(s == NULL && e.message[0]);
+	}
+	/* a second store cannot be made in a schema that holds one */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_store_init_cfg(dir2, &c, &e), SFS_CONFLICT);
+	snprintf(path, sizeof(path), "%s/db.url", dir2);
+	CHECK(stat(path, &sb) < 0);
+	/* in a schema of its own it can, and its tenants are apart */
+	REQUIRE(th_db_config(&c) == 0);
+	REQUIRE_ST(sfs_store_init_cfg(dir2, &c, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(dir2, NULL, &s, NULL), SFS_OK);
+	CHECK_ST(sfs_tenant_get(s, t, &ti, NULL), SFS_NOT_FOUND);
+	REQUIRE_ST(sfs_tenant_create(s, "t", 0, 0, t2, NULL), SFS_OK);
+	CHECK(strcmp(t, t2) != 0);
+out:
+	sfs_store_close(s);
+	th_rmrf(dir);
+	th_rmrf(dir2);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -482,5 +604,7 @@ int main(void)
 	RUN(test_change_feed);
 	RUN(test_secret_space_clock);
 	RUN(test_statement_cache);
+	RUN(test_db_config);
+	RUN(test_db_record);
 	return th_report();
 }

@@ -160,4 +160,32 @@ static inline int th_blob_config(struct sfs_config *c)
 	       sfs_config_set(c, "blob.s3.prefix", prefix, NULL);
 }
 
+/*
+ * The metadata backend under test. tests/test_unit.py runs the binaries
+ * of its PG_UNIT list a second time with SFS_DB_URL, a fresh database of
+ * the run's PostgreSQL server (tests/pg.py): each new store then gets a
+ * schema of its own there (db.schema), so the stores of one binary stay
+ * apart as their directories do.
+ */
+static inline int th_db_config(struct sfs_config *c)
+{
+	static int serial;
+	const char *url = getenv("SFS_DB_URL");
+	char schema[64];
+
+	if (!url || !url[0])
+		return 0;
+	snprintf(schema, sizeof(schema), "t_%d_%d", (int)getpid(), ++serial);
+	return sfs_config_set(c, "db.url", url, NULL) ||
+	       sfs_config_set(c, "db.schema", schema, NULL);
+}
+
+/* Whether the stores of this run keep their metadata in PostgreSQL. */
+static inline int th_is_pg(void)
+{
+	const char *url = getenv("SFS_DB_URL");
+
+	return url && url[0];
+}
+
 #endif

@@ -1,0 +1,1132 @@
+/*
+ * PostgreSQL behind the core (libpq): connections, the SQLite-dialect
+ * statements of the core rewritten once per connection and prepared by
+ * name, results, transactions, and the schema with its versions.
+ *
+ * Writers are serialised as SQLite serialises them (BEGIN IMMEDIATE): a
+ * write transaction takes a transaction-scoped advisory lock of the
+ * store first, and a write outside a transaction runs in a short one
+ * that takes it too. So every read-check-write of the core keeps the
+ * meaning it has on SQLite, across processes and machines. Reading
+ * transactions see one snapshot (REPEATABLE READ) and take no lock.
+ */
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "db_i.h"
+#include "db_pg_i.h"
+#include "speechfs/log.h"
+#include "util_i.h"
+
+/* type OIDs (pg_type.h is the server's header) */
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+#define OID_FLOAT8 701
+
+/* the schema version a PostgreSQL store starts at (see pg_migrations) */
+#define PG_SCHEMA_BASE 6
+
+struct pgconn {
+	PGconn *c;
+	unsigned gen; /* bumped when reconnected: statements prepare again */
+	unsigned next_name;
+	int txn;
+	int changes;
+	int wrote; /* a write committed since sfsi_pg_take_wrote */
+	int txn_wrote;
+	int64_t last_id;
+	char begin_write[128];
+};
+
+struct pgstmt {
+	struct pgconn *c;
+	char *text; /* PostgreSQL's */
+	char name[16];
+	unsigned gen; /* connection generation it was prepared in; 0: not */
+	int write;
+	int np;
+	char **val;
+	int *len, *fmt;
+	unsigned *type;
+	PGresult *res;
+	int row, nrows;
+	/* a bytea column of the current row, decoded */
+	unsigned char **dec;
+	size_t *declen;
+	int ndec;
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+static enum sfs_status res_status(struct pgconn *c, const PGresult *r,
+				  struct sfs_err *e, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->c);
+
+	if (!state)
+		state = "";
+	if (!strncmp(state, "23", 2)) {
+		sfs_debug("db", "%s: %s", what, msg);
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"conflicting change");
+	}
+	if (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+	    !strcmp(state, "55P03") || !strcmp(state, "57014")) {
+		sfs_warn("db", "%s: database busy: %s", what, msg);
+		return sfs_errf(e, SFS_BUSY, SFS_R_NONE,
+				"the store is busy, try again");
+	}
+	if (!strcmp(state, "53100")) {
+		sfs_error("db", "%s: disk full", what);
+		return sfs_errf(e, SFS_NO_SPACE, SFS_R_NONE,
+				"no space left on the store's disk");
+	}
+	if (!strcmp(state, "53200"))
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	sfs_error("db", "%s: %s%s", what, state, msg);
+	return sfs_errf(e, SFS_IO, SFS_R_NONE, "internal database error");
+}
+
+/* A lost connection is made again (its prepared statements with it). */
+static void check_conn(struct pgconn *c)
+{
+	if (PQstatus(c->c) == CONNECTION_OK)
+		return;
+	sfs_warn("db", "connection lost, reconnecting");
+	PQreset(c->c);
+	c->gen++;
+	c->txn = 0;
+}
+
+static void notice(void *arg, const char *msg)
+{
+	(void)arg;
+	sfs_debug("db", "%s", msg);
+}
+
+/* ---- the dialect ----------------------------------------------------- */
+
+static int is_word(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+static int word_is(const char *w, size_t n, const char *name)
+{
+	return strlen(name) == n && !strncasecmp(w, name, n);
+}
+
+/* Past spaces. */
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	return p;
+}
+
+/* Past a quoted literal or identifier starting at p (SQL's doubling). */
+static const char *skip_quoted(const char *p)
+{
+	char q = *p++;
+
+	while (*p) {
+		if (*p == q && p[1] == q)
+			p += 2;
+		else if (*p == q)
+			return p + 1;
+		else
+			p++;
+	}
+	return p;
+}
+
+/* Whether the call whose '(' is at p has a comma at its own level. */
+static int has_two_args(const char *p)
+{
+	int depth = 0;
+
+	for (; *p; p++) {
+		if (*p == '\'' || *p == '"') {
+			p = skip_quoted(p) - 1;
+			continue;
+		}
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0)
+			return 0;
+		else if (*p == ',' && depth == 1)
+			return 1;
+	}
+	return 0;
+}
+
+/* Where " RETURNING" starts at the top level of out, or its end. */
+static size_t returning_at(const char *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 10 <= n; i++)
+		if (!strncasecmp(out + i, " RETURNING", 10) &&
+		    (i + 10 == n || !is_word(out[i + 10])))
+			return i;
+	return n;
+}
+
+char *sfsi_pg_rewrite(const char *sql, int *nparams)
+{
+	static const char conflict[] = " ON CONFLICT DO NOTHING";
+	size_t cap = strlen(sql) * 4 + sizeof(conflict) + 64, o = 0, at;
+	size_t last_word = 0, last_len = 0, item = 0;
+	char *out = malloc(cap);
+	const char *p = sql, *w;
+	int max = 0, ignore = 0, depth = 0, order = -1;
+
+	if (!out)
+		return NULL;
+#define PUT(s_, n_)                                                            \
+	do {                                                                   \
+		memcpy(out + o, (s_), (n_));                                   \
+		o += (n_);                                                     \
+	} while (0)
+#define PUTS(s_) PUT((s_), strlen(s_))
+	while (*p) {
+		if (*p == '\'' || *p == '"') {
+			w = skip_quoted(p);
+			PUT(p, (size_t)(w - p));
+			p = w;
+		} else if (*p == '?') {
+			char num[16];
+			long v;
+
+			p++;
+			if (*p >= '0' && *p <= '9') {
+				v = strtol(p, (char **)&w, 10);
+				p = w;
+			} else {
+				v = max + 1;
+			}
+			if (v > max)
+				max = (int)v;
+			snprintf(num, sizeof(num), "$%ld", v);
+			PUTS(num);
+		} else if (is_word(*p) && (p == sql || !is_word(p[-1]))) {
+			size_t n;
+
+			w = p;
+			while (is_word(*p))
+				p++;
+			n = (size_t)(p - w);
+			if (word_is(w, n, "user") &&
+			    (w == sql || w[-1] != '.')) {
+				PUTS("\"user\"");
+			} else if (word_is(w, n, "LIKE")) {
+				/* ASCII case folding, as SQLite's LIKE */
+				if (last_len == 3 &&
+				    !strncasecmp(out + last_word, "NOT", 3)) {
+					o = last_word;
+					PUTS("COLLATE \"C\" NOT ILIKE");
+				} else {
+					PUTS("COLLATE \"C\" ILIKE");
+				}
+			} else if (word_is(w, n, "INSERT") &&
+				   !strncasecmp(skip_ws(p), "OR", 2) &&
+				   !strncasecmp(skip_ws(skip_ws(p) + 2),
+						"IGNORE", 6)) {
+				PUTS("INSERT");
+				p = skip_ws(skip_ws(p) + 2) + 6;
+				ignore = 1;
+			} else if ((word_is(w, n, "max") ||
+				    word_is(w, n, "min")) &&
+				   *skip_ws(p) == '(' &&
+				   has_two_args(skip_ws(p))) {
+				PUTS(tolower((unsigned char)w[1]) == 'a'
+					     ? "greatest"
+					     : "least");
+			} else if (word_is(w, n, "group_concat")) {
+				PUTS("string_agg");
+			} else if (word_is(w, n, "char") &&
+				   *skip_ws(p) == '(') {
+				PUTS("chr");
+			} else if (word_is(w, n, "ifnull")) {
+				PUTS("coalesce");
+			} else if (word_is(w, n, "INTEGER")) {
+				PUTS("bigint");
+			} else if (word_is(w, n, "BY") && last_len == 5 &&
+				   !strncasecmp(out + last_word, "ORDER", 5)) {
+				PUTS("BY");
+				order = depth;
+				item = o;
+			} else if (word_is(w, n, "COLLATE") && order == depth &&
+				   !strncasecmp(skip_ws(p), "NOCASE", 6) &&
+				   !is_word(skip_ws(p)[6])) {
+				/*
+				 * Sorted as SQLite's NOCASE sorts: bytes
+				 * with ASCII letters folded (the ICU
+				 * collation orders punctuation otherwise)
+				 */
+				while (item < o && out[item] == ' ')
+					item++;
+				memmove(out + item + 6, out + item, o - item);
+				memcpy(out + item, "lower(", 6);
+				o += 6;
+				PUTS("COLLATE \"C\")");
+				p = skip_ws(p) + 6;
+			} else if (order == depth && (word_is(w, n, "LIMIT") ||
+						      word_is(w, n, "OFFSET") ||
+						      word_is(w, n, "UNION"))) {
+				order = -1;
+				PUT(w, n);
+			} else {
+				PUT(w, n);
+			}
+			/* the word just written, for NOT LIKE */
+			last_word = o;
+			while (last_word > 0 && is_word(out[last_word - 1]))
+				last_word--;
+			last_len = o - last_word;
+			continue;
+		} else {
+			if (*p == '(')
+				depth++;
+			if (*p == ')' && order == depth--)
+				order = -1;
+			out[o++] = *p++;
+			if (p[-1] == ',' && order == depth)
+				item = o;
+		}
+	}
+	if (ignore) {
+		at = returning_at(out, o);
+		memmove(out + at + strlen(conflict), out + at, o - at);
+		memcpy(out + at, conflict, strlen(conflict));
+		o += strlen(conflict);
+	}
+	out[o] = '\0';
+#undef PUT
+#undef PUTS
+	*nparams = max;
+	return out;
+}
+
+/* ---- schema ---------------------------------------------------------- */
+
+/* Text compares bytewise, as SQLite's BINARY does. */
+#define T "text COLLATE \"C\""
+#define ID "bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+#define I "bigint"
+
+/*
+ * The schema of SQLite's version 6 in PostgreSQL's terms. The change
+ * feed's triggers are PL/pgSQL; name search uses pg_trgm's GIN indexes
+ * (FTS5's table and triggers have no counterpart); COLLATE NOCASE is the
+ * ICU collation `nocase` for equality (it folds case beyond ASCII, as
+ * SQLite's does not), and lower(x COLLATE "C") for order (the rewrite of
+ * ORDER BY … COLLATE NOCASE: ICU would order punctuation otherwise); the
+ * origin of a change comes from the session's setting.
+ */
+static const char pg_schema_v6[] =
+	"CREATE TABLE setting(key " T " PRIMARY KEY, value " T " NOT NULL);"
+	"CREATE TABLE tenant(id " ID ", uuid " T " NOT NULL UNIQUE,"
+	" name " T " NOT NULL,"
+	" max_bytes " I " NOT NULL DEFAULT 0,"
+	" max_files " I " NOT NULL DEFAULT 0,"
+	" used_bytes " I " NOT NULL DEFAULT 0,"
+	" used_files " I " NOT NULL DEFAULT 0,"
+	" created_at " I " NOT NULL);"
+	"CREATE TABLE \"user\"(id " ID ", uuid " T " NOT NULL UNIQUE,"
+	" tenant_id " I " NOT NULL REFERENCES tenant(id),"
+	" name " T " NOT NULL,"
+	" download_bps " I " NOT NULL DEFAULT -1,"
+	" created_at " I " NOT NULL);"
+	"CREATE INDEX user_tenant ON \"user\"(tenant_id);"
+	"CREATE UNIQUE INDEX user_tenant_name ON \"user\"(tenant_id,"
+	" name COLLATE nocase);"
+	"CREATE TABLE api_key(id " ID ", uuid " T " NOT NULL UNIQUE,"
+	" user_id " I " NOT NULL REFERENCES \"user\"(id),"
+	" hash bytea NOT NULL UNIQUE, scopes " I " NOT NULL, label " T ","
+	" created_at " I " NOT NULL, revoked_at " I ", last_used_at " I ");"
+	"CREATE TABLE blob("
+	" tenant_id " I " NOT NULL REFERENCES tenant(id),"
+	" sha256 " T " NOT NULL, size " I " NOT NULL,"
+	" refs " I " NOT NULL, created_at " I " NOT NULL, data bytea,"
+	" PRIMARY KEY(tenant_id, sha256));"
+	"CREATE TABLE file(id " ID ", uuid " T " NOT NULL UNIQUE,"
+	" tenant_id " I " NOT NULL REFERENCES tenant(id),"
+	" owner_id " I " NOT NULL REFERENCES \"user\"(id),"
+	" name " T " NOT NULL, filename " T ", description " T ","
+	" dir " T " NOT NULL, metadata " T ", mime " T ", source_uri " T ","
+	" ingest_error " T ","
+	" size " I ", duration double precision, sha256 " T ","
+	" blob_ref " I " NOT NULL DEFAULT 0,"
+	" ingestion " I " NOT NULL DEFAULT 0,"
+	" is_deleted " I " NOT NULL DEFAULT 0,"
+	" is_purged " I " NOT NULL DEFAULT 0,"
+	" is_discarded " I " NOT NULL DEFAULT 0,"
+	" created_at " I " NOT NULL, deleted_at " I ","
+	" purged_at " I ", purge_at " I ", discarded_at " I ","
+	" publish " I " NOT NULL DEFAULT 0, published_at " I ","
+	" want_la " I " NOT NULL DEFAULT 0,"
+	" la_status " I " NOT NULL DEFAULT 0, la_size " I ","
+	" la_sha256 " T ", la_blob_ref " I " NOT NULL DEFAULT 0,"
+	" la_created_at " I ","
+	" la_deleted " I " NOT NULL DEFAULT 0,"
+	" la_purged " I " NOT NULL DEFAULT 0,"
+	" la_deleted_at " I ", la_purged_at " I ", la_purge_at " I ","
+	" la_error " T ","
+	" mtime_ns " I " NOT NULL, ctime_ns " I " NOT NULL,"
+	" entry_suffix " I " NOT NULL DEFAULT 0, atime_ns " I ");"
+	"CREATE INDEX file_dir ON file(owner_id, is_deleted, dir, created_at);"
+	"CREATE INDEX file_created ON file(owner_id, is_deleted, created_at);"
+	"CREATE INDEX file_dir_name ON file(owner_id, is_deleted, dir,"
+	" lower(name COLLATE \"C\"));"
+	"CREATE INDEX file_sha ON file(owner_id, sha256);"
+	"CREATE INDEX file_internal ON file(tenant_id, created_at)"
+	" WHERE publish = 1 AND is_deleted = 0;"
+	"CREATE INDEX file_purge ON file(purge_at)"
+	" WHERE is_deleted = 1 AND is_purged = 0;"
+	"CREATE INDEX file_la_purge ON file(la_purge_at)"
+	" WHERE la_deleted = 1 AND la_purged = 0;"
+	"CREATE INDEX file_blob ON file(tenant_id, sha256) WHERE blob_ref = 1;"
+	"CREATE INDEX file_la_blob ON file(tenant_id, la_sha256)"
+	" WHERE la_blob_ref = 1;"
+	"CREATE INDEX file_name_trgm ON file USING gin (name gin_trgm_ops);"
+	"CREATE INDEX file_filename_trgm ON file"
+	" USING gin (filename gin_trgm_ops);"
+	"CREATE TABLE tag(id " ID ","
+	" tenant_id " I " NOT NULL REFERENCES tenant(id),"
+	" name text NOT NULL COLLATE nocase, UNIQUE(tenant_id, name));"
+	"CREATE TABLE file_tag("
+	" file_id " I " NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" tag_id " I " NOT NULL REFERENCES tag(id),"
+	" PRIMARY KEY(file_id, tag_id));"
+	"CREATE INDEX file_tag_tag ON file_tag(tag_id, file_id);"
+	"CREATE TABLE share(id " ID ", uuid " T " NOT NULL UNIQUE,"
+	" file_id " I " NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" user_id " I " NOT NULL REFERENCES \"user\"(id),"
+	" perm " I " NOT NULL, created_by " I " NOT NULL,"
+	" created_at " I " NOT NULL, UNIQUE(file_id, user_id));"
+	"CREATE INDEX share_user ON share(user_id, created_at);"
+	"CREATE TABLE dir(id " ID ","
+	" owner_id " I " NOT NULL REFERENCES \"user\"(id),"
+	" path " T " NOT NULL, parent " T " NOT NULL,"
+	" nfiles " I " NOT NULL DEFAULT 0,"
+	" explicit " I " NOT NULL DEFAULT 0,"
+	" mtime_ns " I " NOT NULL, UNIQUE(owner_id, path));"
+	"CREATE INDEX dir_parent ON dir(owner_id, parent, path);"
+	"CREATE TABLE xattr("
+	" file_id " I " NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" name " T " NOT NULL, value bytea NOT NULL,"
+	" PRIMARY KEY(file_id, name));"
+	"CREATE TABLE job(id " ID ", kind " I " NOT NULL,"
+	" file_id " I " REFERENCES file(id) ON DELETE CASCADE,"
+	" state " I " NOT NULL, attempts " I " NOT NULL DEFAULT 0,"
+	" error " T ", payload " T ", lease_token " T ", lease_until " I ","
+	" created_at " I " NOT NULL, started_at " I ","
+	" finished_at " I ");"
+	"CREATE INDEX job_runnable ON job(state, kind, id);"
+	"CREATE INDEX job_file ON job(file_id);"
+	"CREATE TABLE change(seq " ID ", owner_id " I ","
+	" file_id " I ", dir " T ", at " I " NOT NULL,"
+	" origin " I " DEFAULT nullif(current_setting('speechfs.origin',"
+	" true), '')::bigint);"
+	"CREATE TABLE peaks("
+	" file_id " I " PRIMARY KEY REFERENCES file(id) ON DELETE CASCADE,"
+	" la_sha256 " T " NOT NULL, sample_rate " I " NOT NULL,"
+	" frames " I " NOT NULL, frames_per_peak " I " NOT NULL,"
+	" data bytea NOT NULL);"
+	"CREATE TABLE session(id " ID ", uuid " T " NOT NULL UNIQUE,"
+	" hash bytea NOT NULL UNIQUE,"
+	" key_id " I " NOT NULL REFERENCES api_key(id),"
+	" created_at " I " NOT NULL, idle_until " I " NOT NULL,"
+	" expires_at " I " NOT NULL, revoked_at " I ");"
+	"CREATE INDEX session_expires ON session(expires_at);"
+	/* SQLite's substr takes any integer; the core binds 64-bit ones */
+	"CREATE FUNCTION substr(s text, i bigint) RETURNS text"
+	" LANGUAGE sql IMMUTABLE AS"
+	" 'SELECT pg_catalog.substr(s, i::integer)';"
+	"CREATE FUNCTION substr(s text, i bigint, n bigint) RETURNS text"
+	" LANGUAGE sql IMMUTABLE AS"
+	" 'SELECT pg_catalog.substr(s, i::integer, n::integer)';"
+	/* SQLite shifts by any integer; PostgreSQL by an int4 */
+	"CREATE FUNCTION shr(a bigint, b bigint) RETURNS bigint"
+	" LANGUAGE sql IMMUTABLE AS 'SELECT a >> b::integer';"
+	"CREATE OPERATOR >> (LEFTARG = bigint, RIGHTARG = bigint,"
+	" FUNCTION = shr);"
+	/* the change feed */
+	"CREATE FUNCTION change_file() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (NEW.owner_id, NEW.id, NEW.dir, NEW.ctime_ns);"
+	" IF TG_OP = 'UPDATE' AND OLD.dir <> NEW.dir THEN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (OLD.owner_id, OLD.id, OLD.dir, NEW.ctime_ns);"
+	" END IF; RETURN NULL; END $$;"
+	"CREATE TRIGGER change_file AFTER INSERT OR UPDATE ON file"
+	" FOR EACH ROW EXECUTE FUNCTION change_file();"
+	"CREATE FUNCTION change_share() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN IF TG_OP = 'INSERT' THEN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (NEW.user_id, NEW.file_id, NULL, NEW.created_at);"
+	" ELSE INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (OLD.user_id, OLD.file_id, NULL, OLD.created_at);"
+	" END IF; RETURN NULL; END $$;"
+	"CREATE TRIGGER change_share AFTER INSERT OR DELETE ON share"
+	" FOR EACH ROW EXECUTE FUNCTION change_share();"
+	"CREATE FUNCTION change_dir() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN IF TG_OP = 'INSERT' THEN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (NEW.owner_id, 0, NEW.parent, NEW.mtime_ns);"
+	" ELSIF TG_OP = 'UPDATE' THEN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (OLD.owner_id, 0, OLD.parent, NEW.mtime_ns);"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (NEW.owner_id, 0, NEW.parent, NEW.mtime_ns);"
+	" ELSE INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (OLD.owner_id, 0, OLD.parent, OLD.mtime_ns);"
+	" END IF; RETURN NULL; END $$;"
+	"CREATE TRIGGER change_dir_ai AFTER INSERT OR DELETE ON dir"
+	" FOR EACH ROW EXECUTE FUNCTION change_dir();"
+	"CREATE TRIGGER change_dir_au AFTER UPDATE OF path ON dir"
+	" FOR EACH ROW EXECUTE FUNCTION change_dir();";
+
+#undef T
+#undef ID
+#undef I
+
+/*
+ * Forward migrations after PG_SCHEMA_BASE: pg_migrations[v - BASE] takes
+ * a PostgreSQL store from v to v + 1, beside SQLite's migrations[v] (a
+ * version without both does not build). The last entry is NULL.
+ */
+static const char *const pg_migrations[] = { NULL };
+
+_Static_assert(PG_SCHEMA_BASE + ARRAY_SIZE(pg_migrations) - 1 ==
+		       DB_SCHEMA_VERSION,
+	       "a schema version without its PostgreSQL migration");
+
+/* FNV-1a: an advisory lock's key from a name. */
+static int64_t lock_key(const char *a, const char *b)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const char *p;
+
+	for (p = a; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (p = b; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (int64_t)h;
+}
+
+/* Run SQL without parameters; the result when it is `want`. */
+static PGresult *run(struct pgconn *c, const char *sql, ExecStatusType want,
+		     struct sfs_err *e, const char *what)
+{
+	PGresult *r = PQexec(c->c, sql);
+
+	if (PQresultStatus(r) == want)
+		return r;
+	res_status(c, r, e, what);
+	PQclear(r);
+	check_conn(c);
+	return NULL;
+}
+
+static int run_ok(struct pgconn *c, const char *sql, struct sfs_err *e,
+		  const char *what)
+{
+	PGresult *r = run(c, sql, PGRES_COMMAND_OK, e, what);
+
+	PQclear(r);
+	return r ? 0 : -1;
+}
+
+static enum sfs_status migrate(struct pgconn *c, const char *schema,
+			       struct sfs_err *e)
+{
+	char sql[512];
+	PGresult *r = NULL;
+	int version = 0;
+	enum sfs_status ret = SFS_OK;
+
+	/* one migration at a time in a database (extensions are shared) */
+	snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+		 (long long)lock_key("speechfs:migrate", ""));
+	PQclear(r = run(c, sql, PGRES_TUPLES_OK, e, "migrate: lock"));
+	if (!r)
+		return e ? e->status : SFS_IO;
+	snprintf(sql, sizeof(sql),
+		 "CREATE SCHEMA IF NOT EXISTS \"%s\";"
+		 " CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;"
+		 " CREATE TABLE IF NOT EXISTS schema_version("
+		 "version integer NOT NULL)",
+		 schema);
+	if (run_ok(c, sql, e, "migrate: prepare")) {
+		ret = e ? e->status : SFS_IO;
+		goto out;
+	}
+	r = run(c,
+		"SELECT (SELECT version FROM schema_version),"
+		" EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'nocase'"
+		" AND collnamespace = 'public'::regnamespace)",
+		PGRES_TUPLES_OK, e, "migrate: version");
+	if (!r) {
+		ret = e ? e->status : SFS_IO;
+		goto out;
+	}
+	if (!PQgetisnull(r, 0, 0))
+		version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	if (PQgetvalue(r, 0, 1)[0] != 't' &&
+	    run_ok(c,
+		   "CREATE COLLATION public.nocase (provider = icu,"
+		   " locale = 'und-u-ks-level2', deterministic = false)",
+		   e, "migrate: collation")) {
+		ret = e ? e->status : SFS_IO;
+		goto out;
+	}
+	PQclear(r);
+	r = NULL;
+	if (version > DB_SCHEMA_VERSION) {
+		ret = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+			       "the store's schema %d is newer than this "
+			       "program's %d",
+			       version, DB_SCHEMA_VERSION);
+		goto out;
+	}
+	if (version == 0) {
+		if (run_ok(c, pg_schema_v6, e, "migrate: schema")) {
+			ret = e ? e->status : SFS_IO;
+			goto out;
+		}
+		version = PG_SCHEMA_BASE;
+		sfs_info("db", "schema created at version %d", version);
+	}
+	while (version < DB_SCHEMA_VERSION) {
+		if (run_ok(c, pg_migrations[version - PG_SCHEMA_BASE], e,
+			   "migrate")) {
+			ret = e ? e->status : SFS_IO;
+			goto out;
+		}
+		version++;
+		sfs_info("db", "schema migrated to version %d", version);
+	}
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM schema_version;"
+		 " INSERT INTO schema_version VALUES (%d); COMMIT",
+		 version);
+	if (run_ok(c, sql, e, "migrate: commit"))
+		ret = e ? e->status : SFS_IO;
+out:
+	PQclear(r);
+	if (ret)
+		PQclear(PQexec(c->c, "ROLLBACK"));
+	return ret;
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+enum sfs_status sfsi_pg_open(const char *url, const char *schema,
+			     int64_t origin, int do_migrate,
+			     struct pgconn **out, struct sfs_err *e)
+{
+	struct pgconn *c = calloc(1, sizeof(*c));
+	char sql[256];
+	enum sfs_status ret = SFS_OK;
+
+	*out = NULL;
+	if (!c)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	if (!schema[0])
+		schema = "public";
+	c->gen = 1;
+	c->c = PQconnectdb(url);
+	if (!c->c || PQstatus(c->c) != CONNECTION_OK) {
+		sfs_error("db", "cannot connect to PostgreSQL: %s",
+			  c->c ? PQerrorMessage(c->c) : "out of memory");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "cannot connect to the store's database");
+		goto out;
+	}
+	PQsetNoticeProcessor(c->c, notice, NULL);
+	snprintf(sql, sizeof(sql),
+		 "SET search_path = \"%s\", public;"
+		 " SET speechfs.origin = '%lld';"
+		 " SET client_min_messages = warning",
+		 schema, (long long)origin);
+	if (run_ok(c, sql, e, "connect")) {
+		ret = e ? e->status : SFS_IO;
+		goto out;
+	}
+	snprintf(c->begin_write, sizeof(c->begin_write),
+		 "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+		 (long long)lock_key("speechfs:write:", schema));
+	if (do_migrate)
+		ret = migrate(c, schema, e);
+out:
+	if (ret) {
+		sfsi_pg_close(c);
+		return ret;
+	}
+	*out = c;
+	return SFS_OK;
+}
+
+void sfsi_pg_close(struct pgconn *c)
+{
+	if (!c)
+		return;
+	PQfinish(c->c);
+	free(c);
+}
+
+int sfsi_pg_has_store(struct pgconn *c)
+{
+	PGresult *r =
+		PQexec(c->c, "SELECT 1 FROM setting WHERE key = 'secret'");
+	int has = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+
+	PQclear(r);
+	return has;
+}
+
+/* ---- statements ------------------------------------------------------ */
+
+static int first_word_is(const char *sql, const char *w)
+{
+	sql = skip_ws(sql);
+	return !strncasecmp(sql, w, strlen(w)) && !is_word(sql[strlen(w)]);
+}
+
+struct pgstmt *sfsi_pg_prep(struct pgconn *c, const char *sql,
+			    struct sfs_err *e)
+{
+	struct pgstmt *st = calloc(1, sizeof(*st));
+	int np = 0;
+
+	if (!st)
+		goto nomem;
+	st->c = c;
+	st->text = sfsi_pg_rewrite(sql, &np);
+	if (!st->text)
+		goto nomem;
+	st->np = np;
+	st->write = !first_word_is(sql, "SELECT") &&
+		    !first_word_is(sql, "VALUES") &&
+		    !first_word_is(sql, "WITH") &&
+		    !first_word_is(sql, "EXPLAIN");
+	snprintf(st->name, sizeof(st->name), "s%u", ++c->next_name);
+	if (np) {
+		st->val = calloc((size_t)np, sizeof(*st->val));
+		st->len = calloc((size_t)np, sizeof(*st->len));
+		st->fmt = calloc((size_t)np, sizeof(*st->fmt));
+		st->type = calloc((size_t)np, sizeof(*st->type));
+		if (!st->val || !st->len || !st->fmt || !st->type)
+			goto nomem;
+	}
+	return st;
+nomem:
+	sfsi_pg_stmt_free(st);
+	sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	return NULL;
+}
+
+static void drop_decoded(struct pgstmt *st)
+{
+	int i;
+
+	for (i = 0; i < st->ndec; i++) {
+		free(st->dec[i]);
+		st->dec[i] = NULL;
+	}
+}
+
+void sfsi_pg_reset(struct pgstmt *st)
+{
+	drop_decoded(st);
+	PQclear(st->res);
+	st->res = NULL;
+	st->row = st->nrows = 0;
+}
+
+void sfsi_pg_clear(struct pgstmt *st)
+{
+	int i;
+
+	for (i = 0; i < st->np; i++) {
+		free(st->val[i]);
+		st->val[i] = NULL;
+		st->len[i] = st->fmt[i] = 0;
+	}
+}
+
+void sfsi_pg_stmt_free(struct pgstmt *st)
+{
+	if (!st)
+		return;
+	sfsi_pg_reset(st);
+	if (st->val)
+		sfsi_pg_clear(st);
+	if (st->gen && st->c && st->gen == st->c->gen) {
+		char sql[40];
+
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
+		PQclear(PQexec(st->c->c, sql));
+	}
+	free(st->val);
+	free(st->len);
+	free(st->fmt);
+	free(st->type);
+	free(st->dec);
+	free(st->declen);
+	free(st->text);
+	free(st);
+}
+
+const char *sfsi_pg_sql(struct pgstmt *st)
+{
+	return st->text;
+}
+
+/* Set parameter i (1-based) to a copy of v; 0 when it is out of range. */
+static char *slot(struct pgstmt *st, int i, unsigned type, int fmt, size_t n)
+{
+	if (i < 1 || i > st->np)
+		return NULL;
+	free(st->val[i - 1]);
+	st->val[i - 1] = malloc(n + 1);
+	st->len[i - 1] = (int)n;
+	st->fmt[i - 1] = fmt;
+	if (!st->gen || st->gen != st->c->gen)
+		st->type[i - 1] = type;
+	return st->val[i - 1];
+}
+
+void sfsi_pg_bind_int(struct pgstmt *st, int i, int64_t v)
+{
+	char *p = slot(st, i, OID_INT8, 0, 24);
+
+	if (p)
+		snprintf(p, 25, "%lld", (long long)v);
+}
+
+void sfsi_pg_bind_double(struct pgstmt *st, int i, double v)
+{
+	char *p = slot(st, i, OID_FLOAT8, 0, 32);
+
+	if (p)
+		snprintf(p, 33, "%.17g", v);
+}
+
+void sfsi_pg_bind_textn(struct pgstmt *st, int i, const char *v, size_t n)
+{
+	char *p = slot(st, i, OID_TEXT, 0, n);
+
+	if (p) {
+		memcpy(p, v, n);
+		p[n] = '\0';
+	}
+}
+
+void sfsi_pg_bind_blob(struct pgstmt *st, int i, const void *v, size_t n)
+{
+	char *p = slot(st, i, OID_BYTEA, 1, n);
+
+	if (p && n)
+		memcpy(p, v, n);
+}
+
+void sfsi_pg_bind_null(struct pgstmt *st, int i)
+{
+	if (i < 1 || i > st->np)
+		return;
+	free(st->val[i - 1]);
+	st->val[i - 1] = NULL;
+	st->len[i - 1] = st->fmt[i - 1] = 0;
+	if (!st->gen || st->gen != st->c->gen)
+		st->type[i - 1] = 0;
+}
+
+/* Run the statement; its rows wait in st->res. */
+static int execute(struct pgstmt *st, struct sfs_err *e)
+{
+	struct pgconn *c = st->c;
+	PGresult *r;
+	int own_txn = 0, ok;
+	const char *n;
+
+	if (st->gen != c->gen) {
+		r = PQprepare(c->c, st->name, st->text, st->np,
+			      (const Oid *)st->type);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			res_status(c, r, e, st->text);
+			PQclear(r);
+			check_conn(c);
+			return -1;
+		}
+		PQclear(r);
+		st->gen = c->gen;
+	}
+	if (st->write && !c->txn) {
+		if (sfsi_pg_begin(c, 1, e))
+			return -1;
+		own_txn = 1;
+	}
+	r = PQexecPrepared(c->c, st->name, st->np, (const char *const *)st->val,
+			   st->len, st->fmt, 0);
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK ||
+	     PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok) {
+		res_status(c, r, e, st->text);
+		PQclear(r);
+		if (own_txn)
+			sfsi_pg_rollback(c);
+		check_conn(c);
+		return -1;
+	}
+	st->res = r;
+	st->row = -1;
+	st->nrows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+	if (st->write) {
+		n = PQcmdTuples(r);
+		c->changes = n[0] ? (int)strtol(n, NULL, 10) : 0;
+		if (c->changes)
+			c->txn_wrote = 1;
+		if (st->nrows > 0 && PQnfields(r) > 0 &&
+		    !strcmp(PQfname(r, 0), "id") &&
+		    first_word_is(st->text, "INSERT"))
+			c->last_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	}
+	if (PQnfields(r) > st->ndec) {
+		int nf = PQnfields(r);
+		unsigned char **d = realloc(st->dec, (size_t)nf * sizeof(*d));
+		size_t *dl;
+
+		if (d) {
+			st->dec = d;
+			dl = realloc(st->declen, (size_t)nf * sizeof(*dl));
+			if (dl) {
+				st->declen = dl;
+				memset(d + st->ndec, 0,
+				       (size_t)(nf - st->ndec) * sizeof(*d));
+				st->ndec = nf;
+			}
+		}
+	}
+	if (own_txn && sfsi_pg_commit(c, e)) {
+		sfsi_pg_reset(st);
+		return -1;
+	}
+	return 0;
+}
+
+int sfsi_pg_step(struct pgstmt *st, struct sfs_err *e)
+{
+	if (!st->res && execute(st, e))
+		return -1;
+	drop_decoded(st);
+	if (st->row + 1 < st->nrows) {
+		st->row++;
+		return 1;
+	}
+	st->row = st->nrows;
+	return 0;
+}
+
+static const char *value(struct pgstmt *st, int i)
+{
+	if (!st->res || st->row < 0 || st->row >= st->nrows || i < 0 ||
+	    i >= PQnfields(st->res) || PQgetisnull(st->res, st->row, i))
+		return NULL;
+	return PQgetvalue(st->res, st->row, i);
+}
+
+int64_t sfsi_pg_col_int(struct pgstmt *st, int i)
+{
+	const char *v = value(st, i);
+
+	if (!v)
+		return 0;
+	if (PQftype(st->res, i) == OID_BOOL)
+		return v[0] == 't';
+	return strtoll(v, NULL, 10);
+}
+
+double sfsi_pg_col_double(struct pgstmt *st, int i)
+{
+	const char *v = value(st, i);
+
+	if (!v)
+		return 0;
+	if (PQftype(st->res, i) == OID_BOOL)
+		return v[0] == 't';
+	return strtod(v, NULL);
+}
+
+/* A bytea column's bytes (NUL-terminated); NULL when not bytea. */
+static const unsigned char *decoded(struct pgstmt *st, int i, size_t *n)
+{
+	const char *v = value(st, i);
+	unsigned char *raw;
+	size_t len;
+
+	if (!v || PQftype(st->res, i) != OID_BYTEA || i >= st->ndec)
+		return NULL;
+	if (!st->dec[i]) {
+		raw = PQunescapeBytea((const unsigned char *)v, &len);
+		if (!raw)
+			return NULL;
+		/* with a terminator, for a text reader */
+		st->dec[i] = malloc(len + 1);
+		if (st->dec[i]) {
+			memcpy(st->dec[i], raw, len);
+			st->dec[i][len] = '\0';
+		}
+		PQfreemem(raw);
+		if (!st->dec[i])
+			return NULL;
+		st->declen[i] = len;
+	}
+	*n = st->declen[i];
+	return st->dec[i];
+}
+
+const char *sfsi_pg_col_text(struct pgstmt *st, int i)
+{
+	const char *v = value(st, i);
+	size_t n;
+
+	if (!v)
+		return NULL;
+	if (PQftype(st->res, i) == OID_BOOL)
+		return v[0] == 't' ? "1" : "0";
+	if (PQftype(st->res, i) == OID_BYTEA)
+		return (const char *)decoded(st, i, &n);
+	return v;
+}
+
+const void *sfsi_pg_col_blob(struct pgstmt *st, int i, size_t *n)
+{
+	const char *v = value(st, i);
+
+	*n = 0;
+	if (!v)
+		return NULL;
+	if (PQftype(st->res, i) == OID_BYTEA)
+		return decoded(st, i, n);
+	*n = (size_t)PQgetlength(st->res, st->row, i);
+	return v;
+}
+
+int sfsi_pg_col_null(struct pgstmt *st, int i)
+{
+	return value(st, i) == NULL;
+}
+
+int64_t sfsi_pg_last_id(struct pgconn *c)
+{
+	return c->last_id;
+}
+
+int sfsi_pg_changes(struct pgconn *c)
+{
+	return c->changes;
+}
+
+int sfsi_pg_take_wrote(struct pgconn *c)
+{
+	int w = c->wrote;
+
+	c->wrote = 0;
+	return w;
+}
+
+enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
+			     struct sfs_err *e)
+{
+	int np;
+	char *text = sfsi_pg_rewrite(sql, &np);
+	PGresult *r;
+	ExecStatusType rs;
+	enum sfs_status ret = SFS_OK;
+
+	if (!text)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	r = PQexec(c->c, text);
+	free(text);
+	rs = PQresultStatus(r);
+
+	if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+		ret = res_status(c, r, e, sql);
+		check_conn(c);
+	} else if (!c->txn) {
+		c->wrote = 1;
+	} else {
+		c->txn_wrote = 1;
+	}
+	PQclear(r);
+	return ret;
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+enum sfs_status sfsi_pg_begin(struct pgconn *c, int write, struct sfs_err *e)
+{
+	PGresult *r;
+
+	if (write)
+		r = run(c, c->begin_write, PGRES_TUPLES_OK, e, "begin");
+	else
+		r = run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ",
+			PGRES_COMMAND_OK, e, "begin");
+	if (!r) {
+		PQclear(PQexec(c->c, "ROLLBACK"));
+		return e ? e->status : SFS_IO;
+	}
+	PQclear(r);
+	c->txn = 1;
+	c->txn_wrote = 0;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
+{
+	PGresult *r = PQexec(c->c, "COMMIT");
+	enum sfs_status ret = SFS_OK;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		ret = res_status(c, r, e, "commit");
+		PQclear(PQexec(c->c, "ROLLBACK"));
+	} else if (strcmp(PQcmdStatus(r), "COMMIT")) {
+		/* a statement of it failed: PostgreSQL rolled it back */
+		sfs_error("db", "commit: the transaction was rolled back");
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "internal database error");
+	} else if (c->txn_wrote) {
+		c->wrote = 1;
+	}
+	PQclear(r);
+	c->txn = 0;
+	c->txn_wrote = 0;
+	check_conn(c);
+	return ret;
+}
+
+void sfsi_pg_rollback(struct pgconn *c)
+{
+	if (c->txn)
+		PQclear(PQexec(c->c, "ROLLBACK"));
+	c->txn = 0;
+	c->txn_wrote = 0;
+	check_conn(c);
+}
+
+int sfsi_pg_in_txn(struct pgconn *c)
+{
+	return c->txn;
+}

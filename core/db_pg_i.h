@@ -1,0 +1,73 @@
+/*
+ * The PostgreSQL backend of the database layer (db_pg.c), used by db.c
+ * alone: db.c keeps the pool, the statement caches and the transaction
+ * bookkeeping for both backends and calls down here when a connection is
+ * PostgreSQL's. Only core/db_pg.c includes libpq-fe.h.
+ */
+#ifndef SPEECHFS_DB_PG_I_H
+#define SPEECHFS_DB_PG_I_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "speechfs/err.h"
+
+struct pgconn;
+struct pgstmt;
+
+/*
+ * Connect to `url` (a libpq URL or conninfo), with `schema` ("" is
+ * public) first on the search path and `origin` tagging the change feed.
+ * With `migrate`, create or migrate the schema first (under an advisory
+ * lock: several processes may start together).
+ */
+enum sfs_status sfsi_pg_open(const char *url, const char *schema,
+			     int64_t origin, int migrate, struct pgconn **out,
+			     struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_pg_close(struct pgconn *c);
+
+/* The SQLite-dialect text `sql` in PostgreSQL's (malloc'd; NULL: no
+ * memory); *nparams is the highest parameter number. */
+char *sfsi_pg_rewrite(const char *sql, int *nparams);
+
+struct pgstmt *sfsi_pg_prep(struct pgconn *c, const char *sql,
+			    struct sfs_err *e);
+void sfsi_pg_stmt_free(struct pgstmt *st);
+void sfsi_pg_reset(struct pgstmt *st);
+void sfsi_pg_clear(struct pgstmt *st);
+const char *sfsi_pg_sql(struct pgstmt *st);
+
+void sfsi_pg_bind_int(struct pgstmt *st, int i, int64_t v);
+void sfsi_pg_bind_double(struct pgstmt *st, int i, double v);
+void sfsi_pg_bind_textn(struct pgstmt *st, int i, const char *v, size_t n);
+void sfsi_pg_bind_blob(struct pgstmt *st, int i, const void *v, size_t n);
+void sfsi_pg_bind_null(struct pgstmt *st, int i);
+
+/* 1: a row, 0: done, -1: error (e filled). *wrote: it changed rows. */
+int sfsi_pg_step(struct pgstmt *st, struct sfs_err *e);
+
+int64_t sfsi_pg_col_int(struct pgstmt *st, int i);
+double sfsi_pg_col_double(struct pgstmt *st, int i);
+const char *sfsi_pg_col_text(struct pgstmt *st, int i);
+const void *sfsi_pg_col_blob(struct pgstmt *st, int i, size_t *n);
+int sfsi_pg_col_null(struct pgstmt *st, int i);
+
+int64_t sfsi_pg_last_id(struct pgconn *c);
+int sfsi_pg_changes(struct pgconn *c);
+/* Whether a write committed since the last call (and forget it). */
+int sfsi_pg_take_wrote(struct pgconn *c);
+
+/* SQL without parameters, several statements allowed. */
+enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
+			     struct sfs_err *e) SFS_MUST_CHECK;
+
+enum sfs_status sfsi_pg_begin(struct pgconn *c, int write,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_pg_commit(struct pgconn *c,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_pg_rollback(struct pgconn *c);
+int sfsi_pg_in_txn(struct pgconn *c);
+
+/* Whether a store's schema holds a store already (its secret). */
+int sfsi_pg_has_store(struct pgconn *c);
+
+#endif
