@@ -118,12 +118,16 @@ def test_many_wrong_keys_are_cut_short(sfsd_factory):
                % (API, "1" * 64)).encode()
         codes = {}
         buf = b""
+        start = time.monotonic()
         for _ in range(2000):
             s.sendall(req)
             r, buf = eu.read_response(s, buf)
             codes[r.status] = codes.get(r.status, 0) + 1
+        elapsed = time.monotonic() - start
     assert set(codes) == {401, 429}, codes
-    assert codes[401] <= 25, codes
+    # the burst, plus one refill per second the guesses took (a loaded or
+    # sanitized daemon answers 2,000 of them in more than a few seconds)
+    assert codes[401] <= 20 + int(elapsed) + 2, (codes, elapsed)
 
 
 def test_ambiguous_credentials_refused(sfsd):

@@ -489,8 +489,14 @@ static void t_lease_expiry(void)
 	struct sfs_err e;
 	int64_t id = 0;
 
+	/*
+	 * The test clock is an offset on the real one, so the real time
+	 * that passes between two steps counts too: a 60 s lease and steps
+	 * of 30 s leave a loaded machine 30 s between two calls (with 1 s
+	 * and 100 ms it failed when a step took more than 100 ms).
+	 */
 	sfs_config_init(&cfg);
-	cfg.job_lease_seconds = 1;
+	cfg.job_lease_seconds = 60;
 	s = open_store(&cfg);
 	REQUIRE(s);
 	sfs_err_init(&e);
@@ -499,11 +505,11 @@ static void t_lease_expiry(void)
 	REQUIRE_ST(sfs_job_claim(s, &j1, &e), SFS_OK);
 	CHECK_ST(sfs_job_claim(s, &k, &e), SFS_NOT_FOUND);
 
-	/* 900 ms later the lease still holds */
-	sfs_set_clock_offset_ms(900);
+	/* 30 s later the lease still holds */
+	sfs_set_clock_offset_ms(30000);
 	CHECK_ST(sfs_job_claim(s, &k, &e), SFS_NOT_FOUND);
 	/* past it: the job is claimed again, with a new token */
-	sfs_set_clock_offset_ms(1500);
+	sfs_set_clock_offset_ms(90000);
 	REQUIRE_ST(sfs_job_claim(s, &j2, &e), SFS_OK);
 	CHECK(j2.id == id);
 	CHECK(j2.attempts == 2);
@@ -518,9 +524,9 @@ static void t_lease_expiry(void)
 	CHECK(job_row(s, id).has_token);
 
 	/* renewing pushes the lease forward from now */
-	sfs_set_clock_offset_ms(2300);
+	sfs_set_clock_offset_ms(120000);
 	CHECK_ST(sfs_job_renew(s, &j2, &e), SFS_OK);
-	sfs_set_clock_offset_ms(3000);
+	sfs_set_clock_offset_ms(150000);
 	CHECK_ST(sfs_job_claim(s, &k, &e), SFS_NOT_FOUND);
 	CHECK_ST(sfs_job_run(s, &j2, &e), SFS_OK);
 	CHECK(job_row(s, id).state == SFS_JOB_DONE);
