@@ -64,6 +64,9 @@ FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_FIX  := $(B)/tests/unit/fixture.o
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+# programs the Python benchmarks run (not benchmarks themselves: run.py
+# runs only the files directly in $(B)/bench/)
+BENCH_BIN += $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/helpers/*.c))
 
 LIB       := $(B)/libspeechfs.a
 BINS      := $(if $(HTTPD_SRC),$(B)/speechfsd) $(if $(FS_SRC),$(B)/speechfs)
