@@ -16,7 +16,7 @@ and bindfs (a pass-through FUSE mount) in one run, printed as ratios.
    directory of such files and `find` over a tree
    of 100,000 files in 1,000 directories: speechfs vs bindfs of a plain
    directory. The tree is made beforehand, in the store through core's
-   bulk create (tests/bench/helpers/fs_tree.c, built here) and as plain
+   bulk create (tests/bench/helpers/fs_tree.c, built by make) and as plain
    files. Before each `ls -l`/`find` both mounts are remounted (empty
    kernel dentry/attr caches) and the page cache is dropped.
 
@@ -231,29 +231,18 @@ def create_rate(d, bodies, writers=1, fsync=False):
 PER_DIR = 100
 
 
-def build_helper(work):
-    """Compile the tree filler against the built core library."""
-    exe = work / "fs_tree"
-    libs = subprocess.run(
-        ["pkg-config", "--libs", "sqlite3", "jansson", "openssl",
-         "libcurl", "sndfile"], capture_output=True, text=True)
-    if libs.returncode != 0:
-        raise BenchError("pkg-config: %s" % libs.stderr.strip())
-    cmd = [os.environ.get("CC", "cc"), "-O2", "-D_GNU_SOURCE",
-           "-I%s" % (ROOT / "include"), "-o", str(exe),
-           str(ROOT / "tests" / "bench" / "helpers" / "fs_tree.c"),
-           str(BUILD / "libspeechfs.a"), *libs.stdout.split(),
-           "-lmp3lame", "-lm", "-pthread"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise BenchError("building fs_tree: %s" % p.stderr.strip()[-500:])
+def tree_helper():
+    """The tree filler, built by make beside the benchmarks."""
+    exe = BUILD / "bench" / "helpers" / "fs_tree"
+    if not os.access(exe, os.X_OK):
+        raise BenchError("%s missing: build first (make)" % exe)
     return exe
 
 
 def make_trees(work, store, user, plain, ntree):
     """ntree files under /tree/ of the store and of plain/, 100 a dir."""
     ndirs = max(1, (ntree + PER_DIR - 1) // PER_DIR)
-    exe = build_helper(work)
+    exe = tree_helper()
     p = subprocess.run([str(exe), str(store), user, str(ndirs),
                         str(ntree)], capture_output=True, text=True,
                        timeout=600)

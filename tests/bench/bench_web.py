@@ -19,7 +19,7 @@ speechfsd, each figure beside its baseline measured in the same run:
    under 300 ms.
 
 Medians of SFS_BENCH_WEB_ROUNDS rounds (default 15). The folder is filled
-through core's bulk create (tests/bench/helpers/fs_tree.c, built here).
+through core's bulk create (tests/bench/helpers/fs_tree.c, built by make).
 Exits non-zero when the benchmark could not run; a missed target is
 reported, not an error.
 """
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
 import conftest  # noqa: E402  (tests/e2e: the daemon and the store)
 import webutil  # noqa: E402  (tests/e2e: the browser)
-from bench_fs import build_helper  # noqa: E402
+from bench_fs import tree_helper  # noqa: E402
 
 ROUNDS = int(os.environ.get("SFS_BENCH_WEB_ROUNDS", "15"))
 NFILES = 10000
@@ -222,7 +222,7 @@ def main():
     d = b = None
     try:
         store, tenants, users, keys = conftest.make_store(root)
-        exe = build_helper(root)
+        exe = tree_helper()
         p = subprocess.run([str(exe), str(store), users["alice"], "1",
                             str(NFILES)], capture_output=True, text=True,
                            timeout=600)

@@ -2,7 +2,7 @@
  * For bench_s3.py: store a file in the gateway named by the SFS_S3_*
  * environment through the core's S3 client, with a given part size and
  * parts in parallel, and print the seconds it took. Built by the
- * benchmark against build/libspeechfs.a (the client is internal).
+ * Makefile beside the benchmarks (the client is internal to core).
  *
  *   s3_put FILE KEY PART_MIB PARALLEL
  */
