@@ -9,7 +9,13 @@ store is pointed at a prefix of its own in a bucket of the run's Ceph
 RADOS Gateway (tests/rgw.py) by `speechfsd blob migrate --to s3` right
 after `init`, so every process that opens it (daemon, admin CLI, mount)
 follows the store's record, with the credentials in AWS_* as a
-deployment might give them."""
+deployment might give them.
+
+The metadata backend: a module that sets META_BACKENDS = ["sqlite",
+"pg"] runs every test of it once per backend too (the `meta` fixture).
+For pg, each store is made by `init -c` with db.url, a database of the
+run's PostgreSQL server (tests/pg.py) for the module and a schema of its
+own per store; every process that opens the store follows STORE/db.url."""
 import itertools
 import json
 import os
@@ -102,10 +108,65 @@ def blobs(request):
             s3.close()
 
 
+class Meta:
+    """Where the stores of a test module keep their metadata: url None
+    for SQLite (STORE/speechfs.db), else a PostgreSQL database."""
+
+    serial = itertools.count(1)
+
+    def __init__(self, kind, url=None):
+        self.kind = kind
+        self.url = url
+
+    def init(self, store):
+        """`init` a store (a schema of its own on PostgreSQL)."""
+        if self.kind != "pg":
+            admin(store, "init")
+            return
+        conf = store.parent / "init.conf"
+        conf.write_text("store = %s\ndb.url = %s\ndb.schema = e2e_%d_%d\n"
+                        % (store, self.url, os.getpid(), next(self.serial)))
+        admin(store, "init", "-c", str(conf))
+        assert (store / "db.url").exists()
+        assert not (store / "speechfs.db").exists()
+
+
+@pytest.fixture(scope="module")
+def meta(request):
+    """The metadata backend of the module's stores (META_BACKENDS)."""
+    if request.param != "pg":
+        yield Meta("sqlite")
+        return
+    server = request.getfixturevalue("pg_server")
+    name = server.new_database()
+    try:
+        yield Meta("pg", server.url(name))
+    finally:
+        server.drop_database(name)
+
+
 def pytest_generate_tests(metafunc):
-    if "blobs" in metafunc.fixturenames:
-        kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
-        metafunc.parametrize("blobs", kinds, indirect=True, scope="module")
+    """Each blob backend with SQLite; PostgreSQL with the last blob
+    backend listed (s3 where the module has it: a store that no one
+    machine holds)."""
+    names = [n for n in ("blobs", "meta") if n in metafunc.fixturenames]
+    if not names:
+        return
+    blob_kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
+    meta_kinds = getattr(metafunc.module, "META_BACKENDS", ["sqlite"])
+    combos = [(b, "sqlite") for b in blob_kinds]
+    if "pg" in meta_kinds:
+        combos.append((blob_kinds[-1], "pg"))
+    if names == ["blobs", "meta"]:
+        metafunc.parametrize(names, combos, indirect=True, scope="module",
+                             ids=["%s-%s" % c if c[1] != "sqlite" else c[0]
+                                  for c in combos])
+    elif names == ["blobs"]:
+        metafunc.parametrize("blobs", blob_kinds, indirect=True,
+                             scope="module")
+    else:
+        metafunc.parametrize("meta", meta_kinds, indirect=True,
+                             scope="module")
 
 
 def admin(store, *args):
@@ -203,9 +264,12 @@ class Client:
         return body
 
 
-def make_store(root, blobs=None):
+def make_store(root, blobs=None, meta=None):
     store = root / "store"
-    admin(store, "init")
+    if meta:
+        meta.init(store)
+    else:
+        admin(store, "init")
     if blobs:
         blobs.init(store)
     ta = admin(store, "tenant", "create", "--name", "acme")["id"]
@@ -272,35 +336,37 @@ class Daemon:
             self.log.read_text()[-3000:]
 
 
-def start(tmp_path_factory, config=None, args=(), blobs=None, prefix=()):
+def start(tmp_path_factory, config=None, args=(), blobs=None, prefix=(),
+          meta=None):
     """A store and a daemon on it; prefix: a command the daemon runs
     under (it must exec the daemon, so that signals reach it)."""
     root = tmp_path_factory.mktemp("sfsd")
-    store, tenants, users, keys = make_store(root, blobs)
+    store, tenants, users, keys = make_store(root, blobs, meta)
     d = Daemon(root, store, config, args, prefix)
     c = Client(d.base, store)
     c.tenants, c.users, c.keys = tenants, users, keys
     c.daemon = d
     c.blobs = blobs
+    c.meta = meta
     return d, c
 
 
 @pytest.fixture(scope="module")
-def sfsd(tmp_path_factory, blobs):
+def sfsd(tmp_path_factory, blobs, meta):
     """A daemon per test module with generous limits; yields a Client."""
-    d, c = start(tmp_path_factory, blobs=blobs)
+    d, c = start(tmp_path_factory, blobs=blobs, meta=meta)
     yield c
     c.http.close()
     d.stop()
 
 
 @pytest.fixture
-def sfsd_factory(tmp_path_factory, blobs):
+def sfsd_factory(tmp_path_factory, blobs, meta):
     """Start daemons with a given config; all stopped (exit 0) after."""
     started = []
 
     def make(config=None, args=()):
-        d, c = start(tmp_path_factory, config, args, blobs)
+        d, c = start(tmp_path_factory, config, args, blobs, meta=meta)
         started.append((d, c))
         return c
     yield make

@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import pathlib
 import socket
 import sqlite3
+import subprocess
 import time
 
 
@@ -166,7 +168,26 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def store_pg(store):
+    """(url, schema) of a store whose metadata live in PostgreSQL (its
+    STORE/db.url record), None for SQLite."""
+    rec = pathlib.Path(store) / "db.url"
+    if not rec.exists():
+        return None
+    kv = dict(line.split(" = ", 1) for line in rec.read_text().splitlines()
+              if " = " in line)
+    return kv["db.url"], kv.get("db.schema") or "public"
+
+
 def store_secret(store):
+    pg = store_pg(store)
+    if pg:
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-d", pg[0], "-c", "SET search_path = %s" % pg[1], "-c",
+             "SELECT value FROM setting WHERE key = 'secret'"],
+            capture_output=True, text=True, timeout=30, check=True).stdout
+        return bytes.fromhex(out.strip())
     db = sqlite3.connect("file:%s/speechfs.db?mode=ro" % store, uri=True)
     try:
         row = db.execute("SELECT value FROM setting WHERE key = 'secret'"

@@ -7,6 +7,9 @@ import uuid
 
 import requests
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 API = "/api/v1/speech-services/files"
 
 

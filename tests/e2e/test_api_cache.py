@@ -13,6 +13,9 @@ import requests
 
 import edgeutil as eu
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 
 def revalidates(sfsd, path, inm, etag=None, **kw):
     r = sfsd.get(path, headers={"If-None-Match": inm}, **kw)

@@ -10,6 +10,7 @@ import uuid
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 
 def test_upload_returns_the_file(sfsd):

@@ -12,6 +12,7 @@ import urllib.parse
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 API = "/api/v1/speech-services/files"
 

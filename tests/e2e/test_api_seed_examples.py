@@ -16,6 +16,7 @@ from test_api_listening import wav
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 HOST = "https://koldan.dixilang.com"
 SAMPLE_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"

@@ -4,6 +4,9 @@ acting as the key's user with the key's scopes, the CSRF header that
 unsafe methods need, sign-out, and a revoked key ending its sessions."""
 import requests
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 SESSION = "/api/v1/speech-services/session"
 
 

@@ -3,6 +3,9 @@ owner deletes, discards and shares; a user of another tenant sees 404 for
 everything; INTERNAL publishing reaches the whole tenant; shared-with-me."""
 import uuid
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 
 def test_other_tenant_gets_404_everywhere(sfsd):
     f = sfsd.new_file()

@@ -2,6 +2,10 @@
 lists the id and name of the users of the caller's own tenant, by name
 prefix (ignoring case), paged; never a user of another tenant; the id it
 gives is what a share takes."""
+
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 USERS = "/api/v1/speech-services/users"
 
 
