@@ -386,6 +386,44 @@ def test_lookup_errors(store):
         assert says in p.stderr, (args, p.stderr)
 
 
+def test_schemas_agree(tmp_path, pg_database, pg_server):
+    """The two schema texts (core/schema.c for SQLite, core/db_pg.c for
+    PostgreSQL) make the same tables with the same columns, so the core's
+    one SQL text finds on either what it names. Allowed apart: SQLite's
+    FTS5 name index (file_fts and its shadow tables; PostgreSQL indexes
+    the columns with pg_trgm instead), its sqlite_sequence, and
+    PostgreSQL's schema_version (SQLite keeps PRAGMA user_version)."""
+    lite = tmp_path / "lite"
+    ok("init", "--store", lite)
+    db = sqlite3.connect(f"file:{lite}/speechfs.db?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        want = {(t, c[1]) for t in tables
+                for c in db.execute(f"PRAGMA table_info('{t}')")}
+    finally:
+        db.close()
+    lite_only = {(t, c) for t, c in want
+                 if t.startswith("file_fts") or t == "sqlite_sequence"}
+    assert {t for t, _ in lite_only} >= {"file_fts"}
+    assert len(want - lite_only) > 100  # (the look found the tables)
+    conf = tmp_path / "pg.conf"
+    conf.write_text("store = %s\ndb.url = %s\ndb.schema = agree\n"
+                    % (tmp_path / "pg", pg_database))
+    ok("init", "-c", conf)
+    name = pg_database.split("?")[0].rsplit("/", 1)[1]
+    out = pg_server.psql(name, "SELECT table_name, column_name"
+                         " FROM information_schema.columns"
+                         " WHERE table_schema = 'agree'")
+    got = {tuple(line.split("|")) for line in out.splitlines() if line}
+    pg_only = {(t, c) for t, c in got if t == "schema_version"}
+    assert pg_only
+    assert sorted(got - pg_only - (want - lite_only)) == [], \
+        "only in PostgreSQL's schema"
+    assert sorted((want - lite_only) - (got - pg_only)) == [], \
+        "only in SQLite's schema"
+
+
 def test_init_on_postgresql(tmp_path, pg_database, pg_server):
     """`init -c` with db.url puts the metadata in PostgreSQL and records
     where in STORE/db.url (0600); later commands find the store with
