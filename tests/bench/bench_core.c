@@ -6,7 +6,10 @@
  * with the ingest's peak RSS. SFS_BENCH_FILES and SFS_BENCH_INGEST_MB
  * scale it down for a quick run; SFS_BENCH_KEEP=1 keeps the store and
  * SFS_BENCH_STORE=<kept store> times the queries on it again without a
- * fill; SFS_BENCH_NO_INGEST=1 skips the ingest.
+ * fill; SFS_BENCH_NO_INGEST=1 skips the ingest. SFS_BENCH_DB_URL (a
+ * libpq URL) puts the new store's metadata in PostgreSQL (schema
+ * SFS_BENCH_DB_SCHEMA, default "bench"), to set its figures beside
+ * SQLite's from a run without it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -466,8 +469,18 @@ int main(int argc, char **argv)
 	} else {
 		FILE *fp;
 
+		struct sfs_config cfg;
+		const char *url = getenv("SFS_BENCH_DB_URL");
+		const char *schema = getenv("SFS_BENCH_DB_SCHEMA");
+
 		snprintf(store, sizeof(store), "%s/store", work);
-		if (sfs_store_init(store, &e) ||
+		sfs_config_init(&cfg);
+		if (url && *url &&
+		    (sfs_config_set(&cfg, "db.url", url, &e) ||
+		     sfs_config_set(&cfg, "db.schema",
+				    schema && *schema ? schema : "bench", &e)))
+			die("SFS_BENCH_DB_URL", &e);
+		if (sfs_store_init_cfg(store, &cfg, &e) ||
 		    sfs_store_open(store, NULL, &s, &e) ||
 		    sfs_tenant_create(s, "bench", 0, 0, tenant, &e) ||
 		    sfs_user_create(s, tenant, "filler", -1, user, &e) ||
@@ -493,8 +506,11 @@ int main(int argc, char **argv)
 		ing_ok = ingest_bench(work, mb, &ing) == 0;
 
 	printf("bench_core: %ld files in %ld directories, %d queries each, "
-	       "%ld MiB ingest\n",
-	       n, ndirs, NQUERIES, mb);
+	       "%ld MiB ingest, metadata in %s\n",
+	       n, ndirs, NQUERIES, mb,
+	       getenv("SFS_BENCH_DB_URL") && *getenv("SFS_BENCH_DB_URL")
+		       ? "PostgreSQL"
+		       : "SQLite");
 	printf("  %-30s %12s %12s %10s  %s\n", "measure", "value", "baseline",
 	       "ratio", "target");
 	printf("  %-30s %10.0f/s %12s %10s  (%.1f s)\n", "fill (create_many)",
