@@ -77,7 +77,7 @@ else
 Q := @
 endif
 
-.PHONY: all test unit asan bench install clean run deps check-format valgrind \
+.PHONY: FORCE all test unit asan bench install clean run deps check-format valgrind \
 	deb fuzz fuzz-build
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BIN) $(BENCH_BIN)
@@ -99,10 +99,18 @@ $(B)/fs/%.o: fs/%.c
 # the compiler's dependency files do not see.
 $(B)/httpd/openapi.o: httpd/openapi.json
 
-$(LIB): $(CORE_OBJ)
+# The archive is remade when its list of members changes, not only when a
+# member is newer: a core/*.c removed or renamed must leave it too.
+$(B)/core-objs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CORE_OBJ)' | cmp -s - $@ || echo '$(CORE_OBJ)' > $@
+
+$(LIB): $(CORE_OBJ) $(B)/core-objs
 	@rm -f $@
 	@echo "  AR      $@"
-	$(Q)ar rcs $@ $^
+	$(Q)ar rcs $@ $(CORE_OBJ)
+
+FORCE:
 
 $(B)/speechfsd: $(HTTPD_OBJ) $(LIB)
 	@echo "  LINK    $@"
@@ -151,10 +159,14 @@ $(FB)/%.o: %.c
 
 $(FB)/core/db_pg.o: CPPFLAGS += $(PQ_CFLAGS)
 
-$(FB)/libspeechfs.a: $(CORE_SRC:%.c=$(FB)/%.o)
+$(FB)/core-objs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CORE_SRC)' | cmp -s - $@ || echo '$(CORE_SRC)' > $@
+
+$(FB)/libspeechfs.a: $(CORE_SRC:%.c=$(FB)/%.o) $(FB)/core-objs
 	@rm -f $@
 	@echo "  AR      $@"
-	$(Q)ar rcs $@ $^
+	$(Q)ar rcs $@ $(CORE_SRC:%.c=$(FB)/%.o)
 
 $(FB)/fuzz_%: $(FB)/tests/fuzz/fuzz_%.o $(FUZZ_DAEMON) \
 		$(FB)/tests/fuzz/common.o $(FB)/tests/unit/fixture.o \

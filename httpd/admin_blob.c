@@ -4,7 +4,6 @@
  * --to s3`): every blob copied and verified, then the store switched; an
  * interrupted run resumes where it stopped.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,50 +26,30 @@ static const char usage[] =
 	"a credentials file. Stop the daemon and the mounts of the store for\n"
 	"the switch at the end; a run stopped before it resumes.\n";
 
-/* The core's keys of a configuration file ("key = value"). */
+/*
+ * The core's keys of the daemon's configuration file, read and checked as
+ * the daemon reads it (its own keys too: a typo fails here as it would
+ * at start).
+ */
 static int load_config(const char *path, struct sfs_config *cfg)
 {
-	char line[4096], *eq, *k, *v, *end;
+	struct httpd_config *hc = calloc(1, sizeof(*hc));
 	struct sfs_err e;
-	FILE *f = fopen(path, "re");
-	int n = 0, rc = 0;
+	int rc = -1;
 
-	if (!f) {
-		fprintf(stderr, "speechfsd: cannot read '%s': %s\n", path,
-			strerror(errno));
+	if (!hc) {
+		fputs("speechfsd: out of memory\n", stderr);
 		return -1;
 	}
-	while (!rc && fgets(line, sizeof(line), f)) {
-		n++;
-		k = line + strspn(line, " \t");
-		if (*k == '#' || *k == '\n' || !*k)
-			continue;
-		eq = strchr(k, '=');
-		if (!eq) {
-			fprintf(stderr,
-				"speechfsd: %s:%d: expected key = value\n",
-				path, n);
-			rc = -1;
-			continue;
-		}
-		*eq = '\0';
-		v = eq + 1 + strspn(eq + 1, " \t");
-		for (end = eq; end > k && (end[-1] == ' ' || end[-1] == '\t');)
-			*--end = '\0';
-		v[strcspn(v, "\r\n")] = '\0';
-		for (end = v + strlen(v);
-		     end > v && (end[-1] == ' ' || end[-1] == '\t');)
-			*--end = '\0';
-		sfs_err_init(&e);
-		/* the daemon's own keys are not the core's: skip them */
-		if (sfs_config_set(cfg, k, v, &e) &&
-		    e.status != SFS_NOT_FOUND) {
-			fprintf(stderr, "speechfsd: %s:%d: %s\n", path, n,
-				e.message);
-			rc = -1;
-		}
+	httpd_config_init(hc);
+	sfs_err_init(&e);
+	if (httpd_config_load(hc, path, &e))
+		fprintf(stderr, "speechfsd: %s\n", e.message);
+	else {
+		*cfg = hc->core;
+		rc = 0;
 	}
-	fclose(f);
+	free(hc);
 	return rc;
 }
 
