@@ -82,8 +82,9 @@ static enum sfs_status record_write(struct db *d, const struct sfs_config *c,
 
 	for (i = 0; i <= ARRAY_SIZE(rec_keys) && !ret; i++) {
 		q = sfsi_db_prep(d,
-				 "INSERT OR REPLACE INTO setting(key, value)"
-				 " VALUES (?1, ?2)",
+				 "INSERT INTO setting(key, value)"
+				 " VALUES (?1, ?2) ON CONFLICT(key)"
+				 " DO UPDATE SET value = excluded.value",
 				 e);
 		if (!q)
 			return SFS_IO;

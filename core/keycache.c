@@ -98,9 +98,15 @@ void sfsi_keycache_open(struct sfs_store *s)
 
 	/*
 	 * PostgreSQL: other machines' processes change the store too, and
-	 * a file of this machine cannot tell them; until the generations
-	 * come from the database, nothing is cached (keys are looked up
-	 * every time, and data generation 0 keeps responses uncached)
+	 * a file of this machine cannot tell them. Knowing at once that
+	 * nothing changed elsewhere takes a query (a generation row read
+	 * per lookup), which costs what the key cache saves (one indexed
+	 * query); a push (LISTEN/NOTIFY) would be cheap but only
+	 * eventually right: a key revoked through one daemon would be
+	 * taken by another until the notice arrived. So nothing is cached
+	 * there: keys are looked up every time, data generation 0 keeps
+	 * the daemon's responses uncached, and a waiter on the generation
+	 * sleeps its time (the daemon's change watcher then polls).
 	 */
 	if (sfsi_db_store_is_pg(s)) {
 		sfs_debug("auth", "metadata in PostgreSQL: no key or response"

@@ -376,9 +376,15 @@ static enum sfs_status store_peaks(struct db *d, int64_t ino, const char *sha,
 	struct db_stmt *st;
 
 	st = sfsi_db_prep(d,
-			  "INSERT OR REPLACE INTO peaks(file_id, la_sha256,"
+			  "INSERT INTO peaks(file_id, la_sha256,"
 			  " sample_rate, frames, frames_per_peak, data)"
-			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+			  " ON CONFLICT(file_id) DO UPDATE SET"
+			  " la_sha256 = excluded.la_sha256,"
+			  " sample_rate = excluded.sample_rate,"
+			  " frames = excluded.frames,"
+			  " frames_per_peak = excluded.frames_per_peak,"
+			  " data = excluded.data",
 			  e);
 	if (!st)
 		return SFS_IO;

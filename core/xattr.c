@@ -112,7 +112,9 @@ static int64_t count_of(struct db *d, int64_t ino, int *exists,
 	int64_t n = -1;
 
 	st = sfsi_db_prep(d,
-			  "SELECT count(*), sum(name = ?2) FROM xattr"
+			  "SELECT count(*),"
+			  " sum(CASE WHEN name = ?2 THEN 1 ELSE 0 END)"
+			  " FROM xattr"
 			  " WHERE file_id = ?1",
 			  e);
 	if (!st)

@@ -298,6 +298,33 @@ int64_t tfx_sql_int(struct sfs_store *s, const char *sql)
 	return v;
 }
 
+int64_t tfx_sql_rows_holding(struct sfs_store *s, const char *sql,
+			     const char *needle)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	const void *v;
+	int64_t n = 0;
+	size_t len;
+	int rc;
+
+	if (sfsi_db_get(s, &d, NULL))
+		return -1;
+	q = sfsi_db_prep_dyn(d, sql, NULL);
+	if (!q) {
+		sfsi_db_put(d);
+		return -1;
+	}
+	while ((rc = sfsi_db_step(q, NULL)) == 1) {
+		v = sfsi_db_col_blob(q, 0, &len);
+		if (v && memmem(v, len, needle, strlen(needle)))
+			n++;
+	}
+	sfsi_db_finalize(q);
+	sfsi_db_put(d);
+	return rc < 0 ? -1 : n;
+}
+
 int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha)
 {
 	struct db *d = NULL;

@@ -101,6 +101,15 @@ int tfx_sql(struct sfs_store *s, const char *fmt, ...)
  */
 int64_t tfx_sql_int(struct sfs_store *s, const char *sql);
 
+/*
+ * How many rows of `sql` (one column, text or bytes) hold `needle`
+ * anywhere in their bytes (-1 on error): a look for a secret stored in
+ * plain that works on both backends (the bytes are compared here, not in
+ * a dialect's SQL).
+ */
+int64_t tfx_sql_rows_holding(struct sfs_store *s, const char *sql,
+			     const char *needle);
+
 /* The reference count of a blob row; -1 when there is no row. */
 int64_t tfx_blob_refs(struct sfs_store *s, int64_t tenant, const char *sha);
 

@@ -323,13 +323,14 @@ static void test_fsck_many(void)
 	REQUIRE_ST(sfs_file_create_many(f.s, &f.a, specs, 700, NULL), SFS_OK);
 	/* give each its own one-byte blob, by hand (room between them) */
 	REQUIRE(tfx_sql(f.s,
-			"UPDATE file SET sha256 = printf('%%064x', id * 16),"
-			" size = 1, blob_ref = 1;"
+			"UPDATE file SET sha256 = %s, size = 1, blob_ref = 1;"
 			" INSERT INTO blob(tenant_id, sha256, size, refs,"
 			" created_at) SELECT tenant_id, sha256, 1, 1, 0"
 			" FROM file;"
 			" UPDATE tenant SET used_bytes = 700 WHERE id = "
-			" (SELECT tenant_id FROM file LIMIT 1)") == 0);
+			" (SELECT tenant_id FROM file LIMIT 1)",
+			th_is_pg() ? "lpad(to_hex(id * 16), 64, '0')"
+				   : "printf('%064x', id * 16)") == 0);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	q = sfsi_db_prep(d, "SELECT tenant_id, sha256 FROM blob", NULL);
 	while (q && sfsi_db_step(q, NULL) == 1)
