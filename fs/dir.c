@@ -147,6 +147,8 @@ static int find_child(uint64_t parent, const char *name, uint64_t *node,
 	return 0;
 }
 
+static void advise(uint64_t parent);
+
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
@@ -154,6 +156,7 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret, has_st;
 
 	memset(&e, 0, sizeof(e));
+	advise(parent);
 	ret = find_child(parent, name, &node, &e.attr, &has_st);
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -189,20 +192,20 @@ int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n)
  * so the kernel's later batches (with offsets) continue it: entry i is
  * extra[i] (".", "..", the root's special trees), then the
  * subdirectories, then the files; stats are made as entries go out,
- * nothing is copied. The kernel does not open directories (no OPENDIR or
- * RELEASEDIR: two round trips fewer for each directory a `find` enters),
- * so the listings live in a few slots by node, for a few seconds; a batch
- * that finds none lists again.
+ * nothing is copied. The listings live in a few slots by node, for a few
+ * seconds (not by open handle: see fs_opendir in ops.c); a batch that
+ * finds none lists again.
  *
- * The kernel (readdirplus "auto") asks READDIRPLUS for the first batch
- * of every directory, and for later batches only once entries of the
- * previous one were looked up or stat'ed. Attributes cost a kernel inode
- * per entry, which `find` never uses (100,000 files: 1.3 s with
- * attributes, 0.7 s without). So the first batch goes out without the
- * files' attributes and they follow when the kernel asks again: `ls -l`
- * of 10,000 files looks up one batch (~200 entries) and gets the rest
- * with their attributes. Subdirectories (few) always carry theirs: a walk
- * then enters them without a LOOKUP each.
+ * The kernel asks READDIRPLUS for every batch (readdirplus is not
+ * "auto"). Attributes cost a kernel inode per entry, which `find` never
+ * uses (100,000 files: 1.3 s with attributes, 0.7 s without). So files
+ * carry theirs only once an entry of the directory was looked up since
+ * its listing began, as the kernel's own "auto" mode decides: `ls -l` of
+ * 10,000 files looks up one batch (~200 entries) and gets the rest with
+ * their attributes. Subdirectories (few) always carry theirs, in every
+ * batch: a walk then enters them without a LOOKUP each (in "auto" mode
+ * the kernel asked plain READDIR after the first batch, and `find` then
+ * looked up ~800 of the 1,000 directories of /tree/ one by one).
  */
 #define MAX_EXTRA 8
 #define SNAP_SLOTS 16
@@ -217,11 +220,24 @@ struct dsnap {
 	size_t nextra;
 	struct fs_listing l;
 	enum fs_list_mode mode;
+	int advised; /* an entry was looked up: files get attributes */
 };
 
 static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dsnap snaps[SNAP_SLOTS];
 static uint64_t snaps_clock;
+
+/* An entry of directory node `parent` was looked up (see fill). */
+static void advise(uint64_t parent)
+{
+	size_t i;
+
+	pthread_mutex_lock(&snaps_lock);
+	for (i = 0; i < SNAP_SLOTS; i++)
+		if (snaps[i].node == parent)
+			snaps[i].advised = 1;
+	pthread_mutex_unlock(&snaps_lock);
+}
 
 static void dsnap_clear(struct dsnap *d)
 {
@@ -344,8 +360,8 @@ static size_t fill(fuse_req_t req, const struct dsnap *d, uint64_t parent,
 			used += len;
 			continue;
 		}
-		/* subdirectories always; files from the second batch on */
-		attrs = node && (off > 0 || i < files);
+		/* subdirectories always; files once entries are looked up */
+		attrs = node && (d->advised || i < files);
 		if (attrs) {
 			e.ino = node;
 			e.attr_timeout = g_fs.timeout;

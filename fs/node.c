@@ -144,12 +144,14 @@ void fs_node_ref(uint64_t id, uint64_t parent, const char *name,
 	r->nlookup++;
 	if (name &&
 	    (!r->name || r->parent != parent || strcmp(r->name, name))) {
-		if (r->name)
+		/* a name the kernel had before is stale: the poller goes */
+		if (r->name && r->parent) {
 			stale_add(r->parent, r->name);
+			woke = 1;
+		}
 		free(r->name);
 		r->name = strdup(name);
 		r->parent = parent;
-		woke = !!r->parent;
 	}
 	pthread_mutex_unlock(&refs_lock);
 	if (woke)

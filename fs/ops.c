@@ -95,6 +95,23 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
+/*
+ * Directories are opened without a handle of the mount (listings live by
+ * node, dir.c) and without the kernel's cache of listings: answering
+ * ENOSYS would spare OPENDIR and RELEASEDIR (two of the four round trips
+ * a directory of `find` costs), but the kernel then keeps every listing
+ * (FOPEN_CACHE_DIR) until the directory's mtime changes, and the
+ * mirrors of /.listening/, /.trash/ and /.shared/ change without theirs.
+ */
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	fi->cache_readdir = 0;
+	fi->keep_cache = 0;
+	fuse_reply_open(req, fi);
+}
+
 static void fs_init(void *data, struct fuse_conn_info *conn)
 {
 	(void)data;
@@ -110,11 +127,10 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* entries are invalidated by name, data by version */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-	/* directories are not opened: listings live by node (dir.c) */
-	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
-		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+	/* READDIRPLUS for every batch: dir.c says who gets attributes */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
-		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	fs_poller_start();
 }
 
@@ -145,6 +161,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.flush = fs_flush,
 	.release = fs_release,
 	.fsync = fs_fsync,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.readdirplus = fs_readdirplus,
 	.statfs = fs_statfs,

@@ -420,7 +420,10 @@ def test_big_uploads_stream_while_received(env):
             "Content-Disposition: form-data; name=\"file\"; "
             "filename=\"c.bin\"\r\n\r\n" % (API, c.keys["alice"],
                                              len(body) + 200))
-    s.sendall(head.encode() + body[:20 << 20])
+    try:
+        s.sendall(head.encode() + body[:20 << 20])
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # on a slow machine the timeout may cut the sending itself
     s.close()
     deadline = time.time() + 30
     while uploads_left(env) and time.time() < deadline:

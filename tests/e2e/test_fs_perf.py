@@ -204,3 +204,51 @@ def test_listing_in_batches(mnt):
             time.sleep(0.2)
     finally:
         fresh.stop()
+
+
+def lookups(m):
+    """LOOKUP requests the mount (run with -d) has logged so far."""
+    return m.output().count("opcode: LOOKUP ")
+
+
+def test_a_walk_enters_directories_without_lookups(mnt):
+    """Subdirectories carry their attributes in every batch of a listing,
+    in the tree and in its /.listening/ mirror: `find` enters them without
+    a LOOKUP each (it looked up about four in five of a directory's
+    subdirectories, those past the first batch), and lists them all;
+    files still get attributes once entries are looked up (`ls -l`)."""
+    n = 300                              # several batches of entries
+    top = mnt.path("walk")
+    os.mkdir(top)
+    for i in range(n):
+        os.mkdir(top / ("sub%03d" % i))
+    for i in range(0, n, 60):
+        (top / ("sub%03d" % i) / "a.txt").write_bytes(b"x" * i)
+    want = sorted(["sub%03d" % i for i in range(n)] +
+                  ["sub%03d/a.txt" % i for i in range(0, n, 60)])
+    want_la = sorted("sub%03d" % i for i in range(n))
+    walker = Mount(mnt.store, mnt.user, "-d", "-o", "no_workers")
+    try:
+        for where, expect in (("walk", want),
+                              (".listening/walk", want_la)):
+            root = walker.path(*where.split("/"))
+            before = lookups(walker)
+            found = subprocess.run(["find", str(root)],
+                                   capture_output=True, text=True,
+                                   check=True).stdout.split("\n")
+            during = lookups(walker) - before
+            got = sorted(os.path.relpath(p, root) for p in found
+                         if p and p != str(root))
+            assert got == expect, where
+            # the path down to the top (at most one per segment), not
+            # one per directory entered
+            assert during <= 3, (where, during)
+        # ls -l of a directory of subdirectories: all, right link counts
+        out = subprocess.run(["ls", "-l", str(walker.path("walk"))],
+                             capture_output=True, text=True,
+                             check=True).stdout.splitlines()[1:]
+        assert len(out) == n
+        assert all(line.startswith("d") and line.split()[1] == "2"
+                   for line in out)
+    finally:
+        walker.stop()

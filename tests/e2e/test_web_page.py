@@ -305,6 +305,62 @@ def test_the_first_requests_go_out_while_the_page_is_parsed(page, site):
             assert start < got["parsed"], got
 
 
+
+APPEARED = """
+const done = arguments[arguments.length - 1];
+let row = 0;
+new PerformanceObserver((l) => {
+  for (const e of l.getEntries()) if (e.identifier === "sfs-rows") row = e.renderTime;
+}).observe({type: "element", buffered: true});
+const ok = () => {
+  const fcp = performance.getEntriesByName("first-contentful-paint");
+  if (!fcp.length || (sfsBoot.shownBy() === "rows" && !row)) {
+    setTimeout(ok, 5);
+    return;
+  }
+  done({by: sfsBoot.shownBy(), fcp: fcp[0].startTime, row,
+        held: document.documentElement.classList.contains("boot")});
+};
+ok();
+"""
+
+
+def test_the_page_appears_with_its_first_rows(page, site):
+    """Nothing of the page is laid out or painted before it has something
+    to show (index.html's class "boot", removed by js/boot.js's show()):
+    the first frame with content is the one that shows the first rows, not
+    a bare page the rows come after. boot.js shows the page anyway 500 ms
+    after the navigation (shownBy() says "deadline"), so on a slow machine
+    the bare page may come first; then only the rest is asserted."""
+    b = page
+    b.open("/?appear#/files/meetings/")
+    b.wait_rows()
+    got = b.js_async(APPEARED)
+    assert not got["held"], got
+    assert got["by"] in ("rows", "deadline"), got
+    if got["by"] == "rows":
+        assert got["fcp"] >= got["row"], got  # nothing painted before
+
+
+def test_the_page_appears_when_the_list_fails(page, site):
+    """A first listing that fails shows the page with the reason and a way
+    to try again (not a page held back until the deadline)."""
+    b = page
+    b.d.execute_cdp_cmd("Network.enable", {})
+    b.d.execute_cdp_cmd("Network.setBlockedURLs",
+                        {"urls": ["*/speech-services/files?*"]})
+    try:
+        b.open("/?fails#/files/")
+        b.wait(lambda b: b.visible("list-retry"), 30, "the retry button")
+        assert "Cannot reach speechfs" in b.text("list-status")
+        by = b.js("return sfsBoot.shownBy()")
+        assert by in ("error", "deadline"), by
+    finally:
+        b.d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        b.d.execute_cdp_cmd("Network.disable", {})
+    b.by_id("list-retry").click()
+    b.wait(lambda b: "standup" in b.row_names(), 20, "the list again")
+
 # ---- upload and import ----------------------------------------------------
 
 WATCH_PROGRESS = """

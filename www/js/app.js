@@ -9,7 +9,7 @@ import { FileList } from "./list.js";
 import { Details } from "./details.js";
 import { Uploads } from "./uploads.js";
 
-const { folderHash, viewOf, dropEarly } = self.sfsBoot; // js/boot.js
+const { folderHash, viewOf, dropEarly, show } = self.sfsBoot; // js/boot.js
 
 const player = new Player();
 const details = new Details({ onSaved: (f) => list.update(f) });
@@ -32,6 +32,7 @@ new Uploads({
 });
 
 function showSignIn(message) {
+  show("sign-in");
   session = null;
   player.close();
   for (const d of document.querySelectorAll("dialog[open]")) d.close();
@@ -133,6 +134,7 @@ window.addEventListener("hashchange", route);
   try {
     s = await api.currentSession(); // asked by boot.js, with the first page
   } catch (e) {
+    show("error");
     notify(`The server did not answer: ${errText(e)}`, { error: true });
   }
   if (s) signedIn(s); // the list takes the first page boot.js asked for

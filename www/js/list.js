@@ -6,7 +6,7 @@
 import * as api from "./api.js";
 import { $, h, clear, fmtSize, fmtTime, fmtDate, debounce, notify, confirmDialog, errText } from "./util.js";
 
-const { folderHash, listRequest } = self.sfsBoot; // js/boot.js
+const { folderHash, listRequest, show } = self.sfsBoot; // js/boot.js
 
 // The rows of a view's first page that fill a screen are drawn first (a
 // row is at least 2.5rem high), the others once those are on screen.
@@ -202,6 +202,7 @@ export class FileList {
 
   // A listing failed: say why, with a button that tries again.
   failed(text, again) {
+    show("error");
     const st = $("list-status");
     st.textContent = text + " ";
     st.append(h("button", { type: "button", class: "link", id: "list-retry", onclick: again }, "Try again"));
@@ -221,6 +222,7 @@ export class FileList {
     const n = first ? Math.min(firstRows(), rows.length) : rows.length;
     const shown = n < rows.length ? painted() : null;
     this.append(rows.slice(0, n), first);
+    show("rows"); // the first visit's page appears with these rows
     if (shown) {
       await shown;
       if (gen !== this.gen) return false;
