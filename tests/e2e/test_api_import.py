@@ -12,6 +12,9 @@ import pytest
 
 from test_api_listening import wav
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 
 @pytest.fixture(scope="module")
 def origin():

@@ -12,6 +12,9 @@ import time
 
 import requests
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:

@@ -9,6 +9,7 @@ import wave
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 
 def wav(seconds=1.0, rate=16000, freq=440.0):

@@ -8,6 +8,9 @@ import pytest
 
 import edgeutil as eu
 
+# every test once per metadata backend too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 API = "/api/v1/speech-services/files"
 
 BAD = {
