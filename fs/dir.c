@@ -378,26 +378,17 @@ static size_t fill(fuse_req_t req, const struct dsnap *d, uint64_t parent,
 	return used;
 }
 
-/* A buffer per thread for replies, kept between them. */
-static __thread char *dbuf;
-static __thread size_t dbuf_size;
-
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       int plus)
 {
 	struct dsnap *d;
 	size_t used;
-	char *nb;
+	char *dbuf = fs_reply_buf(size ? size : 1);
 	int err = 0;
 
-	if (size > dbuf_size) {
-		nb = realloc(dbuf, size);
-		if (!nb) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		dbuf = nb;
-		dbuf_size = size;
+	if (!dbuf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
 	pthread_mutex_lock(&snaps_lock);
 	d = snapshot(ino, off < 0 ? 0 : off, &err);

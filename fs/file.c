@@ -695,51 +695,6 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	fs_node_release(&c);
 }
 
-/*
- * A buffer per thread for reads through memory, kept between reads and
- * freed when the thread ends (libfuse ends idle workers: a buffer of
- * theirs must not outlive them).
- */
-struct rbuf {
-	size_t size;
-	char data[];
-};
-static pthread_key_t rbuf_key;
-static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
-static int rbuf_key_ok;
-
-static void rbuf_key_make(void)
-{
-	rbuf_key_ok = pthread_key_create(&rbuf_key, free) == 0;
-}
-
-/* The thread's buffer of at least size bytes, or NULL (ENOMEM). */
-static char *read_buf(size_t size)
-{
-	struct rbuf *b, *nb;
-
-	pthread_once(&rbuf_once, rbuf_key_make);
-	if (!rbuf_key_ok)
-		return NULL;
-	b = pthread_getspecific(rbuf_key);
-	if (b && size <= b->size)
-		return b->data;
-	/* the key never holds a pointer realloc may have freed */
-	if (b && pthread_setspecific(rbuf_key, NULL))
-		return NULL;
-	nb = realloc(b, sizeof(*nb) + size);
-	if (!nb) {
-		free(b);
-		return NULL;
-	}
-	nb->size = size;
-	if (pthread_setspecific(rbuf_key, nb)) {
-		free(nb);
-		return NULL;
-	}
-	return nb->data;
-}
-
 void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
 {
@@ -762,7 +717,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	mem = read_buf(size ? size : 1);
+	mem = fs_reply_buf(size ? size : 1);
 	if (!mem) {
 		fuse_reply_err(req, ENOMEM);
 		return;

@@ -52,6 +52,13 @@ extern struct fs g_fs;
 /* The one table: a core status (and its reason) as an errno. */
 int fs_errno(enum sfs_status st, const struct sfs_err *e);
 
+/*
+ * The calling thread's buffer for a reply of size bytes (reads through
+ * memory, listings), kept between its requests and freed when the thread
+ * ends; NULL when out of memory.
+ */
+char *fs_reply_buf(size_t size);
+
 /* ---- node.c: node ids, the kernel's references, attributes ---------- */
 
 /*

@@ -5,6 +5,8 @@
  * xattr.c; what is here are the few ops that need nothing else.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include "fs_i.h"
 #include "speechfs/banned.h"
@@ -58,6 +60,49 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e)
 	if (st < 0 || st >= SFS_STATUS_MAX)
 		return EIO;
 	return errnos[st] ? errnos[st] : (st ? EIO : 0);
+}
+
+/*
+ * One buffer per thread, freed with the thread: libfuse ends idle workers,
+ * and a buffer of theirs must not outlive them.
+ */
+struct reply_buf {
+	size_t size;
+	char data[];
+};
+static pthread_key_t reply_key;
+static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
+static int reply_key_ok;
+
+static void reply_key_make(void)
+{
+	reply_key_ok = pthread_key_create(&reply_key, free) == 0;
+}
+
+char *fs_reply_buf(size_t size)
+{
+	struct reply_buf *b, *nb;
+
+	pthread_once(&reply_once, reply_key_make);
+	if (!reply_key_ok)
+		return NULL;
+	b = pthread_getspecific(reply_key);
+	if (b && size <= b->size)
+		return b->data;
+	/* the key never holds a pointer realloc may have freed */
+	if (b && pthread_setspecific(reply_key, NULL))
+		return NULL;
+	nb = realloc(b, sizeof(*nb) + size);
+	if (!nb) {
+		free(b);
+		return NULL;
+	}
+	nb->size = size;
+	if (pthread_setspecific(reply_key, nb)) {
+		free(nb);
+		return NULL;
+	}
+	return nb->data;
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
