@@ -58,13 +58,26 @@ def test_unit(binary, backend, request):
                "--error-exitcode=3"] + cmd
     # the timeout only stops a hang: under valgrind on a loaded machine
     # t_job and t_media took more than 15 minutes
-    r = subprocess.run(cmd, capture_output=True, text=True,
-                       timeout=3600 if valgrind else 900, env=env)
-    if r.returncode != 0:
-        print(r.stdout)
-        print(r.stderr)
-    assert r.returncode == 0, f"{binary.name} failed:\n{r.stderr[-4000:]}"
-    assert " passed, 0 failed" in r.stdout
+    # SFS_UNIT_REPEAT=N runs the binary N times in a row (the stability
+    # proof of issue 10), stopping at the first failure, which names its
+    # round; each round gets a fresh store from the binary itself
+    # (SFS_UNIT_REPEAT_LOG=FILE: a line per round passed, for the counts
+    # of a loop that is stopped before its end)
+    rounds = int(os.environ.get("SFS_UNIT_REPEAT", "1"))
+    log = os.environ.get("SFS_UNIT_REPEAT_LOG")
+    for i in range(1, rounds + 1):
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=3600 if valgrind else 900, env=env)
+        if r.returncode != 0:
+            print(r.stdout)
+            print(r.stderr)
+        where = f" (round {i} of {rounds})" if rounds > 1 else ""
+        assert r.returncode == 0, \
+            f"{binary.name} failed{where}:\n{r.stderr[-4000:]}"
+        assert " passed, 0 failed" in r.stdout, f"{binary.name}{where}"
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{request.node.callspec.id} {i} passed\n")
 
 
 def test_unit_binaries_exist():
