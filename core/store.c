@@ -472,6 +472,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_cond_init(&s->pool_cv, NULL);
 	pthread_mutex_init(&s->work_mu, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
+	pthread_mutex_init(&s->note_mu, NULL);
+	pthread_cond_init(&s->note_cv, NULL);
+	s->note_pipe[0] = s->note_pipe[1] = -1;
 	s->dir = realpath(dir, NULL);
 	if (!s->dir) {
 		ret = sfsi_errno_status(e, errno, "store directory");
@@ -523,6 +526,7 @@ void sfs_store_close(struct sfs_store *s)
 	if (!s)
 		return;
 	sfs_workers_stop(s);
+	sfsi_db_listen_stop(s);
 	sfsi_staging_close(s);
 	sfsi_blob_backend_close(s);
 	sfsi_db_pool_close(s);
@@ -535,6 +539,8 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
+	pthread_mutex_destroy(&s->note_mu);
+	pthread_cond_destroy(&s->note_cv);
 	free(s->dir);
 	free(s->blob_dir);
 	free(s->staging_dir);
