@@ -281,6 +281,33 @@ static void conn_close(struct db *d)
 	free(d);
 }
 
+enum sfs_status sfsi_db_open_pg(const char *url, const char *schema,
+				struct db **out, struct sfs_err *e)
+{
+	struct db *d = calloc(1, sizeof(*d));
+	enum sfs_status st;
+
+	*out = NULL;
+	if (!d)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	st = sfsi_pg_open(url, schema, 0, 1, &d->pg, e);
+	if (st) {
+		free(d);
+		return st;
+	}
+	*out = d;
+	return SFS_OK;
+}
+
+void sfsi_db_close_pg(struct db *d)
+{
+	if (!d)
+		return;
+	if (d->txn)
+		sfsi_db_rollback(d);
+	conn_close(d);
+}
+
 void sfsi_db_pool_close(struct sfs_store *s)
 {
 	struct db *d, *next;

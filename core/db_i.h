@@ -134,6 +134,15 @@ void sfsi_db_note_wake(struct sfs_store *s);
 /* Tell other processes at this transaction's commit: jobs were queued. */
 void sfsi_db_notify_jobs(struct db *d);
 
+/*
+ * A PostgreSQL connection of no store (db_migrate.c's target): its schema
+ * made or migrated to this version. Close with sfsi_db_close_pg.
+ */
+enum sfs_status sfsi_db_open_pg(const char *url, const char *schema,
+				struct db **out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_db_close_pg(struct db *d);
+
 /* The store a connection belongs to. */
 struct sfs_store *sfsi_db_store(struct db *d);
 

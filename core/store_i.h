@@ -68,4 +68,10 @@ struct sfs_store {
 	uint64_t notes, notes_seen; /* writes heard (and wake-ups) */
 };
 
+/* Write STORE/db.url (cfg's db.url and db.schema), mode 0600; it must
+ * not exist yet. */
+enum sfs_status sfsi_store_record_db(const char *dir,
+				     const struct sfs_config *cfg,
+				     struct sfs_err *e);
+
 #endif
