@@ -15,6 +15,7 @@
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 #define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
@@ -917,6 +918,8 @@ static void join_all(struct sfs_store *s, int nstarted, int renewer)
  */
 enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 {
+	if (s->ops)
+		return SFS_OK; /* the server runs the jobs */
 	int nstarted = 0, rc = 0, renewer = 0;
 
 	if (n < 0 || n > MAX_WORKERS)
@@ -966,6 +969,8 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 
 void sfs_workers_stop(struct sfs_store *s)
 {
+	if (s->ops)
+		return;
 	if (!s || !s->workers)
 		return;
 	pthread_mutex_lock(&s->work_mu);

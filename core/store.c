@@ -21,6 +21,7 @@
 #include "auth_i.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 void sfs_config_init(struct sfs_config *c)
 {
@@ -525,6 +526,10 @@ void sfs_store_close(struct sfs_store *s)
 {
 	if (!s)
 		return;
+	if (s->ops) {
+		s->ops->close(s);
+		return;
+	}
 	sfs_workers_stop(s);
 	sfsi_db_listen_stop(s);
 	sfsi_staging_close(s);
@@ -582,6 +587,7 @@ enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)
 enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
 				     struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "follow changes", e);
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
@@ -645,6 +651,7 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 				  sfs_change_fn fn, void *arg, int64_t *last,
 				  struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "follow changes", e);
 	return changes(s, since, 0, fn, arg, last, e);
 }
 
@@ -652,6 +659,7 @@ enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
 					    sfs_change_fn fn, void *arg,
 					    int64_t *last, struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "follow changes", e);
 	return changes(s, since, 1, fn, arg, last, e);
 }
 
@@ -674,6 +682,8 @@ enum sfs_status sfs_store_space_of(struct sfs_store *s,
 				   const struct sfs_actor *a,
 				   struct sfs_space *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->space_of(s, out, e);
 	struct sfs_tenant_info t;
 	uint64_t total = 0, avail = 0, used, left;
 	enum sfs_status ret;
@@ -709,5 +719,7 @@ enum sfs_status sfs_store_space_of(struct sfs_store *s,
 
 enum sfs_status sfs_store_sync(struct sfs_store *s, struct sfs_err *e)
 {
+	if (s->ops)
+		return SFS_OK; /* the server answered only once durable */
 	return sfsi_db_sync(s, e);
 }

@@ -14,7 +14,12 @@ struct db;
 struct sfsi_blob_backend;
 struct sfsi_keycache;
 
+struct sfsi_store_ops;
+
 struct sfs_store {
+	/* a remote store's table and state (remote_i.h), NULL when local */
+	const struct sfsi_store_ops *ops;
+	void *remote;
 	char *dir;	     /* the store directory */
 	char *blob_dir;	     /* dir/blobs */
 	char *staging_dir;   /* dir/staging/<this process> */

@@ -160,6 +160,8 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 
 const struct sfs_config *sfs_store_config(const struct sfs_store *s);
 const char *sfs_store_dir(const struct sfs_store *s);
+/* Was it opened by sfs_store_open_url (remote.h)? */
+int sfs_store_is_remote(const struct sfs_store *s);
 
 /*
  * The data generation: changes after every commit to the store's
