@@ -250,9 +250,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
  * without a configuration finds them. Mode 0600: a URL may hold a
  * password.
  */
-static enum sfs_status db_record_write(const char *dir,
-				       const struct sfs_config *cfg,
-				       struct sfs_err *e)
+enum sfs_status sfsi_store_record_db(const char *dir,
+				     const struct sfs_config *cfg,
+				     struct sfs_err *e)
 {
 	char path[4096], text[1200];
 	int fd, n, err = 0;
@@ -393,7 +393,7 @@ enum sfs_status sfs_store_init_cfg(const char *dir,
 	sfsi_db_bind_text(st, 1, hex);
 	ret = sfsi_db_run(st, e);
 	if (!ret && pg)
-		ret = db_record_write(dir, cfg, e);
+		ret = sfsi_store_record_db(dir, cfg, e);
 	sfsi_fsync_dir(dir);
 out:
 	sfsi_db_put(d);
@@ -473,6 +473,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_cond_init(&s->pool_cv, NULL);
 	pthread_mutex_init(&s->work_mu, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
+	pthread_mutex_init(&s->note_mu, NULL);
+	pthread_cond_init(&s->note_cv, NULL);
+	s->note_pipe[0] = s->note_pipe[1] = -1;
 	s->dir = realpath(dir, NULL);
 	if (!s->dir) {
 		ret = sfsi_errno_status(e, errno, "store directory");
@@ -528,6 +531,7 @@ void sfs_store_close(struct sfs_store *s)
 		return;
 	}
 	sfs_workers_stop(s);
+	sfsi_db_listen_stop(s);
 	sfsi_staging_close(s);
 	sfsi_blob_backend_close(s);
 	sfsi_db_pool_close(s);
@@ -540,6 +544,8 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
+	pthread_mutex_destroy(&s->note_mu);
+	pthread_cond_destroy(&s->note_cv);
 	free(s->dir);
 	free(s->blob_dir);
 	free(s->staging_dir);
@@ -554,6 +560,28 @@ const struct sfs_config *sfs_store_config(const struct sfs_store *s)
 const char *sfs_store_dir(const struct sfs_store *s)
 {
 	return s->dir;
+}
+
+enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	if (!sfsi_db_store_is_pg(s))
+		return SFS_OK;
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	/* every table of the store's schema, and only those (a database
+	 * may hold several stores) */
+	ret = sfsi_db_exec(
+		d,
+		"DO $$DECLARE t text; BEGIN FOR t IN SELECT tablename"
+		" FROM pg_tables WHERE schemaname = current_schema() LOOP"
+		" EXECUTE format('ANALYZE %I', t); END LOOP; END$$",
+		e);
+	sfsi_db_put(d);
+	return ret;
 }
 
 enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
