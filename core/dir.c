@@ -297,7 +297,8 @@ enum sfs_status sfs_dir_stat_ino(struct sfs_store *s, const struct sfs_actor *a,
 enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *path, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "make directories", e);
+	if (s->ops)
+		return s->ops->dir_make(s, path, e);
 	struct sfs_buf p = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -369,7 +370,8 @@ out:
 enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *path, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "remove directories", e);
+	if (s->ops)
+		return s->ops->dir_remove(s, path, e);
 	struct sfs_buf p = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -529,7 +531,8 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *from, const char *to,
 			       struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "rename directories", e);
+	if (s->ops)
+		return s->ops->dir_rename(s, from, to, e);
 	struct sfs_buf f = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct sfs_buf t = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	char fparent[SFS_VPATH_MAX + 1], tparent[SFS_VPATH_MAX + 1];
@@ -627,7 +630,8 @@ enum sfs_status sfs_dir_set_mtime(struct sfs_store *s,
 				  const struct sfs_actor *a, const char *path,
 				  int64_t mtime_ns, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "set times of directories", e);
+	if (s->ops)
+		return s->ops->dir_set_mtime(s, path, mtime_ns, e);
 	struct sfs_dir_info info;
 	struct db *d = NULL;
 	enum sfs_status ret;

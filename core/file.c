@@ -662,7 +662,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 				struct sfs_stage *content, struct sfs_file *out,
 				struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "create files", e);
+	if (s->ops)
+		return s->ops->file_create(s, sp, content, out, e);
 	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	char uuid[SFS_ID_SIZE], mime[96] = "";
 	struct db *d = NULL;
@@ -1051,7 +1052,8 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 				const char *id, const struct sfs_file_update *u,
 				struct sfs_file *out, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "change files", e);
+	if (s->ops)
+		return s->ops->file_update(s, id, u, out, e);
 	struct sfs_file f;
 	struct db *d;
 	enum sfs_status ret;

@@ -28,6 +28,7 @@
 #define ANSWER_MAX (64 << 20)
 
 #define POOL_MAX 32
+#define RETRIES_429 4
 
 struct sfs_remote {
 	char base[512];
@@ -36,6 +37,7 @@ struct sfs_remote {
 	int timeout_s;
 	unsigned features;
 	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one per kind */
 	pthread_mutex_t mu;
 	CURL *idle[POOL_MAX];
 	int nidle;
@@ -255,16 +257,19 @@ static size_t on_answer(char *p, size_t size, size_t n, void *arg)
 	return a->sink_st ? 0 : size * n;
 }
 
-/* One lock for what the handles share (DNS, TLS sessions): brief. */
+/*
+ * What the handles share (DNS, TLS sessions, the share itself): a lock
+ * per kind of data, as libcurl may take one kind while holding another.
+ */
 static void share_lock(CURL *c, curl_lock_data data, curl_lock_access acc,
 		       void *arg)
 {
 	struct sfs_remote *r = arg;
 
 	(void)c;
-	(void)data;
 	(void)acc;
-	pthread_mutex_lock(&r->mu);
+	if ((unsigned)data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&r->share_mu[data]);
 }
 
 static void share_unlock(CURL *c, curl_lock_data data, void *arg)
@@ -272,8 +277,8 @@ static void share_unlock(CURL *c, curl_lock_data data, void *arg)
 	struct sfs_remote *r = arg;
 
 	(void)c;
-	(void)data;
-	pthread_mutex_unlock(&r->mu);
+	if ((unsigned)data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&r->share_mu[data]);
 }
 
 static CURL *take(struct sfs_remote *r)
@@ -308,8 +313,13 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
 	char url[2048], range[64];
+	curl_mime *mime = NULL;
+	curl_mimepart *part;
+	curl_off_t wait;
 	long code = 0;
 	CURLcode rc;
+	size_t i;
+	int tries;
 	CURL *c = take(r);
 
 	if (!c)
@@ -336,6 +346,8 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	h = curl_slist_append(h, r->auth_header);
 	if (q->header)
 		h = curl_slist_append(h, q->header);
+	if (q->body && q->fd < 0)
+		h = curl_slist_append(h, "Content-Type: application/json");
 	if (q->len > 0) {
 		snprintf(range, sizeof(range), "%lld-%lld", (long long)q->off,
 			 (long long)(q->off + q->len - 1));
@@ -347,6 +359,19 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_easy_setopt(c, CURLOPT_READDATA, &u);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
 				 (curl_off_t)q->size);
+	} else if (q->form) {
+		mime = curl_mime_init(c);
+		for (i = 0; mime && q->form[i]; i += 2) {
+			part = curl_mime_addpart(mime);
+			curl_mime_name(part, q->form[i]);
+			curl_mime_data(part, q->form[i + 1],
+				       CURL_ZERO_TERMINATED);
+		}
+		part = mime ? curl_mime_addpart(mime) : NULL;
+		curl_mime_name(part, "file");
+		curl_mime_filename(part, q->form_file);
+		curl_mime_data(part, "", 0);
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (q->body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -354,9 +379,27 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	}
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(c);
+	for (tries = 0;; tries++) {
+		rc = curl_easy_perform(c);
+		code = 0;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		/*
+		 * Too many requests (the server's rate limit): wait as long
+		 * as it says, within the timeout, a few times; an upload
+		 * from a file starts again from its beginning.
+		 */
+		if (rc != CURLE_OK || code != 429 || tries == RETRIES_429 ||
+		    (q->fd >= 0 && lseek(q->fd, 0, SEEK_SET) < 0))
+			break;
+		wait = 0;
+		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &wait);
+		wait = wait < 1 ? 1 : wait > r->timeout_s ? r->timeout_s : wait;
+		sleep((unsigned)wait);
+		sfs_buf_reset(b);
+		a.to_sink = -1;
+	}
 	curl_slist_free_all(h);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_mime_free(mime);
 	give(r, c);
 	if (rc == CURLE_WRITE_ERROR && a.sink_st)
 		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
@@ -416,6 +459,7 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	struct sfs_remote *r;
 	enum sfs_status st;
 	const char *cred = o->token ? o->token : o->api_key;
+	int i;
 
 	*out = NULL;
 	if (!o->url || strlen(o->url) >= sizeof(r->base) ||
@@ -435,6 +479,8 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	pthread_mutex_init(&r->mu, NULL);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&r->share_mu[i], NULL);
 	sfs_strlcpy(r->base, o->url, sizeof(r->base));
 	while (strlen(r->base) > 8 && r->base[strlen(r->base) - 1] == '/')
 		r->base[strlen(r->base) - 1] = '\0';
@@ -487,6 +533,8 @@ void sfs_remote_close(struct sfs_remote *r)
 		curl_easy_cleanup(r->idle[i]);
 	if (r->share)
 		curl_share_cleanup(r->share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&r->share_mu[i]);
 	pthread_mutex_destroy(&r->mu);
 	free(r->auth_header);
 	free(r);

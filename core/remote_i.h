@@ -18,6 +18,8 @@
 #include "speechfs/query.h"
 #include "speechfs/remote.h"
 #include "speechfs/share.h"
+#include "speechfs/stage.h"
+#include "speechfs/xattr.h"
 #include "speechfs/store.h"
 #include "store_i.h"
 
@@ -39,6 +41,12 @@ struct sfsi_remote_req {
 	int timeout_s;	       /* 0: twice the connection's */
 	sfsi_remote_sink sink; /* a 2xx answer's body (NULL: into b) */
 	void *arg;
+	/*
+	 * A multipart form (POST /files): name, value pairs up to a NULL
+	 * name, and a part "file" named form_file of no bytes.
+	 */
+	const char *const *form;
+	const char *form_file;
 };
 
 /*
@@ -96,7 +104,94 @@ struct sfsi_store_ops {
 	enum sfs_status (*share_list)(struct sfs_store *s, const char *file_id,
 				      struct sfs_share **out, size_t *n,
 				      struct sfs_err *e);
+
+	/* writes (remote_write.c) */
+	enum sfs_status (*file_create)(struct sfs_store *s,
+				       const struct sfs_file_spec *spec,
+				       struct sfs_stage *content,
+				       struct sfs_file *out, struct sfs_err *e);
+	enum sfs_status (*set_content)(struct sfs_store *s, const char *id,
+				       struct sfs_stage *content,
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e);
+	enum sfs_status (*file_update)(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       struct sfs_file *out, struct sfs_err *e);
+	enum sfs_status (*file_delete)(struct sfs_store *s, const char *id,
+				       int purge, struct sfs_err *e);
+	enum sfs_status (*file_rename)(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       const char *replace_id, unsigned flags,
+				       struct sfs_file *out, struct sfs_err *e);
+	enum sfs_status (*dir_make)(struct sfs_store *s, const char *path,
+				    struct sfs_err *e);
+	enum sfs_status (*dir_remove)(struct sfs_store *s, const char *path,
+				      struct sfs_err *e);
+	enum sfs_status (*dir_rename)(struct sfs_store *s, const char *from,
+				      const char *to, struct sfs_err *e);
+	enum sfs_status (*dir_set_mtime)(struct sfs_store *s, const char *path,
+					 int64_t mtime_ns, struct sfs_err *e);
+	enum sfs_status (*xattr_set)(struct sfs_store *s, const char *file_id,
+				     const char *name, const void *value,
+				     size_t len, unsigned flags,
+				     struct sfs_err *e);
+	enum sfs_status (*xattr_remove)(struct sfs_store *s,
+					const char *file_id, const char *name,
+					struct sfs_err *e);
 };
+
+/* ---- shared by the remote store's files ---- */
+
+struct sfs_remote *sfsi_remote_of(struct sfs_store *s);
+/* A path or name made safe for a query string (all but unreserved, '/'). */
+void sfsi_remote_escape(const char *in, char *out, size_t size);
+/* A file's JSON into out, numbered (its ino) and with its permission. */
+enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
+				      size_t len, struct sfs_file *out,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+/* Number a file the server answered with (its ino, its permission). */
+enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
+					struct sfs_err *e) SFS_MUST_CHECK;
+
+/* A directory renamed: the numbers of it and below follow it. */
+void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
+			   const char *to);
+
+/* remote_write.c's bodies (the table's) */
+enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
+					const struct sfs_file_spec *spec,
+					struct sfs_stage *content,
+					struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
+					struct sfs_stage *content,
+					unsigned flags, struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
+					const struct sfs_file_update *u,
+					struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
+					int purge, struct sfs_err *e);
+enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
+					const struct sfs_file_update *u,
+					const char *replace_id, unsigned flags,
+					struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_make(struct sfs_store *s, const char *path,
+				     struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
+				       struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
+				       const char *to, struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_set_mtime(struct sfs_store *s, const char *path,
+					  int64_t mtime_ns, struct sfs_err *e);
+enum sfs_status sfsi_remote_xattr_set(struct sfs_store *s, const char *id,
+				      const char *name, const void *value,
+				      size_t len, unsigned flags,
+				      struct sfs_err *e);
+enum sfs_status sfsi_remote_xattr_remove(struct sfs_store *s, const char *id,
+					 const char *name, struct sfs_err *e);
 
 /*
  * What a remote store does not do (yet): SFS_UNSUPPORTED naming `what`

@@ -115,10 +115,47 @@ static int key_of(struct rstore *rs, int64_t ino, char *out, size_t size,
 	return ret;
 }
 
+/*
+ * A directory renamed on the server: its number and those below it keep
+ * theirs under the new paths (as the local store's directory rows do),
+ * so the mount's nodes stay valid.
+ */
+void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
+			   const char *to)
+{
+	struct rstore *rs = rs_of(s);
+	size_t i, fl = strlen(from);
+	uint32_t h;
+	char *k;
+
+	pthread_mutex_lock(&rs->mu);
+	/* what was at the new paths (an empty directory replaced) is gone */
+	for (i = 0; i < rs->n; i++)
+		if (rs->v[i].key[0] == '/' &&
+		    !strncmp(rs->v[i].key, to, strlen(to)) &&
+		    strncmp(rs->v[i].key, from, fl))
+			rs->v[i].key[0] = '\0';
+	for (i = 0; i < rs->n; i++) {
+		if (strncmp(rs->v[i].key, from, fl) || rs->v[i].key[0] != '/' ||
+		    asprintf(&k, "%s%s", to, rs->v[i].key + fl) < 0)
+			continue;
+		free(rs->v[i].key);
+		rs->v[i].key = k;
+	}
+	/* the chains again, by the new keys; the old paths are free */
+	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
+	for (i = 0; i < rs->n; i++) {
+		h = hash(rs->v[i].key);
+		rs->v[i].next = rs->buckets[h];
+		rs->buckets[h] = (int64_t)i + 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 /* A path made safe for a query string: all but unreserved bytes and '/'. */
-static void escape(const char *in, char *out, size_t size)
+void sfsi_remote_escape(const char *in, char *out, size_t size)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
@@ -184,6 +221,37 @@ static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 	return SFS_OK;
 }
 
+struct sfs_remote *sfsi_remote_of(struct sfs_store *s)
+{
+	return rs_of(s)->r;
+}
+
+enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
+					struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+	char id[SFS_ID_SIZE];
+	int perm = 0;
+
+	f->ino = ino_of(rs, f->id, 0);
+	if (!f->ino) {
+		sfs_file_release(f);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	if (key_of(rs, f->ino, id, sizeof(id), &perm) == 0)
+		f->perm = (enum sfs_perm)perm;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
+				      size_t len, struct sfs_file *out,
+				      struct sfs_err *e)
+{
+	enum sfs_status st = sfs_remote_file_decode(json, len, out, e);
+
+	return st ? st : sfsi_remote_file_number(s, out, e);
+}
+
 /* ---- directories ------------------------------------------------------- */
 
 static void dir_info(struct rstore *rs, json_t *o, const char *path,
@@ -209,7 +277,7 @@ static enum sfs_status get_dir(struct rstore *rs, const char *path,
 	if (strlen(path) >= 4096)
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 				"no such directory");
-	escape(path, esc, sizeof(esc));
+	sfsi_remote_escape(path, esc, sizeof(esc));
 	snprintf(url, sizeof(url), API "/directories?path=%s", esc);
 	return get_json(rs, url, out, e);
 }
@@ -353,7 +421,7 @@ r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 
 	if (strlen(path) >= 4096)
 		return SFS_OK;
-	escape(path, esc, sizeof(esc));
+	sfsi_remote_escape(path, esc, sizeof(esc));
 	snprintf(url, sizeof(url),
 		 API "/files?path=%s&recursive=false&sort=creationDate,asc",
 		 esc);
@@ -610,6 +678,7 @@ static void r_close(struct sfs_store *s)
 		pthread_mutex_destroy(&rs->mu);
 		free(rs);
 	}
+	free(s->staging_dir);
 	free(s->dir);
 	free(s);
 }
@@ -628,6 +697,17 @@ static const struct sfsi_store_ops remote_ops = {
 	.xattr_get = r_xattr_get,
 	.xattr_list = r_xattr_list,
 	.share_list = r_share_list,
+	.file_create = sfsi_remote_file_create,
+	.set_content = sfsi_remote_set_content,
+	.file_update = sfsi_remote_file_update,
+	.file_delete = sfsi_remote_file_delete,
+	.file_rename = sfsi_remote_file_rename,
+	.dir_make = sfsi_remote_dir_make,
+	.dir_remove = sfsi_remote_dir_remove,
+	.dir_rename = sfsi_remote_dir_rename,
+	.dir_set_mtime = sfsi_remote_dir_set_mtime,
+	.xattr_set = sfsi_remote_xattr_set,
+	.xattr_remove = sfsi_remote_xattr_remove,
 };
 
 /* $XDG_CACHE_HOME/speechfs/<host_port>, else ~/.cache/speechfs/… */
@@ -704,6 +784,14 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 			sfs_strlcpy(cache, o->cache_dir, sizeof(cache));
 		else
 			default_cache_dir(o->url, cache, sizeof(cache));
+		/* writes are staged beside the cache, then sent on close */
+		if (asprintf(&s->staging_dir, "%s/staging", cache) < 0)
+			s->staging_dir = NULL;
+		if (!s->staging_dir || sfsi_mkdirs(s->staging_dir) < 0)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "cannot make '%s/staging'", cache);
+	}
+	if (!st) {
 		st = sfsi_rblob_start(rs->r, cache,
 				      o->cache_bytes < 0 ? (int64_t)1 << 30
 							 : o->cache_bytes,
@@ -713,11 +801,10 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		r_close(s);
 		return st;
 	}
-	sfs_info(
-		"remote",
-		"'%s': read-only (writes, .shared/, .listening/ and the change "
-		"feed are not done yet); block cache '%s'",
-		o->url, cache);
+	sfs_info("remote",
+		 "'%s': not done yet: .shared/, .listening/, the change feed, "
+		 "setting times of files (ENOTSUP); block cache '%s'",
+		 o->url, cache);
 	*out = s;
 	return SFS_OK;
 }

@@ -23,7 +23,6 @@
 #include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
-#include "remote_i.h"
 
 #define IO_CHUNK (128 * 1024)
 #define WRITEBACK_CHUNK (8 << 20) /* start writeback this often */
@@ -76,7 +75,6 @@ static void stage_name(struct sfs_stage *st, char *out, size_t n,
 enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 			      struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "stage writes", e);
 	struct sfs_stage *st;
 
 	*out = NULL;

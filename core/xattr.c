@@ -151,7 +151,9 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 			      const void *value, size_t len, unsigned flags,
 			      struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "set attributes", e);
+	if (s->ops)
+		return s->ops->xattr_set(s, file_id, name, value, len, flags,
+					 e);
 	struct db_stmt *st;
 	struct db *d;
 	enum sfs_status ret;
@@ -202,7 +204,8 @@ enum sfs_status sfs_xattr_remove(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *file_id, const char *name,
 				 struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "remove attributes", e);
+	if (s->ops)
+		return s->ops->xattr_remove(s, file_id, name, e);
 	struct db_stmt *st;
 	struct db *d;
 	enum sfs_status ret;

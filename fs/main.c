@@ -187,8 +187,7 @@ static void usage(const char *prog)
 	       "                                the core's settings (the "
 	       "daemon's file)\n"
 	       "    --url URL, -o url=URL       a store on a speechfsd "
-	       "(http(s)://HOST:PORT),\n"
-	       "                                read-only for now\n"
+	       "(http(s)://HOST:PORT)\n"
 	       "    --key-file FILE, -o key_file=FILE\n"
 	       "                                its API key (first line)\n"
 	       "    --token-file FILE, -o token_file=FILE\n"
@@ -489,7 +488,7 @@ static int mount_key(void *arg, const char *key, const char *value,
 	return 1;
 }
 
-/* A store on a server: its key's user, read-only for now. */
+/* A store on a server, as its key's user. */
 static int open_remote(struct opts *o)
 {
 	struct sfs_remote_opts ro = { .url = o->url,
@@ -755,13 +754,10 @@ int main(int argc, char **argv)
 	g_fs.gid = o.set_gid ? o.gid : getgid();
 	g_fs.umask = o.umask;
 	if (o.url) {
-		/* remote: read-only for now (the kernel says EROFS), the
-		 * server makes the listening audio and runs the jobs */
-		o.ro = 1;
+		/* remote: the server makes the listening audio and runs the
+		 * jobs; /.listening/ is not served remotely yet */
 		o.listening = 0;
 		o.no_workers = 1;
-		if (fuse_opt_add_arg(&args, "-oro"))
-			goto out;
 	}
 	g_fs.ro = o.ro;
 	g_fs.start_ns = sfs_now_ns();

@@ -1,10 +1,11 @@
 """The remote mount (`speechfs --url`): a real speechfsd on 127.0.0.1
-and a real FUSE mount of it. What works so far is reading: the tree
-(directories, explicit empty ones, files and their attributes, tags in
-xattrs) is the one the local mount shows of the same store, content
-reads right cold (Range GETs into the block cache) and warm (from the
-cache, no request to the server), writes fail with EROFS, and each bad
-argument is refused with one line."""
+and a real FUSE mount of it. The tree (directories, explicit empty ones,
+files and their attributes, tags in xattrs) is the one the local mount
+shows of the same store; content reads right cold (Range GETs into the
+block cache) and warm (from the cache, no request to the server);
+writes are on the server when the call returns and its refusals come
+back as the local mount's errno; each bad argument is refused with one
+line."""
 import base64
 import json
 import os
@@ -211,29 +212,116 @@ def test_remote_tree_and_reads(store, api):
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def test_remote_is_read_only_for_now(store, api):
+def api_file(url, key, path, name):
+    r = requests.get(url, headers={"X-API-Key": key},
+                     params={"path": path, "name": name}, timeout=30)
+    assert r.ok, r.text
+    return [f for f in r.json()["files"] if f["name"] == name]
+
+
+def content(url, key, fid):
+    r = requests.get(url + "/" + fid + "/content",
+                     headers={"X-API-Key": key}, timeout=30)
+    assert r.ok, r.text
+    return r.content
+
+
+def test_remote_writes_reach_the_server(store, api):
+    """Each write is on the server when the call returns (close() waits
+    for the server's answer): new files, overwrites keeping the id,
+    mkdir, rename of a file and of a directory, tags, unlink to the
+    trash, rmdir; what is not done yet fails with ENOTSUP."""
     url, keys = api
+    k = keys[0]
     base = base_of(url)
-    upload(url, keys[0], b"abc", "One", "/")
-    m = RemoteMount(base, keys[0])
+    m = RemoteMount(base, k)
     try:
+        m.path("new.wav").write_bytes(b"RIFF new")
+        (f,) = api_file(url, k, "/", "new")
+        assert content(url, k, f["id"]) == b"RIFF new"
+        assert f["filename"] == "new.wav"
+        # an overwrite is a new version of the same file
+        m.path("new.wav").write_bytes(b"RIFF newer bytes")
+        assert content(url, k, f["id"]) == b"RIFF newer bytes"
+        with open(m.path("new.wav"), "ab") as w:
+            w.write(b" and more")
+        assert content(url, k, f["id"]) == b"RIFF newer bytes and more"
+        assert m.path("new.wav").read_bytes() == b"RIFF newer bytes and more"
+        # directories and renames
+        os.mkdir(m.path("dir"))
+        r = requests.get(base + "/api/v1/speech-services/directories",
+                         headers={"X-API-Key": k}, params={"path": "/dir/"},
+                         timeout=30)
+        assert r.ok and r.json()["explicit"] is True, r.text
+        os.rename(m.path("new.wav"), m.path("dir", "moved.wav"))
+        (g,) = api_file(url, k, "/dir/", "moved")
+        assert g["id"] == f["id"]
+        assert not m.path("dir2").exists()     # a number for nothing
+        os.rename(m.path("dir"), m.path("dir2"))
+        (g,) = api_file(url, k, "/dir2/", "moved")
+        assert g["id"] == f["id"]
+        assert os.listdir(m.path("dir2")) == ["moved.wav"]
+        # tags through the xattr
+        os.setxattr(m.path("dir2", "moved.wav"), P + "tags", b"a,b")
+        (g,) = api_file(url, k, "/dir2/", "moved")
+        assert sorted(g["tags"]) == ["a", "b"]
+        # rmdir of a directory with a file: ENOTEMPTY, as locally
         with pytest.raises(OSError) as ei:
-            m.path("new.wav").write_bytes(b"x")
-        assert ei.value.errno == 30                      # EROFS
+            os.rmdir(m.path("dir2"))
+        assert ei.value.errno == 39
+        # unlink: to the server's trash
+        os.unlink(m.path("dir2", "moved.wav"))
+        j = requests.get(url + "/" + f["id"], headers={"X-API-Key": k},
+                         timeout=30).json()
+        assert j["isDeleted"] is True
+        assert "moved.wav" in os.listdir(m.path(".trash"))
+        os.rmdir(m.path("dir2"))
+        # out of the trash again
+        os.rename(m.path(".trash", "moved.wav"), m.path("back.wav"))
+        j = requests.get(url + "/" + f["id"], headers={"X-API-Key": k},
+                         timeout=30).json()
+        assert j["isDeleted"] is False and j["path"] == "/"
+        assert j["name"] == "back"
+        r = requests.get(base + "/api/v1/speech-services/directories",
+                         headers={"X-API-Key": k}, params={"path": "/dir2/"},
+                         timeout=30)
+        assert r.status_code == 404, r.text
+        # not yet: a file's times
+        m.path("t.wav").write_bytes(b"x")
         with pytest.raises(OSError) as ei:
-            os.mkdir(m.path("dir"))
-        assert ei.value.errno == 30
+            os.utime(m.path("t.wav"), (1, 1))
+        assert ei.value.errno == 95                      # ENOTSUP
         with pytest.raises(OSError) as ei:
-            os.setxattr(m.path("One.bin"), P + "tags", b"x")
-        assert ei.value.errno == 30
-        with pytest.raises(OSError) as ei:
-            os.unlink(m.path("One.bin"))
-        assert ei.value.errno == 30
-        assert m.path("One.bin").read_bytes() == b"abc"
+            os.listdir(m.path(".shared"))
+        assert ei.value.errno == 95
+        assert ".listening" not in os.listdir(m.dir)
         out = m.output()
-        assert out.count("read-only (writes") == 1, out
+        assert out.count("not done yet") == 1, out
         # statfs comes from the server's space
         assert os.statvfs(m.dir).f_blocks > 0
+    finally:
+        m.stop()
+
+
+def test_remote_close_reports_the_servers_refusal(store, api):
+    """413 quota_exceeded -> EDQUOT at close(), nothing kept on the
+    server that it did not accept."""
+    d, tenant, users = store
+    url, keys = api
+    k = keys[0]
+    admin("tenant", "quota", "--store", str(d), "--id", tenant,
+          "--max-bytes", "1000")
+    m = RemoteMount(base_of(url), k)
+    try:
+        m.path("small.wav").write_bytes(b"RIFF ok")
+        (f,) = api_file(url, k, "/", "small")
+        w = open(m.path("small.wav"), "wb")
+        w.write(b"x" * 5000)
+        with pytest.raises(OSError) as ei:
+            w.close()
+        assert ei.value.errno == 122                     # EDQUOT
+        assert content(url, k, f["id"]) == b"RIFF ok"
+        assert m.path("small.wav").read_bytes() == b"RIFF ok"
     finally:
         m.stop()
 

@@ -480,14 +480,49 @@ static void test_store_open_url(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_xattr_get(rs, &ra, id, "user.none", &b, &e),
 		 SFS_NOT_FOUND);
-	/* not yet: writes, the change sequence */
+	/* writes reach the server, its refusals come back as statuses */
 	u.set = SFS_UPD_NAME;
 	u.name = "other";
-	CHECK_ST(sfs_file_update(rs, &ra, id, &u, NULL, NULL), SFS_UNSUPPORTED);
-	CHECK_ST(sfs_dir_make(rs, &ra, "/new/", NULL), SFS_UNSUPPORTED);
-	CHECK_ST(sfs_xattr_set(rs, &ra, id, "user.x", "1", 1, 0, NULL),
-		 SFS_UNSUPPORTED);
+	CHECK_ST(sfs_file_update(rs, &ra, id, &u, &f, NULL), SFS_OK);
+	CHECK(!strcmp(f.name, "other") && f.ino == seen.ino);
+	sfs_file_release(&f);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, id, &f, NULL), SFS_OK);
+	CHECK(!strcmp(f.name, "other"));
+	sfs_file_release(&f);
+	CHECK_ST(sfs_dir_make(rs, &ra, "/new/", NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_make(rs, &ra, "/new/", &e), SFS_CONFLICT);
+	CHECK_ST(sfs_dir_stat(fx.s, &fx.a, "/new/", &di, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(rs, &ra, "/new/", &di, NULL), SFS_OK);
+	CHECK_ST(sfs_dir_rename(rs, &ra, "/new/", "/newer/", NULL), SFS_OK);
+	{
+		struct sfs_dir_info d2;
+		char path[64];
+
+		/* its number follows it, as a local directory's row does */
+		CHECK_ST(sfs_dir_stat_ino(rs, &ra, di.ino, path, sizeof(path),
+					  &d2, NULL),
+			 SFS_OK);
+		CHECK(!strcmp(path, "/newer/"));
+	}
+	CHECK_ST(sfs_dir_remove(rs, &ra, "/newer/", NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_remove(rs, &ra, "/newer/", &e), SFS_NOT_FOUND);
+	CHECK_ST(sfs_xattr_set(rs, &ra, id, "user.x", "1", 1, 0, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_xattr_set(rs, &ra, id, "user.x", "2", 1, SFS_XATTR_CREATE,
+			       &e),
+		 SFS_CONFLICT);
+	CHECK_ST(sfs_xattr_remove(rs, &ra, id, "user.x", NULL), SFS_OK);
+	sfs_buf_reset(&b);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_xattr_get(fx.s, &fx.a, id, "user.x", &b, &e),
+		 SFS_NOT_FOUND);
+	/* not yet: the change sequence, a file's times */
 	CHECK_ST(sfs_store_change_seq(rs, &seq, NULL), SFS_UNSUPPORTED);
+	u.set = SFS_UPD_MTIME;
+	u.mtime_ns = 1;
+	CHECK_ST(sfs_file_update(rs, &ra, id, &u, NULL, NULL), SFS_UNSUPPORTED);
 	/* a key the server does not know: refused at open */
 	snprintf(bad, sizeof(bad), "sfs_%064d", 0);
 	o.api_key = bad;
