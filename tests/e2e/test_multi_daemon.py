@@ -274,6 +274,36 @@ def test_two_patches_of_one_file_through_two_daemons_both_land(cluster):
             assert g["name"] == "n%d" % rnd and g["tags"] == ["t%d" % rnd]
 
 
+CHANGES = "/api/v1/speech-services/changes"
+
+
+def test_a_long_poll_on_one_daemon_wakes_on_a_change_through_another(
+        cluster):
+    a, b = live(cluster)[:2]
+    r = b.get(CHANGES)
+    assert r.status_code == 200, r.text
+    cur = r.json()["cursor"]
+
+    def poll():
+        return b.get(CHANGES, params={"cursor": cur, "timeout": "100"},
+                     timeout=150)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(poll)
+        # the poll waits on b (its gauge), then a change lands through a
+        deadline = time.time() + 20
+        while "speechfs_http_changes_waiting 1" not in b.get(
+                "/metrics", who=None).text:
+            assert time.time() < deadline, "no poll waits"
+            time.sleep(0.02)
+        f = a.new_file(name="fed", path="/feed/")
+        # well before the poll's 100 s (30 s: a deadline for a broken
+        # wake-up, not a speed target)
+        r = fut.result(timeout=30)
+    assert r.status_code == 200, r.text
+    got = {x["fileId"] for x in r.json()["changes"] if x["type"] == "file"}
+    assert f["id"] in got
+
+
 def wait_for(c, fid, pred, seconds=120):
     deadline = time.time() + seconds
     while True:
