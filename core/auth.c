@@ -879,37 +879,7 @@ out:
 	return ret;
 }
 
-/*
- * Files and their lifecycle: create (upload or pending import), read,
- * update, soft delete, purge, discard, restore, new content versions, and
- * listening audio state. Every rule of the file model is decided here once;
- * the front ends only translate.
- */
-#include <errno.h>
-#include <fcntl.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <jansson.h>
-#include "auth_i.h"
-#include "blob_i.h"
-#include "db_i.h"
-#include "dir_i.h"
-#include "file_i.h"
-#include "media_i.h"
-#include "speechfs/blob.h"
-#include "speechfs/job.h"
-#include "speechfs/log.h"
-#include "speechfs/stage.h"
-#include "speechfs/tag.h"
-#include "speechfs/vpath.h"
-#include "stage_i.h"
-#include "store_i.h"
-#include "util_i.h"
-
-#define NOT_FOUND_MSG "no file with this id exists"
-
+/* FORBIDDEN unless the credentials carry every bit of `scope`. */
 enum sfs_status sfsi_need_scope(const struct sfs_actor *a, unsigned scope,
 				struct sfs_err *e)
 {

@@ -4,6 +4,7 @@
  * copied, verified by counts and checksums, then switched; a run that
  * stops resumes.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,13 @@
 
 static const char usage[] =
 	"usage: speechfsd db migrate --to postgresql://... --store DIR\n"
-	"              [--schema S] [--max-rows N] [--json] [-v]\n";
+	"              [--config FILE] [--schema S] [--max-rows N] [--json]\n"
+	"              [-v]\n";
 
 static const char migrate_help[] =
 	"usage: speechfsd db migrate --to postgresql://... --store DIR\n"
-	"              [--schema S] [--max-rows N] [--json] [-v]\n"
+	"              [--config FILE] [--schema S] [--max-rows N] [--json]\n"
+	"              [-v]\n"
 	"\n"
 	"Move the store's metadata from its speechfs.db into PostgreSQL:\n"
 	"every table copied in chunks that commit one by one, counts and\n"
@@ -30,9 +33,14 @@ static const char migrate_help[] =
 	"the mounts of the store first. Blobs stay where they are.\n"
 	"\n"
 	"options:\n"
-	"      --to URL           the database (a libpq postgresql:// URL)\n"
-	"      --schema S         its schema for the store (default public)\n"
+	"      --to URL           the database (a libpq postgresql:// URL;\n"
+	"                         default: db.url of --config)\n"
+	"      --schema S         its schema for the store (default: "
+	"db.schema\n"
+	"                         of --config, else public)\n"
 	"      --store DIR        the store directory\n"
+	"  -c, --config FILE      the daemon's settings, for db.url and\n"
+	"                         db.schema\n"
 	"      --max-rows N       copy at most N rows in this run (exit 75)\n"
 	"      --json             print the result as JSON\n"
 	"  -v, --verbose          log what is done\n"
@@ -73,44 +81,102 @@ static void report(int json, const struct sfs_db_migrate_report *r, int failed,
 		fprintf(stderr, "speechfsd: db migrate: %s\n", e->message);
 }
 
+/* db.url and db.schema of the daemon's configuration file into cfg. */
+static int load_config(const char *path, struct sfs_config *cfg)
+{
+	struct httpd_config *hc = calloc(1, sizeof(*hc));
+	struct sfs_err e;
+	int rc = -1;
+
+	if (!hc) {
+		fputs("speechfsd: out of memory\n", stderr);
+		return -1;
+	}
+	httpd_config_init(hc);
+	sfs_err_init(&e);
+	if (httpd_config_load(hc, path, &e))
+		fprintf(stderr, "speechfsd: %s\n", e.message);
+	else {
+		*cfg = hc->core;
+		rc = 0;
+	}
+	free(hc);
+	return rc;
+}
+
 static int migrate(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "to", required_argument, NULL, 't' },
+		{ "schema", required_argument, NULL, 'S' },
+		{ "max-rows", required_argument, NULL, 'm' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct sfs_db_migrate_report r;
+	struct sfs_config cfg;
 	struct sfs_err e;
-	const char *store = NULL, *to = NULL, *schema = NULL;
+	const char *store = NULL, *to = NULL, *schema = NULL, *config = NULL;
 	int64_t max_rows = 0;
 	char *end;
-	int i, json = 0, rc;
+	int c, json = 0, rc;
 
-	for (i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--store") && i + 1 < argc)
-			store = argv[++i];
-		else if (!strcmp(argv[i], "--to") && i + 1 < argc)
-			to = argv[++i];
-		else if (!strcmp(argv[i], "--schema") && i + 1 < argc)
-			schema = argv[++i];
-		else if (!strcmp(argv[i], "--max-rows") && i + 1 < argc) {
-			max_rows = strtoll(argv[++i], &end, 10);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			store = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'S':
+			schema = optarg;
+			break;
+		case 'm':
+			max_rows = strtoll(optarg, &end, 10);
 			if (*end || max_rows <= 0) {
 				fprintf(stderr, "speechfsd: --max-rows takes a "
 						"positive number\n");
 				return 2;
 			}
-		} else if (!strcmp(argv[i], "--json"))
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'j':
 			json = 1;
-		else if (!strcmp(argv[i], "--verbose") ||
-			 !strcmp(argv[i], "-v"))
+			break;
+		case 'v':
 			sfs_log_set_level(SFS_LOG_INFO);
-		else {
+			break;
+		default:
 			fprintf(stderr,
 				"speechfsd: unexpected argument '%s'\n%s",
-				argv[i], usage);
+				argv[optind - 1], usage);
 			return 2;
 		}
 	}
+	if (optind < argc) {
+		fprintf(stderr, "speechfsd: unexpected argument '%s'\n%s",
+			argv[optind], usage);
+		return 2;
+	}
+	sfs_config_init(&cfg);
+	if (config && load_config(config, &cfg))
+		return 2;
+	if (!to && cfg.db_url[0])
+		to = cfg.db_url;
+	if (!schema && cfg.db_schema[0])
+		schema = cfg.db_schema;
 	if (!store || !to) {
 		fprintf(stderr, "speechfsd: %s is required\n%s",
-			!store ? "--store" : "--to", usage);
+			!store ? "--store" : "--to (or db.url in --config)",
+			usage);
 		return 2;
 	}
 	sfs_err_init(&e);
@@ -130,7 +196,7 @@ int admin_db_main(int argc, char **argv)
 				fputs(migrate_help, stdout);
 				return 0;
 			}
-		return migrate(argc - 2, argv + 2);
+		return migrate(argc - 1, argv + 1); /* argv[0]: "migrate" */
 	}
 	fputs(usage, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
 	return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;

@@ -112,3 +112,28 @@ def test_sqlite_store_moves_to_postgresql(tmp_path, pg_database, pg_server):
         d.stop()
     assert pg_server.psql(db, "SELECT count(*) FROM moved.file").strip() \
         == "42"
+
+
+def test_the_database_may_come_from_the_config_file(tmp_path, pg_database,
+                                                    pg_server):
+    """--config supplies db.url and db.schema (the daemon's file, as for
+    the other commands); without either --to or db.url: usage, exit 2."""
+    store, _, _, _ = make_store(tmp_path)
+    run = [str(SFSD), "db", "migrate", "--store", str(store), "--json"]
+    p = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--to (or db.url in --config)" in p.stderr
+    p = subprocess.run(run + ["--to", pg_database, "--bogus"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "unexpected argument '--bogus'" in p.stderr
+    conf = tmp_path / "speechfsd.conf"
+    conf.write_text("db.url = %s\ndb.schema = fromconf\n" % pg_database)
+    p = subprocess.run(run + ["-c", str(conf), "--max-rows", "3"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 75, p.stderr
+    assert json.loads(p.stdout)["copied"] == 3
+    db = pg_database.split("?")[0].rsplit("/", 1)[1]
+    assert pg_server.psql(db, "SELECT count(*) FROM information_schema"
+                          ".schemata WHERE schema_name = 'fromconf'"
+                          ).strip() == "1"
+    assert (store / "speechfs.db").exists()
+    assert not (store / "db.url").exists()
