@@ -12,6 +12,7 @@
 #include <string.h>
 #include "auth_i.h"
 #include "db_i.h"
+#include "remote_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
@@ -609,6 +610,8 @@ enum sfs_status sfs_auth_user(struct sfs_store *s, const char *user_id,
 			      unsigned scopes, struct sfs_actor *out,
 			      struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->auth_user(s, out, e);
 	char uuid[SFS_ID_SIZE];
 	struct db *d = NULL;
 	enum sfs_status ret;

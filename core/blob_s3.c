@@ -3,9 +3,9 @@
  * "<prefix><tenant>/<sha[0:2]>/<sha>" of a bucket. A new blob is sent
  * before its commit (multipart, in parallel parts, each part's SHA-256
  * checked by the store) and checked under the write lock by a HEAD before
- * its row is written; reading is in blob_read.c. Credentials come from the
- * configuration, else the AWS_* environment, else a shared credentials
- * file (~/.aws/credentials and its profiles).
+ * its row is written; reading goes through blockcache.c. Credentials come from
+ * the configuration, else the AWS_* environment, else a shared credentials file
+ * (~/.aws/credentials and its profiles).
  */
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -180,10 +180,36 @@ out:
 	return ret;
 }
 
+void sfsi_s3_blob_key(int64_t tenant, const char *sha, char *out, size_t size)
+{
+	snprintf(out, size, "%lld/%.2s/%s", (long long)tenant, sha, sha);
+}
+
+/* The block cache's fetch and url: a Range GET, a presigned URL. */
+static enum sfs_status fetch_range(void *ctx, const char *key, int64_t off,
+				   int64_t len, sfsi_bc_sink sink, void *arg,
+				   struct sfs_err *e)
+{
+	struct sfsi_s3_backend *be = ctx;
+
+	return sfsi_s3_get(be->c, key, off, len, sink, arg, NULL, e);
+}
+
+static enum sfs_status presign(void *ctx, const char *key, int expires_s,
+			       const char *ctype, const char *disposition,
+			       char **url, struct sfs_err *e)
+{
+	struct sfsi_s3_backend *be = ctx;
+
+	return sfsi_s3_presign(be->c, key, expires_s, ctype, disposition, url,
+			       e);
+}
+
 static enum sfs_status s3_open(struct sfs_store *s, struct sfs_err *e)
 {
 	const struct sfs_config *cfg = &s->cfg;
 	struct sfsi_s3_backend *be = NULL;
+	struct sfsi_bcache *bc;
 	enum sfs_status ret;
 
 	be = calloc(1, sizeof(*be));
@@ -192,26 +218,30 @@ static enum sfs_status s3_open(struct sfs_store *s, struct sfs_err *e)
 	ret = sfsi_s3_backend_client(cfg, &be->c, e);
 	if (ret)
 		goto out;
-	be->block = (int64_t)cfg->blob_s3_block_size_mb << 20;
-	be->readahead = cfg->blob_s3_readahead;
+	bc = &be->bc;
+	bc->block = (int64_t)cfg->blob_s3_block_size_mb << 20;
+	bc->readahead = cfg->blob_s3_readahead;
 	be->parallel = cfg->blob_s3_parallel;
 	/* a fetcher for each block in flight ahead of a reader */
-	be->nthreads = cfg->blob_s3_readahead > 0 ? cfg->blob_s3_readahead : 1;
+	bc->nthreads = cfg->blob_s3_readahead > 0 ? cfg->blob_s3_readahead : 1;
 	if (cfg->blob_cache_dir[0])
-		sfs_strlcpy(be->cache_dir, cfg->blob_cache_dir,
-			    sizeof(be->cache_dir));
+		sfs_strlcpy(bc->cache_dir, cfg->blob_cache_dir,
+			    sizeof(bc->cache_dir));
 	else
-		snprintf(be->cache_dir, sizeof(be->cache_dir), "%s/cache",
+		snprintf(bc->cache_dir, sizeof(bc->cache_dir), "%s/cache",
 			 s->dir);
-	be->cache_bytes = cfg->blob_cache_bytes;
-	ret = sfsi_s3_reader_start(be, e);
+	bc->cache_bytes = cfg->blob_cache_bytes;
+	bc->fetch = fetch_range;
+	bc->url = presign;
+	bc->ctx = be;
+	ret = sfsi_bcache_start(bc, e);
 	if (ret)
 		goto out;
 	s->blob_state = be;
 	be = NULL;
 out:
 	if (be) {
-		sfsi_s3_reader_stop(be);
+		sfsi_bcache_stop(&be->bc);
 		sfsi_s3_free(be->c);
 		free(be);
 	}
@@ -224,7 +254,7 @@ static void s3_close(struct sfs_store *s)
 
 	if (!be)
 		return;
-	sfsi_s3_reader_stop(be);
+	sfsi_bcache_stop(&be->bc);
 	sfsi_s3_free(be->c);
 	free(be);
 	s->blob_state = NULL;
@@ -352,7 +382,11 @@ static enum sfs_status s3_open_blob(struct sfs_store *s, int64_t tenant,
 				    unsigned flags, struct sfs_blob **out,
 				    struct sfs_err *e)
 {
-	return sfsi_s3_blob_open(be_of(s), tenant, sha, size, flags, out, e);
+	char key[128];
+
+	sfsi_s3_blob_key(tenant, sha, key, sizeof(key));
+	return sfsi_bcache_blob_open(&be_of(s)->bc, tenant, sha, size, flags,
+				     key, out, e);
 }
 
 struct walk {

@@ -1,8 +1,7 @@
 /*
  * The S3 blob backend's insides, shared by core/blob_s3.c (the backend:
- * configuration, storing, removing, the walk) and core/blob_read.c (open
- * blobs read by Range GETs through a window of blocks with read-ahead,
- * and the local block cache on disk).
+ * configuration, storing, removing, the walk, open blobs read by Range
+ * GETs through the block cache of blockcache.c) and blob_stream.c.
  */
 #ifndef SPEECHFS_BLOB_S3_I_H
 #define SPEECHFS_BLOB_S3_I_H
@@ -10,38 +9,18 @@
 #include <pthread.h>
 #include <stdint.h>
 #include "blob_i.h"
+#include "blockcache_i.h"
 #include "s3_i.h"
 
-struct s3_blob;
 struct sfs_stage;
 struct sfs_store;
-
-/* A block to fetch for an open blob: its slot. */
-struct fetch_job {
-	struct s3_blob *b;
-	int slot;
-	struct fetch_job *next;
-};
 
 struct sfsi_s3_backend {
 	struct sfsi_s3 *c;
 
-	/* reading */
-	int64_t block; /* bytes per block (a Range GET) */
-	int readahead; /* blocks fetched ahead of a sequential reader */
-	int nthreads;  /* fetchers */
-	int parallel;  /* senders of a streamed stage */
-	pthread_t *threads;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct fetch_job *head, *tail;
-	int stop;
-
-	/* the local block cache (the mount's) */
-	char cache_dir[4096];
-	int64_t cache_bytes; /* the bound */
-	int64_t cache_used;  /* what this process knows of */
-	pthread_mutex_t cache_mu;
+	/* reading: Range GETs through the block cache */
+	struct sfsi_bcache bc;
+	int parallel; /* senders of a streamed stage */
 };
 
 struct sfs_config;
@@ -57,11 +36,6 @@ enum sfs_status sfsi_s3_backend_client(const struct sfs_config *cfg,
 /* The key of blob (tenant, sha): "<tenant>/<sha[0:2]>/<sha>". */
 void sfsi_s3_blob_key(int64_t tenant, const char *sha, char *out, size_t size);
 
-/* Start and stop the fetchers; measure the cache (backend open/close). */
-enum sfs_status sfsi_s3_reader_start(struct sfsi_s3_backend *be,
-				     struct sfs_err *e) SFS_MUST_CHECK;
-void sfsi_s3_reader_stop(struct sfsi_s3_backend *be);
-
 /*
  * Streaming of big sequential stages (blob_stream.c): start, and stop
  * and undo (blob_i.h's stream, stream_free). sfsi_s3_stream_finish, at
@@ -74,11 +48,5 @@ enum sfs_status sfsi_s3_stream_finish(struct sfs_store *s, int64_t tenant,
 				      struct sfs_stage *st, int known,
 				      int *done,
 				      struct sfs_err *e) SFS_MUST_CHECK;
-
-/* An open blob of the S3 backend (blob_i.h's open_blob). */
-enum sfs_status sfsi_s3_blob_open(struct sfsi_s3_backend *be, int64_t tenant,
-				  const char *sha, int64_t size, unsigned flags,
-				  struct sfs_blob **out,
-				  struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

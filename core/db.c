@@ -5,12 +5,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "auth_i.h"
 #include "db_i.h"
@@ -277,6 +279,33 @@ static void conn_close(struct db *d)
 	sqlite3_close(d->h);
 	sfsi_pg_close(d->pg);
 	free(d);
+}
+
+enum sfs_status sfsi_db_open_pg(const char *url, const char *schema,
+				struct db **out, struct sfs_err *e)
+{
+	struct db *d = calloc(1, sizeof(*d));
+	enum sfs_status st;
+
+	*out = NULL;
+	if (!d)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	st = sfsi_pg_open(url, schema, 0, 1, &d->pg, e);
+	if (st) {
+		free(d);
+		return st;
+	}
+	*out = d;
+	return SFS_OK;
+}
+
+void sfsi_db_close_pg(struct db *d)
+{
+	if (!d)
+		return;
+	if (d->txn)
+		sfsi_db_rollback(d);
+	conn_close(d);
 }
 
 void sfsi_db_pool_close(struct sfs_store *s)
@@ -847,7 +876,7 @@ static enum sfs_status txn_stmt(struct db *d, const char *sql,
 
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, 1, e)
+	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_WRITE, e)
 				   : txn_stmt(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
@@ -872,8 +901,18 @@ enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st =
-		d->pg ? sfsi_pg_begin(d->pg, 0, e) : txn_stmt(d, "BEGIN", e);
+	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_READ, e)
+				   : txn_stmt(d, "BEGIN", e);
+
+	if (!st)
+		d->txn = 1;
+	return st;
+}
+
+enum sfs_status sfsi_db_begin_rows(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_ROWS, e)
+				   : txn_stmt(d, "BEGIN IMMEDIATE", e);
 
 	if (!st)
 		d->txn = 1;
@@ -971,4 +1010,147 @@ void sfsi_db_rollback(struct db *d)
 int sfsi_db_in_txn(struct db *d)
 {
 	return d->txn;
+}
+
+/* ---- notices from other processes (PostgreSQL) ------------------------ */
+
+#define LISTEN_WAIT_MS 60000 /* a lost connection is noticed at least so */
+#define RELISTEN_MS 1000     /* between attempts to connect again */
+
+static void note(struct sfs_store *s)
+{
+	pthread_mutex_lock(&s->note_mu);
+	s->notes++;
+	pthread_cond_broadcast(&s->note_cv);
+	pthread_mutex_unlock(&s->note_mu);
+}
+
+static int note_stopping(struct sfs_store *s)
+{
+	int stop;
+
+	pthread_mutex_lock(&s->note_mu);
+	stop = s->note_stop;
+	pthread_mutex_unlock(&s->note_mu);
+	return stop;
+}
+
+static void *listener(void *arg)
+{
+	struct sfs_store *s = arg;
+	struct pgconn *c = NULL;
+	struct pollfd pf = { .fd = s->note_pipe[0], .events = POLLIN };
+	struct sfs_err e;
+	int got, warned = 0;
+
+	while (!note_stopping(s)) {
+		if (!c) {
+			sfs_err_init(&e);
+			if (sfsi_pg_listen(s->cfg.db_url, s->cfg.db_schema, &c,
+					   &e)) {
+				c = NULL;
+				if (!warned++)
+					sfs_warn("db",
+						 "cannot listen for other "
+						 "processes' changes (%s): "
+						 "polling until it can",
+						 e.message);
+				poll(&pf, 1, RELISTEN_MS);
+				continue;
+			}
+			warned = 0;
+			/* what was said while no one listened is unknown */
+			note(s);
+			sfs_workers_kick(s);
+		}
+		got = sfsi_pg_listen_wait(c, s->note_pipe[0], LISTEN_WAIT_MS);
+		if (got < 0) {
+			sfs_warn("db", "the listening connection was lost");
+			sfsi_pg_close(c);
+			c = NULL;
+			continue;
+		}
+		if (got & PG_NOTE_WRITE)
+			note(s);
+		if (got & PG_NOTE_JOBS)
+			sfs_workers_kick(s);
+	}
+	sfsi_pg_close(c);
+	return NULL;
+}
+
+int sfsi_db_listen_start(struct sfs_store *s)
+{
+	int ok;
+
+	if (!s->cfg.db_url[0])
+		return -1;
+	pthread_mutex_lock(&s->note_mu);
+	if (!s->note_state) {
+		s->note_state = 2;
+		if (pipe2(s->note_pipe, O_CLOEXEC) == 0) {
+			if (pthread_create(&s->note_th, NULL, listener, s) == 0)
+				s->note_state = 1;
+			else {
+				close(s->note_pipe[0]);
+				close(s->note_pipe[1]);
+			}
+		}
+		if (s->note_state != 1)
+			sfs_warn("db", "cannot start the listening thread");
+	}
+	ok = s->note_state == 1;
+	pthread_mutex_unlock(&s->note_mu);
+	return ok ? 0 : -1;
+}
+
+void sfsi_db_listen_stop(struct sfs_store *s)
+{
+	ssize_t n;
+
+	pthread_mutex_lock(&s->note_mu);
+	if (s->note_state != 1) {
+		pthread_mutex_unlock(&s->note_mu);
+		return;
+	}
+	s->note_stop = 1;
+	pthread_cond_broadcast(&s->note_cv);
+	pthread_mutex_unlock(&s->note_mu);
+	n = write(s->note_pipe[1], "x", 1);
+	(void)n; /* a full pipe is awake already */
+	pthread_join(s->note_th, NULL);
+	close(s->note_pipe[0]);
+	close(s->note_pipe[1]);
+	s->note_state = 0;
+}
+
+void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->note_mu);
+	while (s->notes == s->notes_seen && !s->note_stop)
+		if (pthread_cond_timedwait(&s->note_cv, &s->note_mu, &ts) ==
+		    ETIMEDOUT)
+			break;
+	s->notes_seen = s->notes;
+	pthread_mutex_unlock(&s->note_mu);
+}
+
+void sfsi_db_note_wake(struct sfs_store *s)
+{
+	note(s);
+}
+
+void sfsi_db_notify_jobs(struct db *d)
+{
+	if (d->pg)
+		sfsi_pg_notify_jobs(d->pg);
 }

@@ -78,6 +78,14 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s,
 			     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_begin_read(struct db *d,
 				   struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * A write transaction serialised only by the rows it locks (SELECT ...
+ * FOR UPDATE [SKIP LOCKED]) on PostgreSQL, not by the store's write lock:
+ * for writes that touch nothing but rows they locked first (job claims).
+ * On SQLite it is sfsi_db_begin (one writer at a time anyway).
+ */
+enum sfs_status sfsi_db_begin_rows(struct db *d,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_db_rollback(struct db *d);
 int sfsi_db_in_txn(struct db *d);
@@ -105,6 +113,35 @@ static inline const char *sfsi_db_sql(struct db *d, const char *sqlite,
 {
 	return sfsi_db_is_pg(d) ? pg : sqlite;
 }
+
+/*
+ * PostgreSQL: a thread of the store that LISTENs for what other processes
+ * and machines commit (a connection of its own, remade when lost): their
+ * writes wake sfsi_db_note_wait, their queued jobs kick this process's
+ * workers. Started on first need; 0 when it runs. -1 on SQLite (a
+ * shared-memory futex does this there) or when it cannot start.
+ */
+int sfsi_db_listen_start(struct sfs_store *s);
+void sfsi_db_listen_stop(struct sfs_store *s);
+/*
+ * Sleep until a write is heard that this store's waiters have not seen
+ * yet, sfsi_db_note_wake, or timeout_ms. One watcher per process is the
+ * intended caller; a notice taken by another waiter costs the caller its
+ * timeout, so callers also poll.
+ */
+void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms);
+void sfsi_db_note_wake(struct sfs_store *s);
+/* Tell other processes at this transaction's commit: jobs were queued. */
+void sfsi_db_notify_jobs(struct db *d);
+
+/*
+ * A PostgreSQL connection of no store (db_migrate.c's target): its schema
+ * made or migrated to this version. Close with sfsi_db_close_pg.
+ */
+enum sfs_status sfsi_db_open_pg(const char *url, const char *schema,
+				struct db **out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_db_close_pg(struct db *d);
 
 /* The store a connection belongs to. */
 struct sfs_store *sfsi_db_store(struct db *d);

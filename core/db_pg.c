@@ -11,7 +11,9 @@
  * transactions see one snapshot (REPEATABLE READ) and take no lock.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,9 @@ struct pgconn {
 	int wrote; /* a write committed since sfsi_pg_take_wrote */
 	int txn_wrote;
 	int64_t last_id;
+	int notify_jobs; /* jobs queued in this transaction */
 	char begin_write[128];
+	char channel[40]; /* the store's LISTEN/NOTIFY channel */
 };
 
 struct pgstmt {
@@ -102,6 +106,7 @@ static void check_conn(struct pgconn *c)
 	PQreset(c->c);
 	c->gen++;
 	c->txn = 0;
+	c->notify_jobs = 0;
 }
 
 static void notice(void *arg, const char *msg)
@@ -666,6 +671,8 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 	snprintf(c->begin_write, sizeof(c->begin_write),
 		 "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
 		 (long long)lock_key("speechfs:write:", schema));
+	snprintf(c->channel, sizeof(c->channel), "speechfs_%016llx",
+		 (unsigned long long)lock_key("speechfs:notify:", schema));
 	if (do_migrate)
 		ret = migrate(c, schema, e);
 out:
@@ -873,7 +880,7 @@ static int execute(struct pgstmt *st, struct sfs_err *e)
 		st->gen = c->gen;
 	}
 	if (st->write && !c->txn) {
-		if (sfsi_pg_begin(c, 1, e))
+		if (sfsi_pg_begin(c, PG_BEGIN_WRITE, e))
 			return -1;
 		own_txn = 1;
 	}
@@ -1075,12 +1082,15 @@ enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
 
 /* ---- transactions ---------------------------------------------------- */
 
-enum sfs_status sfsi_pg_begin(struct pgconn *c, int write, struct sfs_err *e)
+enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode, struct sfs_err *e)
 {
 	PGresult *r;
 
-	if (write)
+	if (mode == PG_BEGIN_WRITE)
 		r = run(c, c->begin_write, PGRES_TUPLES_OK, e, "begin");
+	else if (mode == PG_BEGIN_ROWS)
+		r = run(c, "BEGIN ISOLATION LEVEL READ COMMITTED",
+			PGRES_COMMAND_OK, e, "begin");
 	else
 		r = run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ",
 			PGRES_COMMAND_OK, e, "begin");
@@ -1094,10 +1104,36 @@ enum sfs_status sfsi_pg_begin(struct pgconn *c, int write, struct sfs_err *e)
 	return SFS_OK;
 }
 
+void sfsi_pg_notify_jobs(struct pgconn *c)
+{
+	c->notify_jobs = 1;
+}
+
+/*
+ * A transaction that changed rows tells the store's listeners (other
+ * processes, other machines) at its commit, in the same round trip:
+ * NOTIFY is delivered when, and only if, the transaction commits. 'w':
+ * something was written (the change feed's watchers look); 'j': jobs
+ * were queued (idle workers claim).
+ */
 enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 {
-	PGresult *r = PQexec(c->c, "COMMIT");
+	char sql[160];
+	PGresult *r;
 	enum sfs_status ret = SFS_OK;
+
+	size_t n = 0;
+
+	sql[0] = '\0';
+	if (c->txn_wrote)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+				      "NOTIFY %s, 'w'; ", c->channel);
+	if (c->notify_jobs)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+				      "NOTIFY %s, 'j'; ", c->channel);
+	snprintf(sql + n, sizeof(sql) - n, "COMMIT");
+	c->notify_jobs = 0;
+	r = PQexec(c->c, sql);
 
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		ret = res_status(c, r, e, "commit");
@@ -1119,6 +1155,7 @@ enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 
 void sfsi_pg_rollback(struct pgconn *c)
 {
+	c->notify_jobs = 0;
 	if (c->txn)
 		PQclear(PQexec(c->c, "ROLLBACK"));
 	c->txn = 0;
@@ -1129,4 +1166,50 @@ void sfsi_pg_rollback(struct pgconn *c)
 int sfsi_pg_in_txn(struct pgconn *c)
 {
 	return c->txn;
+}
+
+/* ---- notifications --------------------------------------------------- */
+
+enum sfs_status sfsi_pg_listen(const char *url, const char *schema,
+			       struct pgconn **out, struct sfs_err *e)
+{
+	enum sfs_status ret = sfsi_pg_open(url, schema, 0, 0, out, e);
+	char sql[64];
+
+	if (ret)
+		return ret;
+	snprintf(sql, sizeof(sql), "LISTEN %s", (*out)->channel);
+	if (run_ok(*out, sql, e, "listen")) {
+		sfsi_pg_close(*out);
+		*out = NULL;
+		return e ? e->status : SFS_IO;
+	}
+	return SFS_OK;
+}
+
+int sfsi_pg_listen_wait(struct pgconn *c, int stop_fd, int timeout_ms)
+{
+	struct pollfd pf[2] = {
+		{ .fd = PQsocket(c->c), .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+	};
+	PGnotify *n;
+	int got = 0, rc;
+
+	if (pf[0].fd < 0)
+		return -1;
+	rc = poll(pf, 2, timeout_ms);
+	if (rc < 0)
+		return errno == EINTR ? 0 : -1;
+	if (pf[1].revents)
+		return 0;
+	if (!pf[0].revents)
+		return 0;
+	if (!PQconsumeInput(c->c) || PQstatus(c->c) != CONNECTION_OK)
+		return -1;
+	while ((n = PQnotifies(c->c))) {
+		got |= n->extra[0] == 'j' ? PG_NOTE_JOBS : PG_NOTE_WRITE;
+		PQfreemem(n);
+	}
+	return got;
 }

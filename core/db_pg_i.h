@@ -60,12 +60,27 @@ int sfsi_pg_take_wrote(struct pgconn *c);
 enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
 			     struct sfs_err *e) SFS_MUST_CHECK;
 
-enum sfs_status sfsi_pg_begin(struct pgconn *c, int write,
+/* how a transaction begins */
+enum { PG_BEGIN_READ, PG_BEGIN_WRITE, PG_BEGIN_ROWS };
+enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode,
 			      struct sfs_err *e) SFS_MUST_CHECK;
+/* Tell the store's listeners that jobs were queued, at this commit. */
+void sfsi_pg_notify_jobs(struct pgconn *c);
 enum sfs_status sfsi_pg_commit(struct pgconn *c,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_pg_rollback(struct pgconn *c);
 int sfsi_pg_in_txn(struct pgconn *c);
+
+/*
+ * A connection of its own that LISTENs on the store's channel, and a
+ * wait on it (until a notice, stop_fd readable, or timeout_ms): what it
+ * heard (PG_NOTE_*), 0 for none, -1 when the connection is lost.
+ */
+enum { PG_NOTE_WRITE = 1, PG_NOTE_JOBS = 2 };
+enum sfs_status sfsi_pg_listen(const char *url, const char *schema,
+			       struct pgconn **out,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+int sfsi_pg_listen_wait(struct pgconn *c, int stop_fd, int timeout_ms);
 
 /* Whether a store's schema holds a store already (its secret). */
 int sfsi_pg_has_store(struct pgconn *c);

@@ -14,6 +14,7 @@
 #include "speechfs/vpath.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 /* Length of the parent prefix of a directory path ("/a/b/" -> 3). */
 static size_t parent_len(const char *path, size_t len)
@@ -255,6 +256,8 @@ enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *path, struct sfs_dir_info *out,
 			     struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_stat(s, path, out, e);
 	struct db *d = NULL;
 	enum sfs_status ret;
 
@@ -275,6 +278,8 @@ enum sfs_status sfs_dir_stat_ino(struct sfs_store *s, const struct sfs_actor *a,
 				 int64_t ino, char *path, size_t size,
 				 struct sfs_dir_info *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_stat_ino(s, ino, path, size, out, e);
 	struct db *d = NULL;
 	enum sfs_status ret;
 
@@ -292,6 +297,8 @@ enum sfs_status sfs_dir_stat_ino(struct sfs_store *s, const struct sfs_actor *a,
 enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *path, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_make(s, path, e);
 	struct sfs_buf p = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -363,6 +370,8 @@ out:
 enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *path, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_remove(s, path, e);
 	struct sfs_buf p = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -522,6 +531,8 @@ enum sfs_status sfs_dir_rename(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *from, const char *to,
 			       struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_rename(s, from, to, e);
 	struct sfs_buf f = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct sfs_buf t = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	char fparent[SFS_VPATH_MAX + 1], tparent[SFS_VPATH_MAX + 1];
@@ -619,6 +630,8 @@ enum sfs_status sfs_dir_set_mtime(struct sfs_store *s,
 				  const struct sfs_actor *a, const char *path,
 				  int64_t mtime_ns, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_set_mtime(s, path, mtime_ns, e);
 	struct sfs_dir_info info;
 	struct db *d = NULL;
 	enum sfs_status ret;
@@ -640,6 +653,8 @@ enum sfs_status sfs_dir_subdirs(struct sfs_store *s, const struct sfs_actor *a,
 					   const struct sfs_dir_info *d),
 				void *arg, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_subdirs(s, path, fn, arg, e);
 	struct sfs_dir_info info;
 	struct db *d = NULL;
 	struct db_stmt *st;

@@ -31,6 +31,7 @@
 #include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 /* A NULL time reads as 0 (sqlite3_column_int64's NULL): no type check. */
 static int64_t ms_or_zero(struct db_stmt *st, int i)
@@ -661,6 +662,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 				struct sfs_stage *content, struct sfs_file *out,
 				struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->file_create(s, sp, content, out, e);
 	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	char uuid[SFS_ID_SIZE], mime[96] = "";
 	struct db *d = NULL;
@@ -805,6 +808,8 @@ enum sfs_status sfs_file_get_ino(struct sfs_store *s, const struct sfs_actor *a,
 				 int64_t ino, struct sfs_file *out,
 				 struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->file_get_ino(s, ino, out, e);
 	return get_common(s, a, NULL, ino, out, e);
 }
 
@@ -1047,6 +1052,8 @@ enum sfs_status sfs_file_update(struct sfs_store *s, const struct sfs_actor *a,
 				const char *id, const struct sfs_file_update *u,
 				struct sfs_file *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->file_update(s, id, u, out, e);
 	struct sfs_file f;
 	struct db *d;
 	enum sfs_status ret;

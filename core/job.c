@@ -15,6 +15,7 @@
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 #define IDLE_WAIT_MS 500 /* notice jobs of other processes this fast */
 #define MAX_WORKERS 256
@@ -157,6 +158,8 @@ enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
 	ret = sfsi_db_run(st, e);
 	if (!ret && id)
 		*id = sfsi_db_last_rowid(d);
+	if (!ret)
+		sfsi_db_notify_jobs(d); /* other processes' workers */
 	return ret;
 }
 
@@ -214,10 +217,15 @@ enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
 	struct db_stmt *st;
 	int rc;
 
-	st = sfsi_db_prep(d,
-			  "SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2"
-			  " AND state = ?3",
-			  e);
+	/*
+	 * On PostgreSQL claims take no store-wide lock: lock the job's row,
+	 * so that a claim after an expired lease waits for this transaction
+	 * (or skips the job) instead of taking it while the result commits.
+	 */
+#define HOLDS                                                                  \
+	"SELECT 1 FROM job WHERE id = ?1 AND lease_token = ?2 AND state = ?3"
+	st = sfsi_db_prep(d, sfsi_db_sql(d, HOLDS, HOLDS " FOR UPDATE"), e);
+#undef HOLDS
 	if (!st)
 		return status_of(e);
 	sfsi_db_bind_int(st, 1, j->id);
@@ -293,6 +301,43 @@ static enum sfs_status pick(struct db *d, const int *kinds, int nkinds,
 			*best = id;
 	}
 	return SFS_OK;
+}
+
+/*
+ * PostgreSQL: lock the oldest runnable job of the kinds that no other
+ * claim holds (FOR UPDATE SKIP LOCKED), in a transaction begun with
+ * sfsi_db_begin_rows; 0 when there is none. A job row changed by a
+ * commit since the statement began is checked again by PostgreSQL
+ * before it is locked, so a job claimed meanwhile is not taken twice.
+ */
+static enum sfs_status pick_locked(struct db *d, const int *kinds, int nkinds,
+				   int64_t now, int64_t *best,
+				   struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int64_t mask = 0;
+	int i, rc;
+
+	for (i = 0; i < nkinds; i++)
+		mask |= (int64_t)1 << kinds[i];
+	*best = 0;
+	st = sfsi_db_prep(d,
+			  "SELECT id FROM job WHERE (state = ?1"
+			  " OR (state = ?2 AND lease_until < ?3))"
+			  " AND ((?4 >> kind) & 1) <> 0"
+			  " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+			  e);
+	if (!st)
+		return status_of(e);
+	sfsi_db_bind_int(st, 1, SFS_JOB_PENDING);
+	sfsi_db_bind_int(st, 2, SFS_JOB_PROCESSING);
+	sfsi_db_bind_int(st, 3, now);
+	sfsi_db_bind_int(st, 4, mask);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1)
+		*best = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
+	return rc < 0 ? status_of(e) : SFS_OK;
 }
 
 /* Take job `id` for this claim and read it into `out`. */
@@ -389,7 +434,16 @@ enum sfs_status sfs_job_claim(struct sfs_store *s, struct sfs_job *out,
 	ret = pick(d, kinds, nkinds, sfs_now_ms(), &best, e);
 	if (ret)
 		goto out;
-	if (best) {
+	if (best && sfsi_db_is_pg(d)) {
+		/* claimers pass each other by: no store-wide lock */
+		ret = sfsi_db_begin_rows(d, e);
+		if (ret)
+			goto out;
+		now = sfs_now_ms();
+		ret = pick_locked(d, kinds, nkinds, now, &best, e);
+		if (ret)
+			goto out;
+	} else if (best) {
 		/* BEGIN IMMEDIATE: one writer at a time, across processes */
 		ret = sfsi_db_begin(d, e);
 		if (ret)
@@ -864,6 +918,8 @@ static void join_all(struct sfs_store *s, int nstarted, int renewer)
  */
 enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 {
+	if (s->ops)
+		return SFS_OK; /* the server runs the jobs */
 	int nstarted = 0, rc = 0, renewer = 0;
 
 	if (n < 0 || n > MAX_WORKERS)
@@ -877,6 +933,10 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 	s->workers = calloc((size_t)n + 1, sizeof(*s->workers));
 	if (!s->workers)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	/* PostgreSQL: jobs queued by other processes kick these workers
+	 * (without it they still poll, IDLE_WAIT_MS) */
+	if (sfsi_db_store_is_pg(s))
+		(void)sfsi_db_listen_start(s);
 	pthread_mutex_lock(&s->work_mu);
 	s->stopping = RUN;
 	pthread_mutex_unlock(&s->work_mu);
@@ -909,6 +969,8 @@ enum sfs_status sfs_workers_start(struct sfs_store *s, int n, struct sfs_err *e)
 
 void sfs_workers_stop(struct sfs_store *s)
 {
+	if (s->ops)
+		return;
 	if (!s || !s->workers)
 		return;
 	pthread_mutex_lock(&s->work_mu);

@@ -222,7 +222,12 @@ uint64_t sfs_store_data_gen_wait(struct sfs_store *s, uint64_t gen,
 	ts.tv_sec = timeout_ms / 1000;
 	ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
 	if (!s->data_gen) {
-		nanosleep(&ts, NULL);
+		/* PostgreSQL: no generation, but other processes' writes
+		 * are heard (LISTEN): wake then, still answering 0 */
+		if (sfsi_db_listen_start(s) == 0)
+			sfsi_db_note_wait(s, timeout_ms);
+		else
+			nanosleep(&ts, NULL);
 		return 0;
 	}
 	__atomic_add_fetch(s->gen_waiters, 1, __ATOMIC_SEQ_CST);
@@ -238,6 +243,8 @@ void sfs_store_data_gen_wake(struct sfs_store *s)
 {
 	if (s->data_gen)
 		gen_futex_wake(s);
+	else if (sfsi_db_store_is_pg(s))
+		sfsi_db_note_wake(s);
 }
 
 /* The key's slot: its digits are random, so they are their own hash. */

@@ -23,6 +23,7 @@
 #include "speechfs/stage.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 /*
  * Drop a file row's reference on one of its blobs: `get` selects
@@ -150,6 +151,8 @@ static enum sfs_status soft_delete(struct db *d, struct sfs_store *s,
 enum sfs_status sfs_file_delete(struct sfs_store *s, const struct sfs_actor *a,
 				const char *id, int purge, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->file_delete(s, id, purge, e);
 	struct sfs_file f;
 	struct db *d;
 	enum sfs_status ret;
@@ -224,6 +227,8 @@ enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
 				const char *replace_id, unsigned flags,
 				struct sfs_file *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->file_rename(s, id, u, replace_id, flags, out, e);
 	struct sfs_file f, t;
 	struct db *d;
 	enum sfs_status ret;

@@ -22,6 +22,7 @@
 #include "speechfs/stage.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 /*
  * A file's listening audio back to nothing: its job cancelled, its MP3
@@ -71,6 +72,7 @@ enum sfs_status sfs_listening_generate(struct sfs_store *s,
 				       const char *id, struct sfs_file *out,
 				       struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "make listening audio", e);
 	struct sfs_file f;
 	struct db *d;
 	enum sfs_status ret;

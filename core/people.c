@@ -9,6 +9,7 @@
 #include "db_i.h"
 #include "speechfs/people.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 #define DIRECTORY_MAX 1000
 #define NAME_MAX_BYTES 127 /* as auth.c takes them */
@@ -382,6 +383,7 @@ enum sfs_status sfs_user_resolve(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *who, char id_out[SFS_ID_SIZE],
 				 struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "look users up", e);
 	struct sfs_user_info u;
 	char uuid[SFS_ID_SIZE];
 	enum sfs_status ret = SFS_NOT_FOUND;

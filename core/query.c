@@ -16,6 +16,7 @@
 #include "speechfs/vpath.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 void sfs_file_list_release(struct sfs_file_list *l)
 {
@@ -671,6 +672,8 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_query *q,
 				struct sfs_file_list *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->query_files(s, q, out, e);
 	char upper[SFS_VPATH_MAX + 2];
 	const char *path = q->path ? q->path : "/";
 	struct qb page, count;
@@ -799,6 +802,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 				 const struct sfs_query *q,
 				 struct sfs_file_list *out, struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "list files shared with you", e);
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
@@ -937,6 +941,8 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 					      const struct sfs_file *f),
 				    void *arg, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_files(s, path, NULL, 0, NULL, 1, fn, arg, e);
 	struct db_stmt *st;
 	struct db *d = NULL;
 	enum sfs_status ret;
@@ -967,6 +973,9 @@ sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
 		    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
 		    struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->dir_files(s, path, names, n, id_prefix, 0, fn,
+					 arg, e);
 	struct names_ctx c = { names, n, id_prefix, fn, arg };
 	char upper[SFS_ID_SIZE];
 	struct db_stmt *st;

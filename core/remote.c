@@ -1,9 +1,11 @@
 /*
- * The remote store's first pieces (remote.h): one libcurl handle kept
- * alive between requests (one TCP connection), the server's features
- * read from its OpenAPI document, error bodies turned back into the
- * core's statuses and reasons, a file's JSON decoded, new content
- * versions streamed from a file, and the change feed.
+ * The remote store's connection to its server (remote.h, remote_i.h): a
+ * pool of libcurl handles kept alive between requests (one per thread in
+ * a request, each its own TCP connection, sharing DNS and TLS sessions),
+ * the server's features read from its OpenAPI document, error bodies
+ * turned back into the core's statuses and reasons, a file's JSON
+ * decoded, new content versions streamed from a file, Range GETs of
+ * content into a sink, and the change feed.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -13,22 +15,32 @@
 #include <strings.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <pthread.h>
 #include "speechfs/buf.h"
 #include "speechfs/json.h"
 #include "speechfs/log.h"
 #include "speechfs/remote.h"
+#include "remote_i.h"
 #include "util_i.h"
 #include "speechfs/banned.h"
 
 #define API "/api/v1/speech-services"
 #define ANSWER_MAX (64 << 20)
 
+#define POOL_MAX 32
+#define RETRIES_429 4
+
 struct sfs_remote {
-	CURL *curl;
 	char base[512];
-	char key_header[128];
+	char *auth_header; /* X-API-Key: … or Authorization: Bearer … */
+	char cafile[512];
 	int timeout_s;
 	unsigned features;
+	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one per kind */
+	pthread_mutex_t mu;
+	CURL *idle[POOL_MAX];
+	int nidle;
 };
 
 /* ---- answers -> the core's statuses ---------------------------------- */
@@ -205,13 +217,6 @@ enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 
 /* ---- requests ---------------------------------------------------------- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct sfs_buf *b = arg;
-
-	return sfs_buf_add(b, p, size * n) ? 0 : size * n;
-}
-
 struct upload {
 	int fd;
 };
@@ -227,6 +232,184 @@ static size_t on_read(char *p, size_t size, size_t n, void *arg)
 	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
 }
 
+/* Where an answer's body goes: a 2xx to the sink, anything else to b. */
+struct answer {
+	CURL *curl;
+	struct sfs_buf *b;
+	sfsi_remote_sink sink;
+	void *arg;
+	int to_sink; /* -1 not known yet */
+	int sink_st;
+};
+
+static size_t on_answer(char *p, size_t size, size_t n, void *arg)
+{
+	struct answer *a = arg;
+	long code = 0;
+
+	if (a->to_sink < 0) {
+		curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &code);
+		a->to_sink = a->sink && code >= 200 && code < 300;
+	}
+	if (!a->to_sink)
+		return sfs_buf_add(a->b, p, size * n) ? 0 : size * n;
+	a->sink_st = a->sink(a->arg, p, size * n);
+	return a->sink_st ? 0 : size * n;
+}
+
+/*
+ * What the handles share (DNS, TLS sessions, the share itself): a lock
+ * per kind of data, as libcurl may take one kind while holding another.
+ */
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access acc,
+		       void *arg)
+{
+	struct sfs_remote *r = arg;
+
+	(void)c;
+	(void)acc;
+	if ((unsigned)data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&r->share_mu[data]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data data, void *arg)
+{
+	struct sfs_remote *r = arg;
+
+	(void)c;
+	if ((unsigned)data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&r->share_mu[data]);
+}
+
+static CURL *take(struct sfs_remote *r)
+{
+	CURL *c = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->nidle)
+		c = r->idle[--r->nidle];
+	pthread_mutex_unlock(&r->mu);
+	return c ? c : curl_easy_init();
+}
+
+static void give(struct sfs_remote *r, CURL *c)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->nidle < POOL_MAX) {
+		r->idle[r->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	curl_easy_cleanup(c);
+}
+
+enum sfs_status sfsi_remote_request(struct sfs_remote *r,
+				    const struct sfsi_remote_req *q,
+				    struct sfs_buf *b, struct sfs_err *e)
+{
+	struct curl_slist *h = NULL;
+	struct upload u = { q->fd };
+	struct answer a = {
+		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
+	};
+	char url[2048], range[64];
+	curl_mime *mime = NULL;
+	curl_mimepart *part;
+	curl_off_t wait;
+	long code = 0;
+	CURLcode rc;
+	size_t i;
+	int tries;
+	CURL *c = take(r);
+
+	if (!c)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	a.curl = c;
+	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_SHARE, r->share);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (r->cafile[0])
+		curl_easy_setopt(c, CURLOPT_CAINFO, r->cafile);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
+	curl_easy_setopt(
+		c, CURLOPT_TIMEOUT,
+		(long)(q->timeout_s ? q->timeout_s : 2 * r->timeout_s));
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+	h = curl_slist_append(h, r->auth_header);
+	if (q->header)
+		h = curl_slist_append(h, q->header);
+	if (q->body && q->fd < 0)
+		h = curl_slist_append(h, "Content-Type: application/json");
+	if (q->len > 0) {
+		snprintf(range, sizeof(range), "%lld-%lld", (long long)q->off,
+			 (long long)(q->off + q->len - 1));
+		curl_easy_setopt(c, CURLOPT_RANGE, range);
+	}
+	if (q->fd >= 0) {
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(c, CURLOPT_READDATA, &u);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)q->size);
+	} else if (q->form) {
+		mime = curl_mime_init(c);
+		for (i = 0; mime && q->form[i]; i += 2) {
+			part = curl_mime_addpart(mime);
+			curl_mime_name(part, q->form[i]);
+			curl_mime_data(part, q->form[i + 1],
+				       CURL_ZERO_TERMINATED);
+		}
+		part = mime ? curl_mime_addpart(mime) : NULL;
+		curl_mime_name(part, "file");
+		curl_mime_filename(part, q->form_file);
+		curl_mime_data(part, "", 0);
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	} else if (q->body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)strlen(q->body));
+	}
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	for (tries = 0;; tries++) {
+		rc = curl_easy_perform(c);
+		code = 0;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		/*
+		 * Too many requests (the server's rate limit): wait as long
+		 * as it says, within the timeout, a few times; an upload
+		 * from a file starts again from its beginning.
+		 */
+		if (rc != CURLE_OK || code != 429 || tries == RETRIES_429 ||
+		    (q->fd >= 0 && lseek(q->fd, 0, SEEK_SET) < 0))
+			break;
+		wait = 0;
+		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &wait);
+		wait = wait < 1 ? 1 : wait > r->timeout_s ? r->timeout_s : wait;
+		sleep((unsigned)wait);
+		sfs_buf_reset(b);
+		a.to_sink = -1;
+	}
+	curl_slist_free_all(h);
+	curl_mime_free(mime);
+	give(r, c);
+	if (rc == CURLE_WRITE_ERROR && a.sink_st)
+		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
+				"'%s': more bytes than asked for", url);
+	if (rc != CURLE_OK)
+		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
+				curl_easy_strerror(rc));
+	return sfs_remote_status(code, b->buf, b->len, e);
+}
+
 /*
  * One request: method and path under the base URL, an optional upload
  * (fd, its size) and extra header; the answer's body into b. The core's
@@ -237,43 +420,14 @@ static enum sfs_status request(struct sfs_remote *r, const char *method,
 			       const char *header, int timeout_s,
 			       struct sfs_buf *b, struct sfs_err *e)
 {
-	struct curl_slist *h = NULL;
-	struct upload u = { fd };
-	char url[2048];
-	long code = 0;
-	CURLcode rc;
+	struct sfsi_remote_req q = { .method = method,
+				     .path = path,
+				     .fd = fd,
+				     .size = size,
+				     .header = header,
+				     .timeout_s = timeout_s };
 
-	snprintf(url, sizeof(url), "%s%s", r->base, path);
-	curl_easy_reset(r->curl);
-	curl_easy_setopt(r->curl, CURLOPT_URL, url);
-	curl_easy_setopt(r->curl, CURLOPT_PROXY, "");
-	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
-	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
-	curl_easy_setopt(r->curl, CURLOPT_TIMEOUT,
-			 (long)(timeout_s ? timeout_s : 2 * r->timeout_s));
-	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, b);
-	h = curl_slist_append(h, r->key_header);
-	if (header)
-		h = curl_slist_append(h, header);
-	if (fd >= 0) {
-		curl_easy_setopt(r->curl, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(r->curl, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(r->curl, CURLOPT_READDATA, &u);
-		curl_easy_setopt(r->curl, CURLOPT_INFILESIZE_LARGE,
-				 (curl_off_t)size);
-	}
-	curl_easy_setopt(r->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(r->curl);
-	curl_slist_free_all(h);
-	if (rc != CURLE_OK)
-		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
-				curl_easy_strerror(rc));
-	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
-	return sfs_remote_status(code, b->buf, b->len, e);
+	return sfsi_remote_request(r, &q, b, e);
 }
 
 static void read_features(struct sfs_remote *r)
@@ -298,33 +452,55 @@ static void read_features(struct sfs_remote *r)
 	sfs_buf_release(&b);
 }
 
-enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
-				int timeout_s, struct sfs_remote **out,
-				struct sfs_err *e)
+enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
+				     struct sfs_remote **out, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfs_remote *r;
 	enum sfs_status st;
+	const char *cred = o->token ? o->token : o->api_key;
+	int i;
 
 	*out = NULL;
+	if (!o->url || strlen(o->url) >= sizeof(r->base) ||
+	    (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)))
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"the URL must be http://HOST[:PORT] or "
+				"https://HOST[:PORT]");
+	if (!cred || !cred[0] || strlen(cred) > 4096 ||
+	    strcspn(cred, "\r\n") != strlen(cred))
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"the key or token is empty, too long or not "
+				"one line");
+	if (o->cafile && strlen(o->cafile) >= sizeof(r->cafile))
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"the CA file's name is too long");
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	if (strlen(base_url) >= sizeof(r->base) ||
-	    strlen(api_key) > sizeof(r->key_header) - 12) {
-		free(r);
-		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
-				"the URL or the key is too long");
-	}
-	sfs_strlcpy(r->base, base_url, sizeof(r->base));
-	snprintf(r->key_header, sizeof(r->key_header), "X-API-Key: %s",
-		 api_key);
-	r->timeout_s = timeout_s > 0 ? timeout_s : 10;
-	r->curl = curl_easy_init();
-	if (!r->curl) {
-		free(r);
+	pthread_mutex_init(&r->mu, NULL);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&r->share_mu[i], NULL);
+	sfs_strlcpy(r->base, o->url, sizeof(r->base));
+	while (strlen(r->base) > 8 && r->base[strlen(r->base) - 1] == '/')
+		r->base[strlen(r->base) - 1] = '\0';
+	if (o->cafile)
+		sfs_strlcpy(r->cafile, o->cafile, sizeof(r->cafile));
+	r->auth_header = malloc(strlen(cred) + 32);
+	r->share = curl_share_init();
+	if (!r->auth_header || !r->share) {
+		sfs_remote_close(r);
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	}
+	snprintf(r->auth_header, strlen(cred) + 32, "%s%s",
+		 o->token ? "Authorization: Bearer " : "X-API-Key: ", cred);
+	curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(r->share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(r->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(r->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(r->share, CURLSHOPT_USERDATA, r);
+	r->timeout_s = o->timeout_s > 0 ? o->timeout_s : 10;
 	st = request(r, "GET", "/healthz", -1, 0, NULL, 0, &b, e);
 	sfs_buf_release(&b);
 	if (st) {
@@ -336,11 +512,31 @@ enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
 	return SFS_OK;
 }
 
+enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
+				int timeout_s, struct sfs_remote **out,
+				struct sfs_err *e)
+{
+	struct sfs_remote_opts o = { .url = base_url,
+				     .api_key = api_key,
+				     .timeout_s = timeout_s };
+
+	return sfs_remote_open_opts(&o, out, e);
+}
+
 void sfs_remote_close(struct sfs_remote *r)
 {
+	int i;
+
 	if (!r)
 		return;
-	curl_easy_cleanup(r->curl);
+	for (i = 0; i < r->nidle; i++)
+		curl_easy_cleanup(r->idle[i]);
+	if (r->share)
+		curl_share_cleanup(r->share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&r->share_mu[i]);
+	pthread_mutex_destroy(&r->mu);
+	free(r->auth_header);
 	free(r);
 }
 

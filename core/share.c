@@ -10,6 +10,7 @@
 #include "speechfs/share.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 #define SHARE_COLS "s.uuid, f.uuid, tu.uuid, s.perm, cu.uuid, s.created_at"
 #define SHARE_FROM                                                             \
@@ -145,6 +146,7 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 			      enum sfs_perm perm, struct sfs_share *out,
 			      int *created, struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "share files", e);
 	struct sfs_file f;
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -206,6 +208,8 @@ enum sfs_status sfs_share_list(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *file_id, struct sfs_share **out,
 			       size_t *n, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->share_list(s, file_id, out, n, e);
 	struct sfs_share *v = NULL, *nv;
 	struct sfs_file f;
 	struct db *d = NULL;
@@ -333,6 +337,7 @@ enum sfs_status sfs_share_revoke_user(struct sfs_store *s,
 				      const char *file_id, const char *user_id,
 				      struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "share files", e);
 	if (!user_id || !sfs_uuid_valid(user_id))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND,
 				"no share for this user exists on the file");
@@ -344,6 +349,7 @@ enum sfs_status sfs_share_user_name(struct sfs_store *s,
 				    const char *user_id, char *name,
 				    size_t size, struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "name users", e);
 	struct db_stmt *st;
 	struct db *d = NULL;
 	enum sfs_status ret;

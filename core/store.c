@@ -21,6 +21,7 @@
 #include "auth_i.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 void sfs_config_init(struct sfs_config *c)
 {
@@ -249,9 +250,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
  * without a configuration finds them. Mode 0600: a URL may hold a
  * password.
  */
-static enum sfs_status db_record_write(const char *dir,
-				       const struct sfs_config *cfg,
-				       struct sfs_err *e)
+enum sfs_status sfsi_store_record_db(const char *dir,
+				     const struct sfs_config *cfg,
+				     struct sfs_err *e)
 {
 	char path[4096], text[1200];
 	int fd, n, err = 0;
@@ -392,7 +393,7 @@ enum sfs_status sfs_store_init_cfg(const char *dir,
 	sfsi_db_bind_text(st, 1, hex);
 	ret = sfsi_db_run(st, e);
 	if (!ret && pg)
-		ret = db_record_write(dir, cfg, e);
+		ret = sfsi_store_record_db(dir, cfg, e);
 	sfsi_fsync_dir(dir);
 out:
 	sfsi_db_put(d);
@@ -472,6 +473,9 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_cond_init(&s->pool_cv, NULL);
 	pthread_mutex_init(&s->work_mu, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
+	pthread_mutex_init(&s->note_mu, NULL);
+	pthread_cond_init(&s->note_cv, NULL);
+	s->note_pipe[0] = s->note_pipe[1] = -1;
 	s->dir = realpath(dir, NULL);
 	if (!s->dir) {
 		ret = sfsi_errno_status(e, errno, "store directory");
@@ -522,7 +526,12 @@ void sfs_store_close(struct sfs_store *s)
 {
 	if (!s)
 		return;
+	if (s->ops) {
+		s->ops->close(s);
+		return;
+	}
 	sfs_workers_stop(s);
+	sfsi_db_listen_stop(s);
 	sfsi_staging_close(s);
 	sfsi_blob_backend_close(s);
 	sfsi_db_pool_close(s);
@@ -535,6 +544,8 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
+	pthread_mutex_destroy(&s->note_mu);
+	pthread_cond_destroy(&s->note_cv);
 	free(s->dir);
 	free(s->blob_dir);
 	free(s->staging_dir);
@@ -551,9 +562,32 @@ const char *sfs_store_dir(const struct sfs_store *s)
 	return s->dir;
 }
 
+enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	if (!sfsi_db_store_is_pg(s))
+		return SFS_OK;
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	/* every table of the store's schema, and only those (a database
+	 * may hold several stores) */
+	ret = sfsi_db_exec(
+		d,
+		"DO $$DECLARE t text; BEGIN FOR t IN SELECT tablename"
+		" FROM pg_tables WHERE schemaname = current_schema() LOOP"
+		" EXECUTE format('ANALYZE %I', t); END LOOP; END$$",
+		e);
+	sfsi_db_put(d);
+	return ret;
+}
+
 enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
 				     struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "follow changes", e);
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
@@ -617,6 +651,7 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 				  sfs_change_fn fn, void *arg, int64_t *last,
 				  struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "follow changes", e);
 	return changes(s, since, 0, fn, arg, last, e);
 }
 
@@ -624,6 +659,7 @@ enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
 					    sfs_change_fn fn, void *arg,
 					    int64_t *last, struct sfs_err *e)
 {
+	SFSI_REMOTE_REFUSE(s, "follow changes", e);
 	return changes(s, since, 1, fn, arg, last, e);
 }
 
@@ -646,6 +682,8 @@ enum sfs_status sfs_store_space_of(struct sfs_store *s,
 				   const struct sfs_actor *a,
 				   struct sfs_space *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->space_of(s, out, e);
 	struct sfs_tenant_info t;
 	uint64_t total = 0, avail = 0, used, left;
 	enum sfs_status ret;
@@ -681,5 +719,7 @@ enum sfs_status sfs_store_space_of(struct sfs_store *s,
 
 enum sfs_status sfs_store_sync(struct sfs_store *s, struct sfs_err *e)
 {
+	if (s->ops)
+		return SFS_OK; /* the server answered only once durable */
 	return sfsi_db_sync(s, e);
 }

@@ -14,7 +14,12 @@ struct db;
 struct sfsi_blob_backend;
 struct sfsi_keycache;
 
+struct sfsi_store_ops;
+
 struct sfs_store {
+	/* a remote store's table and state (remote_i.h), NULL when local */
+	const struct sfsi_store_ops *ops;
+	void *remote;
 	char *dir;	     /* the store directory */
 	char *blob_dir;	     /* dir/blobs */
 	char *staging_dir;   /* dir/staging/<this process> */
@@ -57,6 +62,21 @@ struct sfs_store {
 	int kicked;
 	pthread_t janitor;
 	int janitor_running;
+
+	/* PostgreSQL: what other processes NOTIFY (db.c's listener) */
+	pthread_mutex_t note_mu;
+	pthread_cond_t note_cv;
+	pthread_t note_th;
+	int note_state; /* 0 not started, 1 running, 2 cannot start */
+	int note_stop;
+	int note_pipe[2];
+	uint64_t notes, notes_seen; /* writes heard (and wake-ups) */
 };
+
+/* Write STORE/db.url (cfg's db.url and db.schema), mode 0600; it must
+ * not exist yet. */
+enum sfs_status sfsi_store_record_db(const char *dir,
+				     const struct sfs_config *cfg,
+				     struct sfs_err *e);
 
 #endif

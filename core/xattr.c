@@ -10,6 +10,7 @@
 #include "speechfs/xattr.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "remote_i.h"
 
 static enum sfs_status name_check(const char *name, struct sfs_err *e)
 {
@@ -66,6 +67,8 @@ enum sfs_status sfs_xattr_get(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *file_id, const char *name,
 			      struct sfs_buf *out, struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->xattr_get(s, file_id, name, out, e);
 	struct db_stmt *st;
 	struct db *d;
 	enum sfs_status ret;
@@ -148,6 +151,9 @@ enum sfs_status sfs_xattr_set(struct sfs_store *s, const struct sfs_actor *a,
 			      const void *value, size_t len, unsigned flags,
 			      struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->xattr_set(s, file_id, name, value, len, flags,
+					 e);
 	struct db_stmt *st;
 	struct db *d;
 	enum sfs_status ret;
@@ -198,6 +204,8 @@ enum sfs_status sfs_xattr_remove(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *file_id, const char *name,
 				 struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->xattr_remove(s, file_id, name, e);
 	struct db_stmt *st;
 	struct db *d;
 	enum sfs_status ret;
@@ -227,6 +235,8 @@ enum sfs_status sfs_xattr_list(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *file_id, struct sfs_buf *out,
 			       struct sfs_err *e)
 {
+	if (s->ops)
+		return s->ops->xattr_list(s, file_id, out, e);
 	struct db_stmt *st;
 	struct db *d;
 	enum sfs_status ret;

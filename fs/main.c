@@ -20,6 +20,7 @@
 #include "speechfs/config.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
+#include "speechfs/remote.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
@@ -32,6 +33,14 @@ struct opts {
 	char *cfg_store; /* the config file's 'store' */
 	char *umask_arg;
 	char *commit_arg;
+	/* a remote mount (--url) */
+	char *url;
+	char *key_file;
+	char *token_file;
+	char *cache_dir;
+	char *cache_size;
+	char *timeout;
+	char *cafile;
 	unsigned uid, gid, umask;
 	int set_uid, set_gid;
 	int ro;
@@ -73,6 +82,19 @@ static const struct fuse_opt specs[] = { OPT("--store %s", store),
 					 OPT("--user %s", user),
 					 OPT("--user=%s", user),
 					 OPT("user=%s", user),
+					 OPT("--url %s", url),
+					 OPT("--url=%s", url),
+					 OPT("url=%s", url),
+					 OPT("--key-file %s", key_file),
+					 OPT("--key-file=%s", key_file),
+					 OPT("key_file=%s", key_file),
+					 OPT("--token-file %s", token_file),
+					 OPT("--token-file=%s", token_file),
+					 OPT("token_file=%s", token_file),
+					 OPT("cache_dir=%s", cache_dir),
+					 OPT("cache_size=%s", cache_size),
+					 OPT("timeout=%s", timeout),
+					 OPT("cafile=%s", cafile),
 					 OPT("umask=%s", umask_arg),
 					 OPT("commit=%s", commit_arg),
 					 OPT("no_workers", no_workers),
@@ -155,6 +177,7 @@ static int opt_proc(void *data, const char *arg, int key,
 static void usage(const char *prog)
 {
 	printf("usage: %s --store DIR --user USER_ID MOUNTPOINT [options]\n"
+	       "       %s --url URL --key-file FILE MOUNTPOINT [options]\n"
 	       "\n"
 	       "Mount one user's recordings of a speechfs store as files.\n"
 	       "\n"
@@ -163,6 +186,18 @@ static void usage(const char *prog)
 	       "    --config FILE, -o config=FILE\n"
 	       "                                the core's settings (the "
 	       "daemon's file)\n"
+	       "    --url URL, -o url=URL       a store on a speechfsd "
+	       "(http(s)://HOST:PORT)\n"
+	       "    --key-file FILE, -o key_file=FILE\n"
+	       "                                its API key (first line)\n"
+	       "    --token-file FILE, -o token_file=FILE\n"
+	       "                                or a JWT (first line)\n"
+	       "    -o cache_dir=DIR            block cache "
+	       "($XDG_CACHE_HOME/speechfs/HOST_PORT)\n"
+	       "    -o cache_size=N[KMG]        its bound (1G; 0: none)\n"
+	       "    -o timeout=S                connect/stall bound, "
+	       "seconds (10)\n"
+	       "    -o cafile=FILE              CA certificates for https\n"
 	       "    -f                          stay in the foreground\n"
 	       "    -d                          debug output (implies -f)\n"
 	       "    -s                          serve in a single thread\n"
@@ -185,7 +220,145 @@ static void usage(const char *prog)
 	       "\n"
 	       "example:\n"
 	       "    %s --store /srv/speechfs --user $U ~/speech\n",
-	       prog, prog);
+	       prog, prog, prog);
+}
+
+/* A size with an optional K, M or G (powers of 1024); -1 when not. */
+static int parse_size(const char *v, int64_t *out)
+{
+	unsigned long long n;
+	char *end;
+
+	if (!*v || *v == '-' || *v == '+')
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || n > (1ULL << 50))
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		n <<= 10;
+	else if (*end == 'M' || *end == 'm')
+		n <<= 20;
+	else if (*end == 'G' || *end == 'g')
+		n <<= 30;
+	else if (*end)
+		return -1;
+	if (*end && end[1])
+		return -1;
+	*out = (int64_t)n;
+	return 0;
+}
+
+/* A remote mount's options (--url …): a one-line reason on error. */
+static int check_remote(struct opts *o)
+{
+	const char *alone[] = { o->cache_dir, o->cache_size, o->timeout,
+				o->cafile, o->token_file };
+	const char *names[] = { "cache_dir", "cache_size", "timeout", "cafile",
+				"token_file" };
+	unsigned t = 0;
+	int64_t sz;
+	size_t i;
+
+	if (!o->url) {
+		for (i = 0; i < sizeof(alone) / sizeof(*alone); i++)
+			if (alone[i]) {
+				fprintf(stderr,
+					"speechfs: -o %s= is for a remote "
+					"mount: give --url URL too\n",
+					names[i]);
+				return -1;
+			}
+		if (o->key_file) {
+			fprintf(stderr, "speechfs: --key-file is for a "
+					"remote mount: give --url URL too\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)) {
+		fprintf(stderr,
+			"speechfs: --url %s: expected http://HOST[:PORT] or "
+			"https://HOST[:PORT]\n",
+			o->url);
+		return -1;
+	}
+	if (o->store || o->user) {
+		fprintf(stderr, "speechfs: --url mounts a server's store as "
+				"its key's user: leave out --store and "
+				"--user\n");
+		return -1;
+	}
+	if (!o->key_file == !o->token_file) {
+		fprintf(stderr, "speechfs: --url needs one of --key-file FILE "
+				"(an API key) or --token-file FILE (a JWT)\n");
+		return -1;
+	}
+	if (o->timeout && (parse_num(o->timeout, 10, 3600, &t) || t == 0)) {
+		fprintf(stderr,
+			"speechfs: -o timeout=%s: expected seconds from 1 to "
+			"3600\n",
+			o->timeout);
+		return -1;
+	}
+	if (o->cache_size && parse_size(o->cache_size, &sz)) {
+		fprintf(stderr,
+			"speechfs: -o cache_size=%s: expected bytes, or a "
+			"number with K, M or G (e.g. 2G; 0: no cache)\n",
+			o->cache_size);
+		return -1;
+	}
+	if (o->cafile && access(o->cafile, R_OK)) {
+		fprintf(stderr, "speechfs: -o cafile=%s: %s\n", o->cafile,
+			strerror(errno));
+		return -1;
+	}
+	if (o->cache_dir && o->cache_dir[0] != '/') {
+		fprintf(stderr,
+			"speechfs: -o cache_dir=%s: expected an absolute "
+			"path\n",
+			o->cache_dir);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The first line of a key or token file, trimmed, into out[size]; a
+ * one-line reason on error.
+ */
+static int read_secret(const char *what, const char *path, char *out,
+		       size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "speechfs: %s '%s': %s\n", what, path,
+			strerror(errno));
+		return -1;
+	}
+	n = read(fd, out, size - 1);
+	close(fd);
+	if (n < 0) {
+		fprintf(stderr, "speechfs: %s '%s': %s\n", what, path,
+			strerror(errno));
+		return -1;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	while (*out &&
+	       (out[strlen(out) - 1] == ' ' || out[strlen(out) - 1] == '\t'))
+		out[strlen(out) - 1] = '\0';
+	if (!out[0] || (size_t)n == size - 1) {
+		fprintf(stderr,
+			"speechfs: %s '%s': expected one line (the first "
+			"line is empty or too long)\n",
+			what, path);
+		return -1;
+	}
+	return 0;
 }
 
 /* The values of the mount's own options; a one-line reason on error. */
@@ -193,8 +366,14 @@ static int check_opts(struct opts *o, const struct fuse_cmdline_opts *co)
 {
 	unsigned ms = 0;
 
-	if (o->bad)
+	if (o->bad || check_remote(o))
 		return -1;
+	if (o->url && !co->mountpoint) {
+		fprintf(stderr, "speechfs: missing the mount point\n");
+		return -1;
+	}
+	if (o->url)
+		goto common;
 	if (!o->store && !o->config) {
 		fprintf(stderr, "speechfs: missing --store DIR (or -o "
 				"store=DIR, or a --config FILE that names "
@@ -210,6 +389,7 @@ static int check_opts(struct opts *o, const struct fuse_cmdline_opts *co)
 		fprintf(stderr, "speechfs: missing the mount point\n");
 		return -1;
 	}
+common:
 	o->umask = 022;
 	if (o->umask_arg && parse_num(o->umask_arg, 8, 0777, &o->umask)) {
 		fprintf(stderr,
@@ -308,6 +488,49 @@ static int mount_key(void *arg, const char *key, const char *value,
 	return 1;
 }
 
+/* A store on a server, as its key's user. */
+static int open_remote(struct opts *o)
+{
+	struct sfs_remote_opts ro = { .url = o->url,
+				      .cafile = o->cafile,
+				      .cache_dir = o->cache_dir,
+				      .cache_bytes = -1 };
+	char secret[4200];
+	enum sfs_status st;
+	struct sfs_err e;
+	unsigned t = 0;
+	sigset_t old;
+	int ret = -1;
+
+	sfs_err_init(&e);
+	if (read_secret(o->key_file ? "key file" : "token file",
+			o->key_file ? o->key_file : o->token_file, secret,
+			sizeof(secret)))
+		return -1;
+	if (o->key_file)
+		ro.api_key = secret;
+	else
+		ro.token = secret;
+	if (o->timeout && !parse_num(o->timeout, 10, 3600, &t))
+		ro.timeout_s = (int)t;
+	if (o->cache_size && parse_size(o->cache_size, &ro.cache_bytes))
+		ro.cache_bytes = -1;
+	/* the block cache's fetchers must not take the loop's signals */
+	fs_signals_off(&old);
+	st = sfs_store_open_url(&ro, &g_fs.store, &e);
+	fs_signals_on(&old);
+	if (st)
+		fprintf(stderr, "speechfs: cannot mount '%s': %s\n", o->url,
+			e.message);
+	else if (sfs_auth_user(g_fs.store, NULL, SFS_SCOPE_ALL, &g_fs.actor,
+			       &e))
+		fprintf(stderr, "speechfs: '%s': %s\n", o->url, e.message);
+	else
+		ret = 0;
+	explicit_bzero(secret, sizeof(secret));
+	return ret;
+}
+
 static int open_store(struct opts *o)
 {
 	struct sfs_config cfg;
@@ -315,6 +538,8 @@ static int open_store(struct opts *o)
 	struct sfs_err e;
 	sigset_t old;
 
+	if (o->url)
+		return open_remote(o);
 	sfs_err_init(&e);
 	sfs_config_init(&cfg);
 	if (o->config && sfs_config_read(o->config, &cfg, mount_key, o, &e)) {
@@ -528,6 +753,12 @@ int main(int argc, char **argv)
 	g_fs.uid = o.set_uid ? o.uid : getuid();
 	g_fs.gid = o.set_gid ? o.gid : getgid();
 	g_fs.umask = o.umask;
+	if (o.url) {
+		/* remote: the server makes the listening audio and runs the
+		 * jobs; /.listening/ is not served remotely yet */
+		o.listening = 0;
+		o.no_workers = 1;
+	}
 	g_fs.ro = o.ro;
 	g_fs.start_ns = sfs_now_ns();
 	g_fs.listening = o.listening;
@@ -554,6 +785,13 @@ out:
 	free(o.cfg_store);
 	free(o.umask_arg);
 	free(o.commit_arg);
+	free(o.url);
+	free(o.key_file);
+	free(o.token_file);
+	free(o.cache_dir);
+	free(o.cache_size);
+	free(o.timeout);
+	free(o.cafile);
 	fuse_opt_free_args(&args);
 	if (ready_fd >= 0)
 		close(ready_fd);

@@ -203,6 +203,10 @@ void fs_poller_start(void)
 
 	if (g_fs.poller_running)
 		return;
+	/* a remote store has no change feed here yet: the kernel's entries
+	 * and attributes expire after the mount's timeout instead */
+	if (sfs_store_is_remote(g_fs.store))
+		return;
 	g_fs.stop = 0;
 	g_fs.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (g_fs.wake_fd < 0) {

@@ -72,7 +72,7 @@ static const struct admin_cmd *find_cmd(const char *name, const char *verb)
 int admin_is_command(const char *a)
 {
 	return strcmp(a, "help") == 0 || strcmp(a, "blob") == 0 ||
-	       find_cmd(a, NULL) || is_verb_group(a);
+	       strcmp(a, "db") == 0 || find_cmd(a, NULL) || is_verb_group(a);
 }
 
 void admin_list_commands(FILE *f)
@@ -86,6 +86,8 @@ void admin_list_commands(FILE *f)
 		"where the store keeps its blobs");
 	fprintf(f, "  %-15s %s\n", "blob migrate",
 		"move the blobs into an S3 object store");
+	fprintf(f, "  %-15s %s\n", "db migrate",
+		"move the metadata into PostgreSQL");
 }
 
 /* ---- help ------------------------------------------------------------- */
@@ -450,6 +452,9 @@ int admin_main(int argc, char **argv)
 	/* blob show|migrate parse their own options (admin_blob.c) */
 	if (strcmp(argv[0], "blob") == 0)
 		return admin_blob_main(argc, argv);
+	/* db migrate too (admin_db.c) */
+	if (strcmp(argv[0], "db") == 0)
+		return admin_db_main(argc, argv);
 	if (strcmp(argv[0], "help") == 0) {
 		/* `speechfsd help [COMMAND [VERB]]` */
 		if (argc == 1) {

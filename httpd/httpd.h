@@ -412,6 +412,7 @@ int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 	       const struct option *lo);
 /* admin_blob.c: speechfsd blob show|migrate */
 int admin_blob_main(int argc, char **argv);
+int admin_db_main(int argc, char **argv);
 
 /* small helpers (respond.c) */
 /* The client's address (never NULL: a zeroed one if unknown). */

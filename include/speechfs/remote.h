@@ -1,11 +1,12 @@
 /*
  * A store on a server: the first pieces of the core's second
  * implementation, over the REST API (design: the remote mount, issue 14).
- * Not yet behind struct sfs_store: a connection to a speechfsd, what it
- * offers, its answers turned back into the core's statuses and reasons
- * (so a front end's one errno or status table serves both stores), a
- * file's JSON decoded into struct sfs_file, new content versions and the
- * change feed. A struct sfs_remote is used by one thread at a time.
+ * A connection to a speechfsd (safe from many threads: a pool of kept-alive
+ * connections), what it offers, its answers turned back into the core's
+ * statuses and reasons (so a front end's one errno or status table serves
+ * both stores), a file's JSON decoded into struct sfs_file, new content
+ * versions and the change feed; and sfs_store_open_url, the store a
+ * remote mount reads through.
  */
 #ifndef SPEECHFS_REMOTE_H
 #define SPEECHFS_REMOTE_H
@@ -73,5 +74,36 @@ sfs_remote_changes(struct sfs_remote *r, const char *cursor, int timeout_s,
 		   void (*fn)(void *arg, const char *json, size_t len),
 		   void *arg, char *next, size_t size, int *more,
 		   struct sfs_err *e) SFS_MUST_CHECK;
+
+/* ---- a store on a server, for a mount ---- */
+
+struct sfs_store;
+
+struct sfs_remote_opts {
+	const char *url;       /* http(s)://HOST[:PORT], no path */
+	const char *api_key;   /* sent as X-API-Key, or */
+	const char *token;     /* a JWT sent as Authorization: Bearer */
+	const char *cafile;    /* CA certificates for https (NULL: system) */
+	int timeout_s;	       /* connect and stall bound (0: 10 s) */
+	const char *cache_dir; /* NULL: $XDG_CACHE_HOME/speechfs/HOST_PORT */
+	int64_t cache_bytes;   /* the block cache's bound (<0: 1 GiB) */
+};
+
+/* sfs_remote_open with every option. */
+enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
+				     struct sfs_remote **out,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A store on a server: the public calls a mount makes to read (listing
+ * directories and files, a file and its content, its xattrs and shares,
+ * the space) go to the server over the REST API, content through a block
+ * cache on local disk; the others answer SFS_UNSUPPORTED for now. The
+ * server must offer the directories extension. Ownership:
+ * sfs_store_close().
+ */
+enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
+				   struct sfs_store **out,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

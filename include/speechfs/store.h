@@ -120,8 +120,48 @@ enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 void sfs_store_close(struct sfs_store *s);
 
+/*
+ * Refresh the planner's statistics of the store's tables after a bulk
+ * load (a fill, a migration), as after a restore: PostgreSQL plans by
+ * them, and until autovacuum's next analyze a freshly filled table is
+ * planned as the small table it was. On SQLite it does nothing (its
+ * statements are planned without statistics, for the indexes they were
+ * written for).
+ */
+enum sfs_status sfs_store_analyze(struct sfs_store *s,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Move a store's metadata from its speechfs.db into PostgreSQL (`url`, a
+ * schema `schema` of its own, made if missing): every table copied in
+ * chunks that commit one by one, counts and checksums compared table by
+ * table, then STORE/db.url written and speechfs.db set aside
+ * (speechfs.db.moved-to-postgresql). A run that stops, fails, or reaches
+ * max_rows (> 0: rows to copy in this run) resumes where it stopped.
+ * The store must not be in use (its SQLite write lock is held
+ * throughout). SFS_BUSY: stopped at max_rows; SFS_CONFLICT: the schema
+ * holds another store, or the store is in PostgreSQL already; SFS_IO
+ * with r->table: that table differs after the copy (nothing switched).
+ */
+struct sfs_db_migrate_report {
+	int64_t tables;	  /* tables copied */
+	int64_t copied;	  /* rows copied by this run */
+	int64_t rows;	  /* rows of the store (counted at the check) */
+	int64_t verified; /* rows whose counts and checksums agree */
+	int resumed;	  /* the target held part of the copy already */
+	int complete;	  /* every row is in the target */
+	int switched;	  /* the store now opens PostgreSQL */
+	char table[32];	  /* the table that differs, if one does */
+};
+enum sfs_status sfs_db_migrate(const char *dir, const char *url,
+			       const char *schema, int64_t max_rows,
+			       struct sfs_db_migrate_report *r,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+
 const struct sfs_config *sfs_store_config(const struct sfs_store *s);
 const char *sfs_store_dir(const struct sfs_store *s);
+/* Was it opened by sfs_store_open_url (remote.h)? */
+int sfs_store_is_remote(const struct sfs_store *s);
 
 /*
  * The data generation: changes after every commit to the store's

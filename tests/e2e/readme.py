@@ -35,6 +35,7 @@ KINDS = {
                      "bucket blocks",
     "bucket": "a store in a bucket: run against the test run's Ceph "
               "RADOS Gateway",
+    "nginx": "an nginx http-level fragment: `nginx -t` checks it",
 }
 
 MARK = re.compile(r"<!--\s*test:\s*([a-z-]+)\s*-->")

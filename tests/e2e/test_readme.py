@@ -126,6 +126,20 @@ def test_fstab_line_is_what_the_helper_takes():
         assert name in helper, f"{name} is not handled by the helper"
 
 
+def test_nginx_block_is_a_valid_configuration(tmp_path):
+    (b,) = of_kind("nginx")
+    (tmp_path / "tmp").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("pid %s/nginx.pid;\nerror_log stderr;\n"
+                    "events {}\nhttp {\nclient_body_temp_path %s/tmp;\n"
+                    "proxy_temp_path %s/tmp;\n%s\n}\n"
+                    % (tmp_path, tmp_path, tmp_path, b.text))
+    p = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c",
+                        str(conf), "-e", "stderr"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
 # ---- a fresh store: admin CLI, serve, mount ----------------------------------
 
 def test_admin_blocks_on_a_fresh_store(tmp_path):

@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -258,6 +259,46 @@ static void *wait_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * PostgreSQL: a commit through another handle of the store (as another
+ * daemon or machine would make it) wakes a waiter long before its
+ * minute is up: its NOTIFY reaches the waiter's listening connection.
+ * The first commits may come before that connection has said LISTEN,
+ * so the other handle commits until the waiter wakes (30 s at most).
+ */
+static void wait_woken_by_other_handle(struct fx *f)
+{
+	struct sfs_store *other = NULL;
+	struct timespec dl;
+	struct waiter w;
+	pthread_t th;
+	char name[32];
+	int i, joined = 0;
+
+	REQUIRE_ST(sfs_store_open(f->dir, NULL, &other, NULL), SFS_OK);
+	w.s = f->s;
+	w.gen = 0;
+	w.got = 1;
+	REQUIRE(pthread_create(&th, NULL, wait_thread, &w) == 0);
+	for (i = 0; i < 150 && !joined; i++) {
+		snprintf(name, sizeof(name), "other-%d", i);
+		REQUIRE_ST(tfx_upload(other, &f->a, name, "o", 1, NULL, NULL),
+			   SFS_OK);
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 200000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		joined = pthread_timedjoin_np(th, NULL, &dl) == 0;
+	}
+	CHECK(joined);
+	if (!joined)
+		pthread_join(th, NULL);
+	CHECK(w.got == 0); /* still no generation */
+	sfs_store_close(other);
+}
+
 static void test_data_gen_wait(void)
 {
 	struct waiter w;
@@ -283,6 +324,7 @@ static void test_data_gen_wait(void)
 		CHECK(sfs_store_data_gen_wait(f.s, 0, 20) == 0);
 		REQUIRE_ST(sfs_store_change_seq(f.s, &s1, NULL), SFS_OK);
 		CHECK(s1 > s0);
+		wait_woken_by_other_handle(&f);
 		fx_close(&f);
 		return;
 	}

@@ -24,12 +24,16 @@
 #include <unistd.h>
 #include "fixture.h"
 #include "speechfs/auth.h"
+#include "speechfs/blob.h"
 #include "speechfs/buf.h"
+#include "speechfs/dir.h"
 #include "speechfs/file.h"
 #include "speechfs/log.h"
+#include "speechfs/query.h"
 #include "speechfs/remote.h"
 #include "speechfs/store.h"
 #include "speechfs/util.h"
+#include "speechfs/xattr.h"
 #include "testhelp.h"
 
 struct fx {
@@ -318,11 +322,232 @@ static void test_against_a_daemon(void)
 	fx_close(&fx);
 }
 
+struct seen {
+	int n;
+	int64_t ino;
+	char id[SFS_ID_SIZE];
+	char names[256];
+};
+
+static int on_file(void *arg, const struct sfs_file *f)
+{
+	struct seen *s = arg;
+
+	s->n++;
+	s->ino = f->ino;
+	sfs_strlcpy(s->id, f->id, sizeof(s->id));
+	return 0;
+}
+
+static void on_dir(void *arg, const char *name, const struct sfs_dir_info *d)
+{
+	struct seen *s = arg;
+
+	(void)d;
+	s->n++;
+	strncat(s->names, name, sizeof(s->names) - strlen(s->names) - 2);
+	strcat(s->names, ",");
+}
+
+/* Count the files below dir (the block cache's). */
+static int count_files(const char *dir)
+{
+	char cmd[PATH_MAX + 64], line[64] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f | wc -l", dir);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	if (!fgets(line, sizeof(line), p))
+		line[0] = '\0';
+	pclose(p);
+	return atoi(line);
+}
+
+/*
+ * The store of a server through the public API (sfs_store_open_url):
+ * directories, files, lookups by name and id, content through the block
+ * cache, xattrs; writes refused with SFS_UNSUPPORTED; a bad key refused
+ * at open; the daemon gone is SFS_UNAVAILABLE.
+ */
+static void test_store_open_url(void)
+{
+	static const char *const upper[] = { "TALK" }, *const none[] = { "x" };
+	struct sfs_remote_opts o = { 0 };
+	struct sfs_file_update u = { 0 };
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	struct sfs_store *rs = NULL;
+	struct sfs_blob *blob = NULL;
+	struct sfs_dir_info di;
+	struct sfs_actor ra;
+	struct sfs_file f;
+	struct sfs_err e;
+	struct seen seen;
+	struct fx fx;
+	char id[SFS_ID_SIZE], sha[65], cache[PATH_MAX], prefix[9], buf[64];
+	char bad[80];
+	size_t got = 0;
+	int64_t seq;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE_ST(tfx_upload(fx.s, &fx.a, "talk", "some words", 10, id, sha),
+		   SFS_OK);
+	REQUIRE_ST(sfs_dir_make(fx.s, &fx.a, "/empty/", NULL), SFS_OK);
+	REQUIRE_ST(
+		sfs_xattr_set(fx.s, &fx.a, id, "user.note", "hi", 2, 0, NULL),
+		SFS_OK);
+	snprintf(cache, sizeof(cache), "%s/cache", fx.dir);
+	o.url = fx.url;
+	o.api_key = fx.key_a;
+	o.timeout_s = 5;
+	o.cache_dir = cache;
+	o.cache_bytes = -1;
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open_url(&o, &rs, &e), SFS_OK);
+	CHECK(sfs_store_is_remote(rs) && !sfs_store_is_remote(fx.s));
+	REQUIRE_ST(sfs_auth_user(rs, NULL, SFS_SCOPE_ALL, &ra, NULL), SFS_OK);
+	/* directories */
+	REQUIRE_ST(sfs_dir_stat(rs, &ra, "/", &di, NULL), SFS_OK);
+	{
+		struct sfs_dir_info local;
+
+		/* as the store has it (but the number: the client's own) */
+		REQUIRE_ST(sfs_dir_stat(fx.s, &fx.a, "/", &local, NULL),
+			   SFS_OK);
+		CHECK(di.nsub == 1 && local.nsub == 1);
+		CHECK(di.nfiles == local.nfiles && di.ino > 0);
+		CHECK(di.mtime_ns / 1000000 == local.mtime_ns / 1000000);
+	}
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_stat(rs, &ra, "/nope/", &di, &e), SFS_NOT_FOUND);
+	memset(&seen, 0, sizeof(seen));
+	CHECK_ST(sfs_dir_subdirs(rs, &ra, "/", on_dir, &seen, NULL), SFS_OK);
+	CHECK(seen.n == 1 && !strcmp(seen.names, "empty,"));
+	REQUIRE_ST(sfs_dir_stat(rs, &ra, "/empty/", &di, NULL), SFS_OK);
+	CHECK(di.explicit_ && di.nfiles == 0);
+	{
+		struct sfs_dir_info d2;
+		char path[64];
+
+		CHECK_ST(sfs_dir_stat_ino(rs, &ra, di.ino, path, sizeof(path),
+					  &d2, NULL),
+			 SFS_OK);
+		CHECK(!strcmp(path, "/empty/") && d2.ino == di.ino);
+	}
+	/* files, numbered once */
+	memset(&seen, 0, sizeof(seen));
+	CHECK_ST(sfs_query_dir_files(rs, &ra, "/", on_file, &seen, NULL),
+		 SFS_OK);
+	CHECK(seen.n == 1 && !strcmp(seen.id, id) && seen.ino > 0);
+	memset(&seen, 0, sizeof(seen));
+	CHECK_ST(sfs_query_dir_names(rs, &ra, "/", upper, 1, NULL, on_file,
+				     &seen, NULL),
+		 SFS_OK);
+	CHECK(seen.n == 1 && !strcmp(seen.id, id));
+	memset(&seen, 0, sizeof(seen));
+	CHECK_ST(sfs_query_dir_names(rs, &ra, "/", none, 1, NULL, on_file,
+				     &seen, NULL),
+		 SFS_OK);
+	CHECK(seen.n == 0);
+	snprintf(prefix, sizeof(prefix), "%.8s", id);
+	CHECK_ST(sfs_query_dir_names(rs, &ra, "/", none, 1, prefix, on_file,
+				     &seen, NULL),
+		 SFS_OK);
+	CHECK(seen.n == 1 && !strcmp(seen.id, id));
+	REQUIRE_ST(sfs_file_get_ino(rs, &ra, seen.ino, &f, NULL), SFS_OK);
+	CHECK(!strcmp(f.id, id) && f.ino == seen.ino && f.size == 10);
+	CHECK(f.perm == SFS_PERM_OWNER);
+	sfs_file_release(&f);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_get_ino(rs, &ra, 999999, &f, &e), SFS_NOT_FOUND);
+	/* content: Range GETs into the block cache */
+	CHECK(count_files(cache) == 0);
+	REQUIRE_ST(sfs_file_open_ino(rs, &ra, seen.ino, SFS_CONTENT_ORIGINAL,
+				     SFS_BLOB_CACHED, &blob, NULL, NULL),
+		   SFS_OK);
+	CHECK(sfs_blob_size(blob) == 10);
+	CHECK_ST(sfs_blob_pread(blob, buf, sizeof(buf), 5, &got, NULL), SFS_OK);
+	CHECK(got == 5 && !memcmp(buf, "words", 5));
+	sfs_blob_close(blob);
+	CHECK(count_files(cache) == 1);
+	/* xattrs */
+	CHECK_ST(sfs_xattr_get(rs, &ra, id, "user.note", &b, NULL), SFS_OK);
+	CHECK(b.len == 2 && !memcmp(b.buf, "hi", 2));
+	sfs_buf_reset(&b);
+	CHECK_ST(sfs_xattr_list(rs, &ra, id, &b, NULL), SFS_OK);
+	CHECK(b.len == 10 && !memcmp(b.buf, "user.note", 10));
+	sfs_err_init(&e);
+	CHECK_ST(sfs_xattr_get(rs, &ra, id, "user.none", &b, &e),
+		 SFS_NOT_FOUND);
+	/* writes reach the server, its refusals come back as statuses */
+	u.set = SFS_UPD_NAME;
+	u.name = "other";
+	CHECK_ST(sfs_file_update(rs, &ra, id, &u, &f, NULL), SFS_OK);
+	CHECK(!strcmp(f.name, "other") && f.ino == seen.ino);
+	sfs_file_release(&f);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, id, &f, NULL), SFS_OK);
+	CHECK(!strcmp(f.name, "other"));
+	sfs_file_release(&f);
+	CHECK_ST(sfs_dir_make(rs, &ra, "/new/", NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_make(rs, &ra, "/new/", &e), SFS_CONFLICT);
+	CHECK_ST(sfs_dir_stat(fx.s, &fx.a, "/new/", &di, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(rs, &ra, "/new/", &di, NULL), SFS_OK);
+	CHECK_ST(sfs_dir_rename(rs, &ra, "/new/", "/newer/", NULL), SFS_OK);
+	{
+		struct sfs_dir_info d2;
+		char path[64];
+
+		/* its number follows it, as a local directory's row does */
+		CHECK_ST(sfs_dir_stat_ino(rs, &ra, di.ino, path, sizeof(path),
+					  &d2, NULL),
+			 SFS_OK);
+		CHECK(!strcmp(path, "/newer/"));
+	}
+	CHECK_ST(sfs_dir_remove(rs, &ra, "/newer/", NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_remove(rs, &ra, "/newer/", &e), SFS_NOT_FOUND);
+	CHECK_ST(sfs_xattr_set(rs, &ra, id, "user.x", "1", 1, 0, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_xattr_set(rs, &ra, id, "user.x", "2", 1, SFS_XATTR_CREATE,
+			       &e),
+		 SFS_CONFLICT);
+	CHECK_ST(sfs_xattr_remove(rs, &ra, id, "user.x", NULL), SFS_OK);
+	sfs_buf_reset(&b);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_xattr_get(fx.s, &fx.a, id, "user.x", &b, &e),
+		 SFS_NOT_FOUND);
+	/* not yet: the change sequence, a file's times */
+	CHECK_ST(sfs_store_change_seq(rs, &seq, NULL), SFS_UNSUPPORTED);
+	u.set = SFS_UPD_MTIME;
+	u.mtime_ns = 1;
+	CHECK_ST(sfs_file_update(rs, &ra, id, &u, NULL, NULL), SFS_UNSUPPORTED);
+	/* a key the server does not know: refused at open */
+	snprintf(bad, sizeof(bad), "sfs_%064d", 0);
+	o.api_key = bad;
+	{
+		struct sfs_store *no = NULL;
+
+		sfs_err_init(&e);
+		CHECK_ST(sfs_store_open_url(&o, &no, &e), SFS_UNAUTHENTICATED);
+		CHECK(no == NULL);
+	}
+	/* the daemon gone: a clear failure, at once */
+	CHECK(stop_daemon(&fx) == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_stat(rs, &ra, "/", &di, &e), SFS_UNAVAILABLE);
+	sfs_buf_release(&b);
+	sfs_store_close(rs);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_status_of_answers);
 	RUN(test_base64);
 	RUN(test_against_a_daemon);
+	RUN(test_store_open_url);
 	return th_report();
 }

@@ -1,12 +1,7 @@
 /*
- * Reading blobs of the S3 backend: an open blob keeps a small window of
- * blocks (Range GETs of `block` bytes) filled by the backend's fetcher
- * threads, a reader that goes in order gets `readahead` blocks fetched
- * ahead of it, and a read waits only for the block it needs. With
- * SFS_BLOB_CACHED (the mount) blocks also go to a bounded cache on local
- * disk, whence they are read again: content named by its hash never
- * changes, so a cached block never needs checking again; the least
- * recently used blocks leave first.
+ * The window of blocks, the fetchers and the disk cache of content read
+ * from far away (blockcache_i.h): the S3 backend's blobs and the remote
+ * store's files.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "blob_s3_i.h"
+#include "blockcache_i.h"
 #include "speechfs/log.h"
 #include "util_i.h"
 
@@ -35,10 +30,10 @@ struct slot {
 	char msg[256];
 };
 
-struct s3_blob {
+struct bc_blob {
 	struct sfs_blob b;
-	struct sfsi_s3_backend *be;
-	char key[128];
+	struct sfsi_bcache *be;
+	char key[256];
 	unsigned flags;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -52,14 +47,9 @@ struct s3_blob {
 	int closing;
 };
 
-void sfsi_s3_blob_key(int64_t tenant, const char *sha, char *out, size_t size)
-{
-	snprintf(out, size, "%lld/%.2s/%s", (long long)tenant, sha, sha);
-}
-
 /* ---- the local block cache ---- */
 
-static void cache_path(struct sfsi_s3_backend *be, const struct s3_blob *b,
+static void cache_path(struct sfsi_bcache *be, const struct bc_blob *b,
 		       int64_t idx, char *out, size_t size)
 {
 	snprintf(out, size, "%s/%lld/%.2s/%s.%lld", be->cache_dir,
@@ -67,7 +57,7 @@ static void cache_path(struct sfsi_s3_backend *be, const struct s3_blob *b,
 }
 
 /* A cached block of exactly `len` bytes into buf: 1, else 0. */
-static int cache_read(struct sfsi_s3_backend *be, const struct s3_blob *b,
+static int cache_read(struct sfsi_bcache *be, const struct bc_blob *b,
 		      int64_t idx, unsigned char *buf, size_t len)
 {
 	char path[4096];
@@ -150,7 +140,7 @@ static void cache_scan(const char *dir, int depth, struct cached **v, size_t *n,
  * Over the bound: look at what the directory really holds (other
  * processes add to it too) and remove the oldest blocks down to 90 %.
  */
-static void cache_evict(struct sfsi_s3_backend *be)
+static void cache_evict(struct sfsi_bcache *be)
 {
 	struct cached *v = NULL;
 	size_t n = 0, cap = 0, i;
@@ -166,7 +156,7 @@ static void cache_evict(struct sfsi_s3_backend *be)
 	free(v);
 }
 
-static void cache_write(struct sfsi_s3_backend *be, const struct s3_blob *b,
+static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 			int64_t idx, const unsigned char *buf, size_t len)
 {
 	char path[4096], tmp[4200], *slash;
@@ -214,9 +204,9 @@ static int fill_sink(void *arg, const void *data, size_t len)
 	return 0;
 }
 
-static void fetch_one(struct sfsi_s3_backend *be, struct fetch_job *j)
+static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 {
-	struct s3_blob *b = j->b;
+	struct bc_blob *b = j->b;
 	struct slot *sl = &b->slots[j->slot];
 	struct sfs_err e;
 	struct fill f;
@@ -251,12 +241,10 @@ static void fetch_one(struct sfsi_s3_backend *be, struct fetch_job *j)
 		f.len = (size_t)want;
 		cached = 1;
 	} else {
-		st = sfsi_s3_get(be->c, b->key, off, want, fill_sink, &f, NULL,
-				 &e);
+		st = be->fetch(be->ctx, b->key, off, want, fill_sink, &f, &e);
 		if (!st && f.len != (size_t)want)
 			st = sfs_errf(&e, SFS_IO, SFS_R_NONE,
-				      "object store: short block of '%s'",
-				      b->key);
+				      "short block of '%s'", b->key);
 	}
 	pthread_mutex_lock(&b->mu);
 	sl->st = st;
@@ -281,8 +269,8 @@ done:
 
 static void *fetcher(void *arg)
 {
-	struct sfsi_s3_backend *be = arg;
-	struct fetch_job *j;
+	struct sfsi_bcache *be = arg;
+	struct sfsi_bc_job *j;
 
 	for (;;) {
 		pthread_mutex_lock(&be->mu);
@@ -303,10 +291,10 @@ static void *fetcher(void *arg)
 }
 
 /* Queue a slot's block: a block someone waits for goes first. */
-static int enqueue(struct sfsi_s3_backend *be, struct s3_blob *b, int slot,
+static int enqueue(struct sfsi_bcache *be, struct bc_blob *b, int slot,
 		   int urgent)
 {
-	struct fetch_job *j = calloc(1, sizeof(*j));
+	struct sfsi_bc_job *j = calloc(1, sizeof(*j));
 
 	if (!j)
 		return -1;
@@ -327,8 +315,7 @@ static int enqueue(struct sfsi_s3_backend *be, struct s3_blob *b, int slot,
 	return 0;
 }
 
-enum sfs_status sfsi_s3_reader_start(struct sfsi_s3_backend *be,
-				     struct sfs_err *e)
+enum sfs_status sfsi_bcache_start(struct sfsi_bcache *be, struct sfs_err *e)
 {
 	int64_t total = 0;
 	int i;
@@ -355,7 +342,7 @@ enum sfs_status sfsi_s3_reader_start(struct sfsi_s3_backend *be,
 	return SFS_OK;
 }
 
-void sfsi_s3_reader_stop(struct sfsi_s3_backend *be)
+void sfsi_bcache_stop(struct sfsi_bcache *be)
 {
 	int i;
 
@@ -377,7 +364,7 @@ void sfsi_s3_reader_stop(struct sfsi_s3_backend *be)
 /* ---- open blobs ---- */
 
 /* The slot holding block idx, or -1 (b locked). */
-static int find_slot(struct s3_blob *b, int64_t idx)
+static int find_slot(struct bc_blob *b, int64_t idx)
 {
 	int i;
 
@@ -392,7 +379,7 @@ static int find_slot(struct s3_blob *b, int64_t idx)
  * least recently used slot that is not busy and not holding a block in
  * [keep, idx). Returns the slot, or -1 if all are busy.
  */
-static int want_block(struct s3_blob *b, int64_t idx, int64_t keep, int urgent)
+static int want_block(struct bc_blob *b, int64_t idx, int64_t keep, int urgent)
 {
 	struct slot *sl;
 	int i, best = -1;
@@ -427,7 +414,7 @@ static int want_block(struct s3_blob *b, int64_t idx, int64_t keep, int urgent)
 	return best;
 }
 
-static void read_ahead(struct s3_blob *b, int64_t idx)
+static void read_ahead(struct bc_blob *b, int64_t idx)
 {
 	int64_t k;
 
@@ -436,10 +423,10 @@ static void read_ahead(struct s3_blob *b, int64_t idx)
 			break;
 }
 
-static enum sfs_status s3_pread(struct sfs_blob *bb, void *buf, size_t len,
+static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 				int64_t off, size_t *got, struct sfs_err *e)
 {
-	struct s3_blob *b = (struct s3_blob *)bb;
+	struct bc_blob *b = (struct bc_blob *)bb;
 	int64_t idx = off / b->be->block, in;
 	enum sfs_status ret = SFS_OK;
 	struct slot *sl;
@@ -478,19 +465,22 @@ static enum sfs_status s3_pread(struct sfs_blob *bb, void *buf, size_t len,
 	return ret;
 }
 
-static enum sfs_status s3_url(struct sfs_blob *bb, int expires_s,
+static enum sfs_status bc_url(struct sfs_blob *bb, int expires_s,
 			      const char *ctype, const char *disposition,
 			      char **url, struct sfs_err *e)
 {
-	struct s3_blob *b = (struct s3_blob *)bb;
+	struct bc_blob *b = (struct bc_blob *)bb;
 
-	return sfsi_s3_presign(b->be->c, b->key, expires_s, ctype, disposition,
-			       url, e);
+	if (!b->be->url)
+		return sfsi_blob_no_url(bb, expires_s, ctype, disposition, url,
+					e);
+	return b->be->url(b->be->ctx, b->key, expires_s, ctype, disposition,
+			  url, e);
 }
 
-static void s3_close(struct sfs_blob *bb)
+static void bc_close(struct sfs_blob *bb)
 {
-	struct s3_blob *b = (struct s3_blob *)bb;
+	struct bc_blob *b = (struct bc_blob *)bb;
 	int i;
 
 	/* queued jobs see `closing` and let go; wait for them all */
@@ -506,30 +496,36 @@ static void s3_close(struct sfs_blob *bb)
 	free(b);
 }
 
-static const struct sfsi_blob_ops s3_ops = {
-	.pread = s3_pread,
-	.url = s3_url,
-	.close = s3_close,
+static const struct sfsi_blob_ops bc_ops = {
+	.pread = bc_pread,
+	.url = bc_url,
+	.close = bc_close,
 };
 
-enum sfs_status sfsi_s3_blob_open(struct sfsi_s3_backend *be, int64_t tenant,
-				  const char *sha, int64_t size, unsigned flags,
-				  struct sfs_blob **out, struct sfs_err *e)
+enum sfs_status sfsi_bcache_blob_open(struct sfsi_bcache *be, int64_t tenant,
+				      const char *sha, int64_t size,
+				      unsigned flags, const char *key,
+				      struct sfs_blob **out, struct sfs_err *e)
 {
-	struct s3_blob *b = calloc(1, sizeof(*b));
+	struct bc_blob *b = calloc(1, sizeof(*b));
 	int i;
 
 	*out = NULL;
 	if (!b)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	b->b.ops = &s3_ops;
+	b->b.ops = &bc_ops;
 	b->b.tenant = tenant;
 	sfs_strlcpy(b->b.sha, sha, sizeof(b->b.sha));
 	b->b.size = size;
 	b->b.fd = -1;
 	b->be = be;
 	b->flags = flags;
-	sfsi_s3_blob_key(tenant, sha, b->key, sizeof(b->key));
+	if (strlen(key) >= sizeof(b->key)) {
+		free(b);
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"a blob key too long");
+	}
+	sfs_strlcpy(b->key, key, sizeof(b->key));
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->nblocks = (size + be->block - 1) / be->block;

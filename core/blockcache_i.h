@@ -1,0 +1,77 @@
+/*
+ * Reading immutable content from far away (blockcache.c): an open blob
+ * keeps a small window of blocks filled by fetcher threads, a reader that
+ * goes in order gets `readahead` blocks fetched ahead of it, and a read
+ * waits only for the block it needs. With SFS_BLOB_CACHED (the mount)
+ * blocks also go to a bounded cache on local disk, whence they are read
+ * again: content named by its sha256 never changes, so a cached block
+ * never needs checking again; the least recently used blocks leave first.
+ * Where the bytes come from is the owner's fetch function: the S3
+ * backend's Range GET of an object (blob_s3.c), the remote store's Range
+ * GET of a file's content by its sha256 (remote_blob.c).
+ */
+#ifndef SPEECHFS_BLOCKCACHE_I_H
+#define SPEECHFS_BLOCKCACHE_I_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "blob_i.h"
+
+struct bc_blob;
+
+/* Where fetched bytes go: 0, or a status that stops the transfer. */
+typedef int (*sfsi_bc_sink)(void *arg, const void *data, size_t len);
+
+/* A block to fetch for an open blob: its slot. */
+struct sfsi_bc_job {
+	struct bc_blob *b;
+	int slot;
+	struct sfsi_bc_job *next;
+};
+
+struct sfsi_bcache {
+	/* set by the owner before sfsi_bcache_start */
+	int64_t block; /* bytes per block (a Range GET) */
+	int readahead; /* blocks fetched ahead of a sequential reader */
+	int nthreads;  /* fetchers */
+	char cache_dir[4096];
+	int64_t cache_bytes; /* the disk cache's bound (0: none) */
+	/*
+	 * Fetch [off, off+len) of the content at `key` (the owner's name
+	 * for it, given at sfsi_bcache_blob_open) into sink.
+	 */
+	enum sfs_status (*fetch)(void *ctx, const char *key, int64_t off,
+				 int64_t len, sfsi_bc_sink sink, void *arg,
+				 struct sfs_err *e);
+	/* blob.h's sfs_blob_url for these blobs (NULL: SFS_UNSUPPORTED) */
+	enum sfs_status (*url)(void *ctx, const char *key, int expires_s,
+			       const char *ctype, const char *disposition,
+			       char **url, struct sfs_err *e);
+	void *ctx;
+
+	/* the fetchers' */
+	pthread_t *threads;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sfsi_bc_job *head, *tail;
+	int stop;
+	int64_t cache_used; /* what this process knows of */
+	pthread_mutex_t cache_mu;
+};
+
+/* Start and stop the fetchers; measure the disk cache. */
+enum sfs_status sfsi_bcache_start(struct sfsi_bcache *bc,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_bcache_stop(struct sfsi_bcache *bc);
+
+/*
+ * An open blob of `size` bytes read through bc: `key` names it for the
+ * fetch function, (tenant, sha) for the disk cache.
+ */
+enum sfs_status sfsi_bcache_blob_open(struct sfsi_bcache *bc, int64_t tenant,
+				      const char *sha, int64_t size,
+				      unsigned flags, const char *key,
+				      struct sfs_blob **out,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * The remote store inside core (design: the remote mount, issue 14). A
+ * struct sfs_store opened by sfs_store_open_url has `ops` set: each public
+ * entry point that a front end uses dispatches to it at its top, once,
+ * and its local body below stays as it was. The bodies live in
+ * remote_store.c (the namespace and metadata) and remote_blob.c (content
+ * through the block cache); remote.c speaks HTTP. Entry points the remote
+ * store does not offer yet answer SFS_UNSUPPORTED (sfsi_remote_refuse).
+ */
+#ifndef SPEECHFS_REMOTE_I_H
+#define SPEECHFS_REMOTE_I_H
+
+#include <stdint.h>
+#include "speechfs/auth.h"
+#include "speechfs/buf.h"
+#include "speechfs/dir.h"
+#include "speechfs/file.h"
+#include "speechfs/query.h"
+#include "speechfs/remote.h"
+#include "speechfs/share.h"
+#include "speechfs/stage.h"
+#include "speechfs/xattr.h"
+#include "speechfs/store.h"
+#include "store_i.h"
+
+struct sfs_blob;
+
+/* ---- HTTP (remote.c) ---- */
+
+/* Where a 2xx answer's bytes go: 0, or a status that stops the transfer. */
+typedef int (*sfsi_remote_sink)(void *arg, const void *data, size_t len);
+
+struct sfsi_remote_req {
+	const char *method;
+	const char *path;   /* under the base URL, query included */
+	const char *header; /* one extra header line, or NULL */
+	const char *body;   /* a request body (JSON), or NULL */
+	int fd;		    /* or an upload from fd (size bytes), or -1 */
+	int64_t size;
+	int64_t off, len;      /* len > 0: Range: bytes=off-(off+len-1) */
+	int timeout_s;	       /* 0: twice the connection's */
+	sfsi_remote_sink sink; /* a 2xx answer's body (NULL: into b) */
+	void *arg;
+	/*
+	 * A multipart form (POST /files): name, value pairs up to a NULL
+	 * name, and a part "file" named form_file of no bytes.
+	 */
+	const char *const *form;
+	const char *form_file;
+};
+
+/*
+ * One request on a pooled connection (safe from any thread); the answer
+ * as the core's status (remote.h's sfs_remote_status), an error body in
+ * b, and b holding a 2xx body unless a sink took it.
+ */
+enum sfs_status sfsi_remote_request(struct sfs_remote *r,
+				    const struct sfsi_remote_req *q,
+				    struct sfs_buf *b,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/* ---- the store's table ---- */
+
+struct sfsi_store_ops {
+	void (*close)(struct sfs_store *s);
+	enum sfs_status (*auth_user)(struct sfs_store *s, struct sfs_actor *out,
+				     struct sfs_err *e);
+	enum sfs_status (*space_of)(struct sfs_store *s, struct sfs_space *out,
+				    struct sfs_err *e);
+	enum sfs_status (*dir_stat)(struct sfs_store *s, const char *path,
+				    struct sfs_dir_info *out,
+				    struct sfs_err *e);
+	enum sfs_status (*dir_stat_ino)(struct sfs_store *s, int64_t ino,
+					char *path, size_t size,
+					struct sfs_dir_info *out,
+					struct sfs_err *e);
+	enum sfs_status (*dir_subdirs)(struct sfs_store *s, const char *path,
+				       void (*fn)(void *arg, const char *name,
+						  const struct sfs_dir_info *d),
+				       void *arg, struct sfs_err *e);
+	enum sfs_status (*dir_files)(struct sfs_store *s, const char *path,
+				     const char *const *names, size_t n,
+				     const char *id_prefix, int all,
+				     int (*fn)(void *arg,
+					       const struct sfs_file *f),
+				     void *arg, struct sfs_err *e);
+	enum sfs_status (*query_files)(struct sfs_store *s,
+				       const struct sfs_query *q,
+				       struct sfs_file_list *out,
+				       struct sfs_err *e);
+	enum sfs_status (*file_get_ino)(struct sfs_store *s, int64_t ino,
+					struct sfs_file *out,
+					struct sfs_err *e);
+	enum sfs_status (*file_open_ino)(struct sfs_store *s, int64_t ino,
+					 enum sfs_content which, unsigned flags,
+					 struct sfs_blob **blob,
+					 struct sfs_file *out,
+					 struct sfs_err *e);
+	enum sfs_status (*xattr_get)(struct sfs_store *s, const char *file_id,
+				     const char *name, struct sfs_buf *out,
+				     struct sfs_err *e);
+	enum sfs_status (*xattr_list)(struct sfs_store *s, const char *file_id,
+				      struct sfs_buf *out, struct sfs_err *e);
+	enum sfs_status (*share_list)(struct sfs_store *s, const char *file_id,
+				      struct sfs_share **out, size_t *n,
+				      struct sfs_err *e);
+
+	/* writes (remote_write.c) */
+	enum sfs_status (*file_create)(struct sfs_store *s,
+				       const struct sfs_file_spec *spec,
+				       struct sfs_stage *content,
+				       struct sfs_file *out, struct sfs_err *e);
+	enum sfs_status (*set_content)(struct sfs_store *s, const char *id,
+				       struct sfs_stage *content,
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e);
+	enum sfs_status (*file_update)(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       struct sfs_file *out, struct sfs_err *e);
+	enum sfs_status (*file_delete)(struct sfs_store *s, const char *id,
+				       int purge, struct sfs_err *e);
+	enum sfs_status (*file_rename)(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       const char *replace_id, unsigned flags,
+				       struct sfs_file *out, struct sfs_err *e);
+	enum sfs_status (*dir_make)(struct sfs_store *s, const char *path,
+				    struct sfs_err *e);
+	enum sfs_status (*dir_remove)(struct sfs_store *s, const char *path,
+				      struct sfs_err *e);
+	enum sfs_status (*dir_rename)(struct sfs_store *s, const char *from,
+				      const char *to, struct sfs_err *e);
+	enum sfs_status (*dir_set_mtime)(struct sfs_store *s, const char *path,
+					 int64_t mtime_ns, struct sfs_err *e);
+	enum sfs_status (*xattr_set)(struct sfs_store *s, const char *file_id,
+				     const char *name, const void *value,
+				     size_t len, unsigned flags,
+				     struct sfs_err *e);
+	enum sfs_status (*xattr_remove)(struct sfs_store *s,
+					const char *file_id, const char *name,
+					struct sfs_err *e);
+};
+
+/* ---- shared by the remote store's files ---- */
+
+struct sfs_remote *sfsi_remote_of(struct sfs_store *s);
+/* A path or name made safe for a query string (all but unreserved, '/'). */
+void sfsi_remote_escape(const char *in, char *out, size_t size);
+/* A file's JSON into out, numbered (its ino) and with its permission. */
+enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
+				      size_t len, struct sfs_file *out,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+/* Number a file the server answered with (its ino, its permission). */
+enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
+					struct sfs_err *e) SFS_MUST_CHECK;
+
+/* A directory renamed: the numbers of it and below follow it. */
+void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
+			   const char *to);
+
+/* remote_write.c's bodies (the table's) */
+enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
+					const struct sfs_file_spec *spec,
+					struct sfs_stage *content,
+					struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
+					struct sfs_stage *content,
+					unsigned flags, struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
+					const struct sfs_file_update *u,
+					struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
+					int purge, struct sfs_err *e);
+enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
+					const struct sfs_file_update *u,
+					const char *replace_id, unsigned flags,
+					struct sfs_file *out,
+					struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_make(struct sfs_store *s, const char *path,
+				     struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
+				       struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
+				       const char *to, struct sfs_err *e);
+enum sfs_status sfsi_remote_dir_set_mtime(struct sfs_store *s, const char *path,
+					  int64_t mtime_ns, struct sfs_err *e);
+enum sfs_status sfsi_remote_xattr_set(struct sfs_store *s, const char *id,
+				      const char *name, const void *value,
+				      size_t len, unsigned flags,
+				      struct sfs_err *e);
+enum sfs_status sfsi_remote_xattr_remove(struct sfs_store *s, const char *id,
+					 const char *name, struct sfs_err *e);
+
+/*
+ * What a remote store does not do (yet): SFS_UNSUPPORTED naming `what`
+ * (a front end makes it ENOTSUP; the mount is read-only remotely).
+ */
+enum sfs_status sfsi_remote_refuse(const char *what,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+
+#define SFSI_REMOTE_REFUSE(s, what, e)                                         \
+	do {                                                                   \
+		if ((s)->ops)                                                  \
+			return sfsi_remote_refuse(what, e);                    \
+	} while (0)
+
+/* ---- content (remote_blob.c) ---- */
+
+struct sfsi_rblob;
+
+/* The block cache of a remote store: fetchers, the disk cache. */
+enum sfs_status sfsi_rblob_start(struct sfs_remote *r, const char *cache_dir,
+				 int64_t cache_bytes, struct sfsi_rblob **out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_rblob_stop(struct sfsi_rblob *rb);
+
+/*
+ * File id's content of sha256 (size bytes), read by Range GETs of
+ * GET …/files/{id}/content?sha256= through the block cache.
+ */
+enum sfs_status sfsi_rblob_open(struct sfsi_rblob *rb, const char *id,
+				const char *sha, int64_t size, unsigned flags,
+				struct sfs_blob **out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+
+#endif

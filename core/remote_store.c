@@ -1,0 +1,810 @@
+/*
+ * The remote store (remote_i.h): sfs_store_open_url, and the bodies of
+ * the public entry points a mount uses to read, over the REST API. The
+ * API names files by UUID and directories by path; the mount names nodes
+ * by number, so this store numbers what it sees (an in-memory map, one
+ * number per file id and per directory path, given at first sight and
+ * never reused while it is open). Files of the caller's own listings are
+ * the caller's (SFS_PERM_OWNER): the server lists no one else's there.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include "blob_i.h"
+#include "remote_i.h"
+#include "store_i.h"
+#include "util_i.h"
+#include "speechfs/json.h"
+#include "speechfs/log.h"
+#include "speechfs/util.h"
+#include "speechfs/banned.h"
+
+#define API "/api/v1/speech-services"
+#define ANSWER_MAX (64 << 20)
+#define NBUCKETS 65536
+#define PAGE 100
+
+struct rnode {
+	char *key; /* a file's id, or a directory's path ("/a/b/") */
+	int perm;  /* a file's, as last listed */
+	int64_t next;
+};
+
+struct rstore {
+	struct sfs_remote *r;
+	struct sfsi_rblob *rb;
+	pthread_mutex_t mu;
+	struct rnode *v; /* number n is v[n - 1] */
+	size_t n, cap;
+	int64_t *buckets;
+};
+
+static struct rstore *rs_of(struct sfs_store *s)
+{
+	return s->remote;
+}
+
+enum sfs_status sfsi_remote_refuse(const char *what, struct sfs_err *e)
+{
+	return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+			"a remote store does not %s yet", what);
+}
+
+/* ---- numbers of ids and paths ----------------------------------------- */
+
+static uint32_t hash(const char *k)
+{
+	uint32_t h = 2166136261u;
+
+	while (*k)
+		h = (h ^ (unsigned char)*k++) * 16777619u;
+	return h % NBUCKETS;
+}
+
+/* The number of key, given now if new (perm > 0: the file's now). */
+static int64_t ino_of(struct rstore *rs, const char *key, int perm)
+{
+	uint32_t h = hash(key);
+	struct rnode *nv;
+	int64_t i;
+	char *k;
+
+	pthread_mutex_lock(&rs->mu);
+	for (i = rs->buckets[h]; i; i = rs->v[i - 1].next)
+		if (!strcmp(rs->v[i - 1].key, key))
+			break;
+	if (!i && rs->n == rs->cap) {
+		nv = realloc(rs->v,
+			     (rs->cap ? rs->cap * 2 : 1024) * sizeof(*nv));
+		if (nv) {
+			rs->v = nv;
+			rs->cap = rs->cap ? rs->cap * 2 : 1024;
+		}
+	}
+	if (!i && rs->n < rs->cap && (k = strdup(key))) {
+		rs->v[rs->n].key = k;
+		rs->v[rs->n].perm = SFS_PERM_OWNER;
+		rs->v[rs->n].next = rs->buckets[h];
+		i = (int64_t)++rs->n;
+		rs->buckets[h] = i;
+	}
+	if (i && perm > 0)
+		rs->v[i - 1].perm = perm;
+	pthread_mutex_unlock(&rs->mu);
+	return i; /* 0: out of memory */
+}
+
+/* The key numbered ino into out[size] and its perm: 0, or -1 unknown. */
+static int key_of(struct rstore *rs, int64_t ino, char *out, size_t size,
+		  int *perm)
+{
+	int ret = -1;
+
+	pthread_mutex_lock(&rs->mu);
+	if (ino > 0 && (size_t)ino <= rs->n) {
+		sfs_strlcpy(out, rs->v[ino - 1].key, size);
+		if (perm)
+			*perm = rs->v[ino - 1].perm;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return ret;
+}
+
+/*
+ * A directory renamed on the server: its number and those below it keep
+ * theirs under the new paths (as the local store's directory rows do),
+ * so the mount's nodes stay valid.
+ */
+void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
+			   const char *to)
+{
+	struct rstore *rs = rs_of(s);
+	size_t i, fl = strlen(from);
+	uint32_t h;
+	char *k;
+
+	pthread_mutex_lock(&rs->mu);
+	/* what was at the new paths (an empty directory replaced) is gone */
+	for (i = 0; i < rs->n; i++)
+		if (rs->v[i].key[0] == '/' &&
+		    !strncmp(rs->v[i].key, to, strlen(to)) &&
+		    strncmp(rs->v[i].key, from, fl))
+			rs->v[i].key[0] = '\0';
+	for (i = 0; i < rs->n; i++) {
+		if (strncmp(rs->v[i].key, from, fl) || rs->v[i].key[0] != '/' ||
+		    asprintf(&k, "%s%s", to, rs->v[i].key + fl) < 0)
+			continue;
+		free(rs->v[i].key);
+		rs->v[i].key = k;
+	}
+	/* the chains again, by the new keys; the old paths are free */
+	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
+	for (i = 0; i < rs->n; i++) {
+		h = hash(rs->v[i].key);
+		rs->v[i].next = rs->buckets[h];
+		rs->buckets[h] = (int64_t)i + 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* A path made safe for a query string: all but unreserved bytes and '/'. */
+void sfsi_remote_escape(const char *in, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *in && o + 4 < size; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("-._~/", c)) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* GET path: the answer's JSON in *out (json_decref). */
+static enum sfs_status get_json(struct rstore *rs, const char *path,
+				json_t **out, struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	struct sfsi_remote_req q = { .method = "GET", .path = path, .fd = -1 };
+	enum sfs_status st;
+
+	*out = NULL;
+	st = sfsi_remote_request(rs->r, &q, &b, e);
+	if (!st) {
+		*out = json_loadb(b.buf, b.len, 0, NULL);
+		if (!*out)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "the server's answer to '%s' is not JSON",
+				      path);
+	}
+	sfs_buf_release(&b);
+	return st;
+}
+
+/* A file of an answer, numbered, with the caller's permission. */
+static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
+			       struct sfs_file *f, struct sfs_err *e)
+{
+	char *text = json_dumps(o, JSON_COMPACT), id[SFS_ID_SIZE];
+	enum sfs_status st;
+
+	if (!text) {
+		sfs_file_init(f);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	st = sfs_remote_file_decode(text, strlen(text), f, e);
+	free(text);
+	if (st)
+		return st;
+	f->ino = ino_of(rs, f->id, perm);
+	if (!f->ino) {
+		sfs_file_release(f);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	if (key_of(rs, f->ino, id, sizeof(id), &perm) == 0)
+		f->perm = (enum sfs_perm)perm;
+	return SFS_OK;
+}
+
+struct sfs_remote *sfsi_remote_of(struct sfs_store *s)
+{
+	return rs_of(s)->r;
+}
+
+enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
+					struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+	char id[SFS_ID_SIZE];
+	int perm = 0;
+
+	f->ino = ino_of(rs, f->id, 0);
+	if (!f->ino) {
+		sfs_file_release(f);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	if (key_of(rs, f->ino, id, sizeof(id), &perm) == 0)
+		f->perm = (enum sfs_perm)perm;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
+				      size_t len, struct sfs_file *out,
+				      struct sfs_err *e)
+{
+	enum sfs_status st = sfs_remote_file_decode(json, len, out, e);
+
+	return st ? st : sfsi_remote_file_number(s, out, e);
+}
+
+/* ---- directories ------------------------------------------------------- */
+
+static void dir_info(struct rstore *rs, json_t *o, const char *path,
+		     struct sfs_dir_info *d)
+{
+	const char *m = json_string_value(json_object_get(o, "modifiedAt"));
+	int64_t ms = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->ino = ino_of(rs, path, 0);
+	d->explicit_ = json_is_true(json_object_get(o, "explicit"));
+	d->nfiles = json_integer_value(json_object_get(o, "descendantCount"));
+	d->nsub = json_integer_value(json_object_get(o, "subdirectoryCount"));
+	if (m && !sfs_iso8601_parse(m, &ms))
+		d->mtime_ns = ms * 1000000;
+}
+
+static enum sfs_status get_dir(struct rstore *rs, const char *path,
+			       json_t **out, struct sfs_err *e)
+{
+	char esc[3 * 4096], url[sizeof(esc) + 64];
+
+	if (strlen(path) >= 4096)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no such directory");
+	sfsi_remote_escape(path, esc, sizeof(esc));
+	snprintf(url, sizeof(url), API "/directories?path=%s", esc);
+	return get_json(rs, url, out, e);
+}
+
+static enum sfs_status r_dir_stat(struct sfs_store *s, const char *path,
+				  struct sfs_dir_info *out, struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+	enum sfs_status st;
+	json_t *j;
+
+	st = get_dir(rs, path, &j, e);
+	if (!st)
+		dir_info(rs, j, path, out);
+	json_decref(j);
+	return st;
+}
+
+static enum sfs_status r_dir_stat_ino(struct sfs_store *s, int64_t ino,
+				      char *path, size_t size,
+				      struct sfs_dir_info *out,
+				      struct sfs_err *e)
+{
+	char key[4096];
+
+	if (key_of(rs_of(s), ino, key, sizeof(key), NULL) || key[0] != '/' ||
+	    strlen(key) >= size)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no such directory");
+	sfs_strlcpy(path, key, size);
+	return r_dir_stat(s, key, out, e);
+}
+
+static enum sfs_status r_dir_subdirs(struct sfs_store *s, const char *path,
+				     void (*fn)(void *arg, const char *name,
+						const struct sfs_dir_info *d),
+				     void *arg, struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+	struct sfs_dir_info d;
+	enum sfs_status st;
+	json_t *j, *a, *o;
+	const char *name, *p;
+	size_t i;
+
+	st = get_dir(rs, path, &j, e);
+	a = json_object_get(j, "directories");
+	for (i = 0; !st && i < json_array_size(a); i++) {
+		o = json_array_get(a, i);
+		name = json_string_value(json_object_get(o, "name"));
+		p = json_string_value(json_object_get(o, "path"));
+		if (!name || !p)
+			continue;
+		dir_info(rs, o, p, &d);
+		fn(arg, name, &d);
+	}
+	json_decref(j);
+	return st;
+}
+
+/* ---- listings ------------------------------------------------------------ */
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct sfs_file *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * Every page of GET url&page=N into l (sfs_file_list_release), each file
+ * numbered with perm; the first pages' files get the lower numbers, so
+ * the order of a listing (oldest first) is the order of numbers.
+ */
+static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
+				struct sfs_file_list *l, struct sfs_err *e)
+{
+	char page[4200];
+	enum sfs_status st = SFS_OK;
+	struct sfs_file *nv;
+	json_t *j = NULL, *a;
+	int64_t p, total = 0;
+	size_t i, na;
+
+	memset(l, 0, sizeof(*l));
+	for (p = 0; !st; p++) {
+		snprintf(page, sizeof(page), "%s&size=%d&page=%lld", url, PAGE,
+			 (long long)p);
+		st = get_json(rs, page, &j, e);
+		a = json_object_get(j, "files");
+		total = json_integer_value(json_object_get(j, "total"));
+		if (!st && json_array_size(a)) {
+			nv = realloc(l->files,
+				     (l->n + json_array_size(a)) * sizeof(*nv));
+			if (!nv)
+				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					      "out of memory");
+			else
+				l->files = nv;
+		}
+		for (i = 0; !st && i < json_array_size(a); i++) {
+			st = file_of(rs, json_array_get(a, i), perm,
+				     &l->files[l->n], e);
+			if (!st)
+				l->n++;
+		}
+		na = json_array_size(a);
+		json_decref(j);
+		j = NULL;
+		if (!na || (int64_t)l->n >= total)
+			break;
+	}
+	l->total = (int64_t)l->n;
+	if (st)
+		sfs_file_list_release(l);
+	return st;
+}
+
+static int name_is(const struct sfs_file *f, const char *const *names, size_t n,
+		   const char *id_prefix)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (names[i] && f->name && !strcasecmp(f->name, names[i]))
+			return 1;
+	return id_prefix && *id_prefix &&
+	       !strncmp(f->id, id_prefix, strlen(id_prefix));
+}
+
+static enum sfs_status
+r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
+	    size_t n, const char *id_prefix, int all,
+	    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
+	    struct sfs_err *e)
+{
+	char esc[3 * 4096], url[sizeof(esc) + 128];
+	struct sfs_file_list l;
+	enum sfs_status st;
+	size_t i;
+
+	if (strlen(path) >= 4096)
+		return SFS_OK;
+	sfsi_remote_escape(path, esc, sizeof(esc));
+	snprintf(url, sizeof(url),
+		 API "/files?path=%s&recursive=false&sort=creationDate,asc",
+		 esc);
+	st = list_all(rs_of(s), url, SFS_PERM_OWNER, &l, e);
+	if (st)
+		return st;
+	if (l.n > 1)
+		qsort(l.files, l.n, sizeof(*l.files), by_ino);
+	for (i = 0; i < l.n; i++)
+		if ((all || name_is(&l.files[i], names, n, id_prefix)) &&
+		    fn(arg, &l.files[i]))
+			break;
+	sfs_file_list_release(&l);
+	return SFS_OK;
+}
+
+/* The trash's listing (isDeleted): the one a mount asks of this kind. */
+static enum sfs_status r_query_files(struct sfs_store *s,
+				     const struct sfs_query *q,
+				     struct sfs_file_list *out,
+				     struct sfs_err *e)
+{
+	char url[256];
+
+	memset(out, 0, sizeof(*out));
+	if (q->page > 0)
+		return SFS_OK; /* list_all gave every page at page 0 */
+	snprintf(url, sizeof(url),
+		 API "/files?recursive=%s&sort=creationDate,asc%s",
+		 q->recursive ? "true" : "false",
+		 q->deleted == 1   ? "&isDeleted=true"
+		 : q->deleted == 0 ? "&isDeleted=false"
+				   : "");
+	return list_all(rs_of(s), url, SFS_PERM_OWNER, out, e);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
+				      struct sfs_file *out, struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+	char id[SFS_ID_SIZE], url[128];
+	enum sfs_status st;
+	int perm = 0;
+	json_t *j;
+
+	sfs_file_init(out);
+	if (key_of(rs, ino, id, sizeof(id), &perm) || id[0] == '/')
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				"no file with this number");
+	snprintf(url, sizeof(url), API "/files/%s", id);
+	st = get_json(rs, url, &j, e);
+	if (!st)
+		st = file_of(rs, j, 0, out, e);
+	json_decref(j);
+	return st;
+}
+
+static enum sfs_status r_file_open_ino(struct sfs_store *s, int64_t ino,
+				       enum sfs_content which, unsigned flags,
+				       struct sfs_blob **blob,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file f;
+	enum sfs_status st;
+
+	*blob = NULL;
+	if (which == SFS_CONTENT_LISTENING)
+		return sfsi_remote_refuse("read listening audio", e);
+	st = r_file_get_ino(s, ino, &f, e);
+	if (!st)
+		st = sfs_content_state_check(sfs_file_content_state(&f, which),
+					     which, e);
+	if (!st && f.size == 0)
+		st = sfs_blob_open_empty(blob, e);
+	else if (!st)
+		st = sfsi_rblob_open(rs_of(s)->rb, f.id, f.sha256, f.size,
+				     flags, blob, e);
+	if (!st && out) {
+		*out = f;
+		return SFS_OK;
+	}
+	sfs_file_release(&f);
+	return st;
+}
+
+/* ---- attributes, shares, space ----------------------------------------- */
+
+static enum sfs_status get_xattrs(struct rstore *rs, const char *id,
+				  json_t **out, struct sfs_err *e)
+{
+	char url[128];
+
+	if (!sfs_uuid_valid(id))
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				"no file with this id exists");
+	snprintf(url, sizeof(url), API "/files/%s/xattrs", id);
+	return get_json(rs, url, out, e);
+}
+
+static enum sfs_status r_xattr_list(struct sfs_store *s, const char *id,
+				    struct sfs_buf *out, struct sfs_err *e)
+{
+	enum sfs_status st;
+	const char *name;
+	json_t *j, *a;
+	size_t i;
+
+	st = get_xattrs(rs_of(s), id, &j, e);
+	a = json_object_get(j, "xattrs");
+	for (i = 0; !st && i < json_array_size(a); i++) {
+		name = json_string_value(
+			json_object_get(json_array_get(a, i), "name"));
+		if (name && sfs_buf_add(out, name, strlen(name) + 1))
+			st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				      "out of memory");
+	}
+	json_decref(j);
+	return st;
+}
+
+static enum sfs_status r_xattr_get(struct sfs_store *s, const char *id,
+				   const char *name, struct sfs_buf *out,
+				   struct sfs_err *e)
+{
+	enum sfs_status st;
+	const char *n, *v = NULL;
+	json_t *j, *a, *o;
+	size_t i;
+
+	st = get_xattrs(rs_of(s), id, &j, e);
+	a = json_object_get(j, "xattrs");
+	for (i = 0; !st && i < json_array_size(a); i++) {
+		o = json_array_get(a, i);
+		n = json_string_value(json_object_get(o, "name"));
+		v = json_string_value(json_object_get(o, "value"));
+		if (n && v && !strcmp(n, name))
+			break;
+	}
+	if (!st && i == json_array_size(a))
+		st = sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
+			      "no attribute '%s'", name);
+	else if (!st && (!v || sfs_base64_decode(v, strlen(v), out)))
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "the server's value of '%s' is not base64", name);
+	json_decref(j);
+	return st;
+}
+
+static enum sfs_status r_share_list(struct sfs_store *s, const char *id,
+				    struct sfs_share **out, size_t *n,
+				    struct sfs_err *e)
+{
+	char url[128];
+	enum sfs_status st;
+	json_t *j, *a, *o;
+	const char *v;
+	size_t i;
+	int p;
+
+	*out = NULL;
+	*n = 0;
+	if (!sfs_uuid_valid(id))
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				"no file with this id exists");
+	snprintf(url, sizeof(url), API "/files/%s/shares", id);
+	st = get_json(rs_of(s), url, &j, e);
+	a = json_object_get(j, "shares");
+	if (!st && json_array_size(a)) {
+		*out = calloc(json_array_size(a), sizeof(**out));
+		if (!*out)
+			st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				      "out of memory");
+	}
+	for (i = 0; !st && i < json_array_size(a); i++) {
+		struct sfs_share *sh = &(*out)[*n];
+
+		o = json_array_get(a, i);
+		if ((v = json_string_value(json_object_get(o, "id"))))
+			sfs_strlcpy(sh->id, v, sizeof(sh->id));
+		sfs_strlcpy(sh->file_id, id, sizeof(sh->file_id));
+		if ((v = json_string_value(json_object_get(o, "userId"))))
+			sfs_strlcpy(sh->user_id, v, sizeof(sh->user_id));
+		if ((v = json_string_value(json_object_get(o, "createdBy"))))
+			sfs_strlcpy(sh->created_by, v, sizeof(sh->created_by));
+		v = json_string_value(json_object_get(o, "permission"));
+		p = v ? sfs_perm_parse(v) : -1;
+		sh->perm = p > 0 ? (enum sfs_perm)p : SFS_PERM_VIEW;
+		v = json_string_value(json_object_get(o, "createdAt"));
+		if (v && sfs_iso8601_parse(v, &sh->created_at))
+			sh->created_at = 0;
+		(*n)++;
+	}
+	json_decref(j);
+	if (st) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return st;
+}
+
+static enum sfs_status r_space_of(struct sfs_store *s, struct sfs_space *out,
+				  struct sfs_err *e)
+{
+	enum sfs_status st;
+	json_t *j;
+
+	memset(out, 0, sizeof(*out));
+	st = get_json(rs_of(s), API "/space", &j, e);
+	if (!st) {
+#define U(k) (uint64_t) json_integer_value(json_object_get(j, k))
+		out->total_bytes = U("totalBytes");
+		out->used_bytes = U("usedBytes");
+		out->free_bytes = U("freeBytes");
+		out->avail_bytes = U("availableBytes");
+		out->total_files = U("totalFiles");
+		out->free_files = U("freeFiles");
+#undef U
+	}
+	json_decref(j);
+	return st;
+}
+
+/* The key's user: what it may do is the server's to say, call by call. */
+static enum sfs_status r_auth_user(struct sfs_store *s, struct sfs_actor *out,
+				   struct sfs_err *e)
+{
+	(void)s;
+	(void)e;
+	memset(out, 0, sizeof(*out));
+	out->user = 1;
+	out->tenant = 1;
+	out->scopes = SFS_SCOPE_ALL;
+	return SFS_OK;
+}
+
+/* ---- the store ------------------------------------------------------------
+ */
+
+static void r_close(struct sfs_store *s)
+{
+	struct rstore *rs = rs_of(s);
+	size_t i;
+
+	if (rs) {
+		sfsi_rblob_stop(rs->rb);
+		sfs_remote_close(rs->r);
+		for (i = 0; i < rs->n; i++)
+			free(rs->v[i].key);
+		free(rs->v);
+		free(rs->buckets);
+		pthread_mutex_destroy(&rs->mu);
+		free(rs);
+	}
+	free(s->staging_dir);
+	free(s->dir);
+	free(s);
+}
+
+static const struct sfsi_store_ops remote_ops = {
+	.close = r_close,
+	.auth_user = r_auth_user,
+	.space_of = r_space_of,
+	.dir_stat = r_dir_stat,
+	.dir_stat_ino = r_dir_stat_ino,
+	.dir_subdirs = r_dir_subdirs,
+	.dir_files = r_dir_files,
+	.query_files = r_query_files,
+	.file_get_ino = r_file_get_ino,
+	.file_open_ino = r_file_open_ino,
+	.xattr_get = r_xattr_get,
+	.xattr_list = r_xattr_list,
+	.share_list = r_share_list,
+	.file_create = sfsi_remote_file_create,
+	.set_content = sfsi_remote_set_content,
+	.file_update = sfsi_remote_file_update,
+	.file_delete = sfsi_remote_file_delete,
+	.file_rename = sfsi_remote_file_rename,
+	.dir_make = sfsi_remote_dir_make,
+	.dir_remove = sfsi_remote_dir_remove,
+	.dir_rename = sfsi_remote_dir_rename,
+	.dir_set_mtime = sfsi_remote_dir_set_mtime,
+	.xattr_set = sfsi_remote_xattr_set,
+	.xattr_remove = sfsi_remote_xattr_remove,
+};
+
+/* $XDG_CACHE_HOME/speechfs/<host_port>, else ~/.cache/speechfs/… */
+static void default_cache_dir(const char *url, char *out, size_t size)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	const char *host = strstr(url, "://");
+	char name[256];
+	size_t i;
+
+	sfs_strlcpy(name, host ? host + 3 : url, sizeof(name));
+	for (i = 0; name[i]; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		      (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '.' ||
+		      name[i] == '-'))
+			name[i] = '_';
+	if (xdg && xdg[0] == '/')
+		snprintf(out, size, "%s/speechfs/%s", xdg, name);
+	else
+		snprintf(out, size, "%s/.cache/speechfs/%s",
+			 home && home[0] == '/' ? home : "/tmp", name);
+}
+
+int sfs_store_is_remote(const struct sfs_store *s)
+{
+	return s->ops != NULL;
+}
+
+enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
+				   struct sfs_store **out, struct sfs_err *e)
+{
+	struct sfs_store *s = NULL;
+	struct rstore *rs = NULL;
+	char cache[4096];
+	enum sfs_status st;
+	unsigned f;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	rs = calloc(1, sizeof(*rs));
+	if (!s || !rs || !(rs->buckets = calloc(NBUCKETS, sizeof(int64_t))) ||
+	    !(s->dir = strdup(o->url ? o->url : ""))) {
+		if (rs)
+			free(rs->buckets);
+		free(rs);
+		if (s)
+			free(s->dir);
+		free(s);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	pthread_mutex_init(&rs->mu, NULL);
+	sfs_config_init(&s->cfg);
+	s->ops = &remote_ops;
+	s->remote = rs;
+	s->wal_fd = -1;
+	s->staging_lock_fd = -1;
+	st = sfs_remote_open_opts(o, &rs->r, e);
+	f = st ? 0 : sfs_remote_features(rs->r);
+	if (!st && !(f & SFS_REMOTE_DIRS))
+		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+			      "the server at '%s' has no directories "
+			      "extension (GET /directories): too old for a "
+			      "remote mount",
+			      o->url);
+	if (!st) {
+		/* the credentials, checked now rather than at the first ls */
+		struct sfs_dir_info root;
+
+		st = r_dir_stat(s, "/", &root, e);
+	}
+	if (!st) {
+		if (o->cache_dir)
+			sfs_strlcpy(cache, o->cache_dir, sizeof(cache));
+		else
+			default_cache_dir(o->url, cache, sizeof(cache));
+		/* writes are staged beside the cache, then sent on close */
+		if (asprintf(&s->staging_dir, "%s/staging", cache) < 0)
+			s->staging_dir = NULL;
+		if (!s->staging_dir || sfsi_mkdirs(s->staging_dir) < 0)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "cannot make '%s/staging'", cache);
+	}
+	if (!st) {
+		st = sfsi_rblob_start(rs->r, cache,
+				      o->cache_bytes < 0 ? (int64_t)1 << 30
+							 : o->cache_bytes,
+				      &rs->rb, e);
+	}
+	if (st) {
+		r_close(s);
+		return st;
+	}
+	sfs_info("remote",
+		 "'%s': not done yet: .shared/, .listening/, the change feed, "
+		 "setting times of files (ENOTSUP); block cache '%s'",
+		 o->url, cache);
+	*out = s;
+	return SFS_OK;
+}

@@ -1,0 +1,305 @@
+/*
+ * The remote store's writes (remote_i.h): each public call that changes
+ * something is one request to the server, which holds every rule and
+ * answers only once the change is durable there; its error comes back as
+ * the core's status and reason (remote.c), so the mount's one errno
+ * table says EDQUOT, ENOSPC, EACCES, ENOENT, ENOTEMPTY ... as locally.
+ * New content goes up from the stage's file (staged under the block
+ * cache's directory) with PUT …/files/{id}/content; a new file is made
+ * empty by a multipart POST, then filled the same way.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "remote_i.h"
+#include "stage_i.h"
+#include "util_i.h"
+#include "speechfs/json.h"
+#include "speechfs/stage.h"
+#include "speechfs/util.h"
+#include "speechfs/banned.h"
+
+#define API "/api/v1/speech-services"
+#define ANSWER_MAX (64 << 20)
+
+/*
+ * method path with the JSON body j (stolen; NULL: none): the answer's
+ * file into out (may be NULL).
+ */
+static enum sfs_status send_json(struct sfs_store *s, const char *method,
+				 const char *path, json_t *j,
+				 struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	struct sfsi_remote_req q = { .method = method, .path = path, .fd = -1 };
+	enum sfs_status st = SFS_OK;
+	char *text = NULL;
+
+	if (out)
+		sfs_file_init(out);
+	if (j && !(text = json_dumps(j, JSON_COMPACT)))
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	json_decref(j);
+	q.body = text;
+	if (!st)
+		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	if (!st && out)
+		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
+	free(text);
+	sfs_buf_release(&b);
+	return st;
+}
+
+static enum sfs_status file_path(const char *id, const char *tail, char *out,
+				 size_t size, struct sfs_err *e)
+{
+	if (!sfs_uuid_valid(id))
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				"no file with this id exists");
+	snprintf(out, size, API "/files/%s%s", id, tail);
+	return SFS_OK;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
+					const struct sfs_file_spec *spec,
+					struct sfs_stage *content,
+					struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	const char *form[] = { "name",
+			       spec->name,
+			       "path",
+			       spec->path ? spec->path : "/",
+			       "generateListeningAudio",
+			       "false",
+			       NULL };
+	struct sfsi_remote_req q = {
+		.method = "POST", .path = API "/files", .fd = -1, .form = form
+	};
+	enum sfs_status st;
+
+	sfs_file_init(out);
+	if (spec->uri || spec->ntags || spec->metadata || spec->description)
+		return sfsi_remote_refuse("create files with these fields", e);
+	q.form_file = spec->filename ? spec->filename : spec->name;
+	st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	if (!st)
+		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
+	sfs_buf_release(&b);
+	if (!st && content)
+		st = sfsi_remote_set_content(s, out->id, content, 0, NULL, e);
+	return st;
+}
+
+enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
+					struct sfs_stage *content,
+					unsigned flags, struct sfs_file *out,
+					struct sfs_err *e)
+{
+	struct sfs_file f;
+	enum sfs_status st;
+
+	(void)flags;
+	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
+				    &f, e);
+	if (!st)
+		st = sfsi_remote_file_number(s, &f, e);
+	if (!st && out)
+		*out = f;
+	else if (!st)
+		sfs_file_release(&f);
+	return st;
+}
+
+/* The JSON of u's fields the API takes; SFS_UNSUPPORTED for the others. */
+static enum sfs_status update_json(const struct sfs_file_update *u,
+				   json_t **out, struct sfs_err *e)
+{
+	json_t *j = json_object(), *t;
+	size_t i;
+
+	*out = NULL;
+	if (u->set & (SFS_UPD_MTIME | SFS_UPD_FILENAME)) {
+		json_decref(j);
+		return sfsi_remote_refuse(
+			"set a file's times or its original filename", e);
+	}
+	if (!j)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	if (u->set & SFS_UPD_NAME)
+		json_object_set_new(j, "name", json_string(u->name));
+	if (u->set & SFS_UPD_DESCRIPTION)
+		json_object_set_new(j, "description",
+				    u->description ? json_string(u->description)
+						   : json_null());
+	if (u->set & SFS_UPD_PATH)
+		json_object_set_new(j, "path", json_string(u->path));
+	if (u->set & SFS_UPD_METADATA)
+		json_object_set_new(j, "metadata",
+				    u->metadata
+					    ? json_loads(u->metadata, 0, NULL)
+					    : json_null());
+	if (u->set & SFS_UPD_TAGS) {
+		t = json_array();
+		for (i = 0; t && i < u->ntags; i++)
+			json_array_append_new(t, json_string(u->tags[i]));
+		json_object_set_new(j, "tags", t);
+	}
+	if (u->set & SFS_UPD_PUBLISH)
+		json_object_set_new(j, "publishMode",
+				    json_string(sfs_publish_name(u->publish)));
+	*out = j;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
+					const struct sfs_file_update *u,
+					struct sfs_file *out, struct sfs_err *e)
+{
+	char path[128];
+	enum sfs_status st;
+	json_t *j;
+
+	if (out)
+		sfs_file_init(out);
+	st = file_path(id, "", path, sizeof(path), e);
+	if (!st)
+		st = update_json(u, &j, e);
+	if (!st)
+		st = send_json(s, "PATCH", path, j, out, e);
+	return st;
+}
+
+enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
+					int purge, struct sfs_err *e)
+{
+	char path[160];
+	enum sfs_status st;
+
+	st = file_path(id, purge ? "?purge=true" : "", path, sizeof(path), e);
+	if (!st)
+		st = send_json(s, "DELETE", path, NULL, NULL, e);
+	return st;
+}
+
+/*
+ * rename(2) of a file: restore, the replaced file's delete and the move
+ * are separate requests here (the local store does them in one
+ * transaction): a failure between them is reported, never hidden.
+ */
+enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
+					const struct sfs_file_update *u,
+					const char *replace_id, unsigned flags,
+					struct sfs_file *out, struct sfs_err *e)
+{
+	char path[160];
+	enum sfs_status st = SFS_OK;
+
+	if (out)
+		sfs_file_init(out);
+	if (flags & SFS_RENAME_RESTORE) {
+		st = file_path(id, "/restore", path, sizeof(path), e);
+		if (!st)
+			st = send_json(s, "POST", path, NULL, NULL, e);
+	}
+	if (!st && replace_id)
+		st = sfsi_remote_file_delete(s, replace_id, 0, e);
+	if (!st)
+		st = sfsi_remote_file_update(s, id, u, out, e);
+	return st;
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+enum sfs_status sfsi_remote_dir_make(struct sfs_store *s, const char *path,
+				     struct sfs_err *e)
+{
+	return send_json(s, "POST", API "/directories",
+			 json_pack("{s:s}", "path", path), NULL, e);
+}
+
+enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
+				       struct sfs_err *e)
+{
+	char esc[3 * 4096], url[sizeof(esc) + 64];
+
+	if (strlen(path) >= 4096)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no such directory");
+	sfsi_remote_escape(path, esc, sizeof(esc));
+	snprintf(url, sizeof(url), API "/directories?path=%s", esc);
+	return send_json(s, "DELETE", url, NULL, NULL, e);
+}
+
+enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
+				       const char *to, struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	st = send_json(s, "POST", API "/directories/rename",
+		       json_pack("{s:s, s:s}", "from", from, "to", to), NULL,
+		       e);
+	if (!st)
+		sfsi_remote_dir_moved(s, from, to);
+	return st;
+}
+
+enum sfs_status sfsi_remote_dir_set_mtime(struct sfs_store *s, const char *path,
+					  int64_t mtime_ns, struct sfs_err *e)
+{
+	char iso[32];
+
+	sfs_iso8601(mtime_ns / 1000000, iso);
+	return send_json(
+		s, "PATCH", API "/directories",
+		json_pack("{s:s, s:s}", "path", path, "modifiedAt", iso), NULL,
+		e);
+}
+
+/* ---- extended attributes ---------------------------------------------- */
+
+enum sfs_status sfsi_remote_xattr_set(struct sfs_store *s, const char *id,
+				      const char *name, const void *value,
+				      size_t len, unsigned flags,
+				      struct sfs_err *e)
+{
+	struct sfs_buf v = SFS_BUF_INIT(0);
+	char path[160];
+	enum sfs_status st;
+
+	st = file_path(id, "/xattrs", path, sizeof(path), e);
+	if (!st && sfs_base64_encode(value, len, &v))
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	if (!st)
+		st = send_json(s, "PUT", path,
+			       json_pack("{s:s, s:s, s:b, s:b}", "name", name,
+					 "value", v.len ? v.buf : "", "create",
+					 !!(flags & SFS_XATTR_CREATE),
+					 "replace",
+					 !!(flags & SFS_XATTR_REPLACE)),
+			       NULL, e);
+	sfs_buf_release(&v);
+	return st;
+}
+
+enum sfs_status sfsi_remote_xattr_remove(struct sfs_store *s, const char *id,
+					 const char *name, struct sfs_err *e)
+{
+	char esc[3 * 256], path[sizeof(esc) + 160];
+	enum sfs_status st;
+
+	if (strlen(name) >= 256)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
+				"no such attribute");
+	sfsi_remote_escape(name, esc, sizeof(esc));
+	st = file_path(id, "/xattrs?name=", path, sizeof(path), e);
+	if (!st) {
+		sfs_strlcpy(path + strlen(path), esc,
+			    sizeof(path) - strlen(path));
+		st = send_json(s, "DELETE", path, NULL, NULL, e);
+	}
+	return st;
+}

@@ -1,0 +1,114 @@
+"""`speechfsd db migrate --to postgresql://…`: a store made and used on
+SQLite moves into PostgreSQL (tests/pg.py's server) in steps
+(--max-rows), a change made to the copy behind its back is found by the
+check (nothing switched), the run after resumes and switches, and the
+daemon then serves the same files, contents, shares and keys from
+PostgreSQL, and takes new ones."""
+import json
+import subprocess
+import time
+
+from conftest import SFSD, Client, Daemon, make_store
+from test_api_listening import wav
+
+
+def migrate(store, url, *extra):
+    p = subprocess.run([str(SFSD), "db", "migrate", "--store", str(store),
+                        "--to", url, "--schema", "moved", "--json",
+                        *extra], capture_output=True, text=True,
+                       timeout=300)
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+def snapshot(c):
+    """What alice and bob see: listings, every file, every content."""
+    files = c.get("?path=/&recursive=true&size=100&sort=name,asc"
+                  "&isDeleted=false").json()["files"]
+    deleted = c.get("?path=/&recursive=true&size=100&sort=name,asc"
+                    "&isDeleted=true").json()["files"]
+    out = {"files": files, "deleted": deleted,
+           "bob": c.get("?path=/&recursive=true&size=100&sort=name,asc",
+                        who="bob").json()["files"],
+           "contents": {f["id"]: c.get("/%s/content" % f["id"]).content
+                        for f in files}}
+    return out
+
+
+def test_sqlite_store_moves_to_postgresql(tmp_path, pg_database, pg_server):
+    root = tmp_path
+    store, tenants, users, keys = make_store(root)
+    d = Daemon(root, store)
+    c = Client(d.base, store)
+    c.tenants, c.users, c.keys = tenants, users, keys
+    try:
+        made = []
+        for i in range(40):
+            data = (b"%d" % i) * (10 if i % 10 else 40000)  # inline + blob
+            made.append(c.new_file(data=data, name="f%02d" % i,
+                                   path="/d%d/" % (i % 4),
+                                   tags='["t%d", "all"]' % (i % 3)))
+        la = c.new_file(data=wav(1.0), name="speech", listening="true")
+        r = c.post("/%s/shares" % made[0]["id"],
+                   json={"userId": users["bob"], "permission": "VIEW"})
+        assert r.status_code in (200, 201), r.text
+        assert c.delete("/" + made[1]["id"]).status_code == 204
+        deadline = 60
+        t0 = time.time()
+        while c.get("/" + la["id"]).json()["listeningAudio"]["status"] \
+                != "COMPLETED":
+            assert time.time() - t0 < deadline
+            time.sleep(0.2)
+        before = snapshot(c)
+    finally:
+        c.http.close()
+        d.stop()
+    db = pg_database.split("?")[0].rsplit("/", 1)[1]
+
+    # a first step: 50 rows, then it stops (75); nothing switched
+    rc, j, err = migrate(store, pg_database, "--max-rows", "50")
+    assert rc == 75, err
+    assert j["copied"] == 50 and not j["switched"] and not j["complete"]
+    assert (store / "speechfs.db").exists()
+    assert not (store / "db.url").exists()
+
+    # a change to the copy behind its back: found, nothing switched
+    pg_server.psql(db, "UPDATE moved.tenant SET name = 'forged'"
+                   " WHERE name = 'acme'")
+    rc, j, err = migrate(store, pg_database)
+    assert rc == 1 and "tenant differs" in err, err
+    assert j["complete"] and j["differs"] == "tenant" and not j["switched"]
+    assert j["resumed"]
+    copied = 50 + j["copied"]  # the rest, in this run
+    assert (store / "speechfs.db").exists()
+    assert not (store / "db.url").exists()
+
+    # put right, the next run checks again and switches
+    pg_server.psql(db, "UPDATE moved.tenant SET name = 'acme'"
+                   " WHERE name = 'forged'")
+    rc, j, err = migrate(store, pg_database)
+    assert rc == 0, err
+    assert j["switched"] and j["copied"] == 0 and j["resumed"]
+    assert j["verified"] == j["rows"] == copied > 100
+    assert (store / "db.url").stat().st_mode & 0o777 == 0o600
+    assert not (store / "speechfs.db").exists()
+    assert (store / "speechfs.db.moved-to-postgresql").exists()
+    rc, j, err = migrate(store, pg_database)
+    assert rc == 1 and "PostgreSQL already" in err
+
+    d = Daemon(root, store)
+    c = Client(d.base, store)
+    c.tenants, c.users, c.keys = tenants, users, keys
+    try:
+        after = snapshot(c)
+        assert after == before
+        # new rows get new ids (the sequences moved past the copied)
+        f = c.new_file(data=b"after the move", name="new", path="/d0/",
+                       tags='["all"]')
+        assert c.get("/%s/content" % f["id"]).content == b"after the move"
+        j = c.get("?recursive=true&tags=all&size=100").json()
+        assert j["total"] == 40  # 39 live + the new one
+    finally:
+        c.http.close()
+        d.stop()
+    assert pg_server.psql(db, "SELECT count(*) FROM moved.file").strip() \
+        == "42"
