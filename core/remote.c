@@ -41,7 +41,26 @@ struct sfs_remote {
 	pthread_mutex_t mu;
 	CURL *idle[POOL_MAX];
 	int nidle;
+	int aborting; /* sfsi_remote_abort: transfers end now */
 };
+
+/* Transfers in progress give up once the connection is being closed. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	struct sfs_remote *r = arg;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return __atomic_load_n(&r->aborting, __ATOMIC_SEQ_CST);
+}
+
+void sfsi_remote_abort(struct sfs_remote *r)
+{
+	__atomic_store_n(&r->aborting, 1, __ATOMIC_SEQ_CST);
+}
 
 /* ---- answers -> the core's statuses ---------------------------------- */
 
@@ -379,6 +398,9 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	}
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
 	for (tries = 0;; tries++) {
 		rc = curl_easy_perform(c);
 		code = 0;

@@ -59,6 +59,28 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    struct sfs_buf *b,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
+/* Make every transfer of r in progress, and later ones, end now. */
+void sfsi_remote_abort(struct sfs_remote *r);
+
+/* ---- the change feed (remote_feed.c) ---- */
+
+struct sfsi_rfeed;
+
+/*
+ * Follow the server's change feed (a thread holding one long poll):
+ * each change is queued with a sequence number and the eventfd
+ * (sfs_store_change_fd) is written. NULL *out when the server has none.
+ */
+enum sfs_status sfsi_rfeed_start(struct sfs_store *s, struct sfs_remote *r,
+				 struct sfsi_rfeed **out,
+				 struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_rfeed_stop(struct sfsi_rfeed *f);
+int64_t sfsi_rfeed_seq(struct sfsi_rfeed *f);
+int sfsi_rfeed_fd(struct sfsi_rfeed *f);
+/* Hand the queued changes to fn and forget them; *last: the newest. */
+void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, sfs_change_fn fn,
+		      void *arg, int64_t *last);
+
 /* ---- the store's table ---- */
 
 struct sfsi_store_ops {
@@ -138,6 +160,14 @@ struct sfsi_store_ops {
 	enum sfs_status (*xattr_remove)(struct sfs_store *s,
 					const char *file_id, const char *name,
 					struct sfs_err *e);
+
+	/* the change feed */
+	enum sfs_status (*change_seq)(struct sfs_store *s, int64_t *seq,
+				      struct sfs_err *e);
+	enum sfs_status (*changes)(struct sfs_store *s, int64_t since,
+				   sfs_change_fn fn, void *arg, int64_t *last,
+				   struct sfs_err *e);
+	int (*change_fd)(struct sfs_store *s);
 };
 
 /* ---- shared by the remote store's files ---- */

@@ -37,6 +37,8 @@ struct rnode {
 struct rstore {
 	struct sfs_remote *r;
 	struct sfsi_rblob *rb;
+	struct sfsi_rfeed *feed; /* NULL: the server has no change feed */
+	int64_t user;		 /* the actor's user (sfs_auth_user) */
 	pthread_mutex_t mu;
 	struct rnode *v; /* number n is v[n - 1] */
 	size_t n, cap;
@@ -654,7 +656,7 @@ static enum sfs_status r_auth_user(struct sfs_store *s, struct sfs_actor *out,
 	(void)s;
 	(void)e;
 	memset(out, 0, sizeof(*out));
-	out->user = 1;
+	out->user = rs_of(s)->user;
 	out->tenant = 1;
 	out->scopes = SFS_SCOPE_ALL;
 	return SFS_OK;
@@ -669,6 +671,7 @@ static void r_close(struct sfs_store *s)
 	size_t i;
 
 	if (rs) {
+		sfsi_rfeed_stop(rs->feed);
 		sfsi_rblob_stop(rs->rb);
 		sfs_remote_close(rs->r);
 		for (i = 0; i < rs->n; i++)
@@ -681,6 +684,39 @@ static void r_close(struct sfs_store *s)
 	free(s->staging_dir);
 	free(s->dir);
 	free(s);
+}
+
+/* ---- the change feed -------------------------------------------------- */
+
+static enum sfs_status r_change_seq(struct sfs_store *s, int64_t *seq,
+				    struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+
+	*seq = 0;
+	if (!rs->feed)
+		return sfsi_remote_refuse("follow changes (no change feed)", e);
+	*seq = sfsi_rfeed_seq(rs->feed);
+	return SFS_OK;
+}
+
+static enum sfs_status r_changes(struct sfs_store *s, int64_t since,
+				 sfs_change_fn fn, void *arg, int64_t *last,
+				 struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+
+	(void)since; /* the queue holds only what was not handed out */
+	*last = since;
+	if (!rs->feed)
+		return sfsi_remote_refuse("follow changes (no change feed)", e);
+	sfsi_rfeed_drain(rs->feed, rs->user, fn, arg, last);
+	return SFS_OK;
+}
+
+static int r_change_fd(struct sfs_store *s)
+{
+	return rs_of(s)->feed ? sfsi_rfeed_fd(rs_of(s)->feed) : -1;
 }
 
 static const struct sfsi_store_ops remote_ops = {
@@ -708,6 +744,9 @@ static const struct sfsi_store_ops remote_ops = {
 	.dir_set_mtime = sfsi_remote_dir_set_mtime,
 	.xattr_set = sfsi_remote_xattr_set,
 	.xattr_remove = sfsi_remote_xattr_remove,
+	.change_seq = r_change_seq,
+	.changes = r_changes,
+	.change_fd = r_change_fd,
 };
 
 /* $XDG_CACHE_HOME/speechfs/<host_port>, else ~/.cache/speechfs/… */
@@ -797,14 +836,21 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 							 : o->cache_bytes,
 				      &rs->rb, e);
 	}
+	rs->user = 1;
+	if (!st)
+		st = sfsi_rfeed_start(s, rs->r, &rs->feed, e);
 	if (st) {
 		r_close(s);
 		return st;
 	}
 	sfs_info("remote",
-		 "'%s': not done yet: .shared/, .listening/, the change feed, "
-		 "setting times of files (ENOTSUP); block cache '%s'",
-		 o->url, cache);
+		 "'%s': not done yet: .shared/, .listening/, setting times of "
+		 "files (ENOTSUP)%s; block cache '%s'",
+		 o->url,
+		 rs->feed ? ""
+			  : "; the server has no change feed: changes "
+			    "show as the kernel's entries expire",
+		 cache);
 	*out = s;
 	return SFS_OK;
 }

@@ -557,6 +557,11 @@ const struct sfs_config *sfs_store_config(const struct sfs_store *s)
 	return &s->cfg;
 }
 
+int sfs_store_change_fd(struct sfs_store *s)
+{
+	return s->ops ? s->ops->change_fd(s) : -1;
+}
+
 const char *sfs_store_dir(const struct sfs_store *s)
 {
 	return s->dir;
@@ -587,7 +592,8 @@ enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)
 enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
 				     struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "follow changes", e);
+	if (s->ops)
+		return s->ops->change_seq(s, seq, e);
 	struct db *d = NULL;
 	struct db_stmt *st;
 	enum sfs_status ret;
@@ -651,7 +657,8 @@ enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 				  sfs_change_fn fn, void *arg, int64_t *last,
 				  struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "follow changes", e);
+	if (s->ops)
+		return s->ops->changes(s, since, fn, arg, last, e);
 	return changes(s, since, 0, fn, arg, last, e);
 }
 
@@ -659,7 +666,8 @@ enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
 					    sfs_change_fn fn, void *arg,
 					    int64_t *last, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "follow changes", e);
+	if (s->ops)
+		return s->ops->changes(s, since, fn, arg, last, e);
 	return changes(s, since, 1, fn, arg, last, e);
 }
 

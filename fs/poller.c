@@ -153,15 +153,18 @@ static void *poller(void *arg)
 	struct pollfd p[2];
 	int64_t since = 0, next, t;
 	struct sfs_err e;
-	int in, n;
+	int in, n, remote;
 
 	(void)arg;
 	sfs_err_init(&e);
 	if (sfs_store_change_seq(g_fs.store, &since, &e))
 		sfs_warn("fs", "cannot read the change sequence: %s",
 			 e.message);
-	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (in >= 0 &&
+	/* a remote store's feed says when, through its eventfd */
+	remote = sfs_store_is_remote(g_fs.store);
+	in = remote ? sfs_store_change_fd(g_fs.store)
+		    : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (!remote && in >= 0 &&
 	    inotify_add_watch(in, sfs_store_dir(g_fs.store),
 			      IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
 		sfs_warn("fs", "cannot watch the store: %s", strerror(errno));
@@ -192,7 +195,7 @@ static void *poller(void *arg)
 		next = sfs_now_ms() + MIN_GAP_MS;
 		since = look(since);
 	}
-	if (in >= 0)
+	if (in >= 0 && !remote)
 		close(in);
 	return NULL;
 }
@@ -203,9 +206,10 @@ void fs_poller_start(void)
 
 	if (g_fs.poller_running)
 		return;
-	/* a remote store has no change feed here yet: the kernel's entries
-	 * and attributes expire after the mount's timeout instead */
-	if (sfs_store_is_remote(g_fs.store))
+	/* a remote store without a change feed: the kernel's entries and
+	 * attributes expire after the mount's timeout instead */
+	if (sfs_store_is_remote(g_fs.store) &&
+	    sfs_store_change_fd(g_fs.store) < 0)
 		return;
 	g_fs.stop = 0;
 	g_fs.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -160,6 +160,12 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 
 const struct sfs_config *sfs_store_config(const struct sfs_store *s);
 const char *sfs_store_dir(const struct sfs_store *s);
+/*
+ * A file descriptor that becomes readable when the changes of a remote
+ * store's feed are waiting for sfs_store_changes_by_others (an eventfd:
+ * read it to rearm); -1 for a local store (watch its directory).
+ */
+int sfs_store_change_fd(struct sfs_store *s);
 /* Was it opened by sfs_store_open_url (remote.h)? */
 int sfs_store_is_remote(const struct sfs_store *s);
 

@@ -83,13 +83,26 @@ class RemoteMount:
         return rc
 
 
+def call(method, url, **kw):
+    """A request of the test's own, waiting out the daemon's rate limit
+    (429 + Retry-After) as the mount does: the mount's requests count
+    against the same user's budget."""
+    kw.setdefault("timeout", 30)
+    deadline = time.time() + 60
+    while True:
+        r = requests.request(method, url, **kw)
+        if r.status_code != 429 or time.time() > deadline:
+            return r
+        time.sleep(float(r.headers.get("Retry-After", "1")))
+
+
 def base_of(url):
     return url.split("/api/")[0]
 
 
 def content_gets(base):
     """GETs of content the daemon answered (its /metrics)."""
-    text = requests.get(base + "/metrics", timeout=10).text
+    text = call("GET", base + "/metrics", timeout=10).text
     return sum(int(v) for v in re.findall(
         r'speechfs_http_requests_total\{route="files_content",'
         r'status="2\d\d"\} (\d+)', text))
@@ -115,7 +128,7 @@ def upload(url, key, data, name, path="/", tags=None):
     fields = {"name": name, "path": path}
     if tags:
         fields["tags"] = json.dumps(tags)
-    r = requests.post(url, headers=h, files={"file": (name + ".bin", data)},
+    r = call("POST", url, headers=h, files={"file": (name + ".bin", data)},
                       data=fields, timeout=60)
     assert r.status_code in (200, 201), r.text
     return r.json()
@@ -150,11 +163,11 @@ def test_remote_tree_and_reads(store, api):
     f2 = upload(url, keys[0], small, "Small", "/")
     upload(url, keys[0], b"deep bytes", "Deep", "/inbox/deep/")
     upload(url, keys[1], b"bob's", "Bob only", "/")   # not alice's
-    r = requests.post(base + "/api/v1/speech-services/directories",
+    r = call("POST", base + "/api/v1/speech-services/directories",
                       headers={"X-API-Key": keys[0]},
                       json={"path": "/empty/"}, timeout=30)
     assert r.status_code in (200, 201), r.text
-    r = requests.put(url + "/" + f2["id"] + "/xattrs",
+    r = call("PUT", url + "/" + f2["id"] + "/xattrs",
                      headers={"X-API-Key": keys[0]},
                      json={"name": "user.note",
                            "value": base64.b64encode(b"\x00\xffhi").decode()},
@@ -213,14 +226,14 @@ def test_remote_tree_and_reads(store, api):
 
 
 def api_file(url, key, path, name):
-    r = requests.get(url, headers={"X-API-Key": key},
+    r = call("GET", url, headers={"X-API-Key": key},
                      params={"path": path, "name": name}, timeout=30)
     assert r.ok, r.text
     return [f for f in r.json()["files"] if f["name"] == name]
 
 
 def content(url, key, fid):
-    r = requests.get(url + "/" + fid + "/content",
+    r = call("GET", url + "/" + fid + "/content",
                      headers={"X-API-Key": key}, timeout=30)
     assert r.ok, r.text
     return r.content
@@ -249,7 +262,7 @@ def test_remote_writes_reach_the_server(store, api):
         assert m.path("new.wav").read_bytes() == b"RIFF newer bytes and more"
         # directories and renames
         os.mkdir(m.path("dir"))
-        r = requests.get(base + "/api/v1/speech-services/directories",
+        r = call("GET", base + "/api/v1/speech-services/directories",
                          headers={"X-API-Key": k}, params={"path": "/dir/"},
                          timeout=30)
         assert r.ok and r.json()["explicit"] is True, r.text
@@ -271,18 +284,18 @@ def test_remote_writes_reach_the_server(store, api):
         assert ei.value.errno == 39
         # unlink: to the server's trash
         os.unlink(m.path("dir2", "moved.wav"))
-        j = requests.get(url + "/" + f["id"], headers={"X-API-Key": k},
+        j = call("GET", url + "/" + f["id"], headers={"X-API-Key": k},
                          timeout=30).json()
         assert j["isDeleted"] is True
         assert "moved.wav" in os.listdir(m.path(".trash"))
         os.rmdir(m.path("dir2"))
         # out of the trash again
         os.rename(m.path(".trash", "moved.wav"), m.path("back.wav"))
-        j = requests.get(url + "/" + f["id"], headers={"X-API-Key": k},
+        j = call("GET", url + "/" + f["id"], headers={"X-API-Key": k},
                          timeout=30).json()
         assert j["isDeleted"] is False and j["path"] == "/"
         assert j["name"] == "back"
-        r = requests.get(base + "/api/v1/speech-services/directories",
+        r = call("GET", base + "/api/v1/speech-services/directories",
                          headers={"X-API-Key": k}, params={"path": "/dir2/"},
                          timeout=30)
         assert r.status_code == 404, r.text
@@ -322,6 +335,38 @@ def test_remote_close_reports_the_servers_refusal(store, api):
         assert ei.value.errno == 122                     # EDQUOT
         assert content(url, k, f["id"]) == b"RIFF ok"
         assert m.path("small.wav").read_bytes() == b"RIFF ok"
+    finally:
+        m.stop()
+
+
+def test_remote_follows_the_servers_changes(store, api):
+    """The change feed: what others change on the server (content, a
+    rename, a delete) the mount shows, its page cache dropped for a new
+    content; its own writes come back through the feed harmlessly."""
+    url, keys = api
+    k = keys[0]
+    h = {"X-API-Key": k}
+    f = upload(url, k, b"first words", "Talk", "/")
+    m = RemoteMount(base_of(url), k)
+    try:
+        p = m.path("Talk.bin")
+        assert p.read_bytes() == b"first words"
+        r = call("PUT", url + "/" + f["id"] + "/content", headers=h,
+                         data=b"second, longer words", timeout=30)
+        assert r.ok, r.text
+        assert eventually(lambda: p.read_bytes() == b"second, longer words")
+        r = call("PATCH", url + "/" + f["id"], headers=h,
+                           json={"name": "Renamed"}, timeout=30)
+        assert r.ok, r.text
+        assert eventually(lambda: sorted(os.listdir(m.dir)) ==
+                          [".shared", ".trash", "Renamed.bin"])
+        assert call("DELETE", url + "/" + f["id"], headers=h,
+                               timeout=30).status_code in (200, 204)
+        assert eventually(lambda: "Renamed.bin" not in os.listdir(m.dir))
+        m.path("mine.wav").write_bytes(b"RIFF mine")
+        assert eventually(lambda: m.path("mine.wav").read_bytes() ==
+                          b"RIFF mine")
+        assert "change feed" not in m.output()
     finally:
         m.stop()
 

@@ -13,6 +13,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -349,6 +350,22 @@ static void on_dir(void *arg, const char *name, const struct sfs_dir_info *d)
 	strcat(s->names, ",");
 }
 
+struct fchanges {
+	int64_t want; /* a file's number */
+	int got;      /* a change of it, in "/" */
+};
+
+static void on_fchange(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
+		       const char *dir)
+{
+	struct fchanges *c = arg;
+
+	(void)seq;
+	(void)owner;
+	if (c->want && file_ino == c->want && dir && !strcmp(dir, "/"))
+		c->got = 1;
+}
+
 /* Count the files below dir (the block cache's). */
 static int count_files(const char *dir)
 {
@@ -518,8 +535,41 @@ static void test_store_open_url(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_xattr_get(fx.s, &fx.a, id, "user.x", &b, &e),
 		 SFS_NOT_FOUND);
-	/* not yet: the change sequence, a file's times */
-	CHECK_ST(sfs_store_change_seq(rs, &seq, NULL), SFS_UNSUPPORTED);
+	/* the change feed: another process's commit wakes the change fd */
+	{
+		struct pollfd p = { .fd = sfs_store_change_fd(rs),
+				    .events = POLLIN };
+		static const char *const fresh[] = { "fresh" };
+		struct fchanges fc = { 0 };
+		char id2[SFS_ID_SIZE];
+		int64_t last = 0, deadline = sfs_now_ms() + 30000;
+
+		CHECK(sfs_store_change_fd(fx.s) == -1 && p.fd >= 0);
+		CHECK_ST(sfs_store_change_seq(rs, &seq, NULL), SFS_OK);
+		/* what came before (this test's own writes) goes first */
+		CHECK_ST(sfs_store_changes_by_others(rs, seq, on_fchange, &fc,
+						     &last, NULL),
+			 SFS_OK);
+		REQUIRE_ST(
+			tfx_upload(fx.s, &fx.a, "fresh", "new", 3, id2, NULL),
+			SFS_OK);
+		memset(&seen, 0, sizeof(seen));
+		CHECK_ST(sfs_query_dir_names(rs, &ra, "/", fresh, 1, NULL,
+					     on_file, &seen, NULL),
+			 SFS_OK);
+		REQUIRE(seen.n == 1);
+		fc.want = seen.ino;
+		while (!fc.got && sfs_now_ms() < deadline) {
+			if (poll(&p, 1, 30000) != 1)
+				break;
+			CHECK_ST(sfs_store_changes_by_others(rs, last,
+							     on_fchange, &fc,
+							     &last, NULL),
+				 SFS_OK);
+		}
+		CHECK(fc.got && last > seq);
+	}
+	/* not yet: a file's times */
 	u.set = SFS_UPD_MTIME;
 	u.mtime_ns = 1;
 	CHECK_ST(sfs_file_update(rs, &ra, id, &u, NULL, NULL), SFS_UNSUPPORTED);
