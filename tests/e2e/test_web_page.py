@@ -265,6 +265,53 @@ def test_paging_as_you_scroll(page, site):
     assert sorted(b.row_names()) == [f"p{i:03d}" for i in range(250)]
 
 
+# Added to the next document: the rows of the list's first insertion,
+# looked at in the frame that follows it.
+FIRST_BATCH = """
+new MutationObserver((recs, mo) => {
+  for (const r of recs) {
+    if (r.target.id !== "rows" || !r.addedNodes.length) continue;
+    mo.disconnect();
+    const rows = [...r.target.children];
+    requestAnimationFrame(() => {
+      window.sfsFirst = {
+        n: rows.length, height: innerHeight,
+        bottom: rows[rows.length - 1].getBoundingClientRect().bottom,
+        later: rows.filter(tr => tr.classList.contains("later")).length};
+    });
+    return;
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+def test_the_first_screenful_fills_the_screen(page, site):
+    """A long folder's first page is drawn in two steps: first the rows
+    that fill the screen below the list's top (measured), laid out at once
+    (not "later": no content-visibility), then the others, "later". The
+    first step leaves no gap at the bottom of the screen and is not the
+    whole page."""
+    b = page
+    for i in range(60):
+        site.new_file(data=b"x", name=f"s{i:02d}", filename=f"s{i:02d}.txt",
+                      path="/screenful/")
+    sid = b.d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                              {"source": FIRST_BATCH})["identifier"]
+    try:
+        b.open("/?first#/files/screenful/")
+        b.wait(lambda b: len(b.row_names()) == 60, 20, "the folder")
+        got = b.wait(lambda b: b.js("return window.sfsFirst"), 10,
+                     "the first batch seen")
+    finally:
+        b.d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                            {"identifier": sid})
+    assert 4 <= got["n"] < 60, got
+    assert got["later"] == 0, got
+    assert got["bottom"] >= got["height"], got  # no gap below the rows
+    assert b.js("return document.querySelectorAll('#rows tr.later')"
+                ".length") == 60 - got["n"]
+
+
 def test_the_pages_files_come_from_the_cache(page, site):
     b = page
     b.open("/?again#/files/")  # a visit, the page seen before

@@ -8,9 +8,13 @@ import { $, h, clear, fmtSize, fmtTime, fmtDate, debounce, notify, confirmDialog
 
 const { folderHash, listRequest, show } = self.sfsBoot; // js/boot.js
 
-// The rows of a view's first page that fill a screen are drawn first (a
-// row is at least 2.5rem high), the others once those are on screen.
-const firstRows = () => Math.max(10, Math.ceil(window.innerHeight / 40) + 1);
+// The rows of a view's first page that fill the screen below the list's
+// top are drawn first, the others once those are on screen. A folder's
+// row is the lowest (a line and its padding, 34 px at the page's 16 px),
+// so as many rows of it as fit: never a gap, at most a few rows too many.
+const MIN_ROW = 34;
+const firstRows = (tbody) =>
+  Math.max(4, Math.ceil((window.innerHeight - Math.max(0, tbody.getBoundingClientRect().top)) / MIN_ROW));
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -219,10 +223,10 @@ export class FileList {
       for (const d of j.directories || []) rows.push(() => this.dirRow(d));
     }
     for (const f of j.files) rows.push(() => this.row(f));
-    const n = first ? Math.min(firstRows(), rows.length) : rows.length;
+    show("rows"); // the first visit's page appears with these rows
+    const n = first ? Math.min(firstRows(this.tbody), rows.length) : rows.length;
     const shown = n < rows.length ? painted() : null;
     this.append(rows.slice(0, n), first);
-    show("rows"); // the first visit's page appears with these rows
     if (shown) {
       await shown;
       if (gen !== this.gen) return false;
@@ -244,10 +248,13 @@ export class FileList {
 
   // Rows (functions that make them) at the end of the list. The first
   // row of a view's first page names its text for the Element Timing
-  // API: when it is painted, a person sees the list (tests/bench/).
+  // API: when it is painted, a person sees the list (tests/bench/). Rows
+  // after the first screenful are "later": off screen, the browser
+  // neither lays out nor paints them (style.css).
   append(makers, first) {
     const frag = document.createDocumentFragment();
     for (const make of makers) frag.append(make());
+    if (!first) for (const tr of frag.children) tr.classList.add("later");
     if (first && frag.firstElementChild) {
       const name = frag.firstElementChild.querySelector(".c-name > a, .c-name > button");
       if (name) name.setAttribute("elementtiming", "sfs-rows");

@@ -334,6 +334,7 @@ export class Player {
 
   // Bars of the peaks (or a plain bar), played part in the accent colour.
   draw() {
+    if (!this.file) return; // closed: nothing to draw (nor to lay out for)
     const c = this.canvas;
     const rect = this.wave.getBoundingClientRect();
     const dpr = window.devicePixelRatio || 1;
