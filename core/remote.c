@@ -164,9 +164,21 @@ static void decode_listening(json_t *la, struct sfs_listening *out)
 	v = json_object_get(la, "size");
 	out->size = json_is_integer(v) ? json_integer_value(v) : -1;
 	out->created_at = ms_of(la, "createdAt");
-	out->deleted = json_is_true(json_object_get(la, "isDeleted"));
+	out->deleted = json_is_true(json_object_get(la, "deleted"));
 	out->purged = json_is_true(json_object_get(la, "isPurged"));
 	out->error = dup_str(la, "error");
+	s = json_string_value(json_object_get(la, "sha256"));
+	if (s && strlen(s) == 64)
+		sfs_strlcpy(out->sha256, s, sizeof(out->sha256));
+}
+
+/* An extension's ns time; the ms time `ms` where the server has none. */
+static int64_t ns_of(json_t *o, const char *key, int64_t ms)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v)
+				  : ms * 1000000;
 }
 
 enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
@@ -217,6 +229,12 @@ enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 	f->publish = s && sfs_publish_parse(s) > 0 ? SFS_PUBLISH_INTERNAL
 						   : SFS_PUBLISH_PRIVATE;
 	decode_listening(json_object_get(o, "listeningAudio"), &f->la);
+	f->mtime_ns = ns_of(o, "modifiedAtNs", f->created_at);
+	f->ctime_ns = ns_of(o, "changedAtNs", f->mtime_ns / 1000000);
+	v = json_object_get(o, "accessedAtNs");
+	f->atime_ns = json_is_integer(v) ? (int64_t)json_integer_value(v)
+					 : f->mtime_ns;
+	f->suffixed = json_is_true(json_object_get(o, "entrySuffix"));
 	t = json_object_get(o, "tags");
 	if (json_is_array(t) && json_array_size(t)) {
 		f->tags = calloc(json_array_size(t), sizeof(*f->tags));
@@ -588,7 +606,8 @@ enum sfs_status sfs_remote_file_get(struct sfs_remote *r, const char *id,
 
 enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       int fd, const char *if_match,
-				       struct sfs_file *out, struct sfs_err *e)
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	char path[128], hdr[96];
@@ -608,7 +627,9 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 	if (size < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot seek: %s",
 				strerror(errno));
-	snprintf(path, sizeof(path), API "/files/%s/content", id);
+	snprintf(path, sizeof(path), API "/files/%s/content%s", id,
+		 flags & SFS_SET_LISTENING ? ""
+					   : "?generateListeningAudio=false");
 	if (if_match)
 		snprintf(hdr, sizeof(hdr), "If-Match: %s%s%s",
 			 strcmp(if_match, "*") ? "\"" : "", if_match,

@@ -141,6 +141,10 @@ struct sfsi_store_ops {
 				       struct sfs_file *out, struct sfs_err *e);
 	enum sfs_status (*file_delete)(struct sfs_store *s, const char *id,
 				       int purge, struct sfs_err *e);
+	enum sfs_status (*listening_generate)(struct sfs_store *s,
+					      const char *id,
+					      struct sfs_file *out,
+					      struct sfs_err *e);
 	enum sfs_status (*file_rename)(struct sfs_store *s, const char *id,
 				       const struct sfs_file_update *u,
 				       const char *replace_id, unsigned flags,
@@ -203,6 +207,10 @@ enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 					struct sfs_err *e);
 enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
 					int purge, struct sfs_err *e);
+enum sfs_status sfsi_remote_listening_generate(struct sfs_store *s,
+					       const char *id,
+					       struct sfs_file *out,
+					       struct sfs_err *e);
 enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
 					const char *replace_id, unsigned flags,
@@ -247,11 +255,13 @@ enum sfs_status sfsi_rblob_start(struct sfs_remote *r, const char *cache_dir,
 void sfsi_rblob_stop(struct sfsi_rblob *rb);
 
 /*
- * File id's content of sha256 (size bytes), read by Range GETs of
- * GET …/files/{id}/content?sha256= through the block cache.
+ * File id's content (or listening MP3) of sha256 (size bytes), read by
+ * Range GETs of GET …/files/{id}/content?sha256= (or
+ * …/listening-audio/stream?sha256=) through the block cache.
  */
 enum sfs_status sfsi_rblob_open(struct sfsi_rblob *rb, const char *id,
-				const char *sha, int64_t size, unsigned flags,
+				enum sfs_content which, const char *sha,
+				int64_t size, unsigned flags,
 				struct sfs_blob **out,
 				struct sfs_err *e) SFS_MUST_CHECK;
 

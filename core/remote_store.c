@@ -488,21 +488,23 @@ static enum sfs_status r_file_open_ino(struct sfs_store *s, int64_t ino,
 				       struct sfs_blob **blob,
 				       struct sfs_file *out, struct sfs_err *e)
 {
+	int la = which == SFS_CONTENT_LISTENING;
 	struct sfs_file f;
 	enum sfs_status st;
+	int64_t size;
 
 	*blob = NULL;
-	if (which == SFS_CONTENT_LISTENING)
-		return sfsi_remote_refuse("read listening audio", e);
 	st = r_file_get_ino(s, ino, &f, e);
 	if (!st)
 		st = sfs_content_state_check(sfs_file_content_state(&f, which),
 					     which, e);
-	if (!st && f.size == 0)
+	size = la ? f.la.size : f.size;
+	if (!st && size == 0)
 		st = sfs_blob_open_empty(blob, e);
 	else if (!st)
-		st = sfsi_rblob_open(rs_of(s)->rb, f.id, f.sha256, f.size,
-				     flags, blob, e);
+		st = sfsi_rblob_open(rs_of(s)->rb, f.id, which,
+				     la ? f.la.sha256 : f.sha256, size, flags,
+				     blob, e);
 	if (!st && out) {
 		*out = f;
 		return SFS_OK;
@@ -737,6 +739,7 @@ static const struct sfsi_store_ops remote_ops = {
 	.set_content = sfsi_remote_set_content,
 	.file_update = sfsi_remote_file_update,
 	.file_delete = sfsi_remote_file_delete,
+	.listening_generate = sfsi_remote_listening_generate,
 	.file_rename = sfsi_remote_file_rename,
 	.dir_make = sfsi_remote_dir_make,
 	.dir_remove = sfsi_remote_dir_remove,

@@ -102,9 +102,8 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	struct sfs_file f;
 	enum sfs_status st;
 
-	(void)flags;
 	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
-				    &f, e);
+				    flags, &f, e);
 	if (!st)
 		st = sfsi_remote_file_number(s, &f, e);
 	if (!st && out)
@@ -114,30 +113,48 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	return st;
 }
 
-/* The JSON of u's fields the API takes; SFS_UNSUPPORTED for the others. */
+/*
+ * A text field as JSON: NULL is null where nullable; text that is not
+ * UTF-8 cannot go as JSON and is the field's error (as the server's).
+ */
+static json_t *jtext(const char *v, const char *field, struct sfs_err *e,
+		     int *bad)
+{
+	json_t *j = v ? json_string(v) : json_null();
+
+	if (!j) {
+		*bad = 1;
+		sfs_err_field(e, field, "invalid",
+			      "'%s' must be UTF-8 text without NUL", field);
+	}
+	return j;
+}
+
+/* The JSON of u's fields for PATCH (with the extensions for mounts). */
 static enum sfs_status update_json(const struct sfs_file_update *u,
 				   json_t **out, struct sfs_err *e)
 {
 	json_t *j = json_object(), *t;
+	int bad = 0;
 	size_t i;
 
 	*out = NULL;
-	if (u->set & (SFS_UPD_MTIME | SFS_UPD_FILENAME)) {
-		json_decref(j);
-		return sfsi_remote_refuse(
-			"set a file's times or its original filename", e);
-	}
 	if (!j)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	/* the text goes as JSON: it must be JSON (the server checks the
+	 * rest) */
+	if ((u->set & SFS_UPD_METADATA) &&
+	    sfs_metadata_check(u->metadata, "metadata", e))
+		bad = 1;
 	if (u->set & SFS_UPD_NAME)
-		json_object_set_new(j, "name", json_string(u->name));
+		json_object_set_new(j, "name", jtext(u->name, "name", e, &bad));
 	if (u->set & SFS_UPD_DESCRIPTION)
-		json_object_set_new(j, "description",
-				    u->description ? json_string(u->description)
-						   : json_null());
+		json_object_set_new(
+			j, "description",
+			jtext(u->description, "description", e, &bad));
 	if (u->set & SFS_UPD_PATH)
-		json_object_set_new(j, "path", json_string(u->path));
-	if (u->set & SFS_UPD_METADATA)
+		json_object_set_new(j, "path", jtext(u->path, "path", e, &bad));
+	if (!bad && (u->set & SFS_UPD_METADATA))
 		json_object_set_new(j, "metadata",
 				    u->metadata
 					    ? json_loads(u->metadata, 0, NULL)
@@ -145,12 +162,34 @@ static enum sfs_status update_json(const struct sfs_file_update *u,
 	if (u->set & SFS_UPD_TAGS) {
 		t = json_array();
 		for (i = 0; t && i < u->ntags; i++)
-			json_array_append_new(t, json_string(u->tags[i]));
+			if (json_array_append_new(
+				    t, jtext(u->tags[i], "tags", e, &bad)))
+				break;
 		json_object_set_new(j, "tags", t);
 	}
 	if (u->set & SFS_UPD_PUBLISH)
 		json_object_set_new(j, "publishMode",
 				    json_string(sfs_publish_name(u->publish)));
+	/* the extensions for mounts */
+	if (u->set & SFS_UPD_MTIME)
+		json_object_set_new(j, "modifiedAtNs",
+				    json_integer((json_int_t)u->mtime_ns));
+	if (u->set & SFS_UPD_ATIME)
+		json_object_set_new(j, "accessedAtNs",
+				    json_integer((json_int_t)u->atime_ns));
+	if (u->set & SFS_UPD_FILENAME)
+		json_object_set_new(j, "filename",
+				    jtext(u->filename, "filename", e, &bad));
+	if (u->set & (SFS_UPD_SUFFIX | SFS_UPD_NO_SUFFIX))
+		json_object_set_new(j, "entrySuffix",
+				    json_boolean(u->set & SFS_UPD_SUFFIX));
+	if (bad) {
+		json_decref(j);
+		if (e && e->status == SFS_NOMEM)
+			return SFS_NOMEM;
+		return sfs_errf(e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
+				"the update request is invalid");
+	}
 	*out = j;
 	return SFS_OK;
 }
@@ -185,10 +224,25 @@ enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
 	return st;
 }
 
+enum sfs_status sfsi_remote_listening_generate(struct sfs_store *s,
+					       const char *id,
+					       struct sfs_file *out,
+					       struct sfs_err *e)
+{
+	char path[160];
+	enum sfs_status st;
+
+	if (out)
+		sfs_file_init(out);
+	st = file_path(id, "/listening-audio/generate", path, sizeof(path), e);
+	if (!st)
+		st = send_json(s, "POST", path, NULL, out, e);
+	return st;
+}
+
 /*
- * rename(2) of a file: restore, the replaced file's delete and the move
- * are separate requests here (the local store does them in one
- * transaction): a failure between them is reported, never hidden.
+ * rename(2) of a file: one PATCH with the extension's replaceFileId and
+ * restore, one transaction on the server (sfs_file_rename there).
  */
 enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
@@ -198,17 +252,20 @@ enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 	char path[160];
 	enum sfs_status st = SFS_OK;
 
+	json_t *j;
+
 	if (out)
 		sfs_file_init(out);
-	if (flags & SFS_RENAME_RESTORE) {
-		st = file_path(id, "/restore", path, sizeof(path), e);
-		if (!st)
-			st = send_json(s, "POST", path, NULL, NULL, e);
-	}
-	if (!st && replace_id)
-		st = sfsi_remote_file_delete(s, replace_id, 0, e);
+	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = sfsi_remote_file_update(s, id, u, out, e);
+		st = update_json(u, &j, e);
+	if (!st && replace_id)
+		json_object_set_new(j, "replaceFileId",
+				    json_string(replace_id));
+	if (!st && (flags & SFS_RENAME_RESTORE))
+		json_object_set_new(j, "restore", json_true());
+	if (!st)
+		st = send_json(s, "PATCH", path, j, out, e);
 	return st;
 }
 

@@ -294,13 +294,17 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
+	want = req_arg(r, "sha256");
+	/* bytes named by their sha256 (a mount's reads): those of a deleted
+	 * file too, for a reader that had it open (extension) */
 	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0], which,
-			  SFS_BLOB_SEQUENTIAL, &b, &f, &e)) {
+			  SFS_BLOB_SEQUENTIAL |
+				  (want ? SFS_BLOB_IF_DELETED : 0),
+			  &b, &f, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
 	sha = listening ? f.la.sha256 : f.sha256;
-	want = req_arg(r, "sha256");
 	if (want && (!sha[0] || strcasecmp(want, sha))) {
 		/* named by its sha256: these bytes or none */
 		sfs_blob_close(b);
@@ -343,8 +347,11 @@ enum MHD_Result api_files_patch(struct req *r)
 	sfs_file_init(&f);
 	body_init(&b);
 	if (req_json(r, &j, &e) || body_update(j, &b, &e) ||
-	    sfs_file_update(g_httpd.store, &r->actor, r->params[0], &b.upd, &f,
-			    &e)) {
+	    (b.rename ? sfs_file_rename(g_httpd.store, &r->actor, r->params[0],
+					&b.upd, b.replace_id, b.rename_flags,
+					&f, &e)
+		      : sfs_file_update(g_httpd.store, &r->actor, r->params[0],
+					&b.upd, &f, &e))) {
 		ret = respond_err(r, &e);
 		goto out;
 	}

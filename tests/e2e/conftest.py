@@ -15,7 +15,11 @@ The metadata backend: a module that sets META_BACKENDS = ["sqlite",
 "pg"] runs every test of it once per backend too (the `meta` fixture).
 For pg, each store is made by `init -c` with db.url, a database of the
 run's PostgreSQL server (tests/pg.py) for the module and a schema of its
-own per store; every process that opens the store follows STORE/db.url."""
+own per store; every process that opens the store follows STORE/db.url.
+
+The mount kind: a mount module that sets MOUNT_KINDS = ["local",
+"remote"] runs every test of it once per kind (the autouse `mount_kind`
+fixture; fsutil.Mount says what a remote mount is)."""
 import itertools
 import json
 import os
@@ -27,6 +31,8 @@ import time
 
 import pytest
 import requests
+
+import fsutil
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
@@ -145,10 +151,37 @@ def meta(request):
         server.drop_database(name)
 
 
+@pytest.fixture(autouse=True)
+def mount_kind(request):
+    """"local" or "remote": the kind of every fsutil.Mount of the test
+    (MOUNT_KINDS of the module; local where it has none). The servers of
+    the remote mounts are stopped after the test, each must exit 0."""
+    kind = getattr(request, "param", "local")
+    fsutil.KIND["now"] = kind
+    try:
+        yield kind
+    finally:
+        fsutil.KIND["now"] = "local"
+        fsutil.stop_servers()
+
+
 def pytest_generate_tests(metafunc):
     """Each blob backend with SQLite; PostgreSQL with the last blob
     backend listed (s3 where the module has it: a store that no one
-    machine holds)."""
+    machine holds). Each mount kind of MOUNT_KINDS: a remote mount with
+    the first blob backend only (the server's blobs are not the mount's
+    concern; the s3 store behind a daemon has the API suites)."""
+    kinds = getattr(metafunc.module, "MOUNT_KINDS", None)
+    if kinds and "mount_kind" in metafunc.fixturenames:
+        if "blobs" in metafunc.fixturenames:
+            blob_kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
+            combos = [(b, k) for k in kinds for b in blob_kinds
+                      if k == "local" or b == blob_kinds[0]]
+            metafunc.parametrize(["blobs", "mount_kind"], combos,
+                                 indirect=True, scope="module",
+                                 ids=["%s-%s" % c for c in combos])
+            return
+        metafunc.parametrize("mount_kind", kinds, indirect=True)
     names = [n for n in ("blobs", "meta") if n in metafunc.fixturenames]
     if not names:
         return

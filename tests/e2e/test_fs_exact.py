@@ -14,6 +14,8 @@ import pytest
 from fsutil import (ADMIN, SPEECHFS, Mount, api, eventually, mnt,  # noqa
                     store, xget)
 
+MOUNT_KINDS = ["local", "remote"]
+
 P = "user.speechfs."
 
 

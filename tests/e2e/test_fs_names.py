@@ -10,6 +10,8 @@ import pytest
 
 from fsutil import Mount, api, eventually, mnt, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 P = "user.speechfs."
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from fsutil import api, mnt, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 P = "user.speechfs."
 
 
