@@ -51,9 +51,14 @@ def admin(*args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def make_store(path, max_bytes=0, blobs=None):
-    """A new store with one tenant and two users; returns their ids."""
-    admin("init", "--store", str(path))
+def make_store(path, max_bytes=0, blobs=None, meta=None):
+    """A new store with one tenant and two users; returns their ids. Its
+    metadata where `meta` keeps it (conftest.Meta: SQLite when None), its
+    blobs where `blobs` does."""
+    if meta:
+        meta.init(path)
+    else:
+        admin("init", "--store", str(path))
     if blobs:
         blobs.init(path)
     tenant = admin("tenant", "create", "--store", str(path), "--name",
@@ -117,12 +122,14 @@ class Mount:
 
 
 @pytest.fixture
-def store(tmp_path, blobs):
+def store(tmp_path, blobs, meta):
     """(store dir, tenant id, [user ids]) of a fresh store, its blobs
-    where the module's `blobs` backend keeps them."""
+    where the module's `blobs` backend keeps them (BLOB_BACKENDS), its
+    metadata where `meta` does (META_BACKENDS: a module listing "pg"
+    mounts a PostgreSQL store too; conftest.py)."""
     need_fuse()
     d = tmp_path / "store"
-    tenant, users = make_store(d, blobs=blobs)
+    tenant, users = make_store(d, blobs=blobs, meta=meta)
     return d, tenant, users
 
 
