@@ -169,37 +169,40 @@ def pytest_generate_tests(metafunc):
     """Each blob backend with SQLite; PostgreSQL with the last blob
     backend listed (s3 where the module has it: a store that no one
     machine holds). Each mount kind of MOUNT_KINDS: a remote mount with
-    the first blob backend only (the server's blobs are not the mount's
-    concern; the s3 store behind a daemon has the API suites)."""
-    kinds = getattr(metafunc.module, "MOUNT_KINDS", None)
-    if kinds and "mount_kind" in metafunc.fixturenames:
-        if "blobs" in metafunc.fixturenames:
-            blob_kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
-            combos = [(b, k) for k in kinds for b in blob_kinds
-                      if k == "local" or b == blob_kinds[0]]
-            metafunc.parametrize(["blobs", "mount_kind"], combos,
-                                 indirect=True, scope="module",
-                                 ids=["%s-%s" % c for c in combos])
-            return
-        metafunc.parametrize("mount_kind", kinds, indirect=True)
+    the first of those stores only (the server's blobs and database are
+    not the mount's concern; the API suites cover them behind a daemon)."""
     names = [n for n in ("blobs", "meta") if n in metafunc.fixturenames]
+    kinds = getattr(metafunc.module, "MOUNT_KINDS", None)
+    if "mount_kind" not in metafunc.fixturenames:
+        kinds = None
     if not names:
+        if kinds:
+            metafunc.parametrize("mount_kind", kinds, indirect=True)
         return
     blob_kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
     meta_kinds = getattr(metafunc.module, "META_BACKENDS", ["sqlite"])
     combos = [(b, "sqlite") for b in blob_kinds]
     if "pg" in meta_kinds:
         combos.append((blob_kinds[-1], "pg"))
-    if names == ["blobs", "meta"]:
-        metafunc.parametrize(names, combos, indirect=True, scope="module",
-                             ids=["%s-%s" % c if c[1] != "sqlite" else c[0]
-                                  for c in combos])
-    elif names == ["blobs"]:
-        metafunc.parametrize("blobs", blob_kinds, indirect=True,
-                             scope="module")
+    if names == ["blobs"]:
+        combos = [(b,) for b in blob_kinds]
+    elif names == ["meta"]:
+        combos = [(m,) for m in meta_kinds]
+    ids = ["-".join(x for x in c if x != "sqlite") or c[0] for c in combos]
+    if kinds:
+        combos2 = [c + (k,) for k in kinds for c in combos
+                   if k == "local" or c == combos[0]]
+        ids = ["%s-%s" % ("-".join(x for x in c[:-1] if x != "sqlite")
+                          or c[0], c[-1]) for c in combos2]
+        metafunc.parametrize(names + ["mount_kind"], combos2,
+                             indirect=True, scope="module", ids=ids)
+        return
+    if len(names) == 1:
+        metafunc.parametrize(names[0], [c[0] for c in combos],
+                             indirect=True, scope="module")
     else:
-        metafunc.parametrize("meta", meta_kinds, indirect=True,
-                             scope="module")
+        metafunc.parametrize(names, combos, indirect=True, scope="module",
+                             ids=ids)
 
 
 def admin(store, *args):
