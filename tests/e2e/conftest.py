@@ -176,9 +176,7 @@ def pytest_generate_tests(metafunc):
     if "mount_kind" not in metafunc.fixturenames:
         kinds = None
     if not names:
-        if kinds:
-            metafunc.parametrize("mount_kind", kinds, indirect=True)
-        return
+        return      # no store, no mount: nothing remote to run
     blob_kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
     meta_kinds = getattr(metafunc.module, "META_BACKENDS", ["sqlite"])
     combos = [(b, "sqlite") for b in blob_kinds]
