@@ -185,16 +185,18 @@ class Mount:
         self.user = user
         self.kind = KIND["now"]
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-mnt-"))
-        self.keyf = self.cache = None
+        self.kind_key = self.kind_cache = None
         if self.kind == "remote":
             srv = server_of(store)
             self.server = srv
-            self.keyf = self.dir.parent / (self.dir.name + ".key")
-            self.keyf.write_text(srv.key(user) + "\n")
-            self.keyf.chmod(0o600)
-            self.cache = pathlib.Path(tempfile.mkdtemp(prefix="sfs-rc-"))
+            self.kind_key = self.dir.parent / (self.dir.name + ".key")
+            self.kind_key.write_text(srv.key(user) + "\n")
+            self.kind_key.chmod(0o600)
+            self.kind_cache = pathlib.Path(
+                tempfile.mkdtemp(prefix="sfs-rc-"))
             self.start([str(SPEECHFS), "--url", srv.base, "--key-file",
-                        str(self.keyf), "-o", "cache_dir=%s" % self.cache,
+                        str(self.kind_key),
+                        "-o", "cache_dir=%s" % self.kind_cache,
                         str(self.dir), "-f", *opts], wait=15)
         else:
             self.start([str(SPEECHFS), "--store", str(store), "--user",
@@ -237,10 +239,10 @@ class Mount:
         out = self.output()
         self.log.close()
         os.unlink(self.log.name)
-        if self.keyf:
-            self.keyf.unlink()
-            shutil.rmtree(self.cache, ignore_errors=True)
-            self.keyf = None
+        if getattr(self, "kind_key", None):
+            self.kind_key.unlink()
+            shutil.rmtree(self.kind_cache, ignore_errors=True)
+            self.kind_key = None
         try:
             self.dir.rmdir()
         except OSError:

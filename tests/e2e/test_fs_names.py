@@ -10,8 +10,6 @@ import pytest
 
 from fsutil import Mount, api, eventually, mnt, store, xget  # noqa: F401
 
-MOUNT_KINDS = ["local", "remote"]
-
 P = "user.speechfs."
 
 
