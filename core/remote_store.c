@@ -856,8 +856,8 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		return st;
 	}
 	sfs_info("remote",
-		 "'%s': not done yet: .shared/, .listening/, setting times of "
-		 "files (ENOTSUP)%s; block cache '%s'",
+		 "'%s': not done yet: .shared/ and changing shares "
+		 "(ENOTSUP)%s; block cache '%s'",
 		 o->url,
 		 rs->feed ? ""
 			  : "; the server has no change feed: changes "

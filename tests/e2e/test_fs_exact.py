@@ -14,8 +14,6 @@ import pytest
 from fsutil import (ADMIN, SPEECHFS, Mount, api, eventually, mnt,  # noqa
                     store, xget)
 
-MOUNT_KINDS = ["local", "remote"]
-
 P = "user.speechfs."
 
 
