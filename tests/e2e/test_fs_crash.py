@@ -13,7 +13,8 @@ import subprocess
 
 import pytest
 
-from fsutil import ADMIN, Mount, store, xget  # noqa: F401
+import fsutil
+from fsutil import ADMIN, Mount, mounts, store, xget  # noqa: F401
 
 P = "user.speechfs."
 
@@ -168,3 +169,47 @@ def test_fsync_then_kill9_keeps_the_new_version(store, opts):
     finally:
         assert m2.stop() == 0
     fsck_clean(d)
+
+
+def tree(m):
+    """{relative path: content} of the regular files under m, and the
+    directories."""
+    out = {}
+    for root, dirs, files in os.walk(m.dir):
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        rel = os.path.relpath(root, m.dir)
+        for x in dirs:
+            out[os.path.normpath(os.path.join(rel, x)) + "/"] = None
+        for x in files:
+            with open(os.path.join(root, x), "rb") as f:
+                out[os.path.normpath(os.path.join(rel, x))] = f.read()
+    return out
+
+
+def test_commit_mode_changes_reach_other_mounts(store, mounts):
+    """-o commit=MS: creates, overwrites, renames, deletes, directories
+    and tags made in a batching mount reach a mount without the option
+    (another process) once their batch is committed, exactly; that
+    mount's own writes go through while batches are open, and are seen
+    by the batching mount."""
+    d, _, users = store
+    a = mounts(users[0], "-o", "commit=200")
+    b = mounts(users[0])
+    for i in range(30):
+        write(a.path("f%02d.txt" % i), b"file %d\n" % i)
+    a.path("sub").mkdir()
+    os.rename(a.path("f00.txt"), a.path("sub", "moved.txt"))
+    os.unlink(a.path("f01.txt"))
+    write(a.path("f02.txt"), b"rewritten\n")
+    os.setxattr(a.path("f03.txt"), P + "tags", b"bulk")
+    write(b.path("from-b.txt"), b"written by b\n")
+    want = tree(a)
+    assert "from-b.txt" not in want or want["from-b.txt"] == \
+        b"written by b\n"
+    assert fsutil.eventually(lambda: tree(b) == tree(a) and
+                             "from-b.txt" in tree(a)), (tree(a), tree(b))
+    got = tree(b)
+    assert got["sub/moved.txt"] == b"file 0\n"
+    assert "f01.txt" not in got and got["f02.txt"] == b"rewritten\n"
+    assert fsutil.eventually(
+        lambda: xget(b.path("f03.txt"), P + "tags") == "bulk")
