@@ -75,12 +75,16 @@ class Mount:
         self.store = store
         self.user = user
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-mnt-"))
+        self.start([str(SPEECHFS), "--store", str(store), "--user", user,
+                    str(self.dir), "-f", *opts])
+
+    def start(self, cmd, wait=10):
+        """Run cmd (a `speechfs -f` on self.dir) until its mount is up;
+        if it is not within `wait` seconds, stop it and raise."""
         self.log = open(self.dir.parent / (self.dir.name + ".log"), "w+")
-        cmd = [str(SPEECHFS), "--store", str(store), "--user", user,
-               str(self.dir), "-f", *opts]
         self.proc = subprocess.Popen(cmd, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
+        deadline = time.time() + wait
         while not os.path.ismount(self.dir):
             if self.proc.poll() is not None or time.time() > deadline:
                 out = self.output()
