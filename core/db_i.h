@@ -78,6 +78,10 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s,
 			     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_begin_read(struct db *d,
 				   struct sfs_err *e) SFS_MUST_CHECK;
+/* Batched commits (sfs_store_batch): set up at open; commit the open one. */
+void sfsi_batch_init(struct sfs_store *s);
+enum sfs_status sfsi_batch_commit(struct sfs_store *s,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * A write transaction serialised only by the rows it locks (SELECT ...
  * FOR UPDATE [SKIP LOCKED]) on PostgreSQL, not by the store's write lock:
