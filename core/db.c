@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1559,9 +1560,14 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 
 static void note(struct sfs_store *s)
 {
+	uint64_t one = 1;
+
 	pthread_mutex_lock(&s->note_mu);
 	s->notes++;
 	pthread_cond_broadcast(&s->note_cv);
+	/* a full counter is awake already */
+	if (s->note_efd >= 0 && write(s->note_efd, &one, sizeof(one)) < 0)
+		sfs_debug("db", "cannot wake the change fd");
 	pthread_mutex_unlock(&s->note_mu);
 }
 
@@ -1687,6 +1693,28 @@ void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms)
 void sfsi_db_note_wake(struct sfs_store *s)
 {
 	note(s);
+}
+
+int sfsi_db_change_fd(struct sfs_store *s)
+{
+	int fd;
+
+	if (!s->cfg.db_url[0])
+		return -1;
+	pthread_mutex_lock(&s->note_mu);
+	if (s->note_efd < 0)
+		s->note_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	fd = s->note_efd;
+	pthread_mutex_unlock(&s->note_mu);
+	if (fd < 0) {
+		sfs_warn("db", "cannot make the change fd: %s",
+			 strerror(errno));
+		return -1;
+	}
+	/* not listening: the caller polls, as on a lost connection */
+	if (sfsi_db_listen_start(s))
+		sfs_warn("db", "changes of other processes are polled for");
+	return fd;
 }
 
 void sfsi_db_notify_jobs(struct db *d)

@@ -135,6 +135,9 @@ void sfsi_db_listen_stop(struct sfs_store *s);
  */
 void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms);
 void sfsi_db_note_wake(struct sfs_store *s);
+/* PostgreSQL: an eventfd written when a write is heard (the listening
+ * thread started); the store closes it. -1 on SQLite or on failure. */
+int sfsi_db_change_fd(struct sfs_store *s);
 /* Tell other processes at this transaction's commit: jobs were queued. */
 void sfsi_db_notify_jobs(struct db *d);
 

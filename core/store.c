@@ -479,6 +479,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_mutex_init(&s->note_mu, NULL);
 	pthread_cond_init(&s->note_cv, NULL);
 	s->note_pipe[0] = s->note_pipe[1] = -1;
+	s->note_efd = -1;
 	s->dir = realpath(dir, NULL);
 	if (!s->dir) {
 		ret = sfsi_errno_status(e, errno, "store directory");
@@ -537,6 +538,8 @@ void sfs_store_close(struct sfs_store *s)
 	if (sfs_store_batch(s, 0, NULL)) /* commits and syncs an open one */
 		sfs_error("store", "the last batch of commits may be lost");
 	sfsi_db_listen_stop(s);
+	if (s->note_efd >= 0)
+		close(s->note_efd);
 	sfsi_staging_close(s);
 	sfsi_blob_backend_close(s);
 	sfsi_db_pool_close(s);
@@ -568,7 +571,7 @@ const struct sfs_config *sfs_store_config(const struct sfs_store *s)
 
 int sfs_store_change_fd(struct sfs_store *s)
 {
-	return s->ops ? s->ops->change_fd(s) : -1;
+	return s->ops ? s->ops->change_fd(s) : sfsi_db_change_fd(s);
 }
 
 const char *sfs_store_dir(const struct sfs_store *s)

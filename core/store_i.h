@@ -94,6 +94,7 @@ struct sfs_store {
 	int note_stop;
 	int note_pipe[2];
 	uint64_t notes, notes_seen; /* writes heard (and wake-ups) */
+	int note_efd; /* written per write heard (sfs_store_change_fd) */
 };
 
 /* Write STORE/db.url (cfg's db.url and db.schema), mode 0600; it must

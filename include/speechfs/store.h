@@ -161,9 +161,12 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 const struct sfs_config *sfs_store_config(const struct sfs_store *s);
 const char *sfs_store_dir(const struct sfs_store *s);
 /*
- * A file descriptor that becomes readable when the changes of a remote
- * store's feed are waiting for sfs_store_changes_by_others (an eventfd:
- * read it to rearm); -1 for a local store (watch its directory).
+ * A file descriptor that becomes readable when changes may be waiting
+ * for sfs_store_changes_by_others (an eventfd: read it to rearm): a
+ * remote store's feed, or a PostgreSQL store's LISTEN (any process's
+ * commit, and each time the listening connection is made again, when
+ * what was said meanwhile is unknown). -1 for a store on SQLite (watch
+ * its directory: every commit writes its WAL there).
  */
 int sfs_store_change_fd(struct sfs_store *s);
 /* Was it opened by sfs_store_open_url (remote.h)? */
