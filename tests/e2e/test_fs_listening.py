@@ -19,6 +19,7 @@ MOUNT_KINDS = ["local", "remote"]
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 P = "user.speechfs."
 
