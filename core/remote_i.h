@@ -59,6 +59,9 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    struct sfs_buf *b,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
+/* 1 while the server gives no answer at all (its last request failed). */
+int sfsi_remote_down(struct sfs_remote *r);
+
 /* Make every transfer of r in progress, and later ones, end now. */
 void sfsi_remote_abort(struct sfs_remote *r);
 

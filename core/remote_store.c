@@ -32,6 +32,14 @@ struct rnode {
 	char *key; /* a file's id, or a directory's path ("/a/b/") */
 	int perm;  /* a file's, as last listed */
 	int64_t next;
+	/*
+	 * What the server last said of it, kept for when it does not
+	 * answer (offline): a file's JSON as last got alone (stat, open),
+	 * a directory's stat.
+	 */
+	char *last;
+	int has_dir;
+	struct sfs_dir_info dir;
 };
 
 struct rstore {
@@ -91,6 +99,8 @@ static int64_t ino_of(struct rstore *rs, const char *key, int perm)
 		rs->v[rs->n].key = k;
 		rs->v[rs->n].perm = SFS_PERM_OWNER;
 		rs->v[rs->n].next = rs->buckets[h];
+		rs->v[rs->n].last = NULL;
+		rs->v[rs->n].has_dir = 0;
 		i = (int64_t)++rs->n;
 		rs->buckets[h] = i;
 	}
@@ -115,6 +125,107 @@ static int key_of(struct rstore *rs, int64_t ino, char *out, size_t size,
 	}
 	pthread_mutex_unlock(&rs->mu);
 	return ret;
+}
+
+/* ---- what is known while the server does not answer ------------------ */
+
+static int name_is(const struct sfs_file *f, const char *const *names, size_t n,
+		   const char *id_prefix)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (names[i] && f->name && !strcasecmp(f->name, names[i]))
+			return 1;
+	return id_prefix && *id_prefix &&
+	       !strncmp(f->id, id_prefix, strlen(id_prefix));
+}
+
+static int offline(struct rstore *rs, enum sfs_status st)
+{
+	return st == SFS_UNAVAILABLE && sfsi_remote_down(rs->r);
+}
+
+/* The number of key if it has one (0: none), given no number now. */
+static int64_t known(struct rstore *rs, const char *key)
+{
+	int64_t i;
+
+	pthread_mutex_lock(&rs->mu);
+	for (i = rs->buckets[hash(key)]; i; i = rs->v[i - 1].next)
+		if (!strcmp(rs->v[i - 1].key, key))
+			break;
+	pthread_mutex_unlock(&rs->mu);
+	return i;
+}
+
+static void remember_file(struct rstore *rs, int64_t ino, json_t *o)
+{
+	char *text = json_dumps(o, JSON_COMPACT);
+
+	pthread_mutex_lock(&rs->mu);
+	if (text && ino > 0 && (size_t)ino <= rs->n) {
+		free(rs->v[ino - 1].last);
+		rs->v[ino - 1].last = text;
+		text = NULL;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	free(text);
+}
+
+/* A file as last got (stat, open) while the server does not answer. */
+static enum sfs_status last_file(struct rstore *rs, int64_t ino,
+				 struct sfs_file *out)
+{
+	enum sfs_status st = SFS_NOT_FOUND;
+	char *text = NULL;
+	int perm = SFS_PERM_OWNER;
+
+	pthread_mutex_lock(&rs->mu);
+	if (ino > 0 && (size_t)ino <= rs->n && rs->v[ino - 1].last) {
+		text = strdup(rs->v[ino - 1].last);
+		perm = rs->v[ino - 1].perm;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	if (text && !sfs_remote_file_decode(text, strlen(text), out, NULL)) {
+		out->ino = ino;
+		out->perm = (enum sfs_perm)perm;
+		st = SFS_OK;
+	}
+	free(text);
+	return st;
+}
+
+/*
+ * The files of directory path named in names (or by id_prefix) among
+ * those last got one by one, while the server does not answer: a
+ * lookup of a file read before finds it, a listing is not made of it.
+ * How many were found.
+ */
+static int last_files_in(struct rstore *rs, const char *path,
+			 const char *const *names, size_t n,
+			 const char *id_prefix,
+			 int (*fn)(void *arg, const struct sfs_file *f),
+			 void *arg)
+{
+	struct sfs_file f;
+	size_t i, count;
+	int found = 0, stop = 0;
+
+	pthread_mutex_lock(&rs->mu);
+	count = rs->n;
+	pthread_mutex_unlock(&rs->mu);
+	for (i = 1; i <= count && !stop; i++) {
+		if (last_file(rs, (int64_t)i, &f))
+			continue;
+		if (f.path && !strcmp(f.path, path) &&
+		    name_is(&f, names, n, id_prefix)) {
+			found++;
+			stop = fn(arg, &f);
+		}
+		sfs_file_release(&f);
+	}
+	return found;
 }
 
 /*
@@ -269,6 +380,67 @@ static void dir_info(struct rstore *rs, json_t *o, const char *path,
 	d->nsub = json_integer_value(json_object_get(o, "subdirectoryCount"));
 	if (m && !sfs_iso8601_parse(m, &ms))
 		d->mtime_ns = ms * 1000000;
+	pthread_mutex_lock(&rs->mu);
+	if (d->ino > 0 && (size_t)d->ino <= rs->n) {
+		rs->v[d->ino - 1].dir = *d;
+		rs->v[d->ino - 1].has_dir = 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
+/* A directory as last seen while the server does not answer. */
+static enum sfs_status last_dir(struct rstore *rs, const char *path,
+				struct sfs_dir_info *out)
+{
+	int64_t i = known(rs, path);
+	enum sfs_status st = SFS_NOT_FOUND;
+
+	pthread_mutex_lock(&rs->mu);
+	if (i && rs->v[i - 1].has_dir) {
+		*out = rs->v[i - 1].dir;
+		st = SFS_OK;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return st;
+}
+
+/*
+ * 1 if directory path did not exist when its parent was last seen: the
+ * parent's subdirectories were all seen (as many as it had), and path
+ * is not one of them. A lookup of a file tries its name as a directory
+ * first, which must not fail while the server does not answer.
+ */
+static int last_dir_absent(struct rstore *rs, const char *path)
+{
+	char parent[4096];
+	size_t len = strlen(path), pl, i;
+	int64_t p, seen = 0;
+	int absent = 0;
+
+	if (len < 2 || len >= sizeof(parent) || path[len - 1] != '/')
+		return 0;
+	sfs_strlcpy(parent, path, sizeof(parent));
+	parent[len - 1] = '\0';
+	*(strrchr(parent, '/') + 1) = '\0';
+	pl = strlen(parent);
+	p = known(rs, parent);
+	pthread_mutex_lock(&rs->mu);
+	if (p && rs->v[p - 1].has_dir) {
+		for (i = 0; i < rs->n; i++) {
+			const char *k = rs->v[i].key, *slash;
+
+			if (!rs->v[i].has_dir || strncmp(k, parent, pl) ||
+			    !k[pl] || !(slash = strchr(k + pl, '/')) ||
+			    slash[1])
+				continue;
+			if (!strcmp(k, path))
+				break;
+			seen++;
+		}
+		absent = i == rs->n && seen >= rs->v[p - 1].dir.nsub;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return absent;
 }
 
 static enum sfs_status get_dir(struct rstore *rs, const char *path,
@@ -294,6 +466,13 @@ static enum sfs_status r_dir_stat(struct sfs_store *s, const char *path,
 	st = get_dir(rs, path, &j, e);
 	if (!st)
 		dir_info(rs, j, path, out);
+	if (st && offline(rs, st) && !last_dir(rs, path, out)) {
+		sfs_err_init(e);
+		st = SFS_OK;
+	} else if (st && offline(rs, st) && last_dir_absent(rs, path)) {
+		st = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+			      "no such directory (when last seen)");
+	}
 	json_decref(j);
 	return st;
 }
@@ -398,18 +577,6 @@ static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 	return st;
 }
 
-static int name_is(const struct sfs_file *f, const char *const *names, size_t n,
-		   const char *id_prefix)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (names[i] && f->name && !strcasecmp(f->name, names[i]))
-			return 1;
-	return id_prefix && *id_prefix &&
-	       !strncmp(f->id, id_prefix, strlen(id_prefix));
-}
-
 static enum sfs_status
 r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 	    size_t n, const char *id_prefix, int all,
@@ -428,6 +595,12 @@ r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 		 API "/files?path=%s&recursive=false&sort=creationDate,asc",
 		 esc);
 	st = list_all(rs_of(s), url, SFS_PERM_OWNER, &l, e);
+	/* offline, a name not known is not known to be absent: st */
+	if (st && !all && offline(rs_of(s), st) &&
+	    last_files_in(rs_of(s), path, names, n, id_prefix, fn, arg)) {
+		sfs_err_init(e);
+		return SFS_OK;
+	}
 	if (st)
 		return st;
 	if (l.n > 1)
@@ -479,6 +652,12 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 	st = get_json(rs, url, &j, e);
 	if (!st)
 		st = file_of(rs, j, 0, out, e);
+	if (!st)
+		remember_file(rs, ino, j);
+	if (st && offline(rs, st) && !last_file(rs, ino, out)) {
+		sfs_err_init(e); /* its blocks may be in the cache */
+		st = SFS_OK;
+	}
 	json_decref(j);
 	return st;
 }
@@ -674,8 +853,10 @@ static void r_close(struct sfs_store *s)
 		sfsi_rfeed_stop(rs->feed);
 		sfsi_rblob_stop(rs->rb);
 		sfs_remote_close(rs->r);
-		for (i = 0; i < rs->n; i++)
+		for (i = 0; i < rs->n; i++) {
 			free(rs->v[i].key);
+			free(rs->v[i].last);
+		}
 		free(rs->v);
 		free(rs->buckets);
 		pthread_mutex_destroy(&rs->mu);
