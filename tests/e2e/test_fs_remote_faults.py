@@ -38,11 +38,12 @@ class Daemon:
     """speechfsd on a fixed port of its own, to be killed and started
     again on that port."""
 
-    def __init__(self, store_dir, tmp):
+    def __init__(self, store_dir, tmp, extra=""):
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.conf = tmp / "speechfsd.conf"
-        self.conf.write_text(CONFIG.format(store=store_dir, port=self.port))
+        self.conf.write_text(CONFIG.format(store=store_dir, port=self.port)
+                             + extra)
         self.proc = None
         self.start()
 
@@ -163,6 +164,20 @@ class Background:
         return self
 
 
+def stop(pid):
+    """SIGSTOP, and wait until every thread of pid is stopped (a thread
+    busy elsewhere stops a moment later)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
+            stat = (t / "stat").read_text()
+            if stat[stat.rindex(")") + 2] not in "Tt":
+                return False
+        return True
+    assert eventually(stopped), "speechfsd does not stop"
+
+
 def upload_in_flight(port):
     """Bytes waiting unread on speechfsd's end of a connection from the
     mount (/proc/net/tcp): the mount is sending them, the daemon is not
@@ -187,7 +202,7 @@ def test_killed_mid_read(remote):
     # 2 MB/s per transfer: a 4 MiB block takes 2 s to come
     admin("user", "rate", "--store", str(d), "--id", alice,
           "--download-bps", "2000000")
-    m = RemoteMount(dm.base, key, "-o", "timeout=10")
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
     try:
         p = m.path("big.bin")
         got = [0]
@@ -242,14 +257,14 @@ def test_killed_mid_write(remote):
     old = b"RIFF old content " * 1000
     f = upload(dm, key, old, "song")
     new = os.urandom(64 << 20)
-    m = RemoteMount(dm.base, key, "-o", "timeout=10")
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
     try:
         p = m.path("song.bin")
         assert p.read_bytes() == old
         w = open(p, "wb")
         w.write(new)
         w.flush()               # in the mount's stage: nothing sent yet
-        os.kill(dm.proc.pid, signal.SIGSTOP)
+        stop(dm.proc.pid)
         bg = Background(w.close)
         # the upload is on its way: bytes wait on the daemon's socket
         assert eventually(lambda: upload_in_flight(dm.port) > 65536, 60)
@@ -288,7 +303,7 @@ def test_stalled_server_times_out(remote):
         p = m.path("cached.bin")
         assert p.read_bytes() == data
         assert eventually(lambda: cached_blocks(m.cache) >= len(data))
-        os.kill(dm.proc.pid, signal.SIGSTOP)
+        stop(dm.proc.pid)
         try:
             bg = Background(lambda: os.stat(m.path("unknown.bin")))
             bg.wait(90)
@@ -308,7 +323,15 @@ def test_stalled_server_times_out(remote):
             except OSError:
                 return False
         assert eventually(back, 60)
-        m.path("after.bin").write_bytes(b"RIFF after")
+
+        def write():
+            try:
+                m.path("after.bin").write_bytes(b"RIFF after")
+                return True
+            except OSError as e:    # a server slow to commit: again
+                assert e.errno in FAILED, e
+                return False
+        assert eventually(write, 120)
         r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
                          params={"name": "after"}, timeout=30)
         assert [x["size"] for x in r.json()["files"]] == [10]
