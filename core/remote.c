@@ -433,7 +433,13 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		part = mime ? curl_mime_addpart(mime) : NULL;
 		curl_mime_name(part, "file");
 		curl_mime_filename(part, q->form_file);
-		curl_mime_data(part, "", 0);
+		if (q->form_content) {
+			u.fd = q->form_fd;
+			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
+					  on_seek, NULL, &u);
+		} else {
+			curl_mime_data(part, "", 0);
+		}
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (q->body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
@@ -521,6 +527,10 @@ static void read_features(struct sfs_remote *r)
 			r->features |= SFS_REMOTE_DIRS;
 		if (json_object_get(paths, API "/changes"))
 			r->features |= SFS_REMOTE_CHANGES;
+		if (json_object_get(paths, API "/files/{id}/xattrs"))
+			r->features |= SFS_REMOTE_XATTRS;
+		if (json_object_get(paths, API "/space"))
+			r->features |= SFS_REMOTE_SPACE;
 		json_decref(doc);
 	}
 	sfs_buf_release(&b);

@@ -228,6 +228,32 @@ static int last_files_in(struct rstore *rs, const char *path,
 	return found;
 }
 
+void sfsi_remote_renumber(struct sfs_store *s, const char *from, const char *to)
+{
+	struct rstore *rs = rs_of(s);
+	int64_t i = known(rs, from), j = known(rs, to);
+	uint32_t h;
+	size_t k;
+	char *n;
+
+	if (!i || !(n = strdup(to)))
+		return;
+	pthread_mutex_lock(&rs->mu);
+	if (j)
+		rs->v[j - 1].key[0] = '\0'; /* numbered already: let it go */
+	free(rs->v[i - 1].key);
+	rs->v[i - 1].key = n;
+	free(rs->v[i - 1].last);
+	rs->v[i - 1].last = NULL;
+	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
+	for (k = 0; k < rs->n; k++) {
+		h = hash(rs->v[k].key);
+		rs->v[k].next = rs->buckets[h];
+		rs->buckets[h] = (int64_t)k + 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
 /*
  * A directory renamed on the server: its number and those below it keep
  * theirs under the new paths (as the local store's directory rows do),
@@ -337,6 +363,11 @@ static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 struct sfs_remote *sfsi_remote_of(struct sfs_store *s)
 {
 	return rs_of(s)->r;
+}
+
+unsigned sfsi_remote_has(struct sfs_store *s)
+{
+	return sfs_remote_features(rs_of(s)->r);
 }
 
 enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
@@ -456,15 +487,194 @@ static enum sfs_status get_dir(struct rstore *rs, const char *path,
 	return get_json(rs, url, out, e);
 }
 
+static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
+				struct sfs_file_list *l, struct sfs_err *e);
+
+/*
+ * Directories of a server with only the seed's API (no /directories):
+ * what the paths of the files below show, by one recursive listing of
+ * path. No empty directory exists there.
+ */
+struct seed_sub {
+	char *name;
+	int64_t nfiles, mtime_ms, nsub;
+	char **segs; /* its own subdirectories' names */
+};
+
+struct seed_dir {
+	int64_t nfiles, mtime_ms;
+	struct seed_sub *subs;
+	size_t nsubs;
+};
+
+static int seed_add(char ***v, int64_t *n, const char *name, size_t len)
+{
+	char **nv;
+	int64_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strlen((*v)[i]) == len && !strncmp((*v)[i], name, len))
+			return 0;
+	nv = realloc(*v, (size_t)(*n + 1) * sizeof(*nv));
+	if (!nv || !(nv[*n] = strndup(name, len))) {
+		if (nv)
+			*v = nv;
+		return -1;
+	}
+	*v = nv;
+	(*n)++;
+	return 0;
+}
+
+static void seed_release(struct seed_dir *d)
+{
+	size_t i;
+	int64_t k;
+
+	for (i = 0; i < d->nsubs; i++) {
+		for (k = 0; k < d->subs[i].nsub; k++)
+			free(d->subs[i].segs[k]);
+		free(d->subs[i].segs);
+		free(d->subs[i].name);
+	}
+	free(d->subs);
+	memset(d, 0, sizeof(*d));
+}
+
+static enum sfs_status seed_scan(struct rstore *rs, const char *path,
+				 struct seed_dir *d, struct sfs_err *e)
+{
+	char esc[3 * 4096], url[sizeof(esc) + 128];
+	struct sfs_file_list l;
+	struct seed_sub *ns;
+	const char *rest, *slash, *slash2;
+	size_t i, j, plen = strlen(path);
+	enum sfs_status st;
+
+	memset(d, 0, sizeof(*d));
+	if (plen >= 4096)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no such directory");
+	sfsi_remote_escape(path, esc, sizeof(esc));
+	snprintf(url, sizeof(url),
+		 API "/files?path=%s&recursive=true&sort=creationDate,asc",
+		 esc);
+	st = list_all(rs, url, SFS_PERM_OWNER, &l, e);
+	if (st)
+		return st;
+	for (i = 0; !st && i < l.n; i++) {
+		if (!l.files[i].path || strncmp(l.files[i].path, path, plen))
+			continue;
+		d->nfiles++;
+		if (l.files[i].created_at > d->mtime_ms)
+			d->mtime_ms = l.files[i].created_at;
+		rest = l.files[i].path + plen;
+		if (!(slash = strchr(rest, '/')))
+			continue;
+		for (j = 0; j < d->nsubs; j++)
+			if (strlen(d->subs[j].name) == (size_t)(slash - rest) &&
+			    !strncmp(d->subs[j].name, rest,
+				     (size_t)(slash - rest)))
+				break;
+		if (j == d->nsubs) {
+			ns = realloc(d->subs, (j + 1) * sizeof(*ns));
+			if (!ns) {
+				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					      "out of memory");
+				break;
+			}
+			d->subs = ns;
+			memset(&ns[j], 0, sizeof(ns[j]));
+			ns[j].name = strndup(rest, (size_t)(slash - rest));
+			d->nsubs++;
+			if (!ns[j].name) {
+				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					      "out of memory");
+				break;
+			}
+		}
+		d->subs[j].nfiles++;
+		if (l.files[i].created_at > d->subs[j].mtime_ms)
+			d->subs[j].mtime_ms = l.files[i].created_at;
+		slash2 = strchr(slash + 1, '/');
+		if (slash2 && seed_add(&d->subs[j].segs, &d->subs[j].nsub,
+				       slash + 1, (size_t)(slash2 - slash - 1)))
+			st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				      "out of memory");
+	}
+	if (!st && !d->nfiles && strcmp(path, "/"))
+		st = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+			      "no such directory");
+	sfs_file_list_release(&l);
+	if (st)
+		seed_release(d);
+	return st;
+}
+
+/* A directory's info as the seed's API shows it (numbered, kept). */
+static void seed_info(struct rstore *rs, const char *path, int64_t nfiles,
+		      int64_t nsub, int64_t mtime_ms, struct sfs_dir_info *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->ino = ino_of(rs, path, 0);
+	d->nfiles = nfiles;
+	d->nsub = nsub;
+	d->mtime_ns = mtime_ms * 1000000;
+	pthread_mutex_lock(&rs->mu);
+	if (d->ino > 0 && (size_t)d->ino <= rs->n) {
+		rs->v[d->ino - 1].dir = *d;
+		rs->v[d->ino - 1].has_dir = 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
+static enum sfs_status seed_dir_stat(struct rstore *rs, const char *path,
+				     struct sfs_dir_info *out,
+				     struct sfs_err *e)
+{
+	struct seed_dir d;
+	enum sfs_status st = seed_scan(rs, path, &d, e);
+
+	if (!st)
+		seed_info(rs, path, d.nfiles, (int64_t)d.nsubs, d.mtime_ms,
+			  out);
+	seed_release(&d);
+	return st;
+}
+
+static enum sfs_status seed_subdirs(struct rstore *rs, const char *path,
+				    void (*fn)(void *arg, const char *name,
+					       const struct sfs_dir_info *d),
+				    void *arg, struct sfs_err *e)
+{
+	struct sfs_dir_info di;
+	struct seed_dir d;
+	char sub[4096 + 256];
+	enum sfs_status st = seed_scan(rs, path, &d, e);
+	size_t i;
+
+	for (i = 0; !st && i < d.nsubs; i++) {
+		snprintf(sub, sizeof(sub), "%s%s/", path, d.subs[i].name);
+		seed_info(rs, sub, d.subs[i].nfiles, d.subs[i].nsub,
+			  d.subs[i].mtime_ms, &di);
+		fn(arg, d.subs[i].name, &di);
+	}
+	seed_release(&d);
+	return st;
+}
+
 static enum sfs_status r_dir_stat(struct sfs_store *s, const char *path,
 				  struct sfs_dir_info *out, struct sfs_err *e)
 {
 	struct rstore *rs = rs_of(s);
 	enum sfs_status st;
-	json_t *j;
+	json_t *j = NULL;
 
-	st = get_dir(rs, path, &j, e);
-	if (!st)
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS))
+		st = seed_dir_stat(rs, path, out, e);
+	else
+		st = get_dir(rs, path, &j, e);
+	if (!st && j)
 		dir_info(rs, j, path, out);
 	if (st && offline(rs, st) && !last_dir(rs, path, out)) {
 		sfs_err_init(e);
@@ -504,6 +714,8 @@ static enum sfs_status r_dir_subdirs(struct sfs_store *s, const char *path,
 	const char *name, *p;
 	size_t i;
 
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS))
+		return seed_subdirs(rs, path, fn, arg, e);
 	st = get_dir(rs, path, &j, e);
 	a = json_object_get(j, "directories");
 	for (i = 0; !st && i < json_array_size(a); i++) {
@@ -700,6 +912,13 @@ static enum sfs_status get_xattrs(struct rstore *rs, const char *id,
 	if (!sfs_uuid_valid(id))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				"no file with this id exists");
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_XATTRS)) {
+		/* the seed's API keeps none: a file has no extra attribute */
+		*out = json_pack("{s:[]}", "xattrs");
+		return *out ? SFS_OK
+			    : sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
+	}
 	snprintf(url, sizeof(url), API "/files/%s/xattrs", id);
 	return get_json(rs, url, out, e);
 }
@@ -813,6 +1032,8 @@ static enum sfs_status r_space_of(struct sfs_store *s, struct sfs_space *out,
 	json_t *j;
 
 	memset(out, 0, sizeof(*out));
+	if (!(sfs_remote_features(rs_of(s)->r) & SFS_REMOTE_SPACE))
+		return SFS_OK; /* not told: df shows 0 */
 	st = get_json(rs_of(s), API "/space", &j, e);
 	if (!st) {
 #define U(k) (uint64_t) json_integer_value(json_object_get(j, k))
@@ -952,6 +1173,38 @@ static void default_cache_dir(const char *url, char *out, size_t size)
 			 home && home[0] == '/' ? home : "/tmp", name);
 }
 
+/*
+ * Said once at mount: what the server lacks of the extensions (a server
+ * with the seed's API only lacks them all) and what that turns off.
+ */
+static void features_off(const char *url, unsigned f, int no_feed)
+{
+	char off[1024] = "";
+	size_t n = 0;
+
+#define OFF(cond, text)                                                        \
+	do {                                                                   \
+		if ((cond) && n < sizeof(off))                                 \
+			n += (size_t)snprintf(off + n, sizeof(off) - n,        \
+					      "%s%s", n ? "; " : "", text);    \
+	} while (0)
+	OFF(!(f & SFS_REMOTE_CONTENT),
+	    "content versions (a new file is uploaded whole at close, "
+	    "rewriting a file is ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_DIRS),
+	    "directories (they are what file paths show; mkdir, rmdir and "
+	    "renaming one are ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");
+	OFF(no_feed, "change feed (others' changes show as the kernel's "
+		     "entries expire, in 1 s)");
+#undef OFF
+	if (n)
+		sfs_warn("remote",
+			 "'%s' lacks extensions, so these are off: %s", url,
+			 off);
+}
+
 int sfs_store_is_remote(const struct sfs_store *s)
 {
 	return s->ops != NULL;
@@ -987,12 +1240,6 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	s->staging_lock_fd = -1;
 	st = sfs_remote_open_opts(o, &rs->r, e);
 	f = st ? 0 : sfs_remote_features(rs->r);
-	if (!st && !(f & SFS_REMOTE_DIRS))
-		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
-			      "the server at '%s' has no directories "
-			      "extension (GET /directories): too old for a "
-			      "remote mount",
-			      o->url);
 	if (!st) {
 		/* the credentials, checked now rather than at the first ls */
 		struct sfs_dir_info root;
@@ -1026,12 +1273,9 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	}
 	sfs_info("remote",
 		 "'%s': not done yet: .shared/, .listening/, setting times of "
-		 "files (ENOTSUP)%s; block cache '%s'",
-		 o->url,
-		 rs->feed ? ""
-			  : "; the server has no change feed: changes "
-			    "show as the kernel's entries expire",
-		 cache);
+		 "files (ENOTSUP); block cache '%s'",
+		 o->url, cache);
+	features_off(o->url, f, !rs->feed);
 	*out = s;
 	return SFS_OK;
 }
