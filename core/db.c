@@ -47,6 +47,7 @@ struct db {
 	struct db *next;
 	int txn;
 	int nosync; /* this transaction commits without waiting for the disk */
+	int turn;   /* holds the store's write turn (write_turn) */
 	int64_t synced_changes; /* sqlite3_total_changes64 when last synced */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
@@ -874,14 +875,86 @@ static enum sfs_status txn_stmt(struct db *d, const char *sql,
 	return st ? sfsi_db_run(st, e) : SFS_IO;
 }
 
-enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
-{
-	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_WRITE, e)
-				   : txn_stmt(d, "BEGIN IMMEDIATE", e);
+/*
+ * The write turn: one write transaction of this process at a time. SQLite
+ * answers a second writer SQLITE_BUSY and its busy handler sleeps (1, 2,
+ * 5, 10 ms...) before it tries again, so threads of one process that
+ * write at once (closes of four writers) spent their time asleep while
+ * the lock was free; in turn, they queue here and start the moment the
+ * previous transaction ends. Other processes still meet SQLite's lock. A
+ * thread that already holds the turn (a transaction on another
+ * connection) does not wait for itself, and no thread waits longer than
+ * TURN_WAIT_MS (or the busy timeout when longer) for the others: a guard
+ * against a holder that waits for one of them; then SQLite decides, as
+ * before.
+ * PostgreSQL locks rows, not the database: no turn there.
+ */
+#define TURN_WAIT_MS 30000
 
+static void write_turn(struct db *d)
+{
+	struct sfs_store *s = d->s;
+	struct timespec until;
+	int64_t ms;
+
+	if (d->pg || !s)
+		return;
+	ms = s->cfg.busy_timeout_ms > TURN_WAIT_MS ? s->cfg.busy_timeout_ms
+						   : TURN_WAIT_MS;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->write_mu);
+	if (s->write_busy && pthread_equal(s->write_owner, pthread_self()))
+		goto out;
+	while (s->write_busy)
+		if (pthread_cond_timedwait(&s->write_cv, &s->write_mu,
+					   &until) == ETIMEDOUT)
+			goto out; /* then SQLite decides */
+	s->write_busy = 1;
+	s->write_owner = pthread_self();
+	d->turn = 1;
+out:
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+static void write_turn_end(struct db *d)
+{
+	struct sfs_store *s = d->s;
+
+	if (!d->turn)
+		return;
+	d->turn = 0;
+	pthread_mutex_lock(&s->write_mu);
+	s->write_busy = 0;
+	pthread_cond_signal(&s->write_cv);
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	if (d->pg) {
+		st = sfsi_pg_begin(d->pg, pg_kind, e);
+	} else {
+		write_turn(d);
+		st = txn_stmt(d, "BEGIN IMMEDIATE", e);
+		if (st)
+			write_turn_end(d);
+	}
 	if (!st)
 		d->txn = 1;
 	return st;
+}
+
+enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
+{
+	return begin_write(d, PG_BEGIN_WRITE, e);
 }
 
 /*
@@ -911,12 +984,7 @@ enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin_rows(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_ROWS, e)
-				   : txn_stmt(d, "BEGIN IMMEDIATE", e);
-
-	if (!st)
-		d->txn = 1;
-	return st;
+	return begin_write(d, PG_BEGIN_ROWS, e);
 }
 
 enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
@@ -972,6 +1040,7 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 
 	if (st == SFS_OK) {
 		d->txn = 0;
+		write_turn_end(d);
 		sync_note_commit(d->s);
 		d->synced_changes = sqlite3_total_changes64(d->h);
 		if (!d->nosync)
@@ -986,6 +1055,7 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
 	d->nosync = 0;
+	write_turn_end(d);
 	d->synced_changes = sqlite3_total_changes64(d->h);
 	return st;
 }
@@ -1003,6 +1073,7 @@ void sfsi_db_rollback(struct db *d)
 		(void)txn_stmt(d, "ROLLBACK", NULL);
 	d->txn = 0;
 	d->nosync = 0;
+	write_turn_end(d);
 	/* what was rolled back needs no sync */
 	d->synced_changes = sqlite3_total_changes64(d->h);
 }

@@ -181,6 +181,11 @@ struct sfsi_store_ops {
 struct sfs_remote *sfsi_remote_of(struct sfs_store *s);
 /* A path or name made safe for a query string (all but unreserved, '/'). */
 void sfsi_remote_escape(const char *in, char *out, size_t size);
+/* The directories URL of `path` into url (NOT_FOUND when too long). */
+enum sfs_status sfsi_remote_dir_url(const char *path, char *url, size_t size,
+				    struct sfs_err *e);
+/* Room for sfsi_remote_dir_url's URL: a path of 4095 bytes, escaped. */
+#define SFSI_REMOTE_DIR_URL_MAX (3 * 4096 + 64)
 /* A file's JSON into out, numbered (its ino) and with its permission. */
 enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
 				      size_t len, struct sfs_file *out,

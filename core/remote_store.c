@@ -314,6 +314,19 @@ void sfsi_remote_escape(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
+enum sfs_status sfsi_remote_dir_url(const char *path, char *url, size_t size,
+				    struct sfs_err *e)
+{
+	char esc[3 * 4096];
+
+	if (strlen(path) >= 4096)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no such directory");
+	sfsi_remote_escape(path, esc, sizeof(esc));
+	snprintf(url, size, API "/directories?path=%s", esc);
+	return SFS_OK;
+}
+
 /* GET path: the answer's JSON in *out (json_decref). */
 static enum sfs_status get_json(struct rstore *rs, const char *path,
 				json_t **out, struct sfs_err *e)
@@ -335,11 +348,31 @@ static enum sfs_status get_json(struct rstore *rs, const char *path,
 	return st;
 }
 
+/*
+ * A decoded file numbered (its ino, given at first sight) and with the
+ * permission its number records (perm when first seen).
+ */
+static enum sfs_status number(struct rstore *rs, struct sfs_file *f, int perm,
+			      struct sfs_err *e)
+{
+	char id[SFS_ID_SIZE];
+	int known;
+
+	f->ino = ino_of(rs, f->id, perm);
+	if (!f->ino) {
+		sfs_file_release(f);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	if (key_of(rs, f->ino, id, sizeof(id), &known) == 0)
+		f->perm = (enum sfs_perm)known;
+	return SFS_OK;
+}
+
 /* A file of an answer, numbered, with the caller's permission. */
 static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 			       struct sfs_file *f, struct sfs_err *e)
 {
-	char *text = json_dumps(o, JSON_COMPACT), id[SFS_ID_SIZE];
+	char *text = json_dumps(o, JSON_COMPACT);
 	enum sfs_status st;
 
 	if (!text) {
@@ -348,16 +381,7 @@ static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 	}
 	st = sfs_remote_file_decode(text, strlen(text), f, e);
 	free(text);
-	if (st)
-		return st;
-	f->ino = ino_of(rs, f->id, perm);
-	if (!f->ino) {
-		sfs_file_release(f);
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	}
-	if (key_of(rs, f->ino, id, sizeof(id), &perm) == 0)
-		f->perm = (enum sfs_perm)perm;
-	return SFS_OK;
+	return st ? st : number(rs, f, perm, e);
 }
 
 struct sfs_remote *sfsi_remote_of(struct sfs_store *s)
@@ -373,18 +397,7 @@ unsigned sfsi_remote_has(struct sfs_store *s)
 enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
 					struct sfs_err *e)
 {
-	struct rstore *rs = rs_of(s);
-	char id[SFS_ID_SIZE];
-	int perm = 0;
-
-	f->ino = ino_of(rs, f->id, 0);
-	if (!f->ino) {
-		sfs_file_release(f);
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	}
-	if (key_of(rs, f->ino, id, sizeof(id), &perm) == 0)
-		f->perm = (enum sfs_perm)perm;
-	return SFS_OK;
+	return number(rs_of(s), f, 0, e);
 }
 
 enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
@@ -477,14 +490,10 @@ static int last_dir_absent(struct rstore *rs, const char *path)
 static enum sfs_status get_dir(struct rstore *rs, const char *path,
 			       json_t **out, struct sfs_err *e)
 {
-	char esc[3 * 4096], url[sizeof(esc) + 64];
+	char url[SFSI_REMOTE_DIR_URL_MAX];
+	enum sfs_status st = sfsi_remote_dir_url(path, url, sizeof(url), e);
 
-	if (strlen(path) >= 4096)
-		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
-				"no such directory");
-	sfsi_remote_escape(path, esc, sizeof(esc));
-	snprintf(url, sizeof(url), API "/directories?path=%s", esc);
-	return get_json(rs, url, out, e);
+	return st ? st : get_json(rs, url, out, e);
 }
 
 static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,

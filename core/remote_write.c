@@ -304,15 +304,12 @@ enum sfs_status sfsi_remote_dir_make(struct sfs_store *s, const char *path,
 enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
 				       struct sfs_err *e)
 {
-	char esc[3 * 4096], url[sizeof(esc) + 64];
+	char url[SFSI_REMOTE_DIR_URL_MAX];
+	enum sfs_status st;
 
 	NEED(s, SFS_REMOTE_DIRS, "directories", e);
-	if (strlen(path) >= 4096)
-		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
-				"no such directory");
-	sfsi_remote_escape(path, esc, sizeof(esc));
-	snprintf(url, sizeof(url), API "/directories?path=%s", esc);
-	return send_json(s, "DELETE", url, NULL, NULL, e);
+	st = sfsi_remote_dir_url(path, url, sizeof(url), e);
+	return st ? st : send_json(s, "DELETE", url, NULL, NULL, e);
 }
 
 enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,

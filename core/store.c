@@ -468,6 +468,8 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	s->wal_fd = -1;
 	pthread_mutex_init(&s->sync_mu, NULL);
 	pthread_cond_init(&s->sync_cv, NULL);
+	pthread_mutex_init(&s->write_mu, NULL);
+	pthread_cond_init(&s->write_cv, NULL);
 	s->cfg = c;
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cv, NULL);
@@ -542,6 +544,8 @@ void sfs_store_close(struct sfs_store *s)
 		close(s->wal_fd);
 	pthread_mutex_destroy(&s->sync_mu);
 	pthread_cond_destroy(&s->sync_cv);
+	pthread_mutex_destroy(&s->write_mu);
+	pthread_cond_destroy(&s->write_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->note_mu);

@@ -38,6 +38,14 @@ struct sfs_store {
 	int sync_running;
 	int sync_err; /* errno of a failed WAL sync: sticky (see db.c) */
 	int wal_fd;
+	/*
+	 * One write transaction of this process at a time (db.c): its
+	 * threads queue here instead of polling SQLite's write lock.
+	 */
+	pthread_mutex_t write_mu;
+	pthread_cond_t write_cv;
+	int write_busy;
+	pthread_t write_owner;
 
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
 	struct sfsi_keycache *keycache;

@@ -26,33 +26,6 @@ static const char usage[] =
 	"a credentials file. Stop the daemon and the mounts of the store for\n"
 	"the switch at the end; a run stopped before it resumes.\n";
 
-/*
- * The core's keys of the daemon's configuration file, read and checked as
- * the daemon reads it (its own keys too: a typo fails here as it would
- * at start).
- */
-static int load_config(const char *path, struct sfs_config *cfg)
-{
-	struct httpd_config *hc = calloc(1, sizeof(*hc));
-	struct sfs_err e;
-	int rc = -1;
-
-	if (!hc) {
-		fputs("speechfsd: out of memory\n", stderr);
-		return -1;
-	}
-	httpd_config_init(hc);
-	sfs_err_init(&e);
-	if (httpd_config_load(hc, path, &e))
-		fprintf(stderr, "speechfsd: %s\n", e.message);
-	else {
-		*cfg = hc->core;
-		rc = 0;
-	}
-	free(hc);
-	return rc;
-}
-
 static void progress(void *arg, const struct sfs_blob_migrate_report *r)
 {
 	int *quiet = arg;
@@ -149,7 +122,7 @@ static int migrate_config(const struct migrate_args *a, struct sfs_config *cfg)
 	size_t i;
 
 	sfs_config_init(cfg);
-	if (a->config && load_config(a->config, cfg))
+	if (a->config && httpd_config_load_core(a->config, cfg))
 		return -1;
 	for (i = 0; i < ARRAY_SIZE(migrate_keys); i++) {
 		sfs_err_init(&e);
@@ -243,7 +216,7 @@ static int show(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (config && load_config(config, &cfg))
+	if (config && httpd_config_load_core(config, &cfg))
 		return 2;
 	sfs_err_init(&e);
 	if (sfs_store_open(store, &cfg, &s, &e)) {

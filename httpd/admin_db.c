@@ -81,29 +81,6 @@ static void report(int json, const struct sfs_db_migrate_report *r, int failed,
 		fprintf(stderr, "speechfsd: db migrate: %s\n", e->message);
 }
 
-/* db.url and db.schema of the daemon's configuration file into cfg. */
-static int load_config(const char *path, struct sfs_config *cfg)
-{
-	struct httpd_config *hc = calloc(1, sizeof(*hc));
-	struct sfs_err e;
-	int rc = -1;
-
-	if (!hc) {
-		fputs("speechfsd: out of memory\n", stderr);
-		return -1;
-	}
-	httpd_config_init(hc);
-	sfs_err_init(&e);
-	if (httpd_config_load(hc, path, &e))
-		fprintf(stderr, "speechfsd: %s\n", e.message);
-	else {
-		*cfg = hc->core;
-		rc = 0;
-	}
-	free(hc);
-	return rc;
-}
-
 static int migrate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -126,7 +103,7 @@ static int migrate(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:v", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -154,6 +131,10 @@ static int migrate(int argc, char **argv)
 		case 'v':
 			sfs_log_set_level(SFS_LOG_INFO);
 			break;
+		case ':':
+			fprintf(stderr, "speechfsd: %s needs a value\n%s",
+				argv[optind - 1], usage);
+			return 2;
 		default:
 			fprintf(stderr,
 				"speechfsd: unexpected argument '%s'\n%s",
@@ -167,7 +148,7 @@ static int migrate(int argc, char **argv)
 		return 2;
 	}
 	sfs_config_init(&cfg);
-	if (config && load_config(config, &cfg))
+	if (config && httpd_config_load_core(config, &cfg))
 		return 2;
 	if (!to && cfg.db_url[0])
 		to = cfg.db_url;

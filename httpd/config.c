@@ -254,6 +254,28 @@ int httpd_config_load(struct httpd_config *c, const char *path,
 	return sfs_config_read(path, &c->core, own_key, c, e) ? -1 : 0;
 }
 
+int httpd_config_load_core(const char *path, struct sfs_config *core)
+{
+	struct httpd_config *hc = calloc(1, sizeof(*hc));
+	struct sfs_err e;
+	int rc = -1;
+
+	if (!hc) {
+		fputs("speechfsd: out of memory\n", stderr);
+		return -1;
+	}
+	httpd_config_init(hc);
+	sfs_err_init(&e);
+	if (httpd_config_load(hc, path, &e))
+		fprintf(stderr, "speechfsd: %s\n", e.message);
+	else {
+		*core = hc->core;
+		rc = 0;
+	}
+	free(hc);
+	return rc;
+}
+
 /* ---- listen addresses --------------------------------------------------- */
 
 static int bad_listen(const char *s, const char *why, char *msg, size_t msgsz)

@@ -295,6 +295,12 @@ void httpd_config_init(struct httpd_config *c);
 int httpd_config_load(struct httpd_config *c, const char *path,
 		      struct sfs_err *e);
 /*
+ * The core's keys of the daemon's file, read and checked as the daemon
+ * reads it (its own keys too: a typo fails here as it would at start),
+ * for the admin commands that open a store; -1 with a line on stderr.
+ */
+int httpd_config_load_core(const char *path, struct sfs_config *core);
+/*
  * SIGHUP: read the file again; apply the run-time keys to g_httpd and the
  * log level (unless level_fixed: given on the command line), log each
  * change. A file with an error changes nothing. The number of changes,

@@ -51,9 +51,14 @@ def admin(*args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def make_store(path, max_bytes=0, blobs=None):
-    """A new store with one tenant and two users; returns their ids."""
-    admin("init", "--store", str(path))
+def make_store(path, max_bytes=0, blobs=None, meta=None):
+    """A new store with one tenant and two users; returns their ids. Its
+    metadata where `meta` keeps it (conftest.Meta: SQLite when None), its
+    blobs where `blobs` does."""
+    if meta:
+        meta.init(path)
+    else:
+        admin("init", "--store", str(path))
     if blobs:
         blobs.init(path)
     tenant = admin("tenant", "create", "--store", str(path), "--name",
@@ -70,12 +75,16 @@ class Mount:
         self.store = store
         self.user = user
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-mnt-"))
+        self.start([str(SPEECHFS), "--store", str(store), "--user", user,
+                    str(self.dir), "-f", *opts])
+
+    def start(self, cmd, wait=10):
+        """Run cmd (a `speechfs -f` on self.dir) until its mount is up;
+        if it is not within `wait` seconds, stop it and raise."""
         self.log = open(self.dir.parent / (self.dir.name + ".log"), "w+")
-        cmd = [str(SPEECHFS), "--store", str(store), "--user", user,
-               str(self.dir), "-f", *opts]
         self.proc = subprocess.Popen(cmd, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
+        deadline = time.time() + wait
         while not os.path.ismount(self.dir):
             if self.proc.poll() is not None or time.time() > deadline:
                 out = self.output()
@@ -117,12 +126,14 @@ class Mount:
 
 
 @pytest.fixture
-def store(tmp_path, blobs):
+def store(tmp_path, blobs, meta):
     """(store dir, tenant id, [user ids]) of a fresh store, its blobs
-    where the module's `blobs` backend keeps them."""
+    where the module's `blobs` backend keeps them (BLOB_BACKENDS), its
+    metadata where `meta` does (META_BACKENDS: a module listing "pg"
+    mounts a PostgreSQL store too; conftest.py)."""
     need_fuse()
     d = tmp_path / "store"
-    tenant, users = make_store(d, blobs=blobs)
+    tenant, users = make_store(d, blobs=blobs, meta=meta)
     return d, tenant, users
 
 

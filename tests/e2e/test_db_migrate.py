@@ -125,6 +125,9 @@ def test_the_database_may_come_from_the_config_file(tmp_path, pg_database,
     p = subprocess.run(run + ["--to", pg_database, "--bogus"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unexpected argument '--bogus'" in p.stderr
+    p = subprocess.run(run + ["--to"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "--to needs a value" in p.stderr
     conf = tmp_path / "speechfsd.conf"
     conf.write_text("db.url = %s\ndb.schema = fromconf\n" % pg_database)
     p = subprocess.run(run + ["-c", str(conf), "--max-rows", "3"],

@@ -8,6 +8,7 @@
  * (and SQLite's) reach it, and it fails while `fail_syncs` is set.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "fixture.h"
@@ -117,8 +118,85 @@ static void test_sync_without_failure(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+#define TURN_THREADS 4
+#define TURN_COMMITS 60
+
+struct turn_arg {
+	struct fx *f;
+	char id[SFS_ID_SIZE];
+	int failed;
+};
+
+static void *turn_writer(void *p)
+{
+	struct turn_arg *t = p;
+	struct sfs_stage *st;
+	char text[32];
+	int i;
+
+	for (i = 0; i < TURN_COMMITS; i++) {
+		snprintf(text, sizeof(text), "%s %d", t->id, i);
+		st = tfx_stage(t->f->s, text, strlen(text));
+		if (!st || sfs_file_set_content(t->f->s, &t->f->a, t->id, st,
+						i % 2 ? SFS_SET_NOSYNC : 0,
+						NULL, NULL))
+			t->failed++;
+		sfs_stage_free(st);
+	}
+	return NULL;
+}
+
+/*
+ * Threads of one process that commit at once take turns: with a busy
+ * timeout of 1 ms, SQLite alone answered most of them SQLITE_BUSY (its
+ * handler sleeps 1 ms, then gives up); in turn, every commit is made,
+ * and each file holds its thread's last version.
+ */
+static void test_writers_take_turns(void)
+{
+	struct sfs_config c;
+	struct turn_arg t[TURN_THREADS];
+	pthread_t th[TURN_THREADS];
+	char want[32], got[64];
+	size_t n;
+	struct fx f;
+	int i;
+
+	memset(&f, 0, sizeof(f));
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "1", NULL) == 0);
+	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
+	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
+	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
+	for (i = 0; i < TURN_THREADS; i++) {
+		t[i].f = &f;
+		t[i].failed = 0;
+		snprintf(want, sizeof(want), "w%d", i);
+		REQUIRE_ST(
+			tfx_upload(f.s, &f.a, want, "first", 5, t[i].id, NULL),
+			SFS_OK);
+	}
+	for (i = 0; i < TURN_THREADS; i++)
+		REQUIRE(pthread_create(&th[i], NULL, turn_writer, &t[i]) == 0);
+	for (i = 0; i < TURN_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < TURN_THREADS; i++) {
+		CHECK(t[i].failed == 0);
+		snprintf(want, sizeof(want), "%s %d", t[i].id,
+			 TURN_COMMITS - 1);
+		n = 0;
+		CHECK_ST(tfx_read(f.s, &f.a, t[i].id, SFS_CONTENT_ORIGINAL, got,
+				  sizeof(got), &n),
+			 SFS_OK);
+		CHECK(n == strlen(want) && !memcmp(got, want, n));
+	}
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 int main(void)
 {
+	RUN(test_writers_take_turns);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
 	return th_report();

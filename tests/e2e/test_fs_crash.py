@@ -1,0 +1,154 @@
+"""The mount killed (kill -9) keeps what it acknowledged: a file whose
+close() or fsync() returned is in the store after a remount, with its
+content, its row and its blob, and fsck finds the store clean. Without
+-o commit every close is durable (its commit is in the WAL and the WAL
+synced before close() returns); with -o commit=MS what fsync() returned
+for is kept, and the closes of the open window are kept whole or not at
+all (speechfs(1))."""
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from fsutil import ADMIN, Mount, store, xget  # noqa: F401
+
+P = "user.speechfs."
+
+
+def kill9(m):
+    """End the mount's process at once, as a crash would, and clear its
+    dead mountpoint."""
+    m.proc.kill()
+    m.proc.wait()
+    with open("/proc/self/mountinfo") as f:
+        if f" {m.dir} " in f.read():
+            subprocess.run(["fusermount3", "-uz", str(m.dir)], timeout=30)
+    assert m.stop(check=False) == -9
+
+
+def write(path, data, fsync=False):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def bodies(n, seed):
+    """n distinct contents of 100 B - 4 KiB, and one past the inline
+    limit (a blob file of its own)."""
+    out = {"%s%03d.bin" % (seed, i): os.urandom(100 + (i * 397) % 3997)
+           for i in range(n)}
+    out[seed + "-big.bin"] = os.urandom(300 * 1024)
+    return out
+
+
+def fsck_clean(store_dir):
+    p = subprocess.run([str(ADMIN), "fsck", "--store", str(store_dir),
+                        "--json"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["orphanFiles"] == 0 and r["missingFiles"] == 0, r
+
+
+def check_kept(m, files):
+    for name, data in files.items():
+        p = m.path(name)
+        assert p.read_bytes() == data, name
+        assert xget(p, P + "sha256") == hashlib.sha256(data).hexdigest()
+
+
+def listed(m):
+    return {n for n in os.listdir(m.dir) if not n.startswith(".")}
+
+
+def test_closed_files_survive_kill9(store):
+    """Durable closes: every file closed before the kill is there."""
+    d, _, users = store
+    files = bodies(40, "s")
+    m = Mount(d, users[0])
+    try:
+        write(m.path("over.txt"), b"first version\n")
+        for name, data in files.items():
+            write(m.path(name), data)
+        # an overwrite of a file that existed, closed: its new content
+        write(m.path("over.txt"), b"second version\n")
+        files["over.txt"] = b"second version\n"
+        m.path("dir").mkdir()
+        write(m.path("dir", "in.txt"), b"in a directory\n")
+    finally:
+        kill9(m)
+    m2 = Mount(d, users[0])
+    try:
+        assert listed(m2) == set(files) | {"dir"}
+        check_kept(m2, files)
+        assert m2.path("dir", "in.txt").read_bytes() == b"in a directory\n"
+    finally:
+        assert m2.stop() == 0
+    fsck_clean(d)
+
+
+def test_commit_window_kill9_keeps_fsynced(store):
+    """-o commit=MS (a window longer than the test): fsync() returned for
+    a file, so it and the closes before it are kept; the closes after it,
+    inside the open window, are kept whole or not at all: never a file
+    with part of its content, never an empty entry."""
+    d, _, users = store
+    before = bodies(20, "a")
+    after = bodies(20, "z")
+    m = Mount(d, users[0], "-o", "commit=60000")
+    try:
+        for name, data in before.items():
+            write(m.path(name), data)
+        write(m.path("synced.bin"), b"fsync returned\n", fsync=True)
+        before["synced.bin"] = b"fsync returned\n"
+        for name, data in after.items():
+            write(m.path(name), data)
+    finally:
+        kill9(m)
+    m2 = Mount(d, users[0])
+    try:
+        names = listed(m2)
+        assert set(before) <= names
+        check_kept(m2, before)
+        kept = {n: after[n] for n in names - set(before)}
+        assert set(kept) <= set(after), names
+        check_kept(m2, kept)
+    finally:
+        assert m2.stop() == 0
+    fsck_clean(d)
+
+
+@pytest.mark.parametrize("opts", [(), ("-o", "commit=60000")],
+                         ids=["durable", "commit"])
+def test_fsync_then_kill9_keeps_the_new_version(store, opts):
+    """An existing file rewritten and fsync'd (still open) is kept with
+    its new content when the mount dies before close()."""
+    d, _, users = store
+    m = Mount(d, users[0], *opts)
+    try:
+        write(m.path("f.bin"), b"old\n" * 100)
+        fd = os.open(m.path("f.bin"), os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, b"new\n" * 50)
+            os.fsync(fd)
+            kill9(m)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass       # the mount is gone: close() may say so
+    finally:
+        if m.proc.poll() is None:
+            kill9(m)
+    m2 = Mount(d, users[0])
+    try:
+        check_kept(m2, {"f.bin": b"new\n" * 50})
+    finally:
+        assert m2.stop() == 0
+    fsck_clean(d)
