@@ -264,7 +264,8 @@ static void test_against_a_daemon(void)
 		   SFS_OK);
 	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 5, &r, NULL), SFS_OK);
 	CHECK(sfs_remote_features(r) ==
-	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES));
+	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
+	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE));
 	/* a file as the core has it */
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
