@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ struct db_stmt {
 struct hook {
 	void (*fn)(struct db *, void *);
 	void *arg;
+	int level; /* the savepoint it belongs to (batched commits) */
 	struct hook *next;
 };
 
@@ -48,6 +50,10 @@ struct db {
 	int txn;
 	int nosync; /* this transaction commits without waiting for the disk */
 	int turn;   /* holds the store's write turn (write_turn) */
+	/* the store's batch connection (sfs_store_batch): its levels */
+	int batched;
+	int sp;	     /* transactions begun and not ended, nested */
+	int sp_real; /* the level that is a transaction of its own, or 0 */
 	int64_t synced_changes; /* sqlite3_total_changes64 when last synced */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
@@ -322,6 +328,9 @@ void sfsi_db_pool_close(struct sfs_store *s)
 	pthread_mutex_unlock(&s->pool_mu);
 }
 
+static int batch_get(struct sfs_store *s, struct db **out);
+static void batch_put(struct db *d);
+
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 			    struct sfs_err *e)
 {
@@ -329,6 +338,8 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	char path[4096];
 	enum sfs_status st;
 
+	if (batch_get(s, out))
+		return SFS_OK;
 	pthread_mutex_lock(&s->pool_mu);
 	while (!s->pool_free && s->pool_n >= DB_POOL_MAX)
 		pthread_cond_wait(&s->pool_cv, &s->pool_mu);
@@ -381,6 +392,10 @@ void sfsi_db_put(struct db *d)
 	if (!d)
 		return;
 	s = d->s;
+	if (d->batched) {
+		batch_put(d);
+		return;
+	}
 	if (d->txn)
 		sfsi_db_rollback(d);
 	/* writes made outside a transaction (autocommit) are durable too */
@@ -935,10 +950,14 @@ static void write_turn_end(struct db *d)
 	pthread_mutex_unlock(&s->write_mu);
 }
 
+static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e);
+
 static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 {
 	enum sfs_status st;
 
+	if (d->batched)
+		return batch_begin(d, 1, e);
 	if (d->pg) {
 		st = sfsi_pg_begin(d->pg, pg_kind, e);
 	} else {
@@ -974,8 +993,12 @@ enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_READ, e)
-				   : txn_stmt(d, "BEGIN", e);
+	enum sfs_status st;
+
+	if (d->batched)
+		return batch_begin(d, 0, e);
+	st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_READ, e)
+		   : txn_stmt(d, "BEGIN", e);
 
 	if (!st)
 		d->txn = 1;
@@ -998,6 +1021,7 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 	}
 	h->fn = fn;
 	h->arg = arg;
+	h->level = d->sp;
 	h->next = d->hooks;
 	d->hooks = h;
 	return SFS_OK;
@@ -1030,12 +1054,16 @@ static enum sfs_status pg_commit(struct db *d, struct sfs_err *e)
 	return st;
 }
 
+static enum sfs_status batch_end(struct db *d, int commit, struct sfs_err *e);
+
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
 	enum sfs_status st, ret = SFS_OK;
 
 	if (d->pg)
 		return pg_commit(d, e);
+	if (d->batched)
+		return batch_end(d, 1, e);
 	st = txn_stmt(d, "COMMIT", e);
 
 	if (st == SFS_OK) {
@@ -1062,6 +1090,10 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 
 void sfsi_db_rollback(struct db *d)
 {
+	if (d->batched) {
+		(void)batch_end(d, 0, NULL);
+		return;
+	}
 	run_hooks(d, 0);
 	if (d->pg) {
 		sfsi_pg_rollback(d->pg);
@@ -1083,6 +1115,444 @@ int sfsi_db_in_txn(struct db *d)
 	return d->txn;
 }
 
+/* ---- batched commits (sfs_store_batch) ------------------------------- */
+
+/*
+ * While a store handle batches, it has one connection, batch_db, used by
+ * one thread at a time (a thread that already uses it gets it again,
+ * nested); its transactions are savepoints of the batch's transaction,
+ * which the batcher thread commits at most BATCH_HOLD_MS after it began.
+ * Hooks of a savepoint wait for the batch's commit (they see committed
+ * data); a savepoint rolled back drops its own.
+ */
+#define BATCH_HOLD_MS 1000 /* other processes' writes wait at most so */
+#define BATCH_GAP_MS 120   /* then the lock is free at least so long */
+
+static void ts_add_ms(struct timespec *t, int ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * After a batch that was held its whole window, the next one waits until
+ * BATCH_GAP_MS after its commit: another process's writer, whose busy
+ * handler tries again every 100 ms at most, gets the lock in between;
+ * without the gap a bulk load took the lock again within microseconds and
+ * the daemon's writes failed busy after their timeout. A bulk load loses
+ * about a tenth of its time; occasional batches none (d owned).
+ */
+static void batch_pause(struct sfs_store *s)
+{
+	struct timespec gap;
+
+	pthread_mutex_lock(&s->batch_mu);
+	gap = s->batch_gap;
+	pthread_mutex_unlock(&s->batch_mu);
+	if (gap.tv_sec || gap.tv_nsec)
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &gap,
+				       NULL) == EINTR)
+			;
+}
+
+void sfsi_batch_init(struct sfs_store *s)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&s->batch_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->batch_cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* The batch connection for this thread, when batching; 1 if so. */
+static int batch_get(struct sfs_store *s, struct db **out)
+{
+	pthread_mutex_lock(&s->batch_mu);
+	for (;;) {
+		if (!s->batch_db) { /* not batching (any more) */
+			pthread_mutex_unlock(&s->batch_mu);
+			return 0;
+		}
+		if (s->batch_depth &&
+		    pthread_equal(s->batch_owner, pthread_self())) {
+			s->batch_depth++;
+			break;
+		}
+		if (!s->batch_depth && !s->batch_want) {
+			s->batch_owner = pthread_self();
+			s->batch_depth = 1;
+			break;
+		}
+		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+	}
+	*out = s->batch_db;
+	pthread_mutex_unlock(&s->batch_mu);
+	return 1;
+}
+
+/* Since when the window runs (batch_mu held). */
+static void batch_window(struct sfs_store *s)
+{
+	if (!s->batch_dirty && !s->batch_open)
+		clock_gettime(CLOCK_MONOTONIC, &s->batch_since);
+	pthread_cond_broadcast(&s->batch_cv);
+}
+
+static void batch_put(struct db *d)
+{
+	struct sfs_store *s = d->s;
+
+	pthread_mutex_lock(&s->batch_mu);
+	if (s->batch_depth > 1) {
+		s->batch_depth--;
+		pthread_mutex_unlock(&s->batch_mu);
+		return;
+	}
+	pthread_mutex_unlock(&s->batch_mu);
+	/* what its user left open ends as sfsi_db_put ends it */
+	while (d->sp)
+		(void)batch_end(d, 0, NULL);
+	pthread_mutex_lock(&s->batch_mu);
+	/* a write outside a transaction, committed at once: in the window */
+	if (sqlite3_total_changes64(d->h) != d->synced_changes) {
+		d->synced_changes = sqlite3_total_changes64(d->h);
+		if (!s->batch_open) {
+			batch_window(s);
+			s->batch_dirty = 1;
+			sync_note_commit(s);
+		}
+	}
+	s->batch_depth = 0;
+	pthread_cond_broadcast(&s->batch_cv);
+	pthread_mutex_unlock(&s->batch_mu);
+}
+
+/* Drop the hooks of savepoint `level` and deeper ones. */
+static void drop_hooks_from(struct db *d, int level)
+{
+	struct hook **p = &d->hooks, *h;
+
+	while ((h = *p)) {
+		if (h->level >= level) {
+			*p = h->next;
+			free(h->arg);
+			free(h);
+		} else {
+			p = &h->next;
+		}
+	}
+}
+
+/*
+ * SQLite ended the batch's transaction itself (an I/O error, a full
+ * disk): what the window held is lost. Said once, and every later
+ * sfs_store_sync fails (d owned).
+ */
+static void batch_check_lost(struct db *d)
+{
+	struct sfs_store *s = d->s;
+
+	if (!sqlite3_get_autocommit(d->h))
+		return;
+	pthread_mutex_lock(&s->batch_mu);
+	if (s->batch_open) {
+		s->batch_open = 0;
+		s->batch_lost = 1;
+		sfs_error("db", "a batch of commits was rolled back: the "
+				"changes of its window are lost");
+	}
+	pthread_mutex_unlock(&s->batch_mu);
+	if (d->sp_real == 0) {
+		d->sp = 0;
+		d->txn = 0;
+		drop_hooks_from(d, 0);
+	}
+}
+
+static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e)
+{
+	struct sfs_store *s = d->s;
+	enum sfs_status st;
+	int open;
+
+	pthread_mutex_lock(&s->batch_mu);
+	open = s->batch_open;
+	pthread_mutex_unlock(&s->batch_mu);
+	if (!open && !d->sp) {
+		if (!write) {
+			/* a read outside a batch: a transaction of its own */
+			st = txn_stmt(d, "BEGIN", e);
+			if (!st) {
+				d->sp = d->sp_real = 1;
+				d->txn = 1;
+			}
+			return st;
+		}
+		batch_pause(s);
+		st = txn_stmt(d, "BEGIN IMMEDIATE", e);
+		if (st)
+			return st;
+		pthread_mutex_lock(&s->batch_mu);
+		batch_window(s);
+		s->batch_open = 1;
+		pthread_mutex_unlock(&s->batch_mu);
+	}
+	st = txn_stmt(d, "SAVEPOINT sfs", e);
+	if (st) {
+		batch_check_lost(d);
+		return st;
+	}
+	d->sp++;
+	d->txn = 1;
+	return SFS_OK;
+}
+
+/* End the innermost level: commit (release) or roll back. */
+static enum sfs_status batch_end(struct db *d, int commit, struct sfs_err *e)
+{
+	struct sfs_store *s = d->s;
+	enum sfs_status st = SFS_OK;
+	struct hook *h;
+
+	if (!d->sp) {
+		run_hooks(d, 0);
+		return SFS_OK;
+	}
+	if (d->sp == d->sp_real) {
+		/* a transaction of its own (a read begun outside a batch) */
+		st = txn_stmt(d, commit ? "COMMIT" : "ROLLBACK", e);
+		if (st && !sqlite3_get_autocommit(d->h))
+			(void)txn_stmt(d, "ROLLBACK", NULL);
+		d->sp = d->sp_real = 0;
+		d->txn = 0;
+		run_hooks(d, commit && !st);
+		if (sqlite3_total_changes64(d->h) != d->synced_changes) {
+			d->synced_changes = sqlite3_total_changes64(d->h);
+			pthread_mutex_lock(&s->batch_mu);
+			batch_window(s);
+			s->batch_dirty = 1;
+			pthread_mutex_unlock(&s->batch_mu);
+			sync_note_commit(s);
+		}
+		return st;
+	}
+	if (commit) {
+		st = txn_stmt(d, "RELEASE sfs", e);
+		if (!st) {
+			/* its hooks wait for the enclosing level's end */
+			for (h = d->hooks; h; h = h->next)
+				if (h->level == d->sp)
+					h->level--;
+			d->sp--;
+			d->txn = d->sp > 0;
+			return SFS_OK;
+		}
+	}
+	if (txn_stmt(d, "ROLLBACK TO sfs", NULL) == SFS_OK)
+		(void)txn_stmt(d, "RELEASE sfs", NULL);
+	drop_hooks_from(d, d->sp);
+	d->sp--;
+	d->txn = d->sp > 0;
+	batch_check_lost(d);
+	return st;
+}
+
+/* The gap after a batch held its whole window (batch_mu held). */
+static void batch_set_gap(struct sfs_store *s)
+{
+	struct timespec now, full = s->batch_since;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ts_add_ms(&full,
+		  s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS);
+	if (now.tv_sec > full.tv_sec ||
+	    (now.tv_sec == full.tv_sec && now.tv_nsec >= full.tv_nsec)) {
+		s->batch_gap = now;
+		ts_add_ms(&s->batch_gap, BATCH_GAP_MS);
+	} else {
+		s->batch_gap.tv_sec = s->batch_gap.tv_nsec = 0;
+	}
+}
+
+/*
+ * Commit the open batch (the caller does not use the connection, or uses
+ * it outside any transaction). Then the next sfsi_db_sync covers it.
+ */
+enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
+{
+	enum sfs_status st = SFS_OK;
+	struct db *d;
+	int nested = 0;
+
+	pthread_mutex_lock(&s->batch_mu);
+	if (!s->batch_db) {
+		pthread_mutex_unlock(&s->batch_mu);
+		return SFS_OK;
+	}
+	d = s->batch_db;
+	if (s->batch_depth && pthread_equal(s->batch_owner, pthread_self())) {
+		if (d->sp) {
+			/* inside a transaction of its own: the batcher's turn
+			 */
+			pthread_mutex_unlock(&s->batch_mu);
+			return SFS_OK;
+		}
+		nested = 1;
+		s->batch_depth++;
+	} else {
+		s->batch_want++;
+		while (s->batch_depth)
+			pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+		s->batch_want--;
+		s->batch_owner = pthread_self();
+		s->batch_depth = 1;
+	}
+	if (s->batch_open) {
+		pthread_mutex_unlock(&s->batch_mu);
+		st = txn_stmt(d, "COMMIT", e);
+		if (st && !sqlite3_get_autocommit(d->h))
+			(void)txn_stmt(d, "ROLLBACK", NULL);
+		pthread_mutex_lock(&s->batch_mu);
+		s->batch_open = 0;
+		batch_set_gap(s);
+		if (st) {
+			s->batch_lost = 1;
+			sfs_error("db",
+				  "a batch of commits failed: the changes "
+				  "of its window are lost");
+		}
+		pthread_mutex_unlock(&s->batch_mu);
+		if (!st)
+			sync_note_commit(s);
+		d->synced_changes = sqlite3_total_changes64(d->h);
+		run_hooks(d, st == SFS_OK);
+		pthread_mutex_lock(&s->batch_mu);
+	}
+	s->batch_dirty = 0;
+	if (s->batch_lost && !st)
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "a batch of commits was lost");
+	s->batch_depth = nested ? s->batch_depth - 1 : 0;
+	pthread_cond_broadcast(&s->batch_cv);
+	pthread_mutex_unlock(&s->batch_mu);
+	return st;
+}
+
+static void *batcher(void *arg)
+{
+	struct sfs_store *s = arg;
+	struct timespec at, now;
+	int ms;
+
+	pthread_mutex_lock(&s->batch_mu);
+	while (!s->batch_stop) {
+		if (!s->batch_open && !s->batch_dirty) {
+			pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+			continue;
+		}
+		ms = s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS;
+		at = s->batch_since;
+		ts_add_ms(&at, ms);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec < at.tv_sec ||
+		    (now.tv_sec == at.tv_sec && now.tv_nsec < at.tv_nsec)) {
+			pthread_cond_timedwait(&s->batch_cv, &s->batch_mu, &at);
+			continue;
+		}
+		pthread_mutex_unlock(&s->batch_mu);
+		if (!sfsi_batch_commit(s, NULL) && sfsi_db_sync(s, NULL))
+			sfs_warn("db", "a batch's commits may not be durable");
+		pthread_mutex_lock(&s->batch_mu);
+	}
+	pthread_mutex_unlock(&s->batch_mu);
+	return NULL;
+}
+
+int sfs_store_batching(struct sfs_store *s)
+{
+	int on;
+
+	if (s->ops)
+		return 0;
+	pthread_mutex_lock(&s->batch_mu);
+	on = s->batch_db != NULL;
+	pthread_mutex_unlock(&s->batch_mu);
+	return on;
+}
+
+enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
+{
+	enum sfs_status st, st2;
+	struct db *d;
+
+	if (s->ops || s->cfg.db_url[0])
+		return SFS_OK; /* commits durable at the server / PostgreSQL */
+	pthread_mutex_lock(&s->batch_mu);
+	if (ms > 0 && s->batch_db) {
+		s->batch_ms = ms;
+		pthread_mutex_unlock(&s->batch_mu);
+		return SFS_OK;
+	}
+	if (ms <= 0 && !s->batch_db) {
+		pthread_mutex_unlock(&s->batch_mu);
+		return SFS_OK;
+	}
+	pthread_mutex_unlock(&s->batch_mu);
+	if (ms > 0) {
+		st = sfsi_db_get(s, &d, e);
+		if (st)
+			return st;
+		pthread_mutex_lock(&s->batch_mu);
+		d->batched = 1;
+		d->synced_changes = sqlite3_total_changes64(d->h);
+		s->batch_db = d;
+		s->batch_ms = ms;
+		s->batch_stop = 0;
+		s->batch_lost = 0;
+		s->batch_thread_on =
+			pthread_create(&s->batch_thread, NULL, batcher, s) == 0;
+		if (!s->batch_thread_on) {
+			s->batch_db = NULL;
+			d->batched = 0;
+		}
+		pthread_mutex_unlock(&s->batch_mu);
+		if (!s->batch_thread_on) {
+			sfsi_db_put(d);
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"cannot start the batch committer");
+		}
+		return SFS_OK;
+	}
+	/* stop: the last batch committed and synced, the connection back */
+	pthread_mutex_lock(&s->batch_mu);
+	s->batch_stop = 1;
+	pthread_cond_broadcast(&s->batch_cv);
+	pthread_mutex_unlock(&s->batch_mu);
+	pthread_join(s->batch_thread, NULL);
+	st = sfsi_batch_commit(s, e);
+	pthread_mutex_lock(&s->batch_mu);
+	s->batch_want++;
+	while (s->batch_depth)
+		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+	s->batch_want--;
+	d = s->batch_db;
+	s->batch_db = NULL;
+	s->batch_thread_on = 0;
+	pthread_cond_broadcast(&s->batch_cv);
+	pthread_mutex_unlock(&s->batch_mu);
+	d->batched = 0;
+	d->sp = d->sp_real = 0;
+	sfsi_db_put(d);
+	st2 = sfsi_db_sync(s, st ? NULL : e);
+	return st ? st : st2;
+}
+
 /* ---- notices from other processes (PostgreSQL) ------------------------ */
 
 #define LISTEN_WAIT_MS 60000 /* a lost connection is noticed at least so */
@@ -1090,9 +1560,14 @@ int sfsi_db_in_txn(struct db *d)
 
 static void note(struct sfs_store *s)
 {
+	uint64_t one = 1;
+
 	pthread_mutex_lock(&s->note_mu);
 	s->notes++;
 	pthread_cond_broadcast(&s->note_cv);
+	/* a full counter is awake already */
+	if (s->note_efd >= 0 && write(s->note_efd, &one, sizeof(one)) < 0)
+		sfs_debug("db", "cannot wake the change fd");
 	pthread_mutex_unlock(&s->note_mu);
 }
 
@@ -1218,6 +1693,28 @@ void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms)
 void sfsi_db_note_wake(struct sfs_store *s)
 {
 	note(s);
+}
+
+int sfsi_db_change_fd(struct sfs_store *s)
+{
+	int fd;
+
+	if (!s->cfg.db_url[0])
+		return -1;
+	pthread_mutex_lock(&s->note_mu);
+	if (s->note_efd < 0)
+		s->note_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	fd = s->note_efd;
+	pthread_mutex_unlock(&s->note_mu);
+	if (fd < 0) {
+		sfs_warn("db", "cannot make the change fd: %s",
+			 strerror(errno));
+		return -1;
+	}
+	/* not listening: the caller polls, as on a lost connection */
+	if (sfsi_db_listen_start(s))
+		sfs_warn("db", "changes of other processes are polled for");
+	return fd;
 }
 
 void sfsi_db_notify_jobs(struct db *d)

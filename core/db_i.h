@@ -78,6 +78,10 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s,
 			     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_begin_read(struct db *d,
 				   struct sfs_err *e) SFS_MUST_CHECK;
+/* Batched commits (sfs_store_batch): set up at open; commit the open one. */
+void sfsi_batch_init(struct sfs_store *s);
+enum sfs_status sfsi_batch_commit(struct sfs_store *s,
+				  struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * A write transaction serialised only by the rows it locks (SELECT ...
  * FOR UPDATE [SKIP LOCKED]) on PostgreSQL, not by the store's write lock:
@@ -131,6 +135,9 @@ void sfsi_db_listen_stop(struct sfs_store *s);
  */
 void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms);
 void sfsi_db_note_wake(struct sfs_store *s);
+/* PostgreSQL: an eventfd written when a write is heard (the listening
+ * thread started); the store closes it. -1 on SQLite or on failure. */
+int sfsi_db_change_fd(struct sfs_store *s);
 /* Tell other processes at this transaction's commit: jobs were queued. */
 void sfsi_db_notify_jobs(struct db *d);
 

@@ -91,6 +91,12 @@ static enum sfs_status res_status(struct pgconn *c, const PGresult *r,
 		return sfs_errf(e, SFS_NO_SPACE, SFS_R_NONE,
 				"no space left on the store's disk");
 	}
+	/* text that is not UTF-8 (no stored name or tag can be) */
+	if (!strcmp(state, "22021")) {
+		sfs_debug("db", "%s: %s", what, msg);
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"text is not valid UTF-8");
+	}
 	if (!strcmp(state, "53200"))
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	sfs_error("db", "%s: %s%s", what, state, msg);
@@ -182,6 +188,30 @@ static size_t returning_at(const char *out, size_t n)
 		    (i + 10 == n || !is_word(out[i + 10])))
 			return i;
 	return n;
+}
+
+/*
+ * Whether a '+' written after out[0, o) is a unary one: it follows an
+ * opening parenthesis, a comma, an operator or a keyword that starts a
+ * term (the last word written ends out, but for spaces).
+ */
+static int unary_plus(const char *out, size_t o, size_t last_word,
+		      size_t last_len)
+{
+	static const char *const kw[] = { "AND",  "OR",	  "NOT",  "WHERE", "ON",
+					  "WHEN", "THEN", "ELSE", "SELECT" };
+	size_t i;
+
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	if (o == 0 || strchr("(,=<>", out[o - 1]))
+		return 1;
+	if (last_word + last_len != o)
+		return 0;
+	for (i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+		if (word_is(out + last_word, last_len, kw[i]))
+			return 1;
+	return 0;
 }
 
 char *sfsi_pg_rewrite(const char *sql, int *nparams)
@@ -297,6 +327,13 @@ char *sfsi_pg_rewrite(const char *sql, int *nparams)
 				last_word--;
 			last_len = o - last_word;
 			continue;
+		} else if (*p == '+' &&
+			   unary_plus(out, o, last_word, last_len) &&
+			   (is_word(p[1]) && !(p[1] >= '0' && p[1] <= '9'))) {
+			/* SQLite's "keep this term off the indexes" (+col):
+			 * PostgreSQL plans by statistics, and a unary plus
+			 * exists there for numbers only */
+			p++;
 		} else {
 			if (*p == '(')
 				depth++;

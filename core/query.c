@@ -1009,8 +1009,11 @@ sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
 	if (st) {
 		sfsi_db_bind_int(st, 1, a->user);
 		sfsi_db_bind_text(st, 2, path);
+		/* a name that is not UTF-8 is no file's (and PostgreSQL
+		 * refuses it as text) */
 		for (i = 0; i < 4; i++)
-			if (i < n && names[i])
+			if (i < n && names[i] &&
+			    sfs_utf8_valid(names[i], strlen(names[i])))
 				sfsi_db_bind_text(st, (int)i + 3, names[i]);
 			else
 				sfsi_db_bind_null(st, (int)i + 3);

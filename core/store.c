@@ -470,6 +470,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_cond_init(&s->sync_cv, NULL);
 	pthread_mutex_init(&s->write_mu, NULL);
 	pthread_cond_init(&s->write_cv, NULL);
+	sfsi_batch_init(s);
 	s->cfg = c;
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cv, NULL);
@@ -478,6 +479,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	pthread_mutex_init(&s->note_mu, NULL);
 	pthread_cond_init(&s->note_cv, NULL);
 	s->note_pipe[0] = s->note_pipe[1] = -1;
+	s->note_efd = -1;
 	s->dir = realpath(dir, NULL);
 	if (!s->dir) {
 		ret = sfsi_errno_status(e, errno, "store directory");
@@ -533,7 +535,11 @@ void sfs_store_close(struct sfs_store *s)
 		return;
 	}
 	sfs_workers_stop(s);
+	if (sfs_store_batch(s, 0, NULL)) /* commits and syncs an open one */
+		sfs_error("store", "the last batch of commits may be lost");
 	sfsi_db_listen_stop(s);
+	if (s->note_efd >= 0)
+		close(s->note_efd);
 	sfsi_staging_close(s);
 	sfsi_blob_backend_close(s);
 	sfsi_db_pool_close(s);
@@ -546,6 +552,8 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->write_mu);
 	pthread_cond_destroy(&s->write_cv);
+	pthread_mutex_destroy(&s->batch_mu);
+	pthread_cond_destroy(&s->batch_cv);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->note_mu);
@@ -563,7 +571,7 @@ const struct sfs_config *sfs_store_config(const struct sfs_store *s)
 
 int sfs_store_change_fd(struct sfs_store *s)
 {
-	return s->ops ? s->ops->change_fd(s) : -1;
+	return s->ops ? s->ops->change_fd(s) : sfsi_db_change_fd(s);
 }
 
 const char *sfs_store_dir(const struct sfs_store *s)
@@ -731,7 +739,10 @@ enum sfs_status sfs_store_space_of(struct sfs_store *s,
 
 enum sfs_status sfs_store_sync(struct sfs_store *s, struct sfs_err *e)
 {
+	enum sfs_status st;
+
 	if (s->ops)
 		return SFS_OK; /* the server answered only once durable */
-	return sfsi_db_sync(s, e);
+	st = sfsi_batch_commit(s, e); /* batched commits: the open batch */
+	return st ? st : sfsi_db_sync(s, e);
 }

@@ -47,6 +47,21 @@ struct sfs_store {
 	int write_busy;
 	pthread_t write_owner;
 
+	/* batched commits (db.c, sfs_store_batch): batch_mu guards these */
+	pthread_mutex_t batch_mu;
+	pthread_cond_t batch_cv; /* CLOCK_MONOTONIC */
+	struct db *batch_db;	 /* the one connection while batching */
+	pthread_t batch_owner;	 /* the thread using it */
+	int batch_depth;	 /* its nested sfsi_db_get calls; 0: free */
+	int batch_want;		 /* committers waiting for the connection */
+	int batch_open;		 /* batch_db holds the batch's transaction */
+	int batch_dirty;	 /* commits since the last batch commit/sync */
+	int batch_lost;		 /* a batch was rolled back: sticky error */
+	int batch_ms, batch_stop, batch_thread_on;
+	struct timespec batch_since; /* when the window began */
+	struct timespec batch_gap;   /* no new batch before (batch_pause) */
+	pthread_t batch_thread;
+
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
 	struct sfsi_keycache *keycache;
 	uint64_t *auth_gen;    /* STORE/auth.gen, mapped shared */
@@ -79,6 +94,7 @@ struct sfs_store {
 	int note_stop;
 	int note_pipe[2];
 	uint64_t notes, notes_seen; /* writes heard (and wake-ups) */
+	int note_efd; /* written per write heard (sfs_store_change_fd) */
 };
 
 /* Write STORE/db.url (cfg's db.url and db.schema), mode 0600; it must

@@ -17,6 +17,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
+#include "speechfs/store.h"
 #include "speechfs/banned.h"
 
 /* A file with open handles. */
@@ -346,8 +347,7 @@ static int commit_create(struct ofile *of)
 	enum sfs_status st;
 
 	if (g_fs.commit_ms) {
-		of->lazy = 0; /* durable with the next sync */
-		fs_commits_note();
+		of->lazy = 0; /* durable with its batch */
 		return 0;
 	}
 	sfs_err_init(&e);
@@ -413,8 +413,6 @@ static int commit(struct fh *h)
 	pthread_mutex_lock(&of->lock);
 	if (!st)
 		of->lazy = 0; /* a content commit syncs the lazy create */
-	if (!st && g_fs.commit_ms)
-		fs_commits_note();
 	sfs_stage_free(h->stage);
 	h->stage = NULL;
 	h->dirty = 0;
@@ -843,6 +841,20 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	pthread_mutex_unlock(&h->of->lock);
 	fh_free(h);
 	return ret;
+}
+
+int fs_file_quick_close(uint64_t fh)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fh;
+	int64_t max = sfs_store_config(g_fs.store)->blob_inline_max;
+	int quick;
+
+	if (!h || !h->writable)
+		return 1;
+	pthread_mutex_lock(&h->of->lock);
+	quick = !h->dirty || !h->stage || sfs_stage_size(h->stage) <= max;
+	pthread_mutex_unlock(&h->of->lock);
+	return quick;
 }
 
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -36,6 +36,7 @@ struct fs {
 	int listening;	  /* show /.listening/ */
 	int generate;	  /* listening audio of written audio files */
 	int commit_ms;	  /* -o commit=MS: close() does not wait (0: it does) */
+	int batching;	  /* the store batches our commits (-o commit=MS) */
 	double timeout;	  /* entry and attribute lifetime in the kernel */
 	pthread_t poller;
 	int poller_running;
@@ -293,16 +294,19 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 int fs_file_is_open(int64_t ino);
 /* utimens of a file being written: kept for its commit. */
 void fs_open_times(int64_t ino, int64_t mtime_ns);
+/*
+ * Whether closing handle fh (fuse_file_info's fh) commits a content that
+ * lives in its blob row, or none: no blob file to sync.
+ */
+int fs_file_quick_close(uint64_t fh);
 
 /* ---- commits.c: -o commit=MS ----------------------------------------- */
 
-/* Start the thread that makes closes durable (with -o commit=MS). */
+/* With -o commit=MS: the store's commits batched from now on. */
 void fs_commits_start(void);
-/* A close committed without waiting: durable within the window. */
-void fs_commits_note(void);
 /* fsync with -o commit=MS: every commit so far durable now. 0 or -errno. */
 int fs_commits_sync(void);
-/* Stop the thread, every commit durable; at unmount. */
+/* Stop batching, every commit durable; at unmount. */
 void fs_commits_drain(void);
 
 /* ---- entry.c: changes of names and attributes ------------------------- */

@@ -136,18 +136,57 @@ static int hand_off(struct loop *l, struct fuse_buf *b)
 }
 
 /*
+ * With -o commit=MS, what changes the store does not wait for the disk
+ * (core batches it): creates, namespace changes, extended attributes and
+ * the close of a file whose content lives in its blob row (not a blob
+ * file, which is synced before its commit). Bulk loads of small files:
+ * 1,000-1,100 -> 1,500-2,500 files/s with these answered in place, the
+ * mount's CPU per file 0.72-0.80 -> 0.37-0.53 ms (load 3).
+ */
+static int quick_change(const struct fuse_buf *b)
+{
+	const struct fuse_in_header *in = b->mem;
+	const uint64_t *fh = (const void *)(in + 1);
+
+	if (!g_fs.batching)
+		return 0;
+	switch (in->opcode) {
+	case FUSE_CREATE:
+	case FUSE_MKNOD:
+	case FUSE_MKDIR:
+	case FUSE_UNLINK:
+	case FUSE_RMDIR:
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
+	case FUSE_SETXATTR:
+	case FUSE_REMOVEXATTR:
+		return 1;
+	case FUSE_FLUSH:
+	case FUSE_RELEASE:
+		/* both start with the handle (fuse_flush_in, fuse_release_in)
+		 */
+		return b->size >= sizeof(*in) + sizeof(*fh) &&
+		       fs_file_quick_close(*fh);
+	default:
+		return 0;
+	}
+}
+
+/*
  * A read or write is handed over only while more requests wait
  * (readahead sends several reads at once: they are served in parallel);
  * a lone one (a sequential reader or writer waiting for it) is answered
  * at once, without the hand-over's extra wakeup (cold sequential reads
- * of 1 GiB: ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200).
+ * of 1 GiB: ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200); so is a
+ * lone quick change (quick_change).
  */
 static int lone_io(struct fuse_session *se, const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
 	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
 
-	return (in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
+	return (in->opcode == FUSE_READ || in->opcode == FUSE_WRITE ||
+		quick_change(b)) &&
 	       poll(&p, 1, 0) == 0;
 }
 

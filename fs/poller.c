@@ -1,14 +1,17 @@
 /*
  * The change poller: keeps the kernel's caches coherent with changes made
  * by other processes on the same store (the REST daemon, other mounts).
- * Every commit writes the database's WAL, so the poller sleeps on
- * inotify of the store's directory and wakes when any process commits;
- * it then reads the store's change feed and invalidates the kernel's
+ * On SQLite every commit writes the database's WAL, so the poller sleeps
+ * on inotify of the store's directory and wakes when any process commits;
+ * on PostgreSQL (and a remote store) the store's change fd wakes it (a
+ * NOTIFY of any process's commit, heard by the store's LISTEN). It then
+ * reads the store's change feed and invalidates the kernel's
  * entries and attributes of what changed. An idle mount stays asleep.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -27,12 +30,26 @@
 #define IDLE_MS 5000
 #define MAX_DIRS 64
 
+/*
+ * A test's stretch of IDLE_MS (SPEECHFS_TEST_POLL_IDLE_MS, milliseconds):
+ * set long, the mount looks only when woken, which shows that the
+ * wake-up (inotify, NOTIFY, a remote feed) alone keeps it coherent.
+ */
+static int idle_ms(void)
+{
+	const char *v = getenv("SPEECHFS_TEST_POLL_IDLE_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return ms > 0 && ms <= 3600000 ? (int)ms : IDLE_MS;
+}
+
 /* What one look saw: directories of the user that changed. */
 struct change_ctx {
 	int64_t user;
 	char dirs[MAX_DIRS][SFS_VPATH_MAX + 2];
 	int dir_only[MAX_DIRS]; /* a directory itself changed there */
 	int ndirs;
+	int seen; /* changes by others */
 	int any;
 	int shared;   /* a share with the user changed */
 	int overflow; /* too many directories: the root goes */
@@ -61,6 +78,7 @@ static void on_change(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
 	struct change_ctx *c = arg;
 
 	(void)seq;
+	c->seen++;
 	/* a file the kernel knows, whoever owns it (shared files too) */
 	if (file_ino > 0)
 		fs_node_inval_file(file_ino);
@@ -120,6 +138,9 @@ static int64_t look(int64_t since)
 	if (sfs_store_changes_by_others(g_fs.store, since, on_change, &c, &last,
 					&e))
 		return since;
+	if (c.seen)
+		sfs_debug("fs", "%d change(s) by others, up to %lld", c.seen,
+			  (long long)last);
 	if (!c.any)
 		return last;
 	fs_names_changed();
@@ -153,18 +174,20 @@ static void *poller(void *arg)
 	struct pollfd p[2];
 	int64_t since = 0, next, t;
 	struct sfs_err e;
-	int in, n, remote;
+	int in, n, own, idle = idle_ms();
 
 	(void)arg;
 	sfs_err_init(&e);
 	if (sfs_store_change_seq(g_fs.store, &since, &e))
 		sfs_warn("fs", "cannot read the change sequence: %s",
 			 e.message);
-	/* a remote store's feed says when, through its eventfd */
-	remote = sfs_store_is_remote(g_fs.store);
-	in = remote ? sfs_store_change_fd(g_fs.store)
-		    : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (!remote && in >= 0 &&
+	/* a remote store's feed or PostgreSQL's LISTEN says when, through
+	 * an eventfd; on SQLite, each commit writes the store's WAL */
+	in = sfs_store_change_fd(g_fs.store);
+	own = in < 0;
+	if (own)
+		in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (own && in >= 0 &&
 	    inotify_add_watch(in, sfs_store_dir(g_fs.store),
 			      IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
 		sfs_warn("fs", "cannot watch the store: %s", strerror(errno));
@@ -177,7 +200,7 @@ static void *poller(void *arg)
 	p[1].events = POLLIN;
 	next = 0;
 	while (!g_fs.stop) {
-		n = poll(p, in >= 0 ? 2 : 1, in >= 0 ? IDLE_MS : 500);
+		n = poll(p, in >= 0 ? 2 : 1, in >= 0 ? idle : 500);
 		if (g_fs.stop)
 			break;
 		if (n > 0 && (p[0].revents & POLLIN)) {
@@ -195,7 +218,7 @@ static void *poller(void *arg)
 		next = sfs_now_ms() + MIN_GAP_MS;
 		since = look(since);
 	}
-	if (in >= 0 && !remote)
+	if (in >= 0 && own)
 		close(in);
 	return NULL;
 }

@@ -161,9 +161,12 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 const struct sfs_config *sfs_store_config(const struct sfs_store *s);
 const char *sfs_store_dir(const struct sfs_store *s);
 /*
- * A file descriptor that becomes readable when the changes of a remote
- * store's feed are waiting for sfs_store_changes_by_others (an eventfd:
- * read it to rearm); -1 for a local store (watch its directory).
+ * A file descriptor that becomes readable when changes may be waiting
+ * for sfs_store_changes_by_others (an eventfd: read it to rearm): a
+ * remote store's feed, or a PostgreSQL store's LISTEN (any process's
+ * commit, and each time the listening connection is made again, when
+ * what was said meanwhile is unknown). -1 for a store on SQLite (watch
+ * its directory: every commit writes its WAL there).
  */
 int sfs_store_change_fd(struct sfs_store *s);
 /* Was it opened by sfs_store_open_url (remote.h)? */
@@ -223,6 +226,26 @@ enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
  */
 enum sfs_status sfs_store_sync(struct sfs_store *s,
 			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Batched commits, for bulk loads (a mount's -o commit=MS): from now on
+ * the handle's transactions are savepoints of one transaction it keeps
+ * open on a single connection, which a thread of its own commits and
+ * syncs at most min(ms, 1000) ms after it began (one WAL write of the
+ * pages the batch shares: indexes, the change feed, the tenant's row).
+ * Nothing of a batch is durable, or seen by other processes, before its
+ * commit; a crash (of the machine or of this process) within the window
+ * loses that batch whole, never part of it. Other processes' writes wait
+ * for the batch's commit (within their busy timeout). sfs_store_sync()
+ * commits the open batch and syncs at once. The handle's threads share
+ * the connection (one at a time). PostgreSQL and remote stores commit as
+ * before (their commits are durable; PostgreSQL groups concurrent commits
+ * itself). 0 ms stops batching.
+ */
+enum sfs_status sfs_store_batch(struct sfs_store *s, int ms,
+				struct sfs_err *e) SFS_MUST_CHECK;
+/* Whether the handle batches its commits now (not on PostgreSQL, remote). */
+int sfs_store_batching(struct sfs_store *s);
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,

@@ -12,8 +12,9 @@ and bindfs (a pass-through FUSE mount) in one run, printed as ratios.
    returns after a durable commit; the baseline is the same files on the
    same ext4 with an fsync per file, the two taking five turns (the
    disk's fsync time swings with the neighbours). Then four writers at once against
-   one (group commit), and a mount with -o commit=1000 (closes durable
-   within 1 s) against bindfs, which syncs nothing. Then `ls -l` of a
+   one (group commit), and a mount with -o commit=1000 (its changes
+   batched: one transaction committed and synced within 1 s) against
+   bindfs, which syncs nothing. Then `ls -l` of a
    directory of such files and `find` over a tree
    of 100,000 files in 1,000 directories: speechfs vs bindfs of a plain
    directory. The tree is made beforehand, in the store through core's
@@ -415,7 +416,8 @@ def run(work, mb, nfiles, ntree, rows, notes):
                      "moment; contents up to 64 KiB live in the database); "
                      "native = the same files on the same ext4 with an "
                      "fsync per file; bindfs syncs nothing; -o commit=1000 "
-                     "makes closes durable within 1 s")
+                     "batches the mount's changes: one transaction "
+                     "committed and synced within 1 s")
 
         # 3. ls -l and find, each after a remount of both + drop_caches
         def fresh():

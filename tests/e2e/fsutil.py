@@ -170,6 +170,48 @@ def mounts(store):
         raise first
 
 
+class StoreReader:
+    """Another process reading a store's metadata as it is committed:
+    value(sql) is the first column of the first row. SQLite's file read
+    only, or one psql session on a PostgreSQL store's schema (its
+    STORE/db.url), fed a query at a time. Close it."""
+
+    def __init__(self, store):
+        rec = pathlib.Path(store) / "db.url"
+        self.db = self.psql = None
+        if not rec.exists():
+            import sqlite3
+            self.db = sqlite3.connect(
+                "file:%s?mode=ro" % (pathlib.Path(store) / "speechfs.db"),
+                uri=True, timeout=30, check_same_thread=False)
+            return
+        kv = dict(line.split(" = ", 1)
+                  for line in rec.read_text().splitlines() if " = " in line)
+        self.psql = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-d", kv["db.url"]], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.psql.stdin.write("SET search_path = %s;\n"
+                              % kv.get("db.schema", "public"))
+
+    def value(self, sql):
+        if self.db:
+            return self.db.execute(sql).fetchone()[0]
+        self.psql.stdin.write(sql.rstrip(";") + ";\n")
+        self.psql.stdin.flush()
+        line = self.psql.stdout.readline()
+        assert line, "psql ended"
+        return int(line) if line.strip().lstrip("-").isdigit() else \
+            line.rstrip("\n")
+
+    def close(self):
+        if self.db:
+            self.db.close()
+        else:
+            self.psql.stdin.close()
+            assert self.psql.wait(timeout=30) == 0
+
+
 def xget(path, name):
     return os.getxattr(path, name).decode()
 

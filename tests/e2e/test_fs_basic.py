@@ -15,6 +15,7 @@ from fsutil import Mount, mnt, need_fuse, sha256_file, store, xget  # noqa: F401
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 
 def run(*cmd, **kw):

@@ -14,6 +14,9 @@ import pytest
 from fsutil import (ADMIN, SPEECHFS, Mount, api, eventually, mnt,  # noqa
                     store, xget)
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 P = "user.speechfs."
 
 

@@ -17,6 +17,7 @@ from fsutil import mnt, mounts, store, xget  # noqa: F401
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 P = "user.speechfs."
 

@@ -8,7 +8,11 @@ import subprocess
 
 import pytest
 
-from fsutil import Mount, api, eventually, mnt, store, xget  # noqa: F401
+from fsutil import (Mount, StoreReader, api, eventually, mnt, store,  # noqa
+                    xget)
+
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
 
 P = "user.speechfs."
 
@@ -64,19 +68,17 @@ def test_rename_over_a_file_never_leaves_the_name_empty(mnt):
     the store (another process, at any moment) sees exactly one live
     `final` in the directory, never none; the replaced files are in the
     trash."""
-    import sqlite3
     import threading
     os.mkdir(mnt.path("d"))
     mnt.path("d", "final.txt").write_bytes(b"v0")
-    url = "file:%s?mode=ro" % (mnt.store / "speechfs.db")
     q = ("SELECT count(*) FROM file WHERE dir = '/d/' AND name = 'final'"
          " AND is_deleted = 0")
     seen, stop = [], threading.Event()
 
     def watch():
-        db = sqlite3.connect(url, uri=True, timeout=30)
+        db = StoreReader(mnt.store)
         while not stop.is_set():
-            seen.append(db.execute(q).fetchone()[0])
+            seen.append(db.value(q))
         db.close()
 
     t = threading.Thread(target=watch)

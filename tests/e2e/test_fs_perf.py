@@ -100,6 +100,13 @@ def test_commit_window_closes_without_waiting(store, tmp_path, monkeypatch):
                             "commit=1000")
     try:
         m.path("warm.txt").write_bytes(b"warm")    # the WAL's first sync
+        # fsync: the warm file's batch committed (with the checkpoint the
+        # store's first commits may bring) and synced before the closes
+        fd = os.open(m.path("warm.txt"), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         assert fsutil.eventually(
             lambda: "fdatasync" in syncs(trace, 0, time.time()), timeout=30)
         t0 = time.time()

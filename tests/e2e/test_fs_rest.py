@@ -11,6 +11,7 @@ from fsutil import Mount, admin, api, eventually, store, xget  # noqa: F401
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 BASE = "/api/v1/speech-services/files"
 P = "user.speechfs."
@@ -53,6 +54,38 @@ def test_rest_and_mount_agree(store, api):
         os.rename(m.path(".trash", "Renamed.wav"), m.path("back.wav"))
         j = requests.get(url + "/" + fid, headers=h).json()
         assert j["isDeleted"] is False and j["path"] == "/"
+    finally:
+        m.stop()
+
+
+def test_mount_is_woken_by_the_daemons_commits(store, api, monkeypatch,
+                                               tmp_path):
+    """The mount's poller looks at the change feed when the store says
+    something was committed (SQLite: its WAL written, seen by inotify;
+    PostgreSQL: a NOTIFY heard by the mount's LISTEN), not by its idle
+    timer, stretched here to ten minutes: each write through the daemon
+    is seen by the mount as a change by others, and the mount then
+    shows it."""
+    d, _, users = store
+    url, keys = api
+    h = {"X-API-Key": keys[0]}
+    conf = tmp_path / "debug.conf"
+    conf.write_text("log.level = debug\n")
+    monkeypatch.setenv("SPEECHFS_TEST_POLL_IDLE_MS", "600000")
+    m = Mount(d, users[0], "-o", "config=%s" % conf)
+    try:
+        for i in range(3):
+            r = requests.post(url, headers=h,
+                              files={"file": ("w%d.txt" % i, b"x")},
+                              data={"name": "w%d" % i})
+            assert r.status_code in (200, 201), r.text
+            # the poller says what it saw, without the mount being used
+            assert eventually(
+                lambda: m.output().count("change(s) by others") > i), \
+                m.output()
+        assert sorted(n for n in os.listdir(m.dir)
+                      if not n.startswith(".")) == \
+            ["w0.txt", "w1.txt", "w2.txt"]
     finally:
         m.stop()
 

@@ -14,6 +14,9 @@ import requests
 
 from fsutil import admin, api, eventually, mounts, store, xget  # noqa: F401
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 P = "user.speechfs."
 S = P + "share."
 

@@ -10,6 +10,9 @@ import pytest
 
 from fsutil import eventually, mounts, store, xget  # noqa: F401
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 P = "user.speechfs."
 
 

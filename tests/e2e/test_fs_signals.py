@@ -14,6 +14,9 @@ import pytest
 
 from fsutil import SPEECHFS, need_fuse, store  # noqa: F401
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 

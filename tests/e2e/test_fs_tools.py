@@ -10,6 +10,7 @@ from fsutil import mnt, store, xget  # noqa: F401
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 P = "user.speechfs."
 SPECIAL = (".listening", ".trash", ".shared")

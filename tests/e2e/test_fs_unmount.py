@@ -14,6 +14,9 @@ import pytest
 
 from fsutil import Mount, store, xget  # noqa: F401
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 P = "user.speechfs."
 OLD = b"old content\n" * 1000
 

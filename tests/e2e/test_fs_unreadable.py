@@ -15,6 +15,9 @@ import requests
 
 from fsutil import Mount, api, eventually, store, xget  # noqa: F401
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 P = "user.speechfs."
 
 

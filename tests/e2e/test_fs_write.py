@@ -13,6 +13,7 @@ from fsutil import Mount, admin, mnt, mounts, need_fuse, store, xget  # noqa: F4
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
+META_BACKENDS = ["sqlite", "pg"]
 
 P = "user.speechfs."
 

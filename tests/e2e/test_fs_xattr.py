@@ -12,6 +12,9 @@ import pytest
 
 from fsutil import api, mnt, store, xget  # noqa: F401
 
+# every test on SQLite and on PostgreSQL too (conftest.py)
+META_BACKENDS = ["sqlite", "pg"]
+
 P = "user.speechfs."
 
 

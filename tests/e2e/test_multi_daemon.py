@@ -2,14 +2,17 @@
 one PostgreSQL database (tests/pg.py's server), the blobs in one bucket
 of the run's RADOS Gateway, three speechfsd that each have a store
 directory of their own -- as on three machines, sharing nothing but
-STORE/db.url's record -- behind an nginx that sends requests round robin.
+STORE/db.url's record -- behind an nginx that sends requests round robin,
+and two mounts on two more such directories.
 
 What must hold: a change acknowledged by one daemon is seen by the
 others at once (nothing correct is kept in a process); concurrent
 uploads, PATCHes, renames and deletes through different daemons all
 land, each present once; two PATCHes of one file through two daemons
 both land (the database serialises them: last writer wins per field);
-each job runs once; a daemon killed in the middle of a job leaves it to
+what a mount writes, renames or deletes, the daemons and the other mount
+see, and what goes through a daemon, the mounts show (woken by the
+database's NOTIFY); each job runs once; a daemon killed in the middle of a job leaves it to
 another, which completes it when the lease has run out."""
 import concurrent.futures
 import hashlib
@@ -28,6 +31,7 @@ import requests
 
 from conftest import AWS_KEYS, Blobs, Client, Daemon, Meta, free_port, \
     make_store
+from fsutil import Mount, eventually, need_fuse, xget
 from test_api_listening import wav
 
 LEASE_S = 5  # jobs.lease_seconds: how long a killed daemon's job waits
@@ -125,6 +129,7 @@ def cluster(tmp_path_factory, pg_server, rgw_gateway):
         store, tenants, users, keys = make_store(
             root / "m1", Blobs("s3", gw, bucket),
             Meta("pg", pg_server.url(db)))
+        cl.store, cl.alice = store, users["alice"]
         cl.pg = lambda sql: pg_server.psql(
             db, "SET search_path = %s; %s" % (
                 (store / "db.url").read_text().split(
@@ -302,6 +307,125 @@ def test_a_long_poll_on_one_daemon_wakes_on_a_change_through_another(
     assert r.status_code == 200, r.text
     got = {x["fileId"] for x in r.json()["changes"] if x["type"] == "file"}
     assert f["id"] in got
+
+
+def test_two_mounts_and_the_daemons_see_each_others_changes(
+        cluster, tmp_path_factory):
+    """Two mounts of alice's, each on a store directory of its own (two
+    more machines), with the three daemons: every change through one is
+    seen through all the others."""
+    need_fuse()
+    root = tmp_path_factory.mktemp("mounts")
+    daemons = live(cluster)
+    top = "/m%s/" % uuid.uuid4().hex[:8]
+    mounts = []
+    try:
+        for i in (1, 2):
+            (root / ("m%d" % i)).mkdir()
+            mounts.append(Mount(machine_dir(root / ("m%d" % i) / "store",
+                                            cluster.store), cluster.alice))
+        m1, m2 = mounts
+
+        def shown(m, name, data):
+            p = m.path(top.strip("/"), name)
+            return lambda: p.exists() and p.read_bytes() == data
+
+        # a daemon's upload: both mounts show it
+        d1 = os.urandom(3000)
+        f = daemons[0].new_file(data=d1, name="fromapi", path=top)
+        for m in mounts:
+            assert eventually(shown(m, "fromapi.wav", d1)), os.listdir(m.dir)
+        # a mount's new file: every daemon has it at close, the other
+        # mount shows it
+        d2 = os.urandom(5000)
+        m1.path(top.strip("/"), "frommount.txt").write_bytes(d2)
+        mid = xget(m1.path(top.strip("/"), "frommount.txt"),
+                   "user.speechfs.id")
+        for c in daemons:
+            g = c.get("/" + mid).json()
+            assert (g["name"], g["path"]) == ("frommount", top), g
+            assert c.get("/%s/content" % mid).content == d2
+        assert eventually(shown(m2, "frommount.txt", d2))
+        # the other mount renames it: the daemons and the first mount
+        os.rename(m2.path(top.strip("/"), "frommount.txt"),
+                  m2.path(top.strip("/"), "renamed.txt"))
+        for c in daemons:
+            assert c.get("/" + mid).json()["name"] == "renamed"
+        assert eventually(lambda: sorted(os.listdir(m1.path(
+            top.strip("/")))) == ["fromapi.wav", "renamed.txt"])
+        # a daemon renames and tags, another deletes: the mounts follow
+        r = daemons[-1].patch("/" + f["id"], json={"name": "patched",
+                                                   "tags": ["x"]})
+        assert r.status_code == 200, r.text
+        assert daemons[1].delete("/" + mid).status_code == 204
+        for m in mounts:
+            assert eventually(lambda: sorted(os.listdir(m.path(
+                top.strip("/")))) == ["patched.wav"]), os.listdir(
+                m.path(top.strip("/")))
+            assert xget(m.path(top.strip("/"), "patched.wav"),
+                        "user.speechfs.tags") == "x"
+            assert "renamed.txt" in os.listdir(m.path(".trash"))
+        # both mounts and the balancer write at once, into one directory
+        conc = top + "conc/"
+        os.mkdir(m1.path(conc.strip("/")))
+        want = set()
+
+        def write(m, k):
+            for i in range(8):
+                m.path(conc.strip("/"), "m%d-%d.txt" % (k, i)).write_bytes(
+                    b"%d" % i)
+
+        def upload():
+            for i in range(8):
+                cluster.lb.new_file(data=b"u", name="u-%d" % i, path=conc)
+        with concurrent.futures.ThreadPoolExecutor(3) as ex:
+            for fut in [ex.submit(write, m1, 1), ex.submit(write, m2, 2),
+                        ex.submit(upload)]:
+                fut.result()
+        want = {"m%d-%d" % (k, i) for k in (1, 2) for i in range(8)} | \
+            {"u-%d" % i for i in range(8)}
+        for c in daemons:
+            names = [g["name"] for g in listed(c, conc)]
+            assert len(names) == len(want) and set(names) == want, names
+        for m in mounts:
+            assert eventually(lambda: {n.rsplit(".", 1)[0] for n in
+                                       os.listdir(m.path(conc.strip("/")))}
+                              == want)
+            assert len(os.listdir(m.path(conc.strip("/")))) == len(want)
+    finally:
+        first = None
+        for m in mounts:
+            try:
+                m.stop()
+            except BaseException as e:  # noqa: BLE001
+                first = first or e
+        if first:
+            raise first
+
+
+def test_rate_limits_are_per_daemon(cluster, tmp_path_factory):
+    """A user's request budget is kept by each daemon (README, Scaling
+    out: a shared budget would cost a database write per request): two
+    daemons with a burst of 4 and next to no refill each take 4 requests
+    of bob's and refuse the fifth, whatever the other took."""
+    root = tmp_path_factory.mktemp("limits")
+    cfg = {"http.rate_per_second": "0.01", "http.rate_burst": "4"}
+    ds = []
+    try:
+        for i in (1, 2):
+            (root / ("l%d" % i)).mkdir()
+            ds.append(Daemon(root / ("l%d" % i), machine_dir(
+                root / ("l%d" % i) / "store", cluster.store), cfg))
+        for d in ds:
+            c = Client(d.base, cluster.store)
+            c.keys = cluster.lb.keys
+            codes = [c.get("?size=1", who="bob").status_code
+                     for _ in range(5)]
+            c.http.close()
+            assert codes == [200] * 4 + [429], codes
+    finally:
+        for d in ds:
+            d.stop()
 
 
 def wait_for(c, fid, pred, seconds=120):

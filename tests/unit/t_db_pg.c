@@ -71,6 +71,13 @@ static void test_words(void)
 		 "SELECT string_agg(x.name, chr(31)) FROM x", 0));
 	CHECK(rw("SELECT ifnull(a, 0), CAST(b AS INTEGER) FROM t",
 		 "SELECT coalesce(a, 0), CAST(b AS bigint) FROM t", 0));
+	/* SQLite's index hint +col goes (no unary + on text there);
+	 * a binary plus stays */
+	CHECK(rw("SELECT a+b, a + 1 FROM t WHERE +f.owner_id = ?1"
+		 " AND +dir = ?2 AND (+x > 0 OR +y) AND n = +z",
+		 "SELECT a+b, a + 1 FROM t WHERE f.owner_id = $1"
+		 " AND dir = $2 AND (x > 0 OR y) AND n = z",
+		 2));
 	/* words inside other words stay */
 	CHECK(rw("SELECT maxima, likes, users FROM t",
 		 "SELECT maxima, likes, users FROM t", 0));
