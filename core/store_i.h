@@ -59,6 +59,7 @@ struct sfs_store {
 	int batch_lost;		 /* a batch was rolled back: sticky error */
 	int batch_ms, batch_stop, batch_thread_on;
 	struct timespec batch_since; /* when the window began */
+	struct timespec batch_gap;   /* no new batch before (batch_pause) */
 	pthread_t batch_thread;
 
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */

@@ -283,8 +283,80 @@ static void test_batched_commits(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+struct loader {
+	struct fx *f;
+	volatile int stop;
+	int commits, failed;
+};
+
+static void *bulk_load(void *p)
+{
+	struct loader *l = p;
+
+	while (!l->stop) {
+		if (set_nosync(l->f, l->commits % 2 ? "odd" : "even"))
+			l->failed++;
+		l->commits++;
+	}
+	return NULL;
+}
+
+/*
+ * A bulk load through a batching handle leaves the lock free between its
+ * batches: another process's write (busy timeout 3 s) gets in while the
+ * load goes on (without the gap after each batch it failed busy).
+ */
+static void test_batches_let_others_write(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct loader l = { 0 };
+	struct sfs_err e;
+	char id2[SFS_ID_SIZE];
+	pthread_t th;
+	int i, before;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	if (th_is_pg()) {
+		tfx_store_close(&f.dir, &f.s);
+		return; /* no batches on PostgreSQL */
+	}
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "h", "other's", 7, id2, NULL), SFS_OK);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "3000", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE_ST(sfs_store_batch(f.s, 300, NULL), SFS_OK);
+	l.f = &f;
+	REQUIRE(pthread_create(&th, NULL, bulk_load, &l) == 0);
+	/* the load runs batches back to back for more than a second */
+	for (i = 0; i < 400 && l.commits < 200; i++)
+		usleep(10 * 1000);
+	usleep(1200 * 1000);
+	for (i = 0; i < 3; i++) {
+		st = tfx_stage(other, "by other", 8);
+		CHECK_ST(sfs_file_set_content(other, &f.a, id2, st, 0, NULL,
+					      NULL),
+			 SFS_OK);
+		sfs_stage_free(st);
+	}
+	before = l.commits;
+	usleep(200 * 1000);
+	CHECK(l.commits > before); /* the load went on */
+	l.stop = 1;
+	pthread_join(th, NULL);
+	CHECK(l.failed == 0);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(read_as(f.s, &f, id2, "by other"));
+	sfs_store_close(other);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 int main(void)
 {
+	RUN(test_batches_let_others_write);
 	RUN(test_batched_commits);
 	RUN(test_writers_take_turns);
 	RUN(test_sync_without_failure);
