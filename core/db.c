@@ -916,13 +916,7 @@ static void write_turn(struct db *d)
 		return;
 	ms = s->cfg.busy_timeout_ms > TURN_WAIT_MS ? s->cfg.busy_timeout_ms
 						   : TURN_WAIT_MS;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	sfsi_deadline(&until, ms);
 	pthread_mutex_lock(&s->write_mu);
 	if (s->write_busy && pthread_equal(s->write_owner, pthread_self()))
 		goto out;
@@ -1161,13 +1155,8 @@ static void batch_pause(struct sfs_store *s)
 
 void sfsi_batch_init(struct sfs_store *s)
 {
-	pthread_condattr_t ca;
-
 	pthread_mutex_init(&s->batch_mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->batch_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	sfsi_cond_init(&s->batch_cv);
 }
 
 /* The batch connection for this thread, when batching; 1 if so. */
@@ -1674,13 +1663,7 @@ void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	sfsi_deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&s->note_mu);
 	while (s->notes == s->notes_seen && !s->note_stop)
 		if (pthread_cond_timedwait(&s->note_cv, &s->note_mu, &ts) ==

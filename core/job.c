@@ -693,17 +693,6 @@ out:
 
 /* ---- threads ----------------------------------------------------------- */
 
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 /*
  * Wait on work_cv (work_mu held) until `deadline` or until s->stopping
  * reaches `until`. Returns 1 when stopping.
@@ -771,7 +760,7 @@ static void *worker_main(void *arg)
 			sfs_warn("job", "cannot claim a job: %s", e.message);
 
 		/* idle: a kick of this process, or poll for other processes */
-		deadline_in(&ts, IDLE_WAIT_MS);
+		sfsi_deadline(&ts, IDLE_WAIT_MS);
 		pthread_mutex_lock(&s->work_mu);
 		while (!s->stopping && s->kicked == gen)
 			if (pthread_cond_timedwait(&s->work_cv, &s->work_mu,
@@ -807,7 +796,7 @@ static void *renewer_main(void *arg)
 	if (period < 50)
 		period = 50;
 	for (;;) {
-		deadline_in(&ts, period);
+		sfsi_deadline(&ts, period);
 		pthread_mutex_lock(&s->work_mu);
 		if (wait_until(s, &ts, STOP_ALL)) {
 			pthread_mutex_unlock(&s->work_mu);
@@ -860,9 +849,9 @@ static void *janitor_main(void *arg)
 	int i, n;
 
 	for (;;) {
-		deadline_in(&ts, s->cfg.janitor_interval_ms > 0
-					 ? s->cfg.janitor_interval_ms
-					 : 60000);
+		sfsi_deadline(&ts, s->cfg.janitor_interval_ms > 0
+					   ? s->cfg.janitor_interval_ms
+					   : 60000);
 		pthread_mutex_lock(&s->work_mu);
 		if (wait_until(s, &ts, STOP_WORKERS)) {
 			pthread_mutex_unlock(&s->work_mu);

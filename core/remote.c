@@ -42,6 +42,8 @@ struct sfs_remote {
 	CURL *idle[POOL_MAX];
 	int nidle;
 	int aborting; /* sfsi_remote_abort: transfers end now */
+	int down;     /* the last request got no answer at all */
+	int opened;   /* sfs_remote_open_opts is done: say when it is down */
 };
 
 /* Transfers in progress give up once the connection is being closed. */
@@ -258,6 +260,15 @@ struct upload {
 	int fd;
 };
 
+/* libcurl rewinds an upload to send it again on a fresh connection. */
+static int on_seek(void *arg, curl_off_t off, int origin)
+{
+	struct upload *u = arg;
+
+	return lseek(u->fd, (off_t)off, origin) < 0 ? CURL_SEEKFUNC_CANTSEEK
+						    : CURL_SEEKFUNC_OK;
+}
+
 static size_t on_read(char *p, size_t size, size_t n, void *arg)
 {
 	struct upload *u = arg;
@@ -340,6 +351,26 @@ static void give(struct sfs_remote *r, CURL *c)
 	curl_easy_cleanup(c);
 }
 
+/*
+ * The server stopped answering, or answers again: said once each way
+ * (each call meanwhile fails with its own error, after the timeout at
+ * most; content already in the block cache is still read).
+ */
+static void note_down(struct sfs_remote *r, CURLcode rc)
+{
+	if (!__atomic_exchange_n(&r->down, 1, __ATOMIC_SEQ_CST) && r->opened)
+		sfs_warn("remote",
+			 "'%s' does not answer (%s): calls fail until it is "
+			 "back",
+			 r->base, curl_easy_strerror(rc));
+}
+
+static void note_up(struct sfs_remote *r)
+{
+	if (__atomic_exchange_n(&r->down, 0, __ATOMIC_SEQ_CST))
+		sfs_info("remote", "'%s' answers again", r->base);
+}
+
 enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
 				    struct sfs_buf *b, struct sfs_err *e)
@@ -373,11 +404,22 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (r->cafile[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cafile);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
-	curl_easy_setopt(
-		c, CURLOPT_TIMEOUT,
-		(long)(q->timeout_s ? q->timeout_s : 2 * r->timeout_s));
+	/*
+	 * A stall ends a transfer after the timeout (no byte for that
+	 * long), whatever its size; an answer without a body to send must
+	 * also come within twice the timeout. An upload has no bound on
+	 * its whole: a large one on a slow link takes as long as it takes.
+	 * A request given its own bound (the change feed's long poll,
+	 * silent while nothing changes) has only that one.
+	 */
+	if (!q->timeout_s) {
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
+	}
+	curl_easy_setopt(c, CURLOPT_TIMEOUT,
+			 q->fd >= 0 ? 0L
+				    : (long)(q->timeout_s ? q->timeout_s
+							  : 2 * r->timeout_s));
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	h = curl_slist_append(h, r->auth_header);
@@ -394,6 +436,8 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, &u);
+		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, &u);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
 				 (curl_off_t)q->size);
 	} else if (q->form) {
@@ -407,7 +451,13 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		part = mime ? curl_mime_addpart(mime) : NULL;
 		curl_mime_name(part, "file");
 		curl_mime_filename(part, q->form_file);
-		curl_mime_data(part, "", 0);
+		if (q->form_content) {
+			u.fd = q->form_fd;
+			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
+					  on_seek, NULL, &u);
+		} else {
+			curl_mime_data(part, "", 0);
+		}
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (q->body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
@@ -444,10 +494,18 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (rc == CURLE_WRITE_ERROR && a.sink_st)
 		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
 				"'%s': more bytes than asked for", url);
+	if (rc != CURLE_OK && rc != CURLE_ABORTED_BY_CALLBACK)
+		note_down(r, rc);
 	if (rc != CURLE_OK)
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
 				curl_easy_strerror(rc));
+	note_up(r);
 	return sfs_remote_status(code, b->buf, b->len, e);
+}
+
+int sfsi_remote_down(struct sfs_remote *r)
+{
+	return __atomic_load_n(&r->down, __ATOMIC_SEQ_CST);
 }
 
 /*
@@ -487,6 +545,10 @@ static void read_features(struct sfs_remote *r)
 			r->features |= SFS_REMOTE_DIRS;
 		if (json_object_get(paths, API "/changes"))
 			r->features |= SFS_REMOTE_CHANGES;
+		if (json_object_get(paths, API "/files/{id}/xattrs"))
+			r->features |= SFS_REMOTE_XATTRS;
+		if (json_object_get(paths, API "/space"))
+			r->features |= SFS_REMOTE_SPACE;
 		json_decref(doc);
 	}
 	sfs_buf_release(&b);
@@ -548,6 +610,7 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		return st;
 	}
 	read_features(r);
+	r->opened = 1;
 	*out = r;
 	return SFS_OK;
 }

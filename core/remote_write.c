@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 #include "remote_i.h"
 #include "stage_i.h"
 #include "util_i.h"
 #include "speechfs/json.h"
+#include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
@@ -94,6 +96,73 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	return st;
 }
 
+/*
+ * Content without PUT …/content (a server of the seed's API only): a
+ * file still empty (as this mount makes them) is replaced by a new
+ * upload of the bytes under its name and path, then the empty one is
+ * purged, and the file's number follows the new id. Other content
+ * cannot be replaced there (SFS_UNSUPPORTED: ENOTSUP).
+ */
+static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
+				    struct sfs_stage *content,
+				    struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	struct sfs_file old, f;
+	const char *form[] = {
+		"name",	 NULL, "path", NULL, "generateListeningAudio",
+		"false", NULL
+	};
+	struct sfsi_remote_req q = { .method = "POST",
+				     .path = API "/files",
+				     .fd = -1,
+				     .form = form,
+				     .form_content = 1,
+				     .form_fd = content->fd };
+	char path[160];
+	enum sfs_status st;
+	off_t size;
+
+	sfs_file_init(&f);
+	st = sfs_remote_file_get(sfsi_remote_of(s), id, &old, e);
+	if (st)
+		return st;
+	size = lseek(content->fd, 0, SEEK_END);
+	if (old.size != 0)
+		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+			      "the server has no content versions extension "
+			      "(PUT /files/{id}/content): only a new, empty "
+			      "file gets content");
+	else if (size < 0 || lseek(content->fd, 0, SEEK_SET) < 0)
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot seek a stage");
+	form[1] = old.name;
+	form[3] = old.path;
+	q.form_file = old.filename ? old.filename : old.name;
+	q.size = size;
+	if (!st)
+		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	if (!st)
+		st = sfsi_remote_file_json(s, b.buf, b.len, &f, e);
+	if (!st) {
+		sfsi_remote_renumber(s, id, f.id);
+		f.ino = 0;
+		st = sfsi_remote_file_number(s, &f, e);
+	}
+	if (!st && file_path(id, "?purge=true", path, sizeof(path), e) == 0 &&
+	    send_json(s, "DELETE", path, NULL, NULL, e))
+		sfs_warn("remote",
+			 "cannot purge the empty '%s' replaced by '%s'", id,
+			 f.id);
+	sfs_err_init(e);
+	sfs_file_release(&old);
+	sfs_buf_release(&b);
+	if (!st && out)
+		*out = f;
+	else
+		sfs_file_release(&f);
+	return st;
+}
+
 enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 					struct sfs_stage *content,
 					unsigned flags, struct sfs_file *out,
@@ -102,6 +171,8 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	struct sfs_file f;
 	enum sfs_status st;
 
+	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
+		return seed_replace(s, id, content, out, e);
 	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
 				    flags, &f, e);
 	if (!st)
@@ -271,9 +342,18 @@ enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 
 /* ---- directories ------------------------------------------------------ */
 
+#define NEED(s, f, what, e)                                                    \
+	do {                                                                   \
+		if (!(sfsi_remote_has(s) & (f)))                               \
+			return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,        \
+					"the server has no %s extension",      \
+					what);                                 \
+	} while (0)
+
 enum sfs_status sfsi_remote_dir_make(struct sfs_store *s, const char *path,
 				     struct sfs_err *e)
 {
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	return send_json(s, "POST", API "/directories",
 			 json_pack("{s:s}", "path", path), NULL, e);
 }
@@ -282,8 +362,10 @@ enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
 				       struct sfs_err *e)
 {
 	char url[SFSI_REMOTE_DIR_URL_MAX];
-	enum sfs_status st = sfsi_remote_dir_url(path, url, sizeof(url), e);
+	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
+	st = sfsi_remote_dir_url(path, url, sizeof(url), e);
 	return st ? st : send_json(s, "DELETE", url, NULL, NULL, e);
 }
 
@@ -292,6 +374,7 @@ enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
 {
 	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	st = send_json(s, "POST", API "/directories/rename",
 		       json_pack("{s:s, s:s}", "from", from, "to", to), NULL,
 		       e);
@@ -305,6 +388,7 @@ enum sfs_status sfsi_remote_dir_set_mtime(struct sfs_store *s, const char *path,
 {
 	char iso[32];
 
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	sfs_iso8601(mtime_ns / 1000000, iso);
 	return send_json(
 		s, "PATCH", API "/directories",
@@ -323,6 +407,7 @@ enum sfs_status sfsi_remote_xattr_set(struct sfs_store *s, const char *id,
 	char path[160];
 	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_XATTRS, "attributes (xattrs)", e);
 	st = file_path(id, "/xattrs", path, sizeof(path), e);
 	if (!st && sfs_base64_encode(value, len, &v))
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -344,6 +429,7 @@ enum sfs_status sfsi_remote_xattr_remove(struct sfs_store *s, const char *id,
 	char esc[3 * 256], path[sizeof(esc) + 160];
 	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_XATTRS, "attributes (xattrs)", e);
 	if (strlen(name) >= 256)
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
 				"no such attribute");

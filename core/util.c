@@ -260,3 +260,29 @@ void sfsi_crash_point(const char *point)
 	if (at && !strcmp(at, point))
 		_exit(77);
 }
+
+int sfsi_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	int err;
+
+	err = pthread_condattr_init(&ca);
+	if (err)
+		return err;
+	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return err;
+}
+
+void sfsi_deadline(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}

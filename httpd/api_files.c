@@ -454,9 +454,41 @@ enum MHD_Result api_healthz(struct req *r)
 				      SFS_VERSION));
 }
 
+/*
+ * The document without what does not answer here: with
+ * http.extensions = false, the operations of the extension routes.
+ */
+static char *openapi_seed_only(void)
+{
+	json_t *doc = json_loads(httpd_openapi_json, 0, NULL), *ops, *o;
+	const char *path, *method;
+	char *s = NULL;
+	void *t1, *t2;
+
+	json_object_foreach_safe(json_object_get(doc, "paths"), t1, path, ops)
+	{
+		json_object_foreach_safe(ops, t2, method, o)
+		{
+			(void)o;
+			if (strcmp(method, "parameters") &&
+			    !httpd_route_enabled(method, path))
+				json_object_del(ops, method);
+		}
+		if (!json_object_size(ops) ||
+		    (json_object_size(ops) == 1 &&
+		     json_object_get(ops, "parameters")))
+			json_object_del(json_object_get(doc, "paths"), path);
+	}
+	if (doc)
+		s = json_dumps(doc, JSON_INDENT(2));
+	json_decref(doc);
+	return s;
+}
+
 enum MHD_Result api_openapi(struct req *r)
 {
-	char *s = strdup(httpd_openapi_json);
+	char *s = g_httpd.opts.extensions ? strdup(httpd_openapi_json)
+					  : openapi_seed_only();
 
 	if (!s)
 		return MHD_NO;

@@ -22,7 +22,9 @@ struct sfs_remote;
 enum sfs_remote_features {
 	SFS_REMOTE_CONTENT = 1 << 0, /* PUT /files/{id}/content */
 	SFS_REMOTE_DIRS = 1 << 1,    /* /directories */
-	SFS_REMOTE_CHANGES = 1 << 2  /* /changes with its long poll */
+	SFS_REMOTE_CHANGES = 1 << 2, /* /changes with its long poll */
+	SFS_REMOTE_XATTRS = 1 << 3,  /* /files/{id}/xattrs */
+	SFS_REMOTE_SPACE = 1 << 4    /* /space */
 };
 
 /*

@@ -264,7 +264,8 @@ static void test_against_a_daemon(void)
 		   SFS_OK);
 	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 5, &r, NULL), SFS_OK);
 	CHECK(sfs_remote_features(r) ==
-	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES));
+	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
+	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE));
 	/* a file as the core has it */
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
@@ -600,10 +601,16 @@ static void test_store_open_url(void)
 		CHECK_ST(sfs_store_open_url(&o, &no, &e), SFS_UNAUTHENTICATED);
 		CHECK(no == NULL);
 	}
-	/* the daemon gone: a clear failure, at once */
+	/*
+	 * the daemon gone: a listing fails clearly, at once; what was seen
+	 * last is still told (a directory's stat)
+	 */
 	CHECK(stop_daemon(&fx) == 0);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_dir_stat(rs, &ra, "/", &di, &e), SFS_UNAVAILABLE);
+	CHECK_ST(sfs_query_dir_files(rs, &ra, "/", on_file, &seen, &e),
+		 SFS_UNAVAILABLE);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_stat(rs, &ra, "/", &di, &e), SFS_OK);
 	sfs_buf_release(&b);
 	sfs_store_close(rs);
 	fx_close(&fx);
