@@ -358,6 +358,11 @@ static enum sfs_status number(struct rstore *rs, struct sfs_file *f, int perm,
 	char id[SFS_ID_SIZE];
 	int known;
 
+	/* without content versions a new file is made twice (empty, then
+	 * uploaded whole), so the server's suffix of it is that fallback's
+	 * own clash: the mount's names ignore it there */
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_CONTENT))
+		f->suffixed = 0;
 	f->ino = ino_of(rs, f->id, perm);
 	if (!f->ino) {
 		sfs_file_release(f);

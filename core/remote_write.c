@@ -202,7 +202,7 @@ static json_t *jtext(const char *v, const char *field, struct sfs_err *e,
 }
 
 /* The JSON of u's fields for PATCH (with the extensions for mounts). */
-static enum sfs_status update_json(const struct sfs_file_update *u,
+static enum sfs_status update_json(const struct sfs_file_update *u, int ext,
 				   json_t **out, struct sfs_err *e)
 {
 	json_t *j = json_object(), *t;
@@ -241,17 +241,25 @@ static enum sfs_status update_json(const struct sfs_file_update *u,
 	if (u->set & SFS_UPD_PUBLISH)
 		json_object_set_new(j, "publishMode",
 				    json_string(sfs_publish_name(u->publish)));
-	/* the extensions for mounts */
-	if (u->set & SFS_UPD_MTIME)
+	/* the extensions for mounts; a seed-only server has none (times
+	 * and the original filename are refused there, the suffix flags
+	 * are the mount's own business) */
+	if (!ext &&
+	    (u->set & (SFS_UPD_MTIME | SFS_UPD_ATIME | SFS_UPD_FILENAME))) {
+		json_decref(j);
+		return sfsi_remote_refuse(
+			"set a file's times or its original filename", e);
+	}
+	if (ext && (u->set & SFS_UPD_MTIME))
 		json_object_set_new(j, "modifiedAtNs",
 				    json_integer((json_int_t)u->mtime_ns));
-	if (u->set & SFS_UPD_ATIME)
+	if (ext && (u->set & SFS_UPD_ATIME))
 		json_object_set_new(j, "accessedAtNs",
 				    json_integer((json_int_t)u->atime_ns));
-	if (u->set & SFS_UPD_FILENAME)
+	if (ext && (u->set & SFS_UPD_FILENAME))
 		json_object_set_new(j, "filename",
 				    jtext(u->filename, "filename", e, &bad));
-	if (u->set & (SFS_UPD_SUFFIX | SFS_UPD_NO_SUFFIX))
+	if (ext && (u->set & (SFS_UPD_SUFFIX | SFS_UPD_NO_SUFFIX)))
 		json_object_set_new(j, "entrySuffix",
 				    json_boolean(u->set & SFS_UPD_SUFFIX));
 	if (bad) {
@@ -277,7 +285,8 @@ enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 		sfs_file_init(out);
 	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = update_json(u, &j, e);
+		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
+				 &j, e);
 	if (!st)
 		st = send_json(s, "PATCH", path, j, out, e);
 	return st;
@@ -327,9 +336,24 @@ enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 
 	if (out)
 		sfs_file_init(out);
+	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT)) {
+		/* a seed-only server: restore, the replaced file's delete
+		 * and the move are separate requests there */
+		if (flags & SFS_RENAME_RESTORE) {
+			st = file_path(id, "/restore", path, sizeof(path), e);
+			if (!st)
+				st = send_json(s, "POST", path, NULL, NULL, e);
+		}
+		if (!st && replace_id)
+			st = sfsi_remote_file_delete(s, replace_id, 0, e);
+		if (!st)
+			st = sfsi_remote_file_update(s, id, u, out, e);
+		return st;
+	}
 	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = update_json(u, &j, e);
+		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
+				 &j, e);
 	if (!st && replace_id)
 		json_object_set_new(j, "replaceFileId",
 				    json_string(replace_id));
