@@ -803,6 +803,8 @@ static void file_fields(struct enc *w, const struct sfs_file *f)
 	e_int(w, "accessedAtNs", f->atime_ns);
 	e_int(w, "changedAtNs", f->ctime_ns);
 	e_bool(w, "entrySuffix", f->suffixed);
+	/* the URI a file was imported from (a mount's user.xdg.origin.url) */
+	e_str(w, "sourceUri", f->source_uri);
 }
 
 static void shared_file_fields(struct enc *w, const struct sfs_file *f)
@@ -813,6 +815,11 @@ static void shared_file_fields(struct enc *w, const struct sfs_file *f)
 	e_name(w, "accessType", sfs_access_name(f->access));
 	e_name(w, "permission", direct ? sfs_perm_name(f->perm) : NULL);
 	e_str(w, "sharedBy", direct && f->shared_by[0] ? f->shared_by : NULL);
+	/* extension: whose file it is (a mount's /.shared/OWNER/) */
+	e_str(w, "ownerId", f->owner_id[0] ? f->owner_id : NULL);
+	/* ... and an integer that orders owners as the store made them
+	 * (older first): a mount's tie-break of two owners of one name */
+	e_size(w, "ownerOrder", f->owner_id[0] ? f->owner : -1);
 	if (direct)
 		e_time(w, "sharedAt", f->shared_at);
 	else

@@ -383,7 +383,8 @@ enum sfs_status sfs_user_resolve(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *who, char id_out[SFS_ID_SIZE],
 				 struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "look users up", e);
+	if (s->ops)
+		return s->ops->user_resolve(s, who, id_out, e);
 	struct sfs_user_info u;
 	char uuid[SFS_ID_SIZE];
 	enum sfs_status ret = SFS_NOT_FOUND;

@@ -802,7 +802,8 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 				 const struct sfs_query *q,
 				 struct sfs_file_list *out, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "list files shared with you", e);
+	if (s->ops)
+		return s->ops->query_shared(s, q, out, e);
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;

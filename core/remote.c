@@ -205,6 +205,7 @@ enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 	f->path = dup_str(o, "path");
 	f->mime = dup_str(o, "mimeType");
 	f->ingest_error = dup_str(o, "ingestionError");
+	f->source_uri = dup_str(o, "sourceUri");
 	v = json_object_get(o, "metadata");
 	if (json_is_object(v))
 		f->metadata = json_dumps(v, JSON_COMPACT);

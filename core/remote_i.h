@@ -116,6 +116,10 @@ struct sfsi_store_ops {
 				       const struct sfs_query *q,
 				       struct sfs_file_list *out,
 				       struct sfs_err *e);
+	enum sfs_status (*query_shared)(struct sfs_store *s,
+					const struct sfs_query *q,
+					struct sfs_file_list *out,
+					struct sfs_err *e);
 	enum sfs_status (*file_get_ino)(struct sfs_store *s, int64_t ino,
 					struct sfs_file *out,
 					struct sfs_err *e);
@@ -129,6 +133,20 @@ struct sfsi_store_ops {
 				     struct sfs_err *e);
 	enum sfs_status (*xattr_list)(struct sfs_store *s, const char *file_id,
 				      struct sfs_buf *out, struct sfs_err *e);
+	enum sfs_status (*share_put)(struct sfs_store *s, const char *file_id,
+				     const char *user_id, enum sfs_perm perm,
+				     struct sfs_share *out, int *created,
+				     struct sfs_err *e);
+	enum sfs_status (*share_revoke_user)(struct sfs_store *s,
+					     const char *file_id,
+					     const char *user_id,
+					     struct sfs_err *e);
+	enum sfs_status (*user_resolve)(struct sfs_store *s, const char *who,
+					char id_out[SFS_ID_SIZE],
+					struct sfs_err *e);
+	enum sfs_status (*user_name)(struct sfs_store *s, const char *user_id,
+				     char *name, size_t size,
+				     struct sfs_err *e);
 	enum sfs_status (*share_list)(struct sfs_store *s, const char *file_id,
 				      struct sfs_share **out, size_t *n,
 				      struct sfs_err *e);
@@ -259,6 +277,32 @@ enum sfs_status sfsi_remote_refuse(const char *what,
 		if ((s)->ops)                                                  \
 			return sfsi_remote_refuse(what, e);                    \
 	} while (0)
+
+/* GET path's JSON answer (remote_store.c). */
+struct json_t;
+enum sfs_status sfsi_remote_get_json(struct sfs_store *s, const char *path,
+				     struct json_t **out,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/* ---- users and shares (remote_share.c) ---- */
+
+enum sfs_status sfsi_remote_user_resolve(struct sfs_store *s, const char *who,
+					 char id_out[SFS_ID_SIZE],
+					 struct sfs_err *e);
+enum sfs_status sfsi_remote_user_name(struct sfs_store *s, const char *user_id,
+				      char *name, size_t size,
+				      struct sfs_err *e);
+enum sfs_status sfsi_remote_share_put(struct sfs_store *s, const char *file_id,
+				      const char *user_id, enum sfs_perm perm,
+				      struct sfs_share *out, int *created,
+				      struct sfs_err *e);
+enum sfs_status sfsi_remote_share_list(struct sfs_store *s, const char *id,
+				       struct sfs_share **out, size_t *n,
+				       struct sfs_err *e);
+enum sfs_status sfsi_remote_share_revoke_user(struct sfs_store *s,
+					      const char *file_id,
+					      const char *user_id,
+					      struct sfs_err *e);
 
 /* ---- content (remote_blob.c) ---- */
 

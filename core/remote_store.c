@@ -373,6 +373,12 @@ static enum sfs_status number(struct rstore *rs, struct sfs_file *f, int perm,
 	return SFS_OK;
 }
 
+enum sfs_status sfsi_remote_get_json(struct sfs_store *s, const char *path,
+				     json_t **out, struct sfs_err *e)
+{
+	return get_json(rs_of(s), path, out, e);
+}
+
 /* A file of an answer, numbered, with the caller's permission. */
 static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 			       struct sfs_file *f, struct sfs_err *e)
@@ -427,7 +433,10 @@ static void dir_info(struct rstore *rs, json_t *o, const char *path,
 	d->explicit_ = json_is_true(json_object_get(o, "explicit"));
 	d->nfiles = json_integer_value(json_object_get(o, "descendantCount"));
 	d->nsub = json_integer_value(json_object_get(o, "subdirectoryCount"));
-	if (m && !sfs_iso8601_parse(m, &ms))
+	if (json_is_integer(json_object_get(o, "modifiedAtNs")))
+		d->mtime_ns = (int64_t)json_integer_value(
+			json_object_get(o, "modifiedAtNs"));
+	else if (m && !sfs_iso8601_parse(m, &ms))
 		d->mtime_ns = ms * 1000000;
 	pthread_mutex_lock(&rs->mu);
 	if (d->ino > 0 && (size_t)d->ino <= rs->n) {
@@ -759,6 +768,55 @@ static int by_ino(const void *a, const void *b)
  * numbered with perm; the first pages' files get the lower numbers, so
  * the order of a listing (oldest first) is the order of numbers.
  */
+/*
+ * The fields of a SharedFile (shared-with-me) beyond the File: how the
+ * caller reaches it, the sharer, and the owner with its order (extensions).
+ */
+static void shared_fields(struct rstore *rs, json_t *o, struct sfs_file *f)
+{
+	char key[SFS_ID_SIZE + 4];
+	const char *v;
+	json_t *v2;
+	int p;
+
+	v = json_string_value(json_object_get(o, "accessType"));
+	p = v ? sfs_access_parse(v) : -1;
+	if (p >= 0)
+		f->access = (enum sfs_access)p;
+	v = json_string_value(json_object_get(o, "sharedBy"));
+	if (v)
+		sfs_strlcpy(f->shared_by, v, sizeof(f->shared_by));
+	v = json_string_value(json_object_get(o, "sharedAt"));
+	if (!v || sfs_iso8601_parse(v, &f->shared_at))
+		f->shared_at = 0;
+	v = json_string_value(json_object_get(o, "ownerId"));
+	if (!v || strlen(v) >= sizeof(f->owner_id))
+		return;
+	sfs_strlcpy(f->owner_id, v, sizeof(f->owner_id));
+	/* the server's order of owners (an extension), else the client's
+	 * first sight of them */
+	v2 = json_object_get(o, "ownerOrder");
+	if (json_is_integer(v2) && json_integer_value(v2) > 0) {
+		f->owner = (int64_t)json_integer_value(v2);
+	} else {
+		snprintf(key, sizeof(key), "u:%s", v);
+		f->owner = ino_of(rs, key, 0);
+	}
+}
+
+/* A SharedFile's permission as the file's number keeps it. */
+static int shared_perm(json_t *o)
+{
+	const char *v = json_string_value(json_object_get(o, "permission"));
+	int p = v ? sfs_perm_parse(v) : -1;
+
+	return p == SFS_PERM_EDIT ? SFS_PERM_EDIT : SFS_PERM_VIEW;
+}
+
+/*
+ * Every page of a listing of files (perm: that of the caller on them;
+ * -1: a shared-with-me listing, each with its own).
+ */
 static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 				struct sfs_file_list *l, struct sfs_err *e)
 {
@@ -786,8 +844,12 @@ static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 				l->files = nv;
 		}
 		for (i = 0; !st && i < json_array_size(a); i++) {
-			st = file_of(rs, json_array_get(a, i), perm,
+			json_t *o = json_array_get(a, i);
+
+			st = file_of(rs, o, perm < 0 ? shared_perm(o) : perm,
 				     &l->files[l->n], e);
+			if (!st && perm < 0)
+				shared_fields(rs, o, &l->files[l->n]);
 			if (!st)
 				l->n++;
 		}
@@ -857,6 +919,20 @@ static enum sfs_status r_query_files(struct sfs_store *s,
 		 : q->deleted == 0 ? "&isDeleted=false"
 				   : "");
 	return list_all(rs_of(s), url, SFS_PERM_OWNER, out, e);
+}
+
+/* What is shared with the caller: directly, or published to the tenant. */
+static enum sfs_status r_query_shared(struct sfs_store *s,
+				      const struct sfs_query *q,
+				      struct sfs_file_list *out,
+				      struct sfs_err *e)
+{
+	memset(out, 0, sizeof(*out));
+	if (q->page > 0)
+		return SFS_OK; /* list_all gave every page at page 0 */
+	return list_all(rs_of(s),
+			API "/files/shared-with-me?sort=creationDate,asc", -1,
+			out, e);
 }
 
 /* ---- files ------------------------------------------------------------- */
@@ -988,59 +1064,6 @@ static enum sfs_status r_xattr_get(struct sfs_store *s, const char *id,
 	return st;
 }
 
-static enum sfs_status r_share_list(struct sfs_store *s, const char *id,
-				    struct sfs_share **out, size_t *n,
-				    struct sfs_err *e)
-{
-	char url[128];
-	enum sfs_status st;
-	json_t *j, *a, *o;
-	const char *v;
-	size_t i;
-	int p;
-
-	*out = NULL;
-	*n = 0;
-	if (!sfs_uuid_valid(id))
-		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
-				"no file with this id exists");
-	snprintf(url, sizeof(url), API "/files/%s/shares", id);
-	st = get_json(rs_of(s), url, &j, e);
-	a = json_object_get(j, "shares");
-	if (!st && json_array_size(a)) {
-		*out = calloc(json_array_size(a), sizeof(**out));
-		if (!*out)
-			st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-				      "out of memory");
-	}
-	for (i = 0; !st && i < json_array_size(a); i++) {
-		struct sfs_share *sh = &(*out)[*n];
-
-		o = json_array_get(a, i);
-		if ((v = json_string_value(json_object_get(o, "id"))))
-			sfs_strlcpy(sh->id, v, sizeof(sh->id));
-		sfs_strlcpy(sh->file_id, id, sizeof(sh->file_id));
-		if ((v = json_string_value(json_object_get(o, "userId"))))
-			sfs_strlcpy(sh->user_id, v, sizeof(sh->user_id));
-		if ((v = json_string_value(json_object_get(o, "createdBy"))))
-			sfs_strlcpy(sh->created_by, v, sizeof(sh->created_by));
-		v = json_string_value(json_object_get(o, "permission"));
-		p = v ? sfs_perm_parse(v) : -1;
-		sh->perm = p > 0 ? (enum sfs_perm)p : SFS_PERM_VIEW;
-		v = json_string_value(json_object_get(o, "createdAt"));
-		if (v && sfs_iso8601_parse(v, &sh->created_at))
-			sh->created_at = 0;
-		(*n)++;
-	}
-	json_decref(j);
-	if (st) {
-		free(*out);
-		*out = NULL;
-		*n = 0;
-	}
-	return st;
-}
-
 static enum sfs_status r_space_of(struct sfs_store *s, struct sfs_space *out,
 				  struct sfs_err *e)
 {
@@ -1146,11 +1169,16 @@ static const struct sfsi_store_ops remote_ops = {
 	.dir_subdirs = r_dir_subdirs,
 	.dir_files = r_dir_files,
 	.query_files = r_query_files,
+	.query_shared = r_query_shared,
 	.file_get_ino = r_file_get_ino,
 	.file_open_ino = r_file_open_ino,
 	.xattr_get = r_xattr_get,
 	.xattr_list = r_xattr_list,
-	.share_list = r_share_list,
+	.share_list = sfsi_remote_share_list,
+	.share_put = sfsi_remote_share_put,
+	.share_revoke_user = sfsi_remote_share_revoke_user,
+	.user_resolve = sfsi_remote_user_resolve,
+	.user_name = sfsi_remote_user_name,
 	.file_create = sfsi_remote_file_create,
 	.set_content = sfsi_remote_set_content,
 	.file_update = sfsi_remote_file_update,
@@ -1288,10 +1316,7 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		r_close(s);
 		return st;
 	}
-	sfs_info("remote",
-		 "'%s': not done yet: .shared/ and changing shares "
-		 "(ENOTSUP); block cache '%s'",
-		 o->url, cache);
+	sfs_info("remote", "'%s': block cache '%s'", o->url, cache);
 	features_off(o->url, f, !rs->feed);
 	*out = s;
 	return SFS_OK;

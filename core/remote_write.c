@@ -410,14 +410,11 @@ enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
 enum sfs_status sfsi_remote_dir_set_mtime(struct sfs_store *s, const char *path,
 					  int64_t mtime_ns, struct sfs_err *e)
 {
-	char iso[32];
-
 	NEED(s, SFS_REMOTE_DIRS, "directories", e);
-	sfs_iso8601(mtime_ns / 1000000, iso);
-	return send_json(
-		s, "PATCH", API "/directories",
-		json_pack("{s:s, s:s}", "path", path, "modifiedAt", iso), NULL,
-		e);
+	return send_json(s, "PATCH", API "/directories",
+			 json_pack("{s:s, s:I}", "path", path, "modifiedAtNs",
+				   (json_int_t)mtime_ns),
+			 NULL, e);
 }
 
 /* ---- extended attributes ---------------------------------------------- */

@@ -146,7 +146,9 @@ enum sfs_status sfs_share_put(struct sfs_store *s, const struct sfs_actor *a,
 			      enum sfs_perm perm, struct sfs_share *out,
 			      int *created, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "share files", e);
+	if (s->ops)
+		return s->ops->share_put(s, file_id, user_id, perm, out,
+					 created, e);
 	struct sfs_file f;
 	struct db *d = NULL;
 	struct db_stmt *st;
@@ -337,7 +339,8 @@ enum sfs_status sfs_share_revoke_user(struct sfs_store *s,
 				      const char *file_id, const char *user_id,
 				      struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "share files", e);
+	if (s->ops)
+		return s->ops->share_revoke_user(s, file_id, user_id, e);
 	if (!user_id || !sfs_uuid_valid(user_id))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND,
 				"no share for this user exists on the file");
@@ -349,7 +352,8 @@ enum sfs_status sfs_share_user_name(struct sfs_store *s,
 				    const char *user_id, char *name,
 				    size_t size, struct sfs_err *e)
 {
-	SFSI_REMOTE_REFUSE(s, "name users", e);
+	if (s->ops)
+		return s->ops->user_name(s, user_id, name, size, e);
 	struct db_stmt *st;
 	struct db *d = NULL;
 	enum sfs_status ret;

@@ -41,7 +41,8 @@ struct fs {
 	pthread_t poller;
 	int poller_running;
 	volatile int stop;
-	int wake_fd; /* the poller's eventfd: stop or look now */
+	volatile int poller_ended; /* its thread has returned */
+	int wake_fd;		   /* the poller's eventfd: stop or look now */
 };
 
 extern struct fs g_fs;
@@ -336,6 +337,14 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 /* Start/stop the change poller (coherence with other processes). */
 void fs_poller_start(void);
 void fs_poller_stop(void);
+/*
+ * Ask the poller to stop without waiting; fs_poller_ended() says when it
+ * has (1 also when it never ran). Its invalidations can wait in the
+ * kernel for a directory that a queued request holds, so the loop keeps
+ * answering requests until then.
+ */
+void fs_poller_ask_stop(void);
+int fs_poller_ended(void);
 /* Have the poller look at once (and invalidate stale names). */
 void fs_poller_wake(void);
 

@@ -249,6 +249,28 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
 			fuse_session_process_buf(se, &b);
 	}
+	/*
+	 * The change poller may be waiting in the kernel to invalidate an
+	 * entry of a directory that a queued request holds locked (a
+	 * writer's open, created while the signal came): answer requests
+	 * (workers still take handed-off ones) until the poller has
+	 * stopped, or the unmount would wait for it for ever.
+	 */
+	fs_poller_ask_stop();
+	while (!fs_poller_ended()) {
+		struct pollfd p = { .fd = fuse_session_fd(se),
+				    .events = POLLIN };
+
+		if (poll(&p, 1, 50) != 1)
+			continue;
+		res = fuse_session_receive_buf(se, &b);
+		if (res == -EINTR || res == -EAGAIN)
+			continue;
+		if (res <= 0)
+			break;
+		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
+			fuse_session_process_buf(se, &b);
+	}
 	fs_signals_on(&old);
 	pthread_mutex_lock(&l.mu);
 	l.stop = 1;

@@ -503,6 +503,17 @@ static int open_remote(struct opts *o)
 	int ret = -1;
 
 	sfs_err_init(&e);
+	/* a config file's mount keys (log.level) count here too; its core
+	 * keys are the server's business */
+	if (o->config) {
+		struct sfs_config cfg;
+
+		sfs_config_init(&cfg);
+		if (sfs_config_read(o->config, &cfg, mount_key, o, &e)) {
+			fprintf(stderr, "speechfs: %s\n", e.message);
+			return -1;
+		}
+	}
 	if (read_secret(o->key_file ? "key file" : "token file",
 			o->key_file ? o->key_file : o->token_file, secret,
 			sizeof(secret)))

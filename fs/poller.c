@@ -220,6 +220,7 @@ static void *poller(void *arg)
 	}
 	if (in >= 0 && own)
 		close(in);
+	__atomic_store_n(&g_fs.poller_ended, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -235,6 +236,7 @@ void fs_poller_start(void)
 	    sfs_store_change_fd(g_fs.store) < 0)
 		return;
 	g_fs.stop = 0;
+	g_fs.poller_ended = 0;
 	g_fs.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (g_fs.wake_fd < 0) {
 		sfs_warn("fs", "cannot start the change poller: %s",
@@ -257,15 +259,28 @@ void fs_poller_wake(void)
 		sfs_debug("fs", "cannot wake the change poller");
 }
 
-void fs_poller_stop(void)
+void fs_poller_ask_stop(void)
 {
 	uint64_t one = 1;
 
-	if (!g_fs.poller_running)
+	if (!g_fs.poller_running || g_fs.stop)
 		return;
 	g_fs.stop = 1;
 	if (write(g_fs.wake_fd, &one, sizeof(one)) < 0)
 		sfs_warn("fs", "cannot wake the change poller");
+}
+
+int fs_poller_ended(void)
+{
+	return !g_fs.poller_running ||
+	       __atomic_load_n(&g_fs.poller_ended, __ATOMIC_ACQUIRE);
+}
+
+void fs_poller_stop(void)
+{
+	if (!g_fs.poller_running)
+		return;
+	fs_poller_ask_stop();
 	pthread_join(g_fs.poller, NULL);
 	close(g_fs.wake_fd);
 	g_fs.wake_fd = -1;

@@ -18,10 +18,11 @@ static json_t *dir_json(const char *path, const char *name,
 	char iso[32];
 
 	sfs_iso8601(d->mtime_ns / 1000000, iso);
-	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:s}", "path", path, "name",
-			 name, "explicit", d->explicit_, "descendantCount",
-			 (json_int_t)d->nfiles, "subdirectoryCount",
-			 (json_int_t)d->nsub, "modifiedAt", iso);
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:s, s:I}", "path", path,
+			 "name", name, "explicit", d->explicit_,
+			 "descendantCount", (json_int_t)d->nfiles,
+			 "subdirectoryCount", (json_int_t)d->nsub, "modifiedAt",
+			 iso, "modifiedAtNs", (json_int_t)d->mtime_ns);
 }
 
 /* The directory at path as JSON: stat it (after a change, the new one). */
@@ -88,11 +89,11 @@ enum MHD_Result api_dirs_list(struct req *r)
 		return respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	}
 	sfs_iso8601(d.mtime_ns / 1000000, iso);
-	j = json_pack("{s:s, s:b, s:I, s:I, s:s, s:o}", "path", path,
+	j = json_pack("{s:s, s:b, s:I, s:I, s:s, s:I, s:o}", "path", path,
 		      "explicit", d.explicit_, "descendantCount",
 		      (json_int_t)d.nfiles, "subdirectoryCount",
-		      (json_int_t)d.nsub, "modifiedAt", iso, "directories",
-		      l.arr);
+		      (json_int_t)d.nsub, "modifiedAt", iso, "modifiedAtNs",
+		      (json_int_t)d.mtime_ns, "directories", l.arr);
 	return respond_json(r, 200, j);
 }
 
@@ -165,26 +166,38 @@ out:
 	return ret;
 }
 
-/* {"path", "modifiedAt"}: set a directory's modification time (touch). */
+/*
+ * {"path", "modifiedAt"} or {"path", "modifiedAtNs"} (ns since 1970, a
+ * mount's touch to the ns): set a directory's modification time.
+ */
 enum MHD_Result api_dirs_patch(struct req *r)
 {
 	const char *path = NULL, *at = NULL;
 	struct sfs_err e;
 	enum MHD_Result ret;
-	json_t *j = NULL;
-	int64_t ms = 0;
+	json_t *j = NULL, *ns;
+	int64_t ms = 0, t = 0;
 
 	sfs_err_init(&e);
 	if (!req_json(r, &j, &e)) {
 		path = member(j, "path", &e);
-		at = member(j, "modifiedAt", &e);
-		if (at && sfs_iso8601_parse(at, &ms))
+		ns = json_object_get(j, "modifiedAtNs");
+		if (ns && !json_is_integer(ns))
+			sfs_err_field(&e, "modifiedAtNs", "invalid_type",
+				      "'modifiedAtNs' must be an integer "
+				      "(ns since 1970)");
+		else if (ns)
+			t = (int64_t)json_integer_value(ns);
+		else if ((at = member(j, "modifiedAt", &e)) &&
+			 sfs_iso8601_parse(at, &ms))
 			sfs_err_field(&e, "modifiedAt", "invalid",
 				      "'modifiedAt' must be an ISO 8601 "
 				      "date-time");
+		else
+			t = ms * 1000000;
 	}
-	if (e.status || sfs_dir_set_mtime(g_httpd.store, &r->actor, path,
-					  ms * 1000000, &e)) {
+	if (e.status ||
+	    sfs_dir_set_mtime(g_httpd.store, &r->actor, path, t, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}

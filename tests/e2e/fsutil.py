@@ -97,8 +97,10 @@ class Server:
     port, generous rate limits, job workers on (the server makes the
     listening audio); an API key per user, made when first asked for."""
 
-    def __init__(self, store):
+    def __init__(self, store, workers=True):
         self.store = pathlib.Path(store)
+        self.workers = workers
+        self.mounts = 0     # remote mounts of it still up
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.keys = {}
@@ -109,7 +111,8 @@ class Server:
         self.logf = open(self.tmp / "speechfsd.log", "w+")
         self.proc = subprocess.Popen(
             [str(ADMIN), "--store", str(store), "--listen",
-             "127.0.0.1:%d" % self.port, "--config", str(self.config)],
+             "127.0.0.1:%d" % self.port, "--config", str(self.config)] +
+            ([] if workers else ["--no-workers"]),
             stdout=self.logf, stderr=subprocess.STDOUT)
         import urllib.request
         deadline = time.time() + 15
@@ -155,12 +158,19 @@ class Server:
         return rc
 
 
-def server_of(store):
-    """The Server of a store, started at its first remote mount."""
+def server_of(store, workers=True):
+    """The Server of a store, started at its first remote mount, with no
+    job workers when that mount asks for none (-o no_workers: a local
+    mount would run none itself); started again when a later mount asks
+    otherwise and no mount of it is up."""
     key = str(pathlib.Path(store).resolve())
-    if key not in SERVERS:
-        SERVERS[key] = Server(store)
-    return SERVERS[key]
+    srv = SERVERS.get(key)
+    if srv and srv.workers != workers and srv.mounts == 0:
+        SERVERS.pop(key).stop()
+        srv = None
+    if srv is None:
+        srv = SERVERS[key] = Server(store, workers)
+    return srv
 
 
 def stop_servers():
@@ -187,8 +197,10 @@ class Mount:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-mnt-"))
         self.kind_key = self.kind_cache = None
         if self.kind == "remote":
-            srv = server_of(store)
+            srv = server_of(store, workers=not any(
+                "no_workers" in o for o in opts))
             self.server = srv
+            srv.mounts += 1
             self.kind_key = self.dir.parent / (self.dir.name + ".key")
             self.kind_key.write_text(srv.key(user) + "\n")
             self.kind_key.chmod(0o600)
@@ -240,6 +252,7 @@ class Mount:
         self.log.close()
         os.unlink(self.log.name)
         if getattr(self, "kind_key", None):
+            self.server.mounts -= 1
             self.kind_key.unlink()
             shutil.rmtree(self.kind_cache, ignore_errors=True)
             self.kind_key = None

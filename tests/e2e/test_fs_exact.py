@@ -14,6 +14,8 @@ import pytest
 from fsutil import (ADMIN, SPEECHFS, Mount, api, eventually, mnt,  # noqa
                     store, xget)
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
 

@@ -9,6 +9,8 @@ import requests
 
 from fsutil import Mount, admin, api, eventually, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
 META_BACKENDS = ["sqlite", "pg"]

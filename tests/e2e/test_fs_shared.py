@@ -10,6 +10,8 @@ import pytest
 
 from fsutil import eventually, mounts, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
 

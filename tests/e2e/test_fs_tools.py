@@ -8,6 +8,8 @@ import subprocess
 
 from fsutil import mnt, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
 META_BACKENDS = ["sqlite", "pg"]

@@ -15,6 +15,8 @@ import requests
 
 from fsutil import Mount, api, eventually, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
 

@@ -11,6 +11,8 @@ import pytest
 
 from fsutil import Mount, admin, mnt, mounts, need_fuse, store, xget  # noqa: F401,E501
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
 META_BACKENDS = ["sqlite", "pg"]

@@ -20,7 +20,7 @@ static const char *const file_keys[] = {
 	"tags", "publishMode", "publishedAt",
 	/* extensions */
 	"mimeType", "ingestionError", "modifiedAtNs", "accessedAtNs",
-	"changedAtNs", "entrySuffix", NULL
+	"changedAtNs", "entrySuffix", "sourceUri", NULL
 };
 
 static const char *const la_keys[] = { "status",   "size",     "createdAt",
@@ -346,7 +346,9 @@ static void test_listening(void)
 }
 
 static const char *const shared_extra[] = { "accessType", "permission",
-					    "sharedBy", "sharedAt", NULL };
+					    "sharedBy",	  "sharedAt",
+					    "ownerId",	  "ownerOrder",
+					    NULL };
 
 static void test_shared_file(void)
 {
