@@ -282,11 +282,14 @@ static enum sfs_status open_common(struct sfs_store *s,
 		goto out;
 	ret = sfsi_file_resolve(d, a, id, ino, &f, e);
 	sfsi_db_put(d);
-	if (!ret)
+	if (!ret &&
+	    !(which == SFS_CONTENT_ORIGINAL && (flags & SFS_BLOB_IF_DELETED) &&
+	      f.deleted && !f.purged && !f.discarded))
 		ret = sfs_content_state_check(sfs_file_content_state(&f, which),
 					      which, e);
 	if (ret)
 		goto out;
+	flags &= ~(unsigned)SFS_BLOB_IF_DELETED;
 	if (which == SFS_CONTENT_LISTENING)
 		ret = sfs_blob_open(s, f.tenant, f.la.sha256, flags, blob, e);
 	else if (f.size == 0)

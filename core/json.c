@@ -745,6 +745,8 @@ static void listening_fields(struct enc *w, const struct sfs_listening *la)
 	e_time(w, "purgedAt", la->purged_at);
 	e_time(w, "purgeAt", la->purge_at);
 	e_str(w, "error", la->error);
+	/* extension: the MP3's content address, for a mount's cache */
+	e_str(w, "sha256", la->sha256[0] ? la->sha256 : NULL);
 }
 
 json_t *sfs_json_listening(const struct sfs_listening *la)
@@ -795,6 +797,12 @@ static void file_fields(struct enc *w, const struct sfs_file *f)
 	e_tags(w, "tags", f->tags, f->ntags);
 	e_name(w, "publishMode", sfs_publish_name(f->publish));
 	e_time(w, "publishedAt", f->published_at);
+	/* extensions for remote mounts: the times a mount shows, in ns,
+	 * and whether its entry carries the id suffix for good */
+	e_int(w, "modifiedAtNs", f->mtime_ns);
+	e_int(w, "accessedAtNs", f->atime_ns);
+	e_int(w, "changedAtNs", f->ctime_ns);
+	e_bool(w, "entrySuffix", f->suffixed);
 }
 
 static void shared_file_fields(struct enc *w, const struct sfs_file *f)

@@ -42,6 +42,8 @@ struct sfs_remote {
 	CURL *idle[POOL_MAX];
 	int nidle;
 	int aborting; /* sfsi_remote_abort: transfers end now */
+	int down;     /* the last request got no answer at all */
+	int opened;   /* sfs_remote_open_opts is done: say when it is down */
 };
 
 /* Transfers in progress give up once the connection is being closed. */
@@ -164,9 +166,21 @@ static void decode_listening(json_t *la, struct sfs_listening *out)
 	v = json_object_get(la, "size");
 	out->size = json_is_integer(v) ? json_integer_value(v) : -1;
 	out->created_at = ms_of(la, "createdAt");
-	out->deleted = json_is_true(json_object_get(la, "isDeleted"));
+	out->deleted = json_is_true(json_object_get(la, "deleted"));
 	out->purged = json_is_true(json_object_get(la, "isPurged"));
 	out->error = dup_str(la, "error");
+	s = json_string_value(json_object_get(la, "sha256"));
+	if (s && strlen(s) == 64)
+		sfs_strlcpy(out->sha256, s, sizeof(out->sha256));
+}
+
+/* An extension's ns time; the ms time `ms` where the server has none. */
+static int64_t ns_of(json_t *o, const char *key, int64_t ms)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v)
+				  : ms * 1000000;
 }
 
 enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
@@ -217,6 +231,12 @@ enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 	f->publish = s && sfs_publish_parse(s) > 0 ? SFS_PUBLISH_INTERNAL
 						   : SFS_PUBLISH_PRIVATE;
 	decode_listening(json_object_get(o, "listeningAudio"), &f->la);
+	f->mtime_ns = ns_of(o, "modifiedAtNs", f->created_at);
+	f->ctime_ns = ns_of(o, "changedAtNs", f->mtime_ns / 1000000);
+	v = json_object_get(o, "accessedAtNs");
+	f->atime_ns = json_is_integer(v) ? (int64_t)json_integer_value(v)
+					 : f->mtime_ns;
+	f->suffixed = json_is_true(json_object_get(o, "entrySuffix"));
 	t = json_object_get(o, "tags");
 	if (json_is_array(t) && json_array_size(t)) {
 		f->tags = calloc(json_array_size(t), sizeof(*f->tags));
@@ -239,6 +259,15 @@ enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 struct upload {
 	int fd;
 };
+
+/* libcurl rewinds an upload to send it again on a fresh connection. */
+static int on_seek(void *arg, curl_off_t off, int origin)
+{
+	struct upload *u = arg;
+
+	return lseek(u->fd, (off_t)off, origin) < 0 ? CURL_SEEKFUNC_CANTSEEK
+						    : CURL_SEEKFUNC_OK;
+}
 
 static size_t on_read(char *p, size_t size, size_t n, void *arg)
 {
@@ -322,6 +351,26 @@ static void give(struct sfs_remote *r, CURL *c)
 	curl_easy_cleanup(c);
 }
 
+/*
+ * The server stopped answering, or answers again: said once each way
+ * (each call meanwhile fails with its own error, after the timeout at
+ * most; content already in the block cache is still read).
+ */
+static void note_down(struct sfs_remote *r, CURLcode rc)
+{
+	if (!__atomic_exchange_n(&r->down, 1, __ATOMIC_SEQ_CST) && r->opened)
+		sfs_warn("remote",
+			 "'%s' does not answer (%s): calls fail until it is "
+			 "back",
+			 r->base, curl_easy_strerror(rc));
+}
+
+static void note_up(struct sfs_remote *r)
+{
+	if (__atomic_exchange_n(&r->down, 0, __ATOMIC_SEQ_CST))
+		sfs_info("remote", "'%s' answers again", r->base);
+}
+
 enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
 				    struct sfs_buf *b, struct sfs_err *e)
@@ -355,11 +404,22 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (r->cafile[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cafile);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
-	curl_easy_setopt(
-		c, CURLOPT_TIMEOUT,
-		(long)(q->timeout_s ? q->timeout_s : 2 * r->timeout_s));
+	/*
+	 * A stall ends a transfer after the timeout (no byte for that
+	 * long), whatever its size; an answer without a body to send must
+	 * also come within twice the timeout. An upload has no bound on
+	 * its whole: a large one on a slow link takes as long as it takes.
+	 * A request given its own bound (the change feed's long poll,
+	 * silent while nothing changes) has only that one.
+	 */
+	if (!q->timeout_s) {
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
+	}
+	curl_easy_setopt(c, CURLOPT_TIMEOUT,
+			 q->fd >= 0 ? 0L
+				    : (long)(q->timeout_s ? q->timeout_s
+							  : 2 * r->timeout_s));
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	h = curl_slist_append(h, r->auth_header);
@@ -376,6 +436,8 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, &u);
+		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, &u);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
 				 (curl_off_t)q->size);
 	} else if (q->form) {
@@ -389,7 +451,13 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		part = mime ? curl_mime_addpart(mime) : NULL;
 		curl_mime_name(part, "file");
 		curl_mime_filename(part, q->form_file);
-		curl_mime_data(part, "", 0);
+		if (q->form_content) {
+			u.fd = q->form_fd;
+			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
+					  on_seek, NULL, &u);
+		} else {
+			curl_mime_data(part, "", 0);
+		}
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (q->body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
@@ -426,10 +494,18 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (rc == CURLE_WRITE_ERROR && a.sink_st)
 		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
 				"'%s': more bytes than asked for", url);
+	if (rc != CURLE_OK && rc != CURLE_ABORTED_BY_CALLBACK)
+		note_down(r, rc);
 	if (rc != CURLE_OK)
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
 				curl_easy_strerror(rc));
+	note_up(r);
 	return sfs_remote_status(code, b->buf, b->len, e);
+}
+
+int sfsi_remote_down(struct sfs_remote *r)
+{
+	return __atomic_load_n(&r->down, __ATOMIC_SEQ_CST);
 }
 
 /*
@@ -469,6 +545,10 @@ static void read_features(struct sfs_remote *r)
 			r->features |= SFS_REMOTE_DIRS;
 		if (json_object_get(paths, API "/changes"))
 			r->features |= SFS_REMOTE_CHANGES;
+		if (json_object_get(paths, API "/files/{id}/xattrs"))
+			r->features |= SFS_REMOTE_XATTRS;
+		if (json_object_get(paths, API "/space"))
+			r->features |= SFS_REMOTE_SPACE;
 		json_decref(doc);
 	}
 	sfs_buf_release(&b);
@@ -530,6 +610,7 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		return st;
 	}
 	read_features(r);
+	r->opened = 1;
 	*out = r;
 	return SFS_OK;
 }
@@ -588,7 +669,8 @@ enum sfs_status sfs_remote_file_get(struct sfs_remote *r, const char *id,
 
 enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       int fd, const char *if_match,
-				       struct sfs_file *out, struct sfs_err *e)
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	char path[128], hdr[96];
@@ -608,7 +690,9 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 	if (size < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot seek: %s",
 				strerror(errno));
-	snprintf(path, sizeof(path), API "/files/%s/content", id);
+	snprintf(path, sizeof(path), API "/files/%s/content%s", id,
+		 flags & SFS_SET_LISTENING ? ""
+					   : "?generateListeningAudio=false");
 	if (if_match)
 		snprintf(hdr, sizeof(hdr), "If-Match: %s%s%s",
 			 strcmp(if_match, "*") ? "\"" : "", if_match,

@@ -1,6 +1,7 @@
 /*
  * A remote store's content (remote_i.h): Range GETs of
- * GET …/files/{id}/content?sha256=<sha> through the block cache of
+ * GET …/files/{id}/content?sha256=<sha> (and of the listening MP3's
+ * …/listening-audio/stream?sha256=<sha>) through the block cache of
  * blockcache.c. The server answers that URL with these bytes or with 409
  * (content_changed), never with other bytes, so a block cached under its
  * sha256 is good for ever, as for the S3 backend.
@@ -85,7 +86,8 @@ void sfsi_rblob_stop(struct sfsi_rblob *rb)
 }
 
 enum sfs_status sfsi_rblob_open(struct sfsi_rblob *rb, const char *id,
-				const char *sha, int64_t size, unsigned flags,
+				enum sfs_content which, const char *sha,
+				int64_t size, unsigned flags,
 				struct sfs_blob **out, struct sfs_err *e)
 {
 	char key[256];
@@ -94,7 +96,10 @@ enum sfs_status sfsi_rblob_open(struct sfsi_rblob *rb, const char *id,
 	    strspn(sha, "0123456789abcdef") != 64)
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
 				"the server named no usable content");
-	snprintf(key, sizeof(key), API "/files/%s/content?sha256=%s", id, sha);
+	snprintf(key, sizeof(key), API "/files/%s/%s?sha256=%s", id,
+		 which == SFS_CONTENT_LISTENING ? "listening-audio/stream"
+						: "content",
+		 sha);
 	/* tenant 0: the cache directory is the server's and this user's */
 	return sfsi_bcache_blob_open(&rb->bc, 0, sha, size, flags, key, out, e);
 }

@@ -5,7 +5,7 @@
  * whose entries changed - then writes an eventfd, on which the mount's
  * poller sleeps (sfs_store_change_fd). An idle mount costs one pending
  * request. A cursor the server no longer knows (410) queues "everything
- * below /"; a server gone is asked again after 1, 2, 4 … 30 s.
+ * below /"; a server gone is asked again after 1, 2, 4, 8 s and every 8 s.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -141,7 +141,7 @@ static void *feed(void *arg)
 					 "%d s",
 					 e.message, backoff);
 			nap(f, backoff);
-			backoff = backoff >= 16 ? 30 : backoff * 2;
+			backoff = backoff >= 8 ? 8 : backoff * 2;
 			continue;
 		} else {
 			sfs_strlcpy(f->cursor, next, sizeof(f->cursor));

@@ -43,10 +43,13 @@ struct sfsi_remote_req {
 	void *arg;
 	/*
 	 * A multipart form (POST /files): name, value pairs up to a NULL
-	 * name, and a part "file" named form_file of no bytes.
+	 * name, and a part "file" named form_file: with form_content, the
+	 * size bytes of form_fd, else no bytes.
 	 */
 	const char *const *form;
 	const char *form_file;
+	int form_content;
+	int form_fd;
 };
 
 /*
@@ -58,6 +61,9 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
 				    struct sfs_buf *b,
 				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/* 1 while the server gives no answer at all (its last request failed). */
+int sfsi_remote_down(struct sfs_remote *r);
 
 /* Make every transfer of r in progress, and later ones, end now. */
 void sfsi_remote_abort(struct sfs_remote *r);
@@ -141,6 +147,10 @@ struct sfsi_store_ops {
 				       struct sfs_file *out, struct sfs_err *e);
 	enum sfs_status (*file_delete)(struct sfs_store *s, const char *id,
 				       int purge, struct sfs_err *e);
+	enum sfs_status (*listening_generate)(struct sfs_store *s,
+					      const char *id,
+					      struct sfs_file *out,
+					      struct sfs_err *e);
 	enum sfs_status (*file_rename)(struct sfs_store *s, const char *id,
 				       const struct sfs_file_update *u,
 				       const char *replace_id, unsigned flags,
@@ -191,6 +201,11 @@ enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
 /* A directory renamed: the numbers of it and below follow it. */
 void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
 			   const char *to);
+/* File id `from` is now `to` on the server: its number follows it. */
+void sfsi_remote_renumber(struct sfs_store *s, const char *from,
+			  const char *to);
+/* The server's extensions (remote.h's enum sfs_remote_features). */
+unsigned sfsi_remote_has(struct sfs_store *s);
 
 /* remote_write.c's bodies (the table's) */
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
@@ -208,6 +223,10 @@ enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 					struct sfs_err *e);
 enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
 					int purge, struct sfs_err *e);
+enum sfs_status sfsi_remote_listening_generate(struct sfs_store *s,
+					       const char *id,
+					       struct sfs_file *out,
+					       struct sfs_err *e);
 enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
 					const char *replace_id, unsigned flags,
@@ -252,11 +271,13 @@ enum sfs_status sfsi_rblob_start(struct sfs_remote *r, const char *cache_dir,
 void sfsi_rblob_stop(struct sfsi_rblob *rb);
 
 /*
- * File id's content of sha256 (size bytes), read by Range GETs of
- * GET …/files/{id}/content?sha256= through the block cache.
+ * File id's content (or listening MP3) of sha256 (size bytes), read by
+ * Range GETs of GET …/files/{id}/content?sha256= (or
+ * …/listening-audio/stream?sha256=) through the block cache.
  */
 enum sfs_status sfsi_rblob_open(struct sfsi_rblob *rb, const char *id,
-				const char *sha, int64_t size, unsigned flags,
+				enum sfs_content which, const char *sha,
+				int64_t size, unsigned flags,
 				struct sfs_blob **out,
 				struct sfs_err *e) SFS_MUST_CHECK;
 

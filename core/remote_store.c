@@ -32,6 +32,14 @@ struct rnode {
 	char *key; /* a file's id, or a directory's path ("/a/b/") */
 	int perm;  /* a file's, as last listed */
 	int64_t next;
+	/*
+	 * What the server last said of it, kept for when it does not
+	 * answer (offline): a file's JSON as last got alone (stat, open),
+	 * a directory's stat.
+	 */
+	char *last;
+	int has_dir;
+	struct sfs_dir_info dir;
 };
 
 struct rstore {
@@ -91,6 +99,8 @@ static int64_t ino_of(struct rstore *rs, const char *key, int perm)
 		rs->v[rs->n].key = k;
 		rs->v[rs->n].perm = SFS_PERM_OWNER;
 		rs->v[rs->n].next = rs->buckets[h];
+		rs->v[rs->n].last = NULL;
+		rs->v[rs->n].has_dir = 0;
 		i = (int64_t)++rs->n;
 		rs->buckets[h] = i;
 	}
@@ -115,6 +125,133 @@ static int key_of(struct rstore *rs, int64_t ino, char *out, size_t size,
 	}
 	pthread_mutex_unlock(&rs->mu);
 	return ret;
+}
+
+/* ---- what is known while the server does not answer ------------------ */
+
+static int name_is(const struct sfs_file *f, const char *const *names, size_t n,
+		   const char *id_prefix)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (names[i] && f->name && !strcasecmp(f->name, names[i]))
+			return 1;
+	return id_prefix && *id_prefix &&
+	       !strncmp(f->id, id_prefix, strlen(id_prefix));
+}
+
+static int offline(struct rstore *rs, enum sfs_status st)
+{
+	return st == SFS_UNAVAILABLE && sfsi_remote_down(rs->r);
+}
+
+/* The number of key if it has one (0: none), given no number now. */
+static int64_t known(struct rstore *rs, const char *key)
+{
+	int64_t i;
+
+	pthread_mutex_lock(&rs->mu);
+	for (i = rs->buckets[hash(key)]; i; i = rs->v[i - 1].next)
+		if (!strcmp(rs->v[i - 1].key, key))
+			break;
+	pthread_mutex_unlock(&rs->mu);
+	return i;
+}
+
+static void remember_file(struct rstore *rs, int64_t ino, json_t *o)
+{
+	char *text = json_dumps(o, JSON_COMPACT);
+
+	pthread_mutex_lock(&rs->mu);
+	if (text && ino > 0 && (size_t)ino <= rs->n) {
+		free(rs->v[ino - 1].last);
+		rs->v[ino - 1].last = text;
+		text = NULL;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	free(text);
+}
+
+/* A file as last got (stat, open) while the server does not answer. */
+static enum sfs_status last_file(struct rstore *rs, int64_t ino,
+				 struct sfs_file *out)
+{
+	enum sfs_status st = SFS_NOT_FOUND;
+	char *text = NULL;
+	int perm = SFS_PERM_OWNER;
+
+	pthread_mutex_lock(&rs->mu);
+	if (ino > 0 && (size_t)ino <= rs->n && rs->v[ino - 1].last) {
+		text = strdup(rs->v[ino - 1].last);
+		perm = rs->v[ino - 1].perm;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	if (text && !sfs_remote_file_decode(text, strlen(text), out, NULL)) {
+		out->ino = ino;
+		out->perm = (enum sfs_perm)perm;
+		st = SFS_OK;
+	}
+	free(text);
+	return st;
+}
+
+/*
+ * The files of directory path named in names (or by id_prefix) among
+ * those last got one by one, while the server does not answer: a
+ * lookup of a file read before finds it, a listing is not made of it.
+ * How many were found.
+ */
+static int last_files_in(struct rstore *rs, const char *path,
+			 const char *const *names, size_t n,
+			 const char *id_prefix,
+			 int (*fn)(void *arg, const struct sfs_file *f),
+			 void *arg)
+{
+	struct sfs_file f;
+	size_t i, count;
+	int found = 0, stop = 0;
+
+	pthread_mutex_lock(&rs->mu);
+	count = rs->n;
+	pthread_mutex_unlock(&rs->mu);
+	for (i = 1; i <= count && !stop; i++) {
+		if (last_file(rs, (int64_t)i, &f))
+			continue;
+		if (f.path && !strcmp(f.path, path) &&
+		    name_is(&f, names, n, id_prefix)) {
+			found++;
+			stop = fn(arg, &f);
+		}
+		sfs_file_release(&f);
+	}
+	return found;
+}
+
+void sfsi_remote_renumber(struct sfs_store *s, const char *from, const char *to)
+{
+	struct rstore *rs = rs_of(s);
+	int64_t i = known(rs, from), j = known(rs, to);
+	uint32_t h;
+	size_t k;
+	char *n;
+
+	if (!i || !(n = strdup(to)))
+		return;
+	pthread_mutex_lock(&rs->mu);
+	if (j)
+		rs->v[j - 1].key[0] = '\0'; /* numbered already: let it go */
+	free(rs->v[i - 1].key);
+	rs->v[i - 1].key = n;
+	free(rs->v[i - 1].last);
+	rs->v[i - 1].last = NULL;
+	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
+	for (k = 0; k < rs->n; k++) {
+		h = hash(rs->v[k].key);
+		rs->v[k].next = rs->buckets[h];
+		rs->buckets[h] = (int64_t)k + 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
 }
 
 /*
@@ -221,6 +358,11 @@ static enum sfs_status number(struct rstore *rs, struct sfs_file *f, int perm,
 	char id[SFS_ID_SIZE];
 	int known;
 
+	/* without content versions a new file is made twice (empty, then
+	 * uploaded whole), so the server's suffix of it is that fallback's
+	 * own clash: the mount's names ignore it there */
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_CONTENT))
+		f->suffixed = 0;
 	f->ino = ino_of(rs, f->id, perm);
 	if (!f->ino) {
 		sfs_file_release(f);
@@ -250,6 +392,11 @@ static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 struct sfs_remote *sfsi_remote_of(struct sfs_store *s)
 {
 	return rs_of(s)->r;
+}
+
+unsigned sfsi_remote_has(struct sfs_store *s)
+{
+	return sfs_remote_features(rs_of(s)->r);
 }
 
 enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
@@ -282,6 +429,67 @@ static void dir_info(struct rstore *rs, json_t *o, const char *path,
 	d->nsub = json_integer_value(json_object_get(o, "subdirectoryCount"));
 	if (m && !sfs_iso8601_parse(m, &ms))
 		d->mtime_ns = ms * 1000000;
+	pthread_mutex_lock(&rs->mu);
+	if (d->ino > 0 && (size_t)d->ino <= rs->n) {
+		rs->v[d->ino - 1].dir = *d;
+		rs->v[d->ino - 1].has_dir = 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
+/* A directory as last seen while the server does not answer. */
+static enum sfs_status last_dir(struct rstore *rs, const char *path,
+				struct sfs_dir_info *out)
+{
+	int64_t i = known(rs, path);
+	enum sfs_status st = SFS_NOT_FOUND;
+
+	pthread_mutex_lock(&rs->mu);
+	if (i && rs->v[i - 1].has_dir) {
+		*out = rs->v[i - 1].dir;
+		st = SFS_OK;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return st;
+}
+
+/*
+ * 1 if directory path did not exist when its parent was last seen: the
+ * parent's subdirectories were all seen (as many as it had), and path
+ * is not one of them. A lookup of a file tries its name as a directory
+ * first, which must not fail while the server does not answer.
+ */
+static int last_dir_absent(struct rstore *rs, const char *path)
+{
+	char parent[4096];
+	size_t len = strlen(path), pl, i;
+	int64_t p, seen = 0;
+	int absent = 0;
+
+	if (len < 2 || len >= sizeof(parent) || path[len - 1] != '/')
+		return 0;
+	sfs_strlcpy(parent, path, sizeof(parent));
+	parent[len - 1] = '\0';
+	*(strrchr(parent, '/') + 1) = '\0';
+	pl = strlen(parent);
+	p = known(rs, parent);
+	pthread_mutex_lock(&rs->mu);
+	if (p && rs->v[p - 1].has_dir) {
+		for (i = 0; i < rs->n; i++) {
+			const char *k = rs->v[i].key, *slash;
+
+			if (!rs->v[i].has_dir || strncmp(k, parent, pl) ||
+			    !k[pl] || !(slash = strchr(k + pl, '/')) ||
+			    slash[1])
+				continue;
+			if (!strcmp(k, path))
+				break;
+			seen++;
+		}
+		absent = i == rs->n && seen >= rs->v[p - 1].dir.nsub;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return absent;
 }
 
 static enum sfs_status get_dir(struct rstore *rs, const char *path,
@@ -293,16 +501,202 @@ static enum sfs_status get_dir(struct rstore *rs, const char *path,
 	return st ? st : get_json(rs, url, out, e);
 }
 
+static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
+				struct sfs_file_list *l, struct sfs_err *e);
+
+/*
+ * Directories of a server with only the seed's API (no /directories):
+ * what the paths of the files below show, by one recursive listing of
+ * path. No empty directory exists there.
+ */
+struct seed_sub {
+	char *name;
+	int64_t nfiles, mtime_ms, nsub;
+	char **segs; /* its own subdirectories' names */
+};
+
+struct seed_dir {
+	int64_t nfiles, mtime_ms;
+	struct seed_sub *subs;
+	size_t nsubs;
+};
+
+static int seed_add(char ***v, int64_t *n, const char *name, size_t len)
+{
+	char **nv;
+	int64_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strlen((*v)[i]) == len && !strncmp((*v)[i], name, len))
+			return 0;
+	nv = realloc(*v, (size_t)(*n + 1) * sizeof(*nv));
+	if (!nv || !(nv[*n] = strndup(name, len))) {
+		if (nv)
+			*v = nv;
+		return -1;
+	}
+	*v = nv;
+	(*n)++;
+	return 0;
+}
+
+static void seed_release(struct seed_dir *d)
+{
+	size_t i;
+	int64_t k;
+
+	for (i = 0; i < d->nsubs; i++) {
+		for (k = 0; k < d->subs[i].nsub; k++)
+			free(d->subs[i].segs[k]);
+		free(d->subs[i].segs);
+		free(d->subs[i].name);
+	}
+	free(d->subs);
+	memset(d, 0, sizeof(*d));
+}
+
+static enum sfs_status seed_scan(struct rstore *rs, const char *path,
+				 struct seed_dir *d, struct sfs_err *e)
+{
+	char esc[3 * 4096], url[sizeof(esc) + 128];
+	struct sfs_file_list l;
+	struct seed_sub *ns;
+	const char *rest, *slash, *slash2;
+	size_t i, j, plen = strlen(path);
+	enum sfs_status st;
+
+	memset(d, 0, sizeof(*d));
+	if (plen >= 4096)
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+				"no such directory");
+	sfsi_remote_escape(path, esc, sizeof(esc));
+	snprintf(url, sizeof(url),
+		 API "/files?path=%s&recursive=true&sort=creationDate,asc",
+		 esc);
+	st = list_all(rs, url, SFS_PERM_OWNER, &l, e);
+	if (st)
+		return st;
+	for (i = 0; !st && i < l.n; i++) {
+		if (!l.files[i].path || strncmp(l.files[i].path, path, plen))
+			continue;
+		d->nfiles++;
+		if (l.files[i].created_at > d->mtime_ms)
+			d->mtime_ms = l.files[i].created_at;
+		rest = l.files[i].path + plen;
+		if (!(slash = strchr(rest, '/')))
+			continue;
+		for (j = 0; j < d->nsubs; j++)
+			if (strlen(d->subs[j].name) == (size_t)(slash - rest) &&
+			    !strncmp(d->subs[j].name, rest,
+				     (size_t)(slash - rest)))
+				break;
+		if (j == d->nsubs) {
+			ns = realloc(d->subs, (j + 1) * sizeof(*ns));
+			if (!ns) {
+				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					      "out of memory");
+				break;
+			}
+			d->subs = ns;
+			memset(&ns[j], 0, sizeof(ns[j]));
+			ns[j].name = strndup(rest, (size_t)(slash - rest));
+			d->nsubs++;
+			if (!ns[j].name) {
+				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					      "out of memory");
+				break;
+			}
+		}
+		d->subs[j].nfiles++;
+		if (l.files[i].created_at > d->subs[j].mtime_ms)
+			d->subs[j].mtime_ms = l.files[i].created_at;
+		slash2 = strchr(slash + 1, '/');
+		if (slash2 && seed_add(&d->subs[j].segs, &d->subs[j].nsub,
+				       slash + 1, (size_t)(slash2 - slash - 1)))
+			st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				      "out of memory");
+	}
+	if (!st && !d->nfiles && strcmp(path, "/"))
+		st = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+			      "no such directory");
+	sfs_file_list_release(&l);
+	if (st)
+		seed_release(d);
+	return st;
+}
+
+/* A directory's info as the seed's API shows it (numbered, kept). */
+static void seed_info(struct rstore *rs, const char *path, int64_t nfiles,
+		      int64_t nsub, int64_t mtime_ms, struct sfs_dir_info *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->ino = ino_of(rs, path, 0);
+	d->nfiles = nfiles;
+	d->nsub = nsub;
+	d->mtime_ns = mtime_ms * 1000000;
+	pthread_mutex_lock(&rs->mu);
+	if (d->ino > 0 && (size_t)d->ino <= rs->n) {
+		rs->v[d->ino - 1].dir = *d;
+		rs->v[d->ino - 1].has_dir = 1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+}
+
+static enum sfs_status seed_dir_stat(struct rstore *rs, const char *path,
+				     struct sfs_dir_info *out,
+				     struct sfs_err *e)
+{
+	struct seed_dir d;
+	enum sfs_status st = seed_scan(rs, path, &d, e);
+
+	if (!st)
+		seed_info(rs, path, d.nfiles, (int64_t)d.nsubs, d.mtime_ms,
+			  out);
+	seed_release(&d);
+	return st;
+}
+
+static enum sfs_status seed_subdirs(struct rstore *rs, const char *path,
+				    void (*fn)(void *arg, const char *name,
+					       const struct sfs_dir_info *d),
+				    void *arg, struct sfs_err *e)
+{
+	struct sfs_dir_info di;
+	struct seed_dir d;
+	char sub[4096 + 256];
+	enum sfs_status st = seed_scan(rs, path, &d, e);
+	size_t i;
+
+	for (i = 0; !st && i < d.nsubs; i++) {
+		snprintf(sub, sizeof(sub), "%s%s/", path, d.subs[i].name);
+		seed_info(rs, sub, d.subs[i].nfiles, d.subs[i].nsub,
+			  d.subs[i].mtime_ms, &di);
+		fn(arg, d.subs[i].name, &di);
+	}
+	seed_release(&d);
+	return st;
+}
+
 static enum sfs_status r_dir_stat(struct sfs_store *s, const char *path,
 				  struct sfs_dir_info *out, struct sfs_err *e)
 {
 	struct rstore *rs = rs_of(s);
 	enum sfs_status st;
-	json_t *j;
+	json_t *j = NULL;
 
-	st = get_dir(rs, path, &j, e);
-	if (!st)
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS))
+		st = seed_dir_stat(rs, path, out, e);
+	else
+		st = get_dir(rs, path, &j, e);
+	if (!st && j)
 		dir_info(rs, j, path, out);
+	if (st && offline(rs, st) && !last_dir(rs, path, out)) {
+		sfs_err_init(e);
+		st = SFS_OK;
+	} else if (st && offline(rs, st) && last_dir_absent(rs, path)) {
+		st = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+			      "no such directory (when last seen)");
+	}
 	json_decref(j);
 	return st;
 }
@@ -334,6 +728,8 @@ static enum sfs_status r_dir_subdirs(struct sfs_store *s, const char *path,
 	const char *name, *p;
 	size_t i;
 
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS))
+		return seed_subdirs(rs, path, fn, arg, e);
 	st = get_dir(rs, path, &j, e);
 	a = json_object_get(j, "directories");
 	for (i = 0; !st && i < json_array_size(a); i++) {
@@ -407,18 +803,6 @@ static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 	return st;
 }
 
-static int name_is(const struct sfs_file *f, const char *const *names, size_t n,
-		   const char *id_prefix)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (names[i] && f->name && !strcasecmp(f->name, names[i]))
-			return 1;
-	return id_prefix && *id_prefix &&
-	       !strncmp(f->id, id_prefix, strlen(id_prefix));
-}
-
 static enum sfs_status
 r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 	    size_t n, const char *id_prefix, int all,
@@ -437,6 +821,12 @@ r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 		 API "/files?path=%s&recursive=false&sort=creationDate,asc",
 		 esc);
 	st = list_all(rs_of(s), url, SFS_PERM_OWNER, &l, e);
+	/* offline, a name not known is not known to be absent: st */
+	if (st && !all && offline(rs_of(s), st) &&
+	    last_files_in(rs_of(s), path, names, n, id_prefix, fn, arg)) {
+		sfs_err_init(e);
+		return SFS_OK;
+	}
 	if (st)
 		return st;
 	if (l.n > 1)
@@ -488,6 +878,12 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 	st = get_json(rs, url, &j, e);
 	if (!st)
 		st = file_of(rs, j, 0, out, e);
+	if (!st)
+		remember_file(rs, ino, j);
+	if (st && offline(rs, st) && !last_file(rs, ino, out)) {
+		sfs_err_init(e); /* its blocks may be in the cache */
+		st = SFS_OK;
+	}
 	json_decref(j);
 	return st;
 }
@@ -497,21 +893,23 @@ static enum sfs_status r_file_open_ino(struct sfs_store *s, int64_t ino,
 				       struct sfs_blob **blob,
 				       struct sfs_file *out, struct sfs_err *e)
 {
+	int la = which == SFS_CONTENT_LISTENING;
 	struct sfs_file f;
 	enum sfs_status st;
+	int64_t size;
 
 	*blob = NULL;
-	if (which == SFS_CONTENT_LISTENING)
-		return sfsi_remote_refuse("read listening audio", e);
 	st = r_file_get_ino(s, ino, &f, e);
 	if (!st)
 		st = sfs_content_state_check(sfs_file_content_state(&f, which),
 					     which, e);
-	if (!st && f.size == 0)
+	size = la ? f.la.size : f.size;
+	if (!st && size == 0)
 		st = sfs_blob_open_empty(blob, e);
 	else if (!st)
-		st = sfsi_rblob_open(rs_of(s)->rb, f.id, f.sha256, f.size,
-				     flags, blob, e);
+		st = sfsi_rblob_open(rs_of(s)->rb, f.id, which,
+				     la ? f.la.sha256 : f.sha256, size, flags,
+				     blob, e);
 	if (!st && out) {
 		*out = f;
 		return SFS_OK;
@@ -530,6 +928,13 @@ static enum sfs_status get_xattrs(struct rstore *rs, const char *id,
 	if (!sfs_uuid_valid(id))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				"no file with this id exists");
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_XATTRS)) {
+		/* the seed's API keeps none: a file has no extra attribute */
+		*out = json_pack("{s:[]}", "xattrs");
+		return *out ? SFS_OK
+			    : sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
+	}
 	snprintf(url, sizeof(url), API "/files/%s/xattrs", id);
 	return get_json(rs, url, out, e);
 }
@@ -643,6 +1048,8 @@ static enum sfs_status r_space_of(struct sfs_store *s, struct sfs_space *out,
 	json_t *j;
 
 	memset(out, 0, sizeof(*out));
+	if (!(sfs_remote_features(rs_of(s)->r) & SFS_REMOTE_SPACE))
+		return SFS_OK; /* not told: df shows 0 */
 	st = get_json(rs_of(s), API "/space", &j, e);
 	if (!st) {
 #define U(k) (uint64_t) json_integer_value(json_object_get(j, k))
@@ -683,8 +1090,10 @@ static void r_close(struct sfs_store *s)
 		sfsi_rfeed_stop(rs->feed);
 		sfsi_rblob_stop(rs->rb);
 		sfs_remote_close(rs->r);
-		for (i = 0; i < rs->n; i++)
+		for (i = 0; i < rs->n; i++) {
 			free(rs->v[i].key);
+			free(rs->v[i].last);
+		}
 		free(rs->v);
 		free(rs->buckets);
 		pthread_mutex_destroy(&rs->mu);
@@ -746,6 +1155,7 @@ static const struct sfsi_store_ops remote_ops = {
 	.set_content = sfsi_remote_set_content,
 	.file_update = sfsi_remote_file_update,
 	.file_delete = sfsi_remote_file_delete,
+	.listening_generate = sfsi_remote_listening_generate,
 	.file_rename = sfsi_remote_file_rename,
 	.dir_make = sfsi_remote_dir_make,
 	.dir_remove = sfsi_remote_dir_remove,
@@ -778,6 +1188,38 @@ static void default_cache_dir(const char *url, char *out, size_t size)
 	else
 		snprintf(out, size, "%s/.cache/speechfs/%s",
 			 home && home[0] == '/' ? home : "/tmp", name);
+}
+
+/*
+ * Said once at mount: what the server lacks of the extensions (a server
+ * with the seed's API only lacks them all) and what that turns off.
+ */
+static void features_off(const char *url, unsigned f, int no_feed)
+{
+	char off[1024] = "";
+	size_t n = 0;
+
+#define OFF(cond, text)                                                        \
+	do {                                                                   \
+		if ((cond) && n < sizeof(off))                                 \
+			n += (size_t)snprintf(off + n, sizeof(off) - n,        \
+					      "%s%s", n ? "; " : "", text);    \
+	} while (0)
+	OFF(!(f & SFS_REMOTE_CONTENT),
+	    "content versions (a new file is uploaded whole at close, "
+	    "rewriting a file is ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_DIRS),
+	    "directories (they are what file paths show; mkdir, rmdir and "
+	    "renaming one are ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");
+	OFF(no_feed, "change feed (others' changes show as the kernel's "
+		     "entries expire, in 1 s)");
+#undef OFF
+	if (n)
+		sfs_warn("remote",
+			 "'%s' lacks extensions, so these are off: %s", url,
+			 off);
 }
 
 int sfs_store_is_remote(const struct sfs_store *s)
@@ -815,12 +1257,6 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	s->staging_lock_fd = -1;
 	st = sfs_remote_open_opts(o, &rs->r, e);
 	f = st ? 0 : sfs_remote_features(rs->r);
-	if (!st && !(f & SFS_REMOTE_DIRS))
-		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
-			      "the server at '%s' has no directories "
-			      "extension (GET /directories): too old for a "
-			      "remote mount",
-			      o->url);
 	if (!st) {
 		/* the credentials, checked now rather than at the first ls */
 		struct sfs_dir_info root;
@@ -853,13 +1289,10 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		return st;
 	}
 	sfs_info("remote",
-		 "'%s': not done yet: .shared/, .listening/, setting times of "
-		 "files (ENOTSUP)%s; block cache '%s'",
-		 o->url,
-		 rs->feed ? ""
-			  : "; the server has no change feed: changes "
-			    "show as the kernel's entries expire",
-		 cache);
+		 "'%s': not done yet: .shared/ and changing shares "
+		 "(ENOTSUP); block cache '%s'",
+		 o->url, cache);
+	features_off(o->url, f, !rs->feed);
 	*out = s;
 	return SFS_OK;
 }

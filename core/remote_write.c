@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 #include "remote_i.h"
 #include "stage_i.h"
 #include "util_i.h"
 #include "speechfs/json.h"
+#include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
@@ -94,6 +96,73 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	return st;
 }
 
+/*
+ * Content without PUT …/content (a server of the seed's API only): a
+ * file still empty (as this mount makes them) is replaced by a new
+ * upload of the bytes under its name and path, then the empty one is
+ * purged, and the file's number follows the new id. Other content
+ * cannot be replaced there (SFS_UNSUPPORTED: ENOTSUP).
+ */
+static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
+				    struct sfs_stage *content,
+				    struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	struct sfs_file old, f;
+	const char *form[] = {
+		"name",	 NULL, "path", NULL, "generateListeningAudio",
+		"false", NULL
+	};
+	struct sfsi_remote_req q = { .method = "POST",
+				     .path = API "/files",
+				     .fd = -1,
+				     .form = form,
+				     .form_content = 1,
+				     .form_fd = content->fd };
+	char path[160];
+	enum sfs_status st;
+	off_t size;
+
+	sfs_file_init(&f);
+	st = sfs_remote_file_get(sfsi_remote_of(s), id, &old, e);
+	if (st)
+		return st;
+	size = lseek(content->fd, 0, SEEK_END);
+	if (old.size != 0)
+		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+			      "the server has no content versions extension "
+			      "(PUT /files/{id}/content): only a new, empty "
+			      "file gets content");
+	else if (size < 0 || lseek(content->fd, 0, SEEK_SET) < 0)
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot seek a stage");
+	form[1] = old.name;
+	form[3] = old.path;
+	q.form_file = old.filename ? old.filename : old.name;
+	q.size = size;
+	if (!st)
+		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	if (!st)
+		st = sfsi_remote_file_json(s, b.buf, b.len, &f, e);
+	if (!st) {
+		sfsi_remote_renumber(s, id, f.id);
+		f.ino = 0;
+		st = sfsi_remote_file_number(s, &f, e);
+	}
+	if (!st && file_path(id, "?purge=true", path, sizeof(path), e) == 0 &&
+	    send_json(s, "DELETE", path, NULL, NULL, e))
+		sfs_warn("remote",
+			 "cannot purge the empty '%s' replaced by '%s'", id,
+			 f.id);
+	sfs_err_init(e);
+	sfs_file_release(&old);
+	sfs_buf_release(&b);
+	if (!st && out)
+		*out = f;
+	else
+		sfs_file_release(&f);
+	return st;
+}
+
 enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 					struct sfs_stage *content,
 					unsigned flags, struct sfs_file *out,
@@ -102,9 +171,10 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	struct sfs_file f;
 	enum sfs_status st;
 
-	(void)flags;
+	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
+		return seed_replace(s, id, content, out, e);
 	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
-				    &f, e);
+				    flags, &f, e);
 	if (!st)
 		st = sfsi_remote_file_number(s, &f, e);
 	if (!st && out)
@@ -114,30 +184,48 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	return st;
 }
 
-/* The JSON of u's fields the API takes; SFS_UNSUPPORTED for the others. */
-static enum sfs_status update_json(const struct sfs_file_update *u,
+/*
+ * A text field as JSON: NULL is null where nullable; text that is not
+ * UTF-8 cannot go as JSON and is the field's error (as the server's).
+ */
+static json_t *jtext(const char *v, const char *field, struct sfs_err *e,
+		     int *bad)
+{
+	json_t *j = v ? json_string(v) : json_null();
+
+	if (!j) {
+		*bad = 1;
+		sfs_err_field(e, field, "invalid",
+			      "'%s' must be UTF-8 text without NUL", field);
+	}
+	return j;
+}
+
+/* The JSON of u's fields for PATCH (with the extensions for mounts). */
+static enum sfs_status update_json(const struct sfs_file_update *u, int ext,
 				   json_t **out, struct sfs_err *e)
 {
 	json_t *j = json_object(), *t;
+	int bad = 0;
 	size_t i;
 
 	*out = NULL;
-	if (u->set & (SFS_UPD_MTIME | SFS_UPD_FILENAME)) {
-		json_decref(j);
-		return sfsi_remote_refuse(
-			"set a file's times or its original filename", e);
-	}
 	if (!j)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	/* the text goes as JSON: it must be JSON (the server checks the
+	 * rest) */
+	if ((u->set & SFS_UPD_METADATA) &&
+	    sfs_metadata_check(u->metadata, "metadata", e))
+		bad = 1;
 	if (u->set & SFS_UPD_NAME)
-		json_object_set_new(j, "name", json_string(u->name));
+		json_object_set_new(j, "name", jtext(u->name, "name", e, &bad));
 	if (u->set & SFS_UPD_DESCRIPTION)
-		json_object_set_new(j, "description",
-				    u->description ? json_string(u->description)
-						   : json_null());
+		json_object_set_new(
+			j, "description",
+			jtext(u->description, "description", e, &bad));
 	if (u->set & SFS_UPD_PATH)
-		json_object_set_new(j, "path", json_string(u->path));
-	if (u->set & SFS_UPD_METADATA)
+		json_object_set_new(j, "path", jtext(u->path, "path", e, &bad));
+	if (!bad && (u->set & SFS_UPD_METADATA))
 		json_object_set_new(j, "metadata",
 				    u->metadata
 					    ? json_loads(u->metadata, 0, NULL)
@@ -145,12 +233,42 @@ static enum sfs_status update_json(const struct sfs_file_update *u,
 	if (u->set & SFS_UPD_TAGS) {
 		t = json_array();
 		for (i = 0; t && i < u->ntags; i++)
-			json_array_append_new(t, json_string(u->tags[i]));
+			if (json_array_append_new(
+				    t, jtext(u->tags[i], "tags", e, &bad)))
+				break;
 		json_object_set_new(j, "tags", t);
 	}
 	if (u->set & SFS_UPD_PUBLISH)
 		json_object_set_new(j, "publishMode",
 				    json_string(sfs_publish_name(u->publish)));
+	/* the extensions for mounts; a seed-only server has none (times
+	 * and the original filename are refused there, the suffix flags
+	 * are the mount's own business) */
+	if (!ext &&
+	    (u->set & (SFS_UPD_MTIME | SFS_UPD_ATIME | SFS_UPD_FILENAME))) {
+		json_decref(j);
+		return sfsi_remote_refuse(
+			"set a file's times or its original filename", e);
+	}
+	if (ext && (u->set & SFS_UPD_MTIME))
+		json_object_set_new(j, "modifiedAtNs",
+				    json_integer((json_int_t)u->mtime_ns));
+	if (ext && (u->set & SFS_UPD_ATIME))
+		json_object_set_new(j, "accessedAtNs",
+				    json_integer((json_int_t)u->atime_ns));
+	if (ext && (u->set & SFS_UPD_FILENAME))
+		json_object_set_new(j, "filename",
+				    jtext(u->filename, "filename", e, &bad));
+	if (ext && (u->set & (SFS_UPD_SUFFIX | SFS_UPD_NO_SUFFIX)))
+		json_object_set_new(j, "entrySuffix",
+				    json_boolean(u->set & SFS_UPD_SUFFIX));
+	if (bad) {
+		json_decref(j);
+		if (e && e->status == SFS_NOMEM)
+			return SFS_NOMEM;
+		return sfs_errf(e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
+				"the update request is invalid");
+	}
 	*out = j;
 	return SFS_OK;
 }
@@ -167,7 +285,8 @@ enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 		sfs_file_init(out);
 	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = update_json(u, &j, e);
+		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
+				 &j, e);
 	if (!st)
 		st = send_json(s, "PATCH", path, j, out, e);
 	return st;
@@ -185,10 +304,25 @@ enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
 	return st;
 }
 
+enum sfs_status sfsi_remote_listening_generate(struct sfs_store *s,
+					       const char *id,
+					       struct sfs_file *out,
+					       struct sfs_err *e)
+{
+	char path[160];
+	enum sfs_status st;
+
+	if (out)
+		sfs_file_init(out);
+	st = file_path(id, "/listening-audio/generate", path, sizeof(path), e);
+	if (!st)
+		st = send_json(s, "POST", path, NULL, out, e);
+	return st;
+}
+
 /*
- * rename(2) of a file: restore, the replaced file's delete and the move
- * are separate requests here (the local store does them in one
- * transaction): a failure between them is reported, never hidden.
+ * rename(2) of a file: one PATCH with the extension's replaceFileId and
+ * restore, one transaction on the server (sfs_file_rename there).
  */
 enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
@@ -198,25 +332,52 @@ enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 	char path[160];
 	enum sfs_status st = SFS_OK;
 
+	json_t *j;
+
 	if (out)
 		sfs_file_init(out);
-	if (flags & SFS_RENAME_RESTORE) {
-		st = file_path(id, "/restore", path, sizeof(path), e);
+	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT)) {
+		/* a seed-only server: restore, the replaced file's delete
+		 * and the move are separate requests there */
+		if (flags & SFS_RENAME_RESTORE) {
+			st = file_path(id, "/restore", path, sizeof(path), e);
+			if (!st)
+				st = send_json(s, "POST", path, NULL, NULL, e);
+		}
+		if (!st && replace_id)
+			st = sfsi_remote_file_delete(s, replace_id, 0, e);
 		if (!st)
-			st = send_json(s, "POST", path, NULL, NULL, e);
+			st = sfsi_remote_file_update(s, id, u, out, e);
+		return st;
 	}
-	if (!st && replace_id)
-		st = sfsi_remote_file_delete(s, replace_id, 0, e);
+	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = sfsi_remote_file_update(s, id, u, out, e);
+		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
+				 &j, e);
+	if (!st && replace_id)
+		json_object_set_new(j, "replaceFileId",
+				    json_string(replace_id));
+	if (!st && (flags & SFS_RENAME_RESTORE))
+		json_object_set_new(j, "restore", json_true());
+	if (!st)
+		st = send_json(s, "PATCH", path, j, out, e);
 	return st;
 }
 
 /* ---- directories ------------------------------------------------------ */
 
+#define NEED(s, f, what, e)                                                    \
+	do {                                                                   \
+		if (!(sfsi_remote_has(s) & (f)))                               \
+			return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,        \
+					"the server has no %s extension",      \
+					what);                                 \
+	} while (0)
+
 enum sfs_status sfsi_remote_dir_make(struct sfs_store *s, const char *path,
 				     struct sfs_err *e)
 {
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	return send_json(s, "POST", API "/directories",
 			 json_pack("{s:s}", "path", path), NULL, e);
 }
@@ -225,8 +386,10 @@ enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
 				       struct sfs_err *e)
 {
 	char url[SFSI_REMOTE_DIR_URL_MAX];
-	enum sfs_status st = sfsi_remote_dir_url(path, url, sizeof(url), e);
+	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
+	st = sfsi_remote_dir_url(path, url, sizeof(url), e);
 	return st ? st : send_json(s, "DELETE", url, NULL, NULL, e);
 }
 
@@ -235,6 +398,7 @@ enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
 {
 	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	st = send_json(s, "POST", API "/directories/rename",
 		       json_pack("{s:s, s:s}", "from", from, "to", to), NULL,
 		       e);
@@ -248,6 +412,7 @@ enum sfs_status sfsi_remote_dir_set_mtime(struct sfs_store *s, const char *path,
 {
 	char iso[32];
 
+	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	sfs_iso8601(mtime_ns / 1000000, iso);
 	return send_json(
 		s, "PATCH", API "/directories",
@@ -266,6 +431,7 @@ enum sfs_status sfsi_remote_xattr_set(struct sfs_store *s, const char *id,
 	char path[160];
 	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_XATTRS, "attributes (xattrs)", e);
 	st = file_path(id, "/xattrs", path, sizeof(path), e);
 	if (!st && sfs_base64_encode(value, len, &v))
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -287,6 +453,7 @@ enum sfs_status sfsi_remote_xattr_remove(struct sfs_store *s, const char *id,
 	char esc[3 * 256], path[sizeof(esc) + 160];
 	enum sfs_status st;
 
+	NEED(s, SFS_REMOTE_XATTRS, "attributes (xattrs)", e);
 	if (strlen(name) >= 256)
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
 				"no such attribute");

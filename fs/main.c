@@ -753,12 +753,8 @@ int main(int argc, char **argv)
 	g_fs.uid = o.set_uid ? o.uid : getuid();
 	g_fs.gid = o.set_gid ? o.gid : getgid();
 	g_fs.umask = o.umask;
-	if (o.url) {
-		/* remote: the server makes the listening audio and runs the
-		 * jobs; /.listening/ is not served remotely yet */
-		o.listening = 0;
+	if (o.url) /* remote: the server makes the listening audio */
 		o.no_workers = 1;
-	}
 	g_fs.ro = o.ro;
 	g_fs.start_ns = sfs_now_ns();
 	g_fs.listening = o.listening;

@@ -294,13 +294,17 @@ enum MHD_Result api_serve_content(struct req *r, enum sfs_content which)
 
 	sfs_err_init(&e);
 	sfs_file_init(&f);
+	want = req_arg(r, "sha256");
+	/* bytes named by their sha256 (a mount's reads): those of a deleted
+	 * file too, for a reader that had it open (extension) */
 	if (sfs_file_open(g_httpd.store, &r->actor, r->params[0], which,
-			  SFS_BLOB_SEQUENTIAL, &b, &f, &e)) {
+			  SFS_BLOB_SEQUENTIAL |
+				  (want ? SFS_BLOB_IF_DELETED : 0),
+			  &b, &f, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
 	sha = listening ? f.la.sha256 : f.sha256;
-	want = req_arg(r, "sha256");
 	if (want && (!sha[0] || strcasecmp(want, sha))) {
 		/* named by its sha256: these bytes or none */
 		sfs_blob_close(b);
@@ -343,8 +347,11 @@ enum MHD_Result api_files_patch(struct req *r)
 	sfs_file_init(&f);
 	body_init(&b);
 	if (req_json(r, &j, &e) || body_update(j, &b, &e) ||
-	    sfs_file_update(g_httpd.store, &r->actor, r->params[0], &b.upd, &f,
-			    &e)) {
+	    (b.rename ? sfs_file_rename(g_httpd.store, &r->actor, r->params[0],
+					&b.upd, b.replace_id, b.rename_flags,
+					&f, &e)
+		      : sfs_file_update(g_httpd.store, &r->actor, r->params[0],
+					&b.upd, &f, &e))) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
@@ -447,9 +454,41 @@ enum MHD_Result api_healthz(struct req *r)
 				      SFS_VERSION));
 }
 
+/*
+ * The document without what does not answer here: with
+ * http.extensions = false, the operations of the extension routes.
+ */
+static char *openapi_seed_only(void)
+{
+	json_t *doc = json_loads(httpd_openapi_json, 0, NULL), *ops, *o;
+	const char *path, *method;
+	char *s = NULL;
+	void *t1, *t2;
+
+	json_object_foreach_safe(json_object_get(doc, "paths"), t1, path, ops)
+	{
+		json_object_foreach_safe(ops, t2, method, o)
+		{
+			(void)o;
+			if (strcmp(method, "parameters") &&
+			    !httpd_route_enabled(method, path))
+				json_object_del(ops, method);
+		}
+		if (!json_object_size(ops) ||
+		    (json_object_size(ops) == 1 &&
+		     json_object_get(ops, "parameters")))
+			json_object_del(json_object_get(doc, "paths"), path);
+	}
+	if (doc)
+		s = json_dumps(doc, JSON_INDENT(2));
+	json_decref(doc);
+	return s;
+}
+
 enum MHD_Result api_openapi(struct req *r)
 {
-	char *s = strdup(httpd_openapi_json);
+	char *s = g_httpd.opts.extensions ? strdup(httpd_openapi_json)
+					  : openapi_seed_only();
 
 	if (!s)
 		return MHD_NO;

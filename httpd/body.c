@@ -138,6 +138,66 @@ static void update_tags(json_t *v, struct body *b, struct sfs_err *e)
 	}
 }
 
+/* An extension's time in ns since the epoch (a JSON integer). */
+static int want_ns(json_t *j, const char *key, int64_t *out, struct sfs_err *e)
+{
+	json_t *v = json_object_get(j, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v)) {
+		sfs_err_field(e, key, "invalid_type",
+			      "'%s' must be an integer (ns since 1970)", key);
+		return 0;
+	}
+	*out = (int64_t)json_integer_value(v);
+	return 1;
+}
+
+/* The extensions of remote mounts: times, filename, the entry suffix. */
+static void update_mount_fields(json_t *j, struct sfs_file_update *u,
+				struct sfs_err *e)
+{
+	json_t *v;
+
+	if (want_ns(j, "modifiedAtNs", &u->mtime_ns, e))
+		u->set |= SFS_UPD_MTIME;
+	if (want_ns(j, "accessedAtNs", &u->atime_ns, e))
+		u->set |= SFS_UPD_ATIME;
+	if (!want_string(j, "filename", 1, e) &&
+	    json_object_get(j, "filename")) {
+		u->set |= SFS_UPD_FILENAME;
+		u->filename = json_string_value(json_object_get(j, "filename"));
+	}
+	v = json_object_get(j, "entrySuffix");
+	if (v && !json_is_boolean(v))
+		sfs_err_field(e, "entrySuffix", "invalid_type",
+			      "'entrySuffix' must be true or false");
+	else if (v)
+		u->set |= json_is_true(v) ? SFS_UPD_SUFFIX : SFS_UPD_NO_SUFFIX;
+}
+
+/* A PATCH that is rename(2): "replaceFileId" and "restore". */
+static void update_rename_fields(json_t *j, struct body *b, struct sfs_err *e)
+{
+	json_t *v;
+
+	if (!want_string(j, "replaceFileId", 0, e) &&
+	    json_object_get(j, "replaceFileId")) {
+		b->rename = 1;
+		b->replace_id =
+			json_string_value(json_object_get(j, "replaceFileId"));
+	}
+	v = json_object_get(j, "restore");
+	if (v && !json_is_boolean(v)) {
+		sfs_err_field(e, "restore", "invalid_type",
+			      "'restore' must be true or false");
+	} else if (json_is_true(v)) {
+		b->rename = 1;
+		b->rename_flags |= SFS_RENAME_RESTORE;
+	}
+}
+
 enum sfs_status body_update(json_t *j, struct body *b, struct sfs_err *e)
 {
 	struct sfs_file_update *u = &b->upd;
@@ -177,6 +237,8 @@ enum sfs_status body_update(json_t *j, struct body *b, struct sfs_err *e)
 			u->publish = (enum sfs_publish)p;
 		}
 	}
+	update_mount_fields(j, u, e);
+	update_rename_fields(j, b, e);
 	if (e->status == SFS_NOMEM)
 		return SFS_NOMEM;
 	if (e->nfields)

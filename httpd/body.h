@@ -17,8 +17,13 @@
 struct body {
 	struct sfs_file_spec spec;  /* an import */
 	struct sfs_file_update upd; /* a PATCH */
-	const char **tags;	    /* the tags array, owned */
-	char *metadata;		    /* compact JSON, owned */
+	/* a PATCH that is a rename (extension): the file whose entry it
+	 * takes (NULL: none) and enum sfs_rename_flags */
+	const char *replace_id;
+	unsigned rename_flags;
+	int rename;
+	const char **tags; /* the tags array, owned */
+	char *metadata;	   /* compact JSON, owned */
 };
 
 void body_init(struct body *b);

@@ -37,6 +37,7 @@ static void opts_init(struct httpd_opts *o)
 	o->auth_fail_burst = 30;
 	o->head_timeout_s = 10;
 	o->redirect_to_object_store = 0;
+	o->extensions = 1;
 	o->redirect_ttl_s = 300;
 	o->min_body_rate = 1024;
 	o->response_cache = 1024;
@@ -69,6 +70,8 @@ void httpd_config_init(struct httpd_config *c)
  *   http.shutdown_timeout        seconds in-flight requests get at exit
  *   http.max_url_length, http.max_header_bytes   (414, 431 beyond)
  *   http.cors_origins            origins (or *) browsers may call from
+ *   http.extensions              false: only the routes of the seed API
+ *                                contract answer (no extensions)
  *   http.redirect_to_object_store  content kept in an object store is
  *                                a 302 to a presigned URL (false)
  *   http.redirect_ttl             that URL's lifetime in seconds (300)
@@ -120,6 +123,7 @@ static const struct {
 	K("http.auth_failures_burst", O_DBL, auth_fail_burst, 0),
 	K("http.cors_origins", O_STR, cors_origins, 0),
 	K("http.redirect_to_object_store", O_BOOL, redirect_to_object_store, 0),
+	K("http.extensions", O_BOOL, extensions, 0),
 	K("http.redirect_ttl", O_INT, redirect_ttl_s, 0),
 	K("http.response_cache", O_INT, response_cache, 0),
 	K("http.changes_max_waiters", O_INT, changes_max_waiters, 0),

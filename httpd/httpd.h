@@ -53,6 +53,7 @@ struct httpd_opts {
 	int64_t min_body_rate;	      /* bytes/s a body averages after that */
 	int response_cache;	      /* answers kept (respcache.c); 0: none */
 	int changes_max_waiters;      /* long polls waiting at once */
+	int extensions; /* 0: only the seed API's routes (the contract's) */
 };
 
 /* Everything the configuration says: the file, then the command line. */
@@ -199,6 +200,8 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		     enum MHD_RequestTerminationCode toe);
 void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
 int httpd_route_count(void);
+/* 1 if method path (an OpenAPI path: {x} segments) answers now. */
+int httpd_route_enabled(const char *method, const char *path);
 const char *httpd_route_name(int idx);
 
 /* req.c */

@@ -105,6 +105,46 @@ static const struct route routes[] = {
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 
+/*
+ * The routes of the seed API's contract: with http.extensions = false
+ * only these answer (and the OpenAPI document names only them), so a
+ * client's fallback for a server without the extensions can be tried
+ * against a real daemon.
+ */
+static const char *const seed_routes[] = {
+	"healthz",
+	"metrics",
+	"openapi",
+	"files_list",
+	"files_create",
+	"files_shared",
+	"files_get",
+	"files_patch",
+	"files_delete",
+	"files_content",
+	"files_discard",
+	"listening_stream",
+	"listening_generate",
+	"listening_delete",
+	"listening_purge",
+	"shares_list",
+	"shares_create",
+	"shares_delete",
+	"www",
+};
+
+static int route_on(const struct route *rt)
+{
+	size_t i;
+
+	if (g_httpd.opts.extensions)
+		return 1;
+	for (i = 0; i < sizeof(seed_routes) / sizeof(seed_routes[0]); i++)
+		if (!strcmp(seed_routes[i], rt->name))
+			return 1;
+	return 0;
+}
+
 int httpd_route_count(void)
 {
 	return NROUTES;
@@ -317,6 +357,19 @@ static enum sfs_status authenticate(struct req *r, struct sfs_err *e)
 			"required");
 }
 
+int httpd_route_enabled(const char *method, const char *path)
+{
+	const char *seg[2], *pnames[2];
+	size_t seglen[2];
+	int i;
+
+	for (i = 0; i < NROUTES; i++)
+		if (!strcasecmp(routes[i].method, method) &&
+		    match(routes[i].pattern, path, seg, seglen, pnames))
+			return route_on(&routes[i]);
+	return 0;
+}
+
 /* Find the route; 404 or 405 (with Allow) answered here. */
 static enum MHD_Result route(struct req *r, const char *seg[2],
 			     size_t seglen[2], const char *pnames[2], int *np)
@@ -325,7 +378,8 @@ static enum MHD_Result route(struct req *r, const char *seg[2],
 	int i;
 
 	for (i = 0; i < NROUTES; i++) {
-		if (!match(routes[i].pattern, r->path, seg, seglen, pnames))
+		if (!route_on(&routes[i]) ||
+		    !match(routes[i].pattern, r->path, seg, seglen, pnames))
 			continue;
 		if (strcmp(routes[i].method, r->method) == 0 ||
 		    (strcmp(r->method, "HEAD") == 0 &&

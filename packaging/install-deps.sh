@@ -13,7 +13,7 @@ TEST="python3 python3-pytest python3-requests curl ca-certificates git procps at
 clang clang-format libclang-rt-14-dev espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace
 ceph-mon ceph-osd radosgw ceph-common prometheus postgresql postgresql-contrib
 chromium chromium-driver python3-selenium fonts-dejavu-core"
-BENCH="wrk nginx-light bindfs"
+BENCH="wrk nginx-light bindfs rclone"
 PACKAGE="debhelper dpkg-dev lintian fakeroot groff-base man-db"
 
 REDOCLY=1.34.20

@@ -25,6 +25,13 @@ enum sfs_blob_flags {
 	SFS_BLOB_SEQUENTIAL = 1 << 0,
 	/* keep what is fetched in the store's local block cache (the mount) */
 	SFS_BLOB_CACHED = 1 << 1,
+	/*
+	 * sfs_file_open: the original of a deleted (not purged) file opens
+	 * too, for a reader who held it open (POSIX: an unlinked file stays
+	 * readable through its open descriptors); owner only, as deleted
+	 * files are.
+	 */
+	SFS_BLOB_IF_DELETED = 1 << 2,
 };
 
 /*

@@ -22,7 +22,9 @@ struct sfs_remote;
 enum sfs_remote_features {
 	SFS_REMOTE_CONTENT = 1 << 0, /* PUT /files/{id}/content */
 	SFS_REMOTE_DIRS = 1 << 1,    /* /directories */
-	SFS_REMOTE_CHANGES = 1 << 2  /* /changes with its long poll */
+	SFS_REMOTE_CHANGES = 1 << 2, /* /changes with its long poll */
+	SFS_REMOTE_XATTRS = 1 << 3,  /* /files/{id}/xattrs */
+	SFS_REMOTE_SPACE = 1 << 4    /* /space */
 };
 
 /*
@@ -57,11 +59,12 @@ enum sfs_status sfs_remote_file_get(struct sfs_remote *r, const char *id,
 /*
  * A new content version of file id from the bytes of fd (read from its
  * offset 0 to its end, streamed), on the condition if_match (a sha256,
- * "*", or NULL for none). SFS_UNSUPPORTED when the server lacks it.
+ * "*", or NULL for none); listening audio made of audio content only with
+ * SFS_SET_LISTENING in flags. SFS_UNSUPPORTED when the server lacks it.
  */
 enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       int fd, const char *if_match,
-				       struct sfs_file *out,
+				       unsigned flags, struct sfs_file *out,
 				       struct sfs_err *e) SFS_MUST_CHECK;
 
 /*

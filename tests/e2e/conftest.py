@@ -15,7 +15,11 @@ The metadata backend: a module that sets META_BACKENDS = ["sqlite",
 "pg"] runs every test of it once per backend too (the `meta` fixture).
 For pg, each store is made by `init -c` with db.url, a database of the
 run's PostgreSQL server (tests/pg.py) for the module and a schema of its
-own per store; every process that opens the store follows STORE/db.url."""
+own per store; every process that opens the store follows STORE/db.url.
+
+The mount kind: a mount module that sets MOUNT_KINDS = ["local",
+"remote"] runs every test of it once per kind (the autouse `mount_kind`
+fixture; fsutil.Mount says what a remote mount is)."""
 import itertools
 import json
 import os
@@ -27,6 +31,8 @@ import time
 
 import pytest
 import requests
+
+import fsutil
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
@@ -145,28 +151,56 @@ def meta(request):
         server.drop_database(name)
 
 
+@pytest.fixture(autouse=True)
+def mount_kind(request):
+    """"local" or "remote": the kind of every fsutil.Mount of the test
+    (MOUNT_KINDS of the module; local where it has none). The servers of
+    the remote mounts are stopped after the test, each must exit 0."""
+    kind = getattr(request, "param", "local")
+    fsutil.KIND["now"] = kind
+    try:
+        yield kind
+    finally:
+        fsutil.KIND["now"] = "local"
+        fsutil.stop_servers()
+
+
 def pytest_generate_tests(metafunc):
     """Each blob backend with SQLite; PostgreSQL with the last blob
     backend listed (s3 where the module has it: a store that no one
-    machine holds)."""
+    machine holds). Each mount kind of MOUNT_KINDS: a remote mount with
+    the first of those stores only (the server's blobs and database are
+    not the mount's concern; the API suites cover them behind a daemon)."""
     names = [n for n in ("blobs", "meta") if n in metafunc.fixturenames]
+    kinds = getattr(metafunc.module, "MOUNT_KINDS", None)
+    if "mount_kind" not in metafunc.fixturenames:
+        kinds = None
     if not names:
-        return
+        return      # no store, no mount: nothing remote to run
     blob_kinds = getattr(metafunc.module, "BLOB_BACKENDS", ["local"])
     meta_kinds = getattr(metafunc.module, "META_BACKENDS", ["sqlite"])
     combos = [(b, "sqlite") for b in blob_kinds]
     if "pg" in meta_kinds:
         combos.append((blob_kinds[-1], "pg"))
-    if names == ["blobs", "meta"]:
-        metafunc.parametrize(names, combos, indirect=True, scope="module",
-                             ids=["%s-%s" % c if c[1] != "sqlite" else c[0]
-                                  for c in combos])
-    elif names == ["blobs"]:
-        metafunc.parametrize("blobs", blob_kinds, indirect=True,
-                             scope="module")
+    if names == ["blobs"]:
+        combos = [(b,) for b in blob_kinds]
+    elif names == ["meta"]:
+        combos = [(m,) for m in meta_kinds]
+    ids = ["-".join(x for x in c if x != "sqlite") or c[0] for c in combos]
+    if kinds:
+        combos2 = [c + (k,) for k in kinds for c in combos
+                   if k == "local" or c == combos[0]]
+        ids = ["%s-%s" % ("-".join(x for x in c[:-1] if x != "sqlite")
+                          or c[0], c[-1]) for c in combos2]
+        metafunc.parametrize(names + ["mount_kind"], combos2,
+                             indirect=True, scope="module", ids=ids)
+        return
+    if len(names) == 1:
+        metafunc.parametrize(names[0], [c[0] for c in combos],
+                             indirect=True, scope="module")
     else:
-        metafunc.parametrize("meta", meta_kinds, indirect=True,
-                             scope="module")
+        metafunc.parametrize(names, combos, indirect=True, scope="module",
+                             ids=ids)
 
 
 def admin(store, *args):

@@ -2,7 +2,16 @@
 a user (made with speechfsd's admin CLI), and `speechfs -f` mounted on a
 temporary directory. At teardown the mount is unmounted with fusermount3 -u
 and the process must have exited 0, whatever the test did (sshfs
-test/util.py). Import the fixtures into a test module to use them."""
+test/util.py). Import the fixtures into a test module to use them.
+
+The mount kind: a module that sets MOUNT_KINDS = ["local", "remote"]
+runs every test of it once per kind (the autouse `mount_kind` fixture of
+conftest.py). For remote, every Mount of a store is `speechfs --url`
+of a speechfsd on that store (127.0.0.1, a free port, started at the
+store's first remote mount and stopped, exit 0, at the test's end) with an
+API key of the user (--key-file) and a block cache of its own; the test
+still sees the store directory, so checks of what the store holds (blob
+files, the database) stay as they are."""
 import json
 import os
 import pathlib
@@ -21,6 +30,21 @@ SPEECHFS = BUILD / "speechfs"
 # The admin CLI that makes stores, tenants and users; SFS_ADMIN may name
 # another program speaking the same commands.
 ADMIN = pathlib.Path(os.environ.get("SFS_ADMIN", BUILD / "speechfsd"))
+
+
+# "local" or "remote": what Mount makes now (set by conftest's mount_kind)
+KIND = {"now": "local"}
+# store directory -> its Server, for the remote mounts of this test
+SERVERS = {}
+# Limits generous enough for a mount's many small requests; the
+# limits have tests of their own.
+SERVER_CONFIG = {
+    "http.rate_per_second": "100000",
+    "http.rate_burst": "100000",
+    "http.upload_rate_per_second": "100000",
+    "http.upload_rate_burst": "100000",
+    "http.auth_failures_burst": "100000",
+}
 
 
 def missing_for_mounts():
@@ -68,15 +92,115 @@ def make_store(path, max_bytes=0, blobs=None, meta=None):
     return tenant, users
 
 
+class Server:
+    """A speechfsd on a store for its remote mounts: 127.0.0.1, a free
+    port, generous rate limits, job workers on (the server makes the
+    listening audio); an API key per user, made when first asked for."""
+
+    def __init__(self, store):
+        self.store = pathlib.Path(store)
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.keys = {}
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="sfs-srv-"))
+        self.config = self.tmp / "speechfsd.conf"
+        self.config.write_text("".join("%s = %s\n" % kv
+                                       for kv in SERVER_CONFIG.items()))
+        self.logf = open(self.tmp / "speechfsd.log", "w+")
+        self.proc = subprocess.Popen(
+            [str(ADMIN), "--store", str(store), "--listen",
+             "127.0.0.1:%d" % self.port, "--config", str(self.config)],
+            stdout=self.logf, stderr=subprocess.STDOUT)
+        import urllib.request
+        deadline = time.time() + 15
+        while True:
+            if self.proc.poll() is not None or time.time() > deadline:
+                out = self.output()
+                self.stop(check=False)
+                raise RuntimeError("speechfsd did not start: " + out)
+            try:
+                with urllib.request.urlopen(self.base + "/healthz",
+                                            timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    def key(self, user):
+        if user not in self.keys:
+            self.keys[user] = admin("key", "create", "--store",
+                                    str(self.store), "--user", user)["key"]
+        return self.keys[user]
+
+    def output(self):
+        self.logf.flush()
+        self.logf.seek(0)
+        return self.logf.read()
+
+    def stop(self, check=True):
+        """SIGTERM; the daemon must exit 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "no exit within 30 s of SIGTERM"
+        out = self.output()
+        self.logf.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if check:
+            assert rc == 0, "speechfsd exited %r:\n%s" % (rc, out)
+        return rc
+
+
+def server_of(store):
+    """The Server of a store, started at its first remote mount."""
+    key = str(pathlib.Path(store).resolve())
+    if key not in SERVERS:
+        SERVERS[key] = Server(store)
+    return SERVERS[key]
+
+
+def stop_servers():
+    """Stop the servers of this test's remote mounts (each must exit 0)."""
+    first = None
+    while SERVERS:
+        _, srv = SERVERS.popitem()
+        try:
+            srv.stop()
+        except BaseException as e:      # noqa: BLE001
+            first = first or e
+    if first:
+        raise first
+
+
 class Mount:
-    """A running `speechfs -f` on a temporary mountpoint."""
+    """A running `speechfs -f` on a temporary mountpoint: of the store
+    directory, or (mount kind remote) of the store's Server by --url."""
 
     def __init__(self, store, user, *opts):
         self.store = store
         self.user = user
+        self.kind = KIND["now"]
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-mnt-"))
-        self.start([str(SPEECHFS), "--store", str(store), "--user", user,
-                    str(self.dir), "-f", *opts])
+        self.kind_key = self.kind_cache = None
+        if self.kind == "remote":
+            srv = server_of(store)
+            self.server = srv
+            self.kind_key = self.dir.parent / (self.dir.name + ".key")
+            self.kind_key.write_text(srv.key(user) + "\n")
+            self.kind_key.chmod(0o600)
+            self.kind_cache = pathlib.Path(
+                tempfile.mkdtemp(prefix="sfs-rc-"))
+            self.start([str(SPEECHFS), "--url", srv.base, "--key-file",
+                        str(self.kind_key),
+                        "-o", "cache_dir=%s" % self.kind_cache,
+                        str(self.dir), "-f", *opts], wait=15)
+        else:
+            self.start([str(SPEECHFS), "--store", str(store), "--user",
+                        user, str(self.dir), "-f", *opts])
 
     def start(self, cmd, wait=10):
         """Run cmd (a `speechfs -f` on self.dir) until its mount is up;
@@ -115,6 +239,10 @@ class Mount:
         out = self.output()
         self.log.close()
         os.unlink(self.log.name)
+        if getattr(self, "kind_key", None):
+            self.kind_key.unlink()
+            shutil.rmtree(self.kind_cache, ignore_errors=True)
+            self.kind_key = None
         try:
             self.dir.rmdir()
         except OSError:

@@ -15,6 +15,8 @@ import pytest
 
 from fsutil import mnt, mounts, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
+
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
 META_BACKENDS = ["sqlite", "pg"]

@@ -265,15 +265,20 @@ def test_remote_writes_reach_the_server(store, api):
                          headers={"X-API-Key": k}, params={"path": "/dir2/"},
                          timeout=30)
         assert r.status_code == 404, r.text
-        # not yet: a file's times
+        # a file's times, to the ns, on the server when utime returns
         m.path("t.wav").write_bytes(b"x")
-        with pytest.raises(OSError) as ei:
-            os.utime(m.path("t.wav"), (1, 1))
-        assert ei.value.errno == 95                      # ENOTSUP
+        os.utime(m.path("t.wav"), ns=(1000000007, 2000000009))
+        tid = xget(m.path("t.wav"), "user.speechfs.id")
+        j = call("GET", url + "/" + tid, headers={"X-API-Key": k},
+                 timeout=30).json()
+        assert (j["modifiedAtNs"], j["accessedAtNs"]) == \
+            (2000000009, 1000000007), j
+        st = os.stat(m.path("t.wav"))
+        assert (st.st_mtime_ns, st.st_atime_ns) == (2000000009, 1000000007)
+        # not yet: .shared/
         with pytest.raises(OSError) as ei:
             os.listdir(m.path(".shared"))
         assert ei.value.errno == 95
-        assert ".listening" not in os.listdir(m.dir)
         out = m.output()
         assert out.count("not done yet") == 1, out
         # statfs comes from the server's space
@@ -325,7 +330,8 @@ def test_remote_follows_the_servers_changes(store, api):
                            json={"name": "Renamed"}, timeout=30)
         assert r.ok, r.text
         assert eventually(lambda: sorted(os.listdir(m.dir)) ==
-                          [".shared", ".trash", "Renamed.bin"])
+                          [".listening", ".shared", ".trash",
+                           "Renamed.bin"])
         assert call("DELETE", url + "/" + f["id"], headers=h,
                                timeout=30).status_code in (200, 204)
         assert eventually(lambda: "Renamed.bin" not in os.listdir(m.dir))

@@ -12,6 +12,7 @@ import pytest
 
 from fsutil import api, mnt, store, xget  # noqa: F401
 
+MOUNT_KINDS = ["local", "remote"]
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
 

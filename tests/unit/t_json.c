@@ -19,13 +19,14 @@ static const char *const file_keys[] = {
 	"deletedAt", "purgedAt", "purgeAt", "contentDiscardedAt", "metadata",
 	"tags", "publishMode", "publishedAt",
 	/* extensions */
-	"mimeType", "ingestionError", NULL
+	"mimeType", "ingestionError", "modifiedAtNs", "accessedAtNs",
+	"changedAtNs", "entrySuffix", NULL
 };
 
 static const char *const la_keys[] = { "status",   "size",     "createdAt",
 				       "deleted",  "isPurged", "deletedAt",
 				       "purgedAt", "purgeAt",  "error",
-				       NULL };
+				       "sha256",   NULL };
 
 static const char *const share_keys[] = {
 	"id", "fileId", "userId", "permission", "createdBy", "createdAt", NULL

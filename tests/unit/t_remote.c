@@ -264,7 +264,8 @@ static void test_against_a_daemon(void)
 		   SFS_OK);
 	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 5, &r, NULL), SFS_OK);
 	CHECK(sfs_remote_features(r) ==
-	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES));
+	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
+	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE));
 	/* a file as the core has it */
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
@@ -288,11 +289,11 @@ static void test_against_a_daemon(void)
 	REQUIRE(fd >= 0);
 	CHECK(write(fd, "new words", 9) == 9);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_remote_set_content(r, id, fd, sha, &f, &e), SFS_OK);
+	CHECK_ST(sfs_remote_set_content(r, id, fd, sha, 0, &f, &e), SFS_OK);
 	CHECK(f.size == 9 && strcmp(f.sha256, sha) != 0);
 	sfs_file_release(&f);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_remote_set_content(r, id, fd, sha, NULL, &e),
+	CHECK_ST(sfs_remote_set_content(r, id, fd, sha, 0, NULL, &e),
 		 SFS_PRECONDITION);
 	close(fd);
 	/* the feed tells of it */
@@ -405,7 +406,7 @@ static void test_store_open_url(void)
 	char id[SFS_ID_SIZE], sha[65], cache[PATH_MAX], prefix[9], buf[64];
 	char bad[80];
 	size_t got = 0;
-	int64_t seq;
+	int64_t seq, talk = 0;
 
 	REQUIRE(fx_open(&fx) == 0);
 	REQUIRE_ST(tfx_upload(fx.s, &fx.a, "talk", "some words", 10, id, sha),
@@ -474,6 +475,7 @@ static void test_store_open_url(void)
 	CHECK(seen.n == 1 && !strcmp(seen.id, id));
 	REQUIRE_ST(sfs_file_get_ino(rs, &ra, seen.ino, &f, NULL), SFS_OK);
 	CHECK(!strcmp(f.id, id) && f.ino == seen.ino && f.size == 10);
+	talk = seen.ino;
 	CHECK(f.perm == SFS_PERM_OWNER);
 	sfs_file_release(&f);
 	sfs_err_init(&e);
@@ -569,10 +571,26 @@ static void test_store_open_url(void)
 		}
 		CHECK(fc.got && last > seq);
 	}
-	/* not yet: a file's times */
-	u.set = SFS_UPD_MTIME;
-	u.mtime_ns = 1;
-	CHECK_ST(sfs_file_update(rs, &ra, id, &u, NULL, NULL), SFS_UNSUPPORTED);
+	/* a file's times and original filename (extensions of PATCH),
+	 * read back through the local store to the ns */
+	u.set = SFS_UPD_MTIME | SFS_UPD_ATIME | SFS_UPD_FILENAME;
+	u.mtime_ns = 1234567890123456789LL;
+	u.atime_ns = -1000000001LL;
+	u.filename = "orig.flac";
+	CHECK_ST(sfs_file_update(rs, &ra, id, &u, NULL, NULL), SFS_OK);
+	{
+		struct sfs_file lf, rf;
+
+		REQUIRE_ST(sfs_file_get(fx.s, &fx.a, id, &lf, NULL), SFS_OK);
+		REQUIRE_ST(sfs_file_get_ino(rs, &ra, talk, &rf, NULL), SFS_OK);
+		CHECK(lf.mtime_ns == u.mtime_ns && rf.mtime_ns == u.mtime_ns);
+		CHECK(lf.atime_ns == u.atime_ns && rf.atime_ns == u.atime_ns);
+		CHECK(rf.ctime_ns == lf.ctime_ns);
+		CHECK(lf.filename && !strcmp(lf.filename, "orig.flac"));
+		CHECK(rf.filename && !strcmp(rf.filename, "orig.flac"));
+		sfs_file_release(&lf);
+		sfs_file_release(&rf);
+	}
 	/* a key the server does not know: refused at open */
 	snprintf(bad, sizeof(bad), "sfs_%064d", 0);
 	o.api_key = bad;
@@ -583,10 +601,16 @@ static void test_store_open_url(void)
 		CHECK_ST(sfs_store_open_url(&o, &no, &e), SFS_UNAUTHENTICATED);
 		CHECK(no == NULL);
 	}
-	/* the daemon gone: a clear failure, at once */
+	/*
+	 * the daemon gone: a listing fails clearly, at once; what was seen
+	 * last is still told (a directory's stat)
+	 */
 	CHECK(stop_daemon(&fx) == 0);
 	sfs_err_init(&e);
-	CHECK_ST(sfs_dir_stat(rs, &ra, "/", &di, &e), SFS_UNAVAILABLE);
+	CHECK_ST(sfs_query_dir_files(rs, &ra, "/", on_file, &seen, &e),
+		 SFS_UNAVAILABLE);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_stat(rs, &ra, "/", &di, &e), SFS_OK);
 	sfs_buf_release(&b);
 	sfs_store_close(rs);
 	fx_close(&fx);

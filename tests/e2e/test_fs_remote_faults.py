@@ -1,0 +1,353 @@
+"""The remote mount when its server goes away (issue 14, Faults): a real
+speechfsd on 127.0.0.1, killed with SIGKILL (or stopped with SIGSTOP)
+while the mount reads a large file slowly or uploads one, then started
+again on the same port. The mount never hangs: a call in flight fails
+with EIO (or ETIMEDOUT) within its timeout; content already in the block
+cache is still read; the mount answers again once the server is back;
+a close() whose upload was cut says so and the server keeps the old
+content, which the mount then shows; the mount unmounts cleanly and
+exits 0 (no stale mount)."""
+import errno
+import hashlib
+import os
+import pathlib
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from fsutil import ADMIN, admin, eventually, free_port, store  # noqa: F401
+from test_fs_remote import RemoteMount
+
+FILES = "/api/v1/speech-services/files"
+CONFIG = """store = {store}
+listen = 127.0.0.1:{port}
+jobs.enabled = false
+http.rate_per_second = 1000
+http.rate_burst = 1000
+http.upload_rate_per_second = 1000
+http.upload_rate_burst = 1000
+"""
+FAILED = (errno.EIO, errno.ETIMEDOUT)
+
+
+class Daemon:
+    """speechfsd on a fixed port of its own, to be killed and started
+    again on that port."""
+
+    def __init__(self, store_dir, tmp, extra=""):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.conf = tmp / "speechfsd.conf"
+        self.conf.write_text(CONFIG.format(store=store_dir, port=self.port)
+                             + extra)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([str(ADMIN), "--config",
+                                      str(self.conf)],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def up():
+            assert self.proc.poll() is None, "speechfsd exited"
+            try:
+                return requests.get(self.base + "/healthz", timeout=2).ok
+            except requests.RequestException:
+                return False
+        assert eventually(up), "speechfsd did not start"
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self):
+        """SIGTERM: it must exit 0."""
+        if self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "no exit within 30 s of SIGTERM"
+        assert rc == 0, f"speechfsd exited {rc}"
+
+
+@pytest.fixture
+def remote(store, tmp_path):
+    """(daemon, API key of alice, store dir, alice's id)."""
+    d, _, users = store
+    dm = Daemon(d, tmp_path)
+    try:
+        key = admin("key", "create", "--store", str(d), "--user",
+                    users[0])["key"]
+        yield dm, key, d, users[0]
+    finally:
+        dm.stop()
+
+
+def upload(dm, key, data, name):
+    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+                      files={"file": (name + ".bin", data)},
+                      data={"name": name, "path": "/"}, timeout=120)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def server_sha(dm, key, fid):
+    r = requests.get(dm.base + FILES + "/" + fid,
+                     headers={"X-API-Key": key}, timeout=30)
+    assert r.ok, r.text
+    return r.json()["sha256"]
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def read_all(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def drop_pages(path):
+    """Drop the kernel's cached pages of path, so that a read goes to
+    the mount (and its block cache) again."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cached_blocks(cache):
+    """Bytes of complete blocks in the block cache."""
+    n = 0
+    for f in pathlib.Path(cache).rglob("*"):
+        if f.name.endswith(".tmp") or "staging" in f.parts:
+            continue
+        try:
+            if f.is_file():
+                n += f.stat().st_size
+        except FileNotFoundError:
+            pass
+    return n
+
+
+class Background:
+    """fn() on a thread: its result or its exception."""
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.t = threading.Thread(target=self.run, args=(fn,), daemon=True)
+        self.t.start()
+
+    def run(self, fn):
+        try:
+            self.result = fn()
+        except BaseException as e:      # noqa: BLE001
+            self.error = e
+
+    def wait(self, timeout):
+        self.t.join(timeout)
+        assert not self.t.is_alive(), "the call hangs"
+        return self
+
+
+def stop(pid):
+    """SIGSTOP, and wait until every thread of pid is stopped (a thread
+    busy elsewhere stops a moment later)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
+            stat = (t / "stat").read_text()
+            if stat[stat.rindex(")") + 2] not in "Tt":
+                return False
+        return True
+    assert eventually(stopped), "speechfsd does not stop"
+
+
+def upload_in_flight(port):
+    """Bytes waiting unread on speechfsd's end of a connection from the
+    mount (/proc/net/tcp): the mount is sending them, the daemon is not
+    taking them."""
+    best = 0
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        local, state, queues = f[1], f[3], f[4]
+        if int(local.split(":")[1], 16) == port and state == "01":
+            best = max(best, int(queues.split(":")[1], 16))
+    return best
+
+
+def test_killed_mid_read(remote):
+    """SIGKILL while a large file is read slowly: the read fails with
+    EIO, the blocks already fetched are still read, a name never seen
+    fails at once, and after the restart on the same port the whole file
+    reads right (sha256 of the server's)."""
+    dm, key, d, alice = remote
+    big = os.urandom(96 << 20)
+    f = upload(dm, key, big, "big")
+    # 2 MB/s per transfer: a 4 MiB block takes 2 s to come
+    admin("user", "rate", "--store", str(d), "--id", alice,
+          "--download-bps", "2000000")
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        p = m.path("big.bin")
+        got = [0]
+
+        def read():
+            with open(p, "rb") as r:
+                while True:
+                    b = r.read(1 << 20)
+                    if not b:
+                        return got[0]
+                    got[0] += len(b)
+        bg = Background(read)
+        assert eventually(lambda: got[0] >= 4 << 20 or bg.error, 120)
+        assert got[0] < len(big), "read whole before the kill"
+        dm.kill()
+        bg.wait(120)
+        assert isinstance(bg.error, OSError), bg.result
+        assert bg.error.errno in FAILED, bg.error
+        assert "does not answer" in m.output()
+        # what the cache holds is still read, by a new open too
+        assert eventually(lambda: cached_blocks(m.cache) >= 4 << 20)
+        drop_pages(p)
+        with open(p, "rb") as r:
+            assert r.read(4 << 20) == big[:4 << 20]
+        # what is not there fails at once, without hanging
+        for call in (lambda: os.stat(m.path("never-seen.bin")),
+                     lambda: p.read_bytes()):
+            bg = Background(call).wait(60)
+            assert isinstance(bg.error, OSError), bg.result
+            assert bg.error.errno in FAILED, bg.error
+        admin("user", "rate", "--store", str(d), "--id", alice,
+              "--download-bps", "0")
+        dm.start()
+        assert server_sha(dm, key, f["id"]) == sha(big)
+        drop_pages(p)
+        assert read_all(p) == sha(big)
+        assert eventually(lambda: "answers again" in m.output())
+        with pytest.raises(FileNotFoundError):
+            os.stat(m.path("never-seen.bin"))
+    finally:
+        print(m.output())
+        m.stop()
+    assert not os.path.ismount(m.dir)
+
+
+def test_killed_mid_write(remote):
+    """SIGKILL while close() uploads a large new version: close() fails
+    with EIO, the server (started again) still holds the old content and
+    the mount shows that, not the bytes it could not send; writing again
+    then works and the server holds exactly those bytes."""
+    dm, key, _, _ = remote
+    old = b"RIFF old content " * 1000
+    f = upload(dm, key, old, "song")
+    new = os.urandom(64 << 20)
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        p = m.path("song.bin")
+        assert p.read_bytes() == old
+        w = open(p, "wb")
+        w.write(new)
+        w.flush()               # in the mount's stage: nothing sent yet
+        stop(dm.proc.pid)
+        bg = Background(w.close)
+        # the upload is on its way: bytes wait on the daemon's socket
+        assert eventually(lambda: upload_in_flight(dm.port) > 65536, 60)
+        dm.kill()
+        bg.wait(120)
+        assert isinstance(bg.error, OSError), "close() said it wrote"
+        assert bg.error.errno in FAILED, bg.error
+        # with no server, a new file cannot be made
+        bg = Background(lambda: m.path("other.bin").write_bytes(b"x"))
+        bg.wait(60)
+        assert isinstance(bg.error, OSError), bg.result
+        assert bg.error.errno in FAILED, bg.error
+        dm.start()
+        assert server_sha(dm, key, f["id"]) == sha(old)
+        assert eventually(lambda: p.read_bytes() == old)
+
+        def write():
+            # Known defect (1 run in 20): the first PUT after the restart
+            # may get no answer until the daemon's connection_timeout,
+            # then EIO; the mount says so and the next write lands.
+            try:
+                p.write_bytes(new)
+                return True
+            except OSError as e:
+                assert e.errno in FAILED, e
+                assert server_sha(dm, key, f["id"]) == sha(old)
+                return False
+        assert eventually(write, 180)
+        assert server_sha(dm, key, f["id"]) == sha(new)
+        drop_pages(p)
+        assert read_all(p) == sha(new)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+    assert not os.path.ismount(m.dir)
+
+
+def test_stalled_server_times_out(remote):
+    """A server that takes connections but answers nothing (SIGSTOP):
+    each call fails after the mount's timeout instead of hanging, a file
+    read before is still read from the cache, and once the server goes
+    on the mount answers again."""
+    dm, key, _, _ = remote
+    data = os.urandom(5 << 20)
+    upload(dm, key, data, "cached")
+    m = RemoteMount(dm.base, key, "-o", "timeout=5")
+    try:
+        p = m.path("cached.bin")
+        assert p.read_bytes() == data
+        assert eventually(lambda: cached_blocks(m.cache) >= len(data))
+        stop(dm.proc.pid)
+        try:
+            bg = Background(lambda: os.stat(m.path("unknown.bin")))
+            bg.wait(90)
+            assert isinstance(bg.error, OSError), bg.result
+            assert bg.error.errno in FAILED, bg.error
+            drop_pages(p)
+            bg = Background(p.read_bytes).wait(90)
+            assert bg.error is None and bg.result == data, bg.error
+        finally:
+            os.kill(dm.proc.pid, signal.SIGCONT)
+
+        def back():
+            try:
+                os.stat(m.path("unknown.bin"))
+            except FileNotFoundError:
+                return True
+            except OSError:
+                return False
+        assert eventually(back, 60)
+
+        def write():
+            try:
+                m.path("after.bin").write_bytes(b"RIFF after")
+                return True
+            except OSError as e:    # a server slow to commit: again
+                assert e.errno in FAILED, e
+                return False
+        assert eventually(write, 120)
+        r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
+                         params={"name": "after"}, timeout=30)
+        assert [x["size"] for x in r.json()["files"]] == [10]
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+    assert not os.path.ismount(m.dir)
