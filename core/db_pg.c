@@ -424,8 +424,12 @@ static const char pg_schema_v6[] =
 	" la_error " T ","
 	" mtime_ns " I " NOT NULL, ctime_ns " I " NOT NULL,"
 	" entry_suffix " I " NOT NULL DEFAULT 0, atime_ns " I ");"
-	"CREATE INDEX file_dir ON file(owner_id, is_deleted, dir, created_at);"
-	"CREATE INDEX file_created ON file(owner_id, is_deleted, created_at);"
+	/* id last, as SQLite's rowid ends each of its indexes: the pages'
+	 * order (created_at, id) is read from the index, not sorted */
+	"CREATE INDEX file_dir ON file(owner_id, is_deleted, dir, created_at,"
+	" id);"
+	"CREATE INDEX file_created ON file(owner_id, is_deleted, created_at,"
+	" id);"
 	"CREATE INDEX file_dir_name ON file(owner_id, is_deleted, dir,"
 	" lower(name COLLATE \"C\"));"
 	"CREATE INDEX file_sha ON file(owner_id, sha256);"

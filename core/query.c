@@ -217,6 +217,12 @@ static void substring(struct qb *qb, int filename, const char *needle)
 static void tags_filter(struct qb *qb, const struct sfs_query *q,
 			int64_t tenant, int drive)
 {
+	/*
+	 * PostgreSQL would turn a probe into a join of every tagged file
+	 * and sort them all; an OFFSET keeps it a probe per row, walking
+	 * the owner's files in the page's order as chosen above
+	 */
+	const char *probe_end = qb->pg ? " OFFSET 0)" : ")";
 	size_t i;
 
 	if (!q->ntags)
@@ -236,16 +242,19 @@ static void tags_filter(struct qb *qb, const struct sfs_query *q,
 			add(qb, i ? ", ?" : "?");
 			bind_text(qb, q->tags[i]);
 		}
-		add(qb, "))");
+		add(qb, ")");
+		add(qb, drive ? ")" : probe_end);
 		return;
 	}
-	add(qb, " AND t.name = ? COLLATE NOCASE)");
+	add(qb, " AND t.name = ? COLLATE NOCASE");
+	add(qb, drive ? ")" : probe_end);
 	bind_text(qb, q->tags[0]);
 	for (i = 1; i < q->ntags; i++) {
 		add(qb, " AND EXISTS (SELECT 1 FROM file_tag ft"
 			" JOIN tag t ON t.id = ft.tag_id"
 			" WHERE ft.file_id = f.id AND t.tenant_id = ?"
-			" AND t.name = ? COLLATE NOCASE)");
+			" AND t.name = ? COLLATE NOCASE");
+		add(qb, probe_end);
 		bind_int(qb, tenant);
 		bind_text(qb, q->tags[i]);
 	}
