@@ -406,11 +406,12 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
 	/*
 	 * A stall ends a transfer after the timeout (no byte for that
-	 * long), whatever its size; an answer without a body to send must
-	 * also come within twice the timeout. An upload has no bound on
-	 * its whole: a large one on a slow link takes as long as it takes.
-	 * A request given its own bound (the change feed's long poll,
-	 * silent while nothing changes) has only that one.
+	 * long), whatever its size; a request that sends no file's bytes
+	 * must also be answered within twice the timeout. One that sends
+	 * a file (q->fd: a PUT of content, or a form's part) has no bound
+	 * on its whole: a large one on a slow link takes as long as it
+	 * takes. A request given its own bound (the change feed's long
+	 * poll, silent while nothing changes) has only that one.
 	 */
 	if (!q->timeout_s) {
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -432,7 +433,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 			 (long long)(q->off + q->len - 1));
 		curl_easy_setopt(c, CURLOPT_RANGE, range);
 	}
-	if (q->fd >= 0) {
+	if (q->fd >= 0 && !q->form) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, &u);
@@ -451,8 +452,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		part = mime ? curl_mime_addpart(mime) : NULL;
 		curl_mime_name(part, "file");
 		curl_mime_filename(part, q->form_file);
-		if (q->form_content) {
-			u.fd = q->form_fd;
+		if (q->fd >= 0) {
 			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
 					  on_seek, NULL, &u);
 		} else {

@@ -115,10 +115,8 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	};
 	struct sfsi_remote_req q = { .method = "POST",
 				     .path = API "/files",
-				     .fd = -1,
 				     .form = form,
-				     .form_content = 1,
-				     .form_fd = content->fd };
+				     .fd = content->fd };
 	char path[160];
 	enum sfs_status st;
 	off_t size;

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "fixture.h"
+#include "remote_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/buf.h"
@@ -616,6 +618,69 @@ static void test_store_open_url(void)
 	fx_close(&fx);
 }
 
+/* A pipe's writer: 16 chunks of 64 bytes, 200 ms apart (3.2 s). */
+static void *slow_writer(void *arg)
+{
+	int fd = *(int *)arg, i;
+	char chunk[64];
+
+	memset(chunk, 'a', sizeof(chunk));
+	for (i = 0; i < 16; i++) {
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+		if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+			break;
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	return NULL;
+}
+
+/*
+ * A form's file part (the seed-only upload) is a file's bytes sent, as
+ * a PUT of content is: a slow upload that never stalls is not cut at
+ * twice the timeout (1 s here; the upload takes 3.2 s).
+ */
+static void test_slow_form_upload(void)
+{
+	static const char *const form[] = { "name", "slow", "path", "/", NULL };
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = { .method = "POST",
+				     .path = "/api/v1/speech-services/files",
+				     .form = form,
+				     .form_file = "slow.bin",
+				     .size = 16 * 64 };
+	struct sfs_remote *r = NULL;
+	struct sfs_file f;
+	enum sfs_status st;
+	struct sfs_err e;
+	struct fx fx;
+	pthread_t t;
+	int p[2];
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 1, &r, NULL), SFS_OK);
+	REQUIRE(pipe(p) == 0);
+	REQUIRE(pthread_create(&t, NULL, slow_writer, &p[1]) == 0);
+	q.fd = p[0];
+	sfs_err_init(&e);
+	st = sfsi_remote_request(r, &q, &b, &e);
+	CHECK_ST(st, SFS_OK);
+	pthread_join(t, NULL);
+	close(p[0]);
+	if (!st) {
+		CHECK_ST(sfs_remote_file_decode(b.buf, b.len, &f, NULL),
+			 SFS_OK);
+		CHECK(f.size == 16 * 64);
+		sfs_file_release(&f);
+	} else {
+		fprintf(stderr, "  the upload: %s\n", e.message);
+	}
+	sfs_buf_release(&b);
+	sfs_remote_close(r);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -623,5 +688,6 @@ int main(void)
 	RUN(test_base64);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
+	RUN(test_slow_form_upload);
 	return th_report();
 }
