@@ -101,18 +101,24 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
  * file still empty (as this mount makes them) is replaced by a new
  * upload of the bytes under its name and path, then the empty one is
  * purged, and the file's number follows the new id. Other content
- * cannot be replaced there (SFS_UNSUPPORTED: ENOTSUP).
+ * cannot be replaced there (SFS_UNSUPPORTED: ENOTSUP); a deleted file is
+ * SFS_CONFLICT (SFS_R_FILE_DELETED), as a new version of it is locally:
+ * an upload would bring it back to life.
  */
 static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
-				    struct sfs_stage *content,
+				    struct sfs_stage *content, unsigned flags,
 				    struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfs_file old, f;
-	const char *form[] = {
-		"name",	 NULL, "path", NULL, "generateListeningAudio",
-		"false", NULL
-	};
+	struct sfs_err pe;
+	const char *form[] = { "name",
+			       NULL,
+			       "path",
+			       NULL,
+			       "generateListeningAudio",
+			       flags & SFS_SET_LISTENING ? "true" : "false",
+			       NULL };
 	struct sfsi_remote_req q = { .method = "POST",
 				     .path = API "/files",
 				     .form = form,
@@ -126,7 +132,10 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	if (st)
 		return st;
 	size = lseek(content->fd, 0, SEEK_END);
-	if (old.size != 0)
+	if (old.deleted)
+		st = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+			      "the file is deleted");
+	else if (old.size != 0)
 		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
 			      "the server has no content versions extension "
 			      "(PUT /files/{id}/content): only a new, empty "
@@ -146,12 +155,14 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 		f.ino = 0;
 		st = sfsi_remote_file_number(s, &f, e);
 	}
-	if (!st && file_path(id, "?purge=true", path, sizeof(path), e) == 0 &&
-	    send_json(s, "DELETE", path, NULL, NULL, e))
+	/* the new file is in place: the old one's purge failing is a
+	 * leftover to say, not the call's error */
+	sfs_err_init(&pe);
+	if (!st && (file_path(id, "?purge=true", path, sizeof(path), &pe) ||
+		    send_json(s, "DELETE", path, NULL, NULL, &pe)))
 		sfs_warn("remote",
-			 "cannot purge the empty '%s' replaced by '%s'", id,
-			 f.id);
-	sfs_err_init(e);
+			 "cannot purge the empty '%s' replaced by '%s': %s", id,
+			 f.id, pe.message);
 	sfs_file_release(&old);
 	sfs_buf_release(&b);
 	if (!st && out)
@@ -170,7 +181,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	enum sfs_status st;
 
 	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
-		return seed_replace(s, id, content, out, e);
+		return seed_replace(s, id, content, flags, out, e);
 	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
 				    flags, &f, e);
 	if (!st)

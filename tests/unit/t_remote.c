@@ -47,6 +47,7 @@ struct fx {
 	struct sfs_actor a, x;
 	char key_a[SFS_API_KEY_SIZE], key_x[SFS_API_KEY_SIZE];
 	char url[64];
+	const char *conf; /* settings of the daemon's config file, or NULL */
 	pid_t pid;
 };
 
@@ -80,15 +81,24 @@ static int daemon_path(char *out, size_t size)
 
 static int start_daemon(struct fx *f)
 {
-	char bin[PATH_MAX], listen[32], log[PATH_MAX];
+	char bin[PATH_MAX], listen[32], log[PATH_MAX], conf[PATH_MAX];
 	struct sfs_remote *r = NULL;
 	int port = free_port(), fd, i;
+	FILE *c;
 
 	if (port < 0 || daemon_path(bin, sizeof(bin)))
 		return -1;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(f->url, sizeof(f->url), "http://%s", listen);
 	snprintf(log, sizeof(log), "%s/daemon.log", f->dir);
+	snprintf(conf, sizeof(conf), "%s/speechfsd.conf", f->dir);
+	c = fopen(conf, "w");
+	if (!c)
+		return -1;
+	fprintf(c, "store = %s\nlisten = %s\n%s", f->dir, listen,
+		f->conf ? f->conf : "");
+	if (fclose(c))
+		return -1;
 	f->pid = fork();
 	if (f->pid < 0)
 		return -1;
@@ -98,8 +108,7 @@ static int start_daemon(struct fx *f)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(bin, bin, "--store", f->dir, "--listen", listen,
-		      (char *)NULL);
+		execl(bin, bin, "--config", conf, (char *)NULL);
 		_exit(127);
 	}
 	/* up when it answers: at most 15 s */
@@ -142,11 +151,13 @@ static int stop_daemon(struct fx *f)
 	return -1;
 }
 
-static int fx_open(struct fx *f)
+/* A store and a daemon of it with these settings (conf: NULL, none). */
+static int fx_open_conf(struct fx *f, const char *conf)
 {
 	char kid[SFS_ID_SIZE];
 
 	memset(f, 0, sizeof(*f));
+	f->conf = conf;
 	if (tfx_store(&f->dir, &f->s, NULL))
 		return -1;
 	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
@@ -160,6 +171,18 @@ static int fx_open(struct fx *f)
 		return -1;
 	return start_daemon(f);
 }
+
+static int fx_open(struct fx *f)
+{
+	return fx_open_conf(f, NULL);
+}
+
+/* A daemon of the seed's API only, whose rate limit no test meets. */
+#define SEED_CONF                                                              \
+	"http.extensions = false\n"                                            \
+	"http.rate_per_second = 1000\nhttp.rate_burst = 1000\n"                \
+	"http.upload_rate_per_second = 1000\n"                                 \
+	"http.upload_rate_burst = 1000\n"
 
 static void fx_close(struct fx *f)
 {
@@ -681,6 +704,116 @@ static void test_slow_form_upload(void)
 	fx_close(&fx);
 }
 
+/* A remote store of fx's daemon as alice, its actor in *ra. */
+static struct sfs_store *open_url(struct fx *fx, struct sfs_actor *ra)
+{
+	struct sfs_remote_opts o = { 0 };
+	struct sfs_store *rs = NULL;
+	char cache[PATH_MAX];
+
+	snprintf(cache, sizeof(cache), "%s/cache", fx->dir);
+	o.url = fx->url;
+	o.api_key = fx->key_a;
+	o.timeout_s = 5;
+	o.cache_dir = cache;
+	o.cache_bytes = -1;
+	if (sfs_store_open_url(&o, &rs, NULL) ||
+	    sfs_auth_user(rs, NULL, SFS_SCOPE_ALL, ra, NULL)) {
+		sfs_store_close(rs);
+		return NULL;
+	}
+	return rs;
+}
+
+/* An empty file `name` at "/" made through rs; its id into id. */
+static enum sfs_status make_empty(struct sfs_store *rs,
+				  const struct sfs_actor *ra, const char *name,
+				  char *id, int64_t *ino)
+{
+	struct sfs_file_spec spec = { .name = name, .path = "/" };
+	struct sfs_file f;
+	enum sfs_status st = sfs_file_create(rs, ra, &spec, NULL, &f, NULL);
+
+	if (!st) {
+		sfs_strlcpy(id, f.id, SFS_ID_SIZE);
+		if (ino)
+			*ino = f.ino;
+		sfs_file_release(&f);
+	}
+	return st;
+}
+
+/* Content through rs (the seed-only upload, its new id into id). */
+static enum sfs_status put_bytes(struct sfs_store *rs,
+				 const struct sfs_actor *ra, char *id,
+				 const char *bytes, unsigned flags,
+				 struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_stage *st = tfx_stage(rs, bytes, strlen(bytes));
+	enum sfs_status ret;
+
+	if (!st)
+		return SFS_IO;
+	ret = sfs_file_set_content(rs, ra, id, st, flags, out, e);
+	if (!ret && out)
+		sfs_strlcpy(id, out->id, SFS_ID_SIZE);
+	sfs_stage_free(st);
+	return ret;
+}
+
+/*
+ * New content on a server of the seed's API only (an upload replacing
+ * the empty file): a deleted file is a conflict, not brought back; a
+ * refusal keeps its message; listening audio is asked for as flags say.
+ */
+static void test_seed_content(void)
+{
+	struct sfs_store *rs;
+	struct sfs_actor ra;
+	struct sfs_file f, lf;
+	struct sfs_err e;
+	struct fx fx;
+	char gone[SFS_ID_SIZE], full[SFS_ID_SIZE], la[SFS_ID_SIZE];
+
+	REQUIRE(fx_open_conf(&fx, SEED_CONF) == 0);
+	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
+	CHECK(sfs_store_is_remote(rs));
+	/* an upload after an unlink: the trashed file stays as it is */
+	REQUIRE_ST(make_empty(rs, &ra, "gone", gone, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(rs, &ra, gone, 0, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(put_bytes(rs, &ra, gone, "RIFF late", 0, NULL, &e),
+		 SFS_CONFLICT);
+	CHECK(e.reason == SFS_R_FILE_DELETED);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, gone, &lf, NULL), SFS_OK);
+	CHECK(lf.deleted && !lf.purged);
+	sfs_file_release(&lf);
+	CHECK(tfx_sql_int(fx.s, "SELECT count(*) FROM file "
+				"WHERE name = 'gone'") == 1);
+	/* a file with content: refused, and the refusal says why */
+	REQUIRE_ST(make_empty(rs, &ra, "full", full, NULL), SFS_OK);
+	REQUIRE_ST(put_bytes(rs, &ra, full, "RIFF some", 0, &f, NULL), SFS_OK);
+	CHECK(f.size == 9 && f.la.status == SFS_JS_NONE);
+	sfs_file_release(&f);
+	sfs_err_init(&e);
+	CHECK_ST(put_bytes(rs, &ra, full, "RIFF more", 0, NULL, &e),
+		 SFS_UNSUPPORTED);
+	CHECK(e.status == SFS_UNSUPPORTED &&
+	      strstr(e.message, "content versions"));
+	/* listening audio when asked */
+	REQUIRE_ST(make_empty(rs, &ra, "la", la, NULL), SFS_OK);
+	REQUIRE_ST(put_bytes(rs, &ra, la, "RIFF talk", SFS_SET_LISTENING, &f,
+			     NULL),
+		   SFS_OK);
+	CHECK(f.la.status != SFS_JS_NONE);
+	sfs_file_release(&f);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, la, &lf, NULL), SFS_OK);
+	CHECK(lf.la.status != SFS_JS_NONE);
+	sfs_file_release(&lf);
+	sfs_store_close(rs);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -689,5 +822,6 @@ int main(void)
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
+	RUN(test_seed_content);
 	return th_report();
 }
