@@ -81,6 +81,7 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	struct sfsi_remote_req q = {
 		.method = "POST", .path = API "/files", .fd = -1, .form = form
 	};
+	struct sfs_file full;
 	enum sfs_status st;
 
 	sfs_file_init(out);
@@ -91,8 +92,14 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	if (!st)
 		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
 	sfs_buf_release(&b);
+	/* the file answered is the one with the content: on a seed-only
+	 * server a new one, the empty one purged */
 	if (!st && content)
-		st = sfsi_remote_set_content(s, out->id, content, 0, NULL, e);
+		st = sfsi_remote_set_content(s, out->id, content, 0, &full, e);
+	if (!st && content) {
+		sfs_file_release(out);
+		*out = full;
+	}
 	return st;
 }
 

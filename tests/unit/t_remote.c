@@ -800,6 +800,21 @@ static void test_seed_content(void)
 		 SFS_UNSUPPORTED);
 	CHECK(e.status == SFS_UNSUPPORTED &&
 	      strstr(e.message, "content versions"));
+	/* a file made with its content: the one answered is the live one */
+	{
+		struct sfs_file_spec spec = { .name = "made", .path = "/" };
+		struct sfs_stage *stage = tfx_stage(rs, "RIFF made", 9);
+
+		REQUIRE(stage != NULL);
+		REQUIRE_ST(sfs_file_create(rs, &ra, &spec, stage, &f, NULL),
+			   SFS_OK);
+		sfs_stage_free(stage);
+		CHECK(f.size == 9);
+		REQUIRE_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		CHECK(!lf.deleted && !lf.purged && lf.size == 9);
+		sfs_file_release(&lf);
+		sfs_file_release(&f);
+	}
 	/* listening audio when asked */
 	REQUIRE_ST(make_empty(rs, &ra, "la", la, NULL), SFS_OK);
 	REQUIRE_ST(put_bytes(rs, &ra, la, "RIFF talk", SFS_SET_LISTENING, &f,
