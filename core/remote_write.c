@@ -338,45 +338,45 @@ enum sfs_status sfsi_remote_listening_generate(struct sfs_store *s,
 
 /*
  * rename(2) of a file: one PATCH with the extension's replaceFileId and
- * restore, one transaction on the server (sfs_file_rename there).
+ * restore, one transaction on the server (sfs_file_rename there). A
+ * seed-only server has neither: the replaced file's delete and the move
+ * are two requests there, and the PATCH's body is made (and refused
+ * when it needs an extension) before any of them, so a refused rename
+ * deletes nothing. Restoring from the trash is no seed route
+ * (SFS_UNSUPPORTED).
  */
 enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
 					const char *replace_id, unsigned flags,
 					struct sfs_file *out, struct sfs_err *e)
 {
+	int ext = !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT);
 	char path[160];
-	enum sfs_status st = SFS_OK;
-
-	json_t *j;
+	enum sfs_status st;
+	json_t *j = NULL;
 
 	if (out)
 		sfs_file_init(out);
-	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT)) {
-		/* a seed-only server: restore, the replaced file's delete
-		 * and the move are separate requests there */
-		if (flags & SFS_RENAME_RESTORE) {
-			st = file_path(id, "/restore", path, sizeof(path), e);
-			if (!st)
-				st = send_json(s, "POST", path, NULL, NULL, e);
-		}
-		if (!st && replace_id)
-			st = sfsi_remote_file_delete(s, replace_id, 0, e);
-		if (!st)
-			st = sfsi_remote_file_update(s, id, u, out, e);
-		return st;
-	}
+	if (!ext && (flags & SFS_RENAME_RESTORE))
+		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				"the server has no restore extension (POST "
+				"/files/{id}/restore): a file in the trash "
+				"cannot be moved out");
 	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
-				 &j, e);
-	if (!st && replace_id)
+		st = update_json(u, ext, &j, e);
+	if (!st && ext && replace_id)
 		json_object_set_new(j, "replaceFileId",
 				    json_string(replace_id));
 	if (!st && (flags & SFS_RENAME_RESTORE))
 		json_object_set_new(j, "restore", json_true());
-	if (!st)
+	if (!st && !ext && replace_id)
+		st = sfsi_remote_file_delete(s, replace_id, 0, e);
+	if (!st) {
 		st = send_json(s, "PATCH", path, j, out, e);
+		j = NULL; /* stolen */
+	}
+	json_decref(j);
 	return st;
 }
 

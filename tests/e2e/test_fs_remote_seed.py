@@ -127,3 +127,26 @@ def test_mount_without_extensions(seed):
         print(m.output())       # shown when the test fails
         m.stop()
     assert not os.path.ismount(m.dir)
+
+
+def test_seed_rename_needing_an_extension_keeps_the_target(seed):
+    """An editor's save (.x.wav.tmp -> x.wav) changes the extension,
+    which only the extensions' PATCH carries: ENOTSUP, and x.wav is
+    neither trashed nor changed."""
+    dm, key = seed
+    m = RemoteMount(dm.base, key)
+    try:
+        m.path("x.wav").write_bytes(b"RIFF first")
+        m.path(".x.wav.tmp").write_bytes(b"RIFF second")
+        with pytest.raises(OSError) as ei:
+            os.rename(m.path(".x.wav.tmp"), m.path("x.wav"))
+        assert ei.value.errno == errno.ENOTSUP, ei.value
+        assert m.path("x.wav").read_bytes() == b"RIFF first"
+        assert m.path(".x.wav.tmp").read_bytes() == b"RIFF second"
+        # in the trash: only the empty files the uploads replaced
+        assert all(f["isPurged"] for f in files(dm, key, isDeleted="true"))
+        (x,) = [f for f in files(dm, key) if f["name"] == "x"]
+        assert x["size"] == len(b"RIFF first")
+    finally:
+        print(m.output())
+        m.stop()

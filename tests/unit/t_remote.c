@@ -829,6 +829,54 @@ static void test_seed_content(void)
 	fx_close(&fx);
 }
 
+/*
+ * rename(2) on a server of the seed's API only: one that needs an
+ * extension (the original filename, restore from the trash) is refused
+ * before any request, so the file it would replace is not deleted.
+ */
+static void test_seed_rename(void)
+{
+	struct sfs_file_update u = { 0 };
+	struct sfs_store *rs;
+	struct sfs_actor ra;
+	struct sfs_file lf;
+	struct sfs_err e;
+	struct fx fx;
+	char x[SFS_ID_SIZE], tmp[SFS_ID_SIZE];
+
+	REQUIRE(fx_open_conf(&fx, SEED_CONF) == 0);
+	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
+	REQUIRE_ST(make_empty(rs, &ra, "x", x, NULL), SFS_OK);
+	REQUIRE_ST(make_empty(rs, &ra, ".x", tmp, NULL), SFS_OK);
+	/* the editor's .x.wav.tmp -> x.wav: the extension changes */
+	u.set = SFS_UPD_NAME | SFS_UPD_FILENAME;
+	u.name = "x";
+	u.filename = "x.wav";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_rename(rs, &ra, tmp, &u, x, 0, NULL, &e),
+		 SFS_UNSUPPORTED);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, x, &lf, NULL), SFS_OK);
+	CHECK(!lf.deleted);
+	sfs_file_release(&lf);
+	/* a plain rename onto it still goes: the target trashed, moved */
+	u.set = SFS_UPD_NAME;
+	CHECK_ST(sfs_file_rename(rs, &ra, tmp, &u, x, 0, NULL, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, x, &lf, NULL), SFS_OK);
+	CHECK(lf.deleted);
+	sfs_file_release(&lf);
+	/* out of the trash: no seed route, refused as such */
+	sfs_err_init(&e);
+	u.name = "back";
+	CHECK_ST(sfs_file_rename(rs, &ra, x, &u, NULL, SFS_RENAME_RESTORE, NULL,
+				 &e),
+		 SFS_UNSUPPORTED);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, x, &lf, NULL), SFS_OK);
+	CHECK(lf.deleted && !strcmp(lf.name, "x"));
+	sfs_file_release(&lf);
+	sfs_store_close(rs);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -838,5 +886,6 @@ int main(void)
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
 	RUN(test_seed_content);
+	RUN(test_seed_rename);
 	return th_report();
 }
