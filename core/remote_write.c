@@ -155,11 +155,11 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	q.size = size;
 	if (!st)
 		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	/* decoded, not numbered: the new id takes the old one's number */
 	if (!st)
-		st = sfsi_remote_file_json(s, b.buf, b.len, &f, e);
+		st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	if (!st) {
 		sfsi_remote_renumber(s, id, f.id);
-		f.ino = 0;
 		st = sfsi_remote_file_number(s, &f, e);
 	}
 	/* the new file is in place: the old one's purge failing is a

@@ -815,6 +815,22 @@ static void test_seed_content(void)
 		sfs_file_release(&lf);
 		sfs_file_release(&f);
 	}
+	/* the new id keeps the empty file's number; none is spent on it */
+	{
+		char a[SFS_ID_SIZE], b[SFS_ID_SIZE];
+		int64_t ia = 0, ib = 0;
+
+		REQUIRE_ST(make_empty(rs, &ra, "a", a, &ia), SFS_OK);
+		REQUIRE_ST(put_bytes(rs, &ra, a, "RIFF a", 0, &f, NULL),
+			   SFS_OK);
+		CHECK(f.ino == ia && strcmp(f.id, a) == 0);
+		sfs_file_release(&f);
+		REQUIRE_ST(make_empty(rs, &ra, "b", b, &ib), SFS_OK);
+		CHECK(ib == ia + 1);
+		REQUIRE_ST(sfs_file_get_ino(rs, &ra, ia, &f, NULL), SFS_OK);
+		CHECK(!strcmp(f.id, a) && f.size == 6);
+		sfs_file_release(&f);
+	}
 	/* listening audio when asked */
 	REQUIRE_ST(make_empty(rs, &ra, "la", la, NULL), SFS_OK);
 	REQUIRE_ST(put_bytes(rs, &ra, la, "RIFF talk", SFS_SET_LISTENING, &f,
