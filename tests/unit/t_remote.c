@@ -893,11 +893,165 @@ static void test_seed_rename(void)
 	fx_close(&fx);
 }
 
+/* A stand-in server: its answer to the OpenAPI document, the rest fixed. */
+struct fake {
+	int fd;
+	int doc_status; /* of GET /api/v1/openapi.json */
+	const char *doc;
+	int no_files;	  /* the seed's GET /files answers 404 too */
+	char asked[1024]; /* the request lines, one a line */
+	int stop;
+};
+
+static void fake_answer(int c, int status, const char *body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, strlen(body));
+
+	if (write(c, head, (size_t)n) != n ||
+	    write(c, body, strlen(body)) != (ssize_t)strlen(body))
+		return;
+}
+
+/* The request's head (up to its blank line), NUL-ended; 0 when it came. */
+static int fake_read_head(int c, char *req, size_t size)
+{
+	struct pollfd p = { .fd = c, .events = POLLIN };
+	size_t have = 0;
+	ssize_t got;
+
+	req[0] = '\0';
+	while (!strstr(req, "\r\n\r\n")) {
+		if (have + 1 >= size || poll(&p, 1, 5000) != 1)
+			return -1;
+		got = read(c, req + have, size - 1 - have);
+		if (got <= 0)
+			return -1;
+		have += (size_t)got;
+		req[have] = '\0';
+	}
+	return 0;
+}
+
+#define DOC "GET /api/v1/openapi.json "
+#define FILES_PAGE "GET /api/v1/speech-services/files?"
+
+static void *fake_serve(void *arg)
+{
+	static const char nf[] = "{\"status_code\":404,\"error_type\":"
+				 "\"not_found\",\"message\":\"no such "
+				 "endpoint\"}";
+	struct fake *f = arg;
+	struct pollfd p = { .fd = f->fd, .events = POLLIN };
+	char req[4096];
+	size_t used;
+	int c;
+
+	while (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST)) {
+		if (poll(&p, 1, 100) != 1 ||
+		    (c = accept(f->fd, NULL, NULL)) < 0)
+			continue;
+		if (fake_read_head(c, req, sizeof(req))) {
+			close(c);
+			continue;
+		}
+		req[strcspn(req, "\r")] = '\0';
+		used = strlen(f->asked);
+		snprintf(f->asked + used, sizeof(f->asked) - used, "%.200s\n",
+			 req);
+		if (!strncmp(req, DOC, strlen(DOC)))
+			fake_answer(c, f->doc_status, f->doc);
+		else if (!f->no_files &&
+			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)))
+			fake_answer(c, 200,
+				    "{\"files\":[],\"page\":0,\"size\":1,"
+				    "\"totalElements\":0,\"totalPages\":0}");
+		else
+			fake_answer(c, 404, nf);
+		close(c);
+	}
+	return NULL;
+}
+
+/*
+ * The server's features at open: no OpenAPI document (404) is a server
+ * of the seed's API only, checked without /healthz (no seed route); a
+ * document that cannot be read or is none fails the open.
+ */
+static void test_features_of_the_document(void)
+{
+	static const struct {
+		int status;
+		const char *doc;
+		enum sfs_status want;
+		int no_files;
+	} cases[] = {
+		{ 404, "{\"status_code\":404,\"error_type\":\"not_found\"}",
+		  SFS_OK, 0 },
+		{ 200, "<html>not json</html>", SFS_IO, 0 },
+		{ 200, "{\"openapi\":\"3.1.0\"}", SFS_IO, 0 },
+		{ 500, "{\"status_code\":500,\"error_type\":\"internal\"}",
+		  SFS_IO, 0 },
+		{ 503, "{\"status_code\":503,\"error_type\":\"x\"}",
+		  SFS_UNAVAILABLE, 0 },
+		/* no seed API there at all: not taken for a seed-only one */
+		{ 404, "{\"status_code\":404}", SFS_NOT_FOUND, 1 },
+	};
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	struct sfs_remote *r;
+	struct sfs_err e;
+	char url[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake f = { .doc_status = cases[i].status,
+				  .doc = cases[i].doc,
+				  .no_files = cases[i].no_files };
+		pthread_t t;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = 0;
+		f.fd = socket(AF_INET, SOCK_STREAM, 0);
+		REQUIRE(f.fd >= 0 &&
+			!bind(f.fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+			!listen(f.fd, 8) &&
+			!getsockname(f.fd, (struct sockaddr *)&sa, &len));
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d",
+			 ntohs(sa.sin_port));
+		REQUIRE(pthread_create(&t, NULL, fake_serve, &f) == 0);
+		r = NULL;
+		sfs_err_init(&e);
+		CHECK_ST(sfs_remote_open(url, "sfs_key", 5, &r, &e),
+			 cases[i].want);
+		if (cases[i].want == SFS_OK) {
+			CHECK(r && sfs_remote_features(r) == 0);
+		} else if (cases[i].no_files) {
+			CHECK(r == NULL && e.message[0]);
+		} else {
+			CHECK(r == NULL && strstr(e.message, "OpenAPI"));
+		}
+		sfs_remote_close(r);
+		__atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST);
+		pthread_join(t, NULL);
+		close(f.fd);
+		CHECK(strstr(f.asked, "GET /api/v1/speech-services/files?") &&
+		      !strstr(f.asked, "/healthz"));
+		/* the document is asked only of a server that has the seed's */
+		CHECK((strstr(f.asked, "openapi") == NULL) ==
+		      cases[i].no_files);
+	}
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_status_of_answers);
 	RUN(test_base64);
+	RUN(test_features_of_the_document);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
