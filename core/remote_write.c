@@ -96,7 +96,9 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	 * server a new one, the empty one purged */
 	if (!st && content)
 		st = sfsi_remote_set_content(s, out->id, content, 0, &full, e);
-	if (!st && content) {
+	if (st)
+		sfs_file_release(out); /* the caller gets no file */
+	else if (content) {
 		sfs_file_release(out);
 		*out = full;
 	}

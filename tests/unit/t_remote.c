@@ -790,6 +790,26 @@ static void test_seed_content(void)
 	sfs_file_release(&lf);
 	CHECK(tfx_sql_int(fx.s, "SELECT count(*) FROM file "
 				"WHERE name = 'gone'") == 1);
+	/* a purged one: the local core's own answer, nothing made */
+	{
+		struct sfs_stage *stage = tfx_stage(fx.s, "RIFF x", 6);
+		struct sfs_err le;
+		enum sfs_status want;
+
+		REQUIRE(stage != NULL);
+		REQUIRE_ST(make_empty(rs, &ra, "purged", gone, NULL), SFS_OK);
+		REQUIRE_ST(sfs_file_delete(fx.s, &fx.a, gone, 1, NULL), SFS_OK);
+		sfs_err_init(&le);
+		want = sfs_file_set_content(fx.s, &fx.a, gone, stage, 0, NULL,
+					    &le);
+		sfs_stage_free(stage);
+		CHECK(want != SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(put_bytes(rs, &ra, gone, "RIFF x", 0, NULL, &e), want);
+		CHECK(e.reason == le.reason);
+		CHECK(tfx_sql_int(fx.s, "SELECT count(*) FROM file "
+					"WHERE name = 'purged'") == 1);
+	}
 	/* a file with content: refused, and the refusal says why */
 	REQUIRE_ST(make_empty(rs, &ra, "full", full, NULL), SFS_OK);
 	REQUIRE_ST(put_bytes(rs, &ra, full, "RIFF some", 0, &f, NULL), SFS_OK);
