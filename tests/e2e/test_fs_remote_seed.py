@@ -6,16 +6,36 @@ mount time, in one line, which features are off; it still lists (the
 directories are what the files' paths show), reads, uploads new files
 and edits attributes; what needs an extension fails with ENOTSUP."""
 import errno
+import json
 import os
+import uuid
 
 import pytest
 import requests
 
+from conftest import ROOT
 from fsutil import admin, store  # noqa: F401
 from test_fs_remote import RemoteMount, tree
 from test_fs_remote_faults import FILES, Daemon, upload
 
 EXT = "/api/v1/speech-services"
+# The seed API contract's operations, and the daemon's own (no credentials)
+SEED_OPS = {("get", FILES), ("post", FILES),
+            ("get", FILES + "/shared-with-me"),
+            ("get", FILES + "/{id}"), ("patch", FILES + "/{id}"),
+            ("delete", FILES + "/{id}"),
+            ("get", FILES + "/{id}/content"),
+            ("post", FILES + "/{id}/discard-content"),
+            ("get", FILES + "/{id}/listening-audio/stream"),
+            ("post", FILES + "/{id}/listening-audio/generate"),
+            ("delete", FILES + "/{id}/listening-audio"),
+            ("post", FILES + "/{id}/listening-audio/purge"),
+            ("get", FILES + "/{fileId}/shares"),
+            ("post", FILES + "/{fileId}/shares"),
+            ("delete", FILES + "/{fileId}/shares/{shareId}")}
+OWN_OPS = {("get", "/healthz"), ("get", "/metrics"),
+           ("get", "/api/v1/openapi.json")}
+METHODS = ("get", "put", "post", "patch", "delete")
 
 
 @pytest.fixture
@@ -58,6 +78,69 @@ def test_server_offers_the_seed_only(seed):
     r = requests.put(dm.base + FILES + "/" + f["id"] + "/content",
                      headers=h, data=b"RIFF other", timeout=30)
     assert r.status_code == 405 and r.headers["Allow"] == "GET", r.text
+    assert requests.get(dm.base + FILES + "/" + f["id"] + "/content",
+                        headers=h, timeout=30).content == b"RIFF seed"
+
+
+def operations(doc):
+    return {(m, p) for p, ops in doc["paths"].items() for m in ops
+            if m in METHODS}
+
+
+def call(dm, method, url, h):
+    """method on url; an empty JSON object for the methods with a body."""
+    body = {} if method in ("put", "post", "patch") else None
+    return requests.request(method.upper(), dm.base + url, headers=h,
+                            json=body, timeout=30)
+
+
+def test_extension_routes_answer_as_absent(seed):
+    """The document served names the seed's and the daemon's own
+    operations, no other; every other operation of the whole document
+    (httpd/openapi.json) answers as a route that does not exist (404
+    not_found, or 405 with an Allow that names only the seed's methods),
+    each seed operation is routed (an answer of its own, never the
+    router's 404/405). The document is made once: byte-identical each
+    time, never cached by the client."""
+    dm, key = seed
+    h = {"X-API-Key": key}
+    whole = json.loads((ROOT / "httpd" / "openapi.json").read_text())
+    first = requests.get(dm.base + "/api/v1/openapi.json", timeout=30)
+    assert first.status_code == 200, first.text
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.headers["Cache-Control"] == "no-store"
+    assert operations(first.json()) == SEED_OPS | OWN_OPS
+    for _ in range(3):
+        again = requests.get(dm.base + "/api/v1/openapi.json", timeout=30)
+        assert again.content == first.content
+    f = upload(dm, key, b"RIFF seed", "s")
+    ids = {"{id}": f["id"], "{fileId}": f["id"],
+           "{shareId}": str(uuid.uuid4())}
+    ext = operations(whole) - SEED_OPS - OWN_OPS
+    assert len(ext) >= 15, ext
+    for method, path in sorted(ext):
+        url = path
+        for k, v in ids.items():
+            url = url.replace(k, v)
+        r = call(dm, method, url, h)
+        assert r.status_code in (404, 405), (method, path, r.text)
+        if r.status_code == 404:
+            assert r.json()["error_type"] == "not_found", (method, path)
+        else:
+            allowed = {m.strip().lower()
+                       for m in r.headers["Allow"].split(",")}
+            assert {(m, path) for m in allowed} <= SEED_OPS, \
+                (method, path, allowed)
+    # the seed's own: routed (a random id is the file's 404, not the
+    # router's), and nothing of the uploaded file touched
+    none = str(uuid.uuid4())
+    for method, path in sorted(SEED_OPS):
+        url = path.replace("{id}", none).replace("{fileId}", none) \
+            .replace("{shareId}", none)
+        r = call(dm, method, url, h)
+        assert r.status_code != 405, (method, path, r.text)
+        assert r.status_code != 404 or \
+            r.json()["error_type"] != "not_found", (method, path, r.text)
     assert requests.get(dm.base + FILES + "/" + f["id"] + "/content",
                         headers=h, timeout=30).content == b"RIFF seed"
 
