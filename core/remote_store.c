@@ -1245,8 +1245,13 @@ static void features_off(const char *url, unsigned f, int no_feed)
 	OFF(!(f & SFS_REMOTE_CONTENT),
 	    "content versions (a new file is uploaded whole at close, "
 	    "rewriting a file is ENOTSUP)");
+	/* the PATCH fields and restore come with the same extensions */
+	OFF(!(f & SFS_REMOTE_CONTENT),
+	    "file times, original filenames and restore (touch, a rename "
+	    "that changes a file's extension and moving one out of .trash "
+	    "are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_DIRS),
-	    "directories (they are what file paths show; mkdir, rmdir and "
+	    "directories (they are what file paths show: mkdir, rmdir and "
 	    "renaming one are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");
