@@ -106,6 +106,40 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 }
 
 /*
+ * The stage's file holds all its bytes, and no thread of the stage's
+ * writes to it any more: a stage written in order past a few MiB is
+ * written by a pipeline (stage.c) whose writer thread appends at the
+ * file's offset, and keeps its last partial chunk in memory until the
+ * stage is hashed. Uploading straight from the file raced with that
+ * thread: the upload's length came from the file's end while chunks were
+ * still on their way, the rewind to 0 moved the offset the writer
+ * appends at, and the tail never reached the file (the server got fewer
+ * bytes than the upload announced and waited for the rest until its
+ * idle timeout; or it got a short file).
+ */
+static enum sfs_status settle(struct sfs_stage *content, struct sfs_err *e)
+{
+	return sfsi_stage_hash(content, e);
+}
+
+/* The server holds what the stage holds (sha256 and size), or SFS_IO. */
+static enum sfs_status check_sent(struct sfs_stage *content,
+				  const struct sfs_file *f, struct sfs_err *e)
+{
+	const char *sha = sfs_stage_sha256(content);
+
+	if (sha && f->sha256[0] &&
+	    (strcmp(sha, f->sha256) || f->size != sfs_stage_size(content)))
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the server holds other bytes than were sent "
+				"for '%s' (sha256 %s, %lld bytes; sent %s, "
+				"%lld bytes)",
+				f->id, f->sha256, (long long)f->size, sha,
+				(long long)sfs_stage_size(content));
+	return SFS_OK;
+}
+
+/*
  * Content without PUT …/content (a server of the seed's API only): a
  * file still empty (as this mount makes them) is replaced by a new
  * upload of the bytes under its name and path, then the empty one is
@@ -137,6 +171,9 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	off_t size;
 
 	sfs_file_init(&f);
+	st = settle(content, e);
+	if (st)
+		return st;
 	st = sfs_remote_file_get(sfsi_remote_of(s), id, &old, e);
 	if (st)
 		return st;
@@ -160,6 +197,8 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	/* decoded, not numbered: the new id takes the old one's number */
 	if (!st)
 		st = sfs_remote_file_decode(b.buf, b.len, &f, e);
+	if (!st)
+		st = check_sent(content, &f, e);
 	if (!st) {
 		sfsi_remote_renumber(s, id, f.id);
 		st = sfsi_remote_file_number(s, &f, e);
@@ -191,13 +230,18 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 
 	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
 		return seed_replace(s, id, content, flags, out, e);
+	st = settle(content, e);
+	if (st)
+		return st;
 	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
 				    flags, &f, e);
+	if (!st)
+		st = check_sent(content, &f, e);
 	if (!st)
 		st = sfsi_remote_file_number(s, &f, e);
 	if (!st && out)
 		*out = f;
-	else if (!st)
+	else
 		sfs_file_release(&f);
 	return st;
 }
