@@ -1122,15 +1122,7 @@ int sfsi_db_in_txn(struct db *d)
 #define BATCH_HOLD_MS 1000 /* other processes' writes wait at most so */
 #define BATCH_GAP_MS 120   /* then the lock is free at least so long */
 
-static void ts_add_ms(struct timespec *t, int ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
+#define MS_NS 1000000 /* nanoseconds in a millisecond */
 
 /*
  * After a batch that was held its whole window, the next one waits until
@@ -1143,14 +1135,17 @@ static void ts_add_ms(struct timespec *t, int ms)
 static void batch_pause(struct sfs_store *s)
 {
 	struct timespec gap;
+	int64_t at;
 
 	pthread_mutex_lock(&s->batch_mu);
-	gap = s->batch_gap;
+	at = s->batch_gap;
 	pthread_mutex_unlock(&s->batch_mu);
-	if (gap.tv_sec || gap.tv_nsec)
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &gap,
-				       NULL) == EINTR)
-			;
+	if (!at)
+		return;
+	sfsi_mono_ts(&gap, at);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &gap, NULL) ==
+	       EINTR)
+		;
 }
 
 void sfsi_batch_init(struct sfs_store *s)
@@ -1189,7 +1184,7 @@ static int batch_get(struct sfs_store *s, struct db **out)
 static void batch_window(struct sfs_store *s)
 {
 	if (!s->batch_dirty && !s->batch_open)
-		clock_gettime(CLOCK_MONOTONIC, &s->batch_since);
+		s->batch_since = sfsi_mono_ns();
 	pthread_cond_broadcast(&s->batch_cv);
 }
 
@@ -1352,21 +1347,20 @@ static enum sfs_status batch_end(struct db *d, int commit, struct sfs_err *e)
 	return st;
 }
 
+/* When the open window ends (batch_mu held). */
+static int64_t batch_due(const struct sfs_store *s)
+{
+	int ms = s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS;
+
+	return s->batch_since + (int64_t)ms * MS_NS;
+}
+
 /* The gap after a batch held its whole window (batch_mu held). */
 static void batch_set_gap(struct sfs_store *s)
 {
-	struct timespec now, full = s->batch_since;
+	int64_t now = sfsi_mono_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ts_add_ms(&full,
-		  s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS);
-	if (now.tv_sec > full.tv_sec ||
-	    (now.tv_sec == full.tv_sec && now.tv_nsec >= full.tv_nsec)) {
-		s->batch_gap = now;
-		ts_add_ms(&s->batch_gap, BATCH_GAP_MS);
-	} else {
-		s->batch_gap.tv_sec = s->batch_gap.tv_nsec = 0;
-	}
+	s->batch_gap = now >= batch_due(s) ? now + BATCH_GAP_MS * MS_NS : 0;
 }
 
 /*
@@ -1436,8 +1430,8 @@ enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
 static void *batcher(void *arg)
 {
 	struct sfs_store *s = arg;
-	struct timespec at, now;
-	int ms;
+	struct timespec at;
+	int64_t due;
 
 	pthread_mutex_lock(&s->batch_mu);
 	while (!s->batch_stop) {
@@ -1445,12 +1439,9 @@ static void *batcher(void *arg)
 			pthread_cond_wait(&s->batch_cv, &s->batch_mu);
 			continue;
 		}
-		ms = s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS;
-		at = s->batch_since;
-		ts_add_ms(&at, ms);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec < at.tv_sec ||
-		    (now.tv_sec == at.tv_sec && now.tv_nsec < at.tv_nsec)) {
+		due = batch_due(s);
+		if (sfsi_mono_ns() < due) {
+			sfsi_mono_ts(&at, due);
 			pthread_cond_timedwait(&s->batch_cv, &s->batch_mu, &at);
 			continue;
 		}
