@@ -901,7 +901,9 @@ static enum sfs_status txn_stmt(struct db *d, const char *sql,
  * connection) does not wait for itself, and no thread waits longer than
  * TURN_WAIT_MS (or the busy timeout when longer) for the others: a guard
  * against a holder that waits for one of them; then SQLite decides, as
- * before.
+ * before, so a BEGIN waits at most the turn's wait plus the busy timeout.
+ * A turn freed as the wait times out is still taken: the waiter may have
+ * consumed the signal meant for the next one.
  * PostgreSQL locks rows, not the database: no turn there.
  */
 #define TURN_WAIT_MS 30000
@@ -916,13 +918,16 @@ static void write_turn(struct db *d)
 		return;
 	ms = s->cfg.busy_timeout_ms > TURN_WAIT_MS ? s->cfg.busy_timeout_ms
 						   : TURN_WAIT_MS;
+	if (s->write_wait_ms)
+		ms = s->write_wait_ms;
 	sfsi_deadline(&until, ms);
 	pthread_mutex_lock(&s->write_mu);
 	if (s->write_busy && pthread_equal(s->write_owner, pthread_self()))
 		goto out;
 	while (s->write_busy)
 		if (pthread_cond_timedwait(&s->write_cv, &s->write_mu,
-					   &until) == ETIMEDOUT)
+					   &until) == ETIMEDOUT &&
+		    s->write_busy)
 			goto out; /* then SQLite decides */
 	s->write_busy = 1;
 	s->write_owner = pthread_self();

@@ -46,6 +46,7 @@ struct sfs_store {
 	pthread_cond_t write_cv;
 	int write_busy;
 	pthread_t write_owner;
+	int write_wait_ms; /* the turn's wait (db.c write_turn); 0: default */
 
 	/* batched commits (db.c, sfs_store_batch): batch_mu guards these */
 	pthread_mutex_t batch_mu;

@@ -11,11 +11,14 @@
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "db_i.h"
 #include "fixture.h"
 #include "speechfs/file.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "store_i.h"
 #include "testhelp.h"
+#include "util_i.h"
 
 static int fail_syncs, syncs_failed;
 
@@ -194,6 +197,63 @@ static void test_writers_take_turns(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+static int read_as(struct sfs_store *s, struct fx *f, const char *id,
+		   const char *want);
+
+struct turn_waiter {
+	struct fx *f;
+	enum sfs_status st;
+	int64_t ms;
+};
+
+static void *turn_wait(void *p)
+{
+	struct turn_waiter *w = p;
+	int64_t t0 = sfsi_mono_ns();
+
+	w->st = set_nosync(w->f, "waited");
+	w->ms = (sfsi_mono_ns() - t0) / 1000000;
+	return NULL;
+}
+
+/*
+ * A write that cannot get the turn (another thread holds a transaction
+ * of this handle) waits the turn's wait, then SQLite's busy timeout, and
+ * fails busy: not longer, not forever; the turn then works as before.
+ */
+static void test_write_turn_times_out(void)
+{
+	struct turn_waiter w = { 0 };
+	struct sfs_config c;
+	struct db *d = NULL;
+	pthread_t th;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* PostgreSQL locks rows: no turn there */
+	memset(&f, 0, sizeof(f));
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
+	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
+	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "f", "first", 5, f.id, NULL), SFS_OK);
+	f.s->write_wait_ms = 300;
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	w.f = &f;
+	REQUIRE(pthread_create(&th, NULL, turn_wait, &w) == 0);
+	pthread_join(th, NULL);
+	CHECK_ST(w.st, SFS_BUSY);
+	CHECK(w.ms >= 390);  /* the turn's 300 ms, then SQLite's 100 */
+	CHECK(w.ms < 10000); /* not the default turn wait (30 s) */
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
+	CHECK(read_as(f.s, &f, f.id, "second"));
+	tfx_store_close(&f.dir, &f.s);
+}
+
 /* The content of file id as store handle s reads it, into buf. */
 static int read_as(struct sfs_store *s, struct fx *f, const char *id,
 		   const char *want)
@@ -359,6 +419,7 @@ int main(void)
 	RUN(test_batches_let_others_write);
 	RUN(test_batched_commits);
 	RUN(test_writers_take_turns);
+	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
 	return th_report();
