@@ -65,6 +65,33 @@ static enum sfs_status set_nosync(struct fx *f, const char *text)
 	return ret;
 }
 
+/* Wait until cond(arg) holds, at most ms (a deadline, not a measure). */
+static int wait_for(int (*cond)(void *), void *arg, int ms)
+{
+	int64_t until = sfsi_mono_ns() + (int64_t)ms * 1000000;
+
+	while (!cond(arg)) {
+		if (sfsi_mono_ns() >= until)
+			return cond(arg);
+		usleep(1000);
+	}
+	return 1;
+}
+
+#define WAIT_MS 30000 /* a deadline for what happens at once when well */
+
+struct progress {
+	int *counter, past;
+};
+
+/* The counter went past the mark (wait_for). */
+static int went_past(void *p)
+{
+	struct progress *w = p;
+
+	return __atomic_load_n(w->counter, __ATOMIC_ACQUIRE) > w->past;
+}
+
 static void test_failed_sync_is_final(void)
 {
 	struct sfs_err e;
@@ -266,6 +293,20 @@ static int read_as(struct sfs_store *s, struct fx *f, const char *id,
 	return n == strlen(want) && !memcmp(got, want, n);
 }
 
+struct seen {
+	struct sfs_store *s;
+	struct fx *f;
+	const char *id, *want;
+};
+
+/* Whether the handle reads the content it should (wait_for). */
+static int sees(void *p)
+{
+	struct seen *w = p;
+
+	return read_as(w->s, w->f, w->id, w->want);
+}
+
 /*
  * Batched commits: changes are seen by this handle at once and by another
  * handle (another process) once the batch is committed, by the batcher
@@ -279,8 +320,8 @@ static void test_batched_commits(void)
 	struct sfs_stage *st;
 	struct sfs_err e;
 	char id2[SFS_ID_SIZE], gone[SFS_ID_SIZE], sha[65], sql[160];
+	struct seen seen;
 	struct fx f;
-	int i;
 
 	REQUIRE(fx_open(&f) == 0);
 	if (th_is_pg()) {
@@ -322,9 +363,11 @@ static void test_batched_commits(void)
 	/* the next batch: committed by the batcher within its window */
 	CHECK_ST(sfs_store_batch(f.s, 100, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "third"), SFS_OK);
-	for (i = 0; i < 600 && !read_as(other, &f, f.id, "third"); i++)
-		usleep(50 * 1000);
-	CHECK(read_as(other, &f, f.id, "third"));
+	seen.s = other;
+	seen.f = &f;
+	seen.id = f.id;
+	seen.want = "third";
+	CHECK(wait_for(sees, &seen, WAIT_MS));
 	/* another handle writes while a batch is open: it waits, then does */
 	CHECK_ST(set_nosync(&f, "fourth"), SFS_OK);
 	st = tfx_stage(other, "by other", 8);
@@ -345,20 +388,30 @@ static void test_batched_commits(void)
 
 struct loader {
 	struct fx *f;
-	volatile int stop;
-	int commits, failed;
+	int stop, commits, failed; /* atomic */
 };
 
 static void *bulk_load(void *p)
 {
 	struct loader *l = p;
+	int n;
 
-	while (!l->stop) {
-		if (set_nosync(l->f, l->commits % 2 ? "odd" : "even"))
-			l->failed++;
-		l->commits++;
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
+		n = __atomic_load_n(&l->commits, __ATOMIC_RELAXED);
+		if (set_nosync(l->f, n % 2 ? "odd" : "even"))
+			__atomic_add_fetch(&l->failed, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&l->commits, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
+}
+
+/* Another handle sees a version of the load: a batch was committed. */
+static int load_seen(void *p)
+{
+	struct seen *w = p;
+
+	return read_as(w->s, w->f, w->id, "even") ||
+	       read_as(w->s, w->f, w->id, "odd");
 }
 
 /*
@@ -372,11 +425,13 @@ static void test_batches_let_others_write(void)
 	struct sfs_config c;
 	struct sfs_stage *st;
 	struct loader l = { 0 };
+	struct progress go;
+	struct seen seen;
 	struct sfs_err e;
 	char id2[SFS_ID_SIZE];
 	pthread_t th;
-	int i, before;
 	struct fx f;
+	int i;
 
 	REQUIRE(fx_open(&f) == 0);
 	if (th_is_pg()) {
@@ -391,10 +446,11 @@ static void test_batches_let_others_write(void)
 	REQUIRE_ST(sfs_store_batch(f.s, 300, NULL), SFS_OK);
 	l.f = &f;
 	REQUIRE(pthread_create(&th, NULL, bulk_load, &l) == 0);
-	/* the load runs batches back to back for more than a second */
-	for (i = 0; i < 400 && l.commits < 200; i++)
-		usleep(10 * 1000);
-	usleep(1200 * 1000);
+	/* the load runs batches back to back: one was committed */
+	seen.s = other;
+	seen.f = &f;
+	seen.id = f.id;
+	CHECK(wait_for(load_seen, &seen, WAIT_MS));
 	for (i = 0; i < 3; i++) {
 		st = tfx_stage(other, "by other", 8);
 		CHECK_ST(sfs_file_set_content(other, &f.a, id2, st, 0, NULL,
@@ -402,10 +458,10 @@ static void test_batches_let_others_write(void)
 			 SFS_OK);
 		sfs_stage_free(st);
 	}
-	before = l.commits;
-	usleep(200 * 1000);
-	CHECK(l.commits > before); /* the load went on */
-	l.stop = 1;
+	go.counter = &l.commits;
+	go.past = __atomic_load_n(&l.commits, __ATOMIC_ACQUIRE);
+	CHECK(wait_for(went_past, &go, WAIT_MS)); /* the load went on */
+	__atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	CHECK(l.failed == 0);
 	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
