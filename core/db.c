@@ -55,6 +55,8 @@ struct db {
 	int sp;	     /* transactions begun and not ended, nested */
 	int sp_real; /* the level that is a transaction of its own, or 0 */
 	int64_t synced_changes; /* sqlite3_total_changes64 when last synced */
+	int64_t batch_base; /* sqlite3_total_changes64 when the batch began */
+	int64_t sp_base;    /* ... when its outermost savepoint began */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
@@ -1287,11 +1289,14 @@ static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e)
 		st = txn_stmt(d, "BEGIN IMMEDIATE", e);
 		if (st)
 			return st;
+		d->batch_base = sqlite3_total_changes64(d->h);
 		pthread_mutex_lock(&s->batch_mu);
 		batch_window(s);
 		s->batch_open = 1;
 		pthread_mutex_unlock(&s->batch_mu);
 	}
+	if (!d->sp)
+		d->sp_base = sqlite3_total_changes64(d->h);
 	st = txn_stmt(d, "SAVEPOINT sfs", e);
 	if (st) {
 		batch_check_lost(d);
@@ -1300,6 +1305,33 @@ static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e)
 	d->sp++;
 	d->txn = 1;
 	return SFS_OK;
+}
+
+/*
+ * The outermost savepoint was rolled back: when the batch held nothing
+ * before it began (no change since the batch's BEGIN: no savepoint
+ * released into it, no write outside one; every change, kept or rolled
+ * back, counts in sqlite3_total_changes64), the batch holds nothing now
+ * either: end its transaction instead of keeping SQLite's write lock
+ * for the rest of the window (a blob's removal after a commit, a failed
+ * change). d owned.
+ */
+static void batch_end_empty(struct db *d)
+{
+	struct sfs_store *s = d->s;
+	int empty;
+
+	pthread_mutex_lock(&s->batch_mu);
+	empty = s->batch_open && d->sp_base == d->batch_base && !d->hooks;
+	if (empty)
+		s->batch_open = 0;
+	pthread_mutex_unlock(&s->batch_mu);
+	if (!empty)
+		return;
+	if (!sqlite3_get_autocommit(d->h))
+		(void)txn_stmt(d, "ROLLBACK", NULL);
+	/* what was rolled back needs no sync (nor a window: batch_put) */
+	d->synced_changes += sqlite3_total_changes64(d->h) - d->batch_base;
 }
 
 /* End the innermost level: commit (release) or roll back. */
@@ -1349,6 +1381,8 @@ static enum sfs_status batch_end(struct db *d, int commit, struct sfs_err *e)
 	d->sp--;
 	d->txn = d->sp > 0;
 	batch_check_lost(d);
+	if (!d->sp)
+		batch_end_empty(d);
 	return st;
 }
 

@@ -386,6 +386,60 @@ static void test_batched_commits(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/*
+ * A batch that holds only rolled-back work (a failed change, a blob's
+ * removal that checks and rolls back) ends at once instead of keeping
+ * SQLite's write lock for its window: another process (busy timeout
+ * 100 ms; the window holds 1 s) writes at once. A change released into
+ * the batch before stays in it until its commit.
+ */
+static void test_batch_rolled_back_frees_lock(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct db *d = NULL;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open(&f) == 0);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	/* a change made, then rolled back: the batch holds nothing */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	st = tfx_stage(other, "by other", 8);
+	CHECK_ST(sfs_file_set_content(other, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	/* after a kept change, the batch (and the change) stays */
+	CHECK_ST(set_nosync(&f, "kept"), SFS_OK);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	CHECK(read_as(f.s, &f, f.id, "kept"));
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(read_as(other, &f, f.id, "kept"));
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	sfs_store_close(other);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 struct loader {
 	struct fx *f;
 	int stop, commits, failed; /* atomic */
@@ -474,6 +528,7 @@ int main(void)
 {
 	RUN(test_batches_let_others_write);
 	RUN(test_batched_commits);
+	RUN(test_batch_rolled_back_frees_lock);
 	RUN(test_writers_take_turns);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
