@@ -987,7 +987,9 @@ enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
 {
 	enum sfs_status st = sfsi_db_begin(d, e);
 
-	if (!st)
+	/* a batch's savepoints: the batcher syncs (and d->nosync would
+	 * outlive them on the connection) */
+	if (!st && !d->batched)
 		d->nosync = 1;
 	return st;
 }
@@ -1567,6 +1569,8 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 	pthread_mutex_unlock(&s->batch_mu);
 	d->batched = 0;
 	d->sp = d->sp_real = 0;
+	d->txn = 0;
+	d->nosync = 0;
 	sfsi_db_put(d);
 	st2 = sfsi_db_sync(s, st ? NULL : e);
 	return st ? st : st2;

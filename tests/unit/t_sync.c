@@ -20,10 +20,26 @@
 #include "testhelp.h"
 #include "util_i.h"
 
-static int fail_syncs, syncs_failed;
+static int fail_syncs, syncs_failed, syncs;
+
+/* Whether fd is a WAL (its name ends "-wal"). */
+static int is_wal(int fd)
+{
+	char link[64], path[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n < 4)
+		return 0;
+	path[n] = '\0';
+	return !strcmp(path + n - 4, "-wal");
+}
 
 int fdatasync(int fd)
 {
+	if (is_wal(fd)) /* syncs: the WAL's */
+		__atomic_add_fetch(&syncs, 1, __ATOMIC_SEQ_CST);
 	if (fail_syncs) {
 		syncs_failed++;
 		errno = EIO;
@@ -387,6 +403,37 @@ static void test_batched_commits(void)
 }
 
 /*
+ * A durable commit after the batch stopped syncs, even on the connection
+ * the batch's savepoints had: a savepoint begun "nosync" (a close's
+ * commit, made durable by the batcher) left that mark on the connection,
+ * and the pool's next user of it skipped the sync of its own commit.
+ */
+static void test_batch_stop_keeps_syncs(void)
+{
+	struct db *d = NULL;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* begins "nosync" */
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	/* the pool hands out the connection put back last: the batch's */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK(__atomic_load_n(&syncs, __ATOMIC_SEQ_CST) > before);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
  * A batch that holds only rolled-back work (a failed change, a blob's
  * removal that checks and rolls back) ends at once instead of keeping
  * SQLite's write lock for its window: another process (busy timeout
@@ -528,6 +575,7 @@ int main(void)
 {
 	RUN(test_batches_let_others_write);
 	RUN(test_batched_commits);
+	RUN(test_batch_stop_keeps_syncs);
 	RUN(test_batch_rolled_back_frees_lock);
 	RUN(test_writers_take_turns);
 	RUN(test_write_turn_times_out);
