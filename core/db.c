@@ -1030,11 +1030,10 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 	return SFS_OK;
 }
 
-static void run_hooks(struct db *d, int run)
+static void run_hook_list(struct db *d, struct hook *h, int run)
 {
-	struct hook *h = d->hooks, *next;
+	struct hook *next;
 
-	d->hooks = NULL;
 	for (; h; h = next) {
 		next = h->next;
 		if (run)
@@ -1042,6 +1041,14 @@ static void run_hooks(struct db *d, int run)
 		free(h->arg);
 		free(h);
 	}
+}
+
+static void run_hooks(struct db *d, int run)
+{
+	struct hook *h = d->hooks;
+
+	d->hooks = NULL;
+	run_hook_list(d, h, run);
 }
 
 /* PostgreSQL's commit: hooks as SQLite's, nothing to sync. */
@@ -1405,43 +1412,49 @@ static void batch_set_gap(struct sfs_store *s)
 }
 
 /*
- * Commit the open batch (the caller does not use the connection, or uses
- * it outside any transaction). Then the next sfsi_db_sync covers it.
+ * Take the batch connection for this thread (batch_mu held): again when
+ * it has it already (then 1: nested), else ahead of new users
+ * (batch_want) once its user has put it back.
  */
-enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
+static int batch_take(struct sfs_store *s)
+{
+	if (s->batch_depth && pthread_equal(s->batch_owner, pthread_self())) {
+		s->batch_depth++;
+		return 1;
+	}
+	s->batch_want++;
+	while (s->batch_depth)
+		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+	s->batch_want--;
+	s->batch_owner = pthread_self();
+	s->batch_depth = 1;
+	return 0;
+}
+
+/*
+ * Commit the open batch, d taken (batch_mu held; released while COMMIT
+ * runs). Its hooks move to *hooks, to run once the commit is synced and
+ * d is no longer taken (batch_run_hooks).
+ */
+static enum sfs_status batch_commit_owned(struct sfs_store *s, struct db *d,
+					  struct hook **hooks,
+					  struct sfs_err *e)
 {
 	enum sfs_status st = SFS_OK;
-	struct db *d;
-	int nested = 0;
 
-	pthread_mutex_lock(&s->batch_mu);
-	if (!s->batch_db) {
-		pthread_mutex_unlock(&s->batch_mu);
-		return SFS_OK;
-	}
-	d = s->batch_db;
-	if (s->batch_depth && pthread_equal(s->batch_owner, pthread_self())) {
-		if (d->sp) {
-			/* inside a transaction of its own: the batcher's turn
-			 */
-			pthread_mutex_unlock(&s->batch_mu);
-			return SFS_OK;
-		}
-		nested = 1;
-		s->batch_depth++;
-	} else {
-		s->batch_want++;
-		while (s->batch_depth)
-			pthread_cond_wait(&s->batch_cv, &s->batch_mu);
-		s->batch_want--;
-		s->batch_owner = pthread_self();
-		s->batch_depth = 1;
-	}
+	*hooks = NULL;
 	if (s->batch_open) {
 		pthread_mutex_unlock(&s->batch_mu);
 		st = txn_stmt(d, "COMMIT", e);
 		if (st && !sqlite3_get_autocommit(d->h))
 			(void)txn_stmt(d, "ROLLBACK", NULL);
+		if (!st)
+			sync_note_commit(s);
+		d->synced_changes = sqlite3_total_changes64(d->h);
+		if (st)
+			run_hooks(d, 0);
+		*hooks = d->hooks;
+		d->hooks = NULL;
 		pthread_mutex_lock(&s->batch_mu);
 		s->batch_open = 0;
 		batch_set_gap(s);
@@ -1451,20 +1464,76 @@ enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
 				  "a batch of commits failed: the changes "
 				  "of its window are lost");
 		}
-		pthread_mutex_unlock(&s->batch_mu);
-		if (!st)
-			sync_note_commit(s);
-		d->synced_changes = sqlite3_total_changes64(d->h);
-		run_hooks(d, st == SFS_OK);
-		pthread_mutex_lock(&s->batch_mu);
 	}
 	s->batch_dirty = 0;
 	if (s->batch_lost && !st)
 		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			      "a batch of commits was lost");
+	return st;
+}
+
+/*
+ * The hooks of a committed batch, after its sync (a blob's bytes go only
+ * once the commit that dropped its row is durable; not at all when the
+ * sync failed) and with the connection no longer taken: a hook's
+ * transaction would open a batch of its own, after the gap
+ * (batch_pause), which it waits for here without holding up the
+ * handle's other threads. `d` the connection when the caller still has
+ * it taken (nested), else NULL.
+ */
+static void batch_run_hooks(struct sfs_store *s, struct db *d,
+			    struct hook *hooks, int run)
+{
+	int batching;
+
+	if (!hooks)
+		return;
+	if (run && !d) {
+		pthread_mutex_lock(&s->batch_mu);
+		batching = s->batch_db != NULL;
+		pthread_mutex_unlock(&s->batch_mu);
+		if (batching)
+			batch_pause(s);
+		if (sfsi_db_get(s, &d, NULL)) {
+			sfs_warn("db", "blobs of a batch left for fsck");
+			run_hook_list(NULL, hooks, 0);
+			return;
+		}
+		run_hook_list(d, hooks, 1);
+		sfsi_db_put(d);
+		return;
+	}
+	run_hook_list(d, hooks, run);
+}
+
+/*
+ * Commit the open batch and sync (the caller does not use the connection,
+ * or uses it outside any transaction).
+ */
+enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
+{
+	enum sfs_status st;
+	struct hook *hooks;
+	struct db *d;
+	int nested;
+
+	pthread_mutex_lock(&s->batch_mu);
+	d = s->batch_db;
+	if (!d || (s->batch_depth &&
+		   pthread_equal(s->batch_owner, pthread_self()) && d->sp)) {
+		/* not batching, or inside a transaction of its own: the
+		 * batcher's turn */
+		pthread_mutex_unlock(&s->batch_mu);
+		return SFS_OK;
+	}
+	nested = batch_take(s);
+	st = batch_commit_owned(s, d, &hooks, e);
 	s->batch_depth = nested ? s->batch_depth - 1 : 0;
 	pthread_cond_broadcast(&s->batch_cv);
 	pthread_mutex_unlock(&s->batch_mu);
+	if (!st)
+		st = sfsi_db_sync(s, e);
+	batch_run_hooks(s, nested ? d : NULL, hooks, st == SFS_OK);
 	return st;
 }
 
@@ -1487,7 +1556,7 @@ static void *batcher(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&s->batch_mu);
-		if (!sfsi_batch_commit(s, NULL) && sfsi_db_sync(s, NULL))
+		if (sfsi_batch_commit(s, NULL))
 			sfs_warn("db", "a batch's commits may not be durable");
 		pthread_mutex_lock(&s->batch_mu);
 	}
@@ -1510,6 +1579,7 @@ int sfs_store_batching(struct sfs_store *s)
 enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 {
 	enum sfs_status st, st2;
+	struct hook *hooks;
 	struct db *d;
 
 	if (s->ops || s->cfg.db_url[0])
@@ -1550,29 +1620,37 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 		}
 		return SFS_OK;
 	}
-	/* stop: the last batch committed and synced, the connection back */
+	/*
+	 * stop: the connection taken first, so that no thread opens a new
+	 * batch between the last commit and the detach; the last batch
+	 * committed and synced, the connection back in the pool without a
+	 * transaction
+	 */
 	pthread_mutex_lock(&s->batch_mu);
 	s->batch_stop = 1;
 	pthread_cond_broadcast(&s->batch_cv);
 	pthread_mutex_unlock(&s->batch_mu);
 	pthread_join(s->batch_thread, NULL);
-	st = sfsi_batch_commit(s, e);
 	pthread_mutex_lock(&s->batch_mu);
-	s->batch_want++;
-	while (s->batch_depth)
-		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
-	s->batch_want--;
 	d = s->batch_db;
+	(void)batch_take(s);
+	st = batch_commit_owned(s, d, &hooks, e);
 	s->batch_db = NULL;
 	s->batch_thread_on = 0;
+	s->batch_depth = 0;
 	pthread_cond_broadcast(&s->batch_cv);
 	pthread_mutex_unlock(&s->batch_mu);
+	if (!sqlite3_get_autocommit(d->h)) {
+		sfs_error("db", "a transaction outlived its batch");
+		(void)txn_stmt(d, "ROLLBACK", NULL);
+	}
 	d->batched = 0;
 	d->sp = d->sp_real = 0;
 	d->txn = 0;
 	d->nosync = 0;
 	sfsi_db_put(d);
 	st2 = sfsi_db_sync(s, st ? NULL : e);
+	batch_run_hooks(s, NULL, hooks, !st && !st2);
 	return st ? st : st2;
 }
 

@@ -402,6 +402,71 @@ static void test_batched_commits(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* A store whose blobs are all files (a replaced one's removal is a hook). */
+static int fx_open_files(struct fx *f, const char *busy_ms)
+{
+	struct sfs_config c;
+
+	memset(f, 0, sizeof(*f));
+	sfs_config_init(&c);
+	if (sfs_config_set(&c, "blobs.inline_max", "0", NULL) ||
+	    sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL) ||
+	    tfx_store(&f->dir, &f->s, &c) ||
+	    tfx_tenant(f->s, "t", 0, 0, f->t) ||
+	    tfx_user(f->s, f->t, "alice", NULL, &f->a) ||
+	    tfx_upload(f->s, &f->a, "f", "first", 5, f->id, NULL))
+		return -1;
+	return 0;
+}
+
+/*
+ * Stopping the batch leaves its connection in the pool as a plain one:
+ * no transaction open on it (a blob's removal after the last batch's
+ * commit opened one, which the pool then kept with SQLite's write lock:
+ * other handles' writes failed busy, this handle's failed to begin), and
+ * no "commit without sync" left from the batch's savepoints (the next
+ * durable commit skipped its sync).
+ */
+static void test_batch_stop_leaves_plain_connection(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	CHECK(tfx_blob_files(f.s) == 1);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* drops "first" */
+	CHECK(tfx_blob_files(f.s) == 2);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(tfx_blob_files(f.s) == 1); /* removed after the commit */
+	/* the lock is free: another handle writes at once */
+	st = tfx_stage(other, "by other", 8);
+	CHECK_ST(sfs_file_set_content(other, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	/* a durable commit of this handle syncs */
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	st = tfx_stage(f.s, "durable", 7);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(__atomic_load_n(&syncs, __ATOMIC_SEQ_CST) > before);
+	CHECK(read_as(other, &f, f.id, "durable"));
+	sfs_store_close(other);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 /*
  * A durable commit after the batch stopped syncs, even on the connection
  * the batch's savepoints had: a savepoint begun "nosync" (a close's
@@ -484,6 +549,155 @@ static void test_batch_rolled_back_frees_lock(void)
 	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
 	sfs_store_close(other);
 	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * A batch's commit hooks do not run when its sync failed: a blob's
+ * bytes stay (fsck's to judge) while the commit that dropped its row may
+ * not be on the disk.
+ */
+static void test_batch_hooks_not_after_failed_sync(void)
+{
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	CHECK(tfx_blob_files(f.s) == 1);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
+	CHECK(tfx_blob_files(f.s) == 2);
+	fail_syncs = 1;
+	CHECK(sfs_store_sync(f.s, NULL) != SFS_OK);
+	fail_syncs = 0;
+	CHECK(tfx_blob_files(f.s) == 2);		/* "first" kept */
+	CHECK(sfs_store_batch(f.s, 0, NULL) != SFS_OK); /* still failed */
+	CHECK(tfx_blob_files(f.s) == 2);
+	tfx_store_close(&f.dir, &f.s);
+	syncs_failed = 0; /* the count of the other tests */
+}
+
+static int hook_syncs = -1;
+
+static void note_syncs(struct db *d, void *arg)
+{
+	(void)d;
+	(void)arg;
+	hook_syncs = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A batch's commit hooks run once its commit is synced (a blob's bytes
+ * go only when the commit that dropped its row is durable), and a hook's
+ * own transaction (a blob's removal) leaves no batch open behind it:
+ * another handle writes at once, not after the next window.
+ */
+static void test_batch_hooks_after_sync(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct db *d = NULL;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_on_commit(d, note_syncs, NULL, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK(hook_syncs == -1); /* not before the batch's commit */
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(hook_syncs > before);
+	CHECK(tfx_blob_files(f.s) == 1);
+	st = tfx_stage(other, "by other", 8);
+	CHECK_ST(sfs_file_set_content(other, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	sfs_store_close(other);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+struct stop_writer {
+	struct fx *f;
+	int acked, failed, stop;
+};
+
+static void *stop_write(void *p)
+{
+	struct stop_writer *w = p;
+	char text[32];
+	int n;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		n = __atomic_load_n(&w->acked, __ATOMIC_RELAXED) + 1;
+		snprintf(text, sizeof(text), "v%d", n);
+		if (set_nosync(w->f, text))
+			__atomic_add_fetch(&w->failed, 1, __ATOMIC_RELAXED);
+		else
+			__atomic_store_n(&w->acked, n, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * Stopping the batch while another thread commits: every change the
+ * writer was told is made is in the store for another handle, and the
+ * writer's commits go on (direct) without a failure. Before, a change
+ * made between the last batch's commit and the stop's taking of the
+ * connection was left in a transaction nobody committed.
+ */
+static void test_batch_stop_while_writing(void)
+{
+	struct sfs_store *other = NULL;
+	struct stop_writer w;
+	struct progress go;
+	struct sfs_err e;
+	char text[32];
+	pthread_t th;
+	struct fx f;
+	int i, n;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &other, &e), SFS_OK);
+	for (i = 0; i < 20; i++) {
+		memset(&w, 0, sizeof(w));
+		w.f = &f;
+		go.counter = &w.acked;
+		REQUIRE_ST(sfs_store_batch(f.s, 1000, NULL), SFS_OK);
+		REQUIRE(pthread_create(&th, NULL, stop_write, &w) == 0);
+		go.past = 4 + i;
+		CHECK(wait_for(went_past, &go, WAIT_MS));
+		CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+		n = __atomic_load_n(&w.acked, __ATOMIC_ACQUIRE);
+		go.past = n + 2;
+		CHECK(wait_for(went_past, &go, WAIT_MS));
+		__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		CHECK(w.failed == 0);
+		CHECK(w.acked >= n + 3); /* went on after the stop */
+		snprintf(text, sizeof(text), "v%d", w.acked);
+		CHECK(read_as(other, &f, f.id, text));
+		if (th_cur_failed)
+			break;
+	}
+	sfs_store_close(other);
 	tfx_store_close(&f.dir, &f.s);
 }
 
@@ -575,8 +789,12 @@ int main(void)
 {
 	RUN(test_batches_let_others_write);
 	RUN(test_batched_commits);
+	RUN(test_batch_stop_leaves_plain_connection);
 	RUN(test_batch_stop_keeps_syncs);
 	RUN(test_batch_rolled_back_frees_lock);
+	RUN(test_batch_hooks_not_after_failed_sync);
+	RUN(test_batch_hooks_after_sync);
+	RUN(test_batch_stop_while_writing);
 	RUN(test_writers_take_turns);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
