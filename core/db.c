@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "auth_i.h"
+#include "blob_i.h"
 #include "db_i.h"
 #include "db_pg_i.h"
 #include "schema_i.h"
@@ -1574,6 +1575,25 @@ int sfs_store_batching(struct sfs_store *s)
 	on = s->batch_db != NULL;
 	pthread_mutex_unlock(&s->batch_mu);
 	return on;
+}
+
+int sfs_store_write_quick(struct sfs_store *s, int64_t content_size)
+{
+	int quick;
+
+	if (s->ops ||
+	    (content_size >= 0 && !sfsi_blob_inline_size(s, content_size)))
+		return 0; /* a round trip; a blob file synced at its commit */
+	pthread_mutex_lock(&s->batch_mu);
+	/*
+	 * the batch open: SQLite's write lock is ours (no other process,
+	 * no gap, to wait for; its commit does not sync); the connection
+	 * free and wanted by no one (no thread of ours to wait for)
+	 */
+	quick = s->batch_db && s->batch_open && !s->batch_depth &&
+		!s->batch_want && !s->batch_stop;
+	pthread_mutex_unlock(&s->batch_mu);
+	return quick;
 }
 
 enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)

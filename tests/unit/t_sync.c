@@ -701,6 +701,49 @@ static void test_batch_stop_while_writing(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/*
+ * Core tells a thread that must not wait (the mount's reading thread)
+ * whether a write made now would: it does not only while the batch is
+ * open (its lock is the handle's: no other process, no pause between
+ * batches), its connection is free, and a content fits in its row (no
+ * blob file to sync).
+ */
+static void test_write_quick(void)
+{
+	struct db *d = NULL;
+	int64_t max;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	max = sfs_store_config(f.s)->blob_inline_max;
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* every commit syncs */
+	if (th_is_pg()) {
+		CHECK_ST(sfs_store_batch(f.s, 200, NULL), SFS_OK);
+		CHECK(!sfs_store_write_quick(f.s, -1)); /* no batches */
+		tfx_store_close(&f.dir, &f.s);
+		return;
+	}
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	/* no batch open: the first write waits for SQLite's lock */
+	CHECK(!sfs_store_write_quick(f.s, -1));
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
+	CHECK(sfs_store_write_quick(f.s, -1));
+	CHECK(sfs_store_write_quick(f.s, max));
+	CHECK(!sfs_store_write_quick(f.s, max + 1)); /* a blob file */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* the connection in use */
+	sfsi_db_put(d);
+	CHECK(sfs_store_write_quick(f.s, -1));
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* committed: none open */
+	CHECK_ST(set_nosync(&f, "third"), SFS_OK);
+	CHECK(sfs_store_write_quick(f.s, 0));
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* stopped */
+	CHECK(read_as(f.s, &f, f.id, "third"));
+	tfx_store_close(&f.dir, &f.s);
+}
+
 struct loader {
 	struct fx *f;
 	int stop, commits, failed; /* atomic */
@@ -795,6 +838,7 @@ int main(void)
 	RUN(test_batch_hooks_not_after_failed_sync);
 	RUN(test_batch_hooks_after_sync);
 	RUN(test_batch_stop_while_writing);
+	RUN(test_write_quick);
 	RUN(test_writers_take_turns);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
