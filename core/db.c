@@ -923,7 +923,7 @@ static void write_turn(struct db *d)
 						   : TURN_WAIT_MS;
 	if (s->write_wait_ms)
 		ms = s->write_wait_ms;
-	sfsi_deadline(&until, ms);
+	sfs_deadline(&until, ms);
 	pthread_mutex_lock(&s->write_mu);
 	if (s->write_busy && pthread_equal(s->write_owner, pthread_self()))
 		goto out;
@@ -1159,7 +1159,7 @@ static void batch_pause(struct sfs_store *s)
 	pthread_mutex_unlock(&s->batch_mu);
 	if (!at)
 		return;
-	sfsi_mono_ts(&gap, at);
+	sfs_mono_ts(&gap, at);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &gap, NULL) ==
 	       EINTR)
 		;
@@ -1168,7 +1168,7 @@ static void batch_pause(struct sfs_store *s)
 void sfsi_batch_init(struct sfs_store *s)
 {
 	pthread_mutex_init(&s->batch_mu, NULL);
-	sfsi_cond_init(&s->batch_cv);
+	sfs_cond_init_mono(&s->batch_cv);
 }
 
 /* The batch connection for this thread, when batching; 1 if so. */
@@ -1201,7 +1201,7 @@ static int batch_get(struct sfs_store *s, struct db **out)
 static void batch_window(struct sfs_store *s)
 {
 	if (!s->batch_dirty && !s->batch_open)
-		s->batch_since = sfsi_mono_ns();
+		s->batch_since = sfs_mono_ns();
 	pthread_cond_broadcast(&s->batch_cv);
 }
 
@@ -1407,7 +1407,7 @@ static int64_t batch_due(const struct sfs_store *s)
 /* The gap after a batch held its whole window (batch_mu held). */
 static void batch_set_gap(struct sfs_store *s)
 {
-	int64_t now = sfsi_mono_ns();
+	int64_t now = sfs_mono_ns();
 
 	s->batch_gap = now >= batch_due(s) ? now + BATCH_GAP_MS * MS_NS : 0;
 }
@@ -1551,8 +1551,8 @@ static void *batcher(void *arg)
 			continue;
 		}
 		due = batch_due(s);
-		if (sfsi_mono_ns() < due) {
-			sfsi_mono_ts(&at, due);
+		if (sfs_mono_ns() < due) {
+			sfs_mono_ts(&at, due);
 			pthread_cond_timedwait(&s->batch_cv, &s->batch_mu, &at);
 			continue;
 		}
@@ -1795,7 +1795,7 @@ void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms)
 {
 	struct timespec ts;
 
-	sfsi_deadline(&ts, timeout_ms);
+	sfs_deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&s->note_mu);
 	while (s->notes == s->notes_seen && !s->note_stop)
 		if (pthread_cond_timedwait(&s->note_cv, &s->note_mu, &ts) ==

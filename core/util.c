@@ -261,7 +261,7 @@ void sfsi_crash_point(const char *point)
 		_exit(77);
 }
 
-int sfsi_cond_init(pthread_cond_t *cv)
+int sfs_cond_init_mono(pthread_cond_t *cv)
 {
 	pthread_condattr_t ca;
 	int err;
@@ -276,7 +276,7 @@ int sfsi_cond_init(pthread_cond_t *cv)
 	return err;
 }
 
-int64_t sfsi_mono_ns(void)
+int64_t sfs_mono_ns(void)
 {
 	struct timespec ts;
 
@@ -284,13 +284,13 @@ int64_t sfsi_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void sfsi_mono_ts(struct timespec *ts, int64_t ns)
+void sfs_mono_ts(struct timespec *ts, int64_t ns)
 {
 	ts->tv_sec = (time_t)(ns / 1000000000);
 	ts->tv_nsec = (long)(ns % 1000000000);
 }
 
-void sfsi_deadline(struct timespec *ts, int64_t ms)
+void sfs_deadline(struct timespec *ts, int64_t ms)
 {
-	sfsi_mono_ts(ts, sfsi_mono_ns() + ms * 1000000);
+	sfs_mono_ts(ts, sfs_mono_ns() + ms * 1000000);
 }

@@ -84,10 +84,10 @@ static enum sfs_status set_nosync(struct fx *f, const char *text)
 /* Wait until cond(arg) holds, at most ms (a deadline, not a measure). */
 static int wait_for(int (*cond)(void *), void *arg, int ms)
 {
-	int64_t until = sfsi_mono_ns() + (int64_t)ms * 1000000;
+	int64_t until = sfs_mono_ns() + (int64_t)ms * 1000000;
 
 	while (!cond(arg)) {
-		if (sfsi_mono_ns() >= until)
+		if (sfs_mono_ns() >= until)
 			return cond(arg);
 		usleep(1000);
 	}
@@ -252,10 +252,10 @@ struct turn_waiter {
 static void *turn_wait(void *p)
 {
 	struct turn_waiter *w = p;
-	int64_t t0 = sfsi_mono_ns();
+	int64_t t0 = sfs_mono_ns();
 
 	w->st = set_nosync(w->f, "waited");
-	w->ms = (sfsi_mono_ns() - t0) / 1000000;
+	w->ms = (sfs_mono_ns() - t0) / 1000000;
 	return NULL;
 }
 
