@@ -1082,10 +1082,16 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 		write_turn_end(d);
 		sync_note_commit(d->s);
 		d->synced_changes = sqlite3_total_changes64(d->h);
-		if (!d->nosync)
+		/*
+		 * hooks (a blob's bytes removed once its row is gone) run
+		 * once the commit is durable, never when its sync failed: a
+		 * commit begun "nosync" that has hooks syncs here (its caller
+		 * syncs next anyway, and that finds nothing left to sync)
+		 */
+		if (!d->nosync || d->hooks)
 			ret = sfsi_db_sync(d->s, e);
 		d->nosync = 0;
-		run_hooks(d, 1);
+		run_hooks(d, ret == SFS_OK);
 		return ret;
 	}
 	run_hooks(d, 0);

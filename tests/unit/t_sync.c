@@ -631,6 +631,46 @@ static void test_batch_hooks_after_sync(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/*
+ * Without batches, too: a commit's hooks run once it is durable. A
+ * content replaced (set_content commits "nosync" and syncs after) keeps
+ * the old blob file when the sync fails (before, the hook removed it at
+ * the commit, before the sync); a hook of a "nosync" transaction sees a
+ * sync made before it.
+ */
+static void test_hooks_after_sync_direct(void)
+{
+	struct sfs_stage *st;
+	struct db *d = NULL;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* PostgreSQL's commits are durable when made */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	hook_syncs = -1;
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin_nosync(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_on_commit(d, note_syncs, NULL, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK(hook_syncs > before);
+	CHECK(tfx_blob_files(f.s) == 1);
+	fail_syncs = 1;
+	st = tfx_stage(f.s, "second", 6);
+	CHECK(sfs_file_set_content(f.s, &f.a, f.id, st, 0, NULL, NULL) !=
+	      SFS_OK);
+	sfs_stage_free(st);
+	fail_syncs = 0;
+	CHECK(tfx_blob_files(f.s) == 2); /* "first" kept */
+	tfx_store_close(&f.dir, &f.s);
+	syncs_failed = 0; /* the count of the other tests */
+}
+
 struct stop_writer {
 	struct fx *f;
 	int acked, failed, stop;
@@ -837,6 +877,7 @@ int main(void)
 	RUN(test_batch_rolled_back_frees_lock);
 	RUN(test_batch_hooks_not_after_failed_sync);
 	RUN(test_batch_hooks_after_sync);
+	RUN(test_hooks_after_sync_direct);
 	RUN(test_batch_stop_while_writing);
 	RUN(test_write_quick);
 	RUN(test_writers_take_turns);
