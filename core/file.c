@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <jansson.h>
 #include "auth_i.h"
 #include "audio_i.h"
@@ -97,103 +98,119 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 	return SFS_OK;
 }
 
-enum sfs_status sfsi_file_load_tags(struct db *d, struct sfs_file *f,
-				    struct sfs_err *e)
+static int tag_cmp(const void *a, const void *b)
 {
-	struct db_stmt *st;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	int r = strcasecmp(x, y);
 
-	st = sfsi_db_prep(
-		d,
-		"SELECT t.name FROM file_tag ft"
-		" JOIN tag t ON t.id = ft.tag_id WHERE ft.file_id = ?1"
-		" ORDER BY t.name COLLATE NOCASE, t.name",
-		e);
-	if (!st)
-		return SFS_IO;
-	sfsi_db_bind_int(st, 1, f->ino);
-	while ((rc = sfsi_db_step(st, e)) == 1) {
-		if (n + 2 > cap) {
-			char **nv;
+	return r ? r : strcmp(x, y);
+}
 
-			cap = cap ? cap * 2 : 8;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = -1;
-				sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-					 "out of memory");
-				break;
-			}
-			v = nv;
-		}
-		v[n] = sfsi_db_col_dup(st, 0);
-		v[++n] = NULL;
-	}
-	sfsi_db_reset(st);
-	if (rc < 0) {
-		if (v) {
-			v[n] = NULL;
+enum sfs_status sfsi_file_split_tags(const char *s, struct sfs_file *f,
+				     struct sfs_err *e)
+{
+	const char *p, *end;
+	size_t n = 1, i = 0;
+	char **v;
+
+	if (!s || !*s)
+		return SFS_OK;
+	for (p = s; *p; p++)
+		n += *p == '\x1f';
+	v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	for (p = s; i < n; p = end + 1) {
+		end = strchr(p, '\x1f');
+		if (!end)
+			end = p + strlen(p);
+		v[i] = strndup(p, (size_t)(end - p));
+		if (!v[i]) {
 			sfs_strv_free(v);
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
 		}
-		return e && e->status ? e->status : SFS_IO;
+		i++;
 	}
+	qsort(v, n, sizeof(*v), tag_cmp);
 	f->tags = v;
 	f->ntags = n;
 	return SFS_OK;
 }
 
+/*
+ * One statement loads a file: its row, its tags and the share of it to
+ * the user `user` (0: none), so that a read needs no transaction for one
+ * view of the three and costs one round trip on PostgreSQL.
+ */
+#define LOAD_SQL(key)                                                          \
+	"SELECT " FILE_COLS ", " FILE_TAGS_COL ", s.perm, su.uuid,"            \
+	" s.created_at" FILE_FROM                                              \
+	" LEFT JOIN share s ON s.file_id = f.id AND s.user_id = ?2"            \
+	" LEFT JOIN user su ON su.id = s.created_by WHERE " key " = ?1"
+#define LOAD_TAGS FILE_NCOLS
+#define LOAD_SHARE (FILE_NCOLS + 1)
+
+/* 1: the user has a share of the file (f->access/perm/shared_* set). */
 static enum sfs_status load(struct db *d, const char *uuid, int64_t ino,
-			    struct sfs_file *f, struct sfs_err *e)
+			    int64_t user, struct sfs_file *f, int *shared,
+			    struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret;
 	int rc;
 
-	if (uuid) {
-		st = sfsi_db_prep(
-			d, "SELECT " FILE_COLS FILE_FROM " WHERE f.uuid = ?1",
-			e);
-		if (!st)
-			return SFS_IO;
+	st = sfsi_db_prep(d, uuid ? LOAD_SQL("f.uuid") : LOAD_SQL("f.id"), e);
+	if (!st)
+		return SFS_IO;
+	if (uuid)
 		sfsi_db_bind_text(st, 1, uuid);
-	} else {
-		st = sfsi_db_prep(
-			d, "SELECT " FILE_COLS FILE_FROM " WHERE f.id = ?1", e);
-		if (!st)
-			return SFS_IO;
+	else
 		sfsi_db_bind_int(st, 1, ino);
-	}
+	sfsi_db_bind_int(st, 2, user);
+	*shared = 0;
 	rc = sfsi_db_step(st, e);
-	if (rc == 1)
+	if (rc == 1) {
 		ret = sfsi_file_from_row(st, f, e);
-	else if (rc == 0)
+		if (!ret)
+			ret = sfsi_file_split_tags(
+				sfsi_db_col_text(st, LOAD_TAGS), f, e);
+		if (!ret && !sfsi_db_col_null(st, LOAD_SHARE)) {
+			*shared = 1;
+			f->access = SFS_ACCESS_DIRECT_SHARE;
+			f->perm =
+				(enum sfs_perm)sfsi_db_col_int(st, LOAD_SHARE);
+			sfs_strlcpy(f->shared_by,
+				    sfsi_db_col_text(st, LOAD_SHARE + 1),
+				    sizeof(f->shared_by));
+			f->shared_at = sfsi_db_col_int(st, LOAD_SHARE + 2);
+		}
+	} else if (rc == 0) {
 		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 			       SFSI_FILE_NOT_FOUND_MSG);
-	else
+	} else {
 		ret = e && e->status ? e->status : SFS_IO;
+	}
 	sfsi_db_reset(st);
-	if (!ret)
-		ret = sfsi_file_load_tags(d, f, e);
 	return ret;
 }
 
 enum sfs_status sfsi_file_load_ino(struct db *d, int64_t ino,
 				   struct sfs_file *out, struct sfs_err *e)
 {
+	int shared;
+
 	sfs_file_init(out);
-	return load(d, NULL, ino, out, e);
+	return load(d, NULL, ino, 0, out, &shared, e);
 }
 
 enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 				  const char *uuid, int64_t ino,
 				  struct sfs_file *f, struct sfs_err *e)
 {
-	struct db_stmt *st;
 	enum sfs_status ret;
 	char lower[SFS_ID_SIZE];
-	int rc;
+	int shared;
 
 	sfs_file_init(f);
 	if (uuid) {
@@ -202,43 +219,22 @@ enum sfs_status sfsi_file_resolve(struct db *d, const struct sfs_actor *a,
 					SFSI_FILE_NOT_FOUND_MSG);
 		uuid = lower;
 	}
-	ret = load(d, uuid, ino, f, e);
+	ret = load(d, uuid, ino, a->user, f, &shared, e);
 	if (ret)
 		goto fail;
 	if (f->tenant != a->tenant)
 		goto not_found;
 	if (f->owner == a->user) {
+		/* (no share of one's own file; a row would not count) */
 		f->access = SFS_ACCESS_OWNER;
 		f->perm = SFS_PERM_OWNER;
+		f->shared_by[0] = '\0';
+		f->shared_at = 0;
 		return SFS_OK;
 	}
 	if (f->deleted)
 		goto not_found;
-	st = sfsi_db_prep(d,
-			  "SELECT s.perm, u.uuid, s.created_at FROM share s"
-			  " JOIN user u ON u.id = s.created_by"
-			  " WHERE s.file_id = ?1 AND s.user_id = ?2",
-			  e);
-	if (!st) {
-		ret = SFS_IO;
-		goto fail;
-	}
-	sfsi_db_bind_int(st, 1, f->ino);
-	sfsi_db_bind_int(st, 2, a->user);
-	rc = sfsi_db_step(st, e);
-	if (rc == 1) {
-		f->access = SFS_ACCESS_DIRECT_SHARE;
-		f->perm = (enum sfs_perm)sfsi_db_col_int(st, 0);
-		sfs_strlcpy(f->shared_by, sfsi_db_col_text(st, 1),
-			    sizeof(f->shared_by));
-		f->shared_at = sfsi_db_col_int(st, 2);
-	}
-	sfsi_db_reset(st);
-	if (rc < 0) {
-		ret = SFS_IO;
-		goto fail;
-	}
-	if (rc == 1)
+	if (shared)
 		return SFS_OK;
 	if (f->publish == SFS_PUBLISH_INTERNAL) {
 		f->access = SFS_ACCESS_INTERNAL;
@@ -785,11 +781,8 @@ static enum sfs_status get_common(struct sfs_store *s,
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	/* one snapshot for the row, its share and its tags */
-	ret = sfsi_db_begin_read(d, e);
-	if (!ret)
-		ret = sfsi_file_resolve(d, a, id, ino, out, e);
-	sfsi_db_rollback(d);
+	/* one statement: the row, its share and its tags (load) */
+	ret = sfsi_file_resolve(d, a, id, ino, out, e);
 	sfsi_db_put(d);
 	return ret;
 }

@@ -54,9 +54,20 @@ struct db_stmt;
 /* Fill f (initialised) from the FILE_COLS of the current row. */
 enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 				   struct sfs_err *e) SFS_MUST_CHECK;
-/* Load f->tags (sorted case-insensitively). */
-enum sfs_status sfsi_file_load_tags(struct db *d, struct sfs_file *f,
-				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A file's tags as one column of its row, one correlated subquery, so that
+ * a row comes with its tags in the same statement (one snapshot, one round
+ * trip). Tag names cannot hold control characters: char(31) separates them.
+ */
+#define FILE_TAGS_COL                                                          \
+	"(SELECT group_concat(xt.name, char(31)) FROM file_tag xft"            \
+	" JOIN tag xt ON xt.id = xft.tag_id WHERE xft.file_id = f.id)"
+
+/* f->tags from a FILE_TAGS_COL value (NULL: none), sorted case-insensitively.
+ */
+enum sfs_status sfsi_file_split_tags(const char *s, struct sfs_file *f,
+				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Resolve a file for an actor by uuid (or by ino when uuid is NULL):

@@ -462,56 +462,12 @@ static enum sfs_status status_of(struct sfs_err *e)
 }
 
 /*
- * A page's tags come with its rows, one correlated subquery per row in the
- * page statement, instead of one more statement per row or per page (which
- * cost a tenth of a listing: statements, and json_each's allocations under
- * SQLite's global memory mutex). Tag names cannot hold control characters,
- * so char(31) separates them.
+ * A page's tags come with its rows (FILE_TAGS_COL), one correlated
+ * subquery per row in the page statement, instead of one more statement
+ * per row or per page (which cost a tenth of a listing: statements, and
+ * json_each's allocations under SQLite's global memory mutex).
  */
-#define TAGS_COL                                                               \
-	"(SELECT group_concat(xt.name, char(31)) FROM file_tag xft"            \
-	" JOIN tag xt ON xt.id = xft.tag_id WHERE xft.file_id = f.id)"
-
-static int tag_cmp(const void *a, const void *b)
-{
-	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-	int r = strcasecmp(x, y);
-
-	return r ? r : strcmp(x, y);
-}
-
-/* Split a TAGS_COL value into f->tags, sorted as sfsi_file_load_tags sorts. */
-static enum sfs_status split_tags(const char *s, struct sfs_file *f,
-				  struct sfs_err *e)
-{
-	const char *p, *end;
-	size_t n = 1, i = 0;
-	char **v;
-
-	if (!s || !*s)
-		return SFS_OK;
-	for (p = s; *p; p++)
-		n += *p == '\x1f';
-	v = calloc(n + 1, sizeof(*v));
-	if (!v)
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	for (p = s; i < n; p = end + 1) {
-		end = strchr(p, '\x1f');
-		if (!end)
-			end = p + strlen(p);
-		v[i] = strndup(p, (size_t)(end - p));
-		if (!v[i]) {
-			sfs_strv_free(v);
-			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-					"out of memory");
-		}
-		i++;
-	}
-	qsort(v, n, sizeof(*v), tag_cmp);
-	f->tags = v;
-	f->ntags = n;
-	return SFS_OK;
-}
+#define TAGS_COL FILE_TAGS_COL
 
 /*
  * Run a page query: each row is FILE_COLS, then (shared) access kind,
@@ -542,7 +498,8 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 		ret = sfsi_file_from_row(st, f, e);
 		l->n++; /* released with the list even when partial */
 		if (!ret)
-			ret = split_tags(sfsi_db_col_text(st, tags), f, e);
+			ret = sfsi_file_split_tags(sfsi_db_col_text(st, tags),
+						   f, e);
 		if (ret)
 			break;
 		if (!shared) {

@@ -169,31 +169,47 @@ static int drain(int fd)
 	return any;
 }
 
+/*
+ * What wakes the poller and where its feed starts, set up by
+ * fs_poller_start before the mount answers its first request: first the
+ * watch, then the change sequence, so that a commit made after the mount
+ * is up is either in the sequence read or wakes the poller (read first,
+ * a commit between the two was neither: unseen until the idle look).
+ */
+static int g_in = -1, g_own;
+static int64_t g_since;
+
+static void watch_changes(void)
+{
+	struct sfs_err e;
+
+	/* a remote store's feed or PostgreSQL's LISTEN says when, through
+	 * an eventfd; on SQLite, each commit writes the store's WAL */
+	g_in = sfs_store_change_fd(g_fs.store);
+	g_own = g_in < 0;
+	if (g_own)
+		g_in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (g_own && g_in >= 0 &&
+	    inotify_add_watch(g_in, sfs_store_dir(g_fs.store),
+			      IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+		sfs_warn("fs", "cannot watch the store: %s", strerror(errno));
+		close(g_in);
+		g_in = -1;
+	}
+	sfs_err_init(&e);
+	g_since = 0;
+	if (sfs_store_change_seq(g_fs.store, &g_since, &e))
+		sfs_warn("fs", "cannot read the change sequence: %s",
+			 e.message);
+}
+
 static void *poller(void *arg)
 {
 	struct pollfd p[2];
-	int64_t since = 0, next, t;
-	struct sfs_err e;
-	int in, n, own, idle = idle_ms();
+	int64_t since = g_since, next, t;
+	int in = g_in, n, own = g_own, idle = idle_ms();
 
 	(void)arg;
-	sfs_err_init(&e);
-	if (sfs_store_change_seq(g_fs.store, &since, &e))
-		sfs_warn("fs", "cannot read the change sequence: %s",
-			 e.message);
-	/* a remote store's feed or PostgreSQL's LISTEN says when, through
-	 * an eventfd; on SQLite, each commit writes the store's WAL */
-	in = sfs_store_change_fd(g_fs.store);
-	own = in < 0;
-	if (own)
-		in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (own && in >= 0 &&
-	    inotify_add_watch(in, sfs_store_dir(g_fs.store),
-			      IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
-		sfs_warn("fs", "cannot watch the store: %s", strerror(errno));
-		close(in);
-		in = -1;
-	}
 	p[0].fd = g_fs.wake_fd;
 	p[0].events = POLLIN;
 	p[1].fd = in;
@@ -241,11 +257,16 @@ void fs_poller_start(void)
 			 strerror(errno));
 		return;
 	}
+	watch_changes();
 	fs_signals_off(&old);
-	if (pthread_create(&g_fs.poller, NULL, poller, NULL) == 0)
+	if (pthread_create(&g_fs.poller, NULL, poller, NULL) == 0) {
 		g_fs.poller_running = 1;
-	else
+	} else {
 		sfs_warn("fs", "cannot start the change poller");
+		if (g_in >= 0 && g_own)
+			close(g_in);
+		g_in = -1;
+	}
 	fs_signals_on(&old);
 }
 

@@ -47,6 +47,9 @@ SFSD = BUILD / "speechfsd"
 SPEECHFS = BUILD / "speechfs"
 CHUNK = 1 << 20
 
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from fsutil import is_mounted  # noqa: E402
+
 
 class BenchError(Exception):
     pass
@@ -81,10 +84,28 @@ def wait_mount(path, proc, what):
 
 
 def umount(path):
-    if os.path.ismount(path):
+    """Unmount path, lazily when a plain unmount could not (the mount
+    table says: a FUSE mount whose process died is no os.path.ismount)."""
+    if is_mounted(path):
         subprocess.run(["fusermount3", "-u", str(path)], timeout=60)
-    if os.path.ismount(path):
+    if is_mounted(path):
         subprocess.run(["fusermount3", "-uz", str(path)], timeout=60)
+
+
+def stop_mount(proc, path, timeout=60):
+    """Unmount a mount made by proc (speechfs or rclone in the
+    foreground), wait for proc (killed after timeout s), clear what is
+    left and remove the mountpoint."""
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-u", str(path)],
+                       capture_output=True, timeout=60)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    umount(path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class SfsMount:
@@ -242,18 +263,20 @@ def tree_helper():
     return exe
 
 
-def make_trees(work, store, user, plain, ntree):
-    """ntree files under /tree/ of the store and of plain/, 100 a dir."""
-    ndirs = max(1, (ntree + PER_DIR - 1) // PER_DIR)
+def make_trees(work, store, user, plain, ntree, per_dir=PER_DIR):
+    """ntree empty files under /tree/dNNNN/ of the store and of plain/,
+    per_dir a directory (fs_tree's layout: file i in directory i / per)."""
+    ndirs = max(1, (ntree + per_dir - 1) // per_dir)
+    per = (ntree + ndirs - 1) // ndirs
     exe = tree_helper()
     p = subprocess.run([str(exe), str(store), user, str(ndirs),
                         str(ntree)], capture_output=True, text=True,
-                       timeout=600)
+                       timeout=1200)
     if p.returncode != 0:
         raise BenchError("fs_tree: %s" % p.stderr.strip()[-500:])
     for i in range(ntree):
-        if i % PER_DIR == 0:
-            d = plain / "tree" / ("d%04d" % (i // PER_DIR))
+        if i % per == 0:
+            d = plain / "tree" / ("d%04d" % (i // per))
             d.mkdir(parents=True)
         with open(d / ("f%07d.txt" % i), "wb"):
             pass

@@ -39,16 +39,16 @@ import time
 
 import requests
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_fs import (BenchError, drop_caches, make_trees,  # noqa: E402
+                      stop_mount)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
 SFSD = BUILD / "speechfsd"
 SPEECHFS = BUILD / "speechfs"
 API = "/api/v1/speech-services/files"
 PER_DIR = 100
-
-
-class BenchError(Exception):
-    pass
 
 
 def log(msg):
@@ -65,9 +65,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def timed(argv, ok=(0,), **kw):
+def timed(argv, ok=(0,), timeout=3600, **kw):
+    """(stdout, seconds) of argv; a hung command ends the benchmark."""
     t = time.monotonic()
-    p = subprocess.run(argv, capture_output=True, text=True, **kw)
+    p = subprocess.run(argv, capture_output=True, text=True,
+                       timeout=timeout, **kw)
     secs = time.monotonic() - t
     if p.returncode not in ok:
         raise BenchError("%s: exit %d: %s" % (argv[0], p.returncode,
@@ -182,18 +184,9 @@ class Run:
                            "--cache-dir", str(cache)], "rclone")
 
     def unmount(self, p, d):
-        subprocess.run(["fusermount3", "-u", str(d)], capture_output=True)
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        if os.path.ismount(d):
-            subprocess.run(["fusermount3", "-uz", str(d)],
-                           capture_output=True)
+        stop_mount(p, d)
         if (p, d) in self.mounts:
             self.mounts.remove((p, d))
-        shutil.rmtree(d, ignore_errors=True)
 
     def stop(self):
         for p, d in list(self.mounts):
@@ -210,28 +203,6 @@ class Run:
 
 def dd(path):
     return timed(["dd", "if=%s" % path, "of=/dev/null", "bs=1M"])[1]
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
-
-
-def fill_tree(run, store, user, plain, ndirs, nfiles):
-    """nfiles empty files under /tree/dNNNN/ of the store and of plain/."""
-    exe = BUILD / "bench" / "helpers" / "fs_tree"
-    if not os.access(exe, os.X_OK):
-        raise BenchError("%s missing: build first (make)" % exe)
-    timed([str(exe), str(store), user, str(ndirs), str(nfiles)],
-          timeout=1200)
-    per = (nfiles + ndirs - 1) // ndirs
-    for i in range(nfiles):
-        if i % per == 0:
-            d = plain / "tree" / ("d%04d" % (i // per))
-            d.mkdir(parents=True)
-        with open(d / ("f%07d.txt" % i), "wb"):
-            pass
 
 
 def make_small(d, n):
@@ -276,6 +247,7 @@ def bench(run, work, mb, nls, ntree, nsmall, rows):
     fid = requests.get(base + API, headers={"X-API-Key": a_key},
                        params={"name": "big"},
                        timeout=30).json()["files"][0]["id"]
+    drop_caches()   # cold, as the mounts' first reads are
     _, down_s = timed(["curl", "-sS", "-o", "/dev/null", "-H", h,
                        "%s%s/%s/content" % (base, API, fid)])
     dav = run.webdav(plain)
@@ -324,7 +296,7 @@ def bench(run, work, mb, nls, ntree, nsmall, rows):
         s, u, k = run.store("t%d" % n)
         tplain = work / ("plain-t%d" % n)
         tplain.mkdir()
-        fill_tree(run, s, u, tplain, ndirs, n)
+        make_trees(work, s, u, tplain, n, per_dir=(n + ndirs - 1) // ndirs)
         tbase = run.daemon(s, 1 << 20)
         tdav = run.webdav(tplain)
         target_dir = "tree/d0000" if ndirs == 1 else "tree"
@@ -368,9 +340,9 @@ def main():
     finally:
         run.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print("%-40s %12s %12s %6s %7s %6s" % ("benchmark", "ours",
-                                           "baseline", "ratio", "target",
-                                           "load"))
+    print("%-40s %12s %12s %6s %5s %6s %6s" % ("benchmark", "ours",
+                                              "baseline", "ratio",
+                                              "target", "", "load"))
     for name, res, base, ratio, target, ld in rows:
         print("%-40s %12s %12s %6.2f %5.2f %s %6s" % (
             name, res, base, ratio, target,

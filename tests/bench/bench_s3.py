@@ -39,7 +39,9 @@ SFSD = BUILD / "speechfsd"
 SPEECHFS = BUILD / "speechfs"
 API = "/api/v1/speech-services/files"
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
 import rgw  # noqa: E402
+from bench_fs import stop_mount  # noqa: E402
 
 
 class BenchError(Exception):
@@ -188,15 +190,9 @@ class Run:
         return p, d
 
     def unmount(self, p, d):
-        subprocess.run(["fusermount3", "-u", str(d)])
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_mount(p, d, timeout=30)
         if (p, d) in self.mounts:
             self.mounts.remove((p, d))
-        shutil.rmtree(d, ignore_errors=True)
 
     def stop(self):
         for p, d in list(self.mounts):

@@ -213,13 +213,18 @@ OPEN = """
 const [name, done] = [arguments[0], arguments[arguments.length - 1]];
 const link = [...document.querySelectorAll("#rows tr.dir a")].find(a =>
   a.textContent === name);
-let painted = 0, t0 = 0;
+// the parent folder's first row (Element Timing's element): the click
+// waits until it is painted, and its entry is not the new folder's
+const parent = document.querySelector("#rows [elementtiming=sfs-rows]");
+let shown = false, painted = 0, t0 = 0;
 const po = new PerformanceObserver((l) => {
   for (const e of l.getEntries()) {
-    if (e.identifier === "sfs-rows" && !painted && e.renderTime > t0)
-      painted = e.renderTime;
+    if (e.identifier !== "sfs-rows") continue;
+    if (e.element === parent) shown = true;
+    else if (t0 && !painted && e.renderTime > t0) painted = e.renderTime;
   }
 });
+po.observe({type: "element", buffered: true});
 const ok = () => {
   const rows = performance.getEntriesByName("sfs:rows").filter(m =>
     m.startTime > t0);
@@ -236,10 +241,16 @@ const ok = () => {
         listed: list.length ? list[0].responseEnd - t0 : 0,
         rows: rows[0].startTime - t0});
 };
-po.observe({type: "element", buffered: false});
-t0 = performance.now();
-link.click();
-ok();
+const click = () => {
+  if (!shown) {
+    setTimeout(click, 5);
+    return;
+  }
+  t0 = performance.now();
+  link.click();
+  ok();
+};
+click();
 """
 
 
@@ -256,6 +267,10 @@ def open_folder_ms(b, rounds):
             ".some(a => a.textContent === arguments[0])", name),
             30, "the folder's row")
         r = b.js_async(OPEN, name)
+        # the rows must be the new folder's: painted after its listing
+        if not r["listed"] or r["painted"] < r["listed"]:
+            raise RuntimeError(f"opening {FOLDER}: no listing before the "
+                               f"rows painted ({r})")
         if i:
             out.append(r)
     return out

@@ -15,6 +15,7 @@ files, the database) stay as they are."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,21 @@ def missing_for_mounts():
     return None
 
 
+def is_mounted(path):
+    """Whether path is a mount point in the mount table. A FUSE mount
+    whose process died is still there, but os.path.ismount() says no
+    (stat of it fails with ENOTCONN) once the kernel's attributes expire."""
+    want = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            # spaces, tabs, newlines and backslashes come octal-escaped
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), mp)
+            if mp == want:
+                return True
+    return False
+
+
 def need_fuse():
     """Skip a mount test that cannot run here, saying why; under CI
     (CI=true) the skip is a failure (tests/conftest.py)."""
@@ -92,27 +108,65 @@ def make_store(path, max_bytes=0, blobs=None, meta=None):
     return tenant, users
 
 
+def terminate(proc, timeout=30):
+    """SIGTERM (SIGCONT first, for a process a test stopped) and wait:
+    its exit status, or a sentence when it had to be killed."""
+    if proc.poll() is not None:
+        return proc.returncode
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "no exit within %d s of SIGTERM" % timeout
+
+
+def stop_all(things):
+    """Stop each of things (each .stop() may raise: the mount or daemon
+    did not exit 0); every one is stopped, then the first error raised."""
+    first = None
+    for t in things:
+        try:
+            t.stop()
+        except BaseException as e:      # noqa: BLE001
+            first = first or e
+    if first:
+        raise first
+
+
 class Server:
     """A speechfsd on a store for its remote mounts: 127.0.0.1, a free
-    port, generous rate limits, job workers on (the server makes the
-    listening audio); an API key per user, made when first asked for."""
+    port of its own (kill() and start() again keep it), generous rate
+    limits, job workers on (the server makes the listening audio) unless
+    `config` says otherwise; an API key per user, made when first asked
+    for. Its output goes to a log shown when it fails."""
 
-    def __init__(self, store):
+    def __init__(self, store, **config):
         self.store = pathlib.Path(store)
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.keys = {}
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="sfs-srv-"))
         self.config = self.tmp / "speechfsd.conf"
-        self.config.write_text("".join("%s = %s\n" % kv
-                                       for kv in SERVER_CONFIG.items()))
+        self.config.write_text("".join(
+            "%s = %s\n" % kv for kv in {**SERVER_CONFIG, **config}.items()))
         self.logf = open(self.tmp / "speechfsd.log", "w+")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Start it (again) on its port and wait until it answers HTTP
+        (any status: a server without /healthz answers too)."""
+        import urllib.error
+        import urllib.request
+        self.killed = False
         self.proc = subprocess.Popen(
-            [str(ADMIN), "--store", str(store), "--listen",
+            [str(ADMIN), "--store", str(self.store), "--listen",
              "127.0.0.1:%d" % self.port, "--config", str(self.config)],
             stdout=self.logf, stderr=subprocess.STDOUT)
-        import urllib.request
-        deadline = time.time() + 15
+        deadline = time.time() + 30
         while True:
             if self.proc.poll() is not None or time.time() > deadline:
                 out = self.output()
@@ -120,12 +174,19 @@ class Server:
                 raise RuntimeError("speechfsd did not start: " + out)
             try:
                 with urllib.request.urlopen(self.base + "/healthz",
-                                            timeout=1) as r:
-                    if r.status == 200:
-                        break
+                                            timeout=1):
+                    break
+            except urllib.error.HTTPError:
+                break
             except OSError:
                 pass
             time.sleep(0.05)
+
+    def kill(self):
+        """SIGKILL, as a crash of the server would end it."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(timeout=30)
 
     def key(self, user):
         if user not in self.keys:
@@ -139,18 +200,13 @@ class Server:
         return self.logf.read()
 
     def stop(self, check=True):
-        """SIGTERM; the daemon must exit 0."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "no exit within 30 s of SIGTERM"
+        """SIGTERM; the daemon must exit 0 (unless the test killed it
+        and did not start it again)."""
+        rc = terminate(self.proc)
         out = self.output()
         self.logf.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        if check:
+        if check and not self.killed:
             assert rc == 0, "speechfsd exited %r:\n%s" % (rc, out)
         return rc
 
@@ -165,15 +221,9 @@ def server_of(store):
 
 def stop_servers():
     """Stop the servers of this test's remote mounts (each must exit 0)."""
-    first = None
-    while SERVERS:
-        _, srv = SERVERS.popitem()
-        try:
-            srv.stop()
-        except BaseException as e:      # noqa: BLE001
-            first = first or e
-    if first:
-        raise first
+    servers = list(SERVERS.values())
+    SERVERS.clear()
+    stop_all(servers)
 
 
 class Mount:
@@ -225,8 +275,9 @@ class Mount:
         return self.dir.joinpath(*parts)
 
     def stop(self, check=True):
-        """Unmount; return the process's exit status."""
-        if os.path.ismount(self.dir):
+        """Unmount; return the process's exit status. With check, the
+        process must have exited 0 and left no mount behind."""
+        if is_mounted(self.dir):
             subprocess.run(["fusermount3", "-u", str(self.dir)],
                            timeout=30)
         try:
@@ -234,7 +285,8 @@ class Mount:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        if os.path.ismount(self.dir):
+        left = is_mounted(self.dir)
+        if left:
             subprocess.run(["fusermount3", "-uz", str(self.dir)])
         out = self.output()
         self.log.close()
@@ -249,6 +301,7 @@ class Mount:
             pass
         if check:
             assert rc == 0, "speechfs exited %r:\n%s" % (rc, out)
+            assert not left, "still mounted after speechfs ended:\n" + out
             assert "Ignoring invalid" not in out, out
         return rc
 
@@ -288,14 +341,7 @@ def mounts(store):
         made.append(m)
         return m
     yield make
-    first = None
-    for m in made:
-        try:
-            m.stop()
-        except BaseException as e:      # noqa: BLE001
-            first = first or e
-    if first:
-        raise first
+    stop_all(made)
 
 
 class StoreReader:
@@ -351,6 +397,22 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(1 << 16), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def cache_bytes(d):
+    """Bytes of the complete blocks in a remote mount's block cache (a
+    block is written to NAME.TID.tmp and renamed: those may come and go
+    meanwhile; staged writes are not blocks)."""
+    n = 0
+    for f in pathlib.Path(d).rglob("*"):
+        if f.name.endswith(".tmp") or "staging" in f.parts:
+            continue
+        try:
+            if f.is_file():
+                n += f.stat().st_size
+        except FileNotFoundError:
+            pass
+    return n
 
 
 def free_port():

@@ -25,9 +25,8 @@ def kill9(m):
     dead mountpoint."""
     m.proc.kill()
     m.proc.wait()
-    with open("/proc/self/mountinfo") as f:
-        if f" {m.dir} " in f.read():
-            subprocess.run(["fusermount3", "-uz", str(m.dir)], timeout=30)
+    if fsutil.is_mounted(m.dir):
+        subprocess.run(["fusermount3", "-uz", str(m.dir)], timeout=30)
     assert m.stop(check=False) == -9
 
 

@@ -19,8 +19,8 @@ import time
 import pytest
 import requests
 
-from fsutil import (SPEECHFS, Mount, admin, api, eventually,  # noqa: F401
-                    store, xget)
+from fsutil import (SPEECHFS, Mount, admin, api, cache_bytes,  # noqa: F401
+                    eventually, store, xget)
 
 P = "user.speechfs."
 
@@ -72,21 +72,6 @@ def content_gets(base):
     return sum(int(v) for v in re.findall(
         r'speechfs_http_requests_total\{route="files_content",'
         r'status="2\d\d"\} (\d+)', text))
-
-
-def cache_bytes(d):
-    """Bytes of the complete blocks in a block cache (a block is written
-    to NAME.TID.tmp and renamed: those may come and go meanwhile)."""
-    n = 0
-    for f in d.rglob("*"):
-        if f.name.endswith(".tmp"):
-            continue
-        try:
-            if f.is_file():
-                n += f.stat().st_size
-        except FileNotFoundError:
-            pass
-    return n
 
 
 def upload(url, key, data, name, path="/", tags=None):

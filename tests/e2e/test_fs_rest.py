@@ -74,14 +74,16 @@ def test_mount_is_woken_by_the_daemons_commits(store, api, monkeypatch,
     monkeypatch.setenv("SPEECHFS_TEST_POLL_IDLE_MS", "600000")
     m = Mount(d, users[0], "-o", "config=%s" % conf)
     try:
+        assert [n for n in os.listdir(m.dir) if not n.startswith(".")] == []
         for i in range(3):
+            seen = m.output().count("change(s) by others")
             r = requests.post(url, headers=h,
                               files={"file": ("w%d.txt" % i, b"x")},
-                              data={"name": "w%d" % i})
+                              data={"name": "w%d" % i}, timeout=60)
             assert r.status_code in (200, 201), r.text
             # the poller says what it saw, without the mount being used
             assert eventually(
-                lambda: m.output().count("change(s) by others") > i), \
+                lambda: m.output().count("change(s) by others") > seen), \
                 m.output()
         assert sorted(n for n in os.listdir(m.dir)
                       if not n.startswith(".")) == \

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from fsutil import Mount, admin, mnt, mounts, need_fuse, store, xget  # noqa: F401,E501
+from fsutil import (Mount, admin, mnt, mounts, need_fuse,  # noqa: F401
+                    sha256_file, store, xget)
 
 # every test once per blob backend (conftest.py)
 BLOB_BACKENDS = ["local", "s3"]
@@ -287,14 +288,6 @@ def test_four_writer_processes(mnt, tmp_path):
         [".listening", ".shared", ".trash", "together.bin"] +
         ["own%d.bin" % i for i in range(4)])
     assert os.listdir(mnt.path(".trash")) == []
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def json_size(path):

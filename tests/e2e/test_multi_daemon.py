@@ -31,7 +31,7 @@ import requests
 
 from conftest import AWS_KEYS, Blobs, Client, Daemon, Meta, free_port, \
     make_store
-from fsutil import Mount, eventually, need_fuse, xget
+from fsutil import Mount, eventually, need_fuse, stop_all, xget
 from test_api_listening import wav
 
 LEASE_S = 5  # jobs.lease_seconds: how long a killed daemon's job waits
@@ -153,22 +153,24 @@ def cluster(tmp_path_factory, pg_server, rgw_gateway):
             nginx.wait(timeout=30)
         for c in cl.clients:
             c.http.close()
-        for i, d in enumerate(cl.daemons):
-            if i in cl.killed:
-                d.logf.close()
-            else:
-                d.stop()
-        pg_server.drop_database(db)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        s3 = gw.client()
         try:
-            s3.drop_bucket(bucket)
+            for i, d in enumerate(cl.daemons):
+                if i in cl.killed:
+                    d.logf.close()
+            stop_all(d for i, d in enumerate(cl.daemons)
+                     if i not in cl.killed)
         finally:
-            s3.close()
+            pg_server.drop_database(db)
+            s3 = gw.client()
+            try:
+                s3.drop_bucket(bucket)
+            finally:
+                s3.close()
 
 
 def live(cl):
@@ -393,14 +395,7 @@ def test_two_mounts_and_the_daemons_see_each_others_changes(
                               == want)
             assert len(os.listdir(m.path(conc.strip("/")))) == len(want)
     finally:
-        first = None
-        for m in mounts:
-            try:
-                m.stop()
-            except BaseException as e:  # noqa: BLE001
-                first = first or e
-        if first:
-            raise first
+        stop_all(mounts)
 
 
 def test_rate_limits_are_per_daemon(cluster, tmp_path_factory):
@@ -424,8 +419,7 @@ def test_rate_limits_are_per_daemon(cluster, tmp_path_factory):
             c.http.close()
             assert codes == [200] * 4 + [429], codes
     finally:
-        for d in ds:
-            d.stop()
+        stop_all(ds)
 
 
 def wait_for(c, fid, pred, seconds=120):
