@@ -127,6 +127,23 @@ def test_parallel_writers_same_file(mnt):
     assert p.read_bytes() in datas
 
 
+def test_large_write_in_order_closed_at_once(mnt):
+    """A file written in order past the stage's pipeline threshold (a few
+    MiB), its size not a whole number of the pipeline's chunks, closed
+    right after the last write: the store holds every byte. The remote
+    mount uploaded from the stage's file while its writer thread was
+    still appending (the upload announced fewer bytes than came, or the
+    tail never came) until it waited for the stage to settle."""
+    for n in (9 << 20) + 12345, (24 << 20) + 1:
+        data = os.urandom(n)
+        p = mnt.path("in-order-%d.bin" % n)
+        with open(p, "wb") as f:
+            for off in range(0, n, 1 << 20):
+                f.write(data[off:off + (1 << 20)])
+        assert xget(p, P + "sha256") == hashlib.sha256(data).hexdigest()
+        assert os.stat(p).st_size == n
+
+
 @pytest.fixture
 def small_store(tmp_path):
     need_fuse()
