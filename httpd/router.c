@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "respcache.h"
 #include "speechfs/log.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 #define B API_BASE
@@ -599,14 +600,6 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 	return r->route->fn(r);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The access log's line (the path escaped: it is the client's). */
 static void access_line(struct req *r, int64_t ns,
 			enum MHD_RequestTerminationCode toe)
@@ -639,7 +632,7 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->cn->rid[0] = '\0';
 		conn_set_phase(r->cn, CONN_IDLE);
 	}
-	ns = mono_ns() - r->start_ns;
+	ns = sfs_mono_ns() - r->start_ns;
 	if (sfs_log_get_level() >= SFS_LOG_INFO)
 		access_line(r, ns, toe);
 	metrics_record(r->route_idx, r->status, ns, r->bytes_in, r->bytes_out);
