@@ -120,9 +120,12 @@ $(B)/speechfs: $(FS_OBJ) $(LIB)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(FS_LIBS) $(CORE_LIBS)
 
-# a unit test of the daemon's parsers links them (no libmicrohttpd in them)
+# a unit test of the daemon's parsers or its OpenAPI document links them
+# (no libmicrohttpd in them)
 $(B)/tests/t_http_date: UNIT_HTTPD := $(B)/httpd/parse.o
 $(B)/tests/t_http_date: $(B)/httpd/parse.o
+$(B)/tests/t_openapi: UNIT_HTTPD := $(B)/httpd/openapi.o
+$(B)/tests/t_openapi: $(B)/httpd/openapi.o
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_FIX) $(LIB)
 	@mkdir -p $(dir $@)

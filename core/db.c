@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "auth_i.h"
+#include "blob_i.h"
 #include "db_i.h"
 #include "db_pg_i.h"
 #include "schema_i.h"
@@ -55,6 +56,8 @@ struct db {
 	int sp;	     /* transactions begun and not ended, nested */
 	int sp_real; /* the level that is a transaction of its own, or 0 */
 	int64_t synced_changes; /* sqlite3_total_changes64 when last synced */
+	int64_t batch_base; /* sqlite3_total_changes64 when the batch began */
+	int64_t sp_base;    /* ... when its outermost savepoint began */
 	struct hook *hooks;
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
@@ -901,7 +904,9 @@ static enum sfs_status txn_stmt(struct db *d, const char *sql,
  * connection) does not wait for itself, and no thread waits longer than
  * TURN_WAIT_MS (or the busy timeout when longer) for the others: a guard
  * against a holder that waits for one of them; then SQLite decides, as
- * before.
+ * before, so a BEGIN waits at most the turn's wait plus the busy timeout.
+ * A turn freed as the wait times out is still taken: the waiter may have
+ * consumed the signal meant for the next one.
  * PostgreSQL locks rows, not the database: no turn there.
  */
 #define TURN_WAIT_MS 30000
@@ -916,13 +921,16 @@ static void write_turn(struct db *d)
 		return;
 	ms = s->cfg.busy_timeout_ms > TURN_WAIT_MS ? s->cfg.busy_timeout_ms
 						   : TURN_WAIT_MS;
-	sfsi_deadline(&until, ms);
+	if (s->write_wait_ms)
+		ms = s->write_wait_ms;
+	sfs_deadline(&until, ms);
 	pthread_mutex_lock(&s->write_mu);
 	if (s->write_busy && pthread_equal(s->write_owner, pthread_self()))
 		goto out;
 	while (s->write_busy)
 		if (pthread_cond_timedwait(&s->write_cv, &s->write_mu,
-					   &until) == ETIMEDOUT)
+					   &until) == ETIMEDOUT &&
+		    s->write_busy)
 			goto out; /* then SQLite decides */
 	s->write_busy = 1;
 	s->write_owner = pthread_self();
@@ -980,7 +988,9 @@ enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
 {
 	enum sfs_status st = sfsi_db_begin(d, e);
 
-	if (!st)
+	/* a batch's savepoints: the batcher syncs (and d->nosync would
+	 * outlive them on the connection) */
+	if (!st && !d->batched)
 		d->nosync = 1;
 	return st;
 }
@@ -1021,11 +1031,10 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 	return SFS_OK;
 }
 
-static void run_hooks(struct db *d, int run)
+static void run_hook_list(struct db *d, struct hook *h, int run)
 {
-	struct hook *h = d->hooks, *next;
+	struct hook *next;
 
-	d->hooks = NULL;
 	for (; h; h = next) {
 		next = h->next;
 		if (run)
@@ -1033,6 +1042,14 @@ static void run_hooks(struct db *d, int run)
 		free(h->arg);
 		free(h);
 	}
+}
+
+static void run_hooks(struct db *d, int run)
+{
+	struct hook *h = d->hooks;
+
+	d->hooks = NULL;
+	run_hook_list(d, h, run);
 }
 
 /* PostgreSQL's commit: hooks as SQLite's, nothing to sync. */
@@ -1065,10 +1082,16 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 		write_turn_end(d);
 		sync_note_commit(d->s);
 		d->synced_changes = sqlite3_total_changes64(d->h);
-		if (!d->nosync)
+		/*
+		 * hooks (a blob's bytes removed once its row is gone) run
+		 * once the commit is durable, never when its sync failed: a
+		 * commit begun "nosync" that has hooks syncs here (its caller
+		 * syncs next anyway, and that finds nothing left to sync)
+		 */
+		if (!d->nosync || d->hooks)
 			ret = sfsi_db_sync(d->s, e);
 		d->nosync = 0;
-		run_hooks(d, 1);
+		run_hooks(d, ret == SFS_OK);
 		return ret;
 	}
 	run_hooks(d, 0);
@@ -1122,15 +1145,7 @@ int sfsi_db_in_txn(struct db *d)
 #define BATCH_HOLD_MS 1000 /* other processes' writes wait at most so */
 #define BATCH_GAP_MS 120   /* then the lock is free at least so long */
 
-static void ts_add_ms(struct timespec *t, int ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
+#define MS_NS 1000000 /* nanoseconds in a millisecond */
 
 /*
  * After a batch that was held its whole window, the next one waits until
@@ -1143,20 +1158,23 @@ static void ts_add_ms(struct timespec *t, int ms)
 static void batch_pause(struct sfs_store *s)
 {
 	struct timespec gap;
+	int64_t at;
 
 	pthread_mutex_lock(&s->batch_mu);
-	gap = s->batch_gap;
+	at = s->batch_gap;
 	pthread_mutex_unlock(&s->batch_mu);
-	if (gap.tv_sec || gap.tv_nsec)
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &gap,
-				       NULL) == EINTR)
-			;
+	if (!at)
+		return;
+	sfs_mono_ts(&gap, at);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &gap, NULL) ==
+	       EINTR)
+		;
 }
 
 void sfsi_batch_init(struct sfs_store *s)
 {
 	pthread_mutex_init(&s->batch_mu, NULL);
-	sfsi_cond_init(&s->batch_cv);
+	sfs_cond_init_mono(&s->batch_cv);
 }
 
 /* The batch connection for this thread, when batching; 1 if so. */
@@ -1189,7 +1207,7 @@ static int batch_get(struct sfs_store *s, struct db **out)
 static void batch_window(struct sfs_store *s)
 {
 	if (!s->batch_dirty && !s->batch_open)
-		clock_gettime(CLOCK_MONOTONIC, &s->batch_since);
+		s->batch_since = sfs_mono_ns();
 	pthread_cond_broadcast(&s->batch_cv);
 }
 
@@ -1287,11 +1305,14 @@ static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e)
 		st = txn_stmt(d, "BEGIN IMMEDIATE", e);
 		if (st)
 			return st;
+		d->batch_base = sqlite3_total_changes64(d->h);
 		pthread_mutex_lock(&s->batch_mu);
 		batch_window(s);
 		s->batch_open = 1;
 		pthread_mutex_unlock(&s->batch_mu);
 	}
+	if (!d->sp)
+		d->sp_base = sqlite3_total_changes64(d->h);
 	st = txn_stmt(d, "SAVEPOINT sfs", e);
 	if (st) {
 		batch_check_lost(d);
@@ -1300,6 +1321,33 @@ static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e)
 	d->sp++;
 	d->txn = 1;
 	return SFS_OK;
+}
+
+/*
+ * The outermost savepoint was rolled back: when the batch held nothing
+ * before it began (no change since the batch's BEGIN: no savepoint
+ * released into it, no write outside one; every change, kept or rolled
+ * back, counts in sqlite3_total_changes64), the batch holds nothing now
+ * either: end its transaction instead of keeping SQLite's write lock
+ * for the rest of the window (a blob's removal after a commit, a failed
+ * change). d owned.
+ */
+static void batch_end_empty(struct db *d)
+{
+	struct sfs_store *s = d->s;
+	int empty;
+
+	pthread_mutex_lock(&s->batch_mu);
+	empty = s->batch_open && d->sp_base == d->batch_base && !d->hooks;
+	if (empty)
+		s->batch_open = 0;
+	pthread_mutex_unlock(&s->batch_mu);
+	if (!empty)
+		return;
+	if (!sqlite3_get_autocommit(d->h))
+		(void)txn_stmt(d, "ROLLBACK", NULL);
+	/* what was rolled back needs no sync (nor a window: batch_put) */
+	d->synced_changes += sqlite3_total_changes64(d->h) - d->batch_base;
 }
 
 /* End the innermost level: commit (release) or roll back. */
@@ -1349,64 +1397,71 @@ static enum sfs_status batch_end(struct db *d, int commit, struct sfs_err *e)
 	d->sp--;
 	d->txn = d->sp > 0;
 	batch_check_lost(d);
+	if (!d->sp)
+		batch_end_empty(d);
 	return st;
+}
+
+/* When the open window ends (batch_mu held). */
+static int64_t batch_due(const struct sfs_store *s)
+{
+	int ms = s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS;
+
+	return s->batch_since + (int64_t)ms * MS_NS;
 }
 
 /* The gap after a batch held its whole window (batch_mu held). */
 static void batch_set_gap(struct sfs_store *s)
 {
-	struct timespec now, full = s->batch_since;
+	int64_t now = sfs_mono_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ts_add_ms(&full,
-		  s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS);
-	if (now.tv_sec > full.tv_sec ||
-	    (now.tv_sec == full.tv_sec && now.tv_nsec >= full.tv_nsec)) {
-		s->batch_gap = now;
-		ts_add_ms(&s->batch_gap, BATCH_GAP_MS);
-	} else {
-		s->batch_gap.tv_sec = s->batch_gap.tv_nsec = 0;
-	}
+	s->batch_gap = now >= batch_due(s) ? now + BATCH_GAP_MS * MS_NS : 0;
 }
 
 /*
- * Commit the open batch (the caller does not use the connection, or uses
- * it outside any transaction). Then the next sfsi_db_sync covers it.
+ * Take the batch connection for this thread (batch_mu held): again when
+ * it has it already (then 1: nested), else ahead of new users
+ * (batch_want) once its user has put it back.
  */
-enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
+static int batch_take(struct sfs_store *s)
+{
+	if (s->batch_depth && pthread_equal(s->batch_owner, pthread_self())) {
+		s->batch_depth++;
+		return 1;
+	}
+	s->batch_want++;
+	while (s->batch_depth)
+		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+	s->batch_want--;
+	s->batch_owner = pthread_self();
+	s->batch_depth = 1;
+	return 0;
+}
+
+/*
+ * Commit the open batch, d taken (batch_mu held; released while COMMIT
+ * runs). Its hooks move to *hooks, to run once the commit is synced and
+ * d is no longer taken (batch_run_hooks).
+ */
+static enum sfs_status batch_commit_owned(struct sfs_store *s, struct db *d,
+					  struct hook **hooks,
+					  struct sfs_err *e)
 {
 	enum sfs_status st = SFS_OK;
-	struct db *d;
-	int nested = 0;
 
-	pthread_mutex_lock(&s->batch_mu);
-	if (!s->batch_db) {
-		pthread_mutex_unlock(&s->batch_mu);
-		return SFS_OK;
-	}
-	d = s->batch_db;
-	if (s->batch_depth && pthread_equal(s->batch_owner, pthread_self())) {
-		if (d->sp) {
-			/* inside a transaction of its own: the batcher's turn
-			 */
-			pthread_mutex_unlock(&s->batch_mu);
-			return SFS_OK;
-		}
-		nested = 1;
-		s->batch_depth++;
-	} else {
-		s->batch_want++;
-		while (s->batch_depth)
-			pthread_cond_wait(&s->batch_cv, &s->batch_mu);
-		s->batch_want--;
-		s->batch_owner = pthread_self();
-		s->batch_depth = 1;
-	}
+	*hooks = NULL;
 	if (s->batch_open) {
 		pthread_mutex_unlock(&s->batch_mu);
 		st = txn_stmt(d, "COMMIT", e);
 		if (st && !sqlite3_get_autocommit(d->h))
 			(void)txn_stmt(d, "ROLLBACK", NULL);
+		if (!st)
+			sync_note_commit(s);
+		d->synced_changes = sqlite3_total_changes64(d->h);
+		if (st)
+			run_hooks(d, 0);
+		*hooks = d->hooks;
+		d->hooks = NULL;
 		pthread_mutex_lock(&s->batch_mu);
 		s->batch_open = 0;
 		batch_set_gap(s);
@@ -1416,28 +1471,84 @@ enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
 				  "a batch of commits failed: the changes "
 				  "of its window are lost");
 		}
-		pthread_mutex_unlock(&s->batch_mu);
-		if (!st)
-			sync_note_commit(s);
-		d->synced_changes = sqlite3_total_changes64(d->h);
-		run_hooks(d, st == SFS_OK);
-		pthread_mutex_lock(&s->batch_mu);
 	}
 	s->batch_dirty = 0;
 	if (s->batch_lost && !st)
 		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
 			      "a batch of commits was lost");
+	return st;
+}
+
+/*
+ * The hooks of a committed batch, after its sync (a blob's bytes go only
+ * once the commit that dropped its row is durable; not at all when the
+ * sync failed) and with the connection no longer taken: a hook's
+ * transaction would open a batch of its own, after the gap
+ * (batch_pause), which it waits for here without holding up the
+ * handle's other threads. `d` the connection when the caller still has
+ * it taken (nested), else NULL.
+ */
+static void batch_run_hooks(struct sfs_store *s, struct db *d,
+			    struct hook *hooks, int run)
+{
+	int batching;
+
+	if (!hooks)
+		return;
+	if (run && !d) {
+		pthread_mutex_lock(&s->batch_mu);
+		batching = s->batch_db != NULL;
+		pthread_mutex_unlock(&s->batch_mu);
+		if (batching)
+			batch_pause(s);
+		if (sfsi_db_get(s, &d, NULL)) {
+			sfs_warn("db", "blobs of a batch left for fsck");
+			run_hook_list(NULL, hooks, 0);
+			return;
+		}
+		run_hook_list(d, hooks, 1);
+		sfsi_db_put(d);
+		return;
+	}
+	run_hook_list(d, hooks, run);
+}
+
+/*
+ * Commit the open batch and sync (the caller does not use the connection,
+ * or uses it outside any transaction).
+ */
+enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
+{
+	enum sfs_status st;
+	struct hook *hooks;
+	struct db *d;
+	int nested;
+
+	pthread_mutex_lock(&s->batch_mu);
+	d = s->batch_db;
+	if (!d || (s->batch_depth &&
+		   pthread_equal(s->batch_owner, pthread_self()) && d->sp)) {
+		/* not batching, or inside a transaction of its own: the
+		 * batcher's turn */
+		pthread_mutex_unlock(&s->batch_mu);
+		return SFS_OK;
+	}
+	nested = batch_take(s);
+	st = batch_commit_owned(s, d, &hooks, e);
 	s->batch_depth = nested ? s->batch_depth - 1 : 0;
 	pthread_cond_broadcast(&s->batch_cv);
 	pthread_mutex_unlock(&s->batch_mu);
+	if (!st)
+		st = sfsi_db_sync(s, e);
+	batch_run_hooks(s, nested ? d : NULL, hooks, st == SFS_OK);
 	return st;
 }
 
 static void *batcher(void *arg)
 {
 	struct sfs_store *s = arg;
-	struct timespec at, now;
-	int ms;
+	struct timespec at;
+	int64_t due;
 
 	pthread_mutex_lock(&s->batch_mu);
 	while (!s->batch_stop) {
@@ -1445,17 +1556,14 @@ static void *batcher(void *arg)
 			pthread_cond_wait(&s->batch_cv, &s->batch_mu);
 			continue;
 		}
-		ms = s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS;
-		at = s->batch_since;
-		ts_add_ms(&at, ms);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec < at.tv_sec ||
-		    (now.tv_sec == at.tv_sec && now.tv_nsec < at.tv_nsec)) {
+		due = batch_due(s);
+		if (sfs_mono_ns() < due) {
+			sfs_mono_ts(&at, due);
 			pthread_cond_timedwait(&s->batch_cv, &s->batch_mu, &at);
 			continue;
 		}
 		pthread_mutex_unlock(&s->batch_mu);
-		if (!sfsi_batch_commit(s, NULL) && sfsi_db_sync(s, NULL))
+		if (sfsi_batch_commit(s, NULL))
 			sfs_warn("db", "a batch's commits may not be durable");
 		pthread_mutex_lock(&s->batch_mu);
 	}
@@ -1475,9 +1583,29 @@ int sfs_store_batching(struct sfs_store *s)
 	return on;
 }
 
+int sfs_store_write_quick(struct sfs_store *s, int64_t content_size)
+{
+	int quick;
+
+	if (s->ops ||
+	    (content_size >= 0 && !sfsi_blob_inline_size(s, content_size)))
+		return 0; /* a round trip; a blob file synced at its commit */
+	pthread_mutex_lock(&s->batch_mu);
+	/*
+	 * the batch open: SQLite's write lock is ours (no other process,
+	 * no gap, to wait for; its commit does not sync); the connection
+	 * free and wanted by no one (no thread of ours to wait for)
+	 */
+	quick = s->batch_db && s->batch_open && !s->batch_depth &&
+		!s->batch_want && !s->batch_stop;
+	pthread_mutex_unlock(&s->batch_mu);
+	return quick;
+}
+
 enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 {
 	enum sfs_status st, st2;
+	struct hook *hooks;
 	struct db *d;
 
 	if (s->ops || s->cfg.db_url[0])
@@ -1518,27 +1646,37 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 		}
 		return SFS_OK;
 	}
-	/* stop: the last batch committed and synced, the connection back */
+	/*
+	 * stop: the connection taken first, so that no thread opens a new
+	 * batch between the last commit and the detach; the last batch
+	 * committed and synced, the connection back in the pool without a
+	 * transaction
+	 */
 	pthread_mutex_lock(&s->batch_mu);
 	s->batch_stop = 1;
 	pthread_cond_broadcast(&s->batch_cv);
 	pthread_mutex_unlock(&s->batch_mu);
 	pthread_join(s->batch_thread, NULL);
-	st = sfsi_batch_commit(s, e);
 	pthread_mutex_lock(&s->batch_mu);
-	s->batch_want++;
-	while (s->batch_depth)
-		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
-	s->batch_want--;
 	d = s->batch_db;
+	(void)batch_take(s);
+	st = batch_commit_owned(s, d, &hooks, e);
 	s->batch_db = NULL;
 	s->batch_thread_on = 0;
+	s->batch_depth = 0;
 	pthread_cond_broadcast(&s->batch_cv);
 	pthread_mutex_unlock(&s->batch_mu);
+	if (!sqlite3_get_autocommit(d->h)) {
+		sfs_error("db", "a transaction outlived its batch");
+		(void)txn_stmt(d, "ROLLBACK", NULL);
+	}
 	d->batched = 0;
 	d->sp = d->sp_real = 0;
+	d->txn = 0;
+	d->nosync = 0;
 	sfsi_db_put(d);
 	st2 = sfsi_db_sync(s, st ? NULL : e);
+	batch_run_hooks(s, NULL, hooks, !st && !st2);
 	return st ? st : st2;
 }
 
@@ -1663,7 +1801,7 @@ void sfsi_db_note_wait(struct sfs_store *s, int timeout_ms)
 {
 	struct timespec ts;
 
-	sfsi_deadline(&ts, timeout_ms);
+	sfs_deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&s->note_mu);
 	while (s->notes == s->notes_seen && !s->note_stop)
 		if (pthread_cond_timedwait(&s->note_cv, &s->note_mu, &ts) ==

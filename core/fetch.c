@@ -51,14 +51,6 @@ struct fetch {
 	int64_t next_progress_ns;
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- URI validation ---- */
 
 static int lower_alnum(int c)
@@ -520,7 +512,7 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow,
 	(void)ulnow;
 	if (!f->progress)
 		return 0;
-	now = mono_ns();
+	now = sfs_mono_ns();
 	if (now < f->next_progress_ns)
 		return 0;
 	f->next_progress_ns = now + 1000000000;
@@ -817,7 +809,7 @@ enum sfs_status sfs_fetch(const struct sfs_config *cfg, const char *uri,
 	f.content_length = -1;
 	f.progress = progress;
 	f.arg = arg;
-	f.next_progress_ns = mono_ns() + 1000000000;
+	f.next_progress_ns = sfs_mono_ns() + 1000000000;
 	f.s3 = !strncasecmp(uri, "s3:", 3);
 	errbuf[0] = '\0';
 	f.curl = curl_easy_init();

@@ -760,7 +760,7 @@ static void *worker_main(void *arg)
 			sfs_warn("job", "cannot claim a job: %s", e.message);
 
 		/* idle: a kick of this process, or poll for other processes */
-		sfsi_deadline(&ts, IDLE_WAIT_MS);
+		sfs_deadline(&ts, IDLE_WAIT_MS);
 		pthread_mutex_lock(&s->work_mu);
 		while (!s->stopping && s->kicked == gen)
 			if (pthread_cond_timedwait(&s->work_cv, &s->work_mu,
@@ -796,7 +796,7 @@ static void *renewer_main(void *arg)
 	if (period < 50)
 		period = 50;
 	for (;;) {
-		sfsi_deadline(&ts, period);
+		sfs_deadline(&ts, period);
 		pthread_mutex_lock(&s->work_mu);
 		if (wait_until(s, &ts, STOP_ALL)) {
 			pthread_mutex_unlock(&s->work_mu);
@@ -849,9 +849,9 @@ static void *janitor_main(void *arg)
 	int i, n;
 
 	for (;;) {
-		sfsi_deadline(&ts, s->cfg.janitor_interval_ms > 0
-					   ? s->cfg.janitor_interval_ms
-					   : 60000);
+		sfs_deadline(&ts, s->cfg.janitor_interval_ms > 0
+					  ? s->cfg.janitor_interval_ms
+					  : 60000);
 		pthread_mutex_lock(&s->work_mu);
 		if (wait_until(s, &ts, STOP_WORKERS)) {
 			pthread_mutex_unlock(&s->work_mu);

@@ -407,11 +407,12 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
 	/*
 	 * A stall ends a transfer after the timeout (no byte for that
-	 * long), whatever its size; an answer without a body to send must
-	 * also come within twice the timeout. An upload has no bound on
-	 * its whole: a large one on a slow link takes as long as it takes.
-	 * A request given its own bound (the change feed's long poll,
-	 * silent while nothing changes) has only that one.
+	 * long), whatever its size; a request that sends no file's bytes
+	 * must also be answered within twice the timeout. One that sends
+	 * a file (q->fd: a PUT of content, or a form's part) has no bound
+	 * on its whole: a large one on a slow link takes as long as it
+	 * takes. A request given its own bound (the change feed's long
+	 * poll, silent while nothing changes) has only that one.
 	 */
 	if (!q->timeout_s) {
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -433,7 +434,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 			 (long long)(q->off + q->len - 1));
 		curl_easy_setopt(c, CURLOPT_RANGE, range);
 	}
-	if (q->fd >= 0) {
+	if (q->fd >= 0 && !q->form) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, &u);
@@ -452,8 +453,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		part = mime ? curl_mime_addpart(mime) : NULL;
 		curl_mime_name(part, "file");
 		curl_mime_filename(part, q->form_file);
-		if (q->form_content) {
-			u.fd = q->form_fd;
+		if (q->fd >= 0) {
 			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
 					  on_seek, NULL, &u);
 		} else {
@@ -529,30 +529,59 @@ static enum sfs_status request(struct sfs_remote *r, const char *method,
 	return sfsi_remote_request(r, &q, b, e);
 }
 
-static void read_features(struct sfs_remote *r)
+/*
+ * The server's extensions, from its OpenAPI document. No document (404)
+ * is a server of the seed's API only (the seed names none); any other
+ * failure, or an answer that is no OpenAPI document, fails the open: a
+ * full server taken for a seed-only one would lose its extensions for
+ * the mount's life without a word.
+ */
+static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 {
+	static const char doc_path[] = "/api/v1/openapi.json";
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
-	json_t *doc, *paths, *content;
+	json_t *doc = NULL, *paths, *content;
+	struct sfs_err le;
+	enum sfs_status st;
 
 	r->features = 0;
-	if (request(r, "GET", "/api/v1/openapi.json", -1, 0, NULL, 0, &b,
-		    NULL) == SFS_OK) {
-		doc = json_loadb(b.buf, b.len, 0, NULL);
-		paths = json_object_get(doc, "paths");
-		content = json_object_get(paths, API "/files/{id}/content");
-		if (json_object_get(content, "put"))
-			r->features |= SFS_REMOTE_CONTENT;
-		if (json_object_get(paths, API "/directories/rename"))
-			r->features |= SFS_REMOTE_DIRS;
-		if (json_object_get(paths, API "/changes"))
-			r->features |= SFS_REMOTE_CHANGES;
-		if (json_object_get(paths, API "/files/{id}/xattrs"))
-			r->features |= SFS_REMOTE_XATTRS;
-		if (json_object_get(paths, API "/space"))
-			r->features |= SFS_REMOTE_SPACE;
-		json_decref(doc);
+	sfs_err_init(&le);
+	st = request(r, "GET", doc_path, -1, 0, NULL, 0, &b, &le);
+	if (st == SFS_NOT_FOUND) {
+		st = SFS_OK;
+		goto out;
 	}
+	if (st) {
+		st = sfs_errf(e, st, le.reason,
+			      "cannot read the server's OpenAPI document "
+			      "'%s%s' (its extensions): %s",
+			      r->base, doc_path, le.message);
+		goto out;
+	}
+	doc = json_loadb(b.buf, b.len, 0, NULL);
+	paths = json_object_get(doc, "paths");
+	if (!json_is_object(paths)) {
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "'%s%s' is not an OpenAPI document (no "
+			      "\"paths\" object)",
+			      r->base, doc_path);
+		goto out;
+	}
+	content = json_object_get(paths, API "/files/{id}/content");
+	if (json_object_get(content, "put"))
+		r->features |= SFS_REMOTE_CONTENT;
+	if (json_object_get(paths, API "/directories/rename"))
+		r->features |= SFS_REMOTE_DIRS;
+	if (json_object_get(paths, API "/changes"))
+		r->features |= SFS_REMOTE_CHANGES;
+	if (json_object_get(paths, API "/files/{id}/xattrs"))
+		r->features |= SFS_REMOTE_XATTRS;
+	if (json_object_get(paths, API "/space"))
+		r->features |= SFS_REMOTE_SPACE;
+out:
+	json_decref(doc);
 	sfs_buf_release(&b);
+	return st;
 }
 
 enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
@@ -604,13 +633,19 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	curl_share_setopt(r->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(r->share, CURLSHOPT_USERDATA, r);
 	r->timeout_s = o->timeout_s > 0 ? o->timeout_s : 10;
-	st = request(r, "GET", "/healthz", -1, 0, NULL, 0, &b, e);
+	/*
+	 * The server is there and takes the credentials: asked of a seed
+	 * route (a page of one file), which every server has; /healthz is
+	 * no route of the seed's API.
+	 */
+	st = request(r, "GET", API "/files?size=1", -1, 0, NULL, 0, &b, e);
 	sfs_buf_release(&b);
+	if (!st)
+		st = read_features(r, e);
 	if (st) {
 		sfs_remote_close(r);
 		return st;
 	}
-	read_features(r);
 	r->opened = 1;
 	*out = r;
 	return SFS_OK;

@@ -35,7 +35,12 @@ struct sfsi_remote_req {
 	const char *path;   /* under the base URL, query included */
 	const char *header; /* one extra header line, or NULL */
 	const char *body;   /* a request body (JSON), or NULL */
-	int fd;		    /* or an upload from fd (size bytes), or -1 */
+	/*
+	 * A file's bytes sent (size bytes of fd), or -1: the body itself,
+	 * or with form the part "file". Such a request has no bound on
+	 * its whole transfer, only on a stall.
+	 */
+	int fd;
 	int64_t size;
 	int64_t off, len;      /* len > 0: Range: bytes=off-(off+len-1) */
 	int timeout_s;	       /* 0: twice the connection's */
@@ -43,13 +48,11 @@ struct sfsi_remote_req {
 	void *arg;
 	/*
 	 * A multipart form (POST /files): name, value pairs up to a NULL
-	 * name, and a part "file" named form_file: with form_content, the
-	 * size bytes of form_fd, else no bytes.
+	 * name, and a part "file" named form_file holding the bytes of fd
+	 * (none when fd is -1).
 	 */
 	const char *const *form;
 	const char *form_file;
-	int form_content;
-	int form_fd;
 };
 
 /*

@@ -75,18 +75,56 @@ static uint32_t hash(const char *k)
 	return h % NBUCKETS;
 }
 
+/* The number of key (0: none); rs->mu held. */
+static int64_t find(struct rstore *rs, const char *key)
+{
+	int64_t i;
+
+	for (i = rs->buckets[hash(key)]; i; i = rs->v[i - 1].next)
+		if (!strcmp(rs->v[i - 1].key, key))
+			break;
+	return i;
+}
+
+/* Number i into its key's chain, or out of it; rs->mu held. */
+static void link_node(struct rstore *rs, int64_t i)
+{
+	uint32_t h = hash(rs->v[i - 1].key);
+
+	rs->v[i - 1].next = rs->buckets[h];
+	rs->buckets[h] = i;
+}
+
+static void unlink_node(struct rstore *rs, int64_t i)
+{
+	int64_t *p = &rs->buckets[hash(rs->v[i - 1].key)];
+
+	while (*p && *p != i)
+		p = &rs->v[*p - 1].next;
+	if (*p)
+		*p = rs->v[i - 1].next;
+	rs->v[i - 1].next = 0;
+}
+
+/* Every chain again, by the keys as they are now; rs->mu held. */
+static void rehash(struct rstore *rs)
+{
+	size_t k;
+
+	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
+	for (k = 0; k < rs->n; k++)
+		link_node(rs, (int64_t)k + 1);
+}
+
 /* The number of key, given now if new (perm > 0: the file's now). */
 static int64_t ino_of(struct rstore *rs, const char *key, int perm)
 {
-	uint32_t h = hash(key);
 	struct rnode *nv;
 	int64_t i;
 	char *k;
 
 	pthread_mutex_lock(&rs->mu);
-	for (i = rs->buckets[h]; i; i = rs->v[i - 1].next)
-		if (!strcmp(rs->v[i - 1].key, key))
-			break;
+	i = find(rs, key);
 	if (!i && rs->n == rs->cap) {
 		nv = realloc(rs->v,
 			     (rs->cap ? rs->cap * 2 : 1024) * sizeof(*nv));
@@ -98,11 +136,10 @@ static int64_t ino_of(struct rstore *rs, const char *key, int perm)
 	if (!i && rs->n < rs->cap && (k = strdup(key))) {
 		rs->v[rs->n].key = k;
 		rs->v[rs->n].perm = SFS_PERM_OWNER;
-		rs->v[rs->n].next = rs->buckets[h];
 		rs->v[rs->n].last = NULL;
 		rs->v[rs->n].has_dir = 0;
 		i = (int64_t)++rs->n;
-		rs->buckets[h] = i;
+		link_node(rs, i);
 	}
 	if (i && perm > 0)
 		rs->v[i - 1].perm = perm;
@@ -152,9 +189,7 @@ static int64_t known(struct rstore *rs, const char *key)
 	int64_t i;
 
 	pthread_mutex_lock(&rs->mu);
-	for (i = rs->buckets[hash(key)]; i; i = rs->v[i - 1].next)
-		if (!strcmp(rs->v[i - 1].key, key))
-			break;
+	i = find(rs, key);
 	pthread_mutex_unlock(&rs->mu);
 	return i;
 }
@@ -228,30 +263,38 @@ static int last_files_in(struct rstore *rs, const char *path,
 	return found;
 }
 
+/*
+ * Found and rekeyed under one lock (two nodes never hold one key): the
+ * node of `from` leaves its chain and joins that of `to`. A node `to`
+ * already has (the server's answer numbered first) lets its key go.
+ */
 void sfsi_remote_renumber(struct sfs_store *s, const char *from, const char *to)
 {
 	struct rstore *rs = rs_of(s);
-	int64_t i = known(rs, from), j = known(rs, to);
-	uint32_t h;
-	size_t k;
-	char *n;
+	char *n = strdup(to);
+	int64_t i, j;
 
-	if (!i || !(n = strdup(to)))
+	if (!n)
 		return;
 	pthread_mutex_lock(&rs->mu);
-	if (j)
-		rs->v[j - 1].key[0] = '\0'; /* numbered already: let it go */
-	free(rs->v[i - 1].key);
-	rs->v[i - 1].key = n;
-	free(rs->v[i - 1].last);
-	rs->v[i - 1].last = NULL;
-	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
-	for (k = 0; k < rs->n; k++) {
-		h = hash(rs->v[k].key);
-		rs->v[k].next = rs->buckets[h];
-		rs->buckets[h] = (int64_t)k + 1;
+	i = find(rs, from);
+	j = find(rs, to);
+	if (i && j != i) {
+		if (j) {
+			unlink_node(rs, j);
+			rs->v[j - 1].key[0] = '\0';
+			link_node(rs, j);
+		}
+		unlink_node(rs, i);
+		free(rs->v[i - 1].key);
+		rs->v[i - 1].key = n;
+		n = NULL;
+		free(rs->v[i - 1].last);
+		rs->v[i - 1].last = NULL;
+		link_node(rs, i);
 	}
 	pthread_mutex_unlock(&rs->mu);
+	free(n);
 }
 
 /*
@@ -264,7 +307,6 @@ void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
 {
 	struct rstore *rs = rs_of(s);
 	size_t i, fl = strlen(from);
-	uint32_t h;
 	char *k;
 
 	pthread_mutex_lock(&rs->mu);
@@ -282,12 +324,7 @@ void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
 		rs->v[i].key = k;
 	}
 	/* the chains again, by the new keys; the old paths are free */
-	memset(rs->buckets, 0, NBUCKETS * sizeof(*rs->buckets));
-	for (i = 0; i < rs->n; i++) {
-		h = hash(rs->v[i].key);
-		rs->v[i].next = rs->buckets[h];
-		rs->buckets[h] = (int64_t)i + 1;
-	}
+	rehash(rs);
 	pthread_mutex_unlock(&rs->mu);
 }
 
@@ -1236,8 +1273,13 @@ static void features_off(const char *url, unsigned f, int no_feed)
 	OFF(!(f & SFS_REMOTE_CONTENT),
 	    "content versions (a new file is uploaded whole at close, "
 	    "rewriting a file is ENOTSUP)");
+	/* the PATCH fields and restore come with the same extensions */
+	OFF(!(f & SFS_REMOTE_CONTENT),
+	    "file times, original filenames and restore (touch, a rename "
+	    "that changes a file's extension and moving one out of .trash "
+	    "are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_DIRS),
-	    "directories (they are what file paths show; mkdir, rmdir and "
+	    "directories (they are what file paths show: mkdir, rmdir and "
 	    "renaming one are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");

@@ -81,6 +81,7 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	struct sfsi_remote_req q = {
 		.method = "POST", .path = API "/files", .fd = -1, .form = form
 	};
+	struct sfs_file full;
 	enum sfs_status st;
 
 	sfs_file_init(out);
@@ -91,8 +92,16 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	if (!st)
 		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
 	sfs_buf_release(&b);
+	/* the file answered is the one with the content: on a seed-only
+	 * server a new one, the empty one purged */
 	if (!st && content)
-		st = sfsi_remote_set_content(s, out->id, content, 0, NULL, e);
+		st = sfsi_remote_set_content(s, out->id, content, 0, &full, e);
+	if (st)
+		sfs_file_release(out); /* the caller gets no file */
+	else if (content) {
+		sfs_file_release(out);
+		*out = full;
+	}
 	return st;
 }
 
@@ -135,24 +144,28 @@ static enum sfs_status check_sent(struct sfs_stage *content,
  * file still empty (as this mount makes them) is replaced by a new
  * upload of the bytes under its name and path, then the empty one is
  * purged, and the file's number follows the new id. Other content
- * cannot be replaced there (SFS_UNSUPPORTED: ENOTSUP).
+ * cannot be replaced there (SFS_UNSUPPORTED: ENOTSUP); a deleted file is
+ * SFS_CONFLICT (SFS_R_FILE_DELETED), as a new version of it is locally:
+ * an upload would bring it back to life.
  */
 static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
-				    struct sfs_stage *content,
+				    struct sfs_stage *content, unsigned flags,
 				    struct sfs_file *out, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfs_file old, f;
-	const char *form[] = {
-		"name",	 NULL, "path", NULL, "generateListeningAudio",
-		"false", NULL
-	};
+	struct sfs_err pe;
+	const char *form[] = { "name",
+			       NULL,
+			       "path",
+			       NULL,
+			       "generateListeningAudio",
+			       flags & SFS_SET_LISTENING ? "true" : "false",
+			       NULL };
 	struct sfsi_remote_req q = { .method = "POST",
 				     .path = API "/files",
-				     .fd = -1,
 				     .form = form,
-				     .form_content = 1,
-				     .form_fd = content->fd };
+				     .fd = content->fd };
 	char path[160];
 	enum sfs_status st;
 	off_t size;
@@ -165,7 +178,10 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	if (st)
 		return st;
 	size = lseek(content->fd, 0, SEEK_END);
-	if (old.size != 0)
+	if (old.deleted)
+		st = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+			      "the file is deleted");
+	else if (old.size != 0)
 		st = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
 			      "the server has no content versions extension "
 			      "(PUT /files/{id}/content): only a new, empty "
@@ -178,22 +194,23 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	q.size = size;
 	if (!st)
 		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	/* decoded, not numbered: the new id takes the old one's number */
 	if (!st)
-		st = sfsi_remote_file_json(s, b.buf, b.len, &f, e);
+		st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	if (!st)
 		st = check_sent(content, &f, e);
 	if (!st) {
 		sfsi_remote_renumber(s, id, f.id);
-		f.ino = 0;
 		st = sfsi_remote_file_number(s, &f, e);
 	}
-	if (!st && file_path(id, "?purge=true", path, sizeof(path), e) == 0 &&
-	    send_json(s, "DELETE", path, NULL, NULL, e))
+	/* the new file is in place: the old one's purge failing is a
+	 * leftover to say, not the call's error */
+	sfs_err_init(&pe);
+	if (!st && (file_path(id, "?purge=true", path, sizeof(path), &pe) ||
+		    send_json(s, "DELETE", path, NULL, NULL, &pe)))
 		sfs_warn("remote",
-			 "cannot purge the empty '%s' replaced by '%s'", id,
-			 f.id);
-	if (!st)
-		sfs_err_init(e); /* the purge's failure was only said */
+			 "cannot purge the empty '%s' replaced by '%s': %s", id,
+			 f.id, pe.message);
 	sfs_file_release(&old);
 	sfs_buf_release(&b);
 	if (!st && out)
@@ -212,7 +229,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	enum sfs_status st;
 
 	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
-		return seed_replace(s, id, content, out, e);
+		return seed_replace(s, id, content, flags, out, e);
 	st = settle(content, e);
 	if (st)
 		return st;
@@ -367,45 +384,45 @@ enum sfs_status sfsi_remote_listening_generate(struct sfs_store *s,
 
 /*
  * rename(2) of a file: one PATCH with the extension's replaceFileId and
- * restore, one transaction on the server (sfs_file_rename there).
+ * restore, one transaction on the server (sfs_file_rename there). A
+ * seed-only server has neither: the replaced file's delete and the move
+ * are two requests there, and the PATCH's body is made (and refused
+ * when it needs an extension) before any of them, so a refused rename
+ * deletes nothing. Restoring from the trash is no seed route
+ * (SFS_UNSUPPORTED).
  */
 enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
 					const char *replace_id, unsigned flags,
 					struct sfs_file *out, struct sfs_err *e)
 {
+	int ext = !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT);
 	char path[160];
-	enum sfs_status st = SFS_OK;
-
-	json_t *j;
+	enum sfs_status st;
+	json_t *j = NULL;
 
 	if (out)
 		sfs_file_init(out);
-	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT)) {
-		/* a seed-only server: restore, the replaced file's delete
-		 * and the move are separate requests there */
-		if (flags & SFS_RENAME_RESTORE) {
-			st = file_path(id, "/restore", path, sizeof(path), e);
-			if (!st)
-				st = send_json(s, "POST", path, NULL, NULL, e);
-		}
-		if (!st && replace_id)
-			st = sfsi_remote_file_delete(s, replace_id, 0, e);
-		if (!st)
-			st = sfsi_remote_file_update(s, id, u, out, e);
-		return st;
-	}
+	if (!ext && (flags & SFS_RENAME_RESTORE))
+		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				"the server has no restore extension (POST "
+				"/files/{id}/restore): a file in the trash "
+				"cannot be moved out");
 	st = file_path(id, "", path, sizeof(path), e);
 	if (!st)
-		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
-				 &j, e);
-	if (!st && replace_id)
+		st = update_json(u, ext, &j, e);
+	if (!st && ext && replace_id)
 		json_object_set_new(j, "replaceFileId",
 				    json_string(replace_id));
 	if (!st && (flags & SFS_RENAME_RESTORE))
 		json_object_set_new(j, "restore", json_true());
-	if (!st)
+	if (!st && !ext && replace_id)
+		st = sfsi_remote_file_delete(s, replace_id, 0, e);
+	if (!st) {
 		st = send_json(s, "PATCH", path, j, out, e);
+		j = NULL; /* stolen */
+	}
+	json_decref(j);
 	return st;
 }
 

@@ -46,6 +46,7 @@ struct sfs_store {
 	pthread_cond_t write_cv;
 	int write_busy;
 	pthread_t write_owner;
+	int write_wait_ms; /* the turn's wait (db.c write_turn); 0: default */
 
 	/* batched commits (db.c, sfs_store_batch): batch_mu guards these */
 	pthread_mutex_t batch_mu;
@@ -58,8 +59,8 @@ struct sfs_store {
 	int batch_dirty;	 /* commits since the last batch commit/sync */
 	int batch_lost;		 /* a batch was rolled back: sticky error */
 	int batch_ms, batch_stop, batch_thread_on;
-	struct timespec batch_since; /* when the window began */
-	struct timespec batch_gap;   /* no new batch before (batch_pause) */
+	int64_t batch_since; /* when the window began (sfs_mono_ns) */
+	int64_t batch_gap;   /* no new batch before (batch_pause), or 0 */
 	pthread_t batch_thread;
 
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */

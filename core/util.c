@@ -261,7 +261,7 @@ void sfsi_crash_point(const char *point)
 		_exit(77);
 }
 
-int sfsi_cond_init(pthread_cond_t *cv)
+int sfs_cond_init_mono(pthread_cond_t *cv)
 {
 	pthread_condattr_t ca;
 	int err;
@@ -276,13 +276,21 @@ int sfsi_cond_init(pthread_cond_t *cv)
 	return err;
 }
 
-void sfsi_deadline(struct timespec *ts, int64_t ms)
+int64_t sfs_mono_ns(void)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sfs_mono_ts(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+void sfs_deadline(struct timespec *ts, int64_t ms)
+{
+	sfs_mono_ts(ts, sfs_mono_ns() + ms * 1000000);
 }

@@ -24,16 +24,6 @@ enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what);
 /* Tests of crash safety: _exit(77) here when SFS_CRASH_AT names `point`. */
 void sfsi_crash_point(const char *point);
 
-/*
- * Timed waits of core run on CLOCK_MONOTONIC: the wall clock can jump
- * (virtual machines step it), which would end a wait early or stretch it
- * by the jump. sfsi_cond_init makes such a condition variable (0 or an
- * errno); sfsi_deadline sets *ts to `ms` milliseconds from now on that
- * clock, for pthread_cond_timedwait on it.
- */
-int sfsi_cond_init(pthread_cond_t *cv);
-void sfsi_deadline(struct timespec *ts, int64_t ms);
-
 #include "speechfs/banned.h"
 
 #endif

@@ -44,7 +44,6 @@ void fs_commits_start(void)
 			 e.message);
 		g_fs.commit_ms = 0;
 	}
-	g_fs.batching = sfs_store_batching(g_fs.store);
 }
 
 void fs_commits_drain(void)
@@ -53,7 +52,6 @@ void fs_commits_drain(void)
 
 	if (!g_fs.commit_ms)
 		return;
-	g_fs.batching = 0;
 	sfs_err_init(&e);
 	if (sfs_store_batch(g_fs.store, 0, &e))
 		sfs_error("fs", "the last commits may not be durable: %s",

@@ -846,15 +846,17 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 int fs_file_quick_close(uint64_t fh)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fh;
-	int64_t max = sfs_store_config(g_fs.store)->blob_inline_max;
-	int quick;
+	int64_t size = -1;
+	int busy;
 
 	if (!h || !h->writable)
-		return 1;
+		return 1; /* commits nothing */
 	pthread_mutex_lock(&h->of->lock);
-	quick = !h->dirty || !h->stage || sfs_stage_size(h->stage) <= max;
+	busy = h->of->committing != NULL; /* the close would wait for it */
+	if (h->dirty && h->stage)
+		size = sfs_stage_size(h->stage);
 	pthread_mutex_unlock(&h->of->lock);
-	return quick;
+	return !busy && sfs_store_write_quick(g_fs.store, size);
 }
 
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -36,7 +36,6 @@ struct fs {
 	int listening;	  /* show /.listening/ */
 	int generate;	  /* listening audio of written audio files */
 	int commit_ms;	  /* -o commit=MS: close() does not wait (0: it does) */
-	int batching;	  /* the store batches our commits (-o commit=MS) */
 	double timeout;	  /* entry and attribute lifetime in the kernel */
 	pthread_t poller;
 	int poller_running;
@@ -296,8 +295,10 @@ int fs_file_is_open(int64_t ino);
 /* utimens of a file being written: kept for its commit. */
 void fs_open_times(int64_t ino, int64_t mtime_ns);
 /*
- * Whether closing handle fh (fuse_file_info's fh) commits a content that
- * lives in its blob row, or none: no blob file to sync.
+ * Whether closing handle fh (fuse_file_info's fh) can be answered by the
+ * reading thread: a reader's (it commits nothing), or a writer's when
+ * core says its commit, of the content it has, will not wait
+ * (sfs_store_write_quick) and no commit of the file runs.
  */
 int fs_file_quick_close(uint64_t fh);
 

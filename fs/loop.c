@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include "speechfs/store.h"
 #include "speechfs/banned.h"
 
 /*
@@ -63,36 +64,51 @@ struct loop {
 	int nthreads;
 };
 
-static int slow_request(const struct fuse_buf *b)
+/*
+ * What the reading thread does with a request, by its opcode: one table
+ * for the decision (in_place); an opcode not in it only looks.
+ * - LOOKS: answered at once (lookup, getattr, xattrs, readdir, open...).
+ * - IO (read, write): a lone one answered at once, else by a worker.
+ * - WAITS: it may wait for the disk or the database's lock: a worker.
+ * - CHANGE (creates, names, xattrs): a lone one answered at once when
+ *   core says its commit will not wait (sfs_store_write_quick: with
+ *   -o commit=MS, while the batch is open and its connection free),
+ *   else by a worker.
+ * - CLOSE (flush, release): as CHANGE, asked with what the close
+ *   commits (fs_file_quick_close).
+ */
+enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CLOSE };
+
+static const unsigned char req_kinds[] = {
+	[FUSE_READ] = IO,
+	[FUSE_WRITE] = IO,
+	[FUSE_FSYNC] = WAITS,
+	[FUSE_FSYNCDIR] = WAITS,
+	[FUSE_SETATTR] = WAITS,
+	[FUSE_FALLOCATE] = WAITS,
+	[FUSE_COPY_FILE_RANGE] = WAITS,
+	[FUSE_LSEEK] = WAITS,
+	[FUSE_CREATE] = CHANGE,
+	[FUSE_MKNOD] = CHANGE,
+	[FUSE_MKDIR] = CHANGE,
+	[FUSE_UNLINK] = CHANGE,
+	[FUSE_RMDIR] = CHANGE,
+	[FUSE_RENAME] = CHANGE,
+	[FUSE_RENAME2] = CHANGE,
+	[FUSE_SETXATTR] = CHANGE,
+	[FUSE_REMOVEXATTR] = CHANGE,
+	[FUSE_FLUSH] = CLOSE,
+	[FUSE_RELEASE] = CLOSE,
+};
+
+static enum req_kind req_kind(const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
 
-	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in))
-		return 0;
-	switch (in->opcode) {
-	case FUSE_READ:
-	case FUSE_WRITE:
-	case FUSE_FLUSH:
-	case FUSE_FSYNC:
-	case FUSE_FSYNCDIR:
-	case FUSE_RELEASE:
-	case FUSE_CREATE:
-	case FUSE_MKNOD:
-	case FUSE_MKDIR:
-	case FUSE_UNLINK:
-	case FUSE_RMDIR:
-	case FUSE_RENAME:
-	case FUSE_RENAME2:
-	case FUSE_SETATTR:
-	case FUSE_SETXATTR:
-	case FUSE_REMOVEXATTR:
-	case FUSE_FALLOCATE:
-	case FUSE_COPY_FILE_RANGE:
-	case FUSE_LSEEK:
-		return 1;
-	default:
-		return 0;
-	}
+	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in) ||
+	    in->opcode >= sizeof(req_kinds))
+		return LOOKS;
+	return (enum req_kind)req_kinds[in->opcode];
 }
 
 static void *loop_worker(void *arg)
@@ -135,59 +151,48 @@ static int hand_off(struct loop *l, struct fuse_buf *b)
 	return ok;
 }
 
-/*
- * With -o commit=MS, what changes the store does not wait for the disk
- * (core batches it): creates, namespace changes, extended attributes and
- * the close of a file whose content lives in its blob row (not a blob
- * file, which is synced before its commit). Bulk loads of small files:
- * 1,000-1,100 -> 1,500-2,500 files/s with these answered in place, the
- * mount's CPU per file 0.72-0.80 -> 0.37-0.53 ms (load 3).
- */
-static int quick_change(const struct fuse_buf *b)
+/* No other request waits on the device. */
+static int lone(struct fuse_session *se)
 {
-	const struct fuse_in_header *in = b->mem;
-	const uint64_t *fh = (const void *)(in + 1);
+	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
 
-	if (!g_fs.batching)
-		return 0;
-	switch (in->opcode) {
-	case FUSE_CREATE:
-	case FUSE_MKNOD:
-	case FUSE_MKDIR:
-	case FUSE_UNLINK:
-	case FUSE_RMDIR:
-	case FUSE_RENAME:
-	case FUSE_RENAME2:
-	case FUSE_SETXATTR:
-	case FUSE_REMOVEXATTR:
-		return 1;
-	case FUSE_FLUSH:
-	case FUSE_RELEASE:
-		/* both start with the handle (fuse_flush_in, fuse_release_in)
-		 */
-		return b->size >= sizeof(*in) + sizeof(*fh) &&
-		       fs_file_quick_close(*fh);
-	default:
-		return 0;
-	}
+	return poll(&p, 1, 0) == 0;
 }
 
 /*
- * A read or write is handed over only while more requests wait
- * (readahead sends several reads at once: they are served in parallel);
- * a lone one (a sequential reader or writer waiting for it) is answered
- * at once, without the hand-over's extra wakeup (cold sequential reads
- * of 1 GiB: ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200); so is a
- * lone quick change (quick_change).
+ * Whether the reading thread answers request b itself (req_kinds). A
+ * read or write is handed over only while more requests wait (readahead
+ * sends several reads at once: they are served in parallel); a lone one
+ * (a sequential reader or writer waiting for it) is answered at once,
+ * without the hand-over's extra wakeup (cold sequential reads of 1 GiB:
+ * ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200). So is a lone
+ * change that core says will not wait: bulk loads of small files with
+ * -o commit=MS, 1,000-1,100 -> 1,500-2,500 files/s, the mount's CPU per
+ * file 0.72-0.80 -> 0.37-0.53 ms (load 3). A change that would wait (a
+ * batch to open: the database's lock and the pause between batches; the
+ * batch's connection in use; a blob file to sync) goes to a worker, so
+ * the reading thread never waits for it.
  */
-static int lone_io(struct fuse_session *se, const struct fuse_buf *b)
+static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
-	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
+	/* fuse_flush_in and fuse_release_in start with the handle */
+	const uint64_t *fh = (const void *)(in + 1);
 
-	return (in->opcode == FUSE_READ || in->opcode == FUSE_WRITE ||
-		quick_change(b)) &&
-	       poll(&p, 1, 0) == 0;
+	switch (req_kind(b)) {
+	case LOOKS:
+		return 1;
+	case IO:
+		return lone(se);
+	case CHANGE:
+		return sfs_store_write_quick(g_fs.store, -1) && lone(se);
+	case CLOSE:
+		return b->size >= sizeof(*in) + sizeof(*fh) &&
+		       fs_file_quick_close(*fh) && lone(se);
+	case WAITS:
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -246,7 +251,7 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 				ret = -1;
 			break;
 		}
-		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
+		if (in_place(se, &b) || !hand_off(&l, &b))
 			fuse_session_process_buf(se, &b);
 	}
 	/*
@@ -268,7 +273,7 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 			continue;
 		if (res <= 0)
 			break;
-		if (!slow_request(&b) || lone_io(se, &b) || !hand_off(&l, &b))
+		if (in_place(se, &b) || !hand_off(&l, &b))
 			fuse_session_process_buf(se, &b);
 	}
 	fs_signals_on(&old);

@@ -23,6 +23,7 @@
 #include "speechfs/json.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 #define TIMEOUT_MAX_S 120
@@ -49,14 +50,6 @@ static struct {
 	int64_t seq; /* the change sequence the watcher last read */
 	int fresh;   /* seq was read since the room was last empty */
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Take a poll out of the room and let libmicrohttpd run it again (lock). */
 static void fire(struct changes_wait *w)
@@ -103,7 +96,7 @@ static void *watcher(void *arg)
 			continue;
 		}
 		read_seq = !W.fresh;
-		t = now_ms();
+		t = sfs_mono_ns() / 1000000;
 		nearest = fire_due(t);
 		pthread_mutex_unlock(&W.mu);
 		if (!read_seq) {
@@ -324,7 +317,7 @@ static enum MHD_Result start(struct req *r, int *answered)
 	r->wait->r = r;
 	r->wait->cursor = cursor;
 	r->wait->limit = (int)limit;
-	r->wait->deadline_ms = now_ms() + timeout * 1000;
+	r->wait->deadline_ms = sfs_mono_ns() / 1000000 + timeout * 1000;
 	*answered = 0;
 	return MHD_YES;
 }
@@ -358,7 +351,7 @@ enum MHD_Result api_changes_get(struct req *r)
 		}
 		w->cursor = next;
 		if (f.n || more || g_httpd.stopping ||
-		    now_ms() >= w->deadline_ms)
+		    sfs_mono_ns() / 1000000 >= w->deadline_ms)
 			return answer(r, &f, next, more);
 		sfs_buf_release(&f.b);
 		room = wait_in_room(w);

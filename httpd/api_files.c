@@ -12,9 +12,11 @@
 #include <unistd.h>
 #include "body.h"
 #include "httpd.h"
+#include "openapi.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
 #include "speechfs/job.h"
+#include "speechfs/log.h"
 #include "speechfs/json.h"
 #include "speechfs/query.h"
 #include "speechfs/store.h"
@@ -455,42 +457,59 @@ enum MHD_Result api_healthz(struct req *r)
 }
 
 /*
- * The document without what does not answer here: with
- * http.extensions = false, the operations of the extension routes.
+ * What /api/v1/openapi.json answers, made once at start: the embedded
+ * document, or with http.extensions = false the one without the
+ * operations that do not answer here. When that cannot be made, why.
  */
-static char *openapi_seed_only(void)
-{
-	json_t *doc = json_loads(httpd_openapi_json, 0, NULL), *ops, *o;
-	const char *path, *method;
-	char *s = NULL;
-	void *t1, *t2;
+static char *openapi_made; /* malloc'd: the filtered one */
+static const char *openapi_doc;
+static size_t openapi_len;
+static char openapi_why[320];
 
-	json_object_foreach_safe(json_object_get(doc, "paths"), t1, path, ops)
-	{
-		json_object_foreach_safe(ops, t2, method, o)
-		{
-			(void)o;
-			if (strcmp(method, "parameters") &&
-			    !httpd_route_enabled(method, path))
-				json_object_del(ops, method);
-		}
-		if (!json_object_size(ops) ||
-		    (json_object_size(ops) == 1 &&
-		     json_object_get(ops, "parameters")))
-			json_object_del(json_object_get(doc, "paths"), path);
+int httpd_openapi_init(void)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	httpd_openapi_free();
+	if (g_httpd.opts.extensions) {
+		openapi_doc = httpd_openapi_json;
+	} else {
+		openapi_made = httpd_openapi_filter(httpd_openapi_json,
+						    httpd_route_enabled, &e);
+		openapi_doc = openapi_made;
 	}
-	if (doc)
-		s = json_dumps(doc, JSON_INDENT(2));
-	json_decref(doc);
-	return s;
+	if (!openapi_doc) {
+		snprintf(openapi_why, sizeof(openapi_why),
+			 "the OpenAPI document could not be made: %s",
+			 e.message);
+		sfs_error("httpd", "%s", openapi_why);
+		return -1;
+	}
+	openapi_len = strlen(openapi_doc);
+	return 0;
+}
+
+void httpd_openapi_free(void)
+{
+	free(openapi_made);
+	openapi_made = NULL;
+	openapi_doc = NULL;
+	openapi_len = 0;
 }
 
 enum MHD_Result api_openapi(struct req *r)
 {
-	char *s = g_httpd.opts.extensions ? strdup(httpd_openapi_json)
-					  : openapi_seed_only();
+	struct MHD_Response *resp;
 
-	if (!s)
+	if (!openapi_doc)
+		return respond_status(r, 500, "internal_error", openapi_why);
+	resp = MHD_create_response_from_buffer(openapi_len, (void *)openapi_doc,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
 		return MHD_NO;
-	return respond_text(r, 200, "application/json", s, strlen(s));
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	req_set_header(r, "Cache-Control", "no-store");
+	r->bytes_out = (int64_t)openapi_len;
+	return respond_queue(r, 200, resp);
 }

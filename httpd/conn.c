@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "httpd.h"
 #include "speechfs/log.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 /* How often the reaper looks, in ms. */
@@ -32,14 +33,6 @@ static struct conn all; /* list head of every conn, under the lock */
 static int nconns;
 static pthread_t reaper;
 static int reaper_running, reaper_stop;
-
-int64_t conn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int conn_addr_key(const struct sockaddr *sa, unsigned char key[16])
 {
@@ -83,7 +76,7 @@ void conn_set_phase(struct conn *c, enum conn_phase ph)
 {
 	if (!c)
 		return;
-	__atomic_store_n(&c->phase_ns, conn_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->phase_ns, sfs_mono_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&c->body_bytes, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->phase, ph, __ATOMIC_RELEASE);
 }
@@ -267,10 +260,9 @@ static void *reaper_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&lock);
 	while (!reaper_stop) {
-		reap(conn_now_ns());
-		next = conn_now_ns() + (int64_t)REAP_MS * 1000000;
-		ts.tv_sec = next / 1000000000;
-		ts.tv_nsec = next % 1000000000;
+		reap(sfs_mono_ns());
+		next = sfs_mono_ns() + (int64_t)REAP_MS * 1000000;
+		sfs_mono_ts(&ts, next);
 		pthread_cond_timedwait(&reap_cond, &lock, &ts);
 	}
 	pthread_mutex_unlock(&lock);
@@ -279,7 +271,6 @@ static void *reaper_main(void *arg)
 
 int conn_init(void)
 {
-	pthread_condattr_t ca;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
@@ -292,10 +283,8 @@ int conn_init(void)
 	all.next = all.prev = &all;
 	if (conn_wire_init())
 		return -1;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&reap_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	if (sfs_cond_init_mono(&reap_cond))
+		return -1;
 	if (pthread_create(&reaper, NULL, reaper_main, NULL))
 		return -1;
 	reaper_running = 1;

@@ -44,7 +44,6 @@ struct conn {
 /* conn.c */
 int conn_init(void);
 void conn_stop(void);
-int64_t conn_now_ns(void);
 /* An address as 16 bytes: IPv4 (or v4-mapped) as is, IPv6 by its /64. */
 int conn_addr_key(const struct sockaddr *sa, unsigned char key[16]);
 struct conn *conn_of(struct MHD_Connection *mc);

@@ -189,6 +189,13 @@ struct route {
 	/* a signed URL may stand for credentials: what it must grant */
 	enum { SIGNED_NO, SIGNED_CONTENT, SIGNED_LISTENING } signed_url;
 	int cached; /* its 200s are kept in the answer cache (respcache.c) */
+	/*
+	 * Whose route it is: the seed API contract's, the daemon's own
+	 * (health, metrics, the OpenAPI document, the web page's files) or
+	 * an extension; http.extensions = false turns the extensions off
+	 * (404, or 405 + Allow where a route of the others shares the path).
+	 */
+	enum { ROUTE_SEED, ROUTE_OWN, ROUTE_EXT } api;
 };
 
 /* router.c */
@@ -395,8 +402,14 @@ enum MHD_Result api_www(struct req *r);
 enum MHD_Result api_healthz(struct req *r);
 enum MHD_Result api_openapi(struct req *r);
 
-/* openapi.c: httpd/openapi.json, NUL-terminated */
-extern const char httpd_openapi_json[];
+/*
+ * The OpenAPI document as served (api_files.c): made once at start, the
+ * embedded one or, with http.extensions = false, the one without the
+ * routes that are off. -1 (logged) when it cannot be made: the route
+ * then answers 500 with the error body.
+ */
+int httpd_openapi_init(void);
+void httpd_openapi_free(void);
 
 /* admin.c */
 int admin_main(int argc, char **argv);

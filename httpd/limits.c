@@ -17,6 +17,7 @@
 #include "httpd.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 #define NSLOTS 256
@@ -47,14 +48,6 @@ static struct wake *wakes;
 static pthread_t timer;
 static int timer_running, timer_stop;
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Called with `lock` held; a full bucket on first use. */
 static struct bucket *bucket_get(int64_t user, enum bucket_kind kind,
 				 double burst)
@@ -71,7 +64,7 @@ static struct bucket *bucket_get(int64_t user, enum bucket_kind kind,
 	b->user = user;
 	b->kind = kind;
 	b->tokens = burst;
-	b->last_ns = mono_ns();
+	b->last_ns = sfs_mono_ns();
 	b->next = slots[h];
 	slots[h] = b;
 	return b;
@@ -79,7 +72,7 @@ static struct bucket *bucket_get(int64_t user, enum bucket_kind kind,
 
 static void refill(struct bucket *b, double rate, double burst)
 {
-	int64_t now = mono_ns();
+	int64_t now = sfs_mono_ns();
 
 	b->tokens += rate * (double)(now - b->last_ns) / 1e9;
 	if (b->tokens > burst)
@@ -191,7 +184,7 @@ static struct auth_bucket *auth_find(const struct sockaddr *sa, int make)
 	const struct httpd_opts *o = &g_httpd.opts;
 	struct auth_bucket *b, *spare = NULL;
 	unsigned char key[16];
-	int64_t now = mono_ns();
+	int64_t now = sfs_mono_ns();
 	uint64_t h;
 	int i;
 
@@ -277,7 +270,7 @@ static void *timer_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&tlock);
 	for (;;) {
-		now = mono_ns();
+		now = sfs_mono_ns();
 		next = now + 1000000000;
 		for (pp = &wakes; (w = *pp);) {
 			if (w->at_ns <= now || timer_stop) {
@@ -292,8 +285,7 @@ static void *timer_main(void *arg)
 		}
 		if (timer_stop)
 			break;
-		ts.tv_sec = next / 1000000000;
-		ts.tv_nsec = next % 1000000000;
+		sfs_mono_ts(&ts, next);
 		pthread_cond_timedwait(&tcond, &tlock, &ts);
 	}
 	pthread_mutex_unlock(&tlock);
@@ -302,12 +294,8 @@ static void *timer_main(void *arg)
 
 int limits_init(void)
 {
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&tcond, &ca);
-	pthread_condattr_destroy(&ca);
+	if (sfs_cond_init_mono(&tcond))
+		return -1;
 	if (pthread_create(&timer, NULL, timer_main, NULL))
 		return -1;
 	timer_running = 1;
@@ -401,7 +389,7 @@ static ssize_t throttle_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (wait < 2000000)
 				wait = 2000000;
 			MHD_suspend_connection(t->conn);
-			wake_at(t->conn, mono_ns() + wait);
+			wake_at(t->conn, sfs_mono_ns() + wait);
 			return 0;
 		}
 		want = allowed;

@@ -281,6 +281,8 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 		fatal("cannot read the web page\n");
 		goto out;
 	}
+	/* its failure is logged, and the document's route answers 500 */
+	httpd_openapi_init();
 	if (limits_init() || conn_init() ||
 	    respcache_init(g_httpd.opts.response_cache) || changes_init()) {
 		fatal("cannot start the timers\n");
@@ -351,6 +353,7 @@ out:
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
 	www_free();
+	httpd_openapi_free();
 	return rc;
 }
 

@@ -4,8 +4,15 @@
  * assembler (.incbin, with a NUL after it), so nothing generates code from
  * it and editing the document is all a change of the API's description
  * takes. The Makefile makes this object depend on the file.
+ *
+ * With http.extensions = false the daemon serves it without the extension
+ * operations (httpd_openapi_filter, once at start: api_files.c).
  */
-#include "httpd.h"
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include "openapi.h"
+#include "speechfs/err.h"
 
 __asm__(".section .rodata\n"
 	".global httpd_openapi_json\n"
@@ -16,3 +23,48 @@ __asm__(".section .rodata\n"
 	".byte 0\n"
 	".size httpd_openapi_json, . - httpd_openapi_json\n"
 	".previous\n");
+
+char *httpd_openapi_filter(const char *doc,
+			   int (*keep)(const char *method, const char *path),
+			   struct sfs_err *e)
+{
+	json_error_t je;
+	json_t *j = json_loads(doc, 0, &je), *paths, *ops, *o;
+	const char *path, *method;
+	char *s = NULL;
+	void *t1, *t2;
+
+	paths = json_object_get(j, "paths");
+	if (!json_is_object(paths)) {
+		if (j)
+			sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				 "the OpenAPI document has no \"paths\" "
+				 "object");
+		else
+			sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				 "the OpenAPI document is no JSON (line %d: "
+				 "%s)",
+				 je.line, je.text);
+		json_decref(j);
+		return NULL;
+	}
+	json_object_foreach_safe(paths, t1, path, ops)
+	{
+		json_object_foreach_safe(ops, t2, method, o)
+		{
+			(void)o;
+			if (strcmp(method, "parameters") && !keep(method, path))
+				json_object_del(ops, method);
+		}
+		if (!json_object_size(ops) ||
+		    (json_object_size(ops) == 1 &&
+		     json_object_get(ops, "parameters")))
+			json_object_del(paths, path);
+	}
+	s = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	if (!s)
+		sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+			 "out of memory for the OpenAPI document");
+	return s;
+}

@@ -17,6 +17,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 #define TEXT_PART_MAX (64 * 1024 + 1024)
@@ -27,14 +28,6 @@ const char *const httpd_part_names[PART_MAX] = {
 	[PART_PATH] = "path", [PART_METADATA] = "metadata",
 	[PART_TAGS] = "tags", [PART_GLA] = "generateListeningAudio",
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /*
  * X-Request-Id: a random (version 4) UUID from a per-thread xorshift128+
@@ -51,7 +44,7 @@ static uint64_t rid_next(void)
 	if (!x && !y) {
 		if (getrandom(rid_s, sizeof(rid_s), 0) != sizeof(rid_s) ||
 		    (!rid_s[0] && !rid_s[1])) {
-			rid_s[0] = (uint64_t)mono_ns() | 1;
+			rid_s[0] = (uint64_t)sfs_mono_ns() | 1;
 			rid_s[1] = (uint64_t)(uintptr_t)&rid_s;
 		}
 		x = rid_s[0];
@@ -111,7 +104,7 @@ struct req *req_new(struct MHD_Connection *conn, const char *uri)
 		r->path[n] = '\0';
 		r->query = r->path + n + 1;
 	}
-	r->start_ns = mono_ns();
+	r->start_ns = sfs_mono_ns();
 	r->route_idx = -1;
 	httpd_request_id(r->id);
 	r->cn = conn_of(conn);

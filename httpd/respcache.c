@@ -20,6 +20,7 @@
 #include "httpd.h"
 #include "respcache.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 #define RC_STRIPES 16
@@ -47,14 +48,6 @@ static struct {
 	size_t bytes;  /* atomic: bodies in the table */
 	uint64_t hits, misses;
 } rc = { .lock = { [0 ... RC_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER } };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int respcache_init(int entries)
 {
@@ -167,7 +160,7 @@ int respcache_lookup(struct req *r, enum MHD_Result *ret)
 	pthread_mutex_lock(&rc.lock[k % RC_STRIPES]);
 	e = rc.slot[k];
 	if (e && (e->hash != r->rc_hash || e->gen != gen || !key_is(e, r) ||
-		  now_ns() - e->made_ns > RC_TTL_NS))
+		  sfs_mono_ns() - e->made_ns > RC_TTL_NS))
 		e = NULL;
 	if (e)
 		__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
@@ -222,7 +215,7 @@ int respcache_keep(struct req *r, char *body, size_t len, const char *etag,
 	e->user = r->actor.user;
 	e->route = r->route_idx;
 	e->hash = r->rc_hash;
-	e->made_ns = now_ns();
+	e->made_ns = sfs_mono_ns();
 	e->body = body;
 	e->len = len;
 	memcpy(e->etag, etag, CACHE_ETAG_SIZE);

@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "respcache.h"
 #include "speechfs/log.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 #define B API_BASE
@@ -24,125 +25,94 @@
 
 static const struct route routes[] = {
 	{ "GET", "/healthz", 0, BODY_NO, 0, api_healthz, "healthz", SIGNED_NO,
-	  0 },
+	  0, ROUTE_OWN },
 	{ "GET", "/metrics", 0, BODY_NO, 0, api_metrics, "metrics", SIGNED_NO,
-	  0 },
+	  0, ROUTE_OWN },
 	{ "GET", "/api/v1/openapi.json", 0, BODY_NO, 0, api_openapi, "openapi",
-	  SIGNED_NO, 0 },
-	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list", SIGNED_NO, 1 },
+	  SIGNED_NO, 0, ROUTE_OWN },
+	{ "GET", B, R, BODY_NO, 0, api_files_list, "files_list", SIGNED_NO, 1,
+	  ROUTE_SEED },
 	{ "POST", B, W, BODY_UPLOAD, 1, api_files_create, "files_create",
-	  SIGNED_NO, 0 },
+	  SIGNED_NO, 0, ROUTE_SEED },
 	{ "GET", B "/shared-with-me", R, BODY_NO, 0, api_files_shared,
-	  "files_shared", SIGNED_NO, 1 },
+	  "files_shared", SIGNED_NO, 1, ROUTE_SEED },
 	{ "GET", B "/{id}", R, BODY_NO, 0, api_files_get, "files_get",
-	  SIGNED_NO, 1 },
+	  SIGNED_NO, 1, ROUTE_SEED },
 	{ "PATCH", B "/{id}", W, BODY_JSON_OK, 0, api_files_patch,
-	  "files_patch", SIGNED_NO, 0 },
+	  "files_patch", SIGNED_NO, 0, ROUTE_SEED },
 	{ "DELETE", B "/{id}", D, BODY_NO, 0, api_files_delete, "files_delete",
-	  SIGNED_NO, 0 },
+	  SIGNED_NO, 0, ROUTE_SEED },
 	{ "GET", B "/{id}/content", R, BODY_NO, 0, api_files_content,
-	  "files_content", SIGNED_CONTENT, 0 },
+	  "files_content", SIGNED_CONTENT, 0, ROUTE_SEED },
 	{ "PUT", B "/{id}/content", W, BODY_CONTENT, 1, api_files_put_content,
-	  "files_put_content", SIGNED_NO, 0 },
+	  "files_put_content", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", B "/{id}/xattrs", R, BODY_NO, 0, api_xattrs_list,
-	  "xattrs_list", SIGNED_NO, 0 },
+	  "xattrs_list", SIGNED_NO, 0, ROUTE_EXT },
 	{ "PUT", B "/{id}/xattrs", W, BODY_JSON_OK, 0, api_xattrs_put,
-	  "xattrs_put", SIGNED_NO, 0 },
+	  "xattrs_put", SIGNED_NO, 0, ROUTE_EXT },
 	{ "DELETE", B "/{id}/xattrs", W, BODY_NO, 0, api_xattrs_delete,
-	  "xattrs_delete", SIGNED_NO, 0 },
+	  "xattrs_delete", SIGNED_NO, 0, ROUTE_EXT },
 	{ "POST", B "/{id}/discard-content", W, BODY_NO, 0, api_files_discard,
-	  "files_discard", SIGNED_NO, 0 },
+	  "files_discard", SIGNED_NO, 0, ROUTE_SEED },
 	{ "POST", B "/{id}/restore", W, BODY_NO, 0, api_files_restore,
-	  "files_restore", SIGNED_NO, 0 },
+	  "files_restore", SIGNED_NO, 0, ROUTE_EXT },
 	{ "POST", B "/{id}/signed-url", R, BODY_JSON_OK, 0,
-	  api_files_signed_url, "files_signed_url", SIGNED_NO, 0 },
+	  api_files_signed_url, "files_signed_url", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", B "/{id}/listening-audio/stream", R, BODY_NO, 0,
-	  api_listening_stream, "listening_stream", SIGNED_LISTENING, 0 },
+	  api_listening_stream, "listening_stream", SIGNED_LISTENING, 0,
+	  ROUTE_SEED },
 	{ "POST", B "/{id}/listening-audio/generate", W, BODY_NO, 0,
-	  api_listening_generate, "listening_generate", SIGNED_NO, 0 },
+	  api_listening_generate, "listening_generate", SIGNED_NO, 0,
+	  ROUTE_SEED },
 	{ "DELETE", B "/{id}/listening-audio", D, BODY_NO, 0,
-	  api_listening_delete, "listening_delete", SIGNED_NO, 0 },
+	  api_listening_delete, "listening_delete", SIGNED_NO, 0, ROUTE_SEED },
 	{ "POST", B "/{id}/listening-audio/purge", W, BODY_NO, 0,
-	  api_listening_purge, "listening_purge", SIGNED_NO, 0 },
+	  api_listening_purge, "listening_purge", SIGNED_NO, 0, ROUTE_SEED },
 	{ "GET", B "/{fileId}/shares", R, BODY_NO, 0, api_shares_list,
-	  "shares_list", SIGNED_NO, 0 },
+	  "shares_list", SIGNED_NO, 0, ROUTE_SEED },
 	{ "POST", B "/{fileId}/shares", S, BODY_JSON_OK, 0, api_shares_create,
-	  "shares_create", SIGNED_NO, 0 },
+	  "shares_create", SIGNED_NO, 0, ROUTE_SEED },
 	{ "DELETE", B "/{fileId}/shares/{shareId}", S, BODY_NO, 0,
-	  api_shares_delete, "shares_delete", SIGNED_NO, 0 },
+	  api_shares_delete, "shares_delete", SIGNED_NO, 0, ROUTE_SEED },
 	{ "GET", "/api/v1/speech-services/users", R, BODY_NO, 0, api_users_list,
-	  "users_list", SIGNED_NO, 0 },
+	  "users_list", SIGNED_NO, 0, ROUTE_EXT },
 
 	{ "GET", B "/{id}/listening-audio/peaks", R, BODY_NO, 0,
-	  api_listening_peaks, "listening_peaks", SIGNED_NO, 0 },
+	  api_listening_peaks, "listening_peaks", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", "/api/v1/speech-services/tags", R, BODY_NO, 0, api_tags_list,
-	  "tags_list", SIGNED_NO, 0 },
+	  "tags_list", SIGNED_NO, 0, ROUTE_EXT },
 	/* extensions for remote mounts: directories and the change feed */
 	{ "GET", "/api/v1/speech-services/directories", R, BODY_NO, 0,
-	  api_dirs_list, "dirs_list", SIGNED_NO, 0 },
+	  api_dirs_list, "dirs_list", SIGNED_NO, 0, ROUTE_EXT },
 	{ "POST", "/api/v1/speech-services/directories", W, BODY_JSON_OK, 0,
-	  api_dirs_create, "dirs_create", SIGNED_NO, 0 },
+	  api_dirs_create, "dirs_create", SIGNED_NO, 0, ROUTE_EXT },
 	{ "PATCH", "/api/v1/speech-services/directories", W, BODY_JSON_OK, 0,
-	  api_dirs_patch, "dirs_patch", SIGNED_NO, 0 },
+	  api_dirs_patch, "dirs_patch", SIGNED_NO, 0, ROUTE_EXT },
 	{ "DELETE", "/api/v1/speech-services/directories", W, BODY_NO, 0,
-	  api_dirs_delete, "dirs_delete", SIGNED_NO, 0 },
+	  api_dirs_delete, "dirs_delete", SIGNED_NO, 0, ROUTE_EXT },
 	{ "POST", "/api/v1/speech-services/directories/rename", W, BODY_JSON_OK,
-	  0, api_dirs_rename, "dirs_rename", SIGNED_NO, 0 },
+	  0, api_dirs_rename, "dirs_rename", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", "/api/v1/speech-services/space", R, BODY_NO, 0, api_space_get,
-	  "space", SIGNED_NO, 0 },
+	  "space", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", "/api/v1/speech-services/changes", R, BODY_NO, 0,
-	  api_changes_get, "changes", SIGNED_NO, 0 },
+	  api_changes_get, "changes", SIGNED_NO, 0, ROUTE_EXT },
 	/* sign-in sessions authenticate themselves (api_session.c) */
 	{ "POST", "/api/v1/speech-services/session", 0, BODY_NO, 0,
-	  api_session_create, "session_create", SIGNED_NO, 0 },
+	  api_session_create, "session_create", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", "/api/v1/speech-services/session", 0, BODY_NO, 0,
-	  api_session_get, "session_get", SIGNED_NO, 0 },
+	  api_session_get, "session_get", SIGNED_NO, 0, ROUTE_EXT },
 	{ "DELETE", "/api/v1/speech-services/session", 0, BODY_NO, 0,
-	  api_session_delete, "session_delete", SIGNED_NO, 0 },
+	  api_session_delete, "session_delete", SIGNED_NO, 0, ROUTE_EXT },
 	/* last: the web page's files, at every path outside /api/ */
-	{ "GET", "/*", 0, BODY_NO, 0, api_www, "www", SIGNED_NO, 0 },
+	{ "GET", "/*", 0, BODY_NO, 0, api_www, "www", SIGNED_NO, 0, ROUTE_OWN },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 
-/*
- * The routes of the seed API's contract: with http.extensions = false
- * only these answer (and the OpenAPI document names only them), so a
- * client's fallback for a server without the extensions can be tried
- * against a real daemon.
- */
-static const char *const seed_routes[] = {
-	"healthz",
-	"metrics",
-	"openapi",
-	"files_list",
-	"files_create",
-	"files_shared",
-	"files_get",
-	"files_patch",
-	"files_delete",
-	"files_content",
-	"files_discard",
-	"listening_stream",
-	"listening_generate",
-	"listening_delete",
-	"listening_purge",
-	"shares_list",
-	"shares_create",
-	"shares_delete",
-	"www",
-};
-
+/* With http.extensions = false only the seed's and the daemon's own. */
 static int route_on(const struct route *rt)
 {
-	size_t i;
-
-	if (g_httpd.opts.extensions)
-		return 1;
-	for (i = 0; i < sizeof(seed_routes) / sizeof(seed_routes[0]); i++)
-		if (!strcmp(seed_routes[i], rt->name))
-			return 1;
-	return 0;
+	return g_httpd.opts.extensions || rt->api != ROUTE_EXT;
 }
 
 int httpd_route_count(void)
@@ -630,14 +600,6 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 	return r->route->fn(r);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The access log's line (the path escaped: it is the client's). */
 static void access_line(struct req *r, int64_t ns,
 			enum MHD_RequestTerminationCode toe)
@@ -670,7 +632,7 @@ void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->cn->rid[0] = '\0';
 		conn_set_phase(r->cn, CONN_IDLE);
 	}
-	ns = mono_ns() - r->start_ns;
+	ns = sfs_mono_ns() - r->start_ns;
 	if (sfs_log_get_level() >= SFS_LOG_INFO)
 		access_line(r, ns, toe);
 	metrics_record(r->route_idx, r->status, ns, r->bytes_in, r->bytes_out);

@@ -28,10 +28,12 @@ enum sfs_remote_features {
 };
 
 /*
- * Connect to base_url ("http://host:port", no path) with an API key; reads
- * the server's OpenAPI document to learn its features. timeout_s bounds a
- * connect and a stall (0: 10 s). SFS_UNAVAILABLE when the server does not
- * answer. Ownership: sfs_remote_close().
+ * Connect to base_url ("http://host:port", no path) with an API key: a
+ * seed route (GET /files?size=1) checks the server and the key, then the
+ * server's OpenAPI document tells its features (none when it has no
+ * document: 404; any other failure to read it is the open's error).
+ * timeout_s bounds a connect and a stall (0: 10 s). SFS_UNAVAILABLE when
+ * the server does not answer. Ownership: sfs_remote_close().
  */
 enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
 				int timeout_s, struct sfs_remote **out,

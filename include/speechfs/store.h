@@ -246,6 +246,17 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms,
 				struct sfs_err *e) SFS_MUST_CHECK;
 /* Whether the handle batches its commits now (not on PostgreSQL, remote). */
 int sfs_store_batching(struct sfs_store *s);
+/*
+ * Whether a write of this handle, made now, commits without waiting: its
+ * batch is open (sfs_store_batch: the handle holds the database's write
+ * lock, so no other process and no pause between batches to wait for,
+ * and a commit does not sync), no thread of the handle uses or waits for
+ * the batch's connection, and a content of content_size bytes (-1: no
+ * content) is kept in its row (blobs.inline_max: no blob file to sync).
+ * For a thread that must not wait (the mount's reading thread); a hint
+ * only, as another thread may take the connection right after.
+ */
+int sfs_store_write_quick(struct sfs_store *s, int64_t content_size);
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -123,6 +124,9 @@ def test_commit_window_kill9_keeps_fsynced(store):
         check_kept(m2, before)
         kept = {n: after[n] for n in names - set(before)}
         assert set(kept) <= set(after), names
+        # batches commit in order and the WAL keeps a prefix of its
+        # commits: the closes kept are the first ones made
+        assert set(kept) == set(list(after)[:len(kept)]), sorted(kept)
         check_kept(m2, kept)
     finally:
         assert m2.stop() == 0
@@ -170,11 +174,15 @@ def test_fsync_then_kill9_keeps_the_new_version(store, opts):
     fsck_clean(d)
 
 
-def tree(m):
+def walk(m):
     """{relative path: content} of the regular files under m, and the
-    directories."""
+    directories; OSError when an entry listed vanished before it was
+    read (or listed)."""
     out = {}
-    for root, dirs, files in os.walk(m.dir):
+
+    def fail(e):
+        raise e
+    for root, dirs, files in os.walk(m.dir, onerror=fail):
         dirs[:] = [x for x in dirs if not x.startswith(".")]
         rel = os.path.relpath(root, m.dir)
         for x in dirs:
@@ -183,6 +191,20 @@ def tree(m):
             with open(os.path.join(root, x), "rb") as f:
                 out[os.path.normpath(os.path.join(rel, x))] = f.read()
     return out
+
+
+def tree(m, timeout=30):
+    """walk(m), again while entries vanish under the walk (a batch of
+    the other mount committed a rename or a delete between a listing and
+    a read); the last error after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return walk(m)
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_commit_mode_changes_reach_other_mounts(store, mounts):

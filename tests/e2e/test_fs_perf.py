@@ -6,7 +6,9 @@ with its right size, also after a change."""
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -141,6 +143,66 @@ def test_commit_window_closes_without_waiting(store, tmp_path, monkeypatch):
         assert m2.path("last.txt").read_bytes() == b"last"
     finally:
         m2.stop()
+
+
+def test_reading_thread_does_not_wait_for_a_batch_to_open(store):
+    """-o commit=MS: a change that opens a batch waits for SQLite's write
+    lock (here another process holds it); it goes to a worker, so the
+    reading thread answers meanwhile (a read of an open file). Before,
+    the reading thread made that change itself and the whole mount
+    stopped until the lock came free or the busy timeout (10 s) failed
+    the change."""
+    d, _, users = store
+    body = os.urandom(64 * 1024)
+    first = Mount(d, users[0])
+    try:
+        first.path("a.bin").write_bytes(body)
+    finally:
+        first.stop()
+    # a mount of its own: nothing of a.bin in the kernel's page cache
+    m = Mount(d, users[0], "-d", "-o", "commit=60000")
+    db = lock = None
+    try:
+        fd = os.open(m.path("a.bin"), os.O_RDONLY)
+        db = sqlite3.connect(str(d / "speechfs.db"), timeout=30,
+                             isolation_level=None, check_same_thread=False)
+        # SQLite's write lock, held by another process
+        db.execute("BEGIN IMMEDIATE")
+        lock = True
+        made = {}
+
+        def create():
+            try:
+                os.close(os.open(m.path("b.txt"), os.O_CREAT | os.O_WRONLY,
+                                 0o644))
+                made["ok"] = True
+            except OSError as e:
+                made["error"] = e
+        t = threading.Thread(target=create)
+        t.start()
+        assert fsutil.eventually(
+            lambda: "opcode: CREATE " in m.output(), timeout=60)
+        got = {}
+        r = threading.Thread(
+            target=lambda: got.setdefault("data", os.pread(fd, 4096, 8192)))
+        r.start()
+        r.join(timeout=60)              # a deadline for a hang, not a measure
+        read_first = not r.is_alive() and not made
+        db.execute("ROLLBACK")
+        lock = False
+        t.join(timeout=60)
+        r.join(timeout=60)
+        assert read_first, made
+        assert made.get("ok"), made     # the create waited, then was made
+        assert got["data"] == body[8192:8192 + 4096]
+        os.close(fd)
+        assert m.path("b.txt").exists()
+    finally:
+        if lock:
+            db.execute("ROLLBACK")
+        if db:
+            db.close()
+        m.stop()
 
 
 def test_created_file_seen_by_another_mount_before_close(store):

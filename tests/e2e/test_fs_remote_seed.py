@@ -6,16 +6,36 @@ mount time, in one line, which features are off; it still lists (the
 directories are what the files' paths show), reads, uploads new files
 and edits attributes; what needs an extension fails with ENOTSUP."""
 import errno
+import json
 import os
+import uuid
 
 import pytest
 import requests
 
+from conftest import ROOT
 from fsutil import Server, store  # noqa: F401
 from test_fs_remote import RemoteMount, tree
 from test_fs_remote_faults import FILES, upload
 
 EXT = "/api/v1/speech-services"
+# The seed API contract's operations, and the daemon's own (no credentials)
+SEED_OPS = {("get", FILES), ("post", FILES),
+            ("get", FILES + "/shared-with-me"),
+            ("get", FILES + "/{id}"), ("patch", FILES + "/{id}"),
+            ("delete", FILES + "/{id}"),
+            ("get", FILES + "/{id}/content"),
+            ("post", FILES + "/{id}/discard-content"),
+            ("get", FILES + "/{id}/listening-audio/stream"),
+            ("post", FILES + "/{id}/listening-audio/generate"),
+            ("delete", FILES + "/{id}/listening-audio"),
+            ("post", FILES + "/{id}/listening-audio/purge"),
+            ("get", FILES + "/{fileId}/shares"),
+            ("post", FILES + "/{fileId}/shares"),
+            ("delete", FILES + "/{fileId}/shares/{shareId}")}
+OWN_OPS = {("get", "/healthz"), ("get", "/metrics"),
+           ("get", "/api/v1/openapi.json")}
+METHODS = ("get", "put", "post", "patch", "delete")
 
 
 @pytest.fixture
@@ -60,6 +80,69 @@ def test_server_offers_the_seed_only(seed):
                         headers=h, timeout=30).content == b"RIFF seed"
 
 
+def operations(doc):
+    return {(m, p) for p, ops in doc["paths"].items() for m in ops
+            if m in METHODS}
+
+
+def call(dm, method, url, h):
+    """method on url; an empty JSON object for the methods with a body."""
+    body = {} if method in ("put", "post", "patch") else None
+    return requests.request(method.upper(), dm.base + url, headers=h,
+                            json=body, timeout=30)
+
+
+def test_extension_routes_answer_as_absent(seed):
+    """The document served names the seed's and the daemon's own
+    operations, no other; every other operation of the whole document
+    (httpd/openapi.json) answers as a route that does not exist (404
+    not_found, or 405 with an Allow that names only the seed's methods),
+    each seed operation is routed (an answer of its own, never the
+    router's 404/405). The document is made once: byte-identical each
+    time, never cached by the client."""
+    dm, key = seed
+    h = {"X-API-Key": key}
+    whole = json.loads((ROOT / "httpd" / "openapi.json").read_text())
+    first = requests.get(dm.base + "/api/v1/openapi.json", timeout=30)
+    assert first.status_code == 200, first.text
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.headers["Cache-Control"] == "no-store"
+    assert operations(first.json()) == SEED_OPS | OWN_OPS
+    for _ in range(3):
+        again = requests.get(dm.base + "/api/v1/openapi.json", timeout=30)
+        assert again.content == first.content
+    f = upload(dm, key, b"RIFF seed", "s")
+    ids = {"{id}": f["id"], "{fileId}": f["id"],
+           "{shareId}": str(uuid.uuid4())}
+    ext = operations(whole) - SEED_OPS - OWN_OPS
+    assert len(ext) >= 15, ext
+    for method, path in sorted(ext):
+        url = path
+        for k, v in ids.items():
+            url = url.replace(k, v)
+        r = call(dm, method, url, h)
+        assert r.status_code in (404, 405), (method, path, r.text)
+        if r.status_code == 404:
+            assert r.json()["error_type"] == "not_found", (method, path)
+        else:
+            allowed = {m.strip().lower()
+                       for m in r.headers["Allow"].split(",")}
+            assert {(m, path) for m in allowed} <= SEED_OPS, \
+                (method, path, allowed)
+    # the seed's own: routed (a random id is the file's 404, not the
+    # router's), and nothing of the uploaded file touched
+    none = str(uuid.uuid4())
+    for method, path in sorted(SEED_OPS):
+        url = path.replace("{id}", none).replace("{fileId}", none) \
+            .replace("{shareId}", none)
+        r = call(dm, method, url, h)
+        assert r.status_code != 405, (method, path, r.text)
+        assert r.status_code != 404 or \
+            r.json()["error_type"] != "not_found", (method, path, r.text)
+    assert requests.get(dm.base + FILES + "/" + f["id"] + "/content",
+                        headers=h, timeout=30).content == b"RIFF seed"
+
+
 def test_mount_without_extensions(seed):
     dm, key = seed
     h = {"X-API-Key": key}
@@ -74,9 +157,17 @@ def test_mount_without_extensions(seed):
         out = m.output()
         lines = [x for x in out.splitlines() if "lacks extensions" in x]
         assert len(lines) == 1, out
-        for what in ("content versions", "directories", "attributes",
-                     "space", "change feed"):
-            assert what in lines[0], lines[0]
+        off = [x.split(" (")[0] for x in
+               lines[0].split("so these are off: ", 1)[1].split("; ")]
+        assert off == ["content versions",
+                       "file times, original filenames and restore",
+                       "directories", "attributes", "space",
+                       "change feed"], lines[0]
+        # speechfs(1) names each of them
+        man = " ".join((ROOT / "packaging" / "man" / "speechfs.1")
+                       .read_text().split())
+        for what in off:
+            assert what in man, what
         # lists: the directories are what the paths show
         got = tree(m.dir)
         assert {k: v[:2] for k, v in got.items()} == {
@@ -115,7 +206,8 @@ def test_mount_without_extensions(seed):
         for call in (lambda: os.mkdir(m.path("empty")),
                      lambda: m.path("top.bin").write_bytes(b"RIFF new"),
                      lambda: os.setxattr(m.path("top.bin"), "user.note",
-                                         b"x")):
+                                         b"x"),
+                     lambda: os.utime(m.path("top.bin"), (1, 1))):
             with pytest.raises(OSError) as ei:
                 call()
             assert ei.value.errno == errno.ENOTSUP, ei.value
@@ -124,4 +216,27 @@ def test_mount_without_extensions(seed):
         assert os.statvfs(m.dir).f_blocks == 0
     finally:
         print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def test_seed_rename_needing_an_extension_keeps_the_target(seed):
+    """An editor's save (.x.wav.tmp -> x.wav) changes the extension,
+    which only the extensions' PATCH carries: ENOTSUP, and x.wav is
+    neither trashed nor changed."""
+    dm, key = seed
+    m = RemoteMount(dm.base, key)
+    try:
+        m.path("x.wav").write_bytes(b"RIFF first")
+        m.path(".x.wav.tmp").write_bytes(b"RIFF second")
+        with pytest.raises(OSError) as ei:
+            os.rename(m.path(".x.wav.tmp"), m.path("x.wav"))
+        assert ei.value.errno == errno.ENOTSUP, ei.value
+        assert m.path("x.wav").read_bytes() == b"RIFF first"
+        assert m.path(".x.wav.tmp").read_bytes() == b"RIFF second"
+        # in the trash: only the empty files the uploads replaced
+        assert all(f["isPurged"] for f in files(dm, key, isDeleted="true"))
+        (x,) = [f for f in files(dm, key) if f["name"] == "x"]
+        assert x["size"] == len(b"RIFF first")
+    finally:
+        print(m.output())
         m.stop()

@@ -84,6 +84,34 @@ def test_every_route_is_documented_with_its_scope():
             assert "401" in op["responses"], (method, path)
 
 
+def test_route_column_says_what_the_document_marks():
+    """The router's api column (what http.extensions = false keeps) and
+    the document agree: ROUTE_EXT is an operation marked "(extension)",
+    ROUTE_SEED an operation of the seed's Files API that is not, ROUTE_OWN
+    the daemon's own (no credentials)."""
+    src = (ROOT / "httpd/router.c").read_text()
+    doc = json.loads(DOC.read_text())
+    rows = re.findall(r'\{\s*"(GET|POST|PUT|PATCH|DELETE)",\s*'
+                      r'(?:B(?:\s*"([^"]*)")?|"([^"]*)"),[^{}]*?'
+                      r'(?:\{\w+\}[^{}]*?)*(ROUTE_\w+)\s*\}', src)
+    assert len(rows) == len(routes()) + 1, rows    # + the web page's
+    kinds = set()
+    for method, tail, full, kind in rows:
+        path = API + tail if full == "" else full
+        kinds.add(kind)
+        if path == "/*":
+            assert kind == "ROUTE_OWN"
+            continue
+        op = doc["paths"][path][method.lower()]
+        ext = op["summary"].endswith("(extension)")
+        assert (kind == "ROUTE_EXT") == ext, (method, path, kind)
+        if kind == "ROUTE_SEED":
+            assert path.startswith(API) and op["security"], (method, path)
+        if kind == "ROUTE_OWN":
+            assert op["security"] == [], (method, path)
+    assert kinds == {"ROUTE_SEED", "ROUTE_OWN", "ROUTE_EXT"}
+
+
 def props(doc, name):
     return set(doc["components"]["schemas"][name]["properties"])
 

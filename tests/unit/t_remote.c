@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "fixture.h"
+#include "remote_i.h"
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/buf.h"
@@ -45,6 +47,7 @@ struct fx {
 	struct sfs_actor a, x;
 	char key_a[SFS_API_KEY_SIZE], key_x[SFS_API_KEY_SIZE];
 	char url[64];
+	const char *conf; /* settings of the daemon's config file, or NULL */
 	pid_t pid;
 };
 
@@ -78,15 +81,24 @@ static int daemon_path(char *out, size_t size)
 
 static int start_daemon(struct fx *f)
 {
-	char bin[PATH_MAX], listen[32], log[PATH_MAX];
+	char bin[PATH_MAX], listen[32], log[PATH_MAX], conf[PATH_MAX];
 	struct sfs_remote *r = NULL;
 	int port = free_port(), fd, i;
+	FILE *c;
 
 	if (port < 0 || daemon_path(bin, sizeof(bin)))
 		return -1;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(f->url, sizeof(f->url), "http://%s", listen);
 	snprintf(log, sizeof(log), "%s/daemon.log", f->dir);
+	snprintf(conf, sizeof(conf), "%s/speechfsd.conf", f->dir);
+	c = fopen(conf, "w");
+	if (!c)
+		return -1;
+	fprintf(c, "store = %s\nlisten = %s\n%s", f->dir, listen,
+		f->conf ? f->conf : "");
+	if (fclose(c))
+		return -1;
 	f->pid = fork();
 	if (f->pid < 0)
 		return -1;
@@ -96,8 +108,7 @@ static int start_daemon(struct fx *f)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(bin, bin, "--store", f->dir, "--listen", listen,
-		      (char *)NULL);
+		execl(bin, bin, "--config", conf, (char *)NULL);
 		_exit(127);
 	}
 	/* up when it answers: at most 15 s */
@@ -140,11 +151,13 @@ static int stop_daemon(struct fx *f)
 	return -1;
 }
 
-static int fx_open(struct fx *f)
+/* A store and a daemon of it with these settings (conf: NULL, none). */
+static int fx_open_conf(struct fx *f, const char *conf)
 {
 	char kid[SFS_ID_SIZE];
 
 	memset(f, 0, sizeof(*f));
+	f->conf = conf;
 	if (tfx_store(&f->dir, &f->s, NULL))
 		return -1;
 	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
@@ -158,6 +171,18 @@ static int fx_open(struct fx *f)
 		return -1;
 	return start_daemon(f);
 }
+
+static int fx_open(struct fx *f)
+{
+	return fx_open_conf(f, NULL);
+}
+
+/* A daemon of the seed's API only, whose rate limit no test meets. */
+#define SEED_CONF                                                              \
+	"http.extensions = false\n"                                            \
+	"http.rate_per_second = 1000\nhttp.rate_burst = 1000\n"                \
+	"http.upload_rate_per_second = 1000\n"                                 \
+	"http.upload_rate_burst = 1000\n"
 
 static void fx_close(struct fx *f)
 {
@@ -616,12 +641,441 @@ static void test_store_open_url(void)
 	fx_close(&fx);
 }
 
+/* A pipe's writer: 16 chunks of 64 bytes, 200 ms apart (3.2 s). */
+static void *slow_writer(void *arg)
+{
+	int fd = *(int *)arg, i;
+	char chunk[64];
+
+	memset(chunk, 'a', sizeof(chunk));
+	for (i = 0; i < 16; i++) {
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+		if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+			break;
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	return NULL;
+}
+
+/*
+ * A form's file part (the seed-only upload) is a file's bytes sent, as
+ * a PUT of content is: a slow upload that never stalls is not cut at
+ * twice the timeout (1 s here; the upload takes 3.2 s).
+ */
+static void test_slow_form_upload(void)
+{
+	static const char *const form[] = { "name", "slow", "path", "/", NULL };
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = { .method = "POST",
+				     .path = "/api/v1/speech-services/files",
+				     .form = form,
+				     .form_file = "slow.bin",
+				     .size = 16 * 64 };
+	struct sfs_remote *r = NULL;
+	struct sfs_file f;
+	enum sfs_status st;
+	struct sfs_err e;
+	struct fx fx;
+	pthread_t t;
+	int p[2];
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 1, &r, NULL), SFS_OK);
+	REQUIRE(pipe(p) == 0);
+	REQUIRE(pthread_create(&t, NULL, slow_writer, &p[1]) == 0);
+	q.fd = p[0];
+	sfs_err_init(&e);
+	st = sfsi_remote_request(r, &q, &b, &e);
+	CHECK_ST(st, SFS_OK);
+	pthread_join(t, NULL);
+	close(p[0]);
+	if (!st) {
+		CHECK_ST(sfs_remote_file_decode(b.buf, b.len, &f, NULL),
+			 SFS_OK);
+		CHECK(f.size == 16 * 64);
+		sfs_file_release(&f);
+	} else {
+		fprintf(stderr, "  the upload: %s\n", e.message);
+	}
+	sfs_buf_release(&b);
+	sfs_remote_close(r);
+	fx_close(&fx);
+}
+
+/* A remote store of fx's daemon as alice, its actor in *ra. */
+static struct sfs_store *open_url(struct fx *fx, struct sfs_actor *ra)
+{
+	struct sfs_remote_opts o = { 0 };
+	struct sfs_store *rs = NULL;
+	char cache[PATH_MAX];
+
+	snprintf(cache, sizeof(cache), "%s/cache", fx->dir);
+	o.url = fx->url;
+	o.api_key = fx->key_a;
+	o.timeout_s = 5;
+	o.cache_dir = cache;
+	o.cache_bytes = -1;
+	if (sfs_store_open_url(&o, &rs, NULL) ||
+	    sfs_auth_user(rs, NULL, SFS_SCOPE_ALL, ra, NULL)) {
+		sfs_store_close(rs);
+		return NULL;
+	}
+	return rs;
+}
+
+/* An empty file `name` at "/" made through rs; its id into id. */
+static enum sfs_status make_empty(struct sfs_store *rs,
+				  const struct sfs_actor *ra, const char *name,
+				  char *id, int64_t *ino)
+{
+	struct sfs_file_spec spec = { .name = name, .path = "/" };
+	struct sfs_file f;
+	enum sfs_status st = sfs_file_create(rs, ra, &spec, NULL, &f, NULL);
+
+	if (!st) {
+		sfs_strlcpy(id, f.id, SFS_ID_SIZE);
+		if (ino)
+			*ino = f.ino;
+		sfs_file_release(&f);
+	}
+	return st;
+}
+
+/* Content through rs (the seed-only upload, its new id into id). */
+static enum sfs_status put_bytes(struct sfs_store *rs,
+				 const struct sfs_actor *ra, char *id,
+				 const char *bytes, unsigned flags,
+				 struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_stage *st = tfx_stage(rs, bytes, strlen(bytes));
+	enum sfs_status ret;
+
+	if (!st)
+		return SFS_IO;
+	ret = sfs_file_set_content(rs, ra, id, st, flags, out, e);
+	if (!ret && out)
+		sfs_strlcpy(id, out->id, SFS_ID_SIZE);
+	sfs_stage_free(st);
+	return ret;
+}
+
+/*
+ * New content on a server of the seed's API only (an upload replacing
+ * the empty file): a deleted file is a conflict, not brought back; a
+ * refusal keeps its message; listening audio is asked for as flags say.
+ */
+static void test_seed_content(void)
+{
+	struct sfs_store *rs;
+	struct sfs_actor ra;
+	struct sfs_file f, lf;
+	struct sfs_err e;
+	struct fx fx;
+	char gone[SFS_ID_SIZE], full[SFS_ID_SIZE], la[SFS_ID_SIZE];
+
+	REQUIRE(fx_open_conf(&fx, SEED_CONF) == 0);
+	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
+	CHECK(sfs_store_is_remote(rs));
+	/* an upload after an unlink: the trashed file stays as it is */
+	REQUIRE_ST(make_empty(rs, &ra, "gone", gone, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(rs, &ra, gone, 0, NULL), SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(put_bytes(rs, &ra, gone, "RIFF late", 0, NULL, &e),
+		 SFS_CONFLICT);
+	CHECK(e.reason == SFS_R_FILE_DELETED);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, gone, &lf, NULL), SFS_OK);
+	CHECK(lf.deleted && !lf.purged);
+	sfs_file_release(&lf);
+	CHECK(tfx_sql_int(fx.s, "SELECT count(*) FROM file "
+				"WHERE name = 'gone'") == 1);
+	/* a purged one: the local core's own answer, nothing made */
+	{
+		struct sfs_stage *stage = tfx_stage(fx.s, "RIFF x", 6);
+		struct sfs_err le;
+		enum sfs_status want;
+
+		REQUIRE(stage != NULL);
+		REQUIRE_ST(make_empty(rs, &ra, "purged", gone, NULL), SFS_OK);
+		REQUIRE_ST(sfs_file_delete(fx.s, &fx.a, gone, 1, NULL), SFS_OK);
+		sfs_err_init(&le);
+		want = sfs_file_set_content(fx.s, &fx.a, gone, stage, 0, NULL,
+					    &le);
+		sfs_stage_free(stage);
+		CHECK(want != SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(put_bytes(rs, &ra, gone, "RIFF x", 0, NULL, &e), want);
+		CHECK(e.reason == le.reason);
+		CHECK(tfx_sql_int(fx.s, "SELECT count(*) FROM file "
+					"WHERE name = 'purged'") == 1);
+	}
+	/* a file with content: refused, and the refusal says why */
+	REQUIRE_ST(make_empty(rs, &ra, "full", full, NULL), SFS_OK);
+	REQUIRE_ST(put_bytes(rs, &ra, full, "RIFF some", 0, &f, NULL), SFS_OK);
+	CHECK(f.size == 9 && f.la.status == SFS_JS_NONE);
+	sfs_file_release(&f);
+	sfs_err_init(&e);
+	CHECK_ST(put_bytes(rs, &ra, full, "RIFF more", 0, NULL, &e),
+		 SFS_UNSUPPORTED);
+	CHECK(e.status == SFS_UNSUPPORTED &&
+	      strstr(e.message, "content versions"));
+	/* a file made with its content: the one answered is the live one */
+	{
+		struct sfs_file_spec spec = { .name = "made", .path = "/" };
+		struct sfs_stage *stage = tfx_stage(rs, "RIFF made", 9);
+
+		REQUIRE(stage != NULL);
+		REQUIRE_ST(sfs_file_create(rs, &ra, &spec, stage, &f, NULL),
+			   SFS_OK);
+		sfs_stage_free(stage);
+		CHECK(f.size == 9);
+		REQUIRE_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		CHECK(!lf.deleted && !lf.purged && lf.size == 9);
+		sfs_file_release(&lf);
+		sfs_file_release(&f);
+	}
+	/* the new id keeps the empty file's number; none is spent on it */
+	{
+		char a[SFS_ID_SIZE], b[SFS_ID_SIZE];
+		int64_t ia = 0, ib = 0;
+
+		REQUIRE_ST(make_empty(rs, &ra, "a", a, &ia), SFS_OK);
+		REQUIRE_ST(put_bytes(rs, &ra, a, "RIFF a", 0, &f, NULL),
+			   SFS_OK);
+		CHECK(f.ino == ia && strcmp(f.id, a) == 0);
+		sfs_file_release(&f);
+		REQUIRE_ST(make_empty(rs, &ra, "b", b, &ib), SFS_OK);
+		CHECK(ib == ia + 1);
+		REQUIRE_ST(sfs_file_get_ino(rs, &ra, ia, &f, NULL), SFS_OK);
+		CHECK(!strcmp(f.id, a) && f.size == 6);
+		sfs_file_release(&f);
+	}
+	/* listening audio when asked */
+	REQUIRE_ST(make_empty(rs, &ra, "la", la, NULL), SFS_OK);
+	REQUIRE_ST(put_bytes(rs, &ra, la, "RIFF talk", SFS_SET_LISTENING, &f,
+			     NULL),
+		   SFS_OK);
+	CHECK(f.la.status != SFS_JS_NONE);
+	sfs_file_release(&f);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, la, &lf, NULL), SFS_OK);
+	CHECK(lf.la.status != SFS_JS_NONE);
+	sfs_file_release(&lf);
+	sfs_store_close(rs);
+	fx_close(&fx);
+}
+
+/*
+ * rename(2) on a server of the seed's API only: one that needs an
+ * extension (the original filename, restore from the trash) is refused
+ * before any request, so the file it would replace is not deleted.
+ */
+static void test_seed_rename(void)
+{
+	struct sfs_file_update u = { 0 };
+	struct sfs_store *rs;
+	struct sfs_actor ra;
+	struct sfs_file lf;
+	struct sfs_err e;
+	struct fx fx;
+	char x[SFS_ID_SIZE], tmp[SFS_ID_SIZE];
+
+	REQUIRE(fx_open_conf(&fx, SEED_CONF) == 0);
+	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
+	REQUIRE_ST(make_empty(rs, &ra, "x", x, NULL), SFS_OK);
+	REQUIRE_ST(make_empty(rs, &ra, ".x", tmp, NULL), SFS_OK);
+	/* the editor's .x.wav.tmp -> x.wav: the extension changes */
+	u.set = SFS_UPD_NAME | SFS_UPD_FILENAME;
+	u.name = "x";
+	u.filename = "x.wav";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_rename(rs, &ra, tmp, &u, x, 0, NULL, &e),
+		 SFS_UNSUPPORTED);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, x, &lf, NULL), SFS_OK);
+	CHECK(!lf.deleted);
+	sfs_file_release(&lf);
+	/* a plain rename onto it still goes: the target trashed, moved */
+	u.set = SFS_UPD_NAME;
+	CHECK_ST(sfs_file_rename(rs, &ra, tmp, &u, x, 0, NULL, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, x, &lf, NULL), SFS_OK);
+	CHECK(lf.deleted);
+	sfs_file_release(&lf);
+	/* out of the trash: no seed route, refused as such */
+	sfs_err_init(&e);
+	u.name = "back";
+	CHECK_ST(sfs_file_rename(rs, &ra, x, &u, NULL, SFS_RENAME_RESTORE, NULL,
+				 &e),
+		 SFS_UNSUPPORTED);
+	REQUIRE_ST(sfs_file_get(fx.s, &fx.a, x, &lf, NULL), SFS_OK);
+	CHECK(lf.deleted && !strcmp(lf.name, "x"));
+	sfs_file_release(&lf);
+	sfs_store_close(rs);
+	fx_close(&fx);
+}
+
+/* A stand-in server: its answer to the OpenAPI document, the rest fixed. */
+struct fake {
+	int fd;
+	int doc_status; /* of GET /api/v1/openapi.json */
+	const char *doc;
+	int no_files;	  /* the seed's GET /files answers 404 too */
+	char asked[1024]; /* the request lines, one a line */
+	int stop;
+};
+
+static void fake_answer(int c, int status, const char *body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, strlen(body));
+
+	if (write(c, head, (size_t)n) != n ||
+	    write(c, body, strlen(body)) != (ssize_t)strlen(body))
+		return;
+}
+
+/* The request's head (up to its blank line), NUL-ended; 0 when it came. */
+static int fake_read_head(int c, char *req, size_t size)
+{
+	struct pollfd p = { .fd = c, .events = POLLIN };
+	size_t have = 0;
+	ssize_t got;
+
+	req[0] = '\0';
+	while (!strstr(req, "\r\n\r\n")) {
+		if (have + 1 >= size || poll(&p, 1, 5000) != 1)
+			return -1;
+		got = read(c, req + have, size - 1 - have);
+		if (got <= 0)
+			return -1;
+		have += (size_t)got;
+		req[have] = '\0';
+	}
+	return 0;
+}
+
+#define DOC "GET /api/v1/openapi.json "
+#define FILES_PAGE "GET /api/v1/speech-services/files?"
+
+static void *fake_serve(void *arg)
+{
+	static const char nf[] = "{\"status_code\":404,\"error_type\":"
+				 "\"not_found\",\"message\":\"no such "
+				 "endpoint\"}";
+	struct fake *f = arg;
+	struct pollfd p = { .fd = f->fd, .events = POLLIN };
+	char req[4096];
+	size_t used;
+	int c;
+
+	while (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST)) {
+		if (poll(&p, 1, 100) != 1 ||
+		    (c = accept(f->fd, NULL, NULL)) < 0)
+			continue;
+		if (fake_read_head(c, req, sizeof(req))) {
+			close(c);
+			continue;
+		}
+		req[strcspn(req, "\r")] = '\0';
+		used = strlen(f->asked);
+		snprintf(f->asked + used, sizeof(f->asked) - used, "%.200s\n",
+			 req);
+		if (!strncmp(req, DOC, strlen(DOC)))
+			fake_answer(c, f->doc_status, f->doc);
+		else if (!f->no_files &&
+			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)))
+			fake_answer(c, 200,
+				    "{\"files\":[],\"page\":0,\"size\":1,"
+				    "\"totalElements\":0,\"totalPages\":0}");
+		else
+			fake_answer(c, 404, nf);
+		close(c);
+	}
+	return NULL;
+}
+
+/*
+ * The server's features at open: no OpenAPI document (404) is a server
+ * of the seed's API only, checked without /healthz (no seed route); a
+ * document that cannot be read or is none fails the open.
+ */
+static void test_features_of_the_document(void)
+{
+	static const struct {
+		int status;
+		const char *doc;
+		enum sfs_status want;
+		int no_files;
+	} cases[] = {
+		{ 404, "{\"status_code\":404,\"error_type\":\"not_found\"}",
+		  SFS_OK, 0 },
+		{ 200, "<html>not json</html>", SFS_IO, 0 },
+		{ 200, "{\"openapi\":\"3.1.0\"}", SFS_IO, 0 },
+		{ 500, "{\"status_code\":500,\"error_type\":\"internal\"}",
+		  SFS_IO, 0 },
+		{ 503, "{\"status_code\":503,\"error_type\":\"x\"}",
+		  SFS_UNAVAILABLE, 0 },
+		/* no seed API there at all: not taken for a seed-only one */
+		{ 404, "{\"status_code\":404}", SFS_NOT_FOUND, 1 },
+	};
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	struct sfs_remote *r;
+	struct sfs_err e;
+	char url[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake f = { .doc_status = cases[i].status,
+				  .doc = cases[i].doc,
+				  .no_files = cases[i].no_files };
+		pthread_t t;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = 0;
+		f.fd = socket(AF_INET, SOCK_STREAM, 0);
+		REQUIRE(f.fd >= 0 &&
+			!bind(f.fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+			!listen(f.fd, 8) &&
+			!getsockname(f.fd, (struct sockaddr *)&sa, &len));
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d",
+			 ntohs(sa.sin_port));
+		REQUIRE(pthread_create(&t, NULL, fake_serve, &f) == 0);
+		r = NULL;
+		sfs_err_init(&e);
+		CHECK_ST(sfs_remote_open(url, "sfs_key", 5, &r, &e),
+			 cases[i].want);
+		if (cases[i].want == SFS_OK) {
+			CHECK(r && sfs_remote_features(r) == 0);
+		} else if (cases[i].no_files) {
+			CHECK(r == NULL && e.message[0]);
+		} else {
+			CHECK(r == NULL && strstr(e.message, "OpenAPI"));
+		}
+		sfs_remote_close(r);
+		__atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST);
+		pthread_join(t, NULL);
+		close(f.fd);
+		CHECK(strstr(f.asked, "GET /api/v1/speech-services/files?") &&
+		      !strstr(f.asked, "/healthz"));
+		/* the document is asked only of a server that has the seed's */
+		CHECK((strstr(f.asked, "openapi") == NULL) ==
+		      cases[i].no_files);
+	}
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_status_of_answers);
 	RUN(test_base64);
+	RUN(test_features_of_the_document);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
+	RUN(test_slow_form_upload);
+	RUN(test_seed_content);
+	RUN(test_seed_rename);
 	return th_report();
 }

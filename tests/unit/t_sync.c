@@ -11,16 +11,35 @@
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "db_i.h"
 #include "fixture.h"
 #include "speechfs/file.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "store_i.h"
 #include "testhelp.h"
+#include "util_i.h"
 
-static int fail_syncs, syncs_failed;
+static int fail_syncs, syncs_failed, syncs;
+
+/* Whether fd is a WAL (its name ends "-wal"). */
+static int is_wal(int fd)
+{
+	char link[64], path[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n < 4)
+		return 0;
+	path[n] = '\0';
+	return !strcmp(path + n - 4, "-wal");
+}
 
 int fdatasync(int fd)
 {
+	if (is_wal(fd)) /* syncs: the WAL's */
+		__atomic_add_fetch(&syncs, 1, __ATOMIC_SEQ_CST);
 	if (fail_syncs) {
 		syncs_failed++;
 		errno = EIO;
@@ -60,6 +79,33 @@ static enum sfs_status set_nosync(struct fx *f, const char *text)
 				   NULL);
 	sfs_stage_free(st);
 	return ret;
+}
+
+/* Wait until cond(arg) holds, at most ms (a deadline, not a measure). */
+static int wait_for(int (*cond)(void *), void *arg, int ms)
+{
+	int64_t until = sfs_mono_ns() + (int64_t)ms * 1000000;
+
+	while (!cond(arg)) {
+		if (sfs_mono_ns() >= until)
+			return cond(arg);
+		usleep(1000);
+	}
+	return 1;
+}
+
+#define WAIT_MS 30000 /* a deadline for what happens at once when well */
+
+struct progress {
+	int *counter, past;
+};
+
+/* The counter went past the mark (wait_for). */
+static int went_past(void *p)
+{
+	struct progress *w = p;
+
+	return __atomic_load_n(w->counter, __ATOMIC_ACQUIRE) > w->past;
 }
 
 static void test_failed_sync_is_final(void)
@@ -194,6 +240,63 @@ static void test_writers_take_turns(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+static int read_as(struct sfs_store *s, struct fx *f, const char *id,
+		   const char *want);
+
+struct turn_waiter {
+	struct fx *f;
+	enum sfs_status st;
+	int64_t ms;
+};
+
+static void *turn_wait(void *p)
+{
+	struct turn_waiter *w = p;
+	int64_t t0 = sfs_mono_ns();
+
+	w->st = set_nosync(w->f, "waited");
+	w->ms = (sfs_mono_ns() - t0) / 1000000;
+	return NULL;
+}
+
+/*
+ * A write that cannot get the turn (another thread holds a transaction
+ * of this handle) waits the turn's wait, then SQLite's busy timeout, and
+ * fails busy: not longer, not forever; the turn then works as before.
+ */
+static void test_write_turn_times_out(void)
+{
+	struct turn_waiter w = { 0 };
+	struct sfs_config c;
+	struct db *d = NULL;
+	pthread_t th;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* PostgreSQL locks rows: no turn there */
+	memset(&f, 0, sizeof(f));
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
+	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
+	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "f", "first", 5, f.id, NULL), SFS_OK);
+	f.s->write_wait_ms = 300;
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	w.f = &f;
+	REQUIRE(pthread_create(&th, NULL, turn_wait, &w) == 0);
+	pthread_join(th, NULL);
+	CHECK_ST(w.st, SFS_BUSY);
+	CHECK(w.ms >= 390);  /* the turn's 300 ms, then SQLite's 100 */
+	CHECK(w.ms < 10000); /* not the default turn wait (30 s) */
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
+	CHECK(read_as(f.s, &f, f.id, "second"));
+	tfx_store_close(&f.dir, &f.s);
+}
+
 /* The content of file id as store handle s reads it, into buf. */
 static int read_as(struct sfs_store *s, struct fx *f, const char *id,
 		   const char *want)
@@ -204,6 +307,20 @@ static int read_as(struct sfs_store *s, struct fx *f, const char *id,
 	if (tfx_read(s, &f->a, id, SFS_CONTENT_ORIGINAL, got, sizeof(got), &n))
 		return 0;
 	return n == strlen(want) && !memcmp(got, want, n);
+}
+
+struct seen {
+	struct sfs_store *s;
+	struct fx *f;
+	const char *id, *want;
+};
+
+/* Whether the handle reads the content it should (wait_for). */
+static int sees(void *p)
+{
+	struct seen *w = p;
+
+	return read_as(w->s, w->f, w->id, w->want);
 }
 
 /*
@@ -219,8 +336,8 @@ static void test_batched_commits(void)
 	struct sfs_stage *st;
 	struct sfs_err e;
 	char id2[SFS_ID_SIZE], gone[SFS_ID_SIZE], sha[65], sql[160];
+	struct seen seen;
 	struct fx f;
-	int i;
 
 	REQUIRE(fx_open(&f) == 0);
 	if (th_is_pg()) {
@@ -262,9 +379,11 @@ static void test_batched_commits(void)
 	/* the next batch: committed by the batcher within its window */
 	CHECK_ST(sfs_store_batch(f.s, 100, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "third"), SFS_OK);
-	for (i = 0; i < 600 && !read_as(other, &f, f.id, "third"); i++)
-		usleep(50 * 1000);
-	CHECK(read_as(other, &f, f.id, "third"));
+	seen.s = other;
+	seen.f = &f;
+	seen.id = f.id;
+	seen.want = "third";
+	CHECK(wait_for(sees, &seen, WAIT_MS));
 	/* another handle writes while a batch is open: it waits, then does */
 	CHECK_ST(set_nosync(&f, "fourth"), SFS_OK);
 	st = tfx_stage(other, "by other", 8);
@@ -283,22 +402,414 @@ static void test_batched_commits(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* A store whose blobs are all files (a replaced one's removal is a hook). */
+static int fx_open_files(struct fx *f, const char *busy_ms)
+{
+	struct sfs_config c;
+
+	memset(f, 0, sizeof(*f));
+	sfs_config_init(&c);
+	if (sfs_config_set(&c, "blobs.inline_max", "0", NULL) ||
+	    sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL) ||
+	    tfx_store(&f->dir, &f->s, &c) ||
+	    tfx_tenant(f->s, "t", 0, 0, f->t) ||
+	    tfx_user(f->s, f->t, "alice", NULL, &f->a) ||
+	    tfx_upload(f->s, &f->a, "f", "first", 5, f->id, NULL))
+		return -1;
+	return 0;
+}
+
+/*
+ * Stopping the batch leaves its connection in the pool as a plain one:
+ * no transaction open on it (a blob's removal after the last batch's
+ * commit opened one, which the pool then kept with SQLite's write lock:
+ * other handles' writes failed busy, this handle's failed to begin), and
+ * no "commit without sync" left from the batch's savepoints (the next
+ * durable commit skipped its sync).
+ */
+static void test_batch_stop_leaves_plain_connection(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	CHECK(tfx_blob_files(f.s) == 1);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* drops "first" */
+	CHECK(tfx_blob_files(f.s) == 2);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(tfx_blob_files(f.s) == 1); /* removed after the commit */
+	/* the lock is free: another handle writes at once */
+	st = tfx_stage(other, "by other", 8);
+	CHECK_ST(sfs_file_set_content(other, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	/* a durable commit of this handle syncs */
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	st = tfx_stage(f.s, "durable", 7);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(__atomic_load_n(&syncs, __ATOMIC_SEQ_CST) > before);
+	CHECK(read_as(other, &f, f.id, "durable"));
+	sfs_store_close(other);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * A durable commit after the batch stopped syncs, even on the connection
+ * the batch's savepoints had: a savepoint begun "nosync" (a close's
+ * commit, made durable by the batcher) left that mark on the connection,
+ * and the pool's next user of it skipped the sync of its own commit.
+ */
+static void test_batch_stop_keeps_syncs(void)
+{
+	struct db *d = NULL;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* begins "nosync" */
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	/* the pool hands out the connection put back last: the batch's */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK(__atomic_load_n(&syncs, __ATOMIC_SEQ_CST) > before);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * A batch that holds only rolled-back work (a failed change, a blob's
+ * removal that checks and rolls back) ends at once instead of keeping
+ * SQLite's write lock for its window: another process (busy timeout
+ * 100 ms; the window holds 1 s) writes at once. A change released into
+ * the batch before stays in it until its commit.
+ */
+static void test_batch_rolled_back_frees_lock(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct db *d = NULL;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open(&f) == 0);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	/* a change made, then rolled back: the batch holds nothing */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	st = tfx_stage(other, "by other", 8);
+	CHECK_ST(sfs_file_set_content(other, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	/* after a kept change, the batch (and the change) stays */
+	CHECK_ST(set_nosync(&f, "kept"), SFS_OK);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	CHECK(read_as(f.s, &f, f.id, "kept"));
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(read_as(other, &f, f.id, "kept"));
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	sfs_store_close(other);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * A batch's commit hooks do not run when its sync failed: a blob's
+ * bytes stay (fsck's to judge) while the commit that dropped its row may
+ * not be on the disk.
+ */
+static void test_batch_hooks_not_after_failed_sync(void)
+{
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	CHECK(tfx_blob_files(f.s) == 1);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
+	CHECK(tfx_blob_files(f.s) == 2);
+	fail_syncs = 1;
+	CHECK(sfs_store_sync(f.s, NULL) != SFS_OK);
+	fail_syncs = 0;
+	CHECK(tfx_blob_files(f.s) == 2);		/* "first" kept */
+	CHECK(sfs_store_batch(f.s, 0, NULL) != SFS_OK); /* still failed */
+	CHECK(tfx_blob_files(f.s) == 2);
+	tfx_store_close(&f.dir, &f.s);
+	syncs_failed = 0; /* the count of the other tests */
+}
+
+static int hook_syncs = -1;
+
+static void note_syncs(struct db *d, void *arg)
+{
+	(void)d;
+	(void)arg;
+	hook_syncs = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A batch's commit hooks run once its commit is synced (a blob's bytes
+ * go only when the commit that dropped its row is durable), and a hook's
+ * own transaction (a blob's removal) leaves no batch open behind it:
+ * another handle writes at once, not after the next window.
+ */
+static void test_batch_hooks_after_sync(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct db *d = NULL;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_on_commit(d, note_syncs, NULL, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK(hook_syncs == -1); /* not before the batch's commit */
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(hook_syncs > before);
+	CHECK(tfx_blob_files(f.s) == 1);
+	st = tfx_stage(other, "by other", 8);
+	CHECK_ST(sfs_file_set_content(other, &f.a, f.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	sfs_store_close(other);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * Without batches, too: a commit's hooks run once it is durable. A
+ * content replaced (set_content commits "nosync" and syncs after) keeps
+ * the old blob file when the sync fails (before, the hook removed it at
+ * the commit, before the sync); a hook of a "nosync" transaction sees a
+ * sync made before it.
+ */
+static void test_hooks_after_sync_direct(void)
+{
+	struct sfs_stage *st;
+	struct db *d = NULL;
+	int before;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* PostgreSQL's commits are durable when made */
+	REQUIRE(fx_open_files(&f, "3000") == 0);
+	hook_syncs = -1;
+	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin_nosync(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_on_commit(d, note_syncs, NULL, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "UPDATE tenant SET used_bytes = used_bytes",
+			      NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK(hook_syncs > before);
+	CHECK(tfx_blob_files(f.s) == 1);
+	fail_syncs = 1;
+	st = tfx_stage(f.s, "second", 6);
+	CHECK(sfs_file_set_content(f.s, &f.a, f.id, st, 0, NULL, NULL) !=
+	      SFS_OK);
+	sfs_stage_free(st);
+	fail_syncs = 0;
+	CHECK(tfx_blob_files(f.s) == 2); /* "first" kept */
+	tfx_store_close(&f.dir, &f.s);
+	syncs_failed = 0; /* the count of the other tests */
+}
+
+struct stop_writer {
+	struct fx *f;
+	int acked, failed, stop;
+};
+
+static void *stop_write(void *p)
+{
+	struct stop_writer *w = p;
+	char text[32];
+	int n;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		n = __atomic_load_n(&w->acked, __ATOMIC_RELAXED) + 1;
+		snprintf(text, sizeof(text), "v%d", n);
+		if (set_nosync(w->f, text))
+			__atomic_add_fetch(&w->failed, 1, __ATOMIC_RELAXED);
+		else
+			__atomic_store_n(&w->acked, n, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * Stopping the batch while another thread commits: every change the
+ * writer was told is made is in the store for another handle, and the
+ * writer's commits go on (direct) without a failure. Before, a change
+ * made between the last batch's commit and the stop's taking of the
+ * connection was left in a transaction nobody committed.
+ */
+static void test_batch_stop_while_writing(void)
+{
+	struct sfs_store *other = NULL;
+	struct stop_writer w;
+	struct progress go;
+	struct sfs_err e;
+	char text[32];
+	pthread_t th;
+	struct fx f;
+	int i, n;
+
+	if (th_is_pg())
+		return; /* no batches on PostgreSQL */
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &other, &e), SFS_OK);
+	for (i = 0; i < 20; i++) {
+		memset(&w, 0, sizeof(w));
+		w.f = &f;
+		go.counter = &w.acked;
+		REQUIRE_ST(sfs_store_batch(f.s, 1000, NULL), SFS_OK);
+		REQUIRE(pthread_create(&th, NULL, stop_write, &w) == 0);
+		go.past = 4 + i;
+		CHECK(wait_for(went_past, &go, WAIT_MS));
+		CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+		n = __atomic_load_n(&w.acked, __ATOMIC_ACQUIRE);
+		go.past = n + 2;
+		CHECK(wait_for(went_past, &go, WAIT_MS));
+		__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		CHECK(w.failed == 0);
+		CHECK(w.acked >= n + 3); /* went on after the stop */
+		snprintf(text, sizeof(text), "v%d", w.acked);
+		CHECK(read_as(other, &f, f.id, text));
+		if (th_cur_failed)
+			break;
+	}
+	sfs_store_close(other);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * Core tells a thread that must not wait (the mount's reading thread)
+ * whether a write made now would: it does not only while the batch is
+ * open (its lock is the handle's: no other process, no pause between
+ * batches), its connection is free, and a content fits in its row (no
+ * blob file to sync).
+ */
+static void test_write_quick(void)
+{
+	struct db *d = NULL;
+	int64_t max;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	max = sfs_store_config(f.s)->blob_inline_max;
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* every commit syncs */
+	if (th_is_pg()) {
+		CHECK_ST(sfs_store_batch(f.s, 200, NULL), SFS_OK);
+		CHECK(!sfs_store_write_quick(f.s, -1)); /* no batches */
+		tfx_store_close(&f.dir, &f.s);
+		return;
+	}
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	/* no batch open: the first write waits for SQLite's lock */
+	CHECK(!sfs_store_write_quick(f.s, -1));
+	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
+	CHECK(sfs_store_write_quick(f.s, -1));
+	CHECK(sfs_store_write_quick(f.s, max));
+	CHECK(!sfs_store_write_quick(f.s, max + 1)); /* a blob file */
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* the connection in use */
+	sfsi_db_put(d);
+	CHECK(sfs_store_write_quick(f.s, -1));
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* committed: none open */
+	CHECK_ST(set_nosync(&f, "third"), SFS_OK);
+	CHECK(sfs_store_write_quick(f.s, 0));
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(!sfs_store_write_quick(f.s, -1)); /* stopped */
+	CHECK(read_as(f.s, &f, f.id, "third"));
+	tfx_store_close(&f.dir, &f.s);
+}
+
 struct loader {
 	struct fx *f;
-	volatile int stop;
-	int commits, failed;
+	int stop, commits, failed; /* atomic */
 };
 
 static void *bulk_load(void *p)
 {
 	struct loader *l = p;
+	int n;
 
-	while (!l->stop) {
-		if (set_nosync(l->f, l->commits % 2 ? "odd" : "even"))
-			l->failed++;
-		l->commits++;
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
+		n = __atomic_load_n(&l->commits, __ATOMIC_RELAXED);
+		if (set_nosync(l->f, n % 2 ? "odd" : "even"))
+			__atomic_add_fetch(&l->failed, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&l->commits, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
+}
+
+/* Another handle sees a version of the load: a batch was committed. */
+static int load_seen(void *p)
+{
+	struct seen *w = p;
+
+	return read_as(w->s, w->f, w->id, "even") ||
+	       read_as(w->s, w->f, w->id, "odd");
 }
 
 /*
@@ -312,11 +823,13 @@ static void test_batches_let_others_write(void)
 	struct sfs_config c;
 	struct sfs_stage *st;
 	struct loader l = { 0 };
+	struct progress go;
+	struct seen seen;
 	struct sfs_err e;
 	char id2[SFS_ID_SIZE];
 	pthread_t th;
-	int i, before;
 	struct fx f;
+	int i;
 
 	REQUIRE(fx_open(&f) == 0);
 	if (th_is_pg()) {
@@ -331,10 +844,11 @@ static void test_batches_let_others_write(void)
 	REQUIRE_ST(sfs_store_batch(f.s, 300, NULL), SFS_OK);
 	l.f = &f;
 	REQUIRE(pthread_create(&th, NULL, bulk_load, &l) == 0);
-	/* the load runs batches back to back for more than a second */
-	for (i = 0; i < 400 && l.commits < 200; i++)
-		usleep(10 * 1000);
-	usleep(1200 * 1000);
+	/* the load runs batches back to back: one was committed */
+	seen.s = other;
+	seen.f = &f;
+	seen.id = f.id;
+	CHECK(wait_for(load_seen, &seen, WAIT_MS));
 	for (i = 0; i < 3; i++) {
 		st = tfx_stage(other, "by other", 8);
 		CHECK_ST(sfs_file_set_content(other, &f.a, id2, st, 0, NULL,
@@ -342,10 +856,10 @@ static void test_batches_let_others_write(void)
 			 SFS_OK);
 		sfs_stage_free(st);
 	}
-	before = l.commits;
-	usleep(200 * 1000);
-	CHECK(l.commits > before); /* the load went on */
-	l.stop = 1;
+	go.counter = &l.commits;
+	go.past = __atomic_load_n(&l.commits, __ATOMIC_ACQUIRE);
+	CHECK(wait_for(went_past, &go, WAIT_MS)); /* the load went on */
+	__atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	CHECK(l.failed == 0);
 	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
@@ -358,7 +872,16 @@ int main(void)
 {
 	RUN(test_batches_let_others_write);
 	RUN(test_batched_commits);
+	RUN(test_batch_stop_leaves_plain_connection);
+	RUN(test_batch_stop_keeps_syncs);
+	RUN(test_batch_rolled_back_frees_lock);
+	RUN(test_batch_hooks_not_after_failed_sync);
+	RUN(test_batch_hooks_after_sync);
+	RUN(test_hooks_after_sync_direct);
+	RUN(test_batch_stop_while_writing);
+	RUN(test_write_quick);
 	RUN(test_writers_take_turns);
+	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
 	return th_report();
