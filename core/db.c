@@ -1405,7 +1405,8 @@ static enum sfs_status batch_end(struct db *d, int commit, struct sfs_err *e)
 /* When the open window ends (batch_mu held). */
 static int64_t batch_due(const struct sfs_store *s)
 {
-	int ms = s->batch_ms < BATCH_HOLD_MS ? s->batch_ms : BATCH_HOLD_MS;
+	int hold = s->batch_hold_ms ? s->batch_hold_ms : BATCH_HOLD_MS;
+	int ms = s->batch_ms < hold ? s->batch_ms : hold;
 
 	return s->batch_since + (int64_t)ms * MS_NS;
 }

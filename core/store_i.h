@@ -59,6 +59,7 @@ struct sfs_store {
 	int batch_dirty;	 /* commits since the last batch commit/sync */
 	int batch_lost;		 /* a batch was rolled back: sticky error */
 	int batch_ms, batch_stop, batch_thread_on;
+	int batch_hold_ms;   /* the longest window (batch_due); 0: default */
 	int64_t batch_since; /* when the window began (sfs_mono_ns) */
 	int64_t batch_gap;   /* no new batch before (batch_pause), or 0 */
 	pthread_t batch_thread;

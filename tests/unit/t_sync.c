@@ -95,6 +95,8 @@ static int wait_for(int (*cond)(void *), void *arg, int ms)
 }
 
 #define WAIT_MS 30000 /* a deadline for what happens at once when well */
+/* a batch's window that does not end while a test looks at it open */
+#define HOLD_MS 3600000
 
 struct progress {
 	int *counter, past;
@@ -352,6 +354,7 @@ static void test_batched_commits(void)
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "g", "doomed", 6, gone, sha), SFS_OK);
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &other, &e), SFS_OK);
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK(sfs_store_batching(f.s));
 	/* a batch: a new version, a new file, a change that fails */
@@ -444,6 +447,7 @@ static void test_batch_stop_leaves_plain_connection(void)
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
 	CHECK(tfx_blob_files(f.s) == 1);
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* drops "first" */
 	CHECK(tfx_blob_files(f.s) == 2);
@@ -482,6 +486,7 @@ static void test_batch_stop_keeps_syncs(void)
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
 	REQUIRE(fx_open(&f) == 0);
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* begins "nosync" */
 	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
@@ -521,6 +526,7 @@ static void test_batch_rolled_back_frees_lock(void)
 	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	/* a change made, then rolled back: the batch holds nothing */
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
@@ -565,6 +571,7 @@ static void test_batch_hooks_not_after_failed_sync(void)
 		return; /* no batches on PostgreSQL */
 	REQUIRE(fx_open_files(&f, "3000") == 0);
 	CHECK(tfx_blob_files(f.s) == 1);
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
 	CHECK(tfx_blob_files(f.s) == 2);
@@ -610,6 +617,7 @@ static void test_batch_hooks_after_sync(void)
 	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
@@ -763,6 +771,7 @@ static void test_write_quick(void)
 		tfx_store_close(&f.dir, &f.s);
 		return;
 	}
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	/* no batch open: the first write waits for SQLite's lock */
 	CHECK(!sfs_store_write_quick(f.s, -1));
