@@ -1265,14 +1265,20 @@ static void test_signed_url(void)
 				       "12x", u.user_id, u.sig, &got, NULL),
 		 SFS_UNAUTHENTICATED);
 
-	/* a listening grant is its own */
+	/* a listening grant is its own, with its own expiry (made a second
+	 * later here: the clock stepped, as it may pass a second anyway) */
+	sfs_set_clock_offset_ms(1000);
 	REQUIRE_ST(sfs_signed_url_make(f.s, &a, file.id, SFS_CONTENT_LISTENING,
 				       60, &v, &e),
 		   SFS_OK);
 	CHECK(strcmp(v.sig, u.sig));
+	CHECK(v.exp > u.exp);
+	snprintf(exp, sizeof(exp), "%lld", (long long)v.exp);
 	CHECK_ST(sfs_signed_url_verify(f.s, file.id, SFS_CONTENT_LISTENING, exp,
 				       v.user_id, v.sig, &got, NULL),
 		 SFS_OK);
+	sfs_set_clock_offset_ms(0);
+	snprintf(exp, sizeof(exp), "%lld", (long long)u.exp);
 
 	/* past its expiry (the store's clock stepped, not waited for) */
 	sfs_set_clock_offset_ms(61 * 1000);
