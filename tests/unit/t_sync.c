@@ -405,6 +405,22 @@ static void test_batched_commits(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/*
+ * Another handle on f's store (another process's, as far as SQLite's
+ * locks go), whose writes wait busy_ms for a lock; NULL if it cannot open.
+ */
+static struct sfs_store *open_other(const struct fx *f, const char *busy_ms)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+
+	sfs_config_init(&c);
+	if (sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL) ||
+	    sfs_store_open(f->dir, &c, &other, NULL))
+		return NULL;
+	return other;
+}
+
 /* A store whose blobs are all files (a replaced one's removal is a hook). */
 static int fx_open_files(struct fx *f, const char *busy_ms)
 {
@@ -433,19 +449,14 @@ static int fx_open_files(struct fx *f, const char *busy_ms)
 static void test_batch_stop_leaves_plain_connection(void)
 {
 	struct sfs_store *other = NULL;
-	struct sfs_config c;
 	struct sfs_stage *st;
-	struct sfs_err e;
 	int before;
 	struct fx f;
 
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
 	REQUIRE(fx_open_files(&f, "3000") == 0);
-	sfs_config_init(&c);
-	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
-	sfs_err_init(&e);
-	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE((other = open_other(&f, "100")) != NULL);
 	CHECK(tfx_blob_files(f.s) == 1);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
@@ -513,19 +524,14 @@ static void test_batch_stop_keeps_syncs(void)
 static void test_batch_rolled_back_frees_lock(void)
 {
 	struct sfs_store *other = NULL;
-	struct sfs_config c;
 	struct sfs_stage *st;
-	struct sfs_err e;
 	struct db *d = NULL;
 	struct fx f;
 
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
 	REQUIRE(fx_open(&f) == 0);
-	sfs_config_init(&c);
-	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
-	sfs_err_init(&e);
-	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE((other = open_other(&f, "100")) != NULL);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	/* a change made, then rolled back: the batch holds nothing */
@@ -603,9 +609,7 @@ static void note_syncs(struct db *d, void *arg)
 static void test_batch_hooks_after_sync(void)
 {
 	struct sfs_store *other = NULL;
-	struct sfs_config c;
 	struct sfs_stage *st;
-	struct sfs_err e;
 	struct db *d = NULL;
 	int before;
 	struct fx f;
@@ -613,10 +617,7 @@ static void test_batch_hooks_after_sync(void)
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
 	REQUIRE(fx_open_files(&f, "3000") == 0);
-	sfs_config_init(&c);
-	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
-	sfs_err_init(&e);
-	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE((other = open_other(&f, "100")) != NULL);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "second"), SFS_OK); /* a removal's hook */
@@ -829,12 +830,10 @@ static int load_seen(void *p)
 static void test_batches_let_others_write(void)
 {
 	struct sfs_store *other = NULL;
-	struct sfs_config c;
 	struct sfs_stage *st;
 	struct loader l = { 0 };
 	struct progress go;
 	struct seen seen;
-	struct sfs_err e;
 	char id2[SFS_ID_SIZE];
 	pthread_t th;
 	struct fx f;
@@ -846,10 +845,7 @@ static void test_batches_let_others_write(void)
 		return; /* no batches on PostgreSQL */
 	}
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "h", "other's", 7, id2, NULL), SFS_OK);
-	sfs_config_init(&c);
-	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "3000", NULL) == 0);
-	sfs_err_init(&e);
-	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, &e), SFS_OK);
+	REQUIRE((other = open_other(&f, "3000")) != NULL);
 	REQUIRE_ST(sfs_store_batch(f.s, 300, NULL), SFS_OK);
 	l.f = &f;
 	REQUIRE(pthread_create(&th, NULL, bulk_load, &l) == 0);
