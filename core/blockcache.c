@@ -16,6 +16,7 @@
 #include "util_i.h"
 
 #define MAX_SLOTS 18
+#define ALIGN 4096 /* O_DIRECT's alignment of buffers and lengths */
 
 enum slot_state { S_EMPTY, S_QUEUED, S_LOADING, S_READY, S_FAILED };
 
@@ -156,11 +157,30 @@ static void cache_evict(struct sfsi_bcache *be)
 	free(v);
 }
 
+/*
+ * A block's bytes into the cache file fd: straight from buf to the disk
+ * (O_DIRECT, buf aligned and room to the next ALIGN), then cut to len;
+ * the page cache is not touched. Copying each block into fresh page cache
+ * pages was a third of a cold read's CPU (perf: 33 % in
+ * copy_folio_from_iter_atomic, the reader and the cache sharing two
+ * cores). Where the file system refuses O_DIRECT, a plain write.
+ */
+static int write_block(int fd, int direct, const unsigned char *buf,
+		       size_t len)
+{
+	size_t padded = (len + ALIGN - 1) / ALIGN * ALIGN;
+
+	if (direct)
+		return write(fd, buf, padded) == (ssize_t)padded &&
+		       ftruncate(fd, (off_t)len) == 0;
+	return write(fd, buf, len) == (ssize_t)len;
+}
+
 static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 			int64_t idx, const unsigned char *buf, size_t len)
 {
 	char path[4096], tmp[4200], *slash;
-	int fd;
+	int fd, direct = 1;
 
 	if (be->cache_bytes <= 0 || (int64_t)len > be->cache_bytes)
 		return;
@@ -170,11 +190,16 @@ static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 	*slash = '\0';
 	sfsi_mkdirs(tmp);
 	*slash = '/';
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT,
+		  0600);
+	if (fd < 0 && errno == EINVAL) {
+		direct = 0;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
 	if (fd < 0)
 		return;
 	/* written whole, then renamed: a cached block is always complete */
-	if (write(fd, buf, len) != (ssize_t)len || close(fd) < 0 ||
+	if (!write_block(fd, direct, buf, len) || close(fd) < 0 ||
 	    rename(tmp, path) < 0) {
 		unlink(tmp);
 		return;
@@ -187,6 +212,15 @@ static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 }
 
 /* ---- the fetchers ---- */
+
+/* A slot's buffer, aligned and padded for cache_write's O_DIRECT. */
+static unsigned char *block_buf(int64_t size)
+{
+	size_t padded = ((size_t)size + ALIGN - 1) / ALIGN * ALIGN;
+	void *p = NULL;
+
+	return posix_memalign(&p, ALIGN, padded ? padded : ALIGN) ? NULL : p;
+}
 
 struct fill {
 	unsigned char *buf;
@@ -224,8 +258,8 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 	sl->state = S_LOADING;
 	/* every block of a small blob fits in the blob's size */
 	if (!sl->buf)
-		sl->buf = malloc((size_t)(b->b.size < be->block ? b->b.size
-								: be->block));
+		sl->buf = block_buf(b->b.size < be->block ? b->b.size
+							  : be->block);
 	pthread_mutex_unlock(&b->mu);
 
 	off = idx * be->block;

@@ -28,6 +28,7 @@
 #define ANSWER_MAX (64 << 20)
 
 #define POOL_MAX 32
+#define SINK_BUFFER (512 << 10)
 #define RETRIES_429 4
 
 struct sfs_remote {
@@ -422,6 +423,12 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 			 q->fd >= 0 ? 0L
 				    : (long)(q->timeout_s ? q->timeout_s
 							  : 2 * r->timeout_s));
+	/*
+	 * Content into a sink (a block's Range GET) in large reads: libcurl's
+	 * default 16 KiB buffer made a recv, a poll and a callback per 16 KiB.
+	 */
+	if (q->sink)
+		curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)SINK_BUFFER);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	h = curl_slist_append(h, r->auth_header);
