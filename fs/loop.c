@@ -210,7 +210,27 @@ static int wait_request(struct fuse_session *se, const sigset_t *sigs)
 
 	if (ppoll(&p, 1, NULL, sigs) < 0)
 		return -errno;
+	/* the kernel's EPOLLERR: the connection is gone (see session_end) */
+	if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+		return -ENODEV;
 	return 0;
+}
+
+/*
+ * Whether res, from a wait or a read of the device, is the end of the
+ * session rather than an error: the kernel ended the connection, the
+ * normal way out after an unmount (a lazy one ends it when the last open
+ * file closes). A read says ENODEV, or ECONNABORTED when the connection
+ * was aborted (fusectl's abort, a connection that asked FUSE_ABORT_ERROR);
+ * libfuse turns only ENODEV into an exit, and prints the other as an
+ * error. Exit status 0 either way, as after fusermount3 -u.
+ */
+static int session_end(struct fuse_session *se, int res)
+{
+	if (res != -ENODEV && res != -ECONNABORTED)
+		return 0;
+	fuse_session_exit(se);
+	return 1;
 }
 
 int fs_loop_run(struct fuse_session *se, int nworkers)
@@ -246,6 +266,8 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 			res = fuse_session_receive_buf(se, &b);
 		if (res == -EINTR || res == -EAGAIN)
 			continue;
+		if (session_end(se, res))
+			break;
 		if (res <= 0) {
 			if (res < 0 && !fuse_session_exited(se))
 				ret = -1;
@@ -268,6 +290,8 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 
 		if (poll(&p, 1, 50) != 1)
 			continue;
+		if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+			break; /* the connection is gone: nothing to answer */
 		res = fuse_session_receive_buf(se, &b);
 		if (res == -EINTR || res == -EAGAIN)
 			continue;
