@@ -44,9 +44,8 @@ for b in UNIT:
 def test_unit(binary, backend, request):
     env = dict(os.environ)
     env.pop("SFS_DB_URL", None)
-    if backend == "pg":
-        env["SFS_DB_URL"] = request.getfixturevalue("pg_database")
-    elif backend:
+    pg = request.getfixturevalue("pg_server") if backend == "pg" else None
+    if backend and not pg:
         env["SFS_BLOB_BACKEND"] = backend
     if backend == "s3" or "SFS_S3_ENDPOINT" in source(binary):
         gw, bucket = request.getfixturevalue("s3_bucket")
@@ -62,12 +61,22 @@ def test_unit(binary, backend, request):
     # proof of issue 10), stopping at the first failure, which names its
     # round; each round gets a fresh store from the binary itself
     # (SFS_UNIT_REPEAT_LOG=FILE: a line per round passed, for the counts
-    # of a loop that is stopped before its end)
+    # of a loop that is stopped before its end). On PostgreSQL a round's
+    # stores are schemas named by the binary's PID (testhelp.h): every
+    # round gets a database of its own, or a PID used again (they wrap at
+    # 32,768 on a busy machine) would find an earlier round's store there.
     rounds = int(os.environ.get("SFS_UNIT_REPEAT", "1"))
     log = os.environ.get("SFS_UNIT_REPEAT_LOG")
     for i in range(1, rounds + 1):
-        r = subprocess.run(cmd, capture_output=True, text=True,
-                           timeout=3600 if valgrind else 900, env=env)
+        db = pg.new_database() if pg else None
+        if db:
+            env["SFS_DB_URL"] = pg.url(db)
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True,
+                               timeout=3600 if valgrind else 900, env=env)
+        finally:
+            if db:
+                pg.drop_database(db)
         if r.returncode != 0:
             print(r.stdout)
             print(r.stderr)
