@@ -534,6 +534,73 @@ static enum sfs_status set_aside(const char *dir, struct sfs_err *e)
 	return SFS_OK;
 }
 
+/*
+ * Every table into the empty schema of dst, the triggers off meanwhile,
+ * then each table's sequence set past its rows. The store's secret goes
+ * last: a schema that holds it is a whole copy (a later run resumes).
+ */
+static enum sfs_status copy_all(struct db *src, struct db *dst, struct table *t,
+				int64_t max_rows,
+				struct sfs_db_migrate_report *r,
+				struct sfs_err *e)
+{
+	enum sfs_status ret;
+	size_t i;
+
+	ret = triggers(dst, "DISABLE", e);
+	for (i = 0; !ret && i < ARRAY_SIZE(tables); i++)
+		ret = copy_table(src, dst, &t[i],
+				 !strcmp(tables[i], "setting")
+					 ? "key <> 'secret'"
+					 : NULL,
+				 1, max_rows, r, e);
+	for (i = 0; !ret && i < ARRAY_SIZE(tables); i++)
+		ret = sequences(dst, &t[i], e);
+	if (!ret)
+		ret = triggers(dst, "ENABLE", e);
+	if (!ret)
+		ret = copy_table(src, dst, &t[ARRAY_SIZE(tables) - 1],
+				 "key = 'secret'", 0, 0, r, e);
+	return ret;
+}
+
+/*
+ * Each table's rows counted and summed on both sides; the first that
+ * differs is named in r->table and is an error. r->verified: the rows
+ * verified, all of them on success.
+ */
+static enum sfs_status verify_all(struct db *src, struct db *dst,
+				  struct table *t,
+				  struct sfs_db_migrate_report *r,
+				  struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+	uint64_t s1[2], s2[2];
+	int64_t n1, n2;
+	size_t i;
+
+	for (i = 0; !ret && i < ARRAY_SIZE(tables); i++) {
+		ret = sum_table(src, &t[i], &n1, s1, e);
+		if (!ret)
+			ret = sum_table(dst, &t[i], &n2, s2, e);
+		if (ret)
+			break;
+		r->rows += n1;
+		if (n1 != n2 || s1[0] != s2[0] || s1[1] != s2[1]) {
+			sfs_strlcpy(r->table, tables[i], sizeof(r->table));
+			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				       "table %s differs: %" PRId64
+				       " rows here, %" PRId64
+				       " in PostgreSQL%s",
+				       tables[i], n1, n2,
+				       n1 == n2 ? ", checksums differ" : "");
+		}
+	}
+	if (!ret)
+		r->verified = r->rows;
+	return ret;
+}
+
 enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 			       const char *schema, int64_t max_rows,
 			       struct sfs_db_migrate_report *r,
@@ -544,8 +611,6 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 	struct table *t = NULL;
 	struct sfs_config cfg;
 	char have[80], want[80];
-	int64_t n1, n2;
-	uint64_t s1[2], s2[2];
 	enum sfs_status ret;
 	size_t i;
 
@@ -592,48 +657,16 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 			       "the database holds another store");
 		goto out;
 	}
-	if (!have[0]) {
-		ret = triggers(dst, "DISABLE", e);
-		for (i = 0; !ret && i < ARRAY_SIZE(tables); i++)
-			ret = copy_table(src, dst, &t[i],
-					 !strcmp(tables[i], "setting")
-						 ? "key <> 'secret'"
-						 : NULL,
-					 1, max_rows, r, e);
-		for (i = 0; !ret && i < ARRAY_SIZE(tables); i++)
-			ret = sequences(dst, &t[i], e);
-		if (!ret)
-			ret = triggers(dst, "ENABLE", e);
-		/* the secret last: from now on the schema is a whole copy */
-		if (!ret)
-			ret = copy_table(src, dst, &t[ARRAY_SIZE(tables) - 1],
-					 "key = 'secret'", 0, 0, r, e);
-		if (ret)
-			goto out;
-	} else {
+	if (!have[0])
+		ret = copy_all(src, dst, t, max_rows, r, e);
+	else
 		r->resumed = 1;
-	}
-	r->complete = 1;
-	for (i = 0; !ret && i < ARRAY_SIZE(tables); i++) {
-		ret = sum_table(src, &t[i], &n1, s1, e);
-		if (!ret)
-			ret = sum_table(dst, &t[i], &n2, s2, e);
-		if (ret)
-			break;
-		r->rows += n1;
-		if (n1 != n2 || s1[0] != s2[0] || s1[1] != s2[1]) {
-			sfs_strlcpy(r->table, tables[i], sizeof(r->table));
-			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
-				       "table %s differs: %" PRId64
-				       " rows here, %" PRId64
-				       " in PostgreSQL%s",
-				       tables[i], n1, n2,
-				       n1 == n2 ? ", checksums differ" : "");
-		}
+	if (!ret) {
+		r->complete = 1;
+		ret = verify_all(src, dst, t, r, e);
 	}
 	if (ret)
 		goto out;
-	r->verified = r->rows;
 	/* still under the source's write lock: from this record on, every
 	 * process that opens the store opens PostgreSQL */
 	ret = sfsi_store_record_db(dir, &cfg, e);

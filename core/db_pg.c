@@ -214,6 +214,14 @@ static int unary_plus(const char *out, size_t o, size_t last_word,
 	return 0;
 }
 
+/*
+ * One pass over the text, a token at a time. The function is long on
+ * purpose: every branch reads and moves the same state (the output and
+ * its length, the parenthesis depth, the ORDER BY list's current item,
+ * the last word written), and each branch is a rule of a few lines;
+ * split, each rule would take that state as six pointers or a struct and
+ * the rules would no longer read as one list.
+ */
 char *sfsi_pg_rewrite(const char *sql, int *nparams)
 {
 	static const char conflict[] = " ON CONFLICT DO NOTHING";
