@@ -211,6 +211,55 @@ static const char *sniff(const unsigned char *b, size_t n, int *damaged)
 	return "application/octet-stream";
 }
 
+/*
+ * Whether libsndfile could take a content of len bytes starting with b
+ * (n bytes) for one of the formats it reads: the magic numbers of its
+ * guess_file_type (1.2), MPEG audio, and an ID3 tag (which it skips).
+ * A content it does not know costs more than a failed open: before it
+ * gives up, libsndfile looks for a Mac resource fork by path, even
+ * under virtual I/O (its path is then empty): "/..namedfork/rsrc",
+ * "._" and ".AppleDouble/", three failed openat(2) per probe of every
+ * non-audio file a mount commits. What none of these starts is not
+ * handed to libsndfile (t_audio checks every format it writes).
+ */
+static int sf_may_read(const unsigned char *b, size_t n, int64_t len)
+{
+	static const char *const first4[] = {
+		"RIFF", "RIFX", "RF64", "FORM", ".snd", "dns.", "fap ",
+		" paf", "NIST", "Crea", "riff", "MATL", "PVF1", "Exte",
+		"caff", "OggS", "ALaw", "Diam", "LM89", "CAT ", "fLaC",
+		"2BIT",
+	};
+	uint32_t words;
+	size_t i;
+
+	if (n < 4)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(first4); i++)
+		if (!memcmp(b, first4[i], 4))
+			return 1;
+	if (!memcmp(b, "ID3", 3) || is_mpeg_sync(b))
+		return 1;
+	if (!memcmp(b, "53\0\0", 4)) /* TXW */
+		return 1;
+	if ((b[0] == 0x64 && b[1] == 0xa3 && !(b[2] & 0xf8) && !b[3]) ||
+	    (!b[0] && !(b[1] & 0xf8) && b[2] == 0xa3 && b[3] == 0x64))
+		return 1; /* IRCAM */
+	if (b[0] == 0xf0 && b[1] == 0x7e && !(b[2] & 0x80) && b[3] == 0x01)
+		return 1; /* SDS */
+	if (b[0] == 1 && b[1] == 4) /* MPC 2000 */
+		return 1;
+	if (n < 12)
+		return 0;
+	if (!memcmp(b, "\0\0\x03\xe8\0\0\0\x01\0\0\0\x01", 12) ||
+	    !memcmp(b, "\0\0\0\0\x01\0\0\0\x01\0\0\0", 12))
+		return 1; /* MAT4 */
+	/* HTK: no magic, a sample count that gives the length */
+	words = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+		(uint32_t)b[2] << 8 | b[3];
+	return 2 * (int64_t)words + 12 == len && !memcmp(b + 8, "\0\2\0\0", 4);
+}
+
 /* Read the first bytes of fd; SFS_IO on a read error. */
 static enum sfs_status read_head(int fd, unsigned char *b, size_t size,
 				 size_t *n, struct sfs_err *e)
@@ -231,13 +280,18 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
 	const char *type = "application/octet-stream";
 	double d = -1;
 	SF_INFO info;
-	SNDFILE *sf;
+	SNDFILE *sf = NULL;
 	size_t n;
 	int damaged;
 	enum sfs_status st = SFS_OK;
 
 	memset(&info, 0, sizeof(info));
-	sf = sf_open_virtual(&vio_ops, SFM_READ, &info, &v);
+	st = read_head(fd, head, sizeof(head), &n, e);
+	if (st != SFS_OK)
+		goto out;
+	sf = sf_may_read(head, n, vio_len(&v))
+		     ? sf_open_virtual(&vio_ops, SFM_READ, &info, &v)
+		     : NULL;
 	if (v.err) {
 		st = sfsi_errno_status(e, v.err, "cannot read audio");
 		goto out;
@@ -249,9 +303,6 @@ enum sfs_status sfs_audio_probe(int fd, double *duration, char *mime,
 			d = (double)info.frames / info.samplerate;
 		goto out;
 	}
-	st = read_head(fd, head, sizeof(head), &n, e);
-	if (st != SFS_OK)
-		goto out;
 	type = sniff(head, n, &damaged);
 out:
 	if (sf)
@@ -783,7 +834,8 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	lame_global_flags *gf = NULL;
 	SNDFILE *sf = NULL;
 	SF_INFO info;
-	unsigned char id3[ID3_SIZE];
+	unsigned char id3[ID3_SIZE], head[SNIFF_BYTES];
+	size_t n;
 	int64_t frames = 0;
 	enum sfs_status st;
 	int out_ch;
@@ -796,7 +848,11 @@ enum sfs_status sfs_audio_encode(int in_fd, struct sfs_stage *out,
 	if (st != SFS_OK)
 		goto out;
 	memset(&info, 0, sizeof(info));
-	sf = sf_open_virtual(&vio_ops, SFM_READ, &info, &v);
+	st = read_head(in_fd, head, sizeof(head), &n, e);
+	if (st != SFS_OK)
+		goto out;
+	if (sf_may_read(head, n, vio_len(&v)))
+		sf = sf_open_virtual(&vio_ops, SFM_READ, &info, &v);
 	if (v.err) {
 		st = sfsi_errno_status(e, v.err, "cannot read audio");
 		goto out;

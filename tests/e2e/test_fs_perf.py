@@ -14,7 +14,7 @@ import time
 import pytest
 
 import fsutil
-from fsutil import Mount, mnt, store  # noqa: F401
+from fsutil import Mount, mnt, store, xget  # noqa: F401
 
 SYNC = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
 
@@ -29,8 +29,10 @@ def syncs(trace, t0, t1):
     return found
 
 
-def traced_mount(store, tmp_path, monkeypatch, *opts):
-    """A mount running under strace (syncs only), no job workers."""
+def traced_mount(store, tmp_path, monkeypatch, *opts,
+                 calls="fsync,fdatasync"):
+    """A mount running under strace (syncs only, or `calls`), no job
+    workers."""
     assert shutil.which("strace"), "packaging/install-deps.sh installs it"
     trace = tmp_path / "trace"
     wrapper = tmp_path / "speechfs-traced"
@@ -38,9 +40,8 @@ def traced_mount(store, tmp_path, monkeypatch, *opts):
     wrapper.write_text("#!/bin/sh\n"
                        "export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}"
                        "detect_leaks=0\n"
-                       "exec strace -f -ttt -e trace=fsync,"
-                       "fdatasync -o %s %s \"$@\"\n" % (trace,
-                                                         fsutil.SPEECHFS))
+                       "exec strace -f -ttt -e trace=%s -o %s %s "
+                       "\"$@\"\n" % (calls, trace, fsutil.SPEECHFS))
     wrapper.chmod(0o755)
     monkeypatch.setattr(fsutil, "SPEECHFS", wrapper)
     d, _, users = store
@@ -92,6 +93,46 @@ def test_create_waits_for_no_sync_close_does(traced):
         assert m2.path("f2.txt").stat().st_size == 0
     finally:
         m2.stop()
+
+
+def wav_bytes(seconds=0.5, rate=16000):
+    import io
+    import math
+    import wave
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            int(8000 * math.sin(i * 0.2)).to_bytes(2, "little", signed=True)
+            for i in range(int(seconds * rate))))
+    return b.getvalue()
+
+
+def test_closing_what_is_not_audio_opens_nothing(store, tmp_path,
+                                                 monkeypatch):
+    """The close of a file that is not audio probes it without a look
+    for a Mac resource fork (libsndfile's "/..namedfork/rsrc", "._" and
+    ".AppleDouble/": three failed openat per close before); audio is
+    still probed (its MIME type and duration)."""
+    m, trace = traced_mount(store, tmp_path, monkeypatch, calls="openat")
+    try:
+        for i in range(20):
+            m.path("t%02d.txt" % i).write_bytes(b"not audio %d\n" % i)
+        m.path("tone.wav").write_bytes(wav_bytes())
+        assert xget(m.path("t07.txt"), "user.mime_type") == \
+            "application/octet-stream"
+        assert xget(m.path("tone.wav"), "user.mime_type") == "audio/wav"
+        assert float(xget(m.path("tone.wav"),
+                          "user.speechfs.durationSeconds")) == 0.5
+    finally:
+        assert m.stop() == 0
+    opened = trace.read_text()
+    assert "openat(" in opened          # the trace is of openat
+    fork = [line for line in opened.splitlines()
+            if re.search(r'namedfork|AppleDouble|"\._', line)]
+    assert fork == [], fork[:5]
 
 
 def test_commit_window_closes_without_waiting(store, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sndfile.h>
 #include "speechfs/audio.h"
 #include "speechfs/blob.h"
 #include "speechfs/stage.h"
@@ -426,6 +427,76 @@ static void test_probe_magic(void)
 	}
 }
 
+/*
+ * Every format libsndfile writes (with the first encoding it takes for
+ * 16 kHz mono) is still probed by libsndfile: core hands it only what
+ * starts like one of its formats, to spare the resource-fork look-ups
+ * of a content it does not know. The duration is libsndfile's own.
+ */
+static void test_probe_every_format_libsndfile_writes(void)
+{
+	char path[512];
+	short pcm[1600];
+	int i, j, nmajor = 0, nsub = 0, tried = 0;
+
+	for (i = 0; i < 1600; i++)
+		pcm[i] = (short)(8000 * sin(i * 0.2));
+	sf_command(NULL, SFC_GET_FORMAT_MAJOR_COUNT, &nmajor, sizeof(int));
+	sf_command(NULL, SFC_GET_FORMAT_SUBTYPE_COUNT, &nsub, sizeof(int));
+	for (i = 0; i < nmajor; i++) {
+		SF_FORMAT_INFO maj = { .format = i };
+		SF_INFO info = { .samplerate = 16000, .channels = 1 };
+		SNDFILE *sf = NULL;
+		char mime[64];
+		double d, want;
+		int fd;
+
+		sf_command(NULL, SFC_GET_FORMAT_MAJOR, &maj, sizeof(maj));
+		for (j = 0; j < nsub && !sf; j++) {
+			SF_FORMAT_INFO sub = { .format = j };
+
+			sf_command(NULL, SFC_GET_FORMAT_SUBTYPE, &sub,
+				   sizeof(sub));
+			info.format = maj.format | sub.format;
+			if (!sf_format_check(&info))
+				continue;
+			snprintf(path, sizeof(path), "%s/every.%s", dir,
+				 maj.extension);
+			sf = sf_open(path, SFM_WRITE, &info);
+		}
+		if (!sf)
+			continue;
+		for (j = 0; j < 5; j++)
+			sf_write_short(sf, pcm, 1600);
+		sf_close(sf);
+		/* what libsndfile reads from a descriptor (no path: an SD2's
+		 * resource fork beside it is not found, with or without) */
+		fd = open(path, O_RDONLY);
+		REQUIRE(fd >= 0);
+		memset(&info, 0, sizeof(info));
+		sf = sf_open_fd(fd, SFM_READ, &info, 1); /* closes fd */
+		want = sf && info.frames >= 0 && info.frames != SF_COUNT_MAX
+			       ? (double)info.frames / info.samplerate
+			       : -1;
+		if (sf)
+			sf_close(sf);
+		tried += want >= 0;
+		fd = open(path, O_RDONLY);
+		REQUIRE(fd >= 0);
+		d = 0;
+		CHECK_ST(sfs_audio_probe(fd, &d, mime, sizeof(mime), NULL),
+			 SFS_OK);
+		CHECK(fabs(d - want) < 1e-9);
+		if (fabs(d - want) >= 1e-9)
+			fprintf(stderr, "  %s (%s): %.3f, libsndfile %.3f\n",
+				maj.name, maj.extension, d, want);
+		close(fd);
+		unlink(path);
+	}
+	/* WAV, AIFF, AU, FLAC, OGG, CAF, W64, RF64, MPEG ... at least */
+	CHECK(tried >= 20);
+}
+
 static void test_probe_read_error(void)
 {
 	struct sfs_err e;
@@ -792,6 +863,7 @@ int main(void)
 	}
 	RUN(test_probe);
 	RUN(test_probe_magic);
+	RUN(test_probe_every_format_libsndfile_writes);
 	RUN(test_probe_read_error);
 	RUN(test_encode_wav_16k_mono);
 	RUN(test_encode_wav_44k_stereo);
