@@ -20,6 +20,7 @@ struct item {
 	int64_t ino;		/* file row id; 0 for a directory */
 	char uuid[SFS_ID_SIZE]; /* the file's */
 	char *dir;		/* a directory's path (owned) */
+	int64_t origin;		/* of all its rows, or 0 */
 };
 
 struct items {
@@ -39,7 +40,7 @@ static void items_release(struct items *l)
 /* Note a change; a file or directory already noted moves to this seq. */
 static enum sfs_status items_add(struct items *l, int64_t seq, int64_t ino,
 				 const char *uuid, const char *dir,
-				 struct sfs_err *e)
+				 int64_t origin, struct sfs_err *e)
 {
 	struct item *nv;
 	size_t i;
@@ -48,6 +49,8 @@ static enum sfs_status items_add(struct items *l, int64_t seq, int64_t ino,
 		if (ino ? l->v[i].ino == ino
 			: !l->v[i].ino && !strcmp(l->v[i].dir, dir)) {
 			l->v[i].seq = seq;
+			if (l->v[i].origin != origin)
+				l->v[i].origin = 0; /* made by more than one */
 			return SFS_OK;
 		}
 	if (l->n == l->cap) {
@@ -60,6 +63,7 @@ static enum sfs_status items_add(struct items *l, int64_t seq, int64_t ino,
 	}
 	l->v[l->n].seq = seq;
 	l->v[l->n].ino = ino;
+	l->v[l->n].origin = origin;
 	l->v[l->n].dir = NULL;
 	l->v[l->n].uuid[0] = '\0';
 	if (ino && uuid)
@@ -145,7 +149,7 @@ static enum sfs_status collect(struct db *d, const struct sfs_actor *a,
 
 	st = sfsi_db_prep(
 		d,
-		"SELECT c.seq, c.file_id, f.uuid, c.dir FROM change c"
+		"SELECT c.seq, c.file_id, f.uuid, c.dir, c.origin FROM change c"
 		" LEFT JOIN file f ON c.file_id > 0 AND f.id = c.file_id"
 		" WHERE c.seq > ?1 AND c.seq <= ?2 AND ("
 		" (c.file_id = 0 AND c.owner_id = ?3 AND substr(c.dir, 1, 1) = "
@@ -164,9 +168,11 @@ static enum sfs_status collect(struct db *d, const struct sfs_actor *a,
 	sfsi_db_bind_int(st, 3, a->user);
 	sfsi_db_bind_int(st, 4, a->tenant);
 	while (!ret && (rc = sfsi_db_step(st, e)) == 1)
-		ret = items_add(l, sfsi_db_col_int(st, 0),
-				sfsi_db_col_int(st, 1), sfsi_db_col_text(st, 2),
-				sfsi_db_col_text(st, 3), e);
+		ret = items_add(
+			l, sfsi_db_col_int(st, 0), sfsi_db_col_int(st, 1),
+			sfsi_db_col_text(st, 2), sfsi_db_col_text(st, 3),
+			sfsi_db_col_null(st, 4) ? 0 : sfsi_db_col_int(st, 4),
+			e);
 	if (!ret && rc < 0)
 		ret = SFS_IO;
 	sfsi_db_reset(st);
@@ -245,6 +251,7 @@ out:
 
 		memset(&c, 0, sizeof(c));
 		c.seq = l.v[i].seq;
+		c.origin = l.v[i].origin;
 		sfs_file_init(&c.file);
 		if (!l.v[i].ino) {
 			c.kind = SFS_CHANGE_DIR;

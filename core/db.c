@@ -59,6 +59,7 @@ struct db {
 	int64_t batch_base; /* sqlite3_total_changes64 when the batch began */
 	int64_t sp_base;    /* ... when its outermost savepoint began */
 	struct hook *hooks;
+	int64_t pg_origin; /* the session's speechfs.origin (0: unknown) */
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
 		const char *sql;
@@ -136,22 +137,34 @@ static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 	return SFS_OK;
 }
 
+/* sfs_origin(): the origin of the calling thread's changes. */
+static void sql_origin(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int64(
+		ctx,
+		sfsi_origin_now((int64_t)(intptr_t)sqlite3_user_data(ctx)));
+}
+
 /*
- * Changes this connection makes carry the store handle's origin: a
+ * Changes this connection makes carry the origin of the thread making
+ * them (the store handle's, or a client's for a daemon's request): a
  * trigger of the connection's own (TEMP), so the schema's triggers stay
  * plain SQL that any program can run.
  */
 static enum sfs_status tag_origin(sqlite3 *h, int64_t origin, struct sfs_err *e)
 {
-	char sql[256];
+	static const char sql[] =
+		"CREATE TEMP TRIGGER IF NOT EXISTS change_origin"
+		" AFTER INSERT ON main.change BEGIN"
+		" UPDATE change SET origin = sfs_origin() WHERE seq = new.seq;"
+		" END";
 
-	snprintf(sql, sizeof(sql),
-		 "CREATE TEMP TRIGGER IF NOT EXISTS change_origin"
-		 " AFTER INSERT ON main.change BEGIN"
-		 " UPDATE change SET origin = %lld WHERE seq = new.seq;"
-		 " END",
-		 (long long)origin);
-	if (sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_create_function(h, "sfs_origin", 0, SQLITE_UTF8,
+				    (void *)(intptr_t)origin, sql_origin, NULL,
+				    NULL) != SQLITE_OK ||
+	    sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK) {
 		sfs_error("db", "tagging changes: %s", sqlite3_errmsg(h));
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
 				"cannot open the database");
@@ -954,6 +967,28 @@ static void write_turn_end(struct db *d)
 
 static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e);
 
+/*
+ * On PostgreSQL the change rows take their origin from the session's
+ * setting: set to the calling thread's before a write when it differs.
+ */
+static enum sfs_status pg_origin(struct db *d, struct sfs_err *e)
+{
+	int64_t o = sfsi_origin_now(d->s->origin);
+	char sql[64];
+	enum sfs_status st;
+
+	if (!d->pg_origin)
+		d->pg_origin = d->s->origin; /* as the connection was opened */
+	if (o == d->pg_origin)
+		return SFS_OK;
+	snprintf(sql, sizeof(sql), "SET speechfs.origin = '%lld'",
+		 (long long)o);
+	st = sfsi_pg_exec(d->pg, sql, e);
+	if (!st)
+		d->pg_origin = o;
+	return st;
+}
+
 static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 {
 	enum sfs_status st;
@@ -961,7 +996,9 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 	if (d->batched)
 		return batch_begin(d, 1, e);
 	if (d->pg) {
-		st = sfsi_pg_begin(d->pg, pg_kind, e);
+		st = pg_origin(d, e);
+		if (!st)
+			st = sfsi_pg_begin(d->pg, pg_kind, e);
 	} else {
 		write_turn(d);
 		st = txn_stmt(d, "BEGIN IMMEDIATE", e);

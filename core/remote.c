@@ -45,6 +45,10 @@ struct sfs_remote {
 	int aborting; /* sfsi_remote_abort: transfers end now */
 	int down;     /* the last request got no answer at all */
 	int opened;   /* sfs_remote_open_opts is done: say when it is down */
+	/* this client's origin, sent with every request (the change feed
+	 * tells its changes by it) */
+	int64_t origin;
+	char origin_header[64];
 };
 
 /* Transfers in progress give up once the connection is being closed. */
@@ -432,6 +436,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	h = curl_slist_append(h, r->auth_header);
+	h = curl_slist_append(h, r->origin_header);
 	if (q->header)
 		h = curl_slist_append(h, q->header);
 	if (q->body && q->fd < 0)
@@ -509,6 +514,11 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				curl_easy_strerror(rc));
 	note_up(r);
 	return sfs_remote_status(code, b->buf, b->len, e);
+}
+
+int64_t sfsi_remote_origin(const struct sfs_remote *r)
+{
+	return r->origin;
 }
 
 int sfsi_remote_down(struct sfs_remote *r)
@@ -633,6 +643,13 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	}
 	snprintf(r->auth_header, strlen(cred) + 32, "%s%s",
 		 o->token ? "Authorization: Bearer " : "X-API-Key: ", cred);
+	if (sfsi_random(&r->origin, sizeof(r->origin)))
+		r->origin = (int64_t)getpid() << 20 ^ sfs_mono_ns();
+	r->origin &= INT64_MAX;
+	if (!r->origin)
+		r->origin = 1;
+	snprintf(r->origin_header, sizeof(r->origin_header),
+		 "X-Speechfs-Origin: %lld", (long long)r->origin);
 	curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(r->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_SSL_SESSION);

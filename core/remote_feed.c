@@ -27,6 +27,7 @@ struct fchange {
 	int64_t seq;
 	int64_t ino;
 	char *dir; /* NULL: the file alone */
+	int own;   /* made by this store (its origin) */
 };
 
 struct sfsi_rfeed {
@@ -44,7 +45,7 @@ struct sfsi_rfeed {
 };
 
 /* Queue one change (f->mu held); a full queue becomes "all of /". */
-static void push(struct sfsi_rfeed *f, int64_t ino, const char *dir)
+static void push(struct sfsi_rfeed *f, int64_t ino, const char *dir, int own)
 {
 	size_t i;
 
@@ -54,10 +55,12 @@ static void push(struct sfsi_rfeed *f, int64_t ino, const char *dir)
 		f->n = 0;
 		ino = 0;
 		dir = "/";
+		own = 0;
 	}
 	f->q[f->n].seq = ++f->seq;
 	f->q[f->n].ino = ino;
 	f->q[f->n].dir = dir ? strdup(dir) : NULL;
+	f->q[f->n].own = own;
 	f->n++;
 }
 
@@ -67,13 +70,20 @@ static void on_json(void *arg, const char *json, size_t len)
 	json_t *j = json_loadb(json, len, 0, NULL), *file;
 	const char *type = json_string_value(json_object_get(j, "type"));
 	const char *id = json_string_value(json_object_get(j, "fileId"));
+	const char *origin = json_string_value(json_object_get(j, "origin"));
 	const char *dir = NULL;
 	struct sfs_file sf;
-	int64_t ino = 0;
+	int64_t ino = 0, o = 0;
+	int own;
 
+	/* this store's own change: its cache and its mount know it */
+	own = origin && !sfs_parse_i64(origin, &o) &&
+	      o == sfsi_remote_origin(f->r);
 	sfs_file_init(&sf);
 	if (type && !strcmp(type, "directory")) {
 		dir = json_string_value(json_object_get(j, "path"));
+		if (!own)
+			sfsi_remote_saw_change(f->s, NULL, 0, dir, 1);
 	} else if (id) {
 		file = json_object_get(j, "file");
 		if (json_is_object(file)) {
@@ -89,10 +99,13 @@ static void on_json(void *arg, const char *json, size_t len)
 		}
 		if (!ino) /* removed, or not readable: its number if any */
 			sf.ino = 0;
+		/* the cache first: the mount's poller asks it next */
+		if (!own)
+			sfsi_remote_saw_change(f->s, id, ino, dir, 0);
 	}
 	pthread_mutex_lock(&f->mu);
 	if (dir || ino)
-		push(f, ino, dir);
+		push(f, ino, dir, own);
 	pthread_mutex_unlock(&f->mu);
 	sfs_file_release(&sf);
 	json_decref(j);
@@ -131,10 +144,13 @@ static void *feed(void *arg)
 		if (st == SFS_GONE) {
 			/* too old a cursor: a new one, and all of / again */
 			f->cursor[0] = '\0';
+			sfsi_remote_saw_change(f->s, NULL, 0, "/", 1);
 			pthread_mutex_lock(&f->mu);
-			push(f, 0, "/");
+			push(f, 0, "/", 0);
 			pthread_mutex_unlock(&f->mu);
 		} else if (st) {
+			/* changes may go unheard meanwhile */
+			sfsi_remote_feed_live(f->s, 0);
 			if (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST))
 				sfs_warn("remote",
 					 "change feed: %s; again in "
@@ -146,6 +162,7 @@ static void *feed(void *arg)
 		} else {
 			sfs_strlcpy(f->cursor, next, sizeof(f->cursor));
 			backoff = 1;
+			sfsi_remote_feed_live(f->s, 1);
 		}
 		pthread_mutex_lock(&f->mu);
 		if (f->seq != before && write(f->efd, &one, sizeof(one)) < 0)
@@ -230,8 +247,8 @@ int sfsi_rfeed_fd(struct sfsi_rfeed *f)
 	return f->efd;
 }
 
-void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, sfs_change_fn fn,
-		      void *arg, int64_t *last)
+void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, int others,
+		      sfs_change_fn fn, void *arg, int64_t *last)
 {
 	struct fchange *v;
 	size_t n, i;
@@ -248,7 +265,8 @@ void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, sfs_change_fn fn,
 	*last = f->seq;
 	pthread_mutex_unlock(&f->mu);
 	for (i = 0; i < n; i++) {
-		fn(arg, v[i].seq, v[i].ino, user, v[i].dir);
+		if (!others || !v[i].own)
+			fn(arg, v[i].seq, v[i].ino, user, v[i].dir);
 		free(v[i].dir);
 	}
 	free(v);

@@ -65,6 +65,9 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    struct sfs_buf *b,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
+/* This client's origin (X-Speechfs-Origin): its changes in the feed. */
+int64_t sfsi_remote_origin(const struct sfs_remote *r);
+
 /* 1 while the server gives no answer at all (its last request failed). */
 int sfsi_remote_down(struct sfs_remote *r);
 
@@ -86,9 +89,91 @@ enum sfs_status sfsi_rfeed_start(struct sfs_store *s, struct sfs_remote *r,
 void sfsi_rfeed_stop(struct sfsi_rfeed *f);
 int64_t sfsi_rfeed_seq(struct sfsi_rfeed *f);
 int sfsi_rfeed_fd(struct sfsi_rfeed *f);
-/* Hand the queued changes to fn and forget them; *last: the newest. */
-void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, sfs_change_fn fn,
-		      void *arg, int64_t *last);
+/*
+ * Hand the queued changes to fn (with others, only those made by others
+ * than this store) and forget them; *last: the newest.
+ */
+void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, int others,
+		      sfs_change_fn fn, void *arg, int64_t *last);
+
+/* ---- the cache of directories (remote_cache.c) ---- */
+
+struct sfsi_rcache;
+struct json_t;
+
+#define SFSI_RCACHE_FILES 100000 /* files of listings kept, in all */
+#define SFSI_RCACHE_DIRS 8192	 /* directories kept */
+#define SFSI_RCACHE_TTL_MS 1000	 /* how long an entry is good without a feed */
+
+enum sfs_status sfsi_rcache_new(struct sfsi_rcache **out,
+				struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_rcache_free(struct sfsi_rcache *c);
+/*
+ * live: the change feed follows the server, so entries are good until
+ * it says otherwise; else for SFSI_RCACHE_TTL_MS (and a feed that stops
+ * following makes everything be asked again).
+ */
+void sfsi_rcache_live(struct sfsi_rcache *c, int live);
+
+/*
+ * A fill of directory path: the ticket taken before the request, then
+ * its answer put in with it, which goes in only if nothing changed
+ * there since (0: no memory, nothing goes in). put_files takes l's files.
+ */
+uint64_t sfsi_rcache_ticket(struct sfsi_rcache *c, const char *path);
+void sfsi_rcache_put_files(struct sfsi_rcache *c, const char *path,
+			   uint64_t ticket, struct sfs_file_list *l);
+void sfsi_rcache_put_dir(struct sfsi_rcache *c, const char *path,
+			 uint64_t ticket, struct json_t *j);
+
+/*
+ * 1 and copies into out (sfs_file_list_release) of the files of path
+ * that sfsi_remote_name_is picks (all of them with all) when its
+ * listing is kept and good; 0 when it must be asked.
+ */
+int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
+		      const char *const *names, size_t n, const char *id_prefix,
+		      int all, struct sfs_file_list *out);
+/* 1 and a copy of file number ino when a good listing holds it. */
+int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, struct sfs_file *out);
+/*
+ * The server's answer about directory path with a reference
+ * (json_decref), or NULL: ANSWER when kept and good; SUBDIRS when it is
+ * good for its list of subdirectories (their paths) at least; LAST the
+ * last one got, however old.
+ */
+enum { SFSI_RCACHE_ANSWER, SFSI_RCACHE_SUBDIRS, SFSI_RCACHE_LAST };
+struct json_t *sfsi_rcache_dir(struct sfsi_rcache *c, const char *path,
+			       int what);
+/* 1 when SUBDIRS would answer (without a reference taken). */
+int sfsi_rcache_dir_kept(struct sfsi_rcache *c, const char *path);
+/* The entry of child directory path in its parent's answer j, or NULL. */
+struct json_t *sfsi_rcache_child(struct json_t *j, const char *path);
+
+/* Others changed directory path (below: and every one below it). */
+void sfsi_rcache_forget_dir(struct sfsi_rcache *c, const char *path, int below);
+/* Others changed file number ino, now in directory path (NULL: gone). */
+void sfsi_rcache_forget_file(struct sfsi_rcache *c, int64_t ino,
+			     const char *path);
+void sfsi_rcache_forget_all(struct sfsi_rcache *c);
+/* This store changed f: the server's answer (f as it is now) goes in. */
+void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f);
+/* This store deleted file number ino. */
+void sfsi_rcache_remove(struct sfsi_rcache *c, int64_t ino);
+
+/* Is f one named in names (case-insensitively), or by id_prefix? */
+int sfsi_remote_name_is(const struct sfs_file *f, const char *const *names,
+			size_t n, const char *id_prefix);
+
+/*
+ * The feed saw a change by others (remote_store.c): a directory's
+ * entries (dir, ino 0), or file id (ino its number, 0 when it has none)
+ * now in directory dir (NULL: no longer seen).
+ */
+void sfsi_remote_saw_change(struct sfs_store *s, const char *id, int64_t ino,
+			    const char *dir, int is_dir);
+/* The feed follows the server (1), or does not (0). */
+void sfsi_remote_feed_live(struct sfs_store *s, int live);
 
 /* ---- the store's table ---- */
 
@@ -196,8 +281,8 @@ struct sfsi_store_ops {
 	enum sfs_status (*change_seq)(struct sfs_store *s, int64_t *seq,
 				      struct sfs_err *e);
 	enum sfs_status (*changes)(struct sfs_store *s, int64_t since,
-				   sfs_change_fn fn, void *arg, int64_t *last,
-				   struct sfs_err *e);
+				   int others, sfs_change_fn fn, void *arg,
+				   int64_t *last, struct sfs_err *e);
 	int (*change_fd)(struct sfs_store *s);
 };
 

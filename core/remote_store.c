@@ -45,8 +45,9 @@ struct rnode {
 struct rstore {
 	struct sfs_remote *r;
 	struct sfsi_rblob *rb;
-	struct sfsi_rfeed *feed; /* NULL: the server has no change feed */
-	int64_t user;		 /* the actor's user (sfs_auth_user) */
+	struct sfsi_rfeed *feed;   /* NULL: the server has no change feed */
+	struct sfsi_rcache *cache; /* directories and their listings */
+	int64_t user;		   /* the actor's user (sfs_auth_user) */
 	pthread_mutex_t mu;
 	struct rnode *v; /* number n is v[n - 1] */
 	size_t n, cap;
@@ -166,8 +167,8 @@ static int key_of(struct rstore *rs, int64_t ino, char *out, size_t size,
 
 /* ---- what is known while the server does not answer ------------------ */
 
-static int name_is(const struct sfs_file *f, const char *const *names, size_t n,
-		   const char *id_prefix)
+int sfsi_remote_name_is(const struct sfs_file *f, const char *const *names,
+			size_t n, const char *id_prefix)
 {
 	size_t i;
 
@@ -194,10 +195,8 @@ static int64_t known(struct rstore *rs, const char *key)
 	return i;
 }
 
-static void remember_file(struct rstore *rs, int64_t ino, json_t *o)
+static void remember_text(struct rstore *rs, int64_t ino, char *text)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
-
 	pthread_mutex_lock(&rs->mu);
 	if (text && ino > 0 && (size_t)ino <= rs->n) {
 		free(rs->v[ino - 1].last);
@@ -206,6 +205,21 @@ static void remember_file(struct rstore *rs, int64_t ino, json_t *o)
 	}
 	pthread_mutex_unlock(&rs->mu);
 	free(text);
+}
+
+static void remember_file(struct rstore *rs, int64_t ino, json_t *o)
+{
+	remember_text(rs, ino, json_dumps(o, JSON_COMPACT));
+}
+
+/* The same of a file the cache gave (its JSON made again). */
+static void remember_kept(struct rstore *rs, const struct sfs_file *f)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+
+	if (!sfs_json_file_text(f, &b))
+		remember_text(rs, f->ino, sfs_buf_detach(&b, NULL));
+	sfs_buf_release(&b);
 }
 
 /* A file as last got (stat, open) while the server does not answer. */
@@ -254,7 +268,7 @@ static int last_files_in(struct rstore *rs, const char *path,
 		if (last_file(rs, (int64_t)i, &f))
 			continue;
 		if (f.path && !strcmp(f.path, path) &&
-		    name_is(&f, names, n, id_prefix)) {
+		    sfsi_remote_name_is(&f, names, n, id_prefix)) {
 			found++;
 			stop = fn(arg, &f);
 		}
@@ -499,52 +513,95 @@ static enum sfs_status last_dir(struct rstore *rs, const char *path,
 	return st;
 }
 
+/* The parent of directory path ("/a/b/" -> "/a/"); -1 for "/". */
+static int parent_of(const char *path, char *out, size_t size)
+{
+	size_t len = strlen(path);
+
+	if (len < 2 || len >= size || path[len - 1] != '/')
+		return -1;
+	sfs_strlcpy(out, path, size);
+	out[len - 1] = '\0';
+	*(strrchr(out, '/') + 1) = '\0';
+	return 0;
+}
+
 /*
- * 1 if directory path did not exist when its parent was last seen: the
- * parent's subdirectories were all seen (as many as it had), and path
- * is not one of them. A lookup of a file tries its name as a directory
- * first, which must not fail while the server does not answer.
+ * 1 if directory path did not exist when its parent was last seen (its
+ * last answer lists its subdirectories, and not path). A lookup of a
+ * file tries its name as a directory first, which must not fail while
+ * the server does not answer.
  */
 static int last_dir_absent(struct rstore *rs, const char *path)
 {
 	char parent[4096];
-	size_t len = strlen(path), pl, i;
-	int64_t p, seen = 0;
-	int absent = 0;
+	json_t *j;
+	int absent;
 
-	if (len < 2 || len >= sizeof(parent) || path[len - 1] != '/')
+	if (parent_of(path, parent, sizeof(parent)))
 		return 0;
-	sfs_strlcpy(parent, path, sizeof(parent));
-	parent[len - 1] = '\0';
-	*(strrchr(parent, '/') + 1) = '\0';
-	pl = strlen(parent);
-	p = known(rs, parent);
-	pthread_mutex_lock(&rs->mu);
-	if (p && rs->v[p - 1].has_dir) {
-		for (i = 0; i < rs->n; i++) {
-			const char *k = rs->v[i].key, *slash;
-
-			if (!rs->v[i].has_dir || strncmp(k, parent, pl) ||
-			    !k[pl] || !(slash = strchr(k + pl, '/')) ||
-			    slash[1])
-				continue;
-			if (!strcmp(k, path))
-				break;
-			seen++;
-		}
-		absent = i == rs->n && seen >= rs->v[p - 1].dir.nsub;
-	}
-	pthread_mutex_unlock(&rs->mu);
+	j = sfsi_rcache_dir(rs->cache, parent, SFSI_RCACHE_LAST);
+	absent = j && !sfsi_rcache_child(j, path);
+	json_decref(j);
 	return absent;
 }
 
+/* The server's answer about directory path: kept, or asked (and kept). */
 static enum sfs_status get_dir(struct rstore *rs, const char *path,
 			       json_t **out, struct sfs_err *e)
 {
 	char url[SFSI_REMOTE_DIR_URL_MAX];
 	enum sfs_status st = sfsi_remote_dir_url(path, url, sizeof(url), e);
+	uint64_t t;
 
-	return st ? st : get_json(rs, url, out, e);
+	if (st || (*out = sfsi_rcache_dir(rs->cache, path, SFSI_RCACHE_ANSWER)))
+		return st;
+	t = sfsi_rcache_ticket(rs->cache, path);
+	st = get_json(rs, url, out, e);
+	if (!st)
+		sfsi_rcache_put_dir(rs->cache, path, t, *out);
+	return st;
+}
+
+/*
+ * Directory path as its parent's answer lists it (kept, else asked and
+ * kept: the next lookup there costs nothing): 1 and *out (the parent's
+ * answer, with a reference) pointing *child at its entry, 0 when the
+ * parent has no such subdirectory (or is no directory), -1 when not
+ * known (or known to exist, with counts that may have changed since),
+ * -2 when asking failed (*st, e).
+ */
+static int dir_by_parent(struct rstore *rs, const char *path, json_t **out,
+			 json_t **child, enum sfs_status *st, struct sfs_err *e)
+{
+	char parent[4096];
+	json_t *j;
+	int ret;
+
+	*out = *child = NULL;
+	*st = SFS_OK;
+	if (parent_of(path, parent, sizeof(parent)))
+		return -1;
+	j = sfsi_rcache_dir(rs->cache, parent, SFSI_RCACHE_ANSWER);
+	if (!j && !sfsi_rcache_dir_kept(rs->cache, parent)) {
+		*st = get_dir(rs, parent, &j, e);
+		if (*st == SFS_NOT_FOUND)
+			sfs_err_init(e);
+		if (*st)
+			return *st == SFS_NOT_FOUND ? 0 : -2;
+	}
+	if (j) {
+		*child = sfsi_rcache_child(j, path);
+		if (*child)
+			*out = j;
+		else
+			json_decref(j);
+		return *child ? 1 : 0;
+	}
+	j = sfsi_rcache_dir(rs->cache, parent, SFSI_RCACHE_SUBDIRS);
+	ret = !j ? -1 : sfsi_rcache_child(j, path) ? -1 : 0;
+	json_decref(j);
+	return ret;
 }
 
 static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
@@ -727,13 +784,26 @@ static enum sfs_status r_dir_stat(struct sfs_store *s, const char *path,
 				  struct sfs_dir_info *out, struct sfs_err *e)
 {
 	struct rstore *rs = rs_of(s);
+	json_t *j = NULL, *parent = NULL, *child = NULL;
 	enum sfs_status st;
-	json_t *j = NULL;
+	int by_parent;
 
-	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS))
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS)) {
 		st = seed_dir_stat(rs, path, out, e);
-	else
+	} else if ((j = sfsi_rcache_dir(rs->cache, path, SFSI_RCACHE_ANSWER))) {
+		st = SFS_OK;
+	} else if ((by_parent = dir_by_parent(rs, path, &parent, &child, &st,
+					      e)) >= 0) {
+		/* the parent's answer tells */
+		if (child)
+			dir_info(rs, child, path, out);
+		json_decref(parent);
+		return by_parent ? SFS_OK
+				 : sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
+					    "no such directory");
+	} else if (by_parent == -1) {
 		st = get_dir(rs, path, &j, e);
+	}
 	if (!st && j)
 		dir_info(rs, j, path, out);
 	if (st && offline(rs, st) && !last_dir(rs, path, out)) {
@@ -913,13 +983,23 @@ r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 	enum sfs_status st;
 	size_t i;
 
+	struct rstore *rs = rs_of(s);
+	uint64_t t = 0;
+	int hit;
+
 	if (strlen(path) >= 4096)
 		return SFS_OK;
-	sfsi_remote_escape(path, esc, sizeof(esc));
-	snprintf(url, sizeof(url),
-		 API "/files?path=%s&recursive=false&sort=creationDate,asc",
-		 esc);
-	st = list_all(rs_of(s), url, SFS_PERM_OWNER, &l, e);
+	hit = sfsi_rcache_files(rs->cache, path, names, n, id_prefix, all, &l);
+	st = SFS_OK;
+	if (!hit) {
+		sfsi_remote_escape(path, esc, sizeof(esc));
+		snprintf(url, sizeof(url),
+			 API "/files?path=%s&recursive=false"
+			     "&sort=creationDate,asc",
+			 esc);
+		t = sfsi_rcache_ticket(rs->cache, path);
+		st = list_all(rs, url, SFS_PERM_OWNER, &l, e);
+	}
 	/* offline, a name not known is not known to be absent: st */
 	if (st && !all && offline(rs_of(s), st) &&
 	    last_files_in(rs_of(s), path, names, n, id_prefix, fn, arg)) {
@@ -931,9 +1011,12 @@ r_dir_files(struct sfs_store *s, const char *path, const char *const *names,
 	if (l.n > 1)
 		qsort(l.files, l.n, sizeof(*l.files), by_ino);
 	for (i = 0; i < l.n; i++)
-		if ((all || name_is(&l.files[i], names, n, id_prefix)) &&
+		if ((all ||
+		     sfsi_remote_name_is(&l.files[i], names, n, id_prefix)) &&
 		    fn(arg, &l.files[i]))
 			break;
+	if (!hit) /* kept (in ino order) for the next lookup */
+		sfsi_rcache_put_files(rs->cache, path, t, &l);
 	sfs_file_list_release(&l);
 	return SFS_OK;
 }
@@ -987,6 +1070,10 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 	if (key_of(rs, ino, id, sizeof(id), &perm) || id[0] == '/')
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				"no file with this number");
+	if (sfsi_rcache_file(rs->cache, ino, out)) {
+		remember_kept(rs, out);
+		return SFS_OK;
+	}
 	snprintf(url, sizeof(url), API "/files/%s", id);
 	st = get_json(rs, url, &j, e);
 	if (!st)
@@ -1149,6 +1236,7 @@ static void r_close(struct sfs_store *s)
 	if (rs) {
 		sfsi_rfeed_stop(rs->feed);
 		sfsi_rblob_stop(rs->rb);
+		sfsi_rcache_free(rs->cache);
 		sfs_remote_close(rs->r);
 		for (i = 0; i < rs->n; i++) {
 			free(rs->v[i].key);
@@ -1178,7 +1266,7 @@ static enum sfs_status r_change_seq(struct sfs_store *s, int64_t *seq,
 	return SFS_OK;
 }
 
-static enum sfs_status r_changes(struct sfs_store *s, int64_t since,
+static enum sfs_status r_changes(struct sfs_store *s, int64_t since, int others,
 				 sfs_change_fn fn, void *arg, int64_t *last,
 				 struct sfs_err *e)
 {
@@ -1188,13 +1276,234 @@ static enum sfs_status r_changes(struct sfs_store *s, int64_t since,
 	*last = since;
 	if (!rs->feed)
 		return sfsi_remote_refuse("follow changes (no change feed)", e);
-	sfsi_rfeed_drain(rs->feed, rs->user, fn, arg, last);
+	sfsi_rfeed_drain(rs->feed, rs->user, others, fn, arg, last);
 	return SFS_OK;
 }
 
 static int r_change_fd(struct sfs_store *s)
 {
 	return rs_of(s)->feed ? sfsi_rfeed_fd(rs_of(s)->feed) : -1;
+}
+
+/* ---- the cache kept true ------------------------------------------------ */
+
+/*
+ * This store's writes, each one's answer put in the cache at once (the
+ * mount sees its own change before the call returns; the feed does not
+ * tell a store of its own changes). A call that got no answer may have
+ * changed anything: everything is asked again.
+ */
+static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
+		  const struct sfs_file *out)
+{
+	struct rstore *rs = rs_of(s);
+	int64_t ino = id ? known(rs, id) : 0;
+
+	if (st == SFS_UNAVAILABLE || st == SFS_IO)
+		sfsi_rcache_forget_all(rs->cache);
+	else if (!st && out && out->id[0] && out->ino > 0)
+		sfsi_rcache_apply(rs->cache, out);
+	else if (!st && ino)
+		sfsi_rcache_forget_file(rs->cache, ino, NULL);
+}
+
+/* The answer of a write whose caller wants none: the cache does. */
+#define ANSWER(out, mine) ((out) ? (out) : (sfs_file_init(&(mine)), &(mine)))
+
+static enum sfs_status c_file_create(struct sfs_store *s,
+				     const struct sfs_file_spec *spec,
+				     struct sfs_stage *content,
+				     struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st = sfsi_remote_file_create(s, spec, content, o, e);
+
+	wrote(s, st, NULL, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+static enum sfs_status c_set_content(struct sfs_store *s, const char *id,
+				     struct sfs_stage *content, unsigned flags,
+				     struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st =
+		sfsi_remote_set_content(s, id, content, flags, o, e);
+
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+static enum sfs_status c_file_update(struct sfs_store *s, const char *id,
+				     const struct sfs_file_update *u,
+				     struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st = sfsi_remote_file_update(s, id, u, o, e);
+
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+static enum sfs_status c_file_delete(struct sfs_store *s, const char *id,
+				     int purge, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_file_delete(s, id, purge, e);
+	int64_t ino = known(rs_of(s), id);
+
+	if (!st && ino)
+		sfsi_rcache_remove(rs_of(s)->cache, ino);
+	wrote(s, st, NULL, NULL);
+	return st;
+}
+
+static enum sfs_status c_listening_generate(struct sfs_store *s, const char *id,
+					    struct sfs_file *out,
+					    struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st = sfsi_remote_listening_generate(s, id, o, e);
+
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+static enum sfs_status c_file_rename(struct sfs_store *s, const char *id,
+				     const struct sfs_file_update *u,
+				     const char *replace_id, unsigned flags,
+				     struct sfs_file *out, struct sfs_err *e)
+{
+	int64_t gone = replace_id ? known(rs_of(s), replace_id) : 0;
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st =
+		sfsi_remote_file_rename(s, id, u, replace_id, flags, o, e);
+
+	if (!st && gone)
+		sfsi_rcache_remove(rs_of(s)->cache, gone);
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+/* A directory made, removed or renamed: it and all below, asked again. */
+static void dir_wrote(struct sfs_store *s, enum sfs_status st, const char *path)
+{
+	if (st == SFS_UNAVAILABLE || st == SFS_IO)
+		sfsi_rcache_forget_all(rs_of(s)->cache);
+	else if (!st && path)
+		sfsi_rcache_forget_dir(rs_of(s)->cache, path, 1);
+}
+
+static enum sfs_status c_dir_make(struct sfs_store *s, const char *path,
+				  struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_make(s, path, e);
+
+	dir_wrote(s, st, path);
+	return st;
+}
+
+static enum sfs_status c_dir_remove(struct sfs_store *s, const char *path,
+				    struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_remove(s, path, e);
+
+	dir_wrote(s, st, path);
+	return st;
+}
+
+static enum sfs_status c_dir_rename(struct sfs_store *s, const char *from,
+				    const char *to, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_rename(s, from, to, e);
+
+	dir_wrote(s, st, from);
+	dir_wrote(s, st, to);
+	return st;
+}
+
+static enum sfs_status c_dir_set_mtime(struct sfs_store *s, const char *path,
+				       int64_t mtime_ns, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_set_mtime(s, path, mtime_ns, e);
+
+	dir_wrote(s, st, path);
+	return st;
+}
+
+/* An attribute or a share: the file's JSON may show it, asked again. */
+static enum sfs_status c_xattr_set(struct sfs_store *s, const char *id,
+				   const char *name, const void *value,
+				   size_t len, unsigned flags,
+				   struct sfs_err *e)
+{
+	enum sfs_status st =
+		sfsi_remote_xattr_set(s, id, name, value, len, flags, e);
+
+	wrote(s, st, id, NULL);
+	return st;
+}
+
+static enum sfs_status c_xattr_remove(struct sfs_store *s, const char *id,
+				      const char *name, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_xattr_remove(s, id, name, e);
+
+	wrote(s, st, id, NULL);
+	return st;
+}
+
+static enum sfs_status c_share_put(struct sfs_store *s, const char *file_id,
+				   const char *user_id, enum sfs_perm perm,
+				   struct sfs_share *out, int *created,
+				   struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_share_put(s, file_id, user_id, perm,
+						   out, created, e);
+
+	wrote(s, st, file_id, NULL);
+	return st;
+}
+
+static enum sfs_status c_share_revoke_user(struct sfs_store *s,
+					   const char *file_id,
+					   const char *user_id,
+					   struct sfs_err *e)
+{
+	enum sfs_status st =
+		sfsi_remote_share_revoke_user(s, file_id, user_id, e);
+
+	wrote(s, st, file_id, NULL);
+	return st;
+}
+
+void sfsi_remote_saw_change(struct sfs_store *s, const char *id, int64_t ino,
+			    const char *dir, int is_dir)
+{
+	struct rstore *rs = rs_of(s);
+
+	if (is_dir) {
+		if (dir)
+			sfsi_rcache_forget_dir(rs->cache, dir, 1);
+		return;
+	}
+	if (!ino && id)
+		ino = known(rs, id);
+	sfsi_rcache_forget_file(rs->cache, ino, dir);
+}
+
+void sfsi_remote_feed_live(struct sfs_store *s, int live)
+{
+	sfsi_rcache_live(rs_of(s)->cache, live);
 }
 
 static const struct sfsi_store_ops remote_ops = {
@@ -1212,22 +1521,22 @@ static const struct sfsi_store_ops remote_ops = {
 	.xattr_get = r_xattr_get,
 	.xattr_list = r_xattr_list,
 	.share_list = sfsi_remote_share_list,
-	.share_put = sfsi_remote_share_put,
-	.share_revoke_user = sfsi_remote_share_revoke_user,
+	.share_put = c_share_put,
+	.share_revoke_user = c_share_revoke_user,
 	.user_resolve = sfsi_remote_user_resolve,
 	.user_name = sfsi_remote_user_name,
-	.file_create = sfsi_remote_file_create,
-	.set_content = sfsi_remote_set_content,
-	.file_update = sfsi_remote_file_update,
-	.file_delete = sfsi_remote_file_delete,
-	.listening_generate = sfsi_remote_listening_generate,
-	.file_rename = sfsi_remote_file_rename,
-	.dir_make = sfsi_remote_dir_make,
-	.dir_remove = sfsi_remote_dir_remove,
-	.dir_rename = sfsi_remote_dir_rename,
-	.dir_set_mtime = sfsi_remote_dir_set_mtime,
-	.xattr_set = sfsi_remote_xattr_set,
-	.xattr_remove = sfsi_remote_xattr_remove,
+	.file_create = c_file_create,
+	.set_content = c_set_content,
+	.file_update = c_file_update,
+	.file_delete = c_file_delete,
+	.listening_generate = c_listening_generate,
+	.file_rename = c_file_rename,
+	.dir_make = c_dir_make,
+	.dir_remove = c_dir_remove,
+	.dir_rename = c_dir_rename,
+	.dir_set_mtime = c_dir_set_mtime,
+	.xattr_set = c_xattr_set,
+	.xattr_remove = c_xattr_remove,
 	.change_seq = r_change_seq,
 	.changes = r_changes,
 	.change_fd = r_change_fd,
@@ -1321,6 +1630,14 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	}
 	pthread_mutex_init(&rs->mu, NULL);
 	sfs_config_init(&s->cfg);
+	if (sfsi_rcache_new(&rs->cache, e)) {
+		pthread_mutex_destroy(&rs->mu);
+		free(rs->buckets);
+		free(rs);
+		free(s->dir);
+		free(s);
+		return SFS_NOMEM;
+	}
 	s->ops = &remote_ops;
 	s->remote = rs;
 	s->wal_fd = -1;
@@ -1354,6 +1671,8 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	rs->user = 1;
 	if (!st)
 		st = sfsi_rfeed_start(s, rs->r, &rs->feed, e);
+	if (!st && rs->feed)
+		sfsi_rcache_live(rs->cache, 1);
 	if (st) {
 		r_close(s);
 		return st;

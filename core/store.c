@@ -665,12 +665,25 @@ out:
 	return ret;
 }
 
+/* A client's origin for this thread's changes (sfs_store_origin_set). */
+static __thread int64_t thread_origin;
+
+void sfs_store_origin_set(int64_t origin)
+{
+	thread_origin = origin > 0 ? origin : 0;
+}
+
+int64_t sfsi_origin_now(int64_t own)
+{
+	return thread_origin ? thread_origin : own;
+}
+
 enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 				  sfs_change_fn fn, void *arg, int64_t *last,
 				  struct sfs_err *e)
 {
 	if (s->ops)
-		return s->ops->changes(s, since, fn, arg, last, e);
+		return s->ops->changes(s, since, 0, fn, arg, last, e);
 	return changes(s, since, 0, fn, arg, last, e);
 }
 
@@ -679,7 +692,7 @@ enum sfs_status sfs_store_changes_by_others(struct sfs_store *s, int64_t since,
 					    int64_t *last, struct sfs_err *e)
 {
 	if (s->ops)
-		return s->ops->changes(s, since, fn, arg, last, e);
+		return s->ops->changes(s, since, 1, fn, arg, last, e);
 	return changes(s, since, 1, fn, arg, last, e);
 }
 

@@ -105,4 +105,11 @@ enum sfs_status sfsi_store_record_db(const char *dir,
 				     const struct sfs_config *cfg,
 				     struct sfs_err *e);
 
+/*
+ * The origin the changes of the calling thread carry: the one set by
+ * sfs_store_origin_set (a client's, for one request), else `own` (the
+ * store handle's).
+ */
+int64_t sfsi_origin_now(int64_t own);
+
 #endif

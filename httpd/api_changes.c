@@ -234,15 +234,22 @@ static int add_change(void *arg, const struct sfs_change *c)
 
 	bad = f->n++ && sfs_buf_addch(b, ',');
 	if (c->kind == SFS_CHANGE_DIR) {
-		bad = bad ||
-		      sfs_buf_adds(b, "{\"type\":\"directory\",\"path\":") ||
-		      add_string(b, c->dir) || sfs_buf_addch(b, '}');
+		bad = bad || sfs_buf_adds(b, "{\"type\":\"directory\",") ||
+		      (c->origin &&
+		       sfs_buf_addf(b, "\"origin\":\"%" PRId64 "\",",
+				    c->origin)) ||
+		      sfs_buf_adds(b, "\"path\":") || add_string(b, c->dir) ||
+		      sfs_buf_addch(b, '}');
 	} else {
 		bad = bad ||
 		      sfs_buf_addf(b,
 				   "{\"type\":\"file\",\"fileId\":\"%s\","
-				   "\"removed\":%s,\"file\":",
+				   "\"removed\":%s,",
 				   c->file_id, c->visible ? "false" : "true") ||
+		      (c->origin &&
+		       sfs_buf_addf(b, "\"origin\":\"%" PRId64 "\",",
+				    c->origin)) ||
+		      sfs_buf_adds(b, "\"file\":") ||
 		      (c->visible ? sfs_json_file_text(&c->file, b) != SFS_OK
 				  : sfs_buf_adds(b, "null")) ||
 		      sfs_buf_addch(b, '}');

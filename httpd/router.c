@@ -549,6 +549,19 @@ void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	return r;
 }
 
+/*
+ * The client's origin (X-Speechfs-Origin: a number 1..2^63-1 it chose),
+ * which the changes of its request carry so the change feed can tell the
+ * client its own; 0 when none, or not such a number (ignored).
+ */
+static int64_t client_origin(struct req *r)
+{
+	const char *v = req_header(r, "X-Speechfs-Origin");
+	int64_t o;
+
+	return v && !sfs_parse_i64(v, &o) && o > 0 ? o : 0;
+}
+
 enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 			     const char *url, const char *method,
 			     const char *version, const char *upload_data,
@@ -597,7 +610,10 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 		return respond_err(r, &e);
 	if (respcache_lookup(r, &ret))
 		return ret;
-	return r->route->fn(r);
+	sfs_store_origin_set(client_origin(r));
+	ret = r->route->fn(r);
+	sfs_store_origin_set(0);
+	return ret;
 }
 
 /* The access log's line (the path escaped: it is the client's). */

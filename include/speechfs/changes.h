@@ -25,6 +25,11 @@ enum sfs_change_kind {
 struct sfs_change {
 	int64_t seq; /* of the change's last row in the batch */
 	enum sfs_change_kind kind;
+	/*
+	 * Who made it (sfs_store_origin_set): the origin every row of it
+	 * in the batch carries, or 0 when they differ or carry none.
+	 */
+	int64_t origin;
 	/* SFS_CHANGE_FILE */
 	char file_id[SFS_ID_SIZE];
 	/*

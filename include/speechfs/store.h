@@ -201,6 +201,14 @@ enum sfs_status sfs_store_change_seq(struct sfs_store *s, int64_t *seq,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
+ * The origin the changes the calling thread commits carry, until it sets
+ * another (0: the store handle's own): a daemon sets a client's for the
+ * length of one request (the client's X-Speechfs-Origin), so the change
+ * feed can tell that client which changes were its own. 1..INT64_MAX.
+ */
+void sfs_store_origin_set(int64_t origin);
+
+/*
  * Changes after `since`: calls fn(arg, seq, file_ino, owner, dir) for each
  * (file_ino 0 for directory-only changes). Returns the last seq seen.
  */

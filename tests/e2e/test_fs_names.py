@@ -13,6 +13,7 @@ from fsutil import (Mount, StoreReader, api, eventually, mnt, store,  # noqa
 
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
+MOUNT_KINDS = ["local", "remote"]
 
 P = "user.speechfs."
 

@@ -244,12 +244,17 @@ def test_large_write_closed_at_once(remote):
 
 def test_stalled_server_times_out(remote):
     """A server that takes connections but answers nothing (SIGSTOP):
-    each call fails after the mount's timeout instead of hanging, a file
-    read before is still read from the cache, and once the server goes
-    on the mount answers again."""
+    each call that must ask it (here a directory not listed yet) fails
+    after the mount's timeout instead of hanging, a file read before is
+    still read from the cache, and once the server goes on the mount
+    answers again."""
     dm, key, _, _ = remote
     data = os.urandom(5 << 20)
     upload(dm, key, data, "cached")
+    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+                      files={"file": ("x.bin", b"x")},
+                      data={"name": "x", "path": "/elsewhere/"}, timeout=30)
+    assert r.status_code == 201, r.text
     m = RemoteMount(dm.base, key, "-o", "timeout=5")
     try:
         p = m.path("cached.bin")
@@ -257,7 +262,8 @@ def test_stalled_server_times_out(remote):
         assert eventually(lambda: cache_bytes(m.cache) >= len(data))
         stop(dm.proc.pid)
         try:
-            bg = Background(lambda: os.stat(m.path("unknown.bin")))
+            bg = Background(lambda: os.stat(m.path("elsewhere",
+                                                   "unknown.bin")))
             bg.wait(90)
             assert isinstance(bg.error, OSError), bg.result
             assert bg.error.errno in FAILED, bg.error
@@ -269,7 +275,7 @@ def test_stalled_server_times_out(remote):
 
         def back():
             try:
-                os.stat(m.path("unknown.bin"))
+                os.stat(m.path("elsewhere", "unknown.bin"))
             except FileNotFoundError:
                 return True
             except OSError:

@@ -57,6 +57,7 @@ struct seen {
 	int visible[16];
 	char names[16][32];
 	char dir_paths[8][64];
+	int64_t origins[16], dir_origins[8];
 };
 
 static int note(void *arg, const struct sfs_change *c)
@@ -64,12 +65,15 @@ static int note(void *arg, const struct sfs_change *c)
 	struct seen *w = arg;
 
 	if (c->kind == SFS_CHANGE_DIR) {
-		if (w->dirs < 8)
+		if (w->dirs < 8) {
 			snprintf(w->dir_paths[w->dirs], 64, "%s", c->dir);
+			w->dir_origins[w->dirs] = c->origin;
+		}
 		w->dirs++;
 	} else if (w->files < 16) {
 		memcpy(w->ids[w->files], c->file_id, SFS_ID_SIZE);
 		w->visible[w->files] = c->visible;
+		w->origins[w->files] = c->origin;
 		snprintf(w->names[w->files], 32, "%s",
 			 c->visible ? c->file.name : "");
 		w->removed += !c->visible;
@@ -132,6 +136,43 @@ static void test_a_file_once_as_it_is_now(void)
 	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/made/", NULL), SFS_OK);
 	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
 	CHECK(w.files == 0 && w.dirs == 1 && !strcmp(w.dir_paths[0], "/"));
+	fx_close(&f);
+}
+
+/*
+ * The origin a thread sets (a daemon: the client's, for one request) is
+ * the one its changes carry; a change made by two origins carries none.
+ */
+static void test_origin(void)
+{
+	struct sfs_file_update u = { 0 };
+	char mine[SFS_ID_SIZE], both[SFS_ID_SIZE];
+	struct seen w;
+	struct fx f;
+	int64_t cur;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	cur = now_cursor(&f, &f.a);
+	REQUIRE(cur >= 0);
+	sfs_store_origin_set(77);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "mine", "m", 1, mine, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(f.s, &f.a, "/o/", NULL), SFS_OK);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "both", "b", 1, both, NULL), SFS_OK);
+	sfs_store_origin_set(0);
+	u.set = SFS_UPD_NAME;
+	u.name = "both2";
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, both, &u, NULL, NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	REQUIRE(w.files == 2 && w.dirs == 1);
+	for (i = 0; i < 2; i++)
+		CHECK(w.origins[i] == (!strcmp(w.ids[i], mine) ? 77 : 0));
+	CHECK(w.dir_origins[0] == 77);
+	/* the store handle's own origin again: not 77 */
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, mine, &u, NULL, NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	REQUIRE(w.files == 1);
+	CHECK(w.origins[0] != 77 && w.origins[0] != 0);
 	fx_close(&f);
 }
 
@@ -349,6 +390,7 @@ int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_a_file_once_as_it_is_now);
+	RUN(test_origin);
 	RUN(test_shares_and_tenants);
 	RUN(test_limit_and_expiry);
 	RUN(test_set_content_if);

@@ -1,0 +1,629 @@
+/*
+ * The remote store's cache of directories (remote_i.h): per directory,
+ * the server's answer about it (GET …/directories?path=: its info and its
+ * subdirectories) and the listing of its files, so that a lookup, a stat
+ * or a listing costs no request while nothing changed there. An entry is
+ * good until the change feed says its directory changed (or, with no
+ * feed following the server, for SFSI_RCACHE_TTL_MS); the mount's own
+ * writes put the server's answer in at once. Bounded: at most
+ * SFSI_RCACHE_FILES files and SFSI_RCACHE_DIRS directories in all, the
+ * least recently used directory out first.
+ *
+ * A fill races with changes: it takes a ticket (the clock) before its
+ * request, and its answer goes in only if nothing touched the directory
+ * (and nothing forgot everything) since; else the next call asks again.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include "remote_i.h"
+#include "speechfs/util.h"
+#include "speechfs/banned.h"
+
+#define NBUCKETS 4096
+
+struct rdir {
+	char *path;	   /* "/a/b/" */
+	struct rdir *next; /* in its bucket */
+	uint64_t touch;	   /* the clock when last changed or forgotten */
+	uint64_t used;	   /* the clock when last used (LRU) */
+	/* the files of the directory, when has_files */
+	int has_files;
+	int64_t files_at; /* monotonic ms of the fill */
+	struct sfs_file *v;
+	size_t n, cap;
+	/* the server's answer about the directory, when dirj */
+	json_t *dirj;
+	int64_t dirj_at;
+	/*
+	 * The same answer while its list of subdirectories holds (a file
+	 * made or changed in place changes only its counts and times)
+	 */
+	json_t *subj;
+	/* the last answer about it ever got (what was seen last, offline) */
+	json_t *lastj;
+};
+
+/* Where a file of a listing is: its directory, its index there. */
+struct rloc {
+	struct rdir *d;
+	size_t i;
+};
+
+struct sfsi_rcache {
+	pthread_mutex_t mu;
+	struct rdir *buckets[NBUCKETS];
+	size_t ndirs, nfiles;
+	uint64_t clock;
+	uint64_t all_touch; /* the clock when everything was forgotten */
+	int live;	    /* the feed follows the server: no time bound */
+	struct rloc *where; /* by the store's file number */
+	size_t nwhere;
+};
+
+static uint32_t hash(const char *k)
+{
+	uint32_t h = 2166136261u;
+
+	while (*k)
+		h = (h ^ (unsigned char)*k++) * 16777619u;
+	return h % NBUCKETS;
+}
+
+static struct rdir *find(struct sfsi_rcache *c, const char *path)
+{
+	struct rdir *d;
+
+	for (d = c->buckets[hash(path)]; d; d = d->next)
+		if (!strcmp(d->path, path))
+			return d;
+	return NULL;
+}
+
+enum sfs_status sfsi_rcache_new(struct sfsi_rcache **out, struct sfs_err *e)
+{
+	struct sfsi_rcache *c = calloc(1, sizeof(*c));
+
+	*out = c;
+	if (!c)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	pthread_mutex_init(&c->mu, NULL);
+	c->clock = 1;
+	return SFS_OK;
+}
+
+/* ---- files of a listing -------------------------------------------------- */
+
+static int file_copy(struct sfs_file *to, const struct sfs_file *f)
+{
+	size_t i;
+	int bad = 0;
+
+#define DUP(x) (to->x = f->x ? strdup(f->x) : NULL, bad |= f->x && !to->x)
+	*to = *f;
+	to->tags = NULL;
+	to->ntags = 0;
+	DUP(name);
+	DUP(filename);
+	DUP(description);
+	DUP(path);
+	DUP(metadata);
+	DUP(mime);
+	DUP(source_uri);
+	DUP(ingest_error);
+	DUP(la.error);
+#undef DUP
+	if (f->ntags && (to->tags = calloc(f->ntags, sizeof(char *)))) {
+		for (i = 0; i < f->ntags; i++)
+			bad |= !(to->tags[to->ntags++] = strdup(f->tags[i]));
+	} else if (f->ntags) {
+		bad = 1;
+	}
+	if (bad)
+		sfs_file_release(to);
+	return bad ? -1 : 0;
+}
+
+static void set_where(struct sfsi_rcache *c, int64_t ino, struct rdir *d,
+		      size_t i)
+{
+	struct rloc *nv;
+	size_t n;
+
+	if (ino <= 0)
+		return;
+	if ((size_t)ino >= c->nwhere) {
+		if (!d)
+			return;
+		n = c->nwhere ? c->nwhere : 1024;
+		while (n <= (size_t)ino)
+			n *= 2;
+		nv = realloc(c->where, n * sizeof(*nv));
+		if (!nv)
+			return; /* found by a scan: see locate */
+		memset(nv + c->nwhere, 0, (n - c->nwhere) * sizeof(*nv));
+		c->where = nv;
+		c->nwhere = n;
+	}
+	c->where[ino].d = d;
+	c->where[ino].i = i;
+}
+
+/* The directory and index of file number ino in a listing (d NULL: none). */
+static struct rloc locate(struct sfsi_rcache *c, int64_t ino)
+{
+	struct rloc l = { 0 };
+
+	if (ino > 0 && (size_t)ino < c->nwhere) {
+		l = c->where[ino];
+		if (l.d && (l.i >= l.d->n || l.d->v[l.i].ino != ino))
+			l.d = NULL; /* stale: never trusted */
+	}
+	return l;
+}
+
+/* Take file i out of d's listing (the last one moves into its place). */
+static void drop_file(struct sfsi_rcache *c, struct rdir *d, size_t i)
+{
+	set_where(c, d->v[i].ino, NULL, 0);
+	sfs_file_release(&d->v[i]);
+	if (i + 1 < d->n) {
+		d->v[i] = d->v[d->n - 1];
+		set_where(c, d->v[i].ino, d, i);
+	}
+	d->n--;
+	c->nfiles--;
+}
+
+static void drop_files(struct sfsi_rcache *c, struct rdir *d)
+{
+	while (d->n)
+		drop_file(c, d, d->n - 1);
+	free(d->v);
+	d->v = NULL;
+	d->cap = 0;
+	d->has_files = 0;
+}
+
+/* ---- directories ----------------------------------------------------- */
+
+/* The answer about d goes (with shape: its subdirectories too). */
+static void drop_answer(struct rdir *d, int shape)
+{
+	json_decref(d->dirj);
+	d->dirj = NULL;
+	if (shape) {
+		json_decref(d->subj);
+		d->subj = NULL;
+	}
+}
+
+static void free_dir(struct sfsi_rcache *c, struct rdir *d)
+{
+	struct rdir **p = &c->buckets[hash(d->path)];
+
+	while (*p != d)
+		p = &(*p)->next;
+	*p = d->next;
+	drop_files(c, d);
+	drop_answer(d, 1);
+	json_decref(d->lastj);
+	free(d->path);
+	free(d);
+	c->ndirs--;
+}
+
+/* Out with the least recently used directories but keep; c->mu held. */
+static void trim(struct sfsi_rcache *c, struct rdir *keep)
+{
+	struct rdir *d, *old;
+	size_t b;
+
+	while (c->nfiles > SFSI_RCACHE_FILES || c->ndirs > SFSI_RCACHE_DIRS) {
+		old = NULL;
+		for (b = 0; b < NBUCKETS; b++)
+			for (d = c->buckets[b]; d; d = d->next)
+				if (d != keep && (!old || d->used < old->used))
+					old = d;
+		if (!old)
+			break;
+		free_dir(c, old);
+	}
+}
+
+static struct rdir *get_dir(struct sfsi_rcache *c, const char *path)
+{
+	struct rdir *d = find(c, path);
+	uint32_t h;
+
+	if (d)
+		return d;
+	d = calloc(1, sizeof(*d));
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		return NULL;
+	}
+	/* after every touch so far: a fill older than it finds it newer */
+	d->touch = c->clock;
+	h = hash(path);
+	d->next = c->buckets[h];
+	c->buckets[h] = d;
+	c->ndirs++;
+	trim(c, d);
+	return d;
+}
+
+static int fresh(struct sfsi_rcache *c, int64_t at)
+{
+	return c->live || sfs_mono_ns() / 1000000 - at < SFSI_RCACHE_TTL_MS;
+}
+
+/*
+ * Directory path changed: its listing and answer go, and the answers of
+ * its ancestors (their counts and times; with shape, their lists of
+ * subdirectories too: a directory may have come or gone). c->mu held.
+ */
+static void touch(struct sfsi_rcache *c, const char *path, int files, int shape)
+{
+	uint64_t now = ++c->clock; /* even with no entry: see get_dir */
+	char p[4096];
+	struct rdir *d;
+	char *slash;
+
+	if (strlen(path) >= sizeof(p) || path[0] != '/')
+		return;
+	sfs_strlcpy(p, path, sizeof(p));
+	for (;;) {
+		if ((d = find(c, p))) {
+			d->touch = now;
+			if (files)
+				drop_files(c, d);
+			drop_answer(d, shape);
+		}
+		files = 0;
+		if (!strcmp(p, "/"))
+			break;
+		/* "/a/b/" -> "/a/" */
+		p[strlen(p) - 1] = '\0';
+		slash = strrchr(p, '/');
+		slash[1] = '\0';
+	}
+}
+
+uint64_t sfsi_rcache_ticket(struct sfsi_rcache *c, const char *path)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&c->mu);
+	t = c->clock;
+	if (!get_dir(c, path))
+		t = 0; /* no memory: nothing goes in */
+	pthread_mutex_unlock(&c->mu);
+	return t;
+}
+
+/* The directory of a fill, if nothing touched it since ticket t. */
+static struct rdir *fill_target(struct sfsi_rcache *c, const char *path,
+				uint64_t t)
+{
+	struct rdir *d = find(c, path);
+
+	if (!t || !d || d->touch > t || c->all_touch > t)
+		return NULL;
+	return d;
+}
+
+void sfsi_rcache_put_files(struct sfsi_rcache *c, const char *path, uint64_t t,
+			   struct sfs_file_list *l)
+{
+	struct rdir *d;
+	size_t i;
+
+	pthread_mutex_lock(&c->mu);
+	d = fill_target(c, path, t);
+	if (d) {
+		drop_files(c, d);
+		d->v = l->files;
+		d->n = d->cap = l->n;
+		l->files = NULL;
+		l->n = 0;
+		for (i = 0; i < d->n; i++)
+			set_where(c, d->v[i].ino, d, i);
+		c->nfiles += d->n;
+		d->has_files = 1;
+		d->files_at = sfs_mono_ns() / 1000000;
+		d->used = ++c->clock;
+		trim(c, d);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void sfsi_rcache_put_dir(struct sfsi_rcache *c, const char *path, uint64_t t,
+			 json_t *j)
+{
+	struct rdir *d;
+
+	pthread_mutex_lock(&c->mu);
+	d = fill_target(c, path, t);
+	if (d) {
+		drop_answer(d, 1);
+		d->dirj = json_incref(j);
+		d->subj = json_incref(j);
+		d->dirj_at = sfs_mono_ns() / 1000000;
+		d->used = ++c->clock;
+	}
+	/* what was seen last, whatever happened since */
+	if ((d = find(c, path))) {
+		json_decref(d->lastj);
+		d->lastj = json_incref(j);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
+		      const char *const *names, size_t n, const char *id_prefix,
+		      int all, struct sfs_file_list *out)
+{
+	struct sfs_file *v = NULL;
+	struct rdir *d;
+	size_t i, k = 0;
+	int hit = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->mu);
+	d = find(c, path);
+	if (d && d->has_files && fresh(c, d->files_at)) {
+		hit = 1;
+		d->used = ++c->clock;
+		for (i = 0; i < d->n; i++) {
+			if (!all &&
+			    !sfsi_remote_name_is(&d->v[i], names, n, id_prefix))
+				continue;
+			if (!v && !(v = calloc(all ? d->n : 4, sizeof(*v)))) {
+				hit = 0;
+				break;
+			}
+			if (!all && k && k % 4 == 0) {
+				struct sfs_file *nv =
+					realloc(v, (k + 4) * sizeof(*v));
+				if (!nv) {
+					hit = 0;
+					break;
+				}
+				v = nv;
+			}
+			if (file_copy(&v[k], &d->v[i])) {
+				hit = 0;
+				break;
+			}
+			k++;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	out->files = v;
+	out->n = k;
+	out->total = (int64_t)k;
+	if (!hit)
+		sfs_file_list_release(out);
+	return hit;
+}
+
+int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, struct sfs_file *out)
+{
+	struct rloc l;
+	int hit = 0;
+
+	sfs_file_init(out);
+	pthread_mutex_lock(&c->mu);
+	l = locate(c, ino);
+	if (l.d && l.d->has_files && fresh(c, l.d->files_at) &&
+	    !file_copy(out, &l.d->v[l.i])) {
+		l.d->used = ++c->clock;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return hit;
+}
+
+json_t *sfsi_rcache_dir(struct sfsi_rcache *c, const char *path, int what)
+{
+	struct rdir *d;
+	json_t *j = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	d = find(c, path);
+	if (d && what == SFSI_RCACHE_LAST) {
+		j = json_incref(d->lastj);
+	} else if (d && what == SFSI_RCACHE_SUBDIRS && d->subj &&
+		   fresh(c, d->dirj_at)) {
+		j = json_incref(d->subj);
+		d->used = ++c->clock;
+	} else if (d && what == SFSI_RCACHE_ANSWER && d->dirj &&
+		   fresh(c, d->dirj_at)) {
+		j = json_incref(d->dirj);
+		d->used = ++c->clock;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return j;
+}
+
+int sfsi_rcache_dir_kept(struct sfsi_rcache *c, const char *path)
+{
+	struct rdir *d;
+	int kept;
+
+	pthread_mutex_lock(&c->mu);
+	d = find(c, path);
+	kept = d && d->subj && fresh(c, d->dirj_at);
+	pthread_mutex_unlock(&c->mu);
+	return kept;
+}
+
+/* ---- what changed ------------------------------------------------------ */
+
+void sfsi_rcache_live(struct sfsi_rcache *c, int live)
+{
+	int was;
+
+	pthread_mutex_lock(&c->mu);
+	was = c->live;
+	c->live = live;
+	pthread_mutex_unlock(&c->mu);
+	/*
+	 * Either way what is kept may be older than what the feed tells:
+	 * its changes may be missed now, or were made before it followed
+	 */
+	if (was != live)
+		sfsi_rcache_forget_all(c);
+}
+
+void sfsi_rcache_forget_all(struct sfsi_rcache *c)
+{
+	struct rdir *d;
+	size_t b;
+
+	pthread_mutex_lock(&c->mu);
+	c->all_touch = ++c->clock;
+	for (b = 0; b < NBUCKETS; b++)
+		for (d = c->buckets[b]; d; d = d->next) {
+			drop_files(c, d);
+			drop_answer(d, 1);
+		}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void sfsi_rcache_forget_dir(struct sfsi_rcache *c, const char *path, int below)
+{
+	struct rdir *d;
+	size_t b, len = strlen(path);
+
+	pthread_mutex_lock(&c->mu);
+	touch(c, path, 1, 1);
+	for (b = 0; below && b < NBUCKETS; b++)
+		for (d = c->buckets[b]; d; d = d->next)
+			if (!strncmp(d->path, path, len) && d->path[len]) {
+				d->touch = ++c->clock;
+				drop_files(c, d);
+				drop_answer(d, 1);
+			}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void sfsi_rcache_forget_file(struct sfsi_rcache *c, int64_t ino,
+			     const char *path)
+{
+	struct rloc l;
+
+	pthread_mutex_lock(&c->mu);
+	l = locate(c, ino);
+	if (l.d)
+		touch(c, l.d->path, 1, 1);
+	if (path)
+		touch(c, path, 1, 1);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The entry of child directory path in its parent's answer j, or NULL. */
+json_t *sfsi_rcache_child(json_t *j, const char *path)
+{
+	json_t *a = json_object_get(j, "directories"), *o;
+	const char *p;
+	size_t i;
+
+	for (i = 0; i < json_array_size(a); i++) {
+		o = json_array_get(a, i);
+		p = json_string_value(json_object_get(o, "path"));
+		if (p && !strcmp(p, path))
+			return o;
+	}
+	return NULL;
+}
+
+/* Did directory path exist, as far as kept answers tell? c->mu held. */
+static int known_dir(struct sfsi_rcache *c, const char *path)
+{
+	char parent[4096];
+	size_t len = strlen(path);
+	struct rdir *d = find(c, path);
+
+	if (!strcmp(path, "/") || (d && (d->has_files || d->subj)))
+		return 1;
+	if (len < 2 || len >= sizeof(parent))
+		return 0;
+	sfs_strlcpy(parent, path, sizeof(parent));
+	parent[len - 1] = '\0';
+	*(strrchr(parent, '/') + 1) = '\0';
+	d = find(c, parent);
+	return d && d->subj && sfsi_rcache_child(d->subj, path);
+}
+
+void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f)
+{
+	struct sfs_file *nv;
+	struct rloc l;
+	struct rdir *d;
+
+	pthread_mutex_lock(&c->mu);
+	l = locate(c, f->ino);
+	/* a deleted file is in the trash's listing, not its directory's */
+	d = f->path && !f->deleted ? find(c, f->path) : NULL;
+	/*
+	 * Where it was may be gone (its last file left): the shape of the
+	 * tree there is asked again. Where it is now existed already if
+	 * its listing or its parent's list of subdirectories says so.
+	 */
+	if (l.d) {
+		touch(c, l.d->path, 0, l.d != d);
+		drop_file(c, l.d, l.i);
+	}
+	if (f->path && !f->deleted)
+		touch(c, f->path, 0, !known_dir(c, f->path));
+	if (d && d->has_files) {
+		if (d->n == d->cap) {
+			nv = realloc(d->v,
+				     (d->cap ? d->cap * 2 : 16) * sizeof(*nv));
+			if (nv) {
+				d->v = nv;
+				d->cap = d->cap ? d->cap * 2 : 16;
+			}
+		}
+		if (d->n < d->cap && !file_copy(&d->v[d->n], f)) {
+			set_where(c, f->ino, d, d->n);
+			d->n++;
+			c->nfiles++;
+		} else {
+			drop_files(c, d); /* no memory: asked again */
+		}
+		trim(c, d);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void sfsi_rcache_remove(struct sfsi_rcache *c, int64_t ino)
+{
+	struct rloc l;
+
+	pthread_mutex_lock(&c->mu);
+	l = locate(c, ino);
+	if (l.d) {
+		touch(c, l.d->path, 0, 1);
+		drop_file(c, l.d, l.i);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void sfsi_rcache_free(struct sfsi_rcache *c)
+{
+	size_t b;
+
+	if (!c)
+		return;
+	for (b = 0; b < NBUCKETS; b++)
+		while (c->buckets[b])
+			free_dir(c, c->buckets[b]);
+	free(c->where);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}

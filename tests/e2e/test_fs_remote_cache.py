@@ -1,0 +1,233 @@
+"""The remote mount's cache of directories (issue 14): a lookup, a stat
+or a listing of a directory the mount has listed costs the server no
+request while nothing changed there; the server's change feed says what
+changed (others' changes show despite the cache), the mount's own
+changes show at once, and a server without a feed is asked again after
+a short time. The feed tells a client its own changes by the origin it
+sends (X-Speechfs-Origin). Requests are counted by the daemon's
+/metrics."""
+import os
+import re
+import subprocess
+
+import pytest
+import requests
+
+from fsutil import Server, eventually, store, xget  # noqa: F401
+from test_fs_remote import RemoteMount
+
+API = "/api/v1/speech-services"
+FILES = API + "/files"
+P = "user.speechfs."
+
+
+@pytest.fixture
+def srv(store):
+    """(a speechfsd on the store, alice's API key)."""
+    d, _, users = store
+    dm = Server(d, workers=False)
+    try:
+        yield dm, dm.key(users[0])
+    finally:
+        dm.stop()
+
+
+def requests_of(dm, route):
+    """Requests of one route the daemon answered (its /metrics)."""
+    text = requests.get(dm.base + "/metrics", timeout=10).text
+    return sum(int(v) for v in re.findall(
+        r'speechfs_http_requests_total\{route="%s",status="\d+"\} (\d+)'
+        % route, text))
+
+
+def upload(dm, key, name, path, data=b"RIFF x"):
+    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+                      files={"file": (name + ".wav", data)},
+                      data={"name": name, "path": path}, timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def ls_l(path):
+    p = subprocess.run(["ls", "-l", str(path)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return [x.split()[-1] for x in p.stdout.splitlines()[1:]]
+
+
+N = 250     # three pages of the server's listing
+
+
+def test_ls_l_lists_the_directory_once(srv):
+    """`ls -l` of N files: the directory's listing is asked once (its
+    pages), not once per lookup (N x N/100 requests before the cache);
+    again, with nothing changed: no listing at all."""
+    dm, key = srv
+    for i in range(N):
+        upload(dm, key, "f%03d" % i, "/many/")
+    m = RemoteMount(dm.base, key)
+    try:
+        before = requests_of(dm, "files_list")
+        names = ls_l(m.path("many"))
+        assert sorted(names) == ["f%03d.wav" % i for i in range(N)]
+        pages = requests_of(dm, "files_list") - before
+        assert 1 <= pages <= 2 * ((N + 99) // 100), pages
+        # the kernel's entries expire (1 s); the cache's do not
+        before = requests_of(dm, "files_list")
+        for _ in range(3):
+            assert len(ls_l(m.path("many"))) == N
+            for i in range(0, N, 25):
+                os.stat(m.path("many", "f%03d.wav" % i))
+        assert requests_of(dm, "files_list") == before
+    finally:
+        m.stop()
+
+
+def test_others_changes_show_despite_the_cache(srv):
+    """A file made, renamed, moved and deleted through the API (another
+    client) shows in a listed directory: the feed names the directories
+    that changed, the old and the new one, and their listings go."""
+    dm, key = srv
+    ids = [upload(dm, key, "a%d" % i, "/d/") for i in range(3)]
+    upload(dm, key, "o", "/other/")
+    m = RemoteMount(dm.base, key)
+    h = {"X-API-Key": key}
+    try:
+        d, other = m.path("d"), m.path("other")
+        assert sorted(os.listdir(d)) == ["a0.wav", "a1.wav", "a2.wav"]
+        assert sorted(os.listdir(other)) == ["o.wav"]
+        os.stat(m.path("d", "a0.wav"))
+        upload(dm, key, "new", "/d/")
+        assert eventually(lambda: "new.wav" in os.listdir(d))
+        os.stat(m.path("d", "new.wav"))
+        r = requests.patch(dm.base + FILES + "/" + ids[0], headers=h,
+                           json={"name": "renamed"}, timeout=30)
+        assert r.ok, r.text
+        r = requests.patch(dm.base + FILES + "/" + ids[1], headers=h,
+                           json={"path": "/other/"}, timeout=30)
+        assert r.ok, r.text
+        r = requests.delete(dm.base + FILES + "/" + ids[2], headers=h,
+                            timeout=30)
+        assert r.status_code in (200, 204), r.text
+        assert eventually(lambda: sorted(os.listdir(d)) ==
+                          ["new.wav", "renamed.wav"]), os.listdir(d)
+        assert eventually(lambda: sorted(os.listdir(other)) ==
+                          ["a1.wav", "o.wav"]), os.listdir(other)
+        # lookups agree with the listings (the names' entries went too)
+        for gone in ("a0.wav", "a1.wav", "a2.wav"):
+            assert eventually(lambda: not m.path("d", gone).exists())
+        assert xget(m.path("other", "a1.wav"), P + "id") == ids[1]
+        # new content through the API: the size the mount shows follows
+        r = requests.put(dm.base + FILES + "/" + ids[1] + "/content",
+                         headers=h, data=b"RIFF longer bytes", timeout=30)
+        assert r.ok, r.text
+        assert eventually(lambda: os.stat(
+            m.path("other", "a1.wav")).st_size == 17)
+        assert m.path("other", "a1.wav").read_bytes() == \
+            b"RIFF longer bytes"
+        # a directory made and removed through the API
+        r = requests.post(dm.base + API + "/directories", headers=h,
+                          json={"path": "/d/sub/"}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+        assert eventually(lambda: m.path("d", "sub").is_dir())
+        r = requests.delete(dm.base + API + "/directories", headers=h,
+                            params={"path": "/d/sub/"}, timeout=30)
+        assert r.status_code in (200, 204), r.text
+        assert eventually(lambda: "sub" not in os.listdir(d))
+    finally:
+        m.stop()
+
+
+def test_own_changes_show_at_once(srv):
+    """What the mount does itself shows in its next call, from the
+    server's answers: no listing is asked again for it."""
+    dm, key = srv
+    upload(dm, key, "x", "/w/")
+    m = RemoteMount(dm.base, key)
+    try:
+        w = m.path("w")
+        assert os.listdir(w) == ["x.wav"]
+        before = requests_of(dm, "files_list")
+        for i in range(20):
+            m.path("w", "n%02d.txt" % i).write_bytes(b"n%d" % i)
+            assert "n%02d.txt" % i in os.listdir(w)
+        os.rename(m.path("w", "n00.txt"), m.path("w", "renamed.txt"))
+        names = os.listdir(w)
+        assert "renamed.txt" in names and "n00.txt" not in names
+        assert m.path("w", "renamed.txt").read_bytes() == b"n0"
+        os.unlink(m.path("w", "n01.txt"))
+        assert "n01.txt" not in os.listdir(w)
+        assert not m.path("w", "n01.txt").exists()
+        m.path("w", "n02.txt").write_bytes(b"longer now")
+        assert os.stat(m.path("w", "n02.txt")).st_size == 10
+        os.mkdir(m.path("w", "sub"))
+        os.rename(m.path("w", "n03.txt"), m.path("w", "sub", "n03.txt"))
+        assert os.listdir(m.path("w", "sub")) == ["n03.txt"]
+        assert "n03.txt" not in os.listdir(w)
+        assert requests_of(dm, "files_list") - before <= 2, \
+            "own changes made the listing be asked again"
+    finally:
+        m.stop()
+
+
+def test_feed_tells_a_client_its_own_changes(srv):
+    """X-Speechfs-Origin: the changes of a request carry the origin the
+    client sent; a change others made too carries none."""
+    dm, key = srv
+    h = {"X-API-Key": key}
+    cur = requests.get(dm.base + API + "/changes", headers=h,
+                       timeout=30).json()["cursor"]
+    mine = dict(h, **{"X-Speechfs-Origin": "4242"})
+    r = requests.post(dm.base + FILES, headers=mine,
+                      files={"file": ("a.wav", b"RIFF a")},
+                      data={"name": "a", "path": "/o/"}, timeout=30)
+    assert r.status_code == 201, r.text
+    a = r.json()["id"]
+    r = requests.post(dm.base + FILES, headers=mine,
+                      files={"file": ("b.wav", b"RIFF b")},
+                      data={"name": "b", "path": "/o/"}, timeout=30)
+    b = r.json()["id"]
+    r = requests.patch(dm.base + FILES + "/" + b, headers=h,
+                       json={"name": "b2"}, timeout=30)
+    assert r.ok, r.text
+    # not a number: as if none was sent (the daemon's own origin)
+    r = requests.post(dm.base + FILES, headers=dict(
+        h, **{"X-Speechfs-Origin": "x1"}),
+        files={"file": ("c.wav", b"RIFF c")},
+        data={"name": "c", "path": "/o/"}, timeout=30)
+    assert r.status_code == 201, r.text
+    c = r.json()["id"]
+    r = requests.get(dm.base + API + "/changes", headers=h,
+                     params={"cursor": cur}, timeout=30)
+    assert r.ok, r.text
+    files = {x["fileId"]: x for x in r.json()["changes"]
+             if x["type"] == "file"}
+    assert files[a]["origin"] == "4242"
+    assert files[b].get("origin") is None      # made by two
+    assert files[c]["origin"] not in ("4242", "x1")
+    cur = r.json()["cursor"]
+    r = requests.delete(dm.base + FILES + "/" + b, headers=mine, timeout=30)
+    assert r.status_code in (200, 204), r.text
+    ch = requests.get(dm.base + API + "/changes", headers=h,
+                      params={"cursor": cur}, timeout=30).json()["changes"]
+    assert [c.get("origin") for c in ch if c.get("fileId") == b] == ["4242"]
+
+
+def test_without_a_feed_the_cache_expires(store):
+    """A server with the seed's API only has no change feed: a listing
+    kept is asked again after a short time, so others' changes show."""
+    d, _, users = store
+    dm = Server(d, **{"jobs.enabled": "false", "http.extensions": "false"})
+    try:
+        key = dm.key(users[0])
+        upload(dm, key, "first", "/s/")
+        m = RemoteMount(dm.base, key)
+        try:
+            assert os.listdir(m.path("s")) == ["first.wav"]
+            upload(dm, key, "second", "/s/")
+            assert eventually(lambda: sorted(os.listdir(m.path("s"))) ==
+                              ["first.wav", "second.wav"])
+        finally:
+            m.stop()
+    finally:
+        dm.stop()
