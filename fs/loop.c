@@ -282,8 +282,18 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 	 * writer's open, created while the signal came): answer requests
 	 * (workers still take handed-off ones) until the poller has
 	 * stopped, or the unmount would wait for it for ever.
+	 * libfuse's receive drops what it reads once the session has
+	 * exited (it returns 0 after the read): the request read was lost
+	 * unanswered, its caller and the poller waited for ever (remote
+	 * mounts hung at SIGTERM about 1 run in 12; the feed there shows
+	 * the mount its own writes, so the poller invalidates while a
+	 * writer opens). The exit is taken back for the drain; no signal
+	 * comes meanwhile (blocked on every thread here), and the end of
+	 * the connection exits the session again.
 	 */
 	fs_poller_ask_stop();
+	if (!fs_poller_ended())
+		fuse_session_reset(se);
 	while (!fs_poller_ended()) {
 		struct pollfd p = { .fd = fuse_session_fd(se),
 				    .events = POLLIN };

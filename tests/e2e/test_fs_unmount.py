@@ -18,6 +18,8 @@ from fsutil import Mount, store, xget  # noqa: F401
 
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
+# and on a remote mount (speechfs --url) of the SQLite store
+MOUNT_KINDS = ["local", "remote"]
 
 P = "user.speechfs."
 HERE = pathlib.Path(__file__).resolve().parent
@@ -151,14 +153,20 @@ def test_sigterm_while_writing_leaves_it_as_it_was(store, new_file):
     assert stale_stages(d) == []
 
 
+# Names are opened in the mount's root by a descriptor of it: once the
+# mount is gone that fails, where a path would name the bare directory
+# below it (the writer then wrote on there for ever).
 WRITER = r'''
 import os, sys
-path = sys.argv[1]
+root = os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY | os.O_DIRECTORY)
+name = os.path.basename(sys.argv[1])
 i = 0
 while True:
     i += 1
     try:
-        with open(path, "wb") as f:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644,
+                     dir_fd=root)
+        with open(fd, "wb") as f:
             for _ in range(16):
                 f.write(bytes([65 + i % 26]) * 65536)
     except OSError:
