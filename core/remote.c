@@ -29,6 +29,7 @@
 
 #define POOL_MAX 32
 #define SINK_BUFFER (512 << 10)
+#define SOURCE_BUFFER (1 << 20)
 #define RETRIES_429 4
 
 struct sfs_remote {
@@ -286,6 +287,19 @@ static size_t on_read(char *p, size_t size, size_t n, void *arg)
 	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
 }
 
+struct source {
+	sfsi_remote_source fn;
+	void *arg;
+};
+
+static size_t on_source(char *p, size_t size, size_t n, void *arg)
+{
+	struct source *src = arg;
+	ssize_t got = src->fn(src->arg, p, size * n);
+
+	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
+}
+
 /* Where an answer's body goes: a 2xx to the sink, anything else to b. */
 struct answer {
 	CURL *curl;
@@ -383,6 +397,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 {
 	struct curl_slist *h = NULL;
 	struct upload u = { q->fd };
+	struct source src = { q->source, q->source_arg };
 	struct answer a = {
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
@@ -424,7 +439,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
 	}
 	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-			 q->fd >= 0 ? 0L
+			 q->fd >= 0 || q->source ? 0L
 				    : (long)(q->timeout_s ? q->timeout_s
 							  : 2 * r->timeout_s));
 	/*
@@ -446,7 +461,14 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 			 (long long)(q->off + q->len - 1));
 		curl_easy_setopt(c, CURLOPT_RANGE, range);
 	}
-	if (q->fd >= 0 && !q->form) {
+	if (q->source) {
+		/* no size: chunked; no seek: libcurl cannot send it again */
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_source);
+		curl_easy_setopt(c, CURLOPT_READDATA, &src);
+		curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE,
+				 (long)SOURCE_BUFFER);
+	} else if (q->fd >= 0 && !q->form) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, &u);
@@ -492,7 +514,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		 * from a file starts again from its beginning.
 		 */
 		if (rc != CURLE_OK || code != 429 || tries == RETRIES_429 ||
-		    (q->fd >= 0 && lseek(q->fd, 0, SEEK_SET) < 0))
+		    q->source || (q->fd >= 0 && lseek(q->fd, 0, SEEK_SET) < 0))
 			break;
 		wait = 0;
 		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &wait);
@@ -501,9 +523,19 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		sfs_buf_reset(b);
 		a.to_sink = -1;
 	}
+	if (q->http_code)
+		*q->http_code = rc == CURLE_OK ? code : 0;
 	curl_slist_free_all(h);
 	curl_mime_free(mime);
-	give(r, c);
+	/*
+	 * A body cut off (a stream that turned out of order): its connection
+	 * goes with the handle, so the server sees the body end now, not at
+	 * its idle timeout, and nothing else is ever sent on it.
+	 */
+	if (q->source && rc != CURLE_OK)
+		curl_easy_cleanup(c);
+	else
+		give(r, c);
 	if (rc == CURLE_WRITE_ERROR && a.sink_st)
 		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
 				"'%s': more bytes than asked for", url);

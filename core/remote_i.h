@@ -11,6 +11,7 @@
 #define SPEECHFS_REMOTE_I_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "speechfs/auth.h"
 #include "speechfs/buf.h"
 #include "speechfs/dir.h"
@@ -29,6 +30,13 @@ struct sfs_blob;
 
 /* Where a 2xx answer's bytes go: 0, or a status that stops the transfer. */
 typedef int (*sfsi_remote_sink)(void *arg, const void *data, size_t len);
+
+/*
+ * A body of a length not known beforehand (sent chunked): up to len
+ * bytes into buf; how many (0: the body ends), or -1 to cut the request
+ * off (the server sees the body end early and keeps nothing of it).
+ */
+typedef ssize_t (*sfsi_remote_source)(void *arg, char *buf, size_t len);
 
 struct sfsi_remote_req {
 	const char *method;
@@ -53,6 +61,13 @@ struct sfsi_remote_req {
 	 */
 	const char *const *form;
 	const char *form_file;
+	/*
+	 * The body from source (fd -1): as a file's, no bound on the whole
+	 * transfer, and no second try (a 429 is the answer).
+	 */
+	sfsi_remote_source source;
+	void *source_arg;
+	long *http_code; /* the answer's HTTP status, 0 when none (or NULL) */
 };
 
 /*
@@ -284,6 +299,10 @@ struct sfsi_store_ops {
 				   int others, sfs_change_fn fn, void *arg,
 				   int64_t *last, struct sfs_err *e);
 	int (*change_fd)(struct sfs_store *s);
+
+	/* a stage sent while it is written (remote_stream.c) */
+	void (*stage_stream)(struct sfs_store *s, struct sfs_stage *st);
+	void (*stage_stream_free)(struct sfs_store *s, struct sfs_stage *st);
 };
 
 /* ---- shared by the remote store's files ---- */
@@ -371,6 +390,29 @@ struct json_t;
 enum sfs_status sfsi_remote_get_json(struct sfs_store *s, const char *path,
 				     struct json_t **out,
 				     struct sfs_err *e) SFS_MUST_CHECK;
+
+/* ---- a stage sent while it is written (remote_stream.c) ---- */
+
+/*
+ * A stage with a target (sfs_stage_set_target) passed a few MiB in
+ * order: start PUT …/files/{id}/content with a chunked body that follows
+ * the stage's file (st->stream). Nothing when the server has no content
+ * versions, or the stage no target.
+ */
+void sfsi_remote_stream_start(struct sfs_store *s, struct sfs_stage *st);
+/* The stage goes without a commit: the request is cut off, joined. */
+void sfsi_remote_stream_free(struct sfs_store *s, struct sfs_stage *st);
+/*
+ * The commit of the stage (hashed) as file id's content with flags:
+ * 1 when its stream carried it (the server's answer: its status and
+ * body in *answer, the error in e), 0 when the stage must go up whole
+ * (no stream, another target, or no answer from the server: cut off,
+ * gone, a 429). The stream is over either way.
+ */
+int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
+			    const char *id, unsigned flags,
+			    struct sfs_buf *answer, enum sfs_status *status,
+			    struct sfs_err *e);
 
 /* ---- users and shares (remote_share.c) ---- */
 

@@ -1540,6 +1540,8 @@ static const struct sfsi_store_ops remote_ops = {
 	.change_seq = r_change_seq,
 	.changes = r_changes,
 	.change_fd = r_change_fd,
+	.stage_stream = sfsi_remote_stream_start,
+	.stage_stream_free = sfsi_remote_stream_free,
 };
 
 /* $XDG_CACHE_HOME/speechfs/<host_port>, else ~/.cache/speechfs/… */

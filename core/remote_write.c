@@ -225,6 +225,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 					unsigned flags, struct sfs_file *out,
 					struct sfs_err *e)
 {
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfs_file f;
 	enum sfs_status st;
 
@@ -233,8 +234,16 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	st = settle(content, e);
 	if (st)
 		return st;
-	st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd, NULL,
-				    flags, &f, e);
+	/* sent while it was written, or now, whole */
+	sfs_file_init(&f);
+	if (sfsi_remote_stream_take(s, content, id, flags, &b, &st, e)) {
+		if (!st)
+			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
+	} else {
+		st = sfs_remote_set_content(sfsi_remote_of(s), id,
+					    content->fd, NULL, flags, &f, e);
+	}
+	sfs_buf_release(&b);
 	if (!st)
 		st = check_sent(content, &f, e);
 	if (!st)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
+#include "remote_i.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
 #include "store_i.h"
@@ -104,6 +105,39 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 	return SFS_OK;
 }
 
+void sfs_stage_set_target(struct sfs_stage *st, const char *file_id,
+			  unsigned flags)
+{
+	sfs_strlcpy(st->target, file_id ? file_id : "", sizeof(st->target));
+	st->target_flags = flags;
+}
+
+/*
+ * Big and in order: the blob backend, or a remote store (its table's
+ * stream), may send the stage as it comes.
+ */
+static void stream_start(struct sfs_stage *st)
+{
+	struct sfs_store *s = st->s;
+
+	if (s->ops && s->ops->stage_stream)
+		s->ops->stage_stream(s, st);
+	else if (!s->ops && s->blob_be && s->blob_be->stream)
+		s->blob_be->stream(s, st);
+}
+
+static void stream_free(struct sfs_stage *st)
+{
+	struct sfs_store *s = st->s;
+
+	if (!st->stream)
+		return;
+	if (s->ops && s->ops->stage_stream_free)
+		s->ops->stage_stream_free(s, st);
+	else if (!s->ops && s->blob_be && s->blob_be->stream_free)
+		s->blob_be->stream_free(s, st);
+}
+
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes)
 {
 	st->limit = max_bytes > 0 ? max_bytes : INT64_MAX;
@@ -187,6 +221,16 @@ int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
 		*end = st->fend;
 	pthread_mutex_unlock(&st->fmu);
 	return got;
+}
+
+int sfsi_stage_complete(struct sfs_stage *st)
+{
+	int done;
+
+	pthread_mutex_lock(&st->fmu);
+	done = st->fcomplete;
+	pthread_mutex_unlock(&st->fmu);
+	return done;
 }
 
 void sfsi_stage_follow_wake(struct sfs_stage *st)
@@ -456,11 +500,9 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		pipe_start(st);
-	/* big and in order: the blob backend may send it as it comes */
 	if (!st->random && !st->stream_tried && st->size >= PIPE_START) {
 		st->stream_tried = 1;
-		if (st->s->blob_be && st->s->blob_be->stream)
-			st->s->blob_be->stream(st->s, st);
+		stream_start(st);
 	}
 	if (st->pipe) {
 		ret = pipe_write(st, data, len, e);
@@ -678,6 +720,12 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 		sfsi_hex(md, 32, st->sha);
 	}
 	st->hashed = 1;
+	/* complete before the end: whoever sees the end sees it complete */
+	if (!st->random) {
+		pthread_mutex_lock(&st->fmu);
+		st->fcomplete = 1;
+		pthread_mutex_unlock(&st->fmu);
+	}
 	followers(st, st->random ? 0 : st->size, 1); /* all there is */
 	return SFS_OK;
 }
@@ -719,8 +767,7 @@ void sfs_stage_free(struct sfs_stage *st)
 	if (st->pipe)
 		(void)pipe_end(st, NULL);
 	followers(st, 0, 1);
-	if (st->stream && st->s->blob_be && st->s->blob_be->stream_free)
-		st->s->blob_be->stream_free(st->s, st);
+	stream_free(st);
 	if (st->linked)
 		sfsi_blob_unlink_uncommitted(st);
 	if (st->fd >= 0)

@@ -39,8 +39,11 @@ struct sfs_stage {
 	pthread_cond_t fcv;
 	int64_t fwritten;
 	int fend;
+	int fcomplete; /* fend because it was hashed in order: all there is */
 	int stream_tried;
-	void *stream; /* the blob backend's, or NULL */
+	void *stream; /* the blob backend's (or the remote store's), or NULL */
+	char target[40]; /* sfs_stage_set_target's file id, or "" */
+	unsigned target_flags;
 };
 
 /*
@@ -51,6 +54,8 @@ struct sfs_stage {
 int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
 			  const int *cancel);
 void sfsi_stage_follow_wake(struct sfs_stage *st);
+/* 1 once the stage was hashed in order: the follower has all of it. */
+int sfsi_stage_complete(struct sfs_stage *st);
 
 /* Hash the stage if not yet done (no more writes after it). */
 enum sfs_status sfsi_stage_hash(struct sfs_stage *st,

@@ -271,9 +271,17 @@ static int blob_read(struct sfs_blob *b, char *buf, size_t size, off_t off)
 	return (int)done;
 }
 
+/* The flags of a content commit (commit_stage). */
+static unsigned commit_flags(void)
+{
+	return SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0) |
+	       (g_fs.commit_ms ? SFS_SET_NOSYNC : 0);
+}
+
 /*
  * Make a writer's version on its first change: a copy of the content, or
- * empty (of locked).
+ * empty (of locked). An empty one written in order may be sent to a
+ * remote store's server as it is written (sfs_stage_set_target).
  */
 static int ensure_stage(struct fh *h, int empty)
 {
@@ -287,6 +295,8 @@ static int ensure_stage(struct fh *h, int empty)
 	st = sfs_stage_new(g_fs.store, &h->stage, &e);
 	if (st)
 		return -fs_errno(st, &e);
+	if (empty)
+		sfs_stage_set_target(h->stage, h->of->id, commit_flags());
 	if (!empty) {
 		ret = open_content(h);
 		if (ret == -ENODATA)
@@ -368,11 +378,8 @@ static enum sfs_status commit_stage(const char *id, struct sfs_stage *stage,
 	enum sfs_status st;
 
 	test_hold();
-	st = sfs_file_set_content(
-		g_fs.store, &g_fs.actor, id, stage,
-		SFS_SET_IF_AUDIO | (g_fs.generate ? SFS_SET_LISTENING : 0) |
-			(g_fs.commit_ms ? SFS_SET_NOSYNC : 0),
-		NULL, e);
+	st = sfs_file_set_content(g_fs.store, &g_fs.actor, id, stage,
+				  commit_flags(), NULL, e);
 	if (st == SFS_CONFLICT && e->reason == SFS_R_FILE_DELETED) {
 		/* unlinked while open: its writes go nowhere, as on POSIX */
 		sfs_err_init(e);

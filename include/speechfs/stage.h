@@ -44,6 +44,17 @@ struct sfs_blob;
 enum sfs_status sfs_stage_copy_blob(struct sfs_stage *st, struct sfs_blob *b,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * The stage is meant to become the content of file `file_id` (by
+ * sfs_file_set_content with `flags`): a remote store may start sending
+ * it to the server while it is written in order, so that the commit only
+ * waits for the tail. Nothing changes for the caller: the commit still
+ * decides, and a stage written out of order, or committed elsewhere,
+ * goes up whole at the commit.
+ */
+void sfs_stage_set_target(struct sfs_stage *st, const char *file_id,
+			  unsigned flags);
+
 /* Refuse to grow the stage past this many bytes (SFS_TOO_LARGE). */
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes);
 

@@ -1,0 +1,292 @@
+"""The remote mount sends a new file's content while it is written
+(issue 14, write 1 GiB): a file written in order from its start is
+streamed to the server as one `PUT …/files/{id}/content` with a chunked
+body while the writes go on, and close() waits for the tail and the
+server's answer. A real speechfsd on 127.0.0.1 and a real mount. What
+must hold: the server has the bytes before close() (it was streamed);
+close() returns only once the server holds exactly the local bytes
+(sha256 and size); a writer that turns out of order, or truncates,
+cuts the stream off and the server commits nothing of it (one content
+version, the right one); a server killed mid-stream makes close() fail
+(nothing half-stored reported written) or, back before close(), take
+the whole stage; an overwrite keeps the file's id."""
+import errno
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from fsutil import Server, admin, eventually, sha256_file, store  # noqa
+from test_fs_remote import RemoteMount
+from test_fs_remote_faults import (FAILED, drop_pages, server_sha, sha,
+                                   upload)
+
+FILES = "/api/v1/speech-services/files"
+MIB = 1 << 20
+
+
+@pytest.fixture
+def remote(store):
+    """(daemon, API key of alice, store dir, tenant id). The daemon drops
+    a connection idle for 10 s: a client that cut its body off (a stream
+    that turned out of order) is sometimes noticed only then (the
+    connection's last bytes unread when the client closed), and the
+    tests wait for that request's end."""
+    d, tenant, users = store
+    dm = Server(d, **{"jobs.enabled": "false",
+                      "http.connection_timeout": "10"})
+    try:
+        yield dm, dm.key(users[0]), d, tenant
+    finally:
+        dm.stop()
+
+
+def staged_at_server(dm):
+    """Bytes in the server's stages now (uploads on their way in)."""
+    n = 0
+    for root, _, files in os.walk(dm.store / "staging"):
+        for f in files:
+            if f != "lock":
+                try:
+                    n += os.stat(os.path.join(root, f)).st_size
+                except FileNotFoundError:
+                    pass
+    return n
+
+
+def content_puts(dm, fid):
+    """The access log's PUTs of fid's content: [(status, aborted)]. A
+    request's line is written once it is over, which may come a moment
+    after its answer reached the client: callers wait for it."""
+    pat = re.compile(r"access: PUT \S*/files/%s/content\S* (\d+) .*?"
+                     r"(aborted)?$" % fid)
+    return [(int(m.group(1)), bool(m.group(2)))
+            for m in map(pat.search, dm.output().splitlines()) if m]
+
+
+def the_file(dm, key, name):
+    r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
+                     params={"name": name}, timeout=30)
+    (f,) = r.json()["files"]
+    return f
+
+
+def write_in_order(f, data, step=MIB):
+    for off in range(0, len(data), step):
+        f.write(data[off:off + step])
+        f.flush()
+
+
+def test_streamed_while_written(remote):
+    """Odd sizes written in order in odd steps: the server has most of
+    the bytes before close(); after it, exactly these bytes (one PUT,
+    answered 200), and the mount reads them back."""
+    dm, key, _, _ = remote
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        for n, step in ((48 << 20) + 12345, 131072 + 17), \
+                       ((24 << 20) + 1, MIB), (4 * MIB + 4095, 65536):
+            data = os.urandom(n)
+            p = m.path("seq-%d.bin" % n)
+            with open(p, "wb") as f:
+                write_in_order(f, data[:n - 2 * MIB], step)
+                if n > 8 * MIB:
+                    # on its way while the writer still writes
+                    assert eventually(
+                        lambda: staged_at_server(dm) >= n - 10 * MIB, 60)
+                write_in_order(f, data[n - 2 * MIB:], step)
+            g = the_file(dm, key, "seq-%d" % n)
+            assert (g["size"], g["sha256"]) == (n, sha(data))
+            assert eventually(
+                lambda: content_puts(dm, g["id"]) == [(200, False)]), \
+                content_puts(dm, g["id"])
+            drop_pages(p)
+            assert sha256_file(p) == sha(data)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def test_out_of_order_cuts_the_stream(remote):
+    """A writer that goes back (a pwrite behind its end) or truncates
+    after the stream began: the stream is cut off, the server commits
+    none of it, and close() sends the whole stage: the server holds
+    exactly the local bytes, as one content version."""
+    dm, key, _, _ = remote
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        for how in "pwrite", "truncate":
+            data = bytearray(os.urandom((20 << 20) + 333))
+            p = m.path("turn-%s.bin" % how)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            try:
+                for off in range(0, 16 << 20, MIB):
+                    os.write(fd, data[off:off + MIB])
+                assert eventually(lambda: staged_at_server(dm) >= 8 * MIB,
+                                  60)
+                if how == "pwrite":
+                    back = b"back" * 1000
+                    os.pwrite(fd, back, 3 * MIB + 7)
+                    data[3 * MIB + 7:3 * MIB + 7 + len(back)] = back
+                    os.write(fd, data[16 << 20:])
+                else:
+                    os.ftruncate(fd, 10 * MIB + 1)
+                    del data[10 * MIB + 1:]
+                    data += os.urandom(5 * MIB)
+                    os.lseek(fd, 10 * MIB + 1, os.SEEK_SET)
+                    os.write(fd, data[10 * MIB + 1:])
+            finally:
+                os.close(fd)
+            g = the_file(dm, key, "turn-%s" % how)
+            assert (g["size"], g["sha256"]) == (len(data), sha(data))
+            # the cut stream (the server saw its body end early: its
+            # line comes when it notices), and the whole stage: the only
+            # content committed
+            assert eventually(lambda: any(
+                aborted for _, aborted in content_puts(dm, g["id"])), 60), \
+                content_puts(dm, g["id"])
+            assert eventually(lambda: [
+                s for s, aborted in content_puts(dm, g["id"])
+                if not aborted] == [200]), content_puts(dm, g["id"])
+            drop_pages(p)
+            assert sha256_file(p) == sha(data)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def test_overwrite_streamed_keeps_the_id(remote):
+    """Overwriting a file (O_TRUNC) streams its new content to the same
+    file id; the server holds the new bytes."""
+    dm, key, _, _ = remote
+    f = upload(dm, key, b"RIFF old " * 100, "keep")
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        data = os.urandom((30 << 20) + 999)
+        p = m.path("keep.bin")
+        with open(p, "wb") as w:
+            write_in_order(w, data)
+        g = the_file(dm, key, "keep")
+        assert g["id"] == f["id"]
+        assert (g["size"], g["sha256"]) == (len(data), sha(data))
+        assert eventually(
+            lambda: content_puts(dm, f["id"]) == [(200, False)]), \
+            content_puts(dm, f["id"])
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+class Writer:
+    """A file written by a process of its own, step by step: the test
+    starts and kills servers meanwhile, and a fork of the test with the
+    file open would close its copy of the descriptor at exec (a FUSE
+    flush: a commit of the writer's version before its close())."""
+
+    def __init__(self, path):
+        self.p = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def write(self, data):
+        self.p.stdin.write(b"%d\n" % len(data) + data)
+        self.p.stdin.flush()
+        assert self.p.stdout.readline() == b"ok\n"
+
+    def close(self):
+        """0, or close()'s errno."""
+        self.p.stdin.write(b"close\n")
+        self.p.stdin.flush()
+        out = self.p.stdout.readline()
+        self.p.wait(120)
+        return int(out)
+
+
+WRITER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+inp = sys.stdin.buffer
+while True:
+    line = inp.readline()
+    if line == b"close\n":
+        try:
+            os.close(fd)
+            print(0, flush=True)
+        except OSError as e:
+            print(e.errno, flush=True)
+        break
+    n = int(line)
+    while n:
+        b = inp.read(min(n, 1 << 20))
+        n -= len(b)
+        os.write(fd, b)
+    print("ok", flush=True)
+"""
+
+
+def test_server_killed_mid_stream(remote):
+    """The server killed while the writer writes (the stream in
+    flight): with the server still gone at close(), close() fails and
+    the server (started again) holds the old content; started again
+    before close(), close() sends the whole stage and the server holds
+    exactly the local bytes."""
+    dm, key, _, _ = remote
+    old = b"RIFF old " * 100
+    f = upload(dm, key, old, "killed")
+    m = RemoteMount(dm.base, key, "-o", "timeout=10")
+    try:
+        p = m.path("killed.bin")
+        for back_before_close in False, True:
+            data = os.urandom((24 << 20) + 4321)
+            w = Writer(p)
+            try:
+                w.write(data[:16 << 20])
+                assert eventually(lambda: staged_at_server(dm) >= 4 * MIB,
+                                  60)
+                dm.kill()
+                w.write(data[16 << 20:])
+                if back_before_close:
+                    dm.start()
+            finally:
+                err = w.close()
+            if back_before_close:
+                assert err == 0, os.strerror(err)
+                assert server_sha(dm, key, f["id"]) == sha(data)
+                drop_pages(p)
+                assert sha256_file(p) == sha(data)
+            else:
+                assert err in FAILED, "close() said: %s" % os.strerror(err)
+                dm.start()
+                assert server_sha(dm, key, f["id"]) == sha(old)
+                assert eventually(lambda: p.read_bytes() == old)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def test_quota_refusal_of_a_stream(remote):
+    """The server refuses the streamed content (over the tenant's
+    quota): close() says EDQUOT and the old content stays."""
+    dm, key, d, tenant = remote
+    old = b"RIFF old " * 100
+    f = upload(dm, key, old, "quota")
+    admin("tenant", "quota", "--store", str(d), "--id", tenant,
+          "--max-bytes", str(16 << 20))
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        w = Writer(m.path("quota.bin"))
+        try:
+            w.write(os.urandom(20 << 20))
+        finally:
+            err = w.close()
+        assert err == errno.EDQUOT, "close() said: %s" % os.strerror(err)
+        assert server_sha(dm, key, f["id"]) == sha(old)
+        assert eventually(
+            lambda: [s for s, _ in content_puts(dm, f["id"])] == [413]), \
+            content_puts(dm, f["id"])
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
