@@ -55,6 +55,7 @@ struct fh {
 	int dirty;		 /* the stage differs from the content */
 	int64_t mtime_ns;	 /* the stage's last change */
 	int64_t set_mtime_ns;	 /* utimens while dirty: for the commit */
+	int failed;		 /* -errno: its last version's commit failed */
 	struct fh *next;	 /* in of->handles */
 };
 
@@ -316,6 +317,7 @@ static int ensure_stage(struct fh *h, int empty)
 static void touched(struct fh *h)
 {
 	h->dirty = 1;
+	h->failed = 0;
 	h->mtime_ns = sfs_now_ns();
 	h->set_mtime_ns = 0;
 	h->of->writer = h;
@@ -393,8 +395,13 @@ static enum sfs_status commit_stage(const char *id, struct sfs_stage *stage,
 /*
  * Commit a writer's version as the file's new content (of locked; the
  * lock is let go while the commit runs). On failure the previous
- * content stays and the version is dropped: the error is reported once,
- * by the close() or fsync() that triggered it.
+ * content stays and the version is dropped: the error is reported by the
+ * close() or fsync() that triggered it, and by every later close() of the
+ * handle until it writes again or an fsync() has said it. A handle is
+ * shared by every descriptor of one open (dup, fork): a child that closes
+ * its copy (at exec or exit) sends a flush too, and when that commit
+ * failed, the writer's own close() must not say 0 for the bytes the
+ * server never got.
  */
 static int commit(struct fh *h)
 {
@@ -406,7 +413,7 @@ static int commit(struct fh *h)
 
 	wait_commit_of(of, NULL); /* one commit of a file at a time */
 	if (!h->dirty && !of->lazy)
-		return 0;
+		return h->failed;
 	of->committing = h;
 	pthread_mutex_unlock(&of->lock);
 	sfs_err_init(&e);
@@ -439,6 +446,7 @@ static int commit(struct fh *h)
 		pthread_mutex_lock(&of->lock);
 	}
 	ret = -fs_errno(st, &e);
+	h->failed = ret;
 out:
 	of->committing = NULL;
 	pthread_cond_broadcast(&of->cv);
@@ -891,6 +899,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (h->writable) {
 		pthread_mutex_lock(&h->of->lock);
 		ret = commit(h);
+		h->failed = 0; /* said to the writer itself */
 		pthread_mutex_unlock(&h->of->lock);
 	}
 	/* with -o commit=MS: this file's earlier closes too */

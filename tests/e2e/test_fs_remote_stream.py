@@ -290,3 +290,40 @@ def test_quota_refusal_of_a_stream(remote):
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
+
+
+def test_a_failed_flush_is_said_by_close(remote):
+    """A child forked while the file is open for writing closes its copy
+    of the descriptor (at exec, at exit): a flush, which commits the
+    writer's version. With the server gone then, that commit fails; the
+    writer's own close() must fail too, even with the server back by
+    then: the server never got the bytes."""
+    dm, key, _, _ = remote
+    old = b"RIFF old " * 100
+    f = upload(dm, key, old, "forked")
+    m = RemoteMount(dm.base, key, "-o", "timeout=10")
+    try:
+        p = m.path("forked.bin")
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, b"RIFF new " * 1000)
+            dm.kill()
+            # the child's copy closed at its exit: the commit fails
+            subprocess.run(["true"], pass_fds=(fd,), check=True)
+            dm.start()
+        finally:
+            with pytest.raises(OSError) as ei:
+                os.close(fd)
+        assert ei.value.errno in FAILED, ei.value
+        assert server_sha(dm, key, f["id"]) == sha(old)
+        assert eventually(lambda: p.read_bytes() == old)
+        # written again, the handle's new version is committed
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, b"RIFF again")
+        finally:
+            os.close(fd)
+        assert server_sha(dm, key, f["id"]) == sha(b"RIFF again")
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
