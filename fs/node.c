@@ -10,6 +10,7 @@
 #include <string.h>
 #include "fs_i.h"
 #include "speechfs/log.h"
+#include "speechfs/store.h"
 #include "speechfs/banned.h"
 
 /*
@@ -457,7 +458,12 @@ void fs_stat_file(struct stat *st, uint64_t node, int64_t ino, int64_t size,
 	st->st_gid = g_fs.gid;
 	st->st_size = size < 0 ? 0 : size;
 	st->st_blocks = (st->st_size + 511) / 512;
-	st->st_blksize = 65536;
+	/*
+	 * The size tools copy in (cp, rsync: max(128 KiB, st_blksize)): a
+	 * remote mount's bytes go to the network, as NFS's rsize/wsize of
+	 * 1 MiB; fewer and larger FUSE requests.
+	 */
+	st->st_blksize = sfs_store_is_remote(g_fs.store) ? 1 << 20 : 65536;
 	set_ts(&st->st_mtim, mtime_ns);
 	set_ts(&st->st_atim, atime_ns > 0 ? atime_ns : mtime_ns);
 	set_ts(&st->st_ctim, ctime_ns);
