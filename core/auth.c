@@ -595,6 +595,7 @@ enum sfs_status sfs_user_set_rate(struct sfs_store *s, const char *user_id,
 	}
 	sfsi_db_bind_int(st, 1, download_bps);
 	sfsi_db_bind_text(st, 2, uuid);
+	sfsi_db_notify_auth(d); /* other processes' caches, at the commit */
 	ret = sfsi_db_run(st, e);
 	if (!ret && sfsi_db_changes(d) == 0)
 		ret = sfs_errf(e, SFS_NOT_FOUND, SFS_R_USER_NOT_FOUND,
@@ -739,6 +740,7 @@ enum sfs_status sfs_key_revoke(struct sfs_store *s, const char *key_id,
 	}
 	sfsi_db_bind_int(st, 1, sfs_now_ms());
 	sfsi_db_bind_text(st, 2, uuid);
+	sfsi_db_notify_auth(d); /* other processes' caches, at the commit */
 	ret = sfsi_db_run(st, e);
 	if (ret)
 		goto out;

@@ -47,13 +47,20 @@ void sfsi_session_install(struct sfs_store *s);
 
 /*
  * The credential generation (keycache.c): changes when anything a cached
- * actor holds may have changed, in any process. 0 without the file.
+ * actor holds may have changed, in any process (on PostgreSQL, once this
+ * process has heard of it). 0 without one.
  */
 uint64_t sfsi_auth_gen(struct sfs_store *s);
 /* After committing such a change (a key revoked, a user's rate). */
 void sfsi_auth_gen_bump(struct sfs_store *s);
-/* After a commit of this process (db.c's WAL hook). */
+/* After a commit of this process (db.c's WAL hook), or a write heard. */
 void sfsi_data_gen_bump(struct sfs_store *s);
+/*
+ * PostgreSQL (db.c's listener): live 1 once it hears the store's notices
+ * (LISTEN done), 0 when it lost them; both generations move either way,
+ * and the caches serve nothing while it is 0. A no-op on SQLite.
+ */
+void sfsi_gens_live(struct sfs_store *s, int live);
 void sfsi_keycache_open(struct sfs_store *s);
 void sfsi_keycache_close(struct sfs_store *s);
 /* 1 and the actor when `key` was looked up under the current generation. */

@@ -1720,8 +1720,15 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 
 /* ---- notices from other processes (PostgreSQL) ------------------------ */
 
-#define LISTEN_WAIT_MS 60000 /* a lost connection is noticed at least so */
-#define RELISTEN_MS 1000     /* between attempts to connect again */
+/*
+ * An idle listening connection is pinged after PING_MS without a byte,
+ * and counts as lost when the answer takes PING_WAIT_MS: a connection
+ * that died silently (a network partition) stops the caches it drives
+ * within PING_MS + PING_WAIT_MS (keycache.c).
+ */
+#define PING_MS 5000
+#define PING_WAIT_MS 5000
+#define RELISTEN_MS 1000 /* between attempts to connect again */
 
 static void note(struct sfs_store *s)
 {
@@ -1746,6 +1753,14 @@ static int note_stopping(struct sfs_store *s)
 	return stop;
 }
 
+static void listener_lost(struct sfs_store *s, struct pgconn **c)
+{
+	sfsi_gens_live(s, 0); /* first: nothing cached is served again */
+	__atomic_store_n(&s->note_pid, 0, __ATOMIC_SEQ_CST);
+	sfsi_pg_close(*c);
+	*c = NULL;
+}
+
 static void *listener(void *arg)
 {
 	struct sfs_store *s = arg;
@@ -1757,8 +1772,8 @@ static void *listener(void *arg)
 	while (!note_stopping(s)) {
 		if (!c) {
 			sfs_err_init(&e);
-			if (sfsi_pg_listen(s->cfg.db_url, s->cfg.db_schema, &c,
-					   &e)) {
+			if (sfsi_pg_listen(s->cfg.db_url, s->cfg.db_schema,
+					   s->origin, &c, &e)) {
 				c = NULL;
 				if (!warned++)
 					sfs_warn("db",
@@ -1770,22 +1785,35 @@ static void *listener(void *arg)
 				continue;
 			}
 			warned = 0;
-			/* what was said while no one listened is unknown */
+			/* what was said while no one listened is unknown:
+			 * the caches start afresh, the waiters look */
+			__atomic_store_n(&s->note_pid, sfsi_pg_backend_pid(c),
+					 __ATOMIC_SEQ_CST);
+			sfsi_gens_live(s, 1);
 			note(s);
 			sfs_workers_kick(s);
 		}
-		got = sfsi_pg_listen_wait(c, s->note_pipe[0], LISTEN_WAIT_MS);
+		got = sfsi_pg_listen_wait(c, s->note_pipe[0], PING_MS);
+		if (got == PG_NOTE_QUIET)
+			got = sfsi_pg_listen_ping(c, s->note_pipe[0],
+						  PING_WAIT_MS);
 		if (got < 0) {
 			sfs_warn("db", "the listening connection was lost");
-			sfsi_pg_close(c);
-			c = NULL;
+			listener_lost(s, &c);
 			continue;
 		}
+		if (got & PG_NOTE_AUTH)
+			sfsi_auth_gen_bump(s);
+		if (got & PG_NOTE_OTHERS)
+			sfsi_data_gen_bump(s);
 		if (got & PG_NOTE_WRITE)
 			note(s);
 		if (got & PG_NOTE_JOBS)
 			sfs_workers_kick(s);
 	}
+	/* stopping: the caches end with the store, nothing to drop */
+	__atomic_store_n(&s->gen_live, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->note_pid, 0, __ATOMIC_SEQ_CST);
 	sfsi_pg_close(c);
 	return NULL;
 }
@@ -1797,7 +1825,7 @@ int sfsi_db_listen_start(struct sfs_store *s)
 	if (!s->cfg.db_url[0])
 		return -1;
 	pthread_mutex_lock(&s->note_mu);
-	if (!s->note_state) {
+	if (!s->note_state && !s->note_stop) {
 		s->note_state = 2;
 		if (pipe2(s->note_pipe, O_CLOEXEC) == 0) {
 			if (pthread_create(&s->note_th, NULL, listener, s) == 0)
@@ -1880,4 +1908,10 @@ void sfsi_db_notify_jobs(struct db *d)
 {
 	if (d->pg)
 		sfsi_pg_notify_jobs(d->pg);
+}
+
+void sfsi_db_notify_auth(struct db *d)
+{
+	if (d->pg)
+		sfsi_pg_notify_auth(d->pg);
 }

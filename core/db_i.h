@@ -140,6 +140,12 @@ void sfsi_db_note_wake(struct sfs_store *s);
 int sfsi_db_change_fd(struct sfs_store *s);
 /* Tell other processes at this transaction's commit: jobs were queued. */
 void sfsi_db_notify_jobs(struct db *d);
+/*
+ * ... that credentials changed (their key caches drop what they hold).
+ * Called before the statement when it runs outside a transaction (it is
+ * its own then). SQLite: nothing (STORE/auth.gen tells them).
+ */
+void sfsi_db_notify_auth(struct db *d);
 
 /*
  * A PostgreSQL connection of no store (db_migrate.c's target): its schema

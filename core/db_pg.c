@@ -42,7 +42,9 @@ struct pgconn {
 	int wrote; /* a write committed since sfsi_pg_take_wrote */
 	int txn_wrote;
 	int64_t last_id;
+	int64_t origin;	 /* the store handle's (speechfs.origin) */
 	int notify_jobs; /* jobs queued in this transaction */
+	int notify_auth; /* credentials changed in this transaction */
 	char begin_write[128];
 	char channel[40]; /* the store's LISTEN/NOTIFY channel */
 };
@@ -113,6 +115,7 @@ static void check_conn(struct pgconn *c)
 	c->gen++;
 	c->txn = 0;
 	c->notify_jobs = 0;
+	c->notify_auth = 0;
 }
 
 static void notice(void *arg, const char *msg)
@@ -699,6 +702,7 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 	if (!schema[0])
 		schema = "public";
 	c->gen = 1;
+	c->origin = origin;
 	c->c = PQconnectdb(url);
 	if (!c->c || PQstatus(c->c) != CONNECTION_OK) {
 		sfs_error("db", "cannot connect to PostgreSQL: %s",
@@ -1158,16 +1162,23 @@ void sfsi_pg_notify_jobs(struct pgconn *c)
 	c->notify_jobs = 1;
 }
 
+void sfsi_pg_notify_auth(struct pgconn *c)
+{
+	c->notify_auth = 1;
+}
+
 /*
  * A transaction that changed rows tells the store's listeners (other
  * processes, other machines) at its commit, in the same round trip:
- * NOTIFY is delivered when, and only if, the transaction commits. 'w':
- * something was written (the change feed's watchers look); 'j': jobs
- * were queued (idle workers claim).
+ * NOTIFY is delivered when, and only if, the transaction commits; the
+ * payload is a letter and the store handle's origin. 'w':
+ * something was written (the change feed's watchers look, answer caches
+ * drop what they hold); 'j': jobs were queued (idle workers claim); 'a':
+ * credentials changed (key caches drop what they hold).
  */
 enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 {
-	char sql[160];
+	char sql[200];
 	PGresult *r;
 	enum sfs_status ret = SFS_OK;
 
@@ -1176,12 +1187,19 @@ enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 	sql[0] = '\0';
 	if (c->txn_wrote)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-				      "NOTIFY %s, 'w'; ", c->channel);
+				      "NOTIFY %s, 'w %lld'; ", c->channel,
+				      (long long)c->origin);
 	if (c->notify_jobs)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-				      "NOTIFY %s, 'j'; ", c->channel);
+				      "NOTIFY %s, 'j %lld'; ", c->channel,
+				      (long long)c->origin);
+	if (c->notify_auth)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+				      "NOTIFY %s, 'a %lld'; ", c->channel,
+				      (long long)c->origin);
 	snprintf(sql + n, sizeof(sql) - n, "COMMIT");
 	c->notify_jobs = 0;
+	c->notify_auth = 0;
 	r = PQexec(c->c, sql);
 
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -1205,6 +1223,7 @@ enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 void sfsi_pg_rollback(struct pgconn *c)
 {
 	c->notify_jobs = 0;
+	c->notify_auth = 0;
 	if (c->txn)
 		PQclear(PQexec(c->c, "ROLLBACK"));
 	c->txn = 0;
@@ -1220,9 +1239,10 @@ int sfsi_pg_in_txn(struct pgconn *c)
 /* ---- notifications --------------------------------------------------- */
 
 enum sfs_status sfsi_pg_listen(const char *url, const char *schema,
-			       struct pgconn **out, struct sfs_err *e)
+			       int64_t origin, struct pgconn **out,
+			       struct sfs_err *e)
 {
-	enum sfs_status ret = sfsi_pg_open(url, schema, 0, 0, out, e);
+	enum sfs_status ret = sfsi_pg_open(url, schema, origin, 0, out, e);
 	char sql[64];
 
 	if (ret)
@@ -1236,29 +1256,94 @@ enum sfs_status sfsi_pg_listen(const char *url, const char *schema,
 	return SFS_OK;
 }
 
+/*
+ * The notices waiting on the connection, as PG_NOTE_* bits; those of the
+ * listener's own store handle (its origin) are writes only (the handle
+ * moved its generations itself at its commit).
+ */
+static int notices(struct pgconn *c)
+{
+	PGnotify *n;
+	int got = 0, own;
+	char kind;
+
+	while ((n = PQnotifies(c->c))) {
+		kind = n->extra[0];
+		own = kind && n->extra[1] == ' ' &&
+		      strtoll(n->extra + 2, NULL, 10) == c->origin;
+		if (kind == 'j')
+			got |= PG_NOTE_JOBS;
+		else if (kind == 'a')
+			got |= own ? 0 : PG_NOTE_AUTH;
+		else
+			got |= own ? PG_NOTE_WRITE
+				   : PG_NOTE_WRITE | PG_NOTE_OTHERS;
+		PQfreemem(n);
+	}
+	return got;
+}
+
 int sfsi_pg_listen_wait(struct pgconn *c, int stop_fd, int timeout_ms)
 {
 	struct pollfd pf[2] = {
 		{ .fd = PQsocket(c->c), .events = POLLIN },
 		{ .fd = stop_fd, .events = POLLIN },
 	};
-	PGnotify *n;
-	int got = 0, rc;
+	int rc;
 
 	if (pf[0].fd < 0)
 		return -1;
 	rc = poll(pf, 2, timeout_ms);
 	if (rc < 0)
 		return errno == EINTR ? 0 : -1;
+	if (rc == 0)
+		return PG_NOTE_QUIET;
 	if (pf[1].revents)
-		return 0;
-	if (!pf[0].revents)
 		return 0;
 	if (!PQconsumeInput(c->c) || PQstatus(c->c) != CONNECTION_OK)
 		return -1;
-	while ((n = PQnotifies(c->c))) {
-		got |= n->extra[0] == 'j' ? PG_NOTE_JOBS : PG_NOTE_WRITE;
-		PQfreemem(n);
+	return notices(c);
+}
+
+int sfsi_pg_listen_ping(struct pgconn *c, int stop_fd, int timeout_ms)
+{
+	struct pollfd pf[2] = {
+		{ .fd = PQsocket(c->c), .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+	};
+	int64_t deadline = sfs_mono_ns() / 1000000 + timeout_ms, left;
+	PGresult *r;
+	int got = 0;
+
+	if (pf[0].fd < 0 || !PQsendQuery(c->c, "SELECT 1"))
+		return -1;
+	for (;;) {
+		left = deadline - sfs_mono_ns() / 1000000;
+		if (left <= 0)
+			return -1; /* no answer: as good as lost */
+		if (poll(pf, 2, (int)left) < 0 && errno != EINTR)
+			return -1;
+		if (pf[1].revents)
+			return got; /* stopping */
+		if (!pf[0].revents)
+			continue;
+		if (!PQconsumeInput(c->c) || PQstatus(c->c) != CONNECTION_OK)
+			return -1;
+		got |= notices(c);
+		while (!PQisBusy(c->c)) {
+			r = PQgetResult(c->c);
+			if (!r)
+				return got | notices(c);
+			if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+				PQclear(r);
+				return -1;
+			}
+			PQclear(r);
+		}
 	}
-	return got;
+}
+
+int sfsi_pg_backend_pid(struct pgconn *c)
+{
+	return PQbackendPID(c->c);
 }

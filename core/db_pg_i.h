@@ -66,21 +66,41 @@ enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 /* Tell the store's listeners that jobs were queued, at this commit. */
 void sfsi_pg_notify_jobs(struct pgconn *c);
+/* ... that credentials changed (a key revoked, a user's rate), at it. */
+void sfsi_pg_notify_auth(struct pgconn *c);
 enum sfs_status sfsi_pg_commit(struct pgconn *c,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_pg_rollback(struct pgconn *c);
 int sfsi_pg_in_txn(struct pgconn *c);
 
 /*
- * A connection of its own that LISTENs on the store's channel, and a
- * wait on it (until a notice, stop_fd readable, or timeout_ms): what it
- * heard (PG_NOTE_*), 0 for none, -1 when the connection is lost.
+ * A connection of its own that LISTENs on the store's channel for the
+ * store handle of `origin`, and a wait on it (until a notice, stop_fd
+ * readable, or timeout_ms): what it heard (PG_NOTE_*; PG_NOTE_QUIET alone
+ * when timeout_ms passed without a byte), 0 for none, -1 when the
+ * connection is lost. PG_NOTE_WRITE: a write of anyone; PG_NOTE_OTHERS:
+ * a write of another handle; PG_NOTE_AUTH: credentials changed through
+ * another handle; PG_NOTE_JOBS: jobs queued.
  */
-enum { PG_NOTE_WRITE = 1, PG_NOTE_JOBS = 2 };
+enum {
+	PG_NOTE_WRITE = 1,
+	PG_NOTE_JOBS = 2,
+	PG_NOTE_AUTH = 4,
+	PG_NOTE_OTHERS = 8,
+	PG_NOTE_QUIET = 16
+};
 enum sfs_status sfsi_pg_listen(const char *url, const char *schema,
-			       struct pgconn **out,
+			       int64_t origin, struct pgconn **out,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 int sfsi_pg_listen_wait(struct pgconn *c, int stop_fd, int timeout_ms);
+/*
+ * A round trip on the listening connection, answered within timeout_ms
+ * (a silently lost connection is found so): the notices heard meanwhile,
+ * or -1 when no answer came. Returns early when stop_fd is readable.
+ */
+int sfsi_pg_listen_ping(struct pgconn *c, int stop_fd, int timeout_ms);
+/* The server process of the connection (pg_stat_activity's pid). */
+int sfsi_pg_backend_pid(struct pgconn *c);
 
 /* Whether a store's schema holds a store already (its secret). */
 int sfsi_pg_has_store(struct pgconn *c);

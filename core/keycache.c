@@ -2,15 +2,35 @@
  * The actors of recently used API keys, so that a request with a known key
  * costs neither a SHA-256 nor a query. What could make a cached actor
  * wrong -- a key revoked, a user's rate changed -- bumps the store's
- * credential generation, a counter in STORE/auth.gen that every process
- * maps shared: a lookup reads it (a load, no system call) and ignores
- * entries made under another. An entry also lives at most a minute, which
- * bounds what a change made without the bump (an older program, an edit
- * of the database by hand) can outlive, and lets the key's use be noted.
+ * credential generation; a lookup reads it (a load, no system call) and
+ * ignores entries made under another. An entry also lives at most a
+ * minute, which bounds what a change made without the bump (an older
+ * program, an edit of the database by hand) can outlive, and lets the
+ * key's use be noted.
  *
- * The same file holds the data generation, bumped after every commit of
- * any process (db.c's WAL hook): caches of answers (the daemon's) keep
- * what they made under one generation only while it lasts.
+ * The data generation beside it is bumped after every commit of any
+ * process: caches of answers (the daemon's) keep what they made under one
+ * generation only while it lasts.
+ *
+ * Where the two generations live and who moves them:
+ * - SQLite: STORE/auth.gen, a file every process on the store maps
+ *   shared; a commit bumps them at once for all (exact).
+ * - PostgreSQL: processes of other machines change the store too. The
+ *   same file is shared by the processes of one machine on one store
+ *   directory (a commit bumps it at once for them: exact among them);
+ *   each process's listening connection (db.c) bumps it for what other
+ *   machines commit: the credential generation on a 'credentials
+ *   changed' notice (NOTIFY in the transaction of the change, so
+ *   delivered at its commit), the data generation on every committed
+ *   write's notice. So a key revoked or data changed through another
+ *   machine is served from a cache here until the notice arrives (well
+ *   under a millisecond on a LAN; tests/unit/t_auth.c measures it), and
+ *   no longer after. While this process's listening connection is not up
+ *   -- before it first connects, after it is lost (an idle one is pinged,
+ *   so a silent loss is found within PING_MS + PING_WAIT_MS of db.c),
+ *   until it is back -- nothing is cached or served from a cache, and
+ *   both generations move at the loss and at the reconnect, so nothing
+ *   cached before survives what was said while no one listened.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,18 +79,19 @@ struct sfsi_keycache {
 static const char gen_name[] = "auth.gen";
 
 /*
- * The counter's file: made with the database's mode and, when root makes
- * it, the database's owner (as SQLite does for its -shm), so the service
- * user and the admin CLI share it.
+ * The counter's file: made with the mode of the database (SQLite) or of
+ * its record (PostgreSQL: db.url) and, when root makes it, their owner
+ * (as SQLite does for its -shm), so the service user and the admin CLI
+ * share it.
  */
-static int gen_open(struct sfs_store *s)
+static int gen_open(struct sfs_store *s, const char *like)
 {
 	char path[4096], db[4096];
 	struct stat sb;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", s->dir, gen_name);
-	snprintf(db, sizeof(db), "%s/speechfs.db", s->dir);
+	snprintf(db, sizeof(db), "%s/%s", s->dir, like);
 	if (stat(db, &sb) < 0)
 		return -1;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, sb.st_mode & 0666);
@@ -90,51 +111,60 @@ static int gen_open(struct sfs_store *s)
 	return fd;
 }
 
+/* STORE/auth.gen mapped shared, or NULL. */
+static uint64_t *gen_map(struct sfs_store *s, const char *like)
+{
+	void *map;
+	int fd = gen_open(s, like);
+
+	if (fd < 0)
+		return NULL;
+	map = mmap(NULL, GEN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return map == MAP_FAILED ? NULL : map;
+}
+
+/*
+ * On PostgreSQL the file is shared by the processes of this machine on
+ * this store directory (exact among them, as on SQLite); what other
+ * machines change, the listener tells. Without the file (a directory
+ * this user may not write), the words live in this process's memory and
+ * the listener alone moves them.
+ */
 void sfsi_keycache_open(struct sfs_store *s)
 {
 	struct sfsi_keycache *c;
-	void *map;
-	int fd, i;
+	uint64_t *map;
+	int pg = sfsi_db_store_is_pg(s), i;
 
-	/*
-	 * PostgreSQL: other machines' processes change the store too, and
-	 * a file of this machine cannot tell them. Knowing at once that
-	 * nothing changed elsewhere takes a query (a generation row read
-	 * per lookup), which costs what the key cache saves (one indexed
-	 * query); a push (LISTEN/NOTIFY) would be cheap but only
-	 * eventually right: a key revoked through one daemon would be
-	 * taken by another until the notice arrived. So nothing is cached
-	 * there: keys are looked up every time, data generation 0 keeps
-	 * the daemon's responses uncached, and a waiter on the generation
-	 * sleeps its time (the daemon's change watcher then polls).
-	 */
-	if (sfsi_db_store_is_pg(s)) {
-		sfs_debug("auth", "metadata in PostgreSQL: no key or response"
-				  " caches");
-		return;
-	}
-	fd = gen_open(s);
-	if (fd < 0) {
+	map = gen_map(s, pg ? "db.url" : "speechfs.db");
+	if (!map && !pg) {
 		sfs_warn("auth",
 			 "no credential generation in '%s': %s (API "
 			 "keys are looked up every time)",
 			 s->dir, strerror(errno));
 		return;
 	}
-	map = mmap(NULL, GEN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return;
+	if (!map) {
+		s->gen_mem = calloc(1, GEN_BYTES);
+		map = s->gen_mem;
+	}
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		munmap(map, GEN_BYTES);
+	if (!map || !c) {
+		if (s->gen_mem)
+			free(s->gen_mem);
+		else if (map)
+			munmap(map, GEN_BYTES);
+		s->gen_mem = NULL;
+		free(c);
 		return;
 	}
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&c->lock[i], NULL);
 	s->auth_gen = map;
-	s->data_gen = (uint64_t *)map + 1;
-	s->gen_waiters = (uint64_t *)map + 2;
+	s->data_gen = map + 1;
+	s->gen_waiters = map + 2;
+	s->gen_pg = pg;
 	s->keycache = c;
 }
 
@@ -150,17 +180,49 @@ void sfsi_keycache_close(struct sfs_store *s)
 		free(c);
 		s->keycache = NULL;
 	}
-	if (s->auth_gen) {
-		s->data_gen = NULL;
-		s->gen_waiters = NULL;
+	if (s->gen_mem) {
+		free(s->gen_mem);
+		s->gen_mem = NULL;
+	} else if (s->auth_gen) {
 		munmap((void *)s->auth_gen, GEN_BYTES);
-		s->auth_gen = NULL;
 	}
+	s->auth_gen = s->data_gen = s->gen_waiters = NULL;
+	s->gen_pg = 0;
+}
+
+/*
+ * Whether the caches may be used now: always on SQLite (when mapped); on
+ * PostgreSQL while the listener hears the store's notices, starting it
+ * on first need.
+ */
+static int caching(struct sfs_store *s)
+{
+	if (!s->gen_pg || __atomic_load_n(&s->gen_live, __ATOMIC_SEQ_CST))
+		return 1;
+	(void)sfsi_db_listen_start(s);
+	return 0;
+}
+
+/*
+ * Off: off first, then both generations move (what is cached now is
+ * never served again). On: both move first, then on (a lookup that sees
+ * it on reads the moved generations).
+ */
+void sfsi_gens_live(struct sfs_store *s, int live)
+{
+	if (!s->gen_pg || !s->auth_gen)
+		return;
+	if (!live)
+		__atomic_store_n(&s->gen_live, 0, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(s->auth_gen, 1, __ATOMIC_SEQ_CST);
+	sfsi_data_gen_bump(s);
+	if (live)
+		__atomic_store_n(&s->gen_live, 1, __ATOMIC_SEQ_CST);
 }
 
 uint64_t sfsi_auth_gen(struct sfs_store *s)
 {
-	return s->auth_gen ? __atomic_load_n(s->auth_gen, __ATOMIC_ACQUIRE) : 0;
+	return s->auth_gen ? __atomic_load_n(s->auth_gen, __ATOMIC_SEQ_CST) : 0;
 }
 
 void sfsi_auth_gen_bump(struct sfs_store *s)
@@ -178,8 +240,9 @@ void sfsi_auth_gen_bump(struct sfs_store *s)
 uint64_t sfs_store_data_gen(struct sfs_store *s)
 {
 	/* never 0 while known: 0 says "unknown, cache nothing" */
-	return s->data_gen ? __atomic_load_n(s->data_gen, __ATOMIC_ACQUIRE) | 1
-			   : 0;
+	if (!s->data_gen || !caching(s))
+		return 0;
+	return __atomic_load_n(s->data_gen, __ATOMIC_SEQ_CST) | 1;
 }
 
 /*
@@ -221,14 +284,14 @@ uint64_t sfs_store_data_gen_wait(struct sfs_store *s, uint64_t gen,
 		timeout_ms = 0;
 	ts.tv_sec = timeout_ms / 1000;
 	ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
-	if (!s->data_gen) {
-		/* PostgreSQL: no generation, but other processes' writes
-		 * are heard (LISTEN): wake then, still answering 0 */
+	if (!s->data_gen || !caching(s)) {
+		/* PostgreSQL, not listening (yet): other processes' writes
+		 * are heard once it listens (or the waiter polls) */
 		if (sfsi_db_listen_start(s) == 0)
 			sfsi_db_note_wait(s, timeout_ms);
 		else
 			nanosleep(&ts, NULL);
-		return 0;
+		return sfs_store_data_gen(s);
 	}
 	__atomic_add_fetch(s->gen_waiters, 1, __ATOMIC_SEQ_CST);
 	now = __atomic_load_n(s->data_gen, __ATOMIC_SEQ_CST);
@@ -243,7 +306,7 @@ void sfs_store_data_gen_wake(struct sfs_store *s)
 {
 	if (s->data_gen)
 		gen_futex_wake(s);
-	else if (sfsi_db_store_is_pg(s))
+	if (sfsi_db_store_is_pg(s))
 		sfsi_db_note_wake(s);
 }
 
@@ -265,7 +328,7 @@ int sfsi_keycache_get(struct sfs_store *s, const char *key, size_t len,
 	size_t k;
 	int hit;
 
-	if (!c || len >= KEY_MAX)
+	if (!c || len >= KEY_MAX || !caching(s))
 		return 0;
 	k = slot_of(key, len);
 	sl = &c->slot[k];
@@ -286,7 +349,7 @@ void sfsi_keycache_put(struct sfs_store *s, const char *key, size_t len,
 	struct slot *sl;
 	size_t k;
 
-	if (!c || len >= KEY_MAX)
+	if (!c || len >= KEY_MAX || !caching(s))
 		return;
 	k = slot_of(key, len);
 	sl = &c->slot[k];

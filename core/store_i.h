@@ -69,6 +69,9 @@ struct sfs_store {
 	uint64_t *auth_gen;    /* STORE/auth.gen, mapped shared */
 	uint64_t *data_gen;    /* its second word: bumped after every commit */
 	uint64_t *gen_waiters; /* its third: processes' threads waiting on it */
+	uint64_t *gen_mem; /* the three words, when not mapped (PostgreSQL) */
+	int gen_pg;	   /* PostgreSQL: the listener drives the caches */
+	int gen_live;	   /* PostgreSQL: 1 while the listener hears (atomic) */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;
@@ -97,6 +100,7 @@ struct sfs_store {
 	int note_pipe[2];
 	uint64_t notes, notes_seen; /* writes heard (and wake-ups) */
 	int note_efd; /* written per write heard (sfs_store_change_fd) */
+	int note_pid; /* the listening connection's server pid, 0: none */
 };
 
 /* Write STORE/db.url (cfg's db.url and db.schema), mode 0600; it must

@@ -25,8 +25,9 @@ def source(binary):
 # the core's modules whose tests pass on PostgreSQL too (issue 16; the
 # others follow as their statements are made to run there)
 PG_UNIT = {"t_auth", "t_blob", "t_changes", "t_dir", "t_file", "t_fsck",
-           "t_inline", "t_job", "t_media", "t_people", "t_query", "t_session",
-           "t_share", "t_store", "t_sync", "t_tag", "t_xattr"}
+           "t_inline", "t_job", "t_keycache", "t_media", "t_people",
+           "t_query", "t_session", "t_share", "t_store", "t_sync", "t_tag",
+           "t_xattr"}
 
 CASES = []
 for b in UNIT:

@@ -5,8 +5,10 @@ directory of their own -- as on three machines, sharing nothing but
 STORE/db.url's record -- behind an nginx that sends requests round robin,
 and two mounts on two more such directories.
 
-What must hold: a change acknowledged by one daemon is seen by the
-others at once (nothing correct is kept in a process); concurrent
+What must hold: a change acknowledged by one daemon is read through it
+at once, and through the others as soon as the store's NOTIFY of it
+reached them (their key and answer caches drop what they hold then; the
+delays are measured and printed, 30 s is only a deadline); concurrent
 uploads, PATCHes, renames and deletes through different daemons all
 land, each present once; two PATCHes of one file through two daemons
 both land (the database serialises them: last writer wins per field);
@@ -177,25 +179,54 @@ def live(cl):
     return [c for i, c in enumerate(cl.clients) if i not in cl.killed]
 
 
-def test_a_change_through_one_is_seen_through_all_at_once(cluster):
+DELAYS = []
+
+
+def seen(c, fid, pred, timeout=30):
+    """Read file fid through c until pred(its JSON): the JSON. A daemon
+    answers from its caches until the notice of another's commit reached
+    it; the time that took goes to DELAYS."""
+    t0 = time.monotonic()
+    while True:
+        g = c.get("/" + fid).json()
+        if pred(g) or time.monotonic() - t0 > timeout:
+            DELAYS.append(time.monotonic() - t0)
+            return g
+        time.sleep(0.001)
+
+
+def test_a_change_through_one_is_seen_through_all_once_told(cluster):
     a, b, c = live(cluster)[:3]
     data = os.urandom(5000)
     f = a.new_file(data=data, name="shared", path="/one/")
-    # no waiting: what one daemon acknowledged, the others read
+    # a new file: no daemon has kept an answer about it
     for other in (b, c):
         g = other.get("/" + f["id"])
         assert g.status_code == 200, g.text
         assert g.json()["sha256"] == hashlib.sha256(data).hexdigest()
         assert other.get("/%s/content" % f["id"]).content == data
-    r = b.patch("/" + f["id"], json={"name": "renamed", "path": "/two/"})
-    assert r.status_code == 200, r.text
-    for other in (a, c):
-        g = other.get("/" + f["id"]).json()
+    for _ in range(3):
+        r = b.patch("/" + f["id"], json={"name": "renamed", "path": "/two/"})
+        assert r.status_code == 200, r.text
+        # the daemon of the change: at once
+        g = b.get("/" + f["id"]).json()
         assert (g["name"], g["path"]) == ("renamed", "/two/"), g
+        for other in (a, c):
+            g = seen(other, f["id"], lambda g: g["name"] == "renamed")
+            assert (g["name"], g["path"]) == ("renamed", "/two/"), g
+        r = c.patch("/" + f["id"], json={"name": "back", "path": "/one/"})
+        assert r.status_code == 200, r.text
+        assert c.get("/" + f["id"]).json()["name"] == "back"
+        for other in (a, b):
+            g = seen(other, f["id"], lambda g: g["name"] == "back")
+            assert (g["name"], g["path"]) == ("back", "/one/"), g
     assert c.delete("/" + f["id"]).status_code == 204
+    assert c.get("/" + f["id"]).json()["isDeleted"] is True
     for other in (a, b):
-        assert other.get("/" + f["id"]).json()["isDeleted"] is True
-        assert f["id"] not in [g["id"] for g in listed(other, "/two/")]
+        assert seen(other, f["id"], lambda g: g["isDeleted"])["isDeleted"]
+        assert f["id"] not in [g["id"] for g in listed(other, "/one/")]
+    print("a change through one daemon read through another after"
+          " (ms, %d reads): max %.1f" % (len(DELAYS), 1000 * max(DELAYS)))
 
 
 def listed(client, path):
@@ -277,7 +308,8 @@ def test_two_patches_of_one_file_through_two_daemons_both_land(cluster):
             assert r1.result().status_code == 200, r1.result().text
             assert r2.result().status_code == 200, r2.result().text
         for c in (a, b):
-            g = c.get("/" + f["id"]).json()
+            g = seen(c, f["id"], lambda g: g["name"] == "n%d" % rnd and
+                     g["tags"] == ["t%d" % rnd])
             assert g["name"] == "n%d" % rnd and g["tags"] == ["t%d" % rnd]
 
 
@@ -352,7 +384,8 @@ def test_two_mounts_and_the_daemons_see_each_others_changes(
         os.rename(m2.path(top.strip("/"), "frommount.txt"),
                   m2.path(top.strip("/"), "renamed.txt"))
         for c in daemons:
-            assert c.get("/" + mid).json()["name"] == "renamed"
+            assert seen(c, mid, lambda g: g["name"] == "renamed")[
+                "name"] == "renamed"
         assert eventually(lambda: sorted(os.listdir(m1.path(
             top.strip("/")))) == ["fromapi.wav", "renamed.txt"])
         # a daemon renames and tags, another deletes: the mounts follow
