@@ -259,6 +259,7 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 			free(d);
 			return st;
 		}
+		sfsi_pg_set_domain(d->pg, &s->gen_domain);
 		goto done;
 	}
 	st = open_conn(path, 0, &s->cfg, &d->h, e);
@@ -377,6 +378,8 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	} else if (s->cfg.db_url[0]) {
 		st = sfsi_pg_open(s->cfg.db_url, s->cfg.db_schema, s->origin, 0,
 				  &d->pg, e);
+		if (!st)
+			sfsi_pg_set_domain(d->pg, &s->gen_domain);
 	} else {
 		st = open_conn(path, 0, &s->cfg, &d->h, e);
 		if (!st && (st = tag_origin(d->h, s->origin, e))) {
@@ -1785,6 +1788,7 @@ static void *listener(void *arg)
 				continue;
 			}
 			warned = 0;
+			sfsi_pg_set_domain(c, &s->gen_domain);
 			/* what was said while no one listened is unknown:
 			 * the caches start afresh, the waiters look */
 			__atomic_store_n(&s->note_pid, sfsi_pg_backend_pid(c),

@@ -42,9 +42,10 @@ struct pgconn {
 	int wrote; /* a write committed since sfsi_pg_take_wrote */
 	int txn_wrote;
 	int64_t last_id;
-	int64_t origin;	 /* the store handle's (speechfs.origin) */
-	int notify_jobs; /* jobs queued in this transaction */
-	int notify_auth; /* credentials changed in this transaction */
+	int64_t origin;	       /* the store handle's (speechfs.origin) */
+	const int64_t *domain; /* the store's generations', or NULL */
+	int notify_jobs;       /* jobs queued in this transaction */
+	int notify_auth;       /* credentials changed in this transaction */
 	char begin_write[128];
 	char channel[40]; /* the store's LISTEN/NOTIFY channel */
 };
@@ -1167,11 +1168,25 @@ void sfsi_pg_notify_auth(struct pgconn *c)
 	c->notify_auth = 1;
 }
 
+void sfsi_pg_set_domain(struct pgconn *c, const int64_t *domain)
+{
+	c->domain = domain;
+}
+
+/* Who a notice says sent it: the generations' domain, else the handle. */
+static int64_t sender(const struct pgconn *c)
+{
+	int64_t dom =
+		c->domain ? __atomic_load_n(c->domain, __ATOMIC_SEQ_CST) : 0;
+
+	return dom ? dom : c->origin;
+}
+
 /*
  * A transaction that changed rows tells the store's listeners (other
  * processes, other machines) at its commit, in the same round trip:
  * NOTIFY is delivered when, and only if, the transaction commits; the
- * payload is a letter and the store handle's origin. 'w':
+ * payload is a letter and the sender (see sfsi_pg_set_domain). 'w':
  * something was written (the change feed's watchers look, answer caches
  * drop what they hold); 'j': jobs were queued (idle workers claim); 'a':
  * credentials changed (key caches drop what they hold).
@@ -1188,15 +1203,15 @@ enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 	if (c->txn_wrote)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
 				      "NOTIFY %s, 'w %lld'; ", c->channel,
-				      (long long)c->origin);
+				      (long long)sender(c));
 	if (c->notify_jobs)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
 				      "NOTIFY %s, 'j %lld'; ", c->channel,
-				      (long long)c->origin);
+				      (long long)sender(c));
 	if (c->notify_auth)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
 				      "NOTIFY %s, 'a %lld'; ", c->channel,
-				      (long long)c->origin);
+				      (long long)sender(c));
 	snprintf(sql + n, sizeof(sql) - n, "COMMIT");
 	c->notify_jobs = 0;
 	c->notify_auth = 0;
@@ -1258,8 +1273,8 @@ enum sfs_status sfsi_pg_listen(const char *url, const char *schema,
 
 /*
  * The notices waiting on the connection, as PG_NOTE_* bits; those of the
- * listener's own store handle (its origin) are writes only (the handle
- * moved its generations itself at its commit).
+ * listener's own sender (the processes sharing its generations) are
+ * writes only: those processes moved the generations at their commits.
  */
 static int notices(struct pgconn *c)
 {
@@ -1270,7 +1285,7 @@ static int notices(struct pgconn *c)
 	while ((n = PQnotifies(c->c))) {
 		kind = n->extra[0];
 		own = kind && n->extra[1] == ' ' &&
-		      strtoll(n->extra + 2, NULL, 10) == c->origin;
+		      strtoll(n->extra + 2, NULL, 10) == sender(c);
 		if (kind == 'j')
 			got |= PG_NOTE_JOBS;
 		else if (kind == 'a')

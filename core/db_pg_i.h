@@ -64,6 +64,13 @@ enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
 enum { PG_BEGIN_READ, PG_BEGIN_WRITE, PG_BEGIN_ROWS };
 enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode,
 			      struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The number a connection's notices name their sender by, read at each
+ * commit (the store's STORE/auth.gen number, keycache.c: the processes
+ * sharing it have moved their caches' generations already); 0 or NULL:
+ * the store handle's origin.
+ */
+void sfsi_pg_set_domain(struct pgconn *c, const int64_t *domain);
 /* Tell the store's listeners that jobs were queued, at this commit. */
 void sfsi_pg_notify_jobs(struct pgconn *c);
 /* ... that credentials changed (a key revoked, a user's rate), at it. */

@@ -56,12 +56,15 @@
 #define TTL_MS 60000
 #define KEY_MAX 80 /* "sfs_" and 64 hex digits, with room */
 /*
- * STORE/auth.gen: the credential generation, the data generation and the
+ * STORE/auth.gen: the credential generation, the data generation, the
  * number of threads (of any process) waiting for the data generation to
- * move (sfs_store_data_gen_wait). A file of an older version, two words
- * long, grows to three; the older version maps the first two.
+ * move (sfs_store_data_gen_wait), and the file's own random number
+ * (PostgreSQL: the notices of processes that share the file, which moved
+ * the generations already, are told by it). A file of an older version,
+ * two or three words long, grows to four; an older version maps the
+ * words it knows.
  */
-#define GEN_BYTES (3 * (off_t)sizeof(uint64_t))
+#define GEN_BYTES (4 * (off_t)sizeof(uint64_t))
 
 struct slot {
 	char key[KEY_MAX];
@@ -125,6 +128,25 @@ static uint64_t *gen_map(struct sfs_store *s, const char *like)
 }
 
 /*
+ * The file's random number, set by the first process that finds none
+ * (the others read the one it set); a process without the file goes by
+ * its own origin.
+ */
+static int64_t gen_domain(struct sfs_store *s, uint64_t *word)
+{
+	uint64_t want = 0, mine;
+
+	if (s->gen_mem)
+		return s->origin | 1;
+	if (sfsi_random(&mine, sizeof(mine)))
+		mine = (uint64_t)s->origin;
+	mine = (mine & INT64_MAX) | 1;
+	__atomic_compare_exchange_n(word, &want, mine, 0, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	return (int64_t)__atomic_load_n(word, __ATOMIC_SEQ_CST);
+}
+
+/*
  * On PostgreSQL the file is shared by the processes of this machine on
  * this store directory (exact among them, as on SQLite); what other
  * machines change, the listener tells. Without the file (a directory
@@ -165,6 +187,7 @@ void sfsi_keycache_open(struct sfs_store *s)
 	s->data_gen = map + 1;
 	s->gen_waiters = map + 2;
 	s->gen_pg = pg;
+	s->gen_domain = pg ? gen_domain(s, map + 3) : 0;
 	s->keycache = c;
 }
 

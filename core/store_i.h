@@ -69,9 +69,10 @@ struct sfs_store {
 	uint64_t *auth_gen;    /* STORE/auth.gen, mapped shared */
 	uint64_t *data_gen;    /* its second word: bumped after every commit */
 	uint64_t *gen_waiters; /* its third: processes' threads waiting on it */
-	uint64_t *gen_mem; /* the three words, when not mapped (PostgreSQL) */
-	int gen_pg;	   /* PostgreSQL: the listener drives the caches */
-	int gen_live;	   /* PostgreSQL: 1 while the listener hears (atomic) */
+	uint64_t *gen_mem;  /* the three words, when not mapped (PostgreSQL) */
+	int gen_pg;	    /* PostgreSQL: the listener drives the caches */
+	int64_t gen_domain; /* PostgreSQL: auth.gen's number (keycache.c) */
+	int gen_live; /* PostgreSQL: 1 while the listener hears (atomic) */
 
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;
