@@ -358,7 +358,8 @@ static void test_listener_lost(void)
 		return; /* SQLite: no listener */
 	REQUIRE(fx_open(&f) == 0);
 	sfs_err_init(&e);
-	snprintf(role, sizeof(role), "sfs_t_%d", (int)getpid());
+	snprintf(role, sizeof(role), "sfs_t_%d_%lld", (int)getpid(),
+		 (long long)(sfs_mono_ns() % 1000000000));
 	REQUIRE(tfx_sql(f.s, "CREATE ROLE %s LOGIN SUPERUSER", role) == 0);
 	b = open_elsewhere(&f, role, &dir2);
 	CHECK(b != NULL);

@@ -171,11 +171,18 @@ static inline int th_db_config(struct sfs_config *c)
 {
 	static int serial;
 	const char *url = getenv("SFS_DB_URL");
+	struct timespec now;
 	char schema[64];
 
 	if (!url || !url[0])
 		return 0;
-	snprintf(schema, sizeof(schema), "t_%d_%d", (int)getpid(), ++serial);
+	/*
+	 * With a clock reading: a binary looped (SFS_UNIT_REPEAT) works in
+	 * one database, and pids come round again (pid_max is 32768 here)
+	 */
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(schema, sizeof(schema), "t_%d_%d_%ld_%ld", (int)getpid(),
+		 ++serial, (long)now.tv_sec, now.tv_nsec);
 	return sfs_config_set(c, "db.url", url, NULL) ||
 	       sfs_config_set(c, "db.schema", schema, NULL);
 }
