@@ -192,18 +192,25 @@ static int64_t ns_of(json_t *o, const char *key, int64_t ms)
 enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 				       struct sfs_file *f, struct sfs_err *e)
 {
-	json_t *o, *v, *t;
+	json_t *o = json_loadb(json, len, 0, NULL);
+	enum sfs_status st = sfsi_remote_file_decode_obj(o, f, e);
+
+	json_decref(o);
+	return st;
+}
+
+enum sfs_status sfsi_remote_file_decode_obj(json_t *o, struct sfs_file *f,
+					    struct sfs_err *e)
+{
+	json_t *v, *t;
 	const char *s;
 	size_t i;
 
 	sfs_file_init(f);
-	o = json_loadb(json, len, 0, NULL);
 	s = json_string_value(json_object_get(o, "id"));
-	if (!json_is_object(o) || !s || strlen(s) >= sizeof(f->id)) {
-		json_decref(o);
+	if (!json_is_object(o) || !s || strlen(s) >= sizeof(f->id))
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
 				"the server's answer is not a file");
-	}
 	sfs_strlcpy(f->id, s, sizeof(f->id));
 	f->name = dup_str(o, "name");
 	f->filename = dup_str(o, "filename");
@@ -253,7 +260,6 @@ enum sfs_status sfs_remote_file_decode(const char *json, size_t len,
 				f->ntags++;
 		}
 	}
-	json_decref(o);
 	if (!f->name || !f->path) {
 		sfs_file_release(f);
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");

@@ -23,6 +23,8 @@
 #include "speechfs/banned.h"
 
 #define NBUCKETS 4096
+#define NONE UINT32_MAX
+#define INDEX_FROM 64 /* files in a listing before its names get an index */
 
 struct rdir {
 	char *path;	   /* "/a/b/" */
@@ -34,6 +36,12 @@ struct rdir {
 	int64_t files_at; /* monotonic ms of the fill */
 	struct sfs_file *v;
 	size_t n, cap;
+	/*
+	 * Its files by name (case folded), made at the first lookup of a
+	 * large listing: chains of indices (NONE ends one), head by hash.
+	 */
+	uint32_t *head, *link;
+	size_t nb, nlink;
 	/* the server's answer about the directory, when dirj */
 	json_t *dirj;
 	int64_t dirj_at;
@@ -164,14 +172,99 @@ static struct rloc locate(struct sfsi_rcache *c, int64_t ino)
 	return l;
 }
 
+/* ---- the index of a listing by name ----------------------------------- */
+
+/* A name's hash, ASCII case folded as strcasecmp compares. */
+static uint32_t name_hash(const char *k)
+{
+	uint32_t h = 2166136261u;
+	unsigned char ch;
+
+	for (; k && *k; k++) {
+		ch = (unsigned char)*k;
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (unsigned char)(ch - 'A' + 'a');
+		h = (h ^ ch) * 16777619u;
+	}
+	return h;
+}
+
+static void index_free(struct rdir *d)
+{
+	free(d->head);
+	free(d->link);
+	d->head = d->link = NULL;
+	d->nb = d->nlink = 0;
+}
+
+static void index_link(struct rdir *d, size_t i)
+{
+	uint32_t h = name_hash(d->v[i].name) & (uint32_t)(d->nb - 1);
+
+	d->link[i] = d->head[h];
+	d->head[h] = (uint32_t)i;
+}
+
+static void index_unlink(struct rdir *d, size_t i)
+{
+	uint32_t *p = &d->head[name_hash(d->v[i].name) & (uint32_t)(d->nb - 1)];
+
+	while (*p != NONE && *p != i)
+		p = &d->link[*p];
+	if (*p == i)
+		*p = d->link[i];
+}
+
+/* (Re)make the index for d's files as they are: 0, or -1 (no memory). */
+static int index_make(struct rdir *d)
+{
+	size_t nb = 64, i;
+
+	while (nb < 2 * d->n)
+		nb *= 2;
+	index_free(d);
+	d->head = malloc(nb * sizeof(*d->head));
+	d->link = malloc((d->cap ? d->cap : 1) * sizeof(*d->link));
+	if (!d->head || !d->link || d->cap >= NONE) {
+		index_free(d);
+		return -1;
+	}
+	d->nb = nb;
+	d->nlink = d->cap ? d->cap : 1;
+	memset(d->head, 0xff, nb * sizeof(*d->head));
+	for (i = 0; i < d->n; i++)
+		index_link(d, i);
+	return 0;
+}
+
+/* File d->n - 1 was added: into the index, if d has one. */
+static void index_added(struct rdir *d)
+{
+	if (!d->head)
+		return;
+	if (d->n > d->nlink || 2 * d->n > d->nb) {
+		if (index_make(d))
+			index_free(d); /* looked up without one */
+		return;
+	}
+	index_link(d, d->n - 1);
+}
+
 /* Take file i out of d's listing (the last one moves into its place). */
 static void drop_file(struct sfsi_rcache *c, struct rdir *d, size_t i)
 {
+	if (d->head) {
+		index_unlink(d, i);
+		if (i + 1 < d->n)
+			index_unlink(d, d->n - 1);
+	}
 	set_where(c, d->v[i].ino, NULL, 0);
 	sfs_file_release(&d->v[i]);
 	if (i + 1 < d->n) {
 		d->v[i] = d->v[d->n - 1];
 		set_where(c, d->v[i].ino, d, i);
+		if (d->head)
+			index_link(d, i);
 	}
 	d->n--;
 	c->nfiles--;
@@ -179,6 +272,7 @@ static void drop_file(struct sfsi_rcache *c, struct rdir *d, size_t i)
 
 static void drop_files(struct sfsi_rcache *c, struct rdir *d)
 {
+	index_free(d);
 	while (d->n)
 		drop_file(c, d, d->n - 1);
 	free(d->v);
@@ -362,14 +456,56 @@ void sfsi_rcache_put_dir(struct sfsi_rcache *c, const char *path, uint64_t t,
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Is file i of d among the first k picked (their indices in picked)? */
+static int picked_already(const size_t *picked, size_t k, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < k; j++)
+		if (picked[j] == i)
+			return 1;
+	return 0;
+}
+
+#define PICK_MAX 16
+
+/*
+ * The indices of d's files named in names (by the index), up to
+ * PICK_MAX; -1 when the index cannot tell (none, or more than that).
+ */
+static int pick_by_name(struct rdir *d, const char *const *names, size_t n,
+			size_t *picked)
+{
+	size_t k = 0, i;
+	uint32_t j;
+
+	if (!d->head && (d->n < INDEX_FROM || index_make(d)))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!names[i])
+			continue;
+		j = d->head[name_hash(names[i]) & (uint32_t)(d->nb - 1)];
+		for (; j != NONE; j = d->link[j]) {
+			if (!d->v[j].name ||
+			    strcasecmp(d->v[j].name, names[i]) ||
+			    picked_already(picked, k, j))
+				continue;
+			if (k == PICK_MAX)
+				return -1;
+			picked[k++] = j;
+		}
+	}
+	return (int)k;
+}
+
 int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
 		      const char *const *names, size_t n, const char *id_prefix,
 		      int all, struct sfs_file_list *out)
 {
+	size_t picked[PICK_MAX], i, k = 0, want;
 	struct sfs_file *v = NULL;
 	struct rdir *d;
-	size_t i, k = 0;
-	int hit = 0;
+	int hit = 0, np = -1;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&c->mu);
@@ -377,28 +513,27 @@ int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
 	if (d && d->has_files && fresh(c, d->files_at)) {
 		hit = 1;
 		d->used = ++c->clock;
-		for (i = 0; i < d->n; i++) {
-			if (!all &&
-			    !sfsi_remote_name_is(&d->v[i], names, n, id_prefix))
+		/* by the index, unless an id prefix is asked too */
+		if (!all && !(id_prefix && *id_prefix))
+			np = pick_by_name(d, names, n, picked);
+		want = all ? d->n : np >= 0 ? (size_t)np : 0;
+		for (i = 0; !all && np < 0 && i < d->n; i++)
+			want += (size_t)sfsi_remote_name_is(&d->v[i], names, n,
+							    id_prefix);
+		if (want && !(v = calloc(want, sizeof(*v))))
+			hit = 0;
+		for (i = 0;
+		     hit && k < want && i < (np >= 0 ? (size_t)np : d->n);
+		     i++) {
+			size_t x = np >= 0 ? picked[i] : i;
+
+			if (np < 0 && !all &&
+			    !sfsi_remote_name_is(&d->v[x], names, n, id_prefix))
 				continue;
-			if (!v && !(v = calloc(all ? d->n : 4, sizeof(*v)))) {
+			if (file_copy(&v[k], &d->v[x]))
 				hit = 0;
-				break;
-			}
-			if (!all && k && k % 4 == 0) {
-				struct sfs_file *nv =
-					realloc(v, (k + 4) * sizeof(*v));
-				if (!nv) {
-					hit = 0;
-					break;
-				}
-				v = nv;
-			}
-			if (file_copy(&v[k], &d->v[i])) {
-				hit = 0;
-				break;
-			}
-			k++;
+			else
+				k++;
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -593,6 +728,7 @@ void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f)
 			set_where(c, f->ino, d, d->n);
 			d->n++;
 			c->nfiles++;
+			index_added(d);
 		} else {
 			drop_files(c, d); /* no memory: asked again */
 		}

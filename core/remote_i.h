@@ -315,6 +315,11 @@ enum sfs_status sfsi_remote_dir_url(const char *path, char *url, size_t size,
 				    struct sfs_err *e);
 /* Room for sfsi_remote_dir_url's URL: a path of 4095 bytes, escaped. */
 #define SFSI_REMOTE_DIR_URL_MAX (3 * 4096 + 64)
+/* sfs_remote_file_decode of a parsed File object. */
+struct json_t;
+enum sfs_status sfsi_remote_file_decode_obj(struct json_t *o,
+					    struct sfs_file *f,
+					    struct sfs_err *e) SFS_MUST_CHECK;
 /* A file's JSON into out, numbered (its ino) and with its permission. */
 enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
 				      size_t len, struct sfs_file *out,

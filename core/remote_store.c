@@ -434,15 +434,8 @@ enum sfs_status sfsi_remote_get_json(struct sfs_store *s, const char *path,
 static enum sfs_status file_of(struct rstore *rs, json_t *o, int perm,
 			       struct sfs_file *f, struct sfs_err *e)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
-	enum sfs_status st;
+	enum sfs_status st = sfsi_remote_file_decode_obj(o, f, e);
 
-	if (!text) {
-		sfs_file_init(f);
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	}
-	st = sfs_remote_file_decode(text, strlen(text), f, e);
-	free(text);
 	return st ? st : number(rs, f, perm, e);
 }
 

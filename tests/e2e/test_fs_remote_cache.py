@@ -140,13 +140,16 @@ def test_others_changes_show_despite_the_cache(srv):
 
 def test_own_changes_show_at_once(srv):
     """What the mount does itself shows in its next call, from the
-    server's answers: no listing is asked again for it."""
+    server's answers: no listing is asked again for it. (A directory of
+    more than 64 files: its names are looked up through an index, kept
+    as files come, go and move.)"""
     dm, key = srv
-    upload(dm, key, "x", "/w/")
+    for i in range(70):
+        upload(dm, key, "x%02d" % i, "/w/")
     m = RemoteMount(dm.base, key)
     try:
         w = m.path("w")
-        assert os.listdir(w) == ["x.wav"]
+        assert len(os.listdir(w)) == 70
         before = requests_of(dm, "files_list")
         for i in range(20):
             m.path("w", "n%02d.txt" % i).write_bytes(b"n%d" % i)
@@ -164,6 +167,15 @@ def test_own_changes_show_at_once(srv):
         os.rename(m.path("w", "n03.txt"), m.path("w", "sub", "n03.txt"))
         assert os.listdir(m.path("w", "sub")) == ["n03.txt"]
         assert "n03.txt" not in os.listdir(w)
+        os.unlink(m.path("w", "x00.wav"))     # the first: the last moves
+        assert not m.path("w", "x00.wav").exists()
+        for i in range(1, 70):
+            assert m.path("w", "x%02d.wav" % i).read_bytes() == b"RIFF x"
+        names = sorted(os.listdir(w))
+        assert names == sorted(["x%02d.wav" % i for i in range(1, 70)] +
+                               ["n%02d.txt" % i for i in range(2, 20)
+                                if i != 3] +
+                               ["renamed.txt", "sub"])
         assert requests_of(dm, "files_list") - before <= 2, \
             "own changes made the listing be asked again"
     finally:
