@@ -225,10 +225,9 @@ static const char *sniff(const unsigned char *b, size_t n, int *damaged)
 static int sf_may_read(const unsigned char *b, size_t n, int64_t len)
 {
 	static const char *const first4[] = {
-		"RIFF", "RIFX", "RF64", "FORM", ".snd", "dns.", "fap ",
-		" paf", "NIST", "Crea", "riff", "MATL", "PVF1", "Exte",
-		"caff", "OggS", "ALaw", "Diam", "LM89", "CAT ", "fLaC",
-		"2BIT",
+		"RIFF", "RIFX", "RF64", "FORM", ".snd", "dns.", "fap ", " paf",
+		"NIST", "Crea", "riff", "MATL", "PVF1", "Exte", "caff", "OggS",
+		"ALaw", "Diam", "LM89", "CAT ", "fLaC", "2BIT",
 	};
 	uint32_t words;
 	size_t i;
@@ -246,7 +245,7 @@ static int sf_may_read(const unsigned char *b, size_t n, int64_t len)
 	    (!b[0] && !(b[1] & 0xf8) && b[2] == 0xa3 && b[3] == 0x64))
 		return 1; /* IRCAM */
 	if (b[0] == 0xf0 && b[1] == 0x7e && !(b[2] & 0x80) && b[3] == 0x01)
-		return 1; /* SDS */
+		return 1;	    /* SDS */
 	if (b[0] == 1 && b[1] == 4) /* MPC 2000 */
 		return 1;
 	if (n < 12)

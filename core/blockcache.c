@@ -165,8 +165,7 @@ static void cache_evict(struct sfsi_bcache *be)
  * copy_folio_from_iter_atomic, the reader and the cache sharing two
  * cores). Where the file system refuses O_DIRECT, a plain write.
  */
-static int write_block(int fd, int direct, const unsigned char *buf,
-		       size_t len)
+static int write_block(int fd, int direct, const unsigned char *buf, size_t len)
 {
 	size_t padded = (len + ALIGN - 1) / ALIGN * ALIGN;
 

@@ -445,9 +445,10 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
 	}
 	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-			 q->fd >= 0 || q->source ? 0L
-				    : (long)(q->timeout_s ? q->timeout_s
-							  : 2 * r->timeout_s));
+			 q->fd >= 0 || q->source
+				 ? 0L
+				 : (long)(q->timeout_s ? q->timeout_s
+						       : 2 * r->timeout_s));
 	/*
 	 * Content into a sink (a block's Range GET) in large reads: libcurl's
 	 * default 16 KiB buffer made a recv, a poll and a callback per 16 KiB.

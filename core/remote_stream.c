@@ -149,8 +149,7 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 	(void)s;
 	if (!x)
 		return 0;
-	if (strcmp(x->id, id) ||
-	    ((x->flags ^ flags) & SFS_SET_LISTENING) ||
+	if (strcmp(x->id, id) || ((x->flags ^ flags) & SFS_SET_LISTENING) ||
 	    !sfsi_stage_complete(st)) {
 		stream_end(x);
 		return 0;

@@ -240,8 +240,8 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		if (!st)
 			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	} else {
-		st = sfs_remote_set_content(sfsi_remote_of(s), id,
-					    content->fd, NULL, flags, &f, e);
+		st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd,
+					    NULL, flags, &f, e);
 	}
 	sfs_buf_release(&b);
 	if (!st)
