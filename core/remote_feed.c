@@ -22,6 +22,14 @@
 
 #define POLL_S 25
 #define QUEUE_MAX 4096
+/*
+ * After an answer of this store's own changes only, the next poll waits
+ * this long: a burst of the mount's own writes (each answered by a poll
+ * at once) costs the server a poll per OWN_GAP_MS, not two per file;
+ * others' changes meanwhile come with the next poll (the cursor keeps
+ * them), that much later.
+ */
+#define OWN_GAP_MS 50
 
 struct fchange {
 	int64_t seq;
@@ -42,6 +50,7 @@ struct sfsi_rfeed {
 	size_t n;
 	int64_t seq;
 	char cursor[32];
+	int own, others; /* changes of each kind in the last answer */
 };
 
 /* Queue one change (f->mu held); a full queue becomes "all of /". */
@@ -107,20 +116,30 @@ static void on_json(void *arg, const char *json, size_t len)
 	if (dir || ino)
 		push(f, ino, dir, own);
 	pthread_mutex_unlock(&f->mu);
+	if (own)
+		f->own++;
+	else
+		f->others++;
 	sfs_file_release(&sf);
 	json_decref(j);
 }
 
-static void nap(struct sfsi_rfeed *f, int s)
+/* Sleep ms milliseconds, in steps of 10 ms while not stopped. */
+static void nap_ms(struct sfsi_rfeed *f, int ms)
 {
 	int i;
 
-	for (i = 0; i < s * 10 && !__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST);
+	for (i = 0; i < ms / 10 && !__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST);
 	     i++) {
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
 		nanosleep(&ts, NULL);
 	}
+}
+
+static void nap(struct sfsi_rfeed *f, int s)
+{
+	nap_ms(f, s * 1000);
 }
 
 static void *feed(void *arg)
@@ -138,6 +157,7 @@ static void *feed(void *arg)
 		pthread_mutex_lock(&f->mu);
 		before = f->seq;
 		pthread_mutex_unlock(&f->mu);
+		f->own = f->others = 0;
 		st = sfs_remote_changes(f->r, f->cursor[0] ? f->cursor : NULL,
 					POLL_S, on_json, f, next, sizeof(next),
 					&more, &e);
@@ -168,6 +188,8 @@ static void *feed(void *arg)
 		if (f->seq != before && write(f->efd, &one, sizeof(one)) < 0)
 			sfs_debug("remote", "cannot wake the poller");
 		pthread_mutex_unlock(&f->mu);
+		if (!st && !more && f->own && !f->others)
+			nap_ms(f, OWN_GAP_MS);
 	}
 	return NULL;
 }
