@@ -864,11 +864,6 @@ static int by_ino(const void *a, const void *b)
 }
 
 /*
- * Every page of GET url&page=N into l (sfs_file_list_release), each file
- * numbered with perm; the first pages' files get the lower numbers, so
- * the order of a listing (oldest first) is the order of numbers.
- */
-/*
  * The fields of a SharedFile (shared-with-me) beyond the File: how the
  * caller reaches it, the sharer, and the owner with its order (extensions).
  */
@@ -917,43 +912,64 @@ static int shared_perm(json_t *o)
  * Every page of a listing of files (perm: that of the caller on them;
  * -1: a shared-with-me listing, each with its own).
  */
+/* The files of one page's answer j appended to l (room made for total). */
+static enum sfs_status page_files(struct rstore *rs, json_t *j, int perm,
+				  struct sfs_file_list *l, size_t *cap,
+				  int64_t *total, size_t *na, struct sfs_err *e)
+{
+	json_t *a = json_object_get(j, "files");
+	enum sfs_status st = SFS_OK;
+	struct sfs_file *nv;
+	size_t i, want;
+
+	*total = json_integer_value(json_object_get(j, "total"));
+	*na = json_array_size(a);
+	want = l->n + *na;
+	if (*total > 0 && (size_t)*total > want)
+		want = (size_t)*total; /* one allocation for the whole */
+	if (*na && want > *cap) {
+		nv = realloc(l->files, want * sizeof(*nv));
+		if (!nv)
+			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+					"out of memory");
+		l->files = nv;
+		*cap = want;
+	}
+	for (i = 0; !st && i < *na; i++) {
+		json_t *o = json_array_get(a, i);
+
+		st = file_of(rs, o, perm < 0 ? shared_perm(o) : perm,
+			     &l->files[l->n], e);
+		if (!st && perm < 0)
+			shared_fields(rs, o, &l->files[l->n]);
+		if (!st)
+			l->n++;
+	}
+	return st;
+}
+
+/*
+ * Every page of GET url&page=N into l (sfs_file_list_release), each file
+ * numbered with perm; the first pages' files get the lower numbers, so
+ * the order of a listing (oldest first) is the order of numbers. The
+ * first page's total sizes the list once.
+ */
 static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 				struct sfs_file_list *l, struct sfs_err *e)
 {
 	char page[4200];
 	enum sfs_status st = SFS_OK;
-	struct sfs_file *nv;
-	json_t *j = NULL, *a;
+	json_t *j = NULL;
 	int64_t p, total = 0;
-	size_t i, na;
+	size_t cap = 0, na = 0;
 
 	memset(l, 0, sizeof(*l));
 	for (p = 0; !st; p++) {
 		snprintf(page, sizeof(page), "%s&size=%d&page=%lld", url, PAGE,
 			 (long long)p);
 		st = get_json(rs, page, &j, e);
-		a = json_object_get(j, "files");
-		total = json_integer_value(json_object_get(j, "total"));
-		if (!st && json_array_size(a)) {
-			nv = realloc(l->files,
-				     (l->n + json_array_size(a)) * sizeof(*nv));
-			if (!nv)
-				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-					      "out of memory");
-			else
-				l->files = nv;
-		}
-		for (i = 0; !st && i < json_array_size(a); i++) {
-			json_t *o = json_array_get(a, i);
-
-			st = file_of(rs, o, perm < 0 ? shared_perm(o) : perm,
-				     &l->files[l->n], e);
-			if (!st && perm < 0)
-				shared_fields(rs, o, &l->files[l->n]);
-			if (!st)
-				l->n++;
-		}
-		na = json_array_size(a);
+		if (!st)
+			st = page_files(rs, j, perm, l, &cap, &total, &na, e);
 		json_decref(j);
 		j = NULL;
 		if (!na || (int64_t)l->n >= total)
