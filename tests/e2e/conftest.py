@@ -19,7 +19,9 @@ own per store; every process that opens the store follows STORE/db.url.
 
 The mount kind: a mount module that sets MOUNT_KINDS = ["local",
 "remote"] runs every test of it once per kind (the autouse `mount_kind`
-fixture; fsutil.Mount says what a remote mount is)."""
+fixture; fsutil.Mount says what a remote mount is). A test whose subject
+a remote mount does not have (the local store's syncs, -o commit's
+window) says so with @pytest.mark.mount_kinds("local")."""
 import itertools
 import json
 import os
@@ -151,6 +153,12 @@ def meta(request):
         server.drop_database(name)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "mount_kinds(*kinds): the mount kinds of MOUNT_KINDS "
+        "this test runs on (its subject is not the others')")
+
+
 @pytest.fixture(autouse=True)
 def mount_kind(request):
     """"local" or "remote": the kind of every fsutil.Mount of the test
@@ -173,6 +181,9 @@ def pytest_generate_tests(metafunc):
     not the mount's concern; the API suites cover them behind a daemon)."""
     names = [n for n in ("blobs", "meta") if n in metafunc.fixturenames]
     kinds = getattr(metafunc.module, "MOUNT_KINDS", None)
+    only = metafunc.definition.get_closest_marker("mount_kinds")
+    if kinds and only:
+        kinds = [k for k in kinds if k in only.args]
     if "mount_kind" not in metafunc.fixturenames:
         kinds = None
     if not names:

@@ -2,7 +2,12 @@
 sync until close, and close()/fsync() still return only after a durable
 sync (seen with strace on the mount); directory listings handed out in
 several batches, plain first and with attributes after, show every entry
-with its right size, also after a change."""
+with its right size, also after a change. Listings, walks and a create
+seen before its close run on a remote mount (speechfs --url) too; what
+is about the local store's syncs and -o commit's batches runs locally
+only (a remote mount syncs nothing itself: the server's close is the
+durable one, test_fs_crash kills a remote mount), and so does the probe
+of what is closed (the server probes, with the same core)."""
 import os
 import re
 import shutil
@@ -15,6 +20,9 @@ import pytest
 
 import fsutil
 from fsutil import Mount, mnt, store, xget  # noqa: F401
+
+# and on a remote mount (speechfs --url), where the subject is a mount's
+MOUNT_KINDS = ["local", "remote"]
 
 SYNC = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
 
@@ -58,6 +66,7 @@ def traced(store, tmp_path, monkeypatch):
             m.stop()
 
 
+@pytest.mark.mount_kinds("local")
 def test_create_waits_for_no_sync_close_does(traced):
     m, trace = traced
     # the first write of a fresh store starts the WAL (its header is
@@ -110,6 +119,7 @@ def wav_bytes(seconds=0.5, rate=16000):
     return b.getvalue()
 
 
+@pytest.mark.mount_kinds("local")
 def test_closing_what_is_not_audio_opens_nothing(store, tmp_path,
                                                  monkeypatch):
     """The close of a file that is not audio probes it without a look
@@ -135,6 +145,7 @@ def test_closing_what_is_not_audio_opens_nothing(store, tmp_path,
     assert fork == [], fork[:5]
 
 
+@pytest.mark.mount_kinds("local")
 def test_commit_window_closes_without_waiting(store, tmp_path, monkeypatch):
     """-o commit=MS: close() returns without a sync; one sync made by the
     mount itself, later, covers all of them; fsync() still syncs before
@@ -186,6 +197,7 @@ def test_commit_window_closes_without_waiting(store, tmp_path, monkeypatch):
         m2.stop()
 
 
+@pytest.mark.mount_kinds("local")
 def test_reading_thread_does_not_wait_for_a_batch_to_open(store):
     """-o commit=MS: a change that opens a batch waits for SQLite's write
     lock (here another process holds it); it goes to a worker, so the

@@ -2,7 +2,8 @@
 moment between the loop's look at its session and its read of the
 device: a signal handled there used to leave that read waiting for the
 next request, so Ctrl-C did nothing until something touched the mount.
-tests/e2e/slowread.c (LD_PRELOAD) makes that moment 300 ms long."""
+tests/e2e/slowread.c (LD_PRELOAD) makes that moment 300 ms long. The
+loop is the same on a remote mount (speechfs --url), which runs it too."""
 import os
 import pathlib
 import shutil
@@ -12,10 +13,13 @@ import time
 
 import pytest
 
+import fsutil
 from fsutil import SPEECHFS, need_fuse, store  # noqa: F401
 
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
+# and on a remote mount of the SQLite store
+MOUNT_KINDS = ["local", "remote"]
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -43,9 +47,18 @@ def test_signal_just_before_the_read(store, slowread, tmp_path, sig):
            "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
            ":verify_asan_link_order=0"}
     log = open(tmp_path / "mount.log", "w+")
-    proc = subprocess.Popen([str(SPEECHFS), "--store", str(d), "--user",
-                             users[0], str(mp), "-f"], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
+    if fsutil.KIND["now"] == "remote":
+        srv = fsutil.server_of(d)
+        key = tmp_path / "key"
+        key.write_text(srv.key(users[0]) + "\n")
+        key.chmod(0o600)
+        (tmp_path / "cache").mkdir()
+        how = ["--url", srv.base, "--key-file", str(key), "-o",
+               "cache_dir=%s" % (tmp_path / "cache")]
+    else:
+        how = ["--store", str(d), "--user", users[0]]
+    proc = subprocess.Popen([str(SPEECHFS), *how, str(mp), "-f"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
         while not os.path.ismount(mp):
