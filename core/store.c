@@ -579,6 +579,11 @@ const char *sfs_store_dir(const struct sfs_store *s)
 	return s->dir;
 }
 
+int sfs_store_is_shared(const struct sfs_store *s)
+{
+	return !sfs_store_is_remote(s) && sfsi_db_store_is_pg(s);
+}
+
 enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)
 {
 	struct db *d = NULL;

@@ -40,7 +40,7 @@ static void opts_init(struct httpd_opts *o)
 	o->extensions = 1;
 	o->redirect_ttl_s = 300;
 	o->min_body_rate = 1024;
-	o->response_cache = 1024;
+	o->response_cache = -1; /* 1024, or 0 on a shared store (main.c) */
 	o->changes_max_waiters = 256;
 }
 
@@ -76,7 +76,8 @@ void httpd_config_init(struct httpd_config *c)
  *                                a 302 to a presigned URL (false)
  *   http.redirect_ttl             that URL's lifetime in seconds (300)
  *   http.response_cache          answers of GET /files and /files/{id}
- *                                kept until the store changes (0: off)
+ *                                kept until the store changes (0: off;
+ *                                default 1024, 0 on PostgreSQL)
  *   http.request_head_timeout    seconds a request head may take (from
  *                                its first byte; a new connection's
  *                                from the accept)

@@ -283,6 +283,15 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	}
 	/* its failure is logged, and the document's route answers 500 */
 	httpd_openapi_init();
+	/*
+	 * Unless configured, no answer cache on a store other machines
+	 * change (PostgreSQL): behind a balancer, a client that writes
+	 * through one daemon and reads through another must read its
+	 * write, and another daemon's cache learns of it only by notice.
+	 */
+	if (g_httpd.opts.response_cache < 0)
+		g_httpd.opts.response_cache =
+			sfs_store_is_shared(g_httpd.store) ? 0 : 1024;
 	if (limits_init() || conn_init() ||
 	    respcache_init(g_httpd.opts.response_cache) || changes_init()) {
 		fatal("cannot start the timers\n");

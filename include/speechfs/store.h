@@ -171,6 +171,13 @@ const char *sfs_store_dir(const struct sfs_store *s);
 int sfs_store_change_fd(struct sfs_store *s);
 /* Was it opened by sfs_store_open_url (remote.h)? */
 int sfs_store_is_remote(const struct sfs_store *s);
+/*
+ * Whether processes of other machines may change the store's metadata
+ * (db.url: PostgreSQL). A process learns of their commits by the
+ * database's notice, a moment after they returned: what it keeps under
+ * the store's generations (its caches) may be that moment late.
+ */
+int sfs_store_is_shared(const struct sfs_store *s);
 
 /*
  * The data generation: changes after every commit to the store's

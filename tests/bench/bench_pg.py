@@ -87,7 +87,7 @@ def get_cpu(work, server, secs, rounds, cache=False):
             w.mkdir()
             sk = pg_store(w, server)[:2] if kind == "pg" else None
             proc, base, key, logpath, _ = bh.start_sfsd(
-                w, "", sk, {} if cache else {"http.response_cache": "0"})
+                w, "", sk, {"http.response_cache": "1024" if cache else "0"})
             procs.append(proc)
             bh.wait_http(base + "/healthz", proc, logpath,
                          "speechfsd (%s)" % kind)

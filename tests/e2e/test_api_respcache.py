@@ -4,11 +4,24 @@ the store changed -- through this daemon, another daemon on the same
 store, or the admin CLI -- nor to another user, nor past a revoked key."""
 import re
 
-from conftest import Daemon, Client
+import pytest
+
+from conftest import Daemon, Client, start
 
 # on PostgreSQL the daemons and the admin CLI on one store directory share
-# its generations as on SQLite (keycache.c): the same guarantees
+# its generations as on SQLite (keycache.c): the same guarantees, once the
+# cache is asked for (it is off there by default: test_default_by_backend)
 META_BACKENDS = ["sqlite", "pg"]
+ON = {"http.response_cache": "1024"}
+
+
+@pytest.fixture(scope="module")
+def sfsd(tmp_path_factory, blobs, meta):
+    """The module's daemon, its answer cache on whatever the backend."""
+    d, c = start(tmp_path_factory, ON, blobs=blobs, meta=meta)
+    yield c
+    c.http.close()
+    d.stop()
 
 
 def cache_counts(c):
@@ -64,7 +77,7 @@ def test_changes_through_this_daemon_are_seen_at_once(sfsd):
 
 def test_changes_by_another_process_are_seen_at_once(sfsd_factory,
                                                      tmp_path_factory):
-    a = sfsd_factory()
+    a = sfsd_factory(ON)
     d2 = Daemon(tmp_path_factory.mktemp("second"), a.store)
     b = Client(d2.base, a.store)
     b.keys = a.keys
@@ -121,3 +134,19 @@ def test_cache_off(sfsd_factory):
     for _ in range(3):
         assert c.get(f"/{f['id']}").status_code == 200
     assert cache_counts(c) == (0, 0)
+
+
+def test_default_by_backend(sfsd_factory, meta):
+    """Unconfigured, the cache is on for a store on SQLite (one machine:
+    every commit is seen at once) and off for one on PostgreSQL, where a
+    daemon would learn of another machine's commit only by its notice, a
+    moment after that commit was acknowledged."""
+    c = sfsd_factory()
+    f = c.new_file(name="y")
+    for _ in range(3):
+        assert c.get(f"/{f['id']}").status_code == 200
+    hits, misses = cache_counts(c)
+    if meta.kind == "pg":
+        assert (hits, misses) == (0, 0)
+    else:
+        assert hits >= 2 and misses >= 1, (hits, misses)
