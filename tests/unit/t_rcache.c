@@ -1,0 +1,246 @@
+/*
+ * Tests of the remote store's cache of directories (core/remote_cache.c):
+ * a listing put in is looked up by name (through its index when large,
+ * case folded as strcasecmp compares) and by file number; a fill whose
+ * directory changed after its ticket does not go in; this store's own
+ * changes move files between listings; the least recently used
+ * directories go first when the bounds are passed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "remote_i.h"
+#include "speechfs/file.h"
+#include "testhelp.h"
+
+/* A file numbered ino named name in directory path. */
+static void mkfile(struct sfs_file *f, int64_t ino, const char *name,
+		   const char *path)
+{
+	sfs_file_init(f);
+	f->ino = ino;
+	snprintf(f->id, sizeof(f->id), "00000000-0000-4000-8000-%012lld",
+		 (long long)ino);
+	f->name = strdup(name);
+	f->path = strdup(path);
+	f->size = ino;
+}
+
+/* A listing of n files of path numbered from ino, named prefix%03d. */
+static void mklist(struct sfs_file_list *l, size_t n, int64_t ino,
+		   const char *prefix, const char *path)
+{
+	char name[64];
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	l->files = calloc(n ? n : 1, sizeof(*l->files));
+	for (i = 0; l->files && i < n; i++) {
+		snprintf(name, sizeof(name), "%s%03zu", prefix, i);
+		mkfile(&l->files[i], ino + (int64_t)i, name, path);
+	}
+	l->n = n;
+}
+
+static void put(struct sfsi_rcache *c, const char *path, size_t n, int64_t ino,
+		const char *prefix)
+{
+	struct sfs_file_list l;
+	uint64_t t = sfsi_rcache_ticket(c, path);
+
+	mklist(&l, n, ino, prefix, path);
+	sfsi_rcache_put_files(c, path, t, &l);
+	sfs_file_list_release(&l);
+}
+
+/* How many files named name (-1: the listing is not kept). */
+static int count(struct sfsi_rcache *c, const char *path, const char *name)
+{
+	const char *names[1] = { name };
+	struct sfs_file_list l;
+	int n;
+
+	if (!sfsi_rcache_files(c, path, names, 1, NULL, !name, &l))
+		return -1;
+	n = (int)l.n;
+	sfs_file_list_release(&l);
+	return n;
+}
+
+static struct sfsi_rcache *fresh_cache(void)
+{
+	struct sfsi_rcache *c = NULL;
+
+	if (sfsi_rcache_new(&c, NULL))
+		return NULL;
+	sfsi_rcache_live(c, 1); /* a feed follows: no time bound */
+	return c;
+}
+
+static void test_put_and_look_up(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file f;
+
+	REQUIRE(c);
+	CHECK(count(c, "/d/", NULL) == -1);
+	put(c, "/d/", 3, 1, "f");
+	CHECK(count(c, "/d/", NULL) == 3);
+	CHECK(count(c, "/d/", "f001") == 1);
+	CHECK(count(c, "/d/", "F001") == 1); /* case folded */
+	CHECK(count(c, "/d/", "nope") == 0);
+	REQUIRE(sfsi_rcache_file(c, 2, &f));
+	CHECK(!strcmp(f.name, "f001") && f.size == 2);
+	sfs_file_release(&f);
+	CHECK(!sfsi_rcache_file(c, 9, &f));
+	sfsi_rcache_free(c);
+}
+
+static void test_fill_raced_by_a_change(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file_list l;
+	uint64_t t;
+
+	REQUIRE(c);
+	/* changed after the ticket: not kept */
+	t = sfsi_rcache_ticket(c, "/d/");
+	sfsi_rcache_forget_dir(c, "/d/", 0);
+	mklist(&l, 2, 1, "f", "/d/");
+	sfsi_rcache_put_files(c, "/d/", t, &l);
+	sfs_file_list_release(&l);
+	CHECK(count(c, "/d/", NULL) == -1);
+	/* a file of it changed by others (it moved in): the same */
+	t = sfsi_rcache_ticket(c, "/d/");
+	sfsi_rcache_forget_file(c, 7, "/d/");
+	mklist(&l, 2, 1, "f", "/d/");
+	sfsi_rcache_put_files(c, "/d/", t, &l);
+	sfs_file_list_release(&l);
+	CHECK(count(c, "/d/", NULL) == -1);
+	/* everything forgotten meanwhile: the same */
+	t = sfsi_rcache_ticket(c, "/d/");
+	sfsi_rcache_forget_all(c);
+	mklist(&l, 2, 1, "f", "/d/");
+	sfsi_rcache_put_files(c, "/d/", t, &l);
+	sfs_file_list_release(&l);
+	CHECK(count(c, "/d/", NULL) == -1);
+	/* another directory changed: kept */
+	t = sfsi_rcache_ticket(c, "/d/");
+	sfsi_rcache_forget_dir(c, "/e/", 0);
+	mklist(&l, 2, 1, "f", "/d/");
+	sfsi_rcache_put_files(c, "/d/", t, &l);
+	sfs_file_list_release(&l);
+	CHECK(count(c, "/d/", NULL) == 2);
+	/* a change below an ancestor's forgetting: /d/ goes too */
+	sfsi_rcache_forget_dir(c, "/", 1);
+	CHECK(count(c, "/d/", NULL) == -1);
+	sfsi_rcache_free(c);
+}
+
+static void test_own_changes_move_files(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file f;
+
+	REQUIRE(c);
+	put(c, "/a/", 2, 1, "a");
+	put(c, "/b/", 2, 11, "b");
+	/* file 1 renamed and moved to /b/ */
+	mkfile(&f, 1, "moved", "/b/");
+	sfsi_rcache_apply(c, &f);
+	sfs_file_release(&f);
+	CHECK(count(c, "/a/", NULL) == 1 && count(c, "/a/", "a000") == 0);
+	CHECK(count(c, "/b/", NULL) == 3 && count(c, "/b/", "moved") == 1);
+	/* a new file; a file deleted (to the trash); a file removed */
+	mkfile(&f, 20, "new", "/a/");
+	sfsi_rcache_apply(c, &f);
+	sfs_file_release(&f);
+	mkfile(&f, 11, "b000", "/b/");
+	f.deleted = 1;
+	sfsi_rcache_apply(c, &f);
+	sfs_file_release(&f);
+	sfsi_rcache_remove(c, 12);
+	CHECK(count(c, "/a/", "new") == 1 && count(c, "/a/", NULL) == 2);
+	CHECK(count(c, "/b/", NULL) == 1 && count(c, "/b/", "moved") == 1);
+	CHECK(!sfsi_rcache_file(c, 12, &f));
+	sfsi_rcache_free(c);
+}
+
+/* A large listing: lookups through the index, kept as files come and go. */
+static void test_index_kept(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file f;
+	char name[16];
+	int i, bad = 0;
+
+	REQUIRE(c);
+	put(c, "/big/", 200, 1, "f");
+	CHECK(count(c, "/big/", "f150") == 1); /* builds the index */
+	sfsi_rcache_remove(c, 1);	       /* the first: the last moves */
+	for (i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "n%03d", i);
+		mkfile(&f, 1000 + i, name, "/big/");
+		sfsi_rcache_apply(c, &f); /* grows past the index's room */
+		sfs_file_release(&f);
+	}
+	mkfile(&f, 100, "renamed", "/big/"); /* f099 renamed in place */
+	sfsi_rcache_apply(c, &f);
+	sfs_file_release(&f);
+	for (i = 1; i < 200; i++) {
+		snprintf(name, sizeof(name), "F%03d", i);
+		bad += count(c, "/big/", name) != (i == 99 ? 0 : 1);
+	}
+	for (i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "n%03d", i);
+		bad += count(c, "/big/", name) != 1;
+	}
+	CHECK(bad == 0);
+	CHECK(count(c, "/big/", "f000") == 0);
+	CHECK(count(c, "/big/", "renamed") == 1);
+	CHECK(count(c, "/big/", NULL) == 249);
+	sfsi_rcache_free(c);
+}
+
+/* Past the bounds, the least recently used directories go first. */
+static void test_bounds(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	char path[32];
+	int i, kept = 0;
+
+	REQUIRE(c);
+	for (i = 0; i < SFSI_RCACHE_DIRS + 10; i++) {
+		snprintf(path, sizeof(path), "/d%05d/", i);
+		put(c, path, 1, 1 + i, "f");
+		if (i == 100)
+			CHECK(count(c, "/d00000/", NULL) == 1); /* used */
+	}
+	for (i = 0; i < SFSI_RCACHE_DIRS + 10; i++) {
+		snprintf(path, sizeof(path), "/d%05d/", i);
+		kept += count(c, path, NULL) == 1;
+	}
+	CHECK(kept == SFSI_RCACHE_DIRS);
+	CHECK(count(c, "/d00000/", NULL) == 1);
+	CHECK(count(c, "/d00001/", NULL) == -1);
+	CHECK(count(c, "/d00011/", NULL) == 1);
+	sfsi_rcache_free(c);
+	/* files: a listing that passes the bound pushes the older out */
+	c = fresh_cache();
+	REQUIRE(c);
+	put(c, "/one/", SFSI_RCACHE_FILES / 2 + 10, 1, "f");
+	put(c, "/two/", SFSI_RCACHE_FILES / 2 + 10, SFSI_RCACHE_FILES, "f");
+	CHECK(count(c, "/one/", NULL) == -1);
+	CHECK(count(c, "/two/", NULL) == SFSI_RCACHE_FILES / 2 + 10);
+	sfsi_rcache_free(c);
+}
+
+int main(void)
+{
+	RUN(test_put_and_look_up);
+	RUN(test_fill_raced_by_a_change);
+	RUN(test_own_changes_move_files);
+	RUN(test_index_kept);
+	RUN(test_bounds);
+	return th_report();
+}
