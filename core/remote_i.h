@@ -176,6 +176,55 @@ void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f);
 /* This store deleted file number ino. */
 void sfsi_rcache_remove(struct sfsi_rcache *c, int64_t ino);
 
+/* The store's cache, and the number of file id (0: none) (remote_store.c). */
+struct sfsi_rcache *sfsi_remote_cache(struct sfs_store *s);
+int64_t sfsi_remote_number(struct sfs_store *s, const char *id);
+
+/* The table's writes that keep the cache true (remote_kept.c). */
+enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
+				       const struct sfs_file_spec *spec,
+				       struct sfs_stage *content,
+				       struct sfs_file *out, struct sfs_err *e);
+enum sfs_status sfsi_rkept_set_content(struct sfs_store *s, const char *id,
+				       struct sfs_stage *content,
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e);
+enum sfs_status sfsi_rkept_file_update(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       struct sfs_file *out, struct sfs_err *e);
+enum sfs_status sfsi_rkept_file_delete(struct sfs_store *s, const char *id,
+				       int purge, struct sfs_err *e);
+enum sfs_status sfsi_rkept_listening_generate(struct sfs_store *s,
+					      const char *id,
+					      struct sfs_file *out,
+					      struct sfs_err *e);
+enum sfs_status sfsi_rkept_file_rename(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       const char *replace_id, unsigned flags,
+				       struct sfs_file *out, struct sfs_err *e);
+enum sfs_status sfsi_rkept_dir_make(struct sfs_store *s, const char *path,
+				    struct sfs_err *e);
+enum sfs_status sfsi_rkept_dir_remove(struct sfs_store *s, const char *path,
+				      struct sfs_err *e);
+enum sfs_status sfsi_rkept_dir_rename(struct sfs_store *s, const char *from,
+				      const char *to, struct sfs_err *e);
+enum sfs_status sfsi_rkept_dir_set_mtime(struct sfs_store *s, const char *path,
+					 int64_t mtime_ns, struct sfs_err *e);
+enum sfs_status sfsi_rkept_xattr_set(struct sfs_store *s, const char *id,
+				     const char *name, const void *value,
+				     size_t len, unsigned flags,
+				     struct sfs_err *e);
+enum sfs_status sfsi_rkept_xattr_remove(struct sfs_store *s, const char *id,
+					const char *name, struct sfs_err *e);
+enum sfs_status sfsi_rkept_share_put(struct sfs_store *s, const char *file_id,
+				     const char *user_id, enum sfs_perm perm,
+				     struct sfs_share *out, int *created,
+				     struct sfs_err *e);
+enum sfs_status sfsi_rkept_share_revoke_user(struct sfs_store *s,
+					     const char *file_id,
+					     const char *user_id,
+					     struct sfs_err *e);
+
 /* Is f one named in names (case-insensitively), or by id_prefix? */
 int sfsi_remote_name_is(const struct sfs_file *f, const char *const *names,
 			size_t n, const char *id_prefix);

@@ -1294,225 +1294,16 @@ static int r_change_fd(struct sfs_store *s)
 	return rs_of(s)->feed ? sfsi_rfeed_fd(rs_of(s)->feed) : -1;
 }
 
-/* ---- the cache kept true ------------------------------------------------ */
+/* ---- the cache's numbers ------------------------------------------------ */
 
-/*
- * This store's writes, each one's answer put in the cache at once (the
- * mount sees its own change before the call returns; the feed does not
- * tell a store of its own changes). A call that got no answer may have
- * changed anything: everything is asked again.
- */
-static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
-		  const struct sfs_file *out)
+struct sfsi_rcache *sfsi_remote_cache(struct sfs_store *s)
 {
-	struct rstore *rs = rs_of(s);
-	int64_t ino = id ? known(rs, id) : 0;
-
-	if (st == SFS_UNAVAILABLE || st == SFS_IO)
-		sfsi_rcache_forget_all(rs->cache);
-	else if (!st && out && out->id[0] && out->ino > 0)
-		sfsi_rcache_apply(rs->cache, out);
-	else if (!st && ino)
-		sfsi_rcache_forget_file(rs->cache, ino, NULL);
+	return rs_of(s)->cache;
 }
 
-/* The answer of a write whose caller wants none: the cache does. */
-#define ANSWER(out, mine) ((out) ? (out) : (sfs_file_init(&(mine)), &(mine)))
-
-static enum sfs_status c_file_create(struct sfs_store *s,
-				     const struct sfs_file_spec *spec,
-				     struct sfs_stage *content,
-				     struct sfs_file *out, struct sfs_err *e)
+int64_t sfsi_remote_number(struct sfs_store *s, const char *id)
 {
-	struct sfs_file mine, *o = ANSWER(out, mine);
-	enum sfs_status st = sfsi_remote_file_create(s, spec, content, o, e);
-
-	wrote(s, st, NULL, o);
-	if (o == &mine)
-		sfs_file_release(&mine);
-	return st;
-}
-
-static enum sfs_status c_set_content(struct sfs_store *s, const char *id,
-				     struct sfs_stage *content, unsigned flags,
-				     struct sfs_file *out, struct sfs_err *e)
-{
-	struct sfs_file mine, *o = ANSWER(out, mine);
-	enum sfs_status st =
-		sfsi_remote_set_content(s, id, content, flags, o, e);
-
-	wrote(s, st, id, o);
-	if (o == &mine)
-		sfs_file_release(&mine);
-	return st;
-}
-
-static enum sfs_status c_file_update(struct sfs_store *s, const char *id,
-				     const struct sfs_file_update *u,
-				     struct sfs_file *out, struct sfs_err *e)
-{
-	struct sfs_file mine, *o = ANSWER(out, mine);
-	enum sfs_status st = sfsi_remote_file_update(s, id, u, o, e);
-
-	wrote(s, st, id, o);
-	if (o == &mine)
-		sfs_file_release(&mine);
-	return st;
-}
-
-static enum sfs_status c_file_delete(struct sfs_store *s, const char *id,
-				     int purge, struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_file_delete(s, id, purge, e);
-	int64_t ino = known(rs_of(s), id);
-
-	if (!st && ino)
-		sfsi_rcache_remove(rs_of(s)->cache, ino);
-	wrote(s, st, NULL, NULL);
-	return st;
-}
-
-static enum sfs_status c_listening_generate(struct sfs_store *s, const char *id,
-					    struct sfs_file *out,
-					    struct sfs_err *e)
-{
-	struct sfs_file mine, *o = ANSWER(out, mine);
-	enum sfs_status st = sfsi_remote_listening_generate(s, id, o, e);
-
-	wrote(s, st, id, o);
-	if (o == &mine)
-		sfs_file_release(&mine);
-	return st;
-}
-
-static enum sfs_status c_file_rename(struct sfs_store *s, const char *id,
-				     const struct sfs_file_update *u,
-				     const char *replace_id, unsigned flags,
-				     struct sfs_file *out, struct sfs_err *e)
-{
-	int64_t gone = replace_id ? known(rs_of(s), replace_id) : 0;
-	struct sfs_file mine, *o = ANSWER(out, mine);
-	enum sfs_status st =
-		sfsi_remote_file_rename(s, id, u, replace_id, flags, o, e);
-
-	if (!st && gone)
-		sfsi_rcache_remove(rs_of(s)->cache, gone);
-	wrote(s, st, id, o);
-	if (o == &mine)
-		sfs_file_release(&mine);
-	return st;
-}
-
-/* A directory made, removed or renamed: it and all below, asked again. */
-static void dir_wrote(struct sfs_store *s, enum sfs_status st, const char *path)
-{
-	if (st == SFS_UNAVAILABLE || st == SFS_IO)
-		sfsi_rcache_forget_all(rs_of(s)->cache);
-	else if (!st && path)
-		sfsi_rcache_forget_dir(rs_of(s)->cache, path, 1);
-}
-
-static enum sfs_status c_dir_make(struct sfs_store *s, const char *path,
-				  struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_dir_make(s, path, e);
-
-	dir_wrote(s, st, path);
-	return st;
-}
-
-static enum sfs_status c_dir_remove(struct sfs_store *s, const char *path,
-				    struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_dir_remove(s, path, e);
-
-	dir_wrote(s, st, path);
-	return st;
-}
-
-static enum sfs_status c_dir_rename(struct sfs_store *s, const char *from,
-				    const char *to, struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_dir_rename(s, from, to, e);
-
-	dir_wrote(s, st, from);
-	dir_wrote(s, st, to);
-	return st;
-}
-
-static enum sfs_status c_dir_set_mtime(struct sfs_store *s, const char *path,
-				       int64_t mtime_ns, struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_dir_set_mtime(s, path, mtime_ns, e);
-
-	dir_wrote(s, st, path);
-	return st;
-}
-
-/* An attribute or a share: the file's JSON may show it, asked again. */
-static enum sfs_status c_xattr_set(struct sfs_store *s, const char *id,
-				   const char *name, const void *value,
-				   size_t len, unsigned flags,
-				   struct sfs_err *e)
-{
-	enum sfs_status st =
-		sfsi_remote_xattr_set(s, id, name, value, len, flags, e);
-
-	wrote(s, st, id, NULL);
-	return st;
-}
-
-static enum sfs_status c_xattr_remove(struct sfs_store *s, const char *id,
-				      const char *name, struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_xattr_remove(s, id, name, e);
-
-	wrote(s, st, id, NULL);
-	return st;
-}
-
-static enum sfs_status c_share_put(struct sfs_store *s, const char *file_id,
-				   const char *user_id, enum sfs_perm perm,
-				   struct sfs_share *out, int *created,
-				   struct sfs_err *e)
-{
-	enum sfs_status st = sfsi_remote_share_put(s, file_id, user_id, perm,
-						   out, created, e);
-
-	wrote(s, st, file_id, NULL);
-	return st;
-}
-
-static enum sfs_status c_share_revoke_user(struct sfs_store *s,
-					   const char *file_id,
-					   const char *user_id,
-					   struct sfs_err *e)
-{
-	enum sfs_status st =
-		sfsi_remote_share_revoke_user(s, file_id, user_id, e);
-
-	wrote(s, st, file_id, NULL);
-	return st;
-}
-
-void sfsi_remote_saw_change(struct sfs_store *s, const char *id, int64_t ino,
-			    const char *dir, int is_dir)
-{
-	struct rstore *rs = rs_of(s);
-
-	if (is_dir) {
-		if (dir)
-			sfsi_rcache_forget_dir(rs->cache, dir, 1);
-		return;
-	}
-	if (!ino && id)
-		ino = known(rs, id);
-	sfsi_rcache_forget_file(rs->cache, ino, dir);
-}
-
-void sfsi_remote_feed_live(struct sfs_store *s, int live)
-{
-	sfsi_rcache_live(rs_of(s)->cache, live);
+	return known(rs_of(s), id);
 }
 
 static const struct sfsi_store_ops remote_ops = {
@@ -1530,22 +1321,22 @@ static const struct sfsi_store_ops remote_ops = {
 	.xattr_get = r_xattr_get,
 	.xattr_list = r_xattr_list,
 	.share_list = sfsi_remote_share_list,
-	.share_put = c_share_put,
-	.share_revoke_user = c_share_revoke_user,
+	.share_put = sfsi_rkept_share_put,
+	.share_revoke_user = sfsi_rkept_share_revoke_user,
 	.user_resolve = sfsi_remote_user_resolve,
 	.user_name = sfsi_remote_user_name,
-	.file_create = c_file_create,
-	.set_content = c_set_content,
-	.file_update = c_file_update,
-	.file_delete = c_file_delete,
-	.listening_generate = c_listening_generate,
-	.file_rename = c_file_rename,
-	.dir_make = c_dir_make,
-	.dir_remove = c_dir_remove,
-	.dir_rename = c_dir_rename,
-	.dir_set_mtime = c_dir_set_mtime,
-	.xattr_set = c_xattr_set,
-	.xattr_remove = c_xattr_remove,
+	.file_create = sfsi_rkept_file_create,
+	.set_content = sfsi_rkept_set_content,
+	.file_update = sfsi_rkept_file_update,
+	.file_delete = sfsi_rkept_file_delete,
+	.listening_generate = sfsi_rkept_listening_generate,
+	.file_rename = sfsi_rkept_file_rename,
+	.dir_make = sfsi_rkept_dir_make,
+	.dir_remove = sfsi_rkept_dir_remove,
+	.dir_rename = sfsi_rkept_dir_rename,
+	.dir_set_mtime = sfsi_rkept_dir_set_mtime,
+	.xattr_set = sfsi_rkept_xattr_set,
+	.xattr_remove = sfsi_rkept_xattr_remove,
 	.change_seq = r_change_seq,
 	.changes = r_changes,
 	.change_fd = r_change_fd,

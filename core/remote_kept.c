@@ -1,0 +1,228 @@
+/*
+ * The remote store's writes as its table calls them (remote_i.h): each
+ * one's answer put in the cache of directories at once, so the mount
+ * sees its own change before the call returns (the feed does not tell a
+ * store of its own changes, by its origin); and what the feed tells of
+ * others' changes, forgotten there.
+ */
+#include "remote_i.h"
+#include "speechfs/banned.h"
+
+/*
+ * This store's writes, each one's answer put in the cache at once (the
+ * mount sees its own change before the call returns; the feed does not
+ * tell a store of its own changes). A call that got no answer may have
+ * changed anything: everything is asked again.
+ */
+static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
+		  const struct sfs_file *out)
+{
+	struct sfsi_rcache *c = sfsi_remote_cache(s);
+	int64_t ino = id ? sfsi_remote_number(s, id) : 0;
+
+	if (st == SFS_UNAVAILABLE || st == SFS_IO)
+		sfsi_rcache_forget_all(c);
+	else if (!st && out && out->id[0] && out->ino > 0)
+		sfsi_rcache_apply(c, out);
+	else if (!st && ino)
+		sfsi_rcache_forget_file(c, ino, NULL);
+}
+
+/* The answer of a write whose caller wants none: the cache does. */
+#define ANSWER(out, mine) ((out) ? (out) : (sfs_file_init(&(mine)), &(mine)))
+
+enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
+				       const struct sfs_file_spec *spec,
+				       struct sfs_stage *content,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st = sfsi_remote_file_create(s, spec, content, o, e);
+
+	wrote(s, st, NULL, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_set_content(struct sfs_store *s, const char *id,
+				       struct sfs_stage *content,
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st =
+		sfsi_remote_set_content(s, id, content, flags, o, e);
+
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_file_update(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st = sfsi_remote_file_update(s, id, u, o, e);
+
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_file_delete(struct sfs_store *s, const char *id,
+				       int purge, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_file_delete(s, id, purge, e);
+	int64_t ino = sfsi_remote_number(s, id);
+
+	if (!st && ino)
+		sfsi_rcache_remove(sfsi_remote_cache(s), ino);
+	wrote(s, st, NULL, NULL);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_listening_generate(struct sfs_store *s,
+					      const char *id,
+					      struct sfs_file *out,
+					      struct sfs_err *e)
+{
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st = sfsi_remote_listening_generate(s, id, o, e);
+
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_file_rename(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       const char *replace_id, unsigned flags,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	int64_t gone = replace_id ? sfsi_remote_number(s, replace_id) : 0;
+	struct sfs_file mine, *o = ANSWER(out, mine);
+	enum sfs_status st =
+		sfsi_remote_file_rename(s, id, u, replace_id, flags, o, e);
+
+	if (!st && gone)
+		sfsi_rcache_remove(sfsi_remote_cache(s), gone);
+	wrote(s, st, id, o);
+	if (o == &mine)
+		sfs_file_release(&mine);
+	return st;
+}
+
+/* A directory made, removed or renamed: it and all below, asked again. */
+static void dir_wrote(struct sfs_store *s, enum sfs_status st, const char *path)
+{
+	if (st == SFS_UNAVAILABLE || st == SFS_IO)
+		sfsi_rcache_forget_all(sfsi_remote_cache(s));
+	else if (!st && path)
+		sfsi_rcache_forget_dir(sfsi_remote_cache(s), path, 1);
+}
+
+enum sfs_status sfsi_rkept_dir_make(struct sfs_store *s, const char *path,
+				    struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_make(s, path, e);
+
+	dir_wrote(s, st, path);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_dir_remove(struct sfs_store *s, const char *path,
+				      struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_remove(s, path, e);
+
+	dir_wrote(s, st, path);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_dir_rename(struct sfs_store *s, const char *from,
+				      const char *to, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_rename(s, from, to, e);
+
+	dir_wrote(s, st, from);
+	dir_wrote(s, st, to);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_dir_set_mtime(struct sfs_store *s, const char *path,
+					 int64_t mtime_ns, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_dir_set_mtime(s, path, mtime_ns, e);
+
+	dir_wrote(s, st, path);
+	return st;
+}
+
+/* An attribute or a share: the file's JSON may show it, asked again. */
+enum sfs_status sfsi_rkept_xattr_set(struct sfs_store *s, const char *id,
+				     const char *name, const void *value,
+				     size_t len, unsigned flags,
+				     struct sfs_err *e)
+{
+	enum sfs_status st =
+		sfsi_remote_xattr_set(s, id, name, value, len, flags, e);
+
+	wrote(s, st, id, NULL);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_xattr_remove(struct sfs_store *s, const char *id,
+					const char *name, struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_xattr_remove(s, id, name, e);
+
+	wrote(s, st, id, NULL);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_share_put(struct sfs_store *s, const char *file_id,
+				     const char *user_id, enum sfs_perm perm,
+				     struct sfs_share *out, int *created,
+				     struct sfs_err *e)
+{
+	enum sfs_status st = sfsi_remote_share_put(s, file_id, user_id, perm,
+						   out, created, e);
+
+	wrote(s, st, file_id, NULL);
+	return st;
+}
+
+enum sfs_status sfsi_rkept_share_revoke_user(struct sfs_store *s,
+					     const char *file_id,
+					     const char *user_id,
+					     struct sfs_err *e)
+{
+	enum sfs_status st =
+		sfsi_remote_share_revoke_user(s, file_id, user_id, e);
+
+	wrote(s, st, file_id, NULL);
+	return st;
+}
+
+void sfsi_remote_saw_change(struct sfs_store *s, const char *id, int64_t ino,
+			    const char *dir, int is_dir)
+{
+	if (is_dir) {
+		if (dir)
+			sfsi_rcache_forget_dir(sfsi_remote_cache(s), dir, 1);
+		return;
+	}
+	if (!ino && id)
+		ino = sfsi_remote_number(s, id);
+	sfsi_rcache_forget_file(sfsi_remote_cache(s), ino, dir);
+}
+
+void sfsi_remote_feed_live(struct sfs_store *s, int live)
+{
+	sfsi_rcache_live(sfsi_remote_cache(s), live);
+}
