@@ -563,7 +563,14 @@ static const char pg_schema_v6[] =
  * a PostgreSQL store from v to v + 1, beside SQLite's migrations[v] (a
  * version without both does not build). The last entry is NULL.
  */
-static const char *const pg_migrations[] = { NULL };
+static const char *const pg_migrations[] = {
+	/* 7: SQLite's schema_v7 (a file's tags carry its owner) */
+	"ALTER TABLE file_tag ADD COLUMN owner_id bigint NOT NULL DEFAULT 0;"
+	"UPDATE file_tag ft SET owner_id = f.owner_id FROM file f"
+	" WHERE f.id = ft.file_id;"
+	"CREATE INDEX file_tag_owner ON file_tag(owner_id, tag_id);",
+	NULL
+};
 
 _Static_assert(PG_SCHEMA_BASE + ARRAY_SIZE(pg_migrations) - 1 ==
 		       DB_SCHEMA_VERSION,

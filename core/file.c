@@ -401,8 +401,9 @@ static enum sfs_status set_tags(struct db *d, int64_t tenant, int64_t ino,
 			return SFS_IO;
 		st = sfsi_db_prep(
 			d,
-			"INSERT OR IGNORE INTO file_tag(file_id, tag_id)"
-			" SELECT ?1, id FROM tag"
+			"INSERT OR IGNORE INTO file_tag(file_id, tag_id,"
+			" owner_id) SELECT ?1, id,"
+			" (SELECT owner_id FROM file WHERE id = ?1) FROM tag"
 			" WHERE tenant_id = ?2 AND name = ?3",
 			e);
 		if (!st)

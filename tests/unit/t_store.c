@@ -111,6 +111,8 @@ static void test_migrate_v1(void)
 			 " DROP TABLE peaks; DROP TABLE session;"
 			 " DROP INDEX user_tenant_name;"
 			 " ALTER TABLE api_key DROP COLUMN last_used_at;"
+			 " DROP INDEX file_tag_owner;"
+			 " ALTER TABLE file_tag DROP COLUMN owner_id;"
 			 " PRAGMA user_version = 1") == 0);
 	sfs_store_close(s);
 	s = NULL;
@@ -159,6 +161,9 @@ static void test_migrate_v4_dirs(void)
 		      /* and without what v6 adds */
 		      " DROP INDEX user_tenant_name;"
 		      " ALTER TABLE api_key DROP COLUMN last_used_at;"
+		      /* and v7 */
+		      " DROP INDEX file_tag_owner;"
+		      " ALTER TABLE file_tag DROP COLUMN owner_id;"
 		      " PRAGMA user_version = 4") == 0);
 	sfs_store_close(s);
 	s = NULL;
@@ -181,6 +186,57 @@ static void test_migrate_v4_dirs(void)
 			     " WHERE path = '/c/')") >= 1);
 	sfs_store_close(s);
 	th_rmrf(dir);
+}
+
+/*
+ * v6 to v7, on both backends: the tags' rows get their file's owner, and
+ * the index that counts them.
+ */
+static void test_migrate_v6_tag_owner(void)
+{
+	const char *tags[] = { "a", "b" };
+	struct sfs_file_spec sp;
+	struct sfs_actor u, v;
+	struct sfs_file out;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, t[SFS_ID_SIZE];
+	int i;
+
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	REQUIRE(tfx_user(s, t, "v", NULL, &v) == 0);
+	for (i = 0; i < 6; i++) {
+		memset(&sp, 0, sizeof(sp));
+		sp.name = i % 2 ? "odd" : "even";
+		sp.path = "/";
+		sp.tags = tags;
+		sp.ntags = 1 + (size_t)(i % 2);
+		REQUIRE_ST(sfs_file_create(s, i < 4 ? &u : &v, &sp, NULL, &out,
+					   NULL),
+			   SFS_OK);
+		sfs_file_release(&out);
+	}
+	CHECK(tfx_sql(s, th_is_pg()
+				 ? "DROP INDEX file_tag_owner;"
+				   " ALTER TABLE file_tag DROP COLUMN owner_id;"
+				   " UPDATE schema_version SET version = 6"
+				 : "DROP INDEX file_tag_owner;"
+				   " ALTER TABLE file_tag DROP COLUMN owner_id;"
+				   " PRAGMA user_version = 6") == 0);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, th_is_pg() ? "SELECT version FROM schema_version"
+					: "PRAGMA user_version") ==
+	      DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag") == 9);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag ft JOIN file f"
+			     " ON f.id = ft.file_id"
+			     " WHERE ft.owner_id = f.owner_id") == 9);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag WHERE owner_id"
+			     " = (SELECT id FROM user WHERE name = 'v')") == 3);
+	tfx_store_close(&dir, &s);
 }
 
 static void test_bad_database(void)
@@ -598,6 +654,7 @@ int main(void)
 	RUN(test_init_modes);
 	RUN(test_migrate_v1);
 	RUN(test_migrate_v4_dirs);
+	RUN(test_migrate_v6_tag_owner);
 	RUN(test_bad_database);
 	RUN(test_config);
 	RUN(test_config_applies);
