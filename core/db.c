@@ -976,10 +976,13 @@ static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e);
  */
 static enum sfs_status pg_origin(struct db *d, struct sfs_err *e)
 {
-	int64_t o = sfsi_origin_now(d->s->origin);
+	int64_t o;
 	char sql[64];
 	enum sfs_status st;
 
+	if (!d->s)
+		return SFS_OK; /* no store: db_migrate.c's target */
+	o = sfsi_origin_now(d->s->origin);
 	if (!d->pg_origin)
 		d->pg_origin = d->s->origin; /* as the connection was opened */
 	if (o == d->pg_origin)
