@@ -79,15 +79,12 @@ static void on_json(void *arg, const char *json, size_t len)
 	json_t *j = json_loadb(json, len, 0, NULL), *file;
 	const char *type = json_string_value(json_object_get(j, "type"));
 	const char *id = json_string_value(json_object_get(j, "fileId"));
-	const char *origin = json_string_value(json_object_get(j, "origin"));
 	const char *dir = NULL;
 	struct sfs_file sf;
-	int64_t ino = 0, o = 0;
-	int own;
-
-	/* this store's own change: its cache and its mount know it */
-	own = origin && !sfs_parse_i64(origin, &o) &&
-	      o == sfsi_remote_origin(f->r);
+	int64_t ino = 0;
+	/* this store's own change (the server compared the origin it
+	 * sends): its cache and its mount know it */
+	int own = json_is_true(json_object_get(j, "own"));
 	sfs_file_init(&sf);
 	if (type && !strcmp(type, "directory")) {
 		dir = json_string_value(json_object_get(j, "path"));

@@ -211,6 +211,7 @@ static int wait_in_room(struct changes_wait *w)
 /* The answer being built: {"changes":[...],"cursor":"N","hasMore":b}. */
 struct feed {
 	struct sfs_buf b;
+	int64_t origin; /* the asking client's (req_origin), 0: none */
 	int n;
 	int failed;
 };
@@ -230,14 +231,18 @@ static int add_change(void *arg, const struct sfs_change *c)
 {
 	struct feed *f = arg;
 	struct sfs_buf *b = &f->b;
+	/*
+	 * The asker's own change: made with the origin it sends. Another
+	 * client's origin is never shown (whoever knew it could send it and
+	 * make that client take others' changes for its own).
+	 */
+	int own = f->origin && c->origin == f->origin;
 	int bad;
 
 	bad = f->n++ && sfs_buf_addch(b, ',');
 	if (c->kind == SFS_CHANGE_DIR) {
 		bad = bad || sfs_buf_adds(b, "{\"type\":\"directory\",") ||
-		      (c->origin &&
-		       sfs_buf_addf(b, "\"origin\":\"%" PRId64 "\",",
-				    c->origin)) ||
+		      (own && sfs_buf_adds(b, "\"own\":true,")) ||
 		      sfs_buf_adds(b, "\"path\":") || add_string(b, c->dir) ||
 		      sfs_buf_addch(b, '}');
 	} else {
@@ -246,9 +251,7 @@ static int add_change(void *arg, const struct sfs_change *c)
 				   "{\"type\":\"file\",\"fileId\":\"%s\","
 				   "\"removed\":%s,",
 				   c->file_id, c->visible ? "false" : "true") ||
-		      (c->origin &&
-		       sfs_buf_addf(b, "\"origin\":\"%" PRId64 "\",",
-				    c->origin)) ||
+		      (own && sfs_buf_adds(b, "\"own\":true,")) ||
 		      sfs_buf_adds(b, "\"file\":") ||
 		      (c->visible ? sfs_json_file_text(&c->file, b) != SFS_OK
 				  : sfs_buf_adds(b, "null")) ||
@@ -314,6 +317,7 @@ static enum MHD_Result start(struct req *r, int *answered)
 		if (sfs_changes_cursor(g_httpd.store, &r->actor, &cursor, &e))
 			return respond_err(r, &e);
 		sfs_buf_init(&f.b, RESP_BUF_MAX);
+		f.origin = req_origin(r);
 		if (sfs_buf_adds(&f.b, "{\"changes\":["))
 			f.failed = 1;
 		return answer(r, &f, cursor, 0);
@@ -347,6 +351,7 @@ enum MHD_Result api_changes_get(struct req *r)
 	for (;;) {
 		sfs_err_init(&e);
 		sfs_buf_init(&f.b, RESP_BUF_MAX);
+		f.origin = req_origin(r);
 		f.n = 0;
 		f.failed = sfs_buf_grow(&f.b, 4096) ||
 			   sfs_buf_adds(&f.b, "{\"changes\":[");

@@ -221,6 +221,8 @@ enum MHD_Result req_body_start(struct req *r);
 void req_body_feed(struct req *r, const char *data, size_t size);
 enum sfs_status req_body_finish(struct req *r, struct sfs_err *e);
 const char *req_header(struct req *r, const char *name);
+/* The client's X-Speechfs-Origin (1..2^63-1); 0: none, or not a number. */
+int64_t req_origin(struct req *r);
 const char *req_arg(struct req *r, const char *name);
 /* Parse the JSON body as an object; SFS_INVALID when it is not one. */
 enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e);

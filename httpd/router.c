@@ -554,7 +554,7 @@ void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
  * which the changes of its request carry so the change feed can tell the
  * client its own; 0 when none, or not such a number (ignored).
  */
-static int64_t client_origin(struct req *r)
+int64_t req_origin(struct req *r)
 {
 	const char *v = req_header(r, "X-Speechfs-Origin");
 	int64_t o;
@@ -610,7 +610,7 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 		return respond_err(r, &e);
 	if (respcache_lookup(r, &ret))
 		return ret;
-	sfs_store_origin_set(client_origin(r));
+	sfs_store_origin_set(req_origin(r));
 	ret = r->route->fn(r);
 	sfs_store_origin_set(0);
 	return ret;

@@ -183,13 +183,16 @@ def test_own_changes_show_at_once(srv):
 
 
 def test_feed_tells_a_client_its_own_changes(srv):
-    """X-Speechfs-Origin: the changes of a request carry the origin the
-    client sent; a change others made too carries none."""
+    """X-Speechfs-Origin: a feed request that carries the origin the
+    changes' requests carried marks them "own"; a change others made too
+    is not; no origin number is ever shown (not the client's, not
+    another's: whoever knew one could pass for that client)."""
     dm, key = srv
     h = {"X-API-Key": key}
     cur = requests.get(dm.base + API + "/changes", headers=h,
                        timeout=30).json()["cursor"]
     mine = dict(h, **{"X-Speechfs-Origin": "4242"})
+    other = dict(h, **{"X-Speechfs-Origin": "77"})
     r = requests.post(dm.base + FILES, headers=mine,
                       files={"file": ("a.wav", b"RIFF a")},
                       data={"name": "a", "path": "/o/"}, timeout=30)
@@ -209,20 +212,31 @@ def test_feed_tells_a_client_its_own_changes(srv):
         data={"name": "c", "path": "/o/"}, timeout=30)
     assert r.status_code == 201, r.text
     c = r.json()["id"]
-    r = requests.get(dm.base + API + "/changes", headers=h,
-                     params={"cursor": cur}, timeout=30)
-    assert r.ok, r.text
-    files = {x["fileId"]: x for x in r.json()["changes"]
-             if x["type"] == "file"}
-    assert files[a]["origin"] == "4242"
-    assert files[b].get("origin") is None      # made by two
-    assert files[c]["origin"] not in ("4242", "x1")
-    cur = r.json()["cursor"]
+
+    def feed(headers, since):
+        r = requests.get(dm.base + API + "/changes", headers=headers,
+                         params={"cursor": since}, timeout=30)
+        assert r.ok, r.text
+        assert '"origin"' not in r.text, r.text
+        return r.json()
+
+    j = feed(mine, cur)
+    files = {x["fileId"]: x for x in j["changes"] if x["type"] == "file"}
+    assert files[a].get("own") is True
+    assert "own" not in files[b]      # made by two
+    assert "own" not in files[c]
+    for headers in (h, other, dict(h, **{"X-Speechfs-Origin": "x1"})):
+        j2 = feed(headers, cur)
+        assert [x for x in j2["changes"] if "own" in x] == [], j2
+        assert {x["fileId"] for x in j2["changes"]
+                if x["type"] == "file"} == set(files)
+    cur = j["cursor"]
     r = requests.delete(dm.base + FILES + "/" + b, headers=mine, timeout=30)
     assert r.status_code in (200, 204), r.text
-    ch = requests.get(dm.base + API + "/changes", headers=h,
-                      params={"cursor": cur}, timeout=30).json()["changes"]
-    assert [c.get("origin") for c in ch if c.get("fileId") == b] == ["4242"]
+    ch = feed(mine, cur)["changes"]
+    assert [x.get("own") for x in ch if x.get("fileId") == b] == [True]
+    ch = feed(other, cur)["changes"]
+    assert [x.get("own") for x in ch if x.get("fileId") == b] == [None]
 
 
 def test_without_a_feed_the_cache_expires(store):
