@@ -912,7 +912,12 @@ static int shared_perm(json_t *o)
  * Every page of a listing of files (perm: that of the caller on them;
  * -1: a shared-with-me listing, each with its own).
  */
-/* The files of one page's answer j appended to l (room made for total). */
+/*
+ * The files of one page's answer j appended to l. The server's total is
+ * a hint only: it may be wrong or hostile, so it sizes the list at most
+ * HINT_FILES past what is in hand; past that the list grows by doubling.
+ */
+#define HINT_FILES (64 * PAGE)
 static enum sfs_status page_files(struct rstore *rs, json_t *j, int perm,
 				  struct sfs_file_list *l, size_t *cap,
 				  int64_t *total, size_t *na, struct sfs_err *e)
@@ -920,15 +925,21 @@ static enum sfs_status page_files(struct rstore *rs, json_t *j, int perm,
 	json_t *a = json_object_get(j, "files");
 	enum sfs_status st = SFS_OK;
 	struct sfs_file *nv;
-	size_t i, want;
+	size_t i, need, want, hint;
 
 	*total = json_integer_value(json_object_get(j, "total"));
 	*na = json_array_size(a);
-	want = l->n + *na;
-	if (*total > 0 && (size_t)*total > want)
-		want = (size_t)*total; /* one allocation for the whole */
-	if (*na && want > *cap) {
-		nv = realloc(l->files, want * sizeof(*nv));
+	need = l->n + *na;
+	if (*na && need > *cap) {
+		want = *cap > need / 2 ? *cap * 2 : need;
+		if (*total > 0 && (uint64_t)*total > want) {
+			hint = (uint64_t)*total - need < HINT_FILES
+				       ? (size_t)*total
+				       : need + HINT_FILES;
+			if (hint > want)
+				want = hint;
+		}
+		nv = reallocarray(l->files, want, sizeof(*nv));
 		if (!nv)
 			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
 					"out of memory");
@@ -952,7 +963,7 @@ static enum sfs_status page_files(struct rstore *rs, json_t *j, int perm,
  * Every page of GET url&page=N into l (sfs_file_list_release), each file
  * numbered with perm; the first pages' files get the lower numbers, so
  * the order of a listing (oldest first) is the order of numbers. The
- * first page's total sizes the list once.
+ * server's total sizes the list only as a capped hint (page_files).
  */
 static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 				struct sfs_file_list *l, struct sfs_err *e)

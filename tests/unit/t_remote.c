@@ -918,8 +918,9 @@ struct fake {
 	int fd;
 	int doc_status; /* of GET /api/v1/openapi.json */
 	const char *doc;
-	int no_files;	  /* the seed's GET /files answers 404 too */
-	char asked[1024]; /* the request lines, one a line */
+	int no_files;	   /* the seed's GET /files answers 404 too */
+	const char *page0; /* if set: GET /files's answer at page=0 */
+	char asked[4096];  /* the request lines, one a line */
 	int stop;
 };
 
@@ -984,6 +985,10 @@ static void *fake_serve(void *arg)
 			 req);
 		if (!strncmp(req, DOC, strlen(DOC)))
 			fake_answer(c, f->doc_status, f->doc);
+		else if (f->page0 &&
+			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)) &&
+			 strstr(req, "&page=0 "))
+			fake_answer(c, 200, f->page0);
 		else if (!f->no_files &&
 			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)))
 			fake_answer(c, 200,
@@ -1066,12 +1071,90 @@ static void test_features_of_the_document(void)
 	}
 }
 
+/* A stand-in server of f on a port of 127.0.0.1; its URL into url. */
+static void fake_start(struct fake *f, pthread_t *t, char *url, size_t size)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	f->fd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(f->fd >= 0 &&
+		!bind(f->fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+		!listen(f->fd, 8) &&
+		!getsockname(f->fd, (struct sockaddr *)&sa, &len));
+	snprintf(url, size, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	REQUIRE(pthread_create(t, NULL, fake_serve, f) == 0);
+}
+
+static void fake_stop(struct fake *f, pthread_t t)
+{
+	__atomic_store_n(&f->stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(t, NULL);
+	close(f->fd);
+}
+
+/*
+ * A listing's "total" is the server's word only: one that would wrap the
+ * list's size (a buggy or hostile server) must not overrun it, and an
+ * honest but huge one must not fail the listing by one huge allocation.
+ * Either way the files the pages hold are listed. (The store's open
+ * lists "/" of a seed-only server, whose directories are its files'.)
+ */
+static void test_listing_total_is_a_hint(void)
+{
+	/* its size in bytes wraps to less than two files' */
+	int64_t wraps = (int64_t)(SIZE_MAX / sizeof(struct sfs_file)) + 2;
+	int64_t totals[] = { wraps, (int64_t)1 << 58, 1000000000000LL, 3 };
+	size_t i;
+
+	for (i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
+		struct fake f = { .doc_status = 404,
+				  .doc = "{\"status_code\":404}" };
+		struct sfs_remote_opts o = { 0 };
+		struct sfs_store *rs = NULL;
+		struct sfs_dir_info di;
+		char url[64], cache[PATH_MAX], body[1024], *dir = th_tmpdir();
+		struct sfs_err e;
+		pthread_t t;
+
+		snprintf(body, sizeof(body),
+			 "{\"files\":["
+			 "{\"id\":\"f1\",\"name\":\"a\",\"path\":\"/\"},"
+			 "{\"id\":\"f2\",\"name\":\"b\",\"path\":\"/d/\"},"
+			 "{\"id\":\"f3\",\"name\":\"c\",\"path\":\"/\"}"
+			 "],\"size\":3,\"total\":%lld}",
+			 (long long)totals[i]);
+		f.page0 = body;
+		fake_start(&f, &t, url, sizeof(url));
+		snprintf(cache, sizeof(cache), "%s/cache", dir);
+		o.url = url;
+		o.api_key = "sfs_key";
+		o.timeout_s = 5;
+		o.cache_dir = cache;
+		o.cache_bytes = -1;
+		sfs_err_init(&e);
+		CHECK_ST(sfs_store_open_url(&o, &rs, &e), SFS_OK);
+		if (rs) {
+			CHECK_ST(sfs_dir_stat(rs, NULL, "/", &di, &e), SFS_OK);
+			CHECK(di.nfiles == 3 && di.nsub == 1);
+		}
+		sfs_store_close(rs);
+		fake_stop(&f, t);
+		th_rmrf(dir);
+		/* a short page asks for the next; an empty one ends it */
+		CHECK(strstr(f.asked, "&page=0 ") &&
+		      (totals[i] == 3) == !strstr(f.asked, "&page=1 "));
+	}
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_status_of_answers);
 	RUN(test_base64);
 	RUN(test_features_of_the_document);
+	RUN(test_listing_total_is_a_hint);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
