@@ -417,6 +417,17 @@ void sfsi_rcache_put_files(struct sfsi_rcache *c, const char *path, uint64_t t,
 
 	pthread_mutex_lock(&c->mu);
 	d = fill_target(c, path, t);
+	/*
+	 * A file of it still in another directory's listing moved here
+	 * (the feed's event may come later, and finds it only here): that
+	 * listing goes, and a fill of it under way does not go in
+	 */
+	for (i = 0; d && i < l->n; i++) {
+		struct rloc o = locate(c, l->files[i].ino);
+
+		if (o.d && o.d != d)
+			touch(c, o.d->path, 1, 1);
+	}
 	if (d) {
 		drop_files(c, d);
 		d->v = l->files;

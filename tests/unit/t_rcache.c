@@ -166,6 +166,45 @@ static void test_own_changes_move_files(void)
 	sfsi_rcache_free(c);
 }
 
+/*
+ * A file moved by others is found by a fill of its new directory before
+ * the feed's event: its old directory's listing does not keep it (the
+ * event then finds it only in the new one).
+ */
+static void test_moved_by_a_fill(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file_list l;
+	struct sfs_file f;
+	uint64_t t, ta;
+
+	REQUIRE(c);
+	put(c, "/a/", 2, 1, "x");
+	CHECK(count(c, "/a/", "x000") == 1);
+	/* a fill of /a/ under way, from before the move */
+	ta = sfsi_rcache_ticket(c, "/a/");
+	/* /b/ listed: x000 (file 1) is there now */
+	t = sfsi_rcache_ticket(c, "/b/");
+	mklist(&l, 1, 1, "x", "/b/");
+	sfsi_rcache_put_files(c, "/b/", t, &l);
+	sfs_file_list_release(&l);
+	CHECK(count(c, "/b/", "x000") == 1);
+	CHECK(count(c, "/a/", "x000") <= 0); /* a miss, or absent */
+	REQUIRE(sfsi_rcache_file(c, 1, &f));
+	CHECK(!strcmp(f.path, "/b/"));
+	sfs_file_release(&f);
+	/* the fill of /a/ from before: not kept */
+	mklist(&l, 2, 1, "x", "/a/");
+	sfsi_rcache_put_files(c, "/a/", ta, &l);
+	sfs_file_list_release(&l);
+	CHECK(count(c, "/a/", "x000") == -1);
+	/* the feed's event: the new place forgotten; /a/ asked again */
+	sfsi_rcache_forget_file(c, 1, "/b/");
+	CHECK(count(c, "/b/", NULL) == -1);
+	CHECK(count(c, "/a/", "x000") == -1);
+	sfsi_rcache_free(c);
+}
+
 /* A large listing: lookups through the index, kept as files come and go. */
 static void test_index_kept(void)
 {
@@ -240,6 +279,7 @@ int main(void)
 	RUN(test_put_and_look_up);
 	RUN(test_fill_raced_by_a_change);
 	RUN(test_own_changes_move_files);
+	RUN(test_moved_by_a_fill);
 	RUN(test_index_kept);
 	RUN(test_bounds);
 	return th_report();
