@@ -298,9 +298,15 @@ static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
 			dsnap_clear(&fresh);
 			return NULL;
 		}
+		/*
+		 * In the slot of node's older listing, if any: a later
+		 * batch must not continue that one (an entry gone since
+		 * came back in it)
+		 */
 		d = &snaps[0];
 		for (i = 1; i < SNAP_SLOTS; i++)
-			if (snaps[i].used < d->used)
+			if (d->node != node &&
+			    (snaps[i].node == node || snaps[i].used < d->used))
 				d = &snaps[i];
 		dsnap_clear(d);
 		*d = fresh;

@@ -257,3 +257,47 @@ def test_without_a_feed_the_cache_expires(store):
             m.stop()
     finally:
         dm.stop()
+
+
+def test_moved_file_leaves_its_old_listing(srv):
+    """A file moved through the API (another client) into a directory
+    the mount knows but has not listed, and that directory listed at once
+    (before the feed's event may have come): the listing of the file's
+    old directory, kept, no longer holds it (review s8, finding 1: it
+    stayed there for good while the feed was live; here the feed is
+    mostly faster than the listing, t_rcache's test_moved_by_a_fill
+    makes that order). Each old directory was listed just before with
+    the file: a listing of it again must not be continued from the
+    mount's older one (fs/dir.c kept two of one directory, and the
+    kernel's second batch got the file back from the older)."""
+    dm, key = srv
+    h = {"X-API-Key": key}
+    fid = upload(dm, key, "x", "/src/")
+    upload(dm, key, "stay", "/src/")
+    K = 8
+    for k in range(K):
+        r = requests.post(dm.base + API + "/directories", headers=h,
+                          json={"path": "/dst%d/" % k}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+    m = RemoteMount(dm.base, key)
+    try:
+        old = "src"
+        assert sorted(os.listdir(m.path(old))) == ["stay.wav", "x.wav"]
+        for k in range(K):
+            assert m.path("dst%d" % k).is_dir()    # known, not listed
+        for k in range(K):
+            new = "dst%d" % k
+            r = requests.patch(dm.base + FILES + "/" + fid, headers=h,
+                               json={"path": "/%s/" % new}, timeout=30)
+            assert r.ok, r.text
+            assert eventually(lambda: "x.wav" in os.listdir(m.path(new)))
+            # at once: no waiting for the feed here
+            names = os.listdir(m.path(old))
+            assert "x.wav" not in names, (k, old, names)
+            # (a lookup: the kernel keeps its entry for up to 1 s)
+            assert eventually(lambda: not m.path(old, "x.wav").exists())
+            assert xget(m.path(new, "x.wav"), P + "id") == fid
+            old = new
+        assert sorted(os.listdir(m.path("src"))) == ["stay.wav"]
+    finally:
+        m.stop()
