@@ -9,10 +9,41 @@
 #include "speechfs/banned.h"
 
 /*
+ * A status that surely changed nothing: the call was refused (by the
+ * server or before it was asked) for the request or the state it found.
+ * Any other failure (no answer, an answer not read, the server's own
+ * failure) may come after the server committed.
+ */
+static int changed_nothing(enum sfs_status st)
+{
+	switch (st) {
+	case SFS_NOT_FOUND:
+	case SFS_FORBIDDEN:
+	case SFS_UNAUTHENTICATED:
+	case SFS_CONFLICT:
+	case SFS_GONE:
+	case SFS_NOT_READY:
+	case SFS_INVALID:
+	case SFS_RANGE:
+	case SFS_RATE_LIMITED:
+	case SFS_QUOTA:
+	case SFS_TOO_LARGE:
+	case SFS_PRECONDITION:
+	case SFS_UNSUPPORTED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
  * This store's writes, each one's answer put in the cache at once (the
  * mount sees its own change before the call returns; the feed does not
- * tell a store of its own changes). A call that got no answer may have
- * changed anything: everything is asked again.
+ * tell a store of its own changes). A call that may have changed
+ * something and whose answer cannot be put in (none, not read, or a file
+ * with no id or number) may have changed anything: everything is asked
+ * again. With no answer asked (out NULL), only the file's entry changed
+ * (not its place): it is asked again.
  */
 static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
 		  const struct sfs_file *out)
@@ -20,12 +51,14 @@ static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
 	struct sfsi_rcache *c = sfsi_remote_cache(s);
 	int64_t ino = id ? sfsi_remote_number(s, id) : 0;
 
-	if (st == SFS_UNAVAILABLE || st == SFS_IO)
-		sfsi_rcache_forget_all(c);
-	else if (!st && out && out->id[0] && out->ino > 0)
+	if (st && changed_nothing(st))
+		return;
+	if (!st && out && out->id[0] && out->ino > 0)
 		sfsi_rcache_apply(c, out);
-	else if (!st && ino)
+	else if (!st && !out && ino)
 		sfsi_rcache_forget_file(c, ino, NULL);
+	else if (st || out)
+		sfsi_rcache_forget_all(c);
 }
 
 /* The answer of a write whose caller wants none: the cache does. */
@@ -39,6 +72,10 @@ enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
 	struct sfs_file mine, *o = ANSWER(out, mine);
 	enum sfs_status st = sfsi_remote_file_create(s, spec, content, o, e);
 
+	/* made, then its content refused: the new empty file is there */
+	if (st && content && changed_nothing(st))
+		sfsi_rcache_forget_dir(sfsi_remote_cache(s),
+				       spec->path ? spec->path : "/", 0);
 	wrote(s, st, NULL, o);
 	if (o == &mine)
 		sfs_file_release(&mine);
@@ -111,6 +148,9 @@ enum sfs_status sfsi_rkept_file_rename(struct sfs_store *s, const char *id,
 
 	if (!st && gone)
 		sfsi_rcache_remove(sfsi_remote_cache(s), gone);
+	/* a server with no replaceFileId deleted it before a refused move */
+	else if (gone)
+		sfsi_rcache_forget_file(sfsi_remote_cache(s), gone, NULL);
 	wrote(s, st, id, o);
 	if (o == &mine)
 		sfs_file_release(&mine);
