@@ -59,7 +59,6 @@ struct db {
 	int64_t batch_base; /* sqlite3_total_changes64 when the batch began */
 	int64_t sp_base;    /* ... when its outermost savepoint began */
 	struct hook *hooks;
-	int64_t pg_origin; /* the session's speechfs.origin (0: unknown) */
 	/* open addressing by the SQL's address; statements stay in place */
 	struct cache_ent {
 		const char *sql;
@@ -970,31 +969,6 @@ static void write_turn_end(struct db *d)
 
 static enum sfs_status batch_begin(struct db *d, int write, struct sfs_err *e);
 
-/*
- * On PostgreSQL the change rows take their origin from the session's
- * setting: set to the calling thread's before a write when it differs.
- */
-static enum sfs_status pg_origin(struct db *d, struct sfs_err *e)
-{
-	int64_t o;
-	char sql[64];
-	enum sfs_status st;
-
-	if (!d->s)
-		return SFS_OK; /* no store: db_migrate.c's target */
-	o = sfsi_origin_now(d->s->origin);
-	if (!d->pg_origin)
-		d->pg_origin = d->s->origin; /* as the connection was opened */
-	if (o == d->pg_origin)
-		return SFS_OK;
-	snprintf(sql, sizeof(sql), "SET speechfs.origin = '%lld'",
-		 (long long)o);
-	st = sfsi_pg_exec(d->pg, sql, e);
-	if (!st)
-		d->pg_origin = o;
-	return st;
-}
-
 static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 {
 	enum sfs_status st;
@@ -1002,9 +976,8 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 	if (d->batched)
 		return batch_begin(d, 1, e);
 	if (d->pg) {
-		st = pg_origin(d, e);
-		if (!st)
-			st = sfsi_pg_begin(d->pg, pg_kind, e);
+		/* the change rows' origin: set by sfsi_pg_begin */
+		st = sfsi_pg_begin(d->pg, pg_kind, e);
 	} else {
 		write_turn(d);
 		st = txn_stmt(d, "BEGIN IMMEDIATE", e);

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include "db_i.h"
 #include "db_pg_i.h"
+#include "store_i.h"
 #include "speechfs/log.h"
 #include "util_i.h"
 
@@ -48,6 +49,7 @@ struct pgconn {
 	int notify_auth;       /* credentials changed in this transaction */
 	char begin_write[128];
 	char channel[40]; /* the store's LISTEN/NOTIFY channel */
+	char setup[256];  /* the session's settings, again after a reconnect */
 };
 
 struct pgstmt {
@@ -113,6 +115,9 @@ static void check_conn(struct pgconn *c)
 		return;
 	sfs_warn("db", "connection lost, reconnecting");
 	PQreset(c->c);
+	/* a new session: its search_path and the store's origin again */
+	if (PQstatus(c->c) == CONNECTION_OK)
+		PQclear(PQexec(c->c, c->setup));
 	c->gen++;
 	c->txn = 0;
 	c->notify_jobs = 0;
@@ -701,7 +706,6 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 			     struct pgconn **out, struct sfs_err *e)
 {
 	struct pgconn *c = calloc(1, sizeof(*c));
-	char sql[256];
 	enum sfs_status ret = SFS_OK;
 
 	*out = NULL;
@@ -720,12 +724,12 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 		goto out;
 	}
 	PQsetNoticeProcessor(c->c, notice, NULL);
-	snprintf(sql, sizeof(sql),
+	snprintf(c->setup, sizeof(c->setup),
 		 "SET search_path = \"%s\", public;"
 		 " SET speechfs.origin = '%lld';"
 		 " SET client_min_messages = warning",
 		 schema, (long long)origin);
-	if (run_ok(c, sql, e, "connect")) {
+	if (run_ok(c, c->setup, e, "connect")) {
 		ret = e ? e->status : SFS_IO;
 		goto out;
 	}
@@ -1143,6 +1147,33 @@ enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
 
 /* ---- transactions ---------------------------------------------------- */
 
+/*
+ * The change rows a write transaction makes carry the calling thread's
+ * origin (sfsi_origin_now): set for this transaction only, so nothing of
+ * one request's client is left on the pooled session for the next. The
+ * session's own value is the store handle's (c->setup), so a write
+ * outside these (a read transaction's) is the store's, never a client's.
+ */
+static int txn_origin(struct pgconn *c, struct sfs_err *e)
+{
+	int64_t o = sfsi_origin_now(c->origin);
+	char v[24];
+	const char *val[1] = { v };
+	PGresult *r;
+	int ok;
+
+	if (o == c->origin)
+		return 0;
+	snprintf(v, sizeof(v), "%lld", (long long)o);
+	r = PQexecParams(c->c, "SELECT set_config('speechfs.origin', $1, true)",
+			 1, NULL, val, NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		res_status(c, r, e, "origin");
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
 enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode, struct sfs_err *e)
 {
 	PGresult *r;
@@ -1160,6 +1191,11 @@ enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode, struct sfs_err *e)
 		return e ? e->status : SFS_IO;
 	}
 	PQclear(r);
+	if (mode != PG_BEGIN_READ && txn_origin(c, e)) {
+		PQclear(PQexec(c->c, "ROLLBACK"));
+		check_conn(c);
+		return e ? e->status : SFS_IO;
+	}
 	c->txn = 1;
 	c->txn_wrote = 0;
 	return SFS_OK;

@@ -176,6 +176,43 @@ static void test_origin(void)
 	fx_close(&f);
 }
 
+/*
+ * PostgreSQL: the pooled connection a thread writes on is lost (its own
+ * backend killed) and made again: its changes still carry the thread's
+ * origin, and the store's own once the thread has none -- the new session
+ * is set up as the first was, and no origin is kept from before it.
+ */
+static void test_origin_reconnect(void)
+{
+	char a[SFS_ID_SIZE], b[SFS_ID_SIZE], c[SFS_ID_SIZE];
+	struct seen w;
+	struct fx f;
+	int64_t cur;
+	int i;
+
+	if (!th_is_pg())
+		return; /* SQLite: a connection is not lost */
+	REQUIRE(fx_open(&f) == 0);
+	cur = now_cursor(&f, &f.a);
+	REQUIRE(cur >= 0);
+	sfs_store_origin_set(77);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", "a", 1, a, NULL), SFS_OK);
+	/* fails: the connection is gone; it is made again */
+	tfx_sql(f.s, "SELECT pg_terminate_backend(pg_backend_pid())");
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "b", "b", 1, b, NULL), SFS_OK);
+	sfs_store_origin_set(0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "c", "c", 1, c, NULL), SFS_OK);
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	REQUIRE(w.files == 3);
+	for (i = 0; i < 3; i++) {
+		if (!strcmp(w.ids[i], c))
+			CHECK(w.origins[i] != 77 && w.origins[i] != 0);
+		else
+			CHECK(w.origins[i] == 77);
+	}
+	fx_close(&f);
+}
+
 static void test_shares_and_tenants(void)
 {
 	struct sfs_share sh;
@@ -378,6 +415,7 @@ int main(void)
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_a_file_once_as_it_is_now);
 	RUN(test_origin);
+	RUN(test_origin_reconnect);
 	RUN(test_shares_and_tenants);
 	RUN(test_limit_and_expiry);
 	RUN(test_set_content_if);
