@@ -9,6 +9,7 @@ sends (X-Speechfs-Origin). Requests are counted by the daemon's
 import os
 import re
 import subprocess
+import time
 
 import pytest
 import requests
@@ -38,6 +39,16 @@ def requests_of(dm, route):
     return sum(int(v) for v in re.findall(
         r'speechfs_http_requests_total\{route="%s",status="\d+"\} (\d+)'
         % route, text))
+
+
+def quiet_for(dm, seconds, fn):
+    """fn called over `seconds` costs the server no listing."""
+    before = requests_of(dm, "files_list")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        fn()
+        time.sleep(0.05)
+    return requests_of(dm, "files_list") == before
 
 
 def upload(dm, key, name, path, data=b"RIFF x"):
@@ -97,6 +108,11 @@ def test_others_changes_show_despite_the_cache(srv):
         assert sorted(os.listdir(d)) == ["a0.wav", "a1.wav", "a2.wav"]
         assert sorted(os.listdir(other)) == ["o.wav"]
         os.stat(m.path("d", "a0.wav"))
+        # the feed is live (else what follows would pass by the 1 s time
+        # limit alone): listed over 1.5 s, nothing changed, the listings
+        # are not asked again (once it is live: it starts with the mount)
+        assert eventually(lambda: quiet_for(dm, 1.5, lambda: (
+            os.listdir(d), os.listdir(other)))), "the feed is not live"
         upload(dm, key, "new", "/d/")
         assert eventually(lambda: "new.wav" in os.listdir(d))
         os.stat(m.path("d", "new.wav"))
