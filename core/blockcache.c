@@ -175,11 +175,25 @@ static int write_block(int fd, int direct, const unsigned char *buf, size_t len)
 	return write(fd, buf, len) == (ssize_t)len;
 }
 
+/*
+ * Some file systems take the O_DIRECT open and refuse the write (EINVAL:
+ * some FUSE and overlay setups, ZFS versions): fd made plain, emptied and
+ * written again; 1 when that worked.
+ */
+static int write_plain_again(int fd, const unsigned char *buf, size_t len)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0 &&
+	       ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0 &&
+	       write_block(fd, 0, buf, len);
+}
+
 static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 			int64_t idx, const unsigned char *buf, size_t len)
 {
 	char path[4096], tmp[4200], *slash;
-	int fd, direct = 1;
+	int fd, ok, direct = !__atomic_load_n(&be->no_direct, __ATOMIC_RELAXED);
 
 	if (be->cache_bytes <= 0 || (int64_t)len > be->cache_bytes)
 		return;
@@ -189,17 +203,26 @@ static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 	*slash = '\0';
 	sfsi_mkdirs(tmp);
 	*slash = '/';
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT,
+	fd = open(tmp,
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			  (direct ? O_DIRECT : 0),
 		  0600);
-	if (fd < 0 && errno == EINVAL) {
+	if (fd < 0 && direct && errno == EINVAL) {
 		direct = 0;
+		__atomic_store_n(&be->no_direct, 1, __ATOMIC_RELAXED);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	}
 	if (fd < 0)
 		return;
+	ok = write_block(fd, direct, buf, len);
+	if (!ok && direct && errno == EINVAL) {
+		/* the open took O_DIRECT, the write did not: never again */
+		ok = write_plain_again(fd, buf, len);
+		if (ok)
+			__atomic_store_n(&be->no_direct, 1, __ATOMIC_RELAXED);
+	}
 	/* written whole, then renamed: a cached block is always complete */
-	if (!write_block(fd, direct, buf, len) || close(fd) < 0 ||
-	    rename(tmp, path) < 0) {
+	if (!ok || close(fd) < 0 || rename(tmp, path) < 0) {
 		unlink(tmp);
 		return;
 	}

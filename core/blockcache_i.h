@@ -57,6 +57,7 @@ struct sfsi_bcache {
 	int stop;
 	int64_t cache_used; /* what this process knows of */
 	pthread_mutex_t cache_mu;
+	int no_direct; /* the cache's file system refused O_DIRECT (atomic) */
 };
 
 /* Start and stop the fetchers; measure the disk cache. */
