@@ -313,6 +313,13 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 		sl->pinned = 1;
 		pthread_cond_broadcast(&b->cv);
 		pthread_mutex_unlock(&b->mu);
+		/*
+		 * O_DIRECT writes up to the next ALIGN, then cuts: the
+		 * padding (room block_buf made, never read) zeroed, so no
+		 * bytes of an earlier use of the buffer reach the disk
+		 */
+		memset(sl->buf + f.len, 0,
+		       (f.len + ALIGN - 1) / ALIGN * ALIGN - f.len);
 		cache_write(be, b, idx, sl->buf, f.len);
 		pthread_mutex_lock(&b->mu);
 		sl->pinned = 0;
