@@ -85,6 +85,24 @@ int tfx_user(struct sfs_store *s, const char *tenant, const char *name,
 	return 0;
 }
 
+int tfx_one_open(struct tfx_one *f, const struct sfs_config *cfg)
+{
+	memset(f, 0, sizeof(*f));
+	if (tfx_store(&f->dir, &f->s, cfg))
+		return -1;
+	if (tfx_tenant(f->s, "acme", 0, 0, f->tenant) ||
+	    tfx_user(f->s, f->tenant, "ann", f->user, NULL)) {
+		tfx_store_close(&f->dir, &f->s);
+		return -1;
+	}
+	return 0;
+}
+
+void tfx_one_close(struct tfx_one *f)
+{
+	tfx_store_close(&f->dir, &f->s);
+}
+
 void tfx_fill(void *p, size_t n, unsigned seed)
 {
 	unsigned char *b = p;

@@ -39,6 +39,18 @@ int tfx_tenant(struct sfs_store *s, const char *name, int64_t max_bytes,
 int tfx_user(struct sfs_store *s, const char *tenant, const char *name,
 	     char *id, struct sfs_actor *a);
 
+/* A store with one tenant ("acme") and one user ("ann") of it. */
+struct tfx_one {
+	char *dir;
+	struct sfs_store *s;
+	char tenant[SFS_ID_SIZE];
+	char user[SFS_ID_SIZE];
+};
+
+/* Make it (cfg may be NULL); 0 on success, else nothing is left. */
+int tfx_one_open(struct tfx_one *f, const struct sfs_config *cfg);
+void tfx_one_close(struct tfx_one *f);
+
 /* n bytes of a fixed pseudo-random sequence: one seed, the same bytes. */
 void tfx_fill(void *p, size_t n, unsigned seed);
 

@@ -25,30 +25,17 @@
 
 #define DEADLINE_MS 30000 /* only stops a hang: never a speed target */
 
-struct fx {
-	char *dir;
-	struct sfs_store *s;
-	char tenant[SFS_ID_SIZE];
-	char user[SFS_ID_SIZE];
-};
+/* the shared fixture: a store, one tenant, one user (fixture.h) */
+#define fx tfx_one
 
-/* A fresh store with one tenant and one user; 0 on success. */
 static int fx_open(struct fx *f)
 {
-	memset(f, 0, sizeof(*f));
-	if (tfx_store(&f->dir, &f->s, NULL))
-		return -1;
-	if (tfx_tenant(f->s, "acme", 0, 0, f->tenant) ||
-	    tfx_user(f->s, f->tenant, "ann", f->user, NULL)) {
-		tfx_store_close(&f->dir, &f->s);
-		return -1;
-	}
-	return 0;
+	return tfx_one_open(f, NULL);
 }
 
 static void fx_close(struct fx *f)
 {
-	tfx_store_close(&f->dir, &f->s);
+	tfx_one_close(f);
 }
 
 static int64_t now_us(void)
