@@ -554,6 +554,7 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->write_cv);
 	pthread_mutex_destroy(&s->batch_mu);
 	pthread_cond_destroy(&s->batch_cv);
+	pthread_cond_destroy(&s->batch_tick);
 	pthread_mutex_destroy(&s->work_mu);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->note_mu);

@@ -50,14 +50,15 @@ struct sfs_store {
 
 	/* batched commits (db.c, sfs_store_batch): batch_mu guards these */
 	pthread_mutex_t batch_mu;
-	pthread_cond_t batch_cv; /* CLOCK_MONOTONIC */
-	struct db *batch_db;	 /* the one connection while batching */
-	pthread_t batch_owner;	 /* the thread using it */
-	int batch_depth;	 /* its nested sfsi_db_get calls; 0: free */
-	int batch_want;		 /* committers waiting for the connection */
-	int batch_open;		 /* batch_db holds the batch's transaction */
-	int batch_dirty;	 /* commits since the last batch commit/sync */
-	int batch_lost;		 /* a batch was rolled back: sticky error */
+	pthread_cond_t batch_cv;   /* the connection's users; CLOCK_MONOTONIC */
+	pthread_cond_t batch_tick; /* the batcher alone; CLOCK_MONOTONIC */
+	struct db *batch_db;	   /* the one connection while batching */
+	pthread_t batch_owner;	   /* the thread using it */
+	int batch_depth;	   /* its nested sfsi_db_get calls; 0: free */
+	int batch_want;		   /* committers waiting for the connection */
+	int batch_open;		   /* batch_db holds the batch's transaction */
+	int batch_dirty; /* commits since the last batch commit/sync */
+	int batch_lost;	 /* a batch was rolled back: sticky error */
 	int batch_ms, batch_stop, batch_thread_on;
 	int batch_hold_ms;   /* the longest window (batch_due); 0: default */
 	int64_t batch_since; /* when the window began (sfs_mono_ns) */

@@ -7,6 +7,7 @@
  * This binary defines fdatasync() itself, on purpose: the library's calls
  * (and SQLite's) reach it, and it fails while `fail_syncs` is set.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -794,6 +795,85 @@ static void test_write_quick(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/*
+ * The voluntary context switches of this process's thread named
+ * "sfs-batch" (the batcher), or -1 when there is none.
+ */
+static long batcher_switches(void)
+{
+	char path[96], line[128];
+	long n = -1;
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *t;
+	FILE *fp;
+
+	while (dir && n < 0 && (t = readdir(dir))) {
+		if (t->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 t->d_name);
+		fp = fopen(path, "r");
+		if (!fp)
+			continue;
+		if (!fgets(line, sizeof(line), fp) ||
+		    strcmp(line, "sfs-batch\n")) {
+			fclose(fp);
+			continue;
+		}
+		fclose(fp);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status",
+			 t->d_name);
+		fp = fopen(path, "r");
+		while (fp && fgets(line, sizeof(line), fp))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) ==
+			    1)
+				break;
+		if (fp)
+			fclose(fp);
+	}
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+#define QUIET_WRITES 200
+
+/*
+ * The batcher sleeps through its window: the changes made in it do not
+ * wake it (it shared a condition variable with the connection's users,
+ * and every use of the connection woke it: a context switch per
+ * statement of a bulk load, a third of the mount's CPU with -o commit).
+ */
+static void test_batcher_sleeps_through_the_window(void)
+{
+	long before, after;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	if (th_is_pg()) {
+		tfx_store_close(&f.dir, &f.s); /* no batcher there */
+		return;
+	}
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK_ST(set_nosync(&f, "opens the window"), SFS_OK);
+	before = batcher_switches();
+	CHECK(before >= 0);
+	for (i = 0; i < QUIET_WRITES; i++)
+		CHECK_ST(set_nosync(&f, i % 2 ? "odd" : "even"), SFS_OK);
+	after = batcher_switches();
+	/* a stray wake-up or two may happen; one per write may not */
+	CHECK(after - before < QUIET_WRITES / 10);
+	if (after - before >= QUIET_WRITES / 10)
+		fprintf(stderr, "batcher woke %ld times in %d writes\n",
+			after - before, QUIET_WRITES);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(read_as(f.s, &f, f.id, "even") == 0);
+	CHECK(read_as(f.s, &f, f.id, "odd"));
+	tfx_store_close(&f.dir, &f.s);
+}
+
 struct loader {
 	struct fx *f;
 	int stop, commits, failed; /* atomic */
@@ -885,6 +965,7 @@ int main(void)
 	RUN(test_hooks_after_sync_direct);
 	RUN(test_batch_stop_while_writing);
 	RUN(test_write_quick);
+	RUN(test_batcher_sleeps_through_the_window);
 	RUN(test_writers_take_turns);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
