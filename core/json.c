@@ -978,6 +978,7 @@ static void obj_files(struct enc *w, const struct sfs_file_list *l, int shared)
 static void list_fields(struct enc *w, const struct sfs_file_list *l,
 			const struct sfs_query *q, int shared)
 {
+	char cursor[SFS_CURSOR_SIZE];
 	struct enc sub;
 	json_t *dirs;
 	size_t i;
@@ -1007,6 +1008,11 @@ static void list_fields(struct enc *w, const struct sfs_file_list *l,
 	}
 	e_int(w, "size", (int64_t)l->n);
 	e_int(w, "total", l->total);
+	if (!shared) /* an extension: the next page by keyset */
+		e_str(w, "nextCursor",
+		      q && sfs_query_cursor(q, l, cursor, sizeof(cursor))
+			      ? cursor
+			      : NULL);
 	e_begin(w, "filters", &sub);
 	filter_fields(&sub, q, shared);
 	e_end(w, "filters", &sub);

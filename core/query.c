@@ -698,6 +698,62 @@ static enum sfs_status scan_cheaper(struct db *d, const struct sfs_actor *a,
 	return SFS_OK;
 }
 
+/*
+ * A cursor continues the order it was made in, alone: no page beside it
+ * (the seed's paging and the cursor's are two ways through one listing).
+ */
+static enum sfs_status check_cursor(const struct sfs_query *q,
+				    struct sfs_err *e)
+{
+	if (!q->cursor_id[0])
+		return SFS_OK;
+	if (q->sort != SFS_SORT_CREATED || q->desc != q->cursor_desc)
+		return sfs_err_field(e, "cursor", "invalid",
+				     "continues a listing sorted by "
+				     "creationDate,%s: give that sort",
+				     q->cursor_desc ? "desc" : "asc");
+	if (q->page)
+		return sfs_err_field(e, "page", "invalid",
+				     "must be 0 or absent with a cursor");
+	return SFS_OK;
+}
+
+/*
+ * Where a cursor's file stands in the order by creationDate: its
+ * creationDate and row. Only the actor's own files are positions (any
+ * other id is not a cursor of theirs, whether it exists or not); a file
+ * row is never removed, so a cursor outlives its file's deletion.
+ */
+static enum sfs_status cursor_at(struct db *d, const struct sfs_actor *a,
+				 const struct sfs_query *q, int64_t *created,
+				 int64_t *row, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+	int rc;
+
+	st = sfsi_db_prep(d,
+			  "SELECT created_at, id FROM file WHERE uuid = ?1"
+			  " AND owner_id = ?2",
+			  e);
+	if (!st)
+		return status_of(e);
+	sfsi_db_bind_text(st, 1, q->cursor_id);
+	sfsi_db_bind_int(st, 2, a->user);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1) {
+		*created = sfsi_db_col_int(st, 0);
+		*row = sfsi_db_col_int(st, 1);
+	} else if (rc == 0) {
+		ret = sfs_err_field(e, "cursor", "invalid",
+				    "is not a cursor of this listing");
+	} else {
+		ret = status_of(e);
+	}
+	sfsi_db_reset(st);
+	return ret;
+}
+
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_query *q,
 				struct sfs_file_list *out, struct sfs_err *e)
@@ -710,6 +766,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	enum sfs_status ret;
 	int drive, more = 0, counted = 0;
+	int64_t at_created = 0, at_row = 0;
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -718,6 +775,8 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = check_page(q, e);
+	if (!ret)
+		ret = check_cursor(q, e);
 	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (ret)
@@ -732,8 +791,14 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
 		ret = sfsi_db_begin_read(d, e);
+	/* a cursor's walk was counted at its first page */
+	if (!ret && q->cursor_id[0]) {
+		ret = cursor_at(d, a, q, &at_created, &at_row, e);
+		out->total = q->cursor_total;
+		counted = 1;
+	}
 	/* driving from the tags is chosen by the count: count first */
-	if (!ret && drive) {
+	if (!ret && drive && !counted) {
 		ret = fetch_count(d, &count, &out->total, e);
 		counted = 1;
 	}
@@ -741,10 +806,18 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		ret = scan_cheaper(d, a, q, out->total, &drive, e);
 	add(&page, "SELECT " FILE_COLS ", " TAGS_COL FILE_FROM);
 	files_where(&page, q, a, upper, drive);
+	if (q->cursor_id[0]) {
+		/* the order's key (order_by): an index range, not an OFFSET */
+		add(&page, q->desc ? " AND (f.created_at, f.id) < (?, ?)"
+				   : " AND (f.created_at, f.id) > (?, ?)");
+		bind_int(&page, at_created);
+		bind_int(&page, at_row);
+	}
 	order_by(&page, q);
 	limit(&page, q);
 	if (!ret)
 		ret = fetch_page(d, &page, 0, (size_t)q->size, &more, out, e);
+	out->more = more;
 	if (!ret && !counted) {
 		if (total_known(q, out, more))
 			out->total = q->page * q->size + (int64_t)out->n;

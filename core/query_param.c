@@ -3,6 +3,7 @@
  * shared-with-me): one parser per parameter, found by name in a table;
  * a bad value is a field error named after the parameter.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,41 @@ static enum sfs_status p_size(struct sfs_query *q, const char *key,
 	return SFS_OK;
 }
 
+/*
+ * "a" or "d" (creationDate ascending or descending), the id of the last
+ * file of the page before, "." and the total the walk began with: what
+ * sfs_query_cursor wrote.
+ */
+static enum sfs_status p_cursor(struct sfs_query *q, const char *key,
+				const char *v, struct sfs_err *e)
+{
+	char id[SFS_ID_SIZE];
+	int64_t total;
+
+	if ((v[0] != 'a' && v[0] != 'd') || strlen(v) < 2 + SFS_UUID_LEN ||
+	    v[1 + SFS_UUID_LEN] != '.')
+		return bad(e, key, "is not a cursor of this listing");
+	memcpy(id, v + 1, SFS_UUID_LEN);
+	id[SFS_UUID_LEN] = '\0';
+	if (!sfs_uuid_valid(id) ||
+	    sfs_parse_i64(v + 2 + SFS_UUID_LEN, &total) || total < 0)
+		return bad(e, key, "is not a cursor of this listing");
+	memcpy(q->cursor_id, id, sizeof(id));
+	q->cursor_desc = v[0] == 'd';
+	q->cursor_total = total;
+	return SFS_OK;
+}
+
+int sfs_query_cursor(const struct sfs_query *q, const struct sfs_file_list *l,
+		     char *out, size_t size)
+{
+	if (!l->more || !l->n || q->sort != SFS_SORT_CREATED)
+		return 0;
+	snprintf(out, size, "%c%s.%" PRId64, q->desc ? 'd' : 'a',
+		 l->files[l->n - 1].id, l->total);
+	return 1;
+}
+
 static enum sfs_status p_deleted(struct sfs_query *q, const char *key,
 				 const char *v, struct sfs_err *e)
 {
@@ -359,6 +395,7 @@ static const struct {
 } params[] = {
 	{ "page", p_page },
 	{ "size", p_size },
+	{ "cursor", p_cursor },
 	{ "isDeleted", p_deleted },
 	{ "isContentDiscarded", p_discarded },
 	{ "isPurged", p_purged },

@@ -959,31 +959,65 @@ static enum sfs_status page_files(struct rstore *rs, json_t *j, int perm,
 	return st;
 }
 
+/* A cursor fit to go into a URL as it is (the server's, so checked). */
+static int cursor_ok(const char *v)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyz"
+			     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~");
+
+	return n && !v[n] && n < SFS_CURSOR_SIZE;
+}
+
 /*
- * Every page of GET url&page=N into l (sfs_file_list_release), each file
+ * Every page of GET url into l (sfs_file_list_release), each file
  * numbered with perm; the first pages' files get the lower numbers, so
  * the order of a listing (oldest first) is the order of numbers. The
  * server's total sizes the list only as a capped hint (page_files).
+ * A server that answers a nextCursor (our extension) is followed by it:
+ * each page an index range on the server, where page=N makes it skip
+ * N pages' rows first (and count them all again); the seed's paging
+ * otherwise.
  */
 static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 				struct sfs_file_list *l, struct sfs_err *e)
 {
-	char page[4200];
+	char page[4200], cursor[SFS_CURSOR_SIZE];
 	enum sfs_status st = SFS_OK;
-	json_t *j = NULL;
+	json_t *j = NULL, *next;
+	const char *v;
 	int64_t p, total = 0;
 	size_t cap = 0, na = 0;
+	int by_cursor = 0;
 
 	memset(l, 0, sizeof(*l));
 	for (p = 0; !st; p++) {
-		snprintf(page, sizeof(page), "%s&size=%d&page=%lld", url, PAGE,
-			 (long long)p);
+		if (by_cursor)
+			snprintf(page, sizeof(page), "%s&size=%d&cursor=%s",
+				 url, PAGE, cursor);
+		else
+			snprintf(page, sizeof(page), "%s&size=%d&page=%lld",
+				 url, PAGE, (long long)p);
 		st = get_json(rs, page, &j, e);
 		if (!st)
 			st = page_files(rs, j, perm, l, &cap, &total, &na, e);
+		next = st ? NULL : json_object_get(j, "nextCursor");
+		if (json_is_string(next)) {
+			v = json_string_value(next);
+			/* one that cannot be sent, or the same again: broken */
+			if (!cursor_ok(v) || (by_cursor && !strcmp(v, cursor)))
+				st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+					      "the server's nextCursor '%.80s' "
+					      "cannot continue the listing",
+					      v);
+			else
+				sfs_strlcpy(cursor, v, sizeof(cursor));
+			by_cursor = 1;
+		} else if (by_cursor) {
+			na = 0; /* the last page of a cursor's walk */
+		}
 		json_decref(j);
 		j = NULL;
-		if (!na || (int64_t)l->n >= total)
+		if (!na || (!by_cursor && (int64_t)l->n >= total))
 			break;
 	}
 	l->total = (int64_t)l->n;

@@ -44,6 +44,14 @@ struct sfs_query {
 	int tags_any; /* 0: all (AND), 1: any (OR) */
 	int publish;  /* -1: either */
 	int access;   /* shared-with-me: -1 either */
+	/*
+	 * cursor (an extension of GET /files): continue after the file
+	 * cursor_id ("" : no cursor) in the order cursor_desc of
+	 * creationDate, with the total its walk began with
+	 */
+	char cursor_id[SFS_ID_SIZE];
+	int cursor_desc;
+	int64_t cursor_total;
 };
 
 void sfs_query_init(struct sfs_query *q);
@@ -63,12 +71,25 @@ struct sfs_file_list {
 	struct sfs_file *files;
 	size_t n;
 	int64_t total; /* across all pages */
+	int more;      /* rows follow this page (GET /files) */
 	char **dirs;   /* direct subdirectories (non-recursive) */
 	size_t ndirs;
 	int has_dirs;
 };
 
 void sfs_file_list_release(struct sfs_file_list *l);
+
+/* Room for a cursor's text: a letter, an id, '.', a total. */
+#define SFS_CURSOR_SIZE (SFS_ID_SIZE + 24)
+
+/*
+ * The cursor that continues GET /files after page l of query q (the
+ * answer's nextCursor): 1 and out filled when rows follow and the order
+ * is by creationDate (a cursor is a position in that order: the last
+ * file's creationDate and row), 0 otherwise.
+ */
+int sfs_query_cursor(const struct sfs_query *q, const struct sfs_file_list *l,
+		     char *out, size_t size);
 
 /* The actor's own files (GET /files). */
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,

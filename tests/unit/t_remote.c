@@ -943,6 +943,7 @@ struct fake {
 	const char *doc;
 	int no_files;	   /* the seed's GET /files answers 404 too */
 	const char *page0; /* if set: GET /files's answer at page=0 */
+	const char *next;  /* if set: its answer to cursor=c1 */
 	char asked[4096];  /* the request lines, one a line */
 	int stop;
 };
@@ -1012,6 +1013,10 @@ static void *fake_serve(void *arg)
 			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)) &&
 			 strstr(req, "&page=0 "))
 			fake_answer(c, 200, f->page0);
+		else if (f->next &&
+			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)) &&
+			 strstr(req, "&cursor=c1 "))
+			fake_answer(c, 200, f->next);
 		else if (!f->no_files &&
 			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)))
 			fake_answer(c, 200,
@@ -1171,6 +1176,90 @@ static void test_listing_total_is_a_hint(void)
 	}
 }
 
+static int count_of(const char *s, const char *what)
+{
+	int n = 0;
+
+	while ((s = strstr(s, what))) {
+		n++;
+		s += strlen(what);
+	}
+	return n;
+}
+
+/*
+ * A server that answers a nextCursor is followed by it to the page whose
+ * nextCursor is null, whatever its total says (a cursor's total is the
+ * one its walk began with; files made since come after it); a cursor
+ * given again, or one that cannot go into a URL, fails the listing
+ * instead of looping or being sent.
+ */
+static void test_listing_follows_the_cursor(void)
+{
+	static const char page0[] =
+		"{\"files\":["
+		"{\"id\":\"f1\",\"name\":\"a\",\"path\":\"/\"},"
+		"{\"id\":\"f2\",\"name\":\"b\",\"path\":\"/\"}"
+		"],\"size\":2,\"total\":2,\"nextCursor\":\"c1\"}";
+	static const struct {
+		const char *next;
+		enum sfs_status st;
+		int64_t nfiles;
+	} cases[] = {
+		{ "{\"files\":[{\"id\":\"f3\",\"name\":\"c\","
+		  "\"path\":\"/\"}],\"size\":1,\"total\":2,"
+		  "\"nextCursor\":null}",
+		  SFS_OK, 3 },
+		{ "{\"files\":[{\"id\":\"f3\",\"name\":\"c\","
+		  "\"path\":\"/\"}],\"size\":1,\"total\":2,"
+		  "\"nextCursor\":\"c1\"}",
+		  SFS_IO, 0 },
+		{ "{\"files\":[{\"id\":\"f3\",\"name\":\"c\","
+		  "\"path\":\"/\"}],\"size\":1,\"total\":2,"
+		  "\"nextCursor\":\"c2 HTTP/1.1\\r\\nX: y\"}",
+		  SFS_IO, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake f = { .doc_status = 404,
+				  .doc = "{\"status_code\":404}",
+				  .page0 = page0,
+				  .next = cases[i].next };
+		struct sfs_remote_opts o = { 0 };
+		struct sfs_store *rs = NULL;
+		struct sfs_dir_info di;
+		char url[64], cache[PATH_MAX], *dir = th_tmpdir();
+		struct sfs_err e;
+		pthread_t t;
+
+		fake_start(&f, &t, url, sizeof(url));
+		snprintf(cache, sizeof(cache), "%s/cache", dir);
+		o.url = url;
+		o.api_key = "sfs_key";
+		o.timeout_s = 5;
+		o.cache_dir = cache;
+		o.cache_bytes = -1;
+		sfs_err_init(&e);
+		/* the open lists the root (a server of the seed's API only) */
+		CHECK_ST(sfs_store_open_url(&o, &rs, &e), cases[i].st);
+		if (rs) {
+			sfs_err_init(&e);
+			CHECK_ST(sfs_dir_stat(rs, NULL, "/", &di, &e), SFS_OK);
+			CHECK(di.nfiles == cases[i].nfiles);
+		}
+		sfs_store_close(rs);
+		fake_stop(&f, t);
+		th_rmrf(dir);
+		/* each listing: page 0, then by the cursor, never by page 1 */
+		CHECK(count_of(f.asked, "&page=0 ") >= 1 &&
+		      count_of(f.asked, "&page=0 ") ==
+			      count_of(f.asked, "&cursor=c1 ") &&
+		      !strstr(f.asked, "&page=1 ") &&
+		      !strstr(f.asked, "cursor=c2"));
+	}
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -1178,6 +1267,7 @@ int main(void)
 	RUN(test_base64);
 	RUN(test_features_of_the_document);
 	RUN(test_listing_total_is_a_hint);
+	RUN(test_listing_follows_the_cursor);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
