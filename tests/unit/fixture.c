@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,23 @@
 #include "speechfs/util.h"
 #include "testhelp.h"
 #include "testjob.h"
+
+static struct sfs_config files_only_cfg;
+
+static void files_only_init(void)
+{
+	sfs_config_init(&files_only_cfg);
+	files_only_cfg.blob_inline_max = 0;
+	files_only_cfg.blob_s3_list_max_keys = 97;
+}
+
+const struct sfs_config *tfx_files_only(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, files_only_init);
+	return &files_only_cfg;
+}
 
 int tfx_store(char **dir, struct sfs_store **s, const struct sfs_config *cfg)
 {

@@ -28,6 +28,15 @@ int tfx_store(char **dir, struct sfs_store **s, const struct sfs_config *cfg);
 /* Close the store and remove its directory; both become NULL. */
 void tfx_store_close(char **dir, struct sfs_store **s);
 
+/*
+ * The configuration of tests about blob files: every blob a file, none
+ * kept in its row, and bucket listings of several pages whatever the
+ * test's size. Built once and shared, so threads may ask at once (one
+ * filled afresh while another thread copied it once gave that thread a
+ * busy timeout of 0).
+ */
+const struct sfs_config *tfx_files_only(void);
+
 /* A tenant with quotas (0: none); 0 on success (the reason printed). */
 int tfx_tenant(struct sfs_store *s, const char *name, int64_t max_bytes,
 	       int64_t max_files, char id[SFS_ID_SIZE]);

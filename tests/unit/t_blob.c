@@ -61,21 +61,13 @@ static int fx_actors(struct fx *f)
 
 /*
  * These tests are of the blob files: every blob is one, in every process
- * that opens the store (small blobs kept in their row: t_inline.c).
+ * that opens the store (small blobs kept in their row: t_inline.c), as
+ * tfx_files_only() configures it.
  */
-static const struct sfs_config *files_only(void)
-{
-	static struct sfs_config cfg;
-
-	sfs_config_init(&cfg);
-	cfg.blob_inline_max = 0;
-	return &cfg;
-}
-
 static int fx_open(struct fx *f)
 {
 	memset(f, 0, sizeof(*f));
-	if (tfx_store(&f->dir, &f->s, files_only()))
+	if (tfx_store(&f->dir, &f->s, tfx_files_only()))
 		return -1;
 	if (tfx_tenant(f->s, "one", 0, 0, f->t1) ||
 	    tfx_tenant(f->s, "two", 0, 0, f->t2) ||
@@ -92,7 +84,7 @@ static int fx_reopen(struct fx *f)
 	sfs_err_init(&e);
 	sfs_store_close(f->s);
 	f->s = NULL;
-	if (sfs_store_open(f->dir, files_only(), &f->s, &e)) {
+	if (sfs_store_open(f->dir, tfx_files_only(), &f->s, &e)) {
 		fprintf(stderr, "reopen: %s\n", e.message);
 		return -1;
 	}
@@ -644,7 +636,7 @@ static void test_stale_staging(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	/* a second handle (a live process) with a stage in progress */
-	REQUIRE_ST(sfs_store_open(f.dir, files_only(), &s2, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(f.dir, tfx_files_only(), &s2, NULL), SFS_OK);
 	REQUIRE_ST(sfs_stage_new(s2, &live, NULL), SFS_OK);
 	REQUIRE_ST(sfs_stage_write(live, "live", 4, NULL), SFS_OK);
 
@@ -709,15 +701,20 @@ static void *opener_main(void *arg)
 	for (i = 0; i < 60; i++) {
 		struct sfs_store *s = NULL;
 		struct sfs_stage *st = NULL;
+		struct sfs_err e;
 
-		if (sfs_store_open(o->dir, files_only(), &s, NULL)) {
+		sfs_err_init(&e);
+		if (sfs_store_open(o->dir, tfx_files_only(), &s, &e)) {
+			fprintf(stderr, "open %d: %s\n", i, e.message);
 			o->fails++;
 			continue;
 		}
-		if (sfs_stage_new(s, &st, NULL) ||
-		    sfs_stage_write(st, "x", 1, NULL) ||
-		    sfs_stage_finish(st, NULL))
+		if (sfs_stage_new(s, &st, &e) ||
+		    sfs_stage_write(st, "x", 1, &e) ||
+		    sfs_stage_finish(st, &e)) {
+			fprintf(stderr, "stage %d: %s\n", i, e.message);
 			o->fails++;
+		}
 		sfs_stage_free(st);
 		sfs_store_close(s);
 	}
@@ -852,10 +849,10 @@ static void child_upload(const char *dir, const char *uid, const char *at,
 	struct sfs_store *s = NULL;
 	struct sfs_actor a;
 
-	sfs_log_set_level(SFS_LOG_ERROR);
+	sfs_log_set_level(SFS_LOG_WARN);
 	if (at)
 		setenv("SFS_CRASH_AT", at, 1);
-	if (sfs_store_open(dir, files_only(), &s, NULL) ||
+	if (sfs_store_open(dir, tfx_files_only(), &s, NULL) ||
 	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
 		_exit(2);
 	tfx_fill(buf, n, seed);
@@ -941,8 +938,8 @@ static void child_uploads(const char *dir, const char *uid, int round,
 	unsigned i, sd;
 	size_t n;
 
-	sfs_log_set_level(SFS_LOG_ERROR);
-	if (sfs_store_open(dir, files_only(), &s, NULL) ||
+	sfs_log_set_level(SFS_LOG_WARN);
+	if (sfs_store_open(dir, tfx_files_only(), &s, NULL) ||
 	    sfs_auth_user(s, uid, SFS_SCOPE_ALL, &a, NULL))
 		_exit(2);
 	for (i = 0;; i++) {
@@ -995,7 +992,7 @@ static void test_crash_random_kills(void)
 		REQUIRE(waitpid(pid, &status, 0) == pid);
 		CHECK(WIFSIGNALED(status));
 	}
-	REQUIRE_ST(sfs_store_open(f.dir, files_only(), &f.s, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(f.dir, tfx_files_only(), &f.s, NULL), SFS_OK);
 	REQUIRE(fx_actors(&f) == 0);
 	CHECK(tfx_staging_files(f.dir) == 0);
 	/* the kills came late enough for commits to happen */
@@ -1056,7 +1053,7 @@ static void test_crash_random_kills(void)
 
 int main(void)
 {
-	sfs_log_set_level(SFS_LOG_ERROR);
+	sfs_log_set_level(SFS_LOG_WARN);
 	if (th_blob_setup()) /* SFS_BLOB_BACKEND */
 		return 1;
 	RUN(test_stage_write_hash);

@@ -38,23 +38,12 @@ struct fx {
 /*
  * These tests are of the blob files and their rows: every blob is a file,
  * in every process that opens the store (small blobs kept in their row:
- * t_inline.c).
+ * t_inline.c), as tfx_files_only() configures it.
  */
-static const struct sfs_config *files_only(void)
-{
-	static struct sfs_config cfg;
-
-	sfs_config_init(&cfg);
-	cfg.blob_inline_max = 0;
-	/* listings of several pages, whatever the test's size */
-	cfg.blob_s3_list_max_keys = 97;
-	return &cfg;
-}
-
 static int fx_open(struct fx *f)
 {
 	memset(f, 0, sizeof(*f));
-	if (tfx_store(&f->dir, &f->s, files_only()))
+	if (tfx_store(&f->dir, &f->s, tfx_files_only()))
 		return -1;
 	return tfx_tenant(f->s, "one", 0, 0, f->t1) ||
 	       tfx_tenant(f->s, "two", 0, 0, f->t2) ||
@@ -398,7 +387,7 @@ static void *churn_main(void *arg)
 	char ids[8][SFS_ID_SIZE];
 	int i = 0;
 
-	if (sfs_store_open(c->dir, files_only(), &s, NULL) ||
+	if (sfs_store_open(c->dir, tfx_files_only(), &s, NULL) ||
 	    sfs_auth_user(s, c->uid, SFS_SCOPE_ALL, &a, NULL)) {
 		c->fails++;
 		sfs_store_close(s);

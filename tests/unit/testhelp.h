@@ -61,8 +61,18 @@ static const char *th_name __attribute__((unused));
 		}                                                              \
 	} while (0)
 
+/* SFS_UNIT_ONLY=NAME runs only the test NAME of a binary (chasing one). */
+static inline int th_skipped(const char *fn)
+{
+	const char *only = getenv("SFS_UNIT_ONLY");
+
+	return only && only[0] && strcmp(only, fn) != 0;
+}
+
 #define RUN(fn)                                                                \
 	do {                                                                   \
+		if (th_skipped(#fn))                                           \
+			break;                                                 \
 		th_name = #fn;                                                 \
 		th_cur_failed = 0;                                             \
 		fn();                                                          \
