@@ -362,7 +362,7 @@ enum MHD_Result api_changes_get(struct req *r)
 			return respond_err(r, &e);
 		}
 		w->cursor = next;
-		if (f.n || more || g_httpd.stopping ||
+		if (f.n || more || httpd_stopping() ||
 		    sfs_mono_ns() / 1000000 >= w->deadline_ms)
 			return answer(r, &f, next, more);
 		sfs_buf_release(&f.b);

@@ -135,7 +135,7 @@ enum MHD_Result conn_accept_policy(void *cls, const struct sockaddr *addr,
 	(void)cls;
 	(void)addrlen;
 	/* shutting down: no new connections (main.c) */
-	if (__atomic_load_n(&g_httpd.stopping, __ATOMIC_SEQ_CST))
+	if (httpd_stopping())
 		return MHD_NO;
 	if (conn_addr_key(addr, key))
 		return MHD_YES;

@@ -77,11 +77,17 @@ struct httpd {
 	struct sfs_store *store;
 	struct httpd_opts opts;
 	struct MHD_Daemon *mhd;
-	volatile int stopping;
+	int stopping; /* set once at SIGTERM (atomic: httpd_stopping) */
 	int inflight; /* requests alive (atomic) */
 };
 
 extern struct httpd g_httpd;
+
+/* Whether the daemon is draining for its exit (any thread may ask). */
+static inline int httpd_stopping(void)
+{
+	return __atomic_load_n(&g_httpd.stopping, __ATOMIC_SEQ_CST);
+}
 
 /* The text parts of an upload besides `file`. */
 enum part {

@@ -362,7 +362,7 @@ static ssize_t throttle_read(void *cls, uint64_t pos, char *buf, size_t max)
 	if (left <= 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	want = left < (int64_t)max ? left : (int64_t)max;
-	if (!g_httpd.stopping) {
+	if (!httpd_stopping()) {
 		pthread_mutex_lock(&lock);
 		b = bucket_get(t->user, BK_BW, t->burst);
 		if (b) {

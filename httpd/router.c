@@ -460,7 +460,7 @@ static enum MHD_Result begin(struct req *r)
 	int i, np = 0, bad = 0;
 
 	sfs_err_init(&e);
-	if (g_httpd.stopping)
+	if (httpd_stopping())
 		return respond_status(r, 503, "shutting_down",
 				      "the server is shutting down");
 	if (r->uri_len > g_httpd.opts.max_url_len)
