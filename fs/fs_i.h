@@ -39,9 +39,9 @@ struct fs {
 	double timeout;	  /* entry and attribute lifetime in the kernel */
 	pthread_t poller;
 	int poller_running;
-	volatile int stop;
-	volatile int poller_ended; /* its thread has returned */
-	int wake_fd;		   /* the poller's eventfd: stop or look now */
+	int stop;	  /* the poller is asked to end (atomic) */
+	int poller_ended; /* its thread has returned (atomic) */
+	int wake_fd;	  /* the poller's eventfd: stop or look now */
 };
 
 extern struct fs g_fs;

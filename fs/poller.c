@@ -35,6 +35,12 @@
  * set long, the mount looks only when woken, which shows that the
  * wake-up (inotify, NOTIFY, a remote feed) alone keeps it coherent.
  */
+/* Whether the poller is asked to end (fs_poller_ask_stop, any thread). */
+static int stop_asked(void)
+{
+	return __atomic_load_n(&g_fs.stop, __ATOMIC_ACQUIRE);
+}
+
 static int idle_ms(void)
 {
 	const char *v = getenv("SPEECHFS_TEST_POLL_IDLE_MS");
@@ -144,7 +150,7 @@ static int64_t look(int64_t since)
 	if (!c.any)
 		return last;
 	fs_names_changed();
-	for (i = 0; i < c.ndirs && !g_fs.stop; i++)
+	for (i = 0; i < c.ndirs && !stop_asked(); i++)
 		invalidate_dir(c.dirs[i], c.dir_only[i]);
 	if (c.shared || c.overflow) {
 		fuse_lowlevel_notify_inval_inode(g_fs.se, FS_SHARED_ROOT, 0, 0);
@@ -215,9 +221,9 @@ static void *poller(void *arg)
 	p[1].fd = in;
 	p[1].events = POLLIN;
 	next = 0;
-	while (!g_fs.stop) {
+	while (!stop_asked()) {
 		n = poll(p, in >= 0 ? 2 : 1, in >= 0 ? idle : 500);
-		if (g_fs.stop)
+		if (stop_asked())
 			break;
 		if (n > 0 && (p[0].revents & POLLIN)) {
 			uint64_t v;
@@ -284,9 +290,9 @@ void fs_poller_ask_stop(void)
 {
 	uint64_t one = 1;
 
-	if (!g_fs.poller_running || g_fs.stop)
+	if (!g_fs.poller_running || stop_asked())
 		return;
-	g_fs.stop = 1;
+	__atomic_store_n(&g_fs.stop, 1, __ATOMIC_RELEASE);
 	if (write(g_fs.wake_fd, &one, sizeof(one)) < 0)
 		sfs_warn("fs", "cannot wake the change poller");
 }

@@ -101,14 +101,17 @@ static void stop_conn(struct conn *c, const char *why)
 static struct conn *oldest_waiting(const unsigned char *key)
 {
 	struct conn *c, *best = NULL;
-	int64_t t;
+	int64_t t, best_t = 0;
 
 	for (c = all.next; c != &all; c = c->next) {
 		if (!evictable(c) || (key && memcmp(c->key, key, 16)))
 			continue;
+		/* (its thread moves it on meanwhile: one reading each) */
 		t = __atomic_load_n(&c->phase_ns, __ATOMIC_RELAXED);
-		if (!best || t < best->phase_ns)
+		if (!best || t < best_t) {
 			best = c;
+			best_t = t;
+		}
 	}
 	return best;
 }
