@@ -226,17 +226,28 @@ enum sfs_status sfsi_db_create(const char *path, struct sfs_err *e)
 }
 
 /*
- * Called after each commit of a connection, once the commit is visible to
- * new readers: the data generation moves on (sfs_store_data_gen). A WAL
- * hook replaces SQLite's automatic checkpoint, so it does that too, as
- * the default does (passive, at 1,000 frames).
+ * Called after each commit of a connection (arg), once the commit is
+ * visible to new readers: the data generation moves on
+ * (sfs_store_data_gen). A WAL hook replaces SQLite's automatic
+ * checkpoint, so it does that too, as the default does (passive, at
+ * 1,000 frames). Not on the batch connection: a batch's checkpoint took
+ * 70-300 ms (two syncs and a window's pages copied) while the connection
+ * was taken, and every change of the mount waited for it; the batcher
+ * checkpoints on another connection once it has let the batch's go
+ * (checkpoint_aside).
  */
 #define WAL_AUTOCHECKPOINT 1000
 
 static int on_wal_commit(void *arg, sqlite3 *h, const char *db, int frames)
 {
-	sfsi_data_gen_bump(arg);
-	if (frames >= WAL_AUTOCHECKPOINT)
+	struct db *d = arg;
+
+	sfsi_data_gen_bump(d->s);
+	if (frames < WAL_AUTOCHECKPOINT)
+		return SQLITE_OK;
+	if (d->batched)
+		__atomic_store_n(&d->s->ckpt_due, 1, __ATOMIC_RELEASE);
+	else
 		(void)sqlite3_wal_checkpoint_v2(
 			h, db, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
@@ -269,8 +280,9 @@ enum sfs_status sfsi_db_pool_open(struct sfs_store *s, const char *path,
 	st = sfsi_schema_migrate(d->h, e);
 	if (!st)
 		st = tag_origin(d->h, s->origin, e);
+	d->s = s;
 	if (!st)
-		sqlite3_wal_hook(d->h, on_wal_commit, s);
+		sqlite3_wal_hook(d->h, on_wal_commit, d);
 	if (st) {
 		sqlite3_close(d->h);
 		free(d);
@@ -347,15 +359,14 @@ void sfsi_db_pool_close(struct sfs_store *s)
 static int batch_get(struct sfs_store *s, struct db **out);
 static void batch_put(struct db *d);
 
-enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
-			    struct sfs_err *e)
+/* A connection of the pool (never the batch's). */
+static enum sfs_status pool_get(struct sfs_store *s, struct db **out,
+				struct sfs_err *e)
 {
 	struct db *d = NULL;
 	char path[4096];
 	enum sfs_status st;
 
-	if (batch_get(s, out))
-		return SFS_OK;
 	pthread_mutex_lock(&s->pool_mu);
 	while (!s->pool_free && s->pool_n >= DB_POOL_MAX)
 		pthread_cond_wait(&s->pool_cv, &s->pool_mu);
@@ -385,8 +396,9 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 			sqlite3_close(d->h);
 			d->h = NULL;
 		}
+		d->s = s;
 		if (!st)
-			sqlite3_wal_hook(d->h, on_wal_commit, s);
+			sqlite3_wal_hook(d->h, on_wal_commit, d);
 	}
 	if (st) {
 		free(d);
@@ -399,6 +411,14 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	d->s = s;
 	*out = d;
 	return SFS_OK;
+}
+
+enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
+			    struct sfs_err *e)
+{
+	if (batch_get(s, out))
+		return SFS_OK;
+	return pool_get(s, out, e);
 }
 
 static void sync_note_commit(struct sfs_store *s);
@@ -1573,6 +1593,24 @@ enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
 	return st;
 }
 
+/*
+ * The checkpoint a batch's commit left due (on_wal_commit), on a
+ * connection of the pool: passive, it runs beside the batch connection's
+ * next changes instead of holding them up.
+ */
+static void checkpoint_aside(struct sfs_store *s)
+{
+	struct db *d;
+
+	if (!__atomic_exchange_n(&s->ckpt_due, 0, __ATOMIC_ACQ_REL))
+		return;
+	if (pool_get(s, &d, NULL))
+		return; /* the next commit outside a batch does it */
+	(void)sqlite3_wal_checkpoint_v2(d->h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+					NULL, NULL);
+	sfsi_db_put(d);
+}
+
 static void *batcher(void *arg)
 {
 	struct sfs_store *s = arg;
@@ -1595,6 +1633,7 @@ static void *batcher(void *arg)
 		pthread_mutex_unlock(&s->batch_mu);
 		if (sfsi_batch_commit(s, NULL))
 			sfs_warn("db", "a batch's commits may not be durable");
+		checkpoint_aside(s);
 		pthread_mutex_lock(&s->batch_mu);
 	}
 	pthread_mutex_unlock(&s->batch_mu);
@@ -1719,6 +1758,7 @@ enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)
 	sfsi_db_put(d);
 	st2 = sfsi_db_sync(s, st ? NULL : e);
 	batch_run_hooks(s, NULL, hooks, !st && !st2);
+	checkpoint_aside(s);
 	return st ? st : st2;
 }
 

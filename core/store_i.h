@@ -64,6 +64,7 @@ struct sfs_store {
 	int64_t batch_since; /* when the window began (sfs_mono_ns) */
 	int64_t batch_gap;   /* no new batch before (batch_pause), or 0 */
 	pthread_t batch_thread;
+	int ckpt_due; /* a batch's checkpoint waits for the batcher (atomic) */
 
 	/* recent API keys' actors, valid under *auth_gen (keycache.c) */
 	struct sfsi_keycache *keycache;

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "db_i.h"
@@ -874,6 +875,93 @@ static void test_batcher_sleeps_through_the_window(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* The size of f's database file (written only by checkpoints). */
+static long long db_size(const struct fx *f)
+{
+	char path[4096];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/speechfs.db", f->dir);
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* n new files of 3,000 distinct bytes each (k numbers the first). */
+static int upload_many(struct fx *f, int k, int n)
+{
+	char body[3000], id[SFS_ID_SIZE], name[32];
+	int i;
+
+	memset(body, 'a', sizeof(body));
+	for (i = k; i < k + n; i++) {
+		snprintf(body, sizeof(body), "%d", i);
+		body[strlen(body)] = 'a';
+		snprintf(name, sizeof(name), "bulk%d", i);
+		if (tfx_upload(f->s, &f->a, name, body, sizeof(body), id, NULL))
+			return -1;
+	}
+	return 0;
+}
+
+struct grown {
+	struct fx *f;
+	long long than;
+};
+
+static int db_grew(void *p)
+{
+	struct grown *g = p;
+
+	return db_size(g->f) > g->than;
+}
+
+#define BULK_FILES 1500 /* a batch of more than 1,000 WAL frames */
+
+/*
+ * A batch's commit does not checkpoint on the batch connection (the
+ * mount's changes waited 70-300 ms for that): the checkpoint it leaves
+ * due is made on another connection, by the batcher after its commit or
+ * when batching stops. The database file, which only checkpoints write,
+ * shows which.
+ */
+static void test_batch_checkpoints_aside(void)
+{
+	long long before;
+	struct grown g;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	if (th_is_pg()) {
+		tfx_store_close(&f.dir, &f.s); /* no WAL there */
+		return;
+	}
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	before = db_size(&f);
+	CHECK(before > 0);
+	CHECK(upload_many(&f, 0, BULK_FILES) == 0);
+	/* committed and synced by fsync's call: not checkpointed there */
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(db_size(&f) == before);
+	/* the batcher's commit: checkpointed after it */
+	CHECK_ST(sfs_store_batch(f.s, 50, NULL), SFS_OK);
+	f.s->batch_hold_ms = 0;
+	CHECK(upload_many(&f, BULK_FILES, 10) == 0);
+	g.f = &f;
+	g.than = before;
+	CHECK(wait_for(db_grew, &g, WAIT_MS));
+	/* and what a stop leaves due */
+	f.s->batch_hold_ms = HOLD_MS;
+	CHECK_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	CHECK(upload_many(&f, BULK_FILES + 10, BULK_FILES) == 0);
+	before = db_size(&f);
+	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
+	CHECK(db_size(&f) == before);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	CHECK(db_size(&f) > before);
+	CHECK(tfx_fsck_lines(f.s, 0, NULL) == 0);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 struct loader {
 	struct fx *f;
 	int stop, commits, failed; /* atomic */
@@ -966,6 +1054,7 @@ int main(void)
 	RUN(test_batch_stop_while_writing);
 	RUN(test_write_quick);
 	RUN(test_batcher_sleeps_through_the_window);
+	RUN(test_batch_checkpoints_aside);
 	RUN(test_writers_take_turns);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
