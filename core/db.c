@@ -832,6 +832,50 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
+/*
+ * After a bulk load on PostgreSQL: VACUUM (ANALYZE) each table of the
+ * store's schema (and only those: a database may hold several stores),
+ * as after a restore. ANALYZE gives the planner the tables' sizes;
+ * VACUUM sets the visibility map, without which an index-only scan of a
+ * freshly loaded table still reads every row's page. VACUUM runs outside
+ * a transaction, one statement per table. Nothing on SQLite.
+ */
+enum sfs_status sfsi_db_vacuum(struct db *d, struct sfs_err *e)
+{
+	char sql[32][160];
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+	int n = 0, i, rc;
+
+	if (!d->pg)
+		return SFS_OK;
+	st = sfsi_db_prep_dyn(d,
+			      "SELECT format('VACUUM (ANALYZE) %I.%I',"
+			      " schemaname, tablename) FROM pg_tables"
+			      " WHERE schemaname = current_schema()"
+			      " ORDER BY tablename",
+			      e);
+	if (!st)
+		return e ? e->status : SFS_IO;
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		const char *t = sfsi_db_col_text(st, 0);
+
+		if (n == (int)ARRAY_SIZE(sql)) {
+			/* more tables than a store has: the whole database */
+			n = 1;
+			sfs_strlcpy(sql[0], "VACUUM (ANALYZE)", sizeof(sql[0]));
+			break;
+		}
+		sfs_strlcpy(sql[n++], t ? t : "", sizeof(sql[0]));
+	}
+	if (rc < 0)
+		ret = e ? e->status : SFS_IO;
+	sfsi_db_finalize(st);
+	for (i = 0; !ret && i < n; i++)
+		ret = sfsi_db_exec(d, sql[i], e);
+	return ret;
+}
+
 /* ---- group commit ---------------------------------------------------- */
 
 /*

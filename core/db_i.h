@@ -96,6 +96,8 @@ int sfsi_db_in_txn(struct db *d);
 
 enum sfs_status sfsi_db_exec(struct db *d, const char *sql,
 			     struct sfs_err *e) SFS_MUST_CHECK;
+/* VACUUM (ANALYZE) the store's tables after a bulk load (PostgreSQL). */
+enum sfs_status sfsi_db_vacuum(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Run fn(d, arg) after the current transaction commits (outside it, on the

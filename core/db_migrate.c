@@ -3,8 +3,9 @@
  * (`speechfsd db migrate --to postgresql://…`): every table copied in
  * primary-key order, in chunks that commit one by one, so that a run
  * stopped anywhere resumes after the last chunk that reached the target;
- * then counts and checksums compared table by table, and only then the
- * store switched (STORE/db.url written, speechfs.db set aside).
+ * then counts and checksums compared table by table, the tables
+ * vacuumed and analyzed (as after a restore), and only then the store
+ * switched (STORE/db.url written, speechfs.db set aside).
  *
  * The target is a schema of its own, made at this program's version by
  * the PostgreSQL backend. The store's secret is the last row copied: a
@@ -665,6 +666,10 @@ enum sfs_status sfs_db_migrate(const char *dir, const char *url,
 		r->complete = 1;
 		ret = verify_all(src, dst, t, r, e);
 	}
+	/* as after a restore: the planner's statistics and the visibility
+	 * map of the loaded tables, before the first query plans by them */
+	if (!ret)
+		ret = sfsi_db_vacuum(dst, e);
 	if (ret)
 		goto out;
 	/* still under the source's write lock: from this record on, every

@@ -595,14 +595,7 @@ enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	/* every table of the store's schema, and only those (a database
-	 * may hold several stores) */
-	ret = sfsi_db_exec(
-		d,
-		"DO $$DECLARE t text; BEGIN FOR t IN SELECT tablename"
-		" FROM pg_tables WHERE schemaname = current_schema() LOOP"
-		" EXECUTE format('ANALYZE %I', t); END LOOP; END$$",
-		e);
+	ret = sfsi_db_vacuum(d, e);
 	sfsi_db_put(d);
 	return ret;
 }

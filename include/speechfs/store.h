@@ -121,10 +121,11 @@ enum sfs_status sfs_store_open(const char *dir, const struct sfs_config *cfg,
 void sfs_store_close(struct sfs_store *s);
 
 /*
- * Refresh the planner's statistics of the store's tables after a bulk
- * load (a fill, a migration), as after a restore: PostgreSQL plans by
- * them, and until autovacuum's next analyze a freshly filled table is
- * planned as the small table it was. On SQLite it does nothing (its
+ * VACUUM (ANALYZE) the store's tables after a bulk load (a fill; `db
+ * migrate` does it itself), as after a restore: PostgreSQL plans by the
+ * statistics, and until autovacuum's next analyze a freshly filled table
+ * is planned as the small table it was; VACUUM sets the visibility map
+ * that index-only scans need. On SQLite it does nothing (its
  * statements are planned without statistics, for the indexes they were
  * written for).
  */

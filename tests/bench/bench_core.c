@@ -439,7 +439,8 @@ int main(int argc, char **argv)
 	double fill_rate, t0, fill_s, analyze_s = 0;
 	struct ingest ing;
 	const char *reuse;
-	int ing_ok = 0, skip_ingest = getenv("SFS_BENCH_NO_INGEST") != NULL;
+	int on_pg, ing_ok = 0,
+		   skip_ingest = getenv("SFS_BENCH_NO_INGEST") != NULL;
 
 	if (argc == 4 && !strcmp(argv[1], "--ingest"))
 		return ingest_child(argv[2], argv[3]);
@@ -503,6 +504,7 @@ int main(int argc, char **argv)
 			fclose(fp);
 		}
 	}
+	on_pg = sfs_store_is_shared(s); /* a kept store says where it is */
 	time_queries(s, &a, Q_DIR, n, ndirs, &dirq);
 	time_queries(s, &a, Q_TAG, n, ndirs, &tagq);
 	time_queries(s, &a, Q_NAME, n, ndirs, &nameq);
@@ -514,10 +516,7 @@ int main(int argc, char **argv)
 
 	printf("bench_core: %ld files in %ld directories, %d queries each, "
 	       "%ld MiB ingest, metadata in %s\n",
-	       n, ndirs, NQUERIES, mb,
-	       getenv("SFS_BENCH_DB_URL") && *getenv("SFS_BENCH_DB_URL")
-		       ? "PostgreSQL"
-		       : "SQLite");
+	       n, ndirs, NQUERIES, mb, on_pg ? "PostgreSQL" : "SQLite");
 	printf("  %-30s %12s %12s %10s  %s\n", "measure", "value", "baseline",
 	       "ratio", "target");
 	printf("  %-30s %10.0f/s %12s %10s  (%.1f s)\n", "fill (create_many)",

@@ -92,6 +92,17 @@ def test_sqlite_store_moves_to_postgresql(tmp_path, pg_database, pg_server):
     assert (store / "db.url").stat().st_mode & 0o777 == 0o600
     assert not (store / "speechfs.db").exists()
     assert (store / "speechfs.db.moved-to-postgresql").exists()
+    # as after a restore: every moved table vacuumed and analyzed by the
+    # move itself (not by autovacuum), so the first queries are planned
+    # by the tables' sizes and read the file table's index alone
+    done, tables = pg_server.psql(
+        db, "SELECT count(last_vacuum) FILTER (WHERE last_analyze IS NOT"
+        " NULL), count(*) FROM pg_stat_user_tables WHERE schemaname ="
+        " 'moved'").strip().split("|")
+    assert done == tables and int(tables) >= 15
+    assert pg_server.psql(
+        db, "SELECT relallvisible = relpages AND relpages > 0 FROM"
+        " pg_class WHERE oid = 'moved.file'::regclass").strip() == "t"
     rc, j, err = migrate(store, pg_database)
     assert rc == 1 and "PostgreSQL already" in err
 

@@ -6,6 +6,8 @@
  */
 #include <stdarg.h>
 #include <stdint.h>
+#include <time.h>
+#include <unistd.h>
 #include "speechfs/auth.h"
 #include "speechfs/dir.h"
 #include "speechfs/file.h"
@@ -1227,6 +1229,76 @@ static void test_page_tags(void)
 	fx_close(&f);
 }
 
+/*
+ * The session a list runs in on PostgreSQL (the answers are the same on
+ * both backends): JIT off; the first page of a listing, its size written
+ * into the statement, run with a generic plan after five runs instead of
+ * being planned at each; the read transaction's BEGIN sent with its
+ * first statement (a pipeline), a connection lost before it found there
+ * and made again for the next list; its ROLLBACK not waited for, and
+ * read before the connection's next statement (a write here).
+ */
+static void test_read_session(void)
+{
+	struct sfs_store *s2 = NULL;
+	struct sfs_file_list l;
+	char name[16], sql[128];
+	struct fx f;
+	int64_t pid;
+	time_t t0;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, i % 2 ? "/x/" : "/",
+			   i % 3 ? "warm" : "warm,cool", NULL) == 0);
+	}
+	for (i = 0; i < 8; i++) {
+		REQUIRE(query(&f, &f.ann, &l, "tags", "warm", "recursive",
+			      "true", "size", "4", NULL) == 0);
+		CHECK(l.total == 30 + i && l.n == 4);
+		sfs_file_list_release(&l);
+		snprintf(name, sizeof(name), "n%02d", i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, "/", "warm", NULL) == 0);
+	}
+	if (!th_is_pg()) {
+		fx_close(&f);
+		return;
+	}
+	CHECK(tfx_sql_int(f.s, "SELECT CASE WHEN current_setting('jit')"
+			       " = 'off' THEN 1 ELSE 0 END") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT coalesce(max(generic_plans), 0)"
+			       " FROM pg_prepared_statements WHERE"
+			       " statement LIKE '%LIMIT 5 OFFSET 0%'"
+			       " AND statement NOT LIKE '%pg_prep%'") >= 1);
+	/* the list's session killed from another one, unknown to it */
+	pid = tfx_sql_int(f.s, "SELECT pg_backend_pid()");
+	REQUIRE(pid > 0);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
+	REQUIRE(tfx_sql(s2, "SELECT pg_terminate_backend(%lld)",
+			(long long)pid) == 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld",
+		 (long long)pid);
+	t0 = time(NULL);
+	while (tfx_sql_int(s2, sql) != 0 && time(NULL) - t0 < 30)
+		usleep(10000);
+	CHECK(tfx_sql_int(s2, sql) == 0);
+	sfs_store_close(s2);
+	/* the first list may fail (its connection was gone); the next
+	 * runs on a new one */
+	if (query(&f, &f.ann, &l, "tags", "warm", "recursive", "true", "size",
+		  "4", NULL) == 0)
+		sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "tags", "warm", "recursive", "true",
+		      "size", "4", NULL) == 0);
+	CHECK(l.total == 38 && l.n == 4);
+	sfs_file_list_release(&l);
+	CHECK(tfx_sql_int(f.s, "SELECT pg_backend_pid()") != pid);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_WARN);
@@ -1244,5 +1316,6 @@ int main(void)
 	RUN(test_dir_files);
 	RUN(test_bad_path_in_query);
 	RUN(test_page_tags);
+	RUN(test_read_session);
 	return th_report();
 }
