@@ -333,6 +333,77 @@ static int last_key(struct db *dst, const struct table *t, int64_t *ki,
 	return rc;
 }
 
+/*
+ * Rows per INSERT: one statement carries many rows (a round trip per row
+ * made a 1,000,000-file store's move take most of an hour here).
+ */
+#define ROWS_PER_INSERT 100
+#define INSERT_MAX (SQL_MAX + ROWS_PER_INSERT * (MAX_COLS * 8 + 4))
+
+/* INSERT INTO t(cols) VALUES (?1, ...), ... for `rows` rows. */
+static void insert_sql(const struct table *t, int rows, char *sql)
+{
+	size_t n;
+	int r, i, p = 1;
+
+	n = (size_t)snprintf(sql, INSERT_MAX, "INSERT INTO %s(%s) VALUES ",
+			     t->name, t->cols);
+	for (r = 0; r < rows && n < INSERT_MAX; r++) {
+		n += (size_t)snprintf(sql + n, INSERT_MAX - n, "%s(",
+				      r ? ", " : "");
+		for (i = 0; i < t->ncols && n < INSERT_MAX; i++)
+			n += (size_t)snprintf(sql + n, INSERT_MAX - n, "%s?%d",
+					      i ? ", " : "", p++);
+		if (n < INSERT_MAX)
+			n += (size_t)snprintf(sql + n, INSERT_MAX - n, ")");
+	}
+}
+
+/*
+ * Insert a chunk's n rows (the source statement, stepped from its start)
+ * into the target, ROWS_PER_INSERT at a time; the last row's key into
+ * ki/kt.
+ */
+static enum sfs_status insert_chunk(struct db *dst, const struct table *t,
+				    struct db_stmt *from, int n, int64_t *ki,
+				    char (*kt)[256], char *sql,
+				    struct sfs_err *e)
+{
+	struct db_stmt *to = NULL;
+	enum sfs_status ret = SFS_OK;
+	int rows = 0, k = 0, group = 0, rc = 1, i;
+
+	while (!ret && rows < n && (rc = sfsi_db_step(from, e)) == 1) {
+		if (!to) {
+			group = n - rows < ROWS_PER_INSERT ? n - rows
+							   : ROWS_PER_INSERT;
+			insert_sql(t, group, sql);
+			to = sfsi_db_prep_dyn(dst, sql, e);
+			if (!to) {
+				ret = e ? e->status : SFS_IO;
+				break;
+			}
+		}
+		for (i = 0; i < t->ncols; i++)
+			bind_col(to, k * t->ncols + i + 1, from, i, t->type[i]);
+		keep_key(from, t, ki, kt);
+		rows++;
+		if (++k == group) {
+			ret = sfsi_db_run(to, e);
+			sfsi_db_finalize(to);
+			to = NULL;
+			k = 0;
+		}
+	}
+	sfsi_db_finalize(to);
+	if (!ret && rc < 0)
+		ret = e ? e->status : SFS_IO;
+	else if (!ret && rows < n)
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			       "table %s changed during the copy", t->name);
+	return ret;
+}
+
 /* Copy a table's rows the target lacks, chunk by chunk. */
 static enum sfs_status copy_table(struct db *src, struct db *dst,
 				  const struct table *t, const char *extra,
@@ -341,11 +412,10 @@ static enum sfs_status copy_table(struct db *src, struct db *dst,
 				  struct sfs_err *e)
 {
 	int64_t ki[MAX_PK] = { 0 };
-	char kt[MAX_PK][256], sql[SQL_MAX * 2], vals[SQL_MAX];
-	struct db_stmt *from, *to;
+	char kt[MAX_PK][256], *sql;
+	struct db_stmt *from;
 	enum sfs_status ret;
-	size_t n = 0;
-	int have = 0, rc = 0, rows, i, limit;
+	int have = 0, rc = 0, rows, limit;
 
 	if (resume)
 		have = last_key(dst, t, ki, kt, e);
@@ -353,53 +423,50 @@ static enum sfs_status copy_table(struct db *src, struct db *dst,
 		return e ? e->status : SFS_IO;
 	if (have)
 		r->resumed = 1;
-	for (i = 0; i < t->ncols; i++)
-		n += (size_t)snprintf(vals + n, sizeof(vals) - n, "%s?%d",
-				      i ? ", " : "", i + 1);
-	snprintf(sql, sizeof(sql), "INSERT INTO %s(%s) VALUES (%s)", t->name,
-		 t->cols, vals);
+	sql = malloc(INSERT_MAX);
+	if (!sql)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	for (;;) {
-		if (max_rows > 0 && r->copied >= max_rows)
-			return sfs_errf(e, SFS_BUSY, SFS_R_NONE,
-					"stopped after %" PRId64
-					" rows (--max-rows): run again to go"
-					" on",
-					r->copied);
+		if (max_rows > 0 && r->copied >= max_rows) {
+			ret = sfs_errf(e, SFS_BUSY, SFS_R_NONE,
+				       "stopped after %" PRId64
+				       " rows (--max-rows): run again to go"
+				       " on",
+				       r->copied);
+			break;
+		}
 		limit = CHUNK;
 		if (max_rows > 0 && max_rows - r->copied < limit)
 			limit = (int)(max_rows - r->copied);
 		from = chunk(src, t, ki, kt, have, extra, limit, e);
-		if (!from)
-			return e ? e->status : SFS_IO;
-		ret = sfsi_db_begin(dst, e);
-		rows = 0;
-		while (!ret && (rc = sfsi_db_step(from, e)) == 1) {
-			to = sfsi_db_prep_dyn(dst, sql, e);
-			if (!to) {
-				ret = e ? e->status : SFS_IO;
-				break;
-			}
-			for (i = 0; i < t->ncols; i++)
-				bind_col(to, i + 1, from, i, t->type[i]);
-			ret = sfsi_db_run(to, e);
-			sfsi_db_finalize(to);
-			keep_key(from, t, ki, kt);
-			rows++;
-		}
-		if (!ret && rc < 0)
+		if (!from) {
 			ret = e ? e->status : SFS_IO;
+			break;
+		}
+		/* the chunk's rows counted first, so that each INSERT is
+		 * made for the rows it gets (the source, held under its
+		 * write lock, gives the same rows again) */
+		rows = 0;
+		while ((rc = sfsi_db_step(from, e)) == 1)
+			rows++;
+		sfsi_db_reset(from);
+		ret = rc < 0 ? (e ? e->status : SFS_IO) : sfsi_db_begin(dst, e);
+		if (!ret)
+			ret = insert_chunk(dst, t, from, rows, ki, kt, sql, e);
 		sfsi_db_finalize(from);
 		if (!ret)
 			ret = sfsi_db_commit(dst, e);
 		if (ret) {
 			sfsi_db_rollback(dst);
-			return ret;
+			break;
 		}
 		r->copied += rows;
 		have = 1;
 		if (rows < limit)
-			return SFS_OK;
+			break;
 	}
+	free(sql);
+	return ret;
 }
 
 /* A table's row count and checksum on one side, chunk by chunk. */
