@@ -251,6 +251,35 @@ static struct MHD_Daemon *start_mhd(const struct sockaddr_storage *ss, int v6)
 }
 
 /*
+ * Serve until SIGTERM or SIGINT (returned); a SIGHUP meanwhile reloads
+ * the configuration file.
+ */
+static int await_stop(struct httpd_config *cfg, const struct cmdline *cl,
+		      const sigset_t *sigs)
+{
+	int sig = 0, failed;
+
+	for (;;) {
+		if (sigwait(sigs, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			return sig;
+		sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+		failed = 0;
+		if (!cl->config)
+			sfs_warn("config",
+				 "SIGHUP: no --config file to reload");
+		else
+			failed = httpd_config_reload(cfg, cl->config,
+						     cl->log_level >= 0) < 0;
+		sd_notifyf(0, "READY=1\nSTATUS=listening on %s, store %s%s",
+			   cfg->listen, cfg->store,
+			   failed ? "; the last reload failed (see the log)"
+				  : "");
+	}
+}
+
+/*
  * Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration file.
  * systemd (Type=notify) hears READY=1 once the socket listens and the
  * workers run, RELOADING=1 / READY=1 around a reload, STOPPING=1 at a
@@ -261,7 +290,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 {
 	struct sfs_err e;
 	sigset_t sigs;
-	int sig = 0, rc = 1, started = 0, failed;
+	int sig, rc = 1, started = 0;
 
 	/* every thread made from here on inherits the blocked signals */
 	sigemptyset(&sigs);
@@ -313,24 +342,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	sd_notifyf(0, "READY=1\nSTATUS=listening on %s, store %s", cfg->listen,
 		   cfg->store);
 
-	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig != SIGHUP)
-			break;
-		sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
-		failed = 0;
-		if (!cl->config)
-			sfs_warn("config",
-				 "SIGHUP: no --config file to reload");
-		else
-			failed = httpd_config_reload(cfg, cl->config,
-						     cl->log_level >= 0) < 0;
-		sd_notifyf(0, "READY=1\nSTATUS=listening on %s, store %s%s",
-			   cfg->listen, cfg->store,
-			   failed ? "; the last reload failed (see the log)"
-				  : "");
-	}
+	sig = await_stop(cfg, cl, &sigs);
 	sfs_info("httpd", "signal %d: shutting down", sig);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the requests "
 		     "in flight");
