@@ -339,3 +339,109 @@ def test_shared_with_me_bad_values_400(sfsd):
     sfsd.assert_error(sfsd.get("/shared-with-me?accessType=NOPE"), 400)
     assert sfsd.get("/shared-with-me?accessType=INTERNAL").status_code \
         == 200
+
+
+# ---- cursor pages of GET /files ------------------------------------------
+
+def walk(c, size, sort="creationDate,asc", **params):
+    """Every page of a listing by nextCursor: (ids, pages' answers)."""
+    ids, answers, cursor = [], [], None
+    while True:
+        q = dict(params, sort=sort, size=size)
+        if cursor:
+            q["cursor"] = cursor
+        r = c.get("", params=q)
+        assert r.status_code == 200, r.text
+        j = r.json()
+        answers.append(j)
+        ids += [f["id"] for f in j["files"]]
+        cursor = j["nextCursor"]
+        if cursor is None:
+            return ids, answers
+        assert len(answers) < 100, "the walk does not end"
+
+
+def test_cursor_pages_walk_the_listing_in_its_order(sfsd):
+    """nextCursor continues a listing by creationDate (either direction)
+    from its last file: the same files, in the same order, as the seed's
+    pages; null on the last page and for other orders; every page
+    carries the total counted at the first."""
+    c = sfsd
+    made = [c.new_file(name="c%02d" % i, path="/cur/")["id"]
+            for i in range(11)]
+    c.new_file(name="elsewhere", path="/cur2/")
+    deep = c.new_file(name="deep", path="/cur/deep/")["id"]
+    for sort in ("creationDate,asc", "creationDate,desc"):
+        whole = c.get("", params={"path": "/cur/", "sort": sort,
+                                  "size": 100}).json()
+        assert whole["nextCursor"] is None and whole["total"] == 11
+        ids, pages = walk(c, 3, sort=sort, path="/cur/")
+        assert ids == [f["id"] for f in whole["files"]]
+        assert sorted(ids) == sorted(made)
+        assert [len(p["files"]) for p in pages] == [3, 3, 3, 2]
+        assert all(p["total"] == 11 and p["size"] == len(p["files"])
+                   for p in pages)
+    # the seed's paging says where to go on too, but only by creationDate
+    r = c.get("", params={"path": "/cur/", "size": 3, "page": 1,
+                          "sort": "creationDate,asc"}).json()
+    assert r["nextCursor"] is not None
+    r = c.get("", params={"path": "/cur/", "size": 3, "sort": "name,asc"})
+    assert r.json()["nextCursor"] is None and r.json()["total"] == 11
+    # recursive, and other filters, walk the same way
+    ids, _ = walk(c, 5, path="/cur/", recursive="true")
+    assert ids == made + [deep]
+
+
+def test_cursor_walk_neither_skips_nor_repeats_when_files_go(sfsd):
+    """Files deleted behind the walk's position shift the seed's pages
+    (a file is skipped); a cursor is a position, not a count: nothing is
+    skipped, and a file made meanwhile comes at the end."""
+    c = sfsd
+    made = [c.new_file(name="s%02d" % i, path="/shift/")["id"]
+            for i in range(8)]
+    q = {"path": "/shift/", "sort": "creationDate,asc", "size": 3}
+    first = c.get("", params=q).json()
+    assert [f["id"] for f in first["files"]] == made[:3]
+    for fid in made[:3]:
+        assert c.delete("/" + fid).status_code == 204
+    late = c.new_file(name="late", path="/shift/")["id"]
+    seen = []
+    cursor = first["nextCursor"]
+    while cursor:
+        j = c.get("", params=dict(q, cursor=cursor)).json()
+        seen += [f["id"] for f in j["files"]]
+        cursor = j["nextCursor"]
+    assert seen == made[3:] + [late]
+    # the seed's page 1 now starts past made[3..5]: what a cursor avoids
+    assert [f["id"] for f in c.get("", params=dict(q, page=1))
+            .json()["files"]] == made[6:] + [late]
+
+
+def test_cursor_arguments(sfsd):
+    """A cursor is checked: it must be one of this caller's listings'
+    (another user's or tenant's file is no position, whether it exists or
+    not), in the order it was made in, without a page."""
+    c = sfsd
+    for i in range(3):
+        c.new_file(name="a%d" % i, path="/arg/")
+    q = {"path": "/arg/", "sort": "creationDate,desc", "size": 1}
+    cur = c.get("", params=q).json()["nextCursor"]
+    assert cur and c.get("", params=dict(q, cursor=cur)).status_code == 200
+    bob = c.new_file(who="bob", name="b", path="/arg/")["id"]
+    carol = c.new_file(who="carol", name="c", path="/arg/")["id"]
+    bad = ["", "x", "d" + bob + ".3", "d" + carol + ".3",
+           "d00000000-0000-4000-8000-000000000000.3", cur[:-2],
+           cur[0] + cur[1:37] + ".-1", cur[0] + cur[1:37].upper() + ".3",
+           "q" + cur[1:]]
+    for v in bad:
+        r = c.get("", params=dict(q, cursor=v))
+        c.assert_error(r, 400)
+        assert r.json()["validation_errors"][0]["location"] == "cursor", v
+    r = c.get("", params=dict(q, cursor=cur, sort="creationDate,asc"))
+    c.assert_error(r, 400)
+    assert r.json()["validation_errors"][0]["location"] == "cursor"
+    r = c.get("", params=dict(q, cursor=cur, page=1))
+    c.assert_error(r, 400)
+    assert r.json()["validation_errors"][0]["location"] == "page"
+    # shared-with-me has no cursor
+    assert "nextCursor" not in c.get("/shared-with-me", who="bob").json()
