@@ -962,6 +962,12 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = check_page(q, e);
+	/* (keyset pages are GET /files' only: a cursor here would be
+	 * ignored, and its client given the first page for ever) */
+	if (!ret && q->cursor_id[0])
+		ret = sfs_err_field(e, "cursor", "invalid",
+				    "shared-with-me listings have no cursor: "
+				    "page through them with page");
 	if (ret)
 		goto out;
 	if (q->access == SFS_ACCESS_OWNER) {

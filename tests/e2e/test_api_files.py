@@ -443,5 +443,8 @@ def test_cursor_arguments(sfsd):
     r = c.get("", params=dict(q, cursor=cur, page=1))
     c.assert_error(r, 400)
     assert r.json()["validation_errors"][0]["location"] == "page"
-    # shared-with-me has no cursor
+    # shared-with-me has no cursor, and refuses one rather than ignore it
     assert "nextCursor" not in c.get("/shared-with-me", who="bob").json()
+    r = c.get("/shared-with-me", params={"cursor": cur})
+    c.assert_error(r, 400)
+    assert r.json()["validation_errors"][0]["location"] == "cursor"
