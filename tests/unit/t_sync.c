@@ -914,6 +914,14 @@ static int db_grew(void *p)
 	return db_size(g->f) > g->than;
 }
 
+/* The longest window of s's batches, while its batcher may read it. */
+static void set_hold(struct sfs_store *s, int ms)
+{
+	pthread_mutex_lock(&s->batch_mu);
+	s->batch_hold_ms = ms;
+	pthread_mutex_unlock(&s->batch_mu);
+}
+
 #define BULK_FILES 1500 /* a batch of more than 1,000 WAL frames */
 
 /*
@@ -944,13 +952,13 @@ static void test_batch_checkpoints_aside(void)
 	CHECK(db_size(&f) == before);
 	/* the batcher's commit: checkpointed after it */
 	CHECK_ST(sfs_store_batch(f.s, 50, NULL), SFS_OK);
-	f.s->batch_hold_ms = 0;
+	set_hold(f.s, 0); /* the batcher runs: under its lock */
 	CHECK(upload_many(&f, BULK_FILES, 10) == 0);
 	g.f = &f;
 	g.than = before;
 	CHECK(wait_for(db_grew, &g, WAIT_MS));
 	/* and what a stop leaves due */
-	f.s->batch_hold_ms = HOLD_MS;
+	set_hold(f.s, HOLD_MS);
 	CHECK_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	CHECK(upload_many(&f, BULK_FILES + 10, BULK_FILES) == 0);
 	before = db_size(&f);
