@@ -1630,6 +1630,9 @@ enum sfs_status sfsi_batch_commit(struct sfs_store *s, struct sfs_err *e)
 	st = batch_commit_owned(s, d, &hooks, e);
 	s->batch_depth = nested ? s->batch_depth - 1 : 0;
 	pthread_cond_broadcast(&s->batch_cv);
+	/* a commit of fsync's may leave a checkpoint due: the batcher's */
+	if (__atomic_load_n(&s->ckpt_due, __ATOMIC_ACQUIRE))
+		pthread_cond_signal(&s->batch_tick);
 	pthread_mutex_unlock(&s->batch_mu);
 	if (!st)
 		st = sfsi_db_sync(s, e);
@@ -1663,6 +1666,17 @@ static void *batcher(void *arg)
 
 	pthread_mutex_lock(&s->batch_mu);
 	while (!s->batch_stop) {
+		/*
+		 * A checkpoint left due by a commit that was not ours
+		 * (fsync's): made now, or a mount whose batches all end in
+		 * fsync() never checkpoints and its WAL only grows.
+		 */
+		if (__atomic_load_n(&s->ckpt_due, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(&s->batch_mu);
+			checkpoint_aside(s);
+			pthread_mutex_lock(&s->batch_mu);
+			continue;
+		}
 		if (!s->batch_open && !s->batch_dirty) {
 			pthread_cond_wait(&s->batch_tick, &s->batch_mu);
 			continue;
