@@ -363,7 +363,7 @@ class Daemon:
                 if requests.get(self.base + "/healthz",
                                 timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             assert time.time() < deadline, "speechfsd did not start"
             time.sleep(0.05)

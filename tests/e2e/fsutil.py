@@ -454,7 +454,7 @@ def api(store):
             try:
                 if requests.get(url + "/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
         else:
             pytest.fail("speechfsd did not start")

@@ -122,7 +122,7 @@ def wait_healthy(base, proc, seconds=20):
         try:
             if requests.get(base + "/healthz", timeout=2).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
     else:

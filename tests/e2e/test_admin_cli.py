@@ -206,7 +206,7 @@ def wait_healthy(url, proc, seconds=15):
         try:
             if requests.get(url + "/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         assert time.time() < deadline, f"{url} did not answer"
         time.sleep(0.05)

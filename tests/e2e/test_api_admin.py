@@ -139,7 +139,7 @@ def test_store_and_listen_from_the_config_file(tmp_path):
                                      timeout=1)
                     if r.status_code == 200:
                         break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):
                     pass
                 assert time.time() < deadline
                 time.sleep(0.1)

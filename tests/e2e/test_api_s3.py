@@ -224,7 +224,7 @@ def test_crash_between_upload_and_commit_leaves_nothing(env):
             try:
                 if requests.get(base + "/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             assert time.time() < deadline
             time.sleep(0.05)

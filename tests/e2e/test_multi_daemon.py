@@ -101,7 +101,7 @@ def start_nginx(work, ports):
         try:
             requests.get(base + "/healthz", timeout=1)
             return proc, base
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         assert time.time() < deadline, "nginx did not start"
         time.sleep(0.05)
