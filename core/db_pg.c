@@ -1044,7 +1044,7 @@ static PGresult *begin_and_run(struct pgstmt *st, struct sfs_err *e)
 }
 
 /* Run the statement; its rows wait in st->res. */
-static int execute(struct pgstmt *st, struct sfs_err *e)
+static int execute_once(struct pgstmt *st, struct sfs_err *e)
 {
 	struct pgconn *c = st->c;
 	PGresult *r;
@@ -1123,6 +1123,36 @@ static int execute(struct pgstmt *st, struct sfs_err *e)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * A read that starts a transaction (its BEGIN still to send) or runs
+ * outside one has done nothing yet on its session: when that session is
+ * found lost (a restarted server, an idle session ended by the server,
+ * the answer to a ROLLBACK sent without waiting), the read runs once
+ * more on the new session instead of failing its request. A write, or a
+ * read inside a transaction already begun, fails as before: what the
+ * session held is gone with it.
+ */
+static int execute(struct pgstmt *st, struct sfs_err *e)
+{
+	struct pgconn *c = st->c;
+	int pending = c->begin_pending,
+	    fresh = !st->write && (!c->txn || c->begin_pending);
+	unsigned gen = c->gen;
+
+	if (!execute_once(st, e))
+		return 0;
+	if (!fresh || c->gen == gen || PQstatus(c->c) != CONNECTION_OK)
+		return -1;
+	sfs_warn("db", "a read's session was lost: run again on a new one");
+	if (e)
+		sfs_err_init(e);
+	if (pending) {
+		c->txn = 1;
+		c->begin_pending = 1;
+	}
+	return execute_once(st, e);
 }
 
 int sfsi_pg_step(struct pgstmt *st, struct sfs_err *e)
