@@ -842,37 +842,36 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
  */
 enum sfs_status sfsi_db_vacuum(struct db *d, struct sfs_err *e)
 {
-	char sql[32][160];
 	struct db_stmt *st;
 	enum sfs_status ret = SFS_OK;
-	int n = 0, i, rc;
+	char *sql = NULL;
+	int rc;
 
 	if (!d->pg)
 		return SFS_OK;
+	/* one statement naming the store's tables, however many: never
+	 * the whole database, which may hold other stores */
 	st = sfsi_db_prep_dyn(d,
-			      "SELECT format('VACUUM (ANALYZE) %I.%I',"
-			      " schemaname, tablename) FROM pg_tables"
-			      " WHERE schemaname = current_schema()"
-			      " ORDER BY tablename",
+			      "SELECT 'VACUUM (ANALYZE) ' || string_agg("
+			      "format('%I.%I', schemaname, tablename), ', '"
+			      " ORDER BY tablename) FROM pg_tables"
+			      " WHERE schemaname = current_schema()",
 			      e);
 	if (!st)
 		return e ? e->status : SFS_IO;
-	while ((rc = sfsi_db_step(st, e)) == 1) {
-		const char *t = sfsi_db_col_text(st, 0);
-
-		if (n == (int)ARRAY_SIZE(sql)) {
-			/* more tables than a store has: the whole database */
-			n = 1;
-			sfs_strlcpy(sql[0], "VACUUM (ANALYZE)", sizeof(sql[0]));
-			break;
-		}
-		sfs_strlcpy(sql[n++], t ? t : "", sizeof(sql[0]));
-	}
+	rc = sfsi_db_step(st, e);
 	if (rc < 0)
 		ret = e ? e->status : SFS_IO;
+	else if (rc == 1 && sfsi_db_col_text(st, 0)) {
+		sql = strdup(sfsi_db_col_text(st, 0));
+		if (!sql)
+			ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
+				       "out of memory");
+	}
 	sfsi_db_finalize(st);
-	for (i = 0; !ret && i < n; i++)
-		ret = sfsi_db_exec(d, sql[i], e);
+	if (!ret && sql)
+		ret = sfsi_db_exec(d, sql, e);
+	free(sql);
 	return ret;
 }
 
