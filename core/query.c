@@ -749,6 +749,10 @@ static enum sfs_status check_cursor(const struct sfs_query *q,
 	if (q->page)
 		return sfs_err_field(e, "page", "invalid",
 				     "must be 0 or absent with a cursor");
+	if (q->cursor_filters != sfs_query_filters_mark(q))
+		return sfs_err_field(e, "cursor", "invalid",
+				     "continues a listing with other filters: "
+				     "give the filters it was made with");
 	return SFS_OK;
 }
 

@@ -204,27 +204,84 @@ static enum sfs_status p_size(struct sfs_query *q, const char *key,
 
 /*
  * "a" or "d" (creationDate ascending or descending), the id of the last
- * file of the page before, "." and the total the walk began with: what
- * sfs_query_cursor wrote.
+ * file of the page before, "." the total the walk began with, "." and
+ * the mark of the walk's filters (8 lowercase hex digits): what
+ * sfs_query_cursor wrote. The mark is checked once every parameter is
+ * known (query.c).
  */
 static enum sfs_status p_cursor(struct sfs_query *q, const char *key,
 				const char *v, struct sfs_err *e)
 {
-	char id[SFS_ID_SIZE];
+	char id[SFS_ID_SIZE], num[24];
+	const char *t = v + 2 + SFS_UUID_LEN, *dot;
+	unsigned long mark;
 	int64_t total;
+	char *end;
 
 	if ((v[0] != 'a' && v[0] != 'd') || strlen(v) < 2 + SFS_UUID_LEN ||
 	    v[1 + SFS_UUID_LEN] != '.')
 		return bad(e, key, "is not a cursor of this listing");
 	memcpy(id, v + 1, SFS_UUID_LEN);
 	id[SFS_UUID_LEN] = '\0';
-	if (!sfs_uuid_valid(id) ||
-	    sfs_parse_i64(v + 2 + SFS_UUID_LEN, &total) || total < 0)
+	dot = strchr(t, '.');
+	if (!sfs_uuid_valid(id) || !dot || (size_t)(dot - t) >= sizeof(num) ||
+	    strlen(dot + 1) != 8 || strspn(dot + 1, "0123456789abcdef") != 8)
+		return bad(e, key, "is not a cursor of this listing");
+	memcpy(num, t, (size_t)(dot - t));
+	num[dot - t] = '\0';
+	mark = strtoul(dot + 1, &end, 16);
+	if (sfs_parse_i64(num, &total) || total < 0 || *end)
 		return bad(e, key, "is not a cursor of this listing");
 	memcpy(q->cursor_id, id, sizeof(id));
 	q->cursor_desc = v[0] == 'd';
 	q->cursor_total = total;
+	q->cursor_filters = (uint32_t)mark;
 	return SFS_OK;
+}
+
+/* FNV-1a, 32 bits: a mark against mistakes, not a signature. */
+static uint32_t mark_bytes(uint32_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	while (n--) {
+		h ^= *b++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static uint32_t mark_str(uint32_t h, const char *s)
+{
+	return mark_bytes(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+static uint32_t mark_int(uint32_t h, int64_t v)
+{
+	return mark_bytes(h, &v, sizeof(v));
+}
+
+uint32_t sfs_query_filters_mark(const struct sfs_query *q)
+{
+	const int64_t ints[] = { q->deleted,	   q->discarded,
+				 q->purged,	   q->ingestion,
+				 q->created_after, q->created_before,
+				 q->la_status,	   q->la_deleted,
+				 q->la_discarded,  q->recursive,
+				 q->tags_any,	   q->publish,
+				 q->access,	   (int64_t)q->ntags };
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		h = mark_int(h, ints[i]);
+	h = mark_str(h, q->name);
+	h = mark_str(h, q->filename);
+	h = mark_str(h, q->sha256);
+	h = mark_str(h, q->path);
+	for (i = 0; i < q->ntags; i++)
+		h = mark_str(h, q->tags[i]);
+	return h;
 }
 
 int sfs_query_cursor(const struct sfs_query *q, const struct sfs_file_list *l,
@@ -232,8 +289,8 @@ int sfs_query_cursor(const struct sfs_query *q, const struct sfs_file_list *l,
 {
 	if (!l->more || !l->n || q->sort != SFS_SORT_CREATED)
 		return 0;
-	snprintf(out, size, "%c%s.%" PRId64, q->desc ? 'd' : 'a',
-		 l->files[l->n - 1].id, l->total);
+	snprintf(out, size, "%c%s.%" PRId64 ".%08" PRIx32, q->desc ? 'd' : 'a',
+		 l->files[l->n - 1].id, l->total, sfs_query_filters_mark(q));
 	return 1;
 }
 

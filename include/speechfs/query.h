@@ -52,6 +52,7 @@ struct sfs_query {
 	char cursor_id[SFS_ID_SIZE];
 	int cursor_desc;
 	int64_t cursor_total;
+	uint32_t cursor_filters; /* the mark of the filters it was made for */
 };
 
 void sfs_query_init(struct sfs_query *q);
@@ -79,8 +80,18 @@ struct sfs_file_list {
 
 void sfs_file_list_release(struct sfs_file_list *l);
 
-/* Room for a cursor's text: a letter, an id, '.', a total. */
-#define SFS_CURSOR_SIZE (SFS_ID_SIZE + 24)
+/*
+ * Room for a cursor's text: a letter, an id, '.', a total, '.', the mark
+ * of the listing's filters (8 hex digits).
+ */
+#define SFS_CURSOR_SIZE (SFS_ID_SIZE + 34)
+
+/*
+ * The mark of q's filters (everything but page, size and sort): a cursor
+ * carries the mark of the listing it was made for, and continues only a
+ * listing with the same one (its total was counted for those filters).
+ */
+uint32_t sfs_query_filters_mark(const struct sfs_query *q);
 
 /*
  * The cursor that continues GET /files after page l of query q (the

@@ -443,6 +443,15 @@ def test_cursor_arguments(sfsd):
     r = c.get("", params=dict(q, cursor=cur, page=1))
     c.assert_error(r, 400)
     assert r.json()["validation_errors"][0]["location"] == "page"
+    # a cursor continues the filters it was made for (its total is
+    # theirs), not others; size is not a filter
+    for other in ({"path": "/"}, {"recursive": "true"}, {"tags": "x"},
+                  {"name": "a"}, {"isDeleted": "true"}):
+        r = c.get("", params=dict(q, cursor=cur, **other))
+        c.assert_error(r, 400)
+        assert r.json()["validation_errors"][0]["location"] == "cursor", \
+            other
+    assert c.get("", params=dict(q, cursor=cur, size=2)).status_code == 200
     # shared-with-me has no cursor, and refuses one rather than ignore it
     assert "nextCursor" not in c.get("/shared-with-me", who="bob").json()
     r = c.get("/shared-with-me", params={"cursor": cur})
