@@ -56,7 +56,7 @@ void sfsi_auth_gen_bump(struct sfs_store *s);
 /* After a commit of this process (db.c's WAL hook), or a write heard. */
 void sfsi_data_gen_bump(struct sfs_store *s);
 /*
- * PostgreSQL (db.c's listener): live 1 once it hears the store's notices
+ * PostgreSQL (db_listen.c's listener): live 1 once it hears the store's notices
  * (LISTEN done), 0 when it lost them; both generations move either way,
  * and the caches serve nothing while it is 0. A no-op on SQLite.
  */

@@ -1,10 +1,13 @@
 /*
  * The database layer: a pool of connections to SQLite or, with db.url,
- * PostgreSQL; cached prepared statements, transactions (core/db.c), and
- * the schema with its migrations (core/schema.c; PostgreSQL's in
- * core/db_pg.c). Only db.c and schema.c include sqlite3.h and only
- * db_pg.c libpq-fe.h; the other modules use these wrappers, and result
- * codes become enum sfs_status in db.c and db_pg.c alone.
+ * PostgreSQL; cached prepared statements (core/db.c), transactions and
+ * group commit (core/db_txn.c), batched commits (core/db_batch.c), the
+ * notices of other processes (core/db_listen.c), and the schema with its
+ * migrations (core/schema.c; PostgreSQL's in core/db_pg.c). Only those
+ * files of SQLite's (db.c, db_txn.c, db_batch.c, schema.c) include
+ * sqlite3.h and only db_pg.c libpq-fe.h; the other modules use these
+ * wrappers, and result codes become enum sfs_status in db.c and db_pg.c
+ * alone.
  */
 #ifndef SPEECHFS_DB_I_H
 #define SPEECHFS_DB_I_H

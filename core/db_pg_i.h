@@ -1,8 +1,9 @@
 /*
- * The PostgreSQL backend of the database layer (db_pg.c), used by db.c
- * alone: db.c keeps the pool, the statement caches and the transaction
- * bookkeeping for both backends and calls down here when a connection is
- * PostgreSQL's. Only core/db_pg.c includes libpq-fe.h.
+ * The PostgreSQL backend of the database layer (db_pg.c), used by the
+ * layer's own files alone (db.c, db_txn.c, db_listen.c): they keep the
+ * pool, the statement caches and the transaction bookkeeping for both
+ * backends and call down here when a connection is PostgreSQL's. Only
+ * core/db_pg.c includes libpq-fe.h.
  */
 #ifndef SPEECHFS_DB_PG_I_H
 #define SPEECHFS_DB_PG_I_H

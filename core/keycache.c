@@ -18,7 +18,7 @@
  * - PostgreSQL: processes of other machines change the store too. The
  *   same file is shared by the processes of one machine on one store
  *   directory (a commit bumps it at once for them: exact among them);
- *   each process's listening connection (db.c) bumps it for what other
+ *   each process's listening connection (db_listen.c) bumps it for what other
  *   machines commit: the credential generation on a 'credentials
  *   changed' notice (NOTIFY in the transaction of the change, so
  *   delivered at its commit), the data generation on every committed
@@ -27,7 +27,7 @@
  *   under a millisecond on a LAN; tests/unit/t_auth.c measures it), and
  *   no longer after. While this process's listening connection is not up
  *   -- before it first connects, after it is lost (an idle one is pinged,
- *   so a silent loss is found within PING_MS + PING_WAIT_MS of db.c),
+ *   so a silent loss is found within PING_MS + PING_WAIT_MS of db_listen.c),
  *   until it is back -- nothing is cached or served from a cache, and
  *   both generations move at the loss and at the reconnect, so nothing
  *   cached before survives what was said while no one listened.

@@ -1,7 +1,8 @@
 /*
  * The schema of the store's database and its forward migrations in
- * PRAGMA user_version (core/schema.c). Only core/db.c and core/schema.c
- * include sqlite3.h; this header is theirs alone.
+ * PRAGMA user_version (core/schema.c). Only the database layer's files
+ * of SQLite's (core/db.c, db_txn.c, db_batch.c) and core/schema.c include
+ * sqlite3.h; this header is theirs alone.
  */
 #ifndef SPEECHFS_SCHEMA_I_H
 #define SPEECHFS_SCHEMA_I_H

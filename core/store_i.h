@@ -31,24 +31,24 @@ struct sfs_store {
 	unsigned char secret[32]; /* JWT / signed-URL key */
 	int64_t origin;		  /* tags the changes of this handle */
 
-	/* group commit (db.c): commits made without syncing, and synced */
+	/* group commit (db_txn.c): commits made without syncing, and synced */
 	pthread_mutex_t sync_mu;
 	pthread_cond_t sync_cv;
 	uint64_t sync_committed, sync_done;
 	int sync_running;
-	int sync_err; /* errno of a failed WAL sync: sticky (see db.c) */
+	int sync_err; /* errno of a failed WAL sync: sticky (see db_txn.c) */
 	int wal_fd;
 	/*
-	 * One write transaction of this process at a time (db.c): its
+	 * One write transaction of this process at a time (db_txn.c): its
 	 * threads queue here instead of polling SQLite's write lock.
 	 */
 	pthread_mutex_t write_mu;
 	pthread_cond_t write_cv;
 	int write_busy;
 	pthread_t write_owner;
-	int write_wait_ms; /* the turn's wait (db.c write_turn); 0: default */
+	int write_wait_ms; /* the turn's wait (write_turn); 0: default */
 
-	/* batched commits (db.c, sfs_store_batch): batch_mu guards these */
+	/* batched commits (db_batch.c): batch_mu guards these */
 	pthread_mutex_t batch_mu;
 	pthread_cond_t batch_cv;   /* the connection's users; CLOCK_MONOTONIC */
 	pthread_cond_t batch_tick; /* the batcher alone; CLOCK_MONOTONIC */
@@ -94,7 +94,7 @@ struct sfs_store {
 	pthread_t janitor;
 	int janitor_running;
 
-	/* PostgreSQL: what other processes NOTIFY (db.c's listener) */
+	/* PostgreSQL: what other processes NOTIFY (db_listen.c's listener) */
 	pthread_mutex_t note_mu;
 	pthread_cond_t note_cv;
 	pthread_t note_th;
