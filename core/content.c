@@ -32,7 +32,7 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *id, struct sfs_err *e)
 {
 	if (s->ops)
-		return SFS_OK; /* the server answered once durable */
+		return s->ops->file_sync(s, id, e);
 	struct sfs_file f;
 	enum sfs_status ret;
 

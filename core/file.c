@@ -686,9 +686,10 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 			goto out;
 		sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
 	}
-	if (sp->lazy && (content || sp->uri)) {
-		ret = sfs_errf(e, SFS_INVALID, SFS_R_NONE,
-			       "only a content-less create can be lazy");
+	if (sp->lazy && (sp->uri || (content && sfs_stage_size(content)))) {
+		ret = sfs_err_field(e, "lazy", "invalid",
+				    "only a file without content, or with "
+				    "empty content, can be created lazily");
 		goto out;
 	}
 	ret = sfsi_db_get(s, &d, e);

@@ -634,6 +634,8 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		r->features |= SFS_REMOTE_XATTRS;
 	if (json_object_get(paths, API "/space"))
 		r->features |= SFS_REMOTE_SPACE;
+	if (json_object_get(paths, API "/files/{id}/sync"))
+		r->features |= SFS_REMOTE_LAZY;
 out:
 	json_decref(doc);
 	sfs_buf_release(&b);

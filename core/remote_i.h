@@ -312,6 +312,8 @@ struct sfsi_store_ops {
 				       struct sfs_stage *content,
 				       unsigned flags, struct sfs_file *out,
 				       struct sfs_err *e);
+	enum sfs_status (*file_sync)(struct sfs_store *s, const char *id,
+				     struct sfs_err *e);
 	enum sfs_status (*file_update)(struct sfs_store *s, const char *id,
 				       const struct sfs_file_update *u,
 				       struct sfs_file *out, struct sfs_err *e);
@@ -396,6 +398,9 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 					struct sfs_stage *content,
 					unsigned flags, struct sfs_file *out,
 					struct sfs_err *e);
+/* POST …/files/{id}/sync (a lazy create made durable), if offered. */
+enum sfs_status sfsi_remote_file_sync(struct sfs_store *s, const char *id,
+				      struct sfs_err *e);
 enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 					const struct sfs_file_update *u,
 					struct sfs_file *out,

@@ -1372,6 +1372,7 @@ static const struct sfsi_store_ops remote_ops = {
 	.user_name = sfsi_remote_user_name,
 	.file_create = sfsi_rkept_file_create,
 	.set_content = sfsi_rkept_set_content,
+	.file_sync = sfsi_remote_file_sync,
 	.file_update = sfsi_rkept_file_update,
 	.file_delete = sfsi_rkept_file_delete,
 	.listening_generate = sfsi_rkept_listening_generate,

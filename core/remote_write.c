@@ -87,6 +87,10 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	sfs_file_init(out);
 	if (spec->uri || spec->ntags || spec->metadata || spec->description)
 		return sfsi_remote_refuse("create files with these fields", e);
+	/* not durable before its content's commit or sfs_file_sync: one
+	 * WAL sync on the server per new file, not two */
+	if (spec->lazy && !content && (sfsi_remote_has(s) & SFS_REMOTE_LAZY))
+		q.path = API "/files?lazy=true";
 	q.form_file = spec->filename ? spec->filename : spec->name;
 	st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
 	if (!st)
@@ -102,6 +106,21 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 		sfs_file_release(out);
 		*out = full;
 	}
+	return st;
+}
+
+enum sfs_status sfsi_remote_file_sync(struct sfs_store *s, const char *id,
+				      struct sfs_err *e)
+{
+	char path[160];
+	enum sfs_status st;
+
+	/* without the extension every create was durable when answered */
+	if (!(sfsi_remote_has(s) & SFS_REMOTE_LAZY))
+		return SFS_OK;
+	st = file_path(id, "/sync", path, sizeof(path), e);
+	if (!st)
+		st = send_json(s, "POST", path, NULL, NULL, e);
 	return st;
 }
 

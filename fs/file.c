@@ -358,7 +358,8 @@ static int commit_create(struct ofile *of)
 	struct sfs_err e;
 	enum sfs_status st;
 
-	if (g_fs.commit_ms) {
+	/* a remote store (or PostgreSQL) has no batch: the sync is asked */
+	if (g_fs.commit_ms && sfs_store_batching(g_fs.store)) {
 		of->lazy = 0; /* durable with its batch */
 		return 0;
 	}

@@ -168,6 +168,11 @@ static enum MHD_Result upload(struct req *r)
 	    parse_bool_text(r->parts[PART_GLA].buf, &gla))
 		sfs_err_field(&e, "generateListeningAudio", "invalid",
 			      "generateListeningAudio must be true or false");
+	/* extension: an empty file's commit need not wait for the disk */
+	if (req_arg(r, "lazy") &&
+	    parse_bool_text(req_arg(r, "lazy"), &spec.lazy))
+		sfs_err_field(&e, "lazy", "invalid",
+			      "lazy must be true or false");
 	if (e.nfields) {
 		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the upload has invalid or missing parts");
@@ -227,9 +232,32 @@ out:
 
 enum MHD_Result api_files_create(struct req *r)
 {
+	struct sfs_err e;
+	int lazy = 0;
+
 	if (r->body == BODY_MULTIPART)
 		return upload(r);
+	sfs_err_init(&e);
+	if (req_bool_arg(r, "lazy", &lazy, &e))
+		return respond_err(r, &e);
+	if (lazy) {
+		sfs_err_field(&e, "lazy", "invalid",
+			      "only an empty upload can be lazy, not an "
+			      "import");
+		return respond_err(r, &e);
+	}
 	return import(r);
+}
+
+/* Extension: the file's commits so far made durable (a lazy create). */
+enum MHD_Result api_files_sync(struct req *r)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_file_sync(g_httpd.store, &r->actor, r->params[0], &e))
+		return respond_err(r, &e);
+	return respond_empty(r, 204);
 }
 
 enum MHD_Result api_files_get(struct req *r)

@@ -392,6 +392,7 @@ enum MHD_Result api_files_patch(struct req *r);
 enum MHD_Result api_files_delete(struct req *r);
 enum MHD_Result api_files_discard(struct req *r);
 enum MHD_Result api_files_restore(struct req *r);
+enum MHD_Result api_files_sync(struct req *r);
 enum MHD_Result api_files_signed_url(struct req *r);
 enum MHD_Result api_listening_stream(struct req *r);
 enum MHD_Result api_listening_generate(struct req *r);

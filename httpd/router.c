@@ -56,6 +56,8 @@ static const struct route routes[] = {
 	  "files_discard", SIGNED_NO, 0, ROUTE_SEED },
 	{ "POST", B "/{id}/restore", W, BODY_NO, 0, api_files_restore,
 	  "files_restore", SIGNED_NO, 0, ROUTE_EXT },
+	{ "POST", B "/{id}/sync", W, BODY_NO, 0, api_files_sync, "files_sync",
+	  SIGNED_NO, 0, ROUTE_EXT },
 	{ "POST", B "/{id}/signed-url", R, BODY_JSON_OK, 0,
 	  api_files_signed_url, "files_signed_url", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", B "/{id}/listening-audio/stream", R, BODY_NO, 0,

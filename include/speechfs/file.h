@@ -200,10 +200,12 @@ struct sfs_file_spec {
 	/* never suffixed: a front end made sure its entry is unique */
 	int no_suffix;
 	/*
-	 * Content-less create whose commit need not wait for the disk (the
-	 * mount's create, before the file's content is written): visible at
-	 * once; durable with the file's first content commit or
-	 * sfs_file_sync(), whichever comes first.
+	 * A create without content, or with an empty stage, whose commit
+	 * need not wait for the disk (the mount's create, before the file's
+	 * content is written; the API's POST /files?lazy=true): visible at
+	 * once; durable with the file's first content commit, any later
+	 * durable commit of the store, or sfs_file_sync(), whichever comes
+	 * first. SFS_INVALID (field "lazy") with content or a URI.
 	 */
 	int lazy;
 };

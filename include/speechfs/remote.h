@@ -24,7 +24,9 @@ enum sfs_remote_features {
 	SFS_REMOTE_DIRS = 1 << 1,    /* /directories */
 	SFS_REMOTE_CHANGES = 1 << 2, /* /changes with its long poll */
 	SFS_REMOTE_XATTRS = 1 << 3,  /* /files/{id}/xattrs */
-	SFS_REMOTE_SPACE = 1 << 4    /* /space */
+	SFS_REMOTE_SPACE = 1 << 4,   /* /space */
+	/* POST /files?lazy=true and POST /files/{id}/sync */
+	SFS_REMOTE_LAZY = 1 << 5
 };
 
 /*

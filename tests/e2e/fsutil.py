@@ -123,6 +123,58 @@ def terminate(proc, timeout=30):
         return "no exit within %d s of SIGTERM" % timeout
 
 
+class SyncTrace:
+    """strace attached to a running process (every thread) for its
+    fsync/fdatasync calls, until stop(): with `with`, the block runs
+    once strace has attached (a deadline, not a sleep), and syncs(t0, t1)
+    then says which calls started between t0 and t1 (time.time()). The
+    process goes on untouched when strace detaches."""
+
+    LINE = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
+
+    def __init__(self, pid, tmp):
+        assert shutil.which("strace"), "packaging/install-deps.sh installs it"
+        self.out = pathlib.Path(tmp) / ("syncs-%d.trace" % pid)
+        self.err = open(self.out.with_suffix(".log"), "w+")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-ttt", "-e", "trace=fsync,fdatasync", "-o",
+             str(self.out), "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=self.err)
+        deadline = time.time() + 30
+        while "attached" not in self.log():
+            assert self.proc.poll() is None and time.time() < deadline, \
+                "strace did not attach: " + self.log()
+            time.sleep(0.02)
+        self.calls = None
+
+    def log(self):
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()
+
+    def stop(self):
+        """Detach (SIGINT) and read the calls: [(time, name)]."""
+        if self.calls is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=30)
+            self.err.close()
+            self.calls = []
+            for line in self.out.read_text().splitlines():
+                m = self.LINE.match(line)
+                if m:
+                    self.calls.append((float(m.group(1)), m.group(2)))
+        return self.calls
+
+    def syncs(self, t0, t1):
+        return [n for t, n in self.stop() if t0 <= t <= t1]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def stop_all(things):
     """Stop each of things (each .stop() may raise: the mount or daemon
     did not exit 0); every one is stopped, then the first error raised."""

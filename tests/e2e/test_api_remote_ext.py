@@ -1,6 +1,7 @@
 """The API's extensions for remote mounts, against a real daemon:
 PUT /files/{id}/content (a new content version under the same id,
-streamed, with If-Match), the caller's directories (list, make, remove
+streamed, with If-Match), an empty file's lazy create and its sync (seen
+with strace on the daemon), the caller's directories (list, make, remove
 when empty, rename atomically) and the change feed with its long poll
 (woken by commits of any process, bounded, answered at shutdown), each
 with its scopes, tenant isolation and shares."""
@@ -14,6 +15,7 @@ import time
 
 import requests
 
+import fsutil
 from conftest import API
 from test_api_listening import wav, wait_listening
 
@@ -203,6 +205,115 @@ def test_put_content_makes_listening_audio_again(sfsd):
     assert r.status_code == 200
     assert r.json()["listeningAudio"] is None or \
         r.json()["listeningAudio"]["status"] != "PENDING"
+
+
+# ---- POST /files?lazy=true and POST /files/{id}/sync --------------------
+
+EMPTY = hashlib.sha256(b"").hexdigest()
+NOBODY = "00000000-0000-4000-8000-000000000000"
+
+
+def lazy_upload(c, data=b"", lazy="true", who="alice", path="/lazy/",
+                name="lazy"):
+    return c.req("POST", "", who, params={"lazy": lazy},
+                 files={"file": ("lazy.wav", data)},
+                 data={"name": name, "path": path,
+                       "generateListeningAudio": "false"})
+
+
+def locations(body):
+    return [v["location"] for v in body["validation_errors"]]
+
+
+def test_lazy_upload_waits_for_no_sync_the_sync_does(sfsd, tmp_path):
+    """A lazy upload of an empty file is answered without a sync of the
+    daemon's (strace on the real speechfsd), visible at once; its sync
+    request, and a plain upload, each wait for one."""
+    c = sfsd
+    c.new_file(data=b"warm")            # the WAL started
+    n, lazy, synced, plain, ids = 10, [], [], [], []
+    with fsutil.SyncTrace(c.daemon.proc.pid, tmp_path) as tr:
+        for i in range(n):
+            t0 = time.time()
+            r = lazy_upload(c, name="lazy%d" % i)
+            lazy.append((t0, time.time()))
+            assert r.status_code == 201, r.text
+            f = r.json()
+            assert f["size"] == 0 and f["sha256"] == EMPTY
+            assert f["name"] == "lazy%d" % i and f["path"] == "/lazy/"
+            ids.append(f["id"])
+            # the same file to every reader at once
+            assert c.get(f"/{f['id']}").json()["sha256"] == EMPTY
+            t0 = time.time()
+            r = c.post(f"/{f['id']}/sync")
+            synced.append((t0, time.time()))
+            assert r.status_code == 204 and r.content == b"", r.text
+            t0 = time.time()
+            c.new_file(data=b"plain %d" % i, path="/plain/")
+            plain.append((t0, time.time()))
+    # a checkpoint of the WAL (every 1,000 pages) syncs, wherever it falls
+    assert sum(len(tr.syncs(*w)) for w in lazy) <= 3, tr.stop()
+    for w in synced + plain:
+        assert tr.syncs(*w), (w, tr.stop())
+    got = c.get("", params={"path": "/lazy/", "size": 100}).json()
+    assert sorted(x["id"] for x in got["files"]) == sorted(ids)
+    # its content comes as any file's, under its id
+    r = put(c, ids[0], b"content later")
+    assert r.status_code == 200 and r.json()["size"] == 13, r.text
+
+
+def test_lazy_upload_refusals(sfsd):
+    c = sfsd
+    path = "/lazy-refused/"
+
+    def total():
+        return c.get("", params={"path": path}).json()["total"]
+    # only an empty file can wait: bytes, an import, a bad value
+    b = c.assert_error(lazy_upload(c, data=b"bytes", path=path), 400,
+                       "invalid_request")
+    assert locations(b) == ["lazy"]
+    b = c.assert_error(lazy_upload(c, lazy="maybe", path=path), 400,
+                       "invalid_request")
+    assert locations(b) == ["lazy"]
+    r = c.post("", params={"lazy": "true"},
+               json={"uri": "https://example.com/a.wav", "name": "imp",
+                     "path": path})
+    assert locations(c.assert_error(r, 400, "invalid_request")) == \
+        ["lazy"]
+    r = c.post("", params={"lazy": "maybe"},
+               json={"uri": "https://example.com/a.wav", "name": "imp",
+                     "path": path})
+    assert locations(c.assert_error(r, 400)) == ["lazy"]
+    assert total() == 0
+    # lazy=false is the seed's upload
+    r = lazy_upload(c, data=b"bytes", lazy="false", path=path)
+    assert r.status_code == 201 and r.json()["size"] == 5, r.text
+    assert total() == 1
+
+
+def test_sync_refusals(sfsd):
+    c = sfsd
+    r = lazy_upload(c, path="/lazy-sync/")
+    assert r.status_code == 201, r.text
+    fid = r.json()["id"]
+    c.assert_error(c.post(f"/{NOBODY}/sync"), 404, "file_not_found")
+    c.assert_error(c.post(f"/{fid}/sync", who="carol"), 404,
+                   "file_not_found")
+    c.assert_error(c.post(f"/{fid}/sync", who="alice_ro"), 403,
+                   "insufficient_scope")
+    c.assert_error(c.post(f"/{fid}/sync", who=None), 401)
+    # a VIEW share may read, not sync; EDIT may
+    r = c.post(f"/{fid}/shares", json={"userId": c.users["bob"],
+                                       "permission": "VIEW"})
+    assert r.status_code in (200, 201), r.text
+    c.assert_error(c.post(f"/{fid}/sync", who="bob"), 403, "forbidden")
+    r = c.post(f"/{fid}/shares", json={"userId": c.users["bob"],
+                                       "permission": "EDIT"})
+    assert r.status_code in (200, 201), r.text
+    assert c.post(f"/{fid}/sync", who="bob").status_code == 204
+    # a deleted file is no more to sync
+    assert c.delete(f"/{fid}").status_code == 204
+    c.assert_error(c.post(f"/{fid}/sync"), 409, "file_deleted")
 
 
 # ---- directories ---------------------------------------------------------

@@ -550,10 +550,11 @@ static void test_lazy_create(void)
 	sfs_file_release(&g);
 	sfs_store_close(s2);
 
-	/* only a content-less create can be lazy */
+	/* only a create without content (or with none in it) can be lazy */
 	st = tfx_stage(f.s, "bytes", 5);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, &e), SFS_INVALID);
+	CHECK(!strcmp(field0(&e), "lazy"));
 	sfs_stage_free(st);
 	sp.uri = "https://example.com/a.wav";
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
@@ -561,6 +562,18 @@ static void test_lazy_create(void)
 	sp.uri = NULL;
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
 	CHECK(unsynced(&f) == LAZY);
+	/* an empty stage (the API's empty upload) is no content either */
+	REQUIRE_ST(sfs_file_sync(f.s, &f.a, out.id, NULL), SFS_OK);
+	REQUIRE(unsynced(&f) == 0);
+	st = tfx_stage(f.s, "", 0);
+	sp.name = "empty";
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, st, &g, NULL), SFS_OK);
+	sfs_stage_free(st);
+	CHECK(g.size == 0 && !strcmp(g.sha256, EMPTY_SHA));
+	sfs_file_release(&g);
+	CHECK(unsynced(&f) == LAZY);
+	sp.name = "new";
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 2);
 
 	/* sync: owner and EDIT; VIEW may not; another tenant sees nothing */
 	CHECK_ST(sfs_file_sync(f.s, &f.a, out.id, NULL), SFS_OK);

@@ -310,7 +310,7 @@ static void test_against_a_daemon(void)
 	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 5, &r, NULL), SFS_OK);
 	CHECK(sfs_remote_features(r) ==
 	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
-	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE));
+	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY));
 	/* a file as the core has it */
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
@@ -585,6 +585,31 @@ static void test_store_open_url(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_xattr_get(fx.s, &fx.a, id, "user.x", &b, &e),
 		 SFS_NOT_FOUND);
+	/* a lazy create (the mount's): on the server at once; a sync asks
+	 * the server (POST …/sync: its 404 and 409 come back) */
+	{
+		struct sfs_file_spec sp = {
+			.name = "lazy", .path = "/", .lazy = 1, .no_suffix = 1
+		};
+		struct sfs_file lf;
+
+		REQUIRE_ST(sfs_file_create(rs, &ra, &sp, NULL, &f, NULL),
+			   SFS_OK);
+		CHECK(f.size == 0 && f.ino > 0);
+		CHECK_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		sfs_file_release(&lf);
+		CHECK_ST(sfs_file_sync(rs, &ra, f.id, NULL), SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_file_sync(rs, &ra,
+				       "00000000-0000-4000-8000-000000000000",
+				       &e),
+			 SFS_NOT_FOUND);
+		REQUIRE_ST(sfs_file_delete(rs, &ra, f.id, 1, NULL), SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_file_sync(rs, &ra, f.id, &e), SFS_CONFLICT);
+		CHECK(e.reason == SFS_R_FILE_DELETED);
+		sfs_file_release(&f);
+	}
 	/* the change feed: another process's commit wakes the change fd */
 	{
 		struct pollfd p = { .fd = sfs_store_change_fd(rs),
