@@ -22,7 +22,11 @@ The trees are made beforehand, in the stores by core's bulk create
 SFS_BENCH_REMOTE_MB scales the big file (default 1024),
 SFS_BENCH_REMOTE_LS the directory of `ls -l` (default 10000),
 SFS_BENCH_REMOTE_TREE the tree of `find` (default 100000) and
-SFS_BENCH_REMOTE_SMALL the small files made (default 1000). Needs
+SFS_BENCH_REMOTE_SMALL the small files made (default 1000);
+SFS_BENCH_REMOTE_ROUNDS (default 3) rounds of the reads, the write and
+the small files, ours and the baselines one after the other in each
+round: a row is the median of the rounds' ratios (one run's ratio swung
+0.5-1.4 with the load of the machine). Needs
 rclone (packaging/install-deps.sh). Everything started is stopped and
 temp dirs removed, even on failure. Exits non-zero when the benchmark
 could not run; a missed target is reported, not an error."""
@@ -32,6 +36,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -225,7 +230,19 @@ def mbs(size, secs):
     return "%.0f MB/s" % (size / secs / 1e6)
 
 
-def bench(run, work, mb, nls, ntree, nsmall, rows):
+def paired(rows, name, ours, base, target, unit):
+    """A row of rounds run side by side: each round's ratio is its
+    baseline's time over ours (the same work); the row gives the medians
+    and, in the log, the range of the rounds' ratios."""
+    ratios = sorted(b / o for o, b in zip(ours, base))
+    med = statistics.median(ratios)
+    log("%s: %d rounds, ratios %s" % (
+        name, len(ratios), " ".join("%.2f" % r for r in ratios)))
+    row(rows, name, unit(statistics.median(ours)),
+        unit(statistics.median(base)), med, target)
+
+
+def bench(run, work, mb, nls, ntree, nsmall, rounds, rows):
     size = mb << 20
     plain = work / "plain"              # what rclone serves
     plain.mkdir()
@@ -236,57 +253,77 @@ def bench(run, work, mb, nls, ntree, nsmall, rows):
     a_store, a_user, a_key = run.store("a")     # big file, small files
     base = run.daemon(a_store, size)
     h = "X-API-Key: " + a_key
-    # curl's upload of the big file: the baseline of the write, and the
-    # file the reads read
-    out, up_s = timed(["curl", "-sS", "-o", "/dev/stderr", "-w",
-                       "%{http_code}", "-H", h, "-F",
-                       "file=@%s;filename=big.bin" % big, "-F", "name=big",
-                       "-F", "generateListeningAudio=false", base + API])
-    if out.strip() != "201":
-        raise BenchError("upload: %s" % out)
+
+    def upload():
+        out, secs = timed(["curl", "-sS", "-o", "/dev/stderr", "-w",
+                           "%{http_code}", "-H", h, "-F",
+                           "file=@%s;filename=big.bin" % big, "-F",
+                           "name=big", "-F",
+                           "generateListeningAudio=false", base + API])
+        if out.strip() != "201":
+            raise BenchError("upload: %s" % out)
+        return secs
+
+    # the file the reads read; later uploads of the same bytes find
+    # their blob stored, as the mount's copies do
+    upload()
     fid = requests.get(base + API, headers={"X-API-Key": a_key},
                        params={"name": "big"},
                        timeout=30).json()["files"][0]["id"]
-    drop_caches()   # cold, as the mounts' first reads are
-    _, down_s = timed(["curl", "-sS", "-o", "/dev/null", "-H", h,
-                       "%s%s/%s/content" % (base, API, fid)])
     dav = run.webdav(plain)
+    cold = {"ours": [], "rclone": [], "curl": []}
+    warm = {"ours": [], "native": []}
+    write = {"ours": [], "curl": []}
+    small = {"ours": [], "rclone": []}
+    for r in range(rounds):
+        # 1. reads, cold (fresh mounts, empty caches) then warm
+        drop_caches()
+        _, secs = timed(["curl", "-sS", "-o", "/dev/null", "-H", h,
+                         "%s%s/%s/content" % (base, API, fid)])
+        cold["curl"].append(secs)
+        cache = work / "cache-ours"
+        shutil.rmtree(cache, ignore_errors=True)
+        drop_caches()
+        p, d = run.ours(base, a_key, cache)
+        cold["ours"].append(dd(d / "big.bin"))
+        warm["ours"].append(min(dd(d / "big.bin") for _ in range(2)))
+        run.unmount(p, d)
+        cache = work / "cache-rclone"
+        shutil.rmtree(cache, ignore_errors=True)
+        drop_caches()
+        p, d = run.rclone(dav, cache)
+        cold["rclone"].append(dd(d / "big.bin"))
+        run.unmount(p, d)
+        dd(big)
+        warm["native"].append(min(dd(big) for _ in range(2)))
+        # 3. writes: the big file, then small files one by one
+        write["curl"].append(upload())
+        p, d = run.ours(base, a_key, work / "cache-ours")
+        _, secs = timed(["cp", str(big), str(d / ("copy%d.bin" % r))])
+        write["ours"].append(secs)
+        (d / ("small%d" % r)).mkdir()
+        small["ours"].append(make_small(d / ("small%d" % r), nsmall))
+        run.unmount(p, d)
+        p, d = run.rclone(dav, work / "cache-rclone")
+        (d / ("small%d" % r)).mkdir()
+        small["rclone"].append(make_small(d / ("small%d" % r), nsmall))
+        run.unmount(p, d)
 
-    # 1. reads, cold then warm
-    drop_caches()
-    p, d = run.ours(base, a_key, work / "cache-ours")
-    ours_cold = dd(d / "big.bin")
-    ours_warm = min(dd(d / "big.bin") for _ in range(3))
-    run.unmount(p, d)
-    drop_caches()
-    p, d = run.rclone(dav, work / "cache-rclone")
-    rclone_cold = dd(d / "big.bin")
-    run.unmount(p, d)
-    dd(big)
-    native_warm = min(dd(big) for _ in range(3))
-    row(rows, "read %d MiB cold vs rclone" % mb, mbs(size, ours_cold),
-        mbs(size, rclone_cold), rclone_cold / ours_cold, 1.0)
-    row(rows, "read %d MiB cold vs curl GET" % mb, mbs(size, ours_cold),
-        mbs(size, down_s), down_s / ours_cold, 0.8)
-    row(rows, "read %d MiB warm vs native" % mb, mbs(size, ours_warm),
-        mbs(size, native_warm), native_warm / ours_warm, 0.4)
+    def rate(secs):
+        return mbs(size, secs)
 
-    # 3. writes
-    shutil.rmtree(work / "cache-ours", ignore_errors=True)
-    p, d = run.ours(base, a_key, work / "cache-ours")
-    _, cp_s = timed(["cp", str(big), str(d / "copy.bin")])
-    (d / "small").mkdir()
-    ours_small = make_small(d / "small", nsmall)
-    run.unmount(p, d)
-    row(rows, "write %d MiB (cp) vs curl upload" % mb, mbs(size, cp_s),
-        mbs(size, up_s), up_s / cp_s, 0.8)
-    p, d = run.rclone(dav, work / "cache-rclone")
-    (d / "small").mkdir()
-    rclone_small = make_small(d / "small", nsmall)
-    run.unmount(p, d)
-    row(rows, "create %d small files, durable close" % nsmall,
-        "%.0f/s" % (nsmall / ours_small), "%.0f/s" % (nsmall / rclone_small),
-        rclone_small / ours_small, 1.0)
+    def per_s(secs):
+        return "%.0f/s" % (nsmall / secs)
+    paired(rows, "read %d MiB cold vs rclone" % mb, cold["ours"],
+           cold["rclone"], 1.0, rate)
+    paired(rows, "read %d MiB cold vs curl GET" % mb, cold["ours"],
+           cold["curl"], 0.8, rate)
+    paired(rows, "read %d MiB warm vs native" % mb, warm["ours"],
+           warm["native"], 0.4, rate)
+    paired(rows, "write %d MiB (cp) vs curl upload" % mb, write["ours"],
+           write["curl"], 0.8, rate)
+    paired(rows, "create %d small files, durable close" % nsmall,
+           small["ours"], small["rclone"], 1.0, per_s)
 
     # 2. ls -l and find, on fresh mounts and an empty page cache
     for what, n, ndirs, cmd, target in (
@@ -322,6 +359,7 @@ def main():
     nls = int(os.environ.get("SFS_BENCH_REMOTE_LS", "10000"))
     ntree = int(os.environ.get("SFS_BENCH_REMOTE_TREE", "100000"))
     nsmall = int(os.environ.get("SFS_BENCH_REMOTE_SMALL", "1000"))
+    rounds = int(os.environ.get("SFS_BENCH_REMOTE_ROUNDS", "3"))
     work = pathlib.Path(tempfile.mkdtemp(prefix="sfs-bench-remote-"))
     run = Run(work)
     rows = []
@@ -333,7 +371,7 @@ def main():
             raise BenchError("rclone is not installed "
                              "(packaging/install-deps.sh)")
         log("load: " + open("/proc/loadavg").read().strip())
-        bench(run, work, mb, nls, ntree, nsmall, rows)
+        bench(run, work, mb, nls, ntree, nsmall, rounds, rows)
     except (BenchError, OSError, subprocess.TimeoutExpired) as exc:
         log("FAILED: %s" % exc)
         return 1
