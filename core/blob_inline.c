@@ -110,8 +110,10 @@ enum sfs_status sfsi_blob_put_inline(struct db *d, int64_t tenant,
 	sfsi_db_bind_int(q, 1, tenant);
 	sfsi_db_bind_int(q, 2, st->size);
 	ret = sfsi_db_run(q, e);
-	if (!ret)
+	if (!ret) {
 		*added_bytes = st->size;
+		st->inlined = 1; /* its file may serve again (stage.c) */
+	}
 out:
 	free(buf);
 	return ret;

@@ -27,6 +27,7 @@ struct sfs_stage {
 	int hashed;	   /* sha valid, no more writes */
 	int finished;	   /* hashed and on disk (fsync) */
 	int linked;	   /* bytes in the blob backend, commit not seen */
+	int inlined;	   /* bytes in the database's row: file spare */
 	int64_t linked_tenant;
 	char sha[65];
 

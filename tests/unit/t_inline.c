@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "fixture.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
@@ -194,6 +195,88 @@ static void test_fsck_sees_a_damaged_row(void)
 	fx_close(&f);
 }
 
+/* The inode of a stage's file under staging/. */
+static ino_t stage_ino(struct sfs_stage *st)
+{
+	struct stat sb;
+
+	return fstat(sfs_stage_fd(st), &sb) == 0 ? sb.st_ino : 0;
+}
+
+/*
+ * A stage whose bytes went into a row leaves its file, emptied, to the
+ * next stage (a new file per stage cost ext4 an inode each, and without
+ * a journal a search past every inode freed in the last minutes); a
+ * stage that becomes a blob of the backend takes its file along.
+ */
+static void test_small_stages_reuse_their_file(void)
+{
+	static char big[64 * 1024 + 1], back[sizeof(big) + 1];
+	struct sfs_stage *st;
+	struct sfs_file g;
+	char buf[64], name[16];
+	ino_t first;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	memset(big, 'b', sizeof(big));
+	st = tfx_stage(f.s, "first bytes", 11);
+	REQUIRE(st);
+	first = stage_ino(st);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a,
+				   &(struct sfs_file_spec){ .name = "f" }, st,
+				   &g, NULL),
+		   SFS_OK);
+	sfs_stage_free(st);
+	CHECK(tfx_staging_files(f.dir) == 1);
+	/* the next stage has that file, empty, and writes it from its
+	 * start, in order and at an offset */
+	REQUIRE_ST(sfs_stage_new(f.s, &st, NULL), SFS_OK);
+	CHECK(stage_ino(st) == first);
+	CHECK(lseek(sfs_stage_fd(st), 0, SEEK_END) == 0);
+	CHECK(sfs_stage_size(st) == 0);
+	CHECK_ST(sfs_stage_write(st, "second", 6, NULL), SFS_OK);
+	CHECK_ST(sfs_stage_pwrite(st, "S", 1, 0, NULL), SFS_OK);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, g.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(read_back(&f, g.id, SFS_CONTENT_ORIGINAL, buf, sizeof(buf)) == 6);
+	CHECK(!memcmp(buf, "Second", 6));
+	/* many small contents one after another: still one file */
+	for (i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		CHECK_ST(upload(&f, name, strlen(name), 0, NULL), SFS_OK);
+	}
+	CHECK(tfx_staging_files(f.dir) == 1);
+	/* a big content takes the file into the backend: none is left,
+	 * and the next stage (uncommitted) does not touch the blob */
+	st = tfx_stage(f.s, big, sizeof(big));
+	REQUIRE(st);
+	CHECK(stage_ino(st) == first);
+	CHECK_ST(sfs_file_set_content(f.s, &f.a, g.id, st, 0, NULL, NULL),
+		 SFS_OK);
+	sfs_stage_free(st);
+	CHECK(tfx_staging_files(f.dir) == 0);
+	CHECK(blob_files(&f) == 1);
+	st = tfx_stage(f.s, "not kept", 8);
+	REQUIRE(st);
+	sfs_stage_free(st);
+	CHECK(tfx_staging_files(f.dir) == 0);
+	CHECK(read_back(&f, g.id, SFS_CONTENT_ORIGINAL, back, sizeof(back)) ==
+	      (ssize_t)sizeof(big));
+	CHECK(!memcmp(back, big, sizeof(big)));
+	CHECK(fsck_clean(&f, NULL));
+	/* a spare goes with the store's close */
+	CHECK_ST(upload(&f, "spare again", 11, 0, NULL), SFS_OK);
+	CHECK(tfx_staging_files(f.dir) == 1);
+	sfs_store_close(f.s);
+	f.s = NULL;
+	CHECK(tfx_staging_files(f.dir) == 0);
+	sfs_file_release(&g);
+	th_rmrf(f.dir);
+}
+
 static void put16(unsigned char *p, unsigned v)
 {
 	p[0] = (unsigned char)(v & 0xff);
@@ -275,5 +358,6 @@ int main(void)
 	RUN(test_versions_across_the_limit);
 	RUN(test_fsck_sees_a_damaged_row);
 	RUN(test_listening_audio_of_a_small_recording);
+	RUN(test_small_stages_reuse_their_file);
 	return th_report();
 }
