@@ -863,16 +863,18 @@ int fs_file_quick_close(uint64_t fh)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fh;
 	int64_t size = -1;
-	int busy;
+	int busy, clean;
 
 	if (!h || !h->writable)
 		return 1; /* commits nothing */
 	pthread_mutex_lock(&h->of->lock);
 	busy = h->of->committing != NULL; /* the close would wait for it */
+	/* nothing to commit (the release after a flush that committed) */
+	clean = !h->dirty && !h->of->lazy;
 	if (h->dirty && h->stage)
 		size = sfs_stage_size(h->stage);
 	pthread_mutex_unlock(&h->of->lock);
-	return !busy && sfs_store_write_quick(g_fs.store, size);
+	return !busy && (clean || sfs_store_write_quick(g_fs.store, size));
 }
 
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

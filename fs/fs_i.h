@@ -296,9 +296,10 @@ int fs_file_is_open(int64_t ino);
 void fs_open_times(int64_t ino, int64_t mtime_ns);
 /*
  * Whether closing handle fh (fuse_file_info's fh) can be answered by the
- * reading thread: a reader's (it commits nothing), or a writer's when
- * core says its commit, of the content it has, will not wait
- * (sfs_store_write_quick) and no commit of the file runs.
+ * reading thread: a reader's (it commits nothing), a writer's with
+ * nothing left to commit (the release after a flush that committed), or
+ * a writer's when core says its commit, of the content it has, will not
+ * wait (sfs_store_write_quick); never while a commit of the file runs.
  */
 int fs_file_quick_close(uint64_t fh);
 

@@ -75,7 +75,8 @@ struct loop {
  *   -o commit=MS, while the batch is open and its connection free),
  *   else by a worker.
  * - CLOSE (flush, release): as CHANGE, asked with what the close
- *   commits (fs_file_quick_close).
+ *   commits (fs_file_quick_close); one that commits nothing (the
+ *   release after a flush that committed) at once.
  */
 enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CLOSE };
 
