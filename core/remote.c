@@ -397,30 +397,16 @@ static void note_up(struct sfs_remote *r)
 		sfs_info("remote", "'%s' answers again", r->base);
 }
 
-enum sfs_status sfsi_remote_request(struct sfs_remote *r,
-				    const struct sfsi_remote_req *q,
-				    struct sfs_buf *b, struct sfs_err *e)
+/*
+ * The handle's options for one request of q (reset first): where it goes,
+ * its time bounds, the answer's way into a (a->curl set) and the Range.
+ */
+static void set_transfer(struct sfs_remote *r, CURL *c,
+			 const struct sfsi_remote_req *q, const char *url,
+			 struct answer *a)
 {
-	struct curl_slist *h = NULL;
-	struct upload u = { q->fd };
-	struct source src = { q->source, q->source_arg };
-	struct answer a = {
-		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
-	};
-	char url[2048], range[64];
-	curl_mime *mime = NULL;
-	curl_mimepart *part;
-	curl_off_t wait;
-	long code = 0;
-	CURLcode rc;
-	size_t i;
-	int tries;
-	CURL *c = take(r);
+	char range[64];
 
-	if (!c)
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	a.curl = c;
-	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_SHARE, r->share);
@@ -455,32 +441,57 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	 */
 	if (q->sink)
 		curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)SINK_BUFFER);
+	a->curl = c;
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+	/* libcurl keeps a copy of the string */
+	if (q->len > 0) {
+		snprintf(range, sizeof(range), "%lld-%lld", (long long)q->off,
+			 (long long)(q->off + q->len - 1));
+		curl_easy_setopt(c, CURLOPT_RANGE, range);
+	}
+}
+
+/* The request's header lines (the caller frees the list). */
+static struct curl_slist *headers_of(struct sfs_remote *r,
+				     const struct sfsi_remote_req *q)
+{
+	struct curl_slist *h = NULL;
+
 	h = curl_slist_append(h, r->auth_header);
 	h = curl_slist_append(h, r->origin_header);
 	if (q->header)
 		h = curl_slist_append(h, q->header);
 	if (q->body && q->fd < 0)
 		h = curl_slist_append(h, "Content-Type: application/json");
-	if (q->len > 0) {
-		snprintf(range, sizeof(range), "%lld-%lld", (long long)q->off,
-			 (long long)(q->off + q->len - 1));
-		curl_easy_setopt(c, CURLOPT_RANGE, range);
-	}
+	return h;
+}
+
+/*
+ * The request's body: a stream from q->source, a file's bytes (u), a
+ * multipart form, or JSON. The form's mime (the caller frees it), else
+ * NULL. u and src outlive the transfer.
+ */
+static curl_mime *set_body(CURL *c, const struct sfsi_remote_req *q,
+			   struct upload *u, struct source *src)
+{
+	curl_mime *mime = NULL;
+	curl_mimepart *part;
+	size_t i;
+
 	if (q->source) {
 		/* no size: chunked; no seek: libcurl cannot send it again */
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_source);
-		curl_easy_setopt(c, CURLOPT_READDATA, &src);
+		curl_easy_setopt(c, CURLOPT_READDATA, src);
 		curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE,
 				 (long)SOURCE_BUFFER);
 	} else if (q->fd >= 0 && !q->form) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, &u);
+		curl_easy_setopt(c, CURLOPT_READDATA, u);
 		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, &u);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, u);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
 				 (curl_off_t)q->size);
 	} else if (q->form) {
@@ -496,7 +507,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_mime_filename(part, q->form_file);
 		if (q->fd >= 0) {
 			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
-					  on_seek, NULL, &u);
+					  on_seek, NULL, u);
 		} else {
 			curl_mime_data(part, "", 0);
 		}
@@ -506,21 +517,28 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)strlen(q->body));
 	}
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	return mime;
+}
+
+/* Run the transfer, again after a 429 (*code: the answer's status). */
+static CURLcode perform(struct sfs_remote *r, CURL *c,
+			const struct sfsi_remote_req *q, struct sfs_buf *b,
+			struct answer *a, long *code)
+{
+	curl_off_t wait;
+	CURLcode rc;
+	int tries;
+
 	for (tries = 0;; tries++) {
 		rc = curl_easy_perform(c);
-		code = 0;
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		*code = 0;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
 		/*
 		 * Too many requests (the server's rate limit): wait as long
 		 * as it says, within the timeout, a few times; an upload
 		 * from a file starts again from its beginning.
 		 */
-		if (rc != CURLE_OK || code != 429 || tries == RETRIES_429 ||
+		if (rc != CURLE_OK || *code != 429 || tries == RETRIES_429 ||
 		    q->source || (q->fd >= 0 && lseek(q->fd, 0, SEEK_SET) < 0))
 			break;
 		wait = 0;
@@ -528,8 +546,39 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		wait = wait < 1 ? 1 : wait > r->timeout_s ? r->timeout_s : wait;
 		sleep((unsigned)wait);
 		sfs_buf_reset(b);
-		a.to_sink = -1;
+		a->to_sink = -1;
 	}
+	return rc;
+}
+
+enum sfs_status sfsi_remote_request(struct sfs_remote *r,
+				    const struct sfsi_remote_req *q,
+				    struct sfs_buf *b, struct sfs_err *e)
+{
+	struct curl_slist *h;
+	struct upload u = { q->fd };
+	struct source src = { q->source, q->source_arg };
+	struct answer a = {
+		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
+	};
+	char url[2048];
+	curl_mime *mime;
+	long code = 0;
+	CURLcode rc;
+	CURL *c = take(r);
+
+	if (!c)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
+	set_transfer(r, c, q, url, &a);
+	h = headers_of(r, q);
+	mime = set_body(c, q, &u, &src);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	rc = perform(r, c, q, b, &a, &code);
 	if (q->http_code)
 		*q->http_code = rc == CURLE_OK ? code : 0;
 	curl_slist_free_all(h);
