@@ -1163,6 +1163,26 @@ static void fake_stop(struct fake *f, pthread_t t)
 }
 
 /*
+ * Open the store of the fake at url (its block cache in dir/cache): the
+ * open's status, e filled.
+ */
+static enum sfs_status fake_open(const char *url, const char *dir,
+				 struct sfs_store **rs, struct sfs_err *e)
+{
+	struct sfs_remote_opts o = { 0 };
+	char cache[PATH_MAX];
+
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	o.url = url;
+	o.api_key = "sfs_key";
+	o.timeout_s = 5;
+	o.cache_dir = cache;
+	o.cache_bytes = -1;
+	sfs_err_init(e);
+	return sfs_store_open_url(&o, rs, e);
+}
+
+/*
  * A listing's "total" is the server's word only: one that would wrap the
  * list's size (a buggy or hostile server) must not overrun it, and an
  * honest but huge one must not fail the listing by one huge allocation.
@@ -1179,10 +1199,9 @@ static void test_listing_total_is_a_hint(void)
 	for (i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
 		struct fake f = { .doc_status = 404,
 				  .doc = "{\"status_code\":404}" };
-		struct sfs_remote_opts o = { 0 };
 		struct sfs_store *rs = NULL;
 		struct sfs_dir_info di;
-		char url[64], cache[PATH_MAX], body[1024], *dir = th_tmpdir();
+		char url[64], body[1024], *dir = th_tmpdir();
 		struct sfs_err e;
 		pthread_t t;
 
@@ -1195,14 +1214,7 @@ static void test_listing_total_is_a_hint(void)
 			 (long long)totals[i]);
 		f.page0 = body;
 		fake_start(&f, &t, url, sizeof(url));
-		snprintf(cache, sizeof(cache), "%s/cache", dir);
-		o.url = url;
-		o.api_key = "sfs_key";
-		o.timeout_s = 5;
-		o.cache_dir = cache;
-		o.cache_bytes = -1;
-		sfs_err_init(&e);
-		CHECK_ST(sfs_store_open_url(&o, &rs, &e), SFS_OK);
+		CHECK_ST(fake_open(url, dir, &rs, &e), SFS_OK);
 		if (rs) {
 			CHECK_ST(sfs_dir_stat(rs, NULL, "/", &di, &e), SFS_OK);
 			CHECK(di.nfiles == 3 && di.nsub == 1);
@@ -1266,23 +1278,15 @@ static void test_listing_follows_the_cursor(void)
 				  .doc = "{\"status_code\":404}",
 				  .page0 = page0,
 				  .next = cases[i].next };
-		struct sfs_remote_opts o = { 0 };
 		struct sfs_store *rs = NULL;
 		struct sfs_dir_info di;
-		char url[64], cache[PATH_MAX], *dir = th_tmpdir();
+		char url[64], *dir = th_tmpdir();
 		struct sfs_err e;
 		pthread_t t;
 
 		fake_start(&f, &t, url, sizeof(url));
-		snprintf(cache, sizeof(cache), "%s/cache", dir);
-		o.url = url;
-		o.api_key = "sfs_key";
-		o.timeout_s = 5;
-		o.cache_dir = cache;
-		o.cache_bytes = -1;
-		sfs_err_init(&e);
 		/* the open lists the root (a server of the seed's API only) */
-		CHECK_ST(sfs_store_open_url(&o, &rs, &e), cases[i].st);
+		CHECK_ST(fake_open(url, dir, &rs, &e), cases[i].st);
 		if (rs) {
 			sfs_err_init(&e);
 			CHECK_ST(sfs_dir_stat(rs, NULL, "/", &di, &e), SFS_OK);
