@@ -985,6 +985,7 @@ struct fake {
 	const char *page0; /* if set: GET /files's answer at page=0 */
 	const char *next;  /* if set: its answer to cursor=c1 */
 	char asked[4096];  /* the request lines, one a line */
+	int expect;	   /* requests whose head said "Expect:" */
 	int stop;
 };
 
@@ -1043,6 +1044,8 @@ static void *fake_serve(void *arg)
 			close(c);
 			continue;
 		}
+		if (strstr(req, "\r\nExpect:"))
+			__atomic_add_fetch(&f->expect, 1, __ATOMIC_SEQ_CST);
 		req[strcspn(req, "\r")] = '\0';
 		used = strlen(f->asked);
 		snprintf(f->asked + used, sizeof(f->asked) - used, "%.200s\n",
@@ -1183,6 +1186,52 @@ static enum sfs_status fake_open(const char *url, const char *dir,
 }
 
 /*
+ * A small body goes with its head: no "Expect: 100-continue", whose
+ * "100 Continue" would cost a round trip more per close of a small
+ * file; a large one (1 MiB and more) still waits for the server's word.
+ */
+static void test_small_bodies_go_with_their_head(void)
+{
+	static const int64_t sizes[] = { 1,	   1024,
+					 64 << 10, (1 << 20) - 1,
+					 1 << 20,  3 << 20 };
+	struct fake f = { .doc_status = 200,
+			  .doc = "{\"paths\":{\"/api/v1/speech-services/"
+				 "files/{id}/content\":{\"put\":{}}}}" };
+	struct sfs_remote *r = NULL;
+	char url[64], path[PATH_MAX], *dir = th_tmpdir();
+	struct sfs_file out;
+	enum sfs_status st;
+	pthread_t t;
+	size_t i;
+	int fd;
+
+	fake_start(&f, &t, url, sizeof(url));
+	REQUIRE_ST(sfs_remote_open(url, "sfs_key", 5, &r, NULL), SFS_OK);
+	CHECK(sfs_remote_features(r) == SFS_REMOTE_CONTENT);
+	snprintf(path, sizeof(path), "%s/body", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	REQUIRE(fd >= 0);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		REQUIRE(ftruncate(fd, (off_t)sizes[i]) == 0);
+		__atomic_store_n(&f.expect, 0, __ATOMIC_SEQ_CST);
+		/* the stand-in answers 404 (or cuts the body off) */
+		st = sfs_remote_set_content(
+			r, "00000000-0000-4000-8000-000000000001", fd, NULL, 0,
+			&out, NULL);
+		CHECK(st == SFS_NOT_FOUND || st == SFS_UNAVAILABLE);
+		sfs_file_release(&out);
+		CHECK(__atomic_load_n(&f.expect, __ATOMIC_SEQ_CST) ==
+		      (sizes[i] >= (1 << 20)));
+	}
+	close(fd);
+	sfs_remote_close(r);
+	fake_stop(&f, t);
+	CHECK(strstr(f.asked, "PUT /api/v1/speech-services/files/") != NULL);
+	th_rmrf(dir);
+}
+
+/*
  * A listing's "total" is the server's word only: one that would wrap the
  * list's size (a buggy or hostile server) must not overrun it, and an
  * honest but huge one must not fail the listing by one huge allocation.
@@ -1312,6 +1361,7 @@ int main(void)
 	RUN(test_features_of_the_document);
 	RUN(test_listing_total_is_a_hint);
 	RUN(test_listing_follows_the_cursor);
+	RUN(test_small_bodies_go_with_their_head);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
