@@ -139,4 +139,17 @@ enum sfs_status sfsi_file_apply_update(struct db *d, struct sfs_file *f,
 /* Give the janitor the purge pass of the retention (at open). */
 void sfsi_lifecycle_install(struct sfs_store *s);
 
+/*
+ * Index the names of the files that wait in fts_pending (schema v8):
+ * all of them, in one transaction that does not wait for the disk (the
+ * index and what waits go back together after a crash). Run by a search
+ * of names before it reads (query.c) and by the janitor. Nothing on
+ * PostgreSQL, whose trigram indexes are kept by its own commits.
+ */
+enum sfs_status sfsi_fts_catch_up(struct sfs_store *s,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Give the janitor the catching up of the names' index (at open). */
+void sfsi_fts_install(struct sfs_store *s);
+
 #endif

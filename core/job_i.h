@@ -23,7 +23,7 @@ struct sfsi_job_kind {
 			const char *why);
 };
 
-#define SFSI_CHORES_MAX 4
+#define SFSI_CHORES_MAX 6
 
 /* Register a kind's body and give-up hook on a store (at open). */
 void sfsi_job_kind_register(struct sfs_store *s, enum sfs_job_kind kind,

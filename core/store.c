@@ -512,6 +512,7 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	sfsi_media_install(s);
 	sfsi_lifecycle_install(s);
 	sfsi_janitor_add(s, prune_changes);
+	sfsi_fts_install(s);
 	sfsi_session_install(s);
 	*out = s;
 	return SFS_OK;

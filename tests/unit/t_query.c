@@ -15,6 +15,8 @@
 #include "speechfs/query.h"
 #include "speechfs/share.h"
 #include "speechfs/store.h"
+#include "db_i.h"
+#include "file_i.h"
 #include "fixture.h"
 #include "testhelp.h"
 
@@ -864,6 +866,109 @@ static void test_substring(void)
 	fx_close(&f);
 }
 
+/*
+ * A new file's name waits in fts_pending for the index (schema v8, on
+ * SQLite): a search catches the index up before it reads, so it finds
+ * a file made just before; renames and deletes of a waiting row leave
+ * the index alone, and the index stays the table's (FTS5's own check).
+ */
+static void test_names_index_deferred(void)
+{
+	int lite = !th_is_pg();
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "Quarterly Review", "q.wav", "/", NULL, NULL) ==
+		0);
+	if (lite)
+		CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM fts_pending") ==
+		      1);
+	CHECK_STR(Q(&f, &f.ann, "name", "quarter"), "Quarterly Review");
+	CHECK_STR(Q(&f, &f.ann, "filename", "q.w"), "Quarterly Review");
+	if (lite)
+		CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM fts_pending") ==
+		      0);
+	/* renamed while it waits: found by its new name only */
+	REQUIRE(mk(&f, &f.ann, "alpha draft", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET name = 'omega final' WHERE name"
+			     " = 'alpha draft'") == 0);
+	CHECK_STR(Q(&f, &f.ann, "name", "alpha"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "omega"), "omega final");
+	/* its row removed while it waits */
+	REQUIRE(mk(&f, &f.ann, "doomed take", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(tfx_sql(f.s, "DELETE FROM file WHERE name = 'doomed take'") ==
+		0);
+	CHECK_STR(Q(&f, &f.ann, "name", "doomed"), "");
+	/* renamed once indexed: the index follows, as before */
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET name = 'Yearly Review' WHERE"
+			     " name = 'Quarterly Review'") == 0);
+	CHECK_STR(Q(&f, &f.ann, "name", "quarter"), "");
+	CHECK_STR(Q(&f, &f.ann, "name", "early rev"), "Yearly Review");
+	/* shared-with-me searches catch up too */
+	REQUIRE(mk(&f, &f.ann, "Team Sync", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET publish = 1 WHERE name ="
+			     " 'Team Sync'") == 0);
+	CHECK_STR(SQ(&f, &f.bob, "name", "team"), "Team Sync");
+	/* and the janitor's pass, without a search */
+	REQUIRE(mk(&f, &f.ann, "by the janitor", NULL, "/", NULL, NULL) == 0);
+	CHECK_ST(sfsi_fts_catch_up(f.s, NULL), SFS_OK);
+	if (lite) {
+		CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM fts_pending") ==
+		      0);
+		CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file_fts WHERE"
+				       " file_fts MATCH '\"janitor\"'") == 1);
+		CHECK(tfx_sql(f.s, "INSERT INTO file_fts(file_fts)"
+				   " VALUES ('integrity-check')") == 0);
+	}
+	fx_close(&f);
+}
+
+/* A store of schema 7 (every name indexed at its commit) moves to 8. */
+static void test_names_index_from_v7(void)
+{
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* SQLite's index */
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "Alpha Take", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "Beta Take", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(tfx_sql(f.s,
+			"INSERT INTO file_fts(rowid, name, filename)"
+			" SELECT id, name, filename FROM file;"
+			" DROP TRIGGER file_fts_ai; DROP TRIGGER file_fts_ad;"
+			" DROP TRIGGER file_fts_au; DROP TABLE fts_pending;"
+			" CREATE TRIGGER file_fts_ai AFTER INSERT ON file BEGIN"
+			" INSERT INTO file_fts(rowid, name, filename)"
+			" VALUES (new.id, new.name, new.filename); END;"
+			" CREATE TRIGGER file_fts_ad AFTER DELETE ON file BEGIN"
+			" INSERT INTO file_fts(file_fts, rowid, name, filename)"
+			" VALUES ('delete', old.id, old.name, old.filename);"
+			" END;"
+			" CREATE TRIGGER file_fts_au AFTER UPDATE OF name,"
+			" filename ON file BEGIN"
+			" INSERT INTO file_fts(file_fts, rowid, name, filename)"
+			" VALUES ('delete', old.id, old.name, old.filename);"
+			" INSERT INTO file_fts(rowid, name, filename)"
+			" VALUES (new.id, new.name, new.filename); END;"
+			" PRAGMA user_version = 7") == 0);
+	sfs_store_close(f.s);
+	f.s = NULL;
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(f.s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM fts_pending") == 0);
+	REQUIRE(mk(&f, &f.ann, "Gamma Take", NULL, "/", NULL, NULL) == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM fts_pending") == 1);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET name = 'Alpha Shot' WHERE name ="
+			     " 'Alpha Take'") == 0);
+	CHECK_STR(Q(&f, &f.ann, "name", "take", "sort", "name"),
+		  "Beta Take,Gamma Take");
+	CHECK_STR(Q(&f, &f.ann, "name", "shot"), "Alpha Shot");
+	CHECK(tfx_sql(f.s, "INSERT INTO file_fts(file_fts)"
+			   " VALUES ('integrity-check')") == 0);
+	fx_close(&f);
+}
+
 static void test_isolation_and_scope(void)
 {
 	struct sfs_file_list l;
@@ -1308,6 +1413,8 @@ int main(void)
 	RUN(test_tags);
 	RUN(test_tag_count);
 	RUN(test_substring);
+	RUN(test_names_index_deferred);
+	RUN(test_names_index_from_v7);
 	RUN(test_isolation_and_scope);
 	RUN(test_shared);
 	RUN(test_dir_files);
