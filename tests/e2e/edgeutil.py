@@ -1,15 +1,19 @@
 """Helpers of the HTTP edge tests: raw requests over a socket with a strict
 reader that checks each response's framing, HS256 tokens signed with a
 store's own secret (to reach the claim checks behind the signature), and
-connections from other loopback addresses (127.0.0.x)."""
+connections from other loopback addresses (127.0.0.x), and a slowloris
+attack (test_api_slow.py, tests/bench/bench_httpd.py)."""
 import base64
+import errno
 import hashlib
 import hmac
 import json
 import pathlib
+import selectors
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 
 
@@ -137,7 +141,7 @@ def raw(base, data, source="127.0.0.1", timeout=10, head=False):
 
 
 def get(base, path, headers=(), source="127.0.0.1", method="GET",
-        body=b""):
+        body=b"", timeout=10):
     """A request with headers as given (repeats allowed) over a fresh
     connection from `source`."""
     lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1",
@@ -146,7 +150,7 @@ def get(base, path, headers=(), source="127.0.0.1", method="GET",
     if body:
         lines.append("Content-Length: %d" % len(body))
     data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-    return raw(base, data, source, head=(method == "HEAD"))
+    return raw(base, data, source, timeout, head=(method == "HEAD"))
 
 
 def assert_error_body(r, status, error_type=None):
@@ -209,3 +213,83 @@ def forge(store, claims, header=None, key=None, alg=hashlib.sha256):
     mac = hmac.new(key if key is not None else store_secret(store),
                    signing, alg).digest()
     return signing.decode() + "." + b64(mac)
+
+
+class Slowloris:
+    """n connections from the given addresses, each sending a request
+    head one line every `every` seconds and never finishing it; a closed
+    one is opened again after `again` seconds."""
+
+    PATH = b"/api/v1/speech-services/files"
+
+    def __init__(self, base, n, sources, every=5.0, again=0.2):
+        host, port = base.split("//")[1].split(":")
+        self.addr = (host, int(port))
+        self.n, self.sources, self.every, self.again = \
+            n, sources, every, again
+        self.sel = selectors.DefaultSelector()
+        self.stop = threading.Event()
+        self.opened = self.closed = 0
+        self.live = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        s.bind((self.sources[i % len(self.sources)], 0))
+        rc = s.connect_ex(self.addr)
+        if rc not in (0, errno.EINPROGRESS):
+            s.close()
+            return None
+        self.opened += 1
+        st = {"i": i, "sent": 0, "next": time.monotonic()}
+        self.sel.register(s, selectors.EVENT_READ, st)
+        return s
+
+    def run(self):
+        socks = {}
+        pending = []              # (time to reopen, index)
+        for i in range(self.n):
+            socks[i] = self.open(i)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for key, _ in self.sel.select(timeout=0.05):
+                try:
+                    data = key.fileobj.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.drop(socks, pending, key, now)
+            for i, s in list(socks.items()):
+                if s is None:
+                    continue
+                st = self.sel.get_key(s).data
+                if now < st["next"]:
+                    continue
+                line = (b"GET " + self.PATH + b" HTTP/1.1\r\nHost: x\r\n"
+                        if st["sent"] == 0 else b"X-Slow: %d\r\n" % st["sent"])
+                try:
+                    s.send(line)
+                    st["sent"] += 1
+                    st["next"] = now + self.every
+                except BlockingIOError:
+                    st["next"] = now + 0.05    # not connected yet
+                except OSError:
+                    self.drop(socks, pending, self.sel.get_key(s), now)
+            for when, i in list(pending):
+                if when <= now and socks.get(i) is None:
+                    pending.remove((when, i))
+                    socks[i] = self.open(i)
+            self.live = sum(1 for s in socks.values() if s is not None)
+        for s in socks.values():
+            if s is not None:
+                self.sel.unregister(s)
+                s.close()
+
+    def drop(self, socks, pending, key, now):
+        i = key.data["i"]
+        self.sel.unregister(key.fileobj)
+        key.fileobj.close()
+        socks[i] = None
+        self.closed += 1
+        pending.append((now + self.again, i))

@@ -9,10 +9,7 @@ before the attack's deadlines or after), with room for a loaded machine:
 the speed itself (a second, issue 13) is a benchmark's to measure. Under
 nice 12 on a machine at load 15, one request of the slowloris test took
 2.7 s of the old bound's 1 s."""
-import errno
-import selectors
 import socket
-import threading
 import time
 
 import edgeutil as eu
@@ -128,84 +125,6 @@ def test_address_at_its_limit_evicts_its_oldest_waiting(sfsd_factory):
             s.close()
 
 
-class Slowloris:
-    """n connections from the given addresses, each sending a request
-    head one line every `every` seconds and never finishing it; a closed
-    one is opened again after `again` seconds."""
-
-    def __init__(self, base, n, sources, every=5.0, again=0.2):
-        host, port = base.split("//")[1].split(":")
-        self.addr = (host, int(port))
-        self.n, self.sources, self.every, self.again = \
-            n, sources, every, again
-        self.sel = selectors.DefaultSelector()
-        self.stop = threading.Event()
-        self.opened = self.closed = 0
-        self.live = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def open(self, i):
-        s = socket.socket()
-        s.setblocking(False)
-        s.bind((self.sources[i % len(self.sources)], 0))
-        rc = s.connect_ex(self.addr)
-        if rc not in (0, errno.EINPROGRESS):
-            s.close()
-            return None
-        self.opened += 1
-        st = {"i": i, "sent": 0, "next": time.monotonic()}
-        self.sel.register(s, selectors.EVENT_READ, st)
-        return s
-
-    def run(self):
-        socks = {}
-        pending = []              # (time to reopen, index)
-        for i in range(self.n):
-            socks[i] = self.open(i)
-        while not self.stop.is_set():
-            now = time.monotonic()
-            for key, _ in self.sel.select(timeout=0.05):
-                try:
-                    data = key.fileobj.recv(4096)
-                except OSError:
-                    data = b""
-                if not data:
-                    self.drop(socks, pending, key, now)
-            for i, s in list(socks.items()):
-                if s is None:
-                    continue
-                st = self.sel.get_key(s).data
-                if now < st["next"]:
-                    continue
-                line = (b"GET " + API.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-                        if st["sent"] == 0 else b"X-Slow: %d\r\n" % st["sent"])
-                try:
-                    s.send(line)
-                    st["sent"] += 1
-                    st["next"] = now + self.every
-                except BlockingIOError:
-                    st["next"] = now + 0.05    # not connected yet
-                except OSError:
-                    self.drop(socks, pending, self.sel.get_key(s), now)
-            for when, i in list(pending):
-                if when <= now and socks.get(i) is None:
-                    pending.remove((when, i))
-                    socks[i] = self.open(i)
-            self.live = sum(1 for s in socks.values() if s is not None)
-        for s in socks.values():
-            if s is not None:
-                self.sel.unregister(s)
-                s.close()
-
-    def drop(self, socks, pending, key, now):
-        i = key.data["i"]
-        self.sel.unregister(key.fileobj)
-        key.fileobj.close()
-        socks[i] = None
-        self.closed += 1
-        pending.append((now + self.again, i))
-
-
 def test_slowloris_from_16_addresses(sfsd_factory):
     """1,000 slow connections from 127.0.0.2-17 under the default limits
     (512 in all, 64 per address, 10 s per head): 28 legitimate requests,
@@ -215,7 +134,7 @@ def test_slowloris_from_16_addresses(sfsd_factory):
     c = sfsd_factory({"http.rate_per_second": "1000",
                       "http.rate_burst": "1000"})
     sources = ["127.0.0.%d" % i for i in range(2, 18)]
-    attack = Slowloris(c.base, 1000, sources)
+    attack = eu.Slowloris(c.base, 1000, sources)
     attack.thread.start()
     try:
         deadline = time.monotonic() + 30
