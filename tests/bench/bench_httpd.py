@@ -14,7 +14,16 @@ bytes as static files, side by side in one run, as ratios.
    must be a 200 (404 for a missing id) or a 429;
 2. a 1 GiB multipart upload (curl -F) vs `openssl dgst -sha256` of the
    same file, and the daemon's peak RSS during the upload;
-3. an unthrottled 1 GiB download vs nginx serving the same file.
+3. an unthrottled 1 GiB download vs nginx serving the same file;
+4. slowloris (issue 13): a good client's GET /files/{id}, each on a new
+   connection, from an address of its own and from behind each attacking
+   one, while SFS_BENCH_HTTP_LORIS (default 1,000) connections from 16
+   loopback addresses (127.0.0.2-17) hold request heads open, beside the
+   same requests to the same daemon with none (the baseline, just before):
+   median and slowest, and the ratios; target: every request served
+   within a second. The daemon runs with the default connection limits
+   (512 in all, 64 per address, a 10 s head deadline); the attack runs in
+   a process of its own, so the client's times are the daemon's.
 
 Workers: each server runs its own best default. nginx gets
 `worker_processes auto` (one event-driven worker per CPU; more only adds
@@ -24,12 +33,14 @@ its default pool of 4 threads (http.threads): its handlers block in SQLite
 served ~40% fewer requests. SFS_BENCH_HTTP_THREADS and
 SFS_BENCH_HTTP_WORKERS override them. SFS_BENCH_HTTP_MB scales the big
 file down (default 1024); SFS_BENCH_HTTP_SECS sets wrk's duration
-(default 10); SFS_BENCH_HTTP_ONLY=requests runs part 1 alone. Beside the rates, the daemon's CPU time per request is
+(default 10); SFS_BENCH_HTTP_ONLY=requests runs part 1 alone,
+SFS_BENCH_HTTP_ONLY=slowloris part 4 alone. Beside the rates, the daemon's CPU time per request is
 shown: on a shared machine it moves far less than req/s do. Everything
 (daemons, temp dirs) is cleaned up even on failure. Exits non-zero when the benchmark could not run; a missed target
 is reported, not an error.
 """
 import json
+import multiprocessing
 import os
 import pathlib
 import pwd
@@ -45,6 +56,9 @@ import time
 import requests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import edgeutil  # noqa: E402  (the slowloris attack, raw requests)
+
 BUILD = pathlib.Path(os.environ.get("SFS_BUILD", ROOT / "build"))
 SFSD = BUILD / "speechfsd"
 API = "/api/v1/speech-services/files"
@@ -143,6 +157,8 @@ def start_sfsd(work, threads, store_key=None, extra=None):
     if threads:
         cfg["http.threads"] = threads
     cfg.update(extra or {})
+    # None in extra: the daemon's default
+    cfg = {k: v for k, v in cfg.items() if v is not None}
     conf = work / ("speechfsd-%d.conf" % port)
     conf.write_text("".join("%s = %s\n" % kv for kv in cfg.items()))
     logpath = work / ("speechfsd-%d.log" % port)
@@ -352,13 +368,104 @@ def load_run(work, store, key, ids, secs, threads, rows):
                  "only 200, 404 and 429"))
 
 
-def run(work, mb, secs, rounds, threads, workers, rows, only):
+LORIS_SOURCES = ["127.0.0.%d" % i for i in range(2, 18)]
+
+
+def loris_attack(base, n, live, closed, done):
+    """The attack, in a process of its own: n slow heads held until done;
+    live and closed report its connections open and cut so far."""
+    attack = edgeutil.Slowloris(base, n, LORIS_SOURCES)
+    attack.thread.start()
+    while not done.wait(0.05):
+        live.value, closed.value = attack.live, attack.closed
+    attack.stop.set()
+    attack.thread.join(10)
+
+
+def good_gets(base, url, key, rounds):
+    """Seconds each GET of a good client took, a new connection each:
+    12 from 127.0.0.1, then one from each attacking address, `rounds`
+    times; every answer must be a 200."""
+    who = ["127.0.0.1"] * 12 + LORIS_SOURCES
+    took = []
+    for _ in range(rounds):
+        for src in who:
+            t0 = time.monotonic()
+            r = edgeutil.get(base, url, [("X-API-Key", key)], source=src,
+                             timeout=30)
+            took.append(time.monotonic() - t0)
+            if r.status != 200:
+                raise BenchError("good client from %s: HTTP %d %r" % (
+                    src, r.status, r.body[:200]))
+            time.sleep(0.2)
+    return took
+
+
+def slowloris_run(work, store, key, file_id, threads, n, rows):
+    """Part 4: the good client's GETs without and with n slow heads held,
+    one daemon with the default connection limits."""
+    d, base, _, dlog, _ = start_sfsd(work, threads, (store, key), {
+        "http.rate_per_second": "1000", "http.rate_burst": "1000",
+        "http.connection_limit": None,
+        "http.per_ip_connection_limit": None})
+    ctx = multiprocessing.get_context("fork")
+    live, closed = ctx.Value("i", 0), ctx.Value("i", 0)
+    done = ctx.Event()
+    attacker = None
+    url = "%s/%s" % (API, file_id)
+    try:
+        wait_http(base + "/healthz", d, dlog, "speechfsd (slowloris)")
+        edgeutil.get(base, url, [("X-API-Key", key)])  # warm
+        alone = good_gets(base, url, key, 2)
+        attacker = ctx.Process(target=loris_attack,
+                               args=(base, n, live, closed, done))
+        attacker.start()
+        deadline = time.monotonic() + 60
+        while live.value < n * 9 // 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if live.value < n * 9 // 10:
+            raise BenchError("the attack holds only %d of %d connections"
+                             % (live.value, n))
+        held = live.value
+        attacked = good_gets(base, url, key, 2)
+        if closed.value == 0:
+            raise BenchError("no connection of the attack was cut")
+        cut = closed.value
+    finally:
+        done.set()
+        if attacker is not None:
+            attacker.join(30)
+            if attacker.is_alive():
+                attacker.kill()
+                attacker.join()
+        rc = stop(d)
+        if rc not in (0, None):
+            log("speechfsd (slowloris) exited %s:\n%s" % (rc, tail(dlog)))
+    med_a, med_b = median(attacked), median(alone)
+    rows.append(("GET, %d slowloris conns" % n, "%.1f ms" % (med_a * 1e3),
+                 "%.1f ms" % (med_b * 1e3), med_a / med_b, None,
+                 "median of %d, attacked / none (%d held, %d cut)" % (
+                     len(attacked), held, cut)))
+    rows.append(("  slowest GET, attacked",
+                 "%.1f ms" % (max(attacked) * 1e3),
+                 "%.1f ms" % (max(alone) * 1e3), max(attacked) / max(alone),
+                 max(attacked) < 1.0, "< 1 s (issue 13)"))
+
+
+def median(xs):
+    xs = sorted(xs)
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
+def run(work, mb, secs, rounds, threads, workers, rows, only, loris):
     www = work / "www"
     www.mkdir()
     big = work / "big"
     size = mb * CHUNK
-    log("writing a %d MiB file" % mb)
-    make_big(big, mb)
+    if only != "slowloris":
+        log("writing a %d MiB file" % mb)
+        make_big(big, mb)
 
     sfsd, base, key, sfsd_log, store = start_sfsd(
         work, threads, extra={"http.response_cache": "0"})
@@ -394,6 +501,10 @@ def run(work, mb, secs, rounds, threads, workers, rows, only):
                 NLIST, r.text[:300]))
         (www / "list.json").write_bytes(r.content)
         http.close()
+        if only == "slowloris":
+            log("slowloris: %d connections" % loris)
+            slowloris_run(work, store, key, ids[0], threads, loris, rows)
+            return
 
         # 1. request rates, alternating servers
         log("wrk -t2 -c64 -d%ds: GET, listing (speechfsd, nginx) x %d" % (
@@ -506,6 +617,10 @@ def run(work, mb, secs, rounds, threads, workers, rows, only):
         rows.append(("  (peak RSS before the upload)",
                      "%.1f MiB" % (hwm_before / 1024), "-", None, None,
                      "-"))
+
+        # 4. a good client under slowloris
+        log("slowloris: %d connections" % loris)
+        slowloris_run(work, store, key, ids[0], threads, loris, rows)
     finally:
         stop(procs.get("speechfsd (cache)"))
         rc = stop(procs.get("speechfsd"))
@@ -521,6 +636,7 @@ def main():
     workers = os.environ.get("SFS_BENCH_HTTP_WORKERS", "auto")
     threads = os.environ.get("SFS_BENCH_HTTP_THREADS", "")
     only = os.environ.get("SFS_BENCH_HTTP_ONLY", "")
+    loris = int(os.environ.get("SFS_BENCH_HTTP_LORIS", "1000"))
     for tool in ("wrk", "nginx", "curl", "openssl"):
         if not shutil.which(tool):
             log("%s is not installed" % tool)
@@ -531,8 +647,9 @@ def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="sfs-bench-httpd-"))
     rows = []
     try:
-        run(work, mb, secs, rounds, threads, workers, rows, only)
-    except (BenchError, requests.RequestException, OSError) as exc:
+        run(work, mb, secs, rounds, threads, workers, rows, only, loris)
+    except (BenchError, requests.RequestException, OSError,
+            edgeutil.Framing) as exc:
         log("FAILED: %s" % exc)
         return 1
     finally:
