@@ -26,6 +26,7 @@ POLICY = {
     ("post", "/{id}/discard-content"): ("write", "OWNER"),
     ("post", "/{id}/restore"): ("write", "OWNER"),
     ("post", "/{id}/signed-url"): ("read", "VIEW"),
+    ("post", "/{id}/sync"): ("write", "EDIT"),
     ("get", "/{id}/listening-audio/stream"): ("read", "VIEW"),
     ("post", "/{id}/listening-audio/generate"): ("write", "EDIT"),
     ("delete", "/{id}/listening-audio"): ("delete", "OWNER"),
