@@ -20,7 +20,7 @@ struct sfs_store;
 struct db;
 struct db_stmt;
 
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 10
 
 /* Take a connection of the store's pool (blocking when all are in use). */
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,

@@ -11,9 +11,11 @@
  * the PostgreSQL backend. The store's secret is the last row copied: a
  * schema without it is a copy under way (resumed), a schema with the
  * source's secret is a copy to verify, and a schema with another secret
- * holds another store (refused). The change feed's triggers are off on
- * the target while rows are copied (the feed is copied as it is) and
- * identity sequences are moved past the copied ids before the switch.
+ * holds another store (refused). The store's triggers (the change
+ * feed's, the tag counts') are off on the target while rows are copied
+ * (the feed and the counts are copied as they are, and verified as every
+ * table is) and identity sequences are moved past the copied ids before
+ * the switch.
  *
  * The source is held with SQLite's write lock for the whole run: nothing
  * can change it between the copy and the check (a daemon or mount that
@@ -39,9 +41,9 @@
 
 /* Parents before children (foreign keys); the secret's table last. */
 static const char *const tables[] = {
-	"tenant", "user",     "api_key", "blob",    "file",
-	"tag",	  "file_tag", "share",	 "dir",	    "xattr",
-	"job",	  "change",   "peaks",	 "session", "setting",
+	"tenant",   "user",	 "api_key", "blob",    "file",	"tag",
+	"file_tag", "tag_count", "share",   "dir",     "xattr", "job",
+	"change",   "peaks",	 "session", "setting",
 };
 
 enum coltype { C_INT, C_REAL, C_TEXT, C_BLOB };

@@ -606,7 +606,53 @@ static const char *const pg_migrations[] = {
 	"CREATE INDEX file_tag_owner ON file_tag(owner_id, tag_id);",
 	/* 8: SQLite's schema_v8 (names indexed in bulk): pg_trgm's indexes
 	 * are kept by PostgreSQL's own commits, nothing to change */
-	"DO $$ BEGIN END $$;", NULL
+	"DO $$ BEGIN END $$;",
+	/* 9: SQLite's schema_v9 (each owner's files per tag, kept by a
+	 * trigger in the writer's transaction; the counter's row is
+	 * changed by an upsert, which stays exact between writers even
+	 * without the store's write lock) */
+	"CREATE TABLE IF NOT EXISTS tag_count(owner_id bigint NOT NULL,"
+	" tag_id bigint NOT NULL, n bigint NOT NULL,"
+	" PRIMARY KEY(owner_id, tag_id));"
+	"DELETE FROM tag_count;"
+	"INSERT INTO tag_count(owner_id, tag_id, n)"
+	" SELECT owner_id, tag_id, COUNT(*) FROM file_tag"
+	" GROUP BY owner_id, tag_id;"
+	"CREATE OR REPLACE FUNCTION tag_count() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" IF TG_OP <> 'INSERT' THEN"
+	" UPDATE tag_count SET n = n - 1"
+	" WHERE owner_id = OLD.owner_id AND tag_id = OLD.tag_id;"
+	" END IF;"
+	" IF TG_OP <> 'DELETE' THEN"
+	" INSERT INTO tag_count(owner_id, tag_id, n)"
+	" VALUES (NEW.owner_id, NEW.tag_id, 1)"
+	" ON CONFLICT(owner_id, tag_id) DO UPDATE"
+	" SET n = tag_count.n + 1;"
+	" END IF; RETURN NULL; END $$;"
+	"DROP TRIGGER IF EXISTS tag_count ON file_tag;"
+	"CREATE TRIGGER tag_count AFTER INSERT OR DELETE"
+	" OR UPDATE OF owner_id, tag_id ON file_tag"
+	" FOR EACH ROW EXECUTE FUNCTION tag_count();",
+	/* 10: SQLite's schema_v10 (a file's tags carry its creationDate and
+	 * deletion mark; the index of a one-tag listing's pages) */
+	"ALTER TABLE file_tag ADD COLUMN created_at bigint NOT NULL DEFAULT 0,"
+	" ADD COLUMN is_deleted bigint NOT NULL DEFAULT 0;"
+	"UPDATE file_tag ft SET created_at = f.created_at,"
+	" is_deleted = f.is_deleted FROM file f WHERE f.id = ft.file_id;"
+	"CREATE INDEX file_tag_page ON file_tag(owner_id, tag_id, is_deleted,"
+	" created_at, file_id);"
+	"CREATE FUNCTION file_tag_file() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ BEGIN"
+	" UPDATE file_tag SET created_at = NEW.created_at,"
+	" is_deleted = NEW.is_deleted WHERE file_id = NEW.id;"
+	" RETURN NULL; END $$;"
+	"CREATE TRIGGER file_tag_file AFTER UPDATE OF created_at, is_deleted"
+	" ON file FOR EACH ROW"
+	" WHEN (OLD.created_at <> NEW.created_at"
+	" OR OLD.is_deleted <> NEW.is_deleted)"
+	" EXECUTE FUNCTION file_tag_file();",
+	NULL
 };
 
 _Static_assert(PG_SCHEMA_BASE + ARRAY_SIZE(pg_migrations) - 1 ==

@@ -402,9 +402,10 @@ static enum sfs_status set_tags(struct db *d, int64_t tenant, int64_t ino,
 		st = sfsi_db_prep(
 			d,
 			"INSERT OR IGNORE INTO file_tag(file_id, tag_id,"
-			" owner_id) SELECT ?1, id,"
-			" (SELECT owner_id FROM file WHERE id = ?1) FROM tag"
-			" WHERE tenant_id = ?2 AND name = ?3",
+			" owner_id, created_at, is_deleted)"
+			" SELECT ?1, t.id, f.owner_id, f.created_at,"
+			" f.is_deleted FROM tag t JOIN file f ON f.id = ?1"
+			" WHERE t.tenant_id = ?2 AND t.name = ?3",
 			e);
 		if (!st)
 			return SFS_IO;

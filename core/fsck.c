@@ -1,9 +1,10 @@
 /*
  * The consistency check of a store: blob files without rows, blob rows
  * without files, file rows referencing no blob row, reference counts
- * against the files and listening audio using them, and tenant usage.
- * It runs in constant memory (batches of rows, a streamed directory walk);
- * every repair is made in a write transaction that re-checks its finding.
+ * against the files and listening audio using them, tenant usage and
+ * what the tags' rows derive (fsck_tags.c). It runs in constant memory (batches
+ * of rows, a streamed directory walk); every repair is made in a write
+ * transaction that re-checks its finding.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
+#include "fsck_i.h"
 #include "stage_i.h"
 #include "speechfs/fsck.h"
 #include "speechfs/log.h"
@@ -1007,6 +1009,12 @@ enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 		ret = sweep_backend(&c);
 	if (!ret)
 		ret = check_usage(&c);
+	if (!ret)
+		ret = sfsi_fsck_tag_rows(c.d, repair, say_line, &c,
+					 &r->bad_tag_rows, &r->repaired, c.e);
+	if (!ret)
+		ret = sfsi_fsck_tag_counts(c.d, repair, 20, say_line, &c,
+					   &r->bad_counters, &r->repaired, c.e);
 	sfsi_db_put(c.d);
 out:
 	if (ret && e && !e->status)

@@ -356,20 +356,31 @@ static int tags_drive(const struct sfs_query *q)
 
 /*
  * The count of a listing driven by one tag and filtered by nothing else
- * but is_deleted, from the tag's rows alone: file_tag carries the owner
- * (schema v7), so an index counts the owner's tagged files, and the
- * deleted ones among them are taken off by going through the owner's
- * deleted files (the trash: usually few) instead of looking up every
- * tagged file's row. 0 when the query has other conditions.
+ * but is_deleted, without counting the tag's rows: the owner's files with
+ * the tag are one row of tag_count (schema v9, kept by triggers in the
+ * transactions that change tags), and the deleted ones among them are
+ * taken off by going through the owner's deleted files (the trash:
+ * usually few) instead of looking up every tagged file's row. 0 when the
+ * query has other conditions.
  */
+/* A listing driven by one tag, filtered by nothing else but is_deleted. */
+static int one_tag(const struct sfs_query *q)
+{
+	return tags_drive(q) && q->ntags == 1 && !q->name && !q->filename &&
+	       q->discarded < 0 && q->purged < 0 && !q->ingestion &&
+	       !q->la_status && q->la_deleted < 0 && q->la_discarded < 0 &&
+	       !q->sha256[0] && q->created_after == INT64_MIN &&
+	       q->created_before == INT64_MAX && q->publish < 0;
+}
+
 static int tag_count(struct qb *qb, const struct sfs_query *q,
 		     const struct sfs_actor *a)
 {
 	static const char tagged[] =
-		"SELECT COUNT(*) FROM file_tag ft JOIN tag t ON t.id = "
-		"ft.tag_id"
-		" WHERE ft.owner_id = ? AND t.tenant_id = ?"
-		" AND t.name = ? COLLATE NOCASE";
+		"SELECT coalesce((SELECT c.n FROM tag_count c"
+		" JOIN tag t ON t.id = c.tag_id"
+		" WHERE c.owner_id = ? AND t.tenant_id = ?"
+		" AND t.name = ? COLLATE NOCASE), 0)";
 	static const char trashed[] =
 		"SELECT COUNT(*) FROM file f"
 		" JOIN file_tag ft ON ft.file_id = f.id"
@@ -377,11 +388,7 @@ static int tag_count(struct qb *qb, const struct sfs_query *q,
 		" WHERE f.owner_id = ? AND f.is_deleted = 1 AND t.tenant_id = ?"
 		" AND t.name = ? COLLATE NOCASE";
 
-	if (!tags_drive(q) || q->ntags != 1 || q->name || q->filename ||
-	    q->discarded >= 0 || q->purged >= 0 || q->ingestion ||
-	    q->la_status || q->la_deleted >= 0 || q->la_discarded >= 0 ||
-	    q->sha256[0] || q->created_after != INT64_MIN ||
-	    q->created_before != INT64_MAX || q->publish >= 0)
+	if (!one_tag(q))
 		return 0;
 	if (q->deleted == 0) {
 		add(qb, "SELECT (");
@@ -574,6 +581,49 @@ static void limit(struct qb *qb, const struct sfs_query *q)
 }
 
 /*
+ * A page of a one-tag listing in creationDate order, from the index of
+ * the tag's rows (schema v10: they carry their file's owner, creationDate
+ * and deletion mark): the page's ids are the first rows of one index
+ * range, and only those files are read, instead of walking the owner's
+ * files newest first and probing each for the tag. A cursor's position
+ * is a bound of the same range.
+ */
+static int tag_page_ok(const struct sfs_query *q)
+{
+	return one_tag(q) && q->deleted >= 0 && q->sort == SFS_SORT_CREATED;
+}
+
+static void tag_page(struct qb *qb, const struct sfs_query *q,
+		     const struct sfs_actor *a, int64_t at_created,
+		     int64_t at_row)
+{
+	add(qb, " WHERE f.id IN (SELECT ft.file_id FROM file_tag ft"
+		" WHERE ft.owner_id = ?");
+	bind_int(qb, a->user);
+	add(qb,
+	    q->deleted ? " AND ft.is_deleted = 1" : " AND ft.is_deleted = 0");
+	add(qb, " AND ft.tag_id = (SELECT id FROM tag WHERE tenant_id = ?"
+		" AND name = ? COLLATE NOCASE)");
+	bind_int(qb, a->tenant);
+	bind_text(qb, q->tags[0]);
+	if (q->cursor_id[0]) {
+		add(qb, q->desc ? " AND (ft.created_at, ft.file_id) < (?, ?)"
+				: " AND (ft.created_at, ft.file_id) > (?, ?)");
+		bind_int(qb, at_created);
+		bind_int(qb, at_row);
+	}
+	add(qb, q->desc ? " ORDER BY ft.created_at DESC, ft.file_id DESC"
+			: " ORDER BY ft.created_at ASC, ft.file_id ASC");
+	limit(qb, q);
+	/* the files' own marks too: the ids are only where to look */
+	add(qb, ") AND +f.owner_id = ?");
+	bind_int(qb, a->user);
+	add(qb,
+	    q->deleted ? " AND +f.is_deleted = 1" : " AND +f.is_deleted = 0");
+	order_by(qb, q);
+}
+
+/*
  * The total without a COUNT when the page tells it: rows came and no row
  * beyond the page did (or the first page is short), so the total is the
  * offset plus the rows. Otherwise 0: a COUNT is needed.
@@ -619,10 +669,12 @@ static enum sfs_status status_of(struct sfs_err *e)
 
 /*
  * Run a page query: each row is FILE_COLS, then (shared) access kind,
- * permission, sharer uuid and share time, then TAGS_COL.
+ * permission, sharer uuid and share time, then TAGS_COL; with total (set
+ * to -1 by the caller), the listing's total after it, read from the
+ * first row (left -1 when no row came).
  */
 static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
-				  size_t keep, int *more,
+				  size_t keep, int *more, int64_t *total,
 				  struct sfs_file_list *l, struct sfs_err *e)
 {
 	struct db_stmt *st;
@@ -636,6 +688,9 @@ static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
 		return status_of(e);
 	*more = 0;
 	while ((rc = sfsi_db_step(st, e)) == 1) {
+		/* a total as the column after the tags: any row has it */
+		if (total && *total < 0)
+			*total = sfsi_db_col_int(st, tags + 1);
 		if (l->n == keep) {
 			*more = 1;
 			break;
@@ -871,8 +926,8 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	int64_t owned = 0;
-	int drive, more = 0, counted = 0;
+	int64_t owned = 0, total = -1;
+	int drive, more = 0, counted = 0, tpage = tag_page_ok(q), dir_total = 0;
 	int64_t at_created = 0, at_row = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -912,28 +967,63 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		counted = 1;
 	}
 	/* driving from the tags is chosen by the count: count first */
-	if (!ret && drive && !counted) {
+	if (!ret && drive && !counted && !tpage) {
 		ret = fetch_count(d, &count, &out->total, &owned, e);
 		counted = 1;
-	} else if (!ret && drive) {
+	} else if (!ret && drive && !tpage) {
 		ret = fetch_owned(d, a, &owned, e);
 	}
-	if (!ret && drive)
+	if (!ret && drive && !tpage)
 		scan_cheaper(q, out->total, owned, &drive);
-	add(&page, "SELECT " FILE_COLS ", " TAGS_COL FILE_FROM);
-	files_where(&page, q, a, upper, drive);
-	if (q->cursor_id[0]) {
-		/* the order's key (order_by): an index range, not an OFFSET */
-		add(&page, q->desc ? " AND (f.created_at, f.id) < (?, ?)"
-				   : " AND (f.created_at, f.id) > (?, ?)");
-		bind_int(&page, at_created);
-		bind_int(&page, at_row);
+	if (tpage) {
+		/* no plan to choose: the total comes with the page's rows
+		 * (from the counters: one statement, one round trip) */
+		add(&page, "SELECT " FILE_COLS ", " TAGS_COL);
+		if (!counted) {
+			add(&page, ", (");
+			tag_count(&page, q, a);
+			add(&page, ")");
+		}
+		add(&page, FILE_FROM);
+		tag_page(&page, q, a, at_created, at_row);
+	} else {
+		/*
+		 * A directory's page brings its count along too (one
+		 * statement less): it reads the same index range as the
+		 * page, of one directory only
+		 */
+		dir_total =
+			!counted && !q->recursive && !q->name && !q->filename;
+		add(&page, "SELECT " FILE_COLS ", " TAGS_COL);
+		if (dir_total) {
+			add(&page, ", (SELECT COUNT(*) FROM file f");
+			files_where(&page, q, a, upper, drive);
+			add(&page, ")");
+		}
+		add(&page, FILE_FROM);
+		files_where(&page, q, a, upper, drive);
+		if (q->cursor_id[0]) {
+			/* the order's key (order_by): an index range, not
+			 * an OFFSET */
+			add(&page,
+			    q->desc ? " AND (f.created_at, f.id) < (?, ?)"
+				    : " AND (f.created_at, f.id) > (?, ?)");
+			bind_int(&page, at_created);
+			bind_int(&page, at_row);
+		}
+		order_by(&page, q);
+		limit(&page, q);
 	}
-	order_by(&page, q);
-	limit(&page, q);
 	if (!ret)
-		ret = fetch_page(d, &page, 0, (size_t)q->size, &more, out, e);
+		ret = fetch_page(d, &page, 0, (size_t)q->size, &more,
+				 (tpage || dir_total) && !counted ? &total
+								  : NULL,
+				 out, e);
 	out->more = more;
+	if (!ret && !counted && total >= 0) {
+		out->total = total;
+		counted = 1;
+	}
 	if (!ret && !counted) {
 		if (total_known(q, out, more))
 			out->total = q->page * q->size + (int64_t)out->n;
@@ -1063,7 +1153,8 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = sfsi_db_begin_read(d, e);
 	if (!ret)
-		ret = fetch_page(d, &page, 1, (size_t)q->size, &more, out, e);
+		ret = fetch_page(d, &page, 1, (size_t)q->size, &more, NULL, out,
+				 e);
 	if (!ret && total_known(q, out, more))
 		out->total = q->page * q->size + (int64_t)out->n;
 	else if (!ret)

@@ -276,10 +276,71 @@ static const char schema_v8[] =
 	" INSERT INTO file_fts(rowid, name, filename)"
 	" VALUES (new.id, new.name, new.filename); END;";
 
+/*
+ * v9: the number of each owner's files with each tag (tag_count), kept
+ * by triggers on file_tag in the transaction that changes the tags, so
+ * that a listing driven by one tag reads its total from one row instead
+ * of counting the tag's rows (query.c's tag_count). Derived data: made
+ * again from file_tag here (whatever an older store holds), checked and
+ * remade by fsck (sfsi_fsck_tag_counts).
+ */
+static const char schema_v9[] =
+	"CREATE TABLE IF NOT EXISTS tag_count("
+	" owner_id INTEGER NOT NULL, tag_id INTEGER NOT NULL,"
+	" n INTEGER NOT NULL, PRIMARY KEY(owner_id, tag_id)) WITHOUT ROWID;"
+	"DELETE FROM tag_count;"
+	"INSERT INTO tag_count(owner_id, tag_id, n)"
+	" SELECT owner_id, tag_id, COUNT(*) FROM file_tag"
+	" GROUP BY owner_id, tag_id;"
+	"DROP TRIGGER IF EXISTS tag_count_ai;"
+	"DROP TRIGGER IF EXISTS tag_count_ad;"
+	"DROP TRIGGER IF EXISTS tag_count_au;"
+	"CREATE TRIGGER tag_count_ai AFTER INSERT ON file_tag BEGIN"
+	" INSERT INTO tag_count(owner_id, tag_id, n)"
+	" VALUES (new.owner_id, new.tag_id, 1)"
+	" ON CONFLICT(owner_id, tag_id) DO UPDATE SET n = n + 1; END;"
+	"CREATE TRIGGER tag_count_ad AFTER DELETE ON file_tag BEGIN"
+	" UPDATE tag_count SET n = n - 1"
+	" WHERE owner_id = old.owner_id AND tag_id = old.tag_id; END;"
+	"CREATE TRIGGER tag_count_au AFTER UPDATE OF owner_id, tag_id"
+	" ON file_tag BEGIN"
+	" UPDATE tag_count SET n = n - 1"
+	" WHERE owner_id = old.owner_id AND tag_id = old.tag_id;"
+	" INSERT INTO tag_count(owner_id, tag_id, n)"
+	" VALUES (new.owner_id, new.tag_id, 1)"
+	" ON CONFLICT(owner_id, tag_id) DO UPDATE SET n = n + 1; END;";
+
+/*
+ * v10: a file's tags carry its creationDate and deletion mark too (kept by
+ * a trigger when the file's change), and an index walks one owner's files
+ * with one tag in the listings' default order: a page of a one-tag
+ * listing reads its rows from there instead of walking all the owner's
+ * files and probing each for the tag (query.c's tag_page). Derived data,
+ * checked and made again by fsck (sfsi_fsck_tag_rows).
+ */
+static const char schema_v10[] =
+	"ALTER TABLE file_tag ADD COLUMN created_at INTEGER NOT NULL DEFAULT "
+	"0;"
+	"ALTER TABLE file_tag ADD COLUMN is_deleted INTEGER NOT NULL DEFAULT "
+	"0;"
+	"UPDATE file_tag SET"
+	" created_at = (SELECT f.created_at FROM file f"
+	" WHERE f.id = file_tag.file_id),"
+	" is_deleted = (SELECT f.is_deleted FROM file f"
+	" WHERE f.id = file_tag.file_id);"
+	"CREATE INDEX file_tag_page ON file_tag(owner_id, tag_id, is_deleted,"
+	" created_at, file_id);"
+	"CREATE TRIGGER file_tag_file_au AFTER UPDATE OF created_at, "
+	"is_deleted"
+	" ON file BEGIN"
+	" UPDATE file_tag SET created_at = new.created_at,"
+	" is_deleted = new.is_deleted WHERE file_id = new.id; END;";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
-	[0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4,
-	[4] = schema_v5, [5] = schema_v6, [6] = schema_v7, [7] = schema_v8,
+	[0] = schema_v1, [1] = schema_v2,  [2] = schema_v3, [3] = schema_v4,
+	[4] = schema_v5, [5] = schema_v6,  [6] = schema_v7, [7] = schema_v8,
+	[8] = schema_v9, [9] = schema_v10,
 };
 
 /* After schema_v6: say which users were renamed, then forget them. */

@@ -123,6 +123,20 @@ def test_sqlite_store_moves_to_postgresql(tmp_path, pg_database, pg_server):
         d.stop()
     assert pg_server.psql(db, "SELECT count(*) FROM moved.file").strip() \
         == "42"
+    # the tag counters (schema v9) came over with the rows and count on
+    # there: 'all' on the 40 files, the deleted one and the new one
+    assert pg_server.psql(
+        db, "SELECT c.n FROM moved.tag_count c JOIN moved.tag t"
+        " ON t.id = c.tag_id WHERE t.name = 'all'").strip() == "41"
+    p = subprocess.run([str(SFSD), "fsck", "--store", str(store), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["badCounters"] == 0
+    pg_server.psql(db, "UPDATE moved.tag_count SET n = n + 1")
+    p = subprocess.run([str(SFSD), "fsck", "--store", str(store), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 3 and "counted on" in p.stderr, p.stderr
+    assert json.loads(p.stdout)["badCounters"] == 4  # t0, t1, t2, all
 
 
 def test_the_database_may_come_from_the_config_file(tmp_path, pg_database,

@@ -4,6 +4,7 @@
  * directories, tags, substring search on both paths, shared-with-me and
  * tenant isolation. Each test opens a fresh temporary store.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "speechfs/auth.h"
 #include "speechfs/dir.h"
 #include "speechfs/file.h"
+#include "speechfs/fsck.h"
 #include "speechfs/log.h"
 #include "speechfs/query.h"
 #include "speechfs/share.h"
@@ -798,6 +800,322 @@ static void test_tag_count(void)
 	fx_close(&f);
 }
 
+/* Counters of tag_count that differ from file_tag's rows (-1: error). */
+static int64_t counters_off(struct sfs_store *s)
+{
+	return tfx_sql_int(
+		s, "SELECT COUNT(*) FROM (SELECT c.owner_id FROM tag_count c"
+		   " WHERE c.n <> (SELECT COUNT(*) FROM file_tag ft"
+		   " WHERE ft.owner_id = c.owner_id AND ft.tag_id = c.tag_id)"
+		   " UNION ALL SELECT ft.owner_id FROM file_tag ft"
+		   " WHERE NOT EXISTS (SELECT 1 FROM tag_count c"
+		   " WHERE c.owner_id = ft.owner_id"
+		   " AND c.tag_id = ft.tag_id)) AS x");
+}
+
+/* An owner's counter of a tag (-1: no row). */
+static int64_t counter(struct sfs_store *s, const struct sfs_actor *a,
+		       const char *tag)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT c.n FROM tag_count c JOIN tag t ON t.id = c.tag_id"
+		 " WHERE c.owner_id = %lld AND t.name = '%s'",
+		 (long long)a->user, tag);
+	return tfx_sql_int(s, sql);
+}
+
+/* An owner's files with tag 'hot', deleted or not, counted from rows. */
+static int64_t hot_files(struct sfs_store *s, const struct sfs_actor *a,
+			 int deleted)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT COUNT(*) FROM file f JOIN file_tag ft"
+		 " ON ft.file_id = f.id JOIN tag t ON t.id = ft.tag_id"
+		 " WHERE f.owner_id = %lld AND t.name = 'hot'"
+		 " AND f.is_deleted = %d",
+		 (long long)a->user, deleted);
+	return tfx_sql_int(s, sql);
+}
+
+static enum sfs_status set_tags(struct sfs_store *s, const struct sfs_actor *a,
+				const char *id, const char *tag)
+{
+	struct sfs_file_update u;
+
+	memset(&u, 0, sizeof(u));
+	u.set = SFS_UPD_TAGS;
+	u.tags = &tag;
+	u.ntags = tag ? 1 : 0;
+	return sfs_file_update(s, a, id, &u, NULL, NULL);
+}
+
+/*
+ * The counters of schema v9 (each owner's files per tag) follow every
+ * change of tags: new files, tags replaced and cleared, files deleted,
+ * purged and restored; a one-tag listing's total is read from them (a
+ * counter changed by hand shows in it), and fsck finds a wrong or
+ * missing counter and makes it again.
+ */
+static void test_tag_counters(void)
+{
+	char id[8][SFS_ID_SIZE], name[16];
+	struct sfs_fsck_report r;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "t%02d", i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, i % 2 ? "/x/" : "/",
+			   i < 5 ? "hot" : "hot,cold", id[i]) == 0);
+	}
+	REQUIRE(mk(&f, &f.bob, "b", NULL, "/", "hot", NULL) == 0);
+	CHECK(counter(f.s, &f.ann, "hot") == 8);
+	CHECK(counter(f.s, &f.ann, "cold") == 3);
+	CHECK(counter(f.s, &f.bob, "hot") == 1);
+	REQUIRE_ST(set_tags(f.s, &f.ann, id[0], "cold"), SFS_OK);
+	REQUIRE_ST(set_tags(f.s, &f.ann, id[1], NULL), SFS_OK);
+	REQUIRE_ST(set_tags(f.s, &f.ann, id[5], "hot"), SFS_OK);
+	CHECK(counter(f.s, &f.ann, "hot") == 6);
+	CHECK(counter(f.s, &f.ann, "cold") == 3);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[2], 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[3], 1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[4], 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_restore(f.s, &f.ann, id[4], NULL, NULL), SFS_OK);
+	CHECK(counters_off(f.s) == 0);
+	CHECK(hot_files(f.s, &f.ann, 0) == 4 && hot_files(f.s, &f.ann, 1) == 2);
+	CHECK(tag_total(&f, &f.ann, "false", 0) == 4);
+	CHECK(tag_total(&f, &f.ann, "true", 0) == 2);
+	CHECK(tag_total(&f, &f.bob, "false", 0) == 1);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0 && r.bad_counters == 0);
+	/* the total is the counter's */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE tag_count SET n = n + 100"
+			" WHERE owner_id = %lld AND tag_id ="
+			" (SELECT id FROM tag WHERE name = 'hot')",
+			(long long)f.ann.user) == 0);
+	CHECK(tag_total(&f, &f.ann, "false", 0) == 104);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 1 && r.bad_counters == 1);
+	REQUIRE(tfx_sql(f.s,
+			"DELETE FROM tag_count WHERE owner_id = %lld"
+			" AND tag_id = (SELECT id FROM tag"
+			" WHERE name = 'cold')",
+			(long long)f.ann.user) == 0);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 2 && r.bad_counters == 2 &&
+	      r.repaired == 0);
+	CHECK(tfx_fsck_lines(f.s, 1, &r) == 3 && r.bad_counters == 2 &&
+	      r.repaired == 1);
+	CHECK(counters_off(f.s) == 0);
+	CHECK(counter(f.s, &f.ann, "cold") == 3);
+	CHECK(tag_total(&f, &f.ann, "false", 0) == 4);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0 && r.bad_counters == 0);
+	fx_close(&f);
+}
+
+struct tagger {
+	struct sfs_store *s;
+	const struct sfs_actor *a;
+	int k, ops, fails;
+};
+
+/* One writer: new tagged files, tags replaced, files deleted. */
+static void *tagger_main(void *arg)
+{
+	struct tagger *t = arg;
+	static const char *const both[] = { "hot", "cold" };
+	struct sfs_file_spec sp;
+	struct sfs_file out;
+	char name[32];
+	int i;
+
+	for (i = 0; i < 24; i++) {
+		memset(&sp, 0, sizeof(sp));
+		snprintf(name, sizeof(name), "w%d-%02d", t->k, i);
+		sp.name = name;
+		sp.path = i % 2 ? "/a/" : "/";
+		sp.tags = both;
+		sp.ntags = i % 4 ? 2 : 1;
+		if (sfs_file_create(t->s, t->a, &sp, NULL, &out, NULL)) {
+			t->fails++;
+			continue;
+		}
+		t->ops++;
+		if (i % 3 == 0 && set_tags(t->s, t->a, out.id, "cold"))
+			t->fails++;
+		if (i % 5 == 0 &&
+		    sfs_file_delete(t->s, t->a, out.id, i % 2, NULL))
+			t->fails++;
+		sfs_file_release(&out);
+	}
+	return NULL;
+}
+
+/*
+ * Two store handles (two daemons) change one owner's tags at once: the
+ * counters stay exact, as the listings' totals show.
+ */
+static void test_tag_counters_writers(void)
+{
+	struct sfs_store *s2 = NULL;
+	struct tagger t[2];
+	pthread_t th[2];
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(sfs_store_open(f.dir, NULL, &s2, NULL), SFS_OK);
+	for (i = 0; i < 2; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].s = i ? s2 : f.s;
+		t[i].a = &f.ann;
+		t[i].k = i;
+		REQUIRE(pthread_create(&th[i], NULL, tagger_main, &t[i]) == 0);
+	}
+	for (i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(t[i].fails == 0 && t[i].ops == 24);
+	}
+	sfs_store_close(s2);
+	CHECK(counters_off(f.s) == 0);
+	/* per writer: 24 files with hot, 8 of them replaced by cold */
+	CHECK(counter(f.s, &f.ann, "hot") == 2 * 16);
+	CHECK(hot_files(f.s, &f.ann, 0) + hot_files(f.s, &f.ann, 1) == 32);
+	CHECK(tag_total(&f, &f.ann, "false", 0) == hot_files(f.s, &f.ann, 0));
+	CHECK(tag_total(&f, &f.ann, "true", 0) == hot_files(f.s, &f.ann, 1));
+	fx_close(&f);
+}
+
+/*
+ * Every name of a listing by pages of 3 (cursor: by cursor pages), with
+ * the total of its first page; "ERR" on failure. other: a second filter
+ * that changes nothing but takes the listing off the one-tag path.
+ */
+static const char *walk(struct fx *f, const char *deleted, const char *sort,
+			int other, int cursor, int64_t *total)
+{
+	static char buf[4096];
+	char pg[16], cur[SFS_CURSOR_SIZE] = "";
+	struct sfs_file_list l;
+	size_t o = 0;
+	int page = 0, rc;
+
+	buf[0] = '\0';
+	*total = -1;
+	for (;;) {
+		struct sfs_query q;
+		struct sfs_err e;
+
+		sfs_query_init(&q);
+		sfs_err_init(&e);
+		snprintf(pg, sizeof(pg), "%d", page);
+		rc = sfs_query_param(&q, "tags", "hot", &e) ||
+		     sfs_query_param(&q, "recursive", "true", &e) ||
+		     sfs_query_param(&q, "size", "3", &e) ||
+		     sfs_query_param(&q, "sort", sort, &e) ||
+		     sfs_query_param(&q, "isDeleted", deleted, &e) ||
+		     (other &&
+		      sfs_query_param(&q, "isContentDiscarded", "false", &e)) ||
+		     (cursor && cur[0] &&
+		      sfs_query_param(&q, "cursor", cur, &e)) ||
+		     (!cursor && sfs_query_param(&q, "page", pg, &e)) ||
+		     sfs_query_files(f->s, &f->ann, &q, &l, &e);
+		if (rc) {
+			fprintf(stderr, "walk: %s\n", e.message);
+			sfs_query_release(&q);
+			return "ERR";
+		}
+		if (*total < 0)
+			*total = l.total;
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
+				      o && l.n ? "," : "", names(&l));
+		if (!l.more || o >= sizeof(buf) - 1 ||
+		    (cursor && !sfs_query_cursor(&q, &l, cur, sizeof(cur)))) {
+			sfs_file_list_release(&l);
+			sfs_query_release(&q);
+			break;
+		}
+		sfs_file_list_release(&l);
+		sfs_query_release(&q);
+		page++;
+	}
+	return buf;
+}
+
+/*
+ * A one-tag listing's pages come from the tags' rows (schema v10: they
+ * carry their file's creationDate and deletion mark): in both orders, by
+ * page and by cursor, live and deleted, they list what the files' own
+ * walk lists, ties in creationDate included, and follow deletions and
+ * restores. A row whose copy is changed by hand shows in the page (the
+ * page is read from them), and fsck finds it and makes it again.
+ */
+static void test_tag_pages(void)
+{
+	char id[14][SFS_ID_SIZE], name[16], want[4096];
+	struct sfs_fsck_report r;
+	int64_t t1, t2;
+	const char *sorts[] = { "creationDate,desc", "creationDate,asc" };
+	struct fx f;
+	int i, k, cur;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 14; i++) {
+		snprintf(name, sizeof(name), "p%02d", i);
+		REQUIRE(mk(&f, &f.ann, name, NULL, i % 2 ? "/x/y/" : "/",
+			   i % 3 ? "hot" : "cold,hot", id[i]) == 0);
+	}
+	REQUIRE(mk(&f, &f.ann, "not", NULL, "/", "cold", NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobs", NULL, "/", "hot", NULL) == 0);
+	/* some of the same millisecond, some not */
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET created_at = created_at + 5000"
+			     " WHERE name IN ('p03', 'p04', 'p09')") == 0);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[2], 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[7], 1, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[11], 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_file_restore(f.s, &f.ann, id[11], NULL, NULL), SFS_OK);
+	for (k = 0; k < 2; k++) {
+		for (cur = 0; cur < 2; cur++) {
+			snprintf(want, sizeof(want), "%s",
+				 walk(&f, "false", sorts[k], 1, cur, &t1));
+			CHECK_STR(walk(&f, "false", sorts[k], 0, cur, &t2),
+				  want);
+			CHECK(t1 == 12 && t2 == 12);
+			snprintf(want, sizeof(want), "%s",
+				 walk(&f, "true", sorts[k], 1, cur, &t1));
+			CHECK_STR(walk(&f, "true", sorts[k], 0, cur, &t2),
+				  want);
+			CHECK(t1 == 2 && t2 == 2);
+		}
+	}
+	CHECK_STR(walk(&f, "false", sorts[0], 0, 0, &t1),
+		  "p09,p04,p03,p13,p12,p11,p10,p08,p06,p05,p01,p00");
+	CHECK_STR(walk(&f, "true", sorts[1], 0, 0, &t1), "p02,p07");
+	/* page beyond the end: no rows, the total all the same */
+	CHECK(tag_total(&f, &f.ann, "false", 0) == 12);
+	CHECK_STR(Q(&f, &f.ann, "tags", "hot", "recursive", "true", "size", "5",
+		    "page", "7"),
+		  "");
+	/* the page is the tags' rows': a copy changed by hand shows */
+	REQUIRE(tfx_sql(f.s, "UPDATE file_tag SET created_at = created_at"
+			     " - 100000 WHERE file_id = (SELECT id FROM file"
+			     " WHERE name = 'p09')") == 0);
+	CHECK_STR(
+		Q(&f, &f.ann, "tags", "hot", "recursive", "true", "size", "2"),
+		"p04,p03");
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 1 && r.bad_tag_rows == 2);
+	CHECK(tfx_fsck_lines(f.s, 1, &r) == 2 && r.bad_tag_rows == 2 &&
+	      r.repaired == 1);
+	CHECK_STR(
+		Q(&f, &f.ann, "tags", "hot", "recursive", "true", "size", "2"),
+		"p09,p04");
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0 && r.bad_tag_rows == 0);
+	fx_close(&f);
+}
+
 static void test_substring(void)
 {
 	struct sfs_file_list l;
@@ -951,6 +1269,13 @@ static void test_names_index_from_v7(void)
 			" VALUES ('delete', old.id, old.name, old.filename);"
 			" INSERT INTO file_fts(rowid, name, filename)"
 			" VALUES (new.id, new.name, new.filename); END;"
+			/* and without what schemas 9 and 10 add */
+			" DROP TRIGGER file_tag_file_au;"
+			" DROP INDEX file_tag_page;"
+			" ALTER TABLE file_tag DROP COLUMN created_at;"
+			" ALTER TABLE file_tag DROP COLUMN is_deleted;"
+			" DROP TRIGGER tag_count_ai; DROP TRIGGER tag_count_ad;"
+			" DROP TRIGGER tag_count_au; DROP TABLE tag_count;"
 			" PRAGMA user_version = 7") == 0);
 	sfs_store_close(f.s);
 	f.s = NULL;
@@ -1412,6 +1737,9 @@ int main(void)
 	RUN(test_paths_and_dirs);
 	RUN(test_tags);
 	RUN(test_tag_count);
+	RUN(test_tag_counters);
+	RUN(test_tag_counters_writers);
+	RUN(test_tag_pages);
 	RUN(test_substring);
 	RUN(test_names_index_deferred);
 	RUN(test_names_index_from_v7);

@@ -95,6 +95,23 @@ static void test_init_modes(void)
 	th_rmrf(dir);
 }
 
+/* What schemas 10 and 9 added goes, as a store of schema 8 lacks it. */
+#define DROP_V10_SQLITE                                                        \
+	"DROP TRIGGER file_tag_file_au; DROP INDEX file_tag_page;"             \
+	" ALTER TABLE file_tag DROP COLUMN created_at;"                        \
+	" ALTER TABLE file_tag DROP COLUMN is_deleted;"
+#define DROP_V10_PG                                                            \
+	"DROP TRIGGER file_tag_file ON file; DROP FUNCTION file_tag_file();"   \
+	" DROP INDEX file_tag_page; ALTER TABLE file_tag DROP COLUMN"          \
+	" created_at, DROP COLUMN is_deleted;"
+#define DROP_V9_SQLITE                                                         \
+	DROP_V10_SQLITE                                                        \
+	" DROP TRIGGER tag_count_ai; DROP TRIGGER tag_count_ad;"               \
+	" DROP TRIGGER tag_count_au; DROP TABLE tag_count;"
+#define DROP_V9_PG                                                             \
+	DROP_V10_PG " DROP TRIGGER tag_count ON file_tag;"                     \
+		    " DROP FUNCTION tag_count(); DROP TABLE tag_count;"
+
 /* A v1 store is migrated forward on open, its rows kept. */
 static void test_migrate_v1(void)
 {
@@ -103,17 +120,18 @@ static void test_migrate_v1(void)
 
 	REQUIRE_ST(sfs_store_init(dir, NULL), SFS_OK);
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
-	/* what schemas 2 to 6 added goes, as a store of schema 1 lacks it */
-	CHECK(tfx_sql(s, "ALTER TABLE file DROP COLUMN entry_suffix;"
-			 " ALTER TABLE file DROP COLUMN atime_ns;"
-			 " ALTER TABLE blob DROP COLUMN data;"
-			 " ALTER TABLE change DROP COLUMN origin;"
-			 " DROP TABLE peaks; DROP TABLE session;"
-			 " DROP INDEX user_tenant_name;"
-			 " ALTER TABLE api_key DROP COLUMN last_used_at;"
-			 " DROP INDEX file_tag_owner;"
-			 " ALTER TABLE file_tag DROP COLUMN owner_id;"
-			 " PRAGMA user_version = 1") == 0);
+	/* what schemas 2 to 8 added goes, as a store of schema 1 lacks it */
+	CHECK(tfx_sql(s, DROP_V9_SQLITE
+		      " ALTER TABLE file DROP COLUMN entry_suffix;"
+		      " ALTER TABLE file DROP COLUMN atime_ns;"
+		      " ALTER TABLE blob DROP COLUMN data;"
+		      " ALTER TABLE change DROP COLUMN origin;"
+		      " DROP TABLE peaks; DROP TABLE session;"
+		      " DROP INDEX user_tenant_name;"
+		      " ALTER TABLE api_key DROP COLUMN last_used_at;"
+		      " DROP INDEX file_tag_owner;"
+		      " ALTER TABLE file_tag DROP COLUMN owner_id;"
+		      " PRAGMA user_version = 1") == 0);
 	sfs_store_close(s);
 	s = NULL;
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
@@ -148,7 +166,7 @@ static void test_migrate_v4_dirs(void)
 	REQUIRE_ST(sfs_dir_remove(s, &u, "/b/", NULL), SFS_OK);
 	/* the table as v1 to v4 made it: no AUTOINCREMENT */
 	CHECK(tfx_sql(s,
-		      "PRAGMA foreign_keys = OFF;"
+		      "PRAGMA foreign_keys = OFF;" DROP_V9_SQLITE
 		      " CREATE TABLE d4 AS SELECT * FROM dir; DROP TABLE dir;"
 		      " CREATE TABLE dir(id INTEGER PRIMARY KEY,"
 		      " owner_id INTEGER NOT NULL REFERENCES user(id),"
@@ -217,13 +235,14 @@ static void test_migrate_v6_tag_owner(void)
 			   SFS_OK);
 		sfs_file_release(&out);
 	}
-	CHECK(tfx_sql(s, th_is_pg()
-				 ? "DROP INDEX file_tag_owner;"
-				   " ALTER TABLE file_tag DROP COLUMN owner_id;"
-				   " UPDATE schema_version SET version = 6"
-				 : "DROP INDEX file_tag_owner;"
-				   " ALTER TABLE file_tag DROP COLUMN owner_id;"
-				   " PRAGMA user_version = 6") == 0);
+	CHECK(tfx_sql(s, th_is_pg() ? DROP_V9_PG
+				 " DROP INDEX file_tag_owner;"
+				 " ALTER TABLE file_tag DROP COLUMN owner_id;"
+				 " UPDATE schema_version SET version = 6"
+				    : DROP_V9_SQLITE
+				 " DROP INDEX file_tag_owner;"
+				 " ALTER TABLE file_tag DROP COLUMN owner_id;"
+				 " PRAGMA user_version = 6") == 0);
 	sfs_store_close(s);
 	s = NULL;
 	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
@@ -236,6 +255,122 @@ static void test_migrate_v6_tag_owner(void)
 			     " WHERE ft.owner_id = f.owner_id") == 9);
 	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag WHERE owner_id"
 			     " = (SELECT id FROM user WHERE name = 'v')") == 3);
+	tfx_store_close(&dir, &s);
+}
+
+/*
+ * v8 to v9, on both backends: each owner's files per tag are counted from
+ * the tags' rows into tag_count, and its triggers count from then on.
+ */
+static void test_migrate_v8_tag_count(void)
+{
+	const char *tags[] = { "a", "b" };
+	struct sfs_file_spec sp;
+	struct sfs_actor u, v;
+	struct sfs_file out;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, t[SFS_ID_SIZE], sql[200];
+	int i;
+
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	REQUIRE(tfx_user(s, t, "v", NULL, &v) == 0);
+	memset(&sp, 0, sizeof(sp));
+	sp.name = "f";
+	sp.path = "/";
+	sp.tags = tags;
+	for (i = 0; i < 7; i++) {
+		sp.ntags = 1 + (size_t)(i % 2);
+		REQUIRE_ST(sfs_file_create(s, i < 5 ? &u : &v, &sp, NULL, &out,
+					   NULL),
+			   SFS_OK);
+		sfs_file_release(&out);
+	}
+	CHECK(tfx_sql(s, th_is_pg() ? DROP_V9_PG
+				 " UPDATE schema_version SET version = 8"
+				    : DROP_V9_SQLITE
+				 " PRAGMA user_version = 8") == 0);
+	CHECK(tfx_sql_int(s, th_is_pg() ? "SELECT count(*) FROM pg_tables"
+					  " WHERE tablename = 'tag_count' AND"
+					  " schemaname = current_schema()"
+					: "SELECT count(*) FROM sqlite_schema"
+					  " WHERE name = 'tag_count'") == 0);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, th_is_pg() ? "SELECT version FROM schema_version"
+					: "PRAGMA user_version") ==
+	      DB_SCHEMA_VERSION);
+	snprintf(sql, sizeof(sql),
+		 "SELECT c.n FROM tag_count c JOIN tag g ON g.id = c.tag_id"
+		 " WHERE c.owner_id = %lld AND g.name = 'a'",
+		 (long long)u.user);
+	CHECK(tfx_sql_int(s, sql) == 5);
+	CHECK(tfx_sql_int(s, "SELECT SUM(n) FROM tag_count") == 10);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM tag_count") == 4);
+	/* and counted by the triggers from now on */
+	REQUIRE_ST(sfs_file_create(s, &u, &sp, NULL, &out, NULL), SFS_OK);
+	sfs_file_release(&out);
+	CHECK(tfx_sql_int(s, sql) == 6);
+	tfx_store_close(&dir, &s);
+}
+
+/*
+ * v9 to v10, on both backends: the tags' rows get their file's creationDate
+ * and deletion mark, the index of one-tag pages, and the trigger that
+ * keeps them when the file is deleted or restored.
+ */
+static void test_migrate_v9_tag_rows(void)
+{
+	const char *tags[] = { "a", "b" };
+	struct sfs_file_spec sp;
+	struct sfs_actor u;
+	struct sfs_file out;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, t[SFS_ID_SIZE], id[SFS_ID_SIZE];
+	static const char same[] =
+		"SELECT COUNT(*) FROM file_tag ft JOIN file f"
+		" ON f.id = ft.file_id WHERE ft.created_at = f.created_at"
+		" AND ft.is_deleted = f.is_deleted";
+	int i;
+
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	memset(&sp, 0, sizeof(sp));
+	sp.name = "f";
+	sp.path = "/";
+	sp.tags = tags;
+	for (i = 0; i < 4; i++) {
+		sp.ntags = 1 + (size_t)(i % 2);
+		REQUIRE_ST(sfs_file_create(s, &u, &sp, NULL, &out, NULL),
+			   SFS_OK);
+		snprintf(id, sizeof(id), "%s", out.id);
+		sfs_file_release(&out);
+	}
+	REQUIRE_ST(sfs_file_delete(s, &u, id, 0, NULL), SFS_OK);
+	CHECK(tfx_sql(s, th_is_pg() ? DROP_V10_PG
+				 " UPDATE schema_version SET version = 9"
+				    : DROP_V10_SQLITE
+				 " PRAGMA user_version = 9") == 0);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, th_is_pg() ? "SELECT version FROM schema_version"
+					: "PRAGMA user_version") ==
+	      DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag") == 6);
+	CHECK(tfx_sql_int(s, same) == 6);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag"
+			     " WHERE is_deleted = 1") == 2);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag"
+			     " WHERE created_at = 0") == 0);
+	/* kept from now on */
+	REQUIRE_ST(sfs_file_restore(s, &u, id, NULL, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag"
+			     " WHERE is_deleted = 1") == 0);
+	CHECK(tfx_sql_int(s, same) == 6);
 	tfx_store_close(&dir, &s);
 }
 
@@ -655,6 +790,8 @@ int main(void)
 	RUN(test_migrate_v1);
 	RUN(test_migrate_v4_dirs);
 	RUN(test_migrate_v6_tag_owner);
+	RUN(test_migrate_v8_tag_count);
+	RUN(test_migrate_v9_tag_rows);
 	RUN(test_bad_database);
 	RUN(test_config);
 	RUN(test_config_applies);

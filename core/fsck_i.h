@@ -1,0 +1,37 @@
+/*
+ * Parts of the consistency check (fsck.c) that live beside it: derived
+ * data of the metadata, checked against what it is derived from.
+ */
+#ifndef SFS_FSCK_I_H
+#define SFS_FSCK_I_H
+
+#include <stdint.h>
+#include "speechfs/err.h"
+
+struct db;
+
+/*
+ * file_tag's copies of their file's owner, creationDate and deletion mark
+ * (schemas v7, v10) against the file: one line to say(arg, line) if any
+ * differ (*found: how many rows); with repair, those rows are made again
+ * in one write transaction and *repaired counts it once.
+ */
+enum sfs_status sfsi_fsck_tag_rows(struct db *d, int repair,
+				   void (*say)(void *arg, const char *line),
+				   void *arg, int64_t *found, int64_t *repaired,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * tag_count (schema v9) against file_tag: one line to say(arg, line) per
+ * (owner, tag) whose counter differs, at most `max_lines` of them, then
+ * how many more. With repair, every counter is made again from file_tag
+ * in one write transaction and *repaired counts it once. *found: the
+ * counters that differed.
+ */
+enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
+				     void (*say)(void *arg, const char *line),
+				     void *arg, int64_t *found,
+				     int64_t *repaired,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+
+#endif

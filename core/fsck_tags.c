@@ -1,0 +1,168 @@
+/*
+ * fsck's checks of what the tags' rows derive: the copies of their file's
+ * owner, creationDate and deletion mark in file_tag (schemas v7 and v10,
+ * kept by a trigger on file) and the counters of each owner's files per
+ * tag (tag_count, schema v9, kept by triggers on file_tag). Derived data
+ * that disagree are made again from what they derive from, never the
+ * other way round.
+ */
+#include <stdio.h>
+#include "db_i.h"
+#include "fsck_i.h"
+#include "util_i.h"
+
+/*
+ * The counters that differ from file_tag, in one statement (one
+ * snapshot: the triggers change both in the same transaction, so a
+ * concurrent writer never shows as a difference): those whose count is
+ * wrong, and the (owner, tag) pairs that have rows and no counter.
+ */
+#define DIFFER                                                                 \
+	"SELECT owner_id, tag_id, have, want FROM ("                           \
+	"SELECT c.owner_id, c.tag_id, c.n AS have,"                            \
+	" (SELECT COUNT(*) FROM file_tag ft WHERE ft.owner_id = c.owner_id"    \
+	" AND ft.tag_id = c.tag_id) AS want FROM tag_count c"                  \
+	" UNION ALL SELECT ft.owner_id, ft.tag_id, 0, COUNT(*)"                \
+	" FROM file_tag ft WHERE NOT EXISTS (SELECT 1 FROM tag_count c"        \
+	" WHERE c.owner_id = ft.owner_id AND c.tag_id = ft.tag_id)"            \
+	" GROUP BY ft.owner_id, ft.tag_id) AS x WHERE have <> want"            \
+	" ORDER BY owner_id, tag_id"
+
+static enum sfs_status status_of(struct sfs_err *e)
+{
+	return e && e->status ? e->status : SFS_IO;
+}
+
+/* Every counter made again from file_tag, in one write transaction. */
+static enum sfs_status remake(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	ret = sfsi_db_begin(d, e);
+	if (ret)
+		return ret;
+	ret = sfsi_db_exec(d, "DELETE FROM tag_count", e);
+	if (!ret)
+		ret = sfsi_db_exec(d,
+				   "INSERT INTO tag_count(owner_id, tag_id, n)"
+				   " SELECT owner_id, tag_id, COUNT(*)"
+				   " FROM file_tag GROUP BY owner_id, tag_id",
+				   e);
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+	else
+		sfsi_db_rollback(d);
+	return ret;
+}
+
+#define ROWS_OFF                                                               \
+	"EXISTS (SELECT 1 FROM file f WHERE f.id = file_tag.file_id"           \
+	" AND (f.owner_id <> file_tag.owner_id"                                \
+	" OR f.created_at <> file_tag.created_at"                              \
+	" OR f.is_deleted <> file_tag.is_deleted))"
+
+enum sfs_status sfsi_fsck_tag_rows(struct db *d, int repair,
+				   void (*say)(void *arg, const char *line),
+				   void *arg, int64_t *found, int64_t *repaired,
+				   struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret;
+	char line[160];
+	int rc;
+
+	*found = 0;
+	st = sfsi_db_prep(d, "SELECT COUNT(*) FROM file_tag WHERE " ROWS_OFF,
+			  e);
+	if (!st)
+		return status_of(e);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1)
+		*found = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return status_of(e);
+	if (!*found)
+		return SFS_OK;
+	snprintf(line, sizeof(line),
+		 "%lld tag rows differ from their file's owner, creationDate"
+		 " or deletion",
+		 (long long)*found);
+	if (say)
+		say(arg, line);
+	if (!repair)
+		return SFS_OK;
+	/* (a changed owner moves the row between counters: the triggers
+	 * of tag_count count it) */
+	ret = sfsi_db_begin(d, e);
+	if (ret)
+		return ret;
+	ret = sfsi_db_exec(
+		d,
+		"UPDATE file_tag SET owner_id = (SELECT f.owner_id FROM file f"
+		" WHERE f.id = file_tag.file_id), created_at = (SELECT"
+		" f.created_at FROM file f WHERE f.id = file_tag.file_id),"
+		" is_deleted = (SELECT f.is_deleted FROM file f"
+		" WHERE f.id = file_tag.file_id) WHERE " ROWS_OFF,
+		e);
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+	else
+		sfsi_db_rollback(d);
+	if (!ret) {
+		(*repaired)++;
+		if (say)
+			say(arg,
+			    "repaired: tag rows made again from their files");
+	}
+	return ret;
+}
+
+enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
+				     void (*say)(void *arg, const char *line),
+				     void *arg, int64_t *found,
+				     int64_t *repaired, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret = SFS_OK;
+	char line[256];
+	int64_t n = 0;
+	int rc;
+
+	*found = 0;
+	st = sfsi_db_prep(d, DIFFER, e);
+	if (!st)
+		return status_of(e);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		if (n++ >= max_lines)
+			continue;
+		snprintf(line, sizeof(line),
+			 "user %lld: tag %lld is counted on %lld files,"
+			 " found on %lld",
+			 (long long)sfsi_db_col_int(st, 0),
+			 (long long)sfsi_db_col_int(st, 1),
+			 (long long)sfsi_db_col_int(st, 2),
+			 (long long)sfsi_db_col_int(st, 3));
+		if (say)
+			say(arg, line);
+	}
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return status_of(e);
+	if (n > max_lines && say) {
+		snprintf(line, sizeof(line),
+			 "and %lld more tag counters differ",
+			 (long long)(n - max_lines));
+		say(arg, line);
+	}
+	*found = n;
+	if (!n || !repair)
+		return SFS_OK;
+	ret = remake(d, e);
+	if (!ret) {
+		(*repaired)++;
+		if (say)
+			say(arg, "repaired: tag counters made again");
+	}
+	return ret;
+}
