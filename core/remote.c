@@ -559,6 +559,19 @@ static CURLcode perform(struct sfs_remote *r, CURL *c,
 	return rc;
 }
 
+/* The answer's X-Speechfs-Directory into out ("" when none). */
+static void dir_state_of(CURL *c, CURLcode rc, char *out, size_t size)
+{
+	struct curl_header *h;
+
+	out[0] = '\0';
+	if (rc == CURLE_OK &&
+	    curl_easy_header(c, "X-Speechfs-Directory", 0, CURLH_HEADER, -1,
+			     &h) == CURLHE_OK &&
+	    strlen(h->value) < size)
+		sfs_strlcpy(out, h->value, size);
+}
+
 enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
 				    struct sfs_buf *b, struct sfs_err *e)
@@ -589,6 +602,8 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	rc = perform(r, c, q, b, &a, &code);
 	if (q->http_code)
 		*q->http_code = rc == CURLE_OK ? code : 0;
+	if (q->dir_state && q->dir_state_size)
+		dir_state_of(c, rc, q->dir_state, q->dir_state_size);
 	curl_slist_free_all(h);
 	curl_mime_free(mime);
 	/*
@@ -830,10 +845,27 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       unsigned flags, struct sfs_file *out,
 				       struct sfs_err *e)
 {
+	return sfsi_remote_put_content(r, id, fd, if_match, flags, out, NULL, 0,
+				       e);
+}
+
+enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
+					int fd, const char *if_match,
+					unsigned flags, struct sfs_file *out,
+					char *dir_state, size_t dir_state_size,
+					struct sfs_err *e)
+{
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	struct sfsi_remote_req q = { .method = "PUT",
+				     .fd = fd,
+				     .dir_state = dir_state,
+				     .dir_state_size = dir_state_size };
 	char path[128], hdr[96];
 	enum sfs_status st;
 	off_t size;
+
+	if (dir_state && dir_state_size)
+		dir_state[0] = '\0';
 
 	if (out)
 		sfs_file_init(out);
@@ -855,7 +887,10 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 		snprintf(hdr, sizeof(hdr), "If-Match: %s%s%s",
 			 strcmp(if_match, "*") ? "\"" : "", if_match,
 			 strcmp(if_match, "*") ? "\"" : "");
-	st = request(r, "PUT", path, fd, size, if_match ? hdr : NULL, 0, &b, e);
+	q.path = path;
+	q.size = size;
+	q.header = if_match ? hdr : NULL;
+	st = sfsi_remote_request(r, &q, &b, e);
 	if (!st && out)
 		st = sfs_remote_file_decode(b.buf, b.len, out, e);
 	sfs_buf_release(&b);

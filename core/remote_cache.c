@@ -705,16 +705,79 @@ static int known_dir(struct sfsi_rcache *c, const char *path)
 	return d && d->subj && sfsi_rcache_child(d->subj, path);
 }
 
+uint64_t sfsi_rcache_clock(struct sfsi_rcache *c)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&c->mu);
+	t = c->clock;
+	pthread_mutex_unlock(&c->mu);
+	return t;
+}
+
+/*
+ * The answer about directory d made of the server's state of it after a
+ * write (X-Speechfs-Directory: its counts and time) and the list of its
+ * subdirectories kept (a file written there changes none of them), or
+ * NULL when the state is not that of a directory of this shape.
+ */
+static json_t *answer_with_state(struct rdir *d, const char *state)
+{
+	static const char *const keys[] = { "explicit", "descendantCount",
+					    "subdirectoryCount", "modifiedAt",
+					    "modifiedAtNs" };
+	json_t *st = json_loads(state, 0, NULL), *j = NULL, *v;
+	size_t i;
+
+	if (!json_is_object(st) || !d->subj ||
+	    !json_is_boolean(json_object_get(st, "explicit")) ||
+	    !json_is_integer(json_object_get(st, "descendantCount")) ||
+	    !json_is_string(json_object_get(st, "modifiedAt")) ||
+	    !json_is_integer(json_object_get(st, "modifiedAtNs")) ||
+	    json_integer_value(json_object_get(st, "subdirectoryCount")) !=
+		    (json_int_t)json_array_size(
+			    json_object_get(d->subj, "directories")))
+		goto out;
+	j = json_copy(d->subj); /* the subdirectories' array shared */
+	for (i = 0; j && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		v = json_object_get(st, keys[i]);
+		if (json_object_set(j, keys[i], v)) {
+			json_decref(j);
+			j = NULL;
+		}
+	}
+out:
+	json_decref(st);
+	return j;
+}
+
 void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f)
+{
+	sfsi_rcache_apply_state(c, f, 0, NULL);
+}
+
+void sfsi_rcache_apply_state(struct sfsi_rcache *c, const struct sfs_file *f,
+			     uint64_t t, const char *state)
 {
 	struct sfs_file *nv;
 	struct rloc l;
 	struct rdir *d;
+	json_t *j = NULL;
+	int keep;
 
 	pthread_mutex_lock(&c->mu);
 	l = locate(c, f->ino);
 	/* a deleted file is in the trash's listing, not its directory's */
 	d = f->path && !f->deleted ? find(c, f->path) : NULL;
+	/*
+	 * The server's state of the directory after this write goes in if
+	 * nothing touched the directory (no other write, no change the feed
+	 * told) since the request began: the file stays where it was (its
+	 * directory's shape holds), and the state is of the caller's own
+	 * directory.
+	 */
+	keep = state && state[0] && t && d && (!l.d || l.d == d) &&
+	       d->touch <= t && c->all_touch <= t && f->perm == SFS_PERM_OWNER;
 	/*
 	 * Where it was may be gone (its last file left): the shape of the
 	 * tree there is asked again. Where it is now existed already if
@@ -744,6 +807,13 @@ void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f)
 			drop_files(c, d); /* no memory: asked again */
 		}
 		trim(c, d);
+	}
+	if (keep && (j = answer_with_state(d, state))) {
+		drop_answer(d, 0);
+		d->dirj = j;
+		d->dirj_at = sfs_mono_ns() / 1000000;
+		json_decref(d->lastj);
+		d->lastj = json_incref(j);
 	}
 	pthread_mutex_unlock(&c->mu);
 }

@@ -68,6 +68,13 @@ struct sfsi_remote_req {
 	sfsi_remote_source source;
 	void *source_arg;
 	long *http_code; /* the answer's HTTP status, 0 when none (or NULL) */
+	/*
+	 * The answer's X-Speechfs-Directory (a write's directory, as the
+	 * server has it after the write) into dir_state[dir_state_size],
+	 * "" when it has none (or NULL: not asked)
+	 */
+	char *dir_state;
+	size_t dir_state_size;
 };
 
 /*
@@ -79,6 +86,19 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
 				    struct sfs_buf *b,
 				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * sfs_remote_set_content, and the answer's X-Speechfs-Directory into
+ * dir_state[dir_state_size] ("" when none; NULL: not asked).
+ */
+enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
+					int fd, const char *if_match,
+					unsigned flags, struct sfs_file *out,
+					char *dir_state, size_t dir_state_size,
+					struct sfs_err *e) SFS_MUST_CHECK;
+
+/* Room for a directory's state (X-Speechfs-Directory). */
+#define SFSI_DIR_STATE_MAX 512
 
 /* This client's origin (X-Speechfs-Origin): its changes in the feed. */
 int64_t sfsi_remote_origin(const struct sfs_remote *r);
@@ -173,6 +193,15 @@ void sfsi_rcache_forget_file(struct sfsi_rcache *c, int64_t ino,
 void sfsi_rcache_forget_all(struct sfsi_rcache *c);
 /* This store changed f: the server's answer (f as it is now) goes in. */
 void sfsi_rcache_apply(struct sfsi_rcache *c, const struct sfs_file *f);
+/* The cache's clock now: taken before a write's request (a ticket). */
+uint64_t sfsi_rcache_clock(struct sfsi_rcache *c);
+/*
+ * sfsi_rcache_apply, and with state (the answer's X-Speechfs-Directory,
+ * "" or NULL for none) the directory's answer made anew from it, when
+ * nothing touched the directory since ticket t (0: none).
+ */
+void sfsi_rcache_apply_state(struct sfsi_rcache *c, const struct sfs_file *f,
+			     uint64_t t, const char *state);
 /* This store deleted file number ino. */
 void sfsi_rcache_remove(struct sfsi_rcache *c, int64_t ino);
 
@@ -389,15 +418,19 @@ void sfsi_remote_renumber(struct sfs_store *s, const char *from,
 unsigned sfsi_remote_has(struct sfs_store *s);
 
 /* remote_write.c's bodies (the table's) */
+/*
+ * dir_state (SFSI_DIR_STATE_MAX bytes, or NULL): the answer's
+ * X-Speechfs-Directory, "" when none (sfsi_rcache_apply_state).
+ */
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
 					struct sfs_stage *content,
-					struct sfs_file *out,
+					struct sfs_file *out, char *dir_state,
 					struct sfs_err *e);
 enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 					struct sfs_stage *content,
 					unsigned flags, struct sfs_file *out,
-					struct sfs_err *e);
+					char *dir_state, struct sfs_err *e);
 /* POST …/files/{id}/sync (a lazy create made durable), if offered. */
 enum sfs_status sfsi_remote_file_sync(struct sfs_store *s, const char *id,
 				      struct sfs_err *e);

@@ -45,8 +45,9 @@ static int changed_nothing(enum sfs_status st)
  * again. With no answer asked (out NULL), only the file's entry changed
  * (not its place): it is asked again.
  */
-static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
-		  const struct sfs_file *out)
+static void wrote_state(struct sfs_store *s, enum sfs_status st, const char *id,
+			const struct sfs_file *out, uint64_t t,
+			const char *state)
 {
 	struct sfsi_rcache *c = sfsi_remote_cache(s);
 	int64_t ino = id ? sfsi_remote_number(s, id) : 0;
@@ -54,11 +55,17 @@ static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
 	if (st && changed_nothing(st))
 		return;
 	if (!st && out && out->id[0] && out->ino > 0)
-		sfsi_rcache_apply(c, out);
+		sfsi_rcache_apply_state(c, out, t, state);
 	else if (!st && !out && ino)
 		sfsi_rcache_forget_file(c, ino, NULL);
 	else if (st || out)
 		sfsi_rcache_forget_all(c);
+}
+
+static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
+		  const struct sfs_file *out)
+{
+	wrote_state(s, st, id, out, 0, NULL);
 }
 
 /* The answer of a write whose caller wants none: the cache does. */
@@ -69,14 +76,19 @@ enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
 				       struct sfs_stage *content,
 				       struct sfs_file *out, struct sfs_err *e)
 {
+	/* the directory's state after the write, under a ticket taken
+	 * before its request */
+	uint64_t t = sfsi_rcache_clock(sfsi_remote_cache(s));
+	char state[SFSI_DIR_STATE_MAX];
 	struct sfs_file mine, *o = ANSWER(out, mine);
-	enum sfs_status st = sfsi_remote_file_create(s, spec, content, o, e);
+	enum sfs_status st =
+		sfsi_remote_file_create(s, spec, content, o, state, e);
 
 	/* made, then its content refused: the new empty file is there */
 	if (st && content && changed_nothing(st))
 		sfsi_rcache_forget_dir(sfsi_remote_cache(s),
 				       spec->path ? spec->path : "/", 0);
-	wrote(s, st, NULL, o);
+	wrote_state(s, st, NULL, o, t, state);
 	if (o == &mine)
 		sfs_file_release(&mine);
 	return st;
@@ -87,11 +99,13 @@ enum sfs_status sfsi_rkept_set_content(struct sfs_store *s, const char *id,
 				       unsigned flags, struct sfs_file *out,
 				       struct sfs_err *e)
 {
+	uint64_t t = sfsi_rcache_clock(sfsi_remote_cache(s));
+	char state[SFSI_DIR_STATE_MAX];
 	struct sfs_file mine, *o = ANSWER(out, mine);
 	enum sfs_status st =
-		sfsi_remote_set_content(s, id, content, flags, o, e);
+		sfsi_remote_set_content(s, id, content, flags, o, state, e);
 
-	wrote(s, st, id, o);
+	wrote_state(s, st, id, o, t, state);
 	if (o == &mine)
 		sfs_file_release(&mine);
 	return st;

@@ -68,7 +68,8 @@ static enum sfs_status file_path(const char *id, const char *tail, char *out,
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
 					struct sfs_stage *content,
-					struct sfs_file *out, struct sfs_err *e)
+					struct sfs_file *out, char *dir_state,
+					struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	const char *form[] = { "name",
@@ -92,6 +93,8 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	if (spec->lazy && !content && (sfsi_remote_has(s) & SFS_REMOTE_LAZY))
 		q.path = API "/files?lazy=true";
 	q.form_file = spec->filename ? spec->filename : spec->name;
+	q.dir_state = dir_state;
+	q.dir_state_size = dir_state ? SFSI_DIR_STATE_MAX : 0;
 	st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
 	if (!st)
 		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
@@ -99,7 +102,8 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	/* the file answered is the one with the content: on a seed-only
 	 * server a new one, the empty one purged */
 	if (!st && content)
-		st = sfsi_remote_set_content(s, out->id, content, 0, &full, e);
+		st = sfsi_remote_set_content(s, out->id, content, 0, &full,
+					     dir_state, e);
 	if (st)
 		sfs_file_release(out); /* the caller gets no file */
 	else if (content) {
@@ -242,11 +246,14 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 					struct sfs_stage *content,
 					unsigned flags, struct sfs_file *out,
-					struct sfs_err *e)
+					char *dir_state, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfs_file f;
 	enum sfs_status st;
+
+	if (dir_state)
+		dir_state[0] = '\0'; /* told by a whole PUT's answer only */
 
 	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
 		return seed_replace(s, id, content, flags, out, e);
@@ -259,8 +266,9 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		if (!st)
 			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	} else {
-		st = sfs_remote_set_content(sfsi_remote_of(s), id, content->fd,
-					    NULL, flags, &f, e);
+		st = sfsi_remote_put_content(
+			sfsi_remote_of(s), id, content->fd, NULL, flags, &f,
+			dir_state, dir_state ? SFSI_DIR_STATE_MAX : 0, e);
 	}
 	sfs_buf_release(&b);
 	if (!st)

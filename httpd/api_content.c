@@ -148,6 +148,7 @@ enum MHD_Result api_files_put_content(struct req *r)
 		snprintf(etag, sizeof(etag), "\"%s\"", f.sha256);
 		req_set_header(r, "ETag", etag);
 	}
+	api_dirs_header(r, &f);
 	sfs_buf_init(&b, RESP_BUF_MAX);
 	st = sfs_buf_grow(&b, 2048);
 	if (!st)

@@ -25,6 +25,25 @@ static json_t *dir_json(const char *path, const char *name,
 			 iso, "modifiedAtNs", (json_int_t)d->mtime_ns);
 }
 
+void api_dirs_header(struct req *r, const struct sfs_file *f)
+{
+	struct sfs_dir_info d;
+	char v[256], iso[32];
+
+	/* the caller's own directory only (a shared file's is its owner's) */
+	if (!f->path || f->deleted || f->owner != r->actor.user ||
+	    sfs_dir_stat(g_httpd.store, &r->actor, f->path, &d, NULL))
+		return;
+	sfs_iso8601(d.mtime_ns / 1000000, iso);
+	snprintf(v, sizeof(v),
+		 "{\"explicit\":%s,\"descendantCount\":%lld,"
+		 "\"subdirectoryCount\":%lld,\"modifiedAt\":\"%s\","
+		 "\"modifiedAtNs\":%lld}",
+		 d.explicit_ ? "true" : "false", (long long)d.nfiles,
+		 (long long)d.nsub, iso, (long long)d.mtime_ns);
+	req_set_header(r, "X-Speechfs-Directory", v);
+}
+
 /* The directory at path as JSON: stat it (after a change, the new one). */
 static enum MHD_Result respond_dir(struct req *r, unsigned status,
 				   const char *path)

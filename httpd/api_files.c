@@ -196,6 +196,7 @@ static enum MHD_Result upload(struct req *r)
 	}
 	if (gla)
 		sfs_workers_kick(g_httpd.store);
+	api_dirs_header(r, &f);
 	ret = respond_file(r, 201, &f);
 out:
 	sfs_file_release(&f);

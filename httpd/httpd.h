@@ -393,6 +393,14 @@ enum MHD_Result api_files_delete(struct req *r);
 enum MHD_Result api_files_discard(struct req *r);
 enum MHD_Result api_files_restore(struct req *r);
 enum MHD_Result api_files_sync(struct req *r);
+/*
+ * Extension: after a write of file f, its directory's own state as GET
+ * …/directories tells it (counts and time, no path: the file's) in the
+ * header X-Speechfs-Directory, read after the commit, so that a client
+ * keeping directories need not ask again. Only for the caller's own
+ * files; nothing when the stat fails.
+ */
+void api_dirs_header(struct req *r, const struct sfs_file *f);
 enum MHD_Result api_files_signed_url(struct req *r);
 enum MHD_Result api_listening_stream(struct req *r);
 enum MHD_Result api_listening_generate(struct req *r);

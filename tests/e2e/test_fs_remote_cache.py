@@ -6,6 +6,7 @@ changes show at once, and a server without a feed is asked again after
 a short time. The feed tells a client its own changes by the origin it
 sends (X-Speechfs-Origin). Requests are counted by the daemon's
 /metrics."""
+import json
 import os
 import re
 import subprocess
@@ -194,6 +195,54 @@ def test_own_changes_show_at_once(srv):
                                ["renamed.txt", "sub"])
         assert requests_of(dm, "files_list") - before <= 2, \
             "own changes made the listing be asked again"
+    finally:
+        m.stop()
+
+
+def server_dir(dm, key, path):
+    r = requests.get(dm.base + API + "/directories", params={"path": path},
+                     headers={"X-API-Key": key}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_own_writes_tell_their_directory(srv):
+    """A file made or written through the mount changes its directory's
+    time and counts, which the server stamps: the write's answer carries
+    the directory's new state (X-Speechfs-Directory, the caller's own
+    directories only), so the mount asks nothing more of the directory
+    it wrote in, and a stat of it (once the kernel's attributes expire,
+    1 s) shows what the server holds."""
+    dm, key = srv
+    upload(dm, key, "a", "/st/")
+    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+                      files={"file": ("b.wav", b"RIFF")},
+                      data={"name": "b", "path": "/st/"}, timeout=30)
+    assert r.status_code == 201, r.text
+    got = json.loads(r.headers["X-Speechfs-Directory"])
+    want = server_dir(dm, key, "/st/")
+    assert got == {k: want[k] for k in ("explicit", "descendantCount",
+                                        "subdirectoryCount", "modifiedAt",
+                                        "modifiedAtNs")}
+    m = RemoteMount(dm.base, key)
+    try:
+        d = m.path("st")
+        assert sorted(os.listdir(d)) == ["a.wav", "b.wav"]
+        old = os.stat(d).st_mtime_ns
+        before = requests_of(dm, "dirs_list")
+        for i in range(10):
+            m.path("st", "n%d.txt" % i).write_bytes(b"x" * (i + 1))
+            m.path("st", "n%d.txt" % i).write_bytes(b"again %d" % i)
+        want = server_dir(dm, key, "/st/")      # a request of the test's
+        mid = requests_of(dm, "dirs_list")
+        assert mid - before == 1, "the mount asked for the directory " \
+            "it wrote in"
+        assert want["descendantCount"] == 12 and want["modifiedAtNs"] > old
+        assert eventually(lambda: os.stat(d).st_mtime_ns ==
+                          want["modifiedAtNs"], timeout=10), \
+            (os.stat(d).st_mtime_ns, want)
+        assert len(os.listdir(d)) == 12
+        assert requests_of(dm, "dirs_list") == mid
     finally:
         m.stop()
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "remote_i.h"
 #include "speechfs/file.h"
 #include "testhelp.h"
@@ -166,6 +167,106 @@ static void test_own_changes_move_files(void)
 	sfsi_rcache_free(c);
 }
 
+/* The kept answer about path: its descendantCount (-1: none kept). */
+static long long dir_count(struct sfsi_rcache *c, const char *path)
+{
+	json_t *j = sfsi_rcache_dir(c, path, SFSI_RCACHE_ANSWER);
+	long long n = -1;
+
+	if (j)
+		n = (long long)json_integer_value(
+			json_object_get(j, "descendantCount"));
+	json_decref(j);
+	return n;
+}
+
+/*
+ * A write's answer with its directory's state after it: the answer about
+ * the directory is made anew of it and the list of subdirectories kept,
+ * unless the directory changed since the write's ticket, the state does
+ * not fit (another number of subdirectories, not JSON), or the file is
+ * another owner's.
+ */
+static void test_own_write_with_the_directory_state(void)
+{
+	static const char st[] =
+		"{\"explicit\":false,\"descendantCount\":3,"
+		"\"subdirectoryCount\":1,\"modifiedAt\":"
+		"\"2026-12-04T19:00:00.000Z\",\"modifiedAtNs\":42}";
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file f;
+	json_t *j;
+	uint64_t t;
+
+	REQUIRE(c);
+#define PUT_DIR()                                                              \
+	do {                                                                   \
+		j = json_loads(                                                \
+			"{\"path\":\"/d/\",\"explicit\":false,"                \
+			"\"descendantCount\":2,\"subdirectoryCount\":1,"       \
+			"\"modifiedAt\":\"x\",\"modifiedAtNs\":1,"             \
+			"\"directories\":[{\"path\":\"/d/s/\"}]}",             \
+			0, NULL);                                              \
+		sfsi_rcache_put_dir(c, "/d/", sfsi_rcache_ticket(c, "/d/"),    \
+				    j);                                        \
+		json_decref(j);                                                \
+	} while (0)
+	PUT_DIR();
+	put(c, "/d/", 2, 1, "f");
+	CHECK(dir_count(c, "/d/") == 2);
+	/* a new file, its answer with the state: kept, subdirectories too */
+	t = sfsi_rcache_clock(c);
+	mkfile(&f, 9, "new", "/d/");
+	f.perm = SFS_PERM_OWNER;
+	sfsi_rcache_apply_state(c, &f, t, st);
+	CHECK(dir_count(c, "/d/") == 3);
+	j = sfsi_rcache_dir(c, "/d/", SFSI_RCACHE_ANSWER);
+	CHECK(json_integer_value(json_object_get(j, "modifiedAtNs")) == 42);
+	CHECK(json_array_size(json_object_get(j, "directories")) == 1);
+	json_decref(j);
+	CHECK(count(c, "/d/", "new") == 1);
+	/* without a state: the answer goes (asked again) */
+	sfsi_rcache_apply(c, &f);
+	CHECK(dir_count(c, "/d/") == -1);
+	/* the directory changed after the ticket: not kept */
+	PUT_DIR();
+	t = sfsi_rcache_clock(c);
+	sfsi_rcache_forget_dir(c, "/d/", 0);
+	sfsi_rcache_apply_state(c, &f, t, st);
+	CHECK(dir_count(c, "/d/") == -1);
+	/* everything forgotten meanwhile; no ticket: the same */
+	PUT_DIR();
+	t = sfsi_rcache_clock(c);
+	sfsi_rcache_forget_all(c);
+	PUT_DIR();
+	sfsi_rcache_apply_state(c, &f, t, st);
+	CHECK(dir_count(c, "/d/") == -1);
+	PUT_DIR();
+	sfsi_rcache_apply_state(c, &f, 0, st);
+	CHECK(dir_count(c, "/d/") == -1);
+	/* a state of another shape, or none that parses: not kept */
+	PUT_DIR();
+	t = sfsi_rcache_clock(c);
+	sfsi_rcache_apply_state(c, &f, t,
+				"{\"explicit\":false,\"descendantCount\":3,"
+				"\"subdirectoryCount\":2,\"modifiedAt\":\"x\","
+				"\"modifiedAtNs\":42}");
+	CHECK(dir_count(c, "/d/") == -1);
+	PUT_DIR();
+	t = sfsi_rcache_clock(c);
+	sfsi_rcache_apply_state(c, &f, t, "{\"explicit\":");
+	CHECK(dir_count(c, "/d/") == -1);
+	/* another owner's file (shared with us): not kept */
+	PUT_DIR();
+	t = sfsi_rcache_clock(c);
+	f.perm = SFS_PERM_EDIT;
+	sfsi_rcache_apply_state(c, &f, t, st);
+	CHECK(dir_count(c, "/d/") == -1);
+#undef PUT_DIR
+	sfs_file_release(&f);
+	sfsi_rcache_free(c);
+}
+
 /*
  * A file moved by others is found by a fill of its new directory before
  * the feed's event: its old directory's listing does not keep it (the
@@ -280,6 +381,7 @@ int main(void)
 	RUN(test_fill_raced_by_a_change);
 	RUN(test_own_changes_move_files);
 	RUN(test_moved_by_a_fill);
+	RUN(test_own_write_with_the_directory_state);
 	RUN(test_index_kept);
 	RUN(test_bounds);
 	return th_report();
