@@ -104,10 +104,13 @@ $(B)/fs/%.o: fs/%.c
 $(B)/httpd/openapi.o: httpd/openapi.json
 
 # The archive is remade when its list of members changes, not only when a
-# member is newer: a core/*.c removed or renamed must leave it too.
+# member is newer: a core/*.c removed or renamed must leave it too. The
+# list is of the sources, which do not change with how B is spelt: with
+# the objects' paths, `make B=$PWD/build` after `make` (the tests' make
+# install and make deb) remade the archive and relinked every program.
 $(B)/core-objs: FORCE
 	@mkdir -p $(dir $@)
-	@echo '$(CORE_OBJ)' | cmp -s - $@ || echo '$(CORE_OBJ)' > $@
+	@echo '$(CORE_SRC)' | cmp -s - $@ || echo '$(CORE_SRC)' > $@
 
 $(LIB): $(CORE_OBJ) $(B)/core-objs
 	@rm -f $@
