@@ -41,9 +41,12 @@ enum sfs_status sfs_file_sync(struct sfs_store *s, const struct sfs_actor *a,
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	sfs_file_release(&f);
-	/* the file's commits are in the WAL: syncing it makes them durable */
+	/*
+	 * The file's commits are in the WAL: syncing it makes them durable,
+	 * whichever process made them (this one may have made none).
+	 */
 	if (!ret)
-		ret = sfsi_db_sync(s, e);
+		ret = sfsi_db_sync_all(s, e);
 	return ret;
 }
 

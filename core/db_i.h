@@ -79,6 +79,13 @@ enum sfs_status sfsi_db_begin_nosync(struct db *d,
 /* Make every commit of this store so far durable (one shared sync). */
 enum sfs_status sfsi_db_sync(struct sfs_store *s,
 			     struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The same for every process's commits: one sync of the WAL even when
+ * this handle made none since its last (a lazy create another process
+ * answered, a daemon restarted between the create and its sync).
+ */
+enum sfs_status sfsi_db_sync_all(struct sfs_store *s,
+				 struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_db_begin_read(struct db *d,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 /* Batched commits (sfs_store_batch): set up at open; commit the open one. */

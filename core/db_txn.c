@@ -161,6 +161,13 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 	return ret;
 }
 
+enum sfs_status sfsi_db_sync_all(struct sfs_store *s, struct sfs_err *e)
+{
+	/* as if this handle had committed: the next sync is owed */
+	sfsi_db_sync_note_commit(s);
+	return sfsi_db_sync(s, e);
+}
+
 /*
  * BEGIN, COMMIT and ROLLBACK come from the statement cache: through
  * sqlite3_exec they were parsed again for every transaction, a tenth of

@@ -16,7 +16,7 @@ import time
 import requests
 
 import fsutil
-from conftest import API
+from conftest import API, Client, Daemon
 from test_api_listening import wav, wait_listening
 
 DIRS = "/api/v1/speech-services/directories"
@@ -260,6 +260,33 @@ def test_lazy_upload_waits_for_no_sync_the_sync_does(sfsd, tmp_path):
     # its content comes as any file's, under its id
     r = put(c, ids[0], b"content later")
     assert r.status_code == 200 and r.json()["size"] == 13, r.text
+
+
+def test_sync_syncs_another_process_s_lazy_create(sfsd, tmp_path):
+    """POST /files/{id}/sync makes the file durable whichever process
+    answered its lazy create: a second daemon on the same store (as after
+    a restart between a remote mount's creat() and close()) has made no
+    commit of its own, and still syncs the WAL for it (strace)."""
+    c = sfsd
+    d2 = Daemon(tmp_path, c.daemon.store, args=("--no-workers",))
+    c2 = Client(d2.base, c.daemon.store)
+    try:
+        c2.keys = c.keys
+        # whatever d2 owed the disk is paid: it owes nothing now
+        fid = c2.new_file(data=b"d2 plain", path="/lazy-other/")["id"]
+        assert c2.post(f"/{fid}/sync").status_code == 204
+        r = lazy_upload(c, path="/lazy-other/", name="made-by-d1")
+        assert r.status_code == 201, r.text
+        fid = r.json()["id"]
+        with fsutil.SyncTrace(d2.proc.pid, tmp_path) as tr:
+            t0 = time.time()
+            r = c2.post(f"/{fid}/sync")
+            t1 = time.time()
+        assert r.status_code == 204, r.text
+        assert tr.syncs(t0, t1), tr.stop()
+    finally:
+        c2.http.close()
+        d2.stop()
 
 
 def test_lazy_upload_refusals(sfsd):
