@@ -141,10 +141,11 @@ void sfsi_lifecycle_install(struct sfs_store *s);
 
 /*
  * Index the names of the files that wait in fts_pending (schema v8):
- * all of them, in one transaction that does not wait for the disk (the
- * index and what waits go back together after a crash). Run by a search
- * of names before it reads (query.c) and by the janitor. Nothing on
- * PostgreSQL, whose trigram indexes are kept by its own commits.
+ * all of them, 1,000 a transaction (writers wait for one at most), each
+ * not waiting for the disk (the index and what waits go back together
+ * after a crash). Run by the janitor; searches find waiting names with
+ * LIKE and never write. Nothing on PostgreSQL, whose trigram indexes
+ * are kept by its own commits.
  */
 enum sfs_status sfsi_fts_catch_up(struct sfs_store *s,
 				  struct sfs_err *e) SFS_MUST_CHECK;

@@ -191,49 +191,71 @@ static char *like_pattern(const char *needle)
  * A new file's name enters the index later, in bulk (schema v8): FTS5
  * wrote a segment of its own (three pages of the WAL, a fifth of the
  * commit's work) at every commit of a create, the mount's included.
+ * Searches never write: they find what waits with LIKE (substring()).
  */
+
+/* Whether any name waits for the index. */
+static enum sfs_status fts_waiting(struct db *d, int *left, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = sfsi_db_prep(d, "SELECT EXISTS(SELECT 1 FROM fts_pending)", e);
+	if (!st)
+		return e && e->status ? e->status : SFS_IO;
+	rc = sfsi_db_step(st, e);
+	*left = rc == 1 && sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
+	return rc < 0 ? (e && e->status ? e->status : SFS_IO) : SFS_OK;
+}
+
+/*
+ * Index the next 1,000 waiting names (about 20 ms of the write lock);
+ * *left: some still wait.
+ */
+static enum sfs_status fts_chunk(struct db *d, int *left, struct sfs_err *e)
+{
+	static const char *const steps[] = {
+		"INSERT INTO file_fts(rowid, name, filename)"
+		" SELECT f.id, f.name, f.filename FROM"
+		" (SELECT id FROM fts_pending ORDER BY id LIMIT 1000) p"
+		" JOIN file f ON f.id = p.id",
+		"DELETE FROM fts_pending WHERE id IN (SELECT id FROM "
+		"fts_pending"
+		" ORDER BY id LIMIT 1000)",
+	};
+	struct db_stmt *st;
+	enum sfs_status ret;
+	size_t i;
+
+	ret = sfsi_db_begin_nosync(d, e);
+	for (i = 0; !ret && i < ARRAY_SIZE(steps); i++) {
+		st = sfsi_db_prep(d, steps[i], e);
+		ret = st ? sfsi_db_run(st, e) : SFS_IO;
+	}
+	if (!ret)
+		ret = fts_waiting(d, left, e);
+	if (ret) {
+		sfsi_db_rollback(d);
+		return ret;
+	}
+	return sfsi_db_commit(d, e);
+}
+
 enum sfs_status sfsi_fts_catch_up(struct sfs_store *s, struct sfs_err *e)
 {
 	struct db *d = NULL;
-	struct db_stmt *st;
 	enum sfs_status ret;
-	int rc, waiting = 0;
+	int left = 0;
 
 	if (sfsi_db_store_is_pg(s))
 		return SFS_OK;
 	ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		goto out;
-	st = sfsi_db_prep(d, "SELECT EXISTS(SELECT 1 FROM fts_pending)", e);
-	if (!st) {
-		ret = e && e->status ? e->status : SFS_IO;
-		goto out;
-	}
-	rc = sfsi_db_step(st, e);
-	waiting = rc == 1 && sfsi_db_col_int(st, 0);
-	sfsi_db_reset(st);
-	if (rc < 0)
-		ret = e && e->status ? e->status : SFS_IO;
-	if (ret || !waiting)
-		goto out;
-	ret = sfsi_db_begin_nosync(d, e);
-	if (ret)
-		goto out;
-	st = sfsi_db_prep(d,
-			  "INSERT INTO file_fts(rowid, name, filename)"
-			  " SELECT f.id, f.name, f.filename FROM fts_pending p"
-			  " JOIN file f ON f.id = p.id",
-			  e);
-	ret = st ? sfsi_db_run(st, e) : SFS_IO;
-	if (!ret) {
-		st = sfsi_db_prep(d, "DELETE FROM fts_pending", e);
-		ret = st ? sfsi_db_run(st, e) : SFS_IO;
-	}
-	if (ret)
-		sfsi_db_rollback(d);
-	else
-		ret = sfsi_db_commit(d, e);
-out:
+	if (!ret)
+		ret = fts_waiting(d, &left, e); /* no write lock for nothing */
+	/* a transaction per chunk: writers wait for one chunk at most */
+	while (!ret && left)
+		ret = fts_chunk(d, &left, e);
 	sfsi_db_put(d);
 	return ret;
 }
@@ -263,10 +285,20 @@ static void substring(struct qb *qb, int filename, const char *needle)
 		return;
 	/* PostgreSQL: pg_trgm's indexes serve the (I)LIKE itself */
 	if (!qb->pg && utf8_chars(needle) >= 3) {
+		/*
+		 * The index, and the names still waiting for it (schema v8):
+		 * CROSS JOIN keeps fts_pending the outer loop (the planner
+		 * otherwise scanned every file's name and probed the list).
+		 */
 		add(qb, " AND f.id IN (SELECT rowid FROM file_fts"
-			" WHERE file_fts MATCH ?)");
+			" WHERE file_fts MATCH ? UNION ALL SELECT p.id"
+			" FROM fts_pending p CROSS JOIN file w ON w.id = p.id"
+			" WHERE");
+		add(qb, filename ? " w.filename LIKE ? ESCAPE '\\')"
+				 : " w.name LIKE ? ESCAPE '\\')");
 		bind_owned(qb,
 			   fts_phrase(filename ? "filename" : "name", needle));
+		bind_owned(qb, like_pattern(needle));
 	} else {
 		add(qb, filename ? " AND f.filename LIKE ? ESCAPE '\\'"
 				 : " AND f.name LIKE ? ESCAPE '\\'");
@@ -954,10 +986,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	if (drive)
 		count_owned(&count, a);
 
-	/* names made since the index last caught up are found too */
-	ret = uses_fts(q) ? sfsi_fts_catch_up(s, e) : SFS_OK;
-	if (!ret)
-		ret = sfsi_db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
 		ret = sfsi_db_begin_read(d, e);
 	/* a cursor's walk was counted at its first page */
@@ -1147,9 +1176,7 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	shared_body(&count, q, a, 1);
 	add(&count, ") AS shared");
 
-	ret = uses_fts(q) ? sfsi_fts_catch_up(s, e) : SFS_OK;
-	if (!ret)
-		ret = sfsi_db_get(s, &d, e);
+	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
 		ret = sfsi_db_begin_read(d, e);
 	if (!ret)

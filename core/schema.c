@@ -253,8 +253,8 @@ static const char schema_v7[] =
  * v8: a new file's row enters the full-text index of names later, in
  * bulk: its id waits in fts_pending (one page of an append-only table)
  * instead of FTS5 writing a segment of its own (three pages and a fifth
- * of the commit's work) at each commit of a create. A search indexes
- * what waits first (query.c, fts_catch_up), and so does the janitor;
+ * of the commit's work) at each commit of a create. The janitor indexes
+ * what waits (query.c, sfsi_fts_catch_up), a search finds it with LIKE;
  * renames and deletes of a waiting row leave the index alone.
  */
 static const char schema_v8[] =
