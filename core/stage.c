@@ -128,7 +128,9 @@ static int spare_give(struct sfs_stage *st)
 	struct stat sb;
 	int kept = 0;
 
-	if (st->s->ops || st->fd < 0 || !st->s->staging_dir)
+	/* not after sfsi_staging_close: the table would outlive the store */
+	if (st->s->ops || st->fd < 0 || !st->s->staging_dir ||
+	    st->s->staging_lock_fd < 0)
 		return 0;
 	dirlen = strlen(st->s->staging_dir);
 	name = st->path + dirlen + 1;

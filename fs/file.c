@@ -412,6 +412,10 @@ static int commit(struct fh *h)
 	enum sfs_status st;
 	int ret;
 
+	/* nothing to commit, nothing to wait for (a release answered by
+	 * the reading thread must not wait for another handle's commit) */
+	if (!h->dirty && !of->lazy)
+		return h->failed;
 	wait_commit_of(of, NULL); /* one commit of a file at a time */
 	if (!h->dirty && !of->lazy)
 		return h->failed;

@@ -148,7 +148,7 @@ def test_remote_create_costs_the_server_one_sync(store, tmp_path):
             assert m2.path(name).stat().st_size == size, name
         assert m2.path("n005.wav").read_bytes() == b"0005" * 256
     finally:
-        m2.stop()
+        assert m2.stop() == 0
 
 
 def wav_bytes(seconds=0.5, rate=16000):

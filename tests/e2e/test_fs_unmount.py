@@ -129,8 +129,12 @@ def stale_stages(d):
     for n in os.listdir(d / "staging"):
         pid = n.split("-")[0]
         if pid.isdigit() and os.path.exists("/proc/%s" % pid):
-            out += [n + "/" + x for x in os.listdir(d / "staging" / n)
-                    if x != "lock" and not spare(d / "staging" / n / x)]
+            kept = [x for x in os.listdir(d / "staging" / n) if x != "lock"]
+            spares = [x for x in kept if spare(d / "staging" / n / x)]
+            out += [n + "/" + x for x in kept if x not in spares]
+            # a process keeps at most STAGE_SPARES (16) of them
+            if len(spares) > 16:
+                out += [n + "/" + x for x in spares]
         else:
             out.append(n)
     return out
