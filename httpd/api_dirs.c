@@ -30,8 +30,14 @@ void api_dirs_header(struct req *r, const struct sfs_file *f)
 	struct sfs_dir_info d;
 	char v[256], iso[32];
 
-	/* the caller's own directory only (a shared file's is its owner's) */
-	if (!f->path || f->deleted || f->owner != r->actor.user ||
+	/*
+	 * For a client that names its origin (a remote mount) on a server
+	 * of the extensions: a read of the directory more per write is not
+	 * for every client. The caller's own directory only (a shared
+	 * file's is its owner's).
+	 */
+	if (!g_httpd.opts.extensions || !req_origin(r) || !f->path ||
+	    f->deleted || f->owner != r->actor.user ||
 	    sfs_dir_stat(g_httpd.store, &r->actor, f->path, &d, NULL))
 		return;
 	sfs_iso8601(d.mtime_ns / 1000000, iso);

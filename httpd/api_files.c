@@ -169,7 +169,7 @@ static enum MHD_Result upload(struct req *r)
 		sfs_err_field(&e, "generateListeningAudio", "invalid",
 			      "generateListeningAudio must be true or false");
 	/* extension: an empty file's commit need not wait for the disk */
-	if (req_arg(r, "lazy") &&
+	if (g_httpd.opts.extensions && req_arg(r, "lazy") &&
 	    parse_bool_text(req_arg(r, "lazy"), &spec.lazy))
 		sfs_err_field(&e, "lazy", "invalid",
 			      "lazy must be true or false");
@@ -239,7 +239,7 @@ enum MHD_Result api_files_create(struct req *r)
 	if (r->body == BODY_MULTIPART)
 		return upload(r);
 	sfs_err_init(&e);
-	if (req_bool_arg(r, "lazy", &lazy, &e))
+	if (g_httpd.opts.extensions && req_bool_arg(r, "lazy", &lazy, &e))
 		return respond_err(r, &e);
 	if (lazy) {
 		sfs_err_field(&e, "lazy", "invalid",

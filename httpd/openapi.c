@@ -24,6 +24,18 @@ __asm__(".section .rodata\n"
 	".size httpd_openapi_json, . - httpd_openapi_json\n"
 	".previous\n");
 
+/* An operation's parameters marked "x-extension": true, removed. */
+static void drop_extension_params(json_t *op)
+{
+	json_t *ps = json_object_get(op, "parameters");
+	size_t i = json_array_size(ps);
+
+	while (i--)
+		if (json_is_true(json_object_get(json_array_get(ps, i),
+						 "x-extension")))
+			json_array_remove(ps, i);
+}
+
 char *httpd_openapi_filter(const char *doc,
 			   int (*keep)(const char *method, const char *path),
 			   struct sfs_err *e)
@@ -52,9 +64,12 @@ char *httpd_openapi_filter(const char *doc,
 	{
 		json_object_foreach_safe(ops, t2, method, o)
 		{
-			(void)o;
-			if (strcmp(method, "parameters") && !keep(method, path))
+			if (!strcmp(method, "parameters"))
+				continue;
+			if (!keep(method, path))
 				json_object_del(ops, method);
+			else
+				drop_extension_params(o);
 		}
 		if (!json_object_size(ops) ||
 		    (json_object_size(ops) == 1 &&

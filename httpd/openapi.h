@@ -14,7 +14,10 @@ extern const char httpd_openapi_json[];
 /*
  * The document doc (JSON text) without each operation whose method and
  * path (an OpenAPI path: {x} segments) keep() says 0 to, and without a
- * path left with no operation. Malloc'd JSON text, or NULL with e set
+ * path left with no operation, and without the parameters marked
+ * "x-extension": true of the operations kept (those change what a seed
+ * route promises: an upload's lazy=true). Malloc'd JSON text, or NULL
+ * with e set
  * (doc is no JSON object, or no memory).
  */
 char *httpd_openapi_filter(const char *doc,

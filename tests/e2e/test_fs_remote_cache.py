@@ -215,7 +215,13 @@ def test_own_writes_tell_their_directory(srv):
     1 s) shows what the server holds."""
     dm, key = srv
     upload(dm, key, "a", "/st/")
-    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+    # only to a client that names its origin (a remote mount does)
+    assert "X-Speechfs-Directory" not in requests.post(
+        dm.base + FILES, headers={"X-API-Key": key},
+        files={"file": ("c.wav", b"RIFF")},
+        data={"name": "c", "path": "/st2/"}, timeout=30).headers
+    r = requests.post(dm.base + FILES, headers={"X-API-Key": key,
+                                                "X-Speechfs-Origin": "7"},
                       files={"file": ("b.wav", b"RIFF")},
                       data={"name": "b", "path": "/st/"}, timeout=30)
     assert r.status_code == 201, r.text

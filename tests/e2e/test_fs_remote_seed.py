@@ -78,6 +78,18 @@ def test_server_offers_the_seed_only(seed):
     assert r.status_code == 405 and r.headers["Allow"] == "GET", r.text
     assert requests.get(dm.base + FILES + "/" + f["id"] + "/content",
                         headers=h, timeout=30).content == b"RIFF seed"
+    # an upload's lazy (answered before it is durable) is an extension:
+    # ignored, as the seed ignores what it does not know, and not in the
+    # document; nor does a write's answer tell its directory
+    post = paths[EXT + "/files"]["post"]
+    assert "lazy" not in [p["name"] for p in post.get("parameters", [])]
+    r = requests.post(dm.base + FILES,
+                      headers={**h, "X-Speechfs-Origin": "7"},
+                      params={"lazy": "maybe"},
+                      files={"file": ("l.wav", b"")},
+                      data={"name": "l", "path": "/lazy/"}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert "X-Speechfs-Directory" not in r.headers
 
 
 def operations(doc):
