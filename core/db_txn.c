@@ -120,16 +120,23 @@ static int wal_fd(struct sfs_store *s)
 	return s->wal_fd >= 0 ? s->wal_fd : -errno;
 }
 
+/*
+ * Whether the store's commits need sfsi_db_sync: not where it accepts
+ * NORMAL (db.sync_full off), nor on PostgreSQL, whose commits are durable.
+ */
+static int syncs(const struct sfs_store *s)
+{
+	return s->cfg.sync_full && !s->cfg.db_url[0];
+}
+
 enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 {
 	uint64_t ticket, target;
 	enum sfs_status ret = SFS_OK;
 	int fd, err = 0;
 
-	if (!s->cfg.sync_full)
-		return SFS_OK; /* the store accepts NORMAL (db.sync_full) */
-	if (s->cfg.db_url[0])
-		return SFS_OK; /* PostgreSQL's commits are durable */
+	if (!syncs(s))
+		return SFS_OK;
 	pthread_mutex_lock(&s->sync_mu);
 	ticket = s->sync_committed;
 	while (s->sync_done < ticket && !(err = s->sync_err)) {
@@ -163,6 +170,8 @@ enum sfs_status sfsi_db_sync(struct sfs_store *s, struct sfs_err *e)
 
 enum sfs_status sfsi_db_sync_all(struct sfs_store *s, struct sfs_err *e)
 {
+	if (!syncs(s))
+		return SFS_OK; /* owing nothing, it would owe for ever */
 	/* as if this handle had committed: the next sync is owed */
 	sfsi_db_sync_note_commit(s);
 	return sfsi_db_sync(s, e);
