@@ -359,6 +359,13 @@ static void test_migration_renames_duplicates(void)
 	CHECK(tfx_sql(f.s,
 		      "DROP INDEX user_tenant_name;"
 		      " ALTER TABLE api_key DROP COLUMN last_used_at;"
+		      /* what schemas 9 and 10 built on file_tag.owner_id */
+		      " DROP TRIGGER file_tag_file_au;"
+		      " DROP INDEX file_tag_page;"
+		      " ALTER TABLE file_tag DROP COLUMN created_at;"
+		      " ALTER TABLE file_tag DROP COLUMN is_deleted;"
+		      " DROP TRIGGER tag_count_ai; DROP TRIGGER tag_count_ad;"
+		      " DROP TRIGGER tag_count_au; DROP TABLE tag_count;"
 		      " DROP INDEX file_tag_owner;"
 		      " ALTER TABLE file_tag DROP COLUMN owner_id;"
 		      " INSERT INTO user(uuid, tenant_id, name, created_at)"
