@@ -162,6 +162,26 @@ int tfx_blob_plant(struct sfs_store *s, int64_t tenant, const char *sha,
 struct sfs_blob;
 int tfx_blob_sha(struct sfs_blob *b, char out[65]);
 
+/*
+ * SQL that takes a store's schema back: what schemas 10 and 9 added goes,
+ * as a store of schema 8 lacks it (tests of migrations, on purpose).
+ */
+#define DROP_V10_SQLITE                                                        \
+	"DROP TRIGGER file_tag_file_au; DROP INDEX file_tag_page;"             \
+	" ALTER TABLE file_tag DROP COLUMN created_at;"                        \
+	" ALTER TABLE file_tag DROP COLUMN is_deleted;"
+#define DROP_V10_PG                                                            \
+	"DROP TRIGGER file_tag_file ON file; DROP FUNCTION file_tag_file();"   \
+	" DROP INDEX file_tag_page; ALTER TABLE file_tag DROP COLUMN"          \
+	" created_at, DROP COLUMN is_deleted;"
+#define DROP_V9_SQLITE                                                         \
+	DROP_V10_SQLITE                                                        \
+	" DROP TRIGGER tag_count_ai; DROP TRIGGER tag_count_ad;"               \
+	" DROP TRIGGER tag_count_au; DROP TABLE tag_count;"
+#define DROP_V9_PG                                                             \
+	DROP_V10_PG " DROP TRIGGER tag_count ON file_tag;"                     \
+		    " DROP FUNCTION tag_count(); DROP TABLE tag_count;"
+
 /* Regular files below STORE/staging/ (lock files aside). */
 int tfx_staging_files(const char *store_dir);
 

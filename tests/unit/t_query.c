@@ -1305,13 +1305,7 @@ static void test_names_index_from_v7(void)
 			" INSERT INTO file_fts(rowid, name, filename)"
 			" VALUES (new.id, new.name, new.filename); END;"
 			/* and without what schemas 9 and 10 add */
-			" DROP TRIGGER file_tag_file_au;"
-			" DROP INDEX file_tag_page;"
-			" ALTER TABLE file_tag DROP COLUMN created_at;"
-			" ALTER TABLE file_tag DROP COLUMN is_deleted;"
-			" DROP TRIGGER tag_count_ai; DROP TRIGGER tag_count_ad;"
-			" DROP TRIGGER tag_count_au; DROP TABLE tag_count;"
-			" PRAGMA user_version = 7") == 0);
+			" " DROP_V9_SQLITE " PRAGMA user_version = 7") == 0);
 	sfs_store_close(f.s);
 	f.s = NULL;
 	REQUIRE_ST(sfs_store_open(f.dir, NULL, &f.s, NULL), SFS_OK);

@@ -95,23 +95,6 @@ static void test_init_modes(void)
 	th_rmrf(dir);
 }
 
-/* What schemas 10 and 9 added goes, as a store of schema 8 lacks it. */
-#define DROP_V10_SQLITE                                                        \
-	"DROP TRIGGER file_tag_file_au; DROP INDEX file_tag_page;"             \
-	" ALTER TABLE file_tag DROP COLUMN created_at;"                        \
-	" ALTER TABLE file_tag DROP COLUMN is_deleted;"
-#define DROP_V10_PG                                                            \
-	"DROP TRIGGER file_tag_file ON file; DROP FUNCTION file_tag_file();"   \
-	" DROP INDEX file_tag_page; ALTER TABLE file_tag DROP COLUMN"          \
-	" created_at, DROP COLUMN is_deleted;"
-#define DROP_V9_SQLITE                                                         \
-	DROP_V10_SQLITE                                                        \
-	" DROP TRIGGER tag_count_ai; DROP TRIGGER tag_count_ad;"               \
-	" DROP TRIGGER tag_count_au; DROP TABLE tag_count;"
-#define DROP_V9_PG                                                             \
-	DROP_V10_PG " DROP TRIGGER tag_count ON file_tag;"                     \
-		    " DROP FUNCTION tag_count(); DROP TABLE tag_count;"
-
 /* A v1 store is migrated forward on open, its rows kept. */
 static void test_migrate_v1(void)
 {
