@@ -348,6 +348,21 @@ void sfsi_db_run_hooks(struct db *d, int run)
 	sfsi_db_run_hook_list(d, h, run);
 }
 
+/*
+ * A SQLite transaction ended without its commit (rolled back, or a
+ * COMMIT that failed): rolled back if still open, the write turn given
+ * back; what was rolled back needs no sync.
+ */
+static void abandon(struct db *d)
+{
+	if (!sqlite3_get_autocommit(d->h))
+		(void)sfsi_db_txn_stmt(d, "ROLLBACK", NULL);
+	d->txn = 0;
+	d->nosync = 0;
+	write_turn_end(d);
+	d->synced_changes = sqlite3_total_changes64(d->h);
+}
+
 /* PostgreSQL's commit: hooks as SQLite's, nothing to sync. */
 static enum sfs_status pg_commit(struct db *d, struct sfs_err *e)
 {
@@ -390,12 +405,7 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 	}
 	sfsi_db_run_hooks(d, 0);
 	/* a failed COMMIT may leave the transaction open: end it */
-	if (!sqlite3_get_autocommit(d->h))
-		(void)sfsi_db_txn_stmt(d, "ROLLBACK", NULL);
-	d->txn = 0;
-	d->nosync = 0;
-	write_turn_end(d);
-	d->synced_changes = sqlite3_total_changes64(d->h);
+	abandon(d);
 	return st;
 }
 
@@ -412,13 +422,7 @@ void sfsi_db_rollback(struct db *d)
 		d->nosync = 0;
 		return;
 	}
-	if (!sqlite3_get_autocommit(d->h))
-		(void)sfsi_db_txn_stmt(d, "ROLLBACK", NULL);
-	d->txn = 0;
-	d->nosync = 0;
-	write_turn_end(d);
-	/* what was rolled back needs no sync */
-	d->synced_changes = sqlite3_total_changes64(d->h);
+	abandon(d);
 }
 
 int sfsi_db_in_txn(struct db *d)
