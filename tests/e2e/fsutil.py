@@ -123,14 +123,26 @@ def terminate(proc, timeout=30):
         return "no exit within %d s of SIGTERM" % timeout
 
 
+SYNC_LINE = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
+
+
+def sync_calls(trace):
+    """The fsync/fdatasync calls of an `strace -f -ttt` output file (it
+    may still be written): [(time.time() of the call, name)]."""
+    calls = []
+    for line in pathlib.Path(trace).read_text().splitlines():
+        m = SYNC_LINE.match(line)
+        if m:
+            calls.append((float(m.group(1)), m.group(2)))
+    return calls
+
+
 class SyncTrace:
     """strace attached to a running process (every thread) for its
     fsync/fdatasync calls, until stop(): with `with`, the block runs
     once strace has attached (a deadline, not a sleep), and syncs(t0, t1)
     then says which calls started between t0 and t1 (time.time()). The
     process goes on untouched when strace detaches."""
-
-    LINE = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
 
     def __init__(self, pid, tmp):
         assert shutil.which("strace"), "packaging/install-deps.sh installs it"
@@ -158,11 +170,7 @@ class SyncTrace:
             self.proc.send_signal(signal.SIGINT)
             self.proc.wait(timeout=30)
             self.err.close()
-            self.calls = []
-            for line in self.out.read_text().splitlines():
-                m = self.LINE.match(line)
-                if m:
-                    self.calls.append((float(m.group(1)), m.group(2)))
+            self.calls = sync_calls(self.out)
         return self.calls
 
     def syncs(self, t0, t1):

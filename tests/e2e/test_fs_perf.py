@@ -24,17 +24,9 @@ from fsutil import Mount, mnt, store, xget  # noqa: F401
 # and on a remote mount (speechfs --url), where the subject is a mount's
 MOUNT_KINDS = ["local", "remote"]
 
-SYNC = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
-
-
 def syncs(trace, t0, t1):
     """The sync calls the mount made between t0 and t1 (wall clock)."""
-    found = []
-    for line in trace.read_text().splitlines():
-        m = SYNC.match(line)
-        if m and t0 <= float(m.group(1)) <= t1:
-            found.append(m.group(2))
-    return found
+    return [n for t, n in fsutil.sync_calls(trace) if t0 <= t <= t1]
 
 
 def traced_mount(store, tmp_path, monkeypatch, *opts,
