@@ -45,7 +45,7 @@ CPPFLAGS  := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude \
 	     -DSFS_VERSION='"$(VERSION)"' \
 	     -DSFS_WWW_DIR='"$(PREFIX)/share/speechfs/www"'
 CORE_CPPFLAGS := -Icore
-# libpq's header (only core/db_pg.c includes it)
+# libpq's header (only core/db_pg*.c include it, through db_pg_conn_i.h)
 PQ_CFLAGS := $(shell pkg-config --cflags libpq)
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS   := -pthread $(SANFLAGS)
@@ -92,7 +92,7 @@ $(B)/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/core/%.o $(B)/tests/unit/%.o $(B)/tests/bench/%.o: CPPFLAGS += $(CORE_CPPFLAGS)
-$(B)/core/db_pg.o: CPPFLAGS += $(PQ_CFLAGS)
+$(B)/core/db_pg.o $(B)/core/db_pg_%.o: CPPFLAGS += $(PQ_CFLAGS)
 
 $(B)/fs/%.o: fs/%.c
 	@mkdir -p $(dir $@)
@@ -167,7 +167,7 @@ $(FB)/%.o: %.c
 	@echo "  CLANG   $<"
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(CORE_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
 
-$(FB)/core/db_pg.o: CPPFLAGS += $(PQ_CFLAGS)
+$(FB)/core/db_pg.o $(FB)/core/db_pg_%.o: CPPFLAGS += $(PQ_CFLAGS)
 
 $(FB)/core-objs: FORCE
 	@mkdir -p $(dir $@)

@@ -3,11 +3,11 @@
  * PostgreSQL; cached prepared statements (core/db.c), transactions and
  * group commit (core/db_txn.c), batched commits (core/db_batch.c), the
  * notices of other processes (core/db_listen.c), and the schema with its
- * migrations (core/schema.c; PostgreSQL's in core/db_pg.c). Only those
- * files of SQLite's (db.c, db_txn.c, db_batch.c, schema.c) include
- * sqlite3.h and only db_pg.c libpq-fe.h; the other modules use these
- * wrappers, and result codes become enum sfs_status in db.c and db_pg.c
- * alone.
+ * migrations (core/schema.c; PostgreSQL's in core/db_pg_schema.c). Only
+ * those files of SQLite's (db.c, db_txn.c, db_batch.c, schema.c) include
+ * sqlite3.h and only PostgreSQL's (db_pg.c, db_pg_txn.c, db_pg_schema.c)
+ * libpq-fe.h; the other modules use these wrappers, and result codes
+ * become enum sfs_status in db.c and db_pg.c alone.
  */
 #ifndef SPEECHFS_DB_I_H
 #define SPEECHFS_DB_I_H
@@ -117,7 +117,7 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 				  void *arg, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * One SQL text serves both backends (db_pg.c rewrites SQLite's dialect
+ * One SQL text serves both backends (db_pg_sql.c rewrites SQLite's dialect
  * for PostgreSQL once per connection); where no rewrite is honest, a
  * statement has a text per dialect and this picks the connection's.
  * Both must be string literals (the statement cache keys on addresses).

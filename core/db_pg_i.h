@@ -1,9 +1,10 @@
 /*
- * The PostgreSQL backend of the database layer (db_pg.c), used by the
+ * The PostgreSQL backend of the database layer (core/db_pg*.c), used by the
  * layer's own files alone (db.c, db_txn.c, db_listen.c): they keep the
  * pool, the statement caches and the transaction bookkeeping for both
  * backends and call down here when a connection is PostgreSQL's. Only
- * core/db_pg.c includes libpq-fe.h.
+ * the PostgreSQL backend's own files (db_pg.c, db_pg_txn.c,
+ * db_pg_schema.c, through db_pg_conn_i.h) include libpq-fe.h.
  */
 #ifndef SPEECHFS_DB_PG_I_H
 #define SPEECHFS_DB_PG_I_H
@@ -29,6 +30,8 @@ void sfsi_pg_close(struct pgconn *c);
 /* The SQLite-dialect text `sql` in PostgreSQL's (malloc'd; NULL: no
  * memory); *nparams is the highest parameter number. */
 char *sfsi_pg_rewrite(const char *sql, int *nparams);
+/* Whether the statement's first word is w (any case). */
+int sfsi_pg_first_word_is(const char *sql, const char *w);
 
 struct pgstmt *sfsi_pg_prep(struct pgconn *c, const char *sql,
 			    struct sfs_err *e);

@@ -387,8 +387,8 @@ def test_lookup_errors(store):
 
 
 def test_schemas_agree(tmp_path, pg_database, pg_server):
-    """The two schema texts (core/schema.c for SQLite, core/db_pg.c for
-    PostgreSQL) make the same tables with the same columns, so the core's
+    """The two schema texts (core/schema.c for SQLite, core/db_pg_schema.c
+    for PostgreSQL) make the same tables with the same columns, so the core's
     one SQL text finds on either what it names. Allowed apart: SQLite's
     FTS5 name index (file_fts and its shadow tables, and fts_pending, the
     names waiting for it; PostgreSQL indexes the columns with pg_trgm
