@@ -3,9 +3,10 @@
  * struct sfs_store opened by sfs_store_open_url has `ops` set: each public
  * entry point that a front end uses dispatches to it at its top, once,
  * and its local body below stays as it was. The bodies live in
- * remote_store.c (the namespace and metadata) and remote_blob.c (content
- * through the block cache); remote.c speaks HTTP. Entry points the remote
- * store does not offer yet answer SFS_UNSUPPORTED (sfsi_remote_refuse).
+ * remote_store.c, remote_nums.c and remote_dirs.c (the namespace and
+ * metadata) and remote_blob.c (content through the block cache); remote.c
+ * speaks HTTP. Entry points the remote store does not offer yet answer
+ * SFS_UNSUPPORTED (sfsi_remote_refuse).
  */
 #ifndef SPEECHFS_REMOTE_I_H
 #define SPEECHFS_REMOTE_I_H
