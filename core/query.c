@@ -1,7 +1,9 @@
 /*
  * Queries of files: the list queries of GET /files and shared-with-me,
  * assembled from fixed SQL fragments with every value bound (never spliced
- * into the SQL text). Their parameters are parsed in query_param.c.
+ * into the SQL text). Their parameters are parsed in query_param.c, the
+ * statements run in query_rows.c; the mount's reads of a directory are in
+ * query_dir.c and the names' full-text index in query_fts.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "auth_i.h"
 #include "db_i.h"
 #include "file_i.h"
+#include "query_i.h"
 #include "speechfs/json.h"
 #include "speechfs/log.h"
 #include "speechfs/query.h"
@@ -33,27 +36,6 @@ void sfs_file_list_release(struct sfs_file_list *l)
 }
 
 /* ---- SQL assembly ------------------------------------------------------ */
-
-#define QB_BINDS 96
-#define QB_OWNED 8
-
-/*
- * A statement being assembled: SQL text made of fixed fragments only, and
- * the values for its '?' placeholders in order. The first failure sticks.
- */
-struct qb {
-	struct sfs_buf sql;
-	struct {
-		int text;
-		int64_t i;
-		const char *s;
-	} b[QB_BINDS];
-	int n;
-	char *owned[QB_OWNED];
-	int nowned;
-	enum sfs_status st;
-	int pg; /* the store's metadata are in PostgreSQL */
-};
 
 static void qb_init(struct qb *qb)
 {
@@ -111,7 +93,7 @@ static void bind_owned(struct qb *qb, char *s)
 	bind_text(qb, s);
 }
 
-static struct db_stmt *qb_prep(struct qb *qb, struct db *d, struct sfs_err *e)
+struct db_stmt *sfsi_qb_prep(struct qb *qb, struct db *d, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	int i;
@@ -183,95 +165,6 @@ static char *like_pattern(const char *needle)
 		return NULL;
 	}
 	return sfs_buf_detach(&b, NULL);
-}
-
-/* ---- the names' full-text index -------------------------------------- */
-
-/*
- * A new file's name enters the index later, in bulk (schema v8): FTS5
- * wrote a segment of its own (three pages of the WAL, a fifth of the
- * commit's work) at every commit of a create, the mount's included.
- * Searches never write: they find what waits with LIKE (substring()).
- */
-
-/* Whether any name waits for the index. */
-static enum sfs_status fts_waiting(struct db *d, int *left, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	int rc;
-
-	st = sfsi_db_prep(d, "SELECT EXISTS(SELECT 1 FROM fts_pending)", e);
-	if (!st)
-		return e && e->status ? e->status : SFS_IO;
-	rc = sfsi_db_step(st, e);
-	*left = rc == 1 && sfsi_db_col_int(st, 0);
-	sfsi_db_reset(st);
-	return rc < 0 ? (e && e->status ? e->status : SFS_IO) : SFS_OK;
-}
-
-/*
- * Index the next 1,000 waiting names (about 20 ms of the write lock);
- * *left: some still wait.
- */
-static enum sfs_status fts_chunk(struct db *d, int *left, struct sfs_err *e)
-{
-	static const char *const steps[] = {
-		"INSERT INTO file_fts(rowid, name, filename)"
-		" SELECT f.id, f.name, f.filename FROM"
-		" (SELECT id FROM fts_pending ORDER BY id LIMIT 1000) p"
-		" JOIN file f ON f.id = p.id",
-		"DELETE FROM fts_pending WHERE id IN (SELECT id FROM "
-		"fts_pending"
-		" ORDER BY id LIMIT 1000)",
-	};
-	struct db_stmt *st;
-	enum sfs_status ret;
-	size_t i;
-
-	ret = sfsi_db_begin_nosync(d, e);
-	for (i = 0; !ret && i < ARRAY_SIZE(steps); i++) {
-		st = sfsi_db_prep(d, steps[i], e);
-		ret = st ? sfsi_db_run(st, e) : SFS_IO;
-	}
-	if (!ret)
-		ret = fts_waiting(d, left, e);
-	if (ret) {
-		sfsi_db_rollback(d);
-		return ret;
-	}
-	return sfsi_db_commit(d, e);
-}
-
-enum sfs_status sfsi_fts_catch_up(struct sfs_store *s, struct sfs_err *e)
-{
-	struct db *d = NULL;
-	enum sfs_status ret;
-	int left = 0;
-
-	if (sfsi_db_store_is_pg(s))
-		return SFS_OK;
-	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = fts_waiting(d, &left, e); /* no write lock for nothing */
-	/* a transaction per chunk: writers wait for one chunk at most */
-	while (!ret && left)
-		ret = fts_chunk(d, &left, e);
-	sfsi_db_put(d);
-	return ret;
-}
-
-static void fts_chore(struct sfs_store *s)
-{
-	struct sfs_err e;
-
-	sfs_err_init(&e);
-	if (sfsi_fts_catch_up(s, &e))
-		sfs_warn("janitor", "cannot index new names: %s", e.message);
-}
-
-void sfsi_fts_install(struct sfs_store *s)
-{
-	sfsi_janitor_add(s, fts_chore);
 }
 
 /*
@@ -666,31 +559,6 @@ static int total_known(const struct sfs_query *q, const struct sfs_file_list *l,
 	return !more && (l->n > 0 || q->page == 0);
 }
 
-/* ---- running them ------------------------------------------------------ */
-
-static enum sfs_status push_file(struct sfs_file_list *l, size_t *cap,
-				 struct sfs_file **slot, struct sfs_err *e)
-{
-	if (l->n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		struct sfs_file *nf = realloc(l->files, nc * sizeof(*nf));
-
-		if (!nf)
-			return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-					"out of memory");
-		l->files = nf;
-		*cap = nc;
-	}
-	*slot = &l->files[l->n];
-	sfs_file_init(*slot);
-	return SFS_OK;
-}
-
-static enum sfs_status status_of(struct sfs_err *e)
-{
-	return e && e->status ? e->status : SFS_IO;
-}
-
 /*
  * A page's tags come with its rows (FILE_TAGS_COL), one correlated
  * subquery per row in the page statement, instead of one more statement
@@ -698,183 +566,6 @@ static enum sfs_status status_of(struct sfs_err *e)
  * json_each's allocations under SQLite's global memory mutex).
  */
 #define TAGS_COL FILE_TAGS_COL
-
-/*
- * Run a page query: each row is FILE_COLS, then (shared) access kind,
- * permission, sharer uuid and share time, then TAGS_COL; with total (set
- * to -1 by the caller), the listing's total after it, read from the
- * first row (left -1 when no row came).
- */
-static enum sfs_status fetch_page(struct db *d, struct qb *qb, int shared,
-				  size_t keep, int *more, int64_t *total,
-				  struct sfs_file_list *l, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	struct sfs_file *f = NULL;
-	enum sfs_status ret = SFS_OK;
-	size_t cap = 0;
-	int rc, tags = shared ? FILE_NCOLS + 4 : FILE_NCOLS;
-
-	st = qb_prep(qb, d, e);
-	if (!st)
-		return status_of(e);
-	*more = 0;
-	while ((rc = sfsi_db_step(st, e)) == 1) {
-		/* a total as the column after the tags: any row has it */
-		if (total && *total < 0)
-			*total = sfsi_db_col_int(st, tags + 1);
-		if (l->n == keep) {
-			*more = 1;
-			break;
-		}
-		ret = push_file(l, &cap, &f, e);
-		if (ret)
-			break;
-		ret = sfsi_file_from_row(st, f, e);
-		l->n++; /* released with the list even when partial */
-		if (!ret)
-			ret = sfsi_file_split_tags(sfsi_db_col_text(st, tags),
-						   f, e);
-		if (ret)
-			break;
-		if (!shared) {
-			f->access = SFS_ACCESS_OWNER;
-			f->perm = SFS_PERM_OWNER;
-			continue;
-		}
-		f->access = (enum sfs_access)sfsi_db_col_int(st, FILE_NCOLS);
-		f->perm = (enum sfs_perm)sfsi_db_col_int(st, FILE_NCOLS + 1);
-		if (!sfsi_db_col_null(st, FILE_NCOLS + 2))
-			sfs_strlcpy(f->shared_by,
-				    sfsi_db_col_text(st, FILE_NCOLS + 2),
-				    sizeof(f->shared_by));
-		if (!sfsi_db_col_null(st, FILE_NCOLS + 3))
-			f->shared_at = sfsi_db_col_int(st, FILE_NCOLS + 3);
-	}
-	if (rc < 0 && !ret)
-		ret = status_of(e);
-	sfsi_db_finalize(st);
-	return ret;
-}
-
-/* The count; with owned, the second column too (see count_owned). */
-static enum sfs_status fetch_count(struct db *d, struct qb *qb, int64_t *n,
-				   int64_t *owned, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	enum sfs_status ret = SFS_OK;
-	int rc;
-
-	st = qb_prep(qb, d, e);
-	if (!st)
-		return status_of(e);
-	rc = sfsi_db_step(st, e);
-	if (rc == 1) {
-		*n = sfsi_db_col_int(st, 0);
-		if (owned)
-			*owned = sfsi_db_col_int(st, 1);
-	} else
-		ret = rc < 0 ? status_of(e) : SFS_IO;
-	sfsi_db_finalize(st);
-	return ret;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static enum sfs_status load_dirs(struct db *d, const struct sfs_actor *a,
-				 const char *path, struct sfs_file_list *l,
-				 struct sfs_err *e)
-{
-	struct db_stmt *st;
-	size_t plen = strlen(path), cap = 0;
-	enum sfs_status ret = SFS_OK;
-	int rc;
-
-	st = sfsi_db_prep(d,
-			  "SELECT path FROM dir WHERE owner_id = ?1"
-			  " AND parent = ?2 ORDER BY path",
-			  e);
-	if (!st)
-		return status_of(e);
-	sfsi_db_bind_int(st, 1, a->user);
-	sfsi_db_bind_text(st, 2, path);
-	while ((rc = sfsi_db_step(st, e)) == 1) {
-		const char *p = sfsi_db_col_text(st, 0);
-		size_t n = p ? strlen(p) : 0;
-
-		if (n <= plen + 1 || strncmp(p, path, plen))
-			continue;
-		if (l->ndirs == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			char **nd = realloc(l->dirs, nc * sizeof(*nd));
-
-			if (!nd) {
-				ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-					       "out of memory");
-				break;
-			}
-			l->dirs = nd;
-			cap = nc;
-		}
-		l->dirs[l->ndirs] = strndup(p + plen, n - plen - 1);
-		if (!l->dirs[l->ndirs]) {
-			ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-				       "out of memory");
-			break;
-		}
-		l->ndirs++;
-	}
-	if (rc < 0 && !ret)
-		ret = status_of(e);
-	sfsi_db_reset(st);
-	/* by name: the rows come in path order, where "a-x/" < "a/" */
-	if (!ret && l->ndirs > 1)
-		qsort(l->dirs, l->ndirs, sizeof(*l->dirs), cmp_str);
-	return ret;
-}
-
-/*
- * After counting through the tagged files: is walking the owner's files
- * newest first and probing each for the tags cheaper for this page? It
- * visits about (offset + size) * owned / total rows, where driving from
- * the tags costs about total row lookups. owned: the owner's live files
- * at any depth (the root's row), read by the count's statement.
- */
-static void scan_cheaper(const struct sfs_query *q, int64_t total,
-			 int64_t owned, int *drive)
-{
-	double want;
-
-	if (total <= 0 || q->deleted != 0)
-		return;
-	want = (double)(q->page + 1) * (double)q->size;
-	if (want * (double)owned < (double)total * (double)total)
-		*drive = 0;
-}
-
-/* owned alone, for a cursor's page (its walk was counted before) */
-static enum sfs_status fetch_owned(struct db *d, const struct sfs_actor *a,
-				   int64_t *owned, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	int rc;
-
-	st = sfsi_db_prep(d,
-			  "SELECT nfiles FROM dir WHERE owner_id = ?1"
-			  " AND path = '/'",
-			  e);
-	if (!st)
-		return status_of(e);
-	sfsi_db_bind_int(st, 1, a->user);
-	rc = sfsi_db_step(st, e);
-	if (rc == 1)
-		*owned = sfsi_db_col_int(st, 0);
-	sfsi_db_reset(st);
-	return rc < 0 ? status_of(e) : SFS_OK;
-}
 
 /*
  * A count that chooses the plan also reads the owner's number of files,
@@ -885,66 +576,6 @@ static void count_owned(struct qb *qb, const struct sfs_actor *a)
 	add(qb, "), (SELECT nfiles FROM dir WHERE owner_id = ?"
 		" AND path = '/')");
 	bind_int(qb, a->user);
-}
-
-/*
- * A cursor continues the order it was made in, alone: no page beside it
- * (the seed's paging and the cursor's are two ways through one listing).
- */
-static enum sfs_status check_cursor(const struct sfs_query *q,
-				    struct sfs_err *e)
-{
-	if (!q->cursor_id[0])
-		return SFS_OK;
-	if (q->sort != SFS_SORT_CREATED || q->desc != q->cursor_desc)
-		return sfs_err_field(e, "cursor", "invalid",
-				     "continues a listing sorted by "
-				     "creationDate,%s: give that sort",
-				     q->cursor_desc ? "desc" : "asc");
-	if (q->page)
-		return sfs_err_field(e, "page", "invalid",
-				     "must be 0 or absent with a cursor");
-	if (q->cursor_filters != sfs_query_filters_mark(q))
-		return sfs_err_field(e, "cursor", "invalid",
-				     "continues a listing with other filters: "
-				     "give the filters it was made with");
-	return SFS_OK;
-}
-
-/*
- * Where a cursor's file stands in the order by creationDate: its
- * creationDate and row. Only the actor's own files are positions (any
- * other id is not a cursor of theirs, whether it exists or not); a file
- * row is never removed, so a cursor outlives its file's deletion.
- */
-static enum sfs_status cursor_at(struct db *d, const struct sfs_actor *a,
-				 const struct sfs_query *q, int64_t *created,
-				 int64_t *row, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	enum sfs_status ret = SFS_OK;
-	int rc;
-
-	st = sfsi_db_prep(d,
-			  "SELECT created_at, id FROM file WHERE uuid = ?1"
-			  " AND owner_id = ?2",
-			  e);
-	if (!st)
-		return status_of(e);
-	sfsi_db_bind_text(st, 1, q->cursor_id);
-	sfsi_db_bind_int(st, 2, a->user);
-	rc = sfsi_db_step(st, e);
-	if (rc == 1) {
-		*created = sfsi_db_col_int(st, 0);
-		*row = sfsi_db_col_int(st, 1);
-	} else if (rc == 0) {
-		ret = sfs_err_field(e, "cursor", "invalid",
-				    "is not a cursor of this listing");
-	} else {
-		ret = status_of(e);
-	}
-	sfsi_db_reset(st);
-	return ret;
 }
 
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
@@ -970,7 +601,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = check_page(q, e);
 	if (!ret)
-		ret = check_cursor(q, e);
+		ret = sfsi_query_check_cursor(q, e);
 	if (!ret)
 		ret = sfs_vpath_check(path, "path", e);
 	if (ret)
@@ -991,19 +622,19 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfsi_db_begin_read(d, e);
 	/* a cursor's walk was counted at its first page */
 	if (!ret && q->cursor_id[0]) {
-		ret = cursor_at(d, a, q, &at_created, &at_row, e);
+		ret = sfsi_query_cursor_at(d, a, q, &at_created, &at_row, e);
 		out->total = q->cursor_total;
 		counted = 1;
 	}
 	/* driving from the tags is chosen by the count: count first */
 	if (!ret && drive && !counted && !tpage) {
-		ret = fetch_count(d, &count, &out->total, &owned, e);
+		ret = sfsi_query_fetch_count(d, &count, &out->total, &owned, e);
 		counted = 1;
 	} else if (!ret && drive && !tpage) {
-		ret = fetch_owned(d, a, &owned, e);
+		ret = sfsi_query_fetch_owned(d, a, &owned, e);
 	}
 	if (!ret && drive && !tpage)
-		scan_cheaper(q, out->total, owned, &drive);
+		sfsi_query_scan_cheaper(q, out->total, owned, &drive);
 	if (tpage) {
 		/* no plan to choose: the total comes with the page's rows
 		 * (from the counters: one statement, one round trip) */
@@ -1044,10 +675,10 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		limit(&page, q);
 	}
 	if (!ret)
-		ret = fetch_page(d, &page, 0, (size_t)q->size, &more,
-				 (tpage || dir_total) && !counted ? &total
-								  : NULL,
-				 out, e);
+		ret = sfsi_query_fetch_page(
+			d, &page, 0, (size_t)q->size, &more,
+			(tpage || dir_total) && !counted ? &total : NULL, out,
+			e);
 	out->more = more;
 	if (!ret && !counted && total >= 0) {
 		out->total = total;
@@ -1057,11 +688,12 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		if (total_known(q, out, more))
 			out->total = q->page * q->size + (int64_t)out->n;
 		else
-			ret = fetch_count(d, &count, &out->total, NULL, e);
+			ret = sfsi_query_fetch_count(d, &count, &out->total,
+						     NULL, e);
 	}
 	if (!ret && !q->recursive) {
 		out->has_dirs = 1;
-		ret = load_dirs(d, a, path, out, e);
+		ret = sfsi_query_load_dirs(d, a, path, out, e);
 	}
 	if (d)
 		sfsi_db_rollback(d); /* a read: nothing to keep */
@@ -1180,12 +812,12 @@ enum sfs_status sfs_query_shared(struct sfs_store *s, const struct sfs_actor *a,
 	if (!ret)
 		ret = sfsi_db_begin_read(d, e);
 	if (!ret)
-		ret = fetch_page(d, &page, 1, (size_t)q->size, &more, NULL, out,
-				 e);
+		ret = sfsi_query_fetch_page(d, &page, 1, (size_t)q->size, &more,
+					    NULL, out, e);
 	if (!ret && total_known(q, out, more))
 		out->total = q->page * q->size + (int64_t)out->n;
 	else if (!ret)
-		ret = fetch_count(d, &count, &out->total, NULL, e);
+		ret = sfsi_query_fetch_count(d, &count, &out->total, NULL, e);
 	if (d)
 		sfsi_db_rollback(d);
 out:
@@ -1195,212 +827,4 @@ out:
 	if (ret)
 		sfs_file_list_release(out);
 	return ret;
-}
-
-struct names_ctx {
-	const char *const *names;
-	size_t n;
-	const char *prefix;
-	int (*fn)(void *arg, const struct sfs_file *f);
-	void *arg;
-};
-
-/* Only the rows whose name is exactly one of the names, or id prefixed. */
-static int name_filter(void *arg, const struct sfs_file *f)
-{
-	const struct names_ctx *c = arg;
-	size_t i;
-
-	if (c->prefix && !strncmp(f->id, c->prefix, strlen(c->prefix)))
-		return c->fn(c->arg, f);
-	for (i = 0; i < c->n; i++)
-		if (c->names[i] && !strcmp(c->names[i], f->name))
-			return c->fn(c->arg, f);
-	return 0;
-}
-
-/*
- * The mount's rows of one directory: read only what an entry shows, with
- * no joins (the owner is the actor) and no copies: the strings point into
- * the row while fn runs. Filled: ino, id, owner and tenant (the actor's),
- * name, filename, path, size, la.status, la.size, la.deleted, la.purged,
- * mtime_ns, atime_ns, ctime_ns, suffixed, access, perm.
- */
-#define DIR_SEL                                                                \
-	"id, uuid, name, filename, size, la_status, la_size, la_deleted,"      \
-	" la_purged, mtime_ns, ctime_ns, entry_suffix, atime_ns"
-#define DIR_COLS                                                               \
-	"SELECT " DIR_SEL " FROM file WHERE owner_id = ?1 AND is_deleted = 0"  \
-	" AND dir = ?2"
-
-static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
-				const char *path,
-				int (*fn)(void *arg, const struct sfs_file *f),
-				void *arg, struct sfs_err *e)
-{
-	enum sfs_status ret = SFS_OK;
-	int rc, stop = 0;
-
-	while ((rc = sfsi_db_step(st, e)) == 1) {
-		struct sfs_file f;
-
-		sfs_file_init(&f);
-		f.ino = sfsi_db_col_int(st, 0);
-		sfs_strlcpy(f.id, sfsi_db_col_text(st, 1), sizeof(f.id));
-		f.owner = a->user;
-		sfs_strlcpy(f.owner_id, a->user_id, sizeof(f.owner_id));
-		f.tenant = a->tenant;
-		sfs_strlcpy(f.tenant_id, a->tenant_id, sizeof(f.tenant_id));
-		f.name = (char *)sfsi_db_col_text(st, 2);
-		f.filename = (char *)sfsi_db_col_text(st, 3);
-		f.path = (char *)path;
-		f.size = sfsi_db_col_null(st, 4) ? -1 : sfsi_db_col_int(st, 4);
-		f.la.status = (enum sfs_jstate)sfsi_db_col_int(st, 5);
-		f.la.size =
-			sfsi_db_col_null(st, 6) ? -1 : sfsi_db_col_int(st, 6);
-		f.la.deleted = (int)sfsi_db_col_int(st, 7);
-		f.la.purged = (int)sfsi_db_col_int(st, 8);
-		f.mtime_ns = sfsi_db_col_int(st, 9);
-		f.ctime_ns = sfsi_db_col_int(st, 10);
-		f.suffixed = (int)sfsi_db_col_int(st, 11);
-		f.atime_ns = sfsi_db_col_null(st, 12) ? f.mtime_ns
-						      : sfsi_db_col_int(st, 12);
-		f.access = SFS_ACCESS_OWNER;
-		f.perm = SFS_PERM_OWNER;
-		if (!f.name)
-			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
-				       "a file without name");
-		else
-			stop = fn(arg, &f);
-		f.name = f.filename = f.path = NULL;
-		sfs_file_release(&f);
-		if (ret || stop)
-			break;
-	}
-	if (rc < 0 && !ret)
-		ret = status_of(e);
-	sfsi_db_reset(st);
-	return ret;
-}
-
-enum sfs_status sfs_query_dir_files(struct sfs_store *s,
-				    const struct sfs_actor *a, const char *path,
-				    int (*fn)(void *arg,
-					      const struct sfs_file *f),
-				    void *arg, struct sfs_err *e)
-{
-	if (s->ops)
-		return s->ops->dir_files(s, path, NULL, 0, NULL, 1, fn, arg, e);
-	struct db_stmt *st;
-	struct db *d = NULL;
-	enum sfs_status ret;
-
-	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
-	if (!ret)
-		ret = sfs_vpath_check(path, "path", e);
-	if (!ret)
-		ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		return ret;
-	st = sfsi_db_prep(d, DIR_COLS " ORDER BY id", e);
-	if (st) {
-		sfsi_db_bind_int(st, 1, a->user);
-		sfsi_db_bind_text(st, 2, path);
-		ret = dir_rows(st, a, path, fn, arg, e);
-	} else {
-		ret = status_of(e);
-	}
-	sfsi_db_put(d);
-	return ret;
-}
-
-enum sfs_status
-sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
-		    const char *path, const char *const *names, size_t n,
-		    const char *id_prefix,
-		    int (*fn)(void *arg, const struct sfs_file *f), void *arg,
-		    struct sfs_err *e)
-{
-	if (s->ops)
-		return s->ops->dir_files(s, path, names, n, id_prefix, 0, fn,
-					 arg, e);
-	struct names_ctx c = { names, n, id_prefix, fn, arg };
-	char upper[SFS_ID_SIZE];
-	struct db_stmt *st;
-	struct db *d = NULL;
-	enum sfs_status ret;
-	size_t i;
-
-	if (n > 4)
-		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
-				"at most four names at once");
-	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
-	if (!ret)
-		ret = sfs_vpath_check(path, "path", e);
-	if (!ret)
-		ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		return ret;
-	/*
-	 * Two searches of one index each: the names by (owner, is_deleted,
-	 * dir, name NOCASE), the id's range by the ids' (the + keeps the
-	 * directory's index out of the second)
-	 */
-	st = sfsi_db_prep(d,
-			  DIR_COLS
-			  " AND name COLLATE NOCASE IN (?3, ?4, ?5, ?6)"
-			  " UNION SELECT " DIR_SEL
-			  " FROM file WHERE uuid >= ?7 AND uuid < ?8"
-			  " AND +owner_id = ?1 AND +is_deleted = 0"
-			  " AND +dir = ?2 ORDER BY 1",
-			  e);
-	if (st) {
-		sfsi_db_bind_int(st, 1, a->user);
-		sfsi_db_bind_text(st, 2, path);
-		/* a name that is not UTF-8 is no file's (and PostgreSQL
-		 * refuses it as text) */
-		for (i = 0; i < 4; i++)
-			if (i < n && names[i] &&
-			    sfs_utf8_valid(names[i], strlen(names[i])))
-				sfsi_db_bind_text(st, (int)i + 3, names[i]);
-			else
-				sfsi_db_bind_null(st, (int)i + 3);
-		/* ids are lower case hex: "0123" .. "0124" */
-		if (id_prefix && *id_prefix &&
-		    strlen(id_prefix) < sizeof(upper)) {
-			sfs_strlcpy(upper, id_prefix, sizeof(upper));
-			upper[strlen(upper) - 1]++;
-			sfsi_db_bind_text(st, 7, id_prefix);
-			sfsi_db_bind_text(st, 8, upper);
-		} else {
-			sfsi_db_bind_null(st, 7);
-			sfsi_db_bind_null(st, 8);
-		}
-		ret = dir_rows(st, a, path, name_filter, &c, e);
-	} else {
-		ret = status_of(e);
-	}
-	sfsi_db_put(d);
-	return ret;
-}
-
-int sfs_file_listed(const struct sfs_file *f, enum sfs_listing listing,
-		    const char *dir)
-{
-	int own = f->perm == SFS_PERM_OWNER;
-
-	switch (listing) {
-	case SFS_LIST_DIR:
-		return own && !f->deleted && f->path && dir &&
-		       !strcmp(f->path, dir);
-	case SFS_LIST_LISTENING:
-		return sfs_file_listed(f, SFS_LIST_DIR, dir) &&
-		       sfs_file_content_state(f, SFS_CONTENT_LISTENING) ==
-			       SFS_CS_READY;
-	case SFS_LIST_TRASH:
-		return own && f->deleted && !f->purged;
-	case SFS_LIST_SHARED:
-		return !own && !f->deleted && f->perm >= SFS_PERM_VIEW;
-	}
-	return 0;
 }

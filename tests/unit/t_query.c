@@ -1,5 +1,5 @@
 /*
- * Unit tests of core/query.c: the API's list parameters and their
+ * Unit tests of core/query*.c: the API's list parameters and their
  * validation, every filter of GET /files, sort orders, pages, paths and
  * directories, tags, substring search on both paths, shared-with-me and
  * tenant isolation. Each test opens a fresh temporary store.

@@ -1,0 +1,83 @@
+/*
+ * What the list queries' files share: query.c (assembling GET /files
+ * and shared-with-me), query_rows.c (running them) and query_dir.c (the
+ * mount's reads of a directory): the statement being assembled, and the
+ * helpers one calls in another.
+ */
+#ifndef SPEECHFS_QUERY_I_H
+#define SPEECHFS_QUERY_I_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "db_i.h"
+#include "speechfs/auth.h"
+#include "speechfs/buf.h"
+#include "speechfs/err.h"
+#include "speechfs/file.h"
+#include "speechfs/query.h"
+
+#define QB_BINDS 96
+#define QB_OWNED 8
+
+/*
+ * A statement being assembled: SQL text made of fixed fragments only, and
+ * the values for its '?' placeholders in order. The first failure sticks.
+ */
+struct qb {
+	struct sfs_buf sql;
+	struct {
+		int text;
+		int64_t i;
+		const char *s;
+	} b[QB_BINDS];
+	int n;
+	char *owned[QB_OWNED];
+	int nowned;
+	enum sfs_status st;
+	int pg; /* the store's metadata are in PostgreSQL */
+};
+
+/* The error's status, SFS_IO when it has none. */
+static inline enum sfs_status status_of(struct sfs_err *e)
+{
+	return e && e->status ? e->status : SFS_IO;
+}
+
+/* The statement assembled, prepared and bound (query.c). */
+struct db_stmt *sfsi_qb_prep(struct qb *qb, struct db *d, struct sfs_err *e);
+
+/* ---- running them (query_rows.c) ---- */
+
+/*
+ * Run a page query: each row is FILE_COLS, then (shared) access kind,
+ * permission, sharer uuid and share time, then the tags; with total (set
+ * to -1 by the caller), the listing's total after it, read from the
+ * first row (left -1 when no row came).
+ */
+enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
+				      size_t keep, int *more, int64_t *total,
+				      struct sfs_file_list *l,
+				      struct sfs_err *e);
+/* The count; with owned, the second column too (see count_owned). */
+enum sfs_status sfsi_query_fetch_count(struct db *d, struct qb *qb, int64_t *n,
+				       int64_t *owned, struct sfs_err *e);
+/* The subdirectories of path into l->dirs, by name. */
+enum sfs_status sfsi_query_load_dirs(struct db *d, const struct sfs_actor *a,
+				     const char *path, struct sfs_file_list *l,
+				     struct sfs_err *e);
+/* Whether walking the owner's files is cheaper than the tags (*drive). */
+void sfsi_query_scan_cheaper(const struct sfs_query *q, int64_t total,
+			     int64_t owned, int *drive);
+/* The owner's number of live files, for a cursor's page. */
+enum sfs_status sfsi_query_fetch_owned(struct db *d, const struct sfs_actor *a,
+				       int64_t *owned, struct sfs_err *e);
+/* A cursor continues the order and filters it was made with, alone. */
+enum sfs_status sfsi_query_check_cursor(const struct sfs_query *q,
+					struct sfs_err *e);
+/* Where a cursor's file stands: its creationDate and row. */
+enum sfs_status sfsi_query_cursor_at(struct db *d, const struct sfs_actor *a,
+				     const struct sfs_query *q,
+				     int64_t *created, int64_t *row,
+				     struct sfs_err *e);
+
+#endif
