@@ -20,7 +20,28 @@ struct sfs_store;
 struct db;
 struct db_stmt;
 
-#define DB_SCHEMA_VERSION 10
+#define DB_SCHEMA_VERSION 11
+
+/*
+ * A tag row that differs from its file's owner, creationDate or deletion
+ * mark (ROW names the file_tag row: "file_tag", "new"), the SET that
+ * makes one good again, and the UPDATE of all such rows: the schema's
+ * trigger and migration (v11) and fsck's repair.
+ */
+#define TAG_ROW_OFF(ROW)                                                       \
+	"EXISTS (SELECT 1 FROM file f WHERE f.id = " ROW ".file_id"            \
+	" AND (f.owner_id <> " ROW ".owner_id"                                 \
+	" OR f.created_at <> " ROW ".created_at"                               \
+	" OR f.is_deleted <> " ROW ".is_deleted))"
+#define TAG_ROW_FILL                                                           \
+	" owner_id = (SELECT f.owner_id FROM file f"                           \
+	" WHERE f.id = file_tag.file_id),"                                     \
+	" created_at = (SELECT f.created_at FROM file f"                       \
+	" WHERE f.id = file_tag.file_id),"                                     \
+	" is_deleted = (SELECT f.is_deleted FROM file f"                       \
+	" WHERE f.id = file_tag.file_id)"
+#define TAG_ROWS_MAKE_GOOD                                                     \
+	"UPDATE file_tag SET" TAG_ROW_FILL " WHERE " TAG_ROW_OFF("file_tag")
 
 /* Take a connection of the store's pool (blocking when all are in use). */
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
@@ -124,6 +145,7 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
  */
 int sfsi_db_is_pg(struct db *d);
 int sfsi_db_store_is_pg(const struct sfs_store *s);
+
 static inline const char *sfsi_db_sql(struct db *d, const char *sqlite,
 				      const char *pg)
 {

@@ -261,6 +261,23 @@ static const char *const pg_migrations[] = {
 	" WHEN (OLD.created_at <> NEW.created_at"
 	" OR OLD.is_deleted <> NEW.is_deleted)"
 	" EXECUTE FUNCTION file_tag_file();",
+	/* 11: SQLite's schema_v11 (a tag row's copies of its file's owner,
+	 * creationDate and deletion mark filled by the database, whoever
+	 * inserts it; before tag_count's trigger, which counts the owner) */
+	"CREATE OR REPLACE FUNCTION file_tag_fill() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ DECLARE f record; BEGIN"
+	" SELECT owner_id, created_at, is_deleted INTO f FROM file"
+	" WHERE id = NEW.file_id;"
+	" IF FOUND THEN NEW.owner_id := f.owner_id;"
+	" NEW.created_at := f.created_at; NEW.is_deleted := f.is_deleted;"
+	" END IF; RETURN NEW; END $$;"
+	"DROP TRIGGER IF EXISTS file_tag_fill ON file_tag;"
+	"CREATE TRIGGER file_tag_fill BEFORE INSERT ON file_tag"
+	" FOR EACH ROW EXECUTE FUNCTION file_tag_fill();"
+	"UPDATE file_tag ft SET owner_id = f.owner_id,"
+	" created_at = f.created_at, is_deleted = f.is_deleted FROM file f"
+	" WHERE f.id = ft.file_id AND (f.owner_id <> ft.owner_id"
+	" OR f.created_at <> ft.created_at OR f.is_deleted <> ft.is_deleted);",
 	NULL
 };
 

@@ -55,11 +55,7 @@ static enum sfs_status remake(struct db *d, struct sfs_err *e)
 	return ret;
 }
 
-#define ROWS_OFF                                                               \
-	"EXISTS (SELECT 1 FROM file f WHERE f.id = file_tag.file_id"           \
-	" AND (f.owner_id <> file_tag.owner_id"                                \
-	" OR f.created_at <> file_tag.created_at"                              \
-	" OR f.is_deleted <> file_tag.is_deleted))"
+#define ROWS_OFF TAG_ROW_OFF("file_tag")
 
 enum sfs_status sfsi_fsck_tag_rows(struct db *d, int repair,
 				   void (*say)(void *arg, const char *line),
@@ -97,14 +93,7 @@ enum sfs_status sfsi_fsck_tag_rows(struct db *d, int repair,
 	ret = sfsi_db_begin(d, e);
 	if (ret)
 		return ret;
-	ret = sfsi_db_exec(
-		d,
-		"UPDATE file_tag SET owner_id = (SELECT f.owner_id FROM file f"
-		" WHERE f.id = file_tag.file_id), created_at = (SELECT"
-		" f.created_at FROM file f WHERE f.id = file_tag.file_id),"
-		" is_deleted = (SELECT f.is_deleted FROM file f"
-		" WHERE f.id = file_tag.file_id) WHERE " ROWS_OFF,
-		e);
+	ret = sfsi_db_exec(d, TAG_ROWS_MAKE_GOOD, e);
 	if (!ret)
 		ret = sfsi_db_commit(d, e);
 	else

@@ -336,11 +336,33 @@ static const char schema_v10[] =
 	" UPDATE file_tag SET created_at = new.created_at,"
 	" is_deleted = new.is_deleted WHERE file_id = new.id; END;";
 
+/*
+ * v11: a tag row's copies of its file's owner, creationDate and deletion
+ * mark come from the database, whoever inserts the row: a process of an
+ * older version (a mount still running beside an upgraded daemon) inserts
+ * it without them (owner 0, created 0), and a one-tag page put such a
+ * file at the oldest end until fsck --repair. tag_count_ai counts the row
+ * as inserted and then makes good a row that differs from its file (one
+ * lookup of the file per row set_tags inserted right): that UPDATE of
+ * owner_id moves the count by tag_count_au, so the counters stay exact
+ * (one trigger, so the order is its statements', not the triggers'). The
+ * last UPDATE makes good the rows such processes left before.
+ */
+static const char schema_v11[] =
+	"DROP TRIGGER IF EXISTS tag_count_ai;"
+	"CREATE TRIGGER tag_count_ai AFTER INSERT ON file_tag BEGIN"
+	" INSERT INTO tag_count(owner_id, tag_id, n)"
+	" VALUES (new.owner_id, new.tag_id, 1)"
+	" ON CONFLICT(owner_id, tag_id) DO UPDATE SET n = n + 1;"
+	" UPDATE file_tag SET" TAG_ROW_FILL
+	" WHERE file_id = new.file_id AND tag_id = new.tag_id"
+	" AND " TAG_ROW_OFF("file_tag") "; END;" TAG_ROWS_MAKE_GOOD ";";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
-	[0] = schema_v1, [1] = schema_v2,  [2] = schema_v3, [3] = schema_v4,
-	[4] = schema_v5, [5] = schema_v6,  [6] = schema_v7, [7] = schema_v8,
-	[8] = schema_v9, [9] = schema_v10,
+	[0] = schema_v1, [1] = schema_v2,  [2] = schema_v3,   [3] = schema_v4,
+	[4] = schema_v5, [5] = schema_v6,  [6] = schema_v7,   [7] = schema_v8,
+	[8] = schema_v9, [9] = schema_v10, [10] = schema_v11,
 };
 
 /* After schema_v6: say which users were renamed, then forget them. */

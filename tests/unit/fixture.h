@@ -163,15 +163,27 @@ struct sfs_blob;
 int tfx_blob_sha(struct sfs_blob *b, char out[65]);
 
 /*
- * SQL that takes a store's schema back: what schemas 10 and 9 added goes,
- * as a store of schema 8 lacks it (tests of migrations, on purpose).
+ * SQL that takes a store's schema back: what schemas 11, 10 and 9 added
+ * goes, as a store of schema 8 lacks it (tests of migrations, on purpose).
+ * v11's tag_count_ai gives way to v10's, which counts and fills nothing.
  */
+#define DROP_V11_SQLITE                                                        \
+	"DROP TRIGGER tag_count_ai;"                                           \
+	" CREATE TRIGGER tag_count_ai AFTER INSERT ON file_tag BEGIN"          \
+	" INSERT INTO tag_count(owner_id, tag_id, n)"                          \
+	" VALUES (new.owner_id, new.tag_id, 1)"                                \
+	" ON CONFLICT(owner_id, tag_id) DO UPDATE SET n = n + 1; END;"
+#define DROP_V11_PG                                                            \
+	"DROP TRIGGER file_tag_fill ON file_tag;"                              \
+	" DROP FUNCTION file_tag_fill();"
 #define DROP_V10_SQLITE                                                        \
-	"DROP TRIGGER file_tag_file_au; DROP INDEX file_tag_page;"             \
+	DROP_V11_SQLITE                                                        \
+	" DROP TRIGGER file_tag_file_au; DROP INDEX file_tag_page;"            \
 	" ALTER TABLE file_tag DROP COLUMN created_at;"                        \
 	" ALTER TABLE file_tag DROP COLUMN is_deleted;"
 #define DROP_V10_PG                                                            \
-	"DROP TRIGGER file_tag_file ON file; DROP FUNCTION file_tag_file();"   \
+	DROP_V11_PG                                                            \
+	" DROP TRIGGER file_tag_file ON file; DROP FUNCTION file_tag_file();"  \
 	" DROP INDEX file_tag_page; ALTER TABLE file_tag DROP COLUMN"          \
 	" created_at, DROP COLUMN is_deleted;"
 #define DROP_V9_SQLITE                                                         \

@@ -357,6 +357,137 @@ static void test_migrate_v9_tag_rows(void)
 	tfx_store_close(&dir, &s);
 }
 
+/* Rows of file_tag that differ from their file (-1: error). */
+static int tag_rows_off(struct sfs_store *s)
+{
+	return tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag ft"
+			      " JOIN file f ON f.id = ft.file_id"
+			      " WHERE ft.owner_id <> f.owner_id"
+			      " OR ft.created_at <> f.created_at"
+			      " OR ft.is_deleted <> f.is_deleted");
+}
+
+/* Counters of tag_count that differ from file_tag's rows (-1: error). */
+static int counters_off(struct sfs_store *s)
+{
+	return tfx_sql_int(
+		s, "SELECT COUNT(*) FROM (SELECT c.owner_id FROM tag_count c"
+		   " WHERE c.n <> (SELECT COUNT(*) FROM file_tag ft"
+		   " WHERE ft.owner_id = c.owner_id AND ft.tag_id = c.tag_id)"
+		   " UNION ALL SELECT ft.owner_id FROM file_tag ft"
+		   " WHERE NOT EXISTS (SELECT 1 FROM tag_count c"
+		   " WHERE c.owner_id = ft.owner_id"
+		   " AND c.tag_id = ft.tag_id)) AS x");
+}
+
+/*
+ * A process of an older version inserts tag rows as it knew them: without
+ * their file's owner, creationDate and deletion mark (a mount still
+ * running beside an upgraded daemon). The database fills them, and the
+ * counters count the row under its file's owner.
+ */
+#define OLD_WRITER_TAGS(NAME, TAG)                                             \
+	"INSERT INTO file_tag(file_id, tag_id) SELECT f.id, t.id"              \
+	" FROM file f, tag t WHERE f.name = '" NAME "' AND t.name = '" TAG "'"
+
+static void make_tagged(struct sfs_store *s, struct sfs_actor *u,
+			const char *name, char id[SFS_ID_SIZE])
+{
+	const char *tags[] = { "a", "b" };
+	struct sfs_file_spec sp;
+	struct sfs_file out;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.name = name;
+	sp.path = "/";
+	sp.tags = tags;
+	sp.ntags = 1; /* "b" is known to the tenant, not on the file */
+	REQUIRE_ST(sfs_file_create(s, u, &sp, NULL, &out, NULL), SFS_OK);
+	snprintf(id, SFS_ID_SIZE, "%s", out.id);
+	sfs_file_release(&out);
+}
+
+static void test_tag_rows_filled_by_the_database(void)
+{
+	struct sfs_actor u;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, t[SFS_ID_SIZE], id[SFS_ID_SIZE], sql[200];
+	const char *both[] = { "a", "b" };
+	struct sfs_file_spec sp;
+	struct sfs_file out;
+
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	memset(&sp, 0, sizeof(sp));
+	sp.name = "known";
+	sp.path = "/";
+	sp.tags = both;
+	sp.ntags = 2;
+	REQUIRE_ST(sfs_file_create(s, &u, &sp, NULL, &out, NULL), SFS_OK);
+	sfs_file_release(&out);
+	make_tagged(s, &u, "old", id);
+	make_tagged(s, &u, "gone", id);
+	REQUIRE_ST(sfs_file_delete(s, &u, id, 0, NULL), SFS_OK);
+	CHECK(tfx_sql(s, OLD_WRITER_TAGS("old", "b")) == 0);
+	CHECK(tfx_sql(s, OLD_WRITER_TAGS("gone", "b")) == 0);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag") == 6);
+	CHECK(tag_rows_off(s) == 0);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag"
+			     " WHERE created_at = 0 OR owner_id = 0") == 0);
+	CHECK(tfx_sql_int(s, "SELECT COUNT(*) FROM file_tag"
+			     " WHERE is_deleted = 1") == 2);
+	CHECK(counters_off(s) == 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT c.n FROM tag_count c JOIN tag g ON g.id = c.tag_id"
+		 " WHERE c.owner_id = %lld AND g.name = 'b'",
+		 (long long)u.user);
+	CHECK(tfx_sql_int(s, sql) == 3);
+	tfx_store_close(&dir, &s);
+}
+
+/*
+ * v10 to v11, on both backends: the rows an older process inserted before
+ * the upgrade are made good, and from then on the database fills them.
+ */
+static void test_migrate_v10_tag_fill(void)
+{
+	struct sfs_actor u;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, t[SFS_ID_SIZE], id[SFS_ID_SIZE];
+
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	make_tagged(s, &u, "old", id);
+	make_tagged(s, &u, "gone", id);
+	REQUIRE_ST(sfs_file_delete(s, &u, id, 0, NULL), SFS_OK);
+	CHECK(tfx_sql(s, "INSERT INTO tag(tenant_id, name)"
+			 " SELECT id, 'b' FROM tenant") == 0);
+	CHECK(tfx_sql(s, th_is_pg() ? DROP_V11_PG
+				 " UPDATE schema_version SET version = 10"
+				    : DROP_V11_SQLITE
+				 " PRAGMA user_version = 10") == 0);
+	/* schema 10 filled nothing: owner 0, created 0, not deleted */
+	CHECK(tfx_sql(s, OLD_WRITER_TAGS("old", "b")) == 0);
+	CHECK(tfx_sql(s, OLD_WRITER_TAGS("gone", "b")) == 0);
+	CHECK(tag_rows_off(s) == 2);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, th_is_pg() ? "SELECT version FROM schema_version"
+					: "PRAGMA user_version") ==
+	      DB_SCHEMA_VERSION);
+	CHECK(tag_rows_off(s) == 0);
+	CHECK(counters_off(s) == 0);
+	CHECK(tfx_sql(s, "DELETE FROM file_tag WHERE tag_id ="
+			 " (SELECT id FROM tag WHERE name = 'b')") == 0);
+	CHECK(tfx_sql(s, OLD_WRITER_TAGS("old", "b")) == 0);
+	CHECK(tag_rows_off(s) == 0);
+	CHECK(counters_off(s) == 0);
+	tfx_store_close(&dir, &s);
+}
+
 static void test_bad_database(void)
 {
 	char *dir = th_tmpdir(), path[4096];
@@ -775,6 +906,8 @@ int main(void)
 	RUN(test_migrate_v6_tag_owner);
 	RUN(test_migrate_v8_tag_count);
 	RUN(test_migrate_v9_tag_rows);
+	RUN(test_migrate_v10_tag_fill);
+	RUN(test_tag_rows_filled_by_the_database);
 	RUN(test_bad_database);
 	RUN(test_config);
 	RUN(test_config_applies);
