@@ -402,6 +402,37 @@ int sfsi_db_store_is_pg(const struct sfs_store *s)
 	return s->cfg.db_url[0] != '\0';
 }
 
+int sfsi_db_fts_sound(struct db *d, struct sfs_err *e)
+{
+	static const char waiting[] =
+		"INSERT INTO file_fts(rowid, name, filename)"
+		" SELECT f.id, f.name, f.filename FROM fts_pending p"
+		" JOIN file f ON f.id = p.id";
+	static const char check[] = "INSERT INTO file_fts(file_fts, rank) "
+				    "VALUES('integrity-check', 1)";
+	int rc, sound = -1;
+
+	if (d->pg || sfsi_db_begin(d, e))
+		return -1;
+	rc = sqlite3_exec(d->h, waiting, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rc_status(d, rc, e, "fsck: names waiting");
+		goto out;
+	}
+	rc = sqlite3_exec(d->h, check, NULL, NULL, NULL);
+	if ((rc & 0xff) == SQLITE_CORRUPT) {
+		sfs_debug("db", "fsck: names' index: %s", sqlite3_errmsg(d->h));
+		sound = 0;
+	} else if (rc == SQLITE_OK) {
+		sound = 1;
+	} else {
+		rc_status(d, rc, e, "fsck: names' index");
+	}
+out:
+	sfsi_db_rollback(d);
+	return sound;
+}
+
 /* On PostgreSQL, a commit moves the data generation on here. */
 void sfsi_db_pg_committed(struct db *d)
 {

@@ -146,6 +146,15 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
 int sfsi_db_is_pg(struct db *d);
 int sfsi_db_store_is_pg(const struct sfs_store *s);
 
+/*
+ * SQLite: whether the FTS5 index of names (file_fts) holds exactly the
+ * file rows' names once the names waiting in fts_pending are in it: 1
+ * yes, 0 no (entries missing, stale or corrupt), -1 on another error (e
+ * filled). FTS5's integrity-check against its content table, in a write
+ * transaction that indexes the waiting names first and is rolled back:
+ * nothing changes, and the store's writers wait for the check.
+ */
+int sfsi_db_fts_sound(struct db *d, struct sfs_err *e);
 static inline const char *sfsi_db_sql(struct db *d, const char *sqlite,
 				      const char *pg)
 {

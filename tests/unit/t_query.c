@@ -1276,6 +1276,60 @@ static void test_names_index_deferred(void)
 	fx_close(&f);
 }
 
+/*
+ * fsck checks the names' index (derived data of the files' names): on
+ * SQLite a name waiting for a file that is gone, and names missing from
+ * FTS5's index (a search of three or more characters then misses the
+ * file), while names still waiting are no finding; on PostgreSQL a
+ * pg_trgm index gone. --repair makes the index again from the files.
+ */
+static void test_fsck_names_index(void)
+{
+	int lite = !th_is_pg();
+	struct sfs_fsck_report r;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "Alpha Take", NULL, "/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "Beta Take", NULL, "/", NULL, NULL) == 0);
+	CHECK_ST(sfsi_fts_catch_up(f.s, NULL), SFS_OK);
+	REQUIRE(mk(&f, &f.ann, "Delta Take", NULL, "/", NULL, NULL) == 0);
+	CHECK(pending(&f) == lite);
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0 && r.bad_name_index == 0);
+	if (lite) {
+		REQUIRE(tfx_sql(f.s,
+				"INSERT INTO file_fts(file_fts, rowid, name,"
+				" filename) SELECT 'delete', id, name, filename"
+				" FROM file WHERE name = 'Beta Take';"
+				" INSERT INTO fts_pending(id) VALUES (-7)") ==
+			0);
+		CHECK_STR(Q(&f, &f.ann, "name", "beta"), "");
+		CHECK(tfx_fsck_lines(f.s, 0, &r) == 2 && r.bad_name_index == 2);
+		/* the check changed nothing */
+		CHECK(pending(&f) == 2);
+		CHECK_STR(Q(&f, &f.ann, "name", "beta"), "");
+		CHECK(tfx_fsck_lines(f.s, 0, &r) == 2 && r.bad_name_index == 2);
+		CHECK(tfx_fsck_lines(f.s, 1, &r) == 3 &&
+		      r.bad_name_index == 2 && r.repaired == 1);
+		CHECK(pending(&f) == 0);
+		CHECK(tfx_sql(f.s, "INSERT INTO file_fts(file_fts, rank)"
+				   " VALUES ('integrity-check', 1)") == 0);
+	} else {
+		REQUIRE(tfx_sql(f.s, "DROP INDEX file_name_trgm") == 0);
+		CHECK(tfx_fsck_lines(f.s, 0, &r) == 1 && r.bad_name_index == 1);
+		CHECK(tfx_fsck_lines(f.s, 1, &r) == 2 &&
+		      r.bad_name_index == 1 && r.repaired == 1);
+		CHECK(tfx_sql_int(f.s, "SELECT COUNT(*) FROM pg_indexes WHERE"
+				       " schemaname = current_schema() AND"
+				       " indexname = 'file_name_trgm'") == 1);
+	}
+	CHECK(tfx_fsck_lines(f.s, 0, &r) == 0 && r.bad_name_index == 0);
+	CHECK_STR(Q(&f, &f.ann, "name", "beta"), "Beta Take");
+	CHECK_STR(Q(&f, &f.ann, "name", "delta"), "Delta Take");
+	CHECK_STR(Q(&f, &f.ann, "name", "alpha"), "Alpha Take");
+	fx_close(&f);
+}
+
 /* A store of schema 7 (every name indexed at its commit) moves to 8. */
 static void test_names_index_from_v7(void)
 {
@@ -1772,6 +1826,7 @@ int main(void)
 	RUN(test_substring);
 	RUN(test_names_index_deferred);
 	RUN(test_names_index_from_v7);
+	RUN(test_fsck_names_index);
 	RUN(test_isolation_and_scope);
 	RUN(test_shared);
 	RUN(test_dir_files);
