@@ -438,7 +438,32 @@ static enum sfs_status spec_check(const struct sfs_file_spec *sp,
 	/* the scheme and form now; addresses at connect time */
 	if (sp->uri && sfs_fetch_check_uri(sp->uri, e))
 		ret = SFS_INVALID;
+	if (sp->id && !sfs_uuid_valid(sp->id)) {
+		sfs_err_field(e, "id", "invalid", "id must be a UUID");
+		ret = SFS_INVALID;
+	}
 	return ret;
+}
+
+/* A caller's id for a new file is no file's yet (any owner, any state). */
+static enum sfs_status id_free(struct db *d, const char *uuid,
+			       struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = sfsi_db_prep(d, "SELECT 1 FROM file WHERE uuid = ?1", e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_text(st, 1, uuid);
+	rc = sfsi_db_step(st, e);
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return e && e->status ? e->status : SFS_IO;
+	if (rc)
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
+				"a file with id '%s' exists", uuid);
+	return SFS_OK;
 }
 
 static int hexval(char c)
@@ -583,7 +608,16 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		if (ret)
 			return ret;
 	}
-	sfs_uuid_new(uuid);
+	if (sp->id) {
+		if (sfsi_uuid_norm(sp->id, uuid))
+			return sfs_err_field(e, "id", "invalid",
+					     "id must be a UUID");
+		ret = id_free(d, uuid, e);
+		if (ret)
+			return ret;
+	} else {
+		sfs_uuid_new(uuid);
+	}
 	/* PostgreSQL has no last row id: the row says it */
 #define INSERT_FILE                                                            \
 	"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"          \

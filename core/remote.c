@@ -657,6 +657,23 @@ static enum sfs_status request(struct sfs_remote *r, const char *method,
 	return sfsi_remote_request(r, &q, b, e);
 }
 
+/* Does the operation op (an OpenAPI Operation) take parameter name? */
+static int has_param(json_t *op, const char *name)
+{
+	json_t *v, *p;
+	size_t i;
+
+	v = json_object_get(op, "parameters");
+	json_array_foreach(v, i, p)
+	{
+		if (json_is_string(json_object_get(p, "name")) &&
+		    !strcmp(json_string_value(json_object_get(p, "name")),
+			    name))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * The server's extensions, from its OpenAPI document. No document (404)
  * is a server of the seed's API only (the seed names none); any other
@@ -708,6 +725,10 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		r->features |= SFS_REMOTE_SPACE;
 	if (json_object_get(paths, API "/files/{id}/sync"))
 		r->features |= SFS_REMOTE_LAZY;
+	if (has_param(json_object_get(json_object_get(paths, API "/files"),
+				      "post"),
+		      "id"))
+		r->features |= SFS_REMOTE_CREATE_ID;
 out:
 	json_decref(doc);
 	sfs_buf_release(&b);

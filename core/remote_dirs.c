@@ -628,6 +628,10 @@ sfsi_remote_dir_files(struct sfs_store *s, const char *path,
 		     sfsi_remote_name_is(&l.files[i], names, n, id_prefix)) &&
 		    fn(arg, &l.files[i]))
 			break;
+	/* and the new files of this store not sent yet */
+	if (i == l.n)
+		sfsi_rpend_files(rs->pend, path, names, n, id_prefix, all, &l,
+				 fn, arg);
 	if (!hit) /* kept (in ino order) for the next lookup */
 		sfsi_rcache_put_files(rs->cache, path, t, &l);
 	sfs_file_list_release(&l);

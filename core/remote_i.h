@@ -255,6 +255,78 @@ enum sfs_status sfsi_rkept_share_revoke_user(struct sfs_store *s,
 					     const char *user_id,
 					     struct sfs_err *e);
 
+/* ---- new files not sent yet (remote_pending.c) ---- */
+
+struct sfsi_rpend;
+
+enum sfs_status sfsi_rpend_new(struct sfsi_rpend **out,
+			       struct sfs_err *e) SFS_MUST_CHECK;
+/* Those still pending are lost (the mount is gone: none can be open). */
+void sfsi_rpend_free(struct sfsi_rpend *p);
+/* The store's (remote_store.c). */
+struct sfsi_rpend *sfsi_remote_pend(struct sfs_store *s);
+/* File id is pending (1), was unlinked before it was sent (-1), or not. */
+int sfsi_rpend_has(struct sfsi_rpend *p, const char *id);
+/* File number ino pending: 1 and a copy in out; -1 unlinked; 0 not. */
+int sfsi_rpend_file(struct sfsi_rpend *p, int64_t ino, struct sfs_file *out);
+/*
+ * fn of each pending file of directory path picked as by
+ * sfsi_remote_name_is (every one with all) that the listing l (NULL:
+ * none) lacks; 1 when fn said stop.
+ */
+int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
+		     const char *const *names, size_t n, const char *id_prefix,
+		     int all, const struct sfs_file_list *l,
+		     int (*fn)(void *arg, const struct sfs_file *f), void *arg);
+/* Pending file id created on the server now (empty, lazily), if it is. */
+enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
+				struct sfs_err *e) SFS_MUST_CHECK;
+/* The table's calls that know of pending files. */
+enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
+				       const struct sfs_file_spec *spec,
+				       struct sfs_stage *content,
+				       struct sfs_file *out, struct sfs_err *e);
+enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
+				       struct sfs_stage *content,
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e);
+enum sfs_status sfsi_rpend_file_sync(struct sfs_store *s, const char *id,
+				     struct sfs_err *e);
+enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
+				       int purge, struct sfs_err *e);
+enum sfs_status sfsi_rpend_file_update(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       struct sfs_file *out, struct sfs_err *e);
+enum sfs_status sfsi_rpend_file_rename(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       const char *replace_id, unsigned flags,
+				       struct sfs_file *out, struct sfs_err *e);
+enum sfs_status sfsi_rpend_listening_generate(struct sfs_store *s,
+					      const char *id,
+					      struct sfs_file *out,
+					      struct sfs_err *e);
+enum sfs_status sfsi_rpend_xattr_set(struct sfs_store *s, const char *id,
+				     const char *name, const void *value,
+				     size_t len, unsigned flags,
+				     struct sfs_err *e);
+enum sfs_status sfsi_rpend_xattr_remove(struct sfs_store *s, const char *id,
+					const char *name, struct sfs_err *e);
+enum sfs_status sfsi_rpend_share_put(struct sfs_store *s, const char *file_id,
+				     const char *user_id, enum sfs_perm perm,
+				     struct sfs_share *out, int *created,
+				     struct sfs_err *e);
+enum sfs_status sfsi_rpend_share_revoke_user(struct sfs_store *s,
+					     const char *file_id,
+					     const char *user_id,
+					     struct sfs_err *e);
+enum sfs_status sfsi_rpend_share_list(struct sfs_store *s, const char *file_id,
+				      struct sfs_share **out, size_t *n,
+				      struct sfs_err *e);
+enum sfs_status sfsi_rpend_dir_rename(struct sfs_store *s, const char *from,
+				      const char *to, struct sfs_err *e);
+enum sfs_status sfsi_rpend_dir_remove(struct sfs_store *s, const char *path,
+				      struct sfs_err *e);
+
 /* Is f one named in names (case-insensitively), or by id_prefix? */
 int sfsi_remote_name_is(const struct sfs_file *f, const char *const *names,
 			size_t n, const char *id_prefix);

@@ -162,13 +162,16 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 	struct rstore *rs = rs_of(s);
 	char id[SFS_ID_SIZE], url[128];
 	enum sfs_status st;
-	int perm = 0;
+	int perm = 0, pending = 0;
 	json_t *j;
 
 	sfs_file_init(out);
-	if (sfsi_rstore_key_of(rs, ino, id, sizeof(id), &perm) || id[0] == '/')
+	if (sfsi_rstore_key_of(rs, ino, id, sizeof(id), &perm) ||
+	    id[0] == '/' || (pending = sfsi_rpend_file(rs->pend, ino, out)) < 0)
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				"no file with this number");
+	if (pending)
+		return SFS_OK; /* not on the server yet */
 	if (sfsi_rcache_file(rs->cache, ino, out)) {
 		sfsi_rstore_remember_kept(rs, out);
 		return SFS_OK;
@@ -228,8 +231,10 @@ static enum sfs_status get_xattrs(struct rstore *rs, const char *id,
 	if (!sfs_uuid_valid(id))
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
 				"no file with this id exists");
-	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_XATTRS)) {
-		/* the seed's API keeps none: a file has no extra attribute */
+	/* the seed's API keeps none, a file not sent yet has none: a
+	 * file has no extra attribute */
+	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_XATTRS) ||
+	    sfsi_rpend_has(rs->pend, id)) {
 		*out = json_pack("{s:[]}", "xattrs");
 		return *out ? SFS_OK
 			    : sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
@@ -337,6 +342,7 @@ static void r_close(struct sfs_store *s)
 		sfsi_rfeed_stop(rs->feed);
 		sfsi_rblob_stop(rs->rb);
 		sfsi_rcache_free(rs->cache);
+		sfsi_rpend_free(rs->pend);
 		sfs_remote_close(rs->r);
 		for (i = 0; i < rs->n; i++) {
 			free(rs->v[i].key);
@@ -397,6 +403,11 @@ int64_t sfsi_remote_number(struct sfs_store *s, const char *id)
 	return sfsi_rstore_known(rs_of(s), id);
 }
 
+struct sfsi_rpend *sfsi_remote_pend(struct sfs_store *s)
+{
+	return rs_of(s)->pend;
+}
+
 static const struct sfsi_store_ops remote_ops = {
 	.close = r_close,
 	.auth_user = r_auth_user,
@@ -411,24 +422,24 @@ static const struct sfsi_store_ops remote_ops = {
 	.file_open_ino = r_file_open_ino,
 	.xattr_get = r_xattr_get,
 	.xattr_list = r_xattr_list,
-	.share_list = sfsi_remote_share_list,
-	.share_put = sfsi_rkept_share_put,
-	.share_revoke_user = sfsi_rkept_share_revoke_user,
+	.share_list = sfsi_rpend_share_list,
+	.share_put = sfsi_rpend_share_put,
+	.share_revoke_user = sfsi_rpend_share_revoke_user,
 	.user_resolve = sfsi_remote_user_resolve,
 	.user_name = sfsi_remote_user_name,
-	.file_create = sfsi_rkept_file_create,
-	.set_content = sfsi_rkept_set_content,
-	.file_sync = sfsi_remote_file_sync,
-	.file_update = sfsi_rkept_file_update,
-	.file_delete = sfsi_rkept_file_delete,
-	.listening_generate = sfsi_rkept_listening_generate,
-	.file_rename = sfsi_rkept_file_rename,
+	.file_create = sfsi_rpend_file_create,
+	.set_content = sfsi_rpend_set_content,
+	.file_sync = sfsi_rpend_file_sync,
+	.file_update = sfsi_rpend_file_update,
+	.file_delete = sfsi_rpend_file_delete,
+	.listening_generate = sfsi_rpend_listening_generate,
+	.file_rename = sfsi_rpend_file_rename,
 	.dir_make = sfsi_rkept_dir_make,
-	.dir_remove = sfsi_rkept_dir_remove,
-	.dir_rename = sfsi_rkept_dir_rename,
+	.dir_remove = sfsi_rpend_dir_remove,
+	.dir_rename = sfsi_rpend_dir_rename,
 	.dir_set_mtime = sfsi_rkept_dir_set_mtime,
-	.xattr_set = sfsi_rkept_xattr_set,
-	.xattr_remove = sfsi_rkept_xattr_remove,
+	.xattr_set = sfsi_rpend_xattr_set,
+	.xattr_remove = sfsi_rpend_xattr_remove,
 	.change_seq = r_change_seq,
 	.changes = r_changes,
 	.change_fd = r_change_fd,
@@ -524,7 +535,8 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	}
 	pthread_mutex_init(&rs->mu, NULL);
 	sfs_config_init(&s->cfg);
-	if (sfsi_rcache_new(&rs->cache, e)) {
+	if (sfsi_rcache_new(&rs->cache, e) || sfsi_rpend_new(&rs->pend, e)) {
+		sfsi_rcache_free(rs->cache);
 		pthread_mutex_destroy(&rs->mu);
 		free(rs->buckets);
 		free(rs);

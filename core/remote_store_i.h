@@ -38,6 +38,7 @@ struct rstore {
 	struct sfsi_rblob *rb;
 	struct sfsi_rfeed *feed;   /* NULL: the server has no change feed */
 	struct sfsi_rcache *cache; /* directories and their listings */
+	struct sfsi_rpend *pend;   /* new files not sent yet */
 	int64_t user;		   /* the actor's user (sfs_auth_user) */
 	pthread_mutex_t mu;
 	struct rnode *v; /* number n is v[n - 1] */

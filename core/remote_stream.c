@@ -90,10 +90,19 @@ static void *sender(void *arg)
 void sfsi_remote_stream_start(struct sfs_store *s, struct sfs_stage *st)
 {
 	struct rstream *x;
+	struct sfs_err e;
 
 	if (!st->target[0] || !sfs_uuid_valid(st->target) ||
 	    !(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
 		return;
+	/* a new file not sent yet is created first, empty (as before the
+	 * mount kept its creates): the stream is its content */
+	sfs_err_init(&e);
+	if (sfsi_rpend_send(s, st->target, &e)) {
+		sfs_debug("remote", "no stream of '%s': %s", st->target,
+			  e.message);
+		return;
+	}
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return;

@@ -65,6 +65,12 @@ static enum sfs_status file_path(const char *id, const char *tail, char *out,
 
 /* ---- files ------------------------------------------------------------- */
 
+/* Before the body of a whole upload: the stage settled, fd at 0. */
+static enum sfs_status whole(struct sfs_stage *content, int64_t *size,
+			     struct sfs_err *e);
+static enum sfs_status check_sent(struct sfs_stage *content,
+				  const struct sfs_file *f, struct sfs_err *e);
+
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
 					struct sfs_stage *content,
@@ -77,36 +83,55 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 			       "path",
 			       spec->path ? spec->path : "/",
 			       "generateListeningAudio",
-			       "false",
+			       spec->listening ? "true" : "false",
 			       NULL };
 	struct sfsi_remote_req q = {
 		.method = "POST", .path = API "/files", .fd = -1, .form = form
 	};
 	struct sfs_file full;
-	enum sfs_status st;
+	char path[160];
+	enum sfs_status st = SFS_OK;
+	/* a client's id: the file made with its content, in one request */
+	int one = spec->id && content, lazy;
 
 	sfs_file_init(out);
 	if (spec->uri || spec->ntags || spec->metadata || spec->description)
 		return sfsi_remote_refuse("create files with these fields", e);
 	/* not durable before its content's commit or sfs_file_sync: one
 	 * WAL sync on the server per new file, not two */
-	if (spec->lazy && !content && (sfsi_remote_has(s) & SFS_REMOTE_LAZY))
+	lazy = spec->lazy && !content && (sfsi_remote_has(s) & SFS_REMOTE_LAZY);
+	if (lazy)
 		q.path = API "/files?lazy=true";
+	if (spec->id) {
+		if (!sfs_uuid_valid(spec->id))
+			return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+					"'%s' is no file id", spec->id);
+		snprintf(path, sizeof(path), API "/files?id=%s%s", spec->id,
+			 lazy ? "&lazy=true" : "");
+		q.path = path;
+	}
+	if (one) {
+		st = whole(content, &q.size, e);
+		q.fd = content->fd;
+	}
 	q.form_file = spec->filename ? spec->filename : spec->name;
 	q.dir_state = dir_state;
 	q.dir_state_size = dir_state ? SFSI_DIR_STATE_MAX : 0;
-	st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+	if (!st)
+		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
 	if (!st)
 		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
+	if (!st && one)
+		st = check_sent(content, out, e);
 	sfs_buf_release(&b);
 	/* the file answered is the one with the content: on a seed-only
 	 * server a new one, the empty one purged */
-	if (!st && content)
+	if (!st && content && !one)
 		st = sfsi_remote_set_content(s, out->id, content, 0, &full,
 					     dir_state, e);
 	if (st)
 		sfs_file_release(out); /* the caller gets no file */
-	else if (content) {
+	else if (content && !one) {
 		sfs_file_release(out);
 		*out = full;
 	}
@@ -159,6 +184,21 @@ static enum sfs_status check_sent(struct sfs_stage *content,
 				"%lld bytes)",
 				f->id, f->sha256, (long long)f->size, sha,
 				(long long)sfs_stage_size(content));
+	return SFS_OK;
+}
+
+static enum sfs_status whole(struct sfs_stage *content, int64_t *size,
+			     struct sfs_err *e)
+{
+	enum sfs_status st = settle(content, e);
+	off_t end;
+
+	if (st)
+		return st;
+	end = lseek(content->fd, 0, SEEK_END);
+	if (end < 0 || lseek(content->fd, 0, SEEK_SET) < 0)
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot seek a stage");
+	*size = end;
 	return SFS_OK;
 }
 

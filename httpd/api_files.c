@@ -173,6 +173,12 @@ static enum MHD_Result upload(struct req *r)
 	    parse_bool_text(req_arg(r, "lazy"), &spec.lazy))
 		sfs_err_field(&e, "lazy", "invalid",
 			      "lazy must be true or false");
+	/* extension: the new file's id, chosen by the client */
+	if (g_httpd.opts.extensions && req_arg(r, "id")) {
+		spec.id = req_arg(r, "id");
+		if (!sfs_uuid_valid(spec.id))
+			sfs_err_field(&e, "id", "invalid", "id must be a UUID");
+	}
 	if (e.nfields) {
 		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the upload has invalid or missing parts");
@@ -244,6 +250,12 @@ enum MHD_Result api_files_create(struct req *r)
 	if (lazy) {
 		sfs_err_field(&e, "lazy", "invalid",
 			      "only an empty upload can be lazy, not an "
+			      "import");
+		return respond_err(r, &e);
+	}
+	if (g_httpd.opts.extensions && req_arg(r, "id")) {
+		sfs_err_field(&e, "id", "invalid",
+			      "only an upload can choose its id, not an "
 			      "import");
 		return respond_err(r, &e);
 	}

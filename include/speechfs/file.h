@@ -208,6 +208,14 @@ struct sfs_file_spec {
 	 * first. SFS_INVALID (field "lazy") with content or a URI.
 	 */
 	int lazy;
+	/*
+	 * The new file's id, chosen by the caller (a remote mount numbers
+	 * and shows a file before the server has it, and creates it at its
+	 * first close with its content: POST /files?id=), or NULL: a new
+	 * random one. SFS_INVALID (field "id") when it is no UUID;
+	 * SFS_CONFLICT when a file (of any owner, in any state) has it.
+	 */
+	const char *id;
 };
 
 /*

@@ -26,7 +26,9 @@ enum sfs_remote_features {
 	SFS_REMOTE_XATTRS = 1 << 3,  /* /files/{id}/xattrs */
 	SFS_REMOTE_SPACE = 1 << 4,   /* /space */
 	/* POST /files?lazy=true and POST /files/{id}/sync */
-	SFS_REMOTE_LAZY = 1 << 5
+	SFS_REMOTE_LAZY = 1 << 5,
+	/* POST /files?id=: a new file's id chosen by the client */
+	SFS_REMOTE_CREATE_ID = 1 << 6
 };
 
 /*

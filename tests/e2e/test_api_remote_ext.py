@@ -318,6 +318,53 @@ def test_lazy_upload_refusals(sfsd):
     assert total() == 1
 
 
+def id_upload(c, fid, data=b"bytes", who="alice", path="/ids/",
+              name="mine", **params):
+    return c.req("POST", "", who, params={"id": fid, **params},
+                 files={"file": ("mine.wav", data)},
+                 data={"name": name, "path": path,
+                       "generateListeningAudio": "false"})
+
+
+def test_upload_under_the_clients_id(sfsd):
+    """POST /files?id=: the new file has the id the client chose (the
+    answer in lowercase), with its bytes, durable when answered; an id
+    in use (anyone's, in any state) is 409 and makes nothing; an id that
+    is no UUID, or one given to an import, is 400 (location id)."""
+    c = sfsd
+    path = "/ids/"
+
+    def total():
+        return c.get("", params={"path": path}).json()["total"]
+    fid = "6C1A9E2B-3D4F-4A5B-8C7D-9E0F1A2B3C4D"
+    r = id_upload(c, fid)
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == fid.lower() and r.json()["size"] == 5
+    got = c.get("/" + fid.lower() + "/content")
+    assert got.status_code == 200 and got.content == b"bytes"
+    # an empty one, lazily (a remote mount's create sent early)
+    lid = "0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d"
+    r = id_upload(c, lid, data=b"", lazy="true", name="lazy")
+    assert r.status_code == 201 and r.json()["id"] == lid, r.text
+    assert total() == 2
+    # taken: by alice again, in another case, by another user
+    c.assert_error(id_upload(c, fid, name="again"), 409, "conflict")
+    c.assert_error(id_upload(c, fid.lower(), name="again"), 409)
+    c.assert_error(id_upload(c, lid, who="carol", path="/c/"), 409)
+    # deleted and purged: still taken
+    assert c.delete("/" + lid, params={"purge": "true"}).status_code \
+        in (200, 204)
+    c.assert_error(id_upload(c, lid, name="back"), 409)
+    b = c.assert_error(id_upload(c, "not-a-uuid"), 400, "invalid_request")
+    assert locations(b) == ["id"]
+    r = c.post("", params={"id": NOBODY},
+               json={"uri": "https://example.com/a.wav", "name": "imp",
+                     "path": path})
+    assert locations(c.assert_error(r, 400, "invalid_request")) == ["id"]
+    assert total() == 1
+    assert c.get("/" + NOBODY).status_code == 404
+
+
 def test_sync_refusals(sfsd):
     c = sfsd
     r = lazy_upload(c, path="/lazy-sync/")

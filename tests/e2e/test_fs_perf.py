@@ -2,8 +2,9 @@
 sync until close, and close()/fsync() still return only after a durable
 sync (seen with strace on the mount); directory listings handed out in
 several batches, plain first and with attributes after, show every entry
-with its right size, also after a change. Listings, walks and a create
-seen before its close run on a remote mount (speechfs --url) too; what
+with its right size, also after a change. Listings and walks run on a
+remote mount (speechfs --url) too (a create is seen by others before its
+close on a local mount only: a remote mount makes it at close); what
 is about the local store's syncs and -o commit's batches runs locally
 only (a remote mount syncs nothing itself: the server's close is the
 durable one, test_fs_crash kills a remote mount), and so does the probe
@@ -98,11 +99,11 @@ def test_create_waits_for_no_sync_close_does(traced):
 
 @pytest.mark.mount_kinds("remote")
 def test_remote_create_costs_the_server_one_sync(store, tmp_path):
-    """A remote mount's new file costs the server one sync, not two: its
-    create (POST /files?lazy=true) does not wait for the server's disk,
-    its close does (the PUT of its content, or POST /files/{id}/sync
-    for a file closed empty, as touch leaves it). Seen with strace on
-    the real speechfsd: every close() holds a sync of the server's, the
+    """A remote mount's new file costs the server one sync: it is made
+    at its close, with its content (POST /files?id=, one request, empty
+    for a file closed empty as touch leaves it), durable before the
+    answer; its open asks the server nothing. Seen with strace on the
+    real speechfsd: every close() holds a sync of the server's, the
     opens hold none but a checkpoint's now and then (a checkpoint of the
     WAL syncs too: a few in all), and N files cost about N syncs."""
     d, _, users = store
@@ -297,7 +298,12 @@ def test_reading_thread_does_not_wait_for_a_batch_to_open(store):
         m.stop()
 
 
+@pytest.mark.mount_kinds("local")
 def test_created_file_seen_by_another_mount_before_close(store):
+    """A local mount's new file is in the store from open(O_CREAT): a
+    second mount of it sees the file before its close. (A remote mount
+    makes a new file on the server at its close: others see it from
+    then, test_fs_remote_create.py.)"""
     d, _, users = store
     a = Mount(d, users[0])
     b = Mount(d, users[0])

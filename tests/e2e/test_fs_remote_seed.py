@@ -80,15 +80,19 @@ def test_server_offers_the_seed_only(seed):
                         headers=h, timeout=30).content == b"RIFF seed"
     # an upload's lazy (answered before it is durable) is an extension:
     # ignored, as the seed ignores what it does not know, and not in the
-    # document; nor does a write's answer tell its directory
+    # document; nor does a write's answer tell its directory; nor is a
+    # client's id for the new file (?id=) taken
     post = paths[EXT + "/files"]["post"]
-    assert "lazy" not in [p["name"] for p in post.get("parameters", [])]
+    names = [p["name"] for p in post.get("parameters", [])]
+    assert "lazy" not in names and "id" not in names
+    mine = "5d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
     r = requests.post(dm.base + FILES,
                       headers={**h, "X-Speechfs-Origin": "7"},
-                      params={"lazy": "maybe"},
+                      params={"lazy": "maybe", "id": mine},
                       files={"file": ("l.wav", b"")},
                       data={"name": "l", "path": "/lazy/"}, timeout=30)
     assert r.status_code == 201, r.text
+    assert r.json()["id"] != mine
     assert "X-Speechfs-Directory" not in r.headers
 
 

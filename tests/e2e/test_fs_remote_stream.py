@@ -67,6 +67,13 @@ def content_puts(dm, fid):
             for m in map(pat.search, dm.output().splitlines()) if m]
 
 
+def creates(dm):
+    """The access log's answered creates (POST /files): [status]."""
+    pat = re.compile(r"access: POST \S*/files (\d+) ")
+    return [int(m.group(1))
+            for m in map(pat.search, dm.output().splitlines()) if m]
+
+
 def the_file(dm, key, name):
     r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
                      params={"name": name}, timeout=30)
@@ -83,9 +90,12 @@ def write_in_order(f, data, step=MIB):
 def test_streamed_while_written(remote):
     """Odd sizes written in order in odd steps: the server has most of
     the bytes before close(); after it, exactly these bytes (one PUT,
-    answered 200), and the mount reads them back."""
+    answered 200, after the file's create; a file whose writes never
+    began past 4 MiB goes whole with its create at close()), and the
+    mount reads them back."""
     dm, key, _, _ = remote
     m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    made = 0
     try:
         for n, step in ((48 << 20) + 12345, 131072 + 17), \
                        ((24 << 20) + 1, MIB), (4 * MIB + 4095, 65536):
@@ -100,9 +110,18 @@ def test_streamed_while_written(remote):
                 write_in_order(f, data[n - 2 * MIB:], step)
             g = the_file(dm, key, "seq-%d" % n)
             assert (g["size"], g["sha256"]) == (n, sha(data))
-            assert eventually(
-                lambda: content_puts(dm, g["id"]) == [(200, False)]), \
-                content_puts(dm, g["id"])
+            made += 1
+            # one create each (the file made empty first when streamed)
+            assert eventually(lambda: creates(dm) == [201] * made), \
+                creates(dm)
+            if n - step >= 4 * MIB:
+                # a write began past 4 MiB: streamed
+                assert eventually(
+                    lambda: content_puts(dm, g["id"]) == [(200, False)]), \
+                    content_puts(dm, g["id"])
+            else:
+                # none did: a new file goes with its create at close()
+                assert content_puts(dm, g["id"]) == []
             drop_pages(p)
             assert sha256_file(p) == sha(data)
     finally:

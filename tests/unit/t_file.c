@@ -528,6 +528,44 @@ static int64_t unsynced(struct fx *f)
  * other handles at once, and made durable by the content commit or
  * sfs_file_sync (its commit waits for the next sync of the store).
  */
+/* A caller's id for a new file (the API's POST /files?id=). */
+static void test_client_id(void)
+{
+	static const char id[] = "0F6E3A52-1C2B-4D3E-8F90-A1B2C3D4E5F6";
+	struct sfs_file_spec sp = { .name = "mine", .path = "/", .id = id };
+	struct sfs_stage *st;
+	struct sfs_file out;
+	struct sfs_err e;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	st = tfx_stage(f.s, "bytes", 5);
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
+	sfs_stage_free(st);
+	/* kept as the API shows ids: lowercase */
+	CHECK(!strcmp(out.id, "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6"));
+	CHECK(out.size == 5);
+	sfs_file_release(&out);
+	/* a second use, in any case, by anyone, in any state: a conflict */
+	sp.name = "again";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
+	sp.id = "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6";
+	CHECK_ST(sfs_file_create(f.s, &f.x, &sp, NULL, NULL, NULL),
+		 SFS_CONFLICT);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, sp.id, 1, NULL), SFS_OK);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
+		 SFS_CONFLICT);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	/* no UUID: the field's error, nothing made */
+	sp.id = "0f6e3a52-1c2b-4d3e-8f90";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
+	CHECK(!strcmp(field0(&e), "id"));
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	fx_close(&f);
+}
+
 static void test_lazy_create(void)
 {
 	struct sfs_file_spec sp = { .name = "new", .path = "/l/", .lazy = 1 };
@@ -1858,6 +1896,7 @@ int main(void)
 	RUN(test_validation);
 	RUN(test_create_many);
 	RUN(test_lazy_create);
+	RUN(test_client_id);
 	RUN(test_stage_prepare);
 	RUN(test_permissions);
 	RUN(test_update);

@@ -310,7 +310,8 @@ static void test_against_a_daemon(void)
 	REQUIRE_ST(sfs_remote_open(fx.url, fx.key_a, 5, &r, NULL), SFS_OK);
 	CHECK(sfs_remote_features(r) ==
 	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
-	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY));
+	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY |
+	       SFS_REMOTE_CREATE_ID));
 	/* a file as the core has it */
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
@@ -410,6 +411,20 @@ static void on_fchange(void *arg, int64_t seq, int64_t file_ino, int64_t owner,
 	(void)owner;
 	if (c->want && file_ino == c->want && dir && !strcmp(dir, "/"))
 		c->got = 1;
+}
+
+/* How many files of directory path the store finds by display name. */
+static int count_named(struct sfs_store *s, const struct sfs_actor *a,
+		       const char *path, const char *name)
+{
+	const char *const names[] = { name };
+	struct seen seen;
+
+	memset(&seen, 0, sizeof(seen));
+	if (sfs_query_dir_names(s, a, path, names, 1, NULL, on_file, &seen,
+				NULL))
+		return -1;
+	return seen.n;
 }
 
 /* Count the files below dir (the block cache's). */
@@ -585,19 +600,46 @@ static void test_store_open_url(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_xattr_get(fx.s, &fx.a, id, "user.x", &b, &e),
 		 SFS_NOT_FOUND);
-	/* a lazy create (the mount's): on the server at once; a sync asks
-	 * the server (POST …/sync: its 404 and 409 come back) */
+	/* a lazy create (the mount's): not on the server before its first
+	 * content commit or sync, which sends it in one request; this store
+	 * shows it meanwhile (by number, in its directory's listing) */
 	{
 		struct sfs_file_spec sp = {
 			.name = "lazy", .path = "/", .lazy = 1, .no_suffix = 1
 		};
+		struct sfs_file_update lu = { .set = SFS_UPD_NAME,
+					      .name = "lazier" };
 		struct sfs_file lf;
+		struct sfs_stage *st;
 
 		REQUIRE_ST(sfs_file_create(rs, &ra, &sp, NULL, &f, NULL),
 			   SFS_OK);
 		CHECK(f.size == 0 && f.ino > 0);
-		CHECK_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, &e),
+			 SFS_NOT_FOUND);
+		REQUIRE_ST(sfs_file_get_ino(rs, &ra, f.ino, &lf, NULL), SFS_OK);
+		CHECK(!strcmp(lf.id, f.id) && lf.size == 0);
 		sfs_file_release(&lf);
+		CHECK(count_named(rs, &ra, "/", "lazy") == 1);
+		/* a rename is kept until then */
+		CHECK_ST(sfs_file_rename(rs, &ra, f.id, &lu, NULL, 0, NULL,
+					 NULL),
+			 SFS_OK);
+		CHECK(count_named(rs, &ra, "/", "lazier") == 1);
+		CHECK(count_named(rs, &ra, "/", "lazy") == 0);
+		/* its content: created with it, under its id and new name */
+		st = tfx_stage(rs, "lazy bytes", 10);
+		REQUIRE_ST(
+			sfs_file_set_content(rs, &ra, f.id, st, 0, &lf, NULL),
+			SFS_OK);
+		sfs_stage_free(st);
+		CHECK(lf.ino == f.ino && lf.size == 10);
+		sfs_file_release(&lf);
+		REQUIRE_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		CHECK(lf.size == 10 && !strcmp(lf.name, "lazier"));
+		sfs_file_release(&lf);
+		/* once sent, a sync asks the server (its 404 and 409) */
 		CHECK_ST(sfs_file_sync(rs, &ra, f.id, NULL), SFS_OK);
 		sfs_err_init(&e);
 		CHECK_ST(sfs_file_sync(rs, &ra,
@@ -608,6 +650,48 @@ static void test_store_open_url(void)
 		sfs_err_init(&e);
 		CHECK_ST(sfs_file_sync(rs, &ra, f.id, &e), SFS_CONFLICT);
 		CHECK(e.reason == SFS_R_FILE_DELETED);
+		sfs_file_release(&f);
+		/* closed empty (touch): its sync creates it */
+		sp.name = "touched";
+		REQUIRE_ST(sfs_file_create(rs, &ra, &sp, NULL, &f, NULL),
+			   SFS_OK);
+		CHECK_ST(sfs_file_sync(rs, &ra, f.id, NULL), SFS_OK);
+		REQUIRE_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		CHECK(lf.size == 0 && !strcmp(lf.name, "touched"));
+		sfs_file_release(&lf);
+		sfs_file_release(&f);
+		/* removed before it was sent: the server never hears of it */
+		sp.name = "never";
+		REQUIRE_ST(sfs_file_create(rs, &ra, &sp, NULL, &f, NULL),
+			   SFS_OK);
+		CHECK_ST(sfs_file_delete(rs, &ra, f.id, 0, NULL), SFS_OK);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_file_get_ino(rs, &ra, f.ino, &lf, &e),
+			 SFS_NOT_FOUND);
+		CHECK(count_named(rs, &ra, "/", "never") == 0);
+		st = tfx_stage(rs, "late", 4);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_file_set_content(rs, &ra, f.id, st, 0, NULL, &e),
+			 SFS_CONFLICT);
+		CHECK(e.reason == SFS_R_FILE_DELETED);
+		sfs_stage_free(st);
+		sfs_err_init(&e);
+		CHECK_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, &e),
+			 SFS_NOT_FOUND);
+		sfs_file_release(&f);
+		/* an xattr sends the create first */
+		sp.name = "attr";
+		REQUIRE_ST(sfs_file_create(rs, &ra, &sp, NULL, &f, NULL),
+			   SFS_OK);
+		CHECK_ST(
+			sfs_xattr_set(rs, &ra, f.id, "user.k", "v", 1, 0, NULL),
+			SFS_OK);
+		REQUIRE_ST(sfs_file_get(fx.s, &fx.a, f.id, &lf, NULL), SFS_OK);
+		sfs_file_release(&lf);
+		sfs_buf_reset(&b);
+		CHECK_ST(sfs_xattr_get(fx.s, &fx.a, f.id, "user.k", &b, NULL),
+			 SFS_OK);
+		CHECK_ST(sfs_file_sync(rs, &ra, f.id, NULL), SFS_OK);
 		sfs_file_release(&f);
 	}
 	/* the change feed: another process's commit wakes the change fd */
@@ -1084,17 +1168,28 @@ static void test_features_of_the_document(void)
 		const char *doc;
 		enum sfs_status want;
 		int no_files;
+		unsigned features;
 	} cases[] = {
 		{ 404, "{\"status_code\":404,\"error_type\":\"not_found\"}",
-		  SFS_OK, 0 },
-		{ 200, "<html>not json</html>", SFS_IO, 0 },
-		{ 200, "{\"openapi\":\"3.1.0\"}", SFS_IO, 0 },
+		  SFS_OK, 0, 0 },
+		{ 200, "<html>not json</html>", SFS_IO, 0, 0 },
+		{ 200, "{\"openapi\":\"3.1.0\"}", SFS_IO, 0, 0 },
 		{ 500, "{\"status_code\":500,\"error_type\":\"internal\"}",
-		  SFS_IO, 0 },
+		  SFS_IO, 0, 0 },
 		{ 503, "{\"status_code\":503,\"error_type\":\"x\"}",
-		  SFS_UNAVAILABLE, 0 },
+		  SFS_UNAVAILABLE, 0, 0 },
 		/* no seed API there at all: not taken for a seed-only one */
-		{ 404, "{\"status_code\":404}", SFS_NOT_FOUND, 1 },
+		{ 404, "{\"status_code\":404}", SFS_NOT_FOUND, 1, 0 },
+		/* a client's id for a new file: a parameter of the upload */
+		{ 200,
+		  "{\"paths\":{\"/api/v1/speech-services/files\":{\"post\":"
+		  "{\"parameters\":[{\"name\":\"lazy\"},{\"name\":\"id\"}]}}}}",
+		  SFS_OK, 0, SFS_REMOTE_CREATE_ID },
+		{ 200,
+		  "{\"paths\":{\"/api/v1/speech-services/files\":{\"post\":"
+		  "{\"parameters\":[{\"name\":\"lazy\"}]},"
+		  "\"get\":{\"parameters\":[{\"name\":\"id\"}]}}}}",
+		  SFS_OK, 0, 0 },
 	};
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -1124,7 +1219,7 @@ static void test_features_of_the_document(void)
 		CHECK_ST(sfs_remote_open(url, "sfs_key", 5, &r, &e),
 			 cases[i].want);
 		if (cases[i].want == SFS_OK) {
-			CHECK(r && sfs_remote_features(r) == 0);
+			CHECK(r && sfs_remote_features(r) == cases[i].features);
 		} else if (cases[i].no_files) {
 			CHECK(r == NULL && e.message[0]);
 		} else {

@@ -1,0 +1,692 @@
+/*
+ * A remote store's new files not sent yet (remote_i.h). The mount's
+ * create (spec->lazy, no content) against a server that takes a client's
+ * id (POST /files?id=, SFS_REMOTE_CREATE_ID) makes no request: the file
+ * gets a new UUID and its number here, and this store shows it (its
+ * listings, stats, opens: an empty file) while the server has nothing.
+ * Its first content commit (close, fsync) creates it on the server with
+ * its bytes in one request, durable when answered; a close with nothing
+ * written (touch) creates it empty, durable too. So others see a new file
+ * once it is closed, whole.
+ *
+ * Until then the store's calls act on this state: an unlink drops it (the
+ * server never hears of the file: no trash entry either), a rename with
+ * no file to replace and a change of times are kept and sent with (after)
+ * the create. Every other call naming the file (xattrs, shares, listening
+ * audio, a rename onto another file, a directory renamed or removed
+ * around it, a stream of its content) first creates it on the server as
+ * the mount did before (empty, lazily: the content's commit makes it
+ * durable), then goes on as for any file.
+ *
+ * An earlier try whose answer was lost leaves the server holding the id:
+ * its 409 makes the file an ordinary one, whose content then goes by PUT.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "audio_i.h"
+#include "remote_i.h"
+#include "stage_i.h"
+#include "speechfs/log.h"
+#include "speechfs/stage.h"
+#include "speechfs/util.h"
+#include "speechfs/banned.h"
+
+#define EMPTY_SHA256                                                           \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+struct pend {
+	char id[SFS_ID_SIZE];
+	int64_t ino;
+	char *name, *filename, *path;
+	int64_t ctime_ns, mtime_ns, atime_ns;
+	int times_set; /* by utimens: sent after the create */
+	int gone;      /* unlinked before it was sent */
+	int busy;      /* being sent (others wait on cv) */
+	struct pend *next;
+};
+
+/*
+ * Files unlinked before they were sent are kept (so that their handles'
+ * commits say SFS_R_FILE_DELETED, not "no such file"), the newest so
+ * many of them.
+ */
+#define GONE_KEPT 4096
+
+struct sfsi_rpend {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pend *list; /* newest first */
+	size_t gone;	   /* entries unlinked */
+};
+
+enum sfs_status sfsi_rpend_new(struct sfsi_rpend **out, struct sfs_err *e)
+{
+	struct sfsi_rpend *p = calloc(1, sizeof(*p));
+
+	*out = p;
+	if (!p)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	return SFS_OK;
+}
+
+static void pend_free(struct pend *x)
+{
+	free(x->name);
+	free(x->filename);
+	free(x->path);
+	free(x);
+}
+
+void sfsi_rpend_free(struct sfsi_rpend *p)
+{
+	struct pend *x;
+
+	if (!p)
+		return;
+	while ((x = p->list)) {
+		p->list = x->next;
+		if (!x->gone)
+			sfs_warn("remote",
+				 "'%s%s' was never closed: not sent to the "
+				 "server",
+				 x->path, x->name);
+		pend_free(x);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
+
+/* p->mu held */
+static struct pend *by_id(struct sfsi_rpend *p, const char *id)
+{
+	struct pend *x;
+
+	for (x = p->list; x; x = x->next)
+		if (!strcmp(x->id, id))
+			return x;
+	return NULL;
+}
+
+static struct pend *by_ino(struct sfsi_rpend *p, int64_t ino)
+{
+	struct pend *x;
+
+	for (x = p->list; x; x = x->next)
+		if (x->ino == ino)
+			return x;
+	return NULL;
+}
+
+/* The entry of id, once no thread sends it (NULL: not pending); mu held. */
+static struct pend *settled(struct sfsi_rpend *p, const char *id)
+{
+	struct pend *x;
+
+	while ((x = by_id(p, id)) && x->busy)
+		pthread_cond_wait(&p->cv, &p->mu);
+	return x;
+}
+
+static void unlink_pend(struct sfsi_rpend *p, struct pend *x)
+{
+	struct pend **q;
+
+	for (q = &p->list; *q; q = &(*q)->next)
+		if (*q == x) {
+			*q = x->next;
+			return;
+		}
+}
+
+/* The oldest entry unlinked goes (mu held). */
+static void drop_oldest_gone(struct sfsi_rpend *p)
+{
+	struct pend *x, *last = NULL;
+
+	for (x = p->list; x; x = x->next)
+		if (x->gone && !x->busy)
+			last = x;
+	if (last) {
+		unlink_pend(p, last);
+		pend_free(last);
+		p->gone--;
+	}
+}
+
+/* x as the store shows it: an empty file of the caller's. */
+static enum sfs_status fill(const struct pend *x, struct sfs_file *f,
+			    struct sfs_err *e)
+{
+	sfs_file_init(f);
+	f->ino = x->ino;
+	sfs_strlcpy(f->id, x->id, sizeof(f->id));
+	f->name = strdup(x->name);
+	f->path = strdup(x->path);
+	f->filename = x->filename ? strdup(x->filename) : NULL;
+	if (!f->name || !f->path || (x->filename && !f->filename)) {
+		sfs_file_release(f);
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
+	f->size = 0;
+	sfs_strlcpy(f->sha256, EMPTY_SHA256, sizeof(f->sha256));
+	f->created_at = x->ctime_ns / 1000000;
+	f->mtime_ns = x->mtime_ns;
+	f->atime_ns = x->atime_ns;
+	f->ctime_ns = x->ctime_ns;
+	f->perm = SFS_PERM_OWNER;
+	f->access = SFS_ACCESS_OWNER;
+	return SFS_OK;
+}
+
+/* ---- what this store shows ---------------------------------------------- */
+
+int sfsi_rpend_has(struct sfsi_rpend *p, const char *id)
+{
+	struct pend *x;
+	int ret;
+
+	pthread_mutex_lock(&p->mu);
+	x = by_id(p, id);
+	ret = !x ? 0 : x->gone ? -1 : 1;
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+int sfsi_rpend_file(struct sfsi_rpend *p, int64_t ino, struct sfs_file *out)
+{
+	struct pend *x;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->mu);
+	x = by_ino(p, ino);
+	if (x && x->gone)
+		ret = -1;
+	else if (x && !fill(x, out, NULL))
+		ret = 1;
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+static int listed(const struct sfs_file_list *l, int64_t ino)
+{
+	size_t i;
+
+	for (i = 0; l && i < l->n; i++)
+		if (l->files[i].ino == ino)
+			return 1;
+	return 0;
+}
+
+int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
+		     const char *const *names, size_t n, const char *id_prefix,
+		     int all, const struct sfs_file_list *l,
+		     int (*fn)(void *arg, const struct sfs_file *f), void *arg)
+{
+	struct sfs_file *v = NULL, *nv;
+	size_t k = 0, i;
+	struct pend *x;
+	int stop = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (x = p->list; x; x = x->next) {
+		if (x->gone || strcmp(x->path, path))
+			continue;
+		/* sent meanwhile: the listing has it */
+		if (listed(l, x->ino))
+			continue;
+		nv = realloc(v, (k + 1) * sizeof(*v));
+		if (!nv)
+			break;
+		v = nv;
+		if (fill(x, &v[k], NULL))
+			break;
+		if (all || sfsi_remote_name_is(&v[k], names, n, id_prefix))
+			k++;
+		else
+			sfs_file_release(&v[k]);
+	}
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < k; i++) {
+		if (!stop)
+			stop = fn(arg, &v[i]);
+		sfs_file_release(&v[i]);
+	}
+	free(v);
+	return stop;
+}
+
+/* ---- the create, kept ---------------------------------------------------- */
+
+enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
+				       const struct sfs_file_spec *spec,
+				       struct sfs_stage *content,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	struct sfs_file mine, *f = out ? out : &mine;
+	enum sfs_status st;
+	struct pend *x;
+
+	if (!spec->lazy || content || spec->id || spec->uri || spec->ntags ||
+	    spec->metadata || spec->description || spec->listening ||
+	    !(sfsi_remote_has(s) & SFS_REMOTE_CREATE_ID))
+		return sfsi_rkept_file_create(s, spec, content, out, e);
+	/* the server's checks of the fields that cost no request */
+	if (sfs_name_check(spec->name, "name", e) ||
+	    (spec->filename && sfs_name_check(spec->filename, "filename", e)))
+		return SFS_INVALID;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	sfs_uuid_new(x->id);
+	x->name = strdup(spec->name);
+	x->path = strdup(spec->path ? spec->path : "/");
+	x->filename = spec->filename ? strdup(spec->filename) : NULL;
+	x->ctime_ns = sfs_now_ns();
+	x->mtime_ns = x->atime_ns =
+		spec->mtime_ns ? spec->mtime_ns : x->ctime_ns;
+	st = fill(x, f, e);
+	if (!st)
+		st = sfsi_remote_file_number(s, f, e); /* frees f on failure */
+	if (st) {
+		pend_free(x);
+		return st;
+	}
+	x->ino = f->ino;
+	pthread_mutex_lock(&p->mu);
+	x->next = p->list;
+	p->list = x;
+	pthread_mutex_unlock(&p->mu);
+	if (f == &mine)
+		sfs_file_release(&mine);
+	return SFS_OK;
+}
+
+/* Listening audio for content under flags, as the server's PUT decides. */
+static int listening_of(struct sfs_stage *content, unsigned flags)
+{
+	char mime[96] = "";
+	double duration;
+
+	if (!(flags & SFS_SET_LISTENING) || !content ||
+	    !sfs_stage_size(content))
+		return 0;
+	if (!(flags & SFS_SET_IF_AUDIO))
+		return 1;
+	sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
+	return !strncmp(mime, "audio/", 6);
+}
+
+/*
+ * Send the create of pending file id (with content, or empty: lazily
+ * with lazy). 1 when it was pending: *stp its status (SFS_CONFLICT,
+ * SFS_R_FILE_DELETED when it was unlinked); 0 when it is not (any more):
+ * the caller goes on as for any file.
+ */
+static int send_create(struct sfs_store *s, const char *id,
+		       struct sfs_stage *content, unsigned flags, int lazy,
+		       struct sfs_file *out, enum sfs_status *stp,
+		       struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	struct sfs_file_spec spec = { 0 };
+	struct sfs_file_update u = { 0 };
+	char *name = NULL, *filename = NULL, *path = NULL;
+	enum sfs_status st;
+	struct pend *x;
+	int times;
+
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	x = settled(p, id);
+	if (x && x->gone) {
+		pthread_mutex_unlock(&p->mu);
+		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+				"the file was removed before it was sent");
+		return 1;
+	}
+	if (x) {
+		x->busy = 1;
+		name = strdup(x->name);
+		path = strdup(x->path);
+		filename = x->filename ? strdup(x->filename) : NULL;
+		times = x->times_set;
+		u.mtime_ns = x->mtime_ns;
+		u.atime_ns = x->atime_ns;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!x)
+		return 0;
+	st = SFS_OK;
+	if (!name || !path || (x->filename && !filename))
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	if (!st && content)
+		st = sfsi_stage_hash(content, e); /* the probe reads it all */
+	spec.name = name;
+	spec.filename = filename;
+	spec.path = path;
+	spec.id = id;
+	spec.no_suffix = 1;
+	spec.lazy = lazy && !content;
+	spec.listening = listening_of(content, flags);
+	if (!st)
+		st = sfsi_rkept_file_create(s, &spec, content, out, e);
+	/* the server has it already: an earlier try's answer was lost */
+	if (st == SFS_CONFLICT && e && e->reason == SFS_R_NONE) {
+		sfs_debug("remote", "'%s' is on the server already: %s", id,
+			  e->message);
+		sfs_err_init(e);
+		times = 0;
+		st = SFS_OK;
+		out = NULL;
+		*stp = SFS_OK;
+		pthread_mutex_lock(&p->mu);
+		unlink_pend(p, x);
+		pend_free(x);
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		free(name);
+		free(filename);
+		free(path);
+		return 0;
+	}
+	if (!st && times) {
+		u.set = SFS_UPD_MTIME | SFS_UPD_ATIME;
+		if (out)
+			sfs_file_release(out);
+		st = sfsi_rkept_file_update(s, id, &u, out, e);
+	}
+	pthread_mutex_lock(&p->mu);
+	if (!st) {
+		unlink_pend(p, x);
+		pend_free(x);
+	} else {
+		x->busy = 0;
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	free(name);
+	free(filename);
+	free(path);
+	*stp = st;
+	return 1;
+}
+
+/* A pending id made an ordinary file on the server (empty, lazily). */
+static enum sfs_status sent(struct sfs_store *s, const char *id,
+			    struct sfs_err *e)
+{
+	enum sfs_status st = SFS_OK;
+
+	if (send_create(s, id, NULL, 0, 1, NULL, &st, e))
+		return st;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
+				struct sfs_err *e)
+{
+	return sent(s, id, e);
+}
+
+/* Every pending file in directory path and below sent (a rename of it). */
+static enum sfs_status sent_below(struct sfs_store *s, const char *path,
+				  struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	size_t len = strlen(path);
+	char id[SFS_ID_SIZE];
+	enum sfs_status st = SFS_OK;
+	struct pend *x;
+
+	while (!st) {
+		id[0] = '\0';
+		pthread_mutex_lock(&p->mu);
+		for (x = p->list; x; x = x->next)
+			if (!x->gone && !strncmp(x->path, path, len)) {
+				sfs_strlcpy(id, x->id, sizeof(id));
+				break;
+			}
+		pthread_mutex_unlock(&p->mu);
+		if (!id[0])
+			break;
+		st = sent(s, id, e);
+	}
+	return st;
+}
+
+/* ---- the table's calls ----------------------------------------------------
+ */
+
+enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
+				       struct sfs_stage *content,
+				       unsigned flags, struct sfs_file *out,
+				       struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	if (send_create(s, id, content, flags, 0, out, &st, e))
+		return st;
+	return sfsi_rkept_set_content(s, id, content, flags, out, e);
+}
+
+enum sfs_status sfsi_rpend_file_sync(struct sfs_store *s, const char *id,
+				     struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	if (send_create(s, id, NULL, 0, 0, NULL, &st, e))
+		return st;
+	return sfsi_remote_file_sync(s, id, e);
+}
+
+enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
+				       int purge, struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	enum sfs_status st = SFS_OK;
+	struct pend *x;
+
+	pthread_mutex_lock(&p->mu);
+	x = settled(p, id);
+	if (x && x->gone) {
+		st = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+			      "the file is deleted");
+	} else if (x) {
+		x->gone = 1; /* the server never hears of it */
+		if (++p->gone > GONE_KEPT)
+			drop_oldest_gone(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (x)
+		return st;
+	return sfsi_rkept_file_delete(s, id, purge, e);
+}
+
+/* Of u's fields, only those kept here (no others, or 0). */
+static int only(const struct sfs_file_update *u, unsigned kept)
+{
+	return !(u->set & ~kept);
+}
+
+/* Apply u's kept fields to pending x (mu held); out: x after it. */
+static enum sfs_status keep(struct pend *x, const struct sfs_file_update *u,
+			    struct sfs_file *out, struct sfs_err *e)
+{
+	char *v;
+
+#define SET(bit, field, val)                                                   \
+	do {                                                                   \
+		if ((u->set & (bit)) && (val)) {                               \
+			if (!(v = strdup(val)))                                \
+				return sfs_errf(e, SFS_NOMEM, SFS_R_NONE,      \
+						"out of memory");              \
+			free(x->field);                                        \
+			x->field = v;                                          \
+		}                                                              \
+	} while (0)
+	SET(SFS_UPD_NAME, name, u->name);
+	SET(SFS_UPD_PATH, path, u->path);
+	SET(SFS_UPD_FILENAME, filename, u->filename);
+#undef SET
+	if ((u->set & SFS_UPD_FILENAME) && !u->filename) {
+		free(x->filename);
+		x->filename = NULL;
+	}
+	if (u->set & SFS_UPD_MTIME) {
+		x->mtime_ns = u->mtime_ns;
+		x->times_set = 1;
+	}
+	if (u->set & SFS_UPD_ATIME) {
+		x->atime_ns = u->atime_ns;
+		x->times_set = 1;
+	}
+	x->ctime_ns = sfs_now_ns();
+	return out ? fill(x, out, e) : SFS_OK;
+}
+
+/*
+ * u applied to pending id when it holds only fields in kept: 1 (*stp
+ * its status); else 0 (not pending, or sent now: *stp the send's).
+ */
+static int kept_update(struct sfs_store *s, const char *id,
+		       const struct sfs_file_update *u, unsigned kept,
+		       struct sfs_file *out, enum sfs_status *stp,
+		       struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	struct pend *x;
+	int done = 0;
+
+	*stp = SFS_OK;
+	pthread_mutex_lock(&p->mu);
+	x = settled(p, id);
+	if (x && !x->gone && only(u, kept)) {
+		if (out)
+			sfs_file_init(out);
+		*stp = keep(x, u, out, e);
+		done = 1;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!done && x)
+		*stp = sent(s, id, e);
+	return done;
+}
+
+enum sfs_status sfsi_rpend_file_update(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	enum sfs_status st;
+
+	if (kept_update(s, id, u, SFS_UPD_MTIME | SFS_UPD_ATIME, out, &st, e) ||
+	    st)
+		return st;
+	return sfsi_rkept_file_update(s, id, u, out, e);
+}
+
+enum sfs_status sfsi_rpend_file_rename(struct sfs_store *s, const char *id,
+				       const struct sfs_file_update *u,
+				       const char *replace_id, unsigned flags,
+				       struct sfs_file *out, struct sfs_err *e)
+{
+	unsigned kept = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_FILENAME |
+			SFS_UPD_NO_SUFFIX | SFS_UPD_MTIME | SFS_UPD_ATIME;
+	enum sfs_status st;
+
+	/* onto another file: the server's one transaction does it */
+	if (replace_id || flags)
+		kept = 0;
+	if (replace_id && (st = sent(s, replace_id, e)))
+		return st;
+	if (kept_update(s, id, u, kept, out, &st, e) || st)
+		return st;
+	return sfsi_rkept_file_rename(s, id, u, replace_id, flags, out, e);
+}
+
+enum sfs_status sfsi_rpend_listening_generate(struct sfs_store *s,
+					      const char *id,
+					      struct sfs_file *out,
+					      struct sfs_err *e)
+{
+	enum sfs_status st = sent(s, id, e);
+
+	return st ? st : sfsi_rkept_listening_generate(s, id, out, e);
+}
+
+enum sfs_status sfsi_rpend_xattr_set(struct sfs_store *s, const char *id,
+				     const char *name, const void *value,
+				     size_t len, unsigned flags,
+				     struct sfs_err *e)
+{
+	enum sfs_status st = sent(s, id, e);
+
+	return st ? st
+		  : sfsi_rkept_xattr_set(s, id, name, value, len, flags, e);
+}
+
+enum sfs_status sfsi_rpend_xattr_remove(struct sfs_store *s, const char *id,
+					const char *name, struct sfs_err *e)
+{
+	if (sfsi_rpend_has(sfsi_remote_pend(s), id))
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND,
+				"no attribute '%s'", name);
+	return sfsi_rkept_xattr_remove(s, id, name, e);
+}
+
+enum sfs_status sfsi_rpend_share_put(struct sfs_store *s, const char *file_id,
+				     const char *user_id, enum sfs_perm perm,
+				     struct sfs_share *out, int *created,
+				     struct sfs_err *e)
+{
+	enum sfs_status st = sent(s, file_id, e);
+
+	return st ? st
+		  : sfsi_rkept_share_put(s, file_id, user_id, perm, out,
+					 created, e);
+}
+
+enum sfs_status sfsi_rpend_share_revoke_user(struct sfs_store *s,
+					     const char *file_id,
+					     const char *user_id,
+					     struct sfs_err *e)
+{
+	if (sfsi_rpend_has(sfsi_remote_pend(s), file_id))
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_SHARE_NOT_FOUND,
+				"the file is not shared with this user");
+	return sfsi_rkept_share_revoke_user(s, file_id, user_id, e);
+}
+
+enum sfs_status sfsi_rpend_share_list(struct sfs_store *s, const char *file_id,
+				      struct sfs_share **out, size_t *n,
+				      struct sfs_err *e)
+{
+	if (sfsi_rpend_has(sfsi_remote_pend(s), file_id)) {
+		*out = NULL;
+		*n = 0;
+		return SFS_OK;
+	}
+	return sfsi_remote_share_list(s, file_id, out, n, e);
+}
+
+enum sfs_status sfsi_rpend_dir_rename(struct sfs_store *s, const char *from,
+				      const char *to, struct sfs_err *e)
+{
+	enum sfs_status st = sent_below(s, from, e);
+
+	return st ? st : sfsi_rkept_dir_rename(s, from, to, e);
+}
+
+enum sfs_status sfsi_rpend_dir_remove(struct sfs_store *s, const char *path,
+				      struct sfs_err *e)
+{
+	enum sfs_status st = sent_below(s, path, e);
+
+	return st ? st : sfsi_rkept_dir_remove(s, path, e);
+}

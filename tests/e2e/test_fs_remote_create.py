@@ -1,0 +1,243 @@
+"""A remote mount's new file (issue 14) is made on the server at its
+first close() or fsync(), in one request that carries its content
+(POST /files?id=, durable when answered), not at open(O_CREAT). Until
+then it is the mount's own: the mount's processes see it at once (with
+its size), other clients from its close; what is done to it meanwhile
+(a rename, an unlink, its times, an xattr, its directory renamed) acts
+on that state or sends the create first. The server's refusal comes
+back from close(). A real speechfsd and real FUSE mounts; requests are
+counted by the daemon's /metrics."""
+import errno
+import os
+import time
+
+import pytest
+import requests
+
+from fsutil import Server, admin, eventually, store, xget  # noqa: F401
+from test_fs_remote import RemoteMount
+
+API = "/api/v1/speech-services"
+FILES = API + "/files"
+
+
+@pytest.fixture
+def srv(store):
+    """(a speechfsd on the store, alice's API key, the store)."""
+    d, tenant, users = store
+    dm = Server(d, workers=False)
+    try:
+        yield dm, dm.key(users[0]), d, tenant
+    finally:
+        dm.stop()
+
+
+def requests_of(dm, route, method=None):
+    """Requests of one route the daemon answered (its /metrics)."""
+    text = requests.get(dm.base + "/metrics", timeout=10).text
+    n = 0
+    for line in text.splitlines():
+        if line.startswith("speechfs_http_requests_total{") and \
+                'route="%s"' % route in line:
+            n += int(line.rsplit(" ", 1)[1])
+    return n
+
+
+def listed(dm, key, path, deleted=False):
+    """{name: file} the server lists in directory path."""
+    r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
+                     params={"path": path, "recursive": "false",
+                             "size": 100,
+                             "isDeleted": "true" if deleted else "false"},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    return {f["name"]: f for f in r.json()["files"]}
+
+
+def entries(d):
+    """The entries of directory d but the mount's own (.trash ...)."""
+    return sorted(n for n in os.listdir(d) if not n.startswith("."))
+
+
+def content(dm, key, fid):
+    r = requests.get(dm.base + FILES + "/" + fid + "/content",
+                     headers={"X-API-Key": key}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def test_a_new_file_is_one_request(srv):
+    """Files written and closed, and files touched (closed empty), cost
+    the server one request each: the create with the bytes; nothing at
+    open(O_CREAT), no PUT, no sync, no second look at the directory.
+    Each is on the server, whole, when its close returns."""
+    dm, key, _, _ = srv
+    m = RemoteMount(dm.base, key)
+    try:
+        os.mkdir(m.path("one"))
+        m.path("one", "warm.txt").write_bytes(b"warm")
+        before = {r: requests_of(dm, r) for r in (
+            "files_create", "files_put_content", "files_sync",
+            "dirs_list", "files_list")}
+        for i in range(12):
+            p = m.path("one", "f%02d.txt" % i)
+            fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+            if i % 3:
+                os.write(fd, b"%02d" % i * 100)
+            os.close(fd)
+            have = listed(dm, key, "/one/")
+            assert "f%02d" % i in have, i
+            assert have["f%02d" % i]["size"] == (200 if i % 3 else 0)
+        after = {r: requests_of(dm, r) for r in before}
+        assert after["files_create"] - before["files_create"] == 12
+        for r in ("files_put_content", "files_sync", "dirs_list"):
+            assert after[r] == before[r], (r, before, after)
+        # the test's own listings only (12 of them)
+        assert after["files_list"] - before["files_list"] == 12
+        assert content(dm, key, have["f07"]["id"]) == b"07" * 100
+        assert sorted(os.listdir(m.path("one"))) == \
+            ["f%02d.txt" % i for i in range(12)] + ["warm.txt"]
+    finally:
+        assert m.stop() == 0
+
+
+def test_others_see_a_new_file_from_its_close(srv):
+    """The mount's processes see a new file at once, with its size while
+    it is written; the server and another mount see nothing of it until
+    its fsync() or close(), then all of it."""
+    dm, key, _, _ = srv
+    a = RemoteMount(dm.base, key)
+    b = RemoteMount(dm.base, key)
+    try:
+        fd = os.open(a.path("new.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, b"abc")
+            assert "new.txt" in os.listdir(a.dir)
+            assert os.stat(a.path("new.txt")).st_size == 3
+            assert a.path("new.txt").read_bytes() == b"abc"
+            assert "new" not in listed(dm, key, "/")
+            # a file closed after it reaches b: b has had the chance
+            a.path("marker.txt").write_bytes(b"m")
+            assert eventually(lambda: "marker.txt" in os.listdir(b.dir),
+                              timeout=10)
+            assert "new.txt" not in os.listdir(b.dir)
+            os.fsync(fd)                        # durable: on the server
+            f = listed(dm, key, "/")["new"]
+            assert f["size"] == 3 and content(dm, key, f["id"]) == b"abc"
+            assert xget(a.path("new.txt"), "user.speechfs.id") == f["id"]
+            os.write(fd, b"def")
+        finally:
+            os.close(fd)
+        assert content(dm, key, f["id"]) == b"abcdef"
+        assert eventually(lambda: "new.txt" in os.listdir(b.dir) and
+                          os.stat(b.path("new.txt")).st_size == 6,
+                          timeout=10)
+        assert b.path("new.txt").read_bytes() == b"abcdef"
+    finally:
+        b.stop()
+        a.stop()
+
+
+def test_what_is_done_before_the_close(srv):
+    """Before its first close a new file is renamed (kept, sent with the
+    create), unlinked (the server never hears of it, nor its trash), gets
+    its times set (sent after the create), an xattr (the create goes
+    first), its directory renamed (the create goes first); O_EXCL sees
+    it; its directory is not empty. A fresh mount sees what the server
+    holds."""
+    dm, key, _, _ = srv
+    m = RemoteMount(dm.base, key)
+    fds = []
+
+    def new(*parts):
+        fds.append(os.open(m.path(*parts), os.O_CREAT | os.O_WRONLY,
+                           0o644))
+        return fds[-1]
+
+    def close(fd):
+        fds.remove(fd)
+        os.close(fd)
+    try:
+        # renamed while open: created under its new name
+        fd = new("r1.txt")
+        os.write(fd, b"renamed")
+        os.rename(m.path("r1.txt"), m.path("r2.txt"))
+        assert "r1" not in listed(dm, key, "/")
+        assert "r2" not in listed(dm, key, "/")
+        assert entries(m.dir) == ["r2.txt"]
+        close(fd)
+        have = listed(dm, key, "/")
+        assert list(have) == ["r2"]
+        assert content(dm, key, have["r2"]["id"]) == b"renamed"
+        # O_EXCL sees a file not sent yet
+        fd = new("x.txt")
+        with pytest.raises(OSError) as ei:
+            os.open(m.path("x.txt"), os.O_CREAT | os.O_WRONLY | os.O_EXCL)
+        assert ei.value.errno == errno.EEXIST
+        # unlinked while open: its bytes go nowhere
+        os.write(fd, b"gone")
+        os.unlink(m.path("x.txt"))
+        assert not m.path("x.txt").exists()
+        close(fd)
+        assert "x" not in listed(dm, key, "/")
+        assert "x" not in listed(dm, key, "/", deleted=True)
+        # times set before the close (touch -d of a file still open)
+        fd = new("t.txt")
+        t = 1_600_000_000_123_456_789
+        os.utime(m.path("t.txt"), ns=(t, t))
+        close(fd)
+        assert "t" in listed(dm, key, "/")
+        # an xattr before the close: the create goes first
+        fd = new("a.txt")
+        os.write(fd, b"with attr")
+        os.setxattr(m.path("a.txt"), "user.color", b"blue")
+        assert "a" in listed(dm, key, "/")
+        close(fd)
+        # its directory: not empty; renamed while the file is open
+        os.mkdir(m.path("d"))
+        fd = new("d", "in.txt")
+        os.write(fd, b"inside")
+        with pytest.raises(OSError) as ei:
+            os.rmdir(m.path("d"))
+        assert ei.value.errno == errno.ENOTEMPTY
+        os.rename(m.path("d"), m.path("e"))
+        close(fd)
+        assert m.path("e", "in.txt").read_bytes() == b"inside"
+        have = listed(dm, key, "/e/")
+        assert content(dm, key, have["in"]["id"]) == b"inside"
+    finally:
+        for fd in fds:
+            os.close(fd)
+        assert m.stop() == 0
+    fresh = RemoteMount(dm.base, key)
+    try:
+        assert entries(fresh.dir) == ["a.txt", "e", "r2.txt", "t.txt"]
+        assert fresh.path("r2.txt").read_bytes() == b"renamed"
+        assert os.stat(fresh.path("t.txt")).st_mtime_ns == t
+        assert fresh.path("a.txt").read_bytes() == b"with attr"
+        assert xget(fresh.path("a.txt"), "user.color") == "blue"
+        assert fresh.path("e", "in.txt").read_bytes() == b"inside"
+    finally:
+        assert fresh.stop() == 0
+
+
+def test_the_servers_refusal_comes_from_close(srv):
+    """A new file over the tenant's quota: close() says EDQUOT and the
+    server holds none of its bytes (at most the file, empty, as the
+    local mount leaves one whose content was refused)."""
+    dm, key, d, tenant = srv
+    admin("tenant", "quota", "--store", str(d), "--id", tenant,
+          "--max-bytes", "1000")
+    m = RemoteMount(dm.base, key)
+    try:
+        w = open(m.path("big.wav"), "wb")
+        w.write(b"x" * 5000)
+        with pytest.raises(OSError) as ei:
+            w.close()
+        assert ei.value.errno == errno.EDQUOT
+        have = listed(dm, key, "/")
+        assert "big" not in have or have["big"]["size"] == 0
+        m.path("small.wav").write_bytes(b"RIFF ok")
+        assert listed(dm, key, "/")["small"]["size"] == 7
+    finally:
+        assert m.stop() == 0
