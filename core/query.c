@@ -512,6 +512,16 @@ static void limit(struct qb *qb, const struct sfs_query *q)
  * range, and only those files are read, instead of walking the owner's
  * files newest first and probing each for the tag. A cursor's position
  * is a bound of the same range.
+ *
+ * One statement: the tag's id looked up once (tg: a name compared under
+ * the NOCASE collation, ICU's on PostgreSQL, against each of the
+ * tenant's tags), the page's ids (ids), the page's tags and, with_total,
+ * the listing's total as the column after the tags (from the counters,
+ * see tag_count). On PostgreSQL the page's tags come from one grouped
+ * pass over their rows (tl): the tags column's subquery per row cost it
+ * a hash join per row, ~0.1 ms of a 0.4 ms page at 1,000,000 files. On
+ * SQLite the subquery per row is the cheaper (with tl its page took
+ * 0.11 ms instead of 0.09).
  */
 static int tag_page_ok(const struct sfs_query *q)
 {
@@ -520,17 +530,24 @@ static int tag_page_ok(const struct sfs_query *q)
 
 static void tag_page(struct qb *qb, const struct sfs_query *q,
 		     const struct sfs_actor *a, int64_t at_created,
-		     int64_t at_row)
+		     int64_t at_row, int with_total)
 {
-	add(qb, " WHERE f.id IN (SELECT ft.file_id FROM file_tag ft"
+	static const char trashed[] =
+		"(SELECT COUNT(*) FROM file f2"
+		" JOIN file_tag ft2 ON ft2.file_id = f2.id"
+		" WHERE f2.owner_id = ? AND f2.is_deleted = 1"
+		" AND ft2.tag_id = tg.id)";
+
+	add(qb, "WITH tg AS (SELECT id FROM tag WHERE tenant_id = ?"
+		" AND name = ? COLLATE NOCASE),"
+		" ids AS (SELECT ft.file_id FROM file_tag ft"
 		" WHERE ft.owner_id = ?");
+	bind_int(qb, a->tenant);
+	bind_text(qb, q->tags[0]);
 	bind_int(qb, a->user);
 	add(qb,
 	    q->deleted ? " AND ft.is_deleted = 1" : " AND ft.is_deleted = 0");
-	add(qb, " AND ft.tag_id = (SELECT id FROM tag WHERE tenant_id = ?"
-		" AND name = ? COLLATE NOCASE)");
-	bind_int(qb, a->tenant);
-	bind_text(qb, q->tags[0]);
+	add(qb, " AND ft.tag_id = (SELECT id FROM tg)");
 	if (q->cursor_id[0]) {
 		add(qb, q->desc ? " AND (ft.created_at, ft.file_id) < (?, ?)"
 				: " AND (ft.created_at, ft.file_id) > (?, ?)");
@@ -540,8 +557,36 @@ static void tag_page(struct qb *qb, const struct sfs_query *q,
 	add(qb, q->desc ? " ORDER BY ft.created_at DESC, ft.file_id DESC"
 			: " ORDER BY ft.created_at ASC, ft.file_id ASC");
 	limit(qb, q);
+	if (qb->pg)
+		add(qb, "), tl AS (SELECT xft.file_id,"
+			" group_concat(xt.name, char(31)) AS names"
+			" FROM file_tag xft JOIN tag xt ON xt.id = xft.tag_id"
+			" WHERE xft.file_id IN (SELECT file_id FROM ids)"
+			" GROUP BY xft.file_id)"
+			" SELECT " FILE_COLS ", tl.names");
+	else
+		add(qb, ") SELECT " FILE_COLS ", " FILE_TAGS_COL);
+	if (with_total) {
+		/* as tag_count's, with the tag's id from tg */
+		add(qb, ", (SELECT ");
+		if (q->deleted) {
+			add(qb, trashed);
+		} else {
+			add(qb, "coalesce((SELECT c.n FROM tag_count c"
+				" WHERE c.owner_id = ? AND c.tag_id = tg.id),"
+				" 0) - ");
+			bind_int(qb, a->user);
+			add(qb, trashed);
+		}
+		bind_int(qb, a->user);
+		add(qb, " FROM tg)");
+	}
+	add(qb, FILE_FROM);
+	if (qb->pg)
+		add(qb, " LEFT JOIN tl ON tl.file_id = f.id");
+	add(qb, " WHERE f.id IN (SELECT file_id FROM ids)");
 	/* the files' own marks too: the ids are only where to look */
-	add(qb, ") AND +f.owner_id = ?");
+	add(qb, " AND +f.owner_id = ?");
 	bind_int(qb, a->user);
 	add(qb,
 	    q->deleted ? " AND +f.is_deleted = 1" : " AND +f.is_deleted = 0");
@@ -592,6 +637,13 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	int64_t owned = 0, total = -1;
 	int drive, more = 0, counted = 0, tpage = tag_page_ok(q), dir_total = 0;
 	int64_t at_created = 0, at_row = 0;
+	/*
+	 * A first page of one tag is one statement with its total (none
+	 * after it: an empty first page's total is 0), so it is a snapshot
+	 * by itself: no read transaction (on PostgreSQL, no BEGIN and no
+	 * ROLLBACK sent and read back around it)
+	 */
+	int txn = !(tpage && !q->cursor_id[0] && q->page == 0);
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -618,7 +670,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		count_owned(&count, a);
 
 	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
+	if (!ret && txn)
 		ret = sfsi_db_begin_read(d, e);
 	/* a cursor's walk was counted at its first page */
 	if (!ret && q->cursor_id[0]) {
@@ -638,14 +690,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 	if (tpage) {
 		/* no plan to choose: the total comes with the page's rows
 		 * (from the counters: one statement, one round trip) */
-		add(&page, "SELECT " FILE_COLS ", " TAGS_COL);
-		if (!counted) {
-			add(&page, ", (");
-			tag_count(&page, q, a);
-			add(&page, ")");
-		}
-		add(&page, FILE_FROM);
-		tag_page(&page, q, a, at_created, at_row);
+		tag_page(&page, q, a, at_created, at_row, !counted);
 	} else {
 		/*
 		 * A directory's page brings its count along too (one
@@ -695,7 +740,7 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		out->has_dirs = 1;
 		ret = sfsi_query_load_dirs(d, a, path, out, e);
 	}
-	if (d)
+	if (d && txn)
 		sfsi_db_rollback(d); /* a read: nothing to keep */
 out:
 	sfsi_db_put(d);
