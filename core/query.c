@@ -623,27 +623,159 @@ static void count_owned(struct qb *qb, const struct sfs_actor *a)
 	bind_int(qb, a->user);
 }
 
+/*
+ * A GET /files listing on its way through sfs_query_files' steps: how it
+ * is read, and what is known of it so far.
+ */
+struct listing {
+	const struct sfs_query *q;
+	const struct sfs_actor *a;
+	char upper[SFS_VPATH_MAX + 2]; /* upper_bound of the path */
+	int drive;		       /* the tagged files drive (tags_drive) */
+	int tpage;		       /* a one-tag page (tag_page_ok) */
+	int counted;		       /* the total is known */
+	int dir_total;		       /* the page's rows bring the total */
+	int64_t at_created, at_row;    /* a cursor's position (cursor_at) */
+};
+
+/* The count's statement; when the tags may drive, the plan's too. */
+static void count_sql(const struct listing *ls, struct qb *count)
+{
+	if (ls->drive)
+		add(count, "SELECT (");
+	if (!tag_count(count, ls->q, ls->a)) {
+		add(count, "SELECT COUNT(*) FROM file f");
+		files_where(count, ls->q, ls->a, ls->upper, ls->drive);
+	}
+	if (ls->drive)
+		count_owned(count, ls->a);
+}
+
+/*
+ * Before the page: where a cursor stands, and whether the tags drive the
+ * query, which the count decides.
+ */
+static enum sfs_status plan(struct listing *ls, struct db *d, struct qb *count,
+			    struct sfs_file_list *out, struct sfs_err *e)
+{
+	const struct sfs_query *q = ls->q;
+	enum sfs_status ret = SFS_OK;
+	int64_t owned = 0;
+
+	/* a cursor's walk was counted at its first page */
+	if (q->cursor_id[0]) {
+		ret = sfsi_query_cursor_at(d, ls->a, q, &ls->at_created,
+					   &ls->at_row, e);
+		out->total = q->cursor_total;
+		ls->counted = 1;
+	}
+	/* driving from the tags is chosen by the count: count first */
+	if (!ret && ls->drive && !ls->counted && !ls->tpage) {
+		ret = sfsi_query_fetch_count(d, count, &out->total, &owned, e);
+		ls->counted = 1;
+	} else if (!ret && ls->drive && !ls->tpage) {
+		ret = sfsi_query_fetch_owned(d, ls->a, &owned, e);
+	}
+	if (!ret && ls->drive && !ls->tpage)
+		sfsi_query_scan_cheaper(q, out->total, owned, &ls->drive);
+	return ret;
+}
+
+/* The page's statement: a one-tag page, or the filters' (files_where). */
+static void page_sql(struct listing *ls, struct qb *page)
+{
+	const struct sfs_query *q = ls->q;
+
+	if (ls->tpage) {
+		/* no plan to choose: the total comes with the page's rows
+		 * (from the counters: one statement, one round trip) */
+		tag_page(page, q, ls->a, ls->at_created, ls->at_row,
+			 !ls->counted);
+	} else {
+		/*
+		 * A directory's page brings its count along too (one
+		 * statement less): it reads the same index range as the
+		 * page, of one directory only
+		 */
+		ls->dir_total = !ls->counted && !q->recursive && !q->name &&
+				!q->filename;
+		add(page, "SELECT " FILE_COLS ", " TAGS_COL);
+		if (ls->dir_total) {
+			add(page, ", (SELECT COUNT(*) FROM file f");
+			files_where(page, q, ls->a, ls->upper, ls->drive);
+			add(page, ")");
+		}
+		add(page, FILE_FROM);
+		files_where(page, q, ls->a, ls->upper, ls->drive);
+		if (q->cursor_id[0]) {
+			/* the order's key (order_by): an index range, not
+			 * an OFFSET */
+			add(page,
+			    q->desc ? " AND (f.created_at, f.id) < (?, ?)"
+				    : " AND (f.created_at, f.id) > (?, ?)");
+			bind_int(page, ls->at_created);
+			bind_int(page, ls->at_row);
+		}
+		order_by(page, q);
+		limit(page, q);
+	}
+}
+
+/*
+ * The page's rows, then its total (brought by the rows, told by the page
+ * or counted) and a directory's subdirectories.
+ */
+static enum sfs_status read_page(struct listing *ls, struct db *d,
+				 struct qb *page, struct qb *count,
+				 struct sfs_file_list *out, struct sfs_err *e)
+{
+	const struct sfs_query *q = ls->q;
+	enum sfs_status ret;
+	int64_t total = -1;
+	int more = 0;
+
+	ret = sfsi_query_fetch_page(
+		d, page, 0, (size_t)q->size, &more,
+		(ls->tpage || ls->dir_total) && !ls->counted ? &total : NULL,
+		out, e);
+	out->more = more;
+	if (!ret && !ls->counted && total >= 0) {
+		out->total = total;
+		ls->counted = 1;
+	}
+	if (!ret && !ls->counted) {
+		if (total_known(q, out, more))
+			out->total = q->page * q->size + (int64_t)out->n;
+		else
+			ret = sfsi_query_fetch_count(d, count, &out->total,
+						     NULL, e);
+	}
+	if (!ret && !q->recursive) {
+		out->has_dirs = 1;
+		ret = sfsi_query_load_dirs(d, ls->a, q->path ? q->path : "/",
+					   out, e);
+	}
+	return ret;
+}
+
 enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 				const struct sfs_query *q,
 				struct sfs_file_list *out, struct sfs_err *e)
 {
 	if (s->ops)
 		return s->ops->query_files(s, q, out, e);
-	char upper[SFS_VPATH_MAX + 2];
+	struct listing ls = { .q = q, .a = a, .tpage = tag_page_ok(q) };
 	const char *path = q->path ? q->path : "/";
 	struct qb page, count;
 	struct db *d = NULL;
 	enum sfs_status ret;
-	int64_t owned = 0, total = -1;
-	int drive, more = 0, counted = 0, tpage = tag_page_ok(q), dir_total = 0;
-	int64_t at_created = 0, at_row = 0;
 	/*
 	 * A first page of one tag is one statement with its total (none
 	 * after it: an empty first page's total is 0), so it is a snapshot
 	 * by itself: no read transaction (on PostgreSQL, no BEGIN and no
 	 * ROLLBACK sent and read back around it)
 	 */
-	int txn = !(tpage && !q->cursor_id[0] && q->page == 0);
+	int txn = !(ls.tpage && !q->cursor_id[0] && q->page == 0);
 
 	memset(out, 0, sizeof(*out));
 	qb_init(&page);
@@ -658,88 +790,18 @@ enum sfs_status sfs_query_files(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfs_vpath_check(path, "path", e);
 	if (ret)
 		goto out;
-	upper_bound(path, upper, sizeof(upper));
-	drive = tags_drive(q);
-	if (drive)
-		add(&count, "SELECT (");
-	if (!tag_count(&count, q, a)) {
-		add(&count, "SELECT COUNT(*) FROM file f");
-		files_where(&count, q, a, upper, drive);
-	}
-	if (drive)
-		count_owned(&count, a);
+	upper_bound(path, ls.upper, sizeof(ls.upper));
+	ls.drive = tags_drive(q);
+	count_sql(&ls, &count);
 
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret && txn)
 		ret = sfsi_db_begin_read(d, e);
-	/* a cursor's walk was counted at its first page */
-	if (!ret && q->cursor_id[0]) {
-		ret = sfsi_query_cursor_at(d, a, q, &at_created, &at_row, e);
-		out->total = q->cursor_total;
-		counted = 1;
-	}
-	/* driving from the tags is chosen by the count: count first */
-	if (!ret && drive && !counted && !tpage) {
-		ret = sfsi_query_fetch_count(d, &count, &out->total, &owned, e);
-		counted = 1;
-	} else if (!ret && drive && !tpage) {
-		ret = sfsi_query_fetch_owned(d, a, &owned, e);
-	}
-	if (!ret && drive && !tpage)
-		sfsi_query_scan_cheaper(q, out->total, owned, &drive);
-	if (tpage) {
-		/* no plan to choose: the total comes with the page's rows
-		 * (from the counters: one statement, one round trip) */
-		tag_page(&page, q, a, at_created, at_row, !counted);
-	} else {
-		/*
-		 * A directory's page brings its count along too (one
-		 * statement less): it reads the same index range as the
-		 * page, of one directory only
-		 */
-		dir_total =
-			!counted && !q->recursive && !q->name && !q->filename;
-		add(&page, "SELECT " FILE_COLS ", " TAGS_COL);
-		if (dir_total) {
-			add(&page, ", (SELECT COUNT(*) FROM file f");
-			files_where(&page, q, a, upper, drive);
-			add(&page, ")");
-		}
-		add(&page, FILE_FROM);
-		files_where(&page, q, a, upper, drive);
-		if (q->cursor_id[0]) {
-			/* the order's key (order_by): an index range, not
-			 * an OFFSET */
-			add(&page,
-			    q->desc ? " AND (f.created_at, f.id) < (?, ?)"
-				    : " AND (f.created_at, f.id) > (?, ?)");
-			bind_int(&page, at_created);
-			bind_int(&page, at_row);
-		}
-		order_by(&page, q);
-		limit(&page, q);
-	}
 	if (!ret)
-		ret = sfsi_query_fetch_page(
-			d, &page, 0, (size_t)q->size, &more,
-			(tpage || dir_total) && !counted ? &total : NULL, out,
-			e);
-	out->more = more;
-	if (!ret && !counted && total >= 0) {
-		out->total = total;
-		counted = 1;
-	}
-	if (!ret && !counted) {
-		if (total_known(q, out, more))
-			out->total = q->page * q->size + (int64_t)out->n;
-		else
-			ret = sfsi_query_fetch_count(d, &count, &out->total,
-						     NULL, e);
-	}
-	if (!ret && !q->recursive) {
-		out->has_dirs = 1;
-		ret = sfsi_query_load_dirs(d, a, path, out, e);
-	}
+		ret = plan(&ls, d, &count, out, e);
+	page_sql(&ls, &page);
+	if (!ret)
+		ret = read_page(&ls, d, &page, &count, out, e);
 	if (d && txn)
 		sfsi_db_rollback(d); /* a read: nothing to keep */
 out:
