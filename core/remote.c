@@ -685,7 +685,7 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 {
 	static const char doc_path[] = "/api/v1/openapi.json";
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
-	json_t *doc = NULL, *paths, *content;
+	json_t *doc = NULL, *paths, *content, *post;
 	struct sfs_err le;
 	enum sfs_status st;
 
@@ -725,9 +725,8 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		r->features |= SFS_REMOTE_SPACE;
 	if (json_object_get(paths, API "/files/{id}/sync"))
 		r->features |= SFS_REMOTE_LAZY;
-	if (has_param(json_object_get(json_object_get(paths, API "/files"),
-				      "post"),
-		      "id"))
+	post = json_object_get(json_object_get(paths, API "/files"), "post");
+	if (has_param(post, "id"))
 		r->features |= SFS_REMOTE_CREATE_ID;
 out:
 	json_decref(doc);

@@ -11,12 +11,14 @@
  *
  * Until then the store's calls act on this state: an unlink drops it (the
  * server never hears of the file: no trash entry either), a rename with
- * no file to replace and a change of times are kept and sent with (after)
- * the create. Every other call naming the file (xattrs, shares, listening
- * audio, a rename onto another file, a directory renamed or removed
- * around it, a stream of its content) first creates it on the server as
- * the mount did before (empty, lazily: the content's commit makes it
- * durable), then goes on as for any file.
+ * no file to replace and a change of times are kept and sent with the
+ * create (times of a file closed empty: right after it; a content commit
+ * has the writes' times). Every other call
+ * naming the file (xattrs, shares, listening audio, a rename onto another
+ * file, a directory renamed or removed around it, a stream of its
+ * content) first creates it on the server as the mount did before (empty,
+ * lazily: the content's commit makes it durable), then goes on as for
+ * any file.
  *
  * An earlier try whose answer was lost leaves the server holding the id:
  * its 409 makes the file an ordinary one, whose content then goes by PUT.
@@ -375,6 +377,13 @@ static int send_create(struct sfs_store *s, const char *id,
 	spec.no_suffix = 1;
 	spec.lazy = lazy && !content;
 	spec.listening = listening_of(content, flags);
+	/*
+	 * Times set before: a file closed empty's are set after its create.
+	 * A content commit's are the writes' time, or the fs's own, which
+	 * it sets again after the commit (a utimens while written).
+	 */
+	if (content)
+		times = 0;
 	if (!st)
 		st = sfsi_rkept_file_create(s, &spec, content, out, e);
 	/* the server has it already: an earlier try's answer was lost */

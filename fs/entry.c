@@ -57,10 +57,10 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_attr(req, &st, g_fs.timeout);
 }
 
-static int64_t ts_ns(const struct timespec *ts, int now)
+static int64_t ts_ns(const struct timespec *ts, int now, int64_t now_ns)
 {
 	if (now)
-		return sfs_now_ns();
+		return now_ns;
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
@@ -71,17 +71,18 @@ static int set_times(const struct fs_node *n, const struct stat *attr,
 	struct sfs_file_update u = { 0 };
 	struct sfs_err e;
 	enum sfs_status st = SFS_OK;
+	int64_t now = sfs_now_ns(); /* one instant for both (touch) */
 
 	sfs_err_init(&e);
 	if (to_set & FUSE_SET_ATTR_MTIME) {
 		u.set |= SFS_UPD_MTIME;
-		u.mtime_ns =
-			ts_ns(&attr->st_mtim, to_set & FUSE_SET_ATTR_MTIME_NOW);
+		u.mtime_ns = ts_ns(&attr->st_mtim,
+				   to_set & FUSE_SET_ATTR_MTIME_NOW, now);
 	}
 	if (to_set & FUSE_SET_ATTR_ATIME) {
 		u.set |= SFS_UPD_ATIME;
-		u.atime_ns =
-			ts_ns(&attr->st_atim, to_set & FUSE_SET_ATTR_ATIME_NOW);
+		u.atime_ns = ts_ns(&attr->st_atim,
+				   to_set & FUSE_SET_ATTR_ATIME_NOW, now);
 	}
 	if (!u.set)
 		return 0;
