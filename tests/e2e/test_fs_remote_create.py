@@ -75,6 +75,9 @@ def test_a_new_file_is_one_request(srv):
     try:
         os.mkdir(m.path("one"))
         m.path("one", "warm.txt").write_bytes(b"warm")
+        # a request is counted once it is over, which may come a moment
+        # after its answer reached the client
+        assert eventually(lambda: requests_of(dm, "files_create") == 1)
         before = {r: requests_of(dm, r) for r in (
             "files_create", "files_put_content", "files_sync",
             "files_patch")}
@@ -87,6 +90,9 @@ def test_a_new_file_is_one_request(srv):
             have = listed(dm, key, "/one/")
             assert "f%02d" % i in have, i
             assert have["f%02d" % i]["size"] == (200 if i % 3 else 0)
+        assert eventually(lambda: requests_of(dm, "files_create") -
+                          before["files_create"] == 12), \
+            requests_of(dm, "files_create")
         after = {r: requests_of(dm, r) for r in before}
         # (what the cache of directories asks is its own matter: when the
         # kernel's entries expire, test_fs_remote_cache.py)
