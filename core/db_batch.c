@@ -480,14 +480,20 @@ static void *batcher(void *arg)
 			continue;
 		}
 		if (!s->batch_open && !s->batch_dirty) {
+			s->batch_asleep = 1;
 			pthread_cond_wait(&s->batch_tick, &s->batch_mu);
+			s->batch_asleep = 0;
+			s->batch_wakes++;
 			continue;
 		}
 		due = batch_due(s);
 		if (sfs_mono_ns() < due) {
 			sfs_mono_ts(&at, due);
+			s->batch_asleep = 2;
 			pthread_cond_timedwait(&s->batch_tick, &s->batch_mu,
 					       &at);
+			s->batch_asleep = 0;
+			s->batch_wakes++;
 			continue;
 		}
 		pthread_mutex_unlock(&s->batch_mu);

@@ -63,6 +63,10 @@ struct sfs_store {
 	int batch_hold_ms;   /* the longest window (batch_due); 0: default */
 	int64_t batch_since; /* when the window began (sfs_mono_ns) */
 	int64_t batch_gap;   /* no new batch before (batch_pause), or 0 */
+	/* the batcher's waits: 1 asleep without a window, 2 asleep until
+	 * the window's end, 0 awake; and how often it woke (t_sync) */
+	int batch_asleep;
+	int64_t batch_wakes;
 	pthread_t batch_thread;
 	int ckpt_due; /* a batch's checkpoint waits for the batcher (atomic) */
 
