@@ -54,6 +54,10 @@ def test_unit(binary, backend, request):
     cmd = [str(binary)]
     valgrind = os.environ.get("SFS_VALGRIND") == "1"
     if valgrind:
+        # valgrind runs a binary 10-50 times slower, one thread at a time:
+        # what a test must hold by the wall clock (t_job's lease kept by
+        # its renewer thread) scales by this (testhelp.h th_slow)
+        env["SFS_UNIT_SLOW"] = "10"
         cmd = ["valgrind", "-q", "--leak-check=full", "--child-silent-after-fork=yes", "--errors-for-leak-kinds=definite,indirect",
                "--error-exitcode=3"] + cmd
     # the timeout only stops a hang: under valgrind on a loaded machine

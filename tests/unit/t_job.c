@@ -248,17 +248,25 @@ static enum sfs_status h_slow(struct sfs_store *s, struct sfs_job *j,
 }
 
 /*
- * A long job that never renews: the renewer must keep its lease. The
- * sleep is the work, more than twice the 2 s lease t_lease_renewer sets.
+ * A long job that never renews: the renewer must keep its lease. It works
+ * until t_lease_renewer lets it end (sleepy_go), once the lease has
+ * outlived its length twice; at most two minutes (a hang otherwise).
  */
+static int sleepy_go;
+
 static enum sfs_status h_sleepy(struct sfs_store *s, struct sfs_job *j,
 				struct sfs_err *e)
 {
+	int i;
+
 	(void)s;
 	(void)j;
 	(void)e;
 	__atomic_store_n(&slow_started, 1, __ATOMIC_SEQ_CST);
-	sleep_ms(4500);
+	for (i = 0; i < 12000 * th_slow() &&
+		    !__atomic_load_n(&sleepy_go, __ATOMIC_SEQ_CST);
+	     i++)
+		sleep_ms(10);
 	__atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
 	return SFS_OK;
 }
@@ -853,35 +861,68 @@ static void t_workers_stop_slow(void)
 	done_store(s);
 }
 
-/* A handler that never renews keeps its claim: the renewer thread does. */
+/* A job's lease_until as the table has it (0: none or no row). */
+static int64_t lease_of(struct sfs_store *s, int64_t id)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	int64_t until = 0;
+
+	if (sfsi_db_get(s, &d, NULL))
+		return 0;
+	st = sfsi_db_prep(
+		d, "SELECT coalesce(lease_until, 0) FROM job WHERE id = ?1",
+		NULL);
+	if (st) {
+		sfsi_db_bind_int(st, 1, id);
+		if (sfsi_db_step(st, NULL) == 1)
+			until = sfsi_db_col_int(st, 0);
+		sfsi_db_reset(st);
+	}
+	sfsi_db_put(d);
+	return until;
+}
+
+/*
+ * A handler that never renews keeps its claim: the renewer thread does.
+ * Another handle tries to claim the job until the store's clock has gone
+ * two leases past the claim (the first lease long expired); the lease's
+ * length scales with th_slow, so a renewer slowed as much (valgrind on a
+ * loaded machine) still renews within it (it renews every third).
+ */
 static void t_lease_renewer(void)
 {
 	struct sfs_config cfg;
 	struct sfs_store *s, *t = NULL;
 	struct sfs_job j;
 	struct sfs_err e;
-	int64_t id = 0;
-	int i, stolen = 0;
+	int64_t id = 0, first, until;
+	int i, stolen = 0, slow = th_slow();
 
 	sfs_config_init(&cfg);
-	cfg.job_lease_seconds = 2;
+	cfg.job_lease_seconds = 2 * slow;
 	s = open_store(&cfg);
 	REQUIRE(s);
 	t = reopen(&cfg);
 	REQUIRE(t);
 	sfs_err_init(&e);
 	slow_started = 0;
+	sleepy_go = 0;
 	calls = 0;
 	sfs_job_set_handler(s, SFS_JOB_TEST, h_sleepy);
 	sfs_job_set_handler(t, SFS_JOB_TEST, h_ok);
 	REQUIRE_ST(sfs_job_enqueue(s, SFS_JOB_TEST, 0, NULL, &id, &e), SFS_OK);
 	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
-	for (i = 0;
-	     i < 100 && !__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST); i++)
+	for (i = 0; i < 1500 * slow &&
+		    !__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST);
+	     i++)
 		sleep_ms(20);
 	CHECK(slow_started);
-	/* 4 s of a 2 s lease: nobody may take it meanwhile */
-	for (i = 0; i < 40; i++) {
+	first = lease_of(s, id);
+	CHECK(first > 0);
+	until = first + (int64_t)cfg.job_lease_seconds * 1000;
+	/* two leases from the claim: nobody may take it meanwhile */
+	for (i = 0; i < 1200 * slow && sfs_now_ms() <= until; i++) {
 		if (sfs_job_claim(t, &j, NULL) == SFS_OK) {
 			stolen = 1;
 			sfs_job_release(&j);
@@ -890,7 +931,11 @@ static void t_lease_renewer(void)
 		sleep_ms(100);
 	}
 	CHECK(!stolen);
-	CHECK(wait_count(s, SFS_JOB_TEST, SFS_JOB_DONE, 1, 5000));
+	CHECK(sfs_now_ms() > until);
+	/* renewed: its lease now ends after the first one's end */
+	CHECK(lease_of(s, id) > first);
+	__atomic_store_n(&sleepy_go, 1, __ATOMIC_SEQ_CST);
+	CHECK(wait_count(s, SFS_JOB_TEST, SFS_JOB_DONE, 1, 5000 * slow));
 	CHECK(job_row(s, id).attempts == 1);
 	CHECK(calls == 1);
 	sfs_store_close(t);

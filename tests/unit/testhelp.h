@@ -61,6 +61,21 @@ static const char *th_name __attribute__((unused));
 		}                                                              \
 	} while (0)
 
+/*
+ * How many times slower than a quiet machine the binary runs
+ * (SFS_UNIT_SLOW, a whole factor; tests/test_unit.py sets it under
+ * valgrind): a length of time a test must hold by the wall clock, such as
+ * a lease that another thread keeps alive, is scaled by it, so that a
+ * thread slowed that much still meets it.
+ */
+static inline int th_slow(void)
+{
+	const char *v = getenv("SFS_UNIT_SLOW");
+	long n = v ? strtol(v, NULL, 10) : 1;
+
+	return n > 0 && n < 1000 ? (int)n : 1;
+}
+
 /* SFS_UNIT_ONLY=NAME runs only the test NAME of a binary (chasing one). */
 static inline int th_skipped(const char *fn)
 {
