@@ -177,6 +177,115 @@ static void test_origin(void)
 }
 
 /*
+ * Threads of one store handle write at once, each with an origin of its
+ * own (a daemon's requests of several clients), on the connections of the
+ * pool, which pass from thread to thread: every change row carries the
+ * origin of the thread that made it, never one a connection kept from
+ * another thread. Then threads without an origin write on the same
+ * connections: the store's own, none of the clients'.
+ */
+#define OT_THREADS 6
+#define OT_FILES 12
+
+struct origin_writer {
+	struct fx *f;
+	char prefix; /* of its names: 't' with an origin, 'u' without */
+	int i, failed;
+};
+
+static int64_t origin_of(const struct origin_writer *w)
+{
+	return w->prefix == 't' ? 1000 + w->i : 0;
+}
+
+static void *origin_writer(void *p)
+{
+	struct origin_writer *w = p;
+	struct sfs_file_update u = { 0 };
+	char id[SFS_ID_SIZE], name[32], path[32];
+	int k;
+
+	sfs_store_origin_set(origin_of(w));
+	for (k = 0; k < OT_FILES && !w->failed; k++) {
+		snprintf(name, sizeof(name), "%c%d-%d", w->prefix, w->i, k);
+		snprintf(path, sizeof(path), "/%c%d-%d/", w->prefix, w->i, k);
+		if (tfx_upload(w->f->s, &w->f->a, name, "x", 1, id, NULL) ||
+		    sfs_dir_make(w->f->s, &w->f->a, path, NULL))
+			w->failed = 1;
+		u.set = SFS_UPD_NAME;
+		snprintf(name, sizeof(name), "%c%d-%d.b", w->prefix, w->i, k);
+		u.name = name;
+		if (!w->failed &&
+		    sfs_file_update(w->f->s, &w->f->a, id, &u, NULL, NULL))
+			w->failed = 1;
+	}
+	sfs_store_origin_set(0);
+	return NULL;
+}
+
+/* OT_THREADS writers at once, names by prefix; 0 when all wrote. */
+static int origin_writers(struct fx *f, char prefix)
+{
+	struct origin_writer w[OT_THREADS];
+	pthread_t th[OT_THREADS];
+	int i, started = 0, failed = 0;
+
+	for (i = 0; i < OT_THREADS; i++) {
+		w[i].f = f;
+		w[i].prefix = prefix;
+		w[i].i = i;
+		w[i].failed = 0;
+		if (pthread_create(&th[i], NULL, origin_writer, &w[i]))
+			break;
+		started++;
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		failed |= w[i].failed;
+	}
+	return started == OT_THREADS && !failed ? 0 : -1;
+}
+
+/* The change rows of writer `i` of `prefix`: all, or those off `want`. */
+static int origin_rows(struct fx *f, char prefix, int i, const char *off)
+{
+	char sql[320];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT COUNT(*) FROM change c LEFT JOIN file f"
+		 " ON f.id = c.file_id WHERE (f.name LIKE '%c%d-%%'"
+		 " OR c.dir LIKE '/%c%d-%%')%s",
+		 prefix, i, prefix, i, off);
+	return tfx_sql_int(f->s, sql);
+}
+
+static void test_origin_threads(void)
+{
+	char off[96];
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	CHECK(origin_writers(&f, 't') == 0);
+	CHECK(origin_writers(&f, 'u') == 0);
+	snprintf(off, sizeof(off),
+		 " AND coalesce(c.origin, 0) BETWEEN 0 AND %d",
+		 1000 + OT_THREADS);
+	for (i = 0; i < OT_THREADS; i++) {
+		char mine[64];
+
+		/* a file's rows (made, renamed) and a directory's */
+		CHECK(origin_rows(&f, 't', i, "") >= 3 * OT_FILES);
+		CHECK(origin_rows(&f, 'u', i, "") >= 3 * OT_FILES);
+		snprintf(mine, sizeof(mine), " AND coalesce(c.origin, 0) <> %d",
+			 1000 + i);
+		CHECK(origin_rows(&f, 't', i, mine) == 0);
+		CHECK(origin_rows(&f, 'u', i, off) == 0);
+	}
+	fx_close(&f);
+}
+
+/*
  * PostgreSQL: the pooled connection a thread writes on is lost (its own
  * backend killed) and made again: its changes still carry the thread's
  * origin, and the store's own once the thread has none -- the new session
@@ -416,6 +525,7 @@ int main(void)
 	RUN(test_a_file_once_as_it_is_now);
 	RUN(test_origin);
 	RUN(test_origin_reconnect);
+	RUN(test_origin_threads);
 	RUN(test_shares_and_tenants);
 	RUN(test_limit_and_expiry);
 	RUN(test_set_content_if);
