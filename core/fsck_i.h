@@ -35,13 +35,15 @@ enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * The names' index against the files' names: on SQLite, names waiting in
- * fts_pending for a file that is gone, and FTS5's integrity-check against
- * the files (the waiting names indexed first, rolled back); on PostgreSQL,
- * pg_trgm's two indexes there and valid. A line to say(arg, line) per
- * finding, *found: how many. With repair, the index is made again from
- * the files in one write transaction (SQLite: FTS5's rebuild and
- * fts_pending emptied) and *repaired counts it once.
+ * The names' index against the files' names. SQLite, read-only: names
+ * waiting in fts_pending for a file that is gone, files neither indexed
+ * nor waiting, index entries without a file, names both waiting and
+ * indexed; with repair, when those find nothing, FTS5's integrity check
+ * against the files too (under the write lock). PostgreSQL: pg_trgm's two
+ * indexes there and valid. A line to say(arg, line) per finding, *found:
+ * how many. With repair, the index is made again from the files in one
+ * write transaction (SQLite: FTS5's rebuild and fts_pending emptied) and
+ * *repaired counts it once.
  */
 enum sfs_status sfsi_fsck_names(struct db *d, int repair,
 				void (*say)(void *arg, const char *line),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include "db_i.h"
 #include "fsck_i.h"
+#include "util_i.h"
 
 static enum sfs_status status_of(struct sfs_err *e)
 {
@@ -44,11 +45,35 @@ static enum sfs_status remake(struct db *d, const char *sql, struct sfs_err *e)
 }
 
 /*
- * SQLite: rows of fts_pending whose file is gone (a name waits for a file
- * that no longer exists), and the index against the files' names. The
- * repair rebuilds the index from the files and empties fts_pending in the
- * same transaction (a rebuild that left the waiting rows would have the
- * next catch-up index them twice).
+ * SQLite, read-only (a reader beside the store's writers): which rows the
+ * index holds, from FTS5's table of one row per indexed name
+ * (file_fts_docsize), against the files and the names waiting.
+ */
+static const struct {
+	const char *sql, *what;
+} fts_probes[] = {
+	{ "SELECT COUNT(*) FROM fts_pending p WHERE NOT EXISTS"
+	  " (SELECT 1 FROM file f WHERE f.id = p.id)",
+	  "names waiting for the names' index have no file" },
+	{ "SELECT COUNT(*) FROM file f WHERE NOT EXISTS"
+	  " (SELECT 1 FROM file_fts_docsize d WHERE d.id = f.id)"
+	  " AND NOT EXISTS (SELECT 1 FROM fts_pending p WHERE p.id = f.id)",
+	  "files are neither in the names' index nor waiting for it" },
+	{ "SELECT COUNT(*) FROM file_fts_docsize d WHERE NOT EXISTS"
+	  " (SELECT 1 FROM file f WHERE f.id = d.id)",
+	  "entries of the names' index have no file" },
+	{ "SELECT COUNT(*) FROM fts_pending p"
+	  " JOIN file_fts_docsize d ON d.id = p.id",
+	  "names wait for the names' index and are in it already" },
+};
+
+/*
+ * SQLite: the read-only probes; with repair, when they find nothing,
+ * FTS5's integrity check too (stale or corrupt entries), which holds
+ * the store's write lock while it runs, as the repair does. The repair
+ * rebuilds the index from the files and empties fts_pending in the same
+ * transaction (a rebuild that left the waiting rows would have the next
+ * catch-up index them twice).
  */
 static enum sfs_status check_fts(struct db *d, int repair,
 				 void (*say)(void *arg, const char *line),
@@ -56,30 +81,34 @@ static enum sfs_status check_fts(struct db *d, int repair,
 				 struct sfs_err *e)
 {
 	char line[160];
-	int64_t orphans;
+	int64_t n;
+	size_t i;
 	int sound;
 
-	orphans = count_of(d,
-			   "SELECT COUNT(*) FROM fts_pending p WHERE NOT EXISTS"
-			   " (SELECT 1 FROM file f WHERE f.id = p.id)",
-			   e);
-	if (orphans < 0)
-		return status_of(e);
-	sound = sfsi_db_fts_sound(d, e);
-	if (sound < 0)
-		return status_of(e);
-	*found = orphans + !sound;
-	if (orphans && say) {
-		snprintf(line, sizeof(line),
-			 "%lld names waiting for the names' index have no file",
-			 (long long)orphans);
-		say(arg, line);
+	for (i = 0; i < ARRAY_SIZE(fts_probes); i++) {
+		n = count_of(d, fts_probes[i].sql, e);
+		if (n < 0)
+			return status_of(e);
+		*found += n;
+		if (n && say) {
+			snprintf(line, sizeof(line), "%lld %s", (long long)n,
+				 fts_probes[i].what);
+			say(arg, line);
+		}
 	}
-	if (!sound && say)
-		say(arg, "the names' index does not hold the files' names"
-			 " (entries missing, stale or corrupt)");
-	if (!*found || !repair)
+	if (!repair)
 		return SFS_OK;
+	if (!*found) {
+		sound = sfsi_db_fts_sound(d, e);
+		if (sound < 0)
+			return status_of(e);
+		if (sound)
+			return SFS_OK;
+		*found = 1;
+		if (say)
+			say(arg, "the names' index does not hold the files'"
+				 " names (stale or corrupt entries)");
+	}
 	if (remake(d,
 		   "INSERT INTO file_fts(file_fts) VALUES('rebuild');"
 		   " DELETE FROM fts_pending",

@@ -1278,10 +1278,11 @@ static void test_names_index_deferred(void)
 
 /*
  * fsck checks the names' index (derived data of the files' names): on
- * SQLite a name waiting for a file that is gone, and names missing from
- * FTS5's index (a search of three or more characters then misses the
- * file), while names still waiting are no finding; on PostgreSQL a
- * pg_trgm index gone. --repair makes the index again from the files.
+ * SQLite a name waiting for a file that is gone, and a file missing from
+ * FTS5's index (a search of three or more characters then misses it),
+ * while names still waiting are no finding; a stale entry is found by
+ * --repair's integrity check; on PostgreSQL a pg_trgm index gone.
+ * --repair makes the index again from the files.
  */
 static void test_fsck_names_index(void)
 {
@@ -1314,6 +1315,20 @@ static void test_fsck_names_index(void)
 		CHECK(pending(&f) == 0);
 		CHECK(tfx_sql(f.s, "INSERT INTO file_fts(file_fts, rank)"
 				   " VALUES ('integrity-check', 1)") == 0);
+		/* a stale entry (the index holds another name for the file):
+		 * not seen by the readers' probes, found by --repair's
+		 * integrity check */
+		REQUIRE(tfx_sql(f.s,
+				"INSERT INTO file_fts(file_fts, rowid, name,"
+				" filename) SELECT 'delete', id, name, filename"
+				" FROM file WHERE name = 'Alpha Take';"
+				" INSERT INTO file_fts(rowid, name, filename)"
+				" SELECT id, 'Zeta Take', filename FROM file"
+				" WHERE name = 'Alpha Take'") == 0);
+		CHECK_STR(Q(&f, &f.ann, "name", "alpha"), "");
+		CHECK(tfx_fsck_lines(f.s, 0, &r) == 0 && r.bad_name_index == 0);
+		CHECK(tfx_fsck_lines(f.s, 1, &r) == 2 &&
+		      r.bad_name_index == 1 && r.repaired == 1);
 	} else {
 		REQUIRE(tfx_sql(f.s, "DROP INDEX file_name_trgm") == 0);
 		CHECK(tfx_fsck_lines(f.s, 0, &r) == 1 && r.bad_name_index == 1);
