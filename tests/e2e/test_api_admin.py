@@ -6,6 +6,7 @@ import os
 import pathlib
 import socket
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -88,6 +89,31 @@ def test_fsck_clean_store(tmp_path):
     p = run("fsck", "--store", store, "--json")
     r = json.loads(p.stdout)
     assert r["orphanFiles"] == 0 and r["missingFiles"] == 0
+
+
+def test_fsck_names_index(tmp_path):
+    """The names' index is checked and repaired from the command line: a
+    name waiting for the index whose file is gone is a finding (exit 3,
+    badNameIndex, a line that says it); --repair builds the index again
+    and the next fsck finds nothing."""
+    store = tmp_path / "s"
+    run("init", "--store", store)
+    db = sqlite3.connect(str(store / "speechfs.db"))
+    try:
+        db.execute("INSERT INTO fts_pending(id) VALUES (424242)")
+        db.commit()
+    finally:
+        db.close()
+    p = run("fsck", "--store", store, "--json", check=False)
+    assert p.returncode == 3, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert r["badNameIndex"] == 1 and r["repaired"] == 0, r
+    assert "have no file" in p.stdout + p.stderr
+    p = run("fsck", "--repair", "--store", store, "--json")
+    r = json.loads(p.stdout)
+    assert r["badNameIndex"] == 1 and r["repaired"] == 1, r
+    p = run("fsck", "--store", store, "--json")
+    assert json.loads(p.stdout)["badNameIndex"] == 0
 
 
 def test_daemon_refuses_bad_config(tmp_path):
