@@ -1,6 +1,7 @@
 /*
- * The stage struct, shared by the staging (stage.c) and the blob store
- * (blob.c) that links finished stages into blobs/.
+ * The stage struct, shared by the staging (stage.c; its directories in
+ * staging.c) and the blob store (blob.c) that links finished stages into
+ * blobs/.
  */
 #ifndef SPEECHFS_STAGE_I_H
 #define SPEECHFS_STAGE_I_H
@@ -69,6 +70,8 @@ void sfsi_stage_done(struct sfs_stage *st);
 enum sfs_status sfsi_staging_open(struct sfs_store *s,
 				  struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_staging_close(struct sfs_store *s);
+/* The store's spare stage files closed (stage.c; staging.c's close). */
+void sfsi_stage_spares_close(const struct sfs_store *s);
 
 /*
  * Clean the staging directories of processes that died (store open); a
