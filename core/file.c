@@ -583,6 +583,49 @@ enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
 	return sfsi_db_run(st, e);
 }
 
+/* A new file's id: the client's (sfs_file_spec.id, no file's yet), or new. */
+static enum sfs_status new_id(struct db *d, const struct sfs_file_spec *sp,
+			      char uuid[SFS_ID_SIZE], struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+
+	if (sp->id) {
+		if (sfsi_uuid_norm(sp->id, uuid))
+			return sfs_err_field(e, "id", "invalid",
+					     "id must be a UUID");
+		ret = id_free(d, uuid, e);
+	} else {
+		sfs_uuid_new(uuid);
+	}
+	return ret;
+}
+
+/*
+ * What a new file's row brings along in its transaction: its tags, its
+ * name's suffix, its directory's count, and its job (an import from its
+ * uri, or listening audio of its content).
+ */
+static enum sfs_status file_added(struct db *d, const struct sfs_actor *a,
+				  const struct sfs_file_spec *sp,
+				  const char *path, int has_content,
+				  int64_t ino, int64_t ns, struct sfs_err *e)
+{
+	enum sfs_status ret;
+
+	ret = set_tags(d, a->tenant, ino, sp->tags, sp->ntags, e);
+	if (!ret && !sp->no_suffix)
+		ret = sfsi_file_arrive(d, ino, 0, e);
+	if (!ret)
+		ret = sfsi_dir_count(d, a->user, path, 1, ns, e);
+	if (!ret && sp->uri)
+		ret = sfsi_job_enqueue_txn(d, SFS_JOB_IMPORT, ino, sp->uri,
+					   NULL, e);
+	else if (!ret && sp->listening && has_content)
+		ret = sfsi_job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL,
+					   NULL, e);
+	return ret;
+}
+
 static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 				   const struct sfs_file_spec *sp,
 				   const char *path, struct sfs_stage *content,
@@ -608,17 +651,10 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		if (ret)
 			return ret;
 	}
-	if (sp->id) {
-		if (sfsi_uuid_norm(sp->id, uuid))
-			return sfs_err_field(e, "id", "invalid",
-					     "id must be a UUID");
-		ret = id_free(d, uuid, e);
-		if (ret)
-			return ret;
-	} else {
-		sfs_uuid_new(uuid);
-	}
-	/* PostgreSQL has no last row id: the row says it */
+	ret = new_id(d, sp, uuid, e);
+	if (ret)
+		return ret;
+		/* PostgreSQL has no last row id: the row says it */
 #define INSERT_FILE                                                            \
 	"INSERT INTO file(uuid, tenant_id, owner_id, name, filename,"          \
 	" description, dir, metadata, source_uri, size, sha256,"               \
@@ -675,18 +711,7 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 	if (ret)
 		return ret;
 	ino = sfsi_db_last_rowid(d);
-	ret = set_tags(d, a->tenant, ino, sp->tags, sp->ntags, e);
-	if (!ret && !sp->no_suffix)
-		ret = sfsi_file_arrive(d, ino, 0, e);
-	if (!ret)
-		ret = sfsi_dir_count(d, a->user, path, 1, ns, e);
-	if (!ret && sp->uri)
-		ret = sfsi_job_enqueue_txn(d, SFS_JOB_IMPORT, ino, sp->uri,
-					   NULL, e);
-	else if (!ret && sp->listening && content)
-		ret = sfsi_job_enqueue_txn(d, SFS_JOB_LISTENING, ino, NULL,
-					   NULL, e);
-	return ret;
+	return file_added(d, a, sp, path, content != NULL, ino, ns, e);
 }
 
 enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
