@@ -11,6 +11,7 @@ import os
 import pathlib
 import re
 import shutil
+import time
 
 import pytest
 import requests
@@ -40,6 +41,24 @@ def show(sd, unit, *props):
 def journal(sd, unit, *args):
     return sd.run("journalctl", "--no-pager", "-o", "cat", "-u", unit,
                   *args).stdout
+
+
+def reload(sd, unit, done, seconds=30):
+    """`systemctl reload`, then wait for the reload's own word that it is
+    over (a line of the journal that contains done and was not there
+    before). With Type=notify and ExecReload=kill -HUP, systemd 252 ends
+    the reload job once the signal is sent, not when the daemon has read
+    the file (Type=notify-reload, systemd 253, closes that window)."""
+    before = journal(sd, unit).count(done)
+    sd.run("systemctl", "reload", unit)
+    deadline = time.monotonic() + seconds
+    while True:
+        log = journal(sd, unit)
+        if log.count(done) > before:
+            return log
+        assert time.monotonic() < deadline, \
+            f"no {done!r} in the journal {seconds} s after the reload: {log}"
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -80,11 +99,10 @@ def test_daemon_unit(installed, systemd):
     # a reload: one request a second from now on, threads only at a start
     CONF.write_text(CONF.read_text() + "http.rate_per_second = 0.01\n"
                     "http.rate_burst = 1\nhttp.threads = 2\n")
-    sd.run("systemctl", "reload", "speechfsd.service")
+    log = reload(sd, "speechfsd.service", "reloaded '/etc/speechfs/")
     codes = [requests.get(base + API, headers=h, timeout=5).status_code
              for _ in range(3)]
     assert codes[-1] == 429, codes
-    log = journal(sd, "speechfsd.service")
     assert "reload: 'http.rate_per_second' is now '0.01' (was " \
         "'(default)')" in log, log
     assert "reloaded '/etc/speechfs/speechfsd.conf': 3 changes" in log
@@ -97,7 +115,7 @@ def test_daemon_unit(installed, systemd):
                                                  "-p", "info")
     # a reload with an error changes nothing, and says so in the status
     CONF.write_text(CONF.read_text() + "http.rate_burst = lots\n")
-    sd.run("systemctl", "reload", "speechfsd.service")
+    reload(sd, "speechfsd.service", "http.rate_burst")
     st = show(sd, "speechfsd.service", "ActiveState", "StatusText")
     assert st["ActiveState"] == "active"
     assert st["StatusText"].endswith("the last reload failed (see the log)")
