@@ -1,7 +1,8 @@
 /*
  * File internals shared by the core's modules: the file module's own
- * files (file.c, content.c, lifecycle.c, listening.c) and the others that
- * load or change file rows (media, query, shares, directories, xattrs).
+ * files (file.c, file_update.c, content.c, lifecycle.c, listening.c) and
+ * the others that load or change file rows (media, query, shares,
+ * directories, xattrs).
  */
 #ifndef SPEECHFS_FILE_I_H
 #define SPEECHFS_FILE_I_H
@@ -126,6 +127,17 @@ enum sfs_status sfsi_file_count(struct db *d, int64_t tenant, int delta,
  */
 enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
 				 struct sfs_err *e) SFS_MUST_CHECK;
+
+/* A description: at most SFS_DESCRIPTION_MAX bytes of UTF-8 (field errors). */
+enum sfs_status sfsi_file_description_check(const char *s,
+					    struct sfs_err *e) SFS_MUST_CHECK;
+/* At most SFS_TAGS_MAX tags, each a tag name (sfs_tag_check). */
+enum sfs_status sfsi_file_tags_check(const char *const *tags, size_t n,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+/* File ino's tags become tags[0, n), each made in the tenant if new. */
+enum sfs_status sfsi_file_set_tags(struct db *d, int64_t tenant, int64_t ino,
+				   const char *const *tags, size_t n,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Apply an update to f (resolved in the transaction of d, write allowed):
