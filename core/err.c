@@ -51,6 +51,7 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_DIRECTORY_NOT_EMPTY] = "directory_not_empty",
 	[SFS_R_DIRECTORY_NOT_FOUND] = "directory_not_found",
 	[SFS_R_FILE_DELETED] = "file_deleted",
+	[SFS_R_FILE_ID_EXISTS] = "file_id_exists",
 	[SFS_R_FILE_NOT_DELETED] = "file_not_deleted",
 	[SFS_R_FILE_NOT_FOUND] = "file_not_found",
 	[SFS_R_FILE_PURGED] = "file_purged",

@@ -446,24 +446,35 @@ static enum sfs_status spec_check(const struct sfs_file_spec *sp,
 	return ret;
 }
 
-/* A caller's id for a new file is no file's yet (any owner, any state). */
-static enum sfs_status id_free(struct db *d, const char *uuid,
-			       struct sfs_err *e)
+/*
+ * A caller's id for a new file (uuid, normalised): SFS_OK when no file
+ * has it; SFS_CONFLICT (SFS_R_FILE_ID_EXISTS) when the caller's own file
+ * has it (any state: a try whose answer was lost); *fresh = 1 when
+ * another user's file has it: the caller may not learn that (DESIGN
+ * rule 4), so the file gets a new random id as if none had been asked
+ * for (the id asked is a request; the answer's id is the file's).
+ */
+static enum sfs_status id_free(struct db *d, const struct sfs_actor *a,
+			       const char *uuid, int *fresh, struct sfs_err *e)
 {
 	struct db_stmt *st;
+	int64_t owner;
 	int rc;
 
-	st = sfsi_db_prep(d, "SELECT 1 FROM file WHERE uuid = ?1", e);
+	*fresh = 0;
+	st = sfsi_db_prep(d, "SELECT owner_id FROM file WHERE uuid = ?1", e);
 	if (!st)
 		return SFS_IO;
 	sfsi_db_bind_text(st, 1, uuid);
 	rc = sfsi_db_step(st, e);
+	owner = rc > 0 ? sfsi_db_col_int(st, 0) : 0;
 	sfsi_db_reset(st);
 	if (rc < 0)
 		return e && e->status ? e->status : SFS_IO;
-	if (rc)
-		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
-				"a file with id '%s' exists", uuid);
+	if (rc && owner == a->user)
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_ID_EXISTS,
+				"your file with id '%s' exists", uuid);
+	*fresh = rc != 0;
 	return SFS_OK;
 }
 
@@ -585,19 +596,21 @@ enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
 }
 
 /* A new file's id: the client's (sfs_file_spec.id, no file's yet), or new. */
-static enum sfs_status new_id(struct db *d, const struct sfs_file_spec *sp,
+static enum sfs_status new_id(struct db *d, const struct sfs_actor *a,
+			      const struct sfs_file_spec *sp,
 			      char uuid[SFS_ID_SIZE], struct sfs_err *e)
 {
 	enum sfs_status ret = SFS_OK;
+	int fresh = 1;
 
 	if (sp->id) {
 		if (sfsi_uuid_norm(sp->id, uuid))
 			return sfs_err_field(e, "id", "invalid",
 					     "id must be a UUID");
-		ret = id_free(d, uuid, e);
-	} else {
-		sfs_uuid_new(uuid);
+		ret = id_free(d, a, uuid, &fresh, e);
 	}
+	if (!ret && fresh)
+		sfs_uuid_new(uuid);
 	return ret;
 }
 
@@ -652,7 +665,7 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		if (ret)
 			return ret;
 	}
-	ret = new_id(d, sp, uuid, e);
+	ret = new_id(d, a, sp, uuid, e);
 	if (ret)
 		return ret;
 		/* PostgreSQL has no last row id: the row says it */

@@ -279,6 +279,13 @@ int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
 		     int all, const struct sfs_file_list *l,
 		     int (*fn)(void *arg, const struct sfs_file *f), void *arg);
 /* Pending file id created on the server now (empty, lazily), if it is. */
+/*
+ * A pending id whose send's outcome is unknown, asked of the server
+ * (adopted when it holds it): SFS_OK when settled, else the failure to
+ * ask (remote_pending.c).
+ */
+enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
+				   struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
 				struct sfs_err *e) SFS_MUST_CHECK;
 /* The table's calls that know of pending files. */

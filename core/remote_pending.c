@@ -20,13 +20,23 @@
  * lazily: the content's commit makes it durable), then goes on as for
  * any file.
  *
- * An earlier try whose answer was lost leaves the server holding the id:
- * its 409 makes the file an ordinary one, whose content then goes by PUT.
+ * A send whose outcome is unknown (no answer, a cut one, a 5xx: the
+ * server may have made the file) marks the entry "maybe": every later
+ * call on it first asks the server (GET of the id). Held there and the
+ * caller's own: the file is adopted (an ordinary file from then on, its
+ * content the server's; a rename or times kept since are replayed);
+ * 404: still pending; no answer: the call fails (never acts on a
+ * guess). The server's 409 file_id_exists (its owner's file has the id:
+ * an earlier try's answer was lost) is resolved the same way. A server
+ * that answers with another id (it ignored ?id=, or another user's file
+ * has it: a fresh one) made the file under that id: its number follows.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <jansson.h>
 #include "audio_i.h"
 #include "remote_i.h"
 #include "stage_i.h"
@@ -35,6 +45,7 @@
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
 
+#define API "/api/v1/speech-services"
 #define EMPTY_SHA256                                                           \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -45,6 +56,7 @@ struct pend {
 	int64_t ctime_ns, mtime_ns, atime_ns;
 	int times_set; /* by utimens: sent after the create */
 	int gone;      /* unlinked before it was sent */
+	int maybe;     /* a send's outcome unknown: maybe on the server */
 	int busy;      /* being sent (others wait on cv) */
 	struct pend *next;
 };
@@ -324,6 +336,147 @@ static int listening_of(struct sfs_stage *content, unsigned flags)
 	return !strncmp(mime, "audio/", 6);
 }
 
+/* A failed send whose request may have reached the server. */
+static int unknown_outcome(enum sfs_status st)
+{
+	return st == SFS_UNAVAILABLE || st == SFS_IO || st == SFS_BUSY;
+}
+
+/* Is file object o the caller's own (not a share)? */
+static int own_file(json_t *o)
+{
+	const char *a = json_string_value(json_object_get(o, "accessType"));
+
+	return !a || !strcmp(a, "OWNER");
+}
+
+/*
+ * Pending id marked maybe, resolved by asking the server: SFS_OK when it
+ * is settled (adopted: no entry any more; or still pending, not maybe);
+ * the failure (the server unreachable) otherwise, the entry kept maybe.
+ */
+static enum sfs_status resolve(struct sfs_store *s, const char *id,
+			       struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	struct sfs_file_update u = { 0 };
+	char *name = NULL, *filename = NULL, *path = NULL;
+	char url[128];
+	struct sfs_file f;
+	enum sfs_status st;
+	struct pend *x;
+	json_t *j = NULL;
+	int times, adopted = 0;
+
+	pthread_mutex_lock(&p->mu);
+	x = settled(p, id);
+	if (!x || !x->maybe || x->gone) {
+		pthread_mutex_unlock(&p->mu);
+		return SFS_OK;
+	}
+	x->busy = 1;
+	name = strdup(x->name);
+	path = strdup(x->path);
+	filename = x->filename ? strdup(x->filename) : NULL;
+	times = x->times_set;
+	u.mtime_ns = x->mtime_ns;
+	u.atime_ns = x->atime_ns;
+	pthread_mutex_unlock(&p->mu);
+	sfs_file_init(&f);
+	st = SFS_OK;
+	if (!name || !path || (x->filename && !filename))
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	snprintf(url, sizeof(url), API "/files/%s", id);
+	if (!st)
+		st = sfsi_remote_get_json(s, url, &j, e);
+	if (st == SFS_NOT_FOUND || (!st && !own_file(j))) {
+		/* not made (or not ours: the next send gets a fresh id) */
+		sfs_err_init(e);
+		st = SFS_OK;
+	} else if (!st) {
+		st = sfsi_remote_file_decode_obj(j, &f, e);
+		if (!st) {
+			sfs_info("remote",
+				 "'%s%s' is on the server already (an "
+				 "answer was lost): adopted",
+				 path, name);
+			/* what was kept since the lost send, replayed */
+			u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_NO_SUFFIX;
+			u.name = name;
+			u.path = path;
+			if (filename) {
+				u.set |= SFS_UPD_FILENAME;
+				u.filename = filename;
+			}
+			if (times)
+				u.set |= SFS_UPD_MTIME | SFS_UPD_ATIME;
+			if (strcmp(f.name ? f.name : "", name) ||
+			    strcmp(f.path ? f.path : "", path) ||
+			    (filename &&
+			     strcmp(f.filename ? f.filename : "", filename)) ||
+			    times)
+				st = sfsi_rkept_file_rename(s, id, &u, NULL, 0,
+							    NULL, e);
+			adopted = !st;
+		}
+	}
+	json_decref(j);
+	sfs_file_release(&f);
+	pthread_mutex_lock(&p->mu);
+	if (adopted) {
+		unlink_pend(p, x);
+		pend_free(x);
+	} else {
+		if (!st)
+			x->maybe = 0;
+		x->busy = 0;
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	free(name);
+	free(filename);
+	free(path);
+	return st;
+}
+
+/*
+ * The entry of id, settled and resolved (*xp NULL: not pending, or
+ * adopted now); mu held on entry and on return, also on failure.
+ */
+static enum sfs_status sure(struct sfs_store *s, const char *id,
+			    struct pend **xp, struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	enum sfs_status st;
+	struct pend *x;
+
+	*xp = NULL;
+	while ((x = settled(p, id)) && x->maybe && !x->gone) {
+		pthread_mutex_unlock(&p->mu);
+		st = resolve(s, id, e);
+		pthread_mutex_lock(&p->mu);
+		if (st)
+			return st;
+	}
+	*xp = x;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
+				   struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	enum sfs_status st;
+	struct pend *x;
+
+	if (!p)
+		return SFS_OK;
+	pthread_mutex_lock(&p->mu);
+	st = sure(s, id, &x, e);
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
 /*
  * Send the create of pending file id (with content, or empty: lazily
  * with lazy). 1 when it was pending: *stp its status (SFS_CONFLICT,
@@ -339,14 +492,20 @@ static int send_create(struct sfs_store *s, const char *id,
 	struct sfs_file_spec spec = { 0 };
 	struct sfs_file_update u = { 0 };
 	char *name = NULL, *filename = NULL, *path = NULL;
-	enum sfs_status st;
+	struct sfs_file mine, *o = out ? out : &mine;
+	enum sfs_status st, ust;
 	struct pend *x;
-	int times;
+	int times, tried = 0, maybe = 0, id_exists = 0;
 
 	if (!p)
 		return 0;
 	pthread_mutex_lock(&p->mu);
-	x = settled(p, id);
+	st = sure(s, id, &x, e);
+	if (st) {
+		pthread_mutex_unlock(&p->mu);
+		*stp = st;
+		return 1;
+	}
 	if (x && x->gone) {
 		pthread_mutex_unlock(&p->mu);
 		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
@@ -365,6 +524,7 @@ static int send_create(struct sfs_store *s, const char *id,
 	pthread_mutex_unlock(&p->mu);
 	if (!x)
 		return 0;
+	sfs_file_init(o);
 	st = SFS_OK;
 	if (!name || !path || (x->filename && !filename))
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -384,45 +544,79 @@ static int send_create(struct sfs_store *s, const char *id,
 	 */
 	if (content)
 		times = 0;
-	if (!st)
-		st = sfsi_rkept_file_create(s, &spec, content, out, e);
-	/* the server has it already: an earlier try's answer was lost */
-	if (st == SFS_CONFLICT && e && e->reason == SFS_R_NONE) {
-		sfs_debug("remote", "'%s' is on the server already: %s", id,
-			  e->message);
-		sfs_err_init(e);
+	if (!st) {
+		tried = 1;
+		st = sfsi_rkept_file_create(s, &spec, content, o, e);
+	}
+	/* the server made it under another id (it ignored ours, or another
+	 * user's file has it): the number follows the file */
+	if (!st && strcasecmp(o->id, id)) {
+		sfs_info("remote", "'%s%s': the server made it as '%s'", path,
+			 name, o->id);
+		sfsi_remote_renumber(s, id, o->id);
+		o->ino = x->ino;
+	}
+	if (!st && times) {
+		/* the file is made: a failed PATCH of its times is the
+		 * caller's error (the times it set are not there), but the
+		 * entry goes (the file is the server's) */
+		u.set = SFS_UPD_MTIME | SFS_UPD_ATIME;
+		ust = sfsi_rkept_file_update(s, o->id, &u, NULL, e);
+		if (ust) {
+			sfs_warn("remote",
+				 "'%s%s' was made, its times not set: %s", path,
+				 name, e ? e->message : "");
+			st = ust;
+		} else if (out) {
+			/* the answer with the times */
+			o->mtime_ns = u.mtime_ns;
+			o->atime_ns = u.atime_ns;
+		}
 		times = 0;
-		st = SFS_OK;
-		out = NULL;
-		*stp = SFS_OK;
+		tried = 0; /* not the create's outcome */
 		pthread_mutex_lock(&p->mu);
 		unlink_pend(p, x);
 		pend_free(x);
+		x = NULL;
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
-		free(name);
-		free(filename);
-		free(path);
-		return 0;
 	}
-	if (!st && times) {
-		u.set = SFS_UPD_MTIME | SFS_UPD_ATIME;
-		if (out)
-			sfs_file_release(out);
-		st = sfsi_rkept_file_update(s, id, &u, out, e);
+	/* the caller's own file has the id: an earlier try's answer was
+	 * lost; resolved (adopted, the kept rename and times replayed) */
+	if (st == SFS_CONFLICT && e && e->reason == SFS_R_FILE_ID_EXISTS)
+		id_exists = 1;
+	else if (tried && st && unknown_outcome(st))
+		maybe = 1;
+	if (x) {
+		pthread_mutex_lock(&p->mu);
+		if (!st) {
+			unlink_pend(p, x);
+			pend_free(x);
+		} else {
+			x->maybe = maybe || id_exists;
+			x->busy = 0;
+		}
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
 	}
-	pthread_mutex_lock(&p->mu);
-	if (!st) {
-		unlink_pend(p, x);
-		pend_free(x);
-	} else {
-		x->busy = 0;
-	}
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
 	free(name);
 	free(filename);
 	free(path);
+	if (st || o == &mine)
+		sfs_file_release(o);
+	if (id_exists) {
+		sfs_debug("remote", "'%s' is on the server already: %s", id,
+			  e->message);
+		sfs_err_init(e);
+		st = sfsi_rpend_resolve(s, id, e);
+		if (!st && sfsi_rpend_has(p, id) > 0)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "'%s': the server has this id and "
+				      "does not show it",
+				      id);
+		if (!st)
+			return 0; /* an ordinary file now */
+	}
 	*stp = st;
 	return 1;
 }
@@ -503,7 +697,11 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 	struct pend *x;
 
 	pthread_mutex_lock(&p->mu);
-	x = settled(p, id);
+	st = sure(s, id, &x, e);
+	if (st) {
+		pthread_mutex_unlock(&p->mu);
+		return st;
+	}
 	if (x && x->gone) {
 		st = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			      "the file is deleted");
@@ -575,7 +773,11 @@ static int kept_update(struct sfs_store *s, const char *id,
 
 	*stp = SFS_OK;
 	pthread_mutex_lock(&p->mu);
-	x = settled(p, id);
+	*stp = sure(s, id, &x, e);
+	if (*stp) {
+		pthread_mutex_unlock(&p->mu);
+		return 0;
+	}
 	if (x && !x->gone && only(u, kept)) {
 		if (out)
 			sfs_file_init(out);
@@ -684,10 +886,32 @@ enum sfs_status sfsi_rpend_share_list(struct sfs_store *s, const char *file_id,
 	return sfsi_remote_share_list(s, file_id, out, n, e);
 }
 
+/* A live pending file in directory path or below? */
+static int held_below(struct sfsi_rpend *p, const char *path)
+{
+	size_t len = strlen(path);
+	struct pend *x;
+	int held = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (x = p->list; x && !held; x = x->next)
+		held = !x->gone && !strncmp(x->path, path, len) &&
+		       (len && (path[len - 1] == '/' || x->path[len] == '/' ||
+				!x->path[len]));
+	pthread_mutex_unlock(&p->mu);
+	return held;
+}
+
 enum sfs_status sfsi_rpend_dir_rename(struct sfs_store *s, const char *from,
 				      const char *to, struct sfs_err *e)
 {
-	enum sfs_status st = sent_below(s, from, e);
+	enum sfs_status st;
+
+	/* onto a directory that holds a new file: not empty, as locally */
+	if (strcmp(from, to) && held_below(sfsi_remote_pend(s), to))
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY,
+				"the directory '%s' is not empty", to);
+	st = sent_below(s, from, e);
 
 	return st ? st : sfsi_rkept_dir_rename(s, from, to, e);
 }

@@ -166,6 +166,9 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 	json_t *j;
 
 	sfs_file_init(out);
+	if (sfsi_rstore_key_of(rs, ino, id, sizeof(id), &perm) == 0 &&
+	    id[0] != '/' && (st = sfsi_rpend_resolve(s, id, e)))
+		return st; /* maybe on the server: never shown as a guess */
 	if (sfsi_rstore_key_of(rs, ino, id, sizeof(id), &perm) ||
 	    id[0] == '/' || (pending = sfsi_rpend_file(rs->pend, ino, out)) < 0)
 		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,

@@ -12,6 +12,7 @@ import re
 import socket
 import sqlite3
 import time
+import uuid
 
 import requests
 
@@ -328,9 +329,13 @@ def id_upload(c, fid, data=b"bytes", who="alice", path="/ids/",
 
 def test_upload_under_the_clients_id(sfsd):
     """POST /files?id=: the new file has the id the client chose (the
-    answer in lowercase), with its bytes, durable when answered; an id
-    in use (anyone's, in any state) is 409 and makes nothing; an id that
-    is no UUID, or one given to an import, is 400 (location id)."""
+    answer in lowercase), with its bytes, durable when answered. An id
+    the caller's own file has (in any state, purged too) is 409
+    file_id_exists and makes nothing. An id another user's file has
+    (another tenant's, or a tenant-mate's) answers as an id nobody has:
+    201, the file made under a fresh id (nothing tells the caller that
+    id exists), the other file untouched. An id that is no UUID, or one
+    given to an import, is 400 (location id)."""
     c = sfsd
     path = "/ids/"
 
@@ -347,14 +352,36 @@ def test_upload_under_the_clients_id(sfsd):
     r = id_upload(c, lid, data=b"", lazy="true", name="lazy")
     assert r.status_code == 201 and r.json()["id"] == lid, r.text
     assert total() == 2
-    # taken: by alice again, in another case, by another user
-    c.assert_error(id_upload(c, fid, name="again"), 409, "conflict")
-    c.assert_error(id_upload(c, fid.lower(), name="again"), 409)
-    c.assert_error(id_upload(c, lid, who="carol", path="/c/"), 409)
-    # deleted and purged: still taken
+    # taken by alice's own file: again, in another case
+    c.assert_error(id_upload(c, fid, name="again"), 409, "file_id_exists")
+    c.assert_error(id_upload(c, fid.lower(), name="again"), 409,
+                   "file_id_exists")
+    # another tenant's user (carol), a tenant-mate (bob): as for an id
+    # nobody has, a new file under a fresh id; alice's untouched
+    for who, where in (("carol", "/c/"), ("bob", "/b/")):
+        r = id_upload(c, fid, data=b"theirs", who=who, path=where,
+                      name="theirs")
+        assert r.status_code == 201, (who, r.text)
+        other = r.json()["id"]
+        assert other.lower() != fid.lower() and len(other) == 36, other
+        assert r.json()["size"] == 6
+        got = c.get("/" + other + "/content", who=who)
+        assert got.status_code == 200 and got.content == b"theirs"
+        # (a tenant-mate is told the file exists by a GET anyway: 403)
+        c.assert_error(c.get("/" + fid.lower(), who=who),
+                       404 if who == "carol" else 403)
+        nobody = id_upload(c, str(uuid.uuid4()), data=b"theirs", who=who,
+                           path=where, name="nobody")
+        assert nobody.status_code == 201
+        assert set(r.json()) == set(nobody.json())
+    got = c.get("/" + fid.lower())
+    assert got.status_code == 200 and got.json()["name"] == "mine"
+    assert c.get("/" + fid.lower() + "/content").content == b"bytes"
+    assert total() == 2
+    # deleted and purged: still taken (the owner's own)
     assert c.delete("/" + lid, params={"purge": "true"}).status_code \
         in (200, 204)
-    c.assert_error(id_upload(c, lid, name="back"), 409)
+    c.assert_error(id_upload(c, lid, name="back"), 409, "file_id_exists")
     b = c.assert_error(id_upload(c, "not-a-uuid"), 400, "invalid_request")
     assert locations(b) == ["id"]
     r = c.post("", params={"id": NOBODY},

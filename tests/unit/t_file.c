@@ -546,23 +546,28 @@ static void test_client_id(void)
 	CHECK(!strcmp(out.id, "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6"));
 	CHECK(out.size == 5);
 	sfs_file_release(&out);
-	/* a second use, in any case, by anyone, in any state: a conflict */
+	/* a second use by its owner, in any case, in any state: the id's
+	 * own conflict (an earlier try's answer lost) */
 	sp.name = "again";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
+	CHECK(e.reason == SFS_R_FILE_ID_EXISTS);
 	sp.id = "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6";
-	CHECK_ST(sfs_file_create(f.s, &f.x, &sp, NULL, NULL, NULL),
-		 SFS_CONFLICT);
+	/* another user: told nothing, the file made under a fresh id */
+	REQUIRE_ST(sfs_file_create(f.s, &f.x, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK(strcmp(out.id, sp.id) && sfs_uuid_valid(out.id));
+	sfs_file_release(&out);
 	REQUIRE_ST(sfs_file_delete(f.s, &f.a, sp.id, 1, NULL), SFS_OK);
-	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL),
-		 SFS_CONFLICT);
-	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
+	CHECK(e.reason == SFS_R_FILE_ID_EXISTS);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 2);
 	/* no UUID: the field's error, nothing made */
 	sp.id = "0f6e3a52-1c2b-4d3e-8f90";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
 	CHECK(!strcmp(field0(&e), "id"));
-	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 2);
 	fx_close(&f);
 }
 

@@ -1,0 +1,399 @@
+"""A remote mount's new file whose create's answer was lost (issue 14,
+review s11 findings 1-5). A proxy between the mount and speechfsd lets
+the server finish a request and then cuts the connection without the
+answer (or answers for it, or changes it). The mount must not act on a
+guess: a create whose outcome is unknown is asked of the server by the
+next call on the file (adopted when the server holds it, with what was
+done meanwhile replayed; the call fails while the server cannot be
+asked); only the server's own "this id is your file's" (409
+file_id_exists) is taken as such, and a create answered under another id
+than the mount's (the server ignored ?id=) keeps its number. A real
+speechfsd and real FUSE mounts."""
+import errno
+import http.client
+import http.server
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from fsutil import Server, eventually, store, xget  # noqa: F401
+from test_fs_remote import RemoteMount
+
+API = "/api/v1/speech-services"
+FILES = API + "/files"
+HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
+       "expect", "proxy-connection", "te", "upgrade", "trailer"}
+
+
+class Proxy:
+    """HTTP/1.1 relay to the daemon on 127.0.0.1. `rule(method, path)`
+    decides a request's fate: None (relayed), "drop" (relayed, the
+    server finishes it, the client's connection closed without the
+    answer), "conflict" (answered 409 conflict, a plain one, not
+    relayed), "strip_id" (relayed without its ?id=). `seen` lists
+    (method, path, fate) in order."""
+
+    def __init__(self, upstream_port):
+        self.rule = lambda m, p: None
+        self.seen = []
+        self.inflight = 0
+        self.mu = threading.Lock()
+        proxy = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() \
+                        == "chunked":
+                    out = b""
+                    while True:
+                        n = int(self.rfile.readline().split(b";")[0], 16)
+                        if n == 0:
+                            while self.rfile.readline() not in (b"\r\n",
+                                                                b""):
+                                pass
+                            return out
+                        out += self.rfile.read(n)
+                        self.rfile.readline()
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            def relay(self):
+                # the change feed's long poll is always waiting
+                n = 0 if "/changes" in self.path else 1
+                with proxy.mu:
+                    proxy.inflight += n
+                try:
+                    self.relay1()
+                finally:
+                    with proxy.mu:
+                        proxy.inflight -= n
+
+            def relay1(self):
+                data = self.body()
+                fate = proxy.rule(self.command, self.path)
+                with proxy.mu:
+                    proxy.seen.append((self.command, self.path, fate))
+                if fate == "conflict":
+                    b = json.dumps({
+                        "status_code": 409, "error_type": "conflict",
+                        "message": "a conflict", "validation_errors": [],
+                        "request_id": "00000000-0000-4000-8000-000000000001"
+                    }).encode()
+                    self.send_response(409)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(b)))
+                    self.end_headers()
+                    self.wfile.write(b)
+                    return
+                path = self.path
+                if fate == "strip_id":
+                    u = urllib.parse.urlsplit(path)
+                    q = [(k, v) for k, v in urllib.parse.parse_qsl(
+                        u.query, keep_blank_values=True) if k != "id"]
+                    path = urllib.parse.urlunsplit(
+                        ("", "", u.path, urllib.parse.urlencode(q), ""))
+                c = http.client.HTTPConnection("127.0.0.1", upstream_port,
+                                               timeout=120)
+                try:
+                    hdrs = {k: v for k, v in self.headers.items()
+                            if k.lower() not in HOP}
+                    hdrs["Content-Length"] = str(len(data))
+                    c.request(self.command, path, body=data, headers=hdrs)
+                    r = c.getresponse()
+                    answer = r.read()
+                finally:
+                    c.close()
+                if fate == "drop":
+                    # the server has done it; the client hears nothing
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in HOP:
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = relay
+            do_HEAD = relay
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.base = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def fates(self, fate):
+        with self.mu:
+            return sum(1 for s in self.seen if s[2] == fate)
+
+    def settle(self, fate, at_least):
+        """Wait until `at_least` requests met `fate` and none has for a
+        second with nothing in flight (the mount's release of a closed
+        file runs after close() returns)."""
+        def quiet():
+            n = self.fates(fate)
+            if n < at_least or self.inflight:
+                quiet.last = None
+                return False
+            if quiet.last != n:
+                quiet.last, quiet.t = n, time.time()
+                return False
+            return time.time() - quiet.t >= 1
+        quiet.last = None
+        assert eventually(quiet, timeout=60), (self.inflight, self.seen)
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def srv(store):
+    """(a speechfsd, alice's key, a proxy to it, a mount through it)."""
+    d, tenant, users = store
+    dm = Server(d, workers=False)
+    px = m = None
+    try:
+        px = Proxy(dm.port)
+        key = dm.key(users[0])
+        m = RemoteMount(px.base, key, "-o", "timeout=10")
+        yield dm, key, px, m
+    finally:
+        try:
+            if m:
+                m.stop(check=False)
+        finally:
+            if px:
+                px.stop()
+            dm.stop()
+
+
+def api(dm, key, method, path, **kw):
+    kw.setdefault("timeout", 30)
+    return requests.request(method, dm.base + path,
+                            headers={"X-API-Key": key}, **kw)
+
+
+def listed(dm, key, path, deleted=False):
+    r = api(dm, key, "GET", FILES,
+            params={"path": path, "recursive": "false", "size": 100,
+                    "isDeleted": "true" if deleted else "false"})
+    assert r.status_code == 200, r.text
+    return {f["name"]: f for f in r.json()["files"]}
+
+
+def creates(px):
+    with px.mu:
+        return sum(1 for m, p, _ in px.seen
+                   if m == "POST" and p.startswith(FILES + "?"))
+
+
+def is_create(m, p):
+    return m == "POST" and p.startswith(FILES + "?") and "id=" in p
+
+
+def lose_create(px, m, name, data):
+    """Write `name` and close it while every create's answer and every
+    GET of a file is lost: close() fails, the server holds the file."""
+    def rule(meth, p):
+        if is_create(meth, p) or (meth == "GET" and
+                                  p.startswith(FILES + "/")):
+            return "drop"
+        return None
+    px.rule = rule
+    fd = os.open(m.path(name), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, data)
+    with pytest.raises(OSError) as ei:
+        os.close(fd)
+    assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
+    # the release's tries too
+    px.settle("drop", 2)
+
+
+def test_lost_answer_then_unlink_deletes_it(srv):
+    """The create's answer lost (the flush's and the release's tries):
+    close() fails, the server holds the file. While the server cannot be
+    asked, unlink fails (no guess); once it can, unlink deletes the
+    file on the server (adopted first), not only in the mount."""
+    dm, key, px, m = srv
+    lose_create(px, m, "lost.txt", b"twelve bytes")
+    have = listed(dm, key, "/")
+    assert have["lost"]["size"] == 12
+    with pytest.raises(OSError) as ei:
+        os.unlink(m.path("lost.txt"))
+    assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
+    assert "lost" in listed(dm, key, "/")
+    px.rule = lambda meth, p: None
+    os.unlink(m.path("lost.txt"))
+    assert "lost" not in listed(dm, key, "/")
+    assert "lost" in listed(dm, key, "/", deleted=True)
+    assert "lost.txt" not in os.listdir(m.dir)
+
+
+def test_lost_answer_then_rename_and_append(srv):
+    """After a lost create answer, a rename is replayed on the server
+    (not dropped when the file is adopted) and an append opens the
+    server's content (not an empty file): the server and a fresh mount
+    have r2.txt with v1v2, no r1."""
+    dm, key, px, m = srv
+    lose_create(px, m, "r1.txt", b"v1")
+    px.rule = lambda meth, p: None
+    os.rename(m.path("r1.txt"), m.path("r2.txt"))
+    with open(m.path("r2.txt"), "ab") as f:
+        f.write(b"v2")
+    have = listed(dm, key, "/")
+    assert "r1" not in have and have["r2"]["size"] == 4, have
+    got = api(dm, key, "GET", FILES + "/" + have["r2"]["id"] + "/content")
+    assert got.content == b"v1v2"
+    assert xget(m.path("r2.txt"), "user.speechfs.id") == have["r2"]["id"]
+    # a create is never sent again for it
+    n = creates(px)
+    assert m.path("r2.txt").read_bytes() == b"v1v2"
+    assert creates(px) == n
+    fresh = RemoteMount(dm.base, key)
+    try:
+        assert sorted(n for n in os.listdir(fresh.dir)
+                      if not n.startswith(".")) == ["r2.txt"]
+        assert fresh.path("r2.txt").read_bytes() == b"v1v2"
+    finally:
+        assert fresh.stop() == 0
+
+
+def test_lost_answer_then_times_and_stat(srv):
+    """After a lost create answer: a stat shows the server's size (never
+    an empty pending file), times set are replayed on the server, and a
+    rename kept while the times were set goes too."""
+    dm, key, px, m = srv
+    lose_create(px, m, "t1.txt", b"0123456789ab")
+    px.rule = lambda meth, p: None
+    assert os.stat(m.path("t1.txt")).st_size == 12
+    mtime = 1_600_000_000_123_456_789
+    atime = 1_500_000_000_987_654_321
+    os.utime(m.path("t1.txt"), ns=(atime, mtime))
+    f = listed(dm, key, "/")["t1"]
+    assert f["size"] == 12
+    assert f["modifiedAtNs"] == mtime and f["accessedAtNs"] == atime, f
+    assert m.path("t1.txt").read_bytes() == b"0123456789ab"
+
+
+def test_lost_answer_rename_while_unreachable_then_replayed(srv):
+    """A create whose answer was lost, then the server unreachable for a
+    GET at the release too: a rename while it cannot be asked fails; the
+    entry stays as it was; the next fsync adopts it."""
+    dm, key, px, m = srv
+    lose_create(px, m, "u1.txt", b"abc")
+    with pytest.raises(OSError):
+        os.rename(m.path("u1.txt"), m.path("u2.txt"))
+    assert "u1" in listed(dm, key, "/")
+    px.rule = lambda meth, p: None
+    fd = os.open(m.path("u1.txt"), os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"def")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    have = listed(dm, key, "/")
+    assert have["u1"]["size"] == 6, have
+    assert len([n for n in have if n.startswith("u")]) == 1, have
+
+
+def test_a_plain_conflict_is_not_taken_as_mine(srv):
+    """A 409 that is not file_id_exists (another constraint, a proxy's)
+    is a refusal: close() fails, but not with ENOENT, the file stays in
+    the mount, and once the server takes it the next close creates it."""
+    dm, key, px, m = srv
+    px.rule = lambda meth, p: "conflict" if is_create(meth, p) else None
+    fd = os.open(m.path("c.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"one")
+    with pytest.raises(OSError) as ei:
+        os.close(fd)
+    assert ei.value.errno != errno.ENOENT, ei.value
+    px.settle("conflict", 2)
+    assert "c.txt" in os.listdir(m.dir)
+    assert "c" not in listed(dm, key, "/")
+    px.rule = lambda meth, p: None
+    with open(m.path("c.txt"), "ab") as f:
+        f.write(b"two")
+    have = listed(dm, key, "/")
+    assert "c" in have, have
+    assert xget(m.path("c.txt"), "user.speechfs.id") == have["c"]["id"]
+    assert os.stat(m.path("c.txt")).st_size == have["c"]["size"]
+
+
+def test_an_id_the_server_ignored(srv):
+    """A server that ignores ?id= (restarted with extensions off, an
+    older daemon) makes the file under an id of its own: the mount's
+    number follows it (no ENOENT, no second file)."""
+    dm, key, px, m = srv
+    px.rule = lambda meth, p: "strip_id" if is_create(meth, p) else None
+    m.path("s.txt").write_bytes(b"strip")
+    have = listed(dm, key, "/")
+    assert have["s"]["size"] == 5
+    assert os.stat(m.path("s.txt")).st_size == 5
+    assert xget(m.path("s.txt"), "user.speechfs.id") == have["s"]["id"]
+    with open(m.path("s.txt"), "ab") as f:
+        f.write(b"ped")
+    assert m.path("s.txt").read_bytes() == b"stripped"
+    have = listed(dm, key, "/")
+    assert [n for n in have if n.startswith("s")] == ["s"], have
+    assert have["s"]["size"] == 8
+
+
+def test_a_failed_times_patch_after_the_create(srv):
+    """Times set before the first close of a file closed empty go by a
+    PATCH after its create. When that PATCH's answer is lost the file is
+    still made: close() reports the error (the times asked are not
+    known to be set), the file is an ordinary one from then on (no
+    second create), and setting the times again works."""
+    dm, key, px, m = srv
+    px.rule = lambda meth, p: "drop" if meth == "PATCH" else None
+    fd = os.open(m.path("p.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.utime(m.path("p.txt"), ns=(1_500_000_000_000_000_000,
+                                  1_600_000_000_000_000_000))
+    with pytest.raises(OSError):
+        os.close(fd)
+    px.settle("drop", 1)
+    assert creates(px) == 1, px.seen
+    assert "p" in listed(dm, key, "/")
+    px.rule = lambda meth, p: None
+    os.utime(m.path("p.txt"), ns=(1_500_000_000_000_000_000,
+                                  1_600_000_000_000_000_000))
+    f = listed(dm, key, "/")["p"]
+    assert f["modifiedAtNs"] == 1_600_000_000_000_000_000, f
+    assert creates(px) == 1, px.seen
+
+
+def test_rename_dir_onto_a_dir_holding_a_new_file(srv):
+    """rename(d, e) where e holds only a file not sent yet: ENOTEMPTY,
+    as locally; nothing merged on the server."""
+    dm, key, px, m = srv
+    os.mkdir(m.path("e"))
+    fd = os.open(m.path("e", "in.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, b"in")
+        os.mkdir(m.path("d"))
+        m.path("d", "x.txt").write_bytes(b"x")
+        with pytest.raises(OSError) as ei:
+            os.rename(m.path("d"), m.path("e"))
+        assert ei.value.errno == errno.ENOTEMPTY, ei.value
+    finally:
+        os.close(fd)
+    assert sorted(listed(dm, key, "/e/")) == ["in"]
+    assert sorted(listed(dm, key, "/d/")) == ["x"]
