@@ -595,6 +595,15 @@ json_t *sfsi_rcache_dir(struct sfsi_rcache *c, const char *path, int what)
 	return j;
 }
 
+void sfsi_rcache_unref(struct sfsi_rcache *c, json_t *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&c->mu);
+	json_decref(j);
+	pthread_mutex_unlock(&c->mu);
+}
+
 int sfsi_rcache_dir_kept(struct sfsi_rcache *c, const char *path)
 {
 	struct rdir *d;

@@ -90,7 +90,7 @@ static int last_dir_absent(struct rstore *rs, const char *path)
 		return 0;
 	j = sfsi_rcache_dir(rs->cache, parent, SFSI_RCACHE_LAST);
 	absent = j && !sfsi_rcache_child(j, path);
-	json_decref(j);
+	sfsi_rcache_unref(rs->cache, j);
 	return absent;
 }
 
@@ -143,12 +143,12 @@ static int dir_by_parent(struct rstore *rs, const char *path, json_t **out,
 		if (*child)
 			*out = j;
 		else
-			json_decref(j);
+			sfsi_rcache_unref(rs->cache, j);
 		return *child ? 1 : 0;
 	}
 	j = sfsi_rcache_dir(rs->cache, parent, SFSI_RCACHE_SUBDIRS);
 	ret = !j ? -1 : sfsi_rcache_child(j, path) ? -1 : 0;
-	json_decref(j);
+	sfsi_rcache_unref(rs->cache, j);
 	return ret;
 }
 
@@ -346,7 +346,7 @@ enum sfs_status sfsi_remote_dir_stat(struct sfs_store *s, const char *path,
 		/* the parent's answer tells */
 		if (child)
 			dir_info(rs, child, path, out);
-		json_decref(parent);
+		sfsi_rcache_unref(rs->cache, parent);
 		return by_parent ? SFS_OK
 				 : sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 					    "no such directory");
@@ -363,7 +363,7 @@ enum sfs_status sfsi_remote_dir_stat(struct sfs_store *s, const char *path,
 		st = sfs_errf(e, SFS_NOT_FOUND, SFS_R_NONE,
 			      "no such directory (when last seen)");
 	}
-	json_decref(j);
+	sfsi_rcache_unref(rs->cache, j);
 	return st;
 }
 
@@ -407,7 +407,7 @@ enum sfs_status sfsi_remote_dir_subdirs(
 		dir_info(rs, o, p, &d);
 		fn(arg, name, &d);
 	}
-	json_decref(j);
+	sfsi_rcache_unref(rs->cache, j);
 	return st;
 }
 

@@ -181,6 +181,13 @@ int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, struct sfs_file *out);
 enum { SFSI_RCACHE_ANSWER, SFSI_RCACHE_SUBDIRS, SFSI_RCACHE_LAST };
 struct json_t *sfsi_rcache_dir(struct sfsi_rcache *c, const char *path,
 			       int what);
+/*
+ * A reference sfsi_rcache_dir gave (or one to an answer given to
+ * sfsi_rcache_put_dir) dropped under the cache's lock: jansson's
+ * reference counts are read plainly by json_decref, so a count the
+ * cache's threads share is only changed under that lock. NULL is none.
+ */
+void sfsi_rcache_unref(struct sfsi_rcache *c, struct json_t *j);
 /* 1 when SUBDIRS would answer (without a reference taken). */
 int sfsi_rcache_dir_kept(struct sfsi_rcache *c, const char *path);
 /* The entry of child directory path in its parent's answer j, or NULL. */

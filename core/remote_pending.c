@@ -472,7 +472,10 @@ enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 	if (!p)
 		return SFS_OK;
 	pthread_mutex_lock(&p->mu);
-	st = sure(s, id, &x, e);
+	x = by_id(p, id);
+	/* a send under way (a stat meanwhile sees the pending file, as
+	 * before) or none known unsure: nothing to wait for */
+	st = x && x->maybe && !x->gone ? sure(s, id, &x, e) : SFS_OK;
 	pthread_mutex_unlock(&p->mu);
 	return st;
 }
