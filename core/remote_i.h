@@ -293,6 +293,8 @@ int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
  */
 enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 				   struct sfs_err *e) SFS_MUST_CHECK;
+/* At the store's close: a last try of the files whose send failed. */
+void sfsi_rpend_last_sends(struct sfs_store *s);
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
 				struct sfs_err *e) SFS_MUST_CHECK;
 /* The table's calls that know of pending files. */

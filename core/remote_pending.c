@@ -57,6 +57,8 @@ struct pend {
 	int times_set; /* by utimens: sent after the create */
 	int gone;      /* unlinked before it was sent */
 	int maybe;     /* a send's outcome unknown: maybe on the server */
+	int failed;    /* a send (a close's, an fsync's...) failed */
+	int last;      /* the store's close tried it */
 	int busy;      /* being sent (others wait on cv) */
 	struct pend *next;
 };
@@ -104,10 +106,10 @@ void sfsi_rpend_free(struct sfsi_rpend *p)
 	while ((x = p->list)) {
 		p->list = x->next;
 		if (!x->gone)
-			sfs_warn("remote",
-				 "'%s%s' was never closed: not sent to the "
-				 "server",
-				 x->path, x->name);
+			sfs_warn("remote", "'%s%s' %s: not on the server",
+				 x->path, x->name,
+				 x->failed ? "could not be sent"
+					   : "was never closed");
 		pend_free(x);
 	}
 	pthread_mutex_destroy(&p->mu);
@@ -597,6 +599,7 @@ static int send_create(struct sfs_store *s, const char *id,
 			pend_free(x);
 		} else {
 			x->maybe = maybe || id_exists;
+			x->failed = tried;
 			x->busy = 0;
 		}
 		pthread_cond_broadcast(&p->cv);
@@ -633,6 +636,45 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
 	if (send_create(s, id, NULL, 0, 1, NULL, &st, e))
 		return st;
 	return SFS_OK;
+}
+
+/*
+ * The store closes (unmount, SIGTERM): a new file whose send failed (its
+ * close's or fsync's, and its release's) gets one last try, empty and
+ * durable, as its release would have made it; a file never closed is
+ * not sent. The first try the server does not answer ends them (each
+ * would wait as long).
+ */
+void sfsi_rpend_last_sends(struct sfs_store *s)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	char id[SFS_ID_SIZE];
+	enum sfs_status st;
+	struct sfs_err e;
+	struct pend *x;
+
+	for (; p;) {
+		id[0] = '\0';
+		pthread_mutex_lock(&p->mu);
+		for (x = p->list; x; x = x->next)
+			if (x->failed && !x->gone && !x->busy && !x->last) {
+				x->last = 1;
+				sfs_strlcpy(id, x->id, sizeof(id));
+				break;
+			}
+		pthread_mutex_unlock(&p->mu);
+		if (!id[0])
+			return;
+		sfs_err_init(&e);
+		st = SFS_OK;
+		send_create(s, id, NULL, 0, 0, NULL, &st, &e);
+		if (st) {
+			sfs_warn("remote", "'%s': its last try failed: %s", id,
+				 e.message);
+			if (unknown_outcome(st))
+				return;
+		}
+	}
 }
 
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,

@@ -342,6 +342,7 @@ static void r_close(struct sfs_store *s)
 	size_t i;
 
 	if (rs) {
+		sfsi_rpend_last_sends(s); /* before the feed's stop aborts */
 		sfsi_rfeed_stop(rs->feed);
 		sfsi_rblob_stop(rs->rb);
 		sfsi_rcache_free(rs->cache);

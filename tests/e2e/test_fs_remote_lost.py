@@ -36,7 +36,7 @@ class Proxy:
     decides a request's fate: None (relayed), "drop" (relayed, the
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
-    relayed), "strip_id" (relayed without its ?id=). `seen` lists
+    relayed), "unavailable" (answered 503, not relayed), "strip_id" (relayed without its ?id=). `seen` lists
     (method, path, fate) in order."""
 
     def __init__(self, upstream_port):
@@ -84,13 +84,16 @@ class Proxy:
                 fate = proxy.rule(self.command, self.path)
                 with proxy.mu:
                     proxy.seen.append((self.command, self.path, fate))
-                if fate == "conflict":
+                if fate in ("conflict", "unavailable"):
+                    code = 409 if fate == "conflict" else 503
                     b = json.dumps({
-                        "status_code": 409, "error_type": "conflict",
-                        "message": "a conflict", "validation_errors": [],
+                        "status_code": code, "error_type": {
+                            409: "conflict",
+                            503: "storage_unavailable"}[code],
+                        "message": "a " + fate, "validation_errors": [],
                         "request_id": "00000000-0000-4000-8000-000000000001"
                     }).encode()
-                    self.send_response(409)
+                    self.send_response(code)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(b)))
                     self.end_headers()
@@ -177,7 +180,7 @@ def srv(store):
         yield dm, key, px, m
     finally:
         try:
-            if m:
+            if m and not getattr(m, "stopped", False):
                 m.stop(check=False)
         finally:
             if px:
@@ -397,3 +400,23 @@ def test_rename_dir_onto_a_dir_holding_a_new_file(srv):
         os.close(fd)
     assert sorted(listed(dm, key, "/e/")) == ["in"]
     assert sorted(listed(dm, key, "/d/")) == ["x"]
+
+
+def test_unmount_tries_a_failed_new_file_once_more(srv):
+    """A new file whose close (and release) could not create it (503:
+    the server did nothing) is tried once more when the mount ends: the
+    server then holds it (empty, as its release would have made it); a
+    file never closed is not sent (test_fs_unmount)."""
+    dm, key, px, m = srv
+    px.rule = lambda meth, p: "unavailable" if is_create(meth, p) else None
+    fd = os.open(m.path("late.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"late")
+    with pytest.raises(OSError):
+        os.close(fd)
+    px.settle("unavailable", 2)
+    assert "late" not in listed(dm, key, "/")
+    px.rule = lambda meth, p: None
+    m.stopped = True
+    assert m.stop() == 0
+    have = listed(dm, key, "/")
+    assert "late" in have and have["late"]["size"] == 0, have
