@@ -500,7 +500,7 @@ static int send_create(struct sfs_store *s, const char *id,
 	struct sfs_file mine, *o = out ? out : &mine;
 	enum sfs_status st, ust;
 	struct pend *x;
-	int times, tried = 0, maybe = 0, id_exists = 0;
+	int times = 0, tried = 0, maybe = 0, id_exists = 0;
 
 	if (!p)
 		return 0;
