@@ -57,6 +57,7 @@ struct pend {
 	int times_set; /* by utimens: sent after the create */
 	int gone;      /* unlinked before it was sent */
 	int maybe;     /* a send's outcome unknown: maybe on the server */
+	int unsure;    /* maybe once: a late try may still reach the server */
 	int failed;    /* a send (a close's, an fsync's...) failed */
 	int last;      /* the store's close tried it */
 	int busy;      /* being sent (others wait on cv) */
@@ -599,6 +600,7 @@ static int send_create(struct sfs_store *s, const char *id,
 			pend_free(x);
 		} else {
 			x->maybe = maybe || id_exists;
+			x->unsure |= x->maybe;
 			x->failed = tried;
 			x->busy = 0;
 		}
@@ -750,6 +752,18 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 	if (x && x->gone) {
 		st = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			      "the file is deleted");
+	} else if (x && x->unsure) {
+		/*
+		 * A try whose outcome was unknown may still be on its way
+		 * (the server said 404 while it waited somewhere): were the
+		 * unlink only ours, it could make the file afterwards. So
+		 * the file is made now (or adopted, when that try came
+		 * first: the id is the caller's) and deleted on the server;
+		 * the late try then meets the id taken (409).
+		 */
+		pthread_mutex_unlock(&p->mu);
+		st = sent(s, id, e);
+		return st ? st : sfsi_rkept_file_delete(s, id, purge, e);
 	} else if (x) {
 		x->gone = 1; /* the server never hears of it */
 		if (++p->gone > GONE_KEPT)

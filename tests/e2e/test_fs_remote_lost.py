@@ -36,13 +36,16 @@ class Proxy:
     decides a request's fate: None (relayed), "drop" (relayed, the
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
-    relayed), "unavailable" (answered 503, not relayed), "strip_id" (relayed without its ?id=). `seen` lists
+    relayed), "unavailable" (answered 503, not relayed), "strip_id" (relayed without its ?id=), "hold" (kept until
+    `go` is set, then relayed, its answer lost: a request late on its
+    way, which the client has given up on). `seen` lists
     (method, path, fate) in order."""
 
     def __init__(self, upstream_port):
         self.rule = lambda m, p: None
         self.seen = []
         self.inflight = 0
+        self.go = threading.Event()
         self.mu = threading.Lock()
         proxy = self
 
@@ -99,6 +102,9 @@ class Proxy:
                     self.end_headers()
                     self.wfile.write(b)
                     return
+                if fate == "hold":
+                    assert proxy.go.wait(120), "a held request never let go"
+                    fate = "drop"
                 path = self.path
                 if fate == "strip_id":
                     u = urllib.parse.urlsplit(path)
@@ -248,6 +254,49 @@ def test_lost_answer_then_unlink_deletes_it(srv):
     assert "lost" not in listed(dm, key, "/")
     assert "lost" in listed(dm, key, "/", deleted=True)
     assert "lost.txt" not in os.listdir(m.dir)
+
+
+def test_late_create_does_not_undo_an_unlink(store):
+    """A create that the mount gave up on (its timeout) while it waited
+    on its way: the server then says 404 for the id, and the file is
+    unlinked. The late create reaching the server afterwards must not
+    make the file live again: the unlink made it on the server and
+    deleted it there, so the late one meets the id taken."""
+    d, tenant, users = store
+    dm = Server(d, workers=False)
+    px = m = None
+    try:
+        px = Proxy(dm.port)
+        key = dm.key(users[0])
+        m = RemoteMount(px.base, key, "-o", "timeout=3")
+        px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
+        fd = os.open(m.path("late.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, b"late")
+        with pytest.raises(OSError) as ei:
+            os.close(fd)
+        assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
+        # the release's try too (after close() returns): held as well
+        assert eventually(lambda: px.fates("hold") >= 2, timeout=30), \
+            px.seen
+        px.rule = lambda meth, p: None
+        os.unlink(m.path("late.txt"))
+        assert "late" not in listed(dm, key, "/")
+        px.go.set()
+        # every held create reached the server and was answered
+        assert eventually(lambda: px.inflight == 0, timeout=60), px.seen
+        assert "late" not in listed(dm, key, "/"), px.seen
+        assert "late" in listed(dm, key, "/", deleted=True)
+        assert "late.txt" not in os.listdir(m.dir)
+    finally:
+        try:
+            if px:
+                px.go.set()
+            if m and not getattr(m, "stopped", False):
+                m.stop(check=False)
+        finally:
+            if px:
+                px.stop()
+            dm.stop()
 
 
 def test_lost_answer_then_rename_and_append(srv):
