@@ -354,6 +354,27 @@ static int own_file(json_t *o)
 }
 
 /*
+ * What a send or a resolve carries of entry x (mu held): copies of its
+ * kept name, path and filename, whether utimens set its times, and the
+ * times (in u). SFS_NOMEM when a copy failed (the caller frees what it
+ * got either way).
+ */
+static enum sfs_status take_kept(const struct pend *x, char **name, char **path,
+				 char **filename, int *times,
+				 struct sfs_file_update *u, struct sfs_err *e)
+{
+	*name = strdup(x->name);
+	*path = strdup(x->path);
+	*filename = x->filename ? strdup(x->filename) : NULL;
+	*times = x->times_set;
+	u->mtime_ns = x->mtime_ns;
+	u->atime_ns = x->atime_ns;
+	if (!*name || !*path || (x->filename && !*filename))
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	return SFS_OK;
+}
+
+/*
  * Pending id marked maybe, resolved by asking the server: SFS_OK when it
  * is settled (adopted: no entry any more; or still pending, not maybe);
  * the failure (the server unreachable) otherwise, the entry kept maybe.
@@ -378,17 +399,9 @@ static enum sfs_status resolve(struct sfs_store *s, const char *id,
 		return SFS_OK;
 	}
 	x->busy = 1;
-	name = strdup(x->name);
-	path = strdup(x->path);
-	filename = x->filename ? strdup(x->filename) : NULL;
-	times = x->times_set;
-	u.mtime_ns = x->mtime_ns;
-	u.atime_ns = x->atime_ns;
+	st = take_kept(x, &name, &path, &filename, &times, &u, e);
 	pthread_mutex_unlock(&p->mu);
 	sfs_file_init(&f);
-	st = SFS_OK;
-	if (!name || !path || (x->filename && !filename))
-		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	snprintf(url, sizeof(url), API "/files/%s", id);
 	if (!st)
 		st = sfsi_remote_get_json(s, url, &j, e);
@@ -520,20 +533,12 @@ static int send_create(struct sfs_store *s, const char *id,
 	}
 	if (x) {
 		x->busy = 1;
-		name = strdup(x->name);
-		path = strdup(x->path);
-		filename = x->filename ? strdup(x->filename) : NULL;
-		times = x->times_set;
-		u.mtime_ns = x->mtime_ns;
-		u.atime_ns = x->atime_ns;
+		st = take_kept(x, &name, &path, &filename, &times, &u, e);
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (!x)
 		return 0;
 	sfs_file_init(o);
-	st = SFS_OK;
-	if (!name || !path || (x->filename && !filename))
-		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (!st && content)
 		st = sfsi_stage_hash(content, e); /* the probe reads it all */
 	spec.name = name;
