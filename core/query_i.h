@@ -16,7 +16,17 @@
 #include "speechfs/file.h"
 #include "speechfs/query.h"
 
-#define QB_BINDS 96
+/*
+ * The most values a statement binds. files_where binds at most 15 values
+ * besides the substrings (2 each) and the tags (2 each, every tag probed
+ * when all must match), and a directory's page holds it twice (its count
+ * with its rows), plus a cursor's 2 and the limit's 2; a count adds the
+ * owner. Too few failed well-formed queries with SFS_IO (found by
+ * fuzz_query: a directory's page with 29 tags).
+ */
+#define QB_WHERE_BINDS (15 + 2 * 2 + 2 * SFS_QUERY_TAGS_MAX)
+#define QB_BINDS (2 * QB_WHERE_BINDS + 8)
+/* the substrings' patterns: 2 each, twice in a statement */
 #define QB_OWNED 8
 
 /*

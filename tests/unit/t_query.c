@@ -63,8 +63,8 @@ static int mk(struct fx *f, const struct sfs_actor *a, const char *name,
 	struct sfs_file_spec sp;
 	struct sfs_file out;
 	struct sfs_err e;
-	const char *tags[8];
-	char buf[256], *p, *save = NULL;
+	const char *tags[SFS_TAGS_MAX];
+	char buf[1024], *p, *save = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -72,7 +72,7 @@ static int mk(struct fx *f, const struct sfs_actor *a, const char *name,
 	sfs_err_init(&e);
 	if (tags_csv) {
 		snprintf(buf, sizeof(buf), "%s", tags_csv);
-		for (p = strtok_r(buf, ",", &save); p && n < 8;
+		for (p = strtok_r(buf, ",", &save); p && n < SFS_TAGS_MAX;
 		     p = strtok_r(NULL, ",", &save))
 			tags[n++] = p;
 	}
@@ -721,6 +721,60 @@ static void test_tags(void)
 			    "size", "2", "page", "14"),
 			  "b06,b02");
 	}
+	fx_close(&f);
+}
+
+/*
+ * The most values a listing binds: a directory's page (which counts with
+ * its rows, so its conditions come twice) with the most tags a query takes,
+ * all to match, and every other filter. Too small a table of values once
+ * failed such a well-formed query with SFS_IO (found by fuzz_query).
+ */
+static void test_most_binds(void)
+{
+	char all[SFS_QUERY_TAGS_MAX * 8], one[8];
+	struct sfs_file_list l;
+	struct fx f;
+	size_t n = 0;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < SFS_QUERY_TAGS_MAX; i++)
+		n += (size_t)snprintf(all + n, sizeof(all) - n, "%st%02d",
+				      i ? "," : "", i);
+	REQUIRE(mk(&f, &f.ann, "every", "every.wav", "/d/", all, NULL) == 0);
+	snprintf(one, sizeof(one), "t%02d", SFS_QUERY_TAGS_MAX - 1);
+	REQUIRE(mk(&f, &f.ann, "last", NULL, "/d/", one, NULL) == 0);
+	REQUIRE(mk(&f, &f.ann, "elsewhere", NULL, "/e/", all, NULL) == 0);
+
+	CHECK_STR(
+		Q(&f, &f.ann, "recursive", "true", "tags", all, "sort", "name"),
+		"elsewhere,every");
+	/* a directory's page, every tag to match, every filter */
+	CHECK_STR(Q(&f, &f.ann, "path", "/d/", "tags", all, "isDeleted",
+		    "false", "isContentDiscarded", "false", "isPurged", "false",
+		    "publishMode", "PRIVATE", "createdAfter",
+		    "2000-01-01T00:00:00Z", "createdBefore",
+		    "2999-01-01T00:00:00Z", "listeningAudio.deleted", "false",
+		    "listeningAudio.contentDiscarded", "false"),
+		  "every");
+	/* the same, any tag matching */
+	CHECK_STR(Q(&f, &f.ann, "path", "/d/", "tags", all, "tagsMatch", "any",
+		    "isDeleted", "false", "isPurged", "false", "sort", "name"),
+		  "every,last");
+	/* a later page: its offset is bound too */
+	REQUIRE(query(&f, &f.ann, &l, "path", "/d/", "tags", all, "tagsMatch",
+		      "any", "sort", "name", "size", "1", "page", "1",
+		      NULL) == 0);
+	CHECK(l.n == 1 && l.total == 2 && !strcmp(l.files[0].name, "last"));
+	sfs_file_list_release(&l);
+	/* recursive, with a name search */
+	CHECK_STR(Q(&f, &f.ann, "recursive", "true", "path", "/", "tags", all,
+		    "name", "ever", "filename", "ever", "sort", "name"),
+		  "every");
+	CHECK_STR(Q(&f, &f.ann, "recursive", "true", "tags", all, "name", "e",
+		    "sort", "name"),
+		  "elsewhere,every");
 	fx_close(&f);
 }
 
@@ -1901,6 +1955,7 @@ int main(void)
 	RUN(test_sort_and_pages);
 	RUN(test_paths_and_dirs);
 	RUN(test_tags);
+	RUN(test_most_binds);
 	RUN(test_tag_count);
 	RUN(test_tag_counters);
 	RUN(test_tag_counters_writers);
