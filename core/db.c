@@ -176,7 +176,8 @@ enum sfs_status sfsi_db_create(const char *path, struct sfs_err *e)
  * 70-300 ms (two syncs and a window's pages copied) while the connection
  * was taken, and every change of the mount waited for it; the batcher
  * checkpoints on another connection once it has let the batch's go
- * (checkpoint_aside).
+ * (checkpoint_aside). Nor inside a group's commit: its members' commits
+ * return first, then the committer checkpoints (grp_end).
  */
 #define WAL_AUTOCHECKPOINT 1000
 
@@ -189,6 +190,8 @@ static int on_wal_commit(void *arg, sqlite3 *h, const char *db, int frames)
 		return SQLITE_OK;
 	if (d->batched)
 		__atomic_store_n(&d->s->ckpt_due, 1, __ATOMIC_RELEASE);
+	else if (d == d->s->grp_db)
+		d->s->grp_ckpt = 1; /* after its members are told (grp_end) */
 	else
 		(void)sqlite3_wal_checkpoint_v2(
 			h, db, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
@@ -237,7 +240,7 @@ done:
 	return SFS_OK;
 }
 
-static void conn_close(struct db *d)
+void sfsi_db_conn_close(struct db *d)
 {
 	size_t i;
 
@@ -282,7 +285,7 @@ void sfsi_db_close_pg(struct db *d)
 		return;
 	if (d->txn)
 		sfsi_db_rollback(d);
-	conn_close(d);
+	sfsi_db_conn_close(d);
 }
 
 void sfsi_db_pool_close(struct sfs_store *s)
@@ -292,10 +295,13 @@ void sfsi_db_pool_close(struct sfs_store *s)
 	pthread_mutex_lock(&s->pool_mu);
 	for (d = s->pool_free; d; d = next) {
 		next = d->next;
-		conn_close(d);
+		sfsi_db_conn_close(d);
 	}
 	s->pool_free = NULL;
 	pthread_mutex_unlock(&s->pool_mu);
+	if (s->grp_db)
+		sfsi_db_conn_close(s->grp_db);
+	s->grp_db = NULL;
 }
 
 /* A connection of the pool (never the batch's). */
@@ -303,7 +309,6 @@ enum sfs_status sfsi_db_pool_get(struct sfs_store *s, struct db **out,
 				 struct sfs_err *e)
 {
 	struct db *d = NULL;
-	char path[4096];
 	enum sfs_status st;
 
 	pthread_mutex_lock(&s->pool_mu);
@@ -320,7 +325,25 @@ enum sfs_status sfsi_db_pool_get(struct sfs_store *s, struct db **out,
 	s->pool_n++;
 	pthread_mutex_unlock(&s->pool_mu);
 
-	d = calloc(1, sizeof(*d));
+	st = sfsi_db_conn_new(s, &d, e);
+	if (st) {
+		pthread_mutex_lock(&s->pool_mu);
+		s->pool_n--;
+		pthread_cond_signal(&s->pool_cv);
+		pthread_mutex_unlock(&s->pool_mu);
+		return st;
+	}
+	*out = d;
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_db_conn_new(struct sfs_store *s, struct db **out,
+				 struct sfs_err *e)
+{
+	struct db *d = calloc(1, sizeof(*d));
+	char path[4096];
+	enum sfs_status st;
+
 	snprintf(path, sizeof(path), "%s/speechfs.db", s->dir);
 	if (!d) {
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -341,10 +364,6 @@ enum sfs_status sfsi_db_pool_get(struct sfs_store *s, struct db **out,
 	}
 	if (st) {
 		free(d);
-		pthread_mutex_lock(&s->pool_mu);
-		s->pool_n--;
-		pthread_cond_signal(&s->pool_cv);
-		pthread_mutex_unlock(&s->pool_mu);
 		return st;
 	}
 	d->s = s;
@@ -411,17 +430,19 @@ int sfsi_db_fts_sound(struct db *d, struct sfs_err *e)
 	static const char check[] = "INSERT INTO file_fts(file_fts, rank) "
 				    "VALUES('integrity-check', 1)";
 	int rc, sound = -1;
+	sqlite3 *h;
 
 	if (d->pg || sfsi_db_begin(d, e))
 		return -1;
-	rc = sqlite3_exec(d->h, waiting, NULL, NULL, NULL);
+	h = db_live(d)->h;
+	rc = sqlite3_exec(h, waiting, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		rc_status(d, rc, e, "fsck: names waiting");
 		goto out;
 	}
-	rc = sqlite3_exec(d->h, check, NULL, NULL, NULL);
+	rc = sqlite3_exec(h, check, NULL, NULL, NULL);
 	if ((rc & 0xff) == SQLITE_CORRUPT) {
-		sfs_debug("db", "fsck: names' index: %s", sqlite3_errmsg(d->h));
+		sfs_debug("db", "fsck: names' index: %s", sqlite3_errmsg(h));
 		sound = 0;
 	} else if (rc == SQLITE_OK) {
 		sound = 1;
@@ -491,6 +512,7 @@ struct db_stmt *sfsi_db_prep(struct db *d, const char *sql, struct sfs_err *e)
 	size_t k;
 	int rc;
 
+	d = db_live(d);
 	if (d->cap) {
 		k = slot_of(d->cache, d->cap, sql);
 		if (d->cache[k].sql) {
@@ -545,6 +567,7 @@ struct db_stmt *sfsi_db_prep_dyn(struct db *d, const char *sql,
 	size_t i;
 	int rc;
 
+	d = db_live(d);
 	for (i = 0; i < DYN_CACHE; i++) {
 		st = &d->dyn[i];
 		if (!st->busy && st->text && !strcmp(st->text, sql)) {
@@ -772,6 +795,7 @@ char *sfsi_db_col_dup(struct db_stmt *st, int i)
 
 int64_t sfsi_db_last_rowid(struct db *d)
 {
+	d = db_live(d);
 	if (d->pg)
 		return sfsi_pg_last_id(d->pg);
 	return sqlite3_last_insert_rowid(d->h);
@@ -779,6 +803,7 @@ int64_t sfsi_db_last_rowid(struct db *d)
 
 int sfsi_db_changes(struct db *d)
 {
+	d = db_live(d);
 	if (d->pg)
 		return sfsi_pg_changes(d->pg);
 	return sqlite3_changes(d->h);

@@ -47,6 +47,12 @@ struct db {
 	int txn;
 	int nosync; /* this transaction commits without waiting for the disk */
 	int turn;   /* holds the store's write turn (write_turn) */
+	/*
+	 * a connection of the pool whose write transaction runs on the
+	 * store's group connection (db_txn.c): its statements go there
+	 */
+	struct db *fw;
+	int grp_first; /* that transaction began the group's (no savepoint) */
 	/* the store's batch connection (sfs_store_batch): its levels */
 	int batched;
 	int sp;	     /* transactions begun and not ended, nested */
@@ -66,10 +72,16 @@ struct db {
 	unsigned dyn_next;
 };
 
+/* The connection a call on d uses: the group's while d writes there. */
+static inline struct db *db_live(struct db *d)
+{
+	return d->fw ? d->fw : d;
+}
+
 static inline enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
 					const char *what)
 {
-	return sfsi_db_rc_status(d ? d->h : NULL, rc, e, what);
+	return sfsi_db_rc_status(d ? db_live(d)->h : NULL, rc, e, what);
 }
 
 /* db.c */
@@ -78,6 +90,10 @@ enum sfs_status sfsi_db_pool_get(struct sfs_store *s, struct db **out,
 				 struct sfs_err *e);
 /* On PostgreSQL, a commit moves the data generation on here. */
 void sfsi_db_pg_committed(struct db *d);
+/* A new SQLite connection of the store, outside the pool. */
+enum sfs_status sfsi_db_conn_new(struct sfs_store *s, struct db **out,
+				 struct sfs_err *e);
+void sfsi_db_conn_close(struct db *d);
 
 /* db_txn.c */
 /* A commit made that the next sfsi_db_sync makes durable. */

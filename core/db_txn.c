@@ -31,7 +31,7 @@ enum sfs_status sfsi_db_exec(struct db *d, const char *sql, struct sfs_err *e)
 		sfsi_db_pg_committed(d);
 		return ret;
 	}
-	rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+	rc = sqlite3_exec(db_live(d)->h, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? SFS_OK : rc_status(d, rc, e, sql);
 }
 
@@ -205,35 +205,127 @@ enum sfs_status sfsi_db_txn_stmt(struct db *d, const char *sql,
  * A turn freed as the wait times out is still taken: the waiter may have
  * consumed the signal meant for the next one.
  * PostgreSQL locks rows, not the database: no turn there.
+ *
+ * Group commit of transactions. The turn's transactions run on one
+ * connection of the store, grp_db, one after the other, each a savepoint
+ * of one transaction, the group's: a transaction that ends while others
+ * wait for the turn leaves its changes in the group and hands the turn
+ * on; the last one (no one waiting, or the group full) commits the group
+ * for all of them; they return from their commit once it is made, and
+ * those that sync share the fdatasync after it. Four writers' closes
+ * wrote the pages they share (the file table's and its indexes' last
+ * pages, the change feed, the tenant's row, the directory) once each,
+ * and each pool connection read them back from the WAL after another's
+ * commit; now a group writes them once, and grp_db's page cache stays
+ * warm. A lone transaction costs what it did: it begins the group's
+ * transaction itself (no savepoint) and commits it. What a caller sees
+ * is unchanged: its commit returns once its changes are committed (and
+ * synced, unless nosync), or fails, changing nothing; a commit of the
+ * group that fails fails every member's. A group ends after GRP_MAX
+ * members or GRP_HOLD_MS (other processes wait for SQLite's lock
+ * meanwhile), and as soon as a thread waits for a turn of its own.
+ * Only a connection with no read under way joins (a transaction begun
+ * while a statement of its connection still reads, fsck's loops, runs
+ * on its connection, taking a turn of its own, as before).
  */
 #define TURN_WAIT_MS 30000
+#define GRP_MAX 32
+#define GRP_HOLD_MS 50
 
-static void write_turn(struct db *d)
+#define MS_NS 1000000 /* nanoseconds in a millisecond */
+
+/* A member done, waiting for its group's end (on its stack). */
+struct sfsi_grp_ticket {
+	struct sfsi_grp_ticket *next;
+	enum sfs_status st;
+	int done;
+};
+
+/* The turn is given back (write_mu held): wake one who may take it. */
+static void turn_free(struct sfs_store *s)
+{
+	s->write_busy = 0;
+	if (s->grp_open) {
+		/* handed on inside the group: only a member may take it */
+		pthread_cond_signal(&s->grp_cv);
+		return;
+	}
+	if (s->plain_wait)
+		pthread_cond_signal(&s->write_cv);
+	if (s->grp_wait)
+		pthread_cond_signal(&s->grp_cv);
+}
+
+static int turn_blocked(const struct sfs_store *s, int member)
+{
+	return s->write_busy || (!member && s->grp_open);
+}
+
+/*
+ * Wait for the turn (write_mu held) until `until`: 0 when it may be
+ * taken, -1 when the wait timed out (SQLite decides).
+ */
+static int turn_wait(struct sfs_store *s, int member,
+		     const struct timespec *until)
+{
+	pthread_cond_t *cv = member ? &s->grp_cv : &s->write_cv;
+
+	while (turn_blocked(s, member))
+		if (pthread_cond_timedwait(cv, &s->write_mu, until) ==
+			    ETIMEDOUT &&
+		    turn_blocked(s, member))
+			return -1;
+	return 0;
+}
+
+/* Whether d's write transaction may run in a group. */
+static int may_join(struct db *d)
+{
+	return d->h && !d->batched &&
+	       sqlite3_txn_state(d->h, NULL) == SQLITE_TXN_NONE;
+}
+
+/*
+ * Take the turn for d: 1 when d's transaction runs in the group (as its
+ * first member when !s->grp_open), 0 when on d itself (with the turn,
+ * d->turn, or without it: nested, or the wait timed out).
+ */
+static int write_turn(struct db *d)
 {
 	struct sfs_store *s = d->s;
 	struct timespec until;
 	int64_t ms;
+	int member, got;
 
 	if (d->pg || !s)
-		return;
+		return 0;
 	ms = s->cfg.busy_timeout_ms > TURN_WAIT_MS ? s->cfg.busy_timeout_ms
 						   : TURN_WAIT_MS;
 	if (s->write_wait_ms)
 		ms = s->write_wait_ms;
 	sfs_deadline(&until, ms);
 	pthread_mutex_lock(&s->write_mu);
-	if (s->write_busy && pthread_equal(s->write_owner, pthread_self()))
-		goto out;
-	while (s->write_busy)
-		if (pthread_cond_timedwait(&s->write_cv, &s->write_mu,
-					   &until) == ETIMEDOUT &&
-		    s->write_busy)
-			goto out; /* then SQLite decides */
-	s->write_busy = 1;
-	s->write_owner = pthread_self();
-	d->turn = 1;
-out:
+	if (s->write_busy && pthread_equal(s->write_owner, pthread_self())) {
+		pthread_mutex_unlock(&s->write_mu);
+		return 0;
+	}
+	member = may_join(d);
+	if (member)
+		s->grp_wait++;
+	else
+		s->plain_wait++;
+	got = turn_wait(s, member, &until) == 0;
+	if (member)
+		s->grp_wait--;
+	else
+		s->plain_wait--;
+	if (got) {
+		s->write_busy = 1;
+		s->write_owner = pthread_self();
+		d->turn = 1;
+	}
 	pthread_mutex_unlock(&s->write_mu);
+	return got && member;
 }
 
 static void write_turn_end(struct db *d)
@@ -244,9 +336,193 @@ static void write_turn_end(struct db *d)
 		return;
 	d->turn = 0;
 	pthread_mutex_lock(&s->write_mu);
-	s->write_busy = 0;
-	pthread_cond_signal(&s->write_cv);
+	turn_free(s);
 	pthread_mutex_unlock(&s->write_mu);
+}
+
+/* How a member's transaction began (d->grp_first). */
+enum { GRP_SAVEPOINT = 0, GRP_FIRST = 1, GRP_NONE = 2 };
+
+static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e);
+
+/*
+ * Begin d's transaction in the group, the turn taken (write_turn): 0,
+ * and *st its outcome (on failure the turn given back). A group
+ * connection that cannot be made: 1, d's transaction runs on d (with
+ * the turn).
+ */
+static int grp_begin(struct db *d, enum sfs_status *st, struct sfs_err *e)
+{
+	struct sfs_store *s = d->s;
+	struct db *w;
+	int first;
+
+	pthread_mutex_lock(&s->write_mu);
+	first = !s->grp_open;
+	pthread_mutex_unlock(&s->write_mu);
+	if (first && !s->grp_db && sfsi_db_conn_new(s, &s->grp_db, NULL))
+		return 1; /* grp_db is the turn's holder's alone */
+	w = s->grp_db;
+	*st = sfsi_db_txn_stmt(w, first ? "BEGIN IMMEDIATE" : "SAVEPOINT m", e);
+	if (*st && first) {
+		write_turn_end(d);
+		return 0;
+	}
+	pthread_mutex_lock(&s->write_mu);
+	if (first) {
+		s->grp_open = 1;
+		s->grp_kept = 0;
+		s->grp_members = 0;
+		s->grp_since = sfs_mono_ns();
+	}
+	s->grp_members++;
+	pthread_mutex_unlock(&s->write_mu);
+	d->fw = w;
+	d->grp_first = *st ? GRP_NONE : first ? GRP_FIRST : GRP_SAVEPOINT;
+	d->txn = 1;
+	if (*st) /* the group goes on, or ends, without this one */
+		(void)grp_end(d, 0, NULL);
+	return 0;
+}
+
+/* Reset what still runs on w: nothing of a member outlives its turn. */
+static void reset_running(struct db *w)
+{
+	struct sqlite3_stmt *q = NULL;
+
+	while ((q = sqlite3_next_stmt(w->h, q)))
+		if (sqlite3_stmt_busy(q))
+			sqlite3_reset(q);
+}
+
+/*
+ * The group's end for its members done (write_mu held); then the
+ * checkpoint its commit left due (on_wal_commit), which they do not wait
+ * for, still in the turn (grp_db is the turn's); then the turn is free.
+ */
+static void grp_settle(struct sfs_store *s, struct db *w, enum sfs_status st)
+{
+	struct sfsi_grp_ticket *t;
+
+	for (t = s->grp_tickets; t; t = t->next) {
+		t->st = st;
+		t->done = 1;
+	}
+	s->grp_tickets = NULL;
+	s->grp_open = 0;
+	pthread_cond_broadcast(&s->grp_done_cv);
+	if (s->grp_ckpt) {
+		s->grp_ckpt = 0;
+		pthread_mutex_unlock(&s->write_mu);
+		(void)sqlite3_wal_checkpoint_v2(
+			w->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&s->write_mu);
+	}
+	turn_free(s);
+}
+
+static enum sfs_status grp_error(enum sfs_status st, struct sfs_err *e)
+{
+	switch (st) {
+	case SFS_BUSY:
+		return sfs_errf(e, st, SFS_R_NONE,
+				"the store is busy, try again");
+	case SFS_NO_SPACE:
+		return sfs_errf(e, st, SFS_R_NONE,
+				"no space left on the store's disk");
+	case SFS_NOMEM:
+		return sfs_errf(e, st, SFS_R_NONE, "out of memory");
+	default:
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"internal database error");
+	}
+}
+
+/*
+ * End d's member of the group: its changes kept (commit) or undone. It
+ * hands the turn on when another member waits and the group may grow,
+ * and then waits for the group's end; else it ends the group: COMMIT
+ * when a member's changes are in it, else ROLLBACK. The member's own
+ * outcome: a failed commit of the group fails it too.
+ */
+static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
+{
+	struct sfs_store *s = d->s;
+	struct db *w = d->fw;
+	struct sfsi_grp_ticket me = { NULL, SFS_OK, 0 };
+	enum sfs_status st = SFS_OK, gst = SFS_OK;
+	int kept = 0, lost, more, hold;
+
+	if (commit && d->grp_first == GRP_SAVEPOINT) {
+		st = sfsi_db_txn_stmt(w, "RELEASE m", e);
+		kept = !st;
+	} else if (commit && d->grp_first == GRP_FIRST) {
+		kept = 1;
+	}
+	if (!kept && d->grp_first == GRP_SAVEPOINT &&
+	    sfsi_db_txn_stmt(w, "ROLLBACK TO m", NULL) == SFS_OK)
+		(void)sfsi_db_txn_stmt(w, "RELEASE m", NULL);
+	reset_running(w);
+	d->fw = NULL;
+	d->txn = 0;
+	d->turn = 0;
+	lost = sqlite3_get_autocommit(w->h);
+	pthread_mutex_lock(&s->write_mu);
+	if (lost || (!kept && d->grp_first == GRP_FIRST)) {
+		/* SQLite ended the group's transaction (an I/O error, a
+		 * full disk), or its first member undid it: nothing to
+		 * commit; what the members done had is lost */
+		if (!sqlite3_get_autocommit(w->h)) {
+			pthread_mutex_unlock(&s->write_mu);
+			(void)sfsi_db_txn_stmt(w, "ROLLBACK", NULL);
+			pthread_mutex_lock(&s->write_mu);
+		}
+		if (lost && s->grp_tickets)
+			sfs_error("db", "a group of commits was rolled back");
+		grp_settle(s, w, SFS_IO);
+		pthread_mutex_unlock(&s->write_mu);
+		if (kept && !st)
+			st = grp_error(SFS_IO, e);
+		return st;
+	}
+	s->grp_kept += kept;
+	hold = s->grp_hold_ms ? s->grp_hold_ms : GRP_HOLD_MS;
+	more = s->grp_wait && !s->plain_wait && s->grp_members < GRP_MAX &&
+	       sfs_mono_ns() - s->grp_since < (int64_t)hold * MS_NS;
+	if (more) {
+		if (kept) {
+			me.next = s->grp_tickets;
+			s->grp_tickets = &me;
+		}
+		turn_free(s);
+		while (kept && !me.done)
+			pthread_cond_wait(&s->grp_done_cv, &s->write_mu);
+		pthread_mutex_unlock(&s->write_mu);
+		if (kept && me.st)
+			st = grp_error(me.st, e);
+		return st;
+	}
+	more = s->grp_kept > 0;
+	pthread_mutex_unlock(&s->write_mu);
+	if (more) {
+		gst = sfsi_db_txn_stmt(w, "COMMIT", kept ? e : NULL);
+		if (gst && !sqlite3_get_autocommit(w->h))
+			(void)sfsi_db_txn_stmt(w, "ROLLBACK", NULL);
+		if (!gst)
+			sfsi_db_sync_note_commit(s);
+	} else {
+		(void)sfsi_db_txn_stmt(w, "ROLLBACK", NULL);
+	}
+	pthread_mutex_lock(&s->write_mu);
+	if (!gst && more) {
+		s->grp_commits++;
+		s->grp_joined += s->grp_kept;
+	}
+	grp_settle(s, w, gst);
+	pthread_mutex_unlock(&s->write_mu);
+	if (kept && !st)
+		st = gst;
+	return st;
 }
 
 static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
@@ -258,8 +534,9 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 	if (d->pg) {
 		/* the change rows' origin: set by sfsi_pg_begin */
 		st = sfsi_pg_begin(d->pg, pg_kind, e);
+	} else if (write_turn(d) && !grp_begin(d, &st, e)) {
+		return st;
 	} else {
-		write_turn(d);
 		st = sfsi_db_txn_stmt(d, "BEGIN IMMEDIATE", e);
 		if (st)
 			write_turn_end(d);
@@ -376,14 +653,39 @@ static enum sfs_status pg_commit(struct db *d, struct sfs_err *e)
 	return st;
 }
 
+/*
+ * hooks (a blob's bytes removed once its row is gone) run once the
+ * commit is durable, never when its sync failed: a commit begun "nosync"
+ * that has hooks syncs here (its caller syncs next anyway, and that finds
+ * nothing left to sync)
+ */
+static enum sfs_status committed(struct db *d, struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+
+	if (!d->nosync || d->hooks)
+		ret = sfsi_db_sync(d->s, e);
+	d->nosync = 0;
+	sfsi_db_run_hooks(d, ret == SFS_OK);
+	return ret;
+}
+
 enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 {
-	enum sfs_status st, ret = SFS_OK;
+	enum sfs_status st;
 
 	if (d->pg)
 		return pg_commit(d, e);
 	if (d->batched)
 		return sfsi_batch_end(d, 1, e);
+	if (d->fw) {
+		st = grp_end(d, 1, e);
+		if (!st)
+			return committed(d, e);
+		d->nosync = 0;
+		sfsi_db_run_hooks(d, 0);
+		return st;
+	}
 	st = sfsi_db_txn_stmt(d, "COMMIT", e);
 
 	if (st == SFS_OK) {
@@ -391,17 +693,7 @@ enum sfs_status sfsi_db_commit(struct db *d, struct sfs_err *e)
 		write_turn_end(d);
 		sfsi_db_sync_note_commit(d->s);
 		d->synced_changes = sqlite3_total_changes64(d->h);
-		/*
-		 * hooks (a blob's bytes removed once its row is gone) run
-		 * once the commit is durable, never when its sync failed: a
-		 * commit begun "nosync" that has hooks syncs here (its caller
-		 * syncs next anyway, and that finds nothing left to sync)
-		 */
-		if (!d->nosync || d->hooks)
-			ret = sfsi_db_sync(d->s, e);
-		d->nosync = 0;
-		sfsi_db_run_hooks(d, ret == SFS_OK);
-		return ret;
+		return committed(d, e);
 	}
 	sfsi_db_run_hooks(d, 0);
 	/* a failed COMMIT may leave the transaction open: end it */
@@ -419,6 +711,11 @@ void sfsi_db_rollback(struct db *d)
 	if (d->pg) {
 		sfsi_pg_rollback(d->pg);
 		d->txn = 0;
+		d->nosync = 0;
+		return;
+	}
+	if (d->fw) {
+		(void)grp_end(d, 0, NULL);
 		d->nosync = 0;
 		return;
 	}

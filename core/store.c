@@ -470,6 +470,8 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	sfs_cond_init_mono(&s->sync_cv);
 	pthread_mutex_init(&s->write_mu, NULL);
 	sfs_cond_init_mono(&s->write_cv);
+	sfs_cond_init_mono(&s->grp_cv);
+	pthread_cond_init(&s->grp_done_cv, NULL);
 	sfsi_batch_init(s);
 	s->cfg = c;
 	pthread_mutex_init(&s->pool_mu, NULL);
@@ -553,6 +555,8 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->sync_cv);
 	pthread_mutex_destroy(&s->write_mu);
 	pthread_cond_destroy(&s->write_cv);
+	pthread_cond_destroy(&s->grp_cv);
+	pthread_cond_destroy(&s->grp_done_cv);
 	pthread_mutex_destroy(&s->batch_mu);
 	pthread_cond_destroy(&s->batch_cv);
 	pthread_cond_destroy(&s->batch_tick);

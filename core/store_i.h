@@ -47,6 +47,25 @@ struct sfs_store {
 	int write_busy;
 	pthread_t write_owner;
 	int write_wait_ms; /* the turn's wait (write_turn); 0: default */
+	/*
+	 * Group commit of transactions (db_txn.c): the process's write
+	 * transactions run on one connection, grp_db, each a savepoint of
+	 * the group's transaction, which the last of them commits; guarded
+	 * by write_mu.
+	 */
+	pthread_cond_t grp_cv;	    /* threads waiting to join a group */
+	pthread_cond_t grp_done_cv; /* members waiting for their group's end */
+	struct db *grp_db;
+	struct sfsi_grp_ticket *grp_tickets; /* members done, not committed */
+	int grp_open;	   /* grp_db holds the group's transaction */
+	int grp_kept;	   /* members whose changes it holds */
+	int grp_members;   /* members it has had */
+	int grp_wait;	   /* threads waiting to join */
+	int plain_wait;	   /* threads waiting for a turn of their own */
+	int grp_ckpt;	   /* the group's commit left a checkpoint due */
+	int grp_hold_ms;   /* a group's longest time (t_sync); 0: default */
+	int64_t grp_since; /* when it began (sfs_mono_ns) */
+	int64_t grp_commits, grp_joined; /* groups committed, members in them */
 
 	/* batched commits (db_batch.c): batch_mu guards these */
 	pthread_mutex_t batch_mu;

@@ -1039,6 +1039,219 @@ static void test_batches_let_others_write(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* ---- group commit of transactions ------------------------------------ */
+
+/* A statement on a connection of the pool, in a transaction of its own. */
+static enum sfs_status exec_sql(struct sfs_store *s, const char *sql)
+{
+	struct db *d = NULL;
+	enum sfs_status st = sfsi_db_get(s, &d, NULL);
+
+	if (!st)
+		st = sfsi_db_exec(d, sql, NULL);
+	sfsi_db_put(d);
+	return st;
+}
+
+/* The first column of the first row of sql, read on the pool; -1. */
+static int64_t query_int(struct sfs_store *s, const char *sql)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int64_t v = -1;
+
+	if (sfsi_db_get(s, &d, NULL))
+		return -1;
+	q = sfsi_db_prep_dyn(d, sql, NULL);
+	if (q && sfsi_db_step(q, NULL) == 1)
+		v = sfsi_db_col_int(q, 0);
+	sfsi_db_finalize(q);
+	sfsi_db_put(d);
+	return v;
+}
+
+struct member {
+	struct sfs_store *s;
+	const char *sql;
+	int commit;
+	enum sfs_status begin, end;
+};
+
+/* One write transaction: begin, sql, commit or roll back. */
+static void *member_run(void *p)
+{
+	struct member *m = p;
+	struct db *d = NULL;
+
+	m->begin = sfsi_db_get(m->s, &d, NULL);
+	if (!m->begin)
+		m->begin = sfsi_db_begin(d, NULL);
+	if (!m->begin && sfsi_db_exec(d, m->sql, NULL))
+		m->begin = SFS_IO;
+	if (m->begin)
+		m->end = SFS_IO;
+	else if (m->commit)
+		m->end = sfsi_db_commit(d, NULL);
+	else
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	return NULL;
+}
+
+struct queued {
+	struct sfs_store *s;
+	int n;
+};
+
+/* n threads wait for the write turn (wait_for). */
+static int turn_queued(void *p)
+{
+	struct queued *q = p;
+	int n;
+
+	pthread_mutex_lock(&q->s->write_mu);
+	n = q->s->grp_wait;
+	pthread_mutex_unlock(&q->s->write_mu);
+	return n >= q->n;
+}
+
+/* Groups committed and members in them so far. */
+static void grp_counts(struct sfs_store *s, int64_t *commits, int64_t *joined)
+{
+	pthread_mutex_lock(&s->write_mu);
+	*commits = s->grp_commits;
+	*joined = s->grp_joined;
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+#define GRP_THREADS 3
+
+/*
+ * Transactions that wait for the turn while another runs join its
+ * group: the one running hands the turn on, the last one commits for
+ * all, once; each commit returns when its changes are committed (another
+ * connection reads them); a member rolled back leaves nothing in the
+ * group, and the others keep theirs.
+ */
+static void test_group_commit_shares_a_commit(void)
+{
+	static const char *sql[GRP_THREADS] = {
+		"INSERT INTO t_grp VALUES (1)",
+		"INSERT INTO t_grp VALUES (2)",
+		"INSERT INTO t_grp VALUES (3)",
+	};
+	struct member m[GRP_THREADS];
+	pthread_t th[GRP_THREADS];
+	struct queued q;
+	int64_t c0, j0, c1, j1;
+	struct db *d = NULL;
+	struct fx f;
+	int i;
+
+	if (th_is_pg())
+		return; /* PostgreSQL groups commits itself */
+	REQUIRE(fx_open(&f) == 0);
+	f.s->grp_hold_ms = HOLD_MS;
+	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_grp (k INTEGER PRIMARY KEY)"),
+		   SFS_OK);
+	grp_counts(f.s, &c0, &j0);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_grp VALUES (0)", NULL),
+		   SFS_OK);
+	for (i = 0; i < GRP_THREADS; i++) {
+		m[i].s = f.s;
+		m[i].sql = sql[i];
+		m[i].commit = i != 1; /* the second rolls back */
+		REQUIRE(pthread_create(&th[i], NULL, member_run, &m[i]) == 0);
+	}
+	q.s = f.s;
+	q.n = GRP_THREADS;
+	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	/* committed when the commit returns: another connection sees it */
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 0") == 1);
+	sfsi_db_put(d);
+	for (i = 0; i < GRP_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < GRP_THREADS; i++) {
+		CHECK_ST(m[i].begin, SFS_OK);
+		if (m[i].commit)
+			CHECK_ST(m[i].end, SFS_OK);
+	}
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp"
+			     " WHERE k IN (0, 1, 3)") == 3);
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 2") == 0);
+	grp_counts(f.s, &c1, &j1);
+	CHECK(c1 - c0 == 1); /* one commit ... */
+	CHECK(j1 - j0 == 3); /* ... for the three kept */
+	/* and the turn is free: a transaction of its own commits */
+	CHECK_ST(exec_sql(f.s, "INSERT INTO t_grp VALUES (9)"), SFS_OK);
+	CHECK_ST(set_nosync(&f, "after"), SFS_OK);
+	CHECK(read_as(f.s, &f, f.id, "after"));
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp") == 4);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+/*
+ * A group whose commit fails fails every member's commit, and none of
+ * their changes stays: here one member leaves a deferred foreign key
+ * broken, which only the group's COMMIT checks.
+ */
+static void test_group_commit_failure_fails_all(void)
+{
+	static const char *sql[2] = {
+		"INSERT INTO t_grp_p VALUES (2)",
+		"INSERT INTO t_grp_c VALUES (1, 999)",
+	};
+	struct member m[2];
+	pthread_t th[2];
+	struct queued q;
+	struct db *d = NULL;
+	struct fx f;
+	int i;
+
+	if (th_is_pg())
+		return;
+	REQUIRE(fx_open(&f) == 0);
+	f.s->grp_hold_ms = HOLD_MS;
+	REQUIRE_ST(
+		exec_sql(f.s, "CREATE TABLE t_grp_p (k INTEGER PRIMARY KEY)"),
+		SFS_OK);
+	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_grp_c (k INTEGER PRIMARY KEY,"
+				 " p INTEGER REFERENCES t_grp_p(k)"
+				 " DEFERRABLE INITIALLY DEFERRED)"),
+		   SFS_OK);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_grp_p VALUES (1)", NULL),
+		   SFS_OK);
+	for (i = 0; i < 2; i++) {
+		m[i].s = f.s;
+		m[i].sql = sql[i];
+		m[i].commit = 1;
+		REQUIRE(pthread_create(&th[i], NULL, member_run, &m[i]) == 0);
+	}
+	q.s = f.s;
+	q.n = 2;
+	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	CHECK(sfsi_db_commit(d, NULL) != SFS_OK);
+	sfsi_db_put(d);
+	for (i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_ST(m[i].begin, SFS_OK);
+		CHECK(m[i].end != SFS_OK);
+	}
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp_p") == 0);
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp_c") == 0);
+	/* the turn and the group connection work on */
+	CHECK_ST(exec_sql(f.s, "INSERT INTO t_grp_p VALUES (5)"), SFS_OK);
+	CHECK_ST(set_nosync(&f, "after"), SFS_OK);
+	CHECK(read_as(f.s, &f, f.id, "after"));
+	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp_p") == 1);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 int main(void)
 {
 	RUN(test_batches_let_others_write);
@@ -1054,6 +1267,8 @@ int main(void)
 	RUN(test_batcher_sleeps_through_the_window);
 	RUN(test_batch_checkpoints_aside);
 	RUN(test_writers_take_turns);
+	RUN(test_group_commit_shares_a_commit);
+	RUN(test_group_commit_failure_fails_all);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
