@@ -135,7 +135,12 @@ static void *loop_worker(void *arg)
 	return NULL;
 }
 
-/* Hand *b to a worker and put a spare buffer in its place; 0 if none. */
+/*
+ * Hand *b to a worker and put a spare buffer in its place; 0 if none.
+ * The worker is woken once the lock is let go: woken under it, it found
+ * the lock still held and went to sleep on it again (a context switch
+ * more per request handed over).
+ */
 static int hand_off(struct loop *l, struct fuse_buf *b)
 {
 	int ok = 0;
@@ -145,10 +150,11 @@ static int hand_off(struct loop *l, struct fuse_buf *b)
 		l->queue[(l->head + l->nqueued) % LOOP_SLOTS] = *b;
 		l->nqueued++;
 		*b = l->spare[--l->nspare];
-		pthread_cond_signal(&l->work_cv);
 		ok = 1;
 	}
 	pthread_mutex_unlock(&l->mu);
+	if (ok)
+		pthread_cond_signal(&l->work_cv);
 	return ok;
 }
 
