@@ -20,7 +20,7 @@ struct sfs_store;
 struct db;
 struct db_stmt;
 
-#define DB_SCHEMA_VERSION 11
+#define DB_SCHEMA_VERSION 12
 
 /*
  * A tag row that differs from its file's owner, creationDate or deletion
@@ -42,6 +42,21 @@ struct db_stmt;
 	" WHERE f.id = file_tag.file_id)"
 #define TAG_ROWS_MAKE_GOOD                                                     \
 	"UPDATE file_tag SET" TAG_ROW_FILL " WHERE " TAG_ROW_OFF("file_tag")
+
+/*
+ * The names of the tags of file ID (an SQL expression: "new.file_id",
+ * "file.id"), char(31) between them, in no particular order (readers sort
+ * them), NULL for none: what a file row's copy file.tagnames (schema v12)
+ * holds, kept by triggers on file_tag in the transaction that changes the
+ * tags; the migration, the triggers and fsck's check and repair use it.
+ */
+#define TAG_NAMES_OF(ID)                                                       \
+	"(SELECT group_concat(xt.name, char(31)) FROM file_tag xft"            \
+	" JOIN tag xt ON xt.id = xft.tag_id WHERE xft.file_id = " ID ")"
+/* The file rows whose copy differs from TAG_NAMES_OF (as bytes) */
+#define TAG_NAMES_OFF(ROW)                                                     \
+	"coalesce(" ROW ".tagnames, '') <> coalesce(" TAG_NAMES_OF(            \
+		ROW ".id") ", '') COLLATE BINARY"
 
 /* Take a connection of the store's pool (blocking when all are in use). */
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,

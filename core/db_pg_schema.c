@@ -278,6 +278,42 @@ static const char *const pg_migrations[] = {
 	" created_at = f.created_at, is_deleted = f.is_deleted FROM file f"
 	" WHERE f.id = ft.file_id AND (f.owner_id <> ft.owner_id"
 	" OR f.created_at <> ft.created_at OR f.is_deleted <> ft.is_deleted);",
+	/* 12: SQLite's schema_v12 (each file row carries its tag names,
+	 * kept by a trigger on file_tag; the change feed's trigger skips
+	 * its UPDATEs, before the fill, which is one grouped pass). The
+	 * trigger changes the row only when its copy changes: PostgreSQL
+	 * runs a statement's row triggers after the statement, so the
+	 * second of two tag rows deleted at once finds the copy made. */
+	"ALTER TABLE file ADD COLUMN tagnames text COLLATE \"C\";"
+	"DROP TRIGGER change_file ON file;"
+	"CREATE TRIGGER change_file AFTER INSERT ON file"
+	" FOR EACH ROW EXECUTE FUNCTION change_file();"
+	"CREATE TRIGGER change_file_au AFTER UPDATE ON file FOR EACH ROW"
+	" WHEN (OLD.tagnames IS NOT DISTINCT FROM NEW.tagnames)"
+	" EXECUTE FUNCTION change_file();"
+	"UPDATE file f SET tagnames = w.names FROM"
+	" (SELECT xft.file_id, string_agg(xt.name, chr(31)) AS names"
+	" FROM file_tag xft JOIN tag xt ON xt.id = xft.tag_id"
+	" GROUP BY xft.file_id) w WHERE w.file_id = f.id;"
+	"CREATE FUNCTION file_tagnames() RETURNS trigger"
+	" LANGUAGE plpgsql AS $$ DECLARE n text; BEGIN"
+	" IF TG_OP <> 'INSERT' THEN"
+	" SELECT string_agg(xt.name, chr(31)) INTO n"
+	" FROM file_tag xft JOIN tag xt ON xt.id = xft.tag_id"
+	" WHERE xft.file_id = OLD.file_id;"
+	" UPDATE file SET tagnames = n WHERE id = OLD.file_id"
+	" AND tagnames IS DISTINCT FROM n;"
+	" END IF;"
+	" IF TG_OP <> 'DELETE' THEN"
+	" SELECT string_agg(xt.name, chr(31)) INTO n"
+	" FROM file_tag xft JOIN tag xt ON xt.id = xft.tag_id"
+	" WHERE xft.file_id = NEW.file_id;"
+	" UPDATE file SET tagnames = n WHERE id = NEW.file_id"
+	" AND tagnames IS DISTINCT FROM n;"
+	" END IF; RETURN NULL; END $$;"
+	"CREATE TRIGGER file_tagnames AFTER INSERT OR DELETE"
+	" OR UPDATE OF file_id, tag_id ON file_tag"
+	" FOR EACH ROW EXECUTE FUNCTION file_tagnames();",
 	NULL
 };
 

@@ -209,6 +209,12 @@ char *sfsi_pg_rewrite(const char *sql, int *nparams)
 				o += 6;
 				PUTS("COLLATE \"C\")");
 				p = skip_ws(p) + 6;
+			} else if (word_is(w, n, "COLLATE") &&
+				   !strncasecmp(skip_ws(p), "BINARY", 6) &&
+				   !is_word(skip_ws(p)[6])) {
+				/* SQLite's bytewise comparison */
+				PUTS("COLLATE \"C\"");
+				p = skip_ws(p) + 6;
 			} else if (order == depth && (word_is(w, n, "LIMIT") ||
 						      word_is(w, n, "OFFSET") ||
 						      word_is(w, n, "UNION"))) {

@@ -57,13 +57,14 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
- * A file's tags as one column of its row, one correlated subquery, so that
- * a row comes with its tags in the same statement (one snapshot, one round
- * trip). Tag names cannot hold control characters: char(31) separates them.
+ * A file's tags as one column of its row: the row's copy of its tag names
+ * (schema v12, db_i.h's TAG_NAMES_OF, kept by the database in the
+ * transaction that changes the tags), so that a row comes with its tags
+ * without a subquery per row (on PostgreSQL half of a one-tag page's
+ * time). Tag names cannot hold control characters: char(31) separates
+ * them.
  */
-#define FILE_TAGS_COL                                                          \
-	"(SELECT group_concat(xt.name, char(31)) FROM file_tag xft"            \
-	" JOIN tag xt ON xt.id = xft.tag_id WHERE xft.file_id = f.id)"
+#define FILE_TAGS_COL "f.tagnames"
 
 /* f->tags from a FILE_TAGS_COL value (NULL: none), sorted case-insensitively.
  */

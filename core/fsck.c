@@ -487,6 +487,9 @@ enum sfs_status sfs_fsck(struct sfs_store *s, int repair,
 		ret = sfsi_fsck_tag_counts(c.d, repair, 20, say_line, &c,
 					   &r->bad_counters, &r->repaired, c.e);
 	if (!ret)
+		ret = sfsi_fsck_tag_names(c.d, repair, 20, say_line, &c,
+					  &r->bad_tag_names, &r->repaired, c.e);
+	if (!ret)
 		ret = sfsi_fsck_names(c.d, repair, say_line, &c,
 				      &r->bad_name_index, &r->repaired, c.e);
 	sfsi_db_put(c.d);

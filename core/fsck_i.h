@@ -35,6 +35,19 @@ enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
+ * Each file row's copy of its tag names (file.tagnames, schema v12)
+ * against its tags' rows: one line to say(arg, line) per file whose copy
+ * holds other names, at most `max_lines` of them, then how many more
+ * (*found: the files). With repair, those copies are made again in one
+ * write transaction and *repaired counts it once.
+ */
+enum sfs_status sfsi_fsck_tag_names(struct db *d, int repair, int max_lines,
+				    void (*say)(void *arg, const char *line),
+				    void *arg, int64_t *found,
+				    int64_t *repaired,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
  * The names' index against the files' names. SQLite, read-only: names
  * waiting in fts_pending for a file that is gone, files neither indexed
  * nor waiting, index entries without a file, names both waiting and

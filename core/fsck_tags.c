@@ -2,11 +2,14 @@
  * fsck's checks of what the tags' rows derive: the copies of their file's
  * owner, creationDate and deletion mark in file_tag (schemas v7 and v10,
  * kept by a trigger on file) and the counters of each owner's files per
- * tag (tag_count, schema v9, kept by triggers on file_tag). Derived data
+ * tag (tag_count, schema v9, kept by triggers on file_tag), and each file
+ * row's copy of its tag names (schema v12, kept by triggers on file_tag
+ * too). Derived data
  * that disagree are made again from what they derive from, never the
  * other way round.
  */
 #include <stdio.h>
+#include <string.h>
 #include "db_i.h"
 #include "fsck_i.h"
 #include "util_i.h"
@@ -27,6 +30,16 @@
 	" WHERE c.owner_id = ft.owner_id AND c.tag_id = ft.tag_id)"            \
 	" GROUP BY ft.owner_id, ft.tag_id) AS x WHERE have <> want"            \
 	" ORDER BY owner_id, tag_id"
+
+/* The separators in a TAG_NAMES_OF value. */
+static size_t count_sep(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\x1f';
+	return n;
+}
 
 static enum sfs_status status_of(struct sfs_err *e)
 {
@@ -152,6 +165,127 @@ enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
 		(*repaired)++;
 		if (say)
 			say(arg, "repaired: tag counters made again");
+	}
+	return ret;
+}
+
+/* The next name of a TAG_NAMES_OF value at *p (advanced), its length. */
+static size_t next_name(const char **p, const char **name)
+{
+	const char *end = strchr(*p, '\x1f');
+
+	*name = *p;
+	if (!end)
+		end = *p + strlen(*p);
+	*p = *end ? end + 1 : end;
+	return (size_t)(end - *name);
+}
+
+/* Whether b holds the name (of length n). */
+static int holds(const char *b, const char *name, size_t n)
+{
+	const char *x;
+	size_t k;
+
+	while (*b) {
+		k = next_name(&b, &x);
+		if (k == n && !memcmp(x, name, n))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Whether two TAG_NAMES_OF values hold the same names, in any order (a
+ * file's names are distinct: one row per tag, one tag per name).
+ */
+static int same_names(const char *a, const char *b)
+{
+	const char *p = a, *x;
+	size_t na = 0, nb = 0, k;
+
+	a = a ? a : "";
+	b = b ? b : "";
+	for (p = a; *p;) {
+		k = next_name(&p, &x);
+		if (!holds(b, x, k))
+			return 0;
+		na++;
+	}
+	for (p = b; *p; nb++)
+		next_name(&p, &x);
+	return na == nb;
+}
+
+#define NAMES_OF_F TAG_NAMES_OF("f.id")
+#define OFF_F TAG_NAMES_OFF("f")
+#define NAMES_OFF                                                              \
+	"SELECT f.uuid, f.tagnames, " NAMES_OF_F " FROM file f WHERE " OFF_F   \
+	" ORDER BY f.id"
+
+enum sfs_status sfsi_fsck_tag_names(struct db *d, int repair, int max_lines,
+				    void (*say)(void *arg, const char *line),
+				    void *arg, int64_t *found,
+				    int64_t *repaired, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	enum sfs_status ret;
+	char line[256];
+	int64_t n = 0;
+	int rc;
+
+	*found = 0;
+	/* one statement, one snapshot: the triggers change the copy in the
+	 * transaction that changes the tags */
+	st = sfsi_db_prep(d, NAMES_OFF, e);
+	if (!st)
+		return status_of(e);
+	while ((rc = sfsi_db_step(st, e)) == 1) {
+		const char *have = sfsi_db_col_text(st, 1);
+		const char *want = sfsi_db_col_text(st, 2);
+
+		/* the same names in another order are the same tags */
+		if (same_names(have, want))
+			continue;
+		if (n++ >= max_lines)
+			continue;
+		snprintf(line, sizeof(line),
+			 "file %s: its row's tag names differ from its"
+			 " tags' (%d names, %d tags)",
+			 sfsi_db_col_text(st, 0),
+			 have && *have ? 1 + (int)count_sep(have) : 0,
+			 want && *want ? 1 + (int)count_sep(want) : 0);
+		if (say)
+			say(arg, line);
+	}
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return status_of(e);
+	if (n > max_lines && say) {
+		snprintf(line, sizeof(line),
+			 "and %lld more files' tag names differ",
+			 (long long)(n - max_lines));
+		say(arg, line);
+	}
+	*found = n;
+	if (!n || !repair)
+		return SFS_OK;
+	ret = sfsi_db_begin(d, e);
+	if (ret)
+		return ret;
+	ret = sfsi_db_exec(d,
+			   "UPDATE file SET tagnames = " TAG_NAMES_OF(
+				   "file.id") " WHERE " TAG_NAMES_OFF("file"),
+			   e);
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+	else
+		sfsi_db_rollback(d);
+	if (!ret) {
+		(*repaired)++;
+		if (say)
+			say(arg, "repaired: files' tag names made again from"
+				 " their tags");
 	}
 	return ret;
 }

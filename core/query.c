@@ -515,13 +515,9 @@ static void limit(struct qb *qb, const struct sfs_query *q)
  *
  * One statement: the tag's id looked up once (tg: a name compared under
  * the NOCASE collation, ICU's on PostgreSQL, against each of the
- * tenant's tags), the page's ids (ids), the page's tags and, with_total,
- * the listing's total as the column after the tags (from the counters,
- * see tag_count). On PostgreSQL the page's tags come from one grouped
- * pass over their rows (tl): the tags column's subquery per row cost it
- * a hash join per row, ~0.1 ms of a 0.4 ms page at 1,000,000 files. On
- * SQLite the subquery per row is the cheaper (with tl its page took
- * 0.11 ms instead of 0.09).
+ * tenant's tags), the page's ids (ids), the page's rows with their tags
+ * (the rows' own copy, schema v12) and, with_total, the listing's total
+ * as the column after the tags (from the counters, see tag_count).
  */
 static int tag_page_ok(const struct sfs_query *q)
 {
@@ -557,15 +553,7 @@ static void tag_page(struct qb *qb, const struct sfs_query *q,
 	add(qb, q->desc ? " ORDER BY ft.created_at DESC, ft.file_id DESC"
 			: " ORDER BY ft.created_at ASC, ft.file_id ASC");
 	limit(qb, q);
-	if (qb->pg)
-		add(qb, "), tl AS (SELECT xft.file_id,"
-			" group_concat(xt.name, char(31)) AS names"
-			" FROM file_tag xft JOIN tag xt ON xt.id = xft.tag_id"
-			" WHERE xft.file_id IN (SELECT file_id FROM ids)"
-			" GROUP BY xft.file_id)"
-			" SELECT " FILE_COLS ", tl.names");
-	else
-		add(qb, ") SELECT " FILE_COLS ", " FILE_TAGS_COL);
+	add(qb, ") SELECT " FILE_COLS ", " FILE_TAGS_COL);
 	if (with_total) {
 		/* as tag_count's, with the tag's id from tg */
 		add(qb, ", (SELECT ");
@@ -582,8 +570,6 @@ static void tag_page(struct qb *qb, const struct sfs_query *q,
 		add(qb, " FROM tg)");
 	}
 	add(qb, FILE_FROM);
-	if (qb->pg)
-		add(qb, " LEFT JOIN tl ON tl.file_id = f.id");
 	add(qb, " WHERE f.id IN (SELECT file_id FROM ids)");
 	/* the files' own marks too: the ids are only where to look */
 	add(qb, " AND +f.owner_id = ?");
@@ -605,10 +591,11 @@ static int total_known(const struct sfs_query *q, const struct sfs_file_list *l,
 }
 
 /*
- * A page's tags come with its rows (FILE_TAGS_COL), one correlated
- * subquery per row in the page statement, instead of one more statement
- * per row or per page (which cost a tenth of a listing: statements, and
- * json_each's allocations under SQLite's global memory mutex).
+ * A page's tags come with its rows (FILE_TAGS_COL: the row's copy of its
+ * tag names), instead of one more statement per row or per page (which
+ * cost a tenth of a listing: statements, and json_each's allocations
+ * under SQLite's global memory mutex) or a subquery per row (half of a
+ * one-tag page's time on PostgreSQL).
  */
 #define TAGS_COL FILE_TAGS_COL
 

@@ -358,11 +358,45 @@ static const char schema_v11[] =
 	" WHERE file_id = new.file_id AND tag_id = new.tag_id"
 	" AND " TAG_ROW_OFF("file_tag") "; END;" TAG_ROWS_MAKE_GOOD ";";
 
+/*
+ * v12: each file row carries its tag names (file.tagnames, TAG_NAMES_OF),
+ * so that a listing's rows and a GET come with their tags without a
+ * subquery per row. Kept by triggers on file_tag in the transaction that
+ * changes the tags, whoever changes them (an older process too); checked
+ * and made again by fsck (sfsi_fsck_tag_names). The copy changing is not
+ * a change of the file for the change feed: the writer's own UPDATE of
+ * the file (ctime) makes that row; change_file_au skips the triggers'
+ * UPDATEs (only they change tagnames). The fill runs after it.
+ */
+#define TAGNAMES_SET(ID)                                                       \
+	" UPDATE file SET tagnames = " TAG_NAMES_OF(ID) " WHERE id = " ID ";"
+#define TAGNAMES_NEW TAGNAMES_SET("new.file_id")
+#define TAGNAMES_OLD TAGNAMES_SET("old.file_id")
+#define TAGNAMES_FILL                                                          \
+	"UPDATE file SET tagnames = " TAG_NAMES_OF(                            \
+		"file.id") " WHERE id IN (SELECT file_id FROM file_tag);"
+static const char schema_v12[] =
+	"ALTER TABLE file ADD COLUMN tagnames TEXT;"
+	"DROP TRIGGER IF EXISTS change_file_au;"
+	"CREATE TRIGGER change_file_au AFTER UPDATE ON file"
+	" WHEN old.tagnames IS new.tagnames BEGIN"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"
+	" INSERT INTO change(owner_id, file_id, dir, at)"
+	" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"
+	" WHERE old.dir <> new.dir; END;" TAGNAMES_FILL
+	"CREATE TRIGGER file_tagnames_ai AFTER INSERT ON file_tag"
+	" BEGIN" TAGNAMES_NEW " END;"
+	"CREATE TRIGGER file_tagnames_ad AFTER DELETE ON file_tag"
+	" BEGIN" TAGNAMES_OLD " END;"
+	"CREATE TRIGGER file_tagnames_au AFTER UPDATE OF file_id, tag_id"
+	" ON file_tag BEGIN" TAGNAMES_OLD TAGNAMES_NEW " END;";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1, [1] = schema_v2,  [2] = schema_v3,   [3] = schema_v4,
 	[4] = schema_v5, [5] = schema_v6,  [6] = schema_v7,   [7] = schema_v8,
-	[8] = schema_v9, [9] = schema_v10, [10] = schema_v11,
+	[8] = schema_v9, [9] = schema_v10, [10] = schema_v11, [11] = schema_v12,
 };
 
 /* After schema_v6: say which users were renamed, then forget them. */

@@ -482,25 +482,28 @@ static int cmd_fsck(struct admin_ctx *x)
 	snprintf(text, sizeof(text),
 		 "blobs %" PRId64 ", orphans %" PRId64 ", missing %" PRId64
 		 ", bad refcounts %" PRId64 ", bad tag rows %" PRId64
-		 ", bad counters %" PRId64 ", bad name index %" PRId64
-		 ", repaired %" PRId64,
+		 ", bad counters %" PRId64 ", bad tag names %" PRId64
+		 ", bad name index %" PRId64 ", repaired %" PRId64,
 		 r.blobs_checked, r.orphan_files, r.missing_files,
 		 r.bad_refcounts, r.bad_tag_rows, r.bad_counters,
-		 r.bad_name_index, r.repaired);
+		 r.bad_tag_names, r.bad_name_index, r.repaired);
 	rc = admin_out(x,
-		       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+				 " s:I}",
 				 "blobsChecked", (json_int_t)r.blobs_checked,
 				 "orphanFiles", (json_int_t)r.orphan_files,
 				 "missingFiles", (json_int_t)r.missing_files,
 				 "badRefcounts", (json_int_t)r.bad_refcounts,
 				 "badTagRows", (json_int_t)r.bad_tag_rows,
 				 "badCounters", (json_int_t)r.bad_counters,
+				 "badTagNames", (json_int_t)r.bad_tag_names,
 				 "badNameIndex", (json_int_t)r.bad_name_index,
 				 "repaired", (json_int_t)r.repaired),
 		       text);
 	if (!x->set[O_REPAIR] &&
 	    (r.orphan_files || r.missing_files || r.bad_refcounts ||
-	     r.bad_tag_rows || r.bad_counters || r.bad_name_index))
+	     r.bad_tag_rows || r.bad_counters || r.bad_tag_names ||
+	     r.bad_name_index))
 		rc = 3;
 	return rc;
 }

@@ -27,7 +27,7 @@ def source(binary):
 PG_UNIT = {"t_auth", "t_blob", "t_changes", "t_dir", "t_file", "t_fsck",
            "t_inline", "t_job", "t_keycache", "t_media", "t_people",
            "t_query", "t_session", "t_share", "t_store", "t_sync", "t_tag",
-           "t_xattr"}
+           "t_tagnames", "t_xattr"}
 
 CASES = []
 for b in UNIT:

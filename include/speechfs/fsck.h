@@ -17,6 +17,7 @@ struct sfs_fsck_report {
 	int64_t bad_refcounts;	/* refs disagreeing with references */
 	int64_t bad_tag_rows;	/* tags' copies of their file's fields */
 	int64_t bad_counters;	/* tag counters disagreeing with the tags */
+	int64_t bad_tag_names;	/* files' copies of their tag names */
 	int64_t bad_name_index; /* the names' index against the names */
 	int64_t repaired;
 };
@@ -25,7 +26,8 @@ struct sfs_fsck_report {
  * The consistency check: blobs without rows and rows without blobs,
  * reference counts against the files and listening audio that use them,
  * and the metadata's derived data (tenant usage, the tags' copies of their
- * file's fields, each owner's files per tag, the names' index) against
+ * file's fields, each owner's files per tag, the files' copies of their tag
+ * names, the names' index) against
  * what they derive from. With repair, orphan files are
  * removed, counts corrected, and files whose blob is missing are marked
  * content-discarded (never silently deleted).

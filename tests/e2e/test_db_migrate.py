@@ -137,6 +137,23 @@ def test_sqlite_store_moves_to_postgresql(tmp_path, pg_database, pg_server):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 3 and "counted on" in p.stderr, p.stderr
     assert json.loads(p.stdout)["badCounters"] == 4  # t0, t1, t2, all
+    # the files' copies of their tag names (schema v12) came over too,
+    # and one forged is found (--repair makes it again)
+    assert json.loads(p.stdout)["badTagNames"] == 0
+    assert pg_server.psql(
+        db, "SELECT count(*) FROM moved.file WHERE tagnames LIKE '%all%'"
+    ).strip() == "41"
+    pg_server.psql(db, "UPDATE moved.file SET tagnames = 'forged'"
+                   " WHERE name = 'new'")
+    p = subprocess.run([str(SFSD), "fsck", "--store", str(store), "--json",
+                        "--repair"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["badTagNames"] == 1
+    assert "tag names differ" in p.stderr, p.stderr
+    assert pg_server.psql(
+        db, "SELECT tagnames FROM moved.file WHERE name = 'new'"
+    ).strip() == "all"
 
 
 def test_the_database_may_come_from_the_config_file(tmp_path, pg_database,

@@ -163,18 +163,39 @@ struct sfs_blob;
 int tfx_blob_sha(struct sfs_blob *b, char out[65]);
 
 /*
- * SQL that takes a store's schema back: what schemas 11, 10 and 9 added
- * goes, as a store of schema 8 lacks it (tests of migrations, on purpose).
- * v11's tag_count_ai gives way to v10's, which counts and fills nothing.
+ * SQL that takes a store's schema back: what schemas 12, 11, 10 and 9
+ * added goes, as a store of schema 8 lacks it (tests of migrations, on
+ * purpose). v12's change_file_au gives way to v1's (a change row for
+ * every UPDATE of a file); v11's tag_count_ai to v10's, which counts and
+ * fills nothing.
  */
+#define DROP_V12_SQLITE                                                        \
+	"DROP TRIGGER file_tagnames_ai; DROP TRIGGER file_tagnames_ad;"        \
+	" DROP TRIGGER file_tagnames_au; DROP TRIGGER change_file_au;"         \
+	" CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"            \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"               \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"                  \
+	" WHERE old.dir <> new.dir; END;"                                      \
+	" ALTER TABLE file DROP COLUMN tagnames;"
+#define DROP_V12_PG                                                            \
+	"DROP TRIGGER file_tagnames ON file_tag;"                              \
+	" DROP FUNCTION file_tagnames(); DROP TRIGGER change_file_au ON file;" \
+	" DROP TRIGGER change_file ON file;"                                   \
+	" CREATE TRIGGER change_file AFTER INSERT OR UPDATE ON file"           \
+	" FOR EACH ROW EXECUTE FUNCTION change_file();"                        \
+	" ALTER TABLE file DROP COLUMN tagnames;"
 #define DROP_V11_SQLITE                                                        \
-	"DROP TRIGGER tag_count_ai;"                                           \
+	DROP_V12_SQLITE                                                        \
+	" DROP TRIGGER tag_count_ai;"                                          \
 	" CREATE TRIGGER tag_count_ai AFTER INSERT ON file_tag BEGIN"          \
 	" INSERT INTO tag_count(owner_id, tag_id, n)"                          \
 	" VALUES (new.owner_id, new.tag_id, 1)"                                \
 	" ON CONFLICT(owner_id, tag_id) DO UPDATE SET n = n + 1; END;"
 #define DROP_V11_PG                                                            \
-	"DROP TRIGGER file_tag_fill ON file_tag;"                              \
+	DROP_V12_PG                                                            \
+	" DROP TRIGGER file_tag_fill ON file_tag;"                             \
 	" DROP FUNCTION file_tag_fill();"
 #define DROP_V10_SQLITE                                                        \
 	DROP_V11_SQLITE                                                        \

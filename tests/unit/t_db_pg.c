@@ -116,6 +116,13 @@ static void test_order_nocase(void)
 		 "SELECT (SELECT x FROM t ORDER BY x LIMIT 1), y COLLATE"
 		 " NOCASE FROM u",
 		 0));
+	/* SQLite's bytewise comparison is the "C" collation's */
+	CHECK(rw("SELECT 1 FROM t WHERE a <> b COLLATE BINARY",
+		 "SELECT 1 FROM t WHERE a <> b COLLATE \"C\"", 0));
+	CHECK(rw("SELECT 1 FROM t WHERE a <> b collate  binary AND c = 1",
+		 "SELECT 1 FROM t WHERE a <> b COLLATE \"C\" AND c = 1", 0));
+	CHECK(rw("SELECT binary FROM t WHERE a = b COLLATE BINARYX",
+		 "SELECT binary FROM t WHERE a = b COLLATE BINARYX", 0));
 }
 
 int main(void)
