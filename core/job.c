@@ -123,6 +123,13 @@ void sfsi_janitor_add(struct sfs_store *s, void (*chore)(struct sfs_store *s))
 	pthread_mutex_unlock(&s->work_mu);
 }
 
+void sfsi_janitor_often(struct sfs_store *s, void (*chore)(struct sfs_store *s))
+{
+	pthread_mutex_lock(&s->work_mu);
+	s->often = chore;
+	pthread_mutex_unlock(&s->work_mu);
+}
+
 /* ---- queueing and cancelling (inside a write transaction) ------------ */
 
 enum sfs_status sfsi_job_enqueue_txn(struct db *d, int kind, int64_t ino,
@@ -841,17 +848,24 @@ static void *renewer_main(void *arg)
 	return NULL;
 }
 
+/* Every chore at each interval; the often one between (SFSI_OFTEN_MS). */
 static void *janitor_main(void *arg)
 {
 	struct sfs_store *s = arg;
 	void (*chores[SFSI_CHORES_MAX])(struct sfs_store * s);
+	void (*often)(struct sfs_store * s);
+	int64_t every = s->cfg.janitor_interval_ms > 0
+				? s->cfg.janitor_interval_ms
+				: 60000,
+		next = sfs_mono_ns() / 1000000 + every, left;
 	struct timespec ts;
 	int i, n;
 
 	for (;;) {
-		sfs_deadline(&ts, s->cfg.janitor_interval_ms > 0
-					  ? s->cfg.janitor_interval_ms
-					  : 60000);
+		left = next - sfs_mono_ns() / 1000000;
+		if (left > SFSI_OFTEN_MS)
+			left = SFSI_OFTEN_MS;
+		sfs_deadline(&ts, left > 0 ? left : 0);
 		pthread_mutex_lock(&s->work_mu);
 		if (wait_until(s, &ts, STOP_WORKERS)) {
 			pthread_mutex_unlock(&s->work_mu);
@@ -859,9 +873,16 @@ static void *janitor_main(void *arg)
 		}
 		n = s->nchores;
 		memcpy(chores, s->chores, sizeof(chores));
+		often = s->often;
 		pthread_mutex_unlock(&s->work_mu);
+		if (sfs_mono_ns() / 1000000 < next) {
+			if (often)
+				often(s);
+			continue;
+		}
 		for (i = 0; i < n; i++)
 			chores[i](s);
+		next = sfs_mono_ns() / 1000000 + every;
 	}
 	return NULL;
 }

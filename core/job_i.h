@@ -38,6 +38,17 @@ void sfsi_job_kind_register(struct sfs_store *s, enum sfs_job_kind kind,
  */
 void sfsi_janitor_add(struct sfs_store *s, void (*chore)(struct sfs_store *s));
 
+/*
+ * The one chore that the janitor also runs every SFSI_OFTEN_MS between
+ * its intervals (the names' index: after a bulk of new files their names
+ * wait a second for it, not a minute, so that searches find them with
+ * the index, not with LIKE over all that wait). It must cost next to
+ * nothing when it has nothing to do.
+ */
+#define SFSI_OFTEN_MS 1000
+void sfsi_janitor_often(struct sfs_store *s,
+			void (*chore)(struct sfs_store *s));
+
 /* In a transaction: SFS_CONFLICT unless job j still holds its claim. */
 enum sfs_status sfsi_job_holds(struct db *d, const struct sfs_job *j,
 			       struct sfs_err *e) SFS_MUST_CHECK;

@@ -108,6 +108,7 @@ struct sfs_store {
 	struct sfsi_job_kind kinds[SFS_JOB_KIND_MAX];
 	void (*chores[SFSI_CHORES_MAX])(struct sfs_store *s);
 	int nchores;
+	void (*often)(struct sfs_store *s); /* sfsi_janitor_often */
 	pthread_mutex_t work_mu;
 	pthread_cond_t work_cv;
 	pthread_t *workers;

@@ -10,6 +10,16 @@
  * libpq URL) puts the new store's metadata in PostgreSQL (schema
  * SFS_BENCH_DB_SCHEMA, default "bench"), to set its figures beside
  * SQLite's from a run without it.
+ *
+ * On SQLite a new file's name enters the names' index later, in bulk (the
+ * janitor's chore; schema v8): right after a fill every name waits and
+ * a search finds them with LIKE. The name search is timed twice: just
+ * filled, and after the names were indexed (sfsi_fts_catch_up, what the
+ * janitor's chore runs; its time is printed: with the janitor's interval
+ * before it, the window during which a daemon's searches are the slow
+ * ones). On PostgreSQL (pg_trgm) both are the indexed search.
+ * SFS_BENCH_JANITOR=1 fills with the job workers and the janitor running,
+ * as in a daemon: its chore indexes the names while the fill goes on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,10 +36,12 @@
 #include "speechfs/auth.h"
 #include "speechfs/blob.h"
 #include "speechfs/file.h"
+#include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/query.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
+#include "file_i.h"
 
 #define BATCH 1000
 #define NTAGS 50
@@ -435,8 +447,8 @@ int main(int argc, char **argv)
 	struct sfs_actor a;
 	struct sfs_err e;
 	char tenant[SFS_ID_SIZE], user[SFS_ID_SIZE];
-	struct lat dirq, tagq, nameq;
-	double fill_rate, t0, fill_s, analyze_s = 0;
+	struct lat dirq, tagq, nameq, fillq;
+	double fill_rate, t0, fill_s, analyze_s = 0, index_s;
 	struct ingest ing;
 	const char *reuse;
 	int on_pg, ing_ok = 0,
@@ -487,9 +499,14 @@ int main(int argc, char **argv)
 		    sfs_user_create(s, tenant, "filler", -1, user, &e) ||
 		    sfs_auth_user(s, user, SFS_SCOPE_ALL, &a, &e))
 			die("setup", &e);
+		/* SFS_BENCH_JANITOR=1: the fill with the janitor running, as
+		 * in a daemon (it indexes the names as they come) */
+		if (getenv("SFS_BENCH_JANITOR") && sfs_workers_start(s, 1, &e))
+			die("workers", &e);
 		t0 = now_s();
 		fill_rate = fill(s, &a, n, ndirs);
 		fill_s = now_s() - t0;
+		sfs_workers_stop(s);
 		/* statistics after the bulk load, as a deployment's
 		 * autovacuum would have them (SFS_BENCH_NO_ANALYZE=1: the
 		 * queries right after the fill, without) */
@@ -507,6 +524,11 @@ int main(int argc, char **argv)
 	on_pg = sfs_store_is_shared(s); /* a kept store says where it is */
 	time_queries(s, &a, Q_DIR, n, ndirs, &dirq);
 	time_queries(s, &a, Q_TAG, n, ndirs, &tagq);
+	time_queries(s, &a, Q_NAME, n, ndirs, &fillq);
+	t0 = now_s();
+	if (sfsi_fts_catch_up(s, &e))
+		die("index the names", &e);
+	index_s = now_s() - t0;
 	time_queries(s, &a, Q_NAME, n, ndirs, &nameq);
 	sfs_store_close(s);
 
@@ -524,12 +546,18 @@ int main(int argc, char **argv)
 	printf("  %-30s %9.2f s %12s %10s  %s\n", "analyze after the fill",
 	       analyze_s, "-", "-",
 	       getenv("SFS_BENCH_NO_ANALYZE") ? "(skipped)" : "");
-	printf("  %-30s %9.2f ms %9.2f ms %10s  p99 < 5 ms: %s\n",
+	printf("  %-30s %9.3f ms %9.2f ms %10s  p99 < 5 ms: %s\n",
 	       "dir page p50 / p99", dirq.p50, dirq.p99, "-",
 	       mark(dirq.p99 < 5));
-	printf("  %-30s %9.2f ms %9.2f ms %10s  -\n",
+	printf("  %-30s %9.3f ms %9.2f ms %10s  -\n",
 	       "tag filter (/, rec.) p50 / p99", tagq.p50, tagq.p99, "-");
-	printf("  %-30s %9.2f ms %9.2f ms %10s  p99 < 25 ms: %s\n",
+	printf("  %-30s %9.3f ms %9.2f ms %10s  (names not indexed yet)\n",
+	       "name, just filled p50 / p99", fillq.p50, fillq.p99, "-");
+	printf("  %-30s %9.2f s %12s %10s  (%.0f names/s; + the janitor's "
+	       "interval)\n",
+	       "names indexed in", index_s, "-", "-",
+	       index_s > 0 ? (double)n / index_s : 0);
+	printf("  %-30s %9.3f ms %9.2f ms %10s  p99 < 25 ms: %s\n",
 	       "name substring p50 / p99", nameq.p50, nameq.p99, "-",
 	       mark(nameq.p99 < 25));
 	if (ing_ok) {

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include "db_i.h"
+#include "fixture.h"
 #include "speechfs/job.h"
 #include "speechfs/store.h"
 #include "speechfs/util.h"
@@ -1038,6 +1039,67 @@ static void t_janitor_prunes_changes(void)
 	done_store(s);
 }
 
+/* Names waiting for the index (SQLite's fts_pending). */
+static int64_t names_waiting(struct sfs_store *s)
+{
+	struct db *d = NULL;
+	struct db_stmt *st;
+	int64_t n = -1;
+
+	if (sfsi_db_get(s, &d, NULL))
+		return -1;
+	st = sfsi_db_prep(d, "SELECT COUNT(*) FROM fts_pending", NULL);
+	if (st && sfsi_db_step(st, NULL) == 1)
+		n = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
+	sfsi_db_put(d);
+	return n;
+}
+
+/*
+ * Between the janitor's intervals (an hour here) its often chore indexes
+ * the names that wait, within a second or so; on PostgreSQL (pg_trgm)
+ * nothing waits and there is no such chore.
+ */
+static void t_janitor_indexes_names_often(void)
+{
+	struct sfs_config cfg;
+	struct sfs_store *s;
+	struct sfs_err e;
+	int64_t n = -1;
+	int i;
+
+	sfs_config_init(&cfg);
+	sfs_err_init(&e);
+	REQUIRE(th_db_config(&cfg) == 0); /* the backend under test */
+	cfg.janitor_interval_ms = 3600 * 1000;
+	tdir = th_tmpdir();
+	REQUIRE_ST(sfs_store_init_cfg(tdir, &cfg, &e), SFS_OK);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(tdir, &cfg, &s, &e), SFS_OK);
+	CHECK(sfsi_db_store_is_pg(s) == th_is_pg());
+	if (th_is_pg()) {
+		CHECK(s->often == NULL);
+		done_store(s);
+		return;
+	}
+	CHECK(s->often != NULL);
+	/* waiting names of rows gone: the chore's pass takes them off */
+	REQUIRE(tfx_sql(s, "INSERT INTO fts_pending(id) VALUES (-1), (-2),"
+			   " (-3)") == 0);
+	CHECK(names_waiting(s) == 3);
+	REQUIRE_ST(sfs_workers_start(s, 1, &e), SFS_OK);
+	for (i = 0; i < 1500; i++) { /* 30 s at most */
+		n = names_waiting(s);
+		if (n == 0)
+			break;
+		sleep_ms(20);
+	}
+	sfs_workers_stop(s);
+	CHECK(n == 0);
+	done_store(s);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1057,5 +1119,6 @@ int main(void)
 	RUN(t_lease_renewer);
 	RUN(t_stats);
 	RUN(t_janitor_prunes_changes);
+	RUN(t_janitor_indexes_names_often);
 	return th_report();
 }
