@@ -553,10 +553,14 @@ int main(int argc, char **argv)
 	       "tag filter (/, rec.) p50 / p99", tagq.p50, tagq.p99, "-");
 	printf("  %-30s %9.3f ms %9.2f ms %10s  (names not indexed yet)\n",
 	       "name, just filled p50 / p99", fillq.p50, fillq.p99, "-");
-	printf("  %-30s %9.2f s %12s %10s  (%.0f names/s; + the janitor's "
-	       "interval)\n",
-	       "names indexed in", index_s, "-", "-",
-	       index_s > 0 ? (double)n / index_s : 0);
+	if (on_pg || fill_s == 0 || index_s < 0.01)
+		printf("  %-30s %9.2f s %12s %10s  (%s)\n", "names indexed in",
+		       index_s, "-", "-",
+		       on_pg ? "pg_trgm: with the commits" : "none waited");
+	else
+		printf("  %-30s %9.2f s %12s %10s  (%.0f names/s)\n",
+		       "names indexed in", index_s, "-", "-",
+		       (double)n / index_s);
 	printf("  %-30s %9.3f ms %9.2f ms %10s  p99 < 25 ms: %s\n",
 	       "name substring p50 / p99", nameq.p50, nameq.p99, "-",
 	       mark(nameq.p99 < 25));
