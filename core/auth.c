@@ -229,6 +229,56 @@ void sfs_uuid_new(char out[SFS_ID_SIZE])
 		 hex + 12, hex + 16, hex + 20);
 }
 
+/* The 16 bytes of a valid UUID. */
+static void uuid_bytes(const char *u, unsigned char out[16])
+{
+	int i, n = 0, hi = -1, c, v;
+
+	for (i = 0; u[i] && n < 16; i++) {
+		c = (unsigned char)u[i];
+		if (c == '-')
+			continue;
+		v = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+		if (hi < 0) {
+			hi = v;
+		} else {
+			out[n++] = (unsigned char)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+}
+
+/*
+ * A new file's id from its owner and the key its creator chose (POST
+ * /files?idKey=): a name-based UUID (RFC 9562 version 8) of the first 16
+ * bytes of SHA-256(namespace, owner, key), each as its 16 bytes.
+ */
+int sfs_uuid_derive(const char *owner, const char *key, char out[SFS_ID_SIZE])
+{
+	/* the namespace of speechfs file ids:
+	 * 9f46cd8d-d7d5-4402-99a0-f79b494cceef */
+	static const unsigned char ns[16] = { 0x9f, 0x46, 0xcd, 0x8d,
+					      0xd7, 0xd5, 0x44, 0x02,
+					      0x99, 0xa0, 0xf7, 0x9b,
+					      0x49, 0x4c, 0xce, 0xef };
+	unsigned char in[48], md[32];
+	char hex[33];
+
+	if (!sfs_uuid_valid(owner) || !sfs_uuid_valid(key))
+		return -1;
+	memcpy(in, ns, 16);
+	uuid_bytes(owner, in + 16);
+	uuid_bytes(key, in + 32);
+	if (sfsi_sha256(in, sizeof(in), md))
+		return -1;
+	md[6] = (unsigned char)((md[6] & 0x0f) | 0x80); /* version 8 */
+	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+	sfsi_hex(md, 16, hex);
+	snprintf(out, SFS_ID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+		 hex + 12, hex + 16, hex + 20);
+	return 0;
+}
+
 /* ---- validation ------------------------------------------------------ */
 
 /* Well-formed UTF-8 without control characters (names end up in JSON). */

@@ -439,29 +439,27 @@ static enum sfs_status spec_check(const struct sfs_file_spec *sp,
 	/* the scheme and form now; addresses at connect time */
 	if (sp->uri && sfs_fetch_check_uri(sp->uri, e))
 		ret = SFS_INVALID;
-	if (sp->id && !sfs_uuid_valid(sp->id)) {
-		sfs_err_field(e, "id", "invalid", "id must be a UUID");
+	if (sp->id_key && !sfs_uuid_valid(sp->id_key)) {
+		sfs_err_field(e, "idKey", "invalid", "idKey must be a UUID");
 		ret = SFS_INVALID;
 	}
 	return ret;
 }
 
 /*
- * A caller's id for a new file (uuid, normalised): SFS_OK when no file
- * has it; SFS_CONFLICT (SFS_R_FILE_ID_EXISTS) when the caller's own file
- * has it (any state: a try whose answer was lost); *fresh = 1 when
- * another user's file has it: the caller may not learn that (DESIGN
- * rule 4), so the file gets a new random id as if none had been asked
- * for (the id asked is a request; the answer's id is the file's).
+ * SFS_OK when no file has id uuid (one derived from the caller's key);
+ * SFS_CONFLICT (SFS_R_FILE_ID_EXISTS) when the caller's own file has it
+ * (any state, purged too: a try whose answer was lost). Another owner's
+ * file can have it only by a SHA-256 collision of the derivation (it
+ * puts the owner in): an error, no answer about that file.
  */
 static enum sfs_status id_free(struct db *d, const struct sfs_actor *a,
-			       const char *uuid, int *fresh, struct sfs_err *e)
+			       const char *uuid, struct sfs_err *e)
 {
 	struct db_stmt *st;
 	int64_t owner;
 	int rc;
 
-	*fresh = 0;
 	st = sfsi_db_prep(d, "SELECT owner_id FROM file WHERE uuid = ?1", e);
 	if (!st)
 		return SFS_IO;
@@ -474,7 +472,14 @@ static enum sfs_status id_free(struct db *d, const struct sfs_actor *a,
 	if (rc && owner == a->user)
 		return sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_ID_EXISTS,
 				"your file with id '%s' exists", uuid);
-	*fresh = rc != 0;
+	if (rc) {
+		sfs_error("file",
+			  "the id '%s' derived for a new file is "
+			  "another owner's",
+			  uuid);
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the new file's id cannot be used");
+	}
 	return SFS_OK;
 }
 
@@ -595,23 +600,19 @@ enum sfs_status sfsi_file_arrive(struct db *d, int64_t ino, int no_suffix,
 	return sfsi_db_run(st, e);
 }
 
-/* A new file's id: the client's (sfs_file_spec.id, no file's yet), or new. */
+/* A new file's id: derived from the caller's key, or random. */
 static enum sfs_status new_id(struct db *d, const struct sfs_actor *a,
 			      const struct sfs_file_spec *sp,
 			      char uuid[SFS_ID_SIZE], struct sfs_err *e)
 {
-	enum sfs_status ret = SFS_OK;
-	int fresh = 1;
-
-	if (sp->id) {
-		if (sfsi_uuid_norm(sp->id, uuid))
-			return sfs_err_field(e, "id", "invalid",
-					     "id must be a UUID");
-		ret = id_free(d, a, uuid, &fresh, e);
-	}
-	if (!ret && fresh)
+	if (!sp->id_key) {
 		sfs_uuid_new(uuid);
-	return ret;
+		return SFS_OK;
+	}
+	if (sfs_uuid_derive(a->user_id, sp->id_key, uuid))
+		return sfs_err_field(e, "idKey", "invalid",
+				     "idKey must be a UUID");
+	return id_free(d, a, uuid, e);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "speechfs/json.h"
 #include "speechfs/log.h"
 #include "speechfs/remote.h"
+#include "auth_i.h"
 #include "remote_i.h"
 #include "util_i.h"
 #include "speechfs/banned.h"
@@ -51,6 +52,8 @@ struct sfs_remote {
 	 * tells its changes by it) */
 	int64_t origin;
 	char origin_header[64];
+	/* the caller's user id (GET /users/me), with SFS_REMOTE_ID_KEY */
+	char user_id[SFS_ID_SIZE];
 };
 
 /* Transfers in progress give up once the connection is being closed. */
@@ -122,6 +125,13 @@ static enum sfs_reason reason_of(const char *type)
 	return SFS_R_NONE;
 }
 
+static const char *text_of(json_t *o, const char *key, const char *dflt)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v ? v : dflt;
+}
+
 enum sfs_status sfs_remote_status(long http_status, const char *body,
 				  size_t len, struct sfs_err *e)
 {
@@ -138,6 +148,26 @@ enum sfs_status sfs_remote_status(long http_status, const char *body,
 	st = status_of_http(http_status, type);
 	sfs_errf(e, st, reason_of(type), "%s",
 		 msg ? msg : "the server answered an error");
+	/* the fields a validation error names (an idKey refused...) */
+	if (e && e->status == SFS_INVALID) {
+		json_t *ve = json_object_get(j, "validation_errors"), *v;
+		size_t i;
+
+		json_array_foreach(ve, i, v)
+		{
+			if (e->nfields >= SFS_ERR_MAX_FIELDS)
+				break;
+			struct sfs_field_err *fe = &e->fields[e->nfields++];
+
+			sfs_strlcpy(fe->field, text_of(v, "location", ""),
+				    sizeof(fe->field));
+			sfs_strlcpy(fe->type,
+				    text_of(v, "error_type", "invalid"),
+				    sizeof(fe->type));
+			sfs_strlcpy(fe->message, text_of(v, "message", ""),
+				    sizeof(fe->message));
+		}
+	}
 	json_decref(j);
 	return st;
 }
@@ -675,6 +705,41 @@ static int has_param(json_t *op, const char *name)
 }
 
 /*
+ * The caller's user id (GET /users/me), from which the ids of the files
+ * it makes with an idKey derive: the feature SFS_REMOTE_ID_KEY. Its
+ * failure fails the open, as the document's does.
+ */
+static enum sfs_status read_user(struct sfs_remote *r, struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	enum sfs_status st;
+	struct sfs_err le;
+	json_t *j = NULL;
+	const char *id;
+
+	sfs_err_init(&le);
+	st = request(r, "GET", API "/users/me", -1, 0, NULL, 0, &b, &le);
+	if (!st) {
+		j = json_loadb(b.buf, b.len, 0, NULL);
+		id = json_string_value(json_object_get(j, "id"));
+		if (id && sfs_uuid_valid(id)) {
+			(void)sfsi_uuid_norm(id, r->user_id);
+			r->features |= SFS_REMOTE_ID_KEY;
+		} else {
+			st = sfs_errf(&le, SFS_IO, SFS_R_NONE,
+				      "no user id in the answer");
+		}
+	}
+	if (st)
+		st = sfs_errf(e, st, le.reason,
+			      "cannot read the caller's id '%s%s': %s", r->base,
+			      API "/users/me", le.message);
+	json_decref(j);
+	sfs_buf_release(&b);
+	return st;
+}
+
+/*
  * The server's extensions, from its OpenAPI document. No document (404)
  * is a server of the seed's API only (the seed names none); any other
  * failure, or an answer that is no OpenAPI document, fails the open: a
@@ -726,8 +791,8 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 	if (json_object_get(paths, API "/files/{id}/sync"))
 		r->features |= SFS_REMOTE_LAZY;
 	post = json_object_get(json_object_get(paths, API "/files"), "post");
-	if (has_param(post, "id"))
-		r->features |= SFS_REMOTE_CREATE_ID;
+	if (has_param(post, "idKey") && json_object_get(paths, API "/users/me"))
+		st = read_user(r, e);
 out:
 	json_decref(doc);
 	sfs_buf_release(&b);
@@ -839,6 +904,11 @@ void sfs_remote_close(struct sfs_remote *r)
 unsigned sfs_remote_features(const struct sfs_remote *r)
 {
 	return r->features;
+}
+
+const char *sfs_remote_user_id(const struct sfs_remote *r)
+{
+	return r->user_id;
 }
 
 enum sfs_status sfs_remote_file_get(struct sfs_remote *r, const char *id,

@@ -1,13 +1,16 @@
 /*
  * A remote store's new files not sent yet (remote_i.h). The mount's
- * create (spec->lazy, no content) against a server that takes a client's
- * id (POST /files?id=, SFS_REMOTE_CREATE_ID) makes no request: the file
- * gets a new UUID and its number here, and this store shows it (its
+ * create (spec->lazy, no content) against a server that derives a new
+ * file's id from the user's id and a key of the client's (POST
+ * /files?idKey=, SFS_REMOTE_ID_KEY) makes no request: the file gets a new
+ * key, the id the server will give it (sfs_uuid_derive of the user's id
+ * and the key) and its number here, and this store shows it (its
  * listings, stats, opens: an empty file) while the server has nothing.
  * Its first content commit (close, fsync) creates it on the server with
  * its bytes in one request, durable when answered; a close with nothing
  * written (touch) creates it empty, durable too. So others see a new file
- * once it is closed, whole.
+ * once it is closed, whole. The file has its final id and number from
+ * the start: nothing is renumbered, and no handle ever holds another id.
  *
  * Until then the store's calls act on this state: an unlink drops it (the
  * server never hears of the file: no trash entry either), a rename with
@@ -21,15 +24,16 @@
  * any file.
  *
  * A send whose outcome is unknown (no answer, a cut one, a 5xx: the
- * server may have made the file) marks the entry "maybe": every later
- * call on it first asks the server (GET of the id). Held there and the
- * caller's own: the file is adopted (an ordinary file from then on, its
- * content the server's; a rename or times kept since are replayed);
- * 404: still pending; no answer: the call fails (never acts on a
- * guess). The server's 409 file_id_exists (its owner's file has the id:
- * an earlier try's answer was lost) is resolved the same way. A server
- * that answers with another id (it ignored ?id=, or another user's file
- * has it: a fresh one) made the file under that id: its number follows.
+ * server may have made the file, or may still make it: a request late on
+ * its way) marks the entry "maybe". A server's 404 for the id then proves
+ * nothing, so a call that changes the file (unlink, rename, times, any
+ * send) makes the outcome certain first by sending the create again: the
+ * server answers 201 (made now: a late try then meets the id taken) or
+ * 409 file_id_exists (an earlier try made it: adopted, an ordinary file
+ * from then on, its content the server's, a rename or times kept before
+ * replayed). A call that only looks (stat, open) asks the server (GET of
+ * the id): held there, the file is adopted; 404: still shown as pending
+ * and still maybe. No answer: the call fails (never acts on a guess).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -50,14 +54,14 @@
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct pend {
-	char id[SFS_ID_SIZE];
+	char id[SFS_ID_SIZE];  /* the id the server gives it (derived) */
+	char key[SFS_ID_SIZE]; /* its idKey */
 	int64_t ino;
 	char *name, *filename, *path;
 	int64_t ctime_ns, mtime_ns, atime_ns;
 	int times_set; /* by utimens: sent after the create */
 	int gone;      /* unlinked before it was sent */
 	int maybe;     /* a send's outcome unknown: maybe on the server */
-	int unsure;    /* maybe once: a late try may still reach the server */
 	int failed;    /* a send (a close's, an fsync's...) failed */
 	int last;      /* the store's close tried it */
 	int busy;      /* being sent (others wait on cv) */
@@ -289,9 +293,9 @@ enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
 	enum sfs_status st;
 	struct pend *x;
 
-	if (!spec->lazy || content || spec->id || spec->uri || spec->ntags ||
-	    spec->metadata || spec->description || spec->listening ||
-	    !(sfsi_remote_has(s) & SFS_REMOTE_CREATE_ID))
+	if (!spec->lazy || content || spec->id_key || spec->uri ||
+	    spec->ntags || spec->metadata || spec->description ||
+	    spec->listening || !(sfsi_remote_has(s) & SFS_REMOTE_ID_KEY))
 		return sfsi_rkept_file_create(s, spec, content, out, e);
 	/* the server's checks of the fields that cost no request */
 	if (sfs_name_check(spec->name, "name", e) ||
@@ -300,7 +304,13 @@ enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	sfs_uuid_new(x->id);
+	sfs_uuid_new(x->key);
+	if (sfs_uuid_derive(sfs_remote_user_id(sfsi_remote_of(s)), x->key,
+			    x->id)) {
+		free(x);
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"no user id to derive a new file's id from");
+	}
 	x->name = strdup(spec->name);
 	x->path = strdup(spec->path ? spec->path : "/");
 	x->filename = spec->filename ? strdup(spec->filename) : NULL;
@@ -339,18 +349,21 @@ static int listening_of(struct sfs_stage *content, unsigned flags)
 	return !strncmp(mime, "audio/", 6);
 }
 
+/* A refusal of the idKey parameter itself (400, field idKey). */
+static int refused_key(const struct sfs_err *e)
+{
+	int i;
+
+	for (i = 0; e && i < e->nfields; i++)
+		if (!strcmp(e->fields[i].field, "idKey"))
+			return 1;
+	return 0;
+}
+
 /* A failed send whose request may have reached the server. */
 static int unknown_outcome(enum sfs_status st)
 {
 	return st == SFS_UNAVAILABLE || st == SFS_IO || st == SFS_BUSY;
-}
-
-/* Is file object o the caller's own (not a share)? */
-static int own_file(json_t *o)
-{
-	const char *a = json_string_value(json_object_get(o, "accessType"));
-
-	return !a || !strcmp(a, "OWNER");
 }
 
 /*
@@ -375,38 +388,33 @@ static enum sfs_status take_kept(const struct pend *x, char **name, char **path,
 }
 
 /*
- * Pending id marked maybe, resolved by asking the server: SFS_OK when it
- * is settled (adopted: no entry any more; or still pending, not maybe);
- * the failure (the server unreachable) otherwise, the entry kept maybe.
+ * Pending id, marked maybe and held busy by the caller, asked of the
+ * server (GET of its id): held there = adopted (*adopted = 1; what was
+ * kept since the lost send replayed: name, path, filename, times); 404
+ * = not there now (*adopted = 0; the entry stays maybe: a late try may
+ * still make it). The failure when the server cannot be asked.
  */
-static enum sfs_status resolve(struct sfs_store *s, const char *id,
-			       struct sfs_err *e)
+static enum sfs_status adopt(struct sfs_store *s, struct pend *x, int *adopted,
+			     struct sfs_err *e)
 {
 	struct sfsi_rpend *p = sfsi_remote_pend(s);
 	struct sfs_file_update u = { 0 };
 	char *name = NULL, *filename = NULL, *path = NULL;
 	char url[128];
 	struct sfs_file f;
-	enum sfs_status st;
-	struct pend *x;
+	enum sfs_status st = SFS_OK;
 	json_t *j = NULL;
-	int times, adopted = 0;
+	int times;
 
+	*adopted = 0;
 	pthread_mutex_lock(&p->mu);
-	x = settled(p, id);
-	if (!x || !x->maybe || x->gone) {
-		pthread_mutex_unlock(&p->mu);
-		return SFS_OK;
-	}
-	x->busy = 1;
 	st = take_kept(x, &name, &path, &filename, &times, &u, e);
 	pthread_mutex_unlock(&p->mu);
 	sfs_file_init(&f);
-	snprintf(url, sizeof(url), API "/files/%s", id);
+	snprintf(url, sizeof(url), API "/files/%s", x->id);
 	if (!st)
 		st = sfsi_remote_get_json(s, url, &j, e);
-	if (st == SFS_NOT_FOUND || (!st && !own_file(j))) {
-		/* not made (or not ours: the next send gets a fresh id) */
+	if (st == SFS_NOT_FOUND) {
 		sfs_err_init(e);
 		st = SFS_OK;
 	} else if (!st) {
@@ -416,7 +424,6 @@ static enum sfs_status resolve(struct sfs_store *s, const char *id,
 				 "'%s%s' is on the server already (an "
 				 "answer was lost): adopted",
 				 path, name);
-			/* what was kept since the lost send, replayed */
 			u.set = SFS_UPD_NAME | SFS_UPD_PATH | SFS_UPD_NO_SUFFIX;
 			u.name = name;
 			u.path = path;
@@ -431,24 +438,13 @@ static enum sfs_status resolve(struct sfs_store *s, const char *id,
 			    (filename &&
 			     strcmp(f.filename ? f.filename : "", filename)) ||
 			    times)
-				st = sfsi_rkept_file_rename(s, id, &u, NULL, 0,
-							    NULL, e);
-			adopted = !st;
+				st = sfsi_rkept_file_rename(s, x->id, &u, NULL,
+							    0, NULL, e);
+			*adopted = !st;
 		}
 	}
 	json_decref(j);
 	sfs_file_release(&f);
-	pthread_mutex_lock(&p->mu);
-	if (adopted) {
-		unlink_pend(p, x);
-		pend_free(x);
-	} else {
-		if (!st)
-			x->maybe = 0;
-		x->busy = 0;
-	}
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
 	free(name);
 	free(filename);
 	free(path);
@@ -456,8 +452,54 @@ static enum sfs_status resolve(struct sfs_store *s, const char *id,
 }
 
 /*
- * The entry of id, settled and resolved (*xp NULL: not pending, or
- * adopted now); mu held on entry and on return, also on failure.
+ * Pending id marked maybe, asked of the server (a call that only looks:
+ * stat, open): adopted when the server holds it; still pending and maybe
+ * on a 404; the failure (the server unreachable) otherwise.
+ */
+enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
+				   struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	enum sfs_status st = SFS_OK;
+	struct pend *x;
+	int adopted = 0;
+
+	if (!p)
+		return SFS_OK;
+	pthread_mutex_lock(&p->mu);
+	x = by_id(p, id);
+	/* only an unsure entry waits for a send under way (a stat
+	 * meanwhile sees the pending file) */
+	if (x && x->maybe && !x->gone)
+		x = settled(p, id);
+	if (!x || !x->maybe || x->gone) {
+		pthread_mutex_unlock(&p->mu);
+		return SFS_OK;
+	}
+	x->busy = 1;
+	pthread_mutex_unlock(&p->mu);
+	st = adopt(s, x, &adopted, e);
+	pthread_mutex_lock(&p->mu);
+	if (adopted) {
+		unlink_pend(p, x);
+		pend_free(x);
+	} else {
+		x->busy = 0;
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
+static enum sfs_status sent(struct sfs_store *s, const char *id,
+			    struct sfs_err *e);
+
+/*
+ * The entry of id, settled (*xp NULL: not pending, or on the server
+ * now), for a call that changes the file: one whose outcome is unknown
+ * is made certain by sending its create again (201: made now, so a late
+ * try meets its id taken; 409 file_id_exists: adopted). mu held on entry
+ * and on return, also on failure.
  */
 static enum sfs_status sure(struct sfs_store *s, const char *id,
 			    struct pend **xp, struct sfs_err *e)
@@ -467,40 +509,25 @@ static enum sfs_status sure(struct sfs_store *s, const char *id,
 	struct pend *x;
 
 	*xp = NULL;
-	while ((x = settled(p, id)) && x->maybe && !x->gone) {
+	x = settled(p, id);
+	if (x && x->maybe && !x->gone) {
 		pthread_mutex_unlock(&p->mu);
-		st = resolve(s, id, e);
+		st = sent(s, id, e);
 		pthread_mutex_lock(&p->mu);
 		if (st)
 			return st;
+		x = settled(p, id);
 	}
 	*xp = x;
 	return SFS_OK;
-}
-
-enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
-				   struct sfs_err *e)
-{
-	struct sfsi_rpend *p = sfsi_remote_pend(s);
-	enum sfs_status st;
-	struct pend *x;
-
-	if (!p)
-		return SFS_OK;
-	pthread_mutex_lock(&p->mu);
-	x = by_id(p, id);
-	/* a send under way (a stat meanwhile sees the pending file, as
-	 * before) or none known unsure: nothing to wait for */
-	st = x && x->maybe && !x->gone ? sure(s, id, &x, e) : SFS_OK;
-	pthread_mutex_unlock(&p->mu);
-	return st;
 }
 
 /*
  * Send the create of pending file id (with content, or empty: lazily
  * with lazy). 1 when it was pending: *stp its status (SFS_CONFLICT,
  * SFS_R_FILE_DELETED when it was unlinked); 0 when it is not (any more):
- * the caller goes on as for any file.
+ * the caller goes on as for any file. An entry whose outcome was unknown
+ * is sent as any: the answer settles it (409 file_id_exists: adopted).
  */
 static int send_create(struct sfs_store *s, const char *id,
 		       struct sfs_stage *content, unsigned flags, int lazy,
@@ -511,20 +538,16 @@ static int send_create(struct sfs_store *s, const char *id,
 	struct sfs_file_spec spec = { 0 };
 	struct sfs_file_update u = { 0 };
 	char *name = NULL, *filename = NULL, *path = NULL;
+	char key[SFS_ID_SIZE];
 	struct sfs_file mine, *o = out ? out : &mine;
-	enum sfs_status st, ust;
+	enum sfs_status st = SFS_OK, ust;
 	struct pend *x;
-	int times = 0, tried = 0, maybe = 0, id_exists = 0;
+	int times = 0, tried = 0, maybe = 0, id_exists = 0, known = 0;
 
 	if (!p)
 		return 0;
 	pthread_mutex_lock(&p->mu);
-	st = sure(s, id, &x, e);
-	if (st) {
-		pthread_mutex_unlock(&p->mu);
-		*stp = st;
-		return 1;
-	}
+	x = settled(p, id);
 	if (x && x->gone) {
 		pthread_mutex_unlock(&p->mu);
 		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
@@ -534,6 +557,7 @@ static int send_create(struct sfs_store *s, const char *id,
 	if (x) {
 		x->busy = 1;
 		st = take_kept(x, &name, &path, &filename, &times, &u, e);
+		sfs_strlcpy(key, x->key, sizeof(key));
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (!x)
@@ -544,7 +568,7 @@ static int send_create(struct sfs_store *s, const char *id,
 	spec.name = name;
 	spec.filename = filename;
 	spec.path = path;
-	spec.id = id;
+	spec.id_key = key;
 	spec.no_suffix = 1;
 	spec.lazy = lazy && !content;
 	spec.listening = listening_of(content, flags);
@@ -559,13 +583,29 @@ static int send_create(struct sfs_store *s, const char *id,
 		tried = 1;
 		st = sfsi_rkept_file_create(s, &spec, content, o, e);
 	}
-	/* the server made it under another id (it ignored ours, or another
-	 * user's file has it): the number follows the file */
+	/* a server that takes an idKey gives the id derived from it: any
+	 * other breaks its own contract (never followed: no renumbering) */
 	if (!st && strcasecmp(o->id, id)) {
-		sfs_info("remote", "'%s%s': the server made it as '%s'", path,
-			 name, o->id);
-		sfsi_remote_renumber(s, id, o->id);
-		o->ino = x->ino;
+		sfs_error("remote",
+			  "'%s%s': the server made it as '%s', not as '%s' "
+			  "(the id its idKey gives)",
+			  path, name, o->id, id);
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "the server gave the new file another id than "
+			      "its idKey's");
+		known = 1;
+	}
+	/* a server that stopped taking idKey (its extensions turned off
+	 * since the mount began) refuses it: said, not retried otherwise */
+	if (st == SFS_INVALID && refused_key(e)) {
+		sfs_error("remote",
+			  "'%s%s' cannot be sent: the server no longer takes "
+			  "idKey (%s); remount",
+			  path, name, e->message);
+		sfs_err_init(e);
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "the server no longer takes idKey");
+		known = 1; /* refused: nothing made */
 	}
 	if (!st && times) {
 		/* the file is made: a failed PATCH of its times is the
@@ -596,7 +636,7 @@ static int send_create(struct sfs_store *s, const char *id,
 	 * lost; resolved (adopted, the kept rename and times replayed) */
 	if (st == SFS_CONFLICT && e && e->reason == SFS_R_FILE_ID_EXISTS)
 		id_exists = 1;
-	else if (tried && st && unknown_outcome(st))
+	else if (tried && st && !known && unknown_outcome(st))
 		maybe = 1;
 	if (x) {
 		pthread_mutex_lock(&p->mu);
@@ -605,7 +645,6 @@ static int send_create(struct sfs_store *s, const char *id,
 			pend_free(x);
 		} else {
 			x->maybe = maybe || id_exists;
-			x->unsure |= x->maybe;
 			x->failed = tried;
 			x->busy = 0;
 		}
@@ -748,6 +787,12 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 	enum sfs_status st = SFS_OK;
 	struct pend *x;
 
+	/*
+	 * One whose send's outcome was unknown is made certain first (on
+	 * the server now, adopted or made): a try still on its way (the
+	 * server said 404 while it waited somewhere) would make it again
+	 * after an unlink that was only ours; it now meets its id taken.
+	 */
 	pthread_mutex_lock(&p->mu);
 	st = sure(s, id, &x, e);
 	if (st) {
@@ -757,18 +802,6 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 	if (x && x->gone) {
 		st = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 			      "the file is deleted");
-	} else if (x && x->unsure) {
-		/*
-		 * A try whose outcome was unknown may still be on its way
-		 * (the server said 404 while it waited somewhere): were the
-		 * unlink only ours, it could make the file afterwards. So
-		 * the file is made now (or adopted, when that try came
-		 * first: the id is the caller's) and deleted on the server;
-		 * the late try then meets the id taken (409).
-		 */
-		pthread_mutex_unlock(&p->mu);
-		st = sent(s, id, e);
-		return st ? st : sfsi_rkept_file_delete(s, id, purge, e);
 	} else if (x) {
 		x->gone = 1; /* the server never hears of it */
 		if (++p->gone > GONE_KEPT)

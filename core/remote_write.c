@@ -91,8 +91,9 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	struct sfs_file full;
 	char path[160];
 	enum sfs_status st = SFS_OK;
-	/* a client's id: the file made with its content, in one request */
-	int one = spec->id && content, lazy;
+	/* an id known beforehand: the file made with its content, in one
+	 * request */
+	int one = spec->id_key && content, lazy;
 
 	sfs_file_init(out);
 	if (spec->uri || spec->ntags || spec->metadata || spec->description)
@@ -102,12 +103,12 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	lazy = spec->lazy && !content && (sfsi_remote_has(s) & SFS_REMOTE_LAZY);
 	if (lazy)
 		q.path = API "/files?lazy=true";
-	if (spec->id) {
-		if (!sfs_uuid_valid(spec->id))
+	if (spec->id_key) {
+		if (!sfs_uuid_valid(spec->id_key))
 			return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
-					"'%s' is no file id", spec->id);
-		snprintf(path, sizeof(path), API "/files?id=%s%s", spec->id,
-			 lazy ? "&lazy=true" : "");
+					"'%s' is no id key", spec->id_key);
+		snprintf(path, sizeof(path), API "/files?idKey=%s%s",
+			 spec->id_key, lazy ? "&lazy=true" : "");
 		q.path = path;
 	}
 	if (one) {

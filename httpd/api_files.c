@@ -133,6 +133,34 @@ static int parse_bool_text(const char *s, int *out)
 	return 0;
 }
 
+/*
+ * The upload's idKey (extension): a UUID; the new file's id is derived
+ * from it and the caller's id. A parameter a server does not honour is
+ * refused, never ignored (a client that took its file's id for known
+ * would lose track of it): idKey with the extensions off, and id (an
+ * earlier form of this extension, whose id was the file's own: one
+ * namespace with every other user's files) always.
+ */
+static void id_key_arg(struct req *r, const char **out, struct sfs_err *e)
+{
+	const char *v = req_arg(r, "idKey");
+
+	if (req_arg(r, "id"))
+		sfs_err_field(e, "id", "unsupported",
+			      "a new file's id is not chosen by the client; "
+			      "see idKey");
+	if (!v)
+		return;
+	if (!g_httpd.opts.extensions)
+		sfs_err_field(e, "idKey", "unsupported",
+			      "this server takes no idKey (its extensions "
+			      "are off)");
+	else if (!sfs_uuid_valid(v))
+		sfs_err_field(e, "idKey", "invalid", "idKey must be a UUID");
+	else if (out)
+		*out = v;
+}
+
 static enum MHD_Result upload(struct req *r)
 {
 	struct sfs_file_spec spec;
@@ -173,12 +201,8 @@ static enum MHD_Result upload(struct req *r)
 	    parse_bool_text(req_arg(r, "lazy"), &spec.lazy))
 		sfs_err_field(&e, "lazy", "invalid",
 			      "lazy must be true or false");
-	/* extension: the new file's id, chosen by the client */
-	if (g_httpd.opts.extensions && req_arg(r, "id")) {
-		spec.id = req_arg(r, "id");
-		if (!sfs_uuid_valid(spec.id))
-			sfs_err_field(&e, "id", "invalid", "id must be a UUID");
-	}
+	/* extension: the new file's id derived from the client's key */
+	id_key_arg(r, &spec.id_key, &e);
 	if (e.nfields) {
 		sfs_errf(&e, SFS_INVALID, SFS_R_VALIDATION_ERROR,
 			 "the upload has invalid or missing parts");
@@ -253,10 +277,12 @@ enum MHD_Result api_files_create(struct req *r)
 			      "import");
 		return respond_err(r, &e);
 	}
-	if (g_httpd.opts.extensions && req_arg(r, "id")) {
-		sfs_err_field(&e, "id", "invalid",
-			      "only an upload can choose its id, not an "
-			      "import");
+	if (req_arg(r, "idKey") || req_arg(r, "id")) {
+		id_key_arg(r, NULL, &e);
+		if (!e.nfields)
+			sfs_err_field(&e, "idKey", "invalid",
+				      "only an upload takes an idKey, not an "
+				      "import");
 		return respond_err(r, &e);
 	}
 	return import(r);

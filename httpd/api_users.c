@@ -69,3 +69,26 @@ enum MHD_Result api_users_list(struct req *r)
 				      (json_int_t)json_array_size(arr), "total",
 				      (json_int_t)total));
 }
+
+/*
+ * The caller (extension): its user id and tenant id, and the scopes its
+ * credentials carry. A remote mount derives its new files' ids from its
+ * user id (POST /files?idKey=).
+ */
+enum MHD_Result api_users_me(struct req *r)
+{
+	json_t *scopes = json_array();
+	unsigned bit;
+
+	for (bit = 1; scopes && bit <= SFS_SCOPE_ALL; bit <<= 1)
+		if (r->actor.scopes & bit)
+			json_array_append_new(scopes,
+					      json_string(sfs_scope_name(bit)));
+	if (!scopes)
+		return respond_status(r, 500, "internal_error",
+				      "out of memory");
+	return respond_json(r, 200,
+			    json_pack("{s:s, s:s, s:o}", "id", r->actor.user_id,
+				      "tenantId", r->actor.tenant_id, "scopes",
+				      scopes));
+}

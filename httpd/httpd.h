@@ -410,6 +410,7 @@ enum MHD_Result api_shares_list(struct req *r);
 enum MHD_Result api_shares_create(struct req *r);
 enum MHD_Result api_shares_delete(struct req *r);
 enum MHD_Result api_users_list(struct req *r);
+enum MHD_Result api_users_me(struct req *r);
 enum MHD_Result api_listening_peaks(struct req *r);
 enum MHD_Result api_tags_list(struct req *r);
 enum MHD_Result api_session_create(struct req *r);

@@ -78,6 +78,8 @@ static const struct route routes[] = {
 	  api_shares_delete, "shares_delete", SIGNED_NO, 0, ROUTE_SEED },
 	{ "GET", "/api/v1/speech-services/users", R, BODY_NO, 0, api_users_list,
 	  "users_list", SIGNED_NO, 0, ROUTE_EXT },
+	{ "GET", "/api/v1/speech-services/users/me", R, BODY_NO, 0,
+	  api_users_me, "users_me", SIGNED_NO, 0, ROUTE_EXT },
 
 	{ "GET", B "/{id}/listening-audio/peaks", R, BODY_NO, 0,
 	  api_listening_peaks, "listening_peaks", SIGNED_NO, 0, ROUTE_EXT },

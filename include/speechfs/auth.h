@@ -44,6 +44,13 @@ const char *sfs_scope_name(unsigned one_scope);
 /* A UUID is 36 characters of canonical 8-4-4-4-12 lowercase-able hex. */
 int sfs_uuid_valid(const char *s);
 void sfs_uuid_new(char out[SFS_ID_SIZE]);
+/*
+ * The id of the file that user owner makes with POST /files?idKey=key
+ * (both UUIDs, any case): a version 8 UUID from SHA-256 of the two, so a
+ * client can know it before the file is made, and no two owners' keys
+ * give one id. 0, or -1 when owner or key is no UUID.
+ */
+int sfs_uuid_derive(const char *owner, const char *key, char out[SFS_ID_SIZE]);
 
 struct sfs_tenant_info {
 	char id[SFS_ID_SIZE];

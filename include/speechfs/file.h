@@ -209,13 +209,18 @@ struct sfs_file_spec {
 	 */
 	int lazy;
 	/*
-	 * The new file's id, chosen by the caller (a remote mount numbers
-	 * and shows a file before the server has it, and creates it at its
-	 * first close with its content: POST /files?id=), or NULL: a new
-	 * random one. SFS_INVALID (field "id") when it is no UUID;
-	 * SFS_CONFLICT when a file (of any owner, in any state) has it.
+	 * A key chosen by the caller (a UUID; POST /files?idKey=), or NULL.
+	 * With one, the new file's id is sfs_uuid_derive(owner's id, key):
+	 * the caller knows it before the file is made (a remote mount
+	 * numbers and shows a file before the server has it, and creates it
+	 * at its first close with its content), and a repeat with the same
+	 * key makes nothing: SFS_CONFLICT, reason SFS_R_FILE_ID_EXISTS (an
+	 * earlier try's answer was lost). Another owner's key never gives
+	 * the same id, so the answer tells nothing of anyone else's files.
+	 * SFS_INVALID (field "idKey") when it is no UUID. NULL: a new random
+	 * id.
 	 */
-	const char *id;
+	const char *id_key;
 };
 
 /*

@@ -27,8 +27,12 @@ enum sfs_remote_features {
 	SFS_REMOTE_SPACE = 1 << 4,   /* /space */
 	/* POST /files?lazy=true and POST /files/{id}/sync */
 	SFS_REMOTE_LAZY = 1 << 5,
-	/* POST /files?id=: a new file's id chosen by the client */
-	SFS_REMOTE_CREATE_ID = 1 << 6
+	/*
+	 * POST /files?idKey= and GET /users/me: a new file's id derived
+	 * from the user's id and a key the client chose
+	 * (sfs_uuid_derive), known before the file is made
+	 */
+	SFS_REMOTE_ID_KEY = 1 << 6
 };
 
 /*
@@ -44,6 +48,8 @@ enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
 				struct sfs_err *e) SFS_MUST_CHECK;
 void sfs_remote_close(struct sfs_remote *r);
 unsigned sfs_remote_features(const struct sfs_remote *r);
+/* The caller's user id with SFS_REMOTE_ID_KEY ("" without). */
+const char *sfs_remote_user_id(const struct sfs_remote *r);
 
 /*
  * An answer of the server as the core's status: 2xx is SFS_OK; an error

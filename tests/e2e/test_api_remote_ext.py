@@ -319,77 +319,152 @@ def test_lazy_upload_refusals(sfsd):
     assert total() == 1
 
 
-def id_upload(c, fid, data=b"bytes", who="alice", path="/ids/",
-              name="mine", **params):
-    return c.req("POST", "", who, params={"id": fid, **params},
+def id_upload(c, key, data=b"bytes", who="alice", path="/ids/",
+              name="mine", param="idKey", **params):
+    return c.req("POST", "", who, params={param: key, **params},
                  files={"file": ("mine.wav", data)},
                  data={"name": name, "path": path,
                        "generateListeningAudio": "false"})
 
 
-def test_upload_under_the_clients_id(sfsd):
-    """POST /files?id=: the new file has the id the client chose (the
-    answer in lowercase), with its bytes, durable when answered. An id
-    the caller's own file has (in any state, purged too) is 409
-    file_id_exists and makes nothing. An id another user's file has
-    (another tenant's, or a tenant-mate's) answers as an id nobody has:
-    201, the file made under a fresh id (nothing tells the caller that
-    id exists), the other file untouched. An id that is no UUID, or one
-    given to an import, is 400 (location id)."""
+ID_NS = uuid.UUID("9f46cd8d-d7d5-4402-99a0-f79b494cceef")
+
+
+def derived(owner, key):
+    """The id of owner's file made with idKey=key (the OpenAPI text's
+    recipe: RFC 9562 version 8 over SHA-256)."""
+    h = bytearray(hashlib.sha256(ID_NS.bytes + uuid.UUID(owner).bytes +
+                                 uuid.UUID(key).bytes).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x80
+    h[8] = (h[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(h)))
+
+
+def test_users_me(sfsd):
+    """GET /users/me: the caller's user id and tenant (what a client
+    derives its new files' ids from), the credentials' scopes."""
+    c = sfsd
+    for who, tenant in (("alice", "a"), ("bob", "a"), ("carol", "b")):
+        r = c.get("/api/v1/speech-services/users/me", who=who)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"id": c.users[who],
+                            "tenantId": c.tenants[tenant],
+                            "scopes": ["speech:files:read",
+                                       "speech:files:write",
+                                       "speech:files:delete",
+                                       "speech:files:share"]}, r.json()
+    r = c.get("/api/v1/speech-services/users/me", who="alice_ro")
+    assert r.json()["scopes"] == ["speech:files:read"]
+    assert r.json()["id"] == c.users["alice"]
+    c.assert_error(c.get("/api/v1/speech-services/users/me", who=None), 401)
+
+
+def test_upload_under_an_id_key(sfsd):
+    """POST /files?idKey=: the new file's id is derived from the caller's
+    user id and the key (the client knows it beforehand), with its bytes,
+    durable when answered. A key the caller used before (its file in any
+    state, purged too) is 409 file_id_exists and makes nothing. No
+    answer tells anything about another user's files: another tenant's
+    user or a tenant-mate using alice's key, or asking alice's file's id
+    as a key, gets 201 and an id of their own, derived from their user
+    id, unrelated to alice's, exactly as for a key nobody used; alice's
+    file is untouched. A key that is no UUID, or one given to an import,
+    is 400 (location idKey); the earlier ?id= is refused (400, location
+    id), never ignored."""
     c = sfsd
     path = "/ids/"
 
     def total():
         return c.get("", params={"path": path}).json()["total"]
-    fid = "6C1A9E2B-3D4F-4A5B-8C7D-9E0F1A2B3C4D"
-    r = id_upload(c, fid)
+    key = "6C1A9E2B-3D4F-4A5B-8C7D-9E0F1A2B3C4D"
+    fid = derived(c.users["alice"], key)
+    assert fid != key.lower()
+    r = id_upload(c, key)
     assert r.status_code == 201, r.text
-    assert r.json()["id"] == fid.lower() and r.json()["size"] == 5
-    got = c.get("/" + fid.lower() + "/content")
+    assert r.json()["id"] == fid and r.json()["size"] == 5
+    got = c.get("/" + fid + "/content")
     assert got.status_code == 200 and got.content == b"bytes"
     # an empty one, lazily (a remote mount's create sent early)
-    lid = "0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d"
-    r = id_upload(c, lid, data=b"", lazy="true", name="lazy")
+    lkey = "0a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d"
+    lid = derived(c.users["alice"], lkey)
+    r = id_upload(c, lkey, data=b"", lazy="true", name="lazy")
     assert r.status_code == 201 and r.json()["id"] == lid, r.text
     assert total() == 2
-    # taken by alice's own file: again, in another case
-    c.assert_error(id_upload(c, fid, name="again"), 409, "file_id_exists")
-    c.assert_error(id_upload(c, fid.lower(), name="again"), 409,
-                   "file_id_exists")
-    # another tenant's user (carol), a tenant-mate (bob): as for an id
-    # nobody has, a new file under a fresh id; alice's untouched
+    # the key used again by alice, in another case: her own file has it
+    for k in (key, key.lower()):
+        c.assert_error(id_upload(c, k, name="again"), 409,
+                       "file_id_exists")
+    assert total() == 2
+    # others: alice's key, or alice's file's id as a key, answer as a key
+    # nobody used; the id is the asker's own derivation
     for who, where in (("carol", "/c/"), ("bob", "/b/")):
-        r = id_upload(c, fid, data=b"theirs", who=who, path=where,
-                      name="theirs")
-        assert r.status_code == 201, (who, r.text)
-        other = r.json()["id"]
-        assert other.lower() != fid.lower() and len(other) == 36, other
-        assert r.json()["size"] == 6
-        got = c.get("/" + other + "/content", who=who)
-        assert got.status_code == 200 and got.content == b"theirs"
+        for asked in (key, fid):
+            r = id_upload(c, asked, data=b"theirs", who=who, path=where,
+                          name="theirs")
+            assert r.status_code == 201, (who, r.text)
+            other = r.json()["id"]
+            assert other == derived(c.users[who], asked), (who, other)
+            assert other not in (fid, asked.lower()), other
+            assert r.json()["size"] == 6 and r.json()["name"] == "theirs"
+            got = c.get("/" + other + "/content", who=who)
+            assert got.status_code == 200 and got.content == b"theirs"
+            fresh = str(uuid.uuid4())
+            nobody = id_upload(c, fresh, data=b"theirs", who=who,
+                               path=where, name="nobody")
+            assert nobody.status_code == 201
+            assert nobody.json()["id"] == derived(c.users[who], fresh)
+            assert set(r.json()) == set(nobody.json())
+            # a repeat is the asker's own file's conflict, not alice's
+            c.assert_error(id_upload(c, asked, who=who, path=where,
+                                     name="again"), 409, "file_id_exists")
         # (a tenant-mate is told the file exists by a GET anyway: 403)
-        c.assert_error(c.get("/" + fid.lower(), who=who),
+        c.assert_error(c.get("/" + fid, who=who),
                        404 if who == "carol" else 403)
-        nobody = id_upload(c, str(uuid.uuid4()), data=b"theirs", who=who,
-                           path=where, name="nobody")
-        assert nobody.status_code == 201
-        assert set(r.json()) == set(nobody.json())
-    got = c.get("/" + fid.lower())
+    got = c.get("/" + fid)
     assert got.status_code == 200 and got.json()["name"] == "mine"
-    assert c.get("/" + fid.lower() + "/content").content == b"bytes"
+    assert got.json()["path"] == path and got.json()["size"] == 5
+    assert c.get("/" + fid + "/content").content == b"bytes"
     assert total() == 2
     # deleted and purged: still taken (the owner's own)
     assert c.delete("/" + lid, params={"purge": "true"}).status_code \
         in (200, 204)
-    c.assert_error(id_upload(c, lid, name="back"), 409, "file_id_exists")
+    c.assert_error(id_upload(c, lkey, name="back"), 409, "file_id_exists")
     b = c.assert_error(id_upload(c, "not-a-uuid"), 400, "invalid_request")
-    assert locations(b) == ["id"]
+    assert locations(b) == ["idKey"]
+    r = c.post("", params={"idKey": NOBODY},
+               json={"uri": "https://example.com/a.wav", "name": "imp",
+                     "path": path})
+    assert locations(c.assert_error(r, 400, "invalid_request")) == ["idKey"]
+    # the earlier form, whose id was the file's own: refused, not ignored
+    r = id_upload(c, NOBODY, param="id", name="old")
+    assert locations(c.assert_error(r, 400, "invalid_request")) == ["id"]
     r = c.post("", params={"id": NOBODY},
                json={"uri": "https://example.com/a.wav", "name": "imp",
                      "path": path})
-    assert locations(c.assert_error(r, 400, "invalid_request")) == ["id"]
+    assert "id" in locations(c.assert_error(r, 400, "invalid_request"))
     assert total() == 1
     assert c.get("/" + NOBODY).status_code == 404
+
+
+def test_id_key_refused_without_extensions(sfsd_factory):
+    """A daemon with http.extensions = false does not honour idKey: it
+    refuses it (400, location idKey) rather than make the file under an
+    id the client did not expect; ?id= too. Nothing is made, and its
+    document names neither idKey nor /users/me."""
+    c = sfsd_factory({"http.extensions": "false"})
+    for param in ("idKey", "id"):
+        r = id_upload(c, NOBODY, param=param)
+        assert locations(c.assert_error(r, 400, "invalid_request")) == \
+            [param]
+    assert c.get("", params={"path": "/ids/"}).json()["total"] == 0
+    c.assert_error(c.get("/api/v1/speech-services/users/me"), 404)
+    doc = c.get("/api/v1/openapi.json", who=None).json()
+    post = doc["paths"]["/api/v1/speech-services/files"]["post"]
+    assert [p["name"] for p in post.get("parameters", [])
+            if p["name"] in ("idKey", "id", "lazy")] == []
+    assert "/api/v1/speech-services/users/me" not in doc["paths"]
+    # the plain upload still works
+    assert c.new_file(path="/ids/")["size"] == 11
 
 
 def test_sync_refusals(sfsd):

@@ -100,7 +100,7 @@ def test_create_waits_for_no_sync_close_does(traced):
 @pytest.mark.mount_kinds("remote")
 def test_remote_create_costs_the_server_one_sync(store, tmp_path):
     """A remote mount's new file costs the server one sync: it is made
-    at its close, with its content (POST /files?id=, one request, empty
+    at its close, with its content (POST /files?idKey=, one request, empty
     for a file closed empty as touch leaves it), durable before the
     answer; its open asks the server nothing. Seen with strace on the
     real speechfsd: every close() holds a sync of the server's, the

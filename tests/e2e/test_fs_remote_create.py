@@ -1,12 +1,13 @@
 """A remote mount's new file (issue 14) is made on the server at its
 first close() or fsync(), in one request that carries its content
-(POST /files?id=, durable when answered), not at open(O_CREAT). Until
-then it is the mount's own: the mount's processes see it at once (with
-its size), other clients from its close; what is done to it meanwhile
-(a rename, an unlink, its times, an xattr, its directory renamed) acts
-on that state or sends the create first. The server's refusal comes
-back from close(). A real speechfsd and real FUSE mounts; requests are
-counted by the daemon's /metrics."""
+(POST /files?idKey=, durable when answered), not at open(O_CREAT); its
+id, derived from the user's id and that key, is the mount's from
+creat() on. Until then it is the mount's own: the mount's processes see
+it at once (with its size), other clients from its close; what is done
+to it meanwhile (a rename, an unlink, its times, an xattr, its
+directory renamed) acts on that state or sends the create first. The
+server's refusal comes back from close(). A real speechfsd and real
+FUSE mounts; requests are counted by the daemon's /metrics."""
 import errno
 import os
 

@@ -5,10 +5,13 @@ answer (or answers for it, or changes it). The mount must not act on a
 guess: a create whose outcome is unknown is asked of the server by the
 next call on the file (adopted when the server holds it, with what was
 done meanwhile replayed; the call fails while the server cannot be
-asked); only the server's own "this id is your file's" (409
-file_id_exists) is taken as such, and a create answered under another id
-than the mount's (the server ignored ?id=) keeps its number. A real
-speechfsd and real FUSE mounts."""
+asked; a call that changes the file first makes the outcome certain by
+sending the create again); only the server's own "this id is your
+file's" (409 file_id_exists) is taken as such. The mount knows a new
+file's final id from creat() (derived from its user id and the idKey it
+sends), so nothing is ever renumbered; a server that stopped taking
+idKey refuses it, and the close says so. A real speechfsd and real FUSE
+mounts."""
 import errno
 import http.client
 import http.server
@@ -17,12 +20,11 @@ import os
 import socket
 import threading
 import time
-import urllib.parse
 
 import pytest
 import requests
 
-from fsutil import Server, eventually, store, xget  # noqa: F401
+from fsutil import SERVER_CONFIG, Server, eventually, store, xget  # noqa: F401
 from test_fs_remote import RemoteMount
 
 API = "/api/v1/speech-services"
@@ -36,13 +38,14 @@ class Proxy:
     decides a request's fate: None (relayed), "drop" (relayed, the
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
-    relayed), "unavailable" (answered 503, not relayed), "strip_id" (relayed without its ?id=), "hold" (kept until
+    relayed), "unavailable" (answered 503, not relayed), "hold" (kept until
     `go` is set, then relayed, its answer lost: a request late on its
     way, which the client has given up on). `seen` lists
     (method, path, fate) in order."""
 
     def __init__(self, upstream_port):
         self.rule = lambda m, p: None
+        self.upstream = upstream_port
         self.seen = []
         self.inflight = 0
         self.go = threading.Event()
@@ -106,13 +109,7 @@ class Proxy:
                     assert proxy.go.wait(120), "a held request never let go"
                     fate = "drop"
                 path = self.path
-                if fate == "strip_id":
-                    u = urllib.parse.urlsplit(path)
-                    q = [(k, v) for k, v in urllib.parse.parse_qsl(
-                        u.query, keep_blank_values=True) if k != "id"]
-                    path = urllib.parse.urlunsplit(
-                        ("", "", u.path, urllib.parse.urlencode(q), ""))
-                c = http.client.HTTPConnection("127.0.0.1", upstream_port,
+                c = http.client.HTTPConnection("127.0.0.1", proxy.upstream,
                                                timeout=120)
                 try:
                     hdrs = {k: v for k, v in self.headers.items()
@@ -215,7 +212,7 @@ def creates(px):
 
 
 def is_create(m, p):
-    return m == "POST" and p.startswith(FILES + "?") and "id=" in p
+    return m == "POST" and p.startswith(FILES + "?") and "idKey=" in p
 
 
 def lose_create(px, m, name, data):
@@ -389,23 +386,124 @@ def test_a_plain_conflict_is_not_taken_as_mine(srv):
     assert os.stat(m.path("c.txt")).st_size == have["c"]["size"]
 
 
-def test_an_id_the_server_ignored(srv):
-    """A server that ignores ?id= (restarted with extensions off, an
-    older daemon) makes the file under an id of its own: the mount's
-    number follows it (no ENOENT, no second file)."""
+def restart(dm, **config):
+    """The daemon killed and started again on its port with config."""
+    dm.kill()
+    dm.config.write_text("".join("%s = %s\n" % kv for kv in {
+        **SERVER_CONFIG, "jobs.enabled": "false", **config}.items()))
+    dm.start()
+
+
+def test_a_server_that_stopped_taking_id_keys(srv):
+    """The server restarted with its extensions off after the mount began:
+    it refuses the create's idKey (400) instead of making the file under
+    an id the mount does not know. close() says so (EIO, not ENOENT, not
+    0), nothing is made on the server (no stray file, no duplicate), and
+    once the server takes idKey again the file is made under the id the
+    mount showed from creat() on."""
     dm, key, px, m = srv
-    px.rule = lambda meth, p: "strip_id" if is_create(meth, p) else None
-    m.path("s.txt").write_bytes(b"strip")
+    fd = os.open(m.path("k.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    shown = xget(m.path("k.txt"), "user.speechfs.id")
+    ino = os.fstat(fd).st_ino
+    restart(dm, **{"http.extensions": "false"})
+    os.write(fd, b"keyed")
+    with pytest.raises(OSError) as ei:
+        os.close(fd)
+    assert ei.value.errno == errno.EIO, ei.value
+    assert "no longer takes idKey" in m.output()
+    n = sum(1 for m_, p, _ in px.seen if is_create(m_, p))
+    assert n >= 1, px.seen
+    assert eventually(lambda: px.inflight == 0, timeout=30)
+    assert listed(dm, key, "/") == {}
+    assert listed(dm, key, "/", deleted=True) == {}
+    restart(dm)
+    with open(m.path("k.txt"), "ab") as f:
+        f.write(b"again")
     have = listed(dm, key, "/")
-    assert have["s"]["size"] == 5
-    assert os.stat(m.path("s.txt")).st_size == 5
-    assert xget(m.path("s.txt"), "user.speechfs.id") == have["s"]["id"]
-    with open(m.path("s.txt"), "ab") as f:
-        f.write(b"ped")
-    assert m.path("s.txt").read_bytes() == b"stripped"
+    assert list(have) == ["k"] and have["k"]["id"] == shown, have
+    assert have["k"]["size"] == 5
+    assert os.stat(m.path("k.txt")).st_ino == ino
+    assert m.path("k.txt").read_bytes() == b"again"
+
+
+def test_a_handle_held_across_the_first_fsync(srv):
+    """The file's id and number are final from creat(): a handle opened
+    before the first fsync (which creates the file on the server) keeps
+    writing to it, and a fresh lookup finds the same inode and bytes."""
+    dm, key, px, m = srv
+    fd = os.open(m.path("h.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        shown = xget(m.path("h.txt"), "user.speechfs.id")
+        ino = os.fstat(fd).st_ino
+        os.write(fd, b"one")
+        os.fsync(fd)
+        have = listed(dm, key, "/")
+        assert have["h"]["id"] == shown and have["h"]["size"] == 3, have
+        os.write(fd, b"two")
+    finally:
+        os.close(fd)
     have = listed(dm, key, "/")
-    assert [n for n in have if n.startswith("s")] == ["s"], have
-    assert have["s"]["size"] == 8
+    assert list(have) == ["h"] and have["h"]["size"] == 6, have
+    assert os.stat(m.path("h.txt")).st_ino == ino
+    with open(m.path("h.txt"), "ab") as f:
+        f.write(b"3")
+    assert m.path("h.txt").read_bytes() == b"onetwo3"
+    assert listed(dm, key, "/")["h"]["size"] == 7
+    fresh = RemoteMount(dm.base, key)
+    try:
+        assert xget(fresh.path("h.txt"), "user.speechfs.id") == shown
+        assert fresh.path("h.txt").read_bytes() == b"onetwo3"
+    finally:
+        assert fresh.stop() == 0
+
+
+def test_late_create_does_not_undo_a_rename_or_times(store):
+    """As for the unlink: a create given up on, still on its way, then
+    the server says 404 for the id (a stat shows the file as the mount
+    has it), and the file is renamed and its times set. The late create
+    reaching the server afterwards must not bring back the old name or
+    lose the times: the rename made the file on the server first, so the
+    late one meets its id taken."""
+    d, tenant, users = store
+    dm = Server(d, workers=False)
+    px = m = None
+    try:
+        px = Proxy(dm.port)
+        key = dm.key(users[0])
+        m = RemoteMount(px.base, key, "-o", "timeout=3")
+        px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
+        fd = os.open(m.path("a.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, b"late")
+        with pytest.raises(OSError) as ei:
+            os.close(fd)
+        assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
+        assert eventually(lambda: px.fates("hold") >= 2, timeout=30), \
+            px.seen
+        px.rule = lambda meth, p: None
+        assert "a.txt" in os.listdir(m.dir)
+        os.rename(m.path("a.txt"), m.path("b.txt"))
+        mtime = 1_600_000_000_123_456_789
+        os.utime(m.path("b.txt"), ns=(mtime, mtime))
+        have = listed(dm, key, "/")
+        assert list(have) == ["b"], have
+        px.go.set()
+        assert eventually(lambda: px.inflight == 0, timeout=60), px.seen
+        have = listed(dm, key, "/")
+        assert list(have) == ["b"], (have, px.seen)
+        assert have["b"]["modifiedAtNs"] == mtime, have
+        assert sorted(n for n in os.listdir(m.dir)
+                      if not n.startswith(".")) == ["b.txt"]
+        assert os.stat(m.path("b.txt")).st_mtime_ns == mtime
+    finally:
+        try:
+            if px:
+                px.go.set()
+            if m and not getattr(m, "stopped", False):
+                m.stop(check=False)
+        finally:
+            if px:
+                px.stop()
+            dm.stop()
 
 
 def test_a_failed_times_patch_after_the_create(srv):

@@ -80,19 +80,30 @@ def test_server_offers_the_seed_only(seed):
                         headers=h, timeout=30).content == b"RIFF seed"
     # an upload's lazy (answered before it is durable) is an extension:
     # ignored, as the seed ignores what it does not know, and not in the
-    # document; nor does a write's answer tell its directory; nor is a
-    # client's id for the new file (?id=) taken
+    # document; nor does a write's answer tell its directory. A new
+    # file's idKey (its id derived from it) is not in the document and
+    # is refused, never ignored: a client that took the id for known
+    # would lose the file; the earlier ?id= is refused too
     post = paths[EXT + "/files"]["post"]
     names = [p["name"] for p in post.get("parameters", [])]
-    assert "lazy" not in names and "id" not in names
+    assert "lazy" not in names and "idKey" not in names
+    assert "id" not in names and EXT + "/users/me" not in paths
     mine = "5d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
+    for param in ("idKey", "id"):
+        r = requests.post(dm.base + FILES, headers=h,
+                          params={"lazy": "true", param: mine},
+                          files={"file": ("l.wav", b"")},
+                          data={"name": "l", "path": "/lazy/"}, timeout=30)
+        assert r.status_code == 400, r.text
+        assert [v["location"] for v in r.json()["validation_errors"]] \
+            == [param], r.text
+    assert [f for f in files(dm, key) if f["name"] == "l"] == []
     r = requests.post(dm.base + FILES,
                       headers={**h, "X-Speechfs-Origin": "7"},
-                      params={"lazy": "maybe", "id": mine},
+                      params={"lazy": "maybe"},
                       files={"file": ("l.wav", b"")},
                       data={"name": "l", "path": "/lazy/"}, timeout=30)
     assert r.status_code == 201, r.text
-    assert r.json()["id"] != mine
     assert "X-Speechfs-Directory" not in r.headers
 
 

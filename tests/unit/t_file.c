@@ -528,22 +528,38 @@ static int64_t unsynced(struct fx *f)
  * other handles at once, and made durable by the content commit or
  * sfs_file_sync (its commit waits for the next sync of the store).
  */
-/* A caller's id for a new file (the API's POST /files?id=). */
+/* A new file's id derived from a caller's key (POST /files?idKey=). */
 static void test_client_id(void)
 {
-	static const char id[] = "0F6E3A52-1C2B-4D3E-8F90-A1B2C3D4E5F6";
-	struct sfs_file_spec sp = { .name = "mine", .path = "/", .id = id };
+	static const char key[] = "0F6E3A52-1C2B-4D3E-8F90-A1B2C3D4E5F6";
+	struct sfs_file_spec sp = { .name = "mine",
+				    .path = "/",
+				    .id_key = key };
+	char mine[SFS_ID_SIZE], theirs[SFS_ID_SIZE], d[SFS_ID_SIZE];
 	struct sfs_stage *st;
 	struct sfs_file out;
 	struct sfs_err e;
 	struct fx f;
 
+	/* the derivation, pinned (clients compute it too): RFC 9562 v8 */
+	REQUIRE(sfs_uuid_derive("11111111-2222-4333-8444-555555555555", key,
+				d) == 0);
+	CHECK(!strcmp(d, "594a11d3-ec6b-8066-a40a-bec5a5a07df1"));
+	CHECK(sfs_uuid_derive("11111111-2222-4333-8444-555555555555",
+			      "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6", d) == 0 &&
+	      !strcmp(d, "594a11d3-ec6b-8066-a40a-bec5a5a07df1"));
+	CHECK(sfs_uuid_derive("11111111-2222-4333-8444-555555555555", "x", d) ==
+	      -1);
+
 	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(sfs_uuid_derive(f.a.user_id, key, mine) == 0);
+	REQUIRE(sfs_uuid_derive(f.x.user_id, key, theirs) == 0);
+	CHECK(strcmp(mine, theirs));
 	st = tfx_stage(f.s, "bytes", 5);
 	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, &out, NULL), SFS_OK);
 	sfs_stage_free(st);
-	/* kept as the API shows ids: lowercase */
-	CHECK(!strcmp(out.id, "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6"));
+	/* the id derived from the owner and the key, not the key */
+	CHECK(!strcmp(out.id, mine));
 	CHECK(out.size == 5);
 	sfs_file_release(&out);
 	/* a second use by its owner, in any case, in any state: the id's
@@ -552,22 +568,29 @@ static void test_client_id(void)
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
 	CHECK(e.reason == SFS_R_FILE_ID_EXISTS);
-	sp.id = "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6";
-	/* another user: told nothing, the file made under a fresh id */
+	sp.id_key = "0f6e3a52-1c2b-4d3e-8f90-a1b2c3d4e5f6";
+	/* another user's same key: their own id, nothing said of mine */
 	REQUIRE_ST(sfs_file_create(f.s, &f.x, &sp, NULL, &out, NULL), SFS_OK);
-	CHECK(strcmp(out.id, sp.id) && sfs_uuid_valid(out.id));
+	CHECK(!strcmp(out.id, theirs));
 	sfs_file_release(&out);
-	REQUIRE_ST(sfs_file_delete(f.s, &f.a, sp.id, 1, NULL), SFS_OK);
+	/* and a tenant-mate's */
+	REQUIRE_ST(sfs_file_create(f.s, &f.d, &sp, NULL, &out, NULL), SFS_OK);
+	CHECK(strcmp(out.id, mine) && strcmp(out.id, theirs));
+	sfs_file_release(&out);
+	REQUIRE_ST(sfs_file_get(f.s, &f.a, mine, &out, NULL), SFS_OK);
+	CHECK(out.size == 5 && !strcmp(out.name, "mine"));
+	sfs_file_release(&out);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.a, mine, 1, NULL), SFS_OK);
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
 	CHECK(e.reason == SFS_R_FILE_ID_EXISTS);
-	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 2);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
 	/* no UUID: the field's error, nothing made */
-	sp.id = "0f6e3a52-1c2b-4d3e-8f90";
+	sp.id_key = "0f6e3a52-1c2b-4d3e-8f90";
 	sfs_err_init(&e);
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
-	CHECK(!strcmp(field0(&e), "id"));
-	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 2);
+	CHECK(!strcmp(field0(&e), "idKey"));
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
 	fx_close(&f);
 }
 

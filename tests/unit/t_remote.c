@@ -311,7 +311,9 @@ static void test_against_a_daemon(void)
 	CHECK(sfs_remote_features(r) ==
 	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
 	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY |
-	       SFS_REMOTE_CREATE_ID));
+	       SFS_REMOTE_ID_KEY));
+	/* the user's id, for the ids derived from idKey */
+	CHECK(!strcmp(sfs_remote_user_id(r), fx.a.user_id));
 	/* a file as the core has it */
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_remote_file_get(r, id, &f, &e), SFS_OK);
@@ -1068,8 +1070,10 @@ struct fake {
 	int no_files;	   /* the seed's GET /files answers 404 too */
 	const char *page0; /* if set: GET /files's answer at page=0 */
 	const char *next;  /* if set: its answer to cursor=c1 */
-	char asked[4096];  /* the request lines, one a line */
-	int expect;	   /* requests whose head said "Expect:" */
+	int me_status;	   /* of GET /users/me (0: 404) */
+	const char *me;
+	char asked[4096]; /* the request lines, one a line */
+	int expect;	  /* requests whose head said "Expect:" */
 	int stop;
 };
 
@@ -1108,6 +1112,7 @@ static int fake_read_head(int c, char *req, size_t size)
 
 #define DOC "GET /api/v1/openapi.json "
 #define FILES_PAGE "GET /api/v1/speech-services/files?"
+#define ME "GET /api/v1/speech-services/users/me "
 
 static void *fake_serve(void *arg)
 {
@@ -1136,6 +1141,8 @@ static void *fake_serve(void *arg)
 			 req);
 		if (!strncmp(req, DOC, strlen(DOC)))
 			fake_answer(c, f->doc_status, f->doc);
+		else if (f->me_status && !strncmp(req, ME, strlen(ME)))
+			fake_answer(c, f->me_status, f->me);
 		else if (f->page0 &&
 			 !strncmp(req, FILES_PAGE, strlen(FILES_PAGE)) &&
 			 strstr(req, "&page=0 "))
@@ -1163,33 +1170,56 @@ static void *fake_serve(void *arg)
  */
 static void test_features_of_the_document(void)
 {
+#define UPLOAD_PARAM(name)                                                     \
+	"\"/api/v1/speech-services/files\":{\"post\":"                         \
+	"{\"parameters\":[{\"name\":\"lazy\"},{\"name\":\"" name "\"}]}}"
+#define ME_PATH ",\"/api/v1/speech-services/users/me\":{\"get\":{}}"
+#define ME_ANSWER "{\"id\":\"0F6E3A52-1C2B-4D3E-8F90-A1B2C3D4E5F6\"}"
 	static const struct {
 		int status;
 		const char *doc;
 		enum sfs_status want;
 		int no_files;
 		unsigned features;
+		int me_status;
+		const char *me;
+		const char *msg; /* in the open's error */
 	} cases[] = {
 		{ 404, "{\"status_code\":404,\"error_type\":\"not_found\"}",
-		  SFS_OK, 0, 0 },
-		{ 200, "<html>not json</html>", SFS_IO, 0, 0 },
-		{ 200, "{\"openapi\":\"3.1.0\"}", SFS_IO, 0, 0 },
+		  SFS_OK, 0, 0, 0, NULL, NULL },
+		{ 200, "<html>not json</html>", SFS_IO, 0, 0, 0, NULL,
+		  "OpenAPI" },
+		{ 200, "{\"openapi\":\"3.1.0\"}", SFS_IO, 0, 0, 0, NULL,
+		  "OpenAPI" },
 		{ 500, "{\"status_code\":500,\"error_type\":\"internal\"}",
-		  SFS_IO, 0, 0 },
+		  SFS_IO, 0, 0, 0, NULL, "OpenAPI" },
 		{ 503, "{\"status_code\":503,\"error_type\":\"x\"}",
-		  SFS_UNAVAILABLE, 0, 0 },
+		  SFS_UNAVAILABLE, 0, 0, 0, NULL, "OpenAPI" },
 		/* no seed API there at all: not taken for a seed-only one */
-		{ 404, "{\"status_code\":404}", SFS_NOT_FOUND, 1, 0 },
-		/* a client's id for a new file: a parameter of the upload */
-		{ 200,
-		  "{\"paths\":{\"/api/v1/speech-services/files\":{\"post\":"
-		  "{\"parameters\":[{\"name\":\"lazy\"},{\"name\":\"id\"}]}}}}",
-		  SFS_OK, 0, SFS_REMOTE_CREATE_ID },
+		{ 404, "{\"status_code\":404}", SFS_NOT_FOUND, 1, 0, 0, NULL,
+		  NULL },
+		/* ids derived from a key: the upload's idKey and the user's
+		 * id, which the open asks for (kept lowercase) */
+		{ 200, "{\"paths\":{" UPLOAD_PARAM("idKey") ME_PATH "}}",
+		  SFS_OK, 0, SFS_REMOTE_ID_KEY, 200, ME_ANSWER, NULL },
+		/* the earlier form (?id=, the file's own id): not used */
+		{ 200, "{\"paths\":{" UPLOAD_PARAM("id") ME_PATH "}}", SFS_OK,
+		  0, 0, 200, ME_ANSWER, NULL },
+		/* no way to learn the user's id: not used */
+		{ 200, "{\"paths\":{" UPLOAD_PARAM("idKey") "}}", SFS_OK, 0, 0,
+		  200, ME_ANSWER, NULL },
+		/* the user's id not told: the open fails, as for the doc */
+		{ 200, "{\"paths\":{" UPLOAD_PARAM("idKey") ME_PATH "}}",
+		  SFS_UNAVAILABLE, 0, 0, 503, "{\"status_code\":503}",
+		  "users/me" },
+		{ 200, "{\"paths\":{" UPLOAD_PARAM("idKey") ME_PATH "}}",
+		  SFS_IO, 0, 0, 200, "{\"id\":\"nope\"}", "users/me" },
 		{ 200,
 		  "{\"paths\":{\"/api/v1/speech-services/files\":{\"post\":"
 		  "{\"parameters\":[{\"name\":\"lazy\"}]},"
-		  "\"get\":{\"parameters\":[{\"name\":\"id\"}]}}}}",
-		  SFS_OK, 0, 0 },
+		  "\"get\":{\"parameters\":[{\"name\":\"idKey\"}]}}" ME_PATH
+		  "}}",
+		  SFS_OK, 0, 0, 200, ME_ANSWER, NULL },
 	};
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -1201,7 +1231,9 @@ static void test_features_of_the_document(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct fake f = { .doc_status = cases[i].status,
 				  .doc = cases[i].doc,
-				  .no_files = cases[i].no_files };
+				  .no_files = cases[i].no_files,
+				  .me_status = cases[i].me_status,
+				  .me = cases[i].me };
 		pthread_t t;
 
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -1220,10 +1252,15 @@ static void test_features_of_the_document(void)
 			 cases[i].want);
 		if (cases[i].want == SFS_OK) {
 			CHECK(r && sfs_remote_features(r) == cases[i].features);
+			CHECK(r && !strcmp(sfs_remote_user_id(r),
+					   cases[i].features
+						   ? "0f6e3a52-1c2b-4d3e-8f90-"
+						     "a1b2c3d4e5f6"
+						   : ""));
 		} else if (cases[i].no_files) {
 			CHECK(r == NULL && e.message[0]);
 		} else {
-			CHECK(r == NULL && strstr(e.message, "OpenAPI"));
+			CHECK(r == NULL && strstr(e.message, cases[i].msg));
 		}
 		sfs_remote_close(r);
 		__atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST);
