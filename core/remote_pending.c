@@ -110,7 +110,12 @@ void sfsi_rpend_free(struct sfsi_rpend *p)
 		return;
 	while ((x = p->list)) {
 		p->list = x->next;
-		if (!x->gone)
+		if (!x->gone && x->maybe)
+			sfs_warn("remote",
+				 "'%s%s': its create's answer was lost: it "
+				 "may be on the server, or not",
+				 x->path, x->name);
+		else if (!x->gone)
 			sfs_warn("remote", "'%s%s' %s: not on the server",
 				 x->path, x->name,
 				 x->failed ? "could not be sent"
@@ -688,8 +693,9 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
  * The store closes (unmount, SIGTERM): a new file whose send failed (its
  * close's or fsync's, and its release's) gets one last try, empty and
  * durable, as its release would have made it; a file never closed is
- * not sent. The first try the server does not answer ends them (each
- * would wait as long).
+ * not sent. The first try the server does not answer at all ends them
+ * (each would wait as long); any answer, even an error, lets the next
+ * one be tried.
  */
 void sfsi_rpend_last_sends(struct sfs_store *s)
 {
@@ -717,7 +723,7 @@ void sfsi_rpend_last_sends(struct sfs_store *s)
 		if (st) {
 			sfs_warn("remote", "'%s': its last try failed: %s", id,
 				 e.message);
-			if (unknown_outcome(st))
+			if (st == SFS_UNAVAILABLE)
 				return;
 		}
 	}

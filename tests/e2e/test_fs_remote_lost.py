@@ -38,7 +38,8 @@ class Proxy:
     decides a request's fate: None (relayed), "drop" (relayed, the
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
-    relayed), "unavailable" (answered 503, not relayed), "hold" (kept until
+    relayed), "unavailable" (answered 503, not relayed), "error" (answered 500, not relayed),
+    "hold" (kept until
     `go` is set, then relayed, its answer lost: a request late on its
     way, which the client has given up on). `seen` lists
     (method, path, fate) in order."""
@@ -90,12 +91,14 @@ class Proxy:
                 fate = proxy.rule(self.command, self.path)
                 with proxy.mu:
                     proxy.seen.append((self.command, self.path, fate))
-                if fate in ("conflict", "unavailable"):
-                    code = 409 if fate == "conflict" else 503
+                if fate in ("conflict", "unavailable", "error"):
+                    code = {"conflict": 409, "unavailable": 503,
+                            "error": 500}[fate]
                     b = json.dumps({
                         "status_code": code, "error_type": {
                             409: "conflict",
-                            503: "storage_unavailable"}[code],
+                            503: "storage_unavailable",
+                            500: "internal_error"}[code],
                         "message": "a " + fate, "validation_errors": [],
                         "request_id": "00000000-0000-4000-8000-000000000001"
                     }).encode()
@@ -567,3 +570,38 @@ def test_unmount_tries_a_failed_new_file_once_more(srv):
     assert m.stop() == 0
     have = listed(dm, key, "/")
     assert "late" in have and have["late"]["size"] == 0, have
+
+
+def test_unmount_goes_on_after_a_last_try_answered_an_error(srv):
+    """The last tries at unmount stop only at one the server does not
+    answer at all (each would wait as long): one answered with an error
+    (500 here) lets the next file be tried. b.txt's and a.txt's closes
+    fail (503, 500); at unmount a.txt (the newer, tried first) gets a
+    500 again, b.txt is still tried and made (empty)."""
+    dm, key, px, m = srv
+    px.rule = lambda meth, p: "unavailable" if is_create(meth, p) else None
+    fd = os.open(m.path("b.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"b")
+    with pytest.raises(OSError):
+        os.close(fd)
+    px.settle("unavailable", 2)
+    px.rule = lambda meth, p: "error" if is_create(meth, p) else None
+    fd = os.open(m.path("a.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"a")
+    with pytest.raises(OSError):
+        os.close(fd)
+    px.settle("error", 2)
+    assert listed(dm, key, "/") == {}
+    first = [True]
+
+    def at_unmount(meth, p):
+        if is_create(meth, p) and first[0]:
+            first[0] = False
+            return "error"
+        return None
+    px.rule = at_unmount
+    m.stopped = True
+    assert m.stop() == 0
+    have = listed(dm, key, "/")
+    assert list(have) == ["b"] and have["b"]["size"] == 0, (have, px.seen)
+    assert px.fates("error") == 3, px.seen
