@@ -287,8 +287,9 @@ int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
 		     int (*fn)(void *arg, const struct sfs_file *f), void *arg);
 /* Pending file id created on the server now (empty, lazily), if it is. */
 /*
- * A pending id whose send's outcome is unknown, asked of the server
- * (adopted when it holds it): SFS_OK when settled, else the failure to
+ * A pending id whose send's outcome is unknown, asked of the server for
+ * a call that only looks (stat, open): adopted when the server holds it,
+ * still pending (and unknown) on a 404; SFS_OK then, else the failure to
  * ask (remote_pending.c).
  */
 enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
@@ -500,7 +501,11 @@ enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
 /* A directory renamed: the numbers of it and below follow it. */
 void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
 			   const char *to);
-/* File id `from` is now `to` on the server: its number follows it. */
+/*
+ * File id `from` is now `to` on the server: its number follows it (a
+ * seed-only server's replace of an empty file by a new one; a new file
+ * of the mount never changes its id: it is derived, remote_pending.c).
+ */
 void sfsi_remote_renumber(struct sfs_store *s, const char *from,
 			  const char *to);
 /* The server's extensions (remote.h's enum sfs_remote_features). */
