@@ -39,7 +39,8 @@ class Proxy:
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
     relayed), "unavailable" (answered 503, not relayed), "error" (answered 500, not relayed),
-    "hold" (kept until
+    "old_doc" (relayed, the OpenAPI document's idKey renamed to id: an
+    older daemon's), "hold" (kept until
     `go` is set, then relayed, its answer lost: a request late on its
     way, which the client has given up on). `seen` lists
     (method, path, fate) in order."""
@@ -131,6 +132,13 @@ class Proxy:
                     except OSError:
                         pass
                     return
+                if fate == "old_doc":
+                    doc = json.loads(answer)
+                    post = doc["paths"][FILES]["post"]
+                    for prm in post["parameters"]:
+                        if prm["name"] == "idKey":
+                            prm["name"] = "id"
+                    answer = json.dumps(doc).encode()
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() not in HOP:
@@ -605,3 +613,48 @@ def test_unmount_goes_on_after_a_last_try_answered_an_error(srv):
     have = listed(dm, key, "/")
     assert list(have) == ["b"] and have["b"]["size"] == 0, (have, px.seen)
     assert px.fates("error") == 3, px.seen
+
+
+def test_an_older_server_gets_the_lazy_create(store):
+    """A server whose document has no idKey (an older daemon's, whose
+    ?id= was the file's own id): the mount never sends an id of any
+    kind; a new file is made at creat() by the lazy create (others see
+    it empty at once) and its content goes at close by PUT, as before
+    the create-at-close."""
+    d, tenant, users = store
+    dm = Server(d, workers=False)
+    px = m = None
+    try:
+        px = Proxy(dm.port)
+        px.rule = lambda meth, p: \
+            "old_doc" if p == "/api/v1/openapi.json" else None
+        key = dm.key(users[0])
+        m = RemoteMount(px.base, key)
+        assert px.fates("old_doc") == 1, px.seen
+        fd = os.open(m.path("o.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            have = listed(dm, key, "/")
+            assert list(have) == ["o"] and have["o"]["size"] == 0, have
+            assert xget(m.path("o.txt"), "user.speechfs.id") == \
+                have["o"]["id"]
+            os.write(fd, b"older")
+        finally:
+            os.close(fd)
+        have = listed(dm, key, "/")
+        assert list(have) == ["o"] and have["o"]["size"] == 5, have
+        with px.mu:
+            posts = [p for m_, p, _ in px.seen
+                     if m_ == "POST" and p.startswith(FILES + "?")]
+            puts = [p for m_, p, _ in px.seen if m_ == "PUT"]
+        assert posts == [FILES + "?lazy=true"], posts
+        assert puts == [FILES + "/" + have["o"]["id"] + "/content"], puts
+        assert not any("/users/me" in p for _, p, _ in px.seen), px.seen
+        assert m.path("o.txt").read_bytes() == b"older"
+    finally:
+        try:
+            if m and not getattr(m, "stopped", False):
+                m.stop(check=False)
+        finally:
+            if px:
+                px.stop()
+            dm.stop()
