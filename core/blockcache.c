@@ -27,7 +27,8 @@ struct slot {
 	size_t len;
 	uint64_t used;
 	int pinned; /* being written to the block cache: not to be reused */
-	enum sfs_status st;
+	enum sfs_status st; /* a failed fetch's error */
+	enum sfs_reason why;
 	char msg[256];
 };
 
@@ -306,6 +307,7 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 	sl->st = st;
 	sl->len = f.len;
 	sl->state = st ? S_FAILED : S_READY;
+	sl->why = e.reason;
 	if (st)
 		sfs_strlcpy(sl->msg, e.message, sizeof(sl->msg));
 	if (!st && !cached && (b->flags & SFS_BLOB_CACHED)) {
@@ -513,7 +515,7 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 	if (sl->idx != idx || sl->state == S_EMPTY) {
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "a block was lost");
 	} else if (sl->state == S_FAILED) {
-		ret = sfs_errf(e, sl->st, SFS_R_NONE, "%s", sl->msg);
+		ret = sfs_errf(e, sl->st, sl->why, "%s", sl->msg);
 		sl->state = S_EMPTY; /* the next read tries again */
 	} else {
 		in = off - idx * b->be->block;

@@ -194,18 +194,60 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 	return st;
 }
 
+/* File number ino as the server has it now, into the cache too. */
+static enum sfs_status get_fresh(struct sfs_store *s, int64_t ino,
+				 struct sfs_file *out, struct sfs_err *e)
+{
+	struct rstore *rs = rs_of(s);
+	char id[SFS_ID_SIZE], url[128];
+	enum sfs_status st;
+	int perm = 0;
+	json_t *j = NULL;
+
+	sfs_file_init(out);
+	if (sfsi_rstore_key_of(rs, ino, id, sizeof(id), &perm) ||
+	    !sfs_uuid_valid(id))
+		return sfs_errf(e, SFS_NOT_FOUND, SFS_R_FILE_NOT_FOUND,
+				"no file with this number");
+	snprintf(url, sizeof(url), API "/files/%s", id);
+	st = sfsi_rstore_get_json(rs, url, &j, e);
+	if (!st)
+		st = sfsi_rstore_file_of(rs, j, 0, out, e);
+	if (!st) {
+		sfsi_rstore_remember_file(rs, ino, j);
+		sfsi_rcache_apply(rs->cache, out);
+	}
+	json_decref(j);
+	return st;
+}
+
+/*
+ * A writer's base (SFS_BLOB_KEEP): the server answers a version's bytes
+ * only while it is the file's, so the first block is read now (the open
+ * blob keeps it, and the cache); a version replaced before that is read
+ * again from the server, a few times at most.
+ */
+static enum sfs_status keep_base(struct sfs_blob *b, struct sfs_err *e)
+{
+	size_t got;
+	char c;
+
+	return sfs_blob_pread(b, &c, 1, 0, &got, e);
+}
+
 static enum sfs_status r_file_open_ino(struct sfs_store *s, int64_t ino,
 				       enum sfs_content which, unsigned flags,
 				       struct sfs_blob **blob,
 				       struct sfs_file *out, struct sfs_err *e)
 {
-	int la = which == SFS_CONTENT_LISTENING;
+	int la = which == SFS_CONTENT_LISTENING, tries = 0;
 	struct sfs_file f;
 	enum sfs_status st;
 	int64_t size;
 
 	*blob = NULL;
 	st = r_file_get_ino(s, ino, &f, e);
+again:
 	if (!st)
 		st = sfs_content_state_check(sfs_file_content_state(&f, which),
 					     which, e);
@@ -216,6 +258,22 @@ static enum sfs_status r_file_open_ino(struct sfs_store *s, int64_t ino,
 		st = sfsi_rblob_open(rs_of(s)->rb, f.id, which,
 				     la ? f.la.sha256 : f.sha256, size, flags,
 				     blob, e);
+	if (!st && size > 0 && (flags & SFS_BLOB_KEEP)) {
+		st = keep_base(*blob, e);
+		if (st == SFS_CONFLICT && e->reason == SFS_R_CONTENT_CHANGED &&
+		    ++tries < 4) {
+			sfs_blob_close(*blob);
+			*blob = NULL;
+			sfs_file_release(&f);
+			sfs_err_init(e);
+			st = get_fresh(s, ino, &f, e);
+			goto again;
+		}
+		if (st) {
+			sfs_blob_close(*blob);
+			*blob = NULL;
+		}
+	}
 	if (!st && out) {
 		*out = f;
 		return SFS_OK;

@@ -229,7 +229,8 @@ void fs_open_times(int64_t ino, int64_t mtime_ns)
 
 /*
  * (Re)open the committed content for h (of locked). Bytes kept in an
- * object store are read through the store's local block cache.
+ * object store are read through the store's local block cache; a
+ * writer's are its base, kept at once (SFS_BLOB_KEEP).
  */
 static int open_content(struct fh *h)
 {
@@ -242,7 +243,9 @@ static int open_content(struct fh *h)
 	h->blob = NULL;
 	sfs_err_init(&e);
 	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, h->of->ino, h->which,
-			       SFS_BLOB_CACHED, &h->blob, NULL, &e);
+			       h->writable ? SFS_BLOB_CACHED | SFS_BLOB_KEEP
+					   : SFS_BLOB_CACHED,
+			       &h->blob, NULL, &e);
 	if (st && st != SFS_GONE && st != SFS_NOT_READY)
 		sfs_warn("fs", "cannot open the content of '%s': %s", h->of->id,
 			 e.message);
@@ -541,8 +544,9 @@ static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	/* the content a write will start from, with the row */
 	st = trunc ? SFS_GONE
 		   : sfs_file_open_ino(g_fs.store, &g_fs.actor, FS_ID(node),
-				       SFS_CONTENT_ORIGINAL, SFS_BLOB_CACHED,
-				       &blob, &f, &e);
+				       SFS_CONTENT_ORIGINAL,
+				       SFS_BLOB_CACHED | SFS_BLOB_KEEP, &blob,
+				       &f, &e);
 	if (st == SFS_GONE || st == SFS_NOT_READY) {
 		sfs_err_init(&e);
 		st = sfs_file_get_ino(g_fs.store, &g_fs.actor, FS_ID(node), &f,

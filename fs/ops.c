@@ -41,6 +41,8 @@ static const struct {
 } by_reason[] = {
 	{ SFS_CONFLICT, SFS_R_DIRECTORY_NOT_EMPTY, ENOTEMPTY },
 	{ SFS_CONFLICT, SFS_R_FILE_DELETED, ENOENT },
+	/* the version this descriptor read is no longer on the server */
+	{ SFS_CONFLICT, SFS_R_CONTENT_CHANGED, ESTALE },
 	/* waiting will not help: the content will never come */
 	{ SFS_NOT_READY, SFS_R_IMPORT_FAILED, ENODATA },
 	{ SFS_NOT_FOUND, SFS_R_ATTRIBUTE_NOT_FOUND, ENODATA },

@@ -32,6 +32,15 @@ enum sfs_blob_flags {
 	 * files are.
 	 */
 	SFS_BLOB_IF_DELETED = 1 << 2,
+	/*
+	 * sfs_file_open: the content is a writer's base, read when it first
+	 * writes, by then perhaps replaced by others' commits. A store that
+	 * serves a version only while it is the file's (a remote store)
+	 * takes the first block of it now, and opens the file again when
+	 * the version changed before that. A later block of a version
+	 * replaced meanwhile fails SFS_CONFLICT (SFS_R_CONTENT_CHANGED).
+	 */
+	SFS_BLOB_KEEP = 1 << 3,
 };
 
 /*

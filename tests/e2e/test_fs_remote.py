@@ -272,6 +272,31 @@ def test_remote_writes_reach_the_server(store, api):
         m.stop()
 
 
+def test_remote_writer_keeps_its_base(store, api):
+    """A writer's version starts from a whole version of the file, and
+    its close commits whatever others committed meanwhile (the last close
+    wins). The server answers a version's bytes only while it is the
+    file's, so the mount takes a writer's base when it opens it (up to a
+    block) and opens the file again if it changed before that. Before,
+    the writer's first write fetched the replaced version, met 409
+    content_changed and failed the close with EEXIST."""
+    url, keys = api
+    k = keys[0]
+    m = RemoteMount(base_of(url), k)
+    try:
+        m.path("base.bin").write_bytes(b"a" * 100)
+        fid = xget(m.path("base.bin"), P + "id")
+        with open(m.path("base.bin"), "r+b", buffering=0) as w:
+            r = call("PUT", url + "/" + fid + "/content",
+                     headers={"X-API-Key": k}, data=b"b" * 100)
+            assert r.ok, r.text
+            w.write(b"c" * 10)
+        assert content(url, k, fid) in (b"c" * 10 + b"a" * 90,
+                                        b"c" * 10 + b"b" * 90)
+    finally:
+        m.stop()
+
+
 def test_remote_close_reports_the_servers_refusal(store, api):
     """413 quota_exceeded -> EDQUOT at close(), nothing kept on the
     server that it did not accept."""
