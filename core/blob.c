@@ -101,7 +101,8 @@ enum sfs_status sfsi_blob_remove_unreferenced(struct db *d, int64_t tenant,
 
 	if (removed)
 		*removed = 0;
-	ret = sfsi_db_begin(d, e);
+	/* not in a group: no row must mean no committed row */
+	ret = sfsi_db_begin_alone(d, e);
 	if (ret)
 		return ret;
 	rc = row_exists(d, tenant, sha, e);

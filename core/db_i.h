@@ -107,6 +107,22 @@ int sfsi_db_changes(struct db *d);
 /* BEGIN IMMEDIATE (writes) / BEGIN (a consistent read). */
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e) SFS_MUST_CHECK;
 /*
+ * A write transaction of its own, never in a group of commits: it sees
+ * committed rows only, with the write lock held. For a caller that acts
+ * outside the database on what it reads (unlinking bytes no row names):
+ * a group's uncommitted change may yet be undone by the group's failure
+ * or a crash.
+ */
+enum sfs_status sfsi_db_begin_alone(struct db *d,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The same for a long transaction (a sweep, a bulk load, an index's
+ * chunk): a group's members wait for every member's end, so a long one
+ * would hold back every commit that joined before it.
+ */
+enum sfs_status sfsi_db_begin_alone_nosync(struct db *d,
+					   struct sfs_err *e) SFS_MUST_CHECK;
+/*
  * A write transaction whose commit does not wait for the disk: durable
  * with the next sfsi_db_sync of the store (group commit).
  */

@@ -288,9 +288,10 @@ static int may_join(struct db *d)
 /*
  * Take the turn for d: 1 when d's transaction runs in the group (as its
  * first member when !s->grp_open), 0 when on d itself (with the turn,
- * d->turn, or without it: nested, or the wait timed out).
+ * d->turn, or without it: nested, or the wait timed out). `alone`: never
+ * in a group (sfsi_db_begin_alone).
  */
-static int write_turn(struct db *d)
+static int write_turn(struct db *d, int alone)
 {
 	struct sfs_store *s = d->s;
 	struct timespec until;
@@ -309,7 +310,7 @@ static int write_turn(struct db *d)
 		pthread_mutex_unlock(&s->write_mu);
 		return 0;
 	}
-	member = may_join(d);
+	member = !alone && may_join(d);
 	if (member)
 		s->grp_wait++;
 	else
@@ -525,7 +526,8 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 	return st;
 }
 
-static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
+static enum sfs_status begin_write(struct db *d, int pg_kind, int alone,
+				   struct sfs_err *e)
 {
 	enum sfs_status st;
 
@@ -534,7 +536,7 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 	if (d->pg) {
 		/* the change rows' origin: set by sfsi_pg_begin */
 		st = sfsi_pg_begin(d->pg, pg_kind, e);
-	} else if (write_turn(d) && !grp_begin(d, &st, e)) {
+	} else if (write_turn(d, alone) && !grp_begin(d, &st, e)) {
 		return st;
 	} else {
 		st = sfsi_db_txn_stmt(d, "BEGIN IMMEDIATE", e);
@@ -548,7 +550,12 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 {
-	return begin_write(d, PG_BEGIN_WRITE, e);
+	return begin_write(d, PG_BEGIN_WRITE, 0, e);
+}
+
+enum sfs_status sfsi_db_begin_alone(struct db *d, struct sfs_err *e)
+{
+	return begin_write(d, PG_BEGIN_WRITE, 1, e);
 }
 
 /*
@@ -557,15 +564,25 @@ enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
  * prefix of commits, so that sync makes every earlier commit durable.
  * A transaction begun so is not synced at its commit.
  */
-enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
+static enum sfs_status begin_nosync(struct db *d, int alone, struct sfs_err *e)
 {
-	enum sfs_status st = sfsi_db_begin(d, e);
+	enum sfs_status st = begin_write(d, PG_BEGIN_WRITE, alone, e);
 
 	/* a batch's savepoints: the batcher syncs (and d->nosync would
 	 * outlive them on the connection) */
 	if (!st && !d->batched)
 		d->nosync = 1;
 	return st;
+}
+
+enum sfs_status sfsi_db_begin_nosync(struct db *d, struct sfs_err *e)
+{
+	return begin_nosync(d, 0, e);
+}
+
+enum sfs_status sfsi_db_begin_alone_nosync(struct db *d, struct sfs_err *e)
+{
+	return begin_nosync(d, 1, e);
 }
 
 enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
@@ -584,7 +601,7 @@ enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 
 enum sfs_status sfsi_db_begin_rows(struct db *d, struct sfs_err *e)
 {
-	return begin_write(d, PG_BEGIN_ROWS, e);
+	return begin_write(d, PG_BEGIN_ROWS, 0, e);
 }
 
 enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),

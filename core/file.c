@@ -822,7 +822,8 @@ enum sfs_status sfs_file_create_many(struct sfs_store *s,
 	ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		goto out;
-	ret = sfsi_db_begin(d, e);
+	/* a bulk load: a long transaction, not in a group */
+	ret = sfsi_db_begin_alone(d, e);
 	if (ret)
 		goto out;
 	for (i = 0; i < n && !ret; i++) {

@@ -325,7 +325,8 @@ enum sfs_status sfs_store_janitor_run(struct sfs_store *s, int *n,
 	if (ret)
 		return ret;
 	do {
-		ret = sfsi_db_begin(d, e);
+		/* a sweep: a long transaction, not in a group */
+		ret = sfsi_db_begin_alone(d, e);
 		if (ret)
 			break;
 		st = sfsi_db_prep(

@@ -54,7 +54,8 @@ static enum sfs_status fts_chunk(struct db *d, int *left, struct sfs_err *e)
 	enum sfs_status ret;
 	size_t i;
 
-	ret = sfsi_db_begin_nosync(d, e);
+	/* a long transaction: not in a group (sfsi_db_begin_alone_nosync) */
+	ret = sfsi_db_begin_alone_nosync(d, e);
 	for (i = 0; !ret && i < ARRAY_SIZE(steps); i++) {
 		st = sfsi_db_prep(d, steps[i], e);
 		ret = st ? sfsi_db_run(st, e) : SFS_IO;

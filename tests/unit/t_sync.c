@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "blob_i.h"
 #include "db_i.h"
 #include "fixture.h"
 #include "speechfs/file.h"
@@ -1252,6 +1253,96 @@ static void test_group_commit_failure_fails_all(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+struct remover {
+	struct sfs_store *s;
+	int64_t tenant;
+	const char *sha;
+	enum sfs_status st;
+	int removed;
+};
+
+/* What a last unref's commit hook and a failed commit's stage do. */
+static void *remover_run(void *p)
+{
+	struct remover *r = p;
+	struct db *d = NULL;
+
+	r->st = sfsi_db_get(r->s, &d, NULL);
+	if (!r->st)
+		r->st = sfsi_blob_remove_unreferenced(d, r->tenant, r->sha,
+						      &r->removed, NULL);
+	sfsi_db_put(d);
+	return NULL;
+}
+
+/* A thread waits for a turn, in a group or of its own. */
+static int one_queued(void *p)
+{
+	struct sfs_store *s = p;
+	int n;
+
+	pthread_mutex_lock(&s->write_mu);
+	n = s->grp_wait + s->plain_wait;
+	pthread_mutex_unlock(&s->write_mu);
+	return n >= 1;
+}
+
+/*
+ * A blob's bytes go only when no committed row names them. A member
+ * drops the blob's last row and its group's commit then fails; the
+ * remover, waiting meanwhile, must not have acted on that uncommitted
+ * delete (it joined the group and unlinked the bytes, leaving the row
+ * that came back without them: review s12 finding 1).
+ */
+static void test_remove_sees_only_committed(void)
+{
+	static char content[100000];
+	struct remover r = { 0 };
+	char sha[65], id[SFS_ID_SIZE], sql[160];
+	struct db *d = NULL;
+	pthread_t th;
+	struct fx f;
+
+	if (th_is_pg())
+		return;
+	memset(&f, 0, sizeof(f));
+	memset(content, 'x', sizeof(content));
+	REQUIRE(tfx_store(&f.dir, &f.s, tfx_files_only()) == 0);
+	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
+	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
+	REQUIRE(tfx_upload(f.s, &f.a, "f", content, sizeof(content), id, sha) ==
+		0);
+	REQUIRE(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
+	f.s->grp_hold_ms = HOLD_MS;
+	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_rm_p (k INTEGER PRIMARY KEY)"),
+		   SFS_OK);
+	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_rm_c (k INTEGER PRIMARY KEY,"
+				 " p INTEGER REFERENCES t_rm_p(k)"
+				 " DEFERRABLE INITIALLY DEFERRED)"),
+		   SFS_OK);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	/* the blob's last reference goes, and the commit will fail */
+	REQUIRE_ST(sfsi_blob_unref(d, f.a.tenant, sha, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_rm_c VALUES (1, 999)", NULL),
+		   SFS_OK);
+	r.s = f.s;
+	r.tenant = f.a.tenant;
+	r.sha = sha;
+	REQUIRE(pthread_create(&th, NULL, remover_run, &r) == 0);
+	CHECK(wait_for(one_queued, f.s, WAIT_MS));
+	CHECK(sfsi_db_commit(d, NULL) != SFS_OK);
+	sfsi_db_put(d);
+	pthread_join(th, NULL);
+	CHECK_ST(r.st, SFS_OK);
+	CHECK(r.removed == 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM blob WHERE sha256 = '%s'", sha);
+	CHECK(query_int(f.s, sql) == 1);
+	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 int main(void)
 {
 	RUN(test_batches_let_others_write);
@@ -1269,6 +1360,7 @@ int main(void)
 	RUN(test_writers_take_turns);
 	RUN(test_group_commit_shares_a_commit);
 	RUN(test_group_commit_failure_fails_all);
+	RUN(test_remove_sees_only_committed);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
