@@ -246,7 +246,8 @@ static enum sfs_status r_file_open_ino(struct sfs_store *s, int64_t ino,
 	int64_t size;
 
 	*blob = NULL;
-	st = r_file_get_ino(s, ino, &f, e);
+	st = flags & SFS_BLOB_FRESH ? get_fresh(s, ino, &f, e)
+				    : r_file_get_ino(s, ino, &f, e);
 again:
 	if (!st)
 		st = sfs_content_state_check(sfs_file_content_state(&f, which),

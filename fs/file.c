@@ -232,19 +232,20 @@ void fs_open_times(int64_t ino, int64_t mtime_ns)
  * object store are read through the store's local block cache; a
  * writer's are its base, kept at once (SFS_BLOB_KEEP).
  */
-static int open_content(struct fh *h)
+static int open_content(struct fh *h, unsigned fresh)
 {
 	struct sfs_err e;
 	enum sfs_status st;
 
-	if (h->blob && h->version == h->of->version)
+	if (h->blob && h->version == h->of->version && !fresh)
 		return 0;
 	sfs_blob_close(h->blob);
 	h->blob = NULL;
 	sfs_err_init(&e);
 	st = sfs_file_open_ino(g_fs.store, &g_fs.actor, h->of->ino, h->which,
-			       h->writable ? SFS_BLOB_CACHED | SFS_BLOB_KEEP
-					   : SFS_BLOB_CACHED,
+			       (h->writable ? SFS_BLOB_CACHED | SFS_BLOB_KEEP
+					    : SFS_BLOB_CACHED) |
+				       fresh,
 			       &h->blob, NULL, &e);
 	if (st && st != SFS_GONE && st != SFS_NOT_READY)
 		sfs_warn("fs", "cannot open the content of '%s': %s", h->of->id,
@@ -289,12 +290,14 @@ static unsigned commit_flags(void)
  */
 static int ensure_stage(struct fh *h, int empty)
 {
+	unsigned fresh = 0;
 	struct sfs_err e;
 	enum sfs_status st;
-	int ret = 0;
+	int ret = 0, tries = 0;
 
 	if (h->stage)
 		return 0;
+again:
 	sfs_err_init(&e);
 	st = sfs_stage_new(g_fs.store, &h->stage, &e);
 	if (st)
@@ -302,16 +305,27 @@ static int ensure_stage(struct fh *h, int empty)
 	if (empty)
 		sfs_stage_set_target(h->stage, h->of->id, commit_flags());
 	if (!empty) {
-		ret = open_content(h);
-		if (ret == -ENODATA)
+		ret = open_content(h, fresh);
+		if (ret == -ENODATA) {
 			ret = 0; /* no content (discarded): starts empty */
-		else if (!ret)
-			ret = -fs_errno(
-				sfs_stage_copy_blob(h->stage, h->blob, &e), &e);
+		} else if (!ret) {
+			st = sfs_stage_copy_blob(h->stage, h->blob, &e);
+			ret = -fs_errno(st, &e);
+		}
 	}
 	if (ret) {
 		sfs_stage_free(h->stage);
 		h->stage = NULL;
+	}
+	/*
+	 * Replaced by others' commit since it was opened (a remote store's
+	 * server keeps the current version only, SFS_BLOB_KEEP kept its
+	 * first block): nothing is written yet, so the version the store
+	 * has now is the base.
+	 */
+	if (ret == -ESTALE && !empty && ++tries < 4) {
+		fresh = SFS_BLOB_FRESH;
+		goto again;
 	}
 	return ret;
 }
@@ -770,7 +784,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		st = sfs_stage_pread(w->stage, mem, size, off, &got, &e);
 		ret = -fs_errno(st, &e);
 	} else {
-		ret = open_content(h);
+		ret = open_content(h, 0);
 		if (!ret)
 			ret = blob_read(h->blob, mem, size, off);
 		got = ret < 0 ? 0 : (size_t)ret;

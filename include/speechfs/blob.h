@@ -41,6 +41,11 @@ enum sfs_blob_flags {
 	 * replaced meanwhile fails SFS_CONFLICT (SFS_R_CONTENT_CHANGED).
 	 */
 	SFS_BLOB_KEEP = 1 << 3,
+	/*
+	 * sfs_file_open: the file as the store has it now, past what a
+	 * remote store's cache knows (it asks its server).
+	 */
+	SFS_BLOB_FRESH = 1 << 4,
 };
 
 /*
