@@ -452,7 +452,7 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 	struct db *w = d->fw;
 	struct sfsi_grp_ticket me = { NULL, SFS_OK, 0 };
 	enum sfs_status st = SFS_OK, gst = SFS_OK;
-	int kept = 0, lost, more, hold;
+	int kept = 0, undone = 1, lost, more, hold;
 
 	if (commit && d->grp_first == GRP_SAVEPOINT) {
 		st = sfsi_db_txn_stmt(w, "RELEASE m", e);
@@ -460,19 +460,23 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 	} else if (commit && d->grp_first == GRP_FIRST) {
 		kept = 1;
 	}
-	if (!kept && d->grp_first == GRP_SAVEPOINT &&
-	    sfsi_db_txn_stmt(w, "ROLLBACK TO m", NULL) == SFS_OK)
-		(void)sfsi_db_txn_stmt(w, "RELEASE m", NULL);
+	if (!kept && d->grp_first == GRP_SAVEPOINT) {
+		undone = sfsi_db_txn_stmt(w, "ROLLBACK TO m", NULL) == SFS_OK;
+		if (undone)
+			(void)sfsi_db_txn_stmt(w, "RELEASE m", NULL);
+	}
 	reset_running(w);
 	d->fw = NULL;
 	d->txn = 0;
 	d->turn = 0;
 	lost = sqlite3_get_autocommit(w->h);
 	pthread_mutex_lock(&s->write_mu);
-	if (lost || (!kept && d->grp_first == GRP_FIRST)) {
+	if (lost || !undone || (!kept && d->grp_first == GRP_FIRST)) {
 		/* SQLite ended the group's transaction (an I/O error, a
-		 * full disk), or its first member undid it: nothing to
-		 * commit; what the members done had is lost */
+		 * full disk), its first member undid it, or a member's
+		 * changes could not be undone alone (they must not be
+		 * committed): nothing to commit; what the members done had
+		 * is lost */
 		if (!sqlite3_get_autocommit(w->h)) {
 			pthread_mutex_unlock(&s->write_mu);
 			(void)sfsi_db_txn_stmt(w, "ROLLBACK", NULL);
