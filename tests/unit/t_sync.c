@@ -1054,23 +1054,6 @@ static enum sfs_status exec_sql(struct sfs_store *s, const char *sql)
 	return st;
 }
 
-/* The first column of the first row of sql, read on the pool; -1. */
-static int64_t query_int(struct sfs_store *s, const char *sql)
-{
-	struct db *d = NULL;
-	struct db_stmt *q;
-	int64_t v = -1;
-
-	if (sfsi_db_get(s, &d, NULL))
-		return -1;
-	q = sfsi_db_prep_dyn(d, sql, NULL);
-	if (q && sfsi_db_step(q, NULL) == 1)
-		v = sfsi_db_col_int(q, 0);
-	sfsi_db_finalize(q);
-	sfsi_db_put(d);
-	return v;
-}
-
 struct member {
 	struct sfs_store *s;
 	const char *sql;
@@ -1171,7 +1154,7 @@ static void test_group_commit_shares_a_commit(void)
 	CHECK(wait_for(turn_queued, &q, WAIT_MS));
 	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
 	/* committed when the commit returns: another connection sees it */
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 0") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 0") == 1);
 	sfsi_db_put(d);
 	for (i = 0; i < GRP_THREADS; i++)
 		pthread_join(th[i], NULL);
@@ -1180,9 +1163,9 @@ static void test_group_commit_shares_a_commit(void)
 		if (m[i].commit)
 			CHECK_ST(m[i].end, SFS_OK);
 	}
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp"
-			     " WHERE k IN (0, 1, 3)") == 3);
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 2") == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp"
+			       " WHERE k IN (0, 1, 3)") == 3);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 2") == 0);
 	grp_counts(f.s, &c1, &j1);
 	CHECK(c1 - c0 == 1); /* one commit ... */
 	CHECK(j1 - j0 == 3); /* ... for the three kept */
@@ -1190,7 +1173,7 @@ static void test_group_commit_shares_a_commit(void)
 	CHECK_ST(exec_sql(f.s, "INSERT INTO t_grp VALUES (9)"), SFS_OK);
 	CHECK_ST(set_nosync(&f, "after"), SFS_OK);
 	CHECK(read_as(f.s, &f, f.id, "after"));
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp") == 4);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp") == 4);
 	tfx_store_close(&f.dir, &f.s);
 }
 
@@ -1243,13 +1226,13 @@ static void test_group_commit_failure_fails_all(void)
 		CHECK_ST(m[i].begin, SFS_OK);
 		CHECK(m[i].end != SFS_OK);
 	}
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp_p") == 0);
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp_c") == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp_p") == 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp_c") == 0);
 	/* the turn and the group connection work on */
 	CHECK_ST(exec_sql(f.s, "INSERT INTO t_grp_p VALUES (5)"), SFS_OK);
 	CHECK_ST(set_nosync(&f, "after"), SFS_OK);
 	CHECK(read_as(f.s, &f, f.id, "after"));
-	CHECK(query_int(f.s, "SELECT count(*) FROM t_grp_p") == 1);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp_p") == 1);
 	tfx_store_close(&f.dir, &f.s);
 }
 
@@ -1338,7 +1321,7 @@ static void test_remove_sees_only_committed(void)
 	CHECK(r.removed == 0);
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM blob WHERE sha256 = '%s'", sha);
-	CHECK(query_int(f.s, sql) == 1);
+	CHECK(tfx_sql_int(f.s, sql) == 1);
 	CHECK(tfx_blob_exists(f.s, f.a.tenant, sha) == 1);
 	tfx_store_close(&f.dir, &f.s);
 }
