@@ -528,6 +528,173 @@ static enum sfs_status sure(struct sfs_store *s, const char *id,
 }
 
 /*
+ * What a send carries of its entry: the entry (busy while it is sent;
+ * NULL once dropped) and copies of what it kept (the entry may change
+ * meanwhile, under mu).
+ */
+struct taken {
+	struct pend *x;
+	char *name, *filename, *path;
+	char key[SFS_ID_SIZE];
+	struct sfs_file_update u; /* the kept times */
+	int times;		  /* set by utimens: PATCHed after */
+};
+
+static void taken_release(struct taken *t)
+{
+	free(t->name);
+	free(t->filename);
+	free(t->path);
+}
+
+/*
+ * The entry of id taken for a send: marked busy, what it kept copied
+ * into *t (*stp SFS_NOMEM when a copy failed). 1: taken; 0: not pending
+ * (any more); -1: unlinked before it was sent, *stp says so (nothing
+ * taken).
+ */
+static int take_entry(struct sfsi_rpend *p, const char *id, struct taken *t,
+		      enum sfs_status *stp, struct sfs_err *e)
+{
+	struct pend *x;
+
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_lock(&p->mu);
+	x = settled(p, id);
+	if (x && x->gone) {
+		pthread_mutex_unlock(&p->mu);
+		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+				"the file was removed before it was sent");
+		return -1;
+	}
+	if (x) {
+		x->busy = 1;
+		*stp = take_kept(x, &t->name, &t->path, &t->filename, &t->times,
+				 &t->u, e);
+		sfs_strlcpy(t->key, x->key, sizeof(t->key));
+	}
+	pthread_mutex_unlock(&p->mu);
+	t->x = x;
+	return x ? 1 : 0;
+}
+
+/*
+ * The create's answer (st, the file made in o) checked: a server that
+ * takes an idKey gives the id derived from it, any other breaks its own
+ * contract (never followed: no renumbering); a server that stopped
+ * taking idKey (its extensions turned off since the mount began)
+ * refuses it: said, not retried otherwise. *known = 1 when either made
+ * the send fail with an outcome that is not in doubt.
+ */
+static enum sfs_status check_answer(const struct taken *t, const char *id,
+				    const struct sfs_file *o,
+				    enum sfs_status st, int *known,
+				    struct sfs_err *e)
+{
+	if (!st && strcasecmp(o->id, id)) {
+		sfs_error("remote",
+			  "'%s%s': the server made it as '%s', not as '%s' "
+			  "(the id its idKey gives)",
+			  t->path, t->name, o->id, id);
+		*known = 1;
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the server gave the new file another id than "
+				"its idKey's");
+	}
+	if (st == SFS_INVALID && refused_key(e)) {
+		sfs_error("remote",
+			  "'%s%s' cannot be sent: the server no longer takes "
+			  "idKey (%s); remount",
+			  t->path, t->name, e->message);
+		sfs_err_init(e);
+		*known = 1; /* refused: nothing made */
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the server no longer takes idKey");
+	}
+	return st;
+}
+
+/*
+ * A file just made (o, the server's answer; answer: the caller takes
+ * it) whose times utimens set before: PATCHed now. The entry goes
+ * whatever the PATCH says (the file is the server's); a failed PATCH is
+ * the caller's error (the times it set are not there).
+ */
+static enum sfs_status patch_times(struct sfs_store *s, struct taken *t,
+				   struct sfs_file *o, int answer,
+				   struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	enum sfs_status st;
+
+	t->u.set = SFS_UPD_MTIME | SFS_UPD_ATIME;
+	st = sfsi_rkept_file_update(s, o->id, &t->u, NULL, e);
+	if (st) {
+		sfs_warn("remote", "'%s%s' was made, its times not set: %s",
+			 t->path, t->name, e ? e->message : "");
+	} else if (answer) {
+		/* the answer with the times */
+		o->mtime_ns = t->u.mtime_ns;
+		o->atime_ns = t->u.atime_ns;
+	}
+	t->times = 0;
+	pthread_mutex_lock(&p->mu);
+	unlink_pend(p, t->x);
+	pend_free(t->x);
+	t->x = NULL;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return st;
+}
+
+/*
+ * The entry after its send (st): dropped when the file was made, else
+ * kept, no longer busy (maybe: the outcome unknown or the id found
+ * taken; failed: the create was tried and failed).
+ */
+static void settle(struct sfsi_rpend *p, struct taken *t, enum sfs_status st,
+		   int maybe, int tried)
+{
+	if (!t->x)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (!st) {
+		unlink_pend(p, t->x);
+		pend_free(t->x);
+	} else {
+		t->x->maybe = maybe;
+		t->x->failed = tried;
+		t->x->busy = 0;
+	}
+	t->x = NULL;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * The caller's own file has the id: an earlier try's answer was lost.
+ * Resolved (adopted, the kept rename and times replayed): SFS_OK when it
+ * is an ordinary file now.
+ */
+static enum sfs_status id_taken(struct sfs_store *s, const char *id,
+				struct sfs_err *e)
+{
+	struct sfsi_rpend *p = sfsi_remote_pend(s);
+	enum sfs_status st;
+
+	sfs_debug("remote", "'%s' is on the server already: %s", id,
+		  e->message);
+	sfs_err_init(e);
+	st = sfsi_rpend_resolve(s, id, e);
+	if (!st && sfsi_rpend_has(p, id) > 0)
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "'%s': the server has this id and does not "
+			      "show it",
+			      id);
+	return st;
+}
+
+/*
  * Send the create of pending file id (with content, or empty: lazily
  * with lazy). 1 when it was pending: *stp its status (SFS_CONFLICT,
  * SFS_R_FILE_DELETED when it was unlinked); 0 when it is not (any more):
@@ -541,39 +708,26 @@ static int send_create(struct sfs_store *s, const char *id,
 {
 	struct sfsi_rpend *p = sfsi_remote_pend(s);
 	struct sfs_file_spec spec = { 0 };
-	struct sfs_file_update u = { 0 };
-	char *name = NULL, *filename = NULL, *path = NULL;
-	char key[SFS_ID_SIZE];
 	struct sfs_file mine, *o = out ? out : &mine;
-	enum sfs_status st = SFS_OK, ust;
-	struct pend *x;
-	int times = 0, tried = 0, maybe = 0, id_exists = 0, known = 0;
+	enum sfs_status st = SFS_OK;
+	struct taken t;
+	int taken, tried = 0, maybe = 0, id_exists = 0, known = 0;
 
 	if (!p)
 		return 0;
-	pthread_mutex_lock(&p->mu);
-	x = settled(p, id);
-	if (x && x->gone) {
-		pthread_mutex_unlock(&p->mu);
-		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
-				"the file was removed before it was sent");
-		return 1;
+	taken = take_entry(p, id, &t, &st, e);
+	if (taken <= 0) {
+		if (taken < 0)
+			*stp = st;
+		return taken < 0;
 	}
-	if (x) {
-		x->busy = 1;
-		st = take_kept(x, &name, &path, &filename, &times, &u, e);
-		sfs_strlcpy(key, x->key, sizeof(key));
-	}
-	pthread_mutex_unlock(&p->mu);
-	if (!x)
-		return 0;
 	sfs_file_init(o);
 	if (!st && content)
 		st = sfsi_stage_hash(content, e); /* the probe reads it all */
-	spec.name = name;
-	spec.filename = filename;
-	spec.path = path;
-	spec.id_key = key;
+	spec.name = t.name;
+	spec.filename = t.filename;
+	spec.path = t.path;
+	spec.id_key = t.key;
 	spec.no_suffix = 1;
 	spec.lazy = lazy && !content;
 	spec.listening = listening_of(content, flags);
@@ -583,94 +737,26 @@ static int send_create(struct sfs_store *s, const char *id,
 	 * it sets again after the commit (a utimens while written).
 	 */
 	if (content)
-		times = 0;
+		t.times = 0;
 	if (!st) {
 		tried = 1;
 		st = sfsi_rkept_file_create(s, &spec, content, o, e);
 	}
-	/* a server that takes an idKey gives the id derived from it: any
-	 * other breaks its own contract (never followed: no renumbering) */
-	if (!st && strcasecmp(o->id, id)) {
-		sfs_error("remote",
-			  "'%s%s': the server made it as '%s', not as '%s' "
-			  "(the id its idKey gives)",
-			  path, name, o->id, id);
-		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
-			      "the server gave the new file another id than "
-			      "its idKey's");
-		known = 1;
-	}
-	/* a server that stopped taking idKey (its extensions turned off
-	 * since the mount began) refuses it: said, not retried otherwise */
-	if (st == SFS_INVALID && refused_key(e)) {
-		sfs_error("remote",
-			  "'%s%s' cannot be sent: the server no longer takes "
-			  "idKey (%s); remount",
-			  path, name, e->message);
-		sfs_err_init(e);
-		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
-			      "the server no longer takes idKey");
-		known = 1; /* refused: nothing made */
-	}
-	if (!st && times) {
-		/* the file is made: a failed PATCH of its times is the
-		 * caller's error (the times it set are not there), but the
-		 * entry goes (the file is the server's) */
-		u.set = SFS_UPD_MTIME | SFS_UPD_ATIME;
-		ust = sfsi_rkept_file_update(s, o->id, &u, NULL, e);
-		if (ust) {
-			sfs_warn("remote",
-				 "'%s%s' was made, its times not set: %s", path,
-				 name, e ? e->message : "");
-			st = ust;
-		} else if (out) {
-			/* the answer with the times */
-			o->mtime_ns = u.mtime_ns;
-			o->atime_ns = u.atime_ns;
-		}
-		times = 0;
+	st = check_answer(&t, id, o, st, &known, e);
+	if (!st && t.times) {
+		st = patch_times(s, &t, o, out != NULL, e);
 		tried = 0; /* not the create's outcome */
-		pthread_mutex_lock(&p->mu);
-		unlink_pend(p, x);
-		pend_free(x);
-		x = NULL;
-		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
 	}
-	/* the caller's own file has the id: an earlier try's answer was
-	 * lost; resolved (adopted, the kept rename and times replayed) */
 	if (st == SFS_CONFLICT && e && e->reason == SFS_R_FILE_ID_EXISTS)
 		id_exists = 1;
 	else if (tried && st && !known && unknown_outcome(st))
 		maybe = 1;
-	if (x) {
-		pthread_mutex_lock(&p->mu);
-		if (!st) {
-			unlink_pend(p, x);
-			pend_free(x);
-		} else {
-			x->maybe = maybe || id_exists;
-			x->failed = tried;
-			x->busy = 0;
-		}
-		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-	}
-	free(name);
-	free(filename);
-	free(path);
+	settle(p, &t, st, maybe || id_exists, tried);
+	taken_release(&t);
 	if (st || o == &mine)
 		sfs_file_release(o);
 	if (id_exists) {
-		sfs_debug("remote", "'%s' is on the server already: %s", id,
-			  e->message);
-		sfs_err_init(e);
-		st = sfsi_rpend_resolve(s, id, e);
-		if (!st && sfsi_rpend_has(p, id) > 0)
-			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
-				      "'%s': the server has this id and "
-				      "does not show it",
-				      id);
+		st = id_taken(s, id, e);
 		if (!st)
 			return 0; /* an ordinary file now */
 	}
