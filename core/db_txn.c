@@ -530,6 +530,22 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 	return st;
 }
 
+/*
+ * A begin on a connection already in a transaction (outside a batch,
+ * whose levels nest) is the caller's bug: refused before the turn is
+ * touched. Left to SQLite, the BEGIN failed and its cleanup gave the
+ * turn away while the outer transaction went on (on the group's
+ * connection: two threads on one connection); on PostgreSQL the BEGIN
+ * only warned, and a failed one rolled the outer transaction back.
+ */
+static enum sfs_status in_txn(struct sfs_err *e)
+{
+	sfs_error("db", "a transaction begun inside another (a bug)");
+	return sfs_errf(e, SFS_IO, SFS_R_NONE,
+			"internal error: a transaction is already open on"
+			" this connection");
+}
+
 static enum sfs_status begin_write(struct db *d, int pg_kind, int alone,
 				   struct sfs_err *e)
 {
@@ -537,6 +553,8 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, int alone,
 
 	if (d->batched)
 		return sfsi_batch_begin(d, 1, e);
+	if (d->txn)
+		return in_txn(e);
 	if (d->pg) {
 		/* the change rows' origin: set by sfsi_pg_begin */
 		st = sfsi_pg_begin(d->pg, pg_kind, e);
@@ -595,6 +613,8 @@ enum sfs_status sfsi_db_begin_read(struct db *d, struct sfs_err *e)
 
 	if (d->batched)
 		return sfsi_batch_begin(d, 0, e);
+	if (d->txn)
+		return in_txn(e);
 	st = d->pg ? sfsi_pg_begin(d->pg, PG_BEGIN_READ, e)
 		   : sfsi_db_txn_stmt(d, "BEGIN", e);
 

@@ -1326,6 +1326,122 @@ static void test_remove_sees_only_committed(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* This thread holds the store's write turn. */
+static int holds_turn(struct sfs_store *s)
+{
+	int mine;
+
+	pthread_mutex_lock(&s->write_mu);
+	mine = s->write_busy && pthread_equal(s->write_owner, pthread_self());
+	pthread_mutex_unlock(&s->write_mu);
+	return mine;
+}
+
+/* The turn is nobody's. */
+static int turn_is_free(struct sfs_store *s)
+{
+	int busy;
+
+	pthread_mutex_lock(&s->write_mu);
+	busy = s->write_busy;
+	pthread_mutex_unlock(&s->write_mu);
+	return !busy;
+}
+
+typedef enum sfs_status (*begin_fn)(struct db *, struct sfs_err *);
+
+/*
+ * Every way to begin, on d already in a transaction: each is refused
+ * with an error that says so, and (SQLite) leaves the turn where it was.
+ */
+static void begins_refused(struct sfs_store *s, struct db *d, int turn)
+{
+	static const begin_fn begin[] = {
+		sfsi_db_begin,	      sfsi_db_begin_alone,
+		sfsi_db_begin_nosync, sfsi_db_begin_alone_nosync,
+		sfsi_db_begin_rows,   sfsi_db_begin_read,
+	};
+	struct sfs_err e;
+	size_t i;
+
+	for (i = 0; i < sizeof(begin) / sizeof(begin[0]); i++) {
+		sfs_err_init(&e);
+		CHECK_ST(begin[i](d, &e), SFS_IO);
+		CHECK(strstr(e.message, "already open") != NULL);
+		if (!th_is_pg())
+			CHECK(turn ? holds_turn(s) : turn_is_free(s));
+	}
+}
+
+/*
+ * A begin on a connection already in a transaction is refused, and the
+ * transaction goes on: in a group (another member queued), it kept the
+ * turn (review s12 finding 5: the failed BEGIN gave the turn to the
+ * member queued, which then ran on the group's connection beside this
+ * one); alone; after a read's begin. On PostgreSQL a nested BEGIN only
+ * warned.
+ */
+static void test_nested_begin_refused(void)
+{
+	struct member m = { 0 };
+	struct db *d = NULL;
+	struct queued q;
+	int64_t c0, j0, c1, j1;
+	pthread_t th;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	f.s->grp_hold_ms = HOLD_MS;
+	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_nest (k INTEGER PRIMARY KEY)"),
+		   SFS_OK);
+	grp_counts(f.s, &c0, &j0);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_nest VALUES (1)", NULL),
+		   SFS_OK);
+	m.s = f.s;
+	m.sql = "INSERT INTO t_nest VALUES (2)";
+	m.commit = 1;
+	if (!th_is_pg()) { /* a member waits to join the group */
+		REQUIRE(pthread_create(&th, NULL, member_run, &m) == 0);
+		q.s = f.s;
+		q.n = 1;
+		CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	}
+	begins_refused(f.s, d, 1);
+	CHECK_ST(sfsi_db_exec(d, "INSERT INTO t_nest VALUES (3)", NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	if (!th_is_pg()) {
+		pthread_join(th, NULL);
+		CHECK_ST(m.begin, SFS_OK);
+		CHECK_ST(m.end, SFS_OK);
+		grp_counts(f.s, &c1, &j1);
+		CHECK(c1 - c0 == 1 && j1 - j0 == 2); /* one group, both */
+	}
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_nest") ==
+	      (th_is_pg() ? 2 : 3));
+
+	/* a transaction of its own (its own connection on SQLite) */
+	REQUIRE_ST(sfsi_db_begin_alone(d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_nest VALUES (4)", NULL),
+		   SFS_OK);
+	begins_refused(f.s, d, 1);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_nest WHERE k = 4") == 1);
+
+	/* a read: no write begins inside it, no turn taken */
+	REQUIRE_ST(sfsi_db_begin_read(d, NULL), SFS_OK);
+	begins_refused(f.s, d, 0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_nest") > 0);
+	sfsi_db_rollback(d);
+	if (!th_is_pg())
+		CHECK(turn_is_free(f.s));
+	sfsi_db_put(d);
+	CHECK_ST(exec_sql(f.s, "INSERT INTO t_nest VALUES (5)"), SFS_OK);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 int main(void)
 {
 	RUN(test_batches_let_others_write);
@@ -1344,6 +1460,7 @@ int main(void)
 	RUN(test_group_commit_shares_a_commit);
 	RUN(test_group_commit_failure_fails_all);
 	RUN(test_remove_sees_only_committed);
+	RUN(test_nested_begin_refused);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
