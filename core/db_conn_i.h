@@ -53,6 +53,10 @@ struct db {
 	 */
 	struct db *fw;
 	int grp_first; /* that transaction began the group's (no savepoint) */
+	/* the store's group connection (grp_db): what ended its group */
+	int grp;
+	enum sfs_status grp_lost; /* a statement whose failure rolled the
+				     group back (SQLite did): its status */
 	/* the store's batch connection (sfs_store_batch): its levels */
 	int batched;
 	int sp;	     /* transactions begun and not ended, nested */
@@ -78,10 +82,18 @@ static inline struct db *db_live(struct db *d)
 	return d->fw ? d->fw : d;
 }
 
+/* db_txn.c: a statement on d failed with st (the group's end, if so). */
+void sfsi_db_grp_failed(struct db *d, enum sfs_status st);
+
 static inline enum sfs_status rc_status(struct db *d, int rc, struct sfs_err *e,
 					const char *what)
 {
-	return sfsi_db_rc_status(d ? db_live(d)->h : NULL, rc, e, what);
+	enum sfs_status st =
+		sfsi_db_rc_status(d ? db_live(d)->h : NULL, rc, e, what);
+
+	if (d && db_live(d)->grp)
+		sfsi_db_grp_failed(db_live(d), st);
+	return st;
 }
 
 /* db.c */

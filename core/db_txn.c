@@ -361,14 +361,19 @@ static int grp_begin(struct db *d, enum sfs_status *st, struct sfs_err *e)
 	pthread_mutex_lock(&s->write_mu);
 	first = !s->grp_open;
 	pthread_mutex_unlock(&s->write_mu);
-	if (first && !s->grp_db && sfsi_db_conn_new(s, &s->grp_db, NULL))
-		return 1; /* grp_db is the turn's holder's alone */
+	if (first && !s->grp_db) {
+		if (sfsi_db_conn_new(s, &s->grp_db, NULL))
+			return 1; /* grp_db is the turn's holder's alone */
+		s->grp_db->grp = 1;
+	}
 	w = s->grp_db;
 	*st = sfsi_db_txn_stmt(w, first ? "BEGIN IMMEDIATE" : "SAVEPOINT m", e);
 	if (*st && first) {
 		write_turn_end(d);
 		return 0;
 	}
+	if (first)
+		w->grp_lost = SFS_OK;
 	pthread_mutex_lock(&s->write_mu);
 	if (first) {
 		s->grp_open = 1;
@@ -384,6 +389,20 @@ static int grp_begin(struct db *d, enum sfs_status *st, struct sfs_err *e)
 	if (*st) /* the group goes on, or ends, without this one */
 		(void)grp_end(d, 0, NULL);
 	return 0;
+}
+
+/*
+ * A statement of a member failed on the group's connection w (its
+ * turn's holder calls): when SQLite rolled the whole transaction back
+ * for it (SQLITE_FULL, an I/O error, out of memory, in a statement
+ * without a statement journal), its status is what the group's members
+ * are told (a full disk is a full disk to each of them, not an
+ * internal error).
+ */
+void sfsi_db_grp_failed(struct db *w, enum sfs_status st)
+{
+	if (st && !w->grp_lost && sqlite3_get_autocommit(w->h))
+		w->grp_lost = st;
 }
 
 /* Reset what still runs on w: nothing of a member outlives its turn. */
@@ -451,7 +470,7 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 	struct sfs_store *s = d->s;
 	struct db *w = d->fw;
 	struct sfsi_grp_ticket me = { NULL, SFS_OK, 0 };
-	enum sfs_status st = SFS_OK, gst = SFS_OK;
+	enum sfs_status st = SFS_OK, gst = SFS_OK, why;
 	int kept = 0, undone = 1, lost, more, hold;
 
 	if (commit && d->grp_first == GRP_SAVEPOINT) {
@@ -476,7 +495,8 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 		 * full disk), its first member undid it, or a member's
 		 * changes could not be undone alone (they must not be
 		 * committed): nothing to commit; what the members done had
-		 * is lost */
+		 * is lost, for the reason the statement that ended it had */
+		why = lost && w->grp_lost ? w->grp_lost : SFS_IO;
 		if (!sqlite3_get_autocommit(w->h)) {
 			pthread_mutex_unlock(&s->write_mu);
 			(void)sfsi_db_txn_stmt(w, "ROLLBACK", NULL);
@@ -484,10 +504,10 @@ static enum sfs_status grp_end(struct db *d, int commit, struct sfs_err *e)
 		}
 		if (lost && s->grp_tickets)
 			sfs_error("db", "a group of commits was rolled back");
-		grp_settle(s, w, SFS_IO);
+		grp_settle(s, w, why);
 		pthread_mutex_unlock(&s->write_mu);
-		if (kept && !st)
-			st = grp_error(SFS_IO, e);
+		if (commit && (kept || lost))
+			st = grp_error(why, e);
 		return st;
 	}
 	s->grp_kept += kept;

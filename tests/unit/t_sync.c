@@ -8,9 +8,13 @@
  * (and SQLite's) reach it, and it fails while `fail_syncs` is set.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <pthread.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "blob_i.h"
 #include "db_i.h"
@@ -1059,6 +1063,7 @@ struct member {
 	const char *sql;
 	int commit;
 	enum sfs_status begin, end;
+	enum sfs_status ran; /* the sql's */
 };
 
 /* One write transaction: begin, sql, commit or roll back. */
@@ -1070,7 +1075,7 @@ static void *member_run(void *p)
 	m->begin = sfsi_db_get(m->s, &d, NULL);
 	if (!m->begin)
 		m->begin = sfsi_db_begin(d, NULL);
-	if (!m->begin && sfsi_db_exec(d, m->sql, NULL))
+	if (!m->begin && (m->ran = sfsi_db_exec(d, m->sql, NULL)))
 		m->begin = SFS_IO;
 	if (m->begin)
 		m->end = SFS_IO;
@@ -1326,6 +1331,158 @@ static void test_remove_sees_only_committed(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/*
+ * A group of two: the first member adds a row and is done; the next runs
+ * sql, which fails with SQLITE_FULL and makes SQLite roll the whole
+ * group back (a statement without a statement journal). The first
+ * member's commit fails with the status that says why, no space, not an
+ * internal error (review s12 finding 4); nothing of the group stays.
+ */
+static void lost_group(struct fx *f, const char *sql)
+{
+	struct member m = { 0 };
+	struct db *d = NULL;
+	struct sfs_err e;
+	struct queued q;
+	pthread_t th;
+
+	f->s->grp_hold_ms = HOLD_MS;
+	REQUIRE_ST(sfsi_db_get(f->s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_full VALUES (1)", NULL),
+		   SFS_OK);
+	m.s = f->s;
+	m.sql = sql;
+	m.commit = 1;
+	REQUIRE(pthread_create(&th, NULL, member_run, &m) == 0);
+	q.s = f->s;
+	q.n = 1;
+	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	sfs_err_init(&e);
+	CHECK_ST(sfsi_db_commit(d, &e), SFS_NO_SPACE);
+	CHECK(strstr(e.message, "no space") != NULL);
+	sfsi_db_put(d);
+	pthread_join(th, NULL);
+	CHECK_ST(m.ran, SFS_NO_SPACE);
+	CHECK(tfx_sql_int(f->s, "SELECT count(*) FROM t_full") == 0);
+}
+
+/* The store writes on (the group's connection among them). */
+static void writes_on(struct fx *f)
+{
+	struct db *d = NULL;
+
+	REQUIRE_ST(sfsi_db_get(f->s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+	CHECK_ST(sfsi_db_exec(d, "INSERT INTO t_full VALUES (zeroblob(100000))",
+			      NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	CHECK_ST(set_nosync(f, "after"), SFS_OK);
+	CHECK(read_as(f->s, f, f->id, "after"));
+	CHECK(tfx_sql_int(f->s, "SELECT count(*) FROM t_full") == 1);
+}
+
+/*
+ * The database's size limit (max_page_count, set by the member on the
+ * group's connection, undone after) gives SQLite's SQLITE_FULL where a
+ * full disk would.
+ */
+static void test_group_lost_says_why(void)
+{
+	struct db *d = NULL;
+	struct fx f;
+
+	if (th_is_pg())
+		return;
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_full (v BLOB)"), SFS_OK);
+	lost_group(&f, "PRAGMA max_page_count = 1;"
+		       " INSERT INTO t_full VALUES (zeroblob(1000000))");
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK); /* on the group's */
+	CHECK_ST(sfsi_db_exec(d, "PRAGMA max_page_count = 4294967294", NULL),
+		 SFS_OK);
+	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+	sfsi_db_put(d);
+	writes_on(&f);
+	tfx_store_close(&f.dir, &f.s);
+}
+
+#define FULL_FS "size=32m,mode=1777" /* the full disk's tmpfs */
+#define FULL_ROW "40000000"	     /* bytes: more than it holds */
+
+/* Fill the file system of path up: write until ENOSPC; 0 when full. */
+static int fill_up(const char *path)
+{
+	static char buf[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while ((n = write(fd, buf, sizeof(buf))) > 0)
+		;
+	n = n < 0 && errno == ENOSPC ? 0 : -1;
+	close(fd);
+	return (int)n;
+}
+
+/* The child of test_group_lost_on_a_full_disk: its result is its exit. */
+static int full_disk_child(void)
+{
+	char filler[4096];
+	struct fx f;
+
+	/* /tmp, where the store is made, a small tmpfs of this process */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/tmp", "tmpfs", 0, FULL_FS) < 0) {
+		perror("t_sync: a tmpfs in a mount namespace of its own");
+		return 3;
+	}
+	th_cur_failed = 0;
+	if (fx_open(&f) != 0)
+		return 4;
+	if (exec_sql(f.s, "CREATE TABLE t_full (v BLOB)"))
+		return 5;
+	snprintf(filler, sizeof(filler), "%s/filler", f.dir);
+	if (fill_up(filler) < 0) {
+		perror("t_sync: filling the tmpfs");
+		return 6;
+	}
+	/* the row overflows SQLite's cache: its pages go to the WAL, which
+	 * the disk has no room for */
+	lost_group(&f, "INSERT INTO t_full VALUES (zeroblob(" FULL_ROW "))");
+	unlink(filler);
+	writes_on(&f);
+	tfx_store_close(&f.dir, &f.s);
+	return th_cur_failed ? 1 : 0;
+}
+
+/*
+ * The same on a disk that is full: the store on a small tmpfs (in a
+ * mount namespace of a child, gone with it), the rest of it taken by a
+ * file; ENOSPC writing the WAL is SQLite's SQLITE_FULL.
+ */
+static void test_group_lost_on_a_full_disk(void)
+{
+	int status = 0;
+	pid_t pid;
+
+	if (th_is_pg())
+		return;
+	fflush(NULL);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		_exit(full_disk_child());
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status));
+	CHECK_ST(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+}
+
 /* This thread holds the store's write turn. */
 static int holds_turn(struct sfs_store *s)
 {
@@ -1461,6 +1618,8 @@ int main(void)
 	RUN(test_group_commit_failure_fails_all);
 	RUN(test_remove_sees_only_committed);
 	RUN(test_nested_begin_refused);
+	RUN(test_group_lost_says_why);
+	RUN(test_group_lost_on_a_full_disk);
 	RUN(test_write_turn_times_out);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
