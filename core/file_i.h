@@ -36,8 +36,12 @@ enum sfs_status sfsi_file_clear_listening(struct db *d, int64_t ino,
  * them; FROM clause aliases: f = file, u = owner user, t = tenant.
  */
 #define FILE_COLS                                                              \
-	"f.id, f.uuid, f.owner_id, u.uuid, f.tenant_id, t.uuid, f.name,"       \
-	" f.filename, f.description, f.dir, f.metadata, f.mime,"               \
+	"f.id, f.uuid, f.owner_id, u.uuid, f.tenant_id, "                      \
+	"t.uuid," FILE_COLS_REST
+/* FILE_COLS after the tenant's uuid (a query that knows the owner's and
+ * the tenant's uuids without joining their rows to each file) */
+#define FILE_COLS_REST                                                         \
+	" f.name, f.filename, f.description, f.dir, f.metadata, f.mime,"       \
 	" f.source_uri, f.ingest_error, f.size, f.duration, f.sha256,"         \
 	" f.ingestion, f.is_deleted, f.is_purged, f.is_discarded,"             \
 	" f.created_at, f.deleted_at, f.purged_at, f.purge_at,"                \
