@@ -7,7 +7,8 @@ run, as ratios.
    (wrk, rounds alternating between the two daemons; the answer cache off
    on both, so that every answer is made afresh: credentials, the file's
    row, JSON). Target: PostgreSQL <= 1.5 x SQLite. The per-request cost is
-   printed so that the scaling to more cores can be computed. Then the
+   printed so that the scaling to more cores can be computed: the
+   daemon's, and the PostgreSQL server's own CPU per GET. Then the
    same with the answer cache on (the default), repeated GETs answered
    from it on both.
 2. bench_core's three list queries (a directory page, a recursive tag
@@ -83,8 +84,9 @@ def one_file(base, key):
 
 
 def get_cpu(work, server, secs, rounds, cache=False):
-    """[(kind, req/s, us per GET)] of rounds alternating SQLite, PG; with
-    cache, the answer cache on (its default), else off."""
+    """[(kind, req/s, us per GET, the server's us per GET)] of rounds
+    alternating SQLite, PG; with cache, the answer cache on (its
+    default), else off."""
     procs = []
     try:
         daemons = {}
@@ -103,10 +105,16 @@ def get_cpu(work, server, secs, rounds, cache=False):
         out = []
         for _ in range(rounds):
             for kind, (proc, url, key) in daemons.items():
+                # the server's processes (its backends are the
+                # postmaster's children): its own CPU per GET
+                t0 = bh.tree_ticks(server.proc.pid)
                 rate, us = bh.wrk(url, secs, key, proc.pid)
-                out.append((kind, rate, us))
-                log("  %-6s %8.0f GET/s  %6.1f us CPU per GET" % (
-                    kind, rate, us))
+                srv = ((bh.tree_ticks(server.proc.pid) - t0) * 1e6 /
+                       os.sysconf("SC_CLK_TCK") / max(rate * secs, 1))
+                out.append((kind, rate, us, srv))
+                log("  %-6s %8.0f GET/s  %6.1f us CPU per GET%s" % (
+                    kind, rate, us, " (the PostgreSQL server: %.1f us)"
+                    % srv if kind == "pg" else ""))
         return out
     finally:
         for p in procs:
@@ -211,21 +219,23 @@ def core_queries(work, server, files, fill):
 def get_part(work, server, secs, rounds):
     """Part 1: the GET made afresh, then from the answer cache."""
     runs = get_cpu(work, server, secs, rounds)
-    lite = median([us for k, _, us in runs if k == "sqlite"])
-    post = median([us for k, _, us in runs if k == "pg"])
+    lite = median([us for k, _, us, _ in runs if k == "sqlite"])
+    post = median([us for k, _, us, _ in runs if k == "pg"])
+    srv = median([s for k, _, _, s in runs if k == "pg"])
     ratio = post / lite
     log("GET /files/{id}, daemon CPU per request (median of %d rounds "
         "of %d s each): PostgreSQL %.1f us, SQLite %.1f us; ratio "
         "%.2f (target <= %.1f: %s); per request on PostgreSQL %.1f us "
-        "of the daemon = %.0f GET/s per core of daemon CPU" % (
+        "of the daemon = %.0f GET/s per core of daemon CPU, and %.1f us "
+        "of the PostgreSQL server = %.0f GET/s per core of server CPU" % (
             rounds, secs, post, lite, ratio, TARGET_GET,
             "met" if ratio <= TARGET_GET else "MISSED", post,
-            1e6 / post))
+            1e6 / post, srv, 1e6 / srv if srv > 0 else 0))
     # the same GET repeated, from each daemon's answer cache (on
     # PostgreSQL kept valid by the store's notices, keycache.c)
     runs = get_cpu(work, server, secs, rounds, cache=True)
-    lite = median([us for k, _, us in runs if k == "sqlite"])
-    post = median([us for k, _, us in runs if k == "pg"])
+    lite = median([us for k, _, us, _ in runs if k == "sqlite"])
+    post = median([us for k, _, us, _ in runs if k == "pg"])
     log("the same GET from the answer cache (http.response_cache "
         "default), daemon CPU per request: PostgreSQL %.1f us, SQLite "
         "%.1f us; ratio %.2f" % (post, lite, post / lite))
