@@ -230,6 +230,20 @@ static enum sfs_status insert_row(struct db *d, int64_t tenant,
 	return sfsi_db_run(q, e);
 }
 
+enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
+				int nosync, struct sfs_err *e)
+{
+	struct sfs_store *s = sfsi_db_store(d);
+	/* small bytes go into the row: no round trip for them */
+	int alone = st && s->blob_be && s->blob_be->remote &&
+		    !sfsi_blob_inline_size(s, sfs_stage_size(st));
+
+	if (alone)
+		return nosync ? sfsi_db_begin_alone_nosync(d, e)
+			      : sfsi_db_begin_alone(d, e);
+	return nosync ? sfsi_db_begin_nosync(d, e) : sfsi_db_begin(d, e);
+}
+
 enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 				    struct sfs_stage *st, int64_t *added_bytes,
 				    struct sfs_err *e)

@@ -122,6 +122,12 @@ struct sfsi_blob_backend {
 	void (*stream)(struct sfs_store *s, struct sfs_stage *st);
 	/* The stage goes without a commit: stop and undo its stream. */
 	void (*stream_free)(struct sfs_store *s, struct sfs_stage *st);
+	/*
+	 * store and stat are round trips to another machine (an object
+	 * store): a transaction that calls them does not join a group of
+	 * commits (sfsi_blob_begin).
+	 */
+	int remote;
 };
 
 extern const struct sfsi_blob_backend sfsi_blob_local;
@@ -147,6 +153,17 @@ void sfsi_blob_backend_close(struct sfs_store *s);
 enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 				    struct sfs_stage *st, int64_t *added_bytes,
 				    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * Begin d's write transaction for one that will reference the stage st
+ * (sfsi_blob_ref_stage; st may be NULL): nosync as sfsi_db_begin_nosync,
+ * and of its own (sfsi_db_begin_alone) when that reference makes the
+ * backend's round trips under the write lock (an object store's HEAD,
+ * and the upload again when the object went meanwhile): in a group of
+ * commits every member done before it would wait for them.
+ */
+enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
+				int nosync, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Hash the stage and freeze it, outside any transaction, and let the

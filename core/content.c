@@ -123,7 +123,8 @@ enum sfs_status sfs_file_set_content_if(struct sfs_store *s,
 		return ret;
 	sfsi_audio_probe_stage(content, &duration, mime, sizeof(mime));
 	/* made durable below, with concurrent commits (group commit) */
-	ret = sfsi_file_begin_nosync(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
+	ret = sfsi_file_begin_content(s, a, id, SFS_SCOPE_WRITE, content, &d,
+				      &f, e);
 	if (ret)
 		return ret;
 	ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);

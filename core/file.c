@@ -771,7 +771,7 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	/* lazy: durable with the file's content, or sfs_file_sync */
-	ret = sp->lazy ? sfsi_db_begin_nosync(d, e) : sfsi_db_begin(d, e);
+	ret = sfsi_blob_begin(d, content, sp->lazy, e);
 	if (ret)
 		goto out;
 	ret = insert_file(d, a, sp, path.buf, content, duration,
@@ -887,11 +887,12 @@ enum sfs_status sfs_file_get_ino(struct sfs_store *s, const struct sfs_actor *a,
 /*
  * Open a write transaction and resolve the file in it, so that the checks
  * and the change see one state even with other processes writing.
+ * content: the new content it will reference (sfsi_blob_begin), or NULL.
  */
-static enum sfs_status file_begin(struct sfs_store *s,
-				  const struct sfs_actor *a, const char *id,
-				  unsigned scope, int nosync, struct db **dp,
-				  struct sfs_file *f, struct sfs_err *e)
+static enum sfs_status
+file_begin(struct sfs_store *s, const struct sfs_actor *a, const char *id,
+	   unsigned scope, int nosync, const struct sfs_stage *content,
+	   struct db **dp, struct sfs_file *f, struct sfs_err *e)
 {
 	enum sfs_status ret;
 
@@ -906,7 +907,7 @@ static enum sfs_status file_begin(struct sfs_store *s,
 	ret = sfsi_db_get(s, dp, e);
 	if (ret)
 		return ret;
-	ret = nosync ? sfsi_db_begin_nosync(*dp, e) : sfsi_db_begin(*dp, e);
+	ret = sfsi_blob_begin(*dp, content, nosync, e);
 	if (!ret)
 		ret = sfsi_file_resolve(*dp, a, id, 0, f, e);
 	if (ret) {
@@ -920,16 +921,17 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 				const char *id, unsigned scope, struct db **dp,
 				struct sfs_file *f, struct sfs_err *e)
 {
-	return file_begin(s, a, id, scope, 0, dp, f, e);
+	return file_begin(s, a, id, scope, 0, NULL, dp, f, e);
 }
 
-enum sfs_status sfsi_file_begin_nosync(struct sfs_store *s,
-				       const struct sfs_actor *a,
-				       const char *id, unsigned scope,
-				       struct db **dp, struct sfs_file *f,
-				       struct sfs_err *e)
+enum sfs_status sfsi_file_begin_content(struct sfs_store *s,
+					const struct sfs_actor *a,
+					const char *id, unsigned scope,
+					const struct sfs_stage *content,
+					struct db **dp, struct sfs_file *f,
+					struct sfs_err *e)
 {
-	return file_begin(s, a, id, scope, 1, dp, f, e);
+	return file_begin(s, a, id, scope, 1, content, dp, f, e);
 }
 
 enum sfs_status sfsi_file_end(struct sfs_store *s, struct db *d,

@@ -102,12 +102,17 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 				const char *id, unsigned scope, struct db **dp,
 				struct sfs_file *f,
 				struct sfs_err *e) SFS_MUST_CHECK;
-/* The same, for a commit made durable later by sfsi_db_sync. */
-enum sfs_status sfsi_file_begin_nosync(struct sfs_store *s,
-				       const struct sfs_actor *a,
-				       const char *id, unsigned scope,
-				       struct db **dp, struct sfs_file *f,
-				       struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The same for a new content of the file (sfsi_blob_begin: of its own
+ * when referencing it makes round trips), the commit made durable later
+ * by sfsi_db_sync.
+ */
+enum sfs_status sfsi_file_begin_content(struct sfs_store *s,
+					const struct sfs_actor *a,
+					const char *id, unsigned scope,
+					const struct sfs_stage *content,
+					struct db **dp, struct sfs_file *f,
+					struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * End what sfsi_file_begin started: roll back on ret, else commit; on
  * success with out, resolve the file again into out. Releases f and d.

@@ -284,7 +284,7 @@ static enum sfs_status begin_outcome(struct sfs_store *s,
 		ret = sfsi_db_get(s, d, e);
 	if (ret)
 		return ret;
-	ret = sfsi_db_begin(*d, e);
+	ret = sfsi_blob_begin(*d, stage, 0, e);
 	if (!ret)
 		ret = sfsi_job_holds(*d, j, e);
 	if (!ret)

@@ -33,6 +33,7 @@
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "speechfs/util.h"
+#include "store_i.h"
 #include "testhelp.h"
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -1051,6 +1052,144 @@ static void test_crash_random_kills(void)
 	fx_close(&f);
 }
 
+/* ---- group commit and the backend's round trips ------------------------ */
+
+struct writer {
+	struct fx *f;
+	const unsigned char *buf;
+	size_t len;
+	char id[SFS_ID_SIZE]; /* set: a new version of it; else a new file */
+	int set;
+	enum sfs_status st;
+};
+
+/* A file with these bytes: a new one, or a new version of w->id. */
+static void *writer_run(void *p)
+{
+	struct writer *w = p;
+	struct sfs_stage *st;
+
+	if (!w->set) {
+		w->st = tfx_upload(w->f->s, &w->f->a, "big", w->buf, w->len,
+				   w->id, NULL);
+		return NULL;
+	}
+	st = tfx_stage(w->f->s, w->buf, w->len);
+	w->st = st ? sfs_file_set_content(w->f->s, &w->f->a, w->id, st, 0, NULL,
+					  NULL)
+		   : SFS_IO;
+	sfs_stage_free(st);
+	return NULL;
+}
+
+/* Wait until cond(arg) holds, at most ms (a deadline, not a measure). */
+static int wait_for(int (*cond)(void *), void *arg, int ms)
+{
+	int64_t until = sfs_mono_ns() + (int64_t)ms * 1000000;
+
+	while (!cond(arg)) {
+		if (sfs_mono_ns() >= until)
+			return cond(arg);
+		usleep(1000);
+	}
+	return 1;
+}
+
+/* Threads waiting for the write turn: to join a group, of their own. */
+static void turn_waits(struct sfs_store *s, int *member, int *plain)
+{
+	pthread_mutex_lock(&s->write_mu);
+	*member = s->grp_wait;
+	*plain = s->plain_wait;
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+static int one_waits(void *p)
+{
+	int member, plain;
+
+	turn_waits(p, &member, &plain);
+	return member + plain >= 1;
+}
+
+/* Groups committed and members in them so far. */
+static void grp_counts(struct sfs_store *s, int64_t *commits, int64_t *joined)
+{
+	pthread_mutex_lock(&s->write_mu);
+	*commits = s->grp_commits;
+	*joined = s->grp_joined;
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+/*
+ * A transaction that references a new content makes the backend's round
+ * trips under the write lock on an object store (s3_store's HEAD, a
+ * dedupe's HEAD): it takes a turn of its own and does not join a group,
+ * whose members done before it would all wait for them (review s12
+ * finding 2). Locally (a link and a directory's fsync) it joins. A
+ * transaction holds the turn with a row; a create of a 100 kB file, then
+ * a new version of it, queue behind it; its commit ends its group alone
+ * on s3, with the writer on local. The time that commit took is printed
+ * (no threshold: a measure, not a test).
+ */
+static void test_round_trips_not_in_a_group(void)
+{
+	static unsigned char buf[100000], back[100001];
+	struct writer w = { 0 };
+	size_t got = 0;
+	int64_t c0, j0, c1, j1, t0;
+	int member, plain, k;
+	struct db *d = NULL;
+	pthread_t th;
+	struct fx f;
+
+	if (th_is_pg())
+		return; /* no groups there */
+	REQUIRE(fx_open(&f) == 0);
+	f.s->grp_hold_ms = 3600000; /* the group is not ended by its age */
+	REQUIRE(tfx_sql(f.s, "CREATE TABLE t_one (k INTEGER PRIMARY KEY)") ==
+		0);
+	w.f = &f;
+	w.buf = buf;
+	w.len = sizeof(buf);
+	for (k = 0; k < 2; k++) {
+		tfx_fill(buf, sizeof(buf), 40 + (unsigned)k);
+		w.set = k;
+		REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+		REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
+		REQUIRE_ST(sfsi_db_exec(d,
+					k ? "INSERT INTO t_one VALUES (2)"
+					  : "INSERT INTO t_one VALUES (1)",
+					NULL),
+			   SFS_OK);
+		REQUIRE(pthread_create(&th, NULL, writer_run, &w) == 0);
+		CHECK(wait_for(one_waits, f.s, 30000));
+		turn_waits(f.s, &member, &plain);
+		if (th_s3)
+			CHECK(member == 0 && plain == 1);
+		else
+			CHECK(member == 1 && plain == 0);
+		grp_counts(f.s, &c0, &j0);
+		t0 = sfs_mono_ns();
+		CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
+		printf("# %s: a one-row commit with a %s queued: %.2f ms\n",
+		       th_s3 ? "s3" : "local", k ? "new version" : "create",
+		       (double)(sfs_mono_ns() - t0) / 1e6);
+		sfsi_db_put(d);
+		pthread_join(th, NULL);
+		CHECK_ST(w.st, SFS_OK);
+		grp_counts(f.s, &c1, &j1);
+		CHECK(c1 - c0 == 1);
+		CHECK(j1 - j0 == (th_s3 ? 1 : 2));
+		CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_one") == k + 1);
+		CHECK_ST(tfx_read(f.s, &f.a, w.id, SFS_CONTENT_ORIGINAL, back,
+				  sizeof(back), &got),
+			 SFS_OK);
+		CHECK(got == sizeof(buf) && !memcmp(back, buf, got));
+	}
+	fx_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_WARN);
@@ -1074,5 +1213,6 @@ int main(void)
 	RUN(test_crash_before_commit);
 	RUN(test_crash_before_commit_dedupe);
 	RUN(test_crash_random_kills);
+	RUN(test_round_trips_not_in_a_group);
 	return th_report();
 }
