@@ -120,6 +120,19 @@ enum sfs_status sfsi_fsck_tag_rows(struct db *d, int repair,
 	return ret;
 }
 
+/* After the first max_lines of n findings told, how many more (what). */
+static void say_rest(void (*say)(void *arg, const char *line), void *arg,
+		     int64_t n, int max_lines, const char *what)
+{
+	char line[256];
+
+	if (n <= max_lines || !say)
+		return;
+	snprintf(line, sizeof(line), "and %lld more %s differ",
+		 (long long)(n - max_lines), what);
+	say(arg, line);
+}
+
 enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
 				     void (*say)(void *arg, const char *line),
 				     void *arg, int64_t *found,
@@ -151,12 +164,7 @@ enum sfs_status sfsi_fsck_tag_counts(struct db *d, int repair, int max_lines,
 	sfsi_db_reset(st);
 	if (rc < 0)
 		return status_of(e);
-	if (n > max_lines && say) {
-		snprintf(line, sizeof(line),
-			 "and %lld more tag counters differ",
-			 (long long)(n - max_lines));
-		say(arg, line);
-	}
+	say_rest(say, arg, n, max_lines, "tag counters");
 	*found = n;
 	if (!n || !repair)
 		return SFS_OK;
@@ -261,12 +269,7 @@ enum sfs_status sfsi_fsck_tag_names(struct db *d, int repair, int max_lines,
 	sfsi_db_reset(st);
 	if (rc < 0)
 		return status_of(e);
-	if (n > max_lines && say) {
-		snprintf(line, sizeof(line),
-			 "and %lld more files' tag names differ",
-			 (long long)(n - max_lines));
-		say(arg, line);
-	}
+	say_rest(say, arg, n, max_lines, "files' tag names");
 	*found = n;
 	if (!n || !repair)
 		return SFS_OK;

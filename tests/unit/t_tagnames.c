@@ -16,6 +16,7 @@
 #include "speechfs/store.h"
 #include "db_i.h"
 #include "fixture.h"
+#include "fsck_i.h"
 #include "testhelp.h"
 
 struct fx {
@@ -318,6 +319,75 @@ static void test_fsck_tag_names(void)
 	fx_close(&f);
 }
 
+struct said {
+	int n;
+	char last[256];
+};
+
+/* fsck's say: count the lines, keep the last. */
+static void say_to(void *arg, const char *line)
+{
+	struct said *s = arg;
+
+	s->n++;
+	snprintf(s->last, sizeof(s->last), "%s", line);
+}
+
+/*
+ * fsck's tag checks tell at most max_lines findings and then, in one
+ * line, how many more: the files' tag names and the tag counters alike.
+ */
+static void test_fsck_tells_how_many_more(void)
+{
+	char x[SFS_ID_SIZE], y[SFS_ID_SIZE], z[SFS_ID_SIZE];
+	int64_t found = -1, repaired = 0;
+	struct db *d = NULL;
+	struct said s;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(mk(&f, &f.ann, "x", "a", x) == 0);
+	REQUIRE(mk(&f, &f.ann, "y", "b", y) == 0);
+	REQUIRE(mk(&f, &f.ann, "z", "c", z) == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE file SET tagnames = 'q'") == 0);
+	REQUIRE(tfx_sql(f.s, "UPDATE tag_count SET n = n + 5") == 0);
+	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
+	memset(&s, 0, sizeof(s));
+	CHECK_ST(sfsi_fsck_tag_names(d, 0, 1, say_to, &s, &found, &repaired,
+				     NULL),
+		 SFS_OK);
+	CHECK(found == 3 && s.n == 2);
+	CHECK_STR(s.last, "and 2 more files' tag names differ");
+	memset(&s, 0, sizeof(s));
+	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 1, say_to, &s, &found, &repaired,
+				      NULL),
+		 SFS_OK);
+	CHECK(found == 3 && s.n == 2);
+	CHECK_STR(s.last, "and 2 more tag counters differ");
+	/* as many as may be told: no such line */
+	memset(&s, 0, sizeof(s));
+	CHECK_ST(sfsi_fsck_tag_names(d, 0, 3, say_to, &s, &found, &repaired,
+				     NULL),
+		 SFS_OK);
+	CHECK(found == 3 && s.n == 3 && !strstr(s.last, "more"));
+	memset(&s, 0, sizeof(s));
+	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 3, say_to, &s, &found, &repaired,
+				      NULL),
+		 SFS_OK);
+	CHECK(found == 3 && s.n == 3 && !strstr(s.last, "more"));
+	/* nobody to tell: counted all the same */
+	CHECK_ST(sfsi_fsck_tag_names(d, 0, 1, NULL, NULL, &found, &repaired,
+				     NULL),
+		 SFS_OK);
+	CHECK(found == 3);
+	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 1, NULL, NULL, &found, &repaired,
+				      NULL),
+		 SFS_OK);
+	CHECK(found == 3 && repaired == 0);
+	sfsi_db_put(d);
+	fx_close(&f);
+}
+
 /*
  * v11 to v12: the copies are filled from the tags' rows without a change
  * row each, and kept from then on.
@@ -364,6 +434,7 @@ int main(void)
 	RUN(test_copy_follows_tags);
 	RUN(test_copy_not_a_change);
 	RUN(test_fsck_tag_names);
+	RUN(test_fsck_tells_how_many_more);
 	RUN(test_migrate_v11_tag_names);
 	return th_report();
 }
