@@ -488,6 +488,75 @@ static void test_migrate_v10_tag_fill(void)
 	tfx_store_close(&dir, &s);
 }
 
+/*
+ * v12 to v13 (SQLite): the blobs' WITHOUT ROWID table becomes a table
+ * with row ids, every row kept (bytes, size, references), (tenant,
+ * sha256) still unique, and the contents read and deduplicated as before.
+ */
+static void test_migrate_v12_blob_rows(void)
+{
+	struct sfs_actor u;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, t[SFS_ID_SIZE], a[SFS_ID_SIZE], b[SFS_ID_SIZE];
+	char c[SFS_ID_SIZE], sha[65], sha2[65], sql[256], got[64];
+	size_t n = 0;
+
+	if (th_is_pg())
+		return; /* PostgreSQL's blob table is a heap: no change */
+	REQUIRE(tfx_store(&dir, &s, NULL) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "u", NULL, &u) == 0);
+	REQUIRE_ST(tfx_upload(s, &u, "a.txt", "same bytes", 10, a, sha),
+		   SFS_OK);
+	REQUIRE_ST(tfx_upload(s, &u, "b.txt", "same bytes", 10, b, NULL),
+		   SFS_OK);
+	REQUIRE_ST(tfx_upload(s, &u, "c.txt", "other", 5, c, sha2), SFS_OK);
+	REQUIRE(tfx_blob_refs(s, u.tenant, sha) == 2);
+	/* the table as v3 to v12 had it */
+	CHECK(tfx_sql(s, "CREATE TABLE b12 AS SELECT tenant_id, sha256, size,"
+			 " refs, created_at, data FROM blob; DROP TABLE blob;"
+			 " CREATE TABLE blob("
+			 " tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+			 " sha256 TEXT NOT NULL, size INTEGER NOT NULL,"
+			 " refs INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+			 " data BLOB, PRIMARY KEY(tenant_id, sha256))"
+			 " WITHOUT ROWID; INSERT INTO blob SELECT * FROM b12;"
+			 " DROP TABLE b12; PRAGMA user_version = 12") == 0);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE"
+			     " name = 'blob' AND sql LIKE '%WITHOUT ROWID%'") ==
+	      1);
+	sfs_store_close(s);
+	s = NULL;
+	REQUIRE_ST(sfs_store_open(dir, NULL, &s, NULL), SFS_OK);
+	CHECK(tfx_sql_int(s, "PRAGMA user_version") == DB_SCHEMA_VERSION);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM sqlite_schema WHERE"
+			     " name = 'blob' AND sql LIKE '%WITHOUT ROWID%'") ==
+	      0);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM blob") == 2);
+	CHECK(tfx_blob_refs(s, u.tenant, sha) == 2);
+	CHECK(tfx_blob_refs(s, u.tenant, sha2) == 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT size FROM blob WHERE sha256 = '%s'"
+		 " AND data = CAST('other' AS BLOB)",
+		 sha2);
+	CHECK(tfx_sql_int(s, sql) == 5);
+	CHECK(tfx_read(s, &u, b, SFS_CONTENT_ORIGINAL, got, sizeof(got), &n) ==
+		      SFS_OK &&
+	      n == 10 && !memcmp(got, "same bytes", 10));
+	/* one row per (tenant, sha256), as the key made it */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO blob(tenant_id, sha256, size, refs, created_at)"
+		 " VALUES (%lld, '%s', 5, 1, 0)",
+		 (long long)u.tenant, sha2);
+	CHECK(tfx_sql(s, "%s", sql) != 0);
+	/* the same bytes again: one more reference, no new row */
+	REQUIRE_ST(tfx_upload(s, &u, "d.txt", "other", 5, c, NULL), SFS_OK);
+	CHECK(tfx_blob_refs(s, u.tenant, sha2) == 2);
+	CHECK(tfx_sql_int(s, "SELECT count(*) FROM blob") == 2);
+	CHECK(tfx_fsck_lines(s, 0, NULL) == 0);
+	tfx_store_close(&dir, &s);
+}
+
 static void test_bad_database(void)
 {
 	char *dir = th_tmpdir(), path[4096];
@@ -907,6 +976,7 @@ int main(void)
 	RUN(test_migrate_v8_tag_count);
 	RUN(test_migrate_v9_tag_rows);
 	RUN(test_migrate_v10_tag_fill);
+	RUN(test_migrate_v12_blob_rows);
 	RUN(test_tag_rows_filled_by_the_database);
 	RUN(test_bad_database);
 	RUN(test_config);
