@@ -234,9 +234,8 @@ enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
 				int nosync, struct sfs_err *e)
 {
 	struct sfs_store *s = sfsi_db_store(d);
-	/* small bytes go into the row: no round trip for them */
-	int alone = st && s->blob_be && s->blob_be->remote &&
-		    !sfsi_blob_inline_size(s, sfs_stage_size(st));
+	/* small bytes go into the row: nothing outside the database */
+	int alone = st && !sfsi_blob_inline_size(s, sfs_stage_size(st));
 
 	if (alone)
 		return nosync ? sfsi_db_begin_alone_nosync(d, e)

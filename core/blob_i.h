@@ -122,12 +122,6 @@ struct sfsi_blob_backend {
 	void (*stream)(struct sfs_store *s, struct sfs_stage *st);
 	/* The stage goes without a commit: stop and undo its stream. */
 	void (*stream_free)(struct sfs_store *s, struct sfs_stage *st);
-	/*
-	 * store and stat are round trips to another machine (an object
-	 * store): a transaction that calls them does not join a group of
-	 * commits (sfsi_blob_begin).
-	 */
-	int remote;
 };
 
 extern const struct sfsi_blob_backend sfsi_blob_local;
@@ -157,10 +151,11 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 /*
  * Begin d's write transaction for one that will reference the stage st
  * (sfsi_blob_ref_stage; st may be NULL): nosync as sfsi_db_begin_nosync,
- * and of its own (sfsi_db_begin_alone) when that reference makes the
- * backend's round trips under the write lock (an object store's HEAD,
- * and the upload again when the object went meanwhile): in a group of
- * commits every member done before it would wait for them.
+ * and of its own (sfsi_db_begin_alone) when the stage's bytes are not
+ * kept in the row: the backend's store then waits for a device or the
+ * network under the write lock (local: a link and its directory's fsync;
+ * s3: the HEAD that checks the object, the upload again if it went),
+ * and in a group of commits every member done before it would wait too.
  */
 enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
 				int nosync, struct sfs_err *e) SFS_MUST_CHECK;

@@ -572,5 +572,4 @@ const struct sfsi_blob_backend sfsi_blob_s3 = {
 	.sweep = s3_sweep,
 	.stream = sfsi_s3_stream_start,
 	.stream_free = sfsi_s3_stream_free,
-	.remote = 1,
 };

@@ -104,7 +104,7 @@ enum sfs_status sfsi_file_begin(struct sfs_store *s, const struct sfs_actor *a,
 				struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * The same for a new content of the file (sfsi_blob_begin: of its own
- * when referencing it makes round trips), the commit made durable later
+ * when its bytes are not kept in the row), the commit made durable later
  * by sfsi_db_sync.
  */
 enum sfs_status sfsi_file_begin_content(struct sfs_store *s,
