@@ -83,14 +83,18 @@ class Server:
                 p.stderr[-2000:]))
         return p.stdout
 
-    def start(self):
+    def start(self, reuse=False):
+        """Start the server; with reuse, on the cluster a former start
+        left in base (a benchmark's kept stores), else on a new one."""
         bindir = _bindir()
         for d in (self.base, self.sock):
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, self.uid, self.gid)
-        self._run([os.path.join(bindir, "initdb"), "-D", str(self.data),
-                   "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
-                   "--no-sync", "-U", USER])
+        made = not (reuse and (self.data / "PG_VERSION").exists())
+        if made:
+            self._run([os.path.join(bindir, "initdb"), "-D",
+                       str(self.data), "--auth=trust", "--encoding=UTF8",
+                       "--locale=C.UTF-8", "--no-sync", "-U", USER])
         logf = open(self.log, "w")
         os.chown(self.log, self.uid, self.gid)
         # no TCP at all; a socket only this directory holds
@@ -118,7 +122,8 @@ class Server:
                 raise ServerError("postgres did not answer in 60 s:\n" +
                                   self.tail())
             time.sleep(0.05)
-        self.psql("postgres", "CREATE DATABASE speechfs_test")
+        if made:
+            self.psql("postgres", "CREATE DATABASE speechfs_test")
         return self
 
     def tail(self, n=4000):

@@ -22,6 +22,12 @@ run, as ratios.
    SQLite's right after its fill, before its names' index (bench_core),
    is printed beside.
 
+SFS_BENCH_PG_KEEP=DIR keeps the stores of part 2 and the server's cluster
+in DIR and reuses them in later runs (a 1,000,000-file fill and move take
+ten minutes and more): the SQLite store and its copy moved into
+PostgreSQL, timed in SFS_BENCH_PG_ROUNDS rounds alternating between them,
+medians printed; remove DIR for a new fill.
+
 The PostgreSQL server is the tests' (tests/pg.py: a throwaway cluster on a
 UNIX socket, started and stopped here; fsync off, as a test server: these
 are read measures). SFS_BENCH_PG_ONLY=get runs part 1 alone, =queries
@@ -167,6 +173,79 @@ def query_times(out):
 FILL = re.compile(r"fill \(create_many\)\s+[0-9.]+/s .*\(([0-9.]+) s\)")
 
 
+def move_to_pg(store, server, files, fill_secs):
+    """Move store's metadata into a new database of server with
+    `speechfsd db migrate --to`; its seconds."""
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [str(BUILD / "speechfsd"), "db", "migrate", "--to",
+         server.url(server.new_database()), "--schema", "bench",
+         "--store", str(store)],
+        capture_output=True, text=True, timeout=4 * 3600)
+    secs = time.monotonic() - t0
+    if p.returncode != 0:
+        raise bh.BenchError("db migrate failed:\n%s%s" % (
+            p.stdout[-2000:], p.stderr[-2000:]))
+    log("  db migrate --to PostgreSQL: %.1f s (%.0f files/s); "
+        "SQLite fill + migrate: %.0f files/s" % (
+            secs, files / secs, files / (fill_secs + secs)))
+    return secs
+
+
+def kept_stores(keep, server, files):
+    """(SQLite store, PostgreSQL store) kept in keep: reused when keep
+    holds them (a 1,000,000-file fill and move take ten minutes and
+    more), else made there: bench_core's fill, a copy of it moved into
+    PostgreSQL (the SQLite store stays as the baseline)."""
+    mark = keep / "stores"
+    lite, post = keep / "sqlite" / "store", keep / "pg" / "store"
+    if mark.exists():
+        n = int(mark.read_text().split()[0])
+        if n != files:
+            raise bh.BenchError("%s holds stores of %d files, not %d "
+                                "(remove it for a new fill)" % (
+                                    keep, n, files))
+        log("  the stores kept in %s (%d files), reused" % (keep, n))
+        return lite, post
+    env = dict(os.environ, SFS_BENCH_FILES=str(files),
+               SFS_BENCH_NO_INGEST="1", SFS_BENCH_KEEP="1")
+    out = bench_core(env, "SQLite, filled")
+    m = re.search(r"store kept in (\S+)", out)
+    fm = FILL.search(out)
+    if not m or not fm:
+        raise bh.BenchError("bench_core kept no store:\n" + out)
+    store = pathlib.Path(m.group(1))
+    for d in (lite.parent, post.parent):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    shutil.move(str(store), str(lite))
+    shutil.rmtree(store.parent, ignore_errors=True)
+    shutil.copytree(lite, post, symlinks=True)
+    move_to_pg(post, server, files, float(fm.group(1)))
+    mark.write_text("%d\n" % files)
+    return lite, post
+
+
+def kept_queries(keep, server, files, rounds):
+    """{backend: {query: (p50, p99)}}: the medians of rounds of
+    bench_core on the kept stores, SQLite and PostgreSQL alternating."""
+    lite, post = kept_stores(keep, server, files)
+    env = dict(os.environ, SFS_BENCH_NO_INGEST="1")
+    runs = {"SQLite": [], "PostgreSQL": []}
+    for i in range(rounds):
+        for kind, store in (("SQLite", lite), ("PostgreSQL", post)):
+            q = query_times(bench_core(dict(env, SFS_BENCH_STORE=str(
+                store)), kind))
+            runs[kind].append(q)
+            log("  round %d %-10s tag filter p50 %.3f ms, dir page p99 "
+                "%.2f ms (load %.1f)" % (i + 1, kind, q["tag"][0],
+                                         q["dir"][1], os.getloadavg()[0]))
+    return {kind: {k: tuple(median([r[k][j] for r in rs])
+                            for j in (0, 1))
+                   for k in ("dir", "tag", "name")}
+            for kind, rs in runs.items()}
+
+
 def core_queries(work, server, files, fill):
     """{backend: {query: (p50, p99)}} from bench_core on each backend.
 
@@ -195,19 +274,7 @@ def core_queries(work, server, files, fill):
         raise bh.BenchError("bench_core kept no store:\n" + out)
     store = pathlib.Path(m.group(1))
     try:
-        t0 = time.monotonic()
-        p = subprocess.run(
-            [str(BUILD / "speechfsd"), "db", "migrate", "--to",
-             server.url(server.new_database()), "--schema", "bench",
-             "--store", str(store)],
-            capture_output=True, text=True, timeout=4 * 3600)
-        secs = time.monotonic() - t0
-        if p.returncode != 0:
-            raise bh.BenchError("db migrate failed:\n%s%s" % (
-                p.stdout[-2000:], p.stderr[-2000:]))
-        log("  db migrate --to PostgreSQL: %.1f s (%.0f files/s); "
-            "SQLite fill + migrate: %.0f files/s" % (
-                secs, files / secs, files / (float(fm.group(1)) + secs)))
+        secs = move_to_pg(store, server, files, float(fm.group(1)))
         out = bench_core(dict(env, SFS_BENCH_STORE=str(store)),
                          "PostgreSQL")
         res["PostgreSQL"] = query_times(out)
@@ -250,16 +317,24 @@ def main():
     if fill not in ("migrate", "direct"):
         log("SFS_BENCH_PG_FILL is 'migrate' or 'direct'")
         return 2
+    keep = os.environ.get("SFS_BENCH_PG_KEEP", "")
+    keep = pathlib.Path(keep).resolve() if keep else None
     work = pathlib.Path(tempfile.mkdtemp(prefix="sfs-bench-pg-"))
     os.chmod(work, 0o755)  # the server runs as the postgres user
-    server = pg.Server(work / "postgres")
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        os.chmod(keep, 0o755)
+    server = pg.Server((keep or work) / "postgres")
     log("load: %.2f %.2f %.2f (1, 5, 15 min) before" % os.getloadavg())
     try:
-        server.start()
+        server.start(reuse=keep is not None)
         if only != "queries":
             get_part(work, server, secs, rounds)
-        if only != "get":
+        if only != "get" and keep:
+            q = kept_queries(keep, server, files, rounds)
+        elif only != "get":
             q, _ = core_queries(work, server, files, fill)
+        if only != "get":
             s, p = q["SQLite"], q["PostgreSQL"]
             log("%d files (bench_core), PostgreSQL vs SQLite:" % files)
             log("  directory page p99 %.2f ms (SQLite %.2f; target < 5 "
@@ -268,10 +343,11 @@ def main():
             log("  name substring p99 %.2f ms (SQLite %.2f; target < 25 "
                 "ms: %s)" % (p["name"][1], s["name"][1],
                              "met" if p["name"][1] < 25 else "MISSED"))
-            log("  SQLite's name search right after its fill, before "
-                "the names' index: p50 %.2f / p99 %.2f ms; indexing them "
-                "took %.2f s (a daemon's janitor indexes them as they "
-                "come, every second)" % s["filled"])
+            if "filled" in s:
+                log("  SQLite's name search right after its fill, before "
+                    "the names' index: p50 %.2f / p99 %.2f ms; indexing "
+                    "them took %.2f s (a daemon's janitor indexes them as "
+                    "they come, every second)" % s["filled"])
             tr = p["tag"][0] / s["tag"][0]
             log("  recursive tag filter p50 %.3f ms vs SQLite %.3f ms: "
                 "ratio %.2f (target <= %.1f: %s)" % (
