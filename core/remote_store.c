@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include "blob_i.h"
 #include "remote_store_i.h"
+#include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
 #include "speechfs/json.h"
@@ -407,6 +408,7 @@ static void r_close(struct sfs_store *s)
 		sfsi_rcache_free(rs->cache);
 		sfsi_rpend_free(rs->pend);
 		sfs_remote_close(rs->r);
+		sfsi_stage_spares_close(s);
 		for (i = 0; i < rs->n; i++) {
 			free(rs->v[i].key);
 			free(rs->v[i].last);

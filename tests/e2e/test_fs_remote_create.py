@@ -10,6 +10,9 @@ server's refusal comes back from close(). A real speechfsd and real
 FUSE mounts; requests are counted by the daemon's /metrics."""
 import errno
 import os
+import pathlib
+import shutil
+import tempfile
 
 import pytest
 import requests
@@ -105,6 +108,37 @@ def test_a_new_file_is_one_request(srv):
             ["f%02d.txt" % i for i in range(12)] + ["warm.txt"]
     finally:
         assert m.stop() == 0
+
+
+def test_new_files_reuse_a_stage_file(srv):
+    """Small files made one after the other leave their stage's file,
+    emptied, for the next one (no open and unlink of a new file per
+    create): the mount's staging directory holds the one file, and none
+    once the mount ends. Each file is on the server whole."""
+    dm, key, _, _ = srv
+    cache = pathlib.Path(tempfile.mkdtemp(prefix="sfs-rcache-"))
+    staging = cache / "staging"
+    m = RemoteMount(dm.base, key, cache_dir=cache)
+    try:
+        inodes = set()
+        for i in range(20):
+            m.path("s%02d.txt" % i).write_bytes(b"%02d" % i * 300)
+            files = list(staging.iterdir())
+            assert len(files) == 1, files
+            assert files[0].stat().st_size == 0
+            inodes.add(files[0].stat().st_ino)
+        assert len(inodes) == 1
+        have = listed(dm, key, "/")
+        for i in range(20):
+            assert content(dm, key, have["s%02d" % i]["id"]) == \
+                b"%02d" % i * 300
+    finally:
+        rc = m.stop()
+    try:
+        assert rc == 0
+        assert list(staging.iterdir()) == []
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def test_others_see_a_new_file_from_its_close(srv):
