@@ -658,15 +658,16 @@ static enum sfs_status insert_file(struct db *d, const struct sfs_actor *a,
 		uri_filename(sp->uri, from_uri, sizeof(from_uri));
 		filename = from_uri[0] ? from_uri : NULL;
 	}
-	ret = sfsi_file_count(d, a->tenant, 1, e);
-	if (ret)
-		return ret;
-	if (content) {
-		ret = sfsi_blob_ref_stage(d, a->tenant, content, &added, e);
-		if (ret)
-			return ret;
-	}
+	/*
+	 * The id first: a try whose answer was lost, sent again, hears
+	 * "your file has it" even when that file filled a quota (a refusal
+	 * then proves the file is not made: the remote mount relies on it).
+	 */
 	ret = new_id(d, a, sp, uuid, e);
+	if (!ret)
+		ret = sfsi_file_count(d, a->tenant, 1, e);
+	if (!ret && content)
+		ret = sfsi_blob_ref_stage(d, a->tenant, content, &added, e);
 	if (ret)
 		return ret;
 		/* PostgreSQL has no last row id: the row says it */

@@ -500,11 +500,26 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
 			    struct sfs_err *e);
 
 /*
+ * A create refused for a reason that proves nothing was made: the
+ * tenant's quota (413) or the server's space (507). The server looks at
+ * the id before either (core/file.c insert_file): an earlier try that
+ * made the file would get 409 file_id_exists instead.
+ */
+static int refused_unmade(enum sfs_status st)
+{
+	return st == SFS_QUOTA || st == SFS_NO_SPACE;
+}
+
+/*
  * The entry of id, settled (*xp NULL: not pending, or on the server
  * now), for a call that changes the file: one whose outcome is unknown
  * is made certain by sending its create again (201: made now, so a late
- * try meets its id taken; 409 file_id_exists: adopted). mu held on entry
- * and on return, also on failure.
+ * try meets its id taken; 409 file_id_exists: adopted). A refusal that
+ * proves the file is not on the server (refused_unmade) settles it too:
+ * the call acts on the entry here (an unlink drops it, a rename or times
+ * are kept), and the refusal is not the call's error (the close that
+ * lost the answer failed already). mu held on entry and on return, also
+ * on failure.
  */
 static enum sfs_status sure(struct sfs_store *s, const char *id,
 			    struct pend **xp, struct sfs_err *e)
@@ -518,6 +533,14 @@ static enum sfs_status sure(struct sfs_store *s, const char *id,
 	if (x && x->maybe && !x->gone) {
 		pthread_mutex_unlock(&p->mu);
 		st = sent(s, id, e);
+		if (refused_unmade(st)) {
+			sfs_info("remote",
+				 "'%s': sent again, its create was refused "
+				 "(%s): not on the server",
+				 id, e ? e->message : "");
+			sfs_err_init(e);
+			st = SFS_OK;
+		}
 		pthread_mutex_lock(&p->mu);
 		if (st)
 			return st;

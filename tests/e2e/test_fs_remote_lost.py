@@ -24,7 +24,8 @@ import time
 import pytest
 import requests
 
-from fsutil import SERVER_CONFIG, Server, eventually, store, xget  # noqa: F401
+from fsutil import (SERVER_CONFIG, Server, admin, eventually, store,  # noqa: F401
+                    xget)
 from test_fs_remote import RemoteMount
 
 API = "/api/v1/speech-services"
@@ -38,7 +39,8 @@ class Proxy:
     decides a request's fate: None (relayed), "drop" (relayed, the
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
-    relayed), "unavailable" (answered 503, not relayed), "error" (answered 500, not relayed),
+    relayed), "unavailable" (answered 503, not relayed), "error" (answered
+    500, not relayed), "notfound" (answered 404, not relayed),
     "old_doc" (relayed, the OpenAPI document's idKey renamed to id: an
     older daemon's), "hold" (kept until
     `go` is set, then relayed, its answer lost: a request late on its
@@ -92,14 +94,15 @@ class Proxy:
                 fate = proxy.rule(self.command, self.path)
                 with proxy.mu:
                     proxy.seen.append((self.command, self.path, fate))
-                if fate in ("conflict", "unavailable", "error"):
+                if fate in ("conflict", "unavailable", "error", "notfound"):
                     code = {"conflict": 409, "unavailable": 503,
-                            "error": 500}[fate]
+                            "error": 500, "notfound": 404}[fate]
                     b = json.dumps({
                         "status_code": code, "error_type": {
                             409: "conflict",
                             503: "storage_unavailable",
-                            500: "internal_error"}[code],
+                            500: "internal_error",
+                            404: "not_found"}[code],
                         "message": "a " + fate, "validation_errors": [],
                         "request_id": "00000000-0000-4000-8000-000000000001"
                     }).encode()
@@ -372,6 +375,142 @@ def test_lost_answer_rename_while_unreachable_then_replayed(srv):
     have = listed(dm, key, "/")
     assert have["u1"]["size"] == 6, have
     assert len([n for n in have if n.startswith("u")]) == 1, have
+
+
+def max_files(dm, tenant, n):
+    """The tenant's file count quota set to n (0: no limit)."""
+    q = admin("tenant", "quota", "--store", str(dm.store), "--id", tenant,
+              "--max-files", str(n))
+    assert q["maxFiles"] == n, q
+
+
+@pytest.fixture
+def held(store):
+    """(a speechfsd, alice's key, a proxy to it, a mount through it with
+    a 3 s timeout, the tenant id). The proxy's held requests are let go
+    before it stops."""
+    d, tenant, users = store
+    dm = Server(d, workers=False)
+    px = m = None
+    try:
+        px = Proxy(dm.port)
+        key = dm.key(users[0])
+        m = RemoteMount(px.base, key, "-o", "timeout=3")
+        yield dm, key, px, m, tenant
+    finally:
+        try:
+            if px:
+                px.go.set()
+            if m and not getattr(m, "stopped", False):
+                m.stop(check=False)
+        finally:
+            if px:
+                px.stop()
+            dm.stop()
+
+
+def hold_create(px, m, name, data):
+    """Write `name` and close it while every create is held on its way
+    (the server has not seen it): close() fails after the timeout, the
+    file is "maybe on the server"."""
+    px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
+    fd = os.open(m.path(name), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, data)
+    with pytest.raises(OSError) as ei:
+        os.close(fd)
+    assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
+    # the release's try too (after close() returns): held as well
+    assert eventually(lambda: px.fates("hold") >= 2, timeout=30), px.seen
+    px.rule = lambda meth, p: None
+
+
+def let_go(px):
+    """The held creates reach the server (their answers lost)."""
+    px.go.set()
+    assert eventually(lambda: px.inflight == 0, timeout=60), px.seen
+
+
+def test_a_refused_resend_then_unlink(held):
+    """A file whose create's answer was lost (held on its way), then the
+    tenant's file quota full: the unlink's re-send of the create is
+    refused (413), which proves the server does not hold the file. The
+    unlink succeeds (nothing to delete there), the name goes from the
+    mount, and the late creates are refused too: nothing on the
+    server, live or in the trash."""
+    dm, key, px, m, tenant = held
+    r = api(dm, key, "POST", FILES, data={"name": "other", "path": "/"},
+            files={"file": ("o.bin", b"o")})
+    assert r.status_code == 201, r.text
+    hold_create(px, m, "late.txt", b"late")
+    max_files(dm, tenant, 1)
+    n = creates(px)
+    os.unlink(m.path("late.txt"))
+    assert creates(px) == n + 1, px.seen  # the re-send, refused
+    assert "late.txt" not in os.listdir(m.dir)
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path("late.txt"))
+    let_go(px)
+    assert list(listed(dm, key, "/")) == ["other"], px.seen
+    assert listed(dm, key, "/", deleted=True) == {}
+    assert "late.txt" not in os.listdir(m.dir)
+
+
+def test_a_refused_resend_then_rename_and_times(held):
+    """As above, a rename and a change of times instead: both act on the
+    mount's own entry and succeed (the close that lost the answer has
+    already failed: the refusal is no news for them). The file is made
+    under its new name, with what is written next, once the quota
+    allows; the late creates (refused) never bring the old name back."""
+    dm, key, px, m, tenant = held
+    r = api(dm, key, "POST", FILES, data={"name": "other", "path": "/"},
+            files={"file": ("o.bin", b"o")})
+    assert r.status_code == 201, r.text
+    hold_create(px, m, "a.txt", b"late")
+    shown = xget(m.path("a.txt"), "user.speechfs.id")
+    max_files(dm, tenant, 1)
+    os.rename(m.path("a.txt"), m.path("b.txt"))
+    mtime = 1_600_000_000_123_456_789
+    os.utime(m.path("b.txt"), ns=(mtime, mtime))
+    assert os.stat(m.path("b.txt")).st_mtime_ns == mtime
+    assert sorted(n for n in os.listdir(m.dir)
+                  if not n.startswith(".")) == ["b.txt", "other.bin"]
+    let_go(px)
+    assert list(listed(dm, key, "/")) == ["other"], px.seen
+    max_files(dm, tenant, 0)
+    with open(m.path("b.txt"), "ab") as f:
+        f.write(b"more")
+    have = listed(dm, key, "/")
+    assert sorted(have) == ["b", "other"], (have, px.seen)
+    assert have["b"]["id"] == shown and have["b"]["size"] == 4, have
+    assert m.path("b.txt").read_bytes() == b"more"
+
+
+def test_lost_answer_at_a_full_quota_then_unlink(srv, store):
+    """The lost create filled the tenant's file quota, and the server
+    says 404 for the id (as while a try is late on its way): the
+    unlink's re-send of the create must hear "this id is your file's"
+    (409), not the quota's 413 (the server looks at the id first), and
+    so delete the file on the server, never only in the mount."""
+    dm, key, px, m = srv
+    max_files(dm, store[1], 1)
+    lose_create(px, m, "full.txt", b"full")
+    assert listed(dm, key, "/")["full"]["size"] == 4
+    resent = []
+
+    def rule(meth, p):
+        # the id's GET says 404 (as while a try is late on its way)
+        # until the create is sent again
+        if is_create(meth, p):
+            resent.append(p)
+        elif meth == "GET" and p.startswith(FILES + "/") and not resent:
+            return "notfound"
+        return None
+    px.rule = rule
+    os.unlink(m.path("full.txt"))
+    assert "full" not in listed(dm, key, "/")
+    assert "full" in listed(dm, key, "/", deleted=True)
+    assert "full.txt" not in os.listdir(m.dir)
+    assert len(resent) == 1 and px.fates("notfound") >= 1, px.seen
 
 
 def test_a_plain_conflict_is_not_taken_as_mine(srv):

@@ -536,6 +536,7 @@ static void test_client_id(void)
 				    .path = "/",
 				    .id_key = key };
 	char mine[SFS_ID_SIZE], theirs[SFS_ID_SIZE], d[SFS_ID_SIZE];
+	struct sfs_tenant_info ti;
 	struct sfs_stage *st;
 	struct sfs_file out;
 	struct sfs_err e;
@@ -585,6 +586,23 @@ static void test_client_id(void)
 	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
 	CHECK(e.reason == SFS_R_FILE_ID_EXISTS);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	/*
+	 * The id before the quotas: at a full file quota a repeat is still
+	 * its own 409 (a try whose answer was lost may have filled it), so
+	 * the quota's refusal proves nothing was made.
+	 */
+	REQUIRE_ST(sfs_tenant_get(f.s, f.t1, &ti, NULL), SFS_OK);
+	REQUIRE(ti.used_files > 0);
+	REQUIRE_ST(sfs_tenant_set_quota(f.s, f.t1, 0, ti.used_files, NULL),
+		   SFS_OK);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_CONFLICT);
+	CHECK(e.reason == SFS_R_FILE_ID_EXISTS);
+	sp.id_key = "5d0c8b1e-7a3f-4e62-9b15-c4d7e8f90a12";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_QUOTA);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM file") == 3);
+	REQUIRE_ST(sfs_tenant_set_quota(f.s, f.t1, 0, 0, NULL), SFS_OK);
 	/* no UUID: the field's error, nothing made */
 	sp.id_key = "0f6e3a52-1c2b-4d3e-8f90";
 	sfs_err_init(&e);
