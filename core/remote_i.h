@@ -508,6 +508,14 @@ void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
  */
 void sfsi_remote_renumber(struct sfs_store *s, const char *from,
 			  const char *to);
+/*
+ * File id, a new file of this store's, unlinked before it was ever sent
+ * (the server never had it, nor will: its key is gone): marked on its
+ * number, asked by the commits of handles still open on it after its
+ * pending entry went (remote_pending.c).
+ */
+void sfsi_remote_set_unsent_gone(struct sfs_store *s, const char *id);
+int sfsi_remote_unsent_gone(struct sfs_store *s, const char *id);
 /* The server's extensions (remote.h's enum sfs_remote_features). */
 unsigned sfsi_remote_has(struct sfs_store *s);
 

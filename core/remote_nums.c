@@ -90,6 +90,7 @@ int64_t sfsi_rstore_ino_of(struct rstore *rs, const char *key, int perm)
 	if (!i && rs->n < rs->cap && (k = strdup(key))) {
 		rs->v[rs->n].key = k;
 		rs->v[rs->n].perm = SFS_PERM_OWNER;
+		rs->v[rs->n].unsent_gone = 0;
 		rs->v[rs->n].last = NULL;
 		rs->v[rs->n].has_dir = 0;
 		i = (int64_t)++rs->n;
@@ -262,6 +263,38 @@ void sfsi_remote_renumber(struct sfs_store *s, const char *from, const char *to)
 	}
 	pthread_mutex_unlock(&rs->mu);
 	free(n);
+}
+
+/*
+ * Kept with the number (which lives as long as the store): the pending
+ * entry of a file unlinked before it was sent goes after 4,096 newer
+ * ones (remote_pending.c), this stays, so that a handle still open on
+ * the file commits into nothing as before, not to an id the server
+ * never had.
+ */
+void sfsi_remote_set_unsent_gone(struct sfs_store *s, const char *id)
+{
+	struct rstore *rs = rs_of(s);
+	int64_t i;
+
+	pthread_mutex_lock(&rs->mu);
+	i = find(rs, id);
+	if (i)
+		rs->v[i - 1].unsent_gone = 1;
+	pthread_mutex_unlock(&rs->mu);
+}
+
+int sfsi_remote_unsent_gone(struct sfs_store *s, const char *id)
+{
+	struct rstore *rs = rs_of(s);
+	int64_t i;
+	int ret;
+
+	pthread_mutex_lock(&rs->mu);
+	i = find(rs, id);
+	ret = i && rs->v[i - 1].unsent_gone;
+	pthread_mutex_unlock(&rs->mu);
+	return ret;
 }
 
 /*

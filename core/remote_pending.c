@@ -71,7 +71,9 @@ struct pend {
 /*
  * Files unlinked before they were sent are kept (so that their handles'
  * commits say SFS_R_FILE_DELETED, not "no such file"), the newest so
- * many of them.
+ * many of them; an older one's number keeps saying so
+ * (sfsi_remote_unsent_gone). Nothing can make such a file on the server
+ * after its entry went: its key went with it.
  */
 #define GONE_KEPT 4096
 
@@ -739,6 +741,12 @@ static int send_create(struct sfs_store *s, const char *id,
 	if (!p)
 		return 0;
 	taken = take_entry(p, id, &t, &st, e);
+	if (!taken && sfsi_remote_unsent_gone(s, id)) {
+		/* its entry went (drop_oldest_gone): as when it was kept */
+		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
+				"the file was removed before it was sent");
+		return 1;
+	}
 	if (taken <= 0) {
 		if (taken < 0)
 			*stp = st;
@@ -901,6 +909,7 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 	struct sfsi_rpend *p = sfsi_remote_pend(s);
 	enum sfs_status st = SFS_OK;
 	struct pend *x;
+	int dropped = 0;
 
 	/*
 	 * One whose send's outcome was unknown is made certain first (on
@@ -919,10 +928,13 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 			      "the file is deleted");
 	} else if (x) {
 		x->gone = 1; /* the server never hears of it */
+		dropped = 1;
 		if (++p->gone > GONE_KEPT)
 			drop_oldest_gone(p);
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (dropped)
+		sfsi_remote_set_unsent_gone(s, id);
 	if (x)
 		return st;
 	return sfsi_rkept_file_delete(s, id, purge, e);

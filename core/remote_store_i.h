@@ -20,8 +20,9 @@
 #define NBUCKETS 65536
 
 struct rnode {
-	char *key; /* a file's id, or a directory's path ("/a/b/") */
-	int perm;  /* a file's, as last listed */
+	char *key;	 /* a file's id, or a directory's path ("/a/b/") */
+	int perm;	 /* a file's, as last listed */
+	int unsent_gone; /* a new file unlinked before it was ever sent */
 	int64_t next;
 	/*
 	 * What the server last said of it, kept for when it does not

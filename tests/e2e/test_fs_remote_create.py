@@ -294,3 +294,39 @@ def test_the_servers_refusal_comes_from_close(srv):
         assert listed(dm, key, "/")["small"]["size"] == 7
     finally:
         assert m.stop() == 0
+
+
+
+@pytest.mark.parametrize("others", [4095, 4096])
+def test_a_handle_past_the_unlinks_kept(srv, others):
+    """An open handle on a file unlinked before it was sent commits into
+    nothing ("unlinked while open", as on POSIX: close() returns 0). The
+    mount keeps the newest 4,096 such files' entries; past them
+    (others=4096: the handle's entry is dropped) its number still says
+    so: close() returns 0 as well, not ENOENT from a commit to an id the
+    server never had. No create is ever sent for it, nor its content
+    (the key its id derives from went with the entry): the server never
+    holds the file, live or in the trash (review s11 finding 6)."""
+    dm, key, _, _ = srv
+    m = RemoteMount(dm.base, key)
+    try:
+        fd = os.open(m.path("keep.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, b"kept")
+            os.unlink(m.path("keep.txt"))
+            for i in range(others):
+                p = m.path("t%04d.txt" % i)
+                f = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+                os.unlink(p)
+                os.close(f)
+            os.write(fd, b"more")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert entries(m.dir) == []
+        assert listed(dm, key, "/") == {}
+        assert listed(dm, key, "/", deleted=True) == {}
+        for r in ("files_create", "files_put_content", "files_sync"):
+            assert requests_of(dm, r) == 0, r
+    finally:
+        assert m.stop() == 0
