@@ -43,6 +43,7 @@
 #include <jansson.h>
 #include "audio_i.h"
 #include "remote_i.h"
+#include "remote_pending_i.h"
 #include "stage_i.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
@@ -50,23 +51,6 @@
 #include "speechfs/banned.h"
 
 #define API "/api/v1/speech-services"
-#define EMPTY_SHA256                                                           \
-	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-struct pend {
-	char id[SFS_ID_SIZE];  /* the id the server gives it (derived) */
-	char key[SFS_ID_SIZE]; /* its idKey */
-	int64_t ino;
-	char *name, *filename, *path;
-	int64_t ctime_ns, mtime_ns, atime_ns;
-	int times_set; /* by utimens: sent after the create */
-	int gone;      /* unlinked before it was sent */
-	int maybe;     /* a send's outcome unknown: maybe on the server */
-	int failed;    /* a send (a close's, an fsync's...) failed */
-	int last;      /* the store's close tried it */
-	int busy;      /* being sent (others wait on cv) */
-	struct pend *next;
-};
 
 /*
  * Files unlinked before they were sent are kept (so that their handles'
@@ -76,217 +60,6 @@ struct pend {
  * after its entry went: its key went with it.
  */
 #define GONE_KEPT 4096
-
-struct sfsi_rpend {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct pend *list; /* newest first */
-	size_t gone;	   /* entries unlinked */
-};
-
-enum sfs_status sfsi_rpend_new(struct sfsi_rpend **out, struct sfs_err *e)
-{
-	struct sfsi_rpend *p = calloc(1, sizeof(*p));
-
-	*out = p;
-	if (!p)
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
-	return SFS_OK;
-}
-
-static void pend_free(struct pend *x)
-{
-	free(x->name);
-	free(x->filename);
-	free(x->path);
-	free(x);
-}
-
-void sfsi_rpend_free(struct sfsi_rpend *p)
-{
-	struct pend *x;
-
-	if (!p)
-		return;
-	while ((x = p->list)) {
-		p->list = x->next;
-		if (!x->gone && x->maybe)
-			sfs_warn("remote",
-				 "'%s%s': its create's answer was lost: it "
-				 "may be on the server, or not",
-				 x->path, x->name);
-		else if (!x->gone)
-			sfs_warn("remote", "'%s%s' %s: not on the server",
-				 x->path, x->name,
-				 x->failed ? "could not be sent"
-					   : "was never closed");
-		pend_free(x);
-	}
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv);
-	free(p);
-}
-
-/* p->mu held */
-static struct pend *by_id(struct sfsi_rpend *p, const char *id)
-{
-	struct pend *x;
-
-	for (x = p->list; x; x = x->next)
-		if (!strcmp(x->id, id))
-			return x;
-	return NULL;
-}
-
-static struct pend *by_ino(struct sfsi_rpend *p, int64_t ino)
-{
-	struct pend *x;
-
-	for (x = p->list; x; x = x->next)
-		if (x->ino == ino)
-			return x;
-	return NULL;
-}
-
-/* The entry of id, once no thread sends it (NULL: not pending); mu held. */
-static struct pend *settled(struct sfsi_rpend *p, const char *id)
-{
-	struct pend *x;
-
-	while ((x = by_id(p, id)) && x->busy)
-		pthread_cond_wait(&p->cv, &p->mu);
-	return x;
-}
-
-static void unlink_pend(struct sfsi_rpend *p, struct pend *x)
-{
-	struct pend **q;
-
-	for (q = &p->list; *q; q = &(*q)->next)
-		if (*q == x) {
-			*q = x->next;
-			return;
-		}
-}
-
-/* The oldest entry unlinked goes (mu held). */
-static void drop_oldest_gone(struct sfsi_rpend *p)
-{
-	struct pend *x, *last = NULL;
-
-	for (x = p->list; x; x = x->next)
-		if (x->gone && !x->busy)
-			last = x;
-	if (last) {
-		unlink_pend(p, last);
-		pend_free(last);
-		p->gone--;
-	}
-}
-
-/* x as the store shows it: an empty file of the caller's. */
-static enum sfs_status fill(const struct pend *x, struct sfs_file *f,
-			    struct sfs_err *e)
-{
-	sfs_file_init(f);
-	f->ino = x->ino;
-	sfs_strlcpy(f->id, x->id, sizeof(f->id));
-	f->name = strdup(x->name);
-	f->path = strdup(x->path);
-	f->filename = x->filename ? strdup(x->filename) : NULL;
-	if (!f->name || !f->path || (x->filename && !f->filename)) {
-		sfs_file_release(f);
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	}
-	f->size = 0;
-	sfs_strlcpy(f->sha256, EMPTY_SHA256, sizeof(f->sha256));
-	f->created_at = x->ctime_ns / 1000000;
-	f->mtime_ns = x->mtime_ns;
-	f->atime_ns = x->atime_ns;
-	f->ctime_ns = x->ctime_ns;
-	f->perm = SFS_PERM_OWNER;
-	f->access = SFS_ACCESS_OWNER;
-	return SFS_OK;
-}
-
-/* ---- what this store shows ---------------------------------------------- */
-
-int sfsi_rpend_has(struct sfsi_rpend *p, const char *id)
-{
-	struct pend *x;
-	int ret;
-
-	pthread_mutex_lock(&p->mu);
-	x = by_id(p, id);
-	ret = !x ? 0 : x->gone ? -1 : 1;
-	pthread_mutex_unlock(&p->mu);
-	return ret;
-}
-
-int sfsi_rpend_file(struct sfsi_rpend *p, int64_t ino, struct sfs_file *out)
-{
-	struct pend *x;
-	int ret = 0;
-
-	pthread_mutex_lock(&p->mu);
-	x = by_ino(p, ino);
-	if (x && x->gone)
-		ret = -1;
-	else if (x && !fill(x, out, NULL))
-		ret = 1;
-	pthread_mutex_unlock(&p->mu);
-	return ret;
-}
-
-static int listed(const struct sfs_file_list *l, int64_t ino)
-{
-	size_t i;
-
-	for (i = 0; l && i < l->n; i++)
-		if (l->files[i].ino == ino)
-			return 1;
-	return 0;
-}
-
-int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
-		     const char *const *names, size_t n, const char *id_prefix,
-		     int all, const struct sfs_file_list *l,
-		     int (*fn)(void *arg, const struct sfs_file *f), void *arg)
-{
-	struct sfs_file *v = NULL, *nv;
-	size_t k = 0, i;
-	struct pend *x;
-	int stop = 0;
-
-	pthread_mutex_lock(&p->mu);
-	for (x = p->list; x; x = x->next) {
-		if (x->gone || strcmp(x->path, path))
-			continue;
-		/* sent meanwhile: the listing has it */
-		if (listed(l, x->ino))
-			continue;
-		nv = realloc(v, (k + 1) * sizeof(*v));
-		if (!nv)
-			break;
-		v = nv;
-		if (fill(x, &v[k], NULL))
-			break;
-		if (all || sfsi_remote_name_is(&v[k], names, n, id_prefix))
-			k++;
-		else
-			sfs_file_release(&v[k]);
-	}
-	pthread_mutex_unlock(&p->mu);
-	for (i = 0; i < k; i++) {
-		if (!stop)
-			stop = fn(arg, &v[i]);
-		sfs_file_release(&v[i]);
-	}
-	free(v);
-	return stop;
-}
 
 /* ---- the create, kept ---------------------------------------------------- */
 
@@ -324,11 +97,11 @@ enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
 	x->ctime_ns = sfs_now_ns();
 	x->mtime_ns = x->atime_ns =
 		spec->mtime_ns ? spec->mtime_ns : x->ctime_ns;
-	st = fill(x, f, e);
+	st = sfsi_rpend_fill(x, f, e);
 	if (!st)
 		st = sfsi_remote_file_number(s, f, e); /* frees f on failure */
 	if (st) {
-		pend_free(x);
+		sfsi_rpend_pend_free(x);
 		return st;
 	}
 	x->ino = f->ino;
@@ -474,11 +247,11 @@ enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 	if (!p)
 		return SFS_OK;
 	pthread_mutex_lock(&p->mu);
-	x = by_id(p, id);
+	x = sfsi_rpend_by_id(p, id);
 	/* only an unsure entry waits for a send under way (a stat
 	 * meanwhile sees the pending file) */
 	if (x && x->maybe && !x->gone)
-		x = settled(p, id);
+		x = sfsi_rpend_settled(p, id);
 	if (!x || !x->maybe || x->gone) {
 		pthread_mutex_unlock(&p->mu);
 		return SFS_OK;
@@ -488,8 +261,8 @@ enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 	st = adopt(s, x, &adopted, e);
 	pthread_mutex_lock(&p->mu);
 	if (adopted) {
-		unlink_pend(p, x);
-		pend_free(x);
+		sfsi_rpend_unlink_pend(p, x);
+		sfsi_rpend_pend_free(x);
 	} else {
 		x->busy = 0;
 	}
@@ -531,7 +304,7 @@ static enum sfs_status sure(struct sfs_store *s, const char *id,
 	struct pend *x;
 
 	*xp = NULL;
-	x = settled(p, id);
+	x = sfsi_rpend_settled(p, id);
 	if (x && x->maybe && !x->gone) {
 		pthread_mutex_unlock(&p->mu);
 		st = sent(s, id, e);
@@ -546,7 +319,7 @@ static enum sfs_status sure(struct sfs_store *s, const char *id,
 		pthread_mutex_lock(&p->mu);
 		if (st)
 			return st;
-		x = settled(p, id);
+		x = sfsi_rpend_settled(p, id);
 	}
 	*xp = x;
 	return SFS_OK;
@@ -585,7 +358,7 @@ static int take_entry(struct sfsi_rpend *p, const char *id, struct taken *t,
 
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_lock(&p->mu);
-	x = settled(p, id);
+	x = sfsi_rpend_settled(p, id);
 	if (x && x->gone) {
 		pthread_mutex_unlock(&p->mu);
 		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
@@ -664,8 +437,8 @@ static enum sfs_status patch_times(struct sfs_store *s, struct taken *t,
 	}
 	t->times = 0;
 	pthread_mutex_lock(&p->mu);
-	unlink_pend(p, t->x);
-	pend_free(t->x);
+	sfsi_rpend_unlink_pend(p, t->x);
+	sfsi_rpend_pend_free(t->x);
 	t->x = NULL;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -684,8 +457,8 @@ static void settle(struct sfsi_rpend *p, struct taken *t, enum sfs_status st,
 		return;
 	pthread_mutex_lock(&p->mu);
 	if (!st) {
-		unlink_pend(p, t->x);
-		pend_free(t->x);
+		sfsi_rpend_unlink_pend(p, t->x);
+		sfsi_rpend_pend_free(t->x);
 	} else {
 		t->x->maybe = maybe;
 		t->x->failed = tried;
@@ -742,7 +515,8 @@ static int send_create(struct sfs_store *s, const char *id,
 		return 0;
 	taken = take_entry(p, id, &t, &st, e);
 	if (!taken && sfsi_remote_unsent_gone(s, id)) {
-		/* its entry went (drop_oldest_gone): as when it was kept */
+		/* its entry went (sfsi_rpend_drop_oldest_gone): as when it was
+		 * kept */
 		*stp = sfs_errf(e, SFS_CONFLICT, SFS_R_FILE_DELETED,
 				"the file was removed before it was sent");
 		return 1;
@@ -930,7 +704,7 @@ enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,
 		x->gone = 1; /* the server never hears of it */
 		dropped = 1;
 		if (++p->gone > GONE_KEPT)
-			drop_oldest_gone(p);
+			sfsi_rpend_drop_oldest_gone(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (dropped)
@@ -979,7 +753,7 @@ static enum sfs_status keep(struct pend *x, const struct sfs_file_update *u,
 		x->times_set = 1;
 	}
 	x->ctime_ns = sfs_now_ns();
-	return out ? fill(x, out, e) : SFS_OK;
+	return out ? sfsi_rpend_fill(x, out, e) : SFS_OK;
 }
 
 /*
