@@ -401,11 +401,12 @@ static const char schema_v12[] =
  * a new content's insert: 25-40 us against 3-4 us so, 20,000 blobs of
  * 100 B - 4 KiB in SQLite's default page cache). Now the key's index
  * holds the keys and row ids only, and the rows (data last) sit in the
- * table's leaves. The copy of the rows runs once, in the migration's
- * transaction.
+ * table's leaves. The row id is SQLite's own (no column names it), so the
+ * table has PostgreSQL's columns, as every table does (test_schemas_agree).
+ * The copy of the rows runs once, in the migration's transaction.
  */
 static const char schema_v13[] =
-	"CREATE TABLE blob_v13(id INTEGER PRIMARY KEY,"
+	"CREATE TABLE blob_v13("
 	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
 	" sha256 TEXT NOT NULL, size INTEGER NOT NULL,"
 	" refs INTEGER NOT NULL, created_at INTEGER NOT NULL, data BLOB,"
