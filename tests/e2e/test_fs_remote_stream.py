@@ -13,10 +13,8 @@ the whole stage; an overwrite keeps the file's id."""
 import errno
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 import requests
@@ -283,44 +281,6 @@ def test_server_killed_mid_stream(remote):
                 dm.start()
                 assert server_sha(dm, key, f["id"]) == sha(old)
                 assert eventually(lambda: p.read_bytes() == old)
-    finally:
-        print(m.output())       # shown when the test fails
-        m.stop()
-
-
-def test_a_stalled_server_lets_the_writer_go(remote):
-    """The server stops reading mid-stream (SIGSTOP). The stream sends
-    from the stage's memory, so the writer is held back while its bytes
-    are unsent; once the stream gives up (-o timeout) it lets go and the
-    writes go on to the end. The server back, close() sends the whole
-    stage and the server holds exactly the local bytes."""
-    dm, key, _, _ = remote
-    m = RemoteMount(dm.base, key, "-o", "timeout=3")
-    stopped = False
-    try:
-        p = m.path("stalled.bin")
-        data = os.urandom((40 << 20) + 999)
-        w = Writer(p)
-        try:
-            w.write(data[:8 << 20])
-            assert eventually(lambda: staged_at_server(dm) >= 4 * MIB, 60)
-            dm.proc.send_signal(signal.SIGSTOP)
-            stopped = True
-            rest = threading.Thread(target=w.write, args=(data[8 << 20:],),
-                                    daemon=True)
-            rest.start()
-            rest.join(120)
-            assert not rest.is_alive(), "the writer is still held"
-        finally:
-            if stopped:
-                dm.proc.send_signal(signal.SIGCONT)
-            err = w.close()
-        assert err == 0, os.strerror(err)
-        f = the_file(dm, key, "stalled")
-        assert f["size"] == len(data)
-        assert server_sha(dm, key, f["id"]) == sha(data)
-        drop_pages(p)
-        assert sha256_file(p) == sha(data)
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
