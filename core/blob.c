@@ -91,6 +91,26 @@ enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 	return s->blob_be->prepare(s, tenant, st, known, e);
 }
 
+/*
+ * While the store batches, d's view holds the open window's changes, and
+ * a crash undoes them whole: a row the window deleted comes back. So the
+ * bytes go only when no row names them in the last commit either (the
+ * batch's connection holds the write lock, so none is committed in
+ * between).
+ */
+static int committed_row(struct sfs_store *s, int64_t tenant, const char *sha,
+			 struct sfs_err *e)
+{
+	struct db *p = NULL;
+	int rc;
+
+	if (sfsi_db_get_committed(s, &p, e))
+		return -1;
+	rc = row_exists(p, tenant, sha, e);
+	sfsi_db_put(p);
+	return rc;
+}
+
 enum sfs_status sfsi_blob_remove_unreferenced(struct db *d, int64_t tenant,
 					      const char *sha, int *removed,
 					      struct sfs_err *e)
@@ -106,6 +126,8 @@ enum sfs_status sfsi_blob_remove_unreferenced(struct db *d, int64_t tenant,
 	if (ret)
 		return ret;
 	rc = row_exists(d, tenant, sha, e);
+	if (rc == 0 && sfsi_db_batching(d))
+		rc = committed_row(s, tenant, sha, e);
 	if (rc == 0) {
 		ret = s->blob_be->remove(s, tenant, sha, e);
 		if (!ret && removed)

@@ -379,6 +379,17 @@ enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 	return sfsi_db_pool_get(s, out, e);
 }
 
+enum sfs_status sfsi_db_get_committed(struct sfs_store *s, struct db **out,
+				      struct sfs_err *e)
+{
+	return sfsi_db_pool_get(s, out, e);
+}
+
+int sfsi_db_batching(const struct db *d)
+{
+	return d->batched;
+}
+
 void sfsi_db_put(struct db *d)
 {
 	struct sfs_store *s;

@@ -61,6 +61,17 @@ struct db_stmt;
 /* Take a connection of the store's pool (blocking when all are in use). */
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 			    struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * A connection of the pool even while the store batches (-o commit=MS):
+ * its reads see the last commit, not the open window's changes, which a
+ * crash may still undo. Given back with sfsi_db_put.
+ */
+enum sfs_status sfsi_db_get_committed(struct sfs_store *s, struct db **out,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+
+/* 1 if d is the batch's connection (its view holds the open window). */
+int sfsi_db_batching(const struct db *d);
 /* Give it back; an open transaction is rolled back first. */
 void sfsi_db_put(struct db *d);
 

@@ -1217,6 +1217,63 @@ static void test_blob_io_not_in_a_group(void)
 	tfx_one_close(&one);
 }
 
+/*
+ * While the store batches (-o commit=MS), a last reference dropped in the
+ * open window and the remover run then (a committed batch's hooks run in
+ * the next window): the bytes must stay, because a crash within the
+ * window brings the row back (review s13 finding 2). The child is the
+ * process that dies within the window.
+ */
+static void test_batch_remover_keeps_committed_bytes(void)
+{
+	static char content[100000];
+	char *dir = NULL, t[SFS_ID_SIZE], id[SFS_ID_SIZE], sha[65], sql[128];
+	struct sfs_store *s = NULL;
+	struct sfs_actor a;
+	int status = -1;
+	pid_t pid;
+
+	if (th_is_pg())
+		return; /* no batches there: each commit is PostgreSQL's */
+	memset(content, 'x', sizeof(content));
+	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
+	REQUIRE(tfx_tenant(s, "t", 0, 0, t) == 0);
+	REQUIRE(tfx_user(s, t, "alice", NULL, &a) == 0);
+	REQUIRE(tfx_upload(s, &a, "f", content, sizeof(content), id, sha) == 0);
+	REQUIRE(tfx_blob_exists(s, a.tenant, sha) == 1);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		struct db *d = NULL;
+		int removed = 0;
+
+		if (sfs_store_batch(s, 1000, NULL))
+			_exit(2);
+		/* a change of the window drops the blob's last reference */
+		if (sfsi_db_get(s, &d, NULL) || sfsi_db_begin(d, NULL) ||
+		    sfsi_blob_unref(d, a.tenant, sha, NULL) ||
+		    sfsi_db_commit(d, NULL))
+			_exit(3);
+		sfsi_db_put(d);
+		d = NULL;
+		/* the remover, as a batch's hook or a failed commit runs it */
+		if (sfsi_db_get(s, &d, NULL) ||
+		    sfsi_blob_remove_unreferenced(d, a.tenant, sha, &removed,
+						  NULL))
+			_exit(4);
+		_exit(removed ? 5 : 0); /* dies within the window */
+	}
+	REQUIRE(pid > 0);
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the window was lost whole: the row is back, with its bytes */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM blob WHERE sha256 = '%s'", sha);
+	CHECK(tfx_sql_int(s, sql) == 1);
+	CHECK(tfx_blob_exists(s, a.tenant, sha) == 1);
+	tfx_store_close(&dir, &s);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_WARN);
@@ -1241,5 +1298,6 @@ int main(void)
 	RUN(test_crash_before_commit_dedupe);
 	RUN(test_crash_random_kills);
 	RUN(test_blob_io_not_in_a_group);
+	RUN(test_batch_remover_keeps_committed_bytes);
 	return th_report();
 }
