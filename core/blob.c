@@ -67,6 +67,42 @@ static enum sfs_status name_stage(struct sfs_stage *st, int64_t tenant,
 	return SFS_OK;
 }
 
+/* Is the stage's content kept in its row (inline_max as prepared)? */
+static int stage_inline(const struct sfs_stage *st)
+{
+	if (!st->prepared)
+		return sfsi_blob_inline_size(st->s, st->size);
+	return st->size >= 0 && st->size <= st->inline_max;
+}
+
+/*
+ * Does a row of (tenant, sha) keep its bytes outside the database (made
+ * before blobs were kept in rows, under a lower blobs.inline_max, or by
+ * blob_migrate)? A dedupe against it asks the backend (check_dedupe).
+ * A failed look says yes: a turn of its own only costs the group.
+ */
+static int row_outside(struct sfs_store *s, int64_t tenant, const char *sha)
+{
+	struct db *d = NULL;
+	struct db_stmt *q;
+	int rc = -1;
+
+	if (sfsi_db_get_committed(s, &d, NULL))
+		return 1;
+	q = sfsi_db_prep(d,
+			 "SELECT 1 FROM blob WHERE tenant_id = ?1"
+			 " AND sha256 = ?2 AND data IS NULL",
+			 NULL);
+	if (q) {
+		sfsi_db_bind_int(q, 1, tenant);
+		sfsi_db_bind_text(q, 2, sha);
+		rc = sfsi_db_step(q, NULL);
+		sfsi_db_reset(q);
+	}
+	sfsi_db_put(d);
+	return rc != 0;
+}
+
 enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 					struct sfs_stage *st, struct sfs_err *e)
 {
@@ -75,9 +111,22 @@ enum sfs_status sfsi_blob_stage_prepare(struct sfs_store *s, int64_t tenant,
 	int known = 0;
 
 	ret = sfsi_stage_hash(st, e);
-	/* small bytes go into the database's row: nothing to prepare */
-	if (ret || sfsi_blob_inline_size(s, st->size))
+	if (ret)
 		return ret;
+	st->inline_max = s->cfg.blob_inline_max;
+	st->prepared = 1;
+	st->alone = 1;
+	if (stage_inline(st)) {
+		/*
+		 * small bytes go into the database's row: nothing to
+		 * prepare; the reference waits for the backend only when
+		 * it dedupes against bytes outside a row (PostgreSQL's
+		 * commits are never grouped: nothing to decide there)
+		 */
+		st->alone = !sfsi_db_store_is_pg(s) &&
+			    row_outside(s, tenant, st->sha);
+		return SFS_OK;
+	}
 	/* a failed look only costs the work it might have saved */
 	if (!sfsi_db_get(s, &d, NULL)) {
 		known = row_exists(d, tenant, st->sha, NULL) == 1;
@@ -255,9 +304,12 @@ static enum sfs_status insert_row(struct db *d, int64_t tenant,
 enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
 				int nosync, struct sfs_err *e)
 {
-	struct sfs_store *s = sfsi_db_store(d);
-	/* small bytes go into the row: nothing outside the database */
-	int alone = st && !sfsi_blob_inline_size(s, sfs_stage_size(st));
+	/*
+	 * as sfsi_blob_stage_prepare found: the reference waits for the
+	 * backend unless the bytes go into the row, or dedupe against
+	 * bytes kept in one
+	 */
+	int alone = st && (st->prepared ? st->alone : !stage_inline(st));
 
 	if (alone)
 		return nosync ? sfsi_db_begin_alone_nosync(d, e)
@@ -292,7 +344,7 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 		return check_dedupe(d, tenant, st,
 				    e); /* the stage is dropped */
 	ret = check_quota(d, tenant, st->size, e);
-	if (!ret && sfsi_blob_inline_size(s, st->size))
+	if (!ret && stage_inline(st))
 		return sfsi_blob_put_inline(d, tenant, st, added_bytes, e);
 	if (!ret)
 		ret = name_stage(st, tenant, e);

@@ -151,11 +151,14 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
 /*
  * Begin d's write transaction for one that will reference the stage st
  * (sfsi_blob_ref_stage; st may be NULL): nosync as sfsi_db_begin_nosync,
- * and of its own (sfsi_db_begin_alone) when the stage's bytes are not
- * kept in the row: the backend's store then waits for a device or the
- * network under the write lock (local: a link and its directory's fsync;
- * s3: the HEAD that checks the object, the upload again if it went),
- * and in a group of commits every member done before it would wait too.
+ * and of its own (sfsi_db_begin_alone) when that reference waits for the
+ * backend under the write lock — the stage's bytes not kept in the row
+ * (local: a link and its directory's fsync; s3: the HEAD that checks the
+ * object, the upload again if it went), or small bytes that dedupe
+ * against a row keeping its bytes outside (the backend's stat, a store
+ * if they went) —: in a group of commits every member done before it
+ * would wait too. sfsi_blob_stage_prepare decides it, with the
+ * blobs.inline_max that sfsi_blob_ref_stage then uses.
  */
 enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
 				int nosync, struct sfs_err *e) SFS_MUST_CHECK;

@@ -31,6 +31,15 @@ struct sfs_stage {
 	int inlined;	   /* bytes in the database's row: file spare */
 	int64_t linked_tenant;
 	char sha[65];
+	/*
+	 * Set by sfsi_blob_stage_prepare, so that the begin and the
+	 * reference decide alike: blobs.inline_max read once, and whether
+	 * the reference waits for the backend (bytes outside the row: its
+	 * own, or those of the row it dedupes against).
+	 */
+	int prepared;
+	int64_t inline_max;
+	int alone;
 
 	/*
 	 * A sequential stage can be followed as it is written (the S3

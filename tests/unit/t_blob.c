@@ -1218,6 +1218,70 @@ static void test_blob_io_not_in_a_group(void)
 }
 
 /*
+ * A small content that dedupes against a row keeping its bytes outside
+ * the database (a store older than inline blobs, one that ran with a
+ * lower blobs.inline_max, blob_migrate) makes the backend's stat under
+ * the write lock (check_dedupe; the upload again if the bytes went): its
+ * transaction takes a turn of its own too (review s13 finding 3). A
+ * small content that dedupes against a row holding its bytes joins.
+ */
+static void test_dedupe_outside_row_not_in_a_group(void)
+{
+	static unsigned char buf[1000];
+	struct sfs_config c;
+	struct writer w;
+	char sha[2][65];
+	struct fx f;
+	int k;
+
+	if (th_is_pg())
+		return; /* no groups there */
+	/* the rows of two small contents made with every blob a file */
+	REQUIRE(fx_open(&f) == 0);
+	for (k = 0; k < 2; k++) {
+		tfx_fill(buf, sizeof(buf), 60 + (unsigned)k);
+		REQUIRE_ST(tfx_upload(f.s, &f.a, k ? "old1" : "old0", buf,
+				      sizeof(buf), NULL, sha[k]),
+			   SFS_OK);
+	}
+	/* the store opened again, blobs this small now kept in rows */
+	c = *sfs_store_config(f.s);
+	c.blob_inline_max = 64 * 1024;
+	sfs_store_close(f.s);
+	f.s = NULL;
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &f.s, NULL), SFS_OK);
+	REQUIRE(fx_actors(&f) == 0);
+	f.s->grp_hold_ms = 3600000; /* the group is not ended by its age */
+	REQUIRE(tfx_sql(f.s, "CREATE TABLE t_one (k INTEGER PRIMARY KEY)") ==
+		0);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob WHERE data IS NULL"
+			       " AND size = 1000") == 2);
+	memset(&w, 0, sizeof(w));
+	w.f = &f;
+	w.buf = buf;
+	w.len = sizeof(buf);
+	/* a create, then a new version: each dedupes against such a row */
+	for (k = 0; k < 2; k++) {
+		tfx_fill(buf, sizeof(buf), 60 + (unsigned)k);
+		w.set = k;
+		queue_behind(&f, &w, k, 0);
+		CHECK(tfx_blob_refs(f.s, f.a.tenant, sha[k]) == 2);
+	}
+	/* a small content whose row holds its bytes: a member again */
+	tfx_fill(buf, sizeof(buf), 62);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "new", buf, sizeof(buf), NULL, NULL),
+		   SFS_OK);
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob WHERE data IS NOT"
+			       " NULL AND size = 1000") == 1);
+	w.set = 1;
+	queue_behind(&f, &w, 2, 1);
+	/* the dedupes kept the bytes where they were */
+	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM blob WHERE data IS NULL"
+			       " AND size = 1000") == 2);
+	fx_close(&f);
+}
+
+/*
  * While the store batches (-o commit=MS), a last reference dropped in the
  * open window and the remover run then (a committed batch's hooks run in
  * the next window): the bytes must stay, because a crash within the
@@ -1298,6 +1362,7 @@ int main(void)
 	RUN(test_crash_before_commit_dedupe);
 	RUN(test_crash_random_kills);
 	RUN(test_blob_io_not_in_a_group);
+	RUN(test_dedupe_outside_row_not_in_a_group);
 	RUN(test_batch_remover_keeps_committed_bytes);
 	return th_report();
 }
