@@ -89,10 +89,41 @@ def one_file(base, key):
     return r.json()["id"]
 
 
+def switches(pid, threads=True):
+    """Context switches (voluntary and not) so far of a process's threads
+    (threads) or of a process and its children (the server's
+    backends)."""
+    if threads:
+        try:
+            ids = ["%d/task/%s" % (pid, t)
+                   for t in os.listdir("/proc/%d/task" % pid)]
+        except OSError:
+            ids = []
+    else:
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                ids = [str(pid)] + f.read().split()
+        except OSError:
+            ids = [str(pid)]
+    n = 0
+    for i in ids:
+        try:
+            with open("/proc/%s/status" % i) as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        n += int(line.split()[1])
+        except OSError:
+            pass  # a thread or a backend that ended
+    return n
+
+
 def get_cpu(work, server, secs, rounds, cache=False):
-    """[(kind, req/s, us per GET, the server's us per GET)] of rounds
-    alternating SQLite, PG; with cache, the answer cache on (its
-    default), else off."""
+    """[(kind, req/s, us per GET, the server's us per GET, the daemon's
+    context switches per GET, the server's)] of rounds alternating
+    SQLite, PG; with cache, the answer cache on (its default), else
+    off. The switches are where a PostgreSQL GET's extra CPU goes (the
+    sleep and wake-up around its round trip, README "What a request
+    costs")."""
     procs = []
     try:
         daemons = {}
@@ -114,13 +145,20 @@ def get_cpu(work, server, secs, rounds, cache=False):
                 # the server's processes (its backends are the
                 # postmaster's children): its own CPU per GET
                 t0 = bh.tree_ticks(server.proc.pid)
+                c0 = switches(proc.pid)
+                s0 = switches(server.proc.pid, False)
                 rate, us = bh.wrk(url, secs, key, proc.pid)
+                n = max(rate * secs, 1)
                 srv = ((bh.tree_ticks(server.proc.pid) - t0) * 1e6 /
-                       os.sysconf("SC_CLK_TCK") / max(rate * secs, 1))
-                out.append((kind, rate, us, srv))
-                log("  %-6s %8.0f GET/s  %6.1f us CPU per GET%s" % (
-                    kind, rate, us, " (the PostgreSQL server: %.1f us)"
-                    % srv if kind == "pg" else ""))
+                       os.sysconf("SC_CLK_TCK") / n)
+                sw = (switches(proc.pid) - c0) / n
+                ssw = (switches(server.proc.pid, False) - s0) / n
+                out.append((kind, rate, us, srv, sw, ssw))
+                log("  %-6s %8.0f GET/s  %6.1f us CPU, %.2f context "
+                    "switches per GET%s" % (
+                        kind, rate, us, sw,
+                        " (the PostgreSQL server: %.1f us, %.2f switches)"
+                        % (srv, ssw) if kind == "pg" else ""))
         return out
     finally:
         for p in procs:
@@ -289,9 +327,14 @@ def core_queries(work, server, files, fill):
 def get_part(work, server, secs, rounds):
     """Part 1: the GET made afresh, then from the answer cache."""
     runs = get_cpu(work, server, secs, rounds)
-    lite = median([us for k, _, us, _ in runs if k == "sqlite"])
-    post = median([us for k, _, us, _ in runs if k == "pg"])
-    srv = median([s for k, _, _, s in runs if k == "pg"])
+    lite = median([r[2] for r in runs if r[0] == "sqlite"])
+    post = median([r[2] for r in runs if r[0] == "pg"])
+    srv = median([r[3] for r in runs if r[0] == "pg"])
+    log("context switches per GET (medians): the daemon on PostgreSQL "
+        "%.2f, on SQLite %.2f; the PostgreSQL server %.2f" % (
+            median([r[4] for r in runs if r[0] == "pg"]),
+            median([r[4] for r in runs if r[0] == "sqlite"]),
+            median([r[5] for r in runs if r[0] == "pg"])))
     ratio = post / lite
     log("GET /files/{id}, daemon CPU per request (median of %d rounds "
         "of %d s each): PostgreSQL %.1f us, SQLite %.1f us; ratio "
@@ -304,8 +347,8 @@ def get_part(work, server, secs, rounds):
     # the same GET repeated, from each daemon's answer cache (on
     # PostgreSQL kept valid by the store's notices, keycache.c)
     runs = get_cpu(work, server, secs, rounds, cache=True)
-    lite = median([us for k, _, us, _ in runs if k == "sqlite"])
-    post = median([us for k, _, us, _ in runs if k == "pg"])
+    lite = median([r[2] for r in runs if r[0] == "sqlite"])
+    post = median([r[2] for r in runs if r[0] == "pg"])
     log("the same GET from the answer cache (http.response_cache "
         "default), daemon CPU per request: PostgreSQL %.1f us, SQLite "
         "%.1f us; ratio %.2f" % (post, lite, post / lite))
