@@ -1,7 +1,7 @@
 /*
  * The mount's reads of one directory (sfs_query_dir_files,
- * sfs_query_dir_names: no joins, no copies) and which listing shows a
- * file (sfs_file_listed).
+ * sfs_query_dir_entries, sfs_query_dir_names: no joins, no copies) and
+ * which listing shows a file (sfs_file_listed).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +47,37 @@ static int name_filter(void *arg, const struct sfs_file *f)
 #define DIR_SEL                                                                \
 	"id, uuid, name, filename, size, la_status, la_size, la_deleted,"      \
 	" la_purged, mtime_ns, ctime_ns, entry_suffix, atime_ns"
-#define DIR_COLS                                                               \
-	"SELECT " DIR_SEL " FROM file WHERE owner_id = ?1 AND is_deleted = 0"  \
-	" AND dir = ?2"
+#define DIR_WHERE                                                              \
+	" FROM file WHERE owner_id = ?1 AND is_deleted = 0 AND dir = ?2"
+#define DIR_COLS "SELECT " DIR_SEL DIR_WHERE
+/*
+ * What an entry's name is made of (sfs_query_dir_entries): decoding the
+ * 13 columns above was most of a listing's cost, and `find` uses none of
+ * the attributes (100,000 rows in 1,000 directories: 110 ms against 60).
+ */
+#define DIR_NAMES "SELECT id, uuid, name, filename, entry_suffix" DIR_WHERE
+
+/* The columns of DIR_NAMES only (bare), else of DIR_SEL. */
+static void dir_row(struct db_stmt *st, int bare, struct sfs_file *f)
+{
+	if (bare) {
+		f->suffixed = (int)sfsi_db_col_int(st, 4);
+		return;
+	}
+	f->size = sfsi_db_col_null(st, 4) ? -1 : sfsi_db_col_int(st, 4);
+	f->la.status = (enum sfs_jstate)sfsi_db_col_int(st, 5);
+	f->la.size = sfsi_db_col_null(st, 6) ? -1 : sfsi_db_col_int(st, 6);
+	f->la.deleted = (int)sfsi_db_col_int(st, 7);
+	f->la.purged = (int)sfsi_db_col_int(st, 8);
+	f->mtime_ns = sfsi_db_col_int(st, 9);
+	f->ctime_ns = sfsi_db_col_int(st, 10);
+	f->suffixed = (int)sfsi_db_col_int(st, 11);
+	f->atime_ns = sfsi_db_col_null(st, 12) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 12);
+}
 
 static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
-				const char *path,
+				const char *path, int bare,
 				int (*fn)(void *arg, const struct sfs_file *f),
 				void *arg, struct sfs_err *e)
 {
@@ -72,17 +97,7 @@ static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
 		f.name = (char *)sfsi_db_col_text(st, 2);
 		f.filename = (char *)sfsi_db_col_text(st, 3);
 		f.path = (char *)path;
-		f.size = sfsi_db_col_null(st, 4) ? -1 : sfsi_db_col_int(st, 4);
-		f.la.status = (enum sfs_jstate)sfsi_db_col_int(st, 5);
-		f.la.size =
-			sfsi_db_col_null(st, 6) ? -1 : sfsi_db_col_int(st, 6);
-		f.la.deleted = (int)sfsi_db_col_int(st, 7);
-		f.la.purged = (int)sfsi_db_col_int(st, 8);
-		f.mtime_ns = sfsi_db_col_int(st, 9);
-		f.ctime_ns = sfsi_db_col_int(st, 10);
-		f.suffixed = (int)sfsi_db_col_int(st, 11);
-		f.atime_ns = sfsi_db_col_null(st, 12) ? f.mtime_ns
-						      : sfsi_db_col_int(st, 12);
+		dir_row(st, bare, &f);
 		f.access = SFS_ACCESS_OWNER;
 		f.perm = SFS_PERM_OWNER;
 		if (!f.name)
@@ -101,12 +116,12 @@ static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
 	return ret;
 }
 
-enum sfs_status sfs_query_dir_files(struct sfs_store *s,
-				    const struct sfs_actor *a, const char *path,
-				    int (*fn)(void *arg,
-					      const struct sfs_file *f),
-				    void *arg, struct sfs_err *e)
+static enum sfs_status dir_files(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *path, int bare,
+				 int (*fn)(void *arg, const struct sfs_file *f),
+				 void *arg, struct sfs_err *e)
 {
+	/* a remote store has the whole rows at hand: bare or not */
 	if (s->ops)
 		return s->ops->dir_files(s, path, NULL, 0, NULL, 1, fn, arg, e);
 	struct db_stmt *st;
@@ -120,16 +135,36 @@ enum sfs_status sfs_query_dir_files(struct sfs_store *s,
 		ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = sfsi_db_prep(d, DIR_COLS " ORDER BY id", e);
+	st = sfsi_db_prep(
+		d, bare ? DIR_NAMES " ORDER BY id" : DIR_COLS " ORDER BY id",
+		e);
 	if (st) {
 		sfsi_db_bind_int(st, 1, a->user);
 		sfsi_db_bind_text(st, 2, path);
-		ret = dir_rows(st, a, path, fn, arg, e);
+		ret = dir_rows(st, a, path, bare, fn, arg, e);
 	} else {
 		ret = status_of(e);
 	}
 	sfsi_db_put(d);
 	return ret;
+}
+
+enum sfs_status sfs_query_dir_files(struct sfs_store *s,
+				    const struct sfs_actor *a, const char *path,
+				    int (*fn)(void *arg,
+					      const struct sfs_file *f),
+				    void *arg, struct sfs_err *e)
+{
+	return dir_files(s, a, path, 0, fn, arg, e);
+}
+
+enum sfs_status
+sfs_query_dir_entries(struct sfs_store *s, const struct sfs_actor *a,
+		      const char *path,
+		      int (*fn)(void *arg, const struct sfs_file *f), void *arg,
+		      struct sfs_err *e)
+{
+	return dir_files(s, a, path, 1, fn, arg, e);
 }
 
 enum sfs_status
@@ -194,7 +229,7 @@ sfs_query_dir_names(struct sfs_store *s, const struct sfs_actor *a,
 			sfsi_db_bind_null(st, 7);
 			sfsi_db_bind_null(st, 8);
 		}
-		ret = dir_rows(st, a, path, name_filter, &c, e);
+		ret = dir_rows(st, a, path, 0, name_filter, &c, e);
 	} else {
 		ret = status_of(e);
 	}

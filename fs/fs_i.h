@@ -173,6 +173,7 @@ struct fs_entry {
 	int64_t atime_ns;
 	int64_t ctime_ns;
 	int writable;
+	int bare; /* a name only: no attributes known (fs_list_names) */
 };
 
 /* One subdirectory entry. */
@@ -190,6 +191,7 @@ struct fs_listing {
 	size_t nsub, sub_alloc;
 	size_t *hidx;	 /* v's names hashed, i + 1 */
 	size_t hcap, hn; /* slots (2^k), entries indexed */
+	int bare;	 /* some entries are bare (fs_list_names) */
 };
 
 /*
@@ -201,6 +203,20 @@ struct fs_listing {
  */
 int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
 	    struct fs_listing *l);
+/*
+ * fs_list with names only for a directory's files (FS_LIST_FILES; the
+ * other modes list whole): their entries are bare, the names and order
+ * are fs_list's. For a walk that uses no attributes (`find`).
+ */
+int fs_list_names(const char *vdir, const char *owner, enum fs_list_mode mode,
+		  struct fs_listing *l);
+/*
+ * Give the bare entries of a listing of vdir their attributes, by ino, as
+ * they are now; an entry whose file left the directory since stays bare.
+ * Names and order do not change. 0 or -errno.
+ */
+int fs_listing_attrs(const char *vdir, const char *owner,
+		     enum fs_list_mode mode, struct fs_listing *l);
 void fs_listing_release(struct fs_listing *l);
 /* Append a subdirectory entry to l (name copied); 0 or -ENOMEM. */
 int fs_listing_add_sub(struct fs_listing *l, const char *name, uint64_t node,

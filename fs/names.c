@@ -279,6 +279,7 @@ struct list_ctx {
 	enum fs_list_mode mode;
 	const char *vdir;
 	int root;
+	int bare; /* rows of sfs_query_dir_entries: names only */
 	int err;
 	char (*pin)[SFS_ID_SIZE]; /* files to mark suffixed for good */
 	size_t npin, pin_alloc;
@@ -335,6 +336,17 @@ static int writable_in(const struct sfs_file *f, enum fs_list_mode mode)
 	return !sfs_file_allows(f, SFS_ACT_WRITE, NULL);
 }
 
+static void set_attrs(struct fs_entry *en, const struct sfs_file *f,
+		      enum fs_list_mode mode)
+{
+	en->size = mode == FS_LIST_LISTENING ? f->la.size : f->size;
+	en->mtime_ns = f->mtime_ns;
+	en->atime_ns = f->atime_ns;
+	en->ctime_ns = f->ctime_ns;
+	en->writable = writable_in(f, mode);
+	en->bare = 0;
+}
+
 static int add_file(void *arg, const struct sfs_file *f)
 {
 	struct list_ctx *c = arg;
@@ -374,11 +386,9 @@ static int add_file(void *arg, const struct sfs_file *f)
 	en = &l->v[l->n++];
 	en->name = name;
 	en->ino = f->ino;
-	en->size = c->mode == FS_LIST_LISTENING ? f->la.size : f->size;
-	en->mtime_ns = f->mtime_ns;
-	en->atime_ns = f->atime_ns;
-	en->ctime_ns = f->ctime_ns;
-	en->writable = writable_in(f, c->mode);
+	en->bare = c->bare;
+	if (!c->bare)
+		set_attrs(en, f, c->mode);
 	return 0;
 nomem:
 	free(base);
@@ -565,8 +575,8 @@ static int list_trash(struct list_ctx *c)
 	return c->err ? c->err : ret;
 }
 
-int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
-	    struct fs_listing *l)
+static int list(const char *vdir, const char *owner, enum fs_list_mode mode,
+		int bare, struct fs_listing *l)
 {
 	struct list_ctx c = { .l = l, .mode = mode, .vdir = vdir };
 	struct sfs_err e;
@@ -579,16 +589,76 @@ int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
 	if (mode == FS_LIST_SHARED)
 		return list_shared(&c, owner);
 	c.root = mode == FS_LIST_FILES && !strcmp(vdir, "/");
+	/* a remote store's rows come whole anyway */
+	c.bare = bare && mode == FS_LIST_FILES &&
+		 !sfs_store_is_remote(g_fs.store);
+	l->bare = c.bare;
 	st = sfs_dir_subdirs(g_fs.store, &g_fs.actor, vdir, add_subdir, &c, &e);
 	if (!st && !c.err)
-		st = sfs_query_dir_files(g_fs.store, &g_fs.actor, vdir,
-					 add_file, &c, &e);
+		st = c.bare ? sfs_query_dir_entries(g_fs.store, &g_fs.actor,
+						    vdir, add_file, &c, &e)
+			    : sfs_query_dir_files(g_fs.store, &g_fs.actor, vdir,
+						  add_file, &c, &e);
 	pin_now(&c);
 	if (c.err)
 		return c.err;
 	if (st == SFS_INVALID)
 		return -ENOENT;
 	return st ? -fs_errno(st, &e) : 0;
+}
+
+int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
+	    struct fs_listing *l)
+{
+	return list(vdir, owner, mode, 0, l);
+}
+
+int fs_list_names(const char *vdir, const char *owner, enum fs_list_mode mode,
+		  struct fs_listing *l)
+{
+	return list(vdir, owner, mode, 1, l);
+}
+
+/* Both in ino order: the next bare entry at or after *i gets f's. */
+struct attrs_ctx {
+	struct fs_listing *l;
+	enum fs_list_mode mode;
+	size_t i;
+};
+
+static int fill_attrs(void *arg, const struct sfs_file *f)
+{
+	struct attrs_ctx *c = arg;
+	struct fs_listing *l = c->l;
+
+	while (c->i < l->n && l->v[c->i].ino < f->ino)
+		c->i++;
+	if (c->i == l->n)
+		return 1;
+	if (l->v[c->i].ino == f->ino)
+		set_attrs(&l->v[c->i++], f, c->mode);
+	return 0;
+}
+
+int fs_listing_attrs(const char *vdir, const char *owner,
+		     enum fs_list_mode mode, struct fs_listing *l)
+{
+	struct attrs_ctx c = { .l = l, .mode = mode };
+	struct sfs_err e;
+	enum sfs_status st;
+
+	(void)owner;
+	if (!l->bare)
+		return 0;
+	sfs_err_init(&e);
+	st = sfs_query_dir_files(g_fs.store, &g_fs.actor, vdir, fill_attrs, &c,
+				 &e);
+	if (st == SFS_INVALID)
+		return -ENOENT;
+	if (st)
+		return -fs_errno(st, &e);
+	l->bare = 0;
+	return 0;
 }
 
 void fs_listing_release(struct fs_listing *l)

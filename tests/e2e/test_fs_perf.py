@@ -373,6 +373,46 @@ def test_listing_in_batches(mnt):
         fresh.stop()
 
 
+@pytest.mark.mount_kinds("local")
+def test_listing_attributes_come_as_they_are_then(mnt):
+    """A listing reads its files' names only; the first batch asked after
+    a lookup (ls -l) fetches the attributes of the rest, as they are
+    then, matched by file: a file removed meanwhile comes without any
+    (its stat fails), a file rewritten meanwhile with its new size, every
+    other entry with its own size, each once. (Local: a remote store's
+    rows come whole at once.)"""
+    n = 700                              # several batches
+    d = mnt.path("left")
+    os.mkdir(d)
+    for i in range(n):
+        (d / ("f%04d.txt" % i)).write_bytes(b"x" * (i % 13))
+    gone = "f%04d.txt" % (n - 1)
+    grown = "f%04d.txt" % (n - 2)
+    want = {"f%04d.txt" % i: i % 13 for i in range(n)}
+    want[grown] = 50
+    walker = Mount(mnt.store, mnt.user, "-o", "no_workers")
+    try:
+        seen = {}
+        with os.scandir(walker.path("left")) as it:
+            first = next(it)
+            # a lookup: the later batches carry attributes
+            seen[first.name] = first.stat(follow_symlinks=False).st_size
+            os.unlink(d / gone)
+            (d / grown).write_bytes(b"y" * 50)
+            for e in it:
+                assert e.name not in seen, e.name
+                try:
+                    seen[e.name] = e.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    assert e.name == gone
+                    seen[e.name] = None
+        seen.pop(gone, None)
+        del want[gone]
+        assert seen == want
+    finally:
+        walker.stop()
+
+
 def lookups(m):
     """LOOKUP requests the mount (run with -d) has logged so far."""
     return m.output().count("opcode: LOOKUP ")

@@ -1667,6 +1667,87 @@ static void test_dir_files(void)
 	fx_close(&f);
 }
 
+/* One row of a directory listing, as the mount makes an entry of it. */
+struct rowset {
+	char rows[1024];
+	int n, bare_ok;
+};
+
+static int row_fn(void *arg, const struct sfs_file *f)
+{
+	struct rowset *c = arg;
+	size_t o = strlen(c->rows);
+
+	snprintf(c->rows + o, sizeof(c->rows) - o, "%s%lld:%.8s:%s:%s:%d",
+		 o ? "," : "", (long long)f->ino, f->id, f->name,
+		 f->filename ? f->filename : "-", f->suffixed);
+	/* a bare row has nothing but the entry's makings */
+	if (f->size != -1 || f->mtime_ns || f->ctime_ns || f->atime_ns ||
+	    f->la.size != -1 || f->la.status || f->sha256[0] ||
+	    f->perm != SFS_PERM_OWNER || !f->path || strcmp(f->path, "/m/"))
+		c->bare_ok = 0;
+	c->n++;
+	return 0;
+}
+
+/*
+ * sfs_query_dir_entries: the rows of sfs_query_dir_files, same order,
+ * with only what an entry's name is made of (the mount's `find`).
+ */
+static void test_dir_entries(void)
+{
+	struct sfs_file_update u = { 0 };
+	struct rowset whole, bare;
+	struct sfs_actor ro;
+	struct sfs_err e;
+	char ids[5][SFS_ID_SIZE];
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 5; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "y%d", 4 - i);
+		REQUIRE(mk(&f, &f.ann, name, i == 1 ? "take.wav" : NULL, "/m/",
+			   NULL, ids[i]) == 0);
+	}
+	REQUIRE(mk(&f, &f.ann, "deeper", NULL, "/m/n/", NULL, NULL) == 0);
+	REQUIRE(mk(&f, &f.bob, "other", NULL, "/m/", NULL, NULL) == 0);
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, ids[3], 0, &e), SFS_OK);
+	u.set = SFS_UPD_SUFFIX;
+	REQUIRE_ST(sfs_file_update(f.s, &f.ann, ids[2], &u, NULL, &e), SFS_OK);
+	memset(&whole, 0, sizeof(whole));
+	memset(&bare, 0, sizeof(bare));
+	bare.bare_ok = 1;
+	CHECK_ST(sfs_query_dir_files(f.s, &f.ann, "/m/", row_fn, &whole, &e),
+		 SFS_OK);
+	CHECK_ST(sfs_query_dir_entries(f.s, &f.ann, "/m/", row_fn, &bare, &e),
+		 SFS_OK);
+	CHECK(whole.n == 4 && bare.n == 4);
+	CHECK_STR(bare.rows, whole.rows);
+	CHECK(bare.bare_ok);
+	/* the suffix kept and the filename are the entry's makings */
+	CHECK(strstr(bare.rows, ":y2:-:1") != NULL);
+	CHECK(strstr(bare.rows, ":y3:take.wav:0") != NULL);
+	CHECK(strstr(bare.rows, ":y1:") == NULL);
+	memset(&bare, 0, sizeof(bare));
+	CHECK_ST(
+		sfs_query_dir_entries(f.s, &f.ann, "/none/", row_fn, &bare, &e),
+		SFS_OK);
+	CHECK(bare.n == 0);
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_dir_entries(f.s, &f.ann, "m/", row_fn, &bare, &e),
+		 SFS_INVALID);
+	ro = f.ann;
+	ro.scopes = SFS_SCOPE_WRITE;
+	sfs_err_init(&e);
+	CHECK_ST(sfs_query_dir_entries(f.s, &ro, "/m/", row_fn, &bare, &e),
+		 SFS_FORBIDDEN);
+	fx_close(&f);
+}
+
 static void test_bad_path_in_query(void)
 {
 	struct sfs_file_list l;
@@ -1967,6 +2048,7 @@ int main(void)
 	RUN(test_isolation_and_scope);
 	RUN(test_shared);
 	RUN(test_dir_files);
+	RUN(test_dir_entries);
 	RUN(test_bad_path_in_query);
 	RUN(test_page_tags);
 	RUN(test_read_session);
