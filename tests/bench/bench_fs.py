@@ -20,7 +20,8 @@ and bindfs (a pass-through FUSE mount) in one run, printed as ratios.
    directory. The tree is made beforehand, in the store through core's
    bulk create (tests/bench/helpers/fs_tree.c, built by make) and as plain
    files. Before each `ls -l`/`find` both mounts are remounted (empty
-   kernel dentry/attr caches) and the page cache is dropped.
+   kernel dentry/attr caches) and the page cache is dropped; the cold
+   `find` takes five turns on each side (medians).
 
 SFS_BENCH_FS_MB scales the big file (default 1024), SFS_BENCH_FS_FILES the
 number of small files (default 10000), SFS_BENCH_FS_TREE the files of the
@@ -35,6 +36,7 @@ import json
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -253,6 +255,14 @@ def create_rate(d, bodies, writers=1, fsync=False):
 
 PER_DIR = 100
 ROUNDS = 5  # turns of the durable-create comparison
+FIND_ROUNDS = 5  # turns of the cold find
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) process pid has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_helper():
@@ -469,18 +479,27 @@ def run(work, mb, nfiles, ntree, rows, notes):
 
         log("ls -l of %d files, find (remount + drop_caches each)" %
             nfiles)
-        ls_s = ls_b = f_s = f_b = None
+        ls_s = ls_b = None
         for _ in range(2):
             fresh()
             t = timed(["ls", "-l", str(mnt / "many")])
             ls_s = t if ls_s is None else min(ls_s, t)
             t = timed(["ls", "-l", str(bmnt / "many")])
             ls_b = t if ls_b is None else min(ls_b, t)
-            fresh()
-            t = timed(["find", str(mnt / "tree")])
-            f_s = t if f_s is None else min(f_s, t)
-            t = timed(["find", str(bmnt / "tree")])
-            f_b = t if f_b is None else min(f_b, t)
+        # find: a cold walk takes 0.2-0.5 s and swings 2-3x with the
+        # neighbours' load (0.71-1.54 in three rounds at load 11): both
+        # sides in turns, who goes first alternating, each after a
+        # remount + drop_caches; medians, and the mount's CPU per walk
+        fs_t, fb_t, f_cpu, b_cpu = [], [], [], []
+        for k in range(FIND_ROUNDS):
+            sides = [(mnt, sfs, fs_t, f_cpu), (bmnt, bind, fb_t, b_cpu)]
+            for where, who, times, cpu in sides[::1 if k % 2 == 0 else -1]:
+                fresh()
+                c0 = proc_cpu(who.proc.pid)
+                times.append(timed(["find", str(where / "tree")]))
+                cpu.append(proc_cpu(who.proc.pid) - c0)
+        f_s = statistics.median(fs_t)
+        f_b = statistics.median(fb_t)
         nfind = sum(1 for _ in os.walk(bmnt / "tree")) + sum(
             len(f) for _, _, f in os.walk(bmnt / "tree"))
         rows.append(("ls -l %d files (cold)" % nfiles,
@@ -489,6 +508,15 @@ def run(work, mb, nfiles, ntree, rows, notes):
         rows.append(("find, %d entries (cold)" % nfind,
                      "%.3f s" % f_s, "%.3f s" % f_b, f_b / f_s, 1.5,
                      ">= 1.5"))
+        notes.append("find (cold): medians of %d turns each; ratio per "
+                     "turn %s; speechfs %.3f-%.3f s, bindfs %.3f-%.3f s; "
+                     "CPU per walk (median): speechfs %.3f s, bindfs "
+                     "%.3f s" % (
+                         FIND_ROUNDS, " ".join(
+                             "%.2f" % (b / s) for s, b in zip(fs_t, fb_t)),
+                         min(fs_t), max(fs_t), min(fb_t), max(fb_t),
+                         statistics.median(f_cpu),
+                         statistics.median(b_cpu)))
         # the /.listening/ mirror of the tree (what updatedb and backup
         # tools walk too) against the tree itself, each after a remount
         # + drop_caches, best of 2
