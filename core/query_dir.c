@@ -82,34 +82,34 @@ static enum sfs_status dir_rows(struct db_stmt *st, const struct sfs_actor *a,
 				void *arg, struct sfs_err *e)
 {
 	enum sfs_status ret = SFS_OK;
+	struct sfs_file f;
 	int rc, stop = 0;
 
+	/* what every row shares, once; each row sets its own columns */
+	sfs_file_init(&f);
+	f.owner = a->user;
+	sfs_strlcpy(f.owner_id, a->user_id, sizeof(f.owner_id));
+	f.tenant = a->tenant;
+	sfs_strlcpy(f.tenant_id, a->tenant_id, sizeof(f.tenant_id));
+	f.path = (char *)path;
+	f.access = SFS_ACCESS_OWNER;
+	f.perm = SFS_PERM_OWNER;
 	while ((rc = sfsi_db_step(st, e)) == 1) {
-		struct sfs_file f;
-
-		sfs_file_init(&f);
 		f.ino = sfsi_db_col_int(st, 0);
 		sfs_strlcpy(f.id, sfsi_db_col_text(st, 1), sizeof(f.id));
-		f.owner = a->user;
-		sfs_strlcpy(f.owner_id, a->user_id, sizeof(f.owner_id));
-		f.tenant = a->tenant;
-		sfs_strlcpy(f.tenant_id, a->tenant_id, sizeof(f.tenant_id));
 		f.name = (char *)sfsi_db_col_text(st, 2);
 		f.filename = (char *)sfsi_db_col_text(st, 3);
-		f.path = (char *)path;
 		dir_row(st, bare, &f);
-		f.access = SFS_ACCESS_OWNER;
-		f.perm = SFS_PERM_OWNER;
 		if (!f.name)
 			ret = sfs_errf(e, SFS_IO, SFS_R_NONE,
 				       "a file without name");
 		else
 			stop = fn(arg, &f);
-		f.name = f.filename = f.path = NULL;
-		sfs_file_release(&f);
 		if (ret || stop)
 			break;
 	}
+	f.name = f.filename = f.path = NULL;
+	sfs_file_release(&f);
 	if (rc < 0 && !ret)
 		ret = status_of(e);
 	sfsi_db_reset(st);
