@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,8 +134,19 @@ int sfsi_unhex(const char *in, size_t n, unsigned char *out)
 	return 0;
 }
 
+/*
+ * The kernel's generator first (getrandom: one system call, fork-safe,
+ * cryptographically strong once seeded); OpenSSL's only if it fails. A
+ * mount draws a file id per create: OpenSSL's RAND_bytes cost 2.5 % of a
+ * durable create's CPU in perf (its per-thread generator found and
+ * reseeded, AES-CTR set up per call), getrandom 0.2 us.
+ */
 int sfsi_random(void *buf, size_t n)
 {
+	ssize_t got = n <= 256 ? getrandom(buf, n, 0) : -1;
+
+	if (got == (ssize_t)n)
+		return 0;
 	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
 }
 

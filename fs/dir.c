@@ -183,6 +183,20 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_entry(req, &e);
 }
 
+int fs_name_free(uint64_t parent, const struct fs_node *dir, const char *name)
+{
+	struct fs_entry en;
+	struct fs_subdir sd;
+	int ret;
+
+	if (strlen(name) > SFS_SEGMENT_MAX)
+		return -ENAMETOOLONG;
+	if (parent == FS_ROOT && root_special(name))
+		return -EEXIST;
+	ret = fs_find(dir->dir, dir->owner, FS_LIST_FILES, name, &en, &sd);
+	return ret == -ENOENT ? 0 : ret < 0 ? ret : -EEXIST;
+}
+
 int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n)
 {
 	struct stat st;

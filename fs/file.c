@@ -642,11 +642,8 @@ static int make_file(uint64_t parent, const char *name, int lazy,
 		ret = -EACCES;
 	if (!ret && g_fs.ro)
 		ret = -EROFS;
-	if (!ret) {
-		ret = fs_resolve_child(parent, name, c);
-		ret = ret == -ENOENT ? 0 : ret ? ret : -EEXIST;
-		fs_node_release(c);
-	}
+	if (!ret)
+		ret = fs_name_free(parent, &n, name);
 	if (!ret)
 		ret = fs_names_for_entry(NULL, name, &dname, &filename);
 	if (ret)

@@ -341,6 +341,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * directory of any kind). 0 or -errno; release n in every case.
  */
 int fs_resolve_child(uint64_t parent, const char *name, struct fs_node *n);
+/*
+ * Whether `name` is free in the user's directory dir (node parent, a
+ * directory of the user or the root, already resolved by the caller: a
+ * create looks the name up without loading its directory again). 0 when
+ * free, -EEXIST when a file or a directory has it, or -errno.
+ */
+int fs_name_free(uint64_t parent, const struct fs_node *dir, const char *name);
 
 /* ---- xattr.c ---------------------------------------------------------- */
 
