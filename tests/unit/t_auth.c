@@ -24,6 +24,7 @@
 #include "speechfs/token.h"
 #include "speechfs/util.h"
 #include "store_i.h"
+#include "util_i.h"
 #include "fixture.h"
 #include "testhelp.h"
 
@@ -199,6 +200,37 @@ static void test_uuid(void)
 		CHECK(strchr("89ab", a[19]) != NULL);
 		for (i = 0; a[i]; i++)
 			CHECK(!isupper((unsigned char)a[i]));
+	}
+}
+
+/*
+ * sfsi_random: the kernel's bytes (getrandom) up to 256 at a time,
+ * OpenSSL's beyond: every byte asked for is drawn (none left as it was,
+ * none written past the end), and two draws differ.
+ */
+static void test_random(void)
+{
+	static const size_t sizes[] = { 1, 16, 255, 256, 257, 300 };
+	unsigned char a[320], b[320];
+	size_t i, k, n, diff, zero;
+
+	for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		n = sizes[k];
+		memset(a, 0, sizeof(a));
+		memset(b, 0, sizeof(b));
+		CHECK(sfsi_random(a, n) == 0);
+		CHECK(sfsi_random(b, n) == 0);
+		for (i = n; i < sizeof(a); i++)
+			CHECK(a[i] == 0 && b[i] == 0);
+		for (i = 0, diff = 0, zero = 0; i < n; i++) {
+			diff += a[i] != b[i];
+			zero += a[i] == 0;
+		}
+		/* a byte repeats or stays 0 with p = 1/256 */
+		if (n >= 16) {
+			CHECK(diff > n / 2);
+			CHECK(zero < n / 2);
+		}
 	}
 }
 
@@ -1060,6 +1092,7 @@ int main(void)
 	sfs_log_set_level(SFS_LOG_WARN);
 	RUN(test_scope_parse);
 	RUN(test_uuid);
+	RUN(test_random);
 	RUN(test_tenant);
 	RUN(test_user);
 	RUN(test_key_roundtrip);
