@@ -2,7 +2,9 @@
  * A remote store's new content sent while it is written (remote_i.h): a
  * stage meant for file {id} (sfs_stage_set_target) that passes a few MiB
  * in order starts one PUT …/files/{id}/content with a chunked body, fed
- * from the stage's file as its bytes land there (sfsi_stage_follow). The
+ * from the stage as its bytes come (sfsi_stage_follow,
+ * sfsi_stage_follow_read: from the pipe's memory while it holds them,
+ * which the server keeping up finds there, else from the file). The
  * body ends only when the stage is hashed in order, which is the commit's
  * first step, so close() waits for the tail and the server's answer
  * instead of sending every byte after the last write. A stage that turns
@@ -12,12 +14,10 @@
  * and size against the stage's); a stream that got no answer leaves the
  * commit to send the stage whole.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "remote_i.h"
 #include "stage_i.h"
 #include "speechfs/file.h"
@@ -64,9 +64,7 @@ static ssize_t source(void *arg, char *buf, size_t len)
 		return 0; /* complete, and all of it sent */
 	if ((int64_t)len > got - x->sent)
 		len = (size_t)(got - x->sent);
-	do
-		n = pread(x->st->fd, buf, len, x->sent);
-	while (n < 0 && errno == EINTR);
+	n = sfsi_stage_follow_read(x->st, buf, len, x->sent);
 	if (n <= 0)
 		return -1;
 	x->sent += n;
@@ -84,6 +82,7 @@ static void *sender(void *arg)
 				     .http_code = &x->code };
 
 	x->status = sfsi_remote_request(x->r, &q, &x->answer, &x->err);
+	sfsi_stage_follow_detach(x->st);
 	return NULL;
 }
 
@@ -116,7 +115,13 @@ void sfsi_remote_stream_start(struct sfs_store *s, struct sfs_stage *st)
 			 : "?generateListeningAudio=false");
 	sfs_err_init(&x->err);
 	sfs_buf_init(&x->answer, ANSWER_MAX);
+	/* before the sender starts: it may detach at once */
+	pthread_mutex_lock(&st->fmu);
+	st->follow_mem = 1;
+	st->fdone = 0;
+	pthread_mutex_unlock(&st->fmu);
 	if (pthread_create(&x->th, NULL, sender, x)) {
+		sfsi_stage_follow_detach(st);
 		sfs_buf_release(&x->answer);
 		free(x);
 		return;

@@ -35,8 +35,15 @@
  * receiving and writing together, so in a pipeline the three overlap.
  * Stages start inline and turn to the pipeline past PIPE_START bytes.
  */
-#define PIPE_CHUNK (1 << 20)
-#define PIPE_SLOTS 6
+#define PIPE_CHUNK SFSI_PIPE_CHUNK
+#define PIPE_SLOTS SFSI_PIPE_SLOTS
+#define DIRECT_ALIGN 4096 /* O_DIRECT's offsets, lengths and memory */
+/*
+ * A slot goes around the page cache while the memory follower has read
+ * up to this far behind it: the writer fills the slot again only after
+ * PIPE_SLOTS more, and a follower that keeps up reads it before then.
+ */
+#define FOLLOW_NEAR ((int64_t)(PIPE_SLOTS - 2) * PIPE_CHUNK)
 #define PIPE_START (4 << 20)
 
 enum { P_WRITER, P_HASHER, P_WORKERS };
@@ -51,6 +58,9 @@ struct pipe {
 	unsigned head; /* slots handed over, [done[w], head) to do */
 	unsigned done[P_WORKERS];
 	size_t fill; /* bytes in slot head % PIPE_SLOTS */
+	int64_t seq; /* the filling slot's number (head without wrapping) */
+	int64_t off; /* where the filling slot's bytes go in the stage */
+	int dfd;     /* the file opened O_DIRECT, or -1 */
 	int stop;
 	struct sfs_stage *st; /* md and the file's offsets are the
 				 workers' while the pipe runs */
@@ -183,6 +193,7 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	st->s = s;
 	st->limit = INT64_MAX;
+	st->fpin = -1;
 	pthread_mutex_init(&st->fmu, NULL);
 	pthread_cond_init(&st->fcv, NULL);
 	if (spare_take(st))
@@ -273,11 +284,13 @@ static enum sfs_status write_all(int fd, const void *data, size_t len,
  * drop it from the page cache. An upload then recycles a few dozen MiB of
  * cache pages instead of claiming fresh ones for every byte (on this kind
  * of virtual machine, first touches of memory are what write() spends
- * its time on). Durability is unchanged: finish still fsyncs everything.
+ * its time on). Pages a memory follower that lags has still to read
+ * from the file stay until it has (sfsi_stage_follower_at). Durability
+ * is unchanged: finish still fsyncs everything.
  */
 static void writeback(struct sfs_stage *st, int drop)
 {
-	int64_t old;
+	int64_t old, at;
 
 	if (st->written - st->synced < WRITEBACK_CHUNK)
 		return;
@@ -287,6 +300,10 @@ static void writeback(struct sfs_stage *st, int drop)
 	if (!drop)
 		return;
 	old = st->synced - (int64_t)WRITEBACK_KEEP * WRITEBACK_CHUNK;
+	/* not what a lagging follower is still to read from the file */
+	at = sfsi_stage_follower_at(st) & ~(int64_t)(DIRECT_ALIGN - 1);
+	if (old > at)
+		old = at;
 	if (old <= st->dropped)
 		return;
 	if (sync_file_range(st->fd, st->dropped, old - st->dropped,
@@ -296,50 +313,6 @@ static void writeback(struct sfs_stage *st, int drop)
 		posix_fadvise(st->fd, st->dropped, old - st->dropped,
 			      POSIX_FADV_DONTNEED);
 	st->dropped = old;
-}
-
-/* Followers of the stage: `written` bytes are in the file; `end`: no more. */
-static void followers(struct sfs_stage *st, int64_t written, int end)
-{
-	pthread_mutex_lock(&st->fmu);
-	if (written > st->fwritten)
-		st->fwritten = written;
-	st->fend |= end;
-	pthread_cond_broadcast(&st->fcv);
-	pthread_mutex_unlock(&st->fmu);
-}
-
-int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
-			  const int *cancel)
-{
-	int64_t got;
-
-	pthread_mutex_lock(&st->fmu);
-	while (st->fwritten < want && !st->fend &&
-	       !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)))
-		pthread_cond_wait(&st->fcv, &st->fmu);
-	got = st->fwritten;
-	if (end)
-		*end = st->fend;
-	pthread_mutex_unlock(&st->fmu);
-	return got;
-}
-
-int sfsi_stage_complete(struct sfs_stage *st)
-{
-	int done;
-
-	pthread_mutex_lock(&st->fmu);
-	done = st->fcomplete;
-	pthread_mutex_unlock(&st->fmu);
-	return done;
-}
-
-void sfsi_stage_follow_wake(struct sfs_stage *st)
-{
-	pthread_mutex_lock(&st->fmu);
-	pthread_cond_broadcast(&st->fcv);
-	pthread_mutex_unlock(&st->fmu);
 }
 
 /* Spare pipeline buffers, so uploads reuse memory already touched. */
@@ -357,7 +330,15 @@ static char *pipe_mem_get(void)
 		spare[i] = NULL;
 	}
 	pthread_mutex_unlock(&spare_mu);
-	return m ? m : malloc((size_t)PIPE_SLOTS * PIPE_CHUNK);
+	if (!m) {
+		void *a = NULL;
+
+		/* aligned: the slots are written O_DIRECT (pipe_start) */
+		if (!posix_memalign(&a, DIRECT_ALIGN,
+				    (size_t)PIPE_SLOTS * PIPE_CHUNK))
+			m = a;
+	}
+	return m;
 }
 
 static void pipe_mem_put(char *m)
@@ -374,12 +355,50 @@ static void pipe_mem_put(char *m)
 	free(m);
 }
 
+/*
+ * A slot's bytes into the stage's file at its end: around the page cache
+ * when the pipe has the file O_DIRECT, the slot is whole blocks at a
+ * block's offset and the stage's memory follower is near enough to read
+ * the slot from memory before the pipe fills it again (or none reads:
+ * the file is then only a copy kept for a resend and for reads of the
+ * writer's version); else through the cache (paced by writeback). The
+ * page cache's copy and writeback were a fifth of a remote mount's CPU
+ * per byte written; but a follower that lags reads the slots it missed
+ * from the file, and those had better be in the cache than on the disk.
+ */
+static enum sfs_status file_write(struct pipe *p, const char *buf, size_t len,
+				  int *cached, struct sfs_err *e)
+{
+	struct sfs_stage *st = p->st;
+	ssize_t n = 0;
+
+	*cached = 0;
+	if (p->dfd >= 0 && !(st->written % DIRECT_ALIGN) &&
+	    !(len % DIRECT_ALIGN) &&
+	    sfsi_stage_follower_at(st) >= st->written - FOLLOW_NEAR) {
+		do
+			n = pwrite(p->dfd, buf, len, st->written);
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)len)
+			return SFS_OK;
+		/* refused (a file system without O_DIRECT) or short: the
+		 * rest, and every later slot, through the cache */
+		close(p->dfd);
+		p->dfd = -1;
+		if (n < 0)
+			n = 0;
+	}
+	*cached = 1;
+	return write_all(st->fd, buf + n, len - (size_t)n, st->written + n, e);
+}
+
 static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 				 int failed, struct sfs_err *e)
 {
 	struct sfs_stage *st = p->st;
 	const char *buf = p->mem + (size_t)slot * PIPE_CHUNK;
 	enum sfs_status ret;
+	int cached;
 
 	if (w == P_HASHER) {
 		EVP_DigestUpdate(st->md, buf, p->len[slot]);
@@ -387,12 +406,13 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	}
 	if (failed)
 		return SFS_OK; /* the stage is lost anyway: just drain */
-	ret = write_all(st->fd, buf, p->len[slot], -1, e);
+	ret = file_write(p, buf, p->len[slot], &cached, e);
 	if (ret)
 		return ret;
 	st->written += (int64_t)p->len[slot];
-	followers(st, st->written, 0);
-	writeback(st, 1);
+	sfsi_stage_followers(st, st->written, 0);
+	if (cached)
+		writeback(st, 1);
 	return SFS_OK;
 }
 
@@ -445,6 +465,9 @@ static unsigned pipe_lag(const struct pipe *p)
 
 static void pipe_free(struct pipe *p)
 {
+	sfsi_stage_slots_close(p->st, p->mem);
+	if (p->dfd >= 0)
+		close(p->dfd);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	pipe_mem_put(p->mem);
@@ -473,7 +496,9 @@ static void pipe_start(struct sfs_stage *st)
 
 	if (!p)
 		return;
+	p->dfd = -1;
 	p->st = st;
+	p->off = st->size; /* what came before is in the file */
 	p->mem = pipe_mem_get();
 	if (!p->mem || pthread_mutex_init(&p->mu, NULL)) {
 		free(p->mem);
@@ -486,6 +511,10 @@ static void pipe_start(struct sfs_stage *st)
 		free(p);
 		return;
 	}
+	pthread_mutex_lock(&st->fmu);
+	if (st->follow_mem)
+		p->dfd = open(st->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	pthread_mutex_unlock(&st->fmu);
 	for (w = 0; w < P_WORKERS; w++) {
 		a = malloc(sizeof(*a));
 		if (!a)
@@ -504,15 +533,22 @@ static void pipe_start(struct sfs_stage *st)
 		pipe_free(p);
 		return;
 	}
+	sfsi_stage_slots_open(st, p->mem);
 	st->pipe = p;
 }
 
 /* Hand the filling slot over; then wait for the next one to be free. */
 static void pipe_push(struct pipe *p)
 {
+	struct sfs_stage *st = p->st;
+	unsigned slot = p->head % PIPE_SLOTS;
+
 	if (!p->fill)
 		return;
-	p->len[p->head % PIPE_SLOTS] = p->fill;
+	p->len[slot] = p->fill;
+	/* what the slot holds, for followers, before any worker has it */
+	sfsi_stage_slot_handed(st, slot, p->seq++, p->off, p->fill);
+	p->off += (int64_t)p->fill;
 	p->fill = 0;
 	pthread_mutex_lock(&p->mu);
 	p->head++;
@@ -520,6 +556,7 @@ static void pipe_push(struct pipe *p)
 	while (pipe_lag(p) >= PIPE_SLOTS)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	sfsi_stage_slot_reusable(st, p->head % PIPE_SLOTS, p->seq);
 }
 
 static enum sfs_status pipe_status(struct pipe *p, struct sfs_err *e)
@@ -564,6 +601,9 @@ static enum sfs_status pipe_end(struct sfs_stage *st, struct sfs_err *e)
 	ret = pipe_status(p, e);
 	pipe_free(p);
 	st->pipe = NULL;
+	/* the writer wrote at offsets: later appends go at the end */
+	if (!ret && lseek(st->fd, st->written, SEEK_SET) < 0)
+		ret = sfsi_errno_status(e, errno, "seeking the stage");
 	return ret;
 }
 
@@ -600,12 +640,12 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	if ((int64_t)len > st->limit - st->size)
 		return sfs_errf(e, SFS_TOO_LARGE, SFS_R_NONE,
 				"more than %lld bytes", (long long)st->limit);
-	if (!st->random && !st->pipe && st->size >= PIPE_START)
-		pipe_start(st);
 	if (!st->random && !st->stream_tried && st->size >= PIPE_START) {
 		st->stream_tried = 1;
-		stream_start(st);
+		stream_start(st); /* may set follow_mem */
 	}
+	if (!st->random && !st->pipe && st->size >= PIPE_START)
+		pipe_start(st);
 	if (st->pipe) {
 		ret = pipe_write(st, data, len, e);
 		if (ret)
@@ -624,7 +664,7 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	st->size += (int64_t)len;
 	st->written = st->size;
 	if (!st->random)
-		followers(st, st->written, 0);
+		sfsi_stage_followers(st, st->written, 0);
 	/* a random stage is read back to hash it: keep its cache */
 	writeback(st, !st->random);
 	return SFS_OK;
@@ -645,11 +685,12 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && off == st->size)
 		return sfs_stage_write(st, data, len, e);
+	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
 	ret = pipe_end(st, e);
 	if (ret)
 		return ret;
 	st->random = 1;
-	followers(st, 0, 1);
+	sfsi_stage_followers(st, 0, 1);
 	ret = write_all(st->fd, data, len, off, e);
 	if (ret)
 		return ret;
@@ -700,13 +741,14 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 				"more than %lld bytes", (long long)st->limit);
 	if (size == st->size)
 		return SFS_OK;
+	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
 	ret = pipe_end(st, e);
 	if (ret)
 		return ret;
 	if (ftruncate(st->fd, size) < 0)
 		return sfsi_errno_status(e, errno, "truncating the stage");
 	st->random = 1;
-	followers(st, 0, 1);
+	sfsi_stage_followers(st, 0, 1);
 	st->size = size;
 	st->written = size;
 	return SFS_OK;
@@ -828,7 +870,8 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 		st->fcomplete = 1;
 		pthread_mutex_unlock(&st->fmu);
 	}
-	followers(st, st->random ? 0 : st->size, 1); /* all there is */
+	sfsi_stage_followers(st, st->random ? 0 : st->size,
+			     1); /* all there is */
 	return SFS_OK;
 }
 
@@ -866,9 +909,9 @@ void sfs_stage_free(struct sfs_stage *st)
 {
 	if (!st)
 		return;
+	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
 	if (st->pipe)
 		(void)pipe_end(st, NULL);
-	followers(st, 0, 1);
 	stream_free(st);
 	if (st->linked)
 		sfsi_blob_unlink_uncommitted(st);

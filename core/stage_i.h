@@ -8,10 +8,21 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <openssl/evp.h>
 #include "speechfs/stage.h"
 
 struct pipe;
+
+/* Slots of a pipe (stage.c): what a follower may read from memory. */
+#define SFSI_PIPE_SLOTS 6
+#define SFSI_PIPE_CHUNK (1 << 20)
+
+struct sfsi_stage_slot {
+	int64_t seq; /* the slot's number in the pipe, from 0 */
+	int64_t off; /* where its bytes are in the stage */
+	size_t len;  /* 0: never filled */
+};
 
 struct sfs_stage {
 	struct sfs_store *s;
@@ -44,7 +55,8 @@ struct sfs_stage {
 	/*
 	 * A sequential stage can be followed as it is written (the S3
 	 * backend sends it while it is received): fwritten bytes are in the
-	 * file, in order; fend says no more will come.
+	 * file, in order (for a memory follower, in the file or in the
+	 * pipe's slots handed over); fend says no more will come.
 	 */
 	pthread_mutex_t fmu;
 	pthread_cond_t fcv;
@@ -53,6 +65,24 @@ struct sfs_stage {
 	int fcomplete; /* fend because it was hashed in order: all there is */
 	int stream_tried;
 	void *stream; /* the blob backend's (or the remote store's), or NULL */
+	/*
+	 * The follower reads what the pipe holds from its memory
+	 * (sfsi_stage_follow_read) while they are there, and the file for
+	 * what the pipe filled again before it read it: the pipe writes the
+	 * file around the page cache (O_DIRECT) where it can while the
+	 * follower keeps up, through it when it lags. fmem is the pipe's memory
+	 * (NULL: none), fslot[i] what slot i holds, fhead the number of
+	 * slots handed over, ffill the number of the slot the filler may be
+	 * writing, fpin the slot a follower copies from (-1: none); all under
+	 * fmu.
+	 */
+	int follow_mem;
+	int64_t fdone; /* what the follower has read */
+	const char *fmem;
+	struct sfsi_stage_slot fslot[SFSI_PIPE_SLOTS];
+	int64_t fhead;
+	int64_t ffill;
+	int64_t fpin;
 	char target[40]; /* sfs_stage_set_target's file id, or "" */
 	unsigned target_flags;
 };
@@ -65,8 +95,40 @@ struct sfs_stage {
 int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
 			  const int *cancel);
 void sfsi_stage_follow_wake(struct sfs_stage *st);
+/*
+ * Up to len bytes of the stage from off (below what sfsi_stage_follow
+ * returned) into buf: from the pipe's memory while a slot still holds
+ * them, else from the file. One follower at a time. The bytes copied, or
+ * -1 (errno) when the file cannot be read.
+ */
+ssize_t sfsi_stage_follow_read(struct sfs_stage *st, void *buf, size_t len,
+			       int64_t off);
+/*
+ * The follower reads no more (its request ended): the pipe keeps nothing
+ * in the page cache for it (follow_mem off).
+ */
+void sfsi_stage_follow_detach(struct sfs_stage *st);
 /* 1 once the stage was hashed in order: the follower has all of it. */
 int sfsi_stage_complete(struct sfs_stage *st);
+
+/*
+ * The writer's side (stage.c; stage_follow.c): `written` bytes are in the
+ * file, `end`: no more will come. The pipe's memory mem shown to
+ * followers (slots_open) and taken back once no follower copies from it
+ * (slots_close); slot i handed to the pipe's workers as number seq,
+ * holding [off, off + len); slot i about to be filled again as number
+ * seq, once no follower copies from it (slot_reusable: waits for a
+ * memcpy, never for a follower to read: one that lags reads the file).
+ * follower_at: what the memory follower has read (it may still read the
+ * file from there), INT64_MAX when none reads any more.
+ */
+void sfsi_stage_followers(struct sfs_stage *st, int64_t written, int end);
+void sfsi_stage_slots_open(struct sfs_stage *st, const char *mem);
+void sfsi_stage_slots_close(struct sfs_stage *st, const char *mem);
+void sfsi_stage_slot_handed(struct sfs_stage *st, unsigned i, int64_t seq,
+			    int64_t off, size_t len);
+void sfsi_stage_slot_reusable(struct sfs_stage *st, unsigned i, int64_t seq);
+int64_t sfsi_stage_follower_at(struct sfs_stage *st);
 
 /* Hash the stage if not yet done (no more writes after it). */
 enum sfs_status sfsi_stage_hash(struct sfs_stage *st,

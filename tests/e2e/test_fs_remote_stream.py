@@ -13,8 +13,10 @@ the whole stage; an overwrite keeps the file's id."""
 import errno
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -281,6 +283,137 @@ def test_server_killed_mid_stream(remote):
                 dm.start()
                 assert server_sha(dm, key, f["id"]) == sha(old)
                 assert eventually(lambda: p.read_bytes() == old)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+PROBE = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)
+os.write(fd, b"x" * 100)
+os.fstat(fd)
+os.stat(sys.argv[2])
+print("done", flush=True)
+os.close(fd)
+"""
+
+
+def wchar(pid):
+    """Bytes process pid has written so far (write(2) and the like)."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/%d/io" % pid)
+
+
+def test_a_stalled_server_holds_no_other_request(remote):
+    """The server stops mid-stream (SIGSTOP) while the writer has 32 MiB
+    more to write, and the mount's timeout (600 s) is far away. The
+    stream sends from the stage's memory while the server keeps up, but
+    the writer never waits for it: a FUSE write is answered by the
+    mount's reading thread with the open file's lock held, so a writer
+    held by the network would hold every request of the mount (review
+    s13 finding 1). So, with the server still stopped: another process
+    creates and writes a small file (no server needed: the create waits
+    for close) and stats the file being written, and the writer gets
+    through all its writes. The server back, close() returns once the
+    server holds exactly the bytes, the small file's too."""
+    dm, key, _, _ = remote
+    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    stopped = False
+    probe = None
+    try:
+        p = m.path("stalled.bin")
+        data = os.urandom((40 << 20) + 999)
+        w = Writer(p)
+        try:
+            w.write(data[:8 << 20])
+            assert eventually(lambda: staged_at_server(dm) >= 4 * MIB, 60)
+            dm.proc.send_signal(signal.SIGSTOP)
+            stopped = True
+            rest = threading.Thread(target=w.write, args=(data[8 << 20:],),
+                                    daemon=True)
+            rest.start()
+            # the probe goes once the writer is through, or once it is
+            # held: its writes stopped for 10 polls in a row
+            seen = []
+
+            def through_or_held():
+                seen.append(wchar(w.p.pid))
+                return not rest.is_alive() or (
+                    len(seen) > 10 and seen[-11] == seen[-1])
+            assert eventually(through_or_held, 120)
+            probe = subprocess.Popen(
+                [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
+                 str(p)], stdout=subprocess.PIPE)
+            said = []
+            th = threading.Thread(
+                target=lambda: said.append(probe.stdout.readline()),
+                daemon=True)
+            th.start()
+            th.join(120)
+            assert said == [b"done\n"], \
+                "the probe was held behind the stalled stream"
+            rest.join(120)
+            assert not rest.is_alive(), "the writer is held"
+            assert dm.proc.poll() is None  # still stopped, not gone
+        finally:
+            if stopped:
+                dm.proc.send_signal(signal.SIGCONT)
+            err = w.close()
+        assert err == 0, os.strerror(err)
+        assert probe.wait(120) == 0
+        f = the_file(dm, key, "stalled")
+        assert f["size"] == len(data)
+        assert server_sha(dm, key, f["id"]) == sha(data)
+        assert the_file(dm, key, "probe")["size"] == 100
+        drop_pages(p)
+        assert sha256_file(p) == sha(data)
+    finally:
+        if probe and probe.poll() is None:
+            probe.kill()
+            probe.wait()
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def test_a_stalled_server_lets_the_writer_go(remote):
+    """The server stops reading mid-stream (SIGSTOP) for longer than the
+    mount's timeout: the writes go on to the end meanwhile (the writer
+    never waits for the stream), and the stream gives up. The server
+    back, close() sends the whole stage and the server holds exactly the
+    local bytes."""
+    dm, key, _, _ = remote
+    m = RemoteMount(dm.base, key, "-o", "timeout=3")
+    stopped = False
+    try:
+        p = m.path("stalled.bin")
+        data = os.urandom((40 << 20) + 999)
+        w = Writer(p)
+        try:
+            w.write(data[:8 << 20])
+            assert eventually(lambda: staged_at_server(dm) >= 4 * MIB, 60)
+            dm.proc.send_signal(signal.SIGSTOP)
+            stopped = True
+            rest = threading.Thread(target=w.write, args=(data[8 << 20:],),
+                                    daemon=True)
+            rest.start()
+            rest.join(120)
+            assert not rest.is_alive(), "the writer is held"
+            # the stream gives up (no progress for the timeout)
+            assert eventually(lambda: "does not answer" in m.output(), 60)
+        finally:
+            if stopped:
+                dm.proc.send_signal(signal.SIGCONT)
+            err = w.close()
+        assert err == 0, os.strerror(err)
+        f = the_file(dm, key, "stalled")
+        assert f["size"] == len(data)
+        assert server_sha(dm, key, f["id"]) == sha(data)
+        drop_pages(p)
+        assert sha256_file(p) == sha(data)
     finally:
         print(m.output())       # shown when the test fails
         m.stop()

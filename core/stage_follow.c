@@ -1,0 +1,192 @@
+/*
+ * A stage's followers (stage_i.h): threads that read a sequential stage
+ * while it is written (the S3 backend's multipart upload, a remote
+ * mount's stream of new content). They wait for bytes in the file, and
+ * one that reads from memory (follow_mem) copies what the pipe's slots
+ * still hold (stage.c's pipe publishes them here) and reads the file for
+ * what the pipe filled again before it came: it never holds the writer
+ * back (sfsi_stage_slot_reusable).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include "stage_i.h"
+
+/* Followers of the stage: `written` bytes are in the file; `end`: no more. */
+void sfsi_stage_followers(struct sfs_stage *st, int64_t written, int end)
+{
+	pthread_mutex_lock(&st->fmu);
+	if (written > st->fwritten)
+		st->fwritten = written;
+	st->fend |= end;
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
+			  const int *cancel)
+{
+	int64_t got;
+
+	pthread_mutex_lock(&st->fmu);
+	while (st->fwritten < want && !st->fend &&
+	       !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)))
+		pthread_cond_wait(&st->fcv, &st->fmu);
+	got = st->fwritten;
+	if (end)
+		*end = st->fend;
+	pthread_mutex_unlock(&st->fmu);
+	return got;
+}
+
+int sfsi_stage_complete(struct sfs_stage *st)
+{
+	int done;
+
+	pthread_mutex_lock(&st->fmu);
+	done = st->fcomplete;
+	pthread_mutex_unlock(&st->fmu);
+	return done;
+}
+
+void sfsi_stage_follow_wake(struct sfs_stage *st)
+{
+	pthread_mutex_lock(&st->fmu);
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+/*
+ * The slot of the pipe's memory holding byte off, pinned (fmu held): a
+ * slot handed over (its number below fhead) and not being filled again
+ * (above ffill less the slots). NULL: not in memory (any more).
+ */
+static const char *slot_pin(struct sfs_stage *st, int64_t off, size_t *len)
+{
+	const struct sfsi_stage_slot *sl;
+	int i;
+
+	for (i = 0; st->fmem && i < SFSI_PIPE_SLOTS; i++) {
+		sl = &st->fslot[i];
+		if (!sl->len || sl->seq >= st->fhead ||
+		    sl->seq + SFSI_PIPE_SLOTS <= st->ffill || off < sl->off ||
+		    off >= sl->off + (int64_t)sl->len)
+			continue;
+		if (*len > (size_t)(sl->off + (int64_t)sl->len - off))
+			*len = (size_t)(sl->off + (int64_t)sl->len - off);
+		st->fpin = sl->seq;
+		return st->fmem + (size_t)i * SFSI_PIPE_CHUNK +
+		       (size_t)(off - sl->off);
+	}
+	return NULL;
+}
+
+ssize_t sfsi_stage_follow_read(struct sfs_stage *st, void *buf, size_t len,
+			       int64_t off)
+{
+	const char *from;
+	ssize_t n;
+
+	pthread_mutex_lock(&st->fmu);
+	from = slot_pin(st, off, &len);
+	pthread_mutex_unlock(&st->fmu);
+	if (from) {
+		memcpy(buf, from, len);
+		n = (ssize_t)len;
+	} else {
+		do
+			n = pread(st->fd, buf, len, off);
+		while (n < 0 && errno == EINTR);
+	}
+	pthread_mutex_lock(&st->fmu);
+	st->fpin = -1;
+	if (n > 0)
+		st->fdone = off + n;
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+	return n;
+}
+
+void sfsi_stage_follow_detach(struct sfs_stage *st)
+{
+	pthread_mutex_lock(&st->fmu);
+	st->follow_mem = 0;
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+void sfsi_stage_slots_open(struct sfs_stage *st, const char *mem)
+{
+	pthread_mutex_lock(&st->fmu);
+	st->fmem = mem;
+	memset(st->fslot, 0, sizeof(st->fslot));
+	st->fhead = 0;
+	st->ffill = 0;
+	pthread_mutex_unlock(&st->fmu);
+}
+
+void sfsi_stage_slots_close(struct sfs_stage *st, const char *mem)
+{
+	/* followers read the file from now on; none copies from the slots */
+	pthread_mutex_lock(&st->fmu);
+	if (st->fmem == mem)
+		st->fmem = NULL;
+	while (st->fpin >= 0)
+		pthread_cond_wait(&st->fcv, &st->fmu);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+void sfsi_stage_slot_handed(struct sfs_stage *st, unsigned i, int64_t seq,
+			    int64_t off, size_t len)
+{
+	pthread_mutex_lock(&st->fmu);
+	st->fslot[i].seq = seq;
+	st->fslot[i].off = off;
+	st->fslot[i].len = len;
+	st->fhead = seq + 1;
+	/*
+	 * A memory follower may read it now, before the pipe's writer has
+	 * it in the file: the pipe fills the slot again only once its
+	 * workers are done with it (pipe_push), and takes the slots back
+	 * only once they are done with all (pipe_end), so whatever the
+	 * follower no longer finds in a slot is in the file by then.
+	 */
+	if (st->follow_mem && off + (int64_t)len > st->fwritten) {
+		st->fwritten = off + (int64_t)len;
+		pthread_cond_broadcast(&st->fcv);
+	}
+	pthread_mutex_unlock(&st->fmu);
+}
+
+/*
+ * Wait until the memory of slot i, filled next as number seq, is no
+ * follower's: none copies from it (a pin lasts one memcpy). The writer
+ * never waits for a follower to read: its wait would be on the network
+ * (a remote stream goes at the server's pace), and a FUSE write is
+ * answered by the mount's reading thread with the open file's lock
+ * held, so a slow or stalled server would hold every request of the
+ * mount. A follower that lags reads the bytes it missed from the file
+ * (pipe_push hands a slot over again only once the pipe's writer wrote
+ * it there; slot_pin no longer offers it).
+ */
+void sfsi_stage_slot_reusable(struct sfs_stage *st, unsigned i, int64_t seq)
+{
+	(void)i;
+	pthread_mutex_lock(&st->fmu);
+	while (st->fpin >= 0 && st->fpin + SFSI_PIPE_SLOTS <= seq)
+		pthread_cond_wait(&st->fcv, &st->fmu);
+	st->ffill = seq; /* its old bytes are no follower's any more */
+	pthread_mutex_unlock(&st->fmu);
+}
+
+int64_t sfsi_stage_follower_at(struct sfs_stage *st)
+{
+	int64_t at = INT64_MAX;
+
+	pthread_mutex_lock(&st->fmu);
+	if (st->follow_mem && !st->fend)
+		at = st->fdone;
+	pthread_mutex_unlock(&st->fmu);
+	return at;
+}
