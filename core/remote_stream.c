@@ -29,6 +29,7 @@
 #define ANSWER_MAX (64 << 20)
 
 struct rstream {
+	struct sfs_store *s;
 	struct sfs_remote *r;
 	struct sfs_stage *st;
 	char id[SFS_ID_SIZE];
@@ -81,6 +82,21 @@ static void *sender(void *arg)
 				     .source_arg = x,
 				     .http_code = &x->code };
 
+	/*
+	 * A new file not sent yet is created first, empty (as before the
+	 * mount kept its creates): the stream is its content. Here, not in
+	 * the write that started the stream: a FUSE write is answered by the
+	 * mount's reading thread with the open file's lock held, and must
+	 * not wait for the server. Not made: no answer, so the commit sends
+	 * the stage whole (with the create, the file still pending).
+	 */
+	if (sfsi_rpend_send(x->s, x->id, &x->err)) {
+		sfs_debug("remote", "no stream of '%s': %s", x->id,
+			  x->err.message);
+		x->status = SFS_IO;
+		sfsi_stage_follow_detach(x->st);
+		return NULL;
+	}
 	x->status = sfsi_remote_request(x->r, &q, &x->answer, &x->err);
 	sfsi_stage_follow_detach(x->st);
 	return NULL;
@@ -89,22 +105,14 @@ static void *sender(void *arg)
 void sfsi_remote_stream_start(struct sfs_store *s, struct sfs_stage *st)
 {
 	struct rstream *x;
-	struct sfs_err e;
 
 	if (!st->target[0] || !sfs_uuid_valid(st->target) ||
 	    !(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
 		return;
-	/* a new file not sent yet is created first, empty (as before the
-	 * mount kept its creates): the stream is its content */
-	sfs_err_init(&e);
-	if (sfsi_rpend_send(s, st->target, &e)) {
-		sfs_debug("remote", "no stream of '%s': %s", st->target,
-			  e.message);
-		return;
-	}
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return;
+	x->s = s;
 	x->r = sfsi_remote_of(s);
 	x->st = st;
 	sfs_strlcpy(x->id, st->target, sizeof(x->id));

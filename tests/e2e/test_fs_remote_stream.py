@@ -308,14 +308,18 @@ def wchar(pid):
     raise AssertionError("no wchar in /proc/%d/io" % pid)
 
 
-def test_a_stalled_server_holds_no_other_request(remote):
-    """The server stops mid-stream (SIGSTOP) while the writer has 32 MiB
-    more to write, and the mount's timeout (600 s) is far away. The
-    stream sends from the stage's memory while the server keeps up, but
-    the writer never waits for it: a FUSE write is answered by the
-    mount's reading thread with the open file's lock held, so a writer
-    held by the network would hold every request of the mount (review
-    s13 finding 1). So, with the server still stopped: another process
+@pytest.mark.parametrize("stop_at", [8 << 20, 1 << 20],
+                         ids=["mid-stream", "before-the-create"])
+def test_a_stalled_server_holds_no_other_request(remote, stop_at):
+    """The server stops (SIGSTOP) while the writer has 32 MiB or more
+    to write, and the mount's timeout (600 s) is far away: mid-stream,
+    or before the stream began (the new file not created on the server
+    yet: the stream creates it first). The stream sends from the
+    stage's memory while the server keeps up, but the writer never
+    waits for the server: a FUSE write is answered by the mount's
+    reading thread with the open file's lock held, so a writer held by
+    the network would hold every request of the mount (review s13
+    finding 1). So, with the server still stopped: another process
     creates and writes a small file (no server needed: the create waits
     for close) and stats the file being written, and the writer gets
     through all its writes. The server back, close() returns once the
@@ -329,11 +333,16 @@ def test_a_stalled_server_holds_no_other_request(remote):
         data = os.urandom((40 << 20) + 999)
         w = Writer(p)
         try:
-            w.write(data[:8 << 20])
-            assert eventually(lambda: staged_at_server(dm) >= 4 * MIB, 60)
+            w.write(data[:stop_at])
+            if stop_at > 4 * MIB:
+                assert eventually(
+                    lambda: staged_at_server(dm) >= 4 * MIB, 60)
+            else:
+                # the listing the probe's lookup uses, while it can
+                assert not m.path("probe.txt").exists()
             dm.proc.send_signal(signal.SIGSTOP)
             stopped = True
-            rest = threading.Thread(target=w.write, args=(data[8 << 20:],),
+            rest = threading.Thread(target=w.write, args=(data[stop_at:],),
                                     daemon=True)
             rest.start()
             # the probe goes once the writer is through, or once it is
