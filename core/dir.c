@@ -252,6 +252,12 @@ static enum sfs_status dir_info(struct db *d, int64_t owner, const char *path,
 	return ret;
 }
 
+enum sfs_status sfsi_dir_info(struct db *d, int64_t owner, const char *path,
+			      struct sfs_dir_info *out, struct sfs_err *e)
+{
+	return dir_info(d, owner, path, 0, NULL, 0, out, e);
+}
+
 enum sfs_status sfs_dir_stat(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *path, struct sfs_dir_info *out,
 			     struct sfs_err *e)

@@ -6,6 +6,7 @@
 #include "speechfs/err.h"
 
 struct db;
+struct sfs_dir_info;
 
 /*
  * A live file entered (delta 1) or left (delta -1) directory `path` of
@@ -24,5 +25,13 @@ enum sfs_status sfsi_dir_count(struct db *d, int64_t owner, const char *path,
 enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
 			       int64_t now_ns,
 			       struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * sfs_dir_stat of owner's directory `path` on d, inside the caller's
+ * transaction.
+ */
+enum sfs_status sfsi_dir_info(struct db *d, int64_t owner, const char *path,
+			      struct sfs_dir_info *out,
+			      struct sfs_err *e) SFS_MUST_CHECK;
 
 #endif

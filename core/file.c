@@ -24,6 +24,7 @@
 #include "job_i.h"
 #include "media_i.h"
 #include "speechfs/blob.h"
+#include "speechfs/dir.h"
 #include "speechfs/fetch.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
@@ -735,6 +736,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 				struct sfs_stage *content, struct sfs_file *out,
 				struct sfs_err *e)
 {
+	if (sp->dir_out)
+		memset(sp->dir_out, 0, sizeof(*sp->dir_out));
 	if (s->ops)
 		return s->ops->file_create(s, sp, content, out, e);
 	struct sfs_buf path = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
@@ -784,6 +787,9 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	 */
 	if (!ret && out)
 		ret = sfsi_file_resolve(d, a, uuid, 0, out, e);
+	/* read by the connection that wrote it: no read after the commit */
+	if (!ret && sp->dir_out)
+		ret = sfsi_dir_info(d, a->user, path.buf, sp->dir_out, e);
 	if (ret) {
 		sfsi_db_rollback(d);
 		goto out;
@@ -800,6 +806,8 @@ enum sfs_status sfs_file_create(struct sfs_store *s, const struct sfs_actor *a,
 	if (sp->uri || (sp->listening && content))
 		sfs_workers_kick(s);
 out:
+	if (ret && sp->dir_out)
+		memset(sp->dir_out, 0, sizeof(*sp->dir_out));
 	sfsi_db_put(d);
 	sfs_buf_release(&path);
 	return ret;

@@ -25,29 +25,41 @@ static json_t *dir_json(const char *path, const char *name,
 			 iso, "modifiedAtNs", (json_int_t)d->mtime_ns);
 }
 
-void api_dirs_header(struct req *r, const struct sfs_file *f)
+/*
+ * For a client that names its origin (a remote mount) on a server of the
+ * extensions: a read of the directory more per write is not for every
+ * client.
+ */
+int api_dirs_header_wanted(struct req *r)
 {
-	struct sfs_dir_info d;
+	return g_httpd.opts.extensions && req_origin(r);
+}
+
+/* X-Speechfs-Directory: the directory's state d. */
+void api_dirs_header_set(struct req *r, const struct sfs_dir_info *d)
+{
 	char v[256], iso[32];
 
-	/*
-	 * For a client that names its origin (a remote mount) on a server
-	 * of the extensions: a read of the directory more per write is not
-	 * for every client. The caller's own directory only (a shared
-	 * file's is its owner's).
-	 */
-	if (!g_httpd.opts.extensions || !req_origin(r) || !f->path ||
-	    f->deleted || f->owner != r->actor.user ||
-	    sfs_dir_stat(g_httpd.store, &r->actor, f->path, &d, NULL))
-		return;
-	sfs_iso8601(d.mtime_ns / 1000000, iso);
+	sfs_iso8601(d->mtime_ns / 1000000, iso);
 	snprintf(v, sizeof(v),
 		 "{\"explicit\":%s,\"descendantCount\":%lld,"
 		 "\"subdirectoryCount\":%lld,\"modifiedAt\":\"%s\","
 		 "\"modifiedAtNs\":%lld}",
-		 d.explicit_ ? "true" : "false", (long long)d.nfiles,
-		 (long long)d.nsub, iso, (long long)d.mtime_ns);
+		 d->explicit_ ? "true" : "false", (long long)d->nfiles,
+		 (long long)d->nsub, iso, (long long)d->mtime_ns);
 	req_set_header(r, "X-Speechfs-Directory", v);
+}
+
+void api_dirs_header(struct req *r, const struct sfs_file *f)
+{
+	struct sfs_dir_info d;
+
+	/* the caller's own directory only (a shared file's is its owner's) */
+	if (!api_dirs_header_wanted(r) || !f->path || f->deleted ||
+	    f->owner != r->actor.user ||
+	    sfs_dir_stat(g_httpd.store, &r->actor, f->path, &d, NULL))
+		return;
+	api_dirs_header_set(r, &d);
 }
 
 /* The directory at path as JSON: stat it (after a change, the new one). */

@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "openapi.h"
 #include "speechfs/blob.h"
+#include "speechfs/dir.h"
 #include "speechfs/file.h"
 #include "speechfs/job.h"
 #include "speechfs/log.h"
@@ -163,6 +164,7 @@ static void id_key_arg(struct req *r, const char **out, struct sfs_err *e)
 
 static enum MHD_Result upload(struct req *r)
 {
+	struct sfs_dir_info dir;
 	struct sfs_file_spec spec;
 	struct sfs_file f;
 	struct sfs_err e;
@@ -219,6 +221,8 @@ static enum MHD_Result upload(struct req *r)
 		spec.metadata = r->parts[PART_METADATA].buf;
 	spec.tags = tagv;
 	spec.listening = gla;
+	if (api_dirs_header_wanted(r))
+		spec.dir_out = &dir;
 	if (sfs_file_create(g_httpd.store, &r->actor, &spec, r->stage, &f,
 			    &e)) {
 		ret = respond_err(r, &e);
@@ -226,7 +230,9 @@ static enum MHD_Result upload(struct req *r)
 	}
 	if (gla)
 		sfs_workers_kick(g_httpd.store);
-	api_dirs_header(r, &f);
+	/* read in the create's transaction (a row: it holds the file) */
+	if (spec.dir_out && dir.ino)
+		api_dirs_header_set(r, &dir);
 	ret = respond_file(r, 201, &f);
 out:
 	sfs_file_release(&f);

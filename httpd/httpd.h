@@ -401,6 +401,12 @@ enum MHD_Result api_files_sync(struct req *r);
  * files; nothing when the stat fails.
  */
 void api_dirs_header(struct req *r, const struct sfs_file *f);
+/*
+ * The same header from a state read by the write itself (a create's,
+ * sfs_file_spec.dir_out), when this client wants it.
+ */
+int api_dirs_header_wanted(struct req *r);
+void api_dirs_header_set(struct req *r, const struct sfs_dir_info *d);
 enum MHD_Result api_files_signed_url(struct req *r);
 enum MHD_Result api_listening_stream(struct req *r);
 enum MHD_Result api_listening_generate(struct req *r);

@@ -186,6 +186,8 @@ enum sfs_status sfs_content_state_check(enum sfs_content_state cs,
 #define SFS_TAGS_MAX 64	       /* tags per file */
 
 /* What a new file is made of. NULL pointers are "not given". */
+struct sfs_dir_info; /* dir.h */
+
 struct sfs_file_spec {
 	const char *name; /* required */
 	const char *filename;
@@ -221,6 +223,14 @@ struct sfs_file_spec {
 	 * id.
 	 */
 	const char *id_key;
+	/*
+	 * Out (may be NULL): the state of the new file's directory as its
+	 * create's commit left it (sfs_dir_stat's answer), read inside the
+	 * create's transaction - no second transaction after the commit (a
+	 * remote mount keeps its listing of the directory up to date from
+	 * it). All zero when not read: a remote store, or a failed create.
+	 */
+	struct sfs_dir_info *dir_out;
 };
 
 /*

@@ -612,6 +612,51 @@ static void test_client_id(void)
 	fx_close(&f);
 }
 
+/*
+ * sfs_file_spec.dir_out: the new file's directory as its create's commit
+ * left it, read in the create's transaction - what sfs_dir_stat says
+ * after the commit; all zero after a failed create.
+ */
+static void test_create_tells_its_directory(void)
+{
+	struct sfs_dir_info in, after;
+	struct sfs_file_spec sp = { .name = "one", .path = "/d/e/" };
+	struct sfs_stage *st;
+	struct sfs_err e;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	sp.dir_out = &in;
+	for (i = 0; i < 3; i++) {
+		memset(&in, 0x5a, sizeof(in));
+		st = tfx_stage(f.s, "bytes", 5);
+		REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, st, NULL, NULL),
+			   SFS_OK);
+		sfs_stage_free(st);
+		REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/d/e/", &after, NULL),
+			   SFS_OK);
+		CHECK(in.ino > 0 && in.ino == after.ino);
+		CHECK(in.nfiles == i + 1 && in.nfiles == after.nfiles);
+		CHECK(in.mtime_ns > 0 && in.mtime_ns == after.mtime_ns);
+		CHECK(in.nsub == 0 && after.nsub == 0);
+		CHECK(!in.explicit_ && !after.explicit_);
+	}
+	/* a parent's state is not the file's directory's */
+	sp.path = "/d/";
+	REQUIRE_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/d/", &after, NULL), SFS_OK);
+	CHECK(in.ino == after.ino && in.nfiles == 4 && in.nsub == 1);
+	CHECK(in.mtime_ns == after.mtime_ns);
+	/* refused: nothing read, nothing left from before */
+	memset(&in, 0x5a, sizeof(in));
+	sp.name = "";
+	sfs_err_init(&e);
+	CHECK_ST(sfs_file_create(f.s, &f.a, &sp, NULL, NULL, &e), SFS_INVALID);
+	CHECK(!in.ino && !in.nfiles && !in.mtime_ns && !in.explicit_);
+	fx_close(&f);
+}
+
 static void test_lazy_create(void)
 {
 	struct sfs_file_spec sp = { .name = "new", .path = "/l/", .lazy = 1 };
@@ -1943,6 +1988,7 @@ int main(void)
 	RUN(test_create_many);
 	RUN(test_lazy_create);
 	RUN(test_client_id);
+	RUN(test_create_tells_its_directory);
 	RUN(test_stage_prepare);
 	RUN(test_permissions);
 	RUN(test_update);
