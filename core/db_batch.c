@@ -10,6 +10,8 @@
 #include <time.h>
 #include "blob_i.h"
 #include "db_conn_i.h"
+#include "remote_i.h"
+#include "speechfs/remote.h"
 #include "speechfs/log.h"
 #include "store_i.h"
 #include "util_i.h"
@@ -535,6 +537,14 @@ int sfs_store_write_quick(struct sfs_store *s, int64_t content_size)
 		!s->batch_want && !s->batch_stop;
 	pthread_mutex_unlock(&s->batch_mu);
 	return quick;
+}
+
+int sfs_store_create_quick(struct sfs_store *s)
+{
+	/* a remote store keeps the file until it is sent (remote_pending.c) */
+	if (s->ops)
+		return (sfsi_remote_has(s) & SFS_REMOTE_ID_KEY) != 0;
+	return sfs_store_write_quick(s, -1);
 }
 
 enum sfs_status sfs_store_batch(struct sfs_store *s, int ms, struct sfs_err *e)

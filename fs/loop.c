@@ -74,11 +74,14 @@ struct loop {
  *   core says its commit will not wait (sfs_store_write_quick: with
  *   -o commit=MS, while the batch is open and its connection free),
  *   else by a worker.
+ * - CREATE: as CHANGE, asked whether a new file's create waits
+ *   (sfs_store_create_quick: a remote store keeps it until its first
+ *   close, so it waits for nothing the lookups do not).
  * - CLOSE (flush, release): as CHANGE, asked with what the close
  *   commits (fs_file_quick_close); one that commits nothing (the
  *   release after a flush that committed) at once.
  */
-enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CLOSE };
+enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CREATE, CLOSE };
 
 static const unsigned char req_kinds[] = {
 	[FUSE_READ] = IO,
@@ -89,7 +92,7 @@ static const unsigned char req_kinds[] = {
 	[FUSE_FALLOCATE] = WAITS,
 	[FUSE_COPY_FILE_RANGE] = WAITS,
 	[FUSE_LSEEK] = WAITS,
-	[FUSE_CREATE] = CHANGE,
+	[FUSE_CREATE] = CREATE,
 	[FUSE_MKNOD] = CHANGE,
 	[FUSE_MKDIR] = CHANGE,
 	[FUSE_UNLINK] = CHANGE,
@@ -193,6 +196,8 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 		return lone(se);
 	case CHANGE:
 		return sfs_store_write_quick(g_fs.store, -1) && lone(se);
+	case CREATE:
+		return sfs_store_create_quick(g_fs.store) && lone(se);
 	case CLOSE:
 		return b->size >= sizeof(*in) + sizeof(*fh) &&
 		       fs_file_quick_close(*fh) && lone(se);

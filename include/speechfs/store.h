@@ -273,6 +273,14 @@ int sfs_store_batching(struct sfs_store *s);
  * only, as another thread may take the connection right after.
  */
 int sfs_store_write_quick(struct sfs_store *s, int64_t content_size);
+/*
+ * Whether a new empty file's create made now (sfs_file_create, spec.lazy,
+ * no content) returns without waiting: as sfs_store_write_quick(s, -1)
+ * on a local store; always on a remote store whose server takes idKey
+ * (the file is kept in the handle until its first commit: no request,
+ * only the lookups that any look at the tree makes). A hint, as above.
+ */
+int sfs_store_create_quick(struct sfs_store *s);
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,

@@ -486,6 +486,8 @@ static void test_store_open_url(void)
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_store_open_url(&o, &rs, &e), SFS_OK);
 	CHECK(sfs_store_is_remote(rs) && !sfs_store_is_remote(fx.s));
+	/* a new file waits for nothing until its first commit (idKey) */
+	CHECK(sfs_store_create_quick(rs) && !sfs_store_create_quick(fx.s));
 	REQUIRE_ST(sfs_auth_user(rs, NULL, SFS_SCOPE_ALL, &ra, NULL), SFS_OK);
 	/* directories */
 	REQUIRE_ST(sfs_dir_stat(rs, &ra, "/", &di, NULL), SFS_OK);
@@ -927,6 +929,8 @@ static void test_seed_content(void)
 	REQUIRE(fx_open_conf(&fx, SEED_CONF) == 0);
 	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
 	CHECK(sfs_store_is_remote(rs));
+	/* no idKey: a new file is made by a request at its create */
+	CHECK(!sfs_store_create_quick(rs));
 	/* an upload after an unlink: the trashed file stays as it is */
 	REQUIRE_ST(make_empty(rs, &ra, "gone", gone, NULL), SFS_OK);
 	REQUIRE_ST(sfs_file_delete(rs, &ra, gone, 0, NULL), SFS_OK);

@@ -772,6 +772,7 @@ static void test_write_quick(void)
 	REQUIRE(fx_open(&f) == 0);
 	max = sfs_store_config(f.s)->blob_inline_max;
 	CHECK(!sfs_store_write_quick(f.s, -1)); /* every commit syncs */
+	CHECK(!sfs_store_create_quick(f.s));
 	if (th_is_pg()) {
 		CHECK_ST(sfs_store_batch(f.s, 200, NULL), SFS_OK);
 		CHECK(!sfs_store_write_quick(f.s, -1)); /* no batches */
@@ -782,8 +783,10 @@ static void test_write_quick(void)
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	/* no batch open: the first write waits for SQLite's lock */
 	CHECK(!sfs_store_write_quick(f.s, -1));
+	CHECK(!sfs_store_create_quick(f.s));
 	CHECK_ST(set_nosync(&f, "second"), SFS_OK);
 	CHECK(sfs_store_write_quick(f.s, -1));
+	CHECK(sfs_store_create_quick(f.s)); /* a new file's create: a write */
 	CHECK(sfs_store_write_quick(f.s, max));
 	CHECK(!sfs_store_write_quick(f.s, max + 1)); /* a blob file */
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
