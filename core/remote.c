@@ -987,11 +987,11 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 	return st;
 }
 
-enum sfs_status
-sfs_remote_changes(struct sfs_remote *r, const char *cursor, int timeout_s,
-		   void (*fn)(void *arg, const char *json, size_t len),
-		   void *arg, char *next, size_t size, int *more,
-		   struct sfs_err *e)
+enum sfs_status sfsi_remote_changes_obj(struct sfs_remote *r,
+					const char *cursor, int timeout_s,
+					void (*fn)(void *arg, json_t *change),
+					void *arg, char *next, size_t size,
+					int *more, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	json_t *j = NULL, *ch;
@@ -1024,20 +1024,49 @@ sfs_remote_changes(struct sfs_remote *r, const char *cursor, int timeout_s,
 	if (!st) {
 		sfs_strlcpy(next, c, size);
 		*more = json_is_true(json_object_get(j, "hasMore"));
-		for (i = 0; i < json_array_size(ch); i++) {
-			char *s =
-				json_dumps(json_array_get(ch, i), JSON_COMPACT);
-
-			if (!s) {
-				st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE,
-					      "out of memory");
-				break;
-			}
-			fn(arg, s, strlen(s));
-			free(s);
-		}
+		for (i = 0; i < json_array_size(ch); i++)
+			fn(arg, json_array_get(ch, i));
 	}
 	json_decref(j);
 	sfs_buf_release(&b);
+	return st;
+}
+
+/* sfs_remote_changes's caller's function, given each change's text. */
+struct as_text {
+	void (*fn)(void *arg, const char *json, size_t len);
+	void *arg;
+	int failed;
+};
+
+static void change_text(void *arg, json_t *change)
+{
+	struct as_text *t = arg;
+	char *s;
+
+	if (t->failed)
+		return;
+	s = json_dumps(change, JSON_COMPACT);
+	if (!s) {
+		t->failed = 1;
+		return;
+	}
+	t->fn(t->arg, s, strlen(s));
+	free(s);
+}
+
+enum sfs_status
+sfs_remote_changes(struct sfs_remote *r, const char *cursor, int timeout_s,
+		   void (*fn)(void *arg, const char *json, size_t len),
+		   void *arg, char *next, size_t size, int *more,
+		   struct sfs_err *e)
+{
+	struct as_text t = { .fn = fn, .arg = arg };
+	enum sfs_status st;
+
+	st = sfsi_remote_changes_obj(r, cursor, timeout_s, change_text, &t,
+				     next, size, more, e);
+	if (!st && t.failed)
+		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	return st;
 }

@@ -73,10 +73,11 @@ static void push(struct sfsi_rfeed *f, int64_t ino, const char *dir, int own)
 	f->n++;
 }
 
-static void on_json(void *arg, const char *json, size_t len)
+/* One change of an answer (parsed once, with the answer). */
+static void on_json(void *arg, json_t *j)
 {
 	struct sfsi_rfeed *f = arg;
-	json_t *j = json_loadb(json, len, 0, NULL), *file;
+	json_t *file;
 	const char *type = json_string_value(json_object_get(j, "type"));
 	const char *id = json_string_value(json_object_get(j, "fileId"));
 	const char *dir = NULL;
@@ -92,16 +93,11 @@ static void on_json(void *arg, const char *json, size_t len)
 			sfsi_remote_saw_change(f->s, NULL, 0, dir, 1);
 	} else if (id) {
 		file = json_object_get(j, "file");
-		if (json_is_object(file)) {
-			char *text = json_dumps(file, JSON_COMPACT);
-
-			if (text &&
-			    !sfsi_remote_file_json(f->s, text, strlen(text),
-						   &sf, NULL)) {
-				ino = sf.ino;
-				dir = sf.path;
-			}
-			free(text);
+		if (json_is_object(file) &&
+		    !sfsi_remote_file_decode_obj(file, &sf, NULL) &&
+		    !sfsi_remote_file_number(f->s, &sf, NULL)) {
+			ino = sf.ino;
+			dir = sf.path;
 		}
 		if (!ino) /* removed, or not readable: its number if any */
 			sf.ino = 0;
@@ -118,7 +114,6 @@ static void on_json(void *arg, const char *json, size_t len)
 	else
 		f->others++;
 	sfs_file_release(&sf);
-	json_decref(j);
 }
 
 /* Sleep ms milliseconds, in steps of 10 ms while not stopped. */
@@ -155,9 +150,9 @@ static void *feed(void *arg)
 		before = f->seq;
 		pthread_mutex_unlock(&f->mu);
 		f->own = f->others = 0;
-		st = sfs_remote_changes(f->r, f->cursor[0] ? f->cursor : NULL,
-					POLL_S, on_json, f, next, sizeof(next),
-					&more, &e);
+		st = sfsi_remote_changes_obj(
+			f->r, f->cursor[0] ? f->cursor : NULL, POLL_S, on_json,
+			f, next, sizeof(next), &more, &e);
 		if (st == SFS_GONE) {
 			/* too old a cursor: a new one, and all of / again */
 			f->cursor[0] = '\0';
@@ -212,8 +207,8 @@ enum sfs_status sfsi_rfeed_start(struct sfs_store *s, struct sfs_remote *r,
 	pthread_mutex_init(&f->mu, NULL);
 	/* the cursor of now, before anything is listed */
 	st = f->q && f->efd >= 0
-		     ? sfs_remote_changes(r, NULL, 0, on_json, f, next,
-					  sizeof(next), &more, e)
+		     ? sfsi_remote_changes_obj(r, NULL, 0, on_json, f, next,
+					       sizeof(next), &more, e)
 		     : sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (!st) {
 		sfs_strlcpy(f->cursor, next, sizeof(f->cursor));
