@@ -626,9 +626,12 @@ static enum sfs_status file_added(struct db *d, const struct sfs_actor *a,
 				  const char *path, int has_content,
 				  int64_t ino, int64_t ns, struct sfs_err *e)
 {
-	enum sfs_status ret;
+	enum sfs_status ret = SFS_OK;
 
-	ret = sfsi_file_set_tags(d, a->tenant, ino, sp->tags, sp->ntags, e);
+	/* a new row has no tags to replace (a statement less per upload) */
+	if (sp->ntags)
+		ret = sfsi_file_set_tags(d, a->tenant, ino, sp->tags, sp->ntags,
+					 e);
 	if (!ret && !sp->no_suffix)
 		ret = sfsi_file_arrive(d, ino, 0, e);
 	if (!ret)
