@@ -141,6 +141,39 @@ def test_new_files_reuse_a_stage_file(srv):
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def boundary_bytes(size):
+    """size bytes holding, line after line, the multipart delimiters a
+    form built by the mount would use for its first few hundred forms
+    (its boundaries are numbered) and libcurl's kind of them."""
+    lines = b"".join(b"\r\n--------------------------sfs%x\r\n" % i +
+                     b"\r\n--------------------------%016x--\r\n" % i
+                     for i in range(1, 200))
+    return (lines * (size // len(lines) + 1))[:size]
+
+
+def test_small_files_go_whole_in_one_write(srv):
+    """A small new file goes up in a form the mount builds itself, sent
+    with the request's head: whatever its bytes hold (here every
+    delimiter the mount's first forms would use) and whatever its size
+    around the limit of such forms (16 KiB), the server holds exactly
+    the bytes written, under the name given, when close() returns; a
+    larger one goes through libcurl's form as before."""
+    dm, key, _, _ = srv
+    sizes = [0, 1, 77, 16383, 16384, 16385, 70000]
+    m = RemoteMount(dm.base, key)
+    try:
+        for n in sizes:
+            m.path("b%d.bin" % n).write_bytes(boundary_bytes(n))
+        have = listed(dm, key, "/")
+        for n in sizes:
+            f = have["b%d" % n]
+            assert f["filename"] == "b%d.bin" % n
+            assert f["size"] == n
+            assert content(dm, key, f["id"]) == boundary_bytes(n), n
+    finally:
+        assert m.stop() == 0
+
+
 def test_others_see_a_new_file_from_its_close(srv):
     """The mount's processes see a new file at once, with its size while
     it is written; the server and another mount see nothing of it until
