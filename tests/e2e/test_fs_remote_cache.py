@@ -42,6 +42,19 @@ def requests_of(dm, route):
         % route, text))
 
 
+def settled_count(dm, route, timeout=10):
+    """requests_of(dm, route) once two reads 0.1 s apart agree (a
+    request is counted a moment after its answer went)."""
+    deadline = time.monotonic() + timeout
+    n = requests_of(dm, route)
+    while True:
+        time.sleep(0.1)
+        m = requests_of(dm, route)
+        if m == n or time.monotonic() > deadline:
+            return m
+        n = m
+
+
 def quiet_for(dm, seconds, fn):
     """fn called over `seconds` costs the server no listing."""
     before = requests_of(dm, "files_list")
@@ -235,12 +248,15 @@ def test_own_writes_tell_their_directory(srv):
         d = m.path("st")
         assert sorted(os.listdir(d)) == ["a.wav", "b.wav"]
         old = os.stat(d).st_mtime_ns
-        before = requests_of(dm, "dirs_list")
+        # a request is counted once it is over, a moment after its
+        # answer: counts read once they no longer move
+        before = settled_count(dm, "dirs_list")
         for i in range(10):
             m.path("st", "n%d.txt" % i).write_bytes(b"x" * (i + 1))
             m.path("st", "n%d.txt" % i).write_bytes(b"again %d" % i)
         want = server_dir(dm, key, "/st/")      # a request of the test's
-        mid = requests_of(dm, "dirs_list")
+        assert eventually(lambda: requests_of(dm, "dirs_list") > before)
+        mid = settled_count(dm, "dirs_list")
         assert mid - before == 1, "the mount asked for the directory " \
             "it wrote in"
         assert want["descendantCount"] == 12 and want["modifiedAtNs"] > old
