@@ -432,6 +432,12 @@ int sfsi_db_store_is_pg(const struct sfs_store *s)
 	return s->cfg.db_url[0] != '\0';
 }
 
+int sfsi_db_interrupt(struct sfs_store *s)
+{
+	/* the store's connections are those of its generations' domain */
+	return sfsi_pg_cancel(&s->gen_domain);
+}
+
 int sfsi_db_fts_sound(struct db *d, struct sfs_err *e)
 {
 	static const char waiting[] =

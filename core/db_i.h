@@ -187,6 +187,9 @@ enum sfs_status sfsi_db_on_commit(struct db *d, void (*fn)(struct db *, void *),
  */
 int sfsi_db_is_pg(struct db *d);
 int sfsi_db_store_is_pg(const struct sfs_store *s);
+/* Cancel the statements the store's PostgreSQL sessions run
+ * (sfs_store_interrupt); the number of sessions asked. */
+int sfsi_db_interrupt(struct sfs_store *s);
 
 /*
  * SQLite: whether the FTS5 index of names (file_fts) holds exactly the

@@ -12,6 +12,7 @@
  * meaning it has on SQLite, across processes and machines. Reading
  * transactions see one snapshot (REPEATABLE READ) and take no lock.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,81 @@ enum sfs_status sfsi_pg_res_status(struct pgconn *c, const PGresult *r,
 	return sfs_errf(e, SFS_IO, SFS_R_NONE, "internal database error");
 }
 
+/* ---- cancelling from another thread ----------------------------------- */
+
+/*
+ * Every connection of the process, for sfsi_pg_cancel: each one's
+ * PGcancel is made (PQgetCancel reads the session) by the thread using
+ * it, at connect and reconnect, and used (PQcancel, safe from any
+ * thread) under this lock.
+ */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pgconn *reg_head;
+
+static void reg_cancel_key(struct pgconn *c)
+{
+	PGcancel *fresh =
+		PQstatus(c->c) == CONNECTION_OK ? PQgetCancel(c->c) : NULL;
+
+	pthread_mutex_lock(&reg_mu);
+	PQfreeCancel(c->cancel);
+	c->cancel = fresh;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_add(struct pgconn *c)
+{
+	reg_cancel_key(c);
+	pthread_mutex_lock(&reg_mu);
+	c->reg_prev = NULL;
+	c->reg_next = reg_head;
+	if (reg_head)
+		reg_head->reg_prev = c;
+	reg_head = c;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(struct pgconn *c)
+{
+	pthread_mutex_lock(&reg_mu);
+	if (c->reg_prev)
+		c->reg_prev->reg_next = c->reg_next;
+	else if (reg_head == c)
+		reg_head = c->reg_next;
+	if (c->reg_next)
+		c->reg_next->reg_prev = c->reg_prev;
+	c->reg_prev = c->reg_next = NULL;
+	PQfreeCancel(c->cancel);
+	c->cancel = NULL;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+int sfsi_pg_cancel(const int64_t *domain)
+{
+	struct pgconn *c;
+	char msg[256];
+	int n = 0;
+
+	pthread_mutex_lock(&reg_mu);
+	for (c = reg_head; c; c = c->reg_next) {
+		if (__atomic_load_n(&c->domain, __ATOMIC_ACQUIRE) != domain ||
+		    !c->cancel)
+			continue;
+		/* a session running nothing ignores it */
+		if (!PQcancel(c->cancel, msg, sizeof(msg)))
+			sfs_warn("db", "cannot cancel a statement: %s", msg);
+		else
+			n++;
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return n;
+}
+
 /* The session made again (its prepared statements with it). */
 static void reset_conn(struct pgconn *c)
 {
 	PQreset(c->c);
+	reg_cancel_key(c);
 	/* a new session: its search_path and the store's origin again */
 	if (PQstatus(c->c) == CONNECTION_OK)
 		PQclear(PQexec(c->c, c->setup));
@@ -169,6 +241,7 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 		goto out;
 	}
 	PQsetNoticeProcessor(c->c, notice, NULL);
+	reg_add(c);
 	snprintf(c->setup, sizeof(c->setup),
 		 "SET search_path = \"%s\", public;"
 		 " SET speechfs.origin = '%lld';"
@@ -203,6 +276,7 @@ void sfsi_pg_close(struct pgconn *c)
 {
 	if (!c)
 		return;
+	reg_remove(c);
 	PQfinish(c->c);
 	free(c);
 }

@@ -37,6 +37,13 @@ struct pgconn {
 	char begin_write[128];
 	char channel[40]; /* the store's LISTEN/NOTIFY channel */
 	char setup[256];  /* the session's settings, again after a reconnect */
+	/*
+	 * What cancels its statement from another thread (sfsi_pg_cancel),
+	 * made by the thread that connects; the process's connections are
+	 * listed for it. Both under db_pg.c's registry lock.
+	 */
+	PGcancel *cancel;
+	struct pgconn *reg_prev, *reg_next;
 };
 
 struct pgstmt {

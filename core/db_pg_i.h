@@ -26,6 +26,13 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 			     int64_t origin, int migrate, struct pgconn **out,
 			     struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_pg_close(struct pgconn *c);
+/*
+ * Cancel the statement each connection of `domain` (sfsi_pg_set_domain:
+ * a store's) is running, from any thread: the waiting call fails with
+ * SFS_BUSY (57014); a connection running nothing ignores it. The number
+ * of connections asked.
+ */
+int sfsi_pg_cancel(const int64_t *domain);
 
 /* The SQLite-dialect text `sql` in PostgreSQL's (malloc'd; NULL: no
  * memory); *nparams is the highest parameter number. */

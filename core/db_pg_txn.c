@@ -86,7 +86,8 @@ void sfsi_pg_notify_auth(struct pgconn *c)
 
 void sfsi_pg_set_domain(struct pgconn *c, const int64_t *domain)
 {
-	c->domain = domain;
+	/* atomic: sfsi_pg_cancel reads it from other threads */
+	__atomic_store_n(&c->domain, domain, __ATOMIC_RELEASE);
 }
 
 /* Who a notice says sent it: the generations' domain, else the handle. */

@@ -990,6 +990,16 @@ void sfs_workers_stop(struct sfs_store *s)
 	join_all(s, s->nworkers, 1);
 }
 
+void sfsi_workers_stopping(struct sfs_store *s)
+{
+	pthread_mutex_lock(&s->work_mu);
+	if (s->stopping == RUN) {
+		s->stopping = STOP_WORKERS;
+		pthread_cond_broadcast(&s->work_cv);
+	}
+	pthread_mutex_unlock(&s->work_mu);
+}
+
 void sfs_workers_kick(struct sfs_store *s)
 {
 	pthread_mutex_lock(&s->work_mu);

@@ -33,6 +33,14 @@ void sfsi_job_kind_register(struct sfs_store *s, enum sfs_job_kind kind,
 					    const char *why));
 
 /*
+ * Tell the store's workers to stop (as sfs_workers_stop does) without
+ * waiting for them: a job whose handler fails from now on is left for a
+ * later claim, not failed (sfs_store_interrupt, before it cancels the
+ * statements they may be waiting for). sfs_workers_stop joins them.
+ */
+void sfsi_workers_stopping(struct sfs_store *s);
+
+/*
  * Add a chore that the janitor thread runs every janitor.interval_ms
  * while the workers run (at open; at most SFSI_CHORES_MAX).
  */

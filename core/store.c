@@ -19,6 +19,7 @@
 #include "speechfs/log.h"
 #include "stage_i.h"
 #include "auth_i.h"
+#include "job_i.h"
 #include "store_i.h"
 #include "util_i.h"
 #include "remote_i.h"
@@ -588,6 +589,16 @@ const char *sfs_store_dir(const struct sfs_store *s)
 int sfs_store_is_shared(const struct sfs_store *s)
 {
 	return !sfs_store_is_remote(s) && sfsi_db_store_is_pg(s);
+}
+
+int sfs_store_interrupt(struct sfs_store *s)
+{
+	if (!sfs_store_is_shared(s))
+		return 0;
+	/* a job cut short is left for a later claim, not failed */
+	if (s->workers)
+		sfsi_workers_stopping(s);
+	return sfsi_db_interrupt(s);
 }
 
 enum sfs_status sfs_store_analyze(struct sfs_store *s, struct sfs_err *e)

@@ -28,6 +28,9 @@
 
 struct httpd g_httpd;
 
+/* how long the requests whose statements were cancelled get to answer */
+#define STOP_CANCEL_MS 2000
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -95,19 +98,46 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	sfs_warn("mhd", "%s", msg);
 }
 
-static void drain(void)
+/* Wait up to limit_ms for the requests in flight; how many are left. */
+static int drain(int limit_ms)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
-	int waited_ms = 0, limit = g_httpd.opts.shutdown_timeout_s * 1000;
+	int waited_ms = 0, left;
 
-	while (__atomic_load_n(&g_httpd.inflight, __ATOMIC_SEQ_CST) > 0 &&
-	       waited_ms < limit) {
+	while ((left = __atomic_load_n(&g_httpd.inflight, __ATOMIC_SEQ_CST)) >
+		       0 &&
+	       waited_ms < limit_ms) {
 		nanosleep(&ts, NULL);
 		waited_ms += 20;
 	}
-	if (waited_ms >= limit)
-		sfs_warn("httpd", "shutdown: %d requests still in flight",
-			 g_httpd.inflight);
+	return left;
+}
+
+/*
+ * The requests in flight get http.shutdown_timeout. Those still waiting
+ * for the database then (a lock held by another process, a server that
+ * does not answer) have their statements cancelled and answer 503:
+ * MHD_stop_daemon waits for every handler to return, so without it the
+ * daemon would wait as long as the database holds them.
+ */
+static void drain_all(void)
+{
+	int left = drain(g_httpd.opts.shutdown_timeout_s * 1000), waited;
+
+	if (!left)
+		return;
+	sfs_warn("httpd", "shutdown: %d requests still in flight", left);
+	/* again and again: a request may send its next statement after */
+	for (waited = 0; left && waited < STOP_CANCEL_MS; waited += 100) {
+		if (sfs_store_interrupt(g_httpd.store) <= 0)
+			return; /* none waits on a database */
+		left = drain(100);
+	}
+	if (left)
+		sfs_warn("httpd",
+			 "shutdown: %d requests in flight after cancelling "
+			 "their statements",
+			 left);
 }
 
 /* What the command line says; it wins over the file. */
@@ -358,7 +388,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	 */
 	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
 	changes_stop(); /* the long polls answer now */
-	drain();
+	drain_all();
 	sfs_debug("httpd", "drained");
 	rc = 0;
 out:

@@ -9,8 +9,11 @@
  * cache is the database layer's own (db_i.h).
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "auth_i.h"
 #include "db_i.h"
 #include "speechfs/auth.h"
@@ -965,6 +968,106 @@ out:
 	th_rmrf(dir2);
 }
 
+struct blocked {
+	struct sfs_store *s;
+	struct sfs_actor a;
+	char id[SFS_ID_SIZE];
+	enum sfs_status st;
+	int done; /* atomic */
+};
+
+static void *get_blocked(void *arg)
+{
+	struct blocked *b = arg;
+	struct sfs_file f;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	b->st = sfs_file_get(b->s, &b->a, b->id, &f, &e);
+	if (!b->st)
+		sfs_file_release(&f);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Sessions of the store's database waiting for a lock (PostgreSQL). */
+static int64_t lock_waiters(struct db *d)
+{
+	struct db_stmt *st = sfsi_db_prep(
+		d,
+		"SELECT count(*) FROM pg_stat_activity WHERE datname ="
+		" current_database() AND wait_event_type = 'Lock'",
+		NULL);
+	int64_t n = -1;
+
+	if (st && sfsi_db_step(st, NULL) == 1)
+		n = sfsi_db_col_int(st, 0);
+	if (st)
+		sfsi_db_reset(st);
+	return n;
+}
+
+/*
+ * sfs_store_interrupt: a read waiting in PostgreSQL for a lock held by
+ * another session (as a daemon's request can wait at its stop) returns
+ * SFS_BUSY at once, and the store goes on working; on SQLite there is
+ * nothing to interrupt.
+ */
+static void test_interrupt(void)
+{
+	struct tfx_one f;
+	struct blocked b;
+	struct sfs_file got;
+	struct db *lk = NULL, *q = NULL;
+	pthread_t th;
+	char buf[64];
+	int64_t t0;
+
+	memset(&b, 0, sizeof(b));
+	REQUIRE(!tfx_one_open(&f, NULL));
+	REQUIRE_ST(sfs_auth_user(f.s, f.user, SFS_SCOPE_ALL, &b.a, NULL),
+		   SFS_OK);
+	tfx_fill(buf, sizeof(buf), 7);
+	REQUIRE_ST(tfx_upload(f.s, &b.a, "held", buf, sizeof(buf), b.id, NULL),
+		   SFS_OK);
+	b.s = f.s;
+	if (!th_is_pg()) {
+		CHECK(!sfs_store_is_shared(f.s));
+		CHECK(sfs_store_interrupt(f.s) == 0);
+		tfx_one_close(&f);
+		return;
+	}
+	REQUIRE_ST(sfsi_db_get(f.s, &lk, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_get(f.s, &q, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_db_exec(lk,
+				"BEGIN; LOCK TABLE file IN ACCESS EXCLUSIVE "
+				"MODE",
+				NULL),
+		   SFS_OK);
+	REQUIRE(!pthread_create(&th, NULL, get_blocked, &b));
+	t0 = sfs_mono_ns();
+	while (lock_waiters(q) < 1 && sfs_mono_ns() - t0 < 30000000000LL)
+		usleep(10000);
+	CHECK(lock_waiters(q) >= 1);
+	CHECK(!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE));
+	CHECK(sfs_store_interrupt(f.s) >= 1);
+	t0 = sfs_mono_ns();
+	while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE) &&
+	       sfs_mono_ns() - t0 < 30000000000LL)
+		usleep(10000);
+	CHECK(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE));
+	/* released in any case, so that the thread ends */
+	CHECK_ST(sfsi_db_exec(lk, "ROLLBACK", NULL), SFS_OK);
+	pthread_join(th, NULL);
+	CHECK_ST(b.st, SFS_BUSY);
+	sfsi_db_put(q);
+	sfsi_db_put(lk);
+	/* the sessions go on: the same read answers */
+	CHECK_ST(sfs_file_get(f.s, &b.a, b.id, &got, NULL), SFS_OK);
+	sfs_file_release(&got);
+	tfx_one_close(&f);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -986,5 +1089,6 @@ int main(void)
 	RUN(test_statement_cache);
 	RUN(test_db_config);
 	RUN(test_db_record);
+	RUN(test_interrupt);
 	return th_report();
 }
