@@ -262,10 +262,11 @@ enum sfs_status sfsi_rkept_share_revoke_user(struct sfs_store *s,
 					     const char *user_id,
 					     struct sfs_err *e);
 
-/* ---- new files not sent yet (remote_pending.c) ---- */
+/* ---- new files not sent yet (remote_pending*.c) ---- */
 
 struct sfsi_rpend;
 
+/* The table (remote_pending_table.c). */
 enum sfs_status sfsi_rpend_new(struct sfsi_rpend **out,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 /* Those still pending are lost (the mount is gone: none can be open). */
@@ -285,7 +286,7 @@ int sfsi_rpend_files(struct sfsi_rpend *p, const char *path,
 		     const char *const *names, size_t n, const char *id_prefix,
 		     int all, const struct sfs_file_list *l,
 		     int (*fn)(void *arg, const struct sfs_file *f), void *arg);
-/* Pending file id created on the server now (empty, lazily), if it is. */
+/* Sending them, and the calls that meet them (remote_pending.c). */
 /*
  * A pending id whose send's outcome is unknown, asked of the server for
  * a call that only looks (stat, open): adopted when the server holds it,
@@ -296,6 +297,7 @@ enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 /* At the store's close: a last try of the files whose send failed. */
 void sfsi_rpend_last_sends(struct sfs_store *s);
+/* Pending file id created on the server now (empty, lazily), if it is. */
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
 				struct sfs_err *e) SFS_MUST_CHECK;
 /* The table's calls that know of pending files. */

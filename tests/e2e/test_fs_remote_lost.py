@@ -12,6 +12,7 @@ file's final id from creat() (derived from its user id and the idKey it
 sends), so nothing is ever renumbered; a server that stopped taking
 idKey refuses it, and the close says so. A real speechfsd and real FUSE
 mounts."""
+import contextlib
 import errno
 import http.client
 import http.server
@@ -184,25 +185,39 @@ class Proxy:
         self.srv.server_close()
 
 
-@pytest.fixture
-def srv(store):
-    """(a speechfsd, alice's key, a proxy to it, a mount through it)."""
+@contextlib.contextmanager
+def proxied(store, *opts, rule=None):
+    """A speechfsd (no workers), a Proxy to it (its rule set to `rule`
+    before the mount starts, when given) and a RemoteMount through it
+    with these options: (dm, alice's key, px, m). Held requests are let
+    go, the mount, the proxy and the daemon stopped, even on failure."""
     d, tenant, users = store
     dm = Server(d, workers=False)
     px = m = None
     try:
         px = Proxy(dm.port)
+        if rule:
+            px.rule = rule
         key = dm.key(users[0])
-        m = RemoteMount(px.base, key, "-o", "timeout=10")
+        m = RemoteMount(px.base, key, *opts)
         yield dm, key, px, m
     finally:
         try:
+            if px:
+                px.go.set()
             if m and not getattr(m, "stopped", False):
                 m.stop(check=False)
         finally:
             if px:
                 px.stop()
             dm.stop()
+
+
+@pytest.fixture
+def srv(store):
+    """(a speechfsd, alice's key, a proxy to it, a mount through it)."""
+    with proxied(store, "-o", "timeout=10") as x:
+        yield x
 
 
 def api(dm, key, method, path, **kw):
@@ -273,13 +288,7 @@ def test_late_create_does_not_undo_an_unlink(store):
     unlinked. The late create reaching the server afterwards must not
     make the file live again: the unlink made it on the server and
     deleted it there, so the late one meets the id taken."""
-    d, tenant, users = store
-    dm = Server(d, workers=False)
-    px = m = None
-    try:
-        px = Proxy(dm.port)
-        key = dm.key(users[0])
-        m = RemoteMount(px.base, key, "-o", "timeout=3")
+    with proxied(store, "-o", "timeout=3") as (dm, key, px, m):
         px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
         fd = os.open(m.path("late.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
         os.write(fd, b"late")
@@ -298,16 +307,6 @@ def test_late_create_does_not_undo_an_unlink(store):
         assert "late" not in listed(dm, key, "/"), px.seen
         assert "late" in listed(dm, key, "/", deleted=True)
         assert "late.txt" not in os.listdir(m.dir)
-    finally:
-        try:
-            if px:
-                px.go.set()
-            if m and not getattr(m, "stopped", False):
-                m.stop(check=False)
-        finally:
-            if px:
-                px.stop()
-            dm.stop()
 
 
 def test_lost_answer_then_rename_and_append(srv):
@@ -389,24 +388,8 @@ def held(store):
     """(a speechfsd, alice's key, a proxy to it, a mount through it with
     a 3 s timeout, the tenant id). The proxy's held requests are let go
     before it stops."""
-    d, tenant, users = store
-    dm = Server(d, workers=False)
-    px = m = None
-    try:
-        px = Proxy(dm.port)
-        key = dm.key(users[0])
-        m = RemoteMount(px.base, key, "-o", "timeout=3")
-        yield dm, key, px, m, tenant
-    finally:
-        try:
-            if px:
-                px.go.set()
-            if m and not getattr(m, "stopped", False):
-                m.stop(check=False)
-        finally:
-            if px:
-                px.stop()
-            dm.stop()
+    with proxied(store, "-o", "timeout=3") as x:
+        yield x + (store[1],)
 
 
 def hold_create(px, m, name, data):
@@ -614,13 +597,7 @@ def test_late_create_does_not_undo_a_rename_or_times(store):
     reaching the server afterwards must not bring back the old name or
     lose the times: the rename made the file on the server first, so the
     late one meets its id taken."""
-    d, tenant, users = store
-    dm = Server(d, workers=False)
-    px = m = None
-    try:
-        px = Proxy(dm.port)
-        key = dm.key(users[0])
-        m = RemoteMount(px.base, key, "-o", "timeout=3")
+    with proxied(store, "-o", "timeout=3") as (dm, key, px, m):
         px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
         fd = os.open(m.path("a.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
         os.write(fd, b"late")
@@ -644,16 +621,6 @@ def test_late_create_does_not_undo_a_rename_or_times(store):
         assert sorted(n for n in os.listdir(m.dir)
                       if not n.startswith(".")) == ["b.txt"]
         assert os.stat(m.path("b.txt")).st_mtime_ns == mtime
-    finally:
-        try:
-            if px:
-                px.go.set()
-            if m and not getattr(m, "stopped", False):
-                m.stop(check=False)
-        finally:
-            if px:
-                px.stop()
-            dm.stop()
 
 
 def test_a_failed_times_patch_after_the_create(srv):
@@ -760,15 +727,9 @@ def test_an_older_server_gets_the_lazy_create(store):
     kind; a new file is made at creat() by the lazy create (others see
     it empty at once) and its content goes at close by PUT, as before
     the create-at-close."""
-    d, tenant, users = store
-    dm = Server(d, workers=False)
-    px = m = None
-    try:
-        px = Proxy(dm.port)
-        px.rule = lambda meth, p: \
-            "old_doc" if p == "/api/v1/openapi.json" else None
-        key = dm.key(users[0])
-        m = RemoteMount(px.base, key)
+    def old(meth, p):
+        return "old_doc" if p == "/api/v1/openapi.json" else None
+    with proxied(store, rule=old) as (dm, key, px, m):
         assert px.fates("old_doc") == 1, px.seen
         fd = os.open(m.path("o.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
         try:
@@ -789,11 +750,3 @@ def test_an_older_server_gets_the_lazy_create(store):
         assert puts == [FILES + "/" + have["o"]["id"] + "/content"], puts
         assert not any("/users/me" in p for _, p, _ in px.seen), px.seen
         assert m.path("o.txt").read_bytes() == b"older"
-    finally:
-        try:
-            if m and not getattr(m, "stopped", False):
-                m.stop(check=False)
-        finally:
-            if px:
-                px.stop()
-            dm.stop()

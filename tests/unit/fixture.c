@@ -254,14 +254,9 @@ int tfx_has_field(const struct sfs_err *e, const char *field, const char *type)
 	return 0;
 }
 
-struct lines {
-	int n;
-	char last[512];
-};
-
-static void collect(void *arg, const char *line)
+void tfx_collect(void *arg, const char *line)
 {
-	struct lines *l = arg;
+	struct tfx_lines *l = arg;
 
 	l->n++;
 	sfs_strlcpy(l->last, line, sizeof(l->last));
@@ -271,15 +266,27 @@ static void collect(void *arg, const char *line)
 
 int tfx_fsck_lines(struct sfs_store *s, int repair, struct sfs_fsck_report *r)
 {
-	struct lines l = { 0, "" };
+	struct tfx_lines l = { 0, "" };
 	struct sfs_err e;
 
 	sfs_err_init(&e);
-	if (sfs_fsck(s, repair, r, collect, &l, &e)) {
+	if (sfs_fsck(s, repair, r, tfx_collect, &l, &e)) {
 		fprintf(stderr, "fsck failed: %s\n", e.message);
 		return -1;
 	}
 	return l.n;
+}
+
+int tfx_wait_for(int (*cond)(void *), void *arg, int ms)
+{
+	int64_t until = sfs_mono_ns() + (int64_t)ms * 1000000;
+
+	while (!cond(arg)) {
+		if (sfs_mono_ns() >= until)
+			return cond(arg);
+		usleep(1000);
+	}
+	return 1;
 }
 
 int tfx_run(const char *fmt, ...)

@@ -98,10 +98,27 @@ int tfx_openssl_sha(const void *data, size_t n, char out[65]);
 int tfx_has_field(const struct sfs_err *e, const char *field, const char *type);
 
 /*
+ * The lines a check reported (fsck's report callback): tfx_collect
+ * counts them into a struct tfx_lines (arg) and keeps the last;
+ * SFS_TEST_VERBOSE=1 prints them.
+ */
+struct tfx_lines {
+	int n;
+	char last[512];
+};
+void tfx_collect(void *arg, const char *line);
+
+/*
  * Run sfs_fsck (r may be NULL): the number of lines it reported, -1 when
  * it failed. SFS_TEST_VERBOSE=1 prints the lines.
  */
 int tfx_fsck_lines(struct sfs_store *s, int repair, struct sfs_fsck_report *r);
+
+/*
+ * Wait until cond(arg) holds, at most ms (a deadline, not a measure),
+ * looking every millisecond: 1 when it held, 0 at the deadline.
+ */
+int tfx_wait_for(int (*cond)(void *), void *arg, int ms);
 
 /* Run a shell command; its exit status (128 when killed, -1 on error). */
 int tfx_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1082,19 +1082,6 @@ static void *writer_run(void *p)
 	return NULL;
 }
 
-/* Wait until cond(arg) holds, at most ms (a deadline, not a measure). */
-static int wait_for(int (*cond)(void *), void *arg, int ms)
-{
-	int64_t until = sfs_mono_ns() + (int64_t)ms * 1000000;
-
-	while (!cond(arg)) {
-		if (sfs_mono_ns() >= until)
-			return cond(arg);
-		usleep(1000);
-	}
-	return 1;
-}
-
 /* Threads waiting for the write turn: to join a group, of their own. */
 static void turn_waits(struct sfs_store *s, int *member, int *plain)
 {
@@ -1142,7 +1129,7 @@ static void queue_behind(struct fx *f, struct writer *w, int k, int member)
 	snprintf(sql, sizeof(sql), "INSERT INTO t_one VALUES (%d)", k);
 	REQUIRE_ST(sfsi_db_exec(d, sql, NULL), SFS_OK);
 	REQUIRE(pthread_create(&th, NULL, writer_run, w) == 0);
-	CHECK(wait_for(one_waits, f->s, 30000));
+	CHECK(tfx_wait_for(one_waits, f->s, 30000));
 	turn_waits(f->s, &grp, &plain);
 	CHECK(grp == member && plain == !member);
 	grp_counts(f->s, &c0, &j0);

@@ -124,12 +124,13 @@ static int upload(struct env *v, const char *path, const char *name,
 }
 
 /*
- * Poll until fn says done; the file is left in *f. The deadline only
- * catches a hang: a 20-minute encode under valgrind on a loaded machine
- * takes minutes.
+ * Poll file id until done(f) says its job settled (not tfx_wait_for:
+ * each look reads the file again); the file is left in *f. The deadline
+ * only catches a hang: a 20-minute encode under valgrind on a loaded
+ * machine takes minutes.
  */
-static int wait_for(struct env *v, const char *id, struct sfs_file *f,
-		    int (*done)(const struct sfs_file *))
+static int wait_settled(struct env *v, const char *id, struct sfs_file *f,
+			int (*done)(const struct sfs_file *))
 {
 	char own[SFS_ID_SIZE];
 	struct sfs_err e;
@@ -207,7 +208,7 @@ static void t_upload_gets_listening_audio(void)
 	      f.la.status == SFS_JS_COMPLETED);
 	CHECK(f.mime && !strcmp(f.mime, "audio/wav"));
 	CHECK(f.duration > 0.5);
-	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, la_settled) == 0);
 	CHECK(f.la.status == SFS_JS_COMPLETED);
 	CHECK(f.la.size > 0 && f.la.created_at > 0);
 	if (f.la.status == SFS_JS_COMPLETED)
@@ -249,7 +250,7 @@ static void t_peaks_beside_listening_audio(void)
 	REQUIRE(env_open(&v, 1) == 0);
 	snprintf(path, sizeof(path), "%s/speech.wav", srcdir);
 	REQUIRE(upload(&v, path, "speech.wav", 1, &f) == 0);
-	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, la_settled) == 0);
 	REQUIRE(f.la.status == SFS_JS_COMPLETED);
 	sfs_err_init(&e);
 	REQUIRE_ST(sfs_listening_peaks(v.s, &v.a, f.id, p, sha, &e), SFS_OK);
@@ -279,7 +280,7 @@ static void t_peaks_beside_listening_audio(void)
 	REQUIRE(st);
 	REQUIRE_ST(sfs_file_set_content(v.s, &v.a, f.id, st, 0, NULL, &e),
 		   SFS_OK);
-	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, la_settled) == 0);
 	CHECK_ST(sfs_listening_peaks(v.s, &v.a, f.id, p, sha, &e), SFS_OK);
 	CHECK(strcmp(sha, f.la.sha256) == 0 && p->n > 0);
 
@@ -306,7 +307,7 @@ static void t_not_audio_fails_with_reason(void)
 	snprintf(path, sizeof(path), "%s/notes.txt", srcdir);
 	REQUIRE(upload(&v, path, "notes.txt", 1, &f) == 0);
 	CHECK(f.duration < 0);
-	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, la_settled) == 0);
 	CHECK(f.la.status == SFS_JS_FAILED);
 	CHECK(f.la.error && strstr(f.la.error, "unsupported"));
 	sfs_file_release(&f);
@@ -374,7 +375,7 @@ static void t_delete_cancels_and_leaves_nothing(void)
 	snprintf(path, sizeof(path), "%s/notes.txt", srcdir);
 	REQUIRE(upload(&v, path, "notes.txt", 1, &later) == 0);
 	REQUIRE_ST(sfs_workers_start(v.s, 1, &e), SFS_OK);
-	REQUIRE(wait_for(&v, later.id, &later, la_settled) == 0);
+	REQUIRE(wait_settled(&v, later.id, &later, la_settled) == 0);
 	sfs_file_release(&f);
 	REQUIRE_ST(sfs_file_get(v.s, &v.a, id, &f, &e), SFS_OK);
 	CHECK(f.purged && f.la.status != SFS_JS_COMPLETED);
@@ -427,7 +428,7 @@ static void t_resume_after_crash_mid_job(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 77);
 
 	REQUIRE(env_open(&v, 1) == 0);
-	REQUIRE(wait_for(&v, id, &f, la_settled) == 0);
+	REQUIRE(wait_settled(&v, id, &f, la_settled) == 0);
 	CHECK(f.la.status == SFS_JS_COMPLETED);
 	sfs_file_release(&f);
 	env_close(&v);
@@ -449,7 +450,7 @@ static void t_twenty_minutes(void)
 			srcdir, path) == 0);
 	REQUIRE(upload(&v, path, "long.wav", 1, &f) == 0);
 	CHECK(fabs(f.duration - 1200.0) < 0.01);
-	REQUIRE(wait_for(&v, f.id, &f, la_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, la_settled) == 0);
 	CHECK(f.la.status == SFS_JS_COMPLETED);
 	if (f.la.status == SFS_JS_COMPLETED)
 		check_mp3(&v, f.id, f.duration);
@@ -528,7 +529,7 @@ static void t_import_from_http(void)
 	CHECK(f.ingestion == SFS_JS_PENDING ||
 	      f.ingestion == SFS_JS_PROCESSING ||
 	      f.ingestion == SFS_JS_COMPLETED);
-	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, ingest_settled) == 0);
 	CHECK(f.ingestion == SFS_JS_COMPLETED);
 	CHECK(f.la.status == SFS_JS_COMPLETED);
 	CHECK(f.duration > 0.5 && f.mime && !strcmp(f.mime, "audio/wav"));
@@ -555,7 +556,7 @@ static void t_import_failures(void)
 	/* without the allow-list, loopback is blocked */
 	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/speech.wav", http_port);
 	REQUIRE(import(&v, uri, &f) == 0);
-	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, ingest_settled) == 0);
 	CHECK(f.ingestion == SFS_JS_FAILED);
 	CHECK(f.ingest_error && strstr(f.ingest_error, "blocked"));
 	CHECK(f.la.status != SFS_JS_COMPLETED);
@@ -569,7 +570,7 @@ static void t_import_failures(void)
 	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/missing.wav",
 		 http_port);
 	REQUIRE(import(&v, uri, &f) == 0);
-	REQUIRE(wait_for(&v, f.id, &f, ingest_settled) == 0);
+	REQUIRE(wait_settled(&v, f.id, &f, ingest_settled) == 0);
 	CHECK(f.ingestion == SFS_JS_FAILED);
 	CHECK(f.ingest_error && strstr(f.ingest_error, "404"));
 	sfs_file_release(&f);

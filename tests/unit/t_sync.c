@@ -87,19 +87,6 @@ static enum sfs_status set_nosync(struct fx *f, const char *text)
 	return ret;
 }
 
-/* Wait until cond(arg) holds, at most ms (a deadline, not a measure). */
-static int wait_for(int (*cond)(void *), void *arg, int ms)
-{
-	int64_t until = sfs_mono_ns() + (int64_t)ms * 1000000;
-
-	while (!cond(arg)) {
-		if (sfs_mono_ns() >= until)
-			return cond(arg);
-		usleep(1000);
-	}
-	return 1;
-}
-
 #define WAIT_MS 30000 /* a deadline for what happens at once when well */
 /* a batch's window that does not end while a test looks at it open */
 #define HOLD_MS 3600000
@@ -108,7 +95,7 @@ struct progress {
 	int *counter, past;
 };
 
-/* The counter went past the mark (wait_for). */
+/* The counter went past the mark (tfx_wait_for). */
 static int went_past(void *p)
 {
 	struct progress *w = p;
@@ -323,7 +310,7 @@ struct seen {
 	const char *id, *want;
 };
 
-/* Whether the handle reads the content it should (wait_for). */
+/* Whether the handle reads the content it should (tfx_wait_for). */
 static int sees(void *p)
 {
 	struct seen *w = p;
@@ -392,7 +379,7 @@ static void test_batched_commits(void)
 	seen.f = &f;
 	seen.id = f.id;
 	seen.want = "third";
-	CHECK(wait_for(sees, &seen, WAIT_MS));
+	CHECK(tfx_wait_for(sees, &seen, WAIT_MS));
 	/* another handle writes while a batch is open: it waits, then does */
 	CHECK_ST(set_nosync(&f, "fourth"), SFS_OK);
 	st = tfx_stage(other, "by other", 8);
@@ -738,11 +725,11 @@ static void test_batch_stop_while_writing(void)
 		REQUIRE_ST(sfs_store_batch(f.s, 1000, NULL), SFS_OK);
 		REQUIRE(pthread_create(&th, NULL, stop_write, &w) == 0);
 		go.past = 4 + i;
-		CHECK(wait_for(went_past, &go, WAIT_MS));
+		CHECK(tfx_wait_for(went_past, &go, WAIT_MS));
 		CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
 		n = __atomic_load_n(&w.acked, __ATOMIC_ACQUIRE);
 		go.past = n + 2;
-		CHECK(wait_for(went_past, &go, WAIT_MS));
+		CHECK(tfx_wait_for(went_past, &go, WAIT_MS));
 		__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
 		pthread_join(th, NULL);
 		CHECK(w.failed == 0);
@@ -803,7 +790,7 @@ static void test_write_quick(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
-/* The batcher asleep until its window's end (wait_for). */
+/* The batcher asleep until its window's end (tfx_wait_for). */
 static int batcher_in_window(void *p)
 {
 	struct sfs_store *s = p;
@@ -851,7 +838,7 @@ static void test_batcher_sleeps_through_the_window(void)
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, HOLD_MS, NULL), SFS_OK);
 	CHECK_ST(set_nosync(&f, "opens the window"), SFS_OK);
-	CHECK(wait_for(batcher_in_window, f.s, WAIT_MS));
+	CHECK(tfx_wait_for(batcher_in_window, f.s, WAIT_MS));
 	before = batcher_wakes(f.s);
 	for (i = 0; i < QUIET_WRITES; i++)
 		CHECK_ST(set_nosync(&f, i % 2 ? "odd" : "even"), SFS_OK);
@@ -948,7 +935,7 @@ static void test_batch_checkpoints_aside(void)
 	/* committed and synced by fsync's call: checkpointed after it */
 	CHECK_ST(sfs_store_sync(f.s, NULL), SFS_OK);
 	g.than = before;
-	CHECK(wait_for(db_grew, &g, WAIT_MS));
+	CHECK(tfx_wait_for(db_grew, &g, WAIT_MS));
 	/* the batcher's commit: checkpointed after it */
 	CHECK(upload_many(&f, BULK_FILES, BULK_FILES) == 0);
 	before = db_size(&f);
@@ -956,7 +943,7 @@ static void test_batch_checkpoints_aside(void)
 	set_hold(f.s, 0); /* the batcher runs: under its lock */
 	CHECK(upload_many(&f, 2 * BULK_FILES, 10) == 0);
 	g.than = before;
-	CHECK(wait_for(db_grew, &g, WAIT_MS));
+	CHECK(tfx_wait_for(db_grew, &g, WAIT_MS));
 	/* and what a stop leaves due */
 	set_hold(f.s, HOLD_MS);
 	CHECK_ST(sfs_store_batch(f.s, HOLD_MS, NULL), SFS_OK);
@@ -1027,7 +1014,7 @@ static void test_batches_let_others_write(void)
 	seen.s = other;
 	seen.f = &f;
 	seen.id = f.id;
-	CHECK(wait_for(load_seen, &seen, WAIT_MS));
+	CHECK(tfx_wait_for(load_seen, &seen, WAIT_MS));
 	for (i = 0; i < 3; i++) {
 		st = tfx_stage(other, "by other", 8);
 		CHECK_ST(sfs_file_set_content(other, &f.a, id2, st, 0, NULL,
@@ -1037,7 +1024,7 @@ static void test_batches_let_others_write(void)
 	}
 	go.counter = &l.commits;
 	go.past = __atomic_load_n(&l.commits, __ATOMIC_ACQUIRE);
-	CHECK(wait_for(went_past, &go, WAIT_MS)); /* the load went on */
+	CHECK(tfx_wait_for(went_past, &go, WAIT_MS)); /* the load went on */
 	__atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	CHECK(l.failed == 0);
@@ -1095,7 +1082,7 @@ struct queued {
 	int n;
 };
 
-/* n threads wait for the write turn (wait_for). */
+/* n threads wait for the write turn (tfx_wait_for). */
 static int turn_queued(void *p)
 {
 	struct queued *q = p;
@@ -1159,7 +1146,7 @@ static void test_group_commit_shares_a_commit(void)
 	}
 	q.s = f.s;
 	q.n = GRP_THREADS;
-	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	CHECK(tfx_wait_for(turn_queued, &q, WAIT_MS));
 	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
 	/* committed when the commit returns: another connection sees it */
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 0") == 1);
@@ -1226,7 +1213,7 @@ static void test_group_commit_failure_fails_all(void)
 	}
 	q.s = f.s;
 	q.n = 2;
-	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	CHECK(tfx_wait_for(turn_queued, &q, WAIT_MS));
 	CHECK(sfsi_db_commit(d, NULL) != SFS_OK);
 	sfsi_db_put(d);
 	for (i = 0; i < 2; i++) {
@@ -1321,7 +1308,7 @@ static void test_remove_sees_only_committed(void)
 	r.tenant = f.a.tenant;
 	r.sha = sha;
 	REQUIRE(pthread_create(&th, NULL, remover_run, &r) == 0);
-	CHECK(wait_for(one_queued, f.s, WAIT_MS));
+	CHECK(tfx_wait_for(one_queued, f.s, WAIT_MS));
 	CHECK(sfsi_db_commit(d, NULL) != SFS_OK);
 	sfsi_db_put(d);
 	pthread_join(th, NULL);
@@ -1360,7 +1347,7 @@ static void lost_group(struct fx *f, const char *sql)
 	REQUIRE(pthread_create(&th, NULL, member_run, &m) == 0);
 	q.s = f->s;
 	q.n = 1;
-	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	CHECK(tfx_wait_for(turn_queued, &q, WAIT_MS));
 	sfs_err_init(&e);
 	CHECK_ST(sfsi_db_commit(d, &e), SFS_NO_SPACE);
 	CHECK(strstr(e.message, "no space") != NULL);
@@ -1522,7 +1509,7 @@ static void test_group_member_not_undone(void)
 	REQUIRE(pthread_create(&th, NULL, member_run, &m) == 0);
 	q.s = f.s;
 	q.n = 1;
-	CHECK(wait_for(turn_queued, &q, WAIT_MS));
+	CHECK(tfx_wait_for(turn_queued, &q, WAIT_MS));
 	CHECK_ST(sfsi_db_commit(d, NULL), SFS_IO);
 	sfsi_db_put(d);
 	pthread_join(th, NULL);
@@ -1616,7 +1603,7 @@ static void test_nested_begin_refused(void)
 		REQUIRE(pthread_create(&th, NULL, member_run, &m) == 0);
 		q.s = f.s;
 		q.n = 1;
-		CHECK(wait_for(turn_queued, &q, WAIT_MS));
+		CHECK(tfx_wait_for(turn_queued, &q, WAIT_MS));
 	}
 	begins_refused(f.s, d, 1);
 	CHECK_ST(sfsi_db_exec(d, "INSERT INTO t_nest VALUES (3)", NULL),

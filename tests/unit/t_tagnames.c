@@ -319,20 +319,6 @@ static void test_fsck_tag_names(void)
 	fx_close(&f);
 }
 
-struct said {
-	int n;
-	char last[256];
-};
-
-/* fsck's say: count the lines, keep the last. */
-static void say_to(void *arg, const char *line)
-{
-	struct said *s = arg;
-
-	s->n++;
-	snprintf(s->last, sizeof(s->last), "%s", line);
-}
-
 /*
  * fsck's tag checks tell at most max_lines findings and then, in one
  * line, how many more: the files' tag names and the tag counters alike.
@@ -342,7 +328,7 @@ static void test_fsck_tells_how_many_more(void)
 	char x[SFS_ID_SIZE], y[SFS_ID_SIZE], z[SFS_ID_SIZE];
 	int64_t found = -1, repaired = 0;
 	struct db *d = NULL;
-	struct said s;
+	struct tfx_lines s;
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
@@ -353,26 +339,26 @@ static void test_fsck_tells_how_many_more(void)
 	REQUIRE(tfx_sql(f.s, "UPDATE tag_count SET n = n + 5") == 0);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	memset(&s, 0, sizeof(s));
-	CHECK_ST(sfsi_fsck_tag_names(d, 0, 1, say_to, &s, &found, &repaired,
-				     NULL),
+	CHECK_ST(sfsi_fsck_tag_names(d, 0, 1, tfx_collect, &s, &found,
+				     &repaired, NULL),
 		 SFS_OK);
 	CHECK(found == 3 && s.n == 2);
 	CHECK_STR(s.last, "and 2 more files' tag names differ");
 	memset(&s, 0, sizeof(s));
-	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 1, say_to, &s, &found, &repaired,
-				      NULL),
+	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 1, tfx_collect, &s, &found,
+				      &repaired, NULL),
 		 SFS_OK);
 	CHECK(found == 3 && s.n == 2);
 	CHECK_STR(s.last, "and 2 more tag counters differ");
 	/* as many as may be told: no such line */
 	memset(&s, 0, sizeof(s));
-	CHECK_ST(sfsi_fsck_tag_names(d, 0, 3, say_to, &s, &found, &repaired,
-				     NULL),
+	CHECK_ST(sfsi_fsck_tag_names(d, 0, 3, tfx_collect, &s, &found,
+				     &repaired, NULL),
 		 SFS_OK);
 	CHECK(found == 3 && s.n == 3 && !strstr(s.last, "more"));
 	memset(&s, 0, sizeof(s));
-	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 3, say_to, &s, &found, &repaired,
-				      NULL),
+	CHECK_ST(sfsi_fsck_tag_counts(d, 0, 3, tfx_collect, &s, &found,
+				      &repaired, NULL),
 		 SFS_OK);
 	CHECK(found == 3 && s.n == 3 && !strstr(s.last, "more"));
 	/* nobody to tell: counted all the same */
