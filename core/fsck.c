@@ -253,7 +253,8 @@ static enum sfs_status confirm_dangling(struct fsck *c, int64_t ino, int la,
 	enum sfs_status ret;
 	int rc;
 
-	ret = sfsi_db_begin(c->d, c->e);
+	/* of its own: fix_dangling asks the backend under the lock */
+	ret = sfsi_db_begin_alone(c->d, c->e);
 	if (ret)
 		return ret;
 	rc = still_dangling(c, ino, la, tenant, sha);

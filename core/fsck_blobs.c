@@ -115,7 +115,8 @@ static enum sfs_status confirm_row(struct fsck *c, struct blob_row *b)
 	int64_t refs = 0, size = 0;
 	int rc, changed = 0, removed = 0;
 
-	ret = sfsi_db_begin(c->d, c->e);
+	/* of its own: the backend's stat under the lock (sfsi_blob_begin) */
+	ret = sfsi_db_begin_alone(c->d, c->e);
 	if (ret)
 		return ret;
 	q = sfsi_db_prep(c->d,
@@ -255,8 +256,11 @@ static enum sfs_status check_file(struct fsck *c, int64_t tenant,
 		return sfsi_fsck_fail(c);
 	if (rc == 1)
 		return SFS_OK;
-	/* confirm under the write lock: a commit may be storing it now */
-	ret = sfsi_db_begin(c->d, c->e);
+	/*
+	 * confirm under the write lock: a commit may be storing it now (a
+	 * turn of its own: the backend's stat under the lock)
+	 */
+	ret = sfsi_db_begin_alone(c->d, c->e);
 	if (ret)
 		return ret;
 	rc = sfsi_fsck_row_exists(c, tenant, sha, NULL);

@@ -540,6 +540,30 @@ int tfx_blob_sha(struct sfs_blob *b, char out[65])
 	return ok ? 0 : -1;
 }
 
+void tfx_turn_waits(struct sfs_store *s, int *member, int *plain)
+{
+	pthread_mutex_lock(&s->write_mu);
+	*member = s->grp_wait;
+	*plain = s->plain_wait;
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+void tfx_grp_counts(struct sfs_store *s, int64_t *commits, int64_t *joined)
+{
+	pthread_mutex_lock(&s->write_mu);
+	*commits = s->grp_commits;
+	*joined = s->grp_joined;
+	pthread_mutex_unlock(&s->write_mu);
+}
+
+int tfx_one_waits(void *s)
+{
+	int member, plain;
+
+	tfx_turn_waits(s, &member, &plain);
+	return member + plain >= 1;
+}
+
 int tfx_staging_files(const char *store_dir)
 {
 	char p[4096];

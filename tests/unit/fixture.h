@@ -232,6 +232,16 @@ int tfx_blob_sha(struct sfs_blob *b, char out[65]);
 	DROP_V10_PG " DROP TRIGGER tag_count ON file_tag;"                     \
 		    " DROP FUNCTION tag_count(); DROP TABLE tag_count;"
 
+/*
+ * The store's write turn (db_txn.c), read under its lock: threads waiting
+ * for it to join a group (*member) or for a turn of their own (*plain);
+ * groups committed so far and the members they had. tfx_one_waits(s)
+ * (for tfx_wait_for): at least one thread waits, either way.
+ */
+void tfx_turn_waits(struct sfs_store *s, int *member, int *plain);
+void tfx_grp_counts(struct sfs_store *s, int64_t *commits, int64_t *joined);
+int tfx_one_waits(void *s);
+
 /* Regular files below STORE/staging/ (lock files aside). */
 int tfx_staging_files(const char *store_dir);
 

@@ -1082,32 +1082,6 @@ static void *writer_run(void *p)
 	return NULL;
 }
 
-/* Threads waiting for the write turn: to join a group, of their own. */
-static void turn_waits(struct sfs_store *s, int *member, int *plain)
-{
-	pthread_mutex_lock(&s->write_mu);
-	*member = s->grp_wait;
-	*plain = s->plain_wait;
-	pthread_mutex_unlock(&s->write_mu);
-}
-
-static int one_waits(void *p)
-{
-	int member, plain;
-
-	turn_waits(p, &member, &plain);
-	return member + plain >= 1;
-}
-
-/* Groups committed and members in them so far. */
-static void grp_counts(struct sfs_store *s, int64_t *commits, int64_t *joined)
-{
-	pthread_mutex_lock(&s->write_mu);
-	*commits = s->grp_commits;
-	*joined = s->grp_joined;
-	pthread_mutex_unlock(&s->write_mu);
-}
-
 /*
  * One round: a transaction holds the turn with a row (k); w's write of a
  * file queues behind it, to join the group (member) or for a turn of its
@@ -1129,10 +1103,10 @@ static void queue_behind(struct fx *f, struct writer *w, int k, int member)
 	snprintf(sql, sizeof(sql), "INSERT INTO t_one VALUES (%d)", k);
 	REQUIRE_ST(sfsi_db_exec(d, sql, NULL), SFS_OK);
 	REQUIRE(pthread_create(&th, NULL, writer_run, w) == 0);
-	CHECK(tfx_wait_for(one_waits, f->s, 30000));
-	turn_waits(f->s, &grp, &plain);
+	CHECK(tfx_wait_for(tfx_one_waits, f->s, 30000));
+	tfx_turn_waits(f->s, &grp, &plain);
 	CHECK(grp == member && plain == !member);
-	grp_counts(f->s, &c0, &j0);
+	tfx_grp_counts(f->s, &c0, &j0);
 	t0 = sfs_mono_ns();
 	CHECK_ST(sfsi_db_commit(d, NULL), SFS_OK);
 	printf("# %s: a one-row commit with a %s of %zu bytes queued: %.2f "
@@ -1142,7 +1116,7 @@ static void queue_behind(struct fx *f, struct writer *w, int k, int member)
 	sfsi_db_put(d);
 	pthread_join(th, NULL);
 	CHECK_ST(w->st, SFS_OK);
-	grp_counts(f->s, &c1, &j1);
+	tfx_grp_counts(f->s, &c1, &j1);
 	CHECK(c1 - c0 == 1 && j1 - j0 == 1 + member);
 	CHECK(tfx_sql_int(f->s, "SELECT count(*) FROM t_one") == k + 1);
 	CHECK_ST(tfx_read(f->s, &f->a, w->id, SFS_CONTENT_ORIGINAL, back,

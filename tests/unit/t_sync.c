@@ -1094,15 +1094,6 @@ static int turn_queued(void *p)
 	return n >= q->n;
 }
 
-/* Groups committed and members in them so far. */
-static void grp_counts(struct sfs_store *s, int64_t *commits, int64_t *joined)
-{
-	pthread_mutex_lock(&s->write_mu);
-	*commits = s->grp_commits;
-	*joined = s->grp_joined;
-	pthread_mutex_unlock(&s->write_mu);
-}
-
 #define GRP_THREADS 3
 
 /*
@@ -1133,7 +1124,7 @@ static void test_group_commit_shares_a_commit(void)
 	f.s->grp_hold_ms = HOLD_MS;
 	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_grp (k INTEGER PRIMARY KEY)"),
 		   SFS_OK);
-	grp_counts(f.s, &c0, &j0);
+	tfx_grp_counts(f.s, &c0, &j0);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_grp VALUES (0)", NULL),
@@ -1161,7 +1152,7 @@ static void test_group_commit_shares_a_commit(void)
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp"
 			       " WHERE k IN (0, 1, 3)") == 3);
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_grp WHERE k = 2") == 0);
-	grp_counts(f.s, &c1, &j1);
+	tfx_grp_counts(f.s, &c1, &j1);
 	CHECK(c1 - c0 == 1); /* one commit ... */
 	CHECK(j1 - j0 == 3); /* ... for the three kept */
 	/* and the turn is free: a transaction of its own commits */
@@ -1253,18 +1244,6 @@ static void *remover_run(void *p)
 	return NULL;
 }
 
-/* A thread waits for a turn, in a group or of its own. */
-static int one_queued(void *p)
-{
-	struct sfs_store *s = p;
-	int n;
-
-	pthread_mutex_lock(&s->write_mu);
-	n = s->grp_wait + s->plain_wait;
-	pthread_mutex_unlock(&s->write_mu);
-	return n >= 1;
-}
-
 /*
  * A blob's bytes go only when no committed row names them. A member
  * drops the blob's last row and its group's commit then fails; the
@@ -1308,7 +1287,7 @@ static void test_remove_sees_only_committed(void)
 	r.tenant = f.a.tenant;
 	r.sha = sha;
 	REQUIRE(pthread_create(&th, NULL, remover_run, &r) == 0);
-	CHECK(tfx_wait_for(one_queued, f.s, WAIT_MS));
+	CHECK(tfx_wait_for(tfx_one_waits, f.s, WAIT_MS));
 	CHECK(sfsi_db_commit(d, NULL) != SFS_OK);
 	sfsi_db_put(d);
 	pthread_join(th, NULL);
@@ -1591,7 +1570,7 @@ static void test_nested_begin_refused(void)
 	f.s->grp_hold_ms = HOLD_MS;
 	REQUIRE_ST(exec_sql(f.s, "CREATE TABLE t_nest (k INTEGER PRIMARY KEY)"),
 		   SFS_OK);
-	grp_counts(f.s, &c0, &j0);
+	tfx_grp_counts(f.s, &c0, &j0);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_exec(d, "INSERT INTO t_nest VALUES (1)", NULL),
@@ -1613,7 +1592,7 @@ static void test_nested_begin_refused(void)
 		pthread_join(th, NULL);
 		CHECK_ST(m.begin, SFS_OK);
 		CHECK_ST(m.end, SFS_OK);
-		grp_counts(f.s, &c1, &j1);
+		tfx_grp_counts(f.s, &c1, &j1);
 		CHECK(c1 - c0 == 1 && j1 - j0 == 2); /* one group, both */
 	}
 	CHECK(tfx_sql_int(f.s, "SELECT count(*) FROM t_nest") ==
