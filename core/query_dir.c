@@ -54,6 +54,8 @@ static int name_filter(void *arg, const struct sfs_file *f)
  * What an entry's name is made of (sfs_query_dir_entries): decoding the
  * 13 columns above was most of a listing's cost, and `find` uses none of
  * the attributes (100,000 rows in 1,000 directories: 110 ms against 60).
+ * In the index's order, unsorted: an ORDER BY id was a quarter of what
+ * is left (callgrind: 6.2k instructions a row, 4.6k without).
  */
 #define DIR_NAMES "SELECT id, uuid, name, filename, entry_suffix" DIR_WHERE
 
@@ -135,9 +137,7 @@ static enum sfs_status dir_files(struct sfs_store *s, const struct sfs_actor *a,
 		ret = sfsi_db_get(s, &d, e);
 	if (ret)
 		return ret;
-	st = sfsi_db_prep(
-		d, bare ? DIR_NAMES " ORDER BY id" : DIR_COLS " ORDER BY id",
-		e);
+	st = sfsi_db_prep(d, bare ? DIR_NAMES : DIR_COLS " ORDER BY id", e);
 	if (st) {
 		sfsi_db_bind_int(st, 1, a->user);
 		sfsi_db_bind_text(st, 2, path);

@@ -266,3 +266,40 @@ def test_collisions_made_through_the_api(store, api):
             assert j["isDeleted"] is True, j
     finally:
         m.stop()
+
+
+def test_a_clash_suffixes_the_later_file_whatever_the_names_order(store,
+                                                                   api):
+    """Two names that make one entry ("Take.wav", and "Take" of a file
+    take.wav) in a directory: the file that came later is the suffixed
+    one, though its name sorts first (the listing reads its rows in the
+    names' index order and makes the entries in the files' order); a
+    lookup by either entry finds the same file as the listing shows."""
+    import requests
+    d, _, users = store
+    url, keys = api
+    h = {"X-API-Key": keys[0]}
+
+    def upload(name, filename, data):
+        r = requests.post(url, headers=h, files={"file": (filename, data)},
+                          data={"name": name, "path": "/clash/"},
+                          timeout=30)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    first = upload("Take.wav", "take.wav", b"first")
+    later = upload("Take", "take.wav", b"later")
+    also = upload("Aside", "aside.txt", b"aside")
+    m = Mount(d, users[0])
+    try:
+        got = sorted(os.listdir(m.path("clash")))
+        assert got == sorted(["Aside.txt", "Take.wav",
+                              "Take (%s).wav" % later[:8]]), got
+        assert xget(m.path("clash", "Take.wav"), P + "id") == first
+        assert m.path("clash", "Take.wav").read_bytes() == b"first"
+        e = m.path("clash", "Take (%s).wav" % later[:8])
+        assert xget(e, P + "id") == later
+        assert e.read_bytes() == b"later"
+        assert xget(m.path("clash", "Aside.txt"), P + "id") == also
+    finally:
+        m.stop()
