@@ -670,7 +670,8 @@ static enum sfs_status list_bare(struct list_ctx *c, const char *vdir,
 	st = sfs_query_dir_entries(g_fs.store, &g_fs.actor, vdir, keep_row, c,
 				   e);
 	if (!st && !c->err) {
-		qsort(bare_v, bare_n, sizeof(*bare_v), by_row_ino);
+		if (bare_n) /* bare_v may be NULL */
+			qsort(bare_v, bare_n, sizeof(*bare_v), by_row_ino);
 		sfs_file_init(&f);
 		f.path = (char *)vdir;
 		f.access = SFS_ACCESS_OWNER;
