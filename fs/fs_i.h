@@ -204,9 +204,10 @@ struct fs_listing {
 int fs_list(const char *vdir, const char *owner, enum fs_list_mode mode,
 	    struct fs_listing *l);
 /*
- * fs_list with names only for a directory's files (FS_LIST_FILES; the
- * other modes list whole): their entries are bare, the names and order
- * are fs_list's. For a walk that uses no attributes (`find`).
+ * fs_list with names only for a directory's files (FS_LIST_FILES and
+ * FS_LIST_LISTENING; the flat trees list whole): their entries are
+ * bare, the names and order are fs_list's. For a walk that uses no
+ * attributes (`find`).
  */
 int fs_list_names(const char *vdir, const char *owner, enum fs_list_mode mode,
 		  struct fs_listing *l);

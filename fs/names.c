@@ -589,6 +589,7 @@ struct bare_row {
 	char id[SFS_ID_SIZE];
 	int suffixed;
 	int has_filename;
+	int la_status, la_deleted, la_purged; /* the mirror's rule */
 };
 
 #define BARE_KEEP (1 << 20) /* bytes of buffers kept between listings */
@@ -637,6 +638,9 @@ static int keep_row(void *arg, const struct sfs_file *f)
 	r = &bare_v[bare_n];
 	r->ino = f->ino;
 	r->suffixed = f->suffixed;
+	r->la_status = (int)f->la.status;
+	r->la_deleted = f->la.deleted;
+	r->la_purged = f->la.purged;
 	snprintf(r->id, sizeof(r->id), "%s", f->id);
 	r->has_filename = f->filename != NULL;
 	r->name = bare_str(f->name);
@@ -679,6 +683,9 @@ static enum sfs_status list_bare(struct list_ctx *c, const char *vdir,
 		for (i = 0; i < bare_n && !c->err; i++) {
 			f.ino = bare_v[i].ino;
 			f.suffixed = bare_v[i].suffixed;
+			f.la.status = (enum sfs_jstate)bare_v[i].la_status;
+			f.la.deleted = bare_v[i].la_deleted;
+			f.la.purged = bare_v[i].la_purged;
 			memcpy(f.id, bare_v[i].id, sizeof(f.id));
 			f.name = bare_text + bare_v[i].name;
 			f.filename = bare_v[i].has_filename
@@ -714,7 +721,7 @@ static int list(const char *vdir, const char *owner, enum fs_list_mode mode,
 		return list_shared(&c, owner);
 	c.root = mode == FS_LIST_FILES && !strcmp(vdir, "/");
 	/* a remote store's rows come whole anyway */
-	c.bare = bare && mode == FS_LIST_FILES &&
+	c.bare = bare && (mode == FS_LIST_FILES || mode == FS_LIST_LISTENING) &&
 		 !sfs_store_is_remote(g_fs.store);
 	l->bare = c.bare;
 	st = sfs_dir_subdirs(g_fs.store, &g_fs.actor, vdir, add_subdir, &c, &e);

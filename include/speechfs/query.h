@@ -150,9 +150,10 @@ sfs_query_dir_files(struct sfs_store *s, const struct sfs_actor *a,
  * The same files as sfs_query_dir_files, in no particular order (sort
  * by ino where it matters), with only what an entry's name is made of:
  * ino, id, owner, tenant, name, filename, path, suffixed, access and
- * perm; the rest as sfs_file_init leaves it (a remote store may fill
- * more). For a listing of names (`find`), about 40 % of the cost of
- * the whole rows.
+ * perm, and whether the listening mirror shows it (la.status,
+ * la.deleted, la.purged); the rest as sfs_file_init leaves it (a remote
+ * store may fill more). For a listing of names (`find`), about 40 % of the cost
+ * of the whole rows.
  */
 enum sfs_status
 sfs_query_dir_entries(struct sfs_store *s, const struct sfs_actor *a,

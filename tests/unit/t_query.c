@@ -1683,8 +1683,8 @@ static int row_fn(void *arg, const struct sfs_file *f)
 		 f->filename ? f->filename : "-", f->suffixed);
 	/* a bare row has nothing but the entry's makings */
 	if (f->size != -1 || f->mtime_ns || f->ctime_ns || f->atime_ns ||
-	    f->la.size != -1 || f->la.status || f->sha256[0] ||
-	    f->perm != SFS_PERM_OWNER || !f->path || strcmp(f->path, "/m/"))
+	    f->la.size != -1 || f->sha256[0] || f->perm != SFS_PERM_OWNER ||
+	    !f->path || strcmp(f->path, "/m/"))
 		c->bare_ok = 0;
 	c->n++;
 	return 0;
