@@ -749,10 +749,15 @@ int fs_list_names(const char *vdir, const char *owner, enum fs_list_mode mode,
 	return list(vdir, owner, mode, 1, l);
 }
 
-/* Both in ino order: the next bare entry at or after *i gets f's. */
+/*
+ * Both in ino order: the next bare entry at or after *i gets f's, if f
+ * still passes the listing's rule (add_file's): in the mirror, an MP3
+ * deleted or regenerating since the names were listed goes without.
+ */
 struct attrs_ctx {
 	struct fs_listing *l;
 	enum fs_list_mode mode;
+	const char *vdir;
 	size_t i;
 };
 
@@ -765,15 +770,19 @@ static int fill_attrs(void *arg, const struct sfs_file *f)
 		c->i++;
 	if (c->i == l->n)
 		return 1;
-	if (l->v[c->i].ino == f->ino)
-		set_attrs(&l->v[c->i++], f, c->mode);
+	if (l->v[c->i].ino != f->ino)
+		return 0;
+	if (c->mode != FS_LIST_LISTENING ||
+	    sfs_file_listed(f, SFS_LIST_LISTENING, c->vdir))
+		set_attrs(&l->v[c->i], f, c->mode);
+	c->i++;
 	return 0;
 }
 
 int fs_listing_attrs(const char *vdir, const char *owner,
 		     enum fs_list_mode mode, struct fs_listing *l)
 {
-	struct attrs_ctx c = { .l = l, .mode = mode };
+	struct attrs_ctx c = { .l = l, .mode = mode, .vdir = vdir };
 	struct sfs_err e;
 	enum sfs_status st;
 

@@ -9,18 +9,23 @@ is about the local store's syncs and -o commit's batches runs locally
 only (a remote mount syncs nothing itself: the server's close is the
 durable one, test_fs_crash kills a remote mount), and so does the probe
 of what is closed (the server probes, with the same core)."""
+import io
+import math
 import os
 import re
 import shutil
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
+import wave
 
 import pytest
+import requests
 
 import fsutil
-from fsutil import Mount, mnt, store, xget  # noqa: F401
+from fsutil import Mount, api, eventually, mnt, store, xget  # noqa: F401
 
 # and on a remote mount (speechfs --url), where the subject is a mount's
 MOUNT_KINDS = ["local", "remote"]
@@ -409,6 +414,62 @@ def test_listing_attributes_come_as_they_are_then(mnt):
         seen.pop(gone, None)
         del want[gone]
         assert seen == want
+    finally:
+        walker.stop()
+
+
+def tiny_wav(i):
+    """A WAV of 400 samples, distinct per i."""
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(
+            struct.pack("<h", int(3000 * math.sin(i + k / 7.0)))
+            for k in range(400)))
+    return b.getvalue()
+
+
+@pytest.mark.mount_kinds("local")
+def test_mirror_attributes_follow_its_rule_then(store, api, mnt):
+    """The same in /.listening/ (review s14 finding 4): attributes
+    fetched after a names-only listing apply the mirror's rule again, so
+    an MP3 deleted since the listing goes without (its stat fails)
+    instead of showing the old row's size. (Local, as above.)"""
+    d, _, users = store
+    url, keys = api
+    n = 400                              # several batches
+    os.mkdir(mnt.path("m"))
+    for i in range(n):
+        mnt.path("m", "t%04d.wav" % i).write_bytes(tiny_wav(i))
+    last = os.getxattr(mnt.path("m", "t%04d.wav" % (n - 1)),
+                       "user.speechfs.id").decode()
+    assert eventually(
+        lambda: len(os.listdir(mnt.path(".listening", "m"))) == n, 300)
+    gone = "t%04d.mp3" % (n - 1)
+    walker = Mount(d, users[0], "-o", "no_workers")
+    try:
+        seen = {}
+        with os.scandir(walker.path(".listening", "m")) as it:
+            first = next(it)
+            # a lookup: the later batches carry attributes
+            seen[first.name] = first.stat(follow_symlinks=False).st_size
+            r = requests.delete(url + "/%s/listening-audio" % last,
+                                headers={"X-API-Key": keys[0]}, timeout=30)
+            assert r.status_code == 204, r.text
+            # the walker has seen the change (its lookups; the open
+            # listing's entries are as they were when listed)
+            assert eventually(lambda: not os.path.exists(
+                walker.path(".listening", "m", gone)), 30)
+            for e in it:
+                try:
+                    seen[e.name] = e.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    seen[e.name] = None
+        assert gone in seen and seen.pop(gone) is None, \
+            "the mirror gave %s attributes after its MP3 went" % gone
+        assert len(seen) == n - 1 and all(seen.values()), seen
     finally:
         walker.stop()
 
