@@ -115,10 +115,12 @@ static int drain(int limit_ms)
 
 /*
  * The requests in flight get http.shutdown_timeout. Those still waiting
- * for the database then (a lock held by another process, a server that
- * does not answer) have their statements cancelled and answer 503:
- * MHD_stop_daemon waits for every handler to return, so without it the
- * daemon would wait as long as the database holds them.
+ * for the database then (a lock held by another process, a long query)
+ * have their statements cancelled and answer 503: MHD_stop_daemon waits
+ * for every handler to return, so without it the daemon would wait as
+ * long as the database holds them. A server that runs no more takes no
+ * cancel: the stop then waits for it (libpq 15's PQcancel has no
+ * timeout; review s14 finding 3).
  */
 static void drain_all(void)
 {

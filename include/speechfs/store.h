@@ -183,8 +183,9 @@ int sfs_store_is_shared(const struct sfs_store *s);
  * For a front end stopping that cannot wait longer: the statements this
  * handle's threads are waiting for in the database are cancelled, so
  * that those calls return (SFS_BUSY) instead of waiting for as long as
- * the database holds them (a lock held elsewhere, a server that does not
- * answer). Its job workers are told to stop first (sfs_workers_stop
+ * the database holds them (a lock held elsewhere, a long query; a server
+ * that runs no more does not take the cancel, and this call then waits
+ * for it). Its job workers are told to stop first (sfs_workers_stop
  * still joins them): a job cut short is left for a later claim, not
  * failed. Only a store on PostgreSQL waits so (SQLite's waits end at its
  * busy timeout); elsewhere it does nothing. The number of the store's
