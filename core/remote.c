@@ -5,7 +5,8 @@
  * the server's features read from its OpenAPI document, error bodies
  * turned back into the core's statuses and reasons, a file's JSON
  * decoded, new content versions streamed from a file, Range GETs of
- * content into a sink, and the change feed.
+ * content into a sink, and the change feed. What a request sends is
+ * set on its handle by remote_body.c.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -30,7 +31,6 @@
 
 #define POOL_MAX 32
 #define SINK_BUFFER (512 << 10)
-#define SOURCE_BUFFER (1 << 20)
 #define EXPECT_FROM (1 << 20) /* bytes of a body sent after "100 Continue" */
 #define RETRIES_429 4
 
@@ -300,43 +300,6 @@ enum sfs_status sfsi_remote_file_decode_obj(json_t *o, struct sfs_file *f,
 
 /* ---- requests ---------------------------------------------------------- */
 
-struct upload {
-	int fd;
-};
-
-/* libcurl rewinds an upload to send it again on a fresh connection. */
-static int on_seek(void *arg, curl_off_t off, int origin)
-{
-	struct upload *u = arg;
-
-	return lseek(u->fd, (off_t)off, origin) < 0 ? CURL_SEEKFUNC_CANTSEEK
-						    : CURL_SEEKFUNC_OK;
-}
-
-static size_t on_read(char *p, size_t size, size_t n, void *arg)
-{
-	struct upload *u = arg;
-	ssize_t got;
-
-	do
-		got = read(u->fd, p, size * n);
-	while (got < 0 && errno == EINTR);
-	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
-}
-
-struct source {
-	sfsi_remote_source fn;
-	void *arg;
-};
-
-static size_t on_source(char *p, size_t size, size_t n, void *arg)
-{
-	struct source *src = arg;
-	ssize_t got = src->fn(src->arg, p, size * n);
-
-	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
-}
-
 /* Where an answer's body goes: a 2xx to the sink, anything else to b. */
 struct answer {
 	CURL *curl;
@@ -505,158 +468,6 @@ static struct curl_slist *headers_of(struct sfs_remote *r,
 	return h;
 }
 
-/*
- * A small form (a new file's create with its bytes: FORM_INLINE_MAX and
- * less) is built here, in one buffer that libcurl sends with the head in
- * one write; through libcurl's mime the head and the body went in two,
- * and the form's parts were made and read through callbacks per request
- * (a tenth of the mount's CPU per small create, with the second send).
- * The same bytes as libcurl's form: the filename escaped as it escapes
- * it (" CR LF as %22 %0D %0A), the file part typed
- * application/octet-stream. The boundary is one no part holds (looked
- * for, not left to chance).
- */
-#define FORM_INLINE_MAX (16 << 10)
-
-struct form_body {
-	struct sfs_buf b;
-	char ctype[96]; /* the Content-Type header line */
-};
-
-static int form_has(const struct sfsi_remote_req *q, const char *file,
-		    size_t flen, const char *bound)
-{
-	size_t i;
-
-	if (memmem(file, flen, bound, strlen(bound)))
-		return 1;
-	for (i = 0; q->form[i]; i += 2)
-		if (strstr(q->form[i + 1], bound))
-			return 1;
-	return 0;
-}
-
-static int add_escaped(struct sfs_buf *b, const char *v)
-{
-	int bad = 0;
-
-	for (; *v && !bad; v++)
-		bad = *v == '"'	   ? sfs_buf_adds(b, "%22")
-		      : *v == '\r' ? sfs_buf_adds(b, "%0D")
-		      : *v == '\n' ? sfs_buf_adds(b, "%0A")
-				   : sfs_buf_addch(b, *v);
-	return bad;
-}
-
-/* The form of q into f (the file's bytes read from q->fd); -1: not so. */
-static int form_inline(const struct sfsi_remote_req *q, struct form_body *f)
-{
-	static unsigned long long seq;
-	char file[FORM_INLINE_MAX], bound[64];
-	size_t flen = 0, i;
-	ssize_t got;
-	off_t at = 0;
-	int bad = 0;
-
-	if (!q->form || q->source || q->size > FORM_INLINE_MAX ||
-	    (q->fd >= 0 &&
-	     (q->size < 0 || (at = lseek(q->fd, 0, SEEK_CUR)) < 0)))
-		return -1;
-	/* read where libcurl would, leaving the offset to it if not so */
-	while (q->fd >= 0 && flen < (size_t)q->size) {
-		got = pread(q->fd, file + flen, (size_t)q->size - flen,
-			    at + (off_t)flen);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return -1; /* libcurl's way then: it says what failed */
-		flen += (size_t)got;
-	}
-	do
-		snprintf(bound, sizeof(bound),
-			 "------------------------sfs%llx",
-			 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-	while (form_has(q, file, flen, bound));
-	snprintf(f->ctype, sizeof(f->ctype),
-		 "Content-Type: multipart/form-data; boundary=%s", bound);
-	sfs_buf_init(&f->b, FORM_INLINE_MAX + 8192);
-	for (i = 0; q->form[i] && !bad; i += 2)
-		bad = sfs_buf_addf(&f->b,
-				   "--%s\r\nContent-Disposition: form-data; "
-				   "name=\"%s\"\r\n\r\n",
-				   bound, q->form[i]) ||
-		      sfs_buf_adds(&f->b, q->form[i + 1]) ||
-		      sfs_buf_adds(&f->b, "\r\n");
-	bad = bad ||
-	      sfs_buf_addf(&f->b,
-			   "--%s\r\nContent-Disposition: form-data; "
-			   "name=\"file\"; filename=\"",
-			   bound) ||
-	      add_escaped(&f->b, q->form_file ? q->form_file : "") ||
-	      sfs_buf_adds(&f->b, "\"\r\nContent-Type: "
-				  "application/octet-stream\r\n\r\n") ||
-	      sfs_buf_add(&f->b, file, flen) ||
-	      sfs_buf_addf(&f->b, "\r\n--%s--\r\n", bound);
-	if (bad) {
-		sfs_buf_release(&f->b);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * The request's body: a stream from q->source, a file's bytes (u), a
- * multipart form, or JSON. The form's mime (the caller frees it), else
- * NULL. u and src outlive the transfer.
- */
-static curl_mime *set_body(CURL *c, const struct sfsi_remote_req *q,
-			   struct upload *u, struct source *src)
-{
-	curl_mime *mime = NULL;
-	curl_mimepart *part;
-	size_t i;
-
-	if (q->source) {
-		/* no size: chunked; no seek: libcurl cannot send it again */
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_source);
-		curl_easy_setopt(c, CURLOPT_READDATA, src);
-		curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE,
-				 (long)SOURCE_BUFFER);
-	} else if (q->fd >= 0 && !q->form) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, u);
-		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, u);
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-				 (curl_off_t)q->size);
-	} else if (q->form) {
-		mime = curl_mime_init(c);
-		for (i = 0; mime && q->form[i]; i += 2) {
-			part = curl_mime_addpart(mime);
-			curl_mime_name(part, q->form[i]);
-			curl_mime_data(part, q->form[i + 1],
-				       CURL_ZERO_TERMINATED);
-		}
-		part = mime ? curl_mime_addpart(mime) : NULL;
-		curl_mime_name(part, "file");
-		curl_mime_filename(part, q->form_file);
-		if (q->fd >= 0) {
-			curl_mime_data_cb(part, (curl_off_t)q->size, on_read,
-					  on_seek, NULL, u);
-		} else {
-			curl_mime_data(part, "", 0);
-		}
-		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-	} else if (q->body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(q->body));
-	}
-	return mime;
-}
-
 /* Run the transfer, again after a 429 (*code: the answer's status). */
 static CURLcode perform(struct sfs_remote *r, CURL *c,
 			const struct sfsi_remote_req *q, struct sfs_buf *b,
@@ -706,33 +517,20 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    struct sfs_buf *b, struct sfs_err *e)
 {
 	struct curl_slist *h;
-	struct upload u = { q->fd };
-	struct source src = { q->source, q->source_arg };
+	struct sfsi_remote_body body;
 	struct answer a = {
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
 	char url[2048];
-	struct form_body fb;
-	curl_mime *mime = NULL;
 	long code = 0;
 	CURLcode rc;
 	CURL *c = take(r);
-	int inline_form;
 
 	if (!c)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
 	set_transfer(r, c, q, url, &a);
-	h = headers_of(r, q);
-	inline_form = form_inline(q, &fb) == 0;
-	if (inline_form) {
-		h = curl_slist_append(h, fb.ctype);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, fb.b.buf);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)fb.b.len);
-	} else {
-		mime = set_body(c, q, &u, &src);
-	}
+	h = sfsi_remote_body_set(&body, c, q, headers_of(r, q));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -744,9 +542,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (q->dir_state && q->dir_state_size)
 		dir_state_of(c, rc, q->dir_state, q->dir_state_size);
 	curl_slist_free_all(h);
-	curl_mime_free(mime);
-	if (inline_form)
-		sfs_buf_release(&fb.b);
+	sfsi_remote_body_release(&body);
 	/*
 	 * A body cut off (a stream that turned out of order): its connection
 	 * goes with the handle, so the server sees the body end now, not at

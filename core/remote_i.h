@@ -5,8 +5,8 @@
  * and its local body below stays as it was. The bodies live in
  * remote_store.c, remote_nums.c and remote_dirs.c (the namespace and
  * metadata) and remote_blob.c (content through the block cache); remote.c
- * speaks HTTP. Entry points the remote store does not offer yet answer
- * SFS_UNSUPPORTED (sfsi_remote_refuse).
+ * speaks HTTP, remote_body.c sets what a request sends. Entry points the remote
+ * store does not offer yet answer SFS_UNSUPPORTED (sfsi_remote_refuse).
  */
 #ifndef SPEECHFS_REMOTE_I_H
 #define SPEECHFS_REMOTE_I_H
@@ -100,6 +100,36 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 
 /* Room for a directory's state (X-Speechfs-Directory). */
 #define SFSI_DIR_STATE_MAX 512
+
+/* ---- a request's body (remote_body.c) ---- */
+
+struct curl_slist;
+
+/*
+ * What one request sends, kept for its transfer: a stream from
+ * q->source, a file's bytes (q->fd), a multipart form (a small one built
+ * whole in form, a larger one through libcurl's mime) or JSON.
+ */
+struct sfsi_remote_body {
+	int fd;
+	sfsi_remote_source source;
+	void *source_arg;
+	struct sfs_buf form; /* a small form, whole (when whole) */
+	char ctype[96];	     /* its Content-Type header line */
+	int whole;
+	void *mime; /* a larger form's curl_mime, or NULL */
+};
+
+/*
+ * q's body set on the handle curl (a CURL *), body kept until the
+ * transfer is done, then sfsi_remote_body_release. h: the request's
+ * header lines, returned with a form's Content-Type added.
+ */
+struct curl_slist *sfsi_remote_body_set(struct sfsi_remote_body *body,
+					void *curl,
+					const struct sfsi_remote_req *q,
+					struct curl_slist *h);
+void sfsi_remote_body_release(struct sfsi_remote_body *body);
 
 /* This client's origin (X-Speechfs-Origin): its changes in the feed. */
 int64_t sfsi_remote_origin(const struct sfs_remote *r);
