@@ -155,7 +155,7 @@ int fs_entry_of(const struct fs_node *n, uint64_t parent, const char *name,
 void fs_reply_entry_node(fuse_req_t req, uint64_t parent, const char *name,
 			 uint64_t id);
 
-/* ---- names.c: entry names and directory listings --------------------- */
+/* ---- listing.c: directory listings ----------------------------------- */
 
 enum fs_list_mode {
 	FS_LIST_FILES = 0, /* a directory of the user */
@@ -229,6 +229,34 @@ int fs_listing_add_sub(struct fs_listing *l, const char *name, uint64_t node,
 int fs_query_all(int shared, struct sfs_file **out, size_t *n);
 
 /*
+ * Add file f to l with the entry name it gets after l's entries (as a
+ * directory's listing names it; root: in "/"), for a lookup: nothing is
+ * pinned. 0 or -ENOMEM.
+ */
+int fs_listing_add_file(struct fs_listing *l, const struct sfs_file *f,
+			int root);
+/* The index of l's first entry named `name`, or -1. */
+ssize_t fs_listing_find(struct fs_listing *l, const char *name);
+/*
+ * Look `entry` up in a cached listing of (vdir, owner, mode), listed
+ * anew when none is fresh: 0 (a file, *file filled, name NULL), 1 (a
+ * subdirectory, *sub filled, name NULL), -ENOENT, or -errno.
+ */
+int fs_listing_find_cached(const char *vdir, const char *owner,
+			   enum fs_list_mode mode, const char *entry,
+			   struct fs_entry *file, struct fs_subdir *sub);
+
+/*
+ * Keep the listing cache right: a file the mount created in vdir as
+ * `entry`, or any other change of names (rename, removal, mkdir ...).
+ */
+void fs_names_added(const char *vdir, const char *entry,
+		    const struct sfs_file *f);
+void fs_names_changed(void);
+
+/* ---- names.c: entry names and lookups -------------------------------- */
+
+/*
  * Find `entry` in the (cached) listing of vdir: a file (*ino set) or a
  * subdirectory (*sub filled, its name borrowed only while... copied).
  * 0, -ENOENT, or -errno.
@@ -252,12 +280,16 @@ int fs_names_for_entry(const struct sfs_file *f, const char *entry, char **name,
 const char *fs_ext(const char *filename);
 
 /*
- * Keep the listing cache right: a file the mount created in vdir as
- * `entry`, or any other change of names (rename, removal, mkdir ...).
+ * The entry file f gets before clashes, in a listing of mode: its display
+ * name as an entry plus its extension (*ext), or its MP3's name in the
+ * mirror. NULL: out of memory. Ownership: free().
  */
-void fs_names_added(const char *vdir, const char *entry,
-		    const struct sfs_file *f);
-void fs_names_changed(void);
+char *fs_entry_base(const struct sfs_file *f, enum fs_list_mode mode,
+		    const char **ext);
+/* base with the start of uuid id before its extension ext; free(). */
+char *fs_entry_suffixed(const char *base, const char *ext, const char *id);
+/* Is name one of the root's reserved entries (.listening, .trash ...)? */
+int fs_name_reserved(const char *name);
 
 /* A directory name in vdir as a vpath ("/a/b/" + "c" -> "/a/b/c/"). */
 int fs_child_dir(const char *vdir, const char *name, char *out, size_t size);
