@@ -170,6 +170,45 @@ static struct sfs_stage *stage_followed(struct sfs_store *s)
 }
 
 /*
+ * What each test starts from: a fresh store, data filled from seed (its
+ * sha256 in want), a fresh stage whose follower f reads from memory in
+ * its own thread. 0, or -1 with the step that failed said.
+ */
+struct rig {
+	struct sfs_store *s;
+	char *dir;
+	char want[65];
+	pthread_t th;
+};
+
+static int rig_start(struct rig *r, struct follower *f, unsigned seed)
+{
+	const char *step = NULL;
+
+	memset(got, 0, SIZE);
+	tfx_fill(data, SIZE, seed);
+	follower_init(f);
+	if (tfx_store(&r->dir, &r->s, tfx_files_only()))
+		step = "store";
+	else if (tfx_openssl_sha(data, SIZE, r->want))
+		step = "sha256";
+	else if (!(f->st = stage_followed(r->s)))
+		step = "stage";
+	else if (pthread_create(&r->th, NULL, follow, f))
+		step = "follower thread";
+	if (step)
+		fprintf(stderr, "rig: %s failed\n", step);
+	return step ? -1 : 0;
+}
+
+static void rig_stop(struct rig *r, struct follower *f)
+{
+	sfs_stage_free(f->st);
+	follower_destroy(f);
+	tfx_store_close(&r->dir, &r->s);
+}
+
+/*
  * Bytes [from, to) of data written: below PIPED in whole MiB (so the
  * pipe's slots start there), the rest in odd pieces, with a read of the
  * writer's version at `peek` (0: none), which hands a partial slot over:
@@ -236,33 +275,22 @@ static int file_holds_all(struct sfs_stage *st)
 static void test_follower_reads_memory(void)
 {
 	struct follower f = { .spoil = 1 };
-	struct sfs_store *s = NULL;
-	char *dir = NULL, want[65];
-	pthread_t th;
+	struct rig r = { 0 };
 
-	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
-	tfx_fill(data, SIZE, 14);
-	REQUIRE(tfx_openssl_sha(data, SIZE, want) == 0);
-	memset(got, 0, SIZE);
-	follower_init(&f);
-	f.st = stage_followed(s);
-	REQUIRE(f.st);
-	REQUIRE(pthread_create(&th, NULL, follow, &f) == 0);
+	REQUIRE(rig_start(&r, &f, 14) == 0);
 	CHECK(write_range(f.st, 0, SIZE, 0, &f) == 0);
 	/* what the slots hold read before the end takes them back */
 	CHECK(wait_for(&f, &f.n, HANDED) == 0);
 	CHECK_ST(sfs_stage_finish(f.st, NULL), SFS_OK);
-	pthread_join(th, NULL);
+	pthread_join(r.th, NULL);
 	CHECK(!f.failed);
 	CHECK(f.n == SIZE);
 	CHECK(same(got, data));
-	CHECK(!strcmp(sfs_stage_sha256(f.st), want));
+	CHECK(!strcmp(sfs_stage_sha256(f.st), r.want));
 	/* the file did hold junk where the follower read right bytes */
 	CHECK(pread(sfs_stage_fd(f.st), back, SIZE, 0) == SIZE);
 	CHECK(back[PIPED] == 0xee && back[HANDED - 1] == 0xee);
-	sfs_stage_free(f.st);
-	follower_destroy(&f);
-	tfx_store_close(&dir, &s);
+	rig_stop(&r, &f);
 }
 
 struct writer {
@@ -311,18 +339,10 @@ static void test_a_lagging_follower_never_holds_the_writer(void)
 {
 	struct follower f = { .hold_at = PIPED + 2 * MIB + 4321 };
 	struct writer w = { .f = &f, .part = PIPED + 16 * MIB + 300000 };
-	struct sfs_store *s = NULL;
-	char *dir = NULL, want[65];
-	pthread_t fth, wth;
+	struct rig r = { 0 };
+	pthread_t wth;
 
-	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
-	tfx_fill(data, SIZE, 17);
-	REQUIRE(tfx_openssl_sha(data, SIZE, want) == 0);
-	memset(got, 0, SIZE);
-	follower_init(&f);
-	f.st = stage_followed(s);
-	REQUIRE(f.st);
-	REQUIRE(pthread_create(&fth, NULL, follow, &f) == 0);
+	REQUIRE(rig_start(&r, &f, 17) == 0);
 	REQUIRE(pthread_create(&wth, NULL, write_in_two, &w) == 0);
 	/* the writer gets through with the follower held */
 	CHECK(wait_for(&f, &w.done, 1) == 0);
@@ -340,69 +360,46 @@ static void test_a_lagging_follower_never_holds_the_writer(void)
 	pthread_cond_broadcast(&f.cv);
 	pthread_mutex_unlock(&f.mu);
 	pthread_join(wth, NULL);
-	pthread_join(fth, NULL);
+	pthread_join(r.th, NULL);
 	CHECK(!w.failed && !f.failed);
 	CHECK(f.n == SIZE);
 	CHECK(same(got, data));
-	CHECK(!strcmp(sfs_stage_sha256(f.st), want));
+	CHECK(!strcmp(sfs_stage_sha256(f.st), r.want));
 	CHECK(file_holds_all(f.st));
-	sfs_stage_free(f.st);
-	follower_destroy(&f);
-	tfx_store_close(&dir, &s);
+	rig_stop(&r, &f);
 }
 
 /* Followed to the end, with a read of the writer's version mid-way. */
 static void test_followed_stage_file_whole(void)
 {
 	struct follower f = { 0 };
-	struct sfs_store *s = NULL;
-	char *dir = NULL, want[65];
-	pthread_t th;
+	struct rig r = { 0 };
 
-	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
-	tfx_fill(data, SIZE, 15);
-	REQUIRE(tfx_openssl_sha(data, SIZE, want) == 0);
-	memset(got, 0, SIZE);
-	follower_init(&f);
-	f.st = stage_followed(s);
-	REQUIRE(f.st);
-	REQUIRE(pthread_create(&th, NULL, follow, &f) == 0);
+	REQUIRE(rig_start(&r, &f, 15) == 0);
 	CHECK(write_all(f.st, 12 * MIB + 12345) == 0);
 	CHECK_ST(sfs_stage_finish(f.st, NULL), SFS_OK);
-	pthread_join(th, NULL);
+	pthread_join(r.th, NULL);
 	CHECK(!f.failed && f.n == SIZE);
 	CHECK(same(got, data));
-	CHECK(!strcmp(sfs_stage_sha256(f.st), want));
+	CHECK(!strcmp(sfs_stage_sha256(f.st), r.want));
 	CHECK(file_holds_all(f.st));
-	sfs_stage_free(f.st);
-	follower_destroy(&f);
-	tfx_store_close(&dir, &s);
+	rig_stop(&r, &f);
 }
 
 /* A follower that lets go mid-way: the writer goes on to the end. */
 static void test_follower_lets_go(void)
 {
 	struct follower f = { .stop_at = PIPED + 3 * MIB };
-	struct sfs_store *s = NULL;
-	char *dir = NULL, want[65];
-	pthread_t th;
+	struct rig r = { 0 };
 
-	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
-	tfx_fill(data, SIZE, 16);
-	REQUIRE(tfx_openssl_sha(data, SIZE, want) == 0);
-	follower_init(&f);
-	f.st = stage_followed(s);
-	REQUIRE(f.st);
-	REQUIRE(pthread_create(&th, NULL, follow, &f) == 0);
+	REQUIRE(rig_start(&r, &f, 16) == 0);
 	CHECK(write_all(f.st, 0) == 0);
 	CHECK_ST(sfs_stage_finish(f.st, NULL), SFS_OK);
-	pthread_join(th, NULL);
+	pthread_join(r.th, NULL);
 	CHECK(!f.failed && f.n >= f.stop_at && f.n < SIZE);
-	CHECK(!strcmp(sfs_stage_sha256(f.st), want));
+	CHECK(!strcmp(sfs_stage_sha256(f.st), r.want));
 	CHECK(file_holds_all(f.st));
-	sfs_stage_free(f.st);
-	follower_destroy(&f);
-	tfx_store_close(&dir, &s);
+	rig_stop(&r, &f);
 }
 
 int main(void)
