@@ -41,9 +41,9 @@ struct follower {
 	int64_t stop_at; /* let go of the stage there (0: read to the end) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int go;	   /* hold_at passed: read on */
-	int held;  /* it waits at hold_at */
-	int64_t n; /* bytes read */
+	int go;	      /* hold_at passed: read on */
+	int64_t held; /* it waits at hold_at (int64_t: for wait_for) */
+	int64_t n;    /* bytes read */
 	int over;
 	int failed;
 };
@@ -295,8 +295,9 @@ static void test_follower_reads_memory(void)
 
 struct writer {
 	struct follower *f;
-	int64_t part; /* written up to here first, then waits for `more` */
-	int64_t done; /* 1 once part is written, 2 once all is (finished) */
+	int64_t first; /* written up to here, then waits until f is held */
+	int64_t part;  /* written up to here next, then waits for `more` */
+	int64_t done;  /* 1 once part is written, 2 once all is (finished) */
 	int more;
 	int failed;
 };
@@ -314,7 +315,9 @@ static void *write_in_two(void *arg)
 	struct writer *w = arg;
 	struct sfs_stage *st = w->f->st;
 
-	if (write_range(st, 0, w->part, 0, NULL))
+	if (write_range(st, 0, w->first, 0, NULL) ||
+	    wait_for(w->f, &w->f->held, 1) ||
+	    write_range(st, w->first, w->part, 0, NULL))
 		w->failed = 1;
 	writer_says(w, 1);
 	pthread_mutex_lock(&w->f->mu);
@@ -330,7 +333,9 @@ static void *write_in_two(void *arg)
 
 /*
  * A follower that lags (held 2 MiB into the slots) never holds the
- * writer: 16 MiB are written, more than the slots hold, while it waits.
+ * writer: 12 MiB are written, more than the slots hold, while it waits
+ * (the writer starts them once it is held: written at once, they could
+ * all be in before the follower's thread got there).
  * Let go, it reads what the pipe filled again from the file (also the
  * bytes of the slot being filled, whose old bytes it missed) and the
  * rest from the slots, every byte right, then the writer goes on.
@@ -338,7 +343,9 @@ static void *write_in_two(void *arg)
 static void test_a_lagging_follower_never_holds_the_writer(void)
 {
 	struct follower f = { .hold_at = PIPED + 2 * MIB + 4321 };
-	struct writer w = { .f = &f, .part = PIPED + 16 * MIB + 300000 };
+	struct writer w = { .f = &f,
+			    .first = PIPED + 4 * MIB,
+			    .part = PIPED + 16 * MIB + 300000 };
 	struct rig r = { 0 };
 	pthread_t wth;
 
