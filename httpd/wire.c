@@ -22,6 +22,9 @@
  *   closes the connection after its own replies);
  * - bytes read are noted for the slow-client guard (conn.c).
  * Other sockets (libcurl's, in imports) are not looked at.
+ *
+ * And sendfile64(), which the library calls for a local blob's body: on
+ * its connections a short count means "the socket is full" (see there).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -40,10 +44,12 @@
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
 typedef ssize_t (*send_fn)(int, const void *, size_t, int);
 typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+typedef ssize_t (*sendfile_fn)(int, int, off64_t *, size_t);
 
 static recv_fn real_recv;
 static send_fn real_send;
 static sendmsg_fn real_sendmsg;
+static sendfile_fn real_sendfile;
 
 /*
  * The next definitions in the lookup order (libc's, or a sanitizer's
@@ -67,13 +73,19 @@ static void resolve(void)
 		__atomic_store_n(&real_sendmsg, (sendmsg_fn)p,
 				 __ATOMIC_RELEASE);
 	}
+	if (!__atomic_load_n(&real_sendfile, __ATOMIC_ACQUIRE)) {
+		p = dlsym(RTLD_NEXT, "sendfile64");
+		__atomic_store_n(&real_sendfile, (sendfile_fn)p,
+				 __ATOMIC_RELEASE);
+	}
 }
 
 int conn_wire_init(void)
 {
 	resolve();
-	if (!real_recv || !real_send || !real_sendmsg) {
-		sfs_error("wire", "cannot find libc's recv, send, sendmsg");
+	if (!real_recv || !real_send || !real_sendmsg || !real_sendfile) {
+		sfs_error("wire", "cannot find libc's recv, send, sendmsg, "
+				  "sendfile64");
 		return -1;
 	}
 	return 0;
@@ -272,4 +284,45 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (intercept(c, fd, first, n))
 		return (ssize_t)total;
 	return real_sendmsg(fd, msg, flags);
+}
+
+/*
+ * libmicrohttpd 0.9.75 (and its later versions) takes a sendfile() that
+ * sends less than asked for a full socket: it clears the connection's
+ * "write ready" and waits for epoll's next edge (EPOLLET) before it sends
+ * again. A socket that filled up gives that edge when the peer makes
+ * room. But sendfile() also stops short when a signal comes in its
+ * middle (most often while it waits for the file's pages) -- a stop:
+ * SIGSTOP, a cgroup freezer, a debugger attaching. Then the socket has
+ * room, no edge ever comes, and
+ * the download hangs for good with every thread idle (the rest of its
+ * bytes unsent, no access line). So on the library's connections a short
+ * sendfile() goes on until the count is sent, the file ends or the socket
+ * is really full (EAGAIN, after which the kernel owes the edge), and
+ * returns what it sent. send() and sendmsg() need no such care: a
+ * non-blocking TCP send is short only when the socket is full.
+ */
+ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	if (!real_sendfile)
+		resolve();
+	if (!conn_of_fd(out_fd))
+		return real_sendfile(out_fd, in_fd, offset, count);
+	while (done < count) {
+		n = real_sendfile(out_fd, in_fd, offset, count - done);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && !done)
+			return -1;
+		/* the file ended, or full (or failing: the next call says) */
+		break;
+	}
+	return (ssize_t)done;
 }
