@@ -56,17 +56,29 @@ struct sfs_remote {
 	char user_id[SFS_ID_SIZE];
 };
 
-/* Transfers in progress give up once the connection is being closed. */
+/* What a transfer's progress callback looks at. */
+struct progress {
+	struct sfs_remote *r;
+	const int *cancel; /* the request's (sfsi_remote_req), or NULL */
+};
+
+/*
+ * Transfers in progress give up once the connection is being closed, or
+ * their request is cancelled. libcurl calls this about once a second
+ * even while the transfer waits for the socket (a server that stopped
+ * reading, its buffers full), where nothing else of ours runs.
+ */
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 		       curl_off_t un)
 {
-	struct sfs_remote *r = arg;
+	struct progress *p = arg;
 
 	(void)dt;
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return __atomic_load_n(&r->aborting, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&p->r->aborting, __ATOMIC_SEQ_CST) ||
+	       (p->cancel && __atomic_load_n(p->cancel, __ATOMIC_RELAXED));
 }
 
 void sfsi_remote_abort(struct sfs_remote *r)
@@ -521,6 +533,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	struct answer a = {
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
+	struct progress pr = { .r = r, .cancel = q->cancel };
 	char url[2048];
 	long code = 0;
 	CURLcode rc;
@@ -535,7 +548,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
 	rc = perform(r, c, q, b, &a, &code);
 	if (q->http_code)
 		*q->http_code = rc == CURLE_OK ? code : 0;

@@ -425,6 +425,7 @@ static int commit(struct fh *h)
 {
 	struct sfs_file_update u = { 0 };
 	struct ofile *of = h->of;
+	struct sfs_stage *stage;
 	struct sfs_err e;
 	enum sfs_status st;
 	int ret;
@@ -449,7 +450,7 @@ static int commit(struct fh *h)
 	pthread_mutex_lock(&of->lock);
 	if (!st)
 		of->lazy = 0; /* a content commit syncs the lazy create */
-	sfs_stage_free(h->stage);
+	stage = h->stage;
 	h->stage = NULL;
 	h->dirty = 0;
 	of->version++;
@@ -457,16 +458,23 @@ static int commit(struct fh *h)
 		of->writer = other_writer(of, h);
 	u.mtime_ns = h->set_mtime_ns;
 	h->set_mtime_ns = 0;
+	/*
+	 * The stage freed without the file's lock: its stream, when the
+	 * commit returned before taking it (a failed hash), is cut off and
+	 * joined there, and a stat of the file answered by the reading
+	 * thread must not wait for that (review s14 finding 2).
+	 */
+	pthread_mutex_unlock(&of->lock);
+	sfs_stage_free(stage);
 	if (!st && u.mtime_ns) {
 		u.set = SFS_UPD_MTIME;
-		pthread_mutex_unlock(&of->lock);
 		if (sfs_file_update(g_fs.store, &g_fs.actor, of->id, &u, NULL,
 				    &e))
 			sfs_warn("fs", "cannot set the mtime of '%s': %s",
 				 of->id, e.message);
 		sfs_err_init(&e);
-		pthread_mutex_lock(&of->lock);
 	}
+	pthread_mutex_lock(&of->lock);
 	ret = -fs_errno(st, &e);
 	h->failed = ret;
 out:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import requests
@@ -212,8 +213,11 @@ class Writer:
             [sys.executable, "-c", WRITER, str(path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def write(self, data):
-        self.p.stdin.write(b"%d\n" % len(data) + data)
+    def write(self, data, at=None):
+        """data written at the end, or at offset `at` (a pwrite)."""
+        head = b"%d\n" % len(data) if at is None else \
+            b"at %d %d\n" % (at, len(data))
+        self.p.stdin.write(head + data)
         self.p.stdin.flush()
         assert self.p.stdout.readline() == b"ok\n"
 
@@ -239,11 +243,18 @@ while True:
         except OSError as e:
             print(e.errno, flush=True)
         break
-    n = int(line)
+    at = None
+    if line.startswith(b"at "):
+        at, n = map(int, line.split()[1:])
+    else:
+        n = int(line)
     while n:
         b = inp.read(min(n, 1 << 20))
         n -= len(b)
-        os.write(fd, b)
+        if at is None:
+            os.write(fd, b)
+        else:
+            at += os.pwrite(fd, b, at)
     print("ok", flush=True)
 """
 
@@ -485,6 +496,94 @@ def test_a_failed_flush_is_said_by_close(remote):
         finally:
             os.close(fd)
         assert server_sha(dm, key, f["id"]) == sha(b"RIFF again")
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def conns_to(pid, port):
+    """The TCP connections process pid holds to 127.0.0.1:port: {its
+    local port: bytes in its send queue}."""
+    out = subprocess.run(["ss", "-tnpH", "dst", "127.0.0.1:%d" % port],
+                         capture_output=True, text=True,
+                         check=True).stdout
+    got = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 6 and ("pid=%d," % pid) in f[5]:
+            got[int(f[3].rsplit(":", 1)[1])] = int(f[2])
+    return got
+
+
+def test_a_stalled_stream_is_cut_off_at_once(remote):
+    """The server stops (SIGSTOP) mid-stream and its socket fills: the
+    stream's transfer waits for the socket, not in its source. The
+    writer then goes back (a pwrite behind its end: the stage is out of
+    order) and closes: close()'s commit cuts the stream off, and the
+    cut must reach the transfer there and then (the mount closes the
+    stream's connection and goes on to send the stage whole), not at
+    the mount's timeout (600 s) when libcurl gives up on the stall
+    (review s14 finding 2). The server back, close() returns 0 and the
+    server holds exactly the local bytes."""
+    dm, key, _, _ = remote
+    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    port = int(dm.base.rsplit(":", 1)[1])
+    stopped = False
+    closing = None
+    try:
+        p = m.path("cut.bin")
+        data = bytearray(os.urandom((40 << 20) + 999))
+        w = Writer(p)
+        err = []
+        try:
+            w.write(bytes(data[:8 << 20]))
+            assert eventually(lambda: staged_at_server(dm) >= 4 * MIB, 60)
+            dm.proc.send_signal(signal.SIGSTOP)
+            stopped = True
+            w.write(bytes(data[8 << 20:]))
+            # the stream's connection: its send queue full, not emptied
+            full = {}
+
+            def stream_stuck():
+                full.clear()
+                full.update({lp: q for lp, q in
+                             conns_to(m.proc.pid, port).items()
+                             if q >= 64 << 10})
+                return len(full) == 1
+            assert eventually(stream_stuck, 60), \
+                conns_to(m.proc.pid, port)
+            (stream_port,) = full
+            back = b"back" * 1000
+            w.write(back, at=3 * MIB + 7)
+            data[3 * MIB + 7:3 * MIB + 7 + len(back)] = back
+            closing = threading.Thread(
+                target=lambda: err.append(w.close()), daemon=True)
+            closing.start()
+            t0 = time.monotonic()
+            assert eventually(
+                lambda: stream_port not in conns_to(m.proc.pid, port),
+                60), "the stream's transfer was not cut off"
+            print("stream cut off %.2f s after close()" %
+                  (time.monotonic() - t0))
+            assert closing.is_alive()  # the stage goes whole: it waits
+        finally:
+            if stopped:
+                dm.proc.send_signal(signal.SIGCONT)
+            if closing:
+                closing.join(120)
+            else:
+                err.append(w.close())
+        assert err == [0], err
+        f = the_file(dm, key, "cut")
+        assert (f["size"], f["sha256"]) == (len(data), sha(data))
+        assert eventually(lambda: any(
+            aborted for _, aborted in content_puts(dm, f["id"])), 60), \
+            content_puts(dm, f["id"])
+        assert eventually(lambda: [
+            s for s, aborted in content_puts(dm, f["id"])
+            if not aborted] == [200]), content_puts(dm, f["id"])
+        drop_pages(p)
+        assert sha256_file(p) == sha(data)
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
