@@ -100,6 +100,94 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 	return SFS_OK;
 }
 
+/*
+ * The next of a group column's comma-joined integers (FILE_LIST_COLS) from
+ * *p; an empty one is dflt. *p moves past its comma.
+ */
+static int64_t next_int(const char **p, int64_t dflt)
+{
+	const char *s = *p, *c = strchr(s, ',');
+	int64_t v = c == s || !*s ? dflt : strtoll(s, NULL, 10);
+
+	*p = c ? c + 1 : s + strlen(s);
+	return v;
+}
+
+enum sfs_status sfsi_file_from_list_row(struct db_stmt *st,
+					const struct sfs_actor *a, int deleted,
+					struct sfs_file *f, struct sfs_err *e)
+{
+	const char *t;
+
+	f->ino = sfsi_db_col_int(st, 0);
+	sfs_strlcpy(f->id, sfsi_db_col_text(st, 1), sizeof(f->id));
+	/* the statement's filter: the actor's own files, deleted or not */
+	f->owner = a->user;
+	sfs_strlcpy(f->owner_id, a->user_id, sizeof(f->owner_id));
+	f->tenant = a->tenant;
+	sfs_strlcpy(f->tenant_id, a->tenant_id, sizeof(f->tenant_id));
+	f->deleted = deleted;
+	f->name = sfsi_db_col_dup(st, 2);
+	f->filename = sfsi_db_col_dup(st, 3);
+	f->description = sfsi_db_col_dup(st, 4);
+	f->path = sfsi_db_col_dup(st, 5);
+	f->metadata = sfsi_db_col_dup(st, 6);
+	f->mime = sfsi_db_col_dup(st, 7);
+	f->source_uri = sfsi_db_col_dup(st, 8);
+	f->ingest_error = sfsi_db_col_dup(st, 9);
+	f->size = sfsi_db_col_null(st, 10) ? -1 : sfsi_db_col_int(st, 10);
+	f->duration =
+		sfsi_db_col_null(st, 11) ? -1 : sfsi_db_col_double(st, 11);
+	t = sfsi_db_col_text(st, 12);
+	sfs_strlcpy(f->sha256, t ? t : "", sizeof(f->sha256));
+	f->ingestion = (enum sfs_jstate)sfsi_db_col_int(st, 13);
+	f->purged = (int)sfsi_db_col_int(st, 14);
+	f->discarded = (int)sfsi_db_col_int(st, 15);
+	f->created_at = sfsi_db_col_int(st, 16);
+	t = sfsi_db_col_text(st, 17); /* the times, NULL when all are */
+	if (t) {
+		f->deleted_at = next_int(&t, 0);
+		f->purged_at = next_int(&t, 0);
+		f->purge_at = next_int(&t, 0);
+		f->discarded_at = next_int(&t, 0);
+		f->published_at = next_int(&t, 0);
+	} else {
+		f->deleted_at = f->purged_at = f->purge_at = 0;
+		f->discarded_at = f->published_at = 0;
+	}
+	f->publish = (enum sfs_publish)sfsi_db_col_int(st, 18);
+	t = sfsi_db_col_text(st, 19); /* the listening audio's, NULL: none */
+	if (t) {
+		f->la.status = (enum sfs_jstate)next_int(&t, 0);
+		f->la.size = next_int(&t, -1);
+		f->la.created_at = next_int(&t, 0);
+		f->la.deleted = (int)next_int(&t, 0);
+		f->la.purged = (int)next_int(&t, 0);
+		f->la.deleted_at = next_int(&t, 0);
+		f->la.purged_at = next_int(&t, 0);
+		f->la.purge_at = next_int(&t, 0);
+		sfs_strlcpy(f->la.sha256, t, sizeof(f->la.sha256));
+	} else {
+		f->la.status = SFS_JS_NONE;
+		f->la.size = -1;
+		f->la.created_at = 0;
+		f->la.deleted = f->la.purged = 0;
+		f->la.deleted_at = f->la.purged_at = f->la.purge_at = 0;
+		f->la.sha256[0] = '\0';
+	}
+	f->la.error = sfsi_db_col_dup(st, 20);
+	f->mtime_ns = sfsi_db_col_int(st, 21);
+	/* NULL: the same as mtime_ns */
+	f->ctime_ns = sfsi_db_col_null(st, 22) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 22);
+	f->suffixed = (int)sfsi_db_col_int(st, 23);
+	f->atime_ns = sfsi_db_col_null(st, 24) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 24);
+	if (!f->name || !f->path)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	return SFS_OK;
+}
+
 static int tag_cmp(const void *a, const void *b)
 {
 	const char *x = *(const char *const *)a, *y = *(const char *const *)b;

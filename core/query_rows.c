@@ -32,12 +32,13 @@ static enum sfs_status push_file(struct sfs_file_list *l, size_t *cap,
 }
 
 /*
- * Run a page query: each row is FILE_COLS, then (shared) access kind,
- * permission, sharer uuid and share time, then TAGS_COL; with total (set
- * to -1 by the caller), the listing's total after it, read from the
- * first row (left -1 when no row came).
+ * Run a page query: each row is FILE_COLS (FILE_LIST_COLS with list),
+ * then (shared) access kind, permission, sharer uuid and share time, then
+ * TAGS_COL; with total (set to -1 by the caller), the listing's total
+ * after it, read from the first row (left -1 when no row came).
  */
 enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
+				      const struct sfs_query_list_row *list,
 				      size_t keep, int *more, int64_t *total,
 				      struct sfs_file_list *l,
 				      struct sfs_err *e)
@@ -46,7 +47,8 @@ enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
 	struct sfs_file *f = NULL;
 	enum sfs_status ret = SFS_OK;
 	size_t cap = 0;
-	int rc, tags = shared ? FILE_NCOLS + 4 : FILE_NCOLS;
+	int ncols = list ? FILE_LIST_NCOLS : FILE_NCOLS;
+	int rc, tags = shared ? ncols + 4 : ncols;
 
 	st = sfsi_qb_prep(qb, d, e);
 	if (!st)
@@ -63,7 +65,9 @@ enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
 		ret = push_file(l, &cap, &f, e);
 		if (ret)
 			break;
-		ret = sfsi_file_from_row(st, f, e);
+		ret = list ? sfsi_file_from_list_row(st, list->a, list->deleted,
+						     f, e)
+			   : sfsi_file_from_row(st, f, e);
 		l->n++; /* released with the list even when partial */
 		if (!ret)
 			ret = sfsi_file_split_tags(sfsi_db_col_text(st, tags),
@@ -75,14 +79,14 @@ enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
 			f->perm = SFS_PERM_OWNER;
 			continue;
 		}
-		f->access = (enum sfs_access)sfsi_db_col_int(st, FILE_NCOLS);
-		f->perm = (enum sfs_perm)sfsi_db_col_int(st, FILE_NCOLS + 1);
-		if (!sfsi_db_col_null(st, FILE_NCOLS + 2))
+		f->access = (enum sfs_access)sfsi_db_col_int(st, ncols);
+		f->perm = (enum sfs_perm)sfsi_db_col_int(st, ncols + 1);
+		if (!sfsi_db_col_null(st, ncols + 2))
 			sfs_strlcpy(f->shared_by,
-				    sfsi_db_col_text(st, FILE_NCOLS + 2),
+				    sfsi_db_col_text(st, ncols + 2),
 				    sizeof(f->shared_by));
-		if (!sfsi_db_col_null(st, FILE_NCOLS + 3))
-			f->shared_at = sfsi_db_col_int(st, FILE_NCOLS + 3);
+		if (!sfsi_db_col_null(st, ncols + 3))
+			f->shared_at = sfsi_db_col_int(st, ncols + 3);
 	}
 	if (rc < 0 && !ret)
 		ret = status_of(e);

@@ -1970,6 +1970,196 @@ static void test_page_tags(void)
 	fx_close(&f);
 }
 
+static int same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The first field in which a listed file differs from x; NULL: none. */
+static const char *file_diff(const struct sfs_file *a, const struct sfs_file *x)
+{
+	size_t k;
+
+#define DIFF(cond, name)                                                       \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			return name;                                           \
+	} while (0)
+	DIFF(a->ino == x->ino && !strcmp(a->id, x->id), "id");
+	DIFF(a->owner == x->owner && !strcmp(a->owner_id, x->owner_id),
+	     "owner");
+	DIFF(a->tenant == x->tenant && !strcmp(a->tenant_id, x->tenant_id),
+	     "tenant");
+	DIFF(same_str(a->name, x->name), "name");
+	DIFF(same_str(a->filename, x->filename), "filename");
+	DIFF(same_str(a->description, x->description), "description");
+	DIFF(same_str(a->path, x->path), "path");
+	DIFF(same_str(a->metadata, x->metadata), "metadata");
+	DIFF(same_str(a->mime, x->mime), "mime");
+	DIFF(same_str(a->source_uri, x->source_uri), "source_uri");
+	DIFF(same_str(a->ingest_error, x->ingest_error), "ingest_error");
+	DIFF(a->size == x->size && a->duration == x->duration, "size");
+	DIFF(!strcmp(a->sha256, x->sha256), "sha256");
+	DIFF(a->ingestion == x->ingestion, "ingestion");
+	DIFF(a->deleted == x->deleted && a->purged == x->purged &&
+		     a->discarded == x->discarded,
+	     "marks");
+	DIFF(a->created_at == x->created_at && a->deleted_at == x->deleted_at &&
+		     a->purged_at == x->purged_at &&
+		     a->purge_at == x->purge_at &&
+		     a->discarded_at == x->discarded_at,
+	     "times");
+	DIFF(a->publish == x->publish && a->published_at == x->published_at,
+	     "publish");
+	DIFF(a->ntags == x->ntags, "ntags");
+	for (k = 0; k < a->ntags; k++)
+		DIFF(!strcmp(a->tags[k], x->tags[k]), "tags");
+	DIFF(a->la.status == x->la.status && a->la.size == x->la.size &&
+		     !strcmp(a->la.sha256, x->la.sha256) &&
+		     a->la.created_at == x->la.created_at,
+	     "la");
+	DIFF(a->la.deleted == x->la.deleted && a->la.purged == x->la.purged &&
+		     a->la.deleted_at == x->la.deleted_at &&
+		     a->la.purged_at == x->la.purged_at &&
+		     a->la.purge_at == x->la.purge_at,
+	     "la marks");
+	DIFF(same_str(a->la.error, x->la.error), "la.error");
+	DIFF(a->mtime_ns == x->mtime_ns && a->atime_ns == x->atime_ns &&
+		     a->ctime_ns == x->ctime_ns,
+	     "ns times");
+	DIFF(a->suffixed == x->suffixed, "suffixed");
+	DIFF(a->access == x->access && a->perm == x->perm &&
+		     !strcmp(a->shared_by, x->shared_by) &&
+		     a->shared_at == x->shared_at,
+	     "access");
+#undef DIFF
+	return NULL;
+}
+
+/* Every file of a listing is the file's own read, field by field. */
+static int listed_as_read(struct fx *f, const struct sfs_actor *a,
+			  const struct sfs_file_list *l)
+{
+	struct sfs_file one;
+	struct sfs_err e;
+	const char *d;
+	size_t i;
+	int bad = 0;
+
+	sfs_err_init(&e);
+	for (i = 0; i < l->n; i++) {
+		sfs_file_init(&one);
+		if (sfs_file_get(f->s, a, l->files[i].id, &one, &e)) {
+			fprintf(stderr, "get %s: %s\n", l->files[i].id,
+				e.message);
+			bad = 1;
+			continue;
+		}
+		d = file_diff(&l->files[i], &one);
+		if (d) {
+			fprintf(stderr, "%s (%s): %s differs from its read\n",
+				l->files[i].id, l->files[i].name, d);
+			bad = 1;
+		}
+		sfs_file_release(&one);
+	}
+	return bad;
+}
+
+/*
+ * A one-tag page's rows are filled exactly as a file's own read, whatever
+ * the row holds: on PostgreSQL they are the listing row (FILE_LIST_COLS:
+ * the owner and tenant from the actor, ctime_ns NULL when it is mtime_ns,
+ * the trash/publish times and the listening audio one column each), read
+ * back into the same fields; a group with one value set, NULLs and 0s
+ * and empty strings inside a group, commas in the texts, live and trash.
+ */
+static void test_tag_page_rows(void)
+{
+	char id[6][SFS_ID_SIZE];
+	struct sfs_file_list l;
+	struct sfs_err e;
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	sfs_err_init(&e);
+	for (i = 0; i < 6; i++)
+		REQUIRE(mk(&f, &f.ann, i % 2 ? "x, y" : "plain", "a.wav", "/r/",
+			   "row,Other", id[i]) == 0);
+	REQUIRE(mk(&f, &f.bob, "bobs", NULL, "/r/", "row", NULL) == 0);
+	/* 0: every group set, texts with commas */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET description = 'd, e', metadata ="
+			" '{\"a\":\"b,c\"}', mime = 'audio/wav', source_uri ="
+			" 'https://h/a,b', ingest_error = 'bad, worse', size ="
+			" 1234, duration = 2.5, sha256 = '%064d', ingestion ="
+			" 4, is_purged = 1, is_discarded = 1, deleted_at = 5,"
+			" purged_at = 6, purge_at = 7, discarded_at = 8,"
+			" publish = 1, published_at = 9, la_status = 3,"
+			" la_size = 0, la_sha256 = '%064d', la_created_at ="
+			" 10, la_deleted = 1, la_purged = 1, la_deleted_at ="
+			" 11, la_purged_at = 12, la_purge_at = 13, la_error ="
+			" 'x,y', ctime_ns = mtime_ns + 5, entry_suffix = 1,"
+			" atime_ns = 14 WHERE uuid = '%s'",
+			1, 2, id[0]) == 0);
+	/* 1: one time only; the listening audio asked for, nothing else */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET published_at = 21, la_status = 1"
+			" WHERE uuid = '%s'",
+			id[1]) == 0);
+	/* 2: an empty MP3 hash alone; a size of 0 */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET la_sha256 = '', size = 0,"
+			" ctime_ns = mtime_ns - 1 WHERE uuid = '%s'",
+			id[2]) == 0);
+	/* 3: a listening size alone; a purge time alone */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET la_size = 77, purge_at = 31,"
+			" duration = 0 WHERE uuid = '%s'",
+			id[3]) == 0);
+	/* 4, 5: in the trash, one of them with its listening audio */
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[4], 0, &e), SFS_OK);
+	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[5], 0, &e), SFS_OK);
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET la_status = 2, la_deleted = 1,"
+			" la_deleted_at = 41, la_purge_at = 42 WHERE uuid ="
+			" '%s'",
+			id[5]) == 0);
+
+	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "ROW",
+		      NULL) == 0);
+	CHECK(l.n == 4 && l.total == 4);
+	CHECK(listed_as_read(&f, &f.ann, &l) == 0);
+	CHECK(l.n == 4 && l.files[3].description &&
+	      !strcmp(l.files[3].description, "d, e") &&
+	      l.files[3].la.size == 0 && l.files[3].la.status == 3 &&
+	      l.files[3].ctime_ns == l.files[3].mtime_ns + 5);
+	CHECK(l.n == 4 && l.files[0].la.size == 77 &&
+	      l.files[0].purge_at == 31 && l.files[0].deleted_at == 0);
+	sfs_file_list_release(&l);
+	/* pages of one, both orders: the cursor's pages too */
+	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "row",
+		      "sort", "creationDate,asc", "size", "1", "page", "2",
+		      NULL) == 0);
+	CHECK(l.n == 1 && l.more);
+	CHECK(listed_as_read(&f, &f.ann, &l) == 0);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "row",
+		      "isDeleted", "true", NULL) == 0);
+	CHECK(l.n == 2 && l.total == 2);
+	CHECK(l.n == 2 && l.files[0].deleted && l.files[0].la.deleted_at == 41);
+	CHECK(listed_as_read(&f, &f.ann, &l) == 0);
+	sfs_file_list_release(&l);
+	/* bob's page: his file only, his ids */
+	REQUIRE(query(&f, &f.bob, &l, "recursive", "true", "tags", "row",
+		      NULL) == 0);
+	CHECK(l.n == 1 && !strcmp(l.files[0].owner_id, f.bob.user_id));
+	CHECK(listed_as_read(&f, &f.bob, &l) == 0);
+	sfs_file_list_release(&l);
+	fx_close(&f);
+}
+
 /*
  * The session a list runs in on PostgreSQL (the answers are the same on
  * both backends): JIT off; the first page of a listing, its size written
@@ -2077,6 +2267,7 @@ int main(void)
 	RUN(test_dir_entries);
 	RUN(test_bad_path_in_query);
 	RUN(test_page_tags);
+	RUN(test_tag_page_rows);
 	RUN(test_read_session);
 	return th_report();
 }
