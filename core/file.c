@@ -114,19 +114,18 @@ static int64_t next_int(const char **p, int64_t dflt)
 }
 
 enum sfs_status sfsi_file_from_list_row(struct db_stmt *st,
-					const struct sfs_actor *a, int deleted,
+					const struct sfs_actor *a,
 					struct sfs_file *f, struct sfs_err *e)
 {
 	const char *t;
 
 	f->ino = sfsi_db_col_int(st, 0);
 	sfs_strlcpy(f->id, sfsi_db_col_text(st, 1), sizeof(f->id));
-	/* the statement's filter: the actor's own files, deleted or not */
+	/* the statement's filter: the actor's own files */
 	f->owner = a->user;
 	sfs_strlcpy(f->owner_id, a->user_id, sizeof(f->owner_id));
 	f->tenant = a->tenant;
 	sfs_strlcpy(f->tenant_id, a->tenant_id, sizeof(f->tenant_id));
-	f->deleted = deleted;
 	f->name = sfsi_db_col_dup(st, 2);
 	f->filename = sfsi_db_col_dup(st, 3);
 	f->description = sfsi_db_col_dup(st, 4);
@@ -140,11 +139,25 @@ enum sfs_status sfsi_file_from_list_row(struct db_stmt *st,
 		sfsi_db_col_null(st, 11) ? -1 : sfsi_db_col_double(st, 11);
 	t = sfsi_db_col_text(st, 12);
 	sfs_strlcpy(f->sha256, t ? t : "", sizeof(f->sha256));
-	f->ingestion = (enum sfs_jstate)sfsi_db_col_int(st, 13);
-	f->purged = (int)sfsi_db_col_int(st, 14);
-	f->discarded = (int)sfsi_db_col_int(st, 15);
-	f->created_at = sfsi_db_col_int(st, 16);
-	t = sfsi_db_col_text(st, 17); /* the times, NULL when all are */
+	t = sfsi_db_col_text(st, 13); /* the marks, NULL when all are 0 */
+	if (t) {
+		f->ingestion = (enum sfs_jstate)next_int(&t, 0);
+		f->deleted = (int)next_int(&t, 0);
+		f->purged = (int)next_int(&t, 0);
+		f->discarded = (int)next_int(&t, 0);
+		f->publish = (enum sfs_publish)next_int(&t, 0);
+		f->suffixed = (int)next_int(&t, 0);
+	} else {
+		f->ingestion = SFS_JS_NONE;
+		f->deleted = f->purged = f->discarded = 0;
+		f->publish = SFS_PUBLISH_PRIVATE;
+		f->suffixed = 0;
+	}
+	f->mtime_ns = sfsi_db_col_int(st, 18);
+	/* NULL: mtime_ns's millisecond */
+	f->created_at = sfsi_db_col_null(st, 14) ? f->mtime_ns / 1000000
+						 : sfsi_db_col_int(st, 14);
+	t = sfsi_db_col_text(st, 15); /* the times, NULL when all are */
 	if (t) {
 		f->deleted_at = next_int(&t, 0);
 		f->purged_at = next_int(&t, 0);
@@ -155,8 +168,7 @@ enum sfs_status sfsi_file_from_list_row(struct db_stmt *st,
 		f->deleted_at = f->purged_at = f->purge_at = 0;
 		f->discarded_at = f->published_at = 0;
 	}
-	f->publish = (enum sfs_publish)sfsi_db_col_int(st, 18);
-	t = sfsi_db_col_text(st, 19); /* the listening audio's, NULL: none */
+	t = sfsi_db_col_text(st, 16); /* the listening audio's, NULL: none */
 	if (t) {
 		f->la.status = (enum sfs_jstate)next_int(&t, 0);
 		f->la.size = next_int(&t, -1);
@@ -175,14 +187,12 @@ enum sfs_status sfsi_file_from_list_row(struct db_stmt *st,
 		f->la.deleted_at = f->la.purged_at = f->la.purge_at = 0;
 		f->la.sha256[0] = '\0';
 	}
-	f->la.error = sfsi_db_col_dup(st, 20);
-	f->mtime_ns = sfsi_db_col_int(st, 21);
+	f->la.error = sfsi_db_col_dup(st, 17);
 	/* NULL: the same as mtime_ns */
-	f->ctime_ns = sfsi_db_col_null(st, 22) ? f->mtime_ns
-					       : sfsi_db_col_int(st, 22);
-	f->suffixed = (int)sfsi_db_col_int(st, 23);
-	f->atime_ns = sfsi_db_col_null(st, 24) ? f->mtime_ns
-					       : sfsi_db_col_int(st, 24);
+	f->ctime_ns = sfsi_db_col_null(st, 19) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 19);
+	f->atime_ns = sfsi_db_col_null(st, 20) ? f->mtime_ns
+					       : sfsi_db_col_int(st, 20);
 	if (!f->name || !f->path)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	return SFS_OK;

@@ -726,13 +726,16 @@ static void page_sql(struct listing *ls, struct qb *page)
 		 */
 		ls->dir_total = !ls->counted && !q->recursive && !q->name &&
 				!q->filename;
-		add(page, "SELECT " FILE_COLS ", " TAGS_COL);
+		/* PostgreSQL: listing rows (the actor's own files, no join
+		 * of the owner and tenant rows) */
+		add(page, page->pg ? "SELECT " FILE_LIST_COLS ", " TAGS_COL
+				   : "SELECT " FILE_COLS ", " TAGS_COL);
 		if (ls->dir_total) {
 			add(page, ", (SELECT COUNT(*) FROM file f");
 			files_where(page, q, ls->a, ls->upper, ls->drive);
 			add(page, ")");
 		}
-		add(page, FILE_FROM);
+		add(page, page->pg ? " FROM file f" : FILE_FROM);
 		files_where(page, q, ls->a, ls->upper, ls->drive);
 		if (q->cursor_id[0]) {
 			/* the order's key (order_by): an index range, not
@@ -761,13 +764,9 @@ static enum sfs_status read_page(struct listing *ls, struct db *d,
 	int64_t total = -1;
 	int more = 0;
 
-	/* a one-tag page on PostgreSQL: listing rows (tag_page) */
-	struct sfs_query_list_row list = { .a = ls->a,
-					   .deleted = q->deleted != 0 };
-
+	/* on PostgreSQL the rows are listing rows (tag_page, page_sql) */
 	ret = sfsi_query_fetch_page(
-		d, page, 0, ls->tpage && page->pg ? &list : NULL,
-		(size_t)q->size, &more,
+		d, page, 0, page->pg ? ls->a : NULL, (size_t)q->size, &more,
 		(ls->tpage || ls->dir_total) && !ls->counted ? &total : NULL,
 		out, e);
 	out->more = more;

@@ -59,23 +59,15 @@ struct db_stmt *sfsi_qb_prep(struct qb *qb, struct db *d, struct sfs_err *e);
 /* ---- running them (query_rows.c) ---- */
 
 /*
- * A page whose rows are FILE_LIST_COLS (file_i.h): a's own files, all
- * deleted or all not.
- */
-struct sfs_query_list_row {
-	const struct sfs_actor *a;
-	int deleted;
-};
-
-/*
- * Run a page query: each row is FILE_COLS (FILE_LIST_COLS with list),
+ * Run a page query: each row is FILE_COLS (FILE_LIST_COLS with list: a
+ * page of list's own files, file_i.h),
  * then (shared) access kind, permission, sharer uuid and share time, then
  * the tags; with total (set to -1 by the caller), the listing's total
  * after it, read from the first row (left -1 when no row came).
  */
 enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
-				      const struct sfs_query_list_row *list,
-				      size_t keep, int *more, int64_t *total,
+				      const struct sfs_actor *list, size_t keep,
+				      int *more, int64_t *total,
 				      struct sfs_file_list *l,
 				      struct sfs_err *e);
 /* The count; with owned, the second column too (see count_owned). */

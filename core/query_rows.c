@@ -38,8 +38,8 @@ static enum sfs_status push_file(struct sfs_file_list *l, size_t *cap,
  * after it, read from the first row (left -1 when no row came).
  */
 enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
-				      const struct sfs_query_list_row *list,
-				      size_t keep, int *more, int64_t *total,
+				      const struct sfs_actor *list, size_t keep,
+				      int *more, int64_t *total,
 				      struct sfs_file_list *l,
 				      struct sfs_err *e)
 {
@@ -65,8 +65,7 @@ enum sfs_status sfsi_query_fetch_page(struct db *d, struct qb *qb, int shared,
 		ret = push_file(l, &cap, &f, e);
 		if (ret)
 			break;
-		ret = list ? sfsi_file_from_list_row(st, list->a, list->deleted,
-						     f, e)
+		ret = list ? sfsi_file_from_list_row(st, list, f, e)
 			   : sfsi_file_from_row(st, f, e);
 		l->n++; /* released with the list even when partial */
 		if (!ret)

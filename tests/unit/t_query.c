@@ -2066,17 +2066,57 @@ static int listed_as_read(struct fx *f, const struct sfs_actor *a,
 	return bad;
 }
 
-/*
- * A one-tag page's rows are filled exactly as a file's own read, whatever
- * the row holds: on PostgreSQL they are the listing row (FILE_LIST_COLS:
- * the owner and tenant from the actor, ctime_ns NULL when it is mtime_ns,
- * the trash/publish times and the listening audio one column each), read
- * back into the same fields; a group with one value set, NULLs and 0s
- * and empty strings inside a group, commas in the texts, live and trash.
- */
-static void test_tag_page_rows(void)
+/* listed_as_read on the listing of query params (NULL-ended). */
+static int list_check(struct fx *f, const struct sfs_actor *a, size_t n,
+		      int deleted, ...)
 {
-	char id[6][SFS_ID_SIZE];
+	struct sfs_file_list l;
+	struct sfs_query q;
+	struct sfs_err e;
+	const char *k, *v;
+	va_list ap;
+	int rc = 0;
+
+	sfs_query_init(&q);
+	sfs_err_init(&e);
+	va_start(ap, deleted);
+	while (!rc && (k = va_arg(ap, const char *))) {
+		v = va_arg(ap, const char *);
+		rc = sfs_query_param(&q, k, v, &e);
+	}
+	va_end(ap);
+	q.deleted = deleted;
+	if (!rc)
+		rc = sfs_query_files(f->s, a, &q, &l, &e);
+	sfs_query_release(&q);
+	if (rc) {
+		fprintf(stderr, "query: %d %s\n", rc, e.message);
+		return -1;
+	}
+	if (l.n != n) {
+		fprintf(stderr, "%zu files listed, not %zu\n", l.n, n);
+		rc = -1;
+	}
+	if (listed_as_read(f, a, &l))
+		rc = -1;
+	sfs_file_list_release(&l);
+	return rc;
+}
+
+/*
+ * A listing's rows are filled exactly as a file's own read, whatever the
+ * row holds: on PostgreSQL they are the listing row (FILE_LIST_COLS: the
+ * owner and tenant from the actor, created_at and ctime_ns NULL when they
+ * follow mtime_ns, the marks, the trash/publish times and the listening
+ * audio one column each), read back into the same fields: a group with
+ * one value set, NULLs and 0s and empty strings inside a group, commas in
+ * the texts; one-tag pages (live, trash, pages of one), directory pages,
+ * recursive ones in each order, a name search, both marks at once, and
+ * another owner's.
+ */
+static void test_list_rows(void)
+{
+	char id[8][SFS_ID_SIZE];
 	struct sfs_file_list l;
 	struct sfs_err e;
 	struct fx f;
@@ -2084,9 +2124,9 @@ static void test_tag_page_rows(void)
 
 	REQUIRE(fx_open(&f) == 0);
 	sfs_err_init(&e);
-	for (i = 0; i < 6; i++)
-		REQUIRE(mk(&f, &f.ann, i % 2 ? "x, y" : "plain", "a.wav", "/r/",
-			   "row,Other", id[i]) == 0);
+	for (i = 0; i < 8; i++)
+		REQUIRE(mk(&f, &f.ann, i % 2 ? "x, y" : "plain", "a.wav",
+			   i < 7 ? "/r/" : "/r/s/", "row,Other", id[i]) == 0);
 	REQUIRE(mk(&f, &f.bob, "bobs", NULL, "/r/", "row", NULL) == 0);
 	/* 0: every group set, texts with commas */
 	REQUIRE(tfx_sql(f.s,
@@ -2101,23 +2141,29 @@ static void test_tag_page_rows(void)
 			" 10, la_deleted = 1, la_purged = 1, la_deleted_at ="
 			" 11, la_purged_at = 12, la_purge_at = 13, la_error ="
 			" 'x,y', ctime_ns = mtime_ns + 5, entry_suffix = 1,"
-			" atime_ns = 14 WHERE uuid = '%s'",
+			" atime_ns = 14, created_at = created_at - 3"
+			" WHERE uuid = '%s'",
 			1, 2, id[0]) == 0);
 	/* 1: one time only; the listening audio asked for, nothing else */
 	REQUIRE(tfx_sql(f.s,
 			"UPDATE file SET published_at = 21, la_status = 1"
 			" WHERE uuid = '%s'",
 			id[1]) == 0);
-	/* 2: an empty MP3 hash alone; a size of 0 */
+	/* 2: an empty MP3 hash alone; a size of 0; ctime before mtime */
 	REQUIRE(tfx_sql(f.s,
 			"UPDATE file SET la_sha256 = '', size = 0,"
 			" ctime_ns = mtime_ns - 1 WHERE uuid = '%s'",
 			id[2]) == 0);
-	/* 3: a listening size alone; a purge time alone */
+	/* 3: a listening size alone; a purge time alone; one mark alone */
 	REQUIRE(tfx_sql(f.s,
 			"UPDATE file SET la_size = 77, purge_at = 31,"
-			" duration = 0 WHERE uuid = '%s'",
+			" duration = 0, entry_suffix = 1 WHERE uuid = '%s'",
 			id[3]) == 0);
+	/* 6: created long after its content's time; ingestion alone */
+	REQUIRE(tfx_sql(f.s,
+			"UPDATE file SET created_at = mtime_ns / 1000000 +"
+			" 86400000, ingestion = 2 WHERE uuid = '%s'",
+			id[6]) == 0);
 	/* 4, 5: in the trash, one of them with its listening audio */
 	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[4], 0, &e), SFS_OK);
 	REQUIRE_ST(sfs_file_delete(f.s, &f.ann, id[5], 0, &e), SFS_OK);
@@ -2127,36 +2173,48 @@ static void test_tag_page_rows(void)
 			" '%s'",
 			id[5]) == 0);
 
+	/* one tag: live, newest first (6 3 2 1 0 and 7 in /r/s/) */
 	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "ROW",
 		      NULL) == 0);
-	CHECK(l.n == 4 && l.total == 4);
+	CHECK(l.n == 6 && l.total == 6);
 	CHECK(listed_as_read(&f, &f.ann, &l) == 0);
-	CHECK(l.n == 4 && l.files[3].description &&
-	      !strcmp(l.files[3].description, "d, e") &&
-	      l.files[3].la.size == 0 && l.files[3].la.status == 3 &&
-	      l.files[3].ctime_ns == l.files[3].mtime_ns + 5);
-	CHECK(l.n == 4 && l.files[0].la.size == 77 &&
-	      l.files[0].purge_at == 31 && l.files[0].deleted_at == 0);
+	CHECK(l.n == 6 && l.files[5].description &&
+	      !strcmp(l.files[5].description, "d, e") &&
+	      l.files[5].la.size == 0 && l.files[5].la.status == 3 &&
+	      l.files[5].ctime_ns == l.files[5].mtime_ns + 5 &&
+	      l.files[5].suffixed && l.files[5].publish == 1);
+	CHECK(l.n == 6 && l.files[0].ingestion == 2 &&
+	      l.files[0].created_at != l.files[0].mtime_ns / 1000000);
 	sfs_file_list_release(&l);
-	/* pages of one, both orders: the cursor's pages too */
-	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "row",
-		      "sort", "creationDate,asc", "size", "1", "page", "2",
-		      NULL) == 0);
-	CHECK(l.n == 1 && l.more);
-	CHECK(listed_as_read(&f, &f.ann, &l) == 0);
-	sfs_file_list_release(&l);
+	CHECK(list_check(&f, &f.ann, 1, 0, "recursive", "true", "tags", "row",
+			 "sort", "creationDate,asc", "size", "1", "page", "2",
+			 NULL) == 0);
+	/* one tag, in the trash */
 	REQUIRE(query(&f, &f.ann, &l, "recursive", "true", "tags", "row",
 		      "isDeleted", "true", NULL) == 0);
 	CHECK(l.n == 2 && l.total == 2);
 	CHECK(l.n == 2 && l.files[0].deleted && l.files[0].la.deleted_at == 41);
 	CHECK(listed_as_read(&f, &f.ann, &l) == 0);
 	sfs_file_list_release(&l);
-	/* bob's page: his file only, his ids */
+	/* directory pages, recursive pages in each order, a search */
+	CHECK(list_check(&f, &f.ann, 5, 0, "path", "/r/", NULL) == 0);
+	CHECK(list_check(&f, &f.ann, 2, 1, "path", "/r/", NULL) == 0);
+	CHECK(list_check(&f, &f.ann, 7, -1, "path", "/r/", NULL) == 0);
+	CHECK(list_check(&f, &f.ann, 8, -1, "recursive", "true", "sort",
+			 "name,asc", NULL) == 0);
+	CHECK(list_check(&f, &f.ann, 6, 0, "recursive", "true", "sort",
+			 "size,desc", NULL) == 0);
+	CHECK(list_check(&f, &f.ann, 3, 0, "recursive", "true", "name", "x, ",
+			 NULL) == 0);
+	CHECK(list_check(&f, &f.ann, 2, 0, "recursive", "true", "tags",
+			 "row,other", "size", "2", NULL) == 0);
+	/* bob's pages: his file only, his ids */
 	REQUIRE(query(&f, &f.bob, &l, "recursive", "true", "tags", "row",
 		      NULL) == 0);
 	CHECK(l.n == 1 && !strcmp(l.files[0].owner_id, f.bob.user_id));
 	CHECK(listed_as_read(&f, &f.bob, &l) == 0);
 	sfs_file_list_release(&l);
+	CHECK(list_check(&f, &f.bob, 1, 0, "path", "/r/", NULL) == 0);
 	fx_close(&f);
 }
 
@@ -2267,7 +2325,7 @@ int main(void)
 	RUN(test_dir_entries);
 	RUN(test_bad_path_in_query);
 	RUN(test_page_tags);
-	RUN(test_tag_page_rows);
+	RUN(test_list_rows);
 	RUN(test_read_session);
 	return th_report();
 }
