@@ -23,7 +23,7 @@ OPT       := -O2
 endif
 
 PKGS      := sqlite3 libpq jansson openssl libcurl sndfile libmicrohttpd fuse3 \
-	     libsystemd
+	     libsystemd libisal
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) && test -f /usr/include/lame/lame.h && echo yes)
 # Targets that install what is missing first (packaging/install-deps.sh) and
 # then build in a second make, which reads the libraries' flags afresh.
@@ -50,7 +50,7 @@ PQ_CFLAGS := $(shell pkg-config --cflags libpq)
 CFLAGS    := -std=gnu11 $(OPT) -g -pthread $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS   := -pthread $(SANFLAGS)
 
-CORE_PC   := sqlite3 libpq jansson openssl libcurl sndfile
+CORE_PC   := sqlite3 libpq jansson openssl libcurl sndfile libisal
 CORE_LIBS := $(shell pkg-config --libs $(CORE_PC)) -lmp3lame -lm
 HTTPD_LIBS:= $(shell pkg-config --libs libmicrohttpd libsystemd)
 FS_CFLAGS := $(shell pkg-config --cflags fuse3)

@@ -21,6 +21,7 @@
 #include "speechfs/json.h"
 #include "speechfs/log.h"
 #include "speechfs/remote.h"
+#include "speechfs/util.h"
 #include "auth_i.h"
 #include "remote_i.h"
 #include "util_i.h"
@@ -524,6 +525,28 @@ static void dir_state_of(CURL *c, CURLcode rc, char *out, size_t size)
 		sfs_strlcpy(out, h->value, size);
 }
 
+/*
+ * The answer's X-Speechfs-Content-Crc32c (base64 of the big-endian
+ * CRC32C, as S3's x-amz-checksum-crc32c), -1 when none or not one.
+ */
+static int64_t crc32c_of(CURL *c, CURLcode rc)
+{
+	struct sfs_buf b = SFS_BUF_INIT(64);
+	const unsigned char *v;
+	struct curl_header *h;
+	int64_t crc = -1;
+
+	if (rc == CURLE_OK &&
+	    curl_easy_header(c, "X-Speechfs-Content-Crc32c", 0, CURLH_HEADER,
+			     -1, &h) == CURLHE_OK &&
+	    !sfs_base64_decode(h->value, strlen(h->value), &b) && b.len == 4) {
+		v = (const unsigned char *)b.buf;
+		crc = (int64_t)v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
+	}
+	sfs_buf_release(&b);
+	return crc;
+}
+
 enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
 				    struct sfs_buf *b, struct sfs_err *e)
@@ -554,6 +577,8 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		*q->http_code = rc == CURLE_OK ? code : 0;
 	if (q->dir_state && q->dir_state_size)
 		dir_state_of(c, rc, q->dir_state, q->dir_state_size);
+	if (q->crc32c)
+		*q->crc32c = crc32c_of(c, rc);
 	curl_slist_free_all(h);
 	sfsi_remote_body_release(&body);
 	/*
@@ -670,7 +695,7 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 {
 	static const char doc_path[] = "/api/v1/openapi.json";
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
-	json_t *doc = NULL, *paths, *content, *post;
+	json_t *doc = NULL, *paths, *content, *post, *put;
 	struct sfs_err le;
 	enum sfs_status st;
 
@@ -700,6 +725,12 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 	content = json_object_get(paths, API "/files/{id}/content");
 	if (json_object_get(content, "put"))
 		r->features |= SFS_REMOTE_CONTENT;
+	/* said where the uploads answer (POST /files's comes with it) */
+	put = json_object_get(json_object_get(content, "put"), "responses");
+	if (json_object_get(
+		    json_object_get(json_object_get(put, "200"), "headers"),
+		    "X-Speechfs-Content-Crc32c"))
+		r->features |= SFS_REMOTE_CRC32C;
 	if (json_object_get(paths, API "/directories/rename"))
 		r->features |= SFS_REMOTE_DIRS;
 	if (json_object_get(paths, API "/changes"))
@@ -856,27 +887,29 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       struct sfs_err *e)
 {
 	return sfsi_remote_put_content(r, id, fd, if_match, flags, out, NULL, 0,
-				       e);
+				       NULL, e);
 }
 
 enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 					int fd, const char *if_match,
 					unsigned flags, struct sfs_file *out,
 					char *dir_state, size_t dir_state_size,
-					struct sfs_err *e)
+					int64_t *crc32c, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfsi_remote_req q = { .method = "PUT",
 				     .fd = fd,
 				     .dir_state = dir_state,
-				     .dir_state_size = dir_state_size };
+				     .dir_state_size = dir_state_size,
+				     .crc32c = crc32c };
 	char path[128], hdr[96];
 	enum sfs_status st;
 	off_t size;
 
 	if (dir_state && dir_state_size)
 		dir_state[0] = '\0';
-
+	if (crc32c)
+		*crc32c = -1;
 	if (out)
 		sfs_file_init(out);
 	if (!(r->features & SFS_REMOTE_CONTENT))

@@ -81,6 +81,12 @@ struct sfsi_remote_req {
 	 */
 	char *dir_state;
 	size_t dir_state_size;
+	/*
+	 * The answer's X-Speechfs-Content-Crc32c (the CRC32C of the bytes
+	 * the server got) into *crc32c, -1 when it has none (or NULL: not
+	 * asked)
+	 */
+	int64_t *crc32c;
 };
 
 /*
@@ -95,12 +101,15 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 
 /*
  * sfs_remote_set_content, and the answer's X-Speechfs-Directory into
- * dir_state[dir_state_size] ("" when none; NULL: not asked).
+ * dir_state[dir_state_size] ("" when none; NULL: not asked), its
+ * X-Speechfs-Content-Crc32c into *crc32c (as sfsi_remote_req's; NULL:
+ * not asked).
  */
 enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 					int fd, const char *if_match,
 					unsigned flags, struct sfs_file *out,
 					char *dir_state, size_t dir_state_size,
+					int64_t *crc32c,
 					struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Room for a directory's state (X-Speechfs-Directory). */
@@ -650,14 +659,15 @@ void sfsi_remote_stream_free(struct sfs_store *s, struct sfs_stage *st);
 /*
  * The commit of the stage (hashed) as file id's content with flags:
  * 1 when its stream carried it (the server's answer: its status and
- * body in *answer, the error in e), 0 when the stage must go up whole
+ * body in *answer, its X-Speechfs-Content-Crc32c in *crc32c as
+ * sfsi_remote_req's, the error in e), 0 when the stage must go up whole
  * (no stream, another target, or no answer from the server: cut off,
  * gone, a 429). The stream is over either way.
  */
 int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 			    const char *id, unsigned flags,
-			    struct sfs_buf *answer, enum sfs_status *status,
-			    struct sfs_err *e);
+			    struct sfs_buf *answer, int64_t *crc32c,
+			    enum sfs_status *status, struct sfs_err *e);
 
 /* ---- users and shares (remote_share.c) ---- */
 

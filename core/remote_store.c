@@ -562,6 +562,9 @@ static void features_off(const char *url, unsigned f, int no_feed)
 	    "renaming one are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");
+	OFF(!(f & SFS_REMOTE_CRC32C),
+	    "the CRC32C of uploads (what is sent is checked by its SHA-256, "
+	    "more of the mount's CPU)");
 	OFF(no_feed, "change feed (others' changes show as the kernel's "
 		     "entries expire, in 1 s)");
 #undef OFF

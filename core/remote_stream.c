@@ -10,9 +10,9 @@
  * instead of sending every byte after the last write. A stage that turns
  * random (a write out of order, a truncate) or goes without a commit cuts
  * the request off: the server sees the body end early and commits
- * nothing. The answer is checked by the commit as any upload's (sha256
- * and size against the stage's); a stream that got no answer leaves the
- * commit to send the stage whole.
+ * nothing. The answer is checked by the commit as any upload's (size
+ * and CRC32C, or sha256, against the stage's); a stream that got no answer
+ * leaves the commit to send the stage whole.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -43,6 +43,7 @@ struct rstream {
 	struct sfs_err err;
 	struct sfs_buf answer;
 	long code;
+	int64_t crc32c;
 };
 
 /*
@@ -81,7 +82,8 @@ static void *sender(void *arg)
 				     .source = source,
 				     .source_arg = x,
 				     .cancel = &x->cancel,
-				     .http_code = &x->code };
+				     .http_code = &x->code,
+				     .crc32c = &x->crc32c };
 
 	/*
 	 * A new file not sent yet is created first, empty (as before the
@@ -169,8 +171,8 @@ void sfsi_remote_stream_free(struct sfs_store *s, struct sfs_stage *st)
 
 int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 			    const char *id, unsigned flags,
-			    struct sfs_buf *answer, enum sfs_status *status,
-			    struct sfs_err *e)
+			    struct sfs_buf *answer, int64_t *crc32c,
+			    enum sfs_status *status, struct sfs_err *e)
 {
 	struct rstream *x = st->stream;
 
@@ -192,6 +194,7 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 		return 0;
 	}
 	*status = x->status;
+	*crc32c = x->crc32c;
 	if (x->status && e)
 		*e = x->err;
 	sfs_buf_reset(answer);

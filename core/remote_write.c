@@ -69,7 +69,8 @@ static enum sfs_status file_path(const char *id, const char *tail, char *out,
 static enum sfs_status whole(struct sfs_stage *content, int64_t *size,
 			     struct sfs_err *e);
 static enum sfs_status check_sent(struct sfs_stage *content,
-				  const struct sfs_file *f, struct sfs_err *e);
+				  const struct sfs_file *f, int64_t crc32c,
+				  struct sfs_err *e);
 
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
@@ -91,6 +92,7 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	struct sfs_file full;
 	char path[160];
 	enum sfs_status st = SFS_OK;
+	int64_t crc32c = -1;
 	/* an id known beforehand: the file made with its content, in one
 	 * request */
 	int one = spec->id_key && content, lazy;
@@ -118,12 +120,13 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	q.form_file = spec->filename ? spec->filename : spec->name;
 	q.dir_state = dir_state;
 	q.dir_state_size = dir_state ? SFSI_DIR_STATE_MAX : 0;
+	q.crc32c = &crc32c;
 	if (!st)
 		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
 	if (!st)
 		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
 	if (!st && one)
-		st = check_sent(content, out, e);
+		st = check_sent(content, out, crc32c, e);
 	sfs_buf_release(&b);
 	/* the file answered is the one with the content: on a seed-only
 	 * server a new one, the empty one purged */
@@ -172,11 +175,40 @@ static enum sfs_status settle(struct sfs_stage *content, struct sfs_err *e)
 }
 
 /* The server holds what the stage holds (sha256 and size), or SFS_IO. */
+/*
+ * The server holds the bytes sent: its answer's size and CRC32C (crc32c,
+ * -1 when it gave none) are the stage's when the stage has only that,
+ * else its sha256. A stage of a mount whose server answers with the
+ * CRC32C hashes no SHA-256 (sfs_stage_new): one answer without it fails
+ * as one with another.
+ */
 static enum sfs_status check_sent(struct sfs_stage *content,
-				  const struct sfs_file *f, struct sfs_err *e)
+				  const struct sfs_file *f, int64_t crc32c,
+				  struct sfs_err *e)
 {
 	const char *sha = sfs_stage_sha256(content);
+	uint32_t crc = sfs_stage_crc32c(content);
+	enum sfs_status st = SFS_OK;
 
+	if (content->crc_only &&
+	    (crc32c != (int64_t)crc || f->size != sfs_stage_size(content))) {
+		if (crc32c < 0)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "the server's answer for '%s' has no "
+				      "crc32c of the bytes it got (%lld "
+				      "bytes; sent %lld)",
+				      f->id, (long long)f->size,
+				      (long long)sfs_stage_size(content));
+		else
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "the server holds other bytes than were "
+				      "sent for '%s' (crc32c %08llx, %lld "
+				      "bytes; sent %08x, %lld bytes)",
+				      f->id, (long long)crc32c,
+				      (long long)f->size, crc,
+				      (long long)sfs_stage_size(content));
+		return st; /* the mount says it: "cannot commit" */
+	}
 	if (sha && f->sha256[0] &&
 	    (strcmp(sha, f->sha256) || f->size != sfs_stage_size(content)))
 		return sfs_errf(e, SFS_IO, SFS_R_NONE,
@@ -232,6 +264,7 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 				     .fd = content->fd };
 	char path[160];
 	enum sfs_status st;
+	int64_t crc32c = -1;
 	off_t size;
 
 	sfs_file_init(&f);
@@ -256,13 +289,14 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	form[3] = old.path;
 	q.form_file = old.filename ? old.filename : old.name;
 	q.size = size;
+	q.crc32c = &crc32c;
 	if (!st)
 		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
 	/* decoded, not numbered: the new id takes the old one's number */
 	if (!st)
 		st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	if (!st)
-		st = check_sent(content, &f, e);
+		st = check_sent(content, &f, crc32c, e);
 	if (!st) {
 		sfsi_remote_renumber(s, id, f.id);
 		st = sfsi_remote_file_number(s, &f, e);
@@ -292,6 +326,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfs_file f;
 	enum sfs_status st;
+	int64_t crc32c = -1;
 
 	if (dir_state)
 		dir_state[0] = '\0'; /* told by a whole PUT's answer only */
@@ -303,17 +338,19 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		return st;
 	/* sent while it was written, or now, whole */
 	sfs_file_init(&f);
-	if (sfsi_remote_stream_take(s, content, id, flags, &b, &st, e)) {
+	if (sfsi_remote_stream_take(s, content, id, flags, &b, &crc32c, &st,
+				    e)) {
 		if (!st)
 			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	} else {
-		st = sfsi_remote_put_content(
-			sfsi_remote_of(s), id, content->fd, NULL, flags, &f,
-			dir_state, dir_state ? SFSI_DIR_STATE_MAX : 0, e);
+		st = sfsi_remote_put_content(sfsi_remote_of(s), id, content->fd,
+					     NULL, flags, &f, dir_state,
+					     dir_state ? SFSI_DIR_STATE_MAX : 0,
+					     &crc32c, e);
 	}
 	sfs_buf_release(&b);
 	if (!st)
-		st = check_sent(content, &f, e);
+		st = check_sent(content, &f, crc32c, e);
 	if (!st)
 		st = sfsi_remote_file_number(s, &f, e);
 	if (!st && out)

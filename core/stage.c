@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "blob_i.h"
+#include "crc32c_i.h"
 #include "remote_i.h"
 #include "speechfs/log.h"
 #include "stage_i.h"
@@ -209,6 +210,7 @@ enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 		return ret;
 	}
 opened:
+	st->crc_only = s->ops && (sfsi_remote_has(s) & SFS_REMOTE_CRC32C);
 	st->md = EVP_MD_CTX_new();
 	if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL)) {
 		sfs_stage_free(st);
@@ -401,7 +403,9 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	int cached;
 
 	if (w == P_HASHER) {
-		EVP_DigestUpdate(st->md, buf, p->len[slot]);
+		if (!st->crc_only)
+			EVP_DigestUpdate(st->md, buf, p->len[slot]);
+		st->crc = sfsi_crc32c(st->crc, buf, p->len[slot]);
 		return SFS_OK;
 	}
 	if (failed)
@@ -659,8 +663,10 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		ret = write_all(st->fd, data, len, -1, e);
 	if (ret)
 		return ret;
-	if (!st->random)
+	if (!st->random && !st->crc_only)
 		EVP_DigestUpdate(st->md, data, len);
+	if (!st->random)
+		st->crc = sfsi_crc32c(st->crc, data, len);
 	st->size += (int64_t)len;
 	st->written = st->size;
 	if (!st->random)
@@ -802,16 +808,22 @@ enum sfs_status sfs_stage_copy_blob(struct sfs_stage *st, struct sfs_blob *b,
 	return SFS_OK;
 }
 
-enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
-			      struct sfs_err *e)
+/*
+ * The SHA-256 (out: lowercase hex; NULL: none made) and the CRC32C (crc,
+ * or NULL) of a whole fd from offset 0.
+ */
+static enum sfs_status sums_fd(int fd, char *out, uint32_t *crc, int64_t *size,
+			       struct sfs_err *e)
 {
 	unsigned char buf[IO_CHUNK], md[32];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = out ? EVP_MD_CTX_new() : NULL;
 	enum sfs_status ret = SFS_OK;
 	int64_t off = 0;
 	unsigned int mdlen = 0;
 
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+	if (crc)
+		*crc = 0;
+	if (out && (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
@@ -827,16 +839,27 @@ enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 		}
 		if (n == 0)
 			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		if (out)
+			EVP_DigestUpdate(ctx, buf, (size_t)n);
+		if (crc)
+			*crc = sfsi_crc32c(*crc, buf, (size_t)n);
 		off += n;
 	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	sfsi_hex(md, 32, out);
+	if (out) {
+		EVP_DigestFinal_ex(ctx, md, &mdlen);
+		sfsi_hex(md, 32, out);
+	}
 	if (size)
 		*size = off;
 out:
 	EVP_MD_CTX_free(ctx);
 	return ret;
+}
+
+enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
+			      struct sfs_err *e)
+{
+	return sums_fd(fd, out, NULL, size, e);
 }
 
 enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
@@ -853,13 +876,14 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 	if (st->random) {
 		int64_t size;
 
-		ret = sfs_sha256_fd(st->fd, st->sha, &size, e);
+		ret = sums_fd(st->fd, st->crc_only ? NULL : st->sha, &st->crc,
+			      &size, e);
 		if (ret)
 			return ret;
 		if (size != st->size)
 			return sfs_errf(e, SFS_IO, SFS_R_NONE,
 					"stage size changed");
-	} else {
+	} else if (!st->crc_only) {
 		EVP_DigestFinal_ex(st->md, md, &mdlen);
 		sfsi_hex(md, 32, st->sha);
 	}
@@ -897,7 +921,12 @@ int64_t sfs_stage_size(const struct sfs_stage *st)
 
 const char *sfs_stage_sha256(const struct sfs_stage *st)
 {
-	return st->hashed ? st->sha : NULL;
+	return st->hashed && !st->crc_only ? st->sha : NULL;
+}
+
+uint32_t sfs_stage_crc32c(const struct sfs_stage *st)
+{
+	return st->crc;
 }
 
 int sfs_stage_fd(const struct sfs_stage *st)

@@ -43,6 +43,14 @@ struct sfs_stage {
 	int64_t linked_tenant;
 	char sha[65];
 	/*
+	 * The bytes' CRC32C, computed beside the SHA-256 (valid once
+	 * hashed); crc_only: no SHA-256 at all (a remote mount's stage when
+	 * its server answers an upload with the CRC32C of what it got: the
+	 * check of what was sent needs no more).
+	 */
+	uint32_t crc;
+	int crc_only;
+	/*
 	 * Set by sfsi_blob_stage_prepare, so that the begin and the
 	 * reference decide alike: blobs.inline_max read once, and whether
 	 * the reference waits for the backend (bytes outside the row: its

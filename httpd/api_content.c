@@ -14,6 +14,7 @@
 #include "speechfs/file.h"
 #include "speechfs/json.h"
 #include "speechfs/stage.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 /*
@@ -124,6 +125,24 @@ out:
 	return ret;
 }
 
+void api_content_crc_header(struct req *r, const struct sfs_stage *st)
+{
+	struct sfs_buf b = SFS_BUF_INIT(16);
+	uint32_t crc;
+	unsigned char be[4];
+
+	if (!g_httpd.opts.extensions || !st)
+		return;
+	crc = sfs_stage_crc32c(st);
+	be[0] = (unsigned char)(crc >> 24);
+	be[1] = (unsigned char)(crc >> 16);
+	be[2] = (unsigned char)(crc >> 8);
+	be[3] = (unsigned char)crc;
+	if (!sfs_base64_encode(be, sizeof(be), &b))
+		req_set_header(r, "X-Speechfs-Content-Crc32c", b.buf);
+	sfs_buf_release(&b);
+}
+
 enum MHD_Result api_files_put_content(struct req *r)
 {
 	struct sfs_file f;
@@ -149,6 +168,7 @@ enum MHD_Result api_files_put_content(struct req *r)
 		req_set_header(r, "ETag", etag);
 	}
 	api_dirs_header(r, &f);
+	api_content_crc_header(r, r->stage);
 	sfs_buf_init(&b, RESP_BUF_MAX);
 	st = sfs_buf_grow(&b, 2048);
 	if (!st)

@@ -233,6 +233,7 @@ static enum MHD_Result upload(struct req *r)
 	/* read in the create's transaction (a row: it holds the file) */
 	if (spec.dir_out && dir.ino)
 		api_dirs_header_set(r, &dir);
+	api_content_crc_header(r, r->stage);
 	ret = respond_file(r, 201, &f);
 out:
 	sfs_file_release(&f);

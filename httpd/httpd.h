@@ -402,6 +402,14 @@ enum MHD_Result api_files_sync(struct req *r);
  */
 void api_dirs_header(struct req *r, const struct sfs_file *f);
 /*
+ * Extension: X-Speechfs-Content-Crc32c, the CRC32C of the bytes an
+ * upload's stage got (base64 of its 4 bytes, big-endian, as S3's
+ * x-amz-checksum-crc32c), so that a client checks what it sent without a
+ * SHA-256 of it (api_content.c).
+ */
+struct sfs_stage;
+void api_content_crc_header(struct req *r, const struct sfs_stage *st);
+/*
  * The same header from a state read by the write itself (a create's,
  * sfs_file_spec.dir_out), when this client wants it.
  */

@@ -24,16 +24,30 @@ __asm__(".section .rodata\n"
 	".size httpd_openapi_json, . - httpd_openapi_json\n"
 	".previous\n");
 
-/* An operation's parameters marked "x-extension": true, removed. */
+/*
+ * An operation's parameters and its answers' headers marked
+ * "x-extension": true, removed.
+ */
 static void drop_extension_params(json_t *op)
 {
-	json_t *ps = json_object_get(op, "parameters");
+	json_t *ps = json_object_get(op, "parameters"), *a, *hs, *h;
 	size_t i = json_array_size(ps);
+	const char *code, *name;
+	void *t1, *t2;
 
 	while (i--)
 		if (json_is_true(json_object_get(json_array_get(ps, i),
 						 "x-extension")))
 			json_array_remove(ps, i);
+	json_object_foreach_safe(json_object_get(op, "responses"), t1, code, a)
+	{
+		hs = json_object_get(a, "headers");
+		json_object_foreach_safe(hs, t2, name, h)
+		{
+			if (json_is_true(json_object_get(h, "x-extension")))
+				json_object_del(hs, name);
+		}
+	}
 }
 
 char *httpd_openapi_filter(const char *doc,

@@ -8,7 +8,7 @@ set -eu
 
 BUILD="build-essential pkg-config libsqlite3-dev libpq-dev libcurl4-openssl-dev
 libjansson-dev libssl-dev libmp3lame-dev libsndfile1-dev libmicrohttpd-dev
-libfuse3-dev fuse3 libsystemd-dev"
+libfuse3-dev fuse3 libsystemd-dev libisal-dev"
 TEST="python3 python3-pytest python3-requests curl ca-certificates git procps attr rsync tar valgrind
 clang clang-format libclang-rt-14-dev espeak-ng sox libsox-fmt-all ffmpeg mpg123 lame sqlite3 openssl jq strace
 ceph-mon ceph-osd radosgw ceph-common prometheus postgresql postgresql-contrib

@@ -32,7 +32,13 @@ enum sfs_remote_features {
 	 * from the user's id and a key the client chose
 	 * (sfs_uuid_derive), known before the file is made
 	 */
-	SFS_REMOTE_ID_KEY = 1 << 6
+	SFS_REMOTE_ID_KEY = 1 << 6,
+	/*
+	 * X-Speechfs-Content-Crc32c in the answers of POST /files and PUT
+	 * /files/{id}/content: the CRC32C of the bytes the server got, so
+	 * that a stage needs no SHA-256 to check what was sent
+	 */
+	SFS_REMOTE_CRC32C = 1 << 7
 };
 
 /*

@@ -63,8 +63,13 @@ enum sfs_status sfs_stage_finish(struct sfs_stage *st,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
 int64_t sfs_stage_size(const struct sfs_stage *st);
-/* Lowercase hex SHA-256, valid after finish. */
+/*
+ * Lowercase hex SHA-256, valid after finish (NULL before, and for a
+ * remote mount's stage that its server checks by CRC32C alone).
+ */
 const char *sfs_stage_sha256(const struct sfs_stage *st);
+/* The CRC32C of the bytes (RFC 3720's), valid after finish. */
+uint32_t sfs_stage_crc32c(const struct sfs_stage *st);
 /* The stage's file, for probing (audio) after finish. */
 int sfs_stage_fd(const struct sfs_stage *st);
 void sfs_stage_free(struct sfs_stage *st);

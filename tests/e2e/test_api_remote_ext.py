@@ -76,6 +76,76 @@ def test_put_content_streams_chunked_bodies(sfsd):
     assert c.get(f"/{f['id']}/content").content == whole
 
 
+def crc32c(data):
+    """CRC32C (RFC 3720), bit by bit: slow, independent of the daemon's."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c ^ 0xFFFFFFFF
+
+
+def crc_header(data):
+    return base64.b64encode(crc32c(data).to_bytes(4, "big")).decode()
+
+
+def test_crc32c_reference_vectors():
+    assert crc32c(bytes(32)) == 0x8A9136AA
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc_header(b"123456789") == "4waSgw=="
+
+
+def test_uploads_answer_the_crc32c_of_what_they_got(sfsd_factory):
+    """POST /files and PUT …/content answer X-Speechfs-Content-Crc32c:
+    the CRC32C of the bytes the server got (small, empty, and past the
+    4 MiB where the stage hashes in a thread of its own, chunked too),
+    and the document names it."""
+    c = sfsd_factory({"http.max_upload_bytes": str(64 << 20)})
+    r = c.upload("alice", b"123456789")
+    assert r.status_code == 201, r.text
+    assert r.headers["X-Speechfs-Content-Crc32c"] == "4waSgw=="
+    fid = r.json()["id"]
+    big = bytes(range(256)) * 4096 * 9 + b"tail"        # 9 MiB and 4
+    for data in (b"", b"a", bytes(32), big):
+        r = put(c, fid, data)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Speechfs-Content-Crc32c"] == crc_header(data)
+        assert r.json()["size"] == len(data)
+
+    def gen():
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+    r = put(c, fid, gen())
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Speechfs-Content-Crc32c"] == crc_header(big)
+    r = c.upload("alice", big)
+    assert r.headers["X-Speechfs-Content-Crc32c"] == crc_header(big)
+    doc = c.get("/api/v1/openapi.json", who=None).json()
+    paths = doc["paths"]
+    for path, method, code in (("", "post", "201"),
+                               ("/{id}/content", "put", "200")):
+        op = paths["/api/v1/speech-services/files" + path][method]
+        assert "X-Speechfs-Content-Crc32c" in \
+            op["responses"][code]["headers"]
+
+
+def test_no_crc32c_without_extensions(sfsd_factory):
+    """http.extensions = false: no X-Speechfs-Content-Crc32c, and the
+    document does not name it (a remote mount then checks SHA-256)."""
+    c = sfsd_factory({"http.extensions": "false"})
+    r = c.upload("alice", b"123456789")
+    assert r.status_code == 201, r.text
+    assert "X-Speechfs-Content-Crc32c" not in r.headers
+    doc = c.get("/api/v1/openapi.json", who=None).json()
+    post = doc["paths"]["/api/v1/speech-services/files"]["post"]
+    assert "X-Speechfs-Directory" in post["responses"]["201"]["headers"]
+    assert "X-Speechfs-Content-Crc32c" not in \
+        post["responses"]["201"]["headers"]
+    assert "put" not in \
+        doc["paths"]["/api/v1/speech-services/files/{id}/content"]
+
+
 def test_put_content_if_match(sfsd):
     c = sfsd
     f = c.new_file(data=b"v1")

@@ -12,6 +12,7 @@ file's final id from creat() (derived from its user id and the idKey it
 sends), so nothing is ever renumbered; a server that stopped taking
 idKey refuses it, and the close says so. A real speechfsd and real FUSE
 mounts."""
+import base64
 import contextlib
 import errno
 import http.client
@@ -31,6 +32,8 @@ from test_fs_remote import RemoteMount
 
 API = "/api/v1/speech-services"
 FILES = API + "/files"
+CRC_HEADER = "X-Speechfs-Content-Crc32c"
+FLIP_FROM, FLIP_TO = b"<flip me>", b"<flip mE>"
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
        "expect", "proxy-connection", "te", "upgrade", "trailer"}
 
@@ -45,7 +48,11 @@ class Proxy:
     "old_doc" (relayed, the OpenAPI document's idKey renamed to id: an
     older daemon's), "hold" (kept until
     `go` is set, then relayed, its answer lost: a request late on its
-    way, which the client has given up on). `seen` lists
+    way, which the client has given up on), "flip" (relayed with the
+    first FLIP_FROM of its body made FLIP_TO: a byte changed on the way,
+    the size kept; its fate is then "flipped" when there was one),
+    "crc_wrong" and "crc_none" (relayed, the answer's
+    X-Speechfs-Content-Crc32c changed or taken out). `seen` lists
     (method, path, fate) in order."""
 
     def __init__(self, upstream_port):
@@ -93,6 +100,9 @@ class Proxy:
             def relay1(self):
                 data = self.body()
                 fate = proxy.rule(self.command, self.path)
+                if fate == "flip":
+                    fate = "flipped" if FLIP_FROM in data else None
+                    data = data.replace(FLIP_FROM, FLIP_TO, 1)
                 with proxy.mu:
                     proxy.seen.append((self.command, self.path, fate))
                 if fate in ("conflict", "unavailable", "error", "notfound"):
@@ -145,6 +155,14 @@ class Proxy:
                     answer = json.dumps(doc).encode()
                 self.send_response(r.status)
                 for k, v in r.getheaders():
+                    if k.lower() == CRC_HEADER.lower() and \
+                            fate in ("crc_wrong", "crc_none"):
+                        if fate == "crc_none":
+                            continue
+                        # another CRC32C: its first byte's bits turned
+                        v = base64.b64encode(bytes(
+                            [base64.b64decode(v)[0] ^ 0xFF]) +
+                            base64.b64decode(v)[1:]).decode()
                     if k.lower() not in HOP:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(answer)))

@@ -189,7 +189,7 @@ def test_mount_without_extensions(seed):
         assert off == ["content versions",
                        "file times, original filenames and restore",
                        "directories", "attributes", "space",
-                       "change feed"], lines[0]
+                       "the CRC32C of uploads", "change feed"], lines[0]
         # speechfs(1) names each of them
         man = " ".join((ROOT / "packaging" / "man" / "speechfs.1")
                        .read_text().split())

@@ -64,11 +64,15 @@ static void test_operations_kept(void)
 	free(s);
 }
 
-/* whole's parameters marked "x-extension", removed; how many. */
+/*
+ * whole's parameters and answers' headers marked "x-extension", removed;
+ * how many.
+ */
 static int drop_marked(json_t *whole)
 {
-	json_t *ops, *op, *ps;
-	const char *k1, *k2;
+	json_t *ops, *op, *ps, *a, *hs, *h;
+	const char *k1, *k2, *k3, *k4;
+	void *t;
 	int n = 0;
 	size_t i;
 
@@ -84,6 +88,19 @@ static int drop_marked(json_t *whole)
 					json_array_remove(ps, i);
 					n++;
 				}
+			json_object_foreach(json_object_get(op, "responses"),
+					    k3, a)
+			{
+				hs = json_object_get(a, "headers");
+				json_object_foreach_safe(hs, t, k4, h)
+				{
+					if (!json_is_true(json_object_get(
+						    h, "x-extension")))
+						continue;
+					json_object_del(hs, k4);
+					n++;
+				}
+			}
 		}
 	}
 	return n;
@@ -91,12 +108,13 @@ static int drop_marked(json_t *whole)
 
 /*
  * The embedded document: all of it kept is all of it but the parameters
- * marked as extensions (an upload's lazy); none kept, no path.
+ * and answers' headers marked as extensions (an upload's lazy, its
+ * X-Speechfs-Content-Crc32c); none kept, no path.
  */
 static void test_embedded_document(void)
 {
 	struct sfs_err e;
-	json_t *whole, *want, *j;
+	json_t *whole, *want, *j, *hs;
 	char *s;
 
 	sfs_err_init(&e);
@@ -108,6 +126,20 @@ static void test_embedded_document(void)
 	REQUIRE(s);
 	j = json_loads(s, 0, NULL);
 	CHECK(json_equal(j, want));
+	hs = json_object_get(
+		json_object_get(
+			json_object_get(
+				json_object_get(
+					json_object_get(
+						json_object_get(j, "paths"),
+						"/api/v1/speech-services/"
+						"files"),
+					"post"),
+				"responses"),
+			"201"),
+		"headers");
+	CHECK(json_object_get(hs, "X-Speechfs-Directory") &&
+	      !json_object_get(hs, "X-Speechfs-Content-Crc32c"));
 	json_decref(want);
 	json_decref(j);
 	free(s);

@@ -311,7 +311,7 @@ static void test_against_a_daemon(void)
 	CHECK(sfs_remote_features(r) ==
 	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
 	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY |
-	       SFS_REMOTE_ID_KEY));
+	       SFS_REMOTE_ID_KEY | SFS_REMOTE_CRC32C));
 	/* the user's id, for the ids derived from idKey */
 	CHECK(!strcmp(sfs_remote_user_id(r), fx.a.user_id));
 	/* a file as the core has it */
@@ -1178,6 +1178,9 @@ static void test_features_of_the_document(void)
 	"\"/api/v1/speech-services/files\":{\"post\":"                         \
 	"{\"parameters\":[{\"name\":\"lazy\"},{\"name\":\"" name "\"}]}}"
 #define ME_PATH ",\"/api/v1/speech-services/users/me\":{\"get\":{}}"
+#define CONTENT_PUT(headers)                                                   \
+	"\"/api/v1/speech-services/files/{id}/content\":{\"put\":"             \
+	"{\"responses\":{\"200\":{\"headers\":" headers "}}}}"
 #define ME_ANSWER "{\"id\":\"0F6E3A52-1C2B-4D3E-8F90-A1B2C3D4E5F6\"}"
 	static const struct {
 		int status;
@@ -1224,6 +1227,15 @@ static void test_features_of_the_document(void)
 		  "\"get\":{\"parameters\":[{\"name\":\"idKey\"}]}}" ME_PATH
 		  "}}",
 		  SFS_OK, 0, 0, 200, ME_ANSWER, NULL },
+		/* the CRC32C of what an upload got, said where PUT …/content
+		 * answers */
+		{ 200,
+		  "{\"paths\":{" CONTENT_PUT(
+			  "{\"X-Speechfs-Content-Crc32c\":{}}") "}}",
+		  SFS_OK, 0, SFS_REMOTE_CONTENT | SFS_REMOTE_CRC32C, 0, NULL,
+		  NULL },
+		{ 200, "{\"paths\":{" CONTENT_PUT("{\"ETag\":{}}") "}}", SFS_OK,
+		  0, SFS_REMOTE_CONTENT, 0, NULL, NULL },
 	};
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -1257,7 +1269,7 @@ static void test_features_of_the_document(void)
 		if (cases[i].want == SFS_OK) {
 			CHECK(r && sfs_remote_features(r) == cases[i].features);
 			CHECK(r && !strcmp(sfs_remote_user_id(r),
-					   cases[i].features
+					   cases[i].features & SFS_REMOTE_ID_KEY
 						   ? "0f6e3a52-1c2b-4d3e-8f90-"
 						     "a1b2c3d4e5f6"
 						   : ""));
