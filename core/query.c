@@ -573,8 +573,27 @@ static void tag_page(struct qb *qb, const struct sfs_query *q,
 		     const struct sfs_actor *a, int64_t at_created,
 		     int64_t at_row, int with_total)
 {
-	add(qb, "WITH tg AS (SELECT id FROM tag WHERE tenant_id = ?"
-		" AND name = ? COLLATE NOCASE)");
+	if (qb->pg) {
+		/*
+		 * PostgreSQL compares the name under its ICU collation with
+		 * each of the tenant's tags (a sequential scan of a small
+		 * table: 50 tags, 8 us of a page's ~85); the tag whose name
+		 * has the same bytes is looked up first (a bytewise compare
+		 * each), the ICU lookup only when none has: the same tag,
+		 * as equal bytes are equal under NOCASE and the tenant's
+		 * names are unique under it (tg's id is then NULL, not no
+		 * row: no tag rows match it, and no row brings the total)
+		 */
+		add(qb, "WITH tg AS (SELECT coalesce((SELECT id FROM tag"
+			" WHERE tenant_id = ? AND name COLLATE BINARY = ?),"
+			" (SELECT id FROM tag WHERE tenant_id = ?"
+			" AND name = ? COLLATE NOCASE)) AS id)");
+		bind_int(qb, a->tenant);
+		bind_text(qb, q->tags[0]);
+	} else {
+		add(qb, "WITH tg AS (SELECT id FROM tag WHERE tenant_id = ?"
+			" AND name = ? COLLATE NOCASE)");
+	}
 	bind_int(qb, a->tenant);
 	bind_text(qb, q->tags[0]);
 	if (qb->pg) {
