@@ -2112,7 +2112,8 @@ static int list_check(struct fx *f, const struct sfs_actor *a, size_t n,
  * one value set, NULLs and 0s and empty strings inside a group, commas in
  * the texts; one-tag pages (live, trash, pages of one), directory pages,
  * recursive ones in each order, a name search, both marks at once, and
- * another owner's.
+ * another owner's; and another tenant's one-tag page whose tag has the
+ * same bytes as ann's (looked up by its bytes, or in another case).
  */
 static void test_list_rows(void)
 {
@@ -2128,6 +2129,8 @@ static void test_list_rows(void)
 		REQUIRE(mk(&f, &f.ann, i % 2 ? "x, y" : "plain", "a.wav",
 			   i < 7 ? "/r/" : "/r/s/", "row,Other", id[i]) == 0);
 	REQUIRE(mk(&f, &f.bob, "bobs", NULL, "/r/", "row", NULL) == 0);
+	/* the other tenant's tag of the same bytes (its own tag row) */
+	REQUIRE(mk(&f, &f.zed, "zeds", NULL, "/r/", "row", NULL) == 0);
 	/* 0: every group set, texts with commas */
 	REQUIRE(tfx_sql(f.s,
 			"UPDATE file SET description = 'd, e', metadata ="
@@ -2215,6 +2218,16 @@ static void test_list_rows(void)
 	CHECK(listed_as_read(&f, &f.bob, &l) == 0);
 	sfs_file_list_release(&l);
 	CHECK(list_check(&f, &f.bob, 1, 0, "path", "/r/", NULL) == 0);
+	/* the other tenant's: by its bytes and in another case */
+	REQUIRE(query(&f, &f.zed, &l, "recursive", "true", "tags", "row",
+		      NULL) == 0);
+	CHECK(l.n == 1 && l.total == 1 && !strcmp(l.files[0].name, "zeds"));
+	CHECK(listed_as_read(&f, &f.zed, &l) == 0);
+	sfs_file_list_release(&l);
+	REQUIRE(query(&f, &f.zed, &l, "recursive", "true", "tags", "Row",
+		      NULL) == 0);
+	CHECK(l.n == 1 && l.total == 1 && !strcmp(l.files[0].name, "zeds"));
+	sfs_file_list_release(&l);
 	fx_close(&f);
 }
 
