@@ -486,6 +486,68 @@ static int dir_row(struct db *d, int64_t owner, const char *path,
 	return rc;
 }
 
+enum sfs_status sfs_dir_keep(struct sfs_store *s, const struct sfs_actor *a,
+			     const char *path, struct sfs_err *e)
+{
+	if (s->ops)
+		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				"not on a remote store");
+	struct sfs_buf p = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
+	struct db *d = NULL;
+	struct db_stmt *st;
+	enum sfs_status ret;
+	int64_t nfiles = 0;
+	int rc, explicit_ = 0;
+
+	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
+	if (!ret)
+		ret = check_path(path, &p, e);
+	if (ret || !strcmp(p.buf, "/"))
+		goto out;
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = sfsi_db_begin(d, e);
+	if (ret)
+		goto out;
+	rc = dir_row(d, a->user, p.buf, &nfiles, &explicit_, e);
+	if (rc != 1) {
+		ret = rc < 0 ? SFS_IO
+			     : sfs_errf(e, SFS_NOT_FOUND,
+					SFS_R_DIRECTORY_NOT_FOUND,
+					"no such directory");
+		goto out;
+	}
+	if (!explicit_) {
+		st = sfsi_db_prep(d,
+				  "UPDATE dir SET explicit = 1"
+				  " WHERE owner_id = ?1 AND path = ?2",
+				  e);
+		ret = st ? SFS_OK : SFS_IO;
+		if (st) {
+			sfsi_db_bind_int(st, 1, a->user);
+			sfsi_db_bind_text(st, 2, p.buf);
+			ret = sfsi_db_run(st, e);
+		}
+		/* its ancestors count it now, as they count a mkdir's */
+		if (!ret) {
+			char parent[SFS_VPATH_MAX + 1];
+
+			sfs_strlcpy(parent, p.buf,
+				    parent_len(p.buf, p.len) + 1);
+			ret = sfsi_dir_count(d, a->user, parent, 1,
+					     sfs_now_ns(), e);
+		}
+	}
+	if (!ret)
+		ret = sfsi_db_commit(d, e);
+out:
+	if (d && ret)
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	sfs_buf_release(&p);
+	return ret;
+}
+
 /* Every file and directory below `from` moves below `to` (one statement
  * each, by the range of their paths). */
 static enum sfs_status move_subtree(struct db *d, int64_t owner,

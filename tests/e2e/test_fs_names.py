@@ -268,6 +268,65 @@ def test_collisions_made_through_the_api(store, api):
         m.stop()
 
 
+@pytest.mark.mount_kinds("local")
+def test_a_directory_emptied_through_the_mount_stays_until_rmdir(store,
+                                                                 api):
+    """A directory the API made, emptied through the mount (rm of its last
+    file, mv of it out, rmdir of its last subdirectory), stays, explicit,
+    until rmdir, as a directory does: the kernel asks for a directory
+    again once its entry is 1 s old, and rm -r's last rmdir must find it
+    then (it failed when rm -r took longer). Through the API the last
+    file's delete still takes its directory along. Not a remote mount's
+    (its server has no call that keeps a directory: fs/README.md)."""
+    import requests
+    d, _, users = store
+    url, keys = api
+    h = {"X-API-Key": keys[0]}
+    dirs = url.rsplit("/", 1)[0] + "/directories"
+
+    def upload(name, path):
+        r = requests.post(url, headers=h,
+                          files={"file": (name + ".txt", b"x")},
+                          data={"name": name, "path": path}, timeout=30)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def in_store(path):
+        """(status, explicit) of GET …/directories?path=: the store's
+        own word, not the kernel's cache."""
+        r = requests.get(dirs, params={"path": path}, headers=h,
+                         timeout=30)
+        return r.status_code, r.ok and r.json()["explicit"]
+
+    upload("a", "/rm/")
+    upload("b", "/mv/")
+    upload("c", "/up/sub/")
+    api_id = upload("z", "/api/")
+    m = Mount(d, users[0])
+    try:
+        os.unlink(m.path("rm", "a.txt"))
+        os.rename(m.path("mv", "b.txt"), m.path("b.txt"))
+        os.unlink(m.path("up", "sub", "c.txt"))
+        os.rmdir(m.path("up", "sub"))
+        assert in_store("/up/sub/")[0] == 404
+        for p in ("rm", "mv", "up"):
+            assert in_store("/%s/" % p) == (200, True), p
+            assert os.listdir(m.path(p)) == [], p
+        assert {"rm", "mv", "up", "api", "b.txt"} <= set(os.listdir(m.dir))
+        for p in ("rm", "mv", "up"):
+            os.rmdir(m.path(p))
+            assert in_store("/%s/" % p)[0] == 404, p
+            assert not m.path(p).exists(), p
+        # the API's delete of the last file: the directory goes with it
+        assert requests.delete(url + "/" + api_id, headers=h,
+                               timeout=30).status_code in (200, 204)
+        assert in_store("/api/")[0] == 404
+        assert eventually(lambda: "api" not in os.listdir(m.dir)), \
+            os.listdir(m.dir)
+    finally:
+        m.stop()
+
+
 def test_a_clash_suffixes_the_later_file_whatever_the_names_order(store,
                                                                    api):
     """Two names that make one entry ("Take.wav", and "Take" of a file

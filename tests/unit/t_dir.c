@@ -337,6 +337,57 @@ static void test_explicit(void)
 	fx_close(&f);
 }
 
+/*
+ * sfs_dir_keep: a directory the API made (implicit) made explicit, as the
+ * mount does before it takes its last entry out: it stays after its last
+ * file, keeps its row (the mount's node id), is counted by its parents
+ * as a mkdir's is, and goes with sfs_dir_remove.
+ */
+static void test_keep(void)
+{
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE];
+	struct sfs_dir_info before, di;
+	struct sfs_err e;
+	unsigned scopes;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE_ST(mk(&f, "/k/l/", id), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/k/l/", &before, NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/k/l/") == 0 && nfiles(&f, "/k/") == 1);
+	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/k/l/", NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/k/l/") == 1 && nfiles(&f, "/k/l/") == 1);
+	CHECK(nfiles(&f, "/k/") == 2 && nfiles(&f, "/") == 2);
+	CHECK(dirs_consistent(&f) == 0);
+	/* again: nothing changes */
+	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/k/l/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/k/") == 2 && dirs_consistent(&f) == 0);
+	/* its last file goes, it stays, the same row */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/k/l/", &di, NULL), SFS_OK);
+	CHECK(di.ino == before.ino && di.nfiles == 0 && di.explicit_);
+	CHECK(nfiles(&f, "/k/") == 1);
+	CHECK(dirs_consistent(&f) == 0);
+	/* removed, and its parent (implicit, nothing else) with it */
+	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/k/l/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/k/l/") == -1 && nfiles(&f, "/k/") == -1);
+	CHECK(dirs_consistent(&f) == 0);
+	/* none, the root, bad paths, another user's, scopes */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/k/", &e), SFS_NOT_FOUND);
+	CHECK(e.reason == SFS_R_DIRECTORY_NOT_FOUND);
+	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/", NULL), SFS_OK);
+	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/bad", NULL), SFS_INVALID);
+	REQUIRE_ST(mk(&f, "/m/", id2), SFS_OK);
+	CHECK_ST(sfs_dir_keep(f.s, &f.b, "/m/", NULL), SFS_NOT_FOUND);
+	scopes = f.a.scopes;
+	f.a.scopes = SFS_SCOPE_READ;
+	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/m/", NULL), SFS_FORBIDDEN);
+	f.a.scopes = scopes;
+	CHECK(is_explicit(&f, "/m/") == 0);
+	fx_close(&f);
+}
+
 static void test_remove(void)
 {
 	char id[SFS_ID_SIZE];
@@ -563,6 +614,7 @@ int main(void)
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_implicit);
 	RUN(test_explicit);
+	RUN(test_keep);
 	RUN(test_remove);
 	RUN(test_ids_not_reused);
 	RUN(test_rename);
