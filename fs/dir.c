@@ -38,6 +38,15 @@ static int view_of(uint64_t node, struct dir_view *v)
 	int ret;
 
 	memset(v, 0, sizeof(*v));
+	/*
+	 * The root's vpath needs no question: a lookup there asks the store
+	 * nothing about "/" (a remote store forgets its answer about "/" at
+	 * each write below it, as "/" counts the files below)
+	 */
+	if (node == FS_ROOT) {
+		snprintf(v->vdir, sizeof(v->vdir), "/");
+		return 0;
+	}
 	ret = fs_dir_of(node, &n);
 	if (ret)
 		goto out;
