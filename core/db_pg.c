@@ -71,19 +71,53 @@ enum sfs_status sfsi_pg_res_status(struct pgconn *c, const PGresult *r,
 /*
  * Every connection of the process, for sfsi_pg_cancel: each one's
  * PGcancel is made (PQgetCancel reads the session) by the thread using
- * it, at connect and reconnect, and used (PQcancel, safe from any
- * thread) under this lock.
+ * it, at connect and reconnect, in a key shared by reference with the
+ * threads that send it; the keys and the list are under this lock.
+ *
+ * A cancel is sent by a thread of its own that nobody joins, never under
+ * the lock: libpq 15's PQcancel connects to the postmaster, sends the key
+ * and then waits for the postmaster to close the connection, with no
+ * timeout, so a server that runs no more (stopped, a dead link whose
+ * connect still succeeds) holds it for as long as it does (review s14
+ * finding 3: it held the lock, and every thread opening or closing a
+ * session with it). A key whose send is still under way is not sent
+ * again: one thread a session at most waits so.
  */
+struct cancel_key {
+	PGcancel *k;
+	int refs;    /* the session's, a sending thread's */
+	int sending; /* a thread is sending it */
+};
+
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pgconn *reg_head;
 
+/* Under reg_mu. */
+static void key_put(struct cancel_key *key)
+{
+	if (!key || --key->refs > 0)
+		return;
+	PQfreeCancel(key->k);
+	free(key);
+}
+
 static void reg_cancel_key(struct pgconn *c)
 {
-	PGcancel *fresh =
+	struct cancel_key *fresh = NULL;
+	PGcancel *k =
 		PQstatus(c->c) == CONNECTION_OK ? PQgetCancel(c->c) : NULL;
 
+	if (k) {
+		fresh = calloc(1, sizeof(*fresh));
+		if (fresh) {
+			fresh->k = k;
+			fresh->refs = 1;
+		} else {
+			PQfreeCancel(k); /* this session cannot be cancelled */
+		}
+	}
 	pthread_mutex_lock(&reg_mu);
-	PQfreeCancel(c->cancel);
+	key_put(c->cancel);
 	c->cancel = fresh;
 	pthread_mutex_unlock(&reg_mu);
 }
@@ -110,29 +144,58 @@ static void reg_remove(struct pgconn *c)
 	if (c->reg_next)
 		c->reg_next->reg_prev = c->reg_prev;
 	c->reg_prev = c->reg_next = NULL;
-	PQfreeCancel(c->cancel);
+	key_put(c->cancel);
 	c->cancel = NULL;
 	pthread_mutex_unlock(&reg_mu);
 }
 
+static void *send_cancel(void *arg)
+{
+	struct cancel_key *key = arg;
+	char msg[256];
+
+	/* a session running nothing ignores it */
+	if (!PQcancel(key->k, msg, sizeof(msg)))
+		sfs_warn("db", "cannot cancel a statement: %s", msg);
+	pthread_mutex_lock(&reg_mu);
+	key->sending = 0;
+	key_put(key);
+	pthread_mutex_unlock(&reg_mu);
+	return NULL;
+}
+
 int sfsi_pg_cancel(const int64_t *domain)
 {
+	pthread_attr_t attr;
 	struct pgconn *c;
-	char msg[256];
-	int n = 0;
+	pthread_t th;
+	int n = 0, rc;
 
+	if (pthread_attr_init(&attr))
+		return 0;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&reg_mu);
 	for (c = reg_head; c; c = c->reg_next) {
+		struct cancel_key *key = c->cancel;
+
 		if (__atomic_load_n(&c->domain, __ATOMIC_ACQUIRE) != domain ||
-		    !c->cancel)
+		    !key)
 			continue;
-		/* a session running nothing ignores it */
-		if (!PQcancel(c->cancel, msg, sizeof(msg)))
-			sfs_warn("db", "cannot cancel a statement: %s", msg);
-		else
-			n++;
+		n++;
+		if (key->sending)
+			continue; /* the last one is still under way */
+		key->sending = 1;
+		key->refs++;
+		rc = pthread_create(&th, &attr, send_cancel, key);
+		if (rc) {
+			sfs_warn("db", "cannot cancel a statement: %s",
+				 strerror(rc));
+			key->sending = 0;
+			key->refs--; /* the session's is left */
+		}
 	}
 	pthread_mutex_unlock(&reg_mu);
+	pthread_attr_destroy(&attr);
 	return n;
 }
 

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include "db_pg_i.h"
 
+struct cancel_key; /* db_pg.c */
+
 struct pgconn {
 	PGconn *c;
 	unsigned gen; /* bumped when reconnected: statements prepare again */
@@ -42,7 +44,7 @@ struct pgconn {
 	 * made by the thread that connects; the process's connections are
 	 * listed for it. Both under db_pg.c's registry lock.
 	 */
-	PGcancel *cancel;
+	struct cancel_key *cancel;
 	struct pgconn *reg_prev, *reg_next;
 };
 

@@ -29,8 +29,11 @@ void sfsi_pg_close(struct pgconn *c);
 /*
  * Cancel the statement each connection of `domain` (sfsi_pg_set_domain:
  * a store's) is running, from any thread: the waiting call fails with
- * SFS_BUSY (57014); a connection running nothing ignores it. The number
- * of connections asked.
+ * SFS_BUSY (57014); a connection running nothing ignores it. Returns at
+ * once: each cancel is sent by a thread of its own, which a server that
+ * does not answer holds instead of the caller. The number of connections
+ * asked (one whose last cancel is still under way counts, and is not
+ * sent again).
  */
 int sfsi_pg_cancel(const int64_t *domain);
 

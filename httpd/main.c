@@ -24,12 +24,15 @@
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/store.h"
+#include "speechfs/util.h"
 #include "speechfs/banned.h"
 
 struct httpd g_httpd;
 
 /* how long the requests whose statements were cancelled get to answer */
 #define STOP_CANCEL_MS 2000
+/* then the rest of the stop on PostgreSQL (handlers, workers, the store) */
+#define STOP_REST_MS 5000
 
 static void usage(FILE *f)
 {
@@ -119,8 +122,8 @@ static int drain(int limit_ms)
  * have their statements cancelled and answer 503: MHD_stop_daemon waits
  * for every handler to return, so without it the daemon would wait as
  * long as the database holds them. A server that runs no more takes no
- * cancel: the stop then waits for it (libpq 15's PQcancel has no
- * timeout; review s14 finding 3).
+ * cancel (the cancels are sent by threads of their own, which it holds):
+ * the stop's watch then ends the process (stop_watch_main).
  */
 static void drain_all(void)
 {
@@ -140,6 +143,83 @@ static void drain_all(void)
 			 "shutdown: %d requests in flight after cancelling "
 			 "their statements",
 			 left);
+}
+
+/*
+ * The stop of a daemon on PostgreSQL ends within http.shutdown_timeout +
+ * STOP_CANCEL_MS + STOP_REST_MS, whatever still waits for the database.
+ * A server that runs no more (stopped, a dead link whose connections
+ * still open) takes no cancel and answers nothing: the handlers waiting
+ * for it never return to MHD_stop_daemon, the job workers and the
+ * store's listener never return to their joins (review s14 finding 3).
+ * At the deadline this thread leaves them: it logs what was left and
+ * ends the process. Nothing of the store is half-written by a thread
+ * waiting for an answer of the database (its commits are the
+ * database's; bytes stored without their row are the orphans a crash
+ * leaves, which fsck knows), and the clients of those requests see their
+ * connections closed.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	int armed, done;
+	int64_t deadline_ns;
+} watch = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void *stop_watch_main(void *arg)
+{
+	struct timespec ts;
+	int done;
+
+	(void)arg;
+	sfs_mono_ts(&ts, watch.deadline_ns);
+	pthread_mutex_lock(&watch.mu);
+	while (!watch.done && sfs_mono_ns() < watch.deadline_ns)
+		pthread_cond_timedwait(&watch.cv, &watch.mu, &ts);
+	done = watch.done;
+	pthread_mutex_unlock(&watch.mu);
+	if (done)
+		return NULL;
+	sfs_warn("httpd",
+		 "shutdown: not done %d s after the signal: exiting anyway, "
+		 "%d requests still in flight (a database that does not "
+		 "answer holds what is left)",
+		 g_httpd.opts.shutdown_timeout_s +
+			 (STOP_CANCEL_MS + STOP_REST_MS) / 1000,
+		 __atomic_load_n(&g_httpd.inflight, __ATOMIC_SEQ_CST));
+	_exit(0);
+}
+
+/* Armed as the stop begins; only a store on PostgreSQL waits so. */
+static void stop_watch_arm(void)
+{
+	int64_t ms = (int64_t)g_httpd.opts.shutdown_timeout_s * 1000 +
+		     STOP_CANCEL_MS + STOP_REST_MS;
+
+	if (!sfs_store_is_shared(g_httpd.store) ||
+	    sfs_cond_init_mono(&watch.cv))
+		return;
+	watch.deadline_ns = sfs_mono_ns() + ms * 1000000;
+	if (pthread_create(&watch.th, NULL, stop_watch_main, NULL)) {
+		sfs_warn("httpd", "shutdown: cannot bound the stop");
+		pthread_cond_destroy(&watch.cv);
+		return;
+	}
+	watch.armed = 1;
+}
+
+static void stop_watch_disarm(void)
+{
+	if (!watch.armed)
+		return;
+	pthread_mutex_lock(&watch.mu);
+	watch.done = 1;
+	pthread_cond_signal(&watch.cv);
+	pthread_mutex_unlock(&watch.mu);
+	pthread_join(watch.th, NULL);
+	pthread_cond_destroy(&watch.cv);
+	watch.armed = 0;
 }
 
 /* What the command line says; it wins over the file. */
@@ -389,6 +469,7 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	 * MHD_PANIC, an abort at SIGTERM, in either thread.
 	 */
 	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
+	stop_watch_arm();
 	changes_stop(); /* the long polls answer now */
 	drain_all();
 	sfs_debug("httpd", "drained");
@@ -405,6 +486,7 @@ out:
 	respcache_close();
 	sfs_store_close(g_httpd.store);
 	sfs_debug("httpd", "store closed");
+	stop_watch_disarm();
 	www_free();
 	httpd_openapi_free();
 	return rc;

@@ -184,12 +184,13 @@ int sfs_store_is_shared(const struct sfs_store *s);
  * handle's threads are waiting for in the database are cancelled, so
  * that those calls return (SFS_BUSY) instead of waiting for as long as
  * the database holds them (a lock held elsewhere, a long query; a server
- * that runs no more does not take the cancel, and this call then waits
- * for it). Its job workers are told to stop first (sfs_workers_stop
- * still joins them): a job cut short is left for a later claim, not
- * failed. Only a store on PostgreSQL waits so (SQLite's waits end at its
- * busy timeout); elsewhere it does nothing. The number of the store's
- * sessions asked (those running nothing ignore it).
+ * that runs no more does not take the cancel: this call returns at once
+ * all the same, the cancels being sent by threads of their own). Its job
+ * workers are told to stop first (sfs_workers_stop still joins them): a
+ * job cut short is left for a later claim, not failed. Only a store on
+ * PostgreSQL waits so (SQLite's waits end at its busy timeout); elsewhere
+ * it does nothing. The number of the store's sessions asked (those
+ * running nothing ignore it).
  */
 int sfs_store_interrupt(struct sfs_store *s);
 

@@ -4,16 +4,22 @@ TABLE) or a server that does not answer holds a request's statement for
 as long as it likes, and the daemon cannot stop before its handlers
 return. At http.shutdown_timeout their statements are cancelled
 (sfs_store_interrupt): they answer 503 with the error body and the daemon
-exits 0, while the lock is still held."""
+exits 0, while the lock is still held. A server that runs no more takes
+no cancel: the daemon leaves what waits for it 7 s later and exits 0
+all the same (review s14 finding 3)."""
+import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
+import pytest
 import requests
 
 import pg
-from conftest import Meta, start
+from conftest import Daemon, Meta, start
 
 
 class Locker:
@@ -96,3 +102,192 @@ def test_stop_cancels_requests_waiting_on_the_database(tmp_path_factory,
                 d.proc.wait()
             d.logf.close()
         pg_server.drop_database(db)
+
+
+# ---- a server that runs no more ------------------------------------------
+
+# poll(2) and ppoll(2): where libpq waits for an answer
+POLL_CALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}
+
+
+@pytest.fixture(scope="module")
+def own_pg():
+    """A PostgreSQL server of this module's own: its tests stop it
+    (SIGSTOP), which must not touch the session's server."""
+    base = tempfile.mkdtemp(prefix="sfs-pg-")
+    s = pg.Server(base)
+    try:
+        s.start()
+    except pg.ServerError as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(str(exc), pytrace=False)
+    yield s
+    rc = s.stop()
+    log = s.tail()
+    shutil.rmtree(base, ignore_errors=True)
+    assert rc == 0, "postgres exited %d:\n%s" % (rc, log)
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat; None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def wait_for(what, cond, limit=30):
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def freeze(server, stopped):
+    """Every process of the server stopped (SIGSTOP), the postmaster
+    first so that it forks no more; each pid is put in `stopped` before
+    its signal, for the caller's SIGCONT however the test ends."""
+    pm = server.proc.pid
+    stopped.append(pm)
+    os.kill(pm, signal.SIGSTOP)
+    wait_for("the postmaster did not stop",
+             lambda: proc_state(pm) in ("T", "t"))
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pm)],
+                         capture_output=True, text=True,
+                         check=True).stdout.split()
+    kids = [int(p) for p in out]
+    assert kids, "the postmaster has no children"
+    for p in kids:
+        stopped.append(p)
+        try:
+            os.kill(p, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    for p in kids:
+        wait_for("server process %d did not stop" % p,
+                 lambda: proc_state(p) in ("T", "t", None))
+
+
+def thaw(stopped):
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def handler_polls(pid):
+    """A request handler of the daemon waits in poll(2): in libpq, for
+    an answer (idle MHD workers wait in epoll_wait)."""
+    calls = POLL_CALLS[os.uname().machine]
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                call = f.read().split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if comm == "MHD-worker" and call in calls:
+            return True
+    return False
+
+
+def stop_bounded(d):
+    """SIGTERM; the exit status once the daemon ended. Its bound is
+    http.shutdown_timeout + 7 s (README); 60 s here is only how long the
+    test waits for it."""
+    d.proc.send_signal(signal.SIGTERM)
+    try:
+        return d.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def test_stop_with_a_server_that_runs_no_more(tmp_path_factory, own_pg):
+    """A request waits in the database; every process of the server is
+    stopped, so nothing answers and no cancel gets through (libpq 15's
+    PQcancel waits for the postmaster without a timeout): at SIGTERM the
+    daemon still exits 0, with a warning, and the request's connection is
+    closed. The store is whole after: a daemon started again on it once
+    the server runs serves the file."""
+    db = own_pg.new_database()
+    d = d2 = None
+    stopped = []
+    try:
+        d, c = start(tmp_path_factory, {"http.shutdown_timeout": "2"},
+                     meta=Meta("pg", own_pg.url(db)))
+        fid = c.new_file(data=b"kept")["id"]
+        assert not handler_polls(d.proc.pid)
+        got = []
+
+        def get():
+            try:
+                got.append(requests.get(c.api + f"/{fid}",
+                                        headers=c.hdr("alice"), timeout=120))
+            except requests.RequestException as exc:
+                got.append(exc)
+        freeze(own_pg, stopped)
+        t = threading.Thread(target=get, daemon=True)
+        t.start()
+        wait_for("the GET never waited for the database",
+                 lambda: handler_polls(d.proc.pid))
+        rc = stop_bounded(d)
+        assert rc is not None, "the daemon did not exit:\n" + \
+            d.log.read_text()[-3000:]
+        assert rc == 0, d.log.read_text()[-3000:]
+        log = d.log.read_text()
+        assert "exiting anyway" in log, log[-3000:]
+        t.join(60)
+        assert len(got) == 1
+        assert isinstance(got[0], requests.ConnectionError), got[0]
+        thaw(stopped)
+        d2 = Daemon(d.root, d.store)
+        r = requests.get(c.api.replace(d.base, d2.base) +
+                         f"/{fid}/content", headers=c.hdr("alice"),
+                         timeout=60)
+        assert r.status_code == 200 and r.content == b"kept", r.text
+    finally:
+        thaw(stopped)
+        for x in (d, d2):
+            if x:
+                if x.proc.poll() is None:
+                    x.proc.kill()
+                    x.proc.wait()
+                x.logf.close()
+        own_pg.drop_database(db)
+
+
+def test_idle_stop_with_a_server_that_runs_no_more(tmp_path_factory,
+                                                   own_pg):
+    """No request in flight, but the store's listening thread lost its
+    connection to the stopped server and connects again (libpq waits for
+    the server's answer without a timeout): at SIGTERM the daemon exits 0
+    all the same, with a warning."""
+    db = own_pg.new_database()
+    d = None
+    stopped = []
+    try:
+        d, c = start(tmp_path_factory, {"http.shutdown_timeout": "2"},
+                     meta=Meta("pg", own_pg.url(db)))
+        c.new_file()
+        freeze(own_pg, stopped)
+        # its ping unanswered (db_listen.c: PING_MS + PING_WAIT_MS)
+        wait_for("the listening connection was never lost",
+                 lambda: "the listening connection was lost" in
+                 d.log.read_text(), 60)
+        rc = stop_bounded(d)
+        assert rc is not None, "the daemon did not exit:\n" + \
+            d.log.read_text()[-3000:]
+        assert rc == 0, d.log.read_text()[-3000:]
+        log = d.log.read_text()
+        assert "exiting anyway" in log, log[-3000:]
+    finally:
+        thaw(stopped)
+        if d:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+            d.logf.close()
+        own_pg.drop_database(db)
