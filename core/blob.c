@@ -625,6 +625,17 @@ enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,
 	return b->ops->pread(b, buf, len, off, got, e);
 }
 
+int sfs_blob_ready(struct sfs_blob *b, int64_t off, size_t len)
+{
+	if (!b)
+		return 0;
+	if (off < 0 || off >= b->size || !len || !b->ops->ready)
+		return 1; /* no bytes to fetch */
+	if ((int64_t)len > b->size - off)
+		len = (size_t)(b->size - off);
+	return b->ops->ready(b, off, len);
+}
+
 enum sfs_status sfs_blob_url(struct sfs_blob *b, int expires_s,
 			     const char *content_type, const char *disposition,
 			     char **url, struct sfs_err *e)

@@ -25,6 +25,12 @@ struct sfsi_blob_ops {
 			       const char *ctype, const char *disposition,
 			       char **url, struct sfs_err *e);
 	void (*close)(struct sfs_blob *b);
+	/*
+	 * Whether pread of [off, off + len) answers without waiting for
+	 * the network or a fetch of another thread (sfs_blob_ready); NULL:
+	 * always (the bytes are in memory or a local file).
+	 */
+	int (*ready)(struct sfs_blob *b, int64_t off, size_t len);
 };
 
 /* The head of every backend's open blob. */

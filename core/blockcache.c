@@ -530,6 +530,26 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 	return ret;
 }
 
+/*
+ * Ready: every block of the range is in a slot (memory). A block only in
+ * the disk cache is read by a fetcher, which may be busy with a fetch
+ * from far away: that read may wait.
+ */
+static int bc_ready(struct sfs_blob *bb, int64_t off, size_t len)
+{
+	struct bc_blob *b = (struct bc_blob *)bb;
+	int64_t idx, last = (off + (int64_t)len - 1) / b->be->block;
+	int i, ok = 1;
+
+	pthread_mutex_lock(&b->mu);
+	for (idx = off / b->be->block; ok && idx <= last; idx++) {
+		i = find_slot(b, idx);
+		ok = i >= 0 && b->slots[i].state == S_READY;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return ok;
+}
+
 static enum sfs_status bc_url(struct sfs_blob *bb, int expires_s,
 			      const char *ctype, const char *disposition,
 			      char **url, struct sfs_err *e)
@@ -565,6 +585,7 @@ static const struct sfsi_blob_ops bc_ops = {
 	.pread = bc_pread,
 	.url = bc_url,
 	.close = bc_close,
+	.ready = bc_ready,
 };
 
 enum sfs_status sfsi_bcache_blob_open(struct sfsi_bcache *be, int64_t tenant,

@@ -541,9 +541,15 @@ int sfs_store_write_quick(struct sfs_store *s, int64_t content_size)
 
 int sfs_store_create_quick(struct sfs_store *s)
 {
-	/* a remote store keeps the file until it is sent (remote_pending.c) */
+	/*
+	 * a remote store keeps the file until it is sent (remote_pending.c);
+	 * its name is checked in the directory's listing, which the lookup
+	 * before the create brought, good while the feed follows the server
+	 * (without it, for 1 s: the check could ask the server again)
+	 */
 	if (s->ops)
-		return (sfsi_remote_has(s) & SFS_REMOTE_ID_KEY) != 0;
+		return (sfsi_remote_has(s) & SFS_REMOTE_ID_KEY) &&
+		       sfsi_remote_feed_is_live(s);
 	return sfs_store_write_quick(s, -1);
 }
 

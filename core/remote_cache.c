@@ -634,6 +634,16 @@ void sfsi_rcache_live(struct sfsi_rcache *c, int live)
 		sfsi_rcache_forget_all(c);
 }
 
+int sfsi_rcache_is_live(struct sfsi_rcache *c)
+{
+	int live;
+
+	pthread_mutex_lock(&c->mu);
+	live = c->live;
+	pthread_mutex_unlock(&c->mu);
+	return live;
+}
+
 void sfsi_rcache_forget_all(struct sfsi_rcache *c)
 {
 	struct rdir *d;

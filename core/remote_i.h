@@ -199,6 +199,7 @@ void sfsi_rcache_free(struct sfsi_rcache *c);
  * following makes everything be asked again).
  */
 void sfsi_rcache_live(struct sfsi_rcache *c, int live);
+int sfsi_rcache_is_live(struct sfsi_rcache *c);
 
 /*
  * A fill of directory path: the ticket taken before the request, then
@@ -408,6 +409,11 @@ void sfsi_remote_saw_change(struct sfs_store *s, const char *id, int64_t ino,
 			    const char *dir, int is_dir);
 /* The feed follows the server (1), or does not (0). */
 void sfsi_remote_feed_live(struct sfs_store *s, int live);
+/*
+ * Whether it does now: every listing kept is then good with no time
+ * bound, so a name's check in a directory just looked up asks nothing.
+ */
+int sfsi_remote_feed_is_live(struct sfs_store *s);
 
 /* ---- the store's table ---- */
 

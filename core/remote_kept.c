@@ -280,3 +280,8 @@ void sfsi_remote_feed_live(struct sfs_store *s, int live)
 {
 	sfsi_rcache_live(sfsi_remote_cache(s), live);
 }
+
+int sfsi_remote_feed_is_live(struct sfs_store *s)
+{
+	return sfsi_rcache_is_live(sfsi_remote_cache(s));
+}

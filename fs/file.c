@@ -100,6 +100,71 @@ static struct ofile *find_locked(int64_t ino)
 	return NULL;
 }
 
+/*
+ * files_lock is never held while an of->lock is awaited: a worker may hold
+ * a file's lock across a wait for a server (a writer's base to copy, a
+ * block to fetch), and every open, close and attribute of every open file
+ * takes files_lock. A handle or a look at a file's attributes keeps its
+ * ofile with a reference (refs) instead.
+ */
+
+/* Let go of a reference to of: the last one frees it. */
+static void ofile_put(struct ofile *of)
+{
+	struct ofile **p;
+	int last;
+
+	pthread_mutex_lock(&files_lock);
+	last = --of->refs == 0;
+	if (last)
+		for (p = &files; *p; p = &(*p)->next)
+			if (*p == of) {
+				*p = of->next;
+				break;
+			}
+	pthread_mutex_unlock(&files_lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&of->lock);
+	pthread_cond_destroy(&of->cv);
+	free(of);
+}
+
+/* The open file of ino with a reference (ofile_put), or NULL. */
+static struct ofile *ofile_get(int64_t ino)
+{
+	struct ofile *of;
+
+	pthread_mutex_lock(&files_lock);
+	of = find_locked(ino);
+	if (of)
+		of->refs++;
+	pthread_mutex_unlock(&files_lock);
+	return of;
+}
+
+/*
+ * How many threads hold a file's lock across a wait for something far
+ * away (a server, an object store) or a long copy: while any does, the
+ * reading thread takes no file's lock (fs_file_busy).
+ */
+static int slow_holders;
+
+static void slow_begin(void)
+{
+	__atomic_add_fetch(&slow_holders, 1, __ATOMIC_SEQ_CST);
+}
+
+static void slow_end(void)
+{
+	__atomic_sub_fetch(&slow_holders, 1, __ATOMIC_SEQ_CST);
+}
+
+int fs_file_busy(void)
+{
+	return __atomic_load_n(&slow_holders, __ATOMIC_SEQ_CST) > 0;
+}
+
 /* Attach h to the open file of ino (made if needed). */
 static int ofile_attach(struct fh *h, int64_t ino, const char *id)
 {
@@ -121,13 +186,13 @@ static int ofile_attach(struct fh *h, int64_t ino, const char *id)
 		files = of;
 	}
 	of->refs++;
+	pthread_mutex_unlock(&files_lock);
 	pthread_mutex_lock(&of->lock);
 	h->of = of;
 	h->next = of->handles;
 	of->handles = h;
 	h->version = of->version;
 	pthread_mutex_unlock(&of->lock);
-	pthread_mutex_unlock(&files_lock);
 	return 0;
 }
 
@@ -146,11 +211,8 @@ static struct fh *other_writer(struct ofile *of, const struct fh *h)
 static void ofile_detach(struct fh *h)
 {
 	struct ofile *of = h->of;
-	struct ofile **p;
 	struct fh **q;
-	int last;
 
-	pthread_mutex_lock(&files_lock);
 	pthread_mutex_lock(&of->lock);
 	for (q = &of->handles; *q; q = &(*q)->next)
 		if (*q == h) {
@@ -160,19 +222,7 @@ static void ofile_detach(struct fh *h)
 	if (of->writer == h)
 		of->writer = other_writer(of, h);
 	pthread_mutex_unlock(&of->lock);
-	last = --of->refs == 0;
-	if (last)
-		for (p = &files; *p; p = &(*p)->next)
-			if (*p == of) {
-				*p = of->next;
-				break;
-			}
-	pthread_mutex_unlock(&files_lock);
-	if (!last)
-		return;
-	pthread_mutex_destroy(&of->lock);
-	pthread_cond_destroy(&of->cv);
-	free(of);
+	ofile_put(of);
 }
 
 int fs_file_is_open(int64_t ino)
@@ -187,44 +237,40 @@ int fs_file_is_open(int64_t ino)
 
 int fs_open_attr(int64_t ino, struct stat *st)
 {
-	struct ofile *of;
+	struct ofile *of = ofile_get(ino);
 	struct fh *w;
 	int changed = 0;
 
-	pthread_mutex_lock(&files_lock);
-	of = find_locked(ino);
-	if (of) {
-		pthread_mutex_lock(&of->lock);
-		w = of->writer;
-		if (w && w->stage && w->dirty) {
-			st->st_size = sfs_stage_size(w->stage);
-			st->st_blocks = (st->st_size + 511) / 512;
-			st->st_mtim.tv_sec = w->mtime_ns / 1000000000;
-			st->st_mtim.tv_nsec = w->mtime_ns % 1000000000;
-			st->st_ctim = st->st_mtim;
-			changed = 1;
-		}
-		pthread_mutex_unlock(&of->lock);
+	if (!of)
+		return 0;
+	pthread_mutex_lock(&of->lock);
+	w = of->writer;
+	if (w && w->stage && w->dirty) {
+		st->st_size = sfs_stage_size(w->stage);
+		st->st_blocks = (st->st_size + 511) / 512;
+		st->st_mtim.tv_sec = w->mtime_ns / 1000000000;
+		st->st_mtim.tv_nsec = w->mtime_ns % 1000000000;
+		st->st_ctim = st->st_mtim;
+		changed = 1;
 	}
-	pthread_mutex_unlock(&files_lock);
+	pthread_mutex_unlock(&of->lock);
+	ofile_put(of);
 	return changed;
 }
 
 void fs_open_times(int64_t ino, int64_t mtime_ns)
 {
-	struct ofile *of;
+	struct ofile *of = ofile_get(ino);
 	struct fh *w;
 
-	pthread_mutex_lock(&files_lock);
-	of = find_locked(ino);
-	if (of) {
-		pthread_mutex_lock(&of->lock);
-		w = of->writer;
-		if (w && w->dirty)
-			w->set_mtime_ns = w->mtime_ns = mtime_ns;
-		pthread_mutex_unlock(&of->lock);
-	}
-	pthread_mutex_unlock(&files_lock);
+	if (!of)
+		return;
+	pthread_mutex_lock(&of->lock);
+	w = of->writer;
+	if (w && w->dirty)
+		w->set_mtime_ns = w->mtime_ns = mtime_ns;
+	pthread_mutex_unlock(&of->lock);
+	ofile_put(of);
 }
 
 /*
@@ -305,6 +351,8 @@ again:
 	if (empty)
 		sfs_stage_set_target(h->stage, h->of->id, commit_flags());
 	if (!empty) {
+		/* the base: from a server, an object store, or a big file */
+		slow_begin();
 		ret = open_content(h, fresh);
 		if (ret == -ENODATA) {
 			ret = 0; /* no content (discarded): starts empty */
@@ -312,6 +360,7 @@ again:
 			st = sfs_stage_copy_blob(h->stage, h->blob, &e);
 			ret = -fs_errno(st, &e);
 		}
+		slow_end();
 	}
 	if (ret) {
 		sfs_stage_free(h->stage);
@@ -747,7 +796,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fh *w;
 	size_t got = 0;
 	char *mem;
-	int ret = 0;
+	int ret = 0, slow;
 
 	(void)ino;
 	/* a reader of its own version: straight from the blob (splice) */
@@ -789,9 +838,16 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		st = sfs_stage_pread(w->stage, mem, size, off, &got, &e);
 		ret = -fs_errno(st, &e);
 	} else {
+		/* bytes to fetch: from far away, under the file's lock */
+		slow = !h->blob || h->version != of->version ||
+		       !sfs_blob_ready(h->blob, off, size);
+		if (slow)
+			slow_begin();
 		ret = open_content(h, 0);
 		if (!ret)
 			ret = blob_read(h->blob, mem, size, off);
+		if (slow)
+			slow_end();
 		got = ret < 0 ? 0 : (size_t)ret;
 		ret = ret < 0 ? ret : 0;
 	}
@@ -884,6 +940,38 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	pthread_mutex_unlock(&h->of->lock);
 	fh_free(h);
 	return ret;
+}
+
+int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fh;
+	struct ofile *of;
+	struct fh *w;
+	int quick = 0;
+
+	if (!h)
+		return 0;
+	/* a reader of its own version: the blob, without the file's lock */
+	if (!h->writable && !h->follow)
+		return sfs_blob_ready(h->blob, off, size);
+	of = h->of;
+	/* held by a worker (a commit, a copy from far away): may be long */
+	if (pthread_mutex_trylock(&of->lock))
+		return 0;
+	w = h->stage ? h : h->follow ? of->writer : NULL;
+	if (of->committing) {
+		/* fs_write and fs_read wait for it */
+	} else if (write) {
+		/* without a stage, ensure_stage copies the base */
+		quick = h->stage != NULL;
+	} else if (w && w->stage) {
+		quick = 1; /* the writer's stage: a local file */
+	} else {
+		quick = h->blob && h->version == of->version &&
+			sfs_blob_ready(h->blob, off, size);
+	}
+	pthread_mutex_unlock(&of->lock);
+	return quick;
 }
 
 int fs_file_quick_close(uint64_t fh)

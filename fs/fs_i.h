@@ -351,6 +351,24 @@ int fs_file_is_open(int64_t ino);
 /* utimens of a file being written: kept for its commit. */
 void fs_open_times(int64_t ino, int64_t mtime_ns);
 /*
+ * Whether a read (write 0) or write of size bytes at off on handle fh can
+ * be answered by the reading thread: nothing to wait for but memory and
+ * the local disk. Not when a commit of the file runs, when a worker holds
+ * the file, when a writer's first write must copy its base (from a server
+ * or an object store), or when the bytes read are not in memory or a
+ * local file (sfs_blob_ready): a stalled server must hold only the
+ * reader that needs it, not every request of the mount.
+ */
+int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size);
+/*
+ * Whether a thread holds a file's lock across a wait for something far
+ * away (a writer's base copied from a server, a block fetched for a
+ * writer's handle): then the reading thread answers nothing itself, as
+ * opens, closes, attributes and reads of that file would wait for the
+ * lock. A hint: a wait may begin right after.
+ */
+int fs_file_busy(void);
+/*
  * Whether closing handle fh (fuse_file_info's fh) can be answered by the
  * reading thread: a reader's (it commits nothing), a writer's with
  * nothing left to commit (the release after a flush that committed), or

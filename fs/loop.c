@@ -11,6 +11,7 @@
 #include <linux/fuse.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "speechfs/store.h"
@@ -68,7 +69,8 @@ struct loop {
  * What the reading thread does with a request, by its opcode: one table
  * for the decision (in_place); an opcode not in it only looks.
  * - LOOKS: answered at once (lookup, getattr, xattrs, readdir, open...).
- * - IO (read, write): a lone one answered at once, else by a worker.
+ * - IO (read, write): a lone one answered at once when it waits for
+ *   nothing far away (fs_file_quick_io), else by a worker.
  * - WAITS: it may wait for the disk or the database's lock: a worker.
  * - CHANGE (creates, names, xattrs): a lone one answered at once when
  *   core says its commit will not wait (sfs_store_write_quick: with
@@ -170,13 +172,31 @@ static int lone(struct fuse_session *se)
 }
 
 /*
+ * A read or write that waits for nothing far away (fs_file_quick_io):
+ * fuse_read_in and fuse_write_in both start with fh, offset, size.
+ */
+static int quick_io(const struct fuse_buf *b)
+{
+	const struct fuse_in_header *in = b->mem;
+	const struct fuse_read_in *r = (const void *)(in + 1);
+
+	if (b->size < sizeof(*in) + offsetof(struct fuse_read_in, read_flags))
+		return 0;
+	return fs_file_quick_io(r->fh, in->opcode == FUSE_WRITE,
+				(int64_t)r->offset, r->size);
+}
+
+/*
  * Whether the reading thread answers request b itself (req_kinds). A
  * read or write is handed over only while more requests wait (readahead
  * sends several reads at once: they are served in parallel); a lone one
  * (a sequential reader or writer waiting for it) is answered at once,
  * without the hand-over's extra wakeup (cold sequential reads of 1 GiB:
- * ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200). So is a lone
- * change that core says will not wait: bulk loads of small files with
+ * ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200), unless it would
+ * wait for a server or an object store (bytes not fetched yet, a commit
+ * of the file running, a writer's base to copy: fs_file_quick_io): a
+ * stalled server then holds that reader or writer, not the mount. So is
+ * a lone change that core says will not wait: bulk loads of small files with
  * -o commit=MS, 1,000-1,100 -> 1,500-2,500 files/s, the mount's CPU per
  * file 0.72-0.80 -> 0.37-0.53 ms (load 3). A change that would wait (a
  * batch to open: the database's lock and the pause between batches; the
@@ -189,11 +209,14 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 	/* fuse_flush_in and fuse_release_in start with the handle */
 	const uint64_t *fh = (const void *)(in + 1);
 
+	/* a file's lock is held across a wait: it may be this one's */
+	if (fs_file_busy())
+		return 0;
 	switch (req_kind(b)) {
 	case LOOKS:
 		return 1;
 	case IO:
-		return lone(se);
+		return quick_io(b) && lone(se);
 	case CHANGE:
 		return sfs_store_write_quick(g_fs.store, -1) && lone(se);
 	case CREATE:

@@ -74,6 +74,14 @@ enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
+ * Whether sfs_blob_pread of up to `len` bytes at `off` answers at once:
+ * the bytes are in memory or a local file, not to be fetched from an
+ * object store or a server (whose wait a caller may not afford on a
+ * thread that answers others). A hint: a 0 only means the read may wait.
+ */
+int sfs_blob_ready(struct sfs_blob *b, int64_t off, size_t len);
+
+/*
  * A file descriptor of exactly the blob's bytes when they are in a local
  * file (for sendfile or a decoder that wants a file), else -1. It belongs
  * to the blob: valid until sfs_blob_close().

@@ -290,9 +290,10 @@ int sfs_store_write_quick(struct sfs_store *s, int64_t content_size);
 /*
  * Whether a new empty file's create made now (sfs_file_create, spec.lazy,
  * no content) returns without waiting: as sfs_store_write_quick(s, -1)
- * on a local store; always on a remote store whose server takes idKey
- * (the file is kept in the handle until its first commit: no request,
- * only the lookups that any look at the tree makes). A hint, as above.
+ * on a local store; on a remote store whose server takes idKey while its
+ * change feed follows the server (the file is kept in the handle until
+ * its first commit: no request, only the name's check in the listing,
+ * kept with no time bound while the feed follows). A hint, as above.
  */
 int sfs_store_create_quick(struct sfs_store *s);
 

@@ -541,7 +541,16 @@ static void test_blob_open(void)
 		   SFS_OK);
 	REQUIRE_ST(sfs_blob_open(f.s, f.a.tenant, sha, 0, &b, NULL), SFS_OK);
 	CHECK(sfs_blob_size(b) == (int64_t)sizeof(buf));
+	/*
+	 * a local file's reads wait for nothing far away; an object's
+	 * (S3) wait for its block until it is fetched
+	 */
+	CHECK(sfs_blob_ready(b, 0, sizeof(buf)) == (sfs_blob_fd(b) >= 0));
+	CHECK(sfs_blob_ready(b, sizeof(buf), 10)); /* past the end */
+	CHECK(!sfs_blob_ready(NULL, 0, 1));
 	CHECK_ST(sfs_blob_pread(b, back, sizeof(back), 0, &got, NULL), SFS_OK);
+	CHECK(sfs_blob_ready(b, 0, sizeof(buf)));
+	CHECK(sfs_blob_ready(b, 100, 1 << 20));
 	CHECK(got == sizeof(buf) && !memcmp(back, buf, sizeof(buf)));
 	CHECK_ST(sfs_blob_pread(b, back, 10, 4090, &got, NULL), SFS_OK);
 	CHECK(got == 6 && !memcmp(back, buf + 4090, 6));

@@ -552,8 +552,14 @@ static void test_store_open_url(void)
 				     SFS_BLOB_CACHED, &blob, NULL, NULL),
 		   SFS_OK);
 	CHECK(sfs_blob_size(blob) == 10);
+	/* not fetched yet: a read would wait for the server */
+	CHECK(!sfs_blob_ready(blob, 5, 5));
+	CHECK(sfs_blob_ready(blob, 10, 5)); /* past the end: nothing to fetch */
 	CHECK_ST(sfs_blob_pread(blob, buf, sizeof(buf), 5, &got, NULL), SFS_OK);
 	CHECK(got == 5 && !memcmp(buf, "words", 5));
+	/* its block in memory now: from anywhere in it */
+	CHECK(sfs_blob_ready(blob, 0, 10));
+	CHECK(sfs_blob_ready(blob, 3, 100));
 	sfs_blob_close(blob);
 	__atomic_store_n(&refuse_direct_writes, 0, __ATOMIC_SEQ_CST);
 	CHECK(count_files(cache) == 1);
