@@ -12,9 +12,10 @@ never answered after the server was stopped and continued).
 
 Here a few clients download a file's content while the test stops and
 continues the daemon again and again (paced by the bytes received, no
-sleeps); the file's pages are dropped from the page cache first, so the
-daemon's sendfile() waits for the disk, where the stop finds it. Every
-download must end with exactly the file's bytes."""
+sleeps; each stop waited for until every thread of the daemon is
+stopped); the file's pages are dropped from the page cache first, so
+the daemon's sendfile() waits for the disk, where the stop finds it.
+Every download must end with exactly the file's bytes."""
 import hashlib
 import os
 import pathlib
@@ -35,6 +36,19 @@ def blob_path(store, sha):
                                                     % (sha[:2], sha)))
     assert len(found) == 1, found
     return found[0]
+
+
+def stopped(pid):
+    """Every thread of process pid is stopped: kill(SIGSTOP) returns
+    before they are, and a SIGCONT sent meanwhile takes the stop back."""
+    for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
+        try:
+            stat = (t / "stat").read_text()
+        except OSError:
+            continue  # a thread gone meanwhile
+        if stat[stat.rindex(")") + 2] not in "Tt":
+            return False
+    return True
 
 
 def uncache(path):
@@ -109,6 +123,10 @@ def test_downloads_end_though_the_daemon_is_paused(sfsd_factory):
                         [(d.got, d.length) for d in ds])
                 seen = got
                 proc.send_signal(signal.SIGSTOP)
+                deadline = time.monotonic() + STALL
+                while not stopped(proc.pid):
+                    assert time.monotonic() < deadline, \
+                        "speechfsd does not stop"
                 proc.send_signal(signal.SIGCONT)
                 stops += 1
         finally:
