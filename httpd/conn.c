@@ -24,6 +24,8 @@
 
 /* How often the reaper looks, in ms. */
 #define REAP_MS 250
+/* A pass this much later than due: the daemon did not run meanwhile. */
+#define PAUSED_MS 1000
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reap_cond;
@@ -255,15 +257,38 @@ static void reap(int64_t now)
 	}
 }
 
+/*
+ * Called with the lock held: the daemon did not run for `gap` ns (stopped
+ * and continued -- SIGSTOP, a cgroup freezer, a debugger -- or starved):
+ * that time is not the clients'. Without this, every request head and
+ * body in progress across a pause longer than request_head_timeout was
+ * closed as too slow the moment the daemon ran again, bytes sent during
+ * the pause still unread.
+ */
+static void forgive(int64_t gap)
+{
+	struct conn *c;
+
+	for (c = all.next; c != &all; c = c->next)
+		__atomic_add_fetch(&c->phase_ns, gap, __ATOMIC_RELAXED);
+	sfs_info("conn",
+		 "the daemon did not run for %.1f s: its "
+		 "connections' deadlines move on as much",
+		 (double)gap / 1e9);
+}
+
 static void *reaper_main(void *arg)
 {
 	struct timespec ts;
-	int64_t next;
+	int64_t next = 0, now;
 
 	(void)arg;
 	pthread_mutex_lock(&lock);
 	while (!reaper_stop) {
-		reap(sfs_mono_ns());
+		now = sfs_mono_ns();
+		if (next && now - next > (int64_t)PAUSED_MS * 1000000)
+			forgive(now - next);
+		reap(now);
 		next = sfs_mono_ns() + (int64_t)REAP_MS * 1000000;
 		sfs_mono_ts(&ts, next);
 		pthread_cond_timedwait(&reap_cond, &lock, &ts);

@@ -30,7 +30,8 @@ struct conn {
 	unsigned char key[16]; /* the address (conn_addr_key) */
 	int closing;	       /* shut down by the guard (lock) */
 	enum conn_phase phase;
-	int64_t phase_ns;   /* when the phase began (monotonic) */
+	int64_t phase_ns;   /* when the phase began (monotonic; a pause of
+			     * the daemon moves it on: conn.c forgive) */
 	int64_t body_bytes; /* read in CONN_BODY */
 
 	/* the replies (wire.c), touched only by the connection's thread */

@@ -9,6 +9,8 @@ before the attack's deadlines or after), with room for a loaded machine:
 the speed itself (a second, issue 13) is a benchmark's to measure. Under
 nice 12 on a machine at load 15, one request of the slowloris test took
 2.7 s of the old bound's 1 s."""
+import pathlib
+import signal
 import socket
 import time
 
@@ -159,3 +161,78 @@ def test_slowloris_from_16_addresses(sfsd_factory):
     finally:
         attack.stop.set()
         attack.thread.join(10)
+
+
+def unread(server_port, client_port):
+    """Bytes the daemon has not read yet on its end of a connection from
+    client_port (/proc/net/tcp's rx_queue), None if not there."""
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        local, remote = f[1].split(":"), f[2].split(":")
+        if int(local[1], 16) == server_port and \
+                int(remote[1], 16) == client_port:
+            return int(f[4].split(":")[1], 16)
+    return None
+
+
+def stopped(pid):
+    """Every thread of process pid is stopped (kill() returns before)."""
+    for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
+        stat = (t / "stat").read_text()
+        if stat[stat.rindex(")") + 2] not in "Tt":
+            return False
+    return True
+
+
+def test_a_pause_of_the_daemon_is_not_the_clients_time(sfsd_factory):
+    """The daemon stopped (SIGSTOP: job control, a cgroup freezer, a
+    debugger) for longer than request_head_timeout while a request head
+    is half in, then continued: the head is not cut as slow, as the
+    client was not (the reaper closed every head and body under way the
+    moment the daemon ran again)."""
+    c = sfsd_factory({"http.request_head_timeout": "2"})
+    proc = c.daemon.proc
+    port = int(c.base.rsplit(":", 1)[1])
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    with eu.connect(c.base) as s:
+        s.sendall(req + b"\r\n")
+        r, rest = eu.read_response(s)
+        assert r.status == 200
+        me = s.getsockname()[1]
+        s.sendall(req)      # half of the next head: read, then a pause
+        deadline = time.monotonic() + 30
+        while unread(port, me) != 0:
+            assert time.monotonic() < deadline, unread(port, me)
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            while not stopped(proc.pid):
+                assert time.monotonic() < deadline, "it does not stop"
+                time.sleep(0.01)
+            paused = time.monotonic()
+            # the pause itself: twice the head's deadline
+            while time.monotonic() < paused + 4:
+                time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        # the reaper's first look after the pause: it says so (or, as it
+        # was, it closes the connection)
+        log = c.daemon.log
+        closed = None
+        while "did not run for" not in log.read_text():
+            s.settimeout(0.05)
+            try:
+                if not s.recv(4096):
+                    closed = "closed"
+                    break
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                closed = "reset"
+                break
+            assert time.monotonic() < deadline + 30, "no word of the pause"
+        assert closed is None, "the head was cut after the pause: " + closed
+        s.settimeout(10)
+        s.sendall(b"\r\n")
+        r, rest = eu.read_response(s)
+        assert r.status == 200
