@@ -1385,6 +1385,98 @@ static void test_small_bodies_go_with_their_head(void)
 	th_rmrf(dir);
 }
 
+/* An endless body of zeros; how many bytes it gave. */
+struct endless {
+	int64_t given;
+};
+
+static ssize_t endless_source(void *arg, char *buf, size_t len)
+{
+	struct endless *x = arg;
+
+	memset(buf, 0, len);
+	__atomic_add_fetch(&x->given, (int64_t)len, __ATOMIC_SEQ_CST);
+	return (ssize_t)len;
+}
+
+struct cut {
+	struct sfs_remote *r;
+	struct endless body;
+	int cancel;
+	int done;
+	enum sfs_status st;
+};
+
+static void *cut_request(void *arg)
+{
+	struct cut *c = arg;
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = {
+		.method = "PUT",
+		.path = "/api/v1/speech-services/files/"
+			"00000000-0000-4000-8000-000000000001/content",
+		.fd = -1,
+		.source = endless_source,
+		.source_arg = &c->body,
+		.cancel = &c->cancel,
+	};
+
+	c->st = sfsi_remote_request(c->r, &q, &b, NULL);
+	sfs_buf_release(&b);
+	__atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * A request cancelled while libcurl waits for its socket (a server that
+ * reads nothing: its buffers full), not in the body's source, ends then,
+ * not when the stall reaches the connection's timeout (600 s here): the
+ * progress callback reads the cancel (review s14 finding 2).
+ */
+static void test_cancel_reaches_a_stalled_transfer(void)
+{
+	struct fake f = { .doc_status = 404,
+			  .doc = "{\"status_code\":404,"
+				 "\"error_type\":\"not_found\"}" };
+	struct cut c = { 0 };
+	int64_t t0, seen[11];
+	char url[64];
+	pthread_t t, th;
+	int i, started;
+
+	fake_start(&f, &t, url, sizeof(url));
+	REQUIRE_ST(sfs_remote_open(url, "sfs_key", 600, &c.r, NULL), SFS_OK);
+	/* the stand-in stops accepting; its socket still takes connections */
+	__atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(t, NULL);
+	started = !pthread_create(&th, NULL, cut_request, &c);
+	REQUIRE(started);
+	/* the body stopped: the source is not called for 10 looks running */
+	t0 = sfs_mono_ns();
+	for (i = 0;; i++) {
+		seen[i % 11] = __atomic_load_n(&c.body.given, __ATOMIC_SEQ_CST);
+		if ((i >= 10 && seen[i % 11] > 0 &&
+		     seen[i % 11] == seen[(i + 1) % 11]) ||
+		    sfs_mono_ns() - t0 > 60000000000LL)
+			break;
+		usleep(20000);
+	}
+	CHECK(seen[i % 11] > 0 && seen[i % 11] == seen[(i + 1) % 11]);
+	CHECK(!__atomic_load_n(&c.done, __ATOMIC_SEQ_CST));
+	__atomic_store_n(&c.cancel, 1, __ATOMIC_RELAXED);
+	t0 = sfs_mono_ns();
+	while (!__atomic_load_n(&c.done, __ATOMIC_SEQ_CST) &&
+	       sfs_mono_ns() - t0 < 60000000000LL)
+		usleep(10000);
+	CHECK(__atomic_load_n(&c.done, __ATOMIC_SEQ_CST));
+	/* ended in any case, so that the thread can be joined */
+	sfsi_remote_abort(c.r);
+	pthread_join(th, NULL);
+	CHECK_ST(c.st, SFS_UNAVAILABLE);
+	sfs_remote_close(c.r);
+	close(f.fd);
+}
+
 /*
  * A listing's "total" is the server's word only: one that would wrap the
  * list's size (a buggy or hostile server) must not overrun it, and an
@@ -1516,6 +1608,7 @@ int main(void)
 	RUN(test_listing_total_is_a_hint);
 	RUN(test_listing_follows_the_cursor);
 	RUN(test_small_bodies_go_with_their_head);
+	RUN(test_cancel_reaches_a_stalled_transfer);
 	RUN(test_against_a_daemon);
 	RUN(test_store_open_url);
 	RUN(test_slow_form_upload);
