@@ -258,11 +258,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = -EROFS;
 	if (ret)
 		goto out;
-	/* what it leaves stays (fs_dir_keep; not the root, nor the trash) */
-	if (FS_KIND(parent) == FS_DIR && src.kind == FS_DIR)
+	/* the directory it leaves stays (fs_dir_keep; not the root, the
+	 * trash, another's tree, nor one it is renamed within) */
+	if (FS_KIND(parent) == FS_DIR && parent != newparent &&
+	    src.kind == FS_DIR)
 		fs_dir_keep_parent(src.dir);
-	else if (FS_KIND(parent) == FS_DIR && src.kind == FS_FILE &&
-		 strcmp(src.f.path, np.dir))
+	else if (FS_KIND(parent) == FS_DIR && parent != newparent &&
+		 src.kind == FS_FILE)
 		fs_dir_keep(src.f.path);
 	if (src.kind == FS_DIR) {
 		ret = fs_child_dir(np.dir, newname, tdir, sizeof(tdir));

@@ -276,8 +276,9 @@ def test_a_directory_emptied_through_the_mount_stays_until_rmdir(store,
     until rmdir, as a directory does: the kernel asks for a directory
     again once its entry is 1 s old, and rm -r's last rmdir must find it
     then (it failed when rm -r took longer). Through the API the last
-    file's delete still takes its directory along. Not a remote mount's
-    (its server has no call that keeps a directory: fs/README.md)."""
+    file's delete still takes its directory along, and a rename within a
+    directory leaves it as it was. Not a remote mount's (its server has
+    no call that keeps a directory: fs/README.md)."""
     import requests
     d, _, users = store
     url, keys = api
@@ -301,9 +302,16 @@ def test_a_directory_emptied_through_the_mount_stays_until_rmdir(store,
     upload("a", "/rm/")
     upload("b", "/mv/")
     upload("c", "/up/sub/")
+    upload("r", "/ren/a/")
     api_id = upload("z", "/api/")
     m = Mount(d, users[0])
     try:
+        # renamed within its directory: that one loses nothing, stays
+        # as the API made it
+        os.rename(m.path("ren", "a"), m.path("ren", "b"))
+        assert in_store("/ren/") == (200, False)
+        os.rename(m.path("ren", "b", "r.txt"), m.path("ren", "b", "s.txt"))
+        assert in_store("/ren/b/") == (200, False)
         os.unlink(m.path("rm", "a.txt"))
         os.rename(m.path("mv", "b.txt"), m.path("b.txt"))
         os.unlink(m.path("up", "sub", "c.txt"))
