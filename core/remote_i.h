@@ -128,11 +128,6 @@ struct sfsi_remote_body {
 	int fd;
 	sfsi_remote_source source;
 	void *source_arg;
-	/*
-	 * Set to non-zero by another thread (atomically), the transfer ends
-	 * within about a second, wherever it waits (or NULL).
-	 */
-	const int *cancel;
 	struct sfs_buf form; /* a small form, whole (when whole) */
 	char ctype[96];	     /* its Content-Type header line */
 	int whole;

@@ -174,7 +174,6 @@ static enum sfs_status settle(struct sfs_stage *content, struct sfs_err *e)
 	return sfsi_stage_hash(content, e);
 }
 
-/* The server holds what the stage holds (sha256 and size), or SFS_IO. */
 /*
  * The server holds the bytes sent: its answer's size and CRC32C (crc32c,
  * -1 when it gave none) are the stage's when the stage has only that,

@@ -20,7 +20,7 @@
 #define CORS_EXPOSE_HEADERS                                                    \
 	"X-Request-Id, ETag, Last-Modified, Content-Range, "                   \
 	"Content-Disposition, Accept-Ranges, Retry-After, Allow, "             \
-	"WWW-Authenticate"
+	"WWW-Authenticate, X-Speechfs-Content-Crc32c, X-Speechfs-Directory"
 #define CORS_MAX_AGE "600"
 
 /* Is `origin` in the list (comma or space separated, or "*")? */

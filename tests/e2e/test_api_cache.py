@@ -256,8 +256,10 @@ def test_cors_for_listed_origins(sfsd_factory):
         assert r.status_code == want
         assert r.headers["Access-Control-Allow-Origin"] == \
             "http://localhost:3000"
-        exposed = r.headers["Access-Control-Expose-Headers"]
-        assert "ETag" in exposed and "X-Request-Id" in exposed
+        exposed = r.headers["Access-Control-Expose-Headers"].split(", ")
+        for h in ("ETag", "X-Request-Id", "X-Speechfs-Content-Crc32c",
+                  "X-Speechfs-Directory"):
+            assert h in exposed
         assert r.headers["Vary"] == "Origin"
     r = c.get("", who=None, headers={"Origin": good})
     assert r.status_code == 401
