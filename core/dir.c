@@ -74,10 +74,15 @@ enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
 	return stamp(d, owner, path, now_ns, 0, e);
 }
 
-/* Adjust one directory row; *changed says whether it appeared/vanished. */
+/*
+ * Adjust one directory row; *changed says whether it appeared or vanished
+ * (1), or stayed, made explicit, where it would have vanished (2: keep,
+ * sfs_store_keep_dirs).
+ */
 static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
-				 size_t len, int delta, int64_t now_ns,
-				 int *changed, struct sfs_err *e)
+				 size_t len, int delta, int keep,
+				 int64_t now_ns, int *changed,
+				 struct sfs_err *e)
 {
 	struct db_stmt *st;
 	size_t plen = parent_len(path, len);
@@ -119,6 +124,18 @@ static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 		*changed = len > 1;
 		return sfsi_db_run(st, e);
 	}
+	if (nfiles + delta <= 0 && !explicit_ && len > 1 && keep) {
+		st = sfsi_db_prep(d,
+				  "UPDATE dir SET explicit = 1, nfiles = 0"
+				  " WHERE owner_id = ?1 AND path = ?2",
+				  e);
+		if (!st)
+			return SFS_IO;
+		sfsi_db_bind_int(st, 1, owner);
+		sfsi_db_bind_textn(st, 2, path, len);
+		*changed = 2;
+		return sfsi_db_run(st, e);
+	}
 	if (nfiles + delta <= 0 && !explicit_ && len > 1) {
 		st = sfsi_db_prep(d,
 				  "DELETE FROM dir WHERE owner_id = ?1"
@@ -148,13 +165,25 @@ enum sfs_status sfsi_dir_count(struct db *d, int64_t owner, const char *path,
 {
 	size_t len = strlen(path), i;
 	enum sfs_status ret;
-	int changed = 0;
+	int changed = 0, keep;
 
+	/*
+	 * An entry leaving path through a handle that keeps directories:
+	 * path stays where it would vanish, explicit; its ancestors then
+	 * count it instead of what left (one less to take).
+	 */
+	keep = delta < 0 && sfsi_db_store(d)->keep_dirs;
 	/* deepest first, so a vanished child bumps its parent's mtime */
 	for (i = len; i > 0;) {
-		ret = count_one(d, owner, path, i, delta, now_ns, &changed, e);
+		ret = count_one(d, owner, path, i, delta, keep && i == len,
+				now_ns, &changed, e);
 		if (ret)
 			return ret;
+		if (changed == 2) {
+			changed = 0;
+			if (++delta == 0)
+				break;
+		}
 		i = parent_len(path, i);
 		if (changed && i) {
 			char parent[SFS_VPATH_MAX + 1];
@@ -484,68 +513,6 @@ static int dir_row(struct db *d, int64_t owner, const char *path,
 	}
 	sfsi_db_reset(st);
 	return rc;
-}
-
-enum sfs_status sfs_dir_keep(struct sfs_store *s, const struct sfs_actor *a,
-			     const char *path, struct sfs_err *e)
-{
-	if (s->ops)
-		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
-				"not on a remote store");
-	struct sfs_buf p = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
-	struct db *d = NULL;
-	struct db_stmt *st;
-	enum sfs_status ret;
-	int64_t nfiles = 0;
-	int rc, explicit_ = 0;
-
-	ret = sfsi_need_scope(a, SFS_SCOPE_WRITE, e);
-	if (!ret)
-		ret = check_path(path, &p, e);
-	if (ret || !strcmp(p.buf, "/"))
-		goto out;
-	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = sfsi_db_begin(d, e);
-	if (ret)
-		goto out;
-	rc = dir_row(d, a->user, p.buf, &nfiles, &explicit_, e);
-	if (rc != 1) {
-		ret = rc < 0 ? SFS_IO
-			     : sfs_errf(e, SFS_NOT_FOUND,
-					SFS_R_DIRECTORY_NOT_FOUND,
-					"no such directory");
-		goto out;
-	}
-	if (!explicit_) {
-		st = sfsi_db_prep(d,
-				  "UPDATE dir SET explicit = 1"
-				  " WHERE owner_id = ?1 AND path = ?2",
-				  e);
-		ret = st ? SFS_OK : SFS_IO;
-		if (st) {
-			sfsi_db_bind_int(st, 1, a->user);
-			sfsi_db_bind_text(st, 2, p.buf);
-			ret = sfsi_db_run(st, e);
-		}
-		/* its ancestors count it now, as they count a mkdir's */
-		if (!ret) {
-			char parent[SFS_VPATH_MAX + 1];
-
-			sfs_strlcpy(parent, p.buf,
-				    parent_len(p.buf, p.len) + 1);
-			ret = sfsi_dir_count(d, a->user, parent, 1,
-					     sfs_now_ns(), e);
-		}
-	}
-	if (!ret)
-		ret = sfsi_db_commit(d, e);
-out:
-	if (d && ret)
-		sfsi_db_rollback(d);
-	sfsi_db_put(d);
-	sfs_buf_release(&p);
-	return ret;
 }
 
 /* Every file and directory below `from` moves below `to` (one statement

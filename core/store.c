@@ -581,6 +581,11 @@ int sfs_store_change_fd(struct sfs_store *s)
 	return s->ops ? s->ops->change_fd(s) : sfsi_db_change_fd(s);
 }
 
+void sfs_store_keep_dirs(struct sfs_store *s, int on)
+{
+	s->keep_dirs = !!on;
+}
+
 const char *sfs_store_dir(const struct sfs_store *s)
 {
 	return s->dir;

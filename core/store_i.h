@@ -30,6 +30,7 @@ struct sfs_store {
 	void *blob_state;
 	unsigned char secret[32]; /* JWT / signed-URL key */
 	int64_t origin;		  /* tags the changes of this handle */
+	int keep_dirs; /* sfs_store_keep_dirs: emptied directories stay */
 
 	/* group commit (db_txn.c): commits made without syncing, and synced */
 	pthread_mutex_t sync_mu;

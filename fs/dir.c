@@ -536,8 +536,6 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ret = fs_is_file_kind(n.kind) ? -ENOTDIR : -EPERM;
 	if (!ret && g_fs.ro)
 		ret = -EROFS;
-	if (!ret && FS_KIND(parent) == FS_DIR)
-		fs_dir_keep_parent(n.dir);
 	if (!ret) {
 		st = sfs_dir_remove(g_fs.store, &g_fs.actor, n.dir, &e);
 		ret = -fs_errno(st, &e);
@@ -545,46 +543,6 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	fs_node_release(&n);
 	fuse_reply_err(req, -ret);
-}
-
-/*
- * A directory the API made vanishes with its last entry; one that loses
- * it through the mount stays, made explicit, until rmdir, as a directory
- * does. The kernel asks for a directory again once its entry is 1 s old:
- * rm -r of one that took longer found it gone before its last rmdir, and
- * the kernel refused that rmdir. Not on a remote store (no such call).
- */
-void fs_dir_keep(const char *vdir)
-{
-	struct sfs_dir_info di;
-	struct sfs_err e;
-	enum sfs_status st;
-
-	if (g_fs.ro || !vdir || !strcmp(vdir, "/") ||
-	    sfs_store_is_remote(g_fs.store))
-		return;
-	sfs_err_init(&e);
-	if (sfs_dir_stat(g_fs.store, &g_fs.actor, vdir, &di, &e) ||
-	    di.explicit_ || di.nfiles > 1)
-		return;
-	sfs_err_init(&e);
-	st = sfs_dir_keep(g_fs.store, &g_fs.actor, vdir, &e);
-	if (st && st != SFS_NOT_FOUND)
-		sfs_warn("fs", "cannot keep the directory '%s': %s", vdir,
-			 e.message);
-}
-
-void fs_dir_keep_parent(const char *vdir)
-{
-	char parent[SFS_VPATH_MAX + 2];
-	size_t len = strlen(vdir);
-
-	if (len < 2 || len >= sizeof(parent) || vdir[len - 1] != '/')
-		return;
-	memcpy(parent, vdir, len - 1);
-	parent[len - 1] = '\0';
-	*(strrchr(parent, '/') + 1) = '\0';
-	fs_dir_keep(parent);
 }
 
 void fs_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -161,8 +161,6 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ret = -EACCES;
 	else if (!ret && !fs_is_file_kind(n.kind))
 		ret = -EISDIR;
-	if (!ret && FS_KIND(parent) == FS_DIR && n.kind == FS_FILE)
-		fs_dir_keep(n.f.path);
 	if (!ret) {
 		st = sfs_file_delete(g_fs.store, &g_fs.actor, n.f.id,
 				     n.kind == FS_TRASH_FILE, &e);
@@ -258,14 +256,6 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = -EROFS;
 	if (ret)
 		goto out;
-	/* the directory it leaves stays (fs_dir_keep; not the root, the
-	 * trash, another's tree, nor one it is renamed within) */
-	if (FS_KIND(parent) == FS_DIR && parent != newparent &&
-	    src.kind == FS_DIR)
-		fs_dir_keep_parent(src.dir);
-	else if (FS_KIND(parent) == FS_DIR && parent != newparent &&
-		 src.kind == FS_FILE)
-		fs_dir_keep(src.f.path);
 	if (src.kind == FS_DIR) {
 		ret = fs_child_dir(np.dir, newname, tdir, sizeof(tdir));
 		if (!ret)

@@ -307,13 +307,6 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_statfs(fuse_req_t req, fuse_ino_t ino);
 /* The vpath a directory node shows, for a change below it; 0 / -errno. */
 int fs_dir_of(uint64_t node, struct fs_node *n);
-/*
- * An entry is about to leave the user's directory vdir through the
- * mount: if it is the last, vdir is made explicit (sfs_dir_keep), so it
- * stays until rmdir. _parent: of directory vdir's parent.
- */
-void fs_dir_keep(const char *vdir);
-void fs_dir_keep_parent(const char *vdir);
 
 /* ---- shared.c: /.shared/ ---------------------------------------------- */
 

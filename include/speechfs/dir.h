@@ -42,18 +42,6 @@ enum sfs_status sfs_dir_make(struct sfs_store *s, const struct sfs_actor *a,
 			     const char *path,
 			     struct sfs_err *e) SFS_MUST_CHECK;
 
-/*
- * Make an existing directory explicit (its ancestors count it, as a
- * mkdir's): it then stays when its last file goes, until sfs_dir_remove.
- * SFS_OK when it was explicit already or is "/"; SFS_NOT_FOUND when there
- * is no such directory; SFS_UNSUPPORTED on a remote store. The mount
- * calls it before it takes the last entry out of a directory the API
- * made (a directory stays until rmdir).
- */
-enum sfs_status sfs_dir_keep(struct sfs_store *s, const struct sfs_actor *a,
-			     const char *path,
-			     struct sfs_err *e) SFS_MUST_CHECK;
-
 /* Remove an empty directory. SFS_CONFLICT when not empty. */
 enum sfs_status sfs_dir_remove(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *path,

@@ -170,6 +170,17 @@ const char *sfs_store_dir(const struct sfs_store *s);
  * its directory: every commit writes its WAL there).
  */
 int sfs_store_change_fd(struct sfs_store *s);
+/*
+ * How a directory the API made (implicit: it exists while it holds
+ * something) behaves when its last entry leaves through this handle
+ * (a delete, a move out, the removal of its last subdirectory). By
+ * default it vanishes with it, as the REST API has it. With on, it
+ * stays, made explicit in the same transaction (as by sfs_dir_make),
+ * until sfs_dir_remove: a directory of a file system does not vanish
+ * when emptied, and the mount turns this on. A local store's handle; a
+ * remote store follows its server's rule.
+ */
+void sfs_store_keep_dirs(struct sfs_store *s, int on);
 /* Was it opened by sfs_store_open_url (remote.h)? */
 int sfs_store_is_remote(const struct sfs_store *s);
 /*

@@ -338,53 +338,59 @@ static void test_explicit(void)
 }
 
 /*
- * sfs_dir_keep: a directory the API made (implicit) made explicit, as the
- * mount does before it takes its last entry out: it stays after its last
- * file, keeps its row (the mount's node id), is counted by its parents
- * as a mkdir's is, and goes with sfs_dir_remove.
+ * sfs_store_keep_dirs: a directory the API made (implicit) that loses its
+ * last entry through such a handle stays, made explicit in the same
+ * transaction, with its row (its node id): by a delete, a move out, a
+ * directory moved out, the removal of its last subdirectory. Without it
+ * the directory vanishes (the REST API's rule: test_remove and the rest).
  */
 static void test_keep(void)
 {
 	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE];
 	struct sfs_dir_info before, di;
-	struct sfs_err e;
-	unsigned scopes;
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
+	sfs_store_keep_dirs(f.s, 1);
 	REQUIRE_ST(mk(&f, "/k/l/", id), SFS_OK);
+	REQUIRE_ST(mk(&f, "/k/l/", id2), SFS_OK);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/k/l/", &before, NULL), SFS_OK);
-	CHECK(is_explicit(&f, "/k/l/") == 0 && nfiles(&f, "/k/") == 1);
-	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/k/l/", NULL), SFS_OK);
-	CHECK(is_explicit(&f, "/k/l/") == 1 && nfiles(&f, "/k/l/") == 1);
-	CHECK(nfiles(&f, "/k/") == 2 && nfiles(&f, "/") == 2);
-	CHECK(dirs_consistent(&f) == 0);
-	/* again: nothing changes */
-	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/k/l/", NULL), SFS_OK);
-	CHECK(nfiles(&f, "/k/") == 2 && dirs_consistent(&f) == 0);
-	/* its last file goes, it stays, the same row */
+	CHECK(is_explicit(&f, "/k/l/") == 0 && nfiles(&f, "/k/") == 2);
+	/* not its last: nothing is kept */
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/k/l/") == 0 && nfiles(&f, "/k/l/") == 1);
+	/* its last file goes: it stays, the same row, counted as a mkdir's */
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
 	REQUIRE_ST(sfs_dir_stat(f.s, &f.a, "/k/l/", &di, NULL), SFS_OK);
 	CHECK(di.ino == before.ino && di.nfiles == 0 && di.explicit_);
-	CHECK(nfiles(&f, "/k/") == 1);
+	CHECK(di.mtime_ns >= before.mtime_ns);
+	CHECK(nfiles(&f, "/k/") == 1 && is_explicit(&f, "/k/") == 0);
+	CHECK(nfiles(&f, "/") == 1);
 	CHECK(dirs_consistent(&f) == 0);
-	/* removed, and its parent (implicit, nothing else) with it */
+	/* its removal empties its implicit parent, which stays too */
 	CHECK_ST(sfs_dir_remove(f.s, &f.a, "/k/l/", NULL), SFS_OK);
-	CHECK(nfiles(&f, "/k/l/") == -1 && nfiles(&f, "/k/") == -1);
+	CHECK(nfiles(&f, "/k/l/") == -1);
+	CHECK(is_explicit(&f, "/k/") == 1 && nfiles(&f, "/k/") == 0);
 	CHECK(dirs_consistent(&f) == 0);
-	/* none, the root, bad paths, another user's, scopes */
-	sfs_err_init(&e);
-	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/k/", &e), SFS_NOT_FOUND);
-	CHECK(e.reason == SFS_R_DIRECTORY_NOT_FOUND);
-	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/", NULL), SFS_OK);
-	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/bad", NULL), SFS_INVALID);
-	REQUIRE_ST(mk(&f, "/m/", id2), SFS_OK);
-	CHECK_ST(sfs_dir_keep(f.s, &f.b, "/m/", NULL), SFS_NOT_FOUND);
-	scopes = f.a.scopes;
-	f.a.scopes = SFS_SCOPE_READ;
-	CHECK_ST(sfs_dir_keep(f.s, &f.a, "/m/", NULL), SFS_FORBIDDEN);
-	f.a.scopes = scopes;
-	CHECK(is_explicit(&f, "/m/") == 0);
+	/* a file moved out */
+	REQUIRE_ST(mk(&f, "/m/", id), SFS_OK);
+	CHECK_ST(move(&f, id, "/k/"), SFS_OK);
+	CHECK(is_explicit(&f, "/m/") == 1 && nfiles(&f, "/m/") == 0);
+	CHECK(nfiles(&f, "/k/") == 1 && dirs_consistent(&f) == 0);
+	/* a directory moved out of its implicit parent */
+	REQUIRE_ST(mk(&f, "/p/q/", id2), SFS_OK);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/p/q/", "/k/q/", NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/p/") == 1 && nfiles(&f, "/p/") == 0);
+	CHECK(nfiles(&f, "/k/") == 2 && dirs_consistent(&f) == 0);
+	/* moved within its directory: nothing leaves, nothing is kept */
+	REQUIRE_ST(mk(&f, "/r/", id2), SFS_OK);
+	CHECK_ST(sfs_dir_rename(f.s, &f.a, "/r/", "/s/", NULL), SFS_OK);
+	CHECK(nfiles(&f, "/r/") == -1 && is_explicit(&f, "/s/") == 0);
+	CHECK(dirs_consistent(&f) == 0);
+	/* and without the handle's mode, as before: it vanishes */
+	sfs_store_keep_dirs(f.s, 0);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/s/") == -1 && dirs_consistent(&f) == 0);
 	fx_close(&f);
 }
 
