@@ -54,6 +54,7 @@ struct pgstmt {
 	char name[16];
 	unsigned gen; /* connection generation it was prepared in; 0: not */
 	int write;
+	int each_run; /* sent with its text, planned at each run (no name) */
 	int np;
 	char **val;
 	int *len, *fmt;

@@ -40,6 +40,12 @@ int sfsi_pg_cancel(const int64_t *domain);
 /* The SQLite-dialect text `sql` in PostgreSQL's (malloc'd; NULL: no
  * memory); *nparams is the highest parameter number. */
 char *sfsi_pg_rewrite(const char *sql, int *nparams);
+/*
+ * Whether PostgreSQL's text `pgsql` has a LIKE whose pattern is a
+ * parameter (ILIKE $n): such a statement is planned at each run, with
+ * its values (sfsi_pg_prep).
+ */
+int sfsi_pg_binds_pattern(const char *pgsql);
 /* Whether the statement's first word is w (any case). */
 int sfsi_pg_first_word_is(const char *sql, const char *w);
 

@@ -259,6 +259,25 @@ char *sfsi_pg_rewrite(const char *sql, int *nparams)
 	return out;
 }
 
+int sfsi_pg_binds_pattern(const char *pgsql)
+{
+	const char *p = pgsql;
+
+	while (*p) {
+		if (*p == '\'' || *p == '"') {
+			p = skip_quoted(p);
+		} else if (!strncmp(p, "ILIKE", 5) &&
+			   (p == pgsql || !is_word(p[-1])) && !is_word(p[5])) {
+			p += 5;
+			if (*skip_ws(p) == '$')
+				return 1;
+		} else {
+			p++;
+		}
+	}
+	return 0;
+}
+
 int sfsi_pg_first_word_is(const char *sql, const char *w)
 {
 	sql = skip_ws(sql);

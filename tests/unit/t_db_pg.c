@@ -125,6 +125,33 @@ static void test_order_nocase(void)
 		 "SELECT binary FROM t WHERE a = b COLLATE BINARYX", 0));
 }
 
+/*
+ * A LIKE whose pattern is a parameter makes a statement planned at each
+ * run (db_pg.c: PostgreSQL's generic plan costs every pattern alike); a
+ * pattern written in the text does not.
+ */
+static int binds(const char *sql)
+{
+	int n;
+	char *out = sfsi_pg_rewrite(sql, &n);
+	int b = out ? sfsi_pg_binds_pattern(out) : -1;
+
+	free(out);
+	return b;
+}
+
+static void test_binds_pattern(void)
+{
+	CHECK(binds("SELECT id FROM file WHERE name LIKE ?2 ESCAPE '\\'") == 1);
+	CHECK(binds("SELECT id FROM file WHERE name NOT LIKE ?") == 1);
+	CHECK(binds("SELECT id FROM file WHERE name LIKE\n ?3") == 1);
+	CHECK(binds("SELECT key FROM setting WHERE key LIKE 'blob.%'") == 0);
+	CHECK(binds("SELECT id FROM t WHERE a LIKE '%ILIKE $1%' AND b = ?") ==
+	      0);
+	CHECK(binds("SELECT id FROM file WHERE name = ?") == 0);
+	CHECK(binds("SELECT id FROM file WHERE dir = ? ORDER BY name") == 0);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_ERROR);
@@ -132,5 +159,6 @@ int main(void)
 	RUN(test_words);
 	RUN(test_insert_or_ignore);
 	RUN(test_order_nocase);
+	RUN(test_binds_pattern);
 	return th_report();
 }
