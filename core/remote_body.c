@@ -138,6 +138,40 @@ static int form_inline(const struct sfsi_remote_req *q,
 	return 0;
 }
 
+#define CRC_HEADER "X-Speechfs-Content-Crc32c"
+
+/* "X-Speechfs-Content-Crc32c: <base64 of the 4 bytes, big-endian>" */
+static int crc_line(uint32_t crc, char *out, size_t size)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+				  "qrstuvwxyz0123456789+/";
+	unsigned char v[4] = { (unsigned char)(crc >> 24),
+			       (unsigned char)(crc >> 16),
+			       (unsigned char)(crc >> 8), (unsigned char)crc };
+
+	return snprintf(out, size,
+			CRC_HEADER ": %c%c%c%c%c%c==", b64[v[0] >> 2],
+			b64[(v[0] & 3) << 4 | v[1] >> 4],
+			b64[(v[1] & 15) << 2 | v[2] >> 6], b64[v[2] & 63],
+			b64[v[3] >> 2], b64[(v[3] & 3) << 4]) >= (int)size;
+}
+
+/* A stream's trailer: the CRC32C of what it sent, known at its end. */
+static int on_trailer(struct curl_slist **list, void *arg)
+{
+	struct sfsi_remote_body *u = arg;
+	struct curl_slist *l;
+	char line[64];
+
+	if (crc_line(*u->crc32c, line, sizeof(line)))
+		return CURL_TRAILERFUNC_ABORT;
+	l = curl_slist_append(*list, line);
+	if (!l)
+		return CURL_TRAILERFUNC_ABORT;
+	*list = l;
+	return CURL_TRAILERFUNC_OK;
+}
+
 /*
  * The request's body: a stream from q->source, a file's bytes (u), a
  * multipart form, or JSON. The form's mime (the caller frees it), else
@@ -197,11 +231,26 @@ struct curl_slist *sfsi_remote_body_set(struct sfsi_remote_body *body,
 					struct curl_slist *h)
 {
 	CURL *c = curl;
+	char line[64];
 
 	memset(body, 0, sizeof(*body));
 	body->fd = q->fd;
 	body->source = q->source;
 	body->source_arg = q->source_arg;
+	/*
+	 * The CRC32C of what is sent goes with it: the server refuses other
+	 * bytes before it stores them (a stream's is known at its end only:
+	 * its trailer)
+	 */
+	body->crc32c = q->content_crc32c;
+	if (q->content_crc32c && q->source) {
+		h = curl_slist_append(h, "Trailer: " CRC_HEADER);
+		curl_easy_setopt(c, CURLOPT_TRAILERFUNCTION, on_trailer);
+		curl_easy_setopt(c, CURLOPT_TRAILERDATA, body);
+	} else if (q->content_crc32c &&
+		   !crc_line(*q->content_crc32c, line, sizeof(line))) {
+		h = curl_slist_append(h, line);
+	}
 	body->whole = form_inline(q, body) == 0;
 	if (body->whole) {
 		h = curl_slist_append(h, body->ctype);

@@ -87,6 +87,13 @@ struct sfsi_remote_req {
 	 * asked)
 	 */
 	int64_t *crc32c;
+	/*
+	 * The CRC32C of what the body sends, sent as
+	 * X-Speechfs-Content-Crc32c so that the server refuses other bytes
+	 * before it stores them: a header, or for a body from source its
+	 * trailer, read when the source has ended the body (NULL: none)
+	 */
+	const uint32_t *content_crc32c;
 };
 
 /*
@@ -103,13 +110,15 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
  * sfs_remote_set_content, and the answer's X-Speechfs-Directory into
  * dir_state[dir_state_size] ("" when none; NULL: not asked), its
  * X-Speechfs-Content-Crc32c into *crc32c (as sfsi_remote_req's; NULL:
- * not asked).
+ * not asked); send_crc32c: the CRC32C of fd's bytes, sent with them
+ * (sfsi_remote_req's content_crc32c; NULL: none).
  */
 enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 					int fd, const char *if_match,
 					unsigned flags, struct sfs_file *out,
 					char *dir_state, size_t dir_state_size,
 					int64_t *crc32c,
+					const uint32_t *send_crc32c,
 					struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Room for a directory's state (X-Speechfs-Directory). */
@@ -128,8 +137,9 @@ struct sfsi_remote_body {
 	int fd;
 	sfsi_remote_source source;
 	void *source_arg;
-	struct sfs_buf form; /* a small form, whole (when whole) */
-	char ctype[96];	     /* its Content-Type header line */
+	const uint32_t *crc32c; /* q->content_crc32c, for a trailer */
+	struct sfs_buf form;	/* a small form, whole (when whole) */
+	char ctype[96];		/* its Content-Type header line */
 	int whole;
 	void *mime; /* a larger form's curl_mime, or NULL */
 };

@@ -44,6 +44,7 @@ struct rstream {
 	struct sfs_buf answer;
 	long code;
 	int64_t crc32c;
+	uint32_t sent_crc; /* the stage's CRC32C, once the body ended */
 };
 
 /*
@@ -62,8 +63,11 @@ static ssize_t source(void *arg, char *buf, size_t len)
 		return -1;
 	if (end && !sfsi_stage_complete(x->st))
 		return -1; /* out of order now: not this body */
-	if (got <= x->sent)
-		return 0; /* complete, and all of it sent */
+	if (got <= x->sent) {
+		/* complete, and all of it sent: its CRC32C is the trailer */
+		x->sent_crc = sfs_stage_crc32c(x->st);
+		return 0;
+	}
 	if ((int64_t)len > got - x->sent)
 		len = (size_t)(got - x->sent);
 	n = sfsi_stage_follow_read(x->st, buf, len, x->sent);
@@ -84,6 +88,11 @@ static void *sender(void *arg)
 				     .cancel = &x->cancel,
 				     .http_code = &x->code,
 				     .crc32c = &x->crc32c };
+
+	/* checked by the server before it stores (a server that does not
+	 * check it ignores it) */
+	if (sfsi_remote_has(x->s) & SFS_REMOTE_CRC32C)
+		q.content_crc32c = &x->sent_crc;
 
 	/*
 	 * A new file not sent yet is created first, empty (as before the

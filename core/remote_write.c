@@ -71,6 +71,10 @@ static enum sfs_status whole(struct sfs_stage *content, int64_t *size,
 static enum sfs_status check_sent(struct sfs_stage *content,
 				  const struct sfs_file *f, int64_t crc32c,
 				  struct sfs_err *e);
+static enum sfs_status refused_sent(enum sfs_status st, const char *id,
+				    struct sfs_err *e);
+static const uint32_t *send_crc(struct sfs_store *s,
+				const struct sfs_stage *content, uint32_t *crc);
 
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
@@ -93,6 +97,7 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	char path[160];
 	enum sfs_status st = SFS_OK;
 	int64_t crc32c = -1;
+	uint32_t sent_crc;
 	/* an id known beforehand: the file made with its content, in one
 	 * request */
 	int one = spec->id_key && content, lazy;
@@ -116,13 +121,17 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 	if (one) {
 		st = whole(content, &q.size, e);
 		q.fd = content->fd;
+		if (!st)
+			q.content_crc32c = send_crc(s, content, &sent_crc);
 	}
 	q.form_file = spec->filename ? spec->filename : spec->name;
 	q.dir_state = dir_state;
 	q.dir_state_size = dir_state ? SFSI_DIR_STATE_MAX : 0;
 	q.crc32c = &crc32c;
 	if (!st)
-		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+		st = refused_sent(
+			sfsi_remote_request(sfsi_remote_of(s), &q, &b, e),
+			spec->id_key, e);
 	if (!st)
 		st = sfsi_remote_file_json(s, b.buf, b.len, out, e);
 	if (!st && one)
@@ -219,6 +228,42 @@ static enum sfs_status check_sent(struct sfs_stage *content,
 	return SFS_OK;
 }
 
+/*
+ * The stage's CRC32C into *crc, to send with its bytes (crc), when the
+ * server's document names the extension (a server that does not check
+ * it ignores it: the answer's is checked all the same); else NULL. The
+ * stage is settled.
+ */
+static const uint32_t *send_crc(struct sfs_store *s,
+				const struct sfs_stage *content, uint32_t *crc)
+{
+	if (!(sfsi_remote_has(s) & SFS_REMOTE_CRC32C))
+		return NULL;
+	*crc = sfs_stage_crc32c(content);
+	return crc;
+}
+
+/*
+ * The server refused the bytes it got, not those whose CRC32C went with
+ * them (400 checksum_mismatch), and stored nothing: the file keeps its
+ * content there. An I/O error for the writer, as check_sent's (the
+ * mount says it: "cannot commit"), not a bad argument; not sent again.
+ */
+static enum sfs_status refused_sent(enum sfs_status st, const char *id,
+				    struct sfs_err *e)
+{
+	char msg[sizeof(e->message)];
+
+	if (st != SFS_INVALID || !e || e->reason != SFS_R_CHECKSUM_MISMATCH)
+		return st;
+	sfs_strlcpy(msg, e->message, sizeof(msg));
+	sfs_err_init(e);
+	return sfs_errf(e, SFS_IO, SFS_R_NONE,
+			"the server got other bytes than were sent for '%s' "
+			"(another crc32c) and stored none of them: %s",
+			id ? id : "a new file", msg);
+}
+
 static enum sfs_status whole(struct sfs_stage *content, int64_t *size,
 			     struct sfs_err *e)
 {
@@ -264,6 +309,7 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	char path[160];
 	enum sfs_status st;
 	int64_t crc32c = -1;
+	uint32_t sent_crc;
 	off_t size;
 
 	sfs_file_init(&f);
@@ -289,8 +335,11 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	q.form_file = old.filename ? old.filename : old.name;
 	q.size = size;
 	q.crc32c = &crc32c;
+	q.content_crc32c = send_crc(s, content, &sent_crc);
 	if (!st)
-		st = sfsi_remote_request(sfsi_remote_of(s), &q, &b, e);
+		st = refused_sent(
+			sfsi_remote_request(sfsi_remote_of(s), &q, &b, e), id,
+			e);
 	/* decoded, not numbered: the new id takes the old one's number */
 	if (!st)
 		st = sfs_remote_file_decode(b.buf, b.len, &f, e);
@@ -326,6 +375,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	struct sfs_file f;
 	enum sfs_status st;
 	int64_t crc32c = -1;
+	uint32_t sent_crc;
 
 	if (dir_state)
 		dir_state[0] = '\0'; /* told by a whole PUT's answer only */
@@ -342,12 +392,13 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		if (!st)
 			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
 	} else {
-		st = sfsi_remote_put_content(sfsi_remote_of(s), id, content->fd,
-					     NULL, flags, &f, dir_state,
-					     dir_state ? SFSI_DIR_STATE_MAX : 0,
-					     &crc32c, e);
+		st = sfsi_remote_put_content(
+			sfsi_remote_of(s), id, content->fd, NULL, flags, &f,
+			dir_state, dir_state ? SFSI_DIR_STATE_MAX : 0, &crc32c,
+			send_crc(s, content, &sent_crc), e);
 	}
 	sfs_buf_release(&b);
+	st = refused_sent(st, id, e);
 	if (!st)
 		st = check_sent(content, &f, crc32c, e);
 	if (!st)

@@ -929,6 +929,22 @@ uint32_t sfs_stage_crc32c(const struct sfs_stage *st)
 	return st->crc;
 }
 
+enum sfs_status sfs_stage_check_crc32c(struct sfs_stage *st, uint32_t crc,
+				       struct sfs_err *e)
+{
+	enum sfs_status ret = sfsi_stage_hash(st, e);
+
+	if (ret)
+		return ret;
+	if (st->crc != crc)
+		return sfs_errf(e, SFS_INVALID, SFS_R_CHECKSUM_MISMATCH,
+				"the content's CRC32C is %08x, not the %08x "
+				"sent with it (%lld bytes got): nothing is "
+				"stored",
+				st->crc, crc, (long long)st->size);
+	return SFS_OK;
+}
+
 int sfs_stage_fd(const struct sfs_stage *st)
 {
 	return st->fd;

@@ -143,6 +143,52 @@ void api_content_crc_header(struct req *r, const struct sfs_stage *st)
 	sfs_buf_release(&b);
 }
 
+#define CRC_HEADER "X-Speechfs-Content-Crc32c"
+
+/* One value of the header: the CRC32C in *crc, or SFS_INVALID. */
+static enum sfs_status crc_of(const char *v, const char *where, uint32_t *crc,
+			      struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(64);
+	const unsigned char *p;
+	enum sfs_status st = SFS_OK;
+
+	if (sfs_base64_decode(v, strlen(v), &b) || b.len != 4)
+		st = sfs_errf(e, SFS_INVALID, SFS_R_INVALID_PARAMETER,
+			      CRC_HEADER " (%s) must be the base64 of the "
+					 "content's CRC32C, 4 bytes big-endian "
+					 "(\"AAAAAA==\")",
+			      where);
+	if (!st) {
+		p = (const unsigned char *)b.buf;
+		*crc = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+		       (uint32_t)p[2] << 8 | p[3];
+	}
+	sfs_buf_release(&b);
+	return st;
+}
+
+enum sfs_status api_content_check_crc(struct req *r, struct sfs_err *e)
+{
+	const char *h, *t;
+	uint32_t hc = 0, tc = 0;
+	enum sfs_status st = SFS_OK;
+
+	if (!g_httpd.opts.extensions || !r->stage)
+		return SFS_OK;
+	h = req_header(r, CRC_HEADER);
+	t = MHD_lookup_connection_value(r->conn, MHD_FOOTER_KIND, CRC_HEADER);
+	if (h)
+		st = crc_of(h, "header", &hc, e);
+	if (!st && t)
+		st = crc_of(t, "trailer", &tc, e);
+	if (!st && h)
+		st = sfs_stage_check_crc32c(r->stage, hc, e);
+	if (!st && t)
+		st = sfs_stage_check_crc32c(r->stage, tc, e);
+	return st;
+}
+
 enum MHD_Result api_files_put_content(struct req *r)
 {
 	struct sfs_file f;
@@ -158,6 +204,7 @@ enum MHD_Result api_files_put_content(struct req *r)
 	if (!r->stage)
 		return respond_errf(r, SFS_IO, SFS_R_NONE, "no content staged");
 	if (req_bool_arg(r, "generateListeningAudio", &gla, &e) ||
+	    api_content_check_crc(r, &e) ||
 	    sfs_file_set_content_if(
 		    g_httpd.store, &r->actor, r->params[0], r->stage,
 		    SFS_SET_IF_AUDIO | (gla ? SFS_SET_LISTENING : 0),

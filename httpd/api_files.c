@@ -223,7 +223,8 @@ static enum MHD_Result upload(struct req *r)
 	spec.listening = gla;
 	if (api_dirs_header_wanted(r))
 		spec.dir_out = &dir;
-	if (sfs_file_create(g_httpd.store, &r->actor, &spec, r->stage, &f,
+	if (api_content_check_crc(r, &e) ||
+	    sfs_file_create(g_httpd.store, &r->actor, &spec, r->stage, &f,
 			    &e)) {
 		ret = respond_err(r, &e);
 		goto out;

@@ -16,7 +16,7 @@
 
 #define CORS_ALLOW_HEADERS                                                     \
 	"X-API-Key, Authorization, Content-Type, Range, If-None-Match, "       \
-	"If-Modified-Since, If-Range"
+	"If-Modified-Since, If-Range, X-Speechfs-Content-Crc32c"
 #define CORS_EXPOSE_HEADERS                                                    \
 	"X-Request-Id, ETag, Last-Modified, Content-Range, "                   \
 	"Content-Disposition, Accept-Ranges, Retry-After, Allow, "             \

@@ -410,6 +410,15 @@ void api_dirs_header(struct req *r, const struct sfs_file *f);
 struct sfs_stage;
 void api_content_crc_header(struct req *r, const struct sfs_stage *st);
 /*
+ * Extension: the same header in the request (or, for a chunked body, as
+ * its trailer) is the CRC32C the client computed of what it sent; the
+ * stage's must be it, checked before the commit (sfs_stage_check_crc32c:
+ * 400 checksum_mismatch, nothing stored). None sent, no stage, or the
+ * extensions off: SFS_OK. A value not of the form: 400
+ * invalid_parameter.
+ */
+enum sfs_status api_content_check_crc(struct req *r, struct sfs_err *e);
+/*
  * The same header from a state read by the write itself (a create's,
  * sfs_file_spec.dir_out), when this client wants it.
  */

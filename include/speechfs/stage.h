@@ -70,6 +70,15 @@ int64_t sfs_stage_size(const struct sfs_stage *st);
 const char *sfs_stage_sha256(const struct sfs_stage *st);
 /* The CRC32C of the bytes (RFC 3720's), valid after finish. */
 uint32_t sfs_stage_crc32c(const struct sfs_stage *st);
+/*
+ * The bytes are those whose CRC32C a client computed (crc, sent with
+ * them): the stage hashed (its end: nothing more is written to it) and
+ * its CRC32C compared. SFS_INVALID with SFS_R_CHECKSUM_MISMATCH when
+ * they differ: the bytes changed on their way, and the stage must not
+ * be committed (nothing is stored; a file keeps its content).
+ */
+enum sfs_status sfs_stage_check_crc32c(struct sfs_stage *st, uint32_t crc,
+				       struct sfs_err *e) SFS_MUST_CHECK;
 /* The stage's file, for probing (audio) after finish. */
 int sfs_stage_fd(const struct sfs_stage *st);
 void sfs_stage_free(struct sfs_stage *st);

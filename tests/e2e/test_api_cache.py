@@ -235,7 +235,7 @@ def test_cors_for_listed_origins(sfsd_factory):
     assert "PATCH" in r.headers["Access-Control-Allow-Methods"]
     allow_h = r.headers["Access-Control-Allow-Headers"].lower()
     for h in ("x-api-key", "authorization", "content-type", "range",
-              "if-none-match"):
+              "if-none-match", "x-speechfs-content-crc32c"):
         assert h in allow_h
     assert int(r.headers["Access-Control-Max-Age"]) > 0
     assert "Origin" in r.headers["Vary"]

@@ -8,6 +8,7 @@ with its scopes, tenant isolation and shares."""
 import base64
 import concurrent.futures
 import hashlib
+import json
 import re
 import socket
 import sqlite3
@@ -157,6 +158,138 @@ def test_no_crc32c_without_extensions(sfsd_factory):
         post["responses"]["201"]["headers"]
     assert "put" not in \
         doc["paths"]["/api/v1/speech-services/files/{id}/content"]
+    assert "X-Speechfs-Content-Crc32c" not in \
+        [p["name"] for p in post.get("parameters", [])]
+    # a request's header is ignored, as a seed server would: stored, and
+    # no answer's header says it was checked
+    r = up(c, b"123456789", "AAAAAA==")
+    assert r.status_code == 201, r.text
+    assert "X-Speechfs-Content-Crc32c" not in r.headers
+    assert c.get(f"/{r.json()['id']}/content").content == b"123456789"
+
+
+def up(c, data, crc, **parts):
+    """POST /files with X-Speechfs-Content-Crc32c: crc."""
+    return c.post("", files={"file": ("rec.wav", data)},
+                  data={"name": "rec", "generateListeningAudio": "false",
+                        **parts},
+                  headers={"X-Speechfs-Content-Crc32c": crc})
+
+
+def raw_put(c, path, chunks, trailers=(), who="alice"):
+    """A chunked PUT with trailers (requests sends none): (status, body)."""
+    host, port = c.base.split("//")[1].split(":")
+    head = (f"PUT {API}{path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"X-API-Key: {c.keys[who]}\r\nTransfer-Encoding: chunked\r\n"
+            "Trailer: X-Speechfs-Content-Crc32c\r\nConnection: close\r\n"
+            "\r\n").encode()
+    body = b"".join(b"%x\r\n%s\r\n" % (len(x), x) for x in chunks if x)
+    tail = b"0\r\n" + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode())
+                               for k, v in trailers) + b"\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as sk:
+        sk.sendall(head + body + tail)
+        got = b""
+        while True:
+            x = sk.recv(65536)
+            if not x:
+                break
+            got += x
+    hdr, _, rest = got.partition(b"\r\n\r\n")
+    status = int(hdr.split(b" ")[1])
+    if b"transfer-encoding: chunked" in hdr.lower():
+        out = b""
+        while True:
+            n, _, rest = rest.partition(b"\r\n")
+            n = int(n, 16)
+            if not n:
+                break
+            out += rest[:n]
+            rest = rest[n + 2:]
+        rest = out
+    return status, rest
+
+
+def test_uploads_refuse_bytes_that_are_not_the_crc32c_sent(sfsd_factory):
+    """X-Speechfs-Content-Crc32c in the request (a header, or a chunked
+    body's trailer): the server compares it with what it got before it
+    stores anything. Another one is 400 checksum_mismatch and nothing is
+    stored: no new file (its idKey stays free), an existing file keeps
+    its content; the right one is stored; a value of another form is 400
+    invalid_parameter."""
+    c = sfsd_factory({"http.max_upload_bytes": str(64 << 20)})
+    good = b"first version"
+    r = up(c, good, crc_header(good), path="/crc/")
+    assert r.status_code == 201, r.text
+    f = r.json()
+    wrong = crc_header(b"other bytes")
+
+    def listed():
+        return c.get("", params={"path": "/crc/"}).json()["total"]
+
+    def content():
+        return c.get(f"/{f['id']}/content").content
+
+    key = str(uuid.uuid4())
+    big = bytes(range(256)) * 4096 * 9 + b"tail"         # 9 MiB and 4
+    # a create: nothing made, the key still free
+    for data in (b"new", big):
+        r = c.post("", files={"file": ("x.wav", data)},
+                   data={"name": "n", "path": "/crc/"},
+                   params={"idKey": key},
+                   headers={"X-Speechfs-Content-Crc32c": wrong})
+        body = c.assert_error(r, 400, "checksum_mismatch")
+        assert "nothing is stored" in body["message"]
+        assert listed() == 1
+    # a new content version: the old one stays
+    for data in (b"second", big, b""):
+        r = put(c, f["id"], data,
+                headers={"X-Speechfs-Content-Crc32c": wrong})
+        c.assert_error(r, 400, "checksum_mismatch")
+        assert content() == good
+        assert c.get(f"/{f['id']}").json()["sha256"] == f["sha256"]
+    # not of the form: refused, nothing stored
+    for bad in ("abc", "AAAA", "AAAAAAAA", "4waSgw", "!!!!!!=="):
+        c.assert_error(put(c, f["id"], b"second",
+                           headers={"X-Speechfs-Content-Crc32c": bad}),
+                       400, "invalid_parameter")
+        r = up(c, b"new", bad, path="/crc/")
+        c.assert_error(r, 400, "invalid_parameter")
+    assert content() == good and listed() == 1
+    # a chunked body's trailer
+    chunks = [big[i:i + 65536] for i in range(0, len(big), 65536)]
+    st, body = raw_put(c, f"/{f['id']}/content", chunks,
+                       [("X-Speechfs-Content-Crc32c", wrong)])
+    assert st == 400, body
+    assert json.loads(body)["error_type"] == "checksum_mismatch"
+    assert content() == good
+    st, body = raw_put(c, f"/{f['id']}/content", chunks,
+                       [("X-Speechfs-Content-Crc32c", "abc")])
+    assert st == 400 and json.loads(body)["error_type"] == \
+        "invalid_parameter"
+    assert content() == good
+    st, body = raw_put(c, f"/{f['id']}/content", chunks,
+                       [("X-Speechfs-Content-Crc32c", crc_header(big))])
+    assert st == 200, body
+    assert json.loads(body)["size"] == len(big)
+    assert content() == big
+    # the right one: stored
+    r = put(c, f["id"], b"second",
+            headers={"X-Speechfs-Content-Crc32c": crc_header(b"second")})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Speechfs-Content-Crc32c"] == crc_header(b"second")
+    assert content() == b"second"
+    r = c.post("", files={"file": ("x.wav", big)},
+               data={"name": "n", "path": "/crc/"}, params={"idKey": key},
+               headers={"X-Speechfs-Content-Crc32c": crc_header(big)})
+    assert r.status_code == 201, r.text
+    assert c.get(f"/{r.json()['id']}/content").content == big
+    assert listed() == 2
+    # the document names the request's header too
+    doc = c.get("/api/v1/openapi.json", who=None).json()
+    for path, method in (("", "post"), ("/{id}/content", "put")):
+        op = doc["paths"]["/api/v1/speech-services/files" + path][method]
+        assert "X-Speechfs-Content-Crc32c" in \
+            [p["name"] for p in op["parameters"] if p["in"] == "header"]
 
 
 def test_put_content_if_match(sfsd):

@@ -1,14 +1,18 @@
 """A remote mount's check that the server got the bytes a close sent
-(issue 14). Against a daemon with its extensions the answer's
-X-Speechfs-Content-Crc32c and size are checked (the mount's stage hashes
-no SHA-256 then); against one with `http.extensions = false`, the
-answer's sha256 and size. A proxy between them changes one byte of the
-body on its way (or the answer's CRC32C, or leaves it out): close()
-fails with EIO, and the mount says why, for a small new file (one POST),
-a big new one written in order (sent while written), a new one written
-out of order and a file rewritten in place (stages read back at close).
-The same writes without the proxy's change are kept, byte for byte. A
-real speechfsd and real FUSE mounts."""
+(issue 14). Against a daemon with its extensions the mount sends the
+CRC32C of its bytes with them (X-Speechfs-Content-Crc32c: a header, a
+stream's trailer) and the server refuses other bytes before it stores
+anything (400 checksum_mismatch): a new file is not made, a rewritten
+one keeps its old content; the answer's CRC32C and size are checked too
+(a server that does not check the request's: the mount's stage hashes no
+SHA-256 then). Against one with `http.extensions = false`, the answer's
+sha256 and size. A proxy between them changes one byte of the body on
+its way (or the answer's CRC32C, or leaves it out, or the request's):
+close() fails with EIO, and the mount says why, for a small new file
+(one POST), a big new one written in order (sent while written), a new
+one written out of order and a file rewritten in place, whole or
+streamed. The same writes without the proxy's change are kept, byte for
+byte. A real speechfsd and real FUSE mounts."""
 import contextlib
 import errno
 import os
@@ -19,7 +23,8 @@ import requests
 
 from fsutil import Server, store  # noqa: F401
 from test_fs_remote import RemoteMount
-from test_fs_remote_lost import FILES, FLIP_FROM, FLIP_TO, Proxy
+from test_fs_remote_lost import (CRC_HEADER, FILES, FLIP_FROM, FLIP_TO,
+                                 Proxy)
 
 MIB = 1 << 20
 
@@ -95,18 +100,28 @@ WRITES = {"small": write_small, "big": write_big,
           "out_of_order": write_out_of_order}
 
 
-def server_bytes(dm, key, name):
+def server_files(dm, key, name):
+    """The contents of the files called name on the server."""
     h = {"X-API-Key": key}
     r = requests.get(dm.base + FILES, headers=h, timeout=30,
                      params={"path": "/", "recursive": "false",
                              "size": 100})
     assert r.status_code == 200, r.text
-    ids = [f["id"] for f in r.json()["files"] if f["name"] == name]
-    assert len(ids) == 1, (name, r.json())
-    r = requests.get(dm.base + FILES + "/" + ids[0] + "/content",
-                     headers=h, timeout=60)
-    assert r.status_code == 200, r.text
-    return r.content
+    out = []
+    for f in r.json()["files"]:
+        if f["name"] != name:
+            continue
+        r = requests.get(dm.base + FILES + "/" + f["id"] + "/content",
+                         headers=h, timeout=60)
+        assert r.status_code == 200, r.text
+        out.append(r.content)
+    return out
+
+
+def server_bytes(dm, key, name):
+    got = server_files(dm, key, name)
+    assert len(got) == 1, (name, len(got))
+    return got[0]
 
 
 def fails_with_eio(m, write, name, seed):
@@ -140,6 +155,13 @@ def check_sent(store, kind, extensions):
         # the check the server's extensions allow, and only that one
         assert ("crc32c" in said[0]) == extensions, said[0]
         assert ("sha256" in said[0]) == (not extensions), said[0]
+        if extensions:
+            # refused before the commit: none of the changed bytes
+            # stored (the file is made empty: by a big file's stream
+            # first, or by the release's last try of a failed create)
+            assert "stored none of them" in said[0], said[0]
+            assert all(x == b"" for x in
+                       server_files(dm, key, "flipped")), px.seen
         assert m.stop() == 0
 
 
@@ -153,35 +175,93 @@ def test_a_changed_byte_fails_the_close_sha256_fallback(store, kind):
     check_sent(store, kind, False)
 
 
-def test_a_rewrite_in_place_is_checked(store):
-    """A file rewritten in place (its content copied into the stage, a
-    byte written in the middle): its PUT is checked by CRC32C."""
+def rewrite_small(m, name, mark):
+    """A byte written in the middle of a file: its content copied into
+    the stage, sent whole (one PUT) at close."""
+    fd = os.open(m.path(name), os.O_WRONLY)
+    try:
+        os.pwrite(fd, mark, 1500)
+    finally:
+        os.close(fd)
+
+
+def rewrite_big(m, name, data):
+    """The file truncated and written again in order, past 4 MiB: sent
+    while it is written (the stream's PUT, its CRC32C its trailer)."""
+    fd = os.open(m.path(name), os.O_WRONLY | os.O_TRUNC)
+    try:
+        for at in range(0, len(data), 128 << 10):
+            os.write(fd, data[at:at + (128 << 10)])
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind", ["small", "big"])
+def test_a_changed_rewrite_keeps_the_old_content(store, kind):
+    """A file rewritten through the mount, whole or streamed, one byte
+    changed on the way: close() fails with EIO and the server still
+    holds the file's previous content (it refused the bytes before its
+    commit: review s15 F1). Unchanged on the way: kept."""
+    with through_proxy(store, True) as (dm, key, px, m):
+        if kind == "small":
+            old = write_small(m, "doc", 3)
+            new = old[:1500] + b"!" + old[1501:]
+        else:
+            old = write_big(m, "doc", 3)
+            new = content(5, len(old) + 4321)
+        assert server_bytes(dm, key, "doc") == old
+        px.rule = lambda meth, p: "flip" if meth == "PUT" else None
+        with pytest.raises(OSError) as ei:
+            if kind == "small":
+                rewrite_small(m, "doc", b"!")
+            else:
+                rewrite_big(m, "doc", new)
+        assert ei.value.errno == errno.EIO, ei.value
+        assert px.fates("flipped") >= 1, px.seen
+        px.rule = lambda meth, p: None
+        out = m.output()
+        assert any("cannot commit" in x and "stored none of them" in x
+                   for x in out.splitlines()), out
+        # the close failed: the file is what it was
+        assert server_bytes(dm, key, "doc") == old, \
+            "the server replaced good content by bytes changed on the way"
+        # the CRC32C went with the bytes: the stream's as its trailer
+        with px.mu:
+            trailed = [t for meth, p, t in px.trailers if meth == "PUT"]
+        if kind == "big":
+            assert trailed and all(CRC_HEADER in t for t in trailed), \
+                px.trailers
+        else:
+            assert not trailed, px.trailers
+        # unchanged on the way: kept
+        if kind == "small":
+            rewrite_small(m, "doc", b"?")
+            new = old[:1500] + b"?" + old[1501:]
+        else:
+            rewrite_big(m, "doc", new)
+        assert server_bytes(dm, key, "doc") == new
+        assert m.stop() == 0
+
+
+def test_a_server_that_does_not_check_is_caught_by_its_answer(store):
+    """A server that ignores the request's CRC32C (the proxy takes it
+    out: an older daemon's) commits the changed bytes; the answer's
+    CRC32C then fails the close (EIO), as before the request's check."""
     with through_proxy(store, True) as (dm, key, px, m):
         data = write_small(m, "doc", 3)
-        assert server_bytes(dm, key, "doc") == data
-        px.rule = lambda meth, p: "flip"
-        fd = os.open(m.path("doc"), os.O_WRONLY)
-        try:
-            os.pwrite(fd, b"!", 1500)
-            with pytest.raises(OSError) as ei:
-                os.close(fd)
-        finally:
-            fd = None
+        px.rule = lambda meth, p: "flip_old" if meth == "PUT" else None
+        with pytest.raises(OSError) as ei:
+            rewrite_small(m, "doc", b"!")
         assert ei.value.errno == errno.EIO
-        assert px.fates("flipped") == 1, px.seen
+        assert px.fates("flipped_old") == 1, px.seen
         px.rule = lambda meth, p: None
-        # the check comes with the answer, after the server's commit: it
-        # holds the changed bytes, which the close did not call written
+        out = m.output()
+        said = [x for x in out.splitlines() if "cannot commit" in x]
+        assert said and "other bytes than were sent" in said[0] and \
+            "crc32c" in said[0] and "stored none" not in said[0], out
         changed = data.replace(FLIP_FROM, FLIP_TO, 1)
-        changed = changed[:1500] + b"!" + changed[1501:]
-        assert server_bytes(dm, key, "doc") == changed
-        # unchanged on the way: kept
-        fd = os.open(m.path("doc"), os.O_WRONLY)
-        os.pwrite(fd, FLIP_FROM, 0)
-        os.pwrite(fd, b"?", 1500)
-        os.close(fd)
-        want = data[:1500] + b"?" + data[1501:]
-        assert server_bytes(dm, key, "doc") == want
+        assert server_bytes(dm, key, "doc") == \
+            changed[:1500] + b"!" + changed[1501:]
         assert m.stop() == 0
 
 

@@ -51,14 +51,21 @@ class Proxy:
     way, which the client has given up on), "flip" (relayed with the
     first FLIP_FROM of its body made FLIP_TO: a byte changed on the way,
     the size kept; its fate is then "flipped" when there was one),
+    "flip_old" (the same, the request's X-Speechfs-Content-Crc32c header
+    or trailer taken out: a server that does not check it; its fate then
+    "flipped_old"),
     "crc_wrong" and "crc_none" (relayed, the answer's
     X-Speechfs-Content-Crc32c changed or taken out). `seen` lists
-    (method, path, fate) in order."""
+    (method, path, fate) in order. A chunked body is relayed whole, its
+    trailer fields as headers (RFC 9112 7.1.2 lets a recipient that
+    removes the chunked coding keep them); `trailers` lists (method,
+    path, {name: value}) of those that had any."""
 
     def __init__(self, upstream_port):
         self.rule = lambda m, p: None
         self.upstream = upstream_port
         self.seen = []
+        self.trailers = []
         self.inflight = 0
         self.go = threading.Event()
         self.mu = threading.Lock()
@@ -71,15 +78,19 @@ class Proxy:
                 pass
 
             def body(self):
+                self.trailer = {}
                 if self.headers.get("Transfer-Encoding", "").lower() \
                         == "chunked":
                     out = b""
                     while True:
                         n = int(self.rfile.readline().split(b";")[0], 16)
                         if n == 0:
-                            while self.rfile.readline() not in (b"\r\n",
-                                                                b""):
-                                pass
+                            while True:
+                                ln = self.rfile.readline()
+                                if ln in (b"\r\n", b""):
+                                    break
+                                k, _, v = ln.decode().partition(":")
+                                self.trailer[k.strip()] = v.strip()
                             return out
                         out += self.rfile.read(n)
                         self.rfile.readline()
@@ -100,11 +111,15 @@ class Proxy:
             def relay1(self):
                 data = self.body()
                 fate = proxy.rule(self.command, self.path)
-                if fate == "flip":
-                    fate = "flipped" if FLIP_FROM in data else None
+                if fate in ("flip", "flip_old"):
+                    fate = ("flipped" if fate == "flip" else "flipped_old") \
+                        if FLIP_FROM in data else None
                     data = data.replace(FLIP_FROM, FLIP_TO, 1)
                 with proxy.mu:
                     proxy.seen.append((self.command, self.path, fate))
+                    if self.trailer:
+                        proxy.trailers.append((self.command, self.path,
+                                               self.trailer))
                 if fate in ("conflict", "unavailable", "error", "notfound"):
                     code = {"conflict": 409, "unavailable": 503,
                             "error": 500, "notfound": 404}[fate]
@@ -132,6 +147,10 @@ class Proxy:
                 try:
                     hdrs = {k: v for k, v in self.headers.items()
                             if k.lower() not in HOP}
+                    hdrs.update(self.trailer)
+                    if fate == "flipped_old":
+                        hdrs = {k: v for k, v in hdrs.items()
+                                if k.lower() != CRC_HEADER.lower()}
                     hdrs["Content-Length"] = str(len(data))
                     c.request(self.command, path, body=data, headers=hdrs)
                     r = c.getresponse()

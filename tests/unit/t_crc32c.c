@@ -66,6 +66,7 @@ static void stage_sums(struct sfs_store *s, size_t len, enum way way,
 		       int crc_only)
 {
 	struct sfs_stage *st = NULL;
+	struct sfs_err e;
 	char want[65];
 	size_t at, n;
 
@@ -84,6 +85,15 @@ static void stage_sums(struct sfs_store *s, size_t len, enum way way,
 				 SFS_OK);
 		}
 	}
+	/* what a client sent with the bytes, checked before the commit's
+	 * finish (the daemon's order): another CRC32C is refused */
+	sfs_err_init(&e);
+	CHECK_ST(sfs_stage_check_crc32c(st, sfsi_crc32c(0, data, len) ^ 1, &e),
+		 SFS_INVALID);
+	CHECK(e.reason == SFS_R_CHECKSUM_MISMATCH);
+	CHECK(!strcmp(sfs_reason_name(e.reason), "checksum_mismatch"));
+	CHECK_ST(sfs_stage_check_crc32c(st, sfsi_crc32c(0, data, len), NULL),
+		 SFS_OK);
 	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
 	CHECK(sfs_stage_size(st) == (int64_t)len);
 	CHECK(sfs_stage_crc32c(st) == sfsi_crc32c(0, data, len));
