@@ -587,9 +587,10 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	 * its idle timeout, and nothing else is ever sent on it. A handle
 	 * that sent a trailer goes too: reused, its next chunked upload wrote
 	 * a chunk's size 8 bytes in front of libcurl's upload buffer (ASan,
-	 * libcurl 7.88.1: test_fs_remote_check's streamed rewrite); as we
-	 * read Curl_fillreadbuffer, the handle's trailer state stays "done"
-	 * past curl_easy_reset, so no room is kept for the size.
+	 * libcurl 7.88.1: test_fs_remote_check's streamed rewrite; a fresh
+	 * handle per such upload ends it). Our guess at the cause, not
+	 * checked in libcurl's source: the handle's trailer state stays
+	 * "done" past curl_easy_reset, so no room is kept for the size.
 	 */
 	if (q->source && (rc != CURLE_OK || q->content_crc32c))
 		curl_easy_cleanup(c);
