@@ -18,6 +18,29 @@ static int64_t ms_or_zero(struct db_stmt *st, int i)
 	return sfsi_db_col_int(st, i);
 }
 
+/* The columns both rows share, name .. sha256, from column `first`. */
+static void file_text_cols(struct db_stmt *st, int first, struct sfs_file *f)
+{
+	const char *t;
+
+	f->name = sfsi_db_col_dup(st, first);
+	f->filename = sfsi_db_col_dup(st, first + 1);
+	f->description = sfsi_db_col_dup(st, first + 2);
+	f->path = sfsi_db_col_dup(st, first + 3);
+	f->metadata = sfsi_db_col_dup(st, first + 4);
+	f->mime = sfsi_db_col_dup(st, first + 5);
+	f->source_uri = sfsi_db_col_dup(st, first + 6);
+	f->ingest_error = sfsi_db_col_dup(st, first + 7);
+	f->size = sfsi_db_col_null(st, first + 8)
+			  ? -1
+			  : sfsi_db_col_int(st, first + 8);
+	f->duration = sfsi_db_col_null(st, first + 9)
+			      ? -1
+			      : sfsi_db_col_double(st, first + 9);
+	t = sfsi_db_col_text(st, first + 10);
+	sfs_strlcpy(f->sha256, t ? t : "", sizeof(f->sha256));
+}
+
 enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 				   struct sfs_err *e)
 {
@@ -30,19 +53,7 @@ enum sfs_status sfsi_file_from_row(struct db_stmt *st, struct sfs_file *f,
 	f->tenant = sfsi_db_col_int(st, 4);
 	sfs_strlcpy(f->tenant_id, sfsi_db_col_text(st, 5),
 		    sizeof(f->tenant_id));
-	f->name = sfsi_db_col_dup(st, 6);
-	f->filename = sfsi_db_col_dup(st, 7);
-	f->description = sfsi_db_col_dup(st, 8);
-	f->path = sfsi_db_col_dup(st, 9);
-	f->metadata = sfsi_db_col_dup(st, 10);
-	f->mime = sfsi_db_col_dup(st, 11);
-	f->source_uri = sfsi_db_col_dup(st, 12);
-	f->ingest_error = sfsi_db_col_dup(st, 13);
-	f->size = sfsi_db_col_null(st, 14) ? -1 : sfsi_db_col_int(st, 14);
-	f->duration =
-		sfsi_db_col_null(st, 15) ? -1 : sfsi_db_col_double(st, 15);
-	t = sfsi_db_col_text(st, 16);
-	sfs_strlcpy(f->sha256, t ? t : "", sizeof(f->sha256));
+	file_text_cols(st, 6, f);
 	f->ingestion = (enum sfs_jstate)sfsi_db_col_int(st, 17);
 	f->deleted = (int)sfsi_db_col_int(st, 18);
 	f->purged = (int)sfsi_db_col_int(st, 19);
@@ -102,19 +113,7 @@ enum sfs_status sfsi_file_from_list_row(struct db_stmt *st,
 	sfs_strlcpy(f->owner_id, a->user_id, sizeof(f->owner_id));
 	f->tenant = a->tenant;
 	sfs_strlcpy(f->tenant_id, a->tenant_id, sizeof(f->tenant_id));
-	f->name = sfsi_db_col_dup(st, 2);
-	f->filename = sfsi_db_col_dup(st, 3);
-	f->description = sfsi_db_col_dup(st, 4);
-	f->path = sfsi_db_col_dup(st, 5);
-	f->metadata = sfsi_db_col_dup(st, 6);
-	f->mime = sfsi_db_col_dup(st, 7);
-	f->source_uri = sfsi_db_col_dup(st, 8);
-	f->ingest_error = sfsi_db_col_dup(st, 9);
-	f->size = sfsi_db_col_null(st, 10) ? -1 : sfsi_db_col_int(st, 10);
-	f->duration =
-		sfsi_db_col_null(st, 11) ? -1 : sfsi_db_col_double(st, 11);
-	t = sfsi_db_col_text(st, 12);
-	sfs_strlcpy(f->sha256, t ? t : "", sizeof(f->sha256));
+	file_text_cols(st, 2, f);
 	t = sfsi_db_col_text(st, 13); /* the marks, NULL when all are 0 */
 	if (t) {
 		f->ingestion = (enum sfs_jstate)next_int(&t, 0);
