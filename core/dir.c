@@ -87,7 +87,7 @@ static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 	struct db_stmt *st;
 	size_t plen = parent_len(path, len);
 	int64_t nfiles = 0;
-	int rc, explicit_ = 0;
+	int rc, explicit_ = 0, vanish;
 
 	*changed = 0;
 	st = sfsi_db_prep(d,
@@ -124,19 +124,8 @@ static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 		*changed = len > 1;
 		return sfsi_db_run(st, e);
 	}
-	if (nfiles + delta <= 0 && !explicit_ && len > 1 && keep) {
-		st = sfsi_db_prep(d,
-				  "UPDATE dir SET explicit = 1, nfiles = 0"
-				  " WHERE owner_id = ?1 AND path = ?2",
-				  e);
-		if (!st)
-			return SFS_IO;
-		sfsi_db_bind_int(st, 1, owner);
-		sfsi_db_bind_textn(st, 2, path, len);
-		*changed = 2;
-		return sfsi_db_run(st, e);
-	}
-	if (nfiles + delta <= 0 && !explicit_ && len > 1) {
+	vanish = nfiles + delta <= 0 && !explicit_ && len > 1;
+	if (vanish && !keep) {
 		st = sfsi_db_prep(d,
 				  "DELETE FROM dir WHERE owner_id = ?1"
 				  " AND path = ?2",
@@ -148,8 +137,11 @@ static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 		*changed = 1;
 		return sfsi_db_run(st, e);
 	}
+	/* kept where it would vanish: explicit (it was not), nothing in it */
+	*changed = vanish ? 2 : 0;
 	st = sfsi_db_prep(d,
-			  "UPDATE dir SET nfiles = max(0, nfiles + ?3)"
+			  "UPDATE dir SET nfiles = max(0, nfiles + ?3),"
+			  " explicit = explicit + ?4"
 			  " WHERE owner_id = ?1 AND path = ?2",
 			  e);
 	if (!st)
@@ -157,6 +149,7 @@ static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 	sfsi_db_bind_int(st, 1, owner);
 	sfsi_db_bind_textn(st, 2, path, len);
 	sfsi_db_bind_int(st, 3, delta);
+	sfsi_db_bind_int(st, 4, vanish);
 	return sfsi_db_run(st, e);
 }
 
