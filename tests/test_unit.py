@@ -29,8 +29,16 @@ PG_UNIT = {"t_auth", "t_blob", "t_changes", "t_dir", "t_file", "t_fsck",
            "t_query", "t_session", "t_share", "t_store", "t_sync", "t_tag",
            "t_tagnames", "t_xattr"}
 
+# SFS_UNIT_ONLY=t_x runs the binary t_x alone; SFS_UNIT_ONLY=test_y only
+# the binaries that RUN(test_y), each running that test alone (testhelp.h).
+# A name that matches nothing fails test_unit_only_matches: a loop of a
+# misspelt name would otherwise pass every round having run nothing.
+ONLY = os.environ.get("SFS_UNIT_ONLY", "")
+RUNS = [b for b in UNIT if not ONLY or b.name == ONLY or
+        (not ONLY.startswith("t_") and f"RUN({ONLY});" in source(b))]
+
 CASES = []
-for b in UNIT:
+for b in RUNS:
     if "th_blob_setup()" in source(b):
         CASES += [(b, "local"), (b, "s3")]
     else:
@@ -45,6 +53,8 @@ for b in UNIT:
 def test_unit(binary, backend, request):
     env = dict(os.environ)
     env.pop("SFS_DB_URL", None)
+    if ONLY == binary.name:
+        env.pop("SFS_UNIT_ONLY")
     pg = request.getfixturevalue("pg_server") if backend == "pg" else None
     if backend and not pg:
         env["SFS_BLOB_BACKEND"] = backend
@@ -96,3 +106,8 @@ def test_unit(binary, backend, request):
 
 def test_unit_binaries_exist():
     assert UNIT, "no unit test binaries were built"
+
+
+def test_unit_only_matches():
+    assert not ONLY or RUNS, \
+        f"SFS_UNIT_ONLY={ONLY} names no unit binary and no test of one"
