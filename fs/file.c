@@ -165,6 +165,27 @@ int fs_file_busy(void)
 	return __atomic_load_n(&slow_holders, __ATOMIC_SEQ_CST) > 0;
 }
 
+/*
+ * Make the thread holding of's lock a slow holder before it waits far
+ * away under the lock (*slow: whether it is one; slow_end once the lock
+ * is let go). It says so before it takes the lock, never after: the
+ * reading thread takes a file's lock only while no thread is one
+ * (fs_file_busy), and between a worker's lock and a late slow_begin()
+ * it took the lock's next turn and waited behind the server with it
+ * (review s15 F9). 1 when the lock was let go and taken again (what was
+ * looked at under it must be looked at again), 0 when already one.
+ */
+static int become_slow(struct ofile *of, int *slow)
+{
+	if (*slow)
+		return 0;
+	pthread_mutex_unlock(&of->lock);
+	slow_begin();
+	*slow = 1;
+	pthread_mutex_lock(&of->lock);
+	return 1;
+}
+
 /* Attach h to the open file of ino (made if needed). */
 static int ofile_attach(struct fh *h, int64_t ino, const char *id)
 {
@@ -330,12 +351,38 @@ static unsigned commit_flags(void)
 }
 
 /*
+ * A test's hold on a slow step: with the variable `var` naming a FIFO,
+ * the first such step of the mount waits until the test opens the FIFO
+ * and writes a byte. SPEECHFS_TEST_HOLD_COMMIT holds the first content
+ * commit (without the file's lock); SPEECHFS_TEST_HOLD_BASE the first
+ * copy of a writer's base, with the lock, as a slow server would.
+ */
+static void test_hold(const char *var, int *done)
+{
+	const char *fifo = getenv(var);
+	char c;
+	int fd;
+
+	if (!fifo || __atomic_exchange_n(done, 1, __ATOMIC_SEQ_CST))
+		return;
+	fd = open(fifo, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		while (read(fd, &c, 1) < 0 && errno == EINTR)
+			;
+		close(fd);
+	}
+}
+
+/*
  * Make a writer's version on its first change: a copy of the content, or
  * empty (of locked). An empty one written in order may be sent to a
- * remote store's server as it is written (sfs_stage_set_target).
+ * remote store's server as it is written (sfs_stage_set_target). A copy
+ * may wait far away (a server, an object store, a big file): the caller
+ * made itself a slow holder first (become_slow, when !empty && !h->stage).
  */
 static int ensure_stage(struct fh *h, int empty)
 {
+	static int held;
 	unsigned fresh = 0;
 	struct sfs_err e;
 	enum sfs_status st;
@@ -343,6 +390,8 @@ static int ensure_stage(struct fh *h, int empty)
 
 	if (h->stage)
 		return 0;
+	if (!empty)
+		test_hold("SPEECHFS_TEST_HOLD_BASE", &held);
 again:
 	sfs_err_init(&e);
 	st = sfs_stage_new(g_fs.store, &h->stage, &e);
@@ -352,7 +401,6 @@ again:
 		sfs_stage_set_target(h->stage, h->of->id, commit_flags());
 	if (!empty) {
 		/* the base: from a server, an object store, or a big file */
-		slow_begin();
 		ret = open_content(h, fresh);
 		if (ret == -ENODATA) {
 			ret = 0; /* no content (discarded): starts empty */
@@ -360,7 +408,6 @@ again:
 			st = sfs_stage_copy_blob(h->stage, h->blob, &e);
 			ret = -fs_errno(st, &e);
 		}
-		slow_end();
 	}
 	if (ret) {
 		sfs_stage_free(h->stage);
@@ -396,28 +443,6 @@ static void wait_commit_of(struct ofile *of, const struct fh *h)
 		pthread_cond_wait(&of->cv, &of->lock);
 }
 
-/*
- * A test's hold on the first content commit of the mount: with
- * SPEECHFS_TEST_HOLD_COMMIT naming a FIFO, that commit waits (without
- * the file's lock) until the test opens the FIFO and writes a byte.
- */
-static void test_hold(void)
-{
-	static int done;
-	const char *fifo = getenv("SPEECHFS_TEST_HOLD_COMMIT");
-	char c;
-	int fd;
-
-	if (!fifo || __atomic_exchange_n(&done, 1, __ATOMIC_SEQ_CST))
-		return;
-	fd = open(fifo, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		while (read(fd, &c, 1) < 0 && errno == EINTR)
-			;
-		close(fd);
-	}
-}
-
 /* Make a content-less create durable (touch); 0 or -errno. */
 static int commit_create(struct ofile *of)
 {
@@ -444,9 +469,10 @@ static int commit_create(struct ofile *of)
 static enum sfs_status commit_stage(const char *id, struct sfs_stage *stage,
 				    struct sfs_err *e)
 {
+	static int held;
 	enum sfs_status st;
 
-	test_hold();
+	test_hold("SPEECHFS_TEST_HOLD_COMMIT", &held);
 	st = sfs_file_set_content(g_fs.store, &g_fs.actor, id, stage,
 				  commit_flags(), NULL, e);
 	if (st == SFS_CONFLICT && e->reason == SFS_R_FILE_DELETED) {
@@ -785,6 +811,13 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	fs_node_release(&c);
 }
 
+/* Whether h's read of [off, off + size) fetches from far away (of locked). */
+static int fetches(const struct fh *h, off_t off, size_t size)
+{
+	return !h->blob || h->version != h->of->version ||
+	       !sfs_blob_ready(h->blob, off, size);
+}
+
 void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
 {
@@ -796,7 +829,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fh *w;
 	size_t got = 0;
 	char *mem;
-	int ret = 0, slow;
+	int ret = 0, slow = 0;
 
 	(void)ino;
 	/* a reader of its own version: straight from the blob (splice) */
@@ -827,31 +860,33 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	sfs_err_init(&e);
 	pthread_mutex_lock(&of->lock);
-	/* a writer reads its version, a follower the last writer's */
+	/*
+	 * A writer reads its version, a follower the last writer's (the
+	 * blob once its commit is over); bytes to fetch from far away make
+	 * the thread a slow holder first.
+	 */
 	for (;;) {
 		w = h->stage ? h : h->follow ? of->writer : NULL;
-		if (!w || w != of->committing)
+		if (w && w == of->committing)
+			pthread_cond_wait(&of->cv, &of->lock);
+		else if ((w && w->stage) || !fetches(h, off, size) ||
+			 !become_slow(of, &slow))
 			break;
-		pthread_cond_wait(&of->cv, &of->lock); /* then the blob */
 	}
 	if (w && w->stage) {
 		st = sfs_stage_pread(w->stage, mem, size, off, &got, &e);
 		ret = -fs_errno(st, &e);
 	} else {
 		/* bytes to fetch: from far away, under the file's lock */
-		slow = !h->blob || h->version != of->version ||
-		       !sfs_blob_ready(h->blob, off, size);
-		if (slow)
-			slow_begin();
 		ret = open_content(h, 0);
 		if (!ret)
 			ret = blob_read(h->blob, mem, size, off);
-		if (slow)
-			slow_end();
 		got = ret < 0 ? 0 : (size_t)ret;
 		ret = ret < 0 ? ret : 0;
 	}
 	pthread_mutex_unlock(&of->lock);
+	if (slow)
+		slow_end();
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -864,7 +899,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	struct fh *h = fh_of(fi);
 	struct sfs_err e;
 	enum sfs_status st;
-	int ret;
+	int ret, slow = 0;
 
 	(void)ino;
 	if (!h->writable) {
@@ -873,7 +908,9 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	sfs_err_init(&e);
 	pthread_mutex_lock(&h->of->lock);
-	wait_commit_of(h->of, h);
+	do
+		wait_commit_of(h->of, h);
+	while (!h->stage && become_slow(h->of, &slow)); /* a base to copy */
 	ret = ensure_stage(h, 0);
 	if (!ret) {
 		if (h->append)
@@ -884,20 +921,27 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 			touched(h);
 	}
 	pthread_mutex_unlock(&h->of->lock);
+	if (slow)
+		slow_end();
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_write(req, size);
 }
 
-/* Truncate a writer's version (of locked). */
-static int truncate_locked(struct fh *h, off_t size)
+/*
+ * Truncate a writer's version (of locked; *slow as for become_slow, which
+ * it calls when the version's base is to be copied).
+ */
+static int truncate_locked(struct fh *h, off_t size, int *slow)
 {
 	struct sfs_err e;
 	int ret;
 
 	sfs_err_init(&e);
-	wait_commit_of(h->of, h);
+	do
+		wait_commit_of(h->of, h);
+	while (!h->stage && size && become_slow(h->of, slow));
 	ret = ensure_stage(h, size == 0);
 	if (!ret)
 		ret = -fs_errno(sfs_stage_truncate(h->stage, size, &e), &e);
@@ -910,7 +954,7 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 		struct fuse_file_info *fi)
 {
 	struct fh *h, *w;
-	int ret;
+	int ret, slow = 0;
 
 	if (size < 0)
 		return -EINVAL;
@@ -919,8 +963,10 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 		if (!h->writable)
 			return -EBADF;
 		pthread_mutex_lock(&h->of->lock);
-		ret = truncate_locked(h, size);
+		ret = truncate_locked(h, size, &slow);
 		pthread_mutex_unlock(&h->of->lock);
+		if (slow)
+			slow_end();
 		return ret;
 	}
 	/*
@@ -932,9 +978,13 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	if (!h)
 		return -ENOMEM;
 	pthread_mutex_lock(&h->of->lock);
-	wait_commit_of(h->of, NULL); /* a committed writer is no writer */
-	w = h->of->writer;
-	ret = truncate_locked(w ? w : h, size);
+	do {
+		wait_commit_of(h->of, NULL); /* a committed writer is none */
+		w = h->of->writer;
+	} while (!w && size && become_slow(h->of, &slow));
+	ret = truncate_locked(w ? w : h, size, &slow);
+	if (slow)
+		slow_end(); /* copied; a commit lets go of the lock */
 	if (!ret && !w)
 		ret = commit(h);
 	pthread_mutex_unlock(&h->of->lock);

@@ -358,7 +358,8 @@ int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size);
  * away (a writer's base copied from a server, a block fetched for a
  * writer's handle): then the reading thread answers nothing itself, as
  * opens, closes, attributes and reads of that file would wait for the
- * lock. A hint: a wait may begin right after.
+ * lock. Such a thread says so before it takes the lock. A hint: a wait
+ * may begin right after the look.
  */
 int fs_file_busy(void);
 /*

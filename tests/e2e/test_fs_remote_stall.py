@@ -9,6 +9,7 @@ stopped, another process creates and writes a small file (no server
 needed: the create waits for close) and stats a file of a cached
 listing; then the server comes back and the held reader or writer gets
 exactly its bytes."""
+import errno
 import hashlib
 import os
 import platform
@@ -90,6 +91,58 @@ def line_of(p, limit):
     return said[0] if said else None
 
 
+def waiter_and_probe(m, procs, held):
+    """Another process opens big.bin, held by a worker: it may wait; a
+    probe after it creates and writes a file and stats small.bin: it
+    must answer (the mount's reading thread did not wait for the lock).
+    (waiter, probe), both added to procs."""
+    seen = []
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", WAITER, str(m.path("big.bin"))],
+        stdout=subprocess.PIPE)
+    procs.append(waiter)
+    assert line_of(waiter, 120) == b"opening\n"
+    if not eventually(lambda: in_call(waiter.pid,
+                                      OPENAT[platform.machine()], seen)
+                      or waiter.poll() is not None, 60):
+        raise AssertionError("the waiter is not in its open: %r" % seen)
+    probe = subprocess.Popen(
+        [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
+         str(m.path("small.bin"))], stdout=subprocess.PIPE)
+    procs.append(probe)
+    assert line_of(probe, 120) == b"done\n", \
+        "the probe was held behind %s" % held
+    return waiter, probe
+
+
+def writer_committed(dm, key, big, said):
+    """The held writer said its close committed (said), and the server
+    has big.bin's base with the writer's 100 bytes over its start."""
+    assert said == b"closed\n"
+    fid = the_file(dm, key, "big")["id"]
+    assert server_sha(dm, key, fid) == sha(b"N" * 100 + big[100:])
+
+
+def all_ended(h, waiter, probe, size):
+    """The held process, the probe and the waiter ended well, the waiter
+    having opened big.bin at its size."""
+    assert h.wait(60) == 0
+    assert probe.wait(60) == 0
+    assert line_of(waiter, 120) == b"%d\n" % size
+    assert waiter.wait(60) == 0
+
+
+def end_all(procs, m, dm):
+    """Kill what is left of procs, show the logs, stop the mount."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    print(m.output())       # shown when the test fails
+    print(dm.output()[-6000:])
+    m.stop()
+
+
 def held_case(remote, how):
     dm, key, _, _ = remote
     big = os.urandom(64 << 20)
@@ -125,24 +178,7 @@ def held_case(remote, how):
                 "not held in its call (%s): %r, then %r; the server's log:"
                 "\n%s" % (call, seen, h.communicate(timeout=60),
                           dm.output()[-4000:]))
-        # another process opens the held file: it may wait, the probe
-        # after it must not
-        waiter = subprocess.Popen(
-            [sys.executable, "-c", WAITER, str(m.path("big.bin"))],
-            stdout=subprocess.PIPE)
-        procs.append(waiter)
-        assert line_of(waiter, 120) == b"opening\n"
-        if not eventually(lambda: in_call(waiter.pid,
-                                          OPENAT[platform.machine()], seen)
-                          or waiter.poll() is not None, 60):
-            raise AssertionError("the waiter is not in its open: %r"
-                                 % seen)
-        probe = subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
-             str(m.path("small.bin"))], stdout=subprocess.PIPE)
-        procs.append(probe)
-        assert line_of(probe, 120) == b"done\n", \
-            "the probe was held behind the stalled %s" % how
+        waiter, probe = waiter_and_probe(m, procs, "the stalled " + how)
         assert h.poll() is None and dm.proc.poll() is None  # still held
         dm.proc.send_signal(signal.SIGCONT)
         stopped = False
@@ -152,23 +188,12 @@ def held_case(remote, how):
                 big[56 << 20:(56 << 20) + 65536]).hexdigest().encode() \
                 + b"\n"
         else:
-            assert got == b"closed\n"
-            fid = the_file(dm, key, "big")["id"]
-            assert server_sha(dm, key, fid) == sha(b"N" * 100 + big[100:])
-        assert h.wait(60) == 0
-        assert probe.wait(60) == 0
-        assert line_of(waiter, 120) == b"%d\n" % len(big)
-        assert waiter.wait(60) == 0
+            writer_committed(dm, key, big, got)
+        all_ended(h, waiter, probe, len(big))
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        print(m.output())       # shown when the test fails
-        print(dm.output()[-6000:])
-        m.stop()
+        end_all(procs, m, dm)
 
 
 def test_a_stalled_read_holds_no_other_request(remote):
@@ -182,3 +207,56 @@ def test_a_stalled_base_copy_holds_no_other_request(remote):
     the rest of its base from the server: the writer waits, nothing else
     does; the server back, close() commits the base with its write."""
     held_case(remote, "write")
+
+
+def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
+                                                  monkeypatch):
+    """A worker that will copy a writer's base says so (fs_file_busy)
+    before it takes the file's lock, not once it holds it (review s15
+    F9): the mount's test hook SPEECHFS_TEST_HOLD_BASE keeps the first
+    base copy waiting on a FIFO, with the lock, where the old code had
+    not said it yet. Meanwhile another process opens the file (it waits
+    for the lock: on the old code in the reading thread, which then
+    answered nothing more) and a probe creates a file and stats another:
+    it answers. Released, the writer's close commits its base with its
+    write, and the waiter opens."""
+    dm, key, _, _ = remote
+    fifo = tmp_path / "hold"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("SPEECHFS_TEST_HOLD_BASE", str(fifo))
+    big = os.urandom(4 << 20)
+    upload(dm, key, big, "big")
+    upload(dm, key, b"RIFF small", "small")
+    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    procs = []
+    wfd = -1
+    try:
+        names = os.listdir(m.dir)
+        assert "big.bin" in names and "small.bin" in names, names
+        os.stat(m.path("small.bin"))
+        h = subprocess.Popen([sys.executable, "-c", HELD,
+                              str(m.path("big.bin")), "write"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        procs.append(h)
+        assert line_of(h, 120) == b"ready\n"
+        h.stdin.write(b"go\n")
+        h.stdin.flush()
+
+        # held once the mount has the FIFO open for reading
+        def opened():
+            nonlocal wfd
+            try:
+                wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                assert e.errno == errno.ENXIO
+            return wfd >= 0
+        assert eventually(opened, 120), "the base copy was never held"
+        waiter, probe = waiter_and_probe(m, procs, "the held base copy")
+        assert h.poll() is None  # still held
+        os.write(wfd, b"go")
+        writer_committed(dm, key, big, line_of(h, 300))
+        all_ended(h, waiter, probe, len(big))
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+        end_all(procs, m, dm)
