@@ -8,7 +8,9 @@
  * listings, stats, opens: an empty file) while the server has nothing.
  * Its first content commit (close, fsync) creates it on the server with
  * its bytes in one request, durable when answered; a close with nothing
- * written (touch) creates it empty, durable too. So others see a new file
+ * written (touch) creates it empty, durable too; one whose content the
+ * server refuses is still made, empty (keep_name): a failed close loses
+ * the data, not the name. So others see a new file
  * once it is closed, whole. The file has its final id and number from
  * the start: nothing is renumbered, and no handle ever holds another id.
  *
@@ -140,10 +142,21 @@ static int refused_key(const struct sfs_err *e)
 	return 0;
 }
 
-/* A failed send whose request may have reached the server. */
-static int unknown_outcome(enum sfs_status st)
+/*
+ * The server refused the bytes it got, not those whose CRC32C went with
+ * them, and stored none of them (remote_write.c refused_sent: an I/O
+ * error for the writer, its reason kept).
+ */
+static int refused_bytes(enum sfs_status st, const struct sfs_err *e)
 {
-	return st == SFS_UNAVAILABLE || st == SFS_IO || st == SFS_BUSY;
+	return st == SFS_IO && e && e->reason == SFS_R_CHECKSUM_MISMATCH;
+}
+
+/* A failed send whose request may have reached the server. */
+static int unknown_outcome(enum sfs_status st, const struct sfs_err *e)
+{
+	return (st == SFS_UNAVAILABLE || st == SFS_IO || st == SFS_BUSY) &&
+	       !refused_bytes(st, e);
 }
 
 /*
@@ -283,6 +296,19 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
 static int refused_unmade(enum sfs_status st)
 {
 	return st == SFS_QUOTA || st == SFS_NO_SPACE;
+}
+
+/*
+ * A create with content refused for what it carries, which proves
+ * nothing was made: the tenant's quota (413 quota_exceeded: of bytes,
+ * or of files, which an empty create meets as well), the server's space
+ * (507), the upload's size (413), bytes changed on the way (400
+ * checksum_mismatch). The name may still be made (keep_name).
+ */
+static int refused_content(enum sfs_status st, const struct sfs_err *e)
+{
+	return refused_unmade(st) || st == SFS_TOO_LARGE ||
+	       refused_bytes(st, e);
 }
 
 /*
@@ -554,7 +580,7 @@ static int send_create(struct sfs_store *s, const char *id,
 	}
 	if (st == SFS_CONFLICT && e && e->reason == SFS_R_FILE_ID_EXISTS)
 		id_exists = 1;
-	else if (tried && st && !known && unknown_outcome(st))
+	else if (tried && st && !known && unknown_outcome(st, e))
 		maybe = 1;
 	settle(p, &t, st, maybe || id_exists, tried);
 	taken_release(&t);
@@ -655,6 +681,38 @@ static enum sfs_status sent_below(struct sfs_store *s, const char *path,
 /* ---- the table's calls ----------------------------------------------------
  */
 
+/*
+ * A new file's content refused (refused_content, why): its name is
+ * made at once, empty and durable, with the times kept, as the local
+ * mount keeps a file whose content a close could not commit (its
+ * creat() made it): when the close() or fsync() returns the refusal, the
+ * server and the mount show the file, empty, and nothing waits for the
+ * release or the unmount. The refusal stays the call's error. A name
+ * refused too (the tenant's file quota full) leaves the file the
+ * mount's own, as any create refused: shown, tried again by the calls
+ * that send it, its release and the unmount (sfsi_rpend_last_sends).
+ * An answer lost leaves it "maybe", as any.
+ */
+static void keep_name(struct sfs_store *s, const char *id,
+		      const struct sfs_err *why)
+{
+	enum sfs_status st = SFS_OK;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (!send_create(s, id, NULL, 0, 0, NULL, &st, &e))
+		return; /* sent meanwhile, by another call */
+	if (!st)
+		sfs_info("remote",
+			 "'%s': its content refused (%s), the file made "
+			 "empty",
+			 id, why ? why->message : "");
+	else if (!(st == SFS_CONFLICT && e.reason == SFS_R_FILE_DELETED))
+		sfs_warn("remote",
+			 "'%s': its content refused, its name too: %s", id,
+			 e.message);
+}
+
 enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
 				       struct sfs_stage *content,
 				       unsigned flags, struct sfs_file *out,
@@ -662,8 +720,11 @@ enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
 {
 	enum sfs_status st;
 
-	if (send_create(s, id, content, flags, 0, out, &st, e))
+	if (send_create(s, id, content, flags, 0, out, &st, e)) {
+		if (refused_content(st, e))
+			keep_name(s, id, e);
 		return st;
+	}
 	return sfsi_rkept_set_content(s, id, content, flags, out, e);
 }
 

@@ -248,6 +248,8 @@ static const uint32_t *send_crc(struct sfs_store *s,
  * them (400 checksum_mismatch), and stored nothing: the file keeps its
  * content there. An I/O error for the writer, as check_sent's (the
  * mount says it: "cannot commit"), not a bad argument; not sent again.
+ * Its reason kept: a new file's create refused so made nothing
+ * (remote_pending.c).
  */
 static enum sfs_status refused_sent(enum sfs_status st, const char *id,
 				    struct sfs_err *e)
@@ -258,7 +260,7 @@ static enum sfs_status refused_sent(enum sfs_status st, const char *id,
 		return st;
 	sfs_strlcpy(msg, e->message, sizeof(msg));
 	sfs_err_init(e);
-	return sfs_errf(e, SFS_IO, SFS_R_NONE,
+	return sfs_errf(e, SFS_IO, SFS_R_CHECKSUM_MISMATCH,
 			"the server got other bytes than were sent for '%s' "
 			"(another crc32c) and stored none of them: %s",
 			id ? id : "a new file", msg);

@@ -307,26 +307,87 @@ def test_what_is_done_before_the_close(srv):
         assert fresh.stop() == 0
 
 
-def test_the_servers_refusal_comes_from_close(srv):
-    """A new file over the tenant's quota: close() says EDQUOT and the
-    server holds none of its bytes (at most the file, empty, as the
-    local mount leaves one whose content was refused)."""
+def refuse(m, name, how):
+    """A new file of 5000 bytes whose content the server refuses:
+    EDQUOT from its close() ("close"), from its close() while a dup of
+    its descriptor keeps it open (no release yet: "dup"), or from its
+    fsync() ("fsync"). The descriptor still open, or None."""
+    fd = os.open(m.path(name), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"x" * 5000)
+    left = os.dup(fd) if how == "dup" else fd if how == "fsync" else None
+    with pytest.raises(OSError) as ei:
+        if how == "fsync":
+            os.fsync(fd)
+        else:
+            os.close(fd)
+    assert ei.value.errno == errno.EDQUOT, ei.value
+    return left
+
+
+@pytest.mark.parametrize("how", ["close", "dup", "fsync"])
+def test_a_refused_content_keeps_the_name(srv, how):
+    """A new file over the tenant's byte quota: close() (or fsync())
+    says EDQUOT, and as on the local mount (whose creat() made the file)
+    the data is lost, not the name: when the call returns, the server
+    holds the file, empty, under the id the mount showed from creat(),
+    and the mount shows that file; nothing waits for the release or the
+    unmount (before, the server got it from the release, after close()
+    returned: not at all while a dup or the fsync's descriptor kept the
+    file open). The unmount changes nothing: one file, empty."""
     dm, key, d, tenant = srv
     admin("tenant", "quota", "--store", str(d), "--id", tenant,
           "--max-bytes", "1000")
     m = RemoteMount(dm.base, key)
     try:
-        w = open(m.path("big.wav"), "wb")
-        w.write(b"x" * 5000)
-        with pytest.raises(OSError) as ei:
-            w.close()
-        assert ei.value.errno == errno.EDQUOT
-        have = listed(dm, key, "/")
-        assert "big" not in have or have["big"]["size"] == 0
+        left = refuse(m, "big.wav", how)
+        try:
+            have = listed(dm, key, "/")
+            assert list(have) == ["big"], have
+            assert have["big"]["size"] == 0, have
+            assert content(dm, key, have["big"]["id"]) == b""
+            assert xget(m.path("big.wav"), "user.speechfs.id") == \
+                have["big"]["id"]
+            assert os.stat(m.path("big.wav")).st_size == 0
+            assert entries(m.dir) == ["big.wav"]
+        finally:
+            if left is not None:
+                os.close(left)
         m.path("small.wav").write_bytes(b"RIFF ok")
         assert listed(dm, key, "/")["small"]["size"] == 7
+        assert m.path("big.wav").read_bytes() == b""
     finally:
         assert m.stop() == 0
+    have = listed(dm, key, "/")
+    assert sorted(have) == ["big", "small"], have
+    assert have["big"]["size"] == 0, have
+    assert listed(dm, key, "/", deleted=True) == {}
+
+
+def test_a_refused_name_stays_the_mounts_until_the_server_takes_it(srv):
+    """The tenant's file quota full: the server refuses the name too
+    (413, to the content and to the empty create that follows it). The
+    local mount's creat() would fail; the remote one's answered at
+    once, so its close() says EDQUOT and the file stays the mount's own
+    (shown empty, not on the server), tried again by its release and,
+    once more, when the mount ends: with the quota lifted meanwhile,
+    the server then holds it, empty."""
+    dm, key, d, tenant = srv
+    m = RemoteMount(dm.base, key)
+    try:
+        m.path("one.wav").write_bytes(b"one")
+        admin("tenant", "quota", "--store", str(d), "--id", tenant,
+              "--max-files", "1")
+        refuse(m, "two.wav", "close")
+        assert entries(m.dir) == ["one.wav", "two.wav"]
+        assert os.stat(m.path("two.wav")).st_size == 0
+        assert list(listed(dm, key, "/")) == ["one"]
+        admin("tenant", "quota", "--store", str(d), "--id", tenant,
+              "--max-files", "0")
+    finally:
+        assert m.stop() == 0
+    have = listed(dm, key, "/")
+    assert sorted(have) == ["one", "two"], have
+    assert have["two"]["size"] == 0, have
 
 
 
