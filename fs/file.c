@@ -13,285 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "fs_i.h"
+#include "file_i.h"
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
-/* A file with open handles. */
-struct ofile {
-	int64_t ino;
-	char id[SFS_ID_SIZE];
-	int refs; /* handles */
-	pthread_mutex_t lock;
-	struct fh *handles;
-	struct fh *writer; /* the last handle to change its version */
-	int lazy;	   /* created here, the row not yet durable */
-	uint64_t version;  /* commits made through the mount */
-	/*
-	 * The handle whose version is being committed, or NULL. A commit
-	 * runs without the lock (hashing, staging and the database's sync
-	 * take long for a big file), so that opens, attributes and listings
-	 * of the file answer meanwhile; that handle's stage is not written
-	 * until it ends, and the end is signalled on cv.
-	 */
-	struct fh *committing;
-	pthread_cond_t cv;
-	struct ofile *next;
-};
-
-/* The handle of one open (fi->fh). */
-struct fh {
-	struct ofile *of;
-	enum sfs_content which;
-	struct sfs_blob *blob; /* the committed version read, or NULL */
-	uint64_t version;      /* of->version when blob was opened */
-	int writable;
-	int follow; /* reads the writer's version, if there is one */
-	int append;
-	struct sfs_stage *stage; /* a writer's own version, or NULL */
-	int dirty;		 /* the stage differs from the content */
-	int64_t mtime_ns;	 /* the stage's last change */
-	int64_t set_mtime_ns;	 /* utimens while dirty: for the commit */
-	int failed;		 /* -errno: its last version's commit failed */
-	struct fh *next;	 /* in of->handles */
-};
-
-static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ofile *files;
-
-/*
- * The content each inode had when last opened: a read-only open keeps the
- * kernel's page cache (keep_cache) only when the blob is the same.
- */
-#define SEEN_SLOTS 1024
-static struct {
-	uint64_t node;
-	char sha[65];
-} seen[SEEN_SLOTS];
-
-static int same_content(uint64_t node, const char *sha)
-{
-	unsigned i = (unsigned)(node % SEEN_SLOTS);
-	int same;
-
-	pthread_mutex_lock(&files_lock);
-	same = seen[i].node == node && sha[0] && !strcmp(seen[i].sha, sha);
-	seen[i].node = node;
-	snprintf(seen[i].sha, sizeof(seen[i].sha), "%s", sha);
-	pthread_mutex_unlock(&files_lock);
-	return same;
-}
-
 static struct fh *fh_of(struct fuse_file_info *fi)
 {
 	return (struct fh *)(uintptr_t)fi->fh;
-}
-
-static struct ofile *find_locked(int64_t ino)
-{
-	struct ofile *of;
-
-	for (of = files; of; of = of->next)
-		if (of->ino == ino)
-			return of;
-	return NULL;
-}
-
-/*
- * files_lock is never held while an of->lock is awaited: a worker may hold
- * a file's lock across a wait for a server (a writer's base to copy, a
- * block to fetch), and every open, close and attribute of every open file
- * takes files_lock. A handle or a look at a file's attributes keeps its
- * ofile with a reference (refs) instead.
- */
-
-/* Let go of a reference to of: the last one frees it. */
-static void ofile_put(struct ofile *of)
-{
-	struct ofile **p;
-	int last;
-
-	pthread_mutex_lock(&files_lock);
-	last = --of->refs == 0;
-	if (last)
-		for (p = &files; *p; p = &(*p)->next)
-			if (*p == of) {
-				*p = of->next;
-				break;
-			}
-	pthread_mutex_unlock(&files_lock);
-	if (!last)
-		return;
-	pthread_mutex_destroy(&of->lock);
-	pthread_cond_destroy(&of->cv);
-	free(of);
-}
-
-/* The open file of ino with a reference (ofile_put), or NULL. */
-static struct ofile *ofile_get(int64_t ino)
-{
-	struct ofile *of;
-
-	pthread_mutex_lock(&files_lock);
-	of = find_locked(ino);
-	if (of)
-		of->refs++;
-	pthread_mutex_unlock(&files_lock);
-	return of;
-}
-
-/*
- * How many threads hold a file's lock across a wait for something far
- * away (a server, an object store) or a long copy: while any does, the
- * reading thread takes no file's lock (fs_file_busy).
- */
-static int slow_holders;
-
-static void slow_begin(void)
-{
-	__atomic_add_fetch(&slow_holders, 1, __ATOMIC_SEQ_CST);
-}
-
-static void slow_end(void)
-{
-	__atomic_sub_fetch(&slow_holders, 1, __ATOMIC_SEQ_CST);
-}
-
-int fs_file_busy(void)
-{
-	return __atomic_load_n(&slow_holders, __ATOMIC_SEQ_CST) > 0;
-}
-
-/*
- * Make the thread holding of's lock a slow holder before it waits far
- * away under the lock (*slow: whether it is one; slow_end once the lock
- * is let go). It says so before it takes the lock, never after: the
- * reading thread takes a file's lock only while no thread is one
- * (fs_file_busy), and between a worker's lock and a late slow_begin()
- * it took the lock's next turn and waited behind the server with it
- * (review s15 F9). 1 when the lock was let go and taken again (what was
- * looked at under it must be looked at again), 0 when already one.
- */
-static int become_slow(struct ofile *of, int *slow)
-{
-	if (*slow)
-		return 0;
-	pthread_mutex_unlock(&of->lock);
-	slow_begin();
-	*slow = 1;
-	pthread_mutex_lock(&of->lock);
-	return 1;
-}
-
-/* Attach h to the open file of ino (made if needed). */
-static int ofile_attach(struct fh *h, int64_t ino, const char *id)
-{
-	struct ofile *of;
-
-	pthread_mutex_lock(&files_lock);
-	of = find_locked(ino);
-	if (!of) {
-		of = calloc(1, sizeof(*of));
-		if (!of) {
-			pthread_mutex_unlock(&files_lock);
-			return -ENOMEM;
-		}
-		pthread_mutex_init(&of->lock, NULL);
-		pthread_cond_init(&of->cv, NULL);
-		of->ino = ino;
-		snprintf(of->id, sizeof(of->id), "%s", id);
-		of->next = files;
-		files = of;
-	}
-	of->refs++;
-	pthread_mutex_unlock(&files_lock);
-	pthread_mutex_lock(&of->lock);
-	h->of = of;
-	h->next = of->handles;
-	of->handles = h;
-	h->version = of->version;
-	pthread_mutex_unlock(&of->lock);
-	return 0;
-}
-
-/* The most recent writer with a version of its own, but h (of locked). */
-static struct fh *other_writer(struct ofile *of, const struct fh *h)
-{
-	struct fh *w, *best = NULL;
-
-	for (w = of->handles; w; w = w->next)
-		if (w != h && w->stage && w->dirty &&
-		    (!best || w->mtime_ns > best->mtime_ns))
-			best = w;
-	return best;
-}
-
-static void ofile_detach(struct fh *h)
-{
-	struct ofile *of = h->of;
-	struct fh **q;
-
-	pthread_mutex_lock(&of->lock);
-	for (q = &of->handles; *q; q = &(*q)->next)
-		if (*q == h) {
-			*q = h->next;
-			break;
-		}
-	if (of->writer == h)
-		of->writer = other_writer(of, h);
-	pthread_mutex_unlock(&of->lock);
-	ofile_put(of);
-}
-
-int fs_file_is_open(int64_t ino)
-{
-	int open;
-
-	pthread_mutex_lock(&files_lock);
-	open = find_locked(ino) != NULL;
-	pthread_mutex_unlock(&files_lock);
-	return open;
-}
-
-int fs_open_attr(int64_t ino, struct stat *st)
-{
-	struct ofile *of = ofile_get(ino);
-	struct fh *w;
-	int changed = 0;
-
-	if (!of)
-		return 0;
-	pthread_mutex_lock(&of->lock);
-	w = of->writer;
-	if (w && w->stage && w->dirty) {
-		st->st_size = sfs_stage_size(w->stage);
-		st->st_blocks = (st->st_size + 511) / 512;
-		st->st_mtim.tv_sec = w->mtime_ns / 1000000000;
-		st->st_mtim.tv_nsec = w->mtime_ns % 1000000000;
-		st->st_ctim = st->st_mtim;
-		changed = 1;
-	}
-	pthread_mutex_unlock(&of->lock);
-	ofile_put(of);
-	return changed;
-}
-
-void fs_open_times(int64_t ino, int64_t mtime_ns)
-{
-	struct ofile *of = ofile_get(ino);
-	struct fh *w;
-
-	if (!of)
-		return;
-	pthread_mutex_lock(&of->lock);
-	w = of->writer;
-	if (w && w->dirty)
-		w->set_mtime_ns = w->mtime_ns = mtime_ns;
-	pthread_mutex_unlock(&of->lock);
-	ofile_put(of);
 }
 
 /*
@@ -378,7 +109,7 @@ static void test_hold(const char *var, int *done)
  * empty (of locked). An empty one written in order may be sent to a
  * remote store's server as it is written (sfs_stage_set_target). A copy
  * may wait far away (a server, an object store, a big file): the caller
- * made itself a slow holder first (become_slow, when !empty && !h->stage).
+ * made itself a slow holder first (fs_become_slow, when !empty && !h->stage).
  */
 static int ensure_stage(struct fh *h, int empty)
 {
@@ -530,7 +261,7 @@ static int commit(struct fh *h)
 	h->dirty = 0;
 	of->version++;
 	if (of->writer == h)
-		of->writer = other_writer(of, h);
+		of->writer = fs_other_writer(of, h);
 	u.mtime_ns = h->set_mtime_ns;
 	h->set_mtime_ns = 0;
 	/*
@@ -565,7 +296,7 @@ static struct fh *fh_new(int64_t ino, const char *id, int writable)
 	if (!h)
 		return NULL;
 	h->writable = writable;
-	if (ofile_attach(h, ino, id)) {
+	if (fs_ofile_attach(h, ino, id)) {
 		free(h);
 		return NULL;
 	}
@@ -574,7 +305,7 @@ static struct fh *fh_new(int64_t ino, const char *id, int writable)
 
 static void fh_free(struct fh *h)
 {
-	ofile_detach(h);
+	fs_ofile_detach(h);
 	sfs_blob_close(h->blob);
 	sfs_stage_free(h->stage);
 	free(h);
@@ -614,7 +345,7 @@ static int open_read(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	h->follow = h->of->writer != NULL;
 	pthread_mutex_unlock(&h->of->lock);
 	fi->keep_cache = !h->follow &&
-			 same_content(node, which ? f.la.sha256 : f.sha256);
+			 fs_same_content(node, which ? f.la.sha256 : f.sha256);
 	*hp = h;
 out:
 	sfs_file_release(&f);
@@ -870,7 +601,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (w && w == of->committing)
 			pthread_cond_wait(&of->cv, &of->lock);
 		else if ((w && w->stage) || !fetches(h, off, size) ||
-			 !become_slow(of, &slow))
+			 !fs_become_slow(of, &slow))
 			break;
 	}
 	if (w && w->stage) {
@@ -886,7 +617,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	pthread_mutex_unlock(&of->lock);
 	if (slow)
-		slow_end();
+		fs_slow_end();
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -910,7 +641,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	pthread_mutex_lock(&h->of->lock);
 	do
 		wait_commit_of(h->of, h);
-	while (!h->stage && become_slow(h->of, &slow)); /* a base to copy */
+	while (!h->stage && fs_become_slow(h->of, &slow)); /* a base to copy */
 	ret = ensure_stage(h, 0);
 	if (!ret) {
 		if (h->append)
@@ -922,7 +653,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	}
 	pthread_mutex_unlock(&h->of->lock);
 	if (slow)
-		slow_end();
+		fs_slow_end();
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -930,7 +661,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 }
 
 /*
- * Truncate a writer's version (of locked; *slow as for become_slow, which
+ * Truncate a writer's version (of locked; *slow as for fs_become_slow, which
  * it calls when the version's base is to be copied).
  */
 static int truncate_locked(struct fh *h, off_t size, int *slow)
@@ -941,7 +672,7 @@ static int truncate_locked(struct fh *h, off_t size, int *slow)
 	sfs_err_init(&e);
 	do
 		wait_commit_of(h->of, h);
-	while (!h->stage && size && become_slow(h->of, slow));
+	while (!h->stage && size && fs_become_slow(h->of, slow));
 	ret = ensure_stage(h, size == 0);
 	if (!ret)
 		ret = -fs_errno(sfs_stage_truncate(h->stage, size, &e), &e);
@@ -966,7 +697,7 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 		ret = truncate_locked(h, size, &slow);
 		pthread_mutex_unlock(&h->of->lock);
 		if (slow)
-			slow_end();
+			fs_slow_end();
 		return ret;
 	}
 	/*
@@ -981,10 +712,10 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	do {
 		wait_commit_of(h->of, NULL); /* a committed writer is none */
 		w = h->of->writer;
-	} while (!w && size && become_slow(h->of, &slow));
+	} while (!w && size && fs_become_slow(h->of, &slow));
 	ret = truncate_locked(w ? w : h, size, &slow);
 	if (slow)
-		slow_end(); /* copied; a commit lets go of the lock */
+		fs_slow_end(); /* copied; a commit lets go of the lock */
 	if (!ret && !w)
 		ret = commit(h);
 	pthread_mutex_unlock(&h->of->lock);

@@ -316,7 +316,7 @@ int fs_shared_owners(struct fs_listing *l);
 int fs_shared_owner_find(const char *name, char owner[SFS_ID_SIZE],
 			 int64_t *owner_row);
 
-/* ---- file.c: open files ----------------------------------------------- */
+/* ---- file.c, ofile.c: open files -------------------------------------- */
 
 void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
