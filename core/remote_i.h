@@ -5,8 +5,9 @@
  * and its local body below stays as it was. The bodies live in
  * remote_store.c, remote_nums.c and remote_dirs.c (the namespace and
  * metadata) and remote_blob.c (content through the block cache); remote.c
- * speaks HTTP, remote_body.c sets what a request sends. Entry points the remote
- * store does not offer yet answer SFS_UNSUPPORTED (sfsi_remote_refuse).
+ * speaks HTTP, remote_body.c sets what a request sends, remote_answer.c
+ * reads what it answers. Entry points the remote store does not offer
+ * yet answer SFS_UNSUPPORTED (sfsi_remote_refuse).
  */
 #ifndef SPEECHFS_REMOTE_I_H
 #define SPEECHFS_REMOTE_I_H
@@ -154,6 +155,20 @@ struct curl_slist *sfsi_remote_body_set(struct sfsi_remote_body *body,
 					const struct sfsi_remote_req *q,
 					struct curl_slist *h);
 void sfsi_remote_body_release(struct sfsi_remote_body *body);
+
+/* ---- a server's answer read (remote_answer.c) ---- */
+
+/*
+ * The answer's X-Speechfs-Directory on handle curl (a CURL *) into out:
+ * "" when none, too long, or the transfer failed (ok 0).
+ */
+void sfsi_remote_dir_state_of(void *curl, int ok, char *out, size_t size);
+/*
+ * The answer's X-Speechfs-Content-Crc32c (base64 of the big-endian
+ * CRC32C, as S3's x-amz-checksum-crc32c), -1 when none, not one, or the
+ * transfer failed (ok 0).
+ */
+int64_t sfsi_remote_crc32c_of(void *curl, int ok);
 
 /* This client's origin (X-Speechfs-Origin): its changes in the feed. */
 int64_t sfsi_remote_origin(const struct sfs_remote *r);
