@@ -123,6 +123,32 @@ def terminate(proc, timeout=30):
         return "no exit within %d s of SIGTERM" % timeout
 
 
+def all_stopped(pid):
+    """Whether every thread of process pid is stopped: state T or t in
+    /proc/PID/task/*/stat (a thread gone meanwhile does not count)."""
+    for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
+        try:
+            stat = (t / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] not in "Tt":
+            return False
+    return True
+
+
+def sigstop(pid, timeout=30):
+    """SIGSTOP pid and wait until every thread of it is stopped: kill()
+    returns before they are, a thread busy elsewhere stops a moment later
+    (and a SIGCONT sent meanwhile takes the stop back). Fails when they
+    are not within timeout seconds."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while not all_stopped(pid):
+        assert time.monotonic() < deadline, \
+            "process %d did not stop within %d s" % (pid, timeout)
+        time.sleep(0.001)
+
+
 SYNC_LINE = re.compile(r"^\d+\s+(\d+\.\d+)\s+(fsync|fdatasync)\(")
 
 

@@ -25,6 +25,8 @@ import time
 
 import requests
 
+from fsutil import sigstop
+
 SIZE = 24 << 20
 CLIENTS = 6
 ROUNDS = 6
@@ -36,19 +38,6 @@ def blob_path(store, sha):
                                                     % (sha[:2], sha)))
     assert len(found) == 1, found
     return found[0]
-
-
-def stopped(pid):
-    """Every thread of process pid is stopped: kill(SIGSTOP) returns
-    before they are, and a SIGCONT sent meanwhile takes the stop back."""
-    for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
-        try:
-            stat = (t / "stat").read_text()
-        except OSError:
-            continue  # a thread gone meanwhile
-        if stat[stat.rindex(")") + 2] not in "Tt":
-            return False
-    return True
 
 
 def uncache(path):
@@ -122,11 +111,7 @@ def test_downloads_end_though_the_daemon_is_paused(sfsd_factory):
                         rnd, STALL, stops,
                         [(d.got, d.length) for d in ds])
                 seen = got
-                proc.send_signal(signal.SIGSTOP)
-                deadline = time.monotonic() + STALL
-                while not stopped(proc.pid):
-                    assert time.monotonic() < deadline, \
-                        "speechfsd does not stop"
+                sigstop(proc.pid, STALL)
                 proc.send_signal(signal.SIGCONT)
                 stops += 1
         finally:

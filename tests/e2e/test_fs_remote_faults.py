@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from fsutil import (Server, admin, cache_bytes, eventually,  # noqa: F401
-                    sha256_file, store)
+                    sha256_file, sigstop, store)
 from test_fs_remote import RemoteMount
 
 FILES = "/api/v1/speech-services/files"
@@ -83,20 +83,6 @@ class Background:
         self.t.join(timeout)
         assert not self.t.is_alive(), "the call hangs"
         return self
-
-
-def stop(pid):
-    """SIGSTOP, and wait until every thread of pid is stopped (a thread
-    busy elsewhere stops a moment later)."""
-    os.kill(pid, signal.SIGSTOP)
-
-    def stopped():
-        for t in pathlib.Path("/proc/%d/task" % pid).iterdir():
-            stat = (t / "stat").read_text()
-            if stat[stat.rindex(")") + 2] not in "Tt":
-                return False
-        return True
-    assert eventually(stopped), "speechfsd does not stop"
 
 
 def upload_in_flight(port):
@@ -185,7 +171,7 @@ def test_killed_mid_write(remote):
         w = open(p, "wb")
         w.write(new)
         w.flush()               # in the mount's stage: nothing sent yet
-        stop(dm.proc.pid)
+        sigstop(dm.proc.pid)
         try:
             bg = Background(w.close)
             # the upload is on its way: bytes wait on the daemon's socket
@@ -260,7 +246,7 @@ def test_stalled_server_times_out(remote):
         p = m.path("cached.bin")
         assert p.read_bytes() == data
         assert eventually(lambda: cache_bytes(m.cache) >= len(data))
-        stop(dm.proc.pid)
+        sigstop(dm.proc.pid)
         try:
             bg = Background(lambda: os.stat(m.path("elsewhere",
                                                    "unknown.bin")))

@@ -20,9 +20,9 @@ import threading
 
 import pytest
 
-from fsutil import Server, eventually, store  # noqa
+from fsutil import Server, eventually, sigstop, store  # noqa
 from test_fs_remote import RemoteMount
-from test_fs_remote_faults import server_sha, sha, stop, upload
+from test_fs_remote_faults import server_sha, sha, upload
 from test_fs_remote_stream import PROBE, the_file
 
 
@@ -165,7 +165,7 @@ def held_case(remote, how):
         # thread busy with readahead's fetches went on answering them,
         # the held block's too (2 runs of 40 on a loaded machine)
         stopped = True
-        stop(dm.proc.pid)
+        sigstop(dm.proc.pid)
         h.stdin.write(b"go\n")
         h.stdin.flush()
         call = PWRITE_PREAD[platform.machine()][how == "read"]
