@@ -444,6 +444,22 @@ def mounts(store):
     stop_all(made)
 
 
+@pytest.fixture
+def remote(request, store):
+    """A speechfsd of the test's own on a fresh store, which the test
+    may stop, kill and start again, for the remote mounts it makes itself
+    (test_fs_remote.RemoteMount): (Server, alice's API key, store dir,
+    alice's id). It must exit 0 at the end (Server.stop). No jobs run
+    (jobs.enabled false); the module's REMOTE_CONFIG adds to its config."""
+    d, _, users = store
+    dm = Server(d, **{"jobs.enabled": "false",
+                      **getattr(request.module, "REMOTE_CONFIG", {})})
+    try:
+        yield dm, dm.key(users[0]), d, users[0]
+    finally:
+        dm.stop()
+
+
 class StoreReader:
     """Another process reading a store's metadata as it is committed:
     value(sql) is the first column of the first row. SQLite's file read

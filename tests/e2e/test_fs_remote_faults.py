@@ -17,23 +17,12 @@ import threading
 import pytest
 import requests
 
-from fsutil import (Server, admin, cache_bytes, eventually,  # noqa: F401
+from fsutil import (admin, cache_bytes, eventually, remote,  # noqa: F401
                     sha256_file, sigstop, store)
 from test_fs_remote import RemoteMount
 
 FILES = "/api/v1/speech-services/files"
 FAILED = (errno.EIO, errno.ETIMEDOUT)
-
-
-@pytest.fixture
-def remote(store):
-    """(daemon, API key of alice, store dir, alice's id)."""
-    d, _, users = store
-    dm = Server(d, **{"jobs.enabled": "false"})
-    try:
-        yield dm, dm.key(users[0]), d, users[0]
-    finally:
-        dm.stop()
 
 
 def upload(dm, key, data, name):

@@ -18,27 +18,16 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
-from fsutil import Server, eventually, sigstop, store  # noqa
+from fsutil import eventually, remote, sigstop, store  # noqa: F401
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import server_sha, sha, upload
 from test_fs_remote_stream import PROBE, the_file
 
 
-@pytest.fixture
-def remote(store):
-    """(daemon, API key of alice, store dir, tenant id). The daemon keeps
-    an idle connection for 900 s: the tests stop it for a while, and a
-    connection it had sent half an answer on must not be dropped as idle
-    for the time it was stopped."""
-    d, tenant, users = store
-    dm = Server(d, **{"jobs.enabled": "false",
-                      "http.connection_timeout": "900"})
-    try:
-        yield dm, dm.key(users[0]), d, tenant
-    finally:
-        dm.stop()
+# The daemon keeps an idle connection for 900 s: the tests stop it for a
+# while, and a connection it had sent half an answer on must not be
+# dropped as idle for the time it was stopped.
+REMOTE_CONFIG = {"http.connection_timeout": "900"}
 
 # the reader or writer is in its call: /proc/PID/syscall's first field
 PWRITE_PREAD = {"x86_64": ("18", "17"), "aarch64": ("68", "67")}
