@@ -7,6 +7,7 @@ return. At http.shutdown_timeout their statements are cancelled
 exits 0, while the lock is still held. A server that runs no more takes
 no cancel: the daemon leaves what waits for it 7 s later and exits 0
 all the same (review s14 finding 3)."""
+import contextlib
 import os
 import shutil
 import signal
@@ -44,6 +45,46 @@ class Locker:
             self.p.wait(30)
 
 
+@contextlib.contextmanager
+def daemon_on(tmp_path_factory, server):
+    """A new database of server, a store on it and a daemon on the store
+    with http.shutdown_timeout 2: (Daemon, Client, database). At the end
+    the daemon is killed if the test left it running, its log closed and
+    the database dropped."""
+    db = server.new_database()
+    d = None
+    try:
+        d, c = start(tmp_path_factory, {"http.shutdown_timeout": "2"},
+                     meta=Meta("pg", server.url(db)))
+        yield d, c, db
+    finally:
+        if d:
+            end(d)
+        server.drop_database(db)
+
+
+def end(d):
+    """Kill the daemon d if it still runs; close its log."""
+    if d.proc.poll() is None:
+        d.proc.kill()
+        d.proc.wait()
+    d.logf.close()
+
+
+def get_in_thread(c, fid, got, timeout):
+    """GET of file fid's record as alice on a thread of its own (started):
+    its Response, or the requests exception, goes to got."""
+    def get():
+        try:
+            got.append(requests.get(c.api + f"/{fid}",
+                                    headers=c.hdr("alice"), timeout=timeout))
+        except requests.RequestException as exc:
+            got.append(exc)
+    t = threading.Thread(target=get, daemon=True)
+    t.start()
+    return t
+
+
 def loads_waiting(server, db):
     """Sessions waiting for a lock with a file's load (a GET's)."""
     return int(server.psql(db, "SELECT count(*) FROM pg_stat_activity"
@@ -54,54 +95,35 @@ def loads_waiting(server, db):
 
 def test_stop_cancels_requests_waiting_on_the_database(tmp_path_factory,
                                                        pg_server):
-    db = pg_server.new_database()
-    d = locker = None
-    try:
-        d, c = start(tmp_path_factory, {"http.shutdown_timeout": "2"},
-                     meta=Meta("pg", pg_server.url(db)))
+    with daemon_on(tmp_path_factory, pg_server) as (d, c, db):
         fid = c.new_file()["id"]
         conf = (c.store.parent / "init.conf").read_text()
         schema = conf.split("db.schema = ")[1].split()[0]
         locker = Locker(pg_server, db, schema)
-        got = []
-
-        def get():
-            try:
-                got.append(requests.get(c.api + f"/{fid}",
-                                        headers=c.hdr("alice"), timeout=60))
-            except requests.RequestException as exc:
-                got.append(exc)
-        # one at a time: a thread of the daemon waiting in a handler
-        # leaves the connections it took meanwhile waiting too
-        threads = [threading.Thread(target=get) for _ in range(2)]
-        for n, t in enumerate(threads, 1):
-            t.start()
-            deadline = time.monotonic() + 30
-            while loads_waiting(pg_server, db) < n:
-                assert time.monotonic() < deadline, "the GET never waited"
-                time.sleep(0.05)
-        d.proc.send_signal(signal.SIGTERM)
-        # without the cancel it waits for as long as the lock is held
-        rc = d.proc.wait(60)
-        assert rc == 0, d.log.read_text()[-3000:]
-        for t in threads:
-            t.join(60)
-        assert len(got) == 2
-        for r in got:
-            assert isinstance(r, requests.Response), r
-            c.assert_error(r, 503)
-        # the lock was still held all along
-        assert locker.p.poll() is None
-        assert "requests still in flight" in d.log.read_text()
-    finally:
-        if locker:
+        try:
+            got = []
+            # one at a time: a thread of the daemon waiting in a handler
+            # leaves the connections it took meanwhile waiting too
+            threads = []
+            for n in (1, 2):
+                threads.append(get_in_thread(c, fid, got, 60))
+                wait_for("the GET never waited",
+                         lambda: loads_waiting(pg_server, db) >= n)
+            d.proc.send_signal(signal.SIGTERM)
+            # without the cancel it waits for as long as the lock is held
+            rc = d.proc.wait(60)
+            assert rc == 0, d.log.read_text()[-3000:]
+            for t in threads:
+                t.join(60)
+            assert len(got) == 2
+            for r in got:
+                assert isinstance(r, requests.Response), r
+                c.assert_error(r, 503)
+            # the lock was still held all along
+            assert locker.p.poll() is None
+            assert "requests still in flight" in d.log.read_text()
+        finally:
             locker.release()
-        if d:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
-            d.logf.close()
-        pg_server.drop_database(db)
 
 
 # ---- a server that runs no more ------------------------------------------
@@ -194,15 +216,19 @@ def handler_polls(pid):
     return False
 
 
-def stop_bounded(d):
-    """SIGTERM; the exit status once the daemon ended. Its bound is
-    http.shutdown_timeout + 7 s (README); 60 s here is only how long the
-    test waits for it."""
+def exits_anyway(d):
+    """SIGTERM: the daemon exits 0 and says it left what waits for the
+    server. Its bound is http.shutdown_timeout + 7 s (README); 60 s here
+    is only how long the test waits for it."""
     d.proc.send_signal(signal.SIGTERM)
     try:
-        return d.proc.wait(60)
+        rc = d.proc.wait(60)
     except subprocess.TimeoutExpired:
-        return None
+        rc = None
+    log = d.log.read_text()
+    assert rc is not None, "the daemon did not exit:\n" + log[-3000:]
+    assert rc == 0, log[-3000:]
+    assert "exiting anyway" in log, log[-3000:]
 
 
 def test_stop_with_a_server_that_runs_no_more(tmp_path_factory, own_pg):
@@ -212,51 +238,31 @@ def test_stop_with_a_server_that_runs_no_more(tmp_path_factory, own_pg):
     daemon still exits 0, with a warning, and the request's connection is
     closed. The store is whole after: a daemon started again on it once
     the server runs serves the file."""
-    db = own_pg.new_database()
-    d = d2 = None
-    stopped = []
-    try:
-        d, c = start(tmp_path_factory, {"http.shutdown_timeout": "2"},
-                     meta=Meta("pg", own_pg.url(db)))
+    with daemon_on(tmp_path_factory, own_pg) as (d, c, _):
         fid = c.new_file(data=b"kept")["id"]
         assert not handler_polls(d.proc.pid)
-        got = []
-
-        def get():
-            try:
-                got.append(requests.get(c.api + f"/{fid}",
-                                        headers=c.hdr("alice"), timeout=120))
-            except requests.RequestException as exc:
-                got.append(exc)
-        freeze(own_pg, stopped)
-        t = threading.Thread(target=get, daemon=True)
-        t.start()
-        wait_for("the GET never waited for the database",
-                 lambda: handler_polls(d.proc.pid))
-        rc = stop_bounded(d)
-        assert rc is not None, "the daemon did not exit:\n" + \
-            d.log.read_text()[-3000:]
-        assert rc == 0, d.log.read_text()[-3000:]
-        log = d.log.read_text()
-        assert "exiting anyway" in log, log[-3000:]
-        t.join(60)
-        assert len(got) == 1
-        assert isinstance(got[0], requests.ConnectionError), got[0]
-        thaw(stopped)
-        d2 = Daemon(d.root, d.store)
-        r = requests.get(c.api.replace(d.base, d2.base) +
-                         f"/{fid}/content", headers=c.hdr("alice"),
-                         timeout=60)
-        assert r.status_code == 200 and r.content == b"kept", r.text
-    finally:
-        thaw(stopped)
-        for x in (d, d2):
-            if x:
-                if x.proc.poll() is None:
-                    x.proc.kill()
-                    x.proc.wait()
-                x.logf.close()
-        own_pg.drop_database(db)
+        stopped = []
+        d2 = None
+        try:
+            got = []
+            freeze(own_pg, stopped)
+            t = get_in_thread(c, fid, got, 120)
+            wait_for("the GET never waited for the database",
+                     lambda: handler_polls(d.proc.pid))
+            exits_anyway(d)
+            t.join(60)
+            assert len(got) == 1
+            assert isinstance(got[0], requests.ConnectionError), got[0]
+            thaw(stopped)
+            d2 = Daemon(d.root, d.store)
+            r = requests.get(c.api.replace(d.base, d2.base) +
+                             f"/{fid}/content", headers=c.hdr("alice"),
+                             timeout=60)
+            assert r.status_code == 200 and r.content == b"kept", r.text
+        finally:
+            thaw(stopped)
+            if d2:
+                end(d2)
 
 
 def test_idle_stop_with_a_server_that_runs_no_more(tmp_path_factory,
@@ -265,29 +271,15 @@ def test_idle_stop_with_a_server_that_runs_no_more(tmp_path_factory,
     connection to the stopped server and connects again (libpq waits for
     the server's answer without a timeout): at SIGTERM the daemon exits 0
     all the same, with a warning."""
-    db = own_pg.new_database()
-    d = None
-    stopped = []
-    try:
-        d, c = start(tmp_path_factory, {"http.shutdown_timeout": "2"},
-                     meta=Meta("pg", own_pg.url(db)))
+    with daemon_on(tmp_path_factory, own_pg) as (d, c, _):
         c.new_file()
-        freeze(own_pg, stopped)
-        # its ping unanswered (db_listen.c: PING_MS + PING_WAIT_MS)
-        wait_for("the listening connection was never lost",
-                 lambda: "the listening connection was lost" in
-                 d.log.read_text(), 60)
-        rc = stop_bounded(d)
-        assert rc is not None, "the daemon did not exit:\n" + \
-            d.log.read_text()[-3000:]
-        assert rc == 0, d.log.read_text()[-3000:]
-        log = d.log.read_text()
-        assert "exiting anyway" in log, log[-3000:]
-    finally:
-        thaw(stopped)
-        if d:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
-            d.logf.close()
-        own_pg.drop_database(db)
+        stopped = []
+        try:
+            freeze(own_pg, stopped)
+            # its ping unanswered (db_listen.c: PING_MS + PING_WAIT_MS)
+            wait_for("the listening connection was never lost",
+                     lambda: "the listening connection was lost" in
+                     d.log.read_text(), 60)
+            exits_anyway(d)
+        finally:
+            thaw(stopped)
