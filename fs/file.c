@@ -247,9 +247,13 @@ static int commit(struct fh *h)
 	pthread_mutex_unlock(&of->lock);
 	sfs_err_init(&e);
 	if (!h->dirty) {
-		/* a created file closed without content (touch) */
+		/* a created file closed without content (touch), or one
+		 * whose content a flush of this handle could not commit:
+		 * its name made durable, that failure still said */
 		ret = commit_create(of);
 		pthread_mutex_lock(&of->lock);
+		if (!ret)
+			ret = h->failed;
 		goto out;
 	}
 	st = commit_stage(of->id, h->stage, &e);

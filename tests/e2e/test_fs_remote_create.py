@@ -324,6 +324,15 @@ def refuse(m, name, how):
     return left
 
 
+def close_err(fd):
+    """close(fd)'s errno, or None."""
+    try:
+        os.close(fd)
+    except OSError as e:
+        return e.errno
+    return None
+
+
 @pytest.mark.parametrize("how", ["close", "dup", "fsync"])
 def test_a_refused_content_keeps_the_name(srv, how):
     """A new file over the tenant's byte quota: close() (or fsync())
@@ -333,13 +342,15 @@ def test_a_refused_content_keeps_the_name(srv, how):
     and the mount shows that file; nothing waits for the release or the
     unmount (before, the server got it from the release, after close()
     returned: not at all while a dup or the fsync's descriptor kept the
-    file open). The unmount changes nothing: one file, empty."""
+    file open). The unmount changes nothing: one file, empty. A dup's
+    close() says EDQUOT too (before, 0: the name's create answered it)."""
     dm, key, d, tenant = srv
     admin("tenant", "quota", "--store", str(d), "--id", tenant,
           "--max-bytes", "1000")
     m = RemoteMount(dm.base, key)
     try:
         left = refuse(m, "big.wav", how)
+        said = None
         try:
             have = listed(dm, key, "/")
             assert list(have) == ["big"], have
@@ -351,7 +362,10 @@ def test_a_refused_content_keeps_the_name(srv, how):
             assert entries(m.dir) == ["big.wav"]
         finally:
             if left is not None:
-                os.close(left)
+                said = close_err(left)
+        # the dup's close says the handle's failure again (its bytes were
+        # never stored); after the fsync that said it, close() is 0
+        assert said == (errno.EDQUOT if how == "dup" else None), said
         m.path("small.wav").write_bytes(b"RIFF ok")
         assert listed(dm, key, "/")["small"]["size"] == 7
         assert m.path("big.wav").read_bytes() == b""

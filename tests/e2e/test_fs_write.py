@@ -192,6 +192,38 @@ def test_quota_error_on_close_keeps_content(small_store):
         m.stop()
 
 
+def test_quota_error_on_close_of_a_new_file(small_store):
+    """A new file over the quota: close() says EDQUOT, the file stays,
+    empty (creat() made it; the data is lost, not the name), and a
+    second descriptor of the same open (a dup, a fork's copy) says
+    EDQUOT at its close too, not 0 (the name's commit, which succeeds,
+    answered it before): the bytes were never stored."""
+    d, user = small_store
+    m = Mount(d, user)
+    try:
+        p = m.path("new.bin")
+        fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, b"z" * 200000)
+        dup = os.dup(fd)
+        try:
+            with pytest.raises(OSError) as ei:
+                os.close(fd)
+            assert ei.value.errno == errno.EDQUOT
+            assert os.stat(p).st_size == 0
+        finally:
+            with pytest.raises(OSError) as ei:
+                os.close(dup)
+        assert ei.value.errno == errno.EDQUOT
+        assert p.read_bytes() == b""
+    finally:
+        m.stop()
+    m = Mount(d, user)
+    try:
+        assert m.path("new.bin").read_bytes() == b""
+    finally:
+        m.stop()
+
+
 def test_changes_elsewhere_show_up(store, mounts):
     """Two mounts of one user: a change made through one appears in the
     other within a second or so (the change poller / attr timeouts)."""
