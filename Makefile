@@ -209,8 +209,8 @@ asan:
 	$(MAKE) SAN=1 test
 
 # The unit tests (and the daemons they start) under ThreadSanitizer: a
-# data race fails the binary that met it. tests/tsan.supp names the one
-# known false report (jansson's reference counts).
+# data race fails the binary that met it. tests/tsan.supp would name a
+# library's benign report (none today).
 tsan: deps
 	$(MAKE) SAN=thread all
 	TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=0 exitcode=66 $(TSAN_OPTIONS)" \
