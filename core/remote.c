@@ -23,6 +23,7 @@
 #include "speechfs/remote.h"
 #include "speechfs/util.h"
 #include "auth_i.h"
+#include "curl_pool_i.h"
 #include "remote_i.h"
 #include "util_i.h"
 #include "speechfs/banned.h"
@@ -30,7 +31,6 @@
 #define API "/api/v1/speech-services"
 #define ANSWER_MAX (64 << 20)
 
-#define POOL_MAX 32
 #define SINK_BUFFER (512 << 10)
 #define EXPECT_FROM (1 << 20) /* bytes of a body sent after "100 Continue" */
 #define RETRIES_429 4
@@ -43,9 +43,7 @@ struct sfs_remote {
 	unsigned features;
 	CURLSH *share;
 	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one per kind */
-	pthread_mutex_t mu;
-	CURL *idle[POOL_MAX];
-	int nidle;
+	struct sfsi_curl_pool pool;
 	int aborting; /* sfsi_remote_abort: transfers end now */
 	int down;     /* the last request got no answer at all */
 	int opened;   /* sfs_remote_open_opts is done: say when it is down */
@@ -136,28 +134,6 @@ static void share_unlock(CURL *c, curl_lock_data data, void *arg)
 	(void)c;
 	if ((unsigned)data < CURL_LOCK_DATA_LAST)
 		pthread_mutex_unlock(&r->share_mu[data]);
-}
-
-static CURL *take(struct sfs_remote *r)
-{
-	CURL *c = NULL;
-
-	pthread_mutex_lock(&r->mu);
-	if (r->nidle)
-		c = r->idle[--r->nidle];
-	pthread_mutex_unlock(&r->mu);
-	return c ? c : curl_easy_init();
-}
-
-static void give(struct sfs_remote *r, CURL *c)
-{
-	pthread_mutex_lock(&r->mu);
-	if (r->nidle < POOL_MAX) {
-		r->idle[r->nidle++] = c;
-		c = NULL;
-	}
-	pthread_mutex_unlock(&r->mu);
-	curl_easy_cleanup(c);
 }
 
 /*
@@ -301,7 +277,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	char url[2048];
 	long code = 0;
 	CURLcode rc;
-	CURL *c = take(r);
+	CURL *c = sfsi_curl_pool_take(&r->pool);
 
 	if (!c)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -337,7 +313,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (q->source && (rc != CURLE_OK || q->content_crc32c))
 		curl_easy_cleanup(c);
 	else
-		give(r, c);
+		sfsi_curl_pool_give(&r->pool, c);
 	if (rc == CURLE_WRITE_ERROR && a.sink_st)
 		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
 				"'%s': more bytes than asked for", url);
@@ -524,7 +500,7 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	pthread_mutex_init(&r->mu, NULL);
+	sfsi_curl_pool_init(&r->pool);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&r->share_mu[i], NULL);
 	sfs_strlcpy(r->base, o->url, sizeof(r->base));
@@ -589,13 +565,11 @@ void sfs_remote_close(struct sfs_remote *r)
 
 	if (!r)
 		return;
-	for (i = 0; i < r->nidle; i++)
-		curl_easy_cleanup(r->idle[i]);
+	sfsi_curl_pool_release(&r->pool);
 	if (r->share)
 		curl_share_cleanup(r->share);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&r->share_mu[i]);
-	pthread_mutex_destroy(&r->mu);
 	free(r->auth_header);
 	free(r);
 }

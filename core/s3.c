@@ -193,13 +193,9 @@ static char *dup_or_empty(const char *s)
 
 void sfsi_s3_free(struct sfsi_s3 *c)
 {
-	int i;
-
 	if (!c)
 		return;
-	for (i = 0; i < c->npool; i++)
-		curl_easy_cleanup(c->pool[i]);
-	pthread_mutex_destroy(&c->mu);
+	sfsi_curl_pool_release(&c->pool);
 	free(c->base);
 	free(c->host);
 	free(c->root);
@@ -272,7 +268,7 @@ enum sfs_status sfsi_s3_new(const struct sfsi_s3_opts *o, struct sfsi_s3 **out,
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 		goto out;
 	}
-	pthread_mutex_init(&c->mu, NULL);
+	sfsi_curl_pool_init(&c->pool);
 	sfs_strlcpy(c->region,
 		    o->region && o->region[0] ? o->region : "us-east-1",
 		    sizeof(c->region));

@@ -19,31 +19,13 @@
 #define ERRBODY_MAX 4096
 #define XML_MAX ((size_t)16 << 20)
 
-static CURL *handle_get(struct sfsi_s3 *c)
-{
-	CURL *h = NULL;
-
-	pthread_mutex_lock(&c->mu);
-	if (c->npool)
-		h = c->pool[--c->npool];
-	pthread_mutex_unlock(&c->mu);
-	return h ? h : curl_easy_init();
-}
-
 /* Back to the pool: curl_easy_reset keeps the live connection. */
 static void handle_put(struct sfsi_s3 *c, CURL *h)
 {
 	if (!h)
 		return;
 	curl_easy_reset(h);
-	pthread_mutex_lock(&c->mu);
-	if (c->npool < (int)ARRAY_SIZE(c->pool)) {
-		c->pool[c->npool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (h)
-		curl_easy_cleanup(h);
+	sfsi_curl_pool_give(&c->pool, h);
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *p)
@@ -426,7 +408,7 @@ static enum sfs_status attempt(struct sfsi_s3 *c, struct s3_req *r, int *again,
 	CURLcode rc;
 
 	errbuf[0] = '\0';
-	r->h = handle_get(c);
+	r->h = sfsi_curl_pool_take(&c->pool);
 	*again = 0;
 	if (!r->h) {
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include "curl_pool_i.h"
 #include "s3_i.h"
 
 #define SFSI_S3_EMPTY_SHA256                                                   \
@@ -38,9 +39,7 @@ struct sfsi_s3 {
 	 */
 	int checksums;
 
-	pthread_mutex_t mu; /* the pool of idle handles */
-	void *pool[32];
-	int npool;
+	struct sfsi_curl_pool pool; /* idle handles */
 };
 
 /* One request and what came back; reused across its retries. */
