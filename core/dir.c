@@ -77,7 +77,7 @@ enum sfs_status sfsi_dir_touch(struct db *d, int64_t owner, const char *path,
 /*
  * Adjust one directory row; *changed says whether it appeared or vanished
  * (1), or stayed, made explicit, where it would have vanished (2: keep,
- * sfs_store_keep_dirs).
+ * sfs_store_keep_dirs, sfs_store_keep_dirs_here).
  */
 static enum sfs_status count_one(struct db *d, int64_t owner, const char *path,
 				 size_t len, int delta, int keep,
@@ -165,7 +165,7 @@ enum sfs_status sfsi_dir_count(struct db *d, int64_t owner, const char *path,
 	 * path stays where it would vanish, explicit; its ancestors then
 	 * count it instead of what left (one less to take).
 	 */
-	keep = delta < 0 && sfsi_db_store(d)->keep_dirs;
+	keep = delta < 0 && sfsi_keep_dirs(sfsi_db_store(d));
 	/* deepest first, so a vanished child bumps its parent's mtime */
 	for (i = len; i > 0;) {
 		ret = count_one(d, owner, path, i, delta, keep && i == len,

@@ -111,9 +111,10 @@ static enum sfs_status purge_file(struct db *d, const struct sfs_file *f,
 	return ret;
 }
 
-static enum sfs_status soft_delete(struct db *d, struct sfs_store *s,
-				   const struct sfs_file *f, int64_t ns,
-				   struct sfs_err *e)
+/* f's row marked deleted, its directory not counted yet (soft_delete). */
+static enum sfs_status mark_deleted(struct db *d, struct sfs_store *s,
+				    const struct sfs_file *f, int64_t ns,
+				    struct sfs_err *e)
 {
 	struct db_stmt *st;
 	enum sfs_status ret;
@@ -142,7 +143,15 @@ static enum sfs_status soft_delete(struct db *d, struct sfs_store *s,
 	sfsi_db_bind_int(st, 2, ns / 1000000);
 	sfsi_db_bind_int(st, 3, ns / 1000000 + s->cfg.retention_seconds * 1000);
 	sfsi_db_bind_int(st, 4, ns);
-	ret = sfsi_db_run(st, e);
+	return sfsi_db_run(st, e);
+}
+
+static enum sfs_status soft_delete(struct db *d, struct sfs_store *s,
+				   const struct sfs_file *f, int64_t ns,
+				   struct sfs_err *e)
+{
+	enum sfs_status ret = mark_deleted(d, s, f, ns, e);
+
 	if (!ret)
 		ret = sfsi_dir_count(d, f->owner, f->path, -1, ns, e);
 	return ret;
@@ -233,6 +242,7 @@ enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d;
 	enum sfs_status ret;
 	int64_t ns = sfs_now_ns();
+	int replaced = 0;
 
 	if (out)
 		sfs_file_init(out);
@@ -255,11 +265,20 @@ enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
 			ret = sfsi_file_need_perm(&t, SFS_PERM_OWNER, "delete",
 						  e);
 		/* deleted meanwhile: its name is free already */
-		if (!ret && !t.deleted)
-			ret = soft_delete(d, s, &t, ns, e);
+		if (!ret && !t.deleted) {
+			ret = mark_deleted(d, s, &t, ns, e);
+			replaced = 1;
+		}
 	}
 	if (!ret)
 		ret = sfsi_file_apply_update(d, &f, u, e);
+	/*
+	 * The replaced file leaves its directory once f has arrived (as a
+	 * move counts, arrival first): a directory that f fills again
+	 * neither vanishes in between nor is kept (sfs_store_keep_dirs).
+	 */
+	if (!ret && replaced)
+		ret = sfsi_dir_count(d, t.owner, t.path, -1, ns, e);
 	sfs_file_release(&t);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
 }

@@ -465,6 +465,10 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		r->features |= SFS_REMOTE_SPACE;
 	if (json_object_get(paths, API "/files/{id}/sync"))
 		r->features |= SFS_REMOTE_LAZY;
+	if (has_param(json_object_get(json_object_get(paths, API "/files/{id}"),
+				      "delete"),
+		      "keepDirs"))
+		r->features |= SFS_REMOTE_KEEP_DIRS;
 	post = json_object_get(json_object_get(paths, API "/files"), "post");
 	if (has_param(post, "idKey") && json_object_get(paths, API "/users/me"))
 		st = read_user(r, e);

@@ -560,6 +560,10 @@ static void features_off(const char *url, unsigned f, int no_feed)
 	OFF(!(f & SFS_REMOTE_DIRS),
 	    "directories (they are what file paths show: mkdir, rmdir and "
 	    "renaming one are ENOTSUP)");
+	OFF(!(f & SFS_REMOTE_KEEP_DIRS),
+	    "keeping emptied directories (a directory the API made vanishes "
+	    "with its last entry removed or moved out, as through the API: "
+	    "rm -r of one may fail when it takes over 1 s)");
 	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
 	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");
 	OFF(!(f & SFS_REMOTE_CRC32C),

@@ -63,6 +63,18 @@ static enum sfs_status file_path(const char *id, const char *tail, char *out,
 	return SFS_OK;
 }
 
+/*
+ * The query argument that asks the server to keep the directories a call
+ * empties ("?keepDirs=true", or "&…" after another: first), when this
+ * store keeps them (sfs_store_keep_dirs) and the server can; else "".
+ */
+static const char *keep_arg(struct sfs_store *s, int first)
+{
+	if (!sfsi_keep_dirs(s) || !(sfsi_remote_has(s) & SFS_REMOTE_KEEP_DIRS))
+		return "";
+	return first ? "?keepDirs=true" : "&keepDirs=true";
+}
+
 /* ---- files ------------------------------------------------------------- */
 
 /* Before the body of a whole upload: the stage settled, fd at 0. */
@@ -511,7 +523,8 @@ enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 
 	if (out)
 		sfs_file_init(out);
-	st = file_path(id, "", path, sizeof(path), e);
+	/* a new path may empty the old directory */
+	st = file_path(id, keep_arg(s, 1), path, sizeof(path), e);
 	if (!st)
 		st = update_json(u, !!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT),
 				 &j, e);
@@ -523,10 +536,12 @@ enum sfs_status sfsi_remote_file_update(struct sfs_store *s, const char *id,
 enum sfs_status sfsi_remote_file_delete(struct sfs_store *s, const char *id,
 					int purge, struct sfs_err *e)
 {
-	char path[160];
+	char path[160], tail[48];
 	enum sfs_status st;
 
-	st = file_path(id, purge ? "?purge=true" : "", path, sizeof(path), e);
+	snprintf(tail, sizeof(tail), "%s%s", purge ? "?purge=true" : "",
+		 keep_arg(s, !purge));
+	st = file_path(id, tail, path, sizeof(path), e);
 	if (!st)
 		st = send_json(s, "DELETE", path, NULL, NULL, e);
 	return st;
@@ -574,7 +589,7 @@ enum sfs_status sfsi_remote_file_rename(struct sfs_store *s, const char *id,
 				"the server has no restore extension (POST "
 				"/files/{id}/restore): a file in the trash "
 				"cannot be moved out");
-	st = file_path(id, "", path, sizeof(path), e);
+	st = file_path(id, keep_arg(s, 1), path, sizeof(path), e);
 	if (!st)
 		st = update_json(u, ext, &j, e);
 	if (!st && ext && replace_id)
@@ -618,16 +633,23 @@ enum sfs_status sfsi_remote_dir_remove(struct sfs_store *s, const char *path,
 
 	NEED(s, SFS_REMOTE_DIRS, "directories", e);
 	st = sfsi_remote_dir_url(path, url, sizeof(url), e);
-	return st ? st : send_json(s, "DELETE", url, NULL, NULL, e);
+	if (st)
+		return st;
+	/* its parent may be left empty (SFSI_REMOTE_DIR_URL_MAX has room) */
+	sfs_strlcpy(url + strlen(url), keep_arg(s, 0),
+		    sizeof(url) - strlen(url));
+	return send_json(s, "DELETE", url, NULL, NULL, e);
 }
 
 enum sfs_status sfsi_remote_dir_rename(struct sfs_store *s, const char *from,
 				       const char *to, struct sfs_err *e)
 {
+	char url[64];
 	enum sfs_status st;
 
 	NEED(s, SFS_REMOTE_DIRS, "directories", e);
-	st = send_json(s, "POST", API "/directories/rename",
+	snprintf(url, sizeof(url), API "/directories/rename%s", keep_arg(s, 1));
+	st = send_json(s, "POST", url,
 		       json_pack("{s:s, s:s}", "from", from, "to", to), NULL,
 		       e);
 	if (!st)

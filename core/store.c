@@ -698,6 +698,19 @@ int64_t sfsi_origin_now(int64_t own)
 	return thread_origin ? thread_origin : own;
 }
 
+/* A request's keepDirs for this thread's calls (sfs_store_keep_dirs_here). */
+static __thread int thread_keep_dirs;
+
+void sfs_store_keep_dirs_here(int on)
+{
+	thread_keep_dirs = !!on;
+}
+
+int sfsi_keep_dirs(const struct sfs_store *s)
+{
+	return s->keep_dirs || thread_keep_dirs;
+}
+
 enum sfs_status sfs_store_changes(struct sfs_store *s, int64_t since,
 				  sfs_change_fn fn, void *arg, int64_t *last,
 				  struct sfs_err *e)

@@ -144,4 +144,11 @@ enum sfs_status sfsi_store_record_db(const char *dir,
  */
 int64_t sfsi_origin_now(int64_t own);
 
+/*
+ * Whether a directory emptied by the calling thread's call on s stays:
+ * s's own mode (sfs_store_keep_dirs) or the thread's, for one request
+ * (sfs_store_keep_dirs_here).
+ */
+int sfsi_keep_dirs(const struct sfs_store *s);
+
 #endif

@@ -573,10 +573,6 @@ static int open_store(struct opts *o)
 			o->store, e.message);
 		return -1;
 	}
-	/* an emptied directory stays until rmdir, as in a file system (an
-	 * implicit one vanished: rm -r of it failed once the kernel's entry
-	 * of it was older than 1 s and it asked again) */
-	sfs_store_keep_dirs(g_fs.store, 1);
 	if (sfs_auth_user(g_fs.store, o->user, SFS_SCOPE_ALL, &g_fs.actor,
 			  &e)) {
 		fprintf(stderr, "speechfs: unknown user '%s': %s\n", o->user,
@@ -782,6 +778,11 @@ int main(int argc, char **argv)
 	}
 	if (open_store(&o))
 		goto out;
+	/* an emptied directory stays until rmdir, as in a file system (an
+	 * implicit one vanished: rm -r of it failed once the kernel's entry
+	 * of it was older than 1 s and it asked again); a remote store asks
+	 * its server for it */
+	sfs_store_keep_dirs(g_fs.store, 1);
 	rc = serve(&args, &co, &o, &ready_fd) ? 1 : 0;
 out:
 	if (g_fs.store) {

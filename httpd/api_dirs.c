@@ -35,6 +35,33 @@ int api_dirs_header_wanted(struct req *r)
 	return g_httpd.opts.extensions && req_origin(r);
 }
 
+/*
+ * keepDirs=true (extension): this request's calls keep the directories
+ * they empty, made explicit in their own transaction, as a mount's do
+ * (sfs_store_keep_dirs_here; the router turns it off after each
+ * request). A daemon whose extensions are off refuses it rather than
+ * ignore it.
+ */
+enum sfs_status api_dirs_keep_arg(struct req *r, struct sfs_err *e)
+{
+	int on = 0;
+
+	if (!req_arg(r, "keepDirs"))
+		return SFS_OK;
+	if (!g_httpd.opts.extensions) {
+		sfs_err_field(e, "keepDirs", "unsupported",
+			      "this server takes no keepDirs (its extensions "
+			      "are off)");
+		return sfs_errf(e, SFS_INVALID, SFS_R_INVALID_PARAMETER,
+				"query parameter 'keepDirs' is not supported "
+				"here");
+	}
+	if (req_bool_arg(r, "keepDirs", &on, e))
+		return SFS_INVALID;
+	sfs_store_keep_dirs_here(on);
+	return SFS_OK;
+}
+
 /* X-Speechfs-Directory: the directory's state d. */
 void api_dirs_header_set(struct req *r, const struct sfs_dir_info *d)
 {
@@ -175,7 +202,8 @@ enum MHD_Result api_dirs_delete(struct req *r)
 			      "the query parameter 'path' is required");
 		return respond_err(r, &e);
 	}
-	if (sfs_dir_remove(g_httpd.store, &r->actor, path, &e))
+	if (api_dirs_keep_arg(r, &e) ||
+	    sfs_dir_remove(g_httpd.store, &r->actor, path, &e))
 		return respond_err(r, &e);
 	return respond_empty(r, 204);
 }
@@ -192,7 +220,7 @@ enum MHD_Result api_dirs_rename(struct req *r)
 		from = member(j, "from", &e);
 		to = member(j, "to", &e);
 	}
-	if (e.status ||
+	if (e.status || api_dirs_keep_arg(r, &e) ||
 	    sfs_dir_rename(g_httpd.store, &r->actor, from, to, &e)) {
 		ret = respond_err(r, &e);
 		goto out;

@@ -424,6 +424,7 @@ enum MHD_Result api_files_patch(struct req *r)
 	sfs_file_init(&f);
 	body_init(&b);
 	if (req_json(r, &j, &e) || body_update(j, &b, &e) ||
+	    api_dirs_keep_arg(r, &e) ||
 	    (b.rename ? sfs_file_rename(g_httpd.store, &r->actor, r->params[0],
 					&b.upd, b.replace_id, b.rename_flags,
 					&f, &e)
@@ -446,7 +447,7 @@ enum MHD_Result api_files_delete(struct req *r)
 	int purge = 0;
 
 	sfs_err_init(&e);
-	if (req_bool_arg(r, "purge", &purge, &e) ||
+	if (req_bool_arg(r, "purge", &purge, &e) || api_dirs_keep_arg(r, &e) ||
 	    sfs_file_delete(g_httpd.store, &r->actor, r->params[0], purge, &e))
 		return respond_err(r, &e);
 	return respond_empty(r, 204);

@@ -423,6 +423,13 @@ enum sfs_status api_content_check_crc(struct req *r, struct sfs_err *e);
  * sfs_file_spec.dir_out), when this client wants it.
  */
 int api_dirs_header_wanted(struct req *r);
+/*
+ * Extension: the query parameter keepDirs of a call that can empty a
+ * directory; true: the rest of this request keeps such directories
+ * (made explicit) instead of letting them vanish. SFS_INVALID (e) for a
+ * value not true/false, or any value with the extensions off.
+ */
+enum sfs_status api_dirs_keep_arg(struct req *r, struct sfs_err *e);
 void api_dirs_header_set(struct req *r, const struct sfs_dir_info *d);
 enum MHD_Result api_files_signed_url(struct req *r);
 enum MHD_Result api_listening_stream(struct req *r);

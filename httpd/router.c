@@ -617,6 +617,7 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 	sfs_store_origin_set(req_origin(r));
 	ret = r->route->fn(r);
 	sfs_store_origin_set(0);
+	sfs_store_keep_dirs_here(0); /* a handler's keepDirs= ends here */
 	return ret;
 }
 

@@ -38,7 +38,14 @@ enum sfs_remote_features {
 	 * /files/{id}/content: the CRC32C of the bytes the server got, so
 	 * that a stage needs no SHA-256 to check what was sent
 	 */
-	SFS_REMOTE_CRC32C = 1 << 7
+	SFS_REMOTE_CRC32C = 1 << 7,
+	/*
+	 * keepDirs=true on the calls that can empty a directory (DELETE
+	 * and PATCH /files/{id}, DELETE /directories, POST
+	 * /directories/rename): a directory emptied stays, explicit, as
+	 * sfs_store_keep_dirs has it locally
+	 */
+	SFS_REMOTE_KEEP_DIRS = 1 << 8
 };
 
 /*

@@ -177,10 +177,19 @@ int sfs_store_change_fd(struct sfs_store *s);
  * default it vanishes with it, as the REST API has it. With on, it
  * stays, made explicit in the same transaction (as by sfs_dir_make),
  * until sfs_dir_remove: a directory of a file system does not vanish
- * when emptied, and the mount turns this on. A local store's handle; a
- * remote store follows its server's rule.
+ * when emptied, and the mount turns this on. A remote store's handle
+ * asks its server for the same with each such call (keepDirs=true),
+ * when the server offers it (SFS_REMOTE_KEEP_DIRS); else its server's
+ * rule holds there (it vanishes).
  */
 void sfs_store_keep_dirs(struct sfs_store *s, int on);
+/*
+ * The same for the calling thread's calls on any store handle, until it
+ * sets 0: a daemon sets it for the length of one request whose client
+ * asked for it (keepDirs=true), so that request's transaction keeps the
+ * directories it empties and other requests keep the API's rule.
+ */
+void sfs_store_keep_dirs_here(int on);
 /* Was it opened by sfs_store_open_url (remote.h)? */
 int sfs_store_is_remote(const struct sfs_store *s);
 /*

@@ -268,7 +268,6 @@ def test_collisions_made_through_the_api(store, api):
         m.stop()
 
 
-@pytest.mark.mount_kinds("local")
 def test_a_directory_emptied_through_the_mount_stays_until_rmdir(store,
                                                                  api):
     """A directory the API made, emptied through the mount (rm of its last
@@ -277,8 +276,8 @@ def test_a_directory_emptied_through_the_mount_stays_until_rmdir(store,
     again once its entry is 1 s old, and rm -r's last rmdir must find it
     then (it failed when rm -r took longer). Through the API the last
     file's delete still takes its directory along, and a rename within a
-    directory leaves it as it was. Not a remote mount's (its server has
-    no call that keeps a directory: fs/README.md)."""
+    directory leaves it as it was. A remote mount's too: it asks its
+    server to keep them (keepDirs=true)."""
     import requests
     d, _, users = store
     url, keys = api

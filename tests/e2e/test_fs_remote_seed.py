@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import ROOT
-from fsutil import Server, store  # noqa: F401
+from fsutil import Server, eventually, store  # noqa: F401
 from test_fs_remote import RemoteMount, tree
 from test_fs_remote_faults import FILES, upload
 
@@ -105,6 +105,21 @@ def test_server_offers_the_seed_only(seed):
                       data={"name": "l", "path": "/lazy/"}, timeout=30)
     assert r.status_code == 201, r.text
     assert "X-Speechfs-Directory" not in r.headers
+    # keepDirs (a directory emptied by a delete or a move kept) neither:
+    # not in the document, and refused (the file stays), never ignored
+    fid = r.json()["id"]
+    for method, body in (("DELETE", None), ("PATCH", {"path": "/b/"})):
+        op = paths[EXT + "/files/{id}"][method.lower()]
+        assert "keepDirs" not in [p["name"] for p in
+                                  op.get("parameters", [])]
+        r = requests.request(method, dm.base + FILES + "/" + fid,
+                             headers=h, params={"keepDirs": "true"},
+                             json=body, timeout=30)
+        assert r.status_code == 400, r.text
+        assert [v["location"] for v in r.json()["validation_errors"]] \
+            == ["keepDirs"], r.text
+    r = requests.get(dm.base + FILES + "/" + fid, headers=h, timeout=30)
+    assert r.json()["path"] == "/lazy/" and not r.json()["isDeleted"]
 
 
 def operations(doc):
@@ -188,7 +203,8 @@ def test_mount_without_extensions(seed):
                lines[0].split("so these are off: ", 1)[1].split("; ")]
         assert off == ["content versions",
                        "file times, original filenames and restore",
-                       "directories", "attributes", "space",
+                       "directories", "keeping emptied directories",
+                       "attributes", "space",
                        "the CRC32C of uploads", "change feed"], lines[0]
         # speechfs(1) names each of them
         man = " ".join((ROOT / "packaging" / "man" / "speechfs.1")
@@ -241,6 +257,12 @@ def test_mount_without_extensions(seed):
         assert m.path("top.bin").read_bytes() == b"RIFF top"
         assert "user.note" not in os.listxattr(m.path("top.bin"))
         assert os.statvfs(m.dir).f_blocks == 0
+        # its last file removed, a directory vanishes, as through the
+        # API: the mount asks no keepDirs (this server would refuse it)
+        os.unlink(m.path("inbox", "deep", "deep.wav"))
+        assert [f for f in files(dm, key) if f["name"] == "deep"] == []
+        assert eventually(lambda: "deep" not in os.listdir(
+            m.path("inbox"))), os.listdir(m.path("inbox"))
     finally:
         print(m.output())       # shown when the test fails
         m.stop()

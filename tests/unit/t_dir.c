@@ -8,6 +8,7 @@
  * keeps of the file table, and only a recount from that table, in SQL
  * (dirs_consistent), shows they never drift.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include "db_i.h"
 #include "speechfs/auth.h"
@@ -394,6 +395,61 @@ static void test_keep(void)
 	fx_close(&f);
 }
 
+struct elsewhere {
+	struct fx *f;
+	char id[SFS_ID_SIZE];
+	enum sfs_status st;
+};
+
+static void *delete_elsewhere(void *arg)
+{
+	struct elsewhere *o = arg;
+
+	o->st = sfs_file_delete(o->f->s, &o->f->a, o->id, 0, NULL);
+	return NULL;
+}
+
+/*
+ * sfs_store_keep_dirs_here (a daemon's request with keepDirs=true): the
+ * calling thread's calls keep the directories they empty, whatever the
+ * handle's mode; another thread's keep the handle's rule meanwhile; off
+ * again, they vanish. A rename onto the last file of a directory
+ * (rename(2) replacing it) leaves that directory as it was: the file
+ * arrives before the replaced one leaves (it was made explicit).
+ */
+static void test_keep_here(void)
+{
+	struct sfs_file_update u = { .set = SFS_UPD_PATH, .path = "/dst/" };
+	char id[SFS_ID_SIZE], id2[SFS_ID_SIZE], id3[SFS_ID_SIZE];
+	struct elsewhere o = { 0 };
+	pthread_t t;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	o.f = &f;
+	REQUIRE_ST(mk(&f, "/h/", id), SFS_OK);
+	REQUIRE_ST(mk(&f, "/o/", o.id), SFS_OK);
+	sfs_store_keep_dirs_here(1);
+	REQUIRE(pthread_create(&t, NULL, delete_elsewhere, &o) == 0);
+	pthread_join(t, NULL);
+	CHECK_ST(o.st, SFS_OK);
+	CHECK(nfiles(&f, "/o/") == -1);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK(is_explicit(&f, "/h/") == 1 && nfiles(&f, "/h/") == 0);
+	CHECK(dirs_consistent(&f) == 0);
+	REQUIRE_ST(mk(&f, "/src/", id2), SFS_OK);
+	REQUIRE_ST(mk(&f, "/dst/", id3), SFS_OK);
+	CHECK_ST(sfs_file_rename(f.s, &f.a, id2, &u, id3, 0, NULL, NULL),
+		 SFS_OK);
+	CHECK(is_explicit(&f, "/dst/") == 0 && nfiles(&f, "/dst/") == 1);
+	CHECK(is_explicit(&f, "/src/") == 1 && nfiles(&f, "/src/") == 0);
+	CHECK(dirs_consistent(&f) == 0);
+	sfs_store_keep_dirs_here(0);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/dst/") == -1 && dirs_consistent(&f) == 0);
+	fx_close(&f);
+}
+
 static void test_remove(void)
 {
 	char id[SFS_ID_SIZE];
@@ -621,6 +677,7 @@ int main(void)
 	RUN(test_implicit);
 	RUN(test_explicit);
 	RUN(test_keep);
+	RUN(test_keep_here);
 	RUN(test_remove);
 	RUN(test_ids_not_reused);
 	RUN(test_rename);

@@ -311,7 +311,7 @@ static void test_against_a_daemon(void)
 	CHECK(sfs_remote_features(r) ==
 	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
 	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY |
-	       SFS_REMOTE_ID_KEY | SFS_REMOTE_CRC32C));
+	       SFS_REMOTE_ID_KEY | SFS_REMOTE_CRC32C | SFS_REMOTE_KEEP_DIRS));
 	/* the user's id, for the ids derived from idKey */
 	CHECK(!strcmp(sfs_remote_user_id(r), fx.a.user_id));
 	/* a file as the core has it */
@@ -1072,6 +1072,80 @@ static void test_seed_rename(void)
 	fx_close(&fx);
 }
 
+/* A file of alice's at path, made in the store itself (its id into id). */
+static enum sfs_status local_file(struct fx *fx, const char *path, char *id)
+{
+	struct sfs_file_spec sp = { .name = "k", .path = path };
+	struct sfs_file f;
+	enum sfs_status st;
+
+	st = sfs_file_create(fx->s, &fx->a, &sp, NULL, &f, NULL);
+	if (!st) {
+		sfs_strlcpy(id, f.id, SFS_ID_SIZE);
+		sfs_file_release(&f);
+	}
+	return st;
+}
+
+/* Alice's directory path in the store: explicit 1, implicit 0, none -1. */
+static int dir_kind(struct fx *fx, const char *path)
+{
+	struct sfs_dir_info di;
+
+	if (sfs_dir_stat(fx->s, &fx->a, path, &di, NULL))
+		return -1;
+	return di.explicit_;
+}
+
+/*
+ * A remote store that keeps directories (sfs_store_keep_dirs) asks its
+ * server to (keepDirs=true) with each call that can empty one: a file's
+ * delete and move, a directory's rename and removal; not set, the API's
+ * rule holds (it vanishes); a seed-only server is not asked (it would
+ * refuse it: the delete goes as before).
+ */
+static void test_keep_dirs(void)
+{
+	struct sfs_file_update u = { .set = SFS_UPD_PATH, .path = "/to/" };
+	char a[SFS_ID_SIZE], b[SFS_ID_SIZE], c[SFS_ID_SIZE], d[SFS_ID_SIZE];
+	struct sfs_store *rs;
+	struct sfs_actor ra;
+	struct fx fx;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
+	CHECK(sfs_remote_features(sfsi_remote_of(rs)) & SFS_REMOTE_KEEP_DIRS);
+	REQUIRE_ST(local_file(&fx, "/gone/", a), SFS_OK);
+	REQUIRE_ST(local_file(&fx, "/del/", b), SFS_OK);
+	REQUIRE_ST(local_file(&fx, "/mv/", c), SFS_OK);
+	REQUIRE_ST(local_file(&fx, "/ren/sub/", d), SFS_OK);
+	REQUIRE_ST(sfs_dir_make(fx.s, &fx.a, "/rm/sub/", NULL), SFS_OK);
+	CHECK_ST(sfs_file_delete(rs, &ra, a, 0, NULL), SFS_OK);
+	CHECK(dir_kind(&fx, "/gone/") == -1);
+	sfs_store_keep_dirs(rs, 1);
+	CHECK_ST(sfs_file_delete(rs, &ra, b, 0, NULL), SFS_OK);
+	CHECK(dir_kind(&fx, "/del/") == 1);
+	CHECK_ST(sfs_file_rename(rs, &ra, c, &u, NULL, 0, NULL, NULL), SFS_OK);
+	CHECK(dir_kind(&fx, "/mv/") == 1 && dir_kind(&fx, "/to/") == 0);
+	CHECK_ST(sfs_dir_rename(rs, &ra, "/ren/sub/", "/to/sub/", NULL),
+		 SFS_OK);
+	CHECK(dir_kind(&fx, "/ren/") == 1 && dir_kind(&fx, "/to/sub/") == 0);
+	CHECK_ST(sfs_dir_remove(rs, &ra, "/rm/sub/", NULL), SFS_OK);
+	CHECK(dir_kind(&fx, "/rm/") == 1 && dir_kind(&fx, "/rm/sub/") == -1);
+	sfs_store_close(rs);
+	fx_close(&fx);
+	REQUIRE(fx_open_conf(&fx, SEED_CONF) == 0);
+	REQUIRE((rs = open_url(&fx, &ra)) != NULL);
+	CHECK(!(sfs_remote_features(sfsi_remote_of(rs)) &
+		SFS_REMOTE_KEEP_DIRS));
+	sfs_store_keep_dirs(rs, 1);
+	REQUIRE_ST(local_file(&fx, "/seed/", a), SFS_OK);
+	CHECK_ST(sfs_file_delete(rs, &ra, a, 0, NULL), SFS_OK);
+	CHECK(dir_kind(&fx, "/seed/") == -1);
+	sfs_store_close(rs);
+	fx_close(&fx);
+}
+
 /* A stand-in server: its answer to the OpenAPI document, the rest fixed. */
 struct fake {
 	int fd;
@@ -1242,6 +1316,16 @@ static void test_features_of_the_document(void)
 		  NULL },
 		{ 200, "{\"paths\":{" CONTENT_PUT("{\"ETag\":{}}") "}}", SFS_OK,
 		  0, SFS_REMOTE_CONTENT, 0, NULL, NULL },
+		/* keepDirs, said on DELETE /files/{id} (not elsewhere) */
+		{ 200,
+		  "{\"paths\":{\"/api/v1/speech-services/files/{id}\":"
+		  "{\"delete\":{\"parameters\":[{\"name\":\"purge\"},"
+		  "{\"name\":\"keepDirs\"}]}}}}",
+		  SFS_OK, 0, SFS_REMOTE_KEEP_DIRS, 0, NULL, NULL },
+		{ 200,
+		  "{\"paths\":{\"/api/v1/speech-services/files/{id}\":"
+		  "{\"patch\":{\"parameters\":[{\"name\":\"keepDirs\"}]}}}}",
+		  SFS_OK, 0, 0, 0, NULL, NULL },
 	};
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -1614,5 +1698,6 @@ int main(void)
 	RUN(test_slow_form_upload);
 	RUN(test_seed_content);
 	RUN(test_seed_rename);
+	RUN(test_keep_dirs);
 	return th_report();
 }
