@@ -171,6 +171,15 @@ enum sfs_status sfsi_file_end(struct sfs_store *s, struct db *d,
 			      struct sfs_file *f, struct sfs_file *out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 
+/*
+ * f's row and f->path put in directory `to` (normalised), its counts
+ * left to the caller (sfsi_dir_count): a restore that moves the file
+ * counts it at `to` alone.
+ */
+enum sfs_status sfsi_file_set_dir(struct db *d, struct sfs_file *f,
+				  const char *to,
+				  struct sfs_err *e) SFS_MUST_CHECK;
+
 /* Run sql with ?1 = ino and ?2 = v (a string literal: cached by address). */
 enum sfs_status sfsi_exec_ino(struct db *d, const char *sql, int64_t ino,
 			      int64_t v, struct sfs_err *e) SFS_MUST_CHECK;

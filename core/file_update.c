@@ -80,6 +80,25 @@ static enum sfs_status set_text(struct db *d, const char *sql, int64_t ino,
 	return sfsi_db_run(st, e);
 }
 
+enum sfs_status sfsi_file_set_dir(struct db *d, struct sfs_file *f,
+				  const char *to, struct sfs_err *e)
+{
+	char *p = strdup(to);
+	enum sfs_status ret;
+
+	if (!p)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	ret = set_text(d, "UPDATE file SET dir = ?2 WHERE id = ?1", f->ino, to,
+		       e);
+	if (ret) {
+		free(p);
+		return ret;
+	}
+	free(f->path);
+	f->path = p;
+	return SFS_OK;
+}
+
 /* publishedAt is set the first time the file becomes INTERNAL. */
 static enum sfs_status set_publish(struct db *d, int64_t ino,
 				   enum sfs_publish p, int64_t now_ms,

@@ -21,6 +21,7 @@
 #include "speechfs/job.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
+#include "speechfs/vpath.h"
 #include "store_i.h"
 #include "util_i.h"
 #include "remote_i.h"
@@ -186,8 +187,16 @@ out:
 	return sfsi_file_end(s, d, ret, a, &f, NULL, e);
 }
 
-/* Undo the soft delete of f (resolved in d's transaction). */
-static enum sfs_status restore_row(struct db *d, struct sfs_file *f, int64_t ns,
+/*
+ * Undo the soft delete of f (resolved in d's transaction), into directory
+ * `to` (normalised; NULL: its own), counted there only: a restore that
+ * moves the file leaves its old directory as it was (counted there, then
+ * moved out, a directory that was not there stayed, kept, through a
+ * handle that keeps directories). The caller makes it arrive
+ * (sfsi_file_arrive) once it is where it stays.
+ */
+static enum sfs_status restore_row(struct db *d, struct sfs_file *f,
+				   const char *to, int64_t ns,
 				   struct sfs_err *e)
 {
 	enum sfs_status ret;
@@ -205,10 +214,10 @@ static enum sfs_status restore_row(struct db *d, struct sfs_file *f, int64_t ns,
 				    " deleted_at = NULL, purge_at = NULL,"
 				    " ctime_ns = ?2 WHERE id = ?1",
 				    f->ino, ns, e);
+	if (!ret && to && strcmp(to, f->path))
+		ret = sfsi_file_set_dir(d, f, to, e);
 	if (!ret)
 		ret = sfsi_dir_count(d, f->owner, f->path, 1, ns, e);
-	if (!ret)
-		ret = sfsi_file_arrive(d, f->ino, 0, e);
 	if (!ret)
 		f->deleted = 0;
 	return ret;
@@ -227,7 +236,9 @@ enum sfs_status sfs_file_restore(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
-	ret = restore_row(d, &f, sfs_now_ns(), e);
+	ret = restore_row(d, &f, NULL, sfs_now_ns(), e);
+	if (!ret)
+		ret = sfsi_file_arrive(d, f.ino, 0, e);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
 }
 
@@ -238,11 +249,12 @@ enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
 {
 	if (s->ops)
 		return s->ops->file_rename(s, id, u, replace_id, flags, out, e);
+	struct sfs_buf to = SFS_BUF_INIT(SFS_VPATH_MAX + 1);
 	struct sfs_file f, t;
 	struct db *d;
 	enum sfs_status ret;
 	int64_t ns = sfs_now_ns();
-	int replaced = 0;
+	int replaced = 0, restored = 0;
 
 	if (out)
 		sfs_file_init(out);
@@ -255,8 +267,15 @@ enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
 	ret = sfsi_file_begin(s, a, id, SFS_SCOPE_WRITE, &d, &f, e);
 	if (ret)
 		return ret;
-	if ((flags & SFS_RENAME_RESTORE) && f.deleted)
-		ret = restore_row(d, &f, ns, e);
+	if ((flags & SFS_RENAME_RESTORE) && f.deleted) {
+		/* where the update puts it (an invalid path: its error) */
+		if ((u->set & SFS_UPD_PATH) &&
+		    sfs_vpath_norm(u->path ? u->path : "", "path", &to, e))
+			ret = SFS_INVALID;
+		if (!ret)
+			ret = restore_row(d, &f, to.len ? to.buf : NULL, ns, e);
+		restored = !ret;
+	}
 	if (!ret)
 		ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
 	if (!ret && replace_id && strcmp(replace_id, f.id)) {
@@ -279,7 +298,11 @@ enum sfs_status sfs_file_rename(struct sfs_store *s, const struct sfs_actor *a,
 	 */
 	if (!ret && replaced)
 		ret = sfsi_dir_count(d, t.owner, t.path, -1, ns, e);
+	/* out of the trash: it arrives where it stays, the replaced gone */
+	if (!ret && restored)
+		ret = sfsi_file_arrive(d, f.ino, u->set & SFS_UPD_NO_SUFFIX, e);
 	sfs_file_release(&t);
+	sfs_buf_release(&to);
 	return sfsi_file_end(s, d, ret, a, &f, out, e);
 }
 

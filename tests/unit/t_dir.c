@@ -415,7 +415,8 @@ static void *delete_elsewhere(void *arg)
  * handle's mode; another thread's keep the handle's rule meanwhile; off
  * again, they vanish. A rename onto the last file of a directory
  * (rename(2) replacing it) leaves that directory as it was: the file
- * arrives before the replaced one leaves (it was made explicit).
+ * arrives before the replaced one leaves (it was made explicit); one out
+ * of the trash elsewhere is counted where it goes only.
  */
 static void test_keep_here(void)
 {
@@ -447,6 +448,20 @@ static void test_keep_here(void)
 	sfs_store_keep_dirs_here(0);
 	CHECK_ST(sfs_file_delete(f.s, &f.a, id2, 0, NULL), SFS_OK);
 	CHECK(nfiles(&f, "/dst/") == -1 && dirs_consistent(&f) == 0);
+	/* out of the trash into another directory: the one it left (gone
+	 * since) is not made again, nor kept */
+	REQUIRE_ST(mk(&f, "/was/", id), SFS_OK);
+	CHECK_ST(sfs_file_delete(f.s, &f.a, id, 0, NULL), SFS_OK);
+	CHECK(nfiles(&f, "/was/") == -1);
+	sfs_store_keep_dirs_here(1);
+	u.path = "/back/";
+	CHECK_ST(sfs_file_rename(f.s, &f.a, id, &u, NULL, SFS_RENAME_RESTORE,
+				 NULL, NULL),
+		 SFS_OK);
+	sfs_store_keep_dirs_here(0);
+	CHECK(nfiles(&f, "/was/") == -1 && nfiles(&f, "/back/") == 1);
+	CHECK(is_explicit(&f, "/back/") == 0 && path_is(&f, id, "/back/"));
+	CHECK(dirs_consistent(&f) == 0);
 	fx_close(&f);
 }
 
