@@ -22,7 +22,8 @@ import time
 import pytest
 import requests
 
-from fsutil import Server, admin, eventually, sha256_file, store  # noqa
+from fsutil import (admin, eventually, remote, sha256_file,  # noqa: F401
+                    store)
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import (FAILED, drop_pages, server_sha, sha,
                                    upload)
@@ -30,21 +31,11 @@ from test_fs_remote_faults import (FAILED, drop_pages, server_sha, sha,
 FILES = "/api/v1/speech-services/files"
 MIB = 1 << 20
 
-
-@pytest.fixture
-def remote(store):
-    """(daemon, API key of alice, store dir, tenant id). The daemon drops
-    a connection idle for 10 s: a client that cut its body off (a stream
-    that turned out of order) is sometimes noticed only then (the
-    connection's last bytes unread when the client closed), and the
-    tests wait for that request's end."""
-    d, tenant, users = store
-    dm = Server(d, **{"jobs.enabled": "false",
-                      "http.connection_timeout": "10"})
-    try:
-        yield dm, dm.key(users[0]), d, tenant
-    finally:
-        dm.stop()
+# The daemon drops a connection idle for 10 s: a client that cut its
+# body off (a stream that turned out of order) is sometimes noticed only
+# then (the connection's last bytes unread when the client closed), and
+# the tests wait for that request's end.
+REMOTE_CONFIG = {"http.connection_timeout": "10"}
 
 
 def staged_at_server(dm):
@@ -439,10 +430,11 @@ def test_a_stalled_server_lets_the_writer_go(remote):
         m.stop()
 
 
-def test_quota_refusal_of_a_stream(remote):
+def test_quota_refusal_of_a_stream(remote, store):
     """The server refuses the streamed content (over the tenant's
     quota): close() says EDQUOT and the old content stays."""
-    dm, key, d, tenant = remote
+    dm, key, d, _ = remote
+    tenant = store[1]
     old = b"RIFF old " * 100
     f = upload(dm, key, old, "quota")
     admin("tenant", "quota", "--store", str(d), "--id", tenant,
