@@ -61,6 +61,18 @@ def content_puts(dm, fid):
             for m in map(pat.search, dm.output().splitlines()) if m]
 
 
+def cut_then_whole(dm, fid):
+    """fid's content PUTs: a stream cut off (the server saw its body end
+    early: its line comes when it notices), and the whole stage, the
+    only content committed (200)."""
+    assert eventually(lambda: any(
+        aborted for _, aborted in content_puts(dm, fid)), 60), \
+        content_puts(dm, fid)
+    assert eventually(lambda: [
+        s for s, aborted in content_puts(dm, fid)
+        if not aborted] == [200]), content_puts(dm, fid)
+
+
 def creates(dm):
     """The access log's answered creates (POST /files): [status]."""
     pat = re.compile(r"access: POST \S*/files (\d+) ")
@@ -155,15 +167,7 @@ def test_out_of_order_cuts_the_stream(remote):
                 os.close(fd)
             g = the_file(dm, key, "turn-%s" % how)
             assert (g["size"], g["sha256"]) == (len(data), sha(data))
-            # the cut stream (the server saw its body end early: its
-            # line comes when it notices), and the whole stage: the only
-            # content committed
-            assert eventually(lambda: any(
-                aborted for _, aborted in content_puts(dm, g["id"])), 60), \
-                content_puts(dm, g["id"])
-            assert eventually(lambda: [
-                s for s, aborted in content_puts(dm, g["id"])
-                if not aborted] == [200]), content_puts(dm, g["id"])
+            cut_then_whole(dm, g["id"])
             drop_pages(p)
             assert sha256_file(p) == sha(data)
     finally:
@@ -568,12 +572,7 @@ def test_a_stalled_stream_is_cut_off_at_once(remote):
         assert err == [0], err
         f = the_file(dm, key, "cut")
         assert (f["size"], f["sha256"]) == (len(data), sha(data))
-        assert eventually(lambda: any(
-            aborted for _, aborted in content_puts(dm, f["id"])), 60), \
-            content_puts(dm, f["id"])
-        assert eventually(lambda: [
-            s for s, aborted in content_puts(dm, f["id"])
-            if not aborted] == [200]), content_puts(dm, f["id"])
+        cut_then_whole(dm, f["id"])
         drop_pages(p)
         assert sha256_file(p) == sha(data)
     finally:
