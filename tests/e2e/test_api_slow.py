@@ -35,26 +35,27 @@ def closed_within(s, limit):
     return None
 
 
+def trickle(s, piece, every, t0, limit=30):
+    """Send piece on s, then read (and drop) for every seconds, again
+    and again until the server closes s: the seconds from t0 until a
+    send failed or a read found the end; None if s stays open limit
+    seconds from t0."""
+    while time.monotonic() - t0 < limit:
+        try:
+            s.sendall(piece)
+        except OSError:
+            return time.monotonic() - t0
+        if closed_within(s, every) is not None:
+            return time.monotonic() - t0
+    return None
+
+
 def test_slow_head_is_closed_at_its_deadline(sfsd_factory):
     c = sfsd_factory({"http.request_head_timeout": "2"})
     with eu.connect(c.base) as s:
         t0 = time.monotonic()
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        gone = None
-        while gone is None and time.monotonic() - t0 < 30:
-            try:
-                s.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                gone = time.monotonic() - t0
-                break
-            s.settimeout(0.4)
-            try:
-                if not s.recv(4096):
-                    gone = time.monotonic() - t0
-            except socket.timeout:
-                pass
-            except ConnectionResetError:
-                gone = time.monotonic() - t0
+        gone = trickle(s, b"X-Slow: 1\r\n", 0.4, t0)
         assert gone is not None, "a head trickling in was never cut"
         assert 1.9 <= gone <= 20, gone
     # a connection that sends nothing at all is cut too
@@ -84,22 +85,7 @@ def test_slow_body_is_closed(sfsd_factory):
             "Content-Length: 1000000\r\n\r\n" % (API, c.keys["alice"]))
     with eu.connect(c.base) as s:
         s.sendall(head.encode() + b"--b\r\n")
-        t0 = time.monotonic()
-        gone = None
-        while gone is None and time.monotonic() - t0 < 30:
-            try:
-                s.sendall(b"x" * 200)
-            except OSError:
-                gone = time.monotonic() - t0
-                break
-            s.settimeout(0.3)
-            try:
-                if not s.recv(4096):
-                    gone = time.monotonic() - t0
-            except socket.timeout:
-                pass
-            except ConnectionResetError:
-                gone = time.monotonic() - t0
+        gone = trickle(s, b"x" * 200, 0.3, time.monotonic())
         assert gone is not None, "a body at 700 B/s was never cut"
         assert gone < 20, gone
     # the same upload at full speed is fine
