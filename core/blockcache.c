@@ -504,14 +504,21 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 	else
 		b->seq = 0;
 	b->last_idx = idx;
-	while ((i = want_block(b, idx, idx, 1)) < 0)
+	while ((i = want_block(b, idx, idx, 1)) < 0) {
+		if (sfsi_would_wait(e, "a block of the cache"))
+			goto refused;
 		pthread_cond_wait(&b->cv, &b->mu); /* every slot is busy */
+	}
 	if ((b->flags & SFS_BLOB_SEQUENTIAL) || b->seq >= 2)
 		read_ahead(b, idx);
 	sl = &b->slots[i];
+	/* a thread that may not wait leaves the fetch going for the next */
 	while (sl->idx == idx &&
-	       (sl->state == S_QUEUED || sl->state == S_LOADING))
+	       (sl->state == S_QUEUED || sl->state == S_LOADING)) {
+		if (sfsi_would_wait(e, "a block being fetched"))
+			goto refused;
 		pthread_cond_wait(&b->cv, &b->mu);
+	}
 	if (sl->idx != idx || sl->state == S_EMPTY) {
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "a block was lost");
 	} else if (sl->state == S_FAILED) {
@@ -528,6 +535,9 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 	}
 	pthread_mutex_unlock(&b->mu);
 	return ret;
+refused:
+	pthread_mutex_unlock(&b->mu);
+	return SFS_WOULD_WAIT;
 }
 
 /*

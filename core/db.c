@@ -15,6 +15,7 @@
 #include "db_pg_i.h"
 #include "speechfs/log.h"
 #include "store_i.h"
+#include "util_i.h"
 
 #define STMT_CACHE_MIN 256 /* slots; grows to stay at most half full */
 
@@ -298,10 +299,49 @@ void sfsi_db_pool_close(struct sfs_store *s)
 		sfsi_db_conn_close(d);
 	}
 	s->pool_free = NULL;
+	if (s->pool_spare)
+		sfsi_db_conn_close(s->pool_spare);
+	s->pool_spare = NULL;
 	pthread_mutex_unlock(&s->pool_mu);
 	if (s->grp_db)
 		sfsi_db_conn_close(s->grp_db);
 	s->grp_db = NULL;
+}
+
+/*
+ * The spare connection for a thread that may not wait, every other one
+ * taken (pool_mu held; let go). Changes waiting for another process's
+ * write lock hold their connections for up to db.busy_timeout_ms: a
+ * lookup of the mount's reading thread waited for one, and the whole
+ * mount with it (review s16 F6). Taken already (a second connection of
+ * the same call): SFS_WOULD_WAIT, the call goes to a worker.
+ */
+static enum sfs_status spare_get(struct sfs_store *s, struct db **out,
+				 struct sfs_err *e)
+{
+	enum sfs_status st = SFS_OK;
+	struct db *d;
+
+	if (s->spare_busy) {
+		pthread_mutex_unlock(&s->pool_mu);
+		sfsi_would_wait(e, "a database connection");
+		return SFS_WOULD_WAIT;
+	}
+	s->spare_busy = 1;
+	d = s->pool_spare;
+	pthread_mutex_unlock(&s->pool_mu);
+	if (!d && !(st = sfsi_db_conn_new(s, &d, e))) {
+		d->spare = 1;
+		s->pool_spare = d; /* only its holder (spare_busy) looks */
+	}
+	if (st) {
+		pthread_mutex_lock(&s->pool_mu);
+		s->spare_busy = 0;
+		pthread_mutex_unlock(&s->pool_mu);
+		return st;
+	}
+	*out = d;
+	return SFS_OK;
 }
 
 /* A connection of the pool (never the batch's). */
@@ -312,6 +352,8 @@ enum sfs_status sfsi_db_pool_get(struct sfs_store *s, struct db **out,
 	enum sfs_status st;
 
 	pthread_mutex_lock(&s->pool_mu);
+	if (!s->pool_free && s->pool_n >= DB_POOL_MAX && sfsi_nowait())
+		return spare_get(s, out, e);
 	while (!s->pool_free && s->pool_n >= DB_POOL_MAX)
 		pthread_cond_wait(&s->pool_cv, &s->pool_mu);
 	if (s->pool_free) {
@@ -411,9 +453,13 @@ void sfsi_db_put(struct db *d)
 		d->synced_changes = sqlite3_total_changes64(d->h);
 	}
 	pthread_mutex_lock(&s->pool_mu);
-	d->next = s->pool_free;
-	s->pool_free = d;
-	pthread_cond_signal(&s->pool_cv);
+	if (d->spare) {
+		s->spare_busy = 0;
+	} else {
+		d->next = s->pool_free;
+		s->pool_free = d;
+		pthread_cond_signal(&s->pool_cv);
+	}
 	pthread_mutex_unlock(&s->pool_mu);
 }
 

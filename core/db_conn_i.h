@@ -44,6 +44,7 @@ struct db {
 	struct pgconn *pg; /* instead of h on PostgreSQL (db_pg.c) */
 	struct sfs_store *s;
 	struct db *next;
+	int spare; /* the store's pool_spare */
 	int txn;
 	int nosync; /* this transaction commits without waiting for the disk */
 	int turn;   /* holds the store's write turn (write_turn) */

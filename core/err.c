@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "speechfs/err.h"
+#include "speechfs/store.h"
 #include "util_i.h"
 
 static const struct {
@@ -29,7 +30,34 @@ static const struct {
 	[SFS_UNSUPPORTED] = { "unsupported", "not supported" },
 	[SFS_UNAVAILABLE] = { "storage_unavailable", "storage unavailable" },
 	[SFS_PRECONDITION] = { "precondition_failed", "precondition failed" },
+	[SFS_WOULD_WAIT] = { "storage_unavailable", "would wait for a server" },
 };
+
+/* sfs_thread_nowait: this thread may not wait for a server; refused */
+static __thread int nowait, refused;
+
+int sfs_thread_nowait(int on)
+{
+	int was = refused;
+
+	nowait = on;
+	refused = 0;
+	return was;
+}
+
+int sfsi_nowait(void)
+{
+	return nowait;
+}
+
+int sfsi_would_wait(struct sfs_err *e, const char *what)
+{
+	if (!nowait)
+		return 0;
+	refused = 1;
+	sfs_errf(e, SFS_WOULD_WAIT, SFS_R_NONE, "'%s': would wait", what);
+	return 1;
+}
 
 const char *sfs_status_type(enum sfs_status st)
 {

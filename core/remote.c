@@ -277,11 +277,14 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	char url[2048];
 	long code = 0;
 	CURLcode rc;
-	CURL *c = sfsi_curl_pool_take(&r->pool);
+	CURL *c;
 
+	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
+	if (sfsi_would_wait(e, url))
+		return SFS_WOULD_WAIT;
+	c = sfsi_curl_pool_take(&r->pool);
 	if (!c)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
 	set_transfer(r, c, q, url, &a);
 	h = sfsi_remote_body_set(&body, c, q, headers_of(r, q));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);

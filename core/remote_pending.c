@@ -47,6 +47,7 @@
 #include "remote_i.h"
 #include "remote_pending_i.h"
 #include "stage_i.h"
+#include "util_i.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/util.h"
@@ -262,7 +263,13 @@ enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 	pthread_mutex_lock(&p->mu);
 	x = sfsi_rpend_by_id(p, id);
 	/* only an unsure entry waits for a send under way (a stat
-	 * meanwhile sees the pending file) */
+	 * meanwhile sees the pending file); a thread that may not wait
+	 * for a server does not wait for another's request either */
+	if (x && x->maybe && !x->gone && x->busy &&
+	    sfsi_would_wait(e, "a send under way")) {
+		pthread_mutex_unlock(&p->mu);
+		return SFS_WOULD_WAIT;
+	}
 	if (x && x->maybe && !x->gone)
 		x = sfsi_rpend_settled(p, id);
 	if (!x || !x->maybe || x->gone) {

@@ -104,6 +104,13 @@ struct sfs_store {
 	pthread_cond_t pool_cv;
 	struct db *pool_free;
 	int pool_n; /* connections made */
+	/*
+	 * One more, kept for a thread that may not wait (sfs_thread_nowait:
+	 * the mount's reading thread) while changes hold every other one
+	 * waiting for the database's write lock; in use: spare_busy.
+	 */
+	struct db *pool_spare;
+	int spare_busy;
 
 	/* jobs: the kinds registered at open, and the janitor's chores */
 	struct sfsi_job_kind kinds[SFS_JOB_KIND_MAX];

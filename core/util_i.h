@@ -23,6 +23,14 @@ int sfsi_mkdirs(const char *path);
 enum sfs_status sfsi_errno_status(struct sfs_err *e, int err, const char *what);
 /* Tests of crash safety: _exit(77) here when SFS_CRASH_AT names `point`. */
 void sfsi_crash_point(const char *point);
+/*
+ * sfs_thread_nowait: 1 when this thread may not wait for a server (its
+ * requests, or another thread's fetch it would wait for); then also
+ * *e is SFS_WOULD_WAIT about `what`, and sfs_thread_nowait(0) says so.
+ */
+int sfsi_would_wait(struct sfs_err *e, const char *what);
+/* Whether this thread may not wait (sfs_thread_nowait), refusing nothing. */
+int sfsi_nowait(void);
 
 #include "speechfs/banned.h"
 

@@ -178,7 +178,7 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	advise(parent);
 	ret = find_child(parent, name, &node, &e.attr, &has_st);
 	if (ret) {
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 		return;
 	}
 	if (!has_st) {
@@ -267,12 +267,29 @@ static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dsnap snaps[SNAP_SLOTS];
 static uint64_t snaps_clock;
 
-/* An entry of directory node `parent` was looked up (see fill). */
+/*
+ * Take snaps_lock. A worker holds it while it lists a directory, which
+ * may wait for a server: a thread that may not wait (fs_nowait, the
+ * reading thread) only tries it, -FS_EWAIT when it is held.
+ */
+static int snaps_take(void)
+{
+	if (fs_nowait())
+		return pthread_mutex_trylock(&snaps_lock) ? -FS_EWAIT : 0;
+	pthread_mutex_lock(&snaps_lock);
+	return 0;
+}
+
+/*
+ * An entry of directory node `parent` was looked up (see fill): a hint,
+ * left out while a listing is being made.
+ */
 static void advise(uint64_t parent)
 {
 	size_t i;
 
-	pthread_mutex_lock(&snaps_lock);
+	if (snaps_take())
+		return;
 	for (i = 0; i < SNAP_SLOTS; i++)
 		if (snaps[i].node == parent)
 			snaps[i].advised = 1;
@@ -437,22 +454,30 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int err = 0;
 
 	if (!dbuf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_lock(&snaps_lock);
+	err = snaps_take();
+	if (err) {
+		fs_reply_err(req, -err);
+		return;
+	}
 	d = snapshot(ino, off < 0 ? 0 : off, &err);
 	if (d && (off < 0 || (size_t)off > dsnap_len(d)))
 		off = 0;
 	/* the listing was names only: the rest of it with attributes */
 	if (d && plus && d->advised && d->l.bare &&
-	    (err = fs_listing_attrs(d->vdir, d->owner, d->mode, &d->l)))
+	    (err = fs_listing_attrs(d->vdir, d->owner, d->mode, &d->l)) &&
+	    err != -FS_EWAIT)
 		sfs_debug("fs", "no attributes for a listing of %s: %s",
 			  d->vdir, strerror(-err));
+	/* the attributes from the server, on a thread that may wait */
+	if (err == -FS_EWAIT)
+		d = NULL;
 	used = d ? fill(req, d, ino, dbuf, size, off, plus) : 0;
 	pthread_mutex_unlock(&snaps_lock);
 	if (!d)
-		fuse_reply_err(req, -err);
+		fs_reply_err(req, -err);
 	else
 		fuse_reply_buf(req, dbuf, used);
 }
@@ -484,7 +509,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	ret = fs_resolve_child(parent, name, &c);
 	fs_node_release(&c);
 	if (ret != -ENOENT) {
-		fuse_reply_err(req, ret ? -ret : EEXIST);
+		fs_reply_err(req, ret ? -ret : EEXIST);
 		return;
 	}
 	ret = fs_dir_of(parent, &n);
@@ -498,7 +523,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		ret = -EROFS;
 	fs_node_release(&n);
 	if (ret) {
-		fuse_reply_err(req, ret == -ENOENT ? EINVAL : -ret);
+		fs_reply_err(req, ret == -ENOENT ? EINVAL : -ret);
 		return;
 	}
 	sfs_err_init(&e);
@@ -507,7 +532,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		st = sfs_dir_stat(g_fs.store, &g_fs.actor, path, &di, &e);
 	fs_names_changed();
 	if (st) {
-		fuse_reply_err(req, fs_errno(st, &e));
+		fs_reply_err(req, fs_errno(st, &e));
 		return;
 	}
 	fs_reply_entry_node(req, parent, name, FS_NODE(FS_DIR, di.ino));
@@ -529,7 +554,7 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 */
 	if (ret == -ENOENT) {
 		fs_node_release(&n);
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 		return;
 	}
 	if (!ret && n.kind != FS_DIR)
@@ -542,7 +567,7 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_names_changed();
 	}
 	fs_node_release(&n);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 void fs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -556,7 +581,7 @@ void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sfs_err_init(&e);
 	s = sfs_store_space_of(g_fs.store, &g_fs.actor, &sp, &e);
 	if (s) {
-		fuse_reply_err(req, fs_errno(s, &e));
+		fs_reply_err(req, fs_errno(s, &e));
 		return;
 	}
 	memset(&st, 0, sizeof(st));

@@ -21,13 +21,15 @@ static int open_but_deleted(uint64_t node, struct stat *st)
 {
 	struct sfs_file f;
 	struct sfs_err e;
+	enum sfs_status res;
 	int ret = -ENOENT;
 
 	if (FS_KIND(node) != FS_FILE)
 		return ret;
 	sfs_err_init(&e);
-	if (sfs_file_get_ino(g_fs.store, &g_fs.actor, FS_ID(node), &f, &e))
-		return ret;
+	res = sfs_file_get_ino(g_fs.store, &g_fs.actor, FS_ID(node), &f, &e);
+	if (res)
+		return res == SFS_WOULD_WAIT ? -FS_EWAIT : ret;
 	fs_stat_file(st, node, f.ino, f.size, f.mtime_ns, f.atime_ns,
 		     f.ctime_ns, 0);
 	if (fs_open_attr(f.ino, st) || f.deleted) {
@@ -52,7 +54,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = open_but_deleted(ino, &st);
 	fs_node_release(&n);
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_attr(req, &st, g_fs.timeout);
 }
@@ -114,7 +116,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		fs_node_release(&n);
 		ret = open_but_deleted(ino, &st);
 		if (ret)
-			fuse_reply_err(req, -ret);
+			fs_reply_err(req, -ret);
 		else
 			fuse_reply_attr(req, &st, g_fs.timeout);
 		return;
@@ -141,7 +143,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		ret = fs_stat_node(&n, &st);
 	fs_node_release(&n);
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_attr(req, &st, g_fs.timeout);
 }
@@ -168,7 +170,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_names_changed();
 	}
 	fs_node_release(&n);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 static int rename_dir(const struct fs_node *src, const struct fs_node *dst,
@@ -230,7 +232,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	sfs_file_init(&dst.f);
 	sfs_file_init(&np.f);
 	if (flags & ~RENAME_NOREPLACE) {
-		fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE, WHITEOUT */
+		fs_reply_err(req, EINVAL); /* RENAME_EXCHANGE, WHITEOUT */
 		return;
 	}
 	ret = fs_resolve_child(parent, name, &src);
@@ -277,5 +279,5 @@ out:
 	fs_node_release(&src);
 	fs_node_release(&dst);
 	fs_node_release(&np);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }

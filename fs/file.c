@@ -45,7 +45,7 @@ static int open_content(struct fh *h, unsigned fresh)
 					    : SFS_BLOB_CACHED) |
 				       fresh,
 			       &h->blob, NULL, &e);
-	if (st && st != SFS_GONE && st != SFS_NOT_READY)
+	if (st && st != SFS_GONE && st != SFS_NOT_READY && st != SFS_WOULD_WAIT)
 		sfs_warn("fs", "cannot open the content of '%s': %s", h->of->id,
 			 e.message);
 	h->version = h->of->version;
@@ -422,7 +422,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret;
 
 	if (!fs_is_file_kind(FS_KIND(ino))) {
-		fuse_reply_err(req, EISDIR);
+		fs_reply_err(req, EISDIR);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) == O_RDONLY)
@@ -430,7 +430,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	else
 		ret = open_write(ino, fi, &h);
 	if (ret) {
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 		return;
 	}
 	fi->fh = (uintptr_t)h;
@@ -517,7 +517,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	fuse_reply_create(req, &e, fi);
 out:
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	fs_node_release(&c);
 }
 
@@ -540,7 +540,7 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (!ret)
 		ret = fs_entry_of(&c, parent, name, &e);
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_entry(req, &e);
 	fs_node_release(&c);
@@ -577,7 +577,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	mem = fs_reply_buf(size ? size : 1);
 	if (!mem) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	/*
@@ -588,7 +588,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!h->writable && !h->follow) {
 		ret = blob_read(h->blob, mem, size, off);
 		if (ret < 0)
-			fuse_reply_err(req, -ret);
+			fs_reply_err(req, -ret);
 		else
 			fuse_reply_buf(req, mem, (size_t)ret);
 		return;
@@ -623,7 +623,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (slow)
 		fs_slow_end();
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_buf(req, mem, got);
 }
@@ -638,7 +638,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 	(void)ino;
 	if (!h->writable) {
-		fuse_reply_err(req, EBADF);
+		fs_reply_err(req, EBADF);
 		return;
 	}
 	sfs_err_init(&e);
@@ -659,7 +659,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	if (slow)
 		fs_slow_end();
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_write(req, size);
 }
@@ -767,7 +767,9 @@ int fs_file_quick_close(uint64_t fh)
 
 	if (!h || !h->writable)
 		return 1; /* commits nothing */
-	pthread_mutex_lock(&h->of->lock);
+	/* held by a worker (a commit, a copy from far away): may be long */
+	if (pthread_mutex_trylock(&h->of->lock))
+		return 0;
 	busy = h->of->committing != NULL; /* the close would wait for it */
 	/* nothing to commit (the release after a flush that committed) */
 	clean = !h->dirty && !h->of->lazy;
@@ -788,7 +790,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = commit(h);
 		pthread_mutex_unlock(&h->of->lock);
 	}
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -808,7 +810,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	/* with -o commit=MS: this file's earlier closes too */
 	if (!ret)
 		ret = fs_commits_sync();
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -822,5 +824,5 @@ void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_unlock(&h->of->lock);
 	}
 	fh_free(h);
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }

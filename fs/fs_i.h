@@ -8,6 +8,7 @@
 #define SPEECHFS_FS_I_H
 
 #define FUSE_USE_VERSION 312
+#include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <signal.h>
@@ -52,6 +53,26 @@ extern struct fs g_fs;
 
 /* The one table: a core status (and its reason) as an errno. */
 int fs_errno(enum sfs_status st, const struct sfs_err *e);
+
+/*
+ * The errno of SFS_WOULD_WAIT: the reading thread began a request that
+ * would wait for a server (fs_nowait_begin). fs_reply_err answers
+ * nothing for it, and the loop hands the request to a worker, which
+ * begins it again. Every error an op answers goes through fs_reply_err.
+ */
+#define FS_EWAIT ERESTART
+void fs_reply_err(fuse_req_t req, int err);
+/* This thread's requests may not wait for a server until fs_nowait_end. */
+void fs_nowait_begin(void);
+/* Whether this thread may not wait (between the two). */
+int fs_nowait(void);
+/*
+ * 1: the request begun since fs_nowait_begin was left unanswered (for a
+ * worker); 0: answered; -1: answered although the core refused it a
+ * server's answer (a bug: an op turned SFS_WOULD_WAIT into another
+ * answer).
+ */
+int fs_nowait_end(void);
 
 /*
  * The calling thread's buffer for a reply of size bytes (reads through
@@ -429,9 +450,12 @@ void fs_poller_wake(void);
 
 /*
  * Serve the session until it ends: the reading thread answers lookups
- * and the like, nworkers threads the rest. 0, or -1 when reading failed.
+ * and the like, workers the rest (kept of them always, up to max when
+ * more wait). 0, or -1 when reading failed.
  */
-int fs_loop_run(struct fuse_session *se, int nworkers);
+#define LOOP_KEPT 10
+#define LOOP_MAX 256
+int fs_loop_run(struct fuse_session *se, int kept, int max);
 /*
  * Block SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads
  * it starts until fs_signals_on): only the thread reading the device

@@ -130,14 +130,19 @@ static void pin_later(struct list_ctx *c, const char *id)
 static void pin_now(struct list_ctx *c)
 {
 	struct sfs_file_update u = { 0 };
+	enum sfs_status st;
 	struct sfs_err e;
 	size_t i;
 
 	u.set = SFS_UPD_SUFFIX;
-	for (i = 0; i < c->npin; i++) {
+	for (i = 0; i < c->npin && c->err != -FS_EWAIT; i++) {
 		sfs_err_init(&e);
-		if (sfs_file_update(g_fs.store, &g_fs.actor, c->pin[i], &u,
-				    NULL, &e))
+		st = sfs_file_update(g_fs.store, &g_fs.actor, c->pin[i], &u,
+				     NULL, &e);
+		/* the whole listing again, on a thread that may wait */
+		if (st == SFS_WOULD_WAIT)
+			c->err = -FS_EWAIT;
+		else if (st)
 			sfs_warn("fs", "cannot keep the suffix of '%s': %s",
 				 c->pin[i], e.message);
 	}

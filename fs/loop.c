@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include "speechfs/log.h"
 #include "speechfs/store.h"
 #include "speechfs/banned.h"
 
@@ -46,29 +48,44 @@ void fs_signals_on(const sigset_t *old)
  * thread). Here one thread reads and answers what only looks (lookup,
  * getattr, xattrs, readdir, open ...) itself, and hands what may wait
  * for the disk or for a database write (read, write, flush, fsync,
- * release, changes of names and attributes) to a few workers, so those
- * run in parallel and never hold up a lookup. Request buffers circulate
+ * release, changes of names and attributes) to workers, so those run in
+ * parallel and never hold up a lookup. Request buffers circulate
  * between the reader and the workers and are never freed on the way.
+ *
+ * A handed-off request never waits for a worker: when none is idle,
+ * another is started, up to the mount's most (-o max_threads, LOOP_MAX
+ * by default), and one more than the kept few (LOOP_KEPT) that finds nothing to
+ * do for a while ends. Calls that wait for a stalled server (a remote
+ * mount's closes, renames, uncached reads) so hold only themselves,
+ * however many they are: with a fixed ten workers, ten such calls held
+ * every request handed over after them, and twenty took every spare
+ * buffer, so the reading thread answered the next request itself and
+ * waited with it (review s15 finding 2: 32 closes of a stalled server's
+ * files held a create elsewhere). Buffers grow likewise, up to two per
+ * worker, and go back to the kept number as extra workers end.
  */
-#define LOOP_SLOTS 64
+#define LOOP_IDLE_S 2 /* an extra worker's idle life, seconds */
 
 struct loop {
 	struct fuse_session *se;
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;
-	struct fuse_buf spare[LOOP_SLOTS]; /* free buffers */
-	int nspare;
-	struct fuse_buf queue[LOOP_SLOTS]; /* requests for the workers */
-	int head, nqueued;
+	pthread_cond_t work_cv; /* a request queued, or stop */
+	pthread_cond_t done_cv; /* the last worker ended */
+	struct fuse_buf *spare; /* free buffers, nbufs at most */
+	struct fuse_buf *queue; /* requests for the workers: a ring */
+	int nspare, head, nqueued;
+	int nbufs, maxbufs; /* buffers made (the reader's not counted) */
+	int nthreads, idle; /* workers running, waiting for work */
+	int kept, max;	    /* workers that stay, the most */
 	int stop;
-	pthread_t *threads;
-	int nthreads;
 };
 
 /*
  * What the reading thread does with a request, by its opcode: one table
  * for the decision (in_place); an opcode not in it only looks.
- * - LOOKS: answered at once (lookup, getattr, xattrs, readdir, open...).
+ * - LOOKS: begun at once (lookup, getattr, xattrs, readdir, open...),
+ *   given to a worker if it would ask a server (serve_one).
+ * - SESSION (init, destroy, interrupt, forget): answered at once.
  * - IO (read, write): a lone one answered at once when it waits for
  *   nothing far away (fs_file_quick_io), else by a worker.
  * - WAITS: it may wait for the disk or the database's lock: a worker.
@@ -83,7 +100,7 @@ struct loop {
  *   commits (fs_file_quick_close); one that commits nothing (the
  *   release after a flush that committed) at once.
  */
-enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CREATE, CLOSE };
+enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CREATE, CLOSE, SESSION };
 
 static const unsigned char req_kinds[] = {
 	[FUSE_READ] = IO,
@@ -105,6 +122,11 @@ static const unsigned char req_kinds[] = {
 	[FUSE_REMOVEXATTR] = CHANGE,
 	[FUSE_FLUSH] = CLOSE,
 	[FUSE_RELEASE] = CLOSE,
+	[FUSE_INIT] = SESSION,
+	[FUSE_DESTROY] = SESSION,
+	[FUSE_INTERRUPT] = SESSION,
+	[FUSE_FORGET] = SESSION,
+	[FUSE_BATCH_FORGET] = SESSION,
 };
 
 static enum req_kind req_kind(const struct fuse_buf *b)
@@ -117,50 +139,110 @@ static enum req_kind req_kind(const struct fuse_buf *b)
 	return (enum req_kind)req_kinds[in->opcode];
 }
 
+static void *loop_worker(void *arg);
+
+/* One more worker; the reader's signal mask is every worker's. */
+static int start_worker(struct loop *l)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int res;
+
+	if (pthread_attr_init(&a))
+		return -1;
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	res = pthread_create(&t, &a, loop_worker, l);
+	pthread_attr_destroy(&a);
+	return res ? -1 : 0;
+}
+
+/*
+ * Wait for a request (l->mu held); 0 when the worker is to end: at
+ * stop, or idle for LOOP_IDLE_S while more than the kept ones run.
+ */
+static int wait_work(struct loop *l)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += LOOP_IDLE_S;
+	l->idle++;
+	while (!l->nqueued && !l->stop) {
+		if (l->nthreads <= l->kept)
+			pthread_cond_wait(&l->work_cv, &l->mu);
+		else if (pthread_cond_timedwait(&l->work_cv, &l->mu, &until) ==
+				 ETIMEDOUT &&
+			 !l->nqueued && l->nthreads > l->kept)
+			break; /* still one too many: this one ends */
+	}
+	l->idle--;
+	return l->nqueued > 0;
+}
+
 static void *loop_worker(void *arg)
 {
 	struct loop *l = arg;
 	struct fuse_buf b;
 
 	pthread_mutex_lock(&l->mu);
-	for (;;) {
-		while (!l->nqueued && !l->stop)
-			pthread_cond_wait(&l->work_cv, &l->mu);
-		if (!l->nqueued)
-			break;
+	while (wait_work(l)) {
 		b = l->queue[l->head];
-		l->head = (l->head + 1) % LOOP_SLOTS;
+		l->head = (l->head + 1) % l->maxbufs;
 		l->nqueued--;
 		pthread_mutex_unlock(&l->mu);
 		fuse_session_process_buf(l->se, &b);
 		pthread_mutex_lock(&l->mu);
 		l->spare[l->nspare++] = b;
 	}
+	/* the buffers beyond the kept ones' go with the extra workers */
+	while (l->nbufs > 2 * l->kept && l->nspare) {
+		free(l->spare[--l->nspare].mem);
+		l->nbufs--;
+	}
+	if (!--l->nthreads)
+		pthread_cond_broadcast(&l->done_cv);
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
 }
 
 /*
- * Hand *b to a worker and put a spare buffer in its place; 0 if none.
- * The worker is woken once the lock is let go: woken under it, it found
- * the lock still held and went to sleep on it again (a context switch
- * more per request handed over).
+ * Hand *b to a worker and put a free buffer in its place (a spare one,
+ * or a new one libfuse fills on its first read); 0 if every buffer is
+ * taken. A worker is started when none is idle to take it. The worker
+ * is woken once the lock is let go: woken under it, it found the lock
+ * still held and went to sleep on it again (a context switch more per
+ * request handed over).
  */
 static int hand_off(struct loop *l, struct fuse_buf *b)
 {
-	int ok = 0;
+	int more = 0;
 
 	pthread_mutex_lock(&l->mu);
-	if (l->nspare && l->nqueued < LOOP_SLOTS) {
-		l->queue[(l->head + l->nqueued) % LOOP_SLOTS] = *b;
-		l->nqueued++;
+	if (!l->nspare && l->nbufs == l->maxbufs) {
+		pthread_mutex_unlock(&l->mu);
+		return 0;
+	}
+	l->queue[(l->head + l->nqueued) % l->maxbufs] = *b;
+	l->nqueued++;
+	if (l->nspare) {
 		*b = l->spare[--l->nspare];
-		ok = 1;
+	} else {
+		memset(b, 0, sizeof(*b));
+		l->nbufs++;
+	}
+	if (l->nqueued > l->idle && l->nthreads < l->max) {
+		l->nthreads++;
+		more = 1;
 	}
 	pthread_mutex_unlock(&l->mu);
-	if (ok)
-		pthread_cond_signal(&l->work_cv);
-	return ok;
+	if (more && start_worker(l)) {
+		/* the running ones take it in turn */
+		pthread_mutex_lock(&l->mu);
+		l->nthreads--;
+		pthread_mutex_unlock(&l->mu);
+	}
+	pthread_cond_signal(&l->work_cv);
+	return 1;
 }
 
 /* No other request waits on the device. */
@@ -214,6 +296,7 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 		return 0;
 	switch (req_kind(b)) {
 	case LOOKS:
+	case SESSION:
 		return 1;
 	case IO:
 		return quick_io(b) && lone(se);
@@ -228,6 +311,46 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 	default:
 		return 0;
 	}
+}
+
+/*
+ * Answer request b, or give it to a worker. What only looks is begun
+ * here unable to wait for a server (fs_nowait_begin): a lookup, a stat
+ * or a listing the caches answer takes microseconds, one that would ask
+ * a remote store's server (a directory not listed yet, a file's first
+ * open) is left unanswered at its first request, and a worker begins it
+ * again (as io_uring punts a call that would block to its workers). The
+ * reading thread so never waits for a server: before, an `ls` of a
+ * directory not listed yet held every request of the mount while the
+ * server stalled, for the whole timeout. The buffer read from the device
+ * is not changed by its processing. Without a free buffer (every one is
+ * taken, which the pool's size makes rare) a request is answered here,
+ * waiting if it must.
+ */
+static void serve_one(struct loop *l, struct fuse_buf *b)
+{
+	const struct fuse_in_header *in = b->mem;
+	int looks = req_kind(b) == LOOKS && !(b->flags & FUSE_BUF_IS_FD);
+	int res;
+
+	if (!in_place(l->se, b)) {
+		if (!hand_off(l, b))
+			fuse_session_process_buf(l->se, b);
+		return;
+	}
+	if (looks)
+		fs_nowait_begin();
+	fuse_session_process_buf(l->se, b);
+	if (!looks)
+		return;
+	res = fs_nowait_end();
+	if (res < 0) /* the e2e tests fail on this line */
+		sfs_error("fs",
+			  "request %u answered without the server's "
+			  "answer it needed",
+			  in->opcode);
+	if (res > 0 && !hand_off(l, b))
+		fuse_session_process_buf(l->se, b);
 }
 
 /*
@@ -268,30 +391,78 @@ static int session_end(struct fuse_session *se, int res)
 	return 1;
 }
 
-int fs_loop_run(struct fuse_session *se, int nworkers)
+/*
+ * The pool's rings and its first workers; everything is answered in
+ * place when not one worker starts. 0, or -1 without memory.
+ */
+static int loop_init(struct loop *l, struct fuse_session *se, int kept, int max)
+{
+	pthread_condattr_t ca;
+	int i;
+
+	memset(l, 0, sizeof(*l));
+	l->se = se;
+	l->max = max < 1 ? 1 : max;
+	l->kept = kept < 1 ? 1 : kept > l->max ? l->max : kept;
+	l->maxbufs = 2 * l->max;
+	l->spare = calloc((size_t)l->maxbufs, sizeof(*l->spare));
+	l->queue = calloc((size_t)l->maxbufs, sizeof(*l->queue));
+	if (!l->spare || !l->queue) {
+		free(l->spare);
+		free(l->queue);
+		return -1;
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&l->done_cv, NULL);
+	/* buffers are allocated by libfuse on their first use, then kept */
+	pthread_mutex_lock(&l->mu);
+	for (i = 0; i < l->kept && !start_worker(l); i++)
+		l->nthreads++;
+	if (!l->nthreads)
+		l->maxbufs = 0; /* everything in place then */
+	l->nspare = l->nbufs =
+		l->maxbufs < 2 * l->nthreads ? l->maxbufs : 2 * l->nthreads;
+	pthread_mutex_unlock(&l->mu);
+	return 0;
+}
+
+/* Stop the workers once the queue is empty, and free the pool. */
+static void loop_end(struct loop *l)
+{
+	int i;
+
+	pthread_mutex_lock(&l->mu);
+	l->stop = 1;
+	pthread_cond_broadcast(&l->work_cv);
+	while (l->nthreads)
+		pthread_cond_wait(&l->done_cv, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+	for (i = 0; i < l->nspare; i++)
+		free(l->spare[i].mem);
+	free(l->spare);
+	free(l->queue);
+	pthread_cond_destroy(&l->done_cv);
+	pthread_cond_destroy(&l->work_cv);
+	pthread_mutex_destroy(&l->mu);
+}
+
+int fs_loop_run(struct fuse_session *se, int kept, int max)
 {
 	struct fuse_buf b;
 	struct loop l;
 	sigset_t old;
-	int i, res, ret = 0;
+	int res, ret = 0;
 
-	memset(&l, 0, sizeof(l));
 	memset(&b, 0, sizeof(b));
-	l.se = se;
-	pthread_mutex_init(&l.mu, NULL);
-	pthread_cond_init(&l.work_cv, NULL);
-	/* buffers are allocated by libfuse on their first use, then kept */
-	l.nspare = nworkers * 2 < LOOP_SLOTS ? nworkers * 2 : LOOP_SLOTS;
-	l.threads = calloc((size_t)nworkers, sizeof(*l.threads));
-	if (!l.threads)
-		nworkers = 0;
 	fs_signals_off(&old);
-	for (i = 0; i < nworkers; i++)
-		if (pthread_create(&l.threads[l.nthreads], NULL, loop_worker,
-				   &l) == 0)
-			l.nthreads++;
-	if (!l.nthreads)
-		l.nspare = 0; /* everything inline then */
+	if (loop_init(&l, se, kept, max)) {
+		fs_signals_on(&old);
+		return -1;
+	}
 	/* the signals stay blocked here but in wait_request (and after) */
 	fcntl(fuse_session_fd(se), F_SETFL,
 	      fcntl(fuse_session_fd(se), F_GETFL) | O_NONBLOCK);
@@ -308,8 +479,7 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 				ret = -1;
 			break;
 		}
-		if (in_place(se, &b) || !hand_off(&l, &b))
-			fuse_session_process_buf(se, &b);
+		serve_one(&l, &b);
 	}
 	/*
 	 * The change poller may be waiting in the kernel to invalidate an
@@ -342,22 +512,11 @@ int fs_loop_run(struct fuse_session *se, int nworkers)
 			continue;
 		if (res <= 0)
 			break;
-		if (in_place(se, &b) || !hand_off(&l, &b))
-			fuse_session_process_buf(se, &b);
+		serve_one(&l, &b);
 	}
 	fs_signals_on(&old);
-	pthread_mutex_lock(&l.mu);
-	l.stop = 1;
-	pthread_cond_broadcast(&l.work_cv);
-	pthread_mutex_unlock(&l.mu);
-	for (i = 0; i < l.nthreads; i++)
-		pthread_join(l.threads[i], NULL);
+	loop_end(&l);
 	free(b.mem);
-	for (i = 0; i < l.nspare; i++)
-		free(l.spare[i].mem);
-	free(l.threads);
-	pthread_cond_destroy(&l.work_cv);
-	pthread_mutex_destroy(&l.mu);
 	fuse_session_reset(se);
 	return ret;
 }

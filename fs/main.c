@@ -42,6 +42,7 @@ struct opts {
 	char *timeout;
 	char *cafile;
 	unsigned uid, gid, umask;
+	unsigned max_threads; /* the most workers (0: LOOP_MAX) */
 	int set_uid, set_gid;
 	int ro;
 	int allow_other;
@@ -61,7 +62,8 @@ enum {
 	KEY_VERSION,
 	KEY_HELP,
 	KEY_UID,
-	KEY_GID
+	KEY_GID,
+	KEY_MAX_THREADS
 };
 
 #define OPT(t, p)                                                              \
@@ -73,46 +75,48 @@ enum {
 		t, offsetof(struct opts, p), v                                 \
 	}
 
-static const struct fuse_opt specs[] = { OPT("--store %s", store),
-					 OPT("--store=%s", store),
-					 OPT("store=%s", store),
-					 OPT("--config %s", config),
-					 OPT("--config=%s", config),
-					 OPT("config=%s", config),
-					 OPT("--user %s", user),
-					 OPT("--user=%s", user),
-					 OPT("user=%s", user),
-					 OPT("--url %s", url),
-					 OPT("--url=%s", url),
-					 OPT("url=%s", url),
-					 OPT("--key-file %s", key_file),
-					 OPT("--key-file=%s", key_file),
-					 OPT("key_file=%s", key_file),
-					 OPT("--token-file %s", token_file),
-					 OPT("--token-file=%s", token_file),
-					 OPT("token_file=%s", token_file),
-					 OPT("cache_dir=%s", cache_dir),
-					 OPT("cache_size=%s", cache_size),
-					 OPT("timeout=%s", timeout),
-					 OPT("cafile=%s", cafile),
-					 OPT("umask=%s", umask_arg),
-					 OPT("commit=%s", commit_arg),
-					 OPT("no_workers", no_workers),
-					 OPTV("listening=0", listening, 0),
-					 OPTV("listening=1", listening, 1),
-					 OPTV("generate=0", generate, 0),
-					 OPTV("generate=1", generate, 1),
-					 FUSE_OPT_KEY("uid=", KEY_UID),
-					 FUSE_OPT_KEY("gid=", KEY_GID),
-					 FUSE_OPT_KEY("ro", KEY_RO),
-					 FUSE_OPT_KEY("allow_other",
-						      KEY_ALLOW_OTHER),
-					 FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
-					 FUSE_OPT_KEY("--version", KEY_VERSION),
-					 FUSE_OPT_KEY("-V", KEY_VERSION),
-					 FUSE_OPT_KEY("-h", KEY_HELP),
-					 FUSE_OPT_KEY("--help", KEY_HELP),
-					 FUSE_OPT_END };
+static const struct fuse_opt specs[] = {
+	OPT("--store %s", store),
+	OPT("--store=%s", store),
+	OPT("store=%s", store),
+	OPT("--config %s", config),
+	OPT("--config=%s", config),
+	OPT("config=%s", config),
+	OPT("--user %s", user),
+	OPT("--user=%s", user),
+	OPT("user=%s", user),
+	OPT("--url %s", url),
+	OPT("--url=%s", url),
+	OPT("url=%s", url),
+	OPT("--key-file %s", key_file),
+	OPT("--key-file=%s", key_file),
+	OPT("key_file=%s", key_file),
+	OPT("--token-file %s", token_file),
+	OPT("--token-file=%s", token_file),
+	OPT("token_file=%s", token_file),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("cache_size=%s", cache_size),
+	OPT("timeout=%s", timeout),
+	OPT("cafile=%s", cafile),
+	OPT("umask=%s", umask_arg),
+	OPT("commit=%s", commit_arg),
+	OPT("no_workers", no_workers),
+	OPTV("listening=0", listening, 0),
+	OPTV("listening=1", listening, 1),
+	OPTV("generate=0", generate, 0),
+	OPTV("generate=1", generate, 1),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
+	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_END
+};
 
 /* A number after '=' in base `base`, at most max; -1 when it is not. */
 static int parse_num(const char *arg, int base, unsigned long max,
@@ -169,6 +173,16 @@ static int opt_proc(void *data, const char *arg, int key,
 		fprintf(stderr, "speechfs: -o %s: expected a group id\n", arg);
 		o->bad = 1;
 		return 0;
+	case KEY_MAX_THREADS:
+		if (parse_num(arg, 10, 100000, &o->max_threads) == 0 &&
+		    o->max_threads > 0)
+			return 0;
+		fprintf(stderr,
+			"speechfs: -o %s: expected a number of threads "
+			"(1 to 100000)\n",
+			arg);
+		o->bad = 1;
+		return 0;
 	default:
 		return 1;
 	}
@@ -211,6 +225,8 @@ static void usage(const char *prog)
 	       "and durable\n"
 	       "                                within MS ms (fsync "
 	       "waits)\n"
+	       "    -o max_threads=N            most threads answering "
+	       "requests (256)\n"
 	       "    -o no_workers               run no job workers\n"
 	       "    -o listening=0|1            show /.listening/ (1)\n"
 	       "    -o generate=0|1             make listening audio of audio\n"
@@ -695,8 +711,9 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
 	if (co->singlethread)
 		ret = fuse_session_loop(se);
 	else
-		ret = fs_loop_run(se,
-				  co->max_threads ? (int)co->max_threads : 10);
+		ret = fs_loop_run(se, LOOP_KEPT,
+				  o->max_threads ? (int)o->max_threads
+						 : LOOP_MAX);
 	sd_notify(0, "STOPPING=1\nSTATUS=unmounting");
 	/* a signal ends the loop with its number: a clean unmount */
 	if (ret > 0)

@@ -316,9 +316,13 @@ static int find_in_dir(const char *vdir, const char *entry,
 	sfs_err_init(&e);
 	/* a suffix may come of a clash with a subdirectory's name */
 	if (!ret && plain[0] &&
-	    !fs_child_dir(vdir, plain, path, sizeof(path)) &&
-	    !sfs_dir_stat(g_fs.store, &g_fs.actor, path, &di, &e))
-		ret = fs_listing_add_sub(&p.seen, plain, 0, 0, 0);
+	    !fs_child_dir(vdir, plain, path, sizeof(path))) {
+		st = sfs_dir_stat(g_fs.store, &g_fs.actor, path, &di, &e);
+		if (!st)
+			ret = fs_listing_add_sub(&p.seen, plain, 0, 0, 0);
+		else if (st == SFS_WOULD_WAIT)
+			ret = -FS_EWAIT;
+	}
 	sfs_err_init(&e);
 	if (!ret) {
 		st = sfs_query_dir_names(

@@ -536,7 +536,7 @@ void fs_reply_entry_node(fuse_req_t req, uint64_t parent, const char *name,
 		ret = fs_entry_of(&n, parent, name, &e);
 	fs_node_release(&n);
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_entry(req, &e);
 }

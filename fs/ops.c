@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fs_i.h"
+#include "speechfs/store.h"
 #include "speechfs/banned.h"
 
 static const int errnos[SFS_STATUS_MAX] = {
@@ -31,6 +32,7 @@ static const int errnos[SFS_STATUS_MAX] = {
 	[SFS_UNSUPPORTED] = ENOTSUP,
 	[SFS_UNAVAILABLE] = EIO,
 	[SFS_PRECONDITION] = ESTALE,
+	[SFS_WOULD_WAIT] = FS_EWAIT,
 };
 
 /* Reasons that name a more precise errno than their status. */
@@ -62,6 +64,39 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e)
 	if (st < 0 || st >= SFS_STATUS_MAX)
 		return EIO;
 	return errnos[st] ? errnos[st] : (st ? EIO : 0);
+}
+
+/* A request of the reading thread's left to a worker (fs_reply_err). */
+static __thread int nowait, waits;
+
+void fs_nowait_begin(void)
+{
+	nowait = 1;
+	waits = 0;
+	sfs_thread_nowait(1);
+}
+
+int fs_nowait(void)
+{
+	return nowait;
+}
+
+int fs_nowait_end(void)
+{
+	int refused = sfs_thread_nowait(0);
+
+	nowait = 0;
+	return waits ? 1 : refused ? -1 : 0;
+}
+
+void fs_reply_err(fuse_req_t req, int err)
+{
+	if (err == FS_EWAIT && nowait) {
+		fuse_reply_none(req); /* frees it, answers nothing */
+		waits = 1;
+		return;
+	}
+	fuse_reply_err(req, err == FS_EWAIT ? EIO : err);
 }
 
 /*
@@ -130,7 +165,7 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	(void)ino;
 	(void)newparent;
 	(void)newname;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, EPERM);
 }
 
 static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
@@ -139,7 +174,7 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	(void)link;
 	(void)parent;
 	(void)name;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, EPERM);
 }
 
 /*

@@ -42,24 +42,28 @@ static int cut_utf8(const char *s, size_t max)
 /*
  * A user's name as an entry: '/' as U+2215 (as in file names), cut to a
  * segment; the user's id when the name is none ("", ".", "..") or the
- * user cannot be read.
+ * user cannot be read. 0, or -FS_EWAIT: the name is the server's to say.
  */
-static void entry_name(const char *user_id, char *out, size_t size)
+static int entry_name(const char *user_id, char *out, size_t size)
 {
 	char name[SFS_SEGMENT_MAX + 1], *shown = NULL;
 	struct sfs_err e;
+	enum sfs_status st;
 
 	sfs_err_init(&e);
-	if (sfs_share_user_name(g_fs.store, &g_fs.actor, user_id, name,
-				sizeof(name), &e) ||
-	    !strcmp(name, "") || !strcmp(name, ".") || !strcmp(name, "..") ||
-	    !(shown = fs_name_as_entry(name))) {
+	st = sfs_share_user_name(g_fs.store, &g_fs.actor, user_id, name,
+				 sizeof(name), &e);
+	if (st == SFS_WOULD_WAIT)
+		return -FS_EWAIT;
+	if (st || !strcmp(name, "") || !strcmp(name, ".") ||
+	    !strcmp(name, "..") || !(shown = fs_name_as_entry(name))) {
 		snprintf(out, size, "%s", user_id);
 		free(shown);
-		return;
+		return 0;
 	}
 	snprintf(out, size, "%.*s", cut_utf8(shown, size - 1), shown);
 	free(shown);
+	return 0;
 }
 
 /* The distinct owners of what is shared with the user, named. */
@@ -98,8 +102,8 @@ static int owners(struct owner **out, size_t *nout)
 	}
 	if (k)
 		qsort(v, k, sizeof(*v), by_row);
-	for (i = 0; i < k; i++) {
-		entry_name(v[i].id, v[i].name, sizeof(v[i].name));
+	for (i = 0; i < k && !ret; i++) {
+		ret = entry_name(v[i].id, v[i].name, sizeof(v[i].name));
 		for (j = 0; j < i; j++)
 			if (!strcmp(v[j].name, v[i].name))
 				break;
@@ -111,6 +115,10 @@ static int owners(struct owner **out, size_t *nout)
 				 v[i].name, v[i].id);
 			memcpy(v[i].name, tmp, sizeof(tmp));
 		}
+	}
+	if (ret) {
+		free(v);
+		return ret;
 	}
 	*out = v;
 	*nout = k;

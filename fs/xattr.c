@@ -111,14 +111,16 @@ static int owner_shares(const struct sfs_file *f, struct sfs_share **v,
 			size_t *n)
 {
 	struct sfs_err e;
+	enum sfs_status st;
 
 	*v = NULL;
 	*n = 0;
 	if (sfs_file_allows(f, SFS_ACT_SHARE, NULL))
 		return -ENODATA;
 	sfs_err_init(&e);
-	if (sfs_share_list(g_fs.store, &g_fs.actor, f->id, v, n, &e))
-		return -ENODATA;
+	st = sfs_share_list(g_fs.store, &g_fs.actor, f->id, v, n, &e);
+	if (st)
+		return st == SFS_WOULD_WAIT ? -FS_EWAIT : -ENODATA;
 	return 0;
 }
 
@@ -314,9 +316,11 @@ static int extra_change(uint64_t node, const char *name, const char *val,
 static int share_target(const char *who, char id[SFS_ID_SIZE])
 {
 	struct sfs_err e;
+	enum sfs_status st;
 
 	sfs_err_init(&e);
-	return sfs_user_resolve(g_fs.store, &g_fs.actor, who, id, &e) ? -1 : 0;
+	st = sfs_user_resolve(g_fs.store, &g_fs.actor, who, id, &e);
+	return st == SFS_WOULD_WAIT ? -FS_EWAIT : st ? -1 : 0;
 }
 
 /* The user id of a share attribute's name, or NULL. */
@@ -360,8 +364,9 @@ static int share_get(uint64_t node, const char *who, struct sfs_buf *b)
 	struct fs_node n;
 	int ret;
 
-	if (share_target(who, user))
-		return -ENODATA;
+	ret = share_target(who, user);
+	if (ret)
+		return ret == -FS_EWAIT ? ret : -ENODATA;
 	ret = file_node(node, &n, ENODATA);
 	if (!ret)
 		ret = share_perm(&n.f, user);
@@ -443,7 +448,7 @@ static void reply_value(fuse_req_t req, int ret, const struct sfs_buf *b,
 	if (!ret && size && b->len > size)
 		ret = -ERANGE;
 	if (ret)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else if (!size)
 		fuse_reply_xattr(req, b->len);
 	else
@@ -472,7 +477,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 	/* names outside user.* never reach the database */
 	if (foreign(name)) {
-		fuse_reply_err(req, ENOTSUP);
+		fs_reply_err(req, ENOTSUP);
 		return;
 	}
 	reply_value(req, get_value(ino, name, &b), &b, size);
@@ -602,14 +607,14 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
 	if (foreign(name)) {
-		fuse_reply_err(req, ENOTSUP);
+		fs_reply_err(req, ENOTSUP);
 		return;
 	}
 	if (g_fs.ro) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, EROFS);
 		return;
 	}
-	fuse_reply_err(req, -set_value(ino, name, value, size, flags));
+	fs_reply_err(req, -set_value(ino, name, value, size, flags));
 }
 
 static int remove_value(uint64_t node, const char *name)
@@ -645,14 +650,14 @@ static int remove_value(uint64_t node, const char *name)
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	if (foreign(name)) {
-		fuse_reply_err(req, ENODATA);
+		fs_reply_err(req, ENODATA);
 		return;
 	}
 	if (g_fs.ro) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, EROFS);
 		return;
 	}
-	fuse_reply_err(req, -remove_value(ino, name));
+	fs_reply_err(req, -remove_value(ino, name));
 }
 
 /* The owner sees user.speechfs.shares and a share.<userId> per share. */
@@ -660,10 +665,11 @@ static int list_shares(const struct sfs_file *f, struct sfs_buf *b)
 {
 	struct sfs_share *v = NULL;
 	size_t n = 0, i;
-	int ret = 0;
+	int ret;
 
-	if (owner_shares(f, &v, &n))
-		return 0;
+	ret = owner_shares(f, &v, &n);
+	if (ret)
+		return ret == -FS_EWAIT ? ret : 0; /* none to list */
 	if (sfs_buf_add(b, PFX "shares", sizeof(PFX "shares")))
 		ret = -ENOMEM;
 	for (i = 0; i < n && !ret; i++)

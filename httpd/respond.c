@@ -29,7 +29,7 @@ static const unsigned status_http[SFS_STATUS_MAX] = {
 	[SFS_NO_SPACE] = 507,	  [SFS_BUSY] = 503,
 	[SFS_IO] = 500,		  [SFS_NOMEM] = 500,
 	[SFS_UNSUPPORTED] = 400,  [SFS_UNAVAILABLE] = 503,
-	[SFS_PRECONDITION] = 412,
+	[SFS_PRECONDITION] = 412, [SFS_WOULD_WAIT] = 503,
 };
 
 unsigned httpd_http_status(enum sfs_status st)

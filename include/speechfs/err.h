@@ -33,6 +33,7 @@ enum sfs_status {
 	SFS_UNSUPPORTED,     /* not supported (format, scheme, ...) */
 	SFS_UNAVAILABLE,     /* a service the store needs is unreachable */
 	SFS_PRECONDITION,    /* a condition of the caller's (If-Match) failed */
+	SFS_WOULD_WAIT, /* it would wait for a server (sfs_thread_nowait) */
 	SFS_STATUS_MAX
 };
 

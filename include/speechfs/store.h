@@ -316,6 +316,15 @@ int sfs_store_write_quick(struct sfs_store *s, int64_t content_size);
  * kept with no time bound while the feed follows). A hint, as above.
  */
 int sfs_store_create_quick(struct sfs_store *s);
+/*
+ * While on, a call of this thread that would send a request to a server
+ * (a remote store's) fails at once with SFS_WOULD_WAIT, having changed
+ * nothing: the mount's reading thread answers what the caches know and
+ * gives the rest to a worker, which calls again with it off. A local
+ * store never waits for a server. Per thread; off by default. Returns
+ * whether a call was refused since it was last turned on.
+ */
+int sfs_thread_nowait(int on);
 
 /* Space of the store's filesystem, in bytes. */
 enum sfs_status sfs_store_space(struct sfs_store *s, uint64_t *total,

@@ -52,7 +52,8 @@ def test_bad_options_fail(store, tmp_path):
     mp = tmp_path / "m"
     mp.mkdir()
     for opts in (["-o", "bogus_option"], ["-o", "umask=999"],
-                 ["-o", "uid=x"]):
+                 ["-o", "uid=x"], ["-o", "max_threads=0"],
+                 ["-o", "max_threads=x"]):
         out = run(str(SPEECHFS), "--store", str(d), "--user", users[0],
                   str(mp), "-f", *opts)
         assert out.returncode != 0, opts
@@ -93,6 +94,37 @@ def test_allow_other_adds_default_permissions(store):
         assert "allow_other" in line
         assert "default_permissions" in line
         assert line.split()[2] == "fuse.speechfs"
+    finally:
+        m.stop()
+
+
+def test_one_worker_serves_parallel_writers(store):
+    """-o max_threads=1: a single worker (the most), and requests handed
+    over while it is busy wait in its queue; 16 writers in parallel each
+    get their bytes back."""
+    import threading
+    d, _, users = store
+    m = Mount(d, users[0], "-o", "max_threads=1")
+    errors = []
+
+    def writer(i):
+        try:
+            data = os.urandom(300000 + i)
+            with open(m.path("w%02d.bin" % i), "wb") as f:
+                f.write(data)
+                os.fsync(f.fileno())
+            with open(m.path("w%02d.bin" % i), "rb") as f:
+                assert f.read() == data
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append((i, e))
+    try:
+        ts = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        assert not any(t.is_alive() for t in ts)
+        assert not errors, errors
     finally:
         m.stop()
 

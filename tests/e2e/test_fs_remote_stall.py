@@ -18,10 +18,12 @@ import subprocess
 import sys
 import threading
 
+import requests
+
 from fsutil import eventually, remote, sigstop, store  # noqa: F401
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import server_sha, sha, upload
-from test_fs_remote_stream import PROBE, the_file
+from test_fs_remote_stream import FILES, PROBE, the_file
 
 
 # The daemon keeps an idle connection for 900 s: the tests stop it for a
@@ -249,3 +251,135 @@ def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
         if wfd >= 0:
             os.close(wfd)
         end_all(procs, m, dm)
+# writes a new file and closes it: the close sends it to the server
+CLOSER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+os.write(fd, sys.argv[2].encode())
+print("written", flush=True)
+os.close(fd)
+print("closed", flush=True)
+"""
+CLOSE = {"x86_64": "3", "aarch64": "57"}
+
+
+def threads_of(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def test_many_stalled_closes_hold_no_other_request(remote):
+    """More calls waiting for a stalled server than the mount keeps
+    workers (10) and spare buffers (20): 40 closes of new files, each
+    waiting for its upload. Each holds only its own caller; another
+    process still creates, writes and stats (review s15 finding 2: with
+    a fixed pool the requests handed over after the tenth waited, and
+    past the twentieth the reading thread answered a close itself and
+    the whole mount waited with it). The server back, every close
+    succeeds and the server holds every file; the extra workers end."""
+    dm, key, _, _ = remote
+    n = 40
+    upload(dm, key, b"RIFF small", "small")
+    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    stopped = False
+    procs = []
+    try:
+        assert "small.bin" in os.listdir(m.dir)
+        os.stat(m.path("small.bin"))
+        base_threads = threads_of(m.proc.pid)
+        stopped = True
+        sigstop(dm.proc.pid)
+        for i in range(n):
+            p = subprocess.Popen(
+                [sys.executable, "-c", CLOSER, str(m.path("c%02d.txt" % i)),
+                 "close %d" % i], stdout=subprocess.PIPE)
+            procs.append(p)
+        seen = []
+        call = CLOSE[platform.machine()]
+        for p in procs:
+            assert line_of(p, 120) == b"written\n"
+            assert eventually(lambda: in_call(p.pid, call, seen), 60), \
+                "not in its close: %r" % seen
+        # every close is the mount's: more workers than it keeps wait
+        assert eventually(lambda: threads_of(m.proc.pid)
+                          >= base_threads + n - 10, 60), \
+            (threads_of(m.proc.pid), base_threads)
+        probe = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
+             str(m.path("small.bin"))], stdout=subprocess.PIPE)
+        procs.append(probe)
+        assert line_of(probe, 120) == b"done\n", \
+            "the probe was held behind %d stalled closes" % n
+        assert all(p.poll() is None for p in procs[:n])  # still held
+        dm.proc.send_signal(signal.SIGCONT)
+        stopped = False
+        for p in procs[:n]:
+            assert line_of(p, 300) == b"closed\n"
+            assert p.wait(60) == 0
+        assert probe.wait(60) == 0
+        for i in range(n):
+            f = the_file(dm, key, "c%02d" % i)
+            assert server_sha(dm, key, f["id"]) == \
+                sha(b"close %d" % i), f
+        # the extra workers end once idle (2 s each)
+        assert eventually(lambda: threads_of(m.proc.pid)
+                          <= base_threads, 60), \
+            (threads_of(m.proc.pid), base_threads)
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        print(m.output())       # shown when the test fails
+        print(dm.output()[-6000:])
+        m.stop()
+
+
+def test_a_stalled_listing_holds_no_other_request(remote):
+    """A lookup and a listing of a directory the mount has not listed
+    ask the server; the mount's reading thread, which answers lookups,
+    leaves such a request to a worker instead of waiting for the server
+    (before, `ls` of such a directory held every request of the mount
+    while the server was stopped: a stat the cache answers took the
+    whole timeout). The server back, the listing is exact."""
+    dm, key, _, _ = remote
+    upload(dm, key, b"RIFF small", "small")
+    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+                      files={"file": ("deep.bin", b"RIFF deep")},
+                      data={"name": "deep", "path": "/a/b/"}, timeout=60)
+    assert r.status_code == 201, r.text
+    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    stopped = False
+    procs = []
+    try:
+        assert sorted(os.listdir(m.dir)) == [".listening", ".shared",
+                                             ".trash", "a", "small.bin"]
+        os.stat(m.path("small.bin"))
+        stopped = True
+        sigstop(dm.proc.pid)
+        ls = subprocess.Popen(["ls", "-l", str(m.path("a/b"))],
+                              stdout=subprocess.PIPE)
+        procs.append(ls)
+        probe = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
+             str(m.path("small.bin"))], stdout=subprocess.PIPE)
+        procs.append(probe)
+        assert line_of(probe, 120) == b"done\n", \
+            "the probe was held behind a stalled listing"
+        assert ls.poll() is None  # it needs the server: still held
+        dm.proc.send_signal(signal.SIGCONT)
+        stopped = False
+        out, _ = ls.communicate(timeout=300)
+        assert ls.returncode == 0 and b"deep.bin" in out, out
+        assert probe.wait(60) == 0
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        print(m.output())       # shown when the test fails
+        print(dm.output()[-6000:])
+        m.stop()
