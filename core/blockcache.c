@@ -499,26 +499,31 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 	int i;
 
 	pthread_mutex_lock(&b->mu);
+	/*
+	 * A thread that may not wait reads a block in memory or refuses,
+	 * before anything is queued: a fetch it left going made its caller's
+	 * bc_close wait for the server (review s16 F8, 1 run in 4).
+	 */
+	if (sfsi_nowait()) {
+		i = find_slot(b, idx);
+		if ((i < 0 || b->slots[i].state != S_READY) &&
+		    sfsi_would_wait(e, "a block not in memory"))
+			goto refused;
+	}
 	if (idx == b->last_idx || idx == b->last_idx + 1)
 		b->seq++;
 	else
 		b->seq = 0;
 	b->last_idx = idx;
-	while ((i = want_block(b, idx, idx, 1)) < 0) {
-		if (sfsi_would_wait(e, "a block of the cache"))
-			goto refused;
+	while ((i = want_block(b, idx, idx, 1)) < 0)
 		pthread_cond_wait(&b->cv, &b->mu); /* every slot is busy */
-	}
-	if ((b->flags & SFS_BLOB_SEQUENTIAL) || b->seq >= 2)
+	/* nor does it start fetches its bc_close would wait for */
+	if (((b->flags & SFS_BLOB_SEQUENTIAL) || b->seq >= 2) && !sfsi_nowait())
 		read_ahead(b, idx);
 	sl = &b->slots[i];
-	/* a thread that may not wait leaves the fetch going for the next */
 	while (sl->idx == idx &&
-	       (sl->state == S_QUEUED || sl->state == S_LOADING)) {
-		if (sfsi_would_wait(e, "a block being fetched"))
-			goto refused;
+	       (sl->state == S_QUEUED || sl->state == S_LOADING))
 		pthread_cond_wait(&b->cv, &b->mu);
-	}
 	if (sl->idx != idx || sl->state == S_EMPTY) {
 		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "a block was lost");
 	} else if (sl->state == S_FAILED) {

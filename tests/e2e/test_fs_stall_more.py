@@ -233,14 +233,16 @@ print("touched", flush=True)
 
 def test_writers_waiting_for_the_database_hold_no_lookup(store,  # noqa
                                                           tmp_path):
-    """F4 (local mount): the database's write lock held by another
-    process (as speechfsd or another mount holds it); 40 utimes of 40
-    files (SETATTR: a worker each, the kernel locks only each file) wait for
-    it, each on its own worker now (no longer 10 at most), each holding
-    one of the store's DB_POOL_MAX (32) connections while it waits. The
-    reading thread's next lookup or listing needs a connection too and
-    waits on pool_cv until a writer gives up (db.busy_timeout_ms): a
-    read-only `ls` is held behind writes. With 10 workers it was not."""
+    """Review s16 F6 (local mount): the database's write lock held by
+    another process (as speechfsd or another mount holds it); 40 utimes
+    of 40 files (SETATTR: a worker each, the kernel locks only each
+    file) wait for it, each on its own worker, each holding one of the
+    store's DB_POOL_MAX (32) connections while it waits. The reading
+    thread's next lookup or listing needs a connection too: without the
+    store's spare connection it waited on pool_cv until a writer gave up
+    (db.busy_timeout_ms), a read-only `ls` held behind writes. With the
+    ten fixed workers of before it failed too, earlier: the reading
+    thread ran the 21st SETATTR itself."""
     import sqlite3
     from fsutil import Mount
     d, _, users = store
