@@ -327,13 +327,7 @@ def test_many_stalled_closes_hold_no_other_request(remote):
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        print(m.output())       # shown when the test fails
-        print(dm.output()[-6000:])
-        m.stop()
+        end_all(procs, m, dm)
 
 
 def test_a_stalled_listing_holds_no_other_request(remote):
@@ -376,10 +370,4 @@ def test_a_stalled_listing_holds_no_other_request(remote):
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        print(m.output())       # shown when the test fails
-        print(dm.output()[-6000:])
-        m.stop()
+        end_all(procs, m, dm)

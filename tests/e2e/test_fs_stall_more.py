@@ -21,7 +21,7 @@ import requests
 from fsutil import eventually, store  # noqa
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import upload
-from test_fs_remote_stall import in_call, line_of, remote  # noqa
+from test_fs_remote_stall import end_all, in_call, line_of, remote  # noqa
 from test_fs_remote_stream import FILES, PROBE
 
 from fsutil import sigstop as stop
@@ -94,12 +94,7 @@ def probe_case(remote, prepare, holder, call):
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        print(m.output())
-        m.stop()
+        end_all(procs, m, dm)
 
 
 def test_a_stalled_listing_of_a_known_directory(remote):
