@@ -448,13 +448,14 @@ void fs_poller_wake(void);
 
 /* ---- loop.c ----------------------------------------------------------- */
 
+/* Workers kept always, and the default most (-o max_threads). */
+#define LOOP_KEPT 10
+#define LOOP_MAX 256
 /*
  * Serve the session until it ends: the reading thread answers lookups
  * and the like, workers the rest (kept of them always, up to max when
  * more wait). 0, or -1 when reading failed.
  */
-#define LOOP_KEPT 10
-#define LOOP_MAX 256
 int fs_loop_run(struct fuse_session *se, int kept, int max);
 /*
  * Block SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads
