@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -585,6 +586,17 @@ def eventually(fn, timeout=30):
         if v or time.time() > deadline:
             return v
         time.sleep(0.1)
+
+
+def line_of(p, limit):
+    """The next line process p prints (its stdout a pipe), or None within
+    limit seconds."""
+    said = []
+    th = threading.Thread(target=lambda: said.append(p.stdout.readline()),
+                          daemon=True)
+    th.start()
+    th.join(limit)
+    return said[0] if said else None
 
 
 if __name__ == "__main__":

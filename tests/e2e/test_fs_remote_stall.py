@@ -16,11 +16,10 @@ import platform
 import signal
 import subprocess
 import sys
-import threading
 
 import requests
 
-from fsutil import eventually, remote, sigstop, store  # noqa: F401
+from fsutil import eventually, line_of, remote, sigstop, store  # noqa: F401
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import server_sha, sha, upload
 from test_fs_remote_stream import FILES, PROBE, the_file
@@ -70,16 +69,6 @@ def in_call(pid, call, seen):
     except OSError as e:
         seen[:] = [str(e)]
     return seen[0].split()[:1] == [call]
-
-
-def line_of(p, limit):
-    """The next line process p prints, or None within limit seconds."""
-    said = []
-    th = threading.Thread(target=lambda: said.append(p.stdout.readline()),
-                          daemon=True)
-    th.start()
-    th.join(limit)
-    return said[0] if said else None
 
 
 def waiter_and_probe(m, procs, held):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from fsutil import Mount, store, xget  # noqa: F401
+from fsutil import Mount, line_of, store, xget  # noqa: F401
 
 # every test on SQLite and on PostgreSQL too (conftest.py)
 META_BACKENDS = ["sqlite", "pg"]
@@ -179,10 +179,13 @@ def test_sigterm_while_writing_leaves_it_as_it_was(store, new_file):
 
 # Names are opened in the mount's root by a descriptor of it: once the
 # mount is gone that fails, where a path would name the bare directory
-# below it (the writer then wrote on there for ever).
+# below it (the writer then wrote on there for ever). It says "ready"
+# once it holds that descriptor: opened after the mount ended (a writer
+# slow to start on a loaded machine), it was the bare directory's too.
 WRITER = r'''
 import os, sys
 root = os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY | os.O_DIRECTORY)
+print("ready", flush=True)
 name = os.path.basename(sys.argv[1])
 i = 0
 while True:
@@ -200,22 +203,30 @@ while True:
 
 def test_sigterm_during_commits_never_half_written(store):
     """SIGTERM at some moment while a writer commits version after
-    version: the file is one whole version afterwards."""
+    version: the file is one whole version afterwards. The moment is
+    taken from the writer's start in the mount (its root open): a SIGTERM
+    0.3 s after its process began came, on a loaded machine, before the
+    writer had opened anything, and it wrote on in the bare mountpoint
+    until the test gave up waiting for it (1 run in 30, load 6-8)."""
     d, _, users = store
     versions = {OLD} | {bytes([65 + i % 26]) * (16 * 65536)
                         for i in range(26)}
-    for delay in (0.3, 0.55, 0.8):
+    for delay in (0.1, 0.35, 0.6):
         m = Mount(d, users[0])
         m.path("f.bin").write_bytes(OLD)
         w = subprocess.Popen([sys.executable, "-c", WRITER,
                               str(m.path("f.bin"))],
+                             stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL)
-        time.sleep(delay)       # the moment of the SIGTERM, simulated
-        m.proc.send_signal(signal.SIGTERM)
         try:
+            assert line_of(w, 60) == b"ready\n"
+            time.sleep(delay)   # the moment of the SIGTERM, simulated
+            m.proc.send_signal(signal.SIGTERM)
             assert m.proc.wait(timeout=30) == 0
             assert w.wait(timeout=30) == 0
         finally:
             w.kill()
+            w.wait()
+            w.stdout.close()
             m.stop()
         assert content_after_remount(d, users[0], "f.bin") in versions
