@@ -164,7 +164,10 @@ enum sfs_status sfsi_blob_ref_stage(struct db *d, int64_t tenant,
  * against a row keeping its bytes outside (the backend's stat, a store
  * if they went) —: in a group of commits every member done before it
  * would wait too. sfsi_blob_stage_prepare decides it, with the
- * blobs.inline_max that sfsi_blob_ref_stage then uses.
+ * blobs.inline_max that sfsi_blob_ref_stage then uses; for small bytes
+ * this begin looks at the row they dedupe against, in its transaction,
+ * and leaves a group for a turn of its own when that row keeps its
+ * bytes outside.
  */
 enum sfs_status sfsi_blob_begin(struct db *d, const struct sfs_stage *st,
 				int nosync, struct sfs_err *e) SFS_MUST_CHECK;

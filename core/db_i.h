@@ -72,6 +72,8 @@ enum sfs_status sfsi_db_get_committed(struct sfs_store *s, struct db **out,
 
 /* 1 if d is the batch's connection (its view holds the open window). */
 int sfsi_db_batching(const struct db *d);
+/* 1 if d's write transaction runs in a group of commits (db_txn.c). */
+int sfsi_db_in_group(const struct db *d);
 /* Give it back; an open transaction is rolled back first. */
 void sfsi_db_put(struct db *d);
 

@@ -595,6 +595,11 @@ enum sfs_status sfsi_db_begin(struct db *d, struct sfs_err *e)
 	return begin_write(d, PG_BEGIN_WRITE, 0, e);
 }
 
+int sfsi_db_in_group(const struct db *d)
+{
+	return d->fw != NULL;
+}
+
 enum sfs_status sfsi_db_begin_alone(struct db *d, struct sfs_err *e)
 {
 	return begin_write(d, PG_BEGIN_WRITE, 1, e);

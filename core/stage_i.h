@@ -17,6 +17,8 @@ struct pipe;
 /* Slots of a pipe (stage.c): what a follower may read from memory. */
 #define SFSI_PIPE_SLOTS 6
 #define SFSI_PIPE_CHUNK (1 << 20)
+/* sfs_stage.alone: not known before the begin looks (blob.c) */
+#define SFSI_STAGE_LOOK 2
 
 struct sfsi_stage_slot {
 	int64_t seq; /* the slot's number in the pipe, from 0 */
@@ -54,11 +56,14 @@ struct sfs_stage {
 	 * Set by sfsi_blob_stage_prepare, so that the begin and the
 	 * reference decide alike: blobs.inline_max read once, and whether
 	 * the reference waits for the backend (bytes outside the row: its
-	 * own, or those of the row it dedupes against).
+	 * own, or those of the row it dedupes against). SFSI_STAGE_LOOK:
+	 * small bytes, the row they may dedupe against looked at by the
+	 * begin, in its transaction (that of prep_tenant).
 	 */
 	int prepared;
 	int64_t inline_max;
 	int alone;
+	int64_t prep_tenant;
 
 	/*
 	 * A sequential stage can be followed as it is written (the S3
