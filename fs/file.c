@@ -766,17 +766,24 @@ int fs_file_quick_close(uint64_t fh)
 	int busy, clean;
 
 	if (!h || !h->writable)
-		return 1; /* commits nothing */
+		return FS_CLOSE_QUICK; /* commits nothing */
 	/* held by a worker (a commit, a copy from far away): may be long */
 	if (pthread_mutex_trylock(&h->of->lock))
-		return 0;
+		return FS_CLOSE_WAITS;
 	busy = h->of->committing != NULL; /* the close would wait for it */
 	/* nothing to commit (the release after a flush that committed) */
 	clean = !h->dirty && !h->of->lazy;
 	if (h->dirty && h->stage)
 		size = sfs_stage_size(h->stage);
 	pthread_mutex_unlock(&h->of->lock);
-	return !busy && (clean || sfs_store_write_quick(g_fs.store, size));
+	if (busy)
+		return FS_CLOSE_WAITS;
+	/* no base to let go of either: its release only frees memory */
+	if (clean && !h->blob)
+		return FS_CLOSE_FREES;
+	return clean || sfs_store_write_quick(g_fs.store, size)
+		       ? FS_CLOSE_QUICK
+		       : FS_CLOSE_WAITS;
 }
 
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

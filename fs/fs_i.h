@@ -385,11 +385,15 @@ int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size);
 int fs_file_busy(void);
 /*
  * Whether closing handle fh (fuse_file_info's fh) can be answered by the
- * reading thread: a reader's (it commits nothing), a writer's with
- * nothing left to commit (the release after a flush that committed), or
- * a writer's when core says its commit, of the content it has, will not
- * wait (sfs_store_write_quick); never while a commit of the file runs.
+ * reading thread: FS_CLOSE_QUICK for a reader's (it commits nothing), a
+ * writer's with nothing left to commit, or a writer's when core says its
+ * commit, of the content it has, will not wait (sfs_store_write_quick);
+ * FS_CLOSE_FREES for a writer's with nothing to commit and no base
+ * content open (the release after a flush that committed a new file:
+ * it frees memory only); FS_CLOSE_WAITS (0) while a commit of the file
+ * runs or when the commit would wait.
  */
+enum fs_close { FS_CLOSE_WAITS = 0, FS_CLOSE_QUICK, FS_CLOSE_FREES };
 int fs_file_quick_close(uint64_t fh);
 
 /* ---- commits.c: -o commit=MS ----------------------------------------- */

@@ -97,8 +97,10 @@ struct loop {
  *   (sfs_store_create_quick: a remote store keeps it until its first
  *   close, so it waits for nothing the lookups do not).
  * - CLOSE (flush, release): as CHANGE, asked with what the close
- *   commits (fs_file_quick_close); one that commits nothing (the
- *   release after a flush that committed) at once.
+ *   commits (fs_file_quick_close); one that only frees memory (the
+ *   release after a flush that committed) at once, even while other
+ *   requests wait: handed over, it cost the worker's wake-up and two
+ *   context switches per file written, for a few microseconds of work.
  */
 enum req_kind { LOOKS = 0, IO, WAITS, CHANGE, CREATE, CLOSE, SESSION };
 
@@ -290,6 +292,7 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 	const struct fuse_in_header *in = b->mem;
 	/* fuse_flush_in and fuse_release_in start with the handle */
 	const uint64_t *fh = (const void *)(in + 1);
+	int quick;
 
 	/* a file's lock is held across a wait: it may be this one's */
 	if (fs_file_busy())
@@ -305,8 +308,10 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
 	case CREATE:
 		return sfs_store_create_quick(g_fs.store) && lone(se);
 	case CLOSE:
-		return b->size >= sizeof(*in) + sizeof(*fh) &&
-		       fs_file_quick_close(*fh) && lone(se);
+		if (b->size < sizeof(*in) + sizeof(*fh))
+			return 0;
+		quick = fs_file_quick_close(*fh);
+		return quick == FS_CLOSE_FREES || (quick && lone(se));
 	case WAITS:
 	default:
 		return 0;
