@@ -38,13 +38,6 @@
  */
 #define PIPE_CHUNK SFSI_PIPE_CHUNK
 #define PIPE_SLOTS SFSI_PIPE_SLOTS
-#define DIRECT_ALIGN 4096 /* O_DIRECT's offsets, lengths and memory */
-/*
- * A slot goes around the page cache while the memory follower has read
- * up to this far behind it: the writer fills the slot again only after
- * PIPE_SLOTS more, and a follower that keeps up reads it before then.
- */
-#define FOLLOW_NEAR ((int64_t)(PIPE_SLOTS - 2) * PIPE_CHUNK)
 #define PIPE_START (4 << 20)
 
 enum { P_WRITER, P_HASHER, P_WORKERS };
@@ -61,7 +54,6 @@ struct pipe {
 	size_t fill; /* bytes in slot head % PIPE_SLOTS */
 	int64_t seq; /* the filling slot's number (head without wrapping) */
 	int64_t off; /* where the filling slot's bytes go in the stage */
-	int dfd;     /* the file opened O_DIRECT, or -1 */
 	int stop;
 	struct sfs_stage *st; /* md and the file's offsets are the
 				 workers' while the pipe runs */
@@ -286,15 +278,28 @@ static enum sfs_status write_all(int fd, const void *data, size_t len,
  * drop it from the page cache. An upload then recycles a few dozen MiB of
  * cache pages instead of claiming fresh ones for every byte (on this kind
  * of virtual machine, first touches of memory are what write() spends
- * its time on). Pages a memory follower that lags has still to read
- * from the file stay until it has (sfsi_stage_follower_at). Durability
- * is unchanged: finish still fsyncs everything.
+ * its time on). Durability is unchanged: finish still fsyncs everything.
+ *
+ * Not while a memory follower reads the stage (a remote mount's stream
+ * of new content): that stage is never synced (the server holds the
+ * bytes when close() returns), its file is only a copy kept for a
+ * resend and for reads of the file while it is written, and it is freed
+ * (emptied as a spare, or unlinked) once the server has answered, which
+ * drops its pages unwritten. Written back, or around the page cache
+ * (O_DIRECT, as it was until 2026-12-05), it cost the disk a second
+ * GiB per GiB streamed beside the server's own copy, on the one disk of
+ * these machines (~700 MB/s): the `cp` of 1 GiB into a remote mount
+ * went at half of curl's upload, its pipe's writer waiting for the disk
+ * (`D` state in the O_DIRECT write for 0.1-0.7 s at a time while the
+ * server sat idle). Its pages stay dirty until then, bounded by the
+ * kernel's own dirty limits (past those it writes them as any file's).
  */
 static void writeback(struct sfs_stage *st, int drop)
 {
-	int64_t old, at;
+	int64_t old;
 
-	if (st->written - st->synced < WRITEBACK_CHUNK)
+	if (st->written - st->synced < WRITEBACK_CHUNK ||
+	    sfsi_stage_follower_at(st) != INT64_MAX)
 		return;
 	sync_file_range(st->fd, st->synced, st->written - st->synced,
 			SYNC_FILE_RANGE_WRITE);
@@ -302,10 +307,6 @@ static void writeback(struct sfs_stage *st, int drop)
 	if (!drop)
 		return;
 	old = st->synced - (int64_t)WRITEBACK_KEEP * WRITEBACK_CHUNK;
-	/* not what a lagging follower is still to read from the file */
-	at = sfsi_stage_follower_at(st) & ~(int64_t)(DIRECT_ALIGN - 1);
-	if (old > at)
-		old = at;
 	if (old <= st->dropped)
 		return;
 	if (sync_file_range(st->fd, st->dropped, old - st->dropped,
@@ -332,14 +333,8 @@ static char *pipe_mem_get(void)
 		spare[i] = NULL;
 	}
 	pthread_mutex_unlock(&spare_mu);
-	if (!m) {
-		void *a = NULL;
-
-		/* aligned: the slots are written O_DIRECT (pipe_start) */
-		if (!posix_memalign(&a, DIRECT_ALIGN,
-				    (size_t)PIPE_SLOTS * PIPE_CHUNK))
-			m = a;
-	}
+	if (!m)
+		m = malloc((size_t)PIPE_SLOTS * PIPE_CHUNK);
 	return m;
 }
 
@@ -357,50 +352,12 @@ static void pipe_mem_put(char *m)
 	free(m);
 }
 
-/*
- * A slot's bytes into the stage's file at its end: around the page cache
- * when the pipe has the file O_DIRECT, the slot is whole blocks at a
- * block's offset and the stage's memory follower is near enough to read
- * the slot from memory before the pipe fills it again (or none reads:
- * the file is then only a copy kept for a resend and for reads of the
- * writer's version); else through the cache (paced by writeback). The
- * page cache's copy and writeback were a fifth of a remote mount's CPU
- * per byte written; but a follower that lags reads the slots it missed
- * from the file, and those had better be in the cache than on the disk.
- */
-static enum sfs_status file_write(struct pipe *p, const char *buf, size_t len,
-				  int *cached, struct sfs_err *e)
-{
-	struct sfs_stage *st = p->st;
-	ssize_t n = 0;
-
-	*cached = 0;
-	if (p->dfd >= 0 && !(st->written % DIRECT_ALIGN) &&
-	    !(len % DIRECT_ALIGN) &&
-	    sfsi_stage_follower_at(st) >= st->written - FOLLOW_NEAR) {
-		do
-			n = pwrite(p->dfd, buf, len, st->written);
-		while (n < 0 && errno == EINTR);
-		if (n == (ssize_t)len)
-			return SFS_OK;
-		/* refused (a file system without O_DIRECT) or short: the
-		 * rest, and every later slot, through the cache */
-		close(p->dfd);
-		p->dfd = -1;
-		if (n < 0)
-			n = 0;
-	}
-	*cached = 1;
-	return write_all(st->fd, buf + n, len - (size_t)n, st->written + n, e);
-}
-
 static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 				 int failed, struct sfs_err *e)
 {
 	struct sfs_stage *st = p->st;
 	const char *buf = p->mem + (size_t)slot * PIPE_CHUNK;
 	enum sfs_status ret;
-	int cached;
 
 	if (w == P_HASHER) {
 		if (!st->crc_only)
@@ -410,13 +367,12 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	}
 	if (failed)
 		return SFS_OK; /* the stage is lost anyway: just drain */
-	ret = file_write(p, buf, p->len[slot], &cached, e);
+	ret = write_all(st->fd, buf, p->len[slot], st->written, e);
 	if (ret)
 		return ret;
 	st->written += (int64_t)p->len[slot];
 	sfsi_stage_followers(st, st->written, 0);
-	if (cached)
-		writeback(st, 1);
+	writeback(st, 1);
 	return SFS_OK;
 }
 
@@ -470,8 +426,6 @@ static unsigned pipe_lag(const struct pipe *p)
 static void pipe_free(struct pipe *p)
 {
 	sfsi_stage_slots_close(p->st, p->mem);
-	if (p->dfd >= 0)
-		close(p->dfd);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	pipe_mem_put(p->mem);
@@ -500,7 +454,6 @@ static void pipe_start(struct sfs_stage *st)
 
 	if (!p)
 		return;
-	p->dfd = -1;
 	p->st = st;
 	p->off = st->size; /* what came before is in the file */
 	p->mem = pipe_mem_get();
@@ -515,10 +468,6 @@ static void pipe_start(struct sfs_stage *st)
 		free(p);
 		return;
 	}
-	pthread_mutex_lock(&st->fmu);
-	if (st->follow_mem)
-		p->dfd = open(st->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
-	pthread_mutex_unlock(&st->fmu);
 	for (w = 0; w < P_WORKERS; w++) {
 		a = malloc(sizeof(*a));
 		if (!a)

@@ -81,9 +81,9 @@ struct sfs_stage {
 	/*
 	 * The follower reads what the pipe holds from its memory
 	 * (sfsi_stage_follow_read) while they are there, and the file for
-	 * what the pipe filled again before it read it: the pipe writes the
-	 * file around the page cache (O_DIRECT) where it can while the
-	 * follower keeps up, through it when it lags. fmem is the pipe's memory
+	 * what the pipe filled again before it read it: while it follows,
+	 * the file's pages stay in the page cache, unsynced (stage.c,
+	 * writeback). fmem is the pipe's memory
 	 * (NULL: none), fslot[i] what slot i holds, fhead the number of
 	 * slots handed over, ffill the number of the slot the filler may be
 	 * writing, fpin the slot a follower copies from (-1: none); all under
@@ -117,8 +117,9 @@ void sfsi_stage_follow_wake(struct sfs_stage *st);
 ssize_t sfsi_stage_follow_read(struct sfs_stage *st, void *buf, size_t len,
 			       int64_t off);
 /*
- * The follower reads no more (its request ended): the pipe keeps nothing
- * in the page cache for it (follow_mem off).
+ * The follower reads no more (its request ended): the stage's file is
+ * written back and dropped from the page cache as any stage's (follow_mem
+ * off).
  */
 void sfsi_stage_follow_detach(struct sfs_stage *st);
 /* 1 once the stage was hashed in order: the follower has all of it. */
