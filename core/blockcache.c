@@ -29,6 +29,7 @@ struct slot {
 	size_t len;
 	uint64_t used;
 	int pinned; /* being written to the block cache: not to be reused */
+	int waiters; /* readers waiting for this block: not to be reused */
 	enum sfs_status st; /* a failed fetch's error */
 	enum sfs_reason why;
 	char msg[256];
@@ -470,7 +471,7 @@ static int want_block(struct bc_blob *b, int64_t idx, int64_t keep, int urgent)
 	for (i = 0; i < b->nslots; i++) {
 		sl = &b->slots[i];
 		if (sl->state == S_QUEUED || sl->state == S_LOADING ||
-		    sl->pinned)
+		    sl->pinned || sl->waiters)
 			continue;
 		if (sl->state == S_READY && sl->idx >= keep && sl->idx < idx)
 			continue;
@@ -530,20 +531,30 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 	else
 		b->seq = 0;
 	b->last_idx = idx;
-	while ((i = want_block(b, idx, idx, 1)) < 0)
-		pthread_cond_wait(&b->cv, &b->mu); /* every slot is busy */
-	/* nor does it start fetches its bc_close would wait for */
-	if (((b->flags & SFS_BLOB_SEQUENTIAL) || b->seq >= 2) && !sfsi_nowait())
-		read_ahead(b, idx);
-	sl = &b->slots[i];
-	while (sl->idx == idx &&
-	       (sl->state == S_QUEUED || sl->state == S_LOADING))
-		pthread_cond_wait(&b->cv, &b->mu);
-	if (sl->idx != idx || sl->state == S_EMPTY) {
-		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "a block was lost");
-	} else if (sl->state == S_FAILED) {
+	/*
+	 * A slot waited for is not given to another block (waiters): a
+	 * reader of another block of the same open file took it once it
+	 * was ready, before this reader woke, and this read failed ("a
+	 * block was lost"). A slot emptied meanwhile (a failed fetch whose
+	 * error another waiter took) is asked for again.
+	 */
+	do {
+		while ((i = want_block(b, idx, idx, 1)) < 0)
+			pthread_cond_wait(&b->cv, &b->mu); /* all busy */
+		/* nor does it start fetches its bc_close would wait for */
+		if (((b->flags & SFS_BLOB_SEQUENTIAL) || b->seq >= 2) &&
+		    !sfsi_nowait())
+			read_ahead(b, idx);
+		sl = &b->slots[i];
+		sl->waiters++;
+		while (sl->state == S_QUEUED || sl->state == S_LOADING)
+			pthread_cond_wait(&b->cv, &b->mu);
+		sl->waiters--;
+	} while (sl->state == S_EMPTY);
+	if (sl->state == S_FAILED) {
 		ret = sfs_errf(e, sl->st, sl->why, "%s", sl->msg);
-		sl->state = S_EMPTY; /* the next read tries again */
+		if (!sl->waiters)
+			sl->state = S_EMPTY; /* the next read tries again */
 	} else {
 		in = off - idx * b->be->block;
 		n = sl->len > (size_t)in ? sl->len - (size_t)in : 0;
