@@ -85,8 +85,12 @@ static uint64_t file_node(enum fs_list_mode mode, int64_t ino)
 	return FS_NODE(FS_FILE, ino);
 }
 
-static void stat_entry(struct stat *st, enum fs_list_mode mode,
-		       const struct fs_entry *en)
+/*
+ * A file's stat as a listing shows it; 0, or -FS_EWAIT when its open
+ * handles' lock is another thread's and this one may not wait.
+ */
+static int stat_entry(struct stat *st, enum fs_list_mode mode,
+		      const struct fs_entry *en)
 {
 	uint64_t node = file_node(mode, en->ino);
 
@@ -96,13 +100,14 @@ static void stat_entry(struct stat *st, enum fs_list_mode mode,
 		st->st_ino =
 			FS_KIND(node) == FS_LA_FILE ? node : (ino_t)en->ino;
 		st->st_mode = S_IFREG;
-		return;
+		return 0;
 	}
 
 	fs_stat_file(st, node, en->ino, en->size, en->mtime_ns, en->atime_ns,
 		     en->ctime_ns, en->writable);
-	if (mode != FS_LIST_LISTENING)
-		fs_open_attr(en->ino, st);
+	if (mode != FS_LIST_LISTENING && fs_open_attr(en->ino, st) < 0)
+		return -FS_EWAIT;
+	return 0;
 }
 
 static void stat_sub(struct stat *st, enum fs_list_mode mode,
@@ -159,11 +164,10 @@ static int find_child(uint64_t parent, const char *name, uint64_t *node,
 	if (ret == 1) {
 		*node = sd.node;
 		stat_sub(st, v.mode, &sd);
-	} else {
-		*node = file_node(v.mode, en.ino);
-		stat_entry(st, v.mode, &en);
+		return 0;
 	}
-	return 0;
+	*node = file_node(v.mode, en.ino);
+	return stat_entry(st, v.mode, &en);
 }
 
 static void advise(uint64_t parent);
@@ -377,7 +381,10 @@ static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
 	return d;
 }
 
-/* Entry i as a name and, when it has them, its stat and node. */
+/*
+ * Entry i as a name and, when it has them, its stat and node; NULL when
+ * its stat would wait (stat_entry).
+ */
 static const char *dsnap_entry(const struct dsnap *d, size_t i, struct stat *st,
 			       uint64_t *node)
 {
@@ -399,14 +406,17 @@ static const char *dsnap_entry(const struct dsnap *d, size_t i, struct stat *st,
 		return sd->name;
 	}
 	en = &d->l.v[i - d->l.nsub];
-	stat_entry(st, d->mode, en);
 	*node = file_node(d->mode, en->ino);
-	return en->name;
+	return stat_entry(st, d->mode, en) ? NULL : en->name;
 }
 
-/* Fill buf[size] with the entries from off; the bytes used. */
+/*
+ * Fill buf[size] with the entries from off; the bytes used. An entry
+ * whose stat would wait ends the batch before it (the kernel asks for
+ * the rest); *err is -FS_EWAIT when that is the first.
+ */
 static size_t fill(fuse_req_t req, const struct dsnap *d, uint64_t parent,
-		   char *buf, size_t size, off_t off, int plus)
+		   char *buf, size_t size, off_t off, int plus, int *err)
 {
 	struct fuse_entry_param e;
 	size_t i, n = dsnap_len(d), used = 0, len;
@@ -418,6 +428,11 @@ static size_t fill(fuse_req_t req, const struct dsnap *d, uint64_t parent,
 	for (i = (size_t)off; i < n; i++) {
 		memset(&e, 0, sizeof(e));
 		name = dsnap_entry(d, i, &e.attr, &node);
+		if (!name) {
+			if (!used)
+				*err = -FS_EWAIT;
+			break;
+		}
 		if (!plus) {
 			len = fuse_add_direntry(req, buf + used, size - used,
 						name, &e.attr, (off_t)(i + 1));
@@ -474,9 +489,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* the attributes from the server, on a thread that may wait */
 	if (err == -FS_EWAIT)
 		d = NULL;
-	used = d ? fill(req, d, ino, dbuf, size, off, plus) : 0;
+	used = d ? fill(req, d, ino, dbuf, size, off, plus, &err) : 0;
 	pthread_mutex_unlock(&snaps_lock);
-	if (!d)
+	if (!d || err == -FS_EWAIT)
 		fs_reply_err(req, -err);
 	else
 		fuse_reply_buf(req, dbuf, used);

@@ -22,7 +22,7 @@ static int open_but_deleted(uint64_t node, struct stat *st)
 	struct sfs_file f;
 	struct sfs_err e;
 	enum sfs_status res;
-	int ret = -ENOENT;
+	int ret = -ENOENT, opened;
 
 	if (FS_KIND(node) != FS_FILE)
 		return ret;
@@ -32,7 +32,10 @@ static int open_but_deleted(uint64_t node, struct stat *st)
 		return res == SFS_WOULD_WAIT ? -FS_EWAIT : ret;
 	fs_stat_file(st, node, f.ino, f.size, f.mtime_ns, f.atime_ns,
 		     f.ctime_ns, 0);
-	if (fs_open_attr(f.ino, st) || f.deleted) {
+	opened = fs_open_attr(f.ino, st);
+	if (opened < 0) {
+		ret = -FS_EWAIT;
+	} else if (opened || f.deleted) {
 		st->st_nlink = f.deleted ? 0 : 1;
 		ret = 0;
 	}

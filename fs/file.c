@@ -64,7 +64,9 @@ static int blob_read(struct sfs_blob *b, char *buf, size_t size, off_t off)
 		st = sfs_blob_pread(b, buf + done, size - done,
 				    (int64_t)off + (int64_t)done, &got, &e);
 		if (st) {
-			sfs_warn("fs", "cannot read content: %s", e.message);
+			if (st != SFS_WOULD_WAIT) /* a worker reads it */
+				sfs_warn("fs", "cannot read content: %s",
+					 e.message);
 			return -fs_errno(st, &e);
 		}
 		if (!got)
@@ -174,6 +176,22 @@ static void wait_commit_of(struct ofile *of, const struct fh *h)
 		pthread_cond_wait(&of->cv, &of->lock);
 }
 
+/*
+ * Get h ready to write its version (of locked): its last version's
+ * commit over, its stage made, a base copied (announced first:
+ * fs_become_slow). The reading thread (fs_nowait) waits for neither:
+ * -FS_EWAIT, nothing changed, and the write goes to a worker.
+ */
+static int write_ready(struct fh *h, int *slow)
+{
+	if (fs_nowait() && (h->of->committing == h || !h->stage))
+		return -FS_EWAIT;
+	do
+		wait_commit_of(h->of, h);
+	while (!h->stage && fs_become_slow(h->of, slow)); /* a base to copy */
+	return ensure_stage(h, 0);
+}
+
 /* Make a content-less create durable (touch); 0 or -errno. */
 static int commit_create(struct ofile *of)
 {
@@ -240,6 +258,9 @@ static int commit(struct fh *h)
 	 * the reading thread must not wait for another handle's commit) */
 	if (!h->dirty && !of->lazy)
 		return h->failed;
+	/* the reading thread waits for no other commit (fs_nowait) */
+	if (of->committing && fs_nowait())
+		return -FS_EWAIT;
 	wait_commit_of(of, NULL); /* one commit of a file at a time */
 	if (!h->dirty && !of->lazy)
 		return h->failed;
@@ -293,23 +314,32 @@ out:
 	return ret;
 }
 
-static struct fh *fh_new(int64_t ino, const char *id, int writable)
+/*
+ * A handle of file ino, attached to its open file: 0 with (*hp)->of
+ * locked, -ENOMEM, or -FS_EWAIT on a thread that may not wait for the
+ * file's lock (fs_ofile_lock).
+ */
+static int fh_new(int64_t ino, const char *id, int writable, struct fh **hp)
 {
 	struct fh *h = calloc(1, sizeof(*h));
+	int ret;
 
 	if (!h)
-		return NULL;
+		return -ENOMEM;
 	h->writable = writable;
-	if (fs_ofile_attach(h, ino, id)) {
+	ret = fs_ofile_attach(h, ino, id);
+	if (ret) {
 		free(h);
-		return NULL;
+		return ret;
 	}
-	return h;
+	*hp = h;
+	return 0;
 }
 
-static void fh_free(struct fh *h)
+/* Free h (locked: its file's lock is held, and let go). */
+static void fh_free(struct fh *h, int locked)
 {
-	fs_ofile_detach(h);
+	fs_ofile_detach(h, locked);
 	sfs_blob_close(h->blob);
 	sfs_stage_free(h->stage);
 	free(h);
@@ -336,18 +366,14 @@ static int open_read(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 	if (!ret && FS_KIND(node) == FS_FILE && f.deleted)
 		ret = -ENOENT;
 	if (!ret)
-		h = fh_new(f.ino, f.id, 0);
-	if (!ret && !h)
-		ret = -ENOMEM;
+		ret = fh_new(f.ino, f.id, 0, &h);
 	if (ret) {
 		sfs_blob_close(blob);
 		goto out;
 	}
+	pthread_mutex_unlock(&h->of->lock); /* h->follow set */
 	h->blob = blob;
 	h->which = which;
-	pthread_mutex_lock(&h->of->lock);
-	h->follow = h->of->writer != NULL;
-	pthread_mutex_unlock(&h->of->lock);
 	fi->keep_cache = !h->follow &&
 			 fs_same_content(node, which ? f.la.sha256 : f.sha256);
 	*hp = h;
@@ -390,25 +416,24 @@ static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 		ret = FS_KIND(node) == FS_TRASH_FILE ? -EACCES : -ENOENT;
 	if (!ret && (st = sfs_file_allows(&f, SFS_ACT_WRITE, &e)))
 		ret = -fs_errno(st, &e);
-	if (!ret && !(h = fh_new(f.ino, f.id, 1)))
-		ret = -ENOMEM;
+	if (!ret)
+		ret = fh_new(f.ino, f.id, 1, &h);
 	if (ret) {
 		sfs_blob_close(blob);
 		goto out;
 	}
 	h->blob = blob;
 	h->append = !!(fi->flags & O_APPEND);
-	pthread_mutex_lock(&h->of->lock);
 	if (trunc) {
 		ret = ensure_stage(h, 1);
 		if (!ret)
 			touched(h);
 	}
-	pthread_mutex_unlock(&h->of->lock);
 	if (ret) {
-		fh_free(h);
+		fh_free(h, 1);
 		goto out;
 	}
+	pthread_mutex_unlock(&h->of->lock);
 	fi->keep_cache = 0;
 	*hp = h;
 out:
@@ -436,7 +461,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 0;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		fh_free(h); /* the open was interrupted */
+		fh_free(h, 0); /* the open was interrupted */
 }
 
 /*
@@ -497,19 +522,18 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	memset(&c, 0, sizeof(c));
 	sfs_file_init(&c.f);
 	ret = make_file(parent, name, 1, &c);
-	if (!ret && !(h = fh_new(c.f.ino, c.f.id, 1)))
-		ret = -ENOMEM;
+	if (!ret)
+		ret = fh_new(c.f.ino, c.f.id, 1, &h);
 	if (ret)
 		goto out;
 	/* its content starts empty, in the handle's version */
-	pthread_mutex_lock(&h->of->lock);
 	h->of->lazy = 1;
 	ret = ensure_stage(h, 1);
 	pthread_mutex_unlock(&h->of->lock);
 	if (!ret)
 		ret = fs_entry_of(&c, parent, name, &e);
 	if (ret) {
-		fh_free(h);
+		fh_free(h, 0);
 		goto out;
 	}
 	fi->fh = (uintptr_t)h;
@@ -594,21 +618,34 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	sfs_err_init(&e);
-	pthread_mutex_lock(&of->lock);
+	ret = fs_ofile_lock(of);
+	if (ret) {
+		fs_reply_err(req, -ret);
+		return;
+	}
 	/*
 	 * A writer reads its version, a follower the last writer's (the
 	 * blob once its commit is over); bytes to fetch from far away make
-	 * the thread a slow holder first.
+	 * the thread a slow holder first. The reading thread waits for
+	 * neither (fs_nowait): the read goes to a worker.
 	 */
 	for (;;) {
 		w = h->stage ? h : h->follow ? of->writer : NULL;
-		if (w && w == of->committing)
+		if (!(w && w == of->committing) &&
+		    ((w && w->stage) || !fetches(h, off, size)))
+			break;
+		if (fs_nowait())
+			ret = -FS_EWAIT;
+		else if (w && w == of->committing)
 			pthread_cond_wait(&of->cv, &of->lock);
-		else if ((w && w->stage) || !fetches(h, off, size) ||
-			 !fs_become_slow(of, &slow))
+		else if (!fs_become_slow(of, &slow))
+			break;
+		if (ret)
 			break;
 	}
-	if (w && w->stage) {
+	if (ret) {
+		/* nothing read */
+	} else if (w && w->stage) {
 		st = sfs_stage_pread(w->stage, mem, size, off, &got, &e);
 		ret = -fs_errno(st, &e);
 	} else {
@@ -642,11 +679,12 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	sfs_err_init(&e);
-	pthread_mutex_lock(&h->of->lock);
-	do
-		wait_commit_of(h->of, h);
-	while (!h->stage && fs_become_slow(h->of, &slow)); /* a base to copy */
-	ret = ensure_stage(h, 0);
+	ret = fs_ofile_lock(h->of);
+	if (ret) {
+		fs_reply_err(req, -ret);
+		return;
+	}
+	ret = write_ready(h, &slow);
 	if (!ret) {
 		if (h->append)
 			off = sfs_stage_size(h->stage);
@@ -709,10 +747,9 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	 * kernel truncates by name what a writer opened with O_TRUNC), or
 	 * a new version committed at once.
 	 */
-	h = fh_new(ino, id, 1);
-	if (!h)
-		return -ENOMEM;
-	pthread_mutex_lock(&h->of->lock);
+	ret = fh_new(ino, id, 1, &h);
+	if (ret)
+		return ret;
 	do {
 		wait_commit_of(h->of, NULL); /* a committed writer is none */
 		w = h->of->writer;
@@ -722,8 +759,7 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 		fs_slow_end(); /* copied; a commit lets go of the lock */
 	if (!ret && !w)
 		ret = commit(h);
-	pthread_mutex_unlock(&h->of->lock);
-	fh_free(h);
+	fh_free(h, 1);
 	return ret;
 }
 
@@ -792,8 +828,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret = 0;
 
 	(void)ino;
-	if (h->writable) {
-		pthread_mutex_lock(&h->of->lock);
+	if (h->writable && !(ret = fs_ofile_lock(h->of))) {
 		ret = commit(h);
 		pthread_mutex_unlock(&h->of->lock);
 	}
@@ -820,16 +855,26 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fs_reply_err(req, -ret);
 }
 
+/*
+ * The last close of an open: its version committed (a failure was said
+ * by its flush) and the handle freed. On the reading thread, a file
+ * whose lock or commit is another's is left to a worker, unchanged.
+ */
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
+	int ret;
 
 	(void)ino;
-	if (h->writable) {
-		pthread_mutex_lock(&h->of->lock);
-		(void)commit(h);
+	ret = fs_ofile_lock(h->of);
+	if (!ret && h->writable && commit(h) == -FS_EWAIT) {
 		pthread_mutex_unlock(&h->of->lock);
+		ret = -FS_EWAIT;
 	}
-	fh_free(h);
+	if (ret) {
+		fs_reply_err(req, -ret);
+		return;
+	}
+	fh_free(h, 1);
 	fs_reply_err(req, 0);
 }

@@ -52,10 +52,22 @@ struct fh {
 	struct fh *next;	 /* in of->handles */
 };
 
-/* Attach h to the open file of ino (made if needed); 0 or -ENOMEM. */
+/*
+ * Take of's lock; on a thread that may not wait (fs_nowait) only when it
+ * is free at once: 0, or -FS_EWAIT (nothing taken).
+ */
+int fs_ofile_lock(struct ofile *of);
+/*
+ * Attach h (its writable set) to the open file of ino (made if needed),
+ * as fs_ofile_lock takes its lock: 0 with h->of locked, -ENOMEM or
+ * -FS_EWAIT (nothing attached).
+ */
 int fs_ofile_attach(struct fh *h, int64_t ino, const char *id);
-/* Take h off its open file; the file's last handle frees it. */
-void fs_ofile_detach(struct fh *h);
+/*
+ * Take h off its open file (locked: its lock is held, and let go); the
+ * file's last handle frees it.
+ */
+void fs_ofile_detach(struct fh *h, int locked);
 /* The most recent writer with a version of its own, but h (of locked). */
 struct fh *fs_other_writer(struct ofile *of, const struct fh *h);
 /*

@@ -62,8 +62,13 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e);
  */
 #define FS_EWAIT ERESTART
 void fs_reply_err(fuse_req_t req, int err);
-/* This thread's requests may not wait for a server until fs_nowait_end. */
-void fs_nowait_begin(void);
+/*
+ * This thread's requests may not wait for a server, nor for a lock or a
+ * commit another thread holds across such a wait, until fs_nowait_end;
+ * core: the core's calls neither (sfs_thread_nowait), else they may
+ * (a close's commit: core would refuse it midway).
+ */
+void fs_nowait_begin(int core);
 /* Whether this thread may not wait (between the two). */
 int fs_nowait(void);
 /*
@@ -354,7 +359,9 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /*
  * What the open handles of a file know better than its row: the size and
- * times of a version being written. 1 when st was changed.
+ * times of a version being written. 1 when st was changed, 0 when not,
+ * -FS_EWAIT when their lock is another thread's and this one may not
+ * wait (fs_nowait: the request goes to a worker).
  */
 int fs_open_attr(int64_t ino, struct stat *st);
 /* Truncate file ino (an open handle's, or by name); 0 or -errno. */

@@ -327,15 +327,22 @@ static int in_place(struct fuse_session *se, const struct fuse_buf *b)
  * again (as io_uring punts a call that would block to its workers). The
  * reading thread so never waits for a server: before, an `ls` of a
  * directory not listed yet held every request of the mount while the
- * server stalled, for the whole timeout. The buffer read from the device
- * is not changed by its processing. Without a free buffer (every one is
- * taken, which the pool's size makes rare) a request is answered here,
- * waiting if it must.
+ * server stalled, for the whole timeout. A read, write or close
+ * answered here is begun so too, and so is what takes an open file's
+ * lock: in_place looked at fs_file_busy() once, and a worker that
+ * takes the lock later and holds it across a wait far away (a base to
+ * copy, bytes to fetch) or a commit of the file under way are left to
+ * a worker too, not waited for (review s16 F9). The buffer read from
+ * the device is not changed by its processing. Without a free buffer
+ * (every one is taken, which the pool's size makes rare) a request is
+ * answered here, waiting if it must.
  */
 static void serve_one(struct loop *l, struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
-	int looks = req_kind(b) == LOOKS && !(b->flags & FUSE_BUF_IS_FD);
+	enum req_kind kind = req_kind(b);
+	int punts = !(b->flags & FUSE_BUF_IS_FD) &&
+		    (kind == LOOKS || kind == IO || kind == CLOSE);
 	int res;
 
 	if (!in_place(l->se, b)) {
@@ -343,10 +350,11 @@ static void serve_one(struct loop *l, struct fuse_buf *b)
 			fuse_session_process_buf(l->se, b);
 		return;
 	}
-	if (looks)
-		fs_nowait_begin();
+	/* a close's commit is the core's, begun: only fs/ waits refused */
+	if (punts)
+		fs_nowait_begin(kind != CLOSE);
 	fuse_session_process_buf(l->se, b);
-	if (!looks)
+	if (!punts)
 		return;
 	res = fs_nowait_end();
 	if (res < 0) /* the e2e tests fail on this line */

@@ -501,8 +501,7 @@ int fs_stat_node(const struct fs_node *n, struct stat *st)
 			     f->atime_ns, f->ctime_ns,
 			     n->kind == FS_FILE && !g_fs.ro &&
 				     !sfs_file_allows(f, SFS_ACT_WRITE, NULL));
-		fs_open_attr(f->ino, st);
-		return 0;
+		return fs_open_attr(f->ino, st) < 0 ? -FS_EWAIT : 0;
 	default:
 		return -ENOENT;
 	}

@@ -69,11 +69,12 @@ int fs_errno(enum sfs_status st, const struct sfs_err *e)
 /* A request of the reading thread's left to a worker (fs_reply_err). */
 static __thread int nowait, waits;
 
-void fs_nowait_begin(void)
+void fs_nowait_begin(int core)
 {
 	nowait = 1;
 	waits = 0;
-	sfs_thread_nowait(1);
+	if (core)
+		sfs_thread_nowait(1);
 }
 
 int fs_nowait(void)

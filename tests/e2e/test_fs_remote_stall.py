@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from fsutil import eventually, line_of, remote, sigstop, store  # noqa: F401
@@ -123,19 +124,30 @@ def end_all(procs, m, dm):
     m.stop()
 
 
-def held_case(remote, how):
+def big_and_small(remote, size):
+    """big.bin (size random bytes) and small.bin on the server, a mount of
+    it (timeout 600 s) and the listing of its root, which the probes'
+    lookups use, made while the server answers: (dm, key, big, mount)."""
     dm, key, _, _ = remote
-    big = os.urandom(64 << 20)
+    big = os.urandom(size)
     upload(dm, key, big, "big")
     upload(dm, key, b"RIFF small", "small")
     m = RemoteMount(dm.base, key, "-o", "timeout=600")
-    stopped = False
-    procs = []
     try:
-        # the listing the probe's lookups use, while the server answers
         names = os.listdir(m.dir)
         assert "big.bin" in names and "small.bin" in names, names
         os.stat(m.path("small.bin"))
+    except BaseException:
+        m.stop()
+        raise
+    return dm, key, big, m
+
+
+def held_case(remote, how):
+    dm, key, big, m = big_and_small(remote, 64 << 20)
+    stopped = False
+    procs = []
+    try:
         h = subprocess.Popen([sys.executable, "-c", HELD,
                               str(m.path("big.bin")), how],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -189,8 +201,9 @@ def test_a_stalled_base_copy_holds_no_other_request(remote):
     held_case(remote, "write")
 
 
+@pytest.mark.parametrize("look", ["in-time", "too-early"])
 def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
-                                                  monkeypatch):
+                                                  monkeypatch, look):
     """A worker that will copy a writer's base says so (fs_file_busy)
     before it takes the file's lock, not once it holds it (review s15
     F9): the mount's test hook SPEECHFS_TEST_HOLD_BASE keeps the first
@@ -199,21 +212,20 @@ def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
     for the lock: on the old code in the reading thread, which then
     answered nothing more) and a probe creates a file and stats another:
     it answers. Released, the writer's close commits its base with its
-    write, and the waiter opens."""
-    dm, key, _, _ = remote
+    write, and the waiter opens.
+    too-early: the reading thread's look at fs_file_busy() came before
+    the worker said so (SPEECHFS_TEST_BUSY_UNSEEN: it sees no one), and
+    its open then met the lock (review s16 F9): a thread that may not
+    wait only tries a file's lock, and the open goes to a worker."""
     fifo = tmp_path / "hold"
     os.mkfifo(fifo)
     monkeypatch.setenv("SPEECHFS_TEST_HOLD_BASE", str(fifo))
-    big = os.urandom(4 << 20)
-    upload(dm, key, big, "big")
-    upload(dm, key, b"RIFF small", "small")
-    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    if look == "too-early":
+        monkeypatch.setenv("SPEECHFS_TEST_BUSY_UNSEEN", "1")
+    dm, key, big, m = big_and_small(remote, 4 << 20)
     procs = []
     wfd = -1
     try:
-        names = os.listdir(m.dir)
-        assert "big.bin" in names and "small.bin" in names, names
-        os.stat(m.path("small.bin"))
         h = subprocess.Popen([sys.executable, "-c", HELD,
                               str(m.path("big.bin")), "write"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -356,6 +368,78 @@ def test_a_stalled_listing_holds_no_other_request(remote):
         out, _ = ls.communicate(timeout=300)
         assert ls.returncode == 0 and b"deep.bin" in out, out
         assert probe.wait(60) == 0
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        end_all(procs, m, dm)
+
+
+# writes big.bin anew and closes it when told: the close sends it
+REWRITER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"N" * (1 << 20))
+print("written", flush=True)
+sys.stdin.readline()
+os.close(fd)
+print("closed", flush=True)
+"""
+
+# the file's size by name, then by an open descriptor of it
+LOOKER = r"""
+import os, sys
+print(os.stat(sys.argv[1]).st_size, flush=True)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print(os.fstat(fd).st_size, flush=True)
+"""
+
+
+def test_a_look_at_a_file_whose_close_is_stalled(remote):
+    """A writer's close waits for a stopped server; meanwhile another
+    process stats that very file (answered at once: the size being
+    committed; a commit runs without the file's lock) and opens it (it
+    waits for the server, on a worker), and a probe creates a file and
+    stats another: answered. The server back, the close commits, the
+    open sees the committed size and the server holds the new bytes."""
+    dm, key, _, m = big_and_small(remote, 4 << 20)
+    size = b"%d\n" % (1 << 20)
+    stopped = False
+    procs = []
+    try:
+        w = subprocess.Popen([sys.executable, "-c", REWRITER,
+                              str(m.path("big.bin"))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        procs.append(w)
+        assert line_of(w, 120) == b"written\n"
+        stopped = True
+        sigstop(dm.proc.pid)
+        w.stdin.write(b"go\n")
+        w.stdin.flush()
+        seen = []
+        assert eventually(lambda: in_call(w.pid, CLOSE[platform.machine()],
+                                          seen), 60), \
+            "not in its close: %r" % seen
+        looker = subprocess.Popen([sys.executable, "-c", LOOKER,
+                                   str(m.path("big.bin"))],
+                                  stdout=subprocess.PIPE)
+        procs.append(looker)
+        assert line_of(looker, 120) == size, \
+            "a stat of the file held behind its stalled close"
+        probe = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
+             str(m.path("small.bin"))], stdout=subprocess.PIPE)
+        procs.append(probe)
+        assert line_of(probe, 120) == b"done\n", \
+            "the probe was held behind a stalled close"
+        assert w.poll() is None  # still held
+        dm.proc.send_signal(signal.SIGCONT)
+        stopped = False
+        assert line_of(w, 300) == b"closed\n"
+        assert line_of(looker, 300) == size
+        assert server_sha(dm, key, the_file(dm, key, "big")["id"]) == \
+            sha(b"N" * (1 << 20))
+        for p in procs:
+            assert p.wait(60) == 0
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
