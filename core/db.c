@@ -58,7 +58,7 @@ static enum sfs_status configure(sqlite3 *h, const struct sfs_config *cfg,
 	char sql[224];
 	int rc;
 
-	sqlite3_busy_timeout(h, cfg ? cfg->busy_timeout_ms : 10000);
+	sqlite3_busy_timeout(h, cfg ? cfg->busy_timeout_ms : SFSI_DB_BUSY_MS);
 	/*
 	 * NORMAL: a commit writes the WAL without syncing it; durable
 	 * commits then sync it themselves (sfsi_db_commit, sfsi_db_put), one
@@ -416,7 +416,13 @@ enum sfs_status sfsi_db_conn_new(struct sfs_store *s, struct db **out,
 enum sfs_status sfsi_db_get(struct sfs_store *s, struct db **out,
 			    struct sfs_err *e)
 {
-	if (sfsi_batch_get(s, out))
+	int batch = sfsi_batch_get(s, out);
+
+	if (batch < 0) {
+		sfsi_would_wait(e, "the batch's connection");
+		return SFS_WOULD_WAIT;
+	}
+	if (batch)
 		return SFS_OK;
 	return sfsi_db_pool_get(s, out, e);
 }

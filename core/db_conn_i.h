@@ -114,12 +114,24 @@ void sfsi_db_sync_note_commit(struct sfs_store *s);
 /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT ... from the statement cache. */
 enum sfs_status sfsi_db_txn_stmt(struct db *d, const char *sql,
 				 struct sfs_err *e);
+/* A connection's busy timeout when its store has no configuration. */
+#define SFSI_DB_BUSY_MS 10000
+/*
+ * BEGIN IMMEDIATE on d (SQLite): waits for SQLite's write lock up to the
+ * busy timeout, unless the thread may not wait (sfs_thread_nowait): then
+ * SFS_WOULD_WAIT at once when another process holds it, nothing begun.
+ */
+enum sfs_status sfsi_db_begin_immediate(struct db *d, struct sfs_err *e);
 /* Run (run 1) or drop the hooks, and free them. */
 void sfsi_db_run_hook_list(struct db *d, struct hook *h, int run);
 void sfsi_db_run_hooks(struct db *d, int run);
 
 /* db_batch.c */
-/* The batch connection for this thread, when batching; 1 if so. */
+/*
+ * The batch connection for this thread, when batching: 1 if so, 0 when
+ * not batching, -1 when it would wait for a batch's opening and the
+ * thread may not wait (sfs_thread_nowait).
+ */
 int sfsi_batch_get(struct sfs_store *s, struct db **out);
 void sfsi_batch_put(struct db *d);
 /* A level of the batch's connection: begin one; end the innermost. */

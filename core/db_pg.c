@@ -321,6 +321,9 @@ enum sfs_status sfsi_pg_open(const char *url, const char *schema,
 	snprintf(c->begin_write, sizeof(c->begin_write),
 		 "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
 		 (long long)sfsi_pg_lock_key("speechfs:write:", schema));
+	snprintf(c->begin_try, sizeof(c->begin_try),
+		 "BEGIN; SELECT pg_try_advisory_xact_lock(%lld)",
+		 (long long)sfsi_pg_lock_key("speechfs:write:", schema));
 	snprintf(c->channel, sizeof(c->channel), "speechfs_%016llx",
 		 (unsigned long long)sfsi_pg_lock_key("speechfs:notify:",
 						      schema));

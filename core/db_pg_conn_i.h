@@ -37,6 +37,7 @@ struct pgconn {
 	int notify_jobs;       /* jobs queued in this transaction */
 	int notify_auth;       /* credentials changed in this transaction */
 	char begin_write[128];
+	char begin_try[128]; /* begin_write's, for a thread that may not wait */
 	char channel[40]; /* the store's LISTEN/NOTIFY channel */
 	char setup[256];  /* the session's settings, again after a reconnect */
 	/*

@@ -43,9 +43,27 @@ static int txn_origin(struct pgconn *c, struct sfs_err *e)
 	return ok ? 0 : -1;
 }
 
+/*
+ * The writers' lock (begin_write), tried only by a thread that may not
+ * wait (sfs_thread_nowait: the mount's reading thread pinning a
+ * listing's suffixes): another process's writer holding it is
+ * SFS_WOULD_WAIT, nothing begun, and a worker begins the call again.
+ */
+static PGresult *begin_try(struct pgconn *c, int *held, struct sfs_err *e)
+{
+	PGresult *r = sfsi_pg_run(c, c->begin_try, PGRES_TUPLES_OK, e, "begin");
+
+	if (!r || (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't'))
+		return r;
+	PQclear(r);
+	*held = sfsi_would_wait(e, "the database's write lock");
+	return NULL;
+}
+
 enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode, struct sfs_err *e)
 {
 	PGresult *r;
+	int held = 0;
 
 	if (mode == PG_BEGIN_READ) {
 		/* sent with the first statement (execute) */
@@ -54,14 +72,16 @@ enum sfs_status sfsi_pg_begin(struct pgconn *c, int mode, struct sfs_err *e)
 		c->txn_wrote = 0;
 		return SFS_OK;
 	}
-	if (mode == PG_BEGIN_WRITE)
+	if (mode == PG_BEGIN_WRITE && sfsi_nowait())
+		r = begin_try(c, &held, e);
+	else if (mode == PG_BEGIN_WRITE)
 		r = sfsi_pg_run(c, c->begin_write, PGRES_TUPLES_OK, e, "begin");
 	else
 		r = sfsi_pg_run(c, "BEGIN ISOLATION LEVEL READ COMMITTED",
 				PGRES_COMMAND_OK, e, "begin");
 	if (!r) {
 		PQclear(PQexec(c->c, "ROLLBACK"));
-		return e ? e->status : SFS_IO;
+		return held ? SFS_WOULD_WAIT : e ? e->status : SFS_IO;
 	}
 	PQclear(r);
 	if (mode != PG_BEGIN_READ && txn_origin(c, e)) {

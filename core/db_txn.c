@@ -190,6 +190,23 @@ enum sfs_status sfsi_db_txn_stmt(struct db *d, const char *sql,
 	return st ? sfsi_db_run(st, e) : SFS_IO;
 }
 
+enum sfs_status sfsi_db_begin_immediate(struct db *d, struct sfs_err *e)
+{
+	int rc;
+
+	if (!sfsi_nowait())
+		return sfsi_db_txn_stmt(d, "BEGIN IMMEDIATE", e);
+	sqlite3_busy_timeout(d->h, 0);
+	rc = sqlite3_exec(d->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	sqlite3_busy_timeout(d->h, d->s ? d->s->cfg.busy_timeout_ms
+					 : SFSI_DB_BUSY_MS);
+	if ((rc & 0xff) == SQLITE_BUSY) {
+		sfsi_would_wait(e, "the database's write lock");
+		return SFS_WOULD_WAIT;
+	}
+	return sfsi_db_rc_status(d->h, rc, e, "begin");
+}
+
 /*
  * The write turn: one write transaction of this process at a time. SQLite
  * answers a second writer SQLITE_BUSY and its busy handler sleeps (1, 2,
@@ -203,7 +220,12 @@ enum sfs_status sfsi_db_txn_stmt(struct db *d, const char *sql,
  * against a holder that waits for one of them; then SQLite decides, as
  * before, so a BEGIN waits at most the turn's wait plus the busy timeout.
  * A turn freed as the wait times out is still taken: the waiter may have
- * consumed the signal meant for the next one.
+ * consumed the signal meant for the next one. A thread that may not wait
+ * (sfs_thread_nowait: the mount's reading thread, when a listing pins
+ * the suffixes of its clashing names) waits neither for the turn nor for
+ * SQLite's lock: its transaction is refused before it begins (review s16
+ * F9: another process holding the lock held every request of the mount
+ * for the busy timeout), and a worker begins the call again.
  * PostgreSQL locks rows, not the database: no turn there.
  *
  * Group commit of transactions. The turn's transactions run on one
@@ -288,8 +310,9 @@ static int may_join(struct db *d)
 /*
  * Take the turn for d: 1 when d's transaction runs in the group (as its
  * first member when !s->grp_open), 0 when on d itself (with the turn,
- * d->turn, or without it: nested, or the wait timed out). `alone`: never
- * in a group (sfsi_db_begin_alone).
+ * d->turn, or without it: nested, or the wait timed out), -1 when the
+ * thread may not wait (sfsi_nowait) and the turn is not free. `alone`:
+ * never in a group (sfsi_db_begin_alone).
  */
 static int write_turn(struct db *d, int alone)
 {
@@ -311,6 +334,10 @@ static int write_turn(struct db *d, int alone)
 		return 0;
 	}
 	member = !alone && may_join(d);
+	if (sfsi_nowait() && turn_blocked(s, member)) {
+		pthread_mutex_unlock(&s->write_mu);
+		return -1;
+	}
 	if (member)
 		s->grp_wait++;
 	else
@@ -367,7 +394,8 @@ static int grp_begin(struct db *d, enum sfs_status *st, struct sfs_err *e)
 		s->grp_db->grp = 1;
 	}
 	w = s->grp_db;
-	*st = sfsi_db_txn_stmt(w, first ? "BEGIN IMMEDIATE" : "SAVEPOINT m", e);
+	*st = first ? sfsi_db_begin_immediate(w, e)
+		    : sfsi_db_txn_stmt(w, "SAVEPOINT m", e);
 	if (*st && first) {
 		write_turn_end(d);
 		return 0;
@@ -570,6 +598,7 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, int alone,
 				   struct sfs_err *e)
 {
 	enum sfs_status st;
+	int turn;
 
 	if (d->batched)
 		return sfsi_batch_begin(d, 1, e);
@@ -578,10 +607,13 @@ static enum sfs_status begin_write(struct db *d, int pg_kind, int alone,
 	if (d->pg) {
 		/* the change rows' origin: set by sfsi_pg_begin */
 		st = sfsi_pg_begin(d->pg, pg_kind, e);
-	} else if (write_turn(d, alone) && !grp_begin(d, &st, e)) {
+	} else if ((turn = write_turn(d, alone)) < 0) {
+		sfsi_would_wait(e, "the write turn");
+		return SFS_WOULD_WAIT;
+	} else if (turn && !grp_begin(d, &st, e)) {
 		return st;
 	} else {
-		st = sfsi_db_txn_stmt(d, "BEGIN IMMEDIATE", e);
+		st = sfsi_db_begin_immediate(d, e);
 		if (st)
 			write_turn_end(d);
 	}

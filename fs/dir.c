@@ -340,14 +340,11 @@ static int list_dir(uint64_t node, struct dsnap *d)
 	return fs_list_names(v.vdir, v.owner, v.mode, &d->l);
 }
 
-/*
- * The listing of node to continue at off, or a new one from the start
- * (snaps_lock held). NULL with *err on failure.
- */
-static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
+/* The listing of node to continue at off (snaps_lock held), or NULL. */
+static struct dsnap *snap_find(uint64_t node, off_t off)
 {
 	int64_t now = sfs_now_ms();
-	struct dsnap *d = NULL, fresh;
+	struct dsnap *d = NULL;
 	size_t i;
 
 	for (i = 0; off > 0 && i < SNAP_SLOTS; i++)
@@ -355,27 +352,56 @@ static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
 		    now - snaps[i].at_ms < SNAP_TTL_MS &&
 		    (size_t)off <= dsnap_len(&snaps[i]))
 			d = &snaps[i];
+	return d;
+}
+
+/*
+ * Keep *fresh, a new listing of node, in the slot of node's older one if
+ * any (a later batch must not continue that one: an entry gone since
+ * came back in it), else in the least used (snaps_lock held).
+ */
+static struct dsnap *snap_put(uint64_t node, struct dsnap *fresh)
+{
+	struct dsnap *d = &snaps[0];
+	size_t i;
+
+	for (i = 1; i < SNAP_SLOTS; i++)
+		if (d->node != node &&
+		    (snaps[i].node == node || snaps[i].used < d->used))
+			d = &snaps[i];
+	dsnap_clear(d);
+	*d = *fresh;
+	d->node = node;
+	d->at_ms = sfs_now_ms();
+	return d;
+}
+
+/*
+ * The listing of node to continue at off, or a new one from the start,
+ * with snaps_lock held; NULL with *err (the lock not held) on failure.
+ * A new one is made without the lock: a listing may wait (a remote
+ * store's server, the database's write lock for the suffixes it pins),
+ * and the listings of other directories must not wait for it.
+ */
+static struct dsnap *snapshot(uint64_t node, off_t off, int *err)
+{
+	struct dsnap *d, fresh;
+
+	*err = snaps_take();
+	if (*err)
+		return NULL;
+	d = snap_find(node, off);
 	if (!d) {
+		pthread_mutex_unlock(&snaps_lock);
 		memset(&fresh, 0, sizeof(fresh));
 		*err = list_dir(node, &fresh);
+		if (!*err)
+			*err = snaps_take();
 		if (*err) {
 			dsnap_clear(&fresh);
 			return NULL;
 		}
-		/*
-		 * In the slot of node's older listing, if any: a later
-		 * batch must not continue that one (an entry gone since
-		 * came back in it)
-		 */
-		d = &snaps[0];
-		for (i = 1; i < SNAP_SLOTS; i++)
-			if (d->node != node &&
-			    (snaps[i].node == node || snaps[i].used < d->used))
-				d = &snaps[i];
-		dsnap_clear(d);
-		*d = fresh;
-		d->node = node;
-		d->at_ms = now;
+		d = snap_put(node, &fresh);
 	}
 	d->used = ++snaps_clock;
 	return d;
@@ -472,16 +498,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_reply_err(req, ENOMEM);
 		return;
 	}
-	err = snaps_take();
-	if (err) {
+	d = snapshot(ino, off < 0 ? 0 : off, &err);
+	if (!d) {
 		fs_reply_err(req, -err);
 		return;
 	}
-	d = snapshot(ino, off < 0 ? 0 : off, &err);
-	if (d && (off < 0 || (size_t)off > dsnap_len(d)))
+	if (off < 0 || (size_t)off > dsnap_len(d))
 		off = 0;
 	/* the listing was names only: the rest of it with attributes */
-	if (d && plus && d->advised && d->l.bare &&
+	if (plus && d->advised && d->l.bare &&
 	    (err = fs_listing_attrs(d->vdir, d->owner, d->mode, &d->l)) &&
 	    err != -FS_EWAIT)
 		sfs_debug("fs", "no attributes for a listing of %s: %s",

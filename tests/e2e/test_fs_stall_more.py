@@ -18,7 +18,7 @@ import sys
 
 import requests
 
-from fsutil import eventually, store  # noqa
+from fsutil import api, eventually, store  # noqa
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import upload
 from test_fs_remote_stall import end_all, in_call, line_of, remote  # noqa
@@ -290,6 +290,76 @@ def test_writers_waiting_for_the_database_hold_no_lookup(store,  # noqa
         for p in procs:
             if p.poll() is None:
                 p.wait(300)
+        m.stop()
+
+
+def test_a_listing_that_pins_clashes_holds_no_lookup(store, api,  # noqa
+                                                     tmp_path):
+    """Review s16 F9, residual (local mount): a listing whose names clash
+    records the suffixes it gave (fs/listing.c pin_now: a write), begun
+    on the reading thread; another process holds the database's write
+    lock. The write waited for it (db.busy_timeout_ms, 120 s here), and
+    every request of the mount with it. Now a thread that may not wait
+    is refused the write turn and SQLite's lock before its transaction
+    begins: the listing goes to a worker, which waits, and a lookup
+    elsewhere is answered. The lock let go, the listing shows the
+    clash's suffix, recorded in the store."""
+    import sqlite3
+    from fsutil import Mount
+    d, _, users = store
+    url, keys = api
+
+    def upload(name, filename, path):
+        r = requests.post(url, headers={"X-API-Key": keys[0]},
+                          files={"file": (filename, b"x")},
+                          data={"name": name, "path": path}, timeout=30)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+    # a file named like a subdirectory: the listing suffixes it
+    sub_id = upload("sub", "sub", "/odd/")
+    upload("inner", "inner.txt", "/odd/sub/")
+    upload("small", "small.txt", "/")
+    cfg = tmp_path / "mount.conf"
+    cfg.write_text("db.busy_timeout_ms = 120000\n")
+    m = Mount(d, users[0], "--config", str(cfg))
+    procs = []
+    db = sqlite3.connect(str(d / "speechfs.db"), timeout=60,
+                         isolation_level=None)
+    pinned = "SELECT entry_suffix FROM file WHERE uuid = '%s'" % sub_id
+    try:
+        assert db.execute(pinned).fetchone()[0] == 0
+        db.execute("BEGIN IMMEDIATE")
+        ls = subprocess.Popen([sys.executable, "-c", LISTER,
+                               str(m.path("odd"))], stdout=subprocess.PIPE)
+        procs.append(ls)
+        assert line_of(ls, 60) == b"listing\n"
+        seen = []
+        assert eventually(lambda: in_call(ls.pid, GETDENTS[
+            platform.machine()], seen), 60), seen
+        probe = subprocess.Popen([sys.executable, "-c", LOOKER,
+                                  str(m.dir)], stdout=subprocess.PIPE)
+        procs.append(probe)
+        listing = line_of(probe, 60)
+        if listing is None:
+            print(stacks(m.proc.pid))
+        assert listing is not None and b"small.txt" in listing, \
+            "a lookup was held behind a listing's write waiting for " \
+            "the database's lock"
+        assert line_of(probe, 60) == b"done\n"
+        assert ls.poll() is None  # its write waits for the lock
+        db.execute("ROLLBACK")
+        assert line_of(ls, 180) == \
+            b"%r\n" % sorted(["sub", "sub (%s)" % sub_id[:8]])
+        assert db.execute(pinned).fetchone()[0] != 0
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        print(m.output())       # shown when the test fails
         m.stop()
 
 

@@ -292,6 +292,137 @@ static void test_write_turn_times_out(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* Set file id's mtime (the write a listing's pins make); its status. */
+static enum sfs_status set_mtime(struct fx *f, int64_t ns, int64_t *ms)
+{
+	struct sfs_file_update u = { 0 };
+	int64_t t0 = sfs_mono_ns();
+	enum sfs_status st;
+
+	u.set = SFS_UPD_MTIME;
+	u.mtime_ns = ns;
+	st = sfs_file_update(f->s, &f->a, f->id, &u, NULL, NULL);
+	*ms = (sfs_mono_ns() - t0) / 1000000;
+	return st;
+}
+
+static int64_t mtime_of(struct fx *f)
+{
+	struct sfs_file file;
+	int64_t ns = -1;
+
+	sfs_file_init(&file);
+	if (!sfs_file_get(f->s, &f->a, f->id, &file, NULL))
+		ns = file.mtime_ns;
+	sfs_file_release(&file);
+	return ns;
+}
+
+/* Another thread's write transaction, held until told (holder_end). */
+struct holder {
+	struct sfs_store *s;
+	pthread_t th;
+	int go[2], done[2];
+};
+
+static void *holder_main(void *p)
+{
+	struct holder *h = p;
+	struct db *d = NULL;
+	char c = 0;
+
+	if (!sfsi_db_get(h->s, &d, NULL) && !sfsi_db_begin(d, NULL))
+		c = 1;
+	if (write(h->go[1], &c, 1) != 1 || read(h->done[0], &c, 1) != 1)
+		c = 0;
+	if (d && sfsi_db_in_txn(d))
+		sfsi_db_rollback(d);
+	sfsi_db_put(d);
+	return NULL;
+}
+
+/* 0 once another thread holds a write transaction of s. */
+static int holder_begin(struct holder *h, struct sfs_store *s)
+{
+	char c = 0;
+
+	h->s = s;
+	if (pipe(h->go) || pipe(h->done))
+		return -1;
+	if (pthread_create(&h->th, NULL, holder_main, h))
+		return -1;
+	return read(h->go[0], &c, 1) == 1 && c == 1 ? 0 : -1;
+}
+
+static void holder_end(struct holder *h)
+{
+	char c = 1;
+
+	if (write(h->done[1], &c, 1) != 1)
+		return;
+	pthread_join(h->th, NULL);
+	close(h->go[0]);
+	close(h->go[1]);
+	close(h->done[0]);
+	close(h->done[1]);
+}
+
+/*
+ * A thread that may not wait (sfs_thread_nowait: the mount's reading
+ * thread, pinning a listing's suffixes) is refused a write at once,
+ * SFS_WOULD_WAIT and nothing changed, while another handle (another
+ * process) holds the database's write lock (SQLite's, PostgreSQL's
+ * writers' lock), and while another thread of its own handle holds the
+ * write turn (SQLite); not after the busy timeout (review s16 F9). Once
+ * the lock is free, the same write is made (tried again while the
+ * store's own background writers take it).
+ */
+static void test_nowait_write_refused(void)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+	struct holder h;
+	enum sfs_status st = SFS_IO;
+	int64_t ms, before;
+	struct fx f;
+	int i;
+
+	memset(&f, 0, sizeof(f));
+	sfs_config_init(&c);
+	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "20000", NULL) == 0);
+	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
+	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
+	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "f", "first", 5, f.id, NULL), SFS_OK);
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, NULL), SFS_OK);
+	before = mtime_of(&f);
+	for (i = 0; i < 2; i++) {
+		/* 0: another handle's transaction; 1: this handle's turn */
+		if (i == 1 && th_is_pg())
+			break; /* one lock there, the case above */
+		REQUIRE(holder_begin(&h, i ? f.s : other) == 0);
+		sfs_thread_nowait(1);
+		CHECK_ST(set_mtime(&f, 1000000000, &ms), SFS_WOULD_WAIT);
+		CHECK(sfs_thread_nowait(0) == 1); /* said refused */
+		CHECK(ms < 5000);		   /* not the busy timeout */
+		holder_end(&h);
+		CHECK(mtime_of(&f) == before);
+	}
+	/* free (the store's own background writes may take it a while) */
+	for (i = 0; i < WAIT_MS / 10; i++) {
+		sfs_thread_nowait(1);
+		st = set_mtime(&f, 2000000000, &ms);
+		if (!sfs_thread_nowait(0))
+			break;
+		CHECK_ST(st, SFS_WOULD_WAIT);
+		usleep(10000);
+	}
+	CHECK_ST(st, SFS_OK);
+	CHECK(mtime_of(&f) == 2000000000);
+	sfs_store_close(other);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 /* The content of file id as store handle s reads it, into buf. */
 static int read_as(struct sfs_store *s, struct fx *f, const char *id,
 		   const char *want)
@@ -1641,6 +1772,7 @@ int main(void)
 	RUN(test_group_lost_on_a_full_disk);
 	RUN(test_group_member_not_undone);
 	RUN(test_write_turn_times_out);
+	RUN(test_nowait_write_refused);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
 	return th_report();
