@@ -209,12 +209,23 @@ asan:
 	$(MAKE) SAN=1 test
 
 # The unit tests (and the daemons they start) under ThreadSanitizer: a
-# data race fails the binary that met it. tests/tsan.supp would name a
-# library's benign report (none today).
+# data race fails the binary that met it. Then the mount's threads (the
+# request loop's reading thread and workers, the poller, a remote store's
+# fetchers and feed) and the daemon's, in a few end-to-end tests: each
+# report goes to a file of build-tsan/tsan-logs, and the e2e conftest
+# fails the test that made it (no_tsan_report). tests/tsan.supp would
+# name a library's benign report (none today).
+TSAN_E2E  := tests/e2e/test_fs_remote_stall.py tests/e2e/test_fs_stall_more.py \
+	     tests/e2e/test_fs_basic.py tests/e2e/test_fs_remote.py
+TSAN_RUN  := suppressions=$(abspath tests/tsan.supp) halt_on_error=0 exitcode=66
 tsan: deps
 	$(MAKE) SAN=thread all
-	TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=0 exitcode=66 $(TSAN_OPTIONS)" \
+	TSAN_OPTIONS="$(TSAN_RUN) $(TSAN_OPTIONS)" \
 	SFS_BUILD=$(abspath build-tsan) $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_unit.py
+	rm -rf build-tsan/tsan-logs && mkdir -p build-tsan/tsan-logs
+	TSAN_OPTIONS="$(TSAN_RUN) log_path=$(abspath build-tsan/tsan-logs)/report $(TSAN_OPTIONS)" \
+	SFS_TSAN_LOGS=$(abspath build-tsan/tsan-logs) SFS_BUILD=$(abspath build-tsan) \
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(TSAN_E2E)
 
 # The core's unit tests under valgrind: no errors, no definite leaks.
 valgrind: deps

@@ -159,6 +159,45 @@ def pytest_configure(config):
         "this test runs on (its subject is not the others')")
 
 
+def tsan_reports():
+    """The ThreadSanitizer reports written so far under `make tsan`
+    (SFS_TSAN_LOGS: the directory of TSAN_OPTIONS' log_path), taken out
+    of it; "" elsewhere."""
+    logs = os.environ.get("SFS_TSAN_LOGS")
+    if not logs:
+        return ""
+    text = ""
+    for p in sorted(pathlib.Path(logs).glob("*")):
+        text += "%s:\n%s\n" % (p.name, p.read_text(errors="replace"))
+        p.unlink()
+    return text
+
+
+def fail_on_tsan_reports():
+    """Fail (the test, or the fixture's teardown) on what a process of the
+    test reported (the mount, a daemon, the admin CLI)."""
+    text = tsan_reports()
+    if text:
+        pytest.fail("ThreadSanitizer reported:\n" + text[-30000:])
+
+
+@pytest.fixture(autouse=True)
+def no_tsan_report():
+    """A ThreadSanitizer report made during a test fails it (mount_kind
+    looks again once the servers of its mounts have stopped)."""
+    yield
+    fail_on_tsan_reports()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A report written after the last test looked (a module's daemon
+    stopped at the module's end) fails the run."""
+    text = tsan_reports()
+    if text:
+        print("\nThreadSanitizer reported after the tests:\n" + text)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def mount_kind(request):
     """"local" or "remote": the kind of every fsutil.Mount of the test
@@ -171,6 +210,7 @@ def mount_kind(request):
     finally:
         fsutil.KIND["now"] = "local"
         fsutil.stop_servers()
+        fail_on_tsan_reports()
 
 
 def pytest_generate_tests(metafunc):
