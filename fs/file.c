@@ -538,6 +538,14 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 0;
+	/*
+	 * A new file opened only to write: its writes bypass the kernel's
+	 * page cache (nothing of a new file is cached yet, and no reader can
+	 * map it through this handle), so the kernel does not ask the
+	 * security.capability attribute before each write (file_remove_privs,
+	 * a GETXATTR round trip per write() that the mount answers ENOTSUP).
+	 */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 	fuse_reply_create(req, &e, fi);
 out:
 	if (ret)
