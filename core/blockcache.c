@@ -277,6 +277,18 @@ static int fill_sink(void *arg, const void *data, size_t len)
 	return 0;
 }
 
+/* b and its buffers, once nothing fetches for it. */
+static void blob_free(struct bc_blob *b)
+{
+	int i;
+
+	for (i = 0; i < b->nslots; i++)
+		free(b->slots[i].buf);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	free(b);
+}
+
 static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 {
 	struct bc_blob *b = j->b;
@@ -285,7 +297,7 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 	struct fill f;
 	enum sfs_status st = SFS_OK;
 	int64_t idx, off, want;
-	int cached = 0;
+	int cached = 0, last;
 
 	pthread_mutex_lock(&b->mu);
 	idx = sl->idx;
@@ -343,9 +355,11 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 		sl->pinned = 0;
 	}
 done:
-	b->inflight--;
+	last = --b->inflight == 0 && b->closing;
 	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
+	if (last)
+		blob_free(b); /* closed while this fetch ran (bc_close) */
 }
 
 static void *fetcher(void *arg)
@@ -604,22 +618,22 @@ static enum sfs_status bc_url(struct sfs_blob *bb, int expires_s,
 			  url, e);
 }
 
+/*
+ * Closed: queued jobs see `closing` and let go; a fetch under way is not
+ * waited for (it may wait for a stalled server, and the closer may be
+ * the mount's reading thread: review s17 F2): the last one frees b.
+ */
 static void bc_close(struct sfs_blob *bb)
 {
 	struct bc_blob *b = (struct bc_blob *)bb;
-	int i;
+	int left;
 
-	/* queued jobs see `closing` and let go; wait for them all */
 	pthread_mutex_lock(&b->mu);
 	b->closing = 1;
-	while (b->inflight)
-		pthread_cond_wait(&b->cv, &b->mu);
+	left = b->inflight;
 	pthread_mutex_unlock(&b->mu);
-	for (i = 0; i < b->nslots; i++)
-		free(b->slots[i].buf);
-	pthread_mutex_destroy(&b->mu);
-	pthread_cond_destroy(&b->cv);
-	free(b);
+	if (!left)
+		blob_free(b);
 }
 
 static const struct sfsi_blob_ops bc_ops = {

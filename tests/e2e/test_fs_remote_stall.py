@@ -20,7 +20,7 @@ import sys
 import pytest
 import requests
 
-from fsutil import eventually, line_of, remote, sigstop, store  # noqa: F401
+from fsutil import admin, eventually, line_of, remote, sigstop, store  # noqa: F401
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import server_sha, sha, upload
 from test_fs_remote_stream import FILES, PROBE, the_file
@@ -252,6 +252,8 @@ def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
         if wfd >= 0:
             os.close(wfd)
         end_all(procs, m, dm)
+
+
 # writes a new file and closes it: the close sends it to the server
 CLOSER = r"""
 import os, sys
@@ -262,6 +264,39 @@ os.close(fd)
 print("closed", flush=True)
 """
 CLOSE = {"x86_64": "3", "aarch64": "57"}
+
+
+def test_a_reader_closed_while_its_readahead_is_stalled(remote):
+    """A reader reads the start of big.bin in order (the block cache
+    reads blocks ahead), the server stops, the reader closes: its
+    release, answered on the mount's reading thread, must not wait for
+    the fetches still waiting for the server. Before, the whole mount
+    waited (a probe held 60 s, 2 of 2; review s17 F2)."""
+    _, _, d, alice = remote
+    dm, key, big, m = big_and_small(remote, 64 << 20)
+    procs = []
+    stopped = False
+    try:
+        # 1 MB/s a transfer: a 4 MiB block is on its way for 4 s
+        admin("user", "rate", "--store", str(d), "--id", alice,
+              "--download-bps", "1000000")
+        fd = os.open(m.path("big.bin"), os.O_RDONLY)
+        for i in range(8):
+            assert os.pread(fd, 131072, i * 131072) == \
+                big[i * 131072:(i + 1) * 131072]
+        sigstop(dm.proc.pid)
+        stopped = True
+        os.close(fd)    # its RELEASE goes to the mount now
+        probe = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
+             str(m.path("small.bin"))], stdout=subprocess.PIPE)
+        procs.append(probe)
+        assert line_of(probe, 60) == b"done\n", \
+            "the probe was held behind a reader's close"
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        end_all(procs, m, dm)
 
 
 def threads_of(pid):
