@@ -299,8 +299,7 @@ static enum sfs_status insert_row(struct db *d, int64_t tenant,
 	return sfsi_db_run(q, e);
 }
 
-static enum sfs_status begin_alone(struct db *d, int nosync,
-				   struct sfs_err *e)
+static enum sfs_status begin_alone(struct db *d, int nosync, struct sfs_err *e)
 {
 	return nosync ? sfsi_db_begin_alone_nosync(d, e)
 		      : sfsi_db_begin_alone(d, e);

@@ -17,7 +17,7 @@
 #include "util_i.h"
 
 #define MAX_SLOTS 18
-#define ALIGN 4096 /* O_DIRECT's alignment of buffers and lengths */
+#define ALIGN 4096	    /* O_DIRECT's alignment of buffers and lengths */
 #define HUGE_PAGE (2 << 20) /* a transparent huge page (x86-64, arm64 4K) */
 
 enum slot_state { S_EMPTY, S_QUEUED, S_LOADING, S_READY, S_FAILED };
@@ -28,7 +28,7 @@ struct slot {
 	unsigned char *buf;
 	size_t len;
 	uint64_t used;
-	int pinned; /* being written to the block cache: not to be reused */
+	int pinned;  /* being written to the block cache: not to be reused */
 	int waiters; /* readers waiting for this block: not to be reused */
 	enum sfs_status st; /* a failed fetch's error */
 	enum sfs_reason why;

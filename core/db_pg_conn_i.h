@@ -38,8 +38,8 @@ struct pgconn {
 	int notify_auth;       /* credentials changed in this transaction */
 	char begin_write[128];
 	char begin_try[128]; /* begin_write's, for a thread that may not wait */
-	char channel[40]; /* the store's LISTEN/NOTIFY channel */
-	char setup[256];  /* the session's settings, again after a reconnect */
+	char channel[40];    /* the store's LISTEN/NOTIFY channel */
+	char setup[256]; /* the session's settings, again after a reconnect */
 	/*
 	 * What cancels its statement from another thread (sfsi_pg_cancel),
 	 * made by the thread that connects; the process's connections are

@@ -199,7 +199,7 @@ enum sfs_status sfsi_db_begin_immediate(struct db *d, struct sfs_err *e)
 	sqlite3_busy_timeout(d->h, 0);
 	rc = sqlite3_exec(d->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	sqlite3_busy_timeout(d->h, d->s ? d->s->cfg.busy_timeout_ms
-					 : SFSI_DB_BUSY_MS);
+					: SFSI_DB_BUSY_MS);
 	if ((rc & 0xff) == SQLITE_BUSY) {
 		sfsi_would_wait(e, "the database's write lock");
 		return SFS_WOULD_WAIT;

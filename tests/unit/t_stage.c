@@ -212,9 +212,9 @@ static void rig_stop(struct rig *r, struct follower *f)
  * Bytes [from, to) of data written: below PIPED in whole MiB (so the
  * pipe's slots start there), the rest in odd pieces, with a read of the
  * writer's version at `peek` (0: none), which hands a partial slot over:
- * later slots then sit at offsets not a whole MiB. With `gate`, each write waits until the follower has read
- * what the slots it fills again held (the test keeps it near; the stage
- * does not wait for it).
+ * later slots then sit at offsets not a whole MiB. With `gate`, each write
+ * waits until the follower has read what the slots it fills again held (the
+ * test keeps it near; the stage does not wait for it).
  */
 static int write_range(struct sfs_stage *st, int64_t from, int64_t to,
 		       int64_t peek, struct follower *gate)

@@ -404,7 +404,7 @@ static void test_nowait_write_refused(void)
 		sfs_thread_nowait(1);
 		CHECK_ST(set_mtime(&f, 1000000000, &ms), SFS_WOULD_WAIT);
 		CHECK(sfs_thread_nowait(0) == 1); /* said refused */
-		CHECK(ms < 5000);		   /* not the busy timeout */
+		CHECK(ms < 5000);		  /* not the busy timeout */
 		holder_end(&h);
 		CHECK(mtime_of(&f) == before);
 	}
