@@ -211,12 +211,14 @@ asan:
 # The unit tests (and the daemons they start) under ThreadSanitizer: a
 # data race fails the binary that met it. Then the mount's threads (the
 # request loop's reading thread and workers, the poller, a remote store's
-# fetchers and feed) and the daemon's, in a few end-to-end tests: each
+# fetchers and feed) and the daemon's, in a few end-to-end tests (with
+# the integrity tests' readers of one descriptor and writers): each
 # report goes to a file of build-tsan/tsan-logs, and the e2e conftest
 # fails the test that made it (no_tsan_report). tests/tsan.supp would
 # name a library's benign report (none today).
 TSAN_E2E  := tests/e2e/test_fs_remote_stall.py tests/e2e/test_fs_stall_more.py \
-	     tests/e2e/test_fs_basic.py tests/e2e/test_fs_remote.py
+	     tests/e2e/test_fs_basic.py tests/e2e/test_fs_remote.py \
+	     tests/e2e/test_fs_remote_integrity.py
 TSAN_RUN  := suppressions=$(abspath tests/tsan.supp) halt_on_error=0 exitcode=66
 tsan: deps
 	$(MAKE) SAN=thread all
