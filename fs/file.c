@@ -526,9 +526,17 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		ret = fh_new(c.f.ino, c.f.id, 1, &h);
 	if (ret)
 		goto out;
-	/* its content starts empty, in the handle's version */
+	/*
+	 * Its content starts empty, in the handle's version, which readers
+	 * opened from now on read (follow), as they would after its first
+	 * write: its writes may skip the page cache (direct_io below), and
+	 * a reader opened before them then read the empty version it opened
+	 * for good (0 bytes at any size stat gave, a mapping's SIGBUS).
+	 */
 	h->of->lazy = 1;
 	ret = ensure_stage(h, 1);
+	if (!ret)
+		h->of->writer = h;
 	pthread_mutex_unlock(&h->of->lock);
 	if (!ret)
 		ret = fs_entry_of(&c, parent, name, &e);
