@@ -59,14 +59,6 @@ static void batch_pause(struct sfs_store *s)
 		;
 }
 
-/* Its user opens a batch (on): others that may not wait do not wait. */
-static void batch_opening(struct sfs_store *s, int on)
-{
-	pthread_mutex_lock(&s->batch_mu);
-	s->batch_opening = on;
-	pthread_mutex_unlock(&s->batch_mu);
-}
-
 void sfsi_batch_init(struct sfs_store *s)
 {
 	pthread_mutex_init(&s->batch_mu, NULL);
@@ -76,9 +68,12 @@ void sfsi_batch_init(struct sfs_store *s)
 
 /*
  * The batch connection for this thread, when batching; 1 if so. A thread
- * that may not wait (sfsi_nowait) does not wait for a user that opens a
- * batch (it waits for SQLite's lock, which another process may hold):
- * -1.
+ * that may not wait (sfsi_nowait, the mount's reading thread) does not
+ * wait for another user of it: -1. That user may be opening a batch
+ * (it waits for SQLite's lock, which another process may hold), working
+ * inside the open batch, or committing it (COMMIT and its sync: the
+ * batcher, an fsync); before, a lookup waited on the reading thread for
+ * a worker's change and the commit of a batch.
  */
 int sfsi_batch_get(struct sfs_store *s, struct db **out)
 {
@@ -87,11 +82,6 @@ int sfsi_batch_get(struct sfs_store *s, struct db **out)
 		if (!s->batch_db) { /* not batching (any more) */
 			pthread_mutex_unlock(&s->batch_mu);
 			return 0;
-		}
-		if (s->batch_opening && sfsi_nowait() &&
-		    !pthread_equal(s->batch_owner, pthread_self())) {
-			pthread_mutex_unlock(&s->batch_mu);
-			return -1;
 		}
 		if (s->batch_depth &&
 		    pthread_equal(s->batch_owner, pthread_self())) {
@@ -102,6 +92,10 @@ int sfsi_batch_get(struct sfs_store *s, struct db **out)
 			s->batch_owner = pthread_self();
 			s->batch_depth = 1;
 			break;
+		}
+		if (sfsi_nowait()) {
+			pthread_mutex_unlock(&s->batch_mu);
+			return -1;
 		}
 		pthread_cond_wait(&s->batch_cv, &s->batch_mu);
 	}
@@ -218,10 +212,8 @@ enum sfs_status sfsi_batch_begin(struct db *d, int write, struct sfs_err *e)
 		/* a new batch waits for the pause and SQLite's lock */
 		if (sfsi_would_wait(e, "a new batch"))
 			return SFS_WOULD_WAIT;
-		batch_opening(s, 1);
 		batch_pause(s);
 		st = sfsi_db_txn_stmt(d, "BEGIN IMMEDIATE", e);
-		batch_opening(s, 0);
 		if (st)
 			return st;
 		d->batch_base = sqlite3_total_changes64(d->h);

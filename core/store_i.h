@@ -77,7 +77,6 @@ struct sfs_store {
 	int batch_depth;	   /* its nested sfsi_db_get calls; 0: free */
 	int batch_want;		   /* committers waiting for the connection */
 	int batch_open;		   /* batch_db holds the batch's transaction */
-	int batch_opening;	   /* its user begins it (sfsi_batch_begin) */
 	int batch_dirty; /* commits since the last batch commit/sync */
 	int batch_lost;	 /* a batch was rolled back: sticky error */
 	int batch_ms, batch_stop, batch_thread_on;

@@ -423,6 +423,83 @@ static void test_nowait_write_refused(void)
 	tfx_store_close(&f.dir, &f.s);
 }
 
+/* A look at f's file by a thread that may not wait: status, refused. */
+struct nowait_look {
+	struct fx *f;
+	enum sfs_status st;
+	int refused, done;
+};
+
+static void *nowait_look_main(void *p)
+{
+	struct nowait_look *l = p;
+	struct sfs_file file;
+
+	sfs_file_init(&file);
+	sfs_thread_nowait(1);
+	l->st = sfs_file_get(l->f->s, &l->f->a, l->f->id, &file, NULL);
+	l->refused = sfs_thread_nowait(0);
+	sfs_file_release(&file);
+	__atomic_store_n(&l->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static int look_done(void *p)
+{
+	return __atomic_load_n(&((struct nowait_look *)p)->done,
+			       __ATOMIC_SEQ_CST);
+}
+
+/* Run a nowait look at f's file; 1 if it ended within ms. */
+static int nowait_look(struct fx *f, struct nowait_look *l, int ms,
+		       pthread_t *th)
+{
+	memset(l, 0, sizeof(*l));
+	l->f = f;
+	if (pthread_create(th, NULL, nowait_look_main, l))
+		return 0;
+	return tfx_wait_for(look_done, l, ms);
+}
+
+/*
+ * With batched commits (the mount's -o commit), a thread that may not
+ * wait (the mount's reading thread, a lookup) is refused the batch's
+ * connection while another thread uses it (a worker's change inside the
+ * open batch; so too the batcher's commit and its sync): SFS_WOULD_WAIT
+ * at once, and the mount gives the lookup to a worker. Before, it waited
+ * until the other let the connection go (nowait residual of s17). Once
+ * the connection is free, the same look is answered.
+ */
+static void test_nowait_read_refused_in_batch(void)
+{
+	struct nowait_look l;
+	struct holder h;
+	pthread_t th;
+	struct fx f;
+	int ended;
+
+	REQUIRE(fx_open(&f) == 0);
+	if (th_is_pg()) {
+		tfx_store_close(&f.dir, &f.s);
+		return; /* no batches on PostgreSQL */
+	}
+	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
+	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
+	REQUIRE(holder_begin(&h, f.s) == 0); /* inside the open batch */
+	ended = nowait_look(&f, &l, 5000, &th);
+	holder_end(&h);
+	pthread_join(th, NULL);
+	CHECK(ended); /* not once the holder let go */
+	CHECK_ST(l.st, SFS_WOULD_WAIT);
+	CHECK(l.refused == 1);
+	CHECK(nowait_look(&f, &l, WAIT_MS, &th));
+	pthread_join(th, NULL);
+	CHECK_ST(l.st, SFS_OK);
+	CHECK(l.refused == 0);
+	CHECK_ST(sfs_store_batch(f.s, 0, NULL), SFS_OK);
+	tfx_store_close(&f.dir, &f.s);
+}
+
 /* The content of file id as store handle s reads it, into buf. */
 static int read_as(struct sfs_store *s, struct fx *f, const char *id,
 		   const char *want)
@@ -1773,6 +1850,7 @@ int main(void)
 	RUN(test_group_member_not_undone);
 	RUN(test_write_turn_times_out);
 	RUN(test_nowait_write_refused);
+	RUN(test_nowait_read_refused_in_batch);
 	RUN(test_sync_without_failure);
 	RUN(test_failed_sync_is_final);
 	return th_report();
