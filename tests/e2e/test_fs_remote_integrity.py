@@ -8,14 +8,16 @@ bytes sent, by sha256 on the server and read back. A real speechfsd on
 127.0.0.1 and real remote mounts (review s17)."""
 import hashlib
 import os
+import pathlib
 import random
 import shutil
+import tempfile
 import threading
 
 import pytest
 
 from fsutil import remote, store  # noqa: F401
-from test_fs_remote import RemoteMount
+from test_fs_remote import RemoteMount, content_gets
 from test_fs_remote_faults import drop_pages, server_sha, sha, upload
 from test_fs_remote_stream import the_file
 
@@ -64,37 +66,43 @@ def test_cold_and_warm_reads_odd_sizes(remote):
         upload(dm, key, data, "s%d" % n)
         files["s%d.bin" % n] = data
     rnd = random.Random(7)
-    m = RemoteMount(dm.base, key, "-o", "timeout=30")
-    cache = m.cache
+    # the cache is the test's: the first mount's stop would remove its own
+    cache = pathlib.Path(tempfile.mkdtemp(prefix="sfs-rcache-"))
     try:
-        for name, data in files.items():
-            check_reads(m.path(name), data, rnd)
-        # concurrent readers of one file and of several
-        errs = []
+        m = RemoteMount(dm.base, key, "-o", "timeout=30", cache_dir=cache)
+        try:
+            for name, data in files.items():
+                check_reads(m.path(name), data, rnd)
+            # concurrent readers of one file and of several
+            errs = []
 
-        def reader(name, seed):
-            try:
-                for _ in range(2):
-                    check_reads(m.path(name), files[name],
-                                random.Random(seed))
-            except BaseException as e:  # noqa: BLE001
-                errs.append((name, e))
-        ths = [threading.Thread(target=reader, args=(nm, k))
-               for k, nm in enumerate(list(files) * 2)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join(600)
-        assert not errs, errs[:3]
+            def reader(name, seed):
+                try:
+                    for _ in range(2):
+                        check_reads(m.path(name), files[name],
+                                    random.Random(seed))
+                except BaseException as e:  # noqa: BLE001
+                    errs.append((name, e))
+            ths = [threading.Thread(target=reader, args=(nm, k))
+                   for k, nm in enumerate(list(files) * 2)]
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join(600)
+            assert not errs, errs[:3]
+        finally:
+            m.stop(check=True)
+        # warm: a new mount on the same cache, which has every block
+        gets = content_gets(dm.base)
+        m = RemoteMount(dm.base, key, "-o", "timeout=30", cache_dir=cache)
+        try:
+            for name, data in files.items():
+                check_reads(m.path(name), data, rnd)
+            assert content_gets(dm.base) == gets, \
+                "a warm read asked the server"
+        finally:
+            m.stop()
     finally:
-        m.stop(check=True)
-    # warm: a new mount on the same cache
-    m = RemoteMount(dm.base, key, "-o", "timeout=30", cache_dir=cache)
-    try:
-        for name, data in files.items():
-            check_reads(m.path(name), data, rnd)
-    finally:
-        m.stop()
         shutil.rmtree(cache, ignore_errors=True)
 
 
