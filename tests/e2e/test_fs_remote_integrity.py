@@ -32,6 +32,16 @@ def data_of(n, seed):
     return r.randbytes(n)
 
 
+def in_threads(fn, argss):
+    """fn(*args) on a thread of its own for each args of argss, all at
+    once; returns once they ended (10 minutes at most)."""
+    ths = [threading.Thread(target=fn, args=args) for args in argss]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(600)
+
+
 def check_reads(p, data, rnd):
     drop_pages(p)
     with open(p, "rb") as f:
@@ -83,12 +93,8 @@ def test_cold_and_warm_reads_odd_sizes(remote):
                                     random.Random(seed))
                 except BaseException as e:  # noqa: BLE001
                     errs.append((name, e))
-            ths = [threading.Thread(target=reader, args=(nm, k))
-                   for k, nm in enumerate(list(files) * 2)]
-            for t in ths:
-                t.start()
-            for t in ths:
-                t.join(600)
+            in_threads(reader,
+                       [(nm, k) for k, nm in enumerate(list(files) * 2)])
             assert not errs, errs[:3]
         finally:
             m.stop(check=True)
@@ -171,11 +177,7 @@ def test_concurrent_writers(remote):
         except BaseException as e:  # noqa: BLE001
             errs.append(e)
     try:
-        ths = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join(600)
+        in_threads(writer, [(k,) for k in range(6)])
         assert not errs, errs
         for name, data in want.items():
             g = the_file(dm, key, name)
@@ -224,12 +226,7 @@ def test_one_fd_many_threads(remote):
                             drop_pages(p)
                 except OSError as e:
                     errs.append(("err", e))
-            ths = [threading.Thread(target=worker, args=(rnd_round * 100 + k,))
-                   for k in range(16)]
-            for t in ths:
-                t.start()
-            for t in ths:
-                t.join(600)
+            in_threads(worker, [(rnd_round * 100 + k,) for k in range(16)])
             os.close(fd)
         eio = [e for e in errs if e[0] == "err"]
         short = [e for e in errs if e[0] == "wrong" and e[4] is None]

@@ -72,28 +72,39 @@ def in_call(pid, call, seen):
     return seen[0].split()[:1] == [call]
 
 
+def python(procs, src, *args, stdin=False):
+    """A Python process running src with args, its stdout a pipe (and
+    its stdin, with stdin), added to procs."""
+    p = subprocess.Popen([sys.executable, "-c", src, *map(str, args)],
+                         stdin=subprocess.PIPE if stdin else None,
+                         stdout=subprocess.PIPE)
+    procs.append(p)
+    return p
+
+
+def probe_answers(m, procs, behind, limit=120):
+    """A probe creates and writes a file and stats small.bin: it must
+    answer within limit seconds (else it was held behind `behind`). The
+    probe, added to procs."""
+    probe = python(procs, PROBE, m.path("probe.txt"), m.path("small.bin"))
+    assert line_of(probe, limit) == b"done\n", \
+        "the probe was held behind %s" % behind
+    return probe
+
+
 def waiter_and_probe(m, procs, held):
     """Another process opens big.bin, held by a worker: it may wait; a
     probe after it creates and writes a file and stats small.bin: it
     must answer (the mount's reading thread did not wait for the lock).
     (waiter, probe), both added to procs."""
     seen = []
-    waiter = subprocess.Popen(
-        [sys.executable, "-c", WAITER, str(m.path("big.bin"))],
-        stdout=subprocess.PIPE)
-    procs.append(waiter)
+    waiter = python(procs, WAITER, m.path("big.bin"))
     assert line_of(waiter, 120) == b"opening\n"
     if not eventually(lambda: in_call(waiter.pid,
                                       OPENAT[platform.machine()], seen)
                       or waiter.poll() is not None, 60):
         raise AssertionError("the waiter is not in its open: %r" % seen)
-    probe = subprocess.Popen(
-        [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
-         str(m.path("small.bin"))], stdout=subprocess.PIPE)
-    procs.append(probe)
-    assert line_of(probe, 120) == b"done\n", \
-        "the probe was held behind %s" % held
-    return waiter, probe
+    return waiter, probe_answers(m, procs, held)
 
 
 def writer_committed(dm, key, big, said):
@@ -148,10 +159,7 @@ def held_case(remote, how):
     stopped = False
     procs = []
     try:
-        h = subprocess.Popen([sys.executable, "-c", HELD,
-                              str(m.path("big.bin")), how],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        procs.append(h)
+        h = python(procs, HELD, m.path("big.bin"), how, stdin=True)
         assert line_of(h, 120) == b"ready\n"
         # every thread stopped: kill() returns before they are, and a
         # thread busy with readahead's fetches went on answering them,
@@ -226,10 +234,7 @@ def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
     procs = []
     wfd = -1
     try:
-        h = subprocess.Popen([sys.executable, "-c", HELD,
-                              str(m.path("big.bin")), "write"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        procs.append(h)
+        h = python(procs, HELD, m.path("big.bin"), "write", stdin=True)
         assert line_of(h, 120) == b"ready\n"
         h.stdin.write(b"go\n")
         h.stdin.flush()
@@ -287,12 +292,7 @@ def test_a_reader_closed_while_its_readahead_is_stalled(remote):
         sigstop(dm.proc.pid)
         stopped = True
         os.close(fd)    # its RELEASE goes to the mount now
-        probe = subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
-             str(m.path("small.bin"))], stdout=subprocess.PIPE)
-        procs.append(probe)
-        assert line_of(probe, 60) == b"done\n", \
-            "the probe was held behind a reader's close"
+        probe_answers(m, procs, "a reader's close", 60)
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
@@ -325,10 +325,7 @@ def test_many_stalled_closes_hold_no_other_request(remote):
         stopped = True
         sigstop(dm.proc.pid)
         for i in range(n):
-            p = subprocess.Popen(
-                [sys.executable, "-c", CLOSER, str(m.path("c%02d.txt" % i)),
-                 "close %d" % i], stdout=subprocess.PIPE)
-            procs.append(p)
+            python(procs, CLOSER, m.path("c%02d.txt" % i), "close %d" % i)
         seen = []
         call = CLOSE[platform.machine()]
         for p in procs:
@@ -339,12 +336,7 @@ def test_many_stalled_closes_hold_no_other_request(remote):
         assert eventually(lambda: threads_of(m.proc.pid)
                           >= base_threads + n - 10, 60), \
             (threads_of(m.proc.pid), base_threads)
-        probe = subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
-             str(m.path("small.bin"))], stdout=subprocess.PIPE)
-        procs.append(probe)
-        assert line_of(probe, 120) == b"done\n", \
-            "the probe was held behind %d stalled closes" % n
+        probe = probe_answers(m, procs, "%d stalled closes" % n)
         assert all(p.poll() is None for p in procs[:n])  # still held
         dm.proc.send_signal(signal.SIGCONT)
         stopped = False
@@ -391,12 +383,7 @@ def test_a_stalled_listing_holds_no_other_request(remote):
         ls = subprocess.Popen(["ls", "-l", str(m.path("a/b"))],
                               stdout=subprocess.PIPE)
         procs.append(ls)
-        probe = subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
-             str(m.path("small.bin"))], stdout=subprocess.PIPE)
-        procs.append(probe)
-        assert line_of(probe, 120) == b"done\n", \
-            "the probe was held behind a stalled listing"
+        probe = probe_answers(m, procs, "a stalled listing")
         assert ls.poll() is None  # it needs the server: still held
         dm.proc.send_signal(signal.SIGCONT)
         stopped = False
@@ -441,10 +428,7 @@ def test_a_look_at_a_file_whose_close_is_stalled(remote):
     stopped = False
     procs = []
     try:
-        w = subprocess.Popen([sys.executable, "-c", REWRITER,
-                              str(m.path("big.bin"))],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        procs.append(w)
+        w = python(procs, REWRITER, m.path("big.bin"), stdin=True)
         assert line_of(w, 120) == b"written\n"
         stopped = True
         sigstop(dm.proc.pid)
@@ -454,18 +438,10 @@ def test_a_look_at_a_file_whose_close_is_stalled(remote):
         assert eventually(lambda: in_call(w.pid, CLOSE[platform.machine()],
                                           seen), 60), \
             "not in its close: %r" % seen
-        looker = subprocess.Popen([sys.executable, "-c", LOOKER,
-                                   str(m.path("big.bin"))],
-                                  stdout=subprocess.PIPE)
-        procs.append(looker)
+        looker = python(procs, LOOKER, m.path("big.bin"))
         assert line_of(looker, 120) == size, \
             "a stat of the file held behind its stalled close"
-        probe = subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(m.path("probe.txt")),
-             str(m.path("small.bin"))], stdout=subprocess.PIPE)
-        procs.append(probe)
-        assert line_of(probe, 120) == b"done\n", \
-            "the probe was held behind a stalled close"
+        probe_answers(m, procs, "a stalled close")
         assert w.poll() is None  # still held
         dm.proc.send_signal(signal.SIGCONT)
         stopped = False

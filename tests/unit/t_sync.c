@@ -62,15 +62,47 @@ struct fx {
 	char id[SFS_ID_SIZE];
 };
 
-static int fx_open(struct fx *f)
+/*
+ * The fixture, its store's writes waiting busy_ms for a lock (NULL: the
+ * default) and, with files, every blob a file (a replaced one's removal
+ * is a hook).
+ */
+static int fx_open_cfg(struct fx *f, const char *busy_ms, int files)
 {
+	struct sfs_config c;
+
 	memset(f, 0, sizeof(*f));
-	if (tfx_store(&f->dir, &f->s, NULL) ||
+	sfs_config_init(&c);
+	if ((busy_ms &&
+	     sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL)) ||
+	    (files && sfs_config_set(&c, "blobs.inline_max", "0", NULL)) ||
+	    tfx_store(&f->dir, &f->s, &c) ||
 	    tfx_tenant(f->s, "t", 0, 0, f->t) ||
 	    tfx_user(f->s, f->t, "alice", NULL, &f->a) ||
 	    tfx_upload(f->s, &f->a, "f", "first", 5, f->id, NULL))
 		return -1;
 	return 0;
+}
+
+static int fx_open(struct fx *f)
+{
+	return fx_open_cfg(f, NULL, 0);
+}
+
+/*
+ * Another handle on f's store (another process's, as far as SQLite's
+ * locks go), whose writes wait busy_ms for a lock; NULL if it cannot open.
+ */
+static struct sfs_store *open_other(const struct fx *f, const char *busy_ms)
+{
+	struct sfs_store *other = NULL;
+	struct sfs_config c;
+
+	sfs_config_init(&c);
+	if (sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL) ||
+	    sfs_store_open(f->dir, &c, &other, NULL))
+		return NULL;
+	return other;
 }
 
 /* A new version of the file, committed without waiting for the disk. */
@@ -262,20 +294,13 @@ static void *turn_wait(void *p)
 static void test_write_turn_times_out(void)
 {
 	struct turn_waiter w = { 0 };
-	struct sfs_config c;
 	struct db *d = NULL;
 	pthread_t th;
 	struct fx f;
 
 	if (th_is_pg())
 		return; /* PostgreSQL locks rows: no turn there */
-	memset(&f, 0, sizeof(f));
-	sfs_config_init(&c);
-	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "100", NULL) == 0);
-	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
-	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
-	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
-	REQUIRE_ST(tfx_upload(f.s, &f.a, "f", "first", 5, f.id, NULL), SFS_OK);
+	REQUIRE(fx_open_cfg(&f, "100", 0) == 0);
 	f.s->write_wait_ms = 300;
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
 	REQUIRE_ST(sfsi_db_begin(d, NULL), SFS_OK);
@@ -380,21 +405,14 @@ static void holder_end(struct holder *h)
 static void test_nowait_write_refused(void)
 {
 	struct sfs_store *other = NULL;
-	struct sfs_config c;
 	struct holder h;
 	enum sfs_status st = SFS_IO;
 	int64_t ms, before;
 	struct fx f;
 	int i;
 
-	memset(&f, 0, sizeof(f));
-	sfs_config_init(&c);
-	REQUIRE(sfs_config_set(&c, "db.busy_timeout_ms", "20000", NULL) == 0);
-	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
-	REQUIRE(tfx_tenant(f.s, "t", 0, 0, f.t) == 0);
-	REQUIRE(tfx_user(f.s, f.t, "alice", NULL, &f.a) == 0);
-	REQUIRE_ST(tfx_upload(f.s, &f.a, "f", "first", 5, f.id, NULL), SFS_OK);
-	REQUIRE_ST(sfs_store_open(f.dir, &c, &other, NULL), SFS_OK);
+	REQUIRE(fx_open_cfg(&f, "20000", 0) == 0);
+	REQUIRE((other = open_other(&f, "20000")) != NULL);
 	before = mtime_of(&f);
 	for (i = 0; i < 2; i++) {
 		/* 0: another handle's transaction; 1: this handle's turn */
@@ -607,39 +625,6 @@ static void test_batched_commits(void)
 }
 
 /*
- * Another handle on f's store (another process's, as far as SQLite's
- * locks go), whose writes wait busy_ms for a lock; NULL if it cannot open.
- */
-static struct sfs_store *open_other(const struct fx *f, const char *busy_ms)
-{
-	struct sfs_store *other = NULL;
-	struct sfs_config c;
-
-	sfs_config_init(&c);
-	if (sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL) ||
-	    sfs_store_open(f->dir, &c, &other, NULL))
-		return NULL;
-	return other;
-}
-
-/* A store whose blobs are all files (a replaced one's removal is a hook). */
-static int fx_open_files(struct fx *f, const char *busy_ms)
-{
-	struct sfs_config c;
-
-	memset(f, 0, sizeof(*f));
-	sfs_config_init(&c);
-	if (sfs_config_set(&c, "blobs.inline_max", "0", NULL) ||
-	    sfs_config_set(&c, "db.busy_timeout_ms", busy_ms, NULL) ||
-	    tfx_store(&f->dir, &f->s, &c) ||
-	    tfx_tenant(f->s, "t", 0, 0, f->t) ||
-	    tfx_user(f->s, f->t, "alice", NULL, &f->a) ||
-	    tfx_upload(f->s, &f->a, "f", "first", 5, f->id, NULL))
-		return -1;
-	return 0;
-}
-
-/*
  * Stopping the batch leaves its connection in the pool as a plain one:
  * no transaction open on it (a blob's removal after the last batch's
  * commit opened one, which the pool then kept with SQLite's write lock:
@@ -656,7 +641,7 @@ static void test_batch_stop_leaves_plain_connection(void)
 
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
-	REQUIRE(fx_open_files(&f, "3000") == 0);
+	REQUIRE(fx_open_cfg(&f, "3000", 1) == 0);
 	REQUIRE((other = open_other(&f, "100")) != NULL);
 	CHECK(tfx_blob_files(f.s) == 1);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
@@ -776,7 +761,7 @@ static void test_batch_hooks_not_after_failed_sync(void)
 
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
-	REQUIRE(fx_open_files(&f, "3000") == 0);
+	REQUIRE(fx_open_cfg(&f, "3000", 1) == 0);
 	CHECK(tfx_blob_files(f.s) == 1);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
@@ -817,7 +802,7 @@ static void test_batch_hooks_after_sync(void)
 
 	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
-	REQUIRE(fx_open_files(&f, "3000") == 0);
+	REQUIRE(fx_open_cfg(&f, "3000", 1) == 0);
 	REQUIRE((other = open_other(&f, "100")) != NULL);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
@@ -857,7 +842,7 @@ static void test_hooks_after_sync_direct(void)
 
 	if (th_is_pg())
 		return; /* PostgreSQL's commits are durable when made */
-	REQUIRE(fx_open_files(&f, "3000") == 0);
+	REQUIRE(fx_open_cfg(&f, "3000", 1) == 0);
 	hook_syncs = -1;
 	before = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
 	REQUIRE_ST(sfsi_db_get(f.s, &d, NULL), SFS_OK);
