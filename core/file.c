@@ -430,44 +430,62 @@ static void uri_filename(const char *uri, char *out, size_t size)
 		out[0] = 0;
 }
 
+/*
+ * Why a count of tenant's files that grows by delta changed no row: its
+ * quota (max_files > 0) would be exceeded, or there is no such tenant
+ * (nothing to count, as before the quota).
+ */
+static enum sfs_status count_refused(struct db *d, int64_t tenant,
+				     struct sfs_err *e)
+{
+	struct db_stmt *st;
+	long long max = 0;
+	int rc;
+
+	st = sfsi_db_prep(d, "SELECT max_files FROM tenant WHERE id = ?1", e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, tenant);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1)
+		max = sfsi_db_col_int(st, 0);
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return SFS_IO;
+	if (max <= 0)
+		return SFS_OK;
+	return sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
+			"the tenant's file count quota of %lld files would be "
+			"exceeded",
+			max);
+}
+
+/*
+ * A count that grows is checked against the quota by its UPDATE (one
+ * statement per new file, not a SELECT and an UPDATE).
+ */
 enum sfs_status sfsi_file_count(struct db *d, int64_t tenant, int delta,
 				struct sfs_err *e)
 {
 	struct db_stmt *st;
-	int rc;
+	enum sfs_status ret;
 
-	if (delta > 0) {
-		st = sfsi_db_prep(d,
-				  "SELECT max_files, used_files FROM tenant"
-				  " WHERE id = ?1",
-				  e);
-		if (!st)
-			return SFS_IO;
-		sfsi_db_bind_int(st, 1, tenant);
-		rc = sfsi_db_step(st, e);
-		if (rc == 1 && sfsi_db_col_int(st, 0) > 0 &&
-		    sfsi_db_col_int(st, 1) + delta > sfsi_db_col_int(st, 0)) {
-			long long max = sfsi_db_col_int(st, 0);
-
-			sfsi_db_reset(st);
-			return sfs_errf(e, SFS_QUOTA, SFS_R_QUOTA_EXCEEDED,
-					"the tenant's file count quota of %lld "
-					"files would be exceeded",
-					max);
-		}
-		sfsi_db_reset(st);
-		if (rc < 0)
-			return SFS_IO;
-	}
 	st = sfsi_db_prep(d,
-			  "UPDATE tenant SET used_files = used_files + ?2"
-			  " WHERE id = ?1",
+			  delta > 0 ? "UPDATE tenant SET used_files ="
+				      " used_files + ?2 WHERE id = ?1"
+				      " AND (max_files <= 0"
+				      " OR used_files + ?2 <= max_files)"
+				    : "UPDATE tenant SET used_files ="
+				      " used_files + ?2 WHERE id = ?1",
 			  e);
 	if (!st)
 		return SFS_IO;
 	sfsi_db_bind_int(st, 1, tenant);
 	sfsi_db_bind_int(st, 2, delta);
-	return sfsi_db_run(st, e);
+	ret = sfsi_db_run(st, e);
+	if (ret || delta <= 0 || sfsi_db_changes(d) > 0)
+		return ret;
+	return count_refused(d, tenant, e);
 }
 
 /*
