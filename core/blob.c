@@ -645,6 +645,23 @@ enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,
 	return b->ops->pread(b, buf, len, off, got, e);
 }
 
+enum sfs_status sfs_blob_lend(struct sfs_blob *b, int64_t off, size_t len,
+			      sfs_blob_use use, void *arg, struct sfs_err *e)
+{
+	if (off < 0)
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "negative offset");
+	if (!b->ops->lend)
+		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				"the blob has no bytes in memory to lend");
+	if (off >= b->size || !len) {
+		use(arg, "", 0);
+		return SFS_OK;
+	}
+	if ((int64_t)len > b->size - off)
+		len = (size_t)(b->size - off);
+	return b->ops->lend(b, off, len, use, arg, e);
+}
+
 int sfs_blob_ready(struct sfs_blob *b, int64_t off, size_t len)
 {
 	if (!b)

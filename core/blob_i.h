@@ -31,6 +31,9 @@ struct sfsi_blob_ops {
 	 * always (the bytes are in memory or a local file).
 	 */
 	int (*ready)(struct sfs_blob *b, int64_t off, size_t len);
+	/* sfs_blob_lend (NULL: the blob keeps no bytes in memory to lend) */
+	enum sfs_status (*lend)(struct sfs_blob *b, int64_t off, size_t len,
+				sfs_blob_use use, void *arg, struct sfs_err *e);
 };
 
 /* The head of every backend's open blob. */

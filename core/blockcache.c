@@ -30,6 +30,7 @@ struct slot {
 	uint64_t used;
 	int pinned;  /* being written to the block cache: not to be reused */
 	int waiters; /* readers waiting for this block: not to be reused */
+	int lent;    /* lent to readers (bc_lend): not to be reused */
 	enum sfs_status st; /* a failed fetch's error */
 	enum sfs_reason why;
 	char msg[256];
@@ -48,7 +49,7 @@ struct bc_blob {
 	uint64_t tick;
 	int64_t last_idx;
 	int seq;
-	int inflight; /* jobs queued or being fetched */
+	int inflight; /* jobs queued or being fetched, blocks lent */
 	int closing;
 };
 
@@ -485,7 +486,7 @@ static int want_block(struct bc_blob *b, int64_t idx, int64_t keep, int urgent)
 	for (i = 0; i < b->nslots; i++) {
 		sl = &b->slots[i];
 		if (sl->state == S_QUEUED || sl->state == S_LOADING ||
-		    sl->pinned || sl->waiters)
+		    sl->pinned || sl->waiters || sl->lent)
 			continue;
 		if (sl->state == S_READY && sl->idx >= keep && sl->idx < idx)
 			continue;
@@ -518,17 +519,18 @@ static void read_ahead(struct bc_blob *b, int64_t idx)
 			break;
 }
 
-static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
-				int64_t off, size_t *got, struct sfs_err *e)
+/*
+ * The slot holding the block of byte off, fetched (b locked): *out, or the
+ * fetch's error. The caller copies or lends from it before unlocking.
+ */
+static enum sfs_status take_block(struct bc_blob *b, int64_t off,
+				  struct slot **out, struct sfs_err *e)
 {
-	struct bc_blob *b = (struct bc_blob *)bb;
-	int64_t idx = off / b->be->block, in;
+	int64_t idx = off / b->be->block;
 	enum sfs_status ret = SFS_OK;
 	struct slot *sl;
-	size_t n;
 	int i;
 
-	pthread_mutex_lock(&b->mu);
 	/*
 	 * A thread that may not wait reads a block in memory or refuses,
 	 * before anything is queued: a fetch it left going made its caller's
@@ -538,7 +540,7 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 		i = find_slot(b, idx);
 		if ((i < 0 || b->slots[i].state != S_READY) &&
 		    sfsi_would_wait(e, "a block not in memory"))
-			goto refused;
+			return SFS_WOULD_WAIT;
 	}
 	if (idx == b->last_idx || idx == b->last_idx + 1)
 		b->seq++;
@@ -569,20 +571,81 @@ static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
 		ret = sfs_errf(e, sl->st, sl->why, "%s", sl->msg);
 		if (!sl->waiters)
 			sl->state = S_EMPTY; /* the next read tries again */
-	} else {
-		in = off - idx * b->be->block;
-		n = sl->len > (size_t)in ? sl->len - (size_t)in : 0;
-		if (n > len)
-			n = len;
-		memcpy(buf, sl->buf + in, n);
-		sl->used = ++b->tick;
-		*got = n;
+		return ret;
+	}
+	sl->used = ++b->tick;
+	*out = sl;
+	return SFS_OK;
+}
+
+/* How many of len bytes at off sl's block holds, from *in on. */
+static size_t in_block(const struct bc_blob *b, const struct slot *sl,
+		       int64_t off, size_t len, size_t *in)
+{
+	size_t n;
+
+	*in = (size_t)(off - sl->idx * b->be->block);
+	n = sl->len > *in ? sl->len - *in : 0;
+	return n > len ? len : n;
+}
+
+static enum sfs_status bc_pread(struct sfs_blob *bb, void *buf, size_t len,
+				int64_t off, size_t *got, struct sfs_err *e)
+{
+	struct bc_blob *b = (struct bc_blob *)bb;
+	enum sfs_status ret;
+	struct slot *sl;
+	size_t in;
+
+	pthread_mutex_lock(&b->mu);
+	ret = take_block(b, off, &sl, e);
+	if (!ret) {
+		*got = in_block(b, sl, off, len, &in);
+		memcpy(buf, sl->buf + in, *got);
 	}
 	pthread_mutex_unlock(&b->mu);
 	return ret;
-refused:
+}
+
+/*
+ * The bytes where the slot holds them, for use() to send on (the mount's
+ * reply): one copy fewer than pread. The slot is lent meanwhile (never
+ * given to another block) and counts in inflight, so a bc_close during
+ * use() leaves the blob to be freed here.
+ */
+static enum sfs_status bc_lend(struct sfs_blob *bb, int64_t off, size_t len,
+			       sfs_blob_use use, void *arg, struct sfs_err *e)
+{
+	struct bc_blob *b = (struct bc_blob *)bb;
+	enum sfs_status ret;
+	struct slot *sl;
+	size_t in, n;
+	int last;
+
+	pthread_mutex_lock(&b->mu);
+	ret = take_block(b, off, &sl, e);
+	if (!ret) {
+		n = in_block(b, sl, off, len, &in);
+		if (n < len)
+			ret = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				       "the bytes lie across two blocks");
+	}
+	if (ret) {
+		pthread_mutex_unlock(&b->mu);
+		return ret;
+	}
+	sl->lent++;
+	b->inflight++;
 	pthread_mutex_unlock(&b->mu);
-	return SFS_WOULD_WAIT;
+	use(arg, sl->buf + in, n);
+	pthread_mutex_lock(&b->mu);
+	sl->lent--;
+	last = --b->inflight == 0 && b->closing;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	if (last)
+		blob_free(b);
+	return SFS_OK;
 }
 
 /*
@@ -641,6 +704,7 @@ static const struct sfsi_blob_ops bc_ops = {
 	.url = bc_url,
 	.close = bc_close,
 	.ready = bc_ready,
+	.lend = bc_lend,
 };
 
 enum sfs_status sfsi_bcache_blob_open(struct sfsi_bcache *be, int64_t tenant,

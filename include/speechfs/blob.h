@@ -73,6 +73,21 @@ enum sfs_status sfs_blob_pread(struct sfs_blob *b, void *buf, size_t len,
 			       int64_t off, size_t *got,
 			       struct sfs_err *e) SFS_MUST_CHECK;
 
+/* Where sfs_blob_lend hands bytes: they are valid during the call only. */
+typedef void (*sfs_blob_use)(void *arg, const void *data, size_t len);
+
+/*
+ * sfs_blob_pread without its copy: `use` is called once, on this thread,
+ * with up to `len` bytes at `off` where the blob keeps them in memory (a
+ * block fetched from far away), fewer only at the end of the blob, and
+ * none past it. SFS_UNSUPPORTED when the blob keeps no such memory or
+ * the bytes lie across two of its blocks: pread them instead. Other
+ * errors are pread's, and `use` is not called.
+ */
+enum sfs_status sfs_blob_lend(struct sfs_blob *b, int64_t off, size_t len,
+			      sfs_blob_use use, void *arg,
+			      struct sfs_err *e) SFS_MUST_CHECK;
+
 /*
  * Whether sfs_blob_pread of up to `len` bytes at `off` answers at once:
  * the bytes are in memory or a local file, not to be fetched from an

@@ -445,6 +445,22 @@ static int count_files(const char *dir)
 	return atoi(line);
 }
 
+/* What sfs_blob_lend handed over (copied: it is valid during the call). */
+struct lent {
+	int calls;
+	size_t len;
+	char data[64];
+};
+
+static void keep_lent(void *arg, const void *data, size_t len)
+{
+	struct lent *l = arg;
+
+	l->calls++;
+	l->len = len;
+	memcpy(l->data, data, len < sizeof(l->data) ? len : sizeof(l->data));
+}
+
 /*
  * The store of a server through the public API (sfs_store_open_url):
  * directories, files, lookups by name and id, content through the block
@@ -467,6 +483,7 @@ static void test_store_open_url(void)
 	struct fx fx;
 	char id[SFS_ID_SIZE], sha[65], cache[PATH_MAX], prefix[9], buf[64];
 	char bad[80];
+	struct lent lent = { 0 };
 	size_t got = 0;
 	int64_t seq, talk = 0;
 
@@ -560,6 +577,12 @@ static void test_store_open_url(void)
 	/* its block in memory now: from anywhere in it */
 	CHECK(sfs_blob_ready(blob, 0, 10));
 	CHECK(sfs_blob_ready(blob, 3, 100));
+	/* and lent where it lies, up to the end and no further */
+	CHECK_ST(sfs_blob_lend(blob, 2, 100, keep_lent, &lent, NULL), SFS_OK);
+	CHECK(lent.calls == 1 && lent.len == 8 &&
+	      !memcmp(lent.data, "me words", 8));
+	CHECK_ST(sfs_blob_lend(blob, 10, 5, keep_lent, &lent, NULL), SFS_OK);
+	CHECK(lent.calls == 2 && lent.len == 0);
 	sfs_blob_close(blob);
 	__atomic_store_n(&refuse_direct_writes, 0, __ATOMIC_SEQ_CST);
 	CHECK(count_files(cache) == 1);
