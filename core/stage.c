@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "blob_i.h"
@@ -39,6 +40,20 @@
 #define PIPE_CHUNK SFSI_PIPE_CHUNK
 #define PIPE_SLOTS SFSI_PIPE_SLOTS
 #define PIPE_START (4 << 20)
+/*
+ * A stage no thread reads while it is written (a daemon's upload, a local
+ * mount's write; not a remote mount's, not one an S3 stream follows) has
+ * its slots written around the page cache (O_DIRECT) where they are
+ * aligned: the bytes go to the disk once, instead of into fresh
+ * page-cache pages that the writeback below then writes and drops, which
+ * cost the daemon a sixth of its CPU per GiB uploaded (1.96 -> 1.67 s;
+ * fresh pages are dear on these VMs). The pipe's memory is aligned for
+ * it, in huge pages (few segments per disk request), and every slot but
+ * the first starts at an aligned offset. DIRECT_OFF: buffered writes.
+ */
+#define DIRECT_ALIGN 4096
+#define DIRECT_OFF (-2)
+#define PIPE_MEM_ALIGN (2 << 20)
 
 enum { P_WRITER, P_HASHER, P_WORKERS };
 
@@ -48,6 +63,7 @@ struct pipe {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char *mem; /* PIPE_SLOTS * PIPE_CHUNK */
+	int dfd;   /* the writer's O_DIRECT fd: -1 not open yet, DIRECT_OFF */
 	size_t len[PIPE_SLOTS];
 	unsigned head; /* slots handed over, [done[w], head) to do */
 	unsigned done[P_WORKERS];
@@ -333,8 +349,11 @@ static char *pipe_mem_get(void)
 		spare[i] = NULL;
 	}
 	pthread_mutex_unlock(&spare_mu);
-	if (!m)
-		m = malloc((size_t)PIPE_SLOTS * PIPE_CHUNK);
+	if (!m && posix_memalign((void **)&m, PIPE_MEM_ALIGN,
+				 (size_t)PIPE_SLOTS * PIPE_CHUNK))
+		m = NULL;
+	if (m)
+		madvise(m, (size_t)PIPE_SLOTS * PIPE_CHUNK, MADV_HUGEPAGE);
 	return m;
 }
 
@@ -352,6 +371,59 @@ static void pipe_mem_put(char *m)
 	free(m);
 }
 
+/* Up to len bytes of buf at off through the O_DIRECT fd: how many, or -1. */
+static ssize_t direct_write(struct pipe *p, const char *buf, size_t len,
+			    int64_t off)
+{
+	ssize_t n;
+
+	if (p->dfd == -1) {
+		p->dfd = open(p->st->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		if (p->dfd < 0)
+			p->dfd = DIRECT_OFF;
+	}
+	if (p->dfd < 0 || off % DIRECT_ALIGN || len % DIRECT_ALIGN ||
+	    (uintptr_t)buf % DIRECT_ALIGN)
+		return 0;
+	do
+		n = pwrite(p->dfd, buf, len, off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EINVAL) {
+		/* not on this file system: buffered from now on */
+		close(p->dfd);
+		p->dfd = DIRECT_OFF;
+		return 0;
+	}
+	return n;
+}
+
+/* A slot into the file: around the page cache where it can, the rest
+ * through it (and its writeback). */
+static enum sfs_status slot_write(struct pipe *p, const char *buf, size_t len,
+				  struct sfs_err *e)
+{
+	struct sfs_stage *st = p->st;
+	ssize_t n = direct_write(p, buf, len, st->written);
+	enum sfs_status ret;
+
+	if (n < 0)
+		return sfsi_errno_status(e, errno, "writing the stage");
+	if (n > 0) {
+		/* on the disk: no cache to write back or drop below here */
+		st->written += n;
+		st->synced = st->written;
+		st->dropped = st->written;
+	}
+	if ((size_t)n == len)
+		return SFS_OK;
+	ret = write_all(st->fd, buf + n, len - (size_t)n, st->written, e);
+	if (ret)
+		return ret;
+	st->written += (int64_t)(len - (size_t)n);
+	writeback(st, 1);
+	return SFS_OK;
+}
+
 static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 				 int failed, struct sfs_err *e)
 {
@@ -367,12 +439,10 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	}
 	if (failed)
 		return SFS_OK; /* the stage is lost anyway: just drain */
-	ret = write_all(st->fd, buf, p->len[slot], st->written, e);
+	ret = slot_write(p, buf, p->len[slot], e);
 	if (ret)
 		return ret;
-	st->written += (int64_t)p->len[slot];
 	sfsi_stage_followers(st, st->written, 0);
-	writeback(st, 1);
 	return SFS_OK;
 }
 
@@ -426,6 +496,8 @@ static unsigned pipe_lag(const struct pipe *p)
 static void pipe_free(struct pipe *p)
 {
 	sfsi_stage_slots_close(p->st, p->mem);
+	if (p->dfd >= 0)
+		close(p->dfd);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	pipe_mem_put(p->mem);
@@ -456,6 +528,7 @@ static void pipe_start(struct sfs_stage *st)
 		return;
 	p->st = st;
 	p->off = st->size; /* what came before is in the file */
+	p->dfd = st->s->ops || st->stream ? DIRECT_OFF : -1;
 	p->mem = pipe_mem_get();
 	if (!p->mem || pthread_mutex_init(&p->mu, NULL)) {
 		free(p->mem);
@@ -564,10 +637,12 @@ static enum sfs_status pipe_write(struct sfs_stage *st, const char *data,
 				  size_t len, struct sfs_err *e)
 {
 	struct pipe *p = st->pipe;
-	size_t n;
+	size_t n, cap;
 
 	while (len) {
-		n = PIPE_CHUNK - p->fill;
+		/* a full slot ends at an aligned offset (DIRECT_ALIGN) */
+		cap = PIPE_CHUNK - (size_t)(p->off % DIRECT_ALIGN);
+		n = cap - p->fill;
 		if (n > len)
 			n = len;
 		memcpy(p->mem + (size_t)(p->head % PIPE_SLOTS) * PIPE_CHUNK +
@@ -576,7 +651,7 @@ static enum sfs_status pipe_write(struct sfs_stage *st, const char *data,
 		p->fill += n;
 		data += n;
 		len -= n;
-		if (p->fill == PIPE_CHUNK)
+		if (p->fill == cap)
 			pipe_push(p);
 	}
 	return pipe_status(p, e);
