@@ -55,11 +55,19 @@ struct bc_blob {
 
 /* ---- the local block cache ---- */
 
+/*
+ * A block's file: <dir>/<tenant>/<sha's first two>/<sha>.<block KiB>k.<idx>.
+ * The block size is in the name because a block is known by its index:
+ * after a change of size (blob.s3.block_size_mb) an old block of the same
+ * index may have the new one's length and hold other bytes. Blocks of
+ * another size are never read again; they leave as the least recent.
+ */
 static void cache_path(struct sfsi_bcache *be, const struct bc_blob *b,
 		       int64_t idx, char *out, size_t size)
 {
-	snprintf(out, size, "%s/%lld/%.2s/%s.%lld", be->cache_dir,
-		 (long long)b->b.tenant, b->b.sha, b->b.sha, (long long)idx);
+	snprintf(out, size, "%s/%lld/%.2s/%s.%lldk.%lld", be->cache_dir,
+		 (long long)b->b.tenant, b->b.sha, b->b.sha,
+		 (long long)(be->block >> 10), (long long)idx);
 }
 
 /* A cached block of exactly `len` bytes into buf: 1, else 0. */

@@ -597,6 +597,62 @@ static void test_blob_open(void)
 	fx_close(&f);
 }
 
+/* Every byte of (tenant, sha) through the block cache into back. */
+static int read_cached(struct sfs_store *s, int64_t tenant, const char *sha,
+		       unsigned char *back, size_t len)
+{
+	struct sfs_blob *b = NULL;
+	size_t got = 1, off = 0;
+
+	if (sfs_blob_open(s, tenant, sha, SFS_BLOB_CACHED, &b, NULL))
+		return -1;
+	while (off < len && got > 0) {
+		if (sfs_blob_pread(b, back + off, len - off, off, &got, NULL))
+			break;
+		off += got;
+	}
+	sfs_blob_close(b);
+	return off == len ? 0 : -1;
+}
+
+/*
+ * An object's blocks cached at one size are not taken for blocks of
+ * another (blob.s3.block_size_mb changed over a kept cache): with 1 MiB
+ * and then 2 MiB blocks, the new block 1 (bytes 2-3 MiB) has the length
+ * of the old block 1 (bytes 1-2 MiB).
+ */
+static void test_cache_of_another_block_size(void)
+{
+	enum { LEN = 3 << 20 };
+	unsigned char *buf = malloc(LEN), *back = malloc(LEN);
+	struct sfs_config c = *tfx_files_only();
+	char sha[65];
+	struct fx f;
+
+	REQUIRE(buf && back);
+	memset(&f, 0, sizeof(f));
+	c.blob_s3_block_size_mb = 1;
+	REQUIRE(tfx_store(&f.dir, &f.s, &c) == 0);
+	REQUIRE(tfx_tenant(f.s, "one", 0, 0, f.t1) == 0);
+	REQUIRE(tfx_user(f.s, f.t1, "alice", f.u1, &f.a) == 0);
+	tfx_fill(buf, LEN, 41);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "a", buf, LEN, NULL, sha), SFS_OK);
+	CHECK(read_cached(f.s, f.a.tenant, sha, back, LEN) == 0);
+	CHECK(!memcmp(back, buf, LEN));
+	/* the same store and cache, blocks of 2 MiB */
+	c = *sfs_store_config(f.s);
+	c.blob_s3_block_size_mb = 2;
+	sfs_store_close(f.s);
+	f.s = NULL;
+	REQUIRE_ST(sfs_store_open(f.dir, &c, &f.s, NULL), SFS_OK);
+	memset(back, 0, LEN);
+	CHECK(read_cached(f.s, f.a.tenant, sha, back, LEN) == 0);
+	CHECK(!memcmp(back, buf, LEN));
+	fx_close(&f);
+	free(buf);
+	free(back);
+}
+
 /*
  * A transaction that linked a new blob and then rolled back leaves no
  * file once the stage is freed; unless a commit made the blob meanwhile.
@@ -1361,6 +1417,7 @@ int main(void)
 	RUN(test_dedupe_heals);
 	RUN(test_tenants_do_not_share);
 	RUN(test_blob_open);
+	RUN(test_cache_of_another_block_size);
 	RUN(test_rollback_unlinks);
 	RUN(test_stale_staging);
 	RUN(test_stale_committed_stage);
