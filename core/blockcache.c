@@ -97,7 +97,7 @@ static int cache_read(struct sfsi_bcache *be, const struct bc_blob *b,
 struct cached {
 	int64_t mtime_ns;
 	int64_t size;
-	char path[300];
+	char rel[160]; /* below the cache's directory (a block's is ~100) */
 };
 
 static int by_age(const void *a, const void *b)
@@ -107,9 +107,15 @@ static int by_age(const void *a, const void *b)
 	return x->mtime_ns < y->mtime_ns ? -1 : x->mtime_ns > y->mtime_ns;
 }
 
-/* Every cached block under dir (two levels down), appended to *v. */
-static void cache_scan(const char *dir, int depth, struct cached **v, size_t *n,
-		       size_t *cap, int64_t *total)
+/*
+ * Every cached block under dir (two levels down) counted in *total and
+ * appended to *v, named below the cache's directory (`root` bytes of
+ * every path): however long the directory's own path, each block can
+ * leave. A file of a name too long to be a block is counted, not kept.
+ */
+static void cache_scan(const char *dir, size_t root, int depth,
+		       struct cached **v, size_t *n, size_t *cap,
+		       int64_t *total)
 {
 	char path[4096];
 	struct dirent *de;
@@ -123,13 +129,13 @@ static void cache_scan(const char *dir, int depth, struct cached **v, size_t *n,
 		if (lstat(path, &sb) < 0)
 			continue;
 		if (S_ISDIR(sb.st_mode) && depth < 2) {
-			cache_scan(path, depth + 1, v, n, cap, total);
+			cache_scan(path, root, depth + 1, v, n, cap, total);
 			continue;
 		}
-		if (!S_ISREG(sb.st_mode) || strlen(path) >= 300)
+		if (!S_ISREG(sb.st_mode))
 			continue;
 		*total += sb.st_size;
-		if (!v)
+		if (!v || strlen(path + root) >= sizeof((*v)->rel))
 			continue;
 		if (*n == *cap) {
 			size_t c = *cap ? *cap * 2 : 256;
@@ -143,7 +149,7 @@ static void cache_scan(const char *dir, int depth, struct cached **v, size_t *n,
 		(*v)[*n].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
 				    sb.st_mtim.tv_nsec;
 		(*v)[*n].size = sb.st_size;
-		sfs_strlcpy((*v)[*n].path, path, sizeof((*v)[*n].path));
+		sfs_strlcpy((*v)[*n].rel, path + root, sizeof((*v)[*n].rel));
 		(*n)++;
 	}
 	if (dh)
@@ -157,15 +163,18 @@ static void cache_scan(const char *dir, int depth, struct cached **v, size_t *n,
 static void cache_evict(struct sfsi_bcache *be)
 {
 	struct cached *v = NULL;
-	size_t n = 0, cap = 0, i;
+	size_t n = 0, cap = 0, i, root = strlen(be->cache_dir) + 1;
 	int64_t total = 0, goal = be->cache_bytes / 10 * 9;
+	char path[4096];
 
-	cache_scan(be->cache_dir, 0, &v, &n, &cap, &total);
+	cache_scan(be->cache_dir, root, 0, &v, &n, &cap, &total);
 	if (v)
 		qsort(v, n, sizeof(*v), by_age);
-	for (i = 0; i < n && total > goal; i++)
-		if (unlink(v[i].path) == 0)
+	for (i = 0; i < n && total > goal; i++) {
+		snprintf(path, sizeof(path), "%s/%s", be->cache_dir, v[i].rel);
+		if (unlink(path) == 0)
 			total -= v[i].size;
+	}
 	be->cache_used = total;
 	free(v);
 }
@@ -431,7 +440,7 @@ enum sfs_status sfsi_bcache_start(struct sfsi_bcache *be, struct sfs_err *e)
 		if (sfsi_mkdirs(be->cache_dir) < 0)
 			return sfsi_errno_status(e, errno,
 						 "making the block cache");
-		cache_scan(be->cache_dir, 0, NULL, NULL, NULL, &total);
+		cache_scan(be->cache_dir, 0, 0, NULL, NULL, NULL, &total);
 		be->cache_used = total;
 	}
 	be->threads = calloc((size_t)be->nthreads, sizeof(*be->threads));
