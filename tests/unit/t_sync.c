@@ -496,11 +496,9 @@ static void test_nowait_read_refused_in_batch(void)
 	struct fx f;
 	int ended;
 
-	REQUIRE(fx_open(&f) == 0);
-	if (th_is_pg()) {
-		tfx_store_close(&f.dir, &f.s);
+	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
-	}
+	REQUIRE(fx_open(&f) == 0);
 	f.s->batch_hold_ms = HOLD_MS; /* no commit but the test's */
 	REQUIRE_ST(sfs_store_batch(f.s, 60000, NULL), SFS_OK);
 	REQUIRE(holder_begin(&h, f.s) == 0); /* inside the open batch */
@@ -1193,11 +1191,9 @@ static void test_batches_let_others_write(void)
 	struct fx f;
 	int i;
 
-	REQUIRE(fx_open(&f) == 0);
-	if (th_is_pg()) {
-		tfx_store_close(&f.dir, &f.s);
+	if (th_is_pg())
 		return; /* no batches on PostgreSQL */
-	}
+	REQUIRE(fx_open(&f) == 0);
 	REQUIRE_ST(tfx_upload(f.s, &f.a, "h", "other's", 7, id2, NULL), SFS_OK);
 	REQUIRE((other = open_other(&f, "3000")) != NULL);
 	REQUIRE_ST(sfs_store_batch(f.s, 300, NULL), SFS_OK);
