@@ -23,10 +23,13 @@ SFS_BENCH_REMOTE_MB scales the big file (default 1024),
 SFS_BENCH_REMOTE_LS the directory of `ls -l` (default 10000),
 SFS_BENCH_REMOTE_TREE the tree of `find` (default 100000) and
 SFS_BENCH_REMOTE_SMALL the small files made (default 1000);
-SFS_BENCH_REMOTE_ROUNDS (default 3) rounds of the reads, the write and
-the small files, ours and the baselines one after the other in each
-round: a row is the median of the rounds' ratios (one run's ratio swung
-0.5-1.4 with the load of the machine). Needs
+SFS_BENCH_REMOTE_ROUNDS (default 3) rounds of the reads and the write,
+ours and the baselines one after the other in each round: a row is the
+median of the rounds' ratios (one run's ratio swung 0.5-1.4 with the
+load of the machine). The small files come after the rounds and a sync,
+in SFS_BENCH_REMOTE_SMALL_PAIRS (default 7) pairs of fresh mounts, each
+pair's first alternating between ours and rclone: one pair takes about
+3 s, and single pairs swung 0.76-1.40 on a quiet machine. Needs
 rclone (packaging/install-deps.sh). Everything started is stopped and
 temp dirs removed, even on failure. Exits non-zero when the benchmark
 could not run; a missed target is reported, not an error."""
@@ -242,7 +245,7 @@ def paired(rows, name, ours, base, target, unit):
         unit(statistics.median(base)), med, target)
 
 
-def bench(run, work, mb, nls, ntree, nsmall, rounds, rows):
+def bench(run, work, mb, nls, ntree, nsmall, rounds, small_pairs, rows):
     size = mb << 20
     plain = work / "plain"              # what rclone serves
     plain.mkdir()
@@ -301,13 +304,21 @@ def bench(run, work, mb, nls, ntree, nsmall, rounds, rows):
         p, d = run.ours(base, a_key, work / "cache-ours")
         _, secs = timed(["cp", str(big), str(d / ("copy%d.bin" % r))])
         write["ours"].append(secs)
-        (d / ("small%d" % r)).mkdir()
-        small["ours"].append(make_small(d / ("small%d" % r), nsmall))
         run.unmount(p, d)
-        p, d = run.rclone(dav, work / "cache-rclone")
-        (d / ("small%d" % r)).mkdir()
-        small["rclone"].append(make_small(d / ("small%d" % r), nsmall))
-        run.unmount(p, d)
+    # 4. small files, in pairs of their own: a side takes 1-2 s, so one
+    # pair swings with whatever else runs; more pairs, alternating which
+    # goes first, and none while the big copy's pages are written back
+    subprocess.run(["sync"], check=True)
+    for r in range(small_pairs):
+        order = ("ours", "rclone") if r % 2 == 0 else ("rclone", "ours")
+        for who in order:
+            if who == "ours":
+                p, d = run.ours(base, a_key, work / "cache-ours")
+            else:
+                p, d = run.rclone(dav, work / "cache-rclone")
+            (d / ("small%d" % r)).mkdir()
+            small[who].append(make_small(d / ("small%d" % r), nsmall))
+            run.unmount(p, d)
 
     def rate(secs):
         return mbs(size, secs)
@@ -326,24 +337,24 @@ def bench(run, work, mb, nls, ntree, nsmall, rounds, rows):
            small["ours"], small["rclone"], 1.0, per_s)
 
     # 2. ls -l and find, on fresh mounts and an empty page cache
-    for what, n, ndirs, cmd, target in (
-            ("ls -l of %d files", nls, 1, ["ls", "-l"], 2.0),
-            ("find over %d files", ntree, max(1, ntree // PER_DIR),
-             ["find"], 1.0)):
-        s, u, k = run.store("t%d" % n)
-        tplain = work / ("plain-t%d" % n)
+    for tag, what, n, ndirs, cmd, target in (
+            ("ls", "ls -l of %d files", nls, 1, ["ls", "-l"], 2.0),
+            ("find", "find over %d files", ntree,
+             max(1, ntree // PER_DIR), ["find"], 1.0)):
+        s, u, k = run.store("t-" + tag)
+        tplain = work / ("plain-" + tag)
         tplain.mkdir()
         make_trees(work, s, u, tplain, n, per_dir=(n + ndirs - 1) // ndirs)
         tbase = run.daemon(s, 1 << 20)
         tdav = run.webdav(tplain)
         target_dir = "tree/d0000" if ndirs == 1 else "tree"
         drop_caches()
-        p, d = run.ours(tbase, k, work / ("cache-t%d" % n))
+        p, d = run.ours(tbase, k, work / ("cache-" + tag))
         out, ours_s = timed(cmd + [str(d / target_dir)], timeout=3600)
         ours_lines = len(out.splitlines())
         run.unmount(p, d)
         drop_caches()
-        p, d = run.rclone(tdav, work / ("cache-rt%d" % n))
+        p, d = run.rclone(tdav, work / ("cache-r" + tag))
         out, rclone_s = timed(cmd + [str(d / target_dir)], timeout=3600)
         rclone_lines = len(out.splitlines())
         run.unmount(p, d)
@@ -360,6 +371,7 @@ def main():
     ntree = int(os.environ.get("SFS_BENCH_REMOTE_TREE", "100000"))
     nsmall = int(os.environ.get("SFS_BENCH_REMOTE_SMALL", "1000"))
     rounds = int(os.environ.get("SFS_BENCH_REMOTE_ROUNDS", "3"))
+    small_pairs = int(os.environ.get("SFS_BENCH_REMOTE_SMALL_PAIRS", "7"))
     work = pathlib.Path(tempfile.mkdtemp(prefix="sfs-bench-remote-"))
     run = Run(work)
     rows = []
@@ -371,7 +383,8 @@ def main():
             raise BenchError("rclone is not installed "
                              "(packaging/install-deps.sh)")
         log("load: " + open("/proc/loadavg").read().strip())
-        bench(run, work, mb, nls, ntree, nsmall, rounds, rows)
+        bench(run, work, mb, nls, ntree, nsmall, rounds, small_pairs,
+              rows)
     except (BenchError, OSError, subprocess.TimeoutExpired) as exc:
         log("FAILED: %s" % exc)
         return 1
