@@ -137,7 +137,7 @@ static enum sfs_status open_conn(const char *path, int create,
 	int rc;
 
 	pthread_once(&once, sqlite_setup);
-	rc = sqlite3_open_v2(path, &h, flags, NULL);
+	rc = sqlite3_open_v2(path, &h, flags, sfsi_db_vfs());
 	if (rc != SQLITE_OK) {
 		sfs_error("db", "cannot open '%s': %s", path,
 			  h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));

@@ -6,6 +6,7 @@
  *   db_txn.c     transactions, the write turn, group commit
  *   db_batch.c   batched commits (sfs_store_batch)
  *   db_listen.c  notices from other processes (PostgreSQL)
+ *   db_vfs.c     SQLite's files: the WAL's appends gathered into one write
  */
 #ifndef SPEECHFS_DB_CONN_I_H
 #define SPEECHFS_DB_CONN_I_H
@@ -107,6 +108,14 @@ void sfsi_db_pg_committed(struct db *d);
 enum sfs_status sfsi_db_conn_new(struct sfs_store *s, struct db **out,
 				 struct sfs_err *e);
 void sfsi_db_conn_close(struct db *d);
+
+/* db_vfs.c */
+#define SFSI_DB_VFS "speechfs"
+/*
+ * The name of the VFS the store's connections open (registered at the
+ * first call), or NULL: SQLite's default.
+ */
+const char *sfsi_db_vfs(void);
 
 /* db_txn.c */
 /* A commit made that the next sfsi_db_sync makes durable. */

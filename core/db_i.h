@@ -3,11 +3,12 @@
  * PostgreSQL; cached prepared statements (core/db.c), transactions and
  * group commit (core/db_txn.c), batched commits (core/db_batch.c), the
  * notices of other processes (core/db_listen.c), and the schema with its
- * migrations (core/schema.c; PostgreSQL's in core/db_pg_schema.c). Only
- * those files of SQLite's (db.c, db_txn.c, db_batch.c, schema.c) include
- * sqlite3.h and only PostgreSQL's (db_pg.c, db_pg_txn.c, db_pg_schema.c)
- * libpq-fe.h; the other modules use these wrappers, and result codes
- * become enum sfs_status in db.c and db_pg.c alone.
+ * migrations (core/schema.c; PostgreSQL's in core/db_pg_schema.c), SQLite's
+ * files (core/db_vfs.c). Only those files of SQLite's (db.c, db_txn.c,
+ * db_batch.c, db_vfs.c, schema.c) include sqlite3.h and only PostgreSQL's
+ * (db_pg.c, db_pg_txn.c, db_pg_schema.c) libpq-fe.h; the other modules
+ * use these wrappers, and result codes become enum sfs_status in db.c and
+ * db_pg.c alone.
  */
 #ifndef SPEECHFS_DB_I_H
 #define SPEECHFS_DB_I_H

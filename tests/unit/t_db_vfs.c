@@ -1,0 +1,322 @@
+/*
+ * Tests of the store's SQLite VFS (core/db_vfs.c), which gathers the WAL's
+ * appended frames into one write: what other connections, SQLite's own
+ * VFS and WAL recovery find in the files is what SQLite wrote, commit by
+ * commit, whatever was gathered, spilled, overwritten or rolled back.
+ */
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include "db_conn_i.h"
+#include "testhelp.h"
+
+#define ROW_BYTES 3000 /* about one page a row */
+
+/* The value of row id: ROW_BYTES bytes that name it (SQL of `id`). */
+#define ROW_VALUE(ID)                                                          \
+	"replace(hex(zeroblob(1500)), '00', printf('%02x', (" ID ") % 251))"
+
+static sqlite3 *open_db(const char *path, const char *vfs)
+{
+	sqlite3 *h = NULL;
+
+	if (sqlite3_open_v2(path, &h,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			    vfs) != SQLITE_OK) {
+		sqlite3_close(h);
+		return NULL;
+	}
+	sqlite3_busy_timeout(h, 10000);
+	if (sqlite3_exec(h,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			 " PRAGMA wal_autocheckpoint=0;",
+			 NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(h);
+		return NULL;
+	}
+	return h;
+}
+
+static int exec(sqlite3 *h, const char *sql)
+{
+	int rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(h));
+	return rc;
+}
+
+/* One integer a query gives, or -1. */
+static int64_t query_int(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(h));
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Rows in t, or -1 when one of them is not what its id says. */
+static int64_t good_rows(sqlite3 *h)
+{
+	if (query_int(h, "SELECT count(*) FROM t WHERE v <> " ROW_VALUE(
+				 "id")) != 0)
+		return -1;
+	return query_int(h, "SELECT count(*) FROM t");
+}
+
+static int sound(sqlite3 *h)
+{
+	sqlite3_stmt *st = NULL;
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	return ok;
+}
+
+/* Insert rows [from, to) of t on h. */
+static int insert(sqlite3 *h, int from, int to)
+{
+	static const char sql[] =
+		"WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1"
+		" FROM n WHERE i + 1 < ?2) INSERT INTO t(id, v)"
+		" SELECT i, " ROW_VALUE("i") " FROM n";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, from);
+		sqlite3_bind_int(st, 2, to);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "insert: %s\n", sqlite3_errmsg(h));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+	int ret = in && out ? 0 : -1;
+
+	while (!ret && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			ret = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out))
+		ret = -1;
+	return ret;
+}
+
+/*
+ * The database and its WAL copied elsewhere, without the wal-index, as a
+ * crash leaves them: what SQLite's recovery (frame checksums, commit
+ * marks) makes of them, opened by SQLite's own VFS. -2 on failure.
+ */
+static int64_t recovered_rows(const char *dir, const char *db)
+{
+	char from[4200], to[4200];
+	sqlite3 *h;
+	int64_t n = -2;
+
+	snprintf(from, sizeof(from), "%s-wal", db);
+	snprintf(to, sizeof(to), "%s/copy.db-wal", dir);
+	if (copy_file(from, to))
+		return -2;
+	snprintf(to, sizeof(to), "%s/copy.db", dir);
+	if (copy_file(db, to) || !(h = open_db(to, NULL)))
+		return -2;
+	if (sound(h))
+		n = good_rows(h);
+	sqlite3_close(h);
+	return n;
+}
+
+struct fx {
+	char *dir;
+	char path[4096];
+	sqlite3 *a, *b, *plain;
+};
+
+static int fx_open(struct fx *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->dir = th_tmpdir();
+	if (!f->dir || !sfsi_db_vfs())
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+	f->a = open_db(f->path, sfsi_db_vfs());
+	if (!f->a || exec(f->a, "CREATE TABLE t(id INTEGER PRIMARY KEY,"
+				" v TEXT NOT NULL)"))
+		return -1;
+	f->b = open_db(f->path, sfsi_db_vfs());
+	f->plain = open_db(f->path, NULL); /* another program's */
+	return f->b && f->plain ? 0 : -1;
+}
+
+static void fx_close(struct fx *f)
+{
+	sqlite3_close(f->a);
+	sqlite3_close(f->b);
+	sqlite3_close(f->plain);
+	if (f->dir)
+		th_rmrf(f->dir); /* frees it */
+}
+
+/*
+ * Each commit, of one row or of a few hundred (more than one buffer of
+ * frames), is whole for another connection of the VFS and for SQLite's
+ * own VFS the moment it returns, and for recovery from the files.
+ */
+static void test_commits_seen_at_once(void)
+{
+	struct fx f;
+	int i, n = 0, size;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 40; i++) {
+		size = i % 8 == 7 ? 150 : 1 + i % 3;
+		REQUIRE(insert(f.a, n, n + size) == SQLITE_OK);
+		n += size;
+		CHECK(good_rows(f.b) == n);
+		CHECK(good_rows(f.plain) == n);
+	}
+	CHECK(recovered_rows(f.dir, f.path) == n);
+	fx_close(&f);
+}
+
+/*
+ * A transaction larger than its connection's page cache writes frames
+ * before its commit (a spill) and writes some of them again in place
+ * (checksums then rewritten at the commit): recovery keeps every commit.
+ */
+static void test_spilled_commit_recovers(void)
+{
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(exec(f.a, "PRAGMA cache_size=8") == SQLITE_OK);
+	for (i = 0; i < 3; i++) {
+		REQUIRE(exec(f.a, "BEGIN") == SQLITE_OK);
+		REQUIRE(insert(f.a, i * 100, i * 100 + 100) == SQLITE_OK);
+		/* pages spilled already are changed again */
+		REQUIRE(exec(f.a, "UPDATE t SET v = v WHERE id % 7 = 0") ==
+			SQLITE_OK);
+		REQUIRE(exec(f.a, "COMMIT") == SQLITE_OK);
+		CHECK(good_rows(f.plain) == i * 100 + 100);
+	}
+	CHECK(recovered_rows(f.dir, f.path) == 300);
+	fx_close(&f);
+}
+
+/*
+ * A transaction that spilled frames and was rolled back leaves nothing
+ * gathered behind: another connection's commit then writes those offsets
+ * of the WAL, and a later call of the first connection must not write
+ * the abandoned frames over it.
+ */
+static void test_rolled_back_spill_leaves_nothing(void)
+{
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
+	/* the pages the rollback reads again are the database file's */
+	REQUIRE(sqlite3_wal_checkpoint_v2(f.a, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL) == SQLITE_OK);
+	REQUIRE(exec(f.a, "PRAGMA cache_size=8") == SQLITE_OK);
+	REQUIRE(exec(f.a, "BEGIN") == SQLITE_OK);
+	REQUIRE(insert(f.a, 1000, 1020) == SQLITE_OK); /* spills */
+	REQUIRE(exec(f.a, "ROLLBACK") == SQLITE_OK);
+	REQUIRE(insert(f.b, 5, 25) == SQLITE_OK);
+	/* the first connection reads (its WAL file is called again) */
+	CHECK(good_rows(f.a) == 25);
+	CHECK(good_rows(f.plain) == 25);
+	CHECK(sound(f.plain));
+	CHECK(recovered_rows(f.dir, f.path) == 25);
+	fx_close(&f);
+}
+
+/*
+ * A commit whose frames cannot be written (the file may not grow: a full
+ * disk) fails, as when SQLite wrote them itself, and leaves nothing of
+ * it for the others; gathered, the frames are written within the commit,
+ * not after it.
+ */
+static void test_failed_write_fails_commit(void)
+{
+	struct rlimit was, lim;
+	char wal[4200];
+	struct stat sb;
+	struct fx f;
+	int rc;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
+	snprintf(wal, sizeof(wal), "%s-wal", f.path);
+	REQUIRE(stat(wal, &sb) == 0);
+	REQUIRE(getrlimit(RLIMIT_FSIZE, &was) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = was;
+	lim.rlim_cur = (rlim_t)sb.st_size + 4096;
+	REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	rc = insert(f.a, 5, 15); /* ~10 frames: gathered whole */
+	REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
+	CHECK(rc != SQLITE_OK);
+	CHECK(sqlite3_get_autocommit(f.a));
+	CHECK(good_rows(f.b) == 5);
+	CHECK(good_rows(f.plain) == 5);
+	CHECK(insert(f.a, 5, 15) == SQLITE_OK);
+	CHECK(good_rows(f.plain) == 15);
+	CHECK(recovered_rows(f.dir, f.path) == 15);
+	fx_close(&f);
+}
+
+/*
+ * A checkpoint that restarts the WAL: the next commit writes the WAL's
+ * header again and frames from the start, over the old ones.
+ */
+static void test_restarted_wal(void)
+{
+	struct fx f;
+	int i;
+
+	REQUIRE(fx_open(&f) == 0);
+	for (i = 0; i < 4; i++) {
+		REQUIRE(insert(f.a, i * 30, i * 30 + 30) == SQLITE_OK);
+		REQUIRE(sqlite3_wal_checkpoint_v2(f.b, NULL,
+						  SQLITE_CHECKPOINT_RESTART,
+						  NULL, NULL) == SQLITE_OK);
+		REQUIRE(insert(f.b, 1000 + i, 1001 + i) == SQLITE_OK);
+		CHECK(good_rows(f.plain) == i * 31 + 31);
+	}
+	CHECK(recovered_rows(f.dir, f.path) == 124);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	RUN(test_commits_seen_at_once);
+	RUN(test_spilled_commit_recovers);
+	RUN(test_rolled_back_spill_leaves_nothing);
+	RUN(test_failed_write_fails_commit);
+	RUN(test_restarted_wal);
+	return th_report();
+}
