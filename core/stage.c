@@ -1,10 +1,10 @@
 /*
  * Stages: the files that uploads, mount writes, imports and encodes write
  * into under staging/<process>/, hashed (SHA-256) as the bytes pass, in
- * two threads of their own for big sequential writes. A finished stage is
- * synced and hashed; blob.c turns it into a blob. The staging directory of
- * each process is locked, so recovery never touches a live one (the
- * directories and recovery: staging.c).
+ * two threads of their own for big sequential writes (stage_pipe.c). A
+ * finished stage is synced and hashed; blob.c turns it into a blob. The
+ * staging directory of each process is locked, so recovery never touches
+ * a live one (the directories and recovery: staging.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "blob_i.h"
@@ -28,54 +27,8 @@
 #define WRITEBACK_CHUNK (8 << 20) /* start writeback this often */
 #define WRITEBACK_KEEP 3	  /* chunks of dirty cache kept (see below) */
 
-/*
- * Big sequential stages write and hash in two threads of their own: the
- * caller only copies the bytes into one of PIPE_SLOTS chunks and goes back
- * to receiving; a writer writes the chunks to the file (and paces the
- * writeback) while a hasher hashes them, in order. SHA-256 is the largest
- * single cost of an upload (about 0.7 s per GiB here), about as much as
- * receiving and writing together, so in a pipeline the three overlap.
- * Stages start inline and turn to the pipeline past PIPE_START bytes.
- */
-#define PIPE_CHUNK SFSI_PIPE_CHUNK
-#define PIPE_SLOTS SFSI_PIPE_SLOTS
+/* Stages start inline and turn to the pipeline (stage_pipe.c) past this. */
 #define PIPE_START (4 << 20)
-/*
- * A stage no thread reads while it is written (a daemon's upload, a local
- * mount's write; not a remote mount's, not one an S3 stream follows) has
- * its slots written around the page cache (O_DIRECT) where they are
- * aligned: the bytes go to the disk once, instead of into fresh
- * page-cache pages that the writeback below then writes and drops, which
- * cost the daemon a sixth of its CPU per GiB uploaded (1.96 -> 1.67 s;
- * fresh pages are dear on these VMs). The pipe's memory is aligned for
- * it, in huge pages (few segments per disk request), and every slot but
- * the first starts at an aligned offset. DIRECT_OFF: buffered writes.
- */
-#define DIRECT_ALIGN 4096
-#define DIRECT_OFF (-2)
-#define PIPE_MEM_ALIGN (2 << 20)
-
-enum { P_WRITER, P_HASHER, P_WORKERS };
-
-struct pipe {
-	pthread_t th[P_WORKERS];
-	int nth; /* threads started */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	char *mem; /* PIPE_SLOTS * PIPE_CHUNK */
-	int dfd;   /* the writer's O_DIRECT fd: -1 not open yet, DIRECT_OFF */
-	size_t len[PIPE_SLOTS];
-	unsigned head; /* slots handed over, [done[w], head) to do */
-	unsigned done[P_WORKERS];
-	size_t fill; /* bytes in slot head % PIPE_SLOTS */
-	int64_t seq; /* the filling slot's number (head without wrapping) */
-	int64_t off; /* where the filling slot's bytes go in the stage */
-	int stop;
-	struct sfs_stage *st; /* md and the file's offsets are the
-				 workers' while the pipe runs */
-	enum sfs_status wst;  /* the writer's first failure */
-	struct sfs_err werr;
-};
 
 static void stage_name(struct sfs_stage *st, char *out, size_t n,
 		       const char *suffix)
@@ -266,8 +219,8 @@ void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes)
 	st->limit = max_bytes > 0 ? max_bytes : INT64_MAX;
 }
 
-static enum sfs_status write_all(int fd, const void *data, size_t len,
-				 int64_t off, struct sfs_err *e)
+enum sfs_status sfsi_stage_write_all(int fd, const void *data, size_t len,
+				     int64_t off, struct sfs_err *e)
 {
 	const char *p = data;
 
@@ -310,7 +263,7 @@ static enum sfs_status write_all(int fd, const void *data, size_t len,
  * server sat idle). Its pages stay dirty until then, bounded by the
  * kernel's own dirty limits (past those it writes them as any file's).
  */
-static void writeback(struct sfs_stage *st, int drop)
+void sfsi_stage_writeback(struct sfs_stage *st, int drop)
 {
 	int64_t old;
 
@@ -334,329 +287,6 @@ static void writeback(struct sfs_stage *st, int drop)
 	st->dropped = old;
 }
 
-/* Spare pipeline buffers, so uploads reuse memory already touched. */
-static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *spare[2];
-
-static char *pipe_mem_get(void)
-{
-	char *m = NULL;
-	size_t i;
-
-	pthread_mutex_lock(&spare_mu);
-	for (i = 0; i < ARRAY_SIZE(spare) && !m; i++) {
-		m = spare[i];
-		spare[i] = NULL;
-	}
-	pthread_mutex_unlock(&spare_mu);
-	if (!m && posix_memalign((void **)&m, PIPE_MEM_ALIGN,
-				 (size_t)PIPE_SLOTS * PIPE_CHUNK))
-		m = NULL;
-	if (m)
-		madvise(m, (size_t)PIPE_SLOTS * PIPE_CHUNK, MADV_HUGEPAGE);
-	return m;
-}
-
-static void pipe_mem_put(char *m)
-{
-	size_t i;
-
-	pthread_mutex_lock(&spare_mu);
-	for (i = 0; i < ARRAY_SIZE(spare) && m; i++)
-		if (!spare[i]) {
-			spare[i] = m;
-			m = NULL;
-		}
-	pthread_mutex_unlock(&spare_mu);
-	free(m);
-}
-
-/* Up to len bytes of buf at off through the O_DIRECT fd: how many, or -1. */
-static ssize_t direct_write(struct pipe *p, const char *buf, size_t len,
-			    int64_t off)
-{
-	ssize_t n;
-
-	if (p->dfd == -1) {
-		p->dfd = open(p->st->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
-		if (p->dfd < 0)
-			p->dfd = DIRECT_OFF;
-	}
-	if (p->dfd < 0 || off % DIRECT_ALIGN || len % DIRECT_ALIGN ||
-	    (uintptr_t)buf % DIRECT_ALIGN)
-		return 0;
-	do
-		n = pwrite(p->dfd, buf, len, off);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == EINVAL) {
-		/* not on this file system: buffered from now on */
-		close(p->dfd);
-		p->dfd = DIRECT_OFF;
-		return 0;
-	}
-	return n;
-}
-
-/* A slot into the file: around the page cache where it can, the rest
- * through it (and its writeback). */
-static enum sfs_status slot_write(struct pipe *p, const char *buf, size_t len,
-				  struct sfs_err *e)
-{
-	struct sfs_stage *st = p->st;
-	ssize_t n = direct_write(p, buf, len, st->written);
-	enum sfs_status ret;
-
-	if (n < 0)
-		return sfsi_errno_status(e, errno, "writing the stage");
-	if (n > 0) {
-		/* on the disk: no cache to write back or drop below here */
-		st->written += n;
-		st->synced = st->written;
-		st->dropped = st->written;
-	}
-	if ((size_t)n == len)
-		return SFS_OK;
-	ret = write_all(st->fd, buf + n, len - (size_t)n, st->written, e);
-	if (ret)
-		return ret;
-	st->written += (int64_t)(len - (size_t)n);
-	writeback(st, 1);
-	return SFS_OK;
-}
-
-static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
-				 int failed, struct sfs_err *e)
-{
-	struct sfs_stage *st = p->st;
-	const char *buf = p->mem + (size_t)slot * PIPE_CHUNK;
-	enum sfs_status ret;
-
-	if (w == P_HASHER) {
-		if (!st->crc_only)
-			EVP_DigestUpdate(st->md, buf, p->len[slot]);
-		st->crc = sfsi_crc32c(st->crc, buf, p->len[slot]);
-		return SFS_OK;
-	}
-	if (failed)
-		return SFS_OK; /* the stage is lost anyway: just drain */
-	ret = slot_write(p, buf, p->len[slot], e);
-	if (ret)
-		return ret;
-	sfsi_stage_followers(st, st->written, 0);
-	return SFS_OK;
-}
-
-struct worker_arg {
-	struct pipe *p;
-	int w;
-};
-
-static void *pipe_worker(void *arg)
-{
-	struct worker_arg *a = arg;
-	struct pipe *p = a->p;
-	struct sfs_err e;
-	enum sfs_status ret;
-	int w = a->w, failed;
-	unsigned slot;
-
-	free(a);
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (p->done[w] == p->head && !p->stop)
-			pthread_cond_wait(&p->cv, &p->mu);
-		if (p->done[w] == p->head)
-			break;
-		slot = p->done[w] % PIPE_SLOTS;
-		failed = p->wst != SFS_OK;
-		pthread_mutex_unlock(&p->mu);
-		sfs_err_init(&e);
-		ret = pipe_work(p, w, slot, failed, &e);
-		pthread_mutex_lock(&p->mu);
-		if (ret && !p->wst) {
-			p->wst = ret;
-			p->werr = e;
-		}
-		p->done[w]++;
-		pthread_cond_broadcast(&p->cv);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-/* Slots handed over that some worker has not done yet. */
-static unsigned pipe_lag(const struct pipe *p)
-{
-	unsigned w = p->head - p->done[P_WRITER];
-	unsigned h = p->head - p->done[P_HASHER];
-
-	return w > h ? w : h;
-}
-
-static void pipe_free(struct pipe *p)
-{
-	sfsi_stage_slots_close(p->st, p->mem);
-	if (p->dfd >= 0)
-		close(p->dfd);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
-	pipe_mem_put(p->mem);
-	free(p);
-}
-
-/* Stop the workers once they have done every slot handed over. */
-static void pipe_join(struct pipe *p)
-{
-	int i;
-
-	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	for (i = 0; i < p->nth; i++)
-		pthread_join(p->th[i], NULL);
-}
-
-/* Start the workers; on failure the stage just stays inline. */
-static void pipe_start(struct sfs_stage *st)
-{
-	struct pipe *p = calloc(1, sizeof(*p));
-	struct worker_arg *a;
-	int w;
-
-	if (!p)
-		return;
-	p->st = st;
-	p->off = st->size; /* what came before is in the file */
-	p->dfd = st->s->ops || st->stream ? DIRECT_OFF : -1;
-	p->mem = pipe_mem_get();
-	if (!p->mem || pthread_mutex_init(&p->mu, NULL)) {
-		free(p->mem);
-		free(p);
-		return;
-	}
-	if (pthread_cond_init(&p->cv, NULL)) {
-		pthread_mutex_destroy(&p->mu);
-		pipe_mem_put(p->mem);
-		free(p);
-		return;
-	}
-	for (w = 0; w < P_WORKERS; w++) {
-		a = malloc(sizeof(*a));
-		if (!a)
-			break;
-		a->p = p;
-		a->w = w;
-		if (pthread_create(&p->th[w], NULL, pipe_worker, a)) {
-			free(a);
-			break;
-		}
-		p->nth++;
-	}
-	if (p->nth < P_WORKERS) {
-		/* nothing was handed over: the stage is as it was */
-		pipe_join(p);
-		pipe_free(p);
-		return;
-	}
-	sfsi_stage_slots_open(st, p->mem);
-	st->pipe = p;
-}
-
-/* Hand the filling slot over; then wait for the next one to be free. */
-static void pipe_push(struct pipe *p)
-{
-	struct sfs_stage *st = p->st;
-	unsigned slot = p->head % PIPE_SLOTS;
-
-	if (!p->fill)
-		return;
-	p->len[slot] = p->fill;
-	/* what the slot holds, for followers, before any worker has it */
-	sfsi_stage_slot_handed(st, slot, p->seq++, p->off, p->fill);
-	p->off += (int64_t)p->fill;
-	p->fill = 0;
-	pthread_mutex_lock(&p->mu);
-	p->head++;
-	pthread_cond_broadcast(&p->cv);
-	while (pipe_lag(p) >= PIPE_SLOTS)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-	sfsi_stage_slot_reusable(st, p->head % PIPE_SLOTS, p->seq);
-}
-
-static enum sfs_status pipe_status(struct pipe *p, struct sfs_err *e)
-{
-	enum sfs_status ret;
-
-	pthread_mutex_lock(&p->mu);
-	ret = p->wst;
-	if (ret && e)
-		*e = p->werr;
-	pthread_mutex_unlock(&p->mu);
-	return ret;
-}
-
-/* Everything handed over is in the file (hashing may go on). */
-static enum sfs_status pipe_sync(struct sfs_stage *st, struct sfs_err *e)
-{
-	struct pipe *p = st->pipe;
-
-	pipe_push(p);
-	pthread_mutex_lock(&p->mu);
-	while (p->done[P_WRITER] != p->head)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-	return pipe_status(p, e);
-}
-
-/*
- * Back to inline: everything buffered written and hashed, the workers
- * joined, st->md holding the hash of all bytes so far. Called before any
- * other use of the file (pwrite, truncate, finish, free).
- */
-static enum sfs_status pipe_end(struct sfs_stage *st, struct sfs_err *e)
-{
-	struct pipe *p = st->pipe;
-	enum sfs_status ret;
-
-	if (!p)
-		return SFS_OK;
-	pipe_push(p);
-	pipe_join(p);
-	ret = pipe_status(p, e);
-	pipe_free(p);
-	st->pipe = NULL;
-	/* the writer wrote at offsets: later appends go at the end */
-	if (!ret && lseek(st->fd, st->written, SEEK_SET) < 0)
-		ret = sfsi_errno_status(e, errno, "seeking the stage");
-	return ret;
-}
-
-static enum sfs_status pipe_write(struct sfs_stage *st, const char *data,
-				  size_t len, struct sfs_err *e)
-{
-	struct pipe *p = st->pipe;
-	size_t n, cap;
-
-	while (len) {
-		/* a full slot ends at an aligned offset (DIRECT_ALIGN) */
-		cap = PIPE_CHUNK - (size_t)(p->off % DIRECT_ALIGN);
-		n = cap - p->fill;
-		if (n > len)
-			n = len;
-		memcpy(p->mem + (size_t)(p->head % PIPE_SLOTS) * PIPE_CHUNK +
-			       p->fill,
-		       data, n);
-		p->fill += n;
-		data += n;
-		len -= n;
-		if (p->fill == cap)
-			pipe_push(p);
-	}
-	return pipe_status(p, e);
-}
-
 enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 				size_t len, struct sfs_err *e)
 {
@@ -673,18 +303,18 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		stream_start(st); /* may set follow_mem */
 	}
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
-		pipe_start(st);
+		sfsi_stage_pipe_start(st);
 	if (st->pipe) {
-		ret = pipe_write(st, data, len, e);
+		ret = sfsi_stage_pipe_write(st, data, len, e);
 		if (ret)
 			return ret;
 		st->size += (int64_t)len;
 		return SFS_OK;
 	}
 	if (st->random)
-		ret = write_all(st->fd, data, len, st->size, e);
+		ret = sfsi_stage_write_all(st->fd, data, len, st->size, e);
 	else
-		ret = write_all(st->fd, data, len, -1, e);
+		ret = sfsi_stage_write_all(st->fd, data, len, -1, e);
 	if (ret)
 		return ret;
 	if (!st->random && !st->crc_only)
@@ -696,7 +326,7 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	if (!st->random)
 		sfsi_stage_followers(st, st->written, 0);
 	/* a random stage is read back to hash it: keep its cache */
-	writeback(st, !st->random);
+	sfsi_stage_writeback(st, !st->random);
 	return SFS_OK;
 }
 
@@ -716,12 +346,12 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 	if (!st->random && off == st->size)
 		return sfs_stage_write(st, data, len, e);
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
-	ret = pipe_end(st, e);
+	ret = sfsi_stage_pipe_end(st, e);
 	if (ret)
 		return ret;
 	st->random = 1;
 	sfsi_stage_followers(st, 0, 1);
-	ret = write_all(st->fd, data, len, off, e);
+	ret = sfsi_stage_write_all(st->fd, data, len, off, e);
 	if (ret)
 		return ret;
 	if (off + (int64_t)len > st->size)
@@ -735,7 +365,7 @@ enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 {
 	size_t done = 0;
 	/* the bytes still buffered go to the file; hashing goes on */
-	enum sfs_status ret = st->pipe ? pipe_sync(st, e) : SFS_OK;
+	enum sfs_status ret = st->pipe ? sfsi_stage_pipe_sync(st, e) : SFS_OK;
 
 	if (ret)
 		return ret;
@@ -772,7 +402,7 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 	if (size == st->size)
 		return SFS_OK;
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
-	ret = pipe_end(st, e);
+	ret = sfsi_stage_pipe_end(st, e);
 	if (ret)
 		return ret;
 	if (ftruncate(st->fd, size) < 0)
@@ -894,7 +524,7 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 
 	if (st->hashed)
 		return SFS_OK;
-	ret = pipe_end(st, e);
+	ret = sfsi_stage_pipe_end(st, e);
 	if (ret)
 		return ret;
 	if (st->random) {
@@ -980,7 +610,7 @@ void sfs_stage_free(struct sfs_stage *st)
 		return;
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
 	if (st->pipe)
-		(void)pipe_end(st, NULL);
+		(void)sfsi_stage_pipe_end(st, NULL);
 	stream_free(st);
 	if (st->linked)
 		sfsi_blob_unlink_uncommitted(st);

@@ -3,9 +3,9 @@
  * while it is written (the S3 backend's multipart upload, a remote
  * mount's stream of new content). They wait for bytes in the file, and
  * one that reads from memory (follow_mem) copies what the pipe's slots
- * still hold (stage.c's pipe publishes them here) and reads the file for
- * what the pipe filled again before it came: it never holds the writer
- * back (sfsi_stage_slot_reusable).
+ * still hold (the pipe of stage_pipe.c publishes them here) and reads the
+ * file for what the pipe filled again before it came: it never holds the
+ * writer back (sfsi_stage_slot_reusable).
  */
 #include <errno.h>
 #include <pthread.h>

@@ -1,5 +1,6 @@
 /*
- * The stage struct, shared by the staging (stage.c; its directories in
+ * The stage struct, shared by the staging (stage.c; its pipe in
+ * stage_pipe.c, its followers in stage_follow.c, its directories in
  * staging.c) and the blob store (blob.c) that links finished stages into
  * blobs/.
  */
@@ -14,7 +15,7 @@
 
 struct pipe;
 
-/* Slots of a pipe (stage.c): what a follower may read from memory. */
+/* Slots of a pipe (stage_pipe.c): what a follower may read from memory. */
 #define SFSI_PIPE_SLOTS 6
 #define SFSI_PIPE_CHUNK (1 << 20)
 /* sfs_stage.alone: not known before the begin looks (blob.c) */
@@ -126,8 +127,8 @@ void sfsi_stage_follow_detach(struct sfs_stage *st);
 int sfsi_stage_complete(struct sfs_stage *st);
 
 /*
- * The writer's side (stage.c; stage_follow.c): `written` bytes are in the
- * file, `end`: no more will come. The pipe's memory mem shown to
+ * The writer's side (stage.c, stage_pipe.c; stage_follow.c): `written` bytes
+ * are in the file, `end`: no more will come. The pipe's memory mem shown to
  * followers (slots_open) and taken back once no follower copies from it
  * (slots_close); slot i handed to the pipe's workers as number seq,
  * holding [off, off + len); slot i about to be filled again as number
@@ -143,6 +144,32 @@ void sfsi_stage_slot_handed(struct sfs_stage *st, unsigned i, int64_t seq,
 			    int64_t off, size_t len);
 void sfsi_stage_slot_reusable(struct sfs_stage *st, unsigned i, int64_t seq);
 int64_t sfsi_stage_follower_at(struct sfs_stage *st);
+
+/*
+ * The stage's pipe (stage_pipe.c), for big sequential stages: start the
+ * writer and hasher threads (on failure the stage just stays inline);
+ * append (the pipe's first failure, once the bytes are handed over);
+ * sync: everything handed over is in the file (hashing may go on); end:
+ * back to inline, everything written and hashed, the threads joined,
+ * st->md holding the hash of all bytes so far (before any other use of
+ * the file: pwrite, truncate, finish, free; SFS_OK without a pipe).
+ */
+void sfsi_stage_pipe_start(struct sfs_stage *st);
+enum sfs_status sfsi_stage_pipe_write(struct sfs_stage *st, const char *data,
+				      size_t len,
+				      struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_stage_pipe_sync(struct sfs_stage *st,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_stage_pipe_end(struct sfs_stage *st, struct sfs_err *e);
+/*
+ * For the pipe's writer (stage.c): len bytes at off (-1: at the file's
+ * position) into fd, all of them or a failure; the writeback of what is
+ * written (drop: and its pages dropped once on the disk).
+ */
+enum sfs_status sfsi_stage_write_all(int fd, const void *data, size_t len,
+				     int64_t off,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+void sfsi_stage_writeback(struct sfs_stage *st, int drop);
 
 /* Hash the stage if not yet done (no more writes after it). */
 enum sfs_status sfsi_stage_hash(struct sfs_stage *st,
