@@ -189,8 +189,9 @@ static enum sfs_status expired(struct sfs_err *e, const char *why)
 
 enum sfs_status sfs_changes_since(struct sfs_store *s,
 				  const struct sfs_actor *a, int64_t cursor,
-				  int limit, sfs_change_visit fn, void *arg,
-				  int64_t *next, int *more, struct sfs_err *e)
+				  int limit, int64_t skip, sfs_change_visit fn,
+				  void *arg, int64_t *next, int *more,
+				  struct sfs_err *e)
 {
 	struct items l = { 0 };
 	struct sfs_change c;
@@ -249,6 +250,8 @@ out:
 		struct sfs_err fe;
 		enum sfs_status fst;
 
+		if (skip && l.v[i].origin == skip)
+			continue;
 		memset(&c, 0, sizeof(c));
 		c.seq = l.v[i].seq;
 		c.origin = l.v[i].origin;
@@ -290,5 +293,46 @@ enum sfs_status sfs_changes_cursor(struct sfs_store *s,
 	ret = sfsi_need_scope(a, SFS_SCOPE_READ, e);
 	if (!ret)
 		ret = sfs_store_change_seq(s, cursor, e);
+	return ret;
+}
+
+enum sfs_status sfs_changes_origin_after(struct sfs_store *s, int64_t after,
+					 int64_t *seq, int64_t *origin,
+					 struct sfs_err *e)
+{
+	struct db *d = NULL;
+	struct db_stmt *st = NULL;
+	enum sfs_status ret;
+
+	*seq = after;
+	*origin = 0;
+	ret = sfsi_db_get(s, &d, e);
+	if (ret)
+		return ret;
+	/* one pass over the rows after `after` (the seq's index) */
+	st = sfsi_db_prep(
+		d,
+		"SELECT max(seq), min(origin), max(origin),"
+		" count(*) - count(origin) FROM change WHERE seq > ?1",
+		e);
+	if (!st) {
+		ret = SFS_IO;
+		goto out;
+	}
+	sfsi_db_bind_int(st, 1, after);
+	if (sfsi_db_step(st, e) != 1) {
+		ret = SFS_IO;
+		goto out;
+	}
+	if (!sfsi_db_col_null(st, 0)) {
+		*seq = sfsi_db_col_int(st, 0);
+		if (!sfsi_db_col_int(st, 3) &&
+		    sfsi_db_col_int(st, 1) == sfsi_db_col_int(st, 2))
+			*origin = sfsi_db_col_int(st, 1);
+	}
+out:
+	if (st)
+		sfsi_db_reset(st);
+	sfsi_db_put(d);
 	return ret;
 }

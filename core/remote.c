@@ -674,6 +674,7 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 
 enum sfs_status sfsi_remote_changes_obj(struct sfs_remote *r,
 					const char *cursor, int timeout_s,
+					int others,
 					void (*fn)(void *arg, json_t *change),
 					void *arg, char *next, size_t size,
 					int *more, struct sfs_err *e)
@@ -693,8 +694,8 @@ enum sfs_status sfsi_remote_changes_obj(struct sfs_remote *r,
 		return sfs_errf(e, SFS_INVALID, SFS_R_NONE, "a bad cursor");
 	if (cursor)
 		snprintf(path, sizeof(path),
-			 API "/changes?cursor=%s&timeout=%d", cursor,
-			 timeout_s);
+			 API "/changes?cursor=%s&timeout=%d%s", cursor,
+			 timeout_s, others ? "&skipOwn=true" : "");
 	else
 		snprintf(path, sizeof(path), API "/changes");
 	st = request(r, "GET", path, -1, 0, NULL, timeout_s + r->timeout_s + 5,
@@ -749,7 +750,7 @@ sfs_remote_changes(struct sfs_remote *r, const char *cursor, int timeout_s,
 	struct as_text t = { .fn = fn, .arg = arg };
 	enum sfs_status st;
 
-	st = sfsi_remote_changes_obj(r, cursor, timeout_s, change_text, &t,
+	st = sfsi_remote_changes_obj(r, cursor, timeout_s, 0, change_text, &t,
 				     next, size, more, e);
 	if (!st && t.failed)
 		st = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");

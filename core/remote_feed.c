@@ -4,8 +4,11 @@
  * the server reports - a file (its number, its directory) or a directory
  * whose entries changed - then writes an eventfd, on which the mount's
  * poller sleeps (sfs_store_change_fd). An idle mount costs one pending
- * request. A cursor the server no longer knows (410) queues "everything
- * below /"; a server gone is asked again after 1, 2, 4, 8 s and every 8 s.
+ * request. The poll asks for others' changes only (skipOwn): the mount's
+ * own writes answer none of its polls (their answers told the mount's
+ * cache already). A cursor the server no longer knows (410) queues
+ * "everything below /"; a server gone is asked again after 1, 2, 4, 8 s
+ * and every 8 s.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,11 +26,11 @@
 #define POLL_S 25
 #define QUEUE_MAX 4096
 /*
- * After an answer of this store's own changes only, the next poll waits
- * this long: a burst of the mount's own writes (each answered by a poll
- * at once) costs the server a poll per OWN_GAP_MS, not two per file;
- * others' changes meanwhile come with the next poll (the cursor keeps
- * them), that much later.
+ * After an answer of this store's own changes only (a server that does
+ * not know skipOwn), the next poll waits this long: a burst of the mount's own
+ * writes (each answered by a poll at once) costs the server a poll per
+ * OWN_GAP_MS, not two per file; others' changes meanwhile come with the next
+ * poll (the cursor keeps them), that much later.
  */
 #define OWN_GAP_MS 50
 
@@ -151,8 +154,8 @@ static void *feed(void *arg)
 		pthread_mutex_unlock(&f->mu);
 		f->own = f->others = 0;
 		st = sfsi_remote_changes_obj(
-			f->r, f->cursor[0] ? f->cursor : NULL, POLL_S, on_json,
-			f, next, sizeof(next), &more, &e);
+			f->r, f->cursor[0] ? f->cursor : NULL, POLL_S, 1,
+			on_json, f, next, sizeof(next), &more, &e);
 		if (st == SFS_GONE) {
 			/* too old a cursor: a new one, and all of / again */
 			f->cursor[0] = '\0';
@@ -207,7 +210,7 @@ enum sfs_status sfsi_rfeed_start(struct sfs_store *s, struct sfs_remote *r,
 	pthread_mutex_init(&f->mu, NULL);
 	/* the cursor of now, before anything is listed */
 	st = f->q && f->efd >= 0
-		     ? sfsi_remote_changes_obj(r, NULL, 0, on_json, f, next,
+		     ? sfsi_remote_changes_obj(r, NULL, 0, 1, on_json, f, next,
 					       sizeof(next), &more, e)
 		     : sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	if (!st) {

@@ -569,13 +569,14 @@ enum sfs_status sfsi_remote_file_decode_obj(struct json_t *o,
 					    struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * sfs_remote_changes with fn given each change's parsed object
- * (borrowed: valid during the call), not its text parsed again.
+ * (borrowed: valid during the call), not its text parsed again; with
+ * others set, only changes made with another origin than this client's
+ * (skipOwn: a long poll goes on waiting past the client's own).
  */
-enum sfs_status
-sfsi_remote_changes_obj(struct sfs_remote *r, const char *cursor, int timeout_s,
-			void (*fn)(void *arg, struct json_t *change), void *arg,
-			char *next, size_t size, int *more,
-			struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_remote_changes_obj(
+	struct sfs_remote *r, const char *cursor, int timeout_s, int others,
+	void (*fn)(void *arg, struct json_t *change), void *arg, char *next,
+	size_t size, int *more, struct sfs_err *e) SFS_MUST_CHECK;
 /* A file's JSON into out, numbered (its ino) and with its permission. */
 enum sfs_status sfsi_remote_file_json(struct sfs_store *s, const char *json,
 				      size_t len, struct sfs_file *out,

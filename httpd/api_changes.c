@@ -11,6 +11,14 @@
  * also resumes each poll at its deadline. A resumed poll runs its handler
  * again (libmicrohttpd calls it once more), reads its changes and answers,
  * or waits again when none of the new rows were for its caller.
+ *
+ * A poll that asks for others' changes only (skipOwn) is not resumed for
+ * its own client's: when every change since the watcher's last look
+ * carries the poll's origin, its cursor moves past them where it waits.
+ * After a look that resumed nothing for that reason the watcher looks
+ * again OWN_GAP_MS later at the soonest: a client's burst of uploads
+ * costs a look per gap, not one per upload, and others' changes meanwhile
+ * come that much later.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,6 +38,7 @@
 #define LIMIT_DEFAULT 1000
 /* the watcher looks at the sequence at least this often without a futex */
 #define NO_GEN_POLL_MS 1000
+#define OWN_GAP_MS 50
 
 struct changes_wait {
 	struct changes_wait *prev, *next; /* in the waiting room (lock) */
@@ -37,6 +46,7 @@ struct changes_wait {
 	int listed;
 	int64_t cursor;	     /* what the poll has looked at so far */
 	int64_t deadline_ms; /* monotonic */
+	int64_t skip;	     /* the origin whose changes it does not want */
 	int limit;
 };
 
@@ -49,6 +59,9 @@ static struct {
 	int n;
 	int64_t seq; /* the change sequence the watcher last read */
 	int fresh;   /* seq was read since the room was last empty */
+	/* the one origin of the changes after `from` up to seq, or 0 */
+	int64_t from, origin;
+	int skipped; /* the last look passed polls over for their own */
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* Take a poll out of the room and let libmicrohttpd run it again (lock). */
@@ -62,29 +75,71 @@ static void fire(struct changes_wait *w)
 	MHD_resume_connection(w->r->conn);
 }
 
+/*
+ * Whether the changes a poll has not seen are all its own client's and
+ * it wants others' only (lock): they are after W.from, made by W.origin.
+ */
+static int only_own(const struct changes_wait *w)
+{
+	return w->skip && w->skip == W.origin && w->cursor >= W.from;
+}
+
 /* Resume the polls behind seq and those whose time is up (lock). */
 static int64_t fire_due(int64_t t)
 {
 	struct changes_wait *w, *nx;
 	int64_t nearest = INT64_MAX;
+	int fired = 0, skipped = 0;
 
 	for (w = W.head.next; w != &W.head; w = nx) {
 		nx = w->next;
+		if (W.fresh && w->cursor < W.seq && !W.stopping &&
+		    w->deadline_ms > t && only_own(w)) {
+			w->cursor = W.seq;
+			skipped++;
+		}
 		if ((W.fresh && w->cursor < W.seq) || w->deadline_ms <= t ||
-		    W.stopping)
+		    W.stopping) {
 			fire(w);
-		else if (w->deadline_ms < nearest)
+			fired++;
+		} else if (w->deadline_ms < nearest) {
 			nearest = w->deadline_ms;
+		}
 	}
+	W.skipped = skipped && !fired;
 	return nearest;
+}
+
+/*
+ * Read the change sequence (no lock). While it follows (fresh), only the
+ * changes after the last one read are looked at, with their origin.
+ */
+static int read_seq_now(int64_t *seq, int64_t *from, int64_t *origin)
+{
+	struct sfs_err e;
+	enum sfs_status st;
+
+	sfs_err_init(&e);
+	*origin = 0;
+	pthread_mutex_lock(&W.mu);
+	*from = W.fresh ? W.seq : 0;
+	pthread_mutex_unlock(&W.mu);
+	if (*from > 0)
+		st = sfs_changes_origin_after(g_httpd.store, *from, seq, origin,
+					      &e);
+	else
+		st = sfs_store_change_seq(g_httpd.store, seq, &e);
+	if (st)
+		sfs_warn("changes", "cannot read the change sequence: %s",
+			 e.message);
+	return st ? -1 : 0;
 }
 
 static void *watcher(void *arg)
 {
-	struct sfs_err e;
 	uint64_t gen, g;
-	int64_t nearest, seq, t;
-	int wait_ms, read_seq;
+	int64_t nearest, seq, t, from, origin;
+	int wait_ms, read_seq, gap;
 
 	(void)arg;
 	gen = sfs_store_data_gen(g_httpd.store);
@@ -98,7 +153,14 @@ static void *watcher(void *arg)
 		read_seq = !W.fresh;
 		t = sfs_mono_ns() / 1000000;
 		nearest = fire_due(t);
+		gap = W.skipped;
 		pthread_mutex_unlock(&W.mu);
+		if (gap && !read_seq) {
+			struct timespec ts = { 0, OWN_GAP_MS * 1000000L };
+
+			nanosleep(&ts, NULL);
+			t = sfs_mono_ns() / 1000000;
+		}
 		if (!read_seq) {
 			wait_ms = nearest == INT64_MAX	? 60000
 				  : nearest - t > 60000 ? 60000
@@ -111,14 +173,12 @@ static void *watcher(void *arg)
 			gen = g;
 		}
 		seq = -1;
-		sfs_err_init(&e);
-		if (read_seq && sfs_store_change_seq(g_httpd.store, &seq, &e))
-			sfs_warn("changes",
-				 "cannot read the change sequence: "
-				 "%s",
-				 e.message);
+		if (read_seq && read_seq_now(&seq, &from, &origin))
+			seq = -1;
 		pthread_mutex_lock(&W.mu);
 		if (seq >= 0) {
+			W.from = from;
+			W.origin = from > 0 ? origin : 0;
 			if (seq > W.seq)
 				W.seq = seq;
 			W.fresh = 1;
@@ -301,6 +361,7 @@ static enum MHD_Result start(struct req *r, int *answered)
 	int64_t cursor = -1, timeout = 0, limit = LIMIT_DEFAULT;
 	struct feed f = { 0 };
 	struct sfs_err e;
+	int skip_own = 0;
 
 	sfs_err_init(&e);
 	*answered = 1;
@@ -310,7 +371,8 @@ static enum MHD_Result start(struct req *r, int *answered)
 				    "'cursor' must be a cursor this "
 				    "endpoint gave");
 	if (int_arg(r, "timeout", 0, TIMEOUT_MAX_S, &timeout, &e) ||
-	    int_arg(r, "limit", 1, SFS_CHANGES_LIMIT_MAX, &limit, &e))
+	    int_arg(r, "limit", 1, SFS_CHANGES_LIMIT_MAX, &limit, &e) ||
+	    req_bool_arg(r, "skipOwn", &skip_own, &e))
 		return respond_err(r, &e);
 	if (cursor < 0) {
 		/* no cursor: the cursor of now, to list the tree after */
@@ -328,6 +390,8 @@ static enum MHD_Result start(struct req *r, int *answered)
 	r->wait->r = r;
 	r->wait->cursor = cursor;
 	r->wait->limit = (int)limit;
+	/* without an origin, no change is the caller's own */
+	r->wait->skip = skip_own ? req_origin(r) : 0;
 	r->wait->deadline_ms = sfs_mono_ns() / 1000000 + timeout * 1000;
 	*answered = 0;
 	return MHD_YES;
@@ -356,8 +420,8 @@ enum MHD_Result api_changes_get(struct req *r)
 		f.failed = sfs_buf_grow(&f.b, 4096) ||
 			   sfs_buf_adds(&f.b, "{\"changes\":[");
 		if (sfs_changes_since(g_httpd.store, &r->actor, w->cursor,
-				      w->limit, add_change, &f, &next, &more,
-				      &e)) {
+				      w->limit, w->skip, add_change, &f, &next,
+				      &more, &e)) {
 			sfs_buf_release(&f.b);
 			return respond_err(r, &e);
 		}

@@ -52,16 +52,28 @@ typedef int (*sfs_change_visit)(void *arg, const struct sfs_change *c);
  * The changes after `cursor` the actor may see, at most `limit` rows of
  * the store's feed (1..SFS_CHANGES_LIMIT_MAX) looked at; *next is the
  * cursor to ask with next time (past the rows looked at, seen or not)
- * and *more 1 when rows beyond those wait. Read scope. SFS_GONE
+ * and *more 1 when rows beyond those wait. A change whose origin is
+ * `skip` (not 0) is passed over, its file not even loaded: a client's
+ * own changes, when it asks for others' only. Read scope. SFS_GONE
  * (SFS_R_CURSOR_EXPIRED) when the cursor is older than the rows kept or
  * newer than the store's last change (another store's): start again from
  * sfs_changes_cursor and list the tree.
  */
 enum sfs_status sfs_changes_since(struct sfs_store *s,
 				  const struct sfs_actor *a, int64_t cursor,
-				  int limit, sfs_change_visit fn, void *arg,
-				  int64_t *next, int *more,
+				  int limit, int64_t skip, sfs_change_visit fn,
+				  void *arg, int64_t *next, int *more,
 				  struct sfs_err *e) SFS_MUST_CHECK;
+
+/*
+ * The store's last change after `after` (*seq; `after` when there is
+ * none) and the origin every change in between carries (*origin; 0 when
+ * there is none, or more than one, or one without). For a long poll's
+ * watcher: changes all made by the poll's own client need not wake it.
+ */
+enum sfs_status sfs_changes_origin_after(struct sfs_store *s, int64_t after,
+					 int64_t *seq, int64_t *origin,
+					 struct sfs_err *e) SFS_MUST_CHECK;
 
 /* The cursor of now: every change so far is before it. Read scope. */
 enum sfs_status sfs_changes_cursor(struct sfs_store *s,

@@ -6,6 +6,7 @@ changes show at once, and a server without a feed is asked again after
 a short time. The feed tells a client its own changes by the origin it
 sends (X-Speechfs-Origin). Requests are counted by the daemon's
 /metrics."""
+import concurrent.futures
 import json
 import os
 import re
@@ -329,6 +330,106 @@ def test_feed_tells_a_client_its_own_changes(srv):
     assert [x.get("own") for x in ch if x.get("fileId") == b] == [True]
     ch = feed(other, cur)["changes"]
     assert [x.get("own") for x in ch if x.get("fileId") == b] == [None]
+
+
+def waiting_polls(dm):
+    m = re.search(r"^speechfs_http_changes_waiting (\d+)$",
+                  requests.get(dm.base + "/metrics", timeout=10).text, re.M)
+    return int(m.group(1))
+
+
+def test_feed_skip_own_leaves_a_client_s_own_changes_out(srv):
+    """skipOwn=true: the changes made with the request's origin are left
+    out (not one made by others too), the cursor moves past them, and a
+    long poll goes on waiting through them until another client's change
+    comes (answered with that one only) or its time is up (answered with
+    nothing and the cursor past them). Without an origin nothing is the
+    caller's own; a value not a boolean is 400."""
+    dm, key = srv
+    h = {"X-API-Key": key}
+    mine = dict(h, **{"X-Speechfs-Origin": "4242"})
+    other = dict(h, **{"X-Speechfs-Origin": "77"})
+
+    def post(headers, name):
+        r = requests.post(dm.base + FILES, headers=headers,
+                          files={"file": (name + ".wav", b"RIFF " +
+                                          name.encode())},
+                          data={"name": name, "path": "/so/"}, timeout=30)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def feed(headers, since, **params):
+        r = requests.get(dm.base + API + "/changes", headers=headers,
+                         params={"cursor": since, "skipOwn": "true",
+                                 **params}, timeout=150)
+        assert r.ok, r.text
+        return r.json()
+
+    def ids(j):
+        return [x["fileId"] for x in j["changes"] if x["type"] == "file"]
+
+    cur = requests.get(dm.base + API + "/changes", headers=h,
+                       timeout=30).json()["cursor"]
+    a = post(mine, "a")
+    b = post(other, "b")
+    c = post(mine, "c")
+    r = requests.patch(dm.base + FILES + "/" + c, headers=other,
+                       json={"name": "c2"}, timeout=30)
+    assert r.ok, r.text
+    whole = feed(h, cur, skipOwn="false")
+    assert set(ids(whole)) == {a, b, c}
+    j = feed(mine, cur)
+    assert ids(j) == [b, c] and j["cursor"] == whole["cursor"], j
+    assert [x for x in j["changes"] if "own" in x] == [], j
+    assert feed(other, cur)["changes"] == [
+        x for x in whole["changes"] if x.get("fileId") != b]
+    assert set(ids(feed(h, cur))) == {a, b, c}    # no origin: nothing own
+    cur = whole["cursor"]
+    # a long poll waits past its own client's changes
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(feed, mine, cur, timeout="100")
+        assert eventually(lambda: waiting_polls(dm) == 1)
+        own = [post(mine, "d%d" % i) for i in range(3)]
+        theirs = post(other, "e")
+        j = fut.result(timeout=60)
+    assert ids(j) == [theirs], j
+    assert not set(own) & set(ids(feed(mine, cur)))
+    # its time up, only own changes came: nothing, and the cursor past
+    cur = j["cursor"]
+    post(mine, "f")
+    j = feed(mine, cur, timeout="1")
+    assert j["changes"] == [] and int(j["cursor"]) > int(cur), j
+    assert feed(mine, j["cursor"])["changes"] == []
+    r = requests.get(dm.base + API + "/changes", headers=mine,
+                     params={"cursor": cur, "skipOwn": "maybe"}, timeout=30)
+    assert r.status_code == 400 and "skipOwn" in r.text, r.text
+
+
+def test_a_mount_s_own_writes_do_not_answer_its_feed(srv):
+    """The mount's long poll asks for others' changes only: a burst of its
+    own writes answers none of its polls (before, each write answered
+    one, and the mount decoded its own files), and another client's
+    change still shows in the mount."""
+    dm, key = srv
+    upload(dm, key, "a", "/burst/")
+    m = RemoteMount(dm.base, key)
+    try:
+        d = m.path("burst")
+        assert os.listdir(d) == ["a.wav"]
+        assert eventually(lambda: waiting_polls(dm) == 1)
+        before = settled_count(dm, "changes")
+        assert before >= 1         # its first request: the cursor of now
+        t0 = time.monotonic()
+        for i in range(30):
+            m.path("burst", "n%02d.txt" % i).write_bytes(b"n%d" % i)
+        n = settled_count(dm, "changes") - before
+        # (a poll's own time, 25 s, may end meanwhile on a slow machine)
+        assert n == 0 or time.monotonic() - t0 > 20, n
+        upload(dm, key, "b", "/burst/")
+        assert eventually(lambda: "b.wav" in os.listdir(d))
+        assert len(os.listdir(d)) == 32
+    finally:
+        m.stop()
 
 
 def test_without_a_feed_the_cache_expires(store):

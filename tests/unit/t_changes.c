@@ -93,7 +93,7 @@ static enum sfs_status feed(struct fx *f, const struct sfs_actor *a,
 
 	memset(w, 0, sizeof(*w));
 	sfs_err_init(&e);
-	st = sfs_changes_since(f->s, a, *cur, limit, note, w, &next, &m, &e);
+	st = sfs_changes_since(f->s, a, *cur, limit, 0, note, w, &next, &m, &e);
 	if (!st)
 		*cur = next;
 	if (more)
@@ -173,6 +173,57 @@ static void test_origin(void)
 	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
 	REQUIRE(w.files == 1);
 	CHECK(w.origins[0] != 77 && w.origins[0] != 0);
+	fx_close(&f);
+}
+
+/*
+ * A feed that skips an origin passes over the changes all made by it (a
+ * change another origin made too is still there), its cursor past them;
+ * the one origin of the changes after a cursor is told while there is
+ * one, 0 once two made them or none came.
+ */
+static void test_skip_origin(void)
+{
+	struct sfs_file_update u = { 0 };
+	char mine[SFS_ID_SIZE], both[SFS_ID_SIZE], other[SFS_ID_SIZE];
+	struct sfs_err e;
+	struct seen w;
+	struct fx f;
+	int64_t cur, start, next, seq, origin;
+	int more;
+
+	REQUIRE(fx_open(&f) == 0);
+	start = cur = now_cursor(&f, &f.a);
+	REQUIRE(cur >= 0);
+	sfs_store_origin_set(77);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "mine", "m", 1, mine, NULL), SFS_OK);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "both", "b", 1, both, NULL), SFS_OK);
+	REQUIRE_ST(sfs_changes_origin_after(f.s, start, &seq, &origin, NULL),
+		   SFS_OK);
+	CHECK(seq > start && origin == 77);
+	sfs_store_origin_set(78);
+	REQUIRE_ST(tfx_upload(f.s, &f.a, "other", "o", 1, other, NULL), SFS_OK);
+	u.set = SFS_UPD_NAME;
+	u.name = "both2";
+	REQUIRE_ST(sfs_file_update(f.s, &f.a, both, &u, NULL, NULL), SFS_OK);
+	sfs_store_origin_set(0);
+	REQUIRE_ST(sfs_changes_origin_after(f.s, start, &seq, &origin, NULL),
+		   SFS_OK);
+	CHECK(origin == 0);
+	REQUIRE_ST(sfs_changes_origin_after(f.s, seq, &next, &origin, NULL),
+		   SFS_OK);
+	CHECK(next == seq && origin == 0); /* nothing after the last */
+	memset(&w, 0, sizeof(w));
+	sfs_err_init(&e);
+	REQUIRE_ST(sfs_changes_since(f.s, &f.a, cur, 100, 77, note, &w, &next,
+				     &more, &e),
+		   SFS_OK);
+	CHECK(next == seq && !more);
+	REQUIRE(w.files == 2);
+	CHECK(!strcmp(w.ids[0], other) && !strcmp(w.ids[1], both));
+	/* the same rows without a skip: the origin's own file too */
+	REQUIRE_ST(feed(&f, &f.a, &cur, 100, &w, NULL), SFS_OK);
+	CHECK(w.files == 3 && cur == seq);
 	fx_close(&f);
 }
 
@@ -384,7 +435,8 @@ static void test_limit_and_expiry(void)
 	/* a cursor beyond the store's last change is another store's */
 	far = cur + 1000;
 	sfs_err_init(&e);
-	CHECK_ST(sfs_changes_since(f.s, &f.a, far, 10, note, &w, &cur, &i, &e),
+	CHECK_ST(sfs_changes_since(f.s, &f.a, far, 10, 0, note, &w, &cur, &i,
+				   &e),
 		 SFS_GONE);
 	CHECK(e.reason == SFS_R_CURSOR_EXPIRED);
 	CHECK(start >= 0);
@@ -524,6 +576,7 @@ int main(void)
 	sfs_log_set_level(SFS_LOG_ERROR);
 	RUN(test_a_file_once_as_it_is_now);
 	RUN(test_origin);
+	RUN(test_skip_origin);
 	RUN(test_origin_reconnect);
 	RUN(test_origin_threads);
 	RUN(test_shares_and_tenants);
