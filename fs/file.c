@@ -631,10 +631,71 @@ static int fetches(const struct fh *h, off_t off, size_t size)
 	       !sfs_blob_ready(h->blob, off, size);
 }
 
+/*
+ * Whether h reads its own version (h->blob, which then never changes):
+ * without the file's lock. A follower that left the follow path
+ * (follow_end) is one from then on; h->follow is cleared under the lock,
+ * once h->blob holds the version it reads.
+ */
+static int reads_own(const struct fh *h)
+{
+	return !h->writable && !__atomic_load_n(&h->follow, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A follower of a file nobody can write any more (no handle open for
+ * writing, no commit running) reads the committed version, h->blob, as a
+ * reader opened now would: without the file's lock from now on, so its
+ * reads run in parallel and lend the block cache's memory (of locked).
+ * While a handle may write, it follows (a flush leaves no writer, but its
+ * handle may write again).
+ */
+static void follow_end(struct fh *h)
+{
+	struct ofile *of = h->of;
+
+	if (h->follow && h->blob && h->version == of->version &&
+	    !of->committing && !fs_ofile_writable(of))
+		__atomic_store_n(&h->follow, 0, __ATOMIC_RELEASE);
+}
+
+/* A read of h's own version (reads_own): from the blob. */
+static void read_own(fuse_req_t req, struct fh *h, size_t size, off_t off)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	char *mem;
+	int ret;
+
+	/* a local file: straight from the blob (splice) */
+	if (sfs_blob_fd(h->blob) >= 0) {
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = sfs_blob_fd(h->blob);
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	/*
+	 * Kept in an object store: through memory, without the file's lock
+	 * (the blob never changes), so reads in parallel stay parallel while
+	 * blocks are fetched.
+	 */
+	if (reply_lent(req, h->blob, size, off))
+		return;
+	mem = fs_reply_buf(size ? size : 1);
+	if (!mem) {
+		fs_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = blob_read(h->blob, mem, size, off);
+	if (ret < 0)
+		fs_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, mem, (size_t)ret);
+}
+
 void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
 {
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	struct fh *h = fh_of(fi);
 	struct ofile *of = h->of;
 	struct sfs_err e;
@@ -645,38 +706,25 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int ret = 0, slow = 0;
 
 	(void)ino;
-	/* a reader of its own version: straight from the blob (splice) */
-	if (!h->writable && !h->follow && sfs_blob_fd(h->blob) >= 0) {
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = sfs_blob_fd(h->blob);
-		bv.buf[0].pos = off;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	if (reads_own(h)) {
+		read_own(req, h, size, off);
 		return;
 	}
-	/*
-	 * Its own version kept in an object store: through memory, without
-	 * the file's lock (the blob never changes), so reads in parallel
-	 * stay parallel while blocks are fetched.
-	 */
-	if (!h->writable && !h->follow && reply_lent(req, h->blob, size, off))
-		return;
 	mem = fs_reply_buf(size ? size : 1);
 	if (!mem) {
 		fs_reply_err(req, ENOMEM);
-		return;
-	}
-	if (!h->writable && !h->follow) {
-		ret = blob_read(h->blob, mem, size, off);
-		if (ret < 0)
-			fs_reply_err(req, -ret);
-		else
-			fuse_reply_buf(req, mem, (size_t)ret);
 		return;
 	}
 	sfs_err_init(&e);
 	ret = fs_ofile_lock(of);
 	if (ret) {
 		fs_reply_err(req, -ret);
+		return;
+	}
+	/* it left the follow path while this read waited for the lock */
+	if (reads_own(h)) {
+		pthread_mutex_unlock(&of->lock);
+		read_own(req, h, size, off);
 		return;
 	}
 	/*
@@ -707,8 +755,10 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	} else {
 		/* bytes to fetch: from far away, under the file's lock */
 		ret = open_content(h, 0);
-		if (!ret)
+		if (!ret) {
+			follow_end(h);
 			ret = blob_read(h->blob, mem, size, off);
+		}
 		got = ret < 0 ? 0 : (size_t)ret;
 		ret = ret < 0 ? ret : 0;
 	}
@@ -829,7 +879,7 @@ int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size)
 	if (!h)
 		return 0;
 	/* a reader of its own version: the blob, without the file's lock */
-	if (!h->writable && !h->follow)
+	if (reads_own(h))
 		return sfs_blob_ready(h->blob, off, size);
 	of = h->of;
 	/* held by a worker (a commit, a copy from far away): may be long */

@@ -42,7 +42,11 @@ struct fh {
 	struct sfs_blob *blob; /* the committed version read, or NULL */
 	uint64_t version;      /* of->version when blob was opened */
 	int writable;
-	int follow; /* reads the writer's version, if there is one */
+	/*
+	 * Reads the writer's version, if there is one; cleared (under the
+	 * lock, atomic: reads look without it) once nobody can write.
+	 */
+	int follow;
 	int append;
 	struct sfs_stage *stage; /* a writer's own version, or NULL */
 	int dirty;		 /* the stage differs from the content */
@@ -70,6 +74,8 @@ int fs_ofile_attach(struct fh *h, int64_t ino, const char *id);
 void fs_ofile_detach(struct fh *h, int locked);
 /* The most recent writer with a version of its own, but h (of locked). */
 struct fh *fs_other_writer(struct ofile *of, const struct fh *h);
+/* 1 when a handle of of is open for writing (of locked). */
+int fs_ofile_writable(const struct ofile *of);
 /*
  * Whether inode node had content sha when it was last opened (a
  * read-only open keeps the kernel's page cache then); sha is kept.

@@ -214,6 +214,16 @@ struct fh *fs_other_writer(struct ofile *of, const struct fh *h)
 	return best;
 }
 
+int fs_ofile_writable(const struct ofile *of)
+{
+	const struct fh *h;
+
+	for (h = of->handles; h; h = h->next)
+		if (h->writable)
+			return 1;
+	return 0;
+}
+
 void fs_ofile_detach(struct fh *h, int locked)
 {
 	struct ofile *of = h->of;

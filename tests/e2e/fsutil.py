@@ -12,6 +12,7 @@ store's first remote mount and stopped, exit 0, at the test's end) with an
 API key of the user (--key-file) and a block cache of its own; the test
 still sees the store directory, so checks of what the store holds (blob
 files, the database) stay as they are."""
+import errno
 import json
 import os
 import pathlib
@@ -586,6 +587,23 @@ def eventually(fn, timeout=30):
         if v or time.time() > deadline:
             return v
         time.sleep(0.1)
+
+
+def fifo_held(fifo, timeout=120):
+    """A descriptor writing to FIFO fifo once a reader has it open (a
+    mount's test hold, SPEECHFS_TEST_HOLD_*, waiting for its byte), or
+    -1 if none did within timeout seconds."""
+    fd = -1
+
+    def opened():
+        nonlocal fd
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            assert e.errno == errno.ENXIO
+        return fd >= 0
+    eventually(opened, timeout)
+    return fd
 
 
 def line_of(p, limit):

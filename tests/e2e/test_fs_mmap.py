@@ -5,7 +5,9 @@ page cache and may map it. The reader sees what a local filesystem
 shows: the bytes written so far while the writer writes, each later
 write within its mapping (an overwrite, an append over the page of the
 old end) once write() returned, and all of it after the writer's close;
-a new open maps the whole file. Local and remote mounts (a real
+a new open maps the whole file. Once nobody has the file open for
+writing, such a reader reads the committed version as one opened then
+would, without the file's lock. Local and remote mounts (a real
 speechfsd on 127.0.0.1), real FUSE; the writer and the reader are
 processes of their own (a reader's SIGBUS fails the test, not pytest).
 """
@@ -16,15 +18,18 @@ import sys
 
 import pytest
 
-from fsutil import Mount, line_of, store  # noqa: F401
+from fsutil import Mount, fifo_held, line_of, store  # noqa: F401
 
 MOUNT_KINDS = ["local", "remote"]
 
-# Creates argv[1] O_WRONLY (direct_io) and writes as told on stdin:
-# "w OFF LEN CHAR" writes LEN bytes CHAR at OFF, "close" closes it.
+# Creates argv[1] O_WRONLY (direct_io), or with argv[2] "base" opens it
+# O_RDWR (its first write copies the rest of the file: its base), and
+# writes as told on stdin: "w OFF LEN CHAR" writes LEN bytes CHAR at OFF,
+# "close" closes it.
 WRITER = r"""
 import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+fd = os.open(sys.argv[1], os.O_RDWR) if sys.argv[2:] == ["base"] else \
+    os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 print("ok", flush=True)
 for line in sys.stdin:
     w = line.split()
@@ -38,7 +43,7 @@ for line in sys.stdin:
 # Opens argv[1] O_RDONLY and answers on stdin: "size" (fstat), "map N"
 # (a mapping of N bytes, kept), "mapped" (the kept mapping's sha256),
 # "newmap N" (a new mapping's of N bytes), "pread N" (sha256 of pread
-# of N bytes at 0), "close".
+# of N bytes at 0), "at OFF N" (of N bytes at OFF), "close".
 READER = r"""
 import hashlib, mmap, os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -60,6 +65,8 @@ for line in sys.stdin:
             out = sha(m2[:])
     elif w[0] == "pread":
         out = sha(os.pread(fd, n, 0))
+    elif w[0] == "at":
+        out = sha(os.pread(fd, int(w[2]), n))
     else:
         if mm:
             mm.close()
@@ -75,8 +82,9 @@ def sha(b):
 class Proc:
     """A WRITER or READER process on path, told one line at a time."""
 
-    def __init__(self, script, path):
-        self.p = subprocess.Popen([sys.executable, "-c", script, str(path)],
+    def __init__(self, script, path, *args):
+        self.p = subprocess.Popen([sys.executable, "-c", script, str(path),
+                                   *args],
                                   stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE)
         self.said("start")
@@ -89,9 +97,12 @@ class Proc:
                                  (what, self.p.wait(60)))
         return got.decode().strip()
 
-    def ask(self, line):
+    def tell(self, line):
         self.p.stdin.write(line.encode() + b"\n")
         self.p.stdin.flush()
+
+    def ask(self, line):
+        self.tell(line)
         return self.said(line)
 
     def end(self):
@@ -103,8 +114,8 @@ class Proc:
 class Writer(Proc):
     """The WRITER, and what its file holds."""
 
-    def __init__(self, path):
-        super().__init__(WRITER, path)
+    def __init__(self, path, *args):
+        super().__init__(WRITER, path, *args)
         self.want = bytearray()
 
     def write(self, off, n, ch):
@@ -195,3 +206,59 @@ def test_a_reader_opened_before_the_first_write(procs):
     r2 = Proc(READER, p)
     made.append(r2)
     assert r2.ask("newmap 12288") == sha(w.want)
+
+
+def test_a_reader_takes_no_lock_once_nobody_writes(store, tmp_path,
+                                                   monkeypatch):
+    """A reader opened after the create reads the writer's version as it
+    grows (under the file's lock); once the writer has closed and nobody
+    has the file open for writing, it reads the committed version without
+    the lock, as a reader opened then would: its reads run in parallel
+    and, on a remote mount, lend the block cache's memory (review s18
+    LOW-1: it read under the lock for good). The mount's test hook
+    SPEECHFS_TEST_HOLD_BASE keeps a second writer's base copy waiting on
+    a FIFO with the file's lock held; meanwhile the reader reads bytes it
+    has not read yet, and gets them (the old code waited for the lock:
+    no answer). Released, the second writer commits its byte on its base,
+    and a new open reads that."""
+    fifo = tmp_path / "hold"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("SPEECHFS_TEST_HOLD_BASE", str(fifo))
+    d, _, users = store
+    m = Mount(d, users[0])
+    made = []
+    wfd = -1
+    try:
+        p = m.path("follow.bin")
+        w = Writer(p)
+        made.append(w)
+        r = Proc(READER, p)
+        made.append(r)
+        w.write(0, 4 << 20, "A")
+        w.write(4 << 20, 4 << 20, "B")
+        w.close()
+        assert r.ask("size") == str(8 << 20)
+        assert r.ask("at 0 4096") == sha(w.want[:4096])
+        w2 = Writer(p, "base")
+        made.append(w2)
+        w2.tell("w 0 1 C")          # held in its base copy: no answer yet
+        wfd = fifo_held(fifo, 120)
+        assert wfd >= 0, "the base copy was never held"
+        at = 6 << 20
+        assert r.ask("at %d 65536" % at) == sha(w.want[at:at + 65536])
+        assert w2.p.poll() is None  # still held
+        os.write(wfd, b"go")
+        assert w2.said("the held write") == "ok"
+        w2.close()
+        want = bytearray(w.want)
+        want[0:1] = b"C"
+        r2 = Proc(READER, p)
+        made.append(r2)
+        assert r2.ask("pread %d" % (9 << 20)) == sha(want)
+    finally:
+        if wfd >= 0:
+            os.close(wfd)       # a held mount goes on
+        for q in made:
+            q.end()
+        print(m.output())
+        m.stop()

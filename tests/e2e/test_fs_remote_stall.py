@@ -9,7 +9,6 @@ stopped, another process creates and writes a small file (no server
 needed: the create waits for close) and stats a file of a cached
 listing; then the server comes back and the held reader or writer gets
 exactly its bytes."""
-import errno
 import hashlib
 import os
 import platform
@@ -20,7 +19,8 @@ import sys
 import pytest
 import requests
 
-from fsutil import admin, eventually, line_of, remote, sigstop, store  # noqa: F401
+from fsutil import admin, eventually, fifo_held, line_of, sigstop
+from fsutil import remote, store  # noqa: F401
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import server_sha, sha, upload
 from test_fs_remote_stream import FILES, PROBE, the_file
@@ -240,14 +240,8 @@ def test_a_base_copy_is_announced_before_the_lock(remote, tmp_path,
         h.stdin.flush()
 
         # held once the mount has the FIFO open for reading
-        def opened():
-            nonlocal wfd
-            try:
-                wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as e:
-                assert e.errno == errno.ENXIO
-            return wfd >= 0
-        assert eventually(opened, 120), "the base copy was never held"
+        wfd = fifo_held(fifo, 120)
+        assert wfd >= 0, "the base copy was never held"
         waiter, probe = waiter_and_probe(m, procs, "the held base copy")
         assert h.poll() is None  # still held
         os.write(wfd, b"go")
