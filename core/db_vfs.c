@@ -227,10 +227,13 @@ static int x_shm_map(sqlite3_file *file, int pg, int pgsz, int extend,
 
 static int x_shm_lock(sqlite3_file *file, int ofst, int n, int flags)
 {
-	int rc = flush(((struct vfile *)file)->wal);
+	int rc = flush(((struct vfile *)file)->wal), rc2;
 
-	return rc ? rc
-		  : REAL(file)->pMethods->xShmLock(REAL(file), ofst, n, flags);
+	/* a lock given up is given up even when the flush failed */
+	if (rc != SQLITE_OK && !(flags & SQLITE_SHM_UNLOCK))
+		return rc;
+	rc2 = REAL(file)->pMethods->xShmLock(REAL(file), ofst, n, flags);
+	return rc != SQLITE_OK ? rc : rc2;
 }
 
 static void x_shm_barrier(sqlite3_file *file)

@@ -290,6 +290,45 @@ static void test_failed_write_fails_commit(void)
 }
 
 /*
+ * A rolled-back spill whose gathered frames cannot be written when the
+ * write lock is given up (the WAL may not grow: a full disk) still gives
+ * the lock up: SQLite ignores an unlock's result, so a lock kept here
+ * would stop every other writer until this connection wrote again.
+ */
+static void test_unlock_after_failed_flush(void)
+{
+	struct rlimit was, lim;
+	char wal[4200];
+	struct stat sb;
+	struct fx f;
+
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
+	REQUIRE(sqlite3_wal_checkpoint_v2(f.a, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL) == SQLITE_OK);
+	REQUIRE(exec(f.a, "PRAGMA cache_size=8") == SQLITE_OK);
+	REQUIRE(exec(f.a, "BEGIN") == SQLITE_OK);
+	REQUIRE(insert(f.a, 1000, 1020) == SQLITE_OK); /* spills, gathered */
+	snprintf(wal, sizeof(wal), "%s-wal", f.path);
+	REQUIRE(stat(wal, &sb) == 0);
+	REQUIRE(getrlimit(RLIMIT_FSIZE, &was) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = was;
+	lim.rlim_cur = (rlim_t)sb.st_size;
+	REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	sqlite3_exec(f.a, "ROLLBACK", NULL, NULL, NULL);
+	REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
+	CHECK(sqlite3_get_autocommit(f.a));
+	CHECK(exec(f.b, "PRAGMA busy_timeout=500") == SQLITE_OK);
+	CHECK(insert(f.b, 5, 25) == SQLITE_OK);
+	CHECK(good_rows(f.plain) == 25);
+	CHECK(insert(f.a, 25, 30) == SQLITE_OK);
+	CHECK(good_rows(f.plain) == 30);
+	CHECK(recovered_rows(f.dir, f.path) == 30);
+	fx_close(&f);
+}
+
+/*
  * A checkpoint that restarts the WAL: the next commit writes the WAL's
  * header again and frames from the start, over the old ones.
  */
@@ -317,6 +356,7 @@ int main(void)
 	RUN(test_spilled_commit_recovers);
 	RUN(test_rolled_back_spill_leaves_nothing);
 	RUN(test_failed_write_fails_commit);
+	RUN(test_unlock_after_failed_flush);
 	RUN(test_restarted_wal);
 	return th_report();
 }
