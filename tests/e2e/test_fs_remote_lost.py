@@ -319,31 +319,20 @@ def test_lost_answer_then_unlink_deletes_it(srv):
     assert "lost.txt" not in os.listdir(m.dir)
 
 
-def test_late_create_does_not_undo_an_unlink(store):
+def test_late_create_does_not_undo_an_unlink(held):
     """A create that the mount gave up on (its timeout) while it waited
     on its way: the server then says 404 for the id, and the file is
     unlinked. The late create reaching the server afterwards must not
     make the file live again: the unlink made it on the server and
     deleted it there, so the late one meets the id taken."""
-    with proxied(store, "-o", "timeout=3") as (dm, key, px, m):
-        px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
-        fd = os.open(m.path("late.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-        os.write(fd, b"late")
-        with pytest.raises(OSError) as ei:
-            os.close(fd)
-        assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
-        # the release's try too (after close() returns): held as well
-        assert eventually(lambda: px.fates("hold") >= 2, timeout=30), \
-            px.seen
-        px.rule = lambda meth, p: None
-        os.unlink(m.path("late.txt"))
-        assert "late" not in listed(dm, key, "/")
-        px.go.set()
-        # every held create reached the server and was answered
-        assert eventually(lambda: px.inflight == 0, timeout=60), px.seen
-        assert "late" not in listed(dm, key, "/"), px.seen
-        assert "late" in listed(dm, key, "/", deleted=True)
-        assert "late.txt" not in os.listdir(m.dir)
+    dm, key, px, m, _ = held
+    hold_create(px, m, "late.txt", b"late")
+    os.unlink(m.path("late.txt"))
+    assert "late" not in listed(dm, key, "/")
+    let_go(px)
+    assert "late" not in listed(dm, key, "/"), px.seen
+    assert "late" in listed(dm, key, "/", deleted=True)
+    assert "late.txt" not in os.listdir(m.dir)
 
 
 def test_lost_answer_then_rename_and_append(srv):
@@ -445,7 +434,8 @@ def hold_create(px, m, name, data):
 
 
 def let_go(px):
-    """The held creates reach the server (their answers lost)."""
+    """The held creates reach the server and each is answered (the
+    answers lost: the mount gave up on them)."""
     px.go.set()
     assert eventually(lambda: px.inflight == 0, timeout=60), px.seen
 
@@ -627,37 +617,28 @@ def test_a_handle_held_across_the_first_fsync(srv):
         assert fresh.stop() == 0
 
 
-def test_late_create_does_not_undo_a_rename_or_times(store):
+def test_late_create_does_not_undo_a_rename_or_times(held):
     """As for the unlink: a create given up on, still on its way, then
     the server says 404 for the id (a stat shows the file as the mount
     has it), and the file is renamed and its times set. The late create
     reaching the server afterwards must not bring back the old name or
     lose the times: the rename made the file on the server first, so the
     late one meets its id taken."""
-    with proxied(store, "-o", "timeout=3") as (dm, key, px, m):
-        px.rule = lambda meth, p: "hold" if is_create(meth, p) else None
-        fd = os.open(m.path("a.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-        os.write(fd, b"late")
-        with pytest.raises(OSError) as ei:
-            os.close(fd)
-        assert ei.value.errno in (errno.EIO, errno.ETIMEDOUT), ei.value
-        assert eventually(lambda: px.fates("hold") >= 2, timeout=30), \
-            px.seen
-        px.rule = lambda meth, p: None
-        assert "a.txt" in os.listdir(m.dir)
-        os.rename(m.path("a.txt"), m.path("b.txt"))
-        mtime = 1_600_000_000_123_456_789
-        os.utime(m.path("b.txt"), ns=(mtime, mtime))
-        have = listed(dm, key, "/")
-        assert list(have) == ["b"], have
-        px.go.set()
-        assert eventually(lambda: px.inflight == 0, timeout=60), px.seen
-        have = listed(dm, key, "/")
-        assert list(have) == ["b"], (have, px.seen)
-        assert have["b"]["modifiedAtNs"] == mtime, have
-        assert sorted(n for n in os.listdir(m.dir)
-                      if not n.startswith(".")) == ["b.txt"]
-        assert os.stat(m.path("b.txt")).st_mtime_ns == mtime
+    dm, key, px, m, _ = held
+    hold_create(px, m, "a.txt", b"late")
+    assert "a.txt" in os.listdir(m.dir)
+    os.rename(m.path("a.txt"), m.path("b.txt"))
+    mtime = 1_600_000_000_123_456_789
+    os.utime(m.path("b.txt"), ns=(mtime, mtime))
+    have = listed(dm, key, "/")
+    assert list(have) == ["b"], have
+    let_go(px)
+    have = listed(dm, key, "/")
+    assert list(have) == ["b"], (have, px.seen)
+    assert have["b"]["modifiedAtNs"] == mtime, have
+    assert sorted(n for n in os.listdir(m.dir)
+                  if not n.startswith(".")) == ["b.txt"]
+    assert os.stat(m.path("b.txt")).st_mtime_ns == mtime
 
 
 def test_a_failed_times_patch_after_the_create(srv):
