@@ -281,6 +281,19 @@ def is_create(m, p):
     return m == "POST" and p.startswith(FILES + "?") and "idKey=" in p
 
 
+def refused_create(px, m, name, data, fate):
+    """Write `name` (a new file) and close it while every create meets
+    `fate` at the proxy: close() fails, and the release's try after it
+    meets the fate too. Returns close()'s OSError."""
+    px.rule = lambda meth, p: fate if is_create(meth, p) else None
+    fd = os.open(m.path(name), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, data)
+    with pytest.raises(OSError) as ei:
+        os.close(fd)
+    px.settle(fate, 2)
+    return ei.value
+
+
 def lose_create(px, m, name, data):
     """Write `name` and close it while every create's answer and every
     GET of a file is lost: close() fails, the server holds the file."""
@@ -528,13 +541,8 @@ def test_a_plain_conflict_is_not_taken_as_mine(srv):
     is a refusal: close() fails, but not with ENOENT, the file stays in
     the mount, and once the server takes it the next close creates it."""
     dm, key, px, m = srv
-    px.rule = lambda meth, p: "conflict" if is_create(meth, p) else None
-    fd = os.open(m.path("c.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-    os.write(fd, b"one")
-    with pytest.raises(OSError) as ei:
-        os.close(fd)
-    assert ei.value.errno != errno.ENOENT, ei.value
-    px.settle("conflict", 2)
+    e = refused_create(px, m, "c.txt", b"one", "conflict")
+    assert e.errno != errno.ENOENT, e
     assert "c.txt" in os.listdir(m.dir)
     assert "c" not in listed(dm, key, "/")
     px.rule = lambda meth, p: None
@@ -690,12 +698,7 @@ def test_unmount_tries_a_failed_new_file_once_more(srv):
     server then holds it (empty, as its release would have made it); a
     file never closed is not sent (test_fs_unmount)."""
     dm, key, px, m = srv
-    px.rule = lambda meth, p: "unavailable" if is_create(meth, p) else None
-    fd = os.open(m.path("late.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-    os.write(fd, b"late")
-    with pytest.raises(OSError):
-        os.close(fd)
-    px.settle("unavailable", 2)
+    refused_create(px, m, "late.txt", b"late", "unavailable")
     assert "late" not in listed(dm, key, "/")
     px.rule = lambda meth, p: None
     m.stopped = True
@@ -711,18 +714,8 @@ def test_unmount_goes_on_after_a_last_try_answered_an_error(srv):
     fail (503, 500); at unmount a.txt (the newer, tried first) gets a
     500 again, b.txt is still tried and made (empty)."""
     dm, key, px, m = srv
-    px.rule = lambda meth, p: "unavailable" if is_create(meth, p) else None
-    fd = os.open(m.path("b.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-    os.write(fd, b"b")
-    with pytest.raises(OSError):
-        os.close(fd)
-    px.settle("unavailable", 2)
-    px.rule = lambda meth, p: "error" if is_create(meth, p) else None
-    fd = os.open(m.path("a.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-    os.write(fd, b"a")
-    with pytest.raises(OSError):
-        os.close(fd)
-    px.settle("error", 2)
+    refused_create(px, m, "b.txt", b"b", "unavailable")
+    refused_create(px, m, "a.txt", b"a", "error")
     assert listed(dm, key, "/") == {}
     first = [True]
 
