@@ -87,24 +87,34 @@ def test_new_file_visible_before_close(mnt):
         os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
 
 
-def test_parallel_writers(mnt):
-    datas = [os.urandom(200 * 1024 + i) for i in range(4)]
+def on_threads(fn, n=4):
+    """fn(i) for each i in range(n), each on a thread of its own, all at
+    once: the exceptions they raised ([] when none did)."""
     errors = []
 
-    def writer(i):
+    def run(i):
         try:
-            with open(mnt.path("par%d.bin" % i), "wb") as f:
-                for off in range(0, len(datas[i]), 8192):
-                    f.write(datas[i][off:off + 8192])
+            fn(i)
         except Exception as e:       # noqa: BLE001
             errors.append(e)
 
-    ts = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_parallel_writers(mnt):
+    datas = [os.urandom(200 * 1024 + i) for i in range(4)]
+
+    def writer(i):
+        with open(mnt.path("par%d.bin" % i), "wb") as f:
+            for off in range(0, len(datas[i]), 8192):
+                f.write(datas[i][off:off + 8192])
+
+    assert on_threads(writer) == []
     for i in range(4):
         assert mnt.path("par%d.bin" % i).read_bytes() == datas[i]
         assert xget(mnt.path("par%d.bin" % i), P + "sha256") == \
@@ -115,22 +125,13 @@ def test_parallel_writers_same_file(mnt):
     p = mnt.path("shared.bin")
     p.write_bytes(b"")
     datas = [bytes([65 + i]) * 50000 for i in range(4)]
-    errors = []
 
     def writer(i):
-        try:
-            with open(p, "r+b") as f:
-                f.write(datas[i])
-        except Exception as e:       # noqa: BLE001
-            errors.append(e)
+        with open(p, "r+b") as f:
+            f.write(datas[i])
 
-    ts = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
     # every writer's close commits: none fails for another's
-    assert errors == []
+    assert on_threads(writer) == []
     # each close commits a whole version: the last one wins, never a mix
     assert p.read_bytes() in datas
 
@@ -251,25 +252,16 @@ def test_parallel_creators_one_dir(mnt):
     """Files created at once in one directory are all found at once (the
     lookup cache never hides a file the mount itself created)."""
     os.mkdir(mnt.path("many"))
-    errors = []
 
     def creator(t):
-        try:
-            for i in range(25):
-                p = mnt.path("many", "t%d-%d.txt" % (t, i))
-                with open(p, "wb") as f:
-                    f.write(b"%d" % i)
-                os.stat(p)
-                os.listdir(mnt.path("many"))
-        except Exception as e:       # noqa: BLE001
-            errors.append(e)
+        for i in range(25):
+            p = mnt.path("many", "t%d-%d.txt" % (t, i))
+            with open(p, "wb") as f:
+                f.write(b"%d" % i)
+            os.stat(p)
+            os.listdir(mnt.path("many"))
 
-    ts = [threading.Thread(target=creator, args=(t,)) for t in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert errors == []
+    assert on_threads(creator) == []
     assert len(os.listdir(mnt.path("many"))) == 100
     for t in range(4):
         assert mnt.path("many", "t%d-24.txt" % t).read_bytes() == b"24"
