@@ -283,6 +283,15 @@ class Client:
     def admin(self, *args):
         return admin(self.store, *args)
 
+    def quota_user(self, max_bytes, max_files):
+        """A user "q" (its API key in keys) alone in a new tenant with
+        these quotas; returns the tenant's id."""
+        t = self.admin("tenant", "create", "--name", "small", "--max-bytes",
+                       str(max_bytes), "--max-files", str(max_files))["id"]
+        u = self.admin("user", "create", "--tenant", t, "--name", "q")["id"]
+        self.keys["q"] = self.admin("key", "create", "--user", u)["key"]
+        return t
+
     def hdr(self, who):
         if who is None:
             return {}

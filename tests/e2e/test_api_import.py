@@ -93,17 +93,9 @@ def test_loopback_import_refused_without_allow_list(sfsd, origin):
     assert "loopback" in f["ingestionError"], f
 
 
-def quota_user(c, max_bytes, max_files):
-    t = c.admin("tenant", "create", "--name", "small", "--max-bytes",
-                str(max_bytes), "--max-files", str(max_files))["id"]
-    u = c.admin("user", "create", "--tenant", t, "--name", "q")["id"]
-    c.keys["q"] = c.admin("key", "create", "--user", u)["key"]
-    return t
-
-
 def test_upload_quotas_413(sfsd_factory):
     c = sfsd_factory()
-    t = quota_user(c, 1000, 2)
+    t = c.quota_user(1000, 2)
     assert c.upload(who="q", data=b"a" * 600).status_code == 201
     body = c.assert_error(c.upload(who="q", data=b"b" * 600), 413,
                           "quota_exceeded")
@@ -126,7 +118,7 @@ def test_upload_quotas_413(sfsd_factory):
 def test_import_quotas(sfsd_factory, origin):
     base, _ = origin
     c = sfsd_factory({"import.allow": "127.0.0.1"})
-    quota_user(c, 100_000, 1)
+    c.quota_user(100_000, 1)
     r = c.post("", json={"uri": base + "/big.bin", "name": "big"}, who="q")
     assert r.status_code == 201, r.text
     f = wait_for(c, r.json()["id"], lambda f: f["ingestionStatus"] ==

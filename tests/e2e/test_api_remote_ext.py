@@ -378,10 +378,7 @@ def test_put_content_size_limit(sfsd):
 
 def test_put_content_quota_and_dedupe(sfsd_factory):
     c = sfsd_factory()
-    t = c.admin("tenant", "create", "--name", "small", "--max-bytes",
-                "1000", "--max-files", "10")["id"]
-    u = c.admin("user", "create", "--tenant", t, "--name", "q")["id"]
-    c.keys["q"] = c.admin("key", "create", "--user", u)["key"]
+    t = c.quota_user(1000, 10)
     a = c.new_file(who="q", data=b"a" * 400)
     b = c.new_file(who="q", data=b"b" * 400)
     assert used_bytes(c, t) == 800
@@ -886,12 +883,9 @@ def test_xattrs_permissions(sfsd):
 
 def test_space_is_the_tenants(sfsd_factory):
     c = sfsd_factory()
-    t = c.admin("tenant", "create", "--name", "spaced", "--max-bytes",
-                "100000", "--max-files", "50")["id"]
-    u = c.admin("user", "create", "--tenant", t, "--name", "s")["id"]
-    c.keys["s"] = c.admin("key", "create", "--user", u)["key"]
-    c.new_file(who="s", data=b"s" * 1000)
-    r = c.get(SPACE, who="s")
+    c.quota_user(100000, 50)
+    c.new_file(who="q", data=b"s" * 1000)
+    r = c.get(SPACE, who="q")
     assert r.status_code == 200, r.text
     sp = r.json()
     assert set(sp) == {"totalBytes", "usedBytes", "freeBytes",
