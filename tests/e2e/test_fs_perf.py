@@ -35,6 +35,18 @@ def syncs(trace, t0, t1):
     return [n for t, n in fsutil.sync_calls(trace) if t0 <= t <= t1]
 
 
+def timed_create(path, body):
+    """Create path (O_EXCL), write body (nothing when empty) and close it:
+    the wall clock before the open, after it and after the close."""
+    t0 = time.time()
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+    t1 = time.time()
+    if body:
+        os.write(fd, body)
+    os.close(fd)
+    return t0, t1, time.time()
+
+
 def traced_mount(store, tmp_path, monkeypatch, *opts,
                  calls="fsync,fdatasync"):
     """A mount running under strace (syncs only, or `calls`), no job
@@ -70,17 +82,8 @@ def test_create_waits_for_no_sync_close_does(traced):
     # the first write of a fresh store starts the WAL (its header is
     # synced once); what follows is the steady state
     (m.path("warm.txt")).write_bytes(b"warm")
-    windows = []
-    for i, body in enumerate((b"some bytes", b"some bytes", b"")):
-        t0 = time.time()
-        fd = os.open(m.path("f%d.txt" % i),
-                     os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
-        t1 = time.time()
-        if body:
-            os.write(fd, body)
-        os.close(fd)
-        t2 = time.time()
-        windows.append((t0, t1, t2))
+    windows = [timed_create(m.path("f%d.txt" % i), body) for i, body in
+               enumerate((b"some bytes", b"some bytes", b""))]
     # fsync() of a new file is durable before it returns, too
     fd = os.open(m.path("g.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
     t3 = time.time()
@@ -122,14 +125,8 @@ def test_remote_create_costs_the_server_one_sync(store, tmp_path):
                 # every fourth file closed empty (touch)
                 body = b"" if i % 4 == 0 else (b"%04d" % i) * 256
                 sizes["n%03d.wav" % i] = len(body)
-                t0 = time.time()
-                fd = os.open(m.path("n%03d.wav" % i),
-                             os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
-                t1 = time.time()
-                if body:
-                    os.write(fd, body)
-                os.close(fd)
-                windows.append((t0, t1, time.time()))
+                windows.append(timed_create(m.path("n%03d.wav" % i),
+                                            body))
         for i, (t0, t1, t2) in enumerate(windows):
             assert tr.syncs(t1, t2), "close %d returned before the " \
                 "server's sync" % i
