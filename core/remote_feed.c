@@ -264,8 +264,8 @@ int sfsi_rfeed_fd(struct sfsi_rfeed *f)
 	return f->efd;
 }
 
-void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, int others,
-		      sfs_change_fn fn, void *arg, int64_t *last)
+void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, sfs_change_fn fn,
+		      void *arg, int64_t *last)
 {
 	struct fchange *v;
 	size_t n, i;
@@ -282,7 +282,7 @@ void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, int others,
 	*last = f->seq;
 	pthread_mutex_unlock(&f->mu);
 	for (i = 0; i < n; i++) {
-		if (!others || !v[i].own)
+		if (!v[i].own) /* an old server's answer lists them too */
 			fn(arg, v[i].seq, v[i].ino, user, v[i].dir);
 		free(v[i].dir);
 	}

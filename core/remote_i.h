@@ -195,11 +195,11 @@ void sfsi_rfeed_stop(struct sfsi_rfeed *f);
 int64_t sfsi_rfeed_seq(struct sfsi_rfeed *f);
 int sfsi_rfeed_fd(struct sfsi_rfeed *f);
 /*
- * Hand the queued changes to fn (with others, only those made by others
- * than this store) and forget them; *last: the newest.
+ * Hand the queued changes made by others than this store to fn and forget
+ * them all; *last: the newest.
  */
-void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, int others,
-		      sfs_change_fn fn, void *arg, int64_t *last);
+void sfsi_rfeed_drain(struct sfsi_rfeed *f, int64_t user, sfs_change_fn fn,
+		      void *arg, int64_t *last);
 
 /* ---- the cache of directories (remote_cache.c) ---- */
 

@@ -447,7 +447,12 @@ static enum sfs_status r_changes(struct sfs_store *s, int64_t since, int others,
 	*last = since;
 	if (!rs->feed)
 		return sfsi_remote_refuse("follow changes (no change feed)", e);
-	sfsi_rfeed_drain(rs->feed, rs->user, others, fn, arg, last);
+	/* the feed asks the server to leave this store's own out (skipOwn) */
+	if (!others)
+		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				"a remote store's change feed lists only "
+				"others' changes");
+	sfsi_rfeed_drain(rs->feed, rs->user, fn, arg, last);
 	return SFS_OK;
 }
 

@@ -253,6 +253,8 @@ void sfs_store_origin_set(int64_t origin);
 /*
  * Changes after `since`: calls fn(arg, seq, file_ino, owner, dir) for each
  * (file_ino 0 for directory-only changes). Returns the last seq seen.
+ * A remote store answers SFS_UNSUPPORTED: its feed leaves the store's own
+ * changes out (sfs_store_changes_by_others).
  */
 typedef void (*sfs_change_fn)(void *arg, int64_t seq, int64_t file_ino,
 			      int64_t owner, const char *dir);

@@ -738,6 +738,10 @@ static void test_store_open_url(void)
 
 		CHECK(sfs_store_change_fd(fx.s) == -1 && p.fd >= 0);
 		CHECK_ST(sfs_store_change_seq(rs, &seq, NULL), SFS_OK);
+		/* the feed leaves the store's own out: no whole list here */
+		CHECK_ST(sfs_store_changes(rs, seq, on_fchange, &fc, &last,
+					   NULL),
+			 SFS_UNSUPPORTED);
 		/* what came before (this test's own writes) goes first */
 		CHECK_ST(sfs_store_changes_by_others(rs, seq, on_fchange, &fc,
 						     &last, NULL),
