@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "db_conn_i.h"
 #include "testhelp.h"
 
@@ -328,6 +329,81 @@ static void test_unlock_after_failed_flush(void)
 	fx_close(&f);
 }
 
+/* Write calls the default VFS made (its system calls, counted). */
+static int writes;
+static sqlite3_syscall_ptr real_pwrite, real_pwrite64, real_write;
+
+static ssize_t count_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+	writes++;
+	return ((ssize_t(*)(int, const void *, size_t, off_t))real_pwrite)(
+		fd, p, n, off);
+}
+
+static ssize_t count_pwrite64(int fd, const void *p, size_t n, off_t off)
+{
+	writes++;
+	return ((ssize_t(*)(int, const void *, size_t, off_t))real_pwrite64)(
+		fd, p, n, off);
+}
+
+static ssize_t count_write(int fd, const void *p, size_t n)
+{
+	writes++;
+	return ((ssize_t(*)(int, const void *, size_t))real_write)(fd, p, n);
+}
+
+static int count_writes(void)
+{
+	sqlite3_vfs *u = sqlite3_vfs_find("unix");
+	int rc = 0;
+
+	if (!u || u->iVersion < 3)
+		return -1;
+	/* the ones this build of SQLite has (a missing one is NULL) */
+	real_pwrite = u->xGetSystemCall(u, "pwrite");
+	real_pwrite64 = u->xGetSystemCall(u, "pwrite64");
+	real_write = u->xGetSystemCall(u, "write");
+	if (real_pwrite)
+		rc |= u->xSetSystemCall(u, "pwrite",
+					(sqlite3_syscall_ptr)count_pwrite);
+	if (real_pwrite64)
+		rc |= u->xSetSystemCall(u, "pwrite64",
+					(sqlite3_syscall_ptr)count_pwrite64);
+	if (real_write)
+		rc |= u->xSetSystemCall(u, "write",
+					(sqlite3_syscall_ptr)count_write);
+	return rc || !(real_pwrite || real_pwrite64 || real_write) ? -1 : 0;
+}
+
+/*
+ * What the VFS is for: a commit's frames reach the WAL in one write (two
+ * when a buffer fills), where SQLite's own VFS makes two a frame. No
+ * checkpoint runs (wal_autocheckpoint=0), so every write of a commit is
+ * the WAL's.
+ */
+static void test_one_write_a_commit(void)
+{
+	struct fx f;
+	int ours, plain;
+
+	REQUIRE(count_writes() == 0);
+	REQUIRE(fx_open(&f) == 0);
+	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
+	REQUIRE(insert(f.plain, 5, 10) == SQLITE_OK);
+	writes = 0;
+	REQUIRE(insert(f.a, 10, 30) == SQLITE_OK); /* ~22 frames, < 128 KiB */
+	ours = writes;
+	writes = 0;
+	REQUIRE(insert(f.plain, 30, 50) == SQLITE_OK);
+	plain = writes;
+	CHECK(ours >= 1 && ours <= 2);
+	CHECK(plain >= 40);
+	CHECK(good_rows(f.b) == 50);
+	CHECK(recovered_rows(f.dir, f.path) == 50);
+	fx_close(&f);
+}
+
 /*
  * A checkpoint that restarts the WAL: the next commit writes the WAL's
  * header again and frames from the start, over the old ones.
@@ -358,5 +434,6 @@ int main(void)
 	RUN(test_failed_write_fails_commit);
 	RUN(test_unlock_after_failed_flush);
 	RUN(test_restarted_wal);
+	RUN(test_one_write_a_commit);
 	return th_report();
 }
