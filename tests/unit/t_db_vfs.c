@@ -256,6 +256,26 @@ static void test_rolled_back_spill_leaves_nothing(void)
 }
 
 /*
+ * The WAL of f may grow by `room` bytes at most from now (a full disk);
+ * *was: the limit to give back. SIGXFSZ is ignored, so a write past it
+ * fails with EFBIG. 0, or -1 when the limit could not be set.
+ */
+static int wal_may_not_grow(const struct fx *f, off_t room, struct rlimit *was)
+{
+	char wal[4200];
+	struct rlimit lim;
+	struct stat sb;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	if (stat(wal, &sb) || getrlimit(RLIMIT_FSIZE, was))
+		return -1;
+	signal(SIGXFSZ, SIG_IGN);
+	lim = *was;
+	lim.rlim_cur = (rlim_t)(sb.st_size + room);
+	return setrlimit(RLIMIT_FSIZE, &lim);
+}
+
+/*
  * A commit whose frames cannot be written (the file may not grow: a full
  * disk) fails, as when SQLite wrote them itself, and leaves nothing of
  * it for the others; gathered, the frames are written within the commit,
@@ -263,21 +283,13 @@ static void test_rolled_back_spill_leaves_nothing(void)
  */
 static void test_failed_write_fails_commit(void)
 {
-	struct rlimit was, lim;
-	char wal[4200];
-	struct stat sb;
+	struct rlimit was;
 	struct fx f;
 	int rc;
 
 	REQUIRE(fx_open(&f) == 0);
 	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
-	snprintf(wal, sizeof(wal), "%s-wal", f.path);
-	REQUIRE(stat(wal, &sb) == 0);
-	REQUIRE(getrlimit(RLIMIT_FSIZE, &was) == 0);
-	signal(SIGXFSZ, SIG_IGN);
-	lim = was;
-	lim.rlim_cur = (rlim_t)sb.st_size + 4096;
-	REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	REQUIRE(wal_may_not_grow(&f, 4096, &was) == 0);
 	rc = insert(f.a, 5, 15); /* ~10 frames: gathered whole */
 	REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
 	CHECK(rc != SQLITE_OK);
@@ -298,9 +310,7 @@ static void test_failed_write_fails_commit(void)
  */
 static void test_unlock_after_failed_flush(void)
 {
-	struct rlimit was, lim;
-	char wal[4200];
-	struct stat sb;
+	struct rlimit was;
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
@@ -310,13 +320,7 @@ static void test_unlock_after_failed_flush(void)
 	REQUIRE(exec(f.a, "PRAGMA cache_size=8") == SQLITE_OK);
 	REQUIRE(exec(f.a, "BEGIN") == SQLITE_OK);
 	REQUIRE(insert(f.a, 1000, 1020) == SQLITE_OK); /* spills, gathered */
-	snprintf(wal, sizeof(wal), "%s-wal", f.path);
-	REQUIRE(stat(wal, &sb) == 0);
-	REQUIRE(getrlimit(RLIMIT_FSIZE, &was) == 0);
-	signal(SIGXFSZ, SIG_IGN);
-	lim = was;
-	lim.rlim_cur = (rlim_t)sb.st_size;
-	REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	REQUIRE(wal_may_not_grow(&f, 0, &was) == 0);
 	sqlite3_exec(f.a, "ROLLBACK", NULL, NULL, NULL);
 	REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
 	CHECK(sqlite3_get_autocommit(f.a));
