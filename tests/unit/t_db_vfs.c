@@ -4,10 +4,13 @@
  * VFS and WAL recovery find in the files is what SQLite wrote, commit by
  * commit, whatever was gathered, spilled, overwritten or rolled back.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "db_conn_i.h"
 #include "testhelp.h"
@@ -228,6 +231,22 @@ static void test_spilled_commit_recovers(void)
 }
 
 /*
+ * Rows 0-4 committed and checkpointed (the pages a rollback reads again
+ * are the database file's), then an open transaction of f.a whose 20 rows
+ * spilled frames into the WAL (gathered, not yet written). 0 or -1.
+ */
+static int spill_open(struct fx *f)
+{
+	if (insert(f->a, 0, 5) != SQLITE_OK ||
+	    sqlite3_wal_checkpoint_v2(f->a, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				      NULL, NULL) != SQLITE_OK ||
+	    exec(f->a, "PRAGMA cache_size=8") != SQLITE_OK ||
+	    exec(f->a, "BEGIN") != SQLITE_OK)
+		return -1;
+	return insert(f->a, 1000, 1020) == SQLITE_OK ? 0 : -1;
+}
+
+/*
  * A transaction that spilled frames and was rolled back leaves nothing
  * gathered behind: another connection's commit then writes those offsets
  * of the WAL, and a later call of the first connection must not write
@@ -238,13 +257,7 @@ static void test_rolled_back_spill_leaves_nothing(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
-	/* the pages the rollback reads again are the database file's */
-	REQUIRE(sqlite3_wal_checkpoint_v2(f.a, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-					  NULL, NULL) == SQLITE_OK);
-	REQUIRE(exec(f.a, "PRAGMA cache_size=8") == SQLITE_OK);
-	REQUIRE(exec(f.a, "BEGIN") == SQLITE_OK);
-	REQUIRE(insert(f.a, 1000, 1020) == SQLITE_OK); /* spills */
+	REQUIRE(spill_open(&f) == 0);
 	REQUIRE(exec(f.a, "ROLLBACK") == SQLITE_OK);
 	REQUIRE(insert(f.b, 5, 25) == SQLITE_OK);
 	/* the first connection reads (its WAL file is called again) */
@@ -314,12 +327,7 @@ static void test_unlock_after_failed_flush(void)
 	struct fx f;
 
 	REQUIRE(fx_open(&f) == 0);
-	REQUIRE(insert(f.a, 0, 5) == SQLITE_OK);
-	REQUIRE(sqlite3_wal_checkpoint_v2(f.a, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-					  NULL, NULL) == SQLITE_OK);
-	REQUIRE(exec(f.a, "PRAGMA cache_size=8") == SQLITE_OK);
-	REQUIRE(exec(f.a, "BEGIN") == SQLITE_OK);
-	REQUIRE(insert(f.a, 1000, 1020) == SQLITE_OK); /* spills, gathered */
+	REQUIRE(spill_open(&f) == 0);
 	REQUIRE(wal_may_not_grow(&f, 0, &was) == 0);
 	sqlite3_exec(f.a, "ROLLBACK", NULL, NULL, NULL);
 	REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
@@ -409,6 +417,94 @@ static void test_one_write_a_commit(void)
 }
 
 /*
+ * Another process reading through SQLite's own VFS: until `stop` exists,
+ * each look (one read transaction) reads the newest rows, those of the
+ * last commits, and must find each of them with its value and the newest
+ * id no lower than the look before. Exit 0, or 1 on a bad look.
+ */
+static int read_until(const char *path, const char *stop)
+{
+	static const char newest[] =
+		"SELECT count(*) - min((SELECT max(id) FROM t) + 1, 130) FROM t"
+		" WHERE id > (SELECT max(id) FROM t) - 130"
+		" AND v = " ROW_VALUE("id");
+	sqlite3 *h = open_db(path, NULL);
+	int64_t top, last = 0;
+	int looks = 0, done = 0;
+
+	if (!h)
+		return 1;
+	while (!done) {
+		done = looks && access(stop, F_OK) == 0;
+		if (exec(h, "BEGIN") != SQLITE_OK)
+			break;
+		top = query_int(h, "SELECT max(id) FROM t");
+		if (query_int(h, newest) != 0 ||
+		    exec(h, "COMMIT") != SQLITE_OK || top < last) {
+			fprintf(stderr, "look %d: max(id) %lld, before %lld\n",
+				looks, (long long)top, (long long)last);
+			break;
+		}
+		last = top;
+		looks++;
+	}
+	sqlite3_close(h);
+	return done ? 0 : 1;
+}
+
+static const char *self; /* this binary: argv[0] */
+
+/*
+ * Commits of 1-4 rows, every 50th of 120 (spilled), a passive checkpoint
+ * every 200, while another process reads: it never sees part of a
+ * commit. A commit published in the wal-index before its frames are in
+ * the file shows there as a short read or a wrong row; no single-process
+ * test can see that window. The reader is this binary run again.
+ */
+static void test_other_process_sees_whole_commits(void)
+{
+	char *dir = th_tmpdir(), path[4200], stop[4200];
+	int i, n = 5, size, status = -1;
+	sqlite3 *h;
+	pid_t pid;
+
+	REQUIRE(dir && sfsi_db_vfs());
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	snprintf(stop, sizeof(stop), "%s/stop", dir);
+	REQUIRE((h = open_db(path, sfsi_db_vfs())) != NULL);
+	REQUIRE(exec(h, "CREATE TABLE t(id INTEGER PRIMARY KEY,"
+			" v TEXT NOT NULL)") == SQLITE_OK);
+	REQUIRE(insert(h, 0, n) == SQLITE_OK);
+	sqlite3_close(h);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) { /* a program of its own: no state of this one */
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* not left reading */
+		execl(self, self, "read", path, stop, (char *)NULL);
+		_exit(127);
+	}
+	h = open_db(path, sfsi_db_vfs());
+	CHECK(h && exec(h, "PRAGMA cache_size=20") == SQLITE_OK);
+	for (i = 0; h && i < 6000; i++) {
+		size = i % 50 == 49 ? 120 : 1 + i % 4;
+		if (insert(h, n, n + size) != SQLITE_OK)
+			break;
+		n += size;
+		if (i % 200 == 199)
+			sqlite3_wal_checkpoint_v2(
+				h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	CHECK(i == 6000);
+	sqlite3_close(h);
+	CHECK(close(open(stop, O_CREAT | O_WRONLY, 0600)) == 0);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fprintf(stderr, "reader: status %#x\n", status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	th_rmrf(dir);
+}
+
+/*
  * A checkpoint that restarts the WAL: the next commit writes the WAL's
  * header again and frames from the start, over the old ones.
  */
@@ -430,8 +526,11 @@ static void test_restarted_wal(void)
 	fx_close(&f);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "read"))
+		return read_until(argv[2], argv[3]);
+	self = argv[0];
 	RUN(test_commits_seen_at_once);
 	RUN(test_spilled_commit_recovers);
 	RUN(test_rolled_back_spill_leaves_nothing);
@@ -439,5 +538,6 @@ int main(void)
 	RUN(test_unlock_after_failed_flush);
 	RUN(test_restarted_wal);
 	RUN(test_one_write_a_commit);
+	RUN(test_other_process_sees_whole_commits);
 	return th_report();
 }
