@@ -212,7 +212,8 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		     enum MHD_RequestTerminationCode toe);
 void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
-int httpd_route_count(void);
+/* Routes /metrics counts; router.c's table may not outgrow it (checked). */
+#define HTTPD_MAX_ROUTES 64
 /* 1 if method path (an OpenAPI path: {x} segments) answers now. */
 int httpd_route_enabled(const char *method, const char *path);
 const char *httpd_route_name(int idx);

@@ -12,11 +12,7 @@
 #include "speechfs/job.h"
 #include "speechfs/banned.h"
 
-/*
- * Room for every route of router.c's table (40 now): a route past it was
- * counted as "none" (the change feed and the sessions were, at 32).
- */
-#define MAX_ROUTES 64
+#define MAX_ROUTES HTTPD_MAX_ROUTES
 #define NSTATUS 600
 
 static const double buckets_s[] = {

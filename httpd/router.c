@@ -112,16 +112,13 @@ static const struct route routes[] = {
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
+/* a route past the bound would be counted as "none" in /metrics */
+_Static_assert(NROUTES <= HTTPD_MAX_ROUTES, "routes outgrow HTTPD_MAX_ROUTES");
 
 /* With http.extensions = false only the seed's and the daemon's own. */
 static int route_on(const struct route *rt)
 {
 	return g_httpd.opts.extensions || rt->api != ROUTE_EXT;
-}
-
-int httpd_route_count(void)
-{
-	return NROUTES;
 }
 
 const char *httpd_route_name(int idx)
