@@ -19,6 +19,10 @@
  * again OWN_GAP_MS later at the soonest: a client's burst of uploads
  * costs a look per gap, not one per upload, and others' changes meanwhile
  * come that much later.
+ *
+ * /metrics counts the watcher's looks, the polls it resumed and the
+ * cursors it moved past own changes, and the answers by whether they
+ * held changes: what a client's burst cost is seen there, not guessed.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -64,6 +68,25 @@ static struct {
 	int skipped; /* the last look passed polls over for their own */
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
+/* /metrics' counters (relaxed atomics: read without W.mu) */
+static struct changes_counts counts;
+
+static void count(uint64_t *c)
+{
+	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+void changes_counts(struct changes_counts *out)
+{
+	out->looks = __atomic_load_n(&counts.looks, __ATOMIC_RELAXED);
+	out->resumed = __atomic_load_n(&counts.resumed, __ATOMIC_RELAXED);
+	out->skipped_own =
+		__atomic_load_n(&counts.skipped_own, __ATOMIC_RELAXED);
+	out->answered = __atomic_load_n(&counts.answered, __ATOMIC_RELAXED);
+	out->answered_empty =
+		__atomic_load_n(&counts.answered_empty, __ATOMIC_RELAXED);
+}
+
 /* Take a poll out of the room and let libmicrohttpd run it again (lock). */
 static void fire(struct changes_wait *w)
 {
@@ -72,6 +95,7 @@ static void fire(struct changes_wait *w)
 	w->prev = w->next = NULL;
 	w->listed = 0;
 	W.n--;
+	count(&counts.resumed);
 	MHD_resume_connection(w->r->conn);
 }
 
@@ -97,6 +121,7 @@ static int64_t fire_due(int64_t t)
 		    w->deadline_ms > t && only_own(w)) {
 			w->cursor = W.seq;
 			skipped++;
+			count(&counts.skipped_own);
 		}
 		if ((W.fresh && w->cursor < W.seq) || w->deadline_ms <= t ||
 		    W.stopping) {
@@ -129,6 +154,7 @@ static int read_seq_now(int64_t *seq, int64_t *from, int64_t *origin)
 					      &e);
 	else
 		st = sfs_store_change_seq(g_httpd.store, seq, &e);
+	count(&counts.looks);
 	if (st)
 		sfs_warn("changes", "cannot read the change sequence: %s",
 			 e.message);
@@ -332,6 +358,8 @@ static enum MHD_Result answer(struct req *r, struct feed *f, int64_t next,
 		sfs_buf_release(&f->b);
 		return respond_errf(r, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	}
+	if (r->wait) /* not the cursor of now */
+		count(f->n ? &counts.answered : &counts.answered_empty);
 	ret = respond_buf(r, 200, &f->b);
 	sfs_buf_release(&f->b);
 	return ret;

@@ -367,6 +367,15 @@ int changes_init(void);
 void changes_stop(void);
 /* How many long polls wait now (the metrics' gauge). */
 int changes_waiting(void);
+/* The metrics' counters of the change feed since the daemon started. */
+struct changes_counts {
+	uint64_t looks;		 /* the watcher read the change sequence */
+	uint64_t resumed;	 /* it resumed a waiting poll */
+	uint64_t skipped_own;	 /* it moved one past its own client's */
+	uint64_t answered;	 /* requests with a cursor, with changes */
+	uint64_t answered_empty; /* with none (a long poll's time up) */
+};
+void changes_counts(struct changes_counts *out);
 /* A request that ends while it is still listed (never, but safely). */
 void changes_req_free(struct req *r);
 

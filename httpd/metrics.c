@@ -1,7 +1,8 @@
 /*
  * Prometheus metrics of the daemon: requests by route and status, a
- * latency histogram, bytes in and out, and the jobs by kind and state
- * (read from the store, so they include other processes' workers).
+ * latency histogram, bytes in and out, the change feed's long polls, and
+ * the jobs by kind and state (read from the store, so they include other
+ * processes' workers).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -59,6 +60,44 @@ static void job_line(void *arg, enum sfs_job_kind kind, enum sfs_job_state st,
 		    b, "speechfs_jobs{kind=\"%s\",state=\"%s\"} %" PRId64 "\n",
 		    sfs_job_kind_name(kind), sfs_job_state_name(st), n))
 		return;
+}
+
+/* The change feed's long polls: waiting now, and what the watcher did. */
+static int changes_lines(struct sfs_buf *b)
+{
+	struct changes_counts c;
+
+	changes_counts(&c);
+	return sfs_buf_addf(
+		b,
+		"# HELP speechfs_http_changes_waiting Long polls of the change "
+		"feed waiting for a change.\n"
+		"# TYPE speechfs_http_changes_waiting gauge\n"
+		"speechfs_http_changes_waiting %d\n"
+		"# HELP speechfs_http_changes_looks_total Reads of the change "
+		"sequence by the watcher of the waiting polls.\n"
+		"# TYPE speechfs_http_changes_looks_total counter\n"
+		"speechfs_http_changes_looks_total %" PRIu64 "\n"
+		"# HELP speechfs_http_changes_resumed_total Waiting polls the "
+		"watcher resumed (a change they had not seen, their time up, "
+		"or the stop).\n"
+		"# TYPE speechfs_http_changes_resumed_total counter\n"
+		"speechfs_http_changes_resumed_total %" PRIu64 "\n"
+		"# HELP speechfs_http_changes_skipped_own_total Times the "
+		"watcher moved a waiting skipOwn poll's cursor past its own "
+		"client's changes instead of resuming it.\n"
+		"# TYPE speechfs_http_changes_skipped_own_total counter\n"
+		"speechfs_http_changes_skipped_own_total %" PRIu64 "\n"
+		"# HELP speechfs_http_changes_answered_total Change feed "
+		"requests with a cursor answered, with changes or with none "
+		"(a long poll's time up).\n"
+		"# TYPE speechfs_http_changes_answered_total counter\n"
+		"speechfs_http_changes_answered_total{result=\"changes\"} "
+		"%" PRIu64 "\n"
+		"speechfs_http_changes_answered_total{result=\"empty\"} "
+		"%" PRIu64 "\n",
+		changes_waiting(), c.looks, c.resumed, c.skipped_own,
+		c.answered, c.answered_empty);
 }
 
 enum MHD_Result api_metrics(struct req *r)
@@ -129,12 +168,7 @@ enum MHD_Result api_metrics(struct req *r)
 		"speechfs_http_response_cache_total{result=\"miss\"} %" PRIu64
 		"\n",
 		hits, misses);
-	fail |= sfs_buf_addf(&b,
-			     "# HELP speechfs_http_changes_waiting Long polls "
-			     "of the change feed waiting for a change.\n"
-			     "# TYPE speechfs_http_changes_waiting gauge\n"
-			     "speechfs_http_changes_waiting %d\n",
-			     changes_waiting());
+	fail |= changes_lines(&b);
 	fail |= sfs_buf_adds(
 		&b,
 		"# HELP speechfs_jobs Jobs in the store (all "

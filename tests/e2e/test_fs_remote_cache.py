@@ -66,8 +66,11 @@ def quiet_for(dm, seconds, fn):
     return requests_of(dm, "files_list") == before
 
 
-def upload(dm, key, name, path, data=b"RIFF x"):
-    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
+def upload(dm, key, name, path, data=b"RIFF x", origin=None):
+    h = {"X-API-Key": key}
+    if origin:
+        h["X-Speechfs-Origin"] = origin
+    r = requests.post(dm.base + FILES, headers=h,
                       files={"file": (name + ".wav", data)},
                       data={"name": name, "path": path}, timeout=30)
     assert r.status_code == 201, r.text
@@ -403,6 +406,61 @@ def test_feed_skip_own_leaves_a_client_s_own_changes_out(srv):
     r = requests.get(dm.base + API + "/changes", headers=mine,
                      params={"cursor": cur, "skipOwn": "maybe"}, timeout=30)
     assert r.status_code == 400 and "skipOwn" in r.text, r.text
+
+
+def feed_counts(dm):
+    """The change feed's counters in the daemon's /metrics, by name
+    (answered_changes and answered_empty for the answers' results)."""
+    text = requests.get(dm.base + "/metrics", timeout=10).text
+    c = {}
+    for name, result, v in re.findall(
+            r'^speechfs_http_changes_(\w+?)_total'
+            r'(?:\{result="(\w+)"\})? (\d+)$', text, re.M):
+        c[name + ("_" + result if result else "")] = int(v)
+    return c
+
+
+def test_a_poll_waits_through_own_changes_without_a_resume(srv):
+    """The watcher's part of skipOwn: a waiting poll's cursor is moved
+    past its own client's changes where it waits, it is not resumed to
+    look for itself (review s19 LOW-3: a watcher that resumed the poll
+    for each own change gave the same answers, at a wake, a read of the
+    feed and a new wait per own upload). /metrics counts both."""
+    dm, key = srv
+    h = {"X-API-Key": key}
+    mine = dict(h, **{"X-Speechfs-Origin": "4242"})
+    upload(dm, key, "before", "/w/", origin="77")
+    cur = requests.get(dm.base + API + "/changes", headers=h,
+                       timeout=30).json()["cursor"]
+
+    def poll():
+        r = requests.get(dm.base + API + "/changes", headers=mine,
+                         params={"cursor": cur, "skipOwn": "true",
+                                 "timeout": "100"}, timeout=150)
+        assert r.ok, r.text
+        return r.json()
+
+    assert waiting_polls(dm) == 0
+    c0 = feed_counts(dm)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(poll)
+        # waiting, and the watcher has read the sequence since: it
+        # follows the changes' origins from there
+        assert eventually(lambda: waiting_polls(dm) == 1 and
+                          feed_counts(dm)["looks"] > c0["looks"])
+        for i in range(5):
+            upload(dm, key, "o%d" % i, "/w/", origin="4242")
+        assert eventually(lambda: feed_counts(dm)["skipped_own"] >
+                          c0["skipped_own"]), feed_counts(dm)
+        assert not fut.done() and waiting_polls(dm) == 1
+        theirs = upload(dm, key, "t", "/w/", origin="77")
+        j = fut.result(timeout=60)
+    assert [x["fileId"] for x in j["changes"]] == [theirs], j
+    # counted before the answer is sent
+    c = feed_counts(dm)
+    d = {k: c[k] - c0.get(k, 0) for k in c}
+    assert d["resumed"] == 1 and d["answered_changes"] == 1, d
+    assert d["answered_empty"] == 0 and d["skipped_own"] >= 1, d
 
 
 def test_a_mount_s_own_writes_do_not_answer_its_feed(srv):
