@@ -137,7 +137,8 @@ static int64_t fire_due(int64_t t)
 
 /*
  * Read the change sequence (no lock). While it follows (fresh), only the
- * changes after the last one read are looked at, with their origin.
+ * changes after the last one read are looked at, with their origin; else
+ * *from is -1 (not 0: a store without changes yet has the sequence 0).
  */
 static int read_seq_now(int64_t *seq, int64_t *from, int64_t *origin)
 {
@@ -147,9 +148,9 @@ static int read_seq_now(int64_t *seq, int64_t *from, int64_t *origin)
 	sfs_err_init(&e);
 	*origin = 0;
 	pthread_mutex_lock(&W.mu);
-	*from = W.fresh ? W.seq : 0;
+	*from = W.fresh ? W.seq : -1;
 	pthread_mutex_unlock(&W.mu);
-	if (*from > 0)
+	if (*from >= 0)
 		st = sfs_changes_origin_after(g_httpd.store, *from, seq, origin,
 					      &e);
 	else
@@ -204,7 +205,7 @@ static void *watcher(void *arg)
 		pthread_mutex_lock(&W.mu);
 		if (seq >= 0) {
 			W.from = from;
-			W.origin = from > 0 ? origin : 0;
+			W.origin = from >= 0 ? origin : 0;
 			if (seq > W.seq)
 				W.seq = seq;
 			W.fresh = 1;

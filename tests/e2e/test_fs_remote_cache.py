@@ -420,16 +420,21 @@ def feed_counts(dm):
     return c
 
 
-def test_a_poll_waits_through_own_changes_without_a_resume(srv):
+@pytest.mark.parametrize("new_store", [False, True],
+                         ids=["with_changes", "new_store"])
+def test_a_poll_waits_through_own_changes_without_a_resume(srv, new_store):
     """The watcher's part of skipOwn: a waiting poll's cursor is moved
     past its own client's changes where it waits, it is not resumed to
     look for itself (review s19 LOW-3: a watcher that resumed the poll
     for each own change gave the same answers, at a wake, a read of the
-    feed and a new wait per own upload). /metrics counts both."""
+    feed and a new wait per own upload). /metrics counts both. Also on
+    a store without any change yet (its sequence 0 was taken for "not
+    following", and the first own change resumed the poll)."""
     dm, key = srv
     h = {"X-API-Key": key}
     mine = dict(h, **{"X-Speechfs-Origin": "4242"})
-    upload(dm, key, "before", "/w/", origin="77")
+    if not new_store:
+        upload(dm, key, "before", "/w/", origin="77")
     cur = requests.get(dm.base + API + "/changes", headers=h,
                        timeout=30).json()["cursor"]
 
