@@ -30,6 +30,8 @@ KINDS = {
     "pkg": "against the installed Debian package",
     "systemd": "systemctl: its units are checked (no systemd here)",
     "fstab": "an /etc/fstab line: test_pkg mounts it",
+    "fstab-remote": "a remote mount's /etc/fstab line: "
+                    "test_fs_remote_mount mounts it through the helper",
     "bucket-config": "a configuration for a store in a bucket: used, with "
                      "the test gateway's endpoint and bucket, by the "
                      "bucket blocks",
