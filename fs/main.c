@@ -687,18 +687,13 @@ static int start_workers(const struct opts *o)
 	return ret;
 }
 
-static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *co,
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *co,
 		 const struct opts *o, int *ready_fd)
 {
-	struct fuse_session *se;
 	int ret = -1;
 
-	se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), NULL);
-	if (!se)
-		return -1;
-	g_fs.se = se;
 	if (fuse_set_signal_handlers(se))
-		goto out_destroy;
+		return -1;
 	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
 	/* fuse_daemonize(1) only changes to '/': detach() forked already */
@@ -727,9 +722,6 @@ out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
-out_destroy:
-	fuse_session_destroy(se);
-	g_fs.se = NULL;
 	return ret;
 }
 
@@ -766,18 +758,25 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	/* a bad mount point or option is said (one line) and exits 2 before
+	 * the store or the server is touched */
+	rc = 2;
 	if (fuse_parse_cmdline(&args, &co) != 0)
 		goto out;
-	if (check_opts(&o, &co) ||
-	    check_mountpoint(co.mountpoint, o.nonempty)) {
-		rc = 2;
+	if (check_opts(&o, &co) || check_mountpoint(co.mountpoint, o.nonempty))
 		goto out;
-	}
+	rc = 1;
 	if (o.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions"))
 		goto out;
 	if (fuse_opt_add_arg(&args, "-ofsname=speechfs") ||
 	    fuse_opt_add_arg(&args, "-osubtype=speechfs"))
 		goto out;
+	/* libfuse's own options: it names one it does not know */
+	g_fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+	if (!g_fs.se) {
+		rc = 2;
+		goto out;
+	}
 	g_fs.uid = o.set_uid ? o.uid : getuid();
 	g_fs.gid = o.set_gid ? o.gid : getgid();
 	g_fs.umask = o.umask;
@@ -800,8 +799,11 @@ int main(int argc, char **argv)
 	 * of it was older than 1 s and it asked again); a remote store asks
 	 * its server for it */
 	sfs_store_keep_dirs(g_fs.store, 1);
-	rc = serve(&args, &co, &o, &ready_fd) ? 1 : 0;
+	rc = serve(g_fs.se, &co, &o, &ready_fd) ? 1 : 0;
 out:
+	if (g_fs.se)
+		fuse_session_destroy(g_fs.se);
+	g_fs.se = NULL;
 	if (g_fs.store) {
 		if (!o.no_workers)
 			sfs_workers_stop(g_fs.store);

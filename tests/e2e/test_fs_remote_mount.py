@@ -6,11 +6,15 @@ mount in the background as from fstab), against a real speechfsd on
 import os
 import pathlib
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
+import requests
 
 import readme
 from conftest import ROOT
@@ -117,4 +121,41 @@ def test_fstab_entry_mounts_a_server(server, form):
     r = helper(tmp, srv.base, str(mnt), "-o", opts)
     assert r.returncode == 0, r.stderr
     assert (mnt / "note.txt").read_bytes() == b"via fstab"
+
+
+def run_mount(*args):
+    r = subprocess.run([str(SPEECHFS), *args], capture_output=True,
+                       text=True, timeout=60)
+    return r.returncode, r.stderr.strip()
+
+
+@pytest.mark.parametrize("kind", ["remote", "local"])
+@pytest.mark.parametrize("bad,says", [
+    (["-o", "bogus=1"], "bogus=1"),
+    (["-o", "ro,_netdev"], "_netdev"),
+    (["MISSING"], "bad mount point"),
+])
+def test_bad_option_or_mount_point_exits_2_first(tmp_path, kind, bad, says):
+    """An option neither speechfs nor libfuse knows, or a mount point that
+    does not exist, is named in one line with exit status 2 (speechfs(1))
+    before the server or the store is asked. Before, the server (here:
+    nothing listening) or the store (none) was tried first and its failure
+    told instead, exit 1; with a server up, the option failed after the
+    mount had connected."""
+    key = tmp_path / "key"
+    key.write_text("sfs_" + "0" * 64 + "\n")
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    src = (["--url", "http://127.0.0.1:1", "--key-file", str(key)]
+           if kind == "remote" else
+           ["--store", str(tmp_path / "no-store"), "--user", "u"])
+    args = [str(tmp_path / "missing") if a == "MISSING" else a for a in bad]
+    if "MISSING" not in bad:
+        args.append(str(mp))
+    rc, err = run_mount(*src, *args, "-f")
+    assert rc == 2, err
+    assert says in err, err
+    assert len(err.splitlines()) == 1, err
+    assert not is_mounted(mp)
+    assert not (tmp_path / "no-store").exists()
 
