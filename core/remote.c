@@ -274,7 +274,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
 	struct progress pr = { .r = r, .cancel = q->cancel };
-	char url[2048];
+	char url[2048], why[CURL_ERROR_SIZE] = "";
 	long code = 0;
 	CURLcode rc;
 	CURL *c;
@@ -292,7 +292,11 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
+	/* libcurl's own words say which certificate check failed, where its
+	 * code's text says only "SSL peer certificate ... was not OK" */
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
 	rc = perform(r, c, q, b, &a, &code);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	if (q->http_code)
 		*q->http_code = rc == CURLE_OK ? code : 0;
 	if (q->dir_state && q->dir_state_size)
@@ -324,7 +328,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		note_down(r, rc);
 	if (rc != CURLE_OK)
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
-				curl_easy_strerror(rc));
+				why[0] ? why : curl_easy_strerror(rc));
 	note_up(r);
 	return sfs_remote_status(code, b->buf, b->len, e);
 }

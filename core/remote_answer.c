@@ -86,8 +86,12 @@ enum sfs_status sfs_remote_status(long http_status, const char *body,
 	type = json_string_value(json_object_get(j, "error_type"));
 	msg = json_string_value(json_object_get(j, "message"));
 	st = status_of_http(http_status, type);
-	sfs_errf(e, st, reason_of(type), "%s",
-		 msg ? msg : "the server answered an error");
+	if (msg)
+		sfs_errf(e, st, reason_of(type), "%s", msg);
+	else /* not our error body: is it a speechfsd? */
+		sfs_errf(e, st, reason_of(type),
+			 "the server answered HTTP %ld without an error body",
+			 http_status);
 	/* the fields a validation error names (an idKey refused...) */
 	if (e && e->status == SFS_INVALID) {
 		json_t *ve = json_object_get(j, "validation_errors"), *v;

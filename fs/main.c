@@ -547,8 +547,12 @@ static int open_remote(struct opts *o)
 	st = sfs_store_open_url(&ro, &g_fs.store, &e);
 	fs_signals_on(&old);
 	if (st)
-		fprintf(stderr, "speechfs: cannot mount '%s': %s\n", o->url,
-			e.message);
+		fprintf(stderr, "speechfs: cannot mount '%s': %s%s\n", o->url,
+			e.message,
+			!o->cafile && strstr(e.message, "certificate")
+				? " (a server whose CA is not the system's: "
+				  "-o cafile=FILE)"
+				: "");
 	else if (sfs_auth_user(g_fs.store, NULL, SFS_SCOPE_ALL, &g_fs.actor,
 			       &e))
 		fprintf(stderr, "speechfs: '%s': %s\n", o->url, e.message);
