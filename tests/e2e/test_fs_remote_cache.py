@@ -438,17 +438,21 @@ def test_a_poll_waits_through_own_changes_without_a_resume(srv, new_store):
     cur = requests.get(dm.base + API + "/changes", headers=h,
                        timeout=30).json()["cursor"]
 
-    def poll():
+    def poll(since, timeout):
         r = requests.get(dm.base + API + "/changes", headers=mine,
-                         params={"cursor": cur, "skipOwn": "true",
-                                 "timeout": "100"}, timeout=150)
+                         params={"cursor": since, "skipOwn": "true",
+                                 "timeout": timeout}, timeout=150)
         assert r.ok, r.text
         return r.json()
+
+    def counted_since(c0):
+        c = feed_counts(dm)
+        return {k: c[k] - c0[k] for k in c}
 
     assert waiting_polls(dm) == 0
     c0 = feed_counts(dm)
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(poll)
+        fut = ex.submit(poll, cur, "100")
         # waiting, and the watcher has read the sequence since: it
         # follows the changes' origins from there
         assert eventually(lambda: waiting_polls(dm) == 1 and
@@ -462,10 +466,15 @@ def test_a_poll_waits_through_own_changes_without_a_resume(srv, new_store):
         j = fut.result(timeout=60)
     assert [x["fileId"] for x in j["changes"]] == [theirs], j
     # counted before the answer is sent
-    c = feed_counts(dm)
-    d = {k: c[k] - c0.get(k, 0) for k in c}
+    d = counted_since(c0)
     assert d["resumed"] == 1 and d["answered_changes"] == 1, d
     assert d["answered_empty"] == 0 and d["skipped_own"] >= 1, d
+    # nothing comes: resumed at its time, answered with nothing
+    c0 = feed_counts(dm)
+    assert poll(j["cursor"], "2")["changes"] == []
+    d = counted_since(c0)
+    assert d["resumed"] == 1 and d["answered_empty"] == 1, d
+    assert d["answered_changes"] == 0 and d["skipped_own"] == 0, d
 
 
 def test_a_mount_s_own_writes_do_not_answer_its_feed(srv):
