@@ -480,7 +480,8 @@ def test_a_poll_waits_through_own_changes_without_a_resume(srv, new_store):
 def test_a_mount_s_own_writes_do_not_answer_its_feed(srv):
     """The mount's long poll asks for others' changes only: a burst of its
     own writes answers none of its polls (before, each write answered
-    one, and the mount decoded its own files), and another client's
+    one, and the mount decoded its own files) nor resumes it on the
+    server (its cursor is moved where it waits), and another client's
     change still shows in the mount."""
     dm, key = srv
     upload(dm, key, "a", "/burst/")
@@ -488,15 +489,22 @@ def test_a_mount_s_own_writes_do_not_answer_its_feed(srv):
     try:
         d = m.path("burst")
         assert os.listdir(d) == ["a.wav"]
-        assert eventually(lambda: waiting_polls(dm) == 1)
+        # its poll waits, and the watcher has looked (it follows origins)
+        assert eventually(lambda: waiting_polls(dm) == 1 and
+                          feed_counts(dm)["looks"] >= 1)
         before = settled_count(dm, "changes")
         assert before >= 1         # its first request: the cursor of now
+        c0 = feed_counts(dm)
         t0 = time.monotonic()
         for i in range(30):
             m.path("burst", "n%02d.txt" % i).write_bytes(b"n%d" % i)
         n = settled_count(dm, "changes") - before
+        c = feed_counts(dm)
+        resumed = c["resumed"] - c0["resumed"]
         # (a poll's own time, 25 s, may end meanwhile on a slow machine)
-        assert n == 0 or time.monotonic() - t0 > 20, n
+        assert (n, resumed) == (0, 0) or time.monotonic() - t0 > 20, c
+        # every kind of write the mount made carried its origin
+        assert c["skipped_own"] > c0["skipped_own"], c
         upload(dm, key, "b", "/burst/")
         assert eventually(lambda: "b.wav" in os.listdir(d))
         assert len(os.listdir(d)) == 32
