@@ -12,10 +12,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include "blob_i.h"
 #include "remote_store_i.h"
@@ -517,26 +520,82 @@ static const struct sfsi_store_ops remote_ops = {
 	.stage_stream_free = sfsi_remote_stream_free,
 };
 
-/* $XDG_CACHE_HOME/speechfs/<host_port>, else ~/.cache/speechfs/… */
-static void default_cache_dir(const char *url, char *out, size_t size)
+/*
+ * $XDG_CACHE_HOME/speechfs/<host_port>, else ~/.cache/speechfs/…: the
+ * home of $HOME, else of the user's passwd entry (a mount from fstab at
+ * boot has no $HOME; the cache was then /tmp/.cache/…, where any local
+ * user could have put blocks first, and blocks are never checked again).
+ */
+static enum sfs_status default_cache_dir(const char *url, char *out,
+					 size_t size, struct sfs_err *e)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	const char *host = strstr(url, "://");
+	struct passwd *pw;
 	char name[256];
-	size_t i;
+	size_t i, n;
 
-	sfs_strlcpy(name, host ? host + 3 : url, sizeof(name));
+	n = sfs_strlcpy(name, host ? host + 3 : url, sizeof(name));
+	while (n > 1 && name[n - 1] == '/') /* http://h:p/ is http://h:p */
+		name[--n] = '\0';
 	for (i = 0; name[i]; i++)
 		if (!((name[i] >= 'a' && name[i] <= 'z') ||
 		      (name[i] >= 'A' && name[i] <= 'Z') ||
 		      (name[i] >= '0' && name[i] <= '9') || name[i] == '.' ||
 		      name[i] == '-'))
 			name[i] = '_';
-	if (xdg && xdg[0] == '/')
+	if (xdg && xdg[0] == '/') {
 		snprintf(out, size, "%s/speechfs/%s", xdg, name);
-	else
-		snprintf(out, size, "%s/.cache/speechfs/%s",
-			 home && home[0] == '/' ? home : "/tmp", name);
+		return SFS_OK;
+	}
+	if (!home || home[0] != '/') {
+		pw = getpwuid(geteuid());
+		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir
+								: NULL;
+	}
+	if (!home)
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"no home directory for the block cache: give "
+				"-o cache_dir=DIR");
+	snprintf(out, size, "%s/.cache/speechfs/%s", home, name);
+	return SFS_OK;
+}
+
+/*
+ * The block cache's directory, made private (0700) if new. One that
+ * exists must be this user's and not writable by others: cached blocks
+ * are served as the file's bytes without a check.
+ */
+static enum sfs_status own_cache_dir(const char *dir, struct sfs_err *e)
+{
+	char parent[4096];
+	struct stat sb;
+	char *slash;
+
+	sfs_strlcpy(parent, dir, sizeof(parent));
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (sfsi_mkdirs(parent) < 0)
+			goto fail;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		goto fail;
+	if (stat(dir, &sb) < 0)
+		goto fail;
+	if (!S_ISDIR(sb.st_mode))
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"cache directory '%s' is not a directory", dir);
+	if (sb.st_uid != geteuid() || (sb.st_mode & 022))
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"cache directory '%s' belongs to another user "
+				"or others may write it (its blocks are read "
+				"unchecked): use one of your own",
+				dir);
+	return SFS_OK;
+fail:
+	return sfs_errf(e, SFS_IO, SFS_R_NONE, "cache directory '%s': %s", dir,
+			strerror(errno));
 }
 
 /*
@@ -637,7 +696,11 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		if (o->cache_dir)
 			sfs_strlcpy(cache, o->cache_dir, sizeof(cache));
 		else
-			default_cache_dir(o->url, cache, sizeof(cache));
+			st = default_cache_dir(o->url, cache, sizeof(cache), e);
+	}
+	if (!st)
+		st = own_cache_dir(cache, e);
+	if (!st) {
 		/* writes are staged beside the cache, then sent on close */
 		if (asprintf(&s->staging_dir, "%s/staging", cache) < 0)
 			s->staging_dir = NULL;

@@ -5,6 +5,7 @@ mount in the background as from fstab), against a real speechfsd on
 127.0.0.1; what the mount says and how it ends when given bad input."""
 import os
 import pathlib
+import pwd
 import shutil
 import socket
 import ssl
@@ -257,3 +258,44 @@ def test_https_with_its_own_ca(server):
             ["over-tls.txt"], r.text
     finally:
         front.close()
+
+
+def test_block_cache_is_private_and_never_in_tmp(server):
+    """A mount without $HOME (from fstab at boot) keeps its block cache in
+    the home of its user's passwd entry, made 0700; before, it went to
+    /tmp/.cache/speechfs/HOST_PORT (0755), where any local user could
+    have put blocks first, and cached blocks are read unchecked. So a
+    cache_dir that another user owns or others may write is refused at
+    mount, in one line (before, it was used)."""
+    srv, keyf, tmp = server
+    mnt = tmp / "mnt"
+    name = "127.0.0.1_%d" % srv.port
+    home = pathlib.Path(pwd.getpwuid(os.geteuid()).pw_dir)
+    want, tmp_cache = home / ".cache/speechfs" / name, \
+        pathlib.Path("/tmp/.cache/speechfs") / name
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HOME", "XDG_CACHE_HOME")}
+    try:
+        r = subprocess.run([str(SPEECHFS), "--url", srv.base + "/",
+                            "--key-file", str(keyf), str(mnt)], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        unmount(mnt)
+        assert not tmp_cache.exists()
+        assert want.is_dir(), r.stderr
+        assert want.stat().st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(want, ignore_errors=True)
+        shutil.rmtree(tmp_cache, ignore_errors=True)
+    shared = tmp / "shared-cache"
+    shared.mkdir()
+    for mode, owner in ((0o777, os.geteuid()), (0o700, 65534)):
+        os.chown(shared, owner, -1)
+        shared.chmod(mode)
+        rc, err = run_mount("--url", srv.base, "--key-file", str(keyf),
+                            "-o", f"cache_dir={shared}", str(mnt), "-f")
+        assert rc == 1, err
+        assert len(err.splitlines()) == 1, err
+        assert f"cache directory '{shared}' belongs to another user" in err
+        assert not is_mounted(mnt)
+    assert os.listdir(shared) == []
