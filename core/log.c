@@ -1,5 +1,6 @@
 /*
- * One line per event to stderr: time, level, subsystem, message. When
+ * One line per event to stderr: time, level, subsystem, message (to
+ * syslog instead once sfs_log_to_syslog was called). When
  * stderr is systemd's journal (JOURNAL_STREAM names it), a line starts
  * with its syslog priority instead of the time ("<4>warn httpd: ..."),
  * which the journal stamps itself, so `journalctl -p warning` filters.
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include "speechfs/log.h"
 #include "util_i.h"
@@ -19,6 +21,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static enum sfs_log_level log_level = SFS_LOG_INFO;
 static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
 static int to_journal;
+static int to_syslog;
 
 void sfs_log_set_level(enum sfs_log_level lvl)
 {
@@ -64,6 +67,13 @@ int sfs_log_to_journal(void)
 	return to_journal;
 }
 
+void sfs_log_to_syslog(const char *ident)
+{
+	/* connected at the first line, and again after syslog restarts */
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	__atomic_store_n(&to_syslog, 1, __ATOMIC_RELEASE);
+}
+
 void sfs_log(enum sfs_log_level lvl, const char *subsys, const char *fmt, ...)
 {
 	/* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
@@ -76,7 +86,10 @@ void sfs_log(enum sfs_log_level lvl, const char *subsys, const char *fmt, ...)
 
 	if (lvl > sfs_log_get_level())
 		return;
-	if (sfs_log_to_journal()) {
+	if (__atomic_load_n(&to_syslog, __ATOMIC_ACQUIRE)) {
+		n = snprintf(line, sizeof(line), "%s %s: ", level_names[lvl],
+			     subsys);
+	} else if (sfs_log_to_journal()) {
 		n = snprintf(line, sizeof(line), "<%d>%s %s: ", prio[lvl],
 			     level_names[lvl], subsys);
 	} else {
@@ -91,6 +104,8 @@ void sfs_log(enum sfs_log_level lvl, const char *subsys, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
-	/* one write per line so concurrent threads do not interleave */
-	fprintf(stderr, "%s\n", line);
+	if (__atomic_load_n(&to_syslog, __ATOMIC_ACQUIRE))
+		syslog(prio[lvl], "%s", line);
+	else /* one write per line so concurrent threads do not interleave */
+		fprintf(stderr, "%s\n", line);
 }

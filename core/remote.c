@@ -157,6 +157,22 @@ static void note_up(struct sfs_remote *r)
 }
 
 /*
+ * Connected (TLS done), the request about to go: the server is back.
+ * Noted at the answer, it came late to a mount that asks nothing: the
+ * change feed's long poll is answered after 25 s.
+ */
+static int on_connected(void *arg, char *conn_ip, char *local_ip, int conn_port,
+			int local_port)
+{
+	(void)conn_ip;
+	(void)local_ip;
+	(void)conn_port;
+	(void)local_port;
+	note_up(arg);
+	return CURL_PREREQFUNC_OK;
+}
+
+/*
  * The handle's options for one request of q (reset first): where it goes,
  * its time bounds, the answer's way into a (a->curl set) and the Range.
  */
@@ -292,6 +308,8 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
+	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_connected);
+	curl_easy_setopt(c, CURLOPT_PREREQDATA, r);
 	/* libcurl's own words say which certificate check failed, where its
 	 * code's text says only "SSL peer certificate ... was not OK" */
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);

@@ -212,7 +212,9 @@ static void usage(const char *prog)
 	       "    -o timeout=S                connect/stall bound, "
 	       "seconds (10)\n"
 	       "    -o cafile=FILE              CA certificates for https\n"
-	       "    -f                          stay in the foreground\n"
+	       "    -f                          stay in the foreground (else "
+	       "logs go to\n"
+	       "                                syslog once mounted)\n"
 	       "    -d                          debug output (implies -f)\n"
 	       "    -s                          serve in a single thread\n"
 	       "    -o ro                       read-only mount\n"
@@ -659,6 +661,9 @@ static void detached(int *ready_fd)
 
 	if (*ready_fd < 0)
 		return;
+	/* what the mount says from now on (a server gone and back, a file
+	 * it could not send) would go to /dev/null */
+	sfs_log_to_syslog("speechfs");
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
 		dup2(fd, 0);

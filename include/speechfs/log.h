@@ -1,7 +1,7 @@
 /*
- * Logging: one line per event to stderr, tagged with a subsystem, in git's
- * message style: lower case, no full stop; with a syslog priority prefix
- * when stderr is systemd's journal.
+ * Logging: one line per event to stderr (or syslog), tagged with a
+ * subsystem, in git's message style: lower case, no full stop; with a
+ * syslog priority prefix when stderr is systemd's journal.
  */
 #ifndef SPEECHFS_LOG_H
 #define SPEECHFS_LOG_H
@@ -19,6 +19,12 @@ enum sfs_log_level sfs_log_get_level(void);
  * with a syslog priority, "<3>" ... "<7>", and carry no time stamp.
  */
 int sfs_log_to_journal(void);
+/*
+ * From now on, lines go to syslog(3) as `ident` (facility daemon, with the
+ * pid) instead of stderr: for a process that leaves its terminal (a mount
+ * in the background), whose stderr becomes /dev/null.
+ */
+void sfs_log_to_syslog(const char *ident);
 void sfs_log(enum sfs_log_level lvl, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -2,14 +2,19 @@
 speechfs(1): an /etc/fstab entry through the package's helper
 (packaging/debian/mount.fuse.speechfs, run as mount(8) runs it, the
 mount in the background as from fstab), against a real speechfsd on
-127.0.0.1; what the mount says and how it ends when given bad input."""
+127.0.0.1; what the mount says and how it ends when given bad input;
+https with a CA of its own (a TLS front of Python's ssl); where its
+block cache and its log lines go."""
+import json
 import os
 import pathlib
 import pwd
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -161,7 +166,29 @@ def test_bad_option_or_mount_point_exits_2_first(tmp_path, kind, bad, says):
     assert not (tmp_path / "no-store").exists()
 
 
-class TlsFront:
+class Listener:
+    """A socket on a free port of 127.0.0.1 whose connections each get a
+    thread running self.serve(conn), until close()."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+class TlsFront(Listener):
     """https://127.0.0.1:PORT in front of a speechfsd (TLS ends here,
     each connection piped to the daemon), with a certificate of its own
     (self-signed, made by openssl for 127.0.0.1): what a small server
@@ -178,19 +205,9 @@ class TlsFront:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(str(self.cert), str(key))
         self.backend = backend_port
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.base = "https://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.handshakes_failed = 0
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,),
-                             daemon=True).start()
+        super().__init__()
+        self.base = "https://127.0.0.1:%d" % self.port
 
     def serve(self, c):
         try:
@@ -202,9 +219,6 @@ class TlsFront:
         b = socket.create_connection(("127.0.0.1", self.backend))
         threading.Thread(target=pipe, args=(b, s), daemon=True).start()
         pipe(s, b)
-
-    def close(self):
-        self.sock.close()
 
 
 def pipe(src, dst):
@@ -299,3 +313,94 @@ def test_block_cache_is_private_and_never_in_tmp(server):
         assert f"cache directory '{shared}' belongs to another user" in err
         assert not is_mounted(mnt)
     assert os.listdir(shared) == []
+
+
+# Run in a mount namespace of its own (unshare -m): a syslog socket of the
+# test's where /dev/log leads, then a mount in the background that logs
+# to it. Says "mounted", then "down" once the mount logged that the
+# server does not answer, then unmounts once it logged that it answers
+# again and prints every line the socket got, as JSON. The deadline, 20 s,
+# is short of the change feed's long poll (25 s): the mount must say the
+# server is back when it connects (the feed asks again 1, 2, 4 s after
+# it failed), not when that poll is answered.
+SYSLOG_PROBE = r'''
+import json, os, socket, subprocess, sys, time
+speechfs, url, keyf, mnt, cache, tmp = sys.argv[1:7]
+ours = os.path.join(tmp, "log.sock")
+log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+log.bind(ours)
+log.settimeout(0.2)
+dev_log = os.path.realpath("/dev/log")
+if not os.path.exists(dev_log):
+    top = os.path.dirname(dev_log)
+    while not os.path.isdir(top):
+        top = os.path.dirname(top)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", top], check=True)
+    os.makedirs(os.path.dirname(dev_log), exist_ok=True)
+    open(dev_log, "w").close()
+subprocess.run(["mount", "--bind", ours, dev_log], check=True)
+r = subprocess.run([speechfs, "--url", url, "--key-file", keyf, "-o",
+                    "cache_dir=" + cache, mnt], capture_output=True,
+                   text=True)
+assert r.returncode == 0, r.stderr
+print("mounted", flush=True)
+lines, said_down = [], False
+deadline = time.monotonic() + 20
+try:
+    while time.monotonic() < deadline:
+        try:
+            lines.append(log.recv(4096).decode())
+        except socket.timeout:
+            continue
+        if not said_down and "does not answer" in lines[-1]:
+            said_down = True
+            deadline = time.monotonic() + 20
+            print("down", flush=True)
+        if "answers again" in lines[-1]:
+            break
+finally:
+    subprocess.run(["fusermount3", "-u", mnt])
+print(json.dumps(lines), flush=True)
+'''
+
+
+def test_background_mount_logs_to_syslog(server):
+    """A mount in the background (the default, and from fstab) has its
+    stderr on /dev/null: what it says while it runs (the server gone and
+    back, a file it could not send) went nowhere. It goes to syslog now,
+    as `speechfs[PID]`, facility daemon, with its level: the server
+    killed, the mount logs a warning that it does not answer, and once
+    it is started again, that it answers again, as soon as it connects
+    (before, only when a request was answered: with nothing asked, the
+    change feed's long poll, 25 s later). Before, the socket got
+    nothing."""
+    srv, keyf, tmp = server
+    mnt = tmp / "mnt"
+    p = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", sys.executable,
+         "-c", SYSLOG_PROBE, str(SPEECHFS), srv.base, str(keyf), str(mnt),
+         str(tmp / "cache"), str(tmp)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "mounted\n", p.stderr.read()
+        t0 = time.monotonic()
+        srv.kill()
+        down = p.stdout.readline()
+        t1 = time.monotonic()
+        srv.start()
+        out, err = p.communicate(timeout=90)
+        assert p.returncode == 0, err
+        lines = json.loads(out if down == "down\n" else down)
+        assert down == "down\n", lines
+        print("down after %.1f s, back %.1f s after start" %
+              (t1 - t0, time.monotonic() - t1))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    said = "\n".join(lines)
+    assert re.search(r"^<28>.* speechfs\[\d+\]: warn remote: '%s' does "
+                     r"not answer" % re.escape(srv.base), said, re.M), said
+    assert re.search(r"^<30>.* speechfs\[\d+\]: info remote: '%s' answers "
+                     r"again" % re.escape(srv.base), said, re.M), said
+
