@@ -39,6 +39,7 @@ struct sfs_remote {
 	char base[512];
 	char *auth_header; /* X-API-Key: … or Authorization: Bearer … */
 	char cafile[512];
+	char proxy[512]; /* "": none (libcurl's "" ignores the environment) */
 	int timeout_s;
 	unsigned features;
 	CURLSH *share;
@@ -185,7 +186,7 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_SHARE, r->share);
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_PROXY, r->proxy);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -526,6 +527,9 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	if (o->cafile && strlen(o->cafile) >= sizeof(r->cafile))
 		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"the CA file's name is too long");
+	if (o->proxy && strlen(o->proxy) >= sizeof(r->proxy))
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"the proxy's URL is too long");
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -537,6 +541,8 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		r->base[strlen(r->base) - 1] = '\0';
 	if (o->cafile)
 		sfs_strlcpy(r->cafile, o->cafile, sizeof(r->cafile));
+	if (o->proxy)
+		sfs_strlcpy(r->proxy, o->proxy, sizeof(r->proxy));
 	r->auth_header = malloc(strlen(cred) + 32);
 	r->share = curl_share_init();
 	if (!r->auth_header || !r->share) {

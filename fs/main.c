@@ -41,6 +41,7 @@ struct opts {
 	char *cache_size;
 	char *timeout;
 	char *cafile;
+	char *proxy;
 	unsigned uid, gid, umask;
 	unsigned max_threads; /* the most workers (0: LOOP_MAX) */
 	int set_uid, set_gid;
@@ -98,6 +99,7 @@ static const struct fuse_opt specs[] = {
 	OPT("cache_size=%s", cache_size),
 	OPT("timeout=%s", timeout),
 	OPT("cafile=%s", cafile),
+	OPT("proxy=%s", proxy),
 	OPT("umask=%s", umask_arg),
 	OPT("commit=%s", commit_arg),
 	OPT("no_workers", no_workers),
@@ -212,6 +214,7 @@ static void usage(const char *prog)
 	       "    -o timeout=S                connect/stall bound, "
 	       "seconds (10)\n"
 	       "    -o cafile=FILE              CA certificates for https\n"
+	       "    -o proxy=URL                a proxy to reach it by (none)\n"
 	       "    -f                          stay in the foreground (else "
 	       "logs go to\n"
 	       "                                syslog once mounted)\n"
@@ -271,9 +274,9 @@ static int parse_size(const char *v, int64_t *out)
 static int check_remote(struct opts *o)
 {
 	const char *alone[] = { o->cache_dir, o->cache_size, o->timeout,
-				o->cafile, o->token_file };
-	const char *names[] = { "cache_dir", "cache_size", "timeout", "cafile",
-				"token_file" };
+				o->cafile,    o->token_file, o->proxy };
+	const char *names[] = { "cache_dir", "cache_size", "timeout",
+				"cafile",    "token_file", "proxy" };
 	unsigned t = 0;
 	int64_t sz;
 	size_t i;
@@ -329,6 +332,13 @@ static int check_remote(struct opts *o)
 	if (o->cafile && access(o->cafile, R_OK)) {
 		fprintf(stderr, "speechfs: -o cafile=%s: %s\n", o->cafile,
 			strerror(errno));
+		return -1;
+	}
+	if (o->proxy && !strstr(o->proxy, "://")) {
+		fprintf(stderr,
+			"speechfs: -o proxy=%s: expected a URL "
+			"(http://HOST:PORT, https://… or socks5h://…)\n",
+			o->proxy);
 		return -1;
 	}
 	if (o->cache_dir && o->cache_dir[0] != '/') {
@@ -511,6 +521,7 @@ static int open_remote(struct opts *o)
 {
 	struct sfs_remote_opts ro = { .url = o->url,
 				      .cafile = o->cafile,
+				      .proxy = o->proxy,
 				      .cache_dir = o->cache_dir,
 				      .cache_bytes = -1 };
 	char secret[4200];
@@ -832,6 +843,7 @@ out:
 	free(o.cache_size);
 	free(o.timeout);
 	free(o.cafile);
+	free(o.proxy);
 	fuse_opt_free_args(&args);
 	if (ready_fd >= 0)
 		close(ready_fd);

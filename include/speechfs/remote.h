@@ -112,6 +112,8 @@ struct sfs_remote_opts {
 	const char *api_key;   /* sent as X-API-Key, or */
 	const char *token;     /* a JWT sent as Authorization: Bearer */
 	const char *cafile;    /* CA certificates for https (NULL: system) */
+	const char *proxy;     /* a proxy's URL (NULL: none, whatever the
+				* environment's *_proxy say) */
 	int timeout_s;	       /* connect and stall bound (0: 10 s) */
 	const char *cache_dir; /* NULL: $XDG_CACHE_HOME/speechfs/HOST_PORT */
 	int64_t cache_bytes;   /* the block cache's bound (<0: 1 GiB) */

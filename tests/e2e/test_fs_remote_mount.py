@@ -3,8 +3,8 @@ speechfs(1): an /etc/fstab entry through the package's helper
 (packaging/debian/mount.fuse.speechfs, run as mount(8) runs it, the
 mount in the background as from fstab), against a real speechfsd on
 127.0.0.1; what the mount says and how it ends when given bad input;
-https with a CA of its own (a TLS front of Python's ssl); where its
-block cache and its log lines go."""
+https with a CA of its own (a TLS front of Python's ssl), a proxy only
+when given; where its block cache and its log lines go."""
 import json
 import os
 import pathlib
@@ -404,3 +404,67 @@ def test_background_mount_logs_to_syslog(server):
     assert re.search(r"^<30>.* speechfs\[\d+\]: info remote: '%s' answers "
                      r"again" % re.escape(srv.base), said, re.M), said
 
+
+class ConnectProxy(Listener):
+    """An HTTP proxy on 127.0.0.1 that tunnels CONNECT (what libcurl asks
+    of a proxy for an https URL), noting each target it was asked for."""
+
+    def __init__(self):
+        self.targets = []
+        super().__init__()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def serve(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(4096)
+            if not d:
+                c.close()
+                return
+            head += d
+        method, target = head.split(b" ")[:2]
+        self.targets.append(target.decode())
+        if method != b"CONNECT":
+            c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+            c.close()
+            return
+        host, port = target.decode().rsplit(":", 1)
+        b = socket.create_connection((host, int(port)))
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=pipe, args=(b, c), daemon=True).start()
+        pipe(c, b)
+
+
+def test_proxy_only_when_given(server):
+    """Proxies only when configured (issue 14): the environment's
+    https_proxy is ignored (a proxy that does not exist there, the mount
+    goes straight), and -o proxy=URL sends every request through that
+    proxy (a CONNECT tunnel to the https server). Before, there was no
+    way to give one: -o proxy= was an unknown option."""
+    srv, keyf, tmp = server
+    mnt = tmp / "mnt"
+    front, proxy = TlsFront(tmp, srv.port), ConnectProxy()
+    env = {**os.environ, "https_proxy": "http://127.0.0.1:1",
+           "HTTPS_PROXY": "http://127.0.0.1:1"}
+    opts = f"cache_dir={tmp}/cache,cafile={front.cert}"
+    try:
+        for extra in ("", f",proxy={proxy.url}"):
+            r = subprocess.run([str(SPEECHFS), "--url", front.base,
+                                "--key-file", str(keyf), "-o", opts + extra,
+                                str(mnt)], env=env, capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            (mnt / ("p%d.txt" % len(extra))).write_bytes(b"x")
+            unmount(mnt)
+            if not extra:
+                assert proxy.targets == []
+        host_port = front.base.split("//")[1]
+        assert proxy.targets and \
+            set(proxy.targets) == {host_port}, proxy.targets
+        rc, err = run_mount("--url", front.base, "--key-file", str(keyf),
+                            "-o", "proxy=127.0.0.1:3128", str(mnt), "-f")
+        assert rc == 2 and "-o proxy=127.0.0.1:3128: expected a URL" in err
+    finally:
+        front.close()
+        proxy.close()
