@@ -411,7 +411,7 @@ static void r_close(struct sfs_store *s)
 		sfsi_rcache_free(rs->cache);
 		sfsi_rpend_free(rs->pend);
 		sfs_remote_close(rs->r);
-		sfsi_stage_spares_close(s);
+		sfsi_staging_close(s); /* its spare stages, its directory */
 		for (i = 0; i < rs->n; i++) {
 			free(rs->v[i].key);
 			free(rs->v[i].last);
@@ -652,7 +652,7 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 {
 	struct sfs_store *s = NULL;
 	struct rstore *rs = NULL;
-	char cache[4096];
+	char cache[4096], stage_root[4096 + 16];
 	enum sfs_status st;
 	unsigned f;
 
@@ -701,12 +701,20 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	if (!st)
 		st = own_cache_dir(cache, e);
 	if (!st) {
-		/* writes are staged beside the cache, then sent on close */
-		if (asprintf(&s->staging_dir, "%s/staging", cache) < 0)
-			s->staging_dir = NULL;
-		if (!s->staging_dir || sfsi_mkdirs(s->staging_dir) < 0)
+		/* writes are staged beside the cache, then sent on close: in
+		 * a directory of this process's, and those that mounts
+		 * killed left go now (a crash left their stages for ever) */
+		snprintf(stage_root, sizeof(stage_root), "%s/staging", cache);
+		if (sfsi_mkdirs(stage_root) < 0)
 			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
-				      "cannot make '%s/staging'", cache);
+				      "cannot make '%s': %s", stage_root,
+				      strerror(errno));
+		else if (sfsi_staging_sweep(stage_root, NULL, NULL) < 0)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "cannot read '%s': %s", stage_root,
+				      strerror(errno));
+		else
+			st = sfsi_staging_open(s, stage_root, e);
 	}
 	if (!st) {
 		st = sfsi_rblob_start(rs->r, cache,

@@ -178,8 +178,11 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st,
 /* The stage's commit happened: nothing to undo, the stage file goes. */
 void sfsi_stage_done(struct sfs_stage *st);
 
-/* Make this process's staging directory and hold its lock (store open). */
-enum sfs_status sfsi_staging_open(struct sfs_store *s,
+/*
+ * Make this process's staging directory under root (a local store's
+ * STORE/staging, a remote store's CACHE/staging) and hold its lock.
+ */
+enum sfs_status sfsi_staging_open(struct sfs_store *s, const char *root,
 				  struct sfs_err *e) SFS_MUST_CHECK;
 void sfsi_staging_close(struct sfs_store *s);
 /* The store's spare stage files closed (stage.c; staging.c's close). */
@@ -192,6 +195,13 @@ void sfsi_stage_spares_close(const struct sfs_store *s);
  */
 enum sfs_status sfsi_staging_recover(struct sfs_store *s,
 				     struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * Remove the staging directories under root of processes that died
+ * (their lock free), after giving each named stage's name to named (may
+ * be NULL). -1 with errno when root cannot be read.
+ */
+int sfsi_staging_sweep(const char *root,
+		       void (*named)(void *arg, const char *name), void *arg);
 
 /*
  * The stage's bytes went to the blob backend for a commit that did not

@@ -1,9 +1,10 @@
 /*
- * Staging directories, one per process under staging/, each locked while
- * its process lives (sfsi_staging_open, _close), and recovery at store
- * open: the directories of processes that died are removed, and the
- * blobs their unfinished commits left behind. The stages written inside
- * them are stage.c's.
+ * Staging directories, one per process under staging/ (a remote store's:
+ * under its cache directory), each locked while its process lives
+ * (sfsi_staging_open, _close), and recovery at store open: the
+ * directories of processes that died are removed, and the blobs their
+ * unfinished commits left behind. The stages written inside them are
+ * stage.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +28,8 @@
  * The directory is made and locked under a hidden name and renamed into
  * place, so another process's recovery never sees it unlocked.
  */
-enum sfs_status sfsi_staging_open(struct sfs_store *s, struct sfs_err *e)
+enum sfs_status sfsi_staging_open(struct sfs_store *s, const char *root,
+				  struct sfs_err *e)
 {
 	unsigned char r[6];
 	char hex[13], path[4096], tmp[4096];
@@ -35,10 +37,8 @@ enum sfs_status sfsi_staging_open(struct sfs_store *s, struct sfs_err *e)
 	if (sfsi_random(r, sizeof(r)))
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
 	sfsi_hex(r, sizeof(r), hex);
-	snprintf(tmp, sizeof(tmp), "%s/staging/.new-%d-%s", s->dir,
-		 (int)getpid(), hex);
-	snprintf(path, sizeof(path), "%s/staging/%d-%s", s->dir, (int)getpid(),
-		 hex);
+	snprintf(tmp, sizeof(tmp), "%s/.new-%d-%s", root, (int)getpid(), hex);
+	snprintf(path, sizeof(path), "%s/%d-%s", root, (int)getpid(), hex);
 	if (mkdir(tmp, 0700) < 0)
 		return sfsi_errno_status(e, errno,
 					 "making a staging directory");
@@ -63,6 +63,13 @@ static int stale_new_dir(const char *dir)
 	struct stat sb;
 
 	return stat(dir, &sb) == 0 && sb.st_mtime + 60 < time(NULL);
+}
+
+static int is_dir(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 static void clean_dir(const char *path)
@@ -98,14 +105,14 @@ void sfsi_staging_close(struct sfs_store *s)
  * commit never happened, the bytes the backend may hold for it are
  * orphans. A backend that cannot be reached now leaves them for fsck.
  */
-static void recover_named(struct sfs_store *s, struct db *d, const char *name)
+static void recover_named(void *arg, const char *name)
 {
+	struct db *d = arg;
 	struct sfs_err e;
 	char sha[65];
 	long long tenant;
 	int removed = 0;
 
-	(void)s;
 	if (sscanf(name, "%lld-%64[0-9a-f].stage", &tenant, sha) != 2 ||
 	    !sfsi_is_sha256_hex(sha))
 		return;
@@ -190,22 +197,17 @@ int sfsi_staging_others(struct sfs_store *s)
 	return n;
 }
 
-enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
+int sfsi_staging_sweep(const char *root,
+		       void (*named)(void *arg, const char *name), void *arg)
 {
-	char root[4096], dir[4096], lock[4096];
-	struct db *d = NULL;
+	char dir[4096], lock[4096];
 	struct dirent *de, *fe;
-	enum sfs_status ret = SFS_OK;
 	DIR *dh, *fh;
 	int fd;
 
-	snprintf(root, sizeof(root), "%s/staging", s->dir);
 	dh = opendir(root);
 	if (!dh)
-		return sfsi_errno_status(e, errno, "opening staging/");
-	ret = sfsi_db_get(s, &d, e);
-	if (ret)
-		goto out;
+		return -1;
 	while ((de = readdir(dh))) {
 		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
 		if (de->d_name[0] == '.' &&
@@ -217,24 +219,34 @@ enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
 			close(fd); /* its process is alive */
 			continue;
 		}
-		fh = opendir(dir);
+		fh = named ? opendir(dir) : NULL;
 		while (fh && (fe = readdir(fh)))
 			if (strstr(fe->d_name, ".stage"))
-				recover_named(s, d, fe->d_name);
+				named(arg, fe->d_name);
 		if (fh)
 			closedir(fh);
-		if (!ret) {
+		if (is_dir(dir)) {
 			clean_dir(dir);
 			sfs_info("blob", "removed stale staging '%s'",
 				 de->d_name);
 		}
 		if (fd >= 0)
 			close(fd);
-		if (ret)
-			break;
 	}
-out:
-	sfsi_db_put(d);
 	closedir(dh);
+	return 0;
+}
+
+enum sfs_status sfsi_staging_recover(struct sfs_store *s, struct sfs_err *e)
+{
+	char root[4096];
+	struct db *d = NULL;
+	enum sfs_status ret;
+
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret && sfsi_staging_sweep(root, recover_named, d) < 0)
+		ret = sfsi_errno_status(e, errno, "opening staging/");
+	sfsi_db_put(d);
 	return ret;
 }

@@ -509,7 +509,8 @@ static enum sfs_status store_open(const char *dir, const struct sfs_config *cfg,
 	ret = sfsi_staging_recover(s, e);
 	if (ret)
 		goto fail;
-	ret = sfsi_staging_open(s, e);
+	snprintf(path, sizeof(path), "%s/staging", s->dir);
+	ret = sfsi_staging_open(s, path, e);
 	if (ret)
 		goto fail;
 	sfsi_media_install(s);

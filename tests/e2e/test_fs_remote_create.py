@@ -113,17 +113,19 @@ def test_a_new_file_is_one_request(srv):
 def test_new_files_reuse_a_stage_file(srv):
     """Small files made one after the other leave their stage's file,
     emptied, for the next one (no open and unlink of a new file per
-    create): the mount's staging directory holds the one file (two when
-    the next file's stage was taken while the last one's, emptied once
-    its close was answered, was not given back yet), and none once the
-    mount ends. Each file is on the server whole."""
+    create): the mount's staging directory (staging/PID-RANDOM, with its
+    lock) holds the one file (two when the next file's stage was taken
+    while the last one's, emptied once its close was answered, was not
+    given back yet), and none once the mount ends. Each file is on the
+    server whole."""
     dm, key, _, _ = srv
     cache = pathlib.Path(tempfile.mkdtemp(prefix="sfs-rcache-"))
     staging = cache / "staging"
     m = RemoteMount(dm.base, key, cache_dir=cache)
 
     def emptied():
-        files = list(staging.iterdir())
+        files = [f for f in staging.rglob("*")
+                 if f.is_file() and f.name != "lock"]
         return files if all(f.stat().st_size == 0 for f in files) else None
     try:
         inodes = set()

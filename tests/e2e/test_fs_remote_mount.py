@@ -25,6 +25,7 @@ import requests
 import readme
 from conftest import ROOT
 from fsutil import SPEECHFS, Server, is_mounted, store  # noqa: F401
+from test_fs_remote import RemoteMount
 
 HELPER = ROOT / "packaging/debian/mount.fuse.speechfs"
 
@@ -468,3 +469,57 @@ def test_proxy_only_when_given(server):
     finally:
         front.close()
         proxy.close()
+
+
+def staged(cache):
+    """The files under cache/staging: relative path -> size."""
+    root = cache / "staging"
+    return {str(p.relative_to(root)): p.stat().st_size
+            for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_killed_mounts_stages_go_at_the_next_mount(server):
+    """A mount killed while a file was written leaves its stage (the
+    file's bytes so far) under the cache's staging/; before, nothing ever
+    removed it (10 MiB of a recording stayed there for good, outside
+    cache_size). Each mount now stages in a directory of its own, locked
+    while it lives: the next mount of that cache removes the directories
+    of dead mounts and never those of live ones, and a mount that ends
+    removes its own."""
+    srv, keyf, tmp = server
+    cache = tmp / "cache"
+    cache.mkdir(mode=0o700)
+    key = keyf.read_text().strip()
+    a = RemoteMount(srv.base, key, cache_dir=cache)
+    try:
+        f = open(a.path("held.wav"), "wb")
+        f.write(os.urandom(1 << 20))
+        f.flush()
+        assert any(n.endswith(".part") for n in staged(cache)), \
+            staged(cache)
+        a.proc.kill()
+        a.proc.wait(timeout=30)
+        with pytest.raises(OSError):
+            f.close()
+    finally:
+        a.stop(check=False)
+    b = RemoteMount(srv.base, key, cache_dir=cache)
+    c = None
+    try:
+        assert [n for n in staged(cache) if not n.endswith("/lock")] == \
+            [], staged(cache)
+        with open(b.path("live.wav"), "wb") as g:
+            data = os.urandom(1 << 20)
+            g.write(data)
+            g.flush()
+            b_stages = set(staged(cache))
+            assert any(n.endswith(".part") for n in b_stages), b_stages
+            c = RemoteMount(srv.base, key, cache_dir=cache)
+            assert b_stages <= set(staged(cache)), staged(cache)
+        assert b.path("live.wav").read_bytes() == data
+        assert c.path("live.wav").read_bytes() == data
+    finally:
+        for m in (c, b):
+            if m:
+                m.stop()
+    assert staged(cache) == {}
