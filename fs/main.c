@@ -304,6 +304,14 @@ static int check_remote(struct opts *o)
 			o->url);
 		return -1;
 	}
+	if (strstr(o->url, "/api/")) {
+		/* make run's SPEECHFS_URL, say: the files route itself */
+		fprintf(stderr,
+			"speechfs: --url %s: expected the server's URL without "
+			"its API path (http://HOST[:PORT], not …/api/…)\n",
+			o->url);
+		return -1;
+	}
 	if (o->store || o->user) {
 		fprintf(stderr, "speechfs: --url mounts a server's store as "
 				"its key's user: leave out --store and "

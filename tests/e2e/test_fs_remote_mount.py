@@ -523,3 +523,19 @@ def test_a_killed_mounts_stages_go_at_the_next_mount(server):
             if m:
                 m.stop()
     assert staged(cache) == {}
+
+
+def test_url_of_the_files_route_is_refused_with_a_hint(server):
+    """`make run` writes SPEECHFS_URL, the files route
+    (…/api/v1/speech-services/files), and a new user gives it to --url:
+    refused before the server is asked, in one line that says to leave
+    the API path out, exit 2. Before, the server was asked and the mount
+    failed with its "no such endpoint", exit 1."""
+    srv, keyf, tmp = server
+    mnt = tmp / "mnt"
+    rc, err = run_mount("--url", srv.base + "/api/v1/speech-services/files",
+                        "--key-file", str(keyf), str(mnt), "-f")
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "without its API path" in err, err
+    assert not is_mounted(mnt)
