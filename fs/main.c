@@ -446,6 +446,24 @@ common:
 	return 0;
 }
 
+/*
+ * What mount(8), df and findmnt show as the mount's source: a remote
+ * mount's server (as sshfs shows user@host:), else "speechfs".
+ */
+static int add_fsname(struct fuse_args *args, const char *url)
+{
+	char *esc = NULL, *arg = NULL;
+	int ret = -1;
+
+	/* libfuse splits -o at commas: a URL's own are escaped */
+	if (!fuse_opt_add_opt_escaped(&esc, url ? url : "speechfs") &&
+	    asprintf(&arg, "-ofsname=%s", esc) >= 0)
+		ret = fuse_opt_add_arg(args, arg);
+	free(esc);
+	free(arg);
+	return ret;
+}
+
 /* The mount point must be an existing directory, empty unless nonempty. */
 static int check_mountpoint(const char *mp, int nonempty)
 {
@@ -796,7 +814,7 @@ int main(int argc, char **argv)
 	rc = 1;
 	if (o.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions"))
 		goto out;
-	if (fuse_opt_add_arg(&args, "-ofsname=speechfs") ||
+	if (add_fsname(&args, o.url) ||
 	    fuse_opt_add_arg(&args, "-osubtype=speechfs"))
 		goto out;
 	/* libfuse's own options: it names one it does not know */

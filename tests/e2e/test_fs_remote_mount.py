@@ -539,3 +539,24 @@ def test_url_of_the_files_route_is_refused_with_a_hint(server):
     assert len(err.splitlines()) == 1, err
     assert "without its API path" in err, err
     assert not is_mounted(mnt)
+
+
+def mount_source(mnt):
+    """The source mount(8), df and findmnt show for mnt."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if line.split()[4] == str(mnt):
+                return line.split(" - ")[1].split()[1]
+    return None
+
+
+def test_mount_table_names_the_server(server):
+    """`mount`, `df` and `findmnt` show a remote mount's server as its
+    source (sshfs shows user@host:, rclone remote:), so two mounts of
+    two servers can be told apart; before, both were "speechfs"."""
+    srv, keyf, tmp = server
+    m = RemoteMount(srv.base, keyf.read_text().strip())
+    try:
+        assert mount_source(m.dir) == srv.base
+    finally:
+        m.stop()
