@@ -542,6 +542,22 @@ static int mount_key(void *arg, const char *key, const char *value,
 	return 1;
 }
 
+/*
+ * A key any local user may read is anyone's (s3fs refuses such a file,
+ * ssh such a private key): said once the mount works, which it still
+ * does.
+ */
+static void warn_if_shown(const char *what, const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == 0 && (sb.st_mode & S_IROTH))
+		sfs_warn("fs",
+			 "%s '%s' is readable by every local user: chmod o-r "
+			 "it",
+			 what, path);
+}
+
 /* A store on a server, as its key's user. */
 static int open_remote(struct opts *o)
 {
@@ -598,6 +614,9 @@ static int open_remote(struct opts *o)
 	else
 		ret = 0;
 	explicit_bzero(secret, sizeof(secret));
+	if (!ret)
+		warn_if_shown(o->key_file ? "key file" : "token file",
+			      o->key_file ? o->key_file : o->token_file);
 	return ret;
 }
 

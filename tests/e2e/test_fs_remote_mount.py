@@ -560,3 +560,22 @@ def test_mount_table_names_the_server(server):
         assert mount_source(m.dir) == srv.base
     finally:
         m.stop()
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_a_key_every_user_may_read_is_warned_of(server, mode):
+    """A key file any local user may read (0644, what a plain `echo KEY >
+    FILE` makes) still mounts, with a warning that names it and says
+    what to do (s3fs refuses such a file, ssh such a private key); one
+    that only its group may read is not warned of. Before, nothing was
+    said."""
+    srv, keyf, tmp = server
+    mnt = tmp / "mnt"
+    keyf.chmod(mode)
+    r = subprocess.run([str(SPEECHFS), "--url", srv.base, "--key-file",
+                        str(keyf), "-o", f"cache_dir={tmp}/cache", str(mnt)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    unmount(mnt)
+    warned = f"key file '{keyf}' is readable by every local user" in r.stderr
+    assert warned == bool(mode & 0o004), r.stderr
