@@ -429,13 +429,14 @@ static int count_named(struct sfs_store *s, const struct sfs_actor *a,
 	return seen.n;
 }
 
-/* Count the files below dir (the block cache's). */
+/* Count the block cache's files below dir (not its staging/: a lock). */
 static int count_files(const char *dir)
 {
-	char cmd[PATH_MAX + 64], line[64] = "";
+	char cmd[PATH_MAX + 96], line[64] = "";
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "find '%s' -type f | wc -l", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "find '%s' -type f -not -path '*/staging/*' | wc -l", dir);
 	p = popen(cmd, "r");
 	if (!p)
 		return -1;
