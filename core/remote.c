@@ -10,6 +10,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,10 @@
 struct sfs_remote {
 	char base[512];
 	char *auth_header; /* X-API-Key: … or Authorization: Bearer … */
+	pthread_mutex_t auth_mu; /* auth_header replaced (cred_renewed) */
+	char cred_file[512];	 /* where the key or token is: "" none */
+	int is_token;
+	int refused; /* the last answer was 401: said once */
 	char cafile[512];
 	char proxy[512]; /* "": none (libcurl's "" ignores the environment) */
 	int timeout_s;
@@ -228,13 +233,70 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 	}
 }
 
+/*
+ * The server answered 401: the key or token file read again (its first
+ * line, as the mount read it); if it holds another one, the requests from
+ * now on send that. So a key rotated or a token renewed in place (a JWT
+ * expires) goes on without a remount; the call that met the 401 fails.
+ */
+static void cred_renewed(struct sfs_remote *r, const char *why)
+{
+	char cred[4200], *hdr = NULL;
+	ssize_t n = -1;
+	int fd, first = !__atomic_exchange_n(&r->refused, 1, __ATOMIC_SEQ_CST);
+
+	fd = r->cred_file[0] ? open(r->cred_file, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		n = read(fd, cred, sizeof(cred) - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		cred[n] = '\0';
+		n = (ssize_t)strcspn(cred, "\r\n");
+		while (n > 0 && (cred[n - 1] == ' ' || cred[n - 1] == '\t'))
+			n--;
+		cred[n] = '\0';
+	}
+	if (n > 0 &&
+	    asprintf(&hdr, "%s%s",
+		     r->is_token ? "Authorization: Bearer " : "X-API-Key: ",
+		     cred) < 0)
+		hdr = NULL;
+	explicit_bzero(cred, sizeof(cred));
+	pthread_mutex_lock(&r->auth_mu);
+	if (hdr && strcmp(hdr, r->auth_header)) {
+		char *old = r->auth_header;
+
+		r->auth_header = hdr;
+		hdr = old;
+		first = 0;
+		sfs_info("remote",
+			 "'%s' refused the %s (%s): '%s' holds another, "
+			 "sent from now on",
+			 r->base, r->is_token ? "token" : "key", why,
+			 r->cred_file);
+	}
+	pthread_mutex_unlock(&r->auth_mu);
+	if (hdr)
+		explicit_bzero(hdr, strlen(hdr));
+	free(hdr);
+	if (first)
+		sfs_warn("remote",
+			 "'%s' refuses the %s (%s): calls fail with EACCES "
+			 "until %s holds one it takes",
+			 r->base, r->is_token ? "token" : "key", why,
+			 r->cred_file[0] ? r->cred_file : "a remount");
+}
+
 /* The request's header lines (the caller frees the list). */
 static struct curl_slist *headers_of(struct sfs_remote *r,
 				     const struct sfsi_remote_req *q)
 {
 	struct curl_slist *h = NULL;
 
-	h = curl_slist_append(h, r->auth_header);
+	pthread_mutex_lock(&r->auth_mu);
+	h = curl_slist_append(h, r->auth_header); /* a copy */
+	pthread_mutex_unlock(&r->auth_mu);
 	h = curl_slist_append(h, r->origin_header);
 	if (q->header)
 		h = curl_slist_append(h, q->header);
@@ -292,6 +354,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	};
 	struct progress pr = { .r = r, .cancel = q->cancel };
 	char url[2048], why[CURL_ERROR_SIZE] = "";
+	enum sfs_status st;
 	long code = 0;
 	CURLcode rc;
 	CURL *c;
@@ -349,7 +412,12 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
 				why[0] ? why : curl_easy_strerror(rc));
 	note_up(r);
-	return sfs_remote_status(code, b->buf, b->len, e);
+	st = sfs_remote_status(code, b->buf, b->len, e);
+	if (code == 401 && r->opened) /* at mount, refused is the answer */
+		cred_renewed(r, e ? e->message : "401");
+	else if (code)
+		__atomic_store_n(&r->refused, 0, __ATOMIC_SEQ_CST);
+	return st;
 }
 
 int64_t sfsi_remote_origin(const struct sfs_remote *r)
@@ -534,6 +602,10 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	sfsi_curl_pool_init(&r->pool);
+	pthread_mutex_init(&r->auth_mu, NULL);
+	r->is_token = o->token != NULL;
+	if (o->cred_file && strlen(o->cred_file) < sizeof(r->cred_file))
+		sfs_strlcpy(r->cred_file, o->cred_file, sizeof(r->cred_file));
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&r->share_mu[i], NULL);
 	sfs_strlcpy(r->base, o->url, sizeof(r->base));
@@ -605,6 +677,9 @@ void sfs_remote_close(struct sfs_remote *r)
 		curl_share_cleanup(r->share);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&r->share_mu[i]);
+	pthread_mutex_destroy(&r->auth_mu);
+	if (r->auth_header)
+		explicit_bzero(r->auth_header, strlen(r->auth_header));
 	free(r->auth_header);
 	free(r);
 }

@@ -566,7 +566,7 @@ static int open_remote(struct opts *o)
 				      .proxy = o->proxy,
 				      .cache_dir = o->cache_dir,
 				      .cache_bytes = -1 };
-	char secret[4200];
+	char secret[4200], *cred_file = NULL;
 	enum sfs_status st;
 	struct sfs_err e;
 	unsigned t = 0;
@@ -593,6 +593,9 @@ static int open_remote(struct opts *o)
 		ro.api_key = secret;
 	else
 		ro.token = secret;
+	/* read again when the server refuses it; the mount runs in '/' */
+	cred_file = realpath(o->key_file ? o->key_file : o->token_file, NULL);
+	ro.cred_file = cred_file;
 	if (o->timeout && !parse_num(o->timeout, 10, 3600, &t))
 		ro.timeout_s = (int)t;
 	if (o->cache_size && parse_size(o->cache_size, &ro.cache_bytes))
@@ -614,6 +617,7 @@ static int open_remote(struct opts *o)
 	else
 		ret = 0;
 	explicit_bzero(secret, sizeof(secret));
+	free(cred_file);
 	if (!ret)
 		warn_if_shown(o->key_file ? "key file" : "token file",
 			      o->key_file ? o->key_file : o->token_file);

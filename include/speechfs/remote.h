@@ -114,6 +114,9 @@ struct sfs_remote_opts {
 	const char *cafile;    /* CA certificates for https (NULL: system) */
 	const char *proxy;     /* a proxy's URL (NULL: none, whatever the
 				* environment's *_proxy say) */
+	const char *cred_file; /* the file api_key or token came from: read
+				* again when the server answers 401 (a key
+				* rotated, a token renewed); NULL: never */
 	int timeout_s;	       /* connect and stall bound (0: 10 s) */
 	const char *cache_dir; /* NULL: $XDG_CACHE_HOME/speechfs/HOST_PORT */
 	int64_t cache_bytes;   /* the block cache's bound (<0: 1 GiB) */

@@ -24,7 +24,8 @@ import requests
 
 import readme
 from conftest import ROOT
-from fsutil import SPEECHFS, Server, is_mounted, store  # noqa: F401
+from fsutil import (SPEECHFS, Server, admin, eventually,  # noqa: F401
+                    is_mounted, store)
 from test_fs_remote import RemoteMount
 
 HELPER = ROOT / "packaging/debian/mount.fuse.speechfs"
@@ -579,3 +580,46 @@ def test_a_key_every_user_may_read_is_warned_of(server, mode):
     unmount(mnt)
     warned = f"key file '{keyf}' is readable by every local user" in r.stderr
     assert warned == bool(mode & 0o004), r.stderr
+
+
+
+def test_a_rotated_key_file_is_read_again(server, store):
+    """Keys get rotated and a JWT from `speechfsd jwt` expires (an hour by
+    default): the mount read its file once, so from then on every call
+    failed with EACCES, silently, until a remount. Now a 401 makes it log
+    one warning naming the file and read the file again: once the file
+    holds a key the server takes (written in place, as a rotation job
+    would), the calls go on. Here the mount's key is revoked with the
+    admin CLI, a call fails, a new key is written: before, the mount
+    never recovered."""
+    srv, _, tmp = server
+    d, _, users = store
+    made = admin("key", "create", "--store", str(d), "--user", users[0])
+    m = RemoteMount(srv.base, made["key"], cache_dir=tmp / "cache")
+    try:
+        m.path("before.txt").write_bytes(b"1")
+        admin("key", "revoke", "--store", str(d), "--id", made["id"])
+        with pytest.raises(PermissionError):
+            m.path("refused.txt").write_bytes(b"2")
+        assert eventually(lambda: "refuses the key" in m.output())
+        assert str(m.keyf.resolve()) in m.output()
+        new = tmp / "new.key"
+        new.write_text(srv.key(users[0]) + "\n")
+        new.chmod(0o600)
+        new.rename(m.keyf)
+
+        def goes_on():
+            try:
+                m.path("after.txt").write_bytes(b"3")
+                return True
+            except PermissionError:
+                return False
+        assert eventually(goes_on), m.output()
+        assert "holds another, sent from now on" in m.output()
+        names = [f["filename"] for f in requests.get(
+            srv.base + "/api/v1/speech-services/files",
+            headers={"X-API-Key": srv.key(users[0])},
+            timeout=30).json()["files"]]
+        assert "after.txt" in names and "refused.txt" not in names, names
+    finally:
+        m.stop()
