@@ -939,6 +939,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = commit_to(h, &spent);
 		pthread_mutex_unlock(&h->of->lock);
 	}
+	fs_loop_answering();
 	fs_reply_err(req, -ret);
 	sfs_stage_free(spent); /* h may be released already: not used */
 }

@@ -469,6 +469,12 @@ void fs_poller_wake(void);
  */
 int fs_loop_run(struct fuse_session *se, int kept, int max);
 /*
+ * A flush is about to be answered (fs_flush): the thread that read it
+ * and kept it (fs/loop.c's standby armed) reads again from now on, so
+ * the release that follows the answer finds it reading. Else nothing.
+ */
+void fs_loop_answering(void);
+/*
  * Block SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads
  * it starts until fs_signals_on): only the thread reading the device
  * takes them, so the loop sees the session end.

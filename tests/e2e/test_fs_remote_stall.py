@@ -293,6 +293,21 @@ def test_a_reader_closed_while_its_readahead_is_stalled(remote):
         end_all(procs, m, dm)
 
 
+def small_mount(remote):
+    """small.bin on the server and a mount of it (timeout 600 s) that has
+    listed its root and looked at small.bin: (dm, key, mount)."""
+    dm, key, _, _ = remote
+    upload(dm, key, b"RIFF small", "small")
+    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    try:
+        assert "small.bin" in os.listdir(m.dir)
+        os.stat(m.path("small.bin"))
+    except BaseException:
+        m.stop()
+        raise
+    return dm, key, m
+
+
 def threads_of(pid):
     return len(os.listdir("/proc/%d/task" % pid))
 
@@ -306,15 +321,11 @@ def test_many_stalled_closes_hold_no_other_request(remote):
     past the twentieth the reading thread answered a close itself and
     the whole mount waited with it). The server back, every close
     succeeds and the server holds every file; the extra workers end."""
-    dm, key, _, _ = remote
     n = 40
-    upload(dm, key, b"RIFF small", "small")
-    m = RemoteMount(dm.base, key, "-o", "timeout=600")
+    dm, key, m = small_mount(remote)
     stopped = False
     procs = []
     try:
-        assert "small.bin" in os.listdir(m.dir)
-        os.stat(m.path("small.bin"))
         base_threads = threads_of(m.proc.pid)
         stopped = True
         sigstop(dm.proc.pid)
@@ -445,6 +456,71 @@ def test_a_look_at_a_file_whose_close_is_stalled(remote):
             sha(b"N" * (1 << 20))
         for p in procs:
             assert p.wait(60) == 0
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        end_all(procs, m, dm)
+
+
+def pending_sigterm(pid):
+    """Whether SIGTERM waits, blocked, for the process or one of its
+    threads (/proc's ShdPnd and SigPnd: bit 15 - 1), and the masks."""
+    seen = []
+    for status in ["/proc/%d/status" % pid] + [
+            "/proc/%d/task/%s/status" % (pid, t)
+            for t in os.listdir("/proc/%d/task" % pid)]:
+        try:
+            with open(status) as f:
+                seen += [ln.strip() for ln in f
+                         if ln.startswith(("ShdPnd:", "SigPnd:"))]
+        except OSError:
+            pass    # a thread that ended meanwhile
+    bit = 1 << (signal.SIGTERM - 1)
+    return any(int(s.split()[1], 16) & bit for s in seen), sorted(set(seen))
+
+
+@pytest.mark.parametrize("then", ["probe", "sigterm"])
+def test_a_close_kept_by_the_reading_thread(remote, then):
+    """A close's flush is answered by the thread that read it while the
+    standby waits to read in its place (fs/loop.c). A new file's close
+    waits for a stopped server; then
+    probe: another process still creates, writes and stats (it was held
+    with the flush answered on the only reading thread:
+    /work/notes/close-flush-inplace.patch);
+    sigterm: a SIGTERM, nothing else coming, is taken at once (it wakes
+    the standby, whose wait takes it) and not left pending until the
+    close ends; the mount ends with 0 and unmounted once it has.
+    The server back, the close succeeds and the server holds the file."""
+    dm, key, m = small_mount(remote)
+    stopped = False
+    procs = []
+    try:
+        stopped = True
+        sigstop(dm.proc.pid)
+        c = python(procs, CLOSER, m.path("held.txt"), "held close")
+        assert line_of(c, 120) == b"written\n"
+        seen = []
+        assert eventually(lambda: in_call(c.pid, CLOSE[platform.machine()],
+                                          seen), 60), \
+            "not in its close: %r" % seen
+        if then == "probe":
+            probe_answers(m, procs, "a stalled close", 60)
+        else:
+            m.proc.send_signal(signal.SIGTERM)
+            assert eventually(lambda: not pending_sigterm(m.proc.pid)[0],
+                              30), \
+                "SIGTERM left pending while the close waits: %r" % (
+                    pending_sigterm(m.proc.pid)[1],)
+        assert c.poll() is None  # still held
+        dm.proc.send_signal(signal.SIGCONT)
+        stopped = False
+        assert line_of(c, 300) == b"closed\n"
+        assert c.wait(60) == 0
+        if then == "sigterm":
+            assert m.proc.wait(timeout=60) == 0
+            assert not os.path.ismount(m.dir)
+        f = the_file(dm, key, "held")
+        assert server_sha(dm, key, f["id"]) == sha(b"held close"), f
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
