@@ -236,6 +236,7 @@ static void put_spare(struct loop *l, const struct fuse_buf *b)
 }
 
 static void read_role(struct loop *l, struct fuse_buf *b);
+static int watch(struct loop *l, int op);
 
 /*
  * Be the standby (l->mu held, let go while waiting): sleep until a
@@ -256,6 +257,7 @@ static void standby(struct loop *l)
 	l->standby = 0;
 	if (!l->armed)
 		return;
+	watch(l, EPOLL_CTL_DEL); /* taken: no longer armed */
 	l->armed = 0;
 	b = l->role;
 	pthread_mutex_unlock(&l->mu);
@@ -369,35 +371,29 @@ static int watch(struct loop *l, int op)
 static int arm(struct loop *l, const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
+	int ok = 0;
 
 	if ((b->flags & FUSE_BUF_IS_FD) || in->opcode != FUSE_FLUSH)
 		return 0;
+	/* the set holds the device exactly while armed (under l->mu) */
 	pthread_mutex_lock(&l->mu);
-	if (!l->standby || l->draining ||
-	    (!l->nspare && l->nbufs == l->maxbufs)) {
-		pthread_mutex_unlock(&l->mu);
-		return 0;
+	if (l->standby && !l->draining &&
+	    (l->nspare || l->nbufs < l->maxbufs)) {
+		ok = !watch(l, EPOLL_CTL_ADD);
+		if (!ok)
+			watch(l, EPOLL_CTL_DEL);
 	}
-	if (l->nspare) {
-		l->role = l->spare[--l->nspare];
-	} else {
-		memset(&l->role, 0, sizeof(l->role));
-		l->nbufs++;
+	if (ok) {
+		if (l->nspare) {
+			l->role = l->spare[--l->nspare];
+		} else {
+			memset(&l->role, 0, sizeof(l->role));
+			l->nbufs++;
+		}
+		l->armed = 1;
 	}
-	l->armed = 1;
 	pthread_mutex_unlock(&l->mu);
-	if (!watch(l, EPOLL_CTL_ADD))
-		return 1;
-	watch(l, EPOLL_CTL_DEL);
-	pthread_mutex_lock(&l->mu);
-	if (!l->armed) { /* taken meanwhile: it reads */
-		pthread_mutex_unlock(&l->mu);
-		return 1;
-	}
-	l->armed = 0;
-	put_spare(l, &l->role);
-	pthread_mutex_unlock(&l->mu);
-	return 0;
+	return ok;
 }
 
 /*
@@ -408,12 +404,13 @@ static int disarm(struct loop *l)
 {
 	int still;
 
-	watch(l, EPOLL_CTL_DEL);
 	pthread_mutex_lock(&l->mu);
 	still = l->armed;
-	l->armed = 0;
-	if (still)
+	if (still) {
+		watch(l, EPOLL_CTL_DEL);
+		l->armed = 0;
 		put_spare(l, &l->role);
+	}
 	pthread_mutex_unlock(&l->mu);
 	return still;
 }
