@@ -191,7 +191,9 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_SHARE, r->share);
+	/* proxies only as configured: no *_proxy nor no_proxy of the env */
 	curl_easy_setopt(c, CURLOPT_PROXY, r->proxy);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

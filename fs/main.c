@@ -304,8 +304,12 @@ static int check_remote(struct opts *o)
 			o->url);
 		return -1;
 	}
-	if (strstr(o->url, "/api/")) {
-		/* make run's SPEECHFS_URL, say: the files route itself */
+	if (strstr(o->url, "/api/v1/")) {
+		/*
+		 * make run's SPEECHFS_URL, say: the files route itself. A
+		 * base path of a reverse proxy (https://gw/api/speech) is
+		 * a server's URL: the mount puts /api/v1/... after it.
+		 */
 		fprintf(stderr,
 			"speechfs: --url %s: expected the server's URL without "
 			"its API path (http://HOST[:PORT], not …/api/…)\n",
@@ -447,18 +451,41 @@ common:
 }
 
 /*
+ * The URL as every user may see it in the mount table: without its
+ * user:password@ (basic auth at a reverse proxy), query and fragment.
+ * A new string, or NULL without memory.
+ */
+static char *public_url(const char *url)
+{
+	const char *host = strstr(url, "://"), *at;
+	char *out;
+
+	if (!host)
+		return strdup(url);
+	host += 3;
+	at = memrchr(host, '@', strcspn(host, "/?#"));
+	if (asprintf(&out, "%.*s%.*s", (int)(host - url), url,
+		     (int)strcspn(at ? at + 1 : host, "?#"),
+		     at ? at + 1 : host) < 0)
+		return NULL;
+	return out;
+}
+
+/*
  * What mount(8), df and findmnt show as the mount's source: a remote
  * mount's server (as sshfs shows user@host:), else "speechfs".
  */
 static int add_fsname(struct fuse_args *args, const char *url)
 {
+	char *name = url ? public_url(url) : strdup("speechfs");
 	char *esc = NULL, *arg = NULL;
 	int ret = -1;
 
 	/* libfuse splits -o at commas: a URL's own are escaped */
-	if (!fuse_opt_add_opt_escaped(&esc, url ? url : "speechfs") &&
+	if (name && !fuse_opt_add_opt_escaped(&esc, name) &&
 	    asprintf(&arg, "-ofsname=%s", esc) >= 0)
 		ret = fuse_opt_add_arg(args, arg);
+	free(name);
 	free(esc);
 	free(arg);
 	return ret;

@@ -5,6 +5,7 @@ mount in the background as from fstab), against a real speechfsd on
 127.0.0.1; what the mount says and how it ends when given bad input;
 https with a CA of its own (a TLS front of Python's ssl), a proxy only
 when given; where its block cache and its log lines go."""
+import http.server
 import json
 import os
 import pathlib
@@ -443,12 +444,15 @@ def test_proxy_only_when_given(server):
     https_proxy is ignored (a proxy that does not exist there, the mount
     goes straight), and -o proxy=URL sends every request through that
     proxy (a CONNECT tunnel to the https server). Before, there was no
-    way to give one: -o proxy= was an unknown option."""
+    way to give one: -o proxy= was an unknown option. The environment's
+    no_proxy, which names the server here, is ignored too: libcurl took
+    it, and the proxy given was passed by (review s20 U3)."""
     srv, keyf, tmp = server
     mnt = tmp / "mnt"
     front, proxy = TlsFront(tmp, srv.port), ConnectProxy()
     env = {**os.environ, "https_proxy": "http://127.0.0.1:1",
-           "HTTPS_PROXY": "http://127.0.0.1:1"}
+           "HTTPS_PROXY": "http://127.0.0.1:1",
+           "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
     opts = f"cache_dir={tmp}/cache,cafile={front.cert}"
     try:
         for extra in ("", f",proxy={proxy.url}"):
@@ -540,6 +544,11 @@ def test_url_of_the_files_route_is_refused_with_a_hint(server):
     assert len(err.splitlines()) == 1, err
     assert "without its API path" in err, err
     assert not is_mounted(mnt)
+    # a reverse proxy's base path is a server's URL (review s20 U2): asked
+    rc, err = run_mount("--url", srv.base + "/api/speech", "--key-file",
+                        str(keyf), str(mnt), "-f")
+    assert rc != 0 and "without its API path" not in err, err
+    assert not is_mounted(mnt)
 
 
 def mount_source(mnt):
@@ -561,6 +570,76 @@ def test_mount_table_names_the_server(server):
         assert mount_source(m.dir) == srv.base
     finally:
         m.stop()
+
+
+class BasicAuthFront:
+    """A reverse proxy on 127.0.0.1 in front of a speechfsd that wants
+    HTTP basic auth (a user:password in the mount's URL) and passes each
+    request on without it, noting the credentials it was given."""
+
+    def __init__(self, backend):
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                front.seen.add(self.headers.get("Authorization"))
+                n = int(self.headers.get("Content-Length") or 0)
+                hdrs = {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("authorization", "host")}
+                r = requests.request(self.command, backend + self.path,
+                                     headers=hdrs, timeout=60,
+                                     data=self.rfile.read(n) if n else None,
+                                     allow_redirects=False)
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "connection",
+                                         "transfer-encoding",
+                                         "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(r.content)
+
+            do_GET = do_HEAD = do_POST = do_PUT = forward
+            do_PATCH = do_DELETE = forward
+
+        self.seen = set()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever,
+                         daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_mount_table_shows_no_password_of_the_url(server):
+    """A server behind a reverse proxy that wants basic auth is mounted
+    with the user and password in its URL (libcurl sends them); the
+    mount table, which every local user may read, shows the URL without
+    them (review s20 U3: it showed the password)."""
+    srv, keyf, tmp = server
+    front = BasicAuthFront(srv.base)
+    try:
+        m = RemoteMount("http://ann:s3cret@127.0.0.1:%d" % front.port,
+                        keyf.read_text().strip())
+        try:
+            assert mount_source(m.dir) == \
+                "http://127.0.0.1:%d" % front.port
+            assert front.seen == {"Basic YW5uOnMzY3JldA=="}, front.seen
+        finally:
+            m.stop()
+    finally:
+        front.close()
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640])
