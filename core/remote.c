@@ -156,26 +156,16 @@ static void note_down(struct sfs_remote *r, CURLcode rc)
 			 r->base, curl_easy_strerror(rc));
 }
 
+/*
+ * At an HTTP answer only: a connection made says nothing (a hung or
+ * SIGSTOPped server's kernel still completes the handshake), and the
+ * offline answers (sfsi_rstore_offline) go by r->down. The change feed
+ * asks at once while down, so a server back is noted within its retry.
+ */
 static void note_up(struct sfs_remote *r)
 {
 	if (__atomic_exchange_n(&r->down, 0, __ATOMIC_SEQ_CST))
 		sfs_info("remote", "'%s' answers again", r->base);
-}
-
-/*
- * Connected (TLS done), the request about to go: the server is back.
- * Noted at the answer, it came late to a mount that asks nothing: the
- * change feed's long poll is answered after 25 s.
- */
-static int on_connected(void *arg, char *conn_ip, char *local_ip, int conn_port,
-			int local_port)
-{
-	(void)conn_ip;
-	(void)local_ip;
-	(void)conn_port;
-	(void)local_port;
-	note_up(arg);
-	return CURL_PREREQFUNC_OK;
 }
 
 /*
@@ -374,8 +364,6 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
-	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_connected);
-	curl_easy_setopt(c, CURLOPT_PREREQDATA, r);
 	/* libcurl's own words say which certificate check failed, where its
 	 * code's text says only "SSL peer certificate ... was not OK" */
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);

@@ -8,7 +8,10 @@
  * own writes answer none of its polls (their answers told the mount's
  * cache already). A cursor the server no longer knows (410) queues
  * "everything below /"; a server gone is asked again after 1, 2, 4, 8 s
- * and every 8 s.
+ * and every 8 s. While the server does not answer (sfsi_remote_down),
+ * the poll asks with timeout=0: a server back answers it at once, which
+ * notes it up ("answers again", the offline answers end) within that
+ * retry, not at the end of a 25 s long poll; then long polls again.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -154,8 +157,9 @@ static void *feed(void *arg)
 		pthread_mutex_unlock(&f->mu);
 		f->own = f->others = 0;
 		st = sfsi_remote_changes_obj(
-			f->r, f->cursor[0] ? f->cursor : NULL, POLL_S, 1,
-			on_json, f, next, sizeof(next), &more, &e);
+			f->r, f->cursor[0] ? f->cursor : NULL,
+			sfsi_remote_down(f->r) ? 0 : POLL_S, 1, on_json, f,
+			next, sizeof(next), &more, &e);
 		if (st == SFS_GONE) {
 			/* too old a cursor: a new one, and all of / again */
 			f->cursor[0] = '\0';

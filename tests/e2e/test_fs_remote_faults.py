@@ -271,3 +271,47 @@ def test_stalled_server_times_out(remote):
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
+
+
+def test_stalled_server_is_not_said_to_answer(remote):
+    """A server that takes connections but answers nothing (SIGSTOP: the
+    kernel completes the handshake from the listen backlog): the mount
+    logs that it does not answer, and never that it answers again while
+    nothing answers (a connection made is no answer; 7f3f3eb said so at
+    each request's connect and cleared the down state the offline answers
+    go by). A directory listed before still lists meanwhile, and once the
+    server goes on the mount says it answers again."""
+    dm, key, _, _ = remote
+    for i in range(4):
+        upload(dm, key, b"RIFF" + os.urandom(100000), "f%d" % i)
+    m = RemoteMount(dm.base, key, "-o", "timeout=2")
+    try:
+        names = sorted(os.listdir(m.dir))
+        assert "f0.bin" in names and "f3.bin" in names, names
+        sigstop(dm.proc.pid)
+        try:
+            for i in range(4):      # blocks never cached: the server
+                bg = Background(m.path("f%d.bin" % i).read_bytes)
+                bg.wait(60)
+                assert isinstance(bg.error, OSError), bg.result
+                assert bg.error.errno in FAILED, bg.error
+            bg = Background(lambda: sorted(os.listdir(m.dir))).wait(60)
+            assert bg.error is None and bg.result == names, bg.error
+            out = m.output()
+            assert "does not answer" in out, out
+            assert "answers again" not in out, out
+        finally:
+            os.kill(dm.proc.pid, signal.SIGCONT)
+
+        def back():
+            try:
+                os.stat(m.path("unknown", "x.bin"))
+            except FileNotFoundError:
+                return True
+            except OSError:
+                return False
+        assert eventually(back, 60)
+        assert eventually(lambda: "answers again" in m.output(), 30)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
