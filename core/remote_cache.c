@@ -31,8 +31,12 @@ struct rdir {
 	struct rdir *next; /* in its bucket */
 	uint64_t touch;	   /* the clock when last changed or forgotten */
 	uint64_t used;	   /* the clock when last used (LRU) */
-	/* the files of the directory, when has_files */
-	int has_files;
+	/*
+	 * the files of the directory, when has_files; with stale, only
+	 * what was seen last (changed or forgotten since: told only while
+	 * the server does not answer)
+	 */
+	int has_files, stale;
 	int64_t files_at; /* monotonic ms of the fill */
 	struct sfs_file *v;
 	size_t n, cap;
@@ -279,6 +283,13 @@ static void drop_files(struct sfsi_rcache *c, struct rdir *d)
 	d->v = NULL;
 	d->cap = 0;
 	d->has_files = 0;
+	d->stale = 0;
+}
+
+/* d's listing is no longer good: kept as what was seen last only. */
+static void stale_files(struct rdir *d)
+{
+	d->stale = d->has_files;
 }
 
 /* ---- directories ----------------------------------------------------- */
@@ -373,7 +384,7 @@ static void touch(struct sfsi_rcache *c, const char *path, int files, int shape)
 		if ((d = find(c, p))) {
 			d->touch = now;
 			if (files)
-				drop_files(c, d);
+				stale_files(d);
 			drop_answer(d, shape);
 		}
 		files = 0;
@@ -425,8 +436,10 @@ void sfsi_rcache_put_files(struct sfsi_rcache *c, const char *path, uint64_t t,
 	for (i = 0; d && i < l->n; i++) {
 		struct rloc o = locate(c, l->files[i].ino);
 
-		if (o.d && o.d != d)
+		if (o.d && o.d != d) {
 			touch(c, o.d->path, 1, 1);
+			drop_file(c, o.d, o.i); /* not there when seen last */
+		}
 	}
 	if (d) {
 		drop_files(c, d);
@@ -438,6 +451,7 @@ void sfsi_rcache_put_files(struct sfsi_rcache *c, const char *path, uint64_t t,
 			set_where(c, d->v[i].ino, d, i);
 		c->nfiles += d->n;
 		d->has_files = 1;
+		d->stale = 0;
 		d->files_at = sfs_mono_ns() / 1000000;
 		d->used = ++c->clock;
 		trim(c, d);
@@ -509,9 +523,16 @@ static int pick_by_name(struct rdir *d, const char *const *names, size_t n,
 	return (int)k;
 }
 
+/* Whether d's listing answers: good, or (last) held at all. */
+static int files_held(struct sfsi_rcache *c, struct rdir *d, int last)
+{
+	return d && d->has_files &&
+	       (last || (!d->stale && fresh(c, d->files_at)));
+}
+
 int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
 		      const char *const *names, size_t n, const char *id_prefix,
-		      int all, struct sfs_file_list *out)
+		      int all, int last, struct sfs_file_list *out)
 {
 	size_t picked[PICK_MAX], i, k = 0, want;
 	struct sfs_file *v = NULL;
@@ -521,7 +542,7 @@ int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&c->mu);
 	d = find(c, path);
-	if (d && d->has_files && fresh(c, d->files_at)) {
+	if (files_held(c, d, last)) {
 		hit = 1;
 		d->used = ++c->clock;
 		/* by the index, unless an id prefix is asked too */
@@ -556,7 +577,8 @@ int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
 	return hit;
 }
 
-int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, struct sfs_file *out)
+int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, int last,
+		     struct sfs_file *out)
 {
 	struct rloc l;
 	int hit = 0;
@@ -564,8 +586,7 @@ int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, struct sfs_file *out)
 	sfs_file_init(out);
 	pthread_mutex_lock(&c->mu);
 	l = locate(c, ino);
-	if (l.d && l.d->has_files && fresh(c, l.d->files_at) &&
-	    !file_copy(out, &l.d->v[l.i])) {
+	if (files_held(c, l.d, last) && !file_copy(out, &l.d->v[l.i])) {
 		l.d->used = ++c->clock;
 		hit = 1;
 	}
@@ -653,7 +674,7 @@ void sfsi_rcache_forget_all(struct sfsi_rcache *c)
 	c->all_touch = ++c->clock;
 	for (b = 0; b < NBUCKETS; b++)
 		for (d = c->buckets[b]; d; d = d->next) {
-			drop_files(c, d);
+			stale_files(d);
 			drop_answer(d, 1);
 		}
 	pthread_mutex_unlock(&c->mu);
@@ -670,7 +691,7 @@ void sfsi_rcache_forget_dir(struct sfsi_rcache *c, const char *path, int below)
 		for (d = c->buckets[b]; d; d = d->next)
 			if (!strncmp(d->path, path, len) && d->path[len]) {
 				d->touch = ++c->clock;
-				drop_files(c, d);
+				stale_files(d);
 				drop_answer(d, 1);
 			}
 	pthread_mutex_unlock(&c->mu);
@@ -713,7 +734,8 @@ static int known_dir(struct sfsi_rcache *c, const char *path)
 	size_t len = strlen(path);
 	struct rdir *d = find(c, path);
 
-	if (!strcmp(path, "/") || (d && (d->has_files || d->subj)))
+	if (!strcmp(path, "/") ||
+	    (d && ((d->has_files && !d->stale) || d->subj)))
 		return 1;
 	if (len < 2 || len >= sizeof(parent))
 		return 0;

@@ -397,6 +397,12 @@ enum sfs_status sfsi_remote_dir_subdirs(
 	if (!(sfs_remote_features(rs->r) & SFS_REMOTE_DIRS))
 		return seed_subdirs(rs, path, fn, arg, e);
 	st = get_dir(rs, path, &j, e);
+	/* offline: the subdirectories as the last answer about it had them */
+	if (st && sfsi_rstore_offline(rs, st) &&
+	    (j = sfsi_rcache_dir(rs->cache, path, SFSI_RCACHE_LAST))) {
+		sfs_err_init(e);
+		st = SFS_OK;
+	}
 	a = json_object_get(j, "directories");
 	for (i = 0; !st && i < json_array_size(a); i++) {
 		o = json_array_get(a, i);
@@ -584,6 +590,19 @@ static enum sfs_status list_all(struct rstore *rs, const char *url, int perm,
 	return st;
 }
 
+/* The listing of path as last got, all of it or the names asked if any. */
+static int last_listing(struct rstore *rs, const char *path,
+			const char *const *names, size_t n,
+			const char *id_prefix, int all, struct sfs_file_list *l)
+{
+	if (!sfsi_rcache_files(rs->cache, path, names, n, id_prefix, all, 1, l))
+		return 0;
+	if (all || l->n)
+		return 1;
+	sfs_file_list_release(l);
+	return 0;
+}
+
 enum sfs_status
 sfsi_remote_dir_files(struct sfs_store *s, const char *path,
 		      const char *const *names, size_t n, const char *id_prefix,
@@ -601,7 +620,8 @@ sfsi_remote_dir_files(struct sfs_store *s, const char *path,
 
 	if (strlen(path) >= 4096)
 		return SFS_OK;
-	hit = sfsi_rcache_files(rs->cache, path, names, n, id_prefix, all, &l);
+	hit = sfsi_rcache_files(rs->cache, path, names, n, id_prefix, all, 0,
+				&l);
 	st = SFS_OK;
 	if (!hit) {
 		sfsi_remote_escape(path, esc, sizeof(esc));
@@ -612,10 +632,18 @@ sfsi_remote_dir_files(struct sfs_store *s, const char *path,
 		t = sfsi_rcache_ticket(rs->cache, path);
 		st = list_all(rs, url, SFS_PERM_OWNER, &l, e);
 	}
-	/* offline, a name not known is not known to be absent: st */
-	if (st && !all && sfsi_rstore_offline(rs_of(s), st) &&
-	    sfsi_rstore_last_files_in(rs_of(s), path, names, n, id_prefix, fn,
-				      arg)) {
+	/*
+	 * offline: the listing as last got (a name found in it for a
+	 * lookup), else the files last got one by one; a name not known
+	 * is not known to be absent: st
+	 */
+	if (st && sfsi_rstore_offline(rs, st) &&
+	    (hit = last_listing(rs, path, names, n, id_prefix, all, &l))) {
+		sfs_err_init(e);
+		st = SFS_OK;
+	}
+	if (st && !all && sfsi_rstore_offline(rs, st) &&
+	    sfsi_rstore_last_files_in(rs, path, names, n, id_prefix, fn, arg)) {
 		sfs_err_init(e);
 		return SFS_OK;
 	}

@@ -216,7 +216,9 @@ void sfsi_rcache_free(struct sfsi_rcache *c);
 /*
  * live: the change feed follows the server, so entries are good until
  * it says otherwise; else for SFSI_RCACHE_TTL_MS (and a feed that stops
- * following makes everything be asked again).
+ * following makes everything be asked again). A listing no longer good
+ * is still kept as the last one got, until a new one replaces it or it
+ * is least recently used (what sfsi_rcache_files' last tells).
  */
 void sfsi_rcache_live(struct sfsi_rcache *c, int live);
 int sfsi_rcache_is_live(struct sfsi_rcache *c);
@@ -235,13 +237,16 @@ void sfsi_rcache_put_dir(struct sfsi_rcache *c, const char *path,
 /*
  * 1 and copies into out (sfs_file_list_release) of the files of path
  * that sfsi_remote_name_is picks (all of them with all) when its
- * listing is kept and good; 0 when it must be asked.
+ * listing is kept and good (last: kept at all, however old: the last
+ * one got, with the store's own changes since, for when the server does
+ * not answer); 0 when it must be asked.
  */
 int sfsi_rcache_files(struct sfsi_rcache *c, const char *path,
 		      const char *const *names, size_t n, const char *id_prefix,
-		      int all, struct sfs_file_list *out);
-/* 1 and a copy of file number ino when a good listing holds it. */
-int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, struct sfs_file *out);
+		      int all, int last, struct sfs_file_list *out);
+/* 1 and a copy of file number ino when a good (last: any) listing holds it. */
+int sfsi_rcache_file(struct sfsi_rcache *c, int64_t ino, int last,
+		     struct sfs_file *out);
 /*
  * The server's answer about directory path with a reference
  * (json_decref), or NULL: ANSWER when kept and good; SUBDIRS when it is

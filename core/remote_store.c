@@ -179,7 +179,7 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 				"no file with this number");
 	if (pending)
 		return SFS_OK; /* not on the server yet */
-	if (sfsi_rcache_file(rs->cache, ino, out)) {
+	if (sfsi_rcache_file(rs->cache, ino, 0, out)) {
 		sfsi_rstore_remember_kept(rs, out);
 		return SFS_OK;
 	}
@@ -189,8 +189,10 @@ static enum sfs_status r_file_get_ino(struct sfs_store *s, int64_t ino,
 		st = sfsi_rstore_file_of(rs, j, 0, out, e);
 	if (!st)
 		sfsi_rstore_remember_file(rs, ino, j);
+	/* offline: as last got alone, else as the last listing had it */
 	if (st && sfsi_rstore_offline(rs, st) &&
-	    !sfsi_rstore_last_file(rs, ino, out)) {
+	    (!sfsi_rstore_last_file(rs, ino, out) ||
+	     sfsi_rcache_file(rs->cache, ino, 1, out))) {
 		sfs_err_init(e); /* its blocks may be in the cache */
 		st = SFS_OK;
 	}

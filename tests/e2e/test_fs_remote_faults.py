@@ -25,10 +25,10 @@ FILES = "/api/v1/speech-services/files"
 FAILED = (errno.EIO, errno.ETIMEDOUT)
 
 
-def upload(dm, key, data, name):
+def upload(dm, key, data, name, path="/"):
     r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
                       files={"file": (name + ".bin", data)},
-                      data={"name": name, "path": "/"}, timeout=120)
+                      data={"name": name, "path": path}, timeout=120)
     assert r.status_code in (200, 201), r.text
     return r.json()
 
@@ -240,10 +240,7 @@ def test_stalled_server_times_out(remote):
     dm, key, _, _ = remote
     data = os.urandom(5 << 20)
     upload(dm, key, data, "cached")
-    r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
-                      files={"file": ("x.bin", b"x")},
-                      data={"name": "x", "path": "/elsewhere/"}, timeout=30)
-    assert r.status_code == 201, r.text
+    upload(dm, key, b"x", "x", "/elsewhere/")
     m = RemoteMount(dm.base, key, "-o", "timeout=5")
     try:
         p = m.path("cached.bin")
@@ -311,6 +308,68 @@ def test_stalled_server_is_not_said_to_answer(remote):
             dm.proc.send_signal(signal.SIGCONT)
         assert eventually(lambda: answers(m.path("unknown", "x.bin")), 60)
         assert eventually(lambda: "answers again" in m.output(), 30)
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()
+
+
+def failed(call):
+    """The errno call fails with (on a thread: it must not hang), or None
+    when it succeeds."""
+    bg = Background(call).wait(60)
+    return bg.error.errno if isinstance(bg.error, OSError) else bg.error
+
+
+def test_killed_server_lists_what_was_listed(remote):
+    """While the server is down (killed), a directory listed before lists
+    as it was last seen (the mount's cache of directories, as rclone and
+    sshfs answer from theirs), with its files' sizes; what the mount never
+    saw (a directory never listed, a name not in a listing) fails with
+    EIO, not ENOENT (it may well exist), and so do writes. Once the server
+    is back, listings are the server's again. (Before, every listing
+    failed with EIO once the change feed had stopped.)"""
+    dm, key, _, _ = remote
+    for i in range(3):
+        upload(dm, key, b"RIFF" + os.urandom(1000 + i), "f%d" % i)
+    for i in range(2):
+        upload(dm, key, b"x" * (10 + i), "a%d" % i, "/album/")
+    upload(dm, key, b"o", "o", "/other/")
+    m = RemoteMount(dm.base, key, "-o", "timeout=5")
+    try:
+        root = sorted(os.listdir(m.dir))
+        album = sorted(os.listdir(m.path("album")))
+        assert [n for n in root if n[0] != "."] == \
+            ["album", "f0.bin", "f1.bin", "f2.bin", "other"], root
+        assert album == ["a0.bin", "a1.bin"], album
+        dm.kill()
+        # the change feed saw the server go (and its listings then went)
+        assert eventually(lambda: "change feed:" in m.output(), 60)
+        bg = Background(lambda: sorted(os.listdir(m.dir))).wait(60)
+        assert bg.error is None and bg.result == root, bg.error
+        bg = Background(lambda: sorted(os.listdir(m.path("album"))))
+        bg.wait(60)
+        assert bg.error is None and bg.result == album, bg.error
+        assert [os.stat(m.path("album", n)).st_size for n in album] == \
+            [10, 11]
+        assert os.path.isdir(m.path("other"))
+        # never seen: not known to be absent
+        assert failed(lambda: os.listdir(m.path("other"))) in FAILED
+        assert failed(lambda: os.stat(m.path("album", "a9.bin"))) in FAILED
+        assert failed(lambda: os.listdir(m.path(".trash"))) in FAILED
+        # writes fail
+        assert failed(lambda: m.path("album", "new.bin").write_bytes(
+            b"new")) in FAILED
+        assert failed(lambda: os.mkdir(m.path("album", "sub"))) in FAILED
+        assert failed(lambda: os.unlink(m.path("album", "a0.bin"))) \
+            in FAILED
+        assert failed(lambda: os.setxattr(m.path("album", "a1.bin"),
+                                          "user.x", b"1")) in FAILED
+        dm.start()
+        assert eventually(lambda: answers(m.path("album", "a9.bin")), 60)
+        upload(dm, key, b"late", "late", "/album/")
+        assert eventually(lambda: sorted(os.listdir(m.path("album"))) ==
+                          ["a0.bin", "a1.bin", "late.bin"], 30)
+        assert sorted(os.listdir(m.path("other"))) == ["o.bin"]
     finally:
         print(m.output())       # shown when the test fails
         m.stop()

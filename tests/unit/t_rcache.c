@@ -3,8 +3,9 @@
  * a listing put in is looked up by name (through its index when large,
  * case folded as strcasecmp compares) and by file number; a fill whose
  * directory changed after its ticket does not go in; this store's own
- * changes move files between listings; the least recently used
- * directories go first when the bounds are passed.
+ * changes move files between listings; a listing no longer good is kept
+ * as the last one got; the least recently used directories go first when
+ * the bounds are passed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,18 +55,32 @@ static void put(struct sfsi_rcache *c, const char *path, size_t n, int64_t ino,
 	sfs_file_list_release(&l);
 }
 
-/* How many files named name (-1: the listing is not kept). */
-static int count(struct sfsi_rcache *c, const char *path, const char *name)
+/*
+ * How many files named name (all with NULL) in the listing of path as
+ * kept and good (last: as last got; -1: none such is kept).
+ */
+static int count_of(struct sfsi_rcache *c, const char *path, const char *name,
+		    int last)
 {
 	const char *names[1] = { name };
 	struct sfs_file_list l;
 	int n;
 
-	if (!sfsi_rcache_files(c, path, names, 1, NULL, !name, &l))
+	if (!sfsi_rcache_files(c, path, names, 1, NULL, !name, last, &l))
 		return -1;
 	n = (int)l.n;
 	sfs_file_list_release(&l);
 	return n;
+}
+
+static int count(struct sfsi_rcache *c, const char *path, const char *name)
+{
+	return count_of(c, path, name, 0);
+}
+
+static int count_last(struct sfsi_rcache *c, const char *path, const char *name)
+{
+	return count_of(c, path, name, 1);
 }
 
 static struct sfsi_rcache *fresh_cache(void)
@@ -90,10 +105,10 @@ static void test_put_and_look_up(void)
 	CHECK(count(c, "/d/", "f001") == 1);
 	CHECK(count(c, "/d/", "F001") == 1); /* case folded */
 	CHECK(count(c, "/d/", "nope") == 0);
-	REQUIRE(sfsi_rcache_file(c, 2, &f));
+	REQUIRE(sfsi_rcache_file(c, 2, 0, &f));
 	CHECK(!strcmp(f.name, "f001") && f.size == 2);
 	sfs_file_release(&f);
-	CHECK(!sfsi_rcache_file(c, 9, &f));
+	CHECK(!sfsi_rcache_file(c, 9, 0, &f));
 	sfsi_rcache_free(c);
 }
 
@@ -163,7 +178,7 @@ static void test_own_changes_move_files(void)
 	sfsi_rcache_remove(c, 12);
 	CHECK(count(c, "/a/", "new") == 1 && count(c, "/a/", NULL) == 2);
 	CHECK(count(c, "/b/", NULL) == 1 && count(c, "/b/", "moved") == 1);
-	CHECK(!sfsi_rcache_file(c, 12, &f));
+	CHECK(!sfsi_rcache_file(c, 12, 0, &f));
 	sfsi_rcache_free(c);
 }
 
@@ -291,7 +306,7 @@ static void test_moved_by_a_fill(void)
 	sfs_file_list_release(&l);
 	CHECK(count(c, "/b/", "x000") == 1);
 	CHECK(count(c, "/a/", "x000") <= 0); /* a miss, or absent */
-	REQUIRE(sfsi_rcache_file(c, 1, &f));
+	REQUIRE(sfsi_rcache_file(c, 1, 0, &f));
 	CHECK(!strcmp(f.path, "/b/"));
 	sfs_file_release(&f);
 	/* the fill of /a/ from before: not kept */
@@ -303,6 +318,54 @@ static void test_moved_by_a_fill(void)
 	sfsi_rcache_forget_file(c, 1, "/b/");
 	CHECK(count(c, "/b/", NULL) == -1);
 	CHECK(count(c, "/a/", "x000") == -1);
+	sfsi_rcache_free(c);
+}
+
+/*
+ * A listing no longer good (changed, forgotten, the feed stopped) is kept
+ * as the last one got, for when the server does not answer: with this
+ * store's own changes since, without a file a later fill found elsewhere;
+ * a new fill replaces it.
+ */
+static void test_last_listing_kept(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	struct sfs_file_list l;
+	struct sfs_file f;
+	uint64_t t;
+
+	REQUIRE(c);
+	put(c, "/d/", 3, 1, "f");
+	CHECK(count_last(c, "/e/", NULL) == -1); /* never listed */
+	sfsi_rcache_forget_dir(c, "/d/", 0);
+	CHECK(count(c, "/d/", NULL) == -1);
+	CHECK(count_last(c, "/d/", NULL) == 3);
+	CHECK(count_last(c, "/d/", "f001") == 1);
+	CHECK(!sfsi_rcache_file(c, 2, 0, &f));
+	REQUIRE(sfsi_rcache_file(c, 2, 1, &f));
+	CHECK(!strcmp(f.name, "f001"));
+	sfs_file_release(&f);
+	/* the feed stops (everything forgotten), the store writes there */
+	sfsi_rcache_live(c, 0);
+	mkfile(&f, 9, "new", "/d/");
+	sfsi_rcache_apply(c, &f);
+	sfs_file_release(&f);
+	sfsi_rcache_remove(c, 1);
+	CHECK(count(c, "/d/", NULL) == -1);
+	CHECK(count_last(c, "/d/", NULL) == 3);
+	CHECK(count_last(c, "/d/", "new") == 1);
+	CHECK(count_last(c, "/d/", "f000") == 0);
+	/* file 2 found in /b/ by a fill: not in /d/ as last seen either */
+	t = sfsi_rcache_ticket(c, "/b/");
+	mklist(&l, 1, 2, "moved", "/b/");
+	sfsi_rcache_put_files(c, "/b/", t, &l);
+	sfs_file_list_release(&l);
+	CHECK(count_last(c, "/d/", "f001") == 0);
+	CHECK(count_last(c, "/d/", NULL) == 2);
+	/* a new fill replaces it, good again */
+	sfsi_rcache_live(c, 1);
+	put(c, "/d/", 1, 30, "g");
+	CHECK(count(c, "/d/", NULL) == 1 && count_last(c, "/d/", NULL) == 1);
 	sfsi_rcache_free(c);
 }
 
@@ -382,6 +445,7 @@ int main(void)
 	RUN(test_own_changes_move_files);
 	RUN(test_moved_by_a_fill);
 	RUN(test_own_write_with_the_directory_state);
+	RUN(test_last_listing_kept);
 	RUN(test_index_kept);
 	RUN(test_bounds);
 	return th_report();
