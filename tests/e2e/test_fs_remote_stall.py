@@ -9,6 +9,7 @@ stopped, another process creates and writes a small file (no server
 needed: the create waits for close) and stats a file of a cached
 listing; then the server comes back and the held reader or writer gets
 exactly its bytes."""
+import collections
 import hashlib
 import os
 import platform
@@ -312,6 +313,30 @@ def threads_of(pid):
     return len(os.listdir("/proc/%d/task" % pid))
 
 
+def closes_held(m, procs, n):
+    """n closers of new files c00.txt ... (the server stopped), added to
+    procs: each has written and is in its close."""
+    for i in range(n):
+        python(procs, CLOSER, m.path("c%02d.txt" % i), "close %d" % i)
+    seen = []
+    for i, p in enumerate(procs[-n:]):
+        assert line_of(p, 120) == b"written\n", \
+            "close %d's create held: %r" % (i, calls_of(m.proc.pid))
+        assert eventually(lambda: in_call(p.pid, CLOSE[platform.machine()],
+                                          seen), 60), \
+            "not in its close: %r" % seen
+
+
+def closes_go_on(dm, procs, n):
+    """The first n of procs (closes_held) are still held; the server
+    goes on (SIGCONT) and each close succeeds."""
+    assert all(p.poll() is None for p in procs[:n])  # still held
+    dm.proc.send_signal(signal.SIGCONT)
+    for p in procs[:n]:
+        assert line_of(p, 300) == b"closed\n"
+        assert p.wait(60) == 0
+
+
 def test_many_stalled_closes_hold_no_other_request(remote):
     """More calls waiting for a stalled server than the mount keeps
     workers (10) and spare buffers (20): 40 closes of new files, each
@@ -329,25 +354,14 @@ def test_many_stalled_closes_hold_no_other_request(remote):
         base_threads = threads_of(m.proc.pid)
         stopped = True
         sigstop(dm.proc.pid)
-        for i in range(n):
-            python(procs, CLOSER, m.path("c%02d.txt" % i), "close %d" % i)
-        seen = []
-        call = CLOSE[platform.machine()]
-        for p in procs:
-            assert line_of(p, 120) == b"written\n"
-            assert eventually(lambda: in_call(p.pid, call, seen), 60), \
-                "not in its close: %r" % seen
+        closes_held(m, procs, n)
         # every close is the mount's: more workers than it keeps wait
         assert eventually(lambda: threads_of(m.proc.pid)
                           >= base_threads + n - 10, 60), \
             (threads_of(m.proc.pid), base_threads)
         probe = probe_answers(m, procs, "%d stalled closes" % n)
-        assert all(p.poll() is None for p in procs[:n])  # still held
-        dm.proc.send_signal(signal.SIGCONT)
+        closes_go_on(dm, procs, n)
         stopped = False
-        for p in procs[:n]:
-            assert line_of(p, 300) == b"closed\n"
-            assert p.wait(60) == 0
         assert probe.wait(60) == 0
         for i in range(n):
             f = the_file(dm, key, "c%02d" % i)
@@ -357,6 +371,72 @@ def test_many_stalled_closes_hold_no_other_request(remote):
         assert eventually(lambda: threads_of(m.proc.pid)
                           <= base_threads, 60), \
             (threads_of(m.proc.pid), base_threads)
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        end_all(procs, m, dm)
+
+
+# an fsync of a file open read-only: the loop always hands it to a
+# worker (an fsync may wait for a commit), and this one needs no server
+FSYNCER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+print("done", flush=True)
+os.close(fd)
+"""
+# a thread waits for the server's answer (libcurl)
+POLL = {"x86_64": "7", "aarch64": "73"}
+
+
+def calls_of(pid):
+    """How many threads of process pid are in each system call (a thread
+    that ended meanwhile does not count)."""
+    calls = collections.Counter()
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/syscall" % (pid, t)) as f:
+                calls[f.read().split()[0]] += 1
+        except (OSError, IndexError):
+            pass
+    return calls
+
+
+def test_a_request_handed_off_behind_stalled_closes(remote):
+    """30 closes of new files wait for a stopped server, each on a thread
+    of its own; then an fsync of small.bin, open read-only, which the
+    loop hands to a worker and which needs no server: it is answered.
+    Review s20 R1: a worker started for a queued request became the
+    standby instead (it sleeps until the next request comes) and left
+    the request queued behind the stalled closes: with that bug put back
+    a later closer's create waited so (2 of 2 runs), in the review's
+    probe the fsync (3 of 3). The server back, every close succeeds."""
+    n = 30
+    dm, key, m = small_mount(remote)
+    call = POLL[platform.machine()]
+    stopped = False
+    procs = []
+    try:
+        stopped = True
+        sigstop(dm.proc.pid)
+        # the change feed's and the poller's threads
+        base = calls_of(m.proc.pid)[call]
+        closes_held(m, procs, n)
+        # each close's flush was read and waits for the server on a
+        # thread of its own (the others wait in futex or epoll_wait)
+        assert eventually(lambda: calls_of(m.proc.pid)[call] >= base + n,
+                          60), \
+            "not every close's flush was taken: %r, %d waited before" % (
+                calls_of(m.proc.pid), base)
+        for k in range(3):
+            f = python(procs, FSYNCER, m.path("small.bin"))
+            assert line_of(f, 60) == b"done\n", \
+                "fsync %d held behind %d stalled closes: %r" % (
+                    k, n, calls_of(m.proc.pid))
+            assert f.wait(60) == 0
+        closes_go_on(dm, procs, n)
+        stopped = False
     finally:
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
