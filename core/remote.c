@@ -59,6 +59,7 @@ struct sfs_remote {
 	char origin_header[64];
 	/* the caller's user id (GET /users/me), with SFS_REMOTE_ID_KEY */
 	char user_id[SFS_ID_SIZE];
+	unsigned scopes; /* its credentials' (GET /users/me), else all */
 };
 
 /* What a transfer's progress callback looks at. */
@@ -458,11 +459,34 @@ static int has_param(json_t *op, const char *name)
 }
 
 /*
- * The caller's user id (GET /users/me), from which the ids of the files
- * it makes with an idKey derive: the feature SFS_REMOTE_ID_KEY. Its
- * failure fails the open, as the document's does.
+ * The scopes an answer of /users/me names (a key's or a token's, as the
+ * server checks them), or SFS_SCOPE_ALL when it names none (a server
+ * that does not say: each call finds out).
  */
-static enum sfs_status read_user(struct sfs_remote *r, struct sfs_err *e)
+static unsigned scopes_of(json_t *a)
+{
+	unsigned bits = 0;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(a))
+		return SFS_SCOPE_ALL;
+	json_array_foreach(a, i, v)
+	{
+		if (json_is_string(v))
+			bits |= sfs_scope_parse(json_string_value(v));
+	}
+	return bits;
+}
+
+/*
+ * The caller's user id (GET /users/me), from which the ids of the files
+ * it makes with an idKey derive (id_key: the feature SFS_REMOTE_ID_KEY),
+ * and the scopes of its credentials. Its failure fails the open, as the
+ * document's does.
+ */
+static enum sfs_status read_user(struct sfs_remote *r, int id_key,
+				 struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	enum sfs_status st;
@@ -475,10 +499,11 @@ static enum sfs_status read_user(struct sfs_remote *r, struct sfs_err *e)
 	if (!st) {
 		j = json_loadb(b.buf, b.len, 0, NULL);
 		id = json_string_value(json_object_get(j, "id"));
-		if (id && sfs_uuid_valid(id)) {
+		r->scopes = scopes_of(json_object_get(j, "scopes"));
+		if (id && sfs_uuid_valid(id) && id_key) {
 			(void)sfsi_uuid_norm(id, r->user_id);
 			r->features |= SFS_REMOTE_ID_KEY;
-		} else {
+		} else if (id_key) {
 			st = sfs_errf(&le, SFS_IO, SFS_R_NONE,
 				      "no user id in the answer");
 		}
@@ -508,6 +533,7 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 	enum sfs_status st;
 
 	r->features = 0;
+	r->scopes = SFS_SCOPE_ALL;
 	sfs_err_init(&le);
 	st = request(r, "GET", doc_path, -1, 0, NULL, 0, &b, &le);
 	if (st == SFS_NOT_FOUND) {
@@ -554,8 +580,8 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		      "keepDirs"))
 		r->features |= SFS_REMOTE_KEEP_DIRS;
 	post = json_object_get(json_object_get(paths, API "/files"), "post");
-	if (has_param(post, "idKey") && json_object_get(paths, API "/users/me"))
-		st = read_user(r, e);
+	if (json_object_get(paths, API "/users/me"))
+		st = read_user(r, has_param(post, "idKey"), e);
 out:
 	json_decref(doc);
 	sfs_buf_release(&b);
@@ -677,6 +703,11 @@ void sfs_remote_close(struct sfs_remote *r)
 unsigned sfs_remote_features(const struct sfs_remote *r)
 {
 	return r->features;
+}
+
+unsigned sfs_remote_scopes(const struct sfs_remote *r)
+{
+	return r->scopes;
 }
 
 const char *sfs_remote_user_id(const struct sfs_remote *r)

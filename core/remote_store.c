@@ -385,16 +385,19 @@ static enum sfs_status r_space_of(struct sfs_store *s, struct sfs_space *out,
 	return st;
 }
 
-/* The key's user: what it may do is the server's to say, call by call. */
+/*
+ * The key's user, with the scopes the server says its credentials have
+ * (all when it does not say); what it may do is still the server's to
+ * say, call by call.
+ */
 static enum sfs_status r_auth_user(struct sfs_store *s, struct sfs_actor *out,
 				   struct sfs_err *e)
 {
-	(void)s;
 	(void)e;
 	memset(out, 0, sizeof(*out));
 	out->user = rs_of(s)->user;
 	out->tenant = 1;
-	out->scopes = SFS_SCOPE_ALL;
+	out->scopes = sfs_remote_scopes(rs_of(s)->r) & SFS_SCOPE_ALL;
 	return SFS_OK;
 }
 

@@ -175,6 +175,15 @@ static int open_remote(struct fs_opts *o)
 	if (!ret)
 		warn_if_shown(o->key_file ? "key file" : "token file",
 			      o->key_file ? o->key_file : o->token_file);
+	/* a key that may only read: EROFS at once, not EACCES at close */
+	if (!ret && !g_fs.ro && g_fs.actor.scopes == SFS_SCOPE_READ) {
+		g_fs.ro = 1;
+		sfs_warn("fs",
+			 "'%s' says the %s has only the scope '%s': mounted "
+			 "read-only",
+			 o->url, o->key_file ? "key" : "token",
+			 sfs_scope_name(SFS_SCOPE_READ));
+	}
 	return ret;
 }
 

@@ -63,6 +63,11 @@ void sfs_remote_close(struct sfs_remote *r);
 unsigned sfs_remote_features(const struct sfs_remote *r);
 /* The caller's user id with SFS_REMOTE_ID_KEY ("" without). */
 const char *sfs_remote_user_id(const struct sfs_remote *r);
+/*
+ * The scopes (enum sfs_scope) of the credentials as the server tells them
+ * (GET /users/me, an extension), SFS_SCOPE_ALL when it does not tell.
+ */
+unsigned sfs_remote_scopes(const struct sfs_remote *r);
 
 /*
  * An answer of the server as the core's status: 2xx is SFS_OK; an error

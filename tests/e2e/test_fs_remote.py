@@ -29,7 +29,8 @@ P = "user.speechfs."
 class RemoteMount(Mount):
     """A running `speechfs --url … -f` on a temporary mountpoint."""
 
-    def __init__(self, base, key, *opts, cache_dir=None):
+    def __init__(self, base, key, *opts, cache_dir=None, token=False):
+        """key: an API key, or with token a JWT (--token-file)."""
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-rmnt-"))
         self.keyf = self.dir.parent / (self.dir.name + ".key")
         self.keyf.write_text(key + "\n")
@@ -37,7 +38,8 @@ class RemoteMount(Mount):
         self.cache = cache_dir or pathlib.Path(
             tempfile.mkdtemp(prefix="sfs-rcache-"))
         self.own_cache = cache_dir is None
-        self.start([str(SPEECHFS), "--url", base, "--key-file",
+        self.start([str(SPEECHFS), "--url", base,
+                    "--token-file" if token else "--key-file",
                     str(self.keyf), "-o", f"cache_dir={self.cache}",
                     str(self.dir), "-f", *opts], wait=15)
 

@@ -5,6 +5,7 @@ mount in the background as from fstab), against a real speechfsd on
 127.0.0.1; what the mount says and how it ends when given bad input;
 https with a CA of its own (a TLS front of Python's ssl), a proxy only
 when given; where its block cache and its log lines go."""
+import errno
 import http.server
 import json
 import os
@@ -701,4 +702,54 @@ def test_a_rotated_key_file_is_read_again(server, store):
             timeout=30).json()["files"]]
         assert "after.txt" in names and "refused.txt" not in names, names
     finally:
+        m.stop()
+
+
+@pytest.mark.parametrize("cred,scopes", [("key", "read"), ("token", "read"),
+                                         ("key", "read,write")])
+def test_a_read_only_key_mounts_read_only(server, store, cred, scopes):
+    """A key (or JWT) with only the read scope: the mount asks the server
+    what its credentials may do (GET /users/me) and mounts read-only,
+    saying so in one line, like a read-only NFS export: every change fails
+    at once with EROFS and files show no write bits. Before, it mounted
+    read-write and each new file failed only at close() with EACCES
+    (written in full first), shown until the unmount. A key that may
+    write mounts read-write as before."""
+    srv, _, tmp = server
+    d, _, users = store
+    r = requests.post(srv.base + "/api/v1/speech-services/files",
+                      headers={"X-API-Key": srv.key(users[0])},
+                      files={"file": ("old.bin", b"RIFF old")},
+                      data={"name": "old", "path": "/"}, timeout=30)
+    assert r.status_code == 201, r.text
+    if cred == "key":
+        secret = admin("key", "create", "--store", str(d), "--user",
+                       users[0], "--scopes", scopes)["key"]
+    else:
+        secret = admin("jwt", "--store", str(d), "--user", users[0],
+                       "--scopes", scopes, "--ttl", "600")["token"]
+    m = RemoteMount(srv.base, secret, cache_dir=tmp / "cache",
+                    token=cred == "token")
+    try:
+        ro = "write" not in scopes
+        assert ("mounted read-only" in m.output()) == ro, m.output()
+        assert m.path("old.bin").read_bytes() == b"RIFF old"
+        assert bool(os.stat(m.path("old.bin")).st_mode & 0o222) != ro
+        if not ro:
+            m.path("new.bin").write_bytes(b"new")
+            assert m.path("new.bin").read_bytes() == b"new"
+            return
+        for call in (lambda: open(m.path("new.bin"), "wb"),
+                     lambda: open(m.path("old.bin"), "r+b"),
+                     lambda: os.mkdir(m.path("dir")),
+                     lambda: os.rename(m.path("old.bin"), m.path("o.bin")),
+                     lambda: os.unlink(m.path("old.bin")),
+                     lambda: os.setxattr(m.path("old.bin"), "user.x", b"1")):
+            with pytest.raises(OSError) as err:
+                call()
+            assert err.value.errno == errno.EROFS, err.value
+        assert sorted(n for n in os.listdir(m.dir) if n[0] != ".") == \
+            ["old.bin"]
+    finally:
+        print(m.output())       # shown when the test fails
         m.stop()
