@@ -604,47 +604,44 @@ fail:
 }
 
 /*
- * Said once at mount: what the server lacks of the extensions (a server
- * with the seed's API only lacks them all) and what that turns off.
+ * What each extension the server may lack turns off, said at mount: one
+ * line each (a server with the seed's API only lacks them all), so no
+ * line nears the log's bound however many there are or the URL's length.
+ * The file times, original filenames and restore come with the PATCH
+ * fields of the content versions' extension.
  */
-static void features_off(const char *url, unsigned f, int no_feed)
-{
-	char off[1024] = "";
-	size_t n = 0;
+static const struct {
+	unsigned feature;
+	const char *what;
+} offs[] = {
+	{ SFS_REMOTE_CONTENT, "content versions (a new file is uploaded whole "
+			      "at close, rewriting a file is ENOTSUP)" },
+	{ SFS_REMOTE_CONTENT,
+	  "file times, original filenames and restore (touch, a rename that "
+	  "changes a file's extension and moving one out of .trash are "
+	  "ENOTSUP)" },
+	{ SFS_REMOTE_DIRS, "directories (they are what file paths show: mkdir, "
+			   "rmdir and renaming one are ENOTSUP)" },
+	{ SFS_REMOTE_KEEP_DIRS,
+	  "keeping emptied directories (a directory the API made vanishes "
+	  "with its last entry removed or moved out, as through the API: "
+	  "rm -r of one may fail when it takes over 1 s)" },
+	{ SFS_REMOTE_XATTRS, "attributes (user.* xattrs are ENOTSUP)" },
+	{ SFS_REMOTE_SPACE, "space (df shows 0)" },
+	{ SFS_REMOTE_CRC32C, "the CRC32C of uploads (what is sent is checked "
+			     "by its SHA-256, more of the mount's CPU)" },
+	{ SFS_REMOTE_CHANGES, "change feed (others' changes show as the "
+			      "kernel's entries expire, in 1 s)" },
+};
 
-#define OFF(cond, text)                                                        \
-	do {                                                                   \
-		if ((cond) && n < sizeof(off))                                 \
-			n += (size_t)snprintf(off + n, sizeof(off) - n,        \
-					      "%s%s", n ? "; " : "", text);    \
-	} while (0)
-	OFF(!(f & SFS_REMOTE_CONTENT),
-	    "content versions (a new file is uploaded whole at close, "
-	    "rewriting a file is ENOTSUP)");
-	/* the PATCH fields and restore come with the same extensions */
-	OFF(!(f & SFS_REMOTE_CONTENT),
-	    "file times, original filenames and restore (touch, a rename "
-	    "that changes a file's extension and moving one out of .trash "
-	    "are ENOTSUP)");
-	OFF(!(f & SFS_REMOTE_DIRS),
-	    "directories (they are what file paths show: mkdir, rmdir and "
-	    "renaming one are ENOTSUP)");
-	OFF(!(f & SFS_REMOTE_KEEP_DIRS),
-	    "keeping emptied directories (a directory the API made vanishes "
-	    "with its last entry removed or moved out, as through the API: "
-	    "rm -r of one may fail when it takes over 1 s)");
-	OFF(!(f & SFS_REMOTE_XATTRS), "attributes (user.* xattrs are ENOTSUP)");
-	OFF(!(f & SFS_REMOTE_SPACE), "space (df shows 0)");
-	OFF(!(f & SFS_REMOTE_CRC32C),
-	    "the CRC32C of uploads (what is sent is checked by its SHA-256, "
-	    "more of the mount's CPU)");
-	OFF(no_feed, "change feed (others' changes show as the kernel's "
-		     "entries expire, in 1 s)");
-#undef OFF
-	if (n)
-		sfs_warn("remote",
-			 "'%s' lacks extensions, so these are off: %s", url,
-			 off);
+static void features_off(const char *url, unsigned f)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		if (!(f & offs[i].feature))
+			sfs_warn("remote", "'%s' lacks an extension, off: %s",
+				 url, offs[i].what);
 }
 
 int sfs_store_is_remote(const struct sfs_store *s)
@@ -737,7 +734,7 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		return st;
 	}
 	sfs_info("remote", "'%s': block cache '%s'", o->url, cache);
-	features_off(o->url, f, !rs->feed);
+	features_off(o->url, rs->feed ? f : f & ~SFS_REMOTE_CHANGES);
 	*out = s;
 	return SFS_OK;
 }

@@ -2,7 +2,7 @@
 speechfsd with `http.extensions = false` (no content versions, no
 directories, no xattrs, no space, no change feed; the routes answer
 404/405 and its OpenAPI document does not name them). The mount says at
-mount time, in one line, which features are off; it still lists (the
+mount time, one line each, which features are off; it still lists (the
 directories are what the files' paths show), reads, uploads new files
 and edits attributes; what needs an extension fails with ENOTSUP."""
 import errno
@@ -17,6 +17,7 @@ from conftest import ROOT
 from fsutil import Server, eventually, store  # noqa: F401
 from test_fs_remote import RemoteMount, tree
 from test_fs_remote_faults import FILES, upload
+from test_fs_remote_mount import BasicAuthFront
 
 EXT = "/api/v1/speech-services"
 # The seed API contract's operations, and the daemon's own (no credentials)
@@ -36,6 +37,16 @@ SEED_OPS = {("get", FILES), ("post", FILES),
 OWN_OPS = {("get", "/healthz"), ("get", "/metrics"),
            ("get", "/api/v1/openapi.json")}
 METHODS = ("get", "put", "post", "patch", "delete")
+# What a mount of such a server says is off, in its order
+OFF = ["content versions", "file times, original filenames and restore",
+       "directories", "keeping emptied directories", "attributes", "space",
+       "the CRC32C of uploads", "change feed"]
+
+
+def said_off(out):
+    """The features a mount's output says are off (one line each)."""
+    return [x.split("lacks an extension, off: ", 1)[1].split(" (")[0]
+            for x in out.splitlines() if "lacks an extension, off: " in x]
 
 
 @pytest.fixture
@@ -197,19 +208,11 @@ def test_mount_without_extensions(seed):
     m = RemoteMount(dm.base, key)
     try:
         out = m.output()
-        lines = [x for x in out.splitlines() if "lacks extensions" in x]
-        assert len(lines) == 1, out
-        off = [x.split(" (")[0] for x in
-               lines[0].split("so these are off: ", 1)[1].split("; ")]
-        assert off == ["content versions",
-                       "file times, original filenames and restore",
-                       "directories", "keeping emptied directories",
-                       "attributes", "space",
-                       "the CRC32C of uploads", "change feed"], lines[0]
+        assert said_off(out) == OFF, out
         # speechfs(1) names each of them
         man = " ".join((ROOT / "packaging" / "man" / "speechfs.1")
                        .read_text().split())
-        for what in off:
+        for what in OFF:
             assert what in man, what
         # lists: the directories are what the paths show
         got = tree(m.dir)
@@ -289,3 +292,26 @@ def test_seed_rename_needing_an_extension_keeps_the_target(seed):
     finally:
         print(m.output())
         m.stop()
+
+
+def test_every_feature_off_is_named_whatever_the_url(seed):
+    """The features that are off are each named, in full, whatever the
+    length of the server's URL (here 300 characters of a user name for a
+    reverse proxy's basic auth, test_fs_remote_mount.BasicAuthFront). They
+    were one line of ~900 characters, cut at the log's 1,024-byte line:
+    with this URL the last ones were lost, as one more feature would have
+    lost them with any URL."""
+    dm, key = seed
+    front = BasicAuthFront(dm.base)
+    try:
+        m = RemoteMount("http://%s:pw@127.0.0.1:%d" % ("u" * 300, front.port),
+                        key)
+        try:
+            out = m.output()
+            for what in OFF:
+                assert what in out, (what, out)
+            assert said_off(out) == OFF, out
+        finally:
+            m.stop()
+    finally:
+        front.close()
