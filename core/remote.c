@@ -40,6 +40,7 @@ struct sfs_remote {
 	char base[512];
 	char *auth_header; /* X-API-Key: … or Authorization: Bearer … */
 	pthread_mutex_t auth_mu; /* auth_header replaced (cred_renewed) */
+	unsigned auth_gen;	 /* how many times, under auth_mu */
 	char cred_file[512];	 /* where the key or token is: "" none */
 	int is_token;
 	int refused; /* the last answer was 401: said once */
@@ -230,7 +231,8 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
  * The server answered 401: the key or token file read again (its first
  * line, as the mount read it); if it holds another one, the requests from
  * now on send that. So a key rotated or a token renewed in place (a JWT
- * expires) goes on without a remount; the call that met the 401 fails.
+ * expires) goes on without a remount; the request that met the 401 is
+ * sent once more with it when it can be (sfsi_remote_request).
  */
 static void cred_renewed(struct sfs_remote *r, const char *why)
 {
@@ -261,6 +263,7 @@ static void cred_renewed(struct sfs_remote *r, const char *why)
 		char *old = r->auth_header;
 
 		r->auth_header = hdr;
+		r->auth_gen++;
 		hdr = old;
 		first = 0;
 		sfs_info("remote",
@@ -281,14 +284,29 @@ static void cred_renewed(struct sfs_remote *r, const char *why)
 			 r->cred_file[0] ? r->cred_file : "a remount");
 }
 
-/* The request's header lines (the caller frees the list). */
-static struct curl_slist *headers_of(struct sfs_remote *r,
-				     const struct sfsi_remote_req *q)
+/* Which credentials auth_header holds (cred_renewed counts them). */
+static unsigned auth_gen(struct sfs_remote *r)
+{
+	unsigned gen;
+
+	pthread_mutex_lock(&r->auth_mu);
+	gen = r->auth_gen;
+	pthread_mutex_unlock(&r->auth_mu);
+	return gen;
+}
+
+/*
+ * The request's header lines (the caller frees the list); *gen: which
+ * credentials they carry.
+ */
+static struct curl_slist *
+headers_of(struct sfs_remote *r, const struct sfsi_remote_req *q, unsigned *gen)
 {
 	struct curl_slist *h = NULL;
 
 	pthread_mutex_lock(&r->auth_mu);
 	h = curl_slist_append(h, r->auth_header); /* a copy */
+	*gen = r->auth_gen;
 	pthread_mutex_unlock(&r->auth_mu);
 	h = curl_slist_append(h, r->origin_header);
 	if (q->header)
@@ -336,9 +354,24 @@ static CURLcode perform(struct sfs_remote *r, CURL *c,
 	return rc;
 }
 
-enum sfs_status sfsi_remote_request(struct sfs_remote *r,
+/*
+ * Whether q can be sent again as it was: not a body from a source (a
+ * stream, gone once sent); a file's bytes from their start again.
+ */
+static int resendable(const struct sfsi_remote_req *q)
+{
+	return !q->source && (q->fd < 0 || lseek(q->fd, 0, SEEK_SET) == 0);
+}
+
+/*
+ * sfsi_remote_request's one try; *again set when the server refused the
+ * credentials it sent (401) and others are there now (cred_renewed, by
+ * this request or another meanwhile) that it can be sent with again.
+ */
+static enum sfs_status request_once(struct sfs_remote *r,
 				    const struct sfsi_remote_req *q,
-				    struct sfs_buf *b, struct sfs_err *e)
+				    struct sfs_buf *b, struct sfs_err *e,
+				    int *again)
 {
 	struct curl_slist *h;
 	struct sfsi_remote_body body;
@@ -348,10 +381,12 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	struct progress pr = { .r = r, .cancel = q->cancel };
 	char url[2048], why[CURL_ERROR_SIZE] = "";
 	enum sfs_status st;
+	unsigned gen;
 	long code = 0;
 	CURLcode rc;
 	CURL *c;
 
+	*again = 0;
 	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
 	if (sfsi_would_wait(e, url))
 		return SFS_WOULD_WAIT;
@@ -359,7 +394,7 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 	if (!c)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	set_transfer(r, c, q, url, &a);
-	h = sfsi_remote_body_set(&body, c, q, headers_of(r, q));
+	h = sfsi_remote_body_set(&body, c, q, headers_of(r, q, &gen));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -404,10 +439,33 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 				why[0] ? why : curl_easy_strerror(rc));
 	note_up(r);
 	st = sfs_remote_status(code, b->buf, b->len, e);
-	if (code == 401 && r->opened) /* at mount, refused is the answer */
+	if (code == 401 && r->opened) { /* at mount, refused is the answer */
 		cred_renewed(r, e ? e->message : "401");
-	else if (code)
+		*again = auth_gen(r) != gen && resendable(q);
+	} else if (code) {
 		__atomic_store_n(&r->refused, 0, __ATOMIC_SEQ_CST);
+	}
+	return st;
+}
+
+/*
+ * A 401 refused nothing the server did: a request that met one with
+ * credentials renewed since goes once more (with those), so a key
+ * rotated or a token renewed in place costs no call an error.
+ */
+enum sfs_status sfsi_remote_request(struct sfs_remote *r,
+				    const struct sfsi_remote_req *q,
+				    struct sfs_buf *b, struct sfs_err *e)
+{
+	enum sfs_status st;
+	int again;
+
+	st = request_once(r, q, b, e, &again);
+	if (again) {
+		sfs_buf_reset(b);
+		sfs_err_init(e);
+		st = request_once(r, q, b, e, &again);
+	}
 	return st;
 }
 
