@@ -279,6 +279,12 @@ static int check_remote(struct fs_opts *o)
 				"--user\n");
 		return -1;
 	}
+	if (o->commit_arg) { /* it would batch nothing and say nothing */
+		fprintf(stderr, "speechfs: -o commit= is for a local store: a "
+				"remote mount's changes are each durable when "
+				"the server answers\n");
+		return -1;
+	}
 	if (!o->key_file == !o->token_file) {
 		fprintf(stderr, "speechfs: --url needs one of --key-file FILE "
 				"(an API key) or --token-file FILE (a JWT)\n");

@@ -799,3 +799,22 @@ def test_a_call_that_meets_a_renewed_key_goes_on(server, store):
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
+
+
+def test_commit_is_refused_with_url(tmp_path):
+    """-o commit=MS batches a local store's commits; a remote mount has no
+    batch (each change is one request, durable when the server answers),
+    so with --url the option would change nothing and say nothing: it is
+    refused in one line, exit status 2, before the server is asked (here
+    nothing listens: before, the mount tried it and failed with exit 1)."""
+    key = tmp_path / "key"
+    key.write_text("sfs_" + "0" * 64 + "\n")
+    key.chmod(0o600)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    rc, err = run_mount("--url", "http://127.0.0.1:1", "--key-file",
+                        str(key), "-o", "commit=1000", str(mp), "-f")
+    assert rc == 2, err
+    assert "-o commit= is for a local store" in err, err
+    assert len(err.splitlines()) == 1, err
+    assert not is_mounted(mp)
