@@ -104,7 +104,11 @@ class Server:
              "-p", str(self.port), "-c", "max_connections=200",
              "-c", "fsync=off", "-c", "full_page_writes=off"],
             stdout=logf, stderr=subprocess.STDOUT,
-            preexec_fn=_as_user(self.uid, self.gid))
+            preexec_fn=_as_user(self.uid, self.gid),
+            # a group of its own: a test may stop it (test_api_stop_pg),
+            # see tests/e2e/fsutil.py STOPPABLE (its children are in
+            # sessions of their own)
+            process_group=0)
         logf.close()
         deadline = time.monotonic() + 60
         while True:

@@ -404,7 +404,8 @@ class Daemon:
         self.proc = subprocess.Popen(
             [*prefix, str(SFSD), "--store", str(store), "--listen",
              f"127.0.0.1:{self.port}", "--config", str(self.config),
-             *args], stdout=self.logf, stderr=subprocess.STDOUT)
+             *args], stdout=self.logf, stderr=subprocess.STDOUT,
+            **fsutil.STOPPABLE)
         deadline = time.time() + 15
         while True:
             assert self.proc.poll() is None, self.log.read_text()

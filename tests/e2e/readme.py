@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import select
+import signal
 import subprocess
 import time
 
@@ -151,6 +152,7 @@ class Session:
         self.subst = list(subst)
         self.log = []
         self.bg = []
+        self.pidfds = {}
         self.proc = subprocess.Popen(["bash", "--norc", "--noprofile"],
                                      cwd=cwd, env=env,
                                      stdin=subprocess.PIPE,
@@ -211,6 +213,9 @@ class Session:
         cmd = self.local(cmd)
         rc, out = self.raw(f"{cmd} &\necho \"__readme_pid=$!\"", 30)
         pid = int(re.search(r"__readme_pid=(\d+)", out).group(1))
+        # the shell reaps it when it ends: close() signals it through a
+        # pidfd, not by a pid another process may have by then
+        self.pidfds[pid] = os.pidfd_open(pid)
         self.bg.append(pid)
         deadline = time.time() + seconds
         while not ready():
@@ -222,10 +227,13 @@ class Session:
     def close(self):
         for pid in self.bg:
             try:
-                os.kill(pid, 15)
+                signal.pidfd_send_signal(self.pidfds[pid], signal.SIGTERM)
             except ProcessLookupError:
                 pass
         self.bg = []
+        for fd in self.pidfds.values():
+            os.close(fd)
+        self.pidfds = {}
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=30)

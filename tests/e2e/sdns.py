@@ -15,6 +15,7 @@ the sandbox, ExecReload - are used as shipped.
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -67,6 +68,7 @@ class SystemdNS:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sfs-sdns-"))
         self.proc = None
         self.pid = None
+        self.pidfd = None
 
     def __enter__(self):
         self.start()
@@ -94,6 +96,10 @@ class SystemdNS:
                 raise RuntimeError("systemd did not start: " +
                                    self.proc.stderr.read())
             self.pid = self._systemd_pid()
+            if self.pid and self.pidfd is None:
+                # stop() kills it through a pidfd, not by a pid another
+                # process may have once it ended
+                self.pidfd = os.pidfd_open(self.pid)
             if self.pid and self.run("systemctl", "show", "-p", "Version",
                                      check=False).returncode == 0:
                 break
@@ -145,9 +151,9 @@ class SystemdNS:
                      check=False, timeout=60)
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, 9)
-            if self.pid:
+            if self.pidfd is not None:
                 try:
-                    os.kill(self.pid, 9)
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             self.proc.wait(timeout=30)
@@ -166,3 +172,6 @@ class SystemdNS:
                     time.sleep(0.1)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.pid = None
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None

@@ -111,7 +111,7 @@ def test_downloads_end_though_the_daemon_is_paused(sfsd_factory):
                         rnd, STALL, stops,
                         [(d.got, d.length) for d in ds])
                 seen = got
-                sigstop(proc.pid, STALL)
+                sigstop(proc, STALL)
                 proc.send_signal(signal.SIGCONT)
                 stops += 1
         finally:

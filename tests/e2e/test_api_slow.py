@@ -182,7 +182,7 @@ def test_a_pause_of_the_daemon_is_not_the_clients_time(sfsd_factory):
             assert time.monotonic() < deadline, unread(port, me)
             time.sleep(0.01)
         try:
-            sigstop(proc.pid)
+            sigstop(proc)
             paused = time.monotonic()
             # the pause itself: twice the head's deadline
             while time.monotonic() < paused + 4:

@@ -169,35 +169,50 @@ def wait_for(what, cond, limit=30):
 
 def freeze(server, stopped):
     """Every process of the server stopped (SIGSTOP), the postmaster
-    first so that it forks no more; each pid is put in `stopped` before
-    its signal, for the caller's SIGCONT however the test ends."""
-    pm = server.proc.pid
-    stopped.append(pm)
-    sigstop(pm)
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pm)],
-                         capture_output=True, text=True,
-                         check=True).stdout.split()
+    first so that it forks no more; each is put in `stopped` before its
+    signal, for the caller's thaw however the test ends: the postmaster's
+    Popen, and a pidfd of each child (it signals that process or none,
+    whichever process has its pid by then)."""
+    stopped.append(server.proc)
+    sigstop(server.proc)
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid",
+                          str(server.proc.pid)], capture_output=True,
+                         text=True, check=True).stdout.split()
     kids = [int(p) for p in out]
     assert kids, "the postmaster has no children"
     for p in kids:
-        stopped.append(p)
+        # a child that ended is a zombie (its parent, stopped, does not
+        # reap it): its pid is still its own
         try:
-            os.kill(p, signal.SIGSTOP)
+            fd = os.pidfd_open(p)
+        except ProcessLookupError:
+            continue
+        stopped.append(fd)
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGSTOP)
         except ProcessLookupError:
             pass
     # one that ends meanwhile (an autovacuum worker, a backend) stays a
-    # zombie: its parent, stopped, does not reap it
+    # zombie
     for p in kids:
         wait_for("server process %d did not stop" % p,
                  lambda: proc_state(p) in ("T", "t", "Z", None))
 
 
 def thaw(stopped):
-    for p in stopped:
-        try:
-            os.kill(p, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    """SIGCONT to what freeze stopped, the children first (the
+    postmaster, running, reaps those that ended); stopped is emptied, so
+    that a second thaw sends nothing."""
+    while stopped:
+        p = stopped.pop()
+        if isinstance(p, int):
+            try:
+                signal.pidfd_send_signal(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            os.close(p)
+        else:
+            p.send_signal(signal.SIGCONT)
 
 
 def handler_polls(pid):

@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -184,6 +185,9 @@ class Background:
         assert os.path.ismount(mp)
         self.pid = next(int(p) for p in os.listdir("/proc") if p.isdigit()
                         and self._cmdline(p).endswith("\0%s\0" % mp))
+        # waited for and killed through a pidfd: once it ends, its pid
+        # may be another process's
+        self.pidfd = os.pidfd_open(self.pid)
 
     @staticmethod
     def _cmdline(pid):
@@ -196,13 +200,14 @@ class Background:
     def stop(self):
         if os.path.ismount(self.mp):
             run("fusermount3", "-u", str(self.mp))
-        deadline = time.monotonic() + 30
-        while os.path.exists("/proc/%d" % self.pid):
-            if time.monotonic() > deadline:
-                os.kill(self.pid, signal.SIGKILL)
+        try:
+            # a pidfd is readable once its process has ended
+            if not select.select([self.pidfd], [], [], 30)[0]:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
                 run("fusermount3", "-uz", str(self.mp))
                 raise AssertionError("the background mount did not end")
-            time.sleep(0.05)
+        finally:
+            os.close(self.pidfd)
 
 
 def test_background_mount_reads_and_writes(store, tmp_path):

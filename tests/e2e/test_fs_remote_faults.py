@@ -174,7 +174,7 @@ def test_killed_mid_write(remote):
         w = open(p, "wb")
         w.write(new)
         w.flush()               # in the mount's stage: nothing sent yet
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         try:
             bg = Background(w.close)
             # the upload is on its way: bytes wait on the daemon's socket
@@ -246,7 +246,7 @@ def test_stalled_server_times_out(remote):
         p = m.path("cached.bin")
         assert p.read_bytes() == data
         assert eventually(lambda: cache_bytes(m.cache) >= len(data))
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         try:
             bg = Background(lambda: os.stat(m.path("elsewhere",
                                                    "unknown.bin")))
@@ -292,7 +292,7 @@ def test_stalled_server_is_not_said_to_answer(remote):
     try:
         names = sorted(os.listdir(m.dir))
         assert "f0.bin" in names and "f3.bin" in names, names
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         try:
             for i in range(4):      # blocks never cached: the server
                 bg = Background(m.path("f%d.bin" % i).read_bytes)

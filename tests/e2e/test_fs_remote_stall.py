@@ -166,7 +166,7 @@ def held_case(remote, how):
         # thread busy with readahead's fetches went on answering them,
         # the held block's too (2 runs of 40 on a loaded machine)
         stopped = True
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         h.stdin.write(b"go\n")
         h.stdin.flush()
         call = PWRITE_PREAD[platform.machine()][how == "read"]
@@ -284,7 +284,7 @@ def test_a_reader_closed_while_its_readahead_is_stalled(remote):
         for i in range(8):
             assert os.pread(fd, 131072, i * 131072) == \
                 big[i * 131072:(i + 1) * 131072]
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         stopped = True
         os.close(fd)    # its RELEASE goes to the mount now
         probe_answers(m, procs, "a reader's close", 60)
@@ -353,7 +353,7 @@ def test_many_stalled_closes_hold_no_other_request(remote):
     try:
         base_threads = threads_of(m.proc.pid)
         stopped = True
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         closes_held(m, procs, n)
         # every close is the mount's: more workers than it keeps wait
         assert eventually(lambda: threads_of(m.proc.pid)
@@ -419,7 +419,7 @@ def test_a_request_handed_off_behind_stalled_closes(remote):
     procs = []
     try:
         stopped = True
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         # the change feed's and the poller's threads
         base = calls_of(m.proc.pid)[call]
         closes_held(m, procs, n)
@@ -464,7 +464,7 @@ def test_a_stalled_listing_holds_no_other_request(remote):
                                              ".trash", "a", "small.bin"]
         os.stat(m.path("small.bin"))
         stopped = True
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         ls = subprocess.Popen(["ls", "-l", str(m.path("a/b"))],
                               stdout=subprocess.PIPE)
         procs.append(ls)
@@ -516,7 +516,7 @@ def test_a_look_at_a_file_whose_close_is_stalled(remote):
         w = python(procs, REWRITER, m.path("big.bin"), stdin=True)
         assert line_of(w, 120) == b"written\n"
         stopped = True
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         w.stdin.write(b"go\n")
         w.stdin.flush()
         seen = []
@@ -576,7 +576,7 @@ def test_a_close_kept_by_the_reading_thread(remote, then):
     procs = []
     try:
         stopped = True
-        sigstop(dm.proc.pid)
+        sigstop(dm.proc)
         c = python(procs, CLOSER, m.path("held.txt"), "held close")
         assert line_of(c, 120) == b"written\n"
         seen = []

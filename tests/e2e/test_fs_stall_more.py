@@ -71,7 +71,7 @@ def probe_case(remote, prepare, holder, call):
         prepare(dm, key, m)
         os.stat(m.path("small.bin"))
         stopped = True
-        stop(dm.proc.pid)
+        stop(dm.proc)
         h = subprocess.Popen([sys.executable, "-c"] + holder(m),
                              stdout=subprocess.PIPE)
         procs.append(h)

@@ -219,7 +219,14 @@ def test_a_daemon_that_ends_stops_the_demo(tree, tmp_path, sig, want_rc,
     try:
         pids = run(["pgrep", "-g", str(proc.pid), "-x", "speechfsd"])
         (pid,) = pids.stdout.split()
-        os.kill(int(pid), sig)
+        # through a pidfd of the process that is still in the script's
+        # group: not whichever process has its pid once it ended
+        fd = os.pidfd_open(int(pid))
+        try:
+            assert os.getpgid(int(pid)) == proc.pid
+            signal.pidfd_send_signal(fd, sig)
+        finally:
+            os.close(fd)
         rc = proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
