@@ -72,6 +72,7 @@ static const char *const reason_tab[SFS_R_MAX] = {
 	[SFS_R_ATTRIBUTE_NOT_FOUND] = "attribute_not_found",
 	[SFS_R_ATTRIBUTE_TOO_LARGE] = "attribute_too_large",
 	[SFS_R_CANCELLED] = "cancelled",
+	[SFS_R_CERTIFICATE_NOT_TRUSTED] = "certificate_not_trusted",
 	[SFS_R_CHECKSUM_MISMATCH] = "checksum_mismatch",
 	[SFS_R_CONTENT_CHANGED] = "content_changed",
 	[SFS_R_CONTENT_DISCARDED] = "content_discarded",

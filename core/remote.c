@@ -434,8 +434,14 @@ static enum sfs_status request_once(struct sfs_remote *r,
 				"'%s': more bytes than asked for", url);
 	if (rc != CURLE_OK && rc != CURLE_ABORTED_BY_CALLBACK)
 		note_down(r, rc);
+	/* a certificate no trusted CA signed, or not for this host: the
+	 * mount says which option takes the CA */
 	if (rc != CURLE_OK)
-		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
+		return sfs_errf(e, SFS_UNAVAILABLE,
+				rc == CURLE_PEER_FAILED_VERIFICATION
+					? SFS_R_CERTIFICATE_NOT_TRUSTED
+					: SFS_R_NONE,
+				"'%s': %s", url,
 				why[0] ? why : curl_easy_strerror(rc));
 	note_up(r);
 	st = sfs_remote_status(code, b->buf, b->len, e);

@@ -161,7 +161,7 @@ static int open_remote(struct fs_opts *o)
 	if (st)
 		fprintf(stderr, "speechfs: cannot mount '%s': %s%s\n", o->url,
 			e.message,
-			!o->cafile && strstr(e.message, "certificate")
+			!o->cafile && e.reason == SFS_R_CERTIFICATE_NOT_TRUSTED
 				? " (a server whose CA is not the system's: "
 				  "-o cafile=FILE)"
 				: "");

@@ -13,7 +13,6 @@
 #include "speechfs/job.h"
 #include "speechfs/banned.h"
 
-#define MAX_ROUTES HTTPD_MAX_ROUTES
 #define NSTATUS 600
 
 static const double buckets_s[] = {
@@ -23,7 +22,7 @@ static const double buckets_s[] = {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* [route + 1][status]: index 0 is "no route" */
-static uint32_t requests[MAX_ROUTES + 1][NSTATUS];
+static uint32_t requests[HTTPD_MAX_ROUTES + 1][NSTATUS];
 static uint64_t hist[NBUCKETS + 1];
 static double lat_sum;
 static uint64_t lat_count;
@@ -35,7 +34,7 @@ void metrics_record(int route_idx, unsigned status, int64_t ns, int64_t in,
 	double s = (double)ns / 1e9;
 	int i;
 
-	if (route_idx >= MAX_ROUTES)
+	if (route_idx >= HTTPD_MAX_ROUTES)
 		route_idx = -1;
 	if (status >= NSTATUS)
 		status = 0;
@@ -114,7 +113,7 @@ enum MHD_Result api_metrics(struct req *r)
 		"# HELP speechfs_http_requests_total Requests answered, by "
 		"route "
 		"and status.\n# TYPE speechfs_http_requests_total counter\n");
-	for (i = 0; i <= MAX_ROUTES; i++)
+	for (i = 0; i <= HTTPD_MAX_ROUTES; i++)
 		for (st = 0; st < NSTATUS; st++)
 			if (requests[i][st])
 				fail |= sfs_buf_addf(
