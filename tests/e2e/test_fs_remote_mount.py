@@ -5,6 +5,7 @@ mount in the background as from fstab), against a real speechfsd on
 127.0.0.1; what the mount says and how it ends when given bad input;
 https with a CA of its own (a TLS front of Python's ssl), a proxy only
 when given; where its block cache and its log lines go."""
+import contextlib
 import errno
 import http.server
 import json
@@ -84,16 +85,21 @@ def unmount(mnt, timeout=30):
         time.sleep(0.02)
 
 
-def helper(tmp, *args):
-    """The package's fstab helper as mount(8) runs it (as root, with the
-    entry's first two fields and its options), calling the speechfs under
-    test instead of /usr/bin/speechfs."""
+def helper_copy(tmp):
+    """A copy of the package's fstab helper in tmp that calls the speechfs
+    under test instead of /usr/bin/speechfs: its path."""
     h = tmp / "mount.fuse.speechfs"
     h.write_text(HELPER.read_text().replace("/usr/bin/speechfs",
                                             str(SPEECHFS)))
     h.chmod(0o755)
-    return subprocess.run([str(h), *args], capture_output=True, text=True,
-                          timeout=60)
+    return h
+
+
+def helper(tmp, *args):
+    """The package's fstab helper as mount(8) runs it (as root, with the
+    entry's first two fields and its options)."""
+    return subprocess.run([str(helper_copy(tmp)), *args],
+                          capture_output=True, text=True, timeout=60)
 
 
 def readme_entry(srv, keyf, tmp):
@@ -131,6 +137,112 @@ def test_fstab_entry_mounts_a_server(server, form):
     r = helper(tmp, srv.base, str(mnt), "-o", opts)
     assert r.returncode == 0, r.stderr
     assert (mnt / "note.txt").read_bytes() == b"via fstab"
+
+
+# Run in a mount namespace of its own (unshare -m): /dev/fuse as Debian
+# makes it (0666; 0600 on some build machines, where no user but root
+# could mount) for this namespace only, then the helper as mount(8) runs
+# it with setuid=; NAME writes a file and lists the mount; what the
+# mount's process is and what NAME saw, as JSON, after the unmount.
+SETUID_PROBE = r"""
+import json, os, stat, subprocess, sys, time
+helper, url, mnt, opts, dev, uid, gid = sys.argv[1:8]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", dev],
+               check=True)
+node = os.path.join(dev, "fuse")
+os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(10, 229))
+os.chmod(node, 0o666)
+subprocess.run(["mount", "--bind", node, "/dev/fuse"], check=True)
+r = subprocess.run([helper, url, mnt, "-o", opts], capture_output=True,
+                   text=True, timeout=60)
+out = {"rc": r.returncode, "stderr": r.stderr}
+def argv(p):
+    try:
+        return open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
+    except OSError:
+        return [b""]
+pids = [p for p in os.listdir("/proc") if p.isdigit()
+        and argv(p)[0].endswith(b"/speechfs") and mnt.encode() in argv(p)]
+try:
+    out["pids"] = pids
+    for p in pids:
+        out["status"] = open("/proc/%s/status" % p).read()
+        out["environ"] = open("/proc/%s/environ" % p).read()
+    u = subprocess.run(["setpriv", "--reuid=" + uid, "--regid=" + gid,
+                        "--clear-groups", "sh", "-c",
+                        "echo setuid > %s/u4.txt && ls -A %s" % (mnt, mnt)],
+                       capture_output=True, text=True, timeout=60)
+    out["user"] = [u.returncode, u.stdout, u.stderr]
+finally:
+    subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
+    deadline = time.monotonic() + 30
+    while any(os.path.exists("/proc/" + p) for p in pids) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    out["ended"] = not any(os.path.exists("/proc/" + p) for p in pids)
+print(json.dumps(out), flush=True)
+"""
+
+
+@contextlib.contextmanager
+def new_user(home):
+    """A user of the test's own (its own group, home `home`), removed
+    afterwards: its passwd entry."""
+    name = "sfs-u4-%d" % os.getpid()
+    subprocess.run(["useradd", "--home-dir", str(home), "--create-home",
+                    "--user-group", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True, timeout=60)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", "--force", name], capture_output=True,
+                       timeout=60)
+
+
+def test_fstab_entry_with_setuid_runs_as_that_user(server):
+    """An fstab entry with setuid=NAME and no cache_dir: the helper runs
+    the mount as NAME (setpriv --reset-env), so it has NAME's ids and
+    HOME and none of root's environment, and the server's block cache is
+    in NAME's home (~/.cache/speechfs/HOST_PORT, NAME's, 0700), not
+    root's; NAME writes and lists there, and the server has the file.
+    Nothing ran the setuid= path before (review s20 U4)."""
+    srv, keyf, tmp = server
+    mnt = tmp / "mnt"
+    tmp.chmod(0o755)    # the user goes through it to the mount point
+    (tmp / "dev").mkdir()
+    with new_user(tmp / "home") as u:
+        os.chown(mnt, u.pw_uid, u.pw_gid)
+        ukey = tmp / "user.key"
+        shutil.copy(keyf, ukey)
+        os.chown(ukey, u.pw_uid, u.pw_gid)
+        r = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", sys.executable,
+             "-c", SETUID_PROBE, str(helper_copy(tmp)),
+             srv.base, str(mnt),
+             f"key_file={ukey},_netdev,nofail,setuid={u.pw_name}",
+             str(tmp / "dev"), str(u.pw_uid), str(u.pw_gid)],
+            capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout.splitlines()[-1])
+        assert got["rc"] == 0 and len(got["pids"]) == 1, got
+        assert got["ended"], got
+        ids = [ln.split()[1:] for ln in got["status"].splitlines()
+               if ln.startswith(("Uid:", "Gid:"))]
+        assert ids == [[str(u.pw_uid)] * 4, [str(u.pw_gid)] * 4], ids
+        env = dict(v.split("=", 1) for v in got["environ"].split("\0") if v)
+        assert env["HOME"] == u.pw_dir and env["USER"] == u.pw_name, env
+        assert "PATH" in env and "SFS_BUILD" not in env, env
+        assert got["user"][0] == 0, got["user"]
+        assert got["user"][1].split() == [".listening", ".shared", ".trash",
+                                          "u4.txt"], got["user"]
+        cache = pathlib.Path(u.pw_dir, ".cache/speechfs",
+                             "127.0.0.1_%d" % srv.port)
+        st = cache.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (u.pw_uid, 0o700)
+    r = requests.get(srv.base + "/api/v1/speech-services/files",
+                     headers={"X-API-Key": keyf.read_text().strip()},
+                     timeout=30)
+    assert [f["filename"] for f in r.json()["files"]] == ["u4.txt"], r.text
 
 
 def run_mount(*args):
