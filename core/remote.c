@@ -37,8 +37,9 @@
 #define RETRIES_429 4
 
 struct sfs_remote {
-	char base[512];
-	char *auth_header; /* X-API-Key: … or Authorization: Bearer … */
+	char base[512];	       /* the URL without a user:password@ (userinfo) */
+	char *user, *password; /* the URL's, decoded, or NULL: none */
+	char *auth_header;     /* X-API-Key: … or Authorization: Bearer … */
 	pthread_mutex_t auth_mu; /* auth_header replaced (cred_renewed) */
 	unsigned auth_gen;	 /* how many times, under auth_mu */
 	char cred_file[512];	 /* where the key or token is: "" none */
@@ -191,6 +192,10 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (r->cafile[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cafile);
+	if (r->user) { /* basic auth at a reverse proxy, as in the URL */
+		curl_easy_setopt(c, CURLOPT_USERNAME, r->user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, r->password);
+	}
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
 	/*
 	 * A stall ends a transfer after the timeout (no byte for that
@@ -652,6 +657,44 @@ out:
 	return st;
 }
 
+/*
+ * r->base: url without its user:password@ (basic auth at a reverse
+ * proxy), which every log line and error message names the server by;
+ * the user and password go to libcurl apart (r->user, r->password), as
+ * it takes them from a URL: percent-decoded. A URL libcurl cannot parse
+ * is kept as it is (its requests fail as they would).
+ */
+static void set_base(struct sfs_remote *r, const char *url)
+{
+	char *user = NULL, *pass = NULL, *rest = NULL;
+	CURLU *u = curl_url();
+
+	sfs_strlcpy(r->base, url, sizeof(r->base));
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0))
+		goto out;
+	(void)curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
+	(void)curl_url_get(u, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE);
+	if ((!user && !pass) || curl_url_set(u, CURLUPART_USER, NULL, 0) ||
+	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) ||
+	    curl_url_get(u, CURLUPART_URL, &rest, 0))
+		goto out;
+	r->user = strdup(user ? user : "");
+	r->password = strdup(pass ? pass : "");
+	sfs_strlcpy(r->base, rest, sizeof(r->base));
+out:
+	if (pass)
+		explicit_bzero(pass, strlen(pass));
+	curl_free(user);
+	curl_free(pass);
+	curl_free(rest);
+	curl_url_cleanup(u);
+}
+
+const char *sfs_remote_url(const struct sfs_remote *r)
+{
+	return r->base;
+}
+
 enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 				     struct sfs_remote **out, struct sfs_err *e)
 {
@@ -688,7 +731,7 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		sfs_strlcpy(r->cred_file, o->cred_file, sizeof(r->cred_file));
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&r->share_mu[i], NULL);
-	sfs_strlcpy(r->base, o->url, sizeof(r->base));
+	set_base(r, o->url);
 	while (strlen(r->base) > 8 && r->base[strlen(r->base) - 1] == '/')
 		r->base[strlen(r->base) - 1] = '\0';
 	if (o->cafile)
@@ -761,6 +804,10 @@ void sfs_remote_close(struct sfs_remote *r)
 	if (r->auth_header)
 		explicit_bzero(r->auth_header, strlen(r->auth_header));
 	free(r->auth_header);
+	if (r->password)
+		explicit_bzero(r->password, strlen(r->password));
+	free(r->user);
+	free(r->password);
 	free(r);
 }
 

@@ -698,7 +698,8 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		if (o->cache_dir)
 			sfs_strlcpy(cache, o->cache_dir, sizeof(cache));
 		else
-			st = default_cache_dir(o->url, cache, sizeof(cache), e);
+			st = default_cache_dir(sfs_remote_url(rs->r), cache,
+					       sizeof(cache), e);
 	}
 	if (!st)
 		st = own_cache_dir(cache, e);
@@ -733,8 +734,10 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 		r_close(s);
 		return st;
 	}
-	sfs_info("remote", "'%s': block cache '%s'", o->url, cache);
-	features_off(o->url, rs->feed ? f : f & ~SFS_REMOTE_CHANGES);
+	sfs_info("remote", "'%s': block cache '%s'", sfs_remote_url(rs->r),
+		 cache);
+	features_off(sfs_remote_url(rs->r),
+		     rs->feed ? f : f & ~SFS_REMOTE_CHANGES);
 	*out = s;
 	return SFS_OK;
 }

@@ -125,7 +125,8 @@ static int open_remote(struct fs_opts *o)
 				      .cache_dir = o->cache_dir,
 				      .timeout_s = o->timeout_s,
 				      .cache_bytes = o->cache_bytes };
-	char secret[4200], *cred_file = NULL;
+	char secret[4200], *cred_file = NULL, *pub;
+	const char *url;
 	enum sfs_status st;
 	struct sfs_err e;
 	sigset_t old;
@@ -154,12 +155,14 @@ static int open_remote(struct fs_opts *o)
 	/* read again when the server refuses it; the mount runs in '/' */
 	cred_file = realpath(o->key_file ? o->key_file : o->token_file, NULL);
 	ro.cred_file = cred_file;
+	pub = fs_opts_public_url(o->url); /* its user:password not told */
+	url = pub ? pub : "the server";
 	/* the block cache's fetchers must not take the loop's signals */
 	fs_signals_off(&old);
 	st = sfs_store_open_url(&ro, &g_fs.store, &e);
 	fs_signals_on(&old);
 	if (st)
-		fprintf(stderr, "speechfs: cannot mount '%s': %s%s\n", o->url,
+		fprintf(stderr, "speechfs: cannot mount '%s': %s%s\n", url,
 			e.message,
 			!o->cafile && e.reason == SFS_R_CERTIFICATE_NOT_TRUSTED
 				? " (a server whose CA is not the system's: "
@@ -167,7 +170,7 @@ static int open_remote(struct fs_opts *o)
 				: "");
 	else if (sfs_auth_user(g_fs.store, NULL, SFS_SCOPE_ALL, &g_fs.actor,
 			       &e))
-		fprintf(stderr, "speechfs: '%s': %s\n", o->url, e.message);
+		fprintf(stderr, "speechfs: '%s': %s\n", url, e.message);
 	else
 		ret = 0;
 	explicit_bzero(secret, sizeof(secret));
@@ -181,9 +184,10 @@ static int open_remote(struct fs_opts *o)
 		sfs_warn("fs",
 			 "'%s' says the %s has only the scope '%s': mounted "
 			 "read-only",
-			 o->url, o->key_file ? "key" : "token",
+			 url, o->key_file ? "key" : "token",
 			 sfs_scope_name(SFS_SCOPE_READ));
 	}
+	free(pub);
 	return ret;
 }
 

@@ -374,12 +374,7 @@ common:
 	return 0;
 }
 
-/*
- * The URL as every user may see it in the mount table: without its
- * user:password@ (basic auth at a reverse proxy), query and fragment.
- * A new string, or NULL without memory.
- */
-static char *public_url(const char *url)
+char *fs_opts_public_url(const char *url)
 {
 	const char *host = strstr(url, "://"), *at;
 	char *out;
@@ -401,7 +396,7 @@ static char *public_url(const char *url)
  */
 int fs_opts_add_fsname(struct fuse_args *args, const char *url)
 {
-	char *name = url ? public_url(url) : strdup("speechfs");
+	char *name = url ? fs_opts_public_url(url) : strdup("speechfs");
 	char *esc = NULL, *arg = NULL;
 	int ret = -1;
 

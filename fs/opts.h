@@ -61,6 +61,12 @@ int fs_opts_check(struct fs_opts *o, const struct fuse_cmdline_opts *co);
 
 /* -o fsname=: a remote mount's public URL, else "speechfs". */
 int fs_opts_add_fsname(struct fuse_args *args, const char *url);
+/*
+ * The URL as every user may see it (the mount table, log lines): without
+ * its user:password@ (basic auth at a reverse proxy), query and fragment.
+ * A new string (free), or NULL without memory.
+ */
+char *fs_opts_public_url(const char *url);
 
 /* Free the strings. */
 void fs_opts_release(struct fs_opts *o);

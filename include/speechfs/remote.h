@@ -61,6 +61,11 @@ enum sfs_status sfs_remote_open(const char *base_url, const char *api_key,
 				struct sfs_err *e) SFS_MUST_CHECK;
 void sfs_remote_close(struct sfs_remote *r);
 unsigned sfs_remote_features(const struct sfs_remote *r);
+/*
+ * The server's URL as lines name it: without a user:password@ the URL
+ * had (those are sent, not shown).
+ */
+const char *sfs_remote_url(const struct sfs_remote *r);
 /* The caller's user id with SFS_REMOTE_ID_KEY ("" without). */
 const char *sfs_remote_user_id(const struct sfs_remote *r);
 /*
