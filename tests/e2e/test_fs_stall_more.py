@@ -62,13 +62,17 @@ def stacks(pid):
 
 
 def probe_case(remote, prepare, holder, call, files=()):
-    """small.bin and files ((data, name) pairs) on the server, then a
-    mount of it, prepare(dm, key, m), the server stopped, the holder's
-    call under way; the probe must answer."""
+    """small.bin and files ((data, name[, path]) of each) on the server,
+    then a mount of it, prepare(dm, key, m), the server stopped, the
+    holder's call under way; the probe must answer. (A file uploaded
+    after the mount comes through the change feed, which drops what the
+    mount knows of its directory and of that directory's parents, maybe
+    after prepare's listings filled it again; then the probe's LOOKUPs
+    in "/" ask the stopped server: review s20 T1.)"""
     dm, key, _, _ = remote
     upload(dm, key, b"RIFF small", "small")
-    for data, name in files:
-        upload(dm, key, data, name)
+    for f in files:
+        upload(dm, key, *f)
     m = RemoteMount(dm.base, key, "-o", "timeout=600")
     stopped = False
     procs = []
@@ -107,18 +111,15 @@ def test_a_stalled_listing_of_a_known_directory(remote):
     READDIRPLUS is punted to a worker, which lists it holding dir.c's
     snaps_lock across the server's wait; the reading thread's next
     LOOKUP (fs_lookup -> advise -> snaps_lock) waits for that lock, and
-    every request of the mount with it."""
+    every request of the mount with it. /a/b/deep.bin is on the server
+    before the mount, as big.bin of the next case."""
     def prepare(dm, key, m):
-        r = requests.post(dm.base + FILES, headers={"X-API-Key": key},
-                          files={"file": ("deep.bin", b"RIFF deep")},
-                          data={"name": "deep", "path": "/a/b/"},
-                          timeout=60)
-        assert r.status_code == 201, r.text
-        assert eventually(lambda: "a" in os.listdir(m.dir), 60)
-        assert eventually(lambda: os.listdir(m.path("a")) == ["b"], 60)
+        assert "a" in os.listdir(m.dir)
+        assert os.listdir(m.path("a")) == ["b"]
     probe_case(remote, prepare,
                lambda m: [LISTER, str(m.path("a/b"))],
-               GETDENTS[platform.machine()])
+               GETDENTS[platform.machine()],
+               files=[(b"RIFF deep", "deep", "/a/b/")])
 
 
 def test_a_stalled_open_for_writing(remote):
