@@ -21,7 +21,7 @@ struct sfs_store;
 struct db;
 struct db_stmt;
 
-#define DB_SCHEMA_VERSION 13
+#define DB_SCHEMA_VERSION 14
 
 /*
  * A tag row that differs from its file's owner, creationDate or deletion

@@ -417,13 +417,31 @@ static const char schema_v13[] =
 	"DROP TABLE blob;"
 	"ALTER TABLE blob_v13 RENAME TO blob;";
 
+/*
+ * v14: resumable uploads (upload.c): a session's row, on the daemon
+ * (node: its store directory's id) whose uploads/ holds its file, with the
+ * offset below which that file is on the disk (durable), owned by the user
+ * who made it for one file, and its expiry.
+ */
+static const char schema_v14[] =
+	"CREATE TABLE upload("
+	" id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+	" node TEXT NOT NULL,"
+	" tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+	" user_id INTEGER NOT NULL REFERENCES user(id),"
+	" file_id INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" durable INTEGER NOT NULL DEFAULT 0,"
+	" created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+	"CREATE INDEX upload_tenant ON upload(tenant_id, expires_at);"
+	"CREATE INDEX upload_node ON upload(node, expires_at);";
+
 /* Forward migrations: migrations[v] takes a store from v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,   [1] = schema_v2,   [2] = schema_v3,
 	[3] = schema_v4,   [4] = schema_v5,   [5] = schema_v6,
 	[6] = schema_v7,   [7] = schema_v8,   [8] = schema_v9,
 	[9] = schema_v10,  [10] = schema_v11, [11] = schema_v12,
-	[12] = schema_v13,
+	[12] = schema_v13, [13] = schema_v14,
 };
 
 /* After schema_v6: say which users were renamed, then forget them. */

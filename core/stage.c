@@ -181,6 +181,76 @@ opened:
 	return SFS_OK;
 }
 
+/* The first `off` bytes of st's file through its hashes. */
+static enum sfs_status hash_prefix(struct sfs_stage *st, int64_t off,
+				   struct sfs_err *e)
+{
+	unsigned char buf[IO_CHUNK];
+	int64_t at = 0;
+	ssize_t n;
+
+	posix_fadvise(st->fd, 0, off, POSIX_FADV_SEQUENTIAL);
+	while (at < off) {
+		n = pread(st->fd, buf,
+			  off - at < IO_CHUNK ? (size_t)(off - at) : IO_CHUNK,
+			  at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sfsi_errno_status(e, errno, "reading a stage");
+		if (n == 0)
+			return sfs_errf(e, SFS_IO, SFS_R_NONE,
+					"the stage's file is shorter than %lld "
+					"bytes",
+					(long long)off);
+		EVP_DigestUpdate(st->md, buf, (size_t)n);
+		st->crc = sfsi_crc32c(st->crc, buf, (size_t)n);
+		at += n;
+	}
+	return SFS_OK;
+}
+
+enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
+				   int64_t off, struct sfs_stage **out,
+				   struct sfs_err *e)
+{
+	struct sfs_stage *st;
+	enum sfs_status ret;
+
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	st->s = s;
+	st->limit = INT64_MAX;
+	st->fpin = -1;
+	st->keep_file = 1; /* until it is the stage's to drop */
+	st->stream_tried = 1; /* not followed: it starts in the middle */
+	pthread_mutex_init(&st->fmu, NULL);
+	pthread_cond_init(&st->fcv, NULL);
+	sfs_strlcpy(st->path, path, sizeof(st->path));
+	st->fd = open(path, O_RDWR | O_CLOEXEC);
+	st->md = EVP_MD_CTX_new();
+	if (st->fd < 0)
+		ret = sfsi_errno_status(e, errno, "opening a stage");
+	else if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL))
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	else if (ftruncate(st->fd, off) < 0)
+		ret = sfsi_errno_status(e, errno, "cutting a stage");
+	else
+		ret = hash_prefix(st, off, e);
+	if (!ret && lseek(st->fd, off, SEEK_SET) < 0)
+		ret = sfsi_errno_status(e, errno, "seeking a stage");
+	if (ret) {
+		sfs_stage_free(st);
+		return ret;
+	}
+	st->size = st->written = st->synced = st->dropped = off;
+	st->durable = off;
+	*out = st;
+	return SFS_OK;
+}
+
 void sfs_stage_set_target(struct sfs_stage *st, const char *file_id,
 			  unsigned flags)
 {
@@ -309,6 +379,8 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		if (ret)
 			return ret;
 		st->size += (int64_t)len;
+		if (st->upload)
+			sfsi_upload_received(st);
 		return SFS_OK;
 	}
 	if (st->random)
@@ -323,6 +395,10 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		st->crc = sfsi_crc32c(st->crc, data, len);
 	st->size += (int64_t)len;
 	st->written = st->size;
+	if (st->upload) {
+		sfsi_upload_received(st);
+		sfsi_upload_written(st);
+	}
 	if (!st->random)
 		sfsi_stage_followers(st, st->written, 0);
 	/* a random stage is read back to hash it: keep its cache */
@@ -620,7 +696,7 @@ void sfs_stage_free(struct sfs_stage *st)
 	}
 	if (st->fd >= 0)
 		close(st->fd);
-	if (st->path[0])
+	if (st->path[0] && !st->keep_file)
 		unlink(st->path);
 	EVP_MD_CTX_free(st->md);
 	pthread_mutex_destroy(&st->fmu);

@@ -99,7 +99,33 @@ struct sfs_stage {
 	int64_t fpin;
 	char target[40]; /* sfs_stage_set_target's file id, or "" */
 	unsigned target_flags;
+
+	/*
+	 * A resumable upload's stage (upload.c): its file is the session's,
+	 * synced and its offset recorded (durable) every
+	 * SFS_UPLOAD_SYNC_BYTES as the writer writes it; keep_file: the file
+	 * outlives the stage (the session goes on). NULL for other stages.
+	 */
+	struct sfsi_upload *upload;
+	int64_t durable;
+	int keep_file;
 };
+
+/*
+ * A stage over an existing file (a session's), cut to `off` bytes, which
+ * are hashed first: appends go after them (sfs_stage_free unlinks the
+ * file unless keep_file is set).
+ */
+enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
+				   int64_t off, struct sfs_stage **out,
+				   struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * upload.c's side of a session's stage: `written` moved (the thread that
+ * writes the file: sync and record when due); `size` moved (the
+ * receiving thread).
+ */
+void sfsi_upload_written(struct sfs_stage *st);
+void sfsi_upload_received(struct sfs_stage *st);
 
 /*
  * Wait until `want` bytes are in the stage's file, or no more will come,

@@ -175,6 +175,8 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	ret = slot_write(p, buf, p->len[slot], e);
 	if (ret)
 		return ret;
+	if (st->upload)
+		sfsi_upload_written(st);
 	sfsi_stage_followers(st, st->written, 0);
 	return SFS_OK;
 }

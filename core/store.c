@@ -31,6 +31,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->job_lease_seconds = 30;
 	c->workers = 0;
 	c->janitor_interval_ms = 60000;
+	c->upload_expire_s = 24 * 3600;
 	c->sync_full = 1;
 	c->blob_inline_max = 64 * 1024;
 	c->busy_timeout_ms = 10000;
@@ -88,6 +89,7 @@ static const struct {
 	INT("jobs.lease_seconds", job_lease_seconds, 1, 86400),
 	INT("jobs.workers", workers, 0, 64),
 	INT("janitor.interval_ms", janitor_interval_ms, 10, 86400000),
+	I64("uploads.expire_seconds", upload_expire_s, 1, 30 * 24 * 3600),
 	BOOL("db.sync_full", sync_full),
 	I64("blobs.inline_max", blob_inline_max, 0, 1024 * 1024),
 	INT("db.busy_timeout_ms", busy_timeout_ms, 0, 600000),
@@ -568,6 +570,7 @@ void sfs_store_close(struct sfs_store *s)
 	pthread_cond_destroy(&s->note_cv);
 	free(s->dir);
 	free(s->blob_dir);
+	free(s->upload_dir);
 	free(s->staging_dir);
 	free(s);
 }

@@ -31,6 +31,11 @@ struct sfs_store {
 	unsigned char secret[32]; /* JWT / signed-URL key */
 	int64_t origin;		  /* tags the changes of this handle */
 	int keep_dirs; /* sfs_store_keep_dirs: emptied directories stay */
+	/* resumable uploads (upload.c): dir/uploads, this daemon's id there */
+	char *upload_dir;
+	char upload_node[17];
+	void (*upload_notify)(void *arg, const char *upload_id);
+	void *upload_notify_arg;
 
 	/* group commit (db_txn.c): commits made without syncing, and synced */
 	pthread_mutex_t sync_mu;

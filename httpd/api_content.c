@@ -14,6 +14,7 @@
 #include "speechfs/file.h"
 #include "speechfs/json.h"
 #include "speechfs/stage.h"
+#include "speechfs/upload.h"
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
 
@@ -113,7 +114,11 @@ enum MHD_Result api_content_start(struct req *r, int64_t len)
 		ret = precondition_failed(r, &f);
 		goto out;
 	}
-	if (sfs_stage_new(g_httpd.store, &r->stage, &e)) {
+	if (req_arg(r, "upload") || req_header(r, "Upload-Offset")) {
+		ret = api_uploads_put_start(r, len, &m);
+		if (!m)
+			goto out;
+	} else if (sfs_stage_new(g_httpd.store, &r->stage, &e)) {
 		ret = respond_err(r, &e);
 		goto out;
 	}
@@ -203,7 +208,8 @@ enum MHD_Result api_files_put_content(struct req *r)
 	sfs_file_init(&f);
 	if (!r->stage)
 		return respond_errf(r, SFS_IO, SFS_R_NONE, "no content staged");
-	if (req_bool_arg(r, "generateListeningAudio", &gla, &e) ||
+	if ((r->upload && sfs_upload_stage_alive(r->stage, &e)) ||
+	    req_bool_arg(r, "generateListeningAudio", &gla, &e) ||
 	    api_content_check_crc(r, &e) ||
 	    sfs_file_set_content_if(
 		    g_httpd.store, &r->actor, r->params[0], r->stage,

@@ -176,9 +176,14 @@ struct req {
 	/* PUT content: the If-Match tag that matched ("" none, "*") */
 	char if_match[68];
 	int if_match_set;
+	/* ... into an upload session (r->stage is its: sfs_upload_stage) */
+	int upload;
+	int body_ended; /* the handler was called at the body's end */
 
 	/* a long poll of the change feed, while it waits (api_changes.c) */
 	struct changes_wait *wait;
+	/* a long poll of an upload session (api_uploads.c) */
+	struct uploads_wait *uwait;
 };
 
 /* A route handler: answers the request (queues a response). */
@@ -247,6 +252,9 @@ enum MHD_Result respond_buf(struct req *r, unsigned status, struct sfs_buf *b);
 #define RESP_BUF_INITIAL (16 * 1024)
 #define RESP_BUF_MAX (64 * 1024 * 1024)
 enum MHD_Result respond_err(struct req *r, const struct sfs_err *e);
+/* The same with more members in the body (extra is borrowed). */
+enum MHD_Result respond_err_with(struct req *r, const struct sfs_err *e,
+				 json_t *extra);
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,
 			     enum sfs_reason why, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -361,6 +369,16 @@ enum MHD_Result api_metrics(struct req *r);
 /* api_content.c: PUT content's checks before its body streams in */
 enum MHD_Result api_content_start(struct req *r, int64_t len);
 
+/* api_uploads.c: resumable uploads' sessions */
+/* PUT content's ?upload=: the session's stage into r->stage, or answered. */
+enum MHD_Result api_uploads_put_start(struct req *r, int64_t len, int *go);
+/* STORE/uploads recovered, the long polls' room open; -1 (logged). */
+int uploads_init(void);
+/* Answer every waiting poll (shutdown). */
+void uploads_stop(void);
+/* A request that ends while it is still listed (never, but safely). */
+void uploads_req_free(struct req *r);
+
 /* api_changes.c: the long polls' waiting room */
 int changes_init(void);
 /* Answer every waiting poll (shutdown) and refuse new waits. */
@@ -386,6 +404,10 @@ enum MHD_Result api_files_create(struct req *r);
 enum MHD_Result api_files_get(struct req *r);
 enum MHD_Result api_files_content(struct req *r);
 enum MHD_Result api_files_put_content(struct req *r);
+enum MHD_Result api_uploads_create(struct req *r);
+enum MHD_Result api_uploads_get(struct req *r);
+enum MHD_Result api_uploads_delete(struct req *r);
+enum MHD_Result api_uploads_content(struct req *r);
 enum MHD_Result api_dirs_list(struct req *r);
 enum MHD_Result api_dirs_create(struct req *r);
 enum MHD_Result api_dirs_delete(struct req *r);

@@ -434,7 +434,8 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 		g_httpd.opts.response_cache =
 			sfs_store_is_shared(g_httpd.store) ? 0 : 1024;
 	if (limits_init() || conn_init() ||
-	    respcache_init(g_httpd.opts.response_cache) || changes_init()) {
+	    respcache_init(g_httpd.opts.response_cache) || changes_init() ||
+	    uploads_init()) {
 		fatal("cannot start the timers\n");
 		goto out;
 	}
@@ -471,11 +472,13 @@ static int serve(struct httpd_config *cfg, const struct cmdline *cl,
 	__atomic_store_n(&g_httpd.stopping, 1, __ATOMIC_SEQ_CST);
 	stop_watch_arm();
 	changes_stop(); /* the long polls answer now */
+	uploads_stop();
 	drain_all();
 	sfs_debug("httpd", "drained");
 	rc = 0;
 out:
 	changes_stop();
+	uploads_stop();
 	conn_stop();
 	limits_stop();
 	if (g_httpd.mhd)

@@ -17,6 +17,7 @@
 #include "speechfs/blob.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
+#include "speechfs/upload.h"
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
 
@@ -124,10 +125,14 @@ void req_free(struct req *r)
 		return;
 	if (r->wait)
 		changes_req_free(r);
+	if (r->uwait)
+		uploads_req_free(r);
 	if (r->pending)
 		MHD_destroy_response(r->pending);
 	mp_free(r->mp);
-	if (r->stage)
+	if (r->stage && r->upload)
+		sfs_upload_stage_end(r->stage, r->body_ended);
+	else if (r->stage)
 		sfs_stage_free(r->stage);
 	sfs_buf_release(&r->json);
 	for (i = 0; i < PART_MAX; i++)

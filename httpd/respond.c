@@ -186,7 +186,7 @@ enum MHD_Result respond_empty(struct req *r, unsigned status)
 
 static enum MHD_Result error_body(struct req *r, unsigned status,
 				  const char *type, const char *msg,
-				  const struct sfs_err *e)
+				  const struct sfs_err *e, json_t *extra)
 {
 	json_t *j, *ve, *v;
 	char *s;
@@ -204,6 +204,8 @@ static enum MHD_Result error_body(struct req *r, unsigned status,
 	j = json_pack("{s:i, s:o, s:o, s:o, s:s}", "status_code", (int)status,
 		      "error_type", json_text(type), "message", json_text(msg),
 		      "validation_errors", ve, "request_id", r->id);
+	if (j && extra)
+		json_object_update_missing(j, extra);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!s) {
@@ -226,10 +228,16 @@ static enum MHD_Result error_body(struct req *r, unsigned status,
 enum MHD_Result respond_status(struct req *r, unsigned status, const char *type,
 			       const char *msg)
 {
-	return error_body(r, status, type, msg, NULL);
+	return error_body(r, status, type, msg, NULL, NULL);
 }
 
 enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
+{
+	return respond_err_with(r, e, NULL);
+}
+
+enum MHD_Result respond_err_with(struct req *r, const struct sfs_err *e,
+				 json_t *extra)
 {
 	unsigned status = httpd_http_status(e->status);
 	const char *type = sfs_err_type(e);
@@ -245,7 +253,7 @@ enum MHD_Result respond_err(struct req *r, const struct sfs_err *e)
 		sfs_warn("httpd", "request %s: %s", r->id, msg);
 	if (status == 503 && !req_get_header_set(r, "Retry-After"))
 		req_set_header(r, "Retry-After", "1");
-	return error_body(r, status, type ? type : "error", msg, e);
+	return error_body(r, status, type ? type : "error", msg, e, extra);
 }
 
 enum MHD_Result respond_errf(struct req *r, enum sfs_status st,

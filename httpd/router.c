@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "respcache.h"
 #include "speechfs/log.h"
+#include "speechfs/upload.h"
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
 
@@ -46,6 +47,14 @@ static const struct route routes[] = {
 	  "files_content", SIGNED_CONTENT, 0, ROUTE_SEED },
 	{ "PUT", B "/{id}/content", W, BODY_CONTENT, 1, api_files_put_content,
 	  "files_put_content", SIGNED_NO, 0, ROUTE_EXT },
+	{ "POST", B "/{id}/uploads", W, BODY_NO, 0, api_uploads_create,
+	  "uploads_create", SIGNED_NO, 0, ROUTE_EXT },
+	{ "GET", B "/{id}/uploads/{uploadId}", W, BODY_NO, 0, api_uploads_get,
+	  "uploads_get", SIGNED_NO, 0, ROUTE_EXT },
+	{ "DELETE", B "/{id}/uploads/{uploadId}", W, BODY_NO, 0,
+	  api_uploads_delete, "uploads_delete", SIGNED_NO, 0, ROUTE_EXT },
+	{ "GET", B "/{id}/uploads/{uploadId}/content", W, BODY_NO, 0,
+	  api_uploads_content, "uploads_content", SIGNED_NO, 0, ROUTE_EXT },
 	{ "GET", B "/{id}/xattrs", R, BODY_NO, 0, api_xattrs_list,
 	  "xattrs_list", SIGNED_NO, 0, ROUTE_EXT },
 	{ "PUT", B "/{id}/xattrs", W, BODY_JSON_OK, 0, api_xattrs_put,
@@ -449,6 +458,14 @@ static int admit(struct req *r, const struct creds *c, enum MHD_Result *ret)
 	return 0;
 }
 
+/* A path parameter's form: a UUID, or an upload session's id. */
+static int param_valid(const char *pname, const char *v)
+{
+	if (!strncmp(pname, "uploadId}", 9))
+		return sfs_upload_id_valid(v);
+	return sfs_uuid_valid(v);
+}
+
 /* The first call: everything that does not need the body. */
 static enum MHD_Result begin(struct req *r)
 {
@@ -500,7 +517,7 @@ static enum MHD_Result begin(struct req *r)
 	for (i = 0; i < np; i++)
 		if (segment_decode(seg[i], seglen[i], r->params[i],
 				   sizeof(r->params[i])) ||
-		    !sfs_uuid_valid(r->params[i]))
+		    !param_valid(pnames[i], r->params[i]))
 			bad |= 1 << i;
 	if (r->route->scope && admit(r, &c, &ret))
 		return ret;
@@ -510,6 +527,10 @@ static enum MHD_Result begin(struct req *r)
 
 		if (!(bad & 1 << i))
 			continue;
+		if (!strncmp(pnames[i], "uploadId}", 9))
+			return respond_errf(r, SFS_NOT_FOUND,
+					    SFS_R_UPLOAD_NOT_FOUND,
+					    "no such upload session");
 		snprintf(pn, sizeof(pn), "%.*s", (int)(pe - pnames[i]),
 			 pnames[i]);
 		httpd_echo(seg[i], seglen[i], 60, echo, sizeof(echo));
@@ -607,6 +628,7 @@ enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
 	}
 	sfs_err_init(&e);
 	conn_set_phase(r->cn, CONN_BUSY);
+	r->body_ended = 1;
 	if (req_body_finish(r, &e))
 		return respond_err(r, &e);
 	if (respcache_lookup(r, &ret))

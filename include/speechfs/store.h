@@ -24,6 +24,7 @@ struct sfs_config {
 	int job_lease_seconds;	   /* a claim lasts this long unrenewed */
 	int workers;		   /* job worker threads (0 = #cores) */
 	int janitor_interval_ms;   /* how often the janitor looks */
+	int64_t upload_expire_s;   /* an idle upload session lasts (1 d) */
 	int sync_full;		   /* SQLite synchronous=FULL (1) */
 	int64_t blob_inline_max;   /* blobs this small live in their row */
 	int busy_timeout_ms;

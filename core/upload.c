@@ -1,0 +1,784 @@
+/*
+ * Resumable uploads' sessions (upload.h): a row each in the database, a
+ * file each under STORE/uploads/, and, while a PUT streams into one, an
+ * entry in this process's list of busy sessions (what it received, what
+ * is durable, whether it was deleted meanwhile). The stage of such a PUT
+ * (stage.c) calls back here as its file grows: every
+ * SFS_UPLOAD_SYNC_BYTES the file is synced and the offset recorded.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "auth_i.h"
+#include "db_i.h"
+#include "job_i.h"
+#include "speechfs/file.h"
+#include "speechfs/log.h"
+#include "speechfs/stage.h"
+#include "speechfs/upload.h"
+#include "stage_i.h"
+#include "store_i.h"
+#include "util_i.h"
+
+#define NODE_FILE ".node"
+
+/* A session a PUT streams into, in this process. */
+struct sfsi_upload {
+	struct sfsi_upload *next;
+	struct sfs_store *s;
+	char id[SFS_UPLOAD_ID_SIZE];
+	int64_t row;
+	int64_t received; /* atomics: read by GETs of other threads */
+	int64_t durable;
+	int deleted;
+	int failed; /* a sync failed: nothing more becomes durable */
+};
+
+static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sfsi_upload *busy;
+
+/* The busy entry of (s, id), or NULL (busy_mu held). */
+static struct sfsi_upload *busy_find(struct sfs_store *s, const char *id)
+{
+	struct sfsi_upload *u;
+
+	for (u = busy; u; u = u->next)
+		if (u->s == s && !strcmp(u->id, id))
+			return u;
+	return NULL;
+}
+
+int sfs_upload_id_valid(const char *s)
+{
+	int i;
+
+	for (i = 0; i < SFS_UPLOAD_ID_SIZE - 1; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == '\0';
+}
+
+static enum sfs_status not_found(struct sfs_err *e, const char *id)
+{
+	return sfs_errf(e, SFS_NOT_FOUND, SFS_R_UPLOAD_NOT_FOUND,
+			"no upload session '%s' of this file here: unknown, "
+			"ended or expired",
+			id);
+}
+
+static void notify(struct sfs_store *s, const char *id)
+{
+	if (s->upload_notify)
+		s->upload_notify(s->upload_notify_arg, id);
+}
+
+void sfs_upload_set_notify(struct sfs_store *s,
+			   void (*fn)(void *arg, const char *upload_id),
+			   void *arg)
+{
+	s->upload_notify_arg = arg;
+	s->upload_notify = fn;
+}
+
+static void file_path(const struct sfs_store *s, const char *id, char *out,
+		      size_t n)
+{
+	snprintf(out, n, "%s/%s", s->upload_dir, id);
+}
+
+/* A row of this daemon's: (row id, durable, expiry) of the actor's
+ * session `id` of file_id, or SFS_NOT_FOUND. */
+static enum sfs_status find(struct db *d, struct sfs_store *s,
+			    const struct sfs_actor *a, const char *file_id,
+			    const char *id, int64_t *row, int64_t *durable,
+			    struct sfs_err *e)
+{
+	struct db_stmt *st;
+	char fid[SFS_ID_SIZE];
+	int rc;
+
+	if (!s->upload_dir)
+		return sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+				"this store takes no upload sessions");
+	if (!sfs_upload_id_valid(id) || sfsi_uuid_norm(file_id, fid))
+		return not_found(e, id);
+	st = sfsi_db_prep(d,
+			  "SELECT u.id, u.durable FROM upload u"
+			  " JOIN file f ON f.id = u.file_id"
+			  " WHERE u.uuid = ?1 AND u.node = ?2"
+			  " AND u.user_id = ?3 AND f.uuid = ?4"
+			  " AND u.expires_at > ?5",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, s->upload_node);
+	sfsi_db_bind_int(st, 3, a->user);
+	sfsi_db_bind_text(st, 4, fid);
+	sfsi_db_bind_int(st, 5, sfs_now_ms());
+	rc = sfsi_db_step(st, e);
+	if (rc == 1) {
+		*row = sfsi_db_col_int(st, 0);
+		*durable = sfsi_db_col_int(st, 1);
+	}
+	sfsi_db_reset(st);
+	if (rc < 0)
+		return SFS_IO;
+	return rc ? SFS_OK : not_found(e, id);
+}
+
+/* Move the session's expiry on (a use of it); never a refusal. */
+static int64_t touch(struct db *d, struct sfs_store *s, int64_t row)
+{
+	struct db_stmt *st;
+	int64_t exp = sfs_now_ms() + s->cfg.upload_expire_s * 1000;
+
+	st = sfsi_db_prep(d, "UPDATE upload SET expires_at = ?2 WHERE id = ?1",
+			  NULL);
+	if (st) {
+		sfsi_db_bind_int(st, 1, row);
+		sfsi_db_bind_int(st, 2, exp);
+		if (sfsi_db_run(st, NULL))
+			sfs_debug("upload", "could not move an expiry");
+	}
+	return exp;
+}
+
+static enum sfs_status delete_row(struct db *d, int64_t row, struct sfs_err *e)
+{
+	struct db_stmt *st = sfsi_db_prep(d, "DELETE FROM upload WHERE id = ?1",
+					  e);
+
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, row);
+	return sfsi_db_run(st, e);
+}
+
+static enum sfs_status insert_row(struct db *d, struct sfs_store *s,
+				  const struct sfs_actor *a, int64_t ino,
+				  struct sfs_upload *u, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int64_t now = sfs_now_ms();
+	enum sfs_status ret;
+
+	st = sfsi_db_prep(d,
+			  "INSERT INTO upload(uuid, node, tenant_id, user_id,"
+			  " file_id, durable, created_at, expires_at)"
+			  " SELECT ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7 WHERE"
+			  " (SELECT COUNT(*) FROM upload WHERE tenant_id = ?3"
+			  " AND expires_at > ?6) < ?8",
+			  e);
+	if (!st)
+		return SFS_IO;
+	u->expires_ms = now + s->cfg.upload_expire_s * 1000;
+	sfsi_db_bind_text(st, 1, u->id);
+	sfsi_db_bind_text(st, 2, s->upload_node);
+	sfsi_db_bind_int(st, 3, a->tenant);
+	sfsi_db_bind_int(st, 4, a->user);
+	sfsi_db_bind_int(st, 5, ino);
+	sfsi_db_bind_int(st, 6, now);
+	sfsi_db_bind_int(st, 7, u->expires_ms);
+	sfsi_db_bind_int(st, 8, SFS_UPLOAD_MAX_PER_TENANT);
+	ret = sfsi_db_run(st, e);
+	if (!ret && sfsi_db_changes(d) != 1)
+		ret = sfs_errf(e, SFS_RATE_LIMITED, SFS_R_TOO_MANY_UPLOADS,
+			       "the tenant has %d upload sessions open "
+			       "already: end one (DELETE) or let it expire",
+			       SFS_UPLOAD_MAX_PER_TENANT);
+	return ret;
+}
+
+enum sfs_status sfs_upload_create(struct sfs_store *s,
+				  const struct sfs_actor *a,
+				  const char *file_id, struct sfs_upload *out,
+				  struct sfs_err *e)
+{
+	struct sfs_file f;
+	struct db *d = NULL;
+	unsigned char r[16];
+	char path[4096];
+	enum sfs_status ret;
+	int fd = -1;
+
+	memset(out, 0, sizeof(*out));
+	path[0] = '\0';
+	sfs_file_init(&f);
+	if (!s->upload_dir) {
+		ret = sfs_errf(e, SFS_UNSUPPORTED, SFS_R_NONE,
+			       "this store takes no upload sessions");
+		goto out;
+	}
+	ret = sfs_file_get(s, a, file_id, &f, e);
+	if (!ret)
+		ret = sfs_file_allows(&f, SFS_ACT_WRITE, e);
+	if (!ret && sfsi_random(r, sizeof(r)))
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
+	if (ret)
+		goto out;
+	sfsi_hex(r, sizeof(r), out->id);
+	sfs_strlcpy(out->file_id, f.id, sizeof(out->file_id));
+	file_path(s, out->id, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || sfsi_fsync_dir(s->upload_dir) < 0) {
+		ret = sfsi_errno_status(e, errno, "making an upload's file");
+		goto out;
+	}
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = insert_row(d, s, a, f.ino, out, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret && path[0])
+		unlink(path);
+	sfsi_db_put(d);
+	sfs_file_release(&f);
+	return ret;
+}
+
+enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
+			       const char *file_id, const char *upload_id,
+			       struct sfs_upload *out, struct sfs_err *e)
+{
+	struct sfsi_upload *u;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int64_t row = 0;
+
+	memset(out, 0, sizeof(*out));
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = find(d, s, a, file_id, upload_id, &row, &out->durable, e);
+	if (ret)
+		goto out;
+	out->expires_ms = touch(d, s, row);
+	sfs_strlcpy(out->id, upload_id, sizeof(out->id));
+	sfsi_uuid_norm(file_id, out->file_id);
+	out->offset = out->durable;
+	pthread_mutex_lock(&busy_mu);
+	u = busy_find(s, upload_id);
+	if (u) {
+		out->busy = 1;
+		out->offset = __atomic_load_n(&u->received, __ATOMIC_RELAXED);
+		/* the writer may have recorded more since the row was read */
+		if (__atomic_load_n(&u->durable, __ATOMIC_RELAXED) >
+		    out->durable)
+			out->durable = u->durable;
+	}
+	pthread_mutex_unlock(&busy_mu);
+out:
+	sfsi_db_put(d);
+	return ret;
+}
+
+enum sfs_status sfs_upload_delete(struct sfs_store *s,
+				  const struct sfs_actor *a,
+				  const char *file_id, const char *upload_id,
+				  struct sfs_err *e)
+{
+	struct sfsi_upload *u;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int64_t row = 0, durable;
+	char path[4096];
+
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = find(d, s, a, file_id, upload_id, &row, &durable, e);
+	if (!ret)
+		ret = delete_row(d, row, e);
+	sfsi_db_put(d);
+	if (ret)
+		return ret;
+	/* a PUT streaming into it: its stage drops the file at its end */
+	pthread_mutex_lock(&busy_mu);
+	u = busy_find(s, upload_id);
+	if (u)
+		__atomic_store_n(&u->deleted, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&busy_mu);
+	file_path(s, upload_id, path, sizeof(path));
+	if (!u)
+		unlink(path);
+	notify(s, upload_id);
+	return SFS_OK;
+}
+
+/* Take the session for a PUT: its busy entry (a conflict if taken). */
+static enum sfs_status take(struct sfs_store *s, const char *id, int64_t row,
+			    int64_t durable, struct sfsi_upload **out,
+			    struct sfs_err *e)
+{
+	struct sfsi_upload *u;
+
+	*out = NULL;
+	pthread_mutex_lock(&busy_mu);
+	if (busy_find(s, id)) {
+		pthread_mutex_unlock(&busy_mu);
+		return sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
+				"another PUT streams into upload session "
+				"'%s' now",
+				id);
+	}
+	u = calloc(1, sizeof(*u));
+	if (u) {
+		u->s = s;
+		sfs_strlcpy(u->id, id, sizeof(u->id));
+		u->row = row;
+		u->received = u->durable = durable;
+		u->next = busy;
+		busy = u;
+	}
+	pthread_mutex_unlock(&busy_mu);
+	if (!u)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	*out = u;
+	return SFS_OK;
+}
+
+static void give_back(struct sfsi_upload *u)
+{
+	struct sfsi_upload **p;
+
+	pthread_mutex_lock(&busy_mu);
+	for (p = &busy; *p; p = &(*p)->next)
+		if (*p == u) {
+			*p = u->next;
+			break;
+		}
+	pthread_mutex_unlock(&busy_mu);
+	free(u);
+}
+
+enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
+				 const char *file_id, const char *upload_id,
+				 int64_t offset, struct sfs_stage **out,
+				 int64_t *durable, struct sfs_err *e)
+{
+	struct sfsi_upload *u = NULL;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int64_t row = 0;
+	char path[4096];
+
+	*out = NULL;
+	*durable = 0;
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = find(d, s, a, file_id, upload_id, &row, durable, e);
+	if (!ret)
+		ret = take(s, upload_id, row, *durable, &u, e);
+	if (!ret && (offset < 0 || offset > *durable))
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_OFFSET_MISMATCH,
+			       "Upload-Offset %lld is past what the session "
+			       "holds durably (%lld bytes): resume from there",
+			       (long long)offset, (long long)*durable);
+	if (!ret)
+		touch(d, s, row);
+	sfsi_db_put(d);
+	if (ret)
+		goto out;
+	file_path(s, upload_id, path, sizeof(path));
+	ret = sfsi_stage_open_at(s, path, offset, out, e);
+	if (ret)
+		goto out;
+	u->received = u->durable = offset;
+	(*out)->upload = u;
+	u = NULL;
+out:
+	if (u)
+		give_back(u);
+	return ret;
+}
+
+enum sfs_status sfs_upload_stage_alive(struct sfs_stage *st, struct sfs_err *e)
+{
+	if (st->upload && __atomic_load_n(&st->upload->deleted,
+					  __ATOMIC_SEQ_CST))
+		return not_found(e, st->upload->id);
+	return SFS_OK;
+}
+
+/* Record the durable offset in the row (after the file's sync). */
+static void record(struct sfsi_upload *u, int64_t durable)
+{
+	struct sfs_store *s = u->s;
+	struct db *d = NULL;
+	struct db_stmt *st;
+	struct sfs_err e;
+	enum sfs_status ret;
+
+	sfs_err_init(&e);
+	ret = sfsi_db_get(s, &d, &e);
+	st = ret ? NULL
+		 : sfsi_db_prep(d,
+				"UPDATE upload SET durable = ?2, expires_at = ?3"
+				" WHERE id = ?1",
+				&e);
+	if (st) {
+		sfsi_db_bind_int(st, 1, u->row);
+		sfsi_db_bind_int(st, 2, durable);
+		sfsi_db_bind_int(st, 3,
+				 sfs_now_ms() + s->cfg.upload_expire_s * 1000);
+		ret = sfsi_db_run(st, &e);
+	} else {
+		ret = SFS_IO;
+	}
+	sfsi_db_put(d);
+	if (ret) {
+		sfs_warn("upload", "session '%s': cannot record %lld bytes: %s",
+			 u->id, (long long)durable, e.message);
+		u->failed = 1;
+		return;
+	}
+	__atomic_store_n(&u->durable, durable, __ATOMIC_SEQ_CST);
+	notify(s, u->id);
+}
+
+/* Sync the file up to what is written and record it. */
+static void make_durable(struct sfs_stage *st)
+{
+	struct sfsi_upload *u = st->upload;
+
+	if (u->failed || __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST) ||
+	    st->written <= st->durable)
+		return;
+	if (fdatasync(st->fd) < 0) {
+		sfs_warn("upload", "session '%s': cannot sync: %s", u->id,
+			 strerror(errno));
+		u->failed = 1;
+		return;
+	}
+	st->durable = st->written;
+	record(u, st->durable);
+}
+
+void sfsi_upload_written(struct sfs_stage *st)
+{
+	if (st->written - st->durable >= SFS_UPLOAD_SYNC_BYTES)
+		make_durable(st);
+}
+
+void sfsi_upload_received(struct sfs_stage *st)
+{
+	__atomic_store_n(&st->upload->received, st->size, __ATOMIC_RELAXED);
+}
+
+/* The session's row and file go (its body ended). */
+static void end_session(struct sfsi_upload *u)
+{
+	struct db *d = NULL;
+	struct sfs_err e;
+	char path[4096];
+
+	sfs_err_init(&e);
+	if (!sfsi_db_get(u->s, &d, &e))
+		(void)delete_row(d, u->row, &e);
+	sfsi_db_put(d);
+	file_path(u->s, u->id, path, sizeof(path));
+	unlink(path); /* gone already when the commit took it */
+}
+
+void sfs_upload_stage_end(struct sfs_stage *st, int ended)
+{
+	struct sfsi_upload *u;
+	struct sfs_store *s;
+	char id[SFS_UPLOAD_ID_SIZE];
+	int deleted;
+
+	if (!st)
+		return;
+	u = st->upload;
+	if (!u) {
+		sfs_stage_free(st);
+		return;
+	}
+	s = u->s;
+	sfs_strlcpy(id, u->id, sizeof(id));
+	deleted = __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST);
+	if (ended || deleted) {
+		if (!deleted)
+			end_session(u);
+		/* its file, wherever the commit left it, goes with it */
+		st->keep_file = 0;
+	} else if (!sfsi_stage_pipe_end(st, NULL) && !st->hashed) {
+		/* all that came is kept: the client resumes from there */
+		make_durable(st);
+	}
+	if (!ended && !deleted && ftruncate(st->fd, st->durable) < 0)
+		sfs_warn("upload", "session '%s': cannot cut to %lld bytes",
+			 id, (long long)st->durable);
+	st->upload = NULL;
+	give_back(u);
+	sfs_stage_free(st);
+	notify(s, id);
+}
+
+enum sfs_status sfs_upload_open_durable(struct sfs_store *s,
+					const struct sfs_actor *a,
+					const char *file_id,
+					const char *upload_id, int *fd,
+					int64_t *durable, struct sfs_err *e)
+{
+	struct sfs_upload u;
+	enum sfs_status ret;
+	char path[4096];
+
+	*fd = -1;
+	ret = sfs_upload_get(s, a, file_id, upload_id, &u, e);
+	if (ret)
+		return ret;
+	file_path(s, upload_id, path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT ? not_found(e, upload_id)
+				       : sfsi_errno_status(e, errno,
+							   "opening an upload");
+	*durable = u.durable;
+	return SFS_OK;
+}
+
+/* ---- the daemon's start and the janitor ------------------------------ */
+
+/* This store directory's id as a daemon of sessions (made once). */
+static enum sfs_status node_id(struct sfs_store *s, struct sfs_err *e)
+{
+	unsigned char r[8];
+	char path[4096], buf[32];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" NODE_FILE, s->upload_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n == 16) {
+		memcpy(s->upload_node, buf, 16);
+		s->upload_node[16] = '\0';
+		return SFS_OK;
+	}
+	if (sfsi_random(r, sizeof(r)))
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
+	sfsi_hex(r, sizeof(r), s->upload_node);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, s->upload_node, 16) != 16 || fsync(fd) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return sfsi_errno_status(e, errno, "writing the uploads' id");
+	}
+	close(fd);
+	sfsi_fsync_dir(s->upload_dir);
+	return SFS_OK;
+}
+
+/* Remove session `id` (row `row`) of this daemon, row and file. */
+static void drop(struct db *d, struct sfs_store *s, int64_t row,
+		 const char *id)
+{
+	char path[4096];
+
+	(void)delete_row(d, row, NULL);
+	file_path(s, id, path, sizeof(path));
+	unlink(path);
+}
+
+struct ids {
+	int64_t *row;
+	char (*id)[SFS_UPLOAD_ID_SIZE];
+	int64_t *durable;
+	size_t n, cap;
+};
+
+static void ids_free(struct ids *l)
+{
+	free(l->row);
+	free(l->id);
+	free(l->durable);
+	memset(l, 0, sizeof(*l));
+}
+
+static int ids_add(struct ids *l, int64_t row, const char *id, int64_t dur)
+{
+	size_t cap = l->cap ? 2 * l->cap : 64;
+	void *a, *b, *c;
+
+	if (l->n == l->cap) {
+		a = realloc(l->row, cap * sizeof(*l->row));
+		if (a)
+			l->row = a;
+		b = realloc(l->id, cap * sizeof(*l->id));
+		if (b)
+			l->id = b;
+		c = realloc(l->durable, cap * sizeof(*l->durable));
+		if (c)
+			l->durable = c;
+		if (!a || !b || !c)
+			return -1;
+		l->cap = cap;
+	}
+	l->row[l->n] = row;
+	sfs_strlcpy(l->id[l->n], id, sizeof(l->id[0]));
+	l->durable[l->n++] = dur;
+	return 0;
+}
+
+/*
+ * This daemon's sessions whose expiry is before `before` (INT64_MAX:
+ * all of them), into l.
+ */
+static enum sfs_status list(struct db *d, struct sfs_store *s, int64_t before,
+			    struct ids *l, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = sfsi_db_prep(d,
+			  "SELECT id, uuid, durable FROM upload"
+			  " WHERE node = ?1 AND expires_at <= ?2",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_text(st, 1, s->upload_node);
+	sfsi_db_bind_int(st, 2, before);
+	while ((rc = sfsi_db_step(st, e)) == 1)
+		if (ids_add(l, sfsi_db_col_int(st, 0), sfsi_db_col_text(st, 1),
+			    sfsi_db_col_int(st, 2))) {
+			rc = -1;
+			break;
+		}
+	sfsi_db_reset(st);
+	return rc < 0 ? sfs_errf(e, SFS_IO, SFS_R_NONE,
+				 "cannot list the upload sessions")
+		      : SFS_OK;
+}
+
+/*
+ * After a crash: each session's file cut back to what its row says is
+ * durable; a session whose file is missing or shorter (a disk that is
+ * not the one its row knew) goes, and so does a file without a row.
+ */
+static enum sfs_status recover(struct db *d, struct sfs_store *s,
+			       struct sfs_err *e)
+{
+	struct ids l = { 0 };
+	struct dirent *de;
+	struct stat sb;
+	char path[4096];
+	enum sfs_status ret;
+	size_t i;
+	DIR *dh;
+
+	ret = list(d, s, INT64_MAX, &l, e);
+	for (i = 0; !ret && i < l.n; i++) {
+		file_path(s, l.id[i], path, sizeof(path));
+		if (stat(path, &sb) < 0 || sb.st_size < l.durable[i]) {
+			sfs_warn("upload", "session '%s' lost its bytes: "
+					   "it ends",
+				 l.id[i]);
+			drop(d, s, l.row[i], l.id[i]);
+		} else if (sb.st_size > l.durable[i] &&
+			   truncate(path, l.durable[i]) < 0) {
+			ret = sfsi_errno_status(e, errno, "cutting an upload");
+		}
+	}
+	dh = ret ? NULL : opendir(s->upload_dir);
+	while (dh && (de = readdir(dh))) {
+		int known = 0;
+
+		if (!sfs_upload_id_valid(de->d_name))
+			continue;
+		for (i = 0; i < l.n && !known; i++)
+			known = !strcmp(l.id[i], de->d_name);
+		file_path(s, de->d_name, path, sizeof(path));
+		if (!known)
+			unlink(path);
+	}
+	if (dh)
+		closedir(dh);
+	ids_free(&l);
+	return ret;
+}
+
+enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n,
+				 struct sfs_err *e)
+{
+	struct ids l = { 0 };
+	struct db *d = NULL;
+	enum sfs_status ret;
+	size_t i;
+	int k = 0, taken;
+
+	if (n)
+		*n = 0;
+	if (!s->upload_dir)
+		return SFS_OK;
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = list(d, s, sfs_now_ms(), &l, e);
+	for (i = 0; !ret && i < l.n; i++) {
+		/* a PUT streaming into it moves its expiry on at its end */
+		pthread_mutex_lock(&busy_mu);
+		taken = busy_find(s, l.id[i]) != NULL;
+		pthread_mutex_unlock(&busy_mu);
+		if (taken)
+			continue;
+		drop(d, s, l.row[i], l.id[i]);
+		notify(s, l.id[i]);
+		k++;
+	}
+	sfsi_db_put(d);
+	ids_free(&l);
+	if (k)
+		sfs_info("upload", "%d expired upload session(s) removed", k);
+	if (n)
+		*n = k;
+	return ret;
+}
+
+static void sweep_chore(struct sfs_store *s)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_upload_sweep(s, NULL, &e))
+		sfs_warn("upload", "sweep failed: %s", e.message);
+}
+
+enum sfs_status sfs_upload_install(struct sfs_store *s, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	enum sfs_status ret;
+	char path[4096];
+
+	if (s->ops || s->upload_dir)
+		return SFS_OK;
+	snprintf(path, sizeof(path), "%s/uploads", s->dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return sfsi_errno_status(e, errno, "making STORE/uploads");
+	s->upload_dir = strdup(path);
+	if (!s->upload_dir)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	ret = node_id(s, e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = recover(d, s, e);
+	sfsi_db_put(d);
+	if (ret) {
+		free(s->upload_dir);
+		s->upload_dir = NULL;
+		return ret;
+	}
+	sfsi_janitor_add(s, sweep_chore);
+	return SFS_OK;
+}
