@@ -41,9 +41,9 @@
 
 /* Parents before children (foreign keys); the secret's table last. */
 static const char *const tables[] = {
-	"tenant",   "user",	 "api_key", "blob",    "file",	"tag",
-	"file_tag", "tag_count", "share",   "dir",     "xattr", "job",
-	"change",   "peaks",	 "session", "upload",  "setting",
+	"tenant",   "user",	 "api_key", "blob",   "file",	 "tag",
+	"file_tag", "tag_count", "share",   "dir",    "xattr",	 "job",
+	"change",   "peaks",	 "session", "upload", "setting",
 };
 
 enum coltype { C_INT, C_REAL, C_TEXT, C_BLOB };

@@ -224,7 +224,7 @@ enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
 	st->s = s;
 	st->limit = INT64_MAX;
 	st->fpin = -1;
-	st->keep_file = 1; /* until it is the stage's to drop */
+	st->keep_file = 1;    /* until it is the stage's to drop */
 	st->stream_tried = 1; /* not followed: it starts in the middle */
 	pthread_mutex_init(&st->fmu, NULL);
 	pthread_cond_init(&st->fcv, NULL);

@@ -27,6 +27,7 @@
 #include "util_i.h"
 
 #define NODE_FILE ".node"
+#define TOUCH_MS 10000 /* an expiry moves on at most this often */
 
 /* A session a PUT streams into, in this process. */
 struct sfsi_upload {
@@ -93,11 +94,17 @@ static void file_path(const struct sfs_store *s, const char *id, char *out,
 	snprintf(out, n, "%s/%s", s->upload_dir, id);
 }
 
-/* A row of this daemon's: (row id, durable, expiry) of the actor's
- * session `id` of file_id, or SFS_NOT_FOUND. */
+/*
+ * A row of this daemon's: the row id, durable offset and expiry of the
+ * actor's session `id` of file_id, or SFS_NOT_FOUND.
+ */
+struct found {
+	int64_t row, durable, expires;
+};
+
 static enum sfs_status find(struct db *d, struct sfs_store *s,
 			    const struct sfs_actor *a, const char *file_id,
-			    const char *id, int64_t *row, int64_t *durable,
+			    const char *id, struct found *out,
 			    struct sfs_err *e)
 {
 	struct db_stmt *st;
@@ -110,7 +117,7 @@ static enum sfs_status find(struct db *d, struct sfs_store *s,
 	if (!sfs_upload_id_valid(id) || sfsi_uuid_norm(file_id, fid))
 		return not_found(e, id);
 	st = sfsi_db_prep(d,
-			  "SELECT u.id, u.durable FROM upload u"
+			  "SELECT u.id, u.durable, u.expires_at FROM upload u"
 			  " JOIN file f ON f.id = u.file_id"
 			  " WHERE u.uuid = ?1 AND u.node = ?2"
 			  " AND u.user_id = ?3 AND f.uuid = ?4"
@@ -125,8 +132,9 @@ static enum sfs_status find(struct db *d, struct sfs_store *s,
 	sfsi_db_bind_int(st, 5, sfs_now_ms());
 	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
-		*row = sfsi_db_col_int(st, 0);
-		*durable = sfsi_db_col_int(st, 1);
+		out->row = sfsi_db_col_int(st, 0);
+		out->durable = sfsi_db_col_int(st, 1);
+		out->expires = sfsi_db_col_int(st, 2);
 	}
 	sfsi_db_reset(st);
 	if (rc < 0)
@@ -134,16 +142,21 @@ static enum sfs_status find(struct db *d, struct sfs_store *s,
 	return rc ? SFS_OK : not_found(e, id);
 }
 
-/* Move the session's expiry on (a use of it); never a refusal. */
-static int64_t touch(struct db *d, struct sfs_store *s, int64_t row)
+/*
+ * Move the session's expiry on (a use of it), at most every TOUCH_MS (a
+ * long poll's loop is no write each); never a refusal.
+ */
+static int64_t touch(struct db *d, struct sfs_store *s, const struct found *f)
 {
 	struct db_stmt *st;
 	int64_t exp = sfs_now_ms() + s->cfg.upload_expire_s * 1000;
 
+	if (exp - f->expires < TOUCH_MS)
+		return f->expires;
 	st = sfsi_db_prep(d, "UPDATE upload SET expires_at = ?2 WHERE id = ?1",
 			  NULL);
 	if (st) {
-		sfsi_db_bind_int(st, 1, row);
+		sfsi_db_bind_int(st, 1, f->row);
 		sfsi_db_bind_int(st, 2, exp);
 		if (sfsi_db_run(st, NULL))
 			sfs_debug("upload", "could not move an expiry");
@@ -153,8 +166,8 @@ static int64_t touch(struct db *d, struct sfs_store *s, int64_t row)
 
 static enum sfs_status delete_row(struct db *d, int64_t row, struct sfs_err *e)
 {
-	struct db_stmt *st = sfsi_db_prep(d, "DELETE FROM upload WHERE id = ?1",
-					  e);
+	struct db_stmt *st =
+		sfsi_db_prep(d, "DELETE FROM upload WHERE id = ?1", e);
 
 	if (!st)
 		return SFS_IO;
@@ -251,16 +264,17 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 {
 	struct sfsi_upload *u;
 	struct db *d = NULL;
+	struct found f;
 	enum sfs_status ret;
-	int64_t row = 0;
 
 	memset(out, 0, sizeof(*out));
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = find(d, s, a, file_id, upload_id, &row, &out->durable, e);
+		ret = find(d, s, a, file_id, upload_id, &f, e);
 	if (ret)
 		goto out;
-	out->expires_ms = touch(d, s, row);
+	out->durable = f.durable;
+	out->expires_ms = touch(d, s, &f);
 	sfs_strlcpy(out->id, upload_id, sizeof(out->id));
 	sfsi_uuid_norm(file_id, out->file_id);
 	out->offset = out->durable;
@@ -287,15 +301,15 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 {
 	struct sfsi_upload *u;
 	struct db *d = NULL;
+	struct found f;
 	enum sfs_status ret;
-	int64_t row = 0, durable;
 	char path[4096];
 
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = find(d, s, a, file_id, upload_id, &row, &durable, e);
+		ret = find(d, s, a, file_id, upload_id, &f, e);
 	if (!ret)
-		ret = delete_row(d, row, e);
+		ret = delete_row(d, f.row, e);
 	sfsi_db_put(d);
 	if (ret)
 		return ret;
@@ -365,24 +379,24 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 {
 	struct sfsi_upload *u = NULL;
 	struct db *d = NULL;
+	struct found f = { 0 };
 	enum sfs_status ret;
-	int64_t row = 0;
 	char path[4096];
 
 	*out = NULL;
-	*durable = 0;
 	ret = sfsi_db_get(s, &d, e);
 	if (!ret)
-		ret = find(d, s, a, file_id, upload_id, &row, durable, e);
+		ret = find(d, s, a, file_id, upload_id, &f, e);
+	*durable = f.durable;
 	if (!ret)
-		ret = take(s, upload_id, row, *durable, &u, e);
+		ret = take(s, upload_id, f.row, f.durable, &u, e);
 	if (!ret && (offset < 0 || offset > *durable))
 		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_OFFSET_MISMATCH,
 			       "Upload-Offset %lld is past what the session "
 			       "holds durably (%lld bytes): resume from there",
 			       (long long)offset, (long long)*durable);
 	if (!ret)
-		touch(d, s, row);
+		touch(d, s, &f);
 	sfsi_db_put(d);
 	if (ret)
 		goto out;
@@ -401,8 +415,8 @@ out:
 
 enum sfs_status sfs_upload_stage_alive(struct sfs_stage *st, struct sfs_err *e)
 {
-	if (st->upload && __atomic_load_n(&st->upload->deleted,
-					  __ATOMIC_SEQ_CST))
+	if (st->upload &&
+	    __atomic_load_n(&st->upload->deleted, __ATOMIC_SEQ_CST))
 		return not_found(e, st->upload->id);
 	return SFS_OK;
 }
@@ -419,10 +433,11 @@ static void record(struct sfsi_upload *u, int64_t durable)
 	sfs_err_init(&e);
 	ret = sfsi_db_get(s, &d, &e);
 	st = ret ? NULL
-		 : sfsi_db_prep(d,
-				"UPDATE upload SET durable = ?2, expires_at = ?3"
-				" WHERE id = ?1",
-				&e);
+		 : sfsi_db_prep(
+			   d,
+			   "UPDATE upload SET durable = ?2, expires_at = ?3"
+			   " WHERE id = ?1",
+			   &e);
 	if (st) {
 		sfsi_db_bind_int(st, 1, u->row);
 		sfsi_db_bind_int(st, 2, durable);
@@ -514,8 +529,8 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 		make_durable(st);
 	}
 	if (!ended && !deleted && ftruncate(st->fd, st->durable) < 0)
-		sfs_warn("upload", "session '%s': cannot cut to %lld bytes",
-			 id, (long long)st->durable);
+		sfs_warn("upload", "session '%s': cannot cut to %lld bytes", id,
+			 (long long)st->durable);
 	st->upload = NULL;
 	give_back(u);
 	sfs_stage_free(st);
@@ -582,8 +597,7 @@ static enum sfs_status node_id(struct sfs_store *s, struct sfs_err *e)
 }
 
 /* Remove session `id` (row `row`) of this daemon, row and file. */
-static void drop(struct db *d, struct sfs_store *s, int64_t row,
-		 const char *id)
+static void drop(struct db *d, struct sfs_store *s, int64_t row, const char *id)
 {
 	char path[4096];
 
@@ -682,8 +696,9 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 	for (i = 0; !ret && i < l.n; i++) {
 		file_path(s, l.id[i], path, sizeof(path));
 		if (stat(path, &sb) < 0 || sb.st_size < l.durable[i]) {
-			sfs_warn("upload", "session '%s' lost its bytes: "
-					   "it ends",
+			sfs_warn("upload",
+				 "session '%s' lost its bytes: "
+				 "it ends",
 				 l.id[i]);
 			drop(d, s, l.row[i], l.id[i]);
 		} else if (sb.st_size > l.durable[i] &&
@@ -709,8 +724,7 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 	return ret;
 }
 
-enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n,
-				 struct sfs_err *e)
+enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 {
 	struct ids l = { 0 };
 	struct db *d = NULL;

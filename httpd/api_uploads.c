@@ -26,12 +26,11 @@ static enum MHD_Result answer(struct req *r, unsigned status,
 	char exp[32];
 
 	sfs_iso8601(u->expires_ms, exp);
-	return respond_json(r, status,
-			    json_pack("{s:s, s:s, s:I, s:I, s:s}", "id", u->id,
-				      "fileId", u->file_id, "offset",
-				      (json_int_t)u->offset, "durable",
-				      (json_int_t)u->durable, "expiresAt",
-				      exp));
+	return respond_json(
+		r, status,
+		json_pack("{s:s, s:s, s:I, s:I, s:s}", "id", u->id, "fileId",
+			  u->file_id, "offset", (json_int_t)u->offset,
+			  "durable", (json_int_t)u->durable, "expiresAt", exp));
 }
 
 enum MHD_Result api_uploads_create(struct req *r)

@@ -100,12 +100,10 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended);
  * The session's durable bytes for reading: an fd of its own (the
  * caller closes it) and how many there are.
  */
-enum sfs_status sfs_upload_open_durable(struct sfs_store *s,
-					const struct sfs_actor *a,
-					const char *file_id,
-					const char *upload_id, int *fd,
-					int64_t *durable,
-					struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status
+sfs_upload_open_durable(struct sfs_store *s, const struct sfs_actor *a,
+			const char *file_id, const char *upload_id, int *fd,
+			int64_t *durable, struct sfs_err *e) SFS_MUST_CHECK;
 
 /*
  * Called (from any thread) when a session's durable offset moved or the

@@ -180,29 +180,33 @@ struct sfs_blob;
 int tfx_blob_sha(struct sfs_blob *b, char out[65]);
 
 /*
- * SQL that takes a store's schema back: what schemas 12, 11, 10 and 9
+ * SQL that takes a store's schema back: what schemas 14, 12, 11, 10 and 9
  * added goes, as a store of schema 8 lacks it (tests of migrations, on
- * purpose). v12's change_file_au gives way to v1's (a change row for
- * every UPDATE of a file); v11's tag_count_ai to v10's, which counts and
- * fills nothing.
+ * purpose; 13 changed no column). DROP_V14: before schema 14 alone. v12's
+ * change_file_au gives way to v1's (a change row for every UPDATE of a file);
+ * v11's tag_count_ai to v10's, which counts and fills nothing.
  */
+#define DROP_V14 "DROP TABLE upload; "
 #define DROP_V12_SQLITE                                                        \
-	"DROP TRIGGER file_tagnames_ai; DROP TRIGGER file_tagnames_ad;"        \
-	" DROP TRIGGER file_tagnames_au; DROP TRIGGER change_file_au;"         \
-	" CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"            \
-	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
-	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"               \
-	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
-	" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"                  \
-	" WHERE old.dir <> new.dir; END;"                                      \
-	" ALTER TABLE file DROP COLUMN tagnames;"
+	DROP_V14                                                               \
+		"DROP TRIGGER file_tagnames_ai; DROP TRIGGER "                 \
+		"file_tagnames_ad;"                                            \
+		" DROP TRIGGER file_tagnames_au; DROP TRIGGER change_file_au;" \
+		" CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"    \
+		" INSERT INTO change(owner_id, file_id, dir, at)"              \
+		" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"       \
+		" INSERT INTO change(owner_id, file_id, dir, at)"              \
+		" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"          \
+		" WHERE old.dir <> new.dir; END;"                              \
+		" ALTER TABLE file DROP COLUMN tagnames;"
 #define DROP_V12_PG                                                            \
-	"DROP TRIGGER file_tagnames ON file_tag;"                              \
-	" DROP FUNCTION file_tagnames(); DROP TRIGGER change_file_au ON file;" \
-	" DROP TRIGGER change_file ON file;"                                   \
-	" CREATE TRIGGER change_file AFTER INSERT OR UPDATE ON file"           \
-	" FOR EACH ROW EXECUTE FUNCTION change_file();"                        \
-	" ALTER TABLE file DROP COLUMN tagnames;"
+	DROP_V14 "DROP TRIGGER file_tagnames ON file_tag;"                     \
+		 " DROP FUNCTION file_tagnames(); DROP TRIGGER "               \
+		 "change_file_au ON file;"                                     \
+		 " DROP TRIGGER change_file ON file;"                          \
+		 " CREATE TRIGGER change_file AFTER INSERT OR UPDATE ON file"  \
+		 " FOR EACH ROW EXECUTE FUNCTION change_file();"               \
+		 " ALTER TABLE file DROP COLUMN tagnames;"
 #define DROP_V11_SQLITE                                                        \
 	DROP_V12_SQLITE                                                        \
 	" DROP TRIGGER tag_count_ai;"                                          \

@@ -1,0 +1,512 @@
+"""Resumable uploads (parts-spec.md; README "Resumable uploads"): a real
+speechfsd on 127.0.0.1, bodies sent by requests and on raw sockets (to
+drop a connection in the middle of a body), the daemon killed (kill -9)
+and started again in the middle of an upload. What must hold: the
+content committed at a body's end is byte for byte what was sent, its
+sha256 and its CRC32C (computed here) those the server answers; a body
+that did not end leaves the session durable up to what came, a kill up
+to its last sync (every 32 MiB), and a PUT resumes it from there; every
+refusal the contract names has its status and error type."""
+import base64
+import ctypes
+import hashlib
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import API, Client, Daemon, start
+from test_api_remote_ext import crc32c as crc32c_slow
+
+META_BACKENDS = ["sqlite", "pg"]
+MIB = 1 << 20
+SYNC = 32 * MIB
+CONFIG = {"http.max_upload_bytes": str(256 * MIB)}
+
+_isal = ctypes.CDLL("libisal.so.2")
+_isal.crc32_iscsi.restype = ctypes.c_uint32
+_isal.crc32_iscsi.argtypes = (ctypes.c_char_p, ctypes.c_int,
+                              ctypes.c_uint32)
+
+
+def crc32c(data):
+    """CRC32C of big data through ISA-L's crc32_iscsi (checked against
+    the table-driven one of test_api_remote_ext below)."""
+    return _isal.crc32_iscsi(data, len(data), 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def crc_b64(data):
+    return base64.b64encode(crc32c(data).to_bytes(4, "big")).decode()
+
+
+def test_crc32c_of_isal_is_the_reference():
+    blob = os.urandom(70000)
+    for x in (b"", b"123456789", bytes(32), blob):
+        assert crc32c(x) == crc32c_slow(x)
+
+
+@pytest.fixture(scope="module")
+def sfsd(tmp_path_factory, blobs, meta):
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
+    yield c
+    c.http.close()
+    d.stop()
+
+
+def new_session(c, fid, who="alice"):
+    r = c.post(f"/{fid}/uploads", who)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def session(c, fid, uid, who="alice", **params):
+    return c.get(f"/{fid}/uploads/{uid}", who, params=params)
+
+
+def error_with(c, r, status, error_type):
+    """The error body with the session's offsets beside its keys."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert {"offset", "durable"} <= set(body)
+    rest = {k: v for k, v in body.items() if k not in ("offset", "durable")}
+    assert rest["error_type"] == error_type and rest["status_code"] == status
+    return body
+
+
+def put(c, fid, uid, offset, data, who="alice", headers=None):
+    h = {"Upload-Offset": str(offset)}
+    h.update(headers or {})
+    return c.req("PUT", f"/{fid}/content", who, headers=h, data=data,
+                 params={"upload": uid}, timeout=120)
+
+
+def durable_above(c, fid, uid, above, seconds=30):
+    """The session once its durable offset is above `above` (long polls,
+    looped as a client must)."""
+    deadline = time.time() + seconds
+    while True:
+        r = session(c, fid, uid, durableAbove=above, timeout=5)
+        assert r.status_code == 200, r.text
+        if r.json()["durable"] > above:
+            return r.json()
+        assert time.time() < deadline, r.json()
+
+
+def assert_committed(c, fid, r, data):
+    """The answer of the commit and the file are `data` exactly."""
+    assert r.status_code == 200, r.text
+    assert r.json()["size"] == len(data)
+    assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert r.headers["X-Speechfs-Content-Crc32c"] == crc_b64(data)
+    got = c.get(f"/{fid}/content").content
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+class Stream:
+    """A PUT …/content?upload= on a raw socket: the head sent at once
+    (Content-Length: total), the body as the test sends it."""
+
+    def __init__(self, c, fid, uid, offset, total, who="alice"):
+        self.c, self.fid, self.uid, self.at = c, fid, uid, offset
+        host, port = c.base.split("//")[1].split(":")
+        self.sk = socket.create_connection((host, int(port)), timeout=60)
+        self.sk.sendall(
+            (f"PUT {API}/{fid}/content?upload={uid} HTTP/1.1\r\n"
+             f"Host: {host}:{port}\r\nX-API-Key: {c.keys[who]}\r\n"
+             f"Upload-Offset: {offset}\r\nContent-Length: {total}\r\n"
+             "\r\n").encode())
+
+    def send(self, data):
+        view = memoryview(data)
+        for i in range(0, len(view), MIB):
+            self.sk.sendall(view[i:i + MIB])
+        self.at += len(data)
+
+    def received(self):
+        """Wait until the server got all that was sent."""
+        deadline = time.time() + 30
+        while session(self.c, self.fid, self.uid).json()["offset"] < \
+                self.at:
+            assert time.time() < deadline
+
+
+    def answer(self):
+        got = b""
+        while b"\r\n\r\n" not in got:
+            x = self.sk.recv(65536)
+            if not x:
+                break
+            got += x
+        return int(got.split(b" ")[1]) if got else None
+
+    def close(self):
+        """The connection ends once the server got what was sent. (Its
+        end alone: libmicrohttpd 0.9.75 may miss an end that comes with
+        the last bytes, and notice it only at http.connection_timeout.)"""
+        self.received()
+        self.sk.close()
+
+    def abandon(self):
+        self.sk.close()
+
+
+def test_a_session_is_made_read_and_deleted(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"old")
+    r = c.post(f"/{f['id']}/uploads")
+    assert r.status_code == 201, r.text
+    u = r.json()
+    assert set(u) == {"id", "fileId", "offset", "durable", "expiresAt"}
+    assert len(u["id"]) == 32 and int(u["id"], 16) >= 0
+    assert u["id"] == u["id"].lower()
+    assert (u["fileId"], u["offset"], u["durable"]) == (f["id"], 0, 0)
+    assert r.headers["Location"] == f"{API}/{f['id']}/uploads/{u['id']}"
+    assert (c.store / "uploads" / u["id"]).exists()
+    r = session(c, f["id"], u["id"])
+    assert r.status_code == 200 and r.json()["durable"] == 0
+    assert c.delete(f"/{f['id']}/uploads/{u['id']}").status_code == 204
+    assert not (c.store / "uploads" / u["id"]).exists()
+    c.assert_error(session(c, f["id"], u["id"]), 404, "upload_not_found")
+    c.assert_error(c.delete(f"/{f['id']}/uploads/{u['id']}"), 404,
+                   "upload_not_found")
+    assert c.get(f"/{f['id']}/content").content == b"old"
+    doc = c.get("/api/v1/openapi.json", who=None).json()
+    assert "post" in doc["paths"][API + "/{id}/uploads"]
+
+
+def test_a_put_into_a_session_commits_as_a_put_of_the_content(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    data = os.urandom(5 * MIB + 17)
+    r = put(c, f["id"], uid, 0, data)
+    assert_committed(c, f["id"], r, data)
+    assert r.headers["ETag"] == '"%s"' % hashlib.sha256(data).hexdigest()
+    assert r.json()["id"] == f["id"]
+    c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+    assert not (c.store / "uploads" / uid).exists()
+    # small, in parts: each part's connection dropped at its end
+    uid = new_session(c, f["id"])
+    data = b"0123456789" * 1000
+    s = Stream(c, f["id"], uid, 0, len(data))
+    s.send(data[:4000])
+    s.close()
+    assert durable_above(c, f["id"], uid, 3999)["durable"] == 4000
+    r = put(c, f["id"], uid, 4000, data[4000:])
+    assert_committed(c, f["id"], r, data)
+
+
+def test_a_dropped_connection_keeps_what_came_and_resumes(sfsd):
+    """A body cut in the middle: durable every 32 MiB while it streams
+    (the row says so before the body ends), all that came once it is
+    dropped; a PUT from any offset up to that finishes the content."""
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    data = os.urandom(SYNC + 9 * MIB + 123)
+    s = Stream(c, f["id"], uid, 0, len(data))
+    s.send(data[:SYNC + 3 * MIB])
+    u = durable_above(c, f["id"], uid, 0)
+    assert SYNC <= u["durable"] <= SYNC + 3 * MIB
+    assert u["offset"] >= u["durable"]
+    # one PUT at a time
+    r = put(c, f["id"], uid, 0, b"x")
+    assert error_with(c, r, 409, "upload_busy")["durable"] >= SYNC
+    s.send(data[SYNC + 3 * MIB:SYNC + 5 * MIB])
+    s.close()
+    cut = SYNC + 5 * MIB
+    u = durable_above(c, f["id"], uid, cut - 1)
+    assert u["durable"] == u["offset"] == cut
+    assert (c.store / "uploads" / uid).stat().st_size == cut
+    assert c.get(f"/{f['id']}/content").content == b"old"
+    # resumed below what is durable: the server cuts back to it
+    r = put(c, f["id"], uid, cut - 1000, data[cut - 1000:])
+    assert_committed(c, f["id"], r, data)
+    c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+
+
+def test_an_offset_past_durable_is_a_conflict(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    s = Stream(c, f["id"], uid, 0, 1000)
+    s.send(b"a" * 100)
+    s.close()
+    durable_above(c, f["id"], uid, 99)
+    r = put(c, f["id"], uid, 101, b"b" * 899)
+    body = error_with(c, r, 409, "upload_offset_mismatch")
+    assert (body["offset"], body["durable"]) == (100, 100)
+    # the session is as it was
+    assert session(c, f["id"], uid).json()["durable"] == 100
+    for bad in ({}, {"Upload-Offset": "-1"}, {"Upload-Offset": "1x"},
+                {"Upload-Offset": ""}):
+        r = c.req("PUT", f"/{f['id']}/content", headers=bad, data=b"z",
+                  params={"upload": uid})
+        c.assert_error(r, 400, "invalid_parameter")
+    r = c.req("PUT", f"/{f['id']}/content", data=b"z",
+              headers={"Upload-Offset": "0"})
+    c.assert_error(r, 400, "invalid_parameter")
+    assert session(c, f["id"], uid).json()["durable"] == 100
+    r = put(c, f["id"], uid, 100, b"b" * 900)
+    assert_committed(c, f["id"], r, b"a" * 100 + b"b" * 900)
+
+
+def test_others_sessions_and_other_files_are_not_found(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"old")
+    g = c.new_file(data=b"other")
+    uid = new_session(c, f["id"])
+    for who in ("bob", "carol"):
+        c.assert_error(session(c, f["id"], uid, who), 404)
+        c.assert_error(c.delete(f"/{f['id']}/uploads/{uid}", who), 404)
+    # bob may write f (an EDIT share), yet the session is alice's
+    r = c.post(f"/{f['id']}/shares", json={"userId": c.users["bob"],
+                                           "permission": "EDIT"})
+    assert r.status_code in (200, 201), r.text
+    c.assert_error(session(c, f["id"], uid, "bob"), 404, "upload_not_found")
+    c.assert_error(put(c, f["id"], uid, 0, b"x", who="bob"), 404,
+                   "upload_not_found")
+    c.assert_error(session(c, g["id"], uid), 404, "upload_not_found")
+    c.assert_error(put(c, g["id"], uid, 0, b"x"), 404, "upload_not_found")
+    c.assert_error(c.get(f"/{g['id']}/uploads/{uid}/content"), 404,
+                   "upload_not_found")
+    for bad in ("0" * 32, "ABCDEF" + uid[6:], uid[:31], uid + "0", "x" * 32):
+        c.assert_error(session(c, f["id"], bad), 404, "upload_not_found")
+        c.assert_error(put(c, f["id"], bad, 0, b"x"), 404,
+                       "upload_not_found")
+    # no right to write: carol's file is not found, bob's read share 403
+    c.assert_error(c.post(f"/{f['id']}/uploads", "carol"), 404)
+    h = c.new_file(data=b"view")
+    c.post(f"/{h['id']}/shares", json={"userId": c.users["bob"],
+                                       "permission": "VIEW"})
+    c.assert_error(c.post(f"/{h['id']}/uploads", "bob"), 403)
+    c.assert_error(c.post(f"/{h['id']}/uploads", "alice_ro"), 403,
+                   "insufficient_scope")
+    assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+
+
+def test_a_refused_commit_ends_the_session(sfsd):
+    """Any answer to a body that ended ends the session: a CRC32C that
+    is not the content's (400, nothing stored)."""
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    data = os.urandom(6 * MIB)
+    r = put(c, f["id"], uid, 0, data,
+            headers={"X-Speechfs-Content-Crc32c": crc_b64(data + b"!")})
+    c.assert_error(r, 400, "checksum_mismatch")
+    c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+    assert not (c.store / "uploads" / uid).exists()
+    assert c.get(f"/{f['id']}/content").content == b"old"
+    # the CRC32C is of the whole content, from 0, across parts
+    uid = new_session(c, f["id"])
+    s = Stream(c, f["id"], uid, 0, len(data))
+    s.send(data[:1000])
+    s.close()
+    durable_above(c, f["id"], uid, 999)
+    r = put(c, f["id"], uid, 1000, data[1000:],
+            headers={"X-Speechfs-Content-Crc32c": crc_b64(data)})
+    assert_committed(c, f["id"], r, data)
+
+
+def test_a_body_past_the_limit_ends_the_session(sfsd_factory):
+    c = sfsd_factory({"http.max_upload_bytes": str(MIB)})
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    s = Stream(c, f["id"], uid, 0, 2000)
+    s.send(b"a" * 1000)
+    s.close()
+    durable_above(c, f["id"], uid, 999)
+    # a length that says so: refused before the body, the session stays
+    c.assert_error(put(c, f["id"], uid, 1000, b"b" * MIB), 413,
+                   "payload_too_large")
+    assert session(c, f["id"], uid).json()["durable"] == 1000
+
+    def chunks():
+        for _ in range(16):
+            yield b"c" * 65536
+    c.assert_error(put(c, f["id"], uid, 1000, chunks()), 413,
+                   "payload_too_large")
+    c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+    assert c.get(f"/{f['id']}/content").content == b"old"
+
+
+def test_durable_bytes_are_served_with_ranges(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    data = os.urandom(3 * MIB + 5)
+    s = Stream(c, f["id"], uid, 0, len(data) + 100)
+    s.send(data)
+    s.close()
+    d = durable_above(c, f["id"], uid, len(data) - 1)["durable"]
+    assert d == len(data)
+    path = f"/{f['id']}/uploads/{uid}/content"
+    r = c.get(path, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.content == data[:100]
+    assert r.headers["Content-Range"] == f"bytes 0-99/{d}"
+    r = c.get(path, headers={"Range": f"bytes={MIB}-{2 * MIB - 1}"})
+    assert r.status_code == 206 and r.content == data[MIB:2 * MIB]
+    r = c.get(path, headers={"Range": f"bytes={d - 10}-{d + 100}"})
+    assert r.status_code == 206 and r.content == data[-10:]
+    r = c.get(path)
+    assert r.status_code == 200 and r.content == data
+    for rng in (f"bytes={d}-", f"bytes={d + 5}-{d + 10}"):
+        r = c.get(path, headers={"Range": rng})
+        c.assert_error(r, 416, "range_not_satisfiable")
+        assert r.headers["Content-Range"] == f"bytes */{d}"
+    assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+    c.assert_error(c.get(path), 404, "upload_not_found")
+
+
+def test_a_tenant_has_at_most_32_sessions(sfsd):
+    c = sfsd
+    c.quota_user(1 << 40, 1 << 20)
+    f = c.new_file("q", data=b"q")
+    ids = [new_session(c, f["id"], "q") for _ in range(32)]
+    r = c.post(f"/{f['id']}/uploads", "q")
+    c.assert_error(r, 429, "too_many_uploads")
+    # another tenant is not held back
+    g = c.new_file("carol", data=b"c")
+    carol = new_session(c, g["id"], "carol")
+    assert c.delete(f"/{f['id']}/uploads/{ids.pop()}", "q").status_code \
+        == 204
+    ids.append(new_session(c, f["id"], "q"))
+    for uid in ids:
+        assert c.delete(f"/{f['id']}/uploads/{uid}", "q").status_code == 204
+    assert c.delete(f"/{g['id']}/uploads/{carol}", "carol").status_code \
+        == 204
+
+
+def poll_in_thread(c, fid, uid, **params):
+    out = {}
+
+    def run():
+        t = time.time()
+        out["r"] = session(c, fid, uid, **params)
+        out["s"] = time.time() - t
+    th = threading.Thread(target=run)
+    th.start()
+    return th, out
+
+
+def test_a_long_poll_answers_when_durable_moves(sfsd):
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    data = os.urandom(SYNC + 2 * MIB)
+    th, out = poll_in_thread(c, f["id"], uid, durableAbove=0, timeout=30)
+    s = Stream(c, f["id"], uid, 0, len(data))
+    s.send(data[:8 * MIB])
+    s.received()
+    assert th.is_alive(), out      # nothing durable yet: it waits
+    s.send(data[8 * MIB:SYNC + MIB])
+    th.join(60)
+    assert not th.is_alive()
+    assert out["r"].status_code == 200, out["r"].text
+    assert out["r"].json()["durable"] >= SYNC
+    s.send(data[SYNC + MIB:])
+    assert s.answer() == 200
+    s.abandon()
+    assert hashlib.sha256(c.get(f"/{f['id']}/content").content).digest() \
+        == hashlib.sha256(data).digest()
+    # an ended session: at once
+    c.assert_error(session(c, f["id"], uid, durableAbove=0, timeout=30),
+                   404, "upload_not_found")
+    # time up: the values of then
+    uid = new_session(c, f["id"])
+    t = time.time()
+    r = session(c, f["id"], uid, durableAbove=10, timeout=1)
+    assert r.status_code == 200 and r.json()["durable"] == 0
+    assert time.time() - t >= 0.9
+    # the session ends while a poll waits: 404 then
+    th, out = poll_in_thread(c, f["id"], uid, durableAbove=0, timeout=30)
+    assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+    th.join(30)
+    assert not th.is_alive()
+    assert out["r"].status_code in (200, 404)
+    if out["r"].status_code == 200:     # it looked before the delete
+        assert out["r"].json()["durable"] == 0
+    else:
+        assert out["r"].json()["error_type"] == "upload_not_found"
+        assert out["s"] < 25
+    for bad in ({"durableAbove": "-1", "timeout": "1"},
+                {"durableAbove": "0", "timeout": "31"},
+                {"durableAbove": "x"}):
+        b = c.assert_error(session(c, f["id"], new_session(c, f["id"]),
+                                   **bad), 400, "invalid_request")
+        assert b["validation_errors"][0]["location"] in bad
+
+
+def test_a_killed_daemon_keeps_its_sessions_at_their_last_sync(
+        tmp_path_factory, blobs, meta):
+    """kill -9 in the middle of a body: after the restart the session is
+    durable where its last sync was (its file cut back to that), a file
+    without a row is gone, and the content resumed from there is exact."""
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
+    d2 = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        data = os.urandom(SYNC + 20 * MIB + 7)
+        s = Stream(c, f["id"], uid, 0, len(data))
+        s.send(data[:SYNC + 8 * MIB])
+        u = durable_above(c, f["id"], uid, 0)
+        assert u["durable"] >= SYNC
+        s.received()
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(10)
+        d.logf.close()
+        s.abandon()
+        up = c.store / "uploads"
+        assert (up / uid).stat().st_size >= u["durable"]
+        stray = up / ("ab" * 16)
+        stray.write_bytes(b"no row")
+        d2 = Daemon(d.root, c.store, CONFIG)
+        c2 = Client(d2.base, c.store)
+        c2.keys, c2.users = c.keys, c.users
+        r = session(c2, f["id"], uid)
+        assert r.status_code == 200, r.text
+        dur = r.json()["durable"]
+        assert SYNC <= dur < SYNC + 8 * MIB
+        assert r.json()["offset"] == dur
+        assert (up / uid).stat().st_size == dur
+        assert not stray.exists()
+        assert c2.get(f"/{f['id']}/content").content == b"old"
+        r = put(c2, f["id"], uid, dur, data[dur:])
+        assert_committed(c2, f["id"], r, data)
+        assert not (up / uid).exists()
+        c2.http.close()
+    finally:
+        c.http.close()
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        if d2:
+            d2.stop()
+
+
+def test_expired_sessions_are_swept(sfsd_factory):
+    c = sfsd_factory({"uploads.expire_seconds": "1",
+                      "janitor.interval_ms": "100"})
+    f = c.new_file(data=b"old")
+    uids = [new_session(c, f["id"]) for _ in range(3)]
+    deadline = time.time() + 30
+    while any((c.store / "uploads" / u).exists() for u in uids):
+        assert time.time() < deadline, "the sessions were not swept"
+        time.sleep(0.05)
+    for u in uids:
+        c.assert_error(session(c, f["id"], u), 404, "upload_not_found")
+    assert "upload: 1 expired" in c.daemon.log.read_text() or \
+        "expired upload session" in c.daemon.log.read_text()
+
+
+def test_no_sessions_without_extensions(sfsd_factory):
+    c = sfsd_factory({"http.extensions": "false"})
+    f = c.new_file(data=b"old")
+    c.assert_error(c.post(f"/{f['id']}/uploads"), 404)
+    doc = c.get("/api/v1/openapi.json", who=None).json()
+    assert API + "/{id}/uploads" not in doc["paths"]
