@@ -144,20 +144,31 @@ void sfsi_stage_spares_close(const struct sfs_store *s)
 	pthread_mutex_unlock(&spare_files_mu);
 }
 
+/* A stage with no file yet; NULL without memory. */
+static struct sfs_stage *stage_alloc(struct sfs_store *s)
+{
+	struct sfs_stage *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	st->s = s;
+	st->fd = -1;
+	st->limit = INT64_MAX;
+	st->fpin = -1;
+	pthread_mutex_init(&st->fmu, NULL);
+	pthread_cond_init(&st->fcv, NULL);
+	return st;
+}
+
 enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 			      struct sfs_err *e)
 {
 	struct sfs_stage *st;
 
 	*out = NULL;
-	st = calloc(1, sizeof(*st));
+	st = stage_alloc(s);
 	if (!st)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	st->s = s;
-	st->limit = INT64_MAX;
-	st->fpin = -1;
-	pthread_mutex_init(&st->fmu, NULL);
-	pthread_cond_init(&st->fcv, NULL);
 	if (spare_take(st))
 		goto opened;
 	stage_name(st, st->path, sizeof(st->path), PART);
@@ -218,16 +229,11 @@ enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
 	enum sfs_status ret;
 
 	*out = NULL;
-	st = calloc(1, sizeof(*st));
+	st = stage_alloc(s);
 	if (!st)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	st->s = s;
-	st->limit = INT64_MAX;
-	st->fpin = -1;
 	st->keep_file = 1;    /* until it is the stage's to drop */
 	st->stream_tried = 1; /* not followed: it starts in the middle */
-	pthread_mutex_init(&st->fmu, NULL);
-	pthread_cond_init(&st->fcv, NULL);
 	sfs_strlcpy(st->path, path, sizeof(st->path));
 	st->fd = open(path, O_RDWR | O_CLOEXEC);
 	st->md = EVP_MD_CTX_new();

@@ -142,6 +142,17 @@ static enum sfs_status find(struct db *d, struct sfs_store *s,
 	return rc ? SFS_OK : not_found(e, id);
 }
 
+/* A connection (put back by the caller, even on failure) and the row. */
+static enum sfs_status lookup(struct sfs_store *s, const struct sfs_actor *a,
+			      const char *file_id, const char *id,
+			      struct db **d, struct found *out,
+			      struct sfs_err *e)
+{
+	enum sfs_status ret = sfsi_db_get(s, d, e);
+
+	return ret ? ret : find(*d, s, a, file_id, id, out, e);
+}
+
 /*
  * Move the session's expiry on (a use of it), at most every TOUCH_MS (a
  * long poll's loop is no write each); never a refusal.
@@ -268,9 +279,7 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 	enum sfs_status ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = find(d, s, a, file_id, upload_id, &f, e);
+	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
 	if (ret)
 		goto out;
 	out->durable = f.durable;
@@ -305,9 +314,7 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 	enum sfs_status ret;
 	char path[4096];
 
-	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = find(d, s, a, file_id, upload_id, &f, e);
+	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
 	if (!ret)
 		ret = delete_row(d, f.row, e);
 	sfsi_db_put(d);
@@ -384,9 +391,7 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 	char path[4096];
 
 	*out = NULL;
-	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = find(d, s, a, file_id, upload_id, &f, e);
+	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
 	*durable = f.durable;
 	if (!ret)
 		ret = take(s, upload_id, f.row, f.durable, &u, e);

@@ -366,24 +366,6 @@ static enum MHD_Result answer(struct req *r, struct feed *f, int64_t next,
 	return ret;
 }
 
-/* An integer query argument in [lo, hi], or a field error. */
-static int int_arg(struct req *r, const char *name, int64_t lo, int64_t hi,
-		   int64_t *out, struct sfs_err *e)
-{
-	const char *v = req_arg(r, name);
-
-	if (!v)
-		return 0;
-	if (sfs_parse_i64(v, out) || *out < lo || *out > hi) {
-		sfs_err_field(e, name, "invalid",
-			      "'%s' must be an integer from %" PRId64
-			      " to %" PRId64,
-			      name, lo, hi);
-		return -1;
-	}
-	return 0;
-}
-
 /* The first call: read the arguments into a new wait state. */
 static enum MHD_Result start(struct req *r, int *answered)
 {
@@ -395,12 +377,12 @@ static enum MHD_Result start(struct req *r, int *answered)
 	sfs_err_init(&e);
 	*answered = 1;
 	if (req_arg(r, "cursor") &&
-	    int_arg(r, "cursor", 0, INT64_MAX, &cursor, &e))
+	    req_int_arg(r, "cursor", 0, INT64_MAX, &cursor, &e))
 		return respond_errf(r, SFS_INVALID, SFS_R_INVALID_PARAMETER,
 				    "'cursor' must be a cursor this "
 				    "endpoint gave");
-	if (int_arg(r, "timeout", 0, TIMEOUT_MAX_S, &timeout, &e) ||
-	    int_arg(r, "limit", 1, SFS_CHANGES_LIMIT_MAX, &limit, &e) ||
+	if (req_int_arg(r, "timeout", 0, TIMEOUT_MAX_S, &timeout, &e) ||
+	    req_int_arg(r, "limit", 1, SFS_CHANGES_LIMIT_MAX, &limit, &e) ||
 	    req_bool_arg(r, "skipOwn", &skip_own, &e))
 		return respond_err(r, &e);
 	if (cursor < 0) {

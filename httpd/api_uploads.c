@@ -213,31 +213,13 @@ static int wait_in_room(struct uploads_wait *w, uint64_t moves)
 	return ret;
 }
 
-/* An integer query argument in [lo, hi] into *out (unchanged if absent). */
-static int int_arg(struct req *r, const char *name, int64_t lo, int64_t hi,
-		   int64_t *out, struct sfs_err *e)
-{
-	const char *v = req_arg(r, name);
-
-	if (!v)
-		return 0;
-	if (sfs_parse_i64(v, out) || *out < lo || *out > hi) {
-		sfs_err_field(e, name, "invalid",
-			      "'%s' must be an integer from %" PRId64
-			      " to %" PRId64,
-			      name, lo, hi);
-		return -1;
-	}
-	return 0;
-}
-
 /* The first call of a poll: its arguments; 1 when it may wait. */
 static int poll_start(struct req *r, struct sfs_err *e)
 {
 	int64_t above = -1, timeout = 0;
 
-	if (int_arg(r, "durableAbove", 0, INT64_MAX, &above, e) ||
-	    int_arg(r, "timeout", 0, POLL_MAX_S, &timeout, e))
+	if (req_int_arg(r, "durableAbove", 0, INT64_MAX, &above, e) ||
+	    req_int_arg(r, "timeout", 0, POLL_MAX_S, &timeout, e))
 		return -1;
 	if (above < 0 || timeout == 0)
 		return 0;

@@ -242,6 +242,12 @@ enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e);
 void req_set_header(struct req *r, const char *name, const char *val);
 const char *req_get_header_set(struct req *r, const char *name);
 int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e);
+/*
+ * An integer query argument in [lo, hi] into *out (left as it is when
+ * absent): 0, or -1 with a field error in e.
+ */
+int req_int_arg(struct req *r, const char *name, int64_t lo, int64_t hi,
+		int64_t *out, struct sfs_err *e);
 
 /* respond.c */
 unsigned httpd_http_status(enum sfs_status st);

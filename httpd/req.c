@@ -5,6 +5,7 @@
  * stream the `file` part straight into a stage (constant memory) through
  * the parser below.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +432,23 @@ enum sfs_status req_json(struct req *r, json_t **out, struct sfs_err *e)
 	}
 	*out = j;
 	return SFS_OK;
+}
+
+int req_int_arg(struct req *r, const char *name, int64_t lo, int64_t hi,
+		int64_t *out, struct sfs_err *e)
+{
+	const char *v = req_arg(r, name);
+
+	if (!v)
+		return 0;
+	if (sfs_parse_i64(v, out) || *out < lo || *out > hi) {
+		sfs_err_field(e, name, "invalid",
+			      "'%s' must be an integer from %" PRId64
+			      " to %" PRId64,
+			      name, lo, hi);
+		return -1;
+	}
+	return 0;
 }
 
 int req_bool_arg(struct req *r, const char *name, int *out, struct sfs_err *e)
