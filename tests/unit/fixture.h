@@ -189,16 +189,16 @@ int tfx_blob_sha(struct sfs_blob *b, char out[65]);
 #define DROP_V14 "DROP TABLE upload; "
 #define DROP_V12_SQLITE                                                        \
 	DROP_V14                                                               \
-		"DROP TRIGGER file_tagnames_ai; DROP TRIGGER "                 \
-		"file_tagnames_ad;"                                            \
-		" DROP TRIGGER file_tagnames_au; DROP TRIGGER change_file_au;" \
-		" CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"    \
-		" INSERT INTO change(owner_id, file_id, dir, at)"              \
-		" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"       \
-		" INSERT INTO change(owner_id, file_id, dir, at)"              \
-		" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"          \
-		" WHERE old.dir <> new.dir; END;"                              \
-		" ALTER TABLE file DROP COLUMN tagnames;"
+	"DROP TRIGGER file_tagnames_ai; DROP TRIGGER "                         \
+	"file_tagnames_ad;"                                                    \
+	" DROP TRIGGER file_tagnames_au; DROP TRIGGER change_file_au;"         \
+	" CREATE TRIGGER change_file_au AFTER UPDATE ON file BEGIN"            \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" VALUES (new.owner_id, new.id, new.dir, new.ctime_ns);"               \
+	" INSERT INTO change(owner_id, file_id, dir, at)"                      \
+	" SELECT old.owner_id, old.id, old.dir, new.ctime_ns"                  \
+	" WHERE old.dir <> new.dir; END;"                                      \
+	" ALTER TABLE file DROP COLUMN tagnames;"
 #define DROP_V12_PG                                                            \
 	DROP_V14 "DROP TRIGGER file_tagnames ON file_tag;"                     \
 		 " DROP FUNCTION file_tagnames(); DROP TRIGGER "               \
