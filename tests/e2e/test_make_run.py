@@ -136,7 +136,7 @@ def test_make_run_on_a_terminal(tree, tmp_path):
                     clean_env(SPEECHFS_PORT=str(port), TERM="dumb"))
     mnt = tree / "mnt"
     try:
-        assert term.wait_for("Ctrl-C stops both.", 180), term.read()
+        assert term.wait_for("Ctrl-C stops both.", 900), term.read()
         assert "A demo store was made" in term.read()
         assert str(mnt) in mounts()
         env = demo_env(tree)
@@ -164,7 +164,7 @@ def test_make_run_on_a_terminal(tree, tmp_path):
         # a second make run on the same store: it says what runs, and
         # leaves the running demo and its demo.env alone
         other = free_port()
-        p = run(["make", "run"], cwd=tree, check=False, timeout=180,
+        p = run(["make", "run"], cwd=tree, check=False, timeout=600,
                 env=clean_env(SPEECHFS_PORT=str(other),
                               SPEECHFS_MNT=str(tmp_path / "mnt2")))
         assert p.returncode != 0
