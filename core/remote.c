@@ -550,12 +550,13 @@ static unsigned scopes_of(json_t *a)
 
 /*
  * The caller's user id (GET /users/me), from which the ids of the files
- * it makes with an idKey derive (id_key: the feature SFS_REMOTE_ID_KEY),
- * and the scopes of its credentials. Its failure fails the open, as the
- * document's does.
+ * it makes with an idKey derive: the feature SFS_REMOTE_ID_KEY; and the
+ * scopes of its credentials. Its failure fails the open, as the
+ * document's does. Asked of a server with idKey only: an older one is
+ * asked nothing new (test_fs_remote_lost's older server), and its
+ * credentials' scopes are not known (all, as before).
  */
-static enum sfs_status read_user(struct sfs_remote *r, int id_key,
-				 struct sfs_err *e)
+static enum sfs_status read_user(struct sfs_remote *r, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	enum sfs_status st;
@@ -569,10 +570,10 @@ static enum sfs_status read_user(struct sfs_remote *r, int id_key,
 		j = json_loadb(b.buf, b.len, 0, NULL);
 		id = json_string_value(json_object_get(j, "id"));
 		r->scopes = scopes_of(json_object_get(j, "scopes"));
-		if (id && sfs_uuid_valid(id) && id_key) {
+		if (id && sfs_uuid_valid(id)) {
 			(void)sfsi_uuid_norm(id, r->user_id);
 			r->features |= SFS_REMOTE_ID_KEY;
-		} else if (id_key) {
+		} else {
 			st = sfs_errf(&le, SFS_IO, SFS_R_NONE,
 				      "no user id in the answer");
 		}
@@ -649,8 +650,8 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		      "keepDirs"))
 		r->features |= SFS_REMOTE_KEEP_DIRS;
 	post = json_object_get(json_object_get(paths, API "/files"), "post");
-	if (json_object_get(paths, API "/users/me"))
-		st = read_user(r, has_param(post, "idKey"), e);
+	if (has_param(post, "idKey") && json_object_get(paths, API "/users/me"))
+		st = read_user(r, e);
 out:
 	json_decref(doc);
 	sfs_buf_release(&b);
