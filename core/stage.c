@@ -222,7 +222,8 @@ static enum sfs_status hash_prefix(struct sfs_stage *st, int64_t off,
 }
 
 enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
-				   int64_t off, struct sfs_stage **out,
+				   int64_t off, const EVP_MD_CTX *md,
+				   uint32_t crc, struct sfs_stage **out,
 				   struct sfs_err *e)
 {
 	struct sfs_stage *st;
@@ -243,8 +244,14 @@ enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	else if (ftruncate(st->fd, off) < 0)
 		ret = sfsi_errno_status(e, errno, "cutting a stage");
-	else
+	else if (!md)
 		ret = hash_prefix(st, off, e);
+	else if (!EVP_MD_CTX_copy_ex(st->md, md))
+		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	else
+		ret = SFS_OK;
+	if (md)
+		st->crc = crc;
 	if (!ret && lseek(st->fd, off, SEEK_SET) < 0)
 		ret = sfsi_errno_status(e, errno, "seeking a stage");
 	if (ret) {

@@ -113,11 +113,13 @@ struct sfs_stage {
 
 /*
  * A stage over an existing file (a session's), cut to `off` bytes, which
- * are hashed first: appends go after them (sfs_stage_free unlinks the
- * file unless keep_file is set).
+ * are hashed first unless md is given (their SHA-256 state, copied, and
+ * crc their running CRC32C): appends go after them (sfs_stage_free
+ * unlinks the file unless keep_file is set).
  */
 enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
-				   int64_t off, struct sfs_stage **out,
+				   int64_t off, const EVP_MD_CTX *md,
+				   uint32_t crc, struct sfs_stage **out,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 /*
  * upload.c's side of a session's stage: `written` moved (the thread that

@@ -228,6 +228,39 @@ def test_a_dropped_connection_keeps_what_came_and_resumes(sfsd):
     c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
 
 
+def read_by(pid):
+    """What process pid has read (rchar of /proc/PID/io)."""
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+def test_a_resume_after_a_drop_reads_nothing_again(sfsd):
+    """The daemon keeps the hashes of what came at the drop: resuming
+    from there does not read the session's file to hash it again (it did
+    until 08:05: rchar grew by the whole prefix), and the content is
+    still exact; resuming from below it reads the prefix."""
+    c = sfsd
+    f = c.new_file(data=b"old")
+    data = os.urandom(40 * MIB + 11)
+    cut = 40 * MIB
+    for resume_at in (cut, cut - 4096):
+        uid = new_session(c, f["id"])
+        s = Stream(c, f["id"], uid, 0, len(data))
+        s.send(data[:cut])
+        s.close()
+        durable_above(c, f["id"], uid, cut - 1)
+        before = read_by(c.daemon.proc.pid)
+        r = put(c, f["id"], uid, resume_at, data[resume_at:])
+        got = read_by(c.daemon.proc.pid) - before
+        assert_committed(c, f["id"], r, data)
+        if resume_at == cut:
+            assert got < 8 * MIB, got
+        else:
+            assert got >= resume_at, got
+
+
 def test_an_offset_past_durable_is_a_conflict(sfsd):
     c = sfsd
     f = c.new_file(data=b"old")
