@@ -485,6 +485,11 @@ int64_t sfsi_remote_origin(const struct sfs_remote *r)
 	return r->origin;
 }
 
+int sfsi_remote_timeout(const struct sfs_remote *r)
+{
+	return r->timeout_s;
+}
+
 int sfsi_remote_down(struct sfs_remote *r)
 {
 	return __atomic_load_n(&r->down, __ATOMIC_SEQ_CST);
@@ -645,6 +650,8 @@ static enum sfs_status read_features(struct sfs_remote *r, struct sfs_err *e)
 		r->features |= SFS_REMOTE_SPACE;
 	if (json_object_get(paths, API "/files/{id}/sync"))
 		r->features |= SFS_REMOTE_LAZY;
+	if (json_object_get(paths, API "/files/{id}/uploads"))
+		r->features |= SFS_REMOTE_UPLOADS;
 	if (has_param(json_object_get(json_object_get(paths, API "/files/{id}"),
 				      "delete"),
 		      "keepDirs"))

@@ -12,6 +12,7 @@
 #ifndef SPEECHFS_REMOTE_I_H
 #define SPEECHFS_REMOTE_I_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "speechfs/auth.h"
@@ -172,6 +173,9 @@ int64_t sfsi_remote_crc32c_of(void *curl, int ok);
 
 /* This client's origin (X-Speechfs-Origin): its changes in the feed. */
 int64_t sfsi_remote_origin(const struct sfs_remote *r);
+
+/* The connection's timeout (connect and stall bound), in seconds. */
+int sfsi_remote_timeout(const struct sfs_remote *r);
 
 /* 1 while the server gives no answer at all (its last request failed). */
 int sfsi_remote_down(struct sfs_remote *r);
@@ -700,6 +704,55 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 			    const char *id, unsigned flags,
 			    struct sfs_buf *answer, int64_t *crc32c,
 			    enum sfs_status *status, struct sfs_err *e);
+
+/* ---- a streamed stage's resumable upload session (remote_parts.c) ---- */
+
+struct sfsi_rparts {
+	struct sfs_remote *r;
+	struct sfs_stage *st;
+	char upload[40]; /* the session's id, "" when none */
+	char path[160];	 /* …/files/{id}/uploads/{upload} */
+	pthread_t th;	 /* the poller */
+	int polling;	 /* th runs */
+	int stop;	 /* the poller's (atomic, and under mu) */
+	int inited;	 /* mu and cv */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+/*
+ * Make a session for file_id's content (POST …/uploads); 0, or -1 when
+ * none was made (the stream goes without, as before the extension).
+ */
+int sfsi_rparts_begin(struct sfsi_rparts *p, struct sfs_remote *r,
+		      struct sfs_stage *st, const char *file_id);
+/*
+ * The poller: it long-polls the session's durable offset and frees the
+ * stage's file below it (and below what the stream sent); stopped and
+ * joined by poll_stop (or release, which frees p's own).
+ */
+void sfsi_rparts_poll_start(struct sfsi_rparts *p);
+void sfsi_rparts_poll_stop(struct sfsi_rparts *p);
+void sfsi_rparts_release(struct sfsi_rparts *p);
+/* The session's durable offset now (SFS_NOT_FOUND: the session is gone). */
+enum sfs_status sfsi_rparts_durable(struct sfsi_rparts *p, int64_t *durable,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+/* End the session (DELETE), best effort. */
+void sfsi_rparts_drop(struct sfsi_rparts *p);
+/*
+ * Bring the stage's first `freed` bytes (freed, no more freed since)
+ * back into its file from the session's content; SFS_WOULD_WAIT on a
+ * thread that may not wait (nothing done), SFS_IO when the server no
+ * longer has them (logged).
+ */
+enum sfs_status sfsi_rparts_restore(struct sfsi_rparts *p, int64_t freed,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The stage st is read, or written out of order: its file is made whole
+ * first (sfsi_rparts_restore when its stream has a session).
+ */
+enum sfs_status sfsi_remote_stream_whole(struct sfs_stage *st,
+					 struct sfs_err *e) SFS_MUST_CHECK;
 
 /* ---- users and shares (remote_share.c) ---- */
 

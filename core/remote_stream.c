@@ -12,14 +12,23 @@
  * the request off: the server sees the body end early and commits
  * nothing. The answer is checked by the commit as any upload's (size
  * and CRC32C, or sha256, against the stage's); a stream that got no answer
- * leaves the commit to send the stage whole.
+ * leaves the commit to send the stage whole. With the server's uploads
+ * extension the stream goes in a resumable session (remote_parts.c):
+ * the stage's file is freed below what the server holds durably, a
+ * stream that got no answer resumes from the session's durable offset,
+ * and one whose session is gone after bytes were freed fails (EIO, the
+ * file keeps its old content on the server).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "remote_i.h"
 #include "stage_i.h"
+#include "crc32c_i.h"
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/util.h"
@@ -34,10 +43,14 @@ struct rstream {
 	struct sfs_stage *st;
 	char id[SFS_ID_SIZE];
 	unsigned flags;
-	char path[160];
+	char path[224];
+	char header[48]; /* Upload-Offset, with a session */
+	struct sfsi_rparts parts;
+	int has_parts; /* parts made: under the stage's fmu (readers) */
 	pthread_t th;
 	int cancel; /* read atomically by the source and the transfer */
 	int64_t sent;
+	int cut; /* the source cut the body off: the stage turned random */
 	/* the request's end, the sender's until it is joined */
 	enum sfs_status status;
 	struct sfs_err err;
@@ -61,8 +74,10 @@ static ssize_t source(void *arg, char *buf, size_t len)
 	got = sfsi_stage_follow(x->st, x->sent + 1, &end, &x->cancel);
 	if (__atomic_load_n(&x->cancel, __ATOMIC_RELAXED))
 		return -1;
-	if (end && !sfsi_stage_complete(x->st))
+	if (end && !sfsi_stage_complete(x->st)) {
+		x->cut = 1;
 		return -1; /* out of order now: not this body */
+	}
 	if (got <= x->sent) {
 		/* complete, and all of it sent: its CRC32C is the trailer */
 		x->sent_crc = sfs_stage_crc32c(x->st);
@@ -75,6 +90,59 @@ static ssize_t source(void *arg, char *buf, size_t len)
 		return -1;
 	x->sent += n;
 	return n;
+}
+
+/* The stream's session was not there (deleted, expired, elsewhere). */
+static int upload_gone(const struct rstream *x)
+{
+	return x->status && x->err.reason == SFS_R_UPLOAD_NOT_FOUND;
+}
+
+/* Worth asking again: the session busy (the old body not seen ended). */
+static int upload_again(const struct rstream *x)
+{
+	return x->code == 429 ||
+	       (x->status && (x->err.reason == SFS_R_UPLOAD_BUSY ||
+			      x->err.reason == SFS_R_UPLOAD_OFFSET_MISMATCH));
+}
+
+/*
+ * A fresh session's stream was refused upload_not_found: its requests
+ * reach another daemon than the one that made it (a balancer without
+ * affinity). No more sessions for this process: writes keep a whole
+ * local copy (said once).
+ */
+static int sessions_off;
+
+static void sessions_unreachable(void)
+{
+	if (!__atomic_exchange_n(&sessions_off, 1, __ATOMIC_RELAXED))
+		sfs_warn("remote",
+			 "the server's upload sessions are not reachable (a "
+			 "balancer without affinity?): writes keep a whole "
+			 "local copy");
+}
+
+/*
+ * A session for the stream when the server has the extension: the body
+ * goes to it from offset 0, and the poller frees what it holds durably.
+ */
+static void start_parts(struct rstream *x, struct sfsi_remote_req *q)
+{
+	size_t n = strlen(x->path);
+
+	if (!(sfsi_remote_has(x->s) & SFS_REMOTE_UPLOADS) ||
+	    __atomic_load_n(&sessions_off, __ATOMIC_RELAXED) ||
+	    sfsi_rparts_begin(&x->parts, x->r, x->st, x->id))
+		return;
+	snprintf(x->path + n, sizeof(x->path) - n, "%supload=%s",
+		 strchr(x->path, '?') ? "&" : "?", x->parts.upload);
+	snprintf(x->header, sizeof(x->header), "Upload-Offset: 0");
+	q->header = x->header;
+	pthread_mutex_lock(&x->st->fmu);
+	x->has_parts = 1;
+	pthread_mutex_unlock(&x->st->fmu);
+	sfsi_rparts_poll_start(&x->parts);
 }
 
 static void *sender(void *arg)
@@ -109,9 +177,195 @@ static void *sender(void *arg)
 		sfsi_stage_follow_detach(x->st);
 		return NULL;
 	}
+	start_parts(x, &q);
 	x->status = sfsi_remote_request(x->r, &q, &x->answer, &x->err);
 	sfsi_stage_follow_detach(x->st);
+	/*
+	 * An answer at the body's end ended the session (and the poll); a
+	 * refusal before it left it (dropped, as a cut one), unless close()
+	 * may resume it (none, or busy).
+	 */
+	sfsi_rparts_poll_stop(&x->parts);
+	if (x->parts.upload[0] &&
+	    ((!x->code &&
+	      (x->cut || __atomic_load_n(&x->cancel, __ATOMIC_RELAXED))) ||
+	     (x->code && x->status && !upload_again(x) && !upload_gone(x))))
+		sfsi_rparts_drop(&x->parts);
 	return NULL;
+}
+
+/* The resumed body: the stage's file from x->sent to its end. */
+static ssize_t file_source(void *arg, char *buf, size_t len)
+{
+	struct rstream *x = arg;
+	ssize_t n;
+
+	if (x->sent >= x->st->size) {
+		x->sent_crc = sfs_stage_crc32c(x->st);
+		return 0;
+	}
+	if ((int64_t)len > x->st->size - x->sent)
+		len = (size_t)(x->st->size - x->sent);
+	do
+		n = pread(x->st->fd, buf, len, x->sent);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	x->sent += n;
+	return n;
+}
+
+/* The stream again from the server's durable offset d (stage hashed). */
+static void resume_put(struct rstream *x, int64_t d)
+{
+	struct sfsi_remote_req q = { .method = "PUT",
+				     .path = x->path,
+				     .header = x->header,
+				     .fd = -1,
+				     .source = file_source,
+				     .source_arg = x,
+				     .http_code = &x->code,
+				     .crc32c = &x->crc32c };
+
+	if (sfsi_remote_has(x->s) & SFS_REMOTE_CRC32C)
+		q.content_crc32c = &x->sent_crc;
+	snprintf(x->header, sizeof(x->header), "Upload-Offset: %lld",
+		 (long long)d);
+	x->sent = d;
+	x->code = 0;
+	sfs_err_init(&x->err);
+	sfs_buf_reset(&x->answer);
+	x->status = sfsi_remote_request(x->r, &q, &x->answer, &x->err);
+}
+
+static int crc_sink(void *arg, const void *data, size_t len)
+{
+	uint32_t *crc = arg;
+
+	*crc = sfsi_crc32c(*crc, data, len);
+	return 0;
+}
+
+/*
+ * The session is gone with bytes freed: did its commit happen (the
+ * answer lost)? The file's size, and its sha256 or the CRC32C of its
+ * content (read once), against the stage's. 1: it did, x->answer holds
+ * the file as the commit's answer.
+ */
+static int committed_already(struct rstream *x, const char *id)
+{
+	struct sfsi_remote_req q = { .method = "GET", .fd = -1 };
+	struct sfs_buf b = SFS_BUF_INIT(0);
+	const char *sha = sfs_stage_sha256(x->st);
+	char path[160];
+	struct sfs_file f;
+	struct sfs_err e;
+	uint32_t crc = 0;
+	int same;
+
+	sfs_err_init(&e);
+	sfs_buf_reset(&x->answer);
+	snprintf(path, sizeof(path), API "/files/%s", id);
+	q.path = path;
+	if (sfsi_remote_request(x->r, &q, &x->answer, &e) ||
+	    sfs_remote_file_decode(x->answer.buf, x->answer.len, &f, &e))
+		return 0;
+	same = f.size == x->st->size && !f.deleted;
+	if (same && sha)
+		same = !strcmp(sha, f.sha256);
+	sfs_file_release(&f);
+	if (!same || sha)
+		return same;
+	snprintf(path, sizeof(path), API "/files/%s/content", id);
+	q.sink = crc_sink;
+	q.arg = &crc;
+	same = !sfsi_remote_request(x->r, &q, &b, &e) &&
+	       crc == sfs_stage_crc32c(x->st);
+	sfs_buf_release(&b);
+	return same;
+}
+
+/*
+ * The stream got no answer: resume it from the session's durable offset,
+ * again while the server says the session is busy (it holds a body it has
+ * not seen end until its connection timeout) for up to max(60 s, 2 x
+ * the timeout). 0: x holds the answer, or nothing was freed and the stage
+ * goes up whole (the session dropped); 1: bytes were freed and cannot
+ * reach the server (the session dropped when it answers).
+ */
+static int resume(struct rstream *x, const char *id)
+{
+	struct sfs_stage *st = x->st;
+	int64_t freed, d;
+	time_t until = time(NULL) + 2 * sfsi_remote_timeout(x->r);
+	const char *why = "the server does not answer";
+	struct sfs_err e;
+
+	if (until < time(NULL) + 60)
+		until = time(NULL) + 60;
+	pthread_mutex_lock(&st->fmu);
+	st->whole = 1;
+	freed = st->freed;
+	pthread_mutex_unlock(&st->fmu);
+	for (;;) {
+		sfs_err_init(&e);
+		if (sfsi_rparts_durable(&x->parts, &d, &e)) {
+			if (e.reason == SFS_R_UPLOAD_NOT_FOUND)
+				why = "its upload session is gone";
+			break;
+		}
+		if (d < freed) {
+			why = "its upload session holds fewer bytes";
+			break;
+		}
+		resume_put(x, d);
+		if (upload_gone(x)) {
+			why = "its upload session is gone";
+			break;
+		}
+		if (x->code && !upload_again(x))
+			return 0; /* the commit's answer */
+		why = x->code ? "its upload session stays busy"
+			      : "the server does not answer";
+		if (!x->code || time(NULL) >= until)
+			break;
+		sleep(1);
+	}
+	x->code = 0;
+	if (freed && !strcmp(why, "its upload session is gone") &&
+	    committed_already(x, id)) {
+		x->code = 200;
+		x->status = SFS_OK;
+		x->crc32c = sfs_stage_crc32c(st);
+		return 0;
+	}
+	sfsi_rparts_drop(&x->parts);
+	if (!freed)
+		return 0; /* sent whole */
+	sfs_error("remote",
+		  "the upload of '%s' cannot resume: %s, and its first %lld "
+		  "bytes were freed from the mount's cache; the file keeps "
+		  "the content the server has",
+		  id, why, (long long)freed);
+	return 1;
+}
+
+enum sfs_status sfsi_remote_stream_whole(struct sfs_stage *st,
+					 struct sfs_err *e)
+{
+	struct rstream *x = st->stream;
+	int64_t freed;
+	int has;
+
+	/* no punch from now on: the copy is whole again once restored */
+	pthread_mutex_lock(&st->fmu);
+	st->whole = 1;
+	has = x->has_parts;
+	freed = st->freed;
+	pthread_mutex_unlock(&st->fmu);
+	if (!has || !freed)
+		return SFS_OK;
+	return sfsi_rparts_restore(&x->parts, freed, e);
 }
 
 void sfsi_remote_stream_start(struct sfs_store *s, struct sfs_stage *st)
@@ -152,6 +406,7 @@ void sfsi_remote_stream_start(struct sfs_store *s, struct sfs_stage *st)
 /* x's sender joined: the stage has no stream any more. */
 static void stream_free(struct rstream *x)
 {
+	sfsi_rparts_release(&x->parts);
 	x->st->stream = NULL;
 	sfs_buf_release(&x->answer);
 	free(x);
@@ -195,6 +450,18 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 	}
 	/* the body ends with the stage: wait for the server's answer */
 	pthread_join(x->th, NULL);
+	if (x->parts.upload[0] && upload_gone(x) && !st->freed)
+		sessions_unreachable();
+	if ((!x->code || upload_again(x) || upload_gone(x)) &&
+	    x->parts.upload[0] && resume(x, id)) {
+		x->status = sfs_errf(&x->err, SFS_IO, SFS_R_NONE,
+				     "the upload of '%s' cannot be finished "
+				     "(its upload session is gone or does not "
+				     "answer, bytes were freed): the file "
+				     "keeps the content the server has",
+				     id);
+		x->code = 500;
+	}
 	if (!x->code || x->code == 429) {
 		sfs_debug("remote",
 			  "streaming '%s' got no answer (%s): sent whole", id,

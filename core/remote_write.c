@@ -405,6 +405,12 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 				    e)) {
 		if (!st)
 			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
+	} else if (content->freed) {
+		/* its start freed (the server held it in a session now gone) */
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "the upload of '%s' lost bytes the server held "
+			      "in its session: the file keeps its old content",
+			      id);
 	} else {
 		st = sfsi_remote_put_content(
 			sfsi_remote_of(s), id, content->fd, NULL, flags, &f,

@@ -297,6 +297,18 @@ static void stream_free(struct sfs_stage *st)
 		s->blob_be->stream_free(s, st);
 }
 
+/*
+ * Before the stage's file is read or written out of order: a remote
+ * stream may have freed its start (remote_parts.c), which comes back
+ * first (SFS_WOULD_WAIT: nothing changed, ask again where it may wait).
+ */
+static enum sfs_status stage_whole(struct sfs_stage *st, struct sfs_err *e)
+{
+	if (!st->s->ops || !st->stream)
+		return SFS_OK;
+	return sfsi_remote_stream_whole(st, e);
+}
+
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes)
 {
 	st->limit = max_bytes > 0 ? max_bytes : INT64_MAX;
@@ -434,6 +446,9 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 				"more than %lld bytes", (long long)st->limit);
 	if (!st->random && off == st->size)
 		return sfs_stage_write(st, data, len, e);
+	ret = stage_whole(st, e);
+	if (ret)
+		return ret;
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
 	ret = sfsi_stage_pipe_end(st, e);
 	if (ret)
@@ -453,8 +468,11 @@ enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 				int64_t off, size_t *got, struct sfs_err *e)
 {
 	size_t done = 0;
+	enum sfs_status ret = stage_whole(st, e);
+
 	/* the bytes still buffered go to the file; hashing goes on */
-	enum sfs_status ret = st->pipe ? sfsi_stage_pipe_sync(st, e) : SFS_OK;
+	if (!ret && st->pipe)
+		ret = sfsi_stage_pipe_sync(st, e);
 
 	if (ret)
 		return ret;
@@ -490,6 +508,9 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 				"more than %lld bytes", (long long)st->limit);
 	if (size == st->size)
 		return SFS_OK;
+	ret = stage_whole(st, e);
+	if (ret)
+		return ret;
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
 	ret = sfsi_stage_pipe_end(st, e);
 	if (ret)

@@ -19,6 +19,8 @@ void sfsi_stage_followers(struct sfs_stage *st, int64_t written, int end)
 	pthread_mutex_lock(&st->fmu);
 	if (written > st->fwritten)
 		st->fwritten = written;
+	if (written > st->ffile)
+		st->ffile = written;
 	st->fend |= end;
 	pthread_cond_broadcast(&st->fcv);
 	pthread_mutex_unlock(&st->fmu);

@@ -80,6 +80,16 @@ struct sfs_stage {
 	int stream_tried;
 	void *stream; /* the blob backend's (or the remote store's), or NULL */
 	/*
+	 * A remote stream in a resumable upload (remote_parts.c) frees the
+	 * file's pages the server holds durably: [0, freed) of the file is
+	 * holes (punched, the file's size kept); ffile: bytes the writer
+	 * has put in the file (in order); whole: nothing is freed any more
+	 * (the stage is read or turned random). Under fmu.
+	 */
+	int64_t ffile;
+	int64_t freed;
+	int whole;
+	/*
 	 * The follower reads what the pipe holds from its memory
 	 * (sfsi_stage_follow_read) while they are there, and the file for
 	 * what the pipe filled again before it read it: while it follows,

@@ -45,7 +45,13 @@ enum sfs_remote_features {
 	 * /directories/rename): a directory emptied stays, explicit, as
 	 * sfs_store_keep_dirs has it locally
 	 */
-	SFS_REMOTE_KEEP_DIRS = 1 << 8
+	SFS_REMOTE_KEEP_DIRS = 1 << 8,
+	/*
+	 * /files/{id}/uploads: a PUT of content streamed in a session the
+	 * server makes durable in parts and lets resume from its durable
+	 * offset, so a streamed stage frees what the server holds
+	 */
+	SFS_REMOTE_UPLOADS = 1 << 9
 };
 
 /*

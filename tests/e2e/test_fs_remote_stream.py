@@ -39,11 +39,13 @@ REMOTE_CONFIG = {"http.connection_timeout": "10"}
 
 
 def staged_at_server(dm):
-    """Bytes in the server's stages now (uploads on their way in)."""
+    """Bytes in the server's stages now (uploads on their way in, and
+    the files of upload sessions: a mount's stream goes in one)."""
     n = 0
-    for root, _, files in os.walk(dm.store / "staging"):
+    for root, _, files in (*os.walk(dm.store / "staging"),
+                           *os.walk(dm.store / "uploads")):
         for f in files:
-            if f != "lock":
+            if f not in ("lock", ".node"):
                 try:
                     n += os.stat(os.path.join(root, f)).st_size
                 except FileNotFoundError:
@@ -258,8 +260,9 @@ def test_server_killed_mid_stream(remote):
     """The server killed while the writer writes (the stream in
     flight): with the server still gone at close(), close() fails and
     the server (started again) holds the old content; started again
-    before close(), close() sends the whole stage and the server holds
-    exactly the local bytes."""
+    before close(), close() resumes the stream from the server's durable
+    offset (its upload session; the whole stage from a server without
+    them) and the server holds exactly the local bytes."""
     dm, key, _, _ = remote
     old = b"RIFF old " * 100
     f = upload(dm, key, old, "killed")

@@ -311,7 +311,8 @@ static void test_against_a_daemon(void)
 	CHECK(sfs_remote_features(r) ==
 	      (SFS_REMOTE_CONTENT | SFS_REMOTE_DIRS | SFS_REMOTE_CHANGES |
 	       SFS_REMOTE_XATTRS | SFS_REMOTE_SPACE | SFS_REMOTE_LAZY |
-	       SFS_REMOTE_ID_KEY | SFS_REMOTE_CRC32C | SFS_REMOTE_KEEP_DIRS));
+	       SFS_REMOTE_ID_KEY | SFS_REMOTE_CRC32C | SFS_REMOTE_KEEP_DIRS |
+	       SFS_REMOTE_UPLOADS));
 	/* the user's id, for the ids derived from idKey */
 	CHECK(!strcmp(sfs_remote_user_id(r), fx.a.user_id));
 	/* a file as the core has it */

@@ -1,0 +1,308 @@
+/*
+ * A streamed stage's resumable upload session (remote_i.h): a server
+ * with the uploads extension (SFS_REMOTE_UPLOADS) takes the stream of
+ * remote_stream.c in a session it makes durable in parts. A poller
+ * thread long-polls the session's durable offset on a pooled connection
+ * of its own and punches holes in the stage's file below it (what the
+ * server holds durably and the stream has sent), so that the pages the
+ * writer fills next are those just freed, not fresh memory: writing the
+ * whole local copy into fresh page-cache pages was most of the mount's
+ * CPU per GiB streamed (work notes writeperf2, parts-mount). What was
+ * freed comes back from the session's content (GET …/uploads/U/content)
+ * when the stage is read or turns random; a lost stream resumes from the
+ * session's durable offset (remote_stream.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "remote_i.h"
+#include "stage_i.h"
+#include "util_i.h"
+#include "speechfs/log.h"
+#include "speechfs/util.h"
+#include "speechfs/banned.h"
+
+#define API "/api/v1/speech-services"
+#define PAGE 4096
+#define POLL_S 5 /* the long poll's wait on the server */
+
+/* The session's JSON answer in b: its id (may be NULL) and durable. */
+static enum sfs_status session_json(const struct sfs_buf *b, char *id,
+				    size_t size, int64_t *durable,
+				    struct sfs_err *e)
+{
+	json_t *j = json_loadb(b->buf, b->len, 0, NULL);
+	json_t *d = json_object_get(j, "durable");
+	const char *u = json_string_value(json_object_get(j, "id"));
+	enum sfs_status st = SFS_OK;
+
+	if (!json_is_integer(d) || json_integer_value(d) < 0 ||
+	    (id && (!u || strlen(u) >= size || !u[0])))
+		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+			      "the server's upload session answer is not one");
+	else {
+		*durable = (int64_t)json_integer_value(d);
+		if (id)
+			sfs_strlcpy(id, u, size);
+	}
+	json_decref(j);
+	return st;
+}
+
+int sfsi_rparts_begin(struct sfsi_rparts *p, struct sfs_remote *r,
+		      struct sfs_stage *st, const char *file_id)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = { .method = "POST", .fd = -1 };
+	char path[160];
+	enum sfs_status ret;
+	struct sfs_err e;
+	int64_t durable = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->r = r;
+	p->st = st;
+	snprintf(path, sizeof(path), API "/files/%s/uploads", file_id);
+	q.path = path;
+	sfs_err_init(&e);
+	ret = sfsi_remote_request(r, &q, &b, &e);
+	if (!ret)
+		ret = session_json(&b, p->upload, sizeof(p->upload), &durable,
+				   &e);
+	sfs_buf_release(&b);
+	if (ret || strspn(p->upload, "0123456789abcdef") != strlen(p->upload)) {
+		/* streamed as before: kept whole, resent whole */
+		sfs_debug("remote", "no upload session for '%s': %s", file_id,
+			  ret ? e.message : "a bad id");
+		p->upload[0] = '\0';
+		return -1;
+	}
+	snprintf(p->path, sizeof(p->path), API "/files/%s/uploads/%s", file_id,
+		 p->upload);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->inited = 1;
+	return 0;
+}
+
+/*
+ * The server holds [0, durable) durably: free the stage's file below it,
+ * below what the stream has sent (fdone) and what the writer has put in
+ * the file (ffile), in whole pages. Under fmu, so that a reader that
+ * turned the stage whole (sfsi_rparts_restore) sees no punch after.
+ */
+static void punch(struct sfs_stage *st, int64_t durable)
+{
+	int64_t lim = durable;
+
+	pthread_mutex_lock(&st->fmu);
+	if (lim > st->fdone)
+		lim = st->fdone;
+	if (lim > st->ffile)
+		lim = st->ffile;
+	lim -= lim % PAGE;
+	if (!st->whole && lim > st->freed) {
+		if (fallocate(st->fd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      st->freed, lim - st->freed) == 0)
+			st->freed = lim;
+		else
+			st->whole = 1; /* cannot: the copy stays whole */
+	}
+	pthread_mutex_unlock(&st->fmu);
+}
+
+/* Wait ms milliseconds or until the poller is stopped; 1 when stopped. */
+static int pause_ms(struct sfsi_rparts *p, long ms)
+{
+	struct timespec t;
+	int stop;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &t) == 0)
+		;
+	stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return stop;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Long-poll the session's durable offset until the session ends (404:
+ * the stream's answer ended it) or the poller is stopped; a server that
+ * does not answer is asked again each second, one that answers at once
+ * without a change (no long poll) every 100 ms.
+ */
+static void *poller(void *arg)
+{
+	struct sfsi_rparts *p = arg;
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = { .method = "GET",
+				     .fd = -1,
+				     .cancel = &p->stop,
+				     .timeout_s = POLL_S + 10 };
+	char path[sizeof(p->path) + 48];
+	int64_t seen = 0, d, t0;
+	enum sfs_status ret;
+	struct sfs_err e;
+
+	q.path = path;
+	while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
+		snprintf(path, sizeof(path), "%s?durableAbove=%lld&timeout=%d",
+			 p->path, (long long)seen, POLL_S);
+		sfs_err_init(&e);
+		sfs_buf_reset(&b);
+		t0 = now_ms();
+		ret = sfsi_remote_request(p->r, &q, &b, &e);
+		if (ret == SFS_NOT_FOUND)
+			break;
+		if (!ret)
+			ret = session_json(&b, NULL, 0, &d, &e);
+		if (ret) {
+			if (pause_ms(p, 1000))
+				break;
+			continue;
+		}
+		if (d > seen) {
+			seen = d;
+			punch(p->st, d);
+		} else if (now_ms() - t0 < 50 && pause_ms(p, 100)) {
+			break;
+		}
+	}
+	sfs_buf_release(&b);
+	return NULL;
+}
+
+void sfsi_rparts_poll_start(struct sfsi_rparts *p)
+{
+	if (p->upload[0] && !pthread_create(&p->th, NULL, poller, p))
+		p->polling = 1;
+}
+
+void sfsi_rparts_poll_stop(struct sfsi_rparts *p)
+{
+	if (!p->polling)
+		return;
+	pthread_mutex_lock(&p->mu);
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->th, NULL);
+	p->polling = 0;
+}
+
+void sfsi_rparts_release(struct sfsi_rparts *p)
+{
+	sfsi_rparts_poll_stop(p);
+	if (!p->inited)
+		return;
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	p->inited = 0;
+}
+
+enum sfs_status sfsi_rparts_durable(struct sfsi_rparts *p, int64_t *durable,
+				    struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = { .method = "GET",
+				     .path = p->path,
+				     .fd = -1 };
+	enum sfs_status ret = sfsi_remote_request(p->r, &q, &b, e);
+
+	if (!ret)
+		ret = session_json(&b, NULL, 0, durable, e);
+	sfs_buf_release(&b);
+	return ret;
+}
+
+void sfsi_rparts_drop(struct sfsi_rparts *p)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = {
+		.method = "DELETE", .path = p->path, .fd = -1, .timeout_s = 2
+	};
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfsi_remote_request(p->r, &q, &b, &e))
+		sfs_debug("remote", "cannot end the upload session '%s': %s",
+			  p->upload, e.message);
+	sfs_buf_release(&b);
+}
+
+struct restore {
+	int fd;
+	int64_t off;
+};
+
+/* The session's bytes into the stage's file where they were. */
+static int restore_sink(void *arg, const void *data, size_t len)
+{
+	struct restore *w = arg;
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfsi_stage_write_all(w->fd, data, len, w->off, &e))
+		return SFS_IO;
+	w->off += (int64_t)len;
+	return 0;
+}
+
+enum sfs_status sfsi_rparts_restore(struct sfsi_rparts *p, int64_t freed,
+				    struct sfs_err *e)
+{
+	struct sfs_stage *st = p->st;
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct restore w = { .fd = st->fd };
+	struct sfsi_remote_req q = {
+		.method = "GET", .fd = -1, .sink = restore_sink, .arg = &w
+	};
+	char path[sizeof(p->path) + 16];
+	enum sfs_status ret;
+
+	if (sfsi_would_wait(e, p->path))
+		return SFS_WOULD_WAIT;
+	snprintf(path, sizeof(path), "%s/content", p->path);
+	q.path = path;
+	q.len = freed;
+	ret = sfsi_remote_request(p->r, &q, &b, e);
+	if (!ret && w.off != freed)
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "short answer");
+	sfs_buf_release(&b);
+	if (ret) {
+		sfs_error("remote",
+			  "cannot read back the first %lld bytes of a file "
+			  "being written from its upload session '%s' (they "
+			  "were freed from the mount's cache): %s",
+			  (long long)freed, p->upload, e ? e->message : "");
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the server no longer gives the bytes of the "
+				"upload session '%s'",
+				p->upload);
+	}
+	pthread_mutex_lock(&st->fmu);
+	st->freed = 0;
+	pthread_mutex_unlock(&st->fmu);
+	return SFS_OK;
+}

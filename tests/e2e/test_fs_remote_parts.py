@@ -1,0 +1,269 @@
+"""The remote mount's streamed writes in resumable upload sessions (the
+server's uploads extension, work notes parts-spec.md): a file written
+in order past a few MiB goes up in a session the server makes durable
+in parts, and the mount frees (punches holes in) its stage's file below
+what the server holds durably. A real speechfsd on 127.0.0.1 and a real
+mount. What must hold: the stage's allocated blocks stay bounded while
+a big file is written (the punching happens); the server killed (-9)
+mid-stream after holes were punched and started again: close()
+succeeds, the content byte-exact (the stream resumed from the server's
+durable offset); the session deleted mid-write: close() fails with EIO
+and the file keeps its old content; a read of the file below what was
+freed and a write behind the end after freeing bring the freed bytes
+back first (the content exact); a server with extensions off still
+takes the stream (kept whole, resent whole)."""
+import contextlib
+import errno
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import requests
+
+from fsutil import (eventually, remote, sha256_file, store)  # noqa: F401
+from test_fs_remote import RemoteMount
+from test_fs_remote_faults import server_sha, sha, upload
+
+FILES = "/api/v1/speech-services/files"
+MIB = 1 << 20
+
+
+def stage_file(m):
+    """The mount's biggest stage file now (its path), or None."""
+    best, size = None, -1
+    for root, _, files in os.walk(m.cache / "staging"):
+        for f in files:
+            p = os.path.join(root, f)
+            try:
+                st = os.stat(p)
+            except FileNotFoundError:
+                continue
+            if f != "lock" and st.st_size > size:
+                best, size = p, st.st_size
+    return best
+
+
+def allocated(path):
+    """Bytes allocated to path (its blocks), 0 once it is gone."""
+    try:
+        return os.stat(path).st_blocks * 512
+    except (FileNotFoundError, TypeError):
+        return 0
+
+
+def server_holds(dm, key, name, data):
+    """The server's file `name` holds exactly data."""
+    r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
+                     params={"name": name}, timeout=30)
+    (g,) = r.json()["files"]
+    assert (g["size"], g["sha256"]) == (len(data), sha(data))
+
+
+def write_chunks(f, data, start, end):
+    for off in range(start, end, MIB):
+        f.write(data[off:min(off + MIB, end)])
+    f.flush()
+
+
+def freed(m, path, written):
+    """Whether the stage of a file `written` bytes long has holes."""
+    st = stage_file(m)
+    return st is not None and allocated(st) < written - 32 * MIB
+
+
+@contextlib.contextmanager
+def writing(remote):
+    """A mount of the remote fixture's daemon: (daemon, key, mount); its
+    log and the daemon's tail printed (shown when the test fails)."""
+    dm, key = remote[0], remote[1]
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        yield dm, key, m
+    finally:
+        print(m.output())
+        print(dm.output()[-6000:])
+        m.stop()
+
+
+def test_stage_blocks_stay_bounded(remote):
+    """While a big file is written in order, the stage's file has holes
+    below what the server holds durably (synced every 32 MiB): with the
+    file still open, its allocated bytes fall to what the server has
+    not made durable yet (at most 32 MiB and the pipe's few MiB), and
+    the server holds the exact bytes at close."""
+    n = 160 * MIB + 12345
+    data = os.urandom(n)
+    with writing(remote) as (dm, key, m):
+        p = m.path("big.bin")
+        with open(p, "wb") as f:
+            write_chunks(f, data, 0, n)
+            st = stage_file(m)
+            assert os.stat(st).st_size >= n - 8 * MIB
+            assert eventually(lambda: allocated(st) <= 48 * MIB, 60), \
+                allocated(st)
+        server_holds(dm, key, "big", data)
+        assert sha256_file(p) == sha(data)
+
+
+def test_read_back_below_freed(remote):
+    """A read of the file being written, below what was freed, gets the
+    bytes written (brought back from the session); the rest of the
+    write goes on and the server holds the exact content."""
+    n = 100 * MIB + 7
+    data = os.urandom(n)
+    with writing(remote) as (dm, key, m):
+        p = m.path("readback.bin")
+        with open(p, "w+b") as f:
+            write_chunks(f, data, 0, 80 * MIB)
+            assert eventually(lambda: freed(m, p, 80 * MIB), 60)
+            f.seek(MIB + 3)
+            assert f.read(2 * MIB) == data[MIB + 3:3 * MIB + 3]
+            f.seek(80 * MIB)
+            write_chunks(f, data, 80 * MIB, n)
+        assert sha256_file(p) == sha(data)
+        server_holds(dm, key, "readback", data)
+
+
+def test_write_behind_the_end_after_freeing(remote):
+    """A write below what was freed (the stage turns random) brings the
+    freed bytes back first: the server holds the bytes as written."""
+    n = 90 * MIB + 5
+    data = bytearray(os.urandom(n))
+    with writing(remote) as (dm, key, m):
+        p = m.path("behind.bin")
+        with open(p, "wb") as f:
+            write_chunks(f, data, 0, n)
+            assert eventually(lambda: freed(m, p, n), 60)
+            f.seek(4096 + 1)
+            f.write(b"patched!")
+        data[4097:4097 + 8] = b"patched!"
+        server_holds(dm, key, "behind", bytes(data))
+        assert sha256_file(p) == sha(bytes(data))
+
+
+WRITER = r"""
+import os, sys
+data = open(sys.argv[2], "rb").read()
+f = open(sys.argv[1], "wb")
+def chunks(a, b):
+    for off in range(a, b, 1 << 20):
+        f.write(data[off:min(off + (1 << 20), b)])
+    f.flush()
+half = int(sys.argv[3])
+chunks(0, half)
+print("half", flush=True)
+sys.stdin.readline()
+chunks(half, len(data))
+try:
+    f.close()
+    print("closed", flush=True)
+except OSError as e:
+    print("failed", e.errno, flush=True)
+"""
+
+
+def test_killed_after_freeing_resumes(remote, tmp_path):
+    """The server killed (SIGKILL) mid-stream once holes were punched,
+    started again: close() succeeds and the server holds the exact
+    bytes (the stream resumed from its durable offset: the mount no
+    longer had the start). The file is written by a child process: the
+    test's own restart of the server (fork + exec) would close a copy
+    of the writer's descriptor, a flush (a commit) while it is down."""
+    dm, key, _, _ = remote
+    n = 120 * MIB + 99
+    data = os.urandom(n)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    w = None
+    try:
+        p = m.path("resumed.bin")
+        w = subprocess.Popen([sys.executable, "-c", WRITER, str(p), str(src),
+                              str(80 * MIB)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        assert w.stdout.readline() == "half\n"
+        assert eventually(lambda: freed(m, p, 80 * MIB), 60)
+        dm.kill()
+        dm.start()
+        out, _ = w.communicate("go\n", timeout=120)
+        assert out == "closed\n", out
+        server_holds(dm, key, "resumed", data)
+        assert sha256_file(p) == sha(data)
+        assert "cannot resume" not in m.output()
+    finally:
+        if w and w.poll() is None:
+            w.kill()
+            w.wait()
+        print(m.output())
+        print(dm.output()[-6000:])
+        m.stop()
+
+
+def test_session_deleted_mid_write_fails(remote):
+    """The session deleted (DELETE through the API) while the file is
+    written, after holes were punched: close() fails with EIO (the
+    bytes freed exist nowhere), a line says why, and the file keeps its
+    old content."""
+    dm, key, d, _ = remote
+    old = b"RIFF old content " * 1000
+    f0 = upload(dm, key, old, "kept")
+    n = 100 * MIB + 1
+    data = os.urandom(n)
+    with writing(remote) as (dm, key, m):
+        p = m.path("kept.bin")
+        assert p.read_bytes() == old
+        f = open(p, "wb")
+        try:
+            write_chunks(f, data, 0, 80 * MIB)
+            assert eventually(lambda: freed(m, p, 80 * MIB), 60)
+            (uid,) = sessions(pathlib.Path(d))
+            r = requests.delete(
+                dm.base + FILES + "/%s/uploads/%s" % (f0["id"], uid),
+                headers={"X-API-Key": key}, timeout=30)
+            assert r.status_code == 204, r.text
+            write_chunks(f, data, 80 * MIB, n)
+        finally:
+            try:
+                f.close()
+                closed = None
+            except OSError as e:
+                closed = e
+        assert closed is not None, "close() said it wrote"
+        assert closed.errno == errno.EIO, closed
+        assert "cannot resume" in m.output()
+        assert server_sha(dm, key, f0["id"]) == sha(old)
+
+
+def sessions(d):
+    """The upload sessions' ids in the server's store d (their files)."""
+    return [x.name for up in (d / "uploads", d / "staging" / ".uploads")
+            if up.is_dir() for x in up.iterdir()
+            if re.fullmatch(r"[0-9a-f]{32}", x.name)]
+
+
+def test_extensions_off_sends_whole(store):
+    """A server with its extensions off (the seed's API: no uploads
+    sessions, no streams) takes a big new file whole at close: the
+    stage is kept whole, no hole punched, the content exact."""
+    from fsutil import Server
+    d, _, users = store
+    dm = Server(d, **{"jobs.enabled": "false", "http.extensions": "false"})
+    try:
+        key = dm.key(users[0])
+        n = 40 * MIB + 3
+        data = os.urandom(n)
+        m = RemoteMount(dm.base, key, "-o", "timeout=30")
+        try:
+            p = m.path("plain.bin")
+            with open(p, "wb") as f:
+                write_chunks(f, data, 0, n)
+                # the pipe may still hold its last few MiB
+                assert allocated(stage_file(m)) >= n - 8 * MIB
+            server_holds(dm, key, "plain", data)
+        finally:
+            print(m.output())
+            m.stop()
+    finally:
+        dm.stop()
