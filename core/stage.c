@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "blob_i.h"
@@ -240,6 +241,11 @@ enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
 	st->md = EVP_MD_CTX_new();
 	if (st->fd < 0)
 		ret = sfsi_errno_status(e, errno, "opening a stage");
+	else if (flock(st->fd, LOCK_EX | LOCK_NB) < 0)
+		/* another process streams into it (upload.c) */
+		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
+			       "another PUT streams into this upload session "
+			       "now");
 	else if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL))
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	else if (ftruncate(st->fd, off) < 0)

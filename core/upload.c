@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "auth_i.h"
@@ -258,6 +259,19 @@ static int64_t touch(struct db *d, struct sfs_store *s, const struct found *f)
 	return exp;
 }
 
+static enum sfs_status set_durable(struct db *d, int64_t row, int64_t durable,
+				   struct sfs_err *e)
+{
+	struct db_stmt *st = sfsi_db_prep(
+		d, "UPDATE upload SET durable = ?2 WHERE id = ?1", e);
+
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_int(st, 1, row);
+	sfsi_db_bind_int(st, 2, durable);
+	return sfsi_db_run(st, e);
+}
+
 static enum sfs_status delete_row(struct db *d, int64_t row, struct sfs_err *e)
 {
 	struct db_stmt *st =
@@ -335,6 +349,9 @@ enum sfs_status sfs_upload_create(struct sfs_store *s,
 	sfs_strlcpy(out->file_id, f.id, sizeof(out->file_id));
 	file_path(s, out->id, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* locked until its row is in: another process's recovery skips it */
+	if (fd >= 0)
+		(void)flock(fd, LOCK_EX | LOCK_NB);
 	if (fd < 0 || sfsi_fsync_dir(s->upload_dir) < 0) {
 		ret = sfsi_errno_status(e, errno, "making an upload's file");
 		goto out;
@@ -488,6 +505,9 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 			       (long long)offset, (long long)*durable);
 	if (!ret)
 		touch(d, s, &f);
+	/* below what is durable: the row says so before the file is cut */
+	if (!ret && offset < f.durable)
+		ret = set_durable(d, f.row, offset, e);
 	sfsi_db_put(d);
 	if (ret)
 		goto out;
@@ -773,6 +793,23 @@ static enum sfs_status list(struct db *d, struct sfs_store *s, int64_t before,
 }
 
 /*
+ * Whether another process holds path's lock (a PUT streams into it, or
+ * it is being made): every daemon on a store directory shares its
+ * uploads/ and its node id, and recovers at its start while the others
+ * run. A lock dies with its process, so a crash leaves none.
+ */
+static int held(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), locked;
+
+	if (fd < 0)
+		return 0;
+	locked = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return locked;
+}
+
+/*
  * After a crash: each session's file cut back to what its row says is
  * durable; a session whose file is missing or shorter (a disk that is
  * not the one its row knew) goes, and so does a file without a row.
@@ -787,20 +824,28 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 	enum sfs_status ret;
 	size_t i;
 	DIR *dh;
+	int fd;
 
 	ret = list(d, s, INT64_MAX, &l, e);
 	for (i = 0; !ret && i < l.n; i++) {
 		file_path(s, l.id[i], path, sizeof(path));
-		if (stat(path, &sb) < 0 || sb.st_size < l.durable[i]) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd); /* another process on this store streams */
+			continue;
+		}
+		if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < l.durable[i]) {
 			sfs_warn("upload",
 				 "session '%s' lost its bytes: "
 				 "it ends",
 				 l.id[i]);
 			drop(d, s, l.row[i], l.id[i]);
 		} else if (sb.st_size > l.durable[i] &&
-			   truncate(path, l.durable[i]) < 0) {
+			   ftruncate(fd, l.durable[i]) < 0) {
 			ret = sfsi_errno_status(e, errno, "cutting an upload");
 		}
+		if (fd >= 0)
+			close(fd);
 	}
 	dh = ret ? NULL : opendir(s->upload_dir);
 	while (dh && (de = readdir(dh))) {
@@ -811,7 +856,7 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 		for (i = 0; i < l.n && !known; i++)
 			known = !strcmp(l.id[i], de->d_name);
 		file_path(s, de->d_name, path, sizeof(path));
-		if (!known)
+		if (!known && !held(path))
 			unlink(path);
 	}
 	if (dh)
