@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "blob_i.h"
@@ -223,7 +222,7 @@ static enum sfs_status hash_prefix(struct sfs_stage *st, int64_t off,
 }
 
 enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
-				   int64_t off, const EVP_MD_CTX *md,
+				   int fd, int64_t off, const EVP_MD_CTX *md,
 				   uint32_t crc, struct sfs_stage **out,
 				   struct sfs_err *e)
 {
@@ -232,21 +231,16 @@ enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
 
 	*out = NULL;
 	st = stage_alloc(s);
-	if (!st)
+	if (!st) {
+		close(fd);
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	}
 	st->keep_file = 1;    /* until it is the stage's to drop */
 	st->stream_tried = 1; /* not followed: it starts in the middle */
 	sfs_strlcpy(st->path, path, sizeof(st->path));
-	st->fd = open(path, O_RDWR | O_CLOEXEC);
+	st->fd = fd;
 	st->md = EVP_MD_CTX_new();
-	if (st->fd < 0)
-		ret = sfsi_errno_status(e, errno, "opening a stage");
-	else if (flock(st->fd, LOCK_EX | LOCK_NB) < 0)
-		/* another process streams into it (upload.c) */
-		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
-			       "another PUT streams into this upload session "
-			       "now");
-	else if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL))
+	if (!st->md || !EVP_DigestInit_ex(st->md, EVP_sha256(), NULL))
 		ret = sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	else if (ftruncate(st->fd, off) < 0)
 		ret = sfsi_errno_status(e, errno, "cutting a stage");

@@ -122,13 +122,14 @@ struct sfs_stage {
 };
 
 /*
- * A stage over an existing file (a session's), cut to `off` bytes, which
- * are hashed first unless md is given (their SHA-256 state, copied, and
- * crc their running CRC32C): appends go after them (sfs_stage_free
- * unlinks the file unless keep_file is set).
+ * A stage over an existing file (a session's), open as fd (read-write,
+ * locked by upload.c: the stage takes fd, closed with it, even on
+ * failure), cut to `off` bytes, which are hashed first unless md is given
+ * (their SHA-256 state, copied, and crc their running CRC32C): appends go
+ * after them (sfs_stage_free unlinks the file unless keep_file is set).
  */
 enum sfs_status sfsi_stage_open_at(struct sfs_store *s, const char *path,
-				   int64_t off, const EVP_MD_CTX *md,
+				   int fd, int64_t off, const EVP_MD_CTX *md,
 				   uint32_t crc, struct sfs_stage **out,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 /*

@@ -5,6 +5,17 @@
  * is durable, whether it was deleted meanwhile). The stage of such a PUT
  * (stage.c) calls back here as its file grows: every
  * SFS_UPLOAD_SYNC_BYTES the file is synced and the offset recorded.
+ *
+ * Every process on the store directory shares STORE/uploads/ and its
+ * node id (a second daemon, anything that installs uploads), so a
+ * session file is locked (an open file description's write lock,
+ * F_OFD_SETLK, which a GET can test without taking it) by the one that
+ * acts on it: from
+ * its making until its row is in, for a PUT's whole stream, while a
+ * start's recovery, the sweep or a DELETE cuts or removes it. A file
+ * another process holds is live there: never cut, removed or streamed
+ * into here (409 upload_busy; GET says busy). A lock dies with its
+ * process: a crashed daemon's sessions are recovered at the next start.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "auth_i.h"
@@ -51,7 +61,10 @@ static struct sfsi_upload *busy;
  * the resume from there (the common case: this daemon, from durable)
  * does not read them again to hash them (~0.7 s a GiB, in the thread of
  * the PUT's first call). A few, replaced in turn, under busy_mu; lost at
- * a restart, when the bytes are read again.
+ * a restart, when the bytes are read again. They trust the file: no
+ * other process cuts or writes it while this one holds its lock; between
+ * two PUTs here, one of another process on this store directory could
+ * rewrite [N, off) and stop at off again (not caught).
  */
 #define KEPT_MAX 8
 static struct kept {
@@ -178,6 +191,67 @@ static void file_path(const struct sfs_store *s, const char *id, char *out,
 	snprintf(out, n, "%s/%s", s->upload_dir, id);
 }
 
+/* Take (F_OFD_SETLK) or test (F_OFD_GETLK: 1 if held) fd's whole lock. */
+static int file_lock(int fd, int cmd)
+{
+	struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, cmd, &l) < 0)
+		return -1;
+	return cmd == F_OFD_GETLK ? l.l_type != F_UNLCK : 0;
+}
+
+/*
+ * Session file `id` open (read-write) and locked in *fd; -1 if another
+ * holds it (*fd -1), or errno's status (ENOENT: not_found).
+ */
+static int lock_file(struct sfs_store *s, const char *id, int *fd,
+		     struct sfs_err *e)
+{
+	char path[4096];
+
+	file_path(s, id, path, sizeof(path));
+	*fd = open(path, O_RDWR | O_CLOEXEC);
+	if (*fd < 0 && errno == ENOENT)
+		return (int)not_found(e, id);
+	if (*fd < 0)
+		return (int)sfsi_errno_status(e, errno, "opening an upload");
+	if (!file_lock(*fd, F_OFD_SETLK))
+		return SFS_OK;
+	close(*fd);
+	*fd = -1;
+	if (errno == EAGAIN || errno == EACCES)
+		return -1;
+	return (int)sfsi_errno_status(e, errno, "locking an upload");
+}
+
+static enum sfs_status busy_elsewhere(struct sfs_err *e, const char *id)
+{
+	return sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
+			"another PUT streams into upload session '%s' now", id);
+}
+
+/*
+ * The size of session file `id` if another process holds it (its PUT
+ * streams into it), else -1.
+ */
+static int64_t held_elsewhere(struct sfs_store *s, const char *id)
+{
+	char path[4096];
+	struct stat sb;
+	int64_t size = -1;
+	int fd;
+
+	file_path(s, id, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (file_lock(fd, F_OFD_GETLK) == 1 && !fstat(fd, &sb))
+		size = sb.st_size;
+	close(fd);
+	return size;
+}
+
 /*
  * A row of this daemon's: the row id, durable offset and expiry of the
  * actor's session `id` of file_id, or SFS_NOT_FOUND.
@@ -257,6 +331,30 @@ static int64_t touch(struct db *d, struct sfs_store *s, const struct found *f)
 			sfs_debug("upload", "could not move an expiry");
 	}
 	return exp;
+}
+
+/*
+ * Row `row` again, its file locked (another process may have moved it
+ * meanwhile): 1 with its durable offset and expiry, 0 if it is gone,
+ * -1 on an error.
+ */
+static int reread(struct db *d, int64_t row, struct found *f, struct sfs_err *e)
+{
+	struct db_stmt *st = sfsi_db_prep(
+		d, "SELECT durable, expires_at FROM upload WHERE id = ?1", e);
+	int rc;
+
+	if (!st)
+		return -1;
+	sfsi_db_bind_int(st, 1, row);
+	rc = sfsi_db_step(st, e);
+	if (rc == 1) {
+		f->row = row;
+		f->durable = sfsi_db_col_int(st, 0);
+		f->expires = sfsi_db_col_int(st, 1);
+	}
+	sfsi_db_reset(st);
+	return rc;
 }
 
 static enum sfs_status set_durable(struct db *d, int64_t row, int64_t durable,
@@ -349,10 +447,9 @@ enum sfs_status sfs_upload_create(struct sfs_store *s,
 	sfs_strlcpy(out->file_id, f.id, sizeof(out->file_id));
 	file_path(s, out->id, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	/* locked until its row is in: another process's recovery skips it */
-	if (fd >= 0)
-		(void)flock(fd, LOCK_EX | LOCK_NB);
-	if (fd < 0 || sfsi_fsync_dir(s->upload_dir) < 0) {
+	/* locked until its row is in: another process's recovery leaves it */
+	if (fd < 0 || file_lock(fd, F_OFD_SETLK) < 0 ||
+	    sfsi_fsync_dir(s->upload_dir) < 0) {
 		ret = sfsi_errno_status(e, errno, "making an upload's file");
 		goto out;
 	}
@@ -360,10 +457,10 @@ enum sfs_status sfs_upload_create(struct sfs_store *s,
 	if (!ret)
 		ret = insert_row(d, s, a, f.ino, out, e);
 out:
-	if (fd >= 0)
-		close(fd);
 	if (ret && path[0])
 		unlink(path);
+	if (fd >= 0)
+		close(fd);
 	sfsi_db_put(d);
 	sfs_file_release(&f);
 	return ret;
@@ -377,6 +474,7 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	struct found f;
 	enum sfs_status ret;
+	int64_t size;
 
 	memset(out, 0, sizeof(*out));
 	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
@@ -398,9 +496,35 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 			out->durable = u->durable;
 	}
 	pthread_mutex_unlock(&busy_mu);
+	/*
+	 * Another process streams into it: busy, durable as its row says (a
+	 * true lower bound: moved up after each sync, down before a cut), at
+	 * the offset its file has (what it received is not known here).
+	 */
+	if (!u && (size = held_elsewhere(s, upload_id)) >= 0) {
+		out->busy = 1;
+		out->offset = size > out->durable ? size : out->durable;
+	}
 out:
 	sfsi_db_put(d);
 	return ret;
+}
+
+/* DELETE's lock of the file: fd, none when it is gone, or busy. */
+static enum sfs_status delete_lock(struct sfs_store *s, const char *id, int *fd,
+				   struct sfs_err *e)
+{
+	struct sfs_err le;
+	int lk;
+
+	sfs_err_init(&le);
+	lk = lock_file(s, id, fd, &le);
+	if (lk < 0)
+		return busy_elsewhere(e, id);
+	if (lk && lk != SFS_NOT_FOUND)
+		return sfs_errf(e, (enum sfs_status)lk, SFS_R_NONE, "%s",
+				le.message);
+	return SFS_OK;
 }
 
 enum sfs_status sfs_upload_delete(struct sfs_store *s,
@@ -413,25 +537,35 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 	struct found f;
 	enum sfs_status ret;
 	char path[4096];
+	int fd = -1;
 
 	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
+	pthread_mutex_lock(&busy_mu);
+	u = ret ? NULL : busy_find(s, upload_id);
+	pthread_mutex_unlock(&busy_mu);
+	/* another process's PUT could not be told: refused */
+	if (!ret && !u)
+		ret = delete_lock(s, upload_id, &fd, e);
 	if (!ret)
 		ret = delete_row(d, f.row, e);
 	sfsi_db_put(d);
-	if (ret)
-		return ret;
-	/* a PUT streaming into it: its stage drops the file at its end */
-	pthread_mutex_lock(&busy_mu);
-	u = busy_find(s, upload_id);
-	if (u)
-		__atomic_store_n(&u->deleted, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&busy_mu);
-	file_path(s, upload_id, path, sizeof(path));
-	if (!u)
-		unlink(path);
-	forget_hash(s, upload_id);
-	notify(s, upload_id);
-	return SFS_OK;
+	if (!ret) {
+		/* a PUT streaming into it: its stage drops the file at its end
+		 */
+		pthread_mutex_lock(&busy_mu);
+		u = fd < 0 ? busy_find(s, upload_id) : NULL;
+		if (u)
+			__atomic_store_n(&u->deleted, 1, __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&busy_mu);
+		file_path(s, upload_id, path, sizeof(path));
+		if (!u)
+			unlink(path);
+		forget_hash(s, upload_id);
+		notify(s, upload_id);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
 }
 
 /* Take the session for a PUT: its busy entry (a conflict if taken). */
@@ -480,6 +614,24 @@ static void give_back(struct sfsi_upload *u)
 	free(u);
 }
 
+/*
+ * The PUT's lock of the session file (busy if another process holds it)
+ * and, under it, the row's durable offset again.
+ */
+static enum sfs_status stage_lock(struct db *d, struct sfs_store *s,
+				  const char *id, struct found *f, int *fd,
+				  struct sfs_err *e)
+{
+	int lk = lock_file(s, id, fd, e), rc;
+
+	if (lk < 0)
+		return busy_elsewhere(e, id);
+	if (lk)
+		return (enum sfs_status)lk;
+	rc = reread(d, f->row, f, e);
+	return rc < 0 ? SFS_IO : rc ? SFS_OK : not_found(e, id);
+}
+
 enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *file_id, const char *upload_id,
 				 int64_t offset, struct sfs_stage **out,
@@ -492,12 +644,15 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 	EVP_MD_CTX *md;
 	uint32_t crc = 0;
 	char path[4096];
+	int fd = -1;
 
 	*out = NULL;
 	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
-	*durable = f.durable;
 	if (!ret)
 		ret = take(s, upload_id, f.row, f.durable, &u, e);
+	if (!ret)
+		ret = stage_lock(d, s, upload_id, &f, &fd, e);
+	*durable = f.durable;
 	if (!ret && (offset < 0 || offset > *durable))
 		ret = sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_OFFSET_MISMATCH,
 			       "Upload-Offset %lld is past what the session "
@@ -511,16 +666,20 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 	sfsi_db_put(d);
 	if (ret)
 		goto out;
+	__atomic_store_n(&u->durable, offset, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&u->received, offset, __ATOMIC_SEQ_CST);
 	file_path(s, upload_id, path, sizeof(path));
 	take_hash(s, upload_id, offset, &md, &crc);
-	ret = sfsi_stage_open_at(s, path, offset, md, crc, out, e);
+	ret = sfsi_stage_open_at(s, path, fd, offset, md, crc, out, e);
+	fd = -1; /* the stage's, even on failure */
 	EVP_MD_CTX_free(md);
 	if (ret)
 		goto out;
-	u->received = u->durable = offset;
 	(*out)->upload = u;
 	u = NULL;
 out:
+	if (fd >= 0)
+		close(fd);
 	if (u)
 		give_back(u);
 	return ret;
@@ -648,8 +807,8 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 		sfs_warn("upload", "session '%s': cannot cut to %lld bytes", id,
 			 (long long)st->durable);
 	st->upload = NULL;
+	sfs_stage_free(st); /* its file's lock goes */
 	give_back(u);
-	sfs_stage_free(st);
 	notify(s, id);
 }
 
@@ -792,58 +951,81 @@ static enum sfs_status list(struct db *d, struct sfs_store *s, int64_t before,
 		      : SFS_OK;
 }
 
-/*
- * Whether another process holds path's lock (a PUT streams into it, or
- * it is being made): every daemon on a store directory shares its
- * uploads/ and its node id, and recovers at its start while the others
- * run. A lock dies with its process, so a crash leaves none.
- */
-static int held(const char *path)
+/* Whether session `id` has a row (of any node). */
+static int has_row(struct db *d, const char *id)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), locked;
+	struct db_stmt *st =
+		sfsi_db_prep(d, "SELECT 1 FROM upload WHERE uuid = ?1", NULL);
+	int rc;
 
-	if (fd < 0)
-		return 0;
-	locked = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return locked;
+	if (!st)
+		return -1;
+	sfsi_db_bind_text(st, 1, id);
+	rc = sfsi_db_step(st, NULL);
+	sfsi_db_reset(st);
+	return rc;
 }
 
 /*
- * After a crash: each session's file cut back to what its row says is
- * durable; a session whose file is missing or shorter (a disk that is
- * not the one its row knew) goes, and so does a file without a row.
+ * Session `id` (row `row`) after a crash, its file locked in fd (-1: it
+ * is missing): cut back to what the row (read again under the lock) says
+ * is durable; missing or shorter (a disk that is not the one its row
+ * knew): it ends.
+ */
+static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
+				   int64_t row, const char *id, int fd,
+				   struct sfs_err *e)
+{
+	struct found f;
+	struct stat sb;
+	int rc = reread(d, row, &f, e);
+
+	if (rc <= 0)
+		return rc < 0 ? SFS_IO : SFS_OK; /* ended meanwhile */
+	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < f.durable) {
+		sfs_warn("upload", "session '%s' lost its bytes: it ends", id);
+		drop(d, s, row, id);
+	} else if (sb.st_size > f.durable && ftruncate(fd, f.durable) < 0) {
+		return sfsi_errno_status(e, errno, "cutting an upload");
+	}
+	return SFS_OK;
+}
+
+/* A file of uploads/ without a row in l: gone unless live elsewhere. */
+static void recover_stray(struct db *d, struct sfs_store *s, const char *id)
+{
+	char path[4096];
+	int fd;
+
+	/* a session being made locks its file until its row is in */
+	if (lock_file(s, id, &fd, NULL))
+		return;
+	file_path(s, id, path, sizeof(path));
+	if (has_row(d, id) == 0)
+		unlink(path);
+	close(fd);
+}
+
+/*
+ * After a crash: each session's file cut back to its durable offset, a
+ * file without a row removed. A file another process holds (it runs on
+ * this store directory, its PUT streams into it) is live: left alone.
  */
 static enum sfs_status recover(struct db *d, struct sfs_store *s,
 			       struct sfs_err *e)
 {
 	struct ids l = { 0 };
 	struct dirent *de;
-	struct stat sb;
-	char path[4096];
 	enum sfs_status ret;
 	size_t i;
 	DIR *dh;
-	int fd;
+	int fd, lk;
 
 	ret = list(d, s, INT64_MAX, &l, e);
 	for (i = 0; !ret && i < l.n; i++) {
-		file_path(s, l.id[i], path, sizeof(path));
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd); /* another process on this store streams */
-			continue;
-		}
-		if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < l.durable[i]) {
-			sfs_warn("upload",
-				 "session '%s' lost its bytes: "
-				 "it ends",
-				 l.id[i]);
-			drop(d, s, l.row[i], l.id[i]);
-		} else if (sb.st_size > l.durable[i] &&
-			   ftruncate(fd, l.durable[i]) < 0) {
-			ret = sfsi_errno_status(e, errno, "cutting an upload");
-		}
+		lk = lock_file(s, l.id[i], &fd, NULL);
+		if (lk >= 0)
+			ret = recover_one(d, s, l.row[i], l.id[i], fd, e);
 		if (fd >= 0)
 			close(fd);
 	}
@@ -855,14 +1037,32 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 			continue;
 		for (i = 0; i < l.n && !known; i++)
 			known = !strcmp(l.id[i], de->d_name);
-		file_path(s, de->d_name, path, sizeof(path));
-		if (!known && !held(path))
-			unlink(path);
+		if (!known)
+			recover_stray(d, s, de->d_name);
 	}
 	if (dh)
 		closedir(dh);
 	ids_free(&l);
 	return ret;
+}
+
+/*
+ * Whether session `id` may go as expired: no other process holds its
+ * file, and its row (read again) is still expired.
+ */
+static int expired(struct db *d, struct sfs_store *s, int64_t row,
+		   const char *id)
+{
+	struct found f;
+	int fd, lk, gone;
+
+	lk = lock_file(s, id, &fd, NULL);
+	if (lk < 0)
+		return 0;
+	gone = reread(d, row, &f, NULL) == 1 && f.expires <= sfs_now_ms();
+	if (fd >= 0)
+		close(fd);
+	return gone;
 }
 
 enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
@@ -885,12 +1085,12 @@ enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 		pthread_mutex_lock(&busy_mu);
 		taken = busy_find(s, l.id[i]) != NULL;
 		pthread_mutex_unlock(&busy_mu);
-		if (taken)
-			continue;
-		drop(d, s, l.row[i], l.id[i]);
-		forget_hash(s, l.id[i]);
-		notify(s, l.id[i]);
-		k++;
+		if (!taken && expired(d, s, l.row[i], l.id[i])) {
+			drop(d, s, l.row[i], l.id[i]);
+			forget_hash(s, l.id[i]);
+			notify(s, l.id[i]);
+			k++;
+		}
 	}
 	sfsi_db_put(d);
 	ids_free(&l);

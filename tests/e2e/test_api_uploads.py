@@ -395,6 +395,54 @@ def test_durable_bytes_are_served_with_ranges(sfsd):
     c.assert_error(c.get(path), 404, "upload_not_found")
 
 
+def test_another_process_leaves_a_live_session_alone(tmp_path_factory,
+                                                     blobs, meta):
+    """Two daemons on one store directory: B starts (its recovery) while
+    A streams into a session past its last sync, and B's GET, PUT and
+    DELETE of it find it busy. A's commit is then exact (review s21 P4:
+    B cut the file to its row's durable offset; A committed 200 with a
+    sha256 its bytes, zeros from 32 MiB on, did not have)."""
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
+    d2 = c2 = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        data = os.urandom(SYNC + 20 * MIB + 7)
+        s = Stream(c, f["id"], uid, 0, len(data))
+        s.send(data[:SYNC + 8 * MIB])
+        s.received()
+        up = c.store / "uploads" / uid
+        deadline = time.time() + 30
+        while up.stat().st_size < SYNC + 4 * MIB:  # past the last sync
+            assert time.time() < deadline, up.stat().st_size
+            time.sleep(0.05)
+        before = up.stat().st_size
+        d2 = Daemon(d.root, c.store, CONFIG)  # B, same store directory
+        assert up.stat().st_size >= before, "B cut A's live session"
+        c2 = Client(d2.base, c.store)
+        c2.keys, c2.users = c.keys, c.users
+        u = session(c2, f["id"], uid).json()  # durable: A's row
+        assert u["offset"] >= before > u["durable"] >= SYNC, u
+        error_with(c2, put(c2, f["id"], uid, u["durable"], b"x"), 409,
+                   "upload_busy")
+        c2.assert_error(c2.delete(f"/{f['id']}/uploads/{uid}"), 409,
+                        "upload_busy")
+        s.send(data[SYNC + 8 * MIB:])
+        assert s.answer() == 200
+        meta_ = c.get(f"/{f['id']}").json()
+        assert meta_["sha256"] == hashlib.sha256(data).hexdigest()
+        got = c2.get(f"/{f['id']}/content").content
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        c2.assert_error(session(c2, f["id"], uid), 404, "upload_not_found")
+    finally:
+        c.http.close()
+        if c2:
+            c2.http.close()
+        if d2:
+            d2.stop()
+        d.stop()
+
+
 def test_a_tenant_has_at_most_32_sessions(sfsd):
     c = sfsd
     c.quota_user(1 << 40, 1 << 20)
