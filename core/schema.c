@@ -419,9 +419,9 @@ static const char schema_v13[] =
 
 /*
  * v14: resumable uploads (upload.c): a session's row, on the daemon
- * (node: its store directory's id) whose uploads/ holds its file, with the
- * offset below which that file is on the disk (durable), owned by the user
- * who made it for one file, and its expiry.
+ * (node: its store directory's id) whose staging/.uploads/ holds its
+ * file, with the offset below which that file is on the disk (durable),
+ * owned by the user who made it for one file, and its expiry.
  */
 static const char schema_v14[] =
 	"CREATE TABLE upload("

@@ -31,7 +31,7 @@ struct sfs_store {
 	unsigned char secret[32]; /* JWT / signed-URL key */
 	int64_t origin;		  /* tags the changes of this handle */
 	int keep_dirs; /* sfs_store_keep_dirs: emptied directories stay */
-	/* resumable uploads (upload.c): dir/uploads, this daemon's id there */
+	/* resumable uploads (upload.c): dir/staging/.uploads, our id there */
 	char *upload_dir;
 	char upload_node[17];
 	void (*upload_notify)(void *arg, const char *upload_id);

@@ -1,13 +1,15 @@
 /*
  * Resumable uploads' sessions (upload.h): a row each in the database, a
- * file each under STORE/uploads/, and, while a PUT streams into one, an
- * entry in this process's list of busy sessions (what it received, what
- * is durable, whether it was deleted meanwhile). The stage of such a PUT
- * (stage.c) calls back here as its file grows: every
- * SFS_UPLOAD_SYNC_BYTES the file is synced and the offset recorded.
+ * file each under STORE/staging/.uploads/ (uploads in progress: the
+ * per-process staging sweep leaves that dot entry alone), and, while a
+ * PUT streams into one, an entry in this process's list of busy sessions
+ * (what it received, what is durable, whether it was deleted
+ * meanwhile). The stage of such a PUT (stage.c) calls back here as its
+ * file grows: every SFS_UPLOAD_SYNC_BYTES the file is synced and the
+ * offset recorded.
  *
- * Every process on the store directory shares STORE/uploads/ and its
- * node id (a second daemon, anything that installs uploads), so a
+ * Every process on the store directory shares STORE/staging/.uploads/
+ * and its node id (a second daemon, anything that installs uploads), so a
  * session file is locked (an open file description's write lock,
  * F_OFD_SETLK, which a GET can test without taking it) by the one that
  * acts on it: from
@@ -51,6 +53,7 @@ struct sfsi_upload {
 	int64_t durable;
 	int deleted;
 	int failed; /* a sync failed: nothing more becomes durable */
+	int ending; /* its PUT ends: told once it is no longer busy */
 };
 
 static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -727,7 +730,8 @@ static void record(struct sfsi_upload *u, int64_t durable)
 		return;
 	}
 	__atomic_store_n(&u->durable, durable, __ATOMIC_SEQ_CST);
-	notify(s, u->id);
+	if (!u->ending)
+		notify(s, u->id);
 }
 
 /* Sync the file up to what is written and record it. */
@@ -799,6 +803,7 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 		st->keep_file = 0;
 	} else if (!sfsi_stage_pipe_end(st, NULL) && !st->hashed) {
 		/* all that came is kept: the client resumes from there */
+		u->ending = 1; /* a poll told now would find it busy */
 		make_durable(st);
 		if (st->durable == st->size && !st->random)
 			keep_hash(st, id);
@@ -1118,9 +1123,10 @@ enum sfs_status sfs_upload_install(struct sfs_store *s, struct sfs_err *e)
 
 	if (s->ops || s->upload_dir)
 		return SFS_OK;
-	snprintf(path, sizeof(path), "%s/uploads", s->dir);
+	snprintf(path, sizeof(path), "%s/staging/.uploads", s->dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return sfsi_errno_status(e, errno, "making STORE/uploads");
+		return sfsi_errno_status(e, errno,
+					 "making STORE/staging/.uploads");
 	s->upload_dir = strdup(path);
 	if (!s->upload_dir)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");

@@ -3,13 +3,13 @@
  * in parts, each a PUT of the content from an offset on, and keeps what
  * it got durably between them, so that a stream that breaks is resumed
  * where the server's disk has it instead of being sent again whole. The
- * session's bytes are a file under STORE/uploads/ of the daemon that made
- * it (its row names that daemon: another one sharing the database does
- * not know it); its `durable` offset is recorded in the row after each
- * fdatasync, at least every SFS_UPLOAD_SYNC_BYTES, so it survives a crash
- * (the file is cut back to it when the daemon starts). The body's end
- * is the commit (as a PUT of the content without a session); any answer
- * to a body that ended ends the session; one that did not end keeps it.
+ * session's bytes are a file under STORE/staging/.uploads/ of the daemon that
+ * made it (its row names that daemon: another one sharing the database does not
+ * know it); its `durable` offset is recorded in the row after each fdatasync,
+ * at least every SFS_UPLOAD_SYNC_BYTES, so it survives a crash (the file is cut
+ * back to it when the daemon starts). The body's end is the commit (as a PUT of
+ * the content without a session); any answer to a body that ended ends the
+ * session; one that did not end keeps it.
  */
 #ifndef SPEECHFS_UPLOAD_H
 #define SPEECHFS_UPLOAD_H
@@ -38,8 +38,8 @@ struct sfs_upload {
 int sfs_upload_id_valid(const char *s);
 
 /*
- * The daemon's side, once at start: STORE/uploads/ and its id made, the
- * sessions of this daemon recovered (each file cut back to its row's
+ * The daemon's side, once at start: STORE/staging/.uploads/ and its id made,
+ * the sessions of this daemon recovered (each file cut back to its row's
  * durable offset; rows without a file and files without a row removed)
  * and the janitor's sweep of expired sessions installed. Without it the
  * calls below answer SFS_UNSUPPORTED.

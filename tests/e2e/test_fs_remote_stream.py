@@ -42,8 +42,7 @@ def staged_at_server(dm):
     """Bytes in the server's stages now (uploads on their way in, and
     the files of upload sessions: a mount's stream goes in one)."""
     n = 0
-    for root, _, files in (*os.walk(dm.store / "staging"),
-                           *os.walk(dm.store / "uploads")):
+    for root, _, files in os.walk(dm.store / "staging"):
         for f in files:
             if f not in ("lock", ".node"):
                 try:
