@@ -603,9 +603,11 @@ static enum sfs_status take(struct sfs_store *s, const char *id, int64_t row,
 	return SFS_OK;
 }
 
-static void give_back(struct sfsi_upload *u)
+/* The session no longer busy here; 1 when a DELETE came meanwhile. */
+static int give_back(struct sfsi_upload *u)
 {
 	struct sfsi_upload **p;
+	int deleted;
 
 	pthread_mutex_lock(&busy_mu);
 	for (p = &busy; *p; p = &(*p)->next)
@@ -613,8 +615,10 @@ static void give_back(struct sfsi_upload *u)
 			*p = u->next;
 			break;
 		}
+	deleted = u->deleted;
 	pthread_mutex_unlock(&busy_mu);
 	free(u);
+	return deleted;
 }
 
 /*
@@ -813,7 +817,14 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 			 (long long)st->durable);
 	st->upload = NULL;
 	sfs_stage_free(st); /* its file's lock goes */
-	give_back(u);
+	if (give_back(u) && !deleted) {
+		/* a DELETE met its end: it left the file to this stage */
+		char path[4096];
+
+		file_path(s, id, path, sizeof(path));
+		unlink(path);
+		forget_hash(s, id);
+	}
 	notify(s, id);
 }
 
@@ -996,7 +1007,7 @@ static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 	return SFS_OK;
 }
 
-/* A file of uploads/ without a row in l: gone unless live elsewhere. */
+/* A file of .uploads/ without a row in l: gone unless live elsewhere. */
 static void recover_stray(struct db *d, struct sfs_store *s, const char *id)
 {
 	char path[4096];

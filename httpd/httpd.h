@@ -378,7 +378,7 @@ enum MHD_Result api_content_start(struct req *r, int64_t len);
 /* api_uploads.c: resumable uploads' sessions */
 /* PUT content's ?upload=: the session's stage into r->stage, or answered. */
 enum MHD_Result api_uploads_put_start(struct req *r, int64_t len, int *go);
-/* STORE/uploads recovered, the long polls' room open; -1 (logged). */
+/* STORE/staging/.uploads recovered, the long polls' room open; -1 (logged). */
 int uploads_init(void);
 /* Answer every waiting poll (shutdown). */
 void uploads_stop(void);

@@ -590,6 +590,26 @@ def test_a_killed_daemon_keeps_its_sessions_at_their_last_sync(
             d2.stop()
 
 
+def test_a_delete_at_a_stopped_bodys_end_removes_its_file(sfsd):
+    """A DELETE right after a client dropped its PUT (as the mount does
+    when a write turns random) meets the server while it syncs what came:
+    the session's row and file both go (re-read s21 A1: the row went,
+    the file stayed until the next restart)."""
+    c = sfsd
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    up = c.store / "staging" / ".uploads" / uid
+    s = Stream(c, f["id"], uid, 0, SYNC)
+    s.send(os.urandom(SYNC - MIB))  # none of it synced yet
+    s.close()
+    assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+    c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+    deadline = time.time() + 30
+    while up.exists():
+        assert time.time() < deadline, "the session's file stayed"
+        time.sleep(0.05)
+
+
 def test_a_resume_below_durable_says_the_new_durable(sfsd):
     """A PUT from an offset below what the session holds durably cuts the
     file there: GET says that offset as durable while the PUT streams
