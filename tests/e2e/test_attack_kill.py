@@ -41,9 +41,11 @@ def uploader(base, key, stop, acked, sizes, seed):
 
 
 def staging_parts(store):
-    """Files under staging/ other than the per-process lock files."""
+    """Files under staging/ other than the per-process lock files and
+    the resumable upload sessions (.uploads/: they outlive a restart)."""
     out = []
-    for root, _, files in os.walk(store / "staging"):
+    for root, dirs, files in os.walk(store / "staging"):
+        dirs[:] = [x for x in dirs if x != ".uploads"]
         out += [os.path.join(root, f) for f in files if f != "lock"]
     return out
 

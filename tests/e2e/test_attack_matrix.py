@@ -23,6 +23,12 @@ POLICY = {
     ("get", "/{id}/xattrs"): ("read", "VIEW"),
     ("put", "/{id}/xattrs"): ("write", "EDIT"),
     ("delete", "/{id}/xattrs"): ("write", "EDIT"),
+    ("post", "/{id}/uploads"): ("write", "EDIT"),
+    # a session of nobody's (its id well formed): past the checks it is
+    # 404 upload_not_found, a session being its maker's alone
+    ("get", "/{id}/uploads/{uploadId}"): ("write", "EDIT"),
+    ("delete", "/{id}/uploads/{uploadId}"): ("write", "EDIT"),
+    ("get", "/{id}/uploads/{uploadId}/content"): ("write", "EDIT"),
     ("post", "/{id}/discard-content"): ("write", "OWNER"),
     ("post", "/{id}/restore"): ("write", "OWNER"),
     ("post", "/{id}/signed-url"): ("read", "VIEW"),
@@ -43,6 +49,14 @@ CALLERS = ["alice_ro", "bob", "vic", "eve", "carol", "none", "revoked",
 DENIALS = {401: {"unauthenticated"}, 403: {"forbidden",
                                            "insufficient_scope"},
            404: {"file_not_found"}}
+
+
+def denials(route, status):
+    """The error types a refusal may carry: on a session's route, one
+    not the caller's is not found before its file is looked at."""
+    extra = {"upload_not_found"} if "{uploadId}" in route and \
+        status == 404 else set()
+    return DENIALS.get(status, set()) | extra
 
 
 def file_routes(c):
@@ -118,7 +132,7 @@ def make_file(c, mode, tag):
 
 def call(c, caller, method, route, fid, share_id):
     path = route.replace("{id}", fid).replace("{fileId}", fid) \
-        .replace("{shareId}", share_id)
+        .replace("{shareId}", share_id).replace("{uploadId}", "0" * 32)
     kw = {}
     if method == "patch":
         kw["json"] = {"name": "by " + caller}
@@ -167,7 +181,7 @@ def test_tenant_matrix(sfsd):
                         failures.append(("refused", cell))
                     continue
                 if r.status_code not in deny or \
-                        etype not in DENIALS[r.status_code]:
+                        etype not in denials(route, r.status_code):
                     wrong += 1
                     failures.append(("allowed", cell, r.text[:120]))
                     continue

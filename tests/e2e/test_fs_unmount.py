@@ -124,9 +124,12 @@ def stale_stages(d):
     process still running (PID-XXXX: a remote mount's server keeps one
     while it runs; what is in it counts, but for its spares: empty
     `.part` files that stages of small contents leave for the next
-    stage, core/stage.c)."""
+    stage, core/stage.c). The resumable upload sessions (.uploads/)
+    are no process's stages: they outlive a restart."""
     out = []
     for n in os.listdir(d / "staging"):
+        if n == ".uploads":
+            continue
         pid = n.split("-")[0]
         if pid.isdigit() and os.path.exists("/proc/%s" % pid):
             kept = [x for x in os.listdir(d / "staging" / n) if x != "lock"]
