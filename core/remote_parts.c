@@ -84,8 +84,14 @@ int sfsi_rparts_begin(struct sfsi_rparts *p, struct sfs_remote *r,
 	}
 	snprintf(p->path, sizeof(p->path), API "/files/%s/uploads/%s", file_id,
 		 p->upload);
+	if (sfs_cond_init_mono(&p->cv)) {
+		sfs_debug("remote", "no upload session for '%s': no clock",
+			  file_id);
+		sfsi_rparts_drop(p);
+		p->upload[0] = '\0';
+		return -1;
+	}
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
 	p->inited = 1;
 	return 0;
 }
@@ -117,33 +123,23 @@ static void punch(struct sfs_stage *st, int64_t durable)
 	pthread_mutex_unlock(&st->fmu);
 }
 
-/* Wait ms milliseconds or until the poller is stopped; 1 when stopped. */
+/*
+ * Wait ms milliseconds or until the poller is stopped; 1 when stopped.
+ * On the monotonic clock (p->cv is made so): a step of the wall clock
+ * neither ends the back-off early nor stretches it by the step.
+ */
 static int pause_ms(struct sfsi_rparts *p, long ms)
 {
 	struct timespec t;
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
+	sfs_deadline(&t, ms);
 	pthread_mutex_lock(&p->mu);
 	while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &t) == 0)
 		;
 	stop = p->stop;
 	pthread_mutex_unlock(&p->mu);
 	return stop;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /*
@@ -161,7 +157,7 @@ static void *poller(void *arg)
 				     .cancel = &p->stop,
 				     .timeout_s = POLL_S + 10 };
 	char path[sizeof(p->path) + 48];
-	int64_t seen = 0, d, t0;
+	int64_t seen = 0, d, t0; /* t0: sfs_mono_ns */
 	enum sfs_status ret;
 	struct sfs_err e;
 
@@ -171,7 +167,7 @@ static void *poller(void *arg)
 			 p->path, (long long)seen, POLL_S);
 		sfs_err_init(&e);
 		sfs_buf_reset(&b);
-		t0 = now_ms();
+		t0 = sfs_mono_ns();
 		ret = sfsi_remote_request(p->r, &q, &b, &e);
 		if (ret == SFS_NOT_FOUND)
 			break;
@@ -185,7 +181,8 @@ static void *poller(void *arg)
 		if (d > seen) {
 			seen = d;
 			punch(p->st, d);
-		} else if (now_ms() - t0 < 50 && pause_ms(p, 100)) {
+		} else if (sfs_mono_ns() - t0 < 50 * 1000000 &&
+			   pause_ms(p, 100)) {
 			break;
 		}
 	}
