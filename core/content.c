@@ -186,6 +186,9 @@ out:
 		sfsi_stage_done(content);
 	if (!ret && !(flags & SFS_SET_NOSYNC))
 		ret = sfsi_db_sync(s, e);
+	/* tests: the new version durable, its caller not told (answer lost) */
+	if (!ret)
+		sfsi_crash_point("content-committed");
 	if (!ret)
 		sfs_workers_kick(s);
 	return ret;

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "remote_i.h"
 #include "stage_i.h"
@@ -285,55 +284,113 @@ static int committed_already(struct rstream *x, const char *id)
 	return same;
 }
 
+/* What one try of resume() came to. */
+enum resumed {
+	RESUMED, /* x holds the server's answer to the resumed stream */
+	AGAIN, /* no answer, or the session busy: worth another try */
+	GONE, /* the session is gone */
+	SHORT, /* the session holds fewer bytes than were freed */
+};
+
+/*
+ * One try: the session's durable offset, then the stream again from it;
+ * why says what stopped it.
+ */
+static enum resumed resume_once(struct rstream *x, int64_t freed, char *why,
+				size_t size)
+{
+	struct sfs_err e;
+	int64_t d;
+
+	sfs_err_init(&e);
+	if (sfsi_rparts_durable(&x->parts, &d, &e)) {
+		snprintf(why, size, "%s",
+			 e.status == SFS_NOT_FOUND ? "its upload session is gone"
+						   : e.message);
+		return e.status == SFS_NOT_FOUND ? GONE : AGAIN;
+	}
+	if (d < freed) {
+		snprintf(why, size, "its upload session holds fewer bytes");
+		return SHORT;
+	}
+	resume_put(x, d);
+	if (upload_gone(x)) {
+		snprintf(why, size, "its upload session is gone");
+		return GONE;
+	}
+	if (x->code && !upload_again(x))
+		return RESUMED; /* the commit's answer */
+	snprintf(why, size, "%s",
+		 x->code ? "its upload session stays busy" : x->err.message);
+	return AGAIN;
+}
+
+/*
+ * How long a close tries to resume a stream whose start was freed:
+ * max(60 s, 2 x the timeout), in nanoseconds (sfs_mono_ns).
+ */
+static int64_t resume_until(struct sfs_remote *r)
+{
+	int64_t s = 2 * (int64_t)sfsi_remote_timeout(r);
+
+	return sfs_mono_ns() + (s < 60 ? 60 : s) * 1000000000;
+}
+
+/*
+ * Sleep before the next try: `*pause` seconds (doubled each time, to 8 s
+ * at most), never past until. 0 when until has come.
+ */
+static int back_off(int64_t until, unsigned *pause)
+{
+	int64_t left = (until - sfs_mono_ns()) / 1000000000;
+
+	if (left <= 0)
+		return 0;
+	sleep(*pause < left ? *pause : (unsigned)left);
+	if (*pause < 8)
+		*pause *= 2;
+	return 1;
+}
+
 /*
  * The stream got no answer: resume it from the session's durable offset,
  * again while the server says the session is busy (it holds a body it has
- * not seen end until its connection timeout) for up to max(60 s, 2 x
- * the timeout). 0: x holds the answer, or nothing was freed and the stage
- * goes up whole (the session dropped); 1: bytes were freed and cannot
- * reach the server (the session dropped when it answers).
+ * not seen end until its connection timeout), and with bytes freed also
+ * while it does not answer (down, restarting, stopped), with a back-off,
+ * until max(60 s, 2 x the timeout). Nothing freed, a server that does not
+ * answer gets the stage whole (the session dropped). With bytes freed,
+ * before giving up or when the session is gone, the file on the server
+ * is checked: the commit may have happened with its answer lost. 0: x
+ * holds the answer, or the stage goes up whole; 1: bytes were freed and
+ * cannot reach the server (the session dropped when it answers).
  */
 static int resume(struct rstream *x, const char *id)
 {
 	struct sfs_stage *st = x->st;
-	int64_t freed, d;
-	time_t until = time(NULL) + 2 * sfsi_remote_timeout(x->r);
-	const char *why = "the server does not answer";
-	struct sfs_err e;
+	int64_t freed, until = resume_until(x->r);
+	enum resumed r;
+	unsigned pause = 1;
+	char why[sizeof(x->err.message)];
+	int said = 0;
 
-	if (until < time(NULL) + 60)
-		until = time(NULL) + 60;
 	pthread_mutex_lock(&st->fmu);
 	st->whole = 1;
 	freed = st->freed;
 	pthread_mutex_unlock(&st->fmu);
-	for (;;) {
-		sfs_err_init(&e);
-		if (sfsi_rparts_durable(&x->parts, &d, &e)) {
-			if (e.reason == SFS_R_UPLOAD_NOT_FOUND)
-				why = "its upload session is gone";
+	while ((r = resume_once(x, freed, why, sizeof(why))) == AGAIN &&
+	       (freed || x->code)) {
+		if (!said++)
+			sfs_warn("remote",
+				 "the upload of '%s' waits for the server to "
+				 "resume it (%s)",
+				 id, why);
+		if (!back_off(until, &pause))
 			break;
-		}
-		if (d < freed) {
-			why = "its upload session holds fewer bytes";
-			break;
-		}
-		resume_put(x, d);
-		if (upload_gone(x)) {
-			why = "its upload session is gone";
-			break;
-		}
-		if (x->code && !upload_again(x))
-			return 0; /* the commit's answer */
-		why = x->code ? "its upload session stays busy"
-			      : "the server does not answer";
-		if (!x->code || time(NULL) >= until)
-			break;
-		sleep(1);
 	}
+	if (r == RESUMED)
+		return 0;
 	x->code = 0;
-	if (freed && !strcmp(why, "its upload session is gone") &&
-	    committed_already(x, id)) {
+	if (freed && committed_already(x, id)) {
 		x->code = 200;
 		x->status = SFS_OK;
 		x->crc32c = sfs_stage_crc32c(st);

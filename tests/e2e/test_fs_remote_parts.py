@@ -17,12 +17,14 @@ import errno
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
 import requests
 
-from fsutil import (eventually, remote, sha256_file, store)  # noqa: F401
+from fsutil import (eventually, remote, sha256_file, sigstop,  # noqa: F401
+                    store)
 from test_fs_remote import RemoteMount
 from test_fs_remote_faults import server_sha, sha, upload
 
@@ -164,41 +166,130 @@ except OSError as e:
 """
 
 
+class Writer:
+    """A child process writing `data` to path p: its first `half` bytes
+    at once, the rest and its close() when told (go()). A child, not the
+    test: the test's own restart of the server (fork + exec) would close
+    a copy of the writer's descriptor, a flush (a commit) while it is
+    down."""
+
+    def __init__(self, p, data, half, tmp_path):
+        src = tmp_path / "src.bin"
+        src.write_bytes(data)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(p), str(src), str(half)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline() == "half\n"
+
+    def go(self):
+        """Write the rest and close (in the background)."""
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def ended(self):
+        return self.proc.poll() is not None
+
+    def result(self, timeout=120):
+        """What the close came to: "closed\n" or "failed ERRNO ...\n"."""
+        out, _ = self.proc.communicate(timeout=timeout)
+        return out
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def freed_half(remote, tmp_path, name, *opts, n=88 * MIB + 99,
+               half=72 * MIB):
+    """A mount of the remote fixture's daemon (options opts) and a
+    Writer of n random bytes to `name` there that has written `half`
+    of them, the mount's stage freed (holes punched) below what the
+    server holds: (daemon, key, mount, writer, data). The writer killed
+    if it has not ended, the logs printed and the mount stopped."""
+    dm, key = remote[0], remote[1]
+    data = os.urandom(n)
+    m = RemoteMount(dm.base, key, *opts)
+    w = None
+    try:
+        p = m.path(name)
+        w = Writer(p, data, half, tmp_path)
+        assert eventually(lambda: freed(m, p, half), 60)
+        yield dm, key, m, w, data
+    finally:
+        if w:
+            w.kill()
+        print(m.output())
+        print(dm.output()[-6000:])
+        m.stop()
+
+
 def test_killed_after_freeing_resumes(remote, tmp_path):
     """The server killed (SIGKILL) mid-stream once holes were punched,
     started again: close() succeeds and the server holds the exact
     bytes (the stream resumed from its durable offset: the mount no
-    longer had the start). The file is written by a child process: the
-    test's own restart of the server (fork + exec) would close a copy
-    of the writer's descriptor, a flush (a commit) while it is down."""
-    dm, key, _, _ = remote
-    n = 120 * MIB + 99
-    data = os.urandom(n)
-    src = tmp_path / "src.bin"
-    src.write_bytes(data)
-    m = RemoteMount(dm.base, key, "-o", "timeout=30")
-    w = None
-    try:
-        p = m.path("resumed.bin")
-        w = subprocess.Popen([sys.executable, "-c", WRITER, str(p), str(src),
-                              str(80 * MIB)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-        assert w.stdout.readline() == "half\n"
-        assert eventually(lambda: freed(m, p, 80 * MIB), 60)
+    longer had the start)."""
+    with freed_half(remote, tmp_path, "resumed.bin", "-o", "timeout=30",
+                    n=120 * MIB + 99, half=80 * MIB) as (dm, key, m, w, data):
         dm.kill()
         dm.start()
-        out, _ = w.communicate("go\n", timeout=120)
-        assert out == "closed\n", out
+        w.go()
+        assert w.result() == "closed\n"
         server_holds(dm, key, "resumed", data)
-        assert sha256_file(p) == sha(data)
+        assert sha256_file(m.path("resumed.bin")) == sha(data)
         assert "cannot resume" not in m.output()
-    finally:
-        if w and w.poll() is None:
-            w.kill()
-            w.wait()
-        print(m.output())
-        print(dm.output()[-6000:])
-        m.stop()
+
+
+def test_resumed_answer_lost_after_the_commit(remote, tmp_path,
+                                               monkeypatch):
+    """The stream cut (the server killed) after holes were punched; the
+    server started again commits the resumed stream and dies before its
+    answer (SFS_CRASH_AT=content-committed), so the session is gone:
+    close() tries again while the server is down, finds the commit done
+    (the file's sha256 and size are what was written) once it is back,
+    and succeeds. (It failed with EIO after one resumed PUT without an
+    answer: re-read s21 A2.)"""
+    with freed_half(remote, tmp_path, "lost.bin", "-o",
+                    "timeout=10") as (dm, key, m, w, data):
+        dm.kill()
+        monkeypatch.setenv("SFS_CRASH_AT", "content-committed")
+        dm.start()
+        monkeypatch.delenv("SFS_CRASH_AT")
+        w.go()
+        assert eventually(lambda: dm.proc.poll() is not None
+                          or w.ended(), 60)
+        assert dm.proc.poll() == 77, "the server did not crash at the commit"
+        dm.killed = True
+        assert eventually(lambda: "waits for the server" in m.output()
+                          or w.ended(), 60)
+        dm.start()
+        assert w.result() == "closed\n"
+        server_holds(dm, key, "lost", data)
+        assert sha256_file(m.path("lost.bin")) == sha(data)
+        assert "cannot resume" not in m.output()
+
+
+def test_resume_waits_for_a_stopped_server(remote, tmp_path):
+    """The stream cut (the server killed) after holes were punched, the
+    server started again and stopped (SIGSTOP) before the close: the
+    close's resume gets no answer, says it waits, and goes on once the
+    server is continued; the server holds the exact bytes. (It failed
+    with EIO after one look at the session without an answer.)"""
+    with freed_half(remote, tmp_path, "stopped.bin", "-o",
+                    "timeout=5") as (dm, key, m, w, data):
+        dm.kill()
+        dm.start()
+        sigstop(dm.proc)
+        try:
+            w.go()
+            assert eventually(lambda: "waits for the server" in m.output()
+                              or w.ended(), 60)
+        finally:
+            dm.proc.send_signal(signal.SIGCONT)
+        assert w.result() == "closed\n"
+        server_holds(dm, key, "stopped", data)
+        assert sha256_file(m.path("stopped.bin")) == sha(data)
 
 
 def test_session_deleted_mid_write_fails(remote):
