@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <jansson.h>
 #include "remote_i.h"
+#include "speechfs/json.h"
 #include "speechfs/util.h"
 #include "speechfs/banned.h"
 
@@ -56,6 +57,8 @@ struct rdir {
 	json_t *subj;
 	/* the last answer about it ever got (what was seen last, offline) */
 	json_t *lastj;
+	/* the clock at this store's last change of its subdirectories */
+	uint64_t mine;
 };
 
 /* Where a file of a listing is: its directory, its index there. */
@@ -473,8 +476,11 @@ void sfsi_rcache_put_dir(struct sfsi_rcache *c, const char *path, uint64_t t,
 		d->dirj_at = sfs_mono_ns() / 1000000;
 		d->used = ++c->clock;
 	}
-	/* what was seen last, whatever happened since */
-	if ((d = find(c, path))) {
+	/*
+	 * what was seen last, whatever others did since; but not an answer
+	 * older than this store's own change there (sfsi_rcache_own_dirs)
+	 */
+	if ((d = find(c, path)) && t >= d->mine) {
 		json_decref(d->lastj);
 		d->lastj = json_incref(j);
 	}
@@ -856,6 +862,175 @@ void sfsi_rcache_apply_state(struct sfsi_rcache *c, const struct sfs_file *f,
 		json_decref(d->lastj);
 		d->lastj = json_incref(j);
 	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- this store's own directory changes, in the last answers -------- */
+
+/*
+ * Answer j with its entry of subdirectory path left out and entry add
+ * (NULL: none) put in: a new object (the entries shared with j), or
+ * NULL (no memory). Answers are shared by reference, never changed.
+ */
+static json_t *with_child(json_t *j, const char *path, json_t *add)
+{
+	json_t *a = json_object_get(j, "directories"), *o;
+	json_t *nj = json_copy(j), *na = json_array();
+	const char *p;
+	size_t i;
+	int bad = !nj || !na;
+
+	for (i = 0; !bad && i < json_array_size(a); i++) {
+		o = json_array_get(a, i);
+		p = json_string_value(json_object_get(o, "path"));
+		if (!p || strcmp(p, path))
+			bad = json_array_append(na, o);
+	}
+	if (!bad && add)
+		bad = json_array_append(na, add);
+	if (!bad)
+		bad = json_object_set_new(
+			nj, "subdirectoryCount",
+			json_integer((json_int_t)json_array_size(na)));
+	if (!bad) {
+		bad = json_object_set_new(nj, "directories", na);
+		na = NULL;
+	}
+	json_decref(na);
+	if (bad) {
+		json_decref(nj);
+		nj = NULL;
+	}
+	return nj;
+}
+
+/* "/a/b/" -> "b" into out[size]: 0, or -1 (no such segment, too long). */
+static int base_of(const char *path, char *out, size_t size)
+{
+	size_t len = strlen(path);
+	const char *b;
+
+	if (len < 2 || path[len - 1] != '/')
+		return -1;
+	for (b = path + len - 1; b > path && b[-1] != '/'; b--)
+		;
+	if ((size_t)(path + len - 1 - b) >= size)
+		return -1;
+	memcpy(out, b, (size_t)(path + len - 1 - b));
+	out[path + len - 1 - b] = '\0';
+	return 0;
+}
+
+/*
+ * The entry of directory path in its parent's answer: old's (a rename:
+ * its counts and times) at its new path, else a new empty one made now.
+ */
+static json_t *entry_at(json_t *old, const char *path)
+{
+	char name[4096], iso[32];
+	int64_t ns = sfs_now_ns();
+	json_t *o;
+
+	if (base_of(path, name, sizeof(name)))
+		return NULL;
+	if (old) {
+		o = json_copy(old);
+		if (o && (json_object_set_new(o, "path", json_string(path)) ||
+			  json_object_set_new(o, "name", json_string(name)))) {
+			json_decref(o);
+			o = NULL;
+		}
+		return o;
+	}
+	sfs_iso8601(ns / 1000000, iso);
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:s, s:I}", "path", path,
+			 "name", name, "explicit", 1, "descendantCount",
+			 (json_int_t)0, "subdirectoryCount", (json_int_t)0,
+			 "modifiedAt", iso, "modifiedAtNs", (json_int_t)ns);
+}
+
+/*
+ * Directory path's entry goes from its parent's last answer (with a
+ * reference to it in *gone, if gone), and with coming, add (NULL: no
+ * memory, then the answer goes: unknown, never wrong) comes into it. A
+ * parent never answered stays so.
+ */
+static void parent_last(struct sfsi_rcache *c, const char *path, int coming,
+			json_t *add, json_t **gone)
+{
+	char parent[4096];
+	size_t len = strlen(path);
+	struct rdir *d;
+	json_t *nj;
+
+	if (len < 2 || len >= sizeof(parent))
+		return;
+	sfs_strlcpy(parent, path, sizeof(parent));
+	parent[len - 1] = '\0';
+	*(strrchr(parent, '/') + 1) = '\0';
+	d = find(c, parent);
+	if (!d)
+		return;
+	d->mine = ++c->clock; /* a fill begun before: not the last answer */
+	if (!d->lastj)
+		return;
+	if (gone)
+		*gone = json_incref(sfsi_rcache_child(d->lastj, path));
+	nj = coming && !add ? NULL : with_child(d->lastj, path, add);
+	json_decref(d->lastj);
+	d->lastj = nj;
+}
+
+/* Directory path and all below it are no more: what was kept of them goes. */
+static void drop_below(struct sfsi_rcache *c, const char *path)
+{
+	size_t b, len = strlen(path);
+	struct rdir *d, *next;
+
+	for (b = 0; b < NBUCKETS; b++)
+		for (d = c->buckets[b]; d; d = next) {
+			next = d->next;
+			if (!strncmp(d->path, path, len))
+				free_dir(c, d);
+		}
+}
+
+/* A directory this store made is empty: that is its last answer. */
+static void made_empty(struct sfsi_rcache *c, const char *path, json_t *entry)
+{
+	struct rdir *d = get_dir(c, path);
+	json_t *j = entry ? json_copy(entry) : NULL;
+
+	if (!d || !j || json_object_del(j, "name") ||
+	    json_object_set_new(j, "directories", json_array())) {
+		json_decref(j);
+		return;
+	}
+	d->mine = ++c->clock;
+	d->lastj = j;
+	/* its (empty) listing, told only while the server does not answer */
+	d->has_files = d->stale = 1;
+}
+
+void sfsi_rcache_own_dirs(struct sfsi_rcache *c, const char *from,
+			  const char *to)
+{
+	json_t *old = NULL, *entry = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	if (from) {
+		parent_last(c, from, 0, NULL, &old);
+		drop_below(c, from);
+	}
+	if (to) {
+		drop_below(c, to); /* an empty directory a rename replaced */
+		entry = entry_at(old, to);
+		parent_last(c, to, 1, entry, NULL);
+		if (!from)
+			made_empty(c, to, entry);
+	}
+	json_decref(entry);
+	json_decref(old);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -289,6 +289,15 @@ uint64_t sfsi_rcache_clock(struct sfsi_rcache *c);
  */
 void sfsi_rcache_apply_state(struct sfsi_rcache *c, const struct sfs_file *f,
 			     uint64_t t, const char *state);
+/*
+ * This store changed directories (the feed does not tell it): from
+ * (NULL: none) went (removed, or renamed to to), to (NULL: none) came
+ * (made, or from renamed). Their parents' last answers (what lists while
+ * the server does not answer) show it; what was kept of from and below
+ * it goes (asked again at its new path); a directory made is empty.
+ */
+void sfsi_rcache_own_dirs(struct sfsi_rcache *c, const char *from,
+			  const char *to);
 /* This store deleted file number ino. */
 void sfsi_rcache_remove(struct sfsi_rcache *c, int64_t ino);
 
@@ -597,6 +606,8 @@ enum sfs_status sfsi_remote_file_number(struct sfs_store *s, struct sfs_file *f,
 /* A directory renamed: the numbers of it and below follow it. */
 void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
 			   const char *to);
+/* A directory removed: it and below no longer stat while offline. */
+void sfsi_remote_dir_gone(struct sfs_store *s, const char *path);
 /*
  * File id `from` is now `to` on the server: its number follows it (a
  * seed-only server's replace of an empty file by a new one; a new file

@@ -171,7 +171,7 @@ enum sfs_status sfsi_rkept_file_rename(struct sfs_store *s, const char *id,
 	return st;
 }
 
-/* A directory made, removed or renamed: it and all below, asked again. */
+/* A directory changed: it and all below, asked again. */
 static void dir_wrote(struct sfs_store *s, enum sfs_status st, const char *path)
 {
 	if (st == SFS_UNAVAILABLE || st == SFS_IO)
@@ -180,12 +180,32 @@ static void dir_wrote(struct sfs_store *s, enum sfs_status st, const char *path)
 		sfsi_rcache_forget_dir(sfsi_remote_cache(s), path, 1);
 }
 
+/*
+ * A directory made (from NULL), removed (to NULL) or renamed: as any
+ * change, and the last answers (what lists while the server does not
+ * answer) show it: the feed never tells this store of its own changes.
+ * (A change that may have happened without an answer is not in them.)
+ */
+static void dirs_wrote(struct sfs_store *s, enum sfs_status st,
+		       const char *from, const char *to)
+{
+	if (from)
+		dir_wrote(s, st, from);
+	if (to)
+		dir_wrote(s, st, to);
+	if (st)
+		return;
+	if (from && !to)
+		sfsi_remote_dir_gone(s, from);
+	sfsi_rcache_own_dirs(sfsi_remote_cache(s), from, to);
+}
+
 enum sfs_status sfsi_rkept_dir_make(struct sfs_store *s, const char *path,
 				    struct sfs_err *e)
 {
 	enum sfs_status st = sfsi_remote_dir_make(s, path, e);
 
-	dir_wrote(s, st, path);
+	dirs_wrote(s, st, NULL, path);
 	return st;
 }
 
@@ -194,7 +214,7 @@ enum sfs_status sfsi_rkept_dir_remove(struct sfs_store *s, const char *path,
 {
 	enum sfs_status st = sfsi_remote_dir_remove(s, path, e);
 
-	dir_wrote(s, st, path);
+	dirs_wrote(s, st, path, NULL);
 	return st;
 }
 
@@ -203,8 +223,7 @@ enum sfs_status sfsi_rkept_dir_rename(struct sfs_store *s, const char *from,
 {
 	enum sfs_status st = sfsi_remote_dir_rename(s, from, to, e);
 
-	dir_wrote(s, st, from);
-	dir_wrote(s, st, to);
+	dirs_wrote(s, st, from, to);
 	return st;
 }
 

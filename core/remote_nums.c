@@ -327,3 +327,20 @@ void sfsi_remote_dir_moved(struct sfs_store *s, const char *from,
 	rehash(rs);
 	pthread_mutex_unlock(&rs->mu);
 }
+
+/*
+ * A directory removed on the server: it and what is below it are no
+ * longer said to exist while the server does not answer (their numbers
+ * stay: a node the mount holds still names them).
+ */
+void sfsi_remote_dir_gone(struct sfs_store *s, const char *path)
+{
+	struct rstore *rs = rs_of(s);
+	size_t i, len = strlen(path);
+
+	pthread_mutex_lock(&rs->mu);
+	for (i = 0; i < rs->n; i++)
+		if (rs->v[i].key[0] == '/' && !strncmp(rs->v[i].key, path, len))
+			rs->v[i].has_dir = 0;
+	pthread_mutex_unlock(&rs->mu);
+}

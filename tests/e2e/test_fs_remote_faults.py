@@ -373,3 +373,53 @@ def test_killed_server_lists_what_was_listed(remote):
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
+
+
+def test_killed_server_lists_own_directory_changes(remote):
+    """A directory listed before lists, while the server is down, with
+    this mount's own directory changes made since (the change feed never
+    tells a mount of its own): a directory removed or renamed away is
+    gone from its parent's listing and does not stat, one renamed in or
+    made shows (a made one lists empty). (Before, the parent listed as
+    the server last answered: a removed directory showed again.)"""
+    dm, key, _, _ = remote
+    upload(dm, key, b"k", "k", "/album/keep/")
+    upload(dm, key, b"m", "m", "/album/moved/")
+    upload(dm, key, b"o", "o", "/other/")
+    m = RemoteMount(dm.base, key, "-o", "timeout=5")
+    try:
+        os.mkdir(m.path("album", "gone"))
+        assert sorted(os.listdir(m.path("album"))) == \
+            ["gone", "keep", "moved"]
+        assert sorted(os.listdir(m.path("other"))) == ["o.bin"]
+        os.mkdir(m.path("album", "made"))
+        os.rmdir(m.path("album", "gone"))
+        os.rename(m.path("album", "keep"), m.path("album", "kept"))
+        os.rename(m.path("album", "moved"), m.path("other", "moved"))
+        dm.kill()
+        assert eventually(lambda: "change feed:" in m.output(), 60)
+        bg = Background(lambda: sorted(os.listdir(m.path("album"))))
+        bg.wait(60)
+        assert bg.error is None and bg.result == ["kept", "made"], \
+            (bg.error, bg.result)
+        bg = Background(lambda: sorted(os.listdir(m.path("other"))))
+        bg.wait(60)
+        assert bg.error is None and bg.result == ["moved", "o.bin"], \
+            (bg.error, bg.result)
+        # not there (a file of that name is not known to be absent: EIO)
+        for gone in ("gone", "keep", "moved"):
+            assert failed(lambda: os.stat(m.path("album", gone))) in \
+                (errno.ENOENT,) + FAILED, gone
+        for there in (("album", "kept"), ("album", "made"),
+                      ("other", "moved")):
+            bg = Background(lambda: os.path.isdir(m.path(*there)))
+            assert bg.wait(60).result is True, there
+        bg = Background(lambda: os.listdir(m.path("album", "made")))
+        assert bg.wait(60).error is None and bg.result == [], bg.error
+        dm.start()
+        assert eventually(lambda: answers(m.path("album", "a9.bin")), 60)
+        assert sorted(os.listdir(m.path("album"))) == ["kept", "made"]
+        assert sorted(os.listdir(m.path("other", "moved"))) == ["m.bin"]
+    finally:
+        print(m.output())       # shown when the test fails
+        m.stop()

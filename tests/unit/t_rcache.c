@@ -369,6 +369,91 @@ static void test_last_listing_kept(void)
 	sfsi_rcache_free(c);
 }
 
+/* The subdirectories' names in the last answer about path, "a,b," */
+static void last_subdirs(struct sfsi_rcache *c, const char *path, char *out,
+			 size_t size)
+{
+	json_t *j = sfsi_rcache_dir(c, path, SFSI_RCACHE_LAST), *a;
+	size_t i, len = 0;
+
+	out[0] = '\0';
+	a = json_object_get(j, "directories");
+	for (i = 0; i < json_array_size(a) && len < size; i++)
+		len += (size_t)snprintf(out + len, size - len, "%s,",
+					json_string_value(json_object_get(
+						json_array_get(a, i), "name")));
+	if (!j)
+		snprintf(out, size, "none");
+	sfsi_rcache_unref(c, j);
+}
+
+static void put_answer(struct sfsi_rcache *c, const char *path, uint64_t t,
+		       const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+
+	sfsi_rcache_put_dir(c, path, t, j);
+	json_decref(j);
+}
+
+#define SUB(p, n)                                                              \
+	"{\"path\": \"" p "\", \"name\": \"" n "\", \"explicit\": true}"
+
+/*
+ * This store's own directory changes show in the last answers (what
+ * lists while the server does not answer), and an answer asked before
+ * such a change does not become the last one.
+ */
+static void test_own_directory_changes(void)
+{
+	struct sfsi_rcache *c = fresh_cache();
+	char got[256];
+	uint64_t t;
+
+	REQUIRE(c);
+	put_answer(c, "/", sfsi_rcache_ticket(c, "/"),
+		   "{\"path\": \"/\", \"directories\": [" SUB(
+			   "/a/", "a") ", " SUB("/b/", "b") "]}");
+	put_answer(c, "/a/", sfsi_rcache_ticket(c, "/a/"),
+		   "{\"path\": \"/a/\", \"directories\": [" SUB("/a/x/",
+								"x") "]}");
+	put(c, "/a/x/", 2, 1, "f");
+	/* a fill of "/" under way meanwhile, with the old answer */
+	t = sfsi_rcache_ticket(c, "/");
+	sfsi_rcache_own_dirs(c, "/b/", NULL);
+	last_subdirs(c, "/", got, sizeof(got));
+	CHECK(!strcmp(got, "a,"));
+	sfsi_rcache_own_dirs(c, "/a/x/", "/y/");
+	last_subdirs(c, "/", got, sizeof(got));
+	CHECK(!strcmp(got, "a,y,"));
+	last_subdirs(c, "/a/", got, sizeof(got));
+	CHECK(!strcmp(got, ""));
+	CHECK(count_last(c, "/a/x/", NULL) == -1); /* its paths are no more */
+	sfsi_rcache_own_dirs(c, NULL, "/a/new/");
+	last_subdirs(c, "/a/", got, sizeof(got));
+	CHECK(!strcmp(got, "new,"));
+	CHECK(count_last(c, "/a/new/", NULL) == 0); /* empty, as last seen */
+	CHECK(count(c, "/a/new/", NULL) == -1);	    /* online: asked */
+	last_subdirs(c, "/a/new/", got, sizeof(got));
+	CHECK(!strcmp(got, ""));
+	/* the fill begun before: not the last answer */
+	put_answer(c, "/", t,
+		   "{\"path\": \"/\", \"directories\": [" SUB(
+			   "/a/", "a") ", " SUB("/b/", "b") "]}");
+	last_subdirs(c, "/", got, sizeof(got));
+	CHECK(!strcmp(got, "a,y,"));
+	/* one begun after is */
+	put_answer(c, "/", sfsi_rcache_ticket(c, "/"),
+		   "{\"path\": \"/\", \"directories\": [" SUB("/z/", "z") "]}");
+	last_subdirs(c, "/", got, sizeof(got));
+	CHECK(!strcmp(got, "z,"));
+	/* a parent never answered stays so */
+	sfsi_rcache_own_dirs(c, NULL, "/q/r/");
+	last_subdirs(c, "/q/", got, sizeof(got));
+	CHECK(!strcmp(got, "none"));
+	sfsi_rcache_free(c);
+}
+
 /* A large listing: lookups through the index, kept as files come and go. */
 static void test_index_kept(void)
 {
@@ -446,6 +531,7 @@ int main(void)
 	RUN(test_moved_by_a_fill);
 	RUN(test_own_write_with_the_directory_state);
 	RUN(test_last_listing_kept);
+	RUN(test_own_directory_changes);
 	RUN(test_index_kept);
 	RUN(test_bounds);
 	return th_report();
