@@ -228,6 +228,21 @@ static int parse_size(const char *v, int64_t *out)
 	return 0;
 }
 
+/*
+ * Option opt's URL refused: one line that names it without its
+ * user:password (an fstab mount's line stays in the journal); -1.
+ */
+static int refuse_url(const char *opt, const char *url, const char *why)
+{
+	char *pub = fs_opts_public_url(url);
+
+	fprintf(stderr, "speechfs: %s%s%s: %s\n", opt,
+		opt[strlen(opt) - 1] == '=' ? "" : " ",
+		pub ? pub : "(out of memory)", why);
+	free(pub);
+	return -1;
+}
+
 /* A remote mount's options (--url …): a one-line reason on error. */
 static int check_remote(struct fs_opts *o)
 {
@@ -254,25 +269,19 @@ static int check_remote(struct fs_opts *o)
 		}
 		return 0;
 	}
-	if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)) {
-		fprintf(stderr,
-			"speechfs: --url %s: expected http://HOST[:PORT] or "
-			"https://HOST[:PORT]\n",
-			o->url);
-		return -1;
-	}
-	if (strstr(o->url, "/api/v1/")) {
-		/*
-		 * make run's SPEECHFS_URL, say: the files route itself. A
-		 * base path of a reverse proxy (https://gw/api/speech) is
-		 * a server's URL: the mount puts /api/v1/... after it.
-		 */
-		fprintf(stderr,
-			"speechfs: --url %s: expected the server's URL without "
-			"its API path (http://HOST[:PORT], not …/api/…)\n",
-			o->url);
-		return -1;
-	}
+	if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))
+		return refuse_url("--url", o->url,
+				  "expected http://HOST[:PORT] or "
+				  "https://HOST[:PORT]");
+	/*
+	 * make run's SPEECHFS_URL, say: the files route itself. A base path
+	 * of a reverse proxy (https://gw/api/speech) is a server's URL: the
+	 * mount puts /api/v1/... after it.
+	 */
+	if (strstr(o->url, "/api/v1/"))
+		return refuse_url("--url", o->url,
+				  "expected the server's URL without its API "
+				  "path (http://HOST[:PORT], not …/api/…)");
 	if (o->store || o->user) {
 		fprintf(stderr, "speechfs: --url mounts a server's store as "
 				"its key's user: leave out --store and "
@@ -310,13 +319,10 @@ static int check_remote(struct fs_opts *o)
 			strerror(errno));
 		return -1;
 	}
-	if (o->proxy && !strstr(o->proxy, "://")) {
-		fprintf(stderr,
-			"speechfs: -o proxy=%s: expected a URL "
-			"(http://HOST:PORT, https://… or socks5h://…)\n",
-			o->proxy);
-		return -1;
-	}
+	if (o->proxy && !strstr(o->proxy, "://"))
+		return refuse_url("-o proxy=", o->proxy,
+				  "expected a URL (http://HOST:PORT, https://… "
+				  "or socks5h://…)");
 	if (o->cache_dir && o->cache_dir[0] != '/') {
 		fprintf(stderr,
 			"speechfs: -o cache_dir=%s: expected an absolute "
@@ -379,9 +385,8 @@ char *fs_opts_public_url(const char *url)
 	const char *host = strstr(url, "://"), *at;
 	char *out;
 
-	if (!host)
-		return strdup(url);
-	host += 3;
+	/* with no scheme (a URL refused for that) the host comes first */
+	host = host ? host + 3 : url;
 	at = memrchr(host, '@', strcspn(host, "/?#"));
 	if (asprintf(&out, "%.*s%.*s", (int)(host - url), url,
 		     (int)strcspn(at ? at + 1 : host, "?#"),

@@ -685,6 +685,30 @@ def test_url_of_the_files_route_is_refused_with_a_hint(server):
     assert not is_mounted(mnt)
 
 
+@pytest.mark.parametrize("url,opts,says", [
+    ("ftp://Zq9user:Xk7pass@127.0.0.1:1", [], "--url ftp://127.0.0.1:1: "),
+    ("Zq9user:Xk7pass@127.0.0.1:1", [], "--url 127.0.0.1:1: "),
+    ("http://Zq9user:Xk7pass@127.0.0.1:1/api/v1/speech-services/files", [],
+     "--url http://127.0.0.1:1/api/v1/speech-services/files: "),
+    ("http://127.0.0.1:1", ["-o", "proxy=Zq9user:Xk7pass@127.0.0.1:3128"],
+     "-o proxy=127.0.0.1:3128: "),
+])
+def test_a_refused_url_is_named_without_its_password(tmp_path, url, opts,
+                                                     says):
+    """A --url (or -o proxy=) refused before the server is asked is named
+    in its one line without the user:password it holds (an fstab mount's
+    line stays in the journal). Before, the line showed the URL as given
+    (re-read s21 B2)."""
+    keyf = tmp_path / "key"
+    keyf.write_text("k" * 40)
+    keyf.chmod(0o600)
+    rc, err = run_mount("--url", url, "--key-file", str(keyf), *opts,
+                        str(tmp_path), "-f")
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and says in err, err
+    assert "Xk7" not in err and "Zq9user" not in err, err
+
+
 def mount_source(mnt):
     """The source mount(8), df and findmnt show for mnt."""
     with open("/proc/self/mountinfo") as f:
