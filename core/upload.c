@@ -17,9 +17,9 @@
  * start's recovery, the sweep or a DELETE cuts or removes it. A file
  * another process holds is live there: never cut, removed or streamed
  * into here (409 upload_busy; GET says busy). A lock dies with its
- * process: a crashed daemon's sessions are recovered at the next start.
+ * process: a crashed daemon's sessions are recovered at the next start
+ * (upload_sweep.c, with the janitor's sweep of expired sessions).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -31,16 +31,15 @@
 #include <unistd.h>
 #include "auth_i.h"
 #include "db_i.h"
-#include "job_i.h"
 #include "speechfs/file.h"
 #include "speechfs/log.h"
 #include "speechfs/stage.h"
 #include "speechfs/upload.h"
 #include "stage_i.h"
 #include "store_i.h"
+#include "upload_i.h"
 #include "util_i.h"
 
-#define NODE_FILE ".node"
 #define TOUCH_MS 10000 /* an expiry moves on at most this often */
 
 /* A session a PUT streams into, in this process. */
@@ -136,7 +135,7 @@ static void take_hash(const struct sfs_store *s, const char *id, int64_t off,
 	pthread_mutex_unlock(&busy_mu);
 }
 
-static void forget_hash(const struct sfs_store *s, const char *id)
+void sfsi_upload_forget(const struct sfs_store *s, const char *id)
 {
 	EVP_MD_CTX *md;
 	uint32_t crc;
@@ -174,7 +173,7 @@ static enum sfs_status not_found(struct sfs_err *e, const char *id)
 			id);
 }
 
-static void notify(struct sfs_store *s, const char *id)
+void sfsi_upload_notify(struct sfs_store *s, const char *id)
 {
 	if (s->upload_notify)
 		s->upload_notify(s->upload_notify_arg, id);
@@ -188,7 +187,7 @@ void sfs_upload_set_notify(struct sfs_store *s,
 	s->upload_notify = fn;
 }
 
-static void file_path(const struct sfs_store *s, const char *id, char *out,
+void sfsi_upload_path(const struct sfs_store *s, const char *id, char *out,
 		      size_t n)
 {
 	snprintf(out, n, "%s/%s", s->upload_dir, id);
@@ -204,34 +203,30 @@ static int file_lock(int fd, int cmd)
 	return cmd == F_OFD_GETLK ? l.l_type != F_UNLCK : 0;
 }
 
-/*
- * Session file `id` open (read-write) and locked in *fd; -1 if another
- * holds it (*fd -1), or errno's status (ENOENT: not_found).
- */
-static int lock_file(struct sfs_store *s, const char *id, int *fd,
-		     struct sfs_err *e)
+static enum sfs_status session_busy(struct sfs_err *e, const char *id)
+{
+	return sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
+			"another PUT streams into upload session '%s' now", id);
+}
+
+enum sfs_status sfsi_upload_lock(struct sfs_store *s, const char *id, int *fd,
+				 struct sfs_err *e)
 {
 	char path[4096];
 
-	file_path(s, id, path, sizeof(path));
+	sfsi_upload_path(s, id, path, sizeof(path));
 	*fd = open(path, O_RDWR | O_CLOEXEC);
 	if (*fd < 0 && errno == ENOENT)
-		return (int)not_found(e, id);
+		return not_found(e, id);
 	if (*fd < 0)
-		return (int)sfsi_errno_status(e, errno, "opening an upload");
+		return sfsi_errno_status(e, errno, "opening an upload");
 	if (!file_lock(*fd, F_OFD_SETLK))
 		return SFS_OK;
 	close(*fd);
 	*fd = -1;
 	if (errno == EAGAIN || errno == EACCES)
-		return -1;
-	return (int)sfsi_errno_status(e, errno, "locking an upload");
-}
-
-static enum sfs_status busy_elsewhere(struct sfs_err *e, const char *id)
-{
-	return sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
-			"another PUT streams into upload session '%s' now", id);
+		return session_busy(e, id);
+	return sfsi_errno_status(e, errno, "locking an upload");
 }
 
 /*
@@ -245,7 +240,7 @@ static int64_t held_elsewhere(struct sfs_store *s, const char *id)
 	int64_t size = -1;
 	int fd;
 
-	file_path(s, id, path, sizeof(path));
+	sfsi_upload_path(s, id, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -259,13 +254,9 @@ static int64_t held_elsewhere(struct sfs_store *s, const char *id)
  * A row of this daemon's: the row id, durable offset and expiry of the
  * actor's session `id` of file_id, or SFS_NOT_FOUND.
  */
-struct found {
-	int64_t row, durable, expires;
-};
-
 static enum sfs_status find(struct db *d, struct sfs_store *s,
 			    const struct sfs_actor *a, const char *file_id,
-			    const char *id, struct found *out,
+			    const char *id, struct sfsi_upload_row *out,
 			    struct sfs_err *e)
 {
 	struct db_stmt *st;
@@ -306,7 +297,7 @@ static enum sfs_status find(struct db *d, struct sfs_store *s,
 /* A connection (put back by the caller, even on failure) and the row. */
 static enum sfs_status lookup(struct sfs_store *s, const struct sfs_actor *a,
 			      const char *file_id, const char *id,
-			      struct db **d, struct found *out,
+			      struct db **d, struct sfsi_upload_row *out,
 			      struct sfs_err *e)
 {
 	enum sfs_status ret = sfsi_db_get(s, d, e);
@@ -318,7 +309,8 @@ static enum sfs_status lookup(struct sfs_store *s, const struct sfs_actor *a,
  * Move the session's expiry on (a use of it), at most every TOUCH_MS (a
  * long poll's loop is no write each); never a refusal.
  */
-static int64_t touch(struct db *d, struct sfs_store *s, const struct found *f)
+static int64_t touch(struct db *d, struct sfs_store *s,
+		     const struct sfsi_upload_row *f)
 {
 	struct db_stmt *st;
 	int64_t exp = sfs_now_ms() + s->cfg.upload_expire_s * 1000;
@@ -341,7 +333,8 @@ static int64_t touch(struct db *d, struct sfs_store *s, const struct found *f)
  * meanwhile): 1 with its durable offset and expiry, 0 if it is gone,
  * -1 on an error.
  */
-static int reread(struct db *d, int64_t row, struct found *f, struct sfs_err *e)
+int sfsi_upload_reread(struct db *d, int64_t row, struct sfsi_upload_row *f,
+		       struct sfs_err *e)
 {
 	struct db_stmt *st = sfsi_db_prep(
 		d, "SELECT durable, expires_at FROM upload WHERE id = ?1", e);
@@ -373,7 +366,8 @@ static enum sfs_status set_durable(struct db *d, int64_t row, int64_t durable,
 	return sfsi_db_run(st, e);
 }
 
-static enum sfs_status delete_row(struct db *d, int64_t row, struct sfs_err *e)
+enum sfs_status sfsi_upload_delete_row(struct db *d, int64_t row,
+				       struct sfs_err *e)
 {
 	struct db_stmt *st =
 		sfsi_db_prep(d, "DELETE FROM upload WHERE id = ?1", e);
@@ -448,7 +442,7 @@ enum sfs_status sfs_upload_create(struct sfs_store *s,
 		goto out;
 	sfsi_hex(r, sizeof(r), out->id);
 	sfs_strlcpy(out->file_id, f.id, sizeof(out->file_id));
-	file_path(s, out->id, path, sizeof(path));
+	sfsi_upload_path(s, out->id, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	/* locked until its row is in: another process's recovery leaves it */
 	if (fd < 0 || file_lock(fd, F_OFD_SETLK) < 0 ||
@@ -475,7 +469,7 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 {
 	struct sfsi_upload *u;
 	struct db *d = NULL;
-	struct found f;
+	struct sfsi_upload_row f;
 	enum sfs_status ret;
 	int64_t size;
 
@@ -518,16 +512,15 @@ static enum sfs_status delete_lock(struct sfs_store *s, const char *id, int *fd,
 				   struct sfs_err *e)
 {
 	struct sfs_err le;
-	int lk;
+	enum sfs_status ret;
 
 	sfs_err_init(&le);
-	lk = lock_file(s, id, fd, &le);
-	if (lk < 0)
-		return busy_elsewhere(e, id);
-	if (lk && lk != SFS_NOT_FOUND)
-		return sfs_errf(e, (enum sfs_status)lk, SFS_R_NONE, "%s",
-				le.message);
-	return SFS_OK;
+	ret = sfsi_upload_lock(s, id, fd, &le);
+	if (ret == SFS_NOT_FOUND)
+		return SFS_OK;
+	if (ret && e)
+		*e = le;
+	return ret;
 }
 
 enum sfs_status sfs_upload_delete(struct sfs_store *s,
@@ -537,7 +530,7 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 {
 	struct sfsi_upload *u;
 	struct db *d = NULL;
-	struct found f;
+	struct sfsi_upload_row f;
 	enum sfs_status ret;
 	char path[4096];
 	int fd = -1;
@@ -550,7 +543,7 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 	if (!ret && !u)
 		ret = delete_lock(s, upload_id, &fd, e);
 	if (!ret)
-		ret = delete_row(d, f.row, e);
+		ret = sfsi_upload_delete_row(d, f.row, e);
 	sfsi_db_put(d);
 	if (!ret) {
 		/* a PUT streaming into it: its stage drops the file at its end
@@ -560,15 +553,25 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 		if (u)
 			__atomic_store_n(&u->deleted, 1, __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&busy_mu);
-		file_path(s, upload_id, path, sizeof(path));
+		sfsi_upload_path(s, upload_id, path, sizeof(path));
 		if (!u)
 			unlink(path);
-		forget_hash(s, upload_id);
-		notify(s, upload_id);
+		sfsi_upload_forget(s, upload_id);
+		sfsi_upload_notify(s, upload_id);
 	}
 	if (fd >= 0)
 		close(fd);
 	return ret;
+}
+
+int sfsi_upload_busy_here(struct sfs_store *s, const char *id)
+{
+	int taken;
+
+	pthread_mutex_lock(&busy_mu);
+	taken = busy_find(s, id) != NULL;
+	pthread_mutex_unlock(&busy_mu);
+	return taken;
 }
 
 /* Take the session for a PUT: its busy entry (a conflict if taken). */
@@ -582,10 +585,7 @@ static enum sfs_status take(struct sfs_store *s, const char *id, int64_t row,
 	pthread_mutex_lock(&busy_mu);
 	if (busy_find(s, id)) {
 		pthread_mutex_unlock(&busy_mu);
-		return sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
-				"another PUT streams into upload session "
-				"'%s' now",
-				id);
+		return session_busy(e, id);
 	}
 	u = calloc(1, sizeof(*u));
 	if (u) {
@@ -626,16 +626,15 @@ static int give_back(struct sfsi_upload *u)
  * and, under it, the row's durable offset again.
  */
 static enum sfs_status stage_lock(struct db *d, struct sfs_store *s,
-				  const char *id, struct found *f, int *fd,
-				  struct sfs_err *e)
+				  const char *id, struct sfsi_upload_row *f,
+				  int *fd, struct sfs_err *e)
 {
-	int lk = lock_file(s, id, fd, e), rc;
+	enum sfs_status ret = sfsi_upload_lock(s, id, fd, e);
+	int rc;
 
-	if (lk < 0)
-		return busy_elsewhere(e, id);
-	if (lk)
-		return (enum sfs_status)lk;
-	rc = reread(d, f->row, f, e);
+	if (ret)
+		return ret;
+	rc = sfsi_upload_reread(d, f->row, f, e);
 	return rc < 0 ? SFS_IO : rc ? SFS_OK : not_found(e, id);
 }
 
@@ -646,7 +645,7 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 {
 	struct sfsi_upload *u = NULL;
 	struct db *d = NULL;
-	struct found f = { 0 };
+	struct sfsi_upload_row f = { 0 };
 	enum sfs_status ret;
 	EVP_MD_CTX *md;
 	uint32_t crc = 0;
@@ -675,7 +674,7 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	__atomic_store_n(&u->durable, offset, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&u->received, offset, __ATOMIC_SEQ_CST);
-	file_path(s, upload_id, path, sizeof(path));
+	sfsi_upload_path(s, upload_id, path, sizeof(path));
 	take_hash(s, upload_id, offset, &md, &crc);
 	ret = sfsi_stage_open_at(s, path, fd, offset, md, crc, out, e);
 	fd = -1; /* the stage's, even on failure */
@@ -735,7 +734,7 @@ static void record(struct sfsi_upload *u, int64_t durable)
 	}
 	__atomic_store_n(&u->durable, durable, __ATOMIC_SEQ_CST);
 	if (!u->ending)
-		notify(s, u->id);
+		sfsi_upload_notify(s, u->id);
 }
 
 /* Sync the file up to what is written and record it. */
@@ -776,11 +775,11 @@ static void end_session(struct sfsi_upload *u)
 
 	sfs_err_init(&e);
 	if (!sfsi_db_get(u->s, &d, &e))
-		(void)delete_row(d, u->row, &e);
+		(void)sfsi_upload_delete_row(d, u->row, &e);
 	sfsi_db_put(d);
-	file_path(u->s, u->id, path, sizeof(path));
+	sfsi_upload_path(u->s, u->id, path, sizeof(path));
 	unlink(path); /* gone already when the commit took it */
-	forget_hash(u->s, u->id);
+	sfsi_upload_forget(u->s, u->id);
 }
 
 void sfs_upload_stage_end(struct sfs_stage *st, int ended)
@@ -821,11 +820,11 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 		/* a DELETE met its end: it left the file to this stage */
 		char path[4096];
 
-		file_path(s, id, path, sizeof(path));
+		sfsi_upload_path(s, id, path, sizeof(path));
 		unlink(path);
-		forget_hash(s, id);
+		sfsi_upload_forget(s, id);
 	}
-	notify(s, id);
+	sfsi_upload_notify(s, id);
 }
 
 enum sfs_status sfs_upload_open_durable(struct sfs_store *s,
@@ -842,316 +841,12 @@ enum sfs_status sfs_upload_open_durable(struct sfs_store *s,
 	ret = sfs_upload_get(s, a, file_id, upload_id, &u, e);
 	if (ret)
 		return ret;
-	file_path(s, upload_id, path, sizeof(path));
+	sfsi_upload_path(s, upload_id, path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
 		return errno == ENOENT ? not_found(e, upload_id)
 				       : sfsi_errno_status(e, errno,
 							   "opening an upload");
 	*durable = u.durable;
-	return SFS_OK;
-}
-
-/* ---- the daemon's start and the janitor ------------------------------ */
-
-/* This store directory's id as a daemon of sessions (made once). */
-static enum sfs_status node_id(struct sfs_store *s, struct sfs_err *e)
-{
-	unsigned char r[8];
-	char path[4096], buf[32];
-	ssize_t n = -1;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/" NODE_FILE, s->upload_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (n == 16) {
-		memcpy(s->upload_node, buf, 16);
-		s->upload_node[16] = '\0';
-		return SFS_OK;
-	}
-	if (sfsi_random(r, sizeof(r)))
-		return sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
-	sfsi_hex(r, sizeof(r), s->upload_node);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, s->upload_node, 16) != 16 || fsync(fd) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return sfsi_errno_status(e, errno, "writing the uploads' id");
-	}
-	close(fd);
-	sfsi_fsync_dir(s->upload_dir);
-	return SFS_OK;
-}
-
-/* Remove session `id` (row `row`) of this daemon, row and file. */
-static void drop(struct db *d, struct sfs_store *s, int64_t row, const char *id)
-{
-	char path[4096];
-
-	(void)delete_row(d, row, NULL);
-	file_path(s, id, path, sizeof(path));
-	unlink(path);
-}
-
-struct ids {
-	int64_t *row;
-	char (*id)[SFS_UPLOAD_ID_SIZE];
-	int64_t *durable;
-	size_t n, cap;
-};
-
-static void ids_free(struct ids *l)
-{
-	free(l->row);
-	free(l->id);
-	free(l->durable);
-	memset(l, 0, sizeof(*l));
-}
-
-static int ids_add(struct ids *l, int64_t row, const char *id, int64_t dur)
-{
-	size_t cap = l->cap ? 2 * l->cap : 64;
-	void *a, *b, *c;
-
-	if (l->n == l->cap) {
-		a = realloc(l->row, cap * sizeof(*l->row));
-		if (a)
-			l->row = a;
-		b = realloc(l->id, cap * sizeof(*l->id));
-		if (b)
-			l->id = b;
-		c = realloc(l->durable, cap * sizeof(*l->durable));
-		if (c)
-			l->durable = c;
-		if (!a || !b || !c)
-			return -1;
-		l->cap = cap;
-	}
-	l->row[l->n] = row;
-	sfs_strlcpy(l->id[l->n], id, sizeof(l->id[0]));
-	l->durable[l->n++] = dur;
-	return 0;
-}
-
-/*
- * This daemon's sessions whose expiry is before `before` (INT64_MAX:
- * all of them), into l.
- */
-static enum sfs_status list(struct db *d, struct sfs_store *s, int64_t before,
-			    struct ids *l, struct sfs_err *e)
-{
-	struct db_stmt *st;
-	int rc;
-
-	st = sfsi_db_prep(d,
-			  "SELECT id, uuid, durable FROM upload"
-			  " WHERE node = ?1 AND expires_at <= ?2",
-			  e);
-	if (!st)
-		return SFS_IO;
-	sfsi_db_bind_text(st, 1, s->upload_node);
-	sfsi_db_bind_int(st, 2, before);
-	while ((rc = sfsi_db_step(st, e)) == 1)
-		if (ids_add(l, sfsi_db_col_int(st, 0), sfsi_db_col_text(st, 1),
-			    sfsi_db_col_int(st, 2))) {
-			rc = -1;
-			break;
-		}
-	sfsi_db_reset(st);
-	return rc < 0 ? sfs_errf(e, SFS_IO, SFS_R_NONE,
-				 "cannot list the upload sessions")
-		      : SFS_OK;
-}
-
-/* Whether session `id` has a row (of any node). */
-static int has_row(struct db *d, const char *id)
-{
-	struct db_stmt *st =
-		sfsi_db_prep(d, "SELECT 1 FROM upload WHERE uuid = ?1", NULL);
-	int rc;
-
-	if (!st)
-		return -1;
-	sfsi_db_bind_text(st, 1, id);
-	rc = sfsi_db_step(st, NULL);
-	sfsi_db_reset(st);
-	return rc;
-}
-
-/*
- * Session `id` (row `row`) after a crash, its file locked in fd (-1: it
- * is missing): cut back to what the row (read again under the lock) says
- * is durable; missing or shorter (a disk that is not the one its row
- * knew): it ends.
- */
-static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
-				   int64_t row, const char *id, int fd,
-				   struct sfs_err *e)
-{
-	struct found f;
-	struct stat sb;
-	int rc = reread(d, row, &f, e);
-
-	if (rc <= 0)
-		return rc < 0 ? SFS_IO : SFS_OK; /* ended meanwhile */
-	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < f.durable) {
-		sfs_warn("upload", "session '%s' lost its bytes: it ends", id);
-		drop(d, s, row, id);
-	} else if (sb.st_size > f.durable && ftruncate(fd, f.durable) < 0) {
-		return sfsi_errno_status(e, errno, "cutting an upload");
-	}
-	return SFS_OK;
-}
-
-/* A file of .uploads/ without a row in l: gone unless live elsewhere. */
-static void recover_stray(struct db *d, struct sfs_store *s, const char *id)
-{
-	char path[4096];
-	int fd;
-
-	/* a session being made locks its file until its row is in */
-	if (lock_file(s, id, &fd, NULL))
-		return;
-	file_path(s, id, path, sizeof(path));
-	if (has_row(d, id) == 0)
-		unlink(path);
-	close(fd);
-}
-
-/*
- * After a crash: each session's file cut back to its durable offset, a
- * file without a row removed. A file another process holds (it runs on
- * this store directory, its PUT streams into it) is live: left alone.
- */
-static enum sfs_status recover(struct db *d, struct sfs_store *s,
-			       struct sfs_err *e)
-{
-	struct ids l = { 0 };
-	struct dirent *de;
-	enum sfs_status ret;
-	size_t i;
-	DIR *dh;
-	int fd, lk;
-
-	ret = list(d, s, INT64_MAX, &l, e);
-	for (i = 0; !ret && i < l.n; i++) {
-		lk = lock_file(s, l.id[i], &fd, NULL);
-		if (lk >= 0)
-			ret = recover_one(d, s, l.row[i], l.id[i], fd, e);
-		if (fd >= 0)
-			close(fd);
-	}
-	dh = ret ? NULL : opendir(s->upload_dir);
-	while (dh && (de = readdir(dh))) {
-		int known = 0;
-
-		if (!sfs_upload_id_valid(de->d_name))
-			continue;
-		for (i = 0; i < l.n && !known; i++)
-			known = !strcmp(l.id[i], de->d_name);
-		if (!known)
-			recover_stray(d, s, de->d_name);
-	}
-	if (dh)
-		closedir(dh);
-	ids_free(&l);
-	return ret;
-}
-
-/*
- * Whether session `id` may go as expired: no other process holds its
- * file, and its row (read again) is still expired.
- */
-static int expired(struct db *d, struct sfs_store *s, int64_t row,
-		   const char *id)
-{
-	struct found f;
-	int fd, lk, gone;
-
-	lk = lock_file(s, id, &fd, NULL);
-	if (lk < 0)
-		return 0;
-	gone = reread(d, row, &f, NULL) == 1 && f.expires <= sfs_now_ms();
-	if (fd >= 0)
-		close(fd);
-	return gone;
-}
-
-enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
-{
-	struct ids l = { 0 };
-	struct db *d = NULL;
-	enum sfs_status ret;
-	size_t i;
-	int k = 0, taken;
-
-	if (n)
-		*n = 0;
-	if (!s->upload_dir)
-		return SFS_OK;
-	ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = list(d, s, sfs_now_ms(), &l, e);
-	for (i = 0; !ret && i < l.n; i++) {
-		/* a PUT streaming into it moves its expiry on at its end */
-		pthread_mutex_lock(&busy_mu);
-		taken = busy_find(s, l.id[i]) != NULL;
-		pthread_mutex_unlock(&busy_mu);
-		if (!taken && expired(d, s, l.row[i], l.id[i])) {
-			drop(d, s, l.row[i], l.id[i]);
-			forget_hash(s, l.id[i]);
-			notify(s, l.id[i]);
-			k++;
-		}
-	}
-	sfsi_db_put(d);
-	ids_free(&l);
-	if (k)
-		sfs_info("upload", "%d expired upload session(s) removed", k);
-	if (n)
-		*n = k;
-	return ret;
-}
-
-static void sweep_chore(struct sfs_store *s)
-{
-	struct sfs_err e;
-
-	sfs_err_init(&e);
-	if (sfs_upload_sweep(s, NULL, &e))
-		sfs_warn("upload", "sweep failed: %s", e.message);
-}
-
-enum sfs_status sfs_upload_install(struct sfs_store *s, struct sfs_err *e)
-{
-	struct db *d = NULL;
-	enum sfs_status ret;
-	char path[4096];
-
-	if (s->ops || s->upload_dir)
-		return SFS_OK;
-	snprintf(path, sizeof(path), "%s/staging/.uploads", s->dir);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return sfsi_errno_status(e, errno,
-					 "making STORE/staging/.uploads");
-	s->upload_dir = strdup(path);
-	if (!s->upload_dir)
-		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	ret = node_id(s, e);
-	if (!ret)
-		ret = sfsi_db_get(s, &d, e);
-	if (!ret)
-		ret = recover(d, s, e);
-	sfsi_db_put(d);
-	if (ret) {
-		free(s->upload_dir);
-		s->upload_dir = NULL;
-		return ret;
-	}
-	sfsi_janitor_add(s, sweep_chore);
 	return SFS_OK;
 }

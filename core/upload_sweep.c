@@ -1,0 +1,324 @@
+/*
+ * Upload sessions at the daemon's start and later (upload.h): the store
+ * directory's node id, the recovery of this node's sessions after a crash
+ * (each file cut back to its row's durable offset, strays removed), and
+ * the janitor's sweep of expired sessions. A session file another process
+ * holds locked is live there and left alone (upload.c says why).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "db_i.h"
+#include "job_i.h"
+#include "speechfs/log.h"
+#include "speechfs/upload.h"
+#include "store_i.h"
+#include "upload_i.h"
+#include "util_i.h"
+
+#define NODE_FILE ".node"
+
+/* This store directory's id as a daemon of sessions (made once). */
+static enum sfs_status node_id(struct sfs_store *s, struct sfs_err *e)
+{
+	unsigned char r[8];
+	char path[4096], buf[32];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" NODE_FILE, s->upload_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n == 16) {
+		memcpy(s->upload_node, buf, 16);
+		s->upload_node[16] = '\0';
+		return SFS_OK;
+	}
+	if (sfsi_random(r, sizeof(r)))
+		return sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
+	sfsi_hex(r, sizeof(r), s->upload_node);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, s->upload_node, 16) != 16 || fsync(fd) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return sfsi_errno_status(e, errno, "writing the uploads' id");
+	}
+	close(fd);
+	sfsi_fsync_dir(s->upload_dir);
+	return SFS_OK;
+}
+
+/* Remove session `id` (row `row`) of this daemon, row and file. */
+static void drop(struct db *d, struct sfs_store *s, int64_t row, const char *id)
+{
+	char path[4096];
+
+	(void)sfsi_upload_delete_row(d, row, NULL);
+	sfsi_upload_path(s, id, path, sizeof(path));
+	unlink(path);
+}
+
+struct ids {
+	int64_t *row;
+	char (*id)[SFS_UPLOAD_ID_SIZE];
+	int64_t *durable;
+	size_t n, cap;
+};
+
+static void ids_free(struct ids *l)
+{
+	free(l->row);
+	free(l->id);
+	free(l->durable);
+	memset(l, 0, sizeof(*l));
+}
+
+static int ids_add(struct ids *l, int64_t row, const char *id, int64_t dur)
+{
+	size_t cap = l->cap ? 2 * l->cap : 64;
+	void *a, *b, *c;
+
+	if (l->n == l->cap) {
+		a = realloc(l->row, cap * sizeof(*l->row));
+		if (a)
+			l->row = a;
+		b = realloc(l->id, cap * sizeof(*l->id));
+		if (b)
+			l->id = b;
+		c = realloc(l->durable, cap * sizeof(*l->durable));
+		if (c)
+			l->durable = c;
+		if (!a || !b || !c)
+			return -1;
+		l->cap = cap;
+	}
+	l->row[l->n] = row;
+	sfs_strlcpy(l->id[l->n], id, sizeof(l->id[0]));
+	l->durable[l->n++] = dur;
+	return 0;
+}
+
+/*
+ * This daemon's sessions whose expiry is before `before` (INT64_MAX:
+ * all of them), into l.
+ */
+static enum sfs_status list(struct db *d, struct sfs_store *s, int64_t before,
+			    struct ids *l, struct sfs_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	st = sfsi_db_prep(d,
+			  "SELECT id, uuid, durable FROM upload"
+			  " WHERE node = ?1 AND expires_at <= ?2",
+			  e);
+	if (!st)
+		return SFS_IO;
+	sfsi_db_bind_text(st, 1, s->upload_node);
+	sfsi_db_bind_int(st, 2, before);
+	while ((rc = sfsi_db_step(st, e)) == 1)
+		if (ids_add(l, sfsi_db_col_int(st, 0), sfsi_db_col_text(st, 1),
+			    sfsi_db_col_int(st, 2))) {
+			rc = -1;
+			break;
+		}
+	sfsi_db_reset(st);
+	return rc < 0 ? sfs_errf(e, SFS_IO, SFS_R_NONE,
+				 "cannot list the upload sessions")
+		      : SFS_OK;
+}
+
+/* Whether session `id` has a row (of any node). */
+static int has_row(struct db *d, const char *id)
+{
+	struct db_stmt *st =
+		sfsi_db_prep(d, "SELECT 1 FROM upload WHERE uuid = ?1", NULL);
+	int rc;
+
+	if (!st)
+		return -1;
+	sfsi_db_bind_text(st, 1, id);
+	rc = sfsi_db_step(st, NULL);
+	sfsi_db_reset(st);
+	return rc;
+}
+
+/*
+ * Session `id` (row `row`) after a crash, its file locked in fd (-1: it
+ * is missing): cut back to what the row (read again under the lock) says
+ * is durable; missing or shorter (a disk that is not the one its row
+ * knew): it ends.
+ */
+static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
+				   int64_t row, const char *id, int fd,
+				   struct sfs_err *e)
+{
+	struct sfsi_upload_row f;
+	struct stat sb;
+	int rc = sfsi_upload_reread(d, row, &f, e);
+
+	if (rc <= 0)
+		return rc < 0 ? SFS_IO : SFS_OK; /* ended meanwhile */
+	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < f.durable) {
+		sfs_warn("upload", "session '%s' lost its bytes: it ends", id);
+		drop(d, s, row, id);
+	} else if (sb.st_size > f.durable && ftruncate(fd, f.durable) < 0) {
+		return sfsi_errno_status(e, errno, "cutting an upload");
+	}
+	return SFS_OK;
+}
+
+/* A file of .uploads/ without a row in l: gone unless live elsewhere. */
+static void recover_stray(struct db *d, struct sfs_store *s, const char *id)
+{
+	char path[4096];
+	int fd;
+
+	/* a session being made locks its file until its row is in */
+	if (sfsi_upload_lock(s, id, &fd, NULL))
+		return;
+	sfsi_upload_path(s, id, path, sizeof(path));
+	if (has_row(d, id) == 0)
+		unlink(path);
+	close(fd);
+}
+
+/*
+ * After a crash: each session's file cut back to its durable offset, a
+ * file without a row removed. A file another process holds (it runs on
+ * this store directory, its PUT streams into it) is live: left alone.
+ */
+static enum sfs_status recover(struct db *d, struct sfs_store *s,
+			       struct sfs_err *e)
+{
+	struct ids l = { 0 };
+	struct dirent *de;
+	enum sfs_status ret;
+	size_t i;
+	DIR *dh;
+	int fd;
+
+	ret = list(d, s, INT64_MAX, &l, e);
+	for (i = 0; !ret && i < l.n; i++) {
+		if (sfsi_upload_lock(s, l.id[i], &fd, NULL) != SFS_CONFLICT)
+			ret = recover_one(d, s, l.row[i], l.id[i], fd, e);
+		if (fd >= 0)
+			close(fd);
+	}
+	dh = ret ? NULL : opendir(s->upload_dir);
+	while (dh && (de = readdir(dh))) {
+		int known = 0;
+
+		if (!sfs_upload_id_valid(de->d_name))
+			continue;
+		for (i = 0; i < l.n && !known; i++)
+			known = !strcmp(l.id[i], de->d_name);
+		if (!known)
+			recover_stray(d, s, de->d_name);
+	}
+	if (dh)
+		closedir(dh);
+	ids_free(&l);
+	return ret;
+}
+
+/*
+ * Whether session `id` may go as expired: no other process holds its
+ * file, and its row (read again) is still expired.
+ */
+static int expired(struct db *d, struct sfs_store *s, int64_t row,
+		   const char *id)
+{
+	struct sfsi_upload_row f;
+	int fd, gone;
+
+	if (sfsi_upload_lock(s, id, &fd, NULL) == SFS_CONFLICT)
+		return 0;
+	gone = sfsi_upload_reread(d, row, &f, NULL) == 1 &&
+	       f.expires <= sfs_now_ms();
+	if (fd >= 0)
+		close(fd);
+	return gone;
+}
+
+enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
+{
+	struct ids l = { 0 };
+	struct db *d = NULL;
+	enum sfs_status ret;
+	size_t i;
+	int k = 0;
+
+	if (n)
+		*n = 0;
+	if (!s->upload_dir)
+		return SFS_OK;
+	ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = list(d, s, sfs_now_ms(), &l, e);
+	for (i = 0; !ret && i < l.n; i++) {
+		/* a PUT streaming into it moves its expiry on at its end */
+		if (!sfsi_upload_busy_here(s, l.id[i]) &&
+		    expired(d, s, l.row[i], l.id[i])) {
+			drop(d, s, l.row[i], l.id[i]);
+			sfsi_upload_forget(s, l.id[i]);
+			sfsi_upload_notify(s, l.id[i]);
+			k++;
+		}
+	}
+	sfsi_db_put(d);
+	ids_free(&l);
+	if (k)
+		sfs_info("upload", "%d expired upload session(s) removed", k);
+	if (n)
+		*n = k;
+	return ret;
+}
+
+static void sweep_chore(struct sfs_store *s)
+{
+	struct sfs_err e;
+
+	sfs_err_init(&e);
+	if (sfs_upload_sweep(s, NULL, &e))
+		sfs_warn("upload", "sweep failed: %s", e.message);
+}
+
+enum sfs_status sfs_upload_install(struct sfs_store *s, struct sfs_err *e)
+{
+	struct db *d = NULL;
+	enum sfs_status ret;
+	char path[4096];
+
+	if (s->ops || s->upload_dir)
+		return SFS_OK;
+	snprintf(path, sizeof(path), "%s/staging/.uploads", s->dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return sfsi_errno_status(e, errno,
+					 "making STORE/staging/.uploads");
+	s->upload_dir = strdup(path);
+	if (!s->upload_dir)
+		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	ret = node_id(s, e);
+	if (!ret)
+		ret = sfsi_db_get(s, &d, e);
+	if (!ret)
+		ret = recover(d, s, e);
+	sfsi_db_put(d);
+	if (ret) {
+		free(s->upload_dir);
+		s->upload_dir = NULL;
+		return ret;
+	}
+	sfsi_janitor_add(s, sweep_chore);
+	return SFS_OK;
+}
