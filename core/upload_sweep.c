@@ -233,21 +233,26 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 
 /*
  * Whether session `id` may go as expired: no other process holds its
- * file, and its row (read again) is still expired.
+ * file, and its row (read again under the lock) is still expired. When
+ * it may, *fd keeps the lock (-1: the file is missing) until the session
+ * is gone: a PUT that found the row just before it expired must not take
+ * the file between this look and the removal (it would stream into a
+ * session removed under it).
  */
 static int expired(struct db *d, struct sfs_store *s, int64_t row,
-		   const char *id)
+		   const char *id, int *fd)
 {
 	struct sfsi_upload_row f;
-	int fd, gone;
 
-	if (sfsi_upload_lock(s, id, &fd, NULL) == SFS_CONFLICT)
+	if (sfsi_upload_lock(s, id, fd, NULL) == SFS_CONFLICT)
 		return 0;
-	gone = sfsi_upload_reread(d, row, &f, NULL) == 1 &&
-	       f.expires <= sfs_now_ms();
-	if (fd >= 0)
-		close(fd);
-	return gone;
+	if (sfsi_upload_reread(d, row, &f, NULL) == 1 &&
+	    f.expires <= sfs_now_ms())
+		return 1;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	return 0;
 }
 
 enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
@@ -256,7 +261,7 @@ enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 	struct db *d = NULL;
 	enum sfs_status ret;
 	size_t i;
-	int k = 0;
+	int k = 0, fd;
 
 	if (n)
 		*n = 0;
@@ -268,8 +273,10 @@ enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 	for (i = 0; !ret && i < l.n; i++) {
 		/* a PUT streaming into it moves its expiry on at its end */
 		if (!sfsi_upload_busy_here(s, l.id[i]) &&
-		    expired(d, s, l.row[i], l.id[i])) {
+		    expired(d, s, l.row[i], l.id[i], &fd)) {
 			drop(d, s, l.row[i], l.id[i]);
+			if (fd >= 0)
+				close(fd);
 			sfsi_upload_forget(s, l.id[i]);
 			sfsi_upload_notify(s, l.id[i]);
 			k++;

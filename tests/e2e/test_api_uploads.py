@@ -11,8 +11,11 @@ import base64
 import ctypes
 import hashlib
 import os
+import pathlib
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -21,6 +24,7 @@ import pytest
 from conftest import API, Client, Daemon, start
 from test_api_remote_ext import crc32c as crc32c_slow
 
+HERE = pathlib.Path(__file__).resolve().parent
 META_BACKENDS = ["sqlite", "pg"]
 MIB = 1 << 20
 SYNC = 32 * MIB
@@ -46,6 +50,19 @@ def test_crc32c_of_isal_is_the_reference():
     blob = os.urandom(70000)
     for x in (b"", b"123456789", bytes(32), blob):
         assert crc32c(x) == crc32c_slow(x)
+
+
+@pytest.fixture(scope="module")
+def uploadfault(tmp_path_factory):
+    """tests/e2e/uploadfault.c built: an LD_PRELOAD of faults and
+    witnesses around the daemon's session files."""
+    cc = shutil.which("cc")
+    assert cc, "no C compiler: run packaging/install-deps.sh"
+    so = tmp_path_factory.mktemp("uploadfault") / "uploadfault.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so),
+                    str(HERE / "uploadfault.c"), "-ldl"], check=True,
+                   timeout=120)
+    return so
 
 
 @pytest.fixture(scope="module")
@@ -651,6 +668,38 @@ def test_expired_sessions_are_swept(sfsd_factory):
         c.assert_error(session(c, f["id"], u), 404, "upload_not_found")
     assert "upload: 1 expired" in c.daemon.log.read_text() or \
         "expired upload session" in c.daemon.log.read_text()
+
+
+def test_the_sweep_holds_a_session_until_it_is_gone(tmp_path_factory,
+                                                    blobs, meta,
+                                                    uploadfault):
+    """The janitor removes an expired session with its file locked from
+    its look at the row until the file is gone (re-read s21 A4: it let the
+    lock go in between, where a PUT of another process that had found the
+    row just before it expired could take the file and stream into a
+    session removed under it). uploadfault.c notes at each unlink of a
+    session file whether it was locked."""
+    log = tmp_path_factory.mktemp("unlinks") / "log"
+    d, c = start(tmp_path_factory, {"uploads.expire_seconds": "1",
+                                    "janitor.interval_ms": "100"},
+                 blobs=blobs, meta=meta,
+                 prefix=("env", f"LD_PRELOAD={uploadfault}",
+                         f"UPLOADFAULT_UNLINK_LOG={log}"))
+    try:
+        f = c.new_file(data=b"old")
+        uids = [new_session(c, f["id"]) for _ in range(3)]
+        up = c.store / "staging" / ".uploads"
+        deadline = time.time() + 30
+        while any((up / u).exists() for u in uids):
+            assert time.time() < deadline, "the sessions were not swept"
+            time.sleep(0.05)
+        for u in uids:
+            c.assert_error(session(c, f["id"], u), 404, "upload_not_found")
+        assert sorted(log.read_text().splitlines()) == \
+            sorted(f"{u} locked" for u in uids)
+    finally:
+        c.http.close()
+        d.stop()
 
 
 def test_no_sessions_without_extensions(sfsd_factory):

@@ -1,0 +1,163 @@
+/*
+ * LD_PRELOAD for test_api_uploads.py: faults and witnesses around the
+ * daemon's session files (STORE/staging/.uploads/), each switched on by
+ * its variable:
+ * - UPLOADFAULT_TRUNC=ID: ftruncate of session file ID fails with EIO (a
+ *   disk error while the start's recovery cuts it back).
+ * - UPLOADFAULT_UNLINK_LOG=FILE: before a session file is unlinked, a line
+ *   "ID locked" or "ID free" goes to FILE: whether some open file
+ *   description holds its lock (what a PUT of another process would find)
+ *   at that moment.
+ * - UPLOADFAULT_NODE_MS=N: each open of .uploads/.node waits N ms first,
+ *   which widens the moment between two starting daemons' look for it and
+ *   their write of it.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DIR_PART "/.uploads/"
+
+/* The session id of a path under .uploads/, or NULL. */
+static const char *session_of(const char *path)
+{
+	const char *p = strstr(path, DIR_PART);
+
+	if (!p)
+		return NULL;
+	p += strlen(DIR_PART);
+	return strlen(p) == 32 && strspn(p, "0123456789abcdef") == 32 ? p
+								      : NULL;
+}
+
+static int is_session_fd(int fd, const char *id)
+{
+	char link[64], target[4096];
+	const char *got;
+	ssize_t k;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	k = readlink(link, target, sizeof(target) - 1);
+	if (k <= 0)
+		return 0;
+	target[k] = '\0';
+	got = session_of(target);
+	return got && !strcmp(got, id);
+}
+
+static int truncate_fails(int fd)
+{
+	const char *id = getenv("UPLOADFAULT_TRUNC");
+
+	return id && is_session_fd(fd, id);
+}
+
+int ftruncate(int fd, off_t len)
+{
+	static int (*real)(int, off_t);
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "ftruncate");
+	if (truncate_fails(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd, len);
+}
+
+int ftruncate64(int fd, off_t len)
+{
+	return ftruncate(fd, len);
+}
+
+static int real_open(const char *path, int flags, mode_t mode)
+{
+	static int (*real)(const char *, int, ...);
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "open");
+	return real(path, flags, mode);
+}
+
+static void node_wait(const char *path)
+{
+	static const char node[] = "/.uploads/.node";
+	const char *ms = getenv("UPLOADFAULT_NODE_MS");
+	size_t n = strlen(path), k = sizeof(node) - 1;
+	struct timespec ts;
+
+	if (!ms || n < k || strcmp(path + n - k, node))
+		return;
+	ts.tv_sec = atol(ms) / 1000;
+	ts.tv_nsec = (atol(ms) % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+}
+
+int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	node_wait(path);
+	return real_open(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	node_wait(path);
+	return real_open(path, flags, mode);
+}
+
+static void witness_unlink(const char *path)
+{
+	const char *log = getenv("UPLOADFAULT_UNLINK_LOG");
+	const char *id = session_of(path);
+	struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd, held = 0;
+	FILE *f;
+
+	if (!log || !id)
+		return;
+	fd = real_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (!fcntl(fd, F_OFD_GETLK, &l))
+		held = l.l_type != F_UNLCK;
+	close(fd);
+	f = fopen(log, "a");
+	if (f) {
+		fprintf(f, "%s %s\n", id, held ? "locked" : "free");
+		fclose(f);
+	}
+}
+
+int unlink(const char *path)
+{
+	static int (*real)(const char *);
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "unlink");
+	witness_unlink(path);
+	return real(path);
+}
