@@ -156,7 +156,10 @@ static int has_row(struct db *d, const char *id)
  * Session `id` (row `row`) after a crash, its file locked in fd (-1: it
  * is missing): cut back to what the row (read again under the lock) says
  * is durable; missing or shorter (a disk that is not the one its row
- * knew): it ends.
+ * knew): it ends. A file that cannot be cut is left as it is, with a
+ * warning: one session's disk error must not keep the daemon from
+ * starting, and the bytes past its durable offset are never used (a GET
+ * of its content serves the durable ones; a resume cuts the file first).
  */
 static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 				   int64_t row, const char *id, int fd,
@@ -172,7 +175,10 @@ static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 		sfs_warn("upload", "session '%s' lost its bytes: it ends", id);
 		drop(d, s, row, id);
 	} else if (sb.st_size > f.durable && ftruncate(fd, f.durable) < 0) {
-		return sfsi_errno_status(e, errno, "cutting an upload");
+		sfs_warn("upload",
+			 "session '%s': cannot cut it back to its %lld durable "
+			 "bytes: %s; left as it is",
+			 id, (long long)f.durable, strerror(errno));
 	}
 	return SFS_OK;
 }
@@ -203,14 +209,21 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 	struct ids l = { 0 };
 	struct dirent *de;
 	enum sfs_status ret;
+	enum sfs_status lk;
+	struct sfs_err le;
 	size_t i;
 	DIR *dh;
 	int fd;
 
 	ret = list(d, s, INT64_MAX, &l, e);
 	for (i = 0; !ret && i < l.n; i++) {
-		if (sfsi_upload_lock(s, l.id[i], &fd, NULL) != SFS_CONFLICT)
+		sfs_err_init(&le);
+		lk = sfsi_upload_lock(s, l.id[i], &fd, &le);
+		if (!lk || lk == SFS_NOT_FOUND)
 			ret = recover_one(d, s, l.row[i], l.id[i], fd, e);
+		else if (lk != SFS_CONFLICT) /* a disk error: not lost */
+			sfs_warn("upload", "session '%s' left as it is: %s",
+				 l.id[i], le.message);
 		if (fd >= 0)
 			close(fd);
 	}

@@ -702,6 +702,47 @@ def test_the_sweep_holds_a_session_until_it_is_gone(tmp_path_factory,
         d.stop()
 
 
+def test_a_start_skips_a_session_it_cannot_cut_back(tmp_path_factory,
+                                                    blobs, meta,
+                                                    uploadfault):
+    """The start's recovery meets a session file it cannot cut back to
+    its durable offset (ftruncate fails with EIO through uploadfault.c):
+    it says so in the log and goes on; the daemon starts, the other
+    session is cut back, and that one stays as its row says (re-read s21
+    A6: speechfsd did not start)."""
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
+    d2 = None
+    try:
+        f = c.new_file(data=b"old")
+        bad, good = new_session(c, f["id"]), new_session(c, f["id"])
+        d.stop()
+        up = c.store / "staging" / ".uploads"
+        for uid in (bad, good):  # bytes past durable (0), as a crash
+            (up / uid).write_bytes(b"x" * 1000)
+        d2 = Daemon(d.root, c.store, CONFIG,
+                    prefix=("env", f"LD_PRELOAD={uploadfault}",
+                            f"UPLOADFAULT_TRUNC={bad}"))
+        c2 = Client(d2.base, c.store)
+        c2.keys, c2.users = c.keys, c.users
+        assert f"session '{bad}': cannot cut it back" in d2.log.read_text()
+        assert (up / good).stat().st_size == 0
+        assert (up / bad).stat().st_size == 1000
+        for uid in (bad, good):
+            u = session(c2, f["id"], uid).json()
+            assert u["durable"] == u["offset"] == 0, u
+        assert c2.get(f"/{f['id']}/uploads/{bad}/content").content == b""
+        data = os.urandom(MIB)
+        assert_committed(c2, f["id"], put(c2, f["id"], good, 0, data), data)
+        assert c2.delete(f"/{f['id']}/uploads/{bad}").status_code == 204
+        assert not (up / bad).exists()
+        c2.http.close()
+    finally:
+        c.http.close()
+        for x in (d, d2):
+            if x and x.proc.poll() is None:
+                x.stop()
+
+
 def test_no_sessions_without_extensions(sfsd_factory):
     c = sfsd_factory({"http.extensions": "false"})
     f = c.new_file(data=b"old")
