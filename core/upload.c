@@ -471,7 +471,7 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 	struct db *d = NULL;
 	struct sfsi_upload_row f;
 	enum sfs_status ret;
-	int64_t size;
+	int64_t size, dur;
 
 	memset(out, 0, sizeof(*out));
 	ret = lookup(s, a, file_id, upload_id, &d, &f, e);
@@ -487,10 +487,13 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 	if (u) {
 		out->busy = 1;
 		out->offset = __atomic_load_n(&u->received, __ATOMIC_RELAXED);
-		/* the writer may have recorded more since the row was read */
-		if (__atomic_load_n(&u->durable, __ATOMIC_RELAXED) >
-		    out->durable)
-			out->durable = u->durable;
+		/*
+		 * the writer may have recorded more since the row was read;
+		 * one atomic load (record() stores it from the PUT's thread)
+		 */
+		dur = __atomic_load_n(&u->durable, __ATOMIC_RELAXED);
+		if (dur > out->durable)
+			out->durable = dur;
 	}
 	pthread_mutex_unlock(&busy_mu);
 	/*
