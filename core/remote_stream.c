@@ -353,16 +353,18 @@ static int back_off(int64_t until, unsigned *pause)
 }
 
 /*
- * The stream got no answer: resume it from the session's durable offset,
- * again while the server says the session is busy (it holds a body it has
- * not seen end until its connection timeout), and with bytes freed also
- * while it does not answer (down, restarting, stopped), with a back-off,
- * until max(60 s, 2 x the timeout). Nothing freed, a server that does not
- * answer gets the stage whole (the session dropped). With bytes freed,
- * before giving up or when the session is gone, the file on the server
- * is checked: the commit may have happened with its answer lost. 0: x
- * holds the answer, or the stage goes up whole; 1: bytes were freed and
- * cannot reach the server (the session dropped when it answers).
+ * The stream got no answer: resume it from the session's durable offset.
+ * Nothing freed yet: one try, then the stage goes up whole (the session
+ * dropped), at once also when the session is busy (the server holds a
+ * body it has not seen end until its connection timeout): the whole copy
+ * is here, no need to wait for that timeout. Bytes freed: tries again,
+ * with a back-off, while the server does not answer (down, restarting,
+ * stopped) or says the session is busy, until max(60 s, 2 x the
+ * timeout); before giving up, or when the session is gone, the file on
+ * the server is checked: the commit may have happened with its answer
+ * lost. 0: x holds the answer, or the stage goes up whole; 1: bytes were
+ * freed and cannot reach the server (the session dropped when it
+ * answers).
  */
 static int resume(struct rstream *x, const char *id)
 {
@@ -378,7 +380,7 @@ static int resume(struct rstream *x, const char *id)
 	freed = st->freed;
 	pthread_mutex_unlock(&st->fmu);
 	while ((r = resume_once(x, freed, why, sizeof(why))) == AGAIN &&
-	       (freed || x->code)) {
+	       freed) {
 		if (!said++)
 			sfs_warn("remote",
 				 "the upload of '%s' waits for the server to "

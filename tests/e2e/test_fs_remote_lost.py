@@ -37,13 +37,19 @@ FLIP_FROM, FLIP_TO = b"<flip me>", b"<flip mE>"
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
        "expect", "proxy-connection", "te", "upgrade", "trailer"}
 
+# The fates a Proxy answers itself: (status, error_type).
+ANSWERS = {"conflict": (409, "conflict"), "busy": (409, "upload_busy"),
+           "unavailable": (503, "storage_unavailable"),
+           "error": (500, "internal_error"), "notfound": (404, "not_found")}
+
 
 class Proxy:
     """HTTP/1.1 relay to the daemon on 127.0.0.1. `rule(method, path)`
     decides a request's fate: None (relayed), "drop" (relayed, the
     server finishes it, the client's connection closed without the
     answer), "conflict" (answered 409 conflict, a plain one, not
-    relayed), "unavailable" (answered 503, not relayed), "error" (answered
+    relayed), "busy" (answered 409 upload_busy, not relayed),
+    "unavailable" (answered 503, not relayed), "error" (answered
     500, not relayed), "notfound" (answered 404, not relayed),
     "old_doc" (relayed, the OpenAPI document's idKey renamed to id: an
     older daemon's), "hold" (kept until
@@ -120,15 +126,10 @@ class Proxy:
                     if self.trailer:
                         proxy.trailers.append((self.command, self.path,
                                                self.trailer))
-                if fate in ("conflict", "unavailable", "error", "notfound"):
-                    code = {"conflict": 409, "unavailable": 503,
-                            "error": 500, "notfound": 404}[fate]
+                if fate in ANSWERS:
+                    code, kind = ANSWERS[fate]
                     b = json.dumps({
-                        "status_code": code, "error_type": {
-                            409: "conflict",
-                            503: "storage_unavailable",
-                            500: "internal_error",
-                            404: "not_found"}[code],
+                        "status_code": code, "error_type": kind,
                         "message": "a " + fate, "validation_errors": [],
                         "request_id": "00000000-0000-4000-8000-000000000001"
                     }).encode()

@@ -358,3 +358,29 @@ def test_extensions_off_sends_whole(store):
             m.stop()
     finally:
         dm.stop()
+
+
+def test_busy_session_with_nothing_freed_goes_whole(store):
+    """A stream that got no answer (held at a proxy past the mount's
+    timeout) whose session the server then says is busy (409
+    upload_busy, the proxy's), nothing freed yet: close() sends the
+    stage whole at once (one busy answer, then a PUT without the
+    session) instead of waiting for the session for up to 60 s (re-read
+    s21 A3); the server holds the exact bytes."""
+    from test_fs_remote_lost import proxied
+    puts = []
+
+    def rule(meth, p):
+        if meth != "PUT" or "upload=" not in p:
+            return None
+        puts.append(p)
+        return "hold" if len(puts) == 1 else "busy"
+
+    data = os.urandom(12 * MIB + 5)
+    with proxied(store, "-o", "timeout=5", rule=rule) as (dm, key, px, m):
+        with open(m.path("busy.bin"), "wb") as f:
+            write_chunks(f, data, 0, len(data))
+        assert px.fates("busy") == 1, px.seen
+        assert [s for s in px.seen if s[0] == "PUT" and s[2] is None
+                and "upload=" not in s[1]], px.seen
+        server_holds(dm, key, "busy", data)
