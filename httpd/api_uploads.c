@@ -187,14 +187,16 @@ void uploads_req_free(struct req *r)
 
 /*
  * Wait unless a session moved since `moves` was read: 1 suspended, 0
- * look again now, -1 the room is full or closing (answer now).
+ * look again now, -1 the room is full, -2 it closes (answer now).
  */
 static int wait_in_room(struct uploads_wait *w, uint64_t moves)
 {
 	int ret;
 
 	pthread_mutex_lock(&U.mu);
-	if (U.stopping || U.n >= g_httpd.opts.changes_max_waiters) {
+	if (U.stopping) {
+		ret = -2;
+	} else if (U.n >= g_httpd.opts.changes_max_waiters) {
 		ret = -1;
 	} else if (U.moves != moves) {
 		ret = 0;
@@ -257,6 +259,13 @@ enum MHD_Result api_uploads_get(struct req *r)
 		room = wait_in_room(w, moves);
 		if (room == 1)
 			return MHD_YES;
+		if (room == -1) {
+			/* as the change feed's polls past the same bound */
+			req_set_header(r, "Retry-After", "1");
+			return respond_status(r, 503, "too_many_waiters",
+					      "too many long polls wait "
+					      "already; poll again later");
+		}
 		if (room < 0)
 			return answer(r, 200, &u);
 	}

@@ -84,7 +84,8 @@ void httpd_config_init(struct httpd_config *c)
  *   http.min_body_rate           bytes per second a body must average
  *                                after its first request_head_timeout
  *   http.changes_max_waiters     long polls of the change feed waiting
- *                                at once (503 beyond)
+ *                                at once, and apart those of upload
+ *                                sessions (503 beyond)
  *   http.auth_failures_per_second, http.auth_failures_burst
  *                                failed authentications per client
  *                                address (429 beyond)

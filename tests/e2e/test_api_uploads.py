@@ -559,6 +559,24 @@ def test_a_long_poll_answers_when_durable_moves(sfsd):
         assert b["validation_errors"][0]["location"] in bad
 
 
+def test_session_polls_past_the_bound_are_503(sfsd_factory):
+    """Past http.changes_max_waiters polls waiting at once (0 here), a
+    session poll that would wait is 503 too_many_waiters with
+    Retry-After, as the change feed's is (review s21 P9: 200 at once,
+    the values of now, which a client would loop on at full speed); one
+    that does not wait is served."""
+    c = sfsd_factory({"http.changes_max_waiters": "0"})
+    f = c.new_file(data=b"old")
+    uid = new_session(c, f["id"])
+    r = session(c, f["id"], uid, durableAbove=0, timeout=5)
+    c.assert_error(r, 503, "too_many_waiters")
+    assert r.headers["Retry-After"] == "1"
+    for params in ({}, {"durableAbove": 0, "timeout": 0}):
+        r = session(c, f["id"], uid, **params)
+        assert r.status_code == 200 and r.json()["durable"] == 0, r.text
+    assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+
+
 def test_a_killed_daemon_keeps_its_sessions_at_their_last_sync(
         tmp_path_factory, blobs, meta):
     """kill -9 in the middle of a body: after the restart the session is
