@@ -179,7 +179,7 @@ int sfsi_pg_cancel(const int64_t *domain)
 		struct cancel_key *key = c->cancel;
 
 		if (__atomic_load_n(&c->domain, __ATOMIC_ACQUIRE) != domain ||
-		    !key)
+		    !key || !__atomic_load_n(&c->out, __ATOMIC_ACQUIRE))
 			continue;
 		n++;
 		if (key->sending)
@@ -260,8 +260,11 @@ int64_t sfsi_pg_lock_key(const char *a, const char *b)
 PGresult *sfsi_pg_run(struct pgconn *c, const char *sql, ExecStatusType want,
 		      struct sfs_err *e, const char *what)
 {
-	PGresult *r = PQexec(c->c, sql);
+	PGresult *r;
 
+	sfsi_pg_out(c, 1);
+	r = PQexec(c->c, sql);
+	sfsi_pg_out(c, 0);
 	if (PQresultStatus(r) == want)
 		return r;
 	sfsi_pg_res_status(c, r, e, what);
@@ -539,13 +542,20 @@ static int flush_begin(struct pgconn *c, struct sfs_err *e)
 /* Run the statement: by its name, or by its text (each_run). */
 static PGresult *run_stmt(struct pgstmt *st)
 {
+	PGresult *r;
+
+	sfsi_pg_out(st->c, 1);
 	if (st->each_run)
-		return PQexecParams(
-			st->c->c, st->text, st->np, (const Oid *)st->type,
-			(const char *const *)st->val, st->len, st->fmt, 0);
-	return PQexecPrepared(st->c->c, st->name, st->np,
-			      (const char *const *)st->val, st->len, st->fmt,
-			      0);
+		r = PQexecParams(st->c->c, st->text, st->np,
+				 (const Oid *)st->type,
+				 (const char *const *)st->val, st->len, st->fmt,
+				 0);
+	else
+		r = PQexecPrepared(st->c->c, st->name, st->np,
+				   (const char *const *)st->val, st->len,
+				   st->fmt, 0);
+	sfsi_pg_out(st->c, 0);
+	return r;
 }
 
 /* The same, sent without waiting for the answer; 0 when it failed. */
@@ -579,6 +589,7 @@ static PGresult *begin_and_run(struct pgstmt *st, struct sfs_err *e)
 			return NULL;
 		return run_stmt(st);
 	}
+	sfsi_pg_out(c, 1);
 	sent = PQsendQueryParams(c->c, BEGIN_READ, 0, NULL, NULL, NULL, NULL,
 				 0) &&
 	       send_stmt(st) && PQpipelineSync(c->c);
@@ -600,6 +611,7 @@ static PGresult *begin_and_run(struct pgstmt *st, struct sfs_err *e)
 	}
 	if (sent && ends == 2)
 		PQclear(PQgetResult(c->c)); /* the sync */
+	sfsi_pg_out(c, 0);
 	if (!PQexitPipelineMode(c->c)) {
 		/* the protocol's state is not known: a new session */
 		sfs_warn("db", "pipeline: %s", PQerrorMessage(c->c));
@@ -632,8 +644,11 @@ static int execute_once(struct pgstmt *st, struct sfs_err *e)
 	if (!st->each_run && st->gen != c->gen && flush_begin(c, e))
 		return -1;
 	if (!st->each_run && st->gen != c->gen) {
+		/* a prepare waits too: it locks the tables it names */
+		sfsi_pg_out(c, 1);
 		r = PQprepare(c->c, st->name, st->text, st->np,
 			      (const Oid *)st->type);
+		sfsi_pg_out(c, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			sfsi_pg_res_status(c, r, e, st->text);
 			PQclear(r);
@@ -867,7 +882,9 @@ enum sfs_status sfsi_pg_exec(struct pgconn *c, const char *sql,
 		free(text);
 		return e ? e->status : SFS_IO;
 	}
+	sfsi_pg_out(c, 1);
 	r = PQexec(c->c, text);
+	sfsi_pg_out(c, 0);
 	free(text);
 	rs = PQresultStatus(r);
 

@@ -47,7 +47,20 @@ struct pgconn {
 	 */
 	struct cancel_key *cancel;
 	struct pgconn *reg_prev, *reg_next;
+	/*
+	 * A statement is out and its thread waits for the answer
+	 * (sfsi_pg_out): only then is the session sent a cancel. A cancel
+	 * reaches the server some time after it is sent; one sent to a
+	 * session between statements could land on its next one, a read
+	 * that had nothing to do with what was interrupted.
+	 */
+	int out;
 };
+
+static inline void sfsi_pg_out(struct pgconn *c, int on)
+{
+	__atomic_store_n(&c->out, on, __ATOMIC_RELEASE);
+}
 
 struct pgstmt {
 	struct pgconn *c;

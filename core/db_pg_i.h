@@ -29,7 +29,9 @@ void sfsi_pg_close(struct pgconn *c);
 /*
  * Cancel the statement each connection of `domain` (sfsi_pg_set_domain:
  * a store's) is running, from any thread: the waiting call fails with
- * SFS_BUSY (57014); a connection running nothing ignores it. Returns at
+ * SFS_BUSY (57014). Only connections with a statement out are asked
+ * (sfsi_pg_out): a cancel lands some time after it is sent, and one sent
+ * to an idle session could cut its next statement instead. Returns at
  * once: each cancel is sent by a thread of its own, which a server that
  * does not answer holds instead of the caller. The number of connections
  * asked (one whose last cancel is still under way counts, and is not

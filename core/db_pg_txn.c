@@ -161,7 +161,9 @@ enum sfs_status sfsi_pg_commit(struct pgconn *c, struct sfs_err *e)
 	snprintf(sql + n, sizeof(sql) - n, "COMMIT");
 	c->notify_jobs = 0;
 	c->notify_auth = 0;
+	sfsi_pg_out(c, 1);
 	r = PQexec(c->c, sql);
+	sfsi_pg_out(c, 0);
 
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		ret = sfsi_pg_res_status(c, r, e, "commit");

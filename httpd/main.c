@@ -132,10 +132,14 @@ static void drain_all(void)
 	if (!left)
 		return;
 	sfs_warn("httpd", "shutdown: %d requests still in flight", left);
-	/* again and again: a request may send its next statement after */
+	if (!sfs_store_is_shared(g_httpd.store))
+		return; /* SQLite's waits end at its busy timeout */
+	/*
+	 * Again and again: a request between two statements is not asked,
+	 * and its next statement may wait in turn.
+	 */
 	for (waited = 0; left && waited < STOP_CANCEL_MS; waited += 100) {
-		if (sfs_store_interrupt(g_httpd.store) <= 0)
-			return; /* none waits on a database */
+		sfs_store_interrupt(g_httpd.store);
 		left = drain(100);
 	}
 	if (left)

@@ -210,8 +210,9 @@ int sfs_store_is_shared(const struct sfs_store *s);
  * workers are told to stop first (sfs_workers_stop still joins them): a
  * job cut short is left for a later claim, not failed. Only a store on
  * PostgreSQL waits so (SQLite's waits end at its busy timeout); elsewhere
- * it does nothing. The number of the store's sessions asked (those
- * running nothing ignore it).
+ * it does nothing. The number of the store's sessions asked: those
+ * waiting for a statement's answer (a session between statements is
+ * left alone, so the store's next reads are not cut).
  */
 int sfs_store_interrupt(struct sfs_store *s);
 
