@@ -546,10 +546,9 @@ static PGresult *run_stmt(struct pgstmt *st)
 
 	sfsi_pg_out(st->c, 1);
 	if (st->each_run)
-		r = PQexecParams(st->c->c, st->text, st->np,
-				 (const Oid *)st->type,
-				 (const char *const *)st->val, st->len, st->fmt,
-				 0);
+		r = PQexecParams(
+			st->c->c, st->text, st->np, (const Oid *)st->type,
+			(const char *const *)st->val, st->len, st->fmt, 0);
 	else
 		r = PQexecPrepared(st->c->c, st->name, st->np,
 				   (const char *const *)st->val, st->len,

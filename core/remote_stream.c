@@ -287,9 +287,9 @@ static int committed_already(struct rstream *x, const char *id)
 /* What one try of resume() came to. */
 enum resumed {
 	RESUMED, /* x holds the server's answer to the resumed stream */
-	AGAIN, /* no answer, or the session busy: worth another try */
-	GONE, /* the session is gone */
-	SHORT, /* the session holds fewer bytes than were freed */
+	AGAIN,	 /* no answer, or the session busy: worth another try */
+	GONE,	 /* the session is gone */
+	SHORT,	 /* the session holds fewer bytes than were freed */
 };
 
 /*
@@ -305,8 +305,9 @@ static enum resumed resume_once(struct rstream *x, int64_t freed, char *why,
 	sfs_err_init(&e);
 	if (sfsi_rparts_durable(&x->parts, &d, &e)) {
 		snprintf(why, size, "%s",
-			 e.status == SFS_NOT_FOUND ? "its upload session is gone"
-						   : e.message);
+			 e.status == SFS_NOT_FOUND
+				 ? "its upload session is gone"
+				 : e.message);
 		return e.status == SFS_NOT_FOUND ? GONE : AGAIN;
 	}
 	if (d < freed) {
