@@ -150,13 +150,13 @@ static void share_unlock(CURL *c, curl_lock_data data, void *arg)
  * (each call meanwhile fails with its own error, after the timeout at
  * most; content already in the block cache is still read).
  */
-static void note_down(struct sfs_remote *r, CURLcode rc)
+static void note_down(struct sfs_remote *r, const char *why)
 {
 	if (!__atomic_exchange_n(&r->down, 1, __ATOMIC_SEQ_CST) && r->opened)
 		sfs_warn("remote",
 			 "'%s' does not answer (%s): calls fail until it is "
 			 "back",
-			 r->base, curl_easy_strerror(rc));
+			 r->base, why);
 }
 
 /*
@@ -369,6 +369,26 @@ static int resendable(const struct sfsi_remote_req *q)
 }
 
 /*
+ * A gateway's 502, 503 or 504 without our error body (a reverse proxy's
+ * own page: the server behind it did not answer or could not be
+ * reached) is no answer of the server: a call fails as when the server
+ * itself cannot be reached, and the offline answers start. A speechfsd's
+ * own 503 (busy, too many waiters) has our body: an answer.
+ */
+static int gateway_error(long code, const struct sfs_buf *b)
+{
+	json_t *j;
+	int ours;
+
+	if (code != 502 && code != 503 && code != 504)
+		return 0;
+	j = b->len ? json_loadb(b->buf, b->len, 0, NULL) : NULL;
+	ours = json_is_string(json_object_get(j, "error_type"));
+	json_decref(j);
+	return !ours;
+}
+
+/*
  * sfsi_remote_request's one try; *again set when the server refused the
  * credentials it sent (401) and others are there now (cred_renewed, by
  * this request or another meanwhile) that it can be sent with again.
@@ -388,6 +408,7 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	enum sfs_status st;
 	unsigned gen;
 	long code = 0;
+	int gateway, answered;
 	CURLcode rc;
 	CURL *c;
 
@@ -410,13 +431,15 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
 	rc = perform(r, c, q, b, &a, &code);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	gateway = rc == CURLE_OK && gateway_error(code, b);
+	answered = rc == CURLE_OK && !gateway;
 	if (q->http_code)
-		*q->http_code = rc == CURLE_OK ? code : 0;
+		*q->http_code = answered ? code : 0;
 	if (q->dir_state && q->dir_state_size)
-		sfsi_remote_dir_state_of(c, rc == CURLE_OK, q->dir_state,
+		sfsi_remote_dir_state_of(c, answered, q->dir_state,
 					 q->dir_state_size);
 	if (q->crc32c)
-		*q->crc32c = sfsi_remote_crc32c_of(c, rc == CURLE_OK);
+		*q->crc32c = sfsi_remote_crc32c_of(c, answered);
 	curl_slist_free_all(h);
 	sfsi_remote_body_release(&body);
 	/*
@@ -438,7 +461,13 @@ static enum sfs_status request_once(struct sfs_remote *r,
 		return sfs_errf(e, (enum sfs_status)a.sink_st, SFS_R_NONE,
 				"'%s': more bytes than asked for", url);
 	if (rc != CURLE_OK && rc != CURLE_ABORTED_BY_CALLBACK)
-		note_down(r, rc);
+		note_down(r, curl_easy_strerror(rc));
+	if (gateway) {
+		snprintf(why, sizeof(why), "HTTP %ld from a gateway", code);
+		note_down(r, why);
+		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
+				why);
+	}
 	/* a certificate no trusted CA signed, or not for this host: the
 	 * mount says which option takes the CA */
 	if (rc != CURLE_OK)

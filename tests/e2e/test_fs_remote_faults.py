@@ -20,6 +20,7 @@ import requests
 from fsutil import (admin, cache_bytes, eventually, remote,  # noqa: F401
                     sha256_file, sigstop, store)
 from test_fs_remote import RemoteMount
+from test_fs_remote_mount import BasicAuthFront
 
 FILES = "/api/v1/speech-services/files"
 FAILED = (errno.EIO, errno.ETIMEDOUT)
@@ -423,3 +424,37 @@ def test_killed_server_lists_own_directory_changes(remote):
     finally:
         print(m.output())       # shown when the test fails
         m.stop()
+
+
+def test_gateway_error_is_no_answer(remote):
+    """Behind a reverse proxy, a server gone shows as the proxy's 502
+    (its own page, not our error body): the mount takes it as no answer
+    from the server, as when it cannot be reached: it says it does not
+    answer, lists what it listed before, and answers again once the
+    server is back. (Before, the 502 was an answer: the offline state
+    never started and every listing failed with EIO.)"""
+    dm, key, _, _ = remote
+    for i in range(2):
+        upload(dm, key, b"x" * (10 + i), "a%d" % i, "/album/")
+    front = BasicAuthFront(dm.base, gateway=True)
+    m = None
+    try:
+        m = RemoteMount("http://127.0.0.1:%d" % front.port, key, "-o",
+                        "timeout=5")
+        album = sorted(os.listdir(m.path("album")))
+        assert album == ["a0.bin", "a1.bin"], album
+        dm.kill()
+        assert eventually(lambda: "does not answer (HTTP 502 from a "
+                          "gateway)" in m.output(), 60)
+        bg = Background(lambda: sorted(os.listdir(m.path("album"))))
+        bg.wait(60)
+        assert bg.error is None and bg.result == album, bg.error
+        assert failed(lambda: os.stat(m.path("album", "a9.bin"))) in FAILED
+        dm.start()
+        assert eventually(lambda: answers(m.path("album", "a9.bin")), 60)
+        assert eventually(lambda: "answers again" in m.output(), 30)
+    finally:
+        if m:
+            print(m.output())       # shown when the test fails
+            m.stop()
+        front.close()

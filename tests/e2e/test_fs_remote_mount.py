@@ -733,9 +733,11 @@ def test_mount_table_names_the_server(server):
 class BasicAuthFront:
     """A reverse proxy on 127.0.0.1 in front of a speechfsd that wants
     HTTP basic auth (a user:password in the mount's URL) and passes each
-    request on without it, noting the credentials it was given."""
+    request on without it, noting the credentials it was given. With
+    gateway, a speechfsd it cannot reach gets the mount nginx's answer (a
+    502 with its own HTML page); else the connection is closed."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, gateway=False):
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -749,10 +751,16 @@ class BasicAuthFront:
                 n = int(self.headers.get("Content-Length") or 0)
                 hdrs = {k: v for k, v in self.headers.items()
                         if k.lower() not in ("authorization", "host")}
-                r = requests.request(self.command, backend + self.path,
-                                     headers=hdrs, timeout=60,
-                                     data=self.rfile.read(n) if n else None,
-                                     allow_redirects=False)
+                try:
+                    r = requests.request(
+                        self.command, backend + self.path, headers=hdrs,
+                        timeout=60, data=self.rfile.read(n) if n else None,
+                        allow_redirects=False)
+                except requests.RequestException:
+                    if not gateway:
+                        raise
+                    self.bad_gateway()
+                    return
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():
                     if k.lower() not in ("content-length", "connection",
@@ -763,6 +771,15 @@ class BasicAuthFront:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(r.content)
+
+            def bad_gateway(self):
+                page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                self.send_response(502)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(page)
 
             do_GET = do_HEAD = do_POST = do_PUT = forward
             do_PATCH = do_DELETE = forward
