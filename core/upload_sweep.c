@@ -245,20 +245,32 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 }
 
 /*
- * Whether session `id` may go as expired: no other process holds its
- * file, and its row (read again under the lock) is still expired. When
- * it may, *fd keeps the lock (-1: the file is missing) until the session
- * is gone: a PUT that found the row just before it expired must not take
- * the file between this look and the removal (it would stream into a
- * session removed under it).
+ * Whether session `id` may go as expired: its file is locked here (or
+ * missing), and its row (read again under the lock) is still expired.
+ * When it may, *fd keeps the lock (-1: the file is missing) until the
+ * session is gone: a PUT that found the row just before it expired must
+ * not take the file between this look and the removal (it would stream
+ * into a session removed under it). A file that cannot be opened or
+ * locked (EMFILE, EIO ...) may be another process's live session: it
+ * waits for a later sweep.
  */
 static int expired(struct db *d, struct sfs_store *s, int64_t row,
 		   const char *id, int *fd)
 {
 	struct sfsi_upload_row f;
+	enum sfs_status lk;
+	struct sfs_err le;
 
-	if (sfsi_upload_lock(s, id, fd, NULL) == SFS_CONFLICT)
+	sfs_err_init(&le);
+	lk = sfsi_upload_lock(s, id, fd, &le);
+	if (lk == SFS_CONFLICT)
 		return 0;
+	if (lk && lk != SFS_NOT_FOUND) {
+		sfs_warn("upload",
+			 "expired session '%s' left for a later sweep: %s", id,
+			 le.message);
+		return 0;
+	}
 	if (sfsi_upload_reread(d, row, &f, NULL) == 1 &&
 	    f.expires <= sfs_now_ms())
 		return 1;

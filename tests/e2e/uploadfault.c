@@ -8,6 +8,8 @@
  *   "ID locked" or "ID free" goes to FILE: whether some open file
  *   description holds its lock (what a PUT of another process would find)
  *   at that moment.
+ * - UPLOADFAULT_LOCK_EMFILE=ID: an open of session file ID for reading and
+ *   writing (to lock it) fails with EMFILE (a process out of descriptors).
  * - UPLOADFAULT_NODE_MS=N: each open of .uploads/.node waits N ms first,
  *   which widens the moment between two starting daemons' look for it and
  *   their write of it.
@@ -101,6 +103,24 @@ static void node_wait(const char *path)
 	nanosleep(&ts, NULL);
 }
 
+static int lock_open_fails(const char *path, int flags)
+{
+	const char *id = getenv("UPLOADFAULT_LOCK_EMFILE");
+	const char *got = session_of(path);
+
+	return id && got && !strcmp(got, id) && (flags & O_ACCMODE) == O_RDWR;
+}
+
+static int faulty_open(const char *path, int flags, mode_t mode)
+{
+	node_wait(path);
+	if (lock_open_fails(path, flags)) {
+		errno = EMFILE;
+		return -1;
+	}
+	return real_open(path, flags, mode);
+}
+
 int open(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
@@ -111,8 +131,7 @@ int open(const char *path, int flags, ...)
 		mode = va_arg(ap, mode_t);
 		va_end(ap);
 	}
-	node_wait(path);
-	return real_open(path, flags, mode);
+	return faulty_open(path, flags, mode);
 }
 
 int open64(const char *path, int flags, ...)
@@ -125,8 +144,7 @@ int open64(const char *path, int flags, ...)
 		mode = va_arg(ap, mode_t);
 		va_end(ap);
 	}
-	node_wait(path);
-	return real_open(path, flags, mode);
+	return faulty_open(path, flags, mode);
 }
 
 static void witness_unlink(const char *path)
