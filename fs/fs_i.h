@@ -40,9 +40,10 @@ struct fs {
 	double timeout;	  /* entry and attribute lifetime in the kernel */
 	pthread_t poller;
 	int poller_running;
-	int stop;	  /* the poller is asked to end (atomic) */
-	int poller_ended; /* its thread has returned (atomic) */
-	int wake_fd;	  /* the poller's eventfd: stop or look now */
+	int stop;	     /* the poller is asked to end (atomic) */
+	int poller_ended;    /* its thread has returned (atomic) */
+	int wake_fd;	     /* the poller's eventfd: stop or look now */
+	unsigned read_ahead; /* bytes INIT asks for (0: as offered) */
 };
 
 extern struct fs g_fs;
@@ -440,6 +441,18 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- readahead.c ------------------------------------------------------ */
+
+/* The read-ahead window a remote mount asks the kernel for. */
+#define FS_READ_AHEAD_KIB 4096
+
+/*
+ * Raise the kernel's read-ahead of the mount at mountpoint (mounted, its
+ * INIT not answered yet) to FS_READ_AHEAD_KIB where this process may:
+ * the window now in force in KiB, or 0 when it was left as it was.
+ */
+unsigned fs_read_ahead_raise(const char *mountpoint);
 
 /* ---- poller.c --------------------------------------------------------- */
 

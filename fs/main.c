@@ -332,6 +332,9 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *co,
 		return -1;
 	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
+	/* before the loop answers INIT: see fs_init */
+	if (o->url)
+		g_fs.read_ahead = fs_read_ahead_raise(co->mountpoint) << 10;
 	/* fuse_daemonize(1) only changes to '/': detach() forked already */
 	if (fuse_daemonize(1) || start_workers(o))
 		goto out_unmount;

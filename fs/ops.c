@@ -214,6 +214,9 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* the kernel keeps the lower of this and the window (readahead.c) */
+	if (g_fs.read_ahead > conn->max_readahead)
+		conn->max_readahead = g_fs.read_ahead;
 	fs_poller_start();
 }
 

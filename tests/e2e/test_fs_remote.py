@@ -179,6 +179,32 @@ def test_remote_tree_and_reads(store, api):
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def read_ahead_kb(mountpoint):
+    """The kernel's read-ahead window of the mount (its bdi), in KiB."""
+    dev = os.stat(mountpoint).st_dev
+    return int(pathlib.Path("/sys/class/bdi/%d:%d/read_ahead_kb" % (
+        os.major(dev), os.minor(dev))).read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sysfs's read_ahead_kb is "
+                    "root's: the mount keeps FUSE's 128 KiB")
+def test_remote_mount_reads_ahead_in_large_requests(store, api):
+    """The remote mount raises the kernel's read-ahead from FUSE's 128 KiB
+    to 4 MiB before it answers INIT, and asks as much there (the INIT
+    answer may only lower it): a reader in order costs READs of 1 MiB,
+    not 8,192 round trips of 128 KiB per GiB. The bytes read stay right
+    across the 4 MiB blocks."""
+    url, keys = api
+    data = os.urandom((9 << 20) + 12345)
+    upload(url, keys[0], data, "Long", "/")
+    m = RemoteMount(base_of(url), keys[0])
+    try:
+        assert read_ahead_kb(m.dir) == 4096
+        assert m.path("Long.bin").read_bytes() == data
+    finally:
+        m.stop()
+
+
 def api_file(url, key, path, name):
     r = call("GET", url, headers={"X-API-Key": key},
                      params={"path": path, "name": name}, timeout=30)
