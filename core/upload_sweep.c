@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "db_i.h"
@@ -24,37 +25,96 @@
 
 #define NODE_FILE ".node"
 
-/* This store directory's id as a daemon of sessions (made once). */
-static enum sfs_status node_id(struct sfs_store *s, struct sfs_err *e)
+enum node_read { NODE_ERROR = -1, NODE_MISSING, NODE_FOUND, NODE_DAMAGED };
+
+/*
+ * The id in file `path` into out (NODE_FOUND); NODE_MISSING, NODE_DAMAGED
+ * (it holds no id: 16 lowercase hex digits), or NODE_ERROR with errno.
+ */
+static enum node_read read_node(const char *path, char *out)
 {
+	char buf[32];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return errno == ENOENT ? NODE_MISSING : NODE_ERROR;
+	n = read(fd, buf, sizeof(buf) - 1);
+	err = errno;
+	close(fd);
+	errno = err;
+	if (n < 0)
+		return NODE_ERROR;
+	buf[n] = '\0';
+	if (n != 16 || strspn(buf, "0123456789abcdef") < 16)
+		return NODE_DAMAGED;
+	memcpy(out, buf, 16);
+	out[16] = '\0';
+	return NODE_FOUND;
+}
+
+/* A new id into out, written whole and synced to tmp, renamed to path. */
+static enum sfs_status new_node(const char *dir, const char *path,
+				const char *tmp, char *out, struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
 	unsigned char r[8];
-	char path[4096], buf[32];
-	ssize_t n = -1;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/" NODE_FILE, s->upload_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (n == 16) {
-		memcpy(s->upload_node, buf, 16);
-		s->upload_node[16] = '\0';
-		return SFS_OK;
-	}
 	if (sfsi_random(r, sizeof(r)))
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "no randomness");
-	sfsi_hex(r, sizeof(r), s->upload_node);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, s->upload_node, 16) != 16 || fsync(fd) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return sfsi_errno_status(e, errno, "writing the uploads' id");
+	sfsi_hex(r, sizeof(r), out);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, out, 16) != 16 || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0)
+		ret = sfsi_errno_status(e, errno, "writing the uploads' id");
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		unlink(tmp);
+	else
+		sfsi_fsync_dir(dir);
+	return ret;
+}
+
+/*
+ * This store directory's id as a daemon of sessions (made once). Every
+ * process on the directory must use the same one: two that start at once
+ * on a store without it would both find none and each keep its own (its
+ * sessions unknown to the other, and to itself at its next start, the
+ * other's write being the one on disk). So they look in turn, under a
+ * lock of the directory; one that cannot read the file (EIO, EACCES ...)
+ * does not start rather than replace a good id.
+ */
+static enum sfs_status node_id(struct sfs_store *s, struct sfs_err *e)
+{
+	char path[4096], tmp[4096];
+	enum sfs_status ret = SFS_OK;
+	enum node_read rd;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/" NODE_FILE, s->upload_dir);
+	snprintf(tmp, sizeof(tmp), "%s/" NODE_FILE ".tmp", s->upload_dir);
+	dfd = open(s->upload_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || flock(dfd, LOCK_EX) < 0) {
+		ret = sfsi_errno_status(e, errno,
+					"locking STORE/staging/.uploads");
+		goto out;
 	}
-	close(fd);
-	sfsi_fsync_dir(s->upload_dir);
-	return SFS_OK;
+	unlink(tmp); /* a crash's, between its write and its rename */
+	rd = read_node(path, s->upload_node);
+	if (rd == NODE_ERROR)
+		ret = sfsi_errno_status(
+			e, errno, "reading STORE/staging/.uploads/" NODE_FILE);
+	if (rd == NODE_DAMAGED)
+		sfs_warn("upload", "'%s' holds no id: a new one replaces it",
+			 path);
+	if (rd == NODE_MISSING || rd == NODE_DAMAGED)
+		ret = new_node(s->upload_dir, path, tmp, s->upload_node, e);
+out:
+	if (dfd >= 0)
+		close(dfd); /* and its lock */
+	return ret;
 }
 
 /* Remove session `id` (row `row`) of this daemon, row and file. */

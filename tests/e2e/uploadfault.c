@@ -13,6 +13,8 @@
  * - UPLOADFAULT_NODE_MS=N: each open of .uploads/.node waits N ms first,
  *   which widens the moment between two starting daemons' look for it and
  *   their write of it.
+ * - UPLOADFAULT_NODE_EIO=N: the first N opens of .uploads/.node for
+ *   reading fail with EIO.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -89,14 +91,20 @@ static int real_open(const char *path, int flags, mode_t mode)
 	return real(path, flags, mode);
 }
 
-static void node_wait(const char *path)
+static int is_node(const char *path)
 {
 	static const char node[] = "/.uploads/.node";
-	const char *ms = getenv("UPLOADFAULT_NODE_MS");
 	size_t n = strlen(path), k = sizeof(node) - 1;
+
+	return n >= k && !strcmp(path + n - k, node);
+}
+
+static void node_wait(const char *path)
+{
+	const char *ms = getenv("UPLOADFAULT_NODE_MS");
 	struct timespec ts;
 
-	if (!ms || n < k || strcmp(path + n - k, node))
+	if (!ms || !is_node(path))
 		return;
 	ts.tv_sec = atol(ms) / 1000;
 	ts.tv_nsec = (atol(ms) % 1000) * 1000000L;
@@ -111,11 +119,27 @@ static int lock_open_fails(const char *path, int flags)
 	return id && got && !strcmp(got, id) && (flags & O_ACCMODE) == O_RDWR;
 }
 
+static int node_read_fails(const char *path, int flags)
+{
+	static int failed;
+	const char *n = getenv("UPLOADFAULT_NODE_EIO");
+
+	if (!n || !is_node(path) || (flags & O_ACCMODE) != O_RDONLY ||
+	    failed >= strtol(n, NULL, 10))
+		return 0;
+	failed++;
+	return 1;
+}
+
 static int faulty_open(const char *path, int flags, mode_t mode)
 {
 	node_wait(path);
 	if (lock_open_fails(path, flags)) {
 		errno = EMFILE;
+		return -1;
+	}
+	if (node_read_fails(path, flags)) {
+		errno = EIO;
 		return -1;
 	}
 	return real_open(path, flags, mode);
