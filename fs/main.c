@@ -178,14 +178,19 @@ static int open_remote(struct fs_opts *o)
 	if (!ret)
 		warn_if_shown(o->key_file ? "key file" : "token file",
 			      o->key_file ? o->key_file : o->token_file);
-	/* a key that may only read: EROFS at once, not EACCES at close */
-	if (!ret && !g_fs.ro && g_fs.actor.scopes == SFS_SCOPE_READ) {
+	/*
+	 * A key that may not write: EROFS at once, not EACCES at close.
+	 * Nearly every change needs write (a file made or written, mkdir,
+	 * rename, an attribute); what delete or share alone would allow
+	 * (unlink, a share) goes with it.
+	 */
+	if (!ret && !g_fs.ro && !(g_fs.actor.scopes & SFS_SCOPE_WRITE)) {
 		g_fs.ro = 1;
 		sfs_warn("fs",
-			 "'%s' says the %s has only the scope '%s': mounted "
+			 "'%s' says the %s lacks the scope '%s': mounted "
 			 "read-only",
 			 url, o->key_file ? "key" : "token",
-			 sfs_scope_name(SFS_SCOPE_READ));
+			 sfs_scope_name(SFS_SCOPE_WRITE));
 	}
 	free(pub);
 	return ret;

@@ -916,16 +916,19 @@ def test_a_rotated_key_file_is_read_again(server, store):
         m.stop()
 
 
-@pytest.mark.parametrize("cred,scopes", [("key", "read"), ("token", "read"),
-                                         ("key", "read,write")])
+@pytest.mark.parametrize("cred,scopes", [
+    ("key", "read"), ("token", "read"), ("key", "read,write"),
+    ("key", "read,delete"), ("token", "read,share"),
+    ("key", "read,delete,share"), ("key", "read,write,delete")])
 def test_a_read_only_key_mounts_read_only(server, store, cred, scopes):
-    """A key (or JWT) with only the read scope: the mount asks the server
+    """A key (or JWT) without the write scope: the mount asks the server
     what its credentials may do (GET /users/me) and mounts read-only,
     saying so in one line, like a read-only NFS export: every change fails
     at once with EROFS and files show no write bits. Before, it mounted
     read-write and each new file failed only at close() with EACCES
-    (written in full first), shown until the unmount. A key that may
-    write mounts read-write as before."""
+    (written in full first), shown until the unmount; and so it still did
+    for read with delete or share (re-read s21 B6). A key that may write
+    mounts read-write as before."""
     srv, _, tmp = server
     d, _, users = store
     r = requests.post(srv.base + "/api/v1/speech-services/files",
