@@ -11,6 +11,7 @@
  * requests, files, attributes and the ops table.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -566,6 +567,56 @@ static enum sfs_status default_cache_dir(const char *url, char *out,
 	return SFS_OK;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+			struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+#define OLD_CACHE "a block cache named with the URL's user:password"
+
+/*
+ * Before b4cc7dd the default block cache was named by the URL as given,
+ * its user:password too (~/.cache/speechfs/USER_PASS_HOST_PORT), and so
+ * left behind since: this URL's (its name is known) becomes the cache
+ * when there is none yet (its blocks are content addressed: still good),
+ * else it goes. One a mount still uses (its staging held) stays. One
+ * line says which, naming the server as url_shown, not the old name.
+ */
+static void old_cache_dir(const char *url_given, const char *url_shown,
+			  const char *cache)
+{
+	char old[4096], staging[4096 + 16];
+	struct stat sb;
+
+	if (default_cache_dir(url_given, old, sizeof(old), NULL) ||
+	    !strcmp(old, cache) || lstat(old, &sb) || !S_ISDIR(sb.st_mode) ||
+	    sb.st_uid != geteuid())
+		return;
+	snprintf(staging, sizeof(staging), "%s/staging", old);
+	if (sfsi_staging_held(staging, NULL)) {
+		sfs_warn("remote",
+			 "'%s': " OLD_CACHE " is in use by a mount: "
+			 "left as it is",
+			 url_shown);
+	} else if (lstat(cache, &sb) && errno == ENOENT &&
+		   !rename(old, cache)) {
+		sfs_info("remote", "'%s': " OLD_CACHE " is now '%s'", url_shown,
+			 cache);
+	} else if (nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS)) {
+		sfs_warn("remote", "'%s': cannot remove " OLD_CACHE ": %s",
+			 url_shown, strerror(errno));
+	} else {
+		sfs_info("remote",
+			 "'%s': " OLD_CACHE " removed (the cache is "
+			 "'%s')",
+			 url_shown, cache);
+	}
+}
+
 /*
  * The block cache's directory, made private (0700) if new. One that
  * exists must be this user's and not writable by others: cached blocks
@@ -697,9 +748,9 @@ enum sfs_status sfs_store_open_url(const struct sfs_remote_opts *o,
 	if (!st) {
 		if (o->cache_dir)
 			sfs_strlcpy(cache, o->cache_dir, sizeof(cache));
-		else
-			st = default_cache_dir(sfs_remote_url(rs->r), cache,
-					       sizeof(cache), e);
+		else if (!(st = default_cache_dir(sfs_remote_url(rs->r), cache,
+						  sizeof(cache), e)))
+			old_cache_dir(o->url, sfs_remote_url(rs->r), cache);
 	}
 	if (!st)
 		st = own_cache_dir(cache, e);

@@ -254,5 +254,11 @@ int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant,
 
 /* How many other processes have the store open right now. */
 int sfsi_staging_others(struct sfs_store *s);
+/*
+ * How many staging directories under root live processes hold (their
+ * lock taken), leaving out the one whose path begins with mine (NULL:
+ * none).
+ */
+int sfsi_staging_held(const char *root, const char *mine);
 
 #endif

@@ -168,22 +168,19 @@ int sfsi_staging_in_flight(struct sfs_store *s, int64_t tenant, const char *sha)
 	return found;
 }
 
-/* How many other processes have the store open (their staging locked). */
-int sfsi_staging_others(struct sfs_store *s)
+int sfsi_staging_held(const char *root, const char *mine)
 {
-	char root[4096], lock[4096];
+	char lock[4096];
 	struct dirent *de;
 	int fd, n = 0;
 	DIR *dh;
 
-	snprintf(root, sizeof(root), "%s/staging", s->dir);
 	dh = opendir(root);
 	while (dh && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(lock, sizeof(lock), "%s/%s/lock", root, de->d_name);
-		if (s->staging_dir &&
-		    !strncmp(lock, s->staging_dir, strlen(s->staging_dir)))
+		if (mine && !strncmp(lock, mine, strlen(mine)))
 			continue; /* ours */
 		fd = open(lock, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
@@ -195,6 +192,15 @@ int sfsi_staging_others(struct sfs_store *s)
 	if (dh)
 		closedir(dh);
 	return n;
+}
+
+/* How many other processes have the store open (their staging locked). */
+int sfsi_staging_others(struct sfs_store *s)
+{
+	char root[4096];
+
+	snprintf(root, sizeof(root), "%s/staging", s->dir);
+	return sfsi_staging_held(root, s->staging_dir);
 }
 
 int sfsi_staging_sweep(const char *root,

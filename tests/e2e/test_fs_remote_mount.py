@@ -8,6 +8,7 @@ when given; where its block cache and its log lines go."""
 import base64
 import contextlib
 import errno
+import fcntl
 import http.server
 import json
 import os
@@ -1028,3 +1029,57 @@ def test_commit_is_refused_with_url(tmp_path):
     assert "-o commit= is for a local store" in err, err
     assert len(err.splitlines()) == 1, err
     assert not is_mounted(mp)
+
+
+def test_an_old_cache_named_with_the_password_goes(server):
+    """Before b4cc7dd the default block cache of a URL with a
+    user:password was named with them (~/.cache/speechfs/USER_PASS_HOST_
+    PORT), where anyone who may list the directory reads the password.
+    At mount, that URL's old directory becomes the cache when there is
+    none yet (its blocks kept), else it is removed; one a mount still
+    uses (its staging locked) is left; one line says which, without the
+    password. Before, it stayed for ever."""
+    srv, keyf, tmp = server
+    front = BasicAuthFront(srv.base)
+    mnt = tmp / "mnt"
+    caches = tmp / "xdg" / "speechfs"
+    old = caches / ("Zq9user_Xk7pass_127.0.0.1_%d" % front.port)
+    new = caches / ("127.0.0.1_%d" % front.port)
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp / "xdg"))
+
+    def make_old():
+        (old / "7" / "ab").mkdir(parents=True)
+        (old / "7" / "ab" / "block").write_bytes(b"kept")
+        for d in (old, old / "7", old / "7" / "ab"):
+            d.chmod(0o700)
+
+    def mount():
+        r = subprocess.run(
+            [str(SPEECHFS), "--url",
+             "http://Zq9user:Xk7pass@127.0.0.1:%d" % front.port,
+             "--key-file", str(keyf), str(mnt)],
+            capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 0, r.stderr
+        unmount(mnt)
+        assert "Xk7" not in r.stderr and "Zq9user" not in r.stderr, r.stderr
+        return r.stderr
+
+    try:
+        make_old()
+        err = mount()       # no cache yet: the old one becomes it
+        assert "user:password is now '%s'" % new in err, err
+        assert not old.exists()
+        assert (new / "7" / "ab" / "block").read_bytes() == b"kept"
+        make_old()
+        err = mount()       # a cache already: the old one goes
+        assert "user:password removed" in err, err
+        assert not old.exists() and new.is_dir()
+        make_old()          # a mount of an older speechfs still uses it
+        (old / "staging" / "1-abc").mkdir(parents=True)
+        with open(old / "staging" / "1-abc" / "lock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            err = mount()
+        assert "is in use by a mount: left as it is" in err, err
+        assert (old / "7" / "ab" / "block").exists()
+    finally:
+        front.close()
