@@ -55,6 +55,11 @@ struct sfs_remote {
 	int aborting; /* sfsi_remote_abort: transfers end now */
 	int down;     /* the last request got no answer at all */
 	int opened;   /* sfs_remote_open_opts is done: say when it is down */
+	/* sfsi_remote_stopping (set under stop_mu), what sfsi_remote_wait
+	 * waits for on stop_cv (monotonic) */
+	int stopping;
+	pthread_mutex_t stop_mu;
+	pthread_cond_t stop_cv;
 	/* this client's origin, sent with every request (the change feed
 	 * tells its changes by it) */
 	int64_t origin;
@@ -92,6 +97,34 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 void sfsi_remote_abort(struct sfs_remote *r)
 {
 	__atomic_store_n(&r->aborting, 1, __ATOMIC_SEQ_CST);
+}
+
+void sfsi_remote_stopping(struct sfs_remote *r)
+{
+	pthread_mutex_lock(&r->stop_mu);
+	__atomic_store_n(&r->stopping, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&r->stop_cv);
+	pthread_mutex_unlock(&r->stop_mu);
+}
+
+const int *sfsi_remote_stop_flag(struct sfs_remote *r)
+{
+	return &r->stopping;
+}
+
+int sfsi_remote_wait(struct sfs_remote *r, int64_t ms)
+{
+	struct timespec t;
+	int stop;
+
+	sfs_deadline(&t, ms);
+	pthread_mutex_lock(&r->stop_mu);
+	while (!r->stopping &&
+	       pthread_cond_timedwait(&r->stop_cv, &r->stop_mu, &t) == 0)
+		;
+	stop = r->stopping;
+	pthread_mutex_unlock(&r->stop_mu);
+	return stop;
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -759,10 +792,15 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"the proxy's URL is too long");
 	r = calloc(1, sizeof(*r));
+	if (r && sfs_cond_init_mono(&r->stop_cv)) {
+		free(r);
+		r = NULL;
+	}
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
 	sfsi_curl_pool_init(&r->pool);
 	pthread_mutex_init(&r->auth_mu, NULL);
+	pthread_mutex_init(&r->stop_mu, NULL);
 	r->is_token = o->token != NULL;
 	if (o->cred_file && strlen(o->cred_file) < sizeof(r->cred_file))
 		sfs_strlcpy(r->cred_file, o->cred_file, sizeof(r->cred_file));
@@ -838,6 +876,8 @@ void sfs_remote_close(struct sfs_remote *r)
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&r->share_mu[i]);
 	pthread_mutex_destroy(&r->auth_mu);
+	pthread_cond_destroy(&r->stop_cv);
+	pthread_mutex_destroy(&r->stop_mu);
 	if (r->auth_header)
 		explicit_bzero(r->auth_header, strlen(r->auth_header));
 	free(r->auth_header);

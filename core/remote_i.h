@@ -183,6 +183,16 @@ int sfsi_remote_down(struct sfs_remote *r);
 /* Make every transfer of r in progress, and later ones, end now. */
 void sfsi_remote_abort(struct sfs_remote *r);
 
+/*
+ * The front end stops (sfs_store_stopping): sfsi_remote_wait returns at
+ * once from now on, and a request whose cancel is sfsi_remote_stop_flag
+ * ends (within a second).
+ */
+void sfsi_remote_stopping(struct sfs_remote *r);
+const int *sfsi_remote_stop_flag(struct sfs_remote *r);
+/* Wait ms milliseconds, or less when the front end stops: 1 if it did. */
+int sfsi_remote_wait(struct sfs_remote *r, int64_t ms);
+
 /* ---- the change feed (remote_feed.c) ---- */
 
 struct sfsi_rfeed;
@@ -457,6 +467,7 @@ int sfsi_remote_feed_is_live(struct sfs_store *s);
 
 struct sfsi_store_ops {
 	void (*close)(struct sfs_store *s);
+	void (*stopping)(struct sfs_store *s);
 	enum sfs_status (*auth_user)(struct sfs_store *s, struct sfs_actor *out,
 				     struct sfs_err *e);
 	enum sfs_status (*space_of)(struct sfs_store *s, struct sfs_space *out,

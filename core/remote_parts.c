@@ -222,9 +222,11 @@ enum sfs_status sfsi_rparts_durable(struct sfsi_rparts *p, int64_t *durable,
 				    struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	/* asked by a close: it ends when the front end stops */
 	struct sfsi_remote_req q = { .method = "GET",
 				     .path = p->path,
-				     .fd = -1 };
+				     .fd = -1,
+				     .cancel = sfsi_remote_stop_flag(p->r) };
 	enum sfs_status ret = sfsi_remote_request(p->r, &q, &b, e);
 
 	if (!ret)

@@ -487,8 +487,15 @@ struct sfsi_rpend *sfsi_remote_pend(struct sfs_store *s)
 	return rs_of(s)->pend;
 }
 
+/* The front end stops: a close waiting to resume an upload gives up. */
+static void r_stopping(struct sfs_store *s)
+{
+	sfsi_remote_stopping(rs_of(s)->r);
+}
+
 static const struct sfsi_store_ops remote_ops = {
 	.close = r_close,
+	.stopping = r_stopping,
 	.auth_user = r_auth_user,
 	.space_of = r_space_of,
 	.dir_stat = sfsi_remote_dir_stat,

@@ -223,6 +223,7 @@ static void resume_put(struct rstream *x, int64_t d)
 				     .fd = -1,
 				     .source = file_source,
 				     .source_arg = x,
+				     .cancel = sfsi_remote_stop_flag(x->r),
 				     .http_code = &x->code,
 				     .crc32c = &x->crc32c };
 
@@ -253,7 +254,9 @@ static int crc_sink(void *arg, const void *data, size_t len)
  */
 static int committed_already(struct rstream *x, const char *id)
 {
-	struct sfsi_remote_req q = { .method = "GET", .fd = -1 };
+	struct sfsi_remote_req q = { .method = "GET",
+				     .fd = -1,
+				     .cancel = sfsi_remote_stop_flag(x->r) };
 	struct sfs_buf b = SFS_BUF_INIT(0);
 	const char *sha = sfs_stage_sha256(x->st);
 	char path[160];
@@ -337,17 +340,24 @@ static int64_t resume_until(struct sfs_remote *r)
 	return sfs_mono_ns() + (s < 60 ? 60 : s) * 1000000000;
 }
 
-/*
- * Sleep before the next try: `*pause` seconds (doubled each time, to 8 s
- * at most), never past until. 0 when until has come.
- */
-static int back_off(int64_t until, unsigned *pause)
+/* Whether the front end stops (sfs_store_stopping): a close gives up. */
+static int stopping(struct rstream *x)
 {
-	int64_t left = (until - sfs_mono_ns()) / 1000000000;
+	return __atomic_load_n(sfsi_remote_stop_flag(x->r), __ATOMIC_RELAXED);
+}
 
-	if (left <= 0)
+/*
+ * Wait before the next try: `*pause` seconds (doubled each time, to 8 s
+ * at most), never past until, less when the front end stops. 0 when
+ * until has come or the front end stops.
+ */
+static int back_off(struct rstream *x, int64_t until, unsigned *pause)
+{
+	int64_t left = (until - sfs_mono_ns()) / 1000000;
+
+	if (left <= 0 ||
+	    sfsi_remote_wait(x->r, *pause * 1000 < left ? *pause * 1000 : left))
 		return 0;
-	sleep(*pause < left ? *pause : (unsigned)left);
 	if (*pause < 8)
 		*pause *= 2;
 	return 1;
@@ -387,11 +397,13 @@ static int resume(struct rstream *x, const char *id)
 				 "the upload of '%s' waits for the server to "
 				 "resume it (%s)",
 				 id, why);
-		if (!back_off(until, &pause))
+		if (!back_off(x, until, &pause))
 			break;
 	}
 	if (r == RESUMED)
 		return 0;
+	if (stopping(x))
+		snprintf(why, sizeof(why), "the mount is ending");
 	x->code = 0;
 	if (freed && committed_already(x, id)) {
 		x->code = 200;

@@ -600,6 +600,12 @@ int sfs_store_is_shared(const struct sfs_store *s)
 	return !sfs_store_is_remote(s) && sfsi_db_store_is_pg(s);
 }
 
+void sfs_store_stopping(struct sfs_store *s)
+{
+	if (s->ops && s->ops->stopping)
+		s->ops->stopping(s);
+}
+
 int sfs_store_interrupt(struct sfs_store *s)
 {
 	if (!sfs_store_is_shared(s))

@@ -714,6 +714,9 @@ static void loop_drain(struct loop *l, struct fuse_buf *b)
 	l->draining = 1;
 	pthread_mutex_unlock(&l->mu);
 	fs_poller_ask_stop();
+	/* a close waiting only to try its server again gives up: the
+	 * workers' end below would wait for it */
+	sfs_store_stopping(g_fs.store);
 	if (!fs_poller_ended())
 		fuse_session_reset(se);
 	while (!fs_poller_ended()) {

@@ -215,6 +215,14 @@ int sfs_store_is_shared(const struct sfs_store *s);
  * left alone, so the store's next reads are not cut).
  */
 int sfs_store_interrupt(struct sfs_store *s);
+/*
+ * The front end is stopping (a mount's SIGTERM or unmount): waits that
+ * are there only to try again give up now, so that the calls in them
+ * return and the front end can end: a remote store's close that waits
+ * for its server to resume an upload fails (SFS_IO) at once. Requests in
+ * flight otherwise go on. Any thread; more than once is harmless.
+ */
+void sfs_store_stopping(struct sfs_store *s);
 
 /*
  * The data generation: changes after every commit to the store's

@@ -384,3 +384,22 @@ def test_busy_session_with_nothing_freed_goes_whole(store):
         assert [s for s in px.seen if s[0] == "PUT" and s[2] is None
                 and "upload=" not in s[1]], px.seen
         server_holds(dm, key, "busy", data)
+
+
+def test_sigterm_ends_a_close_waiting_to_resume(remote, tmp_path):
+    """SIGTERM to the mount while a close waits for its server to resume
+    the stream (the server killed after holes were punched; with
+    timeout=60 it would try for 120 s): the close gives up at once (EIO,
+    a line says the mount is ending) and the mount exits 0 well before
+    the resume's deadline (review s22 V6: it stayed up ~60 s)."""
+    with freed_half(remote, tmp_path, "term.bin", "-o",
+                    "timeout=60") as (dm, key, m, w, data):
+        dm.kill()
+        w.go()
+        assert eventually(lambda: "waits for the server" in m.output()
+                          or w.ended(), 60)
+        assert not w.ended(), w.result()
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=60) == 0
+        assert w.result().startswith("failed %d" % errno.EIO)
+        assert "the mount is ending" in m.output()
