@@ -48,6 +48,7 @@ struct sfs_remote {
 	char cafile[512];
 	char proxy[512]; /* "": none (libcurl's "" ignores the environment) */
 	int timeout_s;
+	int64_t window; /* sfs_remote_opts.write_window's bytes (0: none) */
 	unsigned features;
 	CURLSH *share;
 	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one per kind */
@@ -552,6 +553,21 @@ int sfsi_remote_timeout(const struct sfs_remote *r)
 	return r->timeout_s;
 }
 
+int64_t sfsi_remote_window(const struct sfs_remote *r)
+{
+	return r->window;
+}
+
+/* sfs_remote_opts.write_window as bytes: 0 no bound. */
+static int64_t window_of(int64_t asked)
+{
+	if (asked < 0)
+		return 0;
+	if (!asked)
+		return SFS_REMOTE_WINDOW_DEFAULT;
+	return asked < SFS_REMOTE_WINDOW_MIN ? SFS_REMOTE_WINDOW_MIN : asked;
+}
+
 int sfsi_remote_down(struct sfs_remote *r)
 {
 	return __atomic_load_n(&r->down, __ATOMIC_SEQ_CST);
@@ -835,6 +851,7 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 	curl_share_setopt(r->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(r->share, CURLSHOPT_USERDATA, r);
 	r->timeout_s = o->timeout_s > 0 ? o->timeout_s : 10;
+	r->window = window_of(o->write_window);
 	/*
 	 * The server is there and takes the credentials: asked of a seed
 	 * route (a page of one file), which every server has; /healthz is

@@ -177,6 +177,9 @@ int64_t sfsi_remote_origin(const struct sfs_remote *r);
 /* The connection's timeout (connect and stall bound), in seconds. */
 int sfsi_remote_timeout(const struct sfs_remote *r);
 
+/* How far a streamed write may run ahead of the server (0: no bound). */
+int64_t sfsi_remote_window(const struct sfs_remote *r);
+
 /* 1 while the server gives no answer at all (its last request failed). */
 int sfsi_remote_down(struct sfs_remote *r);
 

@@ -142,6 +142,13 @@ static void start_parts(struct rstream *x, struct sfsi_remote_req *q)
 	x->has_parts = 1;
 	pthread_mutex_unlock(&x->st->fmu);
 	sfsi_rparts_poll_start(&x->parts);
+	if (!x->parts.polling)
+		return;
+	/* the writer keeps within reach of what the poller frees */
+	pthread_mutex_lock(&x->st->fmu);
+	x->st->window = sfsi_remote_window(x->r);
+	x->st->window_s = sfsi_remote_timeout(x->r);
+	pthread_mutex_unlock(&x->st->fmu);
 }
 
 static void *sender(void *arg)

@@ -156,7 +156,8 @@ static struct sfs_stage *stage_alloc(struct sfs_store *s)
 	st->limit = INT64_MAX;
 	st->fpin = -1;
 	pthread_mutex_init(&st->fmu, NULL);
-	pthread_cond_init(&st->fcv, NULL);
+	/* monotonic: the window's timed wait (sfsi_stage_window_wait) */
+	sfs_cond_init_mono(&st->fcv);
 	return st;
 }
 
@@ -399,6 +400,8 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	}
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		sfsi_stage_pipe_start(st);
+	if (st->stream)
+		sfsi_stage_window_wait(st, len);
 	if (st->pipe) {
 		ret = sfsi_stage_pipe_write(st, data, len, e);
 		if (ret)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "stage_i.h"
+#include "speechfs/log.h"
+#include "speechfs/util.h"
 
 /* Followers of the stage: `written` bytes are in the file; `end`: no more. */
 void sfsi_stage_followers(struct sfs_stage *st, int64_t written, int end)
@@ -56,6 +58,64 @@ void sfsi_stage_follow_wake(struct sfs_stage *st)
 {
 	pthread_mutex_lock(&st->fmu);
 	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
+/*
+ * Whether an append of len bytes would put more than the window above
+ * what was freed (fmu held): only while the stream that frees follows
+ * the stage (follow_mem: its sender did not end) and may still free.
+ */
+static int window_full(const struct sfs_stage *st, size_t len)
+{
+	return st->window && !st->whole && st->follow_mem && !st->fend &&
+	       st->size + (int64_t)len - st->freed > st->window;
+}
+
+int sfs_stage_write_waits(struct sfs_stage *st, int64_t off, size_t len)
+{
+	int full;
+
+	if (!st->stream || st->random || off != st->size)
+		return 0;
+	pthread_mutex_lock(&st->fmu);
+	full = window_full(st, len);
+	pthread_mutex_unlock(&st->fmu);
+	return full;
+}
+
+/*
+ * The writer's back-pressure: the pages the stream frees (remote_parts.c)
+ * are those the writer fills next, instead of fresh memory for all it
+ * runs ahead of the server (up to ~600 MiB of 1 GiB, page-cache pages at
+ * tens of microseconds each here). The wait ends when the poller frees,
+ * the sender ends (detach), or nothing moves (neither freed nor what the
+ * sender read) for window_s seconds: the window is off for the stage,
+ * which then grows as it did without one; a server gone ends the stream
+ * within its timeout too, and close() says what happened.
+ */
+void sfsi_stage_window_wait(struct sfs_stage *st, size_t len)
+{
+	int64_t seen = -1, moved;
+	struct timespec until;
+
+	pthread_mutex_lock(&st->fmu);
+	while (window_full(st, len)) {
+		moved = st->freed + st->fdone;
+		if (moved != seen) {
+			seen = moved;
+			sfs_deadline(&until, (int64_t)st->window_s * 1000);
+		}
+		if (pthread_cond_timedwait(&st->fcv, &st->fmu, &until) ==
+			    ETIMEDOUT &&
+		    st->freed + st->fdone == seen) {
+			sfs_warn("remote",
+				 "the server freed nothing of '%s' for %d s: "
+				 "its writes go on without a window",
+				 st->target, st->window_s);
+			st->window = 0;
+		}
+	}
 	pthread_mutex_unlock(&st->fmu);
 }
 

@@ -205,18 +205,35 @@ static void wait_commit_of(struct ofile *of, const struct fh *h)
 }
 
 /*
- * Get h ready to write its version (of locked): its last version's
- * commit over, its stage made, a base copied (announced first:
- * fs_become_slow). The reading thread (fs_nowait) waits for neither:
- * -FS_EWAIT, nothing changed, and the write goes to a worker.
+ * Whether h's write of size bytes at off would wait for a remote server
+ * to free its stage (the stream's window, sfs_stage_write_waits; of
+ * locked).
  */
-static int write_ready(struct fh *h, int *slow)
+static int window_waits(struct fh *h, off_t off, size_t size)
 {
-	if (fs_nowait() && (h->of->committing == h || !h->stage))
+	if (!h->stage)
+		return 0;
+	if (h->append)
+		off = sfs_stage_size(h->stage);
+	return sfs_stage_write_waits(h->stage, off, size);
+}
+
+/*
+ * Get h ready to write size bytes at off (of locked): its last version's
+ * commit over, its stage made, a base copied or the server to free room
+ * in the stage (announced first: fs_become_slow). The reading thread
+ * (fs_nowait) waits for none: -FS_EWAIT, nothing changed, and the write
+ * goes to a worker.
+ */
+static int write_ready(struct fh *h, off_t off, size_t size, int *slow)
+{
+	if (fs_nowait() &&
+	    (h->of->committing == h || !h->stage || window_waits(h, off, size)))
 		return -FS_EWAIT;
 	do
 		wait_commit_of(h->of, h);
-	while (!h->stage && fs_become_slow(h->of, slow)); /* a base to copy */
+	while ((!h->stage || window_waits(h, off, size)) &&
+	       fs_become_slow(h->of, slow));
 	return ensure_stage(h, 0);
 }
 
@@ -790,7 +807,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fs_reply_err(req, -ret);
 		return;
 	}
-	ret = write_ready(h, &slow);
+	ret = write_ready(h, off, size, &slow);
 	if (!ret) {
 		if (h->append)
 			off = sfs_stage_size(h->stage);
@@ -889,8 +906,9 @@ int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size)
 	if (of->committing) {
 		/* fs_write and fs_read wait for it */
 	} else if (write) {
-		/* without a stage, ensure_stage copies the base */
-		quick = h->stage != NULL;
+		/* without a stage, ensure_stage copies the base; a stage
+		 * past its window waits for the server */
+		quick = h->stage != NULL && !window_waits(h, off, size);
 	} else if (w && w->stage) {
 		quick = 1; /* the writer's stage: a local file */
 	} else {

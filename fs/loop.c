@@ -483,7 +483,8 @@ static int quick_io(const struct fuse_buf *b)
  * without the hand-over's extra wakeup (cold sequential reads of 1 GiB:
  * ~1,700 -> ~2,800 MB/s, libfuse's loop ~1,700-2,200), unless it would
  * wait for a server or an object store (bytes not fetched yet, a commit
- * of the file running, a writer's base to copy: fs_file_quick_io): a
+ * of the file running, a writer's base to copy, a stream's write window
+ * full: fs_file_quick_io): a
  * stalled server then holds that reader or writer, not the mount. So is
  * a lone change that core says will not wait: bulk loads of small files with
  * -o commit=MS, 1,000-1,100 -> 1,500-2,500 files/s, the mount's CPU per

@@ -124,7 +124,8 @@ static int open_remote(struct fs_opts *o)
 				      .proxy = o->proxy,
 				      .cache_dir = o->cache_dir,
 				      .timeout_s = o->timeout_s,
-				      .cache_bytes = o->cache_bytes };
+				      .cache_bytes = o->cache_bytes,
+				      .write_window = o->window_bytes };
 	char secret[4200], *cred_file = NULL, *pub;
 	const char *url;
 	enum sfs_status st;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "speechfs/remote.h"
 #include "speechfs/banned.h"
 
 enum {
@@ -58,6 +59,7 @@ static const struct fuse_opt specs[] = {
 	OPT("timeout=%s", timeout),
 	OPT("cafile=%s", cafile),
 	OPT("proxy=%s", proxy),
+	OPT("write_window=%s", write_window),
 	OPT("umask=%s", umask_arg),
 	OPT("commit=%s", commit_arg),
 	OPT("no_workers", no_workers),
@@ -173,6 +175,11 @@ void fs_opts_usage(const char *prog)
 	       "seconds (10)\n"
 	       "    -o cafile=FILE              CA certificates for https\n"
 	       "    -o proxy=URL                a proxy to reach it by (none)\n"
+	       "    -o write_window=N[KMG]      how far a file written in "
+	       "order runs\n"
+	       "                                ahead of the server (128M, "
+	       "at least 64M;\n"
+	       "                                0: no bound)\n"
 	       "    -f                          stay in the foreground (else "
 	       "logs go to\n"
 	       "                                syslog once mounted)\n"
@@ -243,13 +250,34 @@ static int refuse_url(const char *opt, const char *url, const char *why)
 	return -1;
 }
 
+/* -o write_window=N: bytes, at least the core's least, or 0 (none). */
+static int check_window(struct fs_opts *o)
+{
+	int64_t n;
+
+	if (parse_size(o->write_window, &n) ||
+	    (n && n < SFS_REMOTE_WINDOW_MIN)) {
+		fprintf(stderr,
+			"speechfs: -o write_window=%s: expected bytes, or a "
+			"number with K, M or G, of at least %lldM (e.g. "
+			"256M; 0: no bound)\n",
+			o->write_window,
+			(long long)(SFS_REMOTE_WINDOW_MIN >> 20));
+		return -1;
+	}
+	o->window_bytes = n ? n : -1;
+	return 0;
+}
+
 /* A remote mount's options (--url …): a one-line reason on error. */
 static int check_remote(struct fs_opts *o)
 {
-	const char *alone[] = { o->cache_dir, o->cache_size, o->timeout,
-				o->cafile,    o->token_file, o->proxy };
-	const char *names[] = { "cache_dir", "cache_size", "timeout",
-				"cafile",    "token_file", "proxy" };
+	const char *alone[] = { o->cache_dir,	o->cache_size, o->timeout,
+				o->cafile,	o->token_file, o->proxy,
+				o->write_window };
+	const char *names[] = { "cache_dir",   "cache_size", "timeout",
+				"cafile",      "token_file", "proxy",
+				"write_window" };
 	unsigned t = 0;
 	size_t i;
 
@@ -314,6 +342,8 @@ static int check_remote(struct fs_opts *o)
 			o->cache_size);
 		return -1;
 	}
+	if (o->write_window && check_window(o))
+		return -1;
 	if (o->cafile && access(o->cafile, R_OK)) {
 		fprintf(stderr, "speechfs: -o cafile=%s: %s\n", o->cafile,
 			strerror(errno));
@@ -477,7 +507,7 @@ void fs_opts_release(struct fs_opts *o)
 		       &o->cfg_store, &o->umask_arg,  &o->commit_arg,
 		       &o->url,	      &o->key_file,   &o->token_file,
 		       &o->cache_dir, &o->cache_size, &o->timeout,
-		       &o->cafile,    &o->proxy };
+		       &o->cafile,    &o->proxy,      &o->write_window };
 	size_t i;
 
 	for (i = 0; i < sizeof(s) / sizeof(*s); i++) {

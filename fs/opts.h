@@ -26,11 +26,13 @@ struct fs_opts {
 	char *timeout;
 	char *cafile;
 	char *proxy;
+	char *write_window;
 	unsigned uid, gid, umask;
 	unsigned max_threads; /* the most workers (0: LOOP_MAX) */
 	unsigned commit_ms;   /* -o commit=MS (0: close() waits) */
 	int timeout_s;	      /* -o timeout=S (0: the core's) */
 	int64_t cache_bytes;  /* -o cache_size=N (<0: the core's) */
+	int64_t window_bytes; /* -o write_window=N (0: the core's, <0: none) */
 	int set_uid, set_gid;
 	int ro;
 	int allow_other;

@@ -136,7 +136,17 @@ struct sfs_remote_opts {
 	int timeout_s;	       /* connect and stall bound (0: 10 s) */
 	const char *cache_dir; /* NULL: $XDG_CACHE_HOME/speechfs/HOST_PORT */
 	int64_t cache_bytes;   /* the block cache's bound (<0: 1 GiB) */
+	/*
+	 * How far a file written in order may run ahead of what the server
+	 * holds durably, in bytes (0: 128 MiB; <0: no bound): past it a
+	 * write waits for the server (SFS_REMOTE_WINDOW_MIN at least).
+	 */
+	int64_t write_window;
 };
+
+#define SFS_REMOTE_WINDOW_DEFAULT ((int64_t)128 << 20)
+/* the server makes a session durable every 32 MiB: room for that and more */
+#define SFS_REMOTE_WINDOW_MIN ((int64_t)64 << 20)
 
 /* sfs_remote_open with every option. */
 enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,

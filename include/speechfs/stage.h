@@ -55,6 +55,15 @@ enum sfs_status sfs_stage_copy_blob(struct sfs_stage *st, struct sfs_blob *b,
 void sfs_stage_set_target(struct sfs_stage *st, const char *file_id,
 			  unsigned flags);
 
+/*
+ * 1 when a write of len bytes at off would wait for the server: a stage
+ * a remote store streams keeps what it has not freed within a window
+ * (sfs_remote_opts.write_window), and an append past it waits until the
+ * server holds more durably (bounded by the connection's timeout). The
+ * mount asks before it writes on a thread that must not wait.
+ */
+int sfs_stage_write_waits(struct sfs_stage *st, int64_t off, size_t len);
+
 /* Refuse to grow the stage past this many bytes (SFS_TOO_LARGE). */
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes);
 

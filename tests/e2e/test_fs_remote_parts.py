@@ -20,7 +20,9 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
+import pytest
 import requests
 
 from fsutil import (eventually, remote, sha256_file, sigstop,  # noqa: F401
@@ -325,6 +327,101 @@ def test_session_deleted_mid_write_fails(remote):
         assert closed.errno == errno.EIO, closed
         assert "cannot resume" in m.output()
         assert server_sha(dm, key, f0["id"]) == sha(old)
+
+
+WINDOW = 64 * MIB
+
+
+@contextlib.contextmanager
+def stopped(dm):
+    """The daemon stopped (SIGSTOP) for the with block, continued after."""
+    sigstop(dm.proc)
+    try:
+        yield
+    finally:
+        dm.proc.send_signal(signal.SIGCONT)
+
+
+def test_window_holds_a_writer_ahead_of_the_server(remote, tmp_path):
+    """A writer that outruns the server (stopped: SIGSTOP, for less than
+    the mount's timeout) waits at the mount's write window
+    (-o write_window=64M): the stage's allocated bytes stay within the
+    window and the writer does not get to its end while the server is
+    stopped; once it goes on, close() succeeds and the server holds the
+    exact bytes. Without a window the writer put the whole rest of the
+    file in the stage meanwhile (288 MiB allocated)."""
+    n = 320 * MIB + 17
+    with freed_half(remote, tmp_path, "windowed.bin", "-o", "timeout=30",
+                    "-o", "write_window=64M", n=n,
+                    half=80 * MIB) as (dm, key, m, w, data):
+        st = stage_file(m)
+        with stopped(dm):
+            w.go()
+            most, until = 0, time.monotonic() + 8
+            while time.monotonic() < until:
+                most = max(most, allocated(st))
+                time.sleep(0.02)
+            size, ended = os.stat(st).st_size, w.ended()
+        assert most <= WINDOW + 4 * MIB, (most, size)
+        assert size < n - 64 * MIB and not ended, (size, ended)
+        assert w.result() == "closed\n"
+        server_holds(dm, key, "windowed", data)
+        assert sha256_file(m.path("windowed.bin")) == sha(data)
+
+
+def test_window_lets_go_of_a_writer_when_the_server_stays_stopped(
+        remote, tmp_path):
+    """The server stopped for longer than the mount's timeout
+    (-o timeout=3): a writer held at the window is not held for good:
+    all its writes reach the stage while the server is still stopped
+    (nothing freed for the timeout: the window is off for the file, and
+    the stream is cut off at its stall bound); once the server goes on,
+    close() succeeds and the server holds the exact bytes (the stream
+    resumed from its session)."""
+    n = 200 * MIB + 3
+    with freed_half(remote, tmp_path, "stalled.bin", "-o", "timeout=3",
+                    "-o", "write_window=64M", n=n,
+                    half=80 * MIB) as (dm, key, m, w, data):
+        st = stage_file(m)
+        with stopped(dm):
+            w.go()
+            # the pipe's last few MiB reach the file at the close
+            wrote = eventually(lambda: os.stat(st).st_size >= n - 8 * MIB,
+                               60)
+        assert wrote, os.stat(st).st_size
+        assert w.result() == "closed\n"
+        server_holds(dm, key, "stalled", data)
+        assert sha256_file(m.path("stalled.bin")) == sha(data)
+
+
+@pytest.mark.parametrize("value,says", [
+    ("1M", "of at least 64M"),
+    ("12Q", "expected bytes"),
+    ("-5", "expected bytes"),
+])
+def test_bad_write_window_exits_2_first(tmp_path, value, says):
+    """-o write_window= that is not a size, or below what the server's
+    parts need (it makes a session durable every 32 MiB: a smaller window
+    would wait for a part that cannot fill), is refused in one line with
+    exit status 2 before the server is asked (nothing listens here); a
+    local store refuses the remote-only option the same way."""
+    from test_fs_remote_mount import run_mount
+    key = tmp_path / "key"
+    key.write_text("sfs_" + "0" * 64 + "\n")
+    key.chmod(0o600)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    for src, said_ in (
+            (["--url", "http://127.0.0.1:1", "--key-file", str(key)],
+             says),
+            (["--store", str(tmp_path / "no-store"), "--user", "u"],
+             "is for a remote mount")):
+        rc, err = run_mount(*src, "-o", "write_window=" + value, str(mp),
+                            "-f")
+        assert rc == 2, err
+        assert said_ in err and "write_window" in err, err
+        assert len(err.splitlines()) == 1, err
+    assert not (tmp_path / "no-store").exists()
 
 
 def sessions(d):
