@@ -469,12 +469,19 @@ log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 log.bind(ours)
 log.settimeout(0.2)
 dev_log = os.path.realpath("/dev/log")
+made = None
 if not os.path.exists(dev_log):
     top = os.path.dirname(dev_log)
-    while not os.path.isdir(top):
-        top = os.path.dirname(top)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", top], check=True)
-    os.makedirs(os.path.dirname(dev_log), exist_ok=True)
+    if os.path.isdir(top):
+        # no syslog here at all (/dev/log itself missing): a file to bind
+        # over, removed at the end; a tmpfs over /dev would hide /dev/fuse
+        made = dev_log
+    else:
+        # a link to a socket whose directory is missing (no journald)
+        while not os.path.isdir(top):
+            top = os.path.dirname(top)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", top], check=True)
+        os.makedirs(os.path.dirname(dev_log), exist_ok=True)
     open(dev_log, "w").close()
 subprocess.run(["mount", "--bind", ours, dev_log], check=True)
 r = subprocess.run([speechfs, "--url", url, "--key-file", keyf, "-o",
@@ -498,6 +505,9 @@ try:
             break
 finally:
     subprocess.run(["fusermount3", "-u", mnt])
+    if made:
+        subprocess.run(["umount", made])
+        os.unlink(made)
 print(json.dumps(lines), flush=True)
 '''
 
