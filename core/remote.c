@@ -747,16 +747,22 @@ out:
  * r->base: url without its user:password@ (basic auth at a reverse
  * proxy), which every log line and error message names the server by;
  * the user and password go to libcurl apart (r->user, r->password), as
- * it takes them from a URL: percent-decoded. A URL libcurl cannot parse
- * is kept as it is (its requests fail as they would).
+ * it takes them from a URL: percent-decoded. -1 for a URL libcurl cannot
+ * parse (r->base left empty: its requests would all fail, and the lines
+ * would tell a password typed unencoded, with a '/', '?' or '#').
  */
-static void set_base(struct sfs_remote *r, const char *url)
+static int set_base(struct sfs_remote *r, const char *url)
 {
 	char *user = NULL, *pass = NULL, *rest = NULL;
 	CURLU *u = curl_url();
+	int ret = 0;
 
 	sfs_strlcpy(r->base, url, sizeof(r->base));
-	if (!u || curl_url_set(u, CURLUPART_URL, url, 0))
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0)) {
+		explicit_bzero(r->base, sizeof(r->base));
+		ret = -1;
+	}
+	if (!u || ret)
 		goto out;
 	(void)curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
 	(void)curl_url_get(u, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE);
@@ -774,6 +780,7 @@ out:
 	curl_free(pass);
 	curl_free(rest);
 	curl_url_cleanup(u);
+	return ret;
 }
 
 const char *sfs_remote_url(const struct sfs_remote *r)
@@ -822,7 +829,13 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		sfs_strlcpy(r->cred_file, o->cred_file, sizeof(r->cred_file));
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&r->share_mu[i], NULL);
-	set_base(r, o->url);
+	if (set_base(r, o->url)) {
+		sfs_remote_close(r);
+		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
+				"the URL cannot be parsed (in a user:password "
+				"'/', '?', '#' and '@' are written %%2F, %%3F, "
+				"%%23 and %%40)");
+	}
 	while (strlen(r->base) > 8 && r->base[strlen(r->base) - 1] == '/')
 		r->base[strlen(r->base) - 1] = '\0';
 	if (o->cafile)

@@ -415,9 +415,14 @@ char *fs_opts_public_url(const char *url)
 	const char *host = strstr(url, "://"), *at;
 	char *out;
 
-	/* with no scheme (a URL refused for that) the host comes first */
+	/*
+	 * With no scheme (a URL refused for that) the host comes first. A
+	 * host never holds an '@', a password typed unencoded may hold '/',
+	 * '?' or '#': all up to the last '@' goes (a path's '@' too: less
+	 * is told, never a password).
+	 */
 	host = host ? host + 3 : url;
-	at = memrchr(host, '@', strcspn(host, "/?#"));
+	at = strrchr(host, '@');
 	if (asprintf(&out, "%.*s%.*s", (int)(host - url), url,
 		     (int)strcspn(at ? at + 1 : host, "?#"),
 		     at ? at + 1 : host) < 0)

@@ -703,6 +703,12 @@ def test_url_of_the_files_route_is_refused_with_a_hint(server):
      "--url http://127.0.0.1:1/api/v1/speech-services/files: "),
     ("http://127.0.0.1:1", ["-o", "proxy=Zq9user:Xk7pass@127.0.0.1:3128"],
      "-o proxy=127.0.0.1:3128: "),
+    # a password typed unencoded with '#', '/' or '?' (review s22 V5)
+    ("ftp://Zq9user:Xk7p#ss@127.0.0.1:1", [], "--url ftp://127.0.0.1:1: "),
+    ("ftp://Zq9user:Xk7s3/cret@127.0.0.1:1", [],
+     "--url ftp://127.0.0.1:1: "),
+    ("http://Zq9user:Xk7pa?ss@127.0.0.1:1/api/v1/x", [],
+     "--url http://127.0.0.1:1/api/v1/x: "),
 ])
 def test_a_refused_url_is_named_without_its_password(tmp_path, url, opts,
                                                      says):
@@ -717,6 +723,27 @@ def test_a_refused_url_is_named_without_its_password(tmp_path, url, opts,
                         str(tmp_path), "-f")
     assert rc == 2, err
     assert len(err.splitlines()) == 1 and says in err, err
+    assert "Xk7" not in err and "Zq9user" not in err, err
+
+
+@pytest.mark.parametrize("url", ["http://Zq9user:Xk7p#ss@127.0.0.1:1",
+                                 "http://Zq9user:Xk7s3/cret@127.0.0.1:1",
+                                 "http://Zq9user:Xk7pa?ss@127.0.0.1:1"])
+def test_a_url_that_cannot_be_parsed_is_not_told(tmp_path, url):
+    """A user:password typed unencoded with '/', '?' or '#' makes a URL
+    libcurl cannot parse: the mount fails at once, saying how to write
+    them, and tells neither (before, the failed request's message named
+    the URL as given, password and all: review s22 V5)."""
+    keyf = tmp_path / "key"
+    keyf.write_text("k" * 40)
+    keyf.chmod(0o600)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    rc, err = run_mount("--url", url, "--key-file", str(keyf), str(mnt),
+                        "-f", "-o", "cache_dir=%s" % (tmp_path / "cache"))
+    assert rc == 1, err
+    assert "cannot mount 'http://127.0.0.1:1'" in err, err
+    assert "%2F, %3F, %23 and %40" in err, err
     assert "Xk7" not in err and "Zq9user" not in err, err
 
 
