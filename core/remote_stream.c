@@ -148,6 +148,7 @@ static void start_parts(struct rstream *x, struct sfsi_remote_req *q)
 	pthread_mutex_lock(&x->st->fmu);
 	x->st->window = sfsi_remote_window(x->r);
 	x->st->window_s = sfsi_remote_timeout(x->r);
+	x->st->wstop = sfsi_remote_stop_flag(x->r);
 	pthread_mutex_unlock(&x->st->fmu);
 }
 

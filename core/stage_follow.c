@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "stage_i.h"
+#include "util_i.h"
 #include "speechfs/log.h"
 #include "speechfs/util.h"
 
@@ -84,37 +85,54 @@ int sfs_stage_write_waits(struct sfs_stage *st, int64_t off, size_t len)
 	return full;
 }
 
+/* The front end stops (fmu held): the window ends (the stream's flag). */
+static int window_stopped(const struct sfs_stage *st)
+{
+	return st->wstop && __atomic_load_n(st->wstop, __ATOMIC_RELAXED);
+}
+
 /*
  * The writer's back-pressure: the pages the stream frees (remote_parts.c)
  * are those the writer fills next, instead of fresh memory for all it
  * runs ahead of the server (up to ~600 MiB of 1 GiB, page-cache pages at
  * tens of microseconds each here). The wait ends when the poller frees,
- * the sender ends (detach), or nothing moves (neither freed nor what the
- * sender read) for window_s seconds: the window is off for the stage,
- * which then grows as it did without one; a server gone ends the stream
- * within its timeout too, and close() says what happened.
+ * the sender ends (detach), the front end stops (sfs_store_stopping: a
+ * flag nothing broadcasts on fcv, looked at every WINDOW_SLICE_MS), or
+ * nothing moves (neither freed nor what the sender read) for window_s
+ * seconds: the window is off for the stage, which then grows as it did
+ * without one; a server gone ends the stream within its timeout too,
+ * and close() says what happened. A thread that may not wait (the
+ * mount's reading thread: sfs_thread_nowait) writes on: its caller
+ * asked sfs_stage_write_waits first, but the window may have been set
+ * since (review s22 V4).
  */
+#define WINDOW_SLICE_MS 250
+
 void sfsi_stage_window_wait(struct sfs_stage *st, size_t len)
 {
-	int64_t seen = -1, moved;
-	struct timespec until;
+	int64_t seen = -1, moved, now, until = 0;
+	struct timespec t;
 
+	if (sfsi_nowait())
+		return;
 	pthread_mutex_lock(&st->fmu);
-	while (window_full(st, len)) {
+	while (window_full(st, len) && !window_stopped(st)) {
 		moved = st->freed + st->fdone;
+		now = sfs_mono_ns();
 		if (moved != seen) {
 			seen = moved;
-			sfs_deadline(&until, (int64_t)st->window_s * 1000);
-		}
-		if (pthread_cond_timedwait(&st->fcv, &st->fmu, &until) ==
-			    ETIMEDOUT &&
-		    st->freed + st->fdone == seen) {
+			until = now + (int64_t)st->window_s * 1000000000;
+		} else if (now >= until) {
 			sfs_warn("remote",
 				 "the server freed nothing of '%s' for %d s: "
 				 "its writes go on without a window",
 				 st->target, st->window_s);
 			st->window = 0;
+			break;
 		}
+		now += (int64_t)WINDOW_SLICE_MS * 1000000;
+		sfs_mono_ts(&t, now < until ? now : until);
+		pthread_cond_timedwait(&st->fcv, &st->fmu, &t);
 	}
 	pthread_mutex_unlock(&st->fmu);
 }

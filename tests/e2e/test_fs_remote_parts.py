@@ -394,6 +394,28 @@ def test_window_lets_go_of_a_writer_when_the_server_stays_stopped(
         assert sha256_file(m.path("stalled.bin")) == sha(data)
 
 
+def test_sigterm_ends_a_write_waiting_at_the_window(remote, tmp_path):
+    """SIGTERM to the mount while a writer waits at the window (the
+    server stopped; with timeout=120 the wait would last 120 s): the wait
+    ends at once and the mount exits 0 well before that, the writer gets
+    an error, not a hang (review s22 V9: the mount stayed up for the
+    timeout, 27.8 s with timeout=30)."""
+    n = 320 * MIB + 17
+    with freed_half(remote, tmp_path, "term-window.bin", "-o",
+                    "timeout=120", "-o", "write_window=64M", n=n,
+                    half=80 * MIB) as (dm, key, m, w, data):
+        st = stage_file(m)
+        with stopped(dm):
+            w.go()
+            # the stage fills up to the window, then the writer waits
+            assert eventually(lambda: allocated(st) >= WINDOW - 8 * MIB,
+                              60), allocated(st)
+            assert not w.ended(), w.result()
+            m.proc.send_signal(signal.SIGTERM)
+            assert m.proc.wait(timeout=60) == 0
+        assert w.result(timeout=60) != "closed\n"
+
+
 @pytest.mark.parametrize("value,says", [
     ("1M", "of at least 64M"),
     ("12Q", "expected bytes"),
