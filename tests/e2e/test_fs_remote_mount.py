@@ -874,7 +874,8 @@ def test_no_line_tells_the_password_of_the_url(server):
             srv.kill()      # the proxy then answers nothing
             with pytest.raises(OSError):    # a create goes to the server
                 m.path("lost.txt").write_bytes(b"no server")
-            assert eventually(lambda: "does not answer" in m.output())
+            assert eventually(lambda: "does not answer" in m.output()), \
+                m.output()
         finally:
             out = m.output()
             m.stop()

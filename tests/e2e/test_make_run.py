@@ -296,6 +296,7 @@ def interrupt(proc, mnt, log):
 
 
 def read(f):
-    f.flush()
-    f.seek(0)
-    return f.read()
+    """What the script wrote to f so far, read through a file description
+    of our own: f's is the script's too (fsutil.read_log)."""
+    with open(f.name, errors="replace") as own:
+        return own.read()
