@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,12 +745,28 @@ out:
 }
 
 /*
+ * An '@' after the authority (which ends at the first '/', '?' or '#'):
+ * a server's base URL never has one, but a user:password typed
+ * unencoded makes one that libcurl parses otherwise:
+ * http://alice:2024/Secret@gw is host alice, port 2024, and the
+ * password would be in r->base, so in every line.
+ */
+static bool at_after_authority(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	p = p ? p + 3 : url;
+	return strchr(p + strcspn(p, "/?#"), '@') != NULL;
+}
+
+/*
  * r->base: url without its user:password@ (basic auth at a reverse
  * proxy), which every log line and error message names the server by;
  * the user and password go to libcurl apart (r->user, r->password), as
  * it takes them from a URL: percent-decoded. -1 for a URL libcurl cannot
- * parse (r->base left empty: its requests would all fail, and the lines
- * would tell a password typed unencoded, with a '/', '?' or '#').
+ * parse or with an '@' after its authority (r->base left empty: its
+ * requests would all fail or go elsewhere, and the lines would tell a
+ * password typed unencoded, with a '/', '?' or '#').
  */
 static int set_base(struct sfs_remote *r, const char *url)
 {
@@ -758,7 +775,8 @@ static int set_base(struct sfs_remote *r, const char *url)
 	int ret = 0;
 
 	sfs_strlcpy(r->base, url, sizeof(r->base));
-	if (u && curl_url_set(u, CURLUPART_URL, url, 0)) {
+	if (u && (curl_url_set(u, CURLUPART_URL, url, 0) ||
+		  at_after_authority(url))) {
 		explicit_bzero(r->base, sizeof(r->base));
 		ret = -1;
 	}

@@ -728,12 +728,18 @@ def test_a_refused_url_is_named_without_its_password(tmp_path, url, opts,
 
 @pytest.mark.parametrize("url", ["http://Zq9user:Xk7p#ss@127.0.0.1:1",
                                  "http://Zq9user:Xk7s3/cret@127.0.0.1:1",
-                                 "http://Zq9user:Xk7pa?ss@127.0.0.1:1"])
+                                 "http://Zq9user:Xk7pa?ss@127.0.0.1:1",
+                                 # libcurl parses these: host Zq9user,
+                                 # port 2024 / 1234 (re-read s22 B8)
+                                 "http://Zq9user:2024/Xk7s@127.0.0.1:1",
+                                 "http://Zq9user:1234#Xk7@127.0.0.1:1",
+                                 "http://Zq9user:1234?Xk7@127.0.0.1:1"])
 def test_a_url_that_cannot_be_parsed_is_not_told(tmp_path, url):
     """A user:password typed unencoded with '/', '?' or '#' makes a URL
-    libcurl cannot parse: the mount fails at once, saying how to write
+    libcurl cannot parse, or parses as another host and port (a password
+    starting with digits): the mount fails at once, saying how to write
     them, and tells neither (before, the failed request's message named
-    the URL as given, password and all: review s22 V5)."""
+    the URL as given, password and all: review s22 V5, re-read s22 B8)."""
     keyf = tmp_path / "key"
     keyf.write_text("k" * 40)
     keyf.chmod(0o600)
