@@ -209,29 +209,34 @@ void fs_opts_usage(const char *prog)
 	       prog, prog, prog);
 }
 
-/* A size with an optional K, M or G (powers of 1024); -1 when not. */
+/*
+ * A size with an optional K, M or G (powers of 1024), at most 2^50
+ * bytes; -1 when not. The bound is checked before the shift, on the
+ * number it may take (17179869184G would wrap to 0: no bound).
+ */
 static int parse_size(const char *v, int64_t *out)
 {
 	unsigned long long n;
+	unsigned shift = 0;
 	char *end;
 
 	if (!*v || *v == '-' || *v == '+')
 		return -1;
 	errno = 0;
 	n = strtoull(v, &end, 10);
-	if (errno || n > (1ULL << 50))
+	if (errno)
 		return -1;
 	if (*end == 'K' || *end == 'k')
-		n <<= 10;
+		shift = 10;
 	else if (*end == 'M' || *end == 'm')
-		n <<= 20;
+		shift = 20;
 	else if (*end == 'G' || *end == 'g')
-		n <<= 30;
+		shift = 30;
 	else if (*end)
 		return -1;
-	if (*end && end[1])
+	if ((*end && end[1]) || n > (1ULL << 50) >> shift)
 		return -1;
-	*out = (int64_t)n;
+	*out = (int64_t)(n << shift);
 	return 0;
 }
 

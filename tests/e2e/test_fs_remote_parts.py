@@ -420,6 +420,10 @@ def test_sigterm_ends_a_write_waiting_at_the_window(remote, tmp_path):
     ("1M", "of at least 64M"),
     ("12Q", "expected bytes"),
     ("-5", "expected bytes"),
+    # 2^34 G and 2^34 G + 1 G: past 2^50 bytes; they wrapped to 0 (no
+    # bound) and 1G (re-read s22 B5)
+    ("17179869184G", "expected bytes"),
+    ("17179869185G", "expected bytes"),
 ])
 def test_bad_write_window_exits_2_first(tmp_path, value, says):
     """-o write_window= that is not a size, or below what the server's
