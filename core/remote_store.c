@@ -487,7 +487,10 @@ struct sfsi_rpend *sfsi_remote_pend(struct sfs_store *s)
 	return rs_of(s)->pend;
 }
 
-/* The front end stops: a close waiting to resume an upload gives up. */
+/*
+ * The front end stops: a close waiting to resume an upload gives up, and
+ * a write waiting at the write window goes on.
+ */
 static void r_stopping(struct sfs_store *s)
 {
 	sfsi_remote_stopping(rs_of(s)->r);

@@ -94,8 +94,9 @@ struct sfs_stage {
 	 * that would put more than `window` bytes of the file above `freed`
 	 * waits (sfsi_stage_window_wait) while the stream goes on; one that
 	 * sees neither freed nor fdone move for window_s seconds ends the
-	 * window (0: no bound); so does *wstop set (the front end stops:
-	 * sfsi_remote_stop_flag, or NULL). Under fmu.
+	 * window (0: no bound). *wstop set (the front end stops:
+	 * sfsi_remote_stop_flag, or NULL): no write waits (the window
+	 * stays, each wait is skipped). Under fmu.
 	 */
 	int64_t window;
 	int window_s;

@@ -18,7 +18,12 @@ struct sfs_stage;
 enum sfs_status sfs_stage_new(struct sfs_store *s, struct sfs_stage **out,
 			      struct sfs_err *e) SFS_MUST_CHECK;
 
-/* Append bytes; hashed as they pass (sequential writes only). */
+/*
+ * Append bytes; hashed as they pass (sequential writes only). This and
+ * sfs_stage_pwrite may wait for a remote store's server at the write
+ * window (sfs_stage_write_waits says when), up to its timeout without
+ * progress; never on a thread that may not wait (sfs_thread_nowait).
+ */
 enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 				size_t len, struct sfs_err *e) SFS_MUST_CHECK;
 

@@ -3,13 +3,15 @@
  * in parts, each a PUT of the content from an offset on, and keeps what
  * it got durably between them, so that a stream that breaks is resumed
  * where the server's disk has it instead of being sent again whole. The
- * session's bytes are a file under STORE/staging/.uploads/ of the daemon that
- * made it (its row names that daemon: another one sharing the database does not
- * know it); its `durable` offset is recorded in the row after each fdatasync,
- * at least every SFS_UPLOAD_SYNC_BYTES, so it survives a crash (the file is cut
- * back to it when the daemon starts). The body's end is the commit (as a PUT of
- * the content without a session); any answer to a body that ended ends the
- * session; one that did not end keeps it.
+ * session's bytes are a file under STORE/staging/.uploads/ of the store
+ * directory it was made in (its row names that directory's node id, which
+ * every process on it shares: a daemon on another store directory sharing
+ * the database does not know it); its `durable` offset is recorded in the
+ * row after each fdatasync, at least every SFS_UPLOAD_SYNC_BYTES, so it
+ * survives a crash (the file is cut back to it when the daemon starts).
+ * The body's end is the commit (as a PUT of the content without a
+ * session); any answer to a body that ended ends the session; one that
+ * did not end keeps it.
  */
 #ifndef SPEECHFS_UPLOAD_H
 #define SPEECHFS_UPLOAD_H
@@ -38,11 +40,15 @@ struct sfs_upload {
 int sfs_upload_id_valid(const char *s);
 
 /*
- * The daemon's side, once at start: STORE/staging/.uploads/ and its id made,
- * the sessions of this daemon recovered (each file cut back to its row's
- * durable offset; rows without a file and files without a row removed)
- * and the janitor's sweep of expired sessions installed. Without it the
- * calls below answer SFS_UNSUPPORTED.
+ * The daemon's side, once at start: STORE/staging/.uploads/ and its id made
+ * (STORE/staging/.uploads/.node, read if there), the sessions of this store
+ * directory recovered (each file cut back to its row's durable offset; rows
+ * without a file and files without a row removed) and the janitor's sweep of
+ * expired sessions installed. Without it the calls below answer
+ * SFS_UNSUPPORTED. An error (errno's status: the daemon does not start) when
+ * .node exists but cannot be read, rather than a new id that would make every
+ * session made before unknown; a .node that holds no id is replaced, with a
+ * warning (the sessions made under the old id are then unknown).
  */
 enum sfs_status sfs_upload_install(struct sfs_store *s,
 				   struct sfs_err *e) SFS_MUST_CHECK;
@@ -66,7 +72,12 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 			       const char *file_id, const char *upload_id,
 			       struct sfs_upload *out,
 			       struct sfs_err *e) SFS_MUST_CHECK;
-/* End a session and drop its bytes (a PUT streaming into it fails). */
+/*
+ * End a session and drop its bytes (a PUT of this process streaming into it
+ * fails at its end). SFS_CONFLICT upload_busy when another open file
+ * description holds the session's file: a PUT of another process on the
+ * store directory (which cannot be told), or a removal under way.
+ */
 enum sfs_status sfs_upload_delete(struct sfs_store *s,
 				  const struct sfs_actor *a,
 				  const char *file_id, const char *upload_id,
@@ -113,7 +124,7 @@ void sfs_upload_set_notify(struct sfs_store *s,
 			   void (*fn)(void *arg, const char *upload_id),
 			   void *arg);
 
-/* Expired sessions of this daemon removed now (the janitor's chore). */
+/* Expired sessions of this store directory removed now (the janitor's). */
 enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
