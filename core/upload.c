@@ -63,20 +63,62 @@ static struct sfsi_upload *busy;
  * the resume from there (the common case: this daemon, from durable)
  * does not read them again to hash them (~0.7 s a GiB, in the thread of
  * the PUT's first call). A few, replaced in turn, under busy_mu; lost at
- * a restart, when the bytes are read again. They trust the file: no
- * other process cuts or writes it while this one holds its lock; between
- * two PUTs here, one of another process on this store directory could
- * rewrite [N, off) and stop at off again (not caught).
+ * a restart, when the bytes are read again. They trust the file only as
+ * it was when they were kept: between two PUTs here, one of another
+ * process on this store directory may cut and rewrite it (re-read s22
+ * A8: the blob was then named by the old bytes' sha256). So the file's
+ * identity is kept with them, taken under the PUT's lock after its last
+ * cut, and a resume uses them only when the locked file still has it:
+ * any write or cut moves ctime. (Since Linux 6.13 a change after an
+ * fstat gets a fine-grained ctime: 0 of 10,000 stat-write-stat rounds kept
+ * it here. Older kernels tick it every jiffy, 1-10 ms: a rewrite to the
+ * same size by another process that soon after this PUT's end passes.)
  */
 #define KEPT_MAX 8
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
+
 static struct kept {
 	const struct sfs_store *s;
 	char id[SFS_UPLOAD_ID_SIZE];
 	int64_t off;
 	uint32_t crc;
 	EVP_MD_CTX *md;
+	struct file_id file;
 } kept[KEPT_MAX];
 static unsigned kept_next;
+
+/* fd's file as kept with the hashes; -1 (errno) if fstat fails. */
+static int file_id_of(int fd, struct file_id *out)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->dev = sb.st_dev;
+	out->ino = sb.st_ino;
+	out->size = sb.st_size;
+	out->mtime = sb.st_mtim;
+	out->ctime = sb.st_ctim;
+	return 0;
+}
+
+static int same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static int same_file(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       same_time(&a->mtime, &b->mtime) &&
+	       same_time(&a->ctime, &b->ctime);
+}
 
 /* Session id's kept hash (busy_mu held): its slot, or NULL. */
 static struct kept *kept_find(const struct sfs_store *s, const char *id)
@@ -89,13 +131,18 @@ static struct kept *kept_find(const struct sfs_store *s, const char *id)
 	return NULL;
 }
 
-/* Keep the hashes of all of st's bytes for session id. */
+/*
+ * Keep the hashes of all of st's bytes for session id, with its file's
+ * identity now (its lock held, its last cut made).
+ */
 static void keep_hash(struct sfs_stage *st, const char *id)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct file_id file;
 	struct kept *k;
 
-	if (!md || !EVP_MD_CTX_copy_ex(md, st->md)) {
+	if (!md || file_id_of(st->fd, &file) < 0 ||
+	    !EVP_MD_CTX_copy_ex(md, st->md)) {
 		EVP_MD_CTX_free(md);
 		return;
 	}
@@ -109,22 +156,27 @@ static void keep_hash(struct sfs_stage *st, const char *id)
 	k->off = st->size;
 	k->crc = st->crc;
 	k->md = md;
+	k->file = file;
 	pthread_mutex_unlock(&busy_mu);
 }
 
 /*
  * Take session id's kept hashes: into *md (the caller frees it) when
- * they are of `off` bytes; forgotten either way. off -1: forget them.
+ * they are of `off` bytes of the file as it is now (fd, locked); else
+ * NULL. Forgotten either way. fd -1: forget them.
  */
-static void take_hash(const struct sfs_store *s, const char *id, int64_t off,
-		      EVP_MD_CTX **md, uint32_t *crc)
+static void take_hash(const struct sfs_store *s, const char *id, int fd,
+		      int64_t off, EVP_MD_CTX **md, uint32_t *crc)
 {
+	struct file_id now = { 0 };
 	struct kept *k;
+	int same;
 
 	*md = NULL;
+	same = fd >= 0 && !file_id_of(fd, &now);
 	pthread_mutex_lock(&busy_mu);
 	k = kept_find(s, id);
-	if (k && k->off == off) {
+	if (k && same && k->off == off && same_file(&k->file, &now)) {
 		*md = k->md;
 		*crc = k->crc;
 	} else if (k) {
@@ -140,7 +192,7 @@ void sfsi_upload_forget(const struct sfs_store *s, const char *id)
 	EVP_MD_CTX *md;
 	uint32_t crc;
 
-	take_hash(s, id, -1, &md, &crc);
+	take_hash(s, id, -1, -1, &md, &crc);
 }
 
 /* The busy entry of (s, id), or NULL (busy_mu held). */
@@ -678,7 +730,7 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 	__atomic_store_n(&u->durable, offset, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&u->received, offset, __ATOMIC_SEQ_CST);
 	sfsi_upload_path(s, upload_id, path, sizeof(path));
-	take_hash(s, upload_id, offset, &md, &crc);
+	take_hash(s, upload_id, fd, offset, &md, &crc);
 	ret = sfsi_stage_open_at(s, path, fd, offset, md, crc, out, e);
 	fd = -1; /* the stage's, even on failure */
 	EVP_MD_CTX_free(md);
@@ -790,7 +842,7 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	struct sfsi_upload *u;
 	struct sfs_store *s;
 	char id[SFS_UPLOAD_ID_SIZE];
-	int deleted;
+	int deleted, keep = 0;
 
 	if (!st)
 		return;
@@ -811,12 +863,15 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 		/* all that came is kept: the client resumes from there */
 		u->ending = 1; /* a poll told now would find it busy */
 		make_durable(st);
-		if (st->durable == st->size && !st->random)
-			keep_hash(st, id);
+		keep = st->durable == st->size && !st->random;
 	}
-	if (!ended && !deleted && ftruncate(st->fd, st->durable) < 0)
+	if (!ended && !deleted && ftruncate(st->fd, st->durable) < 0) {
 		sfs_warn("upload", "session '%s': cannot cut to %lld bytes", id,
 			 (long long)st->durable);
+		keep = 0;
+	}
+	if (keep) /* after the cut, which moves the file's times */
+		keep_hash(st, id);
 	st->upload = NULL;
 	sfs_stage_free(st); /* its file's lock goes */
 	if (give_back(u) && !deleted) {

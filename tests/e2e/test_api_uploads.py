@@ -59,7 +59,8 @@ def uploadfault(tmp_path_factory):
     cc = shutil.which("cc")
     assert cc, "no C compiler: run packaging/install-deps.sh"
     so = tmp_path_factory.mktemp("uploadfault") / "uploadfault.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so),
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra",
+                    "-Werror", "-o", str(so),
                     str(HERE / "uploadfault.c"), "-ldl"], check=True,
                    timeout=120)
     return so
@@ -471,6 +472,46 @@ def test_another_process_leaves_a_live_session_alone(tmp_path_factory,
         got = c2.get(f"/{f['id']}/content").content
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
         c2.assert_error(session(c2, f["id"], uid), 404, "upload_not_found")
+    finally:
+        c.http.close()
+        if c2:
+            c2.http.close()
+        if d2:
+            d2.stop()
+        d.stop()
+
+
+def test_a_resume_hashes_again_what_another_process_rewrote(
+        tmp_path_factory, blobs, meta):
+    """Two daemons on one store directory: A keeps the hashes of the
+    MiB its PUT got; B then cuts the session back to 0 and streams
+    another MiB in; the PUT that finishes it through A names the content
+    by the bytes the file holds (re-read s22 A8: A resumed from its kept
+    hashes of its own MiB, and the blob's sha256 and CRC32C were those of
+    bytes it did not hold)."""
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
+    d2 = c2 = None
+    try:
+        d2 = Daemon(d.root, c.store, CONFIG)  # B, same store directory
+        c2 = Client(d2.base, c.store)
+        c2.keys, c2.users = c.keys, c.users
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        mine, theirs = os.urandom(MIB), os.urandom(MIB + 5)
+        s = Stream(c, f["id"], uid, 0, 2 * MIB)
+        s.send(mine)
+        s.close()
+        idle(c, f["id"], uid, MIB)  # A's PUT ended: its hashes kept
+        s = Stream(c2, f["id"], uid, 0, 2 * MIB)
+        deadline = time.time() + 30
+        while session(c2, f["id"], uid).json()["durable"] != 0:
+            assert time.time() < deadline, "B's PUT did not start"
+            time.sleep(0.05)
+        s.send(theirs[:MIB])
+        s.close()
+        idle(c, f["id"], uid, MIB)  # B's PUT ended at the same offset
+        r = put(c, f["id"], uid, MIB, theirs[MIB:])
+        assert_committed(c, f["id"], r, theirs)
     finally:
         c.http.close()
         if c2:
