@@ -950,3 +950,48 @@ def test_no_sessions_without_extensions(sfsd_factory):
     c.assert_error(c.post(f"/{f['id']}/uploads"), 404)
     doc = c.get("/api/v1/openapi.json", who=None).json()
     assert API + "/{id}/uploads" not in doc["paths"]
+
+
+def test_a_slow_sync_does_not_hold_the_body(tmp_path_factory, blobs, meta,
+                                            uploadfault):
+    """A session's syncs run beside its body: while the sync at 32 MiB
+    waits for the disk (held by uploadfault.c until the test lets it go),
+    the daemon goes on receiving, far past the few MiB its stage's pipe
+    holds (until 2026-12-06 the sync was the pipe's writer's: the body
+    stood still for each sync, two a 32 MiB with the row's); durable
+    moves once the sync is let go, and the content is exact at the end."""
+    gate = tmp_path_factory.mktemp("syncgate") / "hold"
+    gate.touch()
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta,
+                 prefix=("env", f"LD_PRELOAD={uploadfault}",
+                         f"UPLOADFAULT_SYNC_GATE={gate}"))
+    t = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        data = os.urandom(SYNC + 24 * MIB + 5)
+        s = Stream(c, f["id"], uid, 0, len(data))
+        t = threading.Thread(target=s.send, args=(data[:SYNC + 24 * MIB],))
+        t.start()
+        deadline = time.time() + 60
+        while True:
+            u = session(c, f["id"], uid).json()
+            if u["offset"] >= SYNC + 20 * MIB:
+                break
+            assert time.time() < deadline, u
+            time.sleep(0.02)
+        assert u["durable"] == 0, u
+        gate.unlink()
+        t.join()
+        assert durable_above(c, f["id"], uid, 0)["durable"] >= SYNC
+        s.send(data[SYNC + 24 * MIB:])
+        assert s.answer() == 200
+        r = c.get(f"/{f['id']}/content")
+        assert hashlib.sha256(r.content).digest() == \
+            hashlib.sha256(data).digest()
+    finally:
+        gate.unlink(missing_ok=True)
+        if t:
+            t.join()
+        c.http.close()
+        d.stop()

@@ -15,6 +15,9 @@
  *   their write of it.
  * - UPLOADFAULT_NODE_EIO=N: the first N opens of .uploads/.node for
  *   reading fail with EIO.
+ * - UPLOADFAULT_SYNC_GATE=PATH: while PATH exists, an fdatasync of a
+ *   session file waits (at most 60 s) before it syncs: a disk that takes
+ *   as long as the test wants.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -42,18 +45,25 @@ static const char *session_of(const char *path)
 								      : NULL;
 }
 
-static int is_session_fd(int fd, const char *id)
+/* The session id of the file open as fd (its path in target), or NULL. */
+static const char *session_of_fd(int fd, char *target, size_t size)
 {
-	char link[64], target[4096];
-	const char *got;
+	char link[64];
 	ssize_t k;
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	k = readlink(link, target, sizeof(target) - 1);
+	k = readlink(link, target, size - 1);
 	if (k <= 0)
-		return 0;
+		return NULL;
 	target[k] = '\0';
-	got = session_of(target);
+	return session_of(target);
+}
+
+static int is_session_fd(int fd, const char *id)
+{
+	char target[4096];
+	const char *got = session_of_fd(fd, target, sizeof(target));
+
 	return got && !strcmp(got, id);
 }
 
@@ -202,4 +212,20 @@ int unlink(const char *path)
 		*(void **)&real = dlsym(RTLD_NEXT, "unlink");
 	witness_unlink(path);
 	return real(path);
+}
+
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+	const char *gate = getenv("UPLOADFAULT_SYNC_GATE");
+	struct timespec tick = { 0, 10 * 1000000L };
+	char target[4096];
+	int i;
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
+	if (gate && session_of_fd(fd, target, sizeof(target)))
+		for (i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
+			nanosleep(&tick, NULL);
+	return real(fd);
 }
