@@ -15,16 +15,8 @@
 #include "speechfs/banned.h"
 
 #define API "/api/v1/speech-services"
-/*
- * 8 MiB blocks, 4 of them ahead of a sequential reader (32 MiB, as 8 of
- * 4 MiB before), 4 fetched at once: a cold read of 1 GiB makes 128 Range
- * GETs and block files, not 256. The mount's CPU per GiB read cold went
- * 0.955 -> 0.84 and 0.97 -> 0.90 s (medians of 6 and 5 rounds, lower in
- * 10 of 11; A/B at load 9-16). The price: a cold read at a new place
- * (a seek) waits for 8 MiB, not 4.
- */
-#define BLOCK (8 << 20)
-#define READAHEAD 4
+#define BLOCK (4 << 20)
+#define READAHEAD 8
 
 struct sfsi_rblob {
 	struct sfsi_bcache bc;

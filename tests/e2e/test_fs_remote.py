@@ -110,7 +110,7 @@ def test_remote_tree_and_reads(store, api):
     d, _, users = store
     url, keys = api
     base = base_of(url)
-    big = os.urandom(17 << 20) + b"tail"         # three 8 MiB blocks
+    big = os.urandom(9 << 20) + b"tail"          # three 4 MiB blocks
     small = b"RIFF small recording"
     f1 = upload(url, keys[0], big, "Big talk", "/inbox/",
                 tags=["work", "todo"])
@@ -153,7 +153,7 @@ def test_remote_tree_and_reads(store, api):
         # cold: Range GETs through the block cache
         before = content_gets(base)
         assert bigp.read_bytes() == big
-        assert content_gets(base) - before >= 3    # one per 8 MiB block
+        assert content_gets(base) - before >= 3    # one per 4 MiB block
         # a fetched block goes to the disk while the reader goes on
         assert eventually(lambda: cache_bytes(cache) == len(big))
         assert m.path("Small.bin").read_bytes() == small
@@ -226,20 +226,20 @@ def test_block_cache_stays_in_its_bound(store, api):
     grew without bound)."""
     url, keys = api
     base = base_of(url)
-    files = {n: os.urandom(16 << 20) for n in ("A", "B", "C")}  # 2 blocks
+    files = {n: os.urandom(8 << 20) for n in ("A", "B", "C")}  # 2 blocks
     for n, data in files.items():
         upload(url, keys[0], data, n, "/")
     top = pathlib.Path(tempfile.mkdtemp(prefix="sfs-rcache-"))
     cache = top / ("long-" * 44)                # past 220 bytes
     cache.mkdir()
-    bound = 20 << 20
+    bound = 10 << 20
 
     def blocks(name):
         sha = hashlib.sha256(files[name]).hexdigest()
         return [f for f in cache.rglob(sha + ".*")
                 if not f.name.endswith(".tmp")]
 
-    m = RemoteMount(base, keys[0], "-o", "cache_size=20M", cache_dir=cache)
+    m = RemoteMount(base, keys[0], "-o", "cache_size=10M", cache_dir=cache)
     try:
         for n, data in files.items():
             assert m.path(n + ".bin").read_bytes() == data

@@ -110,7 +110,7 @@ def test_killed_mid_read(remote):
     dm, key, d, alice = remote
     big = os.urandom(96 << 20)
     f = upload(dm, key, big, "big")
-    # 2 MB/s per transfer: an 8 MiB block takes 4 s to come
+    # 2 MB/s per transfer: a 4 MiB block takes 2 s to come
     admin("user", "rate", "--store", str(d), "--id", alice,
           "--download-bps", "2000000")
     m = RemoteMount(dm.base, key, "-o", "timeout=30")

@@ -1,6 +1,6 @@
 """The remote mount's bytes, read and written every way a program does:
-cold and warm reads of files of odd sizes (around the 8 MiB block, the
-S3 backend's 4 MiB one and the 2 MiB page of the block cache) in order, in odd steps and at random
+cold and warm reads of files of odd sizes (around the 4 MiB block and
+the 2 MiB page of the block cache) in order, in odd steps and at random
 places, by several readers at once and by many threads of one
 descriptor; writes of odd sizes in order and out of order, overwrites
 that keep the id, several writers at once. Each checked against the
@@ -23,8 +23,7 @@ from test_fs_remote_stream import the_file
 
 MIB = 1 << 20
 SIZES = [1, 4095, 4097, 2 * MIB - 1, 2 * MIB, 2 * MIB + 1, 4 * MIB - 1,
-         4 * MIB, 4 * MIB + 1, 8 * MIB - 1, 8 * MIB, 8 * MIB + 4097,
-         13 * MIB + 1, 16 * MIB + 1]
+         4 * MIB, 4 * MIB + 1, 8 * MIB + 4097, 13 * MIB + 1]
 REMOTE_CONFIG = {"http.max_upload_bytes": str(256 * MIB)}
 
 

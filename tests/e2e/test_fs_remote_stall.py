@@ -277,7 +277,7 @@ def test_a_reader_closed_while_its_readahead_is_stalled(remote):
     procs = []
     stopped = False
     try:
-        # 1 MB/s a transfer: an 8 MiB block is on its way for 8 s
+        # 1 MB/s a transfer: a 4 MiB block is on its way for 4 s
         admin("user", "rate", "--store", str(d), "--id", alice,
               "--download-bps", "1000000")
         fd = os.open(m.path("big.bin"), os.O_RDONLY)
