@@ -454,36 +454,38 @@ def test_block_cache_is_private_and_never_in_tmp(server):
 
 
 # Run in a mount namespace of its own (unshare -m): a syslog socket of the
-# test's where /dev/log leads, then a mount in the background that logs
-# to it. Says "mounted", then "down" once the mount logged that the
-# server does not answer, then unmounts once it logged that it answers
-# again and prints every line the socket got, as JSON. The deadline, 20 s,
-# is short of the change feed's long poll (25 s): the mount must say the
-# server is back when it connects (the feed asks again 1, 2, 4 s after
-# it failed), not when that poll is answered.
+# test's at /dev/log, then a mount in the background that logs to it.
+# Says "mounted", then "down" once the mount logged that the server does
+# not answer, then unmounts once it logged that it answers again and
+# prints every line the socket got, as JSON. The deadline, 20 s, is short
+# of the change feed's long poll (25 s): the mount must say the server is
+# back when it connects (the feed asks again 1, 2, 4 s after it failed),
+# not when that poll is answered. The namespace's /dev is a tmpfs of its
+# own, the host's few devices a mount uses bound into it, so nothing is
+# written to the host's /dev, however the probe ends (review s22 V11: it
+# made a regular file /dev/log there when there was none, left behind if
+# the probe was killed: every program's syslog(3) then wrote into
+# nothing). Wherever the host's /dev/log leads (a socket, a link to
+# journald's, nothing), syslog(3) opens the path /dev/log.
 SYSLOG_PROBE = r'''
 import json, os, socket, subprocess, sys, time
 speechfs, url, keyf, mnt, cache, tmp = sys.argv[1:7]
-ours = os.path.join(tmp, "log.sock")
+host_dev = os.path.join(tmp, "host-dev")
+os.mkdir(host_dev)
+subprocess.run(["mount", "--bind", "/dev", host_dev], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/dev"],
+               check=True)
+for name in ("fuse", "null", "zero", "full", "random", "urandom", "tty"):
+    if os.path.exists(os.path.join(host_dev, name)):
+        open(os.path.join("/dev", name), "w").close()
+        subprocess.run(["mount", "--bind", os.path.join(host_dev, name),
+                        os.path.join("/dev", name)], check=True)
+os.symlink("/proc/self/fd", "/dev/fd")
+for i, name in enumerate(("stdin", "stdout", "stderr")):
+    os.symlink("/proc/self/fd/%d" % i, os.path.join("/dev", name))
 log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-log.bind(ours)
+log.bind("/dev/log")
 log.settimeout(0.2)
-dev_log = os.path.realpath("/dev/log")
-made = None
-if not os.path.exists(dev_log):
-    top = os.path.dirname(dev_log)
-    if os.path.isdir(top):
-        # no syslog here at all (/dev/log itself missing): a file to bind
-        # over, removed at the end; a tmpfs over /dev would hide /dev/fuse
-        made = dev_log
-    else:
-        # a link to a socket whose directory is missing (no journald)
-        while not os.path.isdir(top):
-            top = os.path.dirname(top)
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", top], check=True)
-        os.makedirs(os.path.dirname(dev_log), exist_ok=True)
-    open(dev_log, "w").close()
-subprocess.run(["mount", "--bind", ours, dev_log], check=True)
 r = subprocess.run([speechfs, "--url", url, "--key-file", keyf, "-o",
                     "cache_dir=" + cache, mnt], capture_output=True,
                    text=True)
@@ -505,9 +507,6 @@ try:
             break
 finally:
     subprocess.run(["fusermount3", "-u", mnt])
-    if made:
-        subprocess.run(["umount", made])
-        os.unlink(made)
 print(json.dumps(lines), flush=True)
 '''
 
