@@ -75,11 +75,13 @@ struct sfs_remote {
 struct progress {
 	struct sfs_remote *r;
 	const int *cancel; /* the request's (sfsi_remote_req), or NULL */
+	int stop_ends;	   /* the request's: it ends at r->stopping too */
 };
 
 /*
  * Transfers in progress give up once the connection is being closed, or
- * their request is cancelled. libcurl calls this about once a second
+ * their request is cancelled, or it ends at the front end's stop and
+ * that came. libcurl calls this about once a second
  * even while the transfer waits for the socket (a server that stopped
  * reading, its buffers full), where nothing else of ours runs.
  */
@@ -93,7 +95,9 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	(void)ut;
 	(void)un;
 	return __atomic_load_n(&p->r->aborting, __ATOMIC_SEQ_CST) ||
-	       (p->cancel && __atomic_load_n(p->cancel, __ATOMIC_RELAXED));
+	       (p->cancel && __atomic_load_n(p->cancel, __ATOMIC_RELAXED)) ||
+	       (p->stop_ends &&
+		__atomic_load_n(&p->r->stopping, __ATOMIC_RELAXED));
 }
 
 void sfsi_remote_abort(struct sfs_remote *r)
@@ -438,7 +442,9 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	struct answer a = {
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
-	struct progress pr = { .r = r, .cancel = q->cancel };
+	struct progress pr = { .r = r,
+			       .cancel = q->cancel,
+			       .stop_ends = q->stop_ends };
 	char url[2048], why[CURL_ERROR_SIZE] = "";
 	enum sfs_status st;
 	unsigned gen;

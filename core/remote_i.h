@@ -75,6 +75,12 @@ struct sfsi_remote_req {
 	 * within about a second, wherever it waits (or NULL).
 	 */
 	const int *cancel;
+	/*
+	 * Non-zero: the transfer also ends (as at a cancel) once the front
+	 * end stops (sfsi_remote_stopping): a stream's, which a close may
+	 * wait for, and which SIGTERM leaves as the server has it.
+	 */
+	int stop_ends;
 	long *http_code; /* the answer's HTTP status, 0 when none (or NULL) */
 	/*
 	 * The answer's X-Speechfs-Directory (a write's directory, as the
@@ -188,8 +194,8 @@ void sfsi_remote_abort(struct sfs_remote *r);
 
 /*
  * The front end stops (sfs_store_stopping): sfsi_remote_wait returns at
- * once from now on, and a request whose cancel is sfsi_remote_stop_flag
- * ends (within a second).
+ * once from now on, and a request whose cancel is sfsi_remote_stop_flag,
+ * or that has stop_ends, ends (within a second).
  */
 void sfsi_remote_stopping(struct sfs_remote *r);
 const int *sfsi_remote_stop_flag(struct sfs_remote *r);

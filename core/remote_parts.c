@@ -58,7 +58,10 @@ int sfsi_rparts_begin(struct sfsi_rparts *p, struct sfs_remote *r,
 		      struct sfs_stage *st, const char *file_id)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
-	struct sfsi_remote_req q = { .method = "POST", .fd = -1 };
+	/* the stream's sender asks, which a close may be waiting for */
+	struct sfsi_remote_req q = { .method = "POST",
+				     .fd = -1,
+				     .stop_ends = 1 };
 	char path[160];
 	enum sfs_status ret;
 	struct sfs_err e;

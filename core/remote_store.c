@@ -488,8 +488,9 @@ struct sfsi_rpend *sfsi_remote_pend(struct sfs_store *s)
 }
 
 /*
- * The front end stops: a close waiting to resume an upload gives up, and
- * a write waiting at the write window goes on.
+ * The front end stops: a close waiting to resume an upload gives up, a
+ * write waiting at the write window goes on, and streams are cut off
+ * (stop_ends).
  */
 static void r_stopping(struct sfs_store *s)
 {

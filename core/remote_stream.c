@@ -12,8 +12,9 @@
  * the request off: the server sees the body end early and commits
  * nothing. The answer is checked by the commit as any upload's (size
  * and CRC32C, or sha256, against the stage's); a stream that got no answer
- * leaves the commit to send the stage whole. With the server's uploads
- * extension the stream goes in a resumable session (remote_parts.c):
+ * leaves the commit to send the stage whole, but for one cut off by the
+ * mount's stop (sfs_store_stopping): that commit fails. With the server's
+ * uploads extension the stream goes in a resumable session (remote_parts.c):
  * the stage's file is freed below what the server holds durably, a
  * stream that got no answer resumes from the session's durable offset,
  * and one whose session is gone after bytes were freed fails (EIO, the
@@ -161,6 +162,7 @@ static void *sender(void *arg)
 				     .source = source,
 				     .source_arg = x,
 				     .cancel = &x->cancel,
+				     .stop_ends = 1,
 				     .http_code = &x->code,
 				     .crc32c = &x->crc32c };
 
@@ -539,6 +541,17 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 				     "(its upload session is gone or does not "
 				     "answer, bytes were freed): the file "
 				     "keeps the content the server has",
+				     id);
+		x->code = 500;
+	}
+	/* cut off by the mount's stop (stop_ends): not sent again whole */
+	if ((!x->code || x->code == 429) && stopping(x)) {
+		sfs_err_init(&x->err);
+		x->status = sfs_errf(&x->err, SFS_IO, SFS_R_NONE,
+				     "the mount is ending: the stream of '%s' "
+				     "is cut off before the server's answer "
+				     "(the server keeps the file as it was, "
+				     "unless it got all of the new content)",
 				     id);
 		x->code = 500;
 	}

@@ -219,10 +219,13 @@ int sfs_store_interrupt(struct sfs_store *s);
  * The front end is stopping (a mount's SIGTERM or unmount): waits that
  * are there only to try again give up now, so that the calls in them
  * return and the front end can end: a remote store's close that waits
- * for its server to resume an upload fails (SFS_IO) at once, and a write
- * waiting at a stream's write window goes on without it (unbounded).
- * Requests in flight otherwise go on. Any thread; more than once is
- * harmless.
+ * for its server to resume an upload fails (SFS_IO) at once, a write
+ * waiting at a stream's write window goes on without it (unbounded), and
+ * a stream (a file's content sent while it is written) is cut off: a
+ * close or fsync waiting for its answer fails (SFS_IO, "the mount is
+ * ending"), the file stays as the server has it. Requests in flight
+ * otherwise go on (a file's content sent whole at its close too). Any
+ * thread; more than once is harmless.
  */
 void sfs_store_stopping(struct sfs_store *s);
 
