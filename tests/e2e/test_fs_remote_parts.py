@@ -613,3 +613,33 @@ def test_sigterm_ends_a_close_waiting_for_its_answer(remote, tmp_path,
     (g,) = r.json()["files"]
     assert (g["size"], g["sha256"]) in ((0, sha(b"")),
                                        (len(data), sha(data)))
+
+
+def test_lazy_unmount_with_a_streamed_file_open_commits(remote):
+    """A lazy unmount (fusermount3 -uz) while a file streamed to the
+    server is open, more written after it: the close still commits (the
+    mount stops only after its last file is closed, so the stop, which
+    cuts a close's upload off since review s22 V10, does not come
+    before), the server holds the exact bytes and the mount exits 0."""
+    dm, key, d = remote[0], remote[1], remote[2]
+    data = os.urandom(24 * MIB + 3)
+    m = RemoteMount(dm.base, key, "-o", "timeout=30")
+    try:
+        fd = os.open(m.path("lazy.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            for off in range(0, 16 * MIB, MIB):
+                os.write(fd, data[off:off + MIB])
+            assert eventually(lambda: sessions(d), 30)  # streaming
+            subprocess.run(["fusermount3", "-uz", str(m.dir)], check=True)
+            assert m.proc.poll() is None
+            for off in range(16 * MIB, len(data), MIB):
+                os.write(fd, data[off:off + MIB])
+        finally:
+            os.close(fd)  # raises when the commit failed
+        assert m.proc.wait(timeout=60) == 0
+        server_holds(dm, key, "lazy", data)
+        assert "the mount is ending" not in m.output()
+    finally:
+        print(m.output())
+        print(dm.output()[-6000:])
+        m.stop()
