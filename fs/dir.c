@@ -559,8 +559,8 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		ret = -EEXIST;
 	if (!ret)
 		ret = fs_child_dir(n.dir, name, path, sizeof(path));
-	if (!ret && g_fs.ro)
-		ret = -EROFS;
+	if (!ret)
+		ret = fs_may_change();
 	fs_node_release(&n);
 	if (ret) {
 		fs_reply_err(req, ret == -ENOENT ? EINVAL : -ret);
@@ -599,8 +599,8 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (!ret && n.kind != FS_DIR)
 		ret = fs_is_file_kind(n.kind) ? -ENOTDIR : -EPERM;
-	if (!ret && g_fs.ro)
-		ret = -EROFS;
+	if (!ret) /* a directory's removal needs write, not delete */
+		ret = fs_may_change();
 	if (!ret) {
 		st = sfs_dir_remove(g_fs.store, &g_fs.actor, n.dir, &e);
 		ret = -fs_errno(st, &e);

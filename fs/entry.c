@@ -124,10 +124,9 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			fuse_reply_attr(req, &st, g_fs.timeout);
 		return;
 	}
-	if (!ret && g_fs.ro &&
-	    (to_set &
-	     (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME)))
-		ret = -EROFS;
+	if (!ret && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
+			       FUSE_SET_ATTR_ATIME)))
+		ret = fs_may_change();
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (n.kind != FS_FILE)
 			ret = fs_is_file_kind(n.kind) ? -EACCES : -EISDIR;
@@ -257,8 +256,8 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	    (!strcmp(newname, FS_LISTENING) || !strcmp(newname, FS_TRASH) ||
 	     !strcmp(newname, FS_SHARED)))
 		ret = -EEXIST;
-	if (!ret && g_fs.ro)
-		ret = -EROFS;
+	if (!ret)
+		ret = fs_may_change();
 	if (ret)
 		goto out;
 	if (src.kind == FS_DIR) {

@@ -450,8 +450,9 @@ static int open_write(uint64_t node, struct fuse_file_info *fi, struct fh **hp)
 
 	if (FS_KIND(node) == FS_LA_FILE)
 		return -EACCES; /* the mirror is read-only */
-	if (g_fs.ro)
-		return -EROFS;
+	ret = fs_may_change();
+	if (ret)
+		return ret;
 	sfs_file_init(&f);
 	sfs_err_init(&e);
 	/* the content a write will start from, with the row */
@@ -538,8 +539,8 @@ static int make_file(uint64_t parent, const char *name, int lazy,
 	ret = fs_dir_of(parent, &n);
 	if (!ret && n.kind != FS_DIR && parent != FS_ROOT)
 		ret = -EACCES;
-	if (!ret && g_fs.ro)
-		ret = -EROFS;
+	if (!ret)
+		ret = fs_may_change();
 	if (!ret)
 		ret = fs_name_free(parent, &n, name);
 	if (!ret)

@@ -33,6 +33,13 @@ struct fs {
 	gid_t gid;
 	mode_t umask;
 	int ro;
+	/*
+	 * Credentials that may delete but not write (a remote mount's key
+	 * without speech:files:write, with speech:files:delete): files are
+	 * deleted on the server; every other change fails at once (EACCES)
+	 * and files show no write bits.
+	 */
+	int delete_only;
 	int64_t start_ns; /* mtime of dirs that have none */
 	int listening;	  /* show /.listening/ */
 	int generate;	  /* listening audio of written audio files */
@@ -54,6 +61,11 @@ extern struct fs g_fs;
 
 /* The one table: a core status (and its reason) as an errno. */
 int fs_errno(enum sfs_status st, const struct sfs_err *e);
+/*
+ * Whether the mount may change something other than delete a file: 0,
+ * -EROFS (read-only) or -EACCES (its credentials may only delete).
+ */
+int fs_may_change(void);
 
 /*
  * The errno of SFS_WOULD_WAIT: the reading thread began a request that

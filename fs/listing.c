@@ -108,7 +108,8 @@ static void pin_later(struct list_ctx *c, const char *id)
 	char(*nv)[SFS_ID_SIZE];
 	size_t na;
 
-	if (c->mode != FS_LIST_FILES || g_fs.ro)
+	/* the pin is a write (a PATCH): none the credentials cannot make */
+	if (c->mode != FS_LIST_FILES || fs_may_change())
 		return;
 	if (c->npin == c->pin_alloc) {
 		na = c->pin_alloc ? 2 * c->pin_alloc : 8;
@@ -153,7 +154,8 @@ static void pin_now(struct list_ctx *c)
 
 static int writable_in(const struct sfs_file *f, enum fs_list_mode mode)
 {
-	if (g_fs.ro || mode == FS_LIST_LISTENING || mode == FS_LIST_TRASH)
+	if (fs_may_change() || mode == FS_LIST_LISTENING ||
+	    mode == FS_LIST_TRASH)
 		return 0;
 	return !sfs_file_allows(f, SFS_ACT_WRITE, NULL);
 }

@@ -116,6 +116,31 @@ static void warn_if_shown(const char *what, const char *path)
 			 what, path);
 }
 
+/*
+ * A key that may not write: its changes fail at once, not with EACCES at
+ * close after the file was written. Nearly every change needs write (a
+ * file made or written, mkdir, rmdir, rename, an attribute, a share's
+ * xattr too); one that may delete still deletes files (unlink), as a
+ * user expects of a key made for that, the rest EACCES; one that may
+ * not is mounted read-only (EROFS). A share alone is no reason to mount
+ * read-write.
+ */
+static void no_write(const char *url, const char *what)
+{
+	if (g_fs.actor.scopes & SFS_SCOPE_DELETE) {
+		g_fs.delete_only = 1;
+		sfs_warn("fs",
+			 "'%s' says the %s lacks the scope '%s': files may "
+			 "be deleted, every other change fails (EACCES)",
+			 url, what, sfs_scope_name(SFS_SCOPE_WRITE));
+		return;
+	}
+	g_fs.ro = 1;
+	sfs_warn("fs",
+		 "'%s' says the %s lacks the scope '%s': mounted read-only",
+		 url, what, sfs_scope_name(SFS_SCOPE_WRITE));
+}
+
 /* A store on a server, as its key's user. */
 static int open_remote(struct fs_opts *o)
 {
@@ -179,20 +204,8 @@ static int open_remote(struct fs_opts *o)
 	if (!ret)
 		warn_if_shown(o->key_file ? "key file" : "token file",
 			      o->key_file ? o->key_file : o->token_file);
-	/*
-	 * A key that may not write: EROFS at once, not EACCES at close.
-	 * Nearly every change needs write (a file made or written, mkdir,
-	 * rename, an attribute); what delete or share alone would allow
-	 * (unlink, a share) goes with it.
-	 */
-	if (!ret && !g_fs.ro && !(g_fs.actor.scopes & SFS_SCOPE_WRITE)) {
-		g_fs.ro = 1;
-		sfs_warn("fs",
-			 "'%s' says the %s lacks the scope '%s': mounted "
-			 "read-only",
-			 url, o->key_file ? "key" : "token",
-			 sfs_scope_name(SFS_SCOPE_WRITE));
-	}
+	if (!ret && !g_fs.ro && !(g_fs.actor.scopes & SFS_SCOPE_WRITE))
+		no_write(url, o->key_file ? "key" : "token");
 	free(pub);
 	return ret;
 }

@@ -499,7 +499,7 @@ int fs_stat_node(const struct fs_node *n, struct stat *st)
 	case FS_TRASH_FILE:
 		fs_stat_file(st, n->id, f->ino, f->size, f->mtime_ns,
 			     f->atime_ns, f->ctime_ns,
-			     n->kind == FS_FILE && !g_fs.ro &&
+			     n->kind == FS_FILE && !fs_may_change() &&
 				     !sfs_file_allows(f, SFS_ACT_WRITE, NULL));
 		return fs_open_attr(f->ino, st) < 0 ? -FS_EWAIT : 0;
 	default:

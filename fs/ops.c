@@ -52,6 +52,11 @@ static const struct {
 	{ SFS_TOO_LARGE, SFS_R_ATTRIBUTE_TOO_LARGE, E2BIG },
 };
 
+int fs_may_change(void)
+{
+	return g_fs.ro ? -EROFS : g_fs.delete_only ? -EACCES : 0;
+}
+
 int fs_errno(enum sfs_status st, const struct sfs_err *e)
 {
 	size_t i;

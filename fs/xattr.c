@@ -606,15 +606,11 @@ static int set_value(uint64_t node, const char *name, const char *val,
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
-	if (foreign(name)) {
-		fs_reply_err(req, ENOTSUP);
-		return;
-	}
-	if (g_fs.ro) {
-		fs_reply_err(req, EROFS);
-		return;
-	}
-	fs_reply_err(req, -set_value(ino, name, value, size, flags));
+	int ret = foreign(name) ? -ENOTSUP : fs_may_change();
+
+	if (!ret)
+		ret = set_value(ino, name, value, size, flags);
+	fs_reply_err(req, -ret);
 }
 
 static int remove_value(uint64_t node, const char *name)
@@ -649,15 +645,11 @@ static int remove_value(uint64_t node, const char *name)
 
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (foreign(name)) {
-		fs_reply_err(req, ENODATA);
-		return;
-	}
-	if (g_fs.ro) {
-		fs_reply_err(req, EROFS);
-		return;
-	}
-	fs_reply_err(req, -remove_value(ino, name));
+	int ret = foreign(name) ? -ENODATA : fs_may_change();
+
+	if (!ret)
+		ret = remove_value(ino, name);
+	fs_reply_err(req, -ret);
 }
 
 /* The owner sees user.speechfs.shares and a share.<userId> per share. */
