@@ -122,7 +122,7 @@ static void punch(struct sfs_stage *st, int64_t durable)
 			st->freed = lim;
 		else
 			st->whole = 1; /* cannot: the copy stays whole */
-		/* a writer waiting for the window (sfsi_stage_window_wait) */
+		/* a writer waiting for the window (sfs_stage_window_wait) */
 		pthread_cond_broadcast(&st->fcv);
 	}
 	pthread_mutex_unlock(&st->fmu);

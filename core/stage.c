@@ -156,7 +156,7 @@ static struct sfs_stage *stage_alloc(struct sfs_store *s)
 	st->limit = INT64_MAX;
 	st->fpin = -1;
 	pthread_mutex_init(&st->fmu, NULL);
-	/* monotonic: the window's timed wait (sfsi_stage_window_wait) */
+	/* monotonic: the window's timed wait (sfs_stage_window_wait) */
 	sfs_cond_init_mono(&st->fcv);
 	return st;
 }
@@ -401,7 +401,7 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
 		sfsi_stage_pipe_start(st);
 	if (st->stream)
-		sfsi_stage_window_wait(st, len);
+		sfs_stage_window_wait(st, len);
 	if (st->pipe) {
 		ret = sfsi_stage_pipe_write(st, data, len, e);
 		if (ret)

@@ -108,7 +108,7 @@ static int window_stopped(const struct sfs_stage *st)
  */
 #define WINDOW_SLICE_MS 250
 
-void sfsi_stage_window_wait(struct sfs_stage *st, size_t len)
+void sfs_stage_window_wait(struct sfs_stage *st, size_t len)
 {
 	int64_t seen = -1, moved, now, until = 0;
 	struct timespec t;

@@ -92,7 +92,7 @@ struct sfs_stage {
 	/*
 	 * The writer's window (remote_stream.c, with a session): an append
 	 * that would put more than `window` bytes of the file above `freed`
-	 * waits (sfsi_stage_window_wait) while the stream goes on; one that
+	 * waits (sfs_stage_window_wait) while the stream goes on; one that
 	 * sees neither freed nor fdone move for window_s seconds ends the
 	 * window (0: no bound). *wstop set (the front end stops:
 	 * sfsi_remote_stop_flag, or NULL): no write waits (the window
@@ -160,8 +160,6 @@ void sfsi_upload_received(struct sfs_stage *st);
 int64_t sfsi_stage_follow(struct sfs_stage *st, int64_t want, int *end,
 			  const int *cancel);
 void sfsi_stage_follow_wake(struct sfs_stage *st);
-/* Before an append of len bytes: wait while it would pass the window. */
-void sfsi_stage_window_wait(struct sfs_stage *st, size_t len);
 /*
  * Up to len bytes of the stage from off (below what sfsi_stage_follow
  * returned) into buf: from the pipe's memory while a slot still holds

@@ -205,6 +205,16 @@ static void wait_commit_of(struct ofile *of, const struct fh *h)
 }
 
 /*
+ * Wait until h's stage is h's to change (of locked): no commit of its
+ * version runs and no write of it waits at the window (h->windowing).
+ */
+static void wait_stage_of(struct fh *h)
+{
+	while (h->of->committing == h || h->windowing)
+		pthread_cond_wait(&h->of->cv, &h->of->lock);
+}
+
+/*
  * Whether h's write of size bytes at off would wait for a remote server
  * to free its stage (the stream's window, sfs_stage_write_waits; of
  * locked).
@@ -219,21 +229,50 @@ static int window_waits(struct fh *h, off_t off, size_t size)
 }
 
 /*
+ * Wait at h's window for the server to free room for size bytes (of
+ * locked, on a worker), with the file's lock let go: the wait lasts as
+ * long as the server frees nothing (up to -o timeout, again and again
+ * for a server slower than the writer), and the file's attributes (stat,
+ * ls -l), its readers and its other handles answer meanwhile, while the
+ * reading thread keeps its fast paths (no slow holder: fs_file_busy).
+ * Under the lock it held, the stage was the writer's alone: h->windowing
+ * keeps it so (wait_stage_of) until the lock is taken again.
+ */
+static void window_wait(struct fh *h, size_t size)
+{
+	struct ofile *of = h->of;
+	struct sfs_stage *stage = h->stage;
+
+	h->windowing++;
+	pthread_mutex_unlock(&of->lock);
+	sfs_stage_window_wait(stage, size);
+	pthread_mutex_lock(&of->lock);
+	h->windowing--;
+	/* the others wake once this write is made and the lock let go */
+	pthread_cond_broadcast(&of->cv);
+}
+
+/*
  * Get h ready to write size bytes at off (of locked): its last version's
- * commit over, its stage made, a base copied or the server to free room
- * in the stage (announced first: fs_become_slow). The reading thread
- * (fs_nowait) waits for none: -FS_EWAIT, nothing changed, and the write
- * goes to a worker.
+ * commit over, its stage made (a base copied: announced first,
+ * fs_become_slow) or the server to free room in the stage (window_wait,
+ * without the lock). The reading thread (fs_nowait) waits for none:
+ * -FS_EWAIT, nothing changed, and the write goes to a worker.
  */
 static int write_ready(struct fh *h, off_t off, size_t size, int *slow)
 {
-	if (fs_nowait() &&
-	    (h->of->committing == h || !h->stage || window_waits(h, off, size)))
+	if (fs_nowait() && (h->of->committing == h || h->windowing ||
+			    !h->stage || window_waits(h, off, size)))
 		return -FS_EWAIT;
 	do
-		wait_commit_of(h->of, h);
-	while ((!h->stage || window_waits(h, off, size)) &&
-	       fs_become_slow(h->of, slow));
+		wait_stage_of(h);
+	while (!h->stage && fs_become_slow(h->of, slow));
+	/*
+	 * Once: the wait ends when the window has room, or is off, or the
+	 * mount stops (then the write goes on past the window).
+	 */
+	if (window_waits(h, off, size))
+		window_wait(h, size);
 	return ensure_stage(h, 0);
 }
 
@@ -305,10 +344,13 @@ static int commit_to(struct fh *h, struct sfs_stage **spent)
 	 * the reading thread must not wait for another handle's commit) */
 	if (!h->dirty && !of->lazy)
 		return h->failed;
-	/* the reading thread waits for no other commit (fs_nowait) */
-	if (of->committing && fs_nowait())
+	/* the reading thread waits for no other commit (fs_nowait), nor
+	 * for a write of h at the window */
+	if ((of->committing || h->windowing) && fs_nowait())
 		return -FS_EWAIT;
-	wait_commit_of(of, NULL); /* one commit of a file at a time */
+	/* one commit of a file at a time, of a stage no write waits on */
+	while (of->committing || h->windowing)
+		pthread_cond_wait(&of->cv, &of->lock);
 	if (!h->dirty && !of->lazy)
 		return h->failed;
 	of->committing = h;
@@ -837,7 +879,7 @@ static int truncate_locked(struct fh *h, off_t size, int *slow)
 
 	sfs_err_init(&e);
 	do
-		wait_commit_of(h->of, h);
+		wait_stage_of(h);
 	while (!h->stage && size && fs_become_slow(h->of, slow));
 	ret = ensure_stage(h, size == 0);
 	if (!ret)
@@ -874,10 +916,15 @@ int fs_truncate(int64_t ino, const char *id, off_t size,
 	ret = fh_new(ino, id, 1, &h);
 	if (ret)
 		return ret;
-	do {
+	for (;;) {
 		wait_commit_of(h->of, NULL); /* a committed writer is none */
 		w = h->of->writer;
-	} while (!w && size && fs_become_slow(h->of, &slow));
+		/* picked with the lock held to its truncate: freed otherwise */
+		if (w && w->windowing)
+			pthread_cond_wait(&h->of->cv, &h->of->lock);
+		else if (w || !size || !fs_become_slow(h->of, &slow))
+			break;
+	}
 	ret = truncate_locked(w ? w : h, size, &slow);
 	if (slow)
 		fs_slow_end(); /* copied; a commit lets go of the lock */
@@ -909,7 +956,8 @@ int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size)
 	} else if (write) {
 		/* without a stage, ensure_stage copies the base; a stage
 		 * past its window waits for the server */
-		quick = h->stage != NULL && !window_waits(h, off, size);
+		quick = h->stage != NULL && !h->windowing &&
+			!window_waits(h, off, size);
 	} else if (w && w->stage) {
 		quick = 1; /* the writer's stage: a local file */
 	} else {
@@ -931,7 +979,8 @@ int fs_file_quick_close(uint64_t fh)
 	/* held by a worker (a commit, a copy from far away): may be long */
 	if (pthread_mutex_trylock(&h->of->lock))
 		return FS_CLOSE_WAITS;
-	busy = h->of->committing != NULL; /* the close would wait for it */
+	/* the close would wait for it, or for a write at the window */
+	busy = h->of->committing != NULL || h->windowing;
 	/* nothing to commit (the release after a flush that committed) */
 	clean = !h->dirty && !h->of->lazy;
 	if (h->dirty && h->stage)

@@ -53,7 +53,14 @@ struct fh {
 	int64_t mtime_ns;	 /* the stage's last change */
 	int64_t set_mtime_ns;	 /* utimens while dirty: for the commit */
 	int failed;		 /* -errno: its last version's commit failed */
-	struct fh *next;	 /* in of->handles */
+	/*
+	 * A write of h waits at its stage's window with the lock let go
+	 * (file.c window_wait): until it is 0 again, nothing else writes,
+	 * truncates, commits or frees h->stage; its end is signalled on
+	 * of->cv.
+	 */
+	int windowing;
+	struct fh *next; /* in of->handles */
 };
 
 /*

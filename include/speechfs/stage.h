@@ -69,6 +69,17 @@ void sfs_stage_set_target(struct sfs_stage *st, const char *file_id,
  */
 int sfs_stage_write_waits(struct sfs_stage *st, int64_t off, size_t len);
 
+/*
+ * The wait an append of len bytes makes at the window (the one
+ * sfs_stage_write makes itself), for a caller that waits with its own
+ * locks let go: returns once the append would not pass the window, the
+ * window is off (nothing freed for the timeout) or the front end stops
+ * (sfs_store_stopping); at once on a thread that may not wait. Meanwhile
+ * other threads may call sfs_stage_size, sfs_stage_write_waits and
+ * sfs_stage_pread on st, nothing else (no write, truncate, finish, free).
+ */
+void sfs_stage_window_wait(struct sfs_stage *st, size_t len);
+
 /* Refuse to grow the stage past this many bytes (SFS_TOO_LARGE). */
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes);
 

@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -392,6 +393,61 @@ def test_window_lets_go_of_a_writer_when_the_server_stays_stopped(
         assert w.result() == "closed\n"
         server_holds(dm, key, "stalled", data)
         assert sha256_file(m.path("stalled.bin")) == sha(data)
+
+
+def unchanged(path, secs):
+    """Whether path's size is the same secs seconds later."""
+    size = os.stat(path).st_size
+    time.sleep(secs)
+    return os.stat(path).st_size == size
+
+
+def in_thread(fn, timeout):
+    """fn() run in a thread: its result, or "no answer" when it has not
+    returned within timeout seconds (the thread left to end)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(timeout)
+    return out[0] if out else "no answer"
+
+
+def test_a_write_at_the_window_holds_no_lock_of_the_file(remote, tmp_path):
+    """While a writer waits at the window (the server stopped, -o
+    timeout=60: the wait lasts up to 60 s), the file's stat, its
+    directory's listing with the entries' attributes, and an open and
+    close of the file for reading answer within seconds, the size the
+    writer has written so far (re-read s22 B1: the write waited with the
+    file's lock held, and all of these waited with it, for the timeout);
+    once the server goes on the server holds the exact bytes."""
+    n = 320 * MIB + 17
+    with freed_half(remote, tmp_path, "at-window.bin", "-o", "timeout=60",
+                    "-o", "write_window=64M", n=n,
+                    half=80 * MIB) as (dm, key, m, w, data):
+        st, p = stage_file(m), m.path("at-window.bin")
+
+        def looks():
+            size = os.stat(p).st_size
+            listed = {e.name: e.stat().st_size for e in os.scandir(p.parent)}
+            os.close(os.open(p, os.O_RDONLY))
+            return size, listed.get(p.name)
+
+        with stopped(dm):
+            w.go()
+            # the stage fills up to the window, then the writer waits
+            assert eventually(lambda: allocated(st) >= WINDOW - 8 * MIB,
+                              60), allocated(st)
+            # at the window: the stage stays as it is
+            assert eventually(lambda: unchanged(st, 1), 30)
+            wrote = os.stat(st).st_size
+            got = in_thread(looks, 10)
+            ended = w.ended()
+        assert not ended, w.result()
+        # the stage's size and what the pipe still holds
+        assert got[0] == got[1] and wrote <= got[0] < wrote + 16 * MIB, \
+            (got, wrote)
+        assert w.result() == "closed\n"
+        server_holds(dm, key, "at-window", data)
 
 
 def test_sigterm_ends_a_write_waiting_at_the_window(remote, tmp_path):
