@@ -87,7 +87,7 @@ class Proxy:
                 self.trailer = {}
                 if self.headers.get("Transfer-Encoding", "").lower() \
                         == "chunked":
-                    out = b""
+                    out = bytearray()  # linear: a stream of 100s of MiB
                     while True:
                         n = int(self.rfile.readline().split(b";")[0], 16)
                         if n == 0:
@@ -97,7 +97,7 @@ class Proxy:
                                     break
                                 k, _, v = ln.decode().partition(":")
                                 self.trailer[k.strip()] = v.strip()
-                            return out
+                            return bytes(out)
                         out += self.rfile.read(n)
                         self.rfile.readline()
                 n = int(self.headers.get("Content-Length") or 0)

@@ -565,6 +565,43 @@ def test_busy_session_with_nothing_freed_goes_whole(store):
         server_holds(dm, key, "busy", data)
 
 
+def test_window_ends_when_the_server_frees_nothing(store, tmp_path):
+    """A server that answers but never says what it holds durably (its
+    long polls for the session's durable offset answered 503 by a proxy,
+    as when its waiters are too many; the proxy also takes the stream
+    whole before relaying it, so the stream never stalls): a writer at
+    the window (-o write_window=64M) is held until nothing moved for the
+    timeout (-o timeout=3), then the window is off for the file, a line
+    says so, the write and close() finish, and the server holds the
+    exact bytes. Only the window's own timeout frees that writer: the
+    stream's sender waits for bytes in its read callback, where curl's
+    stall bound does not run (re-read s22 B2)."""
+    from test_fs_remote_lost import proxied
+    n = 160 * MIB + 3
+    data = os.urandom(n)
+
+    def rule(meth, p):
+        return "unavailable" if meth == "GET" and "durableAbove=" in p \
+            else None
+
+    with proxied(store, "-o", "timeout=3", "-o", "write_window=64M",
+                 rule=rule) as (dm, key, px, m):
+        w = Writer(m.path("nofree.bin"), data, MIB, tmp_path)
+        try:
+            w.go()
+            ended = eventually(w.ended, 90)
+            if not ended:
+                m.proc.kill()  # its end answers the held write
+        finally:
+            w.kill()
+            print(m.output())
+        assert ended, "the writer is still held at the window"
+        assert w.result() == "closed\n"
+        assert "the server freed nothing of" in m.output()
+        assert px.fates("unavailable") >= 1, px.seen
+        server_holds(dm, key, "nofree", data)
+
+
 def test_sigterm_ends_a_close_waiting_to_resume(remote, tmp_path):
     """SIGTERM to the mount while a close waits for its server to resume
     the stream (the server killed after holes were punched; with
