@@ -839,12 +839,9 @@ enum sfs_status sfs_remote_open_opts(const struct sfs_remote_opts *o,
 		return sfs_errf(e, SFS_INVALID, SFS_R_NONE,
 				"the proxy's URL is too long");
 	r = calloc(1, sizeof(*r));
-	if (r && sfs_cond_init_mono(&r->stop_cv)) {
-		free(r);
-		r = NULL;
-	}
 	if (!r)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	sfs_cond_init_mono(&r->stop_cv);
 	sfsi_curl_pool_init(&r->pool);
 	pthread_mutex_init(&r->auth_mu, NULL);
 	pthread_mutex_init(&r->stop_mu, NULL);

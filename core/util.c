@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "speechfs/store.h"
 #include "speechfs/buf.h"
+#include "speechfs/log.h"
 #include "util_i.h"
 
 static const char b64[] =
@@ -273,19 +274,28 @@ void sfsi_crash_point(const char *point)
 		_exit(77);
 }
 
-int sfs_cond_init_mono(pthread_cond_t *cv)
+void sfs_cond_init_mono(pthread_cond_t *cv)
 {
 	pthread_condattr_t ca;
 	int err;
 
+	/*
+	 * glibc's condattr_init and cond_init cannot fail, nor setclock
+	 * with CLOCK_MONOTONIC: one rule for every caller instead of
+	 * checks in some and none in others (re-read s22 B6)
+	 */
 	err = pthread_condattr_init(&ca);
-	if (err)
-		return err;
-	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (!err)
-		err = pthread_cond_init(cv, &ca);
-	pthread_condattr_destroy(&ca);
-	return err;
+	if (!err) {
+		err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (!err)
+			err = pthread_cond_init(cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (err) {
+		sfs_error("util", "no monotonic condition variable: %s",
+			  strerror(err));
+		abort();
+	}
 }
 
 int64_t sfs_mono_ns(void)

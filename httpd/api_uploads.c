@@ -152,8 +152,8 @@ int uploads_init(void)
 	}
 	U.head.next = U.head.prev = &U.head;
 	U.stopping = 0;
-	if (sfs_cond_init_mono(&U.cv) ||
-	    pthread_create(&U.th, NULL, timer, NULL))
+	sfs_cond_init_mono(&U.cv);
+	if (pthread_create(&U.th, NULL, timer, NULL))
 		return -1;
 	U.started = 1;
 	sfs_upload_set_notify(g_httpd.store, uploads_moved, NULL);

@@ -311,8 +311,7 @@ int conn_init(void)
 	all.next = all.prev = &all;
 	if (conn_wire_init())
 		return -1;
-	if (sfs_cond_init_mono(&reap_cond))
-		return -1;
+	sfs_cond_init_mono(&reap_cond);
 	if (pthread_create(&reaper, NULL, reaper_main, NULL))
 		return -1;
 	reaper_running = 1;

@@ -294,8 +294,7 @@ static void *timer_main(void *arg)
 
 int limits_init(void)
 {
-	if (sfs_cond_init_mono(&tcond))
-		return -1;
+	sfs_cond_init_mono(&tcond);
 	if (pthread_create(&timer, NULL, timer_main, NULL))
 		return -1;
 	timer_running = 1;

@@ -201,9 +201,9 @@ static void stop_watch_arm(void)
 	int64_t ms = (int64_t)g_httpd.opts.shutdown_timeout_s * 1000 +
 		     STOP_CANCEL_MS + STOP_REST_MS;
 
-	if (!sfs_store_is_shared(g_httpd.store) ||
-	    sfs_cond_init_mono(&watch.cv))
+	if (!sfs_store_is_shared(g_httpd.store))
 		return;
+	sfs_cond_init_mono(&watch.cv);
 	watch.deadline_ns = sfs_mono_ns() + ms * 1000000;
 	if (pthread_create(&watch.th, NULL, stop_watch_main, NULL)) {
 		sfs_warn("httpd", "shutdown: cannot bound the stop");

@@ -54,12 +54,14 @@ void sfs_set_clock_offset_ms(int64_t offset);
  * helpers of core, the daemon and the mount: the wall clock can jump
  * (virtual machines step it), which would end a wait early or stretch it
  * by the jump. sfs_cond_init_mono makes a condition variable whose timed
- * waits use it (0 or an errno); sfs_mono_ns is its time in nanoseconds,
+ * waits use it (it cannot fail on the systems we build for, glibc on
+ * Linux: a failure is a broken invariant, logged, and the process
+ * aborts); sfs_mono_ns is its time in nanoseconds,
  * sfs_mono_ts turns such a time into a timespec (pthread_cond_timedwait,
  * clock_nanosleep), and sfs_deadline sets *ts to `ms` milliseconds from
  * now on it.
  */
-int sfs_cond_init_mono(pthread_cond_t *cv);
+void sfs_cond_init_mono(pthread_cond_t *cv);
 int64_t sfs_mono_ns(void);
 void sfs_mono_ts(struct timespec *ts, int64_t ns);
 void sfs_deadline(struct timespec *ts, int64_t ms);
