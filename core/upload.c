@@ -271,7 +271,21 @@ static int file_lock(int fd, int cmd)
 static enum sfs_status session_busy(struct sfs_err *e, const char *id)
 {
 	return sfs_errf(e, SFS_CONFLICT, SFS_R_UPLOAD_BUSY,
-			"another PUT streams into upload session '%s' now", id);
+			"upload session '%s' is in use now (a PUT streams "
+			"into it, or it is being removed): try again after it",
+			id);
+}
+
+/*
+ * Whether fd's file was unlinked: between an open and its lock, whoever
+ * held the lock may have removed the session (the sweep, a DELETE, the
+ * end of a PUT), whatever its row says now.
+ */
+static int unlinked(int fd)
+{
+	struct stat sb;
+
+	return !fstat(fd, &sb) && sb.st_nlink == 0;
 }
 
 enum sfs_status sfsi_upload_lock(struct sfs_store *s, const char *id, int *fd,
@@ -285,8 +299,13 @@ enum sfs_status sfsi_upload_lock(struct sfs_store *s, const char *id, int *fd,
 		return not_found(e, id);
 	if (*fd < 0)
 		return sfsi_errno_status(e, errno, "opening an upload");
-	if (!file_lock(*fd, F_OFD_SETLK))
-		return SFS_OK;
+	if (!file_lock(*fd, F_OFD_SETLK)) {
+		if (!unlinked(*fd))
+			return SFS_OK;
+		close(*fd);
+		*fd = -1;
+		return not_found(e, id);
+	}
 	close(*fd);
 	*fd = -1;
 	if (errno == EAGAIN || errno == EACCES)

@@ -25,8 +25,11 @@ void sfsi_upload_path(const struct sfs_store *s, const char *id, char *out,
 /*
  * Session file `id` opened read-write and locked (F_OFD_SETLK) in *fd;
  * else *fd is -1 and the status says why: SFS_CONFLICT upload_busy when
- * another process holds it, SFS_NOT_FOUND upload_not_found when it is
- * missing, errno's status otherwise.
+ * another open file description holds it (another process's PUT, or this
+ * process's sweep, DELETE or recovery for the moment they act: OFD locks
+ * conflict within a process too), SFS_NOT_FOUND upload_not_found when it
+ * is missing or was unlinked before the lock was taken (its holder
+ * removed it), errno's status otherwise.
  */
 enum sfs_status sfsi_upload_lock(struct sfs_store *s, const char *id, int *fd,
 				 struct sfs_err *e) SFS_MUST_CHECK;

@@ -117,14 +117,32 @@ out:
 	return ret;
 }
 
-/* Remove session `id` (row `row`) of this daemon, row and file. */
-static void drop(struct db *d, struct sfs_store *s, int64_t row, const char *id)
+/*
+ * Remove session `id` (row `row`) of this daemon, row and file: the file
+ * only once the row went (re-read s22 A1: a DELETE that failed, busy or
+ * cancelled, left a row whose file was gone, and a PUT that found the row
+ * streamed into the unlinked file). Else a warning, and both stay for a
+ * later sweep.
+ */
+static enum sfs_status drop(struct db *d, struct sfs_store *s, int64_t row,
+			    const char *id)
 {
 	char path[4096];
+	struct sfs_err e;
+	enum sfs_status ret;
 
-	(void)sfsi_upload_delete_row(d, row, NULL);
+	sfs_err_init(&e);
+	ret = sfsi_upload_delete_row(d, row, &e);
+	if (ret) {
+		sfs_warn("upload",
+			 "session '%s' left for a later sweep: cannot remove "
+			 "its row: %s",
+			 id, e.message);
+		return ret;
+	}
 	sfsi_upload_path(s, id, path, sizeof(path));
 	unlink(path);
+	return SFS_OK;
 }
 
 struct ids {
@@ -227,13 +245,21 @@ static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 {
 	struct sfsi_upload_row f;
 	struct stat sb;
+	char path[4096];
 	int rc = sfsi_upload_reread(d, row, &f, e);
 
 	if (rc <= 0)
 		return rc < 0 ? SFS_IO : SFS_OK; /* ended meanwhile */
 	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < f.durable) {
 		sfs_warn("upload", "session '%s' lost its bytes: it ends", id);
-		drop(d, s, row, id);
+		if (drop(d, s, row, id) && fd >= 0) {
+			/*
+			 * its row stays: a resume must find no file (404), not
+			 * one a cut to the row's offset fills with zeros
+			 */
+			sfsi_upload_path(s, id, path, sizeof(path));
+			unlink(path);
+		}
 	} else if (sb.st_size > f.durable && ftruncate(fd, f.durable) < 0) {
 		sfs_warn("upload",
 			 "session '%s': cannot cut it back to its %lld durable "
@@ -346,7 +372,7 @@ enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 	struct db *d = NULL;
 	enum sfs_status ret;
 	size_t i;
-	int k = 0, fd;
+	int k = 0, fd, gone;
 
 	if (n)
 		*n = 0;
@@ -357,15 +383,17 @@ enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 		ret = list(d, s, sfs_now_ms(), &l, e);
 	for (i = 0; !ret && i < l.n; i++) {
 		/* a PUT streaming into it moves its expiry on at its end */
-		if (!sfsi_upload_busy_here(s, l.id[i]) &&
-		    expired(d, s, l.row[i], l.id[i], &fd)) {
-			drop(d, s, l.row[i], l.id[i]);
-			if (fd >= 0)
-				close(fd);
-			sfsi_upload_forget(s, l.id[i]);
-			sfsi_upload_notify(s, l.id[i]);
-			k++;
-		}
+		if (sfsi_upload_busy_here(s, l.id[i]) ||
+		    !expired(d, s, l.row[i], l.id[i], &fd))
+			continue;
+		gone = !drop(d, s, l.row[i], l.id[i]);
+		if (fd >= 0)
+			close(fd);
+		if (!gone)
+			continue;
+		sfsi_upload_forget(s, l.id[i]);
+		sfsi_upload_notify(s, l.id[i]);
+		k++;
 	}
 	sfsi_db_put(d);
 	ids_free(&l);

@@ -88,8 +88,9 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
  * and a stage over it (ownership: end with sfs_upload_stage_end, never
  * sfs_stage_free) that appends, hashes the whole content from 0, and
  * makes its bytes durable as they come. SFS_CONFLICT upload_busy while
- * another PUT streams into it; upload_offset_mismatch when offset is past
- * the durable offset (*durable says it, for either).
+ * another PUT streams into it (or, for a moment, the sweep or a DELETE
+ * removes it); upload_offset_mismatch when offset is past the durable
+ * offset (*durable says it, for either).
  */
 enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 				 const char *file_id, const char *upload_id,

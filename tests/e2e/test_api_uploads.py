@@ -800,6 +800,85 @@ def test_the_sweep_leaves_a_session_it_cannot_lock(tmp_path_factory,
                 x.stop()
 
 
+def test_a_sweep_that_cannot_remove_a_row_keeps_its_file(tmp_path_factory,
+                                                        blobs):
+    """The janitor's sweep of an expired session whose row it cannot
+    delete (SQLite busy: the test holds the database's write lock) keeps
+    its file, says so, and removes both at a later sweep (re-read s22 A1:
+    the file went, the row stayed, and a PUT that found the row streamed
+    into a file no path named). SQLite alone: the lock is how the DELETE
+    is made to fail."""
+    import sqlite3
+    d, c = start(tmp_path_factory, {"uploads.expire_seconds": "2",
+                                    "janitor.interval_ms": "100",
+                                    "db.busy_timeout_ms": "100"},
+                 blobs=blobs)
+    db = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        up = c.store / "staging" / ".uploads" / uid
+        db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30,
+                             isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        row = "SELECT COUNT(*) FROM upload WHERE uuid = ?"
+        assert db.execute(row, (uid,)).fetchone()[0] == 1, "swept early"
+        said = f"session '{uid}' left for a later sweep: cannot remove"
+        deadline = time.time() + 30
+        while up.exists() and said not in d.log.read_text():
+            assert time.time() < deadline, "the sweep did not run"
+            time.sleep(0.05)
+        assert up.exists(), "the file went, its row stays"
+        assert db.execute(row, (uid,)).fetchone()[0] == 1
+        db.execute("ROLLBACK")
+        deadline = time.time() + 30
+        while up.exists():
+            assert time.time() < deadline, "no later sweep removed it"
+            time.sleep(0.05)
+        assert db.execute(row, (uid,)).fetchone()[0] == 0
+        c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+    finally:
+        if db:
+            db.close()
+        c.http.close()
+        d.stop()
+
+
+def test_a_put_that_locks_a_removed_file_is_404(tmp_path_factory, blobs,
+                                                meta, uploadfault):
+    """A session file unlinked between a PUT's open of it and its lock
+    (by whoever held the lock: a sweep, a DELETE, another process's end)
+    is not streamed into, whatever the row says: 404 upload_not_found
+    (re-read s22 A1: the PUT took the lock on the unlinked file, found the
+    row and streamed into a file no path named). uploadfault.c holds the
+    PUT between its open and its lock while the test removes the file."""
+    gate = tmp_path_factory.mktemp("gate")
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta,
+                 prefix=("env", f"LD_PRELOAD={uploadfault}",
+                         f"UPLOADFAULT_LOCK_GATE={gate}"))
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        up = c.store / "staging" / ".uploads" / uid
+        out = {}
+        th = threading.Thread(target=lambda: out.update(
+            r=put(c, f["id"], uid, 0, os.urandom(MIB), busy_ok=True)))
+        th.start()
+        deadline = time.time() + 30
+        while not (gate / f"{uid}.opened").exists():
+            assert time.time() < deadline, "the PUT did not open the file"
+            time.sleep(0.02)
+        up.unlink()
+        (gate / f"{uid}.go").touch()
+        th.join(60)
+        assert not th.is_alive()
+        c.assert_error(out["r"], 404, "upload_not_found")
+        assert c.get(f"/{f['id']}/content").content == b"old"
+    finally:
+        c.http.close()
+        d.stop()
+
+
 def test_a_start_skips_a_session_it_cannot_cut_back(tmp_path_factory,
                                                     blobs, meta,
                                                     uploadfault):

@@ -18,6 +18,10 @@
  * - UPLOADFAULT_SYNC_GATE=PATH: while PATH exists, an fdatasync of a
  *   session file waits (at most 60 s) before it syncs: a disk that takes
  *   as long as the test wants.
+ * - UPLOADFAULT_LOCK_GATE=DIR: after an open of a session file ID for
+ *   reading and writing (to lock it), DIR/ID.opened is made and the open
+ *   returns only once DIR/ID.go exists (at most 60 s): the test acts
+ *   between a PUT's open of the file and its lock.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -141,8 +145,47 @@ static int node_read_fails(const char *path, int flags)
 	return 1;
 }
 
+/* Make file dir/id+suffix (a sign to the test). */
+static void mark(const char *dir, const char *id, const char *suffix)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s%s", dir, id, suffix);
+	fd = real_open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Wait (at most 60 s) until dir/id+suffix exists (1) or is gone (0). */
+static void await_file(const char *dir, const char *id, const char *suffix,
+		       int exists)
+{
+	struct timespec ts = { 0, 10 * 1000000L };
+	char path[4096];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/%s%s", dir, id, suffix);
+	for (i = 0; i < 6000 && (access(path, F_OK) == 0) != exists; i++)
+		nanosleep(&ts, NULL);
+}
+
+/* Say that session file `path` is open, and wait for the test's word. */
+static void lock_gate(const char *path, int flags)
+{
+	const char *dir = getenv("UPLOADFAULT_LOCK_GATE");
+	const char *id = session_of(path);
+
+	if (!dir || !id || (flags & O_ACCMODE) != O_RDWR)
+		return;
+	mark(dir, id, ".opened");
+	await_file(dir, id, ".go", 1);
+}
+
 static int faulty_open(const char *path, int flags, mode_t mode)
 {
+	int fd;
+
 	node_wait(path);
 	if (lock_open_fails(path, flags)) {
 		errno = EMFILE;
@@ -152,7 +195,19 @@ static int faulty_open(const char *path, int flags, mode_t mode)
 		errno = EIO;
 		return -1;
 	}
-	return real_open(path, flags, mode);
+	fd = real_open(path, flags, mode);
+	if (fd >= 0)
+		lock_gate(path, flags);
+	return fd;
+}
+
+/*
+ * Whether open's flags pass a mode: O_CREAT, or O_TMPFILE whole (it holds
+ * O_DIRECTORY's bit, which alone passes none), as glibc's own test.
+ */
+static int needs_mode(int flags)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
 }
 
 int open(const char *path, int flags, ...)
@@ -160,7 +215,7 @@ int open(const char *path, int flags, ...)
 	mode_t mode = 0;
 	va_list ap;
 
-	if (flags & (O_CREAT | O_TMPFILE)) {
+	if (needs_mode(flags)) {
 		va_start(ap, flags);
 		mode = va_arg(ap, mode_t);
 		va_end(ap);
@@ -168,18 +223,8 @@ int open(const char *path, int flags, ...)
 	return faulty_open(path, flags, mode);
 }
 
-int open64(const char *path, int flags, ...)
-{
-	mode_t mode = 0;
-	va_list ap;
-
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
-	return faulty_open(path, flags, mode);
-}
+/* The same function under the large-file name glibc's open may be. */
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 static void witness_unlink(const char *path)
 {
