@@ -61,6 +61,7 @@ struct uploads_wait {
 	struct uploads_wait *prev, *next; /* in the room (lock) */
 	struct req *r;
 	int listed;
+	int admitted; /* it was let in once: counted against the bound */
 	int64_t above;
 	int64_t deadline_ms; /* monotonic */
 };
@@ -187,7 +188,12 @@ void uploads_req_free(struct req *r)
 
 /*
  * Wait unless a session moved since `moves` was read: 1 suspended, 0
- * look again now, -1 the room is full, -2 it closes (answer now).
+ * look again now, -1 the room is full, -2 it closes (answer now). The
+ * bound is for polls coming in: one let in before that goes back after a
+ * notice (a sync short of its offset, a PUT's end) is not refused halfway
+ * through its timeout because new polls took its place meanwhile (re-read
+ * s22 A2). The room then holds at most the bound plus the polls that
+ * are between two waits, connections counted already.
  */
 static int wait_in_room(struct uploads_wait *w, uint64_t moves)
 {
@@ -196,7 +202,7 @@ static int wait_in_room(struct uploads_wait *w, uint64_t moves)
 	pthread_mutex_lock(&U.mu);
 	if (U.stopping) {
 		ret = -2;
-	} else if (U.n >= g_httpd.opts.changes_max_waiters) {
+	} else if (!w->admitted && U.n >= g_httpd.opts.changes_max_waiters) {
 		ret = -1;
 	} else if (U.moves != moves) {
 		ret = 0;
@@ -205,7 +211,7 @@ static int wait_in_room(struct uploads_wait *w, uint64_t moves)
 		w->prev = U.head.prev;
 		U.head.prev->next = w;
 		U.head.prev = w;
-		w->listed = 1;
+		w->listed = w->admitted = 1;
 		U.n++;
 		MHD_suspend_connection(w->r->conn);
 		pthread_cond_signal(&U.cv);

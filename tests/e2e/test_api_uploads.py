@@ -20,6 +20,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from conftest import API, Client, Daemon, start
 from test_api_remote_ext import crc32c as crc32c_slow
@@ -616,6 +617,94 @@ def test_session_polls_past_the_bound_are_503(sfsd_factory):
         r = session(c, f["id"], uid, **params)
         assert r.status_code == 200 and r.json()["durable"] == 0, r.text
     assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+
+
+def test_a_poll_let_in_is_not_refused_when_it_waits_again(
+        tmp_path_factory, blobs, meta, uploadfault):
+    """http.changes_max_waiters bounds the polls coming in, not one let in
+    already that goes back to wait after a notice short of its offset (a
+    PUT's end here): with the bound 1, poll P1 waits; a PUT's end wakes
+    it, and uploadfault.c holds its look again while poll P3 of another
+    session takes the room's place; P1 must then wait on, and answer 200
+    at its timeout (re-read s22 A2: 503 too_many_waiters halfway through
+    its timeout). Each poll on a connection of its own: P1's daemon
+    thread is held, and a connection it serves with it."""
+    gate = tmp_path_factory.mktemp("gate")
+    d, c = start(tmp_path_factory, dict(CONFIG, **{
+        "http.changes_max_waiters": "1",
+        "http.connection_timeout": "5"}), blobs=blobs, meta=meta,
+        prefix=("env", f"LD_PRELOAD={uploadfault}",
+                f"UPLOADFAULT_READ_GATE={gate}"))
+    hold = None
+    try:
+        f = c.new_file(data=b"old")
+        s_id, t_id = new_session(c, f["id"]), new_session(c, f["id"])
+
+        def poll(uid, timeout, out=None):
+            t = time.time()
+            r = requests.get(f"{c.api}/{f['id']}/uploads/{uid}",
+                             headers=c.hdr("alice"), timeout=90,
+                             params={"durableAbove": 1 << 40,
+                                     "timeout": timeout})
+            if out is not None:
+                out.update(r=r, s=time.time() - t)
+            return r
+
+        def in_thread(uid, timeout):
+            out = {}
+            th = threading.Thread(target=poll, args=(uid, timeout, out))
+            th.start()
+            return th, out
+
+        def room_full():
+            """Whether a poll coming in is refused (one that is let in
+            instead waits its 1 s and leaves)."""
+            r = poll(t_id, 1)
+            assert r.status_code in (200, 503), r.text
+            return r.status_code == 503
+
+        def until(what, cond):
+            deadline = time.time() + 30
+            while not cond():
+                assert time.time() < deadline, what
+                time.sleep(0.02)
+
+        def let_in(uid, timeout):
+            """A poll in a thread, once it is the one in the room (a
+            probe that came in first made it 503: again)."""
+            deadline = time.time() + 60
+            while True:
+                th, out = in_thread(uid, timeout)
+                until("no poll in the room", lambda: room_full() or
+                      "r" in out)
+                if "r" not in out:
+                    return th, out
+                th.join()
+                assert out["r"].status_code == 503, out["r"].text
+                assert time.time() < deadline, "never let in"
+        th1, p1 = let_in(s_id, 15)
+        hold = gate / f"{s_id}.hold"
+        hold.touch()
+        st = Stream(c, f["id"], s_id, 0, 2 * MIB)
+        st.send(os.urandom(MIB))
+        st.abandon()  # its end wakes P1, which looks again
+        until("P1 did not look again",
+              (gate / f"{s_id}.ropened").exists)
+        th3, p3 = let_in(t_id, 5)
+        hold.unlink()
+        th1.join(60)
+        assert not th1.is_alive()
+        assert p1["r"].status_code == 200, p1["r"].text
+        assert p1["s"] >= 14, p1
+        th3.join(60)
+        assert p3["r"].status_code == 200, p3["r"].text
+        for uid in (s_id, t_id):
+            assert c.delete(f"/{f['id']}/uploads/{uid}").status_code == 204
+    finally:
+        if hold and hold.exists():
+            hold.unlink()
+        c.http.close()
+        d.stop()
 
 
 def test_a_killed_daemon_keeps_its_sessions_at_their_last_sync(

@@ -22,6 +22,10 @@
  *   reading and writing (to lock it), DIR/ID.opened is made and the open
  *   returns only once DIR/ID.go exists (at most 60 s): the test acts
  *   between a PUT's open of the file and its lock.
+ * - UPLOADFAULT_READ_GATE=DIR: while DIR/ID.hold exists, an open of
+ *   session file ID for reading only (a GET's look whether another
+ *   process holds it) makes DIR/ID.ropened and waits until DIR/ID.hold is
+ *   gone (at most 60 s): the test acts while a long poll looks again.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -170,6 +174,22 @@ static void await_file(const char *dir, const char *id, const char *suffix,
 		nanosleep(&ts, NULL);
 }
 
+/* Hold a read-only open of a session file while the test says so. */
+static void read_gate(const char *path, int flags)
+{
+	const char *dir = getenv("UPLOADFAULT_READ_GATE");
+	const char *id = session_of(path);
+	char hold[4096];
+
+	if (!dir || !id || (flags & O_ACCMODE) != O_RDONLY)
+		return;
+	snprintf(hold, sizeof(hold), "%s/%s.hold", dir, id);
+	if (access(hold, F_OK) < 0)
+		return;
+	mark(dir, id, ".ropened");
+	await_file(dir, id, ".hold", 0);
+}
+
 /* Say that session file `path` is open, and wait for the test's word. */
 static void lock_gate(const char *path, int flags)
 {
@@ -196,8 +216,10 @@ static int faulty_open(const char *path, int flags, mode_t mode)
 		return -1;
 	}
 	fd = real_open(path, flags, mode);
-	if (fd >= 0)
+	if (fd >= 0) {
 		lock_gate(path, flags);
+		read_gate(path, flags);
+	}
 	return fd;
 }
 
