@@ -215,19 +215,41 @@ static enum sfs_status list(struct db *d, struct sfs_store *s, int64_t before,
 		      : SFS_OK;
 }
 
-/* Whether session `id` has a row (of any node). */
-static int has_row(struct db *d, const char *id)
+/* Whether session `id` has a row of this node: 1, 0, or -1 an error. */
+static int has_row(struct db *d, struct sfs_store *s, const char *id)
 {
-	struct db_stmt *st =
-		sfsi_db_prep(d, "SELECT 1 FROM upload WHERE uuid = ?1", NULL);
+	struct db_stmt *st = sfsi_db_prep(
+		d, "SELECT 1 FROM upload WHERE uuid = ?1 AND node = ?2", NULL);
 	int rc;
 
 	if (!st)
 		return -1;
 	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, s->upload_node);
 	rc = sfsi_db_step(st, NULL);
 	sfsi_db_reset(st);
 	return rc;
+}
+
+/*
+ * Delete the rows of session `id` of other nodes: the number deleted,
+ * or -1. Its file is in this store directory, so they are of this
+ * directory's old id (a .node that held none was replaced): no process
+ * knows them any more, and no sweep would ever look at them (re-read s22
+ * A6: they stayed in the table, their files in .uploads/ for good).
+ */
+static int delete_old_rows(struct db *d, struct sfs_store *s, const char *id)
+{
+	struct db_stmt *st = sfsi_db_prep(
+		d, "DELETE FROM upload WHERE uuid = ?1 AND node <> ?2", NULL);
+
+	if (!st)
+		return -1;
+	sfsi_db_bind_text(st, 1, id);
+	sfsi_db_bind_text(st, 2, s->upload_node);
+	if (sfsi_db_run(st, NULL))
+		return -1;
+	return sfsi_db_changes(d);
 }
 
 /*
@@ -269,25 +291,34 @@ static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 	return SFS_OK;
 }
 
-/* A file of .uploads/ without a row in l: gone unless live elsewhere. */
-static void recover_stray(struct db *d, struct sfs_store *s, const char *id)
+/*
+ * A file of .uploads/ without a row in l: gone unless live elsewhere or
+ * made meanwhile (a row of this node now), its rows of an old id with it.
+ * 1 when it had such rows, else 0.
+ */
+static int recover_stray(struct db *d, struct sfs_store *s, const char *id)
 {
 	char path[4096];
-	int fd;
+	int fd, old = 0;
 
 	/* a session being made locks its file until its row is in */
 	if (sfsi_upload_lock(s, id, &fd, NULL))
-		return;
+		return 0;
 	sfsi_upload_path(s, id, path, sizeof(path));
-	if (has_row(d, id) == 0)
-		unlink(path);
+	if (has_row(d, s, id) == 0) {
+		old = delete_old_rows(d, s, id);
+		if (old >= 0)
+			unlink(path);
+	}
 	close(fd);
+	return old > 0;
 }
 
 /*
  * After a crash: each session's file cut back to its durable offset, a
- * file without a row removed. A file another process holds (it runs on
- * this store directory, its PUT streams into it) is live: left alone.
+ * file without a row of this node removed (and its rows of an old id).
+ * A file another process holds (it runs on this store directory, its PUT
+ * streams into it) is live: left alone.
  */
 static enum sfs_status recover(struct db *d, struct sfs_store *s,
 			       struct sfs_err *e)
@@ -299,7 +330,7 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 	struct sfs_err le;
 	size_t i;
 	DIR *dh;
-	int fd;
+	int fd, old = 0;
 
 	ret = list(d, s, INT64_MAX, &l, e);
 	for (i = 0; !ret && i < l.n; i++) {
@@ -322,10 +353,15 @@ static enum sfs_status recover(struct db *d, struct sfs_store *s,
 		for (i = 0; i < l.n && !known; i++)
 			known = !strcmp(l.id[i], de->d_name);
 		if (!known)
-			recover_stray(d, s, de->d_name);
+			old += recover_stray(d, s, de->d_name);
 	}
 	if (dh)
 		closedir(dh);
+	if (old)
+		sfs_warn("upload",
+			 "%d session(s) of this store directory's former id "
+			 "removed",
+			 old);
 	ids_free(&l);
 	return ret;
 }

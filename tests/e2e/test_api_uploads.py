@@ -1073,7 +1073,8 @@ def test_a_node_id_that_cannot_be_read_stops_the_start(tmp_path_factory,
     start with the error, the id kept (review s22 V2: a new id replaced a
     good one, every session made before unknown); the next start reads
     it and knows the session. A .node.tmp a crash left goes at a start
-    (V3); a .node that holds no id is replaced, with a warning."""
+    (V3); a .node that holds no id is replaced, with a warning, and the
+    sessions of the old id go (their rows, their files)."""
     d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
     up = c.store / "staging" / ".uploads"
     node = up / ".node"
@@ -1105,6 +1106,15 @@ def test_a_node_id_that_cannot_be_read_stops_the_start(tmp_path_factory,
         new = node.read_text()
         assert len(new) == 16 and new != before
         int(new, 16)
+        # the session of the old id: its file and row go (re-read s22 A6:
+        # neither the sweep nor a start ever looked at them again)
+        assert "1 session(s) of this store directory's former id " \
+            "removed" in ds[-1].log.read_text()
+        assert sorted(p.name for p in up.iterdir()) == [".node"]
+        c2 = Client(ds[-1].base, c.store)
+        c2.keys, c2.users = c.keys, c.users
+        c2.assert_error(session(c2, f["id"], uid), 404, "upload_not_found")
+        c2.http.close()
     finally:
         c.http.close()
         for x in [d] + ds:
