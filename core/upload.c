@@ -969,6 +969,7 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	struct sfsi_upload *u;
 	struct sfs_store *s;
 	char id[SFS_UPLOAD_ID_SIZE];
+	enum sfs_status piped;
 	int deleted, keep = 0;
 
 	if (!st)
@@ -980,14 +981,20 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	}
 	s = u->s;
 	sfs_strlcpy(id, u->id, sizeof(id));
-	sync_stop(u); /* st->durable is this thread's from here */
+	/*
+	 * The pipe's writer first (it records syncs and reads st->upload
+	 * until it ends), then the syncer: st->durable and the row are this
+	 * thread's from here, before the row goes or st->upload is cleared.
+	 */
+	piped = sfsi_stage_pipe_end(st, NULL);
+	sync_stop(u);
 	deleted = __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST);
 	if (ended || deleted) {
 		if (!deleted)
 			end_session(u);
 		/* its file, wherever the commit left it, goes with it */
 		st->keep_file = 0;
-	} else if (!sfsi_stage_pipe_end(st, NULL) && !st->hashed) {
+	} else if (!piped && !st->hashed) {
 		/* all that came is kept: the client resumes from there */
 		u->ending = 1; /* a poll told now would find it busy */
 		make_durable(st);
