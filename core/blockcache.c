@@ -279,22 +279,6 @@ static unsigned char *block_buf(int64_t size)
 	return p;
 }
 
-struct fill {
-	unsigned char *buf;
-	size_t len, cap;
-};
-
-static int fill_sink(void *arg, const void *data, size_t len)
-{
-	struct fill *f = arg;
-
-	if (len > f->cap - f->len)
-		return SFS_IO; /* more than the range asked for */
-	memcpy(f->buf + f->len, data, len);
-	f->len += len;
-	return 0;
-}
-
 /* b and its buffers, once nothing fetches for it. */
 static void blob_free(struct bc_blob *b)
 {
@@ -307,71 +291,240 @@ static void blob_free(struct bc_blob *b)
 	free(b);
 }
 
+/* The length of block idx: `block`, the last one what is left. */
+static size_t block_len(const struct bc_blob *b, int64_t idx)
+{
+	int64_t off = idx * b->be->block;
+
+	return (size_t)(b->b.size - off < b->be->block ? b->b.size - off
+						       : b->be->block);
+}
+
+/*
+ * A job's blocks as one range (blocks in order): the bytes go to each
+ * slot in turn. A block on disk (`cached`) is stepped over, its bytes
+ * dropped: it is ready, and readers may be reading its buffer.
+ */
+struct run_fill {
+	struct bc_blob *b;
+	struct slot *sl[SFSI_BC_MAX_SPAN];
+	size_t want[SFSI_BC_MAX_SPAN];
+	unsigned char cached[SFSI_BC_MAX_SPAN];
+	unsigned char fetched[SFSI_BC_MAX_SPAN]; /* whole, ready, pinned */
+	int k, last; /* the slot being filled, the range's last */
+	size_t len;  /* bytes in slot k so far */
+};
+
+/*
+ * Slot k of the range holds its whole block (b locked): ready; one
+ * fetched from far away is pinned until run_to_disk has written it.
+ */
+static void slot_ready(struct run_fill *f, int k, int fetched)
+{
+	struct slot *sl = f->sl[k];
+
+	sl->st = SFS_OK;
+	sl->len = f->want[k];
+	sl->state = S_READY;
+	if (fetched) {
+		sl->pinned = (f->b->flags & SFS_BLOB_CACHED) != 0;
+		f->fetched[k] = 1;
+	} else {
+		f->cached[k] = 1;
+	}
+}
+
+/*
+ * A block of the range came whole before its end: ready at once, so a
+ * reader waits for its own block, not for the rest of the range.
+ */
+static void fetched_whole(struct run_fill *f)
+{
+	pthread_mutex_lock(&f->b->mu);
+	slot_ready(f, f->k, 1);
+	pthread_cond_broadcast(&f->b->cv);
+	pthread_mutex_unlock(&f->b->mu);
+}
+
+static int run_sink(void *arg, const void *data, size_t len)
+{
+	struct run_fill *f = arg;
+	const unsigned char *p = data;
+	size_t n;
+
+	while (len) {
+		if (f->k > f->last)
+			return SFS_IO; /* more than the range asked for */
+		n = f->want[f->k] - f->len;
+		if (n > len)
+			n = len;
+		if (!f->cached[f->k])
+			memcpy(f->sl[f->k]->buf + f->len, p, n);
+		f->len += n;
+		p += n;
+		len -= n;
+		if (f->len < f->want[f->k])
+			continue;
+		/*
+		 * the range's last block is made ready by run_end, once the
+		 * fetch has given its connection back: a reader woken here
+		 * may ask for its next block while the connection is still
+		 * taken, and that fetch opens another. A lone block (a seek)
+		 * is thus ready when it was before runs.
+		 */
+		if (!f->cached[f->k] && f->k < f->last)
+			fetched_whole(f);
+		f->k++;
+		f->len = 0;
+	}
+	return 0;
+}
+
+/*
+ * The job's slots loading, with buffers (b locked): 0, or -1 when a
+ * buffer could not be had. Every block of a small blob fits in the
+ * blob's size.
+ */
+static int run_start(struct sfsi_bcache *be, struct sfsi_bc_job *j,
+		     struct run_fill *f)
+{
+	struct bc_blob *b = j->b;
+	struct slot *sl;
+	int k, ok = 1;
+
+	memset(f, 0, sizeof(*f));
+	f->b = b;
+	for (k = 0; k < j->n; k++) {
+		sl = &b->slots[j->slot[k]];
+		sl->state = S_LOADING;
+		if (!sl->buf)
+			sl->buf = block_buf(b->b.size < be->block ? b->b.size
+								  : be->block);
+		ok = ok && sl->buf;
+		f->sl[k] = sl;
+		f->want[k] = block_len(b, sl->idx);
+	}
+	f->last = j->n - 1;
+	return ok ? 0 : -1;
+}
+
+/*
+ * Blocks of the job the disk cache holds, ready at once; the range to
+ * fetch then runs from the first block it lacks to the last (f->k ..
+ * f->last), or f->k > f->last when it lacks none.
+ */
+static void run_from_disk(struct sfsi_bcache *be, struct run_fill *f)
+{
+	struct bc_blob *b = f->b;
+	int k;
+
+	for (k = 0; k <= f->last; k++) {
+		if (!(b->flags & SFS_BLOB_CACHED) ||
+		    !cache_read(be, b, f->sl[k]->idx, f->sl[k]->buf,
+				f->want[k]))
+			continue;
+		pthread_mutex_lock(&b->mu);
+		slot_ready(f, k, 0);
+		pthread_cond_broadcast(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+	}
+	while (f->k <= f->last && f->cached[f->k])
+		f->k++;
+	while (f->last >= f->k && f->cached[f->last])
+		f->last--;
+}
+
+/*
+ * After the range (b locked): the last block, if the range came whole,
+ * is ready (a block of 0 bytes, an empty blob's, is whole); a block
+ * neither on disk nor whole failed with st (a short answer: SFS_IO).
+ */
+static void run_end(struct run_fill *f, int first, enum sfs_status st,
+		    struct sfs_err *e)
+{
+	struct slot *sl;
+	int k;
+
+	for (k = first; k <= f->last; k++) {
+		sl = f->sl[k];
+		if (f->cached[k] || f->fetched[k])
+			continue;
+		if (!st &&
+		    ((k == f->last && f->k > f->last) || f->want[k] == 0)) {
+			slot_ready(f, k, 1);
+			continue;
+		}
+		if (!st)
+			st = sfs_errf(e, SFS_IO, SFS_R_NONE,
+				      "short block of '%s'", f->b->key);
+		sl->st = st;
+		sl->why = e->reason;
+		sfs_strlcpy(sl->msg, e->message, sizeof(sl->msg));
+		sl->state = S_FAILED;
+	}
+}
+
+/*
+ * The blocks fetched whole to the disk cache while readers go on (b not
+ * locked: pinned slots are not reused). O_DIRECT writes up to the next
+ * ALIGN, then cuts: the padding (room block_buf made, never read) zeroed,
+ * so no bytes of an earlier use of the buffer reach the disk.
+ */
+static void run_to_disk(struct sfsi_bcache *be, struct run_fill *f)
+{
+	struct slot *sl;
+	int k;
+
+	if (!(f->b->flags & SFS_BLOB_CACHED))
+		return;
+	for (k = 0; k < SFSI_BC_MAX_SPAN; k++) {
+		if (!f->fetched[k])
+			continue;
+		sl = f->sl[k];
+		memset(sl->buf + f->want[k], 0,
+		       (f->want[k] + ALIGN - 1) / ALIGN * ALIGN - f->want[k]);
+		cache_write(be, f->b, sl->idx, sl->buf, f->want[k]);
+	}
+}
+
 static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 {
 	struct bc_blob *b = j->b;
-	struct slot *sl = &b->slots[j->slot];
+	struct run_fill f;
 	struct sfs_err e;
-	struct fill f;
 	enum sfs_status st = SFS_OK;
-	int64_t idx, off, want;
-	int cached = 0, last;
+	int64_t off, len = 0;
+	int k, first, last;
 
+	sfs_err_init(&e);
 	pthread_mutex_lock(&b->mu);
-	idx = sl->idx;
-	if (b->closing || sl->state != S_QUEUED) {
-		if (sl->state == S_QUEUED)
-			sl->state = S_EMPTY;
+	if (b->closing) {
+		for (k = 0; k < j->n; k++)
+			b->slots[j->slot[k]].state = S_EMPTY;
 		goto done;
 	}
-	sl->state = S_LOADING;
-	/* every block of a small blob fits in the blob's size */
-	if (!sl->buf)
-		sl->buf = block_buf(b->b.size < be->block ? b->b.size
-							  : be->block);
-	pthread_mutex_unlock(&b->mu);
-
-	off = idx * be->block;
-	want = b->b.size - off < be->block ? b->b.size - off : be->block;
-	sfs_err_init(&e);
-	f.buf = sl->buf;
-	f.len = 0;
-	f.cap = (size_t)want;
-	if (!sl->buf) {
+	if (run_start(be, j, &f) < 0)
 		st = sfs_errf(&e, SFS_NOMEM, SFS_R_NONE, "out of memory");
-	} else if ((b->flags & SFS_BLOB_CACHED) &&
-		   cache_read(be, b, idx, sl->buf, (size_t)want)) {
-		f.len = (size_t)want;
-		cached = 1;
-	} else {
-		st = be->fetch(be->ctx, b->key, off, want, fill_sink, &f, &e);
-		if (!st && f.len != (size_t)want)
-			st = sfs_errf(&e, SFS_IO, SFS_R_NONE,
-				      "short block of '%s'", b->key);
+	pthread_mutex_unlock(&b->mu);
+	if (!st)
+		run_from_disk(be, &f);
+	first = f.k;
+	for (k = f.k; k <= f.last; k++)
+		len += (int64_t)f.want[k];
+	if (!st && first <= f.last) {
+		off = f.sl[first]->idx * be->block;
+		st = be->fetch(be->ctx, b->key, off, len, run_sink, &f, &e);
 	}
 	pthread_mutex_lock(&b->mu);
-	sl->st = st;
-	sl->len = f.len;
-	sl->state = st ? S_FAILED : S_READY;
-	sl->why = e.reason;
-	if (st)
-		sfs_strlcpy(sl->msg, e.message, sizeof(sl->msg));
-	if (!st && !cached && (b->flags & SFS_BLOB_CACHED)) {
-		/* the reader goes on while the block goes to the cache */
-		sl->pinned = 1;
-		pthread_cond_broadcast(&b->cv);
-		pthread_mutex_unlock(&b->mu);
-		/*
-		 * O_DIRECT writes up to the next ALIGN, then cuts: the
-		 * padding (room block_buf made, never read) zeroed, so no
-		 * bytes of an earlier use of the buffer reach the disk
-		 */
-		memset(sl->buf + f.len, 0,
-		       (f.len + ALIGN - 1) / ALIGN * ALIGN - f.len);
-		cache_write(be, b, idx, sl->buf, f.len);
-		pthread_mutex_lock(&b->mu);
-		sl->pinned = 0;
-	}
+	run_end(&f, first, st, &e);
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	run_to_disk(be, &f);
+	pthread_mutex_lock(&b->mu);
+	/* pinned only where fetched_whole pinned it: a cached blob's */
+	for (k = 0; k < j->n; k++)
+		if (f.fetched[k] && (b->flags & SFS_BLOB_CACHED))
+			f.sl[k]->pinned = 0;
 done:
 	last = --b->inflight == 0 && b->closing;
 	pthread_cond_broadcast(&b->cv);
@@ -403,16 +556,9 @@ static void *fetcher(void *arg)
 	}
 }
 
-/* Queue a slot's block: a block someone waits for goes first. */
-static int enqueue(struct sfsi_bcache *be, struct bc_blob *b, int slot,
-		   int urgent)
+/* Queue a job: one someone waits for goes first. */
+static void enqueue(struct sfsi_bcache *be, struct sfsi_bc_job *j, int urgent)
 {
-	struct sfsi_bc_job *j = calloc(1, sizeof(*j));
-
-	if (!j)
-		return -1;
-	j->b = b;
-	j->slot = slot;
 	pthread_mutex_lock(&be->mu);
 	if (urgent || !be->tail) {
 		j->next = be->head;
@@ -425,7 +571,6 @@ static int enqueue(struct sfsi_bcache *be, struct bc_blob *b, int slot,
 	}
 	pthread_cond_signal(&be->cv);
 	pthread_mutex_unlock(&be->mu);
-	return 0;
 }
 
 enum sfs_status sfsi_bcache_start(struct sfsi_bcache *be, struct sfs_err *e)
@@ -488,18 +633,15 @@ static int find_slot(struct bc_blob *b, int64_t idx)
 }
 
 /*
- * Make sure block idx is in a slot or on its way (b locked): reuse the
- * least recently used slot that is not busy and not holding a block in
- * [keep, idx). Returns the slot, or -1 if all are busy.
+ * A slot for block idx, marked queued (b locked): the least recently used
+ * one that is not busy and not holding a block in [keep, idx); -1 if all
+ * are.
  */
-static int want_block(struct bc_blob *b, int64_t idx, int64_t keep, int urgent)
+static int claim_slot(struct bc_blob *b, int64_t idx, int64_t keep)
 {
 	struct slot *sl;
 	int i, best = -1;
 
-	i = find_slot(b, idx);
-	if (i >= 0)
-		return i;
 	for (i = 0; i < b->nslots; i++) {
 		sl = &b->slots[i];
 		if (sl->state == S_QUEUED || sl->state == S_LOADING ||
@@ -518,22 +660,73 @@ static int want_block(struct bc_blob *b, int64_t idx, int64_t keep, int urgent)
 	sl->idx = idx;
 	sl->state = S_QUEUED;
 	sl->used = ++b->tick;
-	b->inflight++;
-	if (enqueue(b->be, b, best, urgent)) {
-		sl->state = S_EMPTY;
-		b->inflight--;
-		return -1;
-	}
 	return best;
 }
 
+/*
+ * Fetch the blocks of n claimed slots (consecutive blocks, in order) in
+ * one range (b locked): 0, or -1 with the slots empty again.
+ */
+static int queue_run(struct bc_blob *b, const int *slot, int n, int urgent)
+{
+	struct sfsi_bc_job *j = calloc(1, sizeof(*j));
+	int k;
+
+	if (!j) {
+		for (k = 0; k < n; k++)
+			b->slots[slot[k]].state = S_EMPTY;
+		return -1;
+	}
+	j->b = b;
+	memcpy(j->slot, slot, (size_t)n * sizeof(*slot));
+	j->n = n;
+	b->inflight++;
+	enqueue(b->be, j, urgent);
+	return 0;
+}
+
+/*
+ * Make sure block idx is in a slot or on its way (b locked), fetched
+ * alone: the slot, or -1 if all are busy.
+ */
+static int want_block(struct bc_blob *b, int64_t idx, int64_t keep, int urgent)
+{
+	int i = find_slot(b, idx);
+
+	if (i >= 0)
+		return i;
+	i = claim_slot(b, idx, keep);
+	if (i < 0 || queue_run(b, &i, 1, urgent) < 0)
+		return -1;
+	return i;
+}
+
+/*
+ * The `readahead` blocks after idx in slots or on their way, a run of up
+ * to `span` blocks not yet asked for in one fetch. A run may end up to
+ * span - 1 blocks past the window, so the window, moving a block at a
+ * time, next lacks a whole run, not one block.
+ */
 static void read_ahead(struct bc_blob *b, int64_t idx)
 {
+	int span = b->be->span > 1 ? b->be->span : 1;
+	int run[SFSI_BC_MAX_SPAN], n;
 	int64_t k;
 
-	for (k = 1; k <= b->be->readahead && idx + k < b->nblocks; k++)
-		if (want_block(b, idx + k, idx, 0) < 0)
+	if (span > SFSI_BC_MAX_SPAN)
+		span = SFSI_BC_MAX_SPAN;
+	for (k = idx + 1; k <= idx + b->be->readahead && k < b->nblocks; k++) {
+		if (find_slot(b, k) >= 0)
+			continue;
+		n = 0;
+		while (n < span && k + n < b->nblocks &&
+		       find_slot(b, k + n) < 0 &&
+		       (run[n] = claim_slot(b, k + n, idx)) >= 0)
+			n++;
+		if (!n || queue_run(b, run, n, 0) < 0)
 			break;
+		k += n - 1;
+	}
 }
 
 /*
@@ -759,7 +952,8 @@ enum sfs_status sfsi_bcache_blob_open(struct sfsi_bcache *be, int64_t tenant,
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->nblocks = (size + be->block - 1) / be->block;
-	b->nslots = be->readahead + 2;
+	/* the window, a run past it, the block read */
+	b->nslots = be->readahead + (be->span > 1 ? be->span : 1) + 1;
 	if (b->nslots > MAX_SLOTS)
 		b->nslots = MAX_SLOTS;
 	for (i = 0; i < b->nslots; i++)

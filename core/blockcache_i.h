@@ -22,10 +22,14 @@ struct bc_blob;
 /* Where fetched bytes go: 0, or a status that stops the transfer. */
 typedef int (*sfsi_bc_sink)(void *arg, const void *data, size_t len);
 
-/* A block to fetch for an open blob: its slot. */
+/* The most blocks one fetch may cover (sfsi_bcache's span). */
+#define SFSI_BC_MAX_SPAN 4
+
+/* Blocks to fetch for an open blob, in one range: their slots, in order. */
 struct sfsi_bc_job {
 	struct bc_blob *b;
-	int slot;
+	int slot[SFSI_BC_MAX_SPAN];
+	int n;
 	struct sfsi_bc_job *next;
 };
 
@@ -33,7 +37,14 @@ struct sfsi_bcache {
 	/* set by the owner before sfsi_bcache_start */
 	int64_t block; /* bytes per block (a Range GET) */
 	int readahead; /* blocks fetched ahead of a sequential reader */
-	int nthreads;  /* fetchers */
+	/*
+	 * Blocks a sequential reader's read-ahead asks for in one fetch
+	 * (1 to SFSI_BC_MAX_SPAN; 0 is 1): fewer, larger Range GETs where
+	 * the reader goes on anyway; a read elsewhere still fetches its
+	 * one block. Blocks stay `block` bytes in memory and on disk.
+	 */
+	int span;
+	int nthreads; /* fetchers */
 	char cache_dir[4096];
 	int64_t cache_bytes; /* the disk cache's bound (0: none) */
 	/*

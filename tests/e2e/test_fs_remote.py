@@ -153,7 +153,8 @@ def test_remote_tree_and_reads(store, api):
         # cold: Range GETs through the block cache
         before = content_gets(base)
         assert bigp.read_bytes() == big
-        assert content_gets(base) - before >= 3    # one per 4 MiB block
+        # blocks 1 and 2 come in one range, read ahead of a reader in order
+        assert content_gets(base) - before >= 2
         # a fetched block goes to the disk while the reader goes on
         assert eventually(lambda: cache_bytes(cache) == len(big))
         assert m.path("Small.bin").read_bytes() == small

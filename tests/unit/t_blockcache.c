@@ -4,7 +4,10 @@
  * the sequential detection starts read-ahead at the third block read in
  * order, not before, and a lend refused because its bytes lie across two
  * blocks does not count as a read (review s18 LOW-2: its first block
- * counted twice, and read-ahead started a block early).
+ * counted twice, and read-ahead started a block early). A sequential
+ * reader's read-ahead asks for runs of `span` blocks in one range, a
+ * block read out of order is asked for alone, and a block of a run is
+ * readable as soon as it came whole, even when the rest of the run fails.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -121,8 +124,133 @@ static void test_refused_lend_not_counted(void)
 	pthread_mutex_destroy(&a.mu);
 }
 
+/* The ranges asked for, in the order asked (block, blocks). */
+struct ranges {
+	pthread_mutex_t mu;
+	int n;
+	int first[2 * NBLOCKS], len[2 * NBLOCKS];
+	int fail_runs; /* a range of two blocks or more fails after one */
+};
+
+/* Each block's bytes are its index, sent a block at a time. */
+static enum sfs_status fetch_ranges(void *ctx, const char *key, int64_t off,
+				    int64_t len, sfsi_bc_sink sink, void *arg,
+				    struct sfs_err *e)
+{
+	struct ranges *r = ctx;
+	unsigned char buf[BLOCK];
+	int64_t at;
+
+	(void)key;
+	pthread_mutex_lock(&r->mu);
+	if (r->n < 2 * NBLOCKS) {
+		r->first[r->n] = (int)(off / BLOCK);
+		r->len[r->n] = (int)(len / BLOCK);
+		r->n++;
+	}
+	pthread_mutex_unlock(&r->mu);
+	for (at = off; at < off + len; at += BLOCK) {
+		memset(buf, (int)(at / BLOCK), sizeof(buf));
+		if (sink(arg, buf, BLOCK))
+			return SFS_IO;
+		if (r->fail_runs && len > BLOCK)
+			return sfs_errf(e, SFS_IO, SFS_R_NONE, "cut");
+	}
+	return SFS_OK;
+}
+
+static int start_ranges(struct sfsi_bcache *bc, struct ranges *r, int fail)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	r->fail_runs = fail;
+	memset(bc, 0, sizeof(*bc));
+	bc->block = BLOCK;
+	bc->readahead = 4;
+	bc->span = 2;
+	bc->nthreads = 1;
+	bc->fetch = fetch_ranges;
+	bc->ctx = r;
+	return sfsi_bcache_start(bc, NULL);
+}
+
+/* Block idx read whole and right: 1, else 0. */
+static int read_block(struct sfs_blob *b, int idx)
+{
+	unsigned char buf[BLOCK], want[BLOCK];
+	size_t got = 0;
+
+	memset(want, idx, sizeof(want));
+	return sfs_blob_pread(b, buf, BLOCK, (int64_t)idx * BLOCK, &got,
+			      NULL) == SFS_OK &&
+	       got == BLOCK && memcmp(buf, want, BLOCK) == 0;
+}
+
+/*
+ * Blocks 0-2 in order are asked for alone; at the third, read-ahead
+ * (4 blocks, span 2) asks for 3-4 and 5-6 as two ranges, then 7 (the
+ * last). A reader that jumps (block 6, then 1) asks for its block alone.
+ * Before span, every block was a range of its own.
+ */
+static void test_read_ahead_in_runs(void)
+{
+	static const int first[] = { 0, 1, 2, 3, 5, 7, 6, 1 };
+	static const int len[] = { 1, 1, 1, 2, 2, 1, 1, 1 };
+	struct sfsi_bcache bc;
+	struct sfs_blob *b = NULL;
+	struct ranges r;
+	int i, ok = 1;
+
+	REQUIRE_ST(start_ranges(&bc, &r, 0), SFS_OK);
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", NBLOCKS * BLOCK, 0, "k",
+					 &b, NULL),
+		   SFS_OK);
+	for (i = 0; i < NBLOCKS; i++)
+		ok = ok && read_block(b, i);
+	CHECK(ok);
+	sfs_blob_close(b);
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", NBLOCKS * BLOCK, 0, "k",
+					 &b, NULL),
+		   SFS_OK);
+	CHECK(read_block(b, 6) && read_block(b, 1));
+	sfsi_bcache_stop(&bc);
+	sfs_blob_close(b);
+	CHECK(r.n == 8);
+	for (i = 0; i < r.n && i < 8; i++)
+		CHECK(r.first[i] == first[i] && r.len[i] == len[i]);
+	pthread_mutex_destroy(&r.mu);
+}
+
+/*
+ * A run that fails after its first block: that block is read (it came
+ * whole), the second fails once and is asked for again, alone.
+ */
+static void test_run_cut_after_a_block(void)
+{
+	struct sfsi_bcache bc;
+	struct sfs_blob *b = NULL;
+	struct ranges r;
+	unsigned char buf[BLOCK];
+	size_t got = 0;
+
+	REQUIRE_ST(start_ranges(&bc, &r, 1), SFS_OK);
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", NBLOCKS * BLOCK, 0, "k",
+					 &b, NULL),
+		   SFS_OK);
+	CHECK(read_block(b, 0) && read_block(b, 1) && read_block(b, 2));
+	CHECK(read_block(b, 3));
+	CHECK_ST(sfs_blob_pread(b, buf, BLOCK, 4 * BLOCK, &got, NULL), SFS_IO);
+	CHECK(read_block(b, 4));
+	sfsi_bcache_stop(&bc);
+	sfs_blob_close(b);
+	CHECK(r.n >= 4 && r.first[3] == 3 && r.len[3] == 2);
+	pthread_mutex_destroy(&r.mu);
+}
+
 int main(void)
 {
 	RUN(test_refused_lend_not_counted);
+	RUN(test_read_ahead_in_runs);
+	RUN(test_run_cut_after_a_block);
 	return th_report();
 }
