@@ -256,17 +256,25 @@ static int crc_sink(void *arg, const void *data, size_t len)
 	return 0;
 }
 
+/* A check's bound per request once the front end stops (as a DELETE's). */
+#define STOPPING_CHECK_S 2
+
 /*
  * The session is gone with bytes freed: did its commit happen (the
  * answer lost)? The file's size, and its sha256 or the CRC32C of its
  * content (read once), against the stage's. 1: it did, x->answer holds
- * the file as the commit's answer.
+ * the file as the commit's answer; 0: it did not; -1: no answer. Its
+ * requests end when the front end stops, or, with bounded (it stops
+ * already), within STOPPING_CHECK_S seconds each: a PUT whose body went
+ * whole before the stop may be committed, and a server that answers
+ * still says so (re-read s22 B3).
  */
-static int committed_already(struct rstream *x, const char *id)
+static int committed_already(struct rstream *x, const char *id, int bounded)
 {
+	long code = 0;
 	struct sfsi_remote_req q = { .method = "GET",
 				     .fd = -1,
-				     .cancel = sfsi_remote_stop_flag(x->r) };
+				     .http_code = &code };
 	struct sfs_buf b = SFS_BUF_INIT(0);
 	const char *sha = sfs_stage_sha256(x->st);
 	char path[160];
@@ -275,12 +283,17 @@ static int committed_already(struct rstream *x, const char *id)
 	uint32_t crc = 0;
 	int same;
 
+	if (bounded)
+		q.timeout_s = STOPPING_CHECK_S;
+	else
+		q.cancel = sfsi_remote_stop_flag(x->r);
 	sfs_err_init(&e);
 	sfs_buf_reset(&x->answer);
 	snprintf(path, sizeof(path), API "/files/%s", id);
 	q.path = path;
-	if (sfsi_remote_request(x->r, &q, &x->answer, &e) ||
-	    sfs_remote_file_decode(x->answer.buf, x->answer.len, &f, &e))
+	if (sfsi_remote_request(x->r, &q, &x->answer, &e))
+		return code ? 0 : -1;
+	if (sfs_remote_file_decode(x->answer.buf, x->answer.len, &f, &e))
 		return 0;
 	same = f.size == x->st->size && !f.deleted;
 	if (same && sha)
@@ -291,8 +304,11 @@ static int committed_already(struct rstream *x, const char *id)
 	snprintf(path, sizeof(path), API "/files/%s/content", id);
 	q.sink = crc_sink;
 	q.arg = &crc;
-	same = !sfsi_remote_request(x->r, &q, &b, &e) &&
-	       crc == sfs_stage_crc32c(x->st);
+	code = 0;
+	if (sfsi_remote_request(x->r, &q, &b, &e))
+		same = code ? 0 : -1;
+	else
+		same = crc == sfs_stage_crc32c(x->st);
 	sfs_buf_release(&b);
 	return same;
 }
@@ -394,7 +410,7 @@ static int resume(struct rstream *x, const char *id)
 	enum resumed r;
 	unsigned pause = 1;
 	char why[sizeof(x->err.message)];
-	int said = 0;
+	int said = 0, done = 0, bounded;
 
 	pthread_mutex_lock(&st->fmu);
 	st->whole = 1;
@@ -415,7 +431,13 @@ static int resume(struct rstream *x, const char *id)
 	if (stopping(x))
 		snprintf(why, sizeof(why), "the mount is ending");
 	x->code = 0;
-	if (freed && committed_already(x, id)) {
+	bounded = stopping(x);
+	if (freed)
+		done = committed_already(x, id, bounded);
+	/* cut by a stop that came meanwhile: a bounded look */
+	if (done < 0 && !bounded && stopping(x))
+		done = committed_already(x, id, 1);
+	if (done > 0) {
 		x->code = 200;
 		x->status = SFS_OK;
 		x->crc32c = sfs_stage_crc32c(st);
@@ -427,8 +449,11 @@ static int resume(struct rstream *x, const char *id)
 	sfs_error("remote",
 		  "the upload of '%s' cannot resume: %s, and its first %lld "
 		  "bytes were freed from the mount's cache; the file keeps "
-		  "the content the server has",
-		  id, why, (long long)freed);
+		  "the content the server has%s",
+		  id, why, (long long)freed,
+		  done < 0 ? " (it may be this upload's: the server did not "
+			     "answer whether it committed it)"
+			   : "");
 	return 1;
 }
 

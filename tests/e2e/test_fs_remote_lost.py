@@ -61,7 +61,10 @@ class Proxy:
     or trailer taken out: a server that does not check it; its fate then
     "flipped_old"),
     "crc_wrong" and "crc_none" (relayed, the answer's
-    X-Speechfs-Content-Crc32c changed or taken out). `seen` lists
+    X-Speechfs-Content-Crc32c changed or taken out), "cut" (a chunked
+    body relayed as it comes until `cut` is set, then both connections
+    closed: a stream cut on its way; the server keeps what it made
+    durable of it). `seen` lists
     (method, path, fate) in order. A chunked body is relayed whole, its
     trailer fields as headers (RFC 9112 7.1.2 lets a recipient that
     removes the chunked coding keep them); `trailers` lists (method,
@@ -74,6 +77,7 @@ class Proxy:
         self.trailers = []
         self.inflight = 0
         self.go = threading.Event()
+        self.cut = threading.Event()
         self.mu = threading.Lock()
         proxy = self
 
@@ -114,9 +118,39 @@ class Proxy:
                     with proxy.mu:
                         proxy.inflight -= n
 
+            def relay_cut(self):
+                """The "cut" fate: chunks relayed until proxy.cut."""
+                c = http.client.HTTPConnection("127.0.0.1", proxy.upstream,
+                                               timeout=120)
+                try:
+                    c.putrequest(self.command, self.path, skip_host=True,
+                                 skip_accept_encoding=True)
+                    for k, v in self.headers.items():
+                        if k.lower() not in HOP:
+                            c.putheader(k, v)
+                    c.putheader("Transfer-Encoding", "chunked")
+                    c.endheaders()
+                    while not proxy.cut.is_set():
+                        ln = self.rfile.readline()
+                        n = int(ln.split(b";")[0], 16)
+                        assert n, "the stream ended before its cut"
+                        c.send(b"%x\r\n%s\r\n" % (n, self.rfile.read(n)))
+                        self.rfile.readline()
+                finally:
+                    c.close()
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
             def relay1(self):
-                data = self.body()
                 fate = proxy.rule(self.command, self.path)
+                if fate == "cut":
+                    with proxy.mu:
+                        proxy.seen.append((self.command, self.path, fate))
+                    return self.relay_cut()
+                data = self.body()
                 if fate in ("flip", "flip_old"):
                     fate = ("flipped" if fate == "flip" else "flipped_old") \
                         if FLIP_FROM in data else None

@@ -602,6 +602,53 @@ def test_window_ends_when_the_server_frees_nothing(store, tmp_path):
         server_holds(dm, key, "nofree", data)
 
 
+def test_sigterm_still_asks_whether_a_lost_answer_committed(store,
+                                                           tmp_path):
+    """SIGTERM while a close waits to resume its stream, whose resumed
+    PUT the server committed with the answer lost (a proxy cuts the
+    first stream once holes were punched, drops the answer of the
+    resumed PUT the server committed, then answers 503 to every look at
+    the session): the close still asks the server whether the commit
+    happened, each request bounded, and returns 0; the mount exits 0 and
+    the server holds the exact bytes. (The stop cancelled that check,
+    and close() said EIO, "the mount is ending", for bytes the server
+    held: re-read s22 B3.)"""
+    from test_fs_remote_lost import proxied
+    puts = []
+
+    def rule(meth, p):
+        if meth == "PUT" and "upload=" in p:
+            puts.append(p)
+            return "cut" if len(puts) == 1 else "drop"
+        if len(puts) > 1 and meth == "GET" and "/uploads/" in p:
+            return "unavailable"
+        return None
+
+    n, half = 44 * MIB + 99, 40 * MIB
+    data = os.urandom(n)
+    with proxied(store, "-o", "timeout=5", rule=rule) as (dm, key, px, m):
+        p = m.path("lost-answer.bin")
+        w = Writer(p, data, half, tmp_path)
+        try:
+            st = stage_file(m)
+            # the server made 32 MiB durable: the mount punched them
+            assert eventually(lambda: allocated(st) < half - 16 * MIB, 60)
+            px.cut.set()
+            w.go()
+            assert eventually(lambda: "waits for the server" in m.output()
+                              or w.ended(), 60)
+            assert not w.ended(), w.result()
+            assert px.fates("drop") == 1, px.seen
+            m.proc.send_signal(signal.SIGTERM)
+            assert m.proc.wait(timeout=30) == 0
+            out = w.result(timeout=30)
+        finally:
+            w.kill()
+            print(m.output())
+        assert out == "closed\n", out
+        server_holds(dm, key, "lost-answer", data)
+
+
 def test_sigterm_ends_a_close_waiting_to_resume(remote, tmp_path):
     """SIGTERM to the mount while a close waits for its server to resume
     the stream (the server killed after holes were punched; with
