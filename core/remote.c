@@ -235,7 +235,10 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 		curl_easy_setopt(c, CURLOPT_USERNAME, r->user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, r->password);
 	}
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+			 (long)(q->stall_s && q->stall_s < r->timeout_s
+					? q->stall_s
+					: r->timeout_s));
 	/*
 	 * A stall ends a transfer after the timeout (no byte for that
 	 * long), whatever its size; a request that sends no file's bytes
@@ -243,14 +246,17 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 	 * a file (q->fd: a PUT of content, or a form's part) has no bound
 	 * on its whole: a large one on a slow link takes as long as it
 	 * takes. A request given its own bound (the change feed's long
-	 * poll, silent while nothing changes) has only that one.
+	 * poll, silent while nothing changes) has only that one, and so
+	 * has one given a stall bound of its own (stall_s).
 	 */
-	if (!q->timeout_s) {
+	if (q->stall_s || !q->timeout_s) {
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)r->timeout_s);
+		curl_easy_setopt(
+			c, CURLOPT_LOW_SPEED_TIME,
+			(long)(q->stall_s ? q->stall_s : r->timeout_s));
 	}
 	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-			 q->fd >= 0 || q->source
+			 q->fd >= 0 || q->source || q->stall_s
 				 ? 0L
 				 : (long)(q->timeout_s ? q->timeout_s
 						       : 2 * r->timeout_s));

@@ -81,6 +81,11 @@ struct sfsi_remote_req {
 	 * wait for, and which SIGTERM leaves as the server has it.
 	 */
 	int stop_ends;
+	/*
+	 * > 0: the request's only bound is a stall of this many seconds
+	 * (connecting included): it goes on while the server sends.
+	 */
+	int stall_s;
 	long *http_code; /* the answer's HTTP status, 0 when none (or NULL) */
 	/*
 	 * The answer's X-Speechfs-Directory (a write's directory, as the

@@ -256,8 +256,11 @@ static int crc_sink(void *arg, const void *data, size_t len)
 	return 0;
 }
 
-/* A check's bound per request once the front end stops (as a DELETE's). */
-#define STOPPING_CHECK_S 2
+/*
+ * A check's bound once the front end stops: a stall of this long ends
+ * each of its requests (the content's download goes on while it comes).
+ */
+#define STOPPING_STALL_S 2
 
 /*
  * The session is gone with bytes freed: did its commit happen (the
@@ -265,9 +268,10 @@ static int crc_sink(void *arg, const void *data, size_t len)
  * content (read once), against the stage's. 1: it did, x->answer holds
  * the file as the commit's answer; 0: it did not; -1: no answer. Its
  * requests end when the front end stops, or, with bounded (it stops
- * already), within STOPPING_CHECK_S seconds each: a PUT whose body went
- * whole before the stop may be committed, and a server that answers
- * still says so (re-read s22 B3).
+ * already), after STOPPING_STALL_S seconds without a byte: a PUT whose
+ * body went whole before the stop may be committed, and a server that
+ * answers still says so (re-read s22 B3; review s23 W4: a bound on the
+ * whole download said EIO for a file larger than 2 s of the link).
  */
 static int committed_already(struct rstream *x, const char *id, int bounded)
 {
@@ -284,7 +288,7 @@ static int committed_already(struct rstream *x, const char *id, int bounded)
 	int same;
 
 	if (bounded)
-		q.timeout_s = STOPPING_CHECK_S;
+		q.stall_s = STOPPING_STALL_S;
 	else
 		q.cancel = sfsi_remote_stop_flag(x->r);
 	sfs_err_init(&e);

@@ -144,6 +144,22 @@ class Proxy:
                     except OSError:
                         pass
 
+            def answer_as_it_comes(self, r):
+                """Relay upstream's answer r in pieces as they come (a
+                content's download, as a proxy streams it)."""
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in HOP:
+                        self.send_header(k, v)
+                self.send_header("Content-Length",
+                                 r.getheader("Content-Length"))
+                self.end_headers()
+                while True:
+                    piece = r.read(1 << 20)
+                    if not piece:
+                        break
+                    self.wfile.write(piece)
+
             def relay1(self):
                 fate = proxy.rule(self.command, self.path)
                 if fate == "cut":
@@ -189,6 +205,9 @@ class Proxy:
                     hdrs["Content-Length"] = str(len(data))
                     c.request(self.command, path, body=data, headers=hdrs)
                     r = c.getresponse()
+                    if fate is None and self.command == "GET" and \
+                            r.getheader("Content-Length"):
+                        return self.answer_as_it_comes(r)
                     answer = r.read()
                 finally:
                     c.close()

@@ -58,6 +58,13 @@ def allocated(path):
         return 0
 
 
+def committed(dm, key, name, size):
+    """Whether the server's file `name` is `size` bytes long."""
+    r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
+                     params={"name": name}, timeout=30)
+    return [g["size"] for g in r.json()["files"]] == [size]
+
+
 def server_holds(dm, key, name, data):
     """The server's file `name` holds exactly data."""
     r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
@@ -606,20 +613,22 @@ def test_sigterm_still_asks_whether_a_lost_answer_committed(store,
                                                            tmp_path):
     """SIGTERM while a close waits to resume its stream, whose resumed
     PUT the server committed with the answer lost (a proxy cuts the
-    first stream once holes were punched, drops the answer of the
-    resumed PUT the server committed, then answers 503 to every look at
-    the session): the close still asks the server whether the commit
-    happened, each request bounded, and returns 0; the mount exits 0 and
-    the server holds the exact bytes. (The stop cancelled that check,
-    and close() said EIO, "the mount is ending", for bytes the server
-    held: re-read s22 B3.)"""
+    first stream once holes were punched, holds the resumed PUT until
+    the server has ended the first, relays it once the mount gave up on
+    it and drops the answer, and answers 503 to every look at the
+    session from then on): the close still asks the server whether the
+    commit happened (each request ended by a stall, not by a bound on
+    the whole: review s23 W4) and returns 0; the mount exits 0 and the
+    server holds the exact bytes. (The stop cancelled that check, and
+    close() said EIO, "the mount is ending", for bytes the server held:
+    re-read s22 B3.)"""
     from test_fs_remote_lost import proxied
     puts = []
 
     def rule(meth, p):
         if meth == "PUT" and "upload=" in p:
             puts.append(p)
-            return "cut" if len(puts) == 1 else "drop"
+            return "cut" if len(puts) == 1 else "hold"
         if len(puts) > 1 and meth == "GET" and "/uploads/" in p:
             return "unavailable"
         return None
@@ -638,7 +647,16 @@ def test_sigterm_still_asks_whether_a_lost_answer_committed(store,
             assert eventually(lambda: "waits for the server" in m.output()
                               or w.ended(), 60)
             assert not w.ended(), w.result()
-            assert px.fates("drop") == 1, px.seen
+            # the server ended the cut stream (its access line): the
+            # held PUT finds the session free, and is committed
+            assert eventually(lambda: re.search(
+                r"access: PUT \S*upload=", dm.output()), 60)
+            assert px.fates("hold") == 1, px.seen
+            px.go.set()
+            assert eventually(lambda: committed(dm, key, "lost-answer", n),
+                              60)
+            # the close still waits: the stop is what ends its wait
+            assert not w.ended(), w.result()
             m.proc.send_signal(signal.SIGTERM)
             assert m.proc.wait(timeout=30) == 0
             out = w.result(timeout=30)
