@@ -54,6 +54,12 @@ struct sfsi_upload {
 	int failed; /* a sync failed: nothing more becomes durable */
 	int ending; /* its PUT ends: told once it is no longer busy */
 	/*
+	 * What the row holds (the syncer's, or the writer's before it):
+	 * below st->durable when a row's update failed (busy, a dropped
+	 * database connection), for the next sync to record again.
+	 */
+	int64_t recorded;
+	/*
 	 * The syncer (see sync_ask): started at the first sync that is
 	 * due, stopped by the PUT's end; `asked` is the writer's (what it
 	 * last handed over), the rest under smu.
@@ -64,6 +70,7 @@ struct sfsi_upload {
 	pthread_t syncer;
 	int sync_on;	   /* the syncer runs */
 	int sync_closed;   /* it was stopped: syncs are the writer's again */
+	int sync_drop;	   /* stopped as the session ended: none pending */
 	int64_t sync_want; /* written bytes it is to make durable */
 	int64_t sync_done; /* what it last made durable (or tried to) */
 };
@@ -781,6 +788,7 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 		goto out;
 	(*out)->upload = u;
 	u->asked = offset;
+	u->recorded = offset;
 	u = NULL;
 out:
 	if (fd >= 0)
@@ -798,7 +806,12 @@ enum sfs_status sfs_upload_stage_alive(struct sfs_stage *st, struct sfs_err *e)
 	return SFS_OK;
 }
 
-/* Record the durable offset in the row (after the file's sync). */
+/*
+ * Record the durable offset in the row (after the file's sync). A failed
+ * update costs only that record: the bytes are synced, and the next sync
+ * (or the PUT's end) records again, past them (re-read s23 A2: it
+ * stopped durability for the rest of the body).
+ */
 static void record(struct sfsi_upload *u, int64_t durable)
 {
 	struct sfs_store *s = u->s;
@@ -826,11 +839,13 @@ static void record(struct sfsi_upload *u, int64_t durable)
 	}
 	sfsi_db_put(d);
 	if (ret) {
-		sfs_warn("upload", "session '%s': cannot record %lld bytes: %s",
+		sfs_warn("upload",
+			 "session '%s': cannot record %lld bytes (again at "
+			 "the next sync): %s",
 			 u->id, (long long)durable, e.message);
-		__atomic_store_n(&u->failed, 1, __ATOMIC_SEQ_CST);
 		return;
 	}
+	u->recorded = durable;
 	__atomic_store_n(&u->durable, durable, __ATOMIC_SEQ_CST);
 	if (!u->ending)
 		sfsi_upload_notify(s, u->id);
@@ -838,25 +853,29 @@ static void record(struct sfsi_upload *u, int64_t durable)
 
 /*
  * Sync the file's first `written` bytes (all in it before this call) and
- * record them. One thread at a time: the syncer while it runs, else the
- * writer or the PUT's end.
+ * record them, with any synced bytes a failed record left out. One
+ * thread at a time: the syncer while it runs, else the writer or the
+ * PUT's end.
  */
 static void make_durable_to(struct sfs_stage *st, int64_t written)
 {
 	struct sfsi_upload *u = st->upload;
 
 	if (__atomic_load_n(&u->failed, __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST) ||
-	    written <= st->durable)
+	    __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST))
 		return;
-	if (fdatasync(st->fd) < 0) {
-		sfs_warn("upload", "session '%s': cannot sync: %s", u->id,
-			 strerror(errno));
-		__atomic_store_n(&u->failed, 1, __ATOMIC_SEQ_CST);
-		return;
+	if (written > st->durable) {
+		if (fdatasync(st->fd) < 0) {
+			/* what the file holds is unknown from here */
+			sfs_warn("upload", "session '%s': cannot sync: %s",
+				 u->id, strerror(errno));
+			__atomic_store_n(&u->failed, 1, __ATOMIC_SEQ_CST);
+			return;
+		}
+		st->durable = written;
 	}
-	st->durable = written;
-	record(u, st->durable);
+	if (st->durable > u->recorded)
+		record(u, st->durable);
 }
 
 static void make_durable(struct sfs_stage *st)
@@ -879,12 +898,13 @@ static void *syncer_main(void *arg)
 	struct sfsi_upload *u = st->upload;
 	int64_t want;
 
+	(void)pthread_setname_np(pthread_self(), "sfs-sync");
 	pthread_mutex_lock(&u->smu);
 	for (;;) {
 		while (u->sync_on && u->sync_want <= u->sync_done)
 			pthread_cond_wait(&u->scv, &u->smu);
-		if (u->sync_want <= u->sync_done)
-			break; /* stopped, nothing left */
+		if (u->sync_want <= u->sync_done || u->sync_drop)
+			break; /* stopped, nothing left (or nothing wanted) */
 		want = u->sync_want;
 		pthread_mutex_unlock(&u->smu);
 		make_durable_to(st, want);
@@ -917,8 +937,13 @@ static int sync_ask(struct sfs_stage *st, int64_t written)
 	return here;
 }
 
-/* The syncer's last sync done, the syncer gone: syncs are inline again. */
-static void sync_stop(struct sfsi_upload *u)
+/*
+ * The syncer's last sync done, the syncer gone: syncs are inline again.
+ * drop: the session ended (its commit has the bytes, or they go): a sync
+ * asked and not begun is not made (re-read s23 A6: a sync, a row update
+ * and a notice for nothing, in the thread that ends the request).
+ */
+static void sync_stop(struct sfsi_upload *u, int drop)
 {
 	int on;
 
@@ -926,6 +951,7 @@ static void sync_stop(struct sfsi_upload *u)
 	on = u->sync_on;
 	u->sync_on = 0;
 	u->sync_closed = 1;
+	u->sync_drop = drop;
 	pthread_cond_signal(&u->scv);
 	pthread_mutex_unlock(&u->smu);
 	if (on)
@@ -987,7 +1013,7 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	 * thread's from here, before the row goes or st->upload is cleared.
 	 */
 	piped = sfsi_stage_pipe_end(st, NULL);
-	sync_stop(u);
+	sync_stop(u, ended || __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST));
 	deleted = __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST);
 	if (ended || deleted) {
 		if (!deleted)

@@ -18,6 +18,12 @@
  * - UPLOADFAULT_SYNC_GATE=PATH: while PATH exists, an fdatasync of a
  *   session file waits (at most 60 s) before it syncs: a disk that takes
  *   as long as the test wants.
+ * - UPLOADFAULT_SYNC_LOG=FILE: each fdatasync in a session's syncer (the
+ *   thread named "sfs-sync": the file's, SQLite's of the row) writes a
+ *   line "sync PATH" (the file's path now) to FILE as it begins (before
+ *   any SYNC_GATE wait).
+ * - UPLOADFAULT_JOIN_MARK=FILE: a join of a session's syncer (a PUT's end
+ *   stopping it) makes FILE first.
  * - UPLOADFAULT_LOCK_GATE=DIR: after an open of a session file ID for
  *   reading and writing (to lock it), DIR/ID.opened is made and the open
  *   returns only once DIR/ID.go exists (at most 60 s): the test acts
@@ -31,10 +37,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,6 +289,26 @@ int unlink(const char *path)
 	return real(path);
 }
 
+/* A line in UPLOADFAULT_SYNC_LOG for a syncer's fdatasync of fd. */
+static void witness_sync(int fd)
+{
+	const char *log = getenv("UPLOADFAULT_SYNC_LOG");
+	char name[16] = "", link[64], target[4096];
+	ssize_t k;
+	FILE *f;
+
+	if (!log || prctl(PR_GET_NAME, name) < 0 || strcmp(name, "sfs-sync"))
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	k = readlink(link, target, sizeof(target) - 1);
+	target[k > 0 ? k : 0] = '\0';
+	f = fopen(log, "a");
+	if (f) {
+		fprintf(f, "sync %s\n", target);
+		fclose(f);
+	}
+}
+
 int fdatasync(int fd)
 {
 	static int (*real)(int);
@@ -291,8 +319,27 @@ int fdatasync(int fd)
 
 	if (!real)
 		*(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
+	witness_sync(fd);
 	if (gate && session_of_fd(fd, target, sizeof(target)))
 		for (i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
 			nanosleep(&tick, NULL);
 	return real(fd);
+}
+
+int pthread_join(pthread_t th, void **ret)
+{
+	static int (*real)(pthread_t, void **);
+	const char *mark_file = getenv("UPLOADFAULT_JOIN_MARK");
+	char name[16] = "";
+	int fd;
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "pthread_join");
+	if (mark_file && !pthread_getname_np(th, name, sizeof(name)) &&
+	    !strcmp(name, "sfs-sync")) {
+		fd = real_open(mark_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
+	return real(th, ret);
 }
