@@ -617,6 +617,33 @@ static enum sfs_status delete_lock(struct sfs_store *s, const char *id, int *fd,
 	return ret;
 }
 
+/*
+ * Unlink session file `id` (its row gone) under its lock, taken here: a
+ * file another process holds stays. That is a PUT there which read the
+ * row before it went (re-read s23 A3: it was unlinked under it, and its
+ * commit failed with 500, or on an S3 blob store went through); it
+ * streams into a file a path still names, and at its end finds the row
+ * gone (sfs_upload_stage_alive) and removes the file itself.
+ */
+static void unlink_if_free(struct sfs_store *s, const char *id)
+{
+	enum sfs_status lk;
+	struct sfs_err le;
+	char path[4096];
+	int fd;
+
+	sfs_err_init(&le);
+	lk = sfsi_upload_lock(s, id, &fd, &le);
+	if (lk && lk != SFS_NOT_FOUND && lk != SFS_CONFLICT)
+		sfs_warn("upload", "session '%s': its file stays: %s", id,
+			 le.message);
+	if (lk)
+		return;
+	sfsi_upload_path(s, id, path, sizeof(path));
+	unlink(path);
+	close(fd);
+}
+
 enum sfs_status sfs_upload_delete(struct sfs_store *s,
 				  const struct sfs_actor *a,
 				  const char *file_id, const char *upload_id,
@@ -648,8 +675,10 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 			__atomic_store_n(&u->deleted, 1, __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&busy_mu);
 		sfsi_upload_path(s, upload_id, path, sizeof(path));
-		if (!u)
+		if (fd >= 0)
 			unlink(path);
+		else if (!u) /* the PUT here ended meanwhile */
+			unlink_if_free(s, upload_id);
 		sfsi_upload_forget(s, upload_id);
 		sfsi_upload_notify(s, upload_id);
 	}
@@ -800,10 +829,29 @@ out:
 
 enum sfs_status sfs_upload_stage_alive(struct sfs_stage *st, struct sfs_err *e)
 {
-	if (st->upload &&
-	    __atomic_load_n(&st->upload->deleted, __ATOMIC_SEQ_CST))
-		return not_found(e, st->upload->id);
-	return SFS_OK;
+	struct sfsi_upload *u = st->upload;
+	struct sfsi_upload_row f;
+	struct db *d = NULL;
+	enum sfs_status ret;
+	int rc = -1;
+
+	if (!u)
+		return SFS_OK;
+	if (__atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST))
+		return not_found(e, u->id);
+	/*
+	 * Its row, in case another process's DELETE took it: one that met
+	 * its own PUT's end there, and so did not ask for the lock this PUT
+	 * then took (re-read s23 A3), answered 204; this one ends as a PUT
+	 * of this process does after a DELETE here.
+	 */
+	ret = sfsi_db_get(u->s, &d, e);
+	if (!ret)
+		rc = sfsi_upload_reread(d, u->row, &f, e);
+	sfsi_db_put(d);
+	if (ret)
+		return ret;
+	return rc < 0 ? SFS_IO : rc ? SFS_OK : not_found(e, u->id);
 }
 
 /*
@@ -974,20 +1022,28 @@ void sfsi_upload_received(struct sfs_stage *st)
 	__atomic_store_n(&st->upload->received, st->size, __ATOMIC_RELAXED);
 }
 
-/* The session's row and file go (its body ended). */
-static void end_session(struct sfsi_upload *u)
+/*
+ * The session's row and file go (its body ended; its file is gone
+ * already when the commit took it). The file only with its row, as the
+ * sweep's (re-read s23 A4: a row whose DELETE failed, busy or cancelled,
+ * outlived its file: GET said a live session, a resume 404): else both
+ * stay for a later sweep. 1 when they went.
+ */
+static int end_session(struct sfsi_upload *u)
 {
 	struct db *d = NULL;
 	struct sfs_err e;
-	char path[4096];
+	int gone = 0;
 
 	sfs_err_init(&e);
-	if (!sfsi_db_get(u->s, &d, &e))
-		(void)sfsi_upload_delete_row(d, u->row, &e);
+	if (sfsi_db_get(u->s, &d, &e))
+		sfs_warn("upload", "session '%s' left for a later sweep: %s",
+			 u->id, e.message);
+	else
+		gone = !sfsi_upload_drop(d, u->s, u->row, u->id);
 	sfsi_db_put(d);
-	sfsi_upload_path(u->s, u->id, path, sizeof(path));
-	unlink(path); /* gone already when the commit took it */
 	sfsi_upload_forget(u->s, u->id);
+	return gone;
 }
 
 void sfs_upload_stage_end(struct sfs_stage *st, int ended)
@@ -1016,10 +1072,9 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	sync_stop(u, ended || __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST));
 	deleted = __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST);
 	if (ended || deleted) {
-		if (!deleted)
-			end_session(u);
-		/* its file, wherever the commit left it, goes with it */
-		st->keep_file = 0;
+		/* its file, wherever the commit left it, goes with its row */
+		if (deleted || end_session(u))
+			st->keep_file = 0;
 	} else if (!piped && !st->hashed) {
 		/* all that came is kept: the client resumes from there */
 		u->ending = 1; /* a poll told now would find it busy */
@@ -1037,10 +1092,7 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	sfs_stage_free(st); /* its file's lock goes */
 	if (give_back(u) && !deleted) {
 		/* a DELETE met its end: it left the file to this stage */
-		char path[4096];
-
-		sfsi_upload_path(s, id, path, sizeof(path));
-		unlink(path);
+		unlink_if_free(s, id);
 		sfsi_upload_forget(s, id);
 	}
 	sfsi_upload_notify(s, id);

@@ -41,6 +41,16 @@ int sfsi_upload_reread(struct db *d, int64_t row, struct sfsi_upload_row *f,
 enum sfs_status sfsi_upload_delete_row(struct db *d, int64_t row,
 				       struct sfs_err *e);
 
+/*
+ * Remove session `id` (row `row`), row and file: the file only once the
+ * row went (re-read s22 A1: a DELETE that failed, busy or cancelled, left
+ * a row whose file was gone, and a PUT that found the row streamed into
+ * the unlinked file). Else a warning, and both stay for a later sweep.
+ * The caller holds the file's lock (or it is missing).
+ */
+enum sfs_status sfsi_upload_drop(struct db *d, struct sfs_store *s, int64_t row,
+				 const char *id);
+
 /* 1 when a PUT of this process streams into session `id` now. */
 int sfsi_upload_busy_here(struct sfs_store *s, const char *id);
 

@@ -117,15 +117,8 @@ out:
 	return ret;
 }
 
-/*
- * Remove session `id` (row `row`) of this daemon, row and file: the file
- * only once the row went (re-read s22 A1: a DELETE that failed, busy or
- * cancelled, left a row whose file was gone, and a PUT that found the row
- * streamed into the unlinked file). Else a warning, and both stay for a
- * later sweep.
- */
-static enum sfs_status drop(struct db *d, struct sfs_store *s, int64_t row,
-			    const char *id)
+enum sfs_status sfsi_upload_drop(struct db *d, struct sfs_store *s, int64_t row,
+				 const char *id)
 {
 	char path[4096];
 	struct sfs_err e;
@@ -274,7 +267,7 @@ static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 		return rc < 0 ? SFS_IO : SFS_OK; /* ended meanwhile */
 	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < f.durable) {
 		sfs_warn("upload", "session '%s' lost its bytes: it ends", id);
-		if (drop(d, s, row, id) && fd >= 0) {
+		if (sfsi_upload_drop(d, s, row, id) && fd >= 0) {
 			/*
 			 * its row stays: a resume must find no file (404), not
 			 * one a cut to the row's offset fills with zeros
@@ -422,7 +415,7 @@ enum sfs_status sfs_upload_sweep(struct sfs_store *s, int *n, struct sfs_err *e)
 		if (sfsi_upload_busy_here(s, l.id[i]) ||
 		    !expired(d, s, l.row[i], l.id[i], &fd))
 			continue;
-		gone = !drop(d, s, l.row[i], l.id[i]);
+		gone = !sfsi_upload_drop(d, s, l.row[i], l.id[i]);
 		if (fd >= 0)
 			close(fd);
 		if (!gone)

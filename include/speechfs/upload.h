@@ -97,7 +97,11 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 				 int64_t offset, struct sfs_stage **out,
 				 int64_t *durable,
 				 struct sfs_err *e) SFS_MUST_CHECK;
-/* SFS_NOT_FOUND once the session was deleted while the PUT streamed. */
+/*
+ * SFS_NOT_FOUND once the session was deleted while the PUT streamed (a
+ * DELETE here, or its row gone through another process on the store
+ * directory); a database error's status if its row cannot be read.
+ */
 enum sfs_status sfs_upload_stage_alive(struct sfs_stage *st,
 				       struct sfs_err *e) SFS_MUST_CHECK;
 /*

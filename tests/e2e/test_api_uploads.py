@@ -8,13 +8,16 @@ that did not end leaves the session durable up to what came, a kill up
 to its last sync (every 32 MiB), and a PUT resumes it from there; every
 refusal the contract names has its status and error type."""
 import base64
+import contextlib
 import ctypes
+import fcntl
 import hashlib
 import os
 import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -22,7 +25,8 @@ import time
 import pytest
 import requests
 
-from conftest import API, Client, Daemon, start
+import pg
+from conftest import API, Client, Daemon, Meta, start
 from test_api_remote_ext import crc32c as crc32c_slow
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -73,6 +77,32 @@ def sfsd(tmp_path_factory, blobs, meta):
     yield c
     c.http.close()
     d.stop()
+
+
+@contextlib.contextmanager
+def two_daemons(tmp_path_factory, blobs, meta, config=CONFIG, prefix=()):
+    """Daemon A on a new store, and daemon B on the same store directory
+    once the test calls second() (its Client): yields (A's Client,
+    second). At the end each started daemon stops, B first, and must exit
+    0 (a failed stop of B still stops A)."""
+    d, c = start(tmp_path_factory, config, blobs=blobs, meta=meta,
+                 prefix=prefix)
+    daemons, clients = [d], [c]
+
+    def second():
+        daemons.append(Daemon(d.root, c.store, config, prefix=prefix))
+        c2 = Client(daemons[-1].base, c.store)
+        c2.keys, c2.users = c.keys, c.users
+        clients.append(c2)
+        return c2
+    try:
+        yield c, second
+    finally:
+        for x in clients:
+            x.http.close()
+        with contextlib.ExitStack() as stops:
+            for x in daemons:  # an ExitStack runs them last in, first out
+                stops.callback(x.stop)
 
 
 def new_session(c, fid, who="alice"):
@@ -441,9 +471,7 @@ def test_another_process_leaves_a_live_session_alone(tmp_path_factory,
     DELETE of it find it busy. A's commit is then exact (review s21 P4:
     B cut the file to its row's durable offset; A committed 200 with a
     sha256 its bytes, zeros from 32 MiB on, did not have)."""
-    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
-    d2 = c2 = None
-    try:
+    with two_daemons(tmp_path_factory, blobs, meta) as (c, second):
         f = c.new_file(data=b"old")
         uid = new_session(c, f["id"])
         data = os.urandom(SYNC + 20 * MIB + 7)
@@ -456,10 +484,8 @@ def test_another_process_leaves_a_live_session_alone(tmp_path_factory,
             assert time.time() < deadline, up.stat().st_size
             time.sleep(0.05)
         before = up.stat().st_size
-        d2 = Daemon(d.root, c.store, CONFIG)  # B, same store directory
+        c2 = second()  # B, same store directory
         assert up.stat().st_size >= before, "B cut A's live session"
-        c2 = Client(d2.base, c.store)
-        c2.keys, c2.users = c.keys, c.users
         u = session(c2, f["id"], uid).json()  # durable: A's row
         assert u["offset"] >= before > u["durable"] >= SYNC, u
         error_with(c2, put(c2, f["id"], uid, u["durable"], b"x",
@@ -473,13 +499,6 @@ def test_another_process_leaves_a_live_session_alone(tmp_path_factory,
         got = c2.get(f"/{f['id']}/content").content
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
         c2.assert_error(session(c2, f["id"], uid), 404, "upload_not_found")
-    finally:
-        c.http.close()
-        if c2:
-            c2.http.close()
-        if d2:
-            d2.stop()
-        d.stop()
 
 
 def test_a_resume_hashes_again_what_another_process_rewrote(
@@ -490,12 +509,8 @@ def test_a_resume_hashes_again_what_another_process_rewrote(
     by the bytes the file holds (re-read s22 A8: A resumed from its kept
     hashes of its own MiB, and the blob's sha256 and CRC32C were those of
     bytes it did not hold)."""
-    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta)
-    d2 = c2 = None
-    try:
-        d2 = Daemon(d.root, c.store, CONFIG)  # B, same store directory
-        c2 = Client(d2.base, c.store)
-        c2.keys, c2.users = c.keys, c.users
+    with two_daemons(tmp_path_factory, blobs, meta) as (c, second):
+        c2 = second()  # B, same store directory
         f = c.new_file(data=b"old")
         uid = new_session(c, f["id"])
         mine, theirs = os.urandom(MIB), os.urandom(MIB + 5)
@@ -513,13 +528,226 @@ def test_a_resume_hashes_again_what_another_process_rewrote(
         idle(c, f["id"], uid, MIB)  # B's PUT ended at the same offset
         r = put(c, f["id"], uid, MIB, theirs[MIB:])
         assert_committed(c, f["id"], r, theirs)
+
+
+def wait_until(cond, what, seconds=30):
+    """cond()'s first true value, looked at every 50 ms; fails with
+    `what` after `seconds`."""
+    deadline = time.time() + seconds
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.time() < deadline, what
+        time.sleep(0.05)
+
+
+def held(path):
+    """Whether an open file description holds session file `path`'s lock
+    (F_OFD_GETLK, as a GET of another process looks)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fl = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        got = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, fl)
     finally:
-        c.http.close()
-        if c2:
-            c2.http.close()
-        if d2:
-            d2.stop()
-        d.stop()
+        os.close(fd)
+    return struct.unpack("hhqqi4x", got)[0] != fcntl.F_UNLCK
+
+
+class RowHold:
+    """A psql session holding session `uid`'s row of a PostgreSQL store
+    FOR KEY SHARE: a DELETE of it waits until release(); the daemon's
+    updates of it (an expiry moved on, a durable offset) do not."""
+
+    def __init__(self, server, db, store, uid):
+        conf = (store.parent / "init.conf").read_text()
+        schema = conf.split("db.schema = ")[1].split()[0]
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
+             str(server.sock), "-p", str(server.port), "-U", pg.USER, "-d",
+             db], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        self.p.stdin.write(f"BEGIN; SELECT 'held' FROM {schema}.upload"
+                           f" WHERE uuid = '{uid}' FOR KEY SHARE;\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        assert line.strip() == "held", line
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+            self.p.wait(30)
+
+
+def deletes_waiting(server, db):
+    """The server pids of the daemon's DELETEs of a session row waiting
+    for a lock."""
+    out = server.psql(db, "SELECT pid FROM pg_stat_activity"
+                          " WHERE datname = current_database()"
+                          " AND wait_event_type = 'Lock'"
+                          " AND query LIKE 'DELETE FROM upload WHERE%'")
+    return [int(x) for x in out.split()]
+
+
+def worker_of(pid, port):
+    """Which worker of daemon pid's thread pool serves our connection
+    from local port `port`: the epoll fd (one per worker) that watches
+    the daemon's end of it; None before it is accepted."""
+    inode = None
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            if int(x[2].split(":")[1], 16) == port:
+                inode = x[9]
+    fds = os.listdir(f"/proc/{pid}/fd")
+    conn = next((fd for fd in fds if inode and os.readlink(
+        f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]"), None)
+    for fd in fds:
+        if conn is None or "eventpoll" not in os.readlink(
+                f"/proc/{pid}/fd/{fd}"):
+            continue
+        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+            if any(ln.split()[:2] == ["tfd:", conn] for ln in f):
+                return fd
+    return None
+
+
+def request_elsewhere(c, busy, method, path):
+    """Send `method path` as alice on a connection of its own to c's
+    daemon that another worker than socket busy's serves (a worker held
+    in a handler serves none of its other connections meanwhile): the
+    socket, its answer to read with answer_of()."""
+    pid = c.daemon.proc.pid
+    theirs = wait_until(lambda: worker_of(pid, busy.getsockname()[1]),
+                        "the busy connection is served by no worker")
+    host, port = c.base.split("//")[1].split(":")
+    while True:
+        sk = socket.create_connection((host, int(port)), timeout=120)
+        mine = wait_until(lambda: worker_of(pid, sk.getsockname()[1]),
+                          "the connection was not accepted")
+        if mine != theirs:
+            break
+        sk.close()
+    sk.sendall((f"{method} {API}{path} HTTP/1.1\r\nHost: {host}:{port}"
+                f"\r\nX-API-Key: {c.keys['alice']}\r\nConnection: close"
+                "\r\n\r\n").encode())
+    return sk
+
+
+def answer_of(sk):
+    """The status of the answer on socket sk (None: none came)."""
+    got = b""
+    while b"\r\n" not in got:
+        x = sk.recv(65536)
+        if not x:
+            break
+        got += x
+    sk.close()
+    return int(got.split(b" ")[1]) if got else None
+
+
+@contextlib.contextmanager
+def pg_store(server):
+    """The Meta of a new database of `server`, dropped at the end."""
+    db = server.new_database()
+    try:
+        yield Meta("pg", server.url(db)), db
+    finally:
+        server.drop_database(db)
+
+
+def test_a_delete_leaves_a_file_another_process_took(tmp_path_factory,
+                                                     pg_server):
+    """A DELETE through A that found A's own PUT streaming (so it takes
+    no lock) and then that PUT ended unlinks the session's file only
+    under its lock: B, a daemon on the same store directory, took the
+    file and read the row in between, and streams on into a file a path
+    names; its commit then finds the row gone and ends as a PUT through A
+    after a DELETE there: 404, the content as it was, the file removed
+    (re-read s23 A3: A unlinked the file under B, whose commit failed with
+    500). PostgreSQL alone: the test holds the row so that A's DELETE
+    waits at it (pg_stat_activity shows it) while the rest happens; the
+    DELETE goes on a connection another worker of A's thread pool serves
+    than A's PUT (the worker waiting in the DELETE could not end it)."""
+    hold = None
+    with pg_store(pg_server) as (meta, db), \
+            two_daemons(tmp_path_factory, None, meta) as (c, second):
+        try:
+            c2 = second()
+            f = c.new_file(data=b"old")
+            uid = new_session(c, f["id"])
+            up = c.store / "staging" / ".uploads" / uid
+            a = Stream(c, f["id"], uid, 0, MIB)  # A's PUT: no body yet
+            wait_until(lambda: held(up), "A's PUT did not start")
+            hold = RowHold(pg_server, db, c.store, uid)
+            dl = request_elsewhere(c, a.sk, "DELETE",
+                                   f"/{f['id']}/uploads/{uid}")
+            wait_until(lambda: deletes_waiting(pg_server, db),
+                       "A's DELETE did not wait at the row")
+            a.abandon()
+            wait_until(lambda: not held(up), "A's PUT did not end")
+            data = os.urandom(2 * MIB)
+            b = Stream(c2, f["id"], uid, 0, len(data))
+            b.send(data[:MIB])
+            wait_until(lambda: up.stat().st_size >= MIB,
+                       "B's PUT did not stream")
+            hold.release()
+            assert answer_of(dl) == 204
+            assert up.exists(), "A unlinked the file B streams into"
+            b.send(data[MIB:])
+            assert b.answer() == 404
+            assert c.get(f"/{f['id']}/content").content == b"old"
+            wait_until(lambda: not up.exists(), "B's end left the file")
+            for x in (c, c2):
+                x.assert_error(session(x, f["id"], uid), 404,
+                               "upload_not_found")
+        finally:
+            if hold:
+                hold.release()
+
+
+def test_an_ended_bodys_row_that_stays_keeps_its_file(tmp_path_factory,
+                                                      pg_server):
+    """The end of a body (here a commit refused: the CRC32C is not the
+    content's) removes the session's file only once its row went: when
+    the row's DELETE fails, both stay for a later sweep, and the session
+    is whole (re-read s23 A4: the file went all the same, and GET said a
+    live session a resume could not find: 404). PostgreSQL alone: the
+    test holds the row, and cancels the DELETE waiting at it
+    (pg_cancel_backend)."""
+    hold = None
+    with pg_store(pg_server) as (meta, db):
+        d, c = start(tmp_path_factory, CONFIG, meta=meta)
+        try:
+            f = c.new_file(data=b"old")
+            uid = new_session(c, f["id"])
+            up = c.store / "staging" / ".uploads" / uid
+            hold = RowHold(pg_server, db, c.store, uid)
+            data = os.urandom(MIB)
+            r = put(c, f["id"], uid, 0, data,
+                    headers={"X-Speechfs-Content-Crc32c":
+                             crc_b64(data + b"!")})
+            c.assert_error(r, 400, "checksum_mismatch")
+            pids = wait_until(lambda: deletes_waiting(pg_server, db),
+                              "the end's DELETE did not wait at the row")
+            pg_server.psql(db, "SELECT pg_cancel_backend(%d)" % pids[0])
+            said = f"session '{uid}' left for a later sweep: cannot remove"
+            wait_until(lambda: said in d.log.read_text() or
+                       not up.exists(), "the end did not go on")
+            hold.release()
+            assert up.exists(), "the file went, its row stays"
+            assert said in d.log.read_text()
+            u = session(c, f["id"], uid).json()
+            assert u["durable"] == 0, u
+            assert_committed(c, f["id"], put(c, f["id"], uid, 0, data), data)
+            assert not up.exists()
+            c.assert_error(session(c, f["id"], uid), 404, "upload_not_found")
+        finally:
+            if hold:
+                hold.release()
+            c.http.close()
+            d.stop()
 
 
 def test_a_tenant_has_at_most_32_sessions(sfsd):
