@@ -623,7 +623,8 @@ static enum sfs_status delete_lock(struct sfs_store *s, const char *id, int *fd,
  * row before it went (re-read s23 A3: it was unlinked under it, and its
  * commit failed with 500, or on an S3 blob store went through); it
  * streams into a file a path still names, and at its end finds the row
- * gone (sfs_upload_stage_alive) and removes the file itself.
+ * gone (sfs_upload_stage_alive) and removes the file itself; one that
+ * finds the row gone as it takes the lock does too (stage_lock).
  */
 static void unlink_if_free(struct sfs_store *s, const char *id)
 {
@@ -764,11 +765,22 @@ static enum sfs_status stage_lock(struct db *d, struct sfs_store *s,
 				  int *fd, struct sfs_err *e)
 {
 	enum sfs_status ret = sfsi_upload_lock(s, id, fd, e);
+	char path[4096];
 	int rc;
 
 	if (ret)
 		return ret;
 	rc = sfsi_upload_reread(d, f->row, f, e);
+	if (!rc) {
+		/*
+		 * Its row went since the lookup, removed by one that found the
+		 * file locked and left it to the lock's holder
+		 * (unlink_if_free): that is this PUT now, else the file stayed
+		 * until a start.
+		 */
+		sfsi_upload_path(s, id, path, sizeof(path));
+		unlink(path);
+	}
 	return rc < 0 ? SFS_IO : rc ? SFS_OK : not_found(e, id);
 }
 

@@ -1198,6 +1198,45 @@ def test_a_put_that_locks_a_removed_file_is_404(tmp_path_factory, blobs,
         d.stop()
 
 
+def test_a_put_that_finds_the_row_gone_removes_the_file(tmp_path_factory,
+                                                        blobs, uploadfault):
+    """A PUT that takes a session file's lock and then finds the row gone
+    (removed meanwhile by a DELETE or an end that found the file locked,
+    and so left it to the lock's holder) removes the file: 404
+    upload_not_found, and nothing left in .uploads/ (else it stayed until
+    the next start). uploadfault.c holds the PUT between its open of the
+    file and its lock while the test deletes the row (SQLite alone: in
+    the database file)."""
+    import sqlite3
+    gate = tmp_path_factory.mktemp("gate")
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs,
+                 prefix=("env", f"LD_PRELOAD={uploadfault}",
+                         f"UPLOADFAULT_LOCK_GATE={gate}"))
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        up = c.store / "staging" / ".uploads" / uid
+        out = {}
+        th = threading.Thread(target=lambda: out.update(
+            r=put(c, f["id"], uid, 0, os.urandom(MIB), busy_ok=True)))
+        th.start()
+        wait_until(lambda: (gate / f"{uid}.opened").exists(),
+                   "the PUT did not open the file")
+        db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30)
+        with db:
+            db.execute("DELETE FROM upload WHERE uuid = ?", (uid,))
+        db.close()
+        (gate / f"{uid}.go").touch()
+        th.join(60)
+        assert not th.is_alive()
+        c.assert_error(out["r"], 404, "upload_not_found")
+        assert not up.exists(), "the file stayed without its row"
+        assert c.get(f"/{f['id']}/content").content == b"old"
+    finally:
+        c.http.close()
+        d.stop()
+
+
 def test_a_start_skips_a_session_it_cannot_cut_back(tmp_path_factory,
                                                     blobs, meta,
                                                     uploadfault):
