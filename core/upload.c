@@ -1058,6 +1058,16 @@ static int end_session(struct sfsi_upload *u)
 	return gone;
 }
 
+/* Whether st's file is still at session u's path. */
+static int is_session_file(const struct sfs_stage *st,
+			   const struct sfsi_upload *u)
+{
+	char path[4096];
+
+	sfsi_upload_path(u->s, u->id, path, sizeof(path));
+	return !strcmp(st->path, path);
+}
+
 void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 {
 	struct sfsi_upload *u;
@@ -1084,8 +1094,12 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 	sync_stop(u, ended || __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST));
 	deleted = __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST);
 	if (ended || deleted) {
-		/* its file, wherever the commit left it, goes with its row */
-		if (deleted || end_session(u))
+		/*
+		 * Its file, wherever the commit left it, goes with its row; a
+		 * row that stays keeps it only while it is the session's (a
+		 * commit that failed after naming its blob renamed it).
+		 */
+		if (deleted || end_session(u) || !is_session_file(st, u))
 			st->keep_file = 0;
 	} else if (!piped && !st->hashed) {
 		/* all that came is kept: the client resumes from there */

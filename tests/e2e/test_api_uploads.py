@@ -622,13 +622,16 @@ def request_elsewhere(c, busy, method, path):
     theirs = wait_until(lambda: worker_of(pid, busy.getsockname()[1]),
                         "the busy connection is served by no worker")
     host, port = c.base.split("//")[1].split(":")
-    while True:
+
+    def another():
         sk = socket.create_connection((host, int(port)), timeout=120)
         mine = wait_until(lambda: worker_of(pid, sk.getsockname()[1]),
                           "the connection was not accepted")
         if mine != theirs:
-            break
+            return sk
         sk.close()
+        return None
+    sk = wait_until(another, "every connection went to the PUT's worker")
     sk.sendall((f"{method} {API}{path} HTTP/1.1\r\nHost: {host}:{port}"
                 f"\r\nX-API-Key: {c.keys['alice']}\r\nConnection: close"
                 "\r\n\r\n").encode())
