@@ -590,26 +590,36 @@ def deletes_waiting(server, db):
     return [int(x) for x in out.split()]
 
 
-def worker_of(pid, port):
-    """Which worker of daemon pid's thread pool serves our connection
-    from local port `port`: the epoll fd (one per worker) that watches
-    the daemon's end of it; None before it is accepted."""
-    inode = None
+def worker_of(d, port):
+    """Which worker of daemon d's thread pool serves our connection from
+    local port `port`: the epoll fd (one per worker) that watches the
+    daemon's end of it; None before it is accepted. (The table is the
+    network namespace's: the daemon's end is the row from d's port to
+    ours with an inode; a closed connection's row in TIME_WAIT, of this
+    daemon or another, has none.)"""
+    pid, inode, links = d.proc.pid, None, {}
     with open(f"/proc/{pid}/net/tcp") as f:
         for line in f.readlines()[1:]:
             x = line.split()
-            if int(x[2].split(":")[1], 16) == port:
+            ends = tuple(int(a.split(":")[1], 16) for a in x[1:3])
+            if ends == (d.port, port) and x[9] != "0":
                 inode = x[9]
-    fds = os.listdir(f"/proc/{pid}/fd")
-    conn = next((fd for fd in fds if inode and os.readlink(
-        f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]"), None)
-    for fd in fds:
-        if conn is None or "eventpoll" not in os.readlink(
-                f"/proc/{pid}/fd/{fd}"):
+    for fd in os.listdir(f"/proc/{pid}/fd") if inode else ():
+        try:
+            links[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    conn = next((fd for fd, ln in links.items()
+                 if ln == f"socket:[{inode}]"), None)
+    for fd, ln in links.items():
+        if conn is None or "eventpoll" not in ln:
             continue
-        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-            if any(ln.split()[:2] == ["tfd:", conn] for ln in f):
-                return fd
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                if any(x.split()[:2] == ["tfd:", conn] for x in f):
+                    return fd
+        except FileNotFoundError:
+            pass
     return None
 
 
@@ -618,14 +628,14 @@ def request_elsewhere(c, busy, method, path):
     daemon that another worker than socket busy's serves (a worker held
     in a handler serves none of its other connections meanwhile): the
     socket, its answer to read with answer_of()."""
-    pid = c.daemon.proc.pid
-    theirs = wait_until(lambda: worker_of(pid, busy.getsockname()[1]),
+    theirs = wait_until(lambda: worker_of(c.daemon, busy.getsockname()[1]),
                         "the busy connection is served by no worker")
     host, port = c.base.split("//")[1].split(":")
 
     def another():
         sk = socket.create_connection((host, int(port)), timeout=120)
-        mine = wait_until(lambda: worker_of(pid, sk.getsockname()[1]),
+        mine = wait_until(lambda: worker_of(c.daemon,
+                                            sk.getsockname()[1]),
                           "the connection was not accepted")
         if mine != theirs:
             return sk
