@@ -196,6 +196,9 @@ static void *pipe_worker(void *arg)
 	unsigned slot;
 
 	free(a);
+	/* for top -H, perf and /proc: else they bear their creator's name */
+	(void)pthread_setname_np(pthread_self(),
+				 w == P_WRITER ? "sfs-pwrite" : "sfs-hash");
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (p->done[w] == p->head && !p->stop)
