@@ -64,8 +64,10 @@ class Proxy:
     X-Speechfs-Content-Crc32c changed or taken out), "cut" (a chunked
     body relayed as it comes until `cut` is set, then both connections
     closed: a stream cut on its way; the server keeps what it made
-    durable of it). `seen` lists
-    (method, path, fate) in order. A chunked body is relayed whole, its
+    durable of it), "stream" (a chunked body relayed as it comes, to its
+    end, its trailer as a trailer, then the answer; any other relayed as
+    None). `seen` lists
+    (method, path, fate) in order. Else a chunked body is relayed whole, its
     trailer fields as headers (RFC 9112 7.1.2 lets a recipient that
     removes the chunked coding keep them); `trailers` lists (method,
     path, {name: value}) of those that had any."""
@@ -89,8 +91,7 @@ class Proxy:
 
             def body(self):
                 self.trailer = {}
-                if self.headers.get("Transfer-Encoding", "").lower() \
-                        == "chunked":
+                if self.chunked():
                     out = bytearray()  # linear: a stream of 100s of MiB
                     while True:
                         n = int(self.rfile.readline().split(b";")[0], 16)
@@ -118,18 +119,53 @@ class Proxy:
                     with proxy.mu:
                         proxy.inflight -= n
 
+            def chunked(self):
+                return self.headers.get("Transfer-Encoding", "").lower() \
+                    == "chunked"
+
+            def send_head(self, c):
+                """This request's head to upstream connection c, its body
+                to follow chunked."""
+                c.putrequest(self.command, self.path, skip_host=True,
+                             skip_accept_encoding=True)
+                for k, v in self.headers.items():
+                    if k.lower() not in HOP:
+                        c.putheader(k, v)
+                c.putheader("Transfer-Encoding", "chunked")
+                c.endheaders()
+
+            def relay_stream(self):
+                """The "stream" fate: chunks relayed as they come, the
+                last one and the trailer too, then the answer."""
+                c = http.client.HTTPConnection("127.0.0.1", proxy.upstream,
+                                               timeout=120)
+                try:
+                    self.send_head(c)
+                    while True:
+                        ln = self.rfile.readline()
+                        n = int(ln.split(b";")[0], 16)
+                        if not n:
+                            break
+                        c.send(b"%x\r\n%s\r\n" % (n, self.rfile.read(n)))
+                        self.rfile.readline()
+                    c.send(b"0\r\n")
+                    while True:  # the trailer, to its empty line
+                        ln = self.rfile.readline()
+                        c.send(ln)
+                        if ln in (b"\r\n", b""):
+                            break
+                    r = c.getresponse()
+                    answer = r.read()
+                finally:
+                    c.close()
+                self.send_answer(r, answer, None)
+
             def relay_cut(self):
                 """The "cut" fate: chunks relayed until proxy.cut."""
                 c = http.client.HTTPConnection("127.0.0.1", proxy.upstream,
                                                timeout=120)
                 try:
-                    c.putrequest(self.command, self.path, skip_host=True,
-                                 skip_accept_encoding=True)
-                    for k, v in self.headers.items():
-                        if k.lower() not in HOP:
-                            c.putheader(k, v)
-                    c.putheader("Transfer-Encoding", "chunked")
-                    c.endheaders()
+                    self.send_head(c)
                     while not proxy.cut.is_set():
                         ln = self.rfile.readline()
                         n = int(ln.split(b";")[0], 16)
@@ -162,10 +198,13 @@ class Proxy:
 
             def relay1(self):
                 fate = proxy.rule(self.command, self.path)
-                if fate == "cut":
+                if fate == "stream" and not self.chunked():
+                    fate = None
+                if fate in ("cut", "stream"):
                     with proxy.mu:
                         proxy.seen.append((self.command, self.path, fate))
-                    return self.relay_cut()
+                    return self.relay_cut() if fate == "cut" \
+                        else self.relay_stream()
                 data = self.body()
                 if fate in ("flip", "flip_old"):
                     fate = ("flipped" if fate == "flip" else "flipped_old") \
@@ -226,6 +265,11 @@ class Proxy:
                         if prm["name"] == "idKey":
                             prm["name"] = "id"
                     answer = json.dumps(doc).encode()
+                self.send_answer(r, answer, fate)
+
+            def send_answer(self, r, answer, fate):
+                """Upstream's answer r (its body `answer`), as the fate
+                says."""
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() == CRC_HEADER.lower() and \

@@ -227,13 +227,12 @@ class Writer:
 
 
 @contextlib.contextmanager
-def freed_half(remote, tmp_path, name, *opts, n=88 * MIB + 99,
-               half=72 * MIB):
+def writer_at(remote, tmp_path, name, opts, n, half, ready=None):
     """A mount of the remote fixture's daemon (options opts) and a
-    Writer of n random bytes to `name` there that has written `half`
-    of them, the mount's stage freed (holes punched) below what the
-    server holds: (daemon, key, mount, writer, data). The writer killed
-    if it has not ended, the logs printed and the mount stopped."""
+    Writer of n random bytes to `name` there that has written `half` of
+    them, and (given ready(mount, path)) once that holds within 60 s:
+    (daemon, key, mount, writer, data). The writer killed if it has not
+    ended, the logs printed and the mount stopped."""
     dm, key = remote[0], remote[1]
     data = os.urandom(n)
     m = RemoteMount(dm.base, key, *opts)
@@ -241,7 +240,8 @@ def freed_half(remote, tmp_path, name, *opts, n=88 * MIB + 99,
     try:
         p = m.path(name)
         w = Writer(p, data, half, tmp_path)
-        assert eventually(lambda: freed(m, p, half), 60)
+        if ready:
+            assert eventually(lambda: ready(m, p), 60)
         yield dm, key, m, w, data
     finally:
         if w:
@@ -249,6 +249,14 @@ def freed_half(remote, tmp_path, name, *opts, n=88 * MIB + 99,
         print(m.output())
         print(dm.output()[-6000:])
         m.stop()
+
+
+def freed_half(remote, tmp_path, name, *opts, n=88 * MIB + 99,
+               half=72 * MIB):
+    """writer_at, once the mount's stage is freed (holes punched) below
+    what the server holds."""
+    return writer_at(remote, tmp_path, name, opts, n, half,
+                     ready=lambda m, p: freed(m, p, half))
 
 
 def test_killed_after_freeing_resumes(remote, tmp_path):
@@ -591,21 +599,25 @@ def test_busy_session_with_nothing_freed_goes_whole(store):
 def test_window_ends_when_the_server_frees_nothing(store, tmp_path):
     """A server that answers but never says what it holds durably (its
     long polls for the session's durable offset answered 503 by a proxy,
-    as when its waiters are too many; the proxy also takes the stream
-    whole before relaying it, so the stream never stalls): a writer at
-    the window (-o write_window=64M) is held until nothing moved for the
-    timeout (-o timeout=3), then the window is off for the file, a line
-    says so, the write and close() finish, and the server holds the
-    exact bytes. Only the window's own timeout frees that writer: the
-    stream's sender waits for bytes in its read callback, where curl's
-    stall bound does not run (re-read s22 B2)."""
+    as when its waiters are too many; the proxy relays the stream as it
+    comes): a writer at the window (-o write_window=64M) is held until
+    nothing moved for the timeout (-o timeout=3), then the window is off
+    for the file, a line says so, the write and close() finish, and the
+    server holds the exact bytes. Only the window's own timeout frees
+    that writer: the stream's sender waits for bytes in its read
+    callback, where curl's stall bound does not run (re-read s22 B2).
+    The stream is relayed as it comes, not taken whole first, so that
+    the server's answer follows the body's end at once whatever the
+    machine's speed: relayed whole (160 MiB through Python) it could come
+    past the 3 s stall bound (re-read s23 B5)."""
     from test_fs_remote_lost import proxied
     n = 160 * MIB + 3
     data = os.urandom(n)
 
     def rule(meth, p):
-        return "unavailable" if meth == "GET" and "durableAbove=" in p \
-            else None
+        if meth == "GET" and "durableAbove=" in p:
+            return "unavailable"
+        return "stream" if meth == "PUT" else None
 
     with proxied(store, "-o", "timeout=3", "-o", "write_window=64M",
                  rule=rule) as (dm, key, px, m):
@@ -622,6 +634,7 @@ def test_window_ends_when_the_server_frees_nothing(store, tmp_path):
         assert w.result() == "closed\n"
         assert "the server freed nothing of" in m.output()
         assert px.fates("unavailable") >= 1, px.seen
+        assert px.fates("stream") >= 1, px.seen
         server_holds(dm, key, "nofree", data)
 
 
@@ -743,23 +756,10 @@ def close_waiting(remote, tmp_path, case):
             dm.proc.send_signal(signal.SIGCONT)
 
 
-@contextlib.contextmanager
 def streaming(remote, tmp_path, fname, opts):
-    """freed_half's shape for a stream with nothing freed: a mount, and a
-    Writer of 12 MiB that has written its first 8 MiB."""
-    dm, key = remote[0], remote[1]
-    m = RemoteMount(dm.base, key, *opts)
-    w = None
-    try:
-        data = os.urandom(12 * MIB + 5)
-        w = Writer(m.path(fname), data, 8 * MIB, tmp_path)
-        yield dm, key, m, w, data
-    finally:
-        if w:
-            w.kill()
-        print(m.output())
-        print(dm.output()[-6000:])
-        m.stop()
+    """writer_at for a stream with nothing freed: a Writer of 12 MiB that
+    has written its first 8 MiB."""
+    return writer_at(remote, tmp_path, fname, opts, 12 * MIB + 5, 8 * MIB)
 
 
 @pytest.mark.skipif(CLOSE is None, reason="close(2)'s number not known")
