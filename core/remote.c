@@ -118,6 +118,33 @@ const int *sfsi_remote_stop_flag(struct sfs_remote *r)
 	return &r->stopping;
 }
 
+int sfsi_remote_is_stopping(struct sfs_remote *r)
+{
+	return __atomic_load_n(&r->stopping, __ATOMIC_RELAXED);
+}
+
+enum sfs_status sfsi_remote_cut_said(struct sfs_remote *r, enum sfs_status st,
+				     const char *id, int new_file,
+				     struct sfs_err *e)
+{
+	if (st != SFS_UNAVAILABLE || !sfsi_remote_is_stopping(r))
+		return st;
+	sfs_err_init(e);
+	if (new_file)
+		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
+				"the mount is ending: the new file '%s' is "
+				"cut off before the server's answer (the "
+				"server does not make it, unless it got all of "
+				"its content)",
+				id);
+	return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
+			"the mount is ending: the upload of '%s' is cut off "
+			"before the server's answer (the server keeps the "
+			"file as it was, unless it got all of the new "
+			"content)",
+			id);
+}
+
 int sfsi_remote_wait(struct sfs_remote *r, int64_t ms)
 {
 	struct timespec t;
@@ -463,6 +490,21 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	snprintf(url, sizeof(url), "%s%s", r->base, q->path);
 	if (sfsi_would_wait(e, url))
 		return SFS_WOULD_WAIT;
+	/*
+	 * Not begun once the stop came: it would be cut off at once, its
+	 * bytes perhaps in the server's socket buffers already (the server
+	 * may then still act on them).
+	 */
+	if (q->stop_ends && sfsi_remote_is_stopping(r)) {
+		if (q->http_code)
+			*q->http_code = 0;
+		if (q->dir_state && q->dir_state_size)
+			q->dir_state[0] = '\0';
+		if (q->crc32c)
+			*q->crc32c = -1;
+		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
+				"'%s': not sent, the mount is ending", url);
+	}
 	c = sfsi_curl_pool_take(&r->pool);
 	if (!c)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
@@ -985,7 +1027,7 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       struct sfs_err *e)
 {
 	return sfsi_remote_put_content(r, id, fd, if_match, flags, out, NULL, 0,
-				       NULL, NULL, e);
+				       NULL, NULL, 0, e);
 }
 
 enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
@@ -994,7 +1036,7 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 					char *dir_state, size_t dir_state_size,
 					int64_t *crc32c,
 					const uint32_t *send_crc32c,
-					struct sfs_err *e)
+					int stop_ends, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfsi_remote_req q = { .method = "PUT",
@@ -1002,7 +1044,8 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 				     .dir_state = dir_state,
 				     .dir_state_size = dir_state_size,
 				     .crc32c = crc32c,
-				     .content_crc32c = send_crc32c };
+				     .content_crc32c = send_crc32c,
+				     .stop_ends = stop_ends };
 	char path[128], hdr[96];
 	enum sfs_status st;
 	off_t size;

@@ -77,8 +77,9 @@ struct sfsi_remote_req {
 	const int *cancel;
 	/*
 	 * Non-zero: the transfer also ends (as at a cancel) once the front
-	 * end stops (sfsi_remote_stopping): a stream's, which a close may
-	 * wait for, and which SIGTERM leaves as the server has it.
+	 * end stops (sfsi_remote_stopping), and does not start after it: a
+	 * request a close waits for (a stream's, the create that starts
+	 * it, a whole upload), which SIGTERM leaves as the server has it.
 	 */
 	int stop_ends;
 	/*
@@ -126,13 +127,11 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
  * not asked); send_crc32c: the CRC32C of fd's bytes, sent with them
  * (sfsi_remote_req's content_crc32c; NULL: none).
  */
-enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
-					int fd, const char *if_match,
-					unsigned flags, struct sfs_file *out,
-					char *dir_state, size_t dir_state_size,
-					int64_t *crc32c,
-					const uint32_t *send_crc32c,
-					struct sfs_err *e) SFS_MUST_CHECK;
+enum sfs_status sfsi_remote_put_content(
+	struct sfs_remote *r, const char *id, int fd, const char *if_match,
+	unsigned flags, struct sfs_file *out, char *dir_state,
+	size_t dir_state_size, int64_t *crc32c, const uint32_t *send_crc32c,
+	int stop_ends, struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Room for a directory's state (X-Speechfs-Directory). */
 #define SFSI_DIR_STATE_MAX 512
@@ -204,6 +203,29 @@ void sfsi_remote_abort(struct sfs_remote *r);
  */
 void sfsi_remote_stopping(struct sfs_remote *r);
 const int *sfsi_remote_stop_flag(struct sfs_remote *r);
+/* Whether the front end stops (sfsi_remote_stopping came). */
+int sfsi_remote_is_stopping(struct sfs_remote *r);
+/*
+ * st of a close's whole upload of file id (new_file: its create with the
+ * content): no answer once the front end stops (stop_ends cut it, or it
+ * was not begun) is said so, as a stream's cut is; else st, e as it was.
+ */
+enum sfs_status sfsi_remote_cut_said(struct sfs_remote *r, enum sfs_status st,
+				     const char *id, int new_file,
+				     struct sfs_err *e);
+/*
+ * Once the front end stops, what is still asked of the server (whether
+ * a lost answer's commit happened, the store's last sends) is bounded by
+ * a stall of this many seconds (stall_s): a server that says nothing for
+ * that long is taken as not answering; one that sends goes on.
+ */
+#define SFSI_STOPPING_STALL_S 2
+/* What a request of the front end's calls does at its stop. */
+enum sfsi_at_stop {
+	SFSI_STOP_WAITS, /* as any: its own bounds */
+	SFSI_STOP_ENDS,	 /* stop_ends: a close waits for it */
+	SFSI_STOP_STALLS /* once stopping, stall_s SFSI_STOPPING_STALL_S */
+};
 /* Wait ms milliseconds, or less when the front end stops: 1 if it did. */
 int sfsi_remote_wait(struct sfs_remote *r, int64_t ms);
 
@@ -333,6 +355,7 @@ int64_t sfsi_remote_number(struct sfs_store *s, const char *id);
 enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
 				       const struct sfs_file_spec *spec,
 				       struct sfs_stage *content,
+				       enum sfsi_at_stop at_stop,
 				       struct sfs_file *out, struct sfs_err *e);
 enum sfs_status sfsi_rkept_set_content(struct sfs_store *s, const char *id,
 				       struct sfs_stage *content,
@@ -409,7 +432,11 @@ enum sfs_status sfsi_rpend_resolve(struct sfs_store *s, const char *id,
 				   struct sfs_err *e) SFS_MUST_CHECK;
 /* At the store's close: a last try of the files whose send failed. */
 void sfsi_rpend_last_sends(struct sfs_store *s);
-/* Pending file id created on the server now (empty, lazily), if it is. */
+/*
+ * Pending file id created on the server now (empty, lazily), if it is:
+ * a stream's start, which its close waits for, so it ends at the front
+ * end's stop (SFSI_STOP_ENDS).
+ */
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
 				struct sfs_err *e) SFS_MUST_CHECK;
 /* The table's calls that know of pending files. */
@@ -654,11 +681,14 @@ unsigned sfsi_remote_has(struct sfs_store *s);
 /* remote_write.c's bodies (the table's) */
 /*
  * dir_state (SFSI_DIR_STATE_MAX bytes, or NULL): the answer's
- * X-Speechfs-Directory, "" when none (sfsi_rcache_apply_state).
+ * X-Speechfs-Directory, "" when none (sfsi_rcache_apply_state). A
+ * create with content (a close's commit) and set_content's upload end
+ * at the front end's stop (stop_ends), whatever at_stop says.
  */
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
 					struct sfs_stage *content,
+					enum sfsi_at_stop at_stop,
 					struct sfs_file *out, char *dir_state,
 					struct sfs_err *e);
 enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,

@@ -74,6 +74,7 @@ static void wrote(struct sfs_store *s, enum sfs_status st, const char *id,
 enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
 				       const struct sfs_file_spec *spec,
 				       struct sfs_stage *content,
+				       enum sfsi_at_stop at_stop,
 				       struct sfs_file *out, struct sfs_err *e)
 {
 	/* the directory's state after the write, under a ticket taken
@@ -82,7 +83,7 @@ enum sfs_status sfsi_rkept_file_create(struct sfs_store *s,
 	char state[SFSI_DIR_STATE_MAX];
 	struct sfs_file mine, *o = ANSWER(out, mine);
 	enum sfs_status st =
-		sfsi_remote_file_create(s, spec, content, o, state, e);
+		sfsi_remote_file_create(s, spec, content, at_stop, o, state, e);
 
 	/* made, then its content refused: the new empty file is there */
 	if (st && content && changed_nothing(st))

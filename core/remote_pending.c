@@ -79,7 +79,8 @@ enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
 	if (!spec->lazy || content || spec->id_key || spec->uri ||
 	    spec->ntags || spec->metadata || spec->description ||
 	    spec->listening || !(sfsi_remote_has(s) & SFS_REMOTE_ID_KEY))
-		return sfsi_rkept_file_create(s, spec, content, out, e);
+		return sfsi_rkept_file_create(s, spec, content, SFSI_STOP_WAITS,
+					      out, e);
 	/* the server's checks of the fields that cost no request */
 	if (sfs_name_check(spec->name, "name", e) ||
 	    (spec->filename && sfs_name_check(spec->filename, "filename", e)))
@@ -527,15 +528,16 @@ static enum sfs_status id_taken(struct sfs_store *s, const char *id,
 
 /*
  * Send the create of pending file id (with content, or empty: lazily
- * with lazy). 1 when it was pending: *stp its status (SFS_CONFLICT,
+ * with lazy; at the front end's stop as at_stop says, with content as
+ * SFSI_STOP_ENDS). 1 when it was pending: *stp its status (SFS_CONFLICT,
  * SFS_R_FILE_DELETED when it was unlinked); 0 when it is not (any more):
  * the caller goes on as for any file. An entry whose outcome was unknown
  * is sent as any: the answer settles it (409 file_id_exists: adopted).
  */
 static int send_create(struct sfs_store *s, const char *id,
 		       struct sfs_stage *content, unsigned flags, int lazy,
-		       struct sfs_file *out, enum sfs_status *stp,
-		       struct sfs_err *e)
+		       enum sfsi_at_stop at_stop, struct sfs_file *out,
+		       enum sfs_status *stp, struct sfs_err *e)
 {
 	struct sfsi_rpend *p = sfsi_remote_pend(s);
 	struct sfs_file_spec spec = { 0 };
@@ -578,9 +580,11 @@ static int send_create(struct sfs_store *s, const char *id,
 		t.times = 0;
 	if (!st) {
 		tried = 1;
-		st = sfsi_rkept_file_create(s, &spec, content, o, e);
+		st = sfsi_rkept_file_create(s, &spec, content, at_stop, o, e);
 	}
 	st = check_answer(&t, id, o, st, &known, e);
+	if (content)
+		st = sfsi_remote_cut_said(sfsi_remote_of(s), st, id, 1, e);
 	if (!st && t.times) {
 		st = patch_times(s, &t, o, out != NULL, e);
 		tried = 0; /* not the create's outcome */
@@ -608,7 +612,7 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
 {
 	enum sfs_status st = SFS_OK;
 
-	if (send_create(s, id, NULL, 0, 1, NULL, &st, e))
+	if (send_create(s, id, NULL, 0, 1, SFSI_STOP_WAITS, NULL, &st, e))
 		return st;
 	return SFS_OK;
 }
@@ -619,7 +623,10 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
  * durable, as its release would have made it; a file never closed is
  * not sent. The first try the server does not answer at all ends them
  * (each would wait as long); any answer, even an error, lets the next
- * one be tried.
+ * one be tried. Once the front end stops, a try is also ended by
+ * SFSI_STOPPING_STALL_S seconds without a byte, not by the mount's
+ * timeout: the stop must not wait for a server that holds the request
+ * (a close cut off by the stop left its file here).
  */
 void sfsi_rpend_last_sends(struct sfs_store *s)
 {
@@ -643,7 +650,7 @@ void sfsi_rpend_last_sends(struct sfs_store *s)
 			return;
 		sfs_err_init(&e);
 		st = SFS_OK;
-		send_create(s, id, NULL, 0, 0, NULL, &st, &e);
+		send_create(s, id, NULL, 0, 0, SFSI_STOP_STALLS, NULL, &st, &e);
 		if (st) {
 			sfs_warn("remote", "'%s': its last try failed: %s", id,
 				 e.message);
@@ -656,7 +663,12 @@ void sfsi_rpend_last_sends(struct sfs_store *s)
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
 				struct sfs_err *e)
 {
-	return sent(s, id, e);
+	enum sfs_status st = SFS_OK;
+
+	/* the create that starts a stream: its close waits for it */
+	if (send_create(s, id, NULL, 0, 1, SFSI_STOP_ENDS, NULL, &st, e))
+		return st;
+	return SFS_OK;
 }
 
 /* Every pending file in directory path and below sent (a rename of it). */
@@ -707,7 +719,7 @@ static void keep_name(struct sfs_store *s, const char *id,
 	struct sfs_err e;
 
 	sfs_err_init(&e);
-	if (!send_create(s, id, NULL, 0, 0, NULL, &st, &e))
+	if (!send_create(s, id, NULL, 0, 0, SFSI_STOP_WAITS, NULL, &st, &e))
 		return; /* sent meanwhile, by another call */
 	if (!st)
 		sfs_info("remote",
@@ -727,7 +739,8 @@ enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
 {
 	enum sfs_status st;
 
-	if (send_create(s, id, content, flags, 0, out, &st, e)) {
+	if (send_create(s, id, content, flags, 0, SFSI_STOP_ENDS, out, &st,
+			e)) {
 		if (refused_content(st, e))
 			keep_name(s, id, e);
 		return st;
@@ -740,7 +753,7 @@ enum sfs_status sfsi_rpend_file_sync(struct sfs_store *s, const char *id,
 {
 	enum sfs_status st;
 
-	if (send_create(s, id, NULL, 0, 0, NULL, &st, e))
+	if (send_create(s, id, NULL, 0, 0, SFSI_STOP_WAITS, NULL, &st, e))
 		return st;
 	return sfsi_remote_file_sync(s, id, e);
 }

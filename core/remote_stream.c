@@ -257,18 +257,12 @@ static int crc_sink(void *arg, const void *data, size_t len)
 }
 
 /*
- * A check's bound once the front end stops: a stall of this long ends
- * each of its requests (the content's download goes on while it comes).
- */
-#define STOPPING_STALL_S 2
-
-/*
  * The session is gone with bytes freed: did its commit happen (the
  * answer lost)? The file's size, and its sha256 or the CRC32C of its
  * content (read once), against the stage's. 1: it did, x->answer holds
  * the file as the commit's answer; 0: it did not; -1: no answer. Its
  * requests end when the front end stops, or, with bounded (it stops
- * already), after STOPPING_STALL_S seconds without a byte: a PUT whose
+ * already), after SFSI_STOPPING_STALL_S seconds without a byte: a PUT whose
  * body went whole before the stop may be committed, and a server that
  * answers still says so (re-read s22 B3; review s23 W4: a bound on the
  * whole download said EIO for a file larger than 2 s of the link).
@@ -288,7 +282,7 @@ static int committed_already(struct rstream *x, const char *id, int bounded)
 	int same;
 
 	if (bounded)
-		q.stall_s = STOPPING_STALL_S;
+		q.stall_s = SFSI_STOPPING_STALL_S;
 	else
 		q.cancel = sfsi_remote_stop_flag(x->r);
 	sfs_err_init(&e);
@@ -373,7 +367,7 @@ static int64_t resume_until(struct sfs_remote *r)
 /* Whether the front end stops (sfs_store_stopping): a close gives up. */
 static int stopping(struct rstream *x)
 {
-	return __atomic_load_n(sfsi_remote_stop_flag(x->r), __ATOMIC_RELAXED);
+	return sfsi_remote_is_stopping(x->r);
 }
 
 /*

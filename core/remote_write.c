@@ -91,6 +91,7 @@ static const uint32_t *send_crc(struct sfs_store *s,
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,
 					struct sfs_stage *content,
+					enum sfsi_at_stop at_stop,
 					struct sfs_file *out, char *dir_state,
 					struct sfs_err *e)
 {
@@ -137,6 +138,10 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 			q.content_crc32c = send_crc(s, content, &sent_crc);
 	}
 	q.form_file = spec->filename ? spec->filename : spec->name;
+	q.stop_ends = content || at_stop == SFSI_STOP_ENDS;
+	if (at_stop == SFSI_STOP_STALLS &&
+	    sfsi_remote_is_stopping(sfsi_remote_of(s)))
+		q.stall_s = SFSI_STOPPING_STALL_S;
 	q.dir_state = dir_state;
 	q.dir_state_size = dir_state ? SFSI_DIR_STATE_MAX : 0;
 	q.crc32c = &crc32c;
@@ -319,7 +324,8 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 	struct sfsi_remote_req q = { .method = "POST",
 				     .path = API "/files",
 				     .form = form,
-				     .fd = content->fd };
+				     .fd = content->fd,
+				     .stop_ends = 1 };
 	char path[160];
 	enum sfs_status st;
 	int64_t crc32c = -1;
@@ -395,7 +401,9 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		dir_state[0] = '\0'; /* told by a whole PUT's answer only */
 
 	if (!(sfsi_remote_has(s) & SFS_REMOTE_CONTENT))
-		return seed_replace(s, id, content, flags, out, e);
+		return sfsi_remote_cut_said(
+			sfsi_remote_of(s),
+			seed_replace(s, id, content, flags, out, e), id, 0, e);
 	st = settle(content, e);
 	if (st)
 		return st;
@@ -415,7 +423,8 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		st = sfsi_remote_put_content(
 			sfsi_remote_of(s), id, content->fd, NULL, flags, &f,
 			dir_state, dir_state ? SFSI_DIR_STATE_MAX : 0, &crc32c,
-			send_crc(s, content, &sent_crc), e);
+			send_crc(s, content, &sent_crc), 1, e);
+		st = sfsi_remote_cut_said(sfsi_remote_of(s), st, id, 0, e);
 	}
 	sfs_buf_release(&b);
 	st = refused_sent(st, id, e);

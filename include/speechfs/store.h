@@ -221,11 +221,14 @@ int sfs_store_interrupt(struct sfs_store *s);
  * return and the front end can end: a remote store's close that waits
  * for its server to resume an upload fails (SFS_IO) at once, a write
  * waiting at a stream's write window goes on without it (unbounded), and
- * a stream (a file's content sent while it is written) is cut off: a
- * close or fsync waiting for its answer fails (SFS_IO, "the mount is
- * ending"), the file stays as the server has it. Requests in flight
- * otherwise go on (a file's content sent whole at its close too). Any
- * thread; more than once is harmless.
+ * what a close or fsync waits for is cut off (not begun after the stop):
+ * a stream (a file's content sent while it is written), the create that
+ * starts a new file's stream, a file's content sent whole at its close.
+ * That close fails (SFS_IO or SFS_UNAVAILABLE, "the mount is ending"),
+ * the file stays as the server has it. What is asked after (whether a
+ * lost answer's commit happened, the store's last try of a new file whose
+ * close failed) is bounded by 2 s without a byte. Requests in flight
+ * otherwise go on. Any thread; more than once is harmless.
  */
 void sfs_store_stopping(struct sfs_store *s);
 

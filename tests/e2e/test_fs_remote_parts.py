@@ -727,21 +727,35 @@ def in_close(pid):
         return False
 
 
+# close_waiting's cases but "freed": (bytes, written before the server
+# stops, the file's content on the server before: None when it is new)
+SHAPES = {"streamed": (12 * MIB + 5, 8 * MIB, None),
+          "whole": (100 * 1024 + 3, 50 * 1024, None),
+          "rewrite": (100 * 1024 + 3, 50 * 1024, b"old content"),
+          "started": (12 * MIB + 5, MIB, None)}
+
+
 @contextlib.contextmanager
 def close_waiting(remote, tmp_path, case):
-    """A close(2) that waits for the server's answer to its stream, the
-    server stopped (SIGSTOP) and the mount's -o timeout=120: a writer's
-    new file `name` in the mount, of case "freed" (a stream whose start
-    the mount has freed) or "streamed" (a stream, nothing freed):
-    (daemon, key, mount, writer, name, data) with the writer in close();
+    """A close(2) that waits for the server's answer, the server stopped
+    (SIGSTOP) and the mount's -o timeout=120: a writer's file `name` in
+    the mount, of case "freed" (a stream whose start the mount has
+    freed), "streamed" (a stream, nothing freed), "whole" (a small new
+    file, sent whole at its close), "rewrite" (a small file on the
+    server rewritten, sent whole at its close) or "started" (a new
+    file's stream, whose first request, the file's create, the server
+    got stopped): (daemon, key, mount, writer, name, data, old) with the
+    writer in close() and old the content the server had (None: none);
     the server continued after the with block."""
     d = remote[2]
     opts = ("-o", "timeout=120")
     name = "close-" + case
     if case == "freed":
         ctx = freed_half(remote, tmp_path, name + ".bin", *opts)
+        old = None
     else:
-        ctx = streaming(remote, tmp_path, name + ".bin", opts)
+        n, half, old = SHAPES[case]
+        ctx = streaming(remote, tmp_path, name + ".bin", opts, n, half, old)
     with ctx as (dm, key, m, w, data):
         if case == "streamed":
             assert eventually(lambda: sessions(d), 30)
@@ -751,42 +765,55 @@ def close_waiting(remote, tmp_path, case):
             assert eventually(lambda: in_close(w.proc.pid) or w.ended(),
                               60)
             assert not w.ended(), w.result()
-            yield dm, key, m, w, name, data
+            yield dm, key, m, w, name, data, old
         finally:
             dm.proc.send_signal(signal.SIGCONT)
 
 
-def streaming(remote, tmp_path, fname, opts):
-    """writer_at for a stream with nothing freed: a Writer of 12 MiB that
-    has written its first 8 MiB."""
-    return writer_at(remote, tmp_path, fname, opts, 12 * MIB + 5, 8 * MIB)
+def streaming(remote, tmp_path, fname, opts, n=12 * MIB + 5, half=8 * MIB,
+              old=None):
+    """writer_at with nothing freed: a Writer of n bytes (12 MiB) to
+    fname, on the server with content old before the mount (unless
+    None), that has written its first `half` (8 MiB)."""
+    if old is not None:
+        upload(remote[0], remote[1], old, fname[:-len(".bin")])
+    return writer_at(remote, tmp_path, fname, opts, n, half)
 
 
 @pytest.mark.skipif(CLOSE is None, reason="close(2)'s number not known")
-@pytest.mark.parametrize("case", ["freed", "streamed"])
+@pytest.mark.parametrize("case",
+                         ["freed", "streamed", "whole", "rewrite", "started"])
 def test_sigterm_ends_a_close_waiting_for_its_answer(remote, tmp_path,
                                                      case):
     """SIGTERM to the mount while a close waits for its server's answer
-    to the file's stream (the server stopped; with timeout=120 the wait
-    lasts 120 s): the mount's stop cuts the stream off, the close fails
-    (EIO, a line says the mount is ending) and the mount exits 0 well
-    before the timeout. Review s22 V10: the stream's own requests did not
-    end at the stop; the mount stayed up for the timeout (36.5 s with
-    timeout=30), and a stream cut off with nothing freed was then sent
-    again whole, waiting as long again. The server holds the file empty
-    (as made when its stream began) or the new content whole, never a
-    part."""
+    (the server stopped; with timeout=120 the wait lasts 120 s): the
+    mount's stop cuts the close's request off, the close fails (EIO, a
+    line says the mount is ending) and the mount exits 0 well before the
+    timeout. Review s22 V10: the stream's own requests did not end at the
+    stop; the mount stayed up for the timeout (36.5 s with timeout=30),
+    and a stream cut off with nothing freed was then sent again whole,
+    waiting as long again. Its remainders (s23): a small file sent whole
+    at its close ("whole", "rewrite") and the create that starts a new
+    file's stream ("started") still held the stop for the timeout, and
+    the store's last try of a new file whose close failed (an empty
+    create) as long again. The server holds the file as it had it (none,
+    or empty as made when a stream began, or the old content) or the new
+    content whole, never a part."""
     with close_waiting(remote, tmp_path, case) as (dm, key, m, w, name,
-                                                   data):
+                                                   data, old):
         m.proc.send_signal(signal.SIGTERM)
         assert m.proc.wait(timeout=60) == 0
         assert w.result(timeout=30).startswith("failed %d" % errno.EIO)
         assert "the mount is ending" in m.output()
     r = requests.get(dm.base + FILES, headers={"X-API-Key": key},
                      params={"name": name}, timeout=30)
-    (g,) = r.json()["files"]
-    assert (g["size"], g["sha256"]) in ((0, sha(b"")),
-                                       (len(data), sha(data)))
+    none, empty, whole = [], [(0, sha(b""))], [(len(data), sha(data))]
+    can = {"freed": (empty, whole), "streamed": (empty, whole),
+           "whole": (none, empty, whole),
+           "rewrite": ([(len(old or b""), sha(old or b""))], whole),
+           "started": (none, empty)}[case]
+    assert [(g["size"], g["sha256"]) for g in r.json()["files"]] in can, \
+        r.text
 
 
 def test_lazy_unmount_with_a_streamed_file_open_commits(remote):
