@@ -748,12 +748,18 @@ enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
 	return sfsi_rkept_set_content(s, id, content, flags, out, e);
 }
 
+/*
+ * A new file made durable: by an fsync, or by the release of one whose
+ * content commit failed (its name kept, as the last sends keep it): once
+ * the front end stops, bounded as they are (a release a worker runs
+ * while the mount ends would otherwise hold the end for the timeout).
+ */
 enum sfs_status sfsi_rpend_file_sync(struct sfs_store *s, const char *id,
 				     struct sfs_err *e)
 {
 	enum sfs_status st;
 
-	if (send_create(s, id, NULL, 0, 0, SFSI_STOP_WAITS, NULL, &st, e))
+	if (send_create(s, id, NULL, 0, 0, SFSI_STOP_STALLS, NULL, &st, e))
 		return st;
 	return sfsi_remote_file_sync(s, id, e);
 }

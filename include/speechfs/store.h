@@ -226,9 +226,10 @@ int sfs_store_interrupt(struct sfs_store *s);
  * starts a new file's stream, a file's content sent whole at its close.
  * That close fails (SFS_IO or SFS_UNAVAILABLE, "the mount is ending"),
  * the file stays as the server has it. What is asked after (whether a
- * lost answer's commit happened, the store's last try of a new file whose
- * close failed) is bounded by 2 s without a byte. Requests in flight
- * otherwise go on. Any thread; more than once is harmless.
+ * lost answer's commit happened, the release's and the store's last try
+ * of a new file whose close failed) is bounded by 2 s without a byte.
+ * Requests in flight otherwise go on. Any thread; more than once is
+ * harmless.
  */
 void sfs_store_stopping(struct sfs_store *s);
 

@@ -577,7 +577,9 @@ def test_a_close_kept_by_the_reading_thread(remote, then):
     close ends; the stop cuts the close's upload off (a small file sent
     whole at its close: review s22 V10's remainder, it waited up to -o
     timeout), so the close fails with EIO and the mount ends with 0 and
-    unmounted while the server is still stopped. The server back, it
+    unmounted while the server is still stopped (also when the file's
+    release, which makes the new file empty, runs on a worker: it was
+    bounded by the timeout, 1 run in 20 waited). The server back, it
     holds the file whole, empty or not at all (the cut request's bytes
     may have reached it: never a part)."""
     dm, key, m = small_mount(remote)
