@@ -814,7 +814,28 @@ void sfsi_rparts_drop(struct sfsi_rparts *p);
 enum sfs_status sfsi_rparts_restore(struct sfsi_rparts *p, int64_t freed,
 				    struct sfs_err *e) SFS_MUST_CHECK;
 /*
- * The stage st is read, or written out of order: its file is made whole
+ * How many bytes of memory the pipe of st, which a stream follows, may
+ * keep its window in (stage_pipe.c's ring): the write window when the
+ * stream will be in a session that frees it, else 0 (the file holds it).
+ */
+int64_t sfsi_remote_stream_ring(const struct sfs_stage *st);
+/*
+ * len bytes at off of the session's content (all below what was freed)
+ * into buf, for a reader of the file being written; SFS_WOULD_WAIT on a
+ * thread that may not wait, SFS_IO when the server no longer has them
+ * (logged).
+ */
+enum sfs_status sfsi_rparts_read(struct sfsi_rparts *p, void *buf, size_t len,
+				 int64_t off, struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * Bytes [off, off + len) of st, all below what its stream freed, from
+ * the stream's session (sfsi_rparts_read).
+ */
+enum sfs_status sfsi_remote_stream_read(struct sfs_stage *st, void *buf,
+					size_t len, int64_t off,
+					struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The stage st is written out of order: its file is made whole
  * first (sfsi_rparts_restore when its stream has a session).
  */
 enum sfs_status sfsi_remote_stream_whole(struct sfs_stage *st,

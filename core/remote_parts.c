@@ -96,23 +96,28 @@ int sfsi_rparts_begin(struct sfsi_rparts *p, struct sfs_remote *r,
 /*
  * The server holds [0, durable) durably: free the stage's file below it,
  * below what the stream has sent (fdone) and what the writer has put in
- * the file (ffile), in whole pages. Under fmu, so that a reader that
- * turned the stage whole (sfsi_rparts_restore) sees no punch after.
+ * the file (ffile), in whole pages. A pipe that keeps the window in its
+ * memory (fring) frees past ffile: its writer then never writes those
+ * bytes to the file (stage_pipe.c). Under fmu, so that a reader that
+ * turned the stage whole (sfsi_rparts_restore) sees no punch after, and
+ * one that reads the file above freed (sfs_stage_pread) none during.
  */
 static void punch(struct sfs_stage *st, int64_t durable)
 {
-	int64_t lim = durable;
+	int64_t lim = durable, hole;
 
 	pthread_mutex_lock(&st->fmu);
 	if (lim > st->fdone)
 		lim = st->fdone;
-	if (lim > st->ffile)
+	if (lim > st->ffile && !st->fring)
 		lim = st->ffile;
 	lim -= lim % PAGE;
+	hole = lim < st->ffile ? lim : st->ffile - st->ffile % PAGE;
 	if (!st->whole && lim > st->freed) {
-		if (fallocate(st->fd,
+		if (hole <= st->freed ||
+		    fallocate(st->fd,
 			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      st->freed, lim - st->freed) == 0)
+			      st->freed, hole - st->freed) == 0)
 			st->freed = lim;
 		else
 			st->whole = 1; /* cannot: the copy stays whole */
@@ -249,6 +254,48 @@ void sfsi_rparts_drop(struct sfsi_rparts *p)
 	sfs_buf_release(&b);
 }
 
+/*
+ * len bytes at off of the session's content into sink, which counts
+ * them in *got; SFS_WOULD_WAIT on a thread that may not wait, SFS_IO
+ * when the server does not give them all (logged).
+ */
+static enum sfs_status content_get(struct sfsi_rparts *p, int64_t off,
+				   int64_t len, sfsi_remote_sink sink,
+				   void *arg, const int64_t *got,
+				   struct sfs_err *e)
+{
+	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
+	struct sfsi_remote_req q = { .method = "GET",
+				     .fd = -1,
+				     .sink = sink,
+				     .arg = arg,
+				     .off = off,
+				     .len = len };
+	char path[sizeof(p->path) + 16];
+	enum sfs_status ret;
+
+	if (sfsi_would_wait(e, p->path))
+		return SFS_WOULD_WAIT;
+	snprintf(path, sizeof(path), "%s/content", p->path);
+	q.path = path;
+	ret = sfsi_remote_request(p->r, &q, &b, e);
+	if (!ret && *got != len)
+		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "short answer");
+	sfs_buf_release(&b);
+	if (!ret)
+		return SFS_OK;
+	sfs_error("remote",
+		  "cannot read %lld bytes at %lld of a file being written "
+		  "from its upload session '%s' (they were freed from the "
+		  "mount's cache): %s",
+		  (long long)len, (long long)off, p->upload,
+		  e ? e->message : "");
+	return sfs_errf(e, SFS_IO, SFS_R_NONE,
+			"the server no longer gives the bytes of the upload "
+			"session '%s'",
+			p->upload);
+}
+
 struct restore {
 	int fd;
 	int64_t off;
@@ -271,36 +318,41 @@ enum sfs_status sfsi_rparts_restore(struct sfsi_rparts *p, int64_t freed,
 				    struct sfs_err *e)
 {
 	struct sfs_stage *st = p->st;
-	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
 	struct restore w = { .fd = st->fd };
-	struct sfsi_remote_req q = {
-		.method = "GET", .fd = -1, .sink = restore_sink, .arg = &w
-	};
-	char path[sizeof(p->path) + 16];
-	enum sfs_status ret;
+	enum sfs_status ret =
+		content_get(p, 0, freed, restore_sink, &w, &w.off, e);
 
-	if (sfsi_would_wait(e, p->path))
-		return SFS_WOULD_WAIT;
-	snprintf(path, sizeof(path), "%s/content", p->path);
-	q.path = path;
-	q.len = freed;
-	ret = sfsi_remote_request(p->r, &q, &b, e);
-	if (!ret && w.off != freed)
-		ret = sfs_errf(e, SFS_IO, SFS_R_NONE, "short answer");
-	sfs_buf_release(&b);
-	if (ret) {
-		sfs_error("remote",
-			  "cannot read back the first %lld bytes of a file "
-			  "being written from its upload session '%s' (they "
-			  "were freed from the mount's cache): %s",
-			  (long long)freed, p->upload, e ? e->message : "");
-		return sfs_errf(e, SFS_IO, SFS_R_NONE,
-				"the server no longer gives the bytes of the "
-				"upload session '%s'",
-				p->upload);
-	}
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&st->fmu);
 	st->freed = 0;
 	pthread_mutex_unlock(&st->fmu);
 	return SFS_OK;
+}
+
+struct piece {
+	char *buf;
+	int64_t len, got;
+};
+
+/* A Range answer's bytes into the reader's buffer, no more than asked. */
+static int piece_sink(void *arg, const void *data, size_t len)
+{
+	struct piece *w = arg;
+
+	if ((int64_t)len > w->len - w->got)
+		return SFS_IO;
+	memcpy(w->buf + w->got, data, len);
+	w->got += (int64_t)len;
+	return 0;
+}
+
+enum sfs_status sfsi_rparts_read(struct sfsi_rparts *p, void *buf, size_t len,
+				 int64_t off, struct sfs_err *e)
+{
+	struct piece w = { .buf = buf, .len = (int64_t)len };
+
+	if (!len)
+		return SFS_OK;
+	return content_get(p, off, w.len, piece_sink, &w, &w.got, e);
 }

@@ -455,6 +455,33 @@ static int resume(struct rstream *x, const char *id)
 	return 1;
 }
 
+int64_t sfsi_remote_stream_ring(const struct sfs_stage *st)
+{
+	const struct rstream *x = st->stream;
+
+	if (!x || !(sfsi_remote_has(x->s) & SFS_REMOTE_UPLOADS) ||
+	    __atomic_load_n(&sessions_off, __ATOMIC_RELAXED))
+		return 0;
+	return sfsi_remote_window(x->r);
+}
+
+enum sfs_status sfsi_remote_stream_read(struct sfs_stage *st, void *buf,
+					size_t len, int64_t off,
+					struct sfs_err *e)
+{
+	struct rstream *x = st->stream;
+	int has;
+
+	pthread_mutex_lock(&st->fmu);
+	has = x && x->has_parts;
+	pthread_mutex_unlock(&st->fmu);
+	if (!has)
+		return sfs_errf(e, SFS_IO, SFS_R_NONE,
+				"the freed bytes of a file being written have "
+				"no upload session");
+	return sfsi_rparts_read(&x->parts, buf, len, off, e);
+}
+
 enum sfs_status sfsi_remote_stream_whole(struct sfs_stage *st,
 					 struct sfs_err *e)
 {

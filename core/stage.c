@@ -299,9 +299,9 @@ static void stream_free(struct sfs_stage *st)
 }
 
 /*
- * Before the stage's file is read or written out of order: a remote
- * stream may have freed its start (remote_parts.c), which comes back
- * first (SFS_WOULD_WAIT: nothing changed, ask again where it may wait).
+ * Before the stage's file is written out of order: a remote stream may
+ * have freed its start (remote_parts.c), which comes back first
+ * (SFS_WOULD_WAIT: nothing changed, ask again where it may wait).
  */
 static enum sfs_status stage_whole(struct sfs_stage *st, struct sfs_err *e)
 {
@@ -399,7 +399,9 @@ enum sfs_status sfs_stage_write(struct sfs_stage *st, const void *data,
 		stream_start(st); /* may set follow_mem */
 	}
 	if (!st->random && !st->pipe && st->size >= PIPE_START)
-		sfsi_stage_pipe_start(st);
+		sfsi_stage_pipe_start(st, st->stream && st->s->ops
+						  ? sfsi_remote_stream_ring(st)
+						  : 0);
 	if (st->stream)
 		sfs_stage_window_wait(st, len);
 	if (st->pipe) {
@@ -467,20 +469,14 @@ enum sfs_status sfs_stage_pwrite(struct sfs_stage *st, const void *data,
 	return SFS_OK;
 }
 
-enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
-				int64_t off, size_t *got, struct sfs_err *e)
+/* Up to len bytes of st's file at off (fewer only at its end). */
+static enum sfs_status pread_file(struct sfs_stage *st, char *data, size_t len,
+				  int64_t off, size_t *got, struct sfs_err *e)
 {
 	size_t done = 0;
-	enum sfs_status ret = stage_whole(st, e);
 
-	/* the bytes still buffered go to the file; hashing goes on */
-	if (!ret && st->pipe)
-		ret = sfsi_stage_pipe_sync(st, e);
-
-	if (ret)
-		return ret;
 	while (done < len) {
-		ssize_t n = pread(st->fd, (char *)data + done, len - done,
+		ssize_t n = pread(st->fd, data + done, len - done,
 				  off + (int64_t)done);
 
 		if (n < 0) {
@@ -494,6 +490,61 @@ enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 	}
 	*got = done;
 	return SFS_OK;
+}
+
+/*
+ * A read of a stage its remote stream frees (re-read s23 B1): what is at
+ * or above freed from the file (under fmu: no punch while it is read),
+ * what is below it from the stream's session, that range only; the
+ * window goes on, nothing is brought back whole.
+ */
+static enum sfs_status pread_freed(struct sfs_stage *st, char *data, size_t len,
+				   int64_t off, size_t *got, struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+	size_t done = 0, n, part;
+	int64_t freed, at;
+
+	if (off >= st->size)
+		len = 0;
+	else if ((int64_t)len > st->size - off)
+		len = (size_t)(st->size - off);
+	while (!ret && done < len) {
+		at = off + (int64_t)done;
+		pthread_mutex_lock(&st->fmu);
+		freed = st->freed;
+		if (at >= freed) {
+			ret = pread_file(st, data + done, len - done, at, &part,
+					 e);
+			pthread_mutex_unlock(&st->fmu);
+			done += ret ? 0 : part;
+			break;
+		}
+		pthread_mutex_unlock(&st->fmu);
+		n = len - done;
+		if ((int64_t)n > freed - at)
+			n = (size_t)(freed - at);
+		ret = sfsi_remote_stream_read(st, data + done, n, at, e);
+		if (!ret)
+			done += n;
+	}
+	*got = done;
+	return ret;
+}
+
+enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
+				int64_t off, size_t *got, struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+
+	/* the bytes still buffered go to the file; hashing goes on */
+	if (st->pipe)
+		ret = sfsi_stage_pipe_sync(st, e);
+	if (ret)
+		return ret;
+	if (st->s->ops && st->stream)
+		return pread_freed(st, data, len, off, got, e);
+	return pread_file(st, data, len, off, got, e);
 }
 
 enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,

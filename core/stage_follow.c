@@ -145,12 +145,12 @@ void sfs_stage_window_wait(struct sfs_stage *st, size_t len)
 static const char *slot_pin(struct sfs_stage *st, int64_t off, size_t *len)
 {
 	const struct sfsi_stage_slot *sl;
-	int i;
+	unsigned i;
 
-	for (i = 0; st->fmem && i < SFSI_PIPE_SLOTS; i++) {
+	for (i = 0; st->fmem && i < st->fnslots; i++) {
 		sl = &st->fslot[i];
 		if (!sl->len || sl->seq >= st->fhead ||
-		    sl->seq + SFSI_PIPE_SLOTS <= st->ffill || off < sl->off ||
+		    sl->seq + st->fnslots <= st->ffill || off < sl->off ||
 		    off >= sl->off + (int64_t)sl->len)
 			continue;
 		if (*len > (size_t)(sl->off + (int64_t)sl->len - off))
@@ -196,11 +196,14 @@ void sfsi_stage_follow_detach(struct sfs_stage *st)
 	pthread_mutex_unlock(&st->fmu);
 }
 
-void sfsi_stage_slots_open(struct sfs_stage *st, const char *mem)
+void sfsi_stage_slots_open(struct sfs_stage *st, const char *mem,
+			   struct sfsi_stage_slot *slots, unsigned n)
 {
 	pthread_mutex_lock(&st->fmu);
 	st->fmem = mem;
-	memset(st->fslot, 0, sizeof(st->fslot));
+	st->fslot = slots;
+	st->fnslots = n;
+	memset(slots, 0, n * sizeof(*slots));
 	st->fhead = 0;
 	st->ffill = 0;
 	pthread_mutex_unlock(&st->fmu);
@@ -214,6 +217,9 @@ void sfsi_stage_slots_close(struct sfs_stage *st, const char *mem)
 		st->fmem = NULL;
 	while (st->fpin >= 0)
 		pthread_cond_wait(&st->fcv, &st->fmu);
+	st->fslot = NULL;
+	st->fnslots = 0;
+	st->fring = 0;
 	pthread_mutex_unlock(&st->fmu);
 }
 
@@ -254,7 +260,7 @@ void sfsi_stage_slot_reusable(struct sfs_stage *st, unsigned i, int64_t seq)
 {
 	(void)i;
 	pthread_mutex_lock(&st->fmu);
-	while (st->fpin >= 0 && st->fpin + SFSI_PIPE_SLOTS <= seq)
+	while (st->fpin >= 0 && st->fpin + st->fnslots <= seq)
 		pthread_cond_wait(&st->fcv, &st->fmu);
 	st->ffill = seq; /* its old bytes are no follower's any more */
 	pthread_mutex_unlock(&st->fmu);

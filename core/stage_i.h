@@ -90,6 +90,14 @@ struct sfs_stage {
 	int64_t freed;
 	int whole;
 	/*
+	 * fring: the pipe keeps the stream's window in its memory (a ring,
+	 * stage_pipe.c) and writes a slot to the file only when it must
+	 * (the ring needs it again before the server freed it, the file is
+	 * read, the pipe ends); freed may then pass ffile: bytes the server
+	 * holds durably never went to the file at all (holes).
+	 */
+	int fring;
+	/*
 	 * The writer's window (remote_stream.c, with a session): an append
 	 * that would put more than `window` bytes of the file above `freed`
 	 * waits (sfs_stage_window_wait) while the stream goes on; one that
@@ -115,7 +123,8 @@ struct sfs_stage {
 	int follow_mem;
 	int64_t fdone; /* what the follower has read */
 	const char *fmem;
-	struct sfsi_stage_slot fslot[SFSI_PIPE_SLOTS];
+	struct sfsi_stage_slot *fslot; /* fnslots of them, the pipe's */
+	unsigned fnslots;
 	int64_t fhead;
 	int64_t ffill;
 	int64_t fpin;
@@ -189,7 +198,8 @@ int sfsi_stage_complete(struct sfs_stage *st);
  * file from there), INT64_MAX when none reads any more.
  */
 void sfsi_stage_followers(struct sfs_stage *st, int64_t written, int end);
-void sfsi_stage_slots_open(struct sfs_stage *st, const char *mem);
+void sfsi_stage_slots_open(struct sfs_stage *st, const char *mem,
+			   struct sfsi_stage_slot *slots, unsigned n);
 void sfsi_stage_slots_close(struct sfs_stage *st, const char *mem);
 void sfsi_stage_slot_handed(struct sfs_stage *st, unsigned i, int64_t seq,
 			    int64_t off, size_t len);
@@ -198,14 +208,16 @@ int64_t sfsi_stage_follower_at(struct sfs_stage *st);
 
 /*
  * The stage's pipe (stage_pipe.c), for big sequential stages: start the
- * writer and hasher threads (on failure the stage just stays inline);
+ * writer and hasher threads (on failure the stage just stays inline;
+ * ring > 0: a remote stream's window, kept in that many bytes of memory,
+ * see fring);
  * append (the pipe's first failure, once the bytes are handed over);
  * sync: everything handed over is in the file (hashing may go on); end:
  * back to inline, everything written and hashed, the threads joined,
  * st->md holding the hash of all bytes so far (before any other use of
  * the file: pwrite, truncate, finish, free; SFS_OK without a pipe).
  */
-void sfsi_stage_pipe_start(struct sfs_stage *st);
+void sfsi_stage_pipe_start(struct sfs_stage *st, int64_t ring);
 enum sfs_status sfsi_stage_pipe_write(struct sfs_stage *st, const char *data,
 				      size_t len,
 				      struct sfs_err *e) SFS_MUST_CHECK;

@@ -44,6 +44,25 @@
 #define DIRECT_OFF (-2)
 #define PIPE_MEM_ALIGN (2 << 20)
 
+/*
+ * A remote mount's stream in a resumable session (remote_parts.c) keeps
+ * its window in the pipe's memory, a ring of the window's size (at most
+ * RING_MAX, and RING_SLACK slots more: the slot being filled and a
+ * partial one at each end), instead of in the stage's file: the writer
+ * thread writes a slot to the file only when the server has not freed
+ * it (st->freed) by the time the ring needs it again, or when the file
+ * must hold it (pipe_sync: a read; pipe_end: the stage is hashed,
+ * written out of order, truncated or freed). In the steady state the
+ * server frees what the sender sent before the ring comes round, and no
+ * byte goes to the file: the file's page-cache copy and its read back
+ * for the sender were two of the five copies of each byte the mount
+ * made (work notes s23 perfwrite). The pipe never waits for the server
+ * for its memory (pipe_push presses the writer instead): a FUSE write is
+ * answered with the open file's lock held.
+ */
+#define RING_MAX ((int64_t)256 << 20)
+#define RING_SLACK 3
+
 enum { P_WRITER, P_HASHER, P_WORKERS };
 
 struct pipe {
@@ -51,11 +70,21 @@ struct pipe {
 	int nth; /* threads started */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	char *mem; /* PIPE_SLOTS * PIPE_CHUNK */
-	int dfd;   /* the writer's O_DIRECT fd: -1 not open yet, DIRECT_OFF */
-	size_t len[PIPE_SLOTS];
+	unsigned nslots; /* PIPE_SLOTS, or a ring's */
+	int ring;	 /* the writer writes a slot only when it must */
+	char *mem;	 /* nslots * PIPE_CHUNK */
+	int dfd; /* the writer's O_DIRECT fd: -1 not open yet, DIRECT_OFF */
+	size_t *len;
+	struct sfsi_stage_slot *slots; /* the followers' view (fslot) */
 	unsigned head; /* slots handed over, [done[w], head) to do */
 	unsigned done[P_WORKERS];
+	/*
+	 * A ring's writer writes slot number done[P_WRITER] at once while
+	 * it is below need (pipe_push needs its memory, pipe_sync the
+	 * file); read and written under the stage's fmu (the writer waits
+	 * on its fcv for freed to move).
+	 */
+	unsigned need;
 	size_t fill; /* bytes in slot head % PIPE_SLOTS */
 	int64_t seq; /* the filling slot's number (head without wrapping) */
 	int64_t off; /* where the filling slot's bytes go in the stage */
@@ -66,37 +95,52 @@ struct pipe {
 	struct sfs_err werr;
 };
 
-/* Spare pipeline buffers, so uploads reuse memory already touched. */
+/*
+ * Spare pipeline buffers, so uploads (and a mount's streams: one ring
+ * kept at most) reuse memory already touched; each of its size (in
+ * slots).
+ */
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *spare[2];
+static struct spare_mem {
+	char *mem;
+	unsigned nslots;
+} spare[3];
 
-static char *pipe_mem_get(void)
+static char *pipe_mem_get(unsigned nslots)
 {
+	size_t i, size = (size_t)nslots * PIPE_CHUNK;
 	char *m = NULL;
-	size_t i;
 
 	pthread_mutex_lock(&spare_mu);
-	for (i = 0; i < ARRAY_SIZE(spare) && !m; i++) {
-		m = spare[i];
-		spare[i] = NULL;
-	}
+	for (i = 0; i < ARRAY_SIZE(spare) && !m; i++)
+		if (spare[i].mem && spare[i].nslots == nslots) {
+			m = spare[i].mem;
+			spare[i].mem = NULL;
+		}
 	pthread_mutex_unlock(&spare_mu);
-	if (!m && posix_memalign((void **)&m, PIPE_MEM_ALIGN,
-				 (size_t)PIPE_SLOTS * PIPE_CHUNK))
-		m = NULL;
 	if (m)
-		madvise(m, (size_t)PIPE_SLOTS * PIPE_CHUNK, MADV_HUGEPAGE);
+		return m;
+	if (posix_memalign((void **)&m, PIPE_MEM_ALIGN, size))
+		return NULL;
+	madvise(m, size, MADV_HUGEPAGE);
 	return m;
 }
 
-static void pipe_mem_put(char *m)
+static void pipe_mem_put(char *m, unsigned nslots)
 {
 	size_t i;
 
 	pthread_mutex_lock(&spare_mu);
+	/* one ring at most: each holds a window's memory */
+	for (i = 0; i < ARRAY_SIZE(spare) && m && nslots != PIPE_SLOTS; i++)
+		if (spare[i].mem && spare[i].nslots != PIPE_SLOTS) {
+			free(m);
+			m = NULL;
+		}
 	for (i = 0; i < ARRAY_SIZE(spare) && m; i++)
-		if (!spare[i]) {
-			spare[i] = m;
+		if (!spare[i].mem) {
+			spare[i].mem = m;
+			spare[i].nslots = nslots;
 			m = NULL;
 		}
 	pthread_mutex_unlock(&spare_mu);
@@ -157,8 +201,44 @@ static enum sfs_status slot_write(struct pipe *p, const char *buf, size_t len,
 	return SFS_OK;
 }
 
+/*
+ * A ring's writer, before slot number seq (its bytes from st->written):
+ * 1 when the server holds them durably and the stream sent them (freed
+ * past them: they need not go to the file), 0 when they must go there
+ * now (the pipe needs the slot or the file, it stops, or the stage
+ * turned whole); waits otherwise.
+ */
+static int ring_skip(struct pipe *p, unsigned seq, size_t len)
+{
+	struct sfs_stage *st = p->st;
+	int64_t end = st->written + (int64_t)len;
+	int skip;
+
+	pthread_mutex_lock(&st->fmu);
+	while (st->freed < end && !st->whole && seq >= p->need &&
+	       !__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+		pthread_cond_wait(&st->fcv, &st->fmu);
+	skip = st->freed >= end;
+	pthread_mutex_unlock(&st->fmu);
+	return skip;
+}
+
+/* The ring's writer must write slots below number seq now. */
+static void ring_need(struct pipe *p, unsigned seq)
+{
+	struct sfs_stage *st = p->st;
+
+	if (!p->ring)
+		return;
+	pthread_mutex_lock(&st->fmu);
+	if ((int)(seq - p->need) > 0)
+		p->need = seq;
+	pthread_cond_broadcast(&st->fcv);
+	pthread_mutex_unlock(&st->fmu);
+}
+
 static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
-				 int failed, struct sfs_err *e)
+				 unsigned seq, int failed, struct sfs_err *e)
 {
 	struct sfs_stage *st = p->st;
 	const char *buf = p->mem + (size_t)slot * PIPE_CHUNK;
@@ -172,6 +252,13 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	}
 	if (failed)
 		return SFS_OK; /* the stage is lost anyway: just drain */
+	if (p->ring && ring_skip(p, seq, p->len[slot])) {
+		/* a hole in the file, below freed as punched bytes are */
+		st->written += (int64_t)p->len[slot];
+		st->synced = st->dropped = st->written;
+		sfsi_stage_followers(st, st->written, 0);
+		return SFS_OK;
+	}
 	ret = slot_write(p, buf, p->len[slot], e);
 	if (ret)
 		return ret;
@@ -193,7 +280,7 @@ static void *pipe_worker(void *arg)
 	struct sfs_err e;
 	enum sfs_status ret;
 	int w = a->w, failed;
-	unsigned slot;
+	unsigned slot, seq;
 
 	free(a);
 	/* for top -H, perf and /proc: else they bear their creator's name */
@@ -205,11 +292,12 @@ static void *pipe_worker(void *arg)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (p->done[w] == p->head)
 			break;
-		slot = p->done[w] % PIPE_SLOTS;
+		seq = p->done[w];
+		slot = seq % p->nslots;
 		failed = p->wst != SFS_OK;
 		pthread_mutex_unlock(&p->mu);
 		sfs_err_init(&e);
-		ret = pipe_work(p, w, slot, failed, &e);
+		ret = pipe_work(p, w, slot, seq, failed, &e);
 		pthread_mutex_lock(&p->mu);
 		if (ret && !p->wst) {
 			p->wst = ret;
@@ -231,6 +319,33 @@ static unsigned pipe_lag(const struct pipe *p)
 	return w > h ? w : h;
 }
 
+/* The pipe's memory and its slots' tables; NULL without memory. */
+static struct pipe *pipe_alloc(struct sfs_stage *st, int64_t ring)
+{
+	struct pipe *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->st = st;
+	p->nslots = PIPE_SLOTS;
+	if (ring > 0) {
+		p->ring = 1;
+		p->nslots = (unsigned)((ring < RING_MAX ? ring : RING_MAX) /
+				       PIPE_CHUNK) +
+			    RING_SLACK;
+	}
+	p->len = calloc(p->nslots, sizeof(*p->len));
+	p->slots = calloc(p->nslots, sizeof(*p->slots));
+	p->mem = p->len && p->slots ? pipe_mem_get(p->nslots) : NULL;
+	if (!p->mem) {
+		free(p->len);
+		free(p->slots);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
 static void pipe_free(struct pipe *p)
 {
 	sfsi_stage_slots_close(p->st, p->mem);
@@ -238,7 +353,9 @@ static void pipe_free(struct pipe *p)
 		close(p->dfd);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
-	pipe_mem_put(p->mem);
+	pipe_mem_put(p->mem, p->nslots);
+	free(p->len);
+	free(p->slots);
 	free(p);
 }
 
@@ -248,34 +365,37 @@ static void pipe_join(struct pipe *p)
 	int i;
 
 	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	ring_need(p, p->head); /* a ring's writer waits on the stage's fcv */
 	for (i = 0; i < p->nth; i++)
 		pthread_join(p->th[i], NULL);
 }
 
 /* Start the workers; on failure the stage just stays inline. */
-void sfsi_stage_pipe_start(struct sfs_stage *st)
+void sfsi_stage_pipe_start(struct sfs_stage *st, int64_t ring)
 {
-	struct pipe *p = calloc(1, sizeof(*p));
+	struct pipe *p = pipe_alloc(st, ring);
 	struct worker_arg *a;
 	int w;
 
 	if (!p)
 		return;
-	p->st = st;
 	p->off = st->size; /* what came before is in the file */
 	p->dfd = st->s->ops || st->stream ? DIRECT_OFF : -1;
-	p->mem = pipe_mem_get();
-	if (!p->mem || pthread_mutex_init(&p->mu, NULL)) {
-		free(p->mem);
+	if (pthread_mutex_init(&p->mu, NULL)) {
+		pipe_mem_put(p->mem, p->nslots);
+		free(p->len);
+		free(p->slots);
 		free(p);
 		return;
 	}
 	if (pthread_cond_init(&p->cv, NULL)) {
 		pthread_mutex_destroy(&p->mu);
-		pipe_mem_put(p->mem);
+		pipe_mem_put(p->mem, p->nslots);
+		free(p->len);
+		free(p->slots);
 		free(p);
 		return;
 	}
@@ -297,7 +417,12 @@ void sfsi_stage_pipe_start(struct sfs_stage *st)
 		pipe_free(p);
 		return;
 	}
-	sfsi_stage_slots_open(st, p->mem);
+	sfsi_stage_slots_open(st, p->mem, p->slots, p->nslots);
+	if (p->ring) {
+		pthread_mutex_lock(&st->fmu);
+		st->fring = 1;
+		pthread_mutex_unlock(&st->fmu);
+	}
 	st->pipe = p;
 }
 
@@ -305,7 +430,7 @@ void sfsi_stage_pipe_start(struct sfs_stage *st)
 static void pipe_push(struct pipe *p)
 {
 	struct sfs_stage *st = p->st;
-	unsigned slot = p->head % PIPE_SLOTS;
+	unsigned slot = p->head % p->nslots;
 
 	if (!p->fill)
 		return;
@@ -317,10 +442,16 @@ static void pipe_push(struct pipe *p)
 	pthread_mutex_lock(&p->mu);
 	p->head++;
 	pthread_cond_broadcast(&p->cv);
-	while (pipe_lag(p) >= PIPE_SLOTS)
+	if (p->ring && p->head - p->done[P_WRITER] >= p->nslots) {
+		/* the server has not freed the oldest slot: to the file */
+		pthread_mutex_unlock(&p->mu);
+		ring_need(p, p->head - p->nslots + 1);
+		pthread_mutex_lock(&p->mu);
+	}
+	while (pipe_lag(p) >= p->nslots)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
-	sfsi_stage_slot_reusable(st, p->head % PIPE_SLOTS, p->seq);
+	sfsi_stage_slot_reusable(st, p->head % p->nslots, p->seq);
 }
 
 static enum sfs_status pipe_status(struct pipe *p, struct sfs_err *e)
@@ -341,6 +472,7 @@ enum sfs_status sfsi_stage_pipe_sync(struct sfs_stage *st, struct sfs_err *e)
 	struct pipe *p = st->pipe;
 
 	pipe_push(p);
+	ring_need(p, p->head);
 	pthread_mutex_lock(&p->mu);
 	while (p->done[P_WRITER] != p->head)
 		pthread_cond_wait(&p->cv, &p->mu);
@@ -383,7 +515,7 @@ enum sfs_status sfsi_stage_pipe_write(struct sfs_stage *st, const char *data,
 		n = cap - p->fill;
 		if (n > len)
 			n = len;
-		memcpy(p->mem + (size_t)(p->head % PIPE_SLOTS) * PIPE_CHUNK +
+		memcpy(p->mem + (size_t)(p->head % p->nslots) * PIPE_CHUNK +
 			       p->fill,
 		       data, n);
 		p->fill += n;

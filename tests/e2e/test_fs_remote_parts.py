@@ -95,10 +95,16 @@ def write_chunks(f, data, start, end):
     f.flush()
 
 
-def freed(m, path, written):
-    """Whether the stage of a file `written` bytes long has holes."""
+def freed(m, path, written, least=32 * MIB):
+    """Whether the stage of a file `written` bytes long has holes (about
+    `least` bytes): a read of its last byte puts what the mount keeps in
+    memory of the stream into the stage's file first (it reads from
+    there), the server's durable part stays out of it."""
+    with open(path, "rb") as g:
+        g.seek(written - 1)
+        g.read(1)
     st = stage_file(m)
-    return st is not None and allocated(st) < written - 32 * MIB
+    return st is not None and allocated(st) < written - least
 
 
 @contextlib.contextmanager
@@ -116,11 +122,11 @@ def writing(remote):
 
 
 def test_stage_blocks_stay_bounded(remote):
-    """While a big file is written in order, the stage's file has holes
-    below what the server holds durably (synced every 32 MiB): with the
-    file still open, its allocated bytes fall to what the server has
-    not made durable yet (at most 32 MiB and the pipe's few MiB), and
-    the server holds the exact bytes at close."""
+    """While a big file is written in order, the stage's file holds no
+    more than what the server has not made durable yet (synced every 32
+    MiB: at most 32 MiB and the pipe's few MiB; the mount keeps the
+    stream's window in memory, and bytes the server holds durably are
+    holes), and the server holds the exact bytes at close."""
     n = 160 * MIB + 12345
     data = os.urandom(n)
     with writing(remote) as (dm, key, m):
@@ -128,7 +134,6 @@ def test_stage_blocks_stay_bounded(remote):
         with open(p, "wb") as f:
             write_chunks(f, data, 0, n)
             st = stage_file(m)
-            assert os.stat(st).st_size >= n - 8 * MIB
             assert eventually(lambda: allocated(st) <= 48 * MIB, 60), \
                 allocated(st)
         server_holds(dm, key, "big", data)
@@ -137,7 +142,7 @@ def test_stage_blocks_stay_bounded(remote):
 
 def test_read_back_below_freed(remote):
     """A read of the file being written, below what was freed, gets the
-    bytes written (brought back from the session); the rest of the
+    bytes written (that range only, from the session); the rest of the
     write goes on and the server holds the exact content."""
     n = 100 * MIB + 7
     data = os.urandom(n)
@@ -148,6 +153,10 @@ def test_read_back_below_freed(remote):
             assert eventually(lambda: freed(m, p, 80 * MIB), 60)
             f.seek(MIB + 3)
             assert f.read(2 * MIB) == data[MIB + 3:3 * MIB + 3]
+            # only what was read came back (re-read s23 B1: all freed)
+            back = re.findall(r"GET \S+/uploads/\w+/content 20[06] (\d+)",
+                              dm.output())
+            assert back and max(map(int, back)) <= 4 * MIB, back
             f.seek(80 * MIB)
             write_chunks(f, data, 80 * MIB, n)
         assert sha256_file(p) == sha(data)
@@ -200,6 +209,7 @@ class Writer:
     down."""
 
     def __init__(self, p, data, half, tmp_path):
+        self.path = p
         src = tmp_path / "src.bin"
         src.write_bytes(data)
         self.proc = subprocess.Popen(
@@ -214,6 +224,20 @@ class Writer:
 
     def ended(self):
         return self.proc.poll() is not None
+
+    def written(self):
+        """How far the writer's writes have returned (its descriptor's
+        offset); None once it closed (or is closing) the file."""
+        fds = pathlib.Path("/proc/%d/fd" % self.proc.pid)
+        for fd in fds.iterdir():
+            try:
+                if os.readlink(fd) != str(self.path):
+                    continue
+                info = (fds.parent / "fdinfo" / fd.name).read_text()
+            except OSError:
+                continue
+            return int(info.split("pos:")[1].split()[0])
+        return None
 
     def result(self, timeout=120):
         """What the close came to: "closed\n" or "failed ERRNO ...\n"."""
@@ -393,7 +417,7 @@ def test_window_holds_a_writer_ahead_of_the_server(remote, tmp_path):
             while time.monotonic() < until:
                 most = max(most, allocated(st))
                 time.sleep(0.02)
-            size, ended = os.stat(st).st_size, w.ended()
+            size, ended = w.written(), w.ended()
         assert most <= WINDOW + 4 * MIB, (most, size)
         assert size < n - 64 * MIB and not ended, (size, ended)
         assert w.result() == "closed\n"
@@ -414,13 +438,11 @@ def test_window_lets_go_of_a_writer_when_the_server_stays_stopped(
     with freed_half(remote, tmp_path, "stalled.bin", "-o", "timeout=3",
                     "-o", "write_window=64M", n=n,
                     half=80 * MIB) as (dm, key, m, w, data):
-        st = stage_file(m)
         with stopped(dm):
             w.go()
-            # the pipe's last few MiB reach the file at the close
-            wrote = eventually(lambda: os.stat(st).st_size >= n - 8 * MIB,
-                               60)
-        assert wrote, os.stat(st).st_size
+            # every write returned (the close may wait for the server)
+            wrote = eventually(lambda: w.written() in (n, None), 60)
+        assert wrote, w.written()
         assert w.result() == "closed\n"
         server_holds(dm, key, "stalled", data)
         assert sha256_file(m.path("stalled.bin")) == sha(data)
@@ -431,6 +453,13 @@ def unchanged(path, secs):
     size = os.stat(path).st_size
     time.sleep(secs)
     return os.stat(path).st_size == size
+
+
+def unmoved(w, secs):
+    """Whether Writer w's writes are where they were secs seconds later."""
+    at = w.written()
+    time.sleep(secs)
+    return w.written() == at
 
 
 def in_thread(fn, timeout):
@@ -455,28 +484,31 @@ def test_a_write_at_the_window_holds_no_lock_of_the_file(remote, tmp_path):
     with freed_half(remote, tmp_path, "at-window.bin", "-o", "timeout=60",
                     "-o", "write_window=64M", n=n,
                     half=80 * MIB) as (dm, key, m, w, data):
-        st, p = stage_file(m), m.path("at-window.bin")
+        p = m.path("at-window.bin")
 
         def looks():
             size = os.stat(p).st_size
             listed = {e.name: e.stat().st_size for e in os.scandir(p.parent)}
-            os.close(os.open(p, os.O_RDONLY))
-            return size, listed.get(p.name)
+            with open(p, "rb") as g:
+                # above what was freed: the mount's own bytes (re-read
+                # s23 B1: any read brought all freed bytes back first)
+                g.seek(wrote - 4096)
+                tail = g.read(4096)
+            return size, listed.get(p.name), tail
 
         with stopped(dm):
             w.go()
-            # the stage fills up to the window, then the writer waits
-            assert eventually(lambda: allocated(st) >= WINDOW - 8 * MIB,
-                              60), allocated(st)
-            # at the window: the stage stays as it is
-            assert eventually(lambda: unchanged(st, 1), 30)
-            wrote = os.stat(st).st_size
+            # the writer goes on up to the window, then waits there
+            assert eventually(lambda: w.written() >= 88 * MIB and
+                              unmoved(w, 1), 60), w.written()
+            wrote = w.written()
             got = in_thread(looks, 10)
             ended = w.ended()
         assert not ended, w.result()
         # the stage's size and what the pipe still holds
         assert got[0] == got[1] and wrote <= got[0] < wrote + 16 * MIB, \
-            (got, wrote)
+            (got[:2], wrote)
+        assert got[2] == data[wrote - 4096:wrote]
         assert w.result() == "closed\n"
         server_holds(dm, key, "at-window", data)
 
@@ -491,12 +523,11 @@ def test_sigterm_ends_a_write_waiting_at_the_window(remote, tmp_path):
     with freed_half(remote, tmp_path, "term-window.bin", "-o",
                     "timeout=120", "-o", "write_window=64M", n=n,
                     half=80 * MIB) as (dm, key, m, w, data):
-        st = stage_file(m)
         with stopped(dm):
             w.go()
-            # the stage fills up to the window, then the writer waits
-            assert eventually(lambda: allocated(st) >= WINDOW - 8 * MIB,
-                              60), allocated(st)
+            # the writer goes on up to the window, then waits there
+            assert eventually(lambda: w.written() >= 88 * MIB and
+                              unmoved(w, 1), 60), w.written()
             assert not w.ended(), w.result()
             m.proc.send_signal(signal.SIGTERM)
             assert m.proc.wait(timeout=60) == 0
@@ -668,9 +699,8 @@ def test_sigterm_still_asks_whether_a_lost_answer_committed(store,
         p = m.path("lost-answer.bin")
         w = Writer(p, data, half, tmp_path)
         try:
-            st = stage_file(m)
-            # the server made 32 MiB durable: the mount punched them
-            assert eventually(lambda: allocated(st) < half - 16 * MIB, 60)
+            # the server made 32 MiB durable: the mount freed them
+            assert eventually(lambda: freed(m, p, half, 16 * MIB), 60)
             px.cut.set()
             w.go()
             assert eventually(lambda: "waits for the server" in m.output()
