@@ -532,13 +532,41 @@ static enum sfs_status pread_freed(struct sfs_stage *st, char *data, size_t len,
 	return ret;
 }
 
+/* Whether [off, off + len) of a streamed stage is all below freed. */
+static int all_freed(struct sfs_stage *st, int64_t off, size_t len)
+{
+	int below;
+
+	if (!st->s->ops || !st->stream)
+		return 0;
+	pthread_mutex_lock(&st->fmu);
+	below = off + (int64_t)len <= st->freed;
+	pthread_mutex_unlock(&st->fmu);
+	return below;
+}
+
+int sfs_stage_read_waits(struct sfs_stage *st, int64_t off)
+{
+	int64_t freed;
+
+	if (!st->s->ops || !st->stream)
+		return 0;
+	pthread_mutex_lock(&st->fmu);
+	freed = st->freed;
+	pthread_mutex_unlock(&st->fmu);
+	return off < freed || sfsi_stage_pipe_unwritten(st);
+}
+
 enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 				int64_t off, size_t *got, struct sfs_err *e)
 {
 	enum sfs_status ret = SFS_OK;
 
-	/* the bytes still buffered go to the file; hashing goes on */
-	if (st->pipe)
+	/*
+	 * The bytes still buffered go to the file (hashing goes on), unless
+	 * all those read come from the server.
+	 */
+	if (st->pipe && !all_freed(st, off, len))
 		ret = sfsi_stage_pipe_sync(st, e);
 	if (ret)
 		return ret;

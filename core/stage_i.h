@@ -221,6 +221,11 @@ void sfsi_stage_pipe_start(struct sfs_stage *st, int64_t ring);
 enum sfs_status sfsi_stage_pipe_write(struct sfs_stage *st, const char *data,
 				      size_t len,
 				      struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * 1 when a pipe_sync would write more than the plain pipe's slots to
+ * the file (a ring holding its window; the caller writes the stage).
+ */
+int sfsi_stage_pipe_unwritten(struct sfs_stage *st);
 enum sfs_status sfsi_stage_pipe_sync(struct sfs_stage *st,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_stage_pipe_end(struct sfs_stage *st, struct sfs_err *e);

@@ -16,6 +16,7 @@
 #include "stage_i.h"
 #include "store_i.h"
 #include "util_i.h"
+#include "speechfs/remote.h"
 
 /*
  * Big sequential stages write and hash in two threads of their own: the
@@ -62,6 +63,17 @@
  */
 #define RING_MAX ((int64_t)256 << 20)
 #define RING_SLACK 3
+/*
+ * Rings are resident memory (not page cache the kernel may write back or
+ * drop), one per stream: past RING_BUDGET bytes of rings in use in the
+ * process (four rings of the default window, 524 MiB), a further
+ * stream's pipe is the plain one of PIPE_SLOTS, its window in the
+ * stage's file as before (review s24 W1: many parallel copies would
+ * hold a window each).
+ */
+#define RING_BUDGET                                                            \
+	(4 * ((size_t)SFS_REMOTE_WINDOW_DEFAULT +                              \
+	      (size_t)RING_SLACK * PIPE_CHUNK))
 
 enum { P_WRITER, P_HASHER, P_WORKERS };
 
@@ -105,6 +117,28 @@ static struct spare_mem {
 	char *mem;
 	unsigned nslots;
 } spare[3];
+static size_t rings_in_use; /* bytes, under spare_mu */
+
+/* Take nslots of the rings' budget; 0 when it is spent. */
+static int ring_budget_take(unsigned nslots)
+{
+	size_t size = (size_t)nslots * PIPE_CHUNK;
+	int ok;
+
+	pthread_mutex_lock(&spare_mu);
+	ok = rings_in_use + size <= RING_BUDGET;
+	if (ok)
+		rings_in_use += size;
+	pthread_mutex_unlock(&spare_mu);
+	return ok;
+}
+
+static void ring_budget_put(unsigned nslots)
+{
+	pthread_mutex_lock(&spare_mu);
+	rings_in_use -= (size_t)nslots * PIPE_CHUNK;
+	pthread_mutex_unlock(&spare_mu);
+}
 
 static char *pipe_mem_get(unsigned nslots)
 {
@@ -329,21 +363,36 @@ static struct pipe *pipe_alloc(struct sfs_stage *st, int64_t ring)
 	p->st = st;
 	p->nslots = PIPE_SLOTS;
 	if (ring > 0) {
-		p->ring = 1;
 		p->nslots = (unsigned)((ring < RING_MAX ? ring : RING_MAX) /
 				       PIPE_CHUNK) +
 			    RING_SLACK;
+		p->ring = ring_budget_take(p->nslots);
+		if (!p->ring)
+			p->nslots = PIPE_SLOTS;
 	}
 	p->len = calloc(p->nslots, sizeof(*p->len));
 	p->slots = calloc(p->nslots, sizeof(*p->slots));
 	p->mem = p->len && p->slots ? pipe_mem_get(p->nslots) : NULL;
 	if (!p->mem) {
+		if (p->ring)
+			ring_budget_put(p->nslots);
 		free(p->len);
 		free(p->slots);
 		free(p);
 		return NULL;
 	}
 	return p;
+}
+
+/* pipe_alloc undone. */
+static void pipe_dealloc(struct pipe *p)
+{
+	pipe_mem_put(p->mem, p->nslots);
+	if (p->ring)
+		ring_budget_put(p->nslots);
+	free(p->len);
+	free(p->slots);
+	free(p);
 }
 
 static void pipe_free(struct pipe *p)
@@ -353,10 +402,7 @@ static void pipe_free(struct pipe *p)
 		close(p->dfd);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
-	pipe_mem_put(p->mem, p->nslots);
-	free(p->len);
-	free(p->slots);
-	free(p);
+	pipe_dealloc(p);
 }
 
 /* Stop the workers once they have done every slot handed over. */
@@ -385,18 +431,12 @@ void sfsi_stage_pipe_start(struct sfs_stage *st, int64_t ring)
 	p->off = st->size; /* what came before is in the file */
 	p->dfd = st->s->ops || st->stream ? DIRECT_OFF : -1;
 	if (pthread_mutex_init(&p->mu, NULL)) {
-		pipe_mem_put(p->mem, p->nslots);
-		free(p->len);
-		free(p->slots);
-		free(p);
+		pipe_dealloc(p);
 		return;
 	}
 	if (pthread_cond_init(&p->cv, NULL)) {
 		pthread_mutex_destroy(&p->mu);
-		pipe_mem_put(p->mem, p->nslots);
-		free(p->len);
-		free(p->slots);
-		free(p);
+		pipe_dealloc(p);
 		return;
 	}
 	for (w = 0; w < P_WORKERS; w++) {
@@ -464,6 +504,19 @@ static enum sfs_status pipe_status(struct pipe *p, struct sfs_err *e)
 		*e = p->werr;
 	pthread_mutex_unlock(&p->mu);
 	return ret;
+}
+
+int sfsi_stage_pipe_unwritten(struct sfs_stage *st)
+{
+	struct pipe *p = st->pipe;
+	unsigned n;
+
+	if (!p || !p->ring)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	n = p->head - p->done[P_WRITER];
+	pthread_mutex_unlock(&p->mu);
+	return n + (p->fill > 0) > PIPE_SLOTS;
 }
 
 /* Everything handed over is in the file (hashing may go on). */

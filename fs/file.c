@@ -959,7 +959,9 @@ int fs_file_quick_io(uint64_t fh, int write, int64_t off, size_t size)
 		quick = h->stage != NULL && !h->windowing &&
 			!window_waits(h, off, size);
 	} else if (w && w->stage) {
-		quick = 1; /* the writer's stage: a local file */
+		/* the writer's stage: a local file, unless what is read
+		 * comes from the server or the ring's window goes to it */
+		quick = !sfs_stage_read_waits(w->stage, off);
 	} else {
 		quick = h->blob && h->version == of->version &&
 			sfs_blob_ready(h->blob, off, size);

@@ -70,6 +70,15 @@ void sfs_stage_set_target(struct sfs_stage *st, const char *file_id,
 int sfs_stage_write_waits(struct sfs_stage *st, int64_t off, size_t len);
 
 /*
+ * 1 when a read at off (sfs_stage_pread) may take long: a
+ * stage a remote store streams gets bytes it freed from the server, and
+ * first puts what it keeps of its window in memory into its file (up to
+ * the window). The mount asks before it reads on a thread that must not
+ * wait (review s24 W4).
+ */
+int sfs_stage_read_waits(struct sfs_stage *st, int64_t off);
+
+/*
  * The wait an append of len bytes makes at the window (the one
  * sfs_stage_write makes itself), for a caller that waits with its own
  * locks let go: returns once the append would not pass the window, the

@@ -408,6 +408,96 @@ static void test_follower_lets_go(void)
 	rig_stop(&r, &f);
 }
 
+/* A fresh stage of s with PIPED bytes of data, its pipe a ring. */
+static struct sfs_stage *stage_ringed(struct sfs_store *s)
+{
+	struct sfs_stage *st = NULL;
+
+	if (sfs_stage_new(s, &st, NULL))
+		return NULL;
+	if (sfs_stage_write(st, data, PIPED, NULL)) {
+		sfs_stage_free(st);
+		return NULL;
+	}
+	sfsi_stage_pipe_start(st, (int64_t)128 * MIB);
+	return st;
+}
+
+static int ringed(struct sfs_stage *st)
+{
+	int on;
+
+	pthread_mutex_lock(&st->fmu);
+	on = st->fring;
+	pthread_mutex_unlock(&st->fmu);
+	return on;
+}
+
+/*
+ * Rings (a remote stream's window in memory, stage_pipe.c) have a
+ * budget in the process: four of the default window; a fifth stage
+ * written at once gets the plain pipe, and a ring given back is there
+ * for the next (review s24 W1).
+ */
+static void test_rings_within_budget(void)
+{
+	struct sfs_stage *st[5] = { NULL };
+	struct sfs_store *s = NULL;
+	char *dir = NULL;
+	size_t i;
+
+	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
+	tfx_fill(data, SIZE, 17);
+	for (i = 0; i < 5; i++) {
+		st[i] = stage_ringed(s);
+		CHECK(st[i] != NULL && st[i]->pipe != NULL);
+	}
+	for (i = 0; i < 4; i++)
+		CHECK(st[i] && ringed(st[i]));
+	CHECK(st[4] && !ringed(st[4]));
+	sfs_stage_free(st[0]);
+	sfs_stage_free(st[4]);
+	st[4] = stage_ringed(s);
+	CHECK(st[4] && ringed(st[4]));
+	for (i = 1; i < 5; i++)
+		sfs_stage_free(st[i]);
+	tfx_store_close(&dir, &s);
+}
+
+/*
+ * A ring's writer leaves out of the file the slots below what the server
+ * freed (st->freed: they are never written) and writes the rest there
+ * when the stage is hashed; the hash covers every byte.
+ */
+static void test_ring_writes_only_what_was_not_freed(void)
+{
+	struct sfs_stage *st;
+	struct sfs_store *s = NULL;
+	char *dir = NULL, want[65];
+	int64_t i, freed = 16 * MIB;
+
+	REQUIRE(tfx_store(&dir, &s, tfx_files_only()) == 0);
+	tfx_fill(data, SIZE, 18);
+	REQUIRE(tfx_openssl_sha(data, SIZE, want) == 0);
+	REQUIRE((st = stage_ringed(s)) != NULL);
+	CHECK(ringed(st));
+	pthread_mutex_lock(&st->fmu);
+	st->freed = freed;
+	pthread_mutex_unlock(&st->fmu);
+	CHECK(write_range(st, PIPED, SIZE, 0, NULL) == 0);
+	CHECK_ST(sfs_stage_finish(st, NULL), SFS_OK);
+	CHECK(!strcmp(sfs_stage_sha256(st), want));
+	memset(back, 0xee, SIZE);
+	CHECK(pread(sfs_stage_fd(st), back, SIZE, 0) == SIZE);
+	CHECK(!memcmp(back, data, PIPED));
+	for (i = PIPED; i < freed && !back[i]; i++)
+		;
+	CHECK(i == freed); /* holes: never written */
+	CHECK(!memcmp(back + freed, data + freed, SIZE - freed));
+	sfs_stage_free(st);
+	tfx_store_close(&dir, &s);
+}
+
 int main(void)
 {
 	sfs_log_set_level(SFS_LOG_WARN);
@@ -415,5 +505,7 @@ int main(void)
 	RUN(test_a_lagging_follower_never_holds_the_writer);
 	RUN(test_followed_stage_file_whole);
 	RUN(test_follower_lets_go);
+	RUN(test_rings_within_budget);
+	RUN(test_ring_writes_only_what_was_not_freed);
 	return th_report();
 }
