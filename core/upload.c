@@ -397,10 +397,24 @@ static enum sfs_status lookup(struct sfs_store *s, const struct sfs_actor *a,
 }
 
 /*
+ * A session's row by its id and its uuid: SQLite gives a new row the id
+ * of a removed last one (no AUTOINCREMENT), so a statement by id alone,
+ * run after the row went (another process's DELETE, a DELETE during a
+ * sync), would reach the next session's row (re-read s24 A1).
+ */
+#define ROW_WHERE " WHERE id = ?1 AND uuid = ?2"
+
+static void bind_row(struct db_stmt *st, int64_t row, const char *id)
+{
+	sfsi_db_bind_int(st, 1, row);
+	sfsi_db_bind_text(st, 2, id);
+}
+
+/*
  * Move the session's expiry on (a use of it), at most every TOUCH_MS (a
  * long poll's loop is no write each); never a refusal.
  */
-static int64_t touch(struct db *d, struct sfs_store *s,
+static int64_t touch(struct db *d, struct sfs_store *s, const char *id,
 		     const struct sfsi_upload_row *f)
 {
 	struct db_stmt *st;
@@ -408,11 +422,11 @@ static int64_t touch(struct db *d, struct sfs_store *s,
 
 	if (exp - f->expires < TOUCH_MS)
 		return f->expires;
-	st = sfsi_db_prep(d, "UPDATE upload SET expires_at = ?2 WHERE id = ?1",
+	st = sfsi_db_prep(d, "UPDATE upload SET expires_at = ?3" ROW_WHERE,
 			  NULL);
 	if (st) {
-		sfsi_db_bind_int(st, 1, f->row);
-		sfsi_db_bind_int(st, 2, exp);
+		bind_row(st, f->row, id);
+		sfsi_db_bind_int(st, 3, exp);
 		if (sfsi_db_run(st, NULL))
 			sfs_debug("upload", "could not move an expiry");
 	}
@@ -424,16 +438,16 @@ static int64_t touch(struct db *d, struct sfs_store *s,
  * meanwhile): 1 with its durable offset and expiry, 0 if it is gone,
  * -1 on an error.
  */
-int sfsi_upload_reread(struct db *d, int64_t row, struct sfsi_upload_row *f,
-		       struct sfs_err *e)
+int sfsi_upload_reread(struct db *d, int64_t row, const char *id,
+		       struct sfsi_upload_row *f, struct sfs_err *e)
 {
 	struct db_stmt *st = sfsi_db_prep(
-		d, "SELECT durable, expires_at FROM upload WHERE id = ?1", e);
+		d, "SELECT durable, expires_at FROM upload" ROW_WHERE, e);
 	int rc;
 
 	if (!st)
 		return -1;
-	sfsi_db_bind_int(st, 1, row);
+	bind_row(st, row, id);
 	rc = sfsi_db_step(st, e);
 	if (rc == 1) {
 		f->row = row;
@@ -444,28 +458,27 @@ int sfsi_upload_reread(struct db *d, int64_t row, struct sfsi_upload_row *f,
 	return rc;
 }
 
-static enum sfs_status set_durable(struct db *d, int64_t row, int64_t durable,
-				   struct sfs_err *e)
+static enum sfs_status set_durable(struct db *d, int64_t row, const char *id,
+				   int64_t durable, struct sfs_err *e)
 {
-	struct db_stmt *st = sfsi_db_prep(
-		d, "UPDATE upload SET durable = ?2 WHERE id = ?1", e);
+	struct db_stmt *st =
+		sfsi_db_prep(d, "UPDATE upload SET durable = ?3" ROW_WHERE, e);
 
 	if (!st)
 		return SFS_IO;
-	sfsi_db_bind_int(st, 1, row);
-	sfsi_db_bind_int(st, 2, durable);
+	bind_row(st, row, id);
+	sfsi_db_bind_int(st, 3, durable);
 	return sfsi_db_run(st, e);
 }
 
 enum sfs_status sfsi_upload_delete_row(struct db *d, int64_t row,
-				       struct sfs_err *e)
+				       const char *id, struct sfs_err *e)
 {
-	struct db_stmt *st =
-		sfsi_db_prep(d, "DELETE FROM upload WHERE id = ?1", e);
+	struct db_stmt *st = sfsi_db_prep(d, "DELETE FROM upload" ROW_WHERE, e);
 
 	if (!st)
 		return SFS_IO;
-	sfsi_db_bind_int(st, 1, row);
+	bind_row(st, row, id);
 	return sfsi_db_run(st, e);
 }
 
@@ -569,7 +582,7 @@ enum sfs_status sfs_upload_get(struct sfs_store *s, const struct sfs_actor *a,
 	if (ret)
 		goto out;
 	out->durable = f.durable;
-	out->expires_ms = touch(d, s, &f);
+	out->expires_ms = touch(d, s, upload_id, &f);
 	sfs_strlcpy(out->id, upload_id, sizeof(out->id));
 	sfsi_uuid_norm(file_id, out->file_id);
 	out->offset = out->durable;
@@ -665,7 +678,7 @@ enum sfs_status sfs_upload_delete(struct sfs_store *s,
 	if (!ret && !u)
 		ret = delete_lock(s, upload_id, &fd, e);
 	if (!ret)
-		ret = sfsi_upload_delete_row(d, f.row, e);
+		ret = sfsi_upload_delete_row(d, f.row, upload_id, e);
 	sfsi_db_put(d);
 	if (!ret) {
 		/* a PUT streaming into it: its stage drops the file at its end
@@ -770,7 +783,7 @@ static enum sfs_status stage_lock(struct db *d, struct sfs_store *s,
 
 	if (ret)
 		return ret;
-	rc = sfsi_upload_reread(d, f->row, f, e);
+	rc = sfsi_upload_reread(d, f->row, id, f, e);
 	if (!rc) {
 		/*
 		 * Its row went since the lookup, removed by one that found the
@@ -811,10 +824,10 @@ enum sfs_status sfs_upload_stage(struct sfs_store *s, const struct sfs_actor *a,
 			       "holds durably (%lld bytes): resume from there",
 			       (long long)offset, (long long)*durable);
 	if (!ret)
-		touch(d, s, &f);
+		touch(d, s, upload_id, &f);
 	/* below what is durable: the row says so before the file is cut */
 	if (!ret && offset < f.durable)
-		ret = set_durable(d, f.row, offset, e);
+		ret = set_durable(d, f.row, upload_id, offset, e);
 	sfsi_db_put(d);
 	if (ret)
 		goto out;
@@ -859,7 +872,7 @@ enum sfs_status sfs_upload_stage_alive(struct sfs_stage *st, struct sfs_err *e)
 	 */
 	ret = sfsi_db_get(u->s, &d, e);
 	if (!ret)
-		rc = sfsi_upload_reread(d, u->row, &f, e);
+		rc = sfsi_upload_reread(d, u->row, u->id, &f, e);
 	sfsi_db_put(d);
 	if (ret)
 		return ret;
@@ -879,21 +892,22 @@ static void record(struct sfsi_upload *u, int64_t durable)
 	struct db_stmt *st;
 	struct sfs_err e;
 	enum sfs_status ret;
+	int gone = 0;
 
 	sfs_err_init(&e);
 	ret = sfsi_db_get(s, &d, &e);
 	st = ret ? NULL
-		 : sfsi_db_prep(
-			   d,
-			   "UPDATE upload SET durable = ?2, expires_at = ?3"
-			   " WHERE id = ?1",
-			   &e);
+		 : sfsi_db_prep(d,
+				"UPDATE upload SET durable = ?3, expires_at = "
+				"?4" ROW_WHERE,
+				&e);
 	if (st) {
-		sfsi_db_bind_int(st, 1, u->row);
-		sfsi_db_bind_int(st, 2, durable);
-		sfsi_db_bind_int(st, 3,
+		bind_row(st, u->row, u->id);
+		sfsi_db_bind_int(st, 3, durable);
+		sfsi_db_bind_int(st, 4,
 				 sfs_now_ms() + s->cfg.upload_expire_s * 1000);
 		ret = sfsi_db_run(st, &e);
+		gone = !ret && sfsi_db_changes(d) == 0;
 	} else {
 		ret = SFS_IO;
 	}
@@ -903,6 +917,15 @@ static void record(struct sfsi_upload *u, int64_t durable)
 			 "session '%s': cannot record %lld bytes (again at "
 			 "the next sync): %s",
 			 u->id, (long long)durable, e.message);
+		return;
+	}
+	if (gone) {
+		/*
+		 * Another process's DELETE took the row while this PUT
+		 * streamed (re-read s24 A3): it ends as after a DELETE here,
+		 * its file removed at its end, under its lock.
+		 */
+		__atomic_store_n(&u->deleted, 1, __ATOMIC_SEQ_CST);
 		return;
 	}
 	u->recorded = durable;
@@ -1105,7 +1128,12 @@ void sfs_upload_stage_end(struct sfs_stage *st, int ended)
 		/* all that came is kept: the client resumes from there */
 		u->ending = 1; /* a poll told now would find it busy */
 		make_durable(st);
-		keep = st->durable == st->size && !st->random;
+		/* its record may find the row gone: another process's DELETE */
+		deleted = __atomic_load_n(&u->deleted, __ATOMIC_SEQ_CST);
+		if (deleted)
+			st->keep_file = 0;
+		else
+			keep = st->durable == st->size && !st->random;
 	}
 	if (!ended && !deleted && ftruncate(st->fd, st->durable) < 0) {
 		sfs_warn("upload", "session '%s': cannot cut to %lld bytes", id,

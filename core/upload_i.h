@@ -35,11 +35,11 @@ enum sfs_status sfsi_upload_lock(struct sfs_store *s, const char *id, int *fd,
 				 struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Row `row` read again: 1 with *f filled, 0 if it is gone, -1 an error. */
-int sfsi_upload_reread(struct db *d, int64_t row, struct sfsi_upload_row *f,
-		       struct sfs_err *e);
+int sfsi_upload_reread(struct db *d, int64_t row, const char *id,
+		       struct sfsi_upload_row *f, struct sfs_err *e);
 
 enum sfs_status sfsi_upload_delete_row(struct db *d, int64_t row,
-				       struct sfs_err *e);
+				       const char *id, struct sfs_err *e);
 
 /*
  * Remove session `id` (row `row`), row and file: the file only once the

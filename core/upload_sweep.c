@@ -125,7 +125,7 @@ enum sfs_status sfsi_upload_drop(struct db *d, struct sfs_store *s, int64_t row,
 	enum sfs_status ret;
 
 	sfs_err_init(&e);
-	ret = sfsi_upload_delete_row(d, row, &e);
+	ret = sfsi_upload_delete_row(d, row, id, &e);
 	if (ret) {
 		sfs_warn("upload",
 			 "session '%s' left for a later sweep: cannot remove "
@@ -261,7 +261,7 @@ static enum sfs_status recover_one(struct db *d, struct sfs_store *s,
 	struct sfsi_upload_row f;
 	struct stat sb;
 	char path[4096];
-	int rc = sfsi_upload_reread(d, row, &f, e);
+	int rc = sfsi_upload_reread(d, row, id, &f, e);
 
 	if (rc <= 0)
 		return rc < 0 ? SFS_IO : SFS_OK; /* ended meanwhile */
@@ -386,7 +386,7 @@ static int expired(struct db *d, struct sfs_store *s, int64_t row,
 			 le.message);
 		return 0;
 	}
-	if (sfsi_upload_reread(d, row, &f, NULL) == 1 &&
+	if (sfsi_upload_reread(d, row, id, &f, NULL) == 1 &&
 	    f.expires <= sfs_now_ms())
 		return 1;
 	if (*fd >= 0)

@@ -720,6 +720,95 @@ def test_a_delete_leaves_a_file_another_process_took(tmp_path_factory,
                 hold.release()
 
 
+def test_a_put_whose_row_went_leaves_the_next_session_alone(
+        tmp_path_factory, blobs):
+    """A PUT streaming into a session whose row another process deleted
+    (the test, standing for that process's DELETE) finds the row gone at
+    its end although SQLite gave the next session made the removed row's
+    id: the PUT ends 404, commits nothing, and the next session stays
+    whole (re-read s24 A1: by id alone the PUT found the new session's
+    row, committed, and its end deleted that row). SQLite alone: its ids
+    are reused."""
+    import sqlite3
+    d, c = start(tmp_path_factory, {}, blobs=blobs)
+    db = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        up = c.store / "staging" / ".uploads" / uid
+        data = os.urandom(2 * MIB)
+        s = Stream(c, f["id"], uid, 0, len(data))
+        s.send(data[:MIB])
+        wait_until(lambda: held(up), "the PUT did not start")
+        db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30,
+                             isolation_level=None)
+        by_uuid = "SELECT id FROM upload WHERE uuid = ?"
+        row = db.execute(by_uuid, (uid,)).fetchone()
+        db.execute("DELETE FROM upload WHERE uuid = ?", (uid,))
+        g = c.new_file(data=b"other")
+        uid2 = new_session(c, g["id"])
+        assert db.execute(by_uuid, (uid2,)).fetchone() == row, \
+            "the new session did not get the removed row's id"
+        s.send(data[MIB:])
+        assert s.answer() == 404
+        assert c.get(f"/{f['id']}/content").content == b"old"
+        wait_until(lambda: not up.exists(), "the PUT's end left the file")
+        r = session(c, g["id"], uid2)
+        assert r.status_code == 200, r.text
+        assert r.json()["durable"] == 0
+    finally:
+        if db:
+            db.close()
+        c.http.close()
+        d.stop()
+
+
+def test_a_cut_put_whose_row_went_leaves_no_file(tmp_path_factory, blobs):
+    """A PUT streaming into a session whose row another process deleted
+    (the test, standing for that process's DELETE) learns it at its next
+    sync, whose record finds no row: cut then, it removes the session's
+    file as after a DELETE here (re-read s24 A3: the file stayed, with no
+    row to reach it, until a daemon's start). SQLite alone: the test
+    deletes the row itself. (libmicrohttpd 0.9.75 may notice an end that
+    comes with the last bytes only at http.connection_timeout: see
+    Stream.close; the session's GET, which it waits on, is 404 here.)"""
+    import sqlite3
+    d, c = start(tmp_path_factory,
+                 dict(CONFIG, **{"http.connection_timeout": "3"}),
+                 blobs=blobs)
+    db = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        up = c.store / "staging" / ".uploads" / uid
+        s = Stream(c, f["id"], uid, 0, 64 * MIB)
+        s.send(os.urandom(MIB))
+        wait_until(lambda: held(up), "the PUT did not start")
+        db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30,
+                             isolation_level=None)
+        db.execute("DELETE FROM upload WHERE uuid = ?", (uid,))
+        try:  # past the first sync, asked once 32 MiB are in the file
+            s.send(os.urandom(39 * MIB))
+        except OSError:
+            pass  # the PUT ended on its own: it found the row gone
+
+        def synced_or_gone():
+            try:
+                return up.stat().st_size > 33 * MIB
+            except FileNotFoundError:
+                return True
+        wait_until(synced_or_gone, "the PUT's bytes did not reach the file")
+        s.abandon()
+        wait_until(lambda: not up.exists(),
+                   "the cut PUT left a file with no row")
+        assert c.get(f"/{f['id']}/content").content == b"old"
+    finally:
+        if db:
+            db.close()
+        c.http.close()
+        d.stop()
+
+
 def test_an_ended_bodys_row_that_stays_keeps_its_file(tmp_path_factory,
                                                       pg_server):
     """The end of a body (here a commit refused: the CRC32C is not the
