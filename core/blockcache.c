@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "blockcache_i.h"
 #include "speechfs/log.h"
@@ -56,11 +57,16 @@ struct bc_blob {
 /* ---- the local block cache ---- */
 
 /*
- * A block's file: <dir>/<tenant>/<sha's first two>/<sha>.<block KiB>k.<idx>.
- * The block size is in the name because a block is known by its index:
- * after a change of size (blob.s3.block_size_mb) an old block of the same
- * index may have the new one's length and hold other bytes. Blocks of
- * another size are never read again; they leave as the least recent.
+ * A cache file: <dir>/<tenant>/<sha's first two>/<sha>.<block KiB>k.<idx>
+ * holds block idx and the blocks after it that were fetched with it in
+ * one range (up to SFSI_BC_MAX_SPAN): its size says how many. One file
+ * per run instead of per block: ext4's new inode was 5 % of a cold
+ * read's CPU at 256 files a GiB. A file of one block is the shape of
+ * earlier versions, read alike. The block size is in the name because a
+ * block is known by its index: after a change of size
+ * (blob.s3.block_size_mb) an old file of the same index may hold other
+ * bytes. Files of another size are never read again; they leave as the
+ * least recent.
  */
 static void cache_path(struct sfsi_bcache *be, const struct bc_blob *b,
 		       int64_t idx, char *out, size_t size)
@@ -70,28 +76,91 @@ static void cache_path(struct sfsi_bcache *be, const struct bc_blob *b,
 		 (long long)(be->block >> 10), (long long)idx);
 }
 
-/* A cached block of exactly `len` bytes into buf: 1, else 0. */
-static int cache_read(struct sfsi_bcache *be, const struct bc_blob *b,
-		      int64_t idx, unsigned char *buf, size_t len)
+/* The cache file last opened by a fetch: its first block and size. */
+struct cache_file {
+	int fd; /* -1: none */
+	int64_t first;
+	int64_t size;
+	int touched;
+};
+
+/*
+ * Whether a file of `size` bytes from block `first` on holds block idx
+ * whole. Its size must end at a block's end or at the blob's: a file is
+ * renamed into place only once written whole, so another size is not
+ * one of ours (and is never served).
+ */
+static int file_holds(const struct bc_blob *b, int64_t first, int64_t size,
+		      int64_t idx, size_t len)
+{
+	int64_t at = first * b->be->block, in = (idx - first) * b->be->block;
+
+	if (size < 0 || at + size > b->b.size)
+		return 0;
+	if (size % b->be->block && at + size != b->b.size)
+		return 0;
+	return idx >= first && in + (int64_t)len <= size;
+}
+
+/*
+ * cf holds block idx: the file already open, or the one of the files
+ * that may hold it (a run begun up to SFSI_BC_MAX_SPAN - 1 blocks
+ * before) that does: 1, else 0 (cf closed).
+ */
+static int cache_find(struct sfsi_bcache *be, const struct bc_blob *b,
+		      int64_t idx, size_t len, struct cache_file *cf)
 {
 	char path[4096];
 	struct stat sb;
-	ssize_t n;
-	int fd, ok = 0;
+	int64_t first;
 
-	cache_path(be, b, idx, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	if (fstat(fd, &sb) == 0 && sb.st_size == (off_t)len) {
-		n = pread(fd, buf, len, 0);
-		ok = n == (ssize_t)len;
-		/* its time of use, for the eviction's order */
-		if (ok)
-			futimens(fd, NULL);
+	if (cf->fd >= 0 && file_holds(b, cf->first, cf->size, idx, len))
+		return 1;
+	if (cf->fd >= 0)
+		close(cf->fd);
+	cf->fd = -1;
+	for (first = idx; first >= 0 && first > idx - SFSI_BC_MAX_SPAN;
+	     first--) {
+		cache_path(be, b, first, path, sizeof(path));
+		cf->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (cf->fd < 0)
+			continue;
+		if (fstat(cf->fd, &sb) == 0 &&
+		    file_holds(b, first, sb.st_size, idx, len)) {
+			cf->first = first;
+			cf->size = sb.st_size;
+			cf->touched = 0;
+			return 1;
+		}
+		close(cf->fd);
+		cf->fd = -1;
 	}
-	close(fd);
-	return ok;
+	return 0;
+}
+
+/* A cached block of exactly `len` bytes into buf: 1, else 0. */
+static int cache_read(struct sfsi_bcache *be, const struct bc_blob *b,
+		      int64_t idx, unsigned char *buf, size_t len,
+		      struct cache_file *cf)
+{
+	off_t in;
+
+	if (!cache_find(be, b, idx, len, cf))
+		return 0;
+	in = (off_t)((idx - cf->first) * be->block);
+	if (pread(cf->fd, buf, len, in) != (ssize_t)len)
+		return 0;
+	/* its time of use, for the eviction's order */
+	if (!cf->touched)
+		cf->touched = futimens(cf->fd, NULL) == 0;
+	return 1;
+}
+
+static void cache_file_close(struct cache_file *cf)
+{
+	if (cf->fd >= 0)
+		close(cf->fd);
+	cf->fd = -1;
 }
 
 struct cached {
@@ -180,21 +249,27 @@ static void cache_evict(struct sfsi_bcache *be)
 }
 
 /*
- * A block's bytes into the cache file fd: straight from buf to the disk
- * (O_DIRECT, buf aligned and room to the next ALIGN), then cut to len;
- * the page cache is not touched. Copying each block into fresh page cache
- * pages was a third of a cold read's CPU (perf: 33 % in
+ * A run's blocks (iov, n of them, len bytes) into the cache file fd:
+ * straight from their buffers to the disk (O_DIRECT, buffers aligned and
+ * room to the next ALIGN after the last), then cut to len; the page
+ * cache is not touched. Copying each block into fresh page cache pages
+ * was a third of a cold read's CPU (perf: 33 % in
  * copy_folio_from_iter_atomic, the reader and the cache sharing two
  * cores). Where the file system refuses O_DIRECT, a plain write.
  */
-static int write_block(int fd, int direct, const unsigned char *buf, size_t len)
+static int write_blocks(int fd, int direct, const struct iovec *iov, int n,
+			size_t len)
 {
-	size_t padded = (len + ALIGN - 1) / ALIGN * ALIGN;
+	struct iovec d[SFSI_BC_MAX_SPAN];
+	size_t padded;
 
-	if (direct)
-		return write(fd, buf, padded) == (ssize_t)padded &&
-		       ftruncate(fd, (off_t)len) == 0;
-	return write(fd, buf, len) == (ssize_t)len;
+	if (!direct)
+		return writev(fd, iov, n) == (ssize_t)len;
+	memcpy(d, iov, (size_t)n * sizeof(*d));
+	d[n - 1].iov_len = (d[n - 1].iov_len + ALIGN - 1) / ALIGN * ALIGN;
+	padded = len - iov[n - 1].iov_len + d[n - 1].iov_len;
+	return writev(fd, d, n) == (ssize_t)padded &&
+	       (padded == len || ftruncate(fd, (off_t)len) == 0);
 }
 
 /*
@@ -202,21 +277,38 @@ static int write_block(int fd, int direct, const unsigned char *buf, size_t len)
  * some FUSE and overlay setups, ZFS versions): fd made plain, emptied and
  * written again; 1 when that worked.
  */
-static int write_plain_again(int fd, const unsigned char *buf, size_t len)
+static int write_plain_again(int fd, const struct iovec *iov, int n, size_t len)
 {
 	int fl = fcntl(fd, F_GETFL);
 
 	return fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0 &&
 	       ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0 &&
-	       write_block(fd, 0, buf, len);
+	       write_blocks(fd, 0, iov, n, len);
 }
 
+/* O_DIRECT takes a run whose blocks but the last end on an ALIGN. */
+static int direct_fits(const struct iovec *iov, int n)
+{
+	int k;
+
+	for (k = 0; k < n - 1; k++)
+		if (iov[k].iov_len % ALIGN)
+			return 0;
+	return 1;
+}
+
+/* n blocks from block idx on, fetched in one range, as one cache file. */
 static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
-			int64_t idx, const unsigned char *buf, size_t len)
+			int64_t idx, const struct iovec *iov, int n)
 {
 	char path[4096], tmp[4200], *slash;
-	int fd, ok, direct = !__atomic_load_n(&be->no_direct, __ATOMIC_RELAXED);
+	size_t len = 0;
+	int fd, ok, k;
+	int direct = !__atomic_load_n(&be->no_direct, __ATOMIC_RELAXED) &&
+		     direct_fits(iov, n);
 
+	for (k = 0; k < n; k++)
+		len += iov[k].iov_len;
 	if (be->cache_bytes <= 0 || (int64_t)len > be->cache_bytes)
 		return;
 	cache_path(be, b, idx, path, sizeof(path));
@@ -236,14 +328,14 @@ static void cache_write(struct sfsi_bcache *be, const struct bc_blob *b,
 	}
 	if (fd < 0)
 		return;
-	ok = write_block(fd, direct, buf, len);
+	ok = write_blocks(fd, direct, iov, n, len);
 	if (!ok && direct && errno == EINVAL) {
 		/* the open took O_DIRECT, the write did not: never again */
-		ok = write_plain_again(fd, buf, len);
+		ok = write_plain_again(fd, iov, n, len);
 		if (ok)
 			__atomic_store_n(&be->no_direct, 1, __ATOMIC_RELAXED);
 	}
-	/* written whole, then renamed: a cached block is always complete */
+	/* written whole, then renamed: a cache file is always complete */
 	if (!ok || close(fd) < 0 || rename(tmp, path) < 0) {
 		unlink(tmp);
 		return;
@@ -415,19 +507,21 @@ static int run_start(struct sfsi_bcache *be, struct sfsi_bc_job *j,
  */
 static void run_from_disk(struct sfsi_bcache *be, struct run_fill *f)
 {
+	struct cache_file cf = { .fd = -1 };
 	struct bc_blob *b = f->b;
 	int k;
 
 	for (k = 0; k <= f->last; k++) {
 		if (!(b->flags & SFS_BLOB_CACHED) ||
-		    !cache_read(be, b, f->sl[k]->idx, f->sl[k]->buf,
-				f->want[k]))
+		    !cache_read(be, b, f->sl[k]->idx, f->sl[k]->buf, f->want[k],
+				&cf))
 			continue;
 		pthread_mutex_lock(&b->mu);
 		slot_ready(f, k, 0);
 		pthread_cond_broadcast(&b->cv);
 		pthread_mutex_unlock(&b->mu);
 	}
+	cache_file_close(&cf);
 	while (f->k <= f->last && f->cached[f->k])
 		f->k++;
 	while (f->last >= f->k && f->cached[f->last])
@@ -465,25 +559,60 @@ static void run_end(struct run_fill *f, int first, enum sfs_status st,
 }
 
 /*
+ * Blocks a cache file may hold: a run, unless that is more than a
+ * quarter of the bound (a small -o cache_size would then keep no more
+ * than a file or two: such a cache keeps blocks).
+ */
+static int file_span(const struct sfsi_bcache *be)
+{
+	int n = SFSI_BC_MAX_SPAN;
+
+	while (n > 1 && (int64_t)n * be->block > be->cache_bytes / 4)
+		n--;
+	return n;
+}
+
+/*
+ * The stretch of consecutive blocks fetched whole from slot k on, at most
+ * `most`, as iov: how many. The padding O_DIRECT writes after a block
+ * (room block_buf made, never read) is zeroed, so no bytes of an earlier
+ * use of the buffer reach the disk.
+ */
+static int fetched_stretch(struct run_fill *f, int k, int most,
+			   struct iovec *iov)
+{
+	struct slot *sl;
+	size_t want;
+	int n;
+
+	for (n = 0; n < most && k + n < SFSI_BC_MAX_SPAN && f->fetched[k + n];
+	     n++) {
+		sl = f->sl[k + n];
+		want = f->want[k + n];
+		memset(sl->buf + want, 0,
+		       (want + ALIGN - 1) / ALIGN * ALIGN - want);
+		iov[n].iov_base = sl->buf;
+		iov[n].iov_len = want;
+	}
+	return n;
+}
+
+/*
  * The blocks fetched whole to the disk cache while readers go on (b not
- * locked: pinned slots are not reused). O_DIRECT writes up to the next
- * ALIGN, then cuts: the padding (room block_buf made, never read) zeroed,
- * so no bytes of an earlier use of the buffer reach the disk.
+ * locked: pinned slots are not reused), each stretch of consecutive ones
+ * as one file.
  */
 static void run_to_disk(struct sfsi_bcache *be, struct run_fill *f)
 {
-	struct slot *sl;
-	int k;
+	struct iovec iov[SFSI_BC_MAX_SPAN];
+	int k, n, most = file_span(be);
 
 	if (!(f->b->flags & SFS_BLOB_CACHED))
 		return;
-	for (k = 0; k < SFSI_BC_MAX_SPAN; k++) {
-		if (!f->fetched[k])
-			continue;
-		sl = f->sl[k];
-		memset(sl->buf + f->want[k], 0,
-		       (f->want[k] + ALIGN - 1) / ALIGN * ALIGN - f->want[k]);
-		cache_write(be, f->b, sl->idx, sl->buf, f->want[k]);
+	for (k = 0; k < SFSI_BC_MAX_SPAN; k += n ? n : 1) {
+		n = fetched_stretch(f, k, most, iov);
+		if (n)
+			cache_write(be, f->b, f->sl[k]->idx, iov, n);
 	}
 }
 
