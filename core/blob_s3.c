@@ -187,12 +187,12 @@ void sfsi_s3_blob_key(int64_t tenant, const char *sha, char *out, size_t size)
 
 /* The block cache's fetch and url: a Range GET, a presigned URL. */
 static enum sfs_status fetch_range(void *ctx, const char *key, int64_t off,
-				   int64_t len, sfsi_bc_sink sink, void *arg,
+				   int64_t len, const struct sfsi_bc_dest *d,
 				   struct sfs_err *e)
 {
 	struct sfsi_s3_backend *be = ctx;
 
-	return sfsi_s3_get(be->c, key, off, len, sink, arg, NULL, e);
+	return sfsi_s3_get(be->c, key, off, len, d->sink, d->arg, NULL, e);
 }
 
 static enum sfs_status presign(void *ctx, const char *key, int expires_s,

@@ -395,7 +395,8 @@ static size_t block_len(const struct bc_blob *b, int64_t idx)
 /*
  * A job's blocks as one range (blocks in order): the bytes go to each
  * slot in turn. A block on disk (`cached`) is stepped over, its bytes
- * dropped: it is ready, and readers may be reading its buffer.
+ * dropped (received into `drop`): it is ready, and readers may be
+ * reading its buffer.
  */
 struct run_fill {
 	struct bc_blob *b;
@@ -405,6 +406,7 @@ struct run_fill {
 	unsigned char fetched[SFSI_BC_MAX_SPAN]; /* whole, ready, pinned */
 	int k, last; /* the slot being filled, the range's last */
 	size_t len;  /* bytes in slot k so far */
+	unsigned char drop[16 << 10];
 };
 
 /*
@@ -438,36 +440,64 @@ static void fetched_whole(struct run_fill *f)
 	pthread_mutex_unlock(&f->b->mu);
 }
 
+/* sfsi_bc_room: the rest of slot k's block (or of drop, for a cached one) */
+static void *run_room(void *arg, size_t *room)
+{
+	struct run_fill *f = arg;
+
+	*room = 0;
+	if (f->k > f->last)
+		return NULL; /* more than the range asked for */
+	*room = f->want[f->k] - f->len;
+	if (f->cached[f->k]) {
+		if (*room > sizeof(f->drop))
+			*room = sizeof(f->drop);
+		return f->drop;
+	}
+	return f->sl[f->k]->buf + f->len;
+}
+
+/* sfsi_bc_put: n bytes came at run_room's place */
+static int run_put(void *arg, size_t n)
+{
+	struct run_fill *f = arg;
+
+	f->len += n;
+	if (f->len < f->want[f->k])
+		return 0;
+	/*
+	 * the range's last block is made ready by run_end, once the fetch
+	 * has given its connection back: a reader woken here may ask for
+	 * its next block while the connection is still taken, and that
+	 * fetch opens another. A lone block (a seek) is thus ready when it
+	 * was before runs.
+	 */
+	if (!f->cached[f->k] && f->k < f->last)
+		fetched_whole(f);
+	f->k++;
+	f->len = 0;
+	return 0;
+}
+
+/* sfsi_bc_sink: bytes of the fetch's own buffer copied to their place */
 static int run_sink(void *arg, const void *data, size_t len)
 {
 	struct run_fill *f = arg;
 	const unsigned char *p = data;
+	unsigned char *to;
 	size_t n;
 
 	while (len) {
-		if (f->k > f->last)
+		to = run_room(f, &n);
+		if (!n)
 			return SFS_IO; /* more than the range asked for */
-		n = f->want[f->k] - f->len;
 		if (n > len)
 			n = len;
-		if (!f->cached[f->k])
-			memcpy(f->sl[f->k]->buf + f->len, p, n);
-		f->len += n;
+		if (to != f->drop)
+			memcpy(to, p, n);
+		run_put(f, n);
 		p += n;
 		len -= n;
-		if (f->len < f->want[f->k])
-			continue;
-		/*
-		 * the range's last block is made ready by run_end, once the
-		 * fetch has given its connection back: a reader woken here
-		 * may ask for its next block while the connection is still
-		 * taken, and that fetch opens another. A lone block (a seek)
-		 * is thus ready when it was before runs.
-		 */
-		if (!f->cached[f->k] && f->k < f->last)
-			fetched_whole(f);
-		f->k++;
-		f->len = 0;
 	}
 	return 0;
 }
@@ -620,6 +650,9 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 {
 	struct bc_blob *b = j->b;
 	struct run_fill f;
+	const struct sfsi_bc_dest dest = {
+		.sink = run_sink, .room = run_room, .put = run_put, .arg = &f
+	};
 	struct sfs_err e;
 	enum sfs_status st = SFS_OK;
 	int64_t off, len = 0;
@@ -642,7 +675,7 @@ static void fetch_one(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 		len += (int64_t)f.want[k];
 	if (!st && first <= f.last) {
 		off = f.sl[first]->idx * be->block;
-		st = be->fetch(be->ctx, b->key, off, len, run_sink, &f, &e);
+		st = be->fetch(be->ctx, b->key, off, len, &dest, &e);
 	}
 	pthread_mutex_lock(&b->mu);
 	run_end(&f, first, st, &e);

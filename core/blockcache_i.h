@@ -21,6 +21,21 @@ struct bc_blob;
 
 /* Where fetched bytes go: 0, or a status that stops the transfer. */
 typedef int (*sfsi_bc_sink)(void *arg, const void *data, size_t len);
+/*
+ * Or received in place: where the range's next bytes go and how many
+ * fit there (*room 0: the range is whole); then put says that n of them
+ * came (0, or a status that stops the transfer).
+ */
+typedef void *(*sfsi_bc_room)(void *arg, size_t *room);
+typedef int (*sfsi_bc_put)(void *arg, size_t n);
+
+/* A fetch's destination: sink, or room and put, with arg. */
+struct sfsi_bc_dest {
+	sfsi_bc_sink sink;
+	sfsi_bc_room room;
+	sfsi_bc_put put;
+	void *arg;
+};
 
 /* The most blocks one fetch may cover (sfsi_bcache's span). */
 #define SFSI_BC_MAX_SPAN 4
@@ -49,10 +64,12 @@ struct sfsi_bcache {
 	int64_t cache_bytes; /* the disk cache's bound (0: none) */
 	/*
 	 * Fetch [off, off+len) of the content at `key` (the owner's name
-	 * for it, given at sfsi_bcache_blob_open) into sink.
+	 * for it, given at sfsi_bcache_blob_open) into d: through d->sink,
+	 * or received in place through d->room and d->put (one copy
+	 * fewer), whichever the owner's transfer can.
 	 */
 	enum sfs_status (*fetch)(void *ctx, const char *key, int64_t off,
-				 int64_t len, sfsi_bc_sink sink, void *arg,
+				 int64_t len, const struct sfsi_bc_dest *d,
 				 struct sfs_err *e);
 	/* blob.h's sfs_blob_url for these blobs (NULL: SFS_UNSUPPORTED) */
 	enum sfs_status (*url)(void *ctx, const char *key, int expires_s,

@@ -241,12 +241,10 @@ static void note_up(struct sfs_remote *r)
  * The handle's options for one request of q (reset first): where it goes,
  * its time bounds, the answer's way into a (a->curl set) and the Range.
  */
-static void set_transfer(struct sfs_remote *r, CURL *c,
-			 const struct sfsi_remote_req *q, const char *url,
-			 struct answer *a)
+/* The handle reset, and where it connects to, how and within how long. */
+static void set_connection(struct sfs_remote *r, CURL *c, const char *url,
+			   int connect_s)
 {
-	char range[64];
-
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_SHARE, r->share);
@@ -262,10 +260,18 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 		curl_easy_setopt(c, CURLOPT_USERNAME, r->user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, r->password);
 	}
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
-			 (long)(q->stall_s && q->stall_s < r->timeout_s
-					? q->stall_s
-					: r->timeout_s));
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)connect_s);
+}
+
+static void set_transfer(struct sfs_remote *r, CURL *c,
+			 const struct sfsi_remote_req *q, const char *url,
+			 struct answer *a)
+{
+	char range[64];
+
+	set_connection(r, c, url,
+		       q->stall_s && q->stall_s < r->timeout_s ? q->stall_s
+							       : r->timeout_s);
 	/*
 	 * A stall ends a transfer after the timeout (no byte for that
 	 * long), whatever its size; a request that sends no file's bytes
@@ -596,6 +602,46 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
 		st = request_once(r, q, b, e, &again);
 	}
 	return st;
+}
+
+/* ---- for a connection of our own framing (remote_range.c) ---- */
+
+int sfsi_remote_plain_http(struct sfs_remote *r)
+{
+	return !strncasecmp(r->base, "http://", 7) && !r->proxy[0] &&
+	       !r->user && !__atomic_load_n(&r->aborting, __ATOMIC_SEQ_CST);
+}
+
+void sfsi_remote_connect_only(struct sfs_remote *r, void *curl, const char *url)
+{
+	set_connection(r, curl, url, r->timeout_s);
+	curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+}
+
+int sfsi_remote_head_lines(struct sfs_remote *r, char *out, size_t size)
+{
+	int n;
+
+	pthread_mutex_lock(&r->auth_mu);
+	n = snprintf(out, size, "%s\r\n%s\r\n", r->auth_header,
+		     r->origin_header);
+	pthread_mutex_unlock(&r->auth_mu);
+	return n >= 0 && (size_t)n < size ? n : -1;
+}
+
+int sfsi_remote_aborting(struct sfs_remote *r)
+{
+	return __atomic_load_n(&r->aborting, __ATOMIC_SEQ_CST);
+}
+
+void sfsi_remote_answered(struct sfs_remote *r, const char *why)
+{
+	if (why) {
+		note_down(r, why);
+		return;
+	}
+	note_up(r);
+	__atomic_store_n(&r->refused, 0, __ATOMIC_SEQ_CST);
 }
 
 int64_t sfsi_remote_origin(const struct sfs_remote *r)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "blockcache_i.h"
+#include "curl_pool_i.h"
 #include "remote_i.h"
 #include "util_i.h"
 #include "speechfs/banned.h"
@@ -29,10 +30,15 @@
 struct sfsi_rblob {
 	struct sfsi_bcache bc;
 	struct sfs_remote *r;
+	struct sfsi_curl_pool conns; /* sfsi_remote_range_into's */
 };
 
+/*
+ * A range's body received straight into its blocks where the server
+ * answers it plainly (remote_range.c), else through a normal request.
+ */
 static enum sfs_status fetch_range(void *ctx, const char *key, int64_t off,
-				   int64_t len, sfsi_bc_sink sink, void *arg,
+				   int64_t len, const struct sfsi_bc_dest *d,
 				   struct sfs_err *e)
 {
 	struct sfsi_rblob *rb = ctx;
@@ -42,10 +48,22 @@ static enum sfs_status fetch_range(void *ctx, const char *key, int64_t off,
 				     .fd = -1,
 				     .off = off,
 				     .len = len,
-				     .sink = sink,
-				     .arg = arg };
+				     .sink = d->sink,
+				     .arg = d->arg };
+	const struct sfsi_remote_range rq = {
+		.req = &q,
+		.room = d->room,
+		.put = d->put,
+		.arg = d->arg,
+	};
 	enum sfs_status st;
+	int other = 1;
 
+	if (d->room) {
+		st = sfsi_remote_range_into(rb->r, &rb->conns, &rq, &other, e);
+		if (!other)
+			return st;
+	}
 	st = sfsi_remote_request(rb->r, &q, &b, e);
 	sfs_buf_release(&b);
 	return st;
@@ -68,6 +86,7 @@ enum sfs_status sfsi_rblob_start(struct sfs_remote *r, const char *cache_dir,
 				"the cache directory's name is too long");
 	}
 	rb->r = r;
+	sfsi_curl_pool_init(&rb->conns);
 	rb->bc.block = BLOCK;
 	rb->bc.readahead = READAHEAD;
 	rb->bc.span = SPAN;
@@ -79,6 +98,7 @@ enum sfs_status sfsi_rblob_start(struct sfs_remote *r, const char *cache_dir,
 	st = sfsi_bcache_start(&rb->bc, e);
 	if (st) {
 		sfsi_bcache_stop(&rb->bc);
+		sfsi_curl_pool_release(&rb->conns);
 		free(rb);
 		return st;
 	}
@@ -91,6 +111,7 @@ void sfsi_rblob_stop(struct sfsi_rblob *rb)
 	if (!rb)
 		return;
 	sfsi_bcache_stop(&rb->bc);
+	sfsi_curl_pool_release(&rb->conns);
 	free(rb);
 }
 

@@ -181,6 +181,57 @@ void sfsi_remote_dir_state_of(void *curl, int ok, char *out, size_t size);
  */
 int64_t sfsi_remote_crc32c_of(void *curl, int ok);
 
+/* ---- a block's Range GET received in place (remote_range.c) ---- */
+
+/* Where the next bytes go, how many fit (0: no more); n of them came. */
+typedef void *(*sfsi_remote_room)(void *arg, size_t *room);
+typedef int (*sfsi_remote_put)(void *arg, size_t n);
+
+struct sfsi_curl_pool;
+
+/* A Range GET whose body is received in place. */
+struct sfsi_remote_range {
+	/*
+	 * The request as the normal transfer would make it: its path, off
+	 * and len (> 0), cancel and stop_ends are this one's too
+	 */
+	const struct sfsi_remote_req *req;
+	sfsi_remote_room room;
+	sfsi_remote_put put;
+	void *arg;
+};
+
+/*
+ * q's GET on a connection of our own HTTP/1.1 framing (libcurl
+ * connects: CURLOPT_CONNECT_ONLY; idle ones kept in pool), the body
+ * received straight where q->room says. An answer other than a 206 of
+ * exactly this range, with a Content-Length, not chunked, not encoded,
+ * or a server this cannot ask (https, a proxy, basic auth): *other set,
+ * nothing put, and the request is sfsi_remote_request's to make. Else
+ * the status the normal transfer would have given: SFS_UNAVAILABLE when
+ * no answer came (a stall of the timeout, twice the timeout in all, the
+ * server gone, the transfer aborted, cancelled or ended at the stop), the
+ * server noted down as there.
+ */
+enum sfs_status sfsi_remote_range_into(struct sfs_remote *r,
+				       struct sfsi_curl_pool *pool,
+				       const struct sfsi_remote_range *q,
+				       int *other,
+				       struct sfs_err *e) SFS_MUST_CHECK;
+
+/* remote.c's side of it: 1 when base is http:// without a proxy nor a
+ * user:password (and r is not aborting) */
+int sfsi_remote_plain_http(struct sfs_remote *r);
+/* curl (a CURL *) reset to connect only to url, as every request does */
+void sfsi_remote_connect_only(struct sfs_remote *r, void *curl,
+			      const char *url);
+/* the credentials' and origin's header lines, each ended by CRLF, into
+ * out: their length, or -1 when they do not fit */
+int sfsi_remote_head_lines(struct sfs_remote *r, char *out, size_t size);
+int sfsi_remote_aborting(struct sfs_remote *r);
+/* an answer came (why NULL), or none: why (noted once, as for any) */
+void sfsi_remote_answered(struct sfs_remote *r, const char *why);
+
 /* This client's origin (X-Speechfs-Origin): its changes in the feed. */
 int64_t sfsi_remote_origin(const struct sfs_remote *r);
 

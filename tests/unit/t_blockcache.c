@@ -32,7 +32,7 @@ struct asked {
 };
 
 static enum sfs_status fetch(void *ctx, const char *key, int64_t off,
-			     int64_t len, sfsi_bc_sink sink, void *arg,
+			     int64_t len, const struct sfsi_bc_dest *d,
 			     struct sfs_err *e)
 {
 	struct asked *a = ctx;
@@ -44,7 +44,7 @@ static enum sfs_status fetch(void *ctx, const char *key, int64_t off,
 	a->blocks[off / BLOCK]++;
 	pthread_mutex_unlock(&a->mu);
 	memset(buf, (int)(off / BLOCK), sizeof(buf));
-	return sink(arg, buf, (size_t)len) ? SFS_IO : SFS_OK;
+	return d->sink(d->arg, buf, (size_t)len) ? SFS_IO : SFS_OK;
 }
 
 static void count_lent(void *arg, const void *data, size_t len)
@@ -137,16 +137,41 @@ struct ranges {
 	int first[2 * NBLOCKS], len[2 * NBLOCKS];
 	int fail_runs; /* a range of two blocks or more fails after one */
 	int gone;      /* every fetch fails: the server is gone */
+	int pull;      /* bytes received in place (room, put), odd pieces */
+	int poison;    /* block poison - 1 is sent as 0xee bytes (0: none) */
 };
+
+/*
+ * n bytes of one value received in place: pieces of 1000 bytes
+ * or what room gives, as a connection's recv would. 0, or -1.
+ */
+static int pull_block(const struct sfsi_bc_dest *d, int value, size_t n)
+{
+	size_t left = n, fit;
+	unsigned char *to;
+
+	while (left) {
+		to = d->room(d->arg, &fit);
+		if (!fit)
+			return -1;
+		fit = fit < 1000 ? fit : 1000;
+		fit = fit < left ? fit : left;
+		memset(to, value, fit);
+		if (d->put(d->arg, fit))
+			return -1;
+		left -= fit;
+	}
+	return 0;
+}
 
 /* Each block's bytes are its index, sent a block at a time. */
 static enum sfs_status fetch_ranges(void *ctx, const char *key, int64_t off,
-				    int64_t len, sfsi_bc_sink sink, void *arg,
+				    int64_t len, const struct sfsi_bc_dest *d,
 				    struct sfs_err *e)
 {
 	struct ranges *r = ctx;
 	unsigned char buf[BLOCK];
-	int64_t at;
+	int64_t at, n;
 
 	(void)key;
 	if (r->gone)
@@ -159,9 +184,12 @@ static enum sfs_status fetch_ranges(void *ctx, const char *key, int64_t off,
 	}
 	pthread_mutex_unlock(&r->mu);
 	for (at = off; at < off + len; at += BLOCK) {
-		memset(buf, (int)(at / BLOCK), sizeof(buf));
-		if (sink(arg, buf,
-			 off + len - at < BLOCK ? off + len - at : BLOCK))
+		n = off + len - at < BLOCK ? off + len - at : BLOCK;
+		memset(buf,
+		       at / BLOCK == r->poison - 1 ? 0xee : (int)(at / BLOCK),
+		       sizeof(buf));
+		if (r->pull ? pull_block(d, buf[0], (size_t)n)
+			    : d->sink(d->arg, buf, (size_t)n))
 			return SFS_IO;
 		if (r->fail_runs && len > BLOCK)
 			return sfs_errf(e, SFS_IO, SFS_R_NONE, "cut");
@@ -385,11 +413,61 @@ static void test_runs_cached_as_files(void)
 	th_rmrf(dir);
 }
 
+/*
+ * A range received in place: each block whole and right, in pieces that
+ * do not divide it; a block of the range already on disk (block 4, read
+ * alone first) is dropped, its buffer untouched: the server's bytes for
+ * it now (0xee) never reach a reader. The range has nothing after its
+ * end (room 0).
+ */
+static void test_received_in_place(void)
+{
+	struct sfsi_bcache bc;
+	struct sfs_blob *b = NULL;
+	struct ranges r;
+	char *dir = th_tmpdir();
+	int i, ok = 1;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.mu, NULL);
+	r.pull = 1;
+	memset(&bc, 0, sizeof(bc));
+	bc.block = BLOCK;
+	bc.readahead = 4;
+	bc.span = 3;
+	bc.nthreads = 1;
+	bc.fetch = fetch_ranges;
+	bc.ctx = &r;
+	snprintf(bc.cache_dir, sizeof(bc.cache_dir), "%s", dir);
+	bc.cache_bytes = 64 * BLOCK;
+	REQUIRE_ST(sfsi_bcache_start(&bc, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", NBLOCKS * BLOCK,
+					 SFS_BLOB_CACHED, "k", &b, NULL),
+		   SFS_OK);
+	CHECK(read_block(b, 4));
+	sfs_blob_close(b);
+	r.poison = 4 + 1;
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", NBLOCKS * BLOCK,
+					 SFS_BLOB_CACHED, "k", &b, NULL),
+		   SFS_OK);
+	/* 0-2 alone, then the run 3-5 with 4 on disk; 4 after 5 came */
+	for (i = 0; i < 4; i++)
+		ok = ok && read_block(b, i);
+	CHECK(ok && read_block(b, 5) && read_block(b, 4));
+	CHECK(read_block(b, 6) && read_block(b, 7));
+	sfsi_bcache_stop(&bc);
+	sfs_blob_close(b);
+	CHECK(r.n >= 5 && r.first[4] == 3 && r.len[4] == 3);
+	pthread_mutex_destroy(&r.mu);
+	th_rmrf(dir);
+}
+
 int main(void)
 {
 	RUN(test_refused_lend_not_counted);
 	RUN(test_read_ahead_in_runs);
 	RUN(test_run_cut_after_a_block);
 	RUN(test_runs_cached_as_files);
+	RUN(test_received_in_place);
 	return th_report();
 }
