@@ -852,6 +852,51 @@ def test_an_ended_bodys_row_that_stays_keeps_its_file(tmp_path_factory,
             d.stop()
 
 
+def test_a_named_stage_goes_although_its_sessions_row_stays(
+        tmp_path_factory, blobs):
+    """A body whose commit fails after the stage was named after its blob
+    (staging/<tenant>-<sha>-<n>.stage: the database is busy) and whose end
+    then cannot remove the session's row (busy too) leaves no file
+    behind: the row stays for a later sweep, but the renamed stage is no
+    longer the session's file and goes (review s24 W2: it stayed in
+    staging/, body-sized, until the next start). SQLite alone: the test
+    holds the database's write lock once the body streams."""
+    import sqlite3
+    d, c = start(tmp_path_factory,
+                 dict(CONFIG, **{"db.busy_timeout_ms": "100"}), blobs=blobs)
+    db = None
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        up = c.store / "staging" / ".uploads" / uid
+        data = os.urandom(2 * MIB)
+        named = f"*-{hashlib.sha256(data).hexdigest()}-*.stage"  # blob.c
+        s = Stream(c, f["id"], uid, 0, len(data))
+        s.send(data[:MIB])
+        wait_until(lambda: held(up), "the PUT did not start")
+        db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30,
+                             isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        s.send(data[MIB:])
+        assert s.answer() == 503  # the commit's transaction: busy
+        said = f"session '{uid}' left for a later sweep: cannot remove"
+        wait_until(lambda: said in d.log.read_text(),
+                   "the end's row DELETE did not fail")
+        db.execute("ROLLBACK")
+        # once the session is free again its end is over: the stage freed
+        r = put(c, f["id"], uid, 1, b"")
+        assert r.status_code in (404, 409), r.text
+        assert not up.exists()
+        left = list((c.store / "staging").rglob(named))
+        assert not left, f"the named stage stayed: {left}"
+        assert c.get(f"/{f['id']}/content").content == b"old"
+    finally:
+        if db:
+            db.close()
+        c.http.close()
+        d.stop()
+
+
 def test_a_tenant_has_at_most_32_sessions(sfsd):
     c = sfsd
     c.quota_user(1 << 40, 1 << 20)
@@ -1265,39 +1310,55 @@ def test_a_sweep_that_cannot_remove_a_row_keeps_its_file(tmp_path_factory,
         d.stop()
 
 
+@contextlib.contextmanager
+def gated_put(tmp_path_factory, blobs, uploadfault, meta=None):
+    """A daemon under uploadfault.c's UPLOADFAULT_LOCK_GATE, a file holding
+    b"old" and a PUT of 1 MiB into a new session of it, held between its
+    open of the session file and its lock: yields (c, fid, uid, go), where
+    go() lets the PUT on and returns its answer. At the end the PUT is let
+    on (if the test did not) and the daemon stops."""
+    gate = tmp_path_factory.mktemp("gate")
+    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta,
+                 prefix=("env", f"LD_PRELOAD={uploadfault}",
+                         f"UPLOADFAULT_LOCK_GATE={gate}"))
+    out, th, go_file = {}, None, None
+
+    def go():
+        go_file.touch()
+        th.join(60)
+        assert not th.is_alive(), "the PUT did not end"
+        return out["r"]
+    try:
+        f = c.new_file(data=b"old")
+        uid = new_session(c, f["id"])
+        go_file = gate / f"{uid}.go"
+        th = threading.Thread(target=lambda: out.update(
+            r=put(c, f["id"], uid, 0, os.urandom(MIB), busy_ok=True)))
+        th.start()
+        wait_until(lambda: (gate / f"{uid}.opened").exists(),
+                   "the PUT did not open the file")
+        yield c, f["id"], uid, go
+    finally:
+        if th:
+            go_file.touch()
+            th.join(60)
+        c.http.close()
+        d.stop()
+
+
 def test_a_put_that_locks_a_removed_file_is_404(tmp_path_factory, blobs,
                                                 meta, uploadfault):
     """A session file unlinked between a PUT's open of it and its lock
     (by whoever held the lock: a sweep, a DELETE, another process's end)
     is not streamed into, whatever the row says: 404 upload_not_found
     (re-read s22 A1: the PUT took the lock on the unlinked file, found the
-    row and streamed into a file no path named). uploadfault.c holds the
-    PUT between its open and its lock while the test removes the file."""
-    gate = tmp_path_factory.mktemp("gate")
-    d, c = start(tmp_path_factory, CONFIG, blobs=blobs, meta=meta,
-                 prefix=("env", f"LD_PRELOAD={uploadfault}",
-                         f"UPLOADFAULT_LOCK_GATE={gate}"))
-    try:
-        f = c.new_file(data=b"old")
-        uid = new_session(c, f["id"])
-        up = c.store / "staging" / ".uploads" / uid
-        out = {}
-        th = threading.Thread(target=lambda: out.update(
-            r=put(c, f["id"], uid, 0, os.urandom(MIB), busy_ok=True)))
-        th.start()
-        deadline = time.time() + 30
-        while not (gate / f"{uid}.opened").exists():
-            assert time.time() < deadline, "the PUT did not open the file"
-            time.sleep(0.02)
-        up.unlink()
-        (gate / f"{uid}.go").touch()
-        th.join(60)
-        assert not th.is_alive()
-        c.assert_error(out["r"], 404, "upload_not_found")
-        assert c.get(f"/{f['id']}/content").content == b"old"
-    finally:
-        c.http.close()
-        d.stop()
+    row and streamed into a file no path named). The test removes the
+    file while gated_put() holds the PUT between its open and its lock."""
+    with gated_put(tmp_path_factory, blobs, uploadfault, meta) as \
+            (c, fid, uid, go):
+        (c.store / "staging" / ".uploads" / uid).unlink()
+        c.assert_error(go(), 404, "upload_not_found")
+        assert c.get(f"/{fid}/content").content == b"old"
 
 
 def test_a_put_that_finds_the_row_gone_removes_the_file(tmp_path_factory,
@@ -1306,37 +1367,20 @@ def test_a_put_that_finds_the_row_gone_removes_the_file(tmp_path_factory,
     (removed meanwhile by a DELETE or an end that found the file locked,
     and so left it to the lock's holder) removes the file: 404
     upload_not_found, and nothing left in .uploads/ (else it stayed until
-    the next start). uploadfault.c holds the PUT between its open of the
-    file and its lock while the test deletes the row (SQLite alone: in
-    the database file)."""
+    the next start). The test deletes the row while gated_put() holds the
+    PUT between its open of the file and its lock (SQLite alone: in the
+    database file)."""
     import sqlite3
-    gate = tmp_path_factory.mktemp("gate")
-    d, c = start(tmp_path_factory, CONFIG, blobs=blobs,
-                 prefix=("env", f"LD_PRELOAD={uploadfault}",
-                         f"UPLOADFAULT_LOCK_GATE={gate}"))
-    try:
-        f = c.new_file(data=b"old")
-        uid = new_session(c, f["id"])
-        up = c.store / "staging" / ".uploads" / uid
-        out = {}
-        th = threading.Thread(target=lambda: out.update(
-            r=put(c, f["id"], uid, 0, os.urandom(MIB), busy_ok=True)))
-        th.start()
-        wait_until(lambda: (gate / f"{uid}.opened").exists(),
-                   "the PUT did not open the file")
+    with gated_put(tmp_path_factory, blobs, uploadfault) as \
+            (c, fid, uid, go):
         db = sqlite3.connect(str(c.store / "speechfs.db"), timeout=30)
         with db:
             db.execute("DELETE FROM upload WHERE uuid = ?", (uid,))
         db.close()
-        (gate / f"{uid}.go").touch()
-        th.join(60)
-        assert not th.is_alive()
-        c.assert_error(out["r"], 404, "upload_not_found")
-        assert not up.exists(), "the file stayed without its row"
-        assert c.get(f"/{f['id']}/content").content == b"old"
-    finally:
-        c.http.close()
-        d.stop()
+        c.assert_error(go(), 404, "upload_not_found")
+        assert not (c.store / "staging" / ".uploads" / uid).exists(), \
+            "the file stayed without its row"
+        assert c.get(f"/{fid}/content").content == b"old"
 
 
 def test_a_start_skips_a_session_it_cannot_cut_back(tmp_path_factory,
