@@ -695,34 +695,52 @@ done:
 		blob_free(b); /* closed while this fetch ran (bc_close) */
 }
 
+/*
+ * May a fetcher take the queue's head (be->mu locked)? Urgent jobs are
+ * queued first, so a read-ahead job at the head means none waits; it
+ * leaves the fetchers kept for urgent ones.
+ */
+static int may_take(const struct sfsi_bcache *be)
+{
+	return be->head && (be->head->urgent || be->ahead_busy < be->ahead_max);
+}
+
 static void *fetcher(void *arg)
 {
 	struct sfsi_bcache *be = arg;
 	struct sfsi_bc_job *j;
+	int ahead;
 
 	for (;;) {
 		pthread_mutex_lock(&be->mu);
-		while (!be->head && !be->stop)
+		while (!may_take(be) && !be->stop)
 			pthread_cond_wait(&be->cv, &be->mu);
-		j = be->head;
+		j = be->head; /* when stopping, whatever is left */
 		if (j) {
 			be->head = j->next;
 			if (!be->head)
 				be->tail = NULL;
 		}
+		ahead = j && !j->urgent;
+		be->ahead_busy += ahead;
 		pthread_mutex_unlock(&be->mu);
 		if (!j)
 			return NULL; /* stopping, nothing queued */
 		fetch_one(be, j);
 		free(j);
+		if (ahead) { /* this thread looks at the queue next */
+			pthread_mutex_lock(&be->mu);
+			be->ahead_busy--;
+			pthread_mutex_unlock(&be->mu);
+		}
 	}
 }
 
 /* Queue a job: one someone waits for goes first. */
-static void enqueue(struct sfsi_bcache *be, struct sfsi_bc_job *j, int urgent)
+static void enqueue(struct sfsi_bcache *be, struct sfsi_bc_job *j)
 {
 	pthread_mutex_lock(&be->mu);
-	if (urgent || !be->tail) {
+	if (j->urgent || !be->tail) {
 		j->next = be->head;
 		be->head = j;
 		if (!be->tail)
@@ -733,6 +751,14 @@ static void enqueue(struct sfsi_bcache *be, struct sfsi_bc_job *j, int urgent)
 	}
 	pthread_cond_signal(&be->cv);
 	pthread_mutex_unlock(&be->mu);
+}
+
+/* Read-ahead's share of n fetchers: all but the kept, at least one. */
+static int ahead_max(const struct sfsi_bcache *be, int n)
+{
+	int kept = be->urgent_fetchers > 0 ? be->urgent_fetchers : 0;
+
+	return n - kept > 1 ? n - kept : 1;
 }
 
 enum sfs_status sfsi_bcache_start(struct sfsi_bcache *be, struct sfs_err *e)
@@ -753,12 +779,16 @@ enum sfs_status sfsi_bcache_start(struct sfsi_bcache *be, struct sfs_err *e)
 	be->threads = calloc((size_t)be->nthreads, sizeof(*be->threads));
 	if (!be->threads)
 		return sfs_errf(e, SFS_NOMEM, SFS_R_NONE, "out of memory");
+	be->ahead_max = ahead_max(be, be->nthreads);
 	for (i = 0; i < be->nthreads; i++)
 		if (pthread_create(&be->threads[i], NULL, fetcher, be))
 			break;
 	if (i == 0)
 		return sfs_errf(e, SFS_IO, SFS_R_NONE, "cannot start fetchers");
+	pthread_mutex_lock(&be->mu);
 	be->nthreads = i;
+	be->ahead_max = ahead_max(be, i);
+	pthread_mutex_unlock(&be->mu);
 	return SFS_OK;
 }
 
@@ -842,8 +872,9 @@ static int queue_run(struct bc_blob *b, const int *slot, int n, int urgent)
 	j->b = b;
 	memcpy(j->slot, slot, (size_t)n * sizeof(*slot));
 	j->n = n;
+	j->urgent = urgent;
 	b->inflight++;
-	enqueue(b->be, j, urgent);
+	enqueue(b->be, j);
 	return 0;
 }
 

@@ -45,6 +45,7 @@ struct sfsi_bc_job {
 	struct bc_blob *b;
 	int slot[SFSI_BC_MAX_SPAN];
 	int n;
+	int urgent; /* a read waits for it (else read-ahead) */
 	struct sfsi_bc_job *next;
 };
 
@@ -60,6 +61,13 @@ struct sfsi_bcache {
 	 */
 	int span;
 	int nthreads; /* fetchers */
+	/*
+	 * Fetchers that read-ahead jobs leave free, for a read waiting for
+	 * its block (a seek, another file's first read): several readers
+	 * in order each keep up to three 16 MiB runs going, and without it
+	 * held every fetcher. Read-ahead still gets at least one.
+	 */
+	int urgent_fetchers;
 	char cache_dir[4096];
 	int64_t cache_bytes; /* the disk cache's bound (0: none) */
 	/*
@@ -82,6 +90,8 @@ struct sfsi_bcache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct sfsi_bc_job *head, *tail;
+	int ahead_busy; /* fetchers on read-ahead jobs */
+	int ahead_max;	/* the most of them */
 	int stop;
 	int64_t cache_used; /* what this process knows of */
 	pthread_mutex_t cache_mu;

@@ -26,6 +26,12 @@
  * 8 MiB blocks (s23) cost seeks 40 %, runs cost them nothing.
  */
 #define SPAN 4
+/*
+ * One fetcher of the eight is kept for reads waiting for their block: with
+ * three sequential readers or more, runs held all eight, and a seek in
+ * another file waited for one to end.
+ */
+#define URGENT_FETCHERS 1
 
 struct sfsi_rblob {
 	struct sfsi_bcache bc;
@@ -91,6 +97,7 @@ enum sfs_status sfsi_rblob_start(struct sfs_remote *r, const char *cache_dir,
 	rb->bc.readahead = READAHEAD;
 	rb->bc.span = SPAN;
 	rb->bc.nthreads = READAHEAD;
+	rb->bc.urgent_fetchers = URGENT_FETCHERS;
 	sfs_strlcpy(rb->bc.cache_dir, cache_dir, sizeof(rb->bc.cache_dir));
 	rb->bc.cache_bytes = cache_bytes;
 	rb->bc.fetch = fetch_range;

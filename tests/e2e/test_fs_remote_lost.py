@@ -70,10 +70,13 @@ class Proxy:
     (method, path, fate) in order. Else a chunked body is relayed whole, its
     trailer fields as headers (RFC 9112 7.1.2 lets a recipient that
     removes the chunked coding keep them); `trailers` lists (method,
-    path, {name: value}) of those that had any."""
+    path, {name: value}) of those that had any. `rule_h(method, path,
+    headers)`, when set, decides instead of rule (a fate by a header too,
+    e.g. a GET's Range)."""
 
     def __init__(self, upstream_port):
         self.rule = lambda m, p: None
+        self.rule_h = None
         self.upstream = upstream_port
         self.seen = []
         self.trailers = []
@@ -197,7 +200,9 @@ class Proxy:
                     self.wfile.write(piece)
 
             def relay1(self):
-                fate = proxy.rule(self.command, self.path)
+                fate = proxy.rule_h(self.command, self.path,
+                                    self.headers) if proxy.rule_h \
+                    else proxy.rule(self.command, self.path)
                 if fate == "stream" and not self.chunked():
                     fate = None
                 if fate in ("cut", "stream"):

@@ -10,13 +10,17 @@
  * readable as soon as it came whole, even when the rest of the run fails.
  * The blocks of a range go to the disk cache as one file, found there
  * with the server gone, a seek into its middle too, never when cut.
+ * Read-ahead leaves the fetchers kept for urgent jobs: a read in another
+ * blob is served while every other fetcher is held by read-ahead.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "blob_i.h"
 #include "blockcache_i.h"
@@ -462,6 +466,121 @@ static void test_received_in_place(void)
 	th_rmrf(dir);
 }
 
+/*
+ * Blob "held"'s blocks past the first wait at a gate until the test opens
+ * it (or 30 s pass: then it opens for good); blob "seek"'s fetch notes
+ * whether the gate was still shut.
+ */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int open;
+	int held;	     /* fetches waiting at it */
+	int seek_while_shut; /* "seek" fetched while fetches were held */
+};
+
+static enum sfs_status fetch_gated(void *ctx, const char *key, int64_t off,
+				   int64_t len, const struct sfsi_bc_dest *d,
+				   struct sfs_err *e)
+{
+	struct gate *g = ctx;
+	unsigned char buf[BLOCK];
+	struct timespec until;
+	int64_t at;
+
+	(void)e;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&g->mu);
+	if (!strcmp(key, "seek"))
+		g->seek_while_shut = !g->open && g->held > 0;
+	if (!strcmp(key, "held") && off > 0) {
+		g->held++;
+		while (!g->open && pthread_cond_timedwait(&g->cv, &g->mu,
+							  &until) != ETIMEDOUT)
+			;
+		g->open = 1;
+		g->held--;
+	}
+	pthread_mutex_unlock(&g->mu);
+	for (at = off; at < off + len; at += BLOCK) {
+		memset(buf, (int)(at / BLOCK), sizeof(buf));
+		if (d->sink(d->arg, buf, BLOCK))
+			return SFS_IO;
+	}
+	return SFS_OK;
+}
+
+/*
+ * A run is held at the gate, and nothing more a fetcher could take: the
+ * queue empty, or its head read-ahead with read-ahead's share busy.
+ */
+static int fetchers_settled(struct sfsi_bcache *bc, struct gate *g)
+{
+	int settled;
+
+	pthread_mutex_lock(&g->mu);
+	settled = g->held > 0;
+	pthread_mutex_unlock(&g->mu);
+	pthread_mutex_lock(&bc->mu);
+	settled = settled && (!bc->head || (!bc->head->urgent &&
+					    bc->ahead_busy >= bc->ahead_max));
+	pthread_mutex_unlock(&bc->mu);
+	return settled;
+}
+
+/*
+ * Two fetchers, one kept for urgent jobs: a reader in order of blob
+ * "held" (read-ahead from its first read: two runs of two blocks) has
+ * its runs held by the server, and a read of blob "seek" is still
+ * fetched, while they are held. With urgent_fetchers 0 (before) both
+ * fetchers took a run, and the read waited for the server (here the
+ * gate's 30 s).
+ */
+static void test_a_fetcher_kept_for_urgent_reads(void)
+{
+	struct sfsi_bcache bc;
+	struct sfs_blob *held = NULL, *seek = NULL;
+	struct gate g;
+	int i;
+
+	memset(&g, 0, sizeof(g));
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	memset(&bc, 0, sizeof(bc));
+	bc.block = BLOCK;
+	bc.readahead = 4;
+	bc.span = 2;
+	bc.nthreads = 2;
+	bc.urgent_fetchers = 1;
+	bc.fetch = fetch_gated;
+	bc.ctx = &g;
+	REQUIRE_ST(sfsi_bcache_start(&bc, NULL), SFS_OK);
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", NBLOCKS * BLOCK,
+					 SFS_BLOB_SEQUENTIAL, "held", &held,
+					 NULL),
+		   SFS_OK);
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "bb", NBLOCKS * BLOCK, 0,
+					 "seek", &seek, NULL),
+		   SFS_OK);
+	CHECK(read_block(held, 0)); /* and runs 1-2, 3-4 queued */
+	for (i = 0; i < 3000 && !fetchers_settled(&bc, &g); i++)
+		usleep(10000);
+	CHECK(fetchers_settled(&bc, &g));
+	CHECK(read_block(seek, 5));
+	pthread_mutex_lock(&g.mu);
+	CHECK(g.seek_while_shut);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	CHECK(read_block(held, 1) && read_block(held, 4));
+	sfsi_bcache_stop(&bc);
+	sfs_blob_close(held);
+	sfs_blob_close(seek);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+
 int main(void)
 {
 	RUN(test_refused_lend_not_counted);
@@ -469,5 +588,6 @@ int main(void)
 	RUN(test_run_cut_after_a_block);
 	RUN(test_runs_cached_as_files);
 	RUN(test_received_in_place);
+	RUN(test_a_fetcher_kept_for_urgent_reads);
 	return th_report();
 }
