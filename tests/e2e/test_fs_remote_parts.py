@@ -726,6 +726,43 @@ def test_sigterm_still_asks_whether_a_lost_answer_committed(store,
         server_holds(dm, key, "lost-answer", data)
 
 
+def test_a_resume_whose_send_fails_too_is_tried_again(store, tmp_path):
+    """A stream lost once holes were punched (a proxy cuts it), and then
+    the close's first resumed PUT lost too (cut at once): the close tries
+    again after its back-off, from the durable offset the server says,
+    with the bytes the mount kept at and above what it freed; close()
+    returns 0 and the server holds the exact bytes. (The double failure
+    had no test: tasks s25, review s25.)"""
+    from test_fs_remote_lost import proxied
+    puts = []
+
+    def rule(meth, p):
+        if meth == "PUT" and "upload=" in p:
+            puts.append(p)
+            return "cut" if len(puts) <= 2 else None
+        return None
+
+    n, half = 44 * MIB + 99, 40 * MIB
+    data = os.urandom(n)
+    with proxied(store, "-o", "timeout=5", rule=rule) as (dm, key, px, m):
+        p = m.path("twice.bin")
+        w = Writer(p, data, half, tmp_path)
+        try:
+            # the server made 32 MiB durable: the mount freed them
+            assert eventually(lambda: freed(m, p, half, 16 * MIB), 60)
+            px.cut.set()
+            w.go()
+            out = w.result(timeout=120)
+        finally:
+            w.kill()
+            print(m.output())
+        assert out == "closed\n", out
+        # the third and later: past the server's "busy" of a cut one
+        assert px.fates("cut") == 2 and len(puts) >= 3, px.seen
+        assert "waits for the server to resume it" in m.output()
+        server_holds(dm, key, "twice", data)
+
+
 def test_sigterm_ends_a_close_waiting_to_resume(remote, tmp_path):
     """SIGTERM to the mount while a close waits for its server to resume
     the stream (the server killed after holes were punched; with
