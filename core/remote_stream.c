@@ -584,8 +584,10 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 	pthread_join(x->th, NULL);
 	if (x->parts.upload[0] && upload_gone(x) && !st->freed)
 		sessions_unreachable();
+	/* a resume reads the stage's file from the durable offset */
 	if ((!x->code || upload_again(x) || upload_gone(x)) &&
-	    x->parts.upload[0] && resume(x, id)) {
+	    x->parts.upload[0] &&
+	    (sfsi_stage_pipe_end(st, NULL) || resume(x, id))) {
 		x->status = sfs_errf(&x->err, SFS_IO, SFS_R_NONE,
 				     "the upload of '%s' cannot be finished "
 				     "(its upload session is gone or does not "

@@ -201,6 +201,20 @@ static enum sfs_status settle(struct sfs_stage *content, struct sfs_err *e)
 }
 
 /*
+ * A streamed stage is hashed with its pipe held (sfsi_stage_pipe_hold):
+ * the part of the stream's window the server had not freed yet (32-128
+ * MiB by default) stays in the ring's memory instead of going to the
+ * stage's file while close() waits for the answer; a whole PUT, as a
+ * resume (remote_stream.c), ends the pipe first (settle's race above).
+ * An answer the commit takes leaves nothing to send again: the bytes
+ * never go to the file.
+ */
+static enum sfs_status settle_held(struct sfs_stage *content, struct sfs_err *e)
+{
+	return sfsi_stage_hash_held(content, e);
+}
+
+/*
  * The server holds the bytes sent: its answer's size and CRC32C (crc32c,
  * -1 when it gave none) are the stage's when the stage has only that,
  * else its sha256. A stage of a mount whose server answers with the
@@ -404,7 +418,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		return sfsi_remote_cut_said(
 			sfsi_remote_of(s),
 			seed_replace(s, id, content, flags, out, e), id, 0, e);
-	st = settle(content, e);
+	st = settle_held(content, e);
 	if (st)
 		return st;
 	/* sent while it was written, or now, whole */
@@ -413,6 +427,8 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 				    e)) {
 		if (!st)
 			st = sfs_remote_file_decode(b.buf, b.len, &f, e);
+	} else if ((st = sfsi_stage_pipe_end(content, e))) {
+		/* its file lacks bytes: not sent */
 	} else if (content->freed) {
 		/* its start freed (the server held it in a session now gone) */
 		st = sfs_errf(e, SFS_IO, SFS_R_NONE,
@@ -430,6 +446,15 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 	st = refused_sent(st, id, e);
 	if (!st)
 		st = check_sent(content, &f, crc32c, e);
+	/*
+	 * The held pipe's slots never go to the file: the server holds
+	 * them (an answer taken), or the commit failed and the stage goes
+	 * unsent (commit_to frees a failed version at once; writing them
+	 * was review s25 W4: up to four rings of disk writes after a
+	 * SIGTERM's cut). Were the stage sent again, its whole PUT's
+	 * answer would not match its hash: EIO, not other bytes.
+	 */
+	sfsi_stage_pipe_discard(content);
 	if (!st)
 		st = sfsi_remote_file_number(s, &f, e);
 	if (!st && out)

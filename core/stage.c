@@ -310,6 +310,20 @@ static enum sfs_status stage_whole(struct sfs_stage *st, struct sfs_err *e)
 	return sfsi_remote_stream_whole(st, e);
 }
 
+/*
+ * Before the stage's file is cut to 0: nothing is freed any more, and
+ * what was stays freed (st->freed: read from the session) until the cut
+ * has made it go; no download of what is thrown away (re-read s24 B2).
+ */
+static void stage_unfreed(struct sfs_stage *st)
+{
+	if (!st->s->ops || !st->stream)
+		return;
+	pthread_mutex_lock(&st->fmu);
+	st->whole = 1;
+	pthread_mutex_unlock(&st->fmu);
+}
+
 void sfs_stage_set_limit(struct sfs_stage *st, int64_t max_bytes)
 {
 	st->limit = max_bytes > 0 ? max_bytes : INT64_MAX;
@@ -492,18 +506,34 @@ static enum sfs_status pread_file(struct sfs_stage *st, char *data, size_t len,
 	return SFS_OK;
 }
 
+/* The stage's freed offset (under fmu: the poller moves it). */
+static int64_t freed_now(struct sfs_stage *st)
+{
+	int64_t freed;
+
+	pthread_mutex_lock(&st->fmu);
+	freed = st->freed;
+	pthread_mutex_unlock(&st->fmu);
+	return freed;
+}
+
 /*
  * A read of a stage its remote stream frees (re-read s23 B1): what is at
- * or above freed from the file (under fmu: no punch while it is read),
- * what is below it from the stream's session, that range only; the
- * window goes on, nothing is brought back whole.
+ * or above freed from the file, what is below it from the stream's
+ * session, that range only; the window goes on, nothing is brought back
+ * whole. The file is read without fmu, which the sender, the poller and
+ * the ring's writer take for every slot (re-read s24 B3: they waited for
+ * the read's disk I/O): a punch may run during the read, but only below
+ * the freed it sets, so what the read got below the freed seen after it
+ * is read again from the session; bytes above that were not touched.
  */
 static enum sfs_status pread_freed(struct sfs_stage *st, char *data, size_t len,
 				   int64_t off, size_t *got, struct sfs_err *e)
 {
 	enum sfs_status ret = SFS_OK;
-	size_t done = 0, n, part;
+	size_t done = 0, n, part = 0;
 	int64_t freed, at;
+	int filed = 0; /* [off + done, off + len) read from the file */
 
 	if (off >= st->size)
 		len = 0;
@@ -511,22 +541,23 @@ static enum sfs_status pread_freed(struct sfs_stage *st, char *data, size_t len,
 		len = (size_t)(st->size - off);
 	while (!ret && done < len) {
 		at = off + (int64_t)done;
-		pthread_mutex_lock(&st->fmu);
-		freed = st->freed;
-		if (at >= freed) {
+		freed = freed_now(st);
+		if (at < freed) {
+			n = len - done;
+			if ((int64_t)n > freed - at)
+				n = (size_t)(freed - at);
+			ret = sfsi_remote_stream_read(st, data + done, n, at,
+						      e);
+			if (!ret)
+				done += n;
+		} else if (filed) {
+			done = len; /* at or above every freed since */
+		} else {
 			ret = pread_file(st, data + done, len - done, at, &part,
 					 e);
-			pthread_mutex_unlock(&st->fmu);
-			done += ret ? 0 : part;
-			break;
+			len = done + part; /* fewer only at the file's end */
+			filed = 1;
 		}
-		pthread_mutex_unlock(&st->fmu);
-		n = len - done;
-		if ((int64_t)n > freed - at)
-			n = (size_t)(freed - at);
-		ret = sfsi_remote_stream_read(st, data + done, n, at, e);
-		if (!ret)
-			done += n;
 	}
 	*got = done;
 	return ret;
@@ -578,7 +609,7 @@ enum sfs_status sfs_stage_pread(struct sfs_stage *st, void *data, size_t len,
 enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 				   struct sfs_err *e)
 {
-	enum sfs_status ret;
+	enum sfs_status ret = SFS_OK;
 
 	if (st->hashed)
 		return sfs_errf(e, SFS_CONFLICT, SFS_R_NONE,
@@ -590,15 +621,23 @@ enum sfs_status sfs_stage_truncate(struct sfs_stage *st, int64_t size,
 				"more than %lld bytes", (long long)st->limit);
 	if (size == st->size)
 		return SFS_OK;
-	ret = stage_whole(st, e);
+	/* a truncate to 0 needs nothing of what was freed back */
+	if (size)
+		ret = stage_whole(st, e);
+	else
+		stage_unfreed(st);
 	if (ret)
 		return ret;
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
-	ret = sfsi_stage_pipe_end(st, e);
+	ret = sfsi_stage_pipe_cut(st, size, e);
 	if (ret)
 		return ret;
-	if (ftruncate(st->fd, size) < 0)
-		return sfsi_errno_status(e, errno, "truncating the stage");
+	if (!size) {
+		/* the holes are cut: nothing is read from the session */
+		pthread_mutex_lock(&st->fmu);
+		st->freed = 0;
+		pthread_mutex_unlock(&st->fmu);
+	}
 	st->random = 1;
 	sfsi_stage_followers(st, 0, 1);
 	st->size = size;
@@ -708,7 +747,8 @@ enum sfs_status sfs_sha256_fd(int fd, char out[65], int64_t *size,
 	return sums_fd(fd, out, NULL, size, e);
 }
 
-enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
+static enum sfs_status stage_hash(struct sfs_stage *st, int hold,
+				  struct sfs_err *e)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -716,7 +756,7 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 
 	if (st->hashed)
 		return SFS_OK;
-	ret = sfsi_stage_pipe_end(st, e);
+	ret = hold ? sfsi_stage_pipe_hold(st, e) : sfsi_stage_pipe_end(st, e);
 	if (ret)
 		return ret;
 	if (st->random) {
@@ -743,6 +783,16 @@ enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
 	sfsi_stage_followers(st, st->random ? 0 : st->size,
 			     1); /* all there is */
 	return SFS_OK;
+}
+
+enum sfs_status sfsi_stage_hash(struct sfs_stage *st, struct sfs_err *e)
+{
+	return stage_hash(st, 0, e);
+}
+
+enum sfs_status sfsi_stage_hash_held(struct sfs_stage *st, struct sfs_err *e)
+{
+	return stage_hash(st, 1, e);
 }
 
 enum sfs_status sfs_stage_finish(struct sfs_stage *st, struct sfs_err *e)
@@ -801,8 +851,11 @@ void sfs_stage_free(struct sfs_stage *st)
 	if (!st)
 		return;
 	sfsi_stage_followers(st, 0, 1); /* first: the pipe waits for none */
-	if (st->pipe)
+	/* a session's file outlives the stage: all of it there */
+	if (st->keep_file || st->upload)
 		(void)sfsi_stage_pipe_end(st, NULL);
+	else
+		sfsi_stage_pipe_discard(st);
 	stream_free(st);
 	if (st->linked)
 		sfsi_blob_unlink_uncommitted(st);

@@ -230,6 +230,36 @@ enum sfs_status sfsi_stage_pipe_sync(struct sfs_stage *st,
 				     struct sfs_err *e) SFS_MUST_CHECK;
 enum sfs_status sfsi_stage_pipe_end(struct sfs_stage *st, struct sfs_err *e);
 /*
+ * The stage's file cut to size (ftruncate), its pipe ended first as by
+ * sfsi_stage_pipe_end, but the slots the cut would take are not written
+ * (a session's stage writes them all). On failure the stage is as after
+ * sfsi_stage_pipe_end.
+ */
+enum sfs_status sfsi_stage_pipe_cut(struct sfs_stage *st, int64_t size,
+				    struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * A remote stream's stage at its hash (sfsi_stage_hash_held): every byte
+ * handed over is hashed, but a ring's unwritten slots stay in its memory
+ * (its writer goes on leaving out what the server frees) while the
+ * stream waits for the server's answer: the server that answers holds
+ * them, and the stage then goes (sfsi_stage_pipe_discard). Whoever
+ * reads the stage's file before (a resume, a whole PUT) ends the pipe
+ * first (sfsi_stage_pipe_end: they go to the file). Other pipes end.
+ */
+enum sfs_status sfsi_stage_pipe_hold(struct sfs_stage *st,
+				     struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The stage goes (sfs_stage_free, its file with it): its pipe ends
+ * without writing what the file has not got.
+ */
+void sfsi_stage_pipe_discard(struct sfs_stage *st);
+/*
+ * How long a ring kept as a spare stays unused before it is freed
+ * (stage_pipe.c; tests shorten it), and whether one is kept now.
+ */
+extern int sfsi_stage_ring_idle_ms;
+int sfsi_stage_ring_spared(void);
+/*
  * For the pipe's writer (stage.c): len bytes at off (-1: at the file's
  * position) into fd, all of them or a failure; the writeback of what is
  * written (drop: and its pages dropped once on the disk).
@@ -242,6 +272,13 @@ void sfsi_stage_writeback(struct sfs_stage *st, int drop);
 /* Hash the stage if not yet done (no more writes after it). */
 enum sfs_status sfsi_stage_hash(struct sfs_stage *st,
 				struct sfs_err *e) SFS_MUST_CHECK;
+/*
+ * The same, its pipe held (sfsi_stage_pipe_hold) instead of ended: for a
+ * remote stream's commit (remote_write.c), which ends it before it reads
+ * the file.
+ */
+enum sfs_status sfsi_stage_hash_held(struct sfs_stage *st,
+				     struct sfs_err *e) SFS_MUST_CHECK;
 
 /* The stage's commit happened: nothing to undo, the stage file goes. */
 void sfsi_stage_done(struct sfs_stage *st);

@@ -17,6 +17,7 @@
 #include "store_i.h"
 #include "util_i.h"
 #include "speechfs/remote.h"
+#include "speechfs/util.h"
 
 /*
  * Big sequential stages write and hash in two threads of their own: the
@@ -97,6 +98,15 @@ struct pipe {
 	 * on its fcv for freed to move).
 	 */
 	unsigned need;
+	/*
+	 * keep: slots that begin at or above it are not written (INT64_MAX:
+	 * all are): their bytes are about to be cut or thrown away
+	 * (sfsi_stage_pipe_cut, re-read s24 B2); atomic. The writer
+	 * stops at st->written then, and `dropped` counts the slots it
+	 * left out, the last ones handed over.
+	 */
+	int64_t keep;
+	unsigned dropped;
 	size_t fill; /* bytes in slot head % PIPE_SLOTS */
 	int64_t seq; /* the filling slot's number (head without wrapping) */
 	int64_t off; /* where the filling slot's bytes go in the stage */
@@ -110,14 +120,100 @@ struct pipe {
 /*
  * Spare pipeline buffers, so uploads (and a mount's streams: one ring
  * kept at most) reuse memory already touched; each of its size (in
- * slots).
+ * slots). A ring kept unused for sfsi_stage_ring_idle_ms is given back
+ * (a reaper thread runs while one is kept): 131 MiB resident on a mount
+ * that wrote one big file hours ago is too dear. Touching a fresh ring
+ * costs 0.6-0.65 s of CPU here in 4 KiB pages, 20-250 ms when the
+ * kernel finds huge pages (s25 ring2, 131 MiB, five rounds each); its
+ * reuse 9-13 ms. Given back after a minute, a mount that writes a big
+ * file each minute pays at most about 1 % of a core for it.
  */
+#define RING_IDLE_MS (60 * 1000)
+int sfsi_stage_ring_idle_ms = RING_IDLE_MS;
+
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spare_cv; /* the reaper's (monotonic) */
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static int reaper_on; /* under spare_mu */
 static struct spare_mem {
 	char *mem;
 	unsigned nslots;
+	int64_t since; /* sfs_mono_ns when it was put back */
 } spare[3];
 static size_t rings_in_use; /* bytes, under spare_mu */
+
+static void spare_cv_init(void)
+{
+	sfs_cond_init_mono(&spare_cv);
+}
+
+/* The index in spare[] of the kept ring, or -1 (spare_mu held). */
+static int ring_kept(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(spare); i++)
+		if (spare[i].mem && spare[i].nslots != PIPE_SLOTS)
+			return (int)i;
+	return -1;
+}
+
+/* Frees the kept ring once it was unused for the idle time; ends then. */
+static void *ring_reaper(void *arg)
+{
+	struct timespec t;
+	int64_t until;
+	char *m;
+	int i;
+
+	(void)arg;
+	(void)pthread_setname_np(pthread_self(), "sfs-ringidle");
+	pthread_mutex_lock(&spare_mu);
+	while ((i = ring_kept()) >= 0) {
+		until = spare[i].since +
+			(int64_t)__atomic_load_n(&sfsi_stage_ring_idle_ms,
+						 __ATOMIC_RELAXED) *
+				1000000;
+		if (sfs_mono_ns() < until) {
+			sfs_mono_ts(&t, until);
+			pthread_cond_timedwait(&spare_cv, &spare_mu, &t);
+			continue;
+		}
+		m = spare[i].mem;
+		spare[i].mem = NULL;
+		pthread_mutex_unlock(&spare_mu);
+		free(m);
+		pthread_mutex_lock(&spare_mu);
+	}
+	reaper_on = 0;
+	pthread_mutex_unlock(&spare_mu);
+	return NULL;
+}
+
+/* A ring was kept (spare_mu held): its reaper runs. */
+static void reaper_start(void)
+{
+	pthread_attr_t a;
+	pthread_t th;
+
+	pthread_once(&spare_once, spare_cv_init);
+	pthread_cond_broadcast(&spare_cv); /* a new `since` */
+	if (reaper_on || pthread_attr_init(&a))
+		return;
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	reaper_on = !pthread_create(&th, &a, ring_reaper, NULL);
+	pthread_attr_destroy(&a);
+}
+
+int sfsi_stage_ring_spared(void)
+{
+	int kept;
+
+	pthread_mutex_lock(&spare_mu);
+	kept = ring_kept() >= 0;
+	pthread_mutex_unlock(&spare_mu);
+	return kept;
+}
 
 /* Take nslots of the rings' budget; 0 when it is spent. */
 static int ring_budget_take(unsigned nslots)
@@ -175,7 +271,10 @@ static void pipe_mem_put(char *m, unsigned nslots)
 		if (!spare[i].mem) {
 			spare[i].mem = m;
 			spare[i].nslots = nslots;
+			spare[i].since = sfs_mono_ns();
 			m = NULL;
+			if (nslots != PIPE_SLOTS)
+				reaper_start();
 		}
 	pthread_mutex_unlock(&spare_mu);
 	free(m);
@@ -271,6 +370,12 @@ static void ring_need(struct pipe *p, unsigned seq)
 	pthread_mutex_unlock(&st->fmu);
 }
 
+/* The writer's slot (from st->written) is to be left out (p->keep). */
+static int dropping(const struct pipe *p)
+{
+	return p->st->written >= __atomic_load_n(&p->keep, __ATOMIC_RELAXED);
+}
+
 static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 				 unsigned seq, int failed, struct sfs_err *e)
 {
@@ -286,11 +391,16 @@ static enum sfs_status pipe_work(struct pipe *p, int w, unsigned slot,
 	}
 	if (failed)
 		return SFS_OK; /* the stage is lost anyway: just drain */
-	if (p->ring && ring_skip(p, seq, p->len[slot])) {
+	if (p->ring && !dropping(p) && ring_skip(p, seq, p->len[slot])) {
 		/* a hole in the file, below freed as punched bytes are */
 		st->written += (int64_t)p->len[slot];
 		st->synced = st->dropped = st->written;
 		sfsi_stage_followers(st, st->written, 0);
+		return SFS_OK;
+	}
+	if (dropping(p)) {
+		/* cut or thrown away next: never written (written stays) */
+		p->dropped++;
 		return SFS_OK;
 	}
 	ret = slot_write(p, buf, p->len[slot], e);
@@ -361,6 +471,7 @@ static struct pipe *pipe_alloc(struct sfs_stage *st, int64_t ring)
 	if (!p)
 		return NULL;
 	p->st = st;
+	p->keep = INT64_MAX;
 	p->nslots = PIPE_SLOTS;
 	if (ring > 0) {
 		p->nslots = (unsigned)((ring < RING_MAX ? ring : RING_MAX) /
@@ -534,26 +645,104 @@ enum sfs_status sfsi_stage_pipe_sync(struct sfs_stage *st, struct sfs_err *e)
 }
 
 /*
+ * The workers stopped once they have done every slot handed over; the
+ * writer leaves out of the file those that begin at or above keep.
+ */
+static enum sfs_status pipe_stop(struct pipe *p, int64_t keep,
+				 struct sfs_err *e)
+{
+	pipe_push(p);
+	/* before the join wakes the writer (ring_need: fmu) */
+	__atomic_store_n(&p->keep, keep, __ATOMIC_RELAXED);
+	pipe_join(p);
+	return pipe_status(p, e);
+}
+
+/* The slots pipe_stop left out go to the file after all (in order). */
+static enum sfs_status pipe_write_dropped(struct pipe *p, struct sfs_err *e)
+{
+	enum sfs_status ret = SFS_OK;
+	unsigned seq, slot;
+
+	for (seq = p->head - p->dropped; !ret && seq != p->head; seq++) {
+		slot = seq % p->nslots;
+		ret = slot_write(p, p->mem + (size_t)slot * PIPE_CHUNK,
+				 p->len[slot], e);
+	}
+	p->dropped = 0;
+	return ret;
+}
+
+/* The stopped pipe freed: the stage is inline again. */
+static enum sfs_status pipe_close(struct sfs_stage *st, enum sfs_status ret,
+				  struct sfs_err *e)
+{
+	pipe_free(st->pipe);
+	st->pipe = NULL;
+	/* the writer wrote at offsets: later appends go at the end */
+	if (!ret && lseek(st->fd, st->written, SEEK_SET) < 0)
+		ret = sfsi_errno_status(e, errno, "seeking the stage");
+	return ret;
+}
+
+/*
  * Back to inline: everything buffered written and hashed, the workers
  * joined, st->md holding the hash of all bytes so far. Called before any
  * other use of the file (pwrite, truncate, finish, free).
  */
 enum sfs_status sfsi_stage_pipe_end(struct sfs_stage *st, struct sfs_err *e)
 {
+	if (!st->pipe)
+		return SFS_OK;
+	return pipe_close(st, pipe_stop(st->pipe, INT64_MAX, e), e);
+}
+
+/*
+ * A ring holds up to a window of bytes the file has not got (131-259
+ * MiB): a truncate need not write those it cuts, nor a stage that goes
+ * any (re-read s24 B2: a window of disk writes on the worker that holds
+ * the file's lock). The cut is made while the pipe's memory still holds
+ * them: a cut that fails writes them after all, and the stage is as
+ * after sfsi_stage_pipe_end.
+ */
+enum sfs_status sfsi_stage_pipe_cut(struct sfs_stage *st, int64_t size,
+				    struct sfs_err *e)
+{
 	struct pipe *p = st->pipe;
 	enum sfs_status ret;
 
 	if (!p)
-		return SFS_OK;
+		return ftruncate(st->fd, size) < 0
+			       ? sfsi_errno_status(e, errno,
+						   "truncating the stage")
+			       : SFS_OK;
+	/* a session's file is recorded as it is written (upload.c) */
+	ret = pipe_stop(p, st->upload ? INT64_MAX : size, e);
+	if (!ret && ftruncate(st->fd, size) < 0) {
+		ret = sfsi_errno_status(e, errno, "truncating the stage");
+		(void)pipe_write_dropped(p, NULL);
+	}
+	return pipe_close(st, ret, e);
+}
+
+enum sfs_status sfsi_stage_pipe_hold(struct sfs_stage *st, struct sfs_err *e)
+{
+	struct pipe *p = st->pipe;
+
+	if (!p || !p->ring || !st->stream)
+		return sfsi_stage_pipe_end(st, e);
 	pipe_push(p);
-	pipe_join(p);
-	ret = pipe_status(p, e);
-	pipe_free(p);
-	st->pipe = NULL;
-	/* the writer wrote at offsets: later appends go at the end */
-	if (!ret && lseek(st->fd, st->written, SEEK_SET) < 0)
-		ret = sfsi_errno_status(e, errno, "seeking the stage");
-	return ret;
+	pthread_mutex_lock(&p->mu);
+	while (p->done[P_HASHER] != p->head)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	return pipe_status(p, e);
+}
+
+void sfsi_stage_pipe_discard(struct sfs_stage *st)
+{
+	if (st->pipe)
+		(void)pipe_close(st, pipe_stop(st->pipe, 0, NULL), NULL);
 }
 
 enum sfs_status sfsi_stage_pipe_write(struct sfs_stage *st, const char *data,

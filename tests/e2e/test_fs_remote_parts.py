@@ -180,6 +180,33 @@ def test_write_behind_the_end_after_freeing(remote):
         assert sha256_file(p) == sha(bytes(data))
 
 
+@pytest.mark.parametrize("size", [0, 5 * MIB + 3])
+def test_truncate_after_freeing(remote, size):
+    """A truncate of a file being written, after the server freed its
+    start, keeps what it keeps and no more: to 0 nothing freed comes back
+    from the session (re-read s24 B2: it downloaded the freed start to
+    throw it away), to a size below freed that start comes back; the
+    writes after it go on and the server holds the bytes as written."""
+    n = 80 * MIB + 11
+    data = os.urandom(n)
+    more = os.urandom(9 * MIB + 1)
+    with writing(remote) as (dm, key, m):
+        p = m.path("cut.bin")
+        with open(p, "wb") as f:
+            write_chunks(f, data, 0, n)
+            assert eventually(lambda: freed(m, p, n), 60)
+            f.truncate(size)
+            f.seek(size)
+            write_chunks(f, more, 0, len(more))
+            back = re.findall(r"GET \S+/uploads/\w+/content 20[06] (\d+)",
+                              dm.output())
+            if not size:
+                assert not back, back
+        want = data[:size] + more
+        server_holds(dm, key, "cut", want)
+        assert sha256_file(p) == sha(want)
+
+
 WRITER = r"""
 import os, sys
 data = open(sys.argv[2], "rb").read()
@@ -511,6 +538,31 @@ def test_a_write_at_the_window_holds_no_lock_of_the_file(remote, tmp_path):
         assert got[2] == data[wrote - 4096:wrote]
         assert w.result() == "closed\n"
         server_holds(dm, key, "at-window", data)
+
+
+def test_a_close_keeps_the_window_out_of_the_stage_file(remote, tmp_path):
+    """A close waits for the server's answer (stopped: SIGSTOP) with the
+    part of the window the server has not freed in the mount's memory:
+    the stage's file does not grow by the 40 MiB written last (they
+    went to it at the hash before, for a resume that was not needed);
+    once the server goes on, close() succeeds, the server holds the
+    exact bytes."""
+    n = 120 * MIB + 9
+    with freed_half(remote, tmp_path, "kept.bin", "-o", "timeout=60", n=n,
+                    half=80 * MIB) as (dm, key, m, w, data):
+        st = stage_file(m)
+        before = allocated(st)
+        with stopped(dm):
+            w.go()
+            assert eventually(lambda: in_close(w.proc.pid), 60)
+            most, until = 0, time.monotonic() + 3
+            while time.monotonic() < until:
+                most = max(most, allocated(st))
+                time.sleep(0.02)
+        assert most < before + 8 * MIB, (before, most)
+        assert w.result() == "closed\n"
+        server_holds(dm, key, "kept", data)
+        assert sha256_file(m.path("kept.bin")) == sha(data)
 
 
 def test_sigterm_ends_a_write_waiting_at_the_window(remote, tmp_path):
