@@ -57,9 +57,10 @@ struct sfs_remote {
 	int aborting; /* sfsi_remote_abort: transfers end now */
 	int down;     /* the last request got no answer at all */
 	int opened;   /* sfs_remote_open_opts is done: say when it is down */
-	/* sfsi_remote_stopping (set under stop_mu), what sfsi_remote_wait
-	 * waits for on stop_cv (monotonic) */
+	/* sfsi_remote_stopping's cut (set under stop_mu), what
+	 * sfsi_remote_wait waits for on stop_cv (monotonic) */
 	int stopping;
+	int ending; /* sfsi_remote_stopping came, cut or not */
 	pthread_mutex_t stop_mu;
 	pthread_cond_t stop_cv;
 	/* this client's origin, sent with every request (the change feed
@@ -105,10 +106,26 @@ void sfsi_remote_abort(struct sfs_remote *r)
 	__atomic_store_n(&r->aborting, 1, __ATOMIC_SEQ_CST);
 }
 
-void sfsi_remote_stopping(struct sfs_remote *r)
+/* sfsi_remote_last_tries: the calling thread's requests are last tries */
+static __thread int last_tries;
+
+void sfsi_remote_last_tries(int on)
+{
+	last_tries = on;
+}
+
+enum sfsi_at_stop sfsi_remote_at_stop(const struct sfsi_remote_req *q)
+{
+	return q->at_stop == SFSI_STOP_ENDS && last_tries ? SFSI_STOP_STALLS
+							  : q->at_stop;
+}
+
+void sfsi_remote_stopping(struct sfs_remote *r, int cut)
 {
 	pthread_mutex_lock(&r->stop_mu);
-	__atomic_store_n(&r->stopping, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->ending, 1, __ATOMIC_RELAXED);
+	if (cut)
+		__atomic_store_n(&r->stopping, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&r->stop_cv);
 	pthread_mutex_unlock(&r->stop_mu);
 }
@@ -481,9 +498,11 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	struct answer a = {
 		.b = b, .sink = q->sink, .arg = q->arg, .to_sink = -1
 	};
+	enum sfsi_at_stop at_stop = sfsi_remote_at_stop(q);
 	struct progress pr = { .r = r,
 			       .cancel = q->cancel,
-			       .stop_ends = q->stop_ends };
+			       .stop_ends = at_stop == SFSI_STOP_ENDS };
+	struct sfsi_remote_req last;
 	char url[2048], why[CURL_ERROR_SIZE] = "";
 	enum sfs_status st;
 	unsigned gen;
@@ -497,11 +516,11 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	if (sfsi_would_wait(e, url))
 		return SFS_WOULD_WAIT;
 	/*
-	 * Not begun once the stop came: it would be cut off at once, its
+	 * Not begun once the cut came: it would be cut off at once, its
 	 * bytes perhaps in the server's socket buffers already (the server
 	 * may then still act on them).
 	 */
-	if (q->stop_ends && sfsi_remote_is_stopping(r)) {
+	if (pr.stop_ends && sfsi_remote_is_stopping(r)) {
 		if (q->http_code)
 			*q->http_code = 0;
 		if (q->dir_state && q->dir_state_size)
@@ -510,6 +529,13 @@ static enum sfs_status request_once(struct sfs_remote *r,
 			*q->crc32c = -1;
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
 				"'%s': not sent, the mount is ending", url);
+	}
+	/* a last try once the front end stopped: a stall ends it */
+	if (at_stop == SFSI_STOP_STALLS &&
+	    __atomic_load_n(&r->ending, __ATOMIC_RELAXED)) {
+		last = *q;
+		last.stall_s = SFSI_STOPPING_STALL_S;
+		q = &last;
 	}
 	c = sfsi_curl_pool_take(&r->pool);
 	if (!c)
@@ -1073,7 +1099,7 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       struct sfs_err *e)
 {
 	return sfsi_remote_put_content(r, id, fd, if_match, flags, out, NULL, 0,
-				       NULL, NULL, 0, e);
+				       NULL, NULL, SFSI_STOP_WAITS, e);
 }
 
 enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
@@ -1082,7 +1108,8 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 					char *dir_state, size_t dir_state_size,
 					int64_t *crc32c,
 					const uint32_t *send_crc32c,
-					int stop_ends, struct sfs_err *e)
+					enum sfsi_at_stop at_stop,
+					struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfsi_remote_req q = { .method = "PUT",
@@ -1091,7 +1118,7 @@ enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
 				     .dir_state_size = dir_state_size,
 				     .crc32c = crc32c,
 				     .content_crc32c = send_crc32c,
-				     .stop_ends = stop_ends };
+				     .at_stop = at_stop };
 	char path[128], hdr[96];
 	enum sfs_status st;
 	off_t size;
@@ -1138,6 +1165,10 @@ enum sfs_status sfsi_remote_changes_obj(struct sfs_remote *r,
 					int *more, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
+	/* the poll waits on after a cut: the feed's own stop ends it */
+	struct sfsi_remote_req q = { .method = "GET",
+				     .fd = -1,
+				     .at_stop = SFSI_STOP_WAITS };
 	json_t *j = NULL, *ch;
 	char path[160];
 	const char *c;
@@ -1156,8 +1187,9 @@ enum sfs_status sfsi_remote_changes_obj(struct sfs_remote *r,
 			 timeout_s, others ? "&skipOwn=true" : "");
 	else
 		snprintf(path, sizeof(path), API "/changes");
-	st = request(r, "GET", path, -1, 0, NULL, timeout_s + r->timeout_s + 5,
-		     &b, e);
+	q.path = path;
+	q.timeout_s = timeout_s + r->timeout_s + 5;
+	st = sfsi_remote_request(r, &q, &b, e);
 	if (!st)
 		j = json_loadb(b.buf, b.len, 0, NULL);
 	c = json_string_value(json_object_get(j, "cursor"));

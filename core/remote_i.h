@@ -35,6 +35,24 @@ struct sfs_blob;
 typedef int (*sfsi_remote_sink)(void *arg, const void *data, size_t len);
 
 /*
+ * What a request does when the front end stops (sfsi_remote_stopping).
+ * Once it is cut (SIGTERM), every call waiting for the server gives up:
+ * an SFSI_STOP_ENDS request (the default) ends then, as at a cancel
+ * (within a second), and one not begun yet is not sent; the calls
+ * waiting for it fail (SFS_UNAVAILABLE). Once the front end's session
+ * has ended in any way (an unmount too), an SFSI_STOP_STALLS request
+ * begun then (a last try) is bounded by SFSI_STOPPING_STALL_S seconds
+ * without a byte instead of the timeout; an unmount cuts nothing: the
+ * calls still running (a release's upload) go on as before it.
+ */
+enum sfsi_at_stop {
+	SFSI_STOP_ENDS,	  /* a front end's call: it ends at the cut */
+	SFSI_STOP_WAITS,  /* its own bounds only (the feed, short ones) */
+	SFSI_STOP_STALLS  /* goes on at the cut; begun after any stop,
+			   * stall_s SFSI_STOPPING_STALL_S */
+};
+
+/*
  * A body of a length not known beforehand (sent chunked): up to len
  * bytes into buf; how many (0: the body ends), or -1 to cut the request
  * off (the server sees the body end early and keeps nothing of it).
@@ -75,13 +93,8 @@ struct sfsi_remote_req {
 	 * within about a second, wherever it waits (or NULL).
 	 */
 	const int *cancel;
-	/*
-	 * Non-zero: the transfer also ends (as at a cancel) once the front
-	 * end stops (sfsi_remote_stopping), and does not start after it: a
-	 * request a close waits for (a stream's, the create that starts
-	 * it, a whole upload), which SIGTERM leaves as the server has it.
-	 */
-	int stop_ends;
+	/* what it does when the front end stops (SFSI_STOP_ENDS: 0) */
+	enum sfsi_at_stop at_stop;
 	/*
 	 * > 0: the request's only bound is a stall of this many seconds
 	 * (connecting included): it goes on while the server sends.
@@ -125,13 +138,13 @@ enum sfs_status sfsi_remote_request(struct sfs_remote *r,
  * dir_state[dir_state_size] ("" when none; NULL: not asked), its
  * X-Speechfs-Content-Crc32c into *crc32c (as sfsi_remote_req's; NULL:
  * not asked); send_crc32c: the CRC32C of fd's bytes, sent with them
- * (sfsi_remote_req's content_crc32c; NULL: none).
+ * (sfsi_remote_req's content_crc32c; NULL: none); at_stop the request's.
  */
 enum sfs_status sfsi_remote_put_content(
 	struct sfs_remote *r, const char *id, int fd, const char *if_match,
 	unsigned flags, struct sfs_file *out, char *dir_state,
 	size_t dir_state_size, int64_t *crc32c, const uint32_t *send_crc32c,
-	int stop_ends, struct sfs_err *e) SFS_MUST_CHECK;
+	enum sfsi_at_stop at_stop, struct sfs_err *e) SFS_MUST_CHECK;
 
 /* Room for a directory's state (X-Speechfs-Directory). */
 #define SFSI_DIR_STATE_MAX 512
@@ -193,7 +206,7 @@ struct sfsi_curl_pool;
 struct sfsi_remote_range {
 	/*
 	 * The request as the normal transfer would make it: its path, off
-	 * and len (> 0), cancel and stop_ends are this one's too
+	 * and len (> 0), cancel and at_stop are this one's too
 	 */
 	const struct sfsi_remote_req *req;
 	sfsi_remote_room room;
@@ -248,18 +261,30 @@ int sfsi_remote_down(struct sfs_remote *r);
 void sfsi_remote_abort(struct sfs_remote *r);
 
 /*
- * The front end stops (sfs_store_stopping): sfsi_remote_wait returns at
- * once from now on, and a request whose cancel is sfsi_remote_stop_flag,
- * or that has stop_ends, ends (within a second).
+ * The front end stops (sfs_store_stopping): its session ended (an
+ * unmount), or, with cut (SIGTERM), it ends now: then sfsi_remote_wait
+ * returns at once from now on, and a request whose cancel is
+ * sfsi_remote_stop_flag, or whose at_stop is SFSI_STOP_ENDS, ends
+ * (within a second). Either way the last tries (SFSI_STOP_STALLS) are
+ * bounded from then on.
  */
-void sfsi_remote_stopping(struct sfs_remote *r);
+void sfsi_remote_stopping(struct sfs_remote *r, int cut);
 const int *sfsi_remote_stop_flag(struct sfs_remote *r);
-/* Whether the front end stops (sfsi_remote_stopping came). */
+/*
+ * on: the calling thread's requests are last tries (SFSI_STOP_STALLS,
+ * whatever their at_stop says) until it is called with 0: a last try's
+ * requests after its create (the times, the sync) go on after a cut too.
+ */
+void sfsi_remote_last_tries(int on);
+/* What q does at the front end's stop on this thread (last tries too). */
+enum sfsi_at_stop sfsi_remote_at_stop(const struct sfsi_remote_req *q);
+/* Whether the front end is cut (sfsi_remote_stopping with cut came). */
 int sfsi_remote_is_stopping(struct sfs_remote *r);
 /*
  * st of a close's whole upload of file id (new_file: its create with the
- * content): no answer once the front end stops (stop_ends cut it, or it
- * was not begun) is said so, as a stream's cut is; else st, e as it was.
+ * content): no answer once the front end is cut (SFSI_STOP_ENDS cut it,
+ * or it was not begun) is said so, as a stream's cut is; else st, e as
+ * it was.
  */
 enum sfs_status sfsi_remote_cut_said(struct sfs_remote *r, enum sfs_status st,
 				     const char *id, int new_file,
@@ -271,12 +296,6 @@ enum sfs_status sfsi_remote_cut_said(struct sfs_remote *r, enum sfs_status st,
  * that long is taken as not answering; one that sends goes on.
  */
 #define SFSI_STOPPING_STALL_S 2
-/* What a request of the front end's calls does at its stop. */
-enum sfsi_at_stop {
-	SFSI_STOP_WAITS, /* as any: its own bounds */
-	SFSI_STOP_ENDS,	 /* stop_ends: a close waits for it */
-	SFSI_STOP_STALLS /* once stopping, stall_s SFSI_STOPPING_STALL_S */
-};
 /* Wait ms milliseconds, or less when the front end stops: 1 if it did. */
 int sfsi_remote_wait(struct sfs_remote *r, int64_t ms);
 
@@ -559,7 +578,7 @@ int sfsi_remote_feed_is_live(struct sfs_store *s);
 
 struct sfsi_store_ops {
 	void (*close)(struct sfs_store *s);
-	void (*stopping)(struct sfs_store *s);
+	void (*stopping)(struct sfs_store *s, enum sfs_store_stop how);
 	enum sfs_status (*auth_user)(struct sfs_store *s, struct sfs_actor *out,
 				     struct sfs_err *e);
 	enum sfs_status (*space_of)(struct sfs_store *s, struct sfs_space *out,
@@ -734,7 +753,7 @@ unsigned sfsi_remote_has(struct sfs_store *s);
  * dir_state (SFSI_DIR_STATE_MAX bytes, or NULL): the answer's
  * X-Speechfs-Directory, "" when none (sfsi_rcache_apply_state). A
  * create with content (a close's commit) and set_content's upload end
- * at the front end's stop (stop_ends), whatever at_stop says.
+ * at the front end's cut (SFSI_STOP_ENDS), whatever at_stop says.
  */
 enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 					const struct sfs_file_spec *spec,

@@ -61,7 +61,7 @@ int sfsi_rparts_begin(struct sfsi_rparts *p, struct sfs_remote *r,
 	/* the stream's sender asks, which a close may be waiting for */
 	struct sfsi_remote_req q = { .method = "POST",
 				     .fd = -1,
-				     .stop_ends = 1 };
+				     .at_stop = SFSI_STOP_ENDS };
 	char path[160];
 	enum sfs_status ret;
 	struct sfs_err e;
@@ -159,7 +159,9 @@ static void *poller(void *arg)
 	struct sfsi_remote_req q = { .method = "GET",
 				     .fd = -1,
 				     .cancel = &p->stop,
-				     .timeout_s = POLL_S + 10 };
+				     .timeout_s = POLL_S + 10,
+				     /* the stream's end stops it */
+				     .at_stop = SFSI_STOP_WAITS };
 	char path[sizeof(p->path) + 48];
 	int64_t seen = 0, d, t0; /* t0: sfs_mono_ns */
 	enum sfs_status ret;
@@ -226,11 +228,10 @@ enum sfs_status sfsi_rparts_durable(struct sfsi_rparts *p, int64_t *durable,
 				    struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
-	/* asked by a close: it ends when the front end stops */
+	/* asked by a close: it ends at the front end's cut (SFSI_STOP_ENDS) */
 	struct sfsi_remote_req q = { .method = "GET",
 				     .path = p->path,
-				     .fd = -1,
-				     .cancel = sfsi_remote_stop_flag(p->r) };
+				     .fd = -1 };
 	enum sfs_status ret = sfsi_remote_request(p->r, &q, &b, e);
 
 	if (!ret)
@@ -243,7 +244,8 @@ void sfsi_rparts_drop(struct sfsi_rparts *p)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
 	struct sfsi_remote_req q = {
-		.method = "DELETE", .path = p->path, .fd = -1, .timeout_s = 2
+		.method = "DELETE", .path = p->path, .fd = -1, .timeout_s = 2,
+		.at_stop = SFSI_STOP_WAITS /* also after a cut: 2 s at most */
 	};
 	struct sfs_err e;
 

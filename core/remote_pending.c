@@ -79,7 +79,7 @@ enum sfs_status sfsi_rpend_file_create(struct sfs_store *s,
 	if (!spec->lazy || content || spec->id_key || spec->uri ||
 	    spec->ntags || spec->metadata || spec->description ||
 	    spec->listening || !(sfsi_remote_has(s) & SFS_REMOTE_ID_KEY))
-		return sfsi_rkept_file_create(s, spec, content, SFSI_STOP_WAITS,
+		return sfsi_rkept_file_create(s, spec, content, SFSI_STOP_ENDS,
 					      out, e);
 	/* the server's checks of the fields that cost no request */
 	if (sfs_name_check(spec->name, "name", e) ||
@@ -612,7 +612,7 @@ static enum sfs_status sent(struct sfs_store *s, const char *id,
 {
 	enum sfs_status st = SFS_OK;
 
-	if (send_create(s, id, NULL, 0, 1, SFSI_STOP_WAITS, NULL, &st, e))
+	if (send_create(s, id, NULL, 0, 1, SFSI_STOP_ENDS, NULL, &st, e))
 		return st;
 	return SFS_OK;
 }
@@ -636,6 +636,7 @@ void sfsi_rpend_last_sends(struct sfs_store *s)
 	struct sfs_err e;
 	struct pend *x;
 
+	sfsi_remote_last_tries(1);
 	for (; p;) {
 		id[0] = '\0';
 		pthread_mutex_lock(&p->mu);
@@ -647,7 +648,7 @@ void sfsi_rpend_last_sends(struct sfs_store *s)
 			}
 		pthread_mutex_unlock(&p->mu);
 		if (!id[0])
-			return;
+			break;
 		sfs_err_init(&e);
 		st = SFS_OK;
 		send_create(s, id, NULL, 0, 0, SFSI_STOP_STALLS, NULL, &st, &e);
@@ -655,9 +656,10 @@ void sfsi_rpend_last_sends(struct sfs_store *s)
 			sfs_warn("remote", "'%s': its last try failed: %s", id,
 				 e.message);
 			if (st == SFS_UNAVAILABLE)
-				return;
+				break;
 		}
 	}
+	sfsi_remote_last_tries(0);
 }
 
 enum sfs_status sfsi_rpend_send(struct sfs_store *s, const char *id,
@@ -719,7 +721,7 @@ static void keep_name(struct sfs_store *s, const char *id,
 	struct sfs_err e;
 
 	sfs_err_init(&e);
-	if (!send_create(s, id, NULL, 0, 0, SFSI_STOP_WAITS, NULL, &st, &e))
+	if (!send_create(s, id, NULL, 0, 0, SFSI_STOP_ENDS, NULL, &st, &e))
 		return; /* sent meanwhile, by another call */
 	if (!st)
 		sfs_info("remote",
@@ -757,11 +759,13 @@ enum sfs_status sfsi_rpend_set_content(struct sfs_store *s, const char *id,
 enum sfs_status sfsi_rpend_file_sync(struct sfs_store *s, const char *id,
 				     struct sfs_err *e)
 {
-	enum sfs_status st;
+	enum sfs_status st = SFS_OK;
 
-	if (send_create(s, id, NULL, 0, 0, SFSI_STOP_STALLS, NULL, &st, e))
-		return st;
-	return sfsi_remote_file_sync(s, id, e);
+	sfsi_remote_last_tries(1); /* its times and sync too */
+	if (!send_create(s, id, NULL, 0, 0, SFSI_STOP_STALLS, NULL, &st, e))
+		st = sfsi_remote_file_sync(s, id, e);
+	sfsi_remote_last_tries(0);
+	return st;
 }
 
 enum sfs_status sfsi_rpend_file_delete(struct sfs_store *s, const char *id,

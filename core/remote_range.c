@@ -32,7 +32,7 @@ struct rx {
 	int64_t stall_ms;    /* no byte for this long ends it */
 	int64_t last_ms;     /* when a byte last moved */
 	const int *cancel;   /* the request's cancel flag, or NULL */
-	int stop_ends;	     /* the request's: it ends at the stop too */
+	int stop_ends;	     /* the request's: it ends at the cut too */
 	CURLcode rc;	     /* why the exchange failed (FAILED) */
 	int put_st;	     /* what put said (PUT_STOPPED) */
 };
@@ -428,15 +428,16 @@ enum sfs_status sfsi_remote_range_into(struct sfs_remote *r,
 	char url[2048], req[4096];
 	struct rx x = { .r = r,
 			.cancel = q->req->cancel,
-			.stop_ends = q->req->stop_ends };
+			.stop_ends =
+				sfsi_remote_at_stop(q->req) == SFSI_STOP_ENDS };
 	int n, tries, ret = STALE;
 
 	*other = 0;
 	snprintf(url, sizeof(url), "%s%s", sfs_remote_url(r), q->req->path);
 	if (sfsi_would_wait(e, url))
 		return SFS_WOULD_WAIT;
-	/* not begun once the stop came, as a normal request */
-	if (q->req->stop_ends && sfsi_remote_is_stopping(r))
+	/* not begun once the cut came, as a normal request */
+	if (x.stop_ends && sfsi_remote_is_stopping(r))
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
 				"'%s': not sent, the mount is ending", url);
 	n = request_of(r, q, url, req, sizeof(req));

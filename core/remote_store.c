@@ -488,13 +488,14 @@ struct sfsi_rpend *sfsi_remote_pend(struct sfs_store *s)
 }
 
 /*
- * The front end stops: a close waiting to resume an upload gives up, a
- * write waiting at the write window goes on, and streams are cut off
- * (stop_ends).
+ * The front end stops. Cut (SIGTERM): a close waiting to resume an
+ * upload gives up, a write waiting at the write window goes on, and
+ * requests in flight are cut off (SFSI_STOP_ENDS). Its session ended
+ * (an unmount): only the last tries are bounded.
  */
-static void r_stopping(struct sfs_store *s)
+static void r_stopping(struct sfs_store *s, enum sfs_store_stop how)
 {
-	sfsi_remote_stopping(rs_of(s)->r);
+	sfsi_remote_stopping(rs_of(s)->r, how == SFS_STORE_CUT);
 }
 
 static const struct sfsi_store_ops remote_ops = {

@@ -13,12 +13,12 @@
  * nothing. The answer is checked by the commit as any upload's (size
  * and CRC32C, or sha256, against the stage's); a stream that got no answer
  * leaves the commit to send the stage whole, but for one cut off by the
- * mount's stop (sfs_store_stopping): that commit fails. With the server's
- * uploads extension the stream goes in a resumable session (remote_parts.c):
- * the stage's file is freed below what the server holds durably, a
- * stream that got no answer resumes from the session's durable offset,
- * and one whose session is gone after bytes were freed fails (EIO, the
- * file keeps its old content on the server).
+ * mount's cut (sfs_store_stopping, SIGTERM): that commit fails. With the
+ * server's uploads extension the stream goes in a resumable session
+ * (remote_parts.c): the stage's file is freed below what the server holds
+ * durably, a stream that got no answer resumes from the session's durable
+ * offset, and one whose session is gone after bytes were freed fails
+ * (EIO, the file keeps its old content on the server).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -162,7 +162,7 @@ static void *sender(void *arg)
 				     .source = source,
 				     .source_arg = x,
 				     .cancel = &x->cancel,
-				     .stop_ends = 1,
+				     .at_stop = SFSI_STOP_ENDS,
 				     .http_code = &x->code,
 				     .crc32c = &x->crc32c };
 
@@ -233,7 +233,6 @@ static void resume_put(struct rstream *x, int64_t d)
 				     .fd = -1,
 				     .source = file_source,
 				     .source_arg = x,
-				     .cancel = sfsi_remote_stop_flag(x->r),
 				     .http_code = &x->code,
 				     .crc32c = &x->crc32c };
 
@@ -281,10 +280,8 @@ static int committed_already(struct rstream *x, const char *id, int bounded)
 	uint32_t crc = 0;
 	int same;
 
-	if (bounded)
-		q.stall_s = SFSI_STOPPING_STALL_S;
-	else
-		q.cancel = sfsi_remote_stop_flag(x->r);
+	/* asked again after the cut (bounded): its answer may be "yes" */
+	q.at_stop = bounded ? SFSI_STOP_STALLS : SFSI_STOP_ENDS;
 	sfs_err_init(&e);
 	sfs_buf_reset(&x->answer);
 	snprintf(path, sizeof(path), API "/files/%s", id);
@@ -364,7 +361,7 @@ static int64_t resume_until(struct sfs_remote *r)
 	return sfs_mono_ns() + (s < 60 ? 60 : s) * 1000000000;
 }
 
-/* Whether the front end stops (sfs_store_stopping): a close gives up. */
+/* Whether the front end is cut (sfs_store_stopping): a close gives up. */
 static int stopping(struct rstream *x)
 {
 	return sfsi_remote_is_stopping(x->r);
@@ -596,7 +593,7 @@ int sfsi_remote_stream_take(struct sfs_store *s, struct sfs_stage *st,
 				     id);
 		x->code = 500;
 	}
-	/* cut off by the mount's stop (stop_ends): not sent again whole */
+	/* cut off at the mount's cut (SFSI_STOP_ENDS): not sent again whole */
 	if ((!x->code || x->code == 429) && stopping(x)) {
 		sfs_err_init(&x->err);
 		x->status = sfs_errf(&x->err, SFS_IO, SFS_R_NONE,

@@ -138,10 +138,7 @@ enum sfs_status sfsi_remote_file_create(struct sfs_store *s,
 			q.content_crc32c = send_crc(s, content, &sent_crc);
 	}
 	q.form_file = spec->filename ? spec->filename : spec->name;
-	q.stop_ends = content || at_stop == SFSI_STOP_ENDS;
-	if (at_stop == SFSI_STOP_STALLS &&
-	    sfsi_remote_is_stopping(sfsi_remote_of(s)))
-		q.stall_s = SFSI_STOPPING_STALL_S;
+	q.at_stop = content ? SFSI_STOP_ENDS : at_stop;
 	q.dir_state = dir_state;
 	q.dir_state_size = dir_state ? SFSI_DIR_STATE_MAX : 0;
 	q.crc32c = &crc32c;
@@ -339,7 +336,7 @@ static enum sfs_status seed_replace(struct sfs_store *s, const char *id,
 				     .path = API "/files",
 				     .form = form,
 				     .fd = content->fd,
-				     .stop_ends = 1 };
+				     .at_stop = SFSI_STOP_ENDS };
 	char path[160];
 	enum sfs_status st;
 	int64_t crc32c = -1;
@@ -439,7 +436,7 @@ enum sfs_status sfsi_remote_set_content(struct sfs_store *s, const char *id,
 		st = sfsi_remote_put_content(
 			sfsi_remote_of(s), id, content->fd, NULL, flags, &f,
 			dir_state, dir_state ? SFSI_DIR_STATE_MAX : 0, &crc32c,
-			send_crc(s, content, &sent_crc), 1, e);
+			send_crc(s, content, &sent_crc), SFSI_STOP_ENDS, e);
 		st = sfsi_remote_cut_said(sfsi_remote_of(s), st, id, 0, e);
 	}
 	sfs_buf_release(&b);

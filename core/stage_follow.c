@@ -96,7 +96,7 @@ static int window_stopped(const struct sfs_stage *st)
  * are those the writer fills next, instead of fresh memory for all it
  * runs ahead of the server (up to ~600 MiB of 1 GiB, page-cache pages at
  * tens of microseconds each here). The wait ends when the poller frees,
- * the sender ends (detach), the front end stops (sfs_store_stopping: a
+ * the sender ends (detach), the front end is cut (sfs_store_stopping: a
  * flag nothing broadcasts on fcv, looked at every WINDOW_SLICE_MS), or
  * nothing moves (neither freed nor what the sender read) for window_s
  * seconds: the window is off for the stage, which then grows as it did

@@ -600,10 +600,10 @@ int sfs_store_is_shared(const struct sfs_store *s)
 	return !sfs_store_is_remote(s) && sfsi_db_store_is_pg(s);
 }
 
-void sfs_store_stopping(struct sfs_store *s)
+void sfs_store_stopping(struct sfs_store *s, enum sfs_store_stop how)
 {
 	if (s->ops && s->ops->stopping)
-		s->ops->stopping(s);
+		s->ops->stopping(s, how);
 }
 
 int sfs_store_interrupt(struct sfs_store *s)

@@ -124,6 +124,7 @@ struct loop {
 	int standby;	      /* a thread is the standby */
 	int armed;	      /* a flush is kept: the role is the standby's */
 	int draining;	      /* the session ended: the role stays */
+	int signalled;	      /* a signal ended it (not an unmount) */
 	int stop;
 	int ret; /* the loop's result: 0, or -1 on a read's error */
 };
@@ -715,9 +716,15 @@ static void loop_drain(struct loop *l, struct fuse_buf *b)
 	l->draining = 1;
 	pthread_mutex_unlock(&l->mu);
 	fs_poller_ask_stop();
-	/* a close waiting only to try its server again gives up: the
-	 * workers' end below would wait for it */
-	sfs_store_stopping(g_fs.store);
+	/*
+	 * A signal cuts: a call waiting for its server (a close to try it
+	 * again, an upload's answer, a read) gives up, or the workers' end
+	 * below would wait for it. An unmount cuts nothing: a release that
+	 * runs now (a file written through a shared mapping after its
+	 * close is sent at its release) still sends what it holds.
+	 */
+	sfs_store_stopping(g_fs.store,
+			   l->signalled ? SFS_STORE_CUT : SFS_STORE_ENDED);
 	if (!fs_poller_ended())
 		fuse_session_reset(se);
 	while (!fs_poller_ended()) {
@@ -756,6 +763,9 @@ static void read_role(struct loop *l, struct fuse_buf *b)
 
 	while (!fuse_session_exited(se)) {
 		res = wait_request(se, l->sigs);
+		/* libfuse's handler runs only in that wait (ppoll) */
+		if (res == -EINTR && fuse_session_exited(se))
+			l->signalled = 1;
 		if (!res)
 			res = fuse_session_receive_buf(se, b);
 		if (res == -EINTR || res == -EAGAIN)

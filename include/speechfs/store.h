@@ -215,23 +215,32 @@ int sfs_store_is_shared(const struct sfs_store *s);
  * left alone, so the store's next reads are not cut).
  */
 int sfs_store_interrupt(struct sfs_store *s);
+/* How the front end stops (sfs_store_stopping). */
+enum sfs_store_stop {
+	SFS_STORE_ENDED, /* its session ended (an unmount): calls go on */
+	SFS_STORE_CUT	 /* it ends now (SIGTERM): waits for a server end */
+};
 /*
- * The front end is stopping (a mount's SIGTERM or unmount): waits that
- * are there only to try again give up now, so that the calls in them
- * return and the front end can end: a remote store's close that waits
- * for its server to resume an upload fails (SFS_IO) at once, a write
- * waiting at a stream's write window goes on without it (unbounded), and
- * what a close or fsync waits for is cut off (not begun after the stop):
- * a stream (a file's content sent while it is written), the create that
- * starts a new file's stream, a file's content sent whole at its close.
- * That close fails (SFS_IO or SFS_UNAVAILABLE, "the mount is ending"),
- * the file stays as the server has it. What is asked after (whether a
- * lost answer's commit happened, the release's and the store's last try
- * of a new file whose close failed) is bounded by 2 s without a byte.
- * Requests in flight otherwise go on. Any thread; more than once is
- * harmless.
+ * The front end is stopping. SFS_STORE_CUT (a mount's SIGTERM): every
+ * call of a remote store that waits for its server gives up now, so that
+ * it returns and the front end can end: a close that waits for its
+ * server to resume an upload fails (SFS_IO) at once, a write waiting at
+ * a stream's write window goes on without it (unbounded), and every
+ * request in flight is cut off (none is begun after the cut): what a
+ * close or fsync waits for (a stream, the create that starts a new
+ * file's stream, a file's content sent whole at its close) — that close
+ * fails (SFS_IO or SFS_UNAVAILABLE, "the mount is ending"), the file
+ * stays as the server has it — and any other call's (a rename, an
+ * xattr, a read of a block not cached: SFS_UNAVAILABLE). What is asked
+ * after (whether a lost answer's commit happened, the release's and the
+ * store's last try of a new file whose close failed, the end of an
+ * upload session) still goes, each request bounded by 2 s without a byte
+ * (the session's end: 2 s). SFS_STORE_ENDED (the mount's session ended:
+ * an unmount): calls still running (a release's upload) go on as
+ * before; only the last tries of new files are bounded so. Any thread;
+ * more than once is harmless, and a cut after an end still cuts.
  */
-void sfs_store_stopping(struct sfs_store *s);
+void sfs_store_stopping(struct sfs_store *s, enum sfs_store_stop how);
 
 /*
  * The data generation: changes after every commit to the store's

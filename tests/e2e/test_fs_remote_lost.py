@@ -54,7 +54,10 @@ class Proxy:
     "old_doc" (relayed, the OpenAPI document's idKey renamed to id: an
     older daemon's), "hold" (kept until
     `go` is set, then relayed, its answer lost: a request late on its
-    way, which the client has given up on), "flip" (relayed with the
+    way, which the client has given up on), "late" (kept until `go` is
+    set before its body is read, then relayed with its answer: a slow
+    server; a body that then turns out cut short is not relayed), "flip"
+    (relayed with the
     first FLIP_FROM of its body made FLIP_TO: a byte changed on the way,
     the size kept; its fate is then "flipped" when there was one),
     "flip_old" (the same, the request's X-Speechfs-Content-Crc32c header
@@ -205,12 +208,26 @@ class Proxy:
                     else proxy.rule(self.command, self.path)
                 if fate == "stream" and not self.chunked():
                     fate = None
+                if fate == "late":
+                    with proxy.mu:
+                        proxy.seen.append((self.command, self.path, fate))
+                    assert proxy.go.wait(120), "a late request never let go"
+                    n = int(self.headers.get("Content-Length") or -1)
+                    fate = None
+                    data = self.body()
+                    if n >= 0 and len(data) != n:  # the client cut it
+                        self.close_connection = True
+                        return
+                    return self.relay_data(fate, data)
                 if fate in ("cut", "stream"):
                     with proxy.mu:
                         proxy.seen.append((self.command, self.path, fate))
                     return self.relay_cut() if fate == "cut" \
                         else self.relay_stream()
                 data = self.body()
+                return self.relay_data(fate, data)
+
+            def relay_data(self, fate, data):
                 if fate in ("flip", "flip_old"):
                     fate = ("flipped" if fate == "flip" else "flipped_old") \
                         if FLIP_FROM in data else None

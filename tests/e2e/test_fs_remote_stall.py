@@ -622,3 +622,172 @@ def test_a_close_kept_by_the_reading_thread(remote, then):
         if stopped:
             dm.proc.send_signal(signal.SIGCONT)
         end_all(procs, m, dm)
+
+
+# waits for the stopped server in one call (how), once told to go
+CALLER = r"""
+import os, sys
+path, how = sys.argv[1], sys.argv[2]
+if how == "read":
+    fd = os.open(path, os.O_RDONLY)
+else:  # a new file, not on the server yet (its create waits for close)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    os.write(fd, b"new")
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    if how == "read":
+        os.pread(fd, 65536, 12 << 20)
+    elif how == "xattr":
+        os.setxattr(path, "user.color", b"blue")
+    else:
+        os.rename(path, sys.argv[3])
+    print("done", flush=True)
+except OSError as e:
+    print("failed", e.errno, flush=True)
+"""
+# the call's numbers (/proc/PID/syscall): pread64, setxattr, rename(at)(2)
+CALLS = {"x86_64": {"read": ("17",), "xattr": ("188",),
+                    "rename": ("82", "264", "316")},
+         "aarch64": {"read": ("67",), "xattr": ("5",),
+                     "rename": ("38", "276")}}
+
+
+def request_unread(port):
+    """Whether a connection to port (a stopped server's) holds bytes the
+    server has not read: a request sent to it since it stopped."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, queues = row.split()[1], row.split()[4]
+            if int(local.rsplit(":", 1)[1], 16) == port and \
+                    int(queues.split(":")[1], 16) > 0:
+                return True
+    return False
+
+
+@pytest.mark.skipif(platform.machine() not in CALLS,
+                    reason="the calls' numbers not known")
+@pytest.mark.parametrize("how", ["read", "xattr", "rename"])
+def test_sigterm_ends_a_call_waiting_for_the_server(remote, how):
+    """SIGTERM to the mount while a call other than a close waits for a
+    stopped server (SIGSTOP; -o timeout=600): a read of a block not
+    cached ("read"), an xattr set on a new file, which first makes it
+    on the server ("xattr"), a rename of a new file onto another file,
+    likewise ("rename"). The stop cuts the call's request off: the call
+    fails with EIO (a read: or ECONNABORTED, the kernel's read of the
+    failed page again meeting the mount's end) and the mount exits 0,
+    unmounted, while the server is still stopped. Before (stop3's leftover, s24), such a call held the
+    mount's end for the timeout: the mount was still up 60 s after the
+    SIGTERM."""
+    dm, key, _, m = big_and_small(remote, 16 << 20)
+    stopped = False
+    procs = []
+    try:
+        path = m.path("big.bin" if how == "read" else "new.txt")
+        c = python(procs, CALLER, path, how, m.path("small.bin"), stdin=True)
+        assert line_of(c, 120) == b"ready\n"
+        stopped = True
+        sigstop(dm.proc)
+        c.stdin.write(b"go\n")
+        c.stdin.flush()
+        seen = []
+        assert eventually(lambda: any(in_call(c.pid, n, seen)
+                                      for n in CALLS[platform.machine()][how]),
+                          60), "not in its call: %r" % seen
+        # its request sent: the mount waits for the server
+        assert eventually(lambda: request_unread(dm.port), 60)
+        m.proc.send_signal(signal.SIGTERM)
+        said = line_of(c, 60)
+        # a read's pages failed (EIO) are asked again, page by page, and
+        # that second request may meet the mount's end (ECONNABORTED)
+        assert said in [b"failed %d\n" % n for n in (
+            (errno.EIO, errno.ECONNABORTED) if how == "read"
+            else (errno.EIO,))], said
+        assert m.proc.wait(timeout=60) == 0
+        assert not os.path.ismount(m.dir)
+    finally:
+        if stopped:
+            dm.proc.send_signal(signal.SIGCONT)
+        end_all(procs, m, dm)
+
+
+# a file written through a shared mapping after its close: the bytes
+# reach the mount at the munmap, and the release sends them (by libc's
+# mmap: Python's mmap keeps a copy of the descriptor, whose close would
+# send them with its flush)
+MAPPER = r"""
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+path, n = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.ftruncate(fd, n)
+at = libc.mmap(None, n, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED,
+               fd, 0)
+assert at not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+os.close(fd)  # commits the file, n zero bytes; the mapping stays
+data = bytes(range(256)) * (n // 256)
+ctypes.memmove(at, data, n)
+print("written", flush=True)
+sys.stdin.readline()
+assert libc.munmap(at, n) == 0, ctypes.get_errno()
+print("unmapped", flush=True)
+"""
+
+
+def test_an_unmount_still_sends_a_release_upload(store):
+    """A file written through a shared mapping after its close(), its
+    content sent whole at its release (after the munmap), that upload
+    held at a proxy before its body is read (a slow server), then
+    fusermount3 -u: the unmount succeeds (no file is open), and the mount
+    does not cut its release's upload off (only a signal cuts) but waits
+    for the server's answer; the proxy lets the upload go on, the mount
+    exits 0 and the server holds the new content. Before (re-read s24
+    B1), the unmount's end set the same stop as SIGTERM: the upload was
+    cut off ("the mount is ending"), the mount ended at once and the
+    server kept the file's zeros. 24 MiB: more than the sockets hold, so
+    the proxy can tell a cut body."""
+    from test_fs_remote_lost import proxied
+    n = 24 << 20
+
+    def rule(meth, p):
+        return "late" if meth == "PUT" and p.split("?")[0].endswith(
+            "/content") else None
+
+    procs = []
+    with proxied(store, "-o", "timeout=60", rule=rule) as (dm, key, px, m):
+        try:
+            w = python(procs, MAPPER, m.path("mapped.bin"), n, stdin=True)
+            assert line_of(w, 120) == b"written\n"
+            w.stdin.write(b"go\n")
+            w.stdin.flush()
+            assert line_of(w, 60) == b"unmapped\n", px.seen[-8:]
+            assert w.wait(60) == 0
+            # the release's upload has begun, held at the proxy
+            assert eventually(lambda: px.fates("late") == 1, 60), px.seen
+            subprocess.run(["fusermount3", "-u", str(m.dir)], check=True,
+                           timeout=30)
+            # a sample window, not a wait for a condition: the cut ended
+            # the mount within about a second
+            assert not eventually(lambda: m.proc.poll() is not None, 5), \
+                m.output()
+            px.go.set()
+            assert m.proc.wait(timeout=120) == 0
+            assert "the mount is ending" not in m.output()
+            f = the_file(dm, key, "mapped")
+            assert server_sha(dm, key, f["id"]) == sha(
+                bytes(range(256)) * (n // 256)), f
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            print(m.output())
