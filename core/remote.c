@@ -1102,14 +1102,11 @@ enum sfs_status sfs_remote_set_content(struct sfs_remote *r, const char *id,
 				       NULL, NULL, SFSI_STOP_WAITS, e);
 }
 
-enum sfs_status sfsi_remote_put_content(struct sfs_remote *r, const char *id,
-					int fd, const char *if_match,
-					unsigned flags, struct sfs_file *out,
-					char *dir_state, size_t dir_state_size,
-					int64_t *crc32c,
-					const uint32_t *send_crc32c,
-					enum sfsi_at_stop at_stop,
-					struct sfs_err *e)
+enum sfs_status sfsi_remote_put_content(
+	struct sfs_remote *r, const char *id, int fd, const char *if_match,
+	unsigned flags, struct sfs_file *out, char *dir_state,
+	size_t dir_state_size, int64_t *crc32c, const uint32_t *send_crc32c,
+	enum sfsi_at_stop at_stop, struct sfs_err *e)
 {
 	struct sfs_buf b = SFS_BUF_INIT(ANSWER_MAX);
 	struct sfsi_remote_req q = { .method = "PUT",

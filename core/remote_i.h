@@ -46,10 +46,10 @@ typedef int (*sfsi_remote_sink)(void *arg, const void *data, size_t len);
  * calls still running (a release's upload) go on as before it.
  */
 enum sfsi_at_stop {
-	SFSI_STOP_ENDS,	  /* a front end's call: it ends at the cut */
-	SFSI_STOP_WAITS,  /* its own bounds only (the feed, short ones) */
-	SFSI_STOP_STALLS  /* goes on at the cut; begun after any stop,
-			   * stall_s SFSI_STOPPING_STALL_S */
+	SFSI_STOP_ENDS,	 /* a front end's call: it ends at the cut */
+	SFSI_STOP_WAITS, /* its own bounds only (the feed, short ones) */
+	SFSI_STOP_STALLS /* goes on at the cut; begun after any stop,
+			  * stall_s SFSI_STOPPING_STALL_S */
 };
 
 /*

@@ -244,7 +244,10 @@ void sfsi_rparts_drop(struct sfsi_rparts *p)
 {
 	struct sfs_buf b = SFS_BUF_INIT(1 << 20);
 	struct sfsi_remote_req q = {
-		.method = "DELETE", .path = p->path, .fd = -1, .timeout_s = 2,
+		.method = "DELETE",
+		.path = p->path,
+		.fd = -1,
+		.timeout_s = 2,
 		.at_stop = SFSI_STOP_WAITS /* also after a cut: 2 s at most */
 	};
 	struct sfs_err e;

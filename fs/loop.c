@@ -125,6 +125,8 @@ struct loop {
 	int armed;	      /* a flush is kept: the role is the standby's */
 	int draining;	      /* the session ended: the role stays */
 	int signalled;	      /* a signal ended it (not an unmount) */
+	int ended;	      /* the pool ended: cut_watch's end (eventfd) */
+	pthread_t watch;      /* cut_watch, while ended >= 0 */
 	int stop;
 	int ret; /* the loop's result: 0, or -1 on a read's error */
 };
@@ -660,7 +662,7 @@ static int loop_init(struct loop *l, struct fuse_session *se, int kept, int max,
 	memset(l, 0, sizeof(*l));
 	l->se = se;
 	l->sigs = sigs;
-	l->sfd = l->sigfd = l->kick = -1;
+	l->sfd = l->sigfd = l->kick = l->ended = -1;
 	l->max = (max < 1 ? 1 : max) + 1;
 	l->kept = kept < 1 ? 1 : kept > l->max ? l->max : kept;
 	l->maxbufs = 2 * l->max;
@@ -691,6 +693,54 @@ static int loop_init(struct loop *l, struct fuse_session *se, int kept, int max,
 }
 
 /*
+ * After an unmount, until the pool has ended: a signal (a SIGTERM once
+ * fusermount3 -u returned, with a release's upload still waiting for its
+ * server) cuts as one that ended the session would have. No thread takes
+ * the loop's signals any more (they are blocked but in the reading
+ * role's wait), so it stays pending for the process: its signalfd.
+ */
+static void *cut_watch(void *arg)
+{
+	struct loop *l = arg;
+	struct pollfd p[2] = { { .fd = l->sigfd, .events = POLLIN },
+			       { .fd = l->ended, .events = POLLIN } };
+	struct signalfd_siginfo si;
+
+	while (poll(p, 2, -1) < 0 && errno == EINTR)
+		;
+	if ((p[0].revents & POLLIN) &&
+	    read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		sfs_info("fs", "signal %u: the mount's end is cut short",
+			 si.ssi_signo);
+		sfs_store_stopping(g_fs.store, SFS_STORE_CUT);
+	}
+	return NULL;
+}
+
+/* cut_watch started (with its signals blocked, as on every thread). */
+static void cut_watch_start(struct loop *l)
+{
+	l->ended = eventfd(0, EFD_CLOEXEC);
+	if (l->ended >= 0 && !pthread_create(&l->watch, NULL, cut_watch, l))
+		return;
+	sfs_error("fs", "a signal cannot end the unmount's wait");
+	if (l->ended >= 0)
+		close(l->ended);
+	l->ended = -1;
+}
+
+static void cut_watch_end(struct loop *l)
+{
+	if (l->ended < 0)
+		return;
+	if (eventfd_write(l->ended, 1))
+		sfs_error("fs", "the signal watch's end: %s", strerror(errno));
+	pthread_join(l->watch, NULL);
+	close(l->ended);
+	l->ended = -1;
+}
+
+/*
  * The session ended (its reader, the role's holder, saw it): answer
  * requests until the poller has stopped, then stop the pool. The change
  * poller may be waiting in the kernel to invalidate an entry of a
@@ -703,7 +753,8 @@ static int loop_init(struct loop *l, struct fuse_session *se, int kept, int max,
  * mounts hung at SIGTERM about 1 run in 12; the feed there shows the
  * mount its own writes, so the poller invalidates while a writer opens).
  * The exit is taken back for the drain; no signal comes meanwhile
- * (blocked on every thread but in the holder's ppoll, not used here),
+ * (blocked on every thread but in the holder's ppoll, not used here:
+ * after an unmount, cut_watch takes one until the pool has ended),
  * the role stays with this thread (draining), and the end of the
  * connection exits the session again. b, the role's buffer, is freed.
  */
@@ -725,6 +776,8 @@ static void loop_drain(struct loop *l, struct fuse_buf *b)
 	 */
 	sfs_store_stopping(g_fs.store,
 			   l->signalled ? SFS_STORE_CUT : SFS_STORE_ENDED);
+	if (!l->signalled)
+		cut_watch_start(l);
 	if (!fs_poller_ended())
 		fuse_session_reset(se);
 	while (!fs_poller_ended()) {
@@ -792,6 +845,7 @@ static void loop_end(struct loop *l)
 	while (l->nthreads)
 		pthread_cond_wait(&l->done_cv, &l->mu);
 	pthread_mutex_unlock(&l->mu);
+	cut_watch_end(l);
 	for (i = 0; i < l->nspare; i++)
 		free(l->spare[i].mem);
 	free(l->spare);
@@ -824,8 +878,9 @@ int fs_loop_run(struct fuse_session *se, int kept, int max)
 	memset(&b, 0, sizeof(b));
 	read_role(&l, &b);
 	loop_thread(&l, 1);
-	fs_signals_on(&old);
+	/* blocked until the pool ended: a signal meanwhile is cut_watch's */
 	loop_end(&l);
+	fs_signals_on(&old);
 	fuse_session_reset(se);
 	return l.ret;
 }
