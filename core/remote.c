@@ -77,7 +77,38 @@ struct progress {
 	struct sfs_remote *r;
 	const int *cancel; /* the request's (sfsi_remote_req), or NULL */
 	int stop_ends;	   /* the request's: it ends at r->stopping too */
+	/* SFSI_STOP_STALLS: once cut, ended by SFSI_STOPPING_STALL_S
+	 * seconds without a byte; the bytes moved and since when (ns) */
+	int stalls;
+	curl_off_t moved;
+	int64_t still_since;
+	int stalled; /* it was ended so */
 };
+
+/*
+ * A last try waiting when the cut comes: bounded as one begun after it
+ * (SFSI_STOPPING_STALL_S seconds without a byte, counted from the cut
+ * at the earliest), not by the mount's timeout, which would hold the
+ * mount's end (a new file's close, its create sent to a server that
+ * stopped answering).
+ */
+static int stalled_after_cut(struct progress *p, curl_off_t moved)
+{
+	int64_t now;
+
+	if (!p->stalls || !__atomic_load_n(&p->r->stopping, __ATOMIC_RELAXED))
+		return 0;
+	now = sfs_mono_ns();
+	if (!p->still_since || moved != p->moved) {
+		p->moved = moved;
+		p->still_since = now;
+		return 0;
+	}
+	if (now - p->still_since < (int64_t)SFSI_STOPPING_STALL_S * 1000000000)
+		return 0;
+	p->stalled = 1;
+	return 1;
+}
 
 /*
  * Transfers in progress give up once the connection is being closed, or
@@ -92,13 +123,12 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	struct progress *p = arg;
 
 	(void)dt;
-	(void)dn;
 	(void)ut;
-	(void)un;
 	return __atomic_load_n(&p->r->aborting, __ATOMIC_SEQ_CST) ||
 	       (p->cancel && __atomic_load_n(p->cancel, __ATOMIC_RELAXED)) ||
 	       (p->stop_ends &&
-		__atomic_load_n(&p->r->stopping, __ATOMIC_RELAXED));
+		__atomic_load_n(&p->r->stopping, __ATOMIC_RELAXED)) ||
+	       stalled_after_cut(p, dn + un);
 }
 
 void sfsi_remote_abort(struct sfs_remote *r)
@@ -501,7 +531,8 @@ static enum sfs_status request_once(struct sfs_remote *r,
 	enum sfsi_at_stop at_stop = sfsi_remote_at_stop(q);
 	struct progress pr = { .r = r,
 			       .cancel = q->cancel,
-			       .stop_ends = at_stop == SFSI_STOP_ENDS };
+			       .stop_ends = at_stop == SFSI_STOP_ENDS,
+			       .stalls = at_stop == SFSI_STOP_STALLS };
 	struct sfsi_remote_req last;
 	char url[2048], why[CURL_ERROR_SIZE] = "";
 	enum sfs_status st;
@@ -589,6 +620,11 @@ static enum sfs_status request_once(struct sfs_remote *r,
 		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE, "'%s': %s", url,
 				why);
 	}
+	if (pr.stalled)
+		return sfs_errf(e, SFS_UNAVAILABLE, SFS_R_NONE,
+				"'%s': no answer within %d s of the mount's "
+				"stop",
+				url, SFSI_STOPPING_STALL_S);
 	/* a certificate no trusted CA signed, or not for this host: the
 	 * mount says which option takes the CA */
 	if (rc != CURLE_OK)

@@ -42,13 +42,15 @@ typedef int (*sfsi_remote_sink)(void *arg, const void *data, size_t len);
  * waiting for it fail (SFS_UNAVAILABLE). Once the front end's session
  * has ended in any way (an unmount too), an SFSI_STOP_STALLS request
  * begun then (a last try) is bounded by SFSI_STOPPING_STALL_S seconds
- * without a byte instead of the timeout; an unmount cuts nothing: the
- * calls still running (a release's upload) go on as before it.
+ * without a byte instead of the timeout, and so is one already waiting
+ * when the cut comes (counted from the cut); an unmount cuts nothing:
+ * the calls still running (a release's upload) go on as before it.
  */
 enum sfsi_at_stop {
 	SFSI_STOP_ENDS,	 /* a front end's call: it ends at the cut */
 	SFSI_STOP_WAITS, /* its own bounds only (the feed, short ones) */
-	SFSI_STOP_STALLS /* goes on at the cut; begun after any stop,
+	SFSI_STOP_STALLS /* goes on at the cut, SFSI_STOPPING_STALL_S
+			  * without a byte ends it; begun after any stop,
 			  * stall_s SFSI_STOPPING_STALL_S */
 };
 

@@ -632,7 +632,8 @@ if how == "read":
     fd = os.open(path, os.O_RDONLY)
 else:  # a new file, not on the server yet (its create waits for close)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    os.write(fd, b"new")
+    if how != "touch":
+        os.write(fd, b"new")
 print("ready", flush=True)
 sys.stdin.readline()
 try:
@@ -640,17 +641,20 @@ try:
         os.pread(fd, 65536, 12 << 20)
     elif how == "xattr":
         os.setxattr(path, "user.color", b"blue")
+    elif how == "touch":
+        os.close(fd)
     else:
         os.rename(path, sys.argv[3])
     print("done", flush=True)
 except OSError as e:
     print("failed", e.errno, flush=True)
 """
-# the call's numbers (/proc/PID/syscall): pread64, setxattr, rename(at)(2)
+# the call's numbers (/proc/PID/syscall): pread64, setxattr, rename(at)(2),
+# close
 CALLS = {"x86_64": {"read": ("17",), "xattr": ("188",),
-                    "rename": ("82", "264", "316")},
+                    "rename": ("82", "264", "316"), "touch": ("3",)},
          "aarch64": {"read": ("67",), "xattr": ("5",),
-                     "rename": ("38", "276")}}
+                     "rename": ("38", "276"), "touch": ("57",)}}
 
 
 def request_unread(port):
@@ -672,13 +676,16 @@ def request_unread(port):
 
 @pytest.mark.skipif(platform.machine() not in CALLS,
                     reason="the calls' numbers not known")
-@pytest.mark.parametrize("how", ["read", "xattr", "rename"])
+@pytest.mark.parametrize("how", ["read", "xattr", "rename", "touch"])
 def test_sigterm_ends_a_call_waiting_for_the_server(remote, how):
     """SIGTERM to the mount while a call other than a close waits for a
     stopped server (SIGSTOP; -o timeout=600): a read of a block not
     cached ("read"), an xattr set on a new file, which first makes it
     on the server ("xattr"), a rename of a new file onto another file,
-    likewise ("rename"). The stop cuts the call's request off: the call
+    likewise ("rename"), the close of a new empty file, whose create is
+    a last try that goes on at the cut ("touch": bounded then by 2 s
+    without a byte, where it waited for the timeout before, re-read s25
+    B2). The stop cuts the call's request off: the call
     fails with EIO (a read: or ECONNABORTED or ENOTCONN, the kernel's
     read of the failed page again meeting the mount's end) and the mount
     exits 0, unmounted, while the server is still stopped. Before
