@@ -177,10 +177,30 @@ static int by_age(const void *a, const void *b)
 }
 
 /*
- * Every cached block under dir (two levels down) counted in *total and
- * appended to *v, named below the cache's directory (`root` bytes of
- * every path): however long the directory's own path, each block can
- * leave. A file of a name too long to be a block is counted, not kept.
+ * A name of the cache directory's top level that holds blocks: a
+ * tenant's number (cache_path). Nothing else there is the cache's: a
+ * remote mount stages its writes in CACHE/staging/<pid>-<hex>/, whose
+ * `lock` tells other processes the mount lives; counted as blocks, its
+ * files took from the bound and left as the oldest (the lock first),
+ * and the next mount of the cache then swept the live mount's staging.
+ */
+static int is_tenant_dir(const char *name)
+{
+	const char *c = name + (name[0] == '-');
+
+	if (!*c)
+		return 0;
+	while (*c >= '0' && *c <= '9')
+		c++;
+	return !*c;
+}
+
+/*
+ * Every cached block under dir (two levels down, below a tenant's
+ * directory) counted in *total and appended to *v, named below the
+ * cache's directory (`root` bytes of every path): however long the
+ * directory's own path, each block can leave. A file of a name too long
+ * to be a block is counted, not kept.
  */
 static void cache_scan(const char *dir, size_t root, int depth,
 		       struct cached **v, size_t *n, size_t *cap,
@@ -193,6 +213,8 @@ static void cache_scan(const char *dir, size_t root, int depth,
 
 	while (dh && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
+			continue;
+		if (depth == 0 && !is_tenant_dir(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (lstat(path, &sb) < 0)

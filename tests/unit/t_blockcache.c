@@ -12,9 +12,12 @@
  * with the server gone, a seek into its middle too, never when cut.
  * Read-ahead leaves the fetchers kept for urgent jobs: a read in another
  * blob is served while every other fetcher is held by read-ahead.
+ * A mount's staging directory in the cache's is neither counted nor
+ * evicted.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -466,6 +469,71 @@ static void test_received_in_place(void)
 	th_rmrf(dir);
 }
 
+/* A file of size bytes at path, its mtime at second `when` of 1970. */
+static int old_file(const char *path, off_t size, time_t when)
+{
+	struct timespec t[2] = { { when, 0 }, { when, 0 } };
+	FILE *f = fopen(path, "w");
+	int ok = f && ftruncate(fileno(f), size) == 0;
+
+	if (f)
+		ok = fclose(f) == 0 && ok;
+	return ok && utimensat(AT_FDCWD, path, t, 0) == 0;
+}
+
+/*
+ * A remote mount stages its writes in CACHE/staging/<pid>-<hex>/ (its
+ * `lock`, made at mount and never touched again, and its stage files):
+ * none of it is the cache's. The cache is full of an old block file
+ * (1 MiB of 1 MiB); the staging files are older still. A block read
+ * fills it past its bound: the old block file leaves, the staging files
+ * stay and never counted. The old scan counted them (cache_used 1 MiB +
+ * 64 KiB at start) and unlinked the lock and the stage first (re-read
+ * s25 A1: the next mount of the cache then swept the live staging).
+ */
+static void test_staging_not_the_caches(void)
+{
+	char *dir = th_tmpdir(), path[4096], lock[4096], stage[4096];
+	struct sfsi_bcache bc;
+	struct sfs_blob *b = NULL;
+	struct ranges r;
+	int64_t used_at_start;
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/c", dir);
+	REQUIRE(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/c/staging", dir);
+	REQUIRE(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/c/staging/1-ab", dir);
+	REQUIRE(mkdir(path, 0700) == 0);
+	snprintf(lock, sizeof(lock), "%s/lock", path);
+	snprintf(stage, sizeof(stage), "%s/1.stage", path);
+	REQUIRE(old_file(lock, 0, 1000) && old_file(stage, 64 << 10, 1000));
+	snprintf(path, sizeof(path), "%s/c/1", dir);
+	REQUIRE(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/c/1/bb", dir);
+	REQUIRE(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/c/1/bb/bb.4k.0", dir);
+	REQUIRE(old_file(path, 1 << 20, 2000));
+
+	REQUIRE_ST(start_cached(&bc, &r, dir, 0), SFS_OK);
+	used_at_start = bc.cache_used;
+	REQUIRE_ST(sfsi_bcache_blob_open(&bc, 1, "aa", SHORT, SFS_BLOB_CACHED,
+					 "k", &b, NULL),
+		   SFS_OK);
+	CHECK(read_block(b, 0));
+	sfsi_bcache_stop(&bc); /* the fetcher's disk writes are done */
+	sfs_blob_close(b);
+	pthread_mutex_destroy(&r.mu);
+
+	CHECK(used_at_start == 1 << 20);
+	CHECK(stat(path, &sb) < 0 && errno == ENOENT); /* eviction ran */
+	CHECK(stat(lock, &sb) == 0);
+	CHECK(stat(stage, &sb) == 0 && sb.st_size == 64 << 10);
+	CHECK(file_size(dir, 0) == BLOCK && bc.cache_used == BLOCK);
+	th_rmrf(dir);
+}
+
 /*
  * Blob "held"'s blocks past the first wait at a gate until the test opens
  * it (or 30 s pass: then it opens for good); blob "seek"'s fetch notes
@@ -588,6 +656,7 @@ int main(void)
 	RUN(test_run_cut_after_a_block);
 	RUN(test_runs_cached_as_files);
 	RUN(test_received_in_place);
+	RUN(test_staging_not_the_caches);
 	RUN(test_a_fetcher_kept_for_urgent_reads);
 	return th_report();
 }
