@@ -674,10 +674,27 @@ int sfsi_remote_plain_http(struct sfs_remote *r)
 	       !r->user && !__atomic_load_n(&r->aborting, __ATOMIC_SEQ_CST);
 }
 
-void sfsi_remote_connect_only(struct sfs_remote *r, void *curl, const char *url)
+int sfsi_remote_connect_only(struct sfs_remote *r, void *curl, const char *url,
+			     long buffer_size, const int *cancel, int stop_ends)
 {
+	struct progress pr = { .r = r,
+			       .cancel = cancel,
+			       .stop_ends = stop_ends };
+	CURLcode rc;
+
 	set_connection(r, curl, url, r->timeout_s);
 	curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, buffer_size);
+	/* a server that drops SYNs holds the connect: ended as a request */
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &pr);
+	rc = curl_easy_perform(curl);
+	/* pr ends here; the handle, kept in a pool, must not point at it */
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, NULL);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, NULL);
+	return (int)rc;
 }
 
 int sfsi_remote_head_lines(struct sfs_remote *r, char *out, size_t size)

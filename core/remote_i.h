@@ -237,9 +237,15 @@ enum sfs_status sfsi_remote_range_into(struct sfs_remote *r,
 /* remote.c's side of it: 1 when base is http:// without a proxy nor a
  * user:password (and r is not aborting) */
 int sfsi_remote_plain_http(struct sfs_remote *r);
-/* curl (a CURL *) reset to connect only to url, as every request does */
-void sfsi_remote_connect_only(struct sfs_remote *r, void *curl,
-			      const char *url);
+/*
+ * curl (a CURL *) reset and connected only to url, as every request
+ * connects, its receive buffer buffer_size bytes: libcurl's CURLcode.
+ * The connect ends, as a request's transfer does, at an abort, at
+ * *cancel (cancel may be NULL) and, when stop_ends, at the cut.
+ */
+int sfsi_remote_connect_only(struct sfs_remote *r, void *curl, const char *url,
+			     long buffer_size, const int *cancel,
+			     int stop_ends);
 /* the credentials' and origin's header lines, each ended by CRLF, into
  * out: their length, or -1 when they do not fit */
 int sfsi_remote_head_lines(struct sfs_remote *r, char *out, size_t size);

@@ -327,10 +327,9 @@ static int connection(struct rx *x, struct sfsi_curl_pool *pool,
 		return 0;
 	}
 	*reused = 0;
-	sfsi_remote_connect_only(x->r, x->c, url);
 	/* each recv as large as the room it is given (libcurl's cap) */
-	curl_easy_setopt(x->c, CURLOPT_BUFFERSIZE, (long)RECV_MAX);
-	rc = curl_easy_perform(x->c);
+	rc = (CURLcode)sfsi_remote_connect_only(x->r, x->c, url, (long)RECV_MAX,
+						x->cancel, x->stop_ends);
 	if (rc == CURLE_OK)
 		rc = curl_easy_getinfo(x->c, CURLINFO_ACTIVESOCKET, &x->fd);
 	if (rc == CURLE_OK && x->fd == CURL_SOCKET_BAD)

@@ -6,7 +6,8 @@
  * length, 200, 404, a head too long) is left to the normal request
  * (other) with nothing put; a body cut off or stalled fails as libcurl's
  * transfer does (SFS_UNAVAILABLE, the server noted down, within the
- * timeout); a kept connection the server closed is asked on a new one.
+ * timeout); a kept connection the server closed is asked on a new one;
+ * a connect the server does not answer ends at the front end's stop.
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -441,6 +442,99 @@ static void test_cancel_ends_a_stall(void)
 	tear_down(&s);
 }
 
+/* A connection to port (host order) waits for the server's SYN-ACK. */
+static int syn_sent_to(int port)
+{
+	char line[512], rem[32];
+	unsigned st;
+	FILE *f = fopen("/proc/net/tcp", "r");
+	int found = 0;
+
+	if (!f)
+		return 0;
+	snprintf(rem, sizeof(rem), "0100007F:%04X", (unsigned)port);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, rem) &&
+			sscanf(strstr(line, rem) + strlen(rem), " %x", &st) ==
+				1 &&
+			st == 2; /* TCP_SYN_SENT */
+	fclose(f);
+	return found;
+}
+
+/* A range asked on a thread: its status once done is set. */
+struct asking {
+	struct sfs_remote *r;
+	struct sfsi_curl_pool *pool;
+	struct dest *d;
+	enum sfs_status st;
+	int done;
+};
+
+static void *asking_run(void *arg)
+{
+	struct asking *a = arg;
+	int other;
+
+	a->st = ask(a->r, a->pool, 0, a->d, &other);
+	__atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * A server whose listen backlog is full drops a new connection's SYNs:
+ * the connect waits (CONNECTTIMEOUT, the timeout of 600 s) until the
+ * front end's stop cuts it, as a request's transfer: SFS_UNAVAILABLE
+ * soon after the cut, the server not noted down.
+ */
+static void test_stop_ends_a_connect(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	struct asking a = { 0 };
+	struct setup s;
+	pthread_t t;
+	int filler, port, i;
+	int64_t t0;
+
+	/* opened while the stand-in answers (the open asks it) */
+	set_up(&s, PLAIN, 600);
+	__atomic_store_n(&s.f.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(s.t, NULL);
+	/* then a backlog of 0, filled by one connection never accepted */
+	REQUIRE(!listen(s.f.fd, 0) &&
+		!getsockname(s.f.fd, (struct sockaddr *)&sa, &len));
+	port = ntohs(sa.sin_port);
+	filler = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(filler >= 0 &&
+		!connect(filler, (struct sockaddr *)&sa, sizeof(sa)));
+	a.r = s.r;
+	a.pool = &s.pool;
+	a.d = s.d;
+	REQUIRE(pthread_create(&t, NULL, asking_run, &a) == 0);
+	/* the cut only once the connect waits (before, it is not sent) */
+	for (i = 0; i < 2000 && !syn_sent_to(port); i++)
+		poll(NULL, 0, 10);
+	CHECK(i < 2000);
+	sfsi_remote_stopping(s.r, 1);
+	t0 = now_ms();
+	while (!__atomic_load_n(&a.done, __ATOMIC_SEQ_CST) &&
+	       now_ms() - t0 < 20000)
+		poll(NULL, 0, 10);
+	CHECK(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST));
+	/* if not cut: the listener closed answers the next SYN's resend
+	 * with a reset, so the thread ends anyway */
+	close(s.f.fd);
+	pthread_join(t, NULL);
+	CHECK_ST(a.st, SFS_UNAVAILABLE);
+	CHECK(s.d->len == 0);
+	CHECK(!sfsi_remote_down(s.r));
+	close(filler);
+	sfsi_curl_pool_release(&s.pool);
+	sfs_remote_close(s.r);
+	free(s.d);
+}
+
 /*
  * A kept connection the server closed (after its answer, without a
  * word; or saying Connection: close): the next range goes on a new one.
@@ -477,5 +571,6 @@ int main(void)
 	RUN(test_stalled_body_ends_at_the_timeout);
 	RUN(test_cancel_ends_a_stall);
 	RUN(test_closed_connection_not_reused);
+	RUN(test_stop_ends_a_connect);
 	return th_report();
 }
