@@ -321,13 +321,15 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 							       : r->timeout_s);
 	/*
 	 * A stall ends a transfer after the timeout (no byte for that
-	 * long), whatever its size; a request that sends no file's bytes
-	 * must also be answered within twice the timeout. One that sends
-	 * a file (q->fd: a PUT of content, or a form's part) has no bound
-	 * on its whole: a large one on a slow link takes as long as it
-	 * takes. A request given its own bound (the change feed's long
-	 * poll, silent while nothing changes) has only that one, and so
-	 * has one given a stall bound of its own (stall_s).
+	 * long), whatever its size; a request with a small answer must
+	 * also be answered within twice the timeout. One that moves a
+	 * file's bytes has no bound on its whole: it sends them (q->fd: a
+	 * PUT of content, or a form's part) or receives them into a sink
+	 * (a block's Range GET, as remote_range.c's), and a large one on a
+	 * slow link takes as long as it takes while bytes arrive. A
+	 * request given its own bound (the change feed's long poll, silent
+	 * while nothing changes) has only that one, and so has one given a
+	 * stall bound of its own (stall_s).
 	 */
 	if (q->stall_s || !q->timeout_s) {
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -336,7 +338,8 @@ static void set_transfer(struct sfs_remote *r, CURL *c,
 			(long)(q->stall_s ? q->stall_s : r->timeout_s));
 	}
 	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-			 q->fd >= 0 || q->source || q->stall_s
+			 q->fd >= 0 || q->source || q->stall_s ||
+					 (q->sink && !q->timeout_s)
 				 ? 0L
 				 : (long)(q->timeout_s ? q->timeout_s
 						       : 2 * r->timeout_s));

@@ -28,13 +28,12 @@ struct rx {
 	struct sfs_remote *r;
 	CURL *c;
 	curl_socket_t fd;
-	int64_t deadline_ms; /* the whole request's: twice the timeout */
-	int64_t stall_ms;    /* no byte for this long ends it */
-	int64_t last_ms;     /* when a byte last moved */
-	const int *cancel;   /* the request's cancel flag, or NULL */
-	int stop_ends;	     /* the request's: it ends at the cut too */
-	CURLcode rc;	     /* why the exchange failed (FAILED) */
-	int put_st;	     /* what put said (PUT_STOPPED) */
+	int64_t stall_ms;  /* no byte for this long ends it */
+	int64_t last_ms;   /* when a byte last moved */
+	const int *cancel; /* the request's cancel flag, or NULL */
+	int stop_ends;	   /* the request's: it ends at the cut too */
+	CURLcode rc;	   /* why the exchange failed (FAILED) */
+	int put_st;	   /* what put said (PUT_STOPPED) */
 };
 
 /* How an exchange ended, besides 0 (the range received whole). */
@@ -57,8 +56,8 @@ static int64_t now_ms(void)
 
 /*
  * Wait until the socket is ready for events: 0, or -1 with x->rc (the
- * codes libcurl's own transfer ends with: a stall or the whole bound
- * is a timeout, an abort the callback's).
+ * codes libcurl's own transfer ends with: a stall is a timeout, an
+ * abort the callback's).
  */
 static int wait_sock(struct rx *x, short events)
 {
@@ -75,8 +74,6 @@ static int wait_sock(struct rx *x, short events)
 		}
 		now = now_ms();
 		left = x->last_ms + x->stall_ms - now;
-		if (x->deadline_ms - now < left)
-			left = x->deadline_ms - now;
 		if (left <= 0) {
 			x->rc = CURLE_OPERATION_TIMEDOUT;
 			return -1;
@@ -444,7 +441,12 @@ enum sfs_status sfsi_remote_range_into(struct sfs_remote *r,
 		*other = 1;
 		return SFS_OK;
 	}
-	x.deadline_ms = now_ms() + 2000 * (int64_t)sfsi_remote_timeout(r);
+	/*
+	 * Bounded as the normal request's block GET (remote.c set_transfer):
+	 * connecting by the timeout, then only a stall (no byte for the
+	 * timeout); no bound on the whole, a 16 MiB range on a slow but
+	 * steady link takes as long as it takes.
+	 */
 	x.stall_ms = 1000 * (int64_t)sfsi_remote_timeout(r);
 	/* a kept connection the server had closed: once more on a new one */
 	for (tries = 0; ret == STALE && tries < 2; tries++)
